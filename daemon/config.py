@@ -1,0 +1,306 @@
+"""Configuration (SPEC §6): one TOML file, overridden by OUTBOXD_SECTION__KEY.
+
+Load → environment overrides → schema validation → logical checks, in this
+one place; every problem becomes a ConfigError that names the key, the value
+and what is allowed, so the daemon never starts on a half-understood config.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from daemon.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("/etc/outboxd/config.toml")
+ENV_PREFIX = "OUTBOXD_"
+
+# Labels such as "Invoice number: 1001", "Invoice no. 1001", "Fakturanummer 1001",
+# "Fakturanr: 1001"; the group is the id.
+DEFAULT_PDF_ID_PATTERN = (
+    r"(?i)(?:invoice\s*(?:number|no\.?|nr\.?|#)|fakturanummer|fakturanr\.?)"
+    r"\s*[:#]?\s*([A-Za-z0-9][A-Za-z0-9._/-]*[A-Za-z0-9])"
+)
+# The six attachment formats Peppol BIS Billing 3.0 allows.
+PEPPOL_TYPES = ["pdf", "png", "jpeg", "csv", "xlsx", "ods"]
+KNOWN_TYPES = {"pdf", "tiff", "png", "jpeg", "gif", "bmp", "webp", "csv", "text",
+               "xlsx", "ods", "docx"}
+
+Seconds = float
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class OutboxConfig(Section):
+    path: Path
+    invoice_patterns: list[str] = ["*.xml", "*.pdf"]
+    ignore_patterns: list[str] = []
+    sidecar_suffix: str = ""
+    completion: Literal["settle", "marker"] = "settle"
+    settle_seconds: Seconds = Field(5.0, ge=0)
+    marker_suffix: str = Field(".ready", min_length=1)
+    watch: Literal["auto", "inotify", "polling"] = "auto"
+    poll_interval_seconds: Seconds = Field(2.0, gt=0)
+    rescan_seconds: Seconds = Field(60.0, gt=0)
+
+
+class PathsConfig(Section):
+    sent: Path | None = None  # default: sent/ beside the outbox
+    quarantine: Path | None = None  # default: quarantine/ beside the outbox
+    processing: Path | None = None  # default: OUTBOX/.outboxd/processing
+    state_dir: Path = Path("/var/lib/outboxd")
+
+
+class InvoicesConfig(Section):
+    pdf_id_pattern: str = DEFAULT_PDF_ID_PATTERN
+
+    @model_validator(mode="after")
+    def _one_group(self) -> InvoicesConfig:
+        import re
+        try:
+            groups = re.compile(self.pdf_id_pattern).groups
+        except re.error as exc:
+            raise ValueError(f"pdf_id_pattern is not a valid regular expression: {exc}") from None
+        if groups != 1:
+            raise ValueError(f"pdf_id_pattern must have exactly one group, it has {groups}")
+        return self
+
+
+class AttachmentsConfig(Section):
+    default_document_type: str = Field("Attachment", min_length=1)
+    document_types: list[str] | None = None
+
+
+class ValidationConfig(Section):
+    channel: Literal["e-invoice", "external-print", "original-print"] = "e-invoice"
+    allowed_types: list[str] = PEPPOL_TYPES
+    max_attachment_bytes: int = Field(5_000_000, gt=0)
+    max_image_pixels: int = Field(89_478_485, gt=0)
+    convert_images: bool = False
+
+    @model_validator(mode="after")
+    def _known_types(self) -> ValidationConfig:
+        unknown = [t for t in self.allowed_types if t not in KNOWN_TYPES]
+        if unknown:
+            raise ValueError(f"allowed_types has unknown types {unknown}; "
+                             f"known: {sorted(KNOWN_TYPES)}")
+        return self
+
+
+class PolicyConfig(Section):
+    unattached: Literal["warn", "quarantine", "hold", "send"] = "warn"
+    attachment_wait_seconds: Seconds = Field(300.0, ge=0)
+    invalid: Literal["quarantine", "hold"] = "quarantine"
+    duplicates: Literal["quarantine", "send"] = "quarantine"
+
+
+class DeliveryConfig(Section):
+    transport: Literal["http", "directory"] = "http"
+    url: str | None = None
+    target: Path | None = None
+    safe_filenames: bool = True
+    timeout_seconds: Seconds = Field(60.0, gt=0)
+    connect_timeout_seconds: Seconds = Field(5.0, gt=0)
+    concurrency: int = Field(4, ge=1, le=64)
+    verify: bool | str = True
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    token: SecretStr | None = None
+    token_file: Path | None = None
+    retry_base_seconds: Seconds = Field(1.0, gt=0)
+    retry_max_seconds: Seconds = Field(300.0, gt=0)
+
+    @model_validator(mode="after")
+    def _target_given(self) -> DeliveryConfig:
+        if self.transport == "http":
+            if not self.url:
+                raise ValueError("url is required for transport = \"http\"")
+            if not self.url.startswith(("http://", "https://")):
+                raise ValueError(f"url must start with http:// or https://, not {self.url!r}")
+        if self.transport == "directory" and self.target is None:
+            raise ValueError("target is required for transport = \"directory\"")
+        return self
+
+    def bearer_token(self) -> str | None:
+        """The token from `token`, else from `token_file` (whitespace stripped)."""
+        if self.token is not None:
+            return self.token.get_secret_value()
+        if self.token_file is not None:
+            try:
+                return self.token_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"[delivery] token_file = \"{self.token_file}\": cannot be "
+                                  f"read ({exc.strerror}) — check the path and permissions")
+        return None
+
+
+class LogConfig(Section):
+    format: Literal["auto", "json", "console"] = "auto"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class ServiceConfig(Section):
+    shutdown_grace_seconds: Seconds = Field(20.0, ge=0)
+
+
+SECTIONS = ("outbox", "paths", "invoices", "attachments", "validation", "policy",
+            "delivery", "log", "service")
+
+
+class _EnvOverrides(PydanticBaseSettingsSource):
+    """OUTBOXD_<SECTION>__<KEY> for known sections; every other variable is ignored.
+
+    pydantic-settings' own env source would also pick up or reject variables
+    such as OUTBOXD_FOO; the contract says those are ignored, so we pick the
+    variables ourselves. Values are strings (lists as JSON); pydantic coerces.
+    """
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        import json
+        out: dict[str, dict[str, Any]] = {}
+        for name, value in os.environ.items():
+            if not name.upper().startswith(ENV_PREFIX) or "__" not in name:
+                continue
+            section, _, key = name[len(ENV_PREFIX):].partition("__")
+            section, key = section.lower(), key.lower()
+            if section not in SECTIONS or not key:
+                continue
+            parsed: Any = value
+            if value.strip().startswith("["):
+                try:
+                    parsed = json.loads(value)
+                except ValueError:
+                    pass
+            out.setdefault(section, {})[key] = parsed
+        return out
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="forbid")
+
+    outbox: OutboxConfig
+    paths: PathsConfig = PathsConfig()
+    invoices: InvoicesConfig = InvoicesConfig()
+    attachments: AttachmentsConfig = AttachmentsConfig()
+    validation: ValidationConfig = ValidationConfig()
+    policy: PolicyConfig = PolicyConfig()
+    delivery: DeliveryConfig
+    log: LogConfig = LogConfig()
+    service: ServiceConfig = ServiceConfig()
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings],
+                                   init_settings: PydanticBaseSettingsSource,
+                                   *_: PydanticBaseSettingsSource,
+                                   **__: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # First wins: environment over the TOML file (passed as init values).
+        return (_EnvOverrides(settings_cls), init_settings)
+
+    # Derived paths: the defaults sit beside the outbox, where the people who
+    # use the share can see what was sent and what was quarantined.
+    @property
+    def sent_dir(self) -> Path:
+        return self.paths.sent or self.outbox.path.parent / "sent"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.paths.quarantine or self.outbox.path.parent / "quarantine"
+
+    @property
+    def processing_dir(self) -> Path:
+        return self.paths.processing or self.outbox.path / ".outboxd" / "processing"
+
+    @property
+    def journal_path(self) -> Path:
+        return self.paths.state_dir / "journal.sqlite3"
+
+    def masked(self) -> dict[str, Any]:
+        """The effective configuration for printing: secrets never shown."""
+        data = self.model_dump(mode="json")
+        if data["delivery"].get("token"):
+            data["delivery"]["token"] = "********"
+        data["paths"].update(sent=str(self.sent_dir), quarantine=str(self.quarantine_dir),
+                             processing=str(self.processing_dir))
+        return data
+
+
+def config_path(cli_value: str | None) -> Path:
+    if cli_value:
+        return Path(cli_value)
+    if os.environ.get("OUTBOXD_CONFIG"):
+        return Path(os.environ["OUTBOXD_CONFIG"])
+    return DEFAULT_CONFIG_PATH
+
+
+def _describe(err: dict[str, Any], raw: dict[str, Any]) -> str:
+    loc = [str(p) for p in err["loc"]]
+    section, key = (loc[0], ".".join(loc[1:])) if loc else ("", "")
+    where = f"[{section}] {key}".strip() if key else (f"[{section}]" if section else "config")
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        known = _known_keys(section) if key else list(SECTIONS)
+        what = "key" if key else "section"
+        return f"{where}: unknown {what}; allowed: {', '.join(known)}"
+    if err["type"] == "missing":
+        return f"{where}: required but not set"
+    value = err.get("input")
+    if key and not isinstance(value, dict):
+        return f"{where} = {value!r}: {msg}"
+    return f"{where}: {msg}"
+
+
+def _known_keys(section: str) -> list[str]:
+    field = Settings.model_fields.get(section)
+    model = field.annotation if field else None
+    return list(getattr(model, "model_fields", {}))
+
+
+def load_settings(path: Path) -> Settings:
+    """Read, override, validate. Raises ConfigError naming every bad key."""
+    # pydantic-settings skips a missing TOML file silently; a daemon must not.
+    if not path.is_file():
+        raise ConfigError(f"configuration file {path} does not exist — pass -c FILE, set "
+                          "OUTBOXD_CONFIG, or create it (see config.example.toml)")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    try:
+        settings = Settings(**raw)
+    except ValidationError as exc:
+        raise ConfigError([_describe(e, raw) for e in exc.errors()], source=str(path)) from None
+    outbox = settings.outbox.path
+    if not outbox.is_dir():
+        raise ConfigError(f"[outbox] path = \"{outbox}\": the outbox does not exist or is not "
+                          "a folder — is a mount missing? Create it or fix the path",
+                          source=str(path))
+    return settings
+
+
+def prepare_folders(settings: Settings) -> None:
+    """Create the folders the daemon writes to (the outbox itself must exist)."""
+    for folder in (settings.sent_dir, settings.quarantine_dir, settings.processing_dir,
+                   settings.paths.state_dir):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create {folder}: {exc.strerror} — create it or fix "
+                              "[paths]") from None

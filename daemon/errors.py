@@ -1,0 +1,87 @@
+"""The one exception tree of outboxd.
+
+Errors of the libraries underneath (OSError, pypdf, Pillow, httpx, sqlite3,
+pydantic) are translated into these kinds at the edge of the module that
+calls them, so the pipeline only ever decides on *our* kinds:
+
+    OutboxdError
+    ├── ConfigError          bad or missing configuration: exit 2, no start
+    ├── UsageError           a command line that cannot be carried out: exit 2
+    ├── InputError           one input file breaks a rule (names file, rule, fix)
+    │   └── HostileInput     XML with entities/DTDs, links, FIFOs, devices
+    ├── DeliveryError        the receiver did not take a bundle
+    │   ├── Retryable        408/409/425/429/5xx, timeouts, connection errors
+    │   ├── Paused           401/403/404: a configuration problem on our side
+    │   └── Rejected         other 4xx: the receiver refuses this bundle
+    ├── ClaimLost            another daemon (or a person) took the files first
+    └── JournalError         the state database cannot be used
+"""
+
+from __future__ import annotations
+
+
+class OutboxdError(Exception):
+    """Base of every error outboxd raises on purpose."""
+
+
+class ConfigError(OutboxdError):
+    """The configuration cannot be used; carries every problem found, one per line."""
+
+    def __init__(self, problems: list[str] | str, source: str | None = None) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        self.source = source
+        where = f"{source}: " if source else ""
+        super().__init__(where + "; ".join(self.problems))
+
+
+class UsageError(OutboxdError):
+    """The command line asks for something that cannot be done."""
+
+
+class InputError(OutboxdError):
+    """An input file breaks a rule.
+
+    ``code`` is stable (it lands in reason.json); ``file`` is the path relative
+    to the outbox; ``message`` says the rule and the fix.
+    """
+
+    def __init__(self, code: str, file: str, message: str) -> None:
+        self.code = code
+        self.file = file
+        self.message = message
+        super().__init__(f"{file}: {message}")
+
+
+class HostileInput(InputError):
+    """Input that tries to make us expand, fetch, follow or open something."""
+
+
+class DeliveryError(OutboxdError):
+    """The receiver did not accept a bundle; ``status`` is None for network faults."""
+
+    def __init__(self, message: str, status: int | None = None, body: str = "",
+                 retry_after: float | None = None) -> None:
+        self.status = status
+        self.body = body
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class Retryable(DeliveryError):
+    """Try again later with backoff; nothing is dropped."""
+
+
+class Paused(DeliveryError):
+    """401/403/404: our URL or credentials are wrong; pause, do not quarantine."""
+
+
+class Rejected(DeliveryError):
+    """The receiver refuses this bundle for good: quarantine it."""
+
+
+class ClaimLost(OutboxdError):
+    """The files vanished or changed under us while claiming."""
+
+
+class JournalError(OutboxdError):
+    """The SQLite journal cannot be opened or written."""
