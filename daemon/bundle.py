@@ -1,0 +1,92 @@
+"""The data a bundle is made of, shared by every stage of the pipeline.
+
+Plain frozen dataclasses: the stages pass them along and never mutate them,
+so a bundle read before the claim can be compared with one read after it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+Severity = Literal["error", "warning"]
+InvoiceFormat = Literal["ubl", "svefaktura", "pdf", "other"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One error or warning about a bundle: a stable code, the file, the rule and the fix."""
+
+    code: str
+    file: str  # relative to the outbox, e.g. "INV-1001/scan.tif"
+    message: str
+    severity: Severity = "error"
+    invoice_id: str | None = None
+
+    def line(self) -> str:
+        return f"{self.file}: {self.message}"
+
+
+@dataclass(frozen=True)
+class InvoiceFile:
+    path: Path  # where it is now (outbox or processing)
+    name: str  # name on disk
+    size: int
+    sha256: str
+    format: InvoiceFormat
+    invoice_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Attachment:
+    path: Path  # where it is now
+    rel: str  # relative to the outbox, for messages
+    original_name: str
+    invoice_id: str
+    size: int
+    sha256: str
+    document_type: str
+    note: str = ""
+    # Filled in by validation, which is where the content is sniffed.
+    content_type: str = "application/octet-stream"
+    pages: int | None = None
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """An invoice file, its sidecar (maybe absent) and the attachments matched to it."""
+
+    invoice_file: InvoiceFile
+    sidecar: Path | None
+    attachments: tuple[Attachment, ...]
+    channel: str
+    findings: tuple[Finding, ...] = field(default=())
+
+    @property
+    def name(self) -> str:
+        """The bundle's NAME: the invoice file's stem."""
+        return Path(self.invoice_file.name).stem
+
+    @property
+    def invoice_ids(self) -> tuple[str, ...]:
+        return self.invoice_file.invoice_ids
+
+    def attachments_of(self, invoice_id: str) -> tuple[Attachment, ...]:
+        return tuple(a for a in self.attachments if a.invoice_id == invoice_id)
+
+    @property
+    def unattached_ids(self) -> tuple[str, ...]:
+        return tuple(i for i in self.invoice_ids if not self.attachments_of(i))
+
+    @property
+    def errors(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity == "error")
+
+    @property
+    def warnings(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity == "warning")
+
+    def with_findings(self, more: list[Finding] | tuple[Finding, ...]) -> Bundle:
+        return Bundle(self.invoice_file, self.sidecar, self.attachments, self.channel,
+                      self.findings + tuple(more))

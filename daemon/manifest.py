@@ -1,0 +1,108 @@
+"""The manifest and the bundle id (SPEC §5.1): what the receiver is told.
+
+The bundle id is a pure function of content (invoice hash, attachment ids,
+names, hashes, types, notes), so retries, restarts and a second daemon all
+compute the same Idempotency-Key, and a receiver can recompute it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from daemon.bundle import Attachment, Bundle, Finding
+
+MANIFEST_VERSION = 1
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def canonical_input(invoice_sha256: str,
+                    attachments: Iterable[Sequence[str]]) -> str:
+    """The canonical JSON the bundle id hashes; rows are [id, name, sha256, type, note]."""
+    return json.dumps({"invoice_sha256": invoice_sha256,
+                       "attachments": [list(row) for row in attachments]},
+                      sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def compute_bundle_id(invoice_sha256: str, attachments: Iterable[Sequence[str]]) -> str:
+    data = canonical_input(invoice_sha256, attachments).encode("utf-8")
+    return hashlib.sha256(data).hexdigest()
+
+
+def ordered_attachments(bundle: Bundle) -> list[Attachment]:
+    """Manifest order: invoices as the file holds them, then original name (code points)."""
+    out: list[Attachment] = []
+    for invoice_id in bundle.invoice_ids:
+        out.extend(sorted(bundle.attachments_of(invoice_id), key=lambda a: a.original_name))
+    return out
+
+
+def bundle_id_of(bundle: Bundle) -> str:
+    rows = [[a.invoice_id, a.original_name, a.sha256, a.document_type, a.note or ""]
+            for a in ordered_attachments(bundle)]
+    return compute_bundle_id(bundle.invoice_file.sha256, rows)
+
+
+def bundle_id_from_manifest(manifest: dict[str, Any]) -> str:
+    """What a receiver does: recompute the id from the manifest it was sent."""
+    rows = [[inv["id"], att["original_name"], att["sha256"], att["document_type"],
+             att.get("note") or ""]
+            for inv in manifest["invoices"] for att in inv["attachments"]]
+    return compute_bundle_id(manifest["invoice_file"]["sha256"], rows)
+
+
+def safe_filename(name: str) -> str:
+    """Fold a name to ASCII letters, digits, '-', '_' and '.' for picky receivers.
+
+    'Tidrapport oktober.pdf' -> 'Tidrapport_oktober.pdf', 'Å' -> 'A'.
+    """
+    decomposed = unicodedata.normalize("NFKD", name)
+    ascii_only = decomposed.encode("ascii", "ignore").decode("ascii")
+    folded = _UNSAFE.sub("_", ascii_only).strip("_")
+    return folded if folded.strip(".") else "file"
+
+
+def utc_now_iso() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def build_manifest(bundle: Bundle, *, safe_filenames: bool = True,
+                   warnings: Sequence[Finding] = (),
+                   created_at: str | None = None) -> dict[str, Any]:
+    """The manifest as SPEC §5.1 shows it; parts are numbered in manifest order."""
+    def sent_name(name: str) -> str:
+        return safe_filename(name) if safe_filenames else name
+
+    inv = bundle.invoice_file
+    part = 0
+    invoices: list[dict[str, Any]] = []
+    for invoice_id in bundle.invoice_ids:
+        entries = []
+        for a in sorted(bundle.attachments_of(invoice_id), key=lambda a: a.original_name):
+            part += 1
+            entry: dict[str, Any] = {
+                "part": f"attachment-{part}", "name": sent_name(a.original_name),
+                "original_name": a.original_name, "size": a.size, "sha256": a.sha256,
+                "content_type": a.content_type, "document_type": a.document_type,
+                "note": a.note,
+            }
+            if a.pages is not None:
+                entry["pages"] = a.pages
+            entries.append(entry)
+        invoices.append({"id": invoice_id, "attachments": entries})
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "bundle_id": bundle_id_of(bundle),
+        "created_at": created_at or utc_now_iso(),
+        "channel": bundle.channel,
+        "invoice_file": {"name": sent_name(inv.name), "original_name": inv.name,
+                         "size": inv.size, "sha256": inv.sha256, "format": inv.format},
+        "invoices": invoices,
+        "warnings": [{"code": w.code, "invoice_id": w.invoice_id, "file": w.file,
+                      "message": w.message} for w in warnings],
+    }

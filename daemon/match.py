@@ -1,0 +1,208 @@
+"""Match: build a Bundle from an invoice file and its sidecar folder (SPEC §1.3).
+
+Structure only — which file belongs to which invoice, with which document
+type and note. What the files contain is validation's job. Nothing here
+opens a file that is not a regular file (lstat first, then fsops).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from daemon.bundle import Attachment, Bundle, Finding, InvoiceFile
+from daemon.config import Settings
+from daemon.errors import InputError
+from daemon.fsops import hash_file, kind_of
+from daemon.invoices import InvoiceRead, read_invoice_file
+from daemon.names import fold_key, folder_name_for_id, is_ignored, name_problem, stem
+from daemon.scan import Candidate
+
+MANIFEST_NAME = "attachments.toml"
+CHANNELS = ("e-invoice", "external-print", "original-print")
+
+
+@dataclass
+class _Notes:
+    """attachments.toml of one folder."""
+
+    channel: str | None = None
+    files: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+def _err(code: str, file: str, message: str, invoice_id: str | None = None) -> Finding:
+    return Finding(code, file, message, "error", invoice_id)
+
+
+def _read_notes(folder: Path, rel: str, findings: list[Finding]) -> _Notes:
+    path = folder / MANIFEST_NAME
+    where = f"{rel}/{MANIFEST_NAME}"
+    if not os.path.lexists(path):
+        return _Notes()
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode):
+            findings.append(_err("not-a-file", where, f"is a {kind_of(st.st_mode)} — put a "
+                                 "regular file there"))
+            return _Notes()
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        findings.append(_err("attachments-toml-invalid", where, f"cannot be read as TOML "
+                             f"({exc}) — fix the syntax"))
+        return _Notes()
+    notes = _Notes()
+    for key, value in data.items():
+        if key == "channel" and isinstance(value, str) and value in CHANNELS:
+            notes.channel = value
+        elif key == "channel":
+            findings.append(_err("attachments-toml-invalid", where, f"channel = {value!r} is "
+                                 f"not a channel — use one of {', '.join(CHANNELS)}"))
+        elif key == "files" and isinstance(value, dict):
+            for fname, entry in value.items():
+                bad = [k for k in (entry if isinstance(entry, dict) else {})
+                       if k not in ("type", "note")]
+                if not isinstance(entry, dict) or bad or not all(
+                        isinstance(v, str) for v in entry.values()):
+                    findings.append(_err("attachments-toml-invalid", where, f"[files.{fname!r}] "
+                                         "may only hold type = \"…\" and note = \"…\""))
+                    continue
+                notes.files[fname] = entry
+        else:
+            findings.append(_err("attachments-toml-invalid", where, f"unknown key {key!r} — "
+                                 "allowed: channel, [files.\"NAME\"] with type and note"))
+    return notes
+
+
+def _listdir(folder: Path) -> list[os.DirEntry[str]]:
+    with os.scandir(folder) as it:
+        return sorted(it, key=lambda e: e.name)
+
+
+def _collect(folder: Path, rel: str, invoice_id: str, settings: Settings,
+             findings: list[Finding], allow_subfolders: bool) -> tuple[list[Attachment], _Notes]:
+    """The attachments in one folder, with its attachments.toml applied."""
+    notes = _read_notes(folder, rel, findings)
+    atts: list[Attachment] = []
+    seen: dict[str, str] = {}
+    names: set[str] = set()
+    for e in _listdir(folder):
+        shown = f"{rel}/{e.name}"
+        if e.name == MANIFEST_NAME or is_ignored(e.name, settings.outbox.ignore_patterns):
+            continue
+        problem = name_problem(e.name)
+        if problem:
+            findings.append(_err("bad-name", shown.encode("utf-8", "replace").decode(),
+                                 problem, invoice_id))
+            continue
+        st = e.stat(follow_symlinks=False)
+        if stat.S_ISDIR(st.st_mode):
+            if not allow_subfolders:
+                findings.append(_err("nested-too-deep", shown, "folders nest no deeper than "
+                                     "SIDECAR/INVOICE_ID/ — move the files up", invoice_id))
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            findings.append(_err("not-a-file", shown, f"is a {kind_of(st.st_mode)}, not a "
+                                 "regular file; outboxd never opens or follows it — put the "
+                                 "file itself there", invoice_id))
+            continue
+        key = fold_key(e.name)
+        if key in seen:
+            findings.append(_err("name-collision", shown, f"differs from {seen[key]!r} only in "
+                                 "case or Unicode normalisation — rename one of them",
+                                 invoice_id))
+            continue
+        seen[key] = e.name
+        names.add(e.name)
+        try:
+            size, digest = hash_file(Path(e.path), shown)
+        except InputError as exc:
+            findings.append(_err(exc.code, exc.file, exc.message, invoice_id))
+            continue
+        entry = notes.files.get(e.name, {})
+        doc_type = entry.get("type") or settings.attachments.default_document_type
+        allowed = settings.attachments.document_types
+        if allowed is not None and doc_type not in allowed:
+            findings.append(_err("document-type-not-allowed", shown, f"document type "
+                                 f"{doc_type!r} is not allowed — use one of {allowed}",
+                                 invoice_id))
+        atts.append(Attachment(Path(e.path), shown, e.name, invoice_id, size, digest, doc_type,
+                               entry.get("note", "")))
+    for missing in sorted(set(notes.files) - names):
+        findings.append(_err("attachments-toml-missing-file", f"{rel}/{MANIFEST_NAME}",
+                             f"names {missing!r}, which is not in the folder — add the file or "
+                             "remove its entry", invoice_id))
+    return atts, notes
+
+
+def match_attachments(sidecar: Path, ids: tuple[str, ...], settings: Settings
+                      ) -> tuple[list[Attachment], list[Finding], str | None]:
+    """Attachments per invoice id, structural findings, and the channel override."""
+    findings: list[Finding] = []
+    rel = sidecar.name
+    by_folder: dict[str, str] = {}
+    for invoice_id in ids:
+        folder = folder_name_for_id(invoice_id)
+        if folder in by_folder:
+            findings.append(_err("id-folder-collision", rel, f"invoice ids {by_folder[folder]!r} "
+                                 f"and {invoice_id!r} map to the same folder name {folder!r} — "
+                                 "give the invoices distinct ids"))
+        by_folder.setdefault(folder, invoice_id)
+    single = len(ids) == 1
+    atts: list[Attachment] = []
+    root_atts, root_notes = _collect(sidecar, rel, ids[0], settings, findings,
+                                     allow_subfolders=True)
+    if single:
+        atts.extend(root_atts)
+    else:
+        for a in root_atts:
+            findings.append(_err("orphan-attachment", a.rel, "is in the sidecar root, but this "
+                                 f"file holds several invoices ({', '.join(ids)}) — move it "
+                                 "into the subfolder of its invoice"))
+    channel = root_notes.channel
+    for e in _listdir(sidecar):
+        if not e.is_dir(follow_symlinks=False) or is_ignored(e.name,
+                                                             settings.outbox.ignore_patterns):
+            continue
+        invoice_id = by_folder.get(e.name)
+        if invoice_id is None:
+            findings.append(_err("orphan-attachment", f"{rel}/{e.name}", "names no invoice of "
+                                 f"this file; its invoices are {', '.join(ids)} — rename the "
+                                 "folder to one of those ids"))
+            continue
+        sub, notes = _collect(Path(e.path), f"{rel}/{e.name}", invoice_id, settings, findings,
+                              allow_subfolders=False)
+        atts.extend(sub)
+        channel = channel or notes.channel
+    return atts, findings, channel
+
+
+def assemble(cand: Candidate, settings: Settings) -> Bundle:
+    """Read the invoice file and match its sidecar; every rule broken is a Finding."""
+    findings: list[Finding] = []
+    rel = cand.invoice.name
+    size, digest = hash_file(cand.invoice, rel)
+    try:
+        read = read_invoice_file(cand.invoice, rel, settings.invoices.pdf_id_pattern)
+    except InputError as exc:
+        findings.append(_err(exc.code, exc.file, exc.message))
+        read = InvoiceRead("other", (stem(cand.invoice.name),))
+    inv = InvoiceFile(cand.invoice, cand.invoice.name, size, digest, read.format,
+                      read.invoice_ids)
+    attachments: list[Attachment] = []
+    channel = None
+    sidecar: Path | None = None
+    if os.path.lexists(cand.sidecar):
+        if cand.sidecar.is_symlink() or not cand.sidecar.is_dir():
+            findings.append(_err("not-a-folder", cand.sidecar.name, "the sidecar is not a "
+                                 "folder (a link or a file); outboxd never follows links — "
+                                 "make it a real folder"))
+        else:
+            sidecar = cand.sidecar
+            attachments, more, channel = match_attachments(cand.sidecar, read.invoice_ids,
+                                                           settings)
+            findings.extend(more)
+    return Bundle(inv, sidecar, tuple(attachments), channel or settings.validation.channel,
+                  tuple(findings))

@@ -1,0 +1,79 @@
+"""What a name in the outbox means (SPEC §1.1): invoice file, in-progress, litter.
+
+Pure functions over names, so the scanner, the matcher and `check` agree.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import unicodedata
+from collections.abc import Sequence
+from enum import Enum
+
+# A copy or an editor is still at work on these.
+IN_PROGRESS = ("*.tmp", "*.temp", "*.part", "*.partial", "*.crdownload", "*.swp",
+               "~$*", ".~lock.*#", ".syncthing.*.tmp")
+# Desktop litter: never an invoice or attachment, never an error.
+LITTER = ("Thumbs.db", "desktop.ini", ".DS_Store", "._*", ".*")
+
+# Characters that cannot stand in a folder name on Windows or Linux.
+_FOLDER_UNSAFE = set('/\\:*?"<>|')
+
+
+class NameKind(Enum):
+    IN_PROGRESS = "in-progress"
+    LITTER = "litter"
+    OTHER = "other"
+
+
+def _match(name: str, patterns: Sequence[str]) -> bool:
+    # fnmatchcase: Windows clients write any case, but the contract's patterns
+    # are lower case extensions, so compare case-insensitively.
+    low = name.lower()
+    return any(fnmatch.fnmatchcase(low, p.lower()) for p in patterns)
+
+
+def classify(name: str, ignore_patterns: Sequence[str] = ()) -> NameKind:
+    """The more specific kind wins: in-progress before litter before anything else."""
+    if _match(name, IN_PROGRESS):
+        return NameKind.IN_PROGRESS
+    if _match(name, LITTER) or _match(name, ignore_patterns):
+        return NameKind.LITTER
+    return NameKind.OTHER
+
+
+def is_ignored(name: str, ignore_patterns: Sequence[str] = ()) -> bool:
+    return classify(name, ignore_patterns) is not NameKind.OTHER
+
+
+def is_invoice_name(name: str, invoice_patterns: Sequence[str],
+                    ignore_patterns: Sequence[str] = ()) -> bool:
+    return not is_ignored(name, ignore_patterns) and _match(name, invoice_patterns)
+
+
+def stem(name: str) -> str:
+    dot = name.rfind(".")
+    return name[:dot] if dot > 0 else name
+
+
+def folder_name_for_id(invoice_id: str) -> str:
+    """An invoice id as a folder name: unsafe and control characters become '_'."""
+    return "".join("_" if c in _FOLDER_UNSAFE or ord(c) < 32 or ord(c) == 127 else c
+                   for c in invoice_id)
+
+
+def name_problem(name: str) -> str | None:
+    """Why a name on disk cannot be used, or None. Names come from os.listdir (str)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        # Undecodable bytes arrive as lone surrogates (surrogateescape).
+        return "the name is not valid UTF-8 — rename the file"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "the name holds control characters — rename the file"
+    return None
+
+
+def fold_key(name: str) -> str:
+    """Names that differ only in case or Unicode normalisation fold to one key."""
+    return unicodedata.normalize("NFC", name).casefold()

@@ -1,0 +1,115 @@
+"""Scan: list the outbox as it is now (the folder is the truth, events are hints).
+
+Lists invoice files and their sidecars, and takes the snapshot (names,
+sizes, modification times) that settling compares. Never follows a link,
+never opens anything: only lstat.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from daemon.config import OutboxConfig
+from daemon.names import NameKind, classify, is_invoice_name, stem
+
+# Sidecars nest no deeper than SIDECAR/INVOICE_ID/FILE; a little deeper is
+# still watched for settling so that a mistaken deeper copy is noticed.
+SNAPSHOT_DEPTH = 4
+
+Entry = tuple[str, str, int, int]  # relative path, kind, size, mtime_ns
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An invoice file in the outbox root, with where its sidecar and marker would be."""
+
+    name: str  # NAME: the invoice file's stem
+    invoice: Path
+    sidecar: Path  # may not exist
+    marker: Path  # may not exist; only used when completion = "marker"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    entries: tuple[Entry, ...]
+    busy: bool  # an in-progress name inside the sidecar: a copy is still at work
+
+    @property
+    def has_sidecar(self) -> bool:
+        return len(self.entries) > 1
+
+
+@dataclass(frozen=True)
+class Listing:
+    candidates: dict[str, Candidate]  # by invoice file name
+    others: tuple[str, ...]  # root files that are neither invoices nor ignored
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISREG(mode):
+        return "f"
+    if stat.S_ISDIR(mode):
+        return "d"
+    return "x"  # link, FIFO, socket, device: validation reports it
+
+
+def list_outbox(cfg: OutboxConfig) -> Listing:
+    candidates: dict[str, Candidate] = {}
+    others: list[str] = []
+    root = cfg.path
+    with os.scandir(root) as it:
+        entries = sorted(it, key=lambda e: e.name)
+    for e in entries:
+        if e.is_dir(follow_symlinks=False):
+            continue
+        if classify(e.name, cfg.ignore_patterns) is not NameKind.OTHER:
+            continue
+        if is_invoice_name(e.name, cfg.invoice_patterns, cfg.ignore_patterns) \
+                and e.is_file(follow_symlinks=False):
+            name = stem(e.name)
+            candidates[e.name] = Candidate(name, root / e.name, root / (name + cfg.sidecar_suffix),
+                                           root / (name + cfg.marker_suffix))
+        elif not e.name.endswith(cfg.marker_suffix) and not e.name.endswith(".errors.txt"):
+            others.append(e.name)
+    return Listing(candidates, tuple(others))
+
+
+def _walk(folder: Path, rel: str, depth: int, cfg: OutboxConfig) -> Iterator[tuple[Entry, bool]]:
+    try:
+        with os.scandir(folder) as it:
+            children = sorted(it, key=lambda e: e.name)
+    except OSError:
+        return
+    for e in children:
+        busy = classify(e.name, cfg.ignore_patterns) is NameKind.IN_PROGRESS
+        st = e.stat(follow_symlinks=False)
+        kind = _kind(st.st_mode)
+        child_rel = f"{rel}/{e.name}"
+        yield (child_rel, kind, st.st_size if kind == "f" else 0, st.st_mtime_ns), busy
+        if kind == "d" and depth < SNAPSHOT_DEPTH:
+            yield from _walk(Path(e.path), child_rel, depth + 1, cfg)
+
+
+def snapshot(cand: Candidate, cfg: OutboxConfig) -> Snapshot | None:
+    """What settling compares; None if the invoice file is gone."""
+    try:
+        st = os.lstat(cand.invoice)
+    except FileNotFoundError:
+        return None
+    entries: list[Entry] = [(cand.invoice.name, _kind(st.st_mode), st.st_size, st.st_mtime_ns)]
+    busy = False
+    if cfg.completion == "marker":
+        try:
+            mst = os.lstat(cand.marker)
+            entries.append((cand.marker.name, _kind(mst.st_mode), mst.st_size, mst.st_mtime_ns))
+        except FileNotFoundError:
+            pass
+    if cand.sidecar.is_dir() and not cand.sidecar.is_symlink():
+        for entry, in_progress in _walk(cand.sidecar, cand.sidecar.name, 1, cfg):
+            entries.append(entry)
+            busy = busy or in_progress
+    return Snapshot(tuple(entries), busy)

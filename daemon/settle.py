@@ -1,0 +1,43 @@
+"""Settle: a bundle is ready when nothing in it has changed for settle_seconds.
+
+"Close-write" does not mean "done": scanners and SMB copies close and
+reopen files, so only a snapshot (names, sizes, mtimes) that stays the same
+for the whole period counts, and any change restarts the clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from daemon.scan import Snapshot
+
+
+@dataclass
+class _Seen:
+    snapshot: Snapshot
+    since: float  # monotonic time the snapshot last changed
+
+
+class SettleTracker:
+    def __init__(self, settle_seconds: float) -> None:
+        self.settle_seconds = settle_seconds
+        self._seen: dict[str, _Seen] = {}
+
+    def observe(self, key: str, snap: Snapshot, now: float) -> bool:
+        """Record what key looks like now; True once it has been still long enough."""
+        seen = self._seen.get(key)
+        if seen is None or seen.snapshot != snap:
+            self._seen[key] = _Seen(snap, now)
+            # settle_seconds = 0 means "as soon as we have looked once".
+            return self.settle_seconds == 0 and not snap.busy
+        return not snap.busy and now - seen.since >= self.settle_seconds
+
+    def since(self, key: str) -> float | None:
+        seen = self._seen.get(key)
+        return seen.since if seen else None
+
+    def forget(self, key: str) -> None:
+        self._seen.pop(key, None)
+
+    def keys(self) -> list[str]:
+        return list(self._seen)
