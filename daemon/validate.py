@@ -1,0 +1,418 @@
+"""Per-attachment validation for the bundle's channel (SPEC §2).
+
+Two layers, so rules plug in and stay pure:
+
+* *probes* open the content once (pypdf, Pillow) and turn what they find —
+  including the libraries' exceptions, mapped here and nowhere else — into
+  plain facts on an ``AttachmentCheck``;
+* *rules* are plain callables ``(check, cfg) -> Iterable[Finding]`` that only
+  look at those facts. ``RULES`` lists them per channel; a new rule is a
+  function and one entry there.
+
+Every message says the rule and the fix; ``Finding.line()`` prefixes the file.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import BinaryIO
+
+from PIL import Image, UnidentifiedImageError
+from pypdf import PdfReader
+from pypdf.errors import DependencyError
+
+from daemon.bundle import Attachment, Bundle, Finding, Severity
+from daemon.config import ValidationConfig
+from daemon.errors import InputError
+from daemon.fsops import open_regular
+from daemon.sniff import IMAGE_KINDS, TEXT_KINDS, FileType, file_type, kind_for_extension, sniff
+
+TARGET_DPI = 300.0
+DPI_TOLERANCE = 0.5  # "rounds to 300": 299.5–300.5, so 118.11 px/cm passes
+
+# Pillow's plugin name per sniffed kind: Image.open is told what we expect,
+# so it never tries the other forty plugins on hostile bytes.
+_PIL_FORMATS = {"tiff": "TIFF", "png": "PNG", "jpeg": "JPEG", "gif": "GIF", "bmp": "BMP",
+                "webp": "WEBP"}
+# Never allowed, whatever allowed_types says (config only knows KNOWN_TYPES anyway).
+NEVER_ALLOWED = frozenset({"exe", "elf", "zip", "xml", "unknown", "empty"})
+
+
+@dataclass(frozen=True)
+class PdfFacts:
+    pages: int = 0
+    encrypted: bool = False
+    error: str | None = None  # why pypdf could not open it
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One page of an image, from its header only."""
+
+    width: int
+    height: int
+    x_resolution: float | None = None  # as stored, in `unit`
+    y_resolution: float | None = None
+    unit: int | None = None  # TIFF ResolutionUnit: None (= inch), 1 none, 2 inch, 3 cm
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    frames: tuple[Frame, ...] = ()
+    error: str | None = None  # why Pillow could not open it
+    too_large: str | None = None  # Pillow's decompression-bomb guard tripped
+
+
+@dataclass(frozen=True)
+class AttachmentCheck:
+    """Everything a rule may look at: the attachment, its content type and probe facts."""
+
+    attachment: Attachment
+    filetype: FileType
+    ext_kind: str | None  # what the extension promises, None if unknown/missing
+    channel: str
+    invoice_sha256: str
+    invoice_name: str
+    pdf: PdfFacts | None = None
+    image: ImageFacts | None = None
+    extra: dict[str, object] = field(default_factory=dict)  # facts of later probes
+
+    @property
+    def kind(self) -> str:
+        return self.filetype.kind
+
+    @property
+    def empty(self) -> bool:
+        return self.attachment.size == 0 or self.kind == "empty"
+
+    def finding(self, code: str, message: str, severity: Severity = "error") -> Finding:
+        a = self.attachment
+        return Finding(code, a.rel, message, severity, invoice_id=a.invoice_id)
+
+
+Rule = Callable[[AttachmentCheck, ValidationConfig], Iterable[Finding]]
+
+
+# ------------------------------------------------------------------ helpers
+
+def allowed_kinds(channel: str, cfg: ValidationConfig) -> frozenset[str]:
+    """The content kinds a channel accepts (SPEC §2 table)."""
+    if channel == "external-print":
+        kinds = {"pdf", "tiff"}
+    elif channel == "original-print":
+        kinds = {"pdf"}
+    else:
+        kinds = set(cfg.allowed_types)
+    return frozenset(kinds - NEVER_ALLOWED)
+
+
+def _a(label: str) -> str:
+    # "an XML document": the letter X is spoken with a vowel.
+    return ("an " if label[:1].lower() in "aeiox" else "a ") + label
+
+
+def _short(kind: str) -> str:
+    return {"text": "plain text", "jpeg": "JPEG", "tiff": "TIFF"}.get(kind, kind.upper())
+
+
+def _pages(numbers: list[int]) -> str:
+    """[1, 2, 3, 5] -> "pages 1–3, 5"; [2] -> "page 2"."""
+    runs: list[str] = []
+    start = prev = numbers[0]
+    for n in numbers[1:] + [0]:
+        if n == prev + 1:
+            prev = n
+            continue
+        runs.append(str(start) if start == prev else f"{start}–{prev}")
+        start = prev = n
+    return ("page " if len(numbers) == 1 else "pages ") + ", ".join(runs)
+
+
+def _dpi(value: float | None, unit: int | None) -> float | None:
+    if value is None or value <= 0:
+        return None
+    return value * 2.54 if unit == 3 else value
+
+
+def _fmt(dpi: float) -> str:
+    return f"{dpi:.0f}" if abs(dpi - round(dpi)) < 0.05 else f"{dpi:.1f}"
+
+
+# -------------------------------------------------------------------- rules
+
+def empty_file(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Finding]:
+    if check.empty:
+        yield check.finding("empty-file", "is empty (0 bytes) — the copy probably failed; "
+                            "put the complete file here")
+
+
+def too_large(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Finding]:
+    size, limit = check.attachment.size, cfg.max_attachment_bytes
+    if size > limit:
+        yield check.finding("too-large", f"is {size:,} bytes; the limit is {limit:,} bytes "
+                            "([validation] max_attachment_bytes) — compress it, scan at a "
+                            "lower colour depth, or split it into several files")
+
+
+def type_not_allowed(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Finding]:
+    if check.empty:
+        return
+    allowed = allowed_kinds(check.channel, cfg)
+    if check.kind in allowed:
+        return
+    names = ", ".join(_short(k) for k in sorted(allowed)) or "nothing"
+    fix = "export it as PDF" if "pdf" in allowed else "convert it to one of those"
+    yield check.finding("type-not-allowed",
+                        f"is {_a(check.filetype.label)}; the {check.channel} channel allows "
+                        f"{names} — {fix} and put that file here")
+
+
+def extension_mismatch(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Finding]:
+    promised = check.ext_kind
+    if promised is None or check.empty or check.kind == promised:
+        return
+    if promised in TEXT_KINDS and check.kind in TEXT_KINDS:
+        return  # .csv / .txt: CSV or text, both as the SPEC says
+    wanted = file_type(promised).label
+    if check.kind in _PIL_FORMATS or check.kind in ("pdf", "csv", "xlsx", "ods", "docx"):
+        fix = (f"rename it to match its content, or export the document as "
+               f"{_short(promised)} and put that file here")
+    else:
+        fix = f"export the document as {_short(promised)} and put that file here"
+    yield check.finding("extension-mismatch",
+                        f"content is {_a(check.filetype.label)}, not {_a(wanted)} — {fix}")
+
+
+def pdf_readable(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Finding]:
+    facts = check.pdf
+    if facts is None:
+        return
+    if facts.encrypted:
+        yield check.finding("pdf-encrypted", "is an encrypted PDF; no encryption is allowed, "
+                            "not even one that opens without a password — save a copy "
+                            "without password or security settings")
+    elif facts.error is not None:
+        yield check.finding("pdf-unreadable", f"is not a readable PDF ({facts.error}) — "
+                            "export or print the document to PDF again")
+    elif facts.pages == 0:
+        yield check.finding("pdf-no-pages", "is a PDF with no pages — export the document "
+                            "to PDF again")
+
+
+def image_readable(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Finding]:
+    facts = check.image
+    if facts is None:
+        return
+    limit = cfg.max_image_pixels
+    fix = (f"the limit is {limit:,} pixels ([validation] max_image_pixels) — scale the image "
+           "down or save it as PDF")
+    if facts.too_large is not None:
+        yield check.finding("image-too-large", f"is an image of {facts.too_large}; {fix}")
+        return
+    if facts.error is not None:
+        yield check.finding("image-unreadable", f"is not a readable "
+                            f"{check.filetype.label} ({facts.error}) — save or export the "
+                            "image again")
+        return
+    several = len(facts.frames) > 1
+    for number, frame in enumerate(facts.frames, 1):
+        pixels = frame.width * frame.height
+        if pixels > limit:
+            where = f"page {number} is" if several else "is"
+            yield check.finding("image-too-large", f"{where} {frame.width} × {frame.height}"
+                                f" = {pixels:,} pixels; {fix}")
+
+
+def tiff_resolution(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Finding]:
+    """Every page 300 DPI, x and y; the unit is explicit or (missing) inch."""
+    facts = check.image
+    if check.kind != "tiff" or facts is None or facts.error or facts.too_large:
+        return
+    fix = f"external print needs {TARGET_DPI:.0f} DPI — rescan or export at 300 DPI"
+    problems: dict[str, list[int]] = {}  # what is wrong -> pages, so 40 bad pages = 1 line
+    for number, frame in enumerate(facts.frames, 1):
+        x, y = _dpi(frame.x_resolution, frame.unit), _dpi(frame.y_resolution, frame.unit)
+        if frame.unit == 1:
+            what = "has a resolution without a unit (ResolutionUnit 1)"
+        elif frame.unit not in (None, 2, 3):
+            what = f"has an unknown resolution unit ({frame.unit})"
+        elif x is None or y is None:
+            what = "has no resolution"
+        elif all(abs(v - TARGET_DPI) <= DPI_TOLERANCE for v in (x, y)):
+            continue
+        elif abs(x - y) <= DPI_TOLERANCE:
+            what = f"is {_fmt(x)} DPI"
+        else:
+            what = f"is {_fmt(x)} × {_fmt(y)} DPI"
+        problems.setdefault(what, []).append(number)
+    for what, numbers in problems.items():
+        verb = what if len(numbers) == 1 else what.replace("is ", "are ", 1).replace(
+            "has ", "have ", 1)
+        yield check.finding("tiff-resolution", f"{_pages(numbers)} {verb}; {fix}")
+
+
+def pdf_recommended(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Finding]:
+    broken = check.image is not None and (check.image.error or check.image.too_large)
+    if check.kind != "pdf" and not check.empty and not broken and \
+            check.kind in allowed_kinds(check.channel, cfg):
+        yield check.finding("pdf-recommended", f"is {_a(check.filetype.label)}; PDF is "
+                            "recommended for e-invoice attachments — export it as PDF if "
+                            "you can", severity="warning")
+
+
+def csv_encoding(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Finding]:
+    if check.filetype.warning and check.kind in ("csv", "text"):
+        yield check.finding("csv-windows-1252", f"{check.filetype.warning}; it is sent as it "
+                            "is — save it as \"CSV UTF-8\" so that every receiver reads "
+                            "its characters right", severity="warning")
+
+
+def copy_of_invoice(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Finding]:
+    if not check.empty and check.attachment.sha256 == check.invoice_sha256:
+        yield check.finding("copy-of-invoice", f"is byte-identical to the invoice file "
+                            f"{check.invoice_name}; a copy of the invoice is not an "
+                            "attachment — remove it or put the intended document here")
+
+
+# Order is the order of the findings: the mismatch explains best what is wrong
+# ("content is a Windows executable, not a PDF"), so it comes before the type.
+COMMON_RULES: tuple[Rule, ...] = (empty_file, too_large, extension_mismatch, type_not_allowed,
+                                  pdf_readable, image_readable, copy_of_invoice)
+RULES: dict[str, tuple[Rule, ...]] = {
+    "e-invoice": COMMON_RULES + (pdf_recommended, csv_encoding),
+    "external-print": COMMON_RULES + (tiff_resolution,),
+    "original-print": COMMON_RULES,
+}
+
+
+# ------------------------------------------------------------------- probes
+
+def probe_pdf(fh: BinaryIO) -> PdfFacts:
+    """Open with pypdf (non-strict) and count pages; pypdf's errors end here."""
+    fh.seek(0)
+    try:
+        reader = PdfReader(fh, strict=False)
+        # pypdf opens owner-password-only PDFs silently (empty user password):
+        # ask, and never look further into an encrypted file.
+        if reader.is_encrypted:
+            return PdfFacts(encrypted=True)
+        return PdfFacts(pages=len(reader.pages))
+    except DependencyError as exc:
+        # pypdf only needs optional crypto packages for AES-encrypted files.
+        return PdfFacts(encrypted=True, error=str(exc))
+    except RecursionError:
+        return PdfFacts(error="pypdf: its object tree loops")
+    except Exception as exc:  # noqa: BLE001 — corrupt PDFs raise anything, not just PyPdfError
+        return PdfFacts(error=f"pypdf: {exc}" if str(exc) else f"pypdf: {type(exc).__name__}")
+    finally:
+        fh.seek(0)
+
+
+# Pillow's bomb limit is a module global: set it to ours only while we hold
+# the lock, and turn its warning (between 1× and 2× the limit) into an error.
+_PILLOW_LOCK = threading.Lock()
+
+
+@contextmanager
+def pillow_limit(max_pixels: int) -> Iterator[None]:
+    """Pillow with MAX_IMAGE_PIXELS = max_pixels and bomb warnings as errors, for this call."""
+    with _PILLOW_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = max_pixels
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+def probe_image(fh: BinaryIO, kind: str, max_pixels: int) -> ImageFacts:
+    """Sizes and resolutions of every frame, from headers only (nothing is decoded)."""
+    fh.seek(0)
+    frames: list[Frame] = []
+    try:
+        with pillow_limit(max_pixels), Image.open(fh, formats=[_PIL_FORMATS[kind]]) as im:
+            count = getattr(im, "n_frames", 1) if kind == "tiff" else 1
+            for index in range(count):
+                if index:
+                    im.seek(index)
+                frames.append(_frame(im, kind))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Pillow's text quotes 2× the limit for the error; say the pixels only.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        return ImageFacts(too_large=f"{int(found[1]):,} pixels" if found else "too large")
+    except UnidentifiedImageError:
+        return ImageFacts(error="Pillow does not recognise it")
+    except Exception as exc:  # noqa: BLE001 — damaged headers raise OSError, ValueError, ...
+        return ImageFacts(error=f"Pillow: {exc}" if str(exc) else type(exc).__name__)
+    finally:
+        fh.seek(0)
+    return ImageFacts(frames=tuple(frames))
+
+
+def _frame(im: Image.Image, kind: str) -> Frame:
+    width, height = im.size
+    if kind != "tiff":
+        return Frame(width, height)
+    tags = im.tag_v2  # type: ignore[attr-defined]  # TiffImageFile only
+
+    def number(tag: int) -> float | None:
+        value = tags.get(tag)
+        try:
+            return float(value) if value is not None else None
+        except (TypeError, ValueError, ZeroDivisionError):
+            return None
+
+    unit = tags.get(296)
+    return Frame(width, height, number(282), number(283), int(unit) if unit is not None else None)
+
+
+# -------------------------------------------------------------- entry point
+
+def check_attachment(att: Attachment, bundle: Bundle, cfg: ValidationConfig,
+                     ) -> tuple[Attachment, list[Finding]]:
+    """Open once, sniff, probe, run the channel's rules; the attachment comes back annotated."""
+    try:
+        fh = open_regular(att.path, att.rel)
+    except InputError as exc:
+        return att, [Finding(exc.code, exc.file, exc.message, "error", att.invoice_id)]
+    with fh:
+        filetype = sniff(fh)
+        pdf = image = None
+        # A file over the size limit is rejected anyway; do not make pypdf
+        # walk a huge hostile file for it. Image probes read headers only.
+        if filetype.kind == "pdf" and att.size <= cfg.max_attachment_bytes:
+            pdf = probe_pdf(fh)
+        elif filetype.kind in IMAGE_KINDS:
+            image = probe_image(fh, filetype.kind, cfg.max_image_pixels)
+    check = AttachmentCheck(att, filetype, kind_for_extension(att.original_name),
+                            bundle.channel, bundle.invoice_file.sha256,
+                            bundle.invoice_file.name, pdf=pdf, image=image)
+    rules = RULES.get(bundle.channel, COMMON_RULES)
+    findings = [f for rule in rules for f in rule(check, cfg)]
+    pages: int | None = att.pages
+    if pdf is not None and not pdf.encrypted and pdf.error is None:
+        pages = pdf.pages
+    elif filetype.kind == "tiff" and image is not None and image.frames:
+        pages = len(image.frames)
+    return replace(att, content_type=filetype.mime, pages=pages), findings
+
+
+def validate_bundle(bundle: Bundle, cfg: ValidationConfig) -> Bundle:
+    """The bundle with sniffed content types, page counts and every finding appended.
+
+    The channel is ``bundle.channel`` (attachments.toml may override the
+    configured one for this bundle), never ``cfg.channel``.
+    """
+    checked: list[Attachment] = []
+    findings: list[Finding] = []
+    for att in bundle.attachments:
+        annotated, found = check_attachment(att, bundle, cfg)
+        checked.append(annotated)
+        findings.extend(found)
+    return replace(bundle, attachments=tuple(checked)).with_findings(findings)

@@ -1,0 +1,422 @@
+"""Per-attachment validation for each channel (SPEC §2)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import signal
+import struct
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image, TiffImagePlugin
+from pypdf import PdfWriter
+
+from daemon.bundle import Attachment, Bundle, Finding, InvoiceFile
+from daemon.config import ValidationConfig
+from daemon.validate import RULES, AttachmentCheck, validate_bundle
+
+INVOICE = b'<?xml version="1.0"?><Invoice><ID>INV-1001</ID></Invoice>'
+
+
+# ------------------------------------------------------------------ helpers
+
+def pdf_bytes(pages: int = 1, encrypt: bool = False) -> bytes:
+    writer = PdfWriter()
+    for _ in range(pages):
+        writer.add_blank_page(width=595, height=842)
+    if encrypt:  # owner password only: opens without asking, still encrypted
+        writer.encrypt(user_password="", owner_password="x")
+    buf = io.BytesIO()
+    writer.write(buf)
+    return buf.getvalue()
+
+
+def image_bytes(fmt: str, size: tuple[int, int] = (16, 16), **kw: object) -> bytes:
+    buf = io.BytesIO()
+    Image.new("L", size, 255).save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def tiff_pages(*dpis: tuple[float, float] | None, tiffinfo: dict[int, object] | None = None,
+               ) -> bytes:
+    """A TIFF with one page per entry, each with its own resolution (None: no tags)."""
+    buf = io.BytesIO()
+    with TiffImagePlugin.AppendingTiffWriter(buf, new=True) as tf:
+        for dpi in dpis:
+            kw: dict[str, object] = {"dpi": dpi} if dpi else {}
+            if tiffinfo:
+                kw["tiffinfo"] = tiffinfo
+            Image.new("L", (16, 16), 255).save(tf, "TIFF", **kw)
+            tf.newFrame()
+    return buf.getvalue()
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims width × height (pixel data would never fit)."""
+    data = bytearray(image_bytes("PNG"))
+    ihdr = struct.pack(">II", width, height) + bytes(data[24:29])
+    data[16:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    return bytes(data)
+
+
+class Outbox:
+    """Writes files under tmp_path/outbox and builds the Bundle the matcher would."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root / "outbox"
+        (self.root / "INV-1001").mkdir(parents=True)
+        self.invoice_path = self.root / "INV-1001.xml"
+        self.invoice_path.write_bytes(INVOICE)
+
+    def write(self, name: str, data: bytes) -> Path:
+        path = self.root / "INV-1001" / name
+        path.write_bytes(data)
+        return path
+
+    def attachment(self, name: str) -> Attachment:
+        path = self.root / "INV-1001" / name
+        data = path.read_bytes() if path.is_file() and not path.is_symlink() else b""
+        return Attachment(path=path, rel=f"INV-1001/{name}", original_name=name,
+                          invoice_id="INV-1001", size=len(data),
+                          sha256=hashlib.sha256(data).hexdigest(), document_type="Attachment")
+
+    def bundle(self, *names: str, channel: str = "e-invoice") -> Bundle:
+        invoice = InvoiceFile(self.invoice_path, "INV-1001.xml", len(INVOICE),
+                              hashlib.sha256(INVOICE).hexdigest(), "ubl", ("INV-1001",))
+        return Bundle(invoice, self.root / "INV-1001",
+                      tuple(self.attachment(n) for n in names), channel)
+
+    def validate(self, name: str, data: bytes | None = None, channel: str = "e-invoice",
+                 cfg: ValidationConfig | None = None) -> Bundle:
+        if data is not None:
+            self.write(name, data)
+        return validate_bundle(self.bundle(name, channel=channel), cfg or ValidationConfig())
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Outbox:
+    return Outbox(tmp_path)
+
+
+def codes(bundle: Bundle, severity: str | None = None) -> list[str]:
+    return [f.code for f in bundle.findings if severity in (None, f.severity)]
+
+
+def only(bundle: Bundle, code: str) -> Finding:
+    found = [f for f in bundle.findings if f.code == code]
+    assert len(found) == 1, bundle.findings
+    finding = found[0]
+    assert finding.file.startswith("INV-1001/") and finding.file in finding.line()
+    assert finding.invoice_id == "INV-1001"
+    assert " — " in finding.message, "every message says the fix after the dash"
+    return finding
+
+
+# -------------------------------------------------------------------- tests
+
+class TestGoodFiles:
+    def test_pdf_passes_and_gets_type_and_pages(self, outbox: Outbox) -> None:
+        """A 3-page PDF passes every channel and carries its MIME type and page count."""
+        for channel in RULES:
+            bundle = outbox.validate("timesheet.pdf", pdf_bytes(3), channel=channel)
+            assert bundle.findings == ()
+            att = bundle.attachments[0]
+            assert (att.content_type, att.pages) == ("application/pdf", 3)
+
+    def test_other_bundle_fields_are_kept(self, outbox: Outbox) -> None:
+        """Validation appends findings; existing findings and the invoice stay as they were."""
+        outbox.write("a.pdf", pdf_bytes())
+        earlier = Finding("unattached-invoice", "INV-1001.xml", "x — y", "warning")
+        bundle = outbox.bundle("a.pdf").with_findings([earlier])
+        out = validate_bundle(bundle, ValidationConfig())
+        assert out.findings == (earlier,)
+        assert out.invoice_file == bundle.invoice_file and out.sidecar == bundle.sidecar
+
+    def test_multi_page_300_dpi_tiff_for_external_print(self, outbox: Outbox) -> None:
+        """A 3-page TIFF at 300 DPI passes external print; pages is the frame count."""
+        bundle = outbox.validate("scan.tif", tiff_pages((300, 300), (300, 300), (300, 300)),
+                                 channel="external-print")
+        assert bundle.findings == ()
+        att = bundle.attachments[0]
+        assert (att.content_type, att.pages) == ("image/tiff", 3)
+
+    def test_centimetre_resolution_converts_to_300_dpi(self, outbox: Outbox) -> None:
+        """118.11 px/cm (ResolutionUnit 3) is 300 DPI."""
+        data = tiff_pages(None, tiffinfo={296: 3, 282: 118.11, 283: 118.11})
+        assert outbox.validate("scan.tif", data, channel="external-print").findings == ()
+
+    def test_missing_unit_means_inch(self, outbox: Outbox) -> None:
+        """Resolution tags without ResolutionUnit are read as dots per inch."""
+        data = tiff_pages(None, tiffinfo={282: 300.0, 283: 300.0})
+        assert outbox.validate("scan.tif", data, channel="external-print").findings == ()
+
+    def test_channel_comes_from_the_bundle_not_the_config(self, outbox: Outbox) -> None:
+        """A per-bundle channel override wins over [validation] channel."""
+        cfg = ValidationConfig(channel="original-print")
+        bundle = outbox.validate("scan.tif", tiff_pages((300, 300)), channel="external-print",
+                                 cfg=cfg)
+        assert bundle.findings == ()
+
+
+class TestAlwaysErrors:
+    def test_empty_file(self, outbox: Outbox) -> None:
+        """A 0-byte file is one empty-file error, not a pile of follow-up errors."""
+        bundle = outbox.validate("notes.pdf", b"")
+        assert codes(bundle) == ["empty-file"]
+        only(bundle, "empty-file")
+
+    def test_exactly_the_size_limit_is_allowed(self, outbox: Outbox) -> None:
+        """Size == max_attachment_bytes passes; one byte more is too-large with both sizes."""
+        data = pdf_bytes()
+        cfg = ValidationConfig(max_attachment_bytes=len(data))
+        assert outbox.validate("a.pdf", data, cfg=cfg).findings == ()
+        cfg = ValidationConfig(max_attachment_bytes=len(data) - 1)
+        bundle = outbox.validate("a.pdf", data, cfg=cfg)
+        message = only(bundle, "too-large").message
+        assert f"{len(data):,}" in message and f"{len(data) - 1:,}" in message
+        assert bundle.attachments[0].pages is None, "an over-size PDF is not parsed"
+
+    def test_exe_named_pdf(self, outbox: Outbox) -> None:
+        """A Windows executable named .pdf contradicts its extension and is never allowed."""
+        bundle = outbox.validate("invoice-copy.pdf", b"MZ" + b"\x00" * 512)
+        assert set(codes(bundle)) == {"extension-mismatch", "type-not-allowed"}
+        message = only(bundle, "extension-mismatch").message
+        assert message.startswith("content is a Windows executable, not a PDF — export")
+        assert bundle.attachments[0].content_type != "application/pdf"
+
+    def test_pdf_named_tif(self, outbox: Outbox) -> None:
+        """A PDF named .tif is an extension mismatch (the SPEC's own example)."""
+        bundle = outbox.validate("scan.tif", pdf_bytes(), channel="external-print")
+        assert codes(bundle) == ["extension-mismatch"]
+        assert "not a TIFF image" in only(bundle, "extension-mismatch").message
+
+    def test_txt_holding_csv_is_no_mismatch(self, outbox: Outbox) -> None:
+        """.txt and .csv promise CSV or text: either content keeps the promise."""
+        bundle = outbox.validate("hours.txt", b"a;b\n1;2\n")
+        assert "extension-mismatch" not in codes(bundle)
+        assert bundle.attachments[0].content_type == "text/csv"
+
+    def test_unknown_extension_lets_content_decide(self, outbox: Outbox) -> None:
+        """An unknown or missing extension is no error by itself."""
+        assert codes(outbox.validate("scan.dat", pdf_bytes())) == []
+        assert codes(outbox.validate("scan", pdf_bytes())) == []
+
+    def test_copy_of_invoice(self, outbox: Outbox) -> None:
+        """An attachment byte-identical to the invoice file is refused."""
+        bundle = outbox.validate("invoice.xml", INVOICE)
+        assert "copy-of-invoice" in codes(bundle)
+        assert "INV-1001.xml" in only(bundle, "copy-of-invoice").message
+
+    def test_fifo_gives_a_finding_and_does_not_hang(self, outbox: Outbox) -> None:
+        """A FIFO named x.pdf is reported, never opened for a blocking read."""
+        os.mkfifo(outbox.root / "INV-1001" / "x.pdf")
+
+        def hung(signum: int, frame: object) -> None:
+            raise TimeoutError("validation blocked on a FIFO")
+
+        previous = signal.signal(signal.SIGALRM, hung)
+        signal.alarm(5)  # a hang fails this test instead of stalling the suite
+        try:
+            bundle = outbox.validate("x.pdf")
+        finally:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, previous)
+        assert codes(bundle) == ["not-a-file"]
+        assert "FIFO" in only(bundle, "not-a-file").message
+
+    def test_symlink_gives_a_finding(self, outbox: Outbox, tmp_path: Path) -> None:
+        """A symbolic link is reported and never followed, even to a good PDF."""
+        target = tmp_path / "elsewhere.pdf"
+        target.write_bytes(pdf_bytes())
+        (outbox.root / "INV-1001" / "link.pdf").symlink_to(target)
+        bundle = outbox.validate("link.pdf")
+        assert codes(bundle) == ["symlink"]
+        only(bundle, "symlink")
+
+    def test_each_attachment_is_judged_on_its_own(self, outbox: Outbox) -> None:
+        """One bad file does not hide another's findings or spoil a good one."""
+        outbox.write("good.pdf", pdf_bytes(2))
+        outbox.write("empty.pdf", b"")
+        outbox.write("prog.pdf", b"MZ" + b"\x00" * 100)
+        bundle = validate_bundle(outbox.bundle("good.pdf", "empty.pdf", "prog.pdf"),
+                                 ValidationConfig())
+        by_file = {f.file: f.code for f in bundle.findings}
+        assert "INV-1001/good.pdf" not in by_file
+        assert by_file["INV-1001/empty.pdf"] == "empty-file"
+        assert [a.pages for a in bundle.attachments] == [2, None, None]
+
+
+class TestChannels:
+    @pytest.mark.parametrize("channel,name,data", [
+        ("original-print", "scan.tif", tiff_pages((300, 300))),
+        ("external-print", "photo.png", image_bytes("PNG")),
+        ("e-invoice", "anim.gif", image_bytes("GIF")),
+        ("e-invoice", "letter.docx", None),
+    ])
+    def test_type_not_allowed(self, outbox: Outbox, channel: str, name: str,
+                              data: bytes | None) -> None:
+        """Each channel refuses the formats its row of the SPEC table does not list."""
+        if data is None:
+            import zipfile
+            buf = io.BytesIO()
+            with zipfile.ZipFile(buf, "w") as zf:
+                zf.writestr("[Content_Types].xml", "<Types/>")
+                zf.writestr("word/document.xml", "<d/>")
+            data = buf.getvalue()
+        bundle = outbox.validate(name, data, channel=channel)
+        assert codes(bundle, "error") == ["type-not-allowed"]
+        assert channel in only(bundle, "type-not-allowed").message
+
+    def test_allowed_types_is_configurable(self, outbox: Outbox) -> None:
+        """e-invoice follows [validation] allowed_types."""
+        cfg = ValidationConfig(allowed_types=["pdf", "gif"])
+        assert codes(outbox.validate("anim.gif", image_bytes("GIF"), cfg=cfg), "error") == []
+        cfg = ValidationConfig(allowed_types=["pdf"])
+        assert codes(outbox.validate("p.png", image_bytes("PNG"), cfg=cfg)) == \
+            ["type-not-allowed"]
+
+    def test_e_invoice_non_pdf_is_a_warning(self, outbox: Outbox) -> None:
+        """A PNG is fine for e-invoice, with a "PDF is recommended" warning."""
+        bundle = outbox.validate("photo.png", image_bytes("PNG"))
+        assert codes(bundle, "error") == []
+        assert only(bundle, "pdf-recommended").severity == "warning"
+        assert bundle.attachments[0].content_type == "image/png"
+
+    def test_windows_1252_csv_is_a_warning(self, outbox: Outbox) -> None:
+        """A CSV in Windows-1252 is sent, with a warning and PDF recommended."""
+        bundle = outbox.validate("hours.csv", "namn;ort\nÅsa;Göteborg\n".encode("cp1252"))
+        assert sorted(codes(bundle, "warning")) == ["csv-windows-1252", "pdf-recommended"]
+        assert codes(bundle, "error") == []
+        assert "Windows-1252" in only(bundle, "csv-windows-1252").message
+
+
+class TestPdf:
+    def test_encrypted_with_empty_user_password(self, outbox: Outbox) -> None:
+        """An owner-password-only PDF opens silently in pypdf but is still refused."""
+        bundle = outbox.validate("locked.pdf", pdf_bytes(encrypt=True))
+        assert codes(bundle) == ["pdf-encrypted"]
+        assert bundle.attachments[0].pages is None
+
+    def test_no_pages(self, outbox: Outbox) -> None:
+        """A PDF with an empty page tree is refused."""
+        buf = io.BytesIO()
+        PdfWriter().write(buf)
+        assert codes(outbox.validate("blank.pdf", buf.getvalue())) == ["pdf-no-pages"]
+
+    @pytest.mark.parametrize("data", [
+        b"%PDF-1.7\n" + b"\x00garbage" * 50,
+        pdf_bytes()[:60],
+    ])
+    def test_unreadable(self, outbox: Outbox, data: bytes) -> None:
+        """Something with a PDF header that pypdf cannot open is pdf-unreadable."""
+        bundle = outbox.validate("broken.pdf", data)
+        assert codes(bundle) == ["pdf-unreadable"]
+        assert "pypdf" in only(bundle, "pdf-unreadable").message
+
+
+class TestImages:
+    def test_unreadable_image(self, outbox: Outbox) -> None:
+        """A PNG signature followed by garbage is image-unreadable."""
+        bundle = outbox.validate("p.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+        assert codes(bundle, "error") == ["image-unreadable"]
+        only(bundle, "image-unreadable")
+
+    def test_too_many_pixels_per_config(self, outbox: Outbox) -> None:
+        """width × height over max_image_pixels is an error naming the size."""
+        cfg = ValidationConfig(max_image_pixels=100)
+        bundle = outbox.validate("p.png", image_bytes("PNG", (20, 20)), cfg=cfg)
+        assert codes(bundle, "error") == ["image-too-large"]
+
+    def test_bomb_header_is_refused_without_decoding(self, outbox: Outbox) -> None:
+        """A 100 000 × 100 000 PNG header is refused from the header alone, quickly."""
+        bundle = outbox.validate("bomb.png", png_claiming(100_000, 100_000))
+        assert codes(bundle, "error") == ["image-too-large"]
+
+    def test_just_over_default_limit_is_an_error_not_a_warning(self, outbox: Outbox) -> None:
+        """Between 1× and 2× Pillow's limit Pillow only warns; we refuse."""
+        bundle = outbox.validate("big.png", png_claiming(10_000, 9_000))
+        assert codes(bundle, "error") == ["image-too-large"]
+
+    def test_pillow_global_limit_is_left_alone(self, outbox: Outbox) -> None:
+        """A custom limit is applied for the call only; Pillow's global is restored."""
+        before = Image.MAX_IMAGE_PIXELS
+        outbox.validate("p.png", image_bytes("PNG", (20, 20)),
+                        cfg=ValidationConfig(max_image_pixels=100))
+        assert Image.MAX_IMAGE_PIXELS == before
+
+    def test_multi_page_tiff_checks_every_page(self, outbox: Outbox) -> None:
+        """A later page over the limit is found, naming the page."""
+        buf = io.BytesIO()
+        Image.new("L", (8, 8)).save(buf, "TIFF", dpi=(300, 300), save_all=True,
+                                    append_images=[Image.new("L", (30, 30))])
+        bundle = outbox.validate("s.tif", buf.getvalue(), channel="external-print",
+                                 cfg=ValidationConfig(max_image_pixels=100))
+        assert "page 2" in only(bundle, "image-too-large").message
+
+
+class TestTiffResolution:
+    def test_one_low_page(self, outbox: Outbox) -> None:
+        """Page 2 at 200 DPI gives the SPEC's example message."""
+        bundle = outbox.validate("scan.tif", tiff_pages((300, 300), (200, 200), (300, 300)),
+                                 channel="external-print")
+        assert only(bundle, "tiff-resolution").line() == (
+            "INV-1001/scan.tif: page 2 is 200 DPI; external print needs 300 DPI — "
+            "rescan or export at 300 DPI")
+
+    def test_pages_with_the_same_problem_share_one_finding(self, outbox: Outbox) -> None:
+        """Many pages with the same resolution give one line listing them."""
+        data = tiff_pages((200, 200), (200, 200), (300, 300), (200, 200))
+        message = only(outbox.validate("s.tif", data, channel="external-print"),
+                       "tiff-resolution").message
+        assert message.startswith("pages 1–2, 4 are 200 DPI")
+
+    def test_x_and_y_both_count(self, outbox: Outbox) -> None:
+        """300 × 150 DPI fails: both axes must be 300."""
+        bundle = outbox.validate("s.tif", tiff_pages((300, 150)), channel="external-print")
+        assert "300 × 150 DPI" in only(bundle, "tiff-resolution").message
+
+    def test_rounding_tolerance(self, outbox: Outbox) -> None:
+        """299.6 rounds to 300 and passes; 299.4 does not."""
+        assert outbox.validate("a.tif", tiff_pages((299.6, 300.4)),
+                               channel="external-print").findings == ()
+        assert codes(outbox.validate("b.tif", tiff_pages((299.4, 300)),
+                                     channel="external-print")) == ["tiff-resolution"]
+
+    def test_no_resolution_tags(self, outbox: Outbox) -> None:
+        """A TIFF without resolution tags fails."""
+        bundle = outbox.validate("s.tif", tiff_pages(None), channel="external-print")
+        assert "no resolution" in only(bundle, "tiff-resolution").message
+
+    def test_unit_without_absolute_measure(self, outbox: Outbox) -> None:
+        """ResolutionUnit 1 (no absolute unit) fails even at "300"."""
+        data = tiff_pages(None, tiffinfo={296: 1, 282: 300.0, 283: 300.0})
+        bundle = outbox.validate("s.tif", data, channel="external-print")
+        assert "ResolutionUnit 1" in only(bundle, "tiff-resolution").message
+
+    def test_resolution_only_matters_for_external_print(self, outbox: Outbox) -> None:
+        """On e-invoice a 72 DPI TIFF is judged by allowed types, not resolution."""
+        cfg = ValidationConfig(allowed_types=["pdf", "tiff"])
+        bundle = outbox.validate("s.tif", tiff_pages((72, 72)), cfg=cfg)
+        assert "tiff-resolution" not in codes(bundle)
+
+
+class TestRulesPlugIn:
+    def test_a_rule_is_a_plain_callable(self, outbox: Outbox,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+        """Adding a callable to a channel's tuple makes it run with the sniffed facts."""
+        seen: list[AttachmentCheck] = []
+
+        def spy(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Finding]:
+            seen.append(check)
+            yield check.finding("spy", "was seen — nothing to do", "warning")
+
+        monkeypatch.setitem(RULES, "e-invoice", RULES["e-invoice"] + (spy,))
+        bundle = outbox.validate("a.pdf", pdf_bytes(2))
+        assert codes(bundle) == ["spy"]
+        (check,) = seen
+        assert (check.kind, check.ext_kind, check.pdf and check.pdf.pages) == ("pdf", "pdf", 2)
