@@ -1,0 +1,553 @@
+"""The reference receiver (SPEC §5.3): the strict peer every integration test talks to.
+
+Stdlib only. The body is parsed as a stream (bounded buffer, parts written to
+a staging folder as they arrive), checked against the manifest, then renamed
+into ``STORE/BUNDLE_ID/`` in one step. Idempotency follows the IETF
+Idempotency-Key draft: 409 while a key is in flight, the stored 2xx body for a
+repeat, 422 for a key reused with other content. Stored answers live on disk
+(``response.json``), so they survive a restart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import socketserver
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, BinaryIO, NamedTuple
+
+from daemon.errors import OutboxdError, UsageError
+from daemon.fsops import fsync_dir, rename_noreplace, write_atomic
+from daemon.manifest import MANIFEST_VERSION, bundle_id_from_manifest, utc_now_iso
+
+CHUNK = 1 << 16
+MAX_BODY = 2 << 30  # 2 GiB: larger requests are refused before a byte is read
+MAX_DRAIN = 64 << 20  # refused bodies up to this size are read and dropped (see _finish)
+MAX_MANIFEST = 8 << 20
+MAX_PART_HEADERS = 16 << 10
+MAX_PREAMBLE = 1024
+_KEY = re.compile(r"[0-9a-f]{64}")
+_FOLDER_UNSAFE = re.compile(r'[/\\:*?"<>|\x00-\x1f\x7f]')
+_PARAM = re.compile(r';\s*([A-Za-z0-9!#$%&\'*+.^_`|~-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
+_ATTACHMENT_FIELDS = ("part", "name", "original_name", "size", "sha256", "content_type",
+                      "document_type")
+_RESERVED = {"manifest.json", "response.json", "attachments"}
+
+
+class Refusal(OutboxdError):
+    """An HTTP answer other than success; never leaves this module."""
+
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        self.message = message
+        super().__init__(message)
+
+
+class _Body:
+    """Content-Length bytes of rfile, read in bounded chunks and never past the end."""
+
+    def __init__(self, rfile: BinaryIO, length: int) -> None:
+        self.rfile = rfile
+        self.remaining = length
+        self.buf = bytearray()
+
+    def _fill(self) -> bool:
+        if self.remaining == 0:
+            return False
+        # read1: take what has arrived, so a slow sender is processed as it goes.
+        chunk = self.rfile.read1(min(CHUNK, self.remaining))  # type: ignore[attr-defined]
+        if not chunk:
+            raise ConnectionError("client closed the connection before the body was complete")
+        self.remaining -= len(chunk)
+        self.buf += chunk
+        return True
+
+    def take(self, n: int, what: str) -> bytes:
+        while len(self.buf) < n:
+            if not self._fill():
+                raise Refusal(400, f"body ends inside {what}")
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
+
+    def read_until(self, delim: bytes, limit: int, what: str) -> bytes:
+        start = 0
+        while (i := self.buf.find(delim, start)) < 0:
+            if len(self.buf) > limit:
+                raise Refusal(400, f"{what} longer than {limit} bytes")
+            start = max(0, len(self.buf) - len(delim) + 1)
+            if not self._fill():
+                raise Refusal(400, f"body ends inside {what}")
+        out = bytes(self.buf[:i])
+        del self.buf[:i + len(delim)]
+        return out
+
+    def copy_until(self, delim: bytes, sink: Callable[[bytes], None], what: str) -> None:
+        """Pass everything before delim to sink, holding back only a possible delimiter start."""
+        keep = len(delim) - 1
+        while (i := self.buf.find(delim)) < 0:
+            if len(self.buf) > keep:
+                n = len(self.buf) - keep
+                sink(bytes(self.buf[:n]))
+                del self.buf[:n]
+            if not self._fill():
+                raise Refusal(400, f"body ends inside {what} (no closing boundary)")
+        sink(bytes(self.buf[:i]))
+        del self.buf[:i + len(delim)]
+
+    def drain(self) -> None:
+        while self._fill():
+            self.buf.clear()
+        self.buf.clear()
+
+
+class _Part(NamedTuple):
+    name: str | None
+    filename: str | None
+    content_type: str
+
+
+def _unquote(value: str) -> str:
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        # Browsers and httpx follow HTML5: '"', CR and LF in names are sent as %22, %0D, %0A.
+        for enc, ch in (("%22", '"'), ("%0D", "\r"), ("%0A", "\n")):
+            value = value.replace(enc, ch)
+    return value
+
+
+def _parse_part_headers(raw: bytes) -> _Part:
+    headers: dict[str, str] = {}
+    for line in raw.decode("utf-8", "replace").split("\r\n"):
+        name, sep, value = line.partition(":")
+        if not sep:
+            raise Refusal(400, f"malformed part header line {line[:80]!r}")
+        headers[name.strip().lower()] = value.strip()
+    disposition = headers.get("content-disposition")
+    if disposition is None or not disposition.lower().startswith("form-data"):
+        raise Refusal(400, "a part has no 'Content-Disposition: form-data' header")
+    params = {k.lower(): _unquote(v) for k, v in _PARAM.findall(disposition)}
+    return _Part(params.get("name"), params.get("filename"),
+                 headers.get("content-type", "text/plain"))
+
+
+class _Multipart:
+    """multipart/form-data (RFC 7578) read part by part from a _Body."""
+
+    def __init__(self, body: _Body, boundary: bytes) -> None:
+        self.body = body
+        self.delim = b"--" + boundary
+        self.done = False
+        preamble = body.read_until(self.delim, MAX_PREAMBLE, "preamble")
+        if preamble and not preamble.endswith(b"\r\n"):
+            raise Refusal(400, "body does not start with the multipart boundary")
+        self._after_delimiter()
+
+    def _after_delimiter(self) -> None:
+        tail = self.body.take(2, "a boundary line")
+        if tail == b"--":
+            self.done = True
+            self.body.drain()  # the epilogue carries nothing
+        elif tail != b"\r\n":
+            raise Refusal(400, "malformed multipart boundary line")
+
+    def next_part(self) -> _Part | None:
+        if self.done:
+            return None
+        raw = self.body.read_until(b"\r\n\r\n", MAX_PART_HEADERS, "part headers")
+        return _parse_part_headers(raw)
+
+    def read_data(self, sink: Callable[[bytes], None], what: str) -> None:
+        self.body.copy_until(b"\r\n" + self.delim, sink, what)
+        self._after_delimiter()
+
+
+def plain_name(name: Any, what: str) -> str:
+    """A sent filename, accepted only if it is already a harmless basename."""
+    if not isinstance(name, str) or name in ("", ".", ".."):
+        raise Refusal(400, f"{what}: filename {name!r} is empty or not a file name")
+    if "/" in name or "\\" in name or any(ord(c) < 0x20 or c == "\x7f" for c in name):
+        raise Refusal(400, f"{what}: filename {name!r} contains '/', '\\' or control characters")
+    if len(name.encode("utf-8")) > 255:
+        raise Refusal(400, f"{what}: filename is longer than 255 bytes")
+    return name
+
+
+def folder_name(invoice_id: str) -> str:
+    """An invoice id made safe as one folder name (SPEC §5.2 layout)."""
+    folder = _FOLDER_UNSAFE.sub("_", invoice_id)
+    return folder if folder.strip(".") else folder.replace(".", "_") or "_"
+
+
+def _fields(entry: Any, where: str, names: Sequence[str]) -> dict[str, Any]:
+    """The manifest entry, if it has every field the receiver relies on, with the right type."""
+    if not isinstance(entry, dict):
+        raise Refusal(400, f"part 'manifest': {where} is not an object")
+    for name in names:
+        kind = int if name == "size" else str
+        if not isinstance(entry.get(name), kind) or isinstance(entry.get(name), bool):
+            raise Refusal(400, f"part 'manifest': {where} needs {kind.__name__} field {name!r}")
+    return entry
+
+
+def expected_parts(manifest: dict[str, Any]) -> list[tuple[str, dict[str, Any], str]]:
+    """(part name, manifest entry, path inside the bundle folder) in the required order."""
+    inv = _fields(manifest["invoice_file"], "invoice_file", ("name", "size", "sha256"))
+    inv_name = plain_name(inv["name"], "manifest invoice_file")
+    if inv_name in _RESERVED:
+        raise Refusal(400, f"invoice file name {inv_name!r} clashes with the store layout")
+    out = [("invoice", inv, inv_name)]
+    for invoice in manifest["invoices"]:
+        folder = folder_name(str(invoice["id"]))
+        for att in invoice["attachments"]:
+            _fields(att, f"attachment of {invoice['id']!r}", _ATTACHMENT_FIELDS)
+            name = plain_name(att["name"], f"manifest entry {att.get('part')!r}")
+            out.append((att["part"], att, f"attachments/{folder}/{name}"))
+    for n, (part, _entry, _rel) in enumerate(out[1:], start=1):
+        if part != f"attachment-{n}":
+            raise Refusal(400, f"manifest names part {part!r} where 'attachment-{n}' belongs")
+    paths = [rel for _p, _e, rel in out]
+    if len(set(paths)) != len(paths):
+        raise Refusal(400, "two files in the manifest would be stored under the same name")
+    return out
+
+
+class ReceiverServer(ThreadingHTTPServer):
+    """Holds the state shared by the handler threads; everything mutable is under self.lock."""
+
+    daemon_threads = True
+
+    def __init__(self, addr: tuple[str, int], store: Path, token: str | None,
+                 fail_first: Sequence[int]) -> None:
+        if ":" in addr[0]:
+            self.address_family = socket.AF_INET6
+        self.store = store
+        self.token = token
+        self.lock = threading.Lock()
+        self.faults = list(fail_first)
+        self.in_progress: set[str] = set()
+        self.responses: dict[str, bytes] = {}
+        store.mkdir(parents=True, exist_ok=True)
+        for leftover in store.glob(".tmp-*"):  # staging of a receiver that died mid-request
+            shutil.rmtree(leftover, ignore_errors=True)
+        super().__init__(addr, ReceiverHandler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind asks DNS for getfqdn(host), which can stall for seconds.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = str(self.server_address[0]), self.server_address[1]
+
+    def next_fault(self) -> int | None:
+        with self.lock:
+            return self.faults.pop(0) if self.faults else None
+
+    def claim(self, key: str) -> None:
+        with self.lock:
+            if key in self.in_progress:
+                raise Refusal(409, "a request with this Idempotency-Key is still in progress")
+            self.in_progress.add(key)
+
+    def release(self, key: str) -> None:
+        with self.lock:
+            self.in_progress.discard(key)
+
+    def stored_response(self, key: str) -> bytes | None:
+        """The 2xx body of a finished request with this key, from memory or from disk."""
+        with self.lock:
+            if key not in self.responses:
+                try:
+                    self.responses[key] = (self.store / key / "response.json").read_bytes()
+                except FileNotFoundError:
+                    return None
+            return self.responses[key]
+
+    def remember(self, key: str, body: bytes) -> None:
+        with self.lock:
+            self.responses[key] = body
+
+    def append_log(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record, ensure_ascii=False) + "\n"
+        with self.lock, open(self.store / "requests.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(line)
+
+
+class ReceiverHandler(BaseHTTPRequestHandler):
+    # HTTP/1.1 keep-alive; without TCP_NODELAY every answer waits ~40 ms on delayed ACK.
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    timeout = 120  # a stalled sender must not hold its key forever
+    server: ReceiverServer
+    server_version = "outboxd-receiver"
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except ConnectionError:
+            pass  # a client hanging up between keep-alive requests is not an error
+
+    def handle_expect_100(self) -> bool:
+        # Defer "100 Continue" until headers, token and key are accepted (do_POST sends it).
+        return True
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass  # requests.jsonl is the access log; do_POST writes one stderr line itself
+
+    def log_message(self, format: str, *args: Any) -> None:
+        sys.stderr.write(f"receiver: {self.address_string()} {format % args}\n")
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # The base class answers malformed request lines with HTML; every answer here is JSON.
+        self.close_connection = True
+        self._send(code, {"error": message or HTTPStatus(code).phrase})
+
+    def _send(self, status: int, payload: dict[str, Any] | bytes,
+              headers: Sequence[tuple[str, str]] = ()) -> None:
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            for name, value in headers:
+                self.send_header(name, value)
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError:
+            self.close_connection = True  # the client is gone; nothing left to tell it
+
+    def do_GET(self) -> None:
+        self._send(200, {"status": "ok", "service": "outboxd receiver"})
+
+    def _refuse_method(self) -> None:
+        self._send(405, {"error": f"{self.command} not allowed; POST a bundle"},
+                   [("Allow", "GET, POST")])
+
+    do_PUT = do_DELETE = do_PATCH = _refuse_method
+
+    def do_POST(self) -> None:
+        self._body: _Body | None = None
+        self._expect_pending = (self.request_version >= "HTTP/1.1" and
+                                self.headers.get("Expect", "").lower() == "100-continue")
+        key = self.headers.get("Idempotency-Key", "").strip()
+        status: int = 500
+        payload: bytes | dict[str, Any] = b""
+        headers: list[tuple[str, str]] = []
+        error: str | None = None
+        claimed, gone, staging = False, False, None
+        try:
+            if (fault := self.server.next_fault()) is not None:
+                if fault in (429, 503):
+                    headers.append(("Retry-After", "0"))
+                raise Refusal(fault, "injected failure (fail_first)")
+            self._check_token()
+            boundary = self._boundary()
+            length = self._content_length()
+            if not _KEY.fullmatch(key):
+                raise Refusal(400, "Idempotency-Key header missing or not a bundle id "
+                              "(64 lowercase hex digits)")
+            self.server.claim(key)
+            claimed = True
+            self._body = _Body(self.rfile, length)
+            if self._expect_pending:
+                self._expect_pending = False
+                self.send_response_only(100)
+                self.end_headers()
+            staging = self.server.store / f".tmp-{uuid.uuid4()}"
+            staging.mkdir()
+            status, payload = self._receive(key, boundary, staging)
+        except Refusal as exc:
+            status, payload, error = exc.status, {"error": exc.message}, exc.message
+        except (ConnectionError, TimeoutError) as exc:
+            status, error, gone = 400, f"request body not received: {exc}", True
+            self.close_connection = True
+        except Exception as exc:  # a bug or a full disk: answer 500, keep serving
+            status, payload, error = 500, {"error": f"receiver failed: {exc!r}"}, repr(exc)
+        finally:
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
+            if claimed:
+                self.server.release(key)  # before answering, so a prompt repeat never sees 409
+        self._finish()
+        record: dict[str, Any] = {"time": utc_now_iso(), "idempotency_key": key or None,
+                                  "status": status}
+        if error:
+            record["error"] = error
+        self.server.append_log(record)
+        self.log_message("POST %s %d %s%s", self.path, status, key[:12] or "-",
+                         f" {error}" if error else "")
+        if not gone:
+            self._send(status, payload, headers)
+
+    def _finish(self) -> None:
+        """Leave the connection usable: read what the client still sends, or close it.
+
+        Closing a socket with unread data makes the kernel send RST, and the
+        client may then see "connection reset" instead of our answer. A client
+        still waiting for "100 Continue" sends no body at all.
+        """
+        raw = self.headers.get("Content-Length", "0").strip()
+        body = self._body or (_Body(self.rfile, int(raw)) if raw.isdigit() else None)
+        if (self.close_connection or self._expect_pending or body is None
+                or "Transfer-Encoding" in self.headers or body.remaining > MAX_DRAIN):
+            self.close_connection = True
+            return
+        try:
+            body.drain()
+        except OSError:
+            self.close_connection = True
+
+    def _check_token(self) -> None:
+        if self.server.token is None:
+            return
+        sent = self.headers.get("Authorization", "")
+        expected = f"Bearer {self.server.token}"
+        if not hmac.compare_digest(sent.encode(), expected.encode()):
+            raise Refusal(401, "missing or wrong bearer token")
+
+    def _content_length(self) -> int:
+        raw = self.headers.get("Content-Length", "").strip()
+        if self.headers.get("Transfer-Encoding") or not raw.isdigit():
+            self.close_connection = True  # where the body ends is unknown: never reuse
+            raise Refusal(411, "a Content-Length header (and no Transfer-Encoding) is required")
+        length = int(raw)
+        if length > MAX_BODY:
+            raise Refusal(413, f"body of {length} bytes is over the {MAX_BODY}-byte limit")
+        return length
+
+    def _boundary(self) -> bytes:
+        if self.headers.get_content_type() != "multipart/form-data":
+            raise Refusal(400, "Content-Type must be multipart/form-data")
+        boundary = self.headers.get_param("boundary")
+        if not isinstance(boundary, str) or not 1 <= len(boundary) <= 70 or not boundary.isascii():
+            raise Refusal(400, "multipart/form-data needs a boundary of 1-70 ASCII characters")
+        return boundary.encode("ascii")
+
+    def _receive(self, key: str, boundary: bytes, staging: Path) -> tuple[int, bytes]:
+        assert self._body is not None
+        mp = _Multipart(self._body, boundary)
+        head = mp.next_part()
+        if head is None or head.name != "manifest":
+            raise Refusal(400, f"first part must be 'manifest', got {head and head.name!r}")
+        if head.content_type.split(";")[0].strip().lower() != "application/json":
+            raise Refusal(400, f"part 'manifest': Content-Type must be application/json, "
+                          f"got {head.content_type!r}")
+        raw = bytearray()
+
+        def collect(data: bytes) -> None:
+            raw.extend(data)
+            if len(raw) > MAX_MANIFEST:
+                raise Refusal(413, f"part 'manifest' is over {MAX_MANIFEST} bytes")
+
+        mp.read_data(collect, "part 'manifest'")
+        try:
+            manifest = json.loads(raw)
+            if not isinstance(manifest, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            raise Refusal(400, f"part 'manifest' is not valid JSON: {exc}") from None
+        if manifest.get("manifest_version") != MANIFEST_VERSION:
+            raise Refusal(400, f"part 'manifest': manifest_version must be {MANIFEST_VERSION}, "
+                          f"got {manifest.get('manifest_version')!r}")
+        try:
+            parts = expected_parts(manifest)
+            recomputed = bundle_id_from_manifest(manifest)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise Refusal(400, f"part 'manifest' lacks or mistypes a field: {exc!r}") from None
+        stored = self.server.stored_response(key)
+        if stored is not None and recomputed != key:
+            raise Refusal(422, "this Idempotency-Key was already used for a bundle with "
+                          f"other content (this one's content gives {recomputed})")
+        if manifest.get("bundle_id") != recomputed:
+            raise Refusal(400, f"part 'manifest': bundle_id {manifest.get('bundle_id')!r} is "
+                          f"not the id of its content ({recomputed})")
+        if key != recomputed:
+            raise Refusal(400, f"Idempotency-Key {key} is not the bundle id {recomputed}")
+        for name, entry, rel in parts:
+            self._receive_file(mp, name, entry, staging / rel)
+        if (extra := mp.next_part()) is not None:
+            raise Refusal(400, f"unexpected part {extra.name!r} after {parts[-1][0]!r}")
+        if stored is not None:
+            return 200, stored  # the first answer, byte for byte
+        body = json.dumps({"receipt_id": f"rcpt-{uuid.uuid4().hex}", "bundle_id": key}).encode()
+        write_atomic(staging / "manifest.json", bytes(raw))  # exactly the bytes received
+        write_atomic(staging / "response.json", body)
+        for root, _dirs, _files in os.walk(staging, topdown=False):
+            fsync_dir(Path(root))
+        rename_noreplace(staging, self.server.store / key)
+        fsync_dir(self.server.store)
+        self.server.remember(key, body)
+        return 201, body
+
+    def _receive_file(self, mp: _Multipart, name: str, entry: dict[str, Any], dest: Path) -> None:
+        if (head := mp.next_part()) is None or head.name != name:
+            raise Refusal(400, f"expected part {name!r}, got {head.name!r}" if head
+                          else f"part {name!r} is missing")
+        if head.filename != entry["name"]:
+            raise Refusal(400, f"part {name!r}: filename {head.filename!r} is not the "
+                          f"manifest's name {entry['name']!r}")
+        if name != "invoice" and head.content_type != entry["content_type"]:
+            raise Refusal(400, f"part {name!r}: Content-Type {head.content_type!r} is not the "
+                          f"manifest's {entry['content_type']!r}")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        size = 0
+        with open(dest, "xb") as fh:
+            def sink(data: bytes) -> None:
+                nonlocal size
+                digest.update(data)
+                size += len(data)
+                fh.write(data)
+
+            mp.read_data(sink, f"part {name!r}")
+            fh.flush()
+            os.fsync(fh.fileno())
+        if size != entry["size"]:
+            raise Refusal(400, f"part {name!r}: {size} bytes, manifest says {entry['size']}")
+        if digest.hexdigest() != entry["sha256"]:
+            raise Refusal(400, f"part {name!r}: sha256 {digest.hexdigest()} does not match "
+                          f"the manifest's {entry['sha256']}")
+
+
+def make_server(host: str, port: int, store: Path, token: str | None = None,
+                fail_first: Sequence[int] = ()) -> ThreadingHTTPServer:
+    """A bound, not yet serving receiver; call serve_forever() (tests do it in a thread)."""
+    return ReceiverServer((host, port), Path(store), token, fail_first)
+
+
+def run(listen: str, store: Path, token: str | None = None, fail_first: Sequence[int] = ()) -> int:
+    """Serve until SIGTERM or SIGINT; prints the one line tests wait for."""
+    host, sep, port_text = listen.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
+        raise UsageError(f"--listen {listen!r}: expected HOST:PORT, e.g. 127.0.0.1:8787")
+    server = make_server(host, int(port_text), store, token, fail_first)
+    bound_port = server.server_address[1]
+    shown = f"[{host}]" if ":" in host else host
+    print(f"outboxd receiver listening on http://{shown}:{bound_port}", flush=True)
+
+    def stop(signum: int, frame: object) -> None:
+        # shutdown() waits for serve_forever() to return: call it from another thread.
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        server.serve_forever(poll_interval=0.1)  # SIGTERM is acted on within 0.1 s
+    finally:
+        server.server_close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
