@@ -1,0 +1,65 @@
+"""Archive: move a finished bundle into sent/ or quarantine/ with its papers.
+
+Layout (SPEC §4): ROOT/YYYY-MM-DD/NAME--BUNDLEID12/ (UTC date, `-2`, `-3` …
+when taken) holding the bundle as it was in the outbox plus receipt.json,
+or reason.json and REASON.txt. The papers are written into the work folder
+first, so the one move that follows carries a complete archive entry.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from daemon.bundle import Finding
+from daemon.fsops import free_name, move_tree, write_atomic, write_json
+
+
+
+def target_for(root: Path, name: str, bundle_id: str) -> Path:
+    day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    return free_name(root / day, f"{name}--{bundle_id[:12]}")
+
+
+def move_into_place(work: Path, target: Path) -> None:
+    """Move work → target; safe to call again after a crash at any point in it."""
+    if not work.exists():
+        return  # an earlier run finished the move
+    if target.exists():
+        # Crashed after the cross-file-system copy was renamed into place but
+        # before the source was deleted: the target is complete (it is only
+        # renamed there after every file was fsynced).
+        shutil.rmtree(work)
+        return
+    move_tree(work, target)
+
+
+def write_receipt(work: Path, receipt: dict[str, Any]) -> None:
+    write_json(work / "receipt.json", receipt)
+
+
+def reason_record(bundle_id: str, invoice_file: str, reasons: list[Finding]) -> dict[str, Any]:
+    return {"bundle_id": bundle_id, "invoice_file": invoice_file,
+            "reasons": [{"code": r.code, "file": r.file, "message": r.message} for r in reasons],
+            "quarantined_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def reason_text(record: dict[str, Any]) -> str:
+    lines = [f"outboxd quarantined {record['invoice_file']} (bundle {record['bundle_id']})",
+             f"at {record['quarantined_at']} for these reasons:", ""]
+    for r in record["reasons"]:
+        lines.append(f"- {r['file']}: {r['message']}  [{r['code']}]")
+    lines += ["", "Nothing was sent. Fix what is listed above, then move the invoice file "
+              "and its sidecar folder from this folder back into the outbox;",
+              "outboxd will check and send them again.", ""]
+    return "\n".join(lines)
+
+
+def write_reasons(work: Path, record: dict[str, Any]) -> None:
+    write_json(work / "reason.json", record)
+    write_atomic(work / "REASON.txt", reason_text(record).encode("utf-8"))
+    # REASON.txt is for people on the share: readable by the group as well.
+    os.chmod(work / "REASON.txt", 0o640)

@@ -1,0 +1,85 @@
+"""Claim: move a bundle out of the outbox into a processing folder of our own.
+
+The rename of the invoice file is the claim: on one file system exactly one
+rename of a name succeeds, so several daemons (several hosts on one share)
+can watch the same outbox and only one of them sends a bundle.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from pathlib import Path
+
+from daemon.errors import ClaimLost
+from daemon.fsops import fsync_dir, rename_noreplace
+from daemon.scan import Candidate
+
+
+def work_dir_for(processing: Path, name: str, bundle_id: str) -> Path:
+    """A folder only this daemon uses: NAME--BUNDLEID12--HOST-PID-RANDOM."""
+    host = socket.gethostname().split(".")[0] or "host"
+    return processing / f"{name}--{bundle_id[:12]}--{host}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def moved_candidate(cand: Candidate, work: Path) -> Candidate:
+    """The same bundle, as it lies inside its work folder after the claim."""
+    return Candidate(cand.name, work / cand.invoice.name, work / cand.sidecar.name,
+                     work / cand.marker.name)
+
+
+def _parts(cand: Candidate, with_marker: bool) -> list[Path]:
+    parts = [cand.invoice]
+    if os.path.lexists(cand.sidecar):
+        parts.append(cand.sidecar)
+    if with_marker and os.path.lexists(cand.marker):
+        parts.append(cand.marker)
+    return parts
+
+
+def claim(cand: Candidate, work: Path, with_marker: bool) -> Candidate:
+    """Move invoice file, then sidecar and marker into `work`; ClaimLost if we lost the race."""
+    work.mkdir(parents=True)
+    try:
+        os.rename(cand.invoice, work / cand.invoice.name)
+    except FileNotFoundError:
+        work.rmdir()
+        raise ClaimLost(f"{cand.invoice.name} was taken by someone else") from None
+    finish_claim(cand, work, with_marker)
+    return moved_candidate(cand, work)
+
+
+def finish_claim(cand: Candidate, work: Path, with_marker: bool) -> None:
+    """Move what is still in the outbox; also used by recovery after a crash mid-claim."""
+    for part in _parts(cand, with_marker)[1:]:
+        target = work / part.name
+        if not os.path.lexists(target):
+            os.rename(part, target)
+    fsync_dir(work)
+    fsync_dir(cand.invoice.parent)
+
+
+def unclaim(cand: Candidate, work: Path) -> list[str]:
+    """Put a claimed bundle back into the outbox; returns names that could not go back.
+
+    Never replaces: if someone dropped a new file under the same name in the
+    meantime, ours stays in the work folder and the caller decides.
+    """
+    stuck: list[str] = []
+    inside = moved_candidate(cand, work)
+    for src, dst in ((inside.sidecar, cand.sidecar), (inside.marker, cand.marker),
+                     (inside.invoice, cand.invoice)):
+        if not os.path.lexists(src):
+            continue
+        try:
+            rename_noreplace(src, dst)
+        except FileExistsError:
+            stuck.append(src.name)
+    fsync_dir(cand.invoice.parent)
+    if not stuck:
+        try:
+            work.rmdir()
+        except OSError:
+            stuck.append(work.name)
+    return stuck

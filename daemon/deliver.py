@@ -1,0 +1,205 @@
+"""Deliver: post a bundle to the operator (SPEC §5), or write it to a folder.
+
+The response classification lives in `classify()` and nowhere else; httpx
+errors are mapped to our Retryable / Paused / Rejected here, at the edge.
+The transport is injectable (httpx.MockTransport in unit tests).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import os
+import random
+import shutil
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+
+from daemon import __version__
+from daemon.bundle import Bundle
+from daemon.config import DeliveryConfig
+from daemon.errors import Paused, Rejected, Retryable
+from daemon.fsops import fsync_dir, open_regular, write_json
+from daemon.manifest import ordered_attachments, safe_filename
+from daemon.names import folder_name_for_id
+
+RETRY_STATUSES = {408, 409, 425, 429}
+PAUSE_STATUSES = {401, 403, 404}
+BODY_LIMIT = 2000
+INVOICE_TYPES = {"ubl": "application/xml", "svefaktura": "application/xml",
+                 "pdf": "application/pdf", "other": "application/octet-stream"}
+
+
+@dataclass(frozen=True)
+class Receipt:
+    status: int
+    body: Any
+    receipt_id: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "body": self.body, "receipt_id": self.receipt_id}
+
+
+class Deliverer(Protocol):
+    def deliver(self, bundle: Bundle, manifest: dict[str, Any]) -> Receipt: ...
+
+    def close(self) -> None: ...
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds: a number, or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+def backoff(attempt: int, base: float, cap: float, retry_after: float | None = None,
+            rng: random.Random | None = None) -> float:
+    """Exponential backoff with full jitter; a server's Retry-After is a floor."""
+    ceiling = min(cap, base * 2 ** max(0, attempt - 1))
+    delay = (rng or random).uniform(0, ceiling)
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, cap))
+    return delay
+
+
+def _body(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text[:BODY_LIMIT]
+
+
+def classify(response: httpx.Response) -> Receipt:
+    """The SPEC §5.1 table: a Receipt for 2xx, else the DeliveryError to act on."""
+    status = response.status_code
+    if 200 <= status < 300:
+        body = _body(response)
+        receipt_id = body.get("receipt_id") if isinstance(body, dict) else None
+        return Receipt(status, body, str(receipt_id) if receipt_id is not None else None)
+    text = response.text[:BODY_LIMIT]
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    if status in RETRY_STATUSES or status >= 500:
+        raise Retryable(f"HTTP {status} from the receiver", status, text, retry_after)
+    if status in PAUSE_STATUSES:
+        raise Paused(f"HTTP {status}: check [delivery] url and token", status, text, retry_after)
+    raise Rejected(f"the receiver rejected the bundle with HTTP {status}", status, text)
+
+
+class HttpDeliverer:
+    def __init__(self, cfg: DeliveryConfig, transport: httpx.BaseTransport | None = None) -> None:
+        self.cfg = cfg
+        headers = {"User-Agent": f"outboxd/{__version__}"}
+        token = cfg.bearer_token()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        cert: Any = None
+        if cfg.client_cert:
+            cert = (str(cfg.client_cert), str(cfg.client_key)) if cfg.client_key \
+                else str(cfg.client_cert)
+        # When transport= is given httpx ignores verify/cert/limits, so they
+        # only matter for the real transport — which is the one in production.
+        self.client = httpx.Client(
+            headers=headers, transport=transport, verify=cfg.verify, cert=cert,
+            timeout=httpx.Timeout(cfg.timeout_seconds, connect=cfg.connect_timeout_seconds),
+            limits=httpx.Limits(max_connections=cfg.concurrency),
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _name(self, name: str) -> str:
+        return safe_filename(name) if self.cfg.safe_filenames else name
+
+    def deliver(self, bundle: Bundle, manifest: dict[str, Any]) -> Receipt:
+        assert self.cfg.url is not None  # config guarantees it for transport = "http"
+        inv = bundle.invoice_file
+        with ExitStack() as stack:
+            # Open file objects: httpx streams them in chunks with a known length.
+            files: list[tuple[str, tuple[str | None, Any, str]]] = [
+                ("manifest", (None, json.dumps(manifest, ensure_ascii=False).encode("utf-8"),
+                              "application/json")),
+                ("invoice", (self._name(inv.name),
+                             stack.enter_context(open_regular(inv.path, inv.name)),
+                             INVOICE_TYPES[inv.format])),
+            ]
+            for n, att in enumerate(ordered_attachments(bundle), start=1):
+                files.append((f"attachment-{n}", (self._name(att.original_name),
+                              stack.enter_context(open_regular(att.path, att.rel)),
+                              att.content_type)))
+            try:
+                response = self.client.post(self.cfg.url, files=files,
+                                            headers={"Idempotency-Key": manifest["bundle_id"]})
+            except httpx.TimeoutException as exc:
+                raise Retryable(f"timed out talking to the receiver ({type(exc).__name__})") \
+                    from None
+            except httpx.TransportError as exc:
+                raise Retryable(f"cannot reach the receiver: {exc or type(exc).__name__}") \
+                    from None
+            except httpx.InvalidURL as exc:
+                raise Paused(f"[delivery] url is not usable: {exc}") from None
+        return classify(response)
+
+
+class DirectoryDeliverer:
+    """SPEC §5.2: TARGET/.tmp-BUNDLEID/ renamed to TARGET/BUNDLEID/."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+
+    def close(self) -> None:
+        pass
+
+    def deliver(self, bundle: Bundle, manifest: dict[str, Any]) -> Receipt:
+        bid = manifest["bundle_id"]
+        final = self.target / bid
+        body = {"delivered_to": str(final)}
+        if final.exists():
+            return Receipt(200, {**body, "already_delivered": True}, None)
+        tmp = self.target / f".tmp-{bid}"
+        try:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            tmp.mkdir(parents=True)
+            write_json(tmp / "manifest.json", manifest)
+            self._copy(bundle.invoice_file.path, tmp / bundle.invoice_file.name)
+            for att in ordered_attachments(bundle):
+                folder = tmp / "attachments" / folder_name_for_id(att.invoice_id)
+                folder.mkdir(parents=True, exist_ok=True)
+                self._copy(att.path, folder / att.original_name)
+            tmp.rename(final)
+            fsync_dir(self.target)
+        except OSError as exc:
+            raise Retryable(f"cannot write to [delivery] target {self.target}: "
+                            f"{exc.strerror}") from None
+        return Receipt(201, body, None)
+
+    @staticmethod
+    def _copy(src: Path, dst: Path) -> None:
+        with open_regular(src) as fin, open(dst, "wb") as fout:
+            shutil.copyfileobj(fin, fout)
+            fout.flush()
+            os.fsync(fout.fileno())
+
+
+def make_deliverer(cfg: DeliveryConfig) -> Deliverer:
+    if cfg.transport == "directory":
+        assert cfg.target is not None
+        cfg.target.mkdir(parents=True, exist_ok=True)
+        return DirectoryDeliverer(cfg.target)
+    return HttpDeliverer(cfg)
