@@ -1,0 +1,338 @@
+"""The pipeline for one bundle: settle → read → match → validate → decide →
+claim → deliver → archive, and recovery of whatever a crash interrupted.
+
+This module decides and sequences; the modules it calls do the work. Every
+step that changes the world is announced in the journal first.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from daemon import logs
+from daemon.archive import (move_into_place, reason_record, target_for, write_reasons,
+                            write_receipt)
+from daemon.bundle import Bundle, Finding
+from daemon.claim import claim, finish_claim, moved_candidate, unclaim, work_dir_for
+from daemon.config import Settings
+from daemon.deliver import Deliverer, backoff
+from daemon.errors import ClaimLost, InputError, Paused, Rejected, Retryable
+from daemon.fsops import write_atomic
+from daemon.journal import (CLAIMING, DELIVERED, LIVE, QUARANTINING, Journal, Row, iso_in,
+                            now_iso, parse_iso)
+from daemon.manifest import build_manifest, bundle_id_of
+from daemon.match import assemble
+from daemon.names import stem
+from daemon.scan import Candidate, Listing, Snapshot, snapshot
+from daemon.settle import SettleTracker
+from daemon.validate import validate_bundle
+
+BODY_LIMIT = 2000
+
+
+@dataclass
+class _Known:
+    """What a settled snapshot was found to be, so it is read only once."""
+
+    snap: Snapshot
+    bundle: Bundle | None  # None: the invoice file itself could not be read
+    bundle_id: str
+
+
+def _reasons(findings: list[Finding] | tuple[Finding, ...]) -> list[dict[str, str]]:
+    return [{"code": f.code, "file": f.file, "message": f.message} for f in findings]
+
+
+def _findings(reasons: list[dict[str, Any]]) -> list[Finding]:
+    return [Finding(r["code"], r["file"], r["message"]) for r in reasons]
+
+
+class Pipeline:
+    def __init__(self, settings: Settings, journal: Journal, deliverer: Deliverer) -> None:
+        self.s = settings
+        self.j = journal
+        self.d = deliverer
+        self.tracker = SettleTracker(settings.outbox.settle_seconds)
+        self.known: dict[str, _Known] = {}
+        self.log = logs.get()
+
+    # -- reading ---------------------------------------------------------------
+    def candidate(self, invoice_file: str) -> Candidate:
+        name = stem(invoice_file)
+        root = self.s.outbox.path
+        return Candidate(name, root / invoice_file, root / (name + self.s.outbox.sidecar_suffix),
+                         root / (name + self.s.outbox.marker_suffix))
+
+    def evaluate(self, cand: Candidate) -> Bundle:
+        """Read, match and validate; raises InputError only if the invoice file is unreadable."""
+        return validate_bundle(assemble(cand, self.s), self.s.validation)
+
+    def _bind(self, invoice_file: str, bundle_id: str | None, ids: list[str] | tuple[str, ...]
+              ) -> Any:
+        return self.log.bind(bundle_id=bundle_id, invoice_file=invoice_file,
+                             invoice_ids=list(ids))
+
+    # -- before the claim ------------------------------------------------------
+    def step(self, cand: Candidate, now: float) -> int | None:
+        """Look at one invoice file in the outbox; a journal row id once it is claimed."""
+        key = cand.invoice.name
+        snap = snapshot(cand, self.s.outbox)
+        row = self.j.live_row(key)
+        if snap is None:
+            self.forget(key)
+            if row:
+                self.j.transition(row.id, "gone", "the invoice file left the outbox")
+            return None
+        marker_missing = (self.s.outbox.completion == "marker"
+                          and not os.path.lexists(cand.marker))
+        if not self.tracker.observe(key, snap, now) or marker_missing:
+            self._live(row, key, "settling")
+            return None
+        known = self.known.get(key)
+        if known is None or known.snap != snap:
+            known = self._read(cand, snap)
+        if known.bundle is None:
+            return None
+        return self._decide(cand, known, row)
+
+    def _read(self, cand: Candidate, snap: Snapshot) -> _Known:
+        key = cand.invoice.name
+        try:
+            bundle = self.evaluate(cand)
+        except InputError as exc:
+            self.log.error("invoice file unreadable", invoice_file=key, error=str(exc))
+            known = _Known(snap, None, "")
+        else:
+            known = _Known(snap, bundle, bundle_id_of(bundle))
+        self.known[key] = known
+        return known
+
+    def _live(self, row: Row | None, key: str, state: str, **fields: Any) -> None:
+        if row is None:
+            self.j.create(key, state, **fields)
+        elif row.state != state or any(getattr(row, k) != v for k, v in fields.items()):
+            self.j.transition(row.id, state, **fields)
+
+    def _decide(self, cand: Candidate, known: _Known, row: Row | None) -> int | None:
+        bundle, bid, key = known.bundle, known.bundle_id, cand.invoice.name
+        assert bundle is not None
+        policy = self.s.policy
+        errors_file = cand.invoice.with_name(cand.name + ".errors.txt")
+        if bundle.errors:
+            if policy.invalid == "hold":
+                text = "".join(f"{f.line()}\n" for f in bundle.errors)
+                if not errors_file.exists() or errors_file.read_text("utf-8") != text:
+                    write_atomic(errors_file, text.encode("utf-8"))
+                self._live(row, key, "held", bundle_id=bid, reasons=_reasons(bundle.errors))
+                return None
+            return self._claim(cand, known, row, list(bundle.errors))
+        if os.path.lexists(errors_file) and errors_file.is_file():
+            errors_file.unlink()  # our own file: the bundle passes now
+        if self.j.was_sent(bid) and policy.duplicates == "quarantine":
+            return self._claim(cand, known, row, [Finding(
+                "duplicate", key, f"this exact bundle ({bid[:12]}) was sent before — remove "
+                "it, or change it if it is meant to be a new bundle")])
+        unattached = bundle.unattached_ids
+        if unattached and policy.unattached != "send":
+            deadline = row.deadline if row and row.deadline else (
+                None if policy.unattached == "hold" else iso_in(policy.attachment_wait_seconds))
+            if deadline is None or datetime.now(timezone.utc) < parse_iso(deadline):
+                self._live(row, key, "waiting", bundle_id=bid, deadline=deadline,
+                           invoice_ids=list(bundle.invoice_ids), unattached_ids=list(unattached))
+                return None
+            if policy.unattached == "quarantine":
+                return self._claim(cand, known, row, [Finding(
+                    "unattached-invoice", key, f"invoice(s) {', '.join(unattached)} had no "
+                    f"attachments after {policy.attachment_wait_seconds:g} s — add them to the "
+                    "sidecar folder and move the bundle back into the outbox")])
+        return self._claim(cand, known, row, [])
+
+    def _claim(self, cand: Candidate, known: _Known, row: Row | None,
+               reasons: list[Finding]) -> int | None:
+        assert known.bundle is not None
+        bundle, bid, key = known.bundle, known.bundle_id, cand.invoice.name
+        work = work_dir_for(self.s.processing_dir, cand.name, bid)
+        fields = {"bundle_id": bid, "invoice_ids": list(bundle.invoice_ids),
+                  "unattached_ids": list(bundle.unattached_ids), "work_dir": str(work),
+                  "reasons": _reasons(reasons)}
+        if row is None:
+            row_id = self.j.create(key, CLAIMING, **fields)
+        else:
+            row_id = row.id
+            self.j.transition(row_id, CLAIMING, **fields)
+        self.forget(key)
+        log = self._bind(key, bid, bundle.invoice_ids)
+        try:
+            moved = claim(cand, work, self.s.outbox.completion == "marker")
+        except ClaimLost:
+            self.j.transition(row_id, "gone", "claimed by another daemon", work_dir=None)
+            log.info("bundle taken by another daemon")
+            return None
+        # The files may have changed between validation and the move.
+        try:
+            after = bundle_id_of(self.evaluate(moved))
+        except InputError:
+            after = ""
+        if after != bid:
+            stuck = unclaim(cand, work)
+            self.j.transition(row_id, "settling", "changed while being claimed", work_dir=None)
+            log.info("bundle changed while being claimed; settling again", stuck=stuck)
+            return None
+        if reasons:
+            self.quarantine(row_id, reasons)
+            return None
+        self.j.transition(row_id, "delivering", "claimed")
+        log.info("bundle claimed", attachments=len(bundle.attachments),
+                 unattached_ids=list(bundle.unattached_ids))
+        return row_id
+
+    def forget(self, key: str) -> None:
+        self.tracker.forget(key)
+        self.known.pop(key, None)
+
+    def forget_vanished(self, listing: Listing) -> None:
+        """Live rows of a previous run whose invoice file is no longer in the outbox."""
+        for row in self.j.rows(LIVE):
+            if row.invoice_file not in listing.candidates:
+                self.j.transition(row.id, "gone", "not in the outbox at start")
+
+    # -- after the claim -------------------------------------------------------
+    def _claimed_bundle(self, row: Row) -> Bundle:
+        assert row.work_dir is not None
+        return self.evaluate(moved_candidate(self.candidate(row.invoice_file),
+                                             Path(row.work_dir)))
+
+    def outgoing_warnings(self, bundle: Bundle, bid: str) -> list[Finding]:
+        name = bundle.invoice_file.name
+        out = list(bundle.warnings)
+        for invoice_id in bundle.unattached_ids:
+            out.append(Finding("unattached-invoice", name, f"invoice {invoice_id} is sent "
+                               "without attachments", "warning", invoice_id))
+        for invoice_id in self.j.sent_invoice_ids(list(bundle.invoice_ids), bid):
+            out.append(Finding("invoice-id-already-sent", name, f"invoice {invoice_id} was "
+                               "already sent in another bundle", "warning", invoice_id))
+        return out
+
+    def attempt(self, row_id: int) -> float | None:
+        """One delivery attempt; the delay before the next one, or None when finished."""
+        row = self.j.get(row_id)
+        log = self._bind(row.invoice_file, row.bundle_id, row.invoice_ids)
+        try:
+            bundle = self._claimed_bundle(row)
+        except (InputError, OSError) as exc:
+            self.quarantine(row_id, [Finding("processing-damaged", row.invoice_file,
+                                             f"cannot be read in the processing folder ({exc})"
+                                             " — check it and move it back to the outbox")])
+            return None
+        if bundle.errors:
+            self.quarantine(row_id, list(bundle.errors))
+            return None
+        warnings = self.outgoing_warnings(bundle, bundle_id_of(bundle))
+        manifest = build_manifest(bundle, safe_filenames=self.s.delivery.safe_filenames,
+                                  warnings=warnings)
+        if manifest["bundle_id"] != row.bundle_id:
+            log.warning("bundle changed in the processing folder", new_bundle_id=manifest["bundle_id"])
+        attempts = row.attempts + 1
+        self.j.transition(row_id, "delivering", bundle_id=manifest["bundle_id"],
+                          attempts=attempts, next_attempt_at=None)
+        try:
+            receipt = self.d.deliver(bundle, manifest)
+        except (Retryable, Paused) as exc:
+            paused = isinstance(exc, Paused)
+            cfg = self.s.delivery
+            delay = cfg.retry_max_seconds if paused else backoff(
+                attempts, cfg.retry_base_seconds, cfg.retry_max_seconds, exc.retry_after)
+            error = str(exc) + (f": {exc.body[:200]}" if exc.body else "")
+            self.j.transition(row_id, "retrying", attempts=attempts, last_error=error,
+                              next_attempt_at=iso_in(delay))
+            (log.error if paused else log.warning)(
+                "delivery paused: configuration problem" if paused else "delivery failed; "
+                "will retry", error=error, attempts=attempts, retry_in=round(delay, 3))
+            return delay
+        except Rejected as exc:
+            self.quarantine(row_id, [Finding(
+                "rejected", row.invoice_file, f"the receiver answered HTTP {exc.status}: "
+                f"{exc.body[:BODY_LIMIT]} — fix what the receiver names, then move the bundle "
+                "back into the outbox")])
+            return None
+        record = {"manifest": manifest, "response": receipt.as_dict(), "attempts": attempts,
+                  "delivered_at": now_iso()}
+        self.j.transition(row_id, DELIVERED, response=record, receipt_id=receipt.receipt_id,
+                          last_error=None)
+        for w in warnings:
+            log.warning("sent with warning", code=w.code, file=w.file, message=w.message)
+        self.archive_sent(row_id)
+        return None
+
+    def archive_sent(self, row_id: int) -> None:
+        row = self.j.get(row_id)
+        assert row.work_dir and row.bundle_id and row.response
+        target = self._target(row, self.s.sent_dir)
+        work = Path(row.work_dir)
+        if work.exists():
+            write_receipt(work, row.response)
+        move_into_place(work, target)
+        self.j.transition(row_id, "sent", archive_dir=str(target))
+        self._bind(row.invoice_file, row.bundle_id, row.invoice_ids).info(
+            "bundle sent", receipt_id=row.receipt_id, attempts=row.response.get("attempts"),
+            archive=str(target))
+
+    def quarantine(self, row_id: int, reasons: list[Finding]) -> None:
+        self.j.transition(row_id, QUARANTINING, reasons=_reasons(reasons))
+        row = self.j.get(row_id)
+        assert row.work_dir and row.bundle_id
+        target = self._target(row, self.s.quarantine_dir)
+        work = Path(row.work_dir)
+        if work.exists():
+            write_reasons(work, reason_record(row.bundle_id, row.invoice_file, reasons))
+        move_into_place(work, target)
+        self.j.transition(row_id, "quarantined", archive_dir=str(target))
+        self._bind(row.invoice_file, row.bundle_id, row.invoice_ids).warning(
+            "bundle quarantined", reasons=[r.line() for r in reasons], archive=str(target))
+
+    def _target(self, row: Row, root: Path) -> Path:
+        """The archive folder, chosen once and journaled before the move."""
+        if row.archive_dir:
+            return Path(row.archive_dir)
+        assert row.bundle_id
+        target = target_for(root, stem(row.invoice_file), row.bundle_id)
+        self.j.update(row.id, archive_dir=str(target))
+        return target
+
+    # -- recovery ----------------------------------------------------------------
+    def recover(self) -> list[tuple[int, float]]:
+        """Finish what a crash interrupted; the rows to deliver and when (seconds from now)."""
+        due: list[tuple[int, float]] = []
+        for row in self.j.rows((CLAIMING, "delivering", "retrying", DELIVERED, QUARANTINING)):
+            log = self._bind(row.invoice_file, row.bundle_id, row.invoice_ids)
+            log.info("recovering bundle", state=row.state)
+            if row.state == CLAIMING:
+                assert row.work_dir
+                work = Path(row.work_dir)
+                if not (work / row.invoice_file).exists():
+                    if work.is_dir() and not any(work.iterdir()):
+                        work.rmdir()
+                    self.j.transition(row.id, "settling", "claim did not happen", work_dir=None)
+                    continue
+                finish_claim(self.candidate(row.invoice_file), work,
+                             self.s.outbox.completion == "marker")
+                if row.reasons:
+                    self.quarantine(row.id, _findings(row.reasons))
+                    continue
+                self.j.transition(row.id, "delivering", "claim finished after restart")
+                due.append((row.id, 0.0))
+            elif row.state == DELIVERED:
+                self.archive_sent(row.id)
+            elif row.state == QUARANTINING:
+                self.quarantine(row.id, _findings(row.reasons))
+            else:
+                delay = 0.0
+                if row.state == "retrying" and row.next_attempt_at:
+                    delay = max(0.0, (parse_iso(row.next_attempt_at)
+                                      - datetime.now(timezone.utc)).total_seconds())
+                due.append((row.id, delay))
+        return due
