@@ -1,0 +1,157 @@
+"""Shared fixtures: a temp outbox with its config, and the real receiver and daemon
+as subprocesses on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from helpers import wait_for  # noqa: E402
+
+OUTBOXD = [sys.executable, "-m", "daemon"]
+
+
+@dataclass
+class Env:
+    root: Path
+    extra: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def outbox(self) -> Path:
+        return self.root / "outbox"
+
+    @property
+    def sent(self) -> Path:
+        return self.root / "sent"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.root / "quarantine"
+
+    @property
+    def processing(self) -> Path:
+        return self.outbox / ".outboxd" / "processing"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.toml"
+
+    def write_config(self, url: str, **sections: dict[str, Any]) -> Path:
+        data: dict[str, dict[str, Any]] = {
+            "outbox": {"path": str(self.outbox), "settle_seconds": 0.3, "rescan_seconds": 5},
+            "paths": {"state_dir": str(self.state)},
+            "policy": {"attachment_wait_seconds": 1},
+            "delivery": {"url": url, "retry_base_seconds": 0.05, "retry_max_seconds": 0.5},
+            "log": {"format": "json"},
+        }
+        for section, values in {**self.extra, **sections}.items():
+            data.setdefault(section, {}).update(values)
+        lines = []
+        for section, values in data.items():
+            lines.append(f"[{section}]")
+            lines += [f"{k} = {json.dumps(v)}" for k, v in values.items()]
+        self.config.write_text("\n".join(lines) + "\n")
+        return self.config
+
+    def sent_bundles(self) -> list[Path]:
+        return sorted(p for p in self.sent.glob("*/*") if p.is_dir())
+
+    def quarantined(self) -> list[Path]:
+        return sorted(p for p in self.quarantine.glob("*/*") if p.is_dir())
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Env:
+    e = Env(tmp_path)
+    e.outbox.mkdir()
+    return e
+
+
+class Proc:
+    def __init__(self, args: list[str], log: Path) -> None:
+        self.log = log
+        self._fh = open(log, "wb")
+        self.popen = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self._fh,
+                                      env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+        try:
+            return self.popen.wait(timeout=30)
+        finally:
+            self._fh.close()
+
+    def stderr(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+class Receiver(Proc):
+    def __init__(self, store: Path, log: Path, *extra: str) -> None:
+        super().__init__([*OUTBOXD, "receiver", "--listen", "127.0.0.1:0", "--store", str(store),
+                          *extra], log)
+        assert self.popen.stdout is not None
+        line = self.popen.stdout.readline().decode()
+        match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+        assert match, f"receiver did not say where it listens: {line!r} {self.stderr()}"
+        self.url = f"http://127.0.0.1:{match.group(1)}/bundles"
+        self.store = store
+
+    def requests(self) -> list[dict[str, Any]]:
+        path = self.store / "requests.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def accepted(self) -> list[dict[str, Any]]:
+        return [r for r in self.requests() if r["status"] == 201]
+
+
+@pytest.fixture
+def receiver(tmp_path: Path) -> Iterator[Receiver]:
+    r = Receiver(tmp_path / "store", tmp_path / "receiver.log")
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+def start_daemon(env: Env) -> Iterator[Any]:
+    """Start `outboxd run` on env's config; every daemon is stopped at the end."""
+    procs: list[Proc] = []
+
+    def start() -> Proc:
+        p = Proc([*OUTBOXD, "run", "-c", str(env.config)], env.root / f"daemon{len(procs)}.log")
+        procs.append(p)
+        wait_for(lambda: "outboxd running" in p.stderr() or p.popen.poll() is not None,
+                 what="the daemon to start")
+        assert p.popen.poll() is None, p.stderr()
+        return p
+
+    yield start
+    for p in procs:
+        p.stop()
+
+
+def journal_states(env: Env) -> dict[str, str]:
+    import sqlite3
+    db = sqlite3.connect(env.state / "journal.sqlite3")
+    try:
+        return {r[0]: r[1] for r in db.execute("SELECT invoice_file, state FROM bundles")}
+    finally:
+        db.close()

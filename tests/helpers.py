@@ -1,0 +1,69 @@
+"""Builders for real input files and a polling helper (no sleeps as synchronisation)."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from pypdf import PdfWriter
+
+FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "peppol"
+UBL_NS = ('xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2" '
+          'xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2" '
+          'xmlns:cac="urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"')
+
+T = TypeVar("T")
+
+
+def ubl_invoice(invoice_id: str) -> bytes:
+    """A small UBL invoice whose number is invoice_id (with other cbc:IDs inside, as real ones)."""
+    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<Invoice {UBL_NS}>\n'
+            f"  <cbc:CustomizationID>urn:cen.eu:en16931:2017</cbc:CustomizationID>\n"
+            f"  <cbc:ID>{invoice_id}</cbc:ID>\n"
+            f"  <cac:AccountingSupplierParty><cac:Party><cac:PartyIdentification>"
+            f"<cbc:ID>SUPPLIER-7</cbc:ID></cac:PartyIdentification></cac:Party>"
+            f"</cac:AccountingSupplierParty>\n</Invoice>\n").encode()
+
+
+def pdf_bytes(pages: int = 1, text_marker: str = "") -> bytes:
+    writer = PdfWriter()
+    for _ in range(pages):
+        writer.add_blank_page(595, 842)
+    if text_marker:
+        writer.add_metadata({"/Title": text_marker})
+    buf = io.BytesIO()
+    writer.write(buf)
+    return buf.getvalue()
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def drop_bundle(outbox: Path, name: str, attachments: dict[str, bytes],
+                invoice: bytes | None = None) -> Path:
+    """Sidecar first, invoice last, written under a temporary name and renamed — as an ERP does."""
+    for fname, data in attachments.items():
+        write(outbox / name / fname, data)
+    tmp = write(outbox / f".{name}.xml.tmp", invoice if invoice is not None else ubl_invoice(name))
+    final = outbox / f"{name}.xml"
+    tmp.rename(final)
+    return final
+
+
+def wait_for(condition: Callable[[], T], timeout: float = 20.0, interval: float = 0.05,
+             what: str = "condition") -> T:
+    """Poll until condition() is truthy; fail with `what` after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)

@@ -1,0 +1,56 @@
+"""A bad configuration stops `outboxd run` with exit 2 and a line naming the key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import OUTBOXD, Env
+
+
+def run(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*OUTBOXD, *args], capture_output=True, text=True, timeout=60)
+
+
+def test_unknown_key_exits_2_naming_the_key(env: Env) -> None:
+    """An unknown key is named, with the keys that are allowed; no traceback."""
+    env.write_config("http://127.0.0.1:9/x", outbox={"settle_secs": 1})
+    r = run(env, "run", "-c", str(env.config))
+    assert r.returncode == 2
+    assert "[outbox] settle_secs: unknown key" in r.stderr
+    assert "settle_seconds" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_bad_value_exits_2_naming_key_and_value(env: Env) -> None:
+    """settle_seconds = "soon" is refused naming the key, the value and what is allowed."""
+    env.write_config("http://127.0.0.1:9/x", outbox={"settle_seconds": "soon"})
+    r = run(env, "-c", str(env.config), "run")
+    assert r.returncode == 2
+    assert "[outbox] settle_seconds = 'soon'" in r.stderr
+    assert "number" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_missing_config_file_is_an_error(env: Env) -> None:
+    """A config file that does not exist is an error, not silently an empty config."""
+    r = run(env, "run", "-c", str(env.root / "nope.toml"))
+    assert r.returncode == 2
+    assert "nope.toml does not exist" in r.stderr
+
+
+def test_missing_outbox_is_an_error(env: Env) -> None:
+    """An outbox that does not exist (a missing mount) stops the start."""
+    env.write_config("http://127.0.0.1:9/x", outbox={"path": str(env.root / "gone")})
+    r = run(env, "run", "-c", str(env.config))
+    assert r.returncode == 2
+    assert "outbox does not exist" in r.stderr
+
+
+def test_python_runs_the_same_cli() -> None:
+    """`python -m daemon --help` lists the commands (the console script is the same main)."""
+    r = subprocess.run([sys.executable, "-m", "daemon", "--help"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0
+    for command in ("run", "status", "receiver", "config"):
+        assert command in r.stdout

@@ -1,0 +1,162 @@
+"""End to end: the real `outboxd receiver` and `outboxd run` as subprocesses,
+the real watchdog observer on a temp outbox, real SQLite, real PDFs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from conftest import Env, Receiver
+from helpers import drop_bundle, pdf_bytes, ubl_invoice, wait_for, write
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_dropped_bundle_is_posted_once_and_archived_byte_identical(env: Env, receiver: Receiver,
+                                                                   start_daemon) -> None:
+    """A sidecar bundle dropped sidecar-first is delivered once, manifest matching the files,
+    and archived in sent/ with receipt.json, leaving outbox and processing empty."""
+    env.write_config(receiver.url)
+    start_daemon()
+    atts = {"timesheet.pdf": pdf_bytes(2), "delivery-note.pdf": pdf_bytes(1)}
+    invoice = ubl_invoice("INV-1001")
+    drop_bundle(env.outbox, "INV-1001", atts, invoice)
+
+    [archived] = wait_for(env.sent_bundles, what="the bundle in sent/")
+    wait_for(lambda: (archived / "receipt.json").exists(), what="receipt.json")
+    [accepted] = receiver.accepted()
+    assert len(receiver.requests()) == 1
+
+    receipt = json.loads((archived / "receipt.json").read_text())
+    manifest = receipt["manifest"]
+    assert accepted["idempotency_key"] == manifest["bundle_id"]
+    assert archived.name == f"INV-1001--{manifest['bundle_id'][:12]}"
+    assert manifest["invoice_file"] == {"name": "INV-1001.xml", "original_name": "INV-1001.xml",
+                                        "size": len(invoice), "sha256": sha(invoice),
+                                        "format": "ubl"}
+    [inv] = manifest["invoices"]
+    assert inv["id"] == "INV-1001"
+    assert [(a["part"], a["original_name"], a["sha256"], a["size"], a["document_type"])
+            for a in inv["attachments"]] == [
+        ("attachment-1", "delivery-note.pdf", sha(atts["delivery-note.pdf"]),
+         len(atts["delivery-note.pdf"]), "Attachment"),
+        ("attachment-2", "timesheet.pdf", sha(atts["timesheet.pdf"]),
+         len(atts["timesheet.pdf"]), "Attachment"),
+    ]
+    assert [a["pages"] for a in inv["attachments"]] == [1, 2]
+    assert receipt["response"]["status"] == 201
+    assert receipt["response"]["receipt_id"].startswith("rcpt-")
+    assert receipt["attempts"] == 1
+
+    # Byte-identical in sent/ (original layout) and in the receiver's store.
+    assert (archived / "INV-1001.xml").read_bytes() == invoice
+    for name, data in atts.items():
+        assert (archived / "INV-1001" / name).read_bytes() == data
+    stored = receiver.store / manifest["bundle_id"]
+    assert (stored / "INV-1001.xml").read_bytes() == invoice
+    assert json.loads((stored / "manifest.json").read_text()) == manifest
+    assert list(env.outbox.iterdir()) == [env.outbox / ".outboxd"]
+    assert list(env.processing.iterdir()) == []
+
+
+def test_bundle_present_before_start_is_delivered_by_the_startup_scan(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """Bundles dropped while the daemon was down are found by the startup scan."""
+    env.write_config(receiver.url)
+    drop_bundle(env.outbox, "INV-2001", {"contract.pdf": pdf_bytes()})
+    start_daemon()
+    [archived] = wait_for(env.sent_bundles, what="the bundle in sent/")
+    assert (archived / "INV-2001" / "contract.pdf").exists()
+    assert len(receiver.accepted()) == 1
+
+
+def test_bad_attachments_quarantine_their_bundle_and_others_still_go_out(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """Empty, oversize and disguised-executable attachments each quarantine their own bundle
+    with a REASON.txt naming the file and the rule; a good bundle is still delivered."""
+    env.write_config(receiver.url, validation={"max_attachment_bytes": 50_000})
+    start_daemon()
+    drop_bundle(env.outbox, "INV-EMPTY", {"empty.pdf": b""})
+    big = pdf_bytes()
+    drop_bundle(env.outbox, "INV-BIG", {"big.pdf": big + b"%" * (50_001 - len(big))})
+    drop_bundle(env.outbox, "INV-EXE", {"invoice-scan.pdf": b"MZ\x90\x00" + b"\x00" * 200})
+    drop_bundle(env.outbox, "INV-GOOD", {"ok.pdf": pdf_bytes()})
+
+    wait_for(lambda: len(env.quarantined()) == 3 and len(env.sent_bundles()) == 1,
+             what="three quarantined bundles and one sent")
+    reasons = {q.name.split("--")[0]: (q / "REASON.txt").read_text() for q in env.quarantined()}
+    assert "INV-EMPTY/empty.pdf" in reasons["INV-EMPTY"] and "empty" in reasons["INV-EMPTY"]
+    assert "INV-BIG/big.pdf" in reasons["INV-BIG"]
+    assert "50,001 bytes; the limit is 50,000" in reasons["INV-BIG"]
+    assert "INV-EXE/invoice-scan.pdf" in reasons["INV-EXE"]
+    assert "executable" in reasons["INV-EXE"]
+    for q in env.quarantined():
+        record = json.loads((q / "reason.json").read_text())
+        assert record["invoice_file"] == q.name.split("--")[0] + ".xml"
+        assert record["reasons"] and all(r["code"] and r["file"] for r in record["reasons"])
+        assert (q / record["invoice_file"]).exists()  # the input travels with its reasons
+    assert [r["idempotency_key"] for r in receiver.accepted()] == [
+        json.loads((env.sent_bundles()[0] / "receipt.json").read_text())["manifest"]["bundle_id"]]
+
+
+def test_restart_after_delivery_sends_nothing_again(env: Env, receiver: Receiver,
+                                                    start_daemon) -> None:
+    """A daemon restarted after a delivery neither finds nor sends that bundle again."""
+    env.write_config(receiver.url)
+    first = start_daemon()
+    drop_bundle(env.outbox, "INV-3001", {"a.pdf": pdf_bytes()})
+    wait_for(env.sent_bundles, what="the first delivery")
+    assert first.stop() == 0
+    second = start_daemon()
+    # A second bundle proves the restarted daemon is working before we judge the first.
+    drop_bundle(env.outbox, "INV-3002", {"b.pdf": pdf_bytes(3)})
+    wait_for(lambda: len(env.sent_bundles()) == 2, what="the second delivery")
+    assert second.popen.poll() is None
+    assert len(receiver.requests()) == 2
+    assert len({r["idempotency_key"] for r in receiver.accepted()}) == 2
+
+
+def test_transient_receiver_errors_are_retried_until_delivered(env: Env, tmp_path: Path,
+                                                               start_daemon) -> None:
+    """503 and 429 answers are retried with backoff; the bundle is delivered, not dropped."""
+    flaky = Receiver(tmp_path / "flaky-store", tmp_path / "flaky.log", "--fail-first", "503,429")
+    try:
+        env.write_config(flaky.url)
+        start_daemon()
+        drop_bundle(env.outbox, "INV-4001", {"a.pdf": pdf_bytes()})
+        [archived] = wait_for(env.sent_bundles, what="delivery after retries")
+        assert [r["status"] for r in flaky.requests()] == [503, 429, 201]
+        assert json.loads((archived / "receipt.json").read_text())["attempts"] == 3
+    finally:
+        flaky.stop()
+
+
+def test_receiver_rejection_quarantines_with_status_and_body(env: Env, tmp_path: Path,
+                                                             start_daemon) -> None:
+    """A 4xx rejection quarantines the bundle; REASON.txt gives the HTTP status."""
+    picky = Receiver(tmp_path / "picky-store", tmp_path / "picky.log", "--fail-first", "415")
+    try:
+        env.write_config(picky.url)
+        start_daemon()
+        drop_bundle(env.outbox, "INV-5001", {"a.pdf": pdf_bytes()})
+        [q] = wait_for(env.quarantined, what="the rejected bundle in quarantine/")
+        assert "HTTP 415" in (q / "REASON.txt").read_text()
+        assert env.sent_bundles() == []
+    finally:
+        picky.stop()
+
+
+def test_files_that_are_not_invoices_are_left_alone(env: Env, receiver: Receiver,
+                                                    start_daemon) -> None:
+    """Litter and in-progress names in the outbox root are never moved or sent."""
+    env.write_config(receiver.url)
+    for name in ("Thumbs.db", "notes.docx", "INV-9.xml.part", "~$draft.xml"):
+        write(env.outbox / name, b"x")
+    start_daemon()
+    drop_bundle(env.outbox, "INV-6001", {"a.pdf": pdf_bytes()})
+    wait_for(env.sent_bundles, what="the real bundle")
+    assert sorted(p.name for p in env.outbox.iterdir()) == sorted(
+        [".outboxd", "Thumbs.db", "notes.docx", "INV-9.xml.part", "~$draft.xml"])
