@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(else $OUTBOXD_RECEIVER_TOKEN)")
     p.add_argument("--fail-first", default="", metavar="STATUS,…",
                    help="answer the first requests with these statuses (fault injection)")
+    p.add_argument("--hold-first", type=float, default=0.0, metavar="SECONDS",
+                   help="store the first bundle, then wait this long before answering "
+                        "(a lost answer, for crash trials)")
     return parser
 
 
@@ -102,7 +105,8 @@ def _cmd_receiver(args: argparse.Namespace) -> int:
         raise UsageError(f"--fail-first takes HTTP statuses like 503,429, not "
                          f"{args.fail_first!r}") from None
     token = args.token or os.environ.get("OUTBOXD_RECEIVER_TOKEN") or None
-    return receiver.run(args.listen, args.store, token=token, fail_first=fail_first)
+    return receiver.run(args.listen, args.store, token=token, fail_first=fail_first,
+                        hold_first=args.hold_first)
 
 
 COMMANDS = {"run": _cmd_run, "status": _cmd_status, "config": _cmd_config,

@@ -71,7 +71,8 @@ def parse_retry_after(value: str | None) -> float | None:
 def backoff(attempt: int, base: float, cap: float, retry_after: float | None = None,
             rng: random.Random | None = None) -> float:
     """Exponential backoff with full jitter; a server's Retry-After is a floor."""
-    ceiling = min(cap, base * 2 ** max(0, attempt - 1))
+    # Retries go on without limit: clamp the exponent, or 2**n overflows a float.
+    ceiling = min(cap, base * 2.0 ** min(max(0, attempt - 1), 60))
     delay = (rng or random).uniform(0, ceiling)
     if retry_after is not None:
         delay = max(delay, min(retry_after, cap))

@@ -44,7 +44,9 @@ class _BareDoctypeParser(DefusedXMLParser):  # type: ignore[misc]
 
 
 def _parse_xml(fh: BinaryIO) -> Element:
-    parser = _BareDoctypeParser(forbid_dtd=False, forbid_entities=True, forbid_external=True)
+    # forbid_dtd=True installs the doctype handler (defusedxml only hooks it then);
+    # the override above lets a bare `<!DOCTYPE x>` through.
+    parser = _BareDoctypeParser(forbid_dtd=True, forbid_entities=True, forbid_external=True)
     data = fh.read()
     parser.feed(data)
     root: Element = parser.close()

@@ -232,8 +232,9 @@ class Journal:
     def sent_invoice_ids(self, invoice_ids: list[str], except_bundle: str) -> list[str]:
         """Those of invoice_ids already sent in another bundle."""
         with self._lock:
-            rs = self._db.execute("SELECT invoice_ids FROM bundles WHERE state = 'sent' AND "
-                                  "bundle_id != ?", (except_bundle,)).fetchall()
+            # DELIVERED: the receiver has it, only the archive move is pending.
+            rs = self._db.execute("SELECT invoice_ids FROM bundles WHERE state IN ('sent', ?) "
+                                  "AND bundle_id != ?", (DELIVERED, except_bundle)).fetchall()
         sent = {i for r in rs for i in json.loads(r["invoice_ids"])}
         return [i for i in invoice_ids if i in sent]
 

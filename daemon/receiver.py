@@ -231,13 +231,16 @@ class ReceiverServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, addr: tuple[str, int], store: Path, token: str | None,
-                 fail_first: Sequence[int]) -> None:
+                 fail_first: Sequence[int], hold_first: float = 0.0) -> None:
         if ":" in addr[0]:
             self.address_family = socket.AF_INET6
         self.store = store
         self.token = token
         self.lock = threading.Lock()
         self.faults = list(fail_first)
+        # Seconds to sit on the first 201 after storing it: a receiver that
+        # accepted a bundle but whose answer never arrived (crash tests).
+        self.hold_first = hold_first
         self.in_progress: set[str] = set()
         self.responses: dict[str, bytes] = {}
         store.mkdir(parents=True, exist_ok=True)
@@ -249,6 +252,11 @@ class ReceiverServer(ThreadingHTTPServer):
         # HTTPServer.server_bind asks DNS for getfqdn(host), which can stall for seconds.
         socketserver.TCPServer.server_bind(self)
         self.server_name, self.server_port = str(self.server_address[0]), self.server_address[1]
+
+    def take_hold(self) -> float:
+        with self.lock:
+            hold, self.hold_first = self.hold_first, 0.0
+            return hold
 
     def next_fault(self) -> int | None:
         with self.lock:
@@ -389,6 +397,8 @@ class ReceiverHandler(BaseHTTPRequestHandler):
         self.server.append_log(record)
         self.log_message("POST %s %d %s%s", self.path, status, key[:12] or "-",
                          f" {error}" if error else "")
+        if status == 201 and (hold := self.server.take_hold()):
+            threading.Event().wait(hold)
         if not gone:
             self._send(status, payload, headers)
 
@@ -523,18 +533,19 @@ class ReceiverHandler(BaseHTTPRequestHandler):
 
 
 def make_server(host: str, port: int, store: Path, token: str | None = None,
-                fail_first: Sequence[int] = ()) -> ThreadingHTTPServer:
+                fail_first: Sequence[int] = (), hold_first: float = 0.0) -> ThreadingHTTPServer:
     """A bound, not yet serving receiver; call serve_forever() (tests do it in a thread)."""
-    return ReceiverServer((host, port), Path(store), token, fail_first)
+    return ReceiverServer((host, port), Path(store), token, fail_first, hold_first)
 
 
-def run(listen: str, store: Path, token: str | None = None, fail_first: Sequence[int] = ()) -> int:
+def run(listen: str, store: Path, token: str | None = None, fail_first: Sequence[int] = (),
+        hold_first: float = 0.0) -> int:
     """Serve until SIGTERM or SIGINT; prints the one line tests wait for."""
     host, sep, port_text = listen.rpartition(":")
     host = host.strip("[]")
     if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
         raise UsageError(f"--listen {listen!r}: expected HOST:PORT, e.g. 127.0.0.1:8787")
-    server = make_server(host, int(port_text), store, token, fail_first)
+    server = make_server(host, int(port_text), store, token, fail_first, hold_first)
     bound_port = server.server_address[1]
     shown = f"[{host}]" if ":" in host else host
     print(f"outboxd receiver listening on http://{shown}:{bound_port}", flush=True)

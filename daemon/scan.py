@@ -86,9 +86,15 @@ def _walk(folder: Path, rel: str, depth: int, cfg: OutboxConfig) -> Iterator[tup
         return
     for e in children:
         busy = classify(e.name, cfg.ignore_patterns) is NameKind.IN_PROGRESS
-        st = e.stat(follow_symlinks=False)
-        kind = _kind(st.st_mode)
         child_rel = f"{rel}/{e.name}"
+        try:
+            st = e.stat(follow_symlinks=False)
+        except FileNotFoundError:
+            # Renamed or deleted while we looked (a copy finishing): something
+            # is at work, so this snapshot must not settle.
+            yield (child_rel, "gone", 0, 0), True
+            continue
+        kind = _kind(st.st_mode)
         yield (child_rel, kind, st.st_size if kind == "f" else 0, st.st_mtime_ns), busy
         if kind == "d" and depth < SNAPSHOT_DEPTH:
             yield from _walk(Path(e.path), child_rel, depth + 1, cfg)

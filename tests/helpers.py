@@ -10,7 +10,9 @@ from typing import TypeVar
 
 from pypdf import PdfWriter
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "peppol"
+# Copies of ../shared/fixtures/peppol (official Peppol BIS 3 examples), kept in the repo
+# so a clean clone tests without the shared folder beside it.
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "peppol"
 UBL_NS = ('xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2" '
           'xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2" '
           'xmlns:cac="urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"')
