@@ -8,9 +8,10 @@ first, so the one move that follows carries a complete archive entry.
 
 from __future__ import annotations
 
+import filecmp
 import os
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,23 +19,46 @@ from daemon.bundle import Finding
 from daemon.fsops import free_name, move_tree, write_atomic, write_json
 
 
-
 def target_for(root: Path, name: str, bundle_id: str) -> Path:
-    day = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    day = datetime.now(UTC).strftime("%Y-%m-%d")
     return free_name(root / day, f"{name}--{bundle_id[:12]}")
 
 
-def move_into_place(work: Path, target: Path) -> None:
-    """Move work → target; safe to call again after a crash at any point in it."""
+def _holds_copy_of(target: Path, work: Path) -> bool:
+    """Every file still in work is in target with the same bytes (or link text)."""
+    for dirpath, _dirs, files in os.walk(work):
+        for f in files:
+            src = Path(dirpath, f)
+            dst = target / src.relative_to(work)
+            if src.is_symlink():
+                if not dst.is_symlink() or os.readlink(src) != os.readlink(dst):
+                    return False
+            elif dst.is_symlink() or not dst.is_file() \
+                    or not filecmp.cmp(src, dst, shallow=False):
+                return False
+    return True
+
+
+def move_into_place(work: Path, target: Path) -> Path:
+    """Move work → target; safe to call again after a crash at any point in it.
+
+    Returns where the bundle now lies: `target`, or a free name beside it if
+    `target` was taken by something that is not this bundle.
+    """
     if not work.exists():
-        return  # an earlier run finished the move
+        return target  # an earlier run finished the move
     if target.exists():
-        # Crashed after the cross-file-system copy was renamed into place but
-        # before the source was deleted: the target is complete (it is only
-        # renamed there after every file was fsynced).
-        shutil.rmtree(work)
-        return
+        if _holds_copy_of(target, work):
+            # Crashed after the cross-file-system copy was renamed into place
+            # but before (or while) the source was deleted: the target is
+            # complete (it is only renamed there after every file was fsynced).
+            shutil.rmtree(work)
+            return target
+        # Someone else's archive entry under the same name (two daemons, or a
+        # duplicate archived at the same time): never delete ours for it.
+        target = free_name(target.parent, target.name)
     move_tree(work, target)
+    return target
 
 
 def write_receipt(work: Path, receipt: dict[str, Any]) -> None:
@@ -44,7 +68,7 @@ def write_receipt(work: Path, receipt: dict[str, Any]) -> None:
 def reason_record(bundle_id: str, invoice_file: str, reasons: list[Finding]) -> dict[str, Any]:
     return {"bundle_id": bundle_id, "invoice_file": invoice_file,
             "reasons": [{"code": r.code, "file": r.file, "message": r.message} for r in reasons],
-            "quarantined_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+            "quarantined_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
 def reason_text(record: dict[str, Any]) -> str:

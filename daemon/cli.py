@@ -114,6 +114,9 @@ COMMANDS = {"run": _cmd_run, "status": _cmd_status, "config": _cmd_config,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Archives, receipts and the journal hold money-bearing documents: group
+    # may read, others get nothing.
+    os.umask(0o027)
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)

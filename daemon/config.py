@@ -12,10 +12,17 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
-    InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -66,16 +73,19 @@ class PathsConfig(Section):
 class InvoicesConfig(Section):
     pdf_id_pattern: str = DEFAULT_PDF_ID_PATTERN
 
-    @model_validator(mode="after")
-    def _one_group(self) -> InvoicesConfig:
+    # Field validators (not model validators) so that a problem names its key.
+    @field_validator("pdf_id_pattern")
+    @classmethod
+    def _one_group(cls, value: str) -> str:
         import re
         try:
-            groups = re.compile(self.pdf_id_pattern).groups
+            groups = re.compile(value).groups
         except re.error as exc:
-            raise ValueError(f"pdf_id_pattern is not a valid regular expression: {exc}") from None
+            raise ValueError(f"not a valid regular expression: {exc}") from None
         if groups != 1:
-            raise ValueError(f"pdf_id_pattern must have exactly one group, it has {groups}")
-        return self
+            raise ValueError(f"must be a regular expression with exactly one group, "
+                             f"this one has {groups}")
+        return value
 
 
 class AttachmentsConfig(Section):
@@ -90,13 +100,13 @@ class ValidationConfig(Section):
     max_image_pixels: int = Field(89_478_485, gt=0)
     convert_images: bool = False
 
-    @model_validator(mode="after")
-    def _known_types(self) -> ValidationConfig:
-        unknown = [t for t in self.allowed_types if t not in KNOWN_TYPES]
+    @field_validator("allowed_types")
+    @classmethod
+    def _known_types(cls, value: list[str]) -> list[str]:
+        unknown = [t for t in value if t not in KNOWN_TYPES]
         if unknown:
-            raise ValueError(f"allowed_types has unknown types {unknown}; "
-                             f"known: {sorted(KNOWN_TYPES)}")
-        return self
+            raise ValueError(f"unknown types {unknown}; known: {sorted(KNOWN_TYPES)}")
+        return value
 
 
 class PolicyConfig(Section):
@@ -122,16 +132,24 @@ class DeliveryConfig(Section):
     retry_base_seconds: Seconds = Field(1.0, gt=0)
     retry_max_seconds: Seconds = Field(300.0, gt=0)
 
-    @model_validator(mode="after")
-    def _target_given(self) -> DeliveryConfig:
-        if self.transport == "http":
-            if not self.url:
-                raise ValueError("url is required for transport = \"http\"")
-            if not self.url.startswith(("http://", "https://")):
-                raise ValueError(f"url must start with http:// or https://, not {self.url!r}")
-        if self.transport == "directory" and self.target is None:
-            raise ValueError("target is required for transport = \"directory\"")
-        return self
+    # Field validators (validate_default runs them on None too) so that the
+    # problem names "[delivery] url" / "[delivery] target"; transport precedes them.
+    @field_validator("url")
+    @classmethod
+    def _url_given(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("transport") == "http":
+            if not value:
+                raise ValueError("required for transport = \"http\"")
+            if not value.startswith(("http://", "https://")):
+                raise ValueError("must start with http:// or https://")
+        return value
+
+    @field_validator("target")
+    @classmethod
+    def _target_given(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if info.data.get("transport") == "directory" and value is None:
+            raise ValueError("required for transport = \"directory\"")
+        return value
 
     def bearer_token(self) -> str | None:
         """The token from `token`, else from `token_file` (whitespace stripped)."""
@@ -142,7 +160,8 @@ class DeliveryConfig(Section):
                 return self.token_file.read_text(encoding="utf-8").strip()
             except OSError as exc:
                 raise ConfigError(f"[delivery] token_file = \"{self.token_file}\": cannot be "
-                                  f"read ({exc.strerror}) — check the path and permissions")
+                                  f"read ({exc.strerror}) — check the path and "
+                                  "permissions") from None
         return None
 
 
@@ -256,11 +275,13 @@ def _describe(err: dict[str, Any], raw: dict[str, Any]) -> str:
     if err["type"] == "extra_forbidden":
         known = _known_keys(section) if key else list(SECTIONS)
         what = "key" if key else "section"
-        return f"{where}: unknown {what}; allowed: {', '.join(known)}"
+        value = err.get("input")
+        shown = f" = {value!r}" if key and not isinstance(value, dict) else ""
+        return f"{where}{shown}: unknown {what}; allowed: {', '.join(known)}"
     if err["type"] == "missing":
         return f"{where}: required but not set"
     value = err.get("input")
-    if key and not isinstance(value, dict):
+    if key and value is not None and not isinstance(value, dict):
         return f"{where} = {value!r}: {msg}"
     return f"{where}: {msg}"
 

@@ -14,7 +14,8 @@ calls them, so the pipeline only ever decides on *our* kinds:
     │   ├── Paused           401/403/404: a configuration problem on our side
     │   └── Rejected         other 4xx: the receiver refuses this bundle
     ├── ClaimLost            another daemon (or a person) took the files first
-    └── JournalError         the state database cannot be used
+    ├── JournalError         the state database cannot be used
+    └── Refusal              the reference receiver answers a request with an error
 """
 
 from __future__ import annotations
@@ -85,3 +86,12 @@ class ClaimLost(OutboxdError):
 
 class JournalError(OutboxdError):
     """The SQLite journal cannot be opened or written."""
+
+
+class Refusal(OutboxdError):
+    """The reference receiver's non-success answer (status and message for the client)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        self.message = message
+        super().__init__(message)

@@ -12,7 +12,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from daemon.bundle import Attachment, Bundle, Finding
@@ -64,11 +64,14 @@ def safe_filename(name: str) -> str:
     decomposed = unicodedata.normalize("NFKD", name)
     ascii_only = decomposed.encode("ascii", "ignore").decode("ascii")
     folded = _UNSAFE.sub("_", ascii_only).strip("_")
-    return folded if folded.strip(".") else "file"
+    if not folded.strip("."):
+        return "file"
+    # '日本.pdf' folds to '.pdf': a hidden file on the receiver's side.
+    return "file" + folded if folded.startswith(".") else folded
 
 
 def utc_now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def build_manifest(bundle: Bundle, *, safe_filenames: bool = True,

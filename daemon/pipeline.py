@@ -9,21 +9,35 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from daemon import logs
-from daemon.archive import (move_into_place, reason_record, target_for, write_reasons,
-                            write_receipt)
+from daemon.archive import (
+    move_into_place,
+    reason_record,
+    target_for,
+    write_reasons,
+    write_receipt,
+)
 from daemon.bundle import Bundle, Finding
 from daemon.claim import claim, finish_claim, moved_candidate, unclaim, work_dir_for
 from daemon.config import Settings
 from daemon.deliver import Deliverer, backoff
 from daemon.errors import ClaimLost, InputError, Paused, Rejected, Retryable
 from daemon.fsops import write_atomic
-from daemon.journal import (CLAIMING, DELIVERED, LIVE, QUARANTINING, Journal, Row, iso_in,
-                            now_iso, parse_iso)
+from daemon.journal import (
+    CLAIMING,
+    DELIVERED,
+    LIVE,
+    QUARANTINING,
+    Journal,
+    Row,
+    iso_in,
+    now_iso,
+    parse_iso,
+)
 from daemon.manifest import build_manifest, bundle_id_of
 from daemon.match import assemble
 from daemon.names import stem
@@ -140,7 +154,7 @@ class Pipeline:
         if unattached and policy.unattached != "send":
             deadline = row.deadline if row and row.deadline else (
                 None if policy.unattached == "hold" else iso_in(policy.attachment_wait_seconds))
-            if deadline is None or datetime.now(timezone.utc) < parse_iso(deadline):
+            if deadline is None or datetime.now(UTC) < parse_iso(deadline):
                 self._live(row, key, "waiting", bundle_id=bid, deadline=deadline,
                            invoice_ids=list(bundle.invoice_ids), unattached_ids=list(unattached))
                 return None
@@ -235,7 +249,8 @@ class Pipeline:
         manifest = build_manifest(bundle, safe_filenames=self.s.delivery.safe_filenames,
                                   warnings=warnings)
         if manifest["bundle_id"] != row.bundle_id:
-            log.warning("bundle changed in the processing folder", new_bundle_id=manifest["bundle_id"])
+            log.warning("bundle changed in the processing folder",
+                        new_bundle_id=manifest["bundle_id"])
         attempts = row.attempts + 1
         self.j.transition(row_id, "delivering", bundle_id=manifest["bundle_id"],
                           attempts=attempts, next_attempt_at=None)
@@ -333,6 +348,6 @@ class Pipeline:
                 delay = 0.0
                 if row.state == "retrying" and row.next_attempt_at:
                     delay = max(0.0, (parse_iso(row.next_attempt_at)
-                                      - datetime.now(timezone.utc)).total_seconds())
+                                      - datetime.now(UTC)).total_seconds())
                 due.append((row.id, delay))
         return due

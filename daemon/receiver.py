@@ -22,157 +22,25 @@ import socketserver
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any
 
-from daemon.errors import OutboxdError, UsageError
+from daemon.errors import Refusal, UsageError
 from daemon.fsops import fsync_dir, rename_noreplace, write_atomic
 from daemon.manifest import MANIFEST_VERSION, bundle_id_from_manifest, utc_now_iso
+from daemon.multipart import Body, Multipart
 
-CHUNK = 1 << 16
 MAX_BODY = 2 << 30  # 2 GiB: larger requests are refused before a byte is read
 MAX_DRAIN = 64 << 20  # refused bodies up to this size are read and dropped (see _finish)
 MAX_MANIFEST = 8 << 20
-MAX_PART_HEADERS = 16 << 10
-MAX_PREAMBLE = 1024
 _KEY = re.compile(r"[0-9a-f]{64}")
 _FOLDER_UNSAFE = re.compile(r'[/\\:*?"<>|\x00-\x1f\x7f]')
-_PARAM = re.compile(r';\s*([A-Za-z0-9!#$%&\'*+.^_`|~-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
 _ATTACHMENT_FIELDS = ("part", "name", "original_name", "size", "sha256", "content_type",
                       "document_type")
 _RESERVED = {"manifest.json", "response.json", "attachments"}
-
-
-class Refusal(OutboxdError):
-    """An HTTP answer other than success; never leaves this module."""
-
-    def __init__(self, status: int, message: str) -> None:
-        self.status = status
-        self.message = message
-        super().__init__(message)
-
-
-class _Body:
-    """Content-Length bytes of rfile, read in bounded chunks and never past the end."""
-
-    def __init__(self, rfile: BinaryIO, length: int) -> None:
-        self.rfile = rfile
-        self.remaining = length
-        self.buf = bytearray()
-
-    def _fill(self) -> bool:
-        if self.remaining == 0:
-            return False
-        # read1: take what has arrived, so a slow sender is processed as it goes.
-        chunk = self.rfile.read1(min(CHUNK, self.remaining))  # type: ignore[attr-defined]
-        if not chunk:
-            raise ConnectionError("client closed the connection before the body was complete")
-        self.remaining -= len(chunk)
-        self.buf += chunk
-        return True
-
-    def take(self, n: int, what: str) -> bytes:
-        while len(self.buf) < n:
-            if not self._fill():
-                raise Refusal(400, f"body ends inside {what}")
-        out = bytes(self.buf[:n])
-        del self.buf[:n]
-        return out
-
-    def read_until(self, delim: bytes, limit: int, what: str) -> bytes:
-        start = 0
-        while (i := self.buf.find(delim, start)) < 0:
-            if len(self.buf) > limit:
-                raise Refusal(400, f"{what} longer than {limit} bytes")
-            start = max(0, len(self.buf) - len(delim) + 1)
-            if not self._fill():
-                raise Refusal(400, f"body ends inside {what}")
-        out = bytes(self.buf[:i])
-        del self.buf[:i + len(delim)]
-        return out
-
-    def copy_until(self, delim: bytes, sink: Callable[[bytes], None], what: str) -> None:
-        """Pass everything before delim to sink, holding back only a possible delimiter start."""
-        keep = len(delim) - 1
-        while (i := self.buf.find(delim)) < 0:
-            if len(self.buf) > keep:
-                n = len(self.buf) - keep
-                sink(bytes(self.buf[:n]))
-                del self.buf[:n]
-            if not self._fill():
-                raise Refusal(400, f"body ends inside {what} (no closing boundary)")
-        sink(bytes(self.buf[:i]))
-        del self.buf[:i + len(delim)]
-
-    def drain(self) -> None:
-        while self._fill():
-            self.buf.clear()
-        self.buf.clear()
-
-
-class _Part(NamedTuple):
-    name: str | None
-    filename: str | None
-    content_type: str
-
-
-def _unquote(value: str) -> str:
-    value = value.strip()
-    if len(value) >= 2 and value[0] == value[-1] == '"':
-        value = re.sub(r"\\(.)", r"\1", value[1:-1])
-        # Browsers and httpx follow HTML5: '"', CR and LF in names are sent as %22, %0D, %0A.
-        for enc, ch in (("%22", '"'), ("%0D", "\r"), ("%0A", "\n")):
-            value = value.replace(enc, ch)
-    return value
-
-
-def _parse_part_headers(raw: bytes) -> _Part:
-    headers: dict[str, str] = {}
-    for line in raw.decode("utf-8", "replace").split("\r\n"):
-        name, sep, value = line.partition(":")
-        if not sep:
-            raise Refusal(400, f"malformed part header line {line[:80]!r}")
-        headers[name.strip().lower()] = value.strip()
-    disposition = headers.get("content-disposition")
-    if disposition is None or not disposition.lower().startswith("form-data"):
-        raise Refusal(400, "a part has no 'Content-Disposition: form-data' header")
-    params = {k.lower(): _unquote(v) for k, v in _PARAM.findall(disposition)}
-    return _Part(params.get("name"), params.get("filename"),
-                 headers.get("content-type", "text/plain"))
-
-
-class _Multipart:
-    """multipart/form-data (RFC 7578) read part by part from a _Body."""
-
-    def __init__(self, body: _Body, boundary: bytes) -> None:
-        self.body = body
-        self.delim = b"--" + boundary
-        self.done = False
-        preamble = body.read_until(self.delim, MAX_PREAMBLE, "preamble")
-        if preamble and not preamble.endswith(b"\r\n"):
-            raise Refusal(400, "body does not start with the multipart boundary")
-        self._after_delimiter()
-
-    def _after_delimiter(self) -> None:
-        tail = self.body.take(2, "a boundary line")
-        if tail == b"--":
-            self.done = True
-            self.body.drain()  # the epilogue carries nothing
-        elif tail != b"\r\n":
-            raise Refusal(400, "malformed multipart boundary line")
-
-    def next_part(self) -> _Part | None:
-        if self.done:
-            return None
-        raw = self.body.read_until(b"\r\n\r\n", MAX_PART_HEADERS, "part headers")
-        return _parse_part_headers(raw)
-
-    def read_data(self, sink: Callable[[bytes], None], what: str) -> None:
-        self.body.copy_until(b"\r\n" + self.delim, sink, what)
-        self._after_delimiter()
 
 
 def plain_name(name: Any, what: str) -> str:
@@ -347,7 +215,7 @@ class ReceiverHandler(BaseHTTPRequestHandler):
     do_PUT = do_DELETE = do_PATCH = _refuse_method
 
     def do_POST(self) -> None:
-        self._body: _Body | None = None
+        self._body: Body | None = None
         self._expect_pending = (self.request_version >= "HTTP/1.1" and
                                 self.headers.get("Expect", "").lower() == "100-continue")
         key = self.headers.get("Idempotency-Key", "").strip()
@@ -369,7 +237,7 @@ class ReceiverHandler(BaseHTTPRequestHandler):
                               "(64 lowercase hex digits)")
             self.server.claim(key)
             claimed = True
-            self._body = _Body(self.rfile, length)
+            self._body = Body(self.rfile, length)
             if self._expect_pending:
                 self._expect_pending = False
                 self.send_response_only(100)
@@ -410,7 +278,7 @@ class ReceiverHandler(BaseHTTPRequestHandler):
         still waiting for "100 Continue" sends no body at all.
         """
         raw = self.headers.get("Content-Length", "0").strip()
-        body = self._body or (_Body(self.rfile, int(raw)) if raw.isdigit() else None)
+        body = self._body or (Body(self.rfile, int(raw)) if raw.isdigit() else None)
         if (self.close_connection or self._expect_pending or body is None
                 or "Transfer-Encoding" in self.headers or body.remaining > MAX_DRAIN):
             self.close_connection = True
@@ -448,7 +316,7 @@ class ReceiverHandler(BaseHTTPRequestHandler):
 
     def _receive(self, key: str, boundary: bytes, staging: Path) -> tuple[int, bytes]:
         assert self._body is not None
-        mp = _Multipart(self._body, boundary)
+        mp = Multipart(self._body, boundary)
         head = mp.next_part()
         if head is None or head.name != "manifest":
             raise Refusal(400, f"first part must be 'manifest', got {head and head.name!r}")
@@ -502,7 +370,7 @@ class ReceiverHandler(BaseHTTPRequestHandler):
         self.server.remember(key, body)
         return 201, body
 
-    def _receive_file(self, mp: _Multipart, name: str, entry: dict[str, Any], dest: Path) -> None:
+    def _receive_file(self, mp: Multipart, name: str, entry: dict[str, Any], dest: Path) -> None:
         if (head := mp.next_part()) is None or head.name != name:
             raise Refusal(400, f"expected part {name!r}, got {head.name!r}" if head
                           else f"part {name!r} is missing")

@@ -30,7 +30,14 @@ from daemon.bundle import Attachment, Bundle, Finding, Severity
 from daemon.config import ValidationConfig
 from daemon.errors import InputError
 from daemon.fsops import open_regular
-from daemon.sniff import IMAGE_KINDS, TEXT_KINDS, FileType, file_type, kind_for_extension, sniff
+from daemon.sniff import (
+    IMAGE_KINDS,
+    TEXT_KINDS,
+    FileType,
+    file_type,
+    kind_for_extension,
+    sniff,
+)
 
 TARGET_DPI = 300.0
 DPI_TOLERANCE = 0.5  # "rounds to 300": 299.5–300.5, so 118.11 px/cm passes

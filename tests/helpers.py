@@ -69,3 +69,40 @@ def wait_for(condition: Callable[[], T], timeout: float = 20.0, interval: float 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(interval)
+
+
+def text_pdf(pages: list[str]) -> bytes:
+    """A PDF whose pages carry real text (Helvetica, one line each), built by hand.
+
+    pypdf writes no text, so the objects are written out with a correct xref
+    table: catalog, pages, one page + content stream per text, one font.
+    """
+    n = len(pages)
+    font_obj = 3 + 2 * n
+    objects: list[bytes] = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        ("<< /Type /Pages /Kids [" + " ".join(f"{3 + 2 * i} 0 R" for i in range(n))
+         + f"] /Count {n} >>").encode(),
+    ]
+    for i, text in enumerate(pages):
+        escaped = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+        stream = f"BT /F1 12 Tf 72 720 Td ({escaped}) Tj ET".encode("latin-1")
+        objects.append((f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
+                        f"/Resources << /Font << /F1 {font_obj} 0 R >> >> "
+                        f"/Contents {4 + 2 * i} 0 R >>").encode())
+        objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream
+                       + b"\nendstream")
+    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica "
+                   b"/Encoding /WinAnsiEncoding >>")
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    for off in offsets:
+        out += b"%010d 00000 n \n" % off
+    out += (b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n"
+            % (len(objects) + 1, xref))
+    return bytes(out)

@@ -26,7 +26,8 @@ from daemon.receiver import folder_name, make_server
 
 UBL = b"""<?xml version="1.0" encoding="UTF-8"?>
 <Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2">
-  <cbc:ID xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2">INV-2001</cbc:ID>
+  <cbc:ID xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
+    >INV-2001</cbc:ID>
 </Invoice>
 """
 
@@ -111,7 +112,7 @@ def raw_request(sent: Sent, url: str) -> tuple[bytes, bytes]:
         request = httpx.Request("POST", url, files=sent.parts(stack),
                                 headers={"Idempotency-Key": sent.key})
         body = request.read()
-    lines = [f"POST /bundles HTTP/1.1", f"Host: {request.url.netloc.decode()}"]
+    lines = ["POST /bundles HTTP/1.1", f"Host: {request.url.netloc.decode()}"]
     lines += [f"{k}: {v}" for k, v in request.headers.items() if k.lower() != "host"]
     return "\r\n".join(lines).encode() + b"\r\n", body
 
