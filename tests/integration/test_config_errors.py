@@ -17,7 +17,7 @@ def test_unknown_key_exits_2_naming_the_key(env: Env) -> None:
     env.write_config("http://127.0.0.1:9/x", outbox={"settle_secs": 1})
     r = run(env, "run", "-c", str(env.config))
     assert r.returncode == 2
-    assert "[outbox] settle_secs: unknown key" in r.stderr
+    assert "[outbox] settle_secs = 1: unknown key" in r.stderr
     assert "settle_seconds" in r.stderr
     assert "Traceback" not in r.stderr
 

@@ -160,3 +160,40 @@ def test_files_that_are_not_invoices_are_left_alone(env: Env, receiver: Receiver
     wait_for(env.sent_bundles, what="the real bundle")
     assert sorted(p.name for p in env.outbox.iterdir()) == sorted(
         [".outboxd", "Thumbs.db", "notes.docx", "INV-9.xml.part", "~$draft.xml"])
+
+
+def test_unattached_invoice_waits_then_goes_out_with_a_warning(env: Env, receiver: Receiver,
+                                                               start_daemon) -> None:
+    """Under the default "warn" policy an invoice without attachments waits
+    attachment_wait_seconds in the outbox, then is sent with an unattached-invoice warning."""
+    env.write_config(receiver.url, policy={"attachment_wait_seconds": 1.5})
+    start_daemon()
+    drop_bundle(env.outbox, "INV-9001", {})
+    wait_for(lambda: (env.outbox / "INV-9001.xml").exists() and receiver.requests() == [],
+             what="the invoice to be waiting")
+    [archived] = wait_for(env.sent_bundles, what="the unattached invoice to be sent")
+    manifest = json.loads((archived / "receipt.json").read_text())["manifest"]
+    assert manifest["invoices"] == [{"id": "INV-9001", "attachments": []}]
+    assert [(w["code"], w["invoice_id"]) for w in manifest["warnings"]] == [
+        ("unattached-invoice", "INV-9001")]
+
+
+def test_attachments_added_while_waiting_go_out_with_the_invoice(env: Env, receiver: Receiver,
+                                                                 start_daemon) -> None:
+    """An invoice that arrives first waits; attachments added to its sidecar meanwhile are
+    sent with it, without a warning."""
+    env.write_config(receiver.url, policy={"attachment_wait_seconds": 60})
+    daemon = start_daemon()
+    drop_bundle(env.outbox, "INV-9002", {})
+    wait_for(lambda: "waiting" in json.dumps(_states(env)), what="the invoice to wait")
+    write(env.outbox / "INV-9002" / "late.pdf", pdf_bytes())
+    [archived] = wait_for(env.sent_bundles, what="the completed bundle in sent/")
+    manifest = json.loads((archived / "receipt.json").read_text())["manifest"]
+    assert [a["original_name"] for a in manifest["invoices"][0]["attachments"]] == ["late.pdf"]
+    assert manifest["warnings"] == []
+    assert daemon.popen.poll() is None
+
+
+def _states(env: Env) -> dict[str, str]:
+    from conftest import journal_states
+    return journal_states(env) if (env.state / "journal.sqlite3").exists() else {}

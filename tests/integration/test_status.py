@@ -1,0 +1,51 @@
+"""`outboxd status` reads the journal the running daemon writes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+from conftest import OUTBOXD, Env, Receiver
+from helpers import drop_bundle, pdf_bytes, wait_for
+
+SPEC_KEYS = {"bundle_id", "invoice_file", "invoice_ids", "state", "since", "deadline",
+             "unattached_ids", "attempts", "next_attempt_at", "last_error", "reasons"}
+
+
+def status(env: Env, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*OUTBOXD, "status", "-c", str(env.config), *extra],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_status_json_counts_sent_quarantined_and_waiting(env: Env, receiver: Receiver,
+                                                         start_daemon) -> None:
+    """status --json counts bundles per SPEC state and lists each with the SPEC's keys;
+    an unattached invoice under "hold" is listed as waiting with its ids."""
+    env.write_config(receiver.url, policy={"unattached": "hold"})
+    before = status(env, "--json")
+    assert before.returncode == 0
+    assert json.loads(before.stdout)["counts"] == dict.fromkeys(
+        ("settling", "waiting", "held", "delivering", "retrying", "sent", "quarantined"), 0)
+
+    start_daemon()
+    drop_bundle(env.outbox, "INV-8001", {"a.pdf": pdf_bytes()})
+    drop_bundle(env.outbox, "INV-8002", {"empty.pdf": b""})
+    drop_bundle(env.outbox, "INV-8003", {})
+    wait_for(lambda: env.sent_bundles() and env.quarantined(), what="sent and quarantined")
+
+    def counts() -> dict[str, int]:
+        return json.loads(status(env, "--json").stdout)["counts"]
+    wait_for(lambda: counts()["waiting"] == 1, what="the unattached invoice to wait")
+    data = json.loads(status(env, "--json").stdout)
+    assert data["counts"]["sent"] == 1 and data["counts"]["quarantined"] == 1
+    by_file = {b["invoice_file"]: b for b in data["bundles"]}
+    assert all(set(b) == SPEC_KEYS for b in data["bundles"])
+    assert by_file["INV-8001.xml"]["state"] == "sent"
+    assert by_file["INV-8002.xml"]["reasons"][0]["code"] == "empty-file"
+    waiting = by_file["INV-8003.xml"]
+    assert waiting["state"] == "waiting" and waiting["unattached_ids"] == ["INV-8003"]
+    assert waiting["deadline"] is None  # hold: no deadline
+    assert (env.outbox / "INV-8003.xml").exists()  # waiting bundles stay in the outbox
+
+    text = status(env).stdout
+    assert "Waiting for attachments:" in text and "INV-8003.xml" in text
