@@ -18,6 +18,7 @@ from daemon.config import Settings
 from daemon.errors import InputError
 from daemon.fsops import hash_file, kind_of
 from daemon.invoices import InvoiceRead, read_invoice_file
+from daemon.manifest import safe_filename
 from daemon.names import fold_key, folder_name_for_id, is_ignored, name_problem, stem
 from daemon.scan import Candidate
 
@@ -86,7 +87,6 @@ def _collect(folder: Path, rel: str, invoice_id: str, settings: Settings,
     """The attachments in one folder, with its attachments.toml applied."""
     notes = _read_notes(folder, rel, findings)
     atts: list[Attachment] = []
-    seen: dict[str, str] = {}
     names: set[str] = set()
     for e in _listdir(folder):
         shown = f"{rel}/{e.name}"
@@ -108,13 +108,6 @@ def _collect(folder: Path, rel: str, invoice_id: str, settings: Settings,
                                  "regular file; outboxd never opens or follows it — put the "
                                  "file itself there", invoice_id))
             continue
-        key = fold_key(e.name)
-        if key in seen:
-            findings.append(_err("name-collision", shown, f"differs from {seen[key]!r} only in "
-                                 "case or Unicode normalisation — rename one of them",
-                                 invoice_id))
-            continue
-        seen[key] = e.name
         names.add(e.name)
         try:
             size, digest = hash_file(Path(e.path), shown)
@@ -176,7 +169,37 @@ def match_attachments(sidecar: Path, ids: tuple[str, ...], settings: Settings
                               allow_subfolders=False)
         atts.extend(sub)
         channel = channel or notes.channel
-    return atts, findings, channel
+    return _distinct_names(atts, settings.delivery.safe_filenames, findings), findings, channel
+
+
+def _distinct_names(atts: list[Attachment], safe: bool, findings: list[Finding]
+                    ) -> list[Attachment]:
+    """One invoice's attachments must have distinct names as received and as stored.
+
+    Names that differ only in case or Unicode normalisation (Mac clients
+    write NFD) are one name on many file systems; with safe_filenames,
+    'a b.pdf' and 'a_b.pdf' are sent under one name. Either way a receiver
+    would store one file over the other. A single invoice may use the root
+    and ID/ at once, so this runs over everything collected.
+    """
+    kept: list[Attachment] = []
+    taken: dict[tuple[str, str], Attachment] = {}
+    for a in atts:
+        keys = [(a.invoice_id, fold_key(a.original_name))]
+        if safe:
+            keys.append((a.invoice_id, fold_key(safe_filename(a.original_name))))
+        clash = next((taken[k] for k in keys if k in taken), None)
+        if clash is None:
+            taken.update(dict.fromkeys(keys, a))
+            kept.append(a)
+            continue
+        how = ("only in case or Unicode normalisation" if fold_key(clash.original_name)
+               == fold_key(a.original_name) else
+               f"only in characters that are folded when sent (both become "
+               f"{safe_filename(a.original_name)!r})")
+        findings.append(_err("name-collision", a.rel, f"differs from {clash.rel!r} {how} — "
+                             "rename one of them", a.invoice_id))
+    return kept
 
 
 def assemble(cand: Candidate, settings: Settings) -> Bundle:

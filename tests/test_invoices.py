@@ -1,0 +1,247 @@
+"""Which invoice ids an invoice file holds (SPEC §1.2)."""
+
+from __future__ import annotations
+
+import re
+import socket
+from pathlib import Path
+
+import pytest
+from helpers import FIXTURES, pdf_bytes, text_pdf, ubl_invoice, write
+
+from daemon.config import DEFAULT_PDF_ID_PATTERN
+from daemon.errors import HostileInput, InputError
+from daemon.invoices import InvoiceRead, read_invoice_file
+
+PEPPOL = FIXTURES  # the repo copy of /work/shared/fixtures/peppol (see helpers.FIXTURES)
+
+# From the fixtures' README.md: the cbc:ID that is a direct child of the root.
+FIXTURE_IDS = {
+    "base-example.xml": "Snippet1",
+    "base-creditnote-correction.xml": "Snippet1",
+    "Allowance-example.xml": "Snippet1",
+    "vat-category-E.xml": "Vat-Z",
+    "Norwegian-example-1.xml": "TOSL108",
+    "GR-base-example-correct.xml": "061828591|01/10/2020|0|1.1|0|1",
+}
+SVEFAKTURA = b"""<?xml version="1.0" encoding="UTF-8"?>
+<Invoice xmlns="urn:sfti:documents:BasicInvoice:1:0"
+         xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-1"
+         xmlns:cac="urn:sfti:documents:BasicInvoice:1:0:CommonAggregateComponents">
+  <ID>SVE-77</ID>
+  <cbc:IssueDate>2026-10-01</cbc:IssueDate>
+  <cac:SellerParty><cac:Party><cac:PartyIdentification><cac:ID>5560000000</cac:ID>
+  </cac:PartyIdentification></cac:Party></cac:SellerParty>
+</Invoice>
+"""
+
+
+def read(path: Path) -> InvoiceRead:
+    return read_invoice_file(path, path.name, DEFAULT_PDF_ID_PATTERN)
+
+
+def body(fixture: str) -> str:
+    """A fixture without its XML declaration, ready to sit inside a wrapper element."""
+    text = (PEPPOL / fixture).read_text(encoding="utf-8")
+    return re.sub(r"^\s*<\?xml[^>]*\?>", "", text)
+
+
+def wrap(*fixtures: str) -> bytes:
+    inner = "\n".join(body(f) for f in fixtures)
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n<Batch>\n{inner}\n</Batch>\n'.encode()
+
+
+class TestPeppolFixtures:
+    def test_every_fixture_is_covered(self) -> None:
+        """The table below lists every fixture in the folder (a new fixture must be added)."""
+        assert sorted(p.name for p in PEPPOL.glob("*.xml")) == sorted(FIXTURE_IDS)
+
+    @pytest.mark.parametrize("fixture,expected", sorted(FIXTURE_IDS.items()))
+    def test_fixture_id(self, fixture: str, expected: str) -> None:
+        """Each official example yields exactly its root cbc:ID, not the many nested ones."""
+        result = read(PEPPOL / fixture)
+        assert result == InvoiceRead("ubl", (expected,))
+
+    def test_several_documents_in_one_wrapper(self, tmp_path: Path) -> None:
+        """Several Invoice/CreditNote elements in a wrapper are several invoices, in order."""
+        path = write(tmp_path / "batch-42.xml",
+                     wrap("vat-category-E.xml", "Norwegian-example-1.xml",
+                          "GR-base-example-correct.xml", "base-example.xml"))
+        assert read(path) == InvoiceRead("ubl", ("Vat-Z", "TOSL108",
+                                                 "061828591|01/10/2020|0|1.1|0|1", "Snippet1"))
+
+    def test_credit_note_and_invoice_mixed(self, tmp_path: Path) -> None:
+        """A CreditNote counts like an Invoice; document order is kept."""
+        path = write(tmp_path / "mixed.xml", wrap("Norwegian-example-1.xml",
+                                                  "base-creditnote-correction.xml"))
+        assert read(path).invoice_ids == ("TOSL108", "Snippet1")
+
+    def test_same_id_twice_is_an_error(self, tmp_path: Path) -> None:
+        """The same id twice in one XML file: duplicate-invoice-id, naming id and file."""
+        path = write(tmp_path / "dup.xml", wrap("base-example.xml", "Allowance-example.xml"))
+        with pytest.raises(InputError) as info:
+            read(path)
+        assert info.value.code == "duplicate-invoice-id"
+        assert info.value.file == "dup.xml"
+        assert "Snippet1" in info.value.message
+
+
+class TestOtherXml:
+    def test_small_ubl(self, tmp_path: Path) -> None:
+        """A UBL invoice with nested cbc:IDs yields the root's id only."""
+        assert read(write(tmp_path / "x.xml", ubl_invoice("INV-1001"))).invoice_ids == (
+            "INV-1001",)
+
+    def test_svefaktura_root_id(self, tmp_path: Path) -> None:
+        """Svefaktura: the root's ID child, format 'svefaktura'."""
+        assert read(write(tmp_path / "sve.xml", SVEFAKTURA)) == InvoiceRead("svefaktura",
+                                                                            ("SVE-77",))
+
+    def test_ubl_without_id_is_an_error(self, tmp_path: Path) -> None:
+        """A UBL Invoice without a direct cbc:ID is an error, not the stem."""
+        data = ubl_invoice("X").replace(b"<cbc:ID>X</cbc:ID>", b"")
+        with pytest.raises(InputError) as info:
+            read(write(tmp_path / "noid.xml", data))
+        assert info.value.code == "invoice-without-id"
+
+    def test_unknown_xml_falls_back_to_stem(self, tmp_path: Path) -> None:
+        """XML that is no invoice format is one invoice named after the file's stem."""
+        assert read(write(tmp_path / "order-5.xml", b"<Order><ID>9</ID></Order>")) == \
+            InvoiceRead("other", ("order-5",))
+
+    def test_bom_and_whitespace_before_xml(self, tmp_path: Path) -> None:
+        """A UTF-8 BOM, or blank lines before XML without a declaration, do not hide the XML."""
+        data = b"\xef\xbb\xbf" + ubl_invoice("INV-BOM")
+        assert read(write(tmp_path / "bom.xml", data)).invoice_ids == ("INV-BOM",)
+        bare = b"\r\n  " + ubl_invoice("INV-WS").split(b"?>", 1)[1]
+        assert read(write(tmp_path / "ws.xml", bare)).invoice_ids == ("INV-WS",)
+
+    def test_malformed_xml(self, tmp_path: Path) -> None:
+        """XML that is not well-formed is InputError invalid-xml naming the file."""
+        with pytest.raises(InputError) as info:
+            read(write(tmp_path / "broken.xml", ubl_invoice("X")[:-20]))
+        assert info.value.code == "invalid-xml"
+        assert not isinstance(info.value, HostileInput)
+        assert info.value.file == "broken.xml"
+
+    def test_empty_file(self, tmp_path: Path) -> None:
+        """An empty invoice file is InputError empty-file."""
+        with pytest.raises(InputError) as info:
+            read(write(tmp_path / "empty.xml", b""))
+        assert info.value.code == "empty-file"
+
+
+class TestHostileXml:
+    def hostile(self, path: Path) -> HostileInput:
+        with pytest.raises(HostileInput) as info:
+            read(path)
+        assert info.value.code == "hostile-xml"
+        assert info.value.file == path.name
+        return info.value
+
+    def test_billion_laughs(self, tmp_path: Path) -> None:
+        """Internal entity declarations are refused, never expanded."""
+        decls = '<!ENTITY lol "lol">' + "".join(
+            f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">'
+            for i in range(1, 10))
+        data = (f'<?xml version="1.0"?>\n<!DOCTYPE Invoice [{decls}]>\n'
+                f'<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2" '
+                f'xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:'
+                f'CommonBasicComponents-2"><cbc:ID>&lol9;</cbc:ID></Invoice>').encode()
+        err = self.hostile(write(tmp_path / "laughs.xml", data))
+        assert "lollol" not in str(err)
+
+    def test_external_entity(self, tmp_path: Path) -> None:
+        """An external entity (file:///etc/passwd) is refused and its target never read."""
+        secret = write(tmp_path / "secret.txt", b"TOP-SECRET-CONTENT")
+        data = (f'<?xml version="1.0"?>\n<!DOCTYPE Invoice [<!ENTITY xxe SYSTEM '
+                f'"file://{secret}"><!ENTITY pw SYSTEM "file:///etc/passwd">]>\n'
+                f'<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2" '
+                f'xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:'
+                f'CommonBasicComponents-2"><cbc:ID>&xxe;&pw;</cbc:ID></Invoice>').encode()
+        err = self.hostile(write(tmp_path / "xxe.xml", data))
+        assert "TOP-SECRET" not in str(err) and "root:" not in str(err)
+
+    @pytest.mark.parametrize("doctype", [
+        '<!DOCTYPE Invoice SYSTEM "http://127.0.0.1:{port}/invoice.dtd">',
+        '<!DOCTYPE Invoice PUBLIC "-//X//DTD Invoice//EN" "http://127.0.0.1:{port}/i.dtd">',
+    ])
+    def test_external_dtd_is_refused_and_not_fetched(self, tmp_path: Path, doctype: str) -> None:
+        """A DOCTYPE pointing at an external DTD is refused; nothing connects to its URL."""
+        with socket.socket() as server:
+            server.bind(("127.0.0.1", 0))
+            server.listen(5)
+            server.setblocking(False)
+            port = server.getsockname()[1]
+            data = (f'<?xml version="1.0"?>\n{doctype.format(port=port)}\n'
+                    ).encode() + ubl_invoice("INV-1").split(b"?>", 1)[1]
+            self.hostile(write(tmp_path / "dtd.xml", data))
+            with pytest.raises(BlockingIOError):
+                server.accept()  # a fetch would have left a connection waiting here
+
+    def test_internal_subset_without_entities(self, tmp_path: Path) -> None:
+        """A DOCTYPE with declarations (here an ATTLIST default) is refused too."""
+        data = (b'<?xml version="1.0"?>\n<!DOCTYPE Order [<!ATTLIST Order id CDATA "x">]>\n'
+                b"<Order/>")
+        self.hostile(write(tmp_path / "attlist.xml", data))
+
+    def test_bare_doctype_is_allowed(self, tmp_path: Path) -> None:
+        """A bare <!DOCTYPE Invoice> without declarations is read as usual."""
+        data = ubl_invoice("INV-DT").replace(b"?>\n", b"?>\n<!DOCTYPE Invoice>\n", 1)
+        assert b"<!DOCTYPE Invoice>" in data
+        assert read(write(tmp_path / "dt.xml", data)) == InvoiceRead("ubl", ("INV-DT",))
+
+
+class TestPdf:
+    def test_ids_in_page_order_without_repeats(self, tmp_path: Path) -> None:
+        """Distinct matches in page order; an id repeated on a continuation page counts once."""
+        path = write(tmp_path / "print.pdf", text_pdf([
+            "Invoice number: A-17", "Invoice number: A-17", "Fakturanummer B-18"]))
+        assert read(path) == InvoiceRead("pdf", ("A-17", "B-18"))
+
+    @pytest.mark.parametrize("text,expected", [
+        ("Invoice no. 1001", "1001"), ("Invoice No: X-9", "X-9"), ("Fakturanr: 55/2026", "55/2026"),
+        ("INVOICE NUMBER 7.1", "7.1"),
+    ])
+    def test_default_pattern_labels(self, tmp_path: Path, text: str, expected: str) -> None:
+        """The default pattern knows the usual labels and takes the id after them."""
+        assert read(write(tmp_path / "p.pdf", text_pdf([text]))).invoice_ids == (expected,)
+
+    def test_configured_pattern(self, tmp_path: Path) -> None:
+        """[invoices] pdf_id_pattern replaces the default; its one group is the id."""
+        path = write(tmp_path / "p.pdf", text_pdf(["Ref #Q-3 and Invoice number: A-17"]))
+        assert read_invoice_file(path, "p.pdf", r"Ref #(\S+)").invoice_ids == ("Q-3",)
+
+    def test_pdf_without_text_falls_back_to_stem(self, tmp_path: Path) -> None:
+        """A PDF without a matching text (a scan) is one invoice named after the stem."""
+        assert read(write(tmp_path / "INV-1002.pdf", pdf_bytes(2))) == InvoiceRead(
+            "pdf", ("INV-1002",))
+
+    def test_broken_pdf_falls_back_to_stem(self, tmp_path: Path) -> None:
+        """A damaged PDF does not crash the reader: the stem stands in."""
+        assert read(write(tmp_path / "bad.pdf", b"%PDF-1.4\ngarbage")).invoice_ids == ("bad",)
+
+
+class TestOtherContent:
+    def test_unknown_content_is_the_stem(self, tmp_path: Path) -> None:
+        """Anything that is neither XML nor PDF is one invoice named after the file's stem."""
+        assert read(write(tmp_path / "INV-9.xml", b"INV-9;100;SEK\n")) == InvoiceRead(
+            "other", ("INV-9",))
+
+    def test_fifo_is_never_opened_blocking(self, tmp_path: Path) -> None:
+        """An invoice path that is a FIFO is refused (HostileInput), without blocking."""
+        import os
+        fifo = tmp_path / "INV.xml"
+        os.mkfifo(fifo)
+        with pytest.raises(HostileInput) as info:
+            read(fifo)
+        assert info.value.code == "not-a-file"
+
+    def test_symlink_is_refused(self, tmp_path: Path) -> None:
+        """An invoice path that is a symbolic link is refused, never followed."""
+        target = write(tmp_path / "real.xml", ubl_invoice("INV-1"))
+        link = tmp_path / "INV-1.xml"
+        link.symlink_to(target)
+        with pytest.raises(HostileInput) as info:
+            read(link)
+        assert info.value.code == "symlink"

@@ -1,0 +1,406 @@
+"""Matching a sidecar folder to the invoices of its invoice file (SPEC §1.3)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import unicodedata
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import UBL_NS, pdf_bytes, ubl_invoice, write
+
+from daemon.bundle import Bundle, Finding
+from daemon.config import Settings
+from daemon.match import assemble
+from daemon.scan import Candidate
+
+PDF = pdf_bytes()
+
+
+def batch_xml(*ids: str) -> bytes:
+    """One XML file holding several UBL invoices in a wrapper element."""
+    inner = "".join(f"<Invoice {UBL_NS}><cbc:ID>{i}</cbc:ID></Invoice>" for i in ids)
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n<Batch>{inner}</Batch>\n'.encode()
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Path:
+    folder = tmp_path / "outbox"
+    folder.mkdir()
+    return folder
+
+
+def settings(outbox: Path, /, **sections: dict[str, Any]) -> Settings:
+    base: dict[str, dict[str, Any]] = {
+        "outbox": {"path": str(outbox)},
+        "paths": {"state_dir": str(outbox.parent / "state")},
+        "delivery": {"url": "http://127.0.0.1:9/x"},
+    }
+    for name, values in sections.items():
+        base.setdefault(name, {}).update(values)
+    return Settings(**base)
+
+
+def candidate(outbox: Path, invoice_name: str, data: bytes) -> Candidate:
+    invoice = write(outbox / invoice_name, data)
+    name = Path(invoice_name).stem
+    return Candidate(name, invoice, outbox / name, outbox / f"{name}.ready")
+
+
+def match(outbox: Path, invoice_name: str, data: bytes, /, **sections: dict[str, Any]) -> Bundle:
+    return assemble(candidate(outbox, invoice_name, data), settings(outbox, **sections))
+
+
+def layout(bundle: Bundle) -> dict[str, list[str]]:
+    """invoice id -> sorted attachment names."""
+    return {i: sorted(a.original_name for a in bundle.attachments_of(i))
+            for i in bundle.invoice_ids}
+
+
+def codes(bundle: Bundle) -> list[str]:
+    return sorted(f.code for f in bundle.errors)
+
+
+def finding(bundle: Bundle, code: str) -> Finding:
+    hits = [f for f in bundle.findings if f.code == code]
+    assert hits, f"no {code} finding among {bundle.findings}"
+    return hits[0]
+
+
+class TestSingleInvoice:
+    def test_files_in_the_sidecar_root(self, outbox: Path) -> None:
+        """One invoice: the files in the sidecar root are its attachments, with hash and size."""
+        write(outbox / "INV-1001" / "timesheet.pdf", PDF)
+        write(outbox / "INV-1001" / "delivery-note.pdf", PDF + b"%x")
+        b = match(outbox, "INV-1001.xml", ubl_invoice("INV-1001"))
+        assert b.errors == ()
+        assert layout(b) == {"INV-1001": ["delivery-note.pdf", "timesheet.pdf"]}
+        a = next(a for a in b.attachments if a.original_name == "timesheet.pdf")
+        assert a.size == len(PDF)
+        assert a.rel == "INV-1001/timesheet.pdf"
+        assert a.document_type == "Attachment" and a.note == ""
+        assert b.sidecar == outbox / "INV-1001"
+        assert b.invoice_file.format == "ubl"
+
+    def test_files_in_a_subfolder_named_after_the_id(self, outbox: Path) -> None:
+        """One invoice: a subfolder named after its id (not the stem) holds attachments too."""
+        write(outbox / "export-7" / "INV-77" / "contract.pdf", PDF)
+        b = match(outbox, "export-7.xml", ubl_invoice("INV-77"))
+        assert b.errors == ()
+        assert layout(b) == {"INV-77": ["contract.pdf"]}
+        assert b.attachments[0].rel == "export-7/INV-77/contract.pdf"
+
+    def test_subfolder_with_other_name_is_an_orphan(self, outbox: Path) -> None:
+        """One invoice: a subfolder named after no id is an orphan, reported with the real id."""
+        write(outbox / "INV-1" / "misc" / "x.pdf", PDF)
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        f = finding(b, "orphan-attachment")
+        assert f.file == "INV-1/misc"
+        assert "INV-1" in f.message
+        assert b.attachments == ()
+
+    def test_no_sidecar(self, outbox: Path) -> None:
+        """No sidecar: no attachments, no error (the unattached policy decides)."""
+        b = match(outbox, "INV-5.xml", ubl_invoice("INV-5"))
+        assert (b.sidecar, b.attachments, b.findings) == (None, (), ())
+        assert b.unattached_ids == ("INV-5",)
+
+    def test_sidecar_suffix(self, outbox: Path) -> None:
+        """The sidecar is NAME + sidecar_suffix (the Candidate carries it)."""
+        write(outbox / "INV-6.files" / "a.pdf", PDF)
+        invoice = write(outbox / "INV-6.xml", ubl_invoice("INV-6"))
+        cand = Candidate("INV-6", invoice, outbox / "INV-6.files", outbox / "INV-6.ready")
+        b = assemble(cand, settings(outbox, outbox={"sidecar_suffix": ".files"}))
+        assert layout(b) == {"INV-6": ["a.pdf"]}
+
+    def test_pdf_invoice_named_by_stem(self, outbox: Path) -> None:
+        """A PDF without an id label is one invoice named after the stem; its root files match."""
+        write(outbox / "INV-1002" / "scan.pdf", PDF)
+        b = match(outbox, "INV-1002.pdf", PDF)
+        assert layout(b) == {"INV-1002": ["scan.pdf"]}
+        assert b.invoice_file.format == "pdf"
+
+
+class TestSeveralInvoices:
+    def test_subfolder_per_invoice(self, outbox: Path) -> None:
+        """Several invoices: each one's attachments come from the subfolder named after its id."""
+        write(outbox / "batch-42" / "INV-2001" / "contract.pdf", PDF)
+        write(outbox / "batch-42" / "INV-2002" / "specification.pdf", PDF)
+        write(outbox / "batch-42" / "INV-2002" / "annex.pdf", PDF)
+        b = match(outbox, "batch-42.xml", batch_xml("INV-2001", "INV-2002", "INV-2003"))
+        assert b.errors == ()
+        assert b.invoice_ids == ("INV-2001", "INV-2002", "INV-2003")
+        assert layout(b) == {"INV-2001": ["contract.pdf"],
+                             "INV-2002": ["annex.pdf", "specification.pdf"], "INV-2003": []}
+        assert b.unattached_ids == ("INV-2003",)
+        assert {a.rel for a in b.attachments_of("INV-2002")} == {
+            "batch-42/INV-2002/specification.pdf", "batch-42/INV-2002/annex.pdf"}
+
+    def test_root_file_is_an_orphan(self, outbox: Path) -> None:
+        """Several invoices: a file in the sidecar root is an orphan naming the file and the ids."""
+        write(outbox / "batch-42" / "INV-2001" / "contract.pdf", PDF)
+        write(outbox / "batch-42" / "loose.pdf", PDF)
+        b = match(outbox, "batch-42.xml", batch_xml("INV-2001", "INV-2002"))
+        f = finding(b, "orphan-attachment")
+        assert f.file == "batch-42/loose.pdf"
+        assert "INV-2001" in f.message and "INV-2002" in f.message
+        assert "loose.pdf" not in [a.original_name for a in b.attachments]
+        assert layout(b) == {"INV-2001": ["contract.pdf"], "INV-2002": []}
+
+    def test_subfolder_naming_no_invoice(self, outbox: Path) -> None:
+        """Several invoices: a subfolder that names no invoice is an orphan listing the real ids."""
+        write(outbox / "batch-42" / "INV-2009" / "x.pdf", PDF)
+        b = match(outbox, "batch-42.xml", batch_xml("INV-2001", "INV-2002"))
+        f = finding(b, "orphan-attachment")
+        assert f.file == "batch-42/INV-2009"
+        assert "INV-2001, INV-2002" in f.message
+        assert b.attachments == ()
+
+    def test_unsafe_id_matches_its_folder_name(self, outbox: Path) -> None:
+        """An id with '/' and '|' matches the folder with those replaced; the manifest keeps it."""
+        gr = "061828591|01/10/2020|0|1.1|0|1"
+        write(outbox / "gr" / "061828591_01_10_2020_0_1.1_0_1" / "a.pdf", PDF)
+        write(outbox / "gr" / "INV-2" / "b.pdf", PDF)
+        b = match(outbox, "gr.xml", batch_xml(gr, "INV-2"))
+        assert b.errors == ()
+        assert layout(b) == {gr: ["a.pdf"], "INV-2": ["b.pdf"]}
+
+    def test_id_folder_collision(self, outbox: Path) -> None:
+        """Ids that map to one folder name ('A/1' and 'A:1') are an error naming both."""
+        write(outbox / "coll" / "A_1" / "a.pdf", PDF)
+        b = match(outbox, "coll.xml", batch_xml("A/1", "A:1"))
+        f = finding(b, "id-folder-collision")
+        assert "'A/1'" in f.message and "'A:1'" in f.message and "A_1" in f.message
+        assert f.file == "coll"
+
+
+class TestStructure:
+    def test_nesting_too_deep(self, outbox: Path) -> None:
+        """A folder inside an invoice subfolder is an error naming it; its files are not taken."""
+        write(outbox / "batch" / "INV-1" / "deeper" / "x.pdf", PDF)
+        write(outbox / "batch" / "INV-1" / "ok.pdf", PDF)
+        b = match(outbox, "batch.xml", batch_xml("INV-1", "INV-2"))
+        f = finding(b, "nested-too-deep")
+        assert f.file == "batch/INV-1/deeper"
+        assert f.invoice_id == "INV-1"
+        assert layout(b)["INV-1"] == ["ok.pdf"]
+
+    def test_nesting_too_deep_single_invoice(self, outbox: Path) -> None:
+        """One invoice: SIDECAR/ID/SUB/ is too deep as well."""
+        write(outbox / "INV-1" / "INV-1" / "sub" / "x.pdf", PDF)
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        assert finding(b, "nested-too-deep").file == "INV-1/INV-1/sub"
+        assert b.attachments == ()
+
+    def test_litter_is_ignored(self, outbox: Path) -> None:
+        """.DS_Store, Thumbs.db, desktop.ini and ._ files are neither attachments nor errors."""
+        for name in (".DS_Store", "Thumbs.db", "desktop.ini", "._scan.pdf"):
+            write(outbox / "INV-1" / name, b"junk")
+            write(outbox / "INV-1" / "INV-1" / name, b"junk")
+        write(outbox / "INV-1" / "scan.pdf", PDF)
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        assert b.findings == ()
+        assert layout(b) == {"INV-1": ["scan.pdf"]}
+
+    def test_configured_ignore_pattern(self, outbox: Path) -> None:
+        """[outbox] ignore_patterns apply inside the sidecar too."""
+        write(outbox / "INV-1" / "export.log", b"log")
+        write(outbox / "INV-1" / "scan.pdf", PDF)
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"),
+                  outbox={"ignore_patterns": ["*.log"]})
+        assert layout(b) == {"INV-1": ["scan.pdf"]}
+
+    def test_symlink_in_sidecar_is_a_finding(self, outbox: Path, tmp_path: Path) -> None:
+        """A symbolic link in the sidecar is an error naming it; its target is never taken."""
+        secret = write(tmp_path / "secret.pdf", PDF + b"secret")
+        write(outbox / "INV-1" / "real.pdf", PDF)
+        (outbox / "INV-1" / "link.pdf").symlink_to(secret)
+        (outbox / "INV-1" / "dirlink").symlink_to(tmp_path)
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        files = {f.file: f for f in b.errors if f.code == "not-a-file"}
+        assert set(files) == {"INV-1/link.pdf", "INV-1/dirlink"}
+        assert "symbolic link" in files["INV-1/link.pdf"].message
+        assert layout(b) == {"INV-1": ["real.pdf"]}
+
+    def test_fifo_in_sidecar_is_a_finding_and_never_opened(self, outbox: Path) -> None:
+        """A FIFO in the sidecar is an error; matching never opens it (would block forever)."""
+        write(outbox / "INV-1" / "real.pdf", PDF)
+        fifo = outbox / "INV-1" / "pipe.pdf"
+        os.mkfifo(fifo)
+        result: list[Bundle] = []
+        worker = threading.Thread(target=lambda: result.append(
+            match(outbox, "INV-1.xml", ubl_invoice("INV-1"))), daemon=True)
+        worker.start()
+        worker.join(timeout=20)
+        if worker.is_alive():  # it opened the FIFO: release it so the test run can go on
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            worker.join(timeout=5)
+            pytest.fail("matching opened the FIFO and blocked")
+        b = result[0]
+        f = finding(b, "not-a-file")
+        assert f.file == "INV-1/pipe.pdf" and "FIFO" in f.message
+        assert layout(b) == {"INV-1": ["real.pdf"]}
+
+    def test_sidecar_that_is_a_symlink(self, outbox: Path, tmp_path: Path) -> None:
+        """A sidecar that is a link to a folder is an error and is never followed."""
+        elsewhere = tmp_path / "elsewhere"
+        write(elsewhere / "a.pdf", PDF)
+        (outbox / "INV-1").symlink_to(elsewhere)
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        assert finding(b, "not-a-folder").file == "INV-1"
+        assert b.attachments == () and b.sidecar is None
+
+    def test_sidecar_that_is_a_file(self, outbox: Path) -> None:
+        """A regular file where the sidecar folder belongs is an error."""
+        write(outbox / "INV-1", b"not a folder")
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        assert finding(b, "not-a-folder").file == "INV-1"
+
+    def test_case_collision(self, outbox: Path) -> None:
+        """Names that differ only in case are an error naming both (Windows sees one file)."""
+        write(outbox / "INV-1" / "Scan.pdf", PDF)
+        write(outbox / "INV-1" / "scan.pdf", PDF)
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        f = finding(b, "name-collision")
+        assert f.file == "INV-1/scan.pdf" and "INV-1/Scan.pdf" in f.message
+        assert len(b.attachments) == 1
+
+    def test_names_that_fold_to_one_sent_name_collide(self, outbox: Path) -> None:
+        """With safe_filenames, 'a b.pdf' and 'a_b.pdf' would be sent as one name: an error
+        that says what both become."""
+        write(outbox / "INV-1" / "a b.pdf", PDF)
+        write(outbox / "INV-1" / "a_b.pdf", PDF + b"%2")
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        f = finding(b, "name-collision")
+        assert f.file == "INV-1/a_b.pdf" and "'a_b.pdf'" in f.message
+        assert len(b.attachments) == 1
+
+    def test_normalisation_collision(self, outbox: Path) -> None:
+        """Names that differ only in NFC/NFD are an error (macOS and Linux see them differently)."""
+        nfc = unicodedata.normalize("NFC", "Räkning.pdf")
+        nfd = unicodedata.normalize("NFD", "Räkning.pdf")
+        write(outbox / "INV-1" / nfc, PDF)
+        write(outbox / "INV-1" / nfd, PDF)
+        assert len(os.listdir(outbox / "INV-1")) == 2
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        assert codes(b) == ["name-collision"]
+        assert len(b.attachments) == 1
+
+    def test_same_name_in_root_and_id_folder(self, outbox: Path) -> None:
+        """One invoice with both forms: the same name in the root and the id folder collides."""
+        write(outbox / "INV-1" / "scan.pdf", PDF)
+        write(outbox / "INV-1" / "INV-1" / "SCAN.pdf", PDF + b"%2")
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        f = finding(b, "name-collision")
+        assert f.file == "INV-1/INV-1/SCAN.pdf" and "scan.pdf" in f.message
+        assert len(b.attachments) == 1
+
+    def test_bad_invoice_file_is_a_finding(self, outbox: Path) -> None:
+        """An invoice file breaking a rule is a finding on the bundle, with the stem as the id."""
+        write(outbox / "INV-1" / "a.pdf", PDF)
+        b = match(outbox, "INV-1.xml", b"<Invoice><broken></Invoice>")
+        f = finding(b, "invalid-xml")
+        assert f.file == "INV-1.xml"
+        assert b.invoice_ids == ("INV-1",)
+
+
+class TestAttachmentsToml:
+    def test_type_note_and_channel(self, outbox: Path) -> None:
+        """attachments.toml sets type and note per file and the bundle's channel."""
+        write(outbox / "INV-1" / "timesheet.pdf", PDF)
+        write(outbox / "INV-1" / "other.pdf", PDF)
+        write(outbox / "INV-1" / "attachments.toml", (
+            b'channel = "external-print"\n\n[files."timesheet.pdf"]\ntype = "Timesheet"\n'
+            b'note = "Hours for October"\n'))
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        assert b.errors == ()
+        by_name = {a.original_name: a for a in b.attachments}
+        assert set(by_name) == {"timesheet.pdf", "other.pdf"}  # the toml is no attachment
+        assert (by_name["timesheet.pdf"].document_type, by_name["timesheet.pdf"].note) == (
+            "Timesheet", "Hours for October")
+        assert (by_name["other.pdf"].document_type, by_name["other.pdf"].note) == (
+            "Attachment", "")
+        assert b.channel == "external-print"
+
+    def test_in_an_invoice_subfolder(self, outbox: Path) -> None:
+        """attachments.toml in an invoice subfolder applies to that folder's files."""
+        write(outbox / "b" / "INV-2" / "c.pdf", PDF)
+        write(outbox / "b" / "INV-2" / "attachments.toml",
+              b'[files."c.pdf"]\ntype = "Contract"\nnote = "Signed"\n')
+        write(outbox / "b" / "INV-3" / "d.pdf", PDF)
+        b = match(outbox, "b.xml", batch_xml("INV-2", "INV-3"))
+        assert b.errors == ()
+        assert [(a.document_type, a.note) for a in b.attachments_of("INV-2")] == [
+            ("Contract", "Signed")]
+        assert [a.document_type for a in b.attachments_of("INV-3")] == ["Attachment"]
+
+    def test_default_document_type_setting(self, outbox: Path) -> None:
+        """A file without an entry gets [attachments] default_document_type."""
+        write(outbox / "INV-1" / "a.pdf", PDF)
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"),
+                  attachments={"default_document_type": "Bilaga"})
+        assert b.attachments[0].document_type == "Bilaga"
+
+    def test_no_channel_uses_the_configured_one(self, outbox: Path) -> None:
+        """Without a channel override the bundle has [validation] channel."""
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"),
+                  validation={"channel": "original-print"})
+        assert b.channel == "original-print"
+
+    def test_unknown_top_level_key(self, outbox: Path) -> None:
+        """An unknown key in attachments.toml is an error naming the key and the toml file."""
+        write(outbox / "INV-1" / "a.pdf", PDF)
+        write(outbox / "INV-1" / "attachments.toml", b'chanel = "e-invoice"\n')
+        f = finding(match(outbox, "INV-1.xml", ubl_invoice("INV-1")), "attachments-toml-invalid")
+        assert f.file == "INV-1/attachments.toml" and "'chanel'" in f.message
+
+    def test_unknown_key_in_a_file_entry(self, outbox: Path) -> None:
+        """A file entry may only hold type and note."""
+        write(outbox / "INV-1" / "a.pdf", PDF)
+        write(outbox / "INV-1" / "attachments.toml", b'[files."a.pdf"]\nkind = "Contract"\n')
+        f = finding(match(outbox, "INV-1.xml", ubl_invoice("INV-1")), "attachments-toml-invalid")
+        assert "a.pdf" in f.message
+
+    def test_unknown_channel(self, outbox: Path) -> None:
+        """A channel that is not one of the three is an error naming the value."""
+        write(outbox / "INV-1" / "attachments.toml", b'channel = "fax"\n')
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        assert "'fax'" in finding(b, "attachments-toml-invalid").message
+        assert b.channel == "e-invoice"
+
+    def test_invalid_toml(self, outbox: Path) -> None:
+        """attachments.toml that is not TOML is an error naming it."""
+        write(outbox / "INV-1" / "attachments.toml", b'[files."a.pdf"\ntype = \n')
+        f = finding(match(outbox, "INV-1.xml", ubl_invoice("INV-1")), "attachments-toml-invalid")
+        assert f.file == "INV-1/attachments.toml"
+
+    def test_entry_for_a_missing_file(self, outbox: Path) -> None:
+        """An entry for a file that is not in the folder is an error naming that file."""
+        write(outbox / "INV-1" / "a.pdf", PDF)
+        write(outbox / "INV-1" / "attachments.toml", b'[files."gone.pdf"]\ntype = "Contract"\n')
+        f = finding(match(outbox, "INV-1.xml", ubl_invoice("INV-1")),
+                    "attachments-toml-missing-file")
+        assert f.file == "INV-1/attachments.toml" and "'gone.pdf'" in f.message
+
+    def test_type_outside_document_types(self, outbox: Path) -> None:
+        """With [attachments] document_types set, a type outside it is an error naming the file."""
+        write(outbox / "INV-1" / "a.pdf", PDF)
+        write(outbox / "INV-1" / "b.pdf", PDF)
+        write(outbox / "INV-1" / "attachments.toml", (
+            b'[files."a.pdf"]\ntype = "Timesheet"\n[files."b.pdf"]\ntype = "Memo"\n'))
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"),
+                  attachments={"document_types": ["Timesheet", "Contract"]})
+        f = finding(b, "document-type-not-allowed")
+        assert f.file == "INV-1/b.pdf" and "'Memo'" in f.message and "Timesheet" in f.message
+        assert codes(b) == ["document-type-not-allowed"]
+
+    def test_attachments_toml_as_a_link(self, outbox: Path, tmp_path: Path) -> None:
+        """attachments.toml that is a link is an error, never read."""
+        target = write(tmp_path / "t.toml", b'channel = "external-print"\n')
+        write(outbox / "INV-1" / "a.pdf", PDF)
+        (outbox / "INV-1" / "attachments.toml").symlink_to(target)
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        assert finding(b, "not-a-file").file == "INV-1/attachments.toml"
+        assert b.channel == "e-invoice"

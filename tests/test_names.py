@@ -1,0 +1,135 @@
+"""What a name in the outbox means (SPEC §1.1, §1.3): in-progress, litter, invoice, folder."""
+
+from __future__ import annotations
+
+import unicodedata
+
+import pytest
+
+from daemon.names import (
+    NameKind,
+    classify,
+    fold_key,
+    folder_name_for_id,
+    is_ignored,
+    is_invoice_name,
+    name_problem,
+    stem,
+)
+
+PATTERNS = ["*.xml", "*.pdf"]
+
+
+class TestClassify:
+    @pytest.mark.parametrize("name", [
+        "INV-1.xml.tmp", "scan.TEMP", "big.pdf.part", "x.partial", "dl.pdf.crdownload",
+        ".INV-1.xml.swp", "~$Contract.docx", ".~lock.sheet.ods#", ".syncthing.INV-1.xml.tmp",
+    ])
+    def test_in_progress_names(self, name: str) -> None:
+        """Copies and editors at work are in-progress — even when they also start with '.'."""
+        assert classify(name) is NameKind.IN_PROGRESS
+        assert is_ignored(name)
+
+    @pytest.mark.parametrize("name", [
+        "Thumbs.db", "thumbs.db", "desktop.ini", "Desktop.ini", ".DS_Store", "._INV-1.pdf",
+        ".hidden", ".outboxd",
+    ])
+    def test_litter_names(self, name: str) -> None:
+        """Desktop litter and other dot-files are litter: ignored, never in-progress."""
+        assert classify(name) is NameKind.LITTER
+        assert is_ignored(name)
+
+    @pytest.mark.parametrize("name", ["INV-1.xml", "timesheet.pdf", "notes.txt", "tmp",
+                                      "report.tmp.pdf", "a~$b.pdf", "Thumbs.db.pdf"])
+    def test_other_names(self, name: str) -> None:
+        """Ordinary names (even with 'tmp' or '~$' inside) are neither in-progress nor litter."""
+        assert classify(name) is NameKind.OTHER
+        assert not is_ignored(name)
+
+    def test_configured_ignore_patterns_are_litter(self) -> None:
+        """[outbox] ignore_patterns add litter names; without them the name is ordinary."""
+        assert classify("export.log", ["*.log"]) is NameKind.LITTER
+        assert classify("export.log") is NameKind.OTHER
+
+    def test_in_progress_beats_configured_litter(self) -> None:
+        """The more specific kind wins: an in-progress name stays in-progress if also ignored."""
+        assert classify("INV-1.xml.part", ["INV-*"]) is NameKind.IN_PROGRESS
+
+
+class TestInvoiceName:
+    @pytest.mark.parametrize("name,expected", [
+        ("INV-1001.xml", True), ("INV-1002.pdf", True), ("notes.txt", False),
+        ("INV-1001.ready", False), (".INV-1001.xml", False), ("INV-1001.xml.tmp", False),
+        ("~$INV.xml", False), ("._INV-1001.pdf", False),
+    ])
+    def test_patterns_and_ignores(self, name: str, expected: bool) -> None:
+        """An invoice name matches invoice_patterns and no ignore pattern."""
+        assert is_invoice_name(name, PATTERNS) is expected
+
+    def test_ignore_patterns_exclude_invoices(self) -> None:
+        """A configured ignore pattern removes a name that would otherwise be an invoice."""
+        assert is_invoice_name("draft-1.xml", PATTERNS)
+        assert not is_invoice_name("draft-1.xml", PATTERNS, ["draft-*"])
+
+    def test_extension_case_does_not_matter(self) -> None:
+        """Windows clients write 'INV.PDF': it is an invoice like 'INV.pdf'."""
+        assert is_invoice_name("INV-9.PDF", PATTERNS)
+
+    @pytest.mark.parametrize("name,expected", [
+        ("INV-1001.xml", "INV-1001"), ("batch.42.xml", "batch.42"), ("README", "README"),
+        (".profile", ".profile"),
+    ])
+    def test_stem(self, name: str, expected: str) -> None:
+        """The stem drops the last extension only; a leading dot is not an extension."""
+        assert stem(name) == expected
+
+
+class TestFolderNameForId:
+    @pytest.mark.parametrize("invoice_id,folder", [
+        ("INV-2001", "INV-2001"),
+        ("A/1", "A_1"), ("A:1", "A_1"), ('a\\b*c?d"e<f>g|h', "a_b_c_d_e_f_g_h"),
+        ("061828591|01/10/2020|0|1.1|0|1", "061828591_01_10_2020_0_1.1_0_1"),
+        ("tab\there", "tab_here"), ("nl\nx\x7f", "nl_x_"),
+        ("Faktura Å-1", "Faktura Å-1"),
+    ])
+    def test_unsafe_characters_become_underscore(self, invoice_id: str, folder: str) -> None:
+        """Each of / \\ : * ? \" < > | and control characters becomes '_'; the rest stays."""
+        assert folder_name_for_id(invoice_id) == folder
+
+    def test_distinct_ids_can_collide(self) -> None:
+        """'A/1' and 'A:1' map to one folder name (match reports that as an error)."""
+        assert folder_name_for_id("A/1") == folder_name_for_id("A:1")
+
+
+class TestFoldKey:
+    def test_nfc_and_nfd_fold_together(self) -> None:
+        """A name in NFC and the same name in NFD (macOS) fold to one key."""
+        nfc = unicodedata.normalize("NFC", "Räkning.pdf")
+        nfd = unicodedata.normalize("NFD", "Räkning.pdf")
+        assert nfc != nfd
+        assert fold_key(nfc) == fold_key(nfd)
+
+    def test_case_folds_together(self) -> None:
+        """Names differing only in case fold to one key (Windows/SMB clients see one file)."""
+        assert fold_key("Scan.PDF") == fold_key("scan.pdf")
+        assert fold_key("ÅSA.pdf") == fold_key(unicodedata.normalize("NFD", "åsa.pdf"))
+
+    def test_different_names_stay_apart(self) -> None:
+        """Names that really differ keep different keys."""
+        assert fold_key("scan1.pdf") != fold_key("scan2.pdf")
+        assert fold_key("a.pdf") != fold_key("ä.pdf")
+
+
+class TestNameProblem:
+    def test_plain_names_are_fine(self) -> None:
+        """Ordinary names, including non-ASCII ones, have no problem."""
+        assert name_problem("Tidrapport oktober – Åsa.pdf") is None
+
+    def test_undecodable_bytes(self) -> None:
+        """A name with bytes that are not UTF-8 (surrogate-escaped) is reported."""
+        bad = b"scan\xff.pdf".decode("utf-8", "surrogateescape")
+        assert "UTF-8" in (name_problem(bad) or "")
+
+    def test_control_characters(self) -> None:
+        """A name holding a control character is reported."""
+        assert "control" in (name_problem("scan\n.pdf") or "")
