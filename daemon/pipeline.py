@@ -46,6 +46,8 @@ from daemon.settle import SettleTracker
 from daemon.validate import validate_bundle
 
 BODY_LIMIT = 2000
+ERRORS_HEADER = ("# outboxd: this bundle is held because of the errors below. Fix them;\n"
+                 "# it is checked again on every change and this file goes away once it passes.\n")
 
 
 @dataclass
@@ -55,6 +57,16 @@ class _Known:
     snap: Snapshot
     bundle: Bundle | None  # None: the invoice file itself could not be read
     bundle_id: str
+
+
+def _errors_file_text(path: Path) -> str | None:
+    """NAME.errors.txt if it is a regular file we can read, else None."""
+    try:
+        if not path.is_file() or path.is_symlink():
+            return None
+        return path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def _reasons(findings: list[Finding] | tuple[Finding, ...]) -> list[dict[str, str]]:
@@ -138,14 +150,14 @@ class Pipeline:
         errors_file = cand.invoice.with_name(cand.name + ".errors.txt")
         if bundle.errors:
             if policy.invalid == "hold":
-                text = "".join(f"{f.line()}\n" for f in bundle.errors)
-                if not errors_file.exists() or errors_file.read_text("utf-8") != text:
+                text = ERRORS_HEADER + "".join(f"{f.line()}\n" for f in bundle.errors)
+                if _errors_file_text(errors_file) != text:
                     write_atomic(errors_file, text.encode("utf-8"))
                 self._live(row, key, "held", bundle_id=bid, reasons=_reasons(bundle.errors))
                 return None
             return self._claim(cand, known, row, list(bundle.errors))
-        if os.path.lexists(errors_file) and errors_file.is_file():
-            errors_file.unlink()  # our own file: the bundle passes now
+        if (_errors_file_text(errors_file) or "").startswith(ERRORS_HEADER):
+            errors_file.unlink()  # ours (it carries our header), and the bundle passes now
         if self.j.was_sent(bid) and policy.duplicates == "quarantine":
             return self._claim(cand, known, row, [Finding(
                 "duplicate", key, f"this exact bundle ({bid[:12]}) was sent before — remove "
@@ -186,9 +198,11 @@ class Pipeline:
             self.j.transition(row_id, "gone", "claimed by another daemon", work_dir=None)
             log.info("bundle taken by another daemon")
             return None
-        # The files may have changed between validation and the move.
+        # The files may have changed between validation and the move. The id
+        # covers every byte (hashes), so matching again is enough: no need to
+        # parse PDFs and images a second time.
         try:
-            after = bundle_id_of(self.evaluate(moved))
+            after = bundle_id_of(assemble(moved, self.s))
         except InputError:
             after = ""
         if after != bid:
