@@ -144,6 +144,22 @@ class DeliveryConfig(Section):
                 raise ValueError("must start with http:// or https://")
         return value
 
+    @field_validator("verify", mode="before")
+    @classmethod
+    def _verify_value(cls, value: object) -> object:
+        # From the environment every value is a string: "false" must not be
+        # taken for the path of a CA bundle.
+        if isinstance(value, str):
+            word = value.strip().lower()
+            if word in ("true", "1", "yes", "on"):
+                return True
+            if word in ("false", "0", "no", "off"):
+                return False
+            if not Path(value).is_file():
+                raise ValueError("must be true, false, or the path of an existing CA bundle "
+                                 "file")
+        return value
+
     @field_validator("target")
     @classmethod
     def _target_given(cls, value: Path | None, info: ValidationInfo) -> Path | None:
@@ -313,6 +329,7 @@ def load_settings(path: Path) -> Settings:
         raise ConfigError(f"[outbox] path = \"{outbox}\": the outbox does not exist or is not "
                           "a folder — is a mount missing? Create it or fix the path",
                           source=str(path))
+    settings.delivery.bearer_token()  # an unreadable token_file stops the start, not a POST
     return settings
 
 

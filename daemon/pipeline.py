@@ -304,7 +304,7 @@ class Pipeline:
         work = Path(row.work_dir)
         if work.exists():
             write_receipt(work, row.response)
-        move_into_place(work, target)
+        target = move_into_place(work, target)
         self.j.transition(row_id, "sent", archive_dir=str(target))
         self._bind(row.invoice_file, row.bundle_id, row.invoice_ids).info(
             "bundle sent", receipt_id=row.receipt_id, attempts=row.response.get("attempts"),
@@ -318,7 +318,7 @@ class Pipeline:
         work = Path(row.work_dir)
         if work.exists():
             write_reasons(work, reason_record(row.bundle_id, row.invoice_file, reasons))
-        move_into_place(work, target)
+        target = move_into_place(work, target)
         self.j.transition(row_id, "quarantined", archive_dir=str(target))
         self._bind(row.invoice_file, row.bundle_id, row.invoice_ids).warning(
             "bundle quarantined", reasons=[r.line() for r in reasons], archive=str(target))

@@ -298,11 +298,11 @@ class TestSecrets:
         assert "abc.def-123" not in repr(s.masked())
 
     def test_unreadable_token_file_is_a_config_error(self, tmp_path: Path, outbox: Path) -> None:
-        """A token_file that cannot be read is a ConfigError naming the key and the path."""
-        s = load_settings(config_file(tmp_path, minimal(outbox).replace(
-            "[delivery]\n", f'[delivery]\ntoken_file = "{tmp_path}/absent"\n')))
+        """A token_file that cannot be read stops loading with a ConfigError naming the key
+        and the path (not a failed POST later)."""
         with pytest.raises(ConfigError) as info:
-            s.delivery.bearer_token()
+            load_settings(config_file(tmp_path, minimal(outbox).replace(
+                "[delivery]\n", f'[delivery]\ntoken_file = "{tmp_path}/absent"\n')))
         one_problem_with(info.value.problems, "[delivery] token_file", f"{tmp_path}/absent")
 
     def test_no_token(self, tmp_path: Path, outbox: Path) -> None:
@@ -317,3 +317,31 @@ class TestConstruction:
                      delivery={"url": URL})
         assert s.outbox.path == tmp_path
         assert s.journal_path == tmp_path / "st" / "journal.sqlite3"
+
+
+class TestVerifyFromEnvironment:
+    def test_false_from_the_environment_is_a_boolean(self, tmp_path, monkeypatch) -> None:
+        """OUTBOXD_DELIVERY__VERIFY=false turns verification off; it is not a CA path."""
+        from daemon.config import load_settings
+        outbox = tmp_path / "outbox"
+        outbox.mkdir()
+        cfg = tmp_path / "c.toml"
+        cfg.write_text(f'[outbox]\npath = "{outbox}"\n[delivery]\nurl = "http://127.0.0.1:9/x"\n')
+        monkeypatch.setenv("OUTBOXD_DELIVERY__VERIFY", "false")
+        assert load_settings(cfg).delivery.verify is False
+
+    def test_a_missing_ca_bundle_is_a_config_error(self, tmp_path) -> None:
+        """verify = "/nope/ca.pem" names the key and says what is allowed."""
+        import pytest
+
+        from daemon.config import load_settings
+        from daemon.errors import ConfigError
+        outbox = tmp_path / "outbox"
+        outbox.mkdir()
+        cfg = tmp_path / "c.toml"
+        cfg.write_text(f'[outbox]\npath = "{outbox}"\n[delivery]\nurl = "http://127.0.0.1:9/x"\n'
+                       'verify = "/nope/ca.pem"\n')
+        with pytest.raises(ConfigError) as err:
+            load_settings(cfg)
+        assert any("[delivery] verify = '/nope/ca.pem'" in p and "CA bundle" in p
+                   for p in err.value.problems)

@@ -1,0 +1,185 @@
+"""Archive entries (SPEC §4.3): where a finished bundle goes, crash-safe moves, the papers."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from daemon import archive, fsops
+from daemon.archive import move_into_place, reason_record, target_for, write_reasons
+from daemon.bundle import Finding
+
+BID = "0123456789abcdef" * 4
+
+
+def make_work(path: Path) -> Path:
+    (path / "INV-1" / "sub").mkdir(parents=True)
+    (path / "INV-1.xml").write_bytes(b"<Invoice/>")
+    (path / "INV-1" / "a.pdf").write_bytes(b"%PDF-a")
+    (path / "INV-1" / "sub" / "b.pdf").write_bytes(b"%PDF-b")
+    return path
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file()}
+
+
+class _FixedClock(datetime):
+    """23:30 UTC on 2026-01-01, which is already 2026-01-02 at UTC+14."""
+
+    @classmethod
+    def now(cls, tz: object = None) -> datetime:  # type: ignore[override]
+        utc = datetime(2026, 1, 1, 23, 30, tzinfo=UTC)
+        if tz is None:
+            return (utc + timedelta(hours=14)).replace(tzinfo=None)
+        return utc.astimezone(tz)  # type: ignore[arg-type]
+
+
+class TestTargetFor:
+    def test_layout_uses_utc_date_and_bundle_id_prefix(self, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+        """ROOT/YYYY-MM-DD/NAME--BUNDLEID12 with the UTC date, not the local one."""
+        monkeypatch.setattr(archive, "datetime", _FixedClock)
+        assert target_for(tmp_path, "INV-1", BID) == tmp_path / "2026-01-01" / \
+            "INV-1--0123456789ab"
+
+    def test_today(self, tmp_path: Path) -> None:
+        """Without a fixed clock the folder is today's UTC date."""
+        before = datetime.now(UTC).strftime("%Y-%m-%d")
+        got = target_for(tmp_path, "INV-1", BID)
+        after = datetime.now(UTC).strftime("%Y-%m-%d")
+        assert got.parent.name in (before, after) and got.name == "INV-1--0123456789ab"
+
+    def test_taken_names_get_suffixes(self, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+        """-2, -3 … are appended while the name is taken."""
+        monkeypatch.setattr(archive, "datetime", _FixedClock)
+        first = target_for(tmp_path, "INV-1", BID)
+        first.mkdir(parents=True)
+        second = target_for(tmp_path, "INV-1", BID)
+        assert second.name == "INV-1--0123456789ab-2"
+        second.mkdir()
+        assert target_for(tmp_path, "INV-1", BID).name == "INV-1--0123456789ab-3"
+
+
+class TestMoveIntoPlace:
+    def test_moves_whole_tree(self, tmp_path: Path) -> None:
+        """The work folder becomes the archive entry, layout kept, parents created."""
+        work = make_work(tmp_path / "work")
+        content = tree(work)
+        target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123456789ab"
+        assert move_into_place(work, target) == target
+        assert tree(target) == content and not work.exists()
+
+    def test_idempotent(self, tmp_path: Path) -> None:
+        """Calling it again after it finished (recovery) changes nothing."""
+        work = make_work(tmp_path / "work")
+        target = tmp_path / "sent" / "d" / "x"
+        move_into_place(work, target)
+        content = tree(target)
+        assert move_into_place(work, target) == target
+        assert tree(target) == content and not work.exists()
+
+    def test_crash_after_copy_removes_source_because_target_complete(
+            self, tmp_path: Path) -> None:
+        """Target exists and source still there (crash between copy-rename and delete):
+        the complete target is kept and the source removed."""
+        work = make_work(tmp_path / "work")
+        target = tmp_path / "sent" / "d" / "x"
+        target.parent.mkdir(parents=True)
+        shutil.copytree(work, target)
+        content = tree(work)
+        assert move_into_place(work, target) == target
+        assert not work.exists() and tree(target) == content
+
+    def test_crash_during_source_delete(self, tmp_path: Path) -> None:
+        """Source half deleted after the copy was complete: what is left is removed."""
+        work = make_work(tmp_path / "work")
+        target = tmp_path / "sent" / "d" / "x"
+        shutil.copytree(work, target)
+        (work / "INV-1.xml").unlink()
+        move_into_place(work, target)
+        assert not work.exists() and (target / "INV-1.xml").exists()
+
+    def test_foreign_target_never_costs_the_source(self, tmp_path: Path) -> None:
+        """A target that is not a copy of this bundle (someone else's entry under the same
+        name) does not make us delete the source: it goes to a free name beside it."""
+        work = make_work(tmp_path / "work")
+        content = tree(work)
+        target = tmp_path / "sent" / "d" / "x"
+        target.mkdir(parents=True)
+        (target / "INV-1.xml").write_bytes(b"<Invoice>other</Invoice>")
+        got = move_into_place(work, target)
+        assert got == target.with_name("x-2")
+        assert tree(got) == content and not work.exists()
+        assert tree(target) == {"INV-1.xml": b"<Invoice>other</Invoice>"}
+
+    def test_across_file_systems(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """EXDEV on rename: copied in full, source removed, no partial folder left behind."""
+        work = make_work(tmp_path / "work")
+        content = tree(work)
+        real_rename = os.rename
+        calls = []
+
+        def rename(src: object, dst: object) -> None:
+            calls.append(src)
+            if len(calls) == 1:
+                raise OSError(errno.EXDEV, "Invalid cross-device link")
+            real_rename(src, dst)
+
+        monkeypatch.setattr(fsops.os, "rename", rename)
+        target = tmp_path / "sent" / "d" / "x"
+        move_into_place(work, target)
+        monkeypatch.undo()
+        assert tree(target) == content and not work.exists()
+        assert os.listdir(target.parent) == ["x"]
+
+
+class TestReasons:
+    def _record(self) -> dict:
+        return reason_record(BID, "INV-1.xml", [
+            Finding("too-large", "INV-1/scan.tif", "is 9 MB; the limit is 5 MB — shrink it"),
+            Finding("rejected", "INV-1.xml", "the receiver answered HTTP 422: bad"),
+        ])
+
+    def test_reason_json_fields(self, tmp_path: Path) -> None:
+        """reason.json holds bundle_id, invoice_file, reasons[code,file,message], quarantined_at."""
+        write_reasons(tmp_path, self._record())
+        data = json.loads((tmp_path / "reason.json").read_text("utf-8"))
+        assert set(data) == {"bundle_id", "invoice_file", "reasons", "quarantined_at"}
+        assert data["bundle_id"] == BID and data["invoice_file"] == "INV-1.xml"
+        assert data["reasons"] == [
+            {"code": "too-large", "file": "INV-1/scan.tif",
+             "message": "is 9 MB; the limit is 5 MB — shrink it"},
+            {"code": "rejected", "file": "INV-1.xml",
+             "message": "the receiver answered HTTP 422: bad"}]
+        when = datetime.strptime(data["quarantined_at"], "%Y-%m-%dT%H:%M:%SZ")
+        now = datetime.now(UTC).replace(tzinfo=None)
+        assert abs((now - when).total_seconds()) < 60
+
+    def test_reason_txt_names_files_and_codes(self, tmp_path: Path) -> None:
+        """REASON.txt names each offending file, its code and message, and how to retry."""
+        write_reasons(tmp_path, self._record())
+        text = (tmp_path / "REASON.txt").read_text("utf-8")
+        for needle in ("INV-1/scan.tif", "too-large", "shrink it", "INV-1.xml", "rejected",
+                       "HTTP 422", BID, "outbox"):
+            assert needle in text
+
+    def test_no_temp_files_left(self, tmp_path: Path) -> None:
+        """Only reason.json and REASON.txt are written."""
+        write_reasons(tmp_path, self._record())
+        assert sorted(os.listdir(tmp_path)) == ["REASON.txt", "reason.json"]
+
+    def test_receipt(self, tmp_path: Path) -> None:
+        """write_receipt stores the receipt as JSON in receipt.json."""
+        receipt = {"manifest": {"bundle_id": BID}, "response": {"status": 201, "body": {},
+                   "receipt_id": "r-1"}, "attempts": 2, "delivered_at": "2026-01-01T00:00:00Z"}
+        archive.write_receipt(tmp_path, receipt)
+        assert json.loads((tmp_path / "receipt.json").read_text()) == receipt

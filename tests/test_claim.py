@@ -1,0 +1,173 @@
+"""Claiming (SPEC §4.2): atomic moves into a work folder, one winner, nothing lost going back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from daemon.claim import claim, finish_claim, moved_candidate, unclaim, work_dir_for
+from daemon.errors import ClaimLost
+from daemon.scan import Candidate
+
+BID = "0123456789ab" + "c" * 52
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Path:
+    o = tmp_path / "outbox"
+    o.mkdir()
+    return o
+
+
+@pytest.fixture
+def processing(outbox: Path) -> Path:
+    p = outbox / ".outboxd" / "processing"
+    p.mkdir(parents=True)
+    return p
+
+
+def drop(outbox: Path, name: str = "INV-1", marker: bool = False) -> Candidate:
+    (outbox / f"{name}.xml").write_bytes(b"<Invoice/>")
+    (outbox / name / "sub").mkdir(parents=True)
+    (outbox / name / "a.pdf").write_bytes(b"%PDF-a")
+    (outbox / name / "sub" / "b.pdf").write_bytes(b"%PDF-b")
+    if marker:
+        (outbox / f"{name}.ready").write_bytes(b"")
+    return Candidate(name, outbox / f"{name}.xml", outbox / name, outbox / f"{name}.ready")
+
+
+class TestWorkDir:
+    def test_work_dir_names_bundle_and_is_unique(self, processing: Path) -> None:
+        """The work folder is NAME--BUNDLEID12--… inside processing, different every time."""
+        a = work_dir_for(processing, "INV-1", BID)
+        b = work_dir_for(processing, "INV-1", BID)
+        assert a.parent == processing and a.name.startswith("INV-1--0123456789ab--")
+        assert a != b
+
+
+class TestClaim:
+    def test_moves_invoice_and_sidecar(self, outbox: Path, processing: Path) -> None:
+        """claim moves invoice file and sidecar (whole tree) into the work folder."""
+        cand = drop(outbox)
+        work = work_dir_for(processing, cand.name, BID)
+        moved = claim(cand, work, with_marker=False)
+        assert moved == moved_candidate(cand, work)
+        assert moved.invoice.read_bytes() == b"<Invoice/>"
+        assert (work / "INV-1" / "sub" / "b.pdf").read_bytes() == b"%PDF-b"
+        assert not cand.invoice.exists() and not cand.sidecar.exists()
+
+    def test_invoice_without_sidecar(self, outbox: Path, processing: Path) -> None:
+        """A bundle without a sidecar claims just the invoice file."""
+        (outbox / "INV-2.xml").write_bytes(b"x")
+        cand = Candidate("INV-2", outbox / "INV-2.xml", outbox / "INV-2", outbox / "INV-2.ready")
+        work = work_dir_for(processing, "INV-2", BID)
+        claim(cand, work, with_marker=False)
+        assert sorted(p.name for p in work.iterdir()) == ["INV-2.xml"]
+
+    def test_marker_moved_only_when_asked(self, outbox: Path, processing: Path) -> None:
+        """The marker travels with the bundle in marker mode, and stays otherwise."""
+        cand = drop(outbox, "A", marker=True)
+        work = work_dir_for(processing, "A", BID)
+        claim(cand, work, with_marker=True)
+        assert (work / "A.ready").exists() and not cand.marker.exists()
+
+        cand = drop(outbox, "B", marker=True)
+        work = work_dir_for(processing, "B", BID)
+        claim(cand, work, with_marker=False)
+        assert not (work / "B.ready").exists() and cand.marker.exists()
+
+    def test_second_claim_loses(self, outbox: Path, processing: Path) -> None:
+        """A second daemon claiming the same candidate gets ClaimLost and leaves no work folder;
+        the winner's files are untouched."""
+        cand = drop(outbox)
+        work1 = work_dir_for(processing, cand.name, BID)
+        work2 = work_dir_for(processing, cand.name, BID)
+        claim(cand, work1, with_marker=False)
+        with pytest.raises(ClaimLost):
+            claim(cand, work2, with_marker=False)
+        assert not work2.exists()
+        assert [p.name for p in processing.iterdir()] == [work1.name]
+        assert sorted(p.name for p in work1.iterdir()) == ["INV-1", "INV-1.xml"]
+
+    def test_vanished_invoice_loses(self, outbox: Path, processing: Path) -> None:
+        """An invoice file removed by a person before the claim: ClaimLost, no work folder,
+        the sidecar stays in the outbox."""
+        cand = drop(outbox)
+        cand.invoice.unlink()
+        work = work_dir_for(processing, cand.name, BID)
+        with pytest.raises(ClaimLost):
+            claim(cand, work, with_marker=False)
+        assert not work.exists() and cand.sidecar.is_dir()
+
+
+class TestFinishClaim:
+    def test_completes_half_done_claim(self, outbox: Path, processing: Path) -> None:
+        """After a crash between the invoice move and the sidecar move, finish_claim moves
+        the rest (sidecar and marker)."""
+        cand = drop(outbox, marker=True)
+        work = work_dir_for(processing, cand.name, BID)
+        work.mkdir()
+        cand.invoice.rename(work / cand.invoice.name)  # the claim rename happened
+        finish_claim(cand, work, with_marker=True)
+        assert sorted(p.name for p in work.iterdir()) == ["INV-1", "INV-1.ready", "INV-1.xml"]
+        assert not cand.sidecar.exists() and not cand.marker.exists()
+
+    def test_idempotent(self, outbox: Path, processing: Path) -> None:
+        """finish_claim on a complete claim changes nothing."""
+        cand = drop(outbox)
+        work = work_dir_for(processing, cand.name, BID)
+        claim(cand, work, with_marker=False)
+        finish_claim(cand, work, with_marker=False)
+        assert sorted(p.name for p in work.iterdir()) == ["INV-1", "INV-1.xml"]
+        assert (work / "INV-1" / "a.pdf").read_bytes() == b"%PDF-a"
+
+    def test_does_not_replace_what_is_in_work(self, outbox: Path, processing: Path) -> None:
+        """A sidecar already in the work folder is not replaced by a new one of the same name."""
+        cand = drop(outbox)
+        work = work_dir_for(processing, cand.name, BID)
+        claim(cand, work, with_marker=False)
+        (outbox / "INV-1").mkdir()
+        (outbox / "INV-1" / "new.pdf").write_bytes(b"new")
+        finish_claim(cand, work, with_marker=False)
+        assert (work / "INV-1" / "a.pdf").exists() and not (work / "INV-1" / "new.pdf").exists()
+        assert (outbox / "INV-1" / "new.pdf").exists()
+
+
+class TestUnclaim:
+    def test_puts_everything_back(self, outbox: Path, processing: Path) -> None:
+        """unclaim moves invoice, sidecar and marker back and removes the work folder."""
+        cand = drop(outbox, marker=True)
+        work = work_dir_for(processing, cand.name, BID)
+        claim(cand, work, with_marker=True)
+        assert unclaim(cand, work) == []
+        assert cand.invoice.read_bytes() == b"<Invoice/>"
+        assert (cand.sidecar / "sub" / "b.pdf").read_bytes() == b"%PDF-b"
+        assert cand.marker.exists()
+        assert not work.exists()
+
+    def test_never_replaces_reappeared_invoice(self, outbox: Path, processing: Path) -> None:
+        """A new file dropped under the same name meanwhile is not replaced: ours stays in
+        the work folder and its name is reported."""
+        cand = drop(outbox)
+        work = work_dir_for(processing, cand.name, BID)
+        claim(cand, work, with_marker=False)
+        cand.invoice.write_bytes(b"<Invoice>new</Invoice>")
+        stuck = unclaim(cand, work)
+        assert stuck == ["INV-1.xml"]
+        assert cand.invoice.read_bytes() == b"<Invoice>new</Invoice>"
+        assert (work / "INV-1.xml").read_bytes() == b"<Invoice/>"
+        assert work.is_dir()
+
+    def test_never_replaces_reappeared_sidecar(self, outbox: Path, processing: Path) -> None:
+        """A new sidecar folder under the same name is left alone; ours stays in work."""
+        cand = drop(outbox)
+        work = work_dir_for(processing, cand.name, BID)
+        claim(cand, work, with_marker=False)
+        cand.sidecar.mkdir()
+        (cand.sidecar / "other.pdf").write_bytes(b"other")
+        stuck = unclaim(cand, work)
+        assert stuck == ["INV-1"]
+        assert sorted(p.name for p in cand.sidecar.iterdir()) == ["other.pdf"]
+        assert (work / "INV-1" / "a.pdf").exists()
+        assert cand.invoice.read_bytes() == b"<Invoice/>"

@@ -1,0 +1,419 @@
+"""Delivery (SPEC §5): the response table, the multipart request, backoff, the directory transport.
+
+httpx.MockTransport is used here only, to pin down classification and request shape; the
+end-to-end tests talk to the real receiver.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import io
+import json
+import os
+import random
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pypdf import PdfWriter
+
+from daemon import __version__
+from daemon.bundle import Attachment, Bundle, InvoiceFile
+from daemon.config import DeliveryConfig
+from daemon.deliver import (
+    BODY_LIMIT,
+    DirectoryDeliverer,
+    HttpDeliverer,
+    Receipt,
+    backoff,
+    classify,
+    make_deliverer,
+    parse_retry_after,
+)
+from daemon.errors import Paused, Rejected, Retryable
+from daemon.manifest import build_manifest
+
+URL = "http://127.0.0.1:9/x"
+INVOICE_XML = b'<?xml version="1.0"?><Invoice><ID>INV-1</ID></Invoice>'
+
+
+# ------------------------------------------------------------------ builders
+
+def pdf(pages: int = 1) -> bytes:
+    w = PdfWriter()
+    for _ in range(pages):
+        w.add_blank_page(width=595, height=842)
+    buf = io.BytesIO()
+    w.write(buf)
+    return buf.getvalue()
+
+
+def put(path: Path, data: bytes) -> tuple[Path, int, str]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path, len(data), hashlib.sha256(data).hexdigest()
+
+
+def attachment(root: Path, invoice_id: str, rel: str, data: bytes, content_type: str,
+               document_type: str = "Attachment", note: str = "") -> Attachment:
+    path, size, sha = put(root / rel, data)
+    return Attachment(path, rel, path.name, invoice_id, size, sha, document_type, note,
+                      content_type, None)
+
+
+def make_bundle(root: Path, invoice_name: str = "batch-42.xml") -> Bundle:
+    """Two invoices; INV-1 has two attachments (names given out of order), INV-2 one."""
+    path, size, sha = put(root / invoice_name, INVOICE_XML)
+    inv = InvoiceFile(path, invoice_name, size, sha, "ubl", ("INV-1", "INV-2"))
+    atts = (
+        attachment(root, "INV-1", "batch-42/INV-1/Tidrapport oktober Å.pdf", pdf(2),
+                   "application/pdf", "Timesheet", "Signed"),
+        attachment(root, "INV-2", "batch-42/INV-2/spec.csv", b"a;b\n1;2\n", "text/csv"),
+        attachment(root, "INV-1", "batch-42/INV-1/contract.png", b"\x89PNG\r\n\x1a\nfake",
+                   "image/png", "Contract"),
+    )
+    return Bundle(inv, root / "batch-42", atts, "e-invoice")
+
+
+def http_cfg(**kw: Any) -> DeliveryConfig:
+    return DeliveryConfig(url=URL, **kw)
+
+
+def response(status: int, body: bytes | str = b"", headers: dict[str, str] | None = None,
+             json_body: Any = None) -> httpx.Response:
+    req = httpx.Request("POST", URL)
+    if json_body is not None:
+        return httpx.Response(status, json=json_body, headers=headers, request=req)
+    return httpx.Response(status, content=body, headers=headers, request=req)
+
+
+def parse_multipart(request: httpx.Request) -> list[dict[str, Any]]:
+    """Split a multipart/form-data body into parts: name, filename, content_type, data."""
+    ctype = request.headers["content-type"]
+    assert ctype.startswith("multipart/form-data")
+    boundary = re.search(r"boundary=([^;]+)", ctype).group(1).strip('"').encode()  # type: ignore[union-attr]
+    body = request.content
+    parts = []
+    for chunk in body.split(b"--" + boundary)[1:]:
+        if chunk.startswith(b"--"):
+            break
+        head, _, data = chunk[2:].partition(b"\r\n\r\n")
+        assert data.endswith(b"\r\n")
+        headers = {}
+        for line in head.decode("utf-8").split("\r\n"):
+            key, _, value = line.partition(":")
+            headers[key.strip().lower()] = value.strip()
+        disp = headers["content-disposition"]
+        name = re.search(r'\bname="([^"]*)"', disp)
+        filename = re.search(r'\bfilename="([^"]*)"', disp)
+        parts.append({"name": name.group(1) if name else None,
+                      "filename": filename.group(1) if filename else None,
+                      "content_type": headers.get("content-type"), "data": data[:-2]})
+    return parts
+
+
+class Recorder:
+    """A MockTransport handler that keeps every request (body read) and answers as told."""
+
+    def __init__(self, answer: httpx.Response | None = None) -> None:
+        self.requests: list[httpx.Request] = []
+        self.answer = answer
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        self.requests.append(request)
+        if self.answer is not None:
+            return self.answer
+        return httpx.Response(201, json={"receipt_id": "rcpt-1"})
+
+
+def send(tmp_path: Path, cfg: DeliveryConfig | None = None,
+         handler: Any = None) -> tuple[Receipt, Recorder, Bundle, dict[str, Any]]:
+    cfg = cfg or http_cfg()
+    rec = handler if handler is not None else Recorder()
+    bundle = make_bundle(tmp_path / "work")
+    manifest = build_manifest(bundle, safe_filenames=cfg.safe_filenames)
+    d = HttpDeliverer(cfg, transport=httpx.MockTransport(rec))
+    try:
+        receipt = d.deliver(bundle, manifest)
+    finally:
+        d.close()
+    return receipt, rec, bundle, manifest
+
+
+# ------------------------------------------------------------------ classify
+
+class TestClassify:
+    @pytest.mark.parametrize("status", [200, 201])
+    def test_2xx_json_receipt_id(self, status: int) -> None:
+        """2xx is sent; a JSON body's receipt_id is kept."""
+        r = classify(response(status, json_body={"receipt_id": "R-77", "x": 1}))
+        assert r == Receipt(status, {"receipt_id": "R-77", "x": 1}, "R-77")
+
+    def test_2xx_numeric_receipt_id_as_text(self) -> None:
+        """A numeric receipt_id is kept as text."""
+        assert classify(response(201, json_body={"receipt_id": 42})).receipt_id == "42"
+
+    def test_2xx_non_json_has_no_receipt_id(self) -> None:
+        """A 2xx with a non-JSON body is still sent, without receipt_id; the body is kept."""
+        r = classify(response(200, b"OK thanks", {"content-type": "text/plain"}))
+        assert r.status == 200 and r.receipt_id is None and r.body == "OK thanks"
+
+    def test_2xx_json_without_receipt_id(self) -> None:
+        """A JSON 2xx body that is not an object, or lacks receipt_id, gives none."""
+        assert classify(response(201, json_body=["a"])).receipt_id is None
+        assert classify(response(204)).receipt_id is None
+
+    @pytest.mark.parametrize("status", [401, 403, 404])
+    def test_config_problems_pause(self, status: int) -> None:
+        """401/403/404 pause deliveries (configuration problem), never reject."""
+        with pytest.raises(Paused) as info:
+            classify(response(status, b"nope"))
+        assert info.value.status == status and not isinstance(info.value, Rejected)
+
+    @pytest.mark.parametrize("status", [408, 409, 425, 429, 500, 502, 503, 504])
+    def test_retryable(self, status: int) -> None:
+        """408/409/425/429/5xx are retried."""
+        with pytest.raises(Retryable) as info:
+            classify(response(status, b"busy"))
+        assert info.value.status == status and info.value.retry_after is None
+
+    def test_retry_after_seconds(self) -> None:
+        """Retry-After in seconds is passed on."""
+        with pytest.raises(Retryable) as info:
+            classify(response(429, headers={"Retry-After": "120"}))
+        assert info.value.retry_after == 120.0
+
+    def test_retry_after_http_date(self) -> None:
+        """Retry-After as an HTTP date becomes the seconds until then."""
+        when = datetime.now(UTC) + timedelta(seconds=90)
+        with pytest.raises(Retryable) as info:
+            classify(response(503, headers={"Retry-After": email.utils.format_datetime(
+                when, usegmt=True)}))
+        assert info.value.retry_after is not None and 80 <= info.value.retry_after <= 91
+
+    def test_retry_after_garbage_and_past(self) -> None:
+        """An unparsable Retry-After is ignored; one in the past is 0."""
+        assert parse_retry_after("soon-ish") is None
+        assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+        assert parse_retry_after("-5") == 0.0
+
+    @pytest.mark.parametrize("status", [400, 413, 415, 422])
+    def test_other_4xx_rejected_with_truncated_body(self, status: int) -> None:
+        """Other 4xx reject the bundle with the status and the first 2,000 characters."""
+        body = "é" + "x" * 5000
+        with pytest.raises(Rejected) as info:
+            classify(response(status, body.encode("utf-8"),
+                              {"content-type": "text/plain; charset=utf-8"}))
+        assert info.value.status == status
+        assert info.value.body == body[:BODY_LIMIT] and len(info.value.body) == 2000
+
+
+# ------------------------------------------------------------------ the request
+
+class TestHttpRequest:
+    def test_parts_in_order(self, tmp_path: Path) -> None:
+        """Parts: manifest, invoice, attachment-1…N in manifest order (invoices in file
+        order, attachments by original name)."""
+        receipt, rec, bundle, manifest = send(tmp_path)
+        assert receipt.receipt_id == "rcpt-1" and receipt.status == 201
+        parts = parse_multipart(rec.requests[0])
+        assert [p["name"] for p in parts] == ["manifest", "invoice", "attachment-1",
+                                              "attachment-2", "attachment-3"]
+        assert json.loads(parts[0]["data"]) == manifest
+        assert parts[0]["content_type"] == "application/json"
+        assert parts[1]["data"] == INVOICE_XML
+        by_name = {a.original_name: a for a in bundle.attachments}
+        expected = [("Tidrapport oktober Å.pdf", "INV-1"), ("contract.png", "INV-1"),
+                    ("spec.csv", "INV-2")]
+        for part, (name, _) in zip(parts[2:], expected, strict=True):
+            assert part["data"] == by_name[name].path.read_bytes()
+        sent_parts = [a["part"] for inv in manifest["invoices"] for a in inv["attachments"]]
+        assert sent_parts == ["attachment-1", "attachment-2", "attachment-3"]
+
+    def test_headers(self, tmp_path: Path) -> None:
+        """Idempotency-Key is the bundle id; User-Agent outboxd/VERSION; POST to the url;
+        no Authorization without a token."""
+        _, rec, _, manifest = send(tmp_path)
+        req = rec.requests[0]
+        assert req.method == "POST" and str(req.url) == URL
+        assert req.headers["Idempotency-Key"] == manifest["bundle_id"]
+        assert req.headers["User-Agent"] == f"outboxd/{__version__}"
+        assert "authorization" not in req.headers
+
+    def test_bearer_token(self, tmp_path: Path) -> None:
+        """With `token` set, Authorization: Bearer TOKEN is sent."""
+        _, rec, _, _ = send(tmp_path, http_cfg(token="s3cret"))
+        assert rec.requests[0].headers["Authorization"] == "Bearer s3cret"
+
+    def test_bearer_token_file(self, tmp_path: Path) -> None:
+        """token_file is read with surrounding whitespace stripped."""
+        tf = tmp_path / "token"
+        tf.write_text("  from-file\n")
+        _, rec, _, _ = send(tmp_path, http_cfg(token_file=tf))
+        assert rec.requests[0].headers["Authorization"] == "Bearer from-file"
+
+    def test_safe_filenames_fold(self, tmp_path: Path) -> None:
+        """safe_filenames = true folds every part's filename (invoice too) to ASCII."""
+        cfg = http_cfg(safe_filenames=True)
+        bundle = make_bundle(tmp_path / "w", "Faktura Åsa.xml")
+        rec = Recorder()
+        d = HttpDeliverer(cfg, transport=httpx.MockTransport(rec))
+        d.deliver(bundle, build_manifest(bundle))
+        d.close()
+        parts = parse_multipart(rec.requests[0])
+        assert [p["filename"] for p in parts[1:]] == [
+            "Faktura_Asa.xml", "Tidrapport_oktober_A.pdf", "contract.png", "spec.csv"]
+
+    def test_safe_filenames_off_keeps_names(self, tmp_path: Path) -> None:
+        """safe_filenames = false sends the names as they are on disk."""
+        _, rec, _, _ = send(tmp_path, http_cfg(safe_filenames=False))
+        parts = parse_multipart(rec.requests[0])
+        assert [p["filename"] for p in parts[1:]] == [
+            "batch-42.xml", "Tidrapport oktober Å.pdf", "contract.png", "spec.csv"]
+
+    def test_content_types(self, tmp_path: Path) -> None:
+        """Each attachment part's Content-Type is its detected content_type; a UBL invoice
+        goes as application/xml."""
+        _, rec, _, _ = send(tmp_path)
+        parts = parse_multipart(rec.requests[0])
+        assert parts[1]["content_type"] == "application/xml"
+        assert [p["content_type"] for p in parts[2:]] == [
+            "application/pdf", "image/png", "text/csv"]
+
+    @pytest.mark.parametrize("exc", [httpx.ConnectError("refused"),
+                                     httpx.ReadTimeout("slow"),
+                                     httpx.ConnectTimeout("slow"),
+                                     httpx.RemoteProtocolError("bad")])
+    def test_network_errors_are_retryable(self, tmp_path: Path, exc: Exception) -> None:
+        """Connection errors and timeouts become Retryable (no status), never escape raw."""
+        def handler(request: httpx.Request) -> httpx.Response:
+            raise exc
+
+        with pytest.raises(Retryable) as info:
+            send(tmp_path, handler=handler)
+        assert info.value.status is None
+
+    def test_status_goes_through_classify(self, tmp_path: Path) -> None:
+        """A 422 answer to the POST is a Rejected with the body."""
+        rec = Recorder(httpx.Response(422, text="key reused"))
+        with pytest.raises(Rejected) as info:
+            send(tmp_path, handler=rec)
+        assert info.value.status == 422 and info.value.body == "key reused"
+
+    def test_make_deliverer_http(self) -> None:
+        """transport = "http" gives an HttpDeliverer."""
+        d = make_deliverer(http_cfg())
+        try:
+            assert isinstance(d, HttpDeliverer)
+        finally:
+            d.close()
+
+
+# ------------------------------------------------------------------ backoff
+
+class TestBackoff:
+    @pytest.mark.parametrize("attempt", [1, 2, 3, 5, 9, 12, 40])
+    def test_within_full_jitter_bounds(self, attempt: int) -> None:
+        """Delay is in [0, min(cap, base * 2**(n-1))]."""
+        rng = random.Random(attempt)
+        ceiling = min(300.0, 1.0 * 2 ** (attempt - 1))
+        delays = [backoff(attempt, 1.0, 300.0, rng=rng) for _ in range(200)]
+        assert all(0 <= d <= ceiling for d in delays)
+        assert max(delays) > ceiling * 0.5  # jitter really spans the range
+
+    def test_jitter_is_random(self) -> None:
+        """Full jitter: not the same delay every time."""
+        rng = random.Random(7)
+        assert len({backoff(4, 1.0, 300.0, rng=rng) for _ in range(20)}) > 1
+
+    def test_seeded_is_reproducible(self) -> None:
+        """Same seed, same delays."""
+        a = [backoff(n, 0.5, 10, rng=random.Random(3)) for n in range(1, 8)]
+        b = [backoff(n, 0.5, 10, rng=random.Random(3)) for n in range(1, 8)]
+        assert a == b
+
+    def test_retry_after_is_a_floor(self) -> None:
+        """Retry-After is honoured as the least delay."""
+        rng = random.Random(1)
+        assert all(backoff(1, 1.0, 300.0, retry_after=30, rng=rng) >= 30 for _ in range(50))
+
+    def test_retry_after_capped_by_retry_max(self) -> None:
+        """A Retry-After beyond retry_max_seconds waits retry_max_seconds (decision: the cap
+        wins, so a bundle is never parked longer than retry_max_seconds)."""
+        assert backoff(1, 1.0, 300.0, retry_after=3600, rng=random.Random(1)) == 300.0
+
+    def test_endless_retries_do_not_overflow(self) -> None:
+        """Retries go on without limit: attempt 5000 still gives a delay within the cap."""
+        rng = random.Random(5)
+        assert 0 <= backoff(5000, 1.0, 300.0, rng=rng) <= 300.0
+        assert 0 <= backoff(10**6, 0.05, 0.5, retry_after=0.1, rng=rng) <= 0.5
+
+
+# ------------------------------------------------------------------ directory transport
+
+class TestDirectoryDeliverer:
+    def test_writes_bundle_folder(self, tmp_path: Path) -> None:
+        """TARGET/BUNDLEID/ holds manifest.json, the invoice file and
+        attachments/INVOICE_ID/NAME with the original bytes; no .tmp-* left."""
+        bundle = make_bundle(tmp_path / "work")
+        manifest = build_manifest(bundle)
+        target = tmp_path / "target"
+        target.mkdir()
+        receipt = DirectoryDeliverer(target).deliver(bundle, manifest)
+        bid = manifest["bundle_id"]
+        final = target / bid
+        assert receipt.status == 201 and receipt.body["delivered_to"] == str(final)
+        assert os.listdir(target) == [bid]
+        assert json.loads((final / "manifest.json").read_text("utf-8")) == manifest
+        assert (final / "batch-42.xml").read_bytes() == INVOICE_XML
+        files = sorted(str(p.relative_to(final)) for p in final.rglob("*") if p.is_file())
+        assert files == ["attachments/INV-1/Tidrapport oktober Å.pdf",
+                         "attachments/INV-1/contract.png", "attachments/INV-2/spec.csv",
+                         "batch-42.xml", "manifest.json"]
+        for a in bundle.attachments:
+            assert (final / "attachments" / a.invoice_id / a.original_name).read_bytes() == \
+                a.path.read_bytes()
+
+    def test_second_delivery_is_already_delivered(self, tmp_path: Path) -> None:
+        """An existing TARGET/BUNDLEID/ means already delivered: reported, not rewritten."""
+        bundle = make_bundle(tmp_path / "work")
+        manifest = build_manifest(bundle)
+        target = tmp_path / "target"
+        target.mkdir()
+        d = DirectoryDeliverer(target)
+        d.deliver(bundle, manifest)
+        final = target / manifest["bundle_id"]
+        (final / "manifest.json").write_text("picked up by the agent")
+        again = d.deliver(bundle, build_manifest(bundle, created_at="2030-01-01T00:00:00Z"))
+        assert again.body.get("already_delivered") is True and 200 <= again.status < 300
+        assert (final / "manifest.json").read_text() == "picked up by the agent"
+        assert os.listdir(target) == [manifest["bundle_id"]]
+
+    def test_stale_tmp_folder_is_replaced(self, tmp_path: Path) -> None:
+        """A .tmp-BUNDLEID left by a crash is rebuilt, not shipped as it was."""
+        bundle = make_bundle(tmp_path / "work")
+        manifest = build_manifest(bundle)
+        target = tmp_path / "target"
+        stale = target / f".tmp-{manifest['bundle_id']}"
+        stale.mkdir(parents=True)
+        (stale / "junk").write_bytes(b"junk")
+        DirectoryDeliverer(target).deliver(bundle, manifest)
+        final = target / manifest["bundle_id"]
+        assert not (final / "junk").exists() and os.listdir(target) == [manifest["bundle_id"]]
+
+    def test_unwritable_target_is_retryable(self, tmp_path: Path) -> None:
+        """A target that cannot be written (here: a file in the way) is Retryable."""
+        bundle = make_bundle(tmp_path / "work")
+        (tmp_path / "target").write_bytes(b"not a folder")
+        with pytest.raises(Retryable):
+            DirectoryDeliverer(tmp_path / "target").deliver(bundle, build_manifest(bundle))
+
+    def test_make_deliverer_directory_creates_target(self, tmp_path: Path) -> None:
+        """transport = "directory" gives a DirectoryDeliverer and creates the target."""
+        d = make_deliverer(DeliveryConfig(transport="directory", target=tmp_path / "t"))
+        assert isinstance(d, DirectoryDeliverer) and (tmp_path / "t").is_dir()

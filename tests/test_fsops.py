@@ -1,0 +1,214 @@
+"""File-system primitives: inputs opened safely, atomic writes, moves across file systems."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from daemon import fsops
+from daemon.errors import HostileInput, InputError
+from daemon.fsops import (
+    free_name,
+    hash_file,
+    move_tree,
+    open_regular,
+    rename_noreplace,
+    write_atomic,
+    write_json,
+)
+
+
+class TestOpenRegular:
+    def test_reads_regular_file(self, tmp_path: Path) -> None:
+        """A regular file opens and reads normally."""
+        f = tmp_path / "a.pdf"
+        f.write_bytes(b"%PDF-1.7")
+        with open_regular(f) as fh:
+            assert fh.read() == b"%PDF-1.7"
+
+    def test_refuses_symlink(self, tmp_path: Path) -> None:
+        """A symbolic link (even to a regular file) is refused with code `symlink`."""
+        real = tmp_path / "real.pdf"
+        real.write_bytes(b"x")
+        link = tmp_path / "link.pdf"
+        link.symlink_to(real)
+        with pytest.raises(HostileInput) as info:
+            open_regular(link, "INV-1/link.pdf")
+        assert info.value.code == "symlink" and info.value.file == "INV-1/link.pdf"
+
+    def test_refuses_fifo_without_hanging(self, tmp_path: Path) -> None:
+        """A FIFO is refused with code `not-a-file` at once (no writer: a plain open would
+        block forever)."""
+        fifo = tmp_path / "pipe.pdf"
+        os.mkfifo(fifo)
+        with pytest.raises(HostileInput) as info:
+            open_regular(fifo)
+        assert info.value.code == "not-a-file" and "FIFO" in info.value.message
+
+    def test_refuses_directory(self, tmp_path: Path) -> None:
+        """A directory is refused with code `not-a-file`."""
+        (tmp_path / "d.pdf").mkdir()
+        with pytest.raises(HostileInput) as info:
+            open_regular(tmp_path / "d.pdf")
+        assert info.value.code == "not-a-file" and "directory" in info.value.message
+
+    def test_refuses_socket(self, tmp_path: Path) -> None:
+        """A UNIX socket is refused (as not-a-file or unreadable), never read."""
+        path = tmp_path / "s.pdf"
+        s = socket.socket(socket.AF_UNIX)
+        try:
+            s.bind(str(path))
+            with pytest.raises(InputError):
+                open_regular(path)
+        finally:
+            s.close()
+
+    def test_missing_file_is_input_error(self, tmp_path: Path) -> None:
+        """A file that cannot be opened is an InputError `unreadable`, not an OSError."""
+        with pytest.raises(InputError) as info:
+            open_regular(tmp_path / "nope.pdf")
+        assert info.value.code == "unreadable"
+
+    def test_hash_file(self, tmp_path: Path) -> None:
+        """hash_file gives size and SHA-256 over content larger than one chunk."""
+        data = os.urandom(fsops.CHUNK * 2 + 17)
+        f = tmp_path / "big.bin"
+        f.write_bytes(data)
+        assert hash_file(f) == (len(data), hashlib.sha256(data).hexdigest())
+
+
+class TestWriteAtomic:
+    def test_writes_and_leaves_no_temp(self, tmp_path: Path) -> None:
+        """write_atomic writes the whole file and leaves no temp file behind."""
+        write_atomic(tmp_path / "a.txt", b"hello")
+        assert (tmp_path / "a.txt").read_bytes() == b"hello"
+        assert os.listdir(tmp_path) == ["a.txt"]
+
+    def test_replaces_existing(self, tmp_path: Path) -> None:
+        """An existing file is replaced in one step."""
+        (tmp_path / "a.txt").write_bytes(b"old content that is longer")
+        write_atomic(tmp_path / "a.txt", b"new")
+        assert (tmp_path / "a.txt").read_bytes() == b"new"
+        assert os.listdir(tmp_path) == ["a.txt"]
+
+    def test_write_json_utf8(self, tmp_path: Path) -> None:
+        """write_json writes UTF-8 JSON (not \\u escapes) ending in a newline."""
+        write_json(tmp_path / "r.json", {"name": "Tidrapport Å"})
+        text = (tmp_path / "r.json").read_text("utf-8")
+        assert "Å" in text and text.endswith("\n")
+
+
+class TestNames:
+    def test_free_name(self, tmp_path: Path) -> None:
+        """free_name gives NAME, then NAME-2, NAME-3; a dangling link also counts as taken."""
+        assert free_name(tmp_path, "x") == tmp_path / "x"
+        (tmp_path / "x").mkdir()
+        assert free_name(tmp_path, "x") == tmp_path / "x-2"
+        (tmp_path / "x-2").symlink_to(tmp_path / "missing")
+        assert free_name(tmp_path, "x") == tmp_path / "x-3"
+
+    def test_rename_noreplace(self, tmp_path: Path) -> None:
+        """rename_noreplace never replaces an existing target."""
+        (tmp_path / "a").write_bytes(b"a")
+        (tmp_path / "b").write_bytes(b"b")
+        with pytest.raises(FileExistsError):
+            rename_noreplace(tmp_path / "a", tmp_path / "b")
+        assert (tmp_path / "a").read_bytes() == b"a" and (tmp_path / "b").read_bytes() == b"b"
+
+
+def exdev_once(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Make the first os.rename in daemon.fsops fail with EXDEV, as across file systems."""
+    real = os.rename
+    calls: list[object] = []
+
+    def rename(src: object, dst: object) -> None:
+        calls.append((src, dst))
+        if len(calls) == 1:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        real(src, dst)
+
+    monkeypatch.setattr(fsops.os, "rename", rename)
+    return calls
+
+
+class TestMoveTree:
+    def _tree(self, root: Path) -> dict[str, bytes]:
+        return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+    def test_same_file_system_is_one_rename(self, tmp_path: Path) -> None:
+        """On one file system the folder is renamed (same inode), parents created."""
+        src = tmp_path / "src"
+        (src / "sub").mkdir(parents=True)
+        (src / "sub" / "f").write_bytes(b"1")
+        ino = src.stat().st_ino
+        dst = tmp_path / "a" / "b" / "dst"
+        move_tree(src, dst)
+        assert dst.stat().st_ino == ino and not src.exists()
+
+    def test_never_replaces_existing_target(self, tmp_path: Path) -> None:
+        """An existing dst is an error; the source is untouched."""
+        (tmp_path / "src").mkdir()
+        (tmp_path / "src" / "f").write_bytes(b"1")
+        (tmp_path / "dst").mkdir()
+        with pytest.raises(FileExistsError):
+            move_tree(tmp_path / "src", tmp_path / "dst")
+        assert (tmp_path / "src" / "f").exists()
+
+    def test_folder_across_file_systems(self, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+        """EXDEV: the copy is complete (nested files, bytes, a symlink kept as a link, not
+        followed), the source is gone and no temp folder is left."""
+        src = tmp_path / "src"
+        (src / "INV-1" / "INV-2").mkdir(parents=True)
+        (src / "INV-1.xml").write_bytes(b"<Invoice/>")
+        (src / "INV-1" / "INV-2" / "c.pdf").write_bytes(os.urandom(100_000))
+        (src / "INV-1" / "link.pdf").symlink_to("/etc/passwd")
+        expected = self._tree(src)
+        calls = exdev_once(monkeypatch)
+        dst = tmp_path / "archive" / "day" / "INV-1--x"
+        move_tree(src, dst)
+        monkeypatch.undo()
+        assert len(calls) >= 2  # the copy was renamed into place
+        assert not src.exists()
+        assert (dst / "INV-1" / "link.pdf").is_symlink()
+        assert os.readlink(dst / "INV-1" / "link.pdf") == "/etc/passwd"
+        got = {k: v for k, v in self._tree(dst).items() if k != "INV-1/link.pdf"}
+        assert got == {k: v for k, v in expected.items() if k != "INV-1/link.pdf"}
+        assert os.listdir(dst.parent) == ["INV-1--x"]
+
+    def test_single_file_across_file_systems(self, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+        """A single file moved across file systems: copied, source removed."""
+        src = tmp_path / "f.xml"
+        src.write_bytes(b"data")
+        exdev_once(monkeypatch)
+        move_tree(src, tmp_path / "out" / "f.xml")
+        monkeypatch.undo()
+        assert (tmp_path / "out" / "f.xml").read_bytes() == b"data" and not src.exists()
+        assert os.listdir(tmp_path / "out") == ["f.xml"]
+
+    def test_stale_partial_copy_is_replaced(self, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+        """A leftover partial copy from a crashed attempt (same pid) does not end up in dst."""
+        src = tmp_path / "src"
+        src.mkdir()
+        (src / "f").write_bytes(b"new")
+        dst = tmp_path / "out" / "dst"
+        stale = dst.with_name(f".dst.partial-{os.getpid()}")
+        stale.mkdir(parents=True)
+        (stale / "junk").write_bytes(b"junk")
+        exdev_once(monkeypatch)
+        move_tree(src, dst)
+        monkeypatch.undo()
+        assert sorted(os.listdir(dst)) == ["f"]
+        assert os.listdir(dst.parent) == ["dst"]
+
+    def test_other_errors_propagate(self, tmp_path: Path) -> None:
+        """A missing source is an error, not a silent success."""
+        with pytest.raises(OSError):
+            move_tree(tmp_path / "missing", tmp_path / "dst")

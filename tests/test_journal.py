@@ -1,0 +1,227 @@
+"""The SQLite journal (SPEC §4.4, §7): transitions recorded and committed, states as SPEC names."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from daemon.errors import JournalError
+from daemon.journal import CLAIMING, DELIVERED, QUARANTINING, STATES, Journal
+
+BID_A = "a" * 64
+BID_B = "b" * 64
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Journal]:
+    j = Journal(tmp_path / "journal.sqlite3")
+    yield j
+    j.close()
+
+
+def transitions(path: Path, row_id: int) -> list[tuple[str | None, str, str]]:
+    db = sqlite3.connect(path)
+    try:
+        return list(db.execute("SELECT from_state, to_state, detail FROM transitions "
+                               "WHERE bundle_row = ? ORDER BY id", (row_id,)))
+    finally:
+        db.close()
+
+
+def set_since(path: Path, row_id: int, when: datetime) -> None:
+    db = sqlite3.connect(path)
+    try:
+        with db:
+            db.execute("UPDATE bundles SET since = ? WHERE id = ?",
+                       (when.isoformat(timespec="milliseconds").replace("+00:00", "Z"), row_id))
+    finally:
+        db.close()
+
+
+class TestTransitions:
+    def test_create_records_transition_from_nothing(self, journal: Journal) -> None:
+        """create() inserts the row and a transition NULL -> state."""
+        rid = journal.create("INV-1.xml", "settling", "found")
+        assert transitions(journal.path, rid) == [(None, "settling", "found")]
+        row = journal.get(rid)
+        assert row.state == "settling" and row.invoice_file == "INV-1.xml"
+
+    def test_transition_records_from_and_to(self, journal: Journal) -> None:
+        """Each state change adds a transition with the previous and the new state."""
+        rid = journal.create("INV-1.xml", "settling")
+        journal.transition(rid, CLAIMING, "claim", bundle_id=BID_A)
+        journal.transition(rid, "delivering", "claimed")
+        assert [(f, t) for f, t, _ in transitions(journal.path, rid)] == [
+            (None, "settling"), ("settling", CLAIMING), (CLAIMING, "delivering")]
+        assert journal.get(rid).bundle_id == BID_A
+
+    def test_same_state_updates_fields_without_transition(self, journal: Journal) -> None:
+        """transition() to the current state changes fields but records no transition
+        and keeps `since`."""
+        rid = journal.create("INV-1.xml", "retrying", attempts=1)
+        since = journal.get(rid).since
+        journal.transition(rid, "retrying", attempts=2, last_error="HTTP 503")
+        row = journal.get(rid)
+        assert row.attempts == 2 and row.last_error == "HTTP 503" and row.since == since
+        assert len(transitions(journal.path, rid)) == 1
+
+    def test_state_change_moves_since(self, journal: Journal) -> None:
+        """`since` is the time of the last state change."""
+        rid = journal.create("INV-1.xml", "settling")
+        set_since(journal.path, rid, datetime(2020, 1, 1, tzinfo=UTC))
+        journal.transition(rid, "waiting")
+        assert not journal.get(rid).since.startswith("2020")
+
+    def test_json_fields_round_trip(self, journal: Journal) -> None:
+        """List and dict fields come back as Python values."""
+        reasons = [{"code": "too-large", "file": "INV-1/a.pdf", "message": "Å too big"}]
+        rid = journal.create("INV-1.xml", "held", invoice_ids=["INV-1", "INV-2"],
+                             unattached_ids=["INV-2"], reasons=reasons)
+        journal.update(rid, response={"status": 201, "receipt_id": "r1"})
+        row = journal.get(rid)
+        assert row.invoice_ids == ["INV-1", "INV-2"] and row.unattached_ids == ["INV-2"]
+        assert row.reasons == reasons and row.response == {"status": 201, "receipt_id": "r1"}
+
+    def test_transition_of_missing_row_raises(self, journal: Journal) -> None:
+        """A transition of a row that does not exist is a JournalError, not a silent no-op."""
+        with pytest.raises(JournalError):
+            journal.transition(999, "sent")
+
+    def test_unknown_field_raises(self, journal: Journal) -> None:
+        """Field names not in the schema raise (create, transition, update) and write nothing."""
+        with pytest.raises(ValueError):
+            journal.create("INV-1.xml", "settling", colour="red")
+        rid = journal.create("INV-1.xml", "settling")
+        with pytest.raises(ValueError):
+            journal.transition(rid, "waiting", since="2020-01-01")
+        with pytest.raises(ValueError):
+            journal.update(rid, nonsense=1)
+        assert journal.get(rid).state == "settling"
+        assert len(transitions(journal.path, rid)) == 1
+
+    def test_committed_before_return(self, journal: Journal) -> None:
+        """A transition is visible from a second, read-only connection as soon as the call
+        returns (written before the move or POST it announces)."""
+        rid = journal.create("INV-1.xml", "settling")
+        reader = Journal(journal.path, readonly=True)
+        try:
+            journal.transition(rid, CLAIMING, bundle_id=BID_A, work_dir="/w")
+            row = reader.get(rid)
+            assert row.state == CLAIMING and row.work_dir == "/w"
+            assert [t for _, t, _ in transitions(journal.path, rid)][-1] == CLAIMING
+        finally:
+            reader.close()
+
+    def test_survives_reopen(self, tmp_path: Path) -> None:
+        """Rows persist across closing and opening the database (a restart)."""
+        path = tmp_path / "j.sqlite3"
+        j = Journal(path)
+        rid = j.create("INV-1.xml", DELIVERED, bundle_id=BID_A)
+        j.close()
+        j2 = Journal(path)
+        try:
+            assert j2.get(rid).state == DELIVERED
+        finally:
+            j2.close()
+
+    def test_readonly_cannot_write(self, journal: Journal) -> None:
+        """A read-only journal (status) refuses writes."""
+        journal.create("INV-1.xml", "settling")
+        reader = Journal(journal.path, readonly=True)
+        try:
+            with pytest.raises(JournalError):
+                reader.create("INV-2.xml", "settling")
+        finally:
+            reader.close()
+
+    def test_unopenable_path_is_journal_error(self, tmp_path: Path) -> None:
+        """A state_dir that does not exist gives a JournalError naming the path."""
+        with pytest.raises(JournalError, match="state_dir"):
+            Journal(tmp_path / "missing" / "j.sqlite3")
+
+
+class TestQueries:
+    def test_live_row_finds_latest_live(self, journal: Journal) -> None:
+        """live_row returns the newest settling/waiting/held row of an invoice file only."""
+        old = journal.create("INV-1.xml", "waiting")
+        journal.transition(old, "gone")
+        assert journal.live_row("INV-1.xml") is None
+        new = journal.create("INV-1.xml", "held")
+        journal.create("INV-2.xml", "settling")
+        row = journal.live_row("INV-1.xml")
+        assert row is not None and row.id == new
+        journal.transition(new, CLAIMING)
+        assert journal.live_row("INV-1.xml") is None
+
+    def test_rows_by_state(self, journal: Journal) -> None:
+        """rows() returns the rows in the given internal states, in creation order."""
+        a = journal.create("a.xml", CLAIMING)
+        journal.create("b.xml", "sent")
+        c = journal.create("c.xml", "retrying")
+        assert [r.id for r in journal.rows((CLAIMING, "retrying"))] == [a, c]
+        assert journal.rows(("quarantined",)) == []
+
+    def test_was_sent(self, journal: Journal) -> None:
+        """was_sent is true for a sent bundle and one delivered but not yet archived."""
+        a = journal.create("a.xml", "delivering", bundle_id=BID_A)
+        assert not journal.was_sent(BID_A)
+        journal.transition(a, DELIVERED)
+        assert journal.was_sent(BID_A)
+        journal.transition(a, "sent")
+        assert journal.was_sent(BID_A)
+        q = journal.create("b.xml", "quarantined", bundle_id=BID_B)
+        assert q and not journal.was_sent(BID_B)
+
+    def test_sent_invoice_ids_other_bundles_only(self, journal: Journal) -> None:
+        """sent_invoice_ids lists ids already sent in *another* bundle, in the order asked."""
+        journal.create("a.xml", "sent", bundle_id=BID_A, invoice_ids=["INV-1", "INV-2"])
+        journal.create("q.xml", "quarantined", bundle_id="c" * 64, invoice_ids=["INV-3"])
+        assert journal.sent_invoice_ids(["INV-3", "INV-2", "INV-1"], BID_B) == ["INV-2", "INV-1"]
+        assert journal.sent_invoice_ids(["INV-1"], BID_A) == []
+
+    def test_delivered_counts_as_sent_invoice_id(self, journal: Journal) -> None:
+        """An invoice id in a bundle the receiver accepted (archive pending) was sent."""
+        journal.create("a.xml", DELIVERED, bundle_id=BID_A, invoice_ids=["INV-1"])
+        assert journal.sent_invoice_ids(["INV-1"], BID_B) == ["INV-1"]
+
+    def test_counts_all_seven_states(self, journal: Journal) -> None:
+        """counts() has exactly the seven SPEC states, zero when empty."""
+        assert journal.counts() == dict.fromkeys(STATES, 0)
+        assert list(journal.counts()) == ["settling", "waiting", "held", "delivering",
+                                          "retrying", "sent", "quarantined"]
+
+    def test_counts_show_internal_states_as_spec_names(self, journal: Journal) -> None:
+        """claiming/delivered count as delivering, quarantining as quarantined; gone not at all."""
+        for state in (CLAIMING, DELIVERED, "delivering", QUARANTINING, "quarantined", "gone",
+                      "sent", "waiting"):
+            journal.create(f"{state}.xml", state)
+        counts = journal.counts()
+        assert counts == {"settling": 0, "waiting": 1, "held": 0, "delivering": 3,
+                          "retrying": 0, "sent": 1, "quarantined": 2}
+        assert "gone" not in counts and CLAIMING not in counts
+
+    def test_shown_state(self, journal: Journal) -> None:
+        """A row's shown_state is the SPEC name of its internal state."""
+        assert journal.get(journal.create("a.xml", CLAIMING)).shown_state == "delivering"
+        assert journal.get(journal.create("b.xml", DELIVERED)).shown_state == "delivering"
+        assert journal.get(journal.create("c.xml", QUARANTINING)).shown_state == "quarantined"
+        assert journal.get(journal.create("d.xml", "retrying")).shown_state == "retrying"
+
+    def test_recent_drops_old_final_rows(self, journal: Journal) -> None:
+        """recent(): sent/quarantined older than 7 days and gone rows are left out; live and
+        in-flight rows are kept however old."""
+        old = datetime.now(UTC) - timedelta(days=8)
+        fresh = datetime.now(UTC) - timedelta(days=6)
+        ids = {}
+        for name, state, when in [("old-sent", "sent", old), ("old-q", "quarantined", old),
+                                  ("new-sent", "sent", fresh), ("new-q", "quarantined", fresh),
+                                  ("old-wait", "waiting", old), ("old-retry", "retrying", old),
+                                  ("gone", "gone", fresh)]:
+            ids[name] = journal.create(name, state)
+            set_since(journal.path, ids[name], when)
+        assert {r.invoice_file for r in journal.recent()} == {
+            "new-sent", "new-q", "old-wait", "old-retry"}

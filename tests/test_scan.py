@@ -1,0 +1,298 @@
+"""Scan: what counts as an invoice file in the outbox, and the snapshot settling compares
+(SPEC §1.1, §1.4)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from daemon import scan as scan_mod
+from daemon.config import OutboxConfig
+from daemon.scan import Candidate, list_outbox, snapshot
+
+
+def cfg_for(outbox: Path, **kw: object) -> OutboxConfig:
+    return OutboxConfig(path=outbox, **kw)
+
+
+def touch(path: Path, data: bytes = b"x") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Path:
+    o = tmp_path / "outbox"
+    o.mkdir()
+    return o
+
+
+class TestListOutbox:
+    def test_default_patterns_find_xml_and_pdf(self, outbox: Path) -> None:
+        """Files matching the default invoice patterns (*.xml, *.pdf) are candidates."""
+        touch(outbox / "INV-1.xml")
+        touch(outbox / "INV-2.pdf")
+        listing = list_outbox(cfg_for(outbox))
+        assert sorted(listing.candidates) == ["INV-1.xml", "INV-2.pdf"]
+        assert listing.others == ()
+
+    def test_candidate_knows_sidecar_and_marker_paths(self, outbox: Path) -> None:
+        """The sidecar is the stem (+ sidecar_suffix), the marker NAME + marker_suffix."""
+        touch(outbox / "INV-1.xml")
+        cand = list_outbox(cfg_for(outbox, sidecar_suffix=".att")).candidates["INV-1.xml"]
+        assert cand == Candidate("INV-1", outbox / "INV-1.xml", outbox / "INV-1.att",
+                                 outbox / "INV-1.ready")
+
+    def test_patterns_match_case_insensitively(self, outbox: Path) -> None:
+        """Windows clients write upper-case extensions: INV.XML and Scan.Pdf are invoices."""
+        touch(outbox / "INV-3.XML")
+        touch(outbox / "Scan.Pdf")
+        listing = list_outbox(cfg_for(outbox))
+        assert sorted(listing.candidates) == ["INV-3.XML", "Scan.Pdf"]
+        assert listing.candidates["INV-3.XML"].sidecar == outbox / "INV-3"
+
+    def test_custom_patterns_replace_the_default(self, outbox: Path) -> None:
+        """invoice_patterns decides: with ["*.xml"] a PDF is just another root file."""
+        touch(outbox / "a.xml")
+        touch(outbox / "b.pdf")
+        listing = list_outbox(cfg_for(outbox, invoice_patterns=["*.xml"]))
+        assert list(listing.candidates) == ["a.xml"]
+        assert listing.others == ("b.pdf",)
+
+    @pytest.mark.parametrize("name", [
+        ".hidden.xml", "~$INV.xml", "._INV.xml", "INV.xml.tmp", "INV.xml.temp", "INV.xml.part",
+        "INV.pdf.partial", "INV.pdf.crdownload", ".INV.xml.swp", ".~lock.INV.xml#",
+        "Thumbs.db", "desktop.ini", ".DS_Store", ".syncthing.INV.xml.tmp",
+    ])
+    def test_ignored_and_in_progress_names_are_skipped(self, outbox: Path, name: str) -> None:
+        """Ignored and in-progress names are neither candidates nor reported as others."""
+        touch(outbox / name)
+        listing = list_outbox(cfg_for(outbox))
+        assert listing.candidates == {}
+        assert listing.others == ()
+
+    def test_ignore_patterns_from_config(self, outbox: Path) -> None:
+        """[outbox] ignore_patterns are litter too, even when they match an invoice pattern."""
+        touch(outbox / "draft-1.xml")
+        touch(outbox / "INV-1.xml")
+        listing = list_outbox(cfg_for(outbox, ignore_patterns=["draft-*"]))
+        assert list(listing.candidates) == ["INV-1.xml"]
+        assert listing.others == ()
+
+    def test_folders_are_not_candidates_or_others(self, outbox: Path) -> None:
+        """Folders (sidecars, even one named like an invoice) are never listed themselves."""
+        (outbox / "INV-1").mkdir()
+        (outbox / "folder.xml").mkdir()
+        (outbox / ".outboxd" / "processing").mkdir(parents=True)
+        touch(outbox / "INV-1" / "nested.xml")
+        listing = list_outbox(cfg_for(outbox))
+        assert listing.candidates == {}
+        assert listing.others == ()
+
+    def test_other_root_files_are_reported(self, outbox: Path) -> None:
+        """Root files that are neither invoices nor ignored are reported in `others`."""
+        touch(outbox / "readme.txt")
+        touch(outbox / "INV-1.xml")
+        touch(outbox / "notes.docx")
+        listing = list_outbox(cfg_for(outbox))
+        assert list(listing.candidates) == ["INV-1.xml"]
+        assert listing.others == ("notes.docx", "readme.txt")
+
+    def test_markers_and_error_files_are_not_others(self, outbox: Path) -> None:
+        """The marker beside an invoice and our own NAME.errors.txt are not 'other' files."""
+        touch(outbox / "INV-1.xml")
+        touch(outbox / "INV-1.ready")
+        touch(outbox / "INV-1.errors.txt")
+        listing = list_outbox(cfg_for(outbox))
+        assert listing.others == ()
+
+    def test_symlink_is_never_an_invoice(self, outbox: Path, tmp_path: Path) -> None:
+        """A symbolic link named like an invoice (even to a real XML file) is not a candidate."""
+        real = touch(tmp_path / "elsewhere.xml")
+        (outbox / "INV-9.xml").symlink_to(real)
+        (outbox / "dangling.pdf").symlink_to(tmp_path / "missing.pdf")
+        listing = list_outbox(cfg_for(outbox))
+        assert listing.candidates == {}
+
+    def test_fifo_is_never_an_invoice(self, outbox: Path) -> None:
+        """A FIFO named like an invoice is not a candidate (listing never opens it)."""
+        os.mkfifo(outbox / "pipe.xml")
+        assert list_outbox(cfg_for(outbox)).candidates == {}
+
+
+class TestSnapshot:
+    def _cand(self, outbox: Path, cfg: OutboxConfig, name: str = "INV-1.xml") -> Candidate:
+        return list_outbox(cfg).candidates[name]
+
+    def test_gone_invoice_gives_none(self, outbox: Path) -> None:
+        """A snapshot of an invoice file that vanished is None."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-1.xml")
+        cand = self._cand(outbox, cfg)
+        (outbox / "INV-1.xml").unlink()
+        assert snapshot(cand, cfg) is None
+
+    def test_same_folder_same_snapshot(self, outbox: Path) -> None:
+        """Nothing changed: two snapshots are equal (so settling can compare them)."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-1.xml")
+        touch(outbox / "INV-1" / "a.pdf")
+        cand = self._cand(outbox, cfg)
+        first = snapshot(cand, cfg)
+        assert first is not None and first.has_sidecar and not first.busy
+        assert snapshot(cand, cfg) == first
+
+    def test_no_sidecar(self, outbox: Path) -> None:
+        """Without a sidecar folder the snapshot holds only the invoice file."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-1.xml")
+        snap = snapshot(self._cand(outbox, cfg), cfg)
+        assert snap is not None and not snap.has_sidecar
+        assert [e[0] for e in snap.entries] == ["INV-1.xml"]
+
+    def test_sidecar_file_size_change(self, outbox: Path) -> None:
+        """A sidecar file that grows changes the snapshot (even with the same mtime)."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-1.xml")
+        f = touch(outbox / "INV-1" / "a.pdf", b"1234")
+        st = f.stat()
+        cand = self._cand(outbox, cfg)
+        before = snapshot(cand, cfg)
+        f.write_bytes(b"123456")
+        os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+        assert snapshot(cand, cfg) != before
+
+    def test_sidecar_file_mtime_change(self, outbox: Path) -> None:
+        """A sidecar file rewritten with the same size but a new mtime changes the snapshot."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-1.xml")
+        f = touch(outbox / "INV-1" / "a.pdf", b"1234")
+        cand = self._cand(outbox, cfg)
+        before = snapshot(cand, cfg)
+        st = f.stat()
+        os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+        assert snapshot(cand, cfg) != before
+
+    def test_sidecar_file_rename(self, outbox: Path) -> None:
+        """A sidecar file renamed (same size, same mtime) changes the snapshot."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-1.xml")
+        f = touch(outbox / "INV-1" / "a.pdf", b"1234")
+        cand = self._cand(outbox, cfg)
+        before = snapshot(cand, cfg)
+        f.rename(f.with_name("b.pdf"))
+        after = snapshot(cand, cfg)
+        assert after != before
+        assert any(e[0] == "INV-1/b.pdf" for e in after.entries)
+
+    def test_nested_invoice_subfolder_changes_count(self, outbox: Path) -> None:
+        """A file added in SIDECAR/INVOICE_ID/ (multi-invoice layout) changes the snapshot."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "batch.xml")
+        touch(outbox / "batch" / "INV-1" / "a.pdf")
+        cand = self._cand(outbox, cfg, "batch.xml")
+        before = snapshot(cand, cfg)
+        touch(outbox / "batch" / "INV-2" / "b.pdf")
+        assert snapshot(cand, cfg) != before
+
+    def test_invoice_change(self, outbox: Path) -> None:
+        """The invoice file itself rewritten with other content changes the snapshot."""
+        cfg = cfg_for(outbox)
+        inv = touch(outbox / "INV-1.xml", b"<a/>")
+        cand = self._cand(outbox, cfg)
+        before = snapshot(cand, cfg)
+        inv.write_bytes(b"<a>longer</a>")
+        assert snapshot(cand, cfg) != before
+
+    def test_in_progress_name_makes_it_busy(self, outbox: Path) -> None:
+        """An in-progress name in the sidecar (x.pdf.part) marks the snapshot busy."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-1.xml")
+        touch(outbox / "INV-1" / "x.pdf.part")
+        assert snapshot(self._cand(outbox, cfg), cfg).busy
+
+    def test_in_progress_name_deep_makes_it_busy(self, outbox: Path) -> None:
+        """An in-progress name inside an invoice-id subfolder also marks it busy."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "batch.xml")
+        touch(outbox / "batch" / "INV-1" / "~$contract.docx")
+        assert snapshot(self._cand(outbox, cfg, "batch.xml"), cfg).busy
+
+    def test_litter_is_not_busy(self, outbox: Path) -> None:
+        """Desktop litter (Thumbs.db, .DS_Store) in the sidecar does not make it busy."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-1.xml")
+        touch(outbox / "INV-1" / "Thumbs.db")
+        touch(outbox / "INV-1" / ".DS_Store")
+        assert not snapshot(self._cand(outbox, cfg), cfg).busy
+
+    def test_busy_clears_when_copy_finishes(self, outbox: Path) -> None:
+        """Renaming x.pdf.part to x.pdf ends busy and changes the snapshot."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-1.xml")
+        part = touch(outbox / "INV-1" / "x.pdf.part")
+        cand = self._cand(outbox, cfg)
+        before = snapshot(cand, cfg)
+        part.rename(part.with_name("x.pdf"))
+        after = snapshot(cand, cfg)
+        assert before.busy and not after.busy and after != before
+
+    def test_marker_is_part_of_snapshot_in_marker_mode(self, outbox: Path) -> None:
+        """With completion = "marker" the marker's appearance changes the snapshot."""
+        cfg = cfg_for(outbox, completion="marker")
+        touch(outbox / "INV-1.xml")
+        cand = self._cand(outbox, cfg)
+        before = snapshot(cand, cfg)
+        touch(outbox / "INV-1.ready", b"")
+        after = snapshot(cand, cfg)
+        assert after != before
+        assert any(e[0] == "INV-1.ready" for e in after.entries)
+
+    def test_symlinked_sidecar_is_not_followed(self, outbox: Path, tmp_path: Path) -> None:
+        """A sidecar that is a symbolic link is not walked (nothing outside the outbox is read)."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-1.xml")
+        touch(tmp_path / "secret" / "a.pdf")
+        (outbox / "INV-1").symlink_to(tmp_path / "secret")
+        snap = snapshot(self._cand(outbox, cfg), cfg)
+        assert [e[0] for e in snap.entries] == ["INV-1.xml"]
+
+    def test_symlink_inside_sidecar_listed_not_followed(self, outbox: Path,
+                                                        tmp_path: Path) -> None:
+        """A link inside the sidecar is an entry of kind 'x' with size 0 (lstat only)."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-1.xml")
+        touch(tmp_path / "big.pdf", b"y" * 1000)
+        (outbox / "INV-1").mkdir()
+        (outbox / "INV-1" / "link.pdf").symlink_to(tmp_path / "big.pdf")
+        snap = snapshot(self._cand(outbox, cfg), cfg)
+        assert ("INV-1/link.pdf", "x", 0) == snap.entries[1][:3]
+
+    def test_file_vanishing_mid_walk_does_not_crash_and_is_busy(
+            self, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A sidecar file deleted between listing and stat (a copy renaming its temp file)
+        neither raises nor yields a snapshot that could settle."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-1.xml")
+        victim = touch(outbox / "INV-1" / "a.pdf")
+        cand = self._cand(outbox, cfg)
+        real_scandir = os.scandir
+
+        class Racing:
+            def __init__(self, path: object) -> None:
+                self.entries = list(real_scandir(path))
+                if victim.exists():
+                    victim.unlink()  # gone after listing, before stat
+
+            def __enter__(self) -> list[os.DirEntry[str]]:
+                return self.entries
+
+            def __exit__(self, *a: object) -> None:
+                return None
+
+        monkeypatch.setattr(scan_mod.os, "scandir", Racing)
+        snap = snapshot(cand, cfg)
+        assert snap is not None and snap.busy

@@ -1,0 +1,94 @@
+"""Settling (SPEC §1.4): ready only when nothing changed for settle_seconds; explicit clocks."""
+
+from __future__ import annotations
+
+from daemon.scan import Snapshot
+from daemon.settle import SettleTracker
+
+A = Snapshot((("INV-1.xml", "f", 10, 1),), busy=False)
+B = Snapshot((("INV-1.xml", "f", 11, 2),), busy=False)
+BUSY = Snapshot((("INV-1.xml", "f", 10, 1), ("INV-1/x.pdf.part", "f", 3, 1)), busy=True)
+
+
+class TestSettleTracker:
+    def test_first_sight_is_not_settled(self) -> None:
+        """The first observation never settles when settle_seconds > 0."""
+        t = SettleTracker(5)
+        assert not t.observe("INV-1.xml", A, now=100.0)
+
+    def test_settles_after_settle_seconds_unchanged(self) -> None:
+        """An unchanged snapshot settles once settle_seconds have passed, not before."""
+        t = SettleTracker(5)
+        t.observe("k", A, now=100.0)
+        assert not t.observe("k", A, now=102.0)
+        assert not t.observe("k", A, now=104.999)
+        assert t.observe("k", A, now=105.0)
+        assert t.observe("k", A, now=200.0)
+
+    def test_change_restarts_clock(self) -> None:
+        """A change (close and reopen) restarts the clock from the time it was seen."""
+        t = SettleTracker(5)
+        t.observe("k", A, now=100.0)
+        assert not t.observe("k", B, now=104.0)
+        assert t.since("k") == 104.0
+        assert not t.observe("k", B, now=108.0)
+        assert t.observe("k", B, now=109.0)
+
+    def test_change_back_still_restarts(self) -> None:
+        """A -> B -> A is two changes: the clock starts again at the last one."""
+        t = SettleTracker(5)
+        t.observe("k", A, now=0.0)
+        t.observe("k", B, now=1.0)
+        assert not t.observe("k", A, now=5.5)
+        assert not t.observe("k", A, now=10.0)
+        assert t.observe("k", A, now=10.5)
+
+    def test_busy_never_settles(self) -> None:
+        """An in-progress name in the sidecar keeps the bundle from settling, however long."""
+        t = SettleTracker(5)
+        t.observe("k", BUSY, now=0.0)
+        assert not t.observe("k", BUSY, now=10.0)
+        assert not t.observe("k", BUSY, now=10_000.0)
+
+    def test_busy_with_zero_settle_seconds(self) -> None:
+        """Busy never settles, not even with settle_seconds = 0."""
+        t = SettleTracker(0)
+        assert not t.observe("k", BUSY, now=0.0)
+        assert not t.observe("k", BUSY, now=1.0)
+
+    def test_after_busy_clock_starts_when_copy_ends(self) -> None:
+        """When the copy finishes the clock starts then, not when busy was first seen."""
+        t = SettleTracker(5)
+        t.observe("k", BUSY, now=0.0)
+        assert not t.observe("k", A, now=100.0)
+        assert not t.observe("k", A, now=104.0)
+        assert t.observe("k", A, now=105.0)
+
+    def test_zero_settle_seconds_settles_at_once(self) -> None:
+        """settle_seconds = 0: ready as soon as it has been looked at once."""
+        assert SettleTracker(0).observe("k", A, now=0.0)
+
+    def test_fractional_settle_seconds(self) -> None:
+        """Durations may be fractional (tests run with 0.3)."""
+        t = SettleTracker(0.3)
+        t.observe("k", A, now=1.0)
+        assert not t.observe("k", A, now=1.2)
+        assert t.observe("k", A, now=1.3)
+
+    def test_keys_are_independent(self) -> None:
+        """Each invoice file has its own clock."""
+        t = SettleTracker(5)
+        t.observe("a", A, now=0.0)
+        t.observe("b", A, now=4.0)
+        assert t.observe("a", A, now=5.0)
+        assert not t.observe("b", A, now=5.0)
+        assert sorted(t.keys()) == ["a", "b"]
+
+    def test_forget_restarts(self) -> None:
+        """After forget() the key is new again: first sight, no settling yet."""
+        t = SettleTracker(5)
+        t.observe("k", A, now=0.0)
+        t.forget("k")
+        assert t.since("k") is None
+        assert not t.observe("k", A, now=100.0)
+        assert t.since("k") == 100.0

@@ -1,0 +1,126 @@
+"""`outboxd status` (SPEC §7): counts per state and the bundles of the journal, for scripts."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from daemon.config import DeliveryConfig, OutboxConfig, PathsConfig, Settings
+from daemon.journal import CLAIMING, QUARANTINING, Journal
+from daemon.status import as_json, collect, render
+
+SPEC_STATES = ["settling", "waiting", "held", "delivering", "retrying", "sent", "quarantined"]
+SPEC_BUNDLE_KEYS = {"bundle_id", "invoice_file", "invoice_ids", "state", "since", "deadline",
+                    "unattached_ids", "attempts", "next_attempt_at", "last_error", "reasons"}
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    for name in list(os.environ):
+        if name.upper().startswith("OUTBOXD_"):
+            monkeypatch.delenv(name)
+    (tmp_path / "outbox").mkdir()
+    (tmp_path / "state").mkdir()
+    return Settings(outbox=OutboxConfig(path=tmp_path / "outbox"),
+                    paths=PathsConfig(state_dir=tmp_path / "state"),
+                    delivery=DeliveryConfig(url="http://127.0.0.1:9/x"))
+
+
+def fill(settings: Settings) -> dict[str, int]:
+    j = Journal(settings.journal_path)
+    try:
+        ids = {
+            "wait": j.create("INV-1.xml", "waiting", bundle_id="a" * 64, invoice_ids=["INV-1"],
+                             unattached_ids=["INV-1"], deadline="2030-01-01T00:00:00.000Z"),
+            "retry": j.create("INV-2.xml", "retrying", bundle_id="b" * 64,
+                              invoice_ids=["INV-2"], attempts=3, last_error="HTTP 503",
+                              next_attempt_at="2030-01-01T00:00:05.000Z"),
+            "claim": j.create("INV-3.xml", CLAIMING, bundle_id="c" * 64),
+            "q": j.create("INV-4.xml", QUARANTINING, bundle_id="d" * 64, reasons=[
+                {"code": "too-large", "file": "INV-4/a.pdf", "message": "too big"}]),
+            "sent": j.create("INV-5.xml", "sent", bundle_id="e" * 64, invoice_ids=["INV-5"]),
+            "old": j.create("INV-6.xml", "sent", bundle_id="f" * 64),
+            "gone": j.create("INV-7.xml", "gone"),
+        }
+    finally:
+        j.close()
+    old = (datetime.now(UTC) - timedelta(days=30)).isoformat().replace("+00:00", "Z")
+    db = sqlite3.connect(settings.journal_path)
+    with db:
+        db.execute("UPDATE bundles SET since = ? WHERE id = ?", (old, ids["old"]))
+    db.close()
+    return ids
+
+
+class TestCollect:
+    def test_empty_state_dir(self, settings: Settings) -> None:
+        """No journal yet: zero for each of the seven SPEC states, no bundles, and nothing
+        created (status writes nothing)."""
+        data = collect(settings)
+        assert data == {"counts": dict.fromkeys(SPEC_STATES, 0), "bundles": []}
+        assert list(data["counts"]) == SPEC_STATES
+        assert list(settings.paths.state_dir.iterdir()) == []
+
+    def test_counts_with_rows(self, settings: Settings) -> None:
+        """Counts use SPEC names (claiming → delivering, quarantining → quarantined); old
+        sent rows still count, gone rows do not."""
+        fill(settings)
+        assert collect(settings)["counts"] == {
+            "settling": 0, "waiting": 1, "held": 0, "delivering": 1, "retrying": 1,
+            "sent": 2, "quarantined": 1}
+
+    def test_bundles_are_recent_with_spec_states(self, settings: Settings) -> None:
+        """Bundles list live/in-flight rows and sent/quarantined of the last 7 days, states
+        shown by SPEC name."""
+        fill(settings)
+        bundles = collect(settings)["bundles"]
+        assert [(b["invoice_file"], b["state"]) for b in bundles] == [
+            ("INV-1.xml", "waiting"), ("INV-2.xml", "retrying"), ("INV-3.xml", "delivering"),
+            ("INV-4.xml", "quarantined"), ("INV-5.xml", "sent")]
+
+    def test_readonly_while_daemon_holds_it(self, settings: Settings) -> None:
+        """status reads the journal while the daemon has it open, and sees committed rows."""
+        j = Journal(settings.journal_path)
+        try:
+            j.create("INV-1.xml", "settling")
+            assert collect(settings)["counts"]["settling"] == 1
+        finally:
+            j.close()
+
+
+class TestJson:
+    def test_exact_spec_keys(self, settings: Settings) -> None:
+        """as_json: top-level counts and bundles; each bundle has exactly the SPEC §7 keys."""
+        fill(settings)
+        data = json.loads(as_json(collect(settings)))
+        assert set(data) == {"counts", "bundles"}
+        assert data["bundles"]
+        for b in data["bundles"]:
+            assert set(b) == SPEC_BUNDLE_KEYS
+
+    def test_values(self, settings: Settings) -> None:
+        """Field values come through as JSON types (lists, ints, null)."""
+        fill(settings)
+        data = json.loads(as_json(collect(settings)))
+        by_file = {b["invoice_file"]: b for b in data["bundles"]}
+        wait, retry = by_file["INV-1.xml"], by_file["INV-2.xml"]
+        assert wait["unattached_ids"] == ["INV-1"] and wait["invoice_ids"] == ["INV-1"]
+        assert wait["deadline"] == "2030-01-01T00:00:00.000Z" and wait["bundle_id"] == "a" * 64
+        assert retry["attempts"] == 3 and retry["last_error"] == "HTTP 503"
+        assert retry["next_attempt_at"] == "2030-01-01T00:00:05.000Z"
+        assert by_file["INV-4.xml"]["reasons"] == [
+            {"code": "too-large", "file": "INV-4/a.pdf", "message": "too big"}]
+        assert by_file["INV-3.xml"]["deadline"] is None
+
+    def test_render_for_people(self, settings: Settings) -> None:
+        """The text form shows counts and the waiting/retrying/quarantined details."""
+        fill(settings)
+        text = render(collect(settings))
+        for needle in ("waiting: 1", "retrying: 1", "INV-1.xml", "no attachments: INV-1",
+                       "attempts 3", "HTTP 503", "INV-4/a.pdf: too-large"):
+            assert needle in text
