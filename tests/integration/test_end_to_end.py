@@ -197,3 +197,68 @@ def test_attachments_added_while_waiting_go_out_with_the_invoice(env: Env, recei
 def _states(env: Env) -> dict[str, str]:
     from conftest import journal_states
     return journal_states(env) if (env.state / "journal.sqlite3").exists() else {}
+
+
+def test_invalid_bundle_under_hold_stays_with_an_errors_file_until_fixed(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """[policy] invalid = "hold": the bundle stays in the outbox with NAME.errors.txt naming
+    the file and rule; once fixed it is sent and the errors file goes away."""
+    env.write_config(receiver.url, policy={"invalid": "hold"})
+    start_daemon()
+    drop_bundle(env.outbox, "INV-9101", {"scan.pdf": b"", "ok.pdf": pdf_bytes()})
+    errors_file = env.outbox / "INV-9101.errors.txt"
+    wait_for(errors_file.exists, what="the errors file")
+    assert "INV-9101/scan.pdf" in errors_file.read_text()
+    assert (env.outbox / "INV-9101" / "scan.pdf").exists() and env.quarantined() == []
+
+    write(env.outbox / "INV-9101" / "scan.pdf", pdf_bytes())  # the person fixes it
+    [archived] = wait_for(env.sent_bundles, what="the fixed bundle in sent/")
+    assert not errors_file.exists()
+    assert (archived / "INV-9101" / "scan.pdf").exists()
+
+
+def test_polling_watcher_finds_bundles_without_inotify(env: Env, receiver: Receiver,
+                                                       start_daemon) -> None:
+    """watch = "polling" (as on NFS/SMB mounts) discovers a new bundle from its own polls,
+    long before the periodic rescan would."""
+    env.write_config(receiver.url, outbox={"watch": "polling", "poll_interval_seconds": 0.2,
+                                           "rescan_seconds": 600})
+    daemon = start_daemon()
+    assert '"watch": "polling"' in daemon.stderr()
+    drop_bundle(env.outbox, "INV-9201", {"a.pdf": pdf_bytes()})
+    wait_for(env.sent_bundles, timeout=15, what="delivery found by polling")
+
+
+def test_hostile_inputs_are_quarantined_without_following_or_blocking(
+        env: Env, receiver: Receiver, start_daemon, tmp_path: Path) -> None:
+    """A symlink out of the outbox, a FIFO in a sidecar and an XML invoice with an external
+    entity each quarantine their bundle; nothing is followed, opened or expanded, and a good
+    bundle still goes out."""
+    import os
+    env.write_config(receiver.url)
+    start_daemon()
+    secret_data = pdf_bytes()
+    secret = write(tmp_path / "outside" / "secret.pdf", secret_data)
+    (env.outbox / "INV-H1").mkdir()
+    (env.outbox / "INV-H1" / "link.pdf").symlink_to(secret)
+    drop_bundle(env.outbox, "INV-H1", {})
+    (env.outbox / "INV-H2").mkdir()
+    os.mkfifo(env.outbox / "INV-H2" / "pipe.pdf")
+    drop_bundle(env.outbox, "INV-H2", {})
+    xxe = (b'<?xml version="1.0"?>\n<!DOCTYPE Invoice [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+           b'\n<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2">&x;'
+           b'</Invoice>\n')
+    drop_bundle(env.outbox, "INV-H3", {"a.pdf": pdf_bytes()}, invoice=xxe)
+    drop_bundle(env.outbox, "INV-H4", {"a.pdf": pdf_bytes()})
+
+    wait_for(lambda: len(env.quarantined()) == 3 and len(env.sent_bundles()) == 1,
+             what="three quarantined and one sent")
+    codes = {q.name.split("--")[0]: {r["code"] for r in
+                                     json.loads((q / "reason.json").read_text())["reasons"]}
+             for q in env.quarantined()}
+    assert codes["INV-H1"] == {"not-a-file"}
+    assert codes["INV-H2"] == {"not-a-file"}
+    assert codes["INV-H3"] == {"hostile-xml"}
+    [q1] = [q for q in env.quarantined() if q.name.startswith("INV-H1")]
+    assert (q1 / "INV-H1" / "link.pdf").is_symlink()  # moved as a link, target untouched
+    assert secret.read_bytes() == secret_data  # the link's target was left where it was
