@@ -46,6 +46,9 @@ def claim(cand: Candidate, work: Path, with_marker: bool) -> Candidate:
     except FileNotFoundError:
         work.rmdir()
         raise ClaimLost(f"{cand.invoice.name} was taken by someone else") from None
+    except OSError:
+        work.rmdir()  # ours and still empty: nothing was claimed
+        raise
     finish_claim(cand, work, with_marker)
     return moved_candidate(cand, work)
 

@@ -8,6 +8,7 @@ step that changes the world is announced in the journal first.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,6 +85,7 @@ class Pipeline:
         self.d = deliverer
         self.tracker = SettleTracker(settings.outbox.settle_seconds)
         self.known: dict[str, _Known] = {}
+        self._claim_paused: dict[str, float] = {}  # invoice file -> monotonic retry time
         self.log = logs.get()
 
     # -- reading ---------------------------------------------------------------
@@ -117,6 +119,8 @@ class Pipeline:
                           and not os.path.lexists(cand.marker))
         if not self.tracker.observe(key, snap, now) or marker_missing:
             self._live(row, key, "settling")
+            return None
+        if self._claim_paused.get(key, 0.0) > now:
             return None
         known = self.known.get(key)
         if known is None or known.snap != snap:
@@ -197,6 +201,16 @@ class Pipeline:
         except ClaimLost:
             self.j.transition(row_id, "gone", "claimed by another daemon", work_dir=None)
             log.info("bundle taken by another daemon")
+            return None
+        except OSError as exc:
+            # Permissions, a share that went away: put back whatever moved and
+            # try again after a rescan period rather than on every tick.
+            stuck = unclaim(cand, work) if work.exists() else []
+            self.j.transition(row_id, "settling", "claim failed", work_dir=None,
+                              last_error=f"cannot move into processing: {exc}")
+            log.error("cannot claim bundle; will try again", error=str(exc), stuck=stuck,
+                      retry_in=self.s.outbox.rescan_seconds)
+            self._claim_paused[key] = time.monotonic() + self.s.outbox.rescan_seconds
             return None
         # The files may have changed between validation and the move. The id
         # covers every byte (hashes), so matching again is enough: no need to

@@ -1,0 +1,155 @@
+"""Pipeline decisions for one bundle, driven step by step with a real journal, real files
+and the directory transport (no network, no threads)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from helpers import drop_bundle, pdf_bytes, write  # noqa: E402
+
+from daemon.config import Settings  # noqa: E402
+from daemon.deliver import DirectoryDeliverer  # noqa: E402
+from daemon.journal import Journal  # noqa: E402
+from daemon.pipeline import Pipeline  # noqa: E402
+from daemon.scan import list_outbox  # noqa: E402
+
+
+def make(tmp_path: Path, **sections: dict[str, Any]) -> tuple[Pipeline, Settings]:
+    outbox = tmp_path / "outbox"
+    outbox.mkdir(exist_ok=True)
+    data: dict[str, dict[str, Any]] = {
+        "outbox": {"path": str(outbox), "settle_seconds": 0, "rescan_seconds": 30},
+        "paths": {"state_dir": str(tmp_path / "state")},
+        "delivery": {"transport": "directory", "target": str(tmp_path / "target")},
+    }
+    for k, v in sections.items():
+        data.setdefault(k, {}).update(v)
+    s = Settings(**data)
+    for folder in (s.sent_dir, s.quarantine_dir, s.processing_dir, s.paths.state_dir,
+                   tmp_path / "target"):
+        folder.mkdir(parents=True, exist_ok=True)
+    return Pipeline(s, Journal(s.journal_path), DirectoryDeliverer(tmp_path / "target")), s
+
+
+def run_once(p: Pipeline, now: float = 1000.0) -> list[int]:
+    """Step every candidate once and deliver whatever was claimed."""
+    claimed = []
+    for cand in list_outbox(p.s.outbox).candidates.values():
+        row = p.step(cand, now)
+        if row is not None:
+            claimed.append(row)
+            assert p.attempt(row) is None
+    return claimed
+
+
+def folders(root: Path) -> list[Path]:
+    return sorted(p for p in root.glob("*/*") if p.is_dir())
+
+
+class TestDecisions:
+    def test_a_valid_bundle_is_delivered_and_archived(self, tmp_path: Path) -> None:
+        """Settled, valid, attached: claimed, delivered, archived in sent/ with a receipt."""
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        [row] = run_once(p)
+        assert p.j.get(row).state == "sent"
+        [archived] = folders(s.sent_dir)
+        receipt = json.loads((archived / "receipt.json").read_text())
+        assert receipt["response"]["status"] == 201 and receipt["attempts"] == 1
+        assert (tmp_path / "target" / receipt["manifest"]["bundle_id"]).is_dir()
+
+    def test_duplicate_of_a_sent_bundle(self, tmp_path: Path) -> None:
+        """Dropping byte-identical files again after delivery quarantines them as duplicate."""
+        p, s = make(tmp_path)
+        pdf = pdf_bytes()
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf}, b"<Inv>1</Inv>")
+        run_once(p)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf}, b"<Inv>1</Inv>")
+        run_once(p, now=2000.0)
+        [q] = folders(s.quarantine_dir)
+        reasons = json.loads((q / "reason.json").read_text())["reasons"]
+        assert [r["code"] for r in reasons] == ["duplicate"]
+        assert len(folders(s.sent_dir)) == 1
+
+    def test_unattached_under_quarantine_policy_waits_then_is_quarantined(
+            self, tmp_path: Path) -> None:
+        """policy quarantine: waiting (in the outbox) until the deadline, then quarantined."""
+        p, s = make(tmp_path, policy={"unattached": "quarantine",
+                                      "attachment_wait_seconds": 3600})
+        drop_bundle(s.outbox.path, "INV-1", {})
+        assert run_once(p) == []
+        [row] = p.j.rows(("waiting",))
+        assert row.unattached_ids == ["INV-1"] and row.deadline
+        assert (s.outbox.path / "INV-1.xml").exists()
+        p.j.update(row.id, deadline="2000-01-01T00:00:00.000Z")  # the wait is over
+        p.known.clear()
+        assert run_once(p, now=2000.0) == []
+        [q] = folders(s.quarantine_dir)
+        assert "INV-1" in (q / "REASON.txt").read_text()
+        assert json.loads((q / "reason.json").read_text())["reasons"][0]["code"] == \
+            "unattached-invoice"
+
+
+class TestClaimFailure:
+    def test_a_claim_that_cannot_move_files_leaves_them_and_retries_later(
+            self, tmp_path: Path) -> None:
+        """If the processing folder cannot be used, the bundle stays in the outbox, the
+        journal says settling with the error, and the claim is retried after a rescan period,
+        not on every tick."""
+        p, s = make(tmp_path)
+        processing = s.processing_dir
+        processing.rmdir()
+        write(processing, b"a file where the processing folder should be")
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        assert run_once(p, now=1000.0) == []
+        assert (s.outbox.path / "INV-1.xml").exists()
+        assert (s.outbox.path / "INV-1" / "a.pdf").exists()
+        [row] = p.j.rows(("settling",))
+        assert "cannot move into processing" in (row.last_error or "")
+        assert p.j.rows(("claiming",)) == []
+
+        processing.unlink()
+        processing.mkdir()
+        assert run_once(p, now=1001.0) == []  # still paused
+        [row_id] = run_once(p, now=1000.0 + 31 + 10 ** 6)
+        assert p.j.get(row_id).state == "sent"
+
+
+class TestRecovery:
+    def test_a_claim_that_never_happened_goes_back_to_settling(self, tmp_path: Path) -> None:
+        """Journal says claiming but the invoice is still in the outbox: back to settling."""
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        row = p.j.create("INV-1.xml", "claiming", bundle_id="ab" * 32,
+                         work_dir=str(s.processing_dir / "INV-1--abababababab--x"))
+        assert p.recover() == []
+        assert p.j.get(row).state == "settling"
+        assert (s.outbox.path / "INV-1.xml").exists()
+
+    def test_a_half_done_claim_is_finished_and_delivered(self, tmp_path: Path) -> None:
+        """Invoice already in the work folder, sidecar still in the outbox: recovery moves
+        the sidecar too and schedules the delivery."""
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        work = s.processing_dir / "INV-1--abababababab--x"
+        work.mkdir()
+        (s.outbox.path / "INV-1.xml").rename(work / "INV-1.xml")
+        row = p.j.create("INV-1.xml", "claiming", bundle_id="ab" * 32, work_dir=str(work))
+        assert p.recover() == [(row, 0.0)]
+        assert (work / "INV-1" / "a.pdf").exists() and not (s.outbox.path / "INV-1").exists()
+        assert p.attempt(row) is None
+        assert p.j.get(row).state == "sent"
+        assert (folders(s.sent_dir)[0] / "INV-1" / "a.pdf").exists()
+
+
+@pytest.fixture(autouse=True)
+def _quiet_logs() -> None:
+    from daemon import logs
+    logs.configure()
