@@ -8,12 +8,15 @@ file systems, so a crash leaves either the source or a complete copy.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import errno
 import hashlib
 import json
 import os
 import shutil
 import stat
+import uuid
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -81,13 +84,23 @@ def fsync_dir(path: Path) -> None:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write a whole file or nothing: temp name, fsync, rename, fsync the folder."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """Write a whole file or nothing: temp name, fsync, rename, fsync the folder.
+
+    The temp name is new (O_EXCL) and never followed (O_NOFOLLOW): a link a
+    share user planted under a guessable name cannot redirect the write.
+    """
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:12]}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     fsync_dir(path.parent)
 
 
@@ -105,11 +118,61 @@ def free_name(parent: Path, name: str) -> Path:
     return candidate
 
 
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
+_renameat2: Any = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+if _renameat2 is not None:
+    _renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                           ctypes.c_uint]
+    _renameat2.restype = ctypes.c_int
+
+
 def rename_noreplace(src: Path, dst: Path) -> None:
-    """Rename without ever replacing what is at dst (os.rename would, silently)."""
+    """Rename without ever replacing what is at dst (os.rename would, silently).
+
+    renameat2(RENAME_NOREPLACE) makes the check and the rename one step, so a
+    file an ERP drops under the same name at that moment is never replaced.
+    File systems without it (NFS, SMB) fall back to check-then-rename.
+    """
+    if _renameat2 is not None:
+        if _renameat2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst),
+                      _RENAME_NOREPLACE) == 0:
+            return
+        err = ctypes.get_errno()
+        if err not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise OSError(err, os.strerror(err), str(src), None, str(dst))
     if dst.exists() or dst.is_symlink():
         raise FileExistsError(errno.EEXIST, "target exists", str(dst))
     os.rename(src, dst)
+
+
+def _copy_entry(src: Path, dst: Path) -> None:
+    """Copy one entry without following links or opening FIFOs and devices; fsync files."""
+    st = os.lstat(src)
+    if stat.S_ISDIR(st.st_mode):
+        os.mkdir(dst, 0o750)
+        for name in sorted(os.listdir(src)):
+            _copy_entry(src / name, dst / name)
+        fsync_dir(dst)
+    elif stat.S_ISREG(st.st_mode):
+        with open_regular(src) as fin:
+            fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o640)
+            with os.fdopen(fd, "wb") as fout:
+                shutil.copyfileobj(fin, fout, CHUNK)
+                fout.flush()
+                os.fsync(fout.fileno())
+    elif stat.S_ISLNK(st.st_mode):
+        os.symlink(os.readlink(src), dst)
+    elif stat.S_ISFIFO(st.st_mode):
+        os.mkfifo(dst, 0o640)
+    else:
+        # A socket or device node carries no document and cannot be recreated
+        # without privileges; leave a note where it was instead.
+        note = dst.with_name(dst.name + ".not-copied.txt")
+        note.write_text(f"{src.name} was a {kind_of(st.st_mode)}; outboxd does not copy "
+                        "those.\n", encoding="utf-8")
+        return
+    os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
 
 
 def move_tree(src: Path, dst: Path) -> None:
@@ -127,20 +190,12 @@ def move_tree(src: Path, dst: Path) -> None:
     except OSError as exc:
         if exc.errno != errno.EXDEV:
             raise
-    tmp = dst.with_name(f".{dst.name}.partial-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
-    if src.is_dir():
-        shutil.copytree(src, tmp, symlinks=True)
-    else:
-        shutil.copy2(src, tmp, follow_symlinks=False)
-    for root, _dirs, files in os.walk(tmp):
-        for f in files:
-            p = Path(root, f)
-            if p.is_file() and not p.is_symlink():
-                with open(p, "rb") as fh:
-                    os.fsync(fh.fileno())
-        fsync_dir(Path(root))
+    # Named after the target, not our pid: a restart after a crash mid-copy
+    # finds and replaces the partial copy instead of leaving it behind.
+    tmp = dst.with_name(f".{dst.name}.partial")
+    if os.path.lexists(tmp):
+        shutil.rmtree(tmp) if tmp.is_dir() and not tmp.is_symlink() else tmp.unlink()
+    _copy_entry(src, tmp)
     rename_noreplace(tmp, dst)
     fsync_dir(dst.parent)
     shutil.rmtree(src) if src.is_dir() and not src.is_symlink() else src.unlink()

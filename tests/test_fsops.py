@@ -6,6 +6,7 @@ import errno
 import hashlib
 import os
 import socket
+import stat
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,18 @@ class TestOpenRegular:
 
 
 class TestWriteAtomic:
+    def test_write_atomic_replaces_a_link_at_the_target_without_following_it(
+            self, tmp_path: Path) -> None:
+        """A symlink where NAME.errors.txt goes is replaced by our file; its target is
+        never written."""
+        outside = tmp_path / "outside.txt"
+        outside.write_bytes(b"precious")
+        (tmp_path / "x.errors.txt").symlink_to(outside)
+        write_atomic(tmp_path / "x.errors.txt", b"ours")
+        assert outside.read_bytes() == b"precious"
+        assert not (tmp_path / "x.errors.txt").is_symlink()
+        assert (tmp_path / "x.errors.txt").read_bytes() == b"ours"
+
     def test_writes_and_leaves_no_temp(self, tmp_path: Path) -> None:
         """write_atomic writes the whole file and leaves no temp file behind."""
         write_atomic(tmp_path / "a.txt", b"hello")
@@ -122,17 +135,18 @@ class TestNames:
 
 
 def exdev_once(monkeypatch: pytest.MonkeyPatch) -> list[object]:
-    """Make the first os.rename in daemon.fsops fail with EXDEV, as across file systems."""
-    real = os.rename
+    """Make the first no-replace rename in daemon.fsops fail with EXDEV, as across file
+    systems."""
+    real = fsops.rename_noreplace
     calls: list[object] = []
 
-    def rename(src: object, dst: object) -> None:
+    def rename(src: Path, dst: Path) -> None:
         calls.append((src, dst))
         if len(calls) == 1:
             raise OSError(errno.EXDEV, "Invalid cross-device link")
         real(src, dst)
 
-    monkeypatch.setattr(fsops.os, "rename", rename)
+    monkeypatch.setattr(fsops, "rename_noreplace", rename)
     return calls
 
 
@@ -194,12 +208,12 @@ class TestMoveTree:
 
     def test_stale_partial_copy_is_replaced(self, tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-        """A leftover partial copy from a crashed attempt (same pid) does not end up in dst."""
+        """A leftover partial copy from a crashed attempt does not end up in dst."""
         src = tmp_path / "src"
         src.mkdir()
         (src / "f").write_bytes(b"new")
         dst = tmp_path / "out" / "dst"
-        stale = dst.with_name(f".dst.partial-{os.getpid()}")
+        stale = dst.with_name(".dst.partial")
         stale.mkdir(parents=True)
         (stale / "junk").write_bytes(b"junk")
         exdev_once(monkeypatch)
@@ -207,6 +221,30 @@ class TestMoveTree:
         monkeypatch.undo()
         assert sorted(os.listdir(dst)) == ["f"]
         assert os.listdir(dst.parent) == ["dst"]
+
+    def test_fifo_across_file_systems_is_recreated_not_opened(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A FIFO in a quarantined sidecar is recreated as a FIFO on the other side (opening
+        it would block forever); the regular files are copied."""
+        src = tmp_path / "src"
+        src.mkdir()
+        os.mkfifo(src / "pipe.pdf")
+        (src / "a.pdf").write_bytes(b"%PDF-1.4")
+        exdev_once(monkeypatch)
+        dst = tmp_path / "out" / "dst"
+        move_tree(src, dst)
+        monkeypatch.undo()
+        assert stat.S_ISFIFO(os.lstat(dst / "pipe.pdf").st_mode)
+        assert (dst / "a.pdf").read_bytes() == b"%PDF-1.4" and not src.exists()
+
+    def test_never_replaces_a_file_that_appears_at_the_target(self, tmp_path: Path) -> None:
+        """rename_noreplace refuses an existing file target and leaves both files as they were."""
+        (tmp_path / "a").write_bytes(b"ours")
+        (tmp_path / "b").write_bytes(b"theirs")
+        with pytest.raises(FileExistsError):
+            fsops.rename_noreplace(tmp_path / "a", tmp_path / "b")
+        assert (tmp_path / "b").read_bytes() == b"theirs"
+        assert (tmp_path / "a").read_bytes() == b"ours"
 
     def test_other_errors_propagate(self, tmp_path: Path) -> None:
         """A missing source is an error, not a silent success."""
