@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 import queue
 import signal
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -46,6 +47,14 @@ class Service:
         self._jobs: queue.Queue[int | None] = queue.Queue()
         self._busy = 0
         self._reported_others: set[str] = set()
+
+    def _deliverer(self, settings: Settings) -> Deliverer:
+        """Build the transport; TLS files that cannot be loaded are a configuration error."""
+        try:
+            return self._make_deliverer(settings)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"[delivery] TLS settings cannot be used: {exc} — check verify, "
+                              "client_cert and client_key") from None
 
     # -- signals and hints -----------------------------------------------------
     def request_stop(self, *_: Any) -> None:
@@ -118,6 +127,11 @@ class Service:
                 self._reported_others.add(name)
                 self.log.info("not an invoice file; left alone", file=name,
                               patterns=self.settings.outbox.invoice_patterns)
+        for name, problem in listing.refused:
+            if name not in self._reported_others:
+                self._reported_others.add(name)
+                self.log.error("invoice file cannot be used; left alone", file=name,
+                               error=f"{name}: {problem}")
         return listing
 
     def _tick(self) -> float:
@@ -138,10 +152,15 @@ class Service:
                 new.paths.state_dir != self.settings.paths.state_dir:
             self.log.error("outbox path and state_dir need a restart; keeping the old ones")
             return
+        try:
+            deliverer = self._deliverer(new)
+        except ConfigError as exc:
+            self.log.error("configuration not reloaded; keeping the old one", error=str(exc))
+            return
         self.settings = new
         pipeline.s = new
         pipeline.tracker.settle_seconds = new.outbox.settle_seconds
-        old, pipeline.d = pipeline.d, self._make_deliverer(new)
+        old, pipeline.d = pipeline.d, deliverer
         old.close()
         logs.configure(new.log)
         self.log.info("configuration reloaded")
@@ -151,14 +170,14 @@ class Service:
         prepare_folders(s)
         self._install_signals()
         journal = Journal(s.journal_path)
-        pipeline = Pipeline(s, journal, self._make_deliverer(s))
+        pipeline = Pipeline(s, journal, self._deliverer(s))
         for row_id, delay in pipeline.recover():
             self.schedule(row_id, delay)
         listing = self._list()  # the startup scan: bundles dropped while we were down
         pipeline.forget_vanished(listing)
         watcher = Watcher(s.outbox.path, s.outbox.watch, s.outbox.poll_interval_seconds,
                           self._hint)
-        watcher.start()
+        self._start_watcher(watcher)
         workers = [threading.Thread(target=self._worker, args=(pipeline,), daemon=True,
                                     name=f"deliver-{n}") for n in range(s.delivery.concurrency)]
         for w in workers:
@@ -180,9 +199,7 @@ class Service:
                 if hinted or now - last_rescan >= self.settings.outbox.rescan_seconds:
                     if not hinted:
                         last_rescan = now
-                        if watcher.ensure_alive():
-                            self.log.warning("watcher was dead; restarted",
-                                             restarts=watcher.restarts)
+                        self._start_watcher(watcher)
                     try:
                         listing = self._list()
                     except OSError as exc:
@@ -210,6 +227,15 @@ class Service:
         finally:
             self._shutdown(watcher, workers, journal, pipeline)
         return 0
+
+    def _start_watcher(self, watcher: Watcher) -> None:
+        """Start or restart the watcher; a failure is logged and retried at the next rescan."""
+        try:
+            if watcher.ensure_alive() and watcher.restarts > 1:
+                self.log.warning("watcher was dead; restarted", restarts=watcher.restarts - 1)
+        except OSError as exc:
+            self.log.error("cannot watch the outbox; retrying at the next rescan",
+                           outbox=str(self.settings.outbox.path), error=str(exc))
 
     def _shutdown(self, watcher: Watcher, workers: list[threading.Thread], journal: Journal,
                   pipeline: Pipeline) -> None:

@@ -25,6 +25,8 @@ from watchdog.observers.polling import PollingObserver
 warnings.filterwarnings("ignore", message="Callback with id", category=RuntimeWarning,
                         module="watchdog")
 
+_READ_ONLY_EVENTS = {"opened", "closed_no_write"}
+
 NETWORK_FS = {"nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "9p", "afs", "ceph",
               "fuse.glusterfs", "davfs", "fuse.rclone"}
 
@@ -67,6 +69,10 @@ class _Hints(FileSystemEventHandler):
         return rel.split(os.sep, 1)[0]
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        # Our own reads (hashing, validating) raise "opened" and "closed_no_write"
+        # events; taking them as hints would wake the loop in a busy circle.
+        if event.event_type in _READ_ONLY_EVENTS:
+            return
         for path in (event.src_path, getattr(event, "dest_path", "")):
             if path:
                 top = self._top(path)
@@ -103,7 +109,11 @@ class Watcher:
         return all(e.is_alive() for e in obs.emitters)
 
     def ensure_alive(self) -> bool:
-        """Restart a dead watcher; True if a restart was needed."""
+        """Restart a dead watcher; True if a restart was needed.
+
+        Raises OSError when it cannot start (the outbox is gone for now); the
+        caller logs that and tries again at the next rescan.
+        """
         if self.alive():
             return False
         self.stop()
