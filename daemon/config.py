@@ -160,6 +160,13 @@ class DeliveryConfig(Section):
                                  "file")
         return value
 
+    @field_validator("client_cert", "client_key")
+    @classmethod
+    def _tls_file_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError("must be the path of an existing PEM file")
+        return value
+
     @field_validator("target")
     @classmethod
     def _target_given(cls, value: Path | None, info: ValidationInfo) -> Path | None:
@@ -283,6 +290,17 @@ def config_path(cli_value: str | None) -> Path:
     return DEFAULT_CONFIG_PATH
 
 
+_SECRET_WORDS = ("token", "secret", "password", "passwd", "tokn", "key", "auth", "bearer")
+
+
+def _show(key: str, value: Any) -> str:
+    """A value for an error line; anything that might be a secret (a typo of `token`
+    included) is masked, since these lines reach logs and terminals."""
+    if any(word in key.lower() for word in _SECRET_WORDS):
+        return "'********'"
+    return repr(value)
+
+
 def _describe(err: dict[str, Any], raw: dict[str, Any]) -> str:
     loc = [str(p) for p in err["loc"]]
     section, key = (loc[0], ".".join(loc[1:])) if loc else ("", "")
@@ -292,13 +310,13 @@ def _describe(err: dict[str, Any], raw: dict[str, Any]) -> str:
         known = _known_keys(section) if key else list(SECTIONS)
         what = "key" if key else "section"
         value = err.get("input")
-        shown = f" = {value!r}" if key and not isinstance(value, dict) else ""
+        shown = f" = {_show(key, value)}" if key and not isinstance(value, dict) else ""
         return f"{where}{shown}: unknown {what}; allowed: {', '.join(known)}"
     if err["type"] == "missing":
         return f"{where}: required but not set"
     value = err.get("input")
     if key and value is not None and not isinstance(value, dict):
-        return f"{where} = {value!r}: {msg}"
+        return f"{where} = {_show(key, value)}: {msg}"
     return f"{where}: {msg}"
 
 
