@@ -69,8 +69,14 @@ def unclaim(cand: Candidate, work: Path) -> list[str]:
     Never replaces: if someone dropped a new file under the same name in the
     meantime, ours stays in the work folder and the caller decides.
     """
-    stuck: list[str] = []
     inside = moved_candidate(cand, work)
+    if os.path.lexists(cand.invoice):
+        # A new invoice file of the same name arrived: keep our whole bundle
+        # together (its sidecar must not go back and join the new invoice).
+        return sorted(p.name for p in work.iterdir())
+    stuck: list[str] = []
+    # Sidecar and marker first, invoice last: the bundle is complete in the
+    # outbox again at the moment its invoice file reappears.
     for src, dst in ((inside.sidecar, cand.sidecar), (inside.marker, cand.marker),
                      (inside.invoice, cand.invoice)):
         if not os.path.lexists(src):

@@ -99,6 +99,12 @@ def classify(response: httpx.Response) -> Receipt:
         raise Retryable(f"HTTP {status} from the receiver", status, text, retry_after)
     if status in PAUSE_STATUSES:
         raise Paused(f"HTTP {status}: check [delivery] url and token", status, text, retry_after)
+    if 300 <= status < 400:
+        # httpx does not follow redirects (a POST body would be lost on many);
+        # a redirecting url is our configuration problem, not the bundle's.
+        where = response.headers.get("Location", "?")
+        raise Paused(f"HTTP {status} redirect to {where}: set [delivery] url to the final "
+                     "address", status, text, retry_after)
     raise Rejected(f"the receiver rejected the bundle with HTTP {status}", status, text)
 
 

@@ -113,7 +113,16 @@ def read_invoice_file(path: Path, rel: str, pdf_id_pattern: str) -> InvoiceRead:
             except ParseError as exc:
                 raise InputError("invalid-xml", rel, f"is not well-formed XML ({exc}) — "
                                  "export the invoice again") from None
-            fmt, ids = _xml_ids(root, rel)
+            except (LookupError, ValueError, RecursionError) as exc:
+                # An unknown encoding name, or nesting deep enough to exhaust the stack.
+                raise InputError("invalid-xml", rel, f"cannot be read as XML "
+                                 f"({type(exc).__name__}: {str(exc)[:200]}) — export the "
+                                 "invoice again as UTF-8") from None
+            try:
+                fmt, ids = _xml_ids(root, rel)
+            except RecursionError:
+                raise InputError("invalid-xml", rel, "nests elements too deeply to be an "
+                                 "invoice — export the invoice again") from None
             return InvoiceRead(fmt, tuple(ids) or fallback)
         if head.startswith(b"%PDF-") or b"%PDF-" in head:
             ids = _pdf_ids(fh, re.compile(pdf_id_pattern))

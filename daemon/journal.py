@@ -224,9 +224,11 @@ class Journal:
         return self._row(r) if r else None
 
     def was_sent(self, bundle_id: str) -> bool:
+        """Sent, or claimed and on its way: the same content again is a duplicate."""
         with self._lock:
             r = self._db.execute("SELECT 1 FROM bundles WHERE bundle_id = ? AND state IN "
-                                 "('sent', ?) LIMIT 1", (bundle_id, DELIVERED)).fetchone()
+                                 "('sent', ?, ?, 'delivering', 'retrying') LIMIT 1",
+                                 (bundle_id, DELIVERED, CLAIMING)).fetchone()
         return r is not None
 
     def sent_invoice_ids(self, invoice_ids: list[str], except_bundle: str) -> list[str]:

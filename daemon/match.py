@@ -16,13 +16,14 @@ from pathlib import Path
 from daemon.bundle import Attachment, Bundle, Finding, InvoiceFile
 from daemon.config import Settings
 from daemon.errors import InputError
-from daemon.fsops import hash_file, kind_of
+from daemon.fsops import hash_file, kind_of, open_regular
 from daemon.invoices import InvoiceRead, read_invoice_file
 from daemon.manifest import safe_filename
 from daemon.names import fold_key, folder_name_for_id, is_ignored, name_problem, stem
 from daemon.scan import Candidate
 
 MANIFEST_NAME = "attachments.toml"
+MAX_NOTES_BYTES = 1 << 20  # a notes file larger than this is not a notes file
 CHANNELS = ("e-invoice", "external-print", "original-print")
 
 
@@ -49,8 +50,13 @@ def _read_notes(folder: Path, rel: str, findings: list[Finding]) -> _Notes:
             findings.append(_err("not-a-file", where, f"is a {kind_of(st.st_mode)} — put a "
                                  "regular file there"))
             return _Notes()
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        # Through open_regular: a FIFO swapped in after the lstat must not block us.
+        with open_regular(path, where) as fh:
+            data = tomllib.loads(fh.read(MAX_NOTES_BYTES + 1).decode("utf-8"))
+    except InputError as exc:
+        findings.append(_err(exc.code, exc.file, exc.message))
+        return _Notes()
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
         findings.append(_err("attachments-toml-invalid", where, f"cannot be read as TOML "
                              f"({exc}) — fix the syntax"))
         return _Notes()

@@ -58,6 +58,7 @@ class _Known:
     snap: Snapshot
     bundle: Bundle | None  # None: the invoice file itself could not be read
     bundle_id: str
+    errors_file_done: bool = False  # NAME.errors.txt written (hold) or cleared (passing)
 
 
 def _errors_file_text(path: Path) -> str | None:
@@ -133,8 +134,12 @@ class Pipeline:
         key = cand.invoice.name
         try:
             bundle = self.evaluate(cand)
-        except InputError as exc:
-            self.log.error("invoice file unreadable", invoice_file=key, error=str(exc))
+        except (InputError, OSError) as exc:
+            # Logged once per snapshot: it is read again only when something changes.
+            self.log.error("bundle cannot be read", invoice_file=key, error=str(exc))
+            known = _Known(snap, None, "")
+        except Exception:  # noqa: BLE001 - a bug on one odd file must not flood the log
+            self.log.exception("unexpected error reading bundle", invoice_file=key)
             known = _Known(snap, None, "")
         else:
             known = _Known(snap, bundle, bundle_id_of(bundle))
@@ -151,17 +156,13 @@ class Pipeline:
         bundle, bid, key = known.bundle, known.bundle_id, cand.invoice.name
         assert bundle is not None
         policy = self.s.policy
-        errors_file = cand.invoice.with_name(cand.name + ".errors.txt")
         if bundle.errors:
             if policy.invalid == "hold":
-                text = ERRORS_HEADER + "".join(f"{f.line()}\n" for f in bundle.errors)
-                if _errors_file_text(errors_file) != text:
-                    write_atomic(errors_file, text.encode("utf-8"))
+                self._errors_file(cand, known, bundle.errors)
                 self._live(row, key, "held", bundle_id=bid, reasons=_reasons(bundle.errors))
                 return None
             return self._claim(cand, known, row, list(bundle.errors))
-        if (_errors_file_text(errors_file) or "").startswith(ERRORS_HEADER):
-            errors_file.unlink()  # ours (it carries our header), and the bundle passes now
+        self._errors_file(cand, known, ())
         if self.j.was_sent(bid) and policy.duplicates == "quarantine":
             return self._claim(cand, known, row, [Finding(
                 "duplicate", key, f"this exact bundle ({bid[:12]}) was sent before — remove "
@@ -180,6 +181,43 @@ class Pipeline:
                     f"attachments after {policy.attachment_wait_seconds:g} s — add them to the "
                     "sidecar folder and move the bundle back into the outbox")])
         return self._claim(cand, known, row, [])
+
+    def _errors_file(self, cand: Candidate, known: _Known, errors: tuple[Finding, ...]) -> None:
+        """Write NAME.errors.txt for a held bundle, or remove it once it passes.
+
+        Only a file that carries our header is ours to replace or remove; a
+        person's file of that name is left alone. Done once per snapshot.
+        """
+        if known.errors_file_done:
+            return
+        known.errors_file_done = True
+        path = cand.invoice.with_name(cand.name + ".errors.txt")
+        current = _errors_file_text(path)
+        ours = current is not None and current.startswith(ERRORS_HEADER)
+        if not errors:
+            if ours:
+                path.unlink()
+            return
+        text = ERRORS_HEADER + "".join(f"{f.line()}\n" for f in errors)
+        if os.path.lexists(path) and not ours:
+            self.log.error("not replacing a file outboxd did not write", file=path.name,
+                           invoice_file=cand.invoice.name)
+        elif current != text:
+            write_atomic(path, text.encode("utf-8"))
+
+    def _undo_claim(self, cand: Candidate, row_id: int, work: Path, why: str,
+                    log: Any, **fields: Any) -> None:
+        """Put a claimed bundle back to settle again; if a same-named file arrived in the
+        meantime, ours cannot go back and is quarantined beside it instead."""
+        stuck = unclaim(cand, work) if work.exists() else []
+        if stuck:
+            self.quarantine(row_id, [Finding(
+                "changed-during-claim", cand.invoice.name, f"while this bundle was being "
+                f"claimed, new files named {', '.join(stuck)} appeared in the outbox; this is "
+                "the earlier version — compare the two and move the right one back into the "
+                "outbox")])
+            return
+        self.j.transition(row_id, "settling", why, work_dir=None, **fields)
 
     def _claim(self, cand: Candidate, known: _Known, row: Row | None,
                reasons: list[Finding]) -> int | None:
@@ -205,10 +243,9 @@ class Pipeline:
         except OSError as exc:
             # Permissions, a share that went away: put back whatever moved and
             # try again after a rescan period rather than on every tick.
-            stuck = unclaim(cand, work) if work.exists() else []
-            self.j.transition(row_id, "settling", "claim failed", work_dir=None,
-                              last_error=f"cannot move into processing: {exc}")
-            log.error("cannot claim bundle; will try again", error=str(exc), stuck=stuck,
+            self._undo_claim(cand, row_id, work, "claim failed", log,
+                             last_error=f"cannot move into processing: {exc}")
+            log.error("cannot claim bundle; will try again", error=str(exc),
                       retry_in=self.s.outbox.rescan_seconds)
             self._claim_paused[key] = time.monotonic() + self.s.outbox.rescan_seconds
             return None
@@ -220,9 +257,8 @@ class Pipeline:
         except InputError:
             after = ""
         if after != bid:
-            stuck = unclaim(cand, work)
-            self.j.transition(row_id, "settling", "changed while being claimed", work_dir=None)
-            log.info("bundle changed while being claimed; settling again", stuck=stuck)
+            self._undo_claim(cand, row_id, work, "changed while being claimed", log)
+            log.info("bundle changed while being claimed; settling again")
             return None
         if reasons:
             self.quarantine(row_id, reasons)
@@ -262,6 +298,15 @@ class Pipeline:
     def attempt(self, row_id: int) -> float | None:
         """One delivery attempt; the delay before the next one, or None when finished."""
         row = self.j.get(row_id)
+        if row.state == DELIVERED:
+            # The receiver has it; only the archive move is left. Never POST again.
+            self.archive_sent(row_id)
+            return None
+        if row.state == QUARANTINING:
+            self.quarantine(row_id, _findings(row.reasons))
+            return None
+        if row.state not in ("delivering", "retrying"):
+            return None  # finished meanwhile (quarantined, sent)
         log = self._bind(row.invoice_file, row.bundle_id, row.invoice_ids)
         try:
             bundle = self._claimed_bundle(row)
@@ -284,6 +329,10 @@ class Pipeline:
                           attempts=attempts, next_attempt_at=None)
         try:
             receipt = self.d.deliver(bundle, manifest)
+        except InputError as exc:
+            self.quarantine(row_id, [Finding("processing-damaged", exc.file, f"{exc.message} "
+                                             "(it changed in the processing folder)")])
+            return None
         except (Retryable, Paused) as exc:
             paused = isinstance(exc, Paused)
             cfg = self.s.delivery
@@ -348,34 +397,43 @@ class Pipeline:
 
     # -- recovery ----------------------------------------------------------------
     def recover(self) -> list[tuple[int, float]]:
-        """Finish what a crash interrupted; the rows to deliver and when (seconds from now)."""
+        """Finish what a crash interrupted; the rows to hand to the workers and when.
+
+        Only half-done claims are finished here (they touch the outbox, which
+        this thread owns); archiving and delivery go through `attempt`, so a
+        failure there is retried later instead of stopping the start.
+        """
         due: list[tuple[int, float]] = []
         for row in self.j.rows((CLAIMING, "delivering", "retrying", DELIVERED, QUARANTINING)):
             log = self._bind(row.invoice_file, row.bundle_id, row.invoice_ids)
             log.info("recovering bundle", state=row.state)
+            delay = 0.0
             if row.state == CLAIMING:
-                assert row.work_dir
-                work = Path(row.work_dir)
-                if not (work / row.invoice_file).exists():
-                    if work.is_dir() and not any(work.iterdir()):
-                        work.rmdir()
-                    self.j.transition(row.id, "settling", "claim did not happen", work_dir=None)
+                try:
+                    if not self._finish_claim(row):
+                        continue
+                except OSError as exc:
+                    log.error("cannot finish an interrupted claim; will retry at next start",
+                              error=str(exc))
                     continue
-                finish_claim(self.candidate(row.invoice_file), work,
-                             self.s.outbox.completion == "marker")
-                if row.reasons:
-                    self.quarantine(row.id, _findings(row.reasons))
-                    continue
-                self.j.transition(row.id, "delivering", "claim finished after restart")
-                due.append((row.id, 0.0))
-            elif row.state == DELIVERED:
-                self.archive_sent(row.id)
-            elif row.state == QUARANTINING:
-                self.quarantine(row.id, _findings(row.reasons))
-            else:
-                delay = 0.0
-                if row.state == "retrying" and row.next_attempt_at:
-                    delay = max(0.0, (parse_iso(row.next_attempt_at)
-                                      - datetime.now(UTC)).total_seconds())
-                due.append((row.id, delay))
+            elif row.state == "retrying" and row.next_attempt_at:
+                delay = max(0.0, (parse_iso(row.next_attempt_at)
+                                  - datetime.now(UTC)).total_seconds())
+            due.append((row.id, delay))
         return due
+
+    def _finish_claim(self, row: Row) -> bool:
+        """A claim cut short by a crash: True if the bundle is now ours to finish."""
+        assert row.work_dir
+        work = Path(row.work_dir)
+        if not (work / row.invoice_file).exists():
+            if work.is_dir() and not any(work.iterdir()):
+                work.rmdir()
+            self.j.transition(row.id, "settling", "claim did not happen", work_dir=None)
+            return False
+        finish_claim(self.candidate(row.invoice_file), work, self.s.outbox.completion == "marker")
+        if row.reasons:
+            self.j.transition(row.id, QUARANTINING, "claim finished after restart")
+        else:
+            self.j.transition(row.id, "delivering", "claim finished after restart")
+        return True

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from daemon.config import OutboxConfig
-from daemon.names import NameKind, classify, is_invoice_name, stem
+from daemon.fsops import kind_of
+from daemon.names import NameKind, classify, is_invoice_name, name_problem, stem
 
 # Sidecars nest no deeper than SIDECAR/INVOICE_ID/FILE; a little deeper is
 # still watched for settling so that a mistaken deeper copy is noticed.
@@ -47,6 +48,8 @@ class Snapshot:
 class Listing:
     candidates: dict[str, Candidate]  # by invoice file name
     others: tuple[str, ...]  # root files that are neither invoices nor ignored
+    # Invoice-pattern names that cannot be used, with why: reported, never read.
+    refused: tuple[tuple[str, str], ...] = ()
 
 
 def _kind(mode: int) -> str:
@@ -57,25 +60,38 @@ def _kind(mode: int) -> str:
     return "x"  # link, FIFO, socket, device: validation reports it
 
 
+def _printable(name: str) -> str:
+    """A name for logs: bytes that are not UTF-8 shown as \\xNN."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
 def list_outbox(cfg: OutboxConfig) -> Listing:
     candidates: dict[str, Candidate] = {}
     others: list[str] = []
     root = cfg.path
     with os.scandir(root) as it:
         entries = sorted(it, key=lambda e: e.name)
+    refused: list[tuple[str, str]] = []
     for e in entries:
         if e.is_dir(follow_symlinks=False):
             continue
         if classify(e.name, cfg.ignore_patterns) is not NameKind.OTHER:
             continue
-        if is_invoice_name(e.name, cfg.invoice_patterns, cfg.ignore_patterns) \
-                and e.is_file(follow_symlinks=False):
+        if is_invoice_name(e.name, cfg.invoice_patterns, cfg.ignore_patterns):
+            problem = name_problem(e.name)
+            if problem is None and not e.is_file(follow_symlinks=False):
+                kind = kind_of(e.stat(follow_symlinks=False).st_mode)
+                problem = (f"is a {kind}, not a regular file; outboxd never follows or opens "
+                           "it — put the invoice file itself there")
+            if problem:
+                refused.append((_printable(e.name), problem))
+                continue
             name = stem(e.name)
             candidates[e.name] = Candidate(name, root / e.name, root / (name + cfg.sidecar_suffix),
                                            root / (name + cfg.marker_suffix))
         elif not e.name.endswith(cfg.marker_suffix) and not e.name.endswith(".errors.txt"):
-            others.append(e.name)
-    return Listing(candidates, tuple(others))
+            others.append(_printable(e.name))
+    return Listing(candidates, tuple(others), tuple(refused))
 
 
 def _walk(folder: Path, rel: str, depth: int, cfg: OutboxConfig) -> Iterator[tuple[Entry, bool]]:

@@ -147,14 +147,15 @@ class TestUnclaim:
         assert not work.exists()
 
     def test_never_replaces_reappeared_invoice(self, outbox: Path, processing: Path) -> None:
-        """A new file dropped under the same name meanwhile is not replaced: ours stays in
-        the work folder and its name is reported."""
+        """A new file dropped under the same name meanwhile is not replaced: our whole
+        bundle (invoice and sidecar) stays together in the work folder and is reported."""
         cand = drop(outbox)
         work = work_dir_for(processing, cand.name, BID)
         claim(cand, work, with_marker=False)
         cand.invoice.write_bytes(b"<Invoice>new</Invoice>")
         stuck = unclaim(cand, work)
-        assert stuck == ["INV-1.xml"]
+        assert stuck == ["INV-1", "INV-1.xml"]
+        assert not cand.sidecar.exists()
         assert cand.invoice.read_bytes() == b"<Invoice>new</Invoice>"
         assert (work / "INV-1.xml").read_bytes() == b"<Invoice/>"
         assert work.is_dir()

@@ -154,6 +154,14 @@ class TestClassify:
         r = classify(response(status, json_body={"receipt_id": "R-77", "x": 1}))
         assert r == Receipt(status, {"receipt_id": "R-77", "x": 1}, "R-77")
 
+    @pytest.mark.parametrize("status", [301, 302, 307, 308])
+    def test_redirect_pauses_instead_of_quarantining(self, status: int) -> None:
+        """A redirect is a wrong [delivery] url (ours), not a bad bundle: Paused, naming
+        where it points, never Rejected."""
+        with pytest.raises(Paused) as info:
+            classify(response(status, headers={"Location": "https://operator.example/x"}))
+        assert "https://operator.example/x" in str(info.value)
+
     def test_2xx_numeric_receipt_id_as_text(self) -> None:
         """A numeric receipt_id is kept as text."""
         assert classify(response(201, json_body={"receipt_id": 42})).receipt_id == "42"

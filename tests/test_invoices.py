@@ -245,3 +245,21 @@ class TestOtherContent:
         with pytest.raises(HostileInput) as info:
             read(link)
         assert info.value.code == "symlink"
+
+
+class TestXmlThatCannotBeRead:
+    def test_unknown_encoding_is_invalid_xml(self, tmp_path: Path) -> None:
+        """An encoding name Python does not know is an invalid-xml error, not a crash."""
+        path = write(tmp_path / "INV-1.xml",
+                     b'<?xml version="1.0" encoding="x-no-such-charset"?><Invoice/>')
+        with pytest.raises(InputError) as info:
+            read(path)
+        assert info.value.code == "invalid-xml" and info.value.file == "INV-1.xml"
+
+    def test_absurd_nesting_is_invalid_xml(self, tmp_path: Path) -> None:
+        """Nesting deep enough to exhaust the stack is an invalid-xml error, not a crash."""
+        depth = 200_000
+        path = write(tmp_path / "INV-1.xml", b"<a>" * depth + b"</a>" * depth)
+        with pytest.raises(InputError) as info:
+            read(path)
+        assert info.value.code == "invalid-xml"

@@ -166,9 +166,14 @@ class TestQueries:
         assert journal.rows(("quarantined",)) == []
 
     def test_was_sent(self, journal: Journal) -> None:
-        """was_sent is true for a sent bundle and one delivered but not yet archived."""
-        a = journal.create("a.xml", "delivering", bundle_id=BID_A)
+        """was_sent is true for a bundle on its way (claimed, delivering, retrying), delivered
+        but not yet archived, or sent; not for a quarantined or merely waiting one."""
+        a = journal.create("a.xml", "waiting", bundle_id=BID_A)
         assert not journal.was_sent(BID_A)
+        journal.transition(a, "delivering")
+        assert journal.was_sent(BID_A)
+        journal.transition(a, "retrying")
+        assert journal.was_sent(BID_A)
         journal.transition(a, DELIVERED)
         assert journal.was_sent(BID_A)
         journal.transition(a, "sent")

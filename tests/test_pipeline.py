@@ -153,3 +153,58 @@ class TestRecovery:
 def _quiet_logs() -> None:
     from daemon import logs
     logs.configure()
+
+
+class TestReviewFindings:
+    def test_a_delivered_row_is_only_archived_never_posted_again(self, tmp_path: Path) -> None:
+        """If archiving failed after the receiver accepted a bundle, the next attempt only
+        archives it: the transport is not used again."""
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        row = p.step(next(iter(list_outbox(s.outbox).candidates.values())), 1000.0)
+        assert row is not None
+        record = {"manifest": {"bundle_id": p.j.get(row).bundle_id}, "attempts": 1,
+                  "response": {"status": 201, "body": {}, "receipt_id": "R-1"},
+                  "delivered_at": "2026-11-26T00:00:00Z"}
+        p.j.transition(row, "delivered", response=record, receipt_id="R-1")
+        assert p.attempt(row) is None
+        assert p.j.get(row).state == "sent"
+        assert list((tmp_path / "target").iterdir()) == []  # nothing was delivered again
+        [archived] = folders(s.sent_dir)
+        assert json.loads((archived / "receipt.json").read_text())["response"]["receipt_id"] \
+            == "R-1"
+
+    def test_hold_never_overwrites_a_persons_errors_file(self, tmp_path: Path) -> None:
+        """Under invalid = "hold", a NAME.errors.txt that outboxd did not write is left as it
+        is, and is not removed when the bundle passes."""
+        p, s = make(tmp_path, policy={"invalid": "hold"})
+        mine = write(s.outbox.path / "INV-1.errors.txt", b"my own notes")
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": b""})
+        assert run_once(p) == []
+        assert mine.read_bytes() == b"my own notes"
+        assert p.j.rows(("held",))
+
+        write(s.outbox.path / "INV-1" / "a.pdf", pdf_bytes())
+        assert len(run_once(p, now=2000.0)) == 1
+        assert mine.read_bytes() == b"my own notes"
+
+    def test_a_file_that_reappears_during_an_undone_claim_is_not_replaced(
+            self, tmp_path: Path) -> None:
+        """When a claim must be undone but a new file with the same name arrived meanwhile,
+        the new file stays in the outbox and ours is quarantined beside it, not lost."""
+        from daemon.claim import claim, work_dir_for
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()}, b"<Inv>old</Inv>")
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        work = work_dir_for(s.processing_dir, "INV-1", "ab" * 32)
+        row = p.j.create("INV-1.xml", "claiming", bundle_id="ab" * 32, work_dir=str(work))
+        claim(cand, work, with_marker=False)
+        write(s.outbox.path / "INV-1.xml", b"<Inv>new</Inv>")  # the ERP drops a new version
+        p._undo_claim(cand, row, work, "changed while being claimed", p.log)
+        assert (s.outbox.path / "INV-1.xml").read_bytes() == b"<Inv>new</Inv>"
+        [q] = folders(s.quarantine_dir)
+        assert (q / "INV-1.xml").read_bytes() == b"<Inv>old</Inv>"
+        assert (q / "INV-1" / "a.pdf").exists()  # its sidecar stays with it
+        assert not (s.outbox.path / "INV-1").exists()
+        assert json.loads((q / "reason.json").read_text())["reasons"][0]["code"] == \
+            "changed-during-claim"

@@ -296,3 +296,25 @@ class TestSnapshot:
         monkeypatch.setattr(scan_mod.os, "scandir", Racing)
         snap = snapshot(cand, cfg)
         assert snap is not None and snap.busy
+
+
+class TestRefusedInvoiceNames:
+    def test_a_symlinked_invoice_is_refused_with_a_reason(self, outbox: Path,
+                                                         tmp_path: Path) -> None:
+        """An invoice-pattern name that is a link is not a candidate; it is listed as refused,
+        saying it is never followed."""
+        target = touch(tmp_path / "elsewhere.xml")
+        (outbox / "INV-1.xml").symlink_to(target)
+        listing = list_outbox(cfg_for(outbox))
+        assert listing.candidates == {}
+        [(name, why)] = listing.refused
+        assert name == "INV-1.xml" and "symbolic link" in why and "never follows" in why
+
+    def test_a_name_that_is_not_utf8_is_refused(self, outbox: Path) -> None:
+        """A file name that is not valid UTF-8 is refused (and shown escaped), never read."""
+        os.close(os.open(os.path.join(os.fsencode(outbox), b"INV-\xff.xml"),
+                         os.O_CREAT | os.O_WRONLY, 0o644))
+        listing = list_outbox(cfg_for(outbox))
+        assert listing.candidates == {}
+        [(name, why)] = listing.refused
+        assert "UTF-8" in why and "\\xff" in name
