@@ -1,5 +1,6 @@
-"""The pipeline for one bundle: settle → read → match → validate → decide →
-claim → deliver → archive, and recovery of whatever a crash interrupted.
+"""The pipeline for one bundle up to its claim: settle → read → match →
+validate → decide → claim. What follows the claim (deliver, archive,
+quarantine, recovery) is `finish.Finisher`.
 
 This module decides and sequences; the modules it calls do the work. Every
 step that changes the world is announced in the journal first.
@@ -15,38 +16,26 @@ from pathlib import Path
 from typing import Any
 
 from daemon import logs
-from daemon.archive import (
-    move_into_place,
-    reason_record,
-    target_for,
-    write_reasons,
-    write_receipt,
-)
 from daemon.bundle import Bundle, Finding
-from daemon.claim import claim, finish_claim, moved_candidate, unclaim, work_dir_for
+from daemon.claim import claim, unclaim, work_dir_for
 from daemon.config import Settings
-from daemon.deliver import Deliverer, backoff
-from daemon.errors import ClaimLost, InputError, Paused, Rejected, Retryable
+from daemon.deliver import Deliverer
+from daemon.errors import ClaimLost, InputError
+from daemon.finish import Finisher, bind, evaluate, reasons_of
 from daemon.fsops import write_atomic
 from daemon.journal import (
     CLAIMING,
-    DELIVERED,
     LIVE,
-    QUARANTINING,
     Journal,
     Row,
     iso_in,
-    now_iso,
     parse_iso,
 )
-from daemon.manifest import build_manifest, bundle_id_of
+from daemon.manifest import bundle_id_of
 from daemon.match import assemble
-from daemon.names import stem
 from daemon.scan import Candidate, Listing, Snapshot, snapshot
 from daemon.settle import SettleTracker
-from daemon.validate import validate_bundle
 
-BODY_LIMIT = 2000
 ERRORS_HEADER = ("# outboxd: this bundle is held because of the errors below. Fix them;\n"
                  "# it is checked again on every change and this file goes away once it passes.\n")
 
@@ -71,39 +60,27 @@ def _errors_file_text(path: Path) -> str | None:
         return None
 
 
-def _reasons(findings: list[Finding] | tuple[Finding, ...]) -> list[dict[str, str]]:
-    return [{"code": f.code, "file": f.file, "message": f.message} for f in findings]
-
-
-def _findings(reasons: list[dict[str, Any]]) -> list[Finding]:
-    return [Finding(r["code"], r["file"], r["message"]) for r in reasons]
-
-
 class Pipeline:
     def __init__(self, settings: Settings, journal: Journal, deliverer: Deliverer) -> None:
         self.s = settings
         self.j = journal
-        self.d = deliverer
+        self.finish = Finisher(settings, journal, deliverer)
         self.tracker = SettleTracker(settings.outbox.settle_seconds)
         self.known: dict[str, _Known] = {}
         self._claim_paused: dict[str, float] = {}  # invoice file -> monotonic retry time
         self.log = logs.get()
 
     # -- reading ---------------------------------------------------------------
-    def candidate(self, invoice_file: str) -> Candidate:
-        name = stem(invoice_file)
-        root = self.s.outbox.path
-        return Candidate(name, root / invoice_file, root / (name + self.s.outbox.sidecar_suffix),
-                         root / (name + self.s.outbox.marker_suffix))
-
-    def evaluate(self, cand: Candidate) -> Bundle:
-        """Read, match and validate; raises InputError only if the invoice file is unreadable."""
-        return validate_bundle(assemble(cand, self.s), self.s.validation)
+    def reconfigure(self, settings: Settings, deliverer: Deliverer) -> Deliverer:
+        """Take a reloaded configuration; returns the old deliverer for the caller to close."""
+        self.s = self.finish.s = settings
+        self.tracker.settle_seconds = settings.outbox.settle_seconds
+        old, self.finish.d = self.finish.d, deliverer
+        return old
 
     def _bind(self, invoice_file: str, bundle_id: str | None, ids: list[str] | tuple[str, ...]
               ) -> Any:
-        return self.log.bind(bundle_id=bundle_id, invoice_file=invoice_file,
-                             invoice_ids=list(ids))
+        return bind(self.log, invoice_file, bundle_id, ids)
 
     # -- before the claim ------------------------------------------------------
     def step(self, cand: Candidate, now: float) -> int | None:
@@ -133,7 +110,7 @@ class Pipeline:
     def _read(self, cand: Candidate, snap: Snapshot) -> _Known:
         key = cand.invoice.name
         try:
-            bundle = self.evaluate(cand)
+            bundle = evaluate(cand, self.s)
         except (InputError, OSError) as exc:
             # Logged once per snapshot: it is read again only when something changes.
             self.log.error("bundle cannot be read", invoice_file=key, error=str(exc))
@@ -159,7 +136,7 @@ class Pipeline:
         if bundle.errors:
             if policy.invalid == "hold":
                 self._errors_file(cand, known, bundle.errors)
-                self._live(row, key, "held", bundle_id=bid, reasons=_reasons(bundle.errors))
+                self._live(row, key, "held", bundle_id=bid, reasons=reasons_of(bundle.errors))
                 return None
             return self._claim(cand, known, row, list(bundle.errors))
         self._errors_file(cand, known, ())
@@ -211,7 +188,7 @@ class Pipeline:
         meantime, ours cannot go back and is quarantined beside it instead."""
         stuck = unclaim(cand, work) if work.exists() else []
         if stuck:
-            self.quarantine(row_id, [Finding(
+            self.finish.quarantine(row_id, [Finding(
                 "changed-during-claim", cand.invoice.name, f"while this bundle was being "
                 f"claimed, new files named {', '.join(stuck)} appeared in the outbox; this is "
                 "the earlier version — compare the two and move the right one back into the "
@@ -226,7 +203,7 @@ class Pipeline:
         work = work_dir_for(self.s.processing_dir, cand.name, bid)
         fields = {"bundle_id": bid, "invoice_ids": list(bundle.invoice_ids),
                   "unattached_ids": list(bundle.unattached_ids), "work_dir": str(work),
-                  "reasons": _reasons(reasons)}
+                  "reasons": reasons_of(reasons)}
         if row is None:
             row_id = self.j.create(key, CLAIMING, **fields)
         else:
@@ -261,7 +238,7 @@ class Pipeline:
             log.info("bundle changed while being claimed; settling again")
             return None
         if reasons:
-            self.quarantine(row_id, reasons)
+            self.finish.quarantine(row_id, reasons)
             return None
         self.j.transition(row_id, "delivering", "claimed")
         log.info("bundle claimed", attachments=len(bundle.attachments),
@@ -277,163 +254,3 @@ class Pipeline:
         for row in self.j.rows(LIVE):
             if row.invoice_file not in listing.candidates:
                 self.j.transition(row.id, "gone", "not in the outbox at start")
-
-    # -- after the claim -------------------------------------------------------
-    def _claimed_bundle(self, row: Row) -> Bundle:
-        assert row.work_dir is not None
-        return self.evaluate(moved_candidate(self.candidate(row.invoice_file),
-                                             Path(row.work_dir)))
-
-    def outgoing_warnings(self, bundle: Bundle, bid: str) -> list[Finding]:
-        name = bundle.invoice_file.name
-        out = list(bundle.warnings)
-        for invoice_id in bundle.unattached_ids:
-            out.append(Finding("unattached-invoice", name, f"invoice {invoice_id} is sent "
-                               "without attachments", "warning", invoice_id))
-        for invoice_id in self.j.sent_invoice_ids(list(bundle.invoice_ids), bid):
-            out.append(Finding("invoice-id-already-sent", name, f"invoice {invoice_id} was "
-                               "already sent in another bundle", "warning", invoice_id))
-        return out
-
-    def attempt(self, row_id: int) -> float | None:
-        """One delivery attempt; the delay before the next one, or None when finished."""
-        row = self.j.get(row_id)
-        if row.state == DELIVERED:
-            # The receiver has it; only the archive move is left. Never POST again.
-            self.archive_sent(row_id)
-            return None
-        if row.state == QUARANTINING:
-            self.quarantine(row_id, _findings(row.reasons))
-            return None
-        if row.state not in ("delivering", "retrying"):
-            return None  # finished meanwhile (quarantined, sent)
-        log = self._bind(row.invoice_file, row.bundle_id, row.invoice_ids)
-        try:
-            bundle = self._claimed_bundle(row)
-        except (InputError, OSError) as exc:
-            self.quarantine(row_id, [Finding("processing-damaged", row.invoice_file,
-                                             f"cannot be read in the processing folder ({exc})"
-                                             " — check it and move it back to the outbox")])
-            return None
-        if bundle.errors:
-            self.quarantine(row_id, list(bundle.errors))
-            return None
-        warnings = self.outgoing_warnings(bundle, bundle_id_of(bundle))
-        manifest = build_manifest(bundle, safe_filenames=self.s.delivery.safe_filenames,
-                                  warnings=warnings)
-        if manifest["bundle_id"] != row.bundle_id:
-            log.warning("bundle changed in the processing folder",
-                        new_bundle_id=manifest["bundle_id"])
-        attempts = row.attempts + 1
-        self.j.transition(row_id, "delivering", bundle_id=manifest["bundle_id"],
-                          attempts=attempts, next_attempt_at=None)
-        try:
-            receipt = self.d.deliver(bundle, manifest)
-        except InputError as exc:
-            self.quarantine(row_id, [Finding("processing-damaged", exc.file, f"{exc.message} "
-                                             "(it changed in the processing folder)")])
-            return None
-        except (Retryable, Paused) as exc:
-            paused = isinstance(exc, Paused)
-            cfg = self.s.delivery
-            delay = cfg.retry_max_seconds if paused else backoff(
-                attempts, cfg.retry_base_seconds, cfg.retry_max_seconds, exc.retry_after)
-            error = str(exc) + (f": {exc.body[:200]}" if exc.body else "")
-            self.j.transition(row_id, "retrying", attempts=attempts, last_error=error,
-                              next_attempt_at=iso_in(delay))
-            (log.error if paused else log.warning)(
-                "delivery paused: configuration problem" if paused else "delivery failed; "
-                "will retry", error=error, attempts=attempts, retry_in=round(delay, 3))
-            return delay
-        except Rejected as exc:
-            self.quarantine(row_id, [Finding(
-                "rejected", row.invoice_file, f"the receiver answered HTTP {exc.status}: "
-                f"{exc.body[:BODY_LIMIT]} — fix what the receiver names, then move the bundle "
-                "back into the outbox")])
-            return None
-        record = {"manifest": manifest, "response": receipt.as_dict(), "attempts": attempts,
-                  "delivered_at": now_iso()}
-        self.j.transition(row_id, DELIVERED, response=record, receipt_id=receipt.receipt_id,
-                          last_error=None)
-        for w in warnings:
-            log.warning("sent with warning", code=w.code, file=w.file, message=w.message)
-        self.archive_sent(row_id)
-        return None
-
-    def archive_sent(self, row_id: int) -> None:
-        row = self.j.get(row_id)
-        assert row.work_dir and row.bundle_id and row.response
-        target = self._target(row, self.s.sent_dir)
-        work = Path(row.work_dir)
-        if work.exists():
-            write_receipt(work, row.response)
-        target = move_into_place(work, target)
-        self.j.transition(row_id, "sent", archive_dir=str(target))
-        self._bind(row.invoice_file, row.bundle_id, row.invoice_ids).info(
-            "bundle sent", receipt_id=row.receipt_id, attempts=row.response.get("attempts"),
-            archive=str(target))
-
-    def quarantine(self, row_id: int, reasons: list[Finding]) -> None:
-        self.j.transition(row_id, QUARANTINING, reasons=_reasons(reasons))
-        row = self.j.get(row_id)
-        assert row.work_dir and row.bundle_id
-        target = self._target(row, self.s.quarantine_dir)
-        work = Path(row.work_dir)
-        if work.exists():
-            write_reasons(work, reason_record(row.bundle_id, row.invoice_file, reasons))
-        target = move_into_place(work, target)
-        self.j.transition(row_id, "quarantined", archive_dir=str(target))
-        self._bind(row.invoice_file, row.bundle_id, row.invoice_ids).warning(
-            "bundle quarantined", reasons=[r.line() for r in reasons], archive=str(target))
-
-    def _target(self, row: Row, root: Path) -> Path:
-        """The archive folder, chosen once and journaled before the move."""
-        if row.archive_dir:
-            return Path(row.archive_dir)
-        assert row.bundle_id
-        target = target_for(root, stem(row.invoice_file), row.bundle_id)
-        self.j.update(row.id, archive_dir=str(target))
-        return target
-
-    # -- recovery ----------------------------------------------------------------
-    def recover(self) -> list[tuple[int, float]]:
-        """Finish what a crash interrupted; the rows to hand to the workers and when.
-
-        Only half-done claims are finished here (they touch the outbox, which
-        this thread owns); archiving and delivery go through `attempt`, so a
-        failure there is retried later instead of stopping the start.
-        """
-        due: list[tuple[int, float]] = []
-        for row in self.j.rows((CLAIMING, "delivering", "retrying", DELIVERED, QUARANTINING)):
-            log = self._bind(row.invoice_file, row.bundle_id, row.invoice_ids)
-            log.info("recovering bundle", state=row.state)
-            delay = 0.0
-            if row.state == CLAIMING:
-                try:
-                    if not self._finish_claim(row):
-                        continue
-                except OSError as exc:
-                    log.error("cannot finish an interrupted claim; will retry at next start",
-                              error=str(exc))
-                    continue
-            elif row.state == "retrying" and row.next_attempt_at:
-                delay = max(0.0, (parse_iso(row.next_attempt_at)
-                                  - datetime.now(UTC)).total_seconds())
-            due.append((row.id, delay))
-        return due
-
-    def _finish_claim(self, row: Row) -> bool:
-        """A claim cut short by a crash: True if the bundle is now ours to finish."""
-        assert row.work_dir
-        work = Path(row.work_dir)
-        if not (work / row.invoice_file).exists():
-            if work.is_dir() and not any(work.iterdir()):
-                work.rmdir()
-            self.j.transition(row.id, "settling", "claim did not happen", work_dir=None)
-            return False
-        finish_claim(self.candidate(row.invoice_file), work, self.s.outbox.completion == "marker")
-        if row.reasons:
-            self.j.transition(row.id, QUARANTINING, "claim finished after restart")
-        else:
-            self.j.transition(row.id, "delivering", "claim finished after restart")
-        return True

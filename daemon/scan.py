@@ -60,6 +60,14 @@ def _kind(mode: int) -> str:
     return "x"  # link, FIFO, socket, device: validation reports it
 
 
+def candidate_for(cfg: OutboxConfig, invoice_file: str) -> Candidate:
+    """Where an invoice file's sidecar and marker would be: NAME + suffix beside it."""
+    name = stem(invoice_file)
+    root = cfg.path
+    return Candidate(name, root / invoice_file, root / (name + cfg.sidecar_suffix),
+                     root / (name + cfg.marker_suffix))
+
+
 def _printable(name: str) -> str:
     """A name for logs: bytes that are not UTF-8 shown as \\xNN."""
     return os.fsencode(name).decode("utf-8", "backslashreplace")
@@ -86,9 +94,7 @@ def list_outbox(cfg: OutboxConfig) -> Listing:
             if problem:
                 refused.append((_printable(e.name), problem))
                 continue
-            name = stem(e.name)
-            candidates[e.name] = Candidate(name, root / e.name, root / (name + cfg.sidecar_suffix),
-                                           root / (name + cfg.marker_suffix))
+            candidates[e.name] = candidate_for(cfg, e.name)
         elif not e.name.endswith(cfg.marker_suffix) and not e.name.endswith(".errors.txt"):
             others.append(_printable(e.name))
     return Listing(candidates, tuple(others), tuple(refused))

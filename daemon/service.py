@@ -104,7 +104,7 @@ class Service:
                 self._busy += 1
             delay: float | None = None
             try:
-                delay = pipeline.attempt(row_id)
+                delay = pipeline.finish.attempt(row_id)
             except OutboxdError as exc:
                 self.log.error("delivery step failed", row=row_id, error=str(exc))
                 delay = self.settings.delivery.retry_max_seconds
@@ -158,10 +158,7 @@ class Service:
             self.log.error("configuration not reloaded; keeping the old one", error=str(exc))
             return
         self.settings = new
-        pipeline.s = new
-        pipeline.tracker.settle_seconds = new.outbox.settle_seconds
-        old, pipeline.d = pipeline.d, deliverer
-        old.close()
+        pipeline.reconfigure(new, deliverer).close()
         logs.configure(new.log)
         self.log.info("configuration reloaded")
 
@@ -171,7 +168,7 @@ class Service:
         self._install_signals()
         journal = Journal(s.journal_path)
         pipeline = Pipeline(s, journal, self._deliverer(s))
-        for row_id, delay in pipeline.recover():
+        for row_id, delay in pipeline.finish.recover():
             self.schedule(row_id, delay)
         listing = self._list()  # the startup scan: bundles dropped while we were down
         pipeline.forget_vanished(listing)
@@ -252,6 +249,6 @@ class Service:
             # the same Idempotency-Key, so the receiver can tell a repeat.
             self.log.warning("abandoning deliveries still in flight; they resume at next start")
         else:
-            pipeline.d.close()
+            pipeline.finish.d.close()
             journal.close()
         self.log.info("stopped")

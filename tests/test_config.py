@@ -320,63 +320,31 @@ class TestConstruction:
 
 
 class TestVerifyFromEnvironment:
-    def test_false_from_the_environment_is_a_boolean(self, tmp_path, monkeypatch) -> None:
+    def test_false_from_the_environment_is_a_boolean(
+            self, tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """OUTBOXD_DELIVERY__VERIFY=false turns verification off; it is not a CA path."""
-        from daemon.config import load_settings
-        outbox = tmp_path / "outbox"
-        outbox.mkdir()
-        cfg = tmp_path / "c.toml"
-        cfg.write_text(f'[outbox]\npath = "{outbox}"\n[delivery]\nurl = "http://127.0.0.1:9/x"\n')
         monkeypatch.setenv("OUTBOXD_DELIVERY__VERIFY", "false")
-        assert load_settings(cfg).delivery.verify is False
+        assert load_settings(config_file(tmp_path, minimal(outbox))).delivery.verify is False
 
-    def test_a_missing_ca_bundle_is_a_config_error(self, tmp_path) -> None:
+    def test_a_missing_ca_bundle_is_a_config_error(self, tmp_path: Path, outbox: Path) -> None:
         """verify = "/nope/ca.pem" names the key and says what is allowed."""
-        import pytest
-
-        from daemon.config import load_settings
-        from daemon.errors import ConfigError
-        outbox = tmp_path / "outbox"
-        outbox.mkdir()
-        cfg = tmp_path / "c.toml"
-        cfg.write_text(f'[outbox]\npath = "{outbox}"\n[delivery]\nurl = "http://127.0.0.1:9/x"\n'
-                       'verify = "/nope/ca.pem"\n')
-        with pytest.raises(ConfigError) as err:
-            load_settings(cfg)
-        assert any("[delivery] verify = '/nope/ca.pem'" in p and "CA bundle" in p
-                   for p in err.value.problems)
+        problems = problems_of(config_file(tmp_path, minimal(outbox, 'verify = "/nope/ca.pem"\n')))
+        one_problem_with(problems, "[delivery] verify = '/nope/ca.pem'", "CA bundle")
 
 
 class TestSecretsInErrors:
-    def test_a_mistyped_token_key_does_not_print_the_secret(self, tmp_path) -> None:
+    def test_a_mistyped_token_key_does_not_print_the_secret(self, tmp_path: Path,
+                                                            outbox: Path) -> None:
         """`tokn = "s3cr3t"` is an unknown key; the error names it but masks the value."""
-        import pytest
-
-        from daemon.config import load_settings
-        from daemon.errors import ConfigError
-        outbox = tmp_path / "outbox"
-        outbox.mkdir()
-        cfg = tmp_path / "c.toml"
-        cfg.write_text(f'[outbox]\npath = "{outbox}"\n[delivery]\nurl = "http://127.0.0.1:9/x"\n'
-                       'tokn = "s3cr3t-value"\ntoken = 12345\n')
-        with pytest.raises(ConfigError) as err:
-            load_settings(cfg)
-        text = "\n".join(err.value.problems)
+        problems = problems_of(config_file(tmp_path, minimal(
+            outbox, 'tokn = "s3cr3t-value"\ntoken = 12345\n')))
+        text = "\n".join(problems)
         assert "[delivery] tokn" in text and "[delivery] token" in text
         assert "s3cr3t-value" not in text and "12345" not in text
 
-    def test_a_missing_client_certificate_is_a_config_error(self, tmp_path) -> None:
+    def test_a_missing_client_certificate_is_a_config_error(self, tmp_path: Path,
+                                                            outbox: Path) -> None:
         """client_cert pointing nowhere stops loading, naming the key (not a traceback later)."""
-        import pytest
-
-        from daemon.config import load_settings
-        from daemon.errors import ConfigError
-        outbox = tmp_path / "outbox"
-        outbox.mkdir()
-        cfg = tmp_path / "c.toml"
-        cfg.write_text(f'[outbox]\npath = "{outbox}"\n[delivery]\nurl = "http://127.0.0.1:9/x"\n'
-                       'client_cert = "/nonexistent.pem"\n')
-        with pytest.raises(ConfigError) as err:
-            load_settings(cfg)
-        assert any(p.startswith("[delivery] client_cert = '/nonexistent.pem'")
-                   for p in err.value.problems)
+        problems = problems_of(config_file(tmp_path, minimal(
+            outbox, 'client_cert = "/nonexistent.pem"\n')))
+        one_problem_with(problems, "[delivery] client_cert = '/nonexistent.pem'", "PEM file")

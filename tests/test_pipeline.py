@@ -45,7 +45,7 @@ def run_once(p: Pipeline, now: float = 1000.0) -> list[int]:
         row = p.step(cand, now)
         if row is not None:
             claimed.append(row)
-            assert p.attempt(row) is None
+            assert p.finish.attempt(row) is None
     return claimed
 
 
@@ -129,7 +129,7 @@ class TestRecovery:
         drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
         row = p.j.create("INV-1.xml", "claiming", bundle_id="ab" * 32,
                          work_dir=str(s.processing_dir / "INV-1--abababababab--x"))
-        assert p.recover() == []
+        assert p.finish.recover() == []
         assert p.j.get(row).state == "settling"
         assert (s.outbox.path / "INV-1.xml").exists()
 
@@ -142,9 +142,9 @@ class TestRecovery:
         work.mkdir()
         (s.outbox.path / "INV-1.xml").rename(work / "INV-1.xml")
         row = p.j.create("INV-1.xml", "claiming", bundle_id="ab" * 32, work_dir=str(work))
-        assert p.recover() == [(row, 0.0)]
+        assert p.finish.recover() == [(row, 0.0)]
         assert (work / "INV-1" / "a.pdf").exists() and not (s.outbox.path / "INV-1").exists()
-        assert p.attempt(row) is None
+        assert p.finish.attempt(row) is None
         assert p.j.get(row).state == "sent"
         assert (folders(s.sent_dir)[0] / "INV-1" / "a.pdf").exists()
 
@@ -167,7 +167,7 @@ class TestReviewFindings:
                   "response": {"status": 201, "body": {}, "receipt_id": "R-1"},
                   "delivered_at": "2026-11-26T00:00:00Z"}
         p.j.transition(row, "delivered", response=record, receipt_id="R-1")
-        assert p.attempt(row) is None
+        assert p.finish.attempt(row) is None
         assert p.j.get(row).state == "sent"
         assert list((tmp_path / "target").iterdir()) == []  # nothing was delivered again
         [archived] = folders(s.sent_dir)
