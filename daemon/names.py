@@ -57,9 +57,14 @@ def stem(name: str) -> str:
 
 
 def folder_name_for_id(invoice_id: str) -> str:
-    """An invoice id as a folder name: unsafe and control characters become '_'."""
-    return "".join("_" if c in _FOLDER_UNSAFE or ord(c) < 32 or ord(c) == 127 else c
-                   for c in invoice_id)
+    """An invoice id as a folder name: unsafe and control characters become '_'.
+
+    An id of only dots ("." or "..") would name the folder itself or its
+    parent, so its dots become '_' too; an empty id becomes "_".
+    """
+    folder = "".join("_" if c in _FOLDER_UNSAFE or ord(c) < 32 or ord(c) == 127 else c
+                     for c in invoice_id)
+    return folder if folder.strip(".") else folder.replace(".", "_") or "_"
 
 
 def name_problem(name: str) -> str | None:

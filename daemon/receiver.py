@@ -32,12 +32,12 @@ from daemon.errors import Refusal, UsageError
 from daemon.fsops import fsync_dir, rename_noreplace, write_atomic
 from daemon.manifest import MANIFEST_VERSION, bundle_id_from_manifest, utc_now_iso
 from daemon.multipart import Body, Multipart
+from daemon.names import folder_name_for_id
 
 MAX_BODY = 2 << 30  # 2 GiB: larger requests are refused before a byte is read
 MAX_DRAIN = 64 << 20  # refused bodies up to this size are read and dropped (see _finish)
 MAX_MANIFEST = 8 << 20
 _KEY = re.compile(r"[0-9a-f]{64}")
-_FOLDER_UNSAFE = re.compile(r'[/\\:*?"<>|\x00-\x1f\x7f]')
 _ATTACHMENT_FIELDS = ("part", "name", "original_name", "size", "sha256", "content_type",
                       "document_type")
 _RESERVED = {"manifest.json", "response.json", "attachments"}
@@ -52,12 +52,6 @@ def plain_name(name: Any, what: str) -> str:
     if len(name.encode("utf-8")) > 255:
         raise Refusal(400, f"{what}: filename is longer than 255 bytes")
     return name
-
-
-def folder_name(invoice_id: str) -> str:
-    """An invoice id made safe as one folder name (SPEC §5.2 layout)."""
-    folder = _FOLDER_UNSAFE.sub("_", invoice_id)
-    return folder if folder.strip(".") else folder.replace(".", "_") or "_"
 
 
 def _fields(entry: Any, where: str, names: Sequence[str]) -> dict[str, Any]:
@@ -79,7 +73,7 @@ def expected_parts(manifest: dict[str, Any]) -> list[tuple[str, dict[str, Any], 
         raise Refusal(400, f"invoice file name {inv_name!r} clashes with the store layout")
     out = [("invoice", inv, inv_name)]
     for invoice in manifest["invoices"]:
-        folder = folder_name(str(invoice["id"]))
+        folder = folder_name_for_id(str(invoice["id"]))
         for att in invoice["attachments"]:
             _fields(att, f"attachment of {invoice['id']!r}", _ATTACHMENT_FIELDS)
             name = plain_name(att["name"], f"manifest entry {att.get('part')!r}")

@@ -133,3 +133,12 @@ class TestNameProblem:
     def test_control_characters(self) -> None:
         """A name holding a control character is reported."""
         assert "control" in (name_problem("scan\n.pdf") or "")
+
+
+def test_ids_of_only_dots_never_name_the_folder_or_its_parent() -> None:
+    """An invoice id "." or ".." becomes "_" / "__": used as attachments/ID/ it must not
+    point at the folder itself or escape to its parent (directory transport, receiver)."""
+    from daemon.names import folder_name_for_id
+    assert folder_name_for_id("..") == "__" and folder_name_for_id(".") == "_"
+    assert folder_name_for_id("") == "_"
+    assert folder_name_for_id("a..b") == "a..b"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
-import os
 import random
 import socket
 import threading
@@ -22,7 +21,7 @@ from pypdf import PdfWriter
 
 from daemon.bundle import Attachment, Bundle, InvoiceFile
 from daemon.manifest import build_manifest
-from daemon.receiver import folder_name, make_server
+from daemon.receiver import make_server
 
 UBL = b"""<?xml version="1.0" encoding="UTF-8"?>
 <Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2">
@@ -385,10 +384,3 @@ class TestTokenAndFaults:
                     assert stored_bundles(store) == []
         assert statuses == [(503, "0"), (429, "0"), (201, None)]
         assert [line["status"] for line in log_lines(store)] == [503, 429, 201]
-
-
-def test_folder_name_makes_any_invoice_id_one_safe_folder() -> None:
-    """Invoice ids with separators or only dots become harmless folder names."""
-    assert folder_name('A/B\\C:D*E?F"G<H>I|J\x01') == "A_B_C_D_E_F_G_H_I_J_"
-    assert folder_name("..") == "__" and folder_name(".") == "_"
-    assert os.sep not in folder_name("x/y")
