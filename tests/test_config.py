@@ -181,7 +181,7 @@ class TestEnvironment:
                                        monkeypatch: pytest.MonkeyPatch) -> None:
         """A bad value from the environment is reported like one from the file."""
         monkeypatch.setenv("OUTBOXD_OUTBOX__SETTLE_SECONDS", "soon")
-        one_problem_with(problems_of(config_file(tmp_path, minimal(outbox))),
+        assert one_problem_with(problems_of(config_file(tmp_path, minimal(outbox))),
                          "[outbox] settle_seconds", "'soon'", "number")
 
 
@@ -209,7 +209,7 @@ class TestErrors:
     def test_outbox_path_required(self, tmp_path: Path) -> None:
         """[outbox] path is required."""
         text = f'[outbox]\nsettle_seconds = 1\n[delivery]\nurl = "{URL}"\n'
-        one_problem_with(problems_of(config_file(tmp_path, text)), "[outbox] path", "required")
+        assert one_problem_with(problems_of(config_file(tmp_path, text)), "[outbox] path", "required")
 
     def test_url_required_for_http(self, tmp_path: Path, outbox: Path) -> None:
         """transport = "http" (the default) without a url is an error naming [delivery] url."""
@@ -220,13 +220,13 @@ class TestErrors:
     def test_url_must_be_http(self, tmp_path: Path, outbox: Path) -> None:
         """A url that is not http:// or https:// is refused, naming the value."""
         text = f'[outbox]\npath = "{outbox}"\n[delivery]\nurl = "ftp://operator/x"\n'
-        one_problem_with(problems_of(config_file(tmp_path, text)),
+        assert one_problem_with(problems_of(config_file(tmp_path, text)),
                          "[delivery] url", "ftp://operator/x", "http://")
 
     def test_target_required_for_directory(self, tmp_path: Path, outbox: Path) -> None:
         """transport = "directory" without a target is an error naming [delivery] target."""
         text = f'[outbox]\npath = "{outbox}"\n[delivery]\ntransport = "directory"\n'
-        one_problem_with(problems_of(config_file(tmp_path, text)),
+        assert one_problem_with(problems_of(config_file(tmp_path, text)),
                          "[delivery] target", "required")
 
     def test_unknown_key_names_key_value_and_allowed(self, tmp_path: Path, outbox: Path) -> None:
@@ -263,16 +263,16 @@ class TestErrors:
                                                    extra: str, key: str, value: str,
                                                    allowed: str) -> None:
         """A bad value is an error line naming [section] key, the value and what is allowed."""
-        one_problem_with(problems_of(config_file(tmp_path, minimal(outbox, extra))),
+        assert one_problem_with(problems_of(config_file(tmp_path, minimal(outbox, extra))),
                          key, value, allowed)
 
     def test_every_problem_is_reported(self, tmp_path: Path, outbox: Path) -> None:
         """Several problems are all reported at once, one line each."""
         extra = '[policy]\nunattached = "maybe"\n[log]\nlevel = "loud"\n[nope]\n'
         problems = problems_of(config_file(tmp_path, minimal(outbox, extra)))
-        one_problem_with(problems, "[policy] unattached")
-        one_problem_with(problems, "[log] level")
-        one_problem_with(problems, "[nope]")
+        assert one_problem_with(problems, "[policy] unattached")
+        assert one_problem_with(problems, "[log] level")
+        assert one_problem_with(problems, "[nope]")
         assert len(problems) == 3
 
 
@@ -303,7 +303,7 @@ class TestSecrets:
         with pytest.raises(ConfigError) as info:
             load_settings(config_file(tmp_path, minimal(outbox).replace(
                 "[delivery]\n", f'[delivery]\ntoken_file = "{tmp_path}/absent"\n')))
-        one_problem_with(info.value.problems, "[delivery] token_file", f"{tmp_path}/absent")
+        assert one_problem_with(info.value.problems, "[delivery] token_file", f"{tmp_path}/absent")
 
     def test_no_token(self, tmp_path: Path, outbox: Path) -> None:
         """Without token or token_file there is no bearer token."""
@@ -329,7 +329,7 @@ class TestVerifyFromEnvironment:
     def test_a_missing_ca_bundle_is_a_config_error(self, tmp_path: Path, outbox: Path) -> None:
         """verify = "/nope/ca.pem" names the key and says what is allowed."""
         problems = problems_of(config_file(tmp_path, minimal(outbox, 'verify = "/nope/ca.pem"\n')))
-        one_problem_with(problems, "[delivery] verify = '/nope/ca.pem'", "CA bundle")
+        assert one_problem_with(problems, "[delivery] verify = '/nope/ca.pem'", "CA bundle")
 
 
 class TestSecretsInErrors:
@@ -347,4 +347,4 @@ class TestSecretsInErrors:
         """client_cert pointing nowhere stops loading, naming the key (not a traceback later)."""
         problems = problems_of(config_file(tmp_path, minimal(
             outbox, 'client_cert = "/nonexistent.pem"\n')))
-        one_problem_with(problems, "[delivery] client_cert = '/nonexistent.pem'", "PEM file")
+        assert one_problem_with(problems, "[delivery] client_cert = '/nonexistent.pem'", "PEM file")

@@ -183,7 +183,7 @@ class TestHostileXml:
         """A DOCTYPE with declarations (here an ATTLIST default) is refused too."""
         data = (b'<?xml version="1.0"?>\n<!DOCTYPE Order [<!ATTLIST Order id CDATA "x">]>\n'
                 b"<Order/>")
-        self.hostile(write(tmp_path / "attlist.xml", data))
+        assert self.hostile(write(tmp_path / "attlist.xml", data)).code == "hostile-xml"
 
     def test_bare_doctype_is_allowed(self, tmp_path: Path) -> None:
         """A bare <!DOCTYPE Invoice> without declarations is read as usual."""
