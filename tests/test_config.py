@@ -209,7 +209,8 @@ class TestErrors:
     def test_outbox_path_required(self, tmp_path: Path) -> None:
         """[outbox] path is required."""
         text = f'[outbox]\nsettle_seconds = 1\n[delivery]\nurl = "{URL}"\n'
-        assert one_problem_with(problems_of(config_file(tmp_path, text)), "[outbox] path", "required")
+        problems = problems_of(config_file(tmp_path, text))
+        assert one_problem_with(problems, "[outbox] path", "required")
 
     def test_url_required_for_http(self, tmp_path: Path, outbox: Path) -> None:
         """transport = "http" (the default) without a url is an error naming [delivery] url."""
