@@ -149,7 +149,10 @@ def start_daemon(env: Env) -> Iterator[Any]:
 
 
 def journal_states(env: Env) -> dict[str, str]:
+    """invoice file -> journal state, as the running daemon last wrote it ({} before)."""
     import sqlite3
+    if not (env.state / "journal.sqlite3").exists():
+        return {}
     db = sqlite3.connect(env.state / "journal.sqlite3")
     try:
         return {r[0]: r[1] for r in db.execute("SELECT invoice_file, state FROM bundles")}

@@ -7,7 +7,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from conftest import Env, Receiver
+from conftest import Env, Receiver, journal_states
 from helpers import drop_bundle, pdf_bytes, ubl_invoice, wait_for, write
 
 
@@ -185,7 +185,7 @@ def test_attachments_added_while_waiting_go_out_with_the_invoice(env: Env, recei
     env.write_config(receiver.url, policy={"attachment_wait_seconds": 60})
     daemon = start_daemon()
     drop_bundle(env.outbox, "INV-9002", {})
-    wait_for(lambda: "waiting" in json.dumps(_states(env)), what="the invoice to wait")
+    wait_for(lambda: "waiting" in json.dumps(journal_states(env)), what="the invoice to wait")
     write(env.outbox / "INV-9002" / "late.pdf", pdf_bytes())
     [archived] = wait_for(env.sent_bundles, what="the completed bundle in sent/")
     manifest = json.loads((archived / "receipt.json").read_text())["manifest"]
@@ -193,10 +193,6 @@ def test_attachments_added_while_waiting_go_out_with_the_invoice(env: Env, recei
     assert manifest["warnings"] == []
     assert daemon.popen.poll() is None
 
-
-def _states(env: Env) -> dict[str, str]:
-    from conftest import journal_states
-    return journal_states(env) if (env.state / "journal.sqlite3").exists() else {}
 
 
 def test_invalid_bundle_under_hold_stays_with_an_errors_file_until_fixed(
@@ -313,3 +309,49 @@ def test_archives_on_another_file_system_are_complete_copies(
         assert sorted(p.name for p in env.outbox.iterdir()) == [".outboxd"]
     finally:
         shutil.rmtree(other, ignore_errors=True)
+
+
+def test_file_with_several_invoices_matches_each_subfolder(env: Env, receiver: Receiver,
+                                                          start_daemon) -> None:
+    """A batch file holding two real Peppol invoices (wrapped) is one bundle; each invoice
+    gets the attachments of its own subfolder, in file order."""
+    from helpers import FIXTURES
+
+    def body(name: str) -> bytes:
+        text = (FIXTURES / name).read_bytes()
+        return text[text.index(b"?>") + 2:] if text.startswith(b"<?xml") else text
+    batch = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Batch>' + body("vat-category-E.xml")
+             + body("Norwegian-example-1.xml") + b"</Batch>\n")
+    env.write_config(receiver.url)
+    start_daemon()
+    write(env.outbox / "batch-42" / "Vat-Z" / "contract.pdf", pdf_bytes())
+    write(env.outbox / "batch-42" / "TOSL108" / "spec.pdf", pdf_bytes(2))
+    write(env.outbox / "batch-42.xml", batch)
+    [archived] = wait_for(env.sent_bundles, what="the batch in sent/")
+    wait_for(lambda: (archived / "receipt.json").exists(), what="receipt.json")
+    manifest = json.loads((archived / "receipt.json").read_text())["manifest"]
+    assert [(i["id"], [a["original_name"] for a in i["attachments"]])
+            for i in manifest["invoices"]] == [("Vat-Z", ["contract.pdf"]),
+                                               ("TOSL108", ["spec.pdf"])]
+    assert manifest["invoice_file"]["format"] == "ubl"
+
+
+def test_marker_completion_waits_for_the_marker_and_archives_it(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """completion = "marker": a settled bundle is not sent until NAME.ready exists; the
+    marker travels with the bundle into sent/."""
+    env.write_config(receiver.url, outbox={"completion": "marker"})
+    daemon = start_daemon()
+    drop_bundle(env.outbox, "INV-M1", {"a.pdf": pdf_bytes()})
+    wait_for(lambda: "settling" in json.dumps(journal_states(env)), what="the bundle to be seen")
+    # Settled for many settle periods, but no marker: nothing may be sent.
+    drop_bundle(env.outbox, "INV-M0", {"z.pdf": pdf_bytes()})
+    write(env.outbox / "INV-M0.ready", b"")
+    wait_for(lambda: len(env.sent_bundles()) == 1, what="the marked bundle")
+    assert (env.outbox / "INV-M1.xml").exists() and receiver.accepted() and \
+        len(receiver.accepted()) == 1
+    write(env.outbox / "INV-M1.ready", b"")
+    wait_for(lambda: len(env.sent_bundles()) == 2, what="INV-M1 once marked")
+    [m1] = [p for p in env.sent_bundles() if p.name.startswith("INV-M1")]
+    assert (m1 / "INV-M1.ready").exists()
+    assert daemon.popen.poll() is None

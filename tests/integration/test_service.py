@@ -7,7 +7,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from conftest import Env, Receiver
+from conftest import Env, Receiver, journal_states
 
 
 def test_ready_after_startup_and_stopping_on_sigterm(env: Env, receiver: Receiver, start_daemon,
@@ -30,3 +30,27 @@ def test_ready_after_startup_and_stopping_on_sigterm(env: Env, receiver: Receive
             messages.append(sock.recv(4096).decode())
     finally:
         sock.close()
+
+
+def test_sighup_reloads_a_good_config_and_keeps_the_old_on_a_bad_one(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """SIGHUP with a bad new config logs it and keeps running on the old one; SIGHUP with a
+    good one applies it (here: unattached "hold" → "send" releases a waiting invoice)."""
+    import json
+
+    from helpers import drop_bundle, wait_for
+    env.write_config(receiver.url, policy={"unattached": "hold"})
+    daemon = start_daemon()
+    drop_bundle(env.outbox, "INV-R1", {})
+    wait_for(lambda: '"waiting"' in json.dumps(journal_states(env)), what="the invoice to wait")
+
+    good = env.config.read_text()
+    env.config.write_text(good + "[bogus]\nx = 1\n")
+    daemon.popen.send_signal(signal.SIGHUP)
+    wait_for(lambda: "configuration not reloaded" in daemon.stderr(), what="the refusal")
+    assert daemon.popen.poll() is None and env.sent_bundles() == []
+
+    env.write_config(receiver.url, policy={"unattached": "send"})
+    daemon.popen.send_signal(signal.SIGHUP)
+    wait_for(lambda: "configuration reloaded" in daemon.stderr(), what="the reload")
+    wait_for(env.sent_bundles, what="the released invoice in sent/")
