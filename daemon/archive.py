@@ -17,6 +17,7 @@ from typing import Any
 
 from daemon.bundle import Finding
 from daemon.fsops import free_name, move_tree, write_atomic, write_json
+from daemon.manifest import utc_now_iso
 
 
 def target_for(root: Path, name: str, bundle_id: str) -> Path:
@@ -68,7 +69,7 @@ def write_receipt(work: Path, receipt: dict[str, Any]) -> None:
 def reason_record(bundle_id: str, invoice_file: str, reasons: list[Finding]) -> dict[str, Any]:
     return {"bundle_id": bundle_id, "invoice_file": invoice_file,
             "reasons": [{"code": r.code, "file": r.file, "message": r.message} for r in reasons],
-            "quarantined_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+            "quarantined_at": utc_now_iso()}
 
 
 def reason_text(record: dict[str, Any]) -> str:

@@ -301,7 +301,7 @@ def _show(key: str, value: Any) -> str:
     return repr(value)
 
 
-def _describe(err: dict[str, Any], raw: dict[str, Any]) -> str:
+def _describe(err: dict[str, Any]) -> str:
     loc = [str(p) for p in err["loc"]]
     section, key = (loc[0], ".".join(loc[1:])) if loc else ("", "")
     where = f"[{section}] {key}".strip() if key else (f"[{section}]" if section else "config")
@@ -341,7 +341,7 @@ def load_settings(path: Path) -> Settings:
     try:
         settings = Settings(**raw)
     except ValidationError as exc:
-        raise ConfigError([_describe(e, raw) for e in exc.errors()], source=str(path)) from None
+        raise ConfigError([_describe(e) for e in exc.errors()], source=str(path)) from None
     outbox = settings.outbox.path
     if not outbox.is_dir():
         raise ConfigError(f"[outbox] path = \"{outbox}\": the outbox does not exist or is not "

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import email.utils
 import json
-import os
 import random
 import shutil
 from contextlib import ExitStack
@@ -24,7 +23,7 @@ from daemon import __version__
 from daemon.bundle import Bundle
 from daemon.config import DeliveryConfig
 from daemon.errors import Paused, Rejected, Retryable
-from daemon.fsops import fsync_dir, open_regular, write_json
+from daemon.fsops import copy_file, fsync_dir, open_regular, write_json
 from daemon.manifest import ordered_attachments, safe_filename
 from daemon.names import folder_name_for_id
 
@@ -184,24 +183,17 @@ class DirectoryDeliverer:
                 shutil.rmtree(tmp)
             tmp.mkdir(parents=True)
             write_json(tmp / "manifest.json", manifest)
-            self._copy(bundle.invoice_file.path, tmp / bundle.invoice_file.name)
+            copy_file(bundle.invoice_file.path, tmp / bundle.invoice_file.name)
             for att in ordered_attachments(bundle):
                 folder = tmp / "attachments" / folder_name_for_id(att.invoice_id)
                 folder.mkdir(parents=True, exist_ok=True)
-                self._copy(att.path, folder / att.original_name)
+                copy_file(att.path, folder / att.original_name)
             tmp.rename(final)
             fsync_dir(self.target)
         except OSError as exc:
             raise Retryable(f"cannot write to [delivery] target {self.target}: "
                             f"{exc.strerror}") from None
         return Receipt(201, body, None)
-
-    @staticmethod
-    def _copy(src: Path, dst: Path) -> None:
-        with open_regular(src) as fin, open(dst, "wb") as fout:
-            shutil.copyfileobj(fin, fout)
-            fout.flush()
-            os.fsync(fout.fileno())
 
 
 def make_deliverer(cfg: DeliveryConfig) -> Deliverer:

@@ -27,6 +27,7 @@ from daemon.errors import InputError, Paused, Rejected, Retryable
 from daemon.journal import (
     CLAIMING,
     DELIVERED,
+    IN_FLIGHT,
     QUARANTINING,
     Journal,
     Row,
@@ -39,8 +40,6 @@ from daemon.match import assemble
 from daemon.names import stem
 from daemon.scan import Candidate, candidate_for
 from daemon.validate import validate_bundle
-
-BODY_LIMIT = 2000
 
 
 def evaluate(cand: Candidate, settings: Settings) -> Bundle:
@@ -142,7 +141,7 @@ class Finisher:
         except Rejected as exc:
             self.quarantine(row_id, [Finding(
                 "rejected", row.invoice_file, f"the receiver answered HTTP {exc.status}: "
-                f"{exc.body[:BODY_LIMIT]} — fix what the receiver names, then move the bundle "
+                f"{exc.body} — fix what the receiver names, then move the bundle "
                 "back into the outbox")])
             return None
         record = {"manifest": manifest, "response": receipt.as_dict(), "attempts": attempts,
@@ -198,7 +197,7 @@ class Finisher:
         failure there is retried later instead of stopping the start.
         """
         due: list[tuple[int, float]] = []
-        for row in self.j.rows((CLAIMING, "delivering", "retrying", DELIVERED, QUARANTINING)):
+        for row in self.j.rows(IN_FLIGHT):
             log = self._bind(row.invoice_file, row.bundle_id, row.invoice_ids)
             log.info("recovering bundle", state=row.state)
             delay = 0.0

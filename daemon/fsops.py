@@ -146,6 +146,17 @@ def rename_noreplace(src: Path, dst: Path) -> None:
     os.rename(src, dst)
 
 
+def copy_file(src: Path, dst: Path) -> None:
+    """Copy a regular input file to a new dst (never through a link), fsynced."""
+    with open_regular(src) as fin:
+        fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o640)
+        with os.fdopen(fd, "wb") as fout:
+            shutil.copyfileobj(fin, fout, CHUNK)
+            fout.flush()
+            os.fsync(fout.fileno())
+
+
 def _copy_entry(src: Path, dst: Path) -> None:
     """Copy one entry without following links or opening FIFOs and devices; fsync files."""
     st = os.lstat(src)
@@ -155,12 +166,7 @@ def _copy_entry(src: Path, dst: Path) -> None:
             _copy_entry(src / name, dst / name)
         fsync_dir(dst)
     elif stat.S_ISREG(st.st_mode):
-        with open_regular(src) as fin:
-            fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o640)
-            with os.fdopen(fd, "wb") as fout:
-                shutil.copyfileobj(fin, fout, CHUNK)
-                fout.flush()
-                os.fsync(fout.fileno())
+        copy_file(src, dst)
     elif stat.S_ISLNK(st.st_mode):
         os.symlink(os.readlink(src), dst)
     elif stat.S_ISFIFO(st.st_mode):

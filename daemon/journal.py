@@ -28,7 +28,6 @@ CLAIMING = "claiming"  # being moved into processing
 DELIVERED = "delivered"  # receiver accepted; not yet archived in sent/
 QUARANTINING = "quarantining"  # being moved into quarantine/
 IN_FLIGHT = (CLAIMING, "delivering", "retrying", DELIVERED, QUARANTINING)
-FINAL = ("sent", "quarantined", "gone")
 SHOWN_AS = {CLAIMING: "delivering", DELIVERED: "delivering", QUARANTINING: "quarantined"}
 STATES = ("settling", "waiting", "held", "delivering", "retrying", "sent", "quarantined")
 

@@ -183,7 +183,7 @@ class Pipeline:
             write_atomic(path, text.encode("utf-8"))
 
     def _undo_claim(self, cand: Candidate, row_id: int, work: Path, why: str,
-                    log: Any, **fields: Any) -> None:
+                    **fields: Any) -> None:
         """Put a claimed bundle back to settle again; if a same-named file arrived in the
         meantime, ours cannot go back and is quarantined beside it instead."""
         stuck = unclaim(cand, work) if work.exists() else []
@@ -220,7 +220,7 @@ class Pipeline:
         except OSError as exc:
             # Permissions, a share that went away: put back whatever moved and
             # try again after a rescan period rather than on every tick.
-            self._undo_claim(cand, row_id, work, "claim failed", log,
+            self._undo_claim(cand, row_id, work, "claim failed",
                              last_error=f"cannot move into processing: {exc}")
             log.error("cannot claim bundle; will try again", error=str(exc),
                       retry_in=self.s.outbox.rescan_seconds)
@@ -234,7 +234,7 @@ class Pipeline:
         except InputError:
             after = ""
         if after != bid:
-            self._undo_claim(cand, row_id, work, "changed while being claimed", log)
+            self._undo_claim(cand, row_id, work, "changed while being claimed")
             log.info("bundle changed while being claimed; settling again")
             return None
         if reasons:
