@@ -124,10 +124,25 @@ class Receiver(Proc):
 
 
 @pytest.fixture
-def receiver(tmp_path: Path) -> Iterator[Receiver]:
-    r = Receiver(tmp_path / "store", tmp_path / "receiver.log")
-    yield r
-    r.stop()
+def start_receiver(tmp_path: Path) -> Iterator[Any]:
+    """Start `outboxd receiver` with extra options (e.g. --fail-first 503); the store is
+    tmp_path/store unless given. Every receiver is stopped at the end."""
+    started: list[Receiver] = []
+
+    def start(*extra: str, store: Path | None = None) -> Receiver:
+        r = Receiver(store or tmp_path / "store", tmp_path / f"receiver{len(started)}.log",
+                     *extra)
+        started.append(r)
+        return r
+
+    yield start
+    for r in started:
+        r.stop()
+
+
+@pytest.fixture
+def receiver(start_receiver: Any) -> Receiver:
+    return start_receiver()
 
 
 @pytest.fixture

@@ -200,7 +200,7 @@ class TestReviewFindings:
         row = p.j.create("INV-1.xml", "claiming", bundle_id="ab" * 32, work_dir=str(work))
         claim(cand, work, with_marker=False)
         write(s.outbox.path / "INV-1.xml", b"<Inv>new</Inv>")  # the ERP drops a new version
-        p._undo_claim(cand, row, work, "changed while being claimed", p.log)
+        p._undo_claim(cand, row, work, "changed while being claimed")
         assert (s.outbox.path / "INV-1.xml").read_bytes() == b"<Inv>new</Inv>"
         [q] = folders(s.quarantine_dir)
         assert (q / "INV-1.xml").read_bytes() == b"<Inv>old</Inv>"

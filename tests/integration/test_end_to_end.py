@@ -119,34 +119,28 @@ def test_restart_after_delivery_sends_nothing_again(env: Env, receiver: Receiver
     assert len({r["idempotency_key"] for r in receiver.accepted()}) == 2
 
 
-def test_transient_receiver_errors_are_retried_until_delivered(env: Env, tmp_path: Path,
+def test_transient_receiver_errors_are_retried_until_delivered(env: Env, start_receiver,
                                                                start_daemon) -> None:
     """503 and 429 answers are retried with backoff; the bundle is delivered, not dropped."""
-    flaky = Receiver(tmp_path / "flaky-store", tmp_path / "flaky.log", "--fail-first", "503,429")
-    try:
-        env.write_config(flaky.url)
-        start_daemon()
-        drop_bundle(env.outbox, "INV-4001", {"a.pdf": pdf_bytes()})
-        [archived] = wait_for(env.sent_bundles, what="delivery after retries")
-        assert [r["status"] for r in flaky.requests()] == [503, 429, 201]
-        assert json.loads((archived / "receipt.json").read_text())["attempts"] == 3
-    finally:
-        flaky.stop()
+    flaky = start_receiver("--fail-first", "503,429")
+    env.write_config(flaky.url)
+    start_daemon()
+    drop_bundle(env.outbox, "INV-4001", {"a.pdf": pdf_bytes()})
+    [archived] = wait_for(env.sent_bundles, what="delivery after retries")
+    assert [r["status"] for r in flaky.requests()] == [503, 429, 201]
+    assert json.loads((archived / "receipt.json").read_text())["attempts"] == 3
 
 
-def test_receiver_rejection_quarantines_with_status_and_body(env: Env, tmp_path: Path,
+def test_receiver_rejection_quarantines_with_status_and_body(env: Env, start_receiver,
                                                              start_daemon) -> None:
     """A 4xx rejection quarantines the bundle; REASON.txt gives the HTTP status."""
-    picky = Receiver(tmp_path / "picky-store", tmp_path / "picky.log", "--fail-first", "415")
-    try:
-        env.write_config(picky.url)
-        start_daemon()
-        drop_bundle(env.outbox, "INV-5001", {"a.pdf": pdf_bytes()})
-        [q] = wait_for(env.quarantined, what="the rejected bundle in quarantine/")
-        assert "HTTP 415" in (q / "REASON.txt").read_text()
-        assert env.sent_bundles() == []
-    finally:
-        picky.stop()
+    picky = start_receiver("--fail-first", "415")
+    env.write_config(picky.url)
+    start_daemon()
+    drop_bundle(env.outbox, "INV-5001", {"a.pdf": pdf_bytes()})
+    [q] = wait_for(env.quarantined, what="the rejected bundle in quarantine/")
+    assert "HTTP 415" in (q / "REASON.txt").read_text()
+    assert env.sent_bundles() == []
 
 
 def test_files_that_are_not_invoices_are_left_alone(env: Env, receiver: Receiver,
