@@ -124,6 +124,12 @@ class Pipeline:
         return known
 
     def _live(self, row: Row | None, key: str, state: str, **fields: Any) -> None:
+        if row is None or row.state != state:
+            # One log line per state a bundle enters in the outbox (settling,
+            # waiting, held), so a person reading the log sees it move.
+            self._bind(key, fields.get("bundle_id"), fields.get("invoice_ids", [])).info(
+                f"bundle {state}", **{k: fields[k] for k in ("unattached_ids", "deadline")
+                                      if fields.get(k)})
         if row is None:
             self.j.create(key, state, **fields)
         elif row.state != state or any(getattr(row, k) != v for k, v in fields.items()):

@@ -41,4 +41,9 @@ def test_every_stderr_line_is_json_through_start_reload_watcher_restart_and_stop
             raise AssertionError(f"not a JSON line: {line!r}") from None
     events = [r["event"] for r in records]
     assert "configuration reloaded" in events and "stopped" in events
+    # every bundle event names its invoice file (and, once read, its ids and bundle id)
+    for event in ("bundle settling", "bundle claimed", "bundle sent"):
+        assert any(r["event"] == event and r["invoice_file"] == "INV-L1.xml" for r in records)
+    sent = next(r for r in records if r["event"] == "bundle sent")
+    assert sent["invoice_ids"] == ["INV-L1"] and len(sent["bundle_id"]) == 64
     assert all(isinstance(r, dict) and "level" in r and "timestamp" in r for r in records)
