@@ -13,7 +13,7 @@ from pypdf import PdfWriter
 # Also what `outboxd demo` builds its samples with.
 from daemon.actions.samples import text_pdf  # noqa: F401
 
-# Copies of ../shared/fixtures/peppol (official Peppol BIS 3 examples), kept in the repo
+# Unchanged copies of the official Peppol BIS 3 example documents (see fixtures/peppol/README.md),
 # so a clean clone tests without the shared folder beside it.
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "peppol"
 UBL_NS = ('xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2" '
