@@ -14,7 +14,7 @@ from pypdf import PdfWriter
 from daemon.actions.samples import text_pdf  # noqa: F401
 
 # Unchanged copies of the official Peppol BIS 3 example documents (see fixtures/peppol/README.md),
-# so a clean clone tests without the shared folder beside it.
+# kept in the repository so a clean clone tests with nothing beside it.
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "peppol"
 UBL_NS = ('xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2" '
           'xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2" '
