@@ -68,7 +68,7 @@ class OutboxIndex:
         until its bundle has been stepped (the step records it as gone).
         """
         now = look(self.cfg, name)
-        for key, cand in now.candidates.items():
+        for cand in now.candidates.values():
             self.add(cand)
         keys = set(self._by_name.get(name, ()))
         keys.update(now.candidates)

@@ -20,7 +20,7 @@ from daemon.claim import claim, unclaim, work_dir_for
 from daemon.config import Settings
 from daemon.deliver import Deliverer
 from daemon.errors import ClaimLost, InputError
-from daemon.finish import Finisher, bind, evaluate, reasons_of
+from daemon.finish import Finisher, bind, reasons_of
 from daemon.fsops import write_atomic
 from daemon.journal import (
     CLAIMING,
@@ -240,6 +240,7 @@ class Pipeline:
                 "outbox")])
             return
         self.j.transition(row_id, "settling", why, work_dir=None, **fields)
+        self.live[cand.invoice.name] = self.j.get(row_id)
 
     def _claim(self, cand: Candidate, known: _Known, row: Row | None,
                reasons: list[Finding], now: float) -> Next:
@@ -255,18 +256,19 @@ class Pipeline:
             row_id = row.id
             self.j.transition(row_id, CLAIMING, **fields)
         self.live.pop(key, None)
-        self.forget(key)
         log = self._bind(key, bid, bundle.invoice_ids)
         try:
             moved = claim(cand, work, self.s.outbox.completion == "marker")
         except ClaimLost:
+            self.forget(key)
             self.j.transition(row_id, "gone", "claimed by another daemon", durable=False,
                               work_dir=None)
             log.info("bundle taken by another daemon")
             return IDLE
         except OSError as exc:
             # Permissions, a share that went away: put back whatever moved and
-            # try again after a rescan period rather than on every tick.
+            # try again after a rescan period rather than at once. The files are
+            # as they were (renames change no snapshot), so what was read stands.
             self._undo_claim(cand, row_id, work, "claim failed",
                              last_error=f"cannot move into processing: {exc}")
             log.error("cannot claim bundle; will try again", error=str(exc),
@@ -280,6 +282,7 @@ class Pipeline:
             after = assemble(moved, self.s)
         except InputError:
             after = None
+        self.forget(key)
         if after is None or bundle_id_of(after) != bid:
             self._undo_claim(cand, row_id, work, "changed while being claimed")
             log.info("bundle changed while being claimed; settling again")

@@ -16,8 +16,8 @@ from helpers import drop_bundle, pdf_bytes, write  # noqa: E402
 
 from daemon.config import Settings  # noqa: E402
 from daemon.deliver import DirectoryDeliverer  # noqa: E402
-from daemon.journal import Journal  # noqa: E402
 from daemon.finish import evaluate  # noqa: E402
+from daemon.journal import Journal  # noqa: E402
 from daemon.pipeline import Next, Pipeline  # noqa: E402
 from daemon.scan import Candidate, list_outbox  # noqa: E402
 
