@@ -40,7 +40,7 @@ from daemon.notify import notify, watchdog_interval
 from daemon.pipeline import Next, Pipeline
 from daemon.scan import Candidate, Listing, Snapshot, list_outbox, snapshot
 from daemon.timers import Timers
-from daemon.watch import Watcher
+from daemon.watch import OVERFLOW, Watcher
 
 RESCAN: Hashable = ("rescan",)
 WATCHDOG: Hashable = ("watchdog",)
@@ -186,6 +186,10 @@ class Service:
         with self._hint_lock:
             names, self._hints = self._hints, set()
         for name in names:
+            if name == OVERFLOW:
+                self.log.warning("the watcher lost events; rescanning the outbox")
+                self.timers.at(RESCAN, self.clock())
+                continue
             try:
                 keys, what = self.index.touched(name)
             except OSError as exc:
