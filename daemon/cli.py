@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hold-first", type=float, default=0.0, metavar="SECONDS",
                    help="store the first bundle, then wait this long before answering "
                         "(a lost answer, for crash trials)")
+    p.add_argument("--retry-after", type=float, default=0.0, metavar="SECONDS",
+                   help="Retry-After sent with the injected 429/503 answers (default 0)")
 
     p = sub.add_parser("demo", help="a self-contained trial: receiver, daemon and sample "
                        "invoices on this machine")
@@ -119,7 +121,7 @@ def _cmd_receiver(args: argparse.Namespace) -> int:
                          f"{args.fail_first!r}") from None
     token = args.token or os.environ.get("OUTBOXD_RECEIVER_TOKEN") or None
     return receiver.run(args.listen, args.store, token=token, fail_first=fail_first,
-                        hold_first=args.hold_first)
+                        hold_first=args.hold_first, retry_after=args.retry_after)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
