@@ -197,8 +197,13 @@ class ServiceConfig(Section):
     shutdown_grace_seconds: Seconds = Field(20.0, ge=0)
 
 
+class EinvoiceConfig(Section):
+    # SPEC §2.2: the official EN 16931 / Peppol BIS 3 rules on each UBL invoice.
+    preflight: Literal["error", "warn", "off"] = "error"
+
+
 SECTIONS = ("outbox", "paths", "invoices", "attachments", "validation", "policy",
-            "delivery", "log", "service")
+            "delivery", "log", "service", "einvoice")
 
 
 class _EnvOverrides(PydanticBaseSettingsSource):
@@ -244,6 +249,7 @@ class Settings(BaseSettings):
     delivery: DeliveryConfig
     log: LogConfig = LogConfig()
     service: ServiceConfig = ServiceConfig()
+    einvoice: EinvoiceConfig = EinvoiceConfig()
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings],

@@ -23,6 +23,7 @@ from daemon.bundle import Bundle, Finding
 from daemon.claim import finish_claim, moved_candidate
 from daemon.config import Settings
 from daemon.deliver import Deliverer, backoff
+from daemon.einvoice import preflight_bundle
 from daemon.errors import InputError, Paused, Rejected, Retryable
 from daemon.journal import (
     CLAIMING,
@@ -44,7 +45,8 @@ from daemon.validate import validate_bundle
 
 def evaluate(cand: Candidate, settings: Settings) -> Bundle:
     """Read, match and validate; raises InputError only if the invoice file is unreadable."""
-    return validate_bundle(assemble(cand, settings), settings.validation)
+    bundle = validate_bundle(assemble(cand, settings), settings.validation)
+    return preflight_bundle(bundle, settings.einvoice.preflight)  # SPEC §2.2
 
 
 def reasons_of(findings: list[Finding] | tuple[Finding, ...]) -> list[dict[str, str]]:

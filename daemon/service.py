@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from daemon import logs
+from daemon import einvoice, logs
 from daemon.config import Settings, load_settings, prepare_folders
 from daemon.deliver import Deliverer, make_deliverer
 from daemon.errors import ConfigError, OutboxdError
@@ -154,6 +154,8 @@ class Service:
             return
         try:
             deliverer = self._deliverer(new)
+            if new.einvoice.preflight != "off":
+                einvoice.load(cache_dir=new.paths.state_dir / "einvoice")
         except ConfigError as exc:
             self.log.error("configuration not reloaded; keeping the old one", error=str(exc))
             return
@@ -165,6 +167,8 @@ class Service:
     def run(self) -> int:
         s = self.settings
         prepare_folders(s)
+        if s.einvoice.preflight != "off":  # a broken install stops the start (exit 2)
+            einvoice.load(cache_dir=s.paths.state_dir / "einvoice")
         self._install_signals()
         journal = Journal(s.journal_path)
         pipeline = Pipeline(s, journal, self._deliverer(s))
