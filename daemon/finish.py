@@ -7,6 +7,7 @@ it takes effect, so `recover()` can always tell what was under way.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from daemon.archive import (
 from daemon.bundle import Bundle, Finding
 from daemon.claim import finish_claim, moved_candidate
 from daemon.config import Settings
+from daemon.convert import materialise
 from daemon.deliver import Deliverer, backoff
 from daemon.einvoice import preflight_bundle
 from daemon.errors import InputError, Paused, Rejected, Retryable
@@ -76,8 +78,10 @@ class Finisher:
 
     def _claimed_bundle(self, row: Row) -> Bundle:
         assert row.work_dir is not None
-        return evaluate(moved_candidate(candidate_for(self.s.outbox, row.invoice_file),
-                                         Path(row.work_dir)), self.s)
+        bundle = evaluate(moved_candidate(candidate_for(self.s.outbox, row.invoice_file),
+                                           Path(row.work_dir)), self.s)
+        # Converted images are written only now, into the claimed work folder (convert.py).
+        return replace(bundle, attachments=materialise(bundle.attachments, Path(row.work_dir)))
 
     def outgoing_warnings(self, bundle: Bundle, bid: str) -> list[Finding]:
         name = bundle.invoice_file.name

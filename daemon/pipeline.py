@@ -19,6 +19,7 @@ from daemon import logs
 from daemon.bundle import Bundle, Finding
 from daemon.claim import claim, unclaim, work_dir_for
 from daemon.config import Settings
+from daemon.convert import unconverted
 from daemon.deliver import Deliverer
 from daemon.errors import ClaimLost, InputError
 from daemon.finish import Finisher, bind, evaluate, reasons_of
@@ -233,7 +234,7 @@ class Pipeline:
             after = bundle_id_of(assemble(moved, self.s))
         except InputError:
             after = ""
-        if after != bid:
+        if after != bundle_id_of(unconverted(bundle)):  # assemble() converts nothing
             self._undo_claim(cand, row_id, work, "changed while being claimed")
             log.info("bundle changed while being claimed; settling again")
             return None

@@ -6,11 +6,11 @@ import threading
 from pathlib import Path
 
 import pytest
+from helpers import pdf_bytes, ubl_invoice
 
 from daemon.einvoice import preflight, rules_versions
 from daemon.einvoice.artefacts import artefacts_hash
 from daemon.einvoice.engine import Engine
-from helpers import pdf_bytes, ubl_invoice
 
 from .broken import BASE, BROKEN, EXAMPLES, with_id
 
