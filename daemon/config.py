@@ -118,6 +118,8 @@ class PolicyConfig(Section):
 
 class DeliveryConfig(Section):
     transport: Literal["http", "directory"] = "http"
+    # SPEC §5.4: "ubl-embedded" sends one UBL document per invoice, attachments inside.
+    format: Literal["bundle", "ubl-embedded"] = "bundle"
     url: str | None = None
     target: Path | None = None
     safe_filenames: bool = True

@@ -198,6 +198,12 @@ class DirectoryDeliverer:
 
 
 def make_deliverer(cfg: DeliveryConfig) -> Deliverer:
+    if cfg.format == "ubl-embedded":
+        from daemon.einvoice.transport import EmbeddedDeliverer
+        if cfg.transport == "directory":
+            assert cfg.target is not None
+            cfg.target.mkdir(parents=True, exist_ok=True)
+        return EmbeddedDeliverer(cfg)
     if cfg.transport == "directory":
         assert cfg.target is not None
         cfg.target.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,7 @@ from daemon.claim import finish_claim, moved_candidate
 from daemon.config import Settings
 from daemon.convert import materialise
 from daemon.deliver import Deliverer, backoff
-from daemon.einvoice import preflight_bundle
+from daemon.einvoice import check_bundle
 from daemon.errors import InputError, Paused, Rejected, Retryable
 from daemon.journal import (
     CLAIMING,
@@ -48,7 +48,7 @@ from daemon.validate import validate_bundle
 def evaluate(cand: Candidate, settings: Settings) -> Bundle:
     """Read, match and validate; raises InputError only if the invoice file is unreadable."""
     bundle = validate_bundle(assemble(cand, settings), settings.validation)
-    return preflight_bundle(bundle, settings.einvoice.preflight)  # SPEC §2.2
+    return check_bundle(bundle, settings)  # SPEC §2.2 pre-flight, §5.4 embedding
 
 
 def reasons_of(findings: list[Finding] | tuple[Finding, ...]) -> list[dict[str, str]]:
@@ -126,6 +126,8 @@ class Finisher:
         attempts = row.attempts + 1
         self.j.transition(row_id, "delivering", bundle_id=manifest["bundle_id"],
                           attempts=attempts, next_attempt_at=None)
+        if (bind_journal := getattr(self.d, "bind_journal", None)) is not None:
+            bind_journal(self.j)  # ubl-embedded: documents already accepted (SPEC §5.4)
         try:
             receipt = self.d.deliver(bundle, manifest)
         except InputError as exc:
