@@ -35,3 +35,8 @@ BROKEN: dict[str, tuple[bytes, str]] = {
 }
 for _kind, (_data, _rule) in BROKEN.items():
     assert _data != BASE, _kind  # the replacement found its text
+
+
+def body(data: bytes) -> bytes:
+    """The document without its XML declaration, to wrap several in one file."""
+    return data.split(b"?>\n", 1)[1]
