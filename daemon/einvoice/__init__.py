@@ -3,7 +3,9 @@
 The API the rest of outboxd uses:
 
 * ``load(cache_dir)`` — load the engine once per process (ConfigError if it cannot);
-* ``preflight(data, rel, mode)`` — check one invoice file's bytes → ``Result``;
+* ``preflight(data, rel, mode)`` — check one invoice file's bytes → ``Result``
+  (``checked`` False: not pre-flighted, e.g. Svefaktura — ``check`` prints a
+  ``not-preflighted`` note); ``read_and_preflight(path, rel, mode)`` opens it safely;
 * ``preflight_bundle(bundle, mode)`` — the same for a read bundle, findings appended;
 * ``check_bundle(bundle, settings)`` — pre-flight, and for ``[delivery] format =
   "ubl-embedded"`` the embedded documents built and checked (XSD + fatal rules);
@@ -29,7 +31,7 @@ from daemon.einvoice.preflight import (
 from daemon.errors import InputError
 
 __all__ = ["Engine", "Mode", "Result", "check_bundle", "load", "mime_codes", "preflight",
-           "preflight_bundle", "rules_versions"]
+           "preflight_bundle", "read_and_preflight", "rules_versions"]
 
 
 def preflight_bundle(bundle: Bundle, mode: Mode) -> Bundle:
