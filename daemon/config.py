@@ -118,6 +118,8 @@ class PolicyConfig(Section):
 
 class DeliveryConfig(Section):
     transport: Literal["http", "directory"] = "http"
+    # SPEC §5.4: "ubl-embedded" sends one UBL document per invoice, attachments inside.
+    format: Literal["bundle", "ubl-embedded"] = "bundle"
     url: str | None = None
     target: Path | None = None
     safe_filenames: bool = True
@@ -197,8 +199,13 @@ class ServiceConfig(Section):
     shutdown_grace_seconds: Seconds = Field(20.0, ge=0)
 
 
+class EinvoiceConfig(Section):
+    # SPEC §2.2: the official EN 16931 / Peppol BIS 3 rules on each UBL invoice.
+    preflight: Literal["error", "warn", "off"] = "error"
+
+
 SECTIONS = ("outbox", "paths", "invoices", "attachments", "validation", "policy",
-            "delivery", "log", "service")
+            "delivery", "log", "service", "einvoice")
 
 
 class _EnvOverrides(PydanticBaseSettingsSource):
@@ -244,6 +251,7 @@ class Settings(BaseSettings):
     delivery: DeliveryConfig
     log: LogConfig = LogConfig()
     service: ServiceConfig = ServiceConfig()
+    einvoice: EinvoiceConfig = EinvoiceConfig()
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings],

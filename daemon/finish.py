@@ -7,6 +7,7 @@ it takes effect, so `recover()` can always tell what was under way.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,9 @@ from daemon.archive import (
 from daemon.bundle import Bundle, Finding
 from daemon.claim import finish_claim, moved_candidate
 from daemon.config import Settings
+from daemon.convert import materialise
 from daemon.deliver import Deliverer, backoff
+from daemon.einvoice import check_bundle
 from daemon.errors import InputError, Paused, Rejected, Retryable
 from daemon.journal import (
     CLAIMING,
@@ -44,7 +47,8 @@ from daemon.validate import validate_bundle
 
 def evaluate(cand: Candidate, settings: Settings) -> Bundle:
     """Read, match and validate; raises InputError only if the invoice file is unreadable."""
-    return validate_bundle(assemble(cand, settings), settings.validation)
+    bundle = validate_bundle(assemble(cand, settings), settings.validation)
+    return check_bundle(bundle, settings)  # SPEC §2.2 pre-flight, §5.4 embedding
 
 
 def reasons_of(findings: list[Finding] | tuple[Finding, ...]) -> list[dict[str, str]]:
@@ -84,13 +88,15 @@ class Finisher:
         """The bundle to deliver: as validated before the claim, or (after a
         restart, when that is gone) read and validated again in processing."""
         validated = self._validated.get(row.id)
-        if validated is not None:
-            return validated
         assert row.work_dir is not None
-        bundle = evaluate(moved_candidate(candidate_for(self.s.outbox, row.invoice_file),
-                                          Path(row.work_dir)), self.s)
-        self._validated[row.id] = bundle
-        return bundle
+        if validated is None:
+            validated = evaluate(moved_candidate(candidate_for(self.s.outbox,
+                                                               row.invoice_file),
+                                                 Path(row.work_dir)), self.s)
+            self._validated[row.id] = validated
+        # Converted images are written only now, into the claimed work folder (convert.py).
+        return replace(validated, attachments=materialise(validated.attachments,
+                                                          Path(row.work_dir)))
 
     def outgoing_warnings(self, bundle: Bundle, bid: str) -> list[Finding]:
         name = bundle.invoice_file.name
@@ -137,6 +143,8 @@ class Finisher:
         # and recovery posts again with the same Idempotency-Key.
         self.j.transition(row_id, "delivering", durable=False, bundle_id=manifest["bundle_id"],
                           attempts=attempts, next_attempt_at=None)
+        if (bind_journal := getattr(self.d, "bind_journal", None)) is not None:
+            bind_journal(self.j)  # ubl-embedded: documents already accepted (SPEC §5.4)
         try:
             receipt = self.d.deliver(bundle, manifest)
         except InputError as exc:

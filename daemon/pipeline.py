@@ -18,6 +18,7 @@ from daemon import logs
 from daemon.bundle import Bundle, Finding
 from daemon.claim import claim, unclaim, work_dir_for
 from daemon.config import Settings
+from daemon.convert import unconverted
 from daemon.deliver import Deliverer
 from daemon.errors import ClaimLost, InputError
 from daemon.finish import Finisher, bind, reasons_of
@@ -291,7 +292,8 @@ class Pipeline:
         except InputError:
             after = None
         self.forget(key)
-        if after is None or bundle_id_of(after) != bid:
+        # assemble() converts nothing: compare with the id of what was matched.
+        if after is None or bundle_id_of(after) != bundle_id_of(unconverted(bundle)):
             self._undo_claim(cand, row_id, work, "changed while being claimed")
             log.info("bundle changed while being claimed; settling again")
             return IDLE

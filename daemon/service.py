@@ -28,7 +28,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
-from daemon import logs
+from daemon import einvoice, logs
 from daemon.bundle import Bundle
 from daemon.config import Settings, load_settings, prepare_folders
 from daemon.deliver import Deliverer, make_deliverer
@@ -268,6 +268,8 @@ class Service:
         and the watcher. Reading what was found goes on in the loop."""
         s = self.settings
         prepare_folders(s)
+        if s.einvoice.preflight != "off":  # a broken install stops the start (exit 2)
+            einvoice.load(cache_dir=s.paths.state_dir / "einvoice")
         self._install_signals()
         self.journal = Journal(s.journal_path)
         self.pipeline = Pipeline(s, self.journal, self._deliverer(s))
@@ -357,6 +359,8 @@ class Service:
             return
         try:
             deliverer = self._deliverer(new)
+            if new.einvoice.preflight != "off":
+                einvoice.load(cache_dir=new.paths.state_dir / "einvoice")
         except ConfigError as exc:
             self.log.error("configuration not reloaded; keeping the old one", error=str(exc))
             return
