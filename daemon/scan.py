@@ -13,9 +13,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from daemon.config import OutboxConfig
+from daemon.config import OutboxConfig, ShareConfig
 from daemon.fsops import kind_of
-from daemon.names import NameKind, classify, is_invoice_name, name_problem, stem
+from daemon.names import (
+    NameKind,
+    classify,
+    is_invoice_name,
+    is_share_file,
+    name_problem,
+    stem,
+)
 
 # Sidecars nest no deeper than SIDECAR/INVOICE_ID/FILE; a little deeper is
 # still watched for settling so that a mistaken deeper copy is noticed.
@@ -73,7 +80,8 @@ def _printable(name: str) -> str:
     return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
-def list_outbox(cfg: OutboxConfig) -> Listing:
+def list_outbox(cfg: OutboxConfig, share: ShareConfig | None = None) -> Listing:
+    share = share or ShareConfig()
     candidates: dict[str, Candidate] = {}
     others: list[str] = []
     root = cfg.path
@@ -84,6 +92,8 @@ def list_outbox(cfg: OutboxConfig) -> Listing:
         if e.is_dir(follow_symlinks=False):
             continue
         if classify(e.name, cfg.ignore_patterns) is not NameKind.OTHER:
+            continue
+        if is_share_file(e.name, share.status_page, share.release_suffix):
             continue
         if is_invoice_name(e.name, cfg.invoice_patterns, cfg.ignore_patterns):
             problem = name_problem(e.name)
