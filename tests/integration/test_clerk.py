@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 
 from conftest import OUTBOXD, Env, Receiver
