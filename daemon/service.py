@@ -26,6 +26,7 @@ from daemon.journal import Journal
 from daemon.notify import notify, watchdog_interval
 from daemon.pipeline import Pipeline
 from daemon.scan import Listing, list_outbox
+from daemon.statuspage import StatusPage
 from daemon.watch import Watcher
 
 
@@ -121,7 +122,7 @@ class Service:
 
     # -- the loop --------------------------------------------------------------------
     def _list(self) -> Listing:
-        listing = list_outbox(self.settings.outbox)
+        listing = list_outbox(self.settings.outbox, self.settings.share)
         for name in listing.others:
             if name not in self._reported_others:
                 self._reported_others.add(name)
@@ -183,6 +184,7 @@ class Service:
                       bundles=len(listing.candidates))
         notify("READY=1")
         keepalive = watchdog_interval()
+        status_page = StatusPage()
         last_ping = last_rescan = time.monotonic()
         try:
             while not self._stop.is_set():
@@ -216,6 +218,7 @@ class Service:
                     if row_id is not None:
                         self.schedule(row_id, 0.0)
                 until_next = self._release_due()
+                status_page.refresh(journal, self.settings)  # at most every 2 s, on change
                 if keepalive and now - last_ping >= keepalive:
                     notify("WATCHDOG=1")
                     last_ping = now
