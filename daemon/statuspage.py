@@ -41,6 +41,7 @@ h2{font-size:1.15em;border-bottom:2px solid #ddd;padding-bottom:.2em}
 table{border-collapse:collapse;width:100%}
 th,td{text-align:left;vertical-align:top;padding:.3em .6em;border-bottom:1px solid #eee}
 th{background:#fafafa}
+td:first-child{white-space:nowrap}
 td.err{color:#a40000}
 p.none{color:#888}
 code{background:#f2f2f2;padding:0 .2em}
