@@ -45,7 +45,9 @@ def render(data: dict[str, Any], limit: int = 20) -> str:
             continue
         hidden = 0
         if state in FINAL_STATES and len(rows) > limit:
-            rows = sorted(rows, key=lambda b: b["since"], reverse=True)
+            # Most recent first; rows come in journal order, which breaks ties.
+            rows = [b for _, b in sorted(enumerate(rows), key=lambda ib: (ib[1]["since"], ib[0]),
+                                         reverse=True)]
             hidden, rows = len(rows) - limit, rows[:limit]
         lines += ["", f"{title}:"]
         for b in rows:
