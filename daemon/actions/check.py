@@ -76,7 +76,8 @@ def targets(paths: Iterable[Path], settings: Settings) -> Iterator[tuple[Target,
             continue
         s = _outbox_settings(settings, folder)
         listing = list_outbox(s.outbox, s.share)
-        if not listing.candidates and not listing.refused:
+        if not listing.candidates and not listing.refused and folder != \
+                settings.outbox.path.resolve():
             yield Target(None, f"{folder.name}/: no invoice files in it and no invoice file "
                                "of that name beside it; a sidecar without its invoice file "
                                "waits for it"), s
@@ -212,7 +213,9 @@ def rules(out: TextIO | None = None) -> int:
         print("e-invoice pre-flight is not installed in this build of outboxd: no EN 16931 "
               "or Peppol rules are checked", file=out)
         return EXIT_OK
-    if isinstance(versions, dict):
+    if isinstance(versions, str):
+        print(versions, file=out)
+    elif isinstance(versions, dict):
         for name, version in versions.items():
             print(f"{name}: {version}", file=out)
     else:

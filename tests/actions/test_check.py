@@ -161,3 +161,9 @@ def test_rules_flag_says_whether_preflight_is_installed(capsys) -> None:
         assert "pre-flight is not installed" in out
     else:
         assert out.strip()
+
+
+def test_empty_outbox_is_valid_and_says_so(cfg: Env, capsys) -> None:
+    code, out = check(cfg, capsys)
+    assert code == 0
+    assert out.strip() == "0 bundle(s) checked, 0 invalid (no invoice files found)"
