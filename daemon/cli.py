@@ -129,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hold-first", type=float, default=0.0, metavar="SECONDS",
                    help="store the first bundle, then wait this long before answering "
                         "(a lost answer, for crash trials)")
+    p.add_argument("--retry-after", type=float, default=0.0, metavar="SECONDS",
+                   help="Retry-After sent with the injected 429/503 answers (default 0)")
 
     p = _add(sub, "help", config=False)
     p.add_argument("topic", nargs="?", metavar="COMMAND")

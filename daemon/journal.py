@@ -1,8 +1,11 @@
 """The journal: the one owner of the SQLite state database (SPEC §4).
 
-Every transition is written (and committed, synchronous=FULL) *before* the
-file move or POST it announces, so after a crash the journal says what was
-under way and recovery can finish it. One row per bundle attempt; a row
+Every transition is written *before* the file move or POST it announces, and
+one that announces an effect is committed durably (synchronous=FULL), so
+after a crash the journal says what was under way and recovery can finish
+it. Transitions that announce nothing (settling, waiting, attempt counts)
+are committed without a sync of their own and become durable with the next
+durable one (WAL order). One row per bundle attempt; a row
 before the claim is keyed by its invoice file (its content, and so its
 bundle id, may still change).
 """
@@ -110,6 +113,7 @@ class Journal:
     def __init__(self, path: Path, readonly: bool = False) -> None:
         self.path = path
         self._lock = threading.RLock()
+        self.changes = 0  # committed write transactions: the loop republishes status on change
         try:
             if readonly:
                 self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True,
@@ -117,7 +121,8 @@ class Journal:
             else:
                 self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
                 self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("PRAGMA synchronous=FULL")
+                # NORMAL until a write announces an effect; see _tx(durable=).
+                self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.executescript(SCHEMA)
             self._db.row_factory = sqlite3.Row
         except sqlite3.Error as exc:
@@ -129,18 +134,27 @@ class Journal:
             self._db.close()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One transaction. `durable`: the commit syncs the WAL to disk (the
+        record must survive a power loss because an effect follows it); that
+        sync also makes every earlier non-durable commit durable, in order."""
         with self._lock:
+            if durable:
+                self._db.execute("PRAGMA synchronous=FULL")
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 yield self._db
                 self._db.execute("COMMIT")
+                self.changes += 1
             except sqlite3.Error as exc:
                 self._db.execute("ROLLBACK")
                 raise JournalError(f"journal write failed: {exc}") from None
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+            finally:
+                if durable:
+                    self._db.execute("PRAGMA synchronous=NORMAL")
 
     @staticmethod
     def _encode(fields: dict[str, Any]) -> dict[str, Any]:
@@ -158,13 +172,14 @@ class Journal:
         d.pop("updated_at", None)
         return Row(**d)
 
-    def create(self, invoice_file: str, state: str, detail: str = "", **fields: Any) -> int:
+    def create(self, invoice_file: str, state: str, detail: str = "", durable: bool = True,
+               **fields: Any) -> int:
         """A new row in `state`; the transition from nothing is recorded with it."""
         fields = self._encode({"invoice_file": invoice_file, **fields})
         at = now_iso()
         cols = ", ".join(fields)
         marks = ", ".join("?" for _ in fields)
-        with self._tx() as db:
+        with self._tx(durable) as db:
             cur = db.execute(f"INSERT INTO bundles (state, since, updated_at, {cols}) "
                              f"VALUES (?, ?, ?, {marks})", (state, at, at, *fields.values()))
             row_id = int(cur.lastrowid or 0)
@@ -172,12 +187,13 @@ class Journal:
                        "VALUES (?, ?, NULL, ?, ?)", (row_id, at, state, detail))
         return row_id
 
-    def transition(self, row_id: int, state: str, detail: str = "", **fields: Any) -> None:
+    def transition(self, row_id: int, state: str, detail: str = "", durable: bool = True,
+                   **fields: Any) -> None:
         """Move a row to `state` (and update fields) in one committed transaction."""
         enc = self._encode(fields)
         at = now_iso()
         sets = "".join(f", {k} = ?" for k in enc)
-        with self._tx() as db:
+        with self._tx(durable) as db:
             prev = db.execute("SELECT state FROM bundles WHERE id = ?", (row_id,)).fetchone()
             if prev is None:
                 raise JournalError(f"journal row {row_id} does not exist")
@@ -247,6 +263,20 @@ class Journal:
                 shown = SHOWN_AS.get(r["state"], r["state"])
                 if shown in out:
                     out[shown] += r["n"]
+        return out
+
+    def summary(self) -> dict[str, int]:
+        """Counts for systemd's STATUS= line: each unfinished state, and sent today (UTC)."""
+        today = datetime.now(UTC).strftime("%Y-%m-%dT00:00:00.000Z")
+        out: dict[str, int] = {}
+        with self._lock:
+            for r in self._db.execute("SELECT state, COUNT(*) AS n FROM bundles WHERE state "
+                                      "NOT IN ('sent', 'quarantined', 'gone') GROUP BY state"):
+                shown = SHOWN_AS.get(r["state"], r["state"])
+                out[shown] = out.get(shown, 0) + r["n"]
+            out["sent today"] = self._db.execute(
+                "SELECT COUNT(*) FROM bundles WHERE state = 'sent' AND since >= ?",
+                (today,)).fetchone()[0]
         return out
 
     def recent(self, days: int = 7) -> list[Row]:

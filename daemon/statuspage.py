@@ -164,6 +164,10 @@ class StatusPage:
         self._last_body: str | None = None
         self._last_error = ""
 
+    def next_at(self) -> float:
+        """The earliest monotonic time the next refresh may look."""
+        return self._last_check + MIN_INTERVAL
+
     def refresh(self, journal: Journal, settings: Settings) -> bool:
         """Rewrite the page if it is due and its content changed; True if written.
 

@@ -19,4 +19,4 @@ def run(args: argparse.Namespace) -> int:
                          f"{args.fail_first!r}") from None
     token = args.token or os.environ.get("OUTBOXD_RECEIVER_TOKEN") or None
     return receiver.run(args.listen, args.store, token=token, fail_first=fail_first,
-                        hold_first=args.hold_first)
+                        hold_first=args.hold_first, retry_after=args.retry_after)
