@@ -167,3 +167,24 @@ def test_empty_outbox_is_valid_and_says_so(cfg: Env, capsys) -> None:
     code, out = check(cfg, capsys)
     assert code == 0
     assert out.strip() == "0 bundle(s) checked, 0 invalid (no invoice files found)"
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_line_only_on_a_terminal(cfg: Env) -> None:
+    """Long runs show `checked N/M` on stderr when it is a terminal, and nothing otherwise;
+    stdout carries only the report."""
+    from daemon.actions.check import check as run_check
+    from daemon.config import load_settings
+
+    for n in range(3):
+        drop_bundle(cfg.outbox, f"INV-{n}", {"t.pdf": pdf_bytes()})
+    settings = load_settings(cfg.config)
+    out, tty, pipe = io.StringIO(), _Tty(), io.StringIO()
+    assert run_check([cfg.outbox], settings, out=out, err=tty) == 0
+    assert "checked 1/3" in tty.getvalue() and "checked 1/" not in out.getvalue()
+    assert run_check([cfg.outbox], settings, out=io.StringIO(), err=pipe) == 0
+    assert pipe.getvalue() == ""
