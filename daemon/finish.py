@@ -167,8 +167,12 @@ class Finisher:
             return None
         record = {"manifest": manifest, "response": receipt.as_dict(), "attempts": attempts,
                   "delivered_at": now_iso()}
+        # The archive folder is chosen and recorded with the receipt, in one
+        # durable commit, before anything moves.
+        target = row.archive_dir or str(target_for(self.s.sent_dir, stem(row.invoice_file),
+                                                   manifest["bundle_id"]))
         self.j.transition(row_id, DELIVERED, response=record, receipt_id=receipt.receipt_id,
-                          last_error=None)
+                          last_error=None, archive_dir=target)
         for w in warnings:
             log.warning("sent with warning", code=w.code, file=w.file, message=w.message)
         self.archive_sent(row_id)

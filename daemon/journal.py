@@ -56,6 +56,13 @@ CREATE TABLE IF NOT EXISTS bundles (
 );
 CREATE INDEX IF NOT EXISTS bundles_state ON bundles(state);
 CREATE INDEX IF NOT EXISTS bundles_bundle_id ON bundles(bundle_id);
+-- Invoice ids the receiver has accepted, so "already sent in another bundle"
+-- is an index lookup, not a scan of every sent row.
+CREATE TABLE IF NOT EXISTS sent_invoices (
+    invoice_id TEXT NOT NULL,
+    bundle_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sent_invoices_id ON sent_invoices(invoice_id);
 CREATE TABLE IF NOT EXISTS transitions (
     id INTEGER PRIMARY KEY,
     bundle_row INTEGER NOT NULL REFERENCES bundles(id),
@@ -66,6 +73,8 @@ CREATE TABLE IF NOT EXISTS transitions (
 );
 """
 
+_SENT_INVOICES_FROM = ("INSERT INTO sent_invoices (invoice_id, bundle_id) SELECT j.value, "
+                       "b.bundle_id FROM bundles AS b, json_each(b.invoice_ids) AS j WHERE ")
 _JSON_FIELDS = ("invoice_ids", "unattached_ids", "reasons", "response")
 _FIELDS = ("bundle_id", "invoice_file", "invoice_ids", "deadline", "unattached_ids",
            "attempts", "next_attempt_at", "last_error", "reasons", "work_dir", "archive_dir",
@@ -124,10 +133,20 @@ class Journal:
                 # NORMAL until a write announces an effect; see _tx(durable=).
                 self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.executescript(SCHEMA)
+                self._migrate()
             self._db.row_factory = sqlite3.Row
         except sqlite3.Error as exc:
             raise JournalError(f"cannot open the journal {path}: {exc} — check [paths] "
                                "state_dir and its permissions") from None
+
+    def _migrate(self) -> None:
+        """Bring a journal of an earlier version up to this one's schema."""
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version < 1:
+            # sent_invoices is new in version 1: fill it from the rows already sent.
+            with self._tx() as db:
+                db.execute(_SENT_INVOICES_FROM + "state IN ('sent', ?)", (DELIVERED,))
+                db.execute("PRAGMA user_version = 1")
 
     def close(self) -> None:
         with self._lock:
@@ -183,6 +202,8 @@ class Journal:
             cur = db.execute(f"INSERT INTO bundles (state, since, updated_at, {cols}) "
                              f"VALUES (?, ?, ?, {marks})", (state, at, at, *fields.values()))
             row_id = int(cur.lastrowid or 0)
+            if state in ("sent", DELIVERED):
+                db.execute(_SENT_INVOICES_FROM + "b.id = ?", (row_id,))
             db.execute("INSERT INTO transitions (bundle_row, at, from_state, to_state, detail) "
                        "VALUES (?, ?, NULL, ?, ?)", (row_id, at, state, detail))
         return row_id
@@ -201,6 +222,8 @@ class Journal:
             db.execute(f"UPDATE bundles SET state = ?, since = COALESCE(?, since), "
                        f"updated_at = ?{sets} WHERE id = ?",
                        (state, since, at, *enc.values(), row_id))
+            if state == DELIVERED and prev["state"] != DELIVERED:
+                db.execute(_SENT_INVOICES_FROM + "b.id = ?", (row_id,))
             if prev["state"] != state:
                 db.execute("INSERT INTO transitions (bundle_row, at, from_state, to_state, "
                            "detail) VALUES (?, ?, ?, ?, ?)",
@@ -248,11 +271,15 @@ class Journal:
 
     def sent_invoice_ids(self, invoice_ids: list[str], except_bundle: str) -> list[str]:
         """Those of invoice_ids already sent in another bundle."""
+        if not invoice_ids:
+            return []
+        marks = ", ".join("?" for _ in invoice_ids)
         with self._lock:
-            # DELIVERED: the receiver has it, only the archive move is pending.
-            rs = self._db.execute("SELECT invoice_ids FROM bundles WHERE state IN ('sent', ?) "
-                                  "AND bundle_id != ?", (DELIVERED, except_bundle)).fetchall()
-        sent = {i for r in rs for i in json.loads(r["invoice_ids"])}
+            # Filled when a row becomes DELIVERED: the receiver has it.
+            rs = self._db.execute(f"SELECT DISTINCT invoice_id FROM sent_invoices WHERE "
+                                  f"invoice_id IN ({marks}) AND bundle_id != ?",
+                                  (*invoice_ids, except_bundle)).fetchall()
+        sent = {r["invoice_id"] for r in rs}
         return [i for i in invoice_ids if i in sent]
 
     def counts(self) -> dict[str, int]:

@@ -282,7 +282,7 @@ class Pipeline:
         # covers every byte (hashes), so matching again is enough: no need to
         # parse PDFs and images a second time.
         try:
-            after = assemble(moved, self.s)
+            after = assemble(moved, self.s, known=bundle)
         except InputError:
             after = None
         self.forget(key)

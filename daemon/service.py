@@ -41,7 +41,7 @@ from daemon.pipeline import Next, Pipeline
 from daemon.scan import Candidate, Listing, Snapshot, list_outbox, snapshot
 from daemon.statuspage import StatusPage
 from daemon.timers import Timers
-from daemon.watch import Watcher
+from daemon.watch import OVERFLOW, Watcher
 
 RESCAN: Hashable = ("rescan",)
 WATCHDOG: Hashable = ("watchdog",)
@@ -192,6 +192,10 @@ class Service:
             names, self._hints = self._hints, set()
         self._page_hinted = self._page_hinted or bool(names)
         for name in names:
+            if name == OVERFLOW:
+                self.log.warning("the watcher lost events; rescanning the outbox")
+                self.timers.at(RESCAN, self.clock())
+                continue
             try:
                 keys, what = self.index.touched(name)
             except OSError as exc:
