@@ -93,7 +93,7 @@ class Service:
         self._keepalive = watchdog_interval()
         self.status_page = StatusPage(clock=clock)
         self._page_changes = -1
-        self._page_hinted = False  # an outbox event: a release file may have come or gone
+        self._page_hinted = False  # a release file came or went
 
     def _deliverer(self, settings: Settings) -> Deliverer:
         """Build the transport; TLS files that cannot be loaded are a configuration error."""
@@ -190,7 +190,8 @@ class Service:
     def _take_hints(self) -> None:
         with self._hint_lock:
             names, self._hints = self._hints, set()
-        self._page_hinted = self._page_hinted or bool(names)
+        suffix = self.settings.share.release_suffix
+        self._page_hinted = self._page_hinted or any(n.endswith(suffix) for n in names)
         for name in names:
             if name == OVERFLOW:
                 self.log.warning("the watcher lost events; rescanning the outbox")
@@ -330,7 +331,7 @@ class Service:
                 self._publish_status()
             elif key == PAGE:
                 self._page_changes, self._page_hinted = self.journal.changes, False
-                self.status_page.refresh(self.journal, self.settings)
+                self.status_page.refresh(self.journal, self.settings, self.index.candidates)
         while self._results:
             key, snap, result = self._results.popleft()
             self.pipeline.took_read(key, snap, result)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -168,7 +168,8 @@ class StatusPage:
         """The earliest monotonic time the next refresh may look."""
         return self._last_check + MIN_INTERVAL
 
-    def refresh(self, journal: Journal, settings: Settings) -> bool:
+    def refresh(self, journal: Journal, settings: Settings,
+                invoice_files: Iterable[str] | None = None) -> bool:
         """Rewrite the page if it is due and its content changed; True if written.
 
         Looks at most every MIN_INTERVAL seconds. A page that cannot be written
@@ -179,7 +180,7 @@ class StatusPage:
             return False
         self._last_check = self.clock()
         try:
-            written = self._refresh(journal, settings)
+            written = self._refresh(journal, settings, invoice_files)
         except (OSError, OutboxdError) as exc:
             if str(exc) != self._last_error:
                 self._last_error = str(exc)
@@ -188,16 +189,19 @@ class StatusPage:
         self._last_error = ""
         return written
 
-    def _refresh(self, journal: Journal, settings: Settings) -> bool:
+    def _refresh(self, journal: Journal, settings: Settings,
+                 invoice_files: Iterable[str] | None) -> bool:
         share = settings.share
         now = self.wall()
         rows = journal.recent(days=1)
         idle: list[Idle] = []
-        if share.release_suffix:
-            listing = list_outbox(settings.outbox, share)
+        names = release_names(settings.outbox.path, share)  # names only: no stat
+        if names:
+            # The loop passes the invoice files it knows; listing is the fallback.
+            files = invoice_files if invoice_files is not None else list_outbox(
+                settings.outbox, share).candidates
             states = {r.invoice_file: r.state for r in rows if r.state in LIVE}
-            idle = idle_releases(release_names(settings.outbox.path, share), share,
-                                 listing.candidates, states)
+            idle = idle_releases(names, share, files, states)
         body = render(rows, idle, now, share.release_suffix, body_only=True)
         path = settings.outbox.path / share.status_page
         if body == self._last_body and path.exists():

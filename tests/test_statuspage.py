@@ -55,7 +55,7 @@ def fill(j: Journal) -> None:
              last_error="HTTP 503")
     j.create("bad.xml", "quarantined", archive_dir="/q/2026-12-01/bad--0123456789ab",
              reasons=[{"code": "encrypted", "file": "bad/c.pdf", "message": "is encrypted"}])
-    j.create("ok.xml", "sent", invoice_ids=["OK-1"], receipt_id="rcpt-42")
+    j.create("ok.xml", "sent", bundle_id="b" * 64, invoice_ids=["OK-1"], receipt_id="rcpt-42")
 
 
 def test_each_bundle_appears_in_its_section_and_names_are_text(journal: Journal) -> None:

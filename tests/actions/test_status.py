@@ -15,7 +15,7 @@ def test_status_text_shows_20_most_recent_sent_and_how_many_more(env: Env, capsy
     env.state.mkdir()
     j = Journal(env.state / "journal.sqlite3")
     for n in range(25):
-        j.create(f"S-{n:02}.xml", "sent", invoice_ids=[f"S-{n:02}"])
+        j.create(f"S-{n:02}.xml", "sent", bundle_id=f"{n:064x}", invoice_ids=[f"S-{n:02}"])
     j.create("Q.xml", "quarantined", reasons=[{"code": "empty", "file": "Q/a.pdf",
                                                "message": "is empty"}])
     j.create("W.xml", "waiting", unattached_ids=["W"])
