@@ -57,6 +57,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                "outboxd config --check -c /etc/outboxd/config.toml"),
     "receiver": ("the reference receiver (for trials and tests)",
                  "outboxd receiver --listen 127.0.0.1:8787 --store /tmp/received"),
+    "demo": ("a self-contained trial: receiver, daemon and sample invoices on this machine",
+             "outboxd demo --once"),
     "help": ("show the options and an example of a command", "outboxd help send"),
 }
 
@@ -132,6 +134,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-after", type=float, default=0.0, metavar="SECONDS",
                    help="Retry-After sent with the injected 429/503 answers (default 0)")
 
+    p = _add(sub, "demo", config=False)
+    p.add_argument("--dir", type=Path, default=None, metavar="DIR",
+                   help="an empty or new folder for the workspace (default: a new temporary "
+                        "folder, kept afterwards)")
+    p.add_argument("--once", action="store_true",
+                   help="stop when every sample reached its end; exit 0 if each reached the "
+                        "expected one, 1 otherwise")
+    p.add_argument("--pace", type=float, default=1.0, metavar="SECONDS",
+                   help="pause between two samples (default %(default)s)")
+    p.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
+                   help="with --once: give up after this long (default %(default)s)")
+
     p = _add(sub, "help", config=False)
     p.add_argument("topic", nargs="?", metavar="COMMAND")
     return parser
@@ -153,6 +167,11 @@ ACTIONS = {"run": "run", "status": "status", "check": "check", "send": "send",
            "receiver": "receiver"}
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from daemon.actions import demo
+    return demo.run(args.dir, once=args.once, pace=args.pace, timeout=args.timeout)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # Archives, receipts and the journal hold money-bearing documents: group
     # may read, others get nothing.
@@ -162,6 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if args.command == "help":
             return _help(parser, args)
+        if args.command == "demo":
+            return _demo(args)
         action = importlib.import_module(f"daemon.actions.{ACTIONS[args.command]}")
         return int(action.run(args))
     except ConfigError as exc:

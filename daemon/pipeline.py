@@ -156,6 +156,14 @@ class Pipeline:
         Not durable on its own (no effect follows it): the next durable
         commit, or the next start's scan, covers it.
         """
+        if (row is None or row.state != state) and state != "gone":
+            # One log line per state a bundle enters in the outbox (settling,
+            # waiting, held), so a person reading the log sees it move.
+            self.log.info(f"bundle {state}", invoice_file=key,
+                          bundle_id=fields.get("bundle_id"),
+                          invoice_ids=list(fields.get("invoice_ids") or []),
+                          **{k: fields[k] for k in ("unattached_ids", "deadline")
+                             if fields.get(k)})
         if row is None:
             if state == "gone":
                 return
