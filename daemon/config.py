@@ -199,13 +199,30 @@ class ServiceConfig(Section):
     shutdown_grace_seconds: Seconds = Field(20.0, ge=0)
 
 
+class ShareConfig(Section):
+    """What outboxd writes into, and reads from, the share for its people (SPEC §1.6)."""
+
+    status_page: str = "outboxd-status.html"  # "" turns the page off
+    release_suffix: str = Field(".send-anyway", min_length=2, pattern=r"^\.[^/\\]+$")
+
+    @field_validator("status_page")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if value and ("/" in value or "\\" in value or value.startswith(".")):
+            raise ValueError("must be a plain file name in the outbox root (no folders, "
+                             "not hidden), or \"\" to turn the page off")
+        return value
+
+
+
 class EinvoiceConfig(Section):
     # SPEC §2.2: the official EN 16931 / Peppol BIS 3 rules on each UBL invoice.
     preflight: Literal["error", "warn", "off"] = "error"
 
 
+
 SECTIONS = ("outbox", "paths", "invoices", "attachments", "validation", "policy",
-            "delivery", "log", "service", "einvoice")
+            "delivery", "log", "service", "share", "einvoice")
 
 
 class _EnvOverrides(PydanticBaseSettingsSource):
@@ -251,6 +268,7 @@ class Settings(BaseSettings):
     delivery: DeliveryConfig
     log: LogConfig = LogConfig()
     service: ServiceConfig = ServiceConfig()
+    share: ShareConfig = ShareConfig()
     einvoice: EinvoiceConfig = EinvoiceConfig()
 
     @classmethod

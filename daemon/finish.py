@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from daemon import logs
+from daemon import logs, release
 from daemon.archive import (
     move_into_place,
     reason_record,
@@ -101,9 +101,11 @@ class Finisher:
     def outgoing_warnings(self, bundle: Bundle, bid: str) -> list[Finding]:
         name = bundle.invoice_file.name
         out = list(bundle.warnings)
+        released = bundle.invoice_file.path.with_name(stem(name) + self.s.share.release_suffix)
+        released_by = released if released.is_file() and not released.is_symlink() else None
         for invoice_id in bundle.unattached_ids:
-            out.append(Finding("unattached-invoice", name, f"invoice {invoice_id} is sent "
-                               "without attachments", "warning", invoice_id))
+            out.append(Finding("unattached-invoice", name, release.warning_text(
+                invoice_id, released_by), "warning", invoice_id))
         for invoice_id in self.j.sent_invoice_ids(list(bundle.invoice_ids), bid):
             out.append(Finding("invoice-id-already-sent", name, f"invoice {invoice_id} was "
                                "already sent in another bundle", "warning", invoice_id))
@@ -257,8 +259,9 @@ class Finisher:
                 work.rmdir()
             self.j.transition(row.id, "settling", "claim did not happen", work_dir=None)
             return False
-        finish_claim(candidate_for(self.s.outbox, row.invoice_file), work,
-                     self.s.outbox.completion == "marker")
+        cand = candidate_for(self.s.outbox, row.invoice_file)
+        finish_claim(cand, work, self.s.outbox.completion == "marker",
+                     companions=[release.path_for(cand, self.s.share)])
         if row.reasons:
             self.j.transition(row.id, QUARANTINING, "claim finished after restart")
         else:

@@ -39,12 +39,14 @@ from daemon.journal import Journal
 from daemon.notify import notify, watchdog_interval
 from daemon.pipeline import Next, Pipeline
 from daemon.scan import Candidate, Listing, Snapshot, list_outbox, snapshot
+from daemon.statuspage import StatusPage
 from daemon.timers import Timers
 from daemon.watch import OVERFLOW, Watcher
 
 RESCAN: Hashable = ("rescan",)
 WATCHDOG: Hashable = ("watchdog",)
 STATUS: Hashable = ("status",)
+PAGE: Hashable = ("status-page",)  # the share's status page (SPEC §1.6)
 STATUS_EVERY = 1.0  # seconds between STATUS= updates at most (SPEC §8)
 STATUS_ORDER = ("settling", "waiting", "held", "delivering", "retrying")
 
@@ -89,6 +91,9 @@ class Service:
         self._status_at = float("-inf")
         self._status_changes = -1
         self._keepalive = watchdog_interval()
+        self.status_page = StatusPage(clock=clock)
+        self._page_changes = -1
+        self._page_hinted = False  # a release file came or went
 
     def _deliverer(self, settings: Settings) -> Deliverer:
         """Build the transport; TLS files that cannot be loaded are a configuration error."""
@@ -185,6 +190,8 @@ class Service:
     def _take_hints(self) -> None:
         with self._hint_lock:
             names, self._hints = self._hints, set()
+        suffix = self.settings.share.release_suffix
+        self._page_hinted = self._page_hinted or any(n.endswith(suffix) for n in names)
         for name in names:
             if name == OVERFLOW:
                 self.log.warning("the watcher lost events; rescanning the outbox")
@@ -203,7 +210,7 @@ class Service:
         """The one full pass: list the outbox and snapshot every bundle; only those
         that look different from their last step are stepped."""
         try:
-            listing = list_outbox(self.settings.outbox)
+            listing = list_outbox(self.settings.outbox, self.settings.share)
         except OSError as exc:
             self.log.error("cannot list the outbox", error=str(exc))
             return
@@ -273,13 +280,15 @@ class Service:
         self._install_signals()
         self.journal = Journal(s.journal_path)
         self.pipeline = Pipeline(s, self.journal, self._deliverer(s))
-        self.index = OutboxIndex(s.outbox)
+        self.index = OutboxIndex(s.outbox, lambda name: [name + self.settings.share.release_suffix],
+                                 share=s.share)
         if self._reader is None:
             self._reader = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 2),
                                               thread_name_prefix="read")
         for row_id, delay in self.pipeline.finish.recover():
             self.schedule(row_id, delay)
-        listing = list_outbox(s.outbox)  # the startup scan: bundles dropped while we were down
+        # The startup scan: bundles dropped while we were down.
+        listing = list_outbox(s.outbox, s.share)
         self._report(listing)
         self.index.replace(listing)
         self.pipeline.start(set(listing.candidates))
@@ -322,12 +331,18 @@ class Service:
             elif key == STATUS:
                 self._status_at = now
                 self._publish_status()
+            elif key == PAGE:
+                self._page_changes, self._page_hinted = self.journal.changes, False
+                self.status_page.refresh(self.journal, self.settings, self.index.candidates)
         while self._results:
             key, snap, result = self._results.popleft()
             self.pipeline.took_read(key, snap, result)
             self._mark(key)
         self._step_dirty(now)
         self._status_due(now)
+        if (self.journal.changes != self._page_changes or self._page_hinted) \
+                and self.timers.due_at(PAGE) is None:
+            self.timers.at(PAGE, max(now, self.status_page.next_at()))
         due = self.timers.next_due()
         return None if due is None else max(0.0, due - self.clock())
 
@@ -365,7 +380,7 @@ class Service:
             self.log.error("configuration not reloaded; keeping the old one", error=str(exc))
             return
         self.settings = new
-        self.index.cfg = new.outbox
+        self.index.cfg, self.index.share = new.outbox, new.share
         self.pipeline.reconfigure(new, deliverer).close()
         logs.configure(new.log)
         # Patterns, rules and policies may differ now: every bundle is read and

@@ -28,15 +28,27 @@ def collect(settings: Settings) -> dict[str, Any]:
         journal.close()
 
 
-def render(data: dict[str, Any]) -> str:
+FINAL_STATES = ("quarantined", "sent")
+
+
+def render(data: dict[str, Any], limit: int = 20) -> str:
+    """SPEC §7 sections; of sent and quarantined only the `limit` most recent (a busy week
+    holds thousands), with a line saying how many more there are."""
     counts = data["counts"]
     lines = ["  ".join(f"{state}: {n}" for state, n in counts.items())]
     sections = (("Waiting for attachments", "waiting"), ("Held (invalid)", "held"),
-                ("Retrying", "retrying"), ("Quarantined", "quarantined"), ("Sent", "sent"))
+                ("Retrying", "retrying"), ("Quarantined recently", "quarantined"),
+                ("Sent recently", "sent"))
     for title, state in sections:
         rows = [b for b in data["bundles"] if b["state"] == state]
         if not rows:
             continue
+        hidden = 0
+        if state in FINAL_STATES and len(rows) > limit:
+            # Most recent first; rows come in journal order, which breaks ties.
+            rows = [b for _, b in sorted(enumerate(rows), key=lambda ib: (ib[1]["since"], ib[0]),
+                                         reverse=True)]
+            hidden, rows = len(rows) - limit, rows[:limit]
         lines += ["", f"{title}:"]
         for b in rows:
             detail = {
@@ -49,6 +61,8 @@ def render(data: dict[str, Any]) -> str:
                 "sent": f"at {b['since']}",
             }[state]
             lines.append(f"  {b['invoice_file']} [{', '.join(b['invoice_ids'])}] {detail}")
+        if hidden:
+            lines.append(f"  … and {hidden} more (outboxd status --json lists them all)")
     return "\n".join(lines)
 
 
