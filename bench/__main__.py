@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench import delivery, idle, report
 from bench.context import Context
-from bench.procs import BenchError
+from bench.procs import BenchError, stop_all
 
 PHASES: dict[str, Callable[[Context], None]] = {
     "baseline": delivery.baseline,
@@ -96,6 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = shlex.join(["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)])
     started = datetime.now(UTC)
     signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C must clean up even when the bench was started with SIGINT ignored (&).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if args.workdir:
         args.workdir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="outboxd-bench-", dir=args.workdir))
@@ -124,6 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\ninterrupted; processes stopped, work dir removed", file=sys.stderr)
         return 130
     finally:
+        stop_all()
         if args.keep:
             print(f"work dir kept: {work}", file=sys.stderr)
         else:

@@ -48,6 +48,16 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
+# Started and not yet stopped, whether or not a phase registered them.
+_LIVE: list[Proc] = []
+
+
+def stop_all() -> None:
+    """Stop whatever is still running (a Ctrl-C inside a constructor, before registration)."""
+    for proc in list(_LIVE):
+        proc.stop(grace=10.0)
+
+
 class Proc:
     """A subprocess in its own process group, stderr to a log file."""
 
@@ -58,6 +68,7 @@ class Proc:
         self.spawned = time.monotonic()
         self.popen = subprocess.Popen(args, stdout=stdout, stderr=self._fh, env=env or _env(),
                                       cwd=cwd, start_new_session=True)
+        _LIVE.append(self)
 
     @property
     def pid(self) -> int:
@@ -75,6 +86,8 @@ class Proc:
 
     def stop(self, grace: float = 30.0) -> None:
         """SIGTERM to the group the bench made for it, SIGKILL after `grace` seconds."""
+        if self not in _LIVE:
+            return  # stopped already; its group id may belong to someone else by now
         try:
             if self.alive():
                 os.killpg(self.popen.pid, signal.SIGTERM)
@@ -95,6 +108,8 @@ class Proc:
             self._fh.close()
             if self.popen.stdout:
                 self.popen.stdout.close()
+            if self in _LIVE:
+                _LIVE.remove(self)
 
 
 class Receiver(Proc):
