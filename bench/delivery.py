@@ -17,6 +17,7 @@ import httpx
 from bench.context import Context
 from bench.corpus import Item
 from bench.procs import BenchError, Daemon, Proc, Receiver, write_config
+from daemon import __version__
 
 SETTLE = 0.2
 THREADS = 4
@@ -80,7 +81,7 @@ def baseline(ctx: Context) -> None:
                     r = client.post(rec.url, content=it.body,
                                     headers={"Content-Type": it.content_type,
                                              "Idempotency-Key": it.bundle_id,
-                                             "User-Agent": "outboxd-bench/baseline"})
+                                             "User-Agent": f"outboxd/{__version__}"})
                     if r.status_code != 201:
                         failures.append(f"{it.name}: HTTP {r.status_code} {r.text[:200]}")
                 except httpx.HTTPError as exc:

@@ -5,6 +5,7 @@ big journal."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import sqlite3
 import statistics
@@ -56,6 +57,7 @@ def _backlog(ctx: Context, size: int) -> None:
     for i in range(1, size + 1):
         name = f"INV-W{i:06d}"
         (outbox / f"{name}.xml").write_bytes(invoice_xml(name))
+    os.sync()  # nothing left to write back while the daemon is timed
     daemon = ctx.start(Daemon(config))
     ready = daemon.ready(timeout=300)
     key = f"backlog_{size}"
@@ -65,6 +67,7 @@ def _backlog(ctx: Context, size: int) -> None:
     limit = 60.0 + 0.03 * size
     start = time.monotonic()
     waiting = 0
+    said = start
     while waiting < size:
         if not daemon.alive():
             raise BenchError(f"daemon exited: {daemon.tail()}")
@@ -72,6 +75,10 @@ def _backlog(ctx: Context, size: int) -> None:
             break
         time.sleep(0.5)
         waiting = _waiting(daemon)
+        if time.monotonic() - said >= 10:
+            said = time.monotonic()
+            print(f"  {waiting} of {size} waiting after {said - daemon.spawned:.0f} s",
+                  flush=True)
     all_waiting = time.monotonic() - daemon.spawned
     if waiting < size:
         ctx.results.notes.append(f"backlog {size}: only {waiting} of {size} waiting after "

@@ -60,3 +60,14 @@ def test_the_peer_script_delivers_every_dropped_bundle(tmp_path: Path) -> None:
     fig = ctx.results.figures["peer_time"]
     assert fig.value is not None and fig.value > 0
     assert len(list(tmp_path.glob("store-peer/" + "[0-9a-f]" * 64))) == 3
+
+
+def test_without_inotifywait_the_peer_is_skipped_with_how_to_install_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(delivery.shutil, "which", lambda name: None)
+    ctx = Context(tmp_path, n=3, backlog_sizes=(), journal_rows=0, corpus_size=3)
+    with ctx.phase("peer"):
+        delivery.peer(ctx)
+    fig = ctx.results.figures["peer_time"]
+    assert fig.value is None
+    assert "apt-get install -y inotify-tools" in fig.note
