@@ -232,6 +232,9 @@ What each phase does:
 The invoices are the official Peppol BIS 3 example (`tests/fixtures/peppol/
 base-example.xml`) with their own invoice numbers; the attachments a ~100 KB
 PDF (pypdf, pages of drawn rectangles) and a ~50 KB PNG (Pillow, noise).
-Receivers and daemons run on 127.0.0.1 as subprocesses, on the same machine
-as the bench, so every figure includes their share of the cores.
+Every daemon runs with `settle_seconds = 0.2`, its state, logs (JSON lines)
+and folders in the bench's work dir. Receivers and daemons run on 127.0.0.1
+as subprocesses, on the same machine as the bench, so every figure includes
+their share of the cores — and that of anything else the machine runs at the
+time: the load average at start and end is recorded for that reason.
 """
