@@ -32,6 +32,11 @@ class Context:
             self._corpus = corpus.build(self.work, self.corpus_size)
         return self._corpus
 
+    def note(self, text: str) -> None:
+        """A note for the printed and recorded results, once however many phases say it."""
+        if text not in self.results.notes:
+            self.results.notes.append(text)
+
     def start(self, proc: P) -> P:
         """Register a started process; it is stopped when the phase ends."""
         self._stack.callback(proc.stop)

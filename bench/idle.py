@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from bench.context import Context
 from bench.corpus import invoice_xml
 from bench.procs import (
+    PREFLIGHT_OFF,
     BenchError,
     Daemon,
     Receiver,
@@ -49,6 +50,7 @@ def backlog(ctx: Context) -> None:
 
 
 def _backlog(ctx: Context, size: int) -> None:
+    ctx.note(PREFLIGHT_OFF)
     rec = ctx.start(Receiver(ctx.work, f"backlog{size}"))
     config = write_config(ctx.work, f"backlog{size}", rec.url,
                           outbox={"settle_seconds": 0.2},
