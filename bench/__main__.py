@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import delivery, idle, report
+from bench import delivery, idle, preflight, report
 from bench.context import Context
 from bench.procs import BenchError, stop_all
 
@@ -22,9 +22,11 @@ PHASES: dict[str, Callable[[Context], None]] = {
     "baseline": delivery.baseline,
     "peer": delivery.peer,
     "throughput": delivery.throughput,
+    "throughput-preflight": delivery.throughput_preflight,
     "latency": delivery.latency,
     "backlog": idle.backlog,
     "journal": idle.journal,
+    "preflight": preflight.preflight,
 }
 LATENCY_BUNDLES = 20
 
@@ -89,6 +91,23 @@ def _ratios(ctx: Context) -> None:
         value = ref / daemon if key == "ratio_peer" else daemon / ref
         r.add(key + suffix, label, value, "x", how + ("" if not suffix else
                                                       f"; N = {ctx.n}, not judged"))
+    _preflight_ratio(ctx, suffix)
+
+
+def _preflight_ratio(ctx: Context, suffix: str) -> None:
+    """Pre-flight on / off: the two bursts of this run (issue 8: on ≤ 1.3× off)."""
+    r = ctx.results
+    on, off = r.value("throughput_preflight_time"), r.value("throughput_time")
+    if "throughput_preflight_time" not in r.figures and "throughput_time" not in r.figures:
+        return
+    label = "pre-flight on / off (throughput-preflight time / throughput time)"
+    if on is None or off is None:
+        missing = "throughput-preflight" if on is None else "throughput"
+        r.add("ratio_preflight" + suffix, label, None, "x",
+              f"n/a: {missing} not measured in this run")
+        return
+    r.add("ratio_preflight" + suffix, label, on / off, "x",
+          "lower is better" + ("" if not suffix else f"; N = {ctx.n}, not judged"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
