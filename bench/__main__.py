@@ -51,6 +51,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="backlog sizes (default 2000,20000)")
     p.add_argument("--journal-rows", type=int, default=100_000, metavar="N",
                    help="rows in the journal phase (default %(default)s)")
+    p.add_argument("--journal-days", type=float, default=365, metavar="N",
+                   help="days over which the journal phase spreads its sent and quarantined "
+                        "rows (default %(default)g; status lists the last 7)")
     p.add_argument("--record", action="store_true",
                    help="append a dated section to docs/benchmarks.md")
     p.add_argument("--workdir", type=Path, default=None, metavar="DIR",
@@ -64,6 +67,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     args.phases = [ph for ph in PHASES if ph in args.phases] if args.phases else list(PHASES)
     if args.n < 1:
         p.error("--n must be at least 1")
+    if args.journal_days <= 0:
+        p.error("--journal-days must be positive")
     return args
 
 
@@ -122,7 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="outboxd-bench-", dir=args.workdir))
     info = report.machine(work)
     corpus_size = max(args.n, LATENCY_BUNDLES if "latency" in args.phases else 0)
-    ctx = Context(work, args.n, args.backlog, args.journal_rows, corpus_size=corpus_size)
+    ctx = Context(work, args.n, args.backlog, args.journal_rows, corpus_size=corpus_size,
+                  journal_days=args.journal_days)
     failed = False
     try:
         for name in args.phases:

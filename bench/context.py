@@ -22,6 +22,7 @@ class Context:
     backlog_sizes: tuple[int, ...]
     journal_rows: int
     results: Results = field(default_factory=Results)
+    journal_days: float = 365
     corpus_size: int = 0
     _corpus: corpus.Corpus | None = None
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
