@@ -181,6 +181,13 @@ def _copy_entry(src: Path, dst: Path) -> None:
     os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
 
 
+def _remove(path: Path) -> None:
+    """Remove a file or folder we made; nothing if it is not there."""
+    if not os.path.lexists(path):
+        return
+    shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+
+
 def move_tree(src: Path, dst: Path) -> None:
     """Move a file or folder to dst, which must not exist.
 
@@ -199,9 +206,15 @@ def move_tree(src: Path, dst: Path) -> None:
     # Named after the target, not our pid: a restart after a crash mid-copy
     # finds and replaces the partial copy instead of leaving it behind.
     tmp = dst.with_name(f".{dst.name}.partial")
-    if os.path.lexists(tmp):
-        shutil.rmtree(tmp) if tmp.is_dir() and not tmp.is_symlink() else tmp.unlink()
-    _copy_entry(src, tmp)
-    rename_noreplace(tmp, dst)
+    _remove(tmp)
+    try:
+        _copy_entry(src, tmp)
+        rename_noreplace(tmp, dst)
+    except BaseException:
+        # A full disk, a path too long, a share gone: the source is intact, so
+        # a half copy is only litter in the archive. Retried later from scratch.
+        with contextlib.suppress(OSError):
+            _remove(tmp)
+        raise
     fsync_dir(dst.parent)
     shutil.rmtree(src) if src.is_dir() and not src.is_symlink() else src.unlink()

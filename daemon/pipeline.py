@@ -17,7 +17,7 @@ from typing import Any
 
 from daemon import logs
 from daemon.bundle import Bundle, Finding
-from daemon.claim import claim, unclaim, work_dir_for
+from daemon.claim import claim, taken_meanwhile, unclaim, work_dir_for
 from daemon.config import Settings
 from daemon.deliver import Deliverer
 from daemon.errors import ClaimLost, InputError
@@ -48,6 +48,7 @@ class _Known:
     bundle: Bundle | None  # None: the invoice file itself could not be read
     bundle_id: str
     errors_file_done: bool = False  # NAME.errors.txt written (hold) or cleared (passing)
+    error: str | None = None  # why the bundle could not be read (shown by status)
 
 
 def _errors_file_text(path: Path) -> str | None:
@@ -104,7 +105,11 @@ class Pipeline:
         if known is None or known.snap != snap:
             known = self._read(cand, snap)
         if known.bundle is None:
+            if known.error:
+                self._live(row, key, "settling", last_error=known.error)
             return None
+        if row is not None and row.last_error and row.state in LIVE:
+            self.j.update(row.id, last_error=None)  # it reads now
         return self._decide(cand, known, row)
 
     def _read(self, cand: Candidate, snap: Snapshot) -> _Known:
@@ -112,9 +117,15 @@ class Pipeline:
         try:
             bundle = evaluate(cand, self.s)
         except (InputError, OSError) as exc:
-            # Logged once per snapshot: it is read again only when something changes.
-            self.log.error("bundle cannot be read", invoice_file=key, error=str(exc))
-            known = _Known(snap, None, "")
+            if taken_meanwhile(cand):
+                # Another daemon on the share claimed it while we read: normal work.
+                self.log.info("bundle taken by another daemon while being read",
+                              invoice_file=key)
+                known = _Known(snap, None, "")
+            else:
+                # Logged once per snapshot: it is read again only when something changes.
+                self.log.error("bundle cannot be read", invoice_file=key, error=str(exc))
+                known = _Known(snap, None, "", error=str(exc))
         except Exception:  # noqa: BLE001 - a bug on one odd file must not flood the log
             self.log.exception("unexpected error reading bundle", invoice_file=key)
             known = _Known(snap, None, "")
@@ -183,18 +194,23 @@ class Pipeline:
             write_atomic(path, text.encode("utf-8"))
 
     def _undo_claim(self, cand: Candidate, row_id: int, work: Path, why: str,
-                    **fields: Any) -> None:
+                    **fields: Any) -> int | None:
         """Put a claimed bundle back to settle again; if a same-named file arrived in the
-        meantime, ours cannot go back and is quarantined beside it instead."""
+        meantime, ours cannot go back and is quarantined beside it instead (the row id
+        is returned when that move must be retried by the workers)."""
         stuck = unclaim(cand, work) if work.exists() else []
         if stuck:
-            self.finish.quarantine(row_id, [Finding(
+            return self._quarantine_now(row_id, [Finding(
                 "changed-during-claim", cand.invoice.name, f"while this bundle was being "
                 f"claimed, new files named {', '.join(stuck)} appeared in the outbox; this is "
                 "the earlier version — compare the two and move the right one back into the "
                 "outbox")])
-            return
         self.j.transition(row_id, "settling", why, work_dir=None, **fields)
+        return None
+
+    def _quarantine_now(self, row_id: int, reasons: list[Finding]) -> int | None:
+        """Quarantine at claim time; a move that failed is handed to the workers' timers."""
+        return None if self.finish.quarantine(row_id, reasons) is None else row_id
 
     def _claim(self, cand: Candidate, known: _Known, row: Row | None,
                reasons: list[Finding]) -> int | None:
@@ -220,12 +236,12 @@ class Pipeline:
         except OSError as exc:
             # Permissions, a share that went away: put back whatever moved and
             # try again after a rescan period rather than on every tick.
-            self._undo_claim(cand, row_id, work, "claim failed",
-                             last_error=f"cannot move into processing: {exc}")
+            pending = self._undo_claim(cand, row_id, work, "claim failed",
+                                       last_error=f"cannot move into processing: {exc}")
             log.error("cannot claim bundle; will try again", error=str(exc),
                       retry_in=self.s.outbox.rescan_seconds)
             self._claim_paused[key] = time.monotonic() + self.s.outbox.rescan_seconds
-            return None
+            return pending
         # The files may have changed between validation and the move. The id
         # covers every byte (hashes), so matching again is enough: no need to
         # parse PDFs and images a second time.
@@ -234,12 +250,10 @@ class Pipeline:
         except InputError:
             after = ""
         if after != bid:
-            self._undo_claim(cand, row_id, work, "changed while being claimed")
             log.info("bundle changed while being claimed; settling again")
-            return None
+            return self._undo_claim(cand, row_id, work, "changed while being claimed")
         if reasons:
-            self.finish.quarantine(row_id, reasons)
-            return None
+            return self._quarantine_now(row_id, reasons)
         self.j.transition(row_id, "delivering", "claimed")
         log.info("bundle claimed", attachments=len(bundle.attachments),
                  unattached_ids=list(bundle.unattached_ids))

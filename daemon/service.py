@@ -25,6 +25,7 @@ from daemon.errors import ConfigError, OutboxdError
 from daemon.journal import Journal
 from daemon.notify import notify, watchdog_interval
 from daemon.pipeline import Pipeline
+from daemon.readback import restore_sent
 from daemon.scan import Listing, list_outbox
 from daemon.watch import Watcher
 
@@ -106,7 +107,8 @@ class Service:
             try:
                 delay = pipeline.finish.attempt(row_id)
             except OutboxdError as exc:
-                self.log.error("delivery step failed", row=row_id, error=str(exc))
+                if not getattr(exc, "reported", False):  # the journal logs its own, once
+                    self.log.error("delivery step failed", row=row_id, error=str(exc))
                 delay = self.settings.delivery.retry_max_seconds
             except Exception:  # noqa: BLE001 - a bug in one bundle must not stop the others
                 self.log.exception("unexpected error while delivering", row=row_id)
@@ -167,6 +169,7 @@ class Service:
         prepare_folders(s)
         self._install_signals()
         journal = Journal(s.journal_path)
+        restore_sent(journal, s.sent_dir, s.policy.duplicate_window_days)  # before any sending
         pipeline = Pipeline(s, journal, self._deliverer(s))
         for row_id, delay in pipeline.finish.recover():
             self.schedule(row_id, delay)
@@ -186,6 +189,7 @@ class Service:
         last_ping = last_rescan = time.monotonic()
         try:
             while not self._stop.is_set():
+                journal.check()  # deleted or replaced under us: JournalLost ends run()
                 now = time.monotonic()
                 if self._reload:
                     notify(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")
@@ -207,8 +211,9 @@ class Service:
                     try:
                         row_id = pipeline.step(cand, time.monotonic())
                     except OutboxdError as exc:
-                        self.log.error("bundle step failed", invoice_file=cand.invoice.name,
-                                       error=str(exc))
+                        if not getattr(exc, "reported", False):  # the journal logs its own
+                            self.log.error("bundle step failed", invoice_file=cand.invoice.name,
+                                           error=str(exc))
                         continue
                     except Exception:  # noqa: BLE001 - one bad bundle must not stop the daemon
                         self.log.exception("unexpected error", invoice_file=cand.invoice.name)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 from daemon.config import Settings
+from daemon.errors import JournalError
 from daemon.journal import STATES, Journal, Row
 
 
@@ -17,15 +20,29 @@ def _bundle(row: Row) -> dict[str, Any]:
             "last_error": row.last_error, "reasons": row.reasons}
 
 
-def collect(settings: Settings) -> dict[str, Any]:
-    path = settings.journal_path
-    if not path.exists():
-        return {"counts": dict.fromkeys(STATES, 0), "bundles": []}
-    journal = Journal(path, readonly=True)
+def _read(path: Path, immutable: bool) -> dict[str, Any]:
+    journal = Journal(path, readonly=True, immutable=immutable)
     try:
         return {"counts": journal.counts(), "bundles": [_bundle(r) for r in journal.recent()]}
     finally:
         journal.close()
+
+
+def collect(settings: Settings) -> dict[str, Any]:
+    path = settings.journal_path
+    if not path.exists():
+        return {"counts": dict.fromkeys(STATES, 0), "bundles": []}
+    try:
+        try:
+            return _read(path, immutable=False)
+        except sqlite3.OperationalError:
+            # A read-only state dir (a stopped daemon, a backup): SQLite cannot
+            # make its -shm file there. Nothing writes then, so read the file as is.
+            return _read(path, immutable=True)
+    except sqlite3.Error as exc:
+        raise JournalError(f"cannot read the journal {path}: {exc} — if it is damaged, stop "
+                           "outboxd and move the file away; outboxd starts a new journal and "
+                           "reads what was sent back from the receipts in sent/") from None
 
 
 def render(data: dict[str, Any]) -> str:

@@ -200,20 +200,24 @@ class TestQueries:
                                           "retrying", "sent", "quarantined"]
 
     def test_counts_show_internal_states_as_spec_names(self, journal: Journal) -> None:
-        """claiming/delivered count as delivering, quarantining as quarantined; gone not at all."""
+        """claiming/delivered/quarantining count as delivering (the archive folder is not there
+        yet), or as retrying once a move failed (last_error); gone not at all."""
         for state in (CLAIMING, DELIVERED, "delivering", QUARANTINING, "quarantined", "gone",
                       "sent", "waiting"):
             journal.create(f"{state}.xml", state)
+        journal.create("stuck.xml", DELIVERED, last_error="No space left on device")
         counts = journal.counts()
-        assert counts == {"settling": 0, "waiting": 1, "held": 0, "delivering": 3,
-                          "retrying": 0, "sent": 1, "quarantined": 2}
+        assert counts == {"settling": 0, "waiting": 1, "held": 0, "delivering": 4,
+                          "retrying": 1, "sent": 1, "quarantined": 1}
         assert "gone" not in counts and CLAIMING not in counts
 
     def test_shown_state(self, journal: Journal) -> None:
         """A row's shown_state is the SPEC name of its internal state."""
         assert journal.get(journal.create("a.xml", CLAIMING)).shown_state == "delivering"
         assert journal.get(journal.create("b.xml", DELIVERED)).shown_state == "delivering"
-        assert journal.get(journal.create("c.xml", QUARANTINING)).shown_state == "quarantined"
+        assert journal.get(journal.create("c.xml", QUARANTINING)).shown_state == "delivering"
+        assert journal.get(journal.create("e.xml", QUARANTINING, last_error="EROFS")
+                           ).shown_state == "retrying"
         assert journal.get(journal.create("d.xml", "retrying")).shown_state == "retrying"
 
     def test_recent_drops_old_final_rows(self, journal: Journal) -> None:

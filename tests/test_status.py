@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from daemon.config import DeliveryConfig, OutboxConfig, PathsConfig, Settings
-from daemon.journal import CLAIMING, QUARANTINING, Journal
+from daemon.journal import CLAIMING, Journal
 from daemon.status import as_json, collect, render
 
 SPEC_STATES = ["settling", "waiting", "held", "delivering", "retrying", "sent", "quarantined"]
@@ -41,7 +41,7 @@ def fill(settings: Settings) -> dict[str, int]:
                               invoice_ids=["INV-2"], attempts=3, last_error="HTTP 503",
                               next_attempt_at="2030-01-01T00:00:05.000Z"),
             "claim": j.create("INV-3.xml", CLAIMING, bundle_id="c" * 64),
-            "q": j.create("INV-4.xml", QUARANTINING, bundle_id="d" * 64, reasons=[
+            "q": j.create("INV-4.xml", "quarantined", bundle_id="d" * 64, reasons=[
                 {"code": "too-large", "file": "INV-4/a.pdf", "message": "too big"}]),
             "sent": j.create("INV-5.xml", "sent", bundle_id="e" * 64, invoice_ids=["INV-5"]),
             "old": j.create("INV-6.xml", "sent", bundle_id="f" * 64),
@@ -67,7 +67,7 @@ class TestCollect:
         assert list(settings.paths.state_dir.iterdir()) == []
 
     def test_counts_with_rows(self, settings: Settings) -> None:
-        """Counts use SPEC names (claiming → delivering, quarantining → quarantined); old
+        """Counts use SPEC names (claiming → delivering); old
         sent rows still count, gone rows do not."""
         fill(settings)
         assert collect(settings)["counts"] == {
