@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from daemon.config import Settings
 from daemon.errors import JournalError
-from daemon.journal import STATES, Journal, Row
+from daemon.journal import STATES, Journal, Row, parse_iso
 
 
 def _bundle(row: Row) -> dict[str, Any]:
@@ -45,27 +46,63 @@ def collect(settings: Settings) -> dict[str, Any]:
                            "reads what was sent back from the receipts in sent/") from None
 
 
-def render(data: dict[str, Any]) -> str:
+ATTENTION_SECONDS = 3600  # one state longer than this: listed under "Needs attention"
+_FINAL = ("sent", "quarantined")
+
+
+def needs_attention(b: dict[str, Any], now: datetime) -> bool:
+    """Not final and in one state for over an hour (a wait within its deadline is fine)."""
+    if b["state"] in _FINAL:
+        return False
+    if b["state"] == "waiting" and b["deadline"] and parse_iso(b["deadline"]) > now:
+        return False
+    return (now - parse_iso(b["since"])).total_seconds() > ATTENTION_SECONDS
+
+
+def _detail(b: dict[str, Any]) -> str:
+    state = b["state"]
+    if state == "waiting":
+        text = (f"no attachments: {', '.join(b['unattached_ids'])}; "
+                f"deadline {b['deadline'] or 'none (hold)'}")
+    elif state == "held":
+        text = "; ".join(r["message"] for r in b["reasons"])
+    elif state == "retrying":
+        text = f"attempts {b['attempts']}, next {b['next_attempt_at']}"
+    elif state == "quarantined":
+        return "; ".join(f"{r['file']}: {r['code']}" for r in b["reasons"])
+    elif state == "sent":
+        return f"at {b['since']}"
+    else:
+        text = ""
+    # Every bundle that is not moving says since when and why.
+    parts = [f"{state} since {b['since']}"] + ([text] if text else [])
+    if b["last_error"]:
+        parts.append(f"last error: {b['last_error']}")
+    return "; ".join(parts)
+
+
+def render(data: dict[str, Any], now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
     counts = data["counts"]
     lines = ["  ".join(f"{state}: {n}" for state, n in counts.items())]
-    sections = (("Waiting for attachments", "waiting"), ("Held (invalid)", "held"),
-                ("Retrying", "retrying"), ("Quarantined", "quarantined"), ("Sent", "sent"))
-    for title, state in sections:
-        rows = [b for b in data["bundles"] if b["state"] == state]
+    bundles = data["bundles"]
+    sections: list[tuple[str, list[dict[str, Any]]]] = [
+        ("Needs attention (in one state for over an hour)",
+         [b for b in bundles if needs_attention(b, now)]),
+        ("Waiting for attachments", [b for b in bundles if b["state"] == "waiting"]),
+        ("Held (invalid)", [b for b in bundles if b["state"] == "held"]),
+        ("Retrying", [b for b in bundles if b["state"] == "retrying"]),
+        ("Not moving (last error)", [b for b in bundles if b["last_error"]
+                                     and b["state"] in ("settling", "delivering")]),
+        ("Quarantined", [b for b in bundles if b["state"] == "quarantined"]),
+        ("Sent", [b for b in bundles if b["state"] == "sent"]),
+    ]
+    for title, rows in sections:
         if not rows:
             continue
         lines += ["", f"{title}:"]
         for b in rows:
-            detail = {
-                "waiting": f"no attachments: {', '.join(b['unattached_ids'])}; since "
-                           f"{b['since']}; deadline {b['deadline'] or 'none (hold)'}",
-                "held": "; ".join(r["message"] for r in b["reasons"]),
-                "retrying": f"attempts {b['attempts']}, next {b['next_attempt_at']}, "
-                            f"last error: {b['last_error']}",
-                "quarantined": "; ".join(f"{r['file']}: {r['code']}" for r in b["reasons"]),
-                "sent": f"at {b['since']}",
-            }[state]
-            lines.append(f"  {b['invoice_file']} [{', '.join(b['invoice_ids'])}] {detail}")
+            lines.append(f"  {b['invoice_file']} [{', '.join(b['invoice_ids'])}] {_detail(b)}")
     return "\n".join(lines)
 
 

@@ -124,3 +124,33 @@ class TestJson:
         for needle in ("waiting: 1", "retrying: 1", "INV-1.xml", "no attachments: INV-1",
                        "attempts 3", "HTTP 503", "INV-4/a.pdf: too-large"):
             assert needle in text
+
+
+class TestAttention:
+    def test_stuck_bundles_are_listed_with_error_and_since(self) -> None:
+        """A bundle in one state for over an hour is under "Needs attention"; every bundle
+        that is not moving shows since when and its last error; a wait within its deadline
+        and final states are not listed there."""
+        now = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+        old, fresh = "2026-05-01T10:00:00.000Z", "2026-05-01T11:59:00.000Z"
+
+        def b(name: str, state: str, since: str, **kw: object) -> dict:
+            return {"bundle_id": None, "invoice_file": name, "invoice_ids": [], "state": state,
+                    "since": since, "deadline": None, "unattached_ids": [], "attempts": 0,
+                    "next_attempt_at": None, "last_error": None, "reasons": [], **kw}
+
+        data = {"counts": {}, "bundles": [
+            b("stuck.xml", "retrying", old, last_error="No space left on device"),
+            b("unreadable.xml", "settling", fresh, last_error="cannot be read (Permission "
+              "denied)"),
+            b("waits.xml", "waiting", old, deadline="2026-05-01T13:00:00.000Z"),
+            b("done.xml", "sent", old)]}
+        text = render(data, now=now)
+        head, _, rest = text.partition("Needs attention")
+        attention = rest.split("\n\n")[0]
+        assert "stuck.xml" in attention and "No space left on device" in attention
+        assert "retrying since 2026-05-01T10:00:00.000Z" in attention
+        assert "waits.xml" not in attention and "done.xml" not in attention
+        assert "unreadable.xml" not in attention
+        assert "unreadable.xml [] settling since 2026-05-01T11:59:00.000Z; last error: " \
+               "cannot be read (Permission denied)" in text
