@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from daemon.errors import HostileInput, InputError
+from daemon.names import fit_bytes
 
 CHUNK = 1 << 16
 
@@ -89,7 +90,8 @@ def write_atomic(path: Path, data: bytes) -> None:
     The temp name is new (O_EXCL) and never followed (O_NOFOLLOW): a link a
     share user planted under a guessable name cannot redirect the write.
     """
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:12]}")
+    # The temp name is ours to choose: cut so it fits even beside a name at the limit.
+    tmp = path.with_name(f".{fit_bytes(path.name, 200)}.tmp-{uuid.uuid4().hex[:12]}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
     try:
         with os.fdopen(fd, "wb") as fh:
