@@ -112,19 +112,29 @@ class Finisher:
         if row.state not in ("delivering", "retrying"):
             return None  # finished meanwhile (quarantined, sent)
         log = self._bind(row.invoice_file, row.bundle_id, row.invoice_ids)
-        if not self._work_present(row):
+
+        def damaged(findings: list[Finding]) -> float | None:
             # The share that holds processing/ went away (or someone moved the
-            # folder): nothing to send and nothing to quarantine. Wait for it.
-            return self._move_failed(row, f"the processing folder {row.work_dir} or the invoice "
-                                     "file in it is not there — is the share mounted?")
+            # folder), maybe in the middle of reading: nothing to send and nothing
+            # to quarantine. Wait for it instead of judging a half-read bundle.
+            if not self._work_present(row):
+                return self._move_failed(row, f"the processing folder {row.work_dir} or the "
+                                         "invoice file in it is not there — is the share "
+                                         "mounted?")
+            return self.quarantine(row_id, findings)
+
+        if not self._work_present(row):
+            return damaged([])
         try:
             bundle = self._claimed_bundle(row)
         except (InputError, OSError) as exc:
-            return self.quarantine(row_id, [Finding(
+            return damaged([Finding(
                 "processing-damaged", row.invoice_file, f"cannot be read in the processing "
                 f"folder ({exc}) — check it and move it back to the outbox")])
+        if not self._work_present(row):
+            return damaged([])
         if bundle.errors:
-            return self.quarantine(row_id, list(bundle.errors))
+            return damaged(list(bundle.errors))
         warnings = self.outgoing_warnings(bundle, bundle_id_of(bundle))
         manifest = build_manifest(bundle, safe_filenames=self.s.delivery.safe_filenames,
                                   warnings=warnings)
@@ -137,7 +147,7 @@ class Finisher:
         try:
             receipt = self.d.deliver(bundle, manifest)
         except InputError as exc:
-            return self.quarantine(row_id, [Finding(
+            return damaged([Finding(
                 "processing-damaged", exc.file, f"{exc.message} (it changed in the processing "
                 "folder)")])
         except (Retryable, Paused) as exc:

@@ -23,7 +23,7 @@ from daemon.journal import Journal
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
-def _record(folder: Path) -> dict[str, Any] | None:
+def record_of(folder: Path) -> dict[str, Any] | None:
     """What the journal needs from one archive entry; None if it has no usable receipt."""
     try:
         with open(folder / "receipt.json", "rb") as fh:
@@ -56,7 +56,7 @@ def sent_records(sent_dir: Path, window_days: int) -> tuple[list[dict[str, Any]]
             for entry in it:
                 if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
                     continue  # a .partial copy or litter
-                rec = _record(Path(entry.path))
+                rec = record_of(Path(entry.path))
                 if rec is None:
                     unusable += 1
                 else:

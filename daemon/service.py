@@ -24,6 +24,7 @@ from daemon.deliver import Deliverer, make_deliverer
 from daemon.errors import ConfigError, OutboxdError
 from daemon.journal import Journal
 from daemon.notify import notify, watchdog_interval
+from daemon.orphans import sweep as sweep_orphans
 from daemon.pipeline import Pipeline
 from daemon.readback import restore_sent
 from daemon.scan import Listing, list_outbox
@@ -173,6 +174,7 @@ class Service:
         pipeline = Pipeline(s, journal, self._deliverer(s))
         for row_id, delay in pipeline.finish.recover():
             self.schedule(row_id, delay)
+        sweep_orphans(journal, s)  # work folders no journal row knows: finish or put back
         listing = self._list()  # the startup scan: bundles dropped while we were down
         pipeline.forget_vanished(listing)
         watcher = Watcher(s.outbox.path, s.outbox.watch, s.outbox.poll_interval_seconds,
@@ -201,6 +203,7 @@ class Service:
                     if not hinted:
                         last_rescan = now
                         self._start_watcher(watcher)
+                        sweep_orphans(journal, self.settings)
                     try:
                         listing = self._list()
                     except OSError as exc:
