@@ -64,6 +64,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hold-first", type=float, default=0.0, metavar="SECONDS",
                    help="store the first bundle, then wait this long before answering "
                         "(a lost answer, for crash trials)")
+    p.add_argument("--retry-after", type=float, default=0.0, metavar="SECONDS",
+                   help="Retry-After sent with the injected 429/503 answers (default 0)")
+
+    p = sub.add_parser("demo", help="a self-contained trial: receiver, daemon and sample "
+                       "invoices on this machine")
+    p.add_argument("--dir", type=Path, default=None, metavar="DIR",
+                   help="an empty or new folder for the workspace (default: a new temporary "
+                        "folder, kept afterwards)")
+    p.add_argument("--once", action="store_true",
+                   help="stop when every sample reached its end; exit 0 if each reached the "
+                        "expected one, 1 otherwise")
+    p.add_argument("--pace", type=float, default=1.0, metavar="SECONDS",
+                   help="pause between two samples (default %(default)s)")
+    p.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
+                   help="with --once: give up after this long (default %(default)s)")
     return parser
 
 
@@ -106,11 +121,16 @@ def _cmd_receiver(args: argparse.Namespace) -> int:
                          f"{args.fail_first!r}") from None
     token = args.token or os.environ.get("OUTBOXD_RECEIVER_TOKEN") or None
     return receiver.run(args.listen, args.store, token=token, fail_first=fail_first,
-                        hold_first=args.hold_first)
+                        hold_first=args.hold_first, retry_after=args.retry_after)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from daemon.actions import demo
+    return demo.run(args.dir, once=args.once, pace=args.pace, timeout=args.timeout)
 
 
 COMMANDS = {"run": _cmd_run, "status": _cmd_status, "config": _cmd_config,
-            "receiver": _cmd_receiver}
+            "receiver": _cmd_receiver, "demo": _cmd_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -67,14 +67,19 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
+RETRY_AFTER_LIMIT = 86400.0  # a Retry-After over 24 h counts as 24 h
+
+
 def backoff(attempt: int, base: float, cap: float, retry_after: float | None = None,
             rng: random.Random | None = None) -> float:
-    """Exponential backoff with full jitter; a server's Retry-After is a floor."""
+    """Exponential backoff with full jitter, capped at `cap`; a server's
+    Retry-After is a floor even above the cap (SPEC §5.1): a receiver that
+    says "come back in an hour" is not asked again every five minutes."""
     # Retries go on without limit: clamp the exponent, or 2**n overflows a float.
     ceiling = min(cap, base * 2.0 ** min(max(0, attempt - 1), 60))
     delay = (rng or random).uniform(0, ceiling)
     if retry_after is not None:
-        delay = max(delay, min(retry_after, cap))
+        delay = max(delay, min(retry_after, RETRY_AFTER_LIMIT))
     return delay
 
 

@@ -77,15 +77,30 @@ class Finisher:
         # Moves that failed (a full disk, a share gone): per row, how many times
         # in a row, and the monotonic time before which it is not tried again.
         self._move_faults: dict[int, tuple[int, float]] = {}
+        # Bundles validated before their claim, by row id, until they are finished.
+        # Written by the loop thread, taken by delivery workers (dict operations
+        # are atomic); after a restart a row is not here and is validated again.
+        self._validated: dict[int, Bundle] = {}
+
+    def hand_over(self, row_id: int, bundle: Bundle) -> None:
+        """The validated bundle of a row just claimed, at its place in processing."""
+        self._validated[row_id] = bundle
 
     def _bind(self, invoice_file: str, bundle_id: str | None, ids: list[str] | tuple[str, ...]
               ) -> Any:
         return bind(self.log, invoice_file, bundle_id, ids)
 
     def _claimed_bundle(self, row: Row) -> Bundle:
+        """The bundle to deliver: as validated before the claim, or (after a
+        restart, when that is gone) read and validated again in processing."""
+        validated = self._validated.get(row.id)
+        if validated is not None:
+            return validated
         assert row.work_dir is not None
-        return evaluate(moved_candidate(candidate_for(self.s.outbox, row.invoice_file),
-                                         Path(row.work_dir)), self.s)
+        bundle = evaluate(moved_candidate(candidate_for(self.s.outbox, row.invoice_file),
+                                          Path(row.work_dir)), self.s)
+        self._validated[row.id] = bundle
+        return bundle
 
     def outgoing_warnings(self, bundle: Bundle, bid: str) -> list[Finding]:
         name = bundle.invoice_file.name
@@ -142,7 +157,9 @@ class Finisher:
             log.warning("bundle changed in the processing folder",
                         new_bundle_id=manifest["bundle_id"])
         attempts = row.attempts + 1
-        self.j.transition(row_id, "delivering", bundle_id=manifest["bundle_id"],
+        # Not durable: a crash after the POST leaves the row in flight either way,
+        # and recovery posts again with the same Idempotency-Key.
+        self.j.transition(row_id, "delivering", durable=False, bundle_id=manifest["bundle_id"],
                           attempts=attempts, next_attempt_at=None)
         try:
             receipt = self.d.deliver(bundle, manifest)
@@ -153,11 +170,13 @@ class Finisher:
         except (Retryable, Paused) as exc:
             paused = isinstance(exc, Paused)
             cfg = self.s.delivery
-            delay = cfg.retry_max_seconds if paused else backoff(
-                attempts, cfg.retry_base_seconds, cfg.retry_max_seconds, exc.retry_after)
+            delay = backoff(attempts, cfg.retry_base_seconds, cfg.retry_max_seconds,
+                            exc.retry_after)
+            if paused:
+                delay = max(delay, cfg.retry_max_seconds)
             error = str(exc) + (f": {exc.body[:200]}" if exc.body else "")
-            self.j.transition(row_id, "retrying", attempts=attempts, last_error=error,
-                              next_attempt_at=iso_in(delay))
+            self.j.transition(row_id, "retrying", durable=False, attempts=attempts,
+                              last_error=error, next_attempt_at=iso_in(delay))
             (log.error if paused else log.warning)(
                 "delivery paused: configuration problem" if paused else "delivery failed; "
                 "will retry", error=error, attempts=attempts, retry_in=round(delay, 3))
@@ -169,8 +188,12 @@ class Finisher:
                 "back into the outbox")])
         record = {"manifest": manifest, "response": receipt.as_dict(), "attempts": attempts,
                   "delivered_at": now_iso()}
+        # The archive folder is chosen and recorded with the receipt, in one
+        # durable commit, before anything moves.
+        target = row.archive_dir or str(target_for(self.s.sent_dir, stem(row.invoice_file),
+                                                   manifest["bundle_id"]))
         self.j.transition(row_id, DELIVERED, response=record, receipt_id=receipt.receipt_id,
-                          last_error=None)
+                          last_error=None, archive_dir=target)
         for w in warnings:
             log.warning("sent with warning", code=w.code, file=w.file, message=w.message)
         return self.archive_sent(row_id)
@@ -221,7 +244,8 @@ class Finisher:
             return self._move_failed(row, f"delivered (receipt {row.receipt_id}), but cannot "
                                      f"be archived in {target}: {_describe(exc)}")
         self._move_faults.pop(row_id, None)
-        self.j.transition(row_id, "sent", archive_dir=str(target))
+        self._validated.pop(row_id, None)
+        self.j.transition(row_id, "sent", durable=False, archive_dir=str(target))
         self._bind(row.invoice_file, row.bundle_id, row.invoice_ids).info(
             "bundle sent", receipt_id=row.receipt_id, attempts=row.response.get("attempts"),
             archive=str(target))
@@ -245,7 +269,8 @@ class Finisher:
             return self._move_failed(row, f"cannot be moved into quarantine {target}: "
                                      f"{_describe(exc)}")
         self._move_faults.pop(row_id, None)
-        self.j.transition(row_id, "quarantined", archive_dir=str(target))
+        self._validated.pop(row_id, None)
+        self.j.transition(row_id, "quarantined", durable=False, archive_dir=str(target))
         self._bind(row.invoice_file, row.bundle_id, row.invoice_ids).warning(
             "bundle quarantined", reasons=[r.line() for r in reasons], archive=str(target))
         return None

@@ -1,8 +1,11 @@
 """The journal: the one owner of the SQLite state database (SPEC §4).
 
-Every transition is written (and committed, synchronous=FULL) *before* the
-file move or POST it announces, so after a crash the journal says what was
-under way and recovery can finish it. One row per bundle attempt; a row
+Every transition is written *before* the file move or POST it announces, and
+one that announces an effect is committed durably (synchronous=FULL), so
+after a crash the journal says what was under way and recovery can finish
+it. Transitions that announce nothing (settling, waiting, attempt counts)
+are committed without a sync of their own and become durable with the next
+durable one (WAL order). One row per bundle attempt; a row
 before the claim is keyed by its invoice file (its content, and so its
 bundle id, may still change).
 """
@@ -67,6 +70,13 @@ CREATE TABLE IF NOT EXISTS bundles (
 );
 CREATE INDEX IF NOT EXISTS bundles_state ON bundles(state);
 CREATE INDEX IF NOT EXISTS bundles_bundle_id ON bundles(bundle_id);
+-- Invoice ids the receiver has accepted, so "already sent in another bundle"
+-- is an index lookup, not a scan of every sent row.
+CREATE TABLE IF NOT EXISTS sent_invoices (
+    invoice_id TEXT NOT NULL,
+    bundle_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sent_invoices_id ON sent_invoices(invoice_id);
 CREATE TABLE IF NOT EXISTS transitions (
     id INTEGER PRIMARY KEY,
     bundle_row INTEGER NOT NULL REFERENCES bundles(id),
@@ -77,6 +87,8 @@ CREATE TABLE IF NOT EXISTS transitions (
 );
 """
 
+_SENT_INVOICES_FROM = ("INSERT INTO sent_invoices (invoice_id, bundle_id) SELECT j.value, "
+                       "b.bundle_id FROM bundles AS b, json_each(b.invoice_ids) AS j WHERE ")
 _JSON_FIELDS = ("invoice_ids", "unattached_ids", "reasons", "response")
 _FIELDS = ("bundle_id", "invoice_file", "invoice_ids", "deadline", "unattached_ids",
            "attempts", "next_attempt_at", "last_error", "reasons", "work_dir", "archive_dir",
@@ -128,6 +140,8 @@ class Journal:
         self._failing_until = 0.0  # monotonic: no write is tried before this
         self._failure = ""
         self.log = logs.get()
+        self.changes = 0  # committed write transactions: the loop republishes status on change
+        self._identity: tuple[int, int] | None = None  # set once the file exists
         try:
             if readonly:
                 # immutable: a read-only state dir where SQLite cannot create the
@@ -137,8 +151,10 @@ class Journal:
             else:
                 self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
                 self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("PRAGMA synchronous=FULL")
+                # NORMAL until a write announces an effect; see _tx(durable=).
+                self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.executescript(SCHEMA)
+                self._migrate()
             self._db.row_factory = sqlite3.Row
         except sqlite3.Error as exc:
             raise JournalError(f"cannot open the journal {path}: {exc} — check [paths] "
@@ -166,6 +182,15 @@ class Journal:
                               "a fresh journal (bundles already sent are read back from the "
                               "receipts in sent/)", reported=True)
 
+    def _migrate(self) -> None:
+        """Bring a journal of an earlier version up to this one's schema."""
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version < 1:
+            # sent_invoices is new in version 1: fill it from the rows already sent.
+            with self._tx() as db:
+                db.execute(_SENT_INVOICES_FROM + "state IN ('sent', ?)", (DELIVERED,))
+                db.execute("PRAGMA user_version = 1")
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -189,21 +214,31 @@ class Journal:
         return JournalError(message, reported=True)
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One transaction. `durable`: the commit syncs the WAL to disk (the
+        record must survive a power loss because an effect follows it); that
+        sync also makes every earlier non-durable commit durable, in order."""
         with self._lock:
             self.check()
             if time.monotonic() < self._failing_until:
                 raise JournalError(self._failure, reported=True)
+            if durable:
+                self._db.execute("PRAGMA synchronous=FULL")
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 yield self._db
                 self._db.execute("COMMIT")
+                self.changes += 1
             except sqlite3.Error as exc:
                 self._rollback()
                 raise self._failed(exc) from None
             except BaseException:
                 self._rollback()
                 raise
+            finally:
+                if durable:
+                    with suppress(sqlite3.Error):
+                        self._db.execute("PRAGMA synchronous=NORMAL")
             if self._failures:
                 self.log.info("journal writable again", failures=self._failures)
                 self._failures, self._failing_until, self._failure = 0, 0.0, ""
@@ -224,26 +259,30 @@ class Journal:
         d.pop("updated_at", None)
         return Row(**d)
 
-    def create(self, invoice_file: str, state: str, detail: str = "", **fields: Any) -> int:
+    def create(self, invoice_file: str, state: str, detail: str = "", durable: bool = True,
+               **fields: Any) -> int:
         """A new row in `state`; the transition from nothing is recorded with it."""
         fields = self._encode({"invoice_file": invoice_file, **fields})
         at = now_iso()
         cols = ", ".join(fields)
         marks = ", ".join("?" for _ in fields)
-        with self._tx() as db:
+        with self._tx(durable) as db:
             cur = db.execute(f"INSERT INTO bundles (state, since, updated_at, {cols}) "
                              f"VALUES (?, ?, ?, {marks})", (state, at, at, *fields.values()))
             row_id = int(cur.lastrowid or 0)
+            if state in ("sent", DELIVERED):
+                db.execute(_SENT_INVOICES_FROM + "b.id = ?", (row_id,))
             db.execute("INSERT INTO transitions (bundle_row, at, from_state, to_state, detail) "
                        "VALUES (?, ?, NULL, ?, ?)", (row_id, at, state, detail))
         return row_id
 
-    def transition(self, row_id: int, state: str, detail: str = "", **fields: Any) -> None:
+    def transition(self, row_id: int, state: str, detail: str = "", durable: bool = True,
+                   **fields: Any) -> None:
         """Move a row to `state` (and update fields) in one committed transaction."""
         enc = self._encode(fields)
         at = now_iso()
         sets = "".join(f", {k} = ?" for k in enc)
-        with self._tx() as db:
+        with self._tx(durable) as db:
             prev = db.execute("SELECT state FROM bundles WHERE id = ?", (row_id,)).fetchone()
             if prev is None:
                 raise JournalError(f"journal row {row_id} does not exist")
@@ -251,6 +290,8 @@ class Journal:
             db.execute(f"UPDATE bundles SET state = ?, since = COALESCE(?, since), "
                        f"updated_at = ?{sets} WHERE id = ?",
                        (state, since, at, *enc.values(), row_id))
+            if state == DELIVERED and prev["state"] != DELIVERED:
+                db.execute(_SENT_INVOICES_FROM + "b.id = ?", (row_id,))
             if prev["state"] != state:
                 db.execute("INSERT INTO transitions (bundle_row, at, from_state, to_state, "
                            "detail) VALUES (?, ?, ?, ?, ?)",
@@ -298,11 +339,15 @@ class Journal:
 
     def sent_invoice_ids(self, invoice_ids: list[str], except_bundle: str) -> list[str]:
         """Those of invoice_ids already sent in another bundle."""
+        if not invoice_ids:
+            return []
+        marks = ", ".join("?" for _ in invoice_ids)
         with self._lock:
-            # DELIVERED: the receiver has it, only the archive move is pending.
-            rs = self._db.execute("SELECT invoice_ids FROM bundles WHERE state IN ('sent', ?) "
-                                  "AND bundle_id != ?", (DELIVERED, except_bundle)).fetchall()
-        sent = {i for r in rs for i in json.loads(r["invoice_ids"])}
+            # Filled when a row becomes DELIVERED: the receiver has it.
+            rs = self._db.execute(f"SELECT DISTINCT invoice_id FROM sent_invoices WHERE "
+                                  f"invoice_id IN ({marks}) AND bundle_id != ?",
+                                  (*invoice_ids, except_bundle)).fetchall()
+        sent = {r["invoice_id"] for r in rs}
         return [i for i in invoice_ids if i in sent]
 
     def counts(self) -> dict[str, int]:
@@ -335,9 +380,26 @@ class Journal:
                     (rec["bundle_id"], rec["invoice_file"],
                      json.dumps(rec["invoice_ids"], ensure_ascii=False), at,
                      rec["archive_dir"], rec.get("receipt_id"), now_iso()))
+                row_id = int(cur.lastrowid or 0)
+                db.execute(_SENT_INVOICES_FROM + "b.id = ?", (row_id,))
                 db.execute("INSERT INTO transitions (bundle_row, at, from_state, to_state, "
                            "detail) VALUES (?, ?, NULL, 'sent', 'read back from sent/')",
-                           (int(cur.lastrowid or 0), now_iso()))
+                           (row_id, now_iso()))
+
+    def summary(self) -> dict[str, int]:
+        """Counts for systemd's STATUS= line: each unfinished state, and sent today (UTC)."""
+        today = datetime.now(UTC).strftime("%Y-%m-%dT00:00:00.000Z")
+        out: dict[str, int] = {}
+        with self._lock:
+            for r in self._db.execute("SELECT state, last_error IS NOT NULL AS err, COUNT(*) AS n "
+                                      "FROM bundles WHERE state NOT IN ('sent', 'quarantined', "
+                                      "'gone') GROUP BY state, err"):
+                shown = shown_state(r["state"], bool(r["err"]))
+                out[shown] = out.get(shown, 0) + r["n"]
+            out["sent today"] = self._db.execute(
+                "SELECT COUNT(*) FROM bundles WHERE state = 'sent' AND since >= ?",
+                (today,)).fetchone()[0]
+        return out
 
     def recent(self, days: int = 7) -> list[Row]:
         """Everything not final, plus sent/quarantined of the last `days` days."""

@@ -1,40 +1,107 @@
-"""Logging: structlog, JSON lines off a terminal (journald), console lines on one."""
+"""Logging: structlog, JSON lines off a terminal (journald), console lines on one.
+
+Everything goes through one stdlib handler with structlog's ProcessorFormatter:
+our own events and whatever libraries log through `logging` (watchdog,
+httpx, pypdf), Python warnings and uncaught thread exceptions too. So under
+JSON logging every line on the stream is one JSON object — a bare text line
+from a library would break a log shipper that parses lines — and one handler
+lock keeps lines from different threads whole.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+import threading
 from typing import Any, TextIO
 
 import structlog
 
 from daemon.config import LogConfig
 
+_handler: logging.Handler | None = None
+_BUNDLE_KEYS = ("invoice_file", "invoice_ids", "bundle_id")
+
+
+def _bundle_first(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Console only: put the invoice file, its ids and the short bundle id right after
+    the event, so a person reads one line per bundle event without hunting for keys."""
+    parts = []
+    if "invoice_file" in event:
+        parts.append(str(event.pop("invoice_file")))
+    ids = event.pop("invoice_ids", None)
+    if ids:
+        parts.append("[" + ", ".join(map(str, ids)) + "]")
+    bid = event.pop("bundle_id", None)
+    if bid:
+        parts.append(str(bid)[:12])
+    if parts:
+        event["event"] = f"{event.get('event', '')}: {' '.join(parts)}"
+    return event
+
+
+def _renderer(fmt: str, stream: TextIO) -> list[Any]:
+    if fmt == "json":
+        return [structlog.processors.format_exc_info,
+                structlog.processors.JSONRenderer(ensure_ascii=False)]
+    colors = stream.isatty()
+    return [_bundle_first, structlog.dev.ConsoleRenderer(colors=colors)]
+
+
+def _thread_excepthook(args: threading.ExceptHookArgs) -> None:
+    # A thread that dies of an exception (a watchdog emitter, say) prints a
+    # bare traceback by default; log it as one event instead.
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread else "?"
+    logging.getLogger("outboxd").error(
+        "thread died", exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+        extra={"thread_name": name})
+
 
 def configure(cfg: LogConfig | None = None, stream: TextIO | None = None) -> None:
+    """Set up logging for this process; called again on SIGHUP with the new [log]."""
+    global _handler
     cfg = cfg or LogConfig()
-    # pypdf logs "EOF marker not found" and the like through stdlib logging for
-    # every damaged PDF; validation already reports those files properly.
-    logging.getLogger("pypdf").setLevel(logging.ERROR)
     stream = stream or sys.stderr
     fmt = cfg.format
     if fmt == "auto":
         fmt = "console" if stream.isatty() else "json"
-    renderer: Any = (structlog.processors.JSONRenderer() if fmt == "json"
-                     else structlog.dev.ConsoleRenderer(colors=stream.isatty()))
+    level = getattr(logging, cfg.level.upper())
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            getattr(logging, cfg.level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(stream),
+        processors=[structlog.stdlib.filter_by_level, *shared,
+                    structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        wrapper_class=structlog.stdlib.BoundLogger,
+        logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=False,
     )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        # Records from other libraries: their logger name says who spoke.
+        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name,
+                           structlog.stdlib.ExtraAdder()],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    *_renderer(fmt, stream)],
+    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    if _handler is not None:
+        root.removeHandler(_handler)
+    root.addHandler(handler)
+    root.setLevel(level)
+    _handler = handler
+    # pypdf logs "EOF marker not found" and the like for every damaged PDF;
+    # validation already reports those files properly.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
+    # httpx logs every request at INFO; our delivery events say more.
+    logging.getLogger("httpx").setLevel(max(level, logging.WARNING))
+    logging.captureWarnings(True)
+    threading.excepthook = _thread_excepthook
 
 
 def get(**context: Any) -> Any:

@@ -208,16 +208,25 @@ def _distinct_names(atts: list[Attachment], safe: bool, findings: list[Finding]
     return kept
 
 
-def assemble(cand: Candidate, settings: Settings) -> Bundle:
-    """Read the invoice file and match its sidecar; every rule broken is a Finding."""
+def assemble(cand: Candidate, settings: Settings, known: Bundle | None = None) -> Bundle:
+    """Read the invoice file and match its sidecar; every rule broken is a Finding.
+
+    `known`: this bundle as read before (the claim re-checks by hashes). If the
+    invoice file still has the same bytes, its ids and findings are taken
+    from there instead of parsing it again.
+    """
     findings: list[Finding] = []
     rel = cand.invoice.name
     size, digest = hash_file(cand.invoice, rel)
-    try:
-        read = read_invoice_file(cand.invoice, rel, settings.invoices.pdf_id_pattern)
-    except InputError as exc:
-        findings.append(_err(exc.code, exc.file, exc.message))
-        read = InvoiceRead("other", (stem(cand.invoice.name),))
+    if known is not None and known.invoice_file.sha256 == digest:
+        read = InvoiceRead(known.invoice_file.format, known.invoice_ids)
+        findings.extend(f for f in known.findings if f.file == rel)
+    else:
+        try:
+            read = read_invoice_file(cand.invoice, rel, settings.invoices.pdf_id_pattern)
+        except InputError as exc:
+            findings.append(_err(exc.code, exc.file, exc.message))
+            read = InvoiceRead("other", (stem(cand.invoice.name),))
     inv = InvoiceFile(cand.invoice, cand.invoice.name, size, digest, read.format,
                       read.invoice_ids)
     attachments: list[Attachment] = []

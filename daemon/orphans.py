@@ -72,12 +72,14 @@ def _invoice_in(work: Path, settings: Settings) -> str | None:
 def sweep(journal: Journal, settings: Settings) -> int:
     """Finish every orphaned work folder of ours; how many were handled."""
     log = logs.get()
-    known = {row.work_dir for row in journal.rows(IN_FLIGHT) if row.work_dir}
     try:
         entries = [e for e in os.scandir(settings.processing_dir)
                    if e.is_dir(follow_symlinks=False) and not e.name.startswith(".")]
     except OSError:
         return 0  # the share is away; the next rescan looks again
+    if not entries:
+        return 0  # the usual case: no journal query at all
+    known = {row.work_dir for row in journal.rows(IN_FLIGHT) if row.work_dir}
     handled = 0
     for entry in entries:
         work = Path(entry.path)

@@ -9,8 +9,7 @@ step that changes the world is announced in the journal first.
 from __future__ import annotations
 
 import os
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from daemon.claim import claim, taken_meanwhile, unclaim, work_dir_for
 from daemon.config import Settings
 from daemon.deliver import Deliverer
 from daemon.errors import ClaimLost, InputError
-from daemon.finish import Finisher, bind, evaluate, reasons_of
+from daemon.finish import Finisher, bind, reasons_of
 from daemon.fsops import write_atomic
 from daemon.journal import (
     CLAIMING,
@@ -33,11 +32,25 @@ from daemon.journal import (
 )
 from daemon.manifest import bundle_id_of
 from daemon.match import assemble
-from daemon.scan import Candidate, Listing, Snapshot, snapshot
+from daemon.scan import Candidate, Snapshot, candidate_for, snapshot
 from daemon.settle import SettleTracker
 
 ERRORS_HEADER = ("# outboxd: this bundle is held because of the errors below. Fix them;\n"
                  "# it is checked again on every change and this file goes away once it passes.\n")
+
+
+@dataclass(frozen=True)
+class Next:
+    """What a step asks of the loop: deliver a claimed row, look again at a
+    monotonic time, or read and validate a settled version off the loop."""
+
+    claimed: int | None = None
+    at: float | None = None
+    read: Snapshot | None = None
+    gone: bool = False  # the invoice file is no longer in the outbox
+
+
+IDLE = Next()
 
 
 @dataclass
@@ -62,12 +75,17 @@ def _errors_file_text(path: Path) -> str | None:
 
 
 class Pipeline:
+    """Runs on the loop thread only: it owns the live (pre-claim) journal rows,
+    which it keeps in memory so that stepping a bundle costs no query."""
+
     def __init__(self, settings: Settings, journal: Journal, deliverer: Deliverer) -> None:
         self.s = settings
         self.j = journal
         self.finish = Finisher(settings, journal, deliverer)
         self.tracker = SettleTracker(settings.outbox.settle_seconds)
         self.known: dict[str, _Known] = {}
+        self.live: dict[str, Row] = {}  # invoice file -> its live row, as last written
+        self._reading: dict[str, Snapshot] = {}  # handed to a reader, result not back yet
         self._claim_paused: dict[str, float] = {}  # invoice file -> monotonic retry time
         self.log = logs.get()
 
@@ -84,63 +102,95 @@ class Pipeline:
         return bind(self.log, invoice_file, bundle_id, ids)
 
     # -- before the claim ------------------------------------------------------
-    def step(self, cand: Candidate, now: float) -> int | None:
-        """Look at one invoice file in the outbox; a journal row id once it is claimed."""
+    def step(self, cand: Candidate, now: float, snap: Snapshot | None = None) -> Next:
+        """Look at one invoice file in the outbox; `now` is the loop's monotonic time."""
         key = cand.invoice.name
-        snap = snapshot(cand, self.s.outbox)
-        row = self.j.live_row(key)
+        snap = snap or snapshot(cand, self.s.outbox)
+        row = self.live.get(key)
         if snap is None:
             self.forget(key)
             if row:
-                self.j.transition(row.id, "gone", "the invoice file left the outbox")
-            return None
+                self._live(row, key, "gone", detail="the invoice file left the outbox")
+            return Next(gone=True)
+        settled = self.tracker.observe(key, snap, now)
         marker_missing = (self.s.outbox.completion == "marker"
                           and not os.path.lexists(cand.marker))
-        if not self.tracker.observe(key, snap, now) or marker_missing:
+        if not settled or marker_missing:
             self._live(row, key, "settling")
-            return None
-        if self._claim_paused.get(key, 0.0) > now:
-            return None
+            # An in-progress name or a missing marker ends with an event, not a time.
+            quiet = not snap.busy and not marker_missing
+            return Next(at=self.tracker.ready_at(key)) if quiet and not settled else IDLE
+        paused = self._claim_paused.get(key)
+        if paused is not None and paused > now:
+            return Next(at=paused)
         known = self.known.get(key)
         if known is None or known.snap != snap:
-            known = self._read(cand, snap)
+            if self._reading.get(key) == snap:
+                return IDLE  # its result will come back and step it again
+            self._reading[key] = snap
+            return Next(read=snap)
         if known.bundle is None:
-            if known.error:
+            if known.error:  # status shows why it does not move
                 self._live(row, key, "settling", last_error=known.error)
-            return None
+            return IDLE  # unreadable: looked at again when something changes
         if row is not None and row.last_error and row.state in LIVE:
-            self.j.update(row.id, last_error=None)  # it reads now
-        return self._decide(cand, known, row)
+            self._live(row, key, row.state, last_error=None)  # it reads now
+            row = self.live.get(key)
+        return self._decide(cand, known, row, now)
 
-    def _read(self, cand: Candidate, snap: Snapshot) -> _Known:
-        key = cand.invoice.name
-        try:
-            bundle = evaluate(cand, self.s)
-        except (InputError, OSError) as exc:
-            if taken_meanwhile(cand):
-                # Another daemon on the share claimed it while we read: normal work.
-                self.log.info("bundle taken by another daemon while being read",
-                              invoice_file=key)
-                known = _Known(snap, None, "")
-            else:
-                # Logged once per snapshot: it is read again only when something changes.
-                self.log.error("bundle cannot be read", invoice_file=key, error=str(exc))
-                known = _Known(snap, None, "", error=str(exc))
-        except Exception:  # noqa: BLE001 - a bug on one odd file must not flood the log
-            self.log.exception("unexpected error reading bundle", invoice_file=key)
-            known = _Known(snap, None, "")
+    def took_read(self, key: str, snap: Snapshot, result: Bundle | BaseException) -> None:
+        """The result of reading and validating `snap` of `key` on a worker."""
+        pending = self._reading.get(key)
+        if pending is not None and pending != snap:
+            return  # a newer version is being read; this result is already stale
+        self._reading.pop(key, None)
+        if isinstance(result, Bundle):
+            self.known[key] = _Known(snap, result, bundle_id_of(result))
+            return
+        error = None
+        if isinstance(result, InputError | OSError) and taken_meanwhile(
+                candidate_for(self.s.outbox, key)):
+            # Another daemon on the share claimed it while we read: normal work.
+            self.log.info("bundle taken by another daemon while being read", invoice_file=key)
+        elif isinstance(result, InputError | OSError):
+            # Logged once per snapshot: it is read again only when something changes.
+            self.log.error("bundle cannot be read", invoice_file=key, error=str(result))
+            error = str(result)
         else:
-            known = _Known(snap, bundle, bundle_id_of(bundle))
-        self.known[key] = known
-        return known
+            self.log.error("unexpected error reading bundle", invoice_file=key,
+                           exc_info=result)
+        self.known[key] = _Known(snap, None, "", error=error)
 
-    def _live(self, row: Row | None, key: str, state: str, **fields: Any) -> None:
+    def _live(self, row: Row | None, key: str, state: str, detail: str = "",
+              **fields: Any) -> None:
+        """Record a live state; written only when it differs from what the row says.
+
+        Not durable on its own (no effect follows it): the next durable
+        commit, or the next start's scan, covers it.
+        """
+        if (row is None or row.state != state) and state != "gone":
+            # One log line per state a bundle enters in the outbox (settling,
+            # waiting, held), so a person reading the log sees it move.
+            self.log.info(f"bundle {state}", invoice_file=key,
+                          bundle_id=fields.get("bundle_id"),
+                          invoice_ids=list(fields.get("invoice_ids") or []),
+                          **{k: fields[k] for k in ("unattached_ids", "deadline")
+                             if fields.get(k)})
         if row is None:
-            self.j.create(key, state, **fields)
+            if state == "gone":
+                return
+            row_id = self.j.create(key, state, detail, durable=False, **fields)
         elif row.state != state or any(getattr(row, k) != v for k, v in fields.items()):
-            self.j.transition(row.id, state, **fields)
+            self.j.transition(row.id, state, detail, durable=False, **fields)
+            row_id = row.id
+        else:
+            return
+        if state in LIVE:
+            self.live[key] = self.j.get(row_id)
+        else:
+            self.live.pop(key, None)
 
-    def _decide(self, cand: Candidate, known: _Known, row: Row | None) -> int | None:
+    def _decide(self, cand: Candidate, known: _Known, row: Row | None, now: float) -> Next:
         bundle, bid, key = known.bundle, known.bundle_id, cand.invoice.name
         assert bundle is not None
         policy = self.s.policy
@@ -148,27 +198,31 @@ class Pipeline:
             if policy.invalid == "hold":
                 self._errors_file(cand, known, bundle.errors)
                 self._live(row, key, "held", bundle_id=bid, reasons=reasons_of(bundle.errors))
-                return None
-            return self._claim(cand, known, row, list(bundle.errors))
+                return IDLE
+            return self._claim(cand, known, row, list(bundle.errors), now)
         self._errors_file(cand, known, ())
         if self.j.was_sent(bid) and policy.duplicates == "quarantine":
             return self._claim(cand, known, row, [Finding(
                 "duplicate", key, f"this exact bundle ({bid[:12]}) was sent before — remove "
-                "it, or change it if it is meant to be a new bundle")])
+                "it, or change it if it is meant to be a new bundle")], now)
         unattached = bundle.unattached_ids
         if unattached and policy.unattached != "send":
             deadline = row.deadline if row and row.deadline else (
                 None if policy.unattached == "hold" else iso_in(policy.attachment_wait_seconds))
-            if deadline is None or datetime.now(UTC) < parse_iso(deadline):
+            # The deadline is kept as wall-clock time (it survives a restart);
+            # the loop waits for it on its own monotonic clock.
+            left = None if deadline is None else (
+                parse_iso(deadline) - datetime.now(UTC)).total_seconds()
+            if left is None or left > 0:
                 self._live(row, key, "waiting", bundle_id=bid, deadline=deadline,
                            invoice_ids=list(bundle.invoice_ids), unattached_ids=list(unattached))
-                return None
+                return IDLE if left is None else Next(at=now + left)
             if policy.unattached == "quarantine":
                 return self._claim(cand, known, row, [Finding(
                     "unattached-invoice", key, f"invoice(s) {', '.join(unattached)} had no "
                     f"attachments after {policy.attachment_wait_seconds:g} s — add them to the "
-                    "sidecar folder and move the bundle back into the outbox")])
-        return self._claim(cand, known, row, [])
+                    "sidecar folder and move the bundle back into the outbox")], now)
+        return self._claim(cand, known, row, [], now)
 
     def _errors_file(self, cand: Candidate, known: _Known, errors: tuple[Finding, ...]) -> None:
         """Write NAME.errors.txt for a held bundle, or remove it once it passes.
@@ -194,10 +248,10 @@ class Pipeline:
             write_atomic(path, text.encode("utf-8"))
 
     def _undo_claim(self, cand: Candidate, row_id: int, work: Path, why: str,
-                    **fields: Any) -> int | None:
+                    **fields: Any) -> Next:
         """Put a claimed bundle back to settle again; if a same-named file arrived in the
-        meantime, ours cannot go back and is quarantined beside it instead (the row id
-        is returned when that move must be retried by the workers)."""
+        meantime, ours cannot go back and is quarantined beside it instead (handed to
+        the delivery workers when that move must be retried)."""
         stuck = unclaim(cand, work) if work.exists() else []
         if stuck:
             return self._quarantine_now(row_id, [Finding(
@@ -206,14 +260,16 @@ class Pipeline:
                 "the earlier version — compare the two and move the right one back into the "
                 "outbox")])
         self.j.transition(row_id, "settling", why, work_dir=None, **fields)
-        return None
+        self.live[cand.invoice.name] = self.j.get(row_id)
+        return IDLE
 
-    def _quarantine_now(self, row_id: int, reasons: list[Finding]) -> int | None:
-        """Quarantine at claim time; a move that failed is handed to the workers' timers."""
-        return None if self.finish.quarantine(row_id, reasons) is None else row_id
+    def _quarantine_now(self, row_id: int, reasons: list[Finding]) -> Next:
+        """Quarantine at claim time; a move that failed is retried by the delivery workers
+        on their back-off (the row stays quarantining, with last_error)."""
+        return IDLE if self.finish.quarantine(row_id, reasons) is None else Next(claimed=row_id)
 
     def _claim(self, cand: Candidate, known: _Known, row: Row | None,
-               reasons: list[Finding]) -> int | None:
+               reasons: list[Finding], now: float) -> Next:
         assert known.bundle is not None
         bundle, bid, key = known.bundle, known.bundle_id, cand.invoice.name
         work = work_dir_for(self.s.processing_dir, cand.name, bid)
@@ -225,46 +281,71 @@ class Pipeline:
         else:
             row_id = row.id
             self.j.transition(row_id, CLAIMING, **fields)
-        self.forget(key)
+        self.live.pop(key, None)
         log = self._bind(key, bid, bundle.invoice_ids)
         try:
             moved = claim(cand, work, self.s.outbox.completion == "marker")
         except ClaimLost:
-            self.j.transition(row_id, "gone", "claimed by another daemon", work_dir=None)
+            self.forget(key)
+            self.j.transition(row_id, "gone", "claimed by another daemon", durable=False,
+                              work_dir=None)
             log.info("bundle taken by another daemon")
-            return None
+            return IDLE
         except OSError as exc:
             # Permissions, a share that went away: put back whatever moved and
-            # try again after a rescan period rather than on every tick.
-            pending = self._undo_claim(cand, row_id, work, "claim failed",
-                                       last_error=f"cannot move into processing: {exc}")
+            # try again after a rescan period rather than at once. The files are
+            # as they were (renames change no snapshot), so what was read stands.
+            undone = self._undo_claim(cand, row_id, work, "claim failed",
+                                      last_error=f"cannot move into processing: {exc}")
             log.error("cannot claim bundle; will try again", error=str(exc),
                       retry_in=self.s.outbox.rescan_seconds)
-            self._claim_paused[key] = time.monotonic() + self.s.outbox.rescan_seconds
-            return pending
+            self._claim_paused[key] = now + self.s.outbox.rescan_seconds
+            return undone if undone.claimed is not None else Next(at=self._claim_paused[key])
         # The files may have changed between validation and the move. The id
         # covers every byte (hashes), so matching again is enough: no need to
         # parse PDFs and images a second time.
         try:
-            after = bundle_id_of(assemble(moved, self.s))
+            after = assemble(moved, self.s, known=bundle)
         except InputError:
-            after = ""
-        if after != bid:
+            after = None
+        self.forget(key)
+        if after is None or bundle_id_of(after) != bid:
             log.info("bundle changed while being claimed; settling again")
             return self._undo_claim(cand, row_id, work, "changed while being claimed")
         if reasons:
             return self._quarantine_now(row_id, reasons)
-        self.j.transition(row_id, "delivering", "claimed")
+        self.j.transition(row_id, "delivering", "claimed", durable=False)
+        # Delivery takes the bundle validated before the claim, at its new
+        # place: no second pypdf/Pillow pass.
+        self.finish.hand_over(row_id, moved_into(bundle, after))
         log.info("bundle claimed", attachments=len(bundle.attachments),
                  unattached_ids=list(bundle.unattached_ids))
-        return row_id
+        return Next(claimed=row_id)
 
     def forget(self, key: str) -> None:
         self.tracker.forget(key)
         self.known.pop(key, None)
+        self._claim_paused.pop(key, None)
 
-    def forget_vanished(self, listing: Listing) -> None:
-        """Live rows of a previous run whose invoice file is no longer in the outbox."""
+    def start(self, present: set[str]) -> None:
+        """Take over the live rows of a previous run: those whose invoice file is
+        no longer in the outbox are gone, the others are remembered."""
         for row in self.j.rows(LIVE):
-            if row.invoice_file not in listing.candidates:
-                self.j.transition(row.id, "gone", "not in the outbox at start")
+            if row.invoice_file in present:
+                self.live[row.invoice_file] = row
+            else:
+                self.j.transition(row.id, "gone", "not in the outbox at start", durable=False)
+
+
+def moved_into(validated: Bundle, moved: Bundle) -> Bundle:
+    """The validated bundle with the paths of its files after the claim.
+
+    Both have the same bundle id, so the files are the same bytes; only
+    where they lie has changed.
+    """
+    where = {(a.invoice_id, a.original_name): a.path for a in moved.attachments}
+    return replace(validated,
+                   invoice_file=replace(validated.invoice_file, path=moved.invoice_file.path),
+                   sidecar=moved.sidecar,
+                   attachments=tuple(replace(a, path=where[(a.invoice_id, a.original_name)])
+                                     for a in validated.attachments))

@@ -21,6 +21,7 @@ import socket
 import socketserver
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from http import HTTPStatus
@@ -93,7 +94,8 @@ class ReceiverServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, addr: tuple[str, int], store: Path, token: str | None,
-                 fail_first: Sequence[int], hold_first: float = 0.0) -> None:
+                 fail_first: Sequence[int], hold_first: float = 0.0,
+                 retry_after: float = 0.0) -> None:
         if ":" in addr[0]:
             self.address_family = socket.AF_INET6
         self.store = store
@@ -103,6 +105,7 @@ class ReceiverServer(ThreadingHTTPServer):
         # Seconds to sit on the first 201 after storing it: a receiver that
         # accepted a bundle but whose answer never arrived (crash tests).
         self.hold_first = hold_first
+        self.retry_after = retry_after  # sent with injected 429/503 answers
         self.in_progress: set[str] = set()
         self.responses: dict[str, bytes] = {}
         store.mkdir(parents=True, exist_ok=True)
@@ -221,7 +224,7 @@ class ReceiverHandler(BaseHTTPRequestHandler):
         try:
             if (fault := self.server.next_fault()) is not None:
                 if fault in (429, 503):
-                    headers.append(("Retry-After", "0"))
+                    headers.append(("Retry-After", f"{self.server.retry_after:g}"))
                 raise Refusal(fault, "injected failure (fail_first)")
             self._check_token()
             boundary = self._boundary()
@@ -252,8 +255,9 @@ class ReceiverHandler(BaseHTTPRequestHandler):
             if claimed:
                 self.server.release(key)  # before answering, so a prompt repeat never sees 409
         self._finish()
-        record: dict[str, Any] = {"time": utc_now_iso(), "idempotency_key": key or None,
-                                  "status": status}
+        # "monotonic": the host's monotonic clock, for measuring gaps between requests.
+        record: dict[str, Any] = {"time": utc_now_iso(), "monotonic": time.monotonic(),
+                                  "idempotency_key": key or None, "status": status}
         if error:
             record["error"] = error
         self.server.append_log(record)
@@ -395,19 +399,21 @@ class ReceiverHandler(BaseHTTPRequestHandler):
 
 
 def make_server(host: str, port: int, store: Path, token: str | None = None,
-                fail_first: Sequence[int] = (), hold_first: float = 0.0) -> ThreadingHTTPServer:
+                fail_first: Sequence[int] = (), hold_first: float = 0.0,
+                retry_after: float = 0.0) -> ThreadingHTTPServer:
     """A bound, not yet serving receiver; call serve_forever() (tests do it in a thread)."""
-    return ReceiverServer((host, port), Path(store), token, fail_first, hold_first)
+    return ReceiverServer((host, port), Path(store), token, fail_first, hold_first, retry_after)
 
 
 def run(listen: str, store: Path, token: str | None = None, fail_first: Sequence[int] = (),
-        hold_first: float = 0.0) -> int:
+        hold_first: float = 0.0, retry_after: float = 0.0) -> int:
     """Serve until SIGTERM or SIGINT; prints the one line tests wait for."""
     host, sep, port_text = listen.rpartition(":")
     host = host.strip("[]")
     if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
         raise UsageError(f"--listen {listen!r}: expected HOST:PORT, e.g. 127.0.0.1:8787")
-    server = make_server(host, int(port_text), store, token, fail_first, hold_first)
+    server = make_server(host, int(port_text), store, token, fail_first, hold_first,
+                         retry_after)
     bound_port = server.server_address[1]
     shown = f"[{host}]" if ":" in host else host
     print(f"outboxd receiver listening on http://{shown}:{bound_port}", flush=True)

@@ -80,31 +80,54 @@ def _printable(name: str) -> str:
     return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
+def _sort(cfg: OutboxConfig, name: str, mode: int) -> tuple[str, str | None]:
+    """What one root entry is: ("candidate"|"other"|"refused"|"", problem)."""
+    if stat.S_ISDIR(mode) or classify(name, cfg.ignore_patterns) is not NameKind.OTHER:
+        return "", None
+    if is_invoice_name(name, cfg.invoice_patterns, cfg.ignore_patterns):
+        problem = name_problem(name)
+        if problem is None and not stat.S_ISREG(mode):
+            problem = (f"is a {kind_of(mode)}, not a regular file; outboxd never follows or "
+                       "opens it — put the invoice file itself there")
+        return ("refused", problem) if problem else ("candidate", None)
+    if name.endswith(cfg.marker_suffix) or name.endswith(".errors.txt"):
+        return "", None
+    return "other", None
+
+
 def list_outbox(cfg: OutboxConfig) -> Listing:
     candidates: dict[str, Candidate] = {}
     others: list[str] = []
-    root = cfg.path
-    with os.scandir(root) as it:
-        entries = sorted(it, key=lambda e: e.name)
     refused: list[tuple[str, str]] = []
+    with os.scandir(cfg.path) as it:
+        entries = sorted(it, key=lambda e: e.name)
     for e in entries:
-        if e.is_dir(follow_symlinks=False):
-            continue
-        if classify(e.name, cfg.ignore_patterns) is not NameKind.OTHER:
-            continue
-        if is_invoice_name(e.name, cfg.invoice_patterns, cfg.ignore_patterns):
-            problem = name_problem(e.name)
-            if problem is None and not e.is_file(follow_symlinks=False):
-                kind = kind_of(e.stat(follow_symlinks=False).st_mode)
-                problem = (f"is a {kind}, not a regular file; outboxd never follows or opens "
-                           "it — put the invoice file itself there")
-            if problem:
-                refused.append((_printable(e.name), problem))
-                continue
+        try:
+            mode = e.stat(follow_symlinks=False).st_mode
+        except FileNotFoundError:
+            continue  # gone while we listed: its event will tell
+        kind, problem = _sort(cfg, e.name, mode)
+        if kind == "candidate":
             candidates[e.name] = candidate_for(cfg, e.name)
-        elif not e.name.endswith(cfg.marker_suffix) and not e.name.endswith(".errors.txt"):
+        elif kind == "refused":
+            refused.append((_printable(e.name), problem or ""))
+        elif kind == "other":
             others.append(_printable(e.name))
     return Listing(candidates, tuple(others), tuple(refused))
+
+
+def look(cfg: OutboxConfig, name: str) -> Listing:
+    """The listing restricted to one root name (what an event on it may have changed)."""
+    try:
+        mode = os.lstat(cfg.path / name).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return Listing({}, ())
+    kind, problem = _sort(cfg, name, mode)
+    if kind == "candidate":
+        return Listing({name: candidate_for(cfg, name)}, ())
+    if kind == "refused":
+        return Listing({}, (), ((_printable(name), problem or ""),))
+    return Listing({}, (_printable(name),) if kind == "other" else ())
 
 
 def _walk(folder: Path, rel: str, depth: int, cfg: OutboxConfig) -> Iterator[tuple[Entry, bool]]:

@@ -1,54 +1,97 @@
-"""The daemon's main loop (`outboxd run`): watch, rescan, step every bundle,
-hand claimed bundles to delivery workers, and shut down without losing any.
+"""The daemon's main loop (`outboxd run`): events in, bundles stepped, bundles out.
 
-One thread owns the outbox (scanning, settling, claiming); `concurrency`
-worker threads each make one delivery attempt at a time; retries wait in a
-timer heap, so a bundle that backs off for minutes holds no worker.
+The cost follows what changes, not how much waits in the outbox:
+- a watcher event names a top-level entry; the index maps it to the
+  bundle(s) it concerns, which become *dirty*; only dirty bundles are
+  snapshotted and stepped;
+- everything time-driven (settle deadlines, attachment deadlines, claim
+  retries, delivery retries, the rescan, the systemd watchdog) waits in one
+  timer heap; the loop sleeps until the next event or due time, no tick;
+- the periodic rescan is the only full pass: a stat-level listing compared
+  with what each bundle last looked like; unchanged bundles cost nothing more;
+- reading and validating a settled version (pypdf, Pillow) runs on a small
+  reader pool; `concurrency` delivery workers post on one connection pool.
+One thread (this loop) owns the outbox: snapshots, decisions, claims.
 """
 
 from __future__ import annotations
 
-import heapq
+import os
 import queue
 import signal
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Hashable
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from daemon import logs
+from daemon.bundle import Bundle
 from daemon.config import Settings, load_settings, prepare_folders
 from daemon.deliver import Deliverer, make_deliverer
-from daemon.errors import ConfigError, OutboxdError
+from daemon.errors import ConfigError, JournalError, OutboxdError
+from daemon.finish import evaluate
+from daemon.index import OutboxIndex
 from daemon.journal import Journal
 from daemon.notify import notify, watchdog_interval
 from daemon.orphans import sweep as sweep_orphans
-from daemon.pipeline import Pipeline
+from daemon.pipeline import Next, Pipeline
 from daemon.readback import restore_sent
-from daemon.scan import Listing, list_outbox
-from daemon.watch import Watcher
+from daemon.scan import Candidate, Listing, Snapshot, list_outbox, snapshot
+from daemon.timers import Timers
+from daemon.watch import OVERFLOW, Watcher
+
+RESCAN: Hashable = ("rescan",)
+WATCHDOG: Hashable = ("watchdog",)
+STATUS: Hashable = ("status",)
+JOURNAL_RETRY = 1.0  # seconds before work a journal error stopped is tried again
+STATUS_EVERY = 1.0  # seconds between STATUS= updates at most (SPEC §8)
+STATUS_ORDER = ("settling", "waiting", "held", "delivering", "retrying")
+
+
+class WatcherLike(Protocol):
+    mode: str
+    restarts: int
+
+    def ensure_alive(self) -> bool: ...
+
+    def stop(self) -> None: ...
 
 
 class Service:
     def __init__(self, settings: Settings, config_path: Path | None = None,
-                 deliverer_factory: Callable[[Settings], Deliverer] | None = None) -> None:
+                 deliverer_factory: Callable[[Settings], Deliverer] | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 watcher_factory: Callable[[Settings, Callable[[str], None]], WatcherLike]
+                 | None = None,
+                 reader: Executor | None = None) -> None:
         self.settings = settings
         self.config_path = config_path
         self._make_deliverer = deliverer_factory or (lambda s: make_deliverer(s.delivery))
+        self._make_watcher = watcher_factory or (lambda s, hint: Watcher(
+            s.outbox.path, s.outbox.watch, s.outbox.poll_interval_seconds, hint))
+        self.clock = clock
         self.log = logs.get()
+        self.timers = Timers()
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._reload = False
         self._hints: set[str] = set()
         self._hint_lock = threading.Lock()
-        self._timers: list[tuple[float, int]] = []  # (monotonic due, row id)
-        self._timer_lock = threading.Lock()
-        self._scheduled: set[int] = set()
+        self._dirty: dict[str, Snapshot | None] = {}
         self._jobs: queue.Queue[int | None] = queue.Queue()
-        self._busy = 0
+        self._inflight: set[int] = set()  # rows queued for or in a delivery attempt
+        self._inflight_lock = threading.Lock()
+        self._reader = reader
+        self._results: deque[tuple[str, Snapshot, Bundle | BaseException]] = deque()
         self._reported_others: set[str] = set()
+        self._status_text = ""
+        self._status_at = float("-inf")
+        self._status_changes = -1
+        self._keepalive = watchdog_interval()
 
     def _deliverer(self, settings: Settings) -> Deliverer:
         """Build the transport; TLS files that cannot be loaded are a configuration error."""
@@ -67,7 +110,8 @@ class Service:
         self._reload = True
         self._wake.set()
 
-    def _hint(self, top: str) -> None:
+    def hint(self, top: str) -> None:
+        """From the watcher thread: something happened to the root entry `top`."""
         with self._hint_lock:
             self._hints.add(top)
         self._wake.set()
@@ -81,50 +125,55 @@ class Service:
 
     # -- delivery workers --------------------------------------------------------
     def schedule(self, row_id: int, delay: float) -> None:
-        with self._timer_lock:
-            if row_id in self._scheduled:
-                return
-            self._scheduled.add(row_id)
-            heapq.heappush(self._timers, (time.monotonic() + delay, row_id))
+        """A delivery attempt for row_id in `delay` seconds (any thread)."""
+        self.timers.at(("deliver", row_id), self.clock() + delay)
         self._wake.set()
 
-    def _release_due(self) -> float:
-        """Queue the rows whose time has come; seconds until the next one."""
-        now = time.monotonic()
-        with self._timer_lock:
-            while self._timers and self._timers[0][0] <= now:
-                _, row_id = heapq.heappop(self._timers)
-                self._jobs.put(row_id)
-            return self._timers[0][0] - now if self._timers else float("inf")
+    def _queue_delivery(self, row_id: int) -> None:
+        with self._inflight_lock:
+            if row_id in self._inflight:
+                return  # queued or running: its worker reschedules it when done
+            self._inflight.add(row_id)
+        self._jobs.put(row_id)
 
-    def _worker(self, pipeline: Pipeline) -> None:
+    def _worker(self) -> None:
         while True:
             row_id = self._jobs.get()
             if row_id is None or self._stop.is_set():
                 return
-            with self._timer_lock:
-                self._busy += 1
             delay: float | None = None
             try:
-                delay = pipeline.finish.attempt(row_id)
+                delay = self.pipeline.finish.attempt(row_id)
             except OutboxdError as exc:
                 if not getattr(exc, "reported", False):  # the journal logs its own, once
                     self.log.error("delivery step failed", row=row_id, error=str(exc))
-                delay = self.settings.delivery.retry_max_seconds
+                # The journal backs off by itself: look again soon, not in minutes.
+                delay = JOURNAL_RETRY if isinstance(exc, JournalError) else \
+                    self.settings.delivery.retry_max_seconds
             except Exception:  # noqa: BLE001 - a bug in one bundle must not stop the others
                 self.log.exception("unexpected error while delivering", row=row_id)
                 delay = self.settings.delivery.retry_max_seconds
             finally:
-                with self._timer_lock:
-                    self._busy -= 1
-                    self._scheduled.discard(row_id)
+                with self._inflight_lock:
+                    self._inflight.discard(row_id)
             if delay is not None and not self._stop.is_set():
                 self.schedule(row_id, delay)
             self._wake.set()
 
-    # -- the loop --------------------------------------------------------------------
-    def _list(self) -> Listing:
-        listing = list_outbox(self.settings.outbox)
+    # -- reading off the loop --------------------------------------------------------
+    def _read(self, key: str, cand: Candidate, snap: Snapshot, settings: Settings) -> None:
+        """On a reader thread: read, match and validate one settled version."""
+        result: Bundle | BaseException
+        try:
+            result = evaluate(cand, settings)
+        except Exception as exc:  # noqa: BLE001 - handed back to the loop, which reports it
+            result = exc
+        self._results.append((key, snap, result))
+        self._wake.set()
+
+    # -- what changed ------------------------------------------------------------------
+    def _report(self, listing: Listing) -> None:
+        """Root entries that are not invoice files: said once per name."""
         for name in listing.others:
             if name not in self._reported_others:
                 self._reported_others.add(name)
@@ -135,13 +184,179 @@ class Service:
                 self._reported_others.add(name)
                 self.log.error("invoice file cannot be used; left alone", file=name,
                                error=f"{name}: {problem}")
-        return listing
 
-    def _tick(self) -> float:
-        settle = self.settings.outbox.settle_seconds
-        return max(0.05, min(1.0, settle / 3 if settle else 0.05))
+    def _mark(self, key: str, snap: Snapshot | None = None) -> None:
+        self._dirty[key] = snap if snap is not None else self._dirty.get(key)
 
-    def _do_reload(self, pipeline: Pipeline) -> None:
+    def _take_hints(self) -> None:
+        with self._hint_lock:
+            names, self._hints = self._hints, set()
+        for name in names:
+            if name == OVERFLOW:
+                self.log.warning("the watcher lost events; rescanning the outbox")
+                self.timers.at(RESCAN, self.clock())
+                continue
+            try:
+                keys, what = self.index.touched(name)
+            except OSError as exc:
+                self.log.error("cannot look at the outbox", file=name, error=str(exc))
+                continue
+            self._report(what)
+            for key in keys:
+                self._mark(key)
+
+    def rescan(self) -> None:
+        """The one full pass: list the outbox and snapshot every bundle; only those
+        that look different from their last step are stepped."""
+        sweep_orphans(self.journal, self.settings)  # work folders no journal row knows
+        try:
+            listing = list_outbox(self.settings.outbox)
+        except OSError as exc:
+            self.log.error("cannot list the outbox", error=str(exc))
+            return
+        self._report(listing)
+        appeared, went = self.index.replace(listing)
+        for key in appeared | went:
+            self._mark(key)
+        tracker = self.pipeline.tracker
+        for key, cand in self.index.candidates.items():
+            if key in appeared:
+                continue
+            snap = snapshot(cand, self.settings.outbox)
+            if snap is None or snap != tracker.last(key):
+                self._mark(key, snap)
+        self._start_watcher()
+
+    def _apply(self, key: str, nxt: Next) -> None:
+        if nxt.gone:
+            self.index.remove(key)
+        if nxt.claimed is not None:
+            self._queue_delivery(nxt.claimed)
+        if nxt.at is not None:
+            self.timers.at(("bundle", key), nxt.at)
+        if nxt.read is not None:
+            assert self._reader is not None
+            self._reader.submit(self._read, key, self.index.candidate(key), nxt.read,
+                                self.settings)
+
+    def _step_dirty(self, now: float) -> None:
+        dirty, self._dirty = self._dirty, {}
+        for key, snap in dirty.items():
+            if self._stop.is_set():
+                return
+            try:
+                nxt = self.pipeline.step(self.index.candidate(key), now, snap)
+            except OutboxdError as exc:
+                if not getattr(exc, "reported", False):  # the journal logs its own, once
+                    self.log.error("bundle step failed", invoice_file=key, error=str(exc))
+                # Nothing else would step it again until it changes: a timer does.
+                self.timers.at(("bundle", key), now + (
+                    JOURNAL_RETRY if isinstance(exc, JournalError)
+                    else self.settings.outbox.rescan_seconds))
+                continue
+            except Exception:  # noqa: BLE001 - one bad bundle must not stop the daemon
+                self.log.exception("unexpected error", invoice_file=key)
+                continue
+            self._apply(key, nxt)
+
+    # -- status ---------------------------------------------------------------------
+    def _publish_status(self) -> None:
+        """STATUS= for systemd: the counts, only when they read differently."""
+        self._status_changes = self.journal.changes
+        counts = self.journal.summary()
+        parts = [f"{counts[s]} {s}" for s in STATUS_ORDER if counts.get(s)]
+        text = ", ".join([*parts, f"{counts.get('sent today', 0)} sent today"])
+        if text != self._status_text:
+            self._status_text = text
+            notify(f"STATUS={text}")
+
+    def _status_due(self, now: float) -> None:
+        if self.journal.changes != self._status_changes and self.timers.due_at(STATUS) is None:
+            self.timers.at(STATUS, max(now, self._status_at + STATUS_EVERY))
+
+    # -- the loop --------------------------------------------------------------------
+    def open(self) -> None:
+        """Everything before READY: folders, journal, recovery, the startup listing
+        and the watcher. Reading what was found goes on in the loop."""
+        s = self.settings
+        prepare_folders(s)
+        self._install_signals()
+        self.journal = Journal(s.journal_path)
+        restore_sent(self.journal, s.sent_dir, s.policy.duplicate_window_days)  # before sending
+        self.pipeline = Pipeline(s, self.journal, self._deliverer(s))
+        self.index = OutboxIndex(s.outbox)
+        if self._reader is None:
+            self._reader = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 2),
+                                              thread_name_prefix="read")
+        for row_id, delay in self.pipeline.finish.recover():
+            self.schedule(row_id, delay)
+        sweep_orphans(self.journal, s)  # work folders no journal row knows: finish or put back
+        listing = list_outbox(s.outbox)  # the startup scan: bundles dropped while we were down
+        self._report(listing)
+        self.index.replace(listing)
+        self.pipeline.start(set(listing.candidates))
+        for key in listing.candidates:
+            self._mark(key)
+        self.watcher = self._make_watcher(s, self.hint)
+        self._start_watcher()
+        self.workers = [threading.Thread(target=self._worker, daemon=True, name=f"deliver-{n}")
+                        for n in range(s.delivery.concurrency)]
+        for w in self.workers:
+            w.start()
+        now = self.clock()
+        self.timers.at(RESCAN, now + s.outbox.rescan_seconds)
+        if self._keepalive:
+            self.timers.at(WATCHDOG, now + self._keepalive)
+        self.log.info("outboxd running", outbox=str(s.outbox.path), watch=self.watcher.mode,
+                      bundles=len(listing.candidates))
+
+    def turn(self) -> float | None:
+        """One pass of the loop; seconds until the next due timer (None: nothing due)."""
+        self.journal.check()  # deleted or replaced under us: JournalLost ends run()
+        now = self.clock()
+        if self._reload:
+            notify(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")
+            self._do_reload()
+            notify("READY=1")
+        self._take_hints()
+        for key in self.timers.pop_due(now):
+            assert isinstance(key, tuple)
+            kind = key[0]
+            if kind == "bundle":
+                self._mark(key[1])
+            elif kind == "deliver":
+                self._queue_delivery(key[1])
+            elif key == RESCAN:
+                self.timers.at(RESCAN, now + self.settings.outbox.rescan_seconds)
+                self.rescan()
+            elif key == WATCHDOG and self._keepalive:
+                notify("WATCHDOG=1")
+                self.timers.at(WATCHDOG, now + self._keepalive)
+            elif key == STATUS:
+                self._status_at = now
+                self._publish_status()
+        while self._results:
+            key, snap, result = self._results.popleft()
+            self.pipeline.took_read(key, snap, result)
+            self._mark(key)
+        self._step_dirty(now)
+        self._status_due(now)
+        due = self.timers.next_due()
+        return None if due is None else max(0.0, due - self.clock())
+
+    def run(self) -> int:
+        self.open()
+        notify("READY=1")
+        try:
+            while not self._stop.is_set():
+                # Cleared before the turn: whatever arrives during it wakes the wait.
+                self._wake.clear()
+                self._wake.wait(self.turn())
+        finally:
+            self._shutdown()
+        return 0
+
+    def _do_reload(self) -> None:
         self._reload = False
         if self.config_path is None:
             return
@@ -161,102 +376,43 @@ class Service:
             self.log.error("configuration not reloaded; keeping the old one", error=str(exc))
             return
         self.settings = new
-        pipeline.reconfigure(new, deliverer).close()
+        self.index.cfg = new.outbox
+        self.pipeline.reconfigure(new, deliverer).close()
         logs.configure(new.log)
+        # Patterns, rules and policies may differ now: every bundle is read and
+        # decided again, and the next rescan comes at once.
+        self.pipeline.known.clear()
+        for key in self.index.candidates:
+            self._mark(key)
+        self.timers.at(RESCAN, self.clock())
         self.log.info("configuration reloaded")
 
-    def run(self) -> int:
-        s = self.settings
-        prepare_folders(s)
-        self._install_signals()
-        journal = Journal(s.journal_path)
-        restore_sent(journal, s.sent_dir, s.policy.duplicate_window_days)  # before any sending
-        pipeline = Pipeline(s, journal, self._deliverer(s))
-        for row_id, delay in pipeline.finish.recover():
-            self.schedule(row_id, delay)
-        sweep_orphans(journal, s)  # work folders no journal row knows: finish or put back
-        listing = self._list()  # the startup scan: bundles dropped while we were down
-        pipeline.forget_vanished(listing)
-        watcher = Watcher(s.outbox.path, s.outbox.watch, s.outbox.poll_interval_seconds,
-                          self._hint)
-        self._start_watcher(watcher)
-        workers = [threading.Thread(target=self._worker, args=(pipeline,), daemon=True,
-                                    name=f"deliver-{n}") for n in range(s.delivery.concurrency)]
-        for w in workers:
-            w.start()
-        self.log.info("outboxd running", outbox=str(s.outbox.path), watch=watcher.mode,
-                      bundles=len(listing.candidates))
-        notify("READY=1")
-        keepalive = watchdog_interval()
-        last_ping = last_rescan = time.monotonic()
-        try:
-            while not self._stop.is_set():
-                journal.check()  # deleted or replaced under us: JournalLost ends run()
-                now = time.monotonic()
-                if self._reload:
-                    notify(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")
-                    self._do_reload(pipeline)
-                    notify("READY=1")
-                with self._hint_lock:
-                    hinted, self._hints = bool(self._hints), set()
-                if hinted or now - last_rescan >= self.settings.outbox.rescan_seconds:
-                    if not hinted:
-                        last_rescan = now
-                        self._start_watcher(watcher)
-                        sweep_orphans(journal, self.settings)
-                    try:
-                        listing = self._list()
-                    except OSError as exc:
-                        self.log.error("cannot list the outbox", error=str(exc))
-                for cand in list(listing.candidates.values()):
-                    if self._stop.is_set():
-                        break
-                    try:
-                        row_id = pipeline.step(cand, time.monotonic())
-                    except OutboxdError as exc:
-                        if not getattr(exc, "reported", False):  # the journal logs its own
-                            self.log.error("bundle step failed", invoice_file=cand.invoice.name,
-                                           error=str(exc))
-                        continue
-                    except Exception:  # noqa: BLE001 - one bad bundle must not stop the daemon
-                        self.log.exception("unexpected error", invoice_file=cand.invoice.name)
-                        continue
-                    if row_id is not None:
-                        self.schedule(row_id, 0.0)
-                until_next = self._release_due()
-                if keepalive and now - last_ping >= keepalive:
-                    notify("WATCHDOG=1")
-                    last_ping = now
-                self._wake.wait(min(self._tick(), until_next))
-                self._wake.clear()
-        finally:
-            self._shutdown(watcher, workers, journal, pipeline)
-        return 0
-
-    def _start_watcher(self, watcher: Watcher) -> None:
+    def _start_watcher(self) -> None:
         """Start or restart the watcher; a failure is logged and retried at the next rescan."""
         try:
-            if watcher.ensure_alive() and watcher.restarts > 1:
-                self.log.warning("watcher was dead; restarted", restarts=watcher.restarts - 1)
+            if self.watcher.ensure_alive() and self.watcher.restarts > 1:
+                self.log.warning("watcher was dead; restarted",
+                                 restarts=self.watcher.restarts - 1)
         except OSError as exc:
             self.log.error("cannot watch the outbox; retrying at the next rescan",
                            outbox=str(self.settings.outbox.path), error=str(exc))
 
-    def _shutdown(self, watcher: Watcher, workers: list[threading.Thread], journal: Journal,
-                  pipeline: Pipeline) -> None:
+    def _shutdown(self) -> None:
         notify("STOPPING=1")
         self.log.info("stopping", grace_seconds=self.settings.service.shutdown_grace_seconds)
-        watcher.stop()
-        for _ in workers:
+        self.watcher.stop()
+        if self._reader is not None:
+            self._reader.shutdown(wait=False, cancel_futures=True)
+        for _ in self.workers:
             self._jobs.put(None)
         deadline = time.monotonic() + self.settings.service.shutdown_grace_seconds
-        for w in workers:
+        for w in self.workers:
             w.join(timeout=max(0.0, deadline - time.monotonic()))
-        if any(w.is_alive() for w in workers):
+        if any(w.is_alive() for w in self.workers):
             # The journal still says "delivering": the next start resumes with
             # the same Idempotency-Key, so the receiver can tell a repeat.
             self.log.warning("abandoning deliveries still in flight; they resume at next start")
         else:
-            pipeline.finish.d.close()
-            journal.close()
+            self.pipeline.finish.d.close()
+            self.journal.close()
         self.log.info("stopped")

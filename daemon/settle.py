@@ -32,12 +32,14 @@ class SettleTracker:
             return self.settle_seconds == 0 and not snap.busy
         return not snap.busy and now - seen.since >= self.settle_seconds
 
-    def since(self, key: str) -> float | None:
+    def ready_at(self, key: str) -> float | None:
+        """When key's quiet period ends if nothing changes; None if never seen."""
         seen = self._seen.get(key)
-        return seen.since if seen else None
+        return seen.since + self.settle_seconds if seen else None
+
+    def last(self, key: str) -> Snapshot | None:
+        seen = self._seen.get(key)
+        return seen.snapshot if seen else None
 
     def forget(self, key: str) -> None:
         self._seen.pop(key, None)
-
-    def keys(self) -> list[str]:
-        return list(self._seen)

@@ -1,13 +1,24 @@
 """Watch: turn file-system events into hints, and keep the watcher alive.
 
-Events only say "look at this name again"; the scan decides what is there.
-inotify sees no writes made by other hosts on network file systems, so
-`watch = "auto"` polls there. watchdog's emitter thread can die (share gone,
-queue overflow) while the observer looks alive: `ensure_alive()` restarts it.
+Events only say "look at this name again" (the top-level name of the outbox
+they touched); the scan decides what is there. inotify sees no writes made by
+other hosts on network file systems, so `watch = "auto"` polls there.
+
+inotify mode uses watchdog's `InotifyFD` (one inotify descriptor, one reader
+thread, callbacks per watch) with watches of our own: the outbox root and
+each sidecar folder with its invoice subfolders, never `.outboxd/` or other
+dot-folders. watchdog's recursive observer was measured to cost more CPU
+than the rest of the daemon in a burst of renames: it pairs every
+IN_MOVED_FROM with its IN_MOVED_TO by a linear search of a delayed queue and
+follows our own claims into the processing folder; a hint needs neither.
+A queue overflow asks the loop for a full rescan. Polling mode keeps
+watchdog's polling observer. A reader thread that dies (share gone) is
+restarted by `ensure_alive()` at the next rescan.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import warnings
@@ -15,17 +26,36 @@ from collections.abc import Callable
 from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
-from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
+from watchdog.observers.inotify_c import (
+    CallbackId,
+    InotifyConstants,
+    InotifyEvent,
+    InotifyFD,
+    Mask,
+    WatchDescriptor,
+)
 from watchdog.observers.polling import PollingObserver
 
-# Claiming renames a watched sidecar into .outboxd/processing, still inside the
-# watched tree; watchdog then re-registers the folder and warns about it. The
-# warning is about its own bookkeeping, not about lost events.
+# A folder renamed back into place keeps its inode, so inotify hands out the
+# same watch descriptor and watchdog warns that our callback is registered
+# again. That is its own bookkeeping, not a lost event.
 warnings.filterwarnings("ignore", message="Callback with id", category=RuntimeWarning,
                         module="watchdog")
 
 _READ_ONLY_EVENTS = {"opened", "closed_no_write"}
+
+OVERFLOW = ""  # the hint for "events were lost": the loop rescans everything
+
+# Sidecar/ID/file is as deep as a bundle goes; one level more is watched so a
+# mistaken deeper copy is noticed (the rescan catches anything deeper still).
+WATCH_DEPTH = 3
+_C = InotifyConstants
+_MASK = Mask(_C.IN_CREATE | _C.IN_DELETE | _C.IN_MODIFY | _C.IN_CLOSE_WRITE | _C.IN_ATTRIB
+             | _C.IN_MOVED_FROM | _C.IN_MOVED_TO | _C.IN_DELETE_SELF | _C.IN_DONT_FOLLOW
+             | _C.IN_ONLYDIR | _C.IN_EXCL_UNLINK)
+_NEW_DIR = _C.IN_CREATE | _C.IN_MOVED_TO
+_ID = CallbackId(1)
 
 NETWORK_FS = {"nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "9p", "afs", "ceph",
               "fuse.glusterfs", "davfs", "fuse.rclone"}
@@ -81,6 +111,93 @@ class _Hints(FileSystemEventHandler):
                     self.on_hint(top)
 
 
+class _OutboxInotify:
+    """Non-recursive inotify watches on the outbox root and its sidecar folders.
+
+    A watch descriptor maps to the relative path it watches; the first part
+    of that path is the top-level name an event on it is a hint for.
+    """
+
+    def __init__(self, root: Path, on_hint: Callable[[str], None]) -> None:
+        self.root = root
+        self.on_hint = on_hint
+        self._fd = InotifyFD()  # our own descriptor and thread, not watchdog's shared one
+        self._rel: dict[WatchDescriptor, str] = {}
+        self._wd: dict[str, WatchDescriptor] = {}
+        self._lock = threading.Lock()
+        self._add("")  # raises OSError when the outbox is not there
+        self._fd.start()
+        with os.scandir(root) as it:
+            for e in it:
+                if not e.name.startswith(".") and e.is_dir(follow_symlinks=False):
+                    self._add_tree(e.name)
+
+    def _add(self, rel: str) -> None:
+        path = os.fsencode(self.root / rel if rel else self.root)
+        wd = self._fd.add_callback(path, _MASK, self, _ID)
+        with self._lock:
+            self._rel[wd] = rel
+            self._wd[rel] = wd
+
+    def _add_tree(self, rel: str) -> None:
+        """Watch a folder and its subfolders down to WATCH_DEPTH; gone ones are skipped."""
+        try:
+            self._add(rel)
+            if rel.count("/") + 1 >= WATCH_DEPTH:
+                return
+            with os.scandir(self.root / rel) as it:
+                subs = [e.name for e in it if e.is_dir(follow_symlinks=False)]
+        except OSError:
+            return  # gone again, or not a folder: its event (or the rescan) tells the loop
+        for name in subs:
+            self._add_tree(f"{rel}/{name}")
+
+    def _drop_tree(self, rel: str) -> None:
+        """Stop watching a folder that left its place (renamed, claimed, deleted)."""
+        with self._lock:
+            gone = [(wd, r) for r, wd in self._wd.items() if r == rel or r.startswith(rel + "/")]
+            for wd, r in gone:
+                del self._wd[r]
+                self._rel.pop(wd, None)
+        with contextlib.suppress(OSError, KeyError):
+            self._fd.remove_callbacks([(wd, _ID) for wd, _ in gone])
+
+    # -- watchdog's WatchCallback protocol, called on the InotifyFD thread ------------
+    def on_event(self, event: InotifyEvent) -> None:
+        with self._lock:
+            rel = self._rel.get(event.wd)
+        if rel is None or not event.name:
+            return  # a watch we dropped, or an event on the watched folder itself
+        name = os.fsdecode(event.name)
+        if not rel and name.startswith("."):
+            return  # dot-names (our own .outboxd/ among them) are never bundles
+        child = f"{rel}/{name}" if rel else name
+        if event.mask & _C.IN_ISDIR:
+            if event.mask & _NEW_DIR and child.count("/") < WATCH_DEPTH:
+                self._add_tree(child)
+            elif event.mask & _C.IN_MOVED_FROM:
+                self._drop_tree(child)
+        self.on_hint(child.split("/", 1)[0])
+
+    def on_watch_deleted(self, wd: WatchDescriptor) -> None:
+        with self._lock:
+            rel = self._rel.pop(wd, None)
+            if rel is not None and self._wd.get(rel) == wd:
+                del self._wd[rel]
+
+    def on_queue_overflow(self) -> None:
+        self.on_hint(OVERFLOW)
+
+    def alive(self) -> bool:
+        with self._lock:
+            watching_root = "" in self._wd
+        return self._fd.is_alive() and watching_root
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self._fd.stop()
+
+
 class Watcher:
     def __init__(self, root: Path, mode: str, poll_interval: float,
                  on_hint: Callable[[str], None]) -> None:
@@ -88,14 +205,16 @@ class Watcher:
         self.mode = choose_mode(mode, root)
         self.poll_interval = poll_interval
         self.on_hint = on_hint
-        self._observer: BaseObserver | None = None
+        self._observer: BaseObserver | _OutboxInotify | None = None
         self._lock = threading.Lock()
         self.restarts = 0
 
     def start(self) -> None:
         with self._lock:
-            observer: BaseObserver = (PollingObserver(timeout=self.poll_interval)
-                                      if self.mode == "polling" else Observer())
+            if self.mode != "polling":
+                self._observer = _OutboxInotify(self.root, self.on_hint)
+                return
+            observer = PollingObserver(timeout=self.poll_interval)
             observer.schedule(_Hints(self.root, self.on_hint), str(self.root), recursive=True)
             observer.daemon = True
             observer.start()
@@ -103,6 +222,8 @@ class Watcher:
 
     def alive(self) -> bool:
         obs = self._observer
+        if isinstance(obs, _OutboxInotify):
+            return obs.alive()
         if obs is None or not obs.is_alive():
             return False
         # The observer thread can outlive its emitters; check those too.
@@ -124,7 +245,9 @@ class Watcher:
     def stop(self) -> None:
         with self._lock:
             obs, self._observer = self._observer, None
-        if obs is not None:
+        if isinstance(obs, _OutboxInotify):
+            obs.stop()
+        elif obs is not None:
             try:
                 obs.stop()
                 obs.join(timeout=2)

@@ -10,8 +10,11 @@ from typing import TypeVar
 
 from pypdf import PdfWriter
 
-# Copies of ../shared/fixtures/peppol (official Peppol BIS 3 examples), kept in the repo
-# so a clean clone tests without the shared folder beside it.
+# Also what `outboxd demo` builds its samples with.
+from daemon.actions.samples import text_pdf  # noqa: F401
+
+# Unchanged copies of the official Peppol BIS 3 example documents (see fixtures/peppol/README.md),
+# kept in the repository so a clean clone tests with nothing beside it.
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "peppol"
 UBL_NS = ('xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2" '
           'xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2" '
@@ -71,38 +74,27 @@ def wait_for(condition: Callable[[], T], timeout: float = 20.0, interval: float 
         time.sleep(interval)
 
 
-def text_pdf(pages: list[str]) -> bytes:
-    """A PDF whose pages carry real text (Helvetica, one line each), built by hand.
+MANIFEST_SCHEMA = Path(__file__).resolve().parent.parent / "docs" / "manifest.schema.json"
 
-    pypdf writes no text, so the objects are written out with a correct xref
-    table: catalog, pages, one page + content stream per text, one font.
-    """
-    n = len(pages)
-    font_obj = 3 + 2 * n
-    objects: list[bytes] = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        ("<< /Type /Pages /Kids [" + " ".join(f"{3 + 2 * i} 0 R" for i in range(n))
-         + f"] /Count {n} >>").encode(),
-    ]
-    for i, text in enumerate(pages):
-        escaped = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
-        stream = f"BT /F1 12 Tf 72 720 Td ({escaped}) Tj ET".encode("latin-1")
-        objects.append((f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
-                        f"/Resources << /Font << /F1 {font_obj} 0 R >> >> "
-                        f"/Contents {4 + 2 * i} 0 R >>").encode())
-        objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream
-                       + b"\nendstream")
-    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica "
-                   b"/Encoding /WinAnsiEncoding >>")
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    for off in offsets:
-        out += b"%010d 00000 n \n" % off
-    out += (b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n"
-            % (len(objects) + 1, xref))
-    return bytes(out)
+
+def manifest_schema_problems(manifest: dict) -> list[str]:
+    """Where a manifest breaks docs/manifest.schema.json, read strictly: a property the
+    schema does not declare is a problem too (the schema must document every field)."""
+    import json
+
+    import jsonschema
+
+    def strict(node: object) -> object:
+        if isinstance(node, dict):
+            out = {k: strict(v) for k, v in node.items()}
+            if out.get("type") == "object" and "properties" in out:
+                out["additionalProperties"] = False
+            return out
+        if isinstance(node, list):
+            return [strict(v) for v in node]
+        return node
+
+    schema = strict(json.loads(MANIFEST_SCHEMA.read_text(encoding="utf-8")))
+    validator = jsonschema.Draft202012Validator(schema)
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+            for e in validator.iter_errors(manifest)]

@@ -350,10 +350,14 @@ class TestBackoff:
         rng = random.Random(1)
         assert all(backoff(1, 1.0, 300.0, retry_after=30, rng=rng) >= 30 for _ in range(50))
 
-    def test_retry_after_capped_by_retry_max(self) -> None:
-        """A Retry-After beyond retry_max_seconds waits retry_max_seconds (decision: the cap
-        wins, so a bundle is never parked longer than retry_max_seconds)."""
-        assert backoff(1, 1.0, 300.0, retry_after=3600, rng=random.Random(1)) == 300.0
+    def test_retry_after_is_a_floor_even_above_retry_max(self) -> None:
+        """A receiver's "come back in an hour" is honoured even above retry_max_seconds
+        (SPEC §5.1): the next attempt waits the whole hour."""
+        assert backoff(1, 1.0, 300.0, retry_after=3600, rng=random.Random(1)) == 3600.0
+
+    def test_retry_after_over_a_day_counts_as_a_day(self) -> None:
+        """Retry-After values over 24 h wait 24 h, not longer."""
+        assert backoff(1, 1.0, 300.0, retry_after=10 * 86400, rng=random.Random(1)) == 86400.0
 
     def test_endless_retries_do_not_overflow(self) -> None:
         """Retries go on without limit: attempt 5000 still gives a delay within the cap."""

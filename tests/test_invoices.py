@@ -13,7 +13,7 @@ from daemon.config import DEFAULT_PDF_ID_PATTERN
 from daemon.errors import HostileInput, InputError
 from daemon.invoices import InvoiceRead, read_invoice_file
 
-PEPPOL = FIXTURES  # the repo copy of /work/shared/fixtures/peppol (see helpers.FIXTURES)
+PEPPOL = FIXTURES  # official Peppol examples, see tests/fixtures/peppol/README.md
 
 # From the fixtures' README.md: the cbc:ID that is a direct child of the root.
 FIXTURE_IDS = {

@@ -279,3 +279,24 @@ class TestFaults:
         [row] = journal.rows(("sent",))
         assert row.since == "2026-01-02T03:04:05.000Z" and row.receipt_id == "r1"
         assert journal.sent_invoice_ids(["INV-1"], BID_B) == ["INV-1"]
+
+
+class TestSentInvoicesIndex:
+    def test_an_old_journal_is_migrated_with_its_sent_ids(self, tmp_path: Path) -> None:
+        """A journal written before sent_invoices existed gets it filled from its sent rows
+        when opened, so "already sent in another bundle" still holds for them."""
+        path = tmp_path / "j.sqlite3"
+        Journal(path).create("a.xml", "sent", bundle_id=BID_A, invoice_ids=["INV-1"])
+        db = sqlite3.connect(path)
+        db.execute("DROP TABLE sent_invoices")
+        db.execute("PRAGMA user_version = 0")
+        db.commit()
+        db.close()
+        assert Journal(path).sent_invoice_ids(["INV-1", "INV-9"], BID_B) == ["INV-1"]
+
+    def test_a_row_becoming_delivered_records_its_ids(self, journal: Journal) -> None:
+        """The ids of a row are recorded as sent when the receiver accepts it."""
+        row = journal.create("a.xml", "delivering", bundle_id=BID_A, invoice_ids=["INV-7"])
+        assert journal.sent_invoice_ids(["INV-7"], BID_B) == []
+        journal.transition(row, DELIVERED)
+        assert journal.sent_invoice_ids(["INV-7"], BID_B) == ["INV-7"]

@@ -16,9 +16,10 @@ from helpers import drop_bundle, pdf_bytes, write  # noqa: E402
 
 from daemon.config import Settings  # noqa: E402
 from daemon.deliver import DirectoryDeliverer  # noqa: E402
+from daemon.finish import evaluate  # noqa: E402
 from daemon.journal import Journal  # noqa: E402
-from daemon.pipeline import Pipeline  # noqa: E402
-from daemon.scan import list_outbox  # noqa: E402
+from daemon.pipeline import Next, Pipeline  # noqa: E402
+from daemon.scan import Candidate, list_outbox  # noqa: E402
 
 
 def make(tmp_path: Path, **sections: dict[str, Any]) -> tuple[Pipeline, Settings]:
@@ -38,11 +39,20 @@ def make(tmp_path: Path, **sections: dict[str, Any]) -> tuple[Pipeline, Settings
     return Pipeline(s, Journal(s.journal_path), DirectoryDeliverer(tmp_path / "target")), s
 
 
+def step(p: Pipeline, cand: Candidate, now: float) -> Next:
+    """One step of one bundle, with a read it asks for done inline (as a reader would)."""
+    nxt = p.step(cand, now)
+    if nxt.read is not None:
+        p.took_read(cand.invoice.name, nxt.read, evaluate(cand, p.s))
+        nxt = p.step(cand, now)
+    return nxt
+
+
 def run_once(p: Pipeline, now: float = 1000.0) -> list[int]:
     """Step every candidate once and deliver whatever was claimed."""
     claimed = []
     for cand in list_outbox(p.s.outbox).candidates.values():
-        row = p.step(cand, now)
+        row = step(p, cand, now).claimed
         if row is not None:
             claimed.append(row)
             assert p.finish.attempt(row) is None
@@ -89,7 +99,7 @@ class TestDecisions:
         assert row.unattached_ids == ["INV-1"] and row.deadline
         assert (s.outbox.path / "INV-1.xml").exists()
         p.j.update(row.id, deadline="2000-01-01T00:00:00.000Z")  # the wait is over
-        p.known.clear()
+        p.live["INV-1.xml"] = p.j.get(row.id)  # the pipeline keeps its live rows in memory
         assert run_once(p, now=2000.0) == []
         [q] = folders(s.quarantine_dir)
         assert "INV-1" in (q / "REASON.txt").read_text()
@@ -98,17 +108,21 @@ class TestDecisions:
 
 
 class TestClaimFailure:
+    @pytest.mark.parametrize("start", [0.0, 1e9])
     def test_a_claim_that_cannot_move_files_leaves_them_and_retries_later(
-            self, tmp_path: Path) -> None:
+            self, tmp_path: Path, start: float) -> None:
         """If the processing folder cannot be used, the bundle stays in the outbox, the
-        journal says settling with the error, and the claim is retried after a rescan period,
-        not on every tick."""
+        journal says settling with the error, and the claim is retried once a rescan period
+        has passed on the loop's clock, not before and not on every step, whatever that
+        clock reads (0 or 10⁹: nothing depends on the host's uptime)."""
         p, s = make(tmp_path)
         processing = s.processing_dir
         processing.rmdir()
         write(processing, b"a file where the processing folder should be")
         drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
-        assert run_once(p, now=1000.0) == []
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        nxt = step(p, cand, start)
+        assert nxt.claimed is None and nxt.at == start + s.outbox.rescan_seconds
         assert (s.outbox.path / "INV-1.xml").exists()
         assert (s.outbox.path / "INV-1" / "a.pdf").exists()
         [row] = p.j.rows(("settling",))
@@ -117,8 +131,9 @@ class TestClaimFailure:
 
         processing.unlink()
         processing.mkdir()
-        assert run_once(p, now=1001.0) == []  # still paused
-        [row_id] = run_once(p, now=1000.0 + 31 + 10 ** 6)
+        assert step(p, cand, start + 1).at == start + s.outbox.rescan_seconds  # still paused
+        row_id = step(p, cand, start + s.outbox.rescan_seconds).claimed
+        assert row_id is not None and p.finish.attempt(row_id) is None
         assert p.j.get(row_id).state == "sent"
 
 
@@ -161,7 +176,7 @@ class TestReviewFindings:
         archives it: the transport is not used again."""
         p, s = make(tmp_path)
         drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
-        row = p.step(next(iter(list_outbox(s.outbox).candidates.values())), 1000.0)
+        row = step(p, next(iter(list_outbox(s.outbox).candidates.values())), 1000.0).claimed
         assert row is not None
         record = {"manifest": {"bundle_id": p.j.get(row).bundle_id}, "attempts": 1,
                   "response": {"status": 201, "body": {}, "receipt_id": "R-1"},

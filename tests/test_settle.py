@@ -30,7 +30,7 @@ class TestSettleTracker:
         t = SettleTracker(5)
         t.observe("k", A, now=100.0)
         assert not t.observe("k", B, now=104.0)
-        assert t.since("k") == 104.0
+        assert t.ready_at("k") == 109.0
         assert not t.observe("k", B, now=108.0)
         assert t.observe("k", B, now=109.0)
 
@@ -82,13 +82,13 @@ class TestSettleTracker:
         t.observe("b", A, now=4.0)
         assert t.observe("a", A, now=5.0)
         assert not t.observe("b", A, now=5.0)
-        assert sorted(t.keys()) == ["a", "b"]
+        assert (t.last("a"), t.last("b")) == (A, A)
 
     def test_forget_restarts(self) -> None:
         """After forget() the key is new again: first sight, no settling yet."""
         t = SettleTracker(5)
         t.observe("k", A, now=0.0)
         t.forget("k")
-        assert t.since("k") is None
+        assert t.ready_at("k") is None
         assert not t.observe("k", A, now=100.0)
-        assert t.since("k") == 100.0
+        assert t.ready_at("k") == 105.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from watchdog.events import (
@@ -13,7 +14,9 @@ from watchdog.events import (
     FileOpenedEvent,
 )
 
-from daemon.watch import Watcher, _Hints, choose_mode
+sys.path.insert(0, str(Path(__file__).parent))
+
+from daemon.watch import Watcher, _Hints, choose_mode  # noqa: E402
 
 
 def hints_for(root: Path, *events: object) -> list[str]:
@@ -64,3 +67,73 @@ class TestWatcher:
         """watch = "auto" picks inotify for a local temp folder; explicit modes are kept."""
         assert choose_mode("auto", tmp_path) == "inotify"
         assert choose_mode("polling", tmp_path) == "polling"
+
+
+class TestOutboxInotify:
+    """The inotify watcher with its own watches: root and sidecars, never .outboxd/."""
+
+    def watch(self, root: Path) -> tuple[Watcher, list[str]]:
+        got: list[str] = []
+        w = Watcher(root, "inotify", 1.0, got.append)
+        w.ensure_alive()
+        return w, got
+
+    def test_files_in_a_new_sidecar_and_its_subfolder_hint_the_sidecar(self,
+                                                                        tmp_path: Path) -> None:
+        """A sidecar folder created after the start is watched, and so is its invoice
+        subfolder: a file written two levels down hints the sidecar's name."""
+        from helpers import wait_for
+        w, got = self.watch(tmp_path)
+        try:
+            (tmp_path / "batch-1").mkdir()
+            wait_for(lambda: "batch-1" in got, what="the mkdir hint")
+            (tmp_path / "batch-1" / "INV-2").mkdir()
+            got.clear()
+            (tmp_path / "batch-1" / "INV-2" / "a.pdf").write_bytes(b"%PDF-1.4")
+            wait_for(lambda: got == ["batch-1"] * len(got) and got, what="the file hint")
+        finally:
+            w.stop()
+
+    def test_our_processing_folder_is_not_watched(self, tmp_path: Path) -> None:
+        """Work in .outboxd/ (claims, archiving) raises no hints at all."""
+        from helpers import wait_for
+        (tmp_path / ".outboxd" / "processing").mkdir(parents=True)
+        w, got = self.watch(tmp_path)
+        try:
+            (tmp_path / ".outboxd" / "processing" / "x").write_bytes(b"x")
+            (tmp_path / "INV-1.xml").write_bytes(b"<x/>")
+            wait_for(lambda: "INV-1.xml" in got, what="the invoice hint")
+            assert set(got) == {"INV-1.xml"}
+        finally:
+            w.stop()
+
+    def test_a_sidecar_moved_away_is_no_longer_watched(self, tmp_path: Path) -> None:
+        """After a sidecar is moved out (as a claim does), writes inside it at its new place
+        are not hinted under its old name."""
+        from helpers import wait_for
+        (tmp_path / "INV-1").mkdir()
+        (tmp_path / ".outboxd").mkdir()
+        w, got = self.watch(tmp_path)
+        try:
+            (tmp_path / "INV-1").rename(tmp_path / ".outboxd" / "INV-1")
+            wait_for(lambda: "INV-1" in got, what="the move hint")
+            got.clear()
+            (tmp_path / ".outboxd" / "INV-1" / "late.pdf").write_bytes(b"x")
+            (tmp_path / "INV-2.xml").write_bytes(b"<x/>")
+            wait_for(lambda: "INV-2.xml" in got, what="a later hint")
+            assert "INV-1" not in got
+        finally:
+            w.stop()
+
+    def test_a_watcher_whose_outbox_went_away_is_not_alive(self, tmp_path: Path) -> None:
+        """When the watched outbox itself is removed, the watcher reports itself dead, so
+        the next rescan restarts it (or logs why it cannot)."""
+        from helpers import wait_for
+        root = tmp_path / "outbox"
+        root.mkdir()
+        w, _ = self.watch(root)
+        try:
+            root.rmdir()
+            wait_for(lambda: not w.alive(), what="the watcher to notice")
+        finally:
+            w.stop()

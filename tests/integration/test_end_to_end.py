@@ -131,6 +131,20 @@ def test_transient_receiver_errors_are_retried_until_delivered(env: Env, start_r
     assert json.loads((archived / "receipt.json").read_text())["attempts"] == 3
 
 
+def test_retry_after_is_a_floor_even_above_retry_max_seconds(env: Env, start_receiver,
+                                                             start_daemon) -> None:
+    """A 429 with Retry-After: 2 while retry_max_seconds = 0.5: the next attempt comes no
+    sooner than 2 s later (SPEC §5.1: Retry-After is a floor, even above the cap)."""
+    busy = start_receiver("--fail-first", "429", "--retry-after", "2")
+    env.write_config(busy.url)  # retry_max_seconds = 0.5
+    start_daemon()
+    drop_bundle(env.outbox, "INV-4002", {"a.pdf": pdf_bytes()})
+    wait_for(env.sent_bundles, what="delivery after the Retry-After pause")
+    first, second = busy.requests()
+    assert (first["status"], second["status"]) == (429, 201)
+    assert second["monotonic"] - first["monotonic"] >= 2.0
+
+
 def test_receiver_rejection_quarantines_with_status_and_body(env: Env, start_receiver,
                                                              start_daemon) -> None:
     """A 4xx rejection quarantines the bundle; REASON.txt gives the HTTP status."""

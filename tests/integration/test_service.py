@@ -54,3 +54,38 @@ def test_sighup_reloads_a_good_config_and_keeps_the_old_on_a_bad_one(
     daemon.popen.send_signal(signal.SIGHUP)
     wait_for(lambda: "configuration reloaded" in daemon.stderr(), what="the reload")
     wait_for(env.sent_bundles, what="the released invoice in sent/")
+
+
+def test_status_line_on_the_notify_socket_follows_the_counts(
+        env: Env, receiver: Receiver, start_daemon, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """STATUS= carries the counts (SPEC §8): after a delivery it says "1 sent today"; a
+    waiting invoice shows as "1 waiting"; no two STATUS= lines in a row are the same."""
+    from helpers import drop_bundle, pdf_bytes, wait_for
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.setblocking(False)
+    statuses: list[str] = []
+
+    def status_says(text: str) -> bool:
+        while True:
+            try:
+                msg = sock.recv(4096).decode()
+            except BlockingIOError:
+                break
+            if msg.startswith("STATUS="):
+                statuses.append(msg.removeprefix("STATUS="))
+        return any(text in s for s in statuses)
+
+    try:
+        monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+        env.write_config(receiver.url, policy={"unattached": "hold"})
+        start_daemon()
+        drop_bundle(env.outbox, "INV-S1", {"a.pdf": pdf_bytes()})
+        wait_for(lambda: status_says("1 sent today"), what="STATUS=… 1 sent today")
+        drop_bundle(env.outbox, "INV-S2", {})
+        wait_for(lambda: status_says("1 waiting, 1 sent today"), what="STATUS=1 waiting, …")
+    finally:
+        sock.close()
+    assert all(a != b for a, b in zip(statuses, statuses[1:], strict=False))

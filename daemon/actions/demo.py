@@ -1,0 +1,351 @@
+"""`outboxd demo`: a self-contained trial a newcomer runs first.
+
+It makes a workspace, starts the reference receiver on a free loopback port
+and the daemon (both as child processes, exactly as they run for real) with
+short timings, drops the samples of `demo_samples` one after another, and
+shows each bundle move (settling → waiting → sent / quarantined) by reading
+the daemon's journal — as a live table on a terminal (rich), one line per
+change otherwise. rich is imported here only, never on the daemon's path.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from daemon.actions import demo_samples
+from daemon.actions.samples import write_then_rename
+from daemon.config import Settings, load_settings
+from daemon.errors import OutboxdError, UsageError
+from daemon.journal import SHOWN_AS, Journal
+
+OUTBOXD = [sys.executable, "-m", "daemon"]
+FINAL = ("sent", "quarantined")
+
+
+@dataclass
+class Seen:
+    state: str = "-"
+    detail: str = ""
+    codes: tuple[str, ...] = ()
+
+
+class Workspace:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.outbox = root / "outbox"
+        self.sent = root / "sent"
+        self.quarantine = root / "quarantine"
+        self.store = root / "receiver-store"
+        self.state = root / "state"
+        self.config = root / "config.toml"
+        self.daemon_log = root / "daemon.log"
+        self.receiver_log = root / "receiver.log"
+
+    @classmethod
+    def make(cls, directory: Path | None) -> Workspace:
+        if directory is None:
+            return cls(Path(tempfile.mkdtemp(prefix="outboxd-demo-")))
+        if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+            raise UsageError(f"--dir {directory}: not an empty folder — the demo starts from "
+                             "nothing; remove it or name a new folder")
+        directory.mkdir(parents=True, exist_ok=True)
+        return cls(directory.resolve())
+
+    def write_config(self, url: str, release_supported: bool) -> None:
+        sections: dict[str, dict[str, Any]] = {
+            "outbox": {"path": str(self.outbox), "settle_seconds": 0.5, "rescan_seconds": 2,
+                       "poll_interval_seconds": 0.5},
+            "paths": {"state_dir": str(self.state)},
+            # hold: an invoice without attachments waits for the clerk's decision
+            "policy": {"unattached": "hold"},
+            "delivery": {"url": url, "retry_base_seconds": 0.2, "retry_max_seconds": 2},
+            "log": {"format": "json"},
+            "service": {"shutdown_grace_seconds": 5},
+        }
+        lines = ["# Written by `outboxd demo`: short timings for a trial on one machine."]
+        for name, values in sections.items():
+            lines += ["", f"[{name}]"] + [f"{k} = {json.dumps(v)}" for k, v in values.items()]
+        self.config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _release_support() -> tuple[str, bool]:
+    share = Settings.model_fields.get("share")
+    model = getattr(share, "annotation", None)
+    fields = getattr(model, "model_fields", {})
+    if "release_suffix" in fields:
+        return str(fields["release_suffix"].default), True
+    return ".send-anyway", False
+
+
+class Children:
+    """The receiver and the daemon; each in its own session, so a Ctrl-C reaches only
+    the demo, which then stops the daemon first and the receiver after it."""
+
+    def __init__(self) -> None:
+        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self._logs: list[Any] = []
+
+    def start(self, name: str, args: list[str], log: Path, stdout: int) -> subprocess.Popen[bytes]:
+        fh = open(log, "ab")
+        self._logs.append(fh)
+        proc = subprocess.Popen(args, stdout=stdout, stderr=fh, start_new_session=True)
+        self.procs.append((name, proc))
+        return proc
+
+    def stop(self) -> None:
+        for _, proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for fh in self._logs:
+            fh.close()
+        self.procs.clear()
+
+
+def start_receiver(ws: Workspace, children: Children) -> str:
+    proc = children.start("receiver", [*OUTBOXD, "receiver", "--listen", "127.0.0.1:0",
+                                       "--store", str(ws.store)],
+                          ws.receiver_log, subprocess.PIPE)
+    assert proc.stdout is not None
+    line = proc.stdout.readline().decode(errors="replace")
+    match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+    if not match:
+        raise OutboxdError(f"the reference receiver did not start; see {ws.receiver_log}")
+    return f"http://127.0.0.1:{match.group(1)}/bundles"
+
+
+def start_daemon(ws: Workspace, children: Children, timeout: float = 30) -> None:
+    proc = children.start("daemon", [*OUTBOXD, "run", "-c", str(ws.config)], ws.daemon_log,
+                          subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while "outboxd running" not in ws.daemon_log.read_text(errors="replace"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise OutboxdError(f"the daemon did not start; see {ws.daemon_log}")
+        time.sleep(0.05)
+
+
+def observe(settings: Settings) -> dict[str, Seen]:
+    """invoice file -> what the journal says about its latest row."""
+    if not settings.journal_path.exists():
+        return {}
+    journal = Journal(settings.journal_path, readonly=True)
+    try:
+        rows = journal.recent()
+    finally:
+        journal.close()
+    out: dict[str, Seen] = {}
+    for row in rows:
+        state = SHOWN_AS.get(row.state, row.state)
+        detail = ""
+        if state == "waiting":
+            detail = f"no attachments: {', '.join(row.unattached_ids)}"
+        elif state == "sent":
+            detail = f"receipt {row.receipt_id}" if row.receipt_id else "sent"
+            if row.archive_dir:
+                detail += f" → {Path(row.archive_dir).relative_to(settings.sent_dir.parent)}"
+        elif state in ("quarantined", "held"):
+            detail = "; ".join(f"{r['file']}: {r['message']}" for r in row.reasons)
+        elif state == "retrying":
+            detail = f"attempt {row.attempts}: {row.last_error}"
+        out[row.invoice_file] = Seen(state, detail, tuple(r["code"] for r in row.reasons))
+    return out
+
+
+def reached(sample: demo_samples.Sample, seen: Seen | None) -> bool:
+    if seen is None or seen.state != sample.expect:
+        return False
+    return sample.expect_code is None or sample.expect_code in seen.codes
+
+
+class LineView:
+    """One line per change, for pipes and logs."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.last: dict[str, tuple[str, str]] = {}
+
+    def __enter__(self) -> LineView:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        pass
+
+    def note(self, text: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')}  {text}", file=self.out, flush=True)
+
+    def show(self, samples: list[demo_samples.Sample], seen: dict[str, Seen]) -> None:
+        for sample in samples:
+            now = seen.get(sample.invoice_file)
+            if now is None or self.last.get(sample.invoice_file) == (now.state, now.detail):
+                continue
+            self.last[sample.invoice_file] = (now.state, now.detail)
+            extra = f"  {now.detail}" if now.detail else ""
+            print(f"{time.strftime('%H:%M:%S')}  {sample.invoice_file:<16} {now.state:<12}"
+                  f"{extra}", file=self.out, flush=True)
+
+
+class TableView:
+    """A live table on a terminal."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.live import Live
+        self.console = Console()
+        self.live = Live(console=self.console, refresh_per_second=8, transient=False)
+
+    def __enter__(self) -> TableView:
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.live.__exit__(None, None, None)
+
+    def note(self, text: str) -> None:
+        self.console.print(f"{time.strftime('%H:%M:%S')}  {text}", markup=False,
+                           highlight=False)
+
+    def show(self, samples: list[demo_samples.Sample], seen: dict[str, Seen]) -> None:
+        from rich.table import Table
+        colour = {"sent": "green", "quarantined": "red", "waiting": "yellow",
+                  "held": "red", "retrying": "yellow"}
+        table = Table(title="outboxd demo", expand=True)
+        table.add_column("invoice file", no_wrap=True)
+        table.add_column("shows", ratio=2, overflow="fold")
+        table.add_column("state", no_wrap=True)
+        table.add_column("detail", ratio=3, overflow="fold")
+        table.add_column("expected", no_wrap=True)
+        for sample in samples:
+            now = seen.get(sample.invoice_file)
+            state = now.state if now else "-"
+            mark = "✓" if reached(sample, now) else " "
+            table.add_row(sample.invoice_file, sample.shows,
+                          f"[{colour.get(state, 'white')}]{state}[/]",
+                          now.detail if now else "", f"{mark} {sample.expect}")
+        self.live.update(table)
+
+
+def _view(out: TextIO) -> Any:
+    if out.isatty():
+        try:
+            return TableView()
+        except ImportError:
+            pass
+    return LineView(out)
+
+
+def where_to_look(ws: Workspace, status_page: Path | None, out: TextIO) -> None:
+    print("\nWhere to look:", file=out)
+    rows = [("outbox", ws.outbox, "drop your own files here (sidecar first, invoice last)"),
+            ("sent", ws.sent, "delivered bundles, each with receipt.json"),
+            ("quarantine", ws.quarantine, "refused bundles, each with REASON.txt and "
+                                          "reason.json"),
+            ("receiver", ws.store, "what the reference receiver stored, one folder per "
+                                   "bundle id"),
+            ("logs", ws.daemon_log, f"the daemon's JSON log; the receiver's: "
+                                    f"{ws.receiver_log}")]
+    if status_page is not None and status_page.exists():
+        rows.insert(3, ("status page", status_page, "what the clerks see on the share"))
+    for label, path, what in rows:
+        print(f"  {label:<12} {path}\n  {'':<12} {what}", file=out)
+    print(f"  {'status':<12} outboxd status -c {ws.config}", file=out)
+
+
+def _drop(ws: Workspace, files: dict[str, bytes]) -> None:
+    for rel, data in files.items():
+        write_then_rename(ws.outbox / rel, data)
+
+
+def run(directory: Path | None, once: bool, pace: float, timeout: float,
+        out: TextIO = sys.stdout) -> int:
+    ws = Workspace.make(directory)
+    ws.outbox.mkdir(parents=True, exist_ok=True)
+    suffix, release_supported = _release_support()
+    samples = demo_samples.build(suffix, release_supported)
+    children = Children()
+    # SIGTERM (e.g. from a test harness or systemd-run) stops the demo like Ctrl-C.
+    previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(
+        KeyboardInterrupt()))
+    progress = {"done": False}
+    status_page: Path | None = None
+    print(f"outboxd demo in {ws.root}", file=out, flush=True)
+    try:
+        url = start_receiver(ws, children)
+        ws.write_config(url, release_supported)
+        settings = load_settings(ws.config)
+        page = getattr(getattr(settings, "share", None), "status_page", "")
+        status_page = ws.outbox / page if page else None
+        start_daemon(ws, children)
+        print(f"receiver on {url}; daemon watching {ws.outbox}\n", file=out, flush=True)
+        _watch(ws, settings, samples, once, pace, timeout, out, progress)
+    except KeyboardInterrupt:
+        print("\nstopping the daemon and the receiver", file=out, flush=True)
+    finally:
+        children.stop()
+        signal.signal(signal.SIGTERM, previous)
+    where_to_look(ws, status_page, out)
+    final = observe_safely(ws)
+    missed = [s for s in samples if not reached(s, final.get(s.invoice_file))]
+    if missed:
+        print("\nNot at their expected end: " + ", ".join(
+            f"{s.invoice_file} (expected {s.expect})" for s in missed), file=out)
+    print(f"\nEverything the demo made is in {ws.root} (remove it when done).", file=out)
+    return 0 if progress["done"] and not missed else 1
+
+
+def observe_safely(ws: Workspace) -> dict[str, Seen]:
+    try:
+        return observe(load_settings(ws.config))
+    except OutboxdError:
+        return {}
+
+
+def _watch(ws: Workspace, settings: Settings, samples: list[demo_samples.Sample],
+           once: bool, pace: float, timeout: float, out: TextIO,
+           progress: dict[str, bool]) -> None:
+    """Drop the samples and show them move; returns when --once is done or timed out."""
+    pending = list(samples)
+    released: set[str] = set()
+    next_drop = time.monotonic()
+    deadline = time.monotonic() + timeout
+    with _view(out) as view:
+        while True:
+            now = time.monotonic()
+            if pending and now >= next_drop:
+                sample = pending.pop(0)
+                _drop(ws, sample.files)
+                view.note(f"dropped {', '.join(sample.files)}  ({sample.shows})")
+                next_drop = now + pace
+            seen = observe(settings)
+            for sample in samples:
+                state = seen.get(sample.invoice_file)
+                if sample.when_waiting and state and state.state == "waiting" \
+                        and sample.invoice_file not in released:
+                    released.add(sample.invoice_file)
+                    _drop(ws, sample.when_waiting)
+                    view.note(f"dropped {', '.join(sample.when_waiting)}  (a clerk's "
+                              "\"send anyway\" on the share)")
+            view.show(samples, seen)
+            if not pending and all(reached(s, seen.get(s.invoice_file)) for s in samples):
+                if not progress["done"]:
+                    progress["done"] = True
+                    if once:
+                        return
+                    print("\nEvery sample reached its end. The daemon keeps running: drop "
+                          f"your own files into {ws.outbox}; Ctrl-C stops the demo.",
+                          file=out, flush=True)
+            if once and now > deadline:
+                return
+            time.sleep(0.2)

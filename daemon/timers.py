@@ -1,0 +1,62 @@
+"""Timers: one heap for everything time-driven in the daemon.
+
+Settle deadlines, attachment-wait deadlines, claim-retry pauses, delivery
+retries, the rescan and the systemd watchdog ping all wait here, so the loop
+sleeps until the next event or the next due time and never ticks. Times are
+monotonic seconds from the clock the service was given.
+
+A key has at most one due time: setting it again moves it (the old heap
+entry is skipped when it surfaces), so a bundle whose settle deadline moves
+ten times in a burst still fires once.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+from collections.abc import Hashable
+
+
+class Timers:
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Hashable]] = []
+        self._due: dict[Hashable, float] = {}
+        self._seq = itertools.count()
+        self._lock = threading.Lock()  # delivery workers schedule their retries here
+
+    def at(self, key: Hashable, due: float) -> None:
+        """Fire `key` at monotonic time `due`, replacing any earlier setting of it."""
+        with self._lock:
+            self._due[key] = due
+            heapq.heappush(self._heap, (due, next(self._seq), key))
+
+    def cancel(self, key: Hashable) -> None:
+        with self._lock:
+            self._due.pop(key, None)
+
+    def due_at(self, key: Hashable) -> float | None:
+        with self._lock:
+            return self._due.get(key)
+
+    def pop_due(self, now: float) -> list[Hashable]:
+        """The keys whose time has come, earliest first; each fires once."""
+        out: list[Hashable] = []
+        with self._lock:
+            while self._heap and self._heap[0][0] <= now:
+                due, _, key = heapq.heappop(self._heap)
+                if self._due.get(key) == due:
+                    del self._due[key]
+                    out.append(key)
+        return out
+
+    def next_due(self) -> float | None:
+        """The earliest live due time, or None when nothing is scheduled."""
+        with self._lock:
+            while self._heap and self._due.get(self._heap[0][2]) != self._heap[0][0]:
+                heapq.heappop(self._heap)  # moved or cancelled: drop the stale entry
+            return self._heap[0][0] if self._heap else None
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._due)

@@ -1,0 +1,81 @@
+"""`outboxd demo`: the newcomer's first command."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from helpers import wait_for
+
+OUTBOXD = [sys.executable, "-m", "daemon"]
+
+
+def test_demo_once_exits_0_with_samples_sent_and_quarantined_with_reasons(
+        tmp_path: Path) -> None:
+    """`outboxd demo --once --dir TMP` starts receiver and daemon, drops the samples, and
+    exits 0 once each reached its expected end: the good ones in sent/ and in the
+    receiver's store, the 200-DPI TIFF and the encrypted PDF in quarantine/ with REASON.txt
+    naming the rule; the receiver and the daemon are stopped afterwards."""
+    ws = tmp_path / "demo"
+    done = subprocess.run([*OUTBOXD, "demo", "--once", "--dir", str(ws), "--pace", "0.2",
+                           "--timeout", "90"], capture_output=True, text=True, timeout=150)
+    assert done.returncode == 0, done.stdout + done.stderr
+    sent = {p.name.split("--")[0] for p in ws.glob("sent/*/*")}
+    assert {"INV-1001", "batch-42", "scan-0007"} <= sent
+    receipts = [json.loads(p.read_text()) for p in ws.glob("sent/*/*/receipt.json")]
+    ids = {i["id"] for r in receipts for i in r["manifest"]["invoices"]}
+    assert {"INV-1001", "INV-2001", "INV-2002", "INV-2003", "INV-3001"} <= ids
+    stored = [p for p in (ws / "receiver-store").iterdir() if len(p.name) == 64]
+    assert len(stored) == len(receipts)
+    reasons = {p.parent.name.split("--")[0]: p.read_text()
+               for p in ws.glob("quarantine/*/*/REASON.txt")}
+    assert "200 DPI" in reasons["INV-5001"] and "tiff-resolution" in reasons["INV-5001"]
+    assert "encrypted" in reasons["INV-6001"] and "pdf-encrypted" in reasons["INV-6001"]
+    assert "Where to look" in done.stdout and str(ws) in done.stdout
+    log = (ws / "daemon.log").read_text().splitlines()
+    assert json.loads(log[-1])["event"] == "stopped"
+
+
+def test_demo_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:
+    """--dir must be new or empty: an old journal would take the samples for duplicates."""
+    (tmp_path / "old.txt").write_text("x")
+    done = subprocess.run([*OUTBOXD, "demo", "--once", "--dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "not an empty folder" in done.stderr
+
+
+def test_ctrl_c_stops_receiver_and_daemon_and_says_where_the_files_are(tmp_path: Path) -> None:
+    """Without --once the demo keeps running after the samples; SIGINT (Ctrl-C) stops the
+    daemon and the receiver it started, prints where the files are and exits 0."""
+    ws = tmp_path / "demo"
+    log = tmp_path / "demo.out"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([*OUTBOXD, "demo", "--dir", str(ws), "--pace", "0.2"],
+                                stdout=out, stderr=subprocess.STDOUT, text=True)
+        try:
+            wait_for(lambda: "Every sample reached its end" in log.read_text(), timeout=90,
+                     what="the samples to finish")
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=60) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    text = log.read_text()
+    assert f"Everything the demo made is in {ws}" in text
+    assert json.loads((ws / "daemon.log").read_text().splitlines()[-1])["event"] == "stopped"
+    assert _receiver_gone(ws)
+
+
+def _receiver_gone(ws: Path) -> bool:
+    """The receiver's port no longer answers."""
+    import re
+    import socket
+    cfg = (ws / "config.toml").read_text()
+    match = re.search(r"127\.0\.0\.1:(\d+)", cfg)
+    assert match
+    port = int(match.group(1))
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0

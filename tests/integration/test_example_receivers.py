@@ -1,0 +1,143 @@
+"""examples/receivers/: the Flask and Starlette receivers take what the real daemon sends,
+with safe_filenames on and off and non-ASCII names, and check every part."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import Env
+from helpers import manifest_schema_problems, text_pdf, wait_for, write
+
+from daemon.actions.samples import peppol_batch, peppol_invoice
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "receivers"
+KINDS = ["flask", "starlette"]
+
+
+class Example:
+    def __init__(self, kind: str, store: Path, log: Path) -> None:
+        self._log = open(log, "wb")
+        self.store = store
+        self.proc = subprocess.Popen(
+            [sys.executable, str(EXAMPLES / f"{kind}_receiver.py"), "--listen", "127.0.0.1:0",
+             "--store", str(store)], stdout=subprocess.PIPE, stderr=self._log)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().decode()
+        match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+        assert match, f"{kind} receiver did not start: {line!r} {log.read_text()}"
+        self.url = f"http://127.0.0.1:{match.group(1)}/bundles"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=20)
+        self._log.close()
+
+
+@pytest.fixture(params=KINDS)
+def example(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Example]:
+    r = Example(request.param, tmp_path / "store", tmp_path / "example.log")
+    yield r
+    r.stop()
+
+
+NAMES = {  # invoice id -> attachment names on disk
+    "INV-7001": ["Tidrapport åäö.pdf", 'Offert "A".pdf'],
+    "INV-7002": ["Ünïcödé ñ.pdf", "data.csv"],
+}
+
+
+def _drop(env: Env) -> None:
+    for inv, names in NAMES.items():
+        for name in names:
+            data = b"a;b\n1;2\n" if name.endswith(".csv") else text_pdf([f"{inv} {name}"])
+            write(env.outbox / "batch-7" / inv / name, data)
+    write(env.outbox / "Fäktura 7100" / "Följesedel ÅÄÖ.pdf", text_pdf(["Följesedel"]))
+    write(env.outbox / ".batch.tmp", peppol_batch(list(NAMES))).rename(
+        env.outbox / "batch-7.xml")
+    write(env.outbox / ".single.tmp", peppol_invoice("INV-7100")).rename(
+        env.outbox / "Fäktura 7100.xml")
+
+
+def _original(bundle_dir: Path, stem: str, invoice_id: str, name: str) -> Path:
+    nested = bundle_dir / stem / invoice_id / name
+    return nested if nested.exists() else bundle_dir / stem / name
+
+
+@pytest.mark.parametrize("safe", [True, False], ids=["safe_filenames", "raw_filenames"])
+def test_daemon_delivers_every_bundle_to_the_example_receiver(
+        env: Env, example: Example, start_daemon, safe: bool) -> None:
+    """Both bundles (a two-invoice file, and a single invoice with Swedish names) are
+    accepted with 201; the receiver stored each part byte for byte as the original file,
+    and each manifest it stored matches docs/manifest.schema.json."""
+    env.write_config(example.url, delivery={"safe_filenames": safe})
+    start_daemon()
+    _drop(env)
+    wait_for(lambda: len(env.sent_bundles()) == 2, timeout=30, what="both bundles in sent/")
+    assert env.quarantined() == []
+    for bundle_dir in env.sent_bundles():
+        receipt = json.loads((bundle_dir / "receipt.json").read_text())
+        assert receipt["response"]["status"] == 201 and receipt["response"]["receipt_id"]
+        manifest = receipt["manifest"]
+        stored = example.store / manifest["bundle_id"]
+        assert manifest_schema_problems(
+            json.loads((stored / "manifest.json").read_text())) == []
+        stem = Path(manifest["invoice_file"]["original_name"]).stem
+        assert (stored / "invoice").read_bytes() == \
+            (bundle_dir / manifest["invoice_file"]["original_name"]).read_bytes()
+        for inv in manifest["invoices"]:
+            assert sorted(a["original_name"] for a in inv["attachments"]) == \
+                sorted(NAMES.get(inv["id"], ["Följesedel ÅÄÖ.pdf"]))
+            for att in inv["attachments"]:
+                assert (stored / att["part"]).read_bytes() == \
+                    _original(bundle_dir, stem, inv["id"], att["original_name"]).read_bytes()
+                assert (att["name"] == att["original_name"]) is (
+                    not safe or att["original_name"].isascii() and " " not in
+                    att["original_name"] and '"' not in att["original_name"])
+
+
+def _post(url: str, manifest: dict, files: list[tuple[str, str, bytes, str]],
+          key: str | None = None) -> httpx.Response:
+    parts = [("manifest", (None, json.dumps(manifest).encode(), "application/json"))]
+    parts += [(part, (name, data, ctype)) for part, name, data, ctype in files]
+    return httpx.post(url, files=parts, headers={"Idempotency-Key": key or manifest["bundle_id"]})
+
+
+def test_example_receiver_answers_repeats_200_and_refuses_what_breaks_the_manifest(
+        env: Env, example: Example, start_daemon) -> None:
+    """After a delivery: the same request again gets 200 with the first body; a part whose
+    bytes differ from the manifest's sha256, parts out of order, or a key of other content
+    are refused (400/422) and nothing new is stored."""
+    env.write_config(example.url, delivery={"safe_filenames": False})
+    start_daemon()
+    _drop(env)
+    wait_for(lambda: len(env.sent_bundles()) == 2, timeout=30, what="both bundles in sent/")
+    receipt = next(json.loads((d / "receipt.json").read_text()) for d in env.sent_bundles()
+                   if d.name.startswith("batch-7"))
+    manifest = receipt["manifest"]
+    stored = example.store / manifest["bundle_id"]
+    files = [("invoice", manifest["invoice_file"]["name"], (stored / "invoice").read_bytes(),
+              "application/xml")]
+    files += [(a["part"], a["name"], (stored / a["part"]).read_bytes(), a["content_type"])
+              for inv in manifest["invoices"] for a in inv["attachments"]]
+
+    again = _post(example.url, manifest, files)
+    assert again.status_code == 200 and again.json() == receipt["response"]["body"]
+
+    tampered = [*files[:1], (files[1][0], files[1][1], files[1][2] + b"x", files[1][3]),
+                *files[2:]]
+    assert _post(example.url, manifest, tampered).status_code == 400
+    assert _post(example.url, manifest, [files[0], files[2], files[1], *files[3:]]
+                 ).status_code == 400
+    other = json.loads(json.dumps(manifest))
+    other["invoices"][0]["attachments"][0]["note"] = "changed"
+    assert _post(example.url, other, files, key=manifest["bundle_id"]).status_code == 422
+    assert sorted(p.name for p in example.store.iterdir()) == sorted(
+        json.loads((d / "receipt.json").read_text())["manifest"]["bundle_id"]
+        for d in env.sent_bundles())

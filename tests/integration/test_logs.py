@@ -1,0 +1,49 @@
+"""`[log] format = "json"` end to end: every line a real daemon writes parses as JSON."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+
+from conftest import Env, Receiver
+from helpers import drop_bundle, pdf_bytes, wait_for
+
+
+def test_every_stderr_line_is_json_through_start_reload_watcher_restart_and_stop(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """Start, deliver a bundle, SIGHUP-reload, kill the watcher (the outbox vanishes and
+    comes back, as a share does), let the rescan restart it, stop: every stderr line of
+    the daemon is one JSON object, watchdog's own log records included."""
+    env.write_config(receiver.url, outbox={"rescan_seconds": 0.3, "watch": "inotify"})
+    daemon = start_daemon()
+    drop_bundle(env.outbox, "INV-L1", {"a.pdf": pdf_bytes()})
+    wait_for(env.sent_bundles, what="the bundle in sent/")
+
+    daemon.popen.send_signal(signal.SIGHUP)
+    wait_for(lambda: "configuration reloaded" in daemon.stderr(), what="the reload")
+
+    shutil.rmtree(env.outbox)  # the inotify watch dies with its folder
+    wait_for(lambda: "cannot list the outbox" in daemon.stderr(), what="the missing outbox")
+    env.outbox.mkdir()
+    wait_for(lambda: "watcher was dead; restarted" in daemon.stderr(),
+             what="the watcher restart")
+    drop_bundle(env.outbox, "INV-L2", {"b.pdf": pdf_bytes(2)})
+    wait_for(lambda: len(env.sent_bundles()) == 2, what="a bundle sent after the restart")
+    assert daemon.stop(signal.SIGTERM) == 0
+
+    lines = [line for line in daemon.stderr().splitlines() if line.strip()]
+    records = []
+    for line in lines:
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            raise AssertionError(f"not a JSON line: {line!r}") from None
+    events = [r["event"] for r in records]
+    assert "configuration reloaded" in events and "stopped" in events
+    # every bundle event names its invoice file (and, once read, its ids and bundle id)
+    for event in ("bundle settling", "bundle claimed", "bundle sent"):
+        assert any(r["event"] == event and r["invoice_file"] == "INV-L1.xml" for r in records)
+    sent = next(r for r in records if r["event"] == "bundle sent")
+    assert sent["invoice_ids"] == ["INV-L1"] and len(sent["bundle_id"]) == 64
+    assert all(isinstance(r, dict) and "level" in r and "timestamp" in r for r in records)

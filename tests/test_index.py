@@ -1,0 +1,81 @@
+"""The outbox index: which bundles a watcher event on a root name concerns."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from helpers import write  # noqa: E402
+
+from daemon.config import OutboxConfig  # noqa: E402
+from daemon.index import OutboxIndex  # noqa: E402
+from daemon.scan import list_outbox  # noqa: E402
+
+
+def make(tmp_path: Path, **cfg: object) -> OutboxIndex:
+    return OutboxIndex(OutboxConfig(path=tmp_path, **cfg))
+
+
+class TestTouched:
+    def test_sidecar_marker_and_errors_file_map_to_their_invoice(self, tmp_path: Path) -> None:
+        """Events on the sidecar, the marker or NAME.errors.txt concern the invoice file."""
+        write(tmp_path / "INV-1.xml", b"<x/>")
+        write(tmp_path / "INV-2.xml", b"<x/>")
+        idx = make(tmp_path)
+        idx.replace(list_outbox(idx.cfg))
+        for name in ("INV-1", "INV-1.ready", "INV-1.errors.txt", "INV-1.xml"):
+            assert idx.touched(name)[0] == {"INV-1.xml"}, name
+
+    def test_two_invoice_files_with_one_stem_share_their_sidecar(self, tmp_path: Path) -> None:
+        """A.xml and A.pdf share the sidecar A/: an event in it concerns both."""
+        write(tmp_path / "A.xml", b"<x/>")
+        write(tmp_path / "A.pdf", b"%PDF-1.4")
+        idx = make(tmp_path)
+        idx.replace(list_outbox(idx.cfg))
+        assert idx.touched("A")[0] == {"A.xml", "A.pdf"}
+
+    def test_a_new_invoice_file_is_added_by_its_event(self, tmp_path: Path) -> None:
+        """An invoice file that arrives after the listing is indexed by its own event."""
+        idx = make(tmp_path)
+        write(tmp_path / "NEW.xml", b"<x/>")
+        keys, _ = idx.touched("NEW.xml")
+        assert keys == {"NEW.xml"} and "NEW.xml" in idx.candidates
+
+    def test_an_invoice_file_that_went_is_still_stepped_once(self, tmp_path: Path) -> None:
+        """The event for a removed invoice file still names it, so its step can record it
+        as gone; the index forgets it only when told."""
+        inv = write(tmp_path / "INV-1.xml", b"<x/>")
+        idx = make(tmp_path)
+        idx.replace(list_outbox(idx.cfg))
+        inv.unlink()
+        assert idx.touched("INV-1.xml")[0] == {"INV-1.xml"}
+        idx.remove("INV-1.xml")
+        assert idx.touched("INV-1")[0] == set()
+
+    def test_other_names_concern_no_bundle_and_are_reported(self, tmp_path: Path) -> None:
+        """A file that is not an invoice concerns no bundle; the listing says what it is."""
+        write(tmp_path / "notes.docx", b"x")
+        idx = make(tmp_path)
+        keys, what = idx.touched("notes.docx")
+        assert keys == set() and what.others == ("notes.docx",)
+
+    def test_sidecar_suffix_is_part_of_the_sidecar_name(self, tmp_path: Path) -> None:
+        """With sidecar_suffix = ".att", INV-1.att/ is INV-1.xml's sidecar; INV-1/ is not."""
+        write(tmp_path / "INV-1.xml", b"<x/>")
+        idx = make(tmp_path, sidecar_suffix=".att")
+        idx.replace(list_outbox(idx.cfg))
+        assert idx.touched("INV-1.att")[0] == {"INV-1.xml"}
+        assert idx.touched("INV-1")[0] == set()
+
+
+class TestReplace:
+    def test_a_full_listing_says_what_appeared_and_what_went(self, tmp_path: Path) -> None:
+        """replace() returns the keys that appeared and went since the last listing."""
+        write(tmp_path / "A.xml", b"<x/>")
+        idx = make(tmp_path)
+        assert idx.replace(list_outbox(idx.cfg)) == ({"A.xml"}, set())
+        (tmp_path / "A.xml").unlink()
+        write(tmp_path / "B.xml", b"<x/>")
+        assert idx.replace(list_outbox(idx.cfg)) == ({"B.xml"}, {"A.xml"})

@@ -1,0 +1,63 @@
+"""logs.py: one stream, one format — library records, warnings and thread deaths included."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import threading
+import warnings
+
+from daemon import logs
+from daemon.config import LogConfig
+
+
+def _lines(stream: io.StringIO) -> list[str]:
+    return [line for line in stream.getvalue().splitlines() if line.strip()]
+
+
+def test_json_format_makes_every_line_json_including_libraries_and_warnings() -> None:
+    """Under format = "json", our events, a library's stdlib log record, a Python warning
+    and an exception that kills a thread each come out as one JSON object per line."""
+    out = io.StringIO()
+    logs.configure(LogConfig(format="json"), out)
+    logs.get().info("bundle sent", invoice_file="INV-1.xml", invoice_ids=["INV-1"],
+                    bundle_id="a" * 64)
+    logging.getLogger("watchdog.observers.inotify").error(
+        "InotifyEmitter.queue_events() called when the thread is inactive")
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn("a library warning", RuntimeWarning, stacklevel=1)
+    t = threading.Thread(target=lambda: 1 / 0, name="emitter")
+    t.start()
+    t.join()
+    records = [json.loads(line) for line in _lines(out)]
+    assert [r["event"] for r in records][:2] == [
+        "bundle sent", "InotifyEmitter.queue_events() called when the thread is inactive"]
+    assert records[0]["invoice_ids"] == ["INV-1"] and records[0]["level"] == "info"
+    assert records[1]["logger"] == "watchdog.observers.inotify"
+    assert "a library warning" in records[2]["event"]
+    assert records[3]["event"] == "thread died" and "ZeroDivisionError" in records[3]["exception"]
+    logs.configure()
+
+
+def test_console_format_puts_invoice_file_ids_and_short_id_on_the_event_line() -> None:
+    """On a terminal a bundle event reads as one line: event, invoice file, [ids], id12."""
+    out = io.StringIO()
+    logs.configure(LogConfig(format="console"), out)
+    logs.get().info("bundle sent", invoice_file="INV-1.xml", invoice_ids=["INV-1", "INV-2"],
+                    bundle_id="0123456789ab" + "f" * 52, receipt_id="R-9")
+    [line] = _lines(out)
+    assert "bundle sent: INV-1.xml [INV-1, INV-2] 0123456789ab" in line
+    assert "receipt_id=R-9" in line and "f" * 52 not in line
+    logs.configure()
+
+
+def test_reconfigure_replaces_the_handler_instead_of_adding_one() -> None:
+    """A SIGHUP reload configures logging again; lines must not come out twice."""
+    out = io.StringIO()
+    logs.configure(LogConfig(format="json"), out)
+    logs.configure(LogConfig(format="json"), out)
+    logs.get().info("once")
+    assert len(_lines(out)) == 1
+    logs.configure()

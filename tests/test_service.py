@@ -1,0 +1,238 @@
+"""The loop's mechanics, without timing: a fake clock, a fake watcher, reads done inline.
+
+What is counted: snapshots taken, SQL statements sent to the journal, bundles
+read and validated, and bundles stepped — the work whose cost must follow
+what changes, not how much waits in the outbox.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from helpers import pdf_bytes, ubl_invoice, write  # noqa: E402
+
+from daemon import pipeline as pipeline_module  # noqa: E402
+from daemon import service as service_module  # noqa: E402
+from daemon.config import Settings  # noqa: E402
+from daemon.service import Service  # noqa: E402
+
+SETTLE, RESCAN = 5.0, 60.0
+
+
+class FakeClock:
+    def __init__(self, start: float) -> None:
+        self.t = start
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class FakeWatcher:
+    mode = "fake"
+    restarts = 0
+
+    def ensure_alive(self) -> bool:
+        return False
+
+    def stop(self) -> None:
+        pass
+
+
+class Inline:
+    """An executor that runs each read at once, on the calling thread."""
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        fn(*args)
+        done: Future[Any] = Future()
+        done.set_result(None)
+        return done
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        pass
+
+
+class Counts:
+    def __init__(self) -> None:
+        self.snapshots = 0
+        self.reads = 0
+        self.sql: list[str] = []
+        self.steps: list[str] = []
+
+    def reset(self) -> None:
+        self.snapshots, self.reads = 0, 0
+        self.sql.clear()
+        self.steps.clear()
+
+
+@pytest.fixture
+def counts(monkeypatch: pytest.MonkeyPatch) -> Counts:
+    c = Counts()
+    for module in (service_module, pipeline_module):
+        real_snapshot = module.snapshot
+
+        def counted_snapshot(*a: Any, _real: Any = real_snapshot) -> Any:
+            c.snapshots += 1
+            return _real(*a)
+        monkeypatch.setattr(module, "snapshot", counted_snapshot)
+    real_evaluate = service_module.evaluate
+
+    def counted_evaluate(*a: Any) -> Any:
+        c.reads += 1
+        return real_evaluate(*a)
+    monkeypatch.setattr(service_module, "evaluate", counted_evaluate)
+    real_step = pipeline_module.Pipeline.step
+
+    def counted_step(self: Any, cand: Any, *a: Any) -> Any:
+        c.steps.append(cand.invoice.name)
+        return real_step(self, cand, *a)
+    monkeypatch.setattr(pipeline_module.Pipeline, "step", counted_step)
+    monkeypatch.setattr(Service, "_install_signals", lambda self: None)
+    return c
+
+
+@pytest.fixture(params=[0.0, 1e9], ids=["clock-at-0", "clock-at-1e9"])
+def clock(request: pytest.FixtureRequest) -> FakeClock:
+    return FakeClock(request.param)
+
+
+@pytest.fixture
+def make_service(tmp_path: Path, clock: FakeClock, counts: Counts) -> Iterator[Any]:
+    made: list[Service] = []
+
+    def make(**policy: Any) -> Service:
+        outbox = tmp_path / "outbox"
+        outbox.mkdir(exist_ok=True)
+        s = Settings(outbox={"path": str(outbox), "settle_seconds": SETTLE,
+                             "rescan_seconds": RESCAN},
+                     paths={"state_dir": str(tmp_path / "state")},
+                     policy={"unattached": "hold", **policy},
+                     delivery={"transport": "directory", "target": str(tmp_path / "target")})
+        svc = Service(s, clock=clock, watcher_factory=lambda s, hint: FakeWatcher(),
+                      reader=Inline())
+        svc.open()
+        svc.journal._db.set_trace_callback(counts.sql.append)
+        made.append(svc)
+        return svc
+
+    yield make
+    for svc in made:
+        svc.request_stop()
+        svc._shutdown()
+
+
+def settle_all(svc: Service, clock: FakeClock) -> None:
+    """Turn the loop until every bundle is decided and the status timer has fired."""
+    for _ in range(6):
+        svc.turn()
+        clock.t += SETTLE / 2
+
+
+def test_waiting_bundles_cost_nothing_between_rescans(make_service: Any, clock: FakeClock,
+                                                      counts: Counts, tmp_path: Path) -> None:
+    """500 invoices waiting for attachments and no events: between rescans the loop takes
+    no snapshot, sends no journal query and validates nothing; the rescan takes one
+    snapshot per bundle and, as nothing changed, still no query and no validation."""
+    outbox = tmp_path / "outbox"
+    for n in range(500):
+        write(outbox / f"INV-{n}.xml", ubl_invoice(f"INV-{n}"))
+    svc = make_service()
+    settle_all(svc, clock)
+    assert svc.journal.summary().get("waiting") == 500
+    assert counts.reads == 500  # each settled version read once
+
+    counts.reset()
+    rescan_due = svc.timers.due_at(service_module.RESCAN)
+    assert rescan_due is not None and rescan_due - clock.t > 30
+    while clock.t < rescan_due - 1:
+        assert svc.turn() is not None  # the loop always knows when to wake next
+        clock.t += 3.0
+    assert (counts.snapshots, len(counts.sql), counts.reads, counts.steps) == (0, 0, 0, [])
+
+    clock.t = rescan_due
+    svc.turn()
+    assert counts.snapshots == 500
+    assert (len(counts.sql), counts.reads, counts.steps) == (0, 0, [])
+
+
+def test_an_event_on_one_sidecar_steps_exactly_that_bundle(make_service: Any, clock: FakeClock,
+                                                           counts: Counts,
+                                                           tmp_path: Path) -> None:
+    """A watcher event naming one sidecar folder marks only its bundle dirty: one bundle is
+    stepped, the 49 others are not looked at."""
+    outbox = tmp_path / "outbox"
+    for n in range(50):
+        write(outbox / f"INV-{n}.xml", ubl_invoice(f"INV-{n}"))
+    svc = make_service()
+    settle_all(svc, clock)
+    counts.reset()
+
+    write(outbox / "INV-7" / "timesheet.pdf", pdf_bytes())
+    svc.hint("INV-7")
+    svc.turn()
+    assert counts.steps == ["INV-7.xml"]
+    assert counts.snapshots == 1
+
+
+def test_a_settle_deadline_fires_once(make_service: Any, clock: FakeClock, counts: Counts,
+                                      tmp_path: Path) -> None:
+    """A new bundle is stepped when its event arrives and again exactly once when its quiet
+    period can have ended — not on turns in between, and not after."""
+    svc = make_service()
+    t0 = clock.t
+    write(tmp_path / "outbox" / "INV-1.xml", ubl_invoice("INV-1"))
+    svc.hint("INV-1.xml")
+    svc.turn()
+    assert counts.steps == ["INV-1.xml"]
+    assert svc.timers.due_at(("bundle", "INV-1.xml")) == t0 + SETTLE
+
+    for t in (1.0, 2.5, 4.9):
+        clock.t = t0 + t
+        svc.turn()
+    assert counts.steps == ["INV-1.xml"]
+
+    clock.t = t0 + SETTLE
+    svc.turn()  # the deadline: stepped, found settled, handed to a reader
+    svc.turn()  # the read's result: stepped once more and decided (waiting, hold)
+    assert counts.steps == ["INV-1.xml"] * 3 and counts.reads == 1
+    assert svc.timers.due_at(("bundle", "INV-1.xml")) is None
+    assert svc.journal.summary().get("waiting") == 1
+
+    for t in (6.0, 30.0, 59.0):
+        clock.t = t0 + t
+        svc.turn()
+    assert counts.steps == ["INV-1.xml"] * 3
+
+
+def test_a_claim_that_fails_is_retried_on_the_loop_clock(make_service: Any, clock: FakeClock,
+                                                         counts: Counts,
+                                                         tmp_path: Path) -> None:
+    """A claim that cannot move files is retried when a rescan period has passed on the
+    loop's own clock (at 0 as at 10⁹), and the bundle is then delivered."""
+    svc = make_service()
+    processing = svc.settings.processing_dir
+    processing.rmdir()
+    write(processing, b"not a folder")
+    write(tmp_path / "outbox" / "INV-1" / "a.pdf", pdf_bytes())
+    write(tmp_path / "outbox" / "INV-1.xml", ubl_invoice("INV-1"))
+    svc.hint("INV-1.xml")
+    t0 = clock.t
+    settle_all(svc, clock)
+    due = svc.timers.due_at(("bundle", "INV-1.xml"))
+    assert due is not None and t0 + RESCAN <= due <= clock.t + RESCAN
+    assert (tmp_path / "outbox" / "INV-1.xml").exists()
+
+    processing.unlink()
+    processing.mkdir()
+    clock.t = due
+    svc.turn()
+    assert not (tmp_path / "outbox" / "INV-1.xml").exists()  # claimed
+    assert svc.journal.summary().get("delivering", 0) + svc.journal.summary().get(
+        "sent today", 0) == 1

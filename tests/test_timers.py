@@ -1,0 +1,50 @@
+"""The one timer heap: each key fires once, at its latest setting, earliest first."""
+
+from __future__ import annotations
+
+from daemon.timers import Timers
+
+
+class TestTimers:
+    def test_keys_fire_once_in_due_order(self) -> None:
+        """Due keys come out earliest first, each once; later ones stay for later."""
+        t = Timers()
+        t.at("b", 20.0)
+        t.at("a", 10.0)
+        t.at("c", 30.0)
+        assert t.pop_due(25.0) == ["a", "b"]
+        assert t.pop_due(25.0) == []
+        assert t.next_due() == 30.0
+
+    def test_setting_a_key_again_moves_it(self) -> None:
+        """A settle deadline moved ten times in a burst fires once, at its last time."""
+        t = Timers()
+        for n in range(10):
+            t.at(("bundle", "INV-1.xml"), 100.0 + n)
+        assert t.next_due() == 109.0
+        assert t.pop_due(105.0) == []
+        assert t.pop_due(109.0) == [("bundle", "INV-1.xml")]
+        assert t.next_due() is None and len(t) == 0
+
+    def test_a_key_can_be_moved_earlier(self) -> None:
+        """Moving a key earlier makes it fire at the earlier time and not again later."""
+        t = Timers()
+        t.at("k", 50.0)
+        t.at("k", 5.0)
+        assert t.pop_due(5.0) == ["k"]
+        assert t.pop_due(60.0) == []
+
+    def test_cancel(self) -> None:
+        """A cancelled key never fires."""
+        t = Timers()
+        t.at("k", 1.0)
+        t.cancel("k")
+        assert t.next_due() is None
+        assert t.pop_due(2.0) == []
+
+    def test_any_clock_value_works(self) -> None:
+        """Times are plain numbers from the service's clock: 0 and 10⁹ behave alike."""
+        for base in (0.0, 1e9):
+            t = Timers()
+            t.at("k", base + 1)
+            assert t.pop_due(base) == [] and t.pop_due(base + 1) == ["k"]
