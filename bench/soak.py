@@ -275,6 +275,26 @@ def tracebacks(root: Path) -> int:
     return sum(p.read_text(errors="replace").count("Traceback") for p in root.glob("daemon-*.log"))
 
 
+# Daemon log events that show the faults were felt, not only injected.
+FELT = ("bundle cannot be moved; will retry", "delivery failed; will retry",
+        "recovering bundle", "claimed bundle unknown to the journal put back into the outbox",
+        "bundle taken by another daemon", "bundle left the outbox while being read (claimed by "
+        "another daemon, or the share went away)", "cannot claim bundle; will try again")
+
+
+def felt(root: Path) -> Counter[str]:
+    out: Counter[str] = Counter()
+    for p in root.glob("daemon-*.log"):
+        for line in p.read_text(errors="replace").splitlines():
+            try:
+                event = json.loads(line).get("event")
+            except ValueError:
+                continue
+            if event in FELT:
+                out[event] += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bundles", type=int, default=500)
@@ -311,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"time: {total:.1f} s total, {total - (chaos_done - started):.1f} s to settle after "
           "the chaos ended")
     print(f"tracebacks in daemon logs: {tracebacks(root)}")
+    print("felt by the daemon: " + ", ".join(f"{k} ×{v}" for k, v in felt(root).items()))
     print(f"outcome: {'PASS' if not problems else 'FAIL'}")
     for p in problems[:30]:
         print(f"  {p}")

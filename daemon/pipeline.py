@@ -151,7 +151,8 @@ class Pipeline:
         if isinstance(result, InputError | OSError) and taken_meanwhile(
                 candidate_for(self.s.outbox, key)):
             # Another daemon on the share claimed it while we read: normal work.
-            self.log.info("bundle taken by another daemon while being read", invoice_file=key)
+            self.log.info("bundle left the outbox while being read (claimed by another daemon, "
+                          "or the share went away)", invoice_file=key)
         elif isinstance(result, InputError | OSError):
             # Logged once per snapshot: it is read again only when something changes.
             self.log.error("bundle cannot be read", invoice_file=key, error=str(result))
