@@ -1,1 +1,3 @@
-"""Benchmarks and soak tests (run by hand, not in CI)."""
+"""The outboxd bench (issue 5): outboxd against a plain httpx loop and an
+inotifywait + curl script, on the same bundles and the same receiver.
+Run `python -m bench --help` from the repository root."""

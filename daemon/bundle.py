@@ -39,6 +39,18 @@ class InvoiceFile:
 
 
 @dataclass(frozen=True)
+class Conversion:
+    """An image converted to PDF for a print channel (``[validation] convert_images``)."""
+
+    name: str  # the PDF's name, e.g. "scan.pdf"
+    size: int
+    sha256: str
+    pages: int
+    original_content_type: str
+    path: Path | None = None  # None until written into the work folder after the claim
+
+
+@dataclass(frozen=True)
 class Attachment:
     path: Path  # where it is now
     rel: str  # relative to the outbox, for messages
@@ -51,6 +63,17 @@ class Attachment:
     # Filled in by validation, which is where the content is sniffed.
     content_type: str = "application/octet-stream"
     pages: int | None = None
+    converted: Conversion | None = None  # what is validated and sent instead of the image
+
+    @property
+    def sent(self) -> tuple[str, Path, str, int, str]:
+        """Name, path, content type, size and sha256 of what is sent for this attachment."""
+        c = self.converted
+        if c is None:
+            return self.original_name, self.path, self.content_type, self.size, self.sha256
+        if c.path is None:
+            raise RuntimeError(f"{self.rel}: the converted PDF was not written after the claim")
+        return c.name, c.path, "application/pdf", c.size, c.sha256
 
 
 @dataclass(frozen=True)

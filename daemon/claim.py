@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 from daemon.errors import ClaimLost
@@ -36,16 +37,19 @@ def moved_candidate(cand: Candidate, work: Path) -> Candidate:
                      work / cand.marker.name)
 
 
-def _parts(cand: Candidate, with_marker: bool) -> list[Path]:
+def _parts(cand: Candidate, with_marker: bool, companions: Sequence[Path] = ()) -> list[Path]:
     parts = [cand.invoice]
     if os.path.lexists(cand.sidecar):
         parts.append(cand.sidecar)
     if with_marker and os.path.lexists(cand.marker):
         parts.append(cand.marker)
+    # Files that travel with the bundle into the archive, e.g. NAME.send-anyway.
+    parts += [p for p in companions if os.path.lexists(p)]
     return parts
 
 
-def claim(cand: Candidate, work: Path, with_marker: bool) -> Candidate:
+def claim(cand: Candidate, work: Path, with_marker: bool,
+          companions: Sequence[Path] = ()) -> Candidate:
     """Move invoice file, then sidecar and marker into `work`; ClaimLost if we lost the race."""
     work.mkdir(parents=True)
     try:
@@ -56,13 +60,14 @@ def claim(cand: Candidate, work: Path, with_marker: bool) -> Candidate:
     except OSError:
         work.rmdir()  # ours and still empty: nothing was claimed
         raise
-    finish_claim(cand, work, with_marker)
+    finish_claim(cand, work, with_marker, companions)
     return moved_candidate(cand, work)
 
 
-def finish_claim(cand: Candidate, work: Path, with_marker: bool) -> None:
+def finish_claim(cand: Candidate, work: Path, with_marker: bool,
+                 companions: Sequence[Path] = ()) -> None:
     """Move what is still in the outbox; also used by recovery after a crash mid-claim."""
-    for part in _parts(cand, with_marker)[1:]:
+    for part in _parts(cand, with_marker, companions)[1:]:
         target = work / part.name
         if not os.path.lexists(target):
             os.rename(part, target)
@@ -88,10 +93,11 @@ def unclaim(cand: Candidate, work: Path) -> list[str]:
         # together (its sidecar must not go back and join the new invoice).
         return sorted(p.name for p in work.iterdir())
     stuck: list[str] = []
-    # Sidecar and marker first, invoice last: the bundle is complete in the
-    # outbox again at the moment its invoice file reappears.
-    for src, dst in ((inside.sidecar, cand.sidecar), (inside.marker, cand.marker),
-                     (inside.invoice, cand.invoice)):
+    # Sidecar, marker and companions (a release file) first, invoice last: the
+    # bundle is complete in the outbox again at the moment its invoice file reappears.
+    others = [work / n for n in sorted(os.listdir(work)) if n != cand.invoice.name]
+    for src, dst in [*((p, cand.invoice.parent / p.name) for p in others),
+                     (inside.invoice, cand.invoice)]:
         if not os.path.lexists(src):
             continue
         try:

@@ -1,27 +1,31 @@
-"""The command line (SPEC §7). Errors are caught once here and turned into one
+"""The command line (SPEC §7). Parses and dispatches: each command's work is a
+module in `daemon/actions/`. Errors are caught once here and turned into one
 or two lines on stderr and an exit code: 0 ok, 1 the subject failed, 2 usage
 or configuration."""
 
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from daemon import __version__, logs
-from daemon.config import Settings, config_path, load_settings
+from daemon import __version__
+from daemon.actions import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from daemon.errors import ConfigError, OutboxdError, UsageError
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
-        raise UsageError(f"{self.prog}: {message}")
+        # main() prefixes "outboxd: " once; a subcommand adds its own name.
+        sub = self.prog.removeprefix("outboxd").strip()
+        if "invalid choice" in message and not sub:
+            bad = message.split("invalid choice:", 1)[1].split("(", 1)[0].strip()
+            message = f"unknown command {bad} — see outboxd --help"
+        raise UsageError(f"{sub}: {message}" if sub else message)
 
 
 def _config_arg(p: argparse.ArgumentParser, top: bool) -> None:
@@ -33,26 +37,89 @@ def _config_arg(p: argparse.ArgumentParser, top: bool) -> None:
                         "/etc/outboxd/config.toml)")
 
 
+# command -> (one line for --help, example for COMMAND --help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("run the daemon in the foreground (systemd runs this)",
+            "outboxd run -c /etc/outboxd/config.toml"),
+    "status": ("counts per state and the bundles that need attention",
+               "outboxd status\n  outboxd status --json | jq '.counts'"),
+    "check": ("read and validate invoice files, sidecars or the whole outbox; sends nothing",
+              "outboxd check /srv/invoices/outbox/INV-1001.xml\n"
+              "  outboxd check /srv/invoices/outbox"),
+    "send": ("release a bundle waiting for attachments (\"send anyway\")",
+             "outboxd send INV-1001 --without-attachments"),
+    "attach": ("copy a file into an invoice's sidecar folder, with type and note",
+               "outboxd attach INV-1001 ~/timesheet.pdf --type Timesheet --note 'October'"),
+    "retry": ("move quarantined bundles back into the outbox, as they were",
+              "outboxd retry 3f2a9c01b7e4\n"
+              "  outboxd retry /srv/invoices/quarantine/2026-11-26/INV-1001--3f2a9c01b7e4"),
+    "config": ("print the effective configuration, secrets masked",
+               "outboxd config --check -c /etc/outboxd/config.toml"),
+    "receiver": ("the reference receiver (for trials and tests)",
+                 "outboxd receiver --listen 127.0.0.1:8787 --store /tmp/received"),
+    "demo": ("a self-contained trial: receiver, daemon and sample invoices on this machine",
+             "outboxd demo --once"),
+    "help": ("show the options and an example of a command", "outboxd help send"),
+}
+
+
+def _add(sub: argparse._SubParsersAction, name: str, config: bool = True
+         ) -> argparse.ArgumentParser:
+    line, example = COMMANDS[name]
+    p = sub.add_parser(name, help=line, description=line[0].upper() + line[1:] + ".",
+                       epilog=f"example:\n  {example}",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    if config:
+        _config_arg(p, top=False)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="outboxd", description="A shared folder as a reliable outbox "
-                     "for invoices and their attachments.")
+                     "for invoices and their attachments.",
+                     epilog="`outboxd help COMMAND` or `outboxd COMMAND --help` shows a "
+                            "command's options and an example.")
     parser.add_argument("--version", action="version", version=f"outboxd {__version__}")
     _config_arg(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    p = sub.add_parser("run", help="run the daemon in the foreground (systemd runs this)")
-    _config_arg(p, top=False)
+    _add(sub, "run")
 
-    p = sub.add_parser("status", help="counts per state and the bundles that need attention")
-    _config_arg(p, top=False)
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = _add(sub, "status")
+    p.add_argument("--json", action="store_true", help="machine-readable output (sent and "
+                   "quarantined of the last 7 days)")
+    p.add_argument("--limit", type=int, default=20, metavar="N",
+                   help="show the N most recent sent and quarantined (default %(default)s)")
 
-    p = sub.add_parser("config", help="print the effective configuration, secrets masked")
-    _config_arg(p, top=False)
+    p = _add(sub, "check")
+    p.add_argument("paths", nargs="*", type=Path, metavar="PATH",
+                   help="an invoice file, a sidecar folder or the whole outbox "
+                        "(default: the configured outbox)")
+    p.add_argument("--rules", action="store_true",
+                   help="print the versions of the e-invoice rules instead")
+
+    p = _add(sub, "send")
+    p.add_argument("target", metavar="FILE_OR_INVOICE_ID",
+                   help="the invoice file's name (or path) in the outbox, or an invoice id")
+    p.add_argument("--without-attachments", action="store_true",
+                   help="send even though invoices in it have no attachments")
+
+    p = _add(sub, "attach")
+    p.add_argument("invoice_id", metavar="INVOICE_ID")
+    p.add_argument("file", type=Path, metavar="FILE")
+    p.add_argument("--type", dest="doc_type", metavar="T",
+                   help="document type, e.g. Timesheet (else the default type)")
+    p.add_argument("--note", metavar="N", help="a free-text note sent with the file")
+
+    p = _add(sub, "retry")
+    p.add_argument("bundles", nargs="+", metavar="BUNDLE_ID_OR_FOLDER",
+                   help="a quarantine folder, its name, or the 12-character bundle id prefix")
+
+    p = _add(sub, "config")
     p.add_argument("--check", action="store_true", help="only check it; exit 2 if it is bad")
 
-    p = sub.add_parser("receiver", help="the reference receiver (for trials and tests)")
+    p = _add(sub, "receiver", config=False)
     p.add_argument("--listen", default="127.0.0.1:8787", metavar="HOST:PORT",
                    help="address to listen on (port 0: any free port; default %(default)s)")
     p.add_argument("--store", required=True, type=Path, metavar="DIR",
@@ -67,8 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-after", type=float, default=0.0, metavar="SECONDS",
                    help="Retry-After sent with the injected 429/503 answers (default 0)")
 
-    p = sub.add_parser("demo", help="a self-contained trial: receiver, daemon and sample "
-                       "invoices on this machine")
+    p = _add(sub, "demo", config=False)
     p.add_argument("--dir", type=Path, default=None, metavar="DIR",
                    help="an empty or new folder for the workspace (default: a new temporary "
                         "folder, kept afterwards)")
@@ -79,58 +145,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pause between two samples (default %(default)s)")
     p.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
                    help="with --once: give up after this long (default %(default)s)")
+
+    p = _add(sub, "help", config=False)
+    p.add_argument("topic", nargs="?", metavar="COMMAND")
     return parser
 
 
-def _settings(args: argparse.Namespace) -> tuple[Settings, Path]:
-    path = config_path(args.config)
-    return load_settings(path), path
-
-
-def _cmd_run(args: argparse.Namespace) -> int:
-    from daemon.service import Service
-    settings, path = _settings(args)
-    logs.configure(settings.log)
-    return Service(settings, config_path=path).run()
-
-
-def _cmd_status(args: argparse.Namespace) -> int:
-    from daemon import status
-    settings, _ = _settings(args)
-    data = status.collect(settings)
-    print(status.as_json(data) if args.json else status.render(data))
+def _help(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    if not args.topic:
+        parser.print_help()
+        return EXIT_OK
+    if args.topic not in COMMANDS:
+        raise UsageError(f"help: unknown command {args.topic!r} — see outboxd --help")
+    parser.parse_args([args.topic, "--help"])  # prints and exits 0 via SystemExit
     return EXIT_OK
 
 
-def _cmd_config(args: argparse.Namespace) -> int:
-    settings, path = _settings(args)
-    if args.check:
-        print(f"{path}: configuration is valid")
-    else:
-        print(json.dumps(settings.masked(), indent=2))
-    return EXIT_OK
+# command -> module in daemon/actions/ with run(args) -> int
+ACTIONS = {"run": "run", "status": "status", "check": "check", "send": "send",
+           "attach": "attach", "retry": "retry", "config": "showconfig",
+           "receiver": "receiver"}
 
 
-def _cmd_receiver(args: argparse.Namespace) -> int:
-    from daemon import receiver
-    logs.configure()
-    try:
-        fail_first = [int(s) for s in args.fail_first.split(",") if s.strip()]
-    except ValueError:
-        raise UsageError(f"--fail-first takes HTTP statuses like 503,429, not "
-                         f"{args.fail_first!r}") from None
-    token = args.token or os.environ.get("OUTBOXD_RECEIVER_TOKEN") or None
-    return receiver.run(args.listen, args.store, token=token, fail_first=fail_first,
-                        hold_first=args.hold_first, retry_after=args.retry_after)
-
-
-def _cmd_demo(args: argparse.Namespace) -> int:
+def _demo(args: argparse.Namespace) -> int:
     from daemon.actions import demo
     return demo.run(args.dir, once=args.once, pace=args.pace, timeout=args.timeout)
-
-
-COMMANDS = {"run": _cmd_run, "status": _cmd_status, "config": _cmd_config,
-            "receiver": _cmd_receiver, "demo": _cmd_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -138,8 +177,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     # may read, others get nothing.
     os.umask(0o027)
     try:
-        args = build_parser().parse_args(argv)
-        return COMMANDS[args.command](args)
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command == "help":
+            return _help(parser, args)
+        if args.command == "demo":
+            return _demo(args)
+        action = importlib.import_module(f"daemon.actions.{ACTIONS[args.command]}")
+        return int(action.run(args))
     except ConfigError as exc:
         print(f"outboxd: configuration error in {exc.source or 'the configuration'}:",
               file=sys.stderr)

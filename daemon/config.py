@@ -120,6 +120,8 @@ class PolicyConfig(Section):
 
 class DeliveryConfig(Section):
     transport: Literal["http", "directory"] = "http"
+    # SPEC §5.4: "ubl-embedded" sends one UBL document per invoice, attachments inside.
+    format: Literal["bundle", "ubl-embedded"] = "bundle"
     url: str | None = None
     target: Path | None = None
     safe_filenames: bool = True
@@ -199,8 +201,30 @@ class ServiceConfig(Section):
     shutdown_grace_seconds: Seconds = Field(20.0, ge=0)
 
 
+class ShareConfig(Section):
+    """What outboxd writes into, and reads from, the share for its people (SPEC §1.6)."""
+
+    status_page: str = "outboxd-status.html"  # "" turns the page off
+    release_suffix: str = Field(".send-anyway", min_length=2, pattern=r"^\.[^/\\]+$")
+
+    @field_validator("status_page")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if value and ("/" in value or "\\" in value or value.startswith(".")):
+            raise ValueError("must be a plain file name in the outbox root (no folders, "
+                             "not hidden), or \"\" to turn the page off")
+        return value
+
+
+
+class EinvoiceConfig(Section):
+    # SPEC §2.2: the official EN 16931 / Peppol BIS 3 rules on each UBL invoice.
+    preflight: Literal["error", "warn", "off"] = "error"
+
+
+
 SECTIONS = ("outbox", "paths", "invoices", "attachments", "validation", "policy",
-            "delivery", "log", "service")
+            "delivery", "log", "service", "share", "einvoice")
 
 
 class _EnvOverrides(PydanticBaseSettingsSource):
@@ -246,6 +270,8 @@ class Settings(BaseSettings):
     delivery: DeliveryConfig
     log: LogConfig = LogConfig()
     service: ServiceConfig = ServiceConfig()
+    share: ShareConfig = ShareConfig()
+    einvoice: EinvoiceConfig = EinvoiceConfig()
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings],

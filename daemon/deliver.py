@@ -150,9 +150,9 @@ class HttpDeliverer:
                              INVOICE_TYPES[inv.format])),
             ]
             for n, att in enumerate(ordered_attachments(bundle), start=1):
-                files.append((f"attachment-{n}", (self._name(att.original_name),
-                              stack.enter_context(open_regular(att.path, att.rel)),
-                              att.content_type)))
+                name, path, ctype, _, _ = att.sent  # a converted image goes as its PDF
+                files.append((f"attachment-{n}", (self._name(name),
+                              stack.enter_context(open_regular(path, att.rel)), ctype)))
             try:
                 response = self.client.post(self.cfg.url, files=files,
                                             headers={"Idempotency-Key": manifest["bundle_id"]})
@@ -192,7 +192,8 @@ class DirectoryDeliverer:
             for att in ordered_attachments(bundle):
                 folder = tmp / "attachments" / folder_name_for_id(att.invoice_id)
                 folder.mkdir(parents=True, exist_ok=True)
-                copy_file(att.path, folder / att.original_name)
+                name, path, _, _, _ = att.sent  # a converted image goes as its PDF
+                copy_file(path, folder / name)
             tmp.rename(final)
             fsync_dir(self.target)
         except OSError as exc:
@@ -202,6 +203,12 @@ class DirectoryDeliverer:
 
 
 def make_deliverer(cfg: DeliveryConfig) -> Deliverer:
+    if cfg.format == "ubl-embedded":
+        from daemon.einvoice.transport import EmbeddedDeliverer
+        if cfg.transport == "directory":
+            assert cfg.target is not None
+            cfg.target.mkdir(parents=True, exist_ok=True)
+        return EmbeddedDeliverer(cfg)
     if cfg.transport == "directory":
         assert cfg.target is not None
         cfg.target.mkdir(parents=True, exist_ok=True)

@@ -8,11 +8,12 @@ it takes effect, so `recover()` can always tell what was under way.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from daemon import logs
+from daemon import logs, release
 from daemon.archive import (
     move_into_place,
     reason_record,
@@ -23,7 +24,9 @@ from daemon.archive import (
 from daemon.bundle import Bundle, Finding
 from daemon.claim import finish_claim, moved_candidate
 from daemon.config import Settings
+from daemon.convert import materialise
 from daemon.deliver import Deliverer, backoff
+from daemon.einvoice import check_bundle
 from daemon.errors import InputError, Paused, Rejected, Retryable
 from daemon.journal import (
     CLAIMING,
@@ -45,7 +48,8 @@ from daemon.validate import validate_bundle
 
 def evaluate(cand: Candidate, settings: Settings) -> Bundle:
     """Read, match and validate; raises InputError only if the invoice file is unreadable."""
-    return validate_bundle(assemble(cand, settings), settings.validation)
+    bundle = validate_bundle(assemble(cand, settings), settings.validation)
+    return check_bundle(bundle, settings)  # SPEC §2.2 pre-flight, §5.4 embedding
 
 
 def reasons_of(findings: list[Finding] | tuple[Finding, ...]) -> list[dict[str, str]]:
@@ -94,20 +98,24 @@ class Finisher:
         """The bundle to deliver: as validated before the claim, or (after a
         restart, when that is gone) read and validated again in processing."""
         validated = self._validated.get(row.id)
-        if validated is not None:
-            return validated
         assert row.work_dir is not None
-        bundle = evaluate(moved_candidate(candidate_for(self.s.outbox, row.invoice_file),
-                                          Path(row.work_dir)), self.s)
-        self._validated[row.id] = bundle
-        return bundle
+        if validated is None:
+            validated = evaluate(moved_candidate(candidate_for(self.s.outbox,
+                                                               row.invoice_file),
+                                                 Path(row.work_dir)), self.s)
+            self._validated[row.id] = validated
+        # Converted images are written only now, into the claimed work folder (convert.py).
+        return replace(validated, attachments=materialise(validated.attachments,
+                                                          Path(row.work_dir)))
 
     def outgoing_warnings(self, bundle: Bundle, bid: str) -> list[Finding]:
         name = bundle.invoice_file.name
         out = list(bundle.warnings)
+        released = bundle.invoice_file.path.with_name(stem(name) + self.s.share.release_suffix)
+        released_by = released if released.is_file() and not released.is_symlink() else None
         for invoice_id in bundle.unattached_ids:
-            out.append(Finding("unattached-invoice", name, f"invoice {invoice_id} is sent "
-                               "without attachments", "warning", invoice_id))
+            out.append(Finding("unattached-invoice", name, release.warning_text(
+                invoice_id, released_by), "warning", invoice_id))
         for invoice_id in self.j.sent_invoice_ids(list(bundle.invoice_ids), bid):
             out.append(Finding("invoice-id-already-sent", name, f"invoice {invoice_id} was "
                                "already sent in another bundle", "warning", invoice_id))
@@ -161,6 +169,8 @@ class Finisher:
         # and recovery posts again with the same Idempotency-Key.
         self.j.transition(row_id, "delivering", durable=False, bundle_id=manifest["bundle_id"],
                           attempts=attempts, next_attempt_at=None)
+        if (bind_journal := getattr(self.d, "bind_journal", None)) is not None:
+            bind_journal(self.j)  # ubl-embedded: documents already accepted (SPEC §5.4)
         try:
             receipt = self.d.deliver(bundle, manifest)
         except InputError as exc:
@@ -320,8 +330,9 @@ class Finisher:
                 work.rmdir()
             self.j.transition(row.id, "settling", "claim did not happen", work_dir=None)
             return False
-        finish_claim(candidate_for(self.s.outbox, row.invoice_file), work,
-                     self.s.outbox.completion == "marker")
+        cand = candidate_for(self.s.outbox, row.invoice_file)
+        finish_claim(cand, work, self.s.outbox.completion == "marker",
+                     companions=[release.path_for(cand, self.s.share)])
         if row.reasons:
             self.j.transition(row.id, QUARANTINING, "claim finished after restart")
         else:

@@ -13,14 +13,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 
-from daemon.config import OutboxConfig
+from daemon.config import OutboxConfig, ShareConfig
 from daemon.scan import Candidate, Listing, candidate_for, look
 
 
 class OutboxIndex:
     def __init__(self, cfg: OutboxConfig, extra_names: Callable[[str], Iterable[str]]
-                 = lambda name: ()) -> None:
+                 = lambda name: (), share: ShareConfig | None = None) -> None:
         self.cfg = cfg
+        self.share = share
         self.candidates: dict[str, Candidate] = {}
         self._by_name: dict[str, set[str]] = defaultdict(set)
         # Names beside the invoice file that belong to it (release files, …).
@@ -67,7 +68,7 @@ class OutboxIndex:
         An invoice file that appeared is added; one that went stays indexed
         until its bundle has been stepped (the step records it as gone).
         """
-        now = look(self.cfg, name)
+        now = look(self.cfg, name, self.share)
         for cand in now.candidates.values():
             self.add(cand)
         keys = set(self._by_name.get(name, ()))

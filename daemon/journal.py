@@ -155,6 +155,7 @@ class Journal:
                 self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.executescript(SCHEMA)
                 self._migrate()
+                self._add_documents_column()
             self._db.row_factory = sqlite3.Row
         except sqlite3.Error as exc:
             raise JournalError(f"cannot open the journal {path}: {exc} — check [paths] "
@@ -257,6 +258,7 @@ class Journal:
         for k in _JSON_FIELDS:
             d[k] = json.loads(d[k]) if d[k] is not None else None
         d.pop("updated_at", None)
+        d.pop("documents", None)  # read through accepted_documents()
         return Row(**d)
 
     def create(self, invoice_file: str, state: str, detail: str = "", durable: bool = True,
@@ -306,6 +308,34 @@ class Journal:
         with self._tx() as db:
             db.execute(f"UPDATE bundles SET {sets}, updated_at = ? WHERE id = ?",
                        (*enc.values(), now_iso(), row_id))
+
+    # -- ubl-embedded: which documents of a bundle the receiver has (SPEC §5.4) --------
+    def _add_documents_column(self) -> None:
+        """Journals written before ubl-embedded lack the column; add it, nullable, once."""
+        cols = {r[1] for r in self._db.execute("PRAGMA table_info(bundles)")}
+        if "documents" not in cols:
+            self._db.execute("ALTER TABLE bundles ADD COLUMN documents TEXT")
+
+    def accepted_documents(self, bundle_id: str) -> dict[str, dict[str, Any]]:
+        """Idempotency key -> record of each document of this bundle already accepted."""
+        with self._lock:
+            r = self._db.execute("SELECT documents FROM bundles WHERE bundle_id = ? AND "
+                                 "documents IS NOT NULL ORDER BY id DESC LIMIT 1",
+                                 (bundle_id,)).fetchone()
+        return json.loads(r[0]) if r is not None else {}
+
+    def accept_document(self, bundle_id: str, key: str, record: dict[str, Any]) -> None:
+        """Record one accepted document on the bundle's in-flight row, before going on."""
+        with self._tx() as db:
+            r = db.execute("SELECT id, documents FROM bundles WHERE bundle_id = ? AND state IN "
+                           "('claiming', 'delivering', 'retrying') ORDER BY id DESC LIMIT 1",
+                           (bundle_id,)).fetchone()
+            if r is None:
+                return
+            docs = json.loads(r["documents"]) if r["documents"] else {}
+            docs[key] = record
+            db.execute("UPDATE bundles SET documents = ?, updated_at = ? WHERE id = ?",
+                       (json.dumps(docs, ensure_ascii=False), now_iso(), r["id"]))
 
     def get(self, row_id: int) -> Row:
         with self._lock:

@@ -43,7 +43,10 @@ def ordered_attachments(bundle: Bundle) -> list[Attachment]:
 
 
 def bundle_id_of(bundle: Bundle) -> str:
-    rows = [[a.invoice_id, a.original_name, a.sha256, a.document_type, a.note or ""]
+    # A converted image is sent (and hashed) as its PDF: the receiver can recompute this
+    # from the manifest's original_name and sha256.
+    rows = [[a.invoice_id, a.original_name, a.converted.sha256 if a.converted else a.sha256,
+             a.document_type, a.note or ""]
             for a in ordered_attachments(bundle)]
     return compute_bundle_id(bundle.invoice_file.sha256, rows)
 
@@ -96,6 +99,13 @@ def build_manifest(bundle: Bundle, *, safe_filenames: bool = True,
             }
             if a.pages is not None:
                 entry["pages"] = a.pages
+            if a.converted is not None:  # [validation] convert_images: the PDF is sent
+                c = a.converted
+                entry.update(name=sent_name(c.name), size=c.size, sha256=c.sha256,
+                             content_type="application/pdf", pages=c.pages,
+                             converted_from={"name": a.original_name, "size": a.size,
+                                             "sha256": a.sha256,
+                                             "content_type": c.original_content_type})
             entries.append(entry)
         invoices.append({"id": invoice_id, "attachments": entries})
     return {

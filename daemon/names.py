@@ -52,6 +52,14 @@ def is_invoice_name(name: str, invoice_patterns: Sequence[str],
     return not is_ignored(name, ignore_patterns) and _match(name, invoice_patterns)
 
 
+def is_share_file(name: str, status_page: str, release_suffix: str) -> bool:
+    """outboxd's own files for the people on the share (SPEC §1.6): the status page and
+    release files NAME.send-anyway. Neither an invoice file nor litter: never read as an
+    invoice, never reported as an odd file."""
+    return bool(status_page) and name == status_page or (
+        bool(release_suffix) and name.endswith(release_suffix) and name != release_suffix)
+
+
 def stem(name: str) -> str:
     dot = name.rfind(".")
     return name[:dot] if dot > 0 else name

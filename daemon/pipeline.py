@@ -14,10 +14,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from daemon import logs
+from daemon import logs, release
 from daemon.bundle import Bundle, Finding
 from daemon.claim import claim, taken_meanwhile, unclaim, work_dir_for
 from daemon.config import Settings
+from daemon.convert import unconverted
 from daemon.deliver import Deliverer
 from daemon.errors import ClaimLost, InputError
 from daemon.finish import Finisher, bind, reasons_of
@@ -208,6 +209,8 @@ class Pipeline:
                 "it, or change it if it is meant to be a new bundle")], now)
         unattached = bundle.unattached_ids
         if unattached and policy.unattached != "send":
+            if release.release_file(cand, self.s.share) is not None:  # "send anyway"
+                return self._claim(cand, known, row, [], now)
             deadline = row.deadline if row and row.deadline else (
                 None if policy.unattached == "hold" else iso_in(policy.attachment_wait_seconds))
             # The deadline is kept as wall-clock time (it survives a restart);
@@ -285,7 +288,8 @@ class Pipeline:
         self.live.pop(key, None)
         log = self._bind(key, bid, bundle.invoice_ids)
         try:
-            moved = claim(cand, work, self.s.outbox.completion == "marker")
+            moved = claim(cand, work, self.s.outbox.completion == "marker",
+                          companions=[release.path_for(cand, self.s.share)])
         except ClaimLost:
             self.forget(key)
             self.j.transition(row_id, "gone", "claimed by another daemon", durable=False,
@@ -310,7 +314,8 @@ class Pipeline:
         except InputError:
             after = None
         self.forget(key)
-        if after is None or bundle_id_of(after) != bid:
+        # assemble() converts nothing: compare with the id of what was matched.
+        if after is None or bundle_id_of(after) != bundle_id_of(unconverted(bundle)):
             log.info("bundle changed while being claimed; settling again")
             return self._undo_claim(cand, row_id, work, "changed while being claimed")
         if reasons:

@@ -113,6 +113,12 @@ def probe_image(fh: BinaryIO, kind: str, max_pixels: int) -> ImageFacts:
 def _frame(im: Image.Image, kind: str) -> Frame:
     width, height = im.size
     if kind != "tiff":
+        dpi = im.info.get("dpi")  # PNG pHYs, JPEG JFIF/EXIF density, in dots per inch
+        if isinstance(dpi, tuple) and len(dpi) == 2:
+            try:
+                return Frame(width, height, float(dpi[0]), float(dpi[1]), 2)
+            except (TypeError, ValueError):
+                pass
         return Frame(width, height)
     tags = im.tag_v2  # type: ignore[attr-defined]  # TiffImageFile only
 

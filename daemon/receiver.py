@@ -227,7 +227,9 @@ class ReceiverHandler(BaseHTTPRequestHandler):
                     headers.append(("Retry-After", f"{self.server.retry_after:g}"))
                 raise Refusal(fault, "injected failure (fail_first)")
             self._check_token()
-            boundary = self._boundary()
+            # SPEC §5.4: one UBL document per POST, keyed by its own sha256.
+            is_document = self.headers.get_content_type() == "application/xml"
+            boundary = b"" if is_document else self._boundary()
             length = self._content_length()
             if not _KEY.fullmatch(key):
                 raise Refusal(400, "Idempotency-Key header missing or not a bundle id "
@@ -241,7 +243,8 @@ class ReceiverHandler(BaseHTTPRequestHandler):
                 self.end_headers()
             staging = self.server.store / f".tmp-{uuid.uuid4()}"
             staging.mkdir()
-            status, payload = self._receive(key, boundary, staging)
+            status, payload = (self._receive_document(key, length, staging) if is_document
+                               else self._receive(key, boundary, staging))
         except Refusal as exc:
             status, payload, error = exc.status, {"error": exc.message}, exc.message
         except (ConnectionError, TimeoutError) as exc:
@@ -366,6 +369,40 @@ class ReceiverHandler(BaseHTTPRequestHandler):
         rename_noreplace(staging, self.server.store / key)
         fsync_dir(self.server.store)
         self.server.remember(key, body)
+        return 201, body
+
+    def _receive_document(self, key: str, length: int, staging: Path) -> tuple[int, bytes]:
+        """An application/xml POST: stored as DIR/documents/KEY.xml; KEY must be its sha256."""
+        assert self._body is not None
+        digest = hashlib.sha256()
+        part = staging / "document.xml"
+        with open(part, "xb") as fh:
+            left = length
+            while left:
+                chunk = self._body.take(min(1 << 16, left), "the document")
+                left -= len(chunk)
+                digest.update(chunk)
+                fh.write(chunk)
+            fh.flush()
+            os.fsync(fh.fileno())
+        folder = self.server.store / "documents"
+        answer = folder / f"{key}.response.json"
+        stored = answer.read_bytes() if answer.exists() else None
+        if digest.hexdigest() != key:
+            if stored is not None:
+                raise Refusal(422, "this Idempotency-Key was already used for a document with "
+                              f"other content (this one's sha256 is {digest.hexdigest()})")
+            raise Refusal(400, f"Idempotency-Key {key} is not the sha256 of the document "
+                          f"({digest.hexdigest()})")
+        if stored is not None:
+            return 200, stored
+        body = json.dumps({"receipt_id": f"rcpt-{uuid.uuid4().hex}", "document_key": key,
+                           "bundle_id": self.headers.get("X-Outboxd-Bundle-Id")}).encode()
+        folder.mkdir(exist_ok=True)
+        if not (folder / f"{key}.xml").exists():  # else stored before a crash; its name is its hash
+            rename_noreplace(part, folder / f"{key}.xml")
+        write_atomic(answer, body)
+        fsync_dir(folder)
         return 201, body
 
     def _receive_file(self, mp: Multipart, name: str, entry: dict[str, Any], dest: Path) -> None:

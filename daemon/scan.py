@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from daemon.config import OutboxConfig
+from daemon.config import OutboxConfig, ShareConfig
 from daemon.fsops import kind_of
-from daemon.names import NameKind, classify, is_invoice_name, name_problem, stem
+from daemon.names import NameKind, classify, is_invoice_name, is_share_file, name_problem, stem
 
 # Sidecars nest no deeper than SIDECAR/INVOICE_ID/FILE; a little deeper is
 # still watched for settling so that a mistaken deeper copy is noticed.
@@ -80,10 +80,17 @@ def _printable(name: str) -> str:
     return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
-def _sort(cfg: OutboxConfig, name: str, mode: int) -> tuple[str, str | None]:
+_DEFAULT_SHARE = ShareConfig()
+
+
+def _sort(cfg: OutboxConfig, name: str, mode: int, share: ShareConfig | None = None,
+          ) -> tuple[str, str | None]:
     """What one root entry is: ("candidate"|"other"|"refused"|"", problem)."""
     if stat.S_ISDIR(mode) or classify(name, cfg.ignore_patterns) is not NameKind.OTHER:
         return "", None
+    share = share or _DEFAULT_SHARE
+    if is_share_file(name, share.status_page, share.release_suffix):
+        return "", None  # the status page and release files (SPEC §1.6)
     if is_invoice_name(name, cfg.invoice_patterns, cfg.ignore_patterns):
         problem = name_problem(name)
         if problem is None and not stat.S_ISREG(mode):
@@ -95,7 +102,7 @@ def _sort(cfg: OutboxConfig, name: str, mode: int) -> tuple[str, str | None]:
     return "other", None
 
 
-def list_outbox(cfg: OutboxConfig) -> Listing:
+def list_outbox(cfg: OutboxConfig, share: ShareConfig | None = None) -> Listing:
     candidates: dict[str, Candidate] = {}
     others: list[str] = []
     refused: list[tuple[str, str]] = []
@@ -106,7 +113,7 @@ def list_outbox(cfg: OutboxConfig) -> Listing:
             mode = e.stat(follow_symlinks=False).st_mode
         except FileNotFoundError:
             continue  # gone while we listed: its event will tell
-        kind, problem = _sort(cfg, e.name, mode)
+        kind, problem = _sort(cfg, e.name, mode, share)
         if kind == "candidate":
             candidates[e.name] = candidate_for(cfg, e.name)
         elif kind == "refused":
@@ -116,13 +123,13 @@ def list_outbox(cfg: OutboxConfig) -> Listing:
     return Listing(candidates, tuple(others), tuple(refused))
 
 
-def look(cfg: OutboxConfig, name: str) -> Listing:
+def look(cfg: OutboxConfig, name: str, share: ShareConfig | None = None) -> Listing:
     """The listing restricted to one root name (what an event on it may have changed)."""
     try:
         mode = os.lstat(cfg.path / name).st_mode
     except (FileNotFoundError, NotADirectoryError):
         return Listing({}, ())
-    kind, problem = _sort(cfg, name, mode)
+    kind, problem = _sort(cfg, name, mode, share)
     if kind == "candidate":
         return Listing({name: candidate_for(cfg, name)}, ())
     if kind == "refused":

@@ -28,7 +28,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
-from daemon import logs
+from daemon import einvoice, logs
 from daemon.bundle import Bundle
 from daemon.config import Settings, load_settings, prepare_folders
 from daemon.deliver import Deliverer, make_deliverer
@@ -41,6 +41,7 @@ from daemon.orphans import sweep as sweep_orphans
 from daemon.pipeline import Next, Pipeline
 from daemon.readback import restore_sent
 from daemon.scan import Candidate, Listing, Snapshot, list_outbox, snapshot
+from daemon.statuspage import StatusPage
 from daemon.timers import Timers
 from daemon.watch import OVERFLOW, Watcher
 
@@ -48,6 +49,7 @@ RESCAN: Hashable = ("rescan",)
 WATCHDOG: Hashable = ("watchdog",)
 STATUS: Hashable = ("status",)
 JOURNAL_RETRY = 1.0  # seconds before work a journal error stopped is tried again
+PAGE: Hashable = ("status-page",)  # the share's status page (SPEC §1.6)
 STATUS_EVERY = 1.0  # seconds between STATUS= updates at most (SPEC §8)
 STATUS_ORDER = ("settling", "waiting", "held", "delivering", "retrying")
 
@@ -92,6 +94,9 @@ class Service:
         self._status_at = float("-inf")
         self._status_changes = -1
         self._keepalive = watchdog_interval()
+        self.status_page = StatusPage(clock=clock)
+        self._page_changes = -1
+        self._page_hinted = False  # a release file came or went
 
     def _deliverer(self, settings: Settings) -> Deliverer:
         """Build the transport; TLS files that cannot be loaded are a configuration error."""
@@ -191,6 +196,8 @@ class Service:
     def _take_hints(self) -> None:
         with self._hint_lock:
             names, self._hints = self._hints, set()
+        suffix = self.settings.share.release_suffix
+        self._page_hinted = self._page_hinted or any(n.endswith(suffix) for n in names)
         for name in names:
             if name == OVERFLOW:
                 self.log.warning("the watcher lost events; rescanning the outbox")
@@ -210,7 +217,7 @@ class Service:
         that look different from their last step are stepped."""
         sweep_orphans(self.journal, self.settings)  # work folders no journal row knows
         try:
-            listing = list_outbox(self.settings.outbox)
+            listing = list_outbox(self.settings.outbox, self.settings.share)
         except OSError as exc:
             self.log.error("cannot list the outbox", error=str(exc))
             return
@@ -280,18 +287,22 @@ class Service:
         and the watcher. Reading what was found goes on in the loop."""
         s = self.settings
         prepare_folders(s)
+        if s.einvoice.preflight != "off":  # a broken install stops the start (exit 2)
+            einvoice.load(cache_dir=s.paths.state_dir / "einvoice")
         self._install_signals()
         self.journal = Journal(s.journal_path)
         restore_sent(self.journal, s.sent_dir, s.policy.duplicate_window_days)  # before sending
         self.pipeline = Pipeline(s, self.journal, self._deliverer(s))
-        self.index = OutboxIndex(s.outbox)
+        self.index = OutboxIndex(s.outbox, lambda name: [name + self.settings.share.release_suffix],
+                                 share=s.share)
         if self._reader is None:
             self._reader = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 2),
                                               thread_name_prefix="read")
         for row_id, delay in self.pipeline.finish.recover():
             self.schedule(row_id, delay)
         sweep_orphans(self.journal, s)  # work folders no journal row knows: finish or put back
-        listing = list_outbox(s.outbox)  # the startup scan: bundles dropped while we were down
+        # The startup scan: bundles dropped while we were down.
+        listing = list_outbox(s.outbox, s.share)
         self._report(listing)
         self.index.replace(listing)
         self.pipeline.start(set(listing.candidates))
@@ -335,12 +346,18 @@ class Service:
             elif key == STATUS:
                 self._status_at = now
                 self._publish_status()
+            elif key == PAGE:
+                self._page_changes, self._page_hinted = self.journal.changes, False
+                self.status_page.refresh(self.journal, self.settings, self.index.candidates)
         while self._results:
             key, snap, result = self._results.popleft()
             self.pipeline.took_read(key, snap, result)
             self._mark(key)
         self._step_dirty(now)
         self._status_due(now)
+        if (self.journal.changes != self._page_changes or self._page_hinted) \
+                and self.timers.due_at(PAGE) is None:
+            self.timers.at(PAGE, max(now, self.status_page.next_at()))
         due = self.timers.next_due()
         return None if due is None else max(0.0, due - self.clock())
 
@@ -372,11 +389,13 @@ class Service:
             return
         try:
             deliverer = self._deliverer(new)
+            if new.einvoice.preflight != "off":
+                einvoice.load(cache_dir=new.paths.state_dir / "einvoice")
         except ConfigError as exc:
             self.log.error("configuration not reloaded; keeping the old one", error=str(exc))
             return
         self.settings = new
-        self.index.cfg = new.outbox
+        self.index.cfg, self.index.share = new.outbox, new.share
         self.pipeline.reconfigure(new, deliverer).close()
         logs.configure(new.log)
         # Patterns, rules and policies may differ now: every bundle is read and

@@ -46,13 +46,13 @@ def collect(settings: Settings) -> dict[str, Any]:
                            "reads what was sent back from the receipts in sent/") from None
 
 
+FINAL_STATES = ("quarantined", "sent")
 ATTENTION_SECONDS = 3600  # one state longer than this: listed under "Needs attention"
-_FINAL = ("sent", "quarantined")
 
 
 def needs_attention(b: dict[str, Any], now: datetime) -> bool:
     """Not final and in one state for over an hour (a wait within its deadline is fine)."""
-    if b["state"] in _FINAL:
+    if b["state"] in FINAL_STATES:
         return False
     if b["state"] == "waiting" and b["deadline"] and parse_iso(b["deadline"]) > now:
         return False
@@ -81,28 +81,39 @@ def _detail(b: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def render(data: dict[str, Any], now: datetime | None = None) -> str:
+def render(data: dict[str, Any], limit: int = 20, now: datetime | None = None) -> str:
+    """SPEC §7 sections, after "Needs attention" (anything in one state for over an hour);
+    of sent and quarantined only the `limit` most recent (a busy week holds thousands),
+    with a line saying how many more there are."""
     now = now or datetime.now(UTC)
     counts = data["counts"]
     lines = ["  ".join(f"{state}: {n}" for state, n in counts.items())]
     bundles = data["bundles"]
-    sections: list[tuple[str, list[dict[str, Any]]]] = [
-        ("Needs attention (in one state for over an hour)",
+    sections: list[tuple[str, str, list[dict[str, Any]]]] = [
+        ("Needs attention (in one state for over an hour)", "",
          [b for b in bundles if needs_attention(b, now)]),
-        ("Waiting for attachments", [b for b in bundles if b["state"] == "waiting"]),
-        ("Held (invalid)", [b for b in bundles if b["state"] == "held"]),
-        ("Retrying", [b for b in bundles if b["state"] == "retrying"]),
-        ("Not moving (last error)", [b for b in bundles if b["last_error"]
-                                     and b["state"] in ("settling", "delivering")]),
-        ("Quarantined", [b for b in bundles if b["state"] == "quarantined"]),
-        ("Sent", [b for b in bundles if b["state"] == "sent"]),
+        ("Waiting for attachments", "waiting", []), ("Held (invalid)", "held", []),
+        ("Retrying", "retrying", []),
+        ("Not moving (last error)", "", [b for b in bundles if b["last_error"]
+                                         and b["state"] in ("settling", "delivering")]),
+        ("Quarantined recently", "quarantined", []), ("Sent recently", "sent", []),
     ]
-    for title, rows in sections:
+    for title, state, picked in sections:
+        rows = picked if not state else [b for b in bundles if b["state"] == state]
         if not rows:
             continue
+        hidden = 0
+        if state in FINAL_STATES and len(rows) > limit:
+            # Most recent first; rows come in journal order, which breaks ties.
+            rows = [b for _, b in sorted(enumerate(rows), key=lambda ib: (ib[1]["since"], ib[0]),
+                                         reverse=True)]
+            hidden, rows = len(rows) - limit, rows[:limit]
         lines += ["", f"{title}:"]
         for b in rows:
             lines.append(f"  {b['invoice_file']} [{', '.join(b['invoice_ids'])}] {_detail(b)}")
+        if hidden:
+            lines.append(f"  … and {hidden} more (outboxd status --json lists them all)")
+    return "\n".join(lines)
     return "\n".join(lines)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
+from daemon import convert
 from daemon.bundle import Attachment, Bundle, Finding, Severity
 from daemon.config import ValidationConfig
 from daemon.errors import InputError
@@ -78,6 +79,8 @@ def allowed_kinds(channel: str, cfg: ValidationConfig) -> frozenset[str]:
         kinds = {"pdf"}
     else:
         kinds = set(cfg.allowed_types)
+    if cfg.convert_images and channel in convert.PRINT_CHANNELS:
+        kinds |= convert.CONVERTIBLE  # converted to PDF after the rules (convert.py)
     return frozenset(kinds - NEVER_ALLOWED)
 
 
@@ -201,7 +204,9 @@ def image_readable(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Fi
 def tiff_resolution(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Finding]:
     """Every page 300 DPI, x and y; the unit is explicit or (missing) inch."""
     facts = check.image
-    if check.kind != "tiff" or facts is None or facts.error or facts.too_large:
+    converting = convert.wanted(check.kind, check.channel, cfg.convert_images)
+    if (check.kind != "tiff" and not converting) or facts is None or facts.error or \
+            facts.too_large:
         return
     fix = f"external print needs {TARGET_DPI:.0f} DPI — rescan or export at 300 DPI"
     problems: dict[str, list[int]] = {}  # what is wrong -> pages, so 40 bad pages = 1 line
@@ -288,7 +293,26 @@ def check_attachment(att: Attachment, bundle: Bundle, cfg: ValidationConfig,
         pages = pdf.pages
     elif filetype.kind == "tiff" and image is not None and image.frames:
         pages = len(image.frames)
-    return replace(att, content_type=filetype.mime, pages=pages), findings
+    att = replace(att, content_type=filetype.mime, pages=pages)
+    if convert.wanted(filetype.kind, bundle.channel, cfg.convert_images) and not any(
+            f.severity == "error" for f in findings):
+        att, findings = _converted(att, bundle, cfg, findings)
+    return att, findings
+
+
+def _converted(att: Attachment, bundle: Bundle, cfg: ValidationConfig,
+               findings: list[Finding]) -> tuple[Attachment, list[Finding]]:
+    """Convert the image in memory; the PDF is what the size rule judges and what is sent."""
+    taken = {a.original_name.casefold() for a in bundle.attachments_of(att.invoice_id)
+             if a.original_name != att.original_name}
+    att, _, problems = convert.convert(att, taken)
+    conv = att.converted
+    if conv is not None and conv.size > cfg.max_attachment_bytes:
+        problems.append(Finding("too-large", att.rel, f"converts to a PDF of {conv.size:,} "
+                                f"bytes; the limit is {cfg.max_attachment_bytes:,} bytes "
+                                "([validation] max_attachment_bytes) — scale the image down "
+                                "or export it as a smaller PDF", "error", att.invoice_id))
+    return att, findings + problems
 
 
 def validate_bundle(bundle: Bundle, cfg: ValidationConfig) -> Bundle:

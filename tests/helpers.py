@@ -20,17 +20,61 @@ UBL_NS = ('xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2" '
           'xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2" '
           'xmlns:cac="urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"')
 
+PEPPOL_BIS3 = "urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0"
+_VAT_S = ("<cac:TaxCategory><cbc:ID>S</cbc:ID><cbc:Percent>25</cbc:Percent>"
+          "<cac:TaxScheme><cbc:ID>VAT</cbc:ID></cac:TaxScheme></cac:TaxCategory>")
+
 T = TypeVar("T")
 
 
 def ubl_invoice(invoice_id: str) -> bytes:
-    """A small UBL invoice whose number is invoice_id (with other cbc:IDs inside, as real ones)."""
+    """A small, valid Peppol BIS 3 invoice whose number is invoice_id.
+
+    It passes the official rules (XSD, EN 16931, Peppol BIS 3) that pre-flight
+    runs, so a test that drops it sees it delivered; like real invoices it has
+    other cbc:IDs inside (a party's SUPPLIER-7, a line's 1, VAT, S).
+    """
     return (f'<?xml version="1.0" encoding="UTF-8"?>\n<Invoice {UBL_NS}>\n'
-            f"  <cbc:CustomizationID>urn:cen.eu:en16931:2017</cbc:CustomizationID>\n"
+            f"  <cbc:CustomizationID>{PEPPOL_BIS3}</cbc:CustomizationID>\n"
+            f"  <cbc:ProfileID>urn:fdc:peppol.eu:2017:poacc:billing:01:1.0</cbc:ProfileID>\n"
             f"  <cbc:ID>{invoice_id}</cbc:ID>\n"
-            f"  <cac:AccountingSupplierParty><cac:Party><cac:PartyIdentification>"
-            f"<cbc:ID>SUPPLIER-7</cbc:ID></cac:PartyIdentification></cac:Party>"
-            f"</cac:AccountingSupplierParty>\n</Invoice>\n").encode()
+            f"  <cbc:IssueDate>2026-11-02</cbc:IssueDate>\n"
+            f"  <cbc:DueDate>2026-12-02</cbc:DueDate>\n"
+            f"  <cbc:InvoiceTypeCode>380</cbc:InvoiceTypeCode>\n"
+            f"  <cbc:DocumentCurrencyCode>EUR</cbc:DocumentCurrencyCode>\n"
+            f"  <cbc:BuyerReference>REF-42</cbc:BuyerReference>\n"
+            f"  <cac:AccountingSupplierParty><cac:Party>"
+            f'<cbc:EndpointID schemeID="0088">9482348239847239874</cbc:EndpointID>'
+            f"<cac:PartyIdentification><cbc:ID>SUPPLIER-7</cbc:ID></cac:PartyIdentification>"
+            f"<cac:PostalAddress><cbc:CityName>London</cbc:CityName><cac:Country>"
+            f"<cbc:IdentificationCode>GB</cbc:IdentificationCode></cac:Country>"
+            f"</cac:PostalAddress><cac:PartyTaxScheme><cbc:CompanyID>GB1232434</cbc:CompanyID>"
+            f"<cac:TaxScheme><cbc:ID>VAT</cbc:ID></cac:TaxScheme></cac:PartyTaxScheme>"
+            f"<cac:PartyLegalEntity><cbc:RegistrationName>Supplier Ltd</cbc:RegistrationName>"
+            f"</cac:PartyLegalEntity></cac:Party></cac:AccountingSupplierParty>\n"
+            f"  <cac:AccountingCustomerParty><cac:Party>"
+            f'<cbc:EndpointID schemeID="0002">FR23342</cbc:EndpointID>'
+            f"<cac:PostalAddress><cbc:CityName>Stockholm</cbc:CityName><cac:Country>"
+            f"<cbc:IdentificationCode>SE</cbc:IdentificationCode></cac:Country>"
+            f"</cac:PostalAddress><cac:PartyLegalEntity>"
+            f"<cbc:RegistrationName>Buyer AB</cbc:RegistrationName></cac:PartyLegalEntity>"
+            f"</cac:Party></cac:AccountingCustomerParty>\n"
+            f'  <cac:TaxTotal><cbc:TaxAmount currencyID="EUR">25.00</cbc:TaxAmount>'
+            f'<cac:TaxSubtotal><cbc:TaxableAmount currencyID="EUR">100.00</cbc:TaxableAmount>'
+            f'<cbc:TaxAmount currencyID="EUR">25.00</cbc:TaxAmount>{_VAT_S}</cac:TaxSubtotal>'
+            f"</cac:TaxTotal>\n"
+            f"  <cac:LegalMonetaryTotal>"
+            f'<cbc:LineExtensionAmount currencyID="EUR">100.00</cbc:LineExtensionAmount>'
+            f'<cbc:TaxExclusiveAmount currencyID="EUR">100.00</cbc:TaxExclusiveAmount>'
+            f'<cbc:TaxInclusiveAmount currencyID="EUR">125.00</cbc:TaxInclusiveAmount>'
+            f'<cbc:PayableAmount currencyID="EUR">125.00</cbc:PayableAmount>'
+            f"</cac:LegalMonetaryTotal>\n"
+            f'  <cac:InvoiceLine><cbc:ID>1</cbc:ID><cbc:InvoicedQuantity unitCode="HUR">'
+            f'4</cbc:InvoicedQuantity><cbc:LineExtensionAmount currencyID="EUR">100.00'
+            f"</cbc:LineExtensionAmount><cac:Item><cbc:Name>Consulting</cbc:Name>"
+            f"{_VAT_S.replace('TaxCategory', 'ClassifiedTaxCategory')}</cac:Item>"
+            f'<cac:Price><cbc:PriceAmount currencyID="EUR">25.00</cbc:PriceAmount></cac:Price>'
+            f"</cac:InvoiceLine>\n</Invoice>\n").encode()
 
 
 def pdf_bytes(pages: int = 1, text_marker: str = "") -> bytes:

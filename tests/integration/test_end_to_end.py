@@ -58,7 +58,8 @@ def test_dropped_bundle_is_posted_once_and_archived_byte_identical(env: Env, rec
     stored = receiver.store / manifest["bundle_id"]
     assert (stored / "INV-1001.xml").read_bytes() == invoice
     assert json.loads((stored / "manifest.json").read_text()) == manifest
-    assert list(env.outbox.iterdir()) == [env.outbox / ".outboxd"]
+    # Left in the outbox: the work folder and the status page for the share (SPEC §1.6).
+    assert sorted(p.name for p in env.outbox.iterdir()) == [".outboxd", "outboxd-status.html"]
     assert list(env.processing.iterdir()) == []
 
 
@@ -166,7 +167,8 @@ def test_files_that_are_not_invoices_are_left_alone(env: Env, receiver: Receiver
     start_daemon()
     drop_bundle(env.outbox, "INV-6001", {"a.pdf": pdf_bytes()})
     wait_for(env.sent_bundles, what="the real bundle")
-    assert sorted(p.name for p in env.outbox.iterdir()) == sorted(
+    assert sorted(p.name for p in env.outbox.iterdir()
+                  if p.name != "outboxd-status.html") == sorted(
         [".outboxd", "Thumbs.db", "notes.docx", "INV-9.xml.part", "~$draft.xml"])
 
 
@@ -314,7 +316,8 @@ def test_archives_on_another_file_system_are_complete_copies(
         assert stat.S_ISFIFO(os.lstat(quarantined / "INV-X2" / "pipe.pdf").st_mode)
         assert (quarantined / "INV-X2" / "ok.pdf").exists()
         wait_for(lambda: list(env.processing.iterdir()) == [], what="processing to empty")
-        assert sorted(p.name for p in env.outbox.iterdir()) == [".outboxd"]
+        assert sorted(p.name for p in env.outbox.iterdir()
+                      if p.name != "outboxd-status.html") == [".outboxd"]
     finally:
         shutil.rmtree(other, ignore_errors=True)
 

@@ -1,0 +1,138 @@
+"""`python -m bench [PHASE…] [--n N] [--record]`: measure outboxd against a plain
+httpx loop and an inotifywait + curl script (issue 5). Without phases, all run
+in order; each one runs alone too. See README, "Benchmarks"."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import shutil
+import signal
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import delivery, idle, report
+from bench.context import Context
+from bench.procs import BenchError, stop_all
+
+PHASES: dict[str, Callable[[Context], None]] = {
+    "baseline": delivery.baseline,
+    "peer": delivery.peer,
+    "throughput": delivery.throughput,
+    "latency": delivery.latency,
+    "backlog": idle.backlog,
+    "journal": idle.journal,
+}
+LATENCY_BUNDLES = 20
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected sizes like 2000,20000, not {text!r}") \
+            from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError("sizes must be positive")
+    return sizes
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("phases", nargs="*", metavar="PHASE",
+                   help=f"any of {', '.join(PHASES)} (default: all, in that order)")
+    p.add_argument("--n", type=int, default=300, help="bundles per burst (default %(default)s)")
+    p.add_argument("--backlog", type=_sizes, default=(2000, 20000), metavar="N,N",
+                   help="backlog sizes (default 2000,20000)")
+    p.add_argument("--journal-rows", type=int, default=100_000, metavar="N",
+                   help="rows in the journal phase (default %(default)s)")
+    p.add_argument("--record", action="store_true",
+                   help="append a dated section to docs/benchmarks.md")
+    p.add_argument("--workdir", type=Path, default=None, metavar="DIR",
+                   help="where the temporary folders go (default: the system temp dir); "
+                        "its file system is part of what is measured")
+    p.add_argument("--keep", action="store_true", help="keep the work dir (logs) afterwards")
+    args = p.parse_args(argv)
+    unknown = [ph for ph in args.phases if ph not in PHASES]
+    if unknown:
+        p.error(f"unknown phase {unknown[0]!r}; choose from {', '.join(PHASES)}")
+    args.phases = [ph for ph in PHASES if ph in args.phases] if args.phases else list(PHASES)
+    if args.n < 1:
+        p.error("--n must be at least 1")
+    return args
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM cleans up like Ctrl-C
+
+
+def _ratios(ctx: Context) -> None:
+    r = ctx.results
+    daemon = r.value("throughput_time")
+    suffix = "" if ctx.n == 300 else f"_{ctx.n}"
+    for key, other, label, how in (
+        ("ratio_peer", "peer_time", "throughput vs script (script time / daemon time)",
+         "higher is better"),
+        ("ratio_baseline", "baseline_time", "throughput vs httpx (daemon time / httpx time)",
+         "lower is better"),
+    ):
+        if daemon is None:
+            continue
+        ref = r.value(other)
+        if ref is None:
+            r.add(key + suffix, label, None, "x", f"n/a: {other.split('_')[0]} not run "
+                  "in this run")
+            continue
+        value = ref / daemon if key == "ratio_peer" else daemon / ref
+        r.add(key + suffix, label, value, "x", how + ("" if not suffix else
+                                                      f"; N = {ctx.n}, not judged"))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse(argv)
+    command = shlex.join(["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)])
+    started = datetime.now(UTC)
+    signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C must clean up even when the bench was started with SIGINT ignored (&).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    if args.workdir:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="outboxd-bench-", dir=args.workdir))
+    info = report.machine(work)
+    corpus_size = max(args.n, LATENCY_BUNDLES if "latency" in args.phases else 0)
+    ctx = Context(work, args.n, args.backlog, args.journal_rows, corpus_size=corpus_size)
+    failed = False
+    try:
+        for name in args.phases:
+            try:
+                if name == "backlog":
+                    PHASES[name](ctx)  # one sub-phase per size
+                else:
+                    with ctx.phase(name):
+                        PHASES[name](ctx)
+            except BenchError as exc:
+                failed = True
+                print(f"{name}: FAILED: {exc}", file=sys.stderr, flush=True)
+                ctx.results.notes.append(f"{name} failed: {exc}")
+        _ratios(ctx)
+        report.print_results(ctx.results, info)
+        if args.record:
+            path = report.record(ctx.results, info, command, started)
+            print(f"\nrecorded in {path}")
+    except KeyboardInterrupt:
+        print("\ninterrupted; processes stopped, work dir removed", file=sys.stderr)
+        return 130
+    finally:
+        stop_all()
+        if args.keep:
+            print(f"work dir kept: {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

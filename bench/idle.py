@@ -1,0 +1,168 @@
+"""The phases where nothing moves: a backlog of invoices waiting under the hold
+policy (READY, idle CPU and RSS, `status --json`), and `status --json` on a
+big journal."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sqlite3
+import statistics
+import time
+from datetime import UTC, datetime, timedelta
+
+from bench.context import Context
+from bench.corpus import invoice_xml
+from bench.procs import (
+    BenchError,
+    Daemon,
+    Receiver,
+    cpu_seconds,
+    rss_mb,
+    status_json,
+    write_config,
+)
+from daemon.journal import Journal
+
+IDLE_SECONDS = 20.0
+
+
+def _waiting(daemon: Daemon) -> int:
+    """Rows in `waiting`, read as `status` reads them (read-only, beside the daemon)."""
+    if not daemon.journal.exists():
+        return 0
+    db = sqlite3.connect(f"file:{daemon.journal}?mode=ro", uri=True, timeout=5)
+    try:
+        return int(db.execute("SELECT COUNT(*) FROM bundles WHERE state = 'waiting'")
+                   .fetchone()[0])
+    except sqlite3.Error:
+        return 0  # the schema is not there yet
+    finally:
+        db.close()
+
+
+def backlog(ctx: Context) -> None:
+    for size in ctx.backlog_sizes:
+        with ctx.phase(f"backlog {size}"):
+            _backlog(ctx, size)
+
+
+def _backlog(ctx: Context, size: int) -> None:
+    rec = ctx.start(Receiver(ctx.work, f"backlog{size}"))
+    config = write_config(ctx.work, f"backlog{size}", rec.url,
+                          outbox={"settle_seconds": 0.2},
+                          policy={"unattached": "hold"})
+    outbox = config.parent / "outbox"
+    for i in range(1, size + 1):
+        name = f"INV-W{i:06d}"
+        (outbox / f"{name}.xml").write_bytes(invoice_xml(name))
+    os.sync()  # nothing left to write back while the daemon is timed
+    daemon = ctx.start(Daemon(config))
+    ready = daemon.ready(timeout=300)
+    key = f"backlog_{size}"
+    ctx.results.add(f"{key}_ready", f"backlog {size}: READY after spawn", ready, "s",
+                    "spawn until READY=1 on NOTIFY_SOCKET")
+    # Idle means: everything read and recorded. The journal says when that is.
+    limit = 60.0 + 0.03 * size
+    start = time.monotonic()
+    waiting = 0
+    said = start
+    while waiting < size:
+        if not daemon.alive():
+            raise BenchError(f"daemon exited: {daemon.tail()}")
+        if time.monotonic() - start > limit:
+            break
+        time.sleep(0.5)
+        waiting = _waiting(daemon)
+        if time.monotonic() - said >= 10:
+            said = time.monotonic()
+            print(f"  {waiting} of {size} waiting after {said - daemon.spawned:.0f} s",
+                  flush=True)
+    all_waiting = time.monotonic() - daemon.spawned
+    if waiting < size:
+        ctx.results.notes.append(f"backlog {size}: only {waiting} of {size} waiting after "
+                                 f"{limit:g} s; idle figures measured anyway (not idle)")
+    ctx.results.add(f"{key}_all_waiting", f"backlog {size}: all waiting (journal) after spawn",
+                    all_waiting if waiting >= size else None, "s",
+                    "journal polled every 0.5 s" if waiting >= size
+                    else f"{waiting}/{size} after {limit:g} s")
+    cpu0, t0 = cpu_seconds(daemon.pid), time.monotonic()
+    rss: list[float] = []
+    while (left := t0 + IDLE_SECONDS - time.monotonic()) > 0:
+        time.sleep(min(1.0, left))
+        rss.append(rss_mb(daemon.pid))
+    cpu1, t1 = cpu_seconds(daemon.pid), time.monotonic()
+    busy = cpu1 - cpu0
+    ctx.results.add(f"{key}_cpu", f"backlog {size}: idle CPU", busy / (t1 - t0) * 100, "%",
+                    f"{busy:.2f} CPU-s in {t1 - t0:.1f} s (utime+stime, all threads)")
+    ctx.results.add(f"{key}_rss", f"backlog {size}: RSS", max(rss), "MB",
+                    "highest VmRSS of 1 s samples")
+    elapsed, data = status_json(config, config.parent / "status.json")
+    shown = data["counts"].get("waiting")
+    ctx.results.add(f"{key}_status", f"backlog {size}: status --json", elapsed, "s",
+                    f"lists {shown} waiting")
+
+
+def fill_journal(path: str, rows: int, seed: int = 5) -> dict[str, int]:
+    """A journal of `rows` rows with the daemon's schema: mostly sent in the last week,
+    some quarantined, a few live and in flight. The counts per state."""
+    Journal(path).close()  # the schema, exactly as the daemon creates it
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    mix = (("sent", 0.985), ("quarantined", 0.005), ("waiting", 0.004), ("held", 0.002),
+           ("retrying", 0.002), ("settling", 0.002))
+    counts: dict[str, int] = {}
+    batch: list[tuple[object, ...]] = []
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("BEGIN")
+
+    def iso(t: datetime) -> str:
+        return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    for i in range(rows):
+        state = rng.choices([s for s, _ in mix], [w for _, w in mix])[0]
+        counts[state] = counts.get(state, 0) + 1
+        since = now - timedelta(seconds=rng.uniform(60, 6.9 * 86400))
+        bid = f"{rng.getrandbits(256):064x}"
+        name = f"INV-J{i:06d}"
+        reasons, response, receipt = "[]", None, None
+        if state == "sent":
+            receipt = f"rcpt-{bid[:32]}"
+            response = json.dumps({"status": 201, "body": {"receipt_id": receipt,
+                                                           "bundle_id": bid},
+                                   "receipt_id": receipt})
+        elif state in ("quarantined", "held"):
+            reasons = json.dumps([{"code": "empty-file", "file": f"{name}/scan.pdf",
+                                   "message": f"{name}/scan.pdf: the file is empty — "
+                                              "export it again"}])
+        batch.append((bid, f"{name}.xml", json.dumps([name]), state, iso(since),
+                      json.dumps([name] if state == "waiting" else []),
+                      1 if state in ("sent", "retrying") else 0,
+                      iso(now + timedelta(seconds=60)) if state == "retrying" else None,
+                      "HTTP 503 from the receiver" if state == "retrying" else None,
+                      reasons, receipt, response, iso(since)))
+    db.executemany("INSERT INTO bundles (bundle_id, invoice_file, invoice_ids, state, since, "
+                   "unattached_ids, attempts, next_attempt_at, last_error, reasons, "
+                   "receipt_id, response, updated_at) VALUES "
+                   "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", batch)
+    db.execute("COMMIT")
+    db.close()
+    return counts
+
+
+def journal(ctx: Context, runs: int = 3) -> None:
+    rows = ctx.journal_rows
+    config = write_config(ctx.work, "journal", "http://127.0.0.1:9/bundles")
+    state = config.parent / "state"
+    state.mkdir(parents=True, exist_ok=True)
+    counts = fill_journal(str(state / "journal.sqlite3"), rows)
+    times: list[float] = []
+    for n in range(runs):
+        elapsed, data = status_json(config, config.parent / f"status{n}.json")
+        times.append(elapsed)
+        listed = len(data["bundles"])
+    ctx.results.add(f"journal_{rows}_status", f"status --json on {rows} rows",
+                    statistics.median(times), "s",
+                    f"median of {runs} (max {max(times):.2f} s); lists {listed} bundles; "
+                    + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))

@@ -1,0 +1,240 @@
+"""Figures, the issue's targets, the machine, and the dated section in
+docs/benchmarks.md. A figure is a number with a unit and, where the target
+table names it, met or missed."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.corpus import REPO
+
+BENCHMARKS_MD = REPO / "docs" / "benchmarks.md"
+
+
+@dataclass
+class Figure:
+    key: str
+    label: str
+    value: float | None  # None: not measured (the reason is in note)
+    unit: str
+    note: str = ""
+
+    def shown(self) -> str:
+        if self.value is None:
+            return "n/a"
+        if self.unit in ("x", "s") or self.unit == "":
+            return f"{self.value:.2f}{' ' + self.unit if self.unit else ''}"
+        if self.unit == "%":
+            return f"{self.value:.2f} %"
+        return f"{self.value:.1f} {self.unit}"
+
+
+@dataclass
+class Results:
+    figures: dict[str, Figure] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # how a phase measured, and failures
+
+    def add(self, key: str, label: str, value: float | None, unit: str, note: str = "") -> None:
+        self.figures[key] = Figure(key, label, value, unit, note)
+
+    def value(self, key: str) -> float | None:
+        fig = self.figures.get(key)
+        return fig.value if fig else None
+
+
+@dataclass(frozen=True)
+class Target:
+    figure: str  # the issue's wording
+    target: str
+    key: str  # the figure it judges
+    met: Callable[[float], bool]
+
+
+# The issue's target table (issue 5); latency figures are already "beyond settle".
+TARGETS = (
+    Target("idle CPU with 2,000 waiting", "≤ 0.5 % of one core", "backlog_2000_cpu",
+           lambda v: v <= 0.5),
+    Target("RSS with 2,000 waiting", "≤ 120 MB", "backlog_2000_rss", lambda v: v <= 120),
+    Target("idle CPU with 20,000 waiting", "≤ 1 % of one core", "backlog_20000_cpu",
+           lambda v: v <= 1.0),
+    Target("READY with 20,000 waiting", "≤ 10 s", "backlog_20000_ready", lambda v: v <= 10),
+    Target("throughput, 300 bundles, vs the inotifywait+curl script",
+           "≥ 2× (script time / daemon time)", "ratio_peer", lambda v: v >= 2.0),
+    Target("throughput, 300 bundles, vs plain httpx", "≤ 1.4× (daemon time / httpx time)",
+           "ratio_baseline", lambda v: v <= 1.4),
+    Target("latency p50", "≤ settle + 150 ms", "latency_p50", lambda v: v <= 150),
+    Target("latency max", "≤ settle + 1 s", "latency_max", lambda v: v <= 1000),
+    Target("`status --json`, 100,000 rows", "< 1 s", "journal_100000_status", lambda v: v < 1.0),
+)
+
+
+def verdict(target: Target, results: Results) -> str:
+    value = results.value(target.key)
+    if value is None:
+        return "not measured"
+    return "met" if target.met(value) else "**missed**"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def fs_type(path: Path) -> str:
+    """The file system of `path`: the /proc/mounts entry with the longest matching mount point."""
+    real = os.path.realpath(path)
+    best, kind = "", "unknown"
+    try:
+        for line in Path("/proc/mounts").read_text().splitlines():
+            parts = line.split()
+            mount = parts[1].replace("\\040", " ")
+            inside = real == mount or real.startswith(mount.rstrip("/") + "/")
+            if inside and len(mount) >= len(best):
+                best, kind = mount, parts[2]
+    except OSError:
+        pass
+    return f"{kind} ({best or '?'})"
+
+
+def git_commit() -> str:
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
+                              check=False)
+        return done.stdout.strip()
+
+    commit = git("rev-parse", "--short=12", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return commit + (" (with uncommitted changes)" if dirty else "")
+
+
+def machine(work: Path) -> dict[str, str]:
+    return {
+        "cores": str(os.cpu_count()),
+        "CPU": _cpu_model(),
+        "Python": platform.python_version(),
+        "kernel": platform.release(),
+        "file system of the work dir": fs_type(work),
+        "commit": git_commit(),
+        "load average at start (1/5/15 min)": load_average(),
+    }
+
+
+def load_average() -> str:
+    """Other work on the machine shares the cores with every contender: say how much."""
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} / {five:.2f} / {fifteen:.2f}"
+
+
+def table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> list[str]:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return [fmt.format(*header), fmt.format(*("-" * w for w in widths)),
+            *(fmt.format(*r) for r in rows)]
+
+
+def print_results(results: Results, info: dict[str, str]) -> None:
+    print()
+    for k, v in info.items():
+        print(f"{k}: {v}")
+    print()
+    rows = [(f.label, f.shown(), f.note) for f in results.figures.values()]
+    print("\n".join(table(rows, ("figure", "value", "note"))))
+    judged = [(t.figure, t.target, results.figures[t.key].shown(),
+               verdict(t, results).strip("*")) for t in TARGETS if t.key in results.figures]
+    if judged:
+        print()
+        print("\n".join(table(judged, ("target", "wanted", "measured", "verdict"))))
+    for note in results.notes:
+        print(f"- {note}")
+
+
+def _md_table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> list[str]:
+    def esc(s: str) -> str:
+        return s.replace("|", "\\|")
+
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(esc(c) for c in r) + " |" for r in rows)]
+
+
+def record(results: Results, info: dict[str, str], command: str, started: datetime) -> Path:
+    """Append a dated section to docs/benchmarks.md (created with its preamble if absent)."""
+    lines = ["", f"## {started.strftime('%Y-%m-%d %H:%M')} UTC — commit {info['commit']}", "",
+             f"Command: `{command}`", ""]
+    lines += [f"- {k}: {v}" for k, v in info.items()]
+    lines += ["", "### Targets (issue 5)", ""]
+    lines += _md_table([(t.figure, t.target, results.figures[t.key].shown()
+                         if t.key in results.figures else "n/a", verdict(t, results))
+                        for t in TARGETS], ("figure", "target", "measured", "verdict"))
+    lines += ["", "### Every figure", ""]
+    lines += _md_table([(f.label, f.shown(), f.note) for f in results.figures.values()],
+                       ("figure", "value", "how / note"))
+    if results.notes:
+        lines += ["", "### Notes", ""] + [f"- {n}" for n in results.notes]
+    ended = datetime.now(UTC)
+    lines += ["", f"Run took {(ended - started).total_seconds():.0f} s; load average at the "
+              f"end {load_average()}.", ""]
+    if not BENCHMARKS_MD.exists():
+        BENCHMARKS_MD.write_text(PREAMBLE)
+    with open(BENCHMARKS_MD, "a", encoding="utf-8") as fh:
+        fh.write("\n".join(lines))
+    return BENCHMARKS_MD
+
+
+PREAMBLE = """# Benchmarks
+
+Figures from `python -m bench --record` (see README, "Benchmarks"), newest
+last. Each section names the machine, the commit and the exact command; ratios
+come from the same run. These are benchmarks, not tests: a missed target is
+recorded with its cause, not hidden.
+
+What each phase does:
+
+- **baseline** — the ceiling: the same N bundles as precomputed multipart
+  bodies (manifest, invoice, attachments as the daemon sends them) POSTed by
+  plain `httpx.Client` loops in 4 threads to a fresh reference receiver.
+  Time from the first POST until every answer (201) is in.
+- **peer** — what an admin would write instead: `inotifywait -m -e
+  close_write,moved_to` piped into a bash `while read` loop that runs one
+  `curl -F` per invoice file (manifest and bundle id precomputed beside each
+  bundle). The sidecars are renamed into the watched folder first, then the
+  invoice files; time from the last rename until the receiver's store holds
+  all N bundles.
+- **throughput** — the same N bundles renamed into the outbox of a running
+  `outboxd run` (`settle_seconds = 0.2`) the same way, timed the same way;
+  time to the first delivery too. Ratios: script time / daemon time (higher
+  is better) and daemon time / httpx time (lower is better).
+- **latency** — 20 single bundles at least 1 s apart into a running daemon:
+  received − last file placed − settle_seconds. "Received" is when the bench,
+  polling the store every millisecond, first sees `STORE/BUNDLE_ID/` (the
+  receiver renames that folder into place only once the bundle is complete).
+- **backlog** — 2,000 and 20,000 invoices without attachments waiting under
+  `[policy] unattached = "hold"`: READY (spawn until `READY=1` arrives on a
+  `NOTIFY_SOCKET` the bench binds), then, once the journal shows all N
+  `waiting`, CPU (`/proc/PID/stat` utime+stime) and RSS (`VmRSS`, the
+  highest of 1 s samples) over 20 s of idleness, and the wall time of
+  `outboxd status --json`.
+- **journal** — `outboxd status --json` (a new process, as a person runs it;
+  median of 3) on a journal of 100,000 rows written with the journal's schema:
+  mostly sent rows spread over the last week (all of them are listed), plus
+  quarantined, waiting, held, retrying and settling ones.
+
+The invoices are the official Peppol BIS 3 example (`tests/fixtures/peppol/
+base-example.xml`) with their own invoice numbers; the attachments a ~100 KB
+PDF (pypdf, pages of drawn rectangles) and a ~50 KB PNG (Pillow, noise).
+Every daemon runs with `settle_seconds = 0.2`, its state, logs (JSON lines)
+and folders in the bench's work dir. Receivers and daemons run on 127.0.0.1
+as subprocesses, on the same machine as the bench, so every figure includes
+their share of the cores — and that of anything else the machine runs at the
+time: the load average at start and end is recorded for that reason.
+"""

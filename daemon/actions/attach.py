@@ -1,0 +1,147 @@
+"""`outboxd attach INVOICE_ID FILE [--type T] [--note N]`: "add attachment" from the shell.
+
+Finds the one invoice file in the outbox that holds the id (multi-invoice
+files included, read as the daemon reads them), copies FILE into its
+sidecar — the sidecar root for a one-invoice file, the `ID/` subfolder for
+a multi-invoice file — and records type and note in that folder's
+`attachments.toml`, keeping its comments and other entries (tomlkit
+round-trips them).
+
+Order, so that the daemon never sees half of it settled: the copy is
+written under an in-progress name (`*.tmp`, which keeps the bundle from
+settling), then attachments.toml is replaced atomically, then the copy is
+renamed into place without ever replacing a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import uuid
+from pathlib import Path
+
+import tomlkit
+from tomlkit.exceptions import TOMLKitError
+
+from daemon.actions import EXIT_OK
+from daemon.actions.common import settings_of
+from daemon.config import Settings
+from daemon.errors import InputError, OutboxdError, UsageError
+from daemon.fsops import copy_file, fsync_dir, open_regular, rename_noreplace, write_atomic
+from daemon.invoices import read_invoice_file
+from daemon.match import MANIFEST_NAME
+from daemon.names import folder_name_for_id, is_ignored, name_problem
+from daemon.scan import Candidate, list_outbox
+
+
+class AttachRefused(OutboxdError):
+    """The attachment cannot be added as asked; nothing was changed."""
+
+
+def holders(invoice_id: str, settings: Settings) -> list[tuple[Candidate, tuple[str, ...]]]:
+    """The invoice files in the outbox that hold invoice_id, with all their ids."""
+    out = []
+    listing = list_outbox(settings.outbox, settings.share)
+    for cand in listing.candidates.values():
+        try:
+            read = read_invoice_file(cand.invoice, cand.invoice.name,
+                                     settings.invoices.pdf_id_pattern)
+        except (InputError, OSError):
+            continue  # unreadable: `outboxd check` explains it; it holds no id we can use
+        if invoice_id in read.invoice_ids:
+            out.append((cand, read.invoice_ids))
+    return out
+
+
+def target_folder(cand: Candidate, ids: tuple[str, ...], invoice_id: str) -> Path:
+    """Where the invoice's attachments go: ID/ for a multi-invoice file (or when a
+    one-invoice file already uses ID/), else the sidecar root."""
+    sub = cand.sidecar / folder_name_for_id(invoice_id)
+    if len(ids) > 1 or (sub.is_dir() and not sub.is_symlink()):
+        return sub
+    return cand.sidecar
+
+
+def record(folder: Path, name: str, doc_type: str | None, note: str | None) -> None:
+    """Set [files."NAME"] type/note in folder/attachments.toml, keeping everything else."""
+    path = folder / MANIFEST_NAME
+    shown = f"{folder.name}/{MANIFEST_NAME}"
+    if os.path.lexists(path):
+        try:
+            with open_regular(path, shown) as fh:
+                doc = tomlkit.parse(fh.read().decode("utf-8"))
+        except (InputError, UnicodeDecodeError, TOMLKitError) as exc:
+            raise AttachRefused(f"{shown} cannot be read ({exc}) — fix it first; nothing "
+                                "was changed") from None
+    else:
+        doc = tomlkit.document()
+    files = doc.get("files")
+    if files is None:
+        files = tomlkit.table(is_super_table=True)
+        doc["files"] = files
+    entry = tomlkit.table()
+    if doc_type:
+        entry["type"] = doc_type
+    if note:
+        entry["note"] = note
+    files[name] = entry
+    write_atomic(path, tomlkit.dumps(doc).encode("utf-8"))
+
+
+def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None = None,
+           note: str | None = None) -> Path:
+    """Copy src into the sidecar of the one invoice file holding invoice_id; the new path."""
+    name = src.name
+    problem = name_problem(name)
+    if problem or is_ignored(name, settings.outbox.ignore_patterns) or name == MANIFEST_NAME:
+        raise UsageError(f"attach: {name!r} cannot be an attachment name "
+                         f"({problem or 'outboxd ignores or reserves that name'}) — rename it")
+    allowed = settings.attachments.document_types
+    if doc_type and allowed is not None and doc_type not in allowed:
+        raise UsageError(f"attach: --type {doc_type!r} is not allowed — use one of {allowed}")
+    found = holders(invoice_id, settings)
+    if not found:
+        raise AttachRefused(f"no invoice file in {settings.outbox.path} holds invoice id "
+                            f"{invoice_id!r} — check the id (outboxd check lists them)")
+    if len(found) > 1:
+        raise AttachRefused(f"invoice id {invoice_id!r} is in {len(found)} invoice files: "
+                            f"{', '.join(c.invoice.name for c, _ in found)} — remove the "
+                            "duplicate, then attach")
+    cand, ids = found[0]
+    if os.path.lexists(cand.sidecar) and (cand.sidecar.is_symlink()
+                                          or not cand.sidecar.is_dir()):
+        raise AttachRefused(f"{cand.sidecar.name} is not a folder — make it a real folder")
+    folder = target_folder(cand, ids, invoice_id)
+    dest = folder / name
+    rel = dest.relative_to(settings.outbox.path)
+    if os.path.lexists(dest):
+        raise AttachRefused(f"{rel} already exists; nothing was changed — rename FILE or "
+                            "remove the old one")
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{name}.{uuid.uuid4().hex[:8]}.tmp"  # in-progress: the bundle waits
+    try:
+        try:
+            copy_file(src, tmp)
+        except InputError as exc:
+            raise AttachRefused(f"{src}: {exc.message}") from None
+        if doc_type or note:
+            record(folder, name, doc_type, note)
+        rename_noreplace(tmp, dest)
+    except FileExistsError:
+        raise AttachRefused(f"{rel} appeared meanwhile; nothing was changed") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    fsync_dir(folder)
+    return dest
+
+
+def run(args: argparse.Namespace) -> int:
+    settings, _ = settings_of(args)
+    src = Path(args.file)
+    if not src.exists():
+        raise UsageError(f"attach: {src} does not exist")
+    dest = attach(args.invoice_id, src, settings, args.doc_type, args.note)
+    print(f"{args.invoice_id}: attached as {dest.relative_to(settings.outbox.path)}")
+    return EXIT_OK

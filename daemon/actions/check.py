@@ -1,0 +1,232 @@
+"""`outboxd check PATH…`: read, match and validate exactly as the daemon would, send nothing.
+
+The same code path as the daemon (`finish.evaluate`: match.assemble +
+validate.validate_bundle, with the same configuration and the same
+per-bundle channel override from attachments.toml). Writes nothing and
+creates nothing: no state dir, no journal, no errors file. Findings are
+printed from `Bundle.findings`, whatever their code or severity, so rules
+added later (e-invoice pre-flight) show up here without a change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from daemon.actions import EXIT_FAILED, EXIT_OK
+from daemon.actions.common import settings_of
+from daemon.bundle import Bundle, Finding
+from daemon.config import Settings
+from daemon.errors import InputError, UsageError
+from daemon.finish import evaluate
+from daemon.scan import Candidate, candidate_for, list_outbox
+
+PROGRESS_EVERY = 0.2  # seconds between progress lines on a terminal
+
+
+@dataclass(frozen=True)
+class Target:
+    """One invoice file to check, or a note about a path that holds none."""
+
+    cand: Candidate | None
+    note: str = ""
+    error: bool = False  # the note is an error (an unusable invoice file name)
+
+
+def _outbox_settings(settings: Settings, folder: Path) -> Settings:
+    """The same configuration, with the outbox set to the folder a PATH lies in, so that
+    an invoice file outside the configured outbox is checked by the same rules."""
+    if folder == settings.outbox.path.resolve():
+        return settings
+    return settings.model_copy(update={"outbox": settings.outbox.model_copy(
+        update={"path": folder})})
+
+
+def targets(paths: Iterable[Path], settings: Settings) -> Iterator[tuple[Target, Settings]]:
+    """What each PATH means: the whole outbox, one invoice file, or a sidecar folder."""
+    for raw in paths:
+        path = Path(os.path.abspath(raw))
+        if not os.path.lexists(path):
+            raise UsageError(f"check: {raw} does not exist")
+        if path.is_symlink():
+            raise UsageError(f"check: {raw} is a symbolic link; outboxd never follows links "
+                             "— name the file or folder itself")
+        if path.is_file():
+            s = _outbox_settings(settings, path.parent.resolve())
+            yield Target(candidate_for(s.outbox, path.name)), s
+            continue
+        if not path.is_dir():
+            raise UsageError(f"check: {raw} is neither a file nor a folder")
+        folder = path.resolve()
+        owners: list[Candidate] = []
+        if folder != settings.outbox.path.resolve():
+            # A sidecar folder: an invoice file beside it whose stem (+ suffix) names it.
+            ps = _outbox_settings(settings, folder.parent)
+            owners = [c for c in list_outbox(ps.outbox, ps.share).candidates.values()
+                      if c.sidecar.name == folder.name]
+            for cand in owners:
+                yield Target(cand), ps
+        if owners:
+            continue
+        s = _outbox_settings(settings, folder)
+        listing = list_outbox(s.outbox, s.share)
+        if not listing.candidates and not listing.refused and folder != \
+                settings.outbox.path.resolve():
+            yield Target(None, f"{folder.name}/: no invoice files in it and no invoice file "
+                               "of that name beside it; a sidecar without its invoice file "
+                               "waits for it"), s
+        for name, problem in listing.refused:
+            yield Target(None, f"{name}: {problem}  [bad-name]", True), s
+        for cand in listing.candidates.values():
+            yield Target(cand), s
+
+
+def _pages(n: int | None) -> str:
+    return "" if n is None else f"{n} page" + ("" if n == 1 else "s")
+
+
+def _verdict(findings: list[Finding]) -> str:
+    if any(f.severity == "error" for f in findings):
+        return "ERROR"
+    return "warning" if findings else "ok"
+
+
+def report(bundle: Bundle, settings: Settings) -> list[str]:
+    """The lines for one bundle: invoices, each attachment with type, pages and verdict,
+    then every finding as `FILE: message  [code]`, grouped by severity."""
+    inv = bundle.invoice_file
+    by_file: dict[str, list[Finding]] = {}
+    for f in bundle.findings:
+        by_file.setdefault(f.file, []).append(f)
+    lines = [f"{inv.name}  ({inv.format}, channel {bundle.channel})"]
+    for invoice_id in bundle.invoice_ids:
+        atts = bundle.attachments_of(invoice_id)
+        lines.append(f"  invoice {invoice_id}: " + (f"{len(atts)} attachment(s)" if atts
+                                                     else "no attachments"))
+        for a in atts:
+            facts = ", ".join(x for x in (a.document_type, a.content_type, _pages(a.pages)) if x)
+            lines.append(f"    {a.rel}  [{facts}]  {_verdict(by_file.get(a.rel, []))}")
+    unattached = bundle.unattached_ids
+    if unattached and not bundle.errors:
+        lines.append("  " + _unattached_note(unattached, settings))
+    order = ["error", "warning"] + sorted({f.severity for f in bundle.findings}
+                                          - {"error", "warning"})
+    for severity in order:
+        found = [f for f in bundle.findings if f.severity == severity]
+        if found:
+            lines.append(f"  {severity}s:")
+            lines += [f"    {f.file}: {f.message}  [{f.code}]" for f in found]
+    verdict = "INVALID" if bundle.errors else "valid"
+    lines.append(f"  => {verdict} ({len(bundle.errors)} error(s), "
+                 f"{len(bundle.warnings)} warning(s))")
+    return lines
+
+
+def _unattached_note(ids: tuple[str, ...], settings: Settings) -> str:
+    p = settings.policy
+    what = {"warn": f"waits {p.attachment_wait_seconds:g} s for attachments, then goes out "
+                    "with a warning",
+            "quarantine": f"waits {p.attachment_wait_seconds:g} s for attachments, then is "
+                          "quarantined",
+            "hold": "waits for attachments until released (outboxd send --without-attachments "
+                    f"or a NAME{settings.share.release_suffix} file)",
+            "send": "goes out at once with a warning"}[p.unattached]
+    return f"note: {', '.join(ids)} without attachments: [policy] unattached = " \
+           f"\"{p.unattached}\" — it {what}"
+
+
+class _Progress:
+    """A progress line on stderr, only when stderr is a terminal."""
+
+    def __init__(self, stream: TextIO, total: int) -> None:
+        self.on = stream.isatty() and total > 1
+        self.stream, self.total, self.last = stream, total, 0.0
+
+    def tick(self, done: int) -> None:
+        now = time.monotonic()
+        if self.on and now - self.last >= PROGRESS_EVERY:
+            self.last = now
+            self.stream.write(f"\rchecked {done}/{self.total}")
+            self.stream.flush()
+
+    def end(self) -> None:
+        if self.on:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+def check(paths: list[Path], settings: Settings, out: TextIO | None = None,
+          err: TextIO | None = None) -> int:
+    """Print the report for every bundle in paths; the exit code (0 all valid, 1 an error)."""
+    out, err = out or sys.stdout, err or sys.stderr
+    found = list(targets(paths, settings))
+    seen: set[Path] = set()
+    progress = _Progress(err, len(found))
+    failed = False
+    n_bundles = n_invalid = 0
+    for i, (target, s) in enumerate(found, 1):
+        progress.tick(i)
+        if target.cand is None:
+            print(target.note, file=out)
+            failed = failed or target.error
+            continue
+        if target.cand.invoice in seen:
+            continue
+        seen.add(target.cand.invoice)
+        n_bundles += 1
+        try:
+            bundle = evaluate(target.cand, s)
+        except InputError as exc:
+            lines = [f"{target.cand.invoice.name}", "  errors:",
+                     f"    {exc.file}: {exc.message}  [{exc.code}]", "  => INVALID"]
+            bundle = None
+        except OSError as exc:
+            lines = [f"{target.cand.invoice.name}", "  errors:",
+                     f"    {target.cand.invoice.name}: cannot be read ({exc.strerror}) — "
+                     "check the file's permissions  [unreadable]", "  => INVALID"]
+            bundle = None
+        else:
+            lines = report(bundle, s)
+        invalid = bundle is None or bool(bundle.errors)
+        failed = failed or invalid
+        n_invalid += invalid
+        print("\n".join(lines), file=out)
+    progress.end()
+    print(f"\n{n_bundles} bundle(s) checked, {n_invalid} invalid"
+          + ("" if n_bundles else " (no invoice files found)"), file=out)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def rules(out: TextIO | None = None) -> int:
+    """`check --rules`: the pinned e-invoice rule versions, when pre-flight is installed."""
+    out = out or sys.stdout
+    try:
+        from daemon import einvoice  # type: ignore[attr-defined]
+        versions = einvoice.rules_versions()
+    except (ImportError, AttributeError):
+        print("e-invoice pre-flight is not installed in this build of outboxd: no EN 16931 "
+              "or Peppol rules are checked", file=out)
+        return EXIT_OK
+    if isinstance(versions, str):
+        print(versions, file=out)
+    elif isinstance(versions, dict):
+        for name, version in versions.items():
+            print(f"{name}: {version}", file=out)
+    else:
+        for line in versions:
+            print(line, file=out)
+    return EXIT_OK
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.rules:
+        return rules()
+    settings, _ = settings_of(args)
+    return check(list(args.paths) or [settings.outbox.path], settings)
+

@@ -1,0 +1,22 @@
+"""`outboxd receiver`: the reference receiver (SPEC §5.3)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from daemon import logs
+from daemon.errors import UsageError
+
+
+def run(args: argparse.Namespace) -> int:
+    from daemon import receiver
+    logs.configure()
+    try:
+        fail_first = [int(s) for s in args.fail_first.split(",") if s.strip()]
+    except ValueError:
+        raise UsageError(f"--fail-first takes HTTP statuses like 503,429, not "
+                         f"{args.fail_first!r}") from None
+    token = args.token or os.environ.get("OUTBOXD_RECEIVER_TOKEN") or None
+    return receiver.run(args.listen, args.store, token=token, fail_first=fail_first,
+                        hold_first=args.hold_first, retry_after=args.retry_after)

@@ -1,0 +1,156 @@
+"""`outboxd retry BUNDLE_ID_OR_FOLDER…`: quarantined bundles back into the outbox (SPEC §7).
+
+The bundle goes back in its original layout: sidecar folder (and marker,
+release file) first, the invoice file last, so the daemon never sees an
+invoice file without its attachments. Every move is a rename that never
+replaces (`fsops.move_tree`: rename_noreplace, or copy + fsync + rename +
+delete across file systems). outboxd's papers (REASON.txt, reason.json,
+receipt.json) do not go back; the quarantine folder goes away. If the
+outbox already holds any of the names, nothing is moved at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+from pathlib import Path
+
+from daemon.actions import EXIT_OK
+from daemon.actions.common import settings_of
+from daemon.config import Settings
+from daemon.errors import OutboxdError, UsageError
+from daemon.fsops import fsync_dir, move_tree
+from daemon.names import is_invoice_name
+
+PAPERS = ("REASON.txt", "reason.json", "receipt.json")
+# NAME--BUNDLEID12, or NAME--BUNDLEID12-2 when the archive name was taken.
+FOLDER_RE = re.compile(r"^(?P<name>.+)--(?P<id>[0-9a-f]{12})(?:-\d+)?$")
+
+
+class RetryRefused(OutboxdError):
+    """A retry that would replace something in the outbox, or cannot tell what to move."""
+
+
+def quarantined_folders(root: Path) -> list[Path]:
+    """Every QUARANTINE/YYYY-MM-DD/NAME--ID12 folder (never following links)."""
+    out: list[Path] = []
+    if not root.is_dir():
+        return out
+    for day in sorted(root.iterdir()):
+        if day.is_dir() and not day.is_symlink():
+            out += [f for f in sorted(day.iterdir()) if f.is_dir() and not f.is_symlink()
+                    and FOLDER_RE.match(f.name)]
+    return out
+
+
+def find(ref: str, settings: Settings) -> Path:
+    """A quarantine folder from a path, a folder name, or a bundle id (12+ hex chars)."""
+    root = settings.quarantine_dir.resolve()
+    as_path = Path(os.path.abspath(ref))
+    if os.sep in ref or as_path.is_dir():
+        if not as_path.is_dir() or as_path.is_symlink():
+            raise UsageError(f"retry: {ref} is not a quarantine folder")
+        if as_path.resolve().parent.parent != root:
+            raise UsageError(f"retry: {ref} is not in the quarantine folder {root}")
+        return as_path.resolve()
+    key = ref.strip().lower()
+    folders = quarantined_folders(root)
+    if re.fullmatch(r"[0-9a-f]{12,64}", key):
+        hits = [f for f in folders if FOLDER_RE.match(f.name)["id"] == key[:12]]  # type: ignore[index]
+    else:
+        hits = [f for f in folders if f.name == ref]
+    if not hits:
+        raise RetryRefused(f"no quarantined bundle {ref!r} in {root} — give the folder, its "
+                           "name, or the 12-character id after '--'")
+    if len(hits) > 1:
+        raise RetryRefused(f"{ref!r} names {len(hits)} quarantined folders: "
+                           f"{', '.join(str(h.relative_to(root)) for h in hits)} — give the "
+                           "folder itself")
+    return hits[0]
+
+
+def _invoice_name(folder: Path, settings: Settings) -> str:
+    try:
+        record = json.loads((folder / "reason.json").read_text("utf-8"))
+        name = record["invoice_file"]
+        if isinstance(name, str) and (folder / name).is_file():
+            return name
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    files = [p.name for p in folder.iterdir() if p.is_file() and not p.is_symlink()
+             and p.name not in PAPERS and is_invoice_name(
+                 p.name, settings.outbox.invoice_patterns, settings.outbox.ignore_patterns)]
+    if len(files) != 1:
+        raise RetryRefused(f"{folder}: cannot tell the invoice file ({', '.join(files) or 'none'}"
+                           ") — move the files back into the outbox by hand")
+    return files[0]
+
+
+def plan(folder: Path, settings: Settings) -> list[str]:
+    """The names to move back, invoice file last; refuses if the outbox holds any of them."""
+    invoice = _invoice_name(folder, settings)
+    parts = sorted(p.name for p in folder.iterdir() if p.name not in PAPERS)
+    taken = [n for n in parts if os.path.lexists(settings.outbox.path / n)]
+    if taken:
+        raise RetryRefused(f"the outbox already holds {', '.join(taken)}; nothing was moved — "
+                           "move or rename that first, then retry")
+    # Invoice file last: the bundle is complete the moment the daemon can see it.
+    return [n for n in parts if n != invoice] + [invoice]
+
+
+def retry(folder: Path, settings: Settings) -> list[str]:
+    """Move one quarantined bundle back; the names it put into the outbox."""
+    outbox = settings.outbox.path
+    order = plan(folder, settings)
+    moved: list[str] = []
+    try:
+        for name in order:
+            move_tree(folder / name, outbox / name)
+            moved.append(name)
+    except OSError as exc:
+        # Someone dropped a file of that name this very moment: put back what we moved.
+        for name in reversed(moved):
+            with contextlib.suppress(OSError):
+                move_tree(outbox / name, folder / name)
+        raise RetryRefused(f"cannot move {folder / order[len(moved)]} back into the outbox "
+                           f"({exc.strerror or exc}); nothing was moved") from None
+    fsync_dir(outbox)
+    for paper in PAPERS:
+        with contextlib.suppress(FileNotFoundError):
+            (folder / paper).unlink()
+    folder.rmdir()
+    return moved
+
+
+def _journal_retried(settings: Settings, folder: Path) -> None:
+    """Mark the quarantined row as retried (state `gone` with that detail), when a journal
+    exists: the bundle comes back as a new row. Never creates a state dir."""
+    if not settings.journal_path.exists():
+        return
+    from daemon.journal import Journal
+    journal = Journal(settings.journal_path)
+    try:
+        for row in journal.rows(("quarantined",)):
+            if row.archive_dir and Path(row.archive_dir).resolve() == folder:
+                journal.transition(row.id, "gone", "retried: moved back into the outbox by "
+                                   "outboxd retry", archive_dir=None)
+    finally:
+        journal.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    settings, _ = settings_of(args)
+    folders = list(dict.fromkeys(find(ref, settings) for ref in args.bundles))
+    for folder in folders:  # all refusals before any move
+        plan(folder, settings)
+    for folder in folders:
+        names = retry(folder, settings)
+        try:
+            _journal_retried(settings, folder)
+        except OutboxdError as exc:  # the move is what counts; the journal is a record
+            print(f"outboxd: note: {exc}")
+        print(f"{folder.name}: back in the outbox: {', '.join(names)}")
+    return EXIT_OK

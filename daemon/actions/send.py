@@ -1,0 +1,81 @@
+"""`outboxd send FILE_OR_INVOICE_ID [--without-attachments]`: "send selected" (SPEC §7).
+
+Releases a bundle that waits for attachments by writing its release file
+`NAME.send-anyway` into the outbox (see daemon/release.py for why a file):
+a running daemon sees it at once through its watcher, a stopped one at its
+next start. Without --without-attachments it refuses and names the invoice
+ids that have no attachments. The bundle is read and validated here first
+(the daemon's own evaluate), so a bundle with errors is refused with them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+from pathlib import Path
+
+from daemon.actions import EXIT_OK
+from daemon.actions.attach import holders
+from daemon.actions.common import settings_of
+from daemon.config import Settings
+from daemon.errors import InputError, OutboxdError
+from daemon.finish import evaluate
+from daemon.release import write_release
+from daemon.scan import Candidate, list_outbox
+
+
+class SendRefused(OutboxdError):
+    """The bundle cannot be released as asked; nothing was changed."""
+
+
+def resolve(target: str, settings: Settings) -> Candidate:
+    """An invoice file (name or path in the outbox) or an invoice id → its candidate."""
+    listing = list_outbox(settings.outbox, settings.share)
+    name = Path(target).name
+    path = Path(os.path.abspath(target))
+    if name in listing.candidates and (os.sep not in target
+                                       or path.parent == settings.outbox.path.resolve()):
+        return listing.candidates[name]
+    found = holders(target, settings)
+    if len(found) == 1:
+        return found[0][0]
+    if len(found) > 1:
+        raise SendRefused(f"invoice id {target!r} is in {len(found)} invoice files: "
+                          f"{', '.join(c.invoice.name for c, _ in found)} — name the file")
+    raise SendRefused(f"no invoice file or invoice id {target!r} in {settings.outbox.path} — "
+                      "outboxd status lists what waits")
+
+
+def send(target: str, settings: Settings, without_attachments: bool) -> str:
+    """Release the bundle; a line for the person who asked."""
+    cand = resolve(target, settings)
+    try:
+        bundle = evaluate(cand, settings)
+    except (InputError, OSError) as exc:
+        raise SendRefused(f"{cand.invoice.name} cannot be read: {exc}") from None
+    if bundle.errors:
+        lines = "; ".join(f"{f.file}: {f.message}" for f in bundle.errors[:5])
+        raise SendRefused(f"{cand.invoice.name} has errors, so it cannot be released: {lines}")
+    missing = bundle.unattached_ids
+    if not missing:
+        return (f"{cand.invoice.name}: every invoice has attachments; nothing to release — it "
+                "goes out once its files have settled")
+    if not without_attachments:
+        raise SendRefused(f"{cand.invoice.name}: invoice(s) {', '.join(missing)} have no "
+                          "attachments — add them (outboxd attach), or send without them: "
+                          f"outboxd send {cand.invoice.name} --without-attachments")
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = None
+    if not write_release(cand, settings.share, user):
+        return f"{cand.invoice.name}: already released; the daemon sends it"
+    return (f"{cand.invoice.name}: released without attachments for {', '.join(missing)}; "
+            "a running daemon sends it now, a stopped one at its next start")
+
+
+def run(args: argparse.Namespace) -> int:
+    settings, _ = settings_of(args)
+    print(send(args.target, settings, args.without_attachments))
+    return EXIT_OK

@@ -1,0 +1,119 @@
+"""`[validation] convert_images` (SPEC §2): PNG/JPEG → PDF for the print channels.
+
+img2pdf wraps the image in a one-page PDF without re-encoding it (a JPEG is
+embedded as it is; PNG pixels are copied losslessly), and sizes the page from
+the image's own resolution, so a 300-DPI scan stays a 300-DPI page.
+
+Where the PDF lives (the contract is silent):
+
+* before the claim nothing is written: validation converts in memory, checks
+  the PDF like any other PDF attachment and records its name, size and hash
+  on the attachment (``Attachment.converted``), so the bundle id, computed
+  before and after the claim, already names what will be sent;
+* after the claim, ``materialise`` writes the PDF into the processing work
+  folder, in ``NAME.converted/`` beside the sidecar ``NAME/``, keeping the
+  sidecar's layout (``batch-42.converted/INV-2001/scan.pdf``). That folder
+  travels with the bundle to sent/ (or quarantine/), so the original and the
+  converted file are archived side by side.
+
+The conversion is deterministic (no dates in the PDF), so a crash between the
+claim and the delivery gives the same bytes, hash and bundle id again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import replace
+from pathlib import Path, PurePosixPath
+
+from daemon.bundle import Attachment, Bundle, Conversion, Finding
+from daemon.fsops import open_regular, write_atomic
+
+PRINT_CHANNELS = frozenset({"external-print", "original-print"})
+CONVERTIBLE = frozenset({"png", "jpeg"})
+CONVERTED_SUFFIX = ".converted"
+
+
+def wanted(kind: str, channel: str, convert_images: bool) -> bool:
+    return convert_images and channel in PRINT_CHANNELS and kind in CONVERTIBLE
+
+
+def image_to_pdf(data: bytes) -> bytes:
+    """One page per image, its resolution kept, no dates (the same bytes every time)."""
+    import img2pdf
+    # The internal engine: pikepdf's writer stamps a time-based /ID into the file,
+    # which would change the hash (and the bundle id) between two conversions.
+    out: bytes = img2pdf.convert(data, nodate=True, engine=img2pdf.Engine.internal)
+    return out
+
+
+def converted_name(att: Attachment, taken: set[str]) -> str:
+    """``scan.png`` → ``scan.pdf``; ``scan.png.pdf`` when the invoice already has a scan.pdf."""
+    name = PurePosixPath(att.original_name).stem + ".pdf"
+    if name.casefold() in taken:
+        name = att.original_name + ".pdf"
+    return name
+
+
+def convert(att: Attachment, taken: set[str]) -> tuple[Attachment, bytes | None, list[Finding]]:
+    """Convert in memory; the attachment comes back with ``converted`` set (path None)."""
+    from daemon.probe import probe_pdf
+    try:
+        with open_regular(att.path, att.rel) as fh:
+            pdf = image_to_pdf(fh.read())
+    except Exception as exc:  # noqa: BLE001 - img2pdf/PIL raise many kinds on odd images
+        return att, None, [Finding("conversion-failed", att.rel, f"cannot be converted to PDF "
+                                   f"({type(exc).__name__}: {str(exc)[:200]}) — export it as "
+                                   "PDF and put that file here", "error", att.invoice_id)]
+    facts = probe_pdf(io.BytesIO(pdf))
+    if facts.error is not None or not facts.pages:
+        return att, None, [Finding("conversion-failed", att.rel, f"converts to an unreadable "
+                                   f"PDF ({facts.error}) — export it as PDF and put that file "
+                                   "here", "error", att.invoice_id)]
+    conv = Conversion(name=converted_name(att, taken), size=len(pdf),
+                      sha256=hashlib.sha256(pdf).hexdigest(), pages=facts.pages,
+                      original_content_type=att.content_type)
+    return replace(att, converted=conv), pdf, []
+
+
+def converted_path(work_dir: Path, att: Attachment) -> Path:
+    """``INV-1/scan.png`` → ``WORK/INV-1.converted/scan.pdf`` (rel starts with the sidecar)."""
+    assert att.converted is not None
+    parts = PurePosixPath(att.rel).parts
+    return work_dir.joinpath(parts[0] + CONVERTED_SUFFIX, *parts[1:-1], att.converted.name)
+
+
+def materialise(atts: tuple[Attachment, ...], work_dir: Path) -> tuple[Attachment, ...]:
+    """Write each conversion into the claimed work folder (once) and point it there."""
+    out: list[Attachment] = []
+    for att in atts:
+        conv = att.converted
+        if conv is None:
+            out.append(att)
+            continue
+        target = converted_path(work_dir, att)
+        if not _same(target, conv.sha256):
+            with open_regular(att.path, att.rel) as fh:
+                pdf = image_to_pdf(fh.read())
+            if hashlib.sha256(pdf).hexdigest() != conv.sha256:
+                raise OSError(f"{att.rel}: converting again gave other bytes")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(target, pdf)
+        out.append(replace(att, converted=replace(conv, path=target)))
+    return tuple(out)
+
+
+def unconverted(bundle: Bundle) -> Bundle:
+    """The bundle as matched, before any conversion: what ``assemble`` alone gives."""
+    if not any(a.converted for a in bundle.attachments):
+        return bundle
+    return replace(bundle, attachments=tuple(replace(a, converted=None)
+                                             for a in bundle.attachments))
+
+
+def _same(path: Path, sha256: str) -> bool:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest() == sha256
+    except OSError:
+        return False

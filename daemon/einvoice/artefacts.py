@@ -1,0 +1,83 @@
+"""The vendored validation artefacts: where they are, what they are, their hash.
+
+The files under ``data/`` are the official ones, unchanged (``data/SOURCES.md``
+says where each comes from and under which licence). ``versions.toml`` pins
+what they are; ``scripts/update-einvoice-rules`` rewrites both together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parent / "data"
+
+SCHXSLT_PIPELINE = DATA / "schxslt" / "xslt-2.0" / "pipeline-for-svrl.xsl"
+XSD_INVOICE = DATA / "ubl-2.1" / "xsd" / "maindoc" / "UBL-Invoice-2.1.xsd"
+XSD_CREDIT_NOTE = DATA / "ubl-2.1" / "xsd" / "maindoc" / "UBL-CreditNote-2.1.xsd"
+MIME_CODES = DATA / "peppol-bis-invoice-3" / "MimeCode.xml"
+
+PEPPOL_BIS3 = "urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0"
+EN16931 = "urn:cen.eu:en16931:2017"
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """One Schematron file; ``name`` keys the compiled XSLT in the cache."""
+
+    name: str
+    sch: Path
+
+
+CEN = RuleSet("cen", DATA / "peppol-bis-invoice-3" / "sch" / "CEN-EN16931-UBL.sch")
+PEPPOL = RuleSet("peppol", DATA / "peppol-bis-invoice-3" / "sch" / "PEPPOL-EN16931-UBL.sch")
+ALL_RULE_SETS = (CEN, PEPPOL)
+
+
+def rule_sets_for(customization_id: str | None) -> tuple[RuleSet, ...] | None:
+    """SPEC §2.2: Peppol BIS 3 → EN 16931 + Peppol; other EN 16931 → EN 16931; else None.
+
+    Peppol's own CIUS extensions (``…billing:3.0#conformant#…``) start with the
+    Peppol id and get the Peppol rules too.
+    """
+    cid = (customization_id or "").strip()
+    if cid.startswith(PEPPOL_BIS3):
+        return (CEN, PEPPOL)
+    if cid.startswith(EN16931):
+        return (CEN,)
+    return None
+
+
+@cache
+def artefacts_hash() -> str:
+    """sha256 over every vendored file (relative name and bytes): the compile cache key."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in DATA.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(DATA).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+@cache
+def pinned() -> dict[str, dict[str, str]]:
+    with open(DATA / "versions.toml", "rb") as fh:
+        return tomllib.load(fh)
+
+
+def mime_codes() -> frozenset[str]:
+    """The attachment mime codes Peppol BIS 3 allows (code list CL001 / BR-CL-24)."""
+    from lxml import etree
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    root = etree.parse(str(MIME_CODES), parser).getroot()
+    return frozenset(el.text.strip() for el in root.iter("{*}Id") if el.text)
+
+
+def rules_versions() -> list[str]:
+    """One line per artefact with its pinned version and source, for ``check --rules``."""
+    lines = [f"{entry['what']}: {entry['version']} ({entry['source']})"
+             for entry in pinned().values()]
+    lines.append(f"artefacts sha256: {artefacts_hash()}")
+    return lines

@@ -1,0 +1,137 @@
+"""Pre-flight (SPEC §2.2): the official rules applied to each UBL document of an invoice file.
+
+Which rules is decided per document by its ``cbc:CustomizationID``; a file
+with several invoices is checked document by document and each finding names
+its invoice. Findings use the code ``einvoice-rule``:
+``INV-1.xml: [BR-CO-15] Invoice total amount with VAT … (/Invoice/cac:LegalMonetaryTotal)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from daemon.bundle import Finding
+from daemon.einvoice import engine as engine_mod
+from daemon.einvoice.artefacts import rule_sets_for
+from daemon.errors import InputError
+
+Mode = Literal["error", "warn", "off"]
+
+NS_INVOICE = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
+NS_CREDIT_NOTE = "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2"
+CBC = "{urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2}"
+ROOTS = {f"{{{NS_INVOICE}}}Invoice": "Invoice", f"{{{NS_CREDIT_NOTE}}}CreditNote": "CreditNote"}
+MAX_FINDINGS = 40  # per document; a file from the wrong export fails hundreds of rules
+FIX = "correct the invoice in the ERP and export it again"
+
+
+@dataclass(frozen=True)
+class Document:
+    """One UBL Invoice/CreditNote of a file, ready for the rules."""
+
+    invoice_id: str
+    root_name: str  # "Invoice" | "CreditNote"
+    customization_id: str | None
+    tree: Any  # lxml element (the root of its own document)
+    text: str  # serialised by lxml: ASCII, no declaration, no DTD
+
+
+@dataclass(frozen=True)
+class Result:
+    checked: bool  # False: no document of the file is EN 16931 UBL (Svefaktura, PDF, …)
+    findings: tuple[Finding, ...] = ()
+    not_checked: tuple[str, ...] = field(default=())  # invoice ids not pre-flighted, and why
+
+    @property
+    def errors(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity == "error")
+
+
+def documents(data: bytes, rel: str) -> list[Document]:
+    """Every UBL Invoice/CreditNote in the file, each as a document of its own."""
+    eng = engine_mod.load()
+    etree = eng._etree
+    try:
+        root = etree.fromstring(data, eng.parser())
+    except etree.XMLSyntaxError as exc:
+        raise InputError("invalid-xml", rel, f"is not well-formed XML ({exc}) — export the "
+                         "invoice again") from None
+    out: list[Document] = []
+    for el in root.iter(*ROOTS):
+        text = etree.tostring(el, encoding="ascii", xml_declaration=False).decode("ascii")
+        tree = el if el is root else etree.fromstring(text.encode("ascii"), eng.parser())
+        own_id = el.find(f"{CBC}ID")
+        cid = el.find(f"{CBC}CustomizationID")
+        out.append(Document(
+            invoice_id=(own_id.text or "").strip() if own_id is not None else "",
+            root_name=ROOTS[el.tag],
+            customization_id=(cid.text or "").strip() if cid is not None else None,
+            tree=tree, text=text))
+    return out
+
+
+def check_document(doc: Document, fatal_only: bool = False,
+                   ) -> list[engine_mod.Assertion] | None:
+    """XSD + the document's rule sets; None when its CustomizationID names no EN 16931 rules."""
+    rule_sets = rule_sets_for(doc.customization_id)
+    if rule_sets is None:
+        return None
+    eng = engine_mod.load()
+    found = eng.xsd_errors(doc.root_name, doc.tree) + eng.schematron(rule_sets, doc.text)
+    return [a for a in found if a.fatal] if fatal_only else found
+
+
+def preflight(data: bytes, rel: str, mode: Mode = "error") -> Result:
+    """Pre-flight the bytes of one invoice file (``rel`` names it in the findings).
+
+    ``mode`` is ``[einvoice] preflight``: fatal assertions and XSD errors are
+    errors under "error", warnings under "warn"; the rules' own warnings are
+    warnings in both; "off" looks at nothing. Raises ConfigError when the
+    engine cannot load, InputError when the bytes are not XML.
+    """
+    if mode == "off":
+        return Result(checked=False)
+    docs = documents(data, rel)
+    several = len(docs) > 1
+    findings: list[Finding] = []
+    skipped: list[str] = []
+    checked = False
+    for doc in docs:
+        found = check_document(doc)
+        if found is None:
+            skipped.append(f"{doc.invoice_id}: CustomizationID {doc.customization_id!r} names "
+                           "no EN 16931 rules")
+            continue
+        checked = True
+        findings.extend(_findings(doc, found, rel, mode, several))
+    return Result(checked, tuple(findings), tuple(skipped))
+
+
+def _findings(doc: Document, found: list[engine_mod.Assertion], rel: str, mode: Mode,
+              several: bool) -> list[Finding]:
+    who = f"invoice {doc.invoice_id}: " if several else ""
+    out: list[Finding] = []
+    for a in found[:MAX_FINDINGS]:
+        severity = "error" if a.fatal and mode == "error" else "warning"
+        where = f" ({a.location})" if a.location else ""
+        tail = f" — {FIX}" if a.fatal else ""
+        out.append(Finding("einvoice-rule", rel, f"{who}[{a.rule}] {a.text}{where}{tail}",
+                           severity, invoice_id=doc.invoice_id or None))
+    if len(found) > MAX_FINDINGS:
+        more = found[MAX_FINDINGS:]
+        fatal = any(a.fatal for a in more)
+        out.append(Finding("einvoice-rule", rel, f"{who}{len(more)} more findings "
+                           f"({', '.join(sorted({a.rule for a in more})[:10])}) — {FIX}",
+                           "error" if fatal and mode == "error" else "warning",
+                           invoice_id=doc.invoice_id or None))
+    return out
+
+
+def read_and_preflight(path: Path, rel: str, mode: Mode) -> Result:
+    """Open the invoice file safely (no links, FIFOs, devices) and pre-flight it."""
+    from daemon.fsops import open_regular
+    with open_regular(path, rel) as fh:
+        data = fh.read()
+    return preflight(data, rel, mode)

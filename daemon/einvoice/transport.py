@@ -1,0 +1,146 @@
+"""Delivery of `ubl-embedded` bundles (SPEC §5.4): one UBL document per invoice.
+
+HTTP: one POST per document (``Content-Type: application/xml``,
+``Idempotency-Key`` = sha256 of the document, ``X-Outboxd-Bundle-Id``); the
+§5.1 response table applies per document. Each accepted document is written
+to the journal at once, so a retry (or a restart) sends only the documents not
+yet accepted. The bundle is delivered when all its documents are; the
+receipt's body lists every document's key and answer.
+
+Directory: ``TARGET/NAME--INVOICEID.xml`` per document, written under a
+temporary name and renamed; a file that is already there with the same bytes
+counts as delivered.
+
+Bundles of the print channels are not e-invoices: they go out as bundles
+(§5.1/§5.2) through the ordinary deliverer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+
+from daemon.bundle import Bundle
+from daemon.config import DeliveryConfig
+from daemon.deliver import DirectoryDeliverer, HttpDeliverer, Receipt, classify
+from daemon.einvoice.artefacts import mime_codes
+from daemon.einvoice.embed import Document, documents_for
+from daemon.errors import InputError, Paused, Rejected, Retryable
+from daemon.fsops import fsync_dir, rename_noreplace
+from daemon.names import folder_name_for_id
+
+
+class Progress(Protocol):
+    """What the journal offers: documents already accepted, per bundle id."""
+
+    def accepted_documents(self, bundle_id: str) -> dict[str, dict[str, Any]]: ...
+
+    def accept_document(self, bundle_id: str, key: str, record: dict[str, Any]) -> None: ...
+
+
+def document_key(doc: Document) -> str:
+    return hashlib.sha256(doc.data).hexdigest()
+
+
+class EmbeddedDeliverer:
+    def __init__(self, cfg: DeliveryConfig, transport: httpx.BaseTransport | None = None) -> None:
+        self.cfg = cfg
+        self.inner: HttpDeliverer | DirectoryDeliverer
+        if cfg.transport == "directory":
+            assert cfg.target is not None
+            self.inner = DirectoryDeliverer(cfg.target)
+        else:
+            self.inner = HttpDeliverer(cfg, transport)
+        self.progress: Progress | None = None
+
+    def bind_journal(self, progress: Progress) -> None:
+        self.progress = progress
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def deliver(self, bundle: Bundle, manifest: dict[str, Any]) -> Receipt:
+        if bundle.channel != "e-invoice":
+            return self.inner.deliver(bundle, manifest)
+        plan = documents_for(bundle, mime_codes())
+        if plan.findings:  # validation passed a moment ago: the files changed since
+            first = plan.findings[0]
+            raise InputError(first.code, first.file, first.message)
+        bid = manifest["bundle_id"]
+        done = self.progress.accepted_documents(bid) if self.progress else {}
+        records: list[dict[str, Any]] = []
+        failed: Retryable | None = None
+        for doc in plan.documents:
+            key = document_key(doc)
+            record = done.get(key)
+            if record is None:
+                name = f"{bundle.name}--{folder_name_for_id(doc.invoice_id)}.xml"
+                try:
+                    receipt = self._send(doc, key, bid, name)
+                except Retryable as exc:
+                    # The others may still go now; this one is retried with the bundle.
+                    failed = failed or exc
+                    continue
+                record = {"invoice_id": doc.invoice_id, "name": name, "idempotency_key": key,
+                          "size": len(doc.data), **receipt.as_dict()}
+                if self.progress:
+                    self.progress.accept_document(bid, key, record)
+            records.append(record)
+        if failed is not None:
+            raise failed
+        ids = [str(r["receipt_id"]) for r in records if r.get("receipt_id")]
+        status = max((int(r["status"]) for r in records), default=201)
+        return Receipt(status, {"documents": records},
+                       ids[0] if len(ids) == 1 else (", ".join(ids) or None))
+
+    def _send(self, doc: Document, key: str, bid: str, name: str) -> Receipt:
+        if isinstance(self.inner, DirectoryDeliverer):
+            return _write_document(self.inner.target, name, doc.data)
+        assert self.cfg.url is not None
+        headers = {"Content-Type": "application/xml", "Idempotency-Key": key,
+                   "X-Outboxd-Bundle-Id": bid}
+        try:
+            response = self.inner.client.post(self.cfg.url, content=doc.data, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise Retryable(f"timed out talking to the receiver ({type(exc).__name__})") \
+                from None
+        except httpx.TransportError as exc:
+            raise Retryable(f"cannot reach the receiver: {exc or type(exc).__name__}") from None
+        except httpx.InvalidURL as exc:
+            raise Paused(f"[delivery] url is not usable: {exc}") from None
+        try:
+            return classify(response)
+        except Rejected as exc:
+            raise Rejected(f"the receiver rejected the document of invoice {doc.invoice_id} "
+                           f"with HTTP {exc.status}", exc.status, exc.body) from None
+
+
+def _write_document(target: Path, name: str, data: bytes) -> Receipt:
+    final = target / name
+    try:
+        if final.exists():
+            if final.read_bytes() == data:
+                return Receipt(200, {"path": str(final), "already_there": True}, None)
+            raise Rejected(f"[delivery] target already holds {name} with other content", 409,
+                           f"{final} exists and differs — move it away if it is an old "
+                           "version, then retry the bundle")
+        tmp = target / f".tmp-{uuid.uuid4().hex}-{name}"
+        with open(tmp, "xb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            rename_noreplace(tmp, final)
+        except FileExistsError:
+            tmp.unlink()
+            return _write_document(target, name, data)
+        fsync_dir(target)
+    except OSError as exc:
+        raise Retryable(f"cannot write to [delivery] target {target}: "
+                        f"{exc.strerror or exc}") from None
+    return Receipt(201, {"path": str(final)}, None)

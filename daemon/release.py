@@ -1,0 +1,155 @@
+"""Release without attachments — "send anyway" (SPEC §1.5, §1.6).
+
+A release is one file in the outbox root, `NAME` + `[share] release_suffix`
+(default `NAME.send-anyway`), beside the invoice file `NAME.ext`:
+
+* a clerk drops it on the share (any content, usually empty);
+* `outboxd send NAME --without-attachments` writes it for the operator, with
+  a first line that says so (``RELEASED_BY_SEND``).
+
+Why a file in the outbox and not a request in the state dir or the journal:
+the daemon already watches the outbox, so a running daemon sees the release
+at once through the same event that any dropped file causes, and a stopped
+daemon finds it at its next start scan; there is one mechanism for both
+ways of releasing, and the file travels with the bundle into the processing
+folder at the claim (like the marker) and from there into sent/, which is
+the lasting record of who released what. The people on the share see the
+release too.
+
+A release applies only to a bundle that waits for attachments (any
+`[policy] unattached` but "send"); beside a bundle with errors, or one that
+has all its attachments, it does nothing — the status page says why.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from daemon.config import ShareConfig
+from daemon.errors import InputError
+from daemon.fsops import fsync_dir, open_regular, rename_noreplace
+from daemon.names import stem
+from daemon.scan import Candidate
+
+RELEASED_BY_SEND = "# released by outboxd send --without-attachments"
+_READ_LIMIT = 4096
+
+
+def path_for(cand: Candidate, share: ShareConfig) -> Path:
+    return cand.invoice.with_name(cand.name + share.release_suffix)
+
+
+def release_file(cand: Candidate, share: ShareConfig) -> Path | None:
+    """The release beside this invoice file, if it is a regular file (a link or a FIFO of
+    that name releases nothing: outboxd never follows or opens those)."""
+    path = path_for(cand, share)
+    try:
+        return path if stat.S_ISREG(os.lstat(path).st_mode) else None
+    except OSError:
+        return None
+
+
+def owner_name(path: Path) -> str | None:
+    try:
+        return pwd.getpwuid(os.lstat(path).st_uid).pw_name
+    except (KeyError, OSError):
+        return None
+
+
+def released_by(path: Path) -> str:
+    """Who released: the text of the manifest's unattached-invoice warning."""
+    try:
+        with open_regular(path) as fh:
+            head = fh.read(_READ_LIMIT).decode("utf-8", "replace")
+    except (InputError, OSError):
+        head = ""
+    if head.startswith(RELEASED_BY_SEND):
+        return "released by outboxd send"
+    owner = owner_name(path)
+    return f"released by {path.name}" + (f" (owner {owner})" if owner else "")
+
+
+def warning_text(invoice_id: str, release: Path | None) -> str:
+    """The unattached-invoice warning; names the release when there is one."""
+    text = f"invoice {invoice_id} is sent without attachments"
+    return f"{text} ({released_by(release)})" if release is not None else text
+
+
+def write_release(cand: Candidate, share: ShareConfig, user: str | None) -> bool:
+    """What `outboxd send --without-attachments` does; False if a release is already there.
+
+    Written under a hidden name and renamed without replacing, so the daemon
+    never reads half a file and a clerk's own release file is never replaced.
+    """
+    target = path_for(cand, share)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    line = RELEASED_BY_SEND + (f" (by {user})" if user else "") + "\n"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+        rename_noreplace(tmp, target)
+    except FileExistsError:
+        return False
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+    fsync_dir(target.parent)
+    return True
+
+
+@dataclass(frozen=True)
+class Idle:
+    """A release file that does nothing, and why (for the status page)."""
+
+    name: str
+    why: str
+
+
+def release_names(outbox: Path, share: ShareConfig) -> list[str]:
+    if not share.release_suffix:
+        return []
+    with os.scandir(outbox) as it:
+        return sorted(e.name for e in it if e.name.endswith(share.release_suffix)
+                      and e.name != share.release_suffix and not e.name.startswith("."))
+
+
+def idle_releases(names: Iterable[str], share: ShareConfig, invoice_files: Iterable[str],
+                  states: dict[str, str]) -> list[Idle]:
+    """The release files that do nothing now, with why.
+
+    `invoice_files` are the invoice files in the outbox; `states` maps an
+    invoice file to its journal state (settling, waiting, held).
+    """
+    by_stem: dict[str, list[str]] = {}
+    for f in invoice_files:
+        by_stem.setdefault(stem(f), []).append(f)
+    out: list[Idle] = []
+    for name in names:
+        base = name[: -len(share.release_suffix)]
+        files = by_stem.get(base, [])
+        if not files:
+            out.append(Idle(name, f"there is no invoice file {base}.* beside it; it waits for "
+                                  "one"))
+            continue
+        state = states.get(files[0])
+        if state == "held":
+            out.append(Idle(name, f"{files[0]} has errors (see {base}.errors.txt); a release "
+                                  "only sends invoices that lack attachments — fix the errors "
+                                  "first"))
+        elif state == "waiting":
+            continue  # about to be released
+        elif state in (None, "settling"):
+            out.append(Idle(name, f"{files[0]} is still settling; the release applies once it "
+                                  "has"))
+        else:
+            out.append(Idle(name, f"{files[0]} has attachments for every invoice; there is "
+                                  "nothing to release — it goes out as usual"))
+    return out

@@ -1,0 +1,211 @@
+"""The status page: the share as the clerk's screen (SPEC §1.6).
+
+`render()` is a pure function from journal rows (plus the release files that
+do nothing) to one self-contained HTML file: no scripts, no external
+resources, a meta refresh of 10 s, counts at the top, the time it was
+written, and every name HTML-escaped. `StatusPage.refresh()` rewrites the
+file atomically, only when its content changed and at most every
+`MIN_INTERVAL` seconds (the monotonic clock is injected for tests).
+"Today" is the UTC date, as in the archive folders' names.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from daemon import logs
+from daemon.config import Settings
+from daemon.errors import OutboxdError
+from daemon.fsops import write_atomic
+from daemon.journal import LIVE, Journal, Row
+from daemon.names import stem
+from daemon.release import Idle, idle_releases, release_names
+from daemon.scan import list_outbox
+
+MIN_INTERVAL = 2.0
+WRITTEN_MARK = "<!--written-->"
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.5em;color:#222}
+h1{font-size:1.4em;margin:0 0 .2em}
+.when{color:#666;margin:0 0 1em}
+.counts{display:flex;flex-wrap:wrap;gap:.6em;padding:0;list-style:none}
+.counts li{border:1px solid #ccc;border-radius:6px;padding:.4em .8em;background:#f7f7f7}
+.counts b{font-size:1.3em;display:block}
+section{margin-top:1.6em}
+h2{font-size:1.15em;border-bottom:2px solid #ddd;padding-bottom:.2em}
+table{border-collapse:collapse;width:100%}
+th,td{text-align:left;vertical-align:top;padding:.3em .6em;border-bottom:1px solid #eee}
+th{background:#fafafa}
+td:first-child{white-space:nowrap}
+td.err{color:#a40000}
+p.none{color:#888}
+code{background:#f2f2f2;padding:0 .2em}
+""".strip()
+
+
+def _e(value: object) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _when(iso: str | None) -> str:
+    """An ISO timestamp as 'YYYY-MM-DD HH:MM:SS UTC'."""
+    if not iso:
+        return ""
+    return iso.replace("T", " ").split(".")[0].rstrip("Z") + " UTC"
+
+
+def _table(headers: Sequence[str], rows: list[list[str]]) -> str:
+    """rows hold already-escaped HTML cells."""
+    if not rows:
+        return '<p class="none">None.</p>'
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _lines(items: Sequence[str]) -> str:
+    return "<br>".join(_e(i) for i in items)
+
+
+def sections(rows: Sequence[Row], today: str) -> dict[str, list[Row]]:
+    """The rows of each section; `today` is YYYY-MM-DD (UTC)."""
+    return {
+        "waiting": [r for r in rows if r.state == "waiting"],
+        "held": [r for r in rows if r.state == "held"],
+        "retrying": [r for r in rows if r.state == "retrying"],
+        "quarantined": [r for r in rows if r.state == "quarantined"
+                        and r.since.startswith(today)],
+        "sent": [r for r in rows if r.state == "sent" and r.since.startswith(today)],
+    }
+
+
+def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
+           release_suffix: str = ".send-anyway", body_only: bool = False) -> str:
+    """The whole page. With body_only the time written is left out (for change checks)."""
+    today = written_at.astimezone(UTC).strftime("%Y-%m-%d")
+    sec = sections(rows, today)
+    counts = [("Waiting for attachments", len(sec["waiting"])), ("Held", len(sec["held"])),
+              ("Retrying", len(sec["retrying"])),
+              ("Quarantined today", len(sec["quarantined"])),
+              ("Sent today", len(sec["sent"]))]
+    parts: list[str] = []
+    parts.append('<ul class="counts">' + "".join(
+        f"<li><b>{n}</b>{_e(title)}</li>" for title, n in counts) + "</ul>")
+
+    waiting = []
+    for r in sec["waiting"]:
+        name = stem(r.invoice_file)
+        how = (f"add the attachments to the folder <code>{_e(name)}</code>, or drop a file "
+               f"named <code>{_e(name + release_suffix)}</code> beside the invoice to send "
+               "it without them")
+        waiting.append([_e(r.invoice_file), _lines(r.unattached_ids), _e(_when(r.since)),
+                        _e(_when(r.deadline)) if r.deadline else "none — waits until "
+                        "released", how])
+    parts.append(_section("waiting", "Waiting for attachments", _table(
+        ["File", "Invoices without attachments", "Since", "Deadline", "How to release"],
+        waiting)))
+
+    held = [[_e(r.invoice_file), '<span class="err">' + _lines(
+        [f"{x['file']}: {x['message']}" for x in r.reasons]) + "</span>"]
+        for r in sec["held"]]
+    parts.append(_section("held", "Held (fix the errors; checked again on every change)",
+                          _table(["File", "Errors (as in NAME.errors.txt)"], held)))
+
+    retrying = [[_e(r.invoice_file), _e(r.attempts), _e(_when(r.next_attempt_at)),
+                 _e(r.last_error)] for r in sec["retrying"]]
+    parts.append(_section("retrying", "Retrying", _table(
+        ["File", "Attempts", "Next try", "Last error"], retrying)))
+
+    quarantined = [[_e(Path(r.archive_dir).name if r.archive_dir else r.invoice_file),
+                    _lines([f"{x['file']}: {x['message']}" for x in r.reasons])]
+                   for r in sec["quarantined"]]
+    parts.append(_section("quarantined", "Quarantined today (see REASON.txt in each folder)",
+                          _table(["Folder", "Reasons"], quarantined)))
+
+    sent = [[_e(r.invoice_file), _lines(r.invoice_ids), _e(r.receipt_id),
+             _e(_when(r.since))] for r in sec["sent"]]
+    parts.append(_section("sent", "Sent today", _table(
+        ["File", "Invoices", "Receipt", "Sent at"], sent)))
+
+    if idle:
+        parts.append(_section("releases", "Release files that do nothing", _table(
+            ["File", "Why"], [[_e(i.name), _e(i.why)] for i in idle])))
+
+    body = "\n".join(parts)
+    if body_only:
+        return body
+    stamp = written_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta http-equiv=\"refresh\" content=\"10\">"
+            "<title>outboxd — outbox status</title>"
+            f"<style>{_STYLE}</style></head>\n<body>\n<h1>Outbox status</h1>\n"
+            f"<p class=\"when\">Written {WRITTEN_MARK}{_e(stamp)} by outboxd; this page "
+            "reloads every 10 seconds.</p>\n"
+            f"{body}\n</body></html>\n")
+
+
+def _section(key: str, title: str, content: str) -> str:
+    return f'<section id="{key}"><h2>{_e(title)}</h2>\n{content}</section>'
+
+
+class StatusPage:
+    """Keeps OUTBOX/[share] status_page up to date; call refresh() as often as you like."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.clock = clock
+        self.wall = wall
+        self._last_check = float("-inf")
+        self._last_body: str | None = None
+        self._last_error = ""
+
+    def next_at(self) -> float:
+        """The earliest monotonic time the next refresh may look."""
+        return self._last_check + MIN_INTERVAL
+
+    def refresh(self, journal: Journal, settings: Settings,
+                invoice_files: Iterable[str] | None = None) -> bool:
+        """Rewrite the page if it is due and its content changed; True if written.
+
+        Looks at most every MIN_INTERVAL seconds. A page that cannot be written
+        (a full disk, permissions) is logged once per distinct error and never
+        stops the caller: the page is a view, the journal is the record.
+        """
+        if not settings.share.status_page or self.clock() - self._last_check < MIN_INTERVAL:
+            return False
+        self._last_check = self.clock()
+        try:
+            written = self._refresh(journal, settings, invoice_files)
+        except (OSError, OutboxdError) as exc:
+            if str(exc) != self._last_error:
+                self._last_error = str(exc)
+                logs.get().error("cannot write the status page", error=str(exc))
+            return False
+        self._last_error = ""
+        return written
+
+    def _refresh(self, journal: Journal, settings: Settings,
+                 invoice_files: Iterable[str] | None) -> bool:
+        share = settings.share
+        now = self.wall()
+        rows = journal.recent(days=1)
+        idle: list[Idle] = []
+        names = release_names(settings.outbox.path, share)  # names only: no stat
+        if names:
+            # The loop passes the invoice files it knows; listing is the fallback.
+            files = invoice_files if invoice_files is not None else list_outbox(
+                settings.outbox, share).candidates
+            states = {r.invoice_file: r.state for r in rows if r.state in LIVE}
+            idle = idle_releases(names, share, files, states)
+        body = render(rows, idle, now, share.release_suffix, body_only=True)
+        path = settings.outbox.path / share.status_page
+        if body == self._last_body and path.exists():
+            return False
+        write_atomic(path, render(rows, idle, now, share.release_suffix).encode("utf-8"))
+        self._last_body = body
+        return True

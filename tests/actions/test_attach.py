@@ -1,0 +1,99 @@
+"""`outboxd attach`: the file lands in the right sidecar, attachments.toml keeps its comments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import Env
+from helpers import UBL_NS, drop_bundle, pdf_bytes, ubl_invoice, write
+
+from daemon.cli import main
+from daemon.config import load_settings
+from daemon.finish import evaluate
+from daemon.scan import candidate_for
+
+
+def batch_xml(*ids: str) -> bytes:
+    inner = "".join(f"<Invoice {UBL_NS}><cbc:ID>{i}</cbc:ID></Invoice>" for i in ids)
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n<Batch>{inner}</Batch>\n'.encode()
+
+
+@pytest.fixture
+def cfg(env: Env) -> Env:
+    env.write_config("http://127.0.0.1:9/bundles")
+    return env
+
+
+@pytest.fixture
+def timesheet(tmp_path: Path) -> Path:
+    return write(tmp_path / "home" / "timesheet.pdf", pdf_bytes(2))
+
+
+def attach(env: Env, *args: str) -> int:
+    return main(["attach", "-c", str(env.config), *args])
+
+
+def test_attach_into_single_invoice_sidecar_creating_it(cfg: Env, timesheet: Path,
+                                                        capsys) -> None:
+    write(cfg.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+    assert attach(cfg, "INV-1001", str(timesheet), "--type", "Timesheet",
+                  "--note", "Hours for October") == 0
+    assert (cfg.outbox / "INV-1001" / "timesheet.pdf").read_bytes() == timesheet.read_bytes()
+    assert "attached as INV-1001/timesheet.pdf" in capsys.readouterr().out
+    # The daemon's own reading sees the type and note, and nothing temporary is left.
+    s = load_settings(cfg.config)
+    bundle = evaluate(candidate_for(s.outbox, "INV-1001.xml"), s)
+    [att] = bundle.attachments
+    assert (att.document_type, att.note, bundle.errors) == ("Timesheet", "Hours for October", ())
+    assert sorted(p.name for p in (cfg.outbox / "INV-1001").iterdir()) == [
+        "attachments.toml", "timesheet.pdf"]
+
+
+def test_attach_into_three_invoice_file_goes_into_the_id_subfolder_keeping_comments(
+        cfg: Env, timesheet: Path) -> None:
+    write(cfg.outbox / "batch-42.xml", batch_xml("INV-1", "INV-2", "INV-3"))
+    toml = cfg.outbox / "batch-42" / "INV-2" / "attachments.toml"
+    write(cfg.outbox / "batch-42" / "INV-2" / "contract.pdf", pdf_bytes())
+    write(toml, b'# kept: written by Anna\n[files."contract.pdf"]\ntype = "Contract"  # signed\n')
+    assert attach(cfg, "INV-2", str(timesheet), "--type", "Timesheet") == 0
+    assert (cfg.outbox / "batch-42" / "INV-2" / "timesheet.pdf").exists()
+    text = toml.read_text()
+    assert "# kept: written by Anna" in text and "# signed" in text
+    assert '[files."timesheet.pdf"]' in text and 'type = "Timesheet"' in text
+    s = load_settings(cfg.config)
+    bundle = evaluate(candidate_for(s.outbox, "batch-42.xml"), s)
+    assert {a.original_name: a.document_type for a in bundle.attachments_of("INV-2")} == {
+        "contract.pdf": "Contract", "timesheet.pdf": "Timesheet"}
+    assert bundle.unattached_ids == ("INV-1", "INV-3")
+
+
+def test_attach_refuses_a_name_that_exists(cfg: Env, timesheet: Path, capsys) -> None:
+    drop_bundle(cfg.outbox, "INV-1001", {"timesheet.pdf": b"%PDF-old"})
+    assert attach(cfg, "INV-1001", str(timesheet)) == 1
+    err = capsys.readouterr().err
+    assert "INV-1001/timesheet.pdf already exists" in err and err.count("outboxd:") == 1
+    assert (cfg.outbox / "INV-1001" / "timesheet.pdf").read_bytes() == b"%PDF-old"
+
+
+def test_attach_refuses_an_id_in_no_invoice_file(cfg: Env, timesheet: Path, capsys) -> None:
+    write(cfg.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+    assert attach(cfg, "INV-9999", str(timesheet)) == 1
+    assert "no invoice file" in capsys.readouterr().err
+    assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001.xml"]
+
+
+def test_attach_refuses_an_id_in_two_files_naming_both(cfg: Env, timesheet: Path,
+                                                       capsys) -> None:
+    write(cfg.outbox / "a.xml", ubl_invoice("INV-7"))
+    write(cfg.outbox / "b.xml", batch_xml("INV-6", "INV-7"))
+    assert attach(cfg, "INV-7", str(timesheet)) == 1
+    err = capsys.readouterr().err
+    assert "a.xml" in err and "b.xml" in err and "2 invoice files" in err
+    assert sorted(p.name for p in cfg.outbox.iterdir()) == ["a.xml", "b.xml"]
+
+
+def test_attach_of_a_missing_file_is_a_usage_error(cfg: Env, tmp_path: Path, capsys) -> None:
+    write(cfg.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+    assert attach(cfg, "INV-1001", str(tmp_path / "nope.pdf")) == 2
+    assert "nope.pdf does not exist" in capsys.readouterr().err

@@ -1,0 +1,190 @@
+"""`outboxd check`: the daemon's own reading and validation, printed; nothing written."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+from conftest import Env
+from helpers import UBL_NS, drop_bundle, pdf_bytes, write
+from PIL import Image, TiffImagePlugin
+from pypdf import PdfWriter
+
+from daemon.cli import main
+
+
+def encrypted_pdf() -> bytes:
+    writer = PdfWriter()
+    writer.add_blank_page(595, 842)
+    writer.encrypt(user_password="", owner_password="x")
+    buf = io.BytesIO()
+    writer.write(buf)
+    return buf.getvalue()
+
+
+def image(fmt: str, **kw: object) -> bytes:
+    buf = io.BytesIO()
+    Image.new("L", (16, 16), 255).save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def tiff(*dpis: int) -> bytes:
+    buf = io.BytesIO()
+    with TiffImagePlugin.AppendingTiffWriter(buf, new=True) as tf:
+        for dpi in dpis:
+            Image.new("L", (16, 16), 255).save(tf, "TIFF", dpi=(dpi, dpi))
+            tf.newFrame()
+    return buf.getvalue()
+
+
+def batch_xml(*ids: str) -> bytes:
+    inner = "".join(f"<Invoice {UBL_NS}><cbc:ID>{i}</cbc:ID></Invoice>" for i in ids)
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n<Batch>{inner}</Batch>\n'.encode()
+
+
+def check(env: Env, capsys: pytest.CaptureFixture[str], *paths: Path) -> tuple[int, str]:
+    code = main(["check", "-c", str(env.config), *map(str, paths)])
+    out = capsys.readouterr().out
+    return code, out
+
+
+@pytest.fixture
+def cfg(env: Env) -> Env:
+    env.write_config("http://127.0.0.1:9/bundles")
+    return env
+
+
+def test_valid_bundle_exits_0_and_lists_its_attachments(cfg: Env, capsys) -> None:
+    """A valid bundle: exit 0; the invoice, each attachment with type, pages and verdict."""
+    inv = drop_bundle(cfg.outbox, "INV-1001", {"timesheet.pdf": pdf_bytes(2),
+                                               "hours.csv": b"a;b\n1;2\n"})
+    code, out = check(cfg, capsys, inv)
+    assert code == 0
+    assert "invoice INV-1001: 2 attachment(s)" in out
+    assert "INV-1001/timesheet.pdf  [Attachment, application/pdf, 2 pages]  ok" in out
+    # Warnings do not fail the check, and are printed as FILE: message  [code].
+    assert "INV-1001/hours.csv: " in out and "[pdf-recommended]" in out
+    assert "=> valid (0 error(s), 1 warning(s))" in out
+
+
+def test_200_dpi_tiff_on_external_print_channel_fails_naming_file_rule_and_fix(
+        cfg: Env, capsys) -> None:
+    """The channel override in attachments.toml is honoured, as by the daemon."""
+    inv = drop_bundle(cfg.outbox, "INV-2001", {
+        "scan.tif": tiff(300, 200), "attachments.toml": b'channel = "external-print"\n'})
+    code, out = check(cfg, capsys, inv)
+    assert code == 1
+    assert "channel external-print" in out
+    [line] = [ln for ln in out.splitlines() if "INV-2001/scan.tif:" in ln]
+    assert "200 DPI" in line and "300 DPI" in line and "rescan" in line
+    assert line.rstrip().endswith("]")
+    assert "INV-2001/scan.tif  [" in out and "ERROR" in out
+
+
+@pytest.mark.parametrize("name,data,words", [
+    ("contract.pdf", encrypted_pdf(), ("encrypt",)),
+    ("photo.pdf", image("PNG"), ("PNG", ".pdf")),
+])
+def test_bad_attachment_exits_1_naming_the_file(cfg: Env, capsys, name: str, data: bytes,
+                                               words: tuple[str, ...]) -> None:
+    inv = drop_bundle(cfg.outbox, "INV-3001", {name: data})
+    code, out = check(cfg, capsys, inv)
+    assert code == 1
+    # The first finding of the file is its error; a PNG also gets the e-invoice warning.
+    line = next(ln for ln in out.splitlines() if ln.strip().startswith(f"INV-3001/{name}:"))
+    assert all(w.lower() in line.lower() for w in words), line
+    assert "—" in line  # the fix follows the rule
+
+
+def test_multi_invoice_file_with_orphan_subfolder_fails_naming_the_ids(cfg: Env, capsys) -> None:
+    inv = write(cfg.outbox / "batch-42.xml", batch_xml("INV-1", "INV-2"))
+    write(cfg.outbox / "batch-42" / "INV-1" / "a.pdf", pdf_bytes())
+    write(cfg.outbox / "batch-42" / "INV-9" / "b.pdf", pdf_bytes())
+    code, out = check(cfg, capsys, inv)
+    assert code == 1
+    assert "invoice INV-1: 1 attachment(s)" in out and "invoice INV-2: no attachments" in out
+    [line] = [ln for ln in out.splitlines() if "batch-42/INV-9:" in ln]
+    assert "INV-1, INV-2" in line and "[orphan-attachment]" in line
+
+
+def test_sidecar_folder_path_checks_its_invoice_file(cfg: Env, capsys) -> None:
+    drop_bundle(cfg.outbox, "INV-1001", {"t.pdf": pdf_bytes()})
+    code, out = check(cfg, capsys, cfg.outbox / "INV-1001")
+    assert code == 0 and out.startswith("INV-1001.xml")
+
+
+def snapshot_tree(root: Path) -> dict[str, tuple[int, int]]:
+    out = {}
+    for dirpath, dirs, files in os.walk(root):
+        for n in dirs + files:
+            p = Path(dirpath, n)
+            st = p.lstat()
+            out[str(p.relative_to(root))] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def test_whole_outbox_of_mixed_bundles_reports_each_and_writes_nothing(cfg: Env,
+                                                                        capsys) -> None:
+    """Every bundle is reported; exit 1 because one is bad; the tree (names, sizes, mtimes)
+    is unchanged and no state dir, journal, errors file or processing folder appears.
+    The status page and a release file are neither invoices nor odd files."""
+    drop_bundle(cfg.outbox, "good", {"t.pdf": pdf_bytes()})
+    drop_bundle(cfg.outbox, "bad", {"x.pdf": image("PNG")})
+    drop_bundle(cfg.outbox, "bare", {})
+    write(cfg.outbox / "outboxd-status.html", b"<html></html>")
+    write(cfg.outbox / "bare.send-anyway", b"")
+    cfg.write_config("http://127.0.0.1:9/bundles", policy={"invalid": "hold"})
+    before = snapshot_tree(cfg.root)
+    code, out = check(cfg, capsys)  # no PATH: the configured outbox
+    assert code == 1
+    assert snapshot_tree(cfg.root) == before
+    assert not cfg.state.exists()
+    assert "3 bundle(s) checked, 1 invalid" in out
+    assert "bare.xml" in out and "without attachments" in out
+    assert "outboxd-status.html" not in out and "send-anyway" not in out.split("note:")[0]
+
+
+def test_missing_path_is_a_usage_error(cfg: Env, capsys) -> None:
+    code = main(["check", "-c", str(cfg.config), str(cfg.outbox / "nope.xml")])
+    err = capsys.readouterr().err
+    assert code == 2 and "nope.xml does not exist" in err and err.count("outboxd:") == 1
+
+
+def test_rules_flag_says_whether_preflight_is_installed(capsys) -> None:
+    assert main(["check", "--rules"]) == 0
+    out = capsys.readouterr().out
+    try:
+        import daemon.einvoice  # noqa: F401
+    except ImportError:
+        assert "pre-flight is not installed" in out
+    else:
+        assert out.strip()
+
+
+def test_empty_outbox_is_valid_and_says_so(cfg: Env, capsys) -> None:
+    code, out = check(cfg, capsys)
+    assert code == 0
+    assert out.strip() == "0 bundle(s) checked, 0 invalid (no invoice files found)"
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_line_only_on_a_terminal(cfg: Env) -> None:
+    """Long runs show `checked N/M` on stderr when it is a terminal, and nothing otherwise;
+    stdout carries only the report."""
+    from daemon.actions.check import check as run_check
+    from daemon.config import load_settings
+
+    for n in range(3):
+        drop_bundle(cfg.outbox, f"INV-{n}", {"t.pdf": pdf_bytes()})
+    settings = load_settings(cfg.config)
+    out, tty, pipe = io.StringIO(), _Tty(), io.StringIO()
+    assert run_check([cfg.outbox], settings, out=out, err=tty) == 0
+    assert "checked 1/3" in tty.getvalue() and "checked 1/" not in out.getvalue()
+    assert run_check([cfg.outbox], settings, out=io.StringIO(), err=pipe) == 0
+    assert pipe.getvalue() == ""

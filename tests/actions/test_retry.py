@@ -1,0 +1,103 @@
+"""`outboxd retry`: a quarantined bundle back into the outbox, in its layout, never replacing."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from conftest import Env
+from helpers import pdf_bytes, ubl_invoice, write
+
+from daemon.cli import main
+
+BID = "3f2a9c01b7e4" + "0" * 52
+
+
+def quarantined(env: Env, name: str = "INV-1001") -> Path:
+    """A quarantine folder as the daemon writes it: bundle + marker + papers."""
+    folder = env.quarantine / "2026-11-26" / f"{name}--{BID[:12]}"
+    write(folder / f"{name}.xml", ubl_invoice(name))
+    write(folder / name / "scan.pdf", pdf_bytes())
+    write(folder / f"{name}.ready", b"")
+    write(folder / "reason.json", json.dumps({"bundle_id": BID, "invoice_file": f"{name}.xml",
+                                              "reasons": [], "quarantined_at": "x"}).encode())
+    write(folder / "REASON.txt", b"why")
+    return folder
+
+
+def tree(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(Path(d, n).relative_to(root)): (Path(d, n).lstat().st_size,
+                                                 Path(d, n).lstat().st_mtime_ns)
+            for d, ds, fs in os.walk(root) for n in ds + fs}
+
+
+@pytest.fixture
+def cfg(env: Env) -> Env:
+    env.write_config("http://127.0.0.1:9/bundles")
+    return env
+
+
+@pytest.mark.parametrize("ref", ["prefix", "name", "path"])
+def test_retry_moves_bundle_back_without_papers_and_removes_the_folder(cfg: Env, capsys,
+                                                                       ref: str) -> None:
+    folder = quarantined(cfg)
+    arg = {"prefix": BID[:12], "name": folder.name, "path": str(folder)}[ref]
+    assert main(["retry", "-c", str(cfg.config), arg]) == 0
+    assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001", "INV-1001.ready",
+                                                           "INV-1001.xml"]
+    assert (cfg.outbox / "INV-1001" / "scan.pdf").read_bytes() == pdf_bytes()
+    assert not folder.exists()
+    assert "back in the outbox" in capsys.readouterr().out
+    assert not cfg.state.exists()  # no journal to record in: none is created
+
+
+def test_retry_refuses_when_a_name_is_taken_and_changes_nothing(cfg: Env, capsys) -> None:
+    folder = quarantined(cfg)
+    write(cfg.outbox / "INV-1001" / "other.pdf", b"%PDF-new")
+    before_q, before_o = tree(cfg.quarantine), tree(cfg.outbox)
+    assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 1
+    err = capsys.readouterr().err
+    assert "already holds INV-1001" in err and "nothing was moved" in err
+    assert err.count("outboxd:") == 1
+    assert tree(cfg.quarantine) == before_q and tree(cfg.outbox) == before_o
+    assert folder.exists()
+
+
+def test_retry_of_an_unknown_id_exits_1_naming_it(cfg: Env, capsys) -> None:
+    assert main(["retry", "-c", str(cfg.config), "aaaaaaaaaaaa"]) == 1
+    assert "no quarantined bundle 'aaaaaaaaaaaa'" in capsys.readouterr().err
+
+
+def test_ambiguous_prefix_is_refused_listing_the_folders(cfg: Env, capsys) -> None:
+    quarantined(cfg, "A")
+    quarantined(cfg, "B")
+    assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 1
+    err = capsys.readouterr().err
+    assert "A--" in err and "B--" in err
+    assert len(list(cfg.outbox.iterdir())) == 0
+
+
+def test_retry_from_another_file_system_copies_then_deletes(env: Env, capsys) -> None:
+    """Quarantine on tmpfs, outbox on disk: the bundle arrives whole, the source goes away."""
+    import shutil
+    import tempfile
+
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(env.root).st_dev:
+        pytest.skip("no second file system")
+    other = Path(tempfile.mkdtemp(prefix="outboxd-test-", dir=shm))
+    try:
+        env.write_config("http://127.0.0.1:9/bundles", paths={"quarantine": str(other)})
+        folder = other / "2026-11-26" / f"INV-1--{BID[:12]}"
+        write(folder / "INV-1.xml", ubl_invoice("INV-1"))
+        write(folder / "INV-1" / "scan.pdf", pdf_bytes())
+        write(folder / "REASON.txt", b"why")
+        assert main(["retry", "-c", str(env.config), BID[:12]]) == 0
+        assert (env.outbox / "INV-1" / "scan.pdf").read_bytes() == pdf_bytes()
+        assert (env.outbox / "INV-1.xml").read_bytes() == ubl_invoice("INV-1")
+        assert sorted(p.name for p in env.outbox.iterdir()) == ["INV-1", "INV-1.xml"]
+        assert not folder.exists()
+    finally:
+        shutil.rmtree(other, ignore_errors=True)

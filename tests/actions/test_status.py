@@ -1,0 +1,36 @@
+"""`outboxd status` text: sections, capped at the 20 most recent sent / quarantined."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import Env
+
+from daemon.cli import main
+from daemon.journal import Journal
+
+
+def test_status_text_shows_20_most_recent_sent_and_how_many_more(env: Env, capsys) -> None:
+    env.write_config("http://127.0.0.1:9/bundles")
+    env.state.mkdir()
+    j = Journal(env.state / "journal.sqlite3")
+    for n in range(25):
+        j.create(f"S-{n:02}.xml", "sent", bundle_id=f"{n:064x}", invoice_ids=[f"S-{n:02}"])
+    j.create("Q.xml", "quarantined", reasons=[{"code": "empty", "file": "Q/a.pdf",
+                                               "message": "is empty"}])
+    j.create("W.xml", "waiting", unattached_ids=["W"])
+    j.close()
+    assert main(["status", "-c", str(env.config)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("settling: 0  waiting: 1")
+    sent = out.split("Sent recently:")[1]
+    assert "S-24.xml" in sent and "S-05.xml" in sent and "S-04.xml" not in sent
+    assert "… and 5 more" in sent
+    assert "Waiting for attachments:" in out and "Q.xml" in out
+
+    assert main(["status", "-c", str(env.config), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert set(data) == {"counts", "bundles"} and len(data["bundles"]) == 27
+    assert set(data["bundles"][0]) == {"bundle_id", "invoice_file", "invoice_ids", "state",
+                                       "since", "deadline", "unattached_ids", "attempts",
+                                       "next_attempt_at", "last_error", "reasons"}

@@ -1,0 +1,42 @@
+"""Broken copies of the official base example, one rule broken each (shared by the tests)."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "fixtures" / "einvoice"
+BASE = (EXAMPLES / "base-example.xml").read_bytes()
+SUPPLIER = b"    <cac:AccountingSupplierParty>"
+
+
+def reference(doc_id: str, mime: str = "application/pdf") -> bytes:
+    data = base64.b64encode(b"%PDF-1.4 not really").decode()
+    return (f'    <cac:AdditionalDocumentReference><cbc:ID>{doc_id}</cbc:ID><cac:Attachment>'
+            f'<cbc:EmbeddedDocumentBinaryObject mimeCode="{mime}" filename="a.bin">{data}'
+            f"</cbc:EmbeddedDocumentBinaryObject></cac:Attachment>"
+            f"</cac:AdditionalDocumentReference>\n").encode()
+
+
+def with_id(data: bytes, invoice_id: str) -> bytes:
+    return data.replace(b"<cbc:ID>Snippet1</cbc:ID>", f"<cbc:ID>{invoice_id}</cbc:ID>".encode(), 1)
+
+
+# kind -> (the broken document, the rule id pre-flight must name)
+BROKEN: dict[str, tuple[bytes, str]] = {
+    "wrong-totals": (BASE.replace(b'<cbc:TaxInclusiveAmount currencyID="EUR">1656.25<',
+                                  b'<cbc:TaxInclusiveAmount currencyID="EUR">1700.00<'),
+                     "BR-CO-15"),
+    "no-issue-date": (BASE.replace(b"    <cbc:IssueDate>2017-11-13</cbc:IssueDate>\n", b""),
+                      "BR-03"),
+    "zip-attachment": (BASE.replace(SUPPLIER, reference("zip-1", "application/zip") + SUPPLIER),
+                       "BR-CL-24"),
+    "empty-reference-id": (BASE.replace(SUPPLIER, reference("") + SUPPLIER), "BR-52"),
+}
+for _kind, (_data, _rule) in BROKEN.items():
+    assert _data != BASE, _kind  # the replacement found its text
+
+
+def body(data: bytes) -> bytes:
+    """The document without its XML declaration, to wrap several in one file."""
+    return data.split(b"?>\n", 1)[1]

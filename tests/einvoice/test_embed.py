@@ -1,0 +1,144 @@
+"""ubl-embedded (SPEC §5.4): attachments spliced into the UBL document, byte for byte."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from pathlib import Path
+
+from helpers import pdf_bytes
+from lxml import etree
+
+from daemon.bundle import Attachment, Bundle, InvoiceFile
+from daemon.einvoice import embedded_findings, mime_codes, preflight
+from daemon.einvoice.embed import documents_for
+
+from .broken import BASE, EXAMPLES, body, with_id
+
+NS = {"cac": "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2",
+      "cbc": "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"}
+PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00"
+       b"\x00\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8"
+       b"N\x00\x00\x00\x00IEND\xaeB`\x82")
+
+
+def bundle_of(tmp_path: Path, invoice: bytes, files: dict[str, tuple[str, bytes, str]],
+              ids: tuple[str, ...] = ("Snippet1",)) -> Bundle:
+    """files: name -> (invoice id, bytes, content type)."""
+    path = tmp_path / "INV.xml"
+    path.write_bytes(invoice)
+    atts = []
+    for name, (invoice_id, data, ctype) in files.items():
+        p = tmp_path / "INV" / invoice_id / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+        atts.append(Attachment(p, f"INV/{name}", name, invoice_id, len(data),
+                               hashlib.sha256(data).hexdigest(), "Timesheet",
+                               "Hours" if name.endswith(".pdf") else "", content_type=ctype))
+    inv = InvoiceFile(path, "INV.xml", len(invoice), hashlib.sha256(invoice).hexdigest(), "ubl",
+                      ids)
+    return Bundle(inv, tmp_path / "INV", tuple(atts), "e-invoice")
+
+
+def refs(doc: bytes) -> list[etree._Element]:
+    return etree.fromstring(doc).findall("cac:AdditionalDocumentReference", NS)
+
+
+def test_attachments_go_in_as_one_block_and_every_other_byte_stays(tmp_path: Path) -> None:
+    pdf = pdf_bytes()
+    b = bundle_of(tmp_path, BASE, {"timesheet.pdf": ("Snippet1", pdf, "application/pdf"),
+                                   "photo.png": ("Snippet1", PNG, "image/png")})
+    [doc] = documents_for(b, mime_codes()).documents
+    start, end = doc.inserted
+    assert doc.data[:start] + doc.data[end:] == BASE
+    found = {r.findtext("cbc:ID", namespaces=NS): r for r in refs(doc.data)}
+    assert set(found) == {"timesheet.pdf", "photo.png"}
+    obj = found["timesheet.pdf"].find("cac:Attachment/cbc:EmbeddedDocumentBinaryObject", NS)
+    assert base64.b64decode(obj.text) == pdf
+    assert obj.get("mimeCode") == "application/pdf" and obj.get("filename") == "timesheet.pdf"
+    assert found["timesheet.pdf"].findtext("cbc:DocumentDescription", namespaces=NS) == "Hours"
+    # No note: the document type describes it. Never a DocumentTypeCode.
+    assert found["photo.png"].findtext("cbc:DocumentDescription", namespaces=NS) == "Timesheet"
+    assert b"DocumentTypeCode" not in doc.data[start:end]
+    assert b"\n" not in obj.text.encode()  # base64 on one line
+    # In the document's own indentation, after BuyerReference, before the supplier.
+    assert doc.data[start:end].startswith(b"\n    <cac:AdditionalDocumentReference>")
+    assert preflight(doc.data, "x.xml").findings == ()
+
+
+def test_new_references_follow_the_existing_ones(tmp_path: Path) -> None:
+    data = (EXAMPLES / "Allowance-example.xml").read_bytes()
+    b = bundle_of(tmp_path, data, {"a.pdf": ("Snippet1", pdf_bytes(), "application/pdf")})
+    [doc] = documents_for(b, mime_codes()).documents
+    assert [r.findtext("cbc:ID", namespaces=NS) for r in refs(doc.data)] == [
+        "DR35141", "ts12345", "a.pdf"]
+    assert preflight(doc.data, "x.xml").errors == ()
+
+
+def test_credit_note_gets_them_where_its_schema_wants_them(tmp_path: Path) -> None:
+    data = (EXAMPLES / "base-creditnote-correction.xml").read_bytes()
+    b = bundle_of(tmp_path, data, {"a.pdf": ("Snippet1", pdf_bytes(), "application/pdf")})
+    [doc] = documents_for(b, mime_codes()).documents
+    root = etree.fromstring(doc.data)
+    names = [etree.QName(c).localname for c in root if isinstance(c.tag, str)]
+    i = names.index("AdditionalDocumentReference")
+    assert names[i - 1] == "BillingReference" and names[i + 1] == "AccountingSupplierParty"
+    assert preflight(doc.data, "x.xml").findings == ()
+
+
+def test_the_documents_own_prefixes_and_crlf_line_endings_are_used(tmp_path: Path) -> None:
+    data = BASE.replace(b"xmlns:cac=", b"xmlns:a=").replace(b"<cac:", b"<a:") \
+        .replace(b"</cac:", b"</a:").replace(b"\n", b"\r\n")
+    b = bundle_of(tmp_path, data, {"a.pdf": ("Snippet1", pdf_bytes(), "application/pdf")})
+    [doc] = documents_for(b, mime_codes()).documents
+    start, end = doc.inserted
+    assert doc.data[start:end].startswith(b"\r\n    <a:AdditionalDocumentReference><cbc:ID>")
+    assert b"xmlns" not in doc.data[start:end]
+    assert doc.data[:start] + doc.data[end:] == data
+    assert preflight(doc.data, "x.xml").findings == ()
+
+
+def test_two_invoices_in_one_file_become_two_documents_byte_for_byte(tmp_path: Path) -> None:
+    one, two = with_id(BASE, "INV-A"), with_id(BASE, "INV-B")
+    batch = b'<?xml version="1.0" encoding="UTF-8"?>\n<Batch>\n' + body(one) + body(two) + \
+        b"</Batch>\n"
+    b = bundle_of(tmp_path, batch, {"a.pdf": ("INV-B", pdf_bytes(), "application/pdf")},
+                  ids=("INV-A", "INV-B"))
+    docs = documents_for(b, mime_codes()).documents
+    assert [d.invoice_id for d in docs] == ["INV-A", "INV-B"]
+    assert docs[0].data == b'<?xml version="1.0" encoding="UTF-8"?>\n' + body(one)
+    start, end = docs[1].inserted
+    assert docs[1].data[:start] + docs[1].data[end:] == \
+        b'<?xml version="1.0" encoding="UTF-8"?>\n' + body(two)
+    assert embedded_findings(b) == []
+
+
+def test_split_invoice_relying_on_the_wrappers_namespaces_is_an_error(tmp_path: Path) -> None:
+    inner = BASE.split(b"?>\n", 1)[1].replace(
+        b'xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"', b"")
+    batch = (b'<Batch xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:'
+             b'CommonBasicComponents-2">' + inner + b"</Batch>")
+    plan = documents_for(bundle_of(tmp_path, batch, {}), mime_codes())
+    assert [f.code for f in plan.findings] == ["embed-split"] and "cbc" in plan.findings[0].message
+
+
+def test_types_outside_the_peppol_list_and_case_equal_names_are_errors(tmp_path: Path) -> None:
+    b = bundle_of(tmp_path, BASE, {"scan.tif": ("Snippet1", b"II*\x00", "image/tiff"),
+                                   "A.pdf": ("Snippet1", pdf_bytes(), "application/pdf"),
+                                   "a.PDF": ("Snippet1", pdf_bytes(2), "application/pdf")})
+    plan = documents_for(b, mime_codes())
+    assert plan.documents == ()
+    assert sorted(f.code for f in plan.findings) == ["embed-name-collision",
+                                                     "embed-type-not-allowed"]
+
+
+def test_embedded_document_that_breaks_a_fatal_rule_is_an_error_in_any_mode(
+        tmp_path: Path) -> None:
+    """The finished document is checked whatever [einvoice] preflight says: an empty
+    reference id the ERP wrote is caught there (BR-52) as an error."""
+    data = BASE.replace(b"    <cac:AccountingSupplierParty>",
+                        b"    <cac:AdditionalDocumentReference><cbc:ID></cbc:ID>"
+                        b"</cac:AdditionalDocumentReference>\n    <cac:AccountingSupplierParty>")
+    b = bundle_of(tmp_path, data, {"a.pdf": ("Snippet1", pdf_bytes(), "application/pdf")})
+    found = embedded_findings(b)
+    assert any("[BR-52]" in f.message and f.severity == "error" for f in found)

@@ -1,0 +1,160 @@
+"""Pre-flight (SPEC §2.2) with the vendored official rules, in process."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from helpers import pdf_bytes, ubl_invoice
+
+from daemon.einvoice import preflight, rules_versions
+from daemon.einvoice.artefacts import artefacts_hash
+from daemon.einvoice.engine import Engine
+
+from .broken import BASE, BROKEN, EXAMPLES, with_id
+
+OFFICIAL = sorted(p.name for p in EXAMPLES.glob("*.xml"))
+SVEFAKTURA = (b'<?xml version="1.0"?>\n<Invoice xmlns="urn:sfti:documents:BasicInvoice:1:0">'
+              b"<ID>SV-1</ID></Invoice>\n")
+
+
+def rules(result) -> set[str]:  # noqa: ANN001
+    return {f.message.split("]")[0].split("[")[-1] for f in result.findings}
+
+
+@pytest.mark.parametrize("name", OFFICIAL)
+def test_every_official_example_passes_without_errors(name: str) -> None:
+    """The Peppol BIS 3.0.19 examples are valid under the rules that ship with them."""
+    result = preflight((EXAMPLES / name).read_bytes(), name)
+    assert result.checked
+    assert result.errors == ()
+
+
+def test_all_nine_official_examples_are_in_the_fixtures() -> None:
+    assert len(OFFICIAL) == 9
+
+
+def test_the_projects_own_test_invoice_is_valid_peppol_bis3() -> None:
+    """helpers.ubl_invoice passes every rule, warnings included: other tests rely on it."""
+    result = preflight(ubl_invoice("INV-1001"), "INV-1001.xml")
+    assert result.checked and result.findings == ()
+
+
+@pytest.mark.parametrize("kind", sorted(BROKEN))
+def test_broken_invoice_is_an_einvoice_rule_error_naming_the_rule(kind: str) -> None:
+    data, rule = BROKEN[kind]
+    result = preflight(data, "INV-9.xml")
+    assert rule in rules(result)
+    [finding] = [f for f in result.errors if f"[{rule}]" in f.message]
+    assert finding.code == "einvoice-rule" and finding.file == "INV-9.xml"
+    assert "(/Invoice" in finding.message  # the location in the document
+    assert "export it again" in finding.message  # and the fix
+
+
+def test_wrong_totals_finding_carries_the_rules_own_text() -> None:
+    data, _ = BROKEN["wrong-totals"]
+    [f] = [f for f in preflight(data, "x.xml").findings if "[BR-CO-15]" in f.message]
+    assert f.message.startswith("[BR-CO-15] Invoice total amount with VAT (BT-112) = Invoice "
+                                "total amount without VAT (BT-109) + Invoice total VAT amount")
+    assert f.message.endswith("(/Invoice) — correct the invoice in the ERP and export it again")
+
+
+def test_missing_element_is_also_an_xsd_error() -> None:
+    """The XSD catches what Schematron cannot (element order, required elements)."""
+    data, _ = BROKEN["no-issue-date"]
+    xsd = [f for f in preflight(data, "x.xml").errors if "[UBL-XSD]" in f.message]
+    assert xsd and "cbc:IssueDate" in xsd[0].message
+
+
+def test_warn_mode_turns_fatal_findings_into_warnings() -> None:
+    data, rule = BROKEN["wrong-totals"]
+    result = preflight(data, "x.xml", mode="warn")
+    assert result.errors == () and rule in rules(result)
+    assert all(f.severity == "warning" for f in result.findings)
+
+
+def test_off_mode_does_not_look() -> None:
+    result = preflight(b"<not even xml", "x.xml", mode="off")
+    assert not result.checked and result.findings == ()
+
+
+def test_warning_level_assertions_are_warnings_even_in_error_mode() -> None:
+    """The national example triggers UBL-CR-679, a warning-level rule."""
+    data = (EXAMPLES.parent / "peppol" / "Norwegian-example-1.xml").read_bytes()
+    result = preflight(data, "no.xml", mode="error")
+    assert "UBL-CR-679" in rules(result)
+    assert result.errors == ()
+
+
+def test_svefaktura_pdf_and_foreign_customizations_are_not_preflighted() -> None:
+    assert not preflight(SVEFAKTURA, "sv.xml").checked
+    foreign = BASE.replace(b"urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:"
+                           b"billing:3.0", b"urn:example:not-en16931")
+    result = preflight(foreign, "other.xml")
+    assert not result.checked and result.findings == () and result.not_checked
+
+
+def test_pdf_bundle_is_not_preflighted(tmp_path: Path) -> None:
+    from daemon.bundle import Bundle, InvoiceFile
+    from daemon.einvoice import preflight_bundle
+    path = tmp_path / "INV-1.pdf"
+    path.write_bytes(pdf_bytes())
+    bundle = Bundle(InvoiceFile(path, "INV-1.pdf", 1, "x", "pdf", ("INV-1",)), None, (),
+                    "e-invoice")
+    assert preflight_bundle(bundle, "error") is bundle
+
+
+def test_plain_en16931_gets_the_cen_rules_but_not_the_peppol_rules() -> None:
+    """A CIUS-free EN 16931 invoice without ProfileID breaks a Peppol rule only."""
+    plain = BASE.replace(b"#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0", b"")
+    plain = plain.replace(b"<cbc:ProfileID>urn:fdc:peppol.eu:2017:poacc:billing:01:1.0"
+                          b"</cbc:ProfileID>", b"")
+    assert preflight(plain, "x.xml").findings == ()
+
+
+def test_several_invoices_in_one_file_are_checked_one_by_one_naming_the_invoice() -> None:
+    bad, _ = BROKEN["wrong-totals"]
+    batch = (b"<Batch>" + with_id(BASE, "GOOD-1").split(b"?>", 1)[1]
+             + with_id(bad, "BAD-2").split(b"?>", 1)[1] + b"</Batch>")
+    result = preflight(batch, "batch.xml")
+    assert result.errors and {f.invoice_id for f in result.findings} == {"BAD-2"}
+    assert all(f.message.startswith("invoice BAD-2: [") for f in result.findings)
+
+
+def test_engine_is_safe_to_use_from_several_threads() -> None:
+    """Workers pre-flight in parallel; each gets its own Saxon executables."""
+    cases = [(BASE, set()), *((d, {r}) for d, r in BROKEN.values())] * 2
+    outcomes: list[bool] = [False] * len(cases)
+
+    def run(i: int) -> None:
+        data, expected = cases[i]
+        outcomes[i] = expected <= rules(preflight(data, "x.xml")) and (
+            bool(expected) == bool(preflight(data, "x.xml").errors))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(cases))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(outcomes)
+
+
+def test_rules_versions_name_the_pinned_releases() -> None:
+    lines = rules_versions()
+    assert any("Peppol BIS Billing 3.0" in line and "3.0.19" in line for line in lines)
+    assert any("UBL 2.1" in line for line in lines)
+    assert lines[-1] == f"artefacts sha256: {artefacts_hash()}"
+
+
+def test_compiled_rules_are_cached_by_artefact_hash_only_when_asked(tmp_path: Path) -> None:
+    """The daemon caches the compiled XSLT in its state dir; without a cache dir nothing
+    is written anywhere (what `outboxd check` needs)."""
+    cache = tmp_path / "cache"
+    Engine(cache)
+    names = sorted(p.name for p in cache.iterdir())
+    assert names == [f"cen-{artefacts_hash()[:16]}.xsl", f"peppol-{artefacts_hash()[:16]}.xsl"]
+    # A damaged cache file costs a compile, never the engine, and is replaced.
+    (cache / names[0]).write_text("not xslt")
+    Engine(cache)
+    assert (cache / names[0]).read_text().startswith("<?xml")

@@ -1,0 +1,150 @@
+"""The clerk's workflow end to end: the real daemon and receiver, commands run as
+`python -m daemon …` subprocesses beside them (SPEC §1.6, §7)."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+
+from conftest import OUTBOXD, Env, Receiver, journal_states
+from helpers import drop_bundle, pdf_bytes, wait_for
+from PIL import Image
+
+
+def outboxd(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*OUTBOXD, *args, "-c", str(env.config)], capture_output=True,
+                          text=True, timeout=60)
+
+
+def png() -> bytes:
+    buf = io.BytesIO()
+    Image.new("L", (8, 8)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_quarantined_bundle_fixed_in_place_and_retried_is_delivered(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    env.write_config(receiver.url)
+    start_daemon()
+    drop_bundle(env.outbox, "INV-1001", {"scan.pdf": png()})
+    [folder] = wait_for(env.quarantined, what="the bundle in quarantine/")
+    wait_for(lambda: (folder / "REASON.txt").exists(), what="REASON.txt")
+    (folder / "INV-1001" / "scan.pdf").write_bytes(pdf_bytes())  # the fix, in place
+
+    done = outboxd(env, "retry", folder.name.split("--")[1])
+    assert done.returncode == 0, done.stderr
+    [sent] = wait_for(env.sent_bundles, what="the retried bundle in sent/")
+    assert (sent / "INV-1001" / "scan.pdf").read_bytes() == pdf_bytes()
+    assert not (sent / "REASON.txt").exists() and not folder.exists()
+    assert len(receiver.accepted()) == 1
+    # The journal records the retry: the old row no longer counts as quarantined.
+    counts = json.loads(outboxd(env, "status", "--json").stdout)["counts"]
+    assert counts["quarantined"] == 0 and counts["sent"] == 1
+
+
+HOLD = {"policy": {"unattached": "hold", "invalid": "hold"}}
+
+
+def manifest_of(folder) -> dict:
+    return json.loads((folder / "receipt.json").read_text())["manifest"]
+
+
+def wait_state(env: Env, invoice_file: str, state: str) -> None:
+    wait_for(lambda: journal_states(env).get(invoice_file) == state,
+             what=f"{invoice_file} to be {state}")
+
+
+def test_hold_policy_send_refuses_without_flag_and_releases_with_it(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """Under unattached = "hold" an unattached invoice waits; `send` without the flag
+    refuses naming the id (exit 1) and changes nothing; with --without-attachments the
+    running daemon delivers it at once, the manifest warning saying who released it."""
+    env.write_config(receiver.url, **HOLD)
+    start_daemon()
+    drop_bundle(env.outbox, "INV-1001", {})
+    wait_state(env, "INV-1001.xml", "waiting")
+
+    refused = outboxd(env, "send", "INV-1001")
+    assert refused.returncode == 1
+    assert "INV-1001" in refused.stderr and "--without-attachments" in refused.stderr
+    assert refused.stderr.count("outboxd:") == 1
+    assert sorted(p.name for p in env.outbox.iterdir()) == [".outboxd", "INV-1001.xml",
+                                                           "outboxd-status.html"]
+
+    done = outboxd(env, "send", "INV-1001", "--without-attachments")
+    assert done.returncode == 0, done.stderr
+    [sent] = wait_for(env.sent_bundles, what="the released bundle in sent/")
+    wait_for(lambda: (sent / "receipt.json").exists(), what="receipt.json")
+    [warning] = [w for w in manifest_of(sent)["warnings"] if w["code"] == "unattached-invoice"]
+    assert warning["invoice_id"] == "INV-1001"
+    assert "released by outboxd send" in warning["message"]
+    assert (sent / "INV-1001.send-anyway").exists()  # archived with the bundle
+    assert not (env.outbox / "INV-1001.send-anyway").exists()
+    assert len(receiver.accepted()) == 1
+
+
+def test_release_file_dropped_in_the_share_sends_the_waiting_bundle(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    env.write_config(receiver.url, **HOLD)
+    start_daemon()
+    drop_bundle(env.outbox, "INV-2001", {})
+    wait_state(env, "INV-2001.xml", "waiting")
+    (env.outbox / "INV-2001.send-anyway").write_bytes(b"")
+    [sent] = wait_for(env.sent_bundles, what="the released bundle in sent/")
+    wait_for(lambda: (sent / "receipt.json").exists(), what="receipt.json")
+    [warning] = manifest_of(sent)["warnings"]
+    assert warning["code"] == "unattached-invoice"
+    assert "released by INV-2001.send-anyway (owner " in warning["message"]
+    assert (sent / "INV-2001.send-anyway").exists()
+
+
+def test_release_file_beside_a_bundle_with_errors_releases_nothing_and_says_why(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    env.write_config(receiver.url, **HOLD)
+    start_daemon()
+    drop_bundle(env.outbox, "INV-3001", {"scan.pdf": png()})
+    (env.outbox / "INV-3001.send-anyway").write_bytes(b"")
+    wait_state(env, "INV-3001.xml", "held")
+    page = env.outbox / "outboxd-status.html"
+    wait_for(lambda: page.exists() and "INV-3001.send-anyway" in page.read_text(),
+             what="the idle release on the status page")
+    text = page.read_text()
+    assert "has errors" in text.split("INV-3001.send-anyway", 1)[1]
+    assert (env.outbox / "INV-3001.send-anyway").exists()
+    assert receiver.requests() == [] and env.sent_bundles() == []
+    # outboxd send refuses it too, with the error.
+    refused = outboxd(env, "send", "INV-3001.xml", "--without-attachments")
+    assert refused.returncode == 1 and "INV-3001/scan.pdf" in refused.stderr
+
+
+def test_status_page_lists_each_bundle_in_its_section(
+        env: Env, receiver: Receiver, start_daemon, tmp_path) -> None:
+    """Waiting, held, quarantined, sent and retrying bundles of a real daemon each appear in
+    their section of the page (parsed with html.parser); a hostile name is text."""
+    from test_statuspage import Page
+
+    env.write_config(receiver.url, **HOLD)
+    first = start_daemon()
+    drop_bundle(env.outbox, "ok", {"a.pdf": pdf_bytes()})
+    [_] = wait_for(env.sent_bundles, what="ok in sent/")
+    drop_bundle(env.outbox, "<b>x&amp;", {"a.pdf": png()})
+    drop_bundle(env.outbox, "wait", {})
+    drop_bundle(env.outbox, "ok", {"a.pdf": pdf_bytes()})  # the same again: a duplicate
+    wait_for(env.quarantined, what="the duplicate in quarantine/")
+    wait_state(env, "<b>x&amp;.xml", "held")
+    wait_state(env, "wait.xml", "waiting")
+    first.stop()
+
+    env.write_config("http://127.0.0.1:1/bundles", **HOLD)  # nobody listens: retries
+    start_daemon()
+    drop_bundle(env.outbox, "retry", {"a.pdf": pdf_bytes(2)})
+    page_file = env.outbox / "outboxd-status.html"
+    wait_for(lambda: "retry.xml" in Page(page_file.read_text()).text.get("retrying", ""),
+             what="retry.xml on the page under Retrying")
+    page = Page(page_file.read_text())
+    assert "wait.xml" in page.text["waiting"]
+    assert "<b>x&amp;.xml" in page.text["held"]
+    assert "ok--" in page.text["quarantined"] and "was sent before" in page.text["quarantined"]
+    assert "ok.xml" in page.text["sent"] and "rcpt-" in page.text["sent"]
+    assert "&lt;b&gt;x&amp;amp;.xml" in page_file.read_text()

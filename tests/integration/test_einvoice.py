@@ -1,0 +1,115 @@
+"""Pre-flight end to end (SPEC §2.2): the real daemon, receiver and official rules."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from conftest import OUTBOXD, Env, Receiver
+from einvoice.broken import BROKEN, EXAMPLES, with_id
+from helpers import drop_bundle, text_pdf, wait_for, write
+
+
+def manifests(env: Env) -> dict[str, dict]:
+    return {p.name.split("--")[0]: json.loads((p / "receipt.json").read_text())["manifest"]
+            for p in env.sent_bundles() if (p / "receipt.json").exists()}
+
+
+def rule_warnings(manifest: dict) -> list[str]:
+    return [w["message"] for w in manifest["warnings"] if w["code"] == "einvoice-rule"]
+
+
+def test_every_official_example_passes_preflight_and_is_delivered(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    env.write_config(receiver.url, policy={"unattached": "send"})
+    start_daemon()
+    names = sorted(p.stem for p in EXAMPLES.glob("*.xml"))
+    assert len(names) == 9
+    for n, name in enumerate(names):
+        # Several examples share the id Snippet1; each gets its own, as an ERP's would.
+        data = with_id((EXAMPLES / f"{name}.xml").read_bytes(), f"EX-{n}")
+        drop_bundle(env.outbox, name, {}, data)
+    wait_for(lambda: len(manifests(env)) == 9, timeout=60, what="nine examples sent")
+    assert env.quarantined() == []
+    assert all(rule_warnings(m) == [] for m in manifests(env).values())
+    assert len(receiver.accepted()) == 9
+
+
+def test_broken_invoices_are_quarantined_with_the_rule_ids_in_reason_txt(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    env.write_config(receiver.url, policy={"unattached": "send"})
+    start_daemon()
+    for kind, (data, _) in BROKEN.items():
+        drop_bundle(env.outbox, kind, {}, data)
+    wait_for(lambda: len(env.quarantined()) == len(BROKEN), timeout=60,
+             what="every broken invoice quarantined")
+    for q in env.quarantined():
+        kind = q.name.split("--")[0]
+        reason = (q / "REASON.txt").read_text()
+        assert f"[{BROKEN[kind][1]}]" in reason, reason
+        assert f"{kind}.xml" in reason
+        record = json.loads((q / "reason.json").read_text())
+        assert "einvoice-rule" in {r["code"] for r in record["reasons"]}
+    assert receiver.requests() == []
+
+
+def test_warn_mode_sends_with_the_rule_ids_in_the_manifest_warnings(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    env.write_config(receiver.url, policy={"unattached": "send"},
+                     einvoice={"preflight": "warn"})
+    start_daemon()
+    drop_bundle(env.outbox, "TOTALS", {}, BROKEN["wrong-totals"][0])
+    wait_for(lambda: "TOTALS" in manifests(env), what="the invoice sent")
+    warnings = rule_warnings(manifests(env)["TOTALS"])
+    assert any(w.startswith("[BR-CO-15]") for w in warnings), warnings
+    assert env.quarantined() == []
+
+
+def test_off_mode_does_not_look_at_the_invoice(env: Env, receiver: Receiver,
+                                               start_daemon) -> None:
+    env.write_config(receiver.url, policy={"unattached": "send"},
+                     einvoice={"preflight": "off"})
+    start_daemon()
+    drop_bundle(env.outbox, "TOTALS", {}, BROKEN["wrong-totals"][0])
+    wait_for(lambda: "TOTALS" in manifests(env), what="the invoice sent")
+    assert rule_warnings(manifests(env)["TOTALS"]) == []
+
+
+def test_svefaktura_and_pdf_invoices_are_not_preflighted(env: Env, receiver: Receiver,
+                                                         start_daemon) -> None:
+    """Neither would pass EN 16931; both go out without a pre-flight finding."""
+    env.write_config(receiver.url, policy={"unattached": "send"})
+    start_daemon()
+    drop_bundle(env.outbox, "SV-1", {}, b'<?xml version="1.0"?>\n<Invoice xmlns='
+                b'"urn:sfti:documents:BasicInvoice:1:0"><ID>SV-1</ID></Invoice>\n')
+    write(env.outbox / "PDF-1.pdf", text_pdf(["Invoice number: PDF-1"]))
+    wait_for(lambda: {"SV-1", "PDF-1"} <= set(manifests(env)), what="both invoices sent")
+    assert all(rule_warnings(m) == [] for m in manifests(env).values())
+
+
+def test_engine_that_cannot_load_is_a_configuration_error_naming_what_to_reinstall(
+        env: Env, tmp_path: Path) -> None:
+    """A broken install (saxonche missing) stops the start with exit 2, unless pre-flight
+    is off."""
+    broken = tmp_path / "broken-site"
+    write(broken / "saxonche.py", b"raise ImportError('saxonche is damaged')\n")
+    run_env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(broken), str(Path(__file__).resolve().parents[2])])}
+    env.write_config("http://127.0.0.1:9/x")
+    r = subprocess.run([*OUTBOXD, "run", "-c", str(env.config)], capture_output=True,
+                       text=True, timeout=60, env=run_env)
+    assert r.returncode == 2
+    assert "saxonche is damaged" in r.stderr and "reinstall" in r.stderr
+    assert "Traceback" not in r.stderr
+
+    env.write_config("http://127.0.0.1:9/x", einvoice={"preflight": "off"})
+    proc = subprocess.Popen([*OUTBOXD, "run", "-c", str(env.config)], env=run_env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        wait_for(lambda: "outboxd running" in proc.stderr.readline(), what="the start")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -1,0 +1,147 @@
+"""`[delivery] format = "ubl-embedded"` end to end (SPEC §5.4): the real daemon and receiver."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+from pathlib import Path
+
+from conftest import Env, Receiver
+from einvoice.broken import EXAMPLES, body, with_id
+from helpers import drop_bundle, pdf_bytes, ubl_invoice, wait_for, write
+from lxml import etree
+from PIL import Image
+
+from daemon.einvoice import preflight
+
+NS = {"cac": "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2",
+      "cbc": "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"}
+EMBEDDED = {"delivery": {"format": "ubl-embedded"}, "policy": {"unattached": "send"}}
+
+
+def png() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (20, 10), (1, 2, 3)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def stored_documents(receiver: Receiver) -> dict[str, bytes]:
+    folder = receiver.store / "documents"
+    return {p.stem: p.read_bytes() for p in folder.glob("*.xml")} if folder.exists() else {}
+
+
+def embedded(doc: bytes) -> dict[str, tuple[bytes, str, str]]:
+    """filename -> (decoded bytes, mimeCode, DocumentDescription)."""
+    out = {}
+    for ref in etree.fromstring(doc).findall("cac:AdditionalDocumentReference", NS):
+        obj = ref.find("cac:Attachment/cbc:EmbeddedDocumentBinaryObject", NS)
+        if obj is not None:
+            out[obj.get("filename")] = (base64.b64decode(obj.text), obj.get("mimeCode"),
+                                        ref.findtext("cbc:DocumentDescription", namespaces=NS))
+    return out
+
+
+def only_inserted(doc: bytes, original: bytes) -> bool:
+    """doc is original with one block inserted somewhere, every other byte unchanged."""
+    p = 0
+    while p < len(original) and doc[p] == original[p]:
+        p += 1
+    return doc[p + len(doc) - len(original):] == original[p:]
+
+
+def test_bundle_arrives_as_one_xml_document_with_its_attachments_inside(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    env.write_config(receiver.url, **EMBEDDED)
+    start_daemon()
+    invoice, pdf, image = ubl_invoice("INV-1"), pdf_bytes(2), png()
+    toml = b'[files."timesheet.pdf"]\ntype = "Timesheet"\nnote = "Hours for October"\n'
+    drop_bundle(env.outbox, "INV-1", {"timesheet.pdf": pdf, "photo.png": image,
+                                      "attachments.toml": toml}, invoice)
+    [archived] = wait_for(env.sent_bundles, what="the bundle sent")
+    wait_for(lambda: (archived / "receipt.json").exists(), what="receipt.json")
+    [(key, doc)] = stored_documents(receiver).items()
+    assert key == hashlib.sha256(doc).hexdigest()
+    assert only_inserted(doc, invoice)
+    assert embedded(doc) == {"timesheet.pdf": (pdf, "application/pdf", "Hours for October"),
+                             "photo.png": (image, "image/png", "Attachment")}
+    assert preflight(doc, "INV-1.xml").errors == ()  # XSD and every rule, same artefacts
+    [request] = receiver.requests()
+    assert request["idempotency_key"] == key and request["status"] == 201
+    receipt = json.loads((archived / "receipt.json").read_text())
+    [entry] = receipt["response"]["body"]["documents"]
+    assert entry["idempotency_key"] == key and entry["invoice_id"] == "INV-1"
+    assert entry["receipt_id"] == receipt["response"]["receipt_id"]
+
+
+def test_credit_note_is_sent_with_its_attachment_inside(env: Env, receiver: Receiver,
+                                                        start_daemon) -> None:
+    env.write_config(receiver.url, **EMBEDDED)
+    start_daemon()
+    note = with_id((EXAMPLES / "base-creditnote-correction.xml").read_bytes(), "CN-7")
+    drop_bundle(env.outbox, "CN-7", {"reason.pdf": pdf_bytes()}, note)
+    wait_for(lambda: stored_documents(receiver), what="the credit note")
+    [doc] = stored_documents(receiver).values()
+    assert only_inserted(doc, note) and set(embedded(doc)) == {"reason.pdf"}
+    assert preflight(doc, "CN-7.xml").errors == ()
+
+
+def test_two_invoices_split_in_two_and_a_503_resends_only_the_first(
+        env: Env, start_receiver, start_daemon) -> None:
+    receiver = start_receiver("--fail-first", "503")
+    env.write_config(receiver.url, **EMBEDDED)
+    start_daemon()
+    one, two = with_id(ubl_invoice("A-1"), "A-1"), ubl_invoice("B-2")
+    batch = b'<?xml version="1.0" encoding="UTF-8"?>\n<Batch>\n' + body(one) + body(two) + \
+        b"</Batch>\n"
+    write(env.outbox / "batch" / "A-1" / "a.pdf", pdf_bytes())
+    write(env.outbox / "batch" / "B-2" / "b.pdf", pdf_bytes(3))
+    write(env.outbox / "batch.xml", batch)
+    [archived] = wait_for(env.sent_bundles, what="the batch sent")
+    wait_for(lambda: (archived / "receipt.json").exists(), what="receipt.json")
+    docs = stored_documents(receiver)
+    assert len(docs) == 2
+    by_id = {etree.fromstring(d).findtext("cbc:ID", namespaces=NS): d for d in docs.values()}
+    assert set(embedded(by_id["A-1"])) == {"a.pdf"} and set(embedded(by_id["B-2"])) == {"b.pdf"}
+    prolog = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+    assert only_inserted(by_id["A-1"], prolog + body(one))
+    assert only_inserted(by_id["B-2"], prolog + body(two))
+    key_a, key_b = (hashlib.sha256(by_id[i]).hexdigest() for i in ("A-1", "B-2"))
+    assert [(r["idempotency_key"], r["status"]) for r in receiver.requests()] == [
+        (key_a, 503), (key_b, 201), (key_a, 201)]
+    receipt = json.loads((archived / "receipt.json").read_text())
+    assert [d["idempotency_key"] for d in receipt["response"]["body"]["documents"]] == [
+        key_a, key_b]
+    for doc in docs.values():
+        assert preflight(doc, "x.xml").errors == ()
+
+
+def test_a_tiff_on_this_channel_is_an_error(env: Env, receiver: Receiver,
+                                            start_daemon) -> None:
+    env.write_config(receiver.url, validation={"allowed_types": ["pdf", "tiff"]}, **EMBEDDED)
+    start_daemon()
+    buf = io.BytesIO()
+    Image.new("L", (10, 10)).save(buf, "TIFF", dpi=(300, 300))
+    drop_bundle(env.outbox, "INV-T", {"scan.tif": buf.getvalue()}, ubl_invoice("INV-T"))
+    [q] = wait_for(env.quarantined, what="the bundle quarantined")
+    reason = (q / "REASON.txt").read_text()
+    assert "INV-T/scan.tif" in reason and "Peppol allows only" in reason
+    assert receiver.requests() == []
+
+
+def test_directory_transport_writes_one_file_per_invoice(env: Env, start_daemon,
+                                                         tmp_path: Path) -> None:
+    target = tmp_path / "handoff"
+    env.write_config("http://127.0.0.1:9/unused", delivery={
+        "format": "ubl-embedded", "transport": "directory", "target": str(target)},
+        policy={"unattached": "send"})
+    start_daemon()
+    batch = b"<Batch>" + body(ubl_invoice("A-1")) + body(ubl_invoice("B-2")) + b"</Batch>"
+    write(env.outbox / "batch" / "B-2" / "b.pdf", pdf_bytes())
+    write(env.outbox / "batch.xml", batch)
+    wait_for(env.sent_bundles, what="the batch sent")
+    files = {p.name: p.read_bytes() for p in target.iterdir()}
+    assert set(files) == {"batch--A-1.xml", "batch--B-2.xml"}
+    assert set(embedded(files["batch--B-2.xml"])) == {"b.pdf"}
+    assert embedded(files["batch--A-1.xml"]) == {}

@@ -1,0 +1,132 @@
+"""[validation] convert_images (SPEC §2): PNG/JPEG become PDFs for the print channels."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from pypdf import PdfReader
+
+from daemon.bundle import Attachment, Bundle, InvoiceFile
+from daemon.config import ValidationConfig
+from daemon.convert import converted_path, image_to_pdf, materialise
+from daemon.manifest import build_manifest, bundle_id_from_manifest, bundle_id_of
+from daemon.validate import validate_bundle
+
+
+def image(fmt: str, size: tuple[int, int] = (600, 300), dpi: float | None = 300) -> bytes:
+    buf = io.BytesIO()
+    kw = {"dpi": (dpi, dpi)} if dpi else {}
+    Image.new("RGB", size, (200, 30, 30)).save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def bundle_of(tmp_path: Path, files: dict[str, bytes], channel: str) -> Bundle:
+    atts = []
+    for name, data in files.items():
+        path = tmp_path / "INV-1" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        atts.append(Attachment(path, f"INV-1/{name}", name, "INV-1", len(data),
+                               hashlib.sha256(data).hexdigest(), "Attachment"))
+    inv = InvoiceFile(tmp_path / "INV-1.xml", "INV-1.xml", 10, "0" * 64, "ubl", ("INV-1",))
+    return Bundle(inv, tmp_path / "INV-1", tuple(atts), channel)
+
+
+def page_size(pdf: bytes) -> tuple[float, float]:
+    box = PdfReader(io.BytesIO(pdf)).pages[0].mediabox
+    return float(box.width), float(box.height)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_conversion_keeps_the_resolution_and_gives_the_same_bytes_every_time(fmt: str) -> None:
+    """600 × 300 px at 300 DPI is a 2 × 1 inch page (144 × 72 pt); no dates inside."""
+    data = image(fmt)
+    pdf = image_to_pdf(data)
+    assert pdf == image_to_pdf(data)
+    assert b"/ID" not in pdf and b"Date" not in pdf  # nothing that changes with the clock
+    w, h = page_size(pdf)
+    assert w == pytest.approx(144, abs=0.1) and h == pytest.approx(72, abs=0.1)
+
+
+def test_jpeg_is_embedded_without_reencoding() -> None:
+    data = image("JPEG")
+    assert data in image_to_pdf(data)  # the JPEG stream itself, byte for byte
+
+
+@pytest.mark.parametrize("channel", ["external-print", "original-print"])
+def test_images_on_print_channels_are_converted_when_asked(tmp_path: Path, channel: str) -> None:
+    b = validate_bundle(bundle_of(tmp_path, {"scan.png": image("PNG")}, channel),
+                        ValidationConfig(convert_images=True))
+    assert b.errors == ()
+    [att] = b.attachments
+    assert att.converted is not None and att.converted.name == "scan.pdf"
+    assert att.converted.pages == 1 and att.converted.path is None  # nothing written yet
+    assert list((tmp_path / "INV-1").iterdir()) == [tmp_path / "INV-1" / "scan.png"]
+
+
+def test_without_the_flag_images_on_print_channels_are_errors(tmp_path: Path) -> None:
+    b = validate_bundle(bundle_of(tmp_path, {"scan.png": image("PNG")}, "external-print"),
+                        ValidationConfig())
+    assert [f.code for f in b.errors] == ["type-not-allowed"]
+
+
+def test_images_on_the_e_invoice_channel_are_never_converted(tmp_path: Path) -> None:
+    b = validate_bundle(bundle_of(tmp_path, {"scan.png": image("PNG")}, "e-invoice"),
+                        ValidationConfig(convert_images=True))
+    assert b.attachments[0].converted is None
+
+
+def test_external_print_still_needs_300_dpi_for_a_converted_image(tmp_path: Path) -> None:
+    b = validate_bundle(bundle_of(tmp_path, {"a.png": image("PNG", dpi=72),
+                                             "b.jpg": image("JPEG", dpi=None)},
+                                  "external-print"), ValidationConfig(convert_images=True))
+    messages = sorted(f.line() for f in b.errors)
+    assert messages[0].startswith("INV-1/a.png: page 1 is 72 DPI; external print needs 300")
+    assert messages[1].startswith("INV-1/b.jpg: page 1 has no resolution")
+    assert all(a.converted is None for a in b.attachments)
+
+
+def test_converted_name_avoids_a_pdf_of_the_same_name(tmp_path: Path) -> None:
+    from helpers import pdf_bytes
+    b = validate_bundle(bundle_of(tmp_path, {"scan.png": image("PNG"), "Scan.pdf": pdf_bytes()},
+                                  "original-print"), ValidationConfig(convert_images=True))
+    assert {a.original_name: a.converted.name for a in b.attachments if a.converted} == {
+        "scan.png": "scan.png.pdf"}
+
+
+def test_converted_pdf_over_the_size_limit_is_an_error(tmp_path: Path) -> None:
+    noisy = Image.effect_noise((400, 400), 90).convert("RGB")
+    buf = io.BytesIO()
+    noisy.save(buf, "PNG", dpi=(300, 300))
+    b = validate_bundle(bundle_of(tmp_path, {"noise.png": buf.getvalue()}, "original-print"),
+                        ValidationConfig(convert_images=True,
+                                         max_attachment_bytes=len(buf.getvalue()) + 10))
+    assert [f.code for f in b.errors] == ["too-large"]
+    assert "converts to a PDF of" in b.errors[0].message
+
+
+def test_manifest_records_the_conversion_and_the_receiver_can_recompute_the_id(
+        tmp_path: Path) -> None:
+    png = image("PNG")
+    b = validate_bundle(bundle_of(tmp_path, {"scan.png": png}, "external-print"),
+                        ValidationConfig(convert_images=True))
+    work = tmp_path / "work"
+    atts = materialise(b.attachments, work)
+    [att] = atts
+    assert att.converted.path == converted_path(work, att) == work / "INV-1.converted" / "scan.pdf"
+    pdf = att.converted.path.read_bytes()
+    manifest = build_manifest(b)
+    [entry] = manifest["invoices"][0]["attachments"]
+    assert entry["name"] == "scan.pdf" and entry["original_name"] == "scan.png"
+    assert entry["sha256"] == hashlib.sha256(pdf).hexdigest() and entry["size"] == len(pdf)
+    assert entry["content_type"] == "application/pdf"
+    assert entry["converted_from"] == {"name": "scan.png", "size": len(png),
+                                       "sha256": hashlib.sha256(png).hexdigest(),
+                                       "content_type": "image/png"}
+    assert bundle_id_from_manifest(manifest) == bundle_id_of(b) == manifest["bundle_id"]
+    # Writing again (a crash, a retry) leaves the same file.
+    assert materialise(b.attachments, work) == atts

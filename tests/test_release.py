@@ -1,0 +1,74 @@
+"""Release files: what a NAME.send-anyway means, who released, and why one does nothing."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from daemon.config import OutboxConfig, ShareConfig
+from daemon.names import is_share_file
+from daemon.release import (
+    RELEASED_BY_SEND,
+    idle_releases,
+    release_file,
+    warning_text,
+    write_release,
+)
+from daemon.scan import candidate_for, list_outbox
+
+SHARE = ShareConfig()
+
+
+def test_status_page_and_release_files_are_neither_invoices_nor_litter(tmp_path: Path) -> None:
+    for name in ("outboxd-status.html", "INV-1.send-anyway", "odd.txt", "INV-1.xml"):
+        (tmp_path / name).write_bytes(b"x")
+    cfg = OutboxConfig(path=tmp_path, invoice_patterns=["*"])
+    listing = list_outbox(cfg, SHARE)
+    assert sorted(listing.candidates) == ["INV-1.xml", "odd.txt"]
+    assert listing.others == ()
+    assert is_share_file("a.send-anyway", "outboxd-status.html", ".send-anyway")
+    assert not is_share_file(".send-anyway", "", ".send-anyway")
+
+
+def test_send_writes_a_release_once_and_says_so_in_the_warning(tmp_path: Path) -> None:
+    cand = candidate_for(OutboxConfig(path=tmp_path), "INV-1.xml")
+    assert write_release(cand, SHARE, "anna")
+    assert not write_release(cand, SHARE, "anna")  # never replaced
+    path = release_file(cand, SHARE)
+    assert path is not None and path.read_text().startswith(RELEASED_BY_SEND)
+    assert warning_text("INV-1", path) == ("invoice INV-1 is sent without attachments "
+                                           "(released by outboxd send)")
+    assert [p.name for p in tmp_path.iterdir()] == ["INV-1.send-anyway"]
+
+
+def test_dropped_release_names_its_file_and_owner(tmp_path: Path) -> None:
+    path = tmp_path / "INV-2.send-anyway"
+    path.write_bytes(b"")
+    text = warning_text("INV-2", path)
+    assert "released by INV-2.send-anyway (owner " in text
+
+
+def test_a_link_named_like_a_release_releases_nothing(tmp_path: Path) -> None:
+    os.symlink("/etc/passwd", tmp_path / "INV-3.send-anyway")
+    assert release_file(candidate_for(OutboxConfig(path=tmp_path), "INV-3.xml"), SHARE) is None
+
+
+def test_idle_releases_say_why() -> None:
+    idle = idle_releases(["a.send-anyway", "b.send-anyway", "c.send-anyway", "d.send-anyway"],
+                         SHARE, ["b.xml", "c.xml", "d.pdf"],
+                         {"b.xml": "held", "c.xml": "waiting", "d.pdf": "settling"})
+    why = {i.name: i.why for i in idle}
+    assert "no invoice file a.*" in why["a.send-anyway"]
+    assert "has errors" in why["b.send-anyway"] and "b.errors.txt" in why["b.send-anyway"]
+    assert "c.send-anyway" not in why  # waiting: it is being released
+    assert "settling" in why["d.send-anyway"]
+
+
+@pytest.mark.parametrize("values", [{"status_page": "../x.html"}, {"status_page": ".hidden"},
+                                    {"release_suffix": "send"}])
+def test_bad_share_settings_are_refused(values: dict[str, str]) -> None:
+    with pytest.raises(ValidationError):
+        ShareConfig(**values)

@@ -1,0 +1,118 @@
+"""The status page: sections, escaping, self-contained HTML, rewritten only on change and at
+most every 2 s."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from daemon.config import Settings
+from daemon.journal import Journal, now_iso
+from daemon.release import Idle
+from daemon.statuspage import StatusPage, render
+
+
+class Page(HTMLParser):
+    """Text per section id, plus every tag and attribute seen."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.section: str | None = None
+        self.text: dict[str, str] = {}
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.feed(text)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+        if tag == "section":
+            self.section = dict(attrs)["id"]
+            self.text[self.section] = ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "section":
+            self.section = None
+
+    def handle_data(self, data: str) -> None:
+        key = self.section or "top"
+        self.text[key] = self.text.get(key, "") + data
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Journal:
+    j = Journal(tmp_path / "j.sqlite3")
+    yield j
+    j.close()
+
+
+def fill(j: Journal) -> None:
+    j.create("wait.xml", "waiting", invoice_ids=["W-1"], unattached_ids=["W-1"])
+    j.create("<b>x&amp;.xml", "held", reasons=[{"code": "empty", "file": "<b>x&amp;/a.pdf",
+                                                 "message": "is empty — export it again"}])
+    j.create("retry.xml", "retrying", attempts=3, next_attempt_at=now_iso(),
+             last_error="HTTP 503")
+    j.create("bad.xml", "quarantined", archive_dir="/q/2026-12-01/bad--0123456789ab",
+             reasons=[{"code": "encrypted", "file": "bad/c.pdf", "message": "is encrypted"}])
+    j.create("ok.xml", "sent", bundle_id="b" * 64, invoice_ids=["OK-1"], receipt_id="rcpt-42")
+
+
+def test_each_bundle_appears_in_its_section_and_names_are_text(journal: Journal) -> None:
+    fill(journal)
+    text = render(journal.recent(), [Idle("x.send-anyway", "no invoice file x.*")],
+                  datetime.now(UTC))
+    page = Page(text)
+    assert "wait.xml" in page.text["waiting"] and "W-1" in page.text["waiting"]
+    assert "x.send-anyway" in page.text["waiting"] + page.text["releases"]
+    assert "<b>x&amp;.xml" in page.text["held"]  # the name as text, not markup
+    assert "is empty — export it again" in page.text["held"]
+    assert "retry.xml" in page.text["retrying"] and "HTTP 503" in page.text["retrying"]
+    assert "bad--0123456789ab" in page.text["quarantined"]
+    assert "is encrypted" in page.text["quarantined"]
+    assert "ok.xml" in page.text["sent"] and "rcpt-42" in page.text["sent"]
+    # The only <b> elements are the five counts: the file name made none.
+    assert len([t for t, _ in page.tags if t == "b"]) == 5
+    assert "&lt;b&gt;x&amp;amp;.xml" in text
+    # Counts at the top, self-contained, refreshing.
+    assert "1Waiting for attachments" in page.text["top"].replace("\n", "")
+    assert ("meta", {"http-equiv": "refresh", "content": "10"}) in page.tags
+    assert not [t for t, a in page.tags if t in ("script", "link", "img", "iframe")]
+    assert "http://" not in text and "https://" not in text
+
+
+def test_sent_and_quarantined_of_other_days_are_left_out(journal: Journal) -> None:
+    fill(journal)
+    page = Page(render(journal.recent(), [], datetime(2001, 1, 1, tzinfo=UTC)))
+    assert "ok.xml" not in page.text["sent"] and "bad--" not in page.text["quarantined"]
+    assert "wait.xml" in page.text["waiting"]
+
+
+def test_writer_rewrites_only_on_change_and_at_most_every_2_seconds(
+        journal: Journal, tmp_path: Path) -> None:
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
+    clock = [100.0]
+    page = StatusPage(clock=lambda: clock[0])
+    target = outbox / "outboxd-status.html"
+    assert page.refresh(journal, settings) and target.exists()
+    journal.create("new.xml", "waiting", unattached_ids=["N-1"])
+    clock[0] += 1.0
+    assert not page.refresh(journal, settings)  # too soon
+    assert "new.xml" not in target.read_text()
+    clock[0] += 1.0
+    assert page.refresh(journal, settings)
+    assert "new.xml" in target.read_text()
+    clock[0] += 5.0
+    mtime = target.stat().st_mtime_ns
+    assert not page.refresh(journal, settings)  # nothing changed: not rewritten
+    assert target.stat().st_mtime_ns == mtime
+    assert sorted(p.name for p in outbox.iterdir()) == ["outboxd-status.html"]
+
+
+def test_empty_status_page_setting_writes_nothing(journal: Journal, tmp_path: Path) -> None:
+    settings = Settings(outbox={"path": tmp_path}, delivery={"url": "http://127.0.0.1:9/"},
+                        share={"status_page": ""})
+    assert not StatusPage().refresh(journal, settings)
+    assert not any(p.suffix == ".html" for p in tmp_path.iterdir())
