@@ -28,6 +28,7 @@ from daemon.convert import materialise
 from daemon.deliver import Deliverer, backoff
 from daemon.einvoice import check_bundle
 from daemon.errors import InputError, Paused, Rejected, Retryable
+from daemon.fsops import is_regular_file
 from daemon.journal import (
     CLAIMING,
     DELIVERED,
@@ -112,7 +113,8 @@ class Finisher:
         name = bundle.invoice_file.name
         out = list(bundle.warnings)
         released = bundle.invoice_file.path.with_name(stem(name) + self.s.share.release_suffix)
-        released_by = released if released.is_file() and not released.is_symlink() else None
+        # A NAME at the length limit has no room for the suffix: no release file then.
+        released_by = released if is_regular_file(released) else None
         for invoice_id in bundle.unattached_ids:
             out.append(Finding("unattached-invoice", name, release.warning_text(
                 invoice_id, released_by), "warning", invoice_id))

@@ -40,6 +40,15 @@ def kind_of(mode: int) -> str:
     return "device file"
 
 
+def is_regular_file(path: Path) -> bool:
+    """A regular file (not through a link); False for anything that cannot be looked at,
+    a name too long for the file system included (Path.is_file raises on that)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
 def open_regular(path: Path, rel: str | None = None) -> BinaryIO:
     """Open a regular file for reading, refusing links, FIFOs, sockets and devices.
 
