@@ -1,6 +1,7 @@
 """`python -m bench [PHASE…] [--n N] [--record]`: measure outboxd against a plain
-httpx loop and an inotifywait + curl script (issue 5). Without phases, all run
-in order; each one runs alone too. See README, "Benchmarks"."""
+httpx loop and an inotifywait + curl script (issue 5), and what pre-flight costs
+(issue 8). Without phases, all run in order; each one runs alone too. See
+README, "Benchmarks"."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import delivery, idle, report
+from bench import delivery, idle, preflight, report
 from bench.context import Context
 from bench.procs import BenchError, stop_all
 
@@ -22,9 +23,11 @@ PHASES: dict[str, Callable[[Context], None]] = {
     "baseline": delivery.baseline,
     "peer": delivery.peer,
     "throughput": delivery.throughput,
+    "throughput-preflight": delivery.throughput_preflight,
     "latency": delivery.latency,
     "backlog": idle.backlog,
     "journal": idle.journal,
+    "preflight": preflight.preflight,
 }
 LATENCY_BUNDLES = 20
 
@@ -49,6 +52,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="backlog sizes (default 2000,20000)")
     p.add_argument("--journal-rows", type=int, default=100_000, metavar="N",
                    help="rows in the journal phase (default %(default)s)")
+    p.add_argument("--journal-days", type=float, default=365, metavar="N",
+                   help="days over which the journal phase spreads its sent and quarantined "
+                        "rows (default %(default)g; status lists the last 7)")
     p.add_argument("--record", action="store_true",
                    help="append a dated section to docs/benchmarks.md")
     p.add_argument("--workdir", type=Path, default=None, metavar="DIR",
@@ -62,6 +68,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     args.phases = [ph for ph in PHASES if ph in args.phases] if args.phases else list(PHASES)
     if args.n < 1:
         p.error("--n must be at least 1")
+    if args.journal_days <= 0:
+        p.error("--journal-days must be positive")
     return args
 
 
@@ -89,6 +97,23 @@ def _ratios(ctx: Context) -> None:
         value = ref / daemon if key == "ratio_peer" else daemon / ref
         r.add(key + suffix, label, value, "x", how + ("" if not suffix else
                                                       f"; N = {ctx.n}, not judged"))
+    _preflight_ratio(ctx, suffix)
+
+
+def _preflight_ratio(ctx: Context, suffix: str) -> None:
+    """Pre-flight on / off: the two bursts of this run (issue 8: on ≤ 1.3× off)."""
+    r = ctx.results
+    on, off = r.value("throughput_preflight_time"), r.value("throughput_time")
+    if "throughput_preflight_time" not in r.figures and "throughput_time" not in r.figures:
+        return
+    label = "pre-flight on / off (throughput-preflight time / throughput time)"
+    if on is None or off is None:
+        missing = "throughput-preflight" if on is None else "throughput"
+        r.add("ratio_preflight" + suffix, label, None, "x",
+              f"n/a: {missing} not measured in this run")
+        return
+    r.add("ratio_preflight" + suffix, label, on / off, "x",
+          "lower is better" + ("" if not suffix else f"; N = {ctx.n}, not judged"))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -103,7 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="outboxd-bench-", dir=args.workdir))
     info = report.machine(work)
     corpus_size = max(args.n, LATENCY_BUNDLES if "latency" in args.phases else 0)
-    ctx = Context(work, args.n, args.backlog, args.journal_rows, corpus_size=corpus_size)
+    ctx = Context(work, args.n, args.backlog, args.journal_rows, corpus_size=corpus_size,
+                  journal_days=args.journal_days)
     failed = False
     try:
         for name in args.phases:

@@ -22,6 +22,7 @@ class Context:
     backlog_sizes: tuple[int, ...]
     journal_rows: int
     results: Results = field(default_factory=Results)
+    journal_days: float = 365
     corpus_size: int = 0
     _corpus: corpus.Corpus | None = None
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
@@ -31,6 +32,11 @@ class Context:
             print(f"building {self.corpus_size} bundles …", flush=True)
             self._corpus = corpus.build(self.work, self.corpus_size)
         return self._corpus
+
+    def note(self, text: str) -> None:
+        """A note for the printed and recorded results, once however many phases say it."""
+        if text not in self.results.notes:
+            self.results.notes.append(text)
 
     def start(self, proc: P) -> P:
         """Register a started process; it is stopped when the phase ends."""

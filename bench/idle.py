@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from bench.context import Context
 from bench.corpus import invoice_xml
 from bench.procs import (
+    PREFLIGHT_OFF,
     BenchError,
     Daemon,
     Receiver,
@@ -49,6 +50,7 @@ def backlog(ctx: Context) -> None:
 
 
 def _backlog(ctx: Context, size: int) -> None:
+    ctx.note(PREFLIGHT_OFF)
     rec = ctx.start(Receiver(ctx.work, f"backlog{size}"))
     config = write_config(ctx.work, f"backlog{size}", rec.url,
                           outbox={"settle_seconds": 0.2},
@@ -104,9 +106,19 @@ def _backlog(ctx: Context, size: int) -> None:
                     f"lists {shown} waiting")
 
 
-def fill_journal(path: str, rows: int, seed: int = 5) -> dict[str, int]:
-    """A journal of `rows` rows with the daemon's schema: mostly sent in the last week,
-    some quarantined, a few live and in flight. The counts per state."""
+LIVE = ("waiting", "held", "retrying", "settling")
+WEEK = 7 * 86400
+
+
+def fill_journal(path: str, rows: int, seed: int = 5, days: float = 365) -> dict[str, int]:
+    """A journal of `rows` rows with the daemon's schema: mostly sent, some quarantined,
+    a few live and in flight. The counts per state.
+
+    The finished rows (sent, quarantined) are spread uniformly over the last
+    `days` days, as the journal of a busy operator after a year: `status`
+    lists only those of the last 7 days (SPEC §7), the rest is what its query
+    must skip. Live rows are of the last week (or of the last `days` when
+    fewer): they are what is going on now, and `status` lists them all."""
     Journal(path).close()  # the schema, exactly as the daemon creates it
     rng = random.Random(seed)
     now = datetime.now(UTC)
@@ -123,7 +135,8 @@ def fill_journal(path: str, rows: int, seed: int = 5) -> dict[str, int]:
     for i in range(rows):
         state = rng.choices([s for s, _ in mix], [w for _, w in mix])[0]
         counts[state] = counts.get(state, 0) + 1
-        since = now - timedelta(seconds=rng.uniform(60, 6.9 * 86400))
+        span = days * 86400 if state not in LIVE else min(days * 86400, WEEK)
+        since = now - timedelta(seconds=rng.uniform(60, max(60.0, span - 3600)))
         bid = f"{rng.getrandbits(256):064x}"
         name = f"INV-J{i:06d}"
         reasons, response, receipt = "[]", None, None
@@ -156,7 +169,7 @@ def journal(ctx: Context, runs: int = 3) -> None:
     config = write_config(ctx.work, "journal", "http://127.0.0.1:9/bundles")
     state = config.parent / "state"
     state.mkdir(parents=True, exist_ok=True)
-    counts = fill_journal(str(state / "journal.sqlite3"), rows)
+    counts = fill_journal(str(state / "journal.sqlite3"), rows, days=ctx.journal_days)
     times: list[float] = []
     for n in range(runs):
         elapsed, data = status_json(config, config.parent / f"status{n}.json")
@@ -165,4 +178,5 @@ def journal(ctx: Context, runs: int = 3) -> None:
     ctx.results.add(f"journal_{rows}_status", f"status --json on {rows} rows",
                     statistics.median(times), "s",
                     f"median of {runs} (max {max(times):.2f} s); lists {listed} bundles; "
-                    + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+                    + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+                    + f"; sent and quarantined spread over {ctx.journal_days:g} days")

@@ -166,8 +166,18 @@ class NotifySocket:
         self.path.unlink(missing_ok=True)
 
 
+PREFLIGHT_OFF = ("throughput, latency and backlog run their daemons with [einvoice] preflight "
+                 "= \"off\": they measure the loop; pre-flight is measured by "
+                 "throughput-preflight (the same burst with preflight = \"error\", the "
+                 "default) and preflight")
+
+
 def write_config(work: Path, tag: str, url: str, **sections: dict[str, Any]) -> Path:
-    """A daemon configuration in work/ (outbox, state, sent, quarantine all under it)."""
+    """A daemon configuration in work/ (outbox, state, sent, quarantine all under it).
+
+    Pre-flight is off unless a phase asks for it (``einvoice={"preflight": "error"}``):
+    the loop phases measure the loop, and pre-flight has phases of its own
+    (throughput-preflight, preflight)."""
     base = work / tag
     outbox = base / "outbox"
     outbox.mkdir(parents=True, exist_ok=True)
@@ -176,6 +186,7 @@ def write_config(work: Path, tag: str, url: str, **sections: dict[str, Any]) -> 
         "paths": {"state_dir": str(base / "state")},
         "delivery": {"url": url},
         "log": {"format": "json"},
+        "einvoice": {"preflight": "off"},
     }
     for section, values in sections.items():
         data.setdefault(section, {}).update(values)

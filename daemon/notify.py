@@ -15,8 +15,12 @@ def notify(message: str) -> bool:
         path = "\0" + path[1:]
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            # Never block the loop: a receiver that does not drain its socket
+            # (only ten datagrams queue by default) would stall the daemon on
+            # the eleventh STATUS=. A message that cannot go now is dropped.
+            sock.setblocking(False)
             sock.connect(path)
-            sock.sendall(message.encode("utf-8"))
+            sock.send(message.encode("utf-8"))
     except OSError:
         return False
     return True

@@ -3,12 +3,15 @@ builds, and the dated section it appends to docs/benchmarks.md."""
 
 from __future__ import annotations
 
+import sqlite3
+import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from bench import __main__ as cli
-from bench import idle, report
+from bench import idle, procs, report
 from bench.context import Context
 from daemon.journal import Journal
 
@@ -35,7 +38,7 @@ def test_ratios_come_from_the_same_run_or_say_n_a(tmp_path: Path) -> None:
 
 def test_the_bench_journal_is_read_by_the_daemons_own_queries(tmp_path: Path) -> None:
     path = tmp_path / "journal.sqlite3"
-    counts = idle.fill_journal(str(path), 2000)
+    counts = idle.fill_journal(str(path), 2000, days=7)
     journal = Journal(path, readonly=True)
     try:
         assert sum(journal.counts().values()) == 2000
@@ -45,9 +48,89 @@ def test_the_bench_journal_is_read_by_the_daemons_own_queries(tmp_path: Path) ->
         journal.close()
 
 
+def _ages_in_days(path: Path, states: tuple[str, ...]) -> list[float]:
+    now = datetime.now(UTC)
+    db = sqlite3.connect(path)
+    try:
+        marks = ",".join("?" * len(states))
+        rows = db.execute(f"SELECT since FROM bundles WHERE state IN ({marks})", states)
+        return [(now - datetime.fromisoformat(s.replace("Z", "+00:00"))).total_seconds()
+                / 86400 for (s,) in rows]
+    finally:
+        db.close()
+
+
+def test_the_journal_spreads_finished_rows_over_the_given_days_and_keeps_live_ones_recent(
+        tmp_path: Path) -> None:
+    """A year of sent rows: status lists only the last week's (about 7/365 of them)
+    and every live row, so the journal phase measures the query, not a 41 MB dump."""
+    path = tmp_path / "journal.sqlite3"
+    counts = idle.fill_journal(str(path), 4000, days=365)
+    finished = _ages_in_days(path, ("sent", "quarantined"))
+    live = _ages_in_days(path, idle.LIVE)
+    assert max(finished) <= 365 and min(finished) >= 0
+    assert max(finished) > 330 and min(finished) < 30  # the whole year, not one corner
+    in_each_quarter = [sum(1 for a in finished if q * 91 <= a < (q + 1) * 91) for q in range(4)]
+    assert min(in_each_quarter) > len(finished) / 4 * 0.8  # uniform
+    assert live and max(live) <= 7
+    journal = Journal(path, readonly=True)
+    try:
+        listed = journal.recent()
+    finally:
+        journal.close()
+    last_week = sum(1 for a in finished if a < 7)
+    assert len(listed) == last_week + len(live)
+    assert len(listed) < 0.1 * sum(counts.values())
+
+
+def test_the_preflight_ratio_needs_both_bursts_of_the_same_run(tmp_path: Path) -> None:
+    ctx = Context(tmp_path, n=300, backlog_sizes=(), journal_rows=0)
+    ctx.results.add("throughput_preflight_time", "t", 2.4, "s")
+    cli._ratios(ctx)
+    fig = ctx.results.figures["ratio_preflight"]
+    assert fig.value is None and fig.shown() == "n/a" and "throughput not" in fig.note
+    ctx.results.add("throughput_time", "t", 2.0, "s")
+    cli._ratios(ctx)
+    assert ctx.results.value("ratio_preflight") == pytest.approx(1.2)
+    by_key = {t.key: t for t in report.TARGETS}
+    assert report.verdict(by_key["ratio_preflight"], ctx.results) == "met"
+
+
+def test_without_a_preflight_burst_the_ratio_is_n_a_and_not_judged(tmp_path: Path) -> None:
+    ctx = Context(tmp_path, n=300, backlog_sizes=(), journal_rows=0)
+    ctx.results.add("throughput_time", "t", 2.0, "s")
+    cli._ratios(ctx)
+    assert ctx.results.figures["ratio_preflight"].shown() == "n/a"
+    by_key = {t.key: t for t in report.TARGETS}
+    assert report.verdict(by_key["ratio_preflight"], ctx.results) == "not measured"
+
+
+def test_the_preflight_target_is_on_at_most_1_3_times_off() -> None:
+    results = report.Results()
+    results.add("ratio_preflight", "r", 1.31, "x")
+    by_key = {t.key: t for t in report.TARGETS}
+    assert report.verdict(by_key["ratio_preflight"], results) == "**missed**"
+
+
+def test_phases_run_in_order_with_the_preflight_ones_beside_their_kin() -> None:
+    assert list(cli.PHASES) == ["baseline", "peer", "throughput", "throughput-preflight",
+                                "latency", "backlog", "journal", "preflight"]
+    args = cli.parse(["preflight", "throughput-preflight", "throughput", "--journal-days", "30"])
+    assert args.phases == ["throughput", "throughput-preflight", "preflight"]
+    assert args.journal_days == 30
+    assert cli.parse([]).journal_days == 365
+
+
+def test_daemons_run_without_preflight_unless_a_phase_asks(tmp_path: Path) -> None:
+    off = tomllib.loads(procs.write_config(tmp_path, "a", "http://127.0.0.1:9/").read_text())
+    on = tomllib.loads(procs.write_config(tmp_path, "b", "http://127.0.0.1:9/",
+                                          einvoice={"preflight": "error"}).read_text())
+    assert off["einvoice"]["preflight"] == "off"
+    assert on["einvoice"]["preflight"] == "error"
+
+
 def test_record_appends_a_dated_section_with_machine_command_and_verdicts(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from datetime import UTC, datetime
     md = tmp_path / "benchmarks.md"
     monkeypatch.setattr(report, "BENCHMARKS_MD", md)
     results = report.Results()
