@@ -8,6 +8,7 @@ first, so the one move that follows carries a complete archive entry.
 
 from __future__ import annotations
 
+import errno
 import filecmp
 import os
 import shutil
@@ -18,11 +19,17 @@ from typing import Any
 from daemon.bundle import Finding
 from daemon.fsops import free_name, move_tree, write_atomic, write_json
 from daemon.manifest import utc_now_iso
+from daemon.names import NAME_MAX, fit_bytes
+
+# Room left in a path component for free_name's "-NNN" and move_tree's ".NAME.partial".
+_ARCHIVE_NAME_MAX = NAME_MAX - 15
 
 
 def target_for(root: Path, name: str, bundle_id: str) -> Path:
+    """ROOT/YYYY-MM-DD/NAME--ID12, NAME shortened if the folder name would not fit."""
     day = datetime.now(UTC).strftime("%Y-%m-%d")
-    return free_name(root / day, f"{name}--{bundle_id[:12]}")
+    tail = f"--{bundle_id[:12]}"
+    return free_name(root / day, fit_bytes(name, _ARCHIVE_NAME_MAX - len(tail)) + tail)
 
 
 def _holds_copy_of(target: Path, work: Path) -> bool:
@@ -47,7 +54,13 @@ def move_into_place(work: Path, target: Path) -> Path:
     `target` was taken by something that is not this bundle.
     """
     if not work.exists():
-        return target  # an earlier run finished the move
+        if target.exists():
+            return target  # an earlier run finished the move
+        # Neither is there: a share that went away (processing lives on it), or
+        # a folder removed by hand. Never report a move that did not happen.
+        raise FileNotFoundError(errno.ENOENT, "the processing folder is not there (is the "
+                                "share mounted?) and the bundle is not in the archive either",
+                                str(work))
     if target.exists():
         if _holds_copy_of(target, work):
             # Crashed after the cross-file-system copy was renamed into place

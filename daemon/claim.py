@@ -15,13 +15,20 @@ from pathlib import Path
 
 from daemon.errors import ClaimLost
 from daemon.fsops import fsync_dir, rename_noreplace
+from daemon.names import NAME_MAX, fit_bytes
 from daemon.scan import Candidate
 
 
 def work_dir_for(processing: Path, name: str, bundle_id: str) -> Path:
-    """A folder only this daemon uses: NAME--BUNDLEID12--HOST-PID-RANDOM."""
-    host = socket.gethostname().split(".")[0] or "host"
-    return processing / f"{name}--{bundle_id[:12]}--{host}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    """A folder only this daemon uses: NAME--BUNDLEID12--HOST-PID-RANDOM.
+
+    NAME is shortened when the whole would not fit in one path component (an
+    invoice file name of ~226 bytes or more); the invoice file keeps its full
+    name inside the folder, and the journal keeps the folder's real name.
+    """
+    host = fit_bytes(socket.gethostname().split(".")[0] or "host", 32)
+    tail = f"--{bundle_id[:12]}--{host}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    return processing / (fit_bytes(name, NAME_MAX - len(os.fsencode(tail))) + tail)
 
 
 def moved_candidate(cand: Candidate, work: Path) -> Candidate:
@@ -66,6 +73,12 @@ def finish_claim(cand: Candidate, work: Path, with_marker: bool,
             os.rename(part, target)
     fsync_dir(work)
     fsync_dir(cand.invoice.parent)
+
+
+def taken_meanwhile(cand: Candidate) -> bool:
+    """The invoice file left the outbox while we read its bundle: another daemon's claim
+    (the rename of the invoice file comes first), or a person took it back."""
+    return not os.path.lexists(cand.invoice)
 
 
 def unclaim(cand: Candidate, work: Path) -> list[str]:

@@ -197,5 +197,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OutboxdError as exc:
         print(f"outboxd: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except BrokenPipeError:
+        # The reader went away (`outboxd status | head`): nothing more to say. Point
+        # stdout at /dev/null so the interpreter's final flush does not complain.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
     except KeyboardInterrupt:
         return 130

@@ -114,6 +114,8 @@ class PolicyConfig(Section):
     attachment_wait_seconds: Seconds = Field(300.0, ge=0)
     invalid: Literal["quarantine", "hold"] = "quarantine"
     duplicates: Literal["quarantine", "send"] = "quarantine"
+    # A fresh journal reads bundle ids back from sent/ receipts of this many days.
+    duplicate_window_days: int = Field(400, ge=0)
 
 
 class DeliveryConfig(Section):
@@ -355,6 +357,9 @@ def _known_keys(section: str) -> list[str]:
 def load_settings(path: Path) -> Settings:
     """Read, override, validate. Raises ConfigError naming every bad key."""
     # pydantic-settings skips a missing TOML file silently; a daemon must not.
+    if path.is_dir():
+        raise ConfigError(f"configuration file {path} is a folder, not a file — pass -c FILE "
+                          "with the file itself (see config.example.toml)")
     if not path.is_file():
         raise ConfigError(f"configuration file {path} does not exist — pass -c FILE, set "
                           "OUTBOXD_CONFIG, or create it (see config.example.toml)")

@@ -15,6 +15,7 @@ calls them, so the pipeline only ever decides on *our* kinds:
     │   └── Rejected         other 4xx: the receiver refuses this bundle
     ├── ClaimLost            another daemon (or a person) took the files first
     ├── JournalError         the state database cannot be used
+    │   └── JournalLost      deleted or replaced while the daemon runs: stop
     └── Refusal              the reference receiver answers a request with an error
 """
 
@@ -85,7 +86,19 @@ class ClaimLost(OutboxdError):
 
 
 class JournalError(OutboxdError):
-    """The SQLite journal cannot be opened or written."""
+    """The SQLite journal cannot be opened or written.
+
+    ``reported``: the journal has already logged this failure (it logs each kind
+    once and backs off), so callers must not log it again.
+    """
+
+    def __init__(self, message: str, reported: bool = False) -> None:
+        self.reported = reported
+        super().__init__(message)
+
+
+class JournalLost(JournalError):
+    """The journal file was deleted or replaced under the running daemon."""
 
 
 class Refusal(OutboxdError):

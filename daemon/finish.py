@@ -7,6 +7,7 @@ it takes effect, so `recover()` can always tell what was under way.
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +28,7 @@ from daemon.convert import materialise
 from daemon.deliver import Deliverer, backoff
 from daemon.einvoice import check_bundle
 from daemon.errors import InputError, Paused, Rejected, Retryable
+from daemon.fsops import is_regular_file
 from daemon.journal import (
     CLAIMING,
     DELIVERED,
@@ -59,6 +61,12 @@ def findings_of(reasons: list[dict[str, Any]]) -> list[Finding]:
     return [Finding(r["code"], r["file"], r["message"]) for r in reasons]
 
 
+def _describe(exc: OSError) -> str:
+    """An OSError for people: what went wrong and on which file."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    return f"{exc.strerror or exc}{where}"
+
+
 def bind(log: Any, invoice_file: str, bundle_id: str | None,
          ids: list[str] | tuple[str, ...]) -> Any:
     """Every bundle event carries bundle_id, invoice_file and invoice_ids."""
@@ -71,6 +79,9 @@ class Finisher:
         self.j = journal
         self.d = deliverer
         self.log = logs.get()
+        # Moves that failed (a full disk, a share gone): per row, how many times
+        # in a row, and the monotonic time before which it is not tried again.
+        self._move_faults: dict[int, tuple[int, float]] = {}
         # Bundles validated before their claim, by row id, until they are finished.
         # Written by the loop thread, taken by delivery workers (dict operations
         # are atomic); after a restart a row is not here and is validated again.
@@ -102,7 +113,8 @@ class Finisher:
         name = bundle.invoice_file.name
         out = list(bundle.warnings)
         released = bundle.invoice_file.path.with_name(stem(name) + self.s.share.release_suffix)
-        released_by = released if released.is_file() and not released.is_symlink() else None
+        # A NAME at the length limit has no room for the suffix: no release file then.
+        released_by = released if is_regular_file(released) else None
         for invoice_id in bundle.unattached_ids:
             out.append(Finding("unattached-invoice", name, release.warning_text(
                 invoice_id, released_by), "warning", invoice_id))
@@ -114,26 +126,40 @@ class Finisher:
     def attempt(self, row_id: int) -> float | None:
         """One delivery attempt; the delay before the next one, or None when finished."""
         row = self.j.get(row_id)
+        wait = self._move_wait(row_id)
+        if wait is not None:
+            return wait  # a failed move is retried on its own back-off, not sooner
         if row.state == DELIVERED:
             # The receiver has it; only the archive move is left. Never POST again.
-            self.archive_sent(row_id)
-            return None
+            return self.archive_sent(row_id)
         if row.state == QUARANTINING:
-            self.quarantine(row_id, findings_of(row.reasons))
-            return None
+            return self.quarantine(row_id, findings_of(row.reasons))
         if row.state not in ("delivering", "retrying"):
             return None  # finished meanwhile (quarantined, sent)
         log = self._bind(row.invoice_file, row.bundle_id, row.invoice_ids)
+
+        def damaged(findings: list[Finding]) -> float | None:
+            # The share that holds processing/ went away (or someone moved the
+            # folder), maybe in the middle of reading: nothing to send and nothing
+            # to quarantine. Wait for it instead of judging a half-read bundle.
+            if not self._work_present(row):
+                return self._move_failed(row, f"the processing folder {row.work_dir} or the "
+                                         "invoice file in it is not there — is the share "
+                                         "mounted?")
+            return self.quarantine(row_id, findings)
+
+        if not self._work_present(row):
+            return damaged([])
         try:
             bundle = self._claimed_bundle(row)
         except (InputError, OSError) as exc:
-            self.quarantine(row_id, [Finding("processing-damaged", row.invoice_file,
-                                             f"cannot be read in the processing folder ({exc})"
-                                             " — check it and move it back to the outbox")])
-            return None
+            return damaged([Finding(
+                "processing-damaged", row.invoice_file, f"cannot be read in the processing "
+                f"folder ({exc}) — check it and move it back to the outbox")])
+        if not self._work_present(row):
+            return damaged([])
         if bundle.errors:
-            self.quarantine(row_id, list(bundle.errors))
-            return None
+            return damaged(list(bundle.errors))
         warnings = self.outgoing_warnings(bundle, bundle_id_of(bundle))
         manifest = build_manifest(bundle, safe_filenames=self.s.delivery.safe_filenames,
                                   warnings=warnings)
@@ -150,9 +176,9 @@ class Finisher:
         try:
             receipt = self.d.deliver(bundle, manifest)
         except InputError as exc:
-            self.quarantine(row_id, [Finding("processing-damaged", exc.file, f"{exc.message} "
-                                             "(it changed in the processing folder)")])
-            return None
+            return damaged([Finding(
+                "processing-damaged", exc.file, f"{exc.message} (it changed in the processing "
+                "folder)")])
         except (Retryable, Paused) as exc:
             paused = isinstance(exc, Paused)
             cfg = self.s.delivery
@@ -168,11 +194,10 @@ class Finisher:
                 "will retry", error=error, attempts=attempts, retry_in=round(delay, 3))
             return delay
         except Rejected as exc:
-            self.quarantine(row_id, [Finding(
+            return self.quarantine(row_id, [Finding(
                 "rejected", row.invoice_file, f"the receiver answered HTTP {exc.status}: "
                 f"{exc.body} — fix what the receiver names, then move the bundle "
                 "back into the outbox")])
-            return None
         record = {"manifest": manifest, "response": receipt.as_dict(), "attempts": attempts,
                   "delivered_at": now_iso()}
         # The archive folder is chosen and recorded with the receipt, in one
@@ -183,36 +208,84 @@ class Finisher:
                           last_error=None, archive_dir=target)
         for w in warnings:
             log.warning("sent with warning", code=w.code, file=w.file, message=w.message)
-        self.archive_sent(row_id)
-        return None
+        return self.archive_sent(row_id)
 
-    def archive_sent(self, row_id: int) -> None:
+    # -- moves that may fail: retried here, on a back-off of their own ----------
+    def _work_present(self, row: Row) -> bool:
+        try:
+            return row.work_dir is not None and Path(row.work_dir, row.invoice_file).is_file()
+        except OSError:
+            return False
+
+    def _move_wait(self, row_id: int) -> float | None:
+        fault = self._move_faults.get(row_id)
+        if fault is None:
+            return None
+        left = fault[1] - time.monotonic()
+        return left if left > 0 else None
+
+    def _move_failed(self, row: Row, error: str) -> float:
+        """Record why a move failed and when it is tried next; the row keeps its state
+        (never sent or quarantined before the folder is there)."""
+        failures = self._move_faults.get(row.id, (0, 0.0))[0] + 1
+        cfg = self.s.delivery
+        delay = max(cfg.retry_base_seconds, backoff(failures, cfg.retry_base_seconds,
+                                                    cfg.retry_max_seconds, None))
+        self._move_faults[row.id] = (failures, time.monotonic() + delay)
+        fields = {"last_error": error, "next_attempt_at": iso_in(delay)}
+        if row.state in ("delivering", "retrying"):
+            self.j.transition(row.id, "retrying", **fields)
+        else:
+            self.j.update(row.id, **fields)
+        log = self._bind(row.invoice_file, row.bundle_id, row.invoice_ids)
+        (log.error if failures == 1 else log.warning)(
+            "bundle cannot be moved; will retry", error=error, failures=failures,
+            retry_in=round(delay, 3))
+        return delay
+
+    def archive_sent(self, row_id: int) -> float | None:
         row = self.j.get(row_id)
         assert row.work_dir and row.bundle_id and row.response
         target = self._target(row, self.s.sent_dir)
         work = Path(row.work_dir)
-        if work.exists():
-            write_receipt(work, row.response)
-        target = move_into_place(work, target)
+        try:
+            if work.exists():
+                write_receipt(work, row.response)
+            target = move_into_place(work, target)
+        except OSError as exc:
+            return self._move_failed(row, f"delivered (receipt {row.receipt_id}), but cannot "
+                                     f"be archived in {target}: {_describe(exc)}")
+        self._move_faults.pop(row_id, None)
         self._validated.pop(row_id, None)
         self.j.transition(row_id, "sent", durable=False, archive_dir=str(target))
         self._bind(row.invoice_file, row.bundle_id, row.invoice_ids).info(
             "bundle sent", receipt_id=row.receipt_id, attempts=row.response.get("attempts"),
             archive=str(target))
+        return None
 
-    def quarantine(self, row_id: int, reasons: list[Finding]) -> None:
-        self.j.transition(row_id, QUARANTINING, reasons=reasons_of(reasons))
+    def quarantine(self, row_id: int, reasons: list[Finding]) -> float | None:
+        """Quarantine a claimed bundle; None when done, else the delay before the move is
+        tried again (the row stays `quarantining` with last_error meanwhile)."""
+        first = self.j.get(row_id).state != QUARANTINING
+        self.j.transition(row_id, QUARANTINING, reasons=reasons_of(reasons),
+                          **({"last_error": None} if first else {}))
         row = self.j.get(row_id)
         assert row.work_dir and row.bundle_id
         target = self._target(row, self.s.quarantine_dir)
         work = Path(row.work_dir)
-        if work.exists():
-            write_reasons(work, reason_record(row.bundle_id, row.invoice_file, reasons))
-        target = move_into_place(work, target)
+        try:
+            if work.exists():
+                write_reasons(work, reason_record(row.bundle_id, row.invoice_file, reasons))
+            target = move_into_place(work, target)
+        except OSError as exc:
+            return self._move_failed(row, f"cannot be moved into quarantine {target}: "
+                                     f"{_describe(exc)}")
+        self._move_faults.pop(row_id, None)
         self._validated.pop(row_id, None)
         self.j.transition(row_id, "quarantined", durable=False, archive_dir=str(target))
         self._bind(row.invoice_file, row.bundle_id, row.invoice_ids).warning(
             "bundle quarantined", reasons=[r.line() for r in reasons], archive=str(target))
+        return None
 
     def _target(self, row: Row, root: Path) -> Path:
         """The archive folder, chosen once and journaled before the move."""

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from daemon.errors import HostileInput, InputError
+from daemon.names import fit_bytes
 
 CHUNK = 1 << 16
 
@@ -37,6 +38,15 @@ def kind_of(mode: int) -> str:
     if stat.S_ISSOCK(mode):
         return "socket"
     return "device file"
+
+
+def is_regular_file(path: Path) -> bool:
+    """A regular file (not through a link); False for anything that cannot be looked at,
+    a name too long for the file system included (Path.is_file raises on that)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 def open_regular(path: Path, rel: str | None = None) -> BinaryIO:
@@ -89,7 +99,8 @@ def write_atomic(path: Path, data: bytes) -> None:
     The temp name is new (O_EXCL) and never followed (O_NOFOLLOW): a link a
     share user planted under a guessable name cannot redirect the write.
     """
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:12]}")
+    # The temp name is ours to choose: cut so it fits even beside a name at the limit.
+    tmp = path.with_name(f".{fit_bytes(path.name, 200)}.tmp-{uuid.uuid4().hex[:12]}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -181,6 +192,13 @@ def _copy_entry(src: Path, dst: Path) -> None:
     os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
 
 
+def _remove(path: Path) -> None:
+    """Remove a file or folder we made; nothing if it is not there."""
+    if not os.path.lexists(path):
+        return
+    shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+
+
 def move_tree(src: Path, dst: Path) -> None:
     """Move a file or folder to dst, which must not exist.
 
@@ -199,9 +217,15 @@ def move_tree(src: Path, dst: Path) -> None:
     # Named after the target, not our pid: a restart after a crash mid-copy
     # finds and replaces the partial copy instead of leaving it behind.
     tmp = dst.with_name(f".{dst.name}.partial")
-    if os.path.lexists(tmp):
-        shutil.rmtree(tmp) if tmp.is_dir() and not tmp.is_symlink() else tmp.unlink()
-    _copy_entry(src, tmp)
-    rename_noreplace(tmp, dst)
+    _remove(tmp)
+    try:
+        _copy_entry(src, tmp)
+        rename_noreplace(tmp, dst)
+    except BaseException:
+        # A full disk, a path too long, a share gone: the source is intact, so
+        # a half copy is only litter in the archive. Retried later from scratch.
+        with contextlib.suppress(OSError):
+            _remove(tmp)
+        raise
     fsync_dir(dst.parent)
     shutil.rmtree(src) if src.is_dir() and not src.is_symlink() else src.unlink()

@@ -13,16 +13,20 @@ bundle id, may still change).
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from daemon.errors import JournalError
+from daemon import logs
+from daemon.errors import JournalError, JournalLost
 
 # States as `outboxd status` names them, plus three short-lived internal ones
 # that recovery needs to tell apart.
@@ -31,7 +35,17 @@ CLAIMING = "claiming"  # being moved into processing
 DELIVERED = "delivered"  # receiver accepted; not yet archived in sent/
 QUARANTINING = "quarantining"  # being moved into quarantine/
 IN_FLIGHT = (CLAIMING, "delivering", "retrying", DELIVERED, QUARANTINING)
-SHOWN_AS = {CLAIMING: "delivering", DELIVERED: "delivering", QUARANTINING: "quarantined"}
+# A bundle is shown as sent or quarantined only once its archive folder is
+# there; until then it is on its way, or "retrying" while a move keeps failing
+# (last_error says why).
+SHOWN_AS = {CLAIMING: "delivering", DELIVERED: "delivering", QUARANTINING: "delivering"}
+MOVING = (CLAIMING, DELIVERED, QUARANTINING)
+
+
+def shown_state(state: str, has_error: bool) -> str:
+    if state in MOVING and has_error:
+        return "retrying"
+    return SHOWN_AS.get(state, state)
 STATES = ("settling", "waiting", "held", "delivering", "retrying", "sent", "quarantined")
 
 SCHEMA = """
@@ -115,18 +129,25 @@ class Row:
 
     @property
     def shown_state(self) -> str:
-        return SHOWN_AS.get(self.state, self.state)
+        return shown_state(self.state, self.last_error is not None)
 
 
 class Journal:
-    def __init__(self, path: Path, readonly: bool = False) -> None:
+    def __init__(self, path: Path, readonly: bool = False, immutable: bool = False) -> None:
         self.path = path
         self._lock = threading.RLock()
+        self._failures = 0
+        self._failing_until = 0.0  # monotonic: no write is tried before this
+        self._failure = ""
+        self.log = logs.get()
         self.changes = 0  # committed write transactions: the loop republishes status on change
+        self._identity: tuple[int, int] | None = None  # set once the file exists
         try:
             if readonly:
-                self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True,
-                                           check_same_thread=False)
+                # immutable: a read-only state dir where SQLite cannot create the
+                # -shm file; the daemon is not writing there, so nothing is missed.
+                uri = f"file:{quote(str(path))}?mode=ro" + ("&immutable=1" if immutable else "")
+                self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
             else:
                 self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
                 self._db.execute("PRAGMA journal_mode=WAL")
@@ -139,6 +160,28 @@ class Journal:
         except sqlite3.Error as exc:
             raise JournalError(f"cannot open the journal {path}: {exc} — check [paths] "
                                "state_dir and its permissions") from None
+        self._identity = None if readonly else self._file_identity()
+
+    def _file_identity(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def check(self) -> None:
+        """Raise JournalLost if the journal file was deleted or replaced since we opened it.
+
+        SQLite would go on writing into the deleted file and a restart would
+        begin on an empty journal with no memory of what was sent; stopping
+        lets the supervisor restart us on the new file, which then reads the
+        sent/ receipts back first.
+        """
+        if self._identity is not None and self._file_identity() != self._identity:
+            raise JournalLost(f"the journal {self.path} was deleted or replaced while outboxd "
+                              "was running; stopping so that the service manager restarts it on "
+                              "a fresh journal (bundles already sent are read back from the "
+                              "receipts in sent/)", reported=True)
 
     def _migrate(self) -> None:
         """Bring a journal of an earlier version up to this one's schema."""
@@ -153,12 +196,33 @@ class Journal:
         with self._lock:
             self._db.close()
 
+    def _rollback(self) -> None:
+        # After a failed COMMIT SQLite may already have rolled back; a second
+        # ROLLBACK would fail and hide the real error ("database or disk is full").
+        if self._db.in_transaction:
+            with suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+
+    def _failed(self, exc: sqlite3.Error) -> JournalError:
+        """Log a write failure once per kind, and back off before the next try."""
+        message = (f"journal write failed: {exc} — check free space and permissions of "
+                   f"[paths] state_dir ({self.path.parent})")
+        self._failures += 1
+        self._failing_until = time.monotonic() + min(30.0, 0.5 * 2 ** (self._failures - 1))
+        if message != self._failure:
+            self._failure = message
+            self.log.error("journal cannot be written; retrying with back-off", error=message)
+        return JournalError(message, reported=True)
+
     @contextmanager
     def _tx(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
         """One transaction. `durable`: the commit syncs the WAL to disk (the
         record must survive a power loss because an effect follows it); that
         sync also makes every earlier non-durable commit durable, in order."""
         with self._lock:
+            self.check()
+            if time.monotonic() < self._failing_until:
+                raise JournalError(self._failure, reported=True)
             if durable:
                 self._db.execute("PRAGMA synchronous=FULL")
             try:
@@ -167,14 +231,18 @@ class Journal:
                 self._db.execute("COMMIT")
                 self.changes += 1
             except sqlite3.Error as exc:
-                self._db.execute("ROLLBACK")
-                raise JournalError(f"journal write failed: {exc}") from None
+                self._rollback()
+                raise self._failed(exc) from None
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
             finally:
                 if durable:
-                    self._db.execute("PRAGMA synchronous=NORMAL")
+                    with suppress(sqlite3.Error):
+                        self._db.execute("PRAGMA synchronous=NORMAL")
+            if self._failures:
+                self.log.info("journal writable again", failures=self._failures)
+                self._failures, self._failing_until, self._failure = 0, 0.0, ""
 
     @staticmethod
     def _encode(fields: dict[str, Any]) -> dict[str, Any]:
@@ -315,21 +383,48 @@ class Journal:
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(STATES, 0)
         with self._lock:
-            rs = self._db.execute("SELECT state, COUNT(*) AS n FROM bundles GROUP BY state")
+            rs = self._db.execute("SELECT state, last_error IS NOT NULL AS err, COUNT(*) AS n "
+                                  "FROM bundles GROUP BY state, err")
             for r in rs.fetchall():
-                shown = SHOWN_AS.get(r["state"], r["state"])
+                shown = shown_state(r["state"], bool(r["err"]))
                 if shown in out:
                     out[shown] += r["n"]
         return out
+
+    def is_empty(self) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM bundles LIMIT 1").fetchone() is None
+
+    def import_sent(self, records: list[dict[str, Any]]) -> None:
+        """Rows in state `sent` for bundles found in sent/ (a journal started afresh).
+
+        Each record: bundle_id, invoice_file, invoice_ids, archive_dir,
+        receipt_id, delivered_at. One transaction for all.
+        """
+        with self._tx() as db:
+            for rec in records:
+                at = rec.get("delivered_at") or now_iso()
+                cur = db.execute(
+                    "INSERT INTO bundles (bundle_id, invoice_file, invoice_ids, state, since, "
+                    "archive_dir, receipt_id, updated_at) VALUES (?, ?, ?, 'sent', ?, ?, ?, ?)",
+                    (rec["bundle_id"], rec["invoice_file"],
+                     json.dumps(rec["invoice_ids"], ensure_ascii=False), at,
+                     rec["archive_dir"], rec.get("receipt_id"), now_iso()))
+                row_id = int(cur.lastrowid or 0)
+                db.execute(_SENT_INVOICES_FROM + "b.id = ?", (row_id,))
+                db.execute("INSERT INTO transitions (bundle_row, at, from_state, to_state, "
+                           "detail) VALUES (?, ?, NULL, 'sent', 'read back from sent/')",
+                           (row_id, now_iso()))
 
     def summary(self) -> dict[str, int]:
         """Counts for systemd's STATUS= line: each unfinished state, and sent today (UTC)."""
         today = datetime.now(UTC).strftime("%Y-%m-%dT00:00:00.000Z")
         out: dict[str, int] = {}
         with self._lock:
-            for r in self._db.execute("SELECT state, COUNT(*) AS n FROM bundles WHERE state "
-                                      "NOT IN ('sent', 'quarantined', 'gone') GROUP BY state"):
-                shown = SHOWN_AS.get(r["state"], r["state"])
+            for r in self._db.execute("SELECT state, last_error IS NOT NULL AS err, COUNT(*) AS n "
+                                      "FROM bundles WHERE state NOT IN ('sent', 'quarantined', "
+                                      "'gone') GROUP BY state, err"):
+                shown = shown_state(r["state"], bool(r["err"]))
                 out[shown] = out.get(shown, 0) + r["n"]
             out["sent today"] = self._db.execute(
                 "SELECT COUNT(*) FROM bundles WHERE state = 'sent' AND since >= ?",

@@ -6,6 +6,7 @@ Pure functions over names, so the scanner, the matcher and `check` agree.
 from __future__ import annotations
 
 import fnmatch
+import os
 import unicodedata
 from collections.abc import Sequence
 from enum import Enum
@@ -90,3 +91,16 @@ def name_problem(name: str) -> str | None:
 def fold_key(name: str) -> str:
     """Names that differ only in case or Unicode normalisation fold to one key."""
     return unicodedata.normalize("NFC", name).casefold()
+
+
+NAME_MAX = 255  # bytes in one path component on Linux file systems (ext4, xfs, tmpfs, NFS)
+
+
+def fit_bytes(name: str, limit: int) -> str:
+    """`name` cut to at most `limit` bytes of UTF-8 (or of the raw bytes a non-UTF-8 name
+    stands for), never in the middle of a character."""
+    raw = os.fsencode(name)
+    if len(raw) <= limit:
+        return name
+    cut = raw[:limit].decode("utf-8", "ignore").rstrip()
+    return os.fsdecode(cut.encode("utf-8")) if cut else "bundle"

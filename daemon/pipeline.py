@@ -16,7 +16,7 @@ from typing import Any
 
 from daemon import logs, release
 from daemon.bundle import Bundle, Finding
-from daemon.claim import claim, unclaim, work_dir_for
+from daemon.claim import claim, taken_meanwhile, unclaim, work_dir_for
 from daemon.config import Settings
 from daemon.convert import unconverted
 from daemon.deliver import Deliverer
@@ -33,7 +33,7 @@ from daemon.journal import (
 )
 from daemon.manifest import bundle_id_of
 from daemon.match import assemble
-from daemon.scan import Candidate, Snapshot, snapshot
+from daemon.scan import Candidate, Snapshot, candidate_for, snapshot
 from daemon.settle import SettleTracker
 
 ERRORS_HEADER = ("# outboxd: this bundle is held because of the errors below. Fix them;\n"
@@ -62,6 +62,7 @@ class _Known:
     bundle: Bundle | None  # None: the invoice file itself could not be read
     bundle_id: str
     errors_file_done: bool = False  # NAME.errors.txt written (hold) or cleared (passing)
+    error: str | None = None  # why the bundle could not be read (shown by status)
 
 
 def _errors_file_text(path: Path) -> str | None:
@@ -130,7 +131,12 @@ class Pipeline:
             self._reading[key] = snap
             return Next(read=snap)
         if known.bundle is None:
+            if known.error:  # status shows why it does not move
+                self._live(row, key, "settling", last_error=known.error)
             return IDLE  # unreadable: looked at again when something changes
+        if row is not None and row.last_error and row.state in LIVE:
+            self._live(row, key, row.state, last_error=None)  # it reads now
+            row = self.live.get(key)
         return self._decide(cand, known, row, now)
 
     def took_read(self, key: str, snap: Snapshot, result: Bundle | BaseException) -> None:
@@ -142,13 +148,20 @@ class Pipeline:
         if isinstance(result, Bundle):
             self.known[key] = _Known(snap, result, bundle_id_of(result))
             return
-        if isinstance(result, InputError | OSError):
+        error = None
+        if isinstance(result, InputError | OSError) and taken_meanwhile(
+                candidate_for(self.s.outbox, key)):
+            # Another daemon on the share claimed it while we read: normal work.
+            self.log.info("bundle left the outbox while being read (claimed by another daemon, "
+                          "or the share went away)", invoice_file=key)
+        elif isinstance(result, InputError | OSError):
             # Logged once per snapshot: it is read again only when something changes.
             self.log.error("bundle cannot be read", invoice_file=key, error=str(result))
+            error = str(result)
         else:
             self.log.error("unexpected error reading bundle", invoice_file=key,
                            exc_info=result)
-        self.known[key] = _Known(snap, None, "")
+        self.known[key] = _Known(snap, None, "", error=error)
 
     def _live(self, row: Row | None, key: str, state: str, detail: str = "",
               **fields: Any) -> None:
@@ -239,19 +252,25 @@ class Pipeline:
             write_atomic(path, text.encode("utf-8"))
 
     def _undo_claim(self, cand: Candidate, row_id: int, work: Path, why: str,
-                    **fields: Any) -> None:
+                    **fields: Any) -> Next:
         """Put a claimed bundle back to settle again; if a same-named file arrived in the
-        meantime, ours cannot go back and is quarantined beside it instead."""
+        meantime, ours cannot go back and is quarantined beside it instead (handed to
+        the delivery workers when that move must be retried)."""
         stuck = unclaim(cand, work) if work.exists() else []
         if stuck:
-            self.finish.quarantine(row_id, [Finding(
+            return self._quarantine_now(row_id, [Finding(
                 "changed-during-claim", cand.invoice.name, f"while this bundle was being "
                 f"claimed, new files named {', '.join(stuck)} appeared in the outbox; this is "
                 "the earlier version — compare the two and move the right one back into the "
                 "outbox")])
-            return
         self.j.transition(row_id, "settling", why, work_dir=None, **fields)
         self.live[cand.invoice.name] = self.j.get(row_id)
+        return IDLE
+
+    def _quarantine_now(self, row_id: int, reasons: list[Finding]) -> Next:
+        """Quarantine at claim time; a move that failed is retried by the delivery workers
+        on their back-off (the row stays quarantining, with last_error)."""
+        return IDLE if self.finish.quarantine(row_id, reasons) is None else Next(claimed=row_id)
 
     def _claim(self, cand: Candidate, known: _Known, row: Row | None,
                reasons: list[Finding], now: float) -> Next:
@@ -281,12 +300,12 @@ class Pipeline:
             # Permissions, a share that went away: put back whatever moved and
             # try again after a rescan period rather than at once. The files are
             # as they were (renames change no snapshot), so what was read stands.
-            self._undo_claim(cand, row_id, work, "claim failed",
-                             last_error=f"cannot move into processing: {exc}")
+            undone = self._undo_claim(cand, row_id, work, "claim failed",
+                                      last_error=f"cannot move into processing: {exc}")
             log.error("cannot claim bundle; will try again", error=str(exc),
                       retry_in=self.s.outbox.rescan_seconds)
             self._claim_paused[key] = now + self.s.outbox.rescan_seconds
-            return Next(at=self._claim_paused[key])
+            return undone if undone.claimed is not None else Next(at=self._claim_paused[key])
         # The files may have changed between validation and the move. The id
         # covers every byte (hashes), so matching again is enough: no need to
         # parse PDFs and images a second time.
@@ -297,12 +316,10 @@ class Pipeline:
         self.forget(key)
         # assemble() converts nothing: compare with the id of what was matched.
         if after is None or bundle_id_of(after) != bundle_id_of(unconverted(bundle)):
-            self._undo_claim(cand, row_id, work, "changed while being claimed")
             log.info("bundle changed while being claimed; settling again")
-            return IDLE
+            return self._undo_claim(cand, row_id, work, "changed while being claimed")
         if reasons:
-            self.finish.quarantine(row_id, reasons)
-            return IDLE
+            return self._quarantine_now(row_id, reasons)
         self.j.transition(row_id, "delivering", "claimed", durable=False)
         # Delivery takes the bundle validated before the claim, at its new
         # place: no second pypdf/Pillow pass.

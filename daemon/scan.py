@@ -1,7 +1,7 @@
 """Scan: list the outbox as it is now (the folder is the truth, events are hints).
 
 Lists invoice files and their sidecars, and takes the snapshot (names,
-sizes, modification times) that settling compares. Never follows a link,
+sizes, modification times, permissions) that settling compares. Never follows a link,
 never opens anything: only lstat.
 """
 
@@ -21,7 +21,10 @@ from daemon.names import NameKind, classify, is_invoice_name, is_share_file, nam
 # still watched for settling so that a mistaken deeper copy is noticed.
 SNAPSHOT_DEPTH = 4
 
-Entry = tuple[str, str, int, int]  # relative path, kind, size, mtime_ns
+# relative path, kind, size, mtime_ns, and who may read it (mode, uid, gid): an
+# unreadable file fixed with chmod/chown must count as a change, or it would
+# never be read again.
+Entry = tuple[str, str, int, int, int, int, int]
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,10 @@ def _kind(mode: int) -> str:
     if stat.S_ISDIR(mode):
         return "d"
     return "x"  # link, FIFO, socket, device: validation reports it
+
+
+def _meta(st: os.stat_result) -> tuple[int, int, int, int]:
+    return st.st_mtime_ns, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid
 
 
 def candidate_for(cfg: OutboxConfig, invoice_file: str) -> Candidate:
@@ -144,10 +151,10 @@ def _walk(folder: Path, rel: str, depth: int, cfg: OutboxConfig) -> Iterator[tup
         except FileNotFoundError:
             # Renamed or deleted while we looked (a copy finishing): something
             # is at work, so this snapshot must not settle.
-            yield (child_rel, "gone", 0, 0), True
+            yield (child_rel, "gone", 0, 0, 0, 0, 0), True
             continue
         kind = _kind(st.st_mode)
-        yield (child_rel, kind, st.st_size if kind == "f" else 0, st.st_mtime_ns), busy
+        yield (child_rel, kind, st.st_size if kind == "f" else 0, *_meta(st)), busy
         if kind == "d" and depth < SNAPSHOT_DEPTH:
             yield from _walk(Path(e.path), child_rel, depth + 1, cfg)
 
@@ -158,12 +165,12 @@ def snapshot(cand: Candidate, cfg: OutboxConfig) -> Snapshot | None:
         st = os.lstat(cand.invoice)
     except FileNotFoundError:
         return None
-    entries: list[Entry] = [(cand.invoice.name, _kind(st.st_mode), st.st_size, st.st_mtime_ns)]
+    entries: list[Entry] = [(cand.invoice.name, _kind(st.st_mode), st.st_size, *_meta(st))]
     busy = False
     if cfg.completion == "marker":
         try:
             mst = os.lstat(cand.marker)
-            entries.append((cand.marker.name, _kind(mst.st_mode), mst.st_size, mst.st_mtime_ns))
+            entries.append((cand.marker.name, _kind(mst.st_mode), mst.st_size, *_meta(mst)))
         except FileNotFoundError:
             pass
     if cand.sidecar.is_dir() and not cand.sidecar.is_symlink():

@@ -32,12 +32,14 @@ from daemon import einvoice, logs
 from daemon.bundle import Bundle
 from daemon.config import Settings, load_settings, prepare_folders
 from daemon.deliver import Deliverer, make_deliverer
-from daemon.errors import ConfigError, OutboxdError
+from daemon.errors import ConfigError, JournalError, OutboxdError
 from daemon.finish import evaluate
 from daemon.index import OutboxIndex
 from daemon.journal import Journal
 from daemon.notify import notify, watchdog_interval
+from daemon.orphans import sweep as sweep_orphans
 from daemon.pipeline import Next, Pipeline
+from daemon.readback import restore_sent
 from daemon.scan import Candidate, Listing, Snapshot, list_outbox, snapshot
 from daemon.statuspage import StatusPage
 from daemon.timers import Timers
@@ -46,6 +48,7 @@ from daemon.watch import OVERFLOW, Watcher
 RESCAN: Hashable = ("rescan",)
 WATCHDOG: Hashable = ("watchdog",)
 STATUS: Hashable = ("status",)
+JOURNAL_RETRY = 1.0  # seconds before work a journal error stopped is tried again
 PAGE: Hashable = ("status-page",)  # the share's status page (SPEC §1.6)
 STATUS_EVERY = 1.0  # seconds between STATUS= updates at most (SPEC §8)
 STATUS_ORDER = ("settling", "waiting", "held", "delivering", "retrying")
@@ -147,8 +150,11 @@ class Service:
             try:
                 delay = self.pipeline.finish.attempt(row_id)
             except OutboxdError as exc:
-                self.log.error("delivery step failed", row=row_id, error=str(exc))
-                delay = self.settings.delivery.retry_max_seconds
+                if not getattr(exc, "reported", False):  # the journal logs its own, once
+                    self.log.error("delivery step failed", row=row_id, error=str(exc))
+                # The journal backs off by itself: look again soon, not in minutes.
+                delay = JOURNAL_RETRY if isinstance(exc, JournalError) else \
+                    self.settings.delivery.retry_max_seconds
             except Exception:  # noqa: BLE001 - a bug in one bundle must not stop the others
                 self.log.exception("unexpected error while delivering", row=row_id)
                 delay = self.settings.delivery.retry_max_seconds
@@ -209,6 +215,7 @@ class Service:
     def rescan(self) -> None:
         """The one full pass: list the outbox and snapshot every bundle; only those
         that look different from their last step are stepped."""
+        sweep_orphans(self.journal, self.settings)  # work folders no journal row knows
         try:
             listing = list_outbox(self.settings.outbox, self.settings.share)
         except OSError as exc:
@@ -247,7 +254,12 @@ class Service:
             try:
                 nxt = self.pipeline.step(self.index.candidate(key), now, snap)
             except OutboxdError as exc:
-                self.log.error("bundle step failed", invoice_file=key, error=str(exc))
+                if not getattr(exc, "reported", False):  # the journal logs its own, once
+                    self.log.error("bundle step failed", invoice_file=key, error=str(exc))
+                # Nothing else would step it again until it changes: a timer does.
+                self.timers.at(("bundle", key), now + (
+                    JOURNAL_RETRY if isinstance(exc, JournalError)
+                    else self.settings.outbox.rescan_seconds))
                 continue
             except Exception:  # noqa: BLE001 - one bad bundle must not stop the daemon
                 self.log.exception("unexpected error", invoice_file=key)
@@ -279,6 +291,7 @@ class Service:
             einvoice.load(cache_dir=s.paths.state_dir / "einvoice")
         self._install_signals()
         self.journal = Journal(s.journal_path)
+        restore_sent(self.journal, s.sent_dir, s.policy.duplicate_window_days)  # before sending
         self.pipeline = Pipeline(s, self.journal, self._deliverer(s))
         self.index = OutboxIndex(s.outbox, lambda name: [name + self.settings.share.release_suffix],
                                  share=s.share)
@@ -287,6 +300,7 @@ class Service:
                                               thread_name_prefix="read")
         for row_id, delay in self.pipeline.finish.recover():
             self.schedule(row_id, delay)
+        sweep_orphans(self.journal, s)  # work folders no journal row knows: finish or put back
         # The startup scan: bundles dropped while we were down.
         listing = list_outbox(s.outbox, s.share)
         self._report(listing)
@@ -309,6 +323,7 @@ class Service:
 
     def turn(self) -> float | None:
         """One pass of the loop; seconds until the next due timer (None: nothing due)."""
+        self.journal.check()  # deleted or replaced under us: JournalLost ends run()
         now = self.clock()
         if self._reload:
             notify(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")

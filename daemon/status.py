@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from daemon.config import Settings
-from daemon.journal import STATES, Journal, Row
+from daemon.errors import JournalError
+from daemon.journal import STATES, Journal, Row, parse_iso
 
 
 def _bundle(row: Row) -> dict[str, Any]:
@@ -17,30 +21,85 @@ def _bundle(row: Row) -> dict[str, Any]:
             "last_error": row.last_error, "reasons": row.reasons}
 
 
-def collect(settings: Settings) -> dict[str, Any]:
-    path = settings.journal_path
-    if not path.exists():
-        return {"counts": dict.fromkeys(STATES, 0), "bundles": []}
-    journal = Journal(path, readonly=True)
+def _read(path: Path, immutable: bool) -> dict[str, Any]:
+    journal = Journal(path, readonly=True, immutable=immutable)
     try:
         return {"counts": journal.counts(), "bundles": [_bundle(r) for r in journal.recent()]}
     finally:
         journal.close()
 
 
+def collect(settings: Settings) -> dict[str, Any]:
+    path = settings.journal_path
+    if not path.exists():
+        return {"counts": dict.fromkeys(STATES, 0), "bundles": []}
+    try:
+        try:
+            return _read(path, immutable=False)
+        except sqlite3.OperationalError:
+            # A read-only state dir (a stopped daemon, a backup): SQLite cannot
+            # make its -shm file there. Nothing writes then, so read the file as is.
+            return _read(path, immutable=True)
+    except sqlite3.Error as exc:
+        raise JournalError(f"cannot read the journal {path}: {exc} — if it is damaged, stop "
+                           "outboxd and move the file away; outboxd starts a new journal and "
+                           "reads what was sent back from the receipts in sent/") from None
+
+
 FINAL_STATES = ("quarantined", "sent")
+ATTENTION_SECONDS = 3600  # one state longer than this: listed under "Needs attention"
 
 
-def render(data: dict[str, Any], limit: int = 20) -> str:
-    """SPEC §7 sections; of sent and quarantined only the `limit` most recent (a busy week
-    holds thousands), with a line saying how many more there are."""
+def needs_attention(b: dict[str, Any], now: datetime) -> bool:
+    """Not final and in one state for over an hour (a wait within its deadline is fine)."""
+    if b["state"] in FINAL_STATES:
+        return False
+    if b["state"] == "waiting" and b["deadline"] and parse_iso(b["deadline"]) > now:
+        return False
+    return (now - parse_iso(b["since"])).total_seconds() > ATTENTION_SECONDS
+
+
+def _detail(b: dict[str, Any]) -> str:
+    state = b["state"]
+    if state == "waiting":
+        text = (f"no attachments: {', '.join(b['unattached_ids'])}; "
+                f"deadline {b['deadline'] or 'none (hold)'}")
+    elif state == "held":
+        text = "; ".join(r["message"] for r in b["reasons"])
+    elif state == "retrying":
+        text = f"attempts {b['attempts']}, next {b['next_attempt_at']}"
+    elif state == "quarantined":
+        return "; ".join(f"{r['file']}: {r['code']}" for r in b["reasons"])
+    elif state == "sent":
+        return f"at {b['since']}"
+    else:
+        text = ""
+    # Every bundle that is not moving says since when and why.
+    parts = [f"{state} since {b['since']}"] + ([text] if text else [])
+    if b["last_error"]:
+        parts.append(f"last error: {b['last_error']}")
+    return "; ".join(parts)
+
+
+def render(data: dict[str, Any], limit: int = 20, now: datetime | None = None) -> str:
+    """SPEC §7 sections, after "Needs attention" (anything in one state for over an hour);
+    of sent and quarantined only the `limit` most recent (a busy week holds thousands),
+    with a line saying how many more there are."""
+    now = now or datetime.now(UTC)
     counts = data["counts"]
     lines = ["  ".join(f"{state}: {n}" for state, n in counts.items())]
-    sections = (("Waiting for attachments", "waiting"), ("Held (invalid)", "held"),
-                ("Retrying", "retrying"), ("Quarantined recently", "quarantined"),
-                ("Sent recently", "sent"))
-    for title, state in sections:
-        rows = [b for b in data["bundles"] if b["state"] == state]
+    bundles = data["bundles"]
+    sections: list[tuple[str, str, list[dict[str, Any]]]] = [
+        ("Needs attention (in one state for over an hour)", "",
+         [b for b in bundles if needs_attention(b, now)]),
+        ("Waiting for attachments", "waiting", []), ("Held (invalid)", "held", []),
+        ("Retrying", "retrying", []),
+        ("Not moving (last error)", "", [b for b in bundles if b["last_error"]
+                                         and b["state"] in ("settling", "delivering")]),
+        ("Quarantined recently", "quarantined", []), ("Sent recently", "sent", []),
+    ]
+    for title, state, picked in sections:
+        rows = picked if not state else [b for b in bundles if b["state"] == state]
         if not rows:
             continue
         hidden = 0
@@ -51,18 +110,10 @@ def render(data: dict[str, Any], limit: int = 20) -> str:
             hidden, rows = len(rows) - limit, rows[:limit]
         lines += ["", f"{title}:"]
         for b in rows:
-            detail = {
-                "waiting": f"no attachments: {', '.join(b['unattached_ids'])}; since "
-                           f"{b['since']}; deadline {b['deadline'] or 'none (hold)'}",
-                "held": "; ".join(r["message"] for r in b["reasons"]),
-                "retrying": f"attempts {b['attempts']}, next {b['next_attempt_at']}, "
-                            f"last error: {b['last_error']}",
-                "quarantined": "; ".join(f"{r['file']}: {r['code']}" for r in b["reasons"]),
-                "sent": f"at {b['since']}",
-            }[state]
-            lines.append(f"  {b['invoice_file']} [{', '.join(b['invoice_ids'])}] {detail}")
+            lines.append(f"  {b['invoice_file']} [{', '.join(b['invoice_ids'])}] {_detail(b)}")
         if hidden:
             lines.append(f"  … and {hidden} more (outboxd status --json lists them all)")
+    return "\n".join(lines)
     return "\n".join(lines)
 
 

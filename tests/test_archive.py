@@ -87,6 +87,21 @@ class TestMoveIntoPlace:
         assert move_into_place(work, target) == target
         assert tree(target) == content and not work.exists()
 
+    def test_missing_work_and_missing_target_is_an_error(self, tmp_path: Path) -> None:
+        """Neither the work folder nor the target is there (a share that went away): an
+        OSError, never a target that does not exist reported as done."""
+        target = tmp_path / "sent" / "d" / "x"
+        with pytest.raises(FileNotFoundError, match="share mounted"):
+            move_into_place(tmp_path / "gone", target)
+        assert not target.exists()
+
+    def test_long_names_give_a_target_that_fits(self, tmp_path: Path) -> None:
+        """target_for shortens NAME so NAME--ID12, a -N suffix and the .partial temp name
+        all fit in one path component."""
+        t = target_for(tmp_path, "Å" * 123, "0123456789ab" * 5)
+        assert t.name.endswith("--0123456789ab")
+        assert len(f".{t.name}-999.partial".encode()) <= 255
+
     def test_crash_after_copy_removes_source_because_target_complete(
             self, tmp_path: Path) -> None:
         """Target exists and source still there (crash between copy-rename and delete):

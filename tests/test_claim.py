@@ -45,6 +45,15 @@ class TestWorkDir:
         assert a.parent == processing and a.name.startswith("INV-1--0123456789ab--")
         assert a != b
 
+    def test_work_dir_name_fits_one_path_component(self, processing: Path) -> None:
+        """A 251-byte stem (with multi-byte letters) is shortened so the folder name fits
+        in 255 bytes, cut on a character boundary; the id and our tag are kept whole."""
+        name = "é" * 100 + "x" * 51
+        w = work_dir_for(processing, name, BID)
+        assert len(w.name.encode()) <= 255
+        assert "--0123456789ab--" in w.name and w.name.startswith("é" * 10)
+        w.mkdir()  # the kernel agrees
+
 
 class TestClaim:
     def test_moves_invoice_and_sidecar(self, outbox: Path, processing: Path) -> None:

@@ -200,20 +200,24 @@ class TestQueries:
                                           "retrying", "sent", "quarantined"]
 
     def test_counts_show_internal_states_as_spec_names(self, journal: Journal) -> None:
-        """claiming/delivered count as delivering, quarantining as quarantined; gone not at all."""
+        """claiming/delivered/quarantining count as delivering (the archive folder is not there
+        yet), or as retrying once a move failed (last_error); gone not at all."""
         for state in (CLAIMING, DELIVERED, "delivering", QUARANTINING, "quarantined", "gone",
                       "sent", "waiting"):
             journal.create(f"{state}.xml", state)
+        journal.create("stuck.xml", DELIVERED, last_error="No space left on device")
         counts = journal.counts()
-        assert counts == {"settling": 0, "waiting": 1, "held": 0, "delivering": 3,
-                          "retrying": 0, "sent": 1, "quarantined": 2}
+        assert counts == {"settling": 0, "waiting": 1, "held": 0, "delivering": 4,
+                          "retrying": 1, "sent": 1, "quarantined": 1}
         assert "gone" not in counts and CLAIMING not in counts
 
     def test_shown_state(self, journal: Journal) -> None:
         """A row's shown_state is the SPEC name of its internal state."""
         assert journal.get(journal.create("a.xml", CLAIMING)).shown_state == "delivering"
         assert journal.get(journal.create("b.xml", DELIVERED)).shown_state == "delivering"
-        assert journal.get(journal.create("c.xml", QUARANTINING)).shown_state == "quarantined"
+        assert journal.get(journal.create("c.xml", QUARANTINING)).shown_state == "delivering"
+        assert journal.get(journal.create("e.xml", QUARANTINING, last_error="EROFS")
+                           ).shown_state == "retrying"
         assert journal.get(journal.create("d.xml", "retrying")).shown_state == "retrying"
 
     def test_recent_drops_old_final_rows(self, journal: Journal) -> None:
@@ -230,6 +234,51 @@ class TestQueries:
             set_since(journal.path, ids[name], when)
         assert {r.invoice_file for r in journal.recent()} == {
             "new-sent", "new-q", "old-wait", "old-retry"}
+
+
+class TestFaults:
+    def test_write_failure_names_the_real_error_and_backs_off(self, journal: Journal) -> None:
+        """A failing write raises JournalError with SQLite's own message (not a failed
+        ROLLBACK), marked as reported; the next write within the back-off is not tried."""
+        journal._db.execute("CREATE TRIGGER full BEFORE INSERT ON bundles "
+                            "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
+        with pytest.raises(JournalError, match="database or disk is full") as first:
+            journal.create("a.xml", "settling")
+        assert first.value.reported
+        journal._db.execute("DROP TRIGGER full")
+        with pytest.raises(JournalError, match="disk is full"):
+            journal.create("a.xml", "settling")  # still backing off: not tried
+        journal._failing_until = 0.0
+        row = journal.create("a.xml", "settling")
+        assert journal.get(row).state == "settling" and not journal._db.in_transaction
+
+    def test_deleted_or_replaced_journal_is_noticed(self, tmp_path: Path) -> None:
+        """check() and every write raise JournalLost once the file at the path is not the
+        one we opened (deleted, or replaced by another file)."""
+        from daemon.errors import JournalLost
+        path = tmp_path / "j.sqlite3"
+        j = Journal(path)
+        try:
+            j.check()
+            path.unlink()
+            with pytest.raises(JournalLost, match="deleted or replaced"):
+                j.check()
+            path.write_bytes(b"")
+            with pytest.raises(JournalLost):
+                j.create("a.xml", "settling")
+        finally:
+            j.close()
+
+    def test_import_sent_makes_duplicates_known(self, journal: Journal) -> None:
+        """Rows read back from sent/ count as sent for was_sent and since the delivery."""
+        assert journal.is_empty()
+        journal.import_sent([{"bundle_id": BID_A, "invoice_file": "a.xml",
+                              "invoice_ids": ["INV-1"], "archive_dir": "/s/x",
+                              "receipt_id": "r1", "delivered_at": "2026-01-02T03:04:05.000Z"}])
+        assert journal.was_sent(BID_A) and not journal.is_empty()
+        [row] = journal.rows(("sent",))
+        assert row.since == "2026-01-02T03:04:05.000Z" and row.receipt_id == "r1"
+        assert journal.sent_invoice_ids(["INV-1"], BID_B) == ["INV-1"]
 
 
 class TestSentInvoicesIndex:

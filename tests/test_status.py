@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from daemon.config import DeliveryConfig, OutboxConfig, PathsConfig, Settings
-from daemon.journal import CLAIMING, QUARANTINING, Journal
+from daemon.journal import CLAIMING, Journal
 from daemon.status import as_json, collect, render
 
 SPEC_STATES = ["settling", "waiting", "held", "delivering", "retrying", "sent", "quarantined"]
@@ -41,7 +41,7 @@ def fill(settings: Settings) -> dict[str, int]:
                               invoice_ids=["INV-2"], attempts=3, last_error="HTTP 503",
                               next_attempt_at="2030-01-01T00:00:05.000Z"),
             "claim": j.create("INV-3.xml", CLAIMING, bundle_id="c" * 64),
-            "q": j.create("INV-4.xml", QUARANTINING, bundle_id="d" * 64, reasons=[
+            "q": j.create("INV-4.xml", "quarantined", bundle_id="d" * 64, reasons=[
                 {"code": "too-large", "file": "INV-4/a.pdf", "message": "too big"}]),
             "sent": j.create("INV-5.xml", "sent", bundle_id="e" * 64, invoice_ids=["INV-5"]),
             "old": j.create("INV-6.xml", "sent", bundle_id="f" * 64),
@@ -67,7 +67,7 @@ class TestCollect:
         assert list(settings.paths.state_dir.iterdir()) == []
 
     def test_counts_with_rows(self, settings: Settings) -> None:
-        """Counts use SPEC names (claiming → delivering, quarantining → quarantined); old
+        """Counts use SPEC names (claiming → delivering); old
         sent rows still count, gone rows do not."""
         fill(settings)
         assert collect(settings)["counts"] == {
@@ -124,3 +124,33 @@ class TestJson:
         for needle in ("waiting: 1", "retrying: 1", "INV-1.xml", "no attachments: INV-1",
                        "attempts 3", "HTTP 503", "INV-4/a.pdf: too-large"):
             assert needle in text
+
+
+class TestAttention:
+    def test_stuck_bundles_are_listed_with_error_and_since(self) -> None:
+        """A bundle in one state for over an hour is under "Needs attention"; every bundle
+        that is not moving shows since when and its last error; a wait within its deadline
+        and final states are not listed there."""
+        now = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+        old, fresh = "2026-05-01T10:00:00.000Z", "2026-05-01T11:59:00.000Z"
+
+        def b(name: str, state: str, since: str, **kw: object) -> dict:
+            return {"bundle_id": None, "invoice_file": name, "invoice_ids": [], "state": state,
+                    "since": since, "deadline": None, "unattached_ids": [], "attempts": 0,
+                    "next_attempt_at": None, "last_error": None, "reasons": [], **kw}
+
+        data = {"counts": {}, "bundles": [
+            b("stuck.xml", "retrying", old, last_error="No space left on device"),
+            b("unreadable.xml", "settling", fresh, last_error="cannot be read (Permission "
+              "denied)"),
+            b("waits.xml", "waiting", old, deadline="2026-05-01T13:00:00.000Z"),
+            b("done.xml", "sent", old)]}
+        text = render(data, now=now)
+        head, _, rest = text.partition("Needs attention")
+        attention = rest.split("\n\n")[0]
+        assert "stuck.xml" in attention and "No space left on device" in attention
+        assert "retrying since 2026-05-01T10:00:00.000Z" in attention
+        assert "waits.xml" not in attention and "done.xml" not in attention
+        assert "unreadable.xml" not in attention
+        assert "unreadable.xml [] settling since 2026-05-01T11:59:00.000Z; last error: " \
+               "cannot be read (Permission denied)" in text

@@ -1,0 +1,131 @@
+"""Work folders in processing/ that no journal row knows (a lost journal, a share that
+went away in the middle of a claim): found and finished, never left there unseen.
+
+A work folder is ours when its HOST-PID tag names this host and a process that is
+not running any more (or us): folders of another daemon on this host or on
+another host of the share are that daemon's business. What is in it decides:
+
+- receipt.json: the receiver took it and the journal lost the rest → archive it
+  in sent/ and record it as sent;
+- reason.json: it was being quarantined → finish the move into quarantine/;
+- otherwise: a claim that never reached the journal's next step → the files go
+  back into the outbox (never replacing anything there) and are read again.
+  A bundle sent before is then a duplicate (the journal or sent/ knows its id).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from daemon import logs
+from daemon.archive import move_into_place, target_for
+from daemon.claim import unclaim
+from daemon.config import Settings
+from daemon.errors import OutboxdError
+from daemon.journal import IN_FLIGHT, Journal
+from daemon.names import fit_bytes, is_invoice_name, stem
+from daemon.readback import record_of
+from daemon.scan import candidate_for
+
+_reported: set[Path] = set()  # work folders whose problem was logged (swept every rescan)
+
+
+def _once(work: Path, emit: Any, event: str, **fields: Any) -> None:
+    if work not in _reported:
+        _reported.add(work)
+        emit(event, **fields)
+
+
+def _owner_gone(name: str) -> bool:
+    """NAME--ID12--HOST-PID-RAND: this host, and PID is us or no longer running."""
+    try:
+        tag = name.rsplit("--", 1)[1]
+        host, pid_text, _rand = tag.rsplit("-", 2)
+        pid = int(pid_text)
+    except (IndexError, ValueError):
+        return False
+    ours = fit_bytes(socket.gethostname().split(".")[0] or "host", 32)
+    if host != ours:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # someone's process runs under that pid
+    return False
+
+
+def _invoice_in(work: Path, settings: Settings) -> str | None:
+    names = [e.name for e in os.scandir(work) if e.is_file(follow_symlinks=False)
+             and is_invoice_name(e.name, settings.outbox.invoice_patterns,
+                                 settings.outbox.ignore_patterns)]
+    return names[0] if len(names) == 1 else None
+
+
+def sweep(journal: Journal, settings: Settings) -> int:
+    """Finish every orphaned work folder of ours; how many were handled."""
+    log = logs.get()
+    try:
+        entries = [e for e in os.scandir(settings.processing_dir)
+                   if e.is_dir(follow_symlinks=False) and not e.name.startswith(".")]
+    except OSError:
+        return 0  # the share is away; the next rescan looks again
+    if not entries:
+        return 0  # the usual case: no journal query at all
+    known = {row.work_dir for row in journal.rows(IN_FLIGHT) if row.work_dir}
+    handled = 0
+    for entry in entries:
+        work = Path(entry.path)
+        if str(work) in known or not _owner_gone(entry.name):
+            continue
+        try:
+            handled += _finish(journal, settings, work)
+        except (OSError, ValueError, KeyError, OutboxdError) as exc:
+            _once(work, log.error, "work folder unknown to the journal cannot be finished; "
+                  "will try again", work_dir=str(work), error=str(exc))
+    return handled
+
+
+def _finish(journal: Journal, settings: Settings, work: Path) -> int:
+    rec = record_of(work)
+    if rec is not None:
+        target = target_for(settings.sent_dir, stem(rec["invoice_file"]), rec["bundle_id"])
+        rec["archive_dir"] = str(move_into_place(work, target))
+        journal.import_sent([rec])
+        logs.get().warning("delivered bundle unknown to the journal archived in sent/",
+                           bundle_id=rec["bundle_id"], invoice_file=rec["invoice_file"],
+                           invoice_ids=rec["invoice_ids"], archive=rec["archive_dir"])
+        return 1
+    if (work / "reason.json").is_file():
+        reason = json.loads((work / "reason.json").read_text("utf-8"))
+        invoice_file = str(reason["invoice_file"])
+        target = target_for(settings.quarantine_dir, stem(invoice_file), reason["bundle_id"])
+        target = move_into_place(work, target)
+        journal.create(invoice_file, "quarantined", "orphaned work folder finished",
+                       bundle_id=reason["bundle_id"], reasons=reason.get("reasons", []),
+                       archive_dir=str(target))
+        logs.get().warning("quarantined bundle unknown to the journal moved to quarantine/",
+                           bundle_id=reason["bundle_id"], invoice_file=invoice_file,
+                           archive=str(target))
+        return 1
+    invoice = _invoice_in(work, settings)
+    if invoice is None:
+        _once(work, logs.get().error, "work folder unknown to the journal holds no single "
+              "invoice file; left for a person to look at", work_dir=str(work))
+        return 0
+    stuck = unclaim(candidate_for(settings.outbox, invoice), work)
+    if stuck:
+        _once(work, logs.get().error, "work folder unknown to the journal cannot go back: the "
+              "outbox holds files of the same names; compare them and move the right ones",
+              work_dir=str(work), invoice_file=invoice, names=stuck)
+        return 0
+    logs.get().warning("claimed bundle unknown to the journal put back into the outbox",
+                       invoice_file=invoice, work_dir=str(work))
+    return 1

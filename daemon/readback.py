@@ -1,0 +1,78 @@
+"""Read sent/ back into a fresh journal (SPEC §4: the journal is a working record,
+sent/ the lasting one).
+
+A journal that was lost (deleted, or moved away after corruption) must cost
+no second sending: before anything is sent, the bundle ids of the receipts in
+SENT/YYYY-MM-DD/*/receipt.json of the last `duplicate_window_days` are
+recorded as sent, so an identical bundle dropped again is a duplicate. One
+pass over the date folders, and only when the journal holds no row at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from daemon import logs
+from daemon.journal import Journal
+
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def record_of(folder: Path) -> dict[str, Any] | None:
+    """What the journal needs from one archive entry; None if it has no usable receipt."""
+    try:
+        with open(folder / "receipt.json", "rb") as fh:
+            receipt = json.load(fh)
+        manifest = receipt["manifest"]
+        invoice = manifest["invoice_file"]
+        return {"bundle_id": str(manifest["bundle_id"]),
+                "invoice_file": str(invoice.get("original_name") or invoice["name"]),
+                "invoice_ids": [str(i["id"]) for i in manifest.get("invoices", [])],
+                "archive_dir": str(folder),
+                "receipt_id": (receipt.get("response") or {}).get("receipt_id"),
+                "delivered_at": receipt.get("delivered_at")}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def sent_records(sent_dir: Path, window_days: int) -> tuple[list[dict[str, Any]], int]:
+    """Records for every receipt in the window, and how many entries had none usable."""
+    oldest = (datetime.now(UTC) - timedelta(days=window_days)).strftime("%Y-%m-%d")
+    records: list[dict[str, Any]] = []
+    unusable = 0
+    try:
+        days = sorted(e.name for e in os.scandir(sent_dir)
+                      if _DAY.fullmatch(e.name) and e.name >= oldest
+                      and e.is_dir(follow_symlinks=False))
+    except FileNotFoundError:
+        return [], 0
+    for day in days:
+        with os.scandir(sent_dir / day) as it:
+            for entry in it:
+                if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+                    continue  # a .partial copy or litter
+                rec = record_of(Path(entry.path))
+                if rec is None:
+                    unusable += 1
+                else:
+                    records.append(rec)
+    return records, unusable
+
+
+def restore_sent(journal: Journal, sent_dir: Path, window_days: int) -> int:
+    """On an empty journal, record what sent/ holds; the number of bundles read back."""
+    if not journal.is_empty():
+        return 0
+    records, unusable = sent_records(sent_dir, window_days)
+    if records:
+        journal.import_sent(records)
+    log = logs.get()
+    if records or unusable:
+        log.warning("new journal: bundle ids read back from sent/ receipts", bundles=len(records),
+                    without_receipt=unusable, window_days=window_days, sent=str(sent_dir))
+    return len(records)

@@ -1,0 +1,64 @@
+"""The journal under faults (issue 6, cases 5 and 6): a full state disk is reported as what
+it is, once, with back-off; a journal deleted while the daemon runs stops the daemon, and the
+fresh journal it restarts on still knows what `sent/` holds."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+from conftest import Env
+from helpers import drop_bundle, pdf_bytes, ubl_invoice, wait_for
+
+from faults.conftest import Mounts, bundle_of, fill, no_traceback
+
+
+def test_full_state_disk_reports_the_real_error_once_and_recovers(
+        env: Env, mounts: Mounts, receiver, start_daemon) -> None:
+    """Case 5: with the state dir's file system full, the log says "database or disk is full"
+    (not a failed ROLLBACK), without traceback and not many times a second; once space is
+    freed the bundle is sent."""
+    # Room for the compiled e-invoice rules (cached in state_dir) and the journal.
+    mounts.tmpfs(env.state, "64m")
+    env.write_config(receiver.url)
+    daemon = start_daemon()
+    filler = fill(env.state)
+    drop_bundle(env.outbox, "INV-5", {"a.pdf": pdf_bytes()})
+    wait_for(lambda: "disk is full" in daemon.stderr(), what="the journal error")
+    time.sleep(2.0)  # an observation window for the rate of error lines, not a sync point
+    log = daemon.stderr()
+    assert "cannot rollback" not in log
+    assert sum("disk is full" in line for line in log.splitlines()) <= 3, log[-3000:]
+    filler.unlink()
+    wait_for(env.sent_bundles, timeout=30, what="the bundle sent once space is back")
+    assert len(receiver.accepted()) == 1
+    no_traceback(daemon.stderr())
+
+
+def test_journal_deleted_while_running_stops_daemon_and_costs_no_second_sending(
+        env: Env, receiver, start_daemon) -> None:
+    """Case 6: the journal deleted under a running daemon is noticed: it stops with a clear
+    error and a non-zero exit. Restarted on a fresh journal, it reads the bundle ids back
+    from sent/ receipts, so the identical bundle dropped again is a duplicate, not a second
+    POST."""
+    env.write_config(receiver.url)
+    daemon = start_daemon()
+    att, inv = pdf_bytes(), ubl_invoice("INV-6")
+    drop_bundle(env.outbox, "INV-6", {"a.pdf": att}, invoice=inv)
+    wait_for(env.sent_bundles, what="the first sending")
+    for suffix in ("", "-wal", "-shm"):
+        (env.state / f"journal.sqlite3{suffix}").unlink(missing_ok=True)
+    code = wait_for(lambda: daemon.popen.poll(), timeout=20,
+                    what="the daemon to stop on a lost journal")
+    assert code not in (0, None, -signal.SIGKILL)
+    assert "journal" in daemon.stderr() and "deleted or replaced" in daemon.stderr()
+    no_traceback(daemon.stderr())
+
+    again = start_daemon()
+    drop_bundle(env.outbox, "INV-6", {"a.pdf": att}, invoice=inv)
+    [dup] = wait_for(env.quarantined, what="the identical bundle quarantined as duplicate")
+    assert "duplicate" in (dup / "REASON.txt").read_text()
+    assert bundle_of(env.config, "INV-6.xml")["state"] == "quarantined"
+    assert len(receiver.accepted()) == 1 and len(receiver.requests()) == 1
+    assert len(env.sent_bundles()) == 1
+    no_traceback(again.stderr())

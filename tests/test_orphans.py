@@ -1,0 +1,70 @@
+"""Work folders that no journal row knows are finished or put back, never left unseen."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from daemon.config import DeliveryConfig, OutboxConfig, PathsConfig, Settings
+from daemon.journal import Journal
+from daemon.orphans import sweep
+
+BID = "ab" * 32
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    for name in list(os.environ):
+        if name.upper().startswith("OUTBOXD_"):
+            monkeypatch.delenv(name)
+    (tmp_path / "outbox").mkdir()
+    s = Settings(outbox=OutboxConfig(path=tmp_path / "outbox"),
+                 paths=PathsConfig(state_dir=tmp_path / "state"),
+                 delivery=DeliveryConfig(url="http://127.0.0.1:9/x"))
+    for d in (s.processing_dir, s.sent_dir, s.quarantine_dir, s.paths.state_dir):
+        d.mkdir(parents=True, exist_ok=True)
+    return s
+
+
+def dead_pid() -> int:
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
+
+
+def work(s: Settings, name: str, host: str | None = None, pid: int | None = None) -> Path:
+    host = host or socket.gethostname().split(".")[0]
+    w = s.processing_dir / f"{name}--{BID[:12]}--{host}-{pid or dead_pid()}-abcdef"
+    (w / name).mkdir(parents=True)
+    (w / f"{name}.xml").write_bytes(b"<x/>")
+    (w / name / "a.pdf").write_bytes(b"%PDF-1.4")
+    return w
+
+
+def test_orphans_are_put_back_archived_or_left_to_their_owner(settings: Settings) -> None:
+    """A plain orphan of a dead process of this host goes back into the outbox; one with
+    receipt.json is archived in sent/ and recorded as sent; another host's is left alone."""
+    back = work(settings, "INV-1")
+    delivered = work(settings, "INV-2")
+    (delivered / "receipt.json").write_text(json.dumps({
+        "manifest": {"bundle_id": BID, "invoice_file": {"name": "INV-2.xml"},
+                     "invoices": [{"id": "INV-2"}]},
+        "response": {"receipt_id": "r"}, "delivered_at": "2026-01-01T00:00:00.000Z"}))
+    foreign = work(settings, "INV-3", host="otherhost")
+    alive = work(settings, "INV-4", pid=os.getppid())
+    j = Journal(settings.journal_path)
+    try:
+        assert sweep(j, settings) == 2
+        assert (settings.outbox.path / "INV-1.xml").exists()
+        assert (settings.outbox.path / "INV-1" / "a.pdf").exists() and not back.exists()
+        [archived] = list(settings.sent_dir.glob("*/*"))
+        assert (archived / "INV-2.xml").exists() and not delivered.exists()
+        assert j.was_sent(BID)
+        assert foreign.exists() and alive.exists()
+    finally:
+        j.close()
