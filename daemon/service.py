@@ -42,7 +42,7 @@ from daemon.pipeline import Next, Pipeline
 from daemon.readback import restore_sent
 from daemon.scan import Candidate, Listing, Snapshot, list_outbox, snapshot
 from daemon.statuspage import StatusPage
-from daemon.timers import Timers
+from daemon.timers import Timers, Waker
 from daemon.watch import OVERFLOW, Watcher
 
 RESCAN: Hashable = ("rescan",)
@@ -78,8 +78,9 @@ class Service:
         self.clock = clock
         self.log = logs.get()
         self.timers = Timers()
-        self._stop = threading.Event()
-        self._wake = threading.Event()
+        # A plain flag and a pipe: both are safe to touch from a signal handler.
+        self._stopping = False
+        self._wake = Waker()
         self._reload = False
         self._hints: set[str] = set()
         self._hint_lock = threading.Lock()
@@ -108,7 +109,7 @@ class Service:
 
     # -- signals and hints -----------------------------------------------------
     def request_stop(self, *_: Any) -> None:
-        self._stop.set()
+        self._stopping = True
         self._wake.set()
 
     def _request_reload(self, *_: Any) -> None:
@@ -144,7 +145,7 @@ class Service:
     def _worker(self) -> None:
         while True:
             row_id = self._jobs.get()
-            if row_id is None or self._stop.is_set():
+            if row_id is None or self._stopping:
                 return
             delay: float | None = None
             try:
@@ -161,7 +162,7 @@ class Service:
             finally:
                 with self._inflight_lock:
                     self._inflight.discard(row_id)
-            if delay is not None and not self._stop.is_set():
+            if delay is not None and not self._stopping:
                 self.schedule(row_id, delay)
             self._wake.set()
 
@@ -249,7 +250,7 @@ class Service:
     def _step_dirty(self, now: float) -> None:
         dirty, self._dirty = self._dirty, {}
         for key, snap in dirty.items():
-            if self._stop.is_set():
+            if self._stopping:
                 return
             try:
                 nxt = self.pipeline.step(self.index.candidate(key), now, snap)
@@ -365,9 +366,9 @@ class Service:
         self.open()
         notify("READY=1")
         try:
-            while not self._stop.is_set():
-                # Cleared before the turn: whatever arrives during it wakes the wait.
-                self._wake.clear()
+            while not self._stopping:
+                # Whatever arrives during the turn has written to the pipe, so
+                # the wait after it returns at once.
                 self._wake.wait(self.turn())
         finally:
             self._shutdown()

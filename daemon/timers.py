@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import os
+import select
 import threading
 from collections.abc import Hashable
 
@@ -60,3 +62,37 @@ class Timers:
     def __len__(self) -> int:
         with self._lock:
             return len(self._due)
+
+
+class Waker:
+    """Wakes the loop from any thread or from a signal handler.
+
+    A self-pipe rather than a threading.Event: Event.set() takes a lock, and a
+    signal handler that runs while the loop's own thread holds that lock (in
+    clear() or wait()) deadlocks the daemon on SIGTERM. A write to a pipe
+    takes no Python lock.
+    """
+
+    def __init__(self) -> None:
+        self._r, self._w = os.pipe()
+        os.set_blocking(self._r, False)
+        os.set_blocking(self._w, False)
+
+    def set(self) -> None:
+        try:
+            os.write(self._w, b"!")
+        except BlockingIOError:
+            pass  # the pipe is full: the loop is awake anyway
+
+    def wait(self, timeout: float | None) -> None:
+        """Sleep until set() or timeout; what set() before is consumed."""
+        select.select([self._r], [], [], timeout)
+        try:
+            while os.read(self._r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def close(self) -> None:
+        os.close(self._r)
+        os.close(self._w)
