@@ -8,6 +8,7 @@ it takes effect, so `recover()` can always tell what was under way.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -243,24 +244,35 @@ class Finisher:
             retry_in=round(delay, 3))
         return delay
 
-    def archive_sent(self, row_id: int) -> float | None:
-        row = self.j.get(row_id)
-        assert row.work_dir and row.bundle_id and row.response
-        target = self._target(row, self.s.sent_dir)
+    def _place(self, row: Row, root: Path, papers: Callable[[Path], None],
+               failure: str) -> Path | float:
+        """Write the papers into the work folder and move it under root: the folder the
+        bundle now lies in, or the delay before the move is tried again."""
+        assert row.work_dir
+        target = self._target(row, root)
         work = Path(row.work_dir)
         try:
             if work.exists():
-                write_receipt(work, row.response)
+                papers(work)
             target = move_into_place(work, target)
         except OSError as exc:
-            return self._move_failed(row, f"delivered (receipt {row.receipt_id}), but cannot "
-                                     f"be archived in {target}: {_describe(exc)}")
-        self._move_faults.pop(row_id, None)
-        self._validated.pop(row_id, None)
-        self.j.transition(row_id, "sent", durable=False, archive_dir=str(target))
+            return self._move_failed(row, f"{failure} {target}: {_describe(exc)}")
+        self._move_faults.pop(row.id, None)
+        self._validated.pop(row.id, None)
+        return target
+
+    def archive_sent(self, row_id: int) -> float | None:
+        row = self.j.get(row_id)
+        assert row.bundle_id and row.response
+        response = row.response
+        placed = self._place(row, self.s.sent_dir, lambda work: write_receipt(work, response),
+                             f"delivered (receipt {row.receipt_id}), but cannot be archived in")
+        if not isinstance(placed, Path):
+            return placed
+        self.j.transition(row_id, "sent", durable=False, archive_dir=str(placed))
         self._bind(row.invoice_file, row.bundle_id, row.invoice_ids).info(
-            "bundle sent", receipt_id=row.receipt_id, attempts=row.response.get("attempts"),
-            archive=str(target))
+            "bundle sent", receipt_id=row.receipt_id, attempts=response.get("attempts"),
+            archive=str(placed))
         return None
 
     def quarantine(self, row_id: int, reasons: list[Finding]) -> float | None:
@@ -270,21 +282,16 @@ class Finisher:
         self.j.transition(row_id, QUARANTINING, reasons=reasons_of(reasons),
                           **({"last_error": None} if first else {}))
         row = self.j.get(row_id)
-        assert row.work_dir and row.bundle_id
-        target = self._target(row, self.s.quarantine_dir)
-        work = Path(row.work_dir)
-        try:
-            if work.exists():
-                write_reasons(work, reason_record(row.bundle_id, row.invoice_file, reasons))
-            target = move_into_place(work, target)
-        except OSError as exc:
-            return self._move_failed(row, f"cannot be moved into quarantine {target}: "
-                                     f"{_describe(exc)}")
-        self._move_faults.pop(row_id, None)
-        self._validated.pop(row_id, None)
-        self.j.transition(row_id, "quarantined", durable=False, archive_dir=str(target))
+        assert row.bundle_id
+        record = reason_record(row.bundle_id, row.invoice_file, reasons)
+        placed = self._place(row, self.s.quarantine_dir,
+                             lambda work: write_reasons(work, record),
+                             "cannot be moved into quarantine")
+        if not isinstance(placed, Path):
+            return placed
+        self.j.transition(row_id, "quarantined", durable=False, archive_dir=str(placed))
         self._bind(row.invoice_file, row.bundle_id, row.invoice_ids).warning(
-            "bundle quarantined", reasons=[r.line() for r in reasons], archive=str(target))
+            "bundle quarantined", reasons=[r.line() for r in reasons], archive=str(placed))
         return None
 
     def _target(self, row: Row, root: Path) -> Path:
