@@ -69,6 +69,9 @@ CREATE TABLE IF NOT EXISTS bundles (
     updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS bundles_state ON bundles(state);
+-- `status` lists the last week's sent and quarantined rows of a journal that
+-- keeps years: a range on (state, since), not a scan of every row.
+CREATE INDEX IF NOT EXISTS bundles_state_since ON bundles(state, since);
 CREATE INDEX IF NOT EXISTS bundles_bundle_id ON bundles(bundle_id);
 -- Invoice ids the receiver has accepted, so "already sent in another bundle"
 -- is an index lookup, not a scan of every sent row.
@@ -380,15 +383,34 @@ class Journal:
         sent = {r["invoice_id"] for r in rs}
         return [i for i in invoice_ids if i in sent]
 
+    def _shown_counts(self, states: tuple[str, ...] | None = None) -> dict[str, int]:
+        """Rows per state as `status` names them. The state index answers the counts;
+        rows are read only for the few in the middle of a move, whose last_error tells
+        retrying from delivering — a journal of years is never scanned."""
+        where, args = "", ()
+        if states:
+            where, args = f"WHERE state IN ({', '.join('?' for _ in states)})", states
+        out: dict[str, int] = {}
+        with self._lock:
+            totals = self._db.execute(f"SELECT state, COUNT(*) AS n FROM bundles {where} "
+                                      "GROUP BY state", args).fetchall()
+            marks = ", ".join("?" for _ in MOVING)
+            failing = dict(self._db.execute(
+                f"SELECT state, COUNT(*) FROM bundles WHERE state IN ({marks}) AND "
+                "last_error IS NOT NULL GROUP BY state", MOVING).fetchall())
+        for r in totals:
+            err = failing.get(r["state"], 0)
+            for has_error, n in ((False, r["n"] - err), (True, err)):
+                if n:
+                    shown = shown_state(r["state"], has_error)
+                    out[shown] = out.get(shown, 0) + n
+        return out
+
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(STATES, 0)
-        with self._lock:
-            rs = self._db.execute("SELECT state, last_error IS NOT NULL AS err, COUNT(*) AS n "
-                                  "FROM bundles GROUP BY state, err")
-            for r in rs.fetchall():
-                shown = shown_state(r["state"], bool(r["err"]))
-                if shown in out:
-                    out[shown] += r["n"]
+        for shown, n in self._shown_counts().items():
+            if shown in out:
+                out[shown] += n
         return out
 
     def is_empty(self) -> bool:
@@ -419,13 +441,8 @@ class Journal:
     def summary(self) -> dict[str, int]:
         """Counts for systemd's STATUS= line: each unfinished state, and sent today (UTC)."""
         today = datetime.now(UTC).strftime("%Y-%m-%dT00:00:00.000Z")
-        out: dict[str, int] = {}
+        out = self._shown_counts(LIVE + IN_FLIGHT)
         with self._lock:
-            for r in self._db.execute("SELECT state, last_error IS NOT NULL AS err, COUNT(*) AS n "
-                                      "FROM bundles WHERE state NOT IN ('sent', 'quarantined', "
-                                      "'gone') GROUP BY state, err"):
-                shown = shown_state(r["state"], bool(r["err"]))
-                out[shown] = out.get(shown, 0) + r["n"]
             out["sent today"] = self._db.execute(
                 "SELECT COUNT(*) FROM bundles WHERE state = 'sent' AND since >= ?",
                 (today,)).fetchone()[0]
@@ -435,7 +452,10 @@ class Journal:
         """Everything not final, plus sent/quarantined of the last `days` days."""
         cutoff = iso_in(-days * 86400)
         with self._lock:
-            rs = self._db.execute("SELECT * FROM bundles WHERE state != 'gone' AND "
-                                  "(state NOT IN ('sent', 'quarantined') OR since >= ?) "
-                                  "ORDER BY id", (cutoff,)).fetchall()
+            unfinished = LIVE + IN_FLIGHT
+            marks = ", ".join("?" for _ in unfinished)
+            rs = self._db.execute(
+                f"SELECT * FROM bundles WHERE state IN ({marks}) "
+                "UNION ALL SELECT * FROM bundles WHERE state IN ('sent', 'quarantined') "
+                "AND since >= ? ORDER BY id", (*unfinished, cutoff)).fetchall()
         return [self._row(r) for r in rs]
