@@ -6,7 +6,9 @@ Pure functions over names, so the scanner, the matcher and `check` agree.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
+import re
 import unicodedata
 from collections.abc import Sequence
 from enum import Enum
@@ -27,11 +29,20 @@ class NameKind(Enum):
     OTHER = "other"
 
 
+@functools.lru_cache(maxsize=64)
+def _pattern(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
+    """All of patterns as one compiled regex: a rescan classifies every name of an
+    outbox that may hold 20,000 files, so one match per name, not one per pattern."""
+    if not patterns:
+        return None
+    return re.compile("|".join(f"(?:{fnmatch.translate(p.lower())})" for p in patterns))
+
+
 def _match(name: str, patterns: Sequence[str]) -> bool:
-    # fnmatchcase: Windows clients write any case, but the contract's patterns
-    # are lower case extensions, so compare case-insensitively.
-    low = name.lower()
-    return any(fnmatch.fnmatchcase(low, p.lower()) for p in patterns)
+    # Windows clients write any case, but the contract's patterns are lower
+    # case extensions, so compare case-insensitively.
+    rx = _pattern(tuple(patterns))
+    return rx is not None and rx.match(name.lower()) is not None
 
 
 def classify(name: str, ignore_patterns: Sequence[str] = ()) -> NameKind:
@@ -76,6 +87,9 @@ def folder_name_for_id(invoice_id: str) -> str:
     return folder if folder.strip(".") else folder.replace(".", "_") or "_"
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def name_problem(name: str) -> str | None:
     """Why a name on disk cannot be used, or None. Names come from os.listdir (str)."""
     try:
@@ -83,7 +97,7 @@ def name_problem(name: str) -> str | None:
     except UnicodeEncodeError:
         # Undecodable bytes arrive as lone surrogates (surrogateescape).
         return "the name is not valid UTF-8 — rename the file"
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+    if _CONTROL.search(name):
         return "the name holds control characters — rename the file"
     return None
 

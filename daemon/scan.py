@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from daemon.config import OutboxConfig, ShareConfig
@@ -53,6 +53,9 @@ class Listing:
     others: tuple[str, ...]  # root files that are neither invoices nor ignored
     # Invoice-pattern names that cannot be used, with why: reported, never read.
     refused: tuple[tuple[str, str], ...] = ()
+    # lstat of every root entry as listed: a rescan takes its snapshots from here,
+    # so a bundle without a sidecar costs no system call of its own.
+    stats: Mapping[str, os.stat_result] = field(default_factory=dict)
 
 
 def _kind(mode: int) -> str:
@@ -102,25 +105,34 @@ def _sort(cfg: OutboxConfig, name: str, mode: int, share: ShareConfig | None = N
     return "other", None
 
 
-def list_outbox(cfg: OutboxConfig, share: ShareConfig | None = None) -> Listing:
+def list_outbox(cfg: OutboxConfig, share: ShareConfig | None = None,
+                known: Mapping[str, Candidate] | None = None) -> Listing:
+    """The outbox root as it is now. `known`: the candidates of the last listing under
+    the same configuration; a name among them that is still a regular file is not
+    classified again (a rescan of 20,000 names stays cheap)."""
     candidates: dict[str, Candidate] = {}
     others: list[str] = []
     refused: list[tuple[str, str]] = []
+    stats: dict[str, os.stat_result] = {}
     with os.scandir(cfg.path) as it:
         entries = sorted(it, key=lambda e: e.name)
     for e in entries:
         try:
-            mode = e.stat(follow_symlinks=False).st_mode
+            st = stats[e.name] = e.stat(follow_symlinks=False)
         except FileNotFoundError:
             continue  # gone while we listed: its event will tell
-        kind, problem = _sort(cfg, e.name, mode, share)
+        prev = known.get(e.name) if known else None
+        if prev is not None and stat.S_ISREG(st.st_mode):
+            candidates[e.name] = prev
+            continue
+        kind, problem = _sort(cfg, e.name, st.st_mode, share)
         if kind == "candidate":
             candidates[e.name] = candidate_for(cfg, e.name)
         elif kind == "refused":
             refused.append((_printable(e.name), problem or ""))
         elif kind == "other":
             others.append(_printable(e.name))
-    return Listing(candidates, tuple(others), tuple(refused))
+    return Listing(candidates, tuple(others), tuple(refused), stats)
 
 
 def look(cfg: OutboxConfig, name: str, share: ShareConfig | None = None) -> Listing:
@@ -159,21 +171,30 @@ def _walk(folder: Path, rel: str, depth: int, cfg: OutboxConfig) -> Iterator[tup
             yield from _walk(Path(e.path), child_rel, depth + 1, cfg)
 
 
-def snapshot(cand: Candidate, cfg: OutboxConfig) -> Snapshot | None:
-    """What settling compares; None if the invoice file is gone."""
+def _lstat(path: Path, root: Mapping[str, os.stat_result] | None) -> os.stat_result | None:
+    if root is not None:
+        return root.get(path.name)
     try:
-        st = os.lstat(cand.invoice)
+        return os.lstat(path)
     except FileNotFoundError:
+        return None
+
+
+def snapshot(cand: Candidate, cfg: OutboxConfig,
+             root: Mapping[str, os.stat_result] | None = None) -> Snapshot | None:
+    """What settling compares; None if the invoice file is gone. `root`: the stats of
+    a listing just taken (Listing.stats), instead of looking at each root name again."""
+    st = _lstat(cand.invoice, root)
+    if st is None:
         return None
     entries: list[Entry] = [(cand.invoice.name, _kind(st.st_mode), st.st_size, *_meta(st))]
     busy = False
     if cfg.completion == "marker":
-        try:
-            mst = os.lstat(cand.marker)
+        mst = _lstat(cand.marker, root)
+        if mst is not None:
             entries.append((cand.marker.name, _kind(mst.st_mode), mst.st_size, *_meta(mst)))
-        except FileNotFoundError:
-            pass
-    if cand.sidecar.is_dir() and not cand.sidecar.is_symlink():
+    side = _lstat(cand.sidecar, root)
+    if side is not None and stat.S_ISDIR(side.st_mode):  # lstat: a link is never followed
         for entry, in_progress in _walk(cand.sidecar, cand.sidecar.name, 1, cfg):
             entries.append(entry)
             busy = busy or in_progress

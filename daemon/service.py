@@ -81,6 +81,7 @@ class Service:
         # A plain flag and a pipe: both are safe to touch from a signal handler.
         self._stopping = False
         self._wake = Waker()
+        self._relist = False  # the next rescan classifies every name again (after a reload)
         self._reload = False
         self._hints: set[str] = set()
         self._hint_lock = threading.Lock()
@@ -218,10 +219,12 @@ class Service:
         that look different from their last step are stepped."""
         sweep_orphans(self.journal, self.settings)  # work folders no journal row knows
         try:
-            listing = list_outbox(self.settings.outbox, self.settings.share)
+            known = None if self._relist else self.index.candidates
+            listing = list_outbox(self.settings.outbox, self.settings.share, known)
         except OSError as exc:
             self.log.error("cannot list the outbox", error=str(exc))
             return
+        self._relist = False
         self._report(listing)
         appeared, went = self.index.replace(listing)
         for key in appeared | went:
@@ -230,7 +233,7 @@ class Service:
         for key, cand in self.index.candidates.items():
             if key in appeared:
                 continue
-            snap = snapshot(cand, self.settings.outbox)
+            snap = snapshot(cand, self.settings.outbox, listing.stats)
             if snap is None or snap != tracker.last(key):
                 self._mark(key, snap)
         self._start_watcher()
@@ -402,6 +405,7 @@ class Service:
         # Patterns, rules and policies may differ now: every bundle is read and
         # decided again, and the next rescan comes at once.
         self.pipeline.known.clear()
+        self._relist = True
         for key in self.index.candidates:
             self._mark(key)
         self.timers.at(RESCAN, self.clock())

@@ -318,3 +318,31 @@ class TestRefusedInvoiceNames:
         assert listing.candidates == {}
         [(name, why)] = listing.refused
         assert "UTF-8" in why and "\\xff" in name
+
+
+class TestRescanFromTheListing:
+    def test_a_snapshot_from_the_listing_equals_one_taken_on_its_own(self, outbox: Path) -> None:
+        """The rescan takes snapshots from the stats its listing already holds; they are
+        the same snapshots the bundle's own lstat calls give (sidecar, marker included)."""
+        touch(outbox / "INV-1.xml")
+        touch(outbox / "INV-1" / "a.pdf")
+        touch(outbox / "INV-1.ready")
+        touch(outbox / "INV-2.xml")
+        cfg = cfg_for(outbox, completion="marker")
+        listing = list_outbox(cfg)
+        for cand in listing.candidates.values():
+            assert snapshot(cand, cfg, listing.stats) == snapshot(cand, cfg)
+
+    def test_known_candidates_are_kept_and_a_changed_kind_is_classified_again(
+            self, outbox: Path) -> None:
+        """A name that was a candidate and is still a regular file is taken as it was;
+        one that became something else (a folder) is classified again, not kept."""
+        touch(outbox / "INV-1.xml")
+        touch(outbox / "INV-2.xml")
+        cfg = cfg_for(outbox)
+        first = list_outbox(cfg)
+        (outbox / "INV-2.xml").unlink()
+        (outbox / "INV-2.xml").mkdir()
+        again = list_outbox(cfg, known=first.candidates)
+        assert again.candidates["INV-1.xml"] is first.candidates["INV-1.xml"]
+        assert "INV-2.xml" not in again.candidates
