@@ -32,6 +32,7 @@ from daemon import einvoice, logs
 from daemon.bundle import Bundle
 from daemon.config import Settings, load_settings, prepare_folders
 from daemon.deliver import Deliverer, make_deliverer
+from daemon.einvoice import pool as einvoice_pool
 from daemon.errors import ConfigError, JournalError, OutboxdError
 from daemon.finish import evaluate
 from daemon.index import OutboxIndex
@@ -291,8 +292,7 @@ class Service:
         and the watcher. Reading what was found goes on in the loop."""
         s = self.settings
         prepare_folders(s)
-        if s.einvoice.preflight != "off":  # a broken install stops the start (exit 2)
-            einvoice.load(cache_dir=s.paths.state_dir / "einvoice")
+        self._start_rules(s)  # a broken install stops the start (exit 2)
         self._install_signals()
         self.journal = Journal(s.journal_path)
         restore_sent(self.journal, s.sent_dir, s.policy.duplicate_window_days)  # before sending
@@ -393,8 +393,7 @@ class Service:
             return
         try:
             deliverer = self._deliverer(new)
-            if new.einvoice.preflight != "off":
-                einvoice.load(cache_dir=new.paths.state_dir / "einvoice")
+            self._start_rules(new)
         except ConfigError as exc:
             self.log.error("configuration not reloaded; keeping the old one", error=str(exc))
             return
@@ -411,6 +410,16 @@ class Service:
         self.timers.at(RESCAN, self.clock())
         self.log.info("configuration reloaded")
 
+    @staticmethod
+    def _start_rules(s: Settings) -> None:
+        """The e-invoice rules: pre-flight in a process of its own, beside the loop; the
+        in-process engine only where embedded documents are built (ubl-embedded)."""
+        cache = s.paths.state_dir / "einvoice"
+        if s.einvoice.preflight != "off" and not einvoice_pool.running():
+            einvoice_pool.start(cache)
+        if s.delivery.format == "ubl-embedded":
+            einvoice.load(cache_dir=cache)
+
     def _start_watcher(self) -> None:
         """Start or restart the watcher; a failure is logged and retried at the next rescan."""
         try:
@@ -423,6 +432,7 @@ class Service:
 
     def _shutdown(self) -> None:
         notify("STOPPING=1")
+        einvoice_pool.stop()
         self.log.info("stopping", grace_seconds=self.settings.service.shutdown_grace_seconds)
         self.watcher.stop()
         if self._reader is not None:
