@@ -410,13 +410,18 @@ class Service:
         self.timers.at(RESCAN, self.clock())
         self.log.info("configuration reloaded")
 
-    @staticmethod
-    def _start_rules(s: Settings) -> None:
+    def _start_rules(self, s: Settings) -> None:
         """The e-invoice rules: pre-flight in a process of its own, beside the loop; the
-        in-process engine only where embedded documents are built (ubl-embedded)."""
+        in-process engine where embedded documents are built (ubl-embedded), or where
+        no child process can run."""
         cache = s.paths.state_dir / "einvoice"
         if s.einvoice.preflight != "off" and not einvoice_pool.running():
-            einvoice_pool.start(cache)
+            try:
+                einvoice_pool.start(cache)
+            except einvoice_pool.ChildUnavailable as exc:
+                self.log.warning("pre-flight runs in the daemon's own process: no child "
+                                 "process can be started here", error=str(exc))
+                einvoice.load(cache_dir=cache)
         if s.delivery.format == "ubl-embedded":
             einvoice.load(cache_dir=cache)
 

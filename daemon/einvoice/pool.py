@@ -48,20 +48,24 @@ def _run(path: str, rel: str, mode: Mode) -> Outcome:
         return "input", None, (exc.code, exc.file, exc.message)
 
 
+class ChildUnavailable(Exception):
+    """No pre-flight process can be started in this environment."""
+
+
 def start(cache_dir: Path | None, workers: int = 1) -> None:
     """Start the child(ren) and wait until the engine is loaded there; ConfigError
-    (exit 2 at start) when it cannot load."""
+    (exit 2 at start) when it cannot load; ChildUnavailable when no child can run."""
     global _pool
-    pool = ProcessPoolExecutor(max_workers=workers,
-                               mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init,
-                               initargs=(str(cache_dir) if cache_dir else None,))
     try:
+        pool = ProcessPoolExecutor(max_workers=workers,
+                                   mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_init,
+                                   initargs=(str(cache_dir) if cache_dir else None,))
         problem = pool.submit(_ready).result()
-    except BrokenProcessPool as exc:
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise ConfigError(f"[einvoice] the pre-flight process did not start ({exc}) — "
-                          "reinstall outboxd (pip install --force-reinstall outboxd)") from None
+    except (OSError, BrokenProcessPool) as exc:
+        # No child process here (a sandbox without POSIX semaphores, an interpreter
+        # a service user cannot start again): the caller checks in its own process.
+        raise ChildUnavailable(f"{type(exc).__name__}: {exc}") from None
     if problem:
         pool.shutdown(wait=False, cancel_futures=True)
         raise ConfigError(problem)

@@ -47,3 +47,25 @@ def test_a_file_that_cannot_be_read_is_an_input_error_as_in_process(child: None,
     with pytest.raises(InputError) as here:
         read_and_preflight(link, "link.xml", "error")
     assert (there.value.code, there.value.file) == (here.value.code, here.value.file)
+
+
+def test_where_no_child_can_start_the_caller_is_told_so(monkeypatch: pytest.MonkeyPatch,
+                                                        tmp_path: Path) -> None:
+    """An environment without child processes (no POSIX semaphores, an interpreter a
+    service user cannot start again) gives ChildUnavailable, not a configuration error,
+    and pre-flight then runs in the calling process with the same result."""
+    import multiprocessing
+
+    pool.stop()  # the module's child, if the tests above started it
+
+    def no_children(method: str) -> object:
+        raise BrokenPipeError(32, "Broken pipe")
+    monkeypatch.setattr(multiprocessing, "get_context", no_children)
+    with pytest.raises(pool.ChildUnavailable):
+        pool.start(tmp_path)
+    assert not pool.running()
+    data, rule = BROKEN["wrong-totals"]
+    bad = tmp_path / "bad.xml"
+    bad.write_bytes(data)
+    assert any(rule in f.message
+               for f in pool.read_and_preflight_anywhere(bad, "bad.xml", "error").findings)
