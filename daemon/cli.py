@@ -176,9 +176,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Archives, receipts and the journal hold money-bearing documents: group
     # may read, others get nothing.
     os.umask(0o027)
+    command = None
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
+        command = args.command
         if args.command == "help":
             return _help(parser, args)
         if args.command == "demo":
@@ -198,6 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"outboxd: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except BrokenPipeError:
+        if command in ("run", "receiver", "demo"):
+            raise  # not a reader of our output that went away: a real fault, not silence
         # The reader went away (`outboxd status | head`): nothing more to say. Point
         # stdout at /dev/null so the interpreter's final flush does not complain.
         devnull = os.open(os.devnull, os.O_WRONLY)
