@@ -354,14 +354,6 @@ class Journal:
                                   states).fetchall()
         return [self._row(r) for r in rs]
 
-    def live_row(self, invoice_file: str) -> Row | None:
-        marks = ", ".join("?" for _ in LIVE)
-        with self._lock:
-            r = self._db.execute(f"SELECT * FROM bundles WHERE invoice_file = ? AND state IN "
-                                 f"({marks}) ORDER BY id DESC LIMIT 1",
-                                 (invoice_file, *LIVE)).fetchone()
-        return self._row(r) if r else None
-
     def was_sent(self, bundle_id: str) -> bool:
         """Sent, or claimed and on its way: the same content again is a duplicate."""
         with self._lock:

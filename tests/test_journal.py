@@ -145,18 +145,6 @@ class TestTransitions:
 
 
 class TestQueries:
-    def test_live_row_finds_latest_live(self, journal: Journal) -> None:
-        """live_row returns the newest settling/waiting/held row of an invoice file only."""
-        old = journal.create("INV-1.xml", "waiting")
-        journal.transition(old, "gone")
-        assert journal.live_row("INV-1.xml") is None
-        new = journal.create("INV-1.xml", "held")
-        journal.create("INV-2.xml", "settling")
-        row = journal.live_row("INV-1.xml")
-        assert row is not None and row.id == new
-        journal.transition(new, CLAIMING)
-        assert journal.live_row("INV-1.xml") is None
-
     def test_rows_by_state(self, journal: Journal) -> None:
         """rows() returns the rows in the given internal states, in creation order."""
         a = journal.create("a.xml", CLAIMING)
