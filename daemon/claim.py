@@ -49,8 +49,12 @@ def _parts(cand: Candidate, with_marker: bool, companions: Sequence[Path] = ()) 
 
 
 def claim(cand: Candidate, work: Path, with_marker: bool,
-          companions: Sequence[Path] = ()) -> Candidate:
-    """Move invoice file, then sidecar and marker into `work`; ClaimLost if we lost the race."""
+          companions: Sequence[Path] = (), sync: bool = True) -> Candidate:
+    """Move invoice file, then sidecar and marker into `work`; ClaimLost if we lost the race.
+
+    `sync=False` leaves the folder syncs to the caller, who claims several
+    bundles and syncs each folder once (`sync_claimed`) before any effect follows.
+    """
     work.mkdir(parents=True)
     try:
         os.rename(cand.invoice, work / cand.invoice.name)
@@ -60,19 +64,26 @@ def claim(cand: Candidate, work: Path, with_marker: bool,
     except OSError:
         work.rmdir()  # ours and still empty: nothing was claimed
         raise
-    finish_claim(cand, work, with_marker, companions)
+    finish_claim(cand, work, with_marker, companions, sync)
     return moved_candidate(cand, work)
 
 
 def finish_claim(cand: Candidate, work: Path, with_marker: bool,
-                 companions: Sequence[Path] = ()) -> None:
+                 companions: Sequence[Path] = (), sync: bool = True) -> None:
     """Move what is still in the outbox; also used by recovery after a crash mid-claim."""
     for part in _parts(cand, with_marker, companions)[1:]:
         target = work / part.name
         if not os.path.lexists(target):
             os.rename(part, target)
-    fsync_dir(work)
-    fsync_dir(cand.invoice.parent)
+    if sync:
+        sync_claimed([work], cand.invoice.parent)
+
+
+def sync_claimed(works: Sequence[Path], outbox: Path) -> None:
+    """Make claims durable: each work folder and the outbox they left, once."""
+    for work in works:
+        fsync_dir(work)
+    fsync_dir(outbox)
 
 
 def taken_meanwhile(cand: Candidate) -> bool:

@@ -139,6 +139,7 @@ class Journal:
     def __init__(self, path: Path, readonly: bool = False, immutable: bool = False) -> None:
         self.path = path
         self._lock = threading.RLock()
+        self._batch_depth = 0  # > 0: writes join the transaction batch() opened
         self._failures = 0
         self._failing_until = 0.0  # monotonic: no write is tried before this
         self._failure = ""
@@ -223,6 +224,10 @@ class Journal:
         record must survive a power loss because an effect follows it); that
         sync also makes every earlier non-durable commit durable, in order."""
         with self._lock:
+            if self._batch_depth:
+                # Inside batch(): the lock is this thread's, the transaction is open.
+                yield self._db
+                return
             self.check()
             if time.monotonic() < self._failing_until:
                 raise JournalError(self._failure, reported=True)
@@ -246,6 +251,17 @@ class Journal:
             if self._failures:
                 self.log.info("journal writable again", failures=self._failures)
                 self._failures, self._failing_until, self._failure = 0, 0.0, ""
+
+    @contextmanager
+    def batch(self, durable: bool = True) -> Iterator[None]:
+        """Several writes as one transaction: one commit, and one sync when
+        durable, for all of them (claims found in one turn of the loop)."""
+        with self._tx(durable):
+            self._batch_depth += 1
+            try:
+                yield
+            finally:
+                self._batch_depth -= 1
 
     @staticmethod
     def _encode(fields: dict[str, Any]) -> dict[str, Any]:

@@ -253,23 +253,39 @@ class Service:
 
     def _step_dirty(self, now: float) -> None:
         dirty, self._dirty = self._dirty, {}
-        for key, snap in dirty.items():
-            if self._stopping:
-                return
-            try:
-                nxt = self.pipeline.step(self.index.candidate(key), now, snap)
-            except OutboxdError as exc:
-                if not getattr(exc, "reported", False):  # the journal logs its own, once
-                    self.log.error("bundle step failed", invoice_file=key, error=str(exc))
-                # Nothing else would step it again until it changes: a timer does.
-                self.timers.at(("bundle", key), now + (
-                    JOURNAL_RETRY if isinstance(exc, JournalError)
-                    else self.settings.outbox.rescan_seconds))
-                continue
-            except Exception:  # noqa: BLE001 - one bad bundle must not stop the daemon
-                self.log.exception("unexpected error", invoice_file=key)
-                continue
-            self._apply(key, nxt)
+        # The claims decided in this turn are made together at its end (one
+        # journal sync and one sync per folder for all, see Pipeline.claim_held).
+        self.pipeline.hold_claims()
+        try:
+            for key, snap in dirty.items():
+                if self._stopping:
+                    return
+                try:
+                    nxt = self.pipeline.step(self.index.candidate(key), now, snap)
+                except Exception as exc:  # noqa: BLE001 - one bad bundle must not stop the daemon
+                    self._step_failed(key, exc, now)
+                    continue
+                self._apply(key, nxt)
+        finally:
+            # Stopping: claims not yet made are left for the next start to decide again.
+            held = [] if self._stopping else self.pipeline.claim_held(now)
+            self.pipeline.hold_claims(False)
+            for key, result in held:
+                if isinstance(result, Exception):
+                    self._step_failed(key, result, now)
+                else:
+                    self._apply(key, result)
+
+    def _step_failed(self, key: str, exc: Exception, now: float) -> None:
+        if not isinstance(exc, OutboxdError):
+            self.log.error("unexpected error", invoice_file=key, exc_info=exc)
+            return
+        if not getattr(exc, "reported", False):  # the journal logs its own, once
+            self.log.error("bundle step failed", invoice_file=key, error=str(exc))
+        # Nothing else would step it again until it changes: a timer does.
+        self.timers.at(("bundle", key), now + (
+            JOURNAL_RETRY if isinstance(exc, JournalError)
+            else self.settings.outbox.rescan_seconds))
 
     # -- status ---------------------------------------------------------------------
     def _publish_status(self) -> None:
