@@ -1,7 +1,8 @@
 """The journal: the one owner of the SQLite state database (SPEC §4).
 
 Every transition is written *before* the file move or POST it announces, and
-one that announces an effect is committed durably (synchronous=FULL), so
+one that announces an effect is made durable before the call returns (the
+WAL file is synced; threads that commit at the same time share one sync), so
 after a crash the journal says what was under way and recovery can finish
 it. Transitions that announce nothing (settling, waiting, attempt counts)
 are committed without a sync of their own and become durable with the next
@@ -140,6 +141,11 @@ class Journal:
         self.path = path
         self._lock = threading.RLock()
         self._batch_depth = 0  # > 0: writes join the transaction batch() opened
+        # Group commit: commits counted under _lock; _synced is the count the last
+        # sync of the WAL file covered. One sync at a time, shared by all waiting.
+        self._committed = 0
+        self._synced = 0
+        self._sync_lock = threading.Lock()
         self._failures = 0
         self._failing_until = 0.0  # monotonic: no write is tried before this
         self._failure = ""
@@ -220,9 +226,9 @@ class Journal:
 
     @contextmanager
     def _tx(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
-        """One transaction. `durable`: the commit syncs the WAL to disk (the
-        record must survive a power loss because an effect follows it); that
-        sync also makes every earlier non-durable commit durable, in order."""
+        """One transaction. `durable`: it is on disk when this returns (the record
+        must survive a power loss because an effect follows it); the sync that
+        does that also makes every earlier commit durable, in order."""
         with self._lock:
             if self._batch_depth:
                 # Inside batch(): the lock is this thread's, the transaction is open.
@@ -231,26 +237,51 @@ class Journal:
             self.check()
             if time.monotonic() < self._failing_until:
                 raise JournalError(self._failure, reported=True)
-            if durable:
-                self._db.execute("PRAGMA synchronous=FULL")
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 yield self._db
                 self._db.execute("COMMIT")
                 self.changes += 1
+                self._committed += 1
+                mine = self._committed
             except sqlite3.Error as exc:
                 self._rollback()
                 raise self._failed(exc) from None
             except BaseException:
                 self._rollback()
                 raise
-            finally:
-                if durable:
-                    with suppress(sqlite3.Error):
-                        self._db.execute("PRAGMA synchronous=NORMAL")
-            if self._failures:
-                self.log.info("journal writable again", failures=self._failures)
-                self._failures, self._failing_until, self._failure = 0, 0.0, ""
+        if durable:
+            self._sync(mine)  # outside _lock: others commit meanwhile, and share the next sync
+        if self._failures:
+            with self._lock:
+                if self._failures:
+                    self.log.info("journal writable again", failures=self._failures)
+                    self._failures, self._failing_until, self._failure = 0, 0.0, ""
+
+    def _sync(self, commit: int) -> None:
+        """Make commit number `commit` (and all before it) durable.
+
+        Commits are made with synchronous=NORMAL: in WAL mode SQLite then syncs
+        only at checkpoints, and a checkpoint syncs the WAL before it copies and
+        the database after. So syncing the WAL file ourselves makes every commit
+        written so far durable, wherever it now lies. Threads that wait here
+        while a sync runs are usually covered by it and return at once.
+        """
+        with self._sync_lock:
+            if self._synced >= commit:
+                return
+            upto = self._committed  # every commit counted so far is in the WAL file
+            try:
+                fd = os.open(f"{self.path}-wal", os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                with self._lock:
+                    raise self._failed(sqlite3.OperationalError(
+                        f"cannot sync the journal: {exc.strerror or exc}")) from None
+            self._synced = max(self._synced, upto)
 
     @contextmanager
     def batch(self, durable: bool = True) -> Iterator[None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -115,6 +116,40 @@ class TestTransitions:
             assert [t for _, t, _ in transitions(journal.path, rid)][-1] == CLAIMING
         finally:
             reader.close()
+
+    def test_a_durable_write_syncs_the_wal_file_and_covers_earlier_writes(
+            self, journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A durable transition returns only after the WAL file was synced; writes that
+        announce nothing are not synced on their own but ride on that sync."""
+        synced: list[str] = []
+        real_fsync = os.fsync
+
+        def fsync(fd: int) -> None:
+            synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+            real_fsync(fd)
+
+        monkeypatch.setattr(os, "fsync", fsync)
+        rid = journal.create("INV-1.xml", "settling", durable=False)
+        journal.transition(rid, "waiting", durable=False)
+        assert synced == []
+        journal.transition(rid, CLAIMING, bundle_id=BID_A, work_dir="/w")
+        assert synced == [f"{journal.path}-wal"]
+        journal._sync(1)  # already covered: no second sync
+        assert len(synced) == 1
+
+    def test_a_batch_is_one_commit(self, journal: Journal) -> None:
+        """Writes inside batch() are committed together, and not at all if one fails."""
+        a = journal.create("INV-1.xml", "settling")
+        before = journal.changes
+        with journal.batch():
+            journal.transition(a, CLAIMING, bundle_id=BID_A, work_dir="/w")
+            b = journal.create("INV-2.xml", CLAIMING, bundle_id=BID_B, work_dir="/v")
+        assert journal.changes == before + 1
+        assert journal.get(a).state == CLAIMING and journal.get(b).state == CLAIMING
+        with pytest.raises(JournalError), journal.batch():
+            journal.create("INV-3.xml", CLAIMING, bundle_id=BID_A, work_dir="/x")
+            journal.transition(10_000, CLAIMING)  # no such row: the whole batch is undone
+        assert [r.invoice_file for r in journal.rows((CLAIMING,))] == ["INV-1.xml", "INV-2.xml"]
 
     def test_survives_reopen(self, tmp_path: Path) -> None:
         """Rows persist across closing and opening the database (a restart)."""
