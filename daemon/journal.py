@@ -140,6 +140,7 @@ class Journal:
     def __init__(self, path: Path, readonly: bool = False, immutable: bool = False) -> None:
         self.path = path
         self._lock = threading.RLock()
+        self._column_names: list[str] | None = None
         self._batch_depth = 0  # > 0: writes join the transaction batch() opened
         # Group commit: commits counted under _lock; _synced is the count the last
         # sync of the WAL file covered. One sync at a time, shared by all waiting.
@@ -488,13 +489,25 @@ class Journal:
         return out
 
     def recent(self, days: int = 7) -> list[Row]:
-        """Everything not final, plus sent/quarantined of the last `days` days."""
+        """Everything not final, plus sent/quarantined of the last `days` days.
+
+        Without the receiver's response (`response` is None): it is the largest
+        field, no view shows it, and the status page asks for this every 2 s.
+        """
         cutoff = iso_in(-days * 86400)
+        cols = ", ".join(c for c in self._columns() if c != "response") + ", NULL AS response"
         with self._lock:
             unfinished = LIVE + IN_FLIGHT
             marks = ", ".join("?" for _ in unfinished)
             rs = self._db.execute(
-                f"SELECT * FROM bundles WHERE state IN ({marks}) "
-                "UNION ALL SELECT * FROM bundles WHERE state IN ('sent', 'quarantined') "
+                f"SELECT {cols} FROM bundles WHERE state IN ({marks}) "
+                f"UNION ALL SELECT {cols} FROM bundles WHERE state IN ('sent', 'quarantined') "
                 "AND since >= ? ORDER BY id", (*unfinished, cutoff)).fetchall()
         return [self._row(r) for r in rs]
+
+    def _columns(self) -> list[str]:
+        if self._column_names is None:
+            with self._lock:
+                self._column_names = [r[1] for r in
+                                      self._db.execute("PRAGMA table_info(bundles)")]
+        return self._column_names
