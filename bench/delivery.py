@@ -16,7 +16,16 @@ import httpx
 
 from bench.context import Context
 from bench.corpus import Item
-from bench.procs import PREFLIGHT_OFF, BenchError, Daemon, Proc, Receiver, write_config
+from bench.procs import (
+    PREFLIGHT_OFF,
+    BenchError,
+    Daemon,
+    Proc,
+    Receiver,
+    cpu_seconds,
+    tree_cpu_seconds,
+    write_config,
+)
 from daemon import __version__
 
 SETTLE = 0.2
@@ -88,6 +97,7 @@ def baseline(ctx: Context) -> None:
                     failures.append(f"{it.name}: {exc!r}")
 
     threads = [threading.Thread(target=loop, daemon=True) for _ in range(THREADS)]
+    rec_cpu = cpu_seconds(rec.pid)
     start = time.monotonic()
     for t in threads:
         t.start()
@@ -99,6 +109,9 @@ def baseline(ctx: Context) -> None:
                          f"{rec.held()} of {len(items)}: {failures[:3]}")
     ctx.results.add("baseline_time", f"baseline: {len(items)} bundles, httpx × {THREADS}",
                     elapsed, "s", f"{len(items) / elapsed:.0f} bundles/s")
+    rec_cpu = cpu_seconds(rec.pid) - rec_cpu
+    ctx.results.add("baseline_receiver_cpu", "baseline: CPU of the receiver", rec_cpu, "s",
+                    f"{rec_cpu * 1000 / len(items):.1f} ms a bundle")
 
 
 PEER_SCRIPT = r"""#!/bin/bash
@@ -185,9 +198,11 @@ def _burst(ctx: Context, tag: str, preflight: str) -> None:
     daemon = _daemon(ctx, tag, rec, preflight)
     stage = daemon.outbox.parent / "stage"
     ctx.corpus().stage(stage, items)
+    cpu0 = tree_cpu_seconds(daemon.pid), cpu_seconds(rec.pid)
     t0 = drop(stage, daemon.outbox, items)
     try:
         first, total = wait_all(rec, len(items), t0, _burst_timeout(len(items)), daemon)
+        cpu = tree_cpu_seconds(daemon.pid) - cpu0[0], cpu_seconds(rec.pid) - cpu0[1]
     except BenchError as exc:
         quarantined = list((daemon.outbox.parent / "quarantine").glob("*/*"))
         raise BenchError(f"{exc}; {len(quarantined)} quarantined") from None
@@ -203,6 +218,11 @@ def _burst(ctx: Context, tag: str, preflight: str) -> None:
                     f"[einvoice] preflight = \"{preflight}\"")
     ctx.results.add(f"{key}_first", f"{tag}: first delivery after the last rename",
                     first, "s")
+    # Where the two cores went: what the work costs, apart from how it was scheduled.
+    ctx.results.add(f"{key}_cpu", f"{tag}: CPU of outboxd (with its reader processes)",
+                    cpu[0], "s", f"{cpu[0] * 1000 / len(items):.1f} ms a bundle")
+    ctx.results.add(f"{key}_receiver_cpu", f"{tag}: CPU of the receiver", cpu[1], "s",
+                    f"{cpu[1] * 1000 / len(items):.1f} ms a bundle")
 
 
 def latency(ctx: Context, count: int = 20, gap: float = 1.0) -> None:
