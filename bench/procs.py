@@ -232,8 +232,8 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def tree_cpu_seconds(pid: int) -> float:
-    """cpu_seconds of pid and every live descendant (a daemon's reader processes)."""
+def tree(pid: int) -> list[int]:
+    """pid and every live descendant (a daemon's reader processes)."""
     children: dict[int, list[int]] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -244,14 +244,34 @@ def tree_cpu_seconds(pid: int) -> float:
             continue  # exited meanwhile
         ppid = int(raw[raw.rindex(")") + 2:].split()[1])
         children.setdefault(ppid, []).append(int(entry.name))
-    total, todo = 0.0, [pid]
+    found, todo = [], [pid]
     while todo:
         p = todo.pop()
+        found.append(p)
+        todo.extend(children.get(p, ()))
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """cpu_seconds of pid and its live descendants."""
+    total = 0.0
+    for p in tree(pid):
         try:
             total += cpu_seconds(p)
         except OSError:
+            continue  # exited meanwhile
+    return total
+
+
+def tree_rss_mb(pid: int) -> float:
+    """VmRSS of pid and its live descendants, added up (shared pages count twice:
+    an upper bound, as a memory limit on the service's cgroup would see it)."""
+    total = 0.0
+    for p in tree(pid):
+        try:
+            total += rss_mb(p)
+        except (OSError, BenchError):
             continue
-        todo.extend(children.get(p, ()))
     return total
 
 
