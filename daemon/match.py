@@ -7,6 +7,7 @@ opens a file that is not a regular file (lstat first, then fsops).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import tomllib
@@ -16,8 +17,8 @@ from pathlib import Path
 from daemon.bundle import Attachment, Bundle, Finding, InvoiceFile
 from daemon.config import Settings
 from daemon.errors import InputError
-from daemon.fsops import hash_file, kind_of, open_regular
-from daemon.invoices import InvoiceRead, read_invoice_file
+from daemon.fsops import hash_file, kind_of, open_regular, read_regular
+from daemon.invoices import InvoiceRead, read_invoice_bytes, read_invoice_file
 from daemon.manifest import safe_filename
 from daemon.names import fold_key, folder_name_for_id, is_ignored, name_problem, stem
 from daemon.scan import Candidate
@@ -25,6 +26,8 @@ from daemon.scan import Candidate
 MANIFEST_NAME = "attachments.toml"
 MAX_NOTES_BYTES = 1 << 20  # a notes file larger than this is not a notes file
 CHANNELS = ("e-invoice", "external-print", "original-print")
+# An invoice file up to this size is read once for its hash and its ids.
+MAX_INVOICE_IN_MEMORY = 32 << 20
 
 
 @dataclass
@@ -217,13 +220,20 @@ def assemble(cand: Candidate, settings: Settings, known: Bundle | None = None) -
     """
     findings: list[Finding] = []
     rel = cand.invoice.name
-    size, digest = hash_file(cand.invoice, rel)
+    # Hashed and parsed from one read; a file too large for memory is read twice.
+    data = read_regular(cand.invoice, rel, MAX_INVOICE_IN_MEMORY)
+    if data is not None:
+        size, digest = len(data), hashlib.sha256(data).hexdigest()
+    else:
+        size, digest = hash_file(cand.invoice, rel)
     if known is not None and known.invoice_file.sha256 == digest:
         read = InvoiceRead(known.invoice_file.format, known.invoice_ids)
         findings.extend(f for f in known.findings if f.file == rel)
     else:
+        pattern = settings.invoices.pdf_id_pattern
         try:
-            read = read_invoice_file(cand.invoice, rel, settings.invoices.pdf_id_pattern)
+            read = read_invoice_file(cand.invoice, rel, pattern) if data is None else \
+                read_invoice_bytes(data, cand.invoice.name, rel, pattern)
         except InputError as exc:
             findings.append(_err(exc.code, exc.file, exc.message))
             read = InvoiceRead("other", (stem(cand.invoice.name),))
