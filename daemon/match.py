@@ -45,10 +45,11 @@ def _err(code: str, file: str, message: str, invoice_id: str | None = None) -> F
 def _read_notes(folder: Path, rel: str, findings: list[Finding]) -> _Notes:
     path = folder / MANIFEST_NAME
     where = f"{rel}/{MANIFEST_NAME}"
-    if not os.path.lexists(path):
-        return _Notes()
     try:
         st = os.lstat(path)
+    except OSError:  # not there (what os.path.lexists answers for any OSError)
+        return _Notes()
+    try:
         if not stat.S_ISREG(st.st_mode):
             findings.append(_err("not-a-file", where, f"is a {kind_of(st.st_mode)} — put a "
                                  "regular file there"))
@@ -92,12 +93,14 @@ def _listdir(folder: Path) -> list[os.DirEntry[str]]:
 
 
 def _collect(folder: Path, rel: str, invoice_id: str, settings: Settings,
-             findings: list[Finding], allow_subfolders: bool) -> tuple[list[Attachment], _Notes]:
-    """The attachments in one folder, with its attachments.toml applied."""
+             findings: list[Finding], allow_subfolders: bool,
+             entries: list[os.DirEntry[str]] | None = None) -> tuple[list[Attachment], _Notes]:
+    """The attachments in one folder (`entries`: its listing, if taken already), with its
+    attachments.toml applied."""
     notes = _read_notes(folder, rel, findings)
     atts: list[Attachment] = []
     names: set[str] = set()
-    for e in _listdir(folder):
+    for e in _listdir(folder) if entries is None else entries:
         shown = f"{rel}/{e.name}"
         if e.name == MANIFEST_NAME or is_ignored(e.name, settings.outbox.ignore_patterns):
             continue
@@ -118,8 +121,9 @@ def _collect(folder: Path, rel: str, invoice_id: str, settings: Settings,
                                  "file itself there", invoice_id))
             continue
         names.add(e.name)
+        path = Path(e.path)
         try:
-            size, digest = hash_file(Path(e.path), shown)
+            size, digest = hash_file(path, shown)
         except InputError as exc:
             findings.append(_err(exc.code, exc.file, exc.message, invoice_id))
             continue
@@ -130,7 +134,7 @@ def _collect(folder: Path, rel: str, invoice_id: str, settings: Settings,
             findings.append(_err("document-type-not-allowed", shown, f"document type "
                                  f"{doc_type!r} is not allowed — use one of {allowed}",
                                  invoice_id))
-        atts.append(Attachment(Path(e.path), shown, e.name, invoice_id, size, digest, doc_type,
+        atts.append(Attachment(path, shown, e.name, invoice_id, size, digest, doc_type,
                                entry.get("note", "")))
     for missing in sorted(set(notes.files) - names):
         findings.append(_err("attachments-toml-missing-file", f"{rel}/{MANIFEST_NAME}",
@@ -154,8 +158,9 @@ def match_attachments(sidecar: Path, ids: tuple[str, ...], settings: Settings
         by_folder.setdefault(folder, invoice_id)
     single = len(ids) == 1
     atts: list[Attachment] = []
+    listing = _listdir(sidecar)  # once: for the root's files and for its subfolders
     root_atts, root_notes = _collect(sidecar, rel, ids[0], settings, findings,
-                                     allow_subfolders=True)
+                                     allow_subfolders=True, entries=listing)
     if single:
         atts.extend(root_atts)
     else:
@@ -164,7 +169,7 @@ def match_attachments(sidecar: Path, ids: tuple[str, ...], settings: Settings
                                  f"file holds several invoices ({', '.join(ids)}) — move it "
                                  "into the subfolder of its invoice"))
     channel = root_notes.channel
-    for e in _listdir(sidecar):
+    for e in listing:
         if not e.is_dir(follow_symlinks=False) or is_ignored(e.name,
                                                              settings.outbox.ignore_patterns):
             continue
