@@ -336,3 +336,21 @@ class TestFastPath:
         path = write(tmp_path / "batch.xml", wrap("base-example.xml", "vat-category-E.xml"))
         assert read_invoice_bytes(path.read_bytes(), path.name, path.name,
                                   DEFAULT_PDF_ID_PATTERN) == read(path)
+
+    @pytest.mark.parametrize("data", [
+        b'<Invoice xmlns="urn:x"><cbc:ID>1</cbc:ID></Invoice>',  # unbound prefix
+        b"<a>\x0c</a>", b"<a>&#12;</a>", b'<a x="1" x="2"/>', b"<a>&foo;</a>",
+        b"<a/>junk", b"<a/><b/>", b'<?xml encoding="utf-8"?><a/>', b"<a>]]></a>",
+        b'<a x="<"/>', " <a>\ufffe</a>".encode(),
+    ], ids=["unbound-prefix", "control-char", "control-char-ref", "duplicate-attribute",
+            "undefined-entity", "trailing-junk", "two-roots", "no-version", "cdata-end",
+            "lt-in-attribute", "non-character"])
+    def test_what_is_not_well_formed_gets_the_old_error(self, tmp_path: Path,
+                                                         data: bytes) -> None:
+        """XML that is not well-formed is left to defusedxml, whose invalid-xml error
+        (and text) the reader gives as before."""
+        assert _lxml_root(data) is None
+        with pytest.raises(InputError) as info:
+            read(write(tmp_path / "bad.xml", data))
+        assert info.value.code == "invalid-xml"
+        assert "is not well-formed XML (" in info.value.message
