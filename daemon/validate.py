@@ -37,6 +37,10 @@ from daemon.sniff import (
 TARGET_DPI = 300.0
 DPI_TOLERANCE = 0.5  # "rounds to 300": 299.5–300.5, so 118.11 px/cm passes
 
+# An attachment up to this size (and max_attachment_bytes) is read into memory once for
+# sniffing and probing; a larger limit in the configuration must not mean larger buffers.
+MAX_IN_MEMORY = 64 << 20
+
 # Never allowed, whatever allowed_types says (config only knows KNOWN_TYPES anyway).
 NEVER_ALLOWED = frozenset({"exe", "elf", "zip", "xml", "unknown", "empty"})
 
@@ -278,10 +282,11 @@ def check_attachment(att: Attachment, bundle: Bundle, cfg: ValidationConfig,
         return att, [Finding(exc.code, exc.file, exc.message, "error", att.invoice_id)]
     with fh:
         src: BinaryIO = fh
-        if att.size <= cfg.max_attachment_bytes:
+        in_memory = min(cfg.max_attachment_bytes, MAX_IN_MEMORY)
+        if att.size <= in_memory:
             # One read into memory: pypdf and the sniffer then seek and read in
             # small steps on a BytesIO instead of a buffered file.
-            data = read_bounded(fh, cfg.max_attachment_bytes)
+            data = read_bounded(fh, in_memory)
             src = io.BytesIO(data) if data is not None else fh
         filetype = sniff(src)
         pdf = image = None
