@@ -85,6 +85,29 @@ def hash_file(path: Path, rel: str | None = None) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
+def read_regular(path: Path, rel: str | None = None, limit: int = 1 << 25) -> bytes | None:
+    """The whole content of a regular file (opened as open_regular does), or None if it
+    holds more than `limit` bytes: callers then read it in chunks instead."""
+    with open_regular(path, rel) as fh:
+        return read_bounded(fh, limit)
+
+
+def read_bounded(fh: BinaryIO, limit: int) -> bytes | None:
+    """The rest of an open file if it holds at most `limit` bytes, else None.
+
+    Sized by fstat, so a small file costs one buffer of its own size (a read
+    of limit + 1 bytes would allocate the whole limit first); a file that
+    grows meanwhile is still cut off at the limit.
+    """
+    expected = os.fstat(fh.fileno()).st_size - fh.tell()
+    if expected > limit:
+        return None
+    data = fh.read(max(expected, 0) + 1)
+    if len(data) > expected:
+        data += fh.read(limit + 1 - len(data))
+    return data if len(data) <= limit else None
+
+
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:

@@ -1,21 +1,30 @@
 """Read invoices: which invoice ids an invoice file holds (SPEC §1.2).
 
 UBL 2.x Invoice/CreditNote (any wrapper, document order), Svefaktura, PDF
-text; anything else is one invoice named after the file's stem. XML is
-parsed with defusedxml: entity declarations, external entities and DTDs are
-refused, never expanded or fetched.
+text; anything else is one invoice named after the file's stem. Entity
+declarations, external entities and DTDs are refused, never expanded or
+fetched.
+
+Two XML parsers, one answer. The usual invoice (UTF-8 or ASCII, no DOCTYPE,
+no NUL byte) is parsed by lxml (libxml2, C) with entities, DTDs and the
+network off: about eight times less CPU than defusedxml, whose tree is built
+in Python. Everything else — a DOCTYPE anywhere in the bytes, another
+encoding, and any document lxml does not accept — goes through defusedxml
+exactly as before, so what is refused and every error text stay the same.
 """
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 from xml.etree.ElementTree import Element, ParseError
 
 from defusedxml import DefusedXmlException, DTDForbidden
 from defusedxml.ElementTree import DefusedXMLParser
+from lxml import etree
 
 from daemon.bundle import InvoiceFormat
 from daemon.errors import HostileInput, InputError
@@ -26,6 +35,7 @@ UBL_INVOICE = "{urn:oasis:names:specification:ubl:schema:xsd:Invoice-2}Invoice"
 UBL_CREDIT_NOTE = "{urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2}CreditNote"
 CBC_ID = "{urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2}ID"
 SVEFAKTURA = "{urn:sfti:documents:BasicInvoice:1:0}Invoice"
+UBL_ROOTS = (UBL_INVOICE, UBL_CREDIT_NOTE)
 
 
 @dataclass(frozen=True)
@@ -43,17 +53,49 @@ class _BareDoctypeParser(DefusedXMLParser):  # type: ignore[misc]
             raise DTDForbidden(name, sysid, pubid)
 
 
-def _parse_xml(fh: BinaryIO) -> Element:
+def _parse_xml(data: bytes) -> Element:
     # forbid_dtd=True installs the doctype handler (defusedxml only hooks it then);
     # the override above lets a bare `<!DOCTYPE x>` through.
     parser = _BareDoctypeParser(forbid_dtd=True, forbid_entities=True, forbid_external=True)
-    data = fh.read()
     parser.feed(data)
     root: Element = parser.close()
     return root
 
 
-def _direct_id(elem: Element, tag: str | None = CBC_ID) -> str | None:
+# An encoding declaration in the XML declaration, e.g. encoding="UTF-8".
+_ENCODING = re.compile(rb"""^<\?xml[^>]*?\sencoding\s*=\s*["']([^"']*)["']""")
+_LXML_ENCODINGS = frozenset({b"utf-8", b"utf8", b"us-ascii", b"ascii"})
+
+
+def _lxml_root(data: bytes) -> Any | None:
+    """The document parsed by lxml, or None where defusedxml must decide.
+
+    Declarations can only come in a DOCTYPE, and a DOCTYPE is refused (or,
+    bare, allowed) by the defusedxml path: lxml only sees bytes with no
+    `<!DOCTYPE` in them at all. Checking bytes is only sound in an
+    ASCII-compatible encoding, so UTF-16/32 (NUL bytes) and declared
+    encodings other than UTF-8/ASCII go the other way too. The parser
+    resolves no entity, loads no DTD and opens no connection regardless.
+    """
+    if b"<!DOCTYPE" in data or b"\x00" in data:
+        return None
+    declared = _ENCODING.match(data.lstrip(b"\xef\xbb\xbf \t\r\n")[:512])
+    if declared and declared[1].lower() not in _LXML_ENCODINGS:
+        return None
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
+                             huge_tree=False, remove_comments=True, remove_pis=True)
+    try:
+        root = etree.fromstring(data, parser)
+    except (etree.XMLSyntaxError, ValueError):
+        # Not well-formed, or beyond libxml2's limits (256 levels deep without
+        # huge_tree): defusedxml gives the error, or the answer, as before.
+        return None
+    if root.getroottree().docinfo.doctype:
+        return None  # cannot happen without "<!DOCTYPE" in the bytes; never trust it
+    return root
+
+
+def _direct_id(elem: Any, tag: str | None = CBC_ID) -> str | None:
     for child in elem:
         if (tag and child.tag == tag) or (tag is None and child.tag.rsplit("}", 1)[-1] == "ID"):
             text = (child.text or "").strip()
@@ -61,21 +103,24 @@ def _direct_id(elem: Element, tag: str | None = CBC_ID) -> str | None:
     return None
 
 
-def _xml_ids(root: Element, rel: str) -> tuple[InvoiceFormat, list[str]]:
+def _xml_ids(root: Any, rel: str) -> tuple[InvoiceFormat, list[str]]:
+    """Ids from an ElementTree or an lxml tree (lxml's without comments and PIs)."""
     if root.tag == SVEFAKTURA:
         found = _direct_id(root, None)
         return "svefaktura", [found] if found else []
     ids: list[str] = []
-    for elem in root.iter():
-        if elem.tag in (UBL_INVOICE, UBL_CREDIT_NOTE):
-            found = _direct_id(elem)
-            if found is None:
-                raise InputError("invoice-without-id", rel, "a UBL Invoice/CreditNote has no "
-                                 "cbc:ID — add the invoice number to the document")
-            if found in ids:
-                raise InputError("duplicate-invoice-id", rel, f"the invoice id {found!r} occurs "
-                                 "twice in this file — each invoice in a file needs its own id")
-            ids.append(found)
+    # lxml filters in C; ElementTree's iter() takes one tag, so filter here.
+    docs = root.iter(*UBL_ROOTS) if isinstance(root, etree._Element) else (
+        e for e in root.iter() if e.tag in UBL_ROOTS)
+    for elem in docs:
+        found = _direct_id(elem)
+        if found is None:
+            raise InputError("invoice-without-id", rel, "a UBL Invoice/CreditNote has no "
+                             "cbc:ID — add the invoice number to the document")
+        if found in ids:
+            raise InputError("duplicate-invoice-id", rel, f"the invoice id {found!r} occurs "
+                             "twice in this file — each invoice in a file needs its own id")
+        ids.append(found)
     return ("ubl", ids) if ids else ("other", [])
 
 
@@ -97,34 +142,50 @@ def _pdf_ids(fh: BinaryIO, pattern: re.Pattern[str]) -> list[str]:
 
 def read_invoice_file(path: Path, rel: str, pdf_id_pattern: str) -> InvoiceRead:
     """The invoice ids of one invoice file; raises InputError for files that break a rule."""
-    fallback = (stem(path.name),)
     with open_regular(path, rel) as fh:
-        head = fh.read(1024)
-        fh.seek(0)
-        if not head:
-            raise InputError("empty-file", rel, "the invoice file is empty — export it again")
-        if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
-            try:
-                root = _parse_xml(fh)
-            except DefusedXmlException as exc:
-                raise HostileInput("hostile-xml", rel, f"the XML declares entities or a DTD "
-                                   f"({type(exc).__name__}); outboxd never expands or fetches "
-                                   "them — export the invoice without a DTD") from None
-            except ParseError as exc:
-                raise InputError("invalid-xml", rel, f"is not well-formed XML ({exc}) — "
-                                 "export the invoice again") from None
-            except (LookupError, ValueError, RecursionError) as exc:
-                # An unknown encoding name, or nesting deep enough to exhaust the stack.
-                raise InputError("invalid-xml", rel, f"cannot be read as XML "
-                                 f"({type(exc).__name__}: {str(exc)[:200]}) — export the "
-                                 "invoice again as UTF-8") from None
-            try:
-                fmt, ids = _xml_ids(root, rel)
-            except RecursionError:
-                raise InputError("invalid-xml", rel, "nests elements too deeply to be an "
-                                 "invoice — export the invoice again") from None
-            return InvoiceRead(fmt, tuple(ids) or fallback)
-        if head.startswith(b"%PDF-") or b"%PDF-" in head:
-            ids = _pdf_ids(fh, re.compile(pdf_id_pattern))
-            return InvoiceRead("pdf", tuple(ids) or fallback)
+        data = fh.read(1024)
+        # Only XML and PDF are read whole; anything else is named by its head.
+        if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<") or b"%PDF-" in data:
+            data += fh.read()
+    return read_invoice_bytes(data, path.name, rel, pdf_id_pattern)
+
+
+def read_invoice_bytes(data: bytes, name: str, rel: str, pdf_id_pattern: str) -> InvoiceRead:
+    """The invoice ids of the content `data` of the invoice file `name` (read by the
+    caller, who hashes the same bytes); raises InputError for files that break a rule."""
+    fallback = (stem(name),)
+    head = data[:1024]
+    if not head:
+        raise InputError("empty-file", rel, "the invoice file is empty — export it again")
+    if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
+        root = _lxml_root(data)
+        if root is None:
+            root = _parse_defused(data, rel)
+        try:
+            fmt, ids = _xml_ids(root, rel)
+        except RecursionError:
+            raise InputError("invalid-xml", rel, "nests elements too deeply to be an "
+                             "invoice — export the invoice again") from None
+        return InvoiceRead(fmt, tuple(ids) or fallback)
+    if b"%PDF-" in head:
+        ids = _pdf_ids(io.BytesIO(data), re.compile(pdf_id_pattern))
+        return InvoiceRead("pdf", tuple(ids) or fallback)
     return InvoiceRead("other", fallback)
+
+
+def _parse_defused(data: bytes, rel: str) -> Element:
+    """defusedxml's parse, its refusals and errors mapped to ours."""
+    try:
+        return _parse_xml(data)
+    except DefusedXmlException as exc:
+        raise HostileInput("hostile-xml", rel, f"the XML declares entities or a DTD "
+                           f"({type(exc).__name__}); outboxd never expands or fetches "
+                           "them — export the invoice without a DTD") from None
+    except ParseError as exc:
+        raise InputError("invalid-xml", rel, f"is not well-formed XML ({exc}) — "
+                         "export the invoice again") from None
+    except (LookupError, ValueError, RecursionError) as exc:
+        # An unknown encoding name, or nesting deep enough to exhaust the stack.
+        raise InputError("invalid-xml", rel, f"cannot be read as XML "
+                         f"({type(exc).__name__}: {str(exc)[:200]}) — export the "
+                         "invoice again as UTF-8") from None

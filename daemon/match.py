@@ -7,6 +7,7 @@ opens a file that is not a regular file (lstat first, then fsops).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import tomllib
@@ -16,8 +17,8 @@ from pathlib import Path
 from daemon.bundle import Attachment, Bundle, Finding, InvoiceFile
 from daemon.config import Settings
 from daemon.errors import InputError
-from daemon.fsops import hash_file, kind_of, open_regular
-from daemon.invoices import InvoiceRead, read_invoice_file
+from daemon.fsops import hash_file, kind_of, open_regular, read_regular
+from daemon.invoices import InvoiceRead, read_invoice_bytes, read_invoice_file
 from daemon.manifest import safe_filename
 from daemon.names import fold_key, folder_name_for_id, is_ignored, name_problem, stem
 from daemon.scan import Candidate
@@ -25,6 +26,8 @@ from daemon.scan import Candidate
 MANIFEST_NAME = "attachments.toml"
 MAX_NOTES_BYTES = 1 << 20  # a notes file larger than this is not a notes file
 CHANNELS = ("e-invoice", "external-print", "original-print")
+# An invoice file up to this size is read once for its hash and its ids.
+MAX_INVOICE_IN_MEMORY = 32 << 20
 
 
 @dataclass
@@ -42,10 +45,11 @@ def _err(code: str, file: str, message: str, invoice_id: str | None = None) -> F
 def _read_notes(folder: Path, rel: str, findings: list[Finding]) -> _Notes:
     path = folder / MANIFEST_NAME
     where = f"{rel}/{MANIFEST_NAME}"
-    if not os.path.lexists(path):
-        return _Notes()
     try:
         st = os.lstat(path)
+    except OSError:  # not there (what os.path.lexists answers for any OSError)
+        return _Notes()
+    try:
         if not stat.S_ISREG(st.st_mode):
             findings.append(_err("not-a-file", where, f"is a {kind_of(st.st_mode)} — put a "
                                  "regular file there"))
@@ -89,12 +93,14 @@ def _listdir(folder: Path) -> list[os.DirEntry[str]]:
 
 
 def _collect(folder: Path, rel: str, invoice_id: str, settings: Settings,
-             findings: list[Finding], allow_subfolders: bool) -> tuple[list[Attachment], _Notes]:
-    """The attachments in one folder, with its attachments.toml applied."""
+             findings: list[Finding], allow_subfolders: bool,
+             entries: list[os.DirEntry[str]] | None = None) -> tuple[list[Attachment], _Notes]:
+    """The attachments in one folder (`entries`: its listing, if taken already), with its
+    attachments.toml applied."""
     notes = _read_notes(folder, rel, findings)
     atts: list[Attachment] = []
     names: set[str] = set()
-    for e in _listdir(folder):
+    for e in _listdir(folder) if entries is None else entries:
         shown = f"{rel}/{e.name}"
         if e.name == MANIFEST_NAME or is_ignored(e.name, settings.outbox.ignore_patterns):
             continue
@@ -115,8 +121,9 @@ def _collect(folder: Path, rel: str, invoice_id: str, settings: Settings,
                                  "file itself there", invoice_id))
             continue
         names.add(e.name)
+        path = Path(e.path)
         try:
-            size, digest = hash_file(Path(e.path), shown)
+            size, digest = hash_file(path, shown)
         except InputError as exc:
             findings.append(_err(exc.code, exc.file, exc.message, invoice_id))
             continue
@@ -127,7 +134,7 @@ def _collect(folder: Path, rel: str, invoice_id: str, settings: Settings,
             findings.append(_err("document-type-not-allowed", shown, f"document type "
                                  f"{doc_type!r} is not allowed — use one of {allowed}",
                                  invoice_id))
-        atts.append(Attachment(Path(e.path), shown, e.name, invoice_id, size, digest, doc_type,
+        atts.append(Attachment(path, shown, e.name, invoice_id, size, digest, doc_type,
                                entry.get("note", "")))
     for missing in sorted(set(notes.files) - names):
         findings.append(_err("attachments-toml-missing-file", f"{rel}/{MANIFEST_NAME}",
@@ -151,8 +158,9 @@ def match_attachments(sidecar: Path, ids: tuple[str, ...], settings: Settings
         by_folder.setdefault(folder, invoice_id)
     single = len(ids) == 1
     atts: list[Attachment] = []
+    listing = _listdir(sidecar)  # once: for the root's files and for its subfolders
     root_atts, root_notes = _collect(sidecar, rel, ids[0], settings, findings,
-                                     allow_subfolders=True)
+                                     allow_subfolders=True, entries=listing)
     if single:
         atts.extend(root_atts)
     else:
@@ -161,7 +169,7 @@ def match_attachments(sidecar: Path, ids: tuple[str, ...], settings: Settings
                                  f"file holds several invoices ({', '.join(ids)}) — move it "
                                  "into the subfolder of its invoice"))
     channel = root_notes.channel
-    for e in _listdir(sidecar):
+    for e in listing:
         if not e.is_dir(follow_symlinks=False) or is_ignored(e.name,
                                                              settings.outbox.ignore_patterns):
             continue
@@ -217,13 +225,20 @@ def assemble(cand: Candidate, settings: Settings, known: Bundle | None = None) -
     """
     findings: list[Finding] = []
     rel = cand.invoice.name
-    size, digest = hash_file(cand.invoice, rel)
+    # Hashed and parsed from one read; a file too large for memory is read twice.
+    data = read_regular(cand.invoice, rel, MAX_INVOICE_IN_MEMORY)
+    if data is not None:
+        size, digest = len(data), hashlib.sha256(data).hexdigest()
+    else:
+        size, digest = hash_file(cand.invoice, rel)
     if known is not None and known.invoice_file.sha256 == digest:
         read = InvoiceRead(known.invoice_file.format, known.invoice_ids)
         findings.extend(f for f in known.findings if f.file == rel)
     else:
+        pattern = settings.invoices.pdf_id_pattern
         try:
-            read = read_invoice_file(cand.invoice, rel, settings.invoices.pdf_id_pattern)
+            read = read_invoice_file(cand.invoice, rel, pattern) if data is None else \
+                read_invoice_bytes(data, cand.invoice.name, rel, pattern)
         except InputError as exc:
             findings.append(_err(exc.code, exc.file, exc.message))
             read = InvoiceRead("other", (stem(cand.invoice.name),))

@@ -16,6 +16,7 @@ from typing import BinaryIO
 from PIL import Image, UnidentifiedImageError
 from pypdf import PdfReader
 from pypdf.errors import DependencyError
+from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject
 
 # Pillow's plugin name per sniffed kind: Image.open is told what we expect,
 # so it never tries the other forty plugins on hostile bytes.
@@ -56,7 +57,7 @@ def probe_pdf(fh: BinaryIO) -> PdfFacts:
         # ask, and never look further into an encrypted file.
         if reader.is_encrypted:
             return PdfFacts(encrypted=True)
-        return PdfFacts(pages=len(reader.pages))
+        return PdfFacts(pages=_declared_pages(reader) or len(reader.pages))
     except DependencyError as exc:
         # pypdf only needs optional crypto packages for AES-encrypted files.
         return PdfFacts(encrypted=True, error=str(exc))
@@ -66,6 +67,79 @@ def probe_pdf(fh: BinaryIO) -> PdfFacts:
         return PdfFacts(error=f"pypdf: {exc}" if str(exc) else f"pypdf: {type(exc).__name__}")
     finally:
         fh.seek(0)
+
+
+def _declared_pages(reader: PdfReader) -> int | None:
+    """The page tree root's /Count, when it can be right; None: walk the tree instead.
+
+    Walking the tree (pypdf's len(reader.pages)) parses every page object —
+    most of the CPU of probing a PDF — to learn one number the root already
+    states. Like poppler, we take /Count unless it cannot be right: not a
+    whole number, below 1 (a "no pages" verdict is always walked), more than
+    the file has objects, fewer than the root's /Kids, /Kids that are not
+    distinct references to objects in the file, or a first kid that does not
+    lead down to a real /Page. So a PDF without pages never passes on its
+    /Count; one whose /Count passes these checks and still lies can only
+    misstate `pages` in the manifest, as it would in a viewer.
+    """
+    try:
+        root = reader.root_object.get("/Pages")
+        if not isinstance(root, IndirectObject):
+            return None
+        pages = root.get_object()
+        if not isinstance(pages, DictionaryObject) or pages.get("/Type", "/Pages") != "/Pages":
+            return None
+        count = pages.get("/Count")
+        kids = pages.get("/Kids")
+        if type(count) is bool or not isinstance(count, int) or \
+                not isinstance(kids, ArrayObject) or not 1 <= len(kids) <= count:
+            return None
+        objects = sum(len(entries) for entries in reader.xref.values()) + \
+            len(reader.xref_objStm)
+        if count > objects:
+            return None
+        seen = {(root.idnum, root.generation)}
+        for kid in kids:
+            if not isinstance(kid, IndirectObject) or (kid.idnum, kid.generation) in seen \
+                    or not _in_file(reader, kid):
+                return None
+            seen.add((kid.idnum, kid.generation))
+        return int(count) if _leads_to_page(reader, kids[0], seen) else None
+    except Exception:  # noqa: BLE001 — any doubt: the full walk decides, and reports
+        return None
+
+
+# Real page trees are a few levels deep; a deeper first branch is left to the full walk.
+_MAX_DEPTH = 32
+
+
+def _leads_to_page(reader: PdfReader, node: IndirectObject, seen: set[tuple[int, int]]
+                   ) -> bool:
+    """Following first kids from `node` reaches a /Page: the tree has at least one page."""
+    for _ in range(_MAX_DEPTH):
+        obj = node.get_object()
+        if not isinstance(obj, DictionaryObject):
+            return False
+        kind = obj.get("/Type")
+        kids = obj.get("/Kids")
+        if kind == "/Page" or (kind is None and kids is None):
+            return True
+        if kind not in (None, "/Pages") or not isinstance(kids, ArrayObject) or not kids:
+            return False
+        node = kids[0]
+        if not isinstance(node, IndirectObject) or (node.idnum, node.generation) in seen \
+                or not _in_file(reader, node):
+            return False
+        seen.add((node.idnum, node.generation))
+    return False
+
+
+def _in_file(reader: PdfReader, ref: IndirectObject) -> bool:
+    """An object the cross-reference table lists as in use."""
+    if ref.generation == 0 and ref.idnum in reader.xref_objStm:
+        return True
+    return ref.idnum in reader.xref.get(ref.generation, {}) and \
+        not reader.xref_free_entry.get(ref.generation, {}).get(ref.idnum, False)
 
 
 # Pillow's bomb limit is a module global: set it to ours only while we hold

@@ -14,14 +14,16 @@ Every message says the rule and the fix; ``Finding.line()`` prefixes the file.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from typing import BinaryIO
 
 from daemon import convert
 from daemon.bundle import Attachment, Bundle, Finding, Severity
 from daemon.config import ValidationConfig
 from daemon.errors import InputError
-from daemon.fsops import open_regular
+from daemon.fsops import open_regular, read_bounded
 from daemon.probe import ImageFacts, PdfFacts, probe_image, probe_pdf
 from daemon.sniff import (
     IMAGE_KINDS,
@@ -34,6 +36,10 @@ from daemon.sniff import (
 
 TARGET_DPI = 300.0
 DPI_TOLERANCE = 0.5  # "rounds to 300": 299.5–300.5, so 118.11 px/cm passes
+
+# An attachment up to this size (and max_attachment_bytes) is read into memory once for
+# sniffing and probing; a larger limit in the configuration must not mean larger buffers.
+MAX_IN_MEMORY = 64 << 20
 
 # Never allowed, whatever allowed_types says (config only knows KNOWN_TYPES anyway).
 NEVER_ALLOWED = frozenset({"exe", "elf", "zip", "xml", "unknown", "empty"})
@@ -275,14 +281,21 @@ def check_attachment(att: Attachment, bundle: Bundle, cfg: ValidationConfig,
     except InputError as exc:
         return att, [Finding(exc.code, exc.file, exc.message, "error", att.invoice_id)]
     with fh:
-        filetype = sniff(fh)
+        src: BinaryIO = fh
+        in_memory = min(cfg.max_attachment_bytes, MAX_IN_MEMORY)
+        if att.size <= in_memory:
+            # One read into memory: pypdf and the sniffer then seek and read in
+            # small steps on a BytesIO instead of a buffered file.
+            data = read_bounded(fh, in_memory)
+            src = io.BytesIO(data) if data is not None else fh
+        filetype = sniff(src)
         pdf = image = None
         # A file over the size limit is rejected anyway; do not make pypdf
         # walk a huge hostile file for it. Image probes read headers only.
         if filetype.kind == "pdf" and att.size <= cfg.max_attachment_bytes:
-            pdf = probe_pdf(fh)
+            pdf = probe_pdf(src)
         elif filetype.kind in IMAGE_KINDS:
-            image = probe_image(fh, filetype.kind, cfg.max_image_pixels)
+            image = probe_image(src, filetype.kind, cfg.max_image_pixels)
     check = AttachmentCheck(att, filetype, kind_for_extension(att.original_name),
                             bundle.channel, bundle.invoice_file.sha256,
                             bundle.invoice_file.name, pdf=pdf, image=image)

@@ -18,6 +18,8 @@ from daemon.fsops import (
     hash_file,
     move_tree,
     open_regular,
+    read_bounded,
+    read_regular,
     rename_noreplace,
     write_atomic,
     write_json,
@@ -81,6 +83,46 @@ class TestOpenRegular:
         f = tmp_path / "big.bin"
         f.write_bytes(data)
         assert hash_file(f) == (len(data), hashlib.sha256(data).hexdigest())
+
+
+class TestReadBounded:
+    @pytest.mark.parametrize("size", [0, 1, 999, 1000])
+    def test_up_to_the_limit_is_read_whole(self, tmp_path: Path, size: int) -> None:
+        """A file of at most `limit` bytes comes back whole."""
+        data = os.urandom(size)
+        f = tmp_path / "a.bin"
+        f.write_bytes(data)
+        assert read_regular(f, limit=1000) == data
+
+    def test_over_the_limit_is_none(self, tmp_path: Path) -> None:
+        """A file over the limit is not read into memory: None."""
+        f = tmp_path / "a.bin"
+        f.write_bytes(b"x" * 1001)
+        assert read_regular(f, limit=1000) is None
+
+    def test_file_growing_past_the_limit_is_none(self, tmp_path: Path) -> None:
+        """A file that grows past the limit after it was opened is cut off: None, and
+        what it holds within the limit comes back whole."""
+        f = tmp_path / "a.bin"
+        f.write_bytes(b"x" * 10)
+        with open_regular(f) as fh, open(f, "ab") as writer:
+            writer.write(b"y" * 2000)
+            writer.flush()
+            assert read_bounded(fh, 1000) is None
+        with open_regular(f) as fh, open(f, "ab") as writer:
+            fh.read(5)
+            writer.write(b"z" * 3)
+            writer.flush()
+            assert read_bounded(fh, 3000) == b"x" * 5 + b"y" * 2000 + b"z" * 3
+
+    def test_refuses_what_open_regular_refuses(self, tmp_path: Path) -> None:
+        """read_regular opens like open_regular: a link is refused, never followed."""
+        real = tmp_path / "real.bin"
+        real.write_bytes(b"x")
+        link = tmp_path / "link.bin"
+        link.symlink_to(real)
+        with pytest.raises(HostileInput):
+            read_regular(link)
 
 
 class TestWriteAtomic:

@@ -11,7 +11,14 @@ from helpers import FIXTURES, pdf_bytes, text_pdf, ubl_invoice, write
 
 from daemon.config import DEFAULT_PDF_ID_PATTERN
 from daemon.errors import HostileInput, InputError
-from daemon.invoices import InvoiceRead, read_invoice_file
+from daemon.invoices import (
+    InvoiceRead,
+    _lxml_root,
+    _parse_xml,
+    _xml_ids,
+    read_invoice_bytes,
+    read_invoice_file,
+)
 
 PEPPOL = FIXTURES  # official Peppol examples, see tests/fixtures/peppol/README.md
 
@@ -263,3 +270,87 @@ class TestXmlThatCannotBeRead:
         with pytest.raises(InputError) as info:
             read(path)
         assert info.value.code == "invalid-xml"
+
+
+class TestFastPath:
+    """The usual invoice is parsed by lxml, everything else by defusedxml: same answers."""
+
+    @pytest.mark.parametrize("fixture", sorted(FIXTURE_IDS))
+    def test_fixtures_take_the_fast_path_with_the_same_ids(self, fixture: str) -> None:
+        """Each official example is parsed by lxml, and both parsers find the same ids."""
+        data = (PEPPOL / fixture).read_bytes()
+        fast = _lxml_root(data)
+        assert fast is not None
+        assert _xml_ids(fast, fixture) == _xml_ids(_parse_xml(data), fixture)
+
+    def test_wrapper_takes_the_fast_path_with_the_same_ids(self) -> None:
+        """A wrapper of several documents: lxml and defusedxml agree on ids and order."""
+        data = wrap("vat-category-E.xml", "Norwegian-example-1.xml", "base-example.xml")
+        fast = _lxml_root(data)
+        assert fast is not None
+        assert _xml_ids(fast, "w.xml") == _xml_ids(_parse_xml(data), "w.xml")
+
+    def test_comment_and_cdata_inside_the_id(self, tmp_path: Path) -> None:
+        """A comment, CDATA and character references inside cbc:ID: the text around them
+        is one id, as before."""
+        data = ubl_invoice("X").replace(
+            b"<cbc:ID>X</cbc:ID>", b"<cbc:ID>IN<!-- c --><![CDATA[V-]]>7&#45;1</cbc:ID>")
+        assert _lxml_root(data) is not None
+        assert read(write(tmp_path / "c.xml", data)).invoice_ids == ("INV-7-1",)
+
+    @pytest.mark.parametrize("data", [
+        ubl_invoice("INV-DT").replace(b"?>\n", b"?>\n<!DOCTYPE Invoice>\n", 1),
+        ubl_invoice("INV-C").replace(b"?>\n", b"?>\n<!-- <!DOCTYPE x> -->\n", 1),
+        ubl_invoice("INV-L").replace(b'encoding="UTF-8"', b'encoding="ISO-8859-1"'),
+        ubl_invoice("INV-16").decode().replace('encoding="UTF-8"', 'encoding="UTF-16"'
+                                               ).encode("utf-16-le"),
+    ], ids=["bare-doctype", "doctype-in-comment", "latin-1", "utf-16"])
+    def test_doctype_or_other_encoding_goes_to_defusedxml(self, data: bytes) -> None:
+        """Bytes with "<!DOCTYPE" anywhere, or not in UTF-8/ASCII, never reach lxml."""
+        assert _lxml_root(data) is None
+
+    def test_latin_1_invoice_keeps_its_id(self, tmp_path: Path) -> None:
+        """An invoice declared ISO-8859-1 is read with its non-ASCII id."""
+        data = ubl_invoice("INV-X").decode().replace('encoding="UTF-8"',
+                                                     'encoding="ISO-8859-1"')
+        path = write(tmp_path / "l.xml", data.replace("INV-X", "INV-Ö").encode("latin-1"))
+        assert read(path) == InvoiceRead("ubl", ("INV-Ö",))
+
+    def test_utf_16_invoice_with_entities_is_hostile(self, tmp_path: Path) -> None:
+        """Entity declarations in UTF-16 (no ASCII "<!DOCTYPE" in the bytes) are refused."""
+        data = ('<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE x [<!ENTITY a "b">]>'
+                '<x>&a;</x>').encode("utf-16-le")
+        with pytest.raises(HostileInput) as info:
+            read(write(tmp_path / "u.xml", data))
+        assert info.value.code == "hostile-xml"
+
+    def test_deeper_than_lxml_allows(self, tmp_path: Path) -> None:
+        """An invoice nested deeper than libxml2's 256 levels is still found (defusedxml)."""
+        inner = ubl_invoice("INV-DEEP").split(b"?>", 1)[1]
+        data = b"<a>" * 300 + inner + b"</a>" * 300
+        assert _lxml_root(data) is None
+        assert read(write(tmp_path / "deep.xml", data)) == InvoiceRead("ubl", ("INV-DEEP",))
+
+    def test_read_invoice_bytes_is_read_invoice_file(self, tmp_path: Path) -> None:
+        """The ids from bytes already read equal those read from the file."""
+        path = write(tmp_path / "batch.xml", wrap("base-example.xml", "vat-category-E.xml"))
+        assert read_invoice_bytes(path.read_bytes(), path.name, path.name,
+                                  DEFAULT_PDF_ID_PATTERN) == read(path)
+
+    @pytest.mark.parametrize("data", [
+        b'<Invoice xmlns="urn:x"><cbc:ID>1</cbc:ID></Invoice>',  # unbound prefix
+        b"<a>\x0c</a>", b"<a>&#12;</a>", b'<a x="1" x="2"/>', b"<a>&foo;</a>",
+        b"<a/>junk", b"<a/><b/>", b'<?xml encoding="utf-8"?><a/>', b"<a>]]></a>",
+        b'<a x="<"/>', " <a>\ufffe</a>".encode(),
+    ], ids=["unbound-prefix", "control-char", "control-char-ref", "duplicate-attribute",
+            "undefined-entity", "trailing-junk", "two-roots", "no-version", "cdata-end",
+            "lt-in-attribute", "non-character"])
+    def test_what_is_not_well_formed_gets_the_old_error(self, tmp_path: Path,
+                                                         data: bytes) -> None:
+        """XML that is not well-formed is left to defusedxml, whose invalid-xml error
+        (and text) the reader gives as before."""
+        assert _lxml_root(data) is None
+        with pytest.raises(InputError) as info:
+            read(write(tmp_path / "bad.xml", data))
+        assert info.value.code == "invalid-xml"
+        assert "is not well-formed XML (" in info.value.message

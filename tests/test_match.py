@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import unicodedata
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 from helpers import UBL_NS, pdf_bytes, ubl_invoice, write
 
+from daemon import match as match_module
 from daemon.bundle import Bundle, Finding
 from daemon.config import Settings
 from daemon.match import assemble
@@ -121,6 +123,20 @@ class TestSingleInvoice:
         b = match(outbox, "INV-1002.pdf", PDF)
         assert layout(b) == {"INV-1002": ["scan.pdf"]}
         assert b.invoice_file.format == "pdf"
+
+    @pytest.mark.parametrize("data", [ubl_invoice("INV-8"), PDF, b"INV-8;100;SEK\n"],
+                             ids=["xml", "pdf", "other"])
+    def test_invoice_too_large_for_memory_is_read_the_same(
+            self, outbox: Path, monkeypatch: pytest.MonkeyPatch, data: bytes) -> None:
+        """An invoice file over the in-memory size (hashed in chunks, read again for its
+        ids) gives the same size, hash, format and ids as one read once."""
+        write(outbox / "INV-8" / "a.pdf", PDF)
+        once = match(outbox, "INV-8.xml", data)
+        monkeypatch.setattr(match_module, "MAX_INVOICE_IN_MEMORY", len(data) - 1)
+        twice = match(outbox, "INV-8.xml", data)
+        assert twice == once
+        assert (once.invoice_file.size, once.invoice_file.sha256) == (
+            len(data), hashlib.sha256(data).hexdigest())
 
 
 class TestSeveralInvoices:

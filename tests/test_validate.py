@@ -15,6 +15,7 @@ import pytest
 from PIL import Image, TiffImagePlugin
 from pypdf import PdfWriter
 
+from daemon import validate
 from daemon.bundle import Attachment, Bundle, Finding, InvoiceFile
 from daemon.config import ValidationConfig
 from daemon.validate import RULES, AttachmentCheck, validate_bundle
@@ -180,6 +181,22 @@ class TestAlwaysErrors:
         message = only(bundle, "too-large").message
         assert f"{len(data):,}" in message and f"{len(data) - 1:,}" in message
         assert bundle.attachments[0].pages is None, "an over-size PDF is not parsed"
+
+    @pytest.mark.parametrize("name,data,kind,pages", [
+        ("a.pdf", pdf_bytes(3), "application/pdf", 3),
+        ("s.tif", tiff_pages((300, 300), (300, 300)), "image/tiff", 2),
+    ])
+    def test_larger_than_memory_is_validated_the_same(
+            self, outbox: Outbox, monkeypatch: pytest.MonkeyPatch, name: str, data: bytes,
+            kind: str, pages: int) -> None:
+        """An attachment within max_attachment_bytes but over what is read into memory is
+        sniffed and probed from the file, with the same type, pages and findings."""
+        in_memory = outbox.validate(name, data, channel="external-print")
+        monkeypatch.setattr(validate, "MAX_IN_MEMORY", len(data) - 1)
+        from_file = outbox.validate(name, data, channel="external-print")
+        assert from_file == in_memory
+        assert (from_file.attachments[0].content_type, from_file.attachments[0].pages,
+                from_file.findings) == (kind, pages, ())
 
     def test_exe_named_pdf(self, outbox: Outbox) -> None:
         """A Windows executable named .pdf contradicts its extension and is never allowed."""

@@ -1,0 +1,121 @@
+"""PDF facts from pypdf: the page count from the page tree root's /Count when it can be
+right, from walking the whole tree otherwise (probe.py)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+import pytest
+from pypdf import PdfWriter
+from pypdf.generic import (
+    ArrayObject,
+    DictionaryObject,
+    IndirectObject,
+    NameObject,
+    NumberObject,
+    PdfObject,
+)
+
+from daemon.probe import PdfFacts, probe_pdf
+
+Edit = Callable[[PdfWriter, DictionaryObject], None]
+
+
+def pdf(pages: int = 2, edit: Edit | None = None, tree: bool = False) -> bytes:
+    """A PDF of blank pages; `edit` may rewrite the page tree root before it is written;
+    `tree`: the pages hang below an intermediate /Pages node instead of the root."""
+    writer = PdfWriter()
+    for _ in range(pages):
+        writer.add_blank_page(595, 842)
+    root = writer._pages.get_object()
+    if tree:
+        middle = DictionaryObject({NameObject("/Type"): NameObject("/Pages"),
+                                   NameObject("/Kids"): root["/Kids"],
+                                   NameObject("/Count"): NumberObject(pages),
+                                   NameObject("/Parent"): writer._pages})
+        middle_ref = writer._add_object(middle)
+        for kid in root["/Kids"]:
+            kid.get_object()[NameObject("/Parent")] = middle_ref
+        root[NameObject("/Kids")] = ArrayObject([middle_ref])
+    if edit is not None:
+        edit(writer, root)
+    buf = io.BytesIO()
+    writer.write(buf)
+    return buf.getvalue()
+
+
+def count(value: PdfObject) -> Edit:
+    def edit(writer: PdfWriter, root: DictionaryObject) -> None:
+        root[NameObject("/Count")] = value
+    return edit
+
+
+def kids(make: Callable[[PdfWriter, DictionaryObject], list[PdfObject]]) -> Edit:
+    def edit(writer: PdfWriter, root: DictionaryObject) -> None:
+        root[NameObject("/Kids")] = ArrayObject(make(writer, root))
+    return edit
+
+
+def probe(data: bytes) -> PdfFacts:
+    return probe_pdf(io.BytesIO(data))
+
+
+class TestPageCount:
+    @pytest.mark.parametrize("pages", [1, 3, 12])
+    def test_flat_tree(self, pages: int) -> None:
+        """An honest PDF reports its number of pages."""
+        assert probe(pdf(pages)) == PdfFacts(pages=pages)
+
+    def test_nested_tree(self) -> None:
+        """Pages below an intermediate /Pages node are counted like a flat tree."""
+        assert probe(pdf(5, tree=True)) == PdfFacts(pages=5)
+
+    @pytest.mark.parametrize("lie", [
+        NumberObject(0),  # "no pages" is never believed: the tree is walked
+        NumberObject(-3),
+        NumberObject(99),  # more pages than the file has objects
+        NameObject("/Two"),  # not a number at all
+    ])
+    def test_impossible_count_is_recounted(self, lie: PdfObject) -> None:
+        """A /Count that cannot be right gives way to walking the tree: the real 2 pages."""
+        assert probe(pdf(2, count(lie))) == PdfFacts(pages=2)
+
+    def test_count_below_kids_is_recounted(self) -> None:
+        """A /Count smaller than the root's own /Kids gives way to the real 3 pages."""
+        assert probe(pdf(3, count(NumberObject(1)))) == PdfFacts(pages=3)
+
+    def test_count_without_kids_is_no_pages(self) -> None:
+        """A root claiming 2 pages with no /Kids is a PDF with no pages."""
+        assert probe(pdf(2, kids(lambda w, r: []))) == PdfFacts(pages=0)
+
+    def test_count_over_a_kid_that_is_no_page(self) -> None:
+        """A root claiming 1 page whose kid is a font, not a page, has no pages."""
+        def font(writer: PdfWriter, root: DictionaryObject) -> list[PdfObject]:
+            return [writer._add_object(DictionaryObject(
+                {NameObject("/Type"): NameObject("/Font")}))]
+        assert probe(pdf(0, lambda w, r: (kids(font)(w, r), count(NumberObject(1))(w, r))
+                         )) == PdfFacts(pages=0)
+
+    def test_repeated_kid_is_recounted(self) -> None:
+        """The same page listed twice under /Kids is walked: 2, as pypdf counts it, not
+        the /Count of 1."""
+        def twice(writer: PdfWriter, root: DictionaryObject) -> list[PdfObject]:
+            first = root["/Kids"][0]
+            return [first, first]
+        assert probe(pdf(1, lambda w, r: (kids(twice)(w, r), count(NumberObject(2))(w, r))
+                         )) == PdfFacts(pages=2)
+        assert probe(pdf(1, kids(twice))) == PdfFacts(pages=2)
+
+    def test_kid_missing_from_the_file_is_recounted(self) -> None:
+        """A kid that names an object the file does not hold makes the tree be walked."""
+        def missing(writer: PdfWriter, root: DictionaryObject) -> list[PdfObject]:
+            return [*root["/Kids"], IndirectObject(999, 0, writer)]
+        assert probe(pdf(2, lambda w, r: (kids(missing)(w, r), count(NumberObject(3))(w, r))
+                         )) == PdfFacts(pages=2)
+
+    def test_plausible_lie_is_reported_as_stated(self) -> None:
+        """A /Count that passes every check is taken as the PDF states it, as a viewer
+        shows it: 3 for a file whose tree holds 2 pages (only `pages` in the manifest
+        can be off; a file without pages never passes, see above)."""
+        assert probe(pdf(2, count(NumberObject(3)))) == PdfFacts(pages=3)
