@@ -113,6 +113,7 @@ class Engine:
         executable = compiler.compile_stylesheet(stylesheet_text=text)
         if cached is not None:
             _write_quietly(cached, text)
+            _drop_stale(cached, rs.name)
         return executable
 
     # ------------------------------------------------------------- running
@@ -170,6 +171,17 @@ def _write_quietly(path: Path, text: str) -> None:
         os.replace(tmp, path)
     except OSError:
         pass
+
+
+def _drop_stale(current: Path, name: str) -> None:
+    """Compiled copies of this rule set under another key (older rules or compile
+    options) are never read again; they go, so the state dir does not grow per update."""
+    for path in current.parent.glob(f"{name}-*.xsl"):
+        if path != current:
+            try:
+                path.unlink()
+            except OSError:
+                pass
 
 
 _PREFIXES = {
