@@ -1,7 +1,7 @@
 """The rule engine: UBL 2.1 XSD with lxml, Schematron compiled by SchXslt and run by Saxon.
 
 Loaded once per process (compiling the Schematron costs ~0.3 s, loading the
-compiled XSLT ~1 s); after that a document costs ~6-8 ms, nearly all of it
+compiled XSLT ~1 s); after that a document costs ~10 ms of CPU, nearly all of it
 Saxon running the two rule sets. The compiled XSLT is cached in the state
 dir, keyed by the artefacts' hash and the compile options, when the daemon
 asks for that (``load(cache_dir)``); everyone else (``outboxd check``, tests)
