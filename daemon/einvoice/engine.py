@@ -176,8 +176,9 @@ def _write_quietly(path: Path, text: str) -> None:
 def _drop_stale(current: Path, name: str) -> None:
     """Compiled copies of this rule set under another key (older rules or compile
     options) are never read again; they go, so the state dir does not grow per update."""
+    ours = re.compile(rf"{re.escape(name)}-[0-9a-f]{{16}}(-[a-z0-9]+)?\.xsl")
     for path in current.parent.glob(f"{name}-*.xsl"):
-        if path != current:
+        if path != current and ours.fullmatch(path.name):  # not another rule set's
             try:
                 path.unlink()
             except OSError:

@@ -170,9 +170,9 @@ def test_compiled_copies_under_an_older_key_are_not_used_and_are_removed(
     stale = [cache / f"cen-{artefacts_hash()[:16]}.xsl", cache / "peppol-0123456789abcdef.xsl"]
     for path in stale:
         path.write_text("not xslt either")
-    other = cache / "notes.txt"
-    other.write_text("kept")
+    for name in ("notes.txt", "cen-extra-0123456789abcdef.xsl"):  # not a copy of ours
+        (cache / name).write_text("kept")
     Engine(cache)
     assert sorted(p.name for p in cache.iterdir()) == [
-        f"cen-{artefacts_hash()[:16]}-compact.xsl", "notes.txt",
-        f"peppol-{artefacts_hash()[:16]}-compact.xsl"]
+        f"cen-{artefacts_hash()[:16]}-compact.xsl", "cen-extra-0123456789abcdef.xsl",
+        "notes.txt", f"peppol-{artefacts_hash()[:16]}-compact.xsl"]
