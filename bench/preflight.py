@@ -5,10 +5,12 @@ Two documents: the corpus invoice (the official Peppol example, ~9 KB) and a
 `[delivery] format = "ubl-embedded"` (base64 makes 3.7 MB about 4.9 MB). For
 each, the median time of `daemon.einvoice.preflight` (XSD with lxml, the
 EN 16931 and Peppol Schematron with Saxon) against parsing the same bytes
-with lxml, in this process, the engine loaded beforehand. Loading the engine
-is timed apart, in a new process as the daemon does it at start: once
-compiling the rules (the first start), once from the compiled copy the
-daemon keeps in its state dir (every later start).
+with lxml, in this process, the engine loaded beforehand; for the invoice
+also where that time goes, step by step (lxml parse and split, UBL XSD,
+Saxon's parse, each rule set). Loading the engine is timed apart, in a new
+process as the daemon does it at start: once compiling the rules (the first
+start), once from the compiled copy the daemon keeps in its state dir (every
+later start).
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ from bench.context import Context
 from bench.corpus import _settings_for, invoice_xml, pdf_attachment
 from bench.procs import BenchError, _env
 from daemon import einvoice
+from daemon.einvoice.artefacts import ALL_RULE_SETS, rule_sets_for
 from daemon.einvoice.embed import documents_for
+from daemon.einvoice.preflight import documents
 from daemon.finish import evaluate
 from daemon.scan import candidate_for
 
-INVOICE_RUNS = 25  # the issue asks for at least 20
+INVOICE_RUNS = 50  # the issue asks for at least 20
 BIG_RUNS = 5
 BIG_PDF_BYTES = 3_700_000
 BIG_NAME = "INV-P00001"
@@ -90,6 +94,29 @@ def _passes(data: bytes, rel: str) -> None:
                          + "; ".join(f.line() for f in result.errors[:3]))
 
 
+def _steps(ctx: Context, eng: einvoice.Engine, data: bytes) -> None:
+    """Where one invoice's pre-flight goes: each step alone, medians of INVOICE_RUNS."""
+    [doc] = documents(data, "invoice.xml")
+    builder, executables = eng._thread_state()  # this thread's Saxon clones, as pre-flight uses
+    node = builder.parse_xml(xml_text=doc.text)
+    steps: list[tuple[str, str, Callable[[], object]]] = [
+        ("split", "lxml parse and split into documents", lambda: documents(data, "invoice.xml")),
+        ("xsd", "UBL 2.1 XSD (lxml)", lambda: eng.xsd_errors(doc.root_name, doc.tree)),
+        ("saxon_parse", "Saxon parse of the document",
+         lambda: builder.parse_xml(xml_text=doc.text))]
+    wanted = rule_sets_for(doc.customization_id) or ()
+    for rs in ALL_RULE_SETS:
+        if rs in wanted:
+            steps.append((rs.name, f"{rs.name} rules (Saxon, SVRL read by lxml)",
+                          lambda ex=executables[rs.name]: eng._assertions(
+                              ex.transform_to_string(xdm_node=node))))
+    for key, what, fn in steps:
+        times = _times_ms(fn, INVOICE_RUNS)
+        ctx.results.add(f"preflight_invoice_{key}", f"preflight: invoice, {what}",
+                        statistics.median(times), "ms",
+                        f"median of {INVOICE_RUNS}; that step alone")
+
+
 def preflight(ctx: Context) -> None:
     base = ctx.work / "preflight"
     base.mkdir(parents=True, exist_ok=True)
@@ -124,5 +151,7 @@ def preflight(ctx: Context) -> None:
               f"median of {runs}; etree.fromstring with the engine's safe parser")
         r.add(f"preflight_{key}_ratio", f"preflight / lxml parse, {what}", pre / lx, "x",
               "what the rules cost beyond reading the bytes")
+        if key == "invoice":
+            _steps(ctx, eng, data)
     ctx.note(f"preflight: medians in the bench's own process with the engine loaded "
              f"(Saxon {eng.saxon_version}), one document after another on one thread")

@@ -43,3 +43,20 @@ def test_the_preflight_burst_delivers_every_bundle_with_the_rules_on(tmp_path: P
     assert list((base / "state" / "einvoice").glob("*.xsl"))
     assert not list((base / "quarantine").glob("*/*"))
     assert len(list(tmp_path.glob("store-throughput-preflight/" + "[0-9a-f]" * 64))) == 2
+
+
+def test_the_phase_says_where_one_invoices_time_goes_step_by_step(
+        tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """Parse and split, XSD, Saxon's parse and each rule set the invoice gets are timed
+    apart; a plain EN 16931 invoice gets no Peppol figure, since its rules do not run."""
+    monkeypatch.setattr(phase, "INVOICE_RUNS", 2)
+    steps = ("split", "xsd", "saxon_parse", "cen")
+    ctx = Context(tmp_path, 1, (1,), 1)
+    phase._steps(ctx, einvoice.load(), corpus.invoice_xml("INV-B00001"))
+    figures = ctx.results.figures
+    assert all(figures[f"preflight_invoice_{k}"].value > 0 for k in (*steps, "peppol"))
+    plain = corpus.invoice_xml("INV-B00002").replace(
+        b"#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0", b"")
+    ctx = Context(tmp_path, 1, (1,), 1)
+    phase._steps(ctx, einvoice.load(), plain)
+    assert {k.removeprefix("preflight_invoice_") for k in ctx.results.figures} == set(steps)

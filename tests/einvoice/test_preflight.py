@@ -153,8 +153,26 @@ def test_compiled_rules_are_cached_by_artefact_hash_only_when_asked(tmp_path: Pa
     cache = tmp_path / "cache"
     Engine(cache)
     names = sorted(p.name for p in cache.iterdir())
-    assert names == [f"cen-{artefacts_hash()[:16]}.xsl", f"peppol-{artefacts_hash()[:16]}.xsl"]
+    assert names == [f"cen-{artefacts_hash()[:16]}-compact.xsl",
+                     f"peppol-{artefacts_hash()[:16]}-compact.xsl"]
     # A damaged cache file costs a compile, never the engine, and is replaced.
     (cache / names[0]).write_text("not xslt")
     Engine(cache)
     assert (cache / names[0]).read_text().startswith("<?xml")
+
+
+def test_compiled_copies_under_an_older_key_are_not_used_and_are_removed(
+        tmp_path: Path) -> None:
+    """A copy an older outboxd compiled (other rules, or the full SVRL report) keeps its
+    old name: the engine compiles its own and removes the stale ones."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    stale = [cache / f"cen-{artefacts_hash()[:16]}.xsl", cache / "peppol-0123456789abcdef.xsl"]
+    for path in stale:
+        path.write_text("not xslt either")
+    for name in ("notes.txt", "cen-extra-0123456789abcdef.xsl"):  # not a copy of ours
+        (cache / name).write_text("kept")
+    Engine(cache)
+    assert sorted(p.name for p in cache.iterdir()) == [
+        f"cen-{artefacts_hash()[:16]}-compact.xsl", "cen-extra-0123456789abcdef.xsl",
+        "notes.txt", f"peppol-{artefacts_hash()[:16]}-compact.xsl"]
