@@ -1,0 +1,378 @@
+"""The validation workers: read, match, validate and pre-flight a settled bundle in
+child processes (`finish.evaluate`, one call per settled version).
+
+Why processes: reading a bundle (pypdf, Pillow, hashing) costs ~7 ms of CPU
+and pre-flight ~12 ms per invoice. On threads of the daemon's process that
+time holds its one interpreter lock, in series with the loop and the
+deliveries. In N spawned children (`[service] reader_processes`, "auto" =
+min(2, CPUs)) it runs beside them. Each child loads the e-invoice engine
+once at start (compile cache in the state dir), so pre-flight runs inside
+the same call: one round trip per bundle.
+
+What crosses the boundary: the Candidate (paths), the Settings (pickled once
+per version; a child unpickles a version once, so a SIGHUP reload reaches it
+with the next call), and back a Bundle or an error. Exceptions with their own
+``__init__`` do not survive pickling, so errors are packed in the child and
+unpacked here (`_pack` / `_unpack`), the one place they cross.
+
+Never losing a bundle:
+- no child can be started (a sandbox without POSIX semaphores, an interpreter
+  the service user cannot start again): reads run on threads here, with one
+  warning, and pre-flight in this process;
+- a child dies mid-call (killed, out of memory): the pool is started again and
+  the call repeated there, up to `TRIES` times; a bundle that kills its reader
+  every time is reported as an unexpected error (it stays in the outbox and is
+  read again when it changes), never as an input error;
+- the daemon dies (even SIGKILL): each child holds the read end of a pipe whose
+  only writer is the daemon; end of file there ends the child.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any
+
+from daemon import errors, logs
+from daemon.bundle import Bundle
+from daemon.config import LogConfig, Settings
+from daemon.errors import ConfigError, InputError, OutboxdError, ReaderFailed
+from daemon.scan import Candidate
+
+Result = Bundle | BaseException
+Done = Callable[[Result], None]
+TRIES = 3  # calls of one bundle that may meet a dead child before it is given up
+START_TIMEOUT = 600.0  # seconds for every child to load the engine (a busy, slow host)
+STOP_GRACE = 5.0  # seconds for the children to finish their call at stop, then killed
+
+
+class ChildUnavailable(Exception):
+    """No reader process can be started in this environment."""
+
+
+def workers_for(settings: Settings) -> int:
+    """How many reader processes: the setting, or min(2, CPUs) for "auto"; 0 = none."""
+    n = settings.service.reader_processes
+    return min(2, os.cpu_count() or 1) if n == "auto" else n
+
+
+def needs_engine(settings: Settings) -> bool:
+    """Whether evaluate() runs e-invoice rules under these settings (SPEC §2.2, §5.4)."""
+    return settings.einvoice.preflight != "off" or settings.delivery.format == "ubl-embedded"
+
+
+# -- in the child --------------------------------------------------------------------------
+_cache_dir: Path | None = None
+_load_error: str | None = None
+_barrier: Any = None
+_settings: tuple[int, Settings] | None = None
+
+
+def _init(cache_dir: str, engine: bool, log: LogConfig, parent: Any, barrier: Any) -> None:
+    global _cache_dir, _load_error, _barrier
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True,
+                     name="parent-watch").start()
+    logs.configure(log)  # pypdf's and Pillow's chatter in the daemon's format, not bare lines
+    _cache_dir, _barrier = Path(cache_dir), barrier
+    import daemon.finish  # noqa: F401 - imported once here, not in the first bundle's time
+    if engine:
+        from daemon.einvoice import load
+        try:
+            load(_cache_dir)
+        except OutboxdError as exc:
+            _load_error = str(exc)
+
+
+def _exit_with_parent(parent: Any) -> None:
+    """Block on a pipe only the daemon writes to: end of file means it is gone."""
+    try:
+        parent.recv_bytes()
+    except (EOFError, OSError):
+        pass
+    os._exit(0)
+
+
+def _ready() -> str | None:
+    """At start, one call per child: why the engine did not load, or None once every
+    child has loaded it (the barrier keeps each child to one of these calls)."""
+    if _load_error is not None:
+        _barrier.abort()
+        return _load_error
+    try:
+        _barrier.wait(START_TIMEOUT)
+    except threading.BrokenBarrierError:
+        return "another reader process could not start"
+    return None
+
+
+def _evaluate(cand: Candidate, version: int, blob: bytes) -> tuple[Any, ...]:
+    global _settings
+    try:
+        if _settings is None or _settings[0] != version:
+            settings = pickle.loads(blob)
+            _settings = (version, settings)
+            logs.configure(settings.log)  # pypdf's and Pillow's chatter as in the daemon
+        settings = _settings[1]
+        if needs_engine(settings):
+            if _load_error is not None:
+                raise ConfigError(_load_error)
+            from daemon.einvoice import load
+            load(_cache_dir)  # loaded at start; this only matters after a reload turned it on
+        from daemon.finish import evaluate
+        return ("ok", evaluate(cand, settings))
+    except BaseException as exc:  # noqa: BLE001 - every outcome goes back to the daemon
+        return _pack(exc)
+
+
+def _pack(exc: BaseException) -> tuple[Any, ...]:
+    """An exception as plain data that pickles (see _unpack)."""
+    if isinstance(exc, InputError):
+        return ("input", type(exc).__name__, exc.code, exc.file, exc.message)
+    if isinstance(exc, OSError):
+        try:
+            pickle.loads(pickle.dumps(exc))
+            return ("os", exc)  # its kind matters: the pipeline reports it as unreadable
+        except Exception:  # noqa: BLE001 - a library's subclass with its own __init__
+            return ("os", OSError(exc.errno, str(exc), exc.filename))
+    return ("error", f"{type(exc).__name__}: {exc}", traceback.format_exc())
+
+
+# -- in the daemon --------------------------------------------------------------------------
+def _unpack(out: tuple[Any, ...]) -> Result:
+    kind = out[0]
+    if kind == "ok":
+        bundle: Bundle = out[1]
+        return bundle
+    if kind == "input":
+        cls = getattr(errors, out[1], InputError)
+        if not (isinstance(cls, type) and issubclass(cls, InputError)):
+            cls = InputError
+        return cls(*out[2:])
+    if kind == "os":
+        os_error: OSError = out[1]
+        return os_error
+    return ReaderFailed(f"{out[1]} (in a reader process)\n{out[2]}")
+
+
+def _evaluate_here(cand: Candidate, settings: Settings) -> Result:
+    from daemon.finish import evaluate
+    try:
+        return evaluate(cand, settings)
+    except Exception as exc:  # noqa: BLE001 - handed back to the caller, which reports it
+        return exc
+
+
+class Readers:
+    """evaluate() off the daemon's interpreter lock: in child processes, or on threads
+    here where no child can run. `done` is called once per submit, on some thread."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        self.cache_dir = cache_dir
+        self.log = logs.get()
+        self._lock = threading.Lock()
+        self._pool: ProcessPoolExecutor | None = None
+        self._shape: tuple[int, bool] = (0, False)  # workers, engine loaded
+        self._threads: ThreadPoolExecutor | None = None
+        self._stopping = False
+        self._ctx: Any = None
+        self._parent_r: Any = None
+        self._parent_w: Any = None
+        self._encoded: tuple[Settings, int, bytes] | None = None
+        self.restarts = 0  # pools started again after a child died
+
+    @property
+    def processes(self) -> bool:
+        with self._lock:
+            return self._pool is not None
+
+    def pids(self) -> list[int]:
+        """The reader processes now running (for tests and diagnostics)."""
+        with self._lock:
+            pool = self._pool
+        procs = getattr(pool, "_processes", None) or {}
+        return [p.pid for p in list(procs.values()) if p.pid is not None]
+
+    # -- start, reload, stop ------------------------------------------------------
+    def configure(self, settings: Settings) -> None:
+        """Fit the workers to these settings: at start, and again on SIGHUP.
+
+        ConfigError when the engine the settings need cannot load (the caller keeps
+        its old settings, or does not start); a missing child is no error.
+        """
+        workers, engine = workers_for(settings), needs_engine(settings)
+        with self._lock:
+            shape, running = self._shape, self._pool is not None or self._threads is not None
+        if running and shape[0] == workers and (shape[1] or not engine):
+            return
+        if workers > 0:
+            try:
+                pool = self._start_pool(workers, engine, settings.log)
+            except ChildUnavailable as exc:
+                self.log.warning("reading and pre-flight run in the daemon's own process: no "
+                                 "child process can be started here", error=str(exc))
+            else:
+                self._swap(pool, (workers, engine))
+                return
+        if engine:
+            from daemon.einvoice import load
+            load(self.cache_dir)  # ConfigError: a broken install stops the start
+        with self._lock:
+            if self._threads is None:
+                self._threads = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 2),
+                                                   thread_name_prefix="read")
+        self._swap(None, (0, engine))
+
+    def _swap(self, pool: ProcessPoolExecutor | None, shape: tuple[int, bool]) -> None:
+        with self._lock:
+            old, self._pool, self._shape = self._pool, pool, shape
+        if old is not None:
+            old.shutdown(wait=False)  # calls already queued there still finish
+
+    def _context(self) -> Any:
+        if self._ctx is None:
+            self._ctx = multiprocessing.get_context("spawn")  # threads here: never fork
+        return self._ctx
+
+    def _new_pool(self, workers: int, engine: bool, log: LogConfig,
+                  barrier: Any) -> ProcessPoolExecutor:
+        if self._parent_w is None:
+            self._parent_r, self._parent_w = self._context().Pipe(duplex=False)
+        return ProcessPoolExecutor(max_workers=workers, mp_context=self._context(),
+                                   initializer=_init,
+                                   initargs=(str(self.cache_dir), engine, log, self._parent_r,
+                                             barrier))
+
+    def _start_pool(self, workers: int, engine: bool, log: LogConfig) -> ProcessPoolExecutor:
+        """Start `workers` children and wait until each has loaded the engine."""
+        try:
+            barrier = self._context().Barrier(workers)
+            pool = self._new_pool(workers, engine, log, barrier)
+            # One call per child (each waits at the barrier): every child is up before
+            # READY, and the bench's clock does not time their start.
+            calls = [pool.submit(_ready) for _ in range(workers)]
+            problems = [c.result() for c in calls]
+        except (OSError, BrokenProcessPool) as exc:
+            raise ChildUnavailable(f"{type(exc).__name__}: {exc}") from None
+        problem = next((p for p in problems if p and "another reader" not in p), None) or \
+            next((p for p in problems if p), None)
+        if problem:
+            _stop_pool(pool)
+            raise ConfigError(problem)
+        return pool
+
+    def stop(self) -> None:
+        """The children exit (a call under way is given STOP_GRACE, then killed)."""
+        with self._lock:
+            self._stopping = True
+            pool, self._pool = self._pool, None
+            threads, self._threads = self._threads, None
+        if pool is not None:
+            _stop_pool(pool)
+        if threads is not None:
+            threads.shutdown(wait=False, cancel_futures=True)
+
+    # -- calls ----------------------------------------------------------------------
+    def _settings_blob(self, settings: Settings) -> tuple[int, bytes]:
+        """The settings pickled once per version (a child unpickles each version once)."""
+        with self._lock:
+            encoded = self._encoded
+            if encoded is None or encoded[0] is not settings:
+                version = 1 if encoded is None else encoded[1] + 1
+                encoded = (settings, version, pickle.dumps(settings))
+                self._encoded = encoded
+            return encoded[1], encoded[2]
+
+    def submit(self, cand: Candidate, settings: Settings, done: Done) -> None:
+        """Evaluate in a reader; `done(bundle or exception)` once, from another thread."""
+        self._submit(cand, settings, done, TRIES)
+
+    def _submit(self, cand: Candidate, settings: Settings, done: Done, tries: int) -> None:
+        with self._lock:
+            pool, threads, stopping = self._pool, self._threads, self._stopping
+        if stopping:
+            done(ReaderFailed("the daemon is stopping"))
+            return
+        if pool is None:
+            if threads is None:  # configure() never ran: a caller's mistake, said plainly
+                done(ReaderFailed("the readers were not started"))
+                return
+            threads.submit(lambda: done(_evaluate_here(cand, settings)))
+            return
+        version, blob = self._settings_blob(settings)
+        try:
+            fut = pool.submit(_evaluate, cand, version, blob)
+        except (BrokenProcessPool, RuntimeError):  # broken, or retired by a reload just now
+            self._died(pool, cand, settings, done, tries)
+            return
+        fut.add_done_callback(lambda f: self._finished(f, pool, cand, settings, done, tries))
+
+    def _finished(self, fut: Future[tuple[Any, ...]], pool: ProcessPoolExecutor,
+                  cand: Candidate, settings: Settings, done: Done, tries: int) -> None:
+        if fut.cancelled():
+            done(ReaderFailed("the daemon is stopping"))
+            return
+        exc = fut.exception()
+        if isinstance(exc, BrokenProcessPool):
+            self._died(pool, cand, settings, done, tries)
+        elif exc is not None:
+            done(exc)  # e.g. a result that did not pickle: a bug, reported as one
+        else:
+            done(_unpack(fut.result()))
+
+    def _died(self, pool: ProcessPoolExecutor, cand: Candidate, settings: Settings,
+              done: Done, tries: int) -> None:
+        """A reader process died under a call (or the pool was retired): start the pool
+        again, once for all the calls it took along, and repeat this one there."""
+        with self._lock:
+            if self._pool is pool and not self._stopping:
+                workers, engine = self._shape
+                try:
+                    self._pool = self._new_pool(workers, engine, settings.log, None)
+                except OSError as exc:
+                    self.log.warning("reader processes cannot be started again; reading in "
+                                     "the daemon's own process", error=str(exc))
+                    self._pool = None
+                    self._threads = self._threads or ThreadPoolExecutor(
+                        max_workers=min(4, os.cpu_count() or 2), thread_name_prefix="read")
+                else:
+                    self.restarts += 1
+                    self.log.warning("a reader process died; started again",
+                                     file=cand.invoice.name, restarts=self.restarts)
+                threading.Thread(target=_stop_pool, args=(pool,), daemon=True).start()
+        if tries <= 1:
+            done(ReaderFailed(f"{cand.invoice.name}: a reader process died {TRIES} times "
+                              "while reading it (out of memory?); it is read again when it "
+                              "changes"))
+            return
+        self._submit(cand, settings, done, tries - 1)
+
+    def evaluate(self, cand: Candidate, settings: Settings) -> Bundle:
+        """finish.evaluate in a reader, waiting for it (for a delivery worker)."""
+        box: Future[Result] = Future()
+        self.submit(cand, settings, box.set_result)
+        result = box.result()
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+
+def _stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Shut a pool down and make sure its children are gone: a call under way may end
+    within STOP_GRACE (it only reads), then the child is killed."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + STOP_GRACE
+    for p in procs:
+        p.join(max(0.0, deadline - time.monotonic()))
+    for p in procs:
+        if p.is_alive():
+            p.kill()
+            p.join(STOP_GRACE)
