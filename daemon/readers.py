@@ -29,13 +29,15 @@ Never losing a bundle:
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import pickle
+import signal
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -78,6 +80,11 @@ _settings: tuple[int, Settings] | None = None
 
 def _init(cache_dir: str, engine: bool, log: LogConfig, parent: Any, barrier: Any) -> None:
     global _cache_dir, _load_error, _barrier
+    # Ctrl-C and a closed terminal reach the whole process group: the daemon decides
+    # (stop, reload) and stops its readers itself. SIGTERM keeps its default: a child
+    # killed on its own is replaced (and the pool's own clean-up relies on it).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True,
                      name="parent-watch").start()
     logs.configure(log)  # pypdf's and Pillow's chatter in the daemon's format, not bare lines
@@ -269,11 +276,12 @@ class Readers:
     def _start_pool(self, workers: int, engine: bool, log: LogConfig) -> ProcessPoolExecutor:
         """Start `workers` children and wait until each has loaded the engine."""
         try:
-            barrier = self._context().Barrier(workers)
-            pool = self._new_pool(workers, engine, log, barrier)
-            # One call per child (each waits at the barrier): every child is up before
-            # READY, and the bench's clock does not time their start.
-            calls = [pool.submit(_ready) for _ in range(workers)]
+            with _group_signals_ignored():
+                barrier = self._context().Barrier(workers)
+                pool = self._new_pool(workers, engine, log, barrier)
+                # One call per child (each waits at the barrier): every child is up
+                # before READY, and the bench's clock does not time their start.
+                calls = [pool.submit(_ready) for _ in range(workers)]
             problems = [c.result() for c in calls]
         except (OSError, BrokenProcessPool) as exc:
             raise ChildUnavailable(f"{type(exc).__name__}: {exc}") from None
@@ -378,6 +386,26 @@ class Readers:
         if isinstance(result, BaseException):
             raise result
         return result
+
+
+@contextlib.contextmanager
+def _group_signals_ignored() -> Iterator[None]:
+    """Ctrl-C and a terminal's hangup reach every process of the group. Processes
+    started meanwhile (the readers, multiprocessing's resource tracker, which dies of
+    SIGHUP and is then relaunched without its records) inherit "ignored" through exec;
+    the daemon alone decides what those signals mean."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may change handlers; the readers ignore them anyway
+        return
+    old = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGHUP)}
+    for sig in old:
+        signal.signal(sig, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            if handler is not None:
+                signal.signal(sig, handler)
 
 
 def _stop_pool(pool: ProcessPoolExecutor) -> None:

@@ -302,3 +302,34 @@ def readers_of(pids: list[int]) -> list[int]:
         except OSError:
             return b""
     return [p for p in pids if b"spawn_main" in cmdline(p)]
+
+
+def test_signals_to_the_process_group_reach_only_the_daemon(env: Any, tmp_path: Path) -> None:
+    """A terminal's Ctrl-C and hangup go to the whole process group: SIGHUP reloads the
+    daemon and leaves its readers as they are; SIGINT stops it with exit 0, without a
+    reader's KeyboardInterrupt traceback, a reader restart, or a child left behind."""
+    import subprocess
+
+    from conftest import OUTBOXD
+    env.write_config("http://127.0.0.1:9/x", einvoice={"preflight": "off"})
+    log = tmp_path / "group.log"
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen([*OUTBOXD, "run", "-c", str(env.config)], stderr=fh,
+                                stdout=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for(lambda: "outboxd running" in log.read_text(), what="the daemon to start")
+        kids = readers_of(child_pids(proc.pid))
+        assert kids
+        os.killpg(proc.pid, signal.SIGHUP)
+        wait_for(lambda: "configuration reloaded" in log.read_text(), what="the reload")
+        assert readers_of(child_pids(proc.pid)) == kids
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = log.read_text()
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
+    assert "reader process died" not in text
+    assert not [p for p in kids if alive(p)]
