@@ -1,30 +1,23 @@
 """The validation workers: read, match, validate and pre-flight a settled bundle in
 child processes (`finish.evaluate`, one call per settled version).
 
-Why processes: reading a bundle (pypdf, Pillow, hashing) costs ~7 ms of CPU
-and pre-flight ~12 ms per invoice. On threads of the daemon's process that
-time holds its one interpreter lock, in series with the loop and the
-deliveries. In N spawned children (`[service] reader_processes`, "auto" =
-min(2, CPUs)) it runs beside them. Each child loads the e-invoice engine
-once at start (compile cache in the state dir), so pre-flight runs inside
-the same call: one round trip per bundle.
+Why processes: reading a bundle (pypdf, Pillow, hashing) costs milliseconds
+of CPU, pre-flight ~12 ms per invoice; on threads of the daemon that time
+holds its one interpreter lock, in series with the loop and the deliveries.
+N spawned children (`[service] reader_processes`, "auto" = min(2, CPUs)) run
+it beside them; each loads the e-invoice engine once at start (compile cache
+in the state dir), so pre-flight is part of the same call.
 
-What crosses the boundary: the Candidate (paths), the Settings (pickled once
-per version; a child unpickles a version once, so a SIGHUP reload reaches it
-with the next call), and back a Bundle or an error. Exceptions with their own
-``__init__`` do not survive pickling, so errors are packed in the child and
-unpacked here (`_pack` / `_unpack`), the one place they cross.
+Across the boundary: the Candidate, the Settings (pickled once per version,
+unpickled once per version in a child: a reload reaches it with the next
+call), and back a Bundle or an error. Exceptions with their own ``__init__``
+do not survive pickling: `_pack` / `_unpack` are the one place errors cross.
 
-Never losing a bundle:
-- no child can be started (a sandbox without POSIX semaphores, an interpreter
-  the service user cannot start again): reads run on threads here, with one
-  warning, and pre-flight in this process;
-- a child dies mid-call (killed, out of memory): the pool is started again and
-  the call repeated there, up to `TRIES` times; a bundle that kills its reader
-  every time is reported as an unexpected error (it stays in the outbox and is
-  read again when it changes), never as an input error;
-- the daemon dies (even SIGKILL): each child holds the read end of a pipe whose
-  only writer is the daemon; end of file there ends the child.
+Never losing a bundle: where no child can start (no POSIX semaphores), reads
+run on threads here, with one warning; a child that dies under a call is
+replaced and the call repeated (up to `TRIES`, then `ReaderFailed`: logged,
+read again when the bundle changes, never an input error); when the daemon
+dies (even SIGKILL) its children see the end of a pipe only it writes to.
 """
 
 from __future__ import annotations
@@ -52,6 +45,7 @@ from daemon.scan import Candidate
 Result = Bundle | BaseException
 Done = Callable[[Result], None]
 TRIES = 3  # calls of one bundle that may meet a dead child before it is given up
+RESTARTS_IN_ROW = 5  # pools started again without one result between: read here instead
 START_TIMEOUT = 600.0  # seconds for every child to load the engine (a busy, slow host)
 STOP_GRACE = 5.0  # seconds for the children to finish their call at stop, then killed
 
@@ -185,14 +179,6 @@ def _unpack(out: tuple[Any, ...]) -> Result:
     return ReaderFailed(f"{out[1]} (in a reader process)\n{out[2]}")
 
 
-def _evaluate_here(cand: Candidate, settings: Settings) -> Result:
-    from daemon.finish import evaluate
-    try:
-        return evaluate(cand, settings)
-    except Exception as exc:  # noqa: BLE001 - handed back to the caller, which reports it
-        return exc
-
-
 class Readers:
     """evaluate() off the daemon's interpreter lock: in child processes, or on threads
     here where no child can run. `done` is called once per submit, on some thread."""
@@ -210,6 +196,7 @@ class Readers:
         self._parent_w: Any = None
         self._encoded: tuple[Settings, int, bytes] | None = None
         self.restarts = 0  # pools started again after a child died
+        self._in_row = 0  # of those, since the last result
 
     @property
     def processes(self) -> bool:
@@ -275,6 +262,7 @@ class Readers:
 
     def _start_pool(self, workers: int, engine: bool, log: LogConfig) -> ProcessPoolExecutor:
         """Start `workers` children and wait until each has loaded the engine."""
+        pool = None
         try:
             with _group_signals_ignored():
                 barrier = self._context().Barrier(workers)
@@ -284,6 +272,8 @@ class Readers:
                 calls = [pool.submit(_ready) for _ in range(workers)]
             problems = [c.result() for c in calls]
         except (OSError, BrokenProcessPool) as exc:
+            if pool is not None:
+                _stop_pool(pool)
             raise ChildUnavailable(f"{type(exc).__name__}: {exc}") from None
         problem = next((p for p in problems if p and "another reader" not in p), None) or \
             next((p for p in problems if p), None)
@@ -304,6 +294,17 @@ class Readers:
             threads.shutdown(wait=False, cancel_futures=True)
 
     # -- calls ----------------------------------------------------------------------
+    def _evaluate_here(self, cand: Candidate, settings: Settings) -> Result:
+        """On a thread of this process (no child can run)."""
+        from daemon.finish import evaluate
+        try:
+            if needs_engine(settings):
+                from daemon.einvoice import load
+                load(self.cache_dir)  # at once after configure(); else with its cache
+            return evaluate(cand, settings)
+        except Exception as exc:  # noqa: BLE001 - handed back to the caller, which reports it
+            return exc
+
     def _settings_blob(self, settings: Settings) -> tuple[int, bytes]:
         """The settings pickled once per version (a child unpickles each version once)."""
         with self._lock:
@@ -328,7 +329,7 @@ class Readers:
             if threads is None:  # configure() never ran: a caller's mistake, said plainly
                 done(ReaderFailed("the readers were not started"))
                 return
-            threads.submit(lambda: done(_evaluate_here(cand, settings)))
+            threads.submit(lambda: done(self._evaluate_here(cand, settings)))
             return
         version, blob = self._settings_blob(settings)
         try:
@@ -349,6 +350,7 @@ class Readers:
         elif exc is not None:
             done(exc)  # e.g. a result that did not pickle: a bug, reported as one
         else:
+            self._in_row = 0
             done(_unpack(fut.result()))
 
     def _died(self, pool: ProcessPoolExecutor, cand: Candidate, settings: Settings,
@@ -358,11 +360,14 @@ class Readers:
         with self._lock:
             if self._pool is pool and not self._stopping:
                 workers, engine = self._shape
+                self._in_row += 1
                 try:
+                    if self._in_row > RESTARTS_IN_ROW:
+                        raise OSError(f"{self._in_row - 1} restarts without one result")
                     self._pool = self._new_pool(workers, engine, settings.log, None)
                 except OSError as exc:
-                    self.log.warning("reader processes cannot be started again; reading in "
-                                     "the daemon's own process", error=str(exc))
+                    self.log.error("reader processes cannot be started again; reading in "
+                                   "the daemon's own process", error=str(exc))
                     self._pool = None
                     self._threads = self._threads or ThreadPoolExecutor(
                         max_workers=min(4, os.cpu_count() or 2), thread_name_prefix="read")

@@ -161,6 +161,27 @@ def test_a_reader_killed_mid_call_costs_no_bundle(children: Readers, root: Path)
     assert not set(children.pids()) & set(pids)
 
 
+def test_readers_that_keep_dying_hand_reading_to_the_daemons_process(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """When reader processes die again and again without a result between (here at the
+    first death), reading goes on on threads of the daemon's process: the bundle's
+    real result, not an error."""
+    monkeypatch.setattr(readers, "RESTARTS_IN_ROW", 0)
+    s = settings_for(tmp_path, einvoice={"preflight": "off"}, service={"reader_processes": 1})
+    r = Readers(tmp_path / "state" / "einvoice")
+    r.configure(s)
+    try:
+        drop_bundle(s.outbox.path, "DIE", {"a.pdf": pdf_bytes()}, ubl_invoice("DIE"))
+        cand = candidate_for(s.outbox, "DIE.xml")
+        [pid] = r.pids()
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not alive(pid), what="the reader to die")
+        assert in_child(r, cand, s) == evaluate(cand, s)
+        assert not r.processes
+    finally:
+        r.stop()
+
+
 def test_evaluate_waits_for_a_child_and_raises_its_input_error(children: Readers,
                                                                root: Path) -> None:
     """The blocking form (a delivery worker reading a claimed bundle after a restart)
