@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import multiprocessing.spawn
 import os
 import pickle
 import signal
@@ -46,6 +47,7 @@ Result = Bundle | BaseException
 Done = Callable[[Result], None]
 TRIES = 3  # calls of one bundle that may meet a dead child before it is given up
 RESTARTS_IN_ROW = 5  # pools started again without one result between: read here instead
+GROUP_SIGNALS = (signal.SIGINT, signal.SIGHUP, signal.SIGTERM)
 START_TIMEOUT = 600.0  # seconds for every child to load the engine (a busy, slow host)
 STOP_GRACE = 5.0  # seconds for the children to finish their call at stop, then killed
 
@@ -74,11 +76,12 @@ _settings: tuple[int, Settings] | None = None
 
 def _init(cache_dir: str, engine: bool, log: LogConfig, parent: Any, barrier: Any) -> None:
     global _cache_dir, _load_error, _barrier
-    # Ctrl-C and a closed terminal reach the whole process group: the daemon decides
-    # (stop, reload) and stops its readers itself. SIGTERM keeps its default: a child
-    # killed on its own is replaced (and the pool's own clean-up relies on it).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # Ctrl-C, a closed terminal and a stop sent to the whole process group (or cgroup)
+    # reach the readers too: the daemon decides (stop, reload) and stops them itself,
+    # after the call under way. Blocked since the spawn (see _signals_blocked).
+    for sig in GROUP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, GROUP_SIGNALS)
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True,
                      name="parent-watch").start()
     logs.configure(log)  # pypdf's and Pillow's chatter in the daemon's format, not bare lines
@@ -262,9 +265,14 @@ class Readers:
 
     def _start_pool(self, workers: int, engine: bool, log: LogConfig) -> ProcessPoolExecutor:
         """Start `workers` children and wait until each has loaded the engine."""
+        exe = multiprocessing.spawn.get_executable()
+        if exe is None or not os.access(exe, os.X_OK):
+            # Said before any semaphore exists: multiprocessing's resource tracker would
+            # be started with this interpreter too, die, and litter the log at exit.
+            raise ChildUnavailable(f"this user cannot run {os.fsdecode(exe or '?')}")
         pool = None
         try:
-            with _group_signals_ignored():
+            with _signals_blocked():
                 barrier = self._context().Barrier(workers)
                 pool = self._new_pool(workers, engine, log, barrier)
                 # One call per child (each waits at the barrier): every child is up
@@ -333,7 +341,8 @@ class Readers:
             return
         version, blob = self._settings_blob(settings)
         try:
-            fut = pool.submit(_evaluate, cand, version, blob)
+            with _signals_blocked():  # a restarted pool spawns its children here
+                fut = pool.submit(_evaluate, cand, version, blob)
         except (BrokenProcessPool, RuntimeError):  # broken, or retired by a reload just now
             self._died(pool, cand, settings, done, tries)
             return
@@ -394,23 +403,17 @@ class Readers:
 
 
 @contextlib.contextmanager
-def _group_signals_ignored() -> Iterator[None]:
-    """Ctrl-C and a terminal's hangup reach every process of the group. Processes
-    started meanwhile (the readers, multiprocessing's resource tracker, which dies of
-    SIGHUP and is then relaunched without its records) inherit "ignored" through exec;
-    the daemon alone decides what those signals mean."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # only the main thread may change handlers; the readers ignore them anyway
-        return
-    old = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGHUP)}
-    for sig in old:
-        signal.signal(sig, signal.SIG_IGN)
+def _signals_blocked() -> Iterator[None]:
+    """GROUP_SIGNALS blocked on this thread: processes spawned meanwhile inherit the
+    mask through exec, so a group-wide signal cannot end a reader before its _init
+    ignores it, nor multiprocessing's resource tracker (which ignores SIGINT and SIGTERM
+    itself, but dies of SIGHUP and is relaunched without its records). Here a blocked
+    signal only waits: it is handled when the block ends."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, GROUP_SIGNALS)
     try:
         yield
     finally:
-        for sig, handler in old.items():
-            if handler is not None:
-                signal.signal(sig, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _stop_pool(pool: ProcessPoolExecutor) -> None:

@@ -325,10 +325,13 @@ def readers_of(pids: list[int]) -> list[int]:
     return [p for p in pids if b"spawn_main" in cmdline(p)]
 
 
-def test_signals_to_the_process_group_reach_only_the_daemon(env: Any, tmp_path: Path) -> None:
-    """A terminal's Ctrl-C and hangup go to the whole process group: SIGHUP reloads the
-    daemon and leaves its readers as they are; SIGINT stops it with exit 0, without a
-    reader's KeyboardInterrupt traceback, a reader restart, or a child left behind."""
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signals_to_the_process_group_reach_only_the_daemon(env: Any, tmp_path: Path,
+                                                            stop: int) -> None:
+    """A terminal's Ctrl-C and hangup, or a stop sent to the whole group (a supervisor's
+    killpg): SIGHUP reloads the daemon and leaves its readers as they are; SIGINT or
+    SIGTERM stops it with exit 0, without a reader's traceback, a reader restart, or a
+    child left behind."""
     import subprocess
 
     from conftest import OUTBOXD
@@ -344,7 +347,7 @@ def test_signals_to_the_process_group_reach_only_the_daemon(env: Any, tmp_path: 
         os.killpg(proc.pid, signal.SIGHUP)
         wait_for(lambda: "configuration reloaded" in log.read_text(), what="the reload")
         assert readers_of(child_pids(proc.pid)) == kids
-        os.killpg(proc.pid, signal.SIGINT)
+        os.killpg(proc.pid, stop)
         assert proc.wait(timeout=60) == 0
     finally:
         if proc.poll() is None:
