@@ -13,11 +13,14 @@ unpickled once per version in a child: a reload reaches it with the next
 call), and back a Bundle or an error. Exceptions with their own ``__init__``
 do not survive pickling: `_pack` / `_unpack` are the one place errors cross.
 
-Never losing a bundle: where no child can start (no POSIX semaphores), reads
-run on threads here, with one warning; a child that dies under a call is
+Never losing a bundle: where no child can start (no POSIX semaphores, an
+interpreter this user cannot execute), reads run on threads here, with one
+warning; a child that dies under a call is
 replaced and the call repeated (up to `TRIES`, then `ReaderFailed`: logged,
 read again when the bundle changes, never an input error); when the daemon
 dies (even SIGKILL) its children see the end of a pipe only it writes to.
+Signals sent to the whole process group (Ctrl-C, hangup, killpg SIGTERM) are
+ignored by the children: the daemon decides, and stops them itself.
 """
 
 from __future__ import annotations
