@@ -11,7 +11,8 @@ in the state dir), so pre-flight is part of the same call.
 Across the boundary: the Candidate, the Settings (pickled once per version,
 unpickled once per version in a child: a reload reaches it with the next
 call), and back a Bundle or an error. Exceptions with their own ``__init__``
-do not survive pickling: `_pack` / `_unpack` are the one place errors cross.
+do not survive pickling: `reader_process.pack` / `_unpack` are the one place
+errors cross.
 
 Never losing a bundle: where no child can start (no POSIX semaphores, an
 interpreter this user cannot execute), reads run on threads here, with one
@@ -33,25 +34,25 @@ import pickle
 import signal
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-from daemon import errors, logs
+from daemon import errors, logs, reader_process
 from daemon.bundle import Bundle
 from daemon.config import LogConfig, Settings
-from daemon.errors import ConfigError, InputError, OutboxdError, ReaderFailed
+from daemon.errors import ConfigError, InputError, ReaderFailed
+from daemon.reader_process import GROUP_SIGNALS, needs_engine
 from daemon.scan import Candidate
+
+__all__ = ["ChildUnavailable", "Readers", "needs_engine", "workers_for"]
 
 Result = Bundle | BaseException
 Done = Callable[[Result], None]
 TRIES = 3  # calls of one bundle that may meet a dead child before it is given up
 RESTARTS_IN_ROW = 5  # pools started again without one result between: read here instead
-GROUP_SIGNALS = (signal.SIGINT, signal.SIGHUP, signal.SIGTERM)
-START_TIMEOUT = 600.0  # seconds for every child to load the engine (a busy, slow host)
 STOP_GRACE = 5.0  # seconds for the children to finish their call at stop, then killed
 
 
@@ -63,109 +64,6 @@ def workers_for(settings: Settings) -> int:
     """How many reader processes: the setting, or min(2, CPUs) for "auto"; 0 = none."""
     n = settings.service.reader_processes
     return min(2, os.cpu_count() or 1) if n == "auto" else n
-
-
-def needs_engine(settings: Settings) -> bool:
-    """Whether evaluate() runs e-invoice rules under these settings (SPEC §2.2, §5.4)."""
-    return settings.einvoice.preflight != "off" or settings.delivery.format == "ubl-embedded"
-
-
-# -- in the child --------------------------------------------------------------------------
-_cache_dir: Path | None = None
-_load_error: str | None = None
-_barrier: Any = None
-_settings: tuple[int, Settings] | None = None
-
-
-def _init(cache_dir: str, engine: bool, log: LogConfig, parent: Any, barrier: Any) -> None:
-    global _cache_dir, _load_error, _barrier
-    # Ctrl-C, a closed terminal and a stop sent to the whole process group (or cgroup)
-    # reach the readers too: the daemon decides (stop, reload) and stops them itself,
-    # after the call under way. Blocked since the spawn (see _signals_blocked).
-    for sig in GROUP_SIGNALS:
-        signal.signal(sig, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, GROUP_SIGNALS)
-    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True,
-                     name="parent-watch").start()
-    logs.configure(log)  # pypdf's and Pillow's chatter in the daemon's format, not bare lines
-    _cache_dir, _barrier = Path(cache_dir), barrier
-    import daemon.finish  # noqa: F401 - imported once here, not in the first bundle's time
-    if engine:
-        from daemon.einvoice import load
-        try:
-            load(_cache_dir)
-        except OutboxdError as exc:
-            _load_error = str(exc)
-        else:
-            _warm_up()
-
-
-def _warm_up() -> None:
-    """One pre-flight of the official example, here, on the thread that takes the calls:
-    Saxon's first run on a thread costs about twice a later one (its clones and
-    document builder are made then), and the first bundle after READY should not pay."""
-    from importlib import resources
-
-    from daemon.einvoice import preflight
-    try:
-        data = resources.files("daemon.actions").joinpath("demo_data/base-example.xml")
-        preflight(data.read_bytes(), "base-example.xml")
-    except (OSError, OutboxdError):
-        pass  # only a warm-up: the first real call then pays, nothing more
-
-
-def _exit_with_parent(parent: Any) -> None:
-    """Block on a pipe only the daemon writes to: end of file means it is gone."""
-    try:
-        parent.recv_bytes()
-    except (EOFError, OSError):
-        pass
-    os._exit(0)
-
-
-def _ready() -> str | None:
-    """At start, one call per child: why the engine did not load, or None once every
-    child has loaded it (the barrier keeps each child to one of these calls)."""
-    if _load_error is not None:
-        _barrier.abort()
-        return _load_error
-    try:
-        _barrier.wait(START_TIMEOUT)
-    except threading.BrokenBarrierError:
-        return "another reader process could not start"
-    return None
-
-
-def _evaluate(cand: Candidate, version: int, blob: bytes) -> tuple[Any, ...]:
-    global _settings
-    try:
-        if _settings is None or _settings[0] != version:
-            settings = pickle.loads(blob)
-            _settings = (version, settings)
-            logs.configure(settings.log)  # pypdf's and Pillow's chatter as in the daemon
-        settings = _settings[1]
-        if needs_engine(settings):
-            if _load_error is not None:
-                raise ConfigError(_load_error)
-            from daemon.einvoice import load
-            load(_cache_dir)  # loaded at start; this only matters after a reload turned it on
-        from daemon.finish import evaluate
-        return ("ok", evaluate(cand, settings))
-    except BaseException as exc:  # noqa: BLE001 - every outcome goes back to the daemon
-        return _pack(exc)
-
-
-def _pack(exc: BaseException) -> tuple[Any, ...]:
-    """An exception as plain data that pickles (see _unpack)."""
-    if isinstance(exc, InputError):
-        return ("input", type(exc).__name__, exc.code, exc.file, exc.message)
-    if isinstance(exc, OSError):
-        try:
-            pickle.loads(pickle.dumps(exc))
-            return ("os", exc)  # its kind matters: the pipeline reports it as unreadable
-        except Exception:  # noqa: BLE001 - a library's subclass with its own __init__
-            return ("os", OSError(exc.errno, str(exc), exc.filename))
-    return ("error", f"{type(exc).__name__}: {exc}", traceback.format_exc())
 
 
 # -- in the daemon --------------------------------------------------------------------------
@@ -262,7 +160,7 @@ class Readers:
         if self._parent_w is None:
             self._parent_r, self._parent_w = self._context().Pipe(duplex=False)
         return ProcessPoolExecutor(max_workers=workers, mp_context=self._context(),
-                                   initializer=_init,
+                                   initializer=reader_process.start,
                                    initargs=(str(self.cache_dir), engine, log, self._parent_r,
                                              barrier))
 
@@ -280,7 +178,7 @@ class Readers:
                 pool = self._new_pool(workers, engine, log, barrier)
                 # One call per child (each waits at the barrier): every child is up
                 # before READY, and the bench's clock does not time their start.
-                calls = [pool.submit(_ready) for _ in range(workers)]
+                calls = [pool.submit(reader_process.ready) for _ in range(workers)]
             problems = [c.result() for c in calls]
         except (OSError, BrokenProcessPool) as exc:
             if pool is not None:
@@ -345,7 +243,7 @@ class Readers:
         version, blob = self._settings_blob(settings)
         try:
             with _signals_blocked():  # a restarted pool spawns its children here
-                fut = pool.submit(_evaluate, cand, version, blob)
+                fut = pool.submit(reader_process.call, cand, version, blob)
         except (BrokenProcessPool, RuntimeError):  # broken, or retired by a reload just now
             self._died(pool, cand, settings, done, tries)
             return
@@ -408,7 +306,7 @@ class Readers:
 @contextlib.contextmanager
 def _signals_blocked() -> Iterator[None]:
     """GROUP_SIGNALS blocked on this thread: processes spawned meanwhile inherit the
-    mask through exec, so a group-wide signal cannot end a reader before its _init
+    mask through exec, so a group-wide signal cannot end a reader before its start()
     ignores it, nor multiprocessing's resource tracker (which ignores SIGINT and SIGTERM
     itself, but dies of SIGHUP and is relaunched without its records). Here a blocked
     signal only waits: it is handled when the block ends."""

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from einvoice.broken import BROKEN  # noqa: E402
 from helpers import drop_bundle, pdf_bytes, ubl_invoice, wait_for, write  # noqa: E402
 
-from daemon import readers  # noqa: E402
+from daemon import reader_process, readers  # noqa: E402
 from daemon.bundle import Bundle  # noqa: E402
 from daemon.config import Settings  # noqa: E402
 from daemon.errors import HostileInput, InputError, ReaderFailed  # noqa: E402
@@ -268,7 +268,7 @@ def test_errors_keep_their_kind_across_the_boundary() -> None:
         FileNotFoundError(2, "No such file or directory", "/x/C.xml"),
     ]
     for exc in cases:
-        back = readers._unpack(readers._pack(exc))
+        back = readers._unpack(reader_process.pack(exc))
         assert type(back) is type(exc)
         assert str(back) == str(exc)
         if isinstance(exc, InputError):
@@ -277,7 +277,7 @@ def test_errors_keep_their_kind_across_the_boundary() -> None:
     try:
         raise KeyError("surprise")
     except KeyError as exc:
-        back = readers._unpack(readers._pack(exc))
+        back = readers._unpack(reader_process.pack(exc))
     assert isinstance(back, ReaderFailed) and not isinstance(back, InputError)
     assert "KeyError" in str(back) and "test_errors_keep_their_kind" in str(back)
 
