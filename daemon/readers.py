@@ -238,7 +238,14 @@ class Readers:
             if threads is None:  # configure() never ran: a caller's mistake, said plainly
                 done(ReaderFailed("the readers were not started"))
                 return
-            threads.submit(lambda: done(self._evaluate_here(cand, settings)))
+            try:
+                here = threads.submit(self._evaluate_here, cand, settings)
+            except RuntimeError:  # shut down by stop() just now
+                done(ReaderFailed("the daemon is stopping"))
+                return
+            # A call that stop() cancels still answers: a delivery worker may wait on it.
+            here.add_done_callback(lambda f: done(
+                ReaderFailed("the daemon is stopping") if f.cancelled() else f.result()))
             return
         version, blob = self._settings_blob(settings)
         try:
