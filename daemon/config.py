@@ -199,6 +199,21 @@ class LogConfig(Section):
 
 class ServiceConfig(Section):
     shutdown_grace_seconds: Seconds = Field(20.0, ge=0)
+    # Child processes that read, validate and pre-flight bundles (readers.py);
+    # "auto" = min(2, CPUs); 0 = on threads of the daemon's own process.
+    reader_processes: Literal["auto"] | int = "auto"
+
+    @field_validator("reader_processes", mode="before")
+    @classmethod
+    def _processes(cls, value: object) -> object:
+        # One message for both forms (a union would report each alternative).
+        text = str(value).strip().lower() if not isinstance(value, bool) else ""
+        if text == "auto":
+            return "auto"
+        if text.isdigit() and int(text) <= 64:
+            return int(text)
+        raise ValueError("must be \"auto\" or a whole number from 0 to 64 (0: read on "
+                         "threads of the daemon's own process)")
 
 
 class ShareConfig(Section):

@@ -16,7 +16,8 @@ calls them, so the pipeline only ever decides on *our* kinds:
     ├── ClaimLost            another daemon (or a person) took the files first
     ├── JournalError         the state database cannot be used
     │   └── JournalLost      deleted or replaced while the daemon runs: stop
-    └── Refusal              the reference receiver answers a request with an error
+    ├── Refusal              the reference receiver answers a request with an error
+    └── ReaderFailed         a reader process died under a bundle (not the bundle's fault)
 """
 
 from __future__ import annotations
@@ -108,3 +109,8 @@ class Refusal(OutboxdError):
         self.status = status
         self.message = message
         super().__init__(message)
+
+
+class ReaderFailed(OutboxdError):
+    """A reader process could not evaluate a bundle for a reason that is not the
+    bundle's (it died every time, or the daemon is stopping): never an input error."""

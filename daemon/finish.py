@@ -87,6 +87,9 @@ class Finisher:
         # Written by the loop thread, taken by delivery workers (dict operations
         # are atomic); after a restart a row is not here and is validated again.
         self._validated: dict[int, Bundle] = {}
+        # How a claimed bundle is read again after a restart: the daemon's reader
+        # processes (readers.py) when it has them, else here.
+        self.evaluate: Callable[[Candidate, Settings], Bundle] = evaluate
 
     def hand_over(self, row_id: int, bundle: Bundle) -> None:
         """The validated bundle of a row just claimed, at its place in processing."""
@@ -102,9 +105,9 @@ class Finisher:
         validated = self._validated.get(row.id)
         assert row.work_dir is not None
         if validated is None:
-            validated = evaluate(moved_candidate(candidate_for(self.s.outbox,
-                                                               row.invoice_file),
-                                                 Path(row.work_dir)), self.s)
+            validated = self.evaluate(moved_candidate(candidate_for(self.s.outbox,
+                                                                    row.invoice_file),
+                                                      Path(row.work_dir)), self.s)
             self._validated[row.id] = validated
         # Converted images are written only now, into the claimed work folder (convert.py).
         return replace(validated, attachments=materialise(validated.attachments,

@@ -9,14 +9,14 @@ The cost follows what changes, not how much waits in the outbox:
   timer heap; the loop sleeps until the next event or due time, no tick;
 - the periodic rescan is the only full pass: a stat-level listing compared
   with what each bundle last looked like; unchanged bundles cost nothing more;
-- reading and validating a settled version (pypdf, Pillow) runs on a small
-  reader pool; `concurrency` delivery workers post on one connection pool.
+- reading, validating and pre-flighting a settled version (pypdf, Pillow, the
+  e-invoice rules) runs in reader processes (readers.py), off this process's
+  interpreter lock; `concurrency` delivery workers post on one connection pool.
 One thread (this loop) owns the outbox: snapshots, decisions, claims.
 """
 
 from __future__ import annotations
 
-import os
 import queue
 import signal
 import ssl
@@ -24,7 +24,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Hashable
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,7 +32,6 @@ from daemon import einvoice, logs
 from daemon.bundle import Bundle
 from daemon.config import Settings, load_settings, prepare_folders
 from daemon.deliver import Deliverer, make_deliverer
-from daemon.einvoice import pool as einvoice_pool
 from daemon.errors import ConfigError, JournalError, OutboxdError
 from daemon.finish import evaluate
 from daemon.index import OutboxIndex
@@ -41,6 +40,7 @@ from daemon.notify import notify, watchdog_interval
 from daemon.orphans import sweep as sweep_orphans
 from daemon.pipeline import Next, Pipeline
 from daemon.readback import restore_sent
+from daemon.readers import Readers, needs_engine
 from daemon.scan import Candidate, Listing, Snapshot, list_outbox, snapshot
 from daemon.statuspage import StatusPage
 from daemon.timers import Timers, Waker
@@ -90,7 +90,8 @@ class Service:
         self._jobs: queue.Queue[int | None] = queue.Queue()
         self._inflight: set[int] = set()  # rows queued for or in a delivery attempt
         self._inflight_lock = threading.Lock()
-        self._reader = reader
+        self._reader = reader  # a test's own executor: reads on it, in this process
+        self._readers: Readers | None = None  # the daemon's reader processes
         self._results: deque[tuple[str, Snapshot, Bundle | BaseException]] = deque()
         self._reported_others: set[str] = set()
         self._status_text = ""
@@ -176,6 +177,10 @@ class Service:
             result = evaluate(cand, settings)
         except Exception as exc:  # noqa: BLE001 - handed back to the loop, which reports it
             result = exc
+        self._took(key, snap, result)
+
+    def _took(self, key: str, snap: Snapshot, result: Bundle | BaseException) -> None:
+        """Any thread: a read's result for the loop, which decides."""
         self._results.append((key, snap, result))
         self._wake.set()
 
@@ -247,9 +252,14 @@ class Service:
         if nxt.at is not None:
             self.timers.at(("bundle", key), nxt.at)
         if nxt.read is not None:
-            assert self._reader is not None
-            self._reader.submit(self._read, key, self.index.candidate(key), nxt.read,
-                                self.settings)
+            snap = nxt.read
+            if self._readers is not None:
+                self._readers.submit(self.index.candidate(key), self.settings,
+                                     lambda result: self._took(key, snap, result))
+            else:
+                assert self._reader is not None
+                self._reader.submit(self._read, key, self.index.candidate(key), snap,
+                                    self.settings)
 
     def _step_dirty(self, now: float) -> None:
         dirty, self._dirty = self._dirty, {}
@@ -313,11 +323,10 @@ class Service:
         self.journal = Journal(s.journal_path)
         restore_sent(self.journal, s.sent_dir, s.policy.duplicate_window_days)  # before sending
         self.pipeline = Pipeline(s, self.journal, self._deliverer(s))
+        if self._readers is not None:  # a claimed bundle read again after a restart too
+            self.pipeline.finish.evaluate = self._readers.evaluate
         self.index = OutboxIndex(s.outbox, lambda name: [name + self.settings.share.release_suffix],
                                  share=s.share)
-        if self._reader is None:
-            self._reader = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 2),
-                                              thread_name_prefix="read")
         for row_id, delay in self.pipeline.finish.recover():
             self.schedule(row_id, delay)
         sweep_orphans(self.journal, s)  # work folders no journal row knows: finish or put back
@@ -427,19 +436,16 @@ class Service:
         self.log.info("configuration reloaded")
 
     def _start_rules(self, s: Settings) -> None:
-        """The e-invoice rules: pre-flight in a process of its own, beside the loop; the
-        in-process engine where embedded documents are built (ubl-embedded), or where
-        no child process can run."""
+        """The readers, each with the e-invoice rules loaded (before READY; again on
+        SIGHUP); a test's own executor reads in this process, with the engine here."""
         cache = s.paths.state_dir / "einvoice"
-        if s.einvoice.preflight != "off" and not einvoice_pool.running():
-            try:
-                einvoice_pool.start(cache)
-            except einvoice_pool.ChildUnavailable as exc:
-                self.log.warning("pre-flight runs in the daemon's own process: no child "
-                                 "process can be started here", error=str(exc))
+        if self._reader is not None:
+            if needs_engine(s):
                 einvoice.load(cache_dir=cache)
-        if s.delivery.format == "ubl-embedded":
-            einvoice.load(cache_dir=cache)
+            return
+        if self._readers is None:
+            self._readers = Readers(cache)
+        self._readers.configure(s)  # ConfigError: the engine cannot load
 
     def _start_watcher(self) -> None:
         """Start or restart the watcher; a failure is logged and retried at the next rescan."""
@@ -453,7 +459,8 @@ class Service:
 
     def _shutdown(self) -> None:
         notify("STOPPING=1")
-        einvoice_pool.stop()
+        if self._readers is not None:
+            self._readers.stop()
         self.log.info("stopping", grace_seconds=self.settings.service.shutdown_grace_seconds)
         self.watcher.stop()
         if self._reader is not None:

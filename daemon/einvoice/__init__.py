@@ -20,7 +20,6 @@ from daemon.config import Settings
 from daemon.einvoice.artefacts import mime_codes, rules_versions
 from daemon.einvoice.embed import documents_for
 from daemon.einvoice.engine import Engine, load
-from daemon.einvoice.pool import read_and_preflight_anywhere
 from daemon.einvoice.preflight import (
     Mode,
     Result,
@@ -45,7 +44,7 @@ def preflight_bundle(bundle: Bundle, mode: Mode) -> Bundle:
         return bundle
     inv = bundle.invoice_file
     try:
-        result = read_and_preflight_anywhere(inv.path, inv.name, mode)
+        result = read_and_preflight(inv.path, inv.name, mode)
     except InputError as exc:
         return bundle.with_findings([Finding(exc.code, exc.file, exc.message, "error")])
     return bundle.with_findings(result.findings)

@@ -1,0 +1,359 @@
+"""The validation workers (daemon/readers.py): evaluate() in spawned child processes.
+
+Real children, real files, the real engine: a result that comes back from a
+child must equal the one the daemon's own process computes, errors keep their
+kind across the boundary, a killed child costs no bundle, and stop leaves no
+process behind.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from einvoice.broken import BROKEN  # noqa: E402
+from helpers import drop_bundle, pdf_bytes, ubl_invoice, wait_for, write  # noqa: E402
+
+from daemon import reader_process, readers  # noqa: E402
+from daemon.bundle import Bundle  # noqa: E402
+from daemon.config import Settings  # noqa: E402
+from daemon.errors import HostileInput, InputError, ReaderFailed  # noqa: E402
+from daemon.finish import evaluate  # noqa: E402
+from daemon.readers import Readers  # noqa: E402
+from daemon.scan import Candidate, candidate_for  # noqa: E402
+
+
+def settings_for(root: Path, **sections: dict[str, Any]) -> Settings:
+    outbox = root / "outbox"
+    outbox.mkdir(exist_ok=True)
+    return Settings(outbox={"path": str(outbox)}, paths={"state_dir": str(root / "state")},
+                    delivery={"transport": "directory", "target": str(root / "target")},
+                    **sections)
+
+
+def png_300_dpi() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (30, 30), "white").save(buf, "PNG", dpi=(300, 300))
+    return buf.getvalue()
+
+
+def in_child(r: Readers, cand: Candidate, s: Settings) -> Bundle | BaseException:
+    box: Future[Bundle | BaseException] = Future()
+    r.submit(cand, s, box.set_result)
+    return box.result(timeout=120)
+
+
+def in_process(cand: Candidate, s: Settings) -> Bundle | BaseException:
+    try:
+        return evaluate(cand, s)
+    except Exception as exc:  # noqa: BLE001 - compared with what the child hands back
+        return exc
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie whose parent does not reap it counts as gone)."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return raw[raw.rindex(")") + 2] != "Z"
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("readers")
+
+
+@pytest.fixture(scope="module")
+def children(root: Path) -> Iterator[Readers]:
+    """Two reader processes with the e-invoice engine loaded (pre-flight on)."""
+    s = settings_for(root, service={"reader_processes": 2})
+    r = Readers(root / "state" / "einvoice")
+    r.configure(s)
+    yield r
+    r.stop()
+
+
+def test_child_results_equal_the_daemons_own_for_every_kind_of_bundle(
+        children: Readers, root: Path) -> None:
+    """A valid UBL with a PDF attachment, an invalid attachment (quarantine case), an
+    invoice that breaks a Peppol rule, a converted image (print channel) and an invoice
+    file that cannot be opened: the child's Bundle (or error) equals the in-process one."""
+    s = settings_for(root, validation={"convert_images": True})
+    outbox = s.outbox.path
+    drop_bundle(outbox, "GOOD", {"a.pdf": pdf_bytes(2)}, ubl_invoice("GOOD"))
+    drop_bundle(outbox, "BADATT", {"scan.tif": pdf_bytes()}, ubl_invoice("BADATT"))
+    drop_bundle(outbox, "RULE", {"a.pdf": pdf_bytes()}, BROKEN["wrong-totals"][0])
+    drop_bundle(outbox, "PRINT", {"scan.png": png_300_dpi(),
+                                  "attachments.toml": b'channel = "external-print"\n'},
+                ubl_invoice("PRINT"))
+    (outbox / "LINK.xml").symlink_to(outbox / "GOOD.xml")
+    results = {}
+    for name in ("GOOD", "BADATT", "RULE", "PRINT", "LINK"):
+        cand = candidate_for(s.outbox, f"{name}.xml")
+        there, here = in_child(children, cand, s), in_process(cand, s)
+        if isinstance(here, BaseException):
+            assert type(there) is type(here), (name, there)
+            assert isinstance(there, InputError) and isinstance(here, InputError)
+            assert (there.code, there.file, there.message) == (here.code, here.file,
+                                                               here.message)
+        else:
+            assert there == here, name
+        results[name] = there
+    assert isinstance(results["GOOD"], Bundle) and not results["GOOD"].findings
+    assert isinstance(results["BADATT"], Bundle)
+    assert [f.file for f in results["BADATT"].errors] == ["BADATT/scan.tif"]
+    assert isinstance(results["RULE"], Bundle)
+    assert any("[BR-CO-15]" in f.message for f in results["RULE"].errors)
+    assert isinstance(results["PRINT"], Bundle)
+    [att] = results["PRINT"].attachments
+    assert att.converted is not None and att.converted.name == "scan.pdf"
+    assert isinstance(results["LINK"], HostileInput)
+
+
+def test_a_reloaded_configuration_reaches_the_children(children: Readers, root: Path) -> None:
+    """A new Settings object (as SIGHUP makes) is what the next call is judged by: a
+    size limit lowered after a first read turns the same bundle invalid."""
+    s = settings_for(root)
+    drop_bundle(s.outbox.path, "SIZE", {"a.pdf": pdf_bytes(3)}, ubl_invoice("SIZE"))
+    cand = candidate_for(s.outbox, "SIZE.xml")
+    first = in_child(children, cand, s)
+    assert isinstance(first, Bundle) and not first.errors
+    tight = settings_for(root, validation={"max_attachment_bytes": 100})
+    second = in_child(children, cand, tight)
+    assert isinstance(second, Bundle)
+    assert [f.code for f in second.errors] == [f.code for f in evaluate(cand, tight).errors]
+    assert second.errors
+    again = in_child(children, cand, s)
+    assert isinstance(again, Bundle) and not again.errors
+
+
+def test_a_reader_killed_mid_call_costs_no_bundle(children: Readers, root: Path) -> None:
+    """Every reader process is killed (SIGKILL, as the OOM killer does) right after a
+    bundle was handed over: the pool starts again and the bundle's result is the real
+    one, not an error; later calls work too."""
+    s = settings_for(root)
+    drop_bundle(s.outbox.path, "KILL", {"a.pdf": pdf_bytes()}, ubl_invoice("KILL"))
+    cand = candidate_for(s.outbox, "KILL.xml")
+    expected = evaluate(cand, s)
+    before = children.restarts
+    pids = children.pids()
+    assert len(pids) == 2
+    box: Future[Bundle | BaseException] = Future()
+    children.submit(cand, s, box.set_result)
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    assert box.result(timeout=120) == expected
+    assert in_child(children, cand, s) == expected
+    assert children.restarts == before + 1
+    assert not set(children.pids()) & set(pids)
+
+
+def test_readers_that_keep_dying_hand_reading_to_the_daemons_process(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """When reader processes die again and again without a result between (here at the
+    first death), reading goes on on threads of the daemon's process: the bundle's
+    real result, not an error."""
+    monkeypatch.setattr(readers, "RESTARTS_IN_ROW", 0)
+    s = settings_for(tmp_path, einvoice={"preflight": "off"}, service={"reader_processes": 1})
+    r = Readers(tmp_path / "state" / "einvoice")
+    r.configure(s)
+    try:
+        drop_bundle(s.outbox.path, "DIE", {"a.pdf": pdf_bytes()}, ubl_invoice("DIE"))
+        cand = candidate_for(s.outbox, "DIE.xml")
+        [pid] = r.pids()
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not alive(pid), what="the reader to die")
+        assert in_child(r, cand, s) == evaluate(cand, s)
+        assert not r.processes
+    finally:
+        r.stop()
+
+
+def test_evaluate_waits_for_a_child_and_raises_its_input_error(children: Readers,
+                                                               root: Path) -> None:
+    """The blocking form (a delivery worker reading a claimed bundle after a restart)
+    returns the Bundle, and raises an unreadable invoice file's InputError as such."""
+    s = settings_for(root)
+    drop_bundle(s.outbox.path, "WAIT", {}, ubl_invoice("WAIT"))
+    assert children.evaluate(candidate_for(s.outbox, "WAIT.xml"), s) == \
+        evaluate(candidate_for(s.outbox, "WAIT.xml"), s)
+    (s.outbox.path / "GONE.xml").symlink_to(s.outbox.path / "nowhere.xml")
+    with pytest.raises(InputError):
+        children.evaluate(candidate_for(s.outbox, "GONE.xml"), s)
+
+
+def test_stop_leaves_no_reader_process(tmp_path: Path) -> None:
+    """After stop() every reader process has exited, and a later call is answered
+    (the daemon is stopping) instead of hanging."""
+    s = settings_for(tmp_path, einvoice={"preflight": "off"}, service={"reader_processes": 2})
+    r = Readers(tmp_path / "state" / "einvoice")
+    r.configure(s)
+    pids = r.pids()
+    assert len(pids) == 2 and all(alive(p) for p in pids)
+    r.stop()
+    assert not any(alive(p) for p in pids)
+    box: Future[Bundle | BaseException] = Future()
+    r.submit(candidate_for(s.outbox, "X.xml"), s, box.set_result)
+    assert isinstance(box.result(timeout=5), ReaderFailed)
+
+
+def test_where_no_child_can_start_reads_run_on_threads_with_one_warning(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No POSIX semaphores (a sandbox) or no interpreter to start: configure() says so
+    once and reads on threads of this process, with the same result, pre-flight
+    included."""
+    import multiprocessing
+
+    def no_children(method: str) -> object:
+        raise BrokenPipeError(32, "Broken pipe")
+    monkeypatch.setattr(multiprocessing, "get_context", no_children)
+    warnings: list[str] = []
+    s = settings_for(tmp_path)
+    r = Readers(tmp_path / "state" / "einvoice")
+    monkeypatch.setattr(r, "log", type("L", (), {
+        "warning": lambda self, event, **kw: warnings.append(event)})())
+    r.configure(s)
+    try:
+        assert not r.processes
+        assert len(warnings) == 1 and "daemon's own process" in warnings[0]
+        drop_bundle(s.outbox.path, "T", {}, BROKEN["wrong-totals"][0])
+        cand = candidate_for(s.outbox, "T.xml")
+        done = threading.Event()
+        got: list[Bundle | BaseException] = []
+        r.submit(cand, s, lambda result: (got.append(result), done.set()))
+        assert done.wait(60)
+        assert got == [evaluate(cand, s)]
+        assert isinstance(got[0], Bundle)
+        assert any("[BR-CO-15]" in f.message for f in got[0].errors)
+    finally:
+        r.stop()
+
+
+def test_reader_processes_zero_reads_on_threads_and_auto_is_at_most_two(
+        tmp_path: Path) -> None:
+    """[service] reader_processes = 0 starts no child; "auto" is min(2, CPUs)."""
+    s = settings_for(tmp_path, einvoice={"preflight": "off"}, service={"reader_processes": 0})
+    r = Readers(tmp_path / "state" / "einvoice")
+    r.configure(s)
+    try:
+        assert not r.processes and r.pids() == []
+        write(s.outbox.path / "Z.xml", ubl_invoice("Z"))
+        assert r.evaluate(candidate_for(s.outbox, "Z.xml"), s).invoice_ids == ("Z",)
+    finally:
+        r.stop()
+    auto = settings_for(tmp_path)
+    assert readers.workers_for(auto) == min(2, os.cpu_count() or 1)
+
+
+def test_errors_keep_their_kind_across_the_boundary() -> None:
+    """InputError (and HostileInput) keep code, file and message; an OSError keeps its
+    class, errno and file name; anything else becomes ReaderFailed with the child's
+    traceback in its text, never an InputError."""
+    cases: list[BaseException] = [
+        InputError("invalid-xml", "A.xml", "is not well-formed XML — export it again"),
+        HostileInput("hostile", "B.xml", "declares entities — export it again"),
+        FileNotFoundError(2, "No such file or directory", "/x/C.xml"),
+    ]
+    for exc in cases:
+        back = readers._unpack(reader_process.pack(exc))
+        assert type(back) is type(exc)
+        assert str(back) == str(exc)
+        if isinstance(exc, InputError):
+            assert isinstance(back, InputError)
+            assert (back.code, back.file, back.message) == (exc.code, exc.file, exc.message)
+    try:
+        raise KeyError("surprise")
+    except KeyError as exc:
+        back = readers._unpack(reader_process.pack(exc))
+    assert isinstance(back, ReaderFailed) and not isinstance(back, InputError)
+    assert "KeyError" in str(back) and "test_errors_keep_their_kind" in str(back)
+
+
+def test_children_exit_when_the_daemon_is_killed(env: Any, start_daemon: Any) -> None:
+    """SIGKILL of `outboxd run` (nothing runs its shutdown): its reader processes notice
+    the pipe from the daemon closing and exit on their own."""
+    env.write_config("http://127.0.0.1:9/x", einvoice={"preflight": "off"})
+    daemon = start_daemon()
+    kids = child_pids(daemon.popen.pid)
+    assert len(readers_of(kids)) == min(2, os.cpu_count() or 1)
+    daemon.popen.kill()
+    daemon.popen.wait(timeout=30)
+    wait_for(lambda: not any(alive(p) for p in kids), timeout=30,
+             what="the daemon's children to exit")
+
+
+def test_sigterm_leaves_no_child_process(env: Any, start_daemon: Any) -> None:
+    """SIGTERM: the daemon exits 0 and none of its child processes is left."""
+    env.write_config("http://127.0.0.1:9/x", einvoice={"preflight": "off"})
+    daemon = start_daemon()
+    kids = child_pids(daemon.popen.pid)
+    assert readers_of(kids)
+    assert daemon.stop(signal.SIGTERM) == 0
+    assert not [p for p in kids if alive(p)]
+
+
+def child_pids(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out += [int(x) for x in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return out
+
+
+def readers_of(pids: list[int]) -> list[int]:
+    """The reader processes among pids (not multiprocessing's resource tracker)."""
+    def cmdline(p: int) -> bytes:
+        try:
+            return Path(f"/proc/{p}/cmdline").read_bytes()
+        except OSError:
+            return b""
+    return [p for p in pids if b"spawn_main" in cmdline(p)]
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signals_to_the_process_group_reach_only_the_daemon(env: Any, tmp_path: Path,
+                                                            stop: int) -> None:
+    """A terminal's Ctrl-C and hangup, or a stop sent to the whole group (a supervisor's
+    killpg): SIGHUP reloads the daemon and leaves its readers as they are; SIGINT or
+    SIGTERM stops it with exit 0, without a reader's traceback, a reader restart, or a
+    child left behind."""
+    import subprocess
+
+    from conftest import OUTBOXD
+    env.write_config("http://127.0.0.1:9/x", einvoice={"preflight": "off"})
+    log = tmp_path / "group.log"
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen([*OUTBOXD, "run", "-c", str(env.config)], stderr=fh,
+                                stdout=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for(lambda: "outboxd running" in log.read_text(), what="the daemon to start")
+        kids = readers_of(child_pids(proc.pid))
+        assert kids
+        os.killpg(proc.pid, signal.SIGHUP)
+        wait_for(lambda: "configuration reloaded" in log.read_text(), what="the reload")
+        assert readers_of(child_pids(proc.pid)) == kids
+        os.killpg(proc.pid, stop)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = log.read_text()
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
+    assert "reader process died" not in text
+    assert not [p for p in kids if alive(p)]
