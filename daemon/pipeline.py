@@ -9,6 +9,7 @@ step that changes the world is announced in the journal first.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +37,9 @@ from daemon.match import assemble
 from daemon.scan import Candidate, Snapshot, candidate_for, snapshot
 from daemon.settle import SettleTracker
 
+# Claims made together (one journal commit, one sync of the outbox): enough to
+# amortise the syncs, few enough that delivery of the first starts soon.
+CLAIM_BATCH = 32
 ERRORS_HEADER = ("# outboxd: this bundle is held because of the errors below. Fix them;\n"
                  "# it is checked again on every change and this file goes away once it passes.\n")
 
@@ -291,7 +295,7 @@ class Pipeline:
         if self._held is not None:
             self._held.append(intent)  # claimed with the others of this turn
             return IDLE
-        key, nxt = self._claim_all([intent], now)[0]
+        key, nxt = next(self._claim_all([intent], now))
         if isinstance(nxt, BaseException):
             raise nxt
         return nxt
@@ -301,46 +305,53 @@ class Pipeline:
         (hold=False: claim at once again, dropping any not yet made)."""
         self._held = [] if hold else None
 
-    def claim_held(self, now: float) -> list[tuple[str, Next | Exception]]:
-        """Claim what was held since hold_claims(): one durable journal commit and
-        one sync per folder for all of them, instead of three syncs each. Per
-        bundle, what the loop should do next, or the error that stopped it."""
+    def claim_held(self, now: float) -> Iterator[tuple[str, Next | Exception]]:
+        """Claim what was held since hold_claims(), CLAIM_BATCH at a time: one
+        durable journal commit and one sync per folder for a batch, instead of
+        three syncs each. Per bundle, as soon as it is known, what the loop
+        should do next (so delivery starts while the rest is checked), or the
+        error that stopped it."""
         held, self._held = self._held or [], None
-        return self._claim_all(held, now) if held else []
+
+        def batches() -> Iterator[tuple[str, Next | Exception]]:
+            for start in range(0, len(held), CLAIM_BATCH):
+                yield from self._claim_all(held[start:start + CLAIM_BATCH], now)
+        return batches()
 
     def _claim_all(self, claims: list[_Claim], now: float
-                   ) -> list[tuple[str, Next | Exception]]:
+                   ) -> Iterator[tuple[str, Next | Exception]]:
         try:
             # Journal first, for all of them: a crash after any rename finds its record.
             with self.j.batch():
                 row_ids = [self._record_claim(c) for c in claims]
         except OutboxdError as exc:
-            return [(c.cand.invoice.name, exc) for c in claims]
+            for c in claims:
+                yield c.cand.invoice.name, exc
+            return
         moved: list[tuple[_Claim, int, Candidate]] = []
-        out: list[tuple[str, Next | Exception]] = []
         for c, row_id in zip(claims, row_ids, strict=True):
             try:
                 nxt = self._move(c, row_id, now)
             except Exception as exc:  # noqa: BLE001 - one bundle's failure is its own
-                out.append((c.cand.invoice.name, exc))
+                yield c.cand.invoice.name, exc
                 continue
             if isinstance(nxt, Candidate):
                 moved.append((c, row_id, nxt))
             else:
-                out.append((c.cand.invoice.name, nxt))
-        if moved:
-            try:
-                sync_claimed([c.work for c, _, _ in moved], self.s.outbox.path)
-            except OSError as exc:  # as a failed move: put them back, try again later
-                for c, row_id, _ in moved:
-                    out.append((c.cand.invoice.name, self._claim_failed(c, row_id, exc, now)))
-                return out
+                yield c.cand.invoice.name, nxt
+        if not moved:
+            return
+        try:
+            sync_claimed([c.work for c, _, _ in moved], self.s.outbox.path)
+        except OSError as exc:  # as a failed move: put them back, try again later
+            for c, row_id, _ in moved:
+                yield c.cand.invoice.name, self._claim_failed(c, row_id, exc, now)
+            return
         for c, row_id, after in moved:
             try:
-                out.append((c.cand.invoice.name, self._verify(c, row_id, after)))
+                yield c.cand.invoice.name, self._verify(c, row_id, after)
             except Exception as exc:  # noqa: BLE001
-                out.append((c.cand.invoice.name, exc))
-        return out
+                yield c.cand.invoice.name, exc
 
     def _record_claim(self, c: _Claim) -> int:
         bundle, key = c.known.bundle, c.cand.invoice.name

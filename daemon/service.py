@@ -278,9 +278,11 @@ class Service:
                 self._apply(key, nxt)
         finally:
             # Stopping: claims not yet made are left for the next start to decide again.
-            held = [] if self._stopping else self.pipeline.claim_held(now)
+            held = self.pipeline.claim_held(now)
             self.pipeline.hold_claims(False)
             for key, result in held:
+                if self._stopping:
+                    break
                 if isinstance(result, Exception):
                     self._step_failed(key, result, now)
                 else:
