@@ -9,7 +9,7 @@ step that changes the world is announced in the journal first.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +17,14 @@ from typing import Any
 
 from daemon import logs, release
 from daemon.bundle import Bundle, Finding
-from daemon.claim import claim, sync_claimed, taken_meanwhile, unclaim, work_dir_for
+from daemon.claim import (
+    claim,
+    moved_candidate,
+    sync_claimed,
+    taken_meanwhile,
+    unclaim,
+    work_dir_for,
+)
 from daemon.config import Settings
 from daemon.convert import unconverted
 from daemon.deliver import Deliverer
@@ -104,6 +111,10 @@ class Pipeline:
         self._reading: dict[str, Snapshot] = {}  # handed to a reader, result not back yet
         self._claim_paused: dict[str, float] = {}  # invoice file -> monotonic retry time
         self._held: list[_Claim] | None = None  # claims waiting for claim_held()
+        # How moved bundles are matched again after a claim: the daemon's reader
+        # processes when it has them (Readers.assemble_many), else here.
+        self.assemble_many: Callable[[list[tuple[Candidate, Bundle]], Settings],
+                                     list[Bundle | BaseException]] = assemble_here
         self.log = logs.get()
 
     # -- reading ---------------------------------------------------------------
@@ -347,7 +358,12 @@ class Pipeline:
             for c, row_id, _ in moved:
                 yield c.cand.invoice.name, self._claim_failed(c, row_id, exc, now)
             return
-        for c, row_id, after in moved:
+        # The files may have changed between validation and the move. The id
+        # covers every byte (hashes), so matching again is enough: no need to
+        # parse PDFs and images a second time. All of a batch side by side, in
+        # the readers when the daemon has them.
+        afters = self.assemble_many([(after, _validated(c)) for c, _, after in moved], self.s)
+        for (c, row_id, _), after in zip(moved, afters, strict=True):
             try:
                 yield c.cand.invoice.name, self._verify(c, row_id, after)
             except Exception as exc:  # noqa: BLE001
@@ -397,21 +413,19 @@ class Pipeline:
         self._claim_paused[key] = now + self.s.outbox.rescan_seconds
         return undone if undone.claimed is not None else Next(at=self._claim_paused[key])
 
-    def _verify(self, c: _Claim, row_id: int, moved: Candidate) -> Next:
-        """After the move: the same bytes as validated, then hand over to delivery."""
+    def _verify(self, c: _Claim, row_id: int, after: Bundle | BaseException) -> Next:
+        """After the move: the same bytes as validated (`after`: the moved bundle
+        matched again), then hand over to delivery."""
         bundle, key = c.known.bundle, c.cand.invoice.name
         assert bundle is not None
         log = self._bind(key, c.known.bundle_id, bundle.invoice_ids)
-        # The files may have changed between validation and the move. The id
-        # covers every byte (hashes), so matching again is enough: no need to
-        # parse PDFs and images a second time.
-        try:
-            after = assemble(moved, self.s, known=bundle)
-        except InputError:
-            after = None
+        if isinstance(after, BaseException) and not isinstance(after, InputError | OSError):
+            # Not about the files (a reader died, the daemon is stopping): check here.
+            after = assemble_here([(moved_candidate(c.cand, c.work), bundle)], self.s)[0]
         self.forget(key)
         # assemble() converts nothing: compare with the id of what was matched.
-        if after is None or bundle_id_of(after) != bundle_id_of(unconverted(bundle)):
+        if not isinstance(after, Bundle) or \
+                bundle_id_of(after) != bundle_id_of(unconverted(bundle)):
             log.info("bundle changed while being claimed; settling again")
             return self._undo_claim(c.cand, row_id, c.work, "changed while being claimed")
         if c.reasons:
@@ -437,6 +451,23 @@ class Pipeline:
                 self.live[row.invoice_file] = row
             else:
                 self.j.transition(row.id, "gone", "not in the outbox at start", durable=False)
+
+
+def _validated(c: _Claim) -> Bundle:
+    assert c.known.bundle is not None  # only a bundle that was read is claimed
+    return c.known.bundle
+
+
+def assemble_here(jobs: list[tuple[Candidate, Bundle]], settings: Settings
+                  ) -> list[Bundle | BaseException]:
+    """match.assemble(cand, known=bundle) for each, in this thread."""
+    out: list[Bundle | BaseException] = []
+    for cand, known in jobs:
+        try:
+            out.append(assemble(cand, settings, known=known))
+        except (InputError, OSError) as exc:
+            out.append(exc)
+    return out
 
 
 def moved_into(validated: Bundle, moved: Bundle) -> Bundle:

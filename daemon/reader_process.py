@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon import logs
+from daemon.bundle import Bundle
 from daemon.config import LogConfig, Settings
 from daemon.errors import ConfigError, InputError, OutboxdError
 from daemon.scan import Candidate
@@ -94,8 +95,10 @@ def ready() -> str | None:
     return None
 
 
-def call(cand: Candidate, version: int, blob: bytes) -> tuple[Any, ...]:
-    """One bundle: ("ok", Bundle), or what pack() makes of the exception."""
+def call(cand: Candidate, version: int, blob: bytes, known: Bundle | None = None
+         ) -> tuple[Any, ...]:
+    """One bundle: ("ok", Bundle), or what pack() makes of the exception. With
+    `known`, only match.assemble by hashes (the check after a claim)."""
     global _settings
     try:
         if _settings is None or _settings[0] != version:
@@ -103,6 +106,9 @@ def call(cand: Candidate, version: int, blob: bytes) -> tuple[Any, ...]:
             _settings = (version, settings)
             logs.configure(settings.log)  # pypdf's and Pillow's chatter as in the daemon
         settings = _settings[1]
+        if known is not None:
+            from daemon.match import assemble
+            return ("ok", assemble(cand, settings, known=known))
         if needs_engine(settings):
             if _load_error is not None:
                 raise ConfigError(_load_error)

@@ -44,6 +44,7 @@ from daemon import errors, logs, reader_process
 from daemon.bundle import Bundle
 from daemon.config import LogConfig, Settings
 from daemon.errors import ConfigError, InputError, ReaderFailed
+from daemon.match import assemble
 from daemon.reader_process import GROUP_SIGNALS, needs_engine
 from daemon.scan import Candidate
 
@@ -203,10 +204,13 @@ class Readers:
             threads.shutdown(wait=False, cancel_futures=True)
 
     # -- calls ----------------------------------------------------------------------
-    def _evaluate_here(self, cand: Candidate, settings: Settings) -> Result:
+    def _evaluate_here(self, cand: Candidate, settings: Settings,
+                       known: Bundle | None = None) -> Result:
         """On a thread of this process (no child can run)."""
         from daemon.finish import evaluate
         try:
+            if known is not None:
+                return assemble(cand, settings, known=known)
             if needs_engine(settings):
                 from daemon.einvoice import load
                 load(self.cache_dir)  # at once after configure(); else with its cache
@@ -224,11 +228,14 @@ class Readers:
                 self._encoded = encoded
             return encoded[1], encoded[2]
 
-    def submit(self, cand: Candidate, settings: Settings, done: Done) -> None:
-        """Evaluate in a reader; `done(bundle or exception)` once, from another thread."""
-        self._submit(cand, settings, done, TRIES)
+    def submit(self, cand: Candidate, settings: Settings, done: Done,
+               known: Bundle | None = None) -> None:
+        """Evaluate in a reader; `done(bundle or exception)` once, from another thread.
+        With `known`: only match it again by hashes (match.assemble), as after a claim."""
+        self._submit(cand, settings, done, TRIES, known)
 
-    def _submit(self, cand: Candidate, settings: Settings, done: Done, tries: int) -> None:
+    def _submit(self, cand: Candidate, settings: Settings, done: Done, tries: int,
+                known: Bundle | None = None) -> None:
         with self._lock:
             pool, threads, stopping = self._pool, self._threads, self._stopping
         if stopping:
@@ -239,7 +246,7 @@ class Readers:
                 done(ReaderFailed("the readers were not started"))
                 return
             try:
-                here = threads.submit(self._evaluate_here, cand, settings)
+                here = threads.submit(self._evaluate_here, cand, settings, known)
             except RuntimeError:  # shut down by stop() just now
                 done(ReaderFailed("the daemon is stopping"))
                 return
@@ -250,20 +257,22 @@ class Readers:
         version, blob = self._settings_blob(settings)
         try:
             with _signals_blocked():  # a restarted pool spawns its children here
-                fut = pool.submit(reader_process.call, cand, version, blob)
+                fut = pool.submit(reader_process.call, cand, version, blob, known)
         except (BrokenProcessPool, RuntimeError):  # broken, or retired by a reload just now
-            self._died(pool, cand, settings, done, tries)
+            self._died(pool, cand, settings, done, tries, known)
             return
-        fut.add_done_callback(lambda f: self._finished(f, pool, cand, settings, done, tries))
+        fut.add_done_callback(lambda f: self._finished(f, pool, cand, settings, done, tries,
+                                                       known))
 
     def _finished(self, fut: Future[tuple[Any, ...]], pool: ProcessPoolExecutor,
-                  cand: Candidate, settings: Settings, done: Done, tries: int) -> None:
+                  cand: Candidate, settings: Settings, done: Done, tries: int,
+                  known: Bundle | None) -> None:
         if fut.cancelled():
             done(ReaderFailed("the daemon is stopping"))
             return
         exc = fut.exception()
         if isinstance(exc, BrokenProcessPool):
-            self._died(pool, cand, settings, done, tries)
+            self._died(pool, cand, settings, done, tries, known)
         elif exc is not None:
             done(exc)  # e.g. a result that did not pickle: a bug, reported as one
         else:
@@ -271,7 +280,7 @@ class Readers:
             done(_unpack(fut.result()))
 
     def _died(self, pool: ProcessPoolExecutor, cand: Candidate, settings: Settings,
-              done: Done, tries: int) -> None:
+              done: Done, tries: int, known: Bundle | None = None) -> None:
         """A reader process died under a call (or the pool was retired): start the pool
         again, once for all the calls it took along, and repeat this one there."""
         with self._lock:
@@ -298,7 +307,18 @@ class Readers:
                               "while reading it (out of memory?); it is read again when it "
                               "changes"))
             return
-        self._submit(cand, settings, done, tries - 1)
+        self._submit(cand, settings, done, tries - 1, known)
+
+    def assemble_many(self, jobs: list[tuple[Candidate, Bundle]], settings: Settings
+                      ) -> list[Result]:
+        """match.assemble(cand, known=bundle) for each, in the readers side by side,
+        waiting for all: the check by hashes after a claim, off this process's lock."""
+        boxes: list[Future[Result]] = []
+        for cand, known in jobs:
+            box: Future[Result] = Future()
+            self.submit(cand, settings, box.set_result, known)
+            boxes.append(box)
+        return [box.result() for box in boxes]
 
     def evaluate(self, cand: Candidate, settings: Settings) -> Bundle:
         """finish.evaluate in a reader, waiting for it (for a delivery worker)."""

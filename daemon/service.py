@@ -327,6 +327,7 @@ class Service:
         self.pipeline = Pipeline(s, self.journal, self._deliverer(s))
         if self._readers is not None:  # a claimed bundle read again after a restart too
             self.pipeline.finish.evaluate = self._readers.evaluate
+            self.pipeline.assemble_many = self._readers.assemble_many
         self.index = OutboxIndex(s.outbox, lambda name: [name + self.settings.share.release_suffix],
                                  share=s.share)
         for row_id, delay in self.pipeline.finish.recover():
