@@ -20,120 +20,50 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from daemon import logs
 from daemon.errors import JournalError, JournalLost
+from daemon.journal.records import (
+    _FIELDS,
+    _JSON_FIELDS,
+    _SENT_INVOICES_FROM,
+    CLAIMING,
+    DELIVERED,
+    IN_FLIGHT,
+    LIVE,
+    MOVING,
+    QUARANTINING,
+    SCHEMA,
+    SHOWN_AS,
+    STATES,
+    Row,
+    iso_in,
+    now_iso,
+    parse_iso,
+    shown_state,
+)
 
-# States as `outboxd status` names them, plus three short-lived internal ones
-# that recovery needs to tell apart.
-LIVE = ("settling", "waiting", "held")  # still in the outbox
-CLAIMING = "claiming"  # being moved into processing
-DELIVERED = "delivered"  # receiver accepted; not yet archived in sent/
-QUARANTINING = "quarantining"  # being moved into quarantine/
-IN_FLIGHT = (CLAIMING, "delivering", "retrying", DELIVERED, QUARANTINING)
-# A bundle is shown as sent or quarantined only once its archive folder is
-# there; until then it is on its way, or "retrying" while a move keeps failing
-# (last_error says why).
-SHOWN_AS = {CLAIMING: "delivering", DELIVERED: "delivering", QUARANTINING: "delivering"}
-MOVING = (CLAIMING, DELIVERED, QUARANTINING)
-
-
-def shown_state(state: str, has_error: bool) -> str:
-    if state in MOVING and has_error:
-        return "retrying"
-    return SHOWN_AS.get(state, state)
-STATES = ("settling", "waiting", "held", "delivering", "retrying", "sent", "quarantined")
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS bundles (
-    id INTEGER PRIMARY KEY,
-    bundle_id TEXT,
-    invoice_file TEXT NOT NULL,
-    invoice_ids TEXT NOT NULL DEFAULT '[]',
-    state TEXT NOT NULL,
-    since TEXT NOT NULL,
-    deadline TEXT,
-    unattached_ids TEXT NOT NULL DEFAULT '[]',
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at TEXT,
-    last_error TEXT,
-    reasons TEXT NOT NULL DEFAULT '[]',
-    work_dir TEXT,
-    archive_dir TEXT,
-    receipt_id TEXT,
-    response TEXT,
-    updated_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS bundles_state ON bundles(state);
--- `status` lists the last week's sent and quarantined rows of a journal that
--- keeps years: a range on (state, since), not a scan of every row.
-CREATE INDEX IF NOT EXISTS bundles_state_since ON bundles(state, since);
-CREATE INDEX IF NOT EXISTS bundles_bundle_id ON bundles(bundle_id);
--- Invoice ids the receiver has accepted, so "already sent in another bundle"
--- is an index lookup, not a scan of every sent row.
-CREATE TABLE IF NOT EXISTS sent_invoices (
-    invoice_id TEXT NOT NULL,
-    bundle_id TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS sent_invoices_id ON sent_invoices(invoice_id);
-CREATE TABLE IF NOT EXISTS transitions (
-    id INTEGER PRIMARY KEY,
-    bundle_row INTEGER NOT NULL REFERENCES bundles(id),
-    at TEXT NOT NULL,
-    from_state TEXT,
-    to_state TEXT NOT NULL,
-    detail TEXT
-);
-"""
-
-_SENT_INVOICES_FROM = ("INSERT INTO sent_invoices (invoice_id, bundle_id) SELECT j.value, "
-                       "b.bundle_id FROM bundles AS b, json_each(b.invoice_ids) AS j WHERE ")
-_JSON_FIELDS = ("invoice_ids", "unattached_ids", "reasons", "response")
-_FIELDS = ("bundle_id", "invoice_file", "invoice_ids", "deadline", "unattached_ids",
-           "attempts", "next_attempt_at", "last_error", "reasons", "work_dir", "archive_dir",
-           "receipt_id", "response")
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def iso_in(seconds: float) -> str:
-    at = datetime.now(UTC) + timedelta(seconds=seconds)
-    return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def parse_iso(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-@dataclass(frozen=True)
-class Row:
-    id: int
-    bundle_id: str | None
-    invoice_file: str
-    invoice_ids: list[str]
-    state: str
-    since: str
-    deadline: str | None
-    unattached_ids: list[str]
-    attempts: int
-    next_attempt_at: str | None
-    last_error: str | None
-    reasons: list[dict[str, Any]]
-    work_dir: str | None
-    archive_dir: str | None
-    receipt_id: str | None
-    response: dict[str, Any] | None
-
-    @property
-    def shown_state(self) -> str:
-        return shown_state(self.state, self.last_error is not None)
+__all__ = [
+    "LIVE",
+    "CLAIMING",
+    "DELIVERED",
+    "QUARANTINING",
+    "IN_FLIGHT",
+    "SHOWN_AS",
+    "MOVING",
+    "shown_state",
+    "STATES",
+    "SCHEMA",
+    "now_iso",
+    "iso_in",
+    "parse_iso",
+    "Row",
+    "Journal",
+]
 
 
 class Journal:

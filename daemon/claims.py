@@ -1,0 +1,243 @@
+"""Claims, made together: the bundles a turn of the loop decided to send or
+quarantine are recorded in one journal commit, renamed into processing,
+synced once, checked again by hashes (in the reader processes), and handed
+to delivery one by one. Part of `pipeline.Pipeline` (a mixin: it shares the
+pipeline's live rows, its memory of what was read, and its journal).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from daemon import release
+from daemon.bundle import Bundle, Finding
+from daemon.claim import claim, moved_candidate, sync_claimed, unclaim, work_dir_for
+from daemon.config import Settings
+from daemon.convert import unconverted
+from daemon.errors import ClaimLost, InputError, OutboxdError
+from daemon.finish import Finisher, reasons_of
+from daemon.journal import CLAIMING, Journal, Row
+from daemon.manifest import bundle_id_of
+from daemon.match import assemble
+from daemon.scan import Candidate
+from daemon.step import IDLE, Claim, Known, Next
+
+# Claims made together (one journal commit, one sync of the outbox): enough to
+# amortise the syncs, few enough that delivery of the first starts soon.
+CLAIM_BATCH = 32
+
+
+class Claims:
+    """The claim steps of the pipeline (loop thread only)."""
+
+    s: Settings
+    j: Journal
+    finish: Finisher
+    live: dict[str, Row]
+    _claim_paused: dict[str, float]
+    _held: list[Claim] | None
+    # How moved bundles are matched again after a claim: the daemon's reader
+    # processes when it has them (Readers.assemble_many), else here.
+    assemble_many: Callable[[list[tuple[Candidate, Bundle]], Settings],
+                            list[Bundle | BaseException]]
+
+    def forget(self, key: str) -> None:
+        raise NotImplementedError  # the pipeline's
+
+    def _bind(self, invoice_file: str, bundle_id: str | None, ids: list[str] | tuple[str, ...]
+              ) -> Any:
+        raise NotImplementedError  # the pipeline's
+
+    def _undo_claim(self, cand: Candidate, row_id: int, work: Path, why: str,
+                    **fields: Any) -> Next:
+        """Put a claimed bundle back to settle again; if a same-named file arrived in the
+        meantime, ours cannot go back and is quarantined beside it instead (handed to
+        the delivery workers when that move must be retried)."""
+        stuck = unclaim(cand, work) if work.exists() else []
+        if stuck:
+            return self._quarantine_now(row_id, [Finding(
+                "changed-during-claim", cand.invoice.name, f"while this bundle was being "
+                f"claimed, new files named {', '.join(stuck)} appeared in the outbox; this is "
+                "the earlier version — compare the two and move the right one back into the "
+                "outbox")])
+        self.j.transition(row_id, "settling", why, work_dir=None, **fields)
+        self.live[cand.invoice.name] = self.j.get(row_id)
+        return IDLE
+
+    def _quarantine_now(self, row_id: int, reasons: list[Finding]) -> Next:
+        """Quarantine at claim time; a move that failed is retried by the delivery workers
+        on their back-off (the row stays quarantining, with last_error)."""
+        return IDLE if self.finish.quarantine(row_id, reasons) is None else Next(claimed=row_id)
+
+    def _claim(self, cand: Candidate, known: Known, row: Row | None,
+               reasons: list[Finding], now: float) -> Next:
+        intent = Claim(cand, known, row, reasons,
+                        work_dir_for(self.s.processing_dir, cand.name, known.bundle_id))
+        if self._held is not None:
+            self._held.append(intent)  # claimed with the others of this turn
+            return IDLE
+        key, nxt = next(self._claim_all([intent], now))
+        if isinstance(nxt, BaseException):
+            raise nxt
+        return nxt
+
+    def hold_claims(self, hold: bool = True) -> None:
+        """Claims decided from now on wait for claim_held(), to be claimed together
+        (hold=False: claim at once again, dropping any not yet made)."""
+        self._held = [] if hold else None
+
+    def claim_held(self, now: float) -> Iterator[tuple[str, Next | Exception]]:
+        """Claim what was held since hold_claims(), CLAIM_BATCH at a time: one
+        durable journal commit and one sync per folder for a batch, instead of
+        three syncs each. Per bundle, as soon as it is known, what the loop
+        should do next (so delivery starts while the rest is checked), or the
+        error that stopped it."""
+        held, self._held = self._held or [], None
+
+        def batches() -> Iterator[tuple[str, Next | Exception]]:
+            for start in range(0, len(held), CLAIM_BATCH):
+                yield from self._claim_all(held[start:start + CLAIM_BATCH], now)
+        return batches()
+
+    def _claim_all(self, claims: list[Claim], now: float
+                   ) -> Iterator[tuple[str, Next | Exception]]:
+        try:
+            # Journal first, for all of them: a crash after any rename finds its record.
+            with self.j.batch():
+                row_ids = [self._record_claim(c) for c in claims]
+        except OutboxdError as exc:
+            for c in claims:
+                yield c.cand.invoice.name, exc
+            return
+        moved: list[tuple[Claim, int, Candidate]] = []
+        for c, row_id in zip(claims, row_ids, strict=True):
+            try:
+                nxt = self._move(c, row_id, now)
+            except Exception as exc:  # noqa: BLE001 - one bundle's failure is its own
+                yield c.cand.invoice.name, exc
+                continue
+            if isinstance(nxt, Candidate):
+                moved.append((c, row_id, nxt))
+            else:
+                yield c.cand.invoice.name, nxt
+        if not moved:
+            return
+        try:
+            sync_claimed([c.work for c, _, _ in moved], self.s.outbox.path)
+        except OSError as exc:  # as a failed move: put them back, try again later
+            for c, row_id, _ in moved:
+                yield c.cand.invoice.name, self._claim_failed(c, row_id, exc, now)
+            return
+        # The files may have changed between validation and the move. The id
+        # covers every byte (hashes), so matching again is enough: no need to
+        # parse PDFs and images a second time. All of a batch side by side, in
+        # the readers when the daemon has them.
+        afters = self.assemble_many([(after, _validated(c)) for c, _, after in moved], self.s)
+        for (c, row_id, _), after in zip(moved, afters, strict=True):
+            try:
+                yield c.cand.invoice.name, self._verify(c, row_id, after)
+            except Exception as exc:  # noqa: BLE001
+                yield c.cand.invoice.name, exc
+
+    def _record_claim(self, c: Claim) -> int:
+        bundle, key = c.known.bundle, c.cand.invoice.name
+        assert bundle is not None
+        fields = {"bundle_id": c.known.bundle_id, "invoice_ids": list(bundle.invoice_ids),
+                  "unattached_ids": list(bundle.unattached_ids), "work_dir": str(c.work),
+                  "reasons": reasons_of(c.reasons)}
+        if c.row is None:
+            return self.j.create(key, CLAIMING, **fields)
+        self.j.transition(c.row.id, CLAIMING, **fields)
+        return c.row.id
+
+    def _move(self, c: Claim, row_id: int, now: float) -> Next | Candidate:
+        """The renames of one claim (its syncs follow for all together); the bundle
+        as it lies in its work folder, or what to do when the move failed."""
+        cand, key = c.cand, c.cand.invoice.name
+        assert c.known.bundle is not None
+        self.live.pop(key, None)
+        log = self._bind(key, c.known.bundle_id, c.known.bundle.invoice_ids)
+        try:
+            return claim(cand, c.work, self.s.outbox.completion == "marker",
+                         companions=[release.path_for(cand, self.s.share)], sync=False)
+        except ClaimLost:
+            self.forget(key)
+            self.j.transition(row_id, "gone", "claimed by another daemon", durable=False,
+                              work_dir=None)
+            log.info("bundle taken by another daemon")
+            return IDLE
+        except OSError as exc:
+            return self._claim_failed(c, row_id, exc, now)
+
+    def _claim_failed(self, c: Claim, row_id: int, exc: OSError, now: float) -> Next:
+        """Permissions, a share that went away: put back whatever moved and try
+        again after a rescan period rather than at once. The files are as they
+        were (renames change no snapshot), so what was read stands."""
+        key = c.cand.invoice.name
+        assert c.known.bundle is not None
+        undone = self._undo_claim(c.cand, row_id, c.work, "claim failed",
+                                  last_error=f"cannot move into processing: {exc}")
+        self._bind(key, c.known.bundle_id, c.known.bundle.invoice_ids).error(
+            "cannot claim bundle; will try again", error=str(exc),
+            retry_in=self.s.outbox.rescan_seconds)
+        self._claim_paused[key] = now + self.s.outbox.rescan_seconds
+        return undone if undone.claimed is not None else Next(at=self._claim_paused[key])
+
+    def _verify(self, c: Claim, row_id: int, after: Bundle | BaseException) -> Next:
+        """After the move: the same bytes as validated (`after`: the moved bundle
+        matched again), then hand over to delivery."""
+        bundle, key = c.known.bundle, c.cand.invoice.name
+        assert bundle is not None
+        log = self._bind(key, c.known.bundle_id, bundle.invoice_ids)
+        if isinstance(after, BaseException) and not isinstance(after, InputError | OSError):
+            # Not about the files (a reader died, the daemon is stopping): check here.
+            after = assemble_here([(moved_candidate(c.cand, c.work), bundle)], self.s)[0]
+        self.forget(key)
+        # assemble() converts nothing: compare with the id of what was matched.
+        if not isinstance(after, Bundle) or \
+                bundle_id_of(after) != bundle_id_of(unconverted(bundle)):
+            log.info("bundle changed while being claimed; settling again")
+            return self._undo_claim(c.cand, row_id, c.work, "changed while being claimed")
+        if c.reasons:
+            return self._quarantine_now(row_id, c.reasons)
+        self.j.transition(row_id, "delivering", "claimed", durable=False)
+        # Delivery takes the bundle validated before the claim, at its new
+        # place: no second pypdf/Pillow pass.
+        self.finish.hand_over(row_id, moved_into(bundle, after))
+        log.info("bundle claimed", attachments=len(bundle.attachments),
+                 unattached_ids=list(bundle.unattached_ids))
+        return Next(claimed=row_id)
+
+
+def _validated(c: Claim) -> Bundle:
+    assert c.known.bundle is not None  # only a bundle that was read is claimed
+    return c.known.bundle
+
+
+def assemble_here(jobs: list[tuple[Candidate, Bundle]], settings: Settings
+                  ) -> list[Bundle | BaseException]:
+    """match.assemble(cand, known=bundle) for each, in this thread."""
+    out: list[Bundle | BaseException] = []
+    for cand, known in jobs:
+        try:
+            out.append(assemble(cand, settings, known=known))
+        except (InputError, OSError) as exc:
+            out.append(exc)
+    return out
+
+
+def moved_into(validated: Bundle, moved: Bundle) -> Bundle:
+    """The validated bundle with the paths of its files after the claim.
+
+    Both have the same bundle id, so the files are the same bytes; only
+    where they lie has changed.
+    """
+    where = {(a.invoice_id, a.original_name): a.path for a in moved.attachments}
+    return replace(validated,
+                   invoice_file=replace(validated.invoice_file, path=moved.invoice_file.path),
+                   sidecar=moved.sidecar,
+                   attachments=tuple(replace(a, path=where[(a.invoice_id, a.original_name)])
+                                     for a in validated.attachments))

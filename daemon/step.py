@@ -1,0 +1,46 @@
+"""What one step of the pipeline hands back, and what it remembers about a bundle."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from daemon.bundle import Bundle, Finding
+from daemon.journal import Row
+from daemon.scan import Candidate, Snapshot
+
+
+@dataclass(frozen=True)
+class Next:
+    """What a step asks of the loop: deliver a claimed row, look again at a
+    monotonic time, or read and validate a settled version off the loop."""
+
+    claimed: int | None = None
+    at: float | None = None
+    read: Snapshot | None = None
+    gone: bool = False  # the invoice file is no longer in the outbox
+
+
+IDLE = Next()
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claim decided in this turn of the loop, not yet made."""
+
+    cand: Candidate
+    known: Known
+    row: Row | None
+    reasons: list[Finding]
+    work: Path
+
+
+@dataclass
+class Known:
+    """What a settled snapshot was found to be, so it is read only once."""
+
+    snap: Snapshot
+    bundle: Bundle | None  # None: the invoice file itself could not be read
+    bundle_id: str
+    errors_file_done: bool = False  # NAME.errors.txt written (hold) or cleared (passing)
+    error: str | None = None  # why the bundle could not be read (shown by status)
