@@ -11,13 +11,13 @@ The cost follows what changes, not how much waits in the outbox:
   with what each bundle last looked like; unchanged bundles cost nothing more;
 - reading, validating and pre-flighting a settled version (pypdf, Pillow, the
   e-invoice rules) runs in reader processes (readers.py), off this process's
-  interpreter lock; `concurrency` delivery workers post on one connection pool.
+  interpreter lock; `concurrency` delivery workers (workers.py) post on one
+  connection pool.
 One thread (this loop) owns the outbox: snapshots, decisions, claims.
 """
 
 from __future__ import annotations
 
-import queue
 import signal
 import ssl
 import threading
@@ -45,11 +45,11 @@ from daemon.scan import Candidate, Listing, Snapshot, list_outbox, snapshot
 from daemon.statuspage import StatusPage
 from daemon.timers import Timers, Waker
 from daemon.watch import OVERFLOW, Watcher
+from daemon.workers import JOURNAL_RETRY, DeliveryWorkers
 
 RESCAN: Hashable = ("rescan",)
 WATCHDOG: Hashable = ("watchdog",)
 STATUS: Hashable = ("status",)
-JOURNAL_RETRY = 1.0  # seconds before work a journal error stopped is tried again
 PAGE: Hashable = ("status-page",)  # the share's status page (SPEC §1.6)
 STATUS_EVERY = 1.0  # seconds between STATUS= updates at most (SPEC §8)
 STATUS_ORDER = ("settling", "waiting", "held", "delivering", "retrying")
@@ -87,9 +87,10 @@ class Service:
         self._hints: set[str] = set()
         self._hint_lock = threading.Lock()
         self._dirty: dict[str, Snapshot | None] = {}
-        self._jobs: queue.Queue[int | None] = queue.Queue()
-        self._inflight: set[int] = set()  # rows queued for or in a delivery attempt
-        self._inflight_lock = threading.Lock()
+        self.workers = DeliveryWorkers(
+            attempt=lambda row_id: self.pipeline.finish.attempt(row_id), schedule=self.schedule,
+            wake=self._wake.set, stopping=lambda: self._stopping,
+            retry_max=lambda: self.settings.delivery.retry_max_seconds)
         self._reader = reader  # a test's own executor: reads on it, in this process
         self._readers: Readers | None = None  # the daemon's reader processes
         self._results: deque[tuple[str, Snapshot, Bundle | BaseException]] = deque()
@@ -137,37 +138,6 @@ class Service:
         """A delivery attempt for row_id in `delay` seconds (any thread)."""
         self.timers.at(("deliver", row_id), self.clock() + delay)
         self._wake.set()
-
-    def _queue_delivery(self, row_id: int) -> None:
-        with self._inflight_lock:
-            if row_id in self._inflight:
-                return  # queued or running: its worker reschedules it when done
-            self._inflight.add(row_id)
-        self._jobs.put(row_id)
-
-    def _worker(self) -> None:
-        while True:
-            row_id = self._jobs.get()
-            if row_id is None or self._stopping:
-                return
-            delay: float | None = None
-            try:
-                delay = self.pipeline.finish.attempt(row_id)
-            except OutboxdError as exc:
-                if not getattr(exc, "reported", False):  # the journal logs its own, once
-                    self.log.error("delivery step failed", row=row_id, error=str(exc))
-                # The journal backs off by itself: look again soon, not in minutes.
-                delay = JOURNAL_RETRY if isinstance(exc, JournalError) else \
-                    self.settings.delivery.retry_max_seconds
-            except Exception:  # noqa: BLE001 - a bug in one bundle must not stop the others
-                self.log.exception("unexpected error while delivering", row=row_id)
-                delay = self.settings.delivery.retry_max_seconds
-            finally:
-                with self._inflight_lock:
-                    self._inflight.discard(row_id)
-            if delay is not None and not self._stopping:
-                self.schedule(row_id, delay)
-            self._wake.set()
 
     # -- reading off the loop --------------------------------------------------------
     def _read(self, key: str, cand: Candidate, snap: Snapshot, settings: Settings) -> None:
@@ -248,7 +218,7 @@ class Service:
         if nxt.gone:
             self.index.remove(key)
         if nxt.claimed is not None:
-            self._queue_delivery(nxt.claimed)
+            self.workers.queue(nxt.claimed)
         if nxt.at is not None:
             self.timers.at(("bundle", key), nxt.at)
         if nxt.read is not None:
@@ -342,10 +312,7 @@ class Service:
             self._mark(key)
         self.watcher = self._make_watcher(s, self.hint)
         self._start_watcher()
-        self.workers = [threading.Thread(target=self._worker, daemon=True, name=f"deliver-{n}")
-                        for n in range(s.delivery.concurrency)]
-        for w in self.workers:
-            w.start()
+        self.workers.start(s.delivery.concurrency)
         now = self.clock()
         self.timers.at(RESCAN, now + s.outbox.rescan_seconds)
         if self._keepalive:
@@ -368,7 +335,7 @@ class Service:
             if kind == "bundle":
                 self._mark(key[1])
             elif kind == "deliver":
-                self._queue_delivery(key[1])
+                self.workers.queue(key[1])
             elif key == RESCAN:
                 self.timers.at(RESCAN, now + self.settings.outbox.rescan_seconds)
                 self.rescan()
@@ -468,12 +435,7 @@ class Service:
         self.watcher.stop()
         if self._reader is not None:
             self._reader.shutdown(wait=False, cancel_futures=True)
-        for _ in self.workers:
-            self._jobs.put(None)
-        deadline = time.monotonic() + self.settings.service.shutdown_grace_seconds
-        for w in self.workers:
-            w.join(timeout=max(0.0, deadline - time.monotonic()))
-        if any(w.is_alive() for w in self.workers):
+        if not self.workers.stop(self.settings.service.shutdown_grace_seconds):
             # The journal still says "delivering": the next start resumes with
             # the same Idempotency-Key, so the receiver can tell a repeat.
             self.log.warning("abandoning deliveries still in flight; they resume at next start")
