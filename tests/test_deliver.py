@@ -26,6 +26,8 @@ from daemon.bundle import Attachment, Bundle, InvoiceFile
 from daemon.config import DeliveryConfig
 from daemon.deliver import (
     BODY_LIMIT,
+    WRITE_SIZE,
+    Coalesced,
     DirectoryDeliverer,
     HttpDeliverer,
     Receipt,
@@ -429,3 +431,15 @@ class TestDirectoryDeliverer:
         """transport = "directory" gives a DirectoryDeliverer and creates the target."""
         d = make_deliverer(DeliveryConfig(transport="directory", target=tmp_path / "t"))
         assert isinstance(d, DirectoryDeliverer) and (tmp_path / "t").is_dir()
+
+
+def test_the_body_is_streamed_in_few_large_writes_with_the_same_bytes() -> None:
+    """Part headers and boundaries are joined with the file data into writes of at
+    least WRITE_SIZE (only the last is smaller): the same bytes, far fewer sends."""
+    big = os.urandom(3 * WRITE_SIZE + 123)
+    chunks = [b"--b\r\n", b"Content-Type: x\r\n", b"\r\n", big[:WRITE_SIZE], big[WRITE_SIZE:],
+              b"\r\n", b"--b--\r\n"]
+    writes = list(Coalesced(chunks))
+    assert b"".join(writes) == b"".join(chunks)
+    assert all(len(w) >= WRITE_SIZE for w in writes[:-1])
+    assert len(writes) == 3 < len(chunks)
