@@ -26,6 +26,7 @@ ignored by the children: the daemon decides, and stops them itself.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import multiprocessing
 import multiprocessing.spawn
@@ -52,6 +53,7 @@ __all__ = ["ChildUnavailable", "Readers", "needs_engine", "workers_for"]
 
 Result = Bundle | BaseException
 Done = Callable[[Result], None]
+READS_AHEAD = 2  # reads handed to the pool at once, per worker (the rest wait in order)
 TRIES = 3  # calls of one bundle that may meet a dead child before it is given up
 RESTARTS_IN_ROW = 5  # pools started again without one result between: read here instead
 STOP_GRACE = 5.0  # seconds for the children to finish their call at stop, then killed
@@ -102,6 +104,12 @@ class Readers:
         self._encoded: tuple[Settings, int, bytes] | None = None
         self.restarts = 0  # pools started again after a child died
         self._in_row = 0  # of those, since the last result
+        # Reads handed to the pool at once are few (READS_AHEAD a worker); the
+        # rest wait here, so that a check after a claim (submitted with `known`)
+        # is not queued behind a whole burst of reads.
+        self._reads_out = 0
+        self._reads_waiting: collections.deque[tuple[Candidate, Settings, Done]] = \
+            collections.deque()
 
     @property
     def processes(self) -> bool:
@@ -198,6 +206,9 @@ class Readers:
             self._stopping = True
             pool, self._pool = self._pool, None
             threads, self._threads = self._threads, None
+            waiting, self._reads_waiting = list(self._reads_waiting), collections.deque()
+        for _, _, done in waiting:
+            done(ReaderFailed("the daemon is stopping"))
         if pool is not None:
             _stop_pool(pool)
         if threads is not None:
@@ -231,8 +242,34 @@ class Readers:
     def submit(self, cand: Candidate, settings: Settings, done: Done,
                known: Bundle | None = None) -> None:
         """Evaluate in a reader; `done(bundle or exception)` once, from another thread.
-        With `known`: only match it again by hashes (match.assemble), as after a claim."""
-        self._submit(cand, settings, done, TRIES, known)
+        With `known`: only match it again by hashes (match.assemble), as after a
+        claim — handed to the pool at once, ahead of reads still waiting."""
+        if known is not None:
+            self._submit(cand, settings, done, TRIES, known)
+            return
+        with self._lock:
+            if self._stopping:
+                pass
+            elif self._reads_out >= READS_AHEAD * max(1, self._shape[0]):
+                self._reads_waiting.append((cand, settings, done))
+                return
+            self._reads_out += 1
+        self._submit(cand, settings, self._read_done(done), TRIES)
+
+    def _read_done(self, done: Done) -> Done:
+        def finished(result: Result) -> None:
+            done(result)
+            while True:  # the next waiting read, if any (a loop: no recursion when stopping)
+                with self._lock:
+                    if self._stopping or not self._reads_waiting:
+                        self._reads_out -= 1
+                        return
+                    cand, settings, then = self._reads_waiting.popleft()
+                if not self._stopping:
+                    self._submit(cand, settings, self._read_done(then), TRIES)
+                    return
+                then(ReaderFailed("the daemon is stopping"))
+        return finished
 
     def _submit(self, cand: Candidate, settings: Settings, done: Done, tries: int,
                 known: Bundle | None = None) -> None:
