@@ -180,6 +180,14 @@ def _lstat(path: Path, root: Mapping[str, os.stat_result] | None) -> os.stat_res
         return None
 
 
+def same_lone_file(last: Snapshot | None, st: os.stat_result | None) -> bool:
+    """`last` is of an invoice file alone (no sidecar, marker or copy at work) and
+    `st` shows it unchanged: what snapshot() would return equals `last`."""
+    if last is None or st is None or last.busy or len(last.entries) != 1:
+        return False
+    return last.entries[0][1:] == (_kind(st.st_mode), st.st_size, *_meta(st))
+
+
 def snapshot(cand: Candidate, cfg: OutboxConfig,
              root: Mapping[str, os.stat_result] | None = None) -> Snapshot | None:
     """What settling compares; None if the invoice file is gone. `root`: the stats of

@@ -41,7 +41,7 @@ from daemon.orphans import sweep as sweep_orphans
 from daemon.pipeline import Next, Pipeline
 from daemon.readback import restore_sent
 from daemon.readers import Readers, needs_engine
-from daemon.scan import Candidate, Listing, Snapshot, list_outbox, snapshot
+from daemon.scan import Candidate, Listing, Snapshot, list_outbox, same_lone_file, snapshot
 from daemon.statuspage import StatusPage
 from daemon.timers import Timers, Waker
 from daemon.watch import OVERFLOW, Watcher
@@ -206,10 +206,15 @@ class Service:
         for key in appeared | went:
             self._mark(key)
         tracker = self.pipeline.tracker
+        outbox, stats = self.settings.outbox, listing.stats
+        lone = outbox.completion != "marker"  # else a marker may come beside the file
         for key, cand in self.index.candidates.items():
             if key in appeared:
                 continue
-            snap = snapshot(cand, self.settings.outbox, listing.stats)
+            if lone and cand.name + outbox.sidecar_suffix not in stats \
+                    and same_lone_file(tracker.last(key), stats.get(key)):
+                continue  # an invoice file alone, as last stepped: the usual backlog
+            snap = snapshot(cand, outbox, stats)
             if snap is None or snap != tracker.last(key):
                 self._mark(key, snap)
         self._start_watcher()

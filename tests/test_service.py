@@ -7,6 +7,7 @@ what changes, not how much waits in the outbox.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -138,8 +139,10 @@ def settle_all(svc: Service, clock: FakeClock) -> None:
 def test_waiting_bundles_cost_nothing_between_rescans(make_service: Any, clock: FakeClock,
                                                       counts: Counts, tmp_path: Path) -> None:
     """500 invoices waiting for attachments and no events: between rescans the loop takes
-    no snapshot, sends no journal query and validates nothing; the rescan takes one
-    snapshot per bundle and, as nothing changed, still no query and no validation."""
+    no snapshot, sends no journal query and validates nothing; the rescan compares the
+    listing's stats with what each bundle last looked like (no snapshot of its own for
+    an invoice file alone) and, as nothing changed, still no query and no validation.
+    A file changed without an event is found by the next rescan, and only that one."""
     outbox = tmp_path / "outbox"
     for n in range(500):
         write(outbox / f"INV-{n}.xml", ubl_invoice(f"INV-{n}"))
@@ -158,8 +161,17 @@ def test_waiting_bundles_cost_nothing_between_rescans(make_service: Any, clock: 
 
     clock.t = rescan_due
     svc.turn()
-    assert counts.snapshots == 500
-    assert (len(counts.sql), counts.reads, counts.steps) == (0, 0, [])
+    assert (counts.snapshots, len(counts.sql), counts.reads, counts.steps) == (0, 0, 0, [])
+
+    changed = outbox / "INV-7.xml"
+    changed.write_bytes(ubl_invoice("INV-7") + b"\n")  # no event: the fake watcher is silent
+    os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 10**9))
+    counts.reset()
+    rescan_due = svc.timers.due_at(service_module.RESCAN)
+    assert rescan_due is not None
+    clock.t = rescan_due
+    svc.turn()
+    assert counts.snapshots == 1 and counts.steps == ["INV-7.xml"]
 
 
 def test_an_event_on_one_sidecar_steps_exactly_that_bundle(make_service: Any, clock: FakeClock,
