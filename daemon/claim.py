@@ -80,10 +80,10 @@ def finish_claim(cand: Candidate, work: Path, with_marker: bool,
 
 
 def sync_claimed(works: Sequence[Path], outbox: Path) -> None:
-    """Make claims durable: each work folder and the outbox they left, once."""
-    for work in works:
-        fsync_dir(work)
-    fsync_dir(outbox)
+    """Make claims durable: each work folder, the folder(s) holding them (their new
+    names), and the outbox they left, once."""
+    for folder in [*works, *dict.fromkeys(w.parent for w in works), outbox]:
+        fsync_dir(folder)
 
 
 def taken_meanwhile(cand: Candidate) -> bool:

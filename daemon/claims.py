@@ -84,6 +84,12 @@ class Claims:
             raise nxt
         return nxt
 
+    def claiming(self, bundle_id: str) -> bool:
+        """A claim of this content is held for the end of this turn: the same content
+        again in the same turn is a duplicate, as it is once the claim is journaled."""
+        return self._held is not None and any(c.known.bundle_id == bundle_id
+                                              for c in self._held)
+
     def hold_claims(self, hold: bool = True) -> None:
         """Claims decided from now on wait for claim_held(), to be claimed together
         (hold=False: claim at once again, dropping any not yet made)."""
@@ -129,7 +135,10 @@ class Claims:
             sync_claimed([c.work for c, _, _ in moved], self.s.outbox.path)
         except OSError as exc:  # as a failed move: put them back, try again later
             for c, row_id, _ in moved:
-                yield c.cand.invoice.name, self._claim_failed(c, row_id, exc, now)
+                try:
+                    yield c.cand.invoice.name, self._claim_failed(c, row_id, exc, now)
+                except Exception as undo:  # noqa: BLE001 - the share may be gone for the undo too
+                    yield c.cand.invoice.name, undo
             return
         # The files may have changed between validation and the move. The id
         # covers every byte (hashes), so matching again is enough: no need to

@@ -82,8 +82,12 @@ def _lxml_root(data: bytes) -> Any | None:
     declared = _ENCODING.match(data.lstrip(b"\xef\xbb\xbf \t\r\n")[:512])
     if declared and declared[1].lower() not in _LXML_ENCODINGS:
         return None
+    # encoding="utf-8": whatever the declaration says further on (padding can push it
+    # past the bytes looked at above), these bytes are read as UTF-8 and nothing else,
+    # so a DOCTYPE cannot hide in another encoding (UTF-7, say).
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
-                             huge_tree=False, remove_comments=True, remove_pis=True)
+                             huge_tree=False, remove_comments=True, remove_pis=True,
+                             encoding="utf-8")
     try:
         root = etree.fromstring(data, parser)
     except (etree.XMLSyntaxError, ValueError):

@@ -185,7 +185,7 @@ class Pipeline(Claims):
                 return IDLE
             return self._claim(cand, known, row, list(bundle.errors), now)
         self._errors_file(cand, known, ())
-        if self.j.was_sent(bid) and policy.duplicates == "quarantine":
+        if (self.claiming(bid) or self.j.was_sent(bid)) and policy.duplicates == "quarantine":
             return self._claim(cand, known, row, [Finding(
                 "duplicate", key, f"this exact bundle ({bid[:12]}) was sent before — remove "
                 "it, or change it if it is meant to be a new bundle")], now)

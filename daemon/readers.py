@@ -53,6 +53,7 @@ __all__ = ["ChildUnavailable", "Readers", "needs_engine", "workers_for"]
 
 Result = Bundle | BaseException
 Done = Callable[[Result], None]
+CHECK_WAIT = 5.0  # seconds the loop waits for the readers' checks after a claim
 READS_AHEAD = 2  # reads handed to the pool at once, per worker (the rest wait in order)
 TRIES = 3  # calls of one bundle that may meet a dead child before it is given up
 RESTARTS_IN_ROW = 5  # pools started again without one result between: read here instead
@@ -250,7 +251,7 @@ class Readers:
         with self._lock:
             if self._stopping:
                 pass
-            elif self._reads_out >= READS_AHEAD * max(1, self._shape[0]):
+            elif self._reads_out >= READS_AHEAD * max(2, self._shape[0]):
                 self._reads_waiting.append((cand, settings, done))
                 return
             self._reads_out += 1
@@ -258,18 +259,24 @@ class Readers:
 
     def _read_done(self, done: Done) -> Done:
         def finished(result: Result) -> None:
-            done(result)
-            while True:  # the next waiting read, if any (a loop: no recursion when stopping)
-                with self._lock:
-                    if self._stopping or not self._reads_waiting:
-                        self._reads_out -= 1
-                        return
-                    cand, settings, then = self._reads_waiting.popleft()
-                if not self._stopping:
-                    self._submit(cand, settings, self._read_done(then), TRIES)
-                    return
-                then(ReaderFailed("the daemon is stopping"))
+            try:
+                done(result)
+            finally:
+                self._next_read()
         return finished
+
+    def _next_read(self) -> None:
+        """A read finished: start the next waiting one in its slot, or free the slot."""
+        while True:  # a loop: no recursion when stopping answers each waiting read at once
+            with self._lock:
+                if self._stopping or not self._reads_waiting:
+                    self._reads_out -= 1
+                    return
+                cand, settings, then = self._reads_waiting.popleft()
+            if not self._stopping:
+                self._submit(cand, settings, self._read_done(then), TRIES)
+                return
+            then(ReaderFailed("the daemon is stopping"))
 
     def _submit(self, cand: Candidate, settings: Settings, done: Done, tries: int,
                 known: Bundle | None = None) -> None:
@@ -355,7 +362,17 @@ class Readers:
             box: Future[Result] = Future()
             self.submit(cand, settings, box.set_result, known)
             boxes.append(box)
-        return [box.result() for box in boxes]
+        # The loop waits here: never longer than CHECK_WAIT (readers busy with long
+        # pre-flights, a reader stuck in a hostile PDF); what is not back by then is
+        # checked here, in this thread.
+        deadline = time.monotonic() + CHECK_WAIT
+        out: list[Result] = []
+        for box, (cand, known) in zip(boxes, jobs, strict=True):
+            try:
+                out.append(box.result(timeout=max(0.0, deadline - time.monotonic())))
+            except TimeoutError:
+                out.append(self._evaluate_here(cand, settings, known))
+        return out
 
     def evaluate(self, cand: Candidate, settings: Settings) -> Bundle:
         """finish.evaluate in a reader, waiting for it (for a delivery worker)."""

@@ -252,12 +252,10 @@ class Service:
                     continue
                 self._apply(key, nxt)
         finally:
-            # Stopping: claims not yet made are left for the next start to decide again.
-            held = self.pipeline.claim_held(now)
+            # Stopping: claims not yet made are dropped; the next start decides again.
+            held = iter(()) if self._stopping else self.pipeline.claim_held(now)
             self.pipeline.hold_claims(False)
             for key, result in held:
-                if self._stopping:
-                    break
                 if isinstance(result, Exception):
                     self._step_failed(key, result, now)
                 else:

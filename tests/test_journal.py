@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.errors import JournalError
+from daemon.errors import JournalError, JournalLost
 from daemon.journal import CLAIMING, DELIVERED, QUARANTINING, STATES, Journal
 
 BID_A = "a" * 64
@@ -136,6 +136,24 @@ class TestTransitions:
         assert synced == [f"{journal.path}-wal"]
         journal._sync(1)  # already covered: no second sync
         assert len(synced) == 1
+
+    def test_a_failed_sync_stops_the_journal_for_good(
+            self, journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A durable write whose sync fails raises JournalLost, and so does every later
+        use: Linux reports a lost write-back once, so no retry may pass for durable."""
+        rid = journal.create("INV-1.xml", "settling", durable=False)
+
+        def failing(fd: int) -> None:
+            raise OSError(5, "Input/output error")
+
+        monkeypatch.setattr(os, "fsync", failing)
+        with pytest.raises(JournalLost, match="could not be synced"):
+            journal.transition(rid, CLAIMING, bundle_id=BID_A, work_dir="/w")
+        monkeypatch.undo()
+        with pytest.raises(JournalLost):
+            journal.transition(rid, "settling", durable=False)
+        with pytest.raises(JournalLost):
+            journal.check()
 
     def test_a_batch_is_one_commit(self, journal: Journal) -> None:
         """Writes inside batch() are committed together, and not at all if one fails."""

@@ -248,3 +248,19 @@ def test_a_claim_that_fails_is_retried_on_the_loop_clock(make_service: Any, cloc
     assert not (tmp_path / "outbox" / "INV-1.xml").exists()  # claimed
     assert svc.journal.summary().get("delivering", 0) + svc.journal.summary().get(
         "sent today", 0) == 1
+
+
+def test_the_same_content_twice_in_one_turn_is_one_send_and_one_duplicate(
+        make_service: Any, clock: FakeClock, counts: Counts, tmp_path: Path) -> None:
+    """Two invoice files with the same bytes (a copy under another name) decided in one
+    turn of the loop: the claims are made together at its end, yet the second is still
+    seen as a duplicate of the first (duplicates = "quarantine", the default)."""
+    outbox = tmp_path / "outbox"
+    write(outbox / "INV-1.xml", ubl_invoice("INV-1"))
+    write(outbox / "INV-1 copy.xml", ubl_invoice("INV-1"))
+    svc = make_service(unattached="send")
+    settle_all(svc, clock)
+    rows = svc.journal.rows(("claiming", "delivering", "delivered", "sent", "quarantining",
+                             "quarantined"))
+    reasons = {r.invoice_file: [x["code"] for x in r.reasons] for r in rows}
+    assert sorted(reasons.values()) == [[], ["duplicate"]], reasons

@@ -27,6 +27,7 @@ from urllib.parse import quote
 
 from daemon import logs
 from daemon.errors import JournalError, JournalLost
+from daemon.fsops import fsync_dir
 from daemon.journal.records import (
     _FIELDS,
     _JSON_FIELDS,
@@ -77,6 +78,8 @@ class Journal:
         self._committed = 0
         self._synced = 0
         self._sync_lock = threading.Lock()
+        self._wal_fd: int | None = None  # kept open: a write-back error is reported to it
+        self._lost: JournalLost | None = None  # a sync failed: nothing is durable any more
         self._failures = 0
         self._failing_until = 0.0  # monotonic: no write is tried before this
         self._failure = ""
@@ -102,6 +105,11 @@ class Journal:
             raise JournalError(f"cannot open the journal {path}: {exc} — check [paths] "
                                "state_dir and its permissions") from None
         self._identity = None if readonly else self._file_identity()
+        if not readonly:
+            # The database and its WAL file by name: synchronous=NORMAL syncs the WAL's
+            # content later (see _sync), never the folder entry that makes it findable.
+            with suppress(OSError):
+                fsync_dir(path.parent)
 
     def _file_identity(self) -> tuple[int, int] | None:
         try:
@@ -118,6 +126,8 @@ class Journal:
         lets the supervisor restart us on the new file, which then reads the
         sent/ receipts back first.
         """
+        if self._lost is not None:
+            raise self._lost
         if self._identity is not None and self._file_identity() != self._identity:
             raise JournalLost(f"the journal {self.path} was deleted or replaced while outboxd "
                               "was running; stopping so that the service manager restarts it on "
@@ -136,6 +146,9 @@ class Journal:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            if self._wal_fd is not None:
+                os.close(self._wal_fd)
+                self._wal_fd = None
 
     def _rollback(self) -> None:
         # After a failed COMMIT SQLite may already have rolled back; a second
@@ -203,16 +216,27 @@ class Journal:
                 return
             upto = self._committed  # every commit counted so far is in the WAL file
             try:
-                fd = os.open(f"{self.path}-wal", os.O_RDONLY | os.O_CLOEXEC)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+                os.fsync(self._wal())
             except OSError as exc:
-                with self._lock:
-                    raise self._failed(sqlite3.OperationalError(
-                        f"cannot sync the journal: {exc.strerror or exc}")) from None
+                # Linux reports a lost write-back once: a retry could "succeed" with
+                # the data gone. Stop instead; the next start reads what is on disk.
+                self._lost = JournalLost(
+                    f"the journal {self.path} could not be synced to disk "
+                    f"({exc.strerror or exc}); stopping so that the service manager starts "
+                    "outboxd again from what is on disk — check the disk holding [paths] "
+                    "state_dir", reported=False)
+                raise self._lost from None
             self._synced = max(self._synced, upto)
+
+    def _wal(self) -> int:
+        """A descriptor of the WAL file, opened once (again only if SQLite made a new one)."""
+        wal = f"{self.path}-wal"
+        if self._wal_fd is not None and os.fstat(self._wal_fd).st_ino != os.stat(wal).st_ino:
+            os.close(self._wal_fd)
+            self._wal_fd = None
+        if self._wal_fd is None:
+            self._wal_fd = os.open(wal, os.O_RDONLY | os.O_CLOEXEC)
+        return self._wal_fd
 
     @contextmanager
     def batch(self, durable: bool = True) -> Iterator[None]:
