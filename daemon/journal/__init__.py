@@ -69,7 +69,7 @@ __all__ = [
 
 class Journal:
     def __init__(self, path: Path, readonly: bool = False, immutable: bool = False) -> None:
-        self.path = path
+        self.path = path = Path(path)
         self._lock = threading.RLock()
         self._column_names: list[str] | None = None
         self._batch_depth = 0  # > 0: writes join the transaction batch() opened
