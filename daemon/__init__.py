@@ -1,10 +1,7 @@
 """outboxd: a shared folder as a reliable outbox for invoices."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("outboxd")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0"
+# The one place the version is written; pyproject.toml reads it from here. A
+# literal, not importlib.metadata: that lookup cost every command ~0.2 s.
+__version__ = "0.1.0"
 
 __all__ = ["__version__"]
