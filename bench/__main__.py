@@ -133,12 +133,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = False
     try:
         for name in args.phases:
+            stolen = report.steal_seconds()
             try:
                 if name == "backlog":
                     PHASES[name](ctx)  # one sub-phase per size
                 else:
                     with ctx.phase(name):
                         PHASES[name](ctx)
+                report.add_steal(ctx.results, name, stolen)
             except BenchError as exc:
                 failed = True
                 print(f"{name}: FAILED: {exc}", file=sys.stderr, flush=True)

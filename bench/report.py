@@ -258,3 +258,25 @@ as subprocesses, on the same machine as the bench, so every figure includes
 their share of the cores — and that of anything else the machine runs at the
 time: the load average at start and end is recorded for that reason.
 """
+
+
+def steal_seconds() -> float | None:
+    """CPU time the host's hypervisor took from this machine so far (/proc/stat "steal",
+    all cores); None where the kernel does not say."""
+    try:
+        with open("/proc/stat", encoding="ascii") as fh:
+            fields = fh.readline().split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def add_steal(results: Results, phase: str, before: float | None) -> None:
+    """How much CPU the host took away during a phase: a run whose phases lost very
+    different amounts compares machines, not contenders."""
+    after = steal_seconds()
+    if before is None or after is None:
+        return
+    results.add(f"steal_{phase}", f"{phase}: CPU stolen by the host (all cores)",
+                after - before, "s", "from /proc/stat; 0 on a machine of its own")
+
