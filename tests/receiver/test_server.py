@@ -105,6 +105,11 @@ def post(url: str, sent: Sent, *, key: str | None = "auto", token: str | None = 
         return client.post(url, files=files or sent.parts(stack), headers=headers)
 
 
+def connect(url: str) -> socket.socket:
+    """A raw connection to the receiver at url (loopback), for raw-socket tests."""
+    return socket.create_connection(("127.0.0.1", httpx.URL(url).port or 80))
+
+
 def raw_request(sent: Sent, url: str) -> tuple[bytes, bytes]:
     """The exact header block and body httpx would send, for raw-socket tests."""
     with ExitStack() as stack:
@@ -185,8 +190,7 @@ class TestAccepting:
         """Boundaries split across reads do not confuse the streaming parser."""
         sent = make_sent(tmp_path)
         head, body = raw_request(sent, url)
-        port = int(url.split(":")[2].split("/")[0])
-        with socket.create_connection(("127.0.0.1", port)) as sock:
+        with connect(url) as sock:
             sock.sendall(head + b"\r\n")
             cut = 7 * 600  # the manifest and the first parts' boundaries, 7 bytes at a time
             for i in range(0, cut, 7):
@@ -234,8 +238,7 @@ class TestIdempotency:
         """A second request with a key still being received gets 409; the first then succeeds."""
         sent = make_sent(tmp_path)
         head, body = raw_request(sent, url)
-        port = int(url.split(":")[2].split("/")[0])
-        with socket.create_connection(("127.0.0.1", port)) as sock:
+        with connect(url) as sock:
             # The receiver answers 100 Continue only once it holds the key: our sync point.
             sock.sendall(head + b"Expect: 100-continue\r\n\r\n")
             interim = b""
@@ -345,8 +348,7 @@ class TestRefusing:
 
     def test_chunked_body_without_length_is_411(self, url: str) -> None:
         """A body without Content-Length gets 411 and a JSON answer."""
-        port = int(url.split(":")[2].split("/")[0])
-        with socket.create_connection(("127.0.0.1", port)) as sock:
+        with connect(url) as sock:
             sock.sendall(b"POST /bundles HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
                          b"Content-Type: multipart/form-data; boundary=b\r\n\r\n0\r\n\r\n")
             resp = http.client.HTTPResponse(sock)
