@@ -14,7 +14,7 @@ from typing import Any
 
 from daemon import release
 from daemon.bundle import Bundle, Finding
-from daemon.claim import claim, moved_candidate, sync_claimed, unclaim, work_dir_for
+from daemon.claim import claim, sync_claimed, unclaim, work_dir_for
 from daemon.config import Settings
 from daemon.convert import unconverted
 from daemon.errors import ClaimLost, InputError, OutboxdError
@@ -79,7 +79,7 @@ class Claims:
         if self._held is not None:
             self._held.append(intent)  # claimed with the others of this turn
             return IDLE
-        key, nxt = next(self._claim_all([intent], now))
+        _, nxt = next(self._claim_all([intent], now))
         if isinstance(nxt, BaseException):
             raise nxt
         return nxt
@@ -201,9 +201,6 @@ class Claims:
         bundle, key = c.known.bundle, c.cand.invoice.name
         assert bundle is not None
         log = self._bind(key, c.known.bundle_id, bundle.invoice_ids)
-        if isinstance(after, BaseException) and not isinstance(after, InputError | OSError):
-            # Not about the files (a reader died, the daemon is stopping): check here.
-            after = assemble_here([(moved_candidate(c.cand, c.work), bundle)], self.s)[0]
         self.forget(key)
         # assemble() converts nothing: compare with the id of what was matched.
         if not isinstance(after, Bundle) or \

@@ -106,18 +106,25 @@ def call(cand: Candidate, version: int, blob: bytes, known: Bundle | None = None
             _settings = (version, settings)
             logs.configure(settings.log)  # pypdf's and Pillow's chatter as in the daemon
         settings = _settings[1]
-        if known is not None:
-            from daemon.match import assemble
-            return ("ok", assemble(cand, settings, known=known))
-        if needs_engine(settings):
-            if _load_error is not None:
-                raise ConfigError(_load_error)
-            from daemon.einvoice import load
-            load(_cache_dir)  # loaded at start; this only matters after a reload turned it on
-        from daemon.finish import evaluate
-        return ("ok", evaluate(cand, settings))
+        if known is None and needs_engine(settings) and _load_error is not None:
+            raise ConfigError(_load_error)
+        return ("ok", run(cand, settings, known, Path(_cache_dir) if _cache_dir else None))
     except BaseException as exc:  # noqa: BLE001 - every outcome goes back to the daemon
         return pack(exc)
+
+
+def run(cand: Candidate, settings: Settings, known: Bundle | None,
+        cache_dir: Path | None) -> Bundle:
+    """The one job of a reader, wherever it runs: read, match, validate and pre-flight
+    (finish.evaluate), or with `known` only match again by hashes (after a claim)."""
+    if known is not None:
+        from daemon.match import assemble
+        return assemble(cand, settings, known=known)
+    if needs_engine(settings):
+        from daemon.einvoice import load
+        load(cache_dir)  # loaded at start; this only matters after a reload turned it on
+    from daemon.finish import evaluate
+    return evaluate(cand, settings)
 
 
 def pack(exc: BaseException) -> tuple[Any, ...]:

@@ -45,7 +45,6 @@ from daemon import errors, logs, reader_process
 from daemon.bundle import Bundle
 from daemon.config import LogConfig, Settings
 from daemon.errors import ConfigError, InputError, ReaderFailed
-from daemon.match import assemble
 from daemon.reader_process import GROUP_SIGNALS, needs_engine
 from daemon.scan import Candidate
 
@@ -150,8 +149,7 @@ class Readers:
             load(self.cache_dir)  # ConfigError: a broken install stops the start
         with self._lock:
             if self._threads is None:
-                self._threads = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 2),
-                                                   thread_name_prefix="read")
+                self._threads = _thread_pool()
         self._swap(None, (0, engine))
 
     def _swap(self, pool: ProcessPoolExecutor | None, shape: tuple[int, bool]) -> None:
@@ -218,15 +216,9 @@ class Readers:
     # -- calls ----------------------------------------------------------------------
     def _evaluate_here(self, cand: Candidate, settings: Settings,
                        known: Bundle | None = None) -> Result:
-        """On a thread of this process (no child can run)."""
-        from daemon.finish import evaluate
+        """On a thread of this process (no child can run, or a check not answered)."""
         try:
-            if known is not None:
-                return assemble(cand, settings, known=known)
-            if needs_engine(settings):
-                from daemon.einvoice import load
-                load(self.cache_dir)  # at once after configure(); else with its cache
-            return evaluate(cand, settings)
+            return reader_process.run(cand, settings, known, self.cache_dir)
         except Exception as exc:  # noqa: BLE001 - handed back to the caller, which reports it
             return exc
 
@@ -249,12 +241,15 @@ class Readers:
             self._submit(cand, settings, done, TRIES, known)
             return
         with self._lock:
-            if self._stopping:
-                pass
-            elif self._reads_out >= READS_AHEAD * max(2, self._shape[0]):
+            stopping = self._stopping
+            if not stopping and self._reads_out >= READS_AHEAD * max(2, self._shape[0]):
                 self._reads_waiting.append((cand, settings, done))
                 return
-            self._reads_out += 1
+            if not stopping:
+                self._reads_out += 1
+        if stopping:
+            done(ReaderFailed("the daemon is stopping"))
+            return
         self._submit(cand, settings, self._read_done(done), TRIES)
 
     def _read_done(self, done: Done) -> Done:
@@ -266,17 +261,14 @@ class Readers:
         return finished
 
     def _next_read(self) -> None:
-        """A read finished: start the next waiting one in its slot, or free the slot."""
-        while True:  # a loop: no recursion when stopping answers each waiting read at once
-            with self._lock:
-                if self._stopping or not self._reads_waiting:
-                    self._reads_out -= 1
-                    return
-                cand, settings, then = self._reads_waiting.popleft()
-            if not self._stopping:
-                self._submit(cand, settings, self._read_done(then), TRIES)
+        """A read finished: start the next waiting one in its slot, or free the slot
+        (stopping: stop() has answered the waiting ones)."""
+        with self._lock:
+            if self._stopping or not self._reads_waiting:
+                self._reads_out -= 1
                 return
-            then(ReaderFailed("the daemon is stopping"))
+            cand, settings, then = self._reads_waiting.popleft()
+        self._submit(cand, settings, self._read_done(then), TRIES)
 
     def _submit(self, cand: Candidate, settings: Settings, done: Done, tries: int,
                 known: Bundle | None = None) -> None:
@@ -339,8 +331,7 @@ class Readers:
                     self.log.error("reader processes cannot be started again; reading in "
                                    "the daemon's own process", error=str(exc))
                     self._pool = None
-                    self._threads = self._threads or ThreadPoolExecutor(
-                        max_workers=min(4, os.cpu_count() or 2), thread_name_prefix="read")
+                    self._threads = self._threads or _thread_pool()
                 else:
                     self.restarts += 1
                     self.log.warning("a reader process died; started again",
@@ -363,15 +354,19 @@ class Readers:
             self.submit(cand, settings, box.set_result, known)
             boxes.append(box)
         # The loop waits here: never longer than CHECK_WAIT (readers busy with long
-        # pre-flights, a reader stuck in a hostile PDF); what is not back by then is
+        # pre-flights, a reader stuck in a hostile PDF); what is not back by then, or
+        # came back with an answer not about the files (a reader died, stopping), is
         # checked here, in this thread.
         deadline = time.monotonic() + CHECK_WAIT
         out: list[Result] = []
         for box, (cand, known) in zip(boxes, jobs, strict=True):
             try:
-                out.append(box.result(timeout=max(0.0, deadline - time.monotonic())))
+                result = box.result(timeout=max(0.0, deadline - time.monotonic()))
             except TimeoutError:
-                out.append(self._evaluate_here(cand, settings, known))
+                result = ReaderFailed("no answer in time")
+            if isinstance(result, BaseException) and not isinstance(result, InputError | OSError):
+                result = self._evaluate_here(cand, settings, known)
+            out.append(result)
         return out
 
     def evaluate(self, cand: Candidate, settings: Settings) -> Bundle:
@@ -382,6 +377,11 @@ class Readers:
         if isinstance(result, BaseException):
             raise result
         return result
+
+
+def _thread_pool() -> ThreadPoolExecutor:
+    """Where reads run in this process: no child can, or reader_processes = 0."""
+    return ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 2), thread_name_prefix="read")
 
 
 @contextlib.contextmanager

@@ -20,14 +20,16 @@ IN_FLIGHT = (CLAIMING, "delivering", "retrying", DELIVERED, QUARANTINING)
 # A bundle is shown as sent or quarantined only once its archive folder is
 # there; until then it is on its way, or "retrying" while a move keeps failing
 # (last_error says why).
-SHOWN_AS = {CLAIMING: "delivering", DELIVERED: "delivering", QUARANTINING: "delivering"}
 MOVING = (CLAIMING, DELIVERED, QUARANTINING)
+SHOWN_AS = dict.fromkeys(MOVING, "delivering")
 
 
 def shown_state(state: str, has_error: bool) -> str:
     if state in MOVING and has_error:
         return "retrying"
     return SHOWN_AS.get(state, state)
+
+
 STATES = ("settling", "waiting", "held", "delivering", "retrying", "sent", "quarantined")
 
 SCHEMA = """
