@@ -124,6 +124,9 @@ class _OutboxInotify:
         self._fd = InotifyFD()  # our own descriptor and thread, not watchdog's shared one
         self._rel: dict[WatchDescriptor, str] = {}
         self._wd: dict[str, WatchDescriptor] = {}
+        # The watched paths under each top-level name: a claim drops a sidecar's
+        # watches without going through every watch of the outbox.
+        self._under: dict[str, set[str]] = {}
         self._lock = threading.Lock()
         self._add("")  # raises OSError when the outbox is not there
         self._fd.start()
@@ -138,6 +141,7 @@ class _OutboxInotify:
         with self._lock:
             self._rel[wd] = rel
             self._wd[rel] = wd
+            self._under.setdefault(rel.split("/", 1)[0], set()).add(rel)
 
     def _add_tree(self, rel: str) -> None:
         """Watch a folder and its subfolders down to WATCH_DEPTH; gone ones are skipped."""
@@ -154,11 +158,17 @@ class _OutboxInotify:
 
     def _drop_tree(self, rel: str) -> None:
         """Stop watching a folder that left its place (renamed, claimed, deleted)."""
+        top = rel.split("/", 1)[0]
         with self._lock:
-            gone = [(wd, r) for r, wd in self._wd.items() if r == rel or r.startswith(rel + "/")]
+            under = self._under.get(top, set())
+            gone = [(self._wd[r], r) for r in under
+                    if (r == rel or r.startswith(rel + "/")) and r in self._wd]
             for wd, r in gone:
                 del self._wd[r]
                 self._rel.pop(wd, None)
+                under.discard(r)
+            if not under:
+                self._under.pop(top, None)
         with contextlib.suppress(OSError, KeyError):
             self._fd.remove_callbacks([(wd, _ID) for wd, _ in gone])
 
@@ -184,6 +194,12 @@ class _OutboxInotify:
             rel = self._rel.pop(wd, None)
             if rel is not None and self._wd.get(rel) == wd:
                 del self._wd[rel]
+                top = rel.split("/", 1)[0]
+                under = self._under.get(top)
+                if under is not None:
+                    under.discard(rel)
+                    if not under:
+                        del self._under[top]
 
     def on_queue_overflow(self) -> None:
         self.on_hint(OVERFLOW)

@@ -126,6 +126,30 @@ class TestOutboxInotify:
         finally:
             w.stop()
 
+    def test_moving_one_sidecar_away_keeps_the_watches_of_the_others(self,
+                                                                     tmp_path: Path) -> None:
+        """Dropping a claimed sidecar's watches leaves those of other sidecars, even one
+        whose name starts with the same letters, down to their invoice subfolders; and a
+        sidecar moved back is watched again."""
+        from helpers import wait_for
+        for name in ("INV-1", "INV-10"):
+            (tmp_path / name / "A").mkdir(parents=True)
+        (tmp_path / ".outboxd").mkdir()
+        w, got = self.watch(tmp_path)
+        try:
+            (tmp_path / "INV-1").rename(tmp_path / ".outboxd" / "INV-1")
+            wait_for(lambda: "INV-1" in got, what="the move hint")
+            got.clear()
+            (tmp_path / "INV-10" / "A" / "a.pdf").write_bytes(b"x")
+            wait_for(lambda: "INV-10" in got, what="the hint from the other sidecar")
+            (tmp_path / ".outboxd" / "INV-1").rename(tmp_path / "INV-1")
+            wait_for(lambda: "INV-1" in got, what="the move-back hint")
+            got.clear()
+            (tmp_path / "INV-1" / "A" / "b.pdf").write_bytes(b"x")
+            wait_for(lambda: "INV-1" in got, what="the hint from the sidecar moved back")
+        finally:
+            w.stop()
+
     def test_a_watcher_whose_outbox_went_away_is_not_alive(self, tmp_path: Path) -> None:
         """When the watched outbox itself is removed, the watcher reports itself dead, so
         the next rescan restarts it (or logs why it cannot)."""
