@@ -102,7 +102,9 @@ class Pipeline(Claims):
             self._live(row, key, "settling")
             # An in-progress name or a missing marker ends with an event, not a time.
             quiet = not snap.busy and not marker_missing
-            return Next(at=self.tracker.ready_at(key)) if quiet and not settled else IDLE
+            if not quiet or settled:
+                return IDLE
+            return Next(at=self.tracker.ready_at(key), read=self._read_early(key, snap))
         paused = self._claim_paused.get(key)
         if paused is not None and paused > now:
             return Next(at=paused)
@@ -121,15 +123,32 @@ class Pipeline(Claims):
             row = self.live.get(key)
         return self._decide(cand, known, row, now)
 
-    def took_read(self, key: str, snap: Snapshot, result: Bundle | BaseException) -> None:
-        """The result of reading and validating `snap` of `key` on a worker."""
+    def _read_early(self, key: str, snap: Snapshot) -> Snapshot | None:
+        """A version still settling that is worth reading now (SettleTracker.
+        written_before), so that its claim can follow as soon as it has settled;
+        at most one read of a bundle at a time, and none twice."""
+        known = self.known.get(key)
+        if key in self._reading or (known is not None and known.snap == snap) \
+                or not self.tracker.written_before(snap):
+            return None
+        self._reading[key] = snap
+        return snap
+
+    def took_read(self, key: str, snap: Snapshot, result: Bundle | BaseException,
+                  now: float | None = None) -> bool:
+        """The result of reading and validating `snap` of `key` on a worker; whether
+        to step the bundle now (not for a version read early that is still settling:
+        the timer at the end of its quiet period steps it)."""
         pending = self._reading.get(key)
         if pending is not None and pending != snap:
-            return  # a newer version is being read; this result is already stale
+            return True  # a newer version is being read; this result is already stale
         self._reading.pop(key, None)
+        ready = self.tracker.ready_at(key)
+        early = now is not None and ready is not None and ready > now \
+            and self.tracker.last(key) == snap
         if isinstance(result, Bundle):
             self.known[key] = Known(snap, result, bundle_id_of(result))
-            return
+            return not early
         error = None
         if isinstance(result, InputError | OSError) and taken_meanwhile(
                 candidate_for(self.s.outbox, key)):
@@ -144,6 +163,7 @@ class Pipeline(Claims):
             self.log.error("unexpected error reading bundle", invoice_file=key,
                            exc_info=result)
         self.known[key] = Known(snap, None, "", error=error)
+        return not early
 
     def _live(self, row: Row | None, key: str, state: str, detail: str = "",
               **fields: Any) -> None:

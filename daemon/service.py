@@ -353,8 +353,8 @@ class Service:
                 self.status_page.refresh(self.journal, self.settings, self.index.candidates)
         while self._results:
             key, snap, result = self._results.popleft()
-            self.pipeline.took_read(key, snap, result)
-            self._mark(key)
+            if self.pipeline.took_read(key, snap, result, now):
+                self._mark(key)
         self._step_dirty(now)
         self._status_due(now)
         if (self.journal.changes != self._page_changes or self._page_hinted) \

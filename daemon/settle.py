@@ -7,6 +7,8 @@ for the whole period counts, and any change restarts the clock.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from daemon.scan import Snapshot
@@ -19,9 +21,11 @@ class _Seen:
 
 
 class SettleTracker:
-    def __init__(self, settle_seconds: float) -> None:
+    def __init__(self, settle_seconds: float,
+                 wall_ns: Callable[[], int] = time.time_ns) -> None:
         self.settle_seconds = settle_seconds
         self._seen: dict[str, _Seen] = {}
+        self._wall_ns = wall_ns  # file times are wall-clock; only compared, never waited for
 
     def observe(self, key: str, snap: Snapshot, now: float) -> bool:
         """Record what key looks like now; True once it has been still long enough."""
@@ -31,6 +35,18 @@ class SettleTracker:
             # settle_seconds = 0 means "as soon as we have looked once".
             return self.settle_seconds == 0 and not snap.busy
         return not snap.busy and now - seen.since >= self.settle_seconds
+
+    def written_before(self, snap: Snapshot) -> bool:
+        """Every file in snap was last written a whole quiet period ago (by the
+        file-system clock): the bundle was finished elsewhere and moved in, the usual
+        way an ERP drops one. Such a version is likely to settle unchanged, so it
+        may be read while the period runs (it still settles before any claim, and
+        a read of a version that then changes is thrown away). A copy at work has
+        a fresh modification time and is not read before it settles."""
+        if snap.busy:
+            return False
+        limit = self._wall_ns() - int(self.settle_seconds * 1e9)
+        return all(e[3] <= limit for e in snap.entries if e[1] == "f")
 
     def ready_at(self, key: str) -> float | None:
         """When key's quiet period ends if nothing changes; None if never seen."""

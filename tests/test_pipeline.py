@@ -223,3 +223,62 @@ class TestReviewFindings:
         assert not (s.outbox.path / "INV-1").exists()
         assert json.loads((q / "reason.json").read_text())["reasons"][0]["code"] == \
             "changed-during-claim"
+
+
+def _age(root: Path, seconds: float) -> None:
+    """Give every file under root a modification time `seconds` in the past (as files
+    written elsewhere and then moved into the outbox keep theirs)."""
+    import os
+    import time
+    then = time.time() - seconds
+    for f in [root, *root.rglob("*")]:
+        if f.is_file():
+            os.utime(f, (then, then))
+
+
+class TestReadingEarly:
+    def test_a_bundle_finished_before_it_appeared_is_read_while_it_settles(
+            self, tmp_path: Path) -> None:
+        """Files last written a whole quiet period ago are read at once; at the end of the
+        quiet period the bundle is claimed without a second read."""
+        p, s = make(tmp_path, outbox={"settle_seconds": 5})
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        _age(s.outbox.path, 60)
+        cand = list_outbox(s.outbox).candidates["INV-1.xml"]
+        first = p.step(cand, 100.0)
+        assert first.read is not None and first.at == 105.0 and first.claimed is None
+        assert p.took_read("INV-1.xml", first.read, evaluate(cand, s), 101.0) is False
+        assert p.step(cand, 102.0).read is None  # read once; still settling
+        done = p.step(cand, 105.0)
+        assert done.read is None and done.claimed is not None
+
+    def test_a_bundle_with_fresh_files_is_read_only_once_settled(self, tmp_path: Path) -> None:
+        """A copy may still be at work on files written just now: nothing is read before
+        the quiet period has passed."""
+        p, s = make(tmp_path, outbox={"settle_seconds": 5})
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        cand = list_outbox(s.outbox).candidates["INV-1.xml"]
+        first = p.step(cand, 100.0)
+        assert first.read is None and first.at == 105.0
+        assert p.step(cand, 105.0).read is not None
+
+    def test_a_version_read_early_that_changes_is_read_again(self, tmp_path: Path) -> None:
+        """What was read early counts only for the version that then settles: a file
+        added while it settled makes a new version, which is read (and claimed) as that."""
+        p, s = make(tmp_path, outbox={"settle_seconds": 5})
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        _age(s.outbox.path, 60)
+        cand = list_outbox(s.outbox).candidates["INV-1.xml"]
+        first = p.step(cand, 100.0)
+        assert first.read is not None
+        p.took_read("INV-1.xml", first.read, evaluate(cand, s), 101.0)
+        write(s.outbox.path / "INV-1" / "b.pdf", pdf_bytes())  # fresh: no early read
+        changed = p.step(cand, 102.0)
+        assert changed.read is None and changed.at == 107.0
+        again = p.step(cand, 107.0)
+        assert again.read is not None and again.read != first.read
+        p.took_read("INV-1.xml", again.read, evaluate(cand, s), 107.0)
+        [claimed] = [p.step(cand, 107.0).claimed]
+        assert claimed is not None
+        assert sorted(a.original_name for a in p.finish._validated[claimed].attachments) == \
+            ["a.pdf", "b.pdf"]
