@@ -95,6 +95,7 @@ class Pipeline(Claims):
             if row:
                 self._live(row, key, "gone", detail="the invoice file left the outbox")
             return Next(gone=True)
+        first = self.tracker.last(key) is None
         settled = self.tracker.observe(key, snap, now)
         marker_missing = (self.s.outbox.completion == "marker"
                           and not os.path.lexists(cand.marker))
@@ -104,7 +105,7 @@ class Pipeline(Claims):
             quiet = not snap.busy and not marker_missing
             if not quiet or settled:
                 return IDLE
-            return Next(at=self.tracker.ready_at(key), read=self._read_early(key, snap))
+            return Next(at=self.tracker.ready_at(key), read=self._read_early(key, snap, first))
         paused = self._claim_paused.get(key)
         if paused is not None and paused > now:
             return Next(at=paused)
@@ -123,13 +124,16 @@ class Pipeline(Claims):
             row = self.live.get(key)
         return self._decide(cand, known, row, now)
 
-    def _read_early(self, key: str, snap: Snapshot) -> Snapshot | None:
-        """A version still settling that is worth reading now (SettleTracker.
-        written_before), so that its claim can follow as soon as it has settled;
-        at most one read of a bundle at a time, and none twice."""
+    def _read_early(self, key: str, snap: Snapshot, first: bool) -> Snapshot | None:
+        """A version still settling that is worth reading now, so that its claim can
+        follow as soon as it has settled: the first one seen of a bundle (an ERP puts
+        the sidecar first and renames the invoice file in last, so that is usually
+        the whole bundle), or one whose files were all written a quiet period ago
+        (SettleTracker.written_before). At most one read of a bundle at a time, none
+        twice, so a copy at work costs at most one read that is thrown away."""
         known = self.known.get(key)
         if key in self._reading or (known is not None and known.snap == snap) \
-                or not self.tracker.written_before(snap):
+                or not (first or self.tracker.written_before(snap)):
             return None
         self._reading[key] = snap
         return snap

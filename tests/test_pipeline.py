@@ -237,13 +237,12 @@ def _age(root: Path, seconds: float) -> None:
 
 
 class TestReadingEarly:
-    def test_a_bundle_finished_before_it_appeared_is_read_while_it_settles(
+    def test_a_bundle_is_read_when_it_appears_and_claimed_once_settled(
             self, tmp_path: Path) -> None:
-        """Files last written a whole quiet period ago are read at once; at the end of the
-        quiet period the bundle is claimed without a second read."""
+        """The first version seen (sidecar first, invoice file renamed in last) is read
+        at once; at the end of the quiet period it is claimed without a second read."""
         p, s = make(tmp_path, outbox={"settle_seconds": 5})
         drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
-        _age(s.outbox.path, 60)
         cand = list_outbox(s.outbox).candidates["INV-1.xml"]
         first = p.step(cand, 100.0)
         assert first.read is not None and first.at == 105.0 and first.claimed is None
@@ -252,33 +251,37 @@ class TestReadingEarly:
         done = p.step(cand, 105.0)
         assert done.read is None and done.claimed is not None
 
-    def test_a_bundle_with_fresh_files_is_read_only_once_settled(self, tmp_path: Path) -> None:
-        """A copy may still be at work on files written just now: nothing is read before
-        the quiet period has passed."""
+    def test_a_bundle_still_being_written_is_read_again_only_once_settled(
+            self, tmp_path: Path) -> None:
+        """A file written after the first look (a copy at work) makes a new version: the
+        early read is thrown away and the new version is read once it has settled, not
+        on every change, and claimed as that."""
         p, s = make(tmp_path, outbox={"settle_seconds": 5})
         drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
-        cand = list_outbox(s.outbox).candidates["INV-1.xml"]
-        first = p.step(cand, 100.0)
-        assert first.read is None and first.at == 105.0
-        assert p.step(cand, 105.0).read is not None
-
-    def test_a_version_read_early_that_changes_is_read_again(self, tmp_path: Path) -> None:
-        """What was read early counts only for the version that then settles: a file
-        added while it settled makes a new version, which is read (and claimed) as that."""
-        p, s = make(tmp_path, outbox={"settle_seconds": 5})
-        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
-        _age(s.outbox.path, 60)
         cand = list_outbox(s.outbox).candidates["INV-1.xml"]
         first = p.step(cand, 100.0)
         assert first.read is not None
         p.took_read("INV-1.xml", first.read, evaluate(cand, s), 101.0)
-        write(s.outbox.path / "INV-1" / "b.pdf", pdf_bytes())  # fresh: no early read
+        write(s.outbox.path / "INV-1" / "b.pdf", pdf_bytes())
         changed = p.step(cand, 102.0)
         assert changed.read is None and changed.at == 107.0
         again = p.step(cand, 107.0)
         assert again.read is not None and again.read != first.read
         p.took_read("INV-1.xml", again.read, evaluate(cand, s), 107.0)
-        [claimed] = [p.step(cand, 107.0).claimed]
+        claimed = p.step(cand, 107.0).claimed
         assert claimed is not None
         assert sorted(a.original_name for a in p.finish._validated[claimed].attachments) == \
             ["a.pdf", "b.pdf"]
+
+    def test_a_later_version_written_long_ago_is_read_at_once(self, tmp_path: Path) -> None:
+        """A version whose files were all last written a whole quiet period ago (moved in
+        from elsewhere) is read while it settles, even when it is not the first seen."""
+        p, s = make(tmp_path, outbox={"settle_seconds": 5})
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        cand = list_outbox(s.outbox).candidates["INV-1.xml"]
+        first = p.step(cand, 100.0)
+        p.took_read("INV-1.xml", first.read, evaluate(cand, s), 101.0)
+        write(s.outbox.path / "INV-1" / "b.pdf", pdf_bytes())
+        _age(s.outbox.path, 60)
+        later = p.step(cand, 102.0)
+        assert later.read is not None and later.read != first.read and later.at == 107.0

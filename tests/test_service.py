@@ -201,26 +201,25 @@ def test_a_settle_deadline_fires_once(make_service: Any, clock: FakeClock, count
     t0 = clock.t
     write(tmp_path / "outbox" / "INV-1.xml", ubl_invoice("INV-1"))
     svc.hint("INV-1.xml")
-    svc.turn()
-    assert counts.steps == ["INV-1.xml"]
+    svc.turn()  # stepped, and (the first version seen) handed to a reader at once
+    assert counts.steps == ["INV-1.xml"] and counts.reads == 1
     assert svc.timers.due_at(("bundle", "INV-1.xml")) == t0 + SETTLE
 
-    for t in (1.0, 2.5, 4.9):
+    for t in (1.0, 2.5, 4.9):  # the read's result comes back: no step before the deadline
         clock.t = t0 + t
         svc.turn()
     assert counts.steps == ["INV-1.xml"]
 
     clock.t = t0 + SETTLE
-    svc.turn()  # the deadline: stepped, found settled, handed to a reader
-    svc.turn()  # the read's result: stepped once more and decided (waiting, hold)
-    assert counts.steps == ["INV-1.xml"] * 3 and counts.reads == 1
+    svc.turn()  # the deadline: stepped, found settled and read, decided (waiting, hold)
+    assert counts.steps == ["INV-1.xml"] * 2 and counts.reads == 1
     assert svc.timers.due_at(("bundle", "INV-1.xml")) is None
     assert svc.journal.summary().get("waiting") == 1
 
     for t in (6.0, 30.0, 59.0):
         clock.t = t0 + t
         svc.turn()
-    assert counts.steps == ["INV-1.xml"] * 3
+    assert counts.steps == ["INV-1.xml"] * 2
 
 
 def test_a_claim_that_fails_is_retried_on_the_loop_clock(make_service: Any, clock: FakeClock,
