@@ -30,6 +30,9 @@ PHASES: dict[str, Callable[[Context], None]] = {
     "preflight": preflight.preflight,
 }
 LATENCY_BUNDLES = 20
+# The bursts whose times are compared with each other: with --rounds they run in
+# turn, round after round, so a noisy minute of the host hits all of them alike.
+BURSTS = ("baseline", "peer", "throughput", "throughput-preflight")
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -61,6 +64,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="where the temporary folders go (default: the system temp dir); "
                         "its file system is part of what is measured")
     p.add_argument("--keep", action="store_true", help="keep the work dir (logs) afterwards")
+    p.add_argument("--rounds", type=int, default=1, metavar="K",
+                   help="run the bursts (baseline, peer, throughput, throughput-preflight) K "
+                        "times in turn and judge their medians (default %(default)s)")
     args = p.parse_args(argv)
     unknown = [ph for ph in args.phases if ph not in PHASES]
     if unknown:
@@ -70,6 +76,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         p.error("--n must be at least 1")
     if args.journal_days <= 0:
         p.error("--journal-days must be positive")
+    if args.rounds < 1:
+        p.error("--rounds must be at least 1")
     return args
 
 
@@ -116,6 +124,25 @@ def _preflight_ratio(ctx: Context, suffix: str) -> None:
           "lower is better" + ("" if not suffix else f"; N = {ctx.n}, not judged"))
 
 
+def _run(ctx: Context, phases: Sequence[str]) -> bool:
+    """Run these phases in order; True if one failed (said, and noted)."""
+    failed = False
+    for name in phases:
+        stolen = report.steal_seconds()
+        try:
+            if name == "backlog":
+                PHASES[name](ctx)  # one sub-phase per size
+            else:
+                with ctx.phase(name):
+                    PHASES[name](ctx)
+            report.add_steal(ctx.results, name, stolen)
+        except BenchError as exc:
+            failed = True
+            print(f"{name}: FAILED: {exc}", file=sys.stderr, flush=True)
+            ctx.results.notes.append(f"{name} failed: {exc}")
+    return failed
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
     command = shlex.join(["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)])
@@ -132,20 +159,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                   journal_days=args.journal_days)
     failed = False
     try:
-        for name in args.phases:
-            stolen = report.steal_seconds()
+        bursts = [ph for ph in args.phases if ph in BURSTS]
+        rounds: list[report.Results] = []
+        for k in range(args.rounds if bursts else 0):
+            if args.rounds > 1:
+                print(f"-- round {k + 1} of {args.rounds}", flush=True)
+            ctx.results, kept = report.Results(), ctx.results
             try:
-                if name == "backlog":
-                    PHASES[name](ctx)  # one sub-phase per size
-                else:
-                    with ctx.phase(name):
-                        PHASES[name](ctx)
-                report.add_steal(ctx.results, name, stolen)
-            except BenchError as exc:
-                failed = True
-                print(f"{name}: FAILED: {exc}", file=sys.stderr, flush=True)
-                ctx.results.notes.append(f"{name} failed: {exc}")
-        _ratios(ctx)
+                failed = _run(ctx, bursts) or failed
+                _ratios(ctx)
+            finally:
+                rounds.append(ctx.results)
+                kept.notes.extend(n for n in ctx.results.notes if n not in kept.notes)
+                ctx.results = kept
+        report.merge_rounds(ctx.results, rounds)
+        failed = _run(ctx, [ph for ph in args.phases if ph not in BURSTS]) or failed
         report.print_results(ctx.results, info)
         if args.record:
             path = report.record(ctx.results, info, command, started)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import platform
+import statistics
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -280,3 +281,24 @@ def add_steal(results: Results, phase: str, before: float | None) -> None:
     results.add(f"steal_{phase}", f"{phase}: CPU stolen by the host (all cores)",
                 after - before, "s", "from /proc/stat; 0 on a machine of its own")
 
+
+def merge_rounds(results: Results, rounds: list[Results]) -> None:
+    """Each figure of the bursts once: its median over the rounds (every round's value in
+    the note), and the ratios as the medians of each round's own ratio — a ratio is only
+    fair between bursts that ran minutes, not hours, apart."""
+    if len(rounds) == 1:
+        results.figures.update(rounds[0].figures)
+        return
+    keys = list(dict.fromkeys(k for r in rounds for k in r.figures))
+    for key in keys:
+        figs = [r.figures[key] for r in rounds if key in r.figures]
+        values = [f.value for f in figs if f.value is not None]
+        first = figs[0]
+        if not values:
+            results.figures[key] = first
+            continue
+        each = ", ".join(Figure(key, "", v, first.unit).shown() for v in values)
+        note = f"median of {len(values)} rounds ({each})"
+        if first.note and not first.note.startswith("n/a"):
+            note += f"; {first.note}"
+        results.add(key, first.label, statistics.median(values), first.unit, note)

@@ -36,6 +36,28 @@ def test_ratios_come_from_the_same_run_or_say_n_a(tmp_path: Path) -> None:
     assert ctx.results.figures["ratio_baseline"].shown() == "n/a"
 
 
+def test_rounds_are_judged_by_the_median_of_each_rounds_own_ratio() -> None:
+    """With --rounds, a burst's time is the median over the rounds, every round's value is
+    in the note, and a ratio is the median of the ratios of each round (bursts that ran
+    side by side), not a ratio of medians from different rounds."""
+    rounds = []
+    for daemon, httpx_time in ((3.0, 2.0), (9.0, 3.0), (4.0, 2.0)):
+        r = report.Results()
+        r.add("throughput_time", "t", daemon, "s", "300 bundles")
+        r.add("baseline_time", "b", httpx_time, "s")
+        r.add("ratio_baseline", "ratio", daemon / httpx_time, "x", "lower is better")
+        rounds.append(r)
+    merged = report.Results()
+    report.merge_rounds(merged, rounds)
+    assert merged.value("throughput_time") == 4.0
+    assert merged.value("ratio_baseline") == 2.0  # of 1.5, 3.0, 2.0
+    assert merged.figures["throughput_time"].note == \
+        "median of 3 rounds (3.00 s, 9.00 s, 4.00 s); 300 bundles"
+    assert cli.parse(["throughput", "--rounds", "3"]).rounds == 3
+    with pytest.raises(SystemExit):
+        cli.parse(["--rounds", "0"])
+
+
 def test_the_bench_journal_is_read_by_the_daemons_own_queries(tmp_path: Path) -> None:
     path = tmp_path / "journal.sqlite3"
     counts = idle.fill_journal(str(path), 2000, days=7)
