@@ -86,8 +86,9 @@ class Pool:
 
     def __init__(self, ctx: Any, workers: int, engine: bool, cache_dir: Path, log: LogConfig,
                  unpack: Callable[[Any], Result], restarts: Restarts,
-                 route: Callable[[Call], None], give_up: Callable[[Pool, str], None]) -> None:
-        self._ctx, self._args = ctx, (str(cache_dir), engine, log)
+                 route: Callable[[Call], None], give_up: Callable[[Pool, str], None],
+                 target: Callable[..., None] = reader_process.main) -> None:
+        self._ctx, self._args, self._target = ctx, (str(cache_dir), engine, log), target
         self._workers, self._unpack, self.restarts = workers, unpack, restarts
         self._route, self._give_up = route, give_up
         self._lock = threading.Lock()
@@ -131,7 +132,7 @@ class Pool:
     def _spawn(self) -> _Child:
         ours, theirs = self._ctx.Pipe(duplex=True)
         try:
-            proc = self._ctx.Process(target=reader_process.main, args=(theirs, *self._args),
+            proc = self._ctx.Process(target=self._target, args=(theirs, *self._args),
                                      daemon=True, name="outboxd-reader")
             with signals_blocked():
                 proc.start()

@@ -9,6 +9,7 @@ process behind.
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import sys
@@ -285,7 +286,9 @@ def test_errors_keep_their_kind_across_the_boundary() -> None:
 
 def test_children_exit_when_the_daemon_is_killed(env: Any, start_daemon: Any) -> None:
     """SIGKILL of `outboxd run` (nothing runs its shutdown): its reader processes notice
-    the pipe from the daemon closing and exit on their own."""
+    the pipe from the daemon closing and exit on their own, and nothing (such as
+    multiprocessing's resource tracker reporting leaked semaphores) writes a plain-text
+    line among the daemon's JSON log lines."""
     env.write_config("http://127.0.0.1:9/x", einvoice={"preflight": "off"})
     daemon = start_daemon()
     kids = child_pids(daemon.popen.pid)
@@ -294,6 +297,8 @@ def test_children_exit_when_the_daemon_is_killed(env: Any, start_daemon: Any) ->
     daemon.popen.wait(timeout=30)
     wait_for(lambda: not any(alive(p) for p in kids), timeout=30,
              what="the daemon's children to exit")
+    for line in daemon.stderr().splitlines():
+        assert isinstance(json.loads(line), dict), line
 
 
 def test_sigterm_leaves_no_child_process(env: Any, start_daemon: Any) -> None:
