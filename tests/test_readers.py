@@ -214,7 +214,7 @@ def test_stop_leaves_no_reader_process(tmp_path: Path) -> None:
 
 def test_where_no_child_can_start_reads_run_on_threads_with_one_warning(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No POSIX semaphores (a sandbox) or no interpreter to start: configure() says so
+    """No child process can start (a sandbox) or no interpreter to start: configure() says so
     once and reads on threads of this process, with the same result, pre-flight
     included."""
     import multiprocessing
