@@ -198,8 +198,17 @@ class Pool:
     @staticmethod
     def _end_children(children: list[_Child]) -> None:
         for c in children:
-            with contextlib.suppress(OSError):
-                c.conn.close()  # end of file: the child exits, mid-call or not
+            # Closed under its send lock: a thread still writing to it must not write
+            # into whatever file reuses the descriptor. A write that waits on a child
+            # stopped (SIGSTOP) with a full pipe ends when the child is killed.
+            if not c.send_lock.acquire(timeout=STOP_GRACE):
+                c.proc.kill()
+                c.send_lock.acquire()
+            try:
+                with contextlib.suppress(OSError):
+                    c.conn.close()  # end of file: the child exits, mid-call or not
+            finally:
+                c.send_lock.release()
         deadline = time.monotonic() + STOP_GRACE
         for c in children:
             c.proc.join(max(0.0, deadline - time.monotonic()))
@@ -244,8 +253,8 @@ class Pool:
                         os.read(self._wake_r, 64)
                     else:
                         child, is_conn = key.data
-                        if not is_conn or not self._answer(child):
-                            self._died(sel, child)
+                        if not child.dead and (not is_conn or not self._answer(child)):
+                            self._died_safely(sel, child)
                 with self._lock:
                     if self._stopping:
                         return
@@ -290,6 +299,12 @@ class Pool:
             self.log.exception("a reader's result could not be handed on", error=str(exc))
         return True
 
+    def _died_safely(self, sel: selectors.BaseSelector, child: _Child) -> None:
+        try:
+            self._died(sel, child)
+        except Exception as exc:  # noqa: BLE001 - a bug here must not end the collector
+            self.log.exception("a dead reader process could not be dealt with", error=str(exc))
+
     def _died(self, sel: selectors.BaseSelector, child: _Child) -> None:
         """A child died (or must): replace it and repeat its calls, or give up."""
         if child.dead:
@@ -324,9 +339,9 @@ class Pool:
                     self.log.warning("a reader process died; started again",
                                      restarts=self.restarts.total, **where)
             if why:
+                self._give_up(self, why)  # first: new calls go to threads from now on
                 with self._lock:
                     self._closed = True
-                self._give_up(self, why)
         for call in calls:
             if call.tries <= 1:
                 call.done(ReaderFailed(f"{call.cand.invoice.name}: a reader process died "
