@@ -6,7 +6,7 @@ pickling each call, a manager thread with a wakeup pipe and a selector built per
 wait, a Future per call) cost about a fifth of the daemon's interpreter time in a
 burst, ~0.5 ms per call. Here the thread that submits a call pickles it and
 writes it to the child with the fewest calls outstanding; the collector waits
-on every child's pipe and process sentinel at once (one epoll, registered once),
+on every child's pipe and process sentinel at once (one poll, registered once),
 reads a result (the read releases the interpreter lock), unpickles it and calls
 the call's `done`. Nothing else runs per call. A child takes requests off its
 pipe as they come (a thread of its own), so a write here never waits for a
@@ -25,7 +25,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import selectors
+import select
 import signal
 import threading
 import time
@@ -216,6 +216,8 @@ class Pool:
             if c.proc.is_alive():
                 c.proc.kill()
                 c.proc.join(STOP_GRACE)
+            with contextlib.suppress(ValueError):  # still running: nothing else to do
+                c.proc.close()  # its sentinel descriptor
 
     # -- calls -----------------------------------------------------------------------
     def send(self, call: Call, version: int, blob: bytes) -> bool:
@@ -240,21 +242,22 @@ class Pool:
 
     def _collect(self) -> None:
         """The one thread that reads results and notices deaths."""
-        sel = selectors.DefaultSelector()
-        sel.register(self._wake_r, selectors.EVENT_READ, None)
+        sel = _Watched(self._wake_r)
         with self._lock:
             children = list(self._children)
         for c in children:
-            self._watch(sel, c)
+            sel.watch(c)
         try:
             while True:
-                for key, _ in sel.select():
-                    if key.data is None:
+                for fd, _ in sel.poll.poll():
+                    owner = sel.owners.get(fd)
+                    if owner is None:
                         os.read(self._wake_r, 64)
-                    else:
-                        child, is_conn = key.data
-                        if not child.dead and (not is_conn or not self._answer(child)):
-                            self._died_safely(sel, child)
+                        continue
+                    child, is_conn = owner
+                    if not child.dead and (not is_conn or not self._answer(child)):
+                        self._died_safely(sel, child)
+                        break  # a replacement may reuse a descriptor listed here: poll again
                 with self._lock:
                     if self._stopping:
                         return
@@ -266,16 +269,10 @@ class Pool:
                     atexit.unregister(self._at_exit)
                     return
         finally:
-            sel.close()
             with self._lock:
                 self._wake_closed = True
                 os.close(self._wake_r)
                 os.close(self._wake_w)
-
-    @staticmethod
-    def _watch(sel: selectors.BaseSelector, child: _Child) -> None:
-        sel.register(child.conn, selectors.EVENT_READ, (child, True))
-        sel.register(child.proc.sentinel, selectors.EVENT_READ, (child, False))
 
     def _answer(self, child: _Child) -> bool:
         """One message from a child; False when it is gone or talks nonsense."""
@@ -299,20 +296,18 @@ class Pool:
             self.log.exception("a reader's result could not be handed on", error=str(exc))
         return True
 
-    def _died_safely(self, sel: selectors.BaseSelector, child: _Child) -> None:
+    def _died_safely(self, sel: _Watched, child: _Child) -> None:
         try:
             self._died(sel, child)
         except Exception as exc:  # noqa: BLE001 - a bug here must not end the collector
             self.log.exception("a dead reader process could not be dealt with", error=str(exc))
 
-    def _died(self, sel: selectors.BaseSelector, child: _Child) -> None:
+    def _died(self, sel: _Watched, child: _Child) -> None:
         """A child died (or must): replace it and repeat its calls, or give up."""
         if child.dead:
             return
         child.dead = True
-        for obj in (child.conn, child.proc.sentinel):
-            with contextlib.suppress(KeyError, ValueError, OSError):
-                sel.unregister(obj)
+        sel.forget(child)
         self._end_children([child])
         with self._lock:
             calls = list(child.calls.values())
@@ -333,7 +328,7 @@ class Pool:
                 else:
                     with self._lock:
                         self._children.append(fresh)
-                    self._watch(sel, fresh)
+                    sel.watch(fresh)
                     self.restarts.total += 1
                     where = {"file": calls[0].cand.invoice.name} if calls else {}
                     self.log.warning("a reader process died; started again",
@@ -350,6 +345,27 @@ class Pool:
             else:
                 call.tries -= 1
                 self._route(call)
+
+
+class _Watched:
+    """The collector's poll object, each descriptor registered once (not per wait, as
+    selectors and multiprocessing.connection.wait do), and who owns each."""
+
+    def __init__(self, wake_fd: int) -> None:
+        self.poll = select.poll()
+        self.owners: dict[int, tuple[_Child, bool]] = {}
+        self.poll.register(wake_fd, select.POLLIN)
+
+    def watch(self, child: _Child) -> None:
+        for fd, is_conn in ((child.conn.fileno(), True), (child.proc.sentinel, False)):
+            self.poll.register(fd, select.POLLIN)
+            self.owners[fd] = (child, is_conn)
+
+    def forget(self, child: _Child) -> None:
+        for fd, (owner, _) in list(self.owners.items()):
+            if owner is child:
+                self.poll.unregister(fd)
+                del self.owners[fd]
 
 
 def _load(child: _Child) -> int:
