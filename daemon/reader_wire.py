@@ -31,6 +31,7 @@ if sys.version_info < (3, 12):
         if text[:1] == "/" and text[1:2] != "/":  # "//x" keeps its two slashes: parse it
             parts = ["/", *text[1:].split("/")] if len(text) > 1 else ["/"]
             made: PosixPath = PosixPath._from_parsed_parts("", "/", parts)  # type: ignore[attr-defined]
+            made._str = text  # type: ignore[attr-defined]  # what str() would join again
             return made
         return PosixPath(text)
 else:  # pragma: no cover - parsing is lazy there
