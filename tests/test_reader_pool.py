@@ -180,3 +180,25 @@ def test_the_collector_survives_a_child_that_sends_garbage(tmp_path: Path) -> No
         assert errors == ["a reader process sent a message that cannot be read; ending it"]
     finally:
         pool.stop()
+
+
+def test_an_engine_that_cannot_load_in_the_children_is_a_config_error(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Pre-flight on, and the rule engine breaks in the reader processes (here a
+    saxonche that cannot be imported, on the path they inherit): configure() raises
+    ConfigError with the engine's reason, like a broken install in the daemon, and
+    leaves no child behind."""
+    from daemon.errors import ConfigError
+    pytest.importorskip("saxonche")  # loaded here first: only the children meet the fake
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "saxonche.py").write_text('raise ImportError("saxonche is broken here")\n')
+    monkeypatch.syspath_prepend(str(fake))
+    before = {p.pid for p in multiprocessing.active_children()}
+    s = settings_for(tmp_path, service={"reader_processes": 2})
+    r = Readers(tmp_path / "state" / "einvoice")
+    with pytest.raises(ConfigError, match="saxonche is broken here"):
+        r.configure(s)
+    assert not r.processes and r.pids() == []
+    assert {p.pid for p in multiprocessing.active_children()} <= before
+    r.stop()
