@@ -13,7 +13,8 @@ pipe as they come (a thread of its own), so a write here never waits for a
 call to end, and the collector never writes.
 
 A child that dies (killed, out of memory) is replaced at once, and the calls it
-had are repeated (each at most `Call.tries` times); more deaths in a row than the
+had are repeated (the one under way at most `Call.tries` times; those queued
+behind it were not started, and do not count); more deaths in a row than the
 limit without one result between, or a replacement that cannot start, retire
 the pool: readers.py reads on threads from then on. No multiprocessing lock,
 queue or semaphore is used, so the resource tracker has nothing to report when
@@ -93,6 +94,7 @@ class Pool:
         self._route, self._give_up = route, give_up
         self._lock = threading.Lock()
         self._children: list[_Child] = []
+        self._parked: list[Call] = []  # sent while no child is alive (one being replaced)
         self._next_id = 0
         self._closed = False  # retired or stopped: takes no new calls
         self._stopping = False
@@ -176,7 +178,8 @@ class Pool:
             self._collector.join(STOP_GRACE)
         with self._lock:
             children, self._children = self._children, []
-            calls = [call for c in children for call in c.calls.values()]
+            calls = [call for c in children for call in c.calls.values()] + self._parked
+            self._parked = []
             for c in children:
                 c.calls.clear()
         self._end_children(children)
@@ -223,8 +226,11 @@ class Pool:
     def send(self, call: Call, version: int, blob: bytes) -> bool:
         """Hand the call to the child with the fewest calls; False once retired."""
         with self._lock:
-            if self._closed or not self._children:
+            if self._closed:
                 return False
+            if not self._children:  # its only child is being replaced: sent once it is
+                self._parked.append(call)
+                return True
             child = min(self._children, key=_load)
             self._next_id += 1
             call_id = self._next_id
@@ -262,6 +268,11 @@ class Pool:
                     if self._stopping:
                         return
                     idle = self._closed and not any(c.calls for c in self._children)
+                    parked: list[Call] = []
+                    if self._parked:
+                        parked, self._parked = self._parked, []
+                for call in parked:  # a replacement is in, or the pool gave up
+                    self._route(call)
                 if idle:
                     with self._lock:
                         children, self._children = self._children, []
@@ -337,14 +348,17 @@ class Pool:
                 self._give_up(self, why)  # first: new calls go to threads from now on
                 with self._lock:
                     self._closed = True
-        for call in calls:
-            if call.tries <= 1:
+        # A child answers in order: only the oldest of its calls can have been under way
+        # when it died; the others waited behind it and are repeated without a try.
+        for n, call in enumerate(calls):
+            if n == 0 and call.tries <= 1:
                 call.done(ReaderFailed(f"{call.cand.invoice.name}: a reader process died "
                                        "while reading it each time (out of memory?); it is "
                                        "read again when it changes"))
-            else:
+                continue
+            if n == 0:
                 call.tries -= 1
-                self._route(call)
+            self._route(call)
 
 
 class _Watched:

@@ -202,3 +202,52 @@ def test_an_engine_that_cannot_load_in_the_children_is_a_config_error(
     assert not r.processes and r.pids() == []
     assert {p.pid for p in multiprocessing.active_children()} <= before
     r.stop()
+
+
+def one_reader(tmp_path: Path) -> tuple[Readers, Settings]:
+    s = settings_for(tmp_path, einvoice={"preflight": "off"}, service={"reader_processes": 1})
+    r = Readers(tmp_path / "state" / "einvoice")
+    r.configure(s)
+    return r, s
+
+
+def test_only_the_call_under_way_counts_as_a_death_under_it(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A reader holding three calls (paused) is killed, with TRIES = 1: the first, the
+    one it had under way, is answered ReaderFailed; the two waiting behind it were
+    never read, so they are repeated on the replacement and come back real."""
+    monkeypatch.setattr(readers, "TRIES", 1)
+    r, s = one_reader(tmp_path)
+    try:
+        cands = bundles(s, "Q0", "Q1", "Q2")
+        [pid] = r.pids()
+        os.kill(pid, signal.SIGSTOP)
+        answers: Answers = {}
+        for cand in cands:
+            submit(r, cand, s, answers)
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: len(answers) == 3, timeout=60, what="the answers")
+        assert isinstance(answers.pop("Q0"), ReaderFailed)
+        assert answers == {c.name: evaluate(c, s) for c in cands[1:]}
+        assert r.restarts == 1
+    finally:
+        r.stop()
+
+
+def test_calls_sent_while_the_only_reader_is_replaced_are_answered_by_the_replacement(
+        tmp_path: Path) -> None:
+    """One reader, killed while idle; calls submitted at once (to the dead reader, while
+    it is replaced, or to the replacement) come back with their real results."""
+    r, s = one_reader(tmp_path)
+    try:
+        cands = bundles(s, "P0", "P1", "P2")
+        [pid] = r.pids()
+        os.kill(pid, signal.SIGKILL)
+        answers: Answers = {}
+        for cand in cands:
+            submit(r, cand, s, answers)
+        wait_for(lambda: len(answers) == 3, timeout=60, what="the answers")
+        assert answers == {c.name: evaluate(c, s) for c in cands}
+        assert r.processes and r.restarts == 1
+    finally:
+        r.stop()
