@@ -1,27 +1,29 @@
-"""What runs inside a reader process (readers.py starts them): the engine loaded
-once, the settings unpickled once per version, one `finish.evaluate` per call,
-and every outcome packed so that it pickles (`pack`; readers._unpack reverses
-it). Nothing here runs in the daemon's own process but `needs_engine`.
+"""What runs inside a reader process (reader_pool.py starts them): the engine loaded
+once and warmed up before the "ready" message, the settings unpickled once per
+version, one `finish.evaluate` per call, and every outcome packed so that it
+pickles (`pack`; readers._unpack reverses it). Nothing here runs in the daemon's
+own process but `needs_engine`, `run` (the thread fallback) and `pack`.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import queue
 import signal
 import threading
 import traceback
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from daemon import logs
+from daemon import logs, reader_wire
 from daemon.bundle import Bundle
 from daemon.config import LogConfig, Settings
 from daemon.errors import ConfigError, InputError, OutboxdError
 from daemon.scan import Candidate
 
 GROUP_SIGNALS = (signal.SIGINT, signal.SIGHUP, signal.SIGTERM)
-START_TIMEOUT = 600.0  # seconds for every child to load the engine (a busy, slow host)
 
 
 def needs_engine(settings: Settings) -> bool:
@@ -31,23 +33,26 @@ def needs_engine(settings: Settings) -> bool:
 
 _cache_dir: Path | None = None
 _load_error: str | None = None
-_barrier: Any = None
 _settings: tuple[int, Settings] | None = None
 
 
-def start(cache_dir: str, engine: bool, log: LogConfig, parent: Any, barrier: Any) -> None:
-    """The pool's initializer, once per reader process, before its first call."""
-    global _cache_dir, _load_error, _barrier
+def main(conn: Connection, cache_dir: str, engine: bool, log: LogConfig) -> None:
+    """A reader process: tell the daemon it is ready (or why the engine did not load),
+    then answer calls in order until the daemon closes its end of the pipe."""
+    global _cache_dir, _load_error
     # Ctrl-C, a closed terminal and a stop sent to the whole process group (or cgroup)
-    # reach the readers too: the daemon decides (stop, reload) and stops them itself,
-    # after the call under way. Blocked since the spawn (see _signals_blocked).
+    # reach the readers too: the daemon decides (stop, reload) and stops them itself.
+    # Blocked since the spawn (see reader_pool.signals_blocked).
     for sig in GROUP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, GROUP_SIGNALS)
-    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True,
-                     name="parent-watch").start()
+    inbox: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+    # Requests are taken off the pipe at once, by a thread of their own: the daemon's
+    # writes never wait for a call to end, and the end of the pipe (the daemon stopped
+    # us, or died, even by SIGKILL) ends this process at once, mid-call or not.
+    threading.Thread(target=_take, args=(conn, inbox), daemon=True, name="take").start()
     logs.configure(log)  # pypdf's and Pillow's chatter in the daemon's format, not bare lines
-    _cache_dir, _barrier = Path(cache_dir), barrier
+    _cache_dir = Path(cache_dir)
     import daemon.finish  # noqa: F401 - imported once here, not in the first bundle's time
     if engine:
         from daemon.einvoice import load
@@ -57,6 +62,30 @@ def start(cache_dir: str, engine: bool, log: LogConfig, parent: Any, barrier: An
             _load_error = str(exc)
         else:
             _warm_up()
+    _send(conn, (0, _load_error))
+    while True:
+        call_id, version, blob, cand, known = reader_wire.loads(inbox.get())
+        _send(conn, (call_id, call(cand, version, blob, known)))
+
+
+def _take(conn: Connection, inbox: queue.SimpleQueue[bytes]) -> None:
+    try:
+        while True:
+            inbox.put(conn.recv_bytes())
+    except (EOFError, OSError):
+        pass
+    os._exit(0)
+
+
+def _send(conn: Connection, message: tuple[Any, ...]) -> None:
+    try:
+        data = reader_wire.dumps(message)
+    except Exception as exc:  # noqa: BLE001 - a result that does not pickle: a bug, said so
+        data = reader_wire.dumps((message[0], pack(exc)))
+    try:
+        conn.send_bytes(data)
+    except OSError:
+        os._exit(0)  # the daemon is gone
 
 
 def _warm_up() -> None:
@@ -73,35 +102,15 @@ def _warm_up() -> None:
         pass  # only a warm-up: the first real call then pays, nothing more
 
 
-def _exit_with_parent(parent: Any) -> None:
-    """Block on a pipe only the daemon writes to: end of file means it is gone."""
-    try:
-        parent.recv_bytes()
-    except (EOFError, OSError):
-        pass
-    os._exit(0)
-
-
-def ready() -> str | None:
-    """At start, one call per child: why the engine did not load, or None once every
-    child has loaded it (the barrier keeps each child to one of these calls)."""
-    if _load_error is not None:
-        _barrier.abort()
-        return _load_error
-    try:
-        _barrier.wait(START_TIMEOUT)
-    except threading.BrokenBarrierError:
-        return "another reader process could not start"
-    return None
-
-
-def call(cand: Candidate, version: int, blob: bytes, known: Bundle | None = None
+def call(cand: Candidate, version: int, blob: bytes | None, known: Bundle | None = None
          ) -> tuple[Any, ...]:
     """One bundle: ("ok", Bundle), or what pack() makes of the exception. With
     `known`, only match.assemble by hashes (the check after a claim)."""
     global _settings
     try:
         if _settings is None or _settings[0] != version:
+            if blob is None:  # the daemon sends each version to each reader once
+                raise RuntimeError(f"settings version {version} never reached this reader")
             settings = pickle.loads(blob)
             _settings = (version, settings)
             logs.configure(settings.log)  # pypdf's and Pillow's chatter as in the daemon

@@ -1,0 +1,400 @@
+"""The reader processes themselves (readers.py decides what runs where): N spawned
+children, each with one duplex pipe to the daemon, and one collector thread.
+
+Why not concurrent.futures.ProcessPoolExecutor: its plumbing (a feeder thread
+pickling each call, a manager thread with a wakeup pipe and a selector built per
+wait, a Future per call) cost about a fifth of the daemon's interpreter time in a
+burst, ~0.5 ms per call. Here the thread that submits a call pickles it and
+writes it to the child with the fewest calls outstanding; the collector waits
+on every child's pipe and process sentinel at once (one poll, registered once),
+reads a result (the read releases the interpreter lock), unpickles it and calls
+the call's `done`. Nothing else runs per call. A child takes requests off its
+pipe as they come (a thread of its own), so a write here never waits for a
+call to end, and the collector never writes.
+
+A child that dies (killed, out of memory) is replaced at once, and the calls it
+had are repeated (the one under way at most `Call.tries` times; those queued
+behind it were not started, and do not count); more deaths in a row than the
+limit without one result between, or a replacement that cannot start, retire
+the pool: readers.py reads on threads from then on. No multiprocessing lock,
+queue or semaphore is used, so the resource tracker has nothing to report when
+the daemon is killed.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import select
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from daemon import logs, reader_process, reader_wire
+from daemon.bundle import Bundle
+from daemon.config import LogConfig, Settings
+from daemon.errors import ConfigError, ReaderFailed
+from daemon.reader_process import GROUP_SIGNALS
+from daemon.scan import Candidate
+
+START_TIMEOUT = 600.0  # seconds for every child to load the engine (a busy, slow host)
+STOP_GRACE = 5.0  # seconds for the children to exit at stop, then killed
+
+Result = Bundle | BaseException
+
+
+class ChildUnavailable(Exception):
+    """No reader process can be started in this environment."""
+
+
+@dataclass(eq=False, slots=True)
+class Call:
+    """One evaluate (or, with `known`, one check by hashes) on its way."""
+
+    cand: Candidate
+    settings: Settings
+    done: Callable[[Result], None]
+    known: Bundle | None = None
+    tries: int = 1  # deaths of a reader under it still allowed, plus one
+
+
+@dataclass
+class Restarts:
+    """Shared by the pools of one Readers (a reload makes a new pool)."""
+
+    limit: int  # deaths in a row without a result before reading moves to threads
+    total: int = 0
+    in_row: int = 0
+
+
+@dataclass(eq=False)
+class _Child:
+    proc: Any
+    conn: Any
+    calls: dict[int, Call] = field(default_factory=dict)
+    version: int = 0  # the settings version this child has been sent
+    send_lock: threading.Lock = field(default_factory=threading.Lock)
+    dead: bool = False
+
+
+class Pool:
+    """`workers` reader processes (one shape: engine loaded or not) and their collector."""
+
+    def __init__(self, ctx: Any, workers: int, engine: bool, cache_dir: Path, log: LogConfig,
+                 unpack: Callable[[Any], Result], restarts: Restarts,
+                 route: Callable[[Call], None], give_up: Callable[[Pool, str], None],
+                 target: Callable[..., None] = reader_process.main) -> None:
+        self._ctx, self._args, self._target = ctx, (str(cache_dir), engine, log), target
+        self._workers, self._unpack, self.restarts = workers, unpack, restarts
+        self._route, self._give_up = route, give_up
+        self._lock = threading.Lock()
+        self._children: list[_Child] = []
+        self._parked: list[Call] = []  # sent while no child is alive (one being replaced)
+        self._next_id = 0
+        self._closed = False  # retired or stopped: takes no new calls
+        self._stopping = False
+        self._wake_r, self._wake_w = os.pipe()
+        self._wake_closed = False  # closed by the collector as it ends, under the lock
+        self._collector: threading.Thread | None = None
+        self.log = logs.get()
+
+    # -- life ----------------------------------------------------------------------
+    def start(self) -> None:
+        """Spawn the children and wait until each has loaded the engine (ConfigError if
+        one could not; ChildUnavailable if a child cannot run here)."""
+        try:
+            for _ in range(self._workers):
+                self._children.append(self._spawn())
+            problems = [self._ready(c, time.monotonic() + START_TIMEOUT)
+                        for c in self._children]
+        except (OSError, EOFError) as exc:
+            self._abandon()
+            raise ChildUnavailable(f"{type(exc).__name__}: {exc}") from None
+        problem = next((p for p in problems if p), None)
+        if problem:
+            self._abandon()
+            raise ConfigError(problem)
+        atexit.register(self._at_exit)
+        self._collector = threading.Thread(target=self._collect, daemon=True, name="readers")
+        self._collector.start()
+
+    def _abandon(self) -> None:
+        """A start that failed: its children ended, its wakeup pipe closed."""
+        self._end_children(self._children)
+        self._children = []
+        self._wake_closed = True
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+    def _spawn(self) -> _Child:
+        ours, theirs = self._ctx.Pipe(duplex=True)
+        try:
+            proc = self._ctx.Process(target=self._target, args=(theirs, *self._args),
+                                     daemon=True, name="outboxd-reader")
+            with signals_blocked():
+                proc.start()
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()  # the child's end lives in the child only: its EOF is ours
+        return _Child(proc, ours)
+
+    @staticmethod
+    def _ready(child: _Child, deadline: float) -> str | None:
+        if not child.conn.poll(max(0.0, deadline - time.monotonic())):
+            return "a reader process did not load the e-invoice engine in time"
+        call_id, problem = reader_wire.loads(child.conn.recv_bytes())
+        if call_id != 0:
+            raise EOFError("a reader process did not start as expected")
+        return problem  # type: ignore[no-any-return]
+
+    @property
+    def ended(self) -> bool:
+        """Its collector has finished (retired and every call answered, or stopped)."""
+        return self._wake_closed
+
+    def pids(self) -> list[int]:
+        with self._lock:
+            return [c.proc.pid for c in self._children if not c.dead]
+
+    def retire(self) -> None:
+        """No new calls; the children exit once the calls they have are answered."""
+        with self._lock:
+            self._closed = True
+            self._wake("r")
+
+    def stop(self) -> list[Call]:
+        """End the collector and the children; the calls not answered are returned."""
+        with self._lock:
+            self._closed = self._stopping = True
+            self._wake("s")
+        if self._collector is not None and self._collector is not threading.current_thread():
+            self._collector.join(STOP_GRACE)
+        with self._lock:
+            children, self._children = self._children, []
+            calls = [call for c in children for call in c.calls.values()] + self._parked
+            self._parked = []
+            for c in children:
+                c.calls.clear()
+        self._end_children(children)
+        atexit.unregister(self._at_exit)
+        return calls
+
+    def _wake(self, why: str) -> None:
+        """The collector looks at the pool's state again (called under the lock)."""
+        if not self._wake_closed:
+            os.write(self._wake_w, why.encode())
+
+    def _at_exit(self) -> None:
+        """An exit without stop(): our ends closed, so multiprocessing's join at exit
+        does not wait for children that ignore its SIGTERM."""
+        for c in list(self._children):
+            with contextlib.suppress(OSError):
+                c.conn.close()
+
+    @staticmethod
+    def _end_children(children: list[_Child]) -> None:
+        for c in children:
+            # Closed under its send lock: a thread still writing to it must not write
+            # into whatever file reuses the descriptor. A write that waits on a child
+            # stopped (SIGSTOP) with a full pipe ends when the child is killed.
+            if not c.send_lock.acquire(timeout=STOP_GRACE):
+                c.proc.kill()
+                c.send_lock.acquire()
+            try:
+                with contextlib.suppress(OSError):
+                    c.conn.close()  # end of file: the child exits, mid-call or not
+            finally:
+                c.send_lock.release()
+        deadline = time.monotonic() + STOP_GRACE
+        for c in children:
+            c.proc.join(max(0.0, deadline - time.monotonic()))
+        for c in children:
+            if c.proc.is_alive():
+                c.proc.kill()
+                c.proc.join(STOP_GRACE)
+            with contextlib.suppress(ValueError):  # still running: nothing else to do
+                c.proc.close()  # its sentinel descriptor
+
+    # -- calls -----------------------------------------------------------------------
+    def send(self, call: Call, version: int, blob: bytes) -> bool:
+        """Hand the call to the child with the fewest calls; False once retired."""
+        with self._lock:
+            if self._closed:
+                return False
+            if not self._children:  # its only child is being replaced: sent once it is
+                self._parked.append(call)
+                return True
+            child = min(self._children, key=_load)
+            self._next_id += 1
+            call_id = self._next_id
+            child.calls[call_id] = call
+        with child.send_lock:  # one writer at a time; the version goes with the first
+            fresh = child.version != version
+            data = reader_wire.dumps((call_id, version, blob if fresh else None,
+                                      call.cand, call.known))
+            try:
+                child.conn.send_bytes(data)
+            except (OSError, ValueError):
+                return True  # it died: the collector repeats its calls
+            child.version = version
+        return True
+
+    def _collect(self) -> None:
+        """The one thread that reads results and notices deaths."""
+        sel = _Watched(self._wake_r)
+        with self._lock:
+            children = list(self._children)
+        for c in children:
+            sel.watch(c)
+        try:
+            while True:
+                for fd, _ in sel.poll.poll():
+                    owner = sel.owners.get(fd)
+                    if owner is None:
+                        os.read(self._wake_r, 64)
+                        continue
+                    child, is_conn = owner
+                    if not child.dead and (not is_conn or not self._answer(child)):
+                        self._died_safely(sel, child)
+                        break  # a replacement may reuse a descriptor listed here: poll again
+                with self._lock:
+                    if self._stopping:
+                        return
+                    idle = self._closed and not any(c.calls for c in self._children)
+                    parked: list[Call] = []
+                    if self._parked:
+                        parked, self._parked = self._parked, []
+                for call in parked:  # a replacement is in, or the pool gave up
+                    self._route(call)
+                if idle:
+                    with self._lock:
+                        children, self._children = self._children, []
+                    self._end_children(children)
+                    atexit.unregister(self._at_exit)
+                    return
+        finally:
+            with self._lock:
+                self._wake_closed = True
+                os.close(self._wake_r)
+                os.close(self._wake_w)
+
+    def _answer(self, child: _Child) -> bool:
+        """One message from a child; False when it is gone or talks nonsense."""
+        try:
+            call_id, out = reader_wire.loads(child.conn.recv_bytes())
+            if call_id == 0:
+                return True  # a replacement's "ready": calls were sent to it already
+            with self._lock:
+                call = child.calls.pop(call_id)
+            self.restarts.in_row = 0
+            result = self._unpack(out)
+        except (EOFError, OSError):
+            return False
+        except Exception as exc:  # noqa: BLE001 - a message we cannot read: the child is broken
+            self.log.error("a reader process sent a message that cannot be read; ending it",
+                           error=f"{type(exc).__name__}: {exc}")
+            return False
+        try:
+            call.done(result)
+        except Exception as exc:  # noqa: BLE001 - the caller's bug must not end the collector
+            self.log.exception("a reader's result could not be handed on", error=str(exc))
+        return True
+
+    def _died_safely(self, sel: _Watched, child: _Child) -> None:
+        try:
+            self._died(sel, child)
+        except Exception as exc:  # noqa: BLE001 - a bug here must not end the collector
+            self.log.exception("a dead reader process could not be dealt with", error=str(exc))
+
+    def _died(self, sel: _Watched, child: _Child) -> None:
+        """A child died (or must): replace it and repeat its calls, or give up."""
+        if child.dead:
+            return
+        child.dead = True
+        sel.forget(child)
+        self._end_children([child])
+        with self._lock:
+            calls = list(child.calls.values())
+            child.calls.clear()
+            if child in self._children:
+                self._children.remove(child)
+            closed = self._closed
+        if not closed:
+            self.restarts.in_row += 1
+            why = ""
+            if self.restarts.in_row > self.restarts.limit:
+                why = f"{self.restarts.in_row - 1} restarts without one result"
+            else:
+                try:
+                    fresh = self._spawn()
+                except (OSError, ValueError) as exc:
+                    why = f"{type(exc).__name__}: {exc}"
+                else:
+                    with self._lock:
+                        self._children.append(fresh)
+                    sel.watch(fresh)
+                    self.restarts.total += 1
+                    where = {"file": calls[0].cand.invoice.name} if calls else {}
+                    self.log.warning("a reader process died; started again",
+                                     restarts=self.restarts.total, **where)
+            if why:
+                self._give_up(self, why)  # first: new calls go to threads from now on
+                with self._lock:
+                    self._closed = True
+        # A child answers in order: only the oldest of its calls can have been under way
+        # when it died; the others waited behind it and are repeated without a try.
+        for n, call in enumerate(calls):
+            if n == 0 and call.tries <= 1:
+                call.done(ReaderFailed(f"{call.cand.invoice.name}: a reader process died "
+                                       "while reading it each time (out of memory?); it is "
+                                       "read again when it changes"))
+                continue
+            if n == 0:
+                call.tries -= 1
+            self._route(call)
+
+
+class _Watched:
+    """The collector's poll object, each descriptor registered once (not per wait, as
+    selectors and multiprocessing.connection.wait do), and who owns each."""
+
+    def __init__(self, wake_fd: int) -> None:
+        self.poll = select.poll()
+        self.owners: dict[int, tuple[_Child, bool]] = {}
+        self.poll.register(wake_fd, select.POLLIN)
+
+    def watch(self, child: _Child) -> None:
+        for fd, is_conn in ((child.conn.fileno(), True), (child.proc.sentinel, False)):
+            self.poll.register(fd, select.POLLIN)
+            self.owners[fd] = (child, is_conn)
+
+    def forget(self, child: _Child) -> None:
+        for fd, (owner, _) in list(self.owners.items()):
+            if owner is child:
+                self.poll.unregister(fd)
+                del self.owners[fd]
+
+
+def _load(child: _Child) -> int:
+    return len(child.calls)
+
+
+@contextlib.contextmanager
+def signals_blocked() -> Iterator[None]:
+    """GROUP_SIGNALS blocked on this thread: processes spawned meanwhile inherit the
+    mask through exec, so a group-wide signal cannot end a reader before its main()
+    ignores it, nor multiprocessing's resource tracker (which ignores SIGINT and SIGTERM
+    itself, but dies of SIGHUP and is relaunched without its records). Here a blocked
+    signal only waits: it is handled when the block ends."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, GROUP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)

@@ -1,0 +1,253 @@
+"""The reader processes' plumbing (daemon/reader_pool.py): routing to the least busy
+child, calls of a dead child repeated, a reload that keeps answering, a child that
+talks nonsense. Real spawned children; a child is paused (SIGSTOP) to hold a call
+outstanding, never a sleep."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import signal
+import sys
+from collections.abc import Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import reader_targets  # noqa: E402
+from helpers import drop_bundle, pdf_bytes, ubl_invoice, wait_for  # noqa: E402
+from test_readers import alive, in_child, settings_for  # noqa: E402
+
+from daemon import readers  # noqa: E402
+from daemon.bundle import Bundle  # noqa: E402
+from daemon.config import Settings  # noqa: E402
+from daemon.errors import ReaderFailed  # noqa: E402
+from daemon.finish import evaluate  # noqa: E402
+from daemon.reader_pool import Call, Pool, Restarts  # noqa: E402
+from daemon.readers import Readers  # noqa: E402
+from daemon.scan import Candidate, candidate_for  # noqa: E402
+
+Answers = dict[str, "Bundle | BaseException"]
+
+
+def bundles(s: Settings, *names: str) -> list[Candidate]:
+    for name in names:
+        drop_bundle(s.outbox.path, name, {"a.pdf": pdf_bytes()}, ubl_invoice(name))
+    return [candidate_for(s.outbox, f"{name}.xml") for name in names]
+
+
+@pytest.fixture
+def two(tmp_path: Path) -> Iterator[tuple[Readers, Settings]]:
+    """Two reader processes without the engine; paused ones are resumed at the end."""
+    s = settings_for(tmp_path, einvoice={"preflight": "off"}, service={"reader_processes": 2})
+    r = Readers(tmp_path / "state" / "einvoice")
+    r.configure(s)
+    pids = r.pids()
+    yield r, s
+    for pid in pids + r.pids():
+        if alive(pid):
+            os.kill(pid, signal.SIGCONT)
+    r.stop()
+
+
+def submit(r: Readers, cand: Candidate, s: Settings, answers: Answers) -> None:
+    r.submit(cand, s, lambda result: answers.__setitem__(cand.name, result))
+
+
+def test_a_call_goes_to_the_child_with_the_fewest_calls(two: tuple[Readers, Settings]
+                                                        ) -> None:
+    """Both readers paused with one call each; one resumes and answers. The next calls
+    all go to it, since the other still has a call outstanding: they are answered
+    while the other stays paused (handing out in turn would give it one of them)."""
+    r, s = two
+    b0, b1, b2, b3 = bundles(s, "B0", "B1", "B2", "B3")
+    p, q = r.pids()
+    for pid in (p, q):
+        os.kill(pid, signal.SIGSTOP)
+    answers: Answers = {}
+    submit(r, b0, s, answers)
+    submit(r, b1, s, answers)
+    os.kill(p, signal.SIGCONT)
+    wait_for(lambda: len(answers) == 1, what="the resumed reader's answer")
+    for cand in (b2, b3):
+        assert in_child(r, cand, s) == evaluate(cand, s)
+    assert len(answers) == 1
+    os.kill(q, signal.SIGCONT)
+    wait_for(lambda: len(answers) == 2, what="the other reader's answer")
+    assert answers == {c.name: evaluate(c, s) for c in (b0, b1)}
+
+
+def test_calls_outstanding_on_killed_children_are_repeated_on_their_replacements(
+        two: tuple[Readers, Settings]) -> None:
+    """Each reader holds a call it has not answered (paused) when both are killed: each
+    is replaced (two restarts) and both calls come back with their real results."""
+    r, s = two
+    b0, b1 = bundles(s, "K0", "K1")
+    pids = r.pids()
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    answers: Answers = {}
+    submit(r, b0, s, answers)
+    submit(r, b1, s, answers)
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: len(answers) == 2, timeout=120, what="the repeated calls")
+    assert answers == {c.name: evaluate(c, s) for c in (b0, b1)}
+    assert r.restarts == 2
+    assert len(r.pids()) == 2 and not set(r.pids()) & set(pids)
+
+
+def test_a_call_whose_reader_dies_every_time_is_answered_not_lost(
+        monkeypatch: pytest.MonkeyPatch, two: tuple[Readers, Settings]) -> None:
+    """With TRIES = 1 a call whose reader dies under it is not repeated: it is answered
+    ReaderFailed (logged; read again when the bundle changes), and the replaced
+    readers answer the next call."""
+    monkeypatch.setattr(readers, "TRIES", 1)
+    r, s = two
+    [cand] = bundles(s, "T0")
+    pids = r.pids()
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    answers: Answers = {}
+    submit(r, cand, s, answers)
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: answers, timeout=60, what="the call's answer")
+    assert isinstance(answers["T0"], ReaderFailed)
+    assert "reader process died" in str(answers["T0"])
+    assert in_child(r, cand, s) == evaluate(cand, s)
+
+
+def test_a_reload_to_a_new_shape_still_answers_calls_on_the_old_children(
+        two: tuple[Readers, Settings], tmp_path: Path) -> None:
+    """configure() with another number of readers starts new children and takes new
+    calls there at once; a call the old ones hold is still answered, and then the
+    old children exit."""
+    r, s = two
+    b0, b1 = bundles(s, "R0", "R1")
+    old = r.pids()
+    for pid in old:
+        os.kill(pid, signal.SIGSTOP)
+    answers: Answers = {}
+    submit(r, b0, s, answers)
+    r.configure(settings_for(tmp_path, einvoice={"preflight": "off"},
+                             service={"reader_processes": 1}))
+    assert len(r.pids()) == 1 and not set(r.pids()) & set(old)
+    assert in_child(r, b1, s) == evaluate(b1, s)
+    assert not answers
+    for pid in old:
+        os.kill(pid, signal.SIGCONT)
+    wait_for(lambda: answers, what="the old reader's answer")
+    assert answers == {"R0": evaluate(b0, s)}
+    wait_for(lambda: not any(alive(p) for p in old), what="the old readers to exit")
+
+
+def test_the_collector_survives_a_child_that_sends_garbage(tmp_path: Path) -> None:
+    """A reader answers its first call with bytes that are no message: the collector
+    logs an error, ends and replaces that reader and repeats the call there (its real
+    result); the pool goes on answering."""
+    s = settings_for(tmp_path, einvoice={"preflight": "off"})
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    b0, b1 = bundles(s, "G0", "G1")
+    blob = pickle.dumps(s)
+    restarts = Restarts(limit=5)
+    errors: list[str] = []
+
+    class Log:
+        def error(self, event: str, **kw: Any) -> None:
+            errors.append(event)
+
+        def warning(self, event: str, **kw: Any) -> None:
+            pass
+
+    pool = Pool(multiprocessing.get_context("spawn"), 1, False, cache, s.log,
+                readers._unpack, restarts, route=lambda call: pool.send(call, 1, blob),
+                give_up=lambda pool, why: errors.append(why), target=reader_targets.garbage_once)
+    pool.log = Log()  # type: ignore[assignment]
+    pool.start()
+    try:
+        for cand in (b0, b1):
+            box: Future[Bundle | BaseException] = Future()
+            assert pool.send(Call(cand, s, box.set_result, None, 3), 1, blob)
+            assert box.result(timeout=60) == evaluate(cand, s)
+        assert restarts.total == 1
+        assert errors == ["a reader process sent a message that cannot be read; ending it"]
+    finally:
+        pool.stop()
+
+
+def test_an_engine_that_cannot_load_in_the_children_is_a_config_error(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Pre-flight on, and the rule engine breaks in the reader processes (here a
+    saxonche that cannot be imported, on the path they inherit): configure() raises
+    ConfigError with the engine's reason, like a broken install in the daemon, and
+    leaves no child behind."""
+    from daemon.errors import ConfigError
+    pytest.importorskip("saxonche")  # loaded here first: only the children meet the fake
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "saxonche.py").write_text('raise ImportError("saxonche is broken here")\n')
+    monkeypatch.syspath_prepend(str(fake))
+    before = {p.pid for p in multiprocessing.active_children()}
+    s = settings_for(tmp_path, service={"reader_processes": 2})
+    r = Readers(tmp_path / "state" / "einvoice")
+    with pytest.raises(ConfigError, match="saxonche is broken here"):
+        r.configure(s)
+    assert not r.processes and r.pids() == []
+    assert {p.pid for p in multiprocessing.active_children()} <= before
+    r.stop()
+
+
+def one_reader(tmp_path: Path) -> tuple[Readers, Settings]:
+    s = settings_for(tmp_path, einvoice={"preflight": "off"}, service={"reader_processes": 1})
+    r = Readers(tmp_path / "state" / "einvoice")
+    r.configure(s)
+    return r, s
+
+
+def test_only_the_call_under_way_counts_as_a_death_under_it(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A reader holding three calls (paused) is killed, with TRIES = 1: the first, the
+    one it had under way, is answered ReaderFailed; the two waiting behind it were
+    never read, so they are repeated on the replacement and come back real."""
+    monkeypatch.setattr(readers, "TRIES", 1)
+    r, s = one_reader(tmp_path)
+    try:
+        cands = bundles(s, "Q0", "Q1", "Q2")
+        [pid] = r.pids()
+        os.kill(pid, signal.SIGSTOP)
+        answers: Answers = {}
+        for cand in cands:
+            submit(r, cand, s, answers)
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: len(answers) == 3, timeout=60, what="the answers")
+        assert isinstance(answers.pop("Q0"), ReaderFailed)
+        assert answers == {c.name: evaluate(c, s) for c in cands[1:]}
+        assert r.restarts == 1
+    finally:
+        r.stop()
+
+
+def test_calls_sent_while_the_only_reader_is_replaced_are_answered_by_the_replacement(
+        tmp_path: Path) -> None:
+    """One reader, killed while idle; calls submitted at once (to the dead reader, while
+    it is replaced, or to the replacement) come back with their real results."""
+    r, s = one_reader(tmp_path)
+    try:
+        cands = bundles(s, "P0", "P1", "P2")
+        [pid] = r.pids()
+        os.kill(pid, signal.SIGKILL)
+        answers: Answers = {}
+        for cand in cands:
+            submit(r, cand, s, answers)
+        wait_for(lambda: len(answers) == 3, timeout=60, what="the answers")
+        assert answers == {c.name: evaluate(c, s) for c in cands}
+        assert r.processes and r.restarts == 1
+    finally:
+        r.stop()
