@@ -7,7 +7,7 @@ pipeline's live rows, its memory of what was read, and its journal).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ class Claims:
     # How moved bundles are matched again after a claim: the daemon's reader
     # processes when it has them (Readers.assemble_many), else here.
     assemble_many: Callable[[list[tuple[Candidate, Bundle]], Settings],
-                            list[Bundle | BaseException]]
+                            Iterable[Bundle | BaseException]]
 
     def forget(self, key: str) -> None:
         raise NotImplementedError  # the pipeline's

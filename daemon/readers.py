@@ -37,7 +37,8 @@ import multiprocessing.spawn
 import os
 import pickle
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -286,32 +287,36 @@ class Readers:
             ReaderFailed(STOPPING) if f.cancelled() else f.result()))
 
     def assemble_many(self, jobs: list[tuple[Candidate, Bundle]], settings: Settings
-                      ) -> list[Result]:
-        """match.assemble(cand, known=bundle) for each, in the readers side by side,
-        waiting for all: the check by hashes after a claim, off this process's lock."""
+                      ) -> Iterator[Result]:
+        """match.assemble(cand, known=bundle) for each, in the readers side by side: the
+        check by hashes after a claim, off this process's lock. All are sent at once;
+        each result is yielded, in order, as soon as it is back, so the first bundle
+        of a batch goes to delivery while the rest are still being checked."""
         gather = _Gather(len(jobs))
         for i, (cand, known) in enumerate(jobs):
             self.submit(cand, settings, functools.partial(gather.put, i), known)
-        # The loop waits here: never longer than CHECK_WAIT (readers busy with long
-        # pre-flights, a reader stuck in a hostile PDF); what is not back by then, or
-        # came back with an answer not about the files (a reader died, stopping), is
+        return self._gathered(gather, jobs, settings)
+
+    def _gathered(self, gather: _Gather, jobs: list[tuple[Candidate, Bundle]],
+                  settings: Settings) -> Iterator[Result]:
+        # The loop waits here: never longer than CHECK_WAIT in all (readers busy with
+        # long pre-flights, a reader stuck in a hostile PDF); what is not back by then,
+        # or came back with an answer not about the files (a reader died, stopping), is
         # checked here, in this thread.
-        gather.all_back.wait(CHECK_WAIT)
-        out: list[Result] = []
-        for result, (cand, known) in zip(list(gather.results), jobs, strict=True):
+        deadline = time.monotonic() + CHECK_WAIT
+        for i, (cand, known) in enumerate(jobs):
+            result = gather.wait_for(i, max(0.0, deadline - time.monotonic()))
             if result is None:
                 result = ReaderFailed("no answer in time")
             if isinstance(result, BaseException) and not isinstance(result, InputError | OSError):
                 result = self._evaluate_here(cand, settings, known)
-            out.append(result)
-        return out
+            yield result
 
     def evaluate(self, cand: Candidate, settings: Settings) -> Bundle:
         """finish.evaluate in a reader, waiting for it (for a delivery worker)."""
         gather = _Gather(1)
         self.submit(cand, settings, functools.partial(gather.put, 0))
-        gather.all_back.wait()
-        result = gather.results[0]
+        result = gather.wait_for(0, None)
         assert result is not None
         if isinstance(result, BaseException):
             raise result
@@ -319,23 +324,23 @@ class Readers:
 
 
 class _Gather:
-    """Results of n calls, and one event when the last is back (lighter than Futures)."""
+    """Results of n calls, each waited for on its own (lighter than Futures)."""
 
     def __init__(self, n: int) -> None:
         self.results: list[Result | None] = [None] * n
-        self._left = n
-        self._lock = threading.Lock()
-        self.all_back = threading.Event()
-        if n == 0:
-            self.all_back.set()
+        self._back = [False] * n
+        self._cond = threading.Condition(threading.Lock())
 
     def put(self, i: int, result: Result) -> None:
-        self.results[i] = result
-        with self._lock:
-            self._left -= 1
-            last = self._left == 0
-        if last:
-            self.all_back.set()
+        with self._cond:
+            self.results[i], self._back[i] = result, True
+            self._cond.notify_all()
+
+    def wait_for(self, i: int, timeout: float | None) -> Result | None:
+        """Result i once it is back; None if it is not back within timeout."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._back[i], timeout)
+            return self.results[i]
 
 
 def _thread_pool() -> ThreadPoolExecutor:

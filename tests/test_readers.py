@@ -366,3 +366,24 @@ def test_signals_to_the_process_group_reach_only_the_daemon(env: Any, tmp_path: 
     assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
     assert "reader process died" not in text
     assert not [p for p in kids if alive(p)]
+
+
+def test_checks_after_a_claim_are_yielded_in_order_as_each_comes_back(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """assemble_many sends every check at once and yields each result as soon as it and
+    those before it are back: the first bundle of a batch goes to delivery while a later
+    one is still being checked."""
+    r = Readers(tmp_path)
+    answers: list[Any] = []
+    monkeypatch.setattr(r, "submit", lambda cand, s, done, known=None: answers.append(done))
+    s = settings_for(tmp_path)
+    jobs = [(candidate_for(s.outbox, f"INV-{i}.xml"), object()) for i in range(3)]
+    first, second = object(), object()
+    results = r.assemble_many(jobs, s)  # type: ignore[arg-type]
+    assert len(answers) == 3  # all sent before any is waited for
+    answers[0](first)
+    assert next(results) is first  # 1 and 2 not answered yet
+    answers[2](OSError(2, "gone"))
+    answers[1](second)
+    assert next(results) is second
+    assert isinstance(next(results), OSError)
