@@ -8,6 +8,7 @@ The transport is injectable (httpx.MockTransport in unit tests).
 from __future__ import annotations
 
 import email.utils
+import http.cookiejar
 import json
 import random
 import shutil
@@ -129,14 +130,29 @@ class Coalesced(httpx.SyncByteStream):
         self._parts = parts
 
     def __iter__(self) -> Iterator[bytes]:
-        buf = bytearray()
+        # Pieces are joined once (a file's own 64 KiB chunk is passed on as it is):
+        # each byte is copied at most once here.
+        pending: list[bytes] = []
+        size = 0
         for chunk in self._parts:
-            buf += chunk
-            if len(buf) >= WRITE_SIZE:
-                yield bytes(buf)
-                buf.clear()
-        if buf:
-            yield bytes(buf)
+            pending.append(chunk)
+            size += len(chunk)
+            if size >= WRITE_SIZE:
+                yield pending[0] if len(pending) == 1 else b"".join(pending)
+                pending.clear()
+                size = 0
+        if pending:
+            yield b"".join(pending)
+
+
+class _NoCookies(http.cookiejar.CookieJar):
+    """A cookie jar that keeps nothing: no Cookie header ever goes out."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        pass
+
+    def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
+        pass
 
 
 class HttpDeliverer:
@@ -156,7 +172,12 @@ class HttpDeliverer:
             headers=headers, transport=transport, verify=cfg.verify, cert=cert,
             timeout=httpx.Timeout(cfg.timeout_seconds, connect=cfg.connect_timeout_seconds),
             limits=httpx.Limits(max_connections=cfg.concurrency),
+            # The protocol has no use for cookies (SPEC §5.1: a bearer token); a jar
+            # that keeps none spares parsing every response for Set-Cookie.
+            cookies=_NoCookies(),
         )
+        # Parsed once: httpx would parse the url string again for every request.
+        self._url: httpx.URL | None = None
 
     def close(self) -> None:
         self.client.close()
@@ -164,8 +185,13 @@ class HttpDeliverer:
     def _name(self, name: str) -> str:
         return safe_filename(name) if self.cfg.safe_filenames else name
 
+    def _post_url(self) -> httpx.URL:
+        if self._url is None:
+            assert self.cfg.url is not None  # config guarantees it for transport = "http"
+            self._url = httpx.URL(self.cfg.url)  # raises InvalidURL, as a request would
+        return self._url
+
     def deliver(self, bundle: Bundle, manifest: dict[str, Any]) -> Receipt:
-        assert self.cfg.url is not None  # config guarantees it for transport = "http"
         inv = bundle.invoice_file
         with ExitStack() as stack:
             # Open file objects: httpx streams them in chunks with a known length.
@@ -182,7 +208,7 @@ class HttpDeliverer:
                               stack.enter_context(open_regular(path, att.rel)), ctype)))
             try:
                 request = self.client.build_request(
-                    "POST", self.cfg.url, files=files,
+                    "POST", self._post_url(), files=files,
                     headers={"Idempotency-Key": manifest["bundle_id"]})
                 request.stream = Coalesced(request.stream)  # type: ignore[arg-type]
                 response = self.client.send(request)
