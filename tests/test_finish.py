@@ -1,0 +1,111 @@
+"""Finishing a delivered bundle after a crash or a power loss: the archive entry ends
+complete (receipt.json as the journal kept it) and nothing is posted again. Real
+journal, real files, the directory transport for the first delivery."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from helpers import drop_bundle, pdf_bytes  # noqa: E402
+
+from daemon import archive  # noqa: E402
+from daemon.bundle import Bundle  # noqa: E402
+from daemon.config import Settings  # noqa: E402
+from daemon.deliver import DirectoryDeliverer, Receipt  # noqa: E402
+from daemon.finish import Finisher, evaluate  # noqa: E402
+from daemon.journal import DELIVERED, Journal  # noqa: E402
+from daemon.pipeline import Pipeline  # noqa: E402
+from daemon.scan import list_outbox  # noqa: E402
+
+
+class NeverPost:
+    """A deliverer for the restarted daemon: a delivered bundle is never sent again."""
+
+    def deliver(self, bundle: Bundle, manifest: dict[str, Any]) -> Receipt:
+        raise AssertionError("posted a bundle the receiver already has")
+
+    def close(self) -> None:
+        pass
+
+
+def claimed(tmp_path: Path) -> tuple[Pipeline, Settings, int]:
+    """A pipeline with one bundle dropped, read and claimed (not yet delivered)."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    s = Settings(outbox={"path": str(outbox), "settle_seconds": 0, "rescan_seconds": 30},
+                 paths={"state_dir": str(tmp_path / "state")},
+                 delivery={"transport": "directory", "target": str(tmp_path / "target")})
+    for folder in (s.sent_dir, s.quarantine_dir, s.processing_dir, s.paths.state_dir,
+                   tmp_path / "target"):
+        folder.mkdir(parents=True, exist_ok=True)
+    p = Pipeline(s, Journal(s.journal_path), DirectoryDeliverer(tmp_path / "target"))
+    drop_bundle(outbox, "INV-1", {"a.pdf": pdf_bytes()})
+    [cand] = list_outbox(s.outbox).candidates.values()
+    nxt = p.step(cand, 1000.0)
+    assert nxt.read is not None
+    p.took_read(cand.invoice.name, nxt.read, evaluate(cand, s))
+    row = p.step(cand, 1000.0).claimed
+    assert row is not None
+    return p, s, row
+
+
+def restart(p: Pipeline, s: Settings, row: int) -> Finisher:
+    """A new start on the same journal: recovery hands the row to a delivery attempt."""
+    fin = Finisher(s, p.j, NeverPost())
+    assert [r for r, _ in fin.recover()] == [row]
+    return fin
+
+
+def test_power_loss_that_kept_the_move_but_not_the_receipt_ends_with_it_whole(
+        tmp_path: Path) -> None:
+    """The archive move reached the disk but the receipt's bytes and the 'sent' commit did
+    not (both are synced only after the move): the restarted daemon writes receipt.json
+    again from the journal's delivered record and records 'sent' — without a POST."""
+    p, s, row = claimed(tmp_path)
+    assert p.finish.attempt(row) is None
+    entry = Path(p.j.get(row).archive_dir or "")
+    # What the disk and the journal can hold after such a power loss:
+    p.j.transition(row, DELIVERED, "state before the power loss")
+    (entry / "receipt.json").write_bytes(b"")
+
+    assert restart(p, s, row).attempt(row) is None
+    after = p.j.get(row)
+    assert after.state == "sent" and after.archive_dir == str(entry)
+    assert json.loads((entry / "receipt.json").read_text("utf-8")) == after.response
+    assert [e.name for e in s.sent_dir.glob("*/*")] == [entry.name]
+    assert list(s.processing_dir.iterdir()) == []
+
+
+def test_crash_between_the_receipt_and_the_move_ends_with_one_complete_entry(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Delivered, receipt.json written into the work folder, and then the move did not
+    happen (the daemon died there): after a restart the bundle is archived once, with
+    its files and a complete receipt, no temp files, and not posted again."""
+    p, s, row = claimed(tmp_path)
+
+    def died(*_: Any, **__: Any) -> Path:
+        raise OSError(5, "the daemon died here")
+
+    monkeypatch.setattr(archive, "move_into_place", died)
+    assert p.finish.attempt(row) is not None  # the move is to be tried again
+    monkeypatch.undo()
+    delivered = p.j.get(row)
+    assert delivered.state == DELIVERED and delivered.work_dir
+    work = Path(delivered.work_dir)
+    assert (work / "receipt.json").is_file()  # written before the move
+
+    assert restart(p, s, row).attempt(row) is None
+    after = p.j.get(row)
+    [entry] = s.sent_dir.glob("*/*")
+    assert after.state == "sent" and after.archive_dir == str(entry)
+    assert sorted(e.name for e in entry.iterdir()) == ["INV-1", "INV-1.xml", "receipt.json"]
+    assert json.loads((entry / "receipt.json").read_text("utf-8")) == delivered.response
+    assert not work.exists()
+    assert len(list((tmp_path / "target").iterdir())) == 1  # delivered once
