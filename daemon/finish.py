@@ -174,15 +174,28 @@ class Finisher:
             log.warning("bundle changed in the processing folder",
                         new_bundle_id=manifest["bundle_id"])
         attempts = row.attempts + 1
-        # Not durable: a crash after the POST leaves the row in flight either way,
-        # and recovery posts again with the same Idempotency-Key.
-        self.j.transition(row_id, "delivering", durable=False, bundle_id=manifest["bundle_id"],
-                          attempts=attempts, next_attempt_at=None)
+
+        def count() -> None:
+            # Not durable: a crash after the POST leaves the row in flight either way,
+            # and recovery posts again with the same Idempotency-Key.
+            self.j.transition(row_id, "delivering", durable=False,
+                              bundle_id=manifest["bundle_id"], attempts=attempts,
+                              next_attempt_at=None)
+
+        # The row is `delivering` since its claim. A first attempt's count is written
+        # with its outcome (one commit less per bundle); a retry, or a bundle whose id
+        # changed, is recorded as under way before the POST.
+        counted = (row.state != "delivering" or row.next_attempt_at is not None
+                   or row.bundle_id != manifest["bundle_id"])
+        if counted:
+            count()
         if (bind_journal := getattr(self.d, "bind_journal", None)) is not None:
             bind_journal(self.j)  # ubl-embedded: documents already accepted (SPEC §5.4)
         try:
             receipt = self.d.deliver(bundle, manifest)
         except InputError as exc:
+            if not counted:
+                count()
             return damaged([Finding(
                 "processing-damaged", exc.file, f"{exc.message} (it changed in the processing "
                 "folder)")])
@@ -201,6 +214,8 @@ class Finisher:
                 "will retry", error=error, attempts=attempts, retry_in=round(delay, 3))
             return delay
         except Rejected as exc:
+            if not counted:
+                count()
             return self.quarantine(row_id, [Finding(
                 "rejected", row.invoice_file, f"the receiver answered HTTP {exc.status}: "
                 f"{exc.body} — fix what the receiver names, then move the bundle "
@@ -212,14 +227,14 @@ class Finisher:
         target = row.archive_dir or str(target_for(self.s.sent_dir, stem(row.invoice_file),
                                                    manifest["bundle_id"]))
         written = {"response": record, "receipt_id": receipt.receipt_id, "last_error": None,
-                   "archive_dir": target}
+                   "archive_dir": target, "attempts": attempts}
         self.j.transition(row_id, DELIVERED, **written)
         for w in warnings:
             log.warning("sent with warning", code=w.code, file=w.file, message=w.message)
-        # The row as the two transitions of this attempt wrote it: not read back.
+        # The row as this attempt wrote it (or found it): not read back.
         return self.archive_sent(row_id, replace(
-            row, state=DELIVERED, bundle_id=manifest["bundle_id"], attempts=attempts,
-            next_attempt_at=None, **written))
+            row, state=DELIVERED, bundle_id=manifest["bundle_id"], next_attempt_at=None,
+            **written))
 
     # -- moves that may fail: retried here, on a back-off of their own ----------
     def _work_present(self, row: Row) -> bool:

@@ -19,6 +19,7 @@ from daemon import archive  # noqa: E402
 from daemon.bundle import Bundle  # noqa: E402
 from daemon.config import Settings  # noqa: E402
 from daemon.deliver import DirectoryDeliverer, Receipt  # noqa: E402
+from daemon.errors import Rejected, Retryable  # noqa: E402
 from daemon.finish import Finisher, evaluate  # noqa: E402
 from daemon.journal import DELIVERED, Journal  # noqa: E402
 from daemon.pipeline import Pipeline  # noqa: E402
@@ -109,3 +110,57 @@ def test_crash_between_the_receipt_and_the_move_ends_with_one_complete_entry(
     assert json.loads((entry / "receipt.json").read_text("utf-8")) == delivered.response
     assert not work.exists()
     assert len(list((tmp_path / "target").iterdir())) == 1  # delivered once
+
+
+class Scripted:
+    """A deliverer that answers each POST with the next outcome of its script."""
+
+    def __init__(self, *outcomes: Exception | Receipt) -> None:
+        self.outcomes = list(outcomes)
+        self.posts = 0
+
+    def deliver(self, bundle: Bundle, manifest: dict[str, Any]) -> Receipt:
+        self.posts += 1
+        outcome = self.outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def close(self) -> None:
+        pass
+
+
+def test_every_attempt_is_counted_whatever_its_outcome(tmp_path: Path) -> None:
+    """The journal's attempt count (status, back-off, receipt.json) counts each POST:
+    a retryable failure, then a success, is 2 in the journal and the receipt."""
+    p, s, row = claimed(tmp_path)
+    p.finish.d = Scripted(Retryable("HTTP 503 from the receiver", 503),
+                          Receipt(201, {"receipt_id": "r-9"}, "r-9"))
+    assert p.finish.attempt(row) is not None
+    assert p.j.get(row).state == "retrying" and p.j.get(row).attempts == 1
+    assert p.finish.attempt(row) is None
+    done = p.j.get(row)
+    assert done.state == "sent" and done.attempts == 2 and done.receipt_id == "r-9"
+    [entry] = s.sent_dir.glob("*/*")
+    assert json.loads((entry / "receipt.json").read_text("utf-8"))["attempts"] == 2
+
+
+def test_a_rejected_first_attempt_is_counted(tmp_path: Path) -> None:
+    """A bundle the receiver rejects on its first POST is quarantined with 1 attempt."""
+    p, s, row = claimed(tmp_path)
+    p.finish.d = Scripted(Rejected("the receiver rejected the bundle with HTTP 422", 422,
+                                   "bad"))
+    assert p.finish.attempt(row) is None
+    done = p.j.get(row)
+    assert done.state == "quarantined" and done.attempts == 1
+    assert "HTTP 422" in done.reasons[0]["message"]
+
+
+def test_a_first_attempt_that_succeeds_is_counted(tmp_path: Path) -> None:
+    """Delivered at the first POST: 1 attempt in the journal and in receipt.json."""
+    p, s, row = claimed(tmp_path)
+    p.finish.d = Scripted(Receipt(201, {"receipt_id": "r-1"}, "r-1"))
+    assert p.finish.attempt(row) is None
+    assert p.j.get(row).attempts == 1 and p.finish.d.posts == 1
+    [entry] = s.sent_dir.glob("*/*")
+    assert json.loads((entry / "receipt.json").read_text("utf-8"))["attempts"] == 1
