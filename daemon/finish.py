@@ -229,8 +229,6 @@ class Finisher:
         written = {"response": record, "receipt_id": receipt.receipt_id, "last_error": None,
                    "archive_dir": target, "attempts": attempts}
         self.j.transition(row_id, DELIVERED, **written)
-        for w in warnings:
-            log.warning("sent with warning", code=w.code, file=w.file, message=w.message)
         # The row as this attempt wrote it (or found it): not read back.
         return self.archive_sent(row_id, replace(
             row, state=DELIVERED, bundle_id=manifest["bundle_id"], next_attempt_at=None,
@@ -295,9 +293,13 @@ class Finisher:
         if not isinstance(placed, Path):
             return placed
         self.j.transition(row_id, "sent", durable=False, archive_dir=str(placed))
-        self._bind(row.invoice_file, row.bundle_id, row.invoice_ids).info(
+        # The manifest's warnings go with this one line, at warning level: one log
+        # record per bundle sent, also when only the archive was left after a restart.
+        warnings = (response.get("manifest") or {}).get("warnings") or []
+        log = self._bind(row.invoice_file, row.bundle_id, row.invoice_ids)
+        (log.warning if warnings else log.info)(
             "bundle sent", receipt_id=row.receipt_id, attempts=response.get("attempts"),
-            archive=str(placed))
+            archive=str(placed), **({"warnings": warnings} if warnings else {}))
         return None
 
     def quarantine(self, row_id: int, reasons: list[Finding]) -> float | None:

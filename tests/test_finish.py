@@ -4,12 +4,15 @@ journal, real files, the directory transport for the first delivery."""
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
+from structlog.testing import capture_logs
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -36,10 +39,11 @@ class NeverPost:
         pass
 
 
-def claimed(tmp_path: Path) -> tuple[Pipeline, Settings, int]:
+def claimed(tmp_path: Path, attachments: dict[str, bytes] | None = None
+            ) -> tuple[Pipeline, Settings, int]:
     """A pipeline with one bundle dropped, read and claimed (not yet delivered)."""
     outbox = tmp_path / "outbox"
-    outbox.mkdir()
+    outbox.mkdir(parents=True)
     s = Settings(outbox={"path": str(outbox), "settle_seconds": 0, "rescan_seconds": 30},
                  paths={"state_dir": str(tmp_path / "state")},
                  delivery={"transport": "directory", "target": str(tmp_path / "target")})
@@ -47,7 +51,7 @@ def claimed(tmp_path: Path) -> tuple[Pipeline, Settings, int]:
                    tmp_path / "target"):
         folder.mkdir(parents=True, exist_ok=True)
     p = Pipeline(s, Journal(s.journal_path), DirectoryDeliverer(tmp_path / "target"))
-    drop_bundle(outbox, "INV-1", {"a.pdf": pdf_bytes()})
+    drop_bundle(outbox, "INV-1", attachments or {"a.pdf": pdf_bytes()})
     [cand] = list_outbox(s.outbox).candidates.values()
     nxt = p.step(cand, 1000.0)
     assert nxt.read is not None
@@ -164,3 +168,23 @@ def test_a_first_attempt_that_succeeds_is_counted(tmp_path: Path) -> None:
     assert p.j.get(row).attempts == 1 and p.finish.d.posts == 1
     [entry] = s.sent_dir.glob("*/*")
     assert json.loads((entry / "receipt.json").read_text("utf-8"))["attempts"] == 1
+
+
+def test_a_bundle_sent_with_warnings_is_one_log_record_at_warning_level(
+        tmp_path: Path) -> None:
+    """"bundle sent" carries the manifest's warnings (code, file, message) and is logged
+    at warning level; a bundle without warnings is logged at info."""
+    image = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(image, format="PNG")
+    with capture_logs() as records:
+        p, s, row = claimed(tmp_path / "png", {"photo.png": image.getvalue(),
+                                               "a.pdf": pdf_bytes()})
+        assert p.finish.attempt(row) is None
+        p, s, row = claimed(tmp_path / "plain")
+        assert p.finish.attempt(row) is None
+    warned, plain = [r for r in records if r["event"] == "bundle sent"]
+    assert warned["log_level"] == "warning" and warned["invoice_file"] == "INV-1.xml"
+    assert [(w["code"], w["file"]) for w in warned["warnings"]] == [
+        ("pdf-recommended", "INV-1/photo.png")]
+    assert "PDF is recommended" in warned["warnings"][0]["message"]
+    assert plain["log_level"] == "info" and "warnings" not in plain
