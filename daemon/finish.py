@@ -182,10 +182,11 @@ class Finisher:
                               bundle_id=manifest["bundle_id"], attempts=attempts,
                               next_attempt_at=None)
 
-        # The row is `delivering` since its claim. A first attempt's count is written
-        # with its outcome (one commit less per bundle); a retry, or a bundle whose id
-        # changed, is recorded as under way before the POST.
-        counted = (row.state != "delivering" or row.next_attempt_at is not None
+        # The row is `delivering` since its claim. The first attempt after the claim has
+        # its count written with its outcome (one commit less per bundle); a retry, an
+        # attempt after a restart (which may follow a crash in a POST), or a bundle whose
+        # id changed is recorded as under way before the POST.
+        counted = (read_again or row.state != "delivering" or row.next_attempt_at is not None
                    or row.bundle_id != manifest["bundle_id"])
         if counted:
             count()

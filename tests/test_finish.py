@@ -188,3 +188,20 @@ def test_a_bundle_sent_with_warnings_is_one_log_record_at_warning_level(
         ("pdf-recommended", "INV-1/photo.png")]
     assert "PDF is recommended" in warned["warnings"][0]["message"]
     assert plain["log_level"] == "info" and "warnings" not in plain
+
+
+def test_an_attempt_after_a_restart_is_counted_before_its_post(tmp_path: Path) -> None:
+    """After a restart (a crash may have happened in the middle of a POST) the attempt
+    is recorded in the journal before the POST goes out."""
+    p, s, row = claimed(tmp_path)
+    fin = restart(p, s, row)
+    seen: list[int] = []
+
+    class Watching(Scripted):
+        def deliver(self, bundle: Bundle, manifest: dict[str, Any]) -> Receipt:
+            seen.append(p.j.get(row).attempts)
+            return super().deliver(bundle, manifest)
+
+    fin.d = Watching(Receipt(201, {"receipt_id": "r-2"}, "r-2"))
+    assert fin.attempt(row) is None
+    assert seen == [1] and p.j.get(row).attempts == 1
