@@ -255,6 +255,22 @@ class TestHttpRequest:
         assert req.headers["User-Agent"] == f"outboxd/{__version__}"
         assert "authorization" not in req.headers
 
+    def test_cookies_of_the_receiver_are_never_sent_back(self, tmp_path: Path) -> None:
+        """A receiver's Set-Cookie (a load balancer's, say) is not kept: the next POST of
+        the same deliverer carries no Cookie header."""
+        rec = Recorder(httpx.Response(201, json={"receipt_id": "rcpt-1"},
+                                      headers={"Set-Cookie": "lb=node-7; Path=/"}))
+        bundle = make_bundle(tmp_path / "work")
+        manifest = build_manifest(bundle)
+        d = HttpDeliverer(http_cfg(), transport=httpx.MockTransport(rec))
+        try:
+            d.deliver(bundle, manifest)
+            d.deliver(bundle, manifest)
+        finally:
+            d.close()
+        assert len(rec.requests) == 2
+        assert all("cookie" not in r.headers for r in rec.requests)
+
     def test_bearer_token(self, tmp_path: Path) -> None:
         """With `token` set, Authorization: Bearer TOKEN is sent."""
         _, rec, _, _ = send(tmp_path, http_cfg(token="s3cret"))
