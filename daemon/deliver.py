@@ -12,6 +12,7 @@ import http.cookiejar
 import json
 import random
 import shutil
+import urllib.request
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -155,6 +156,13 @@ class _NoCookies(http.cookiejar.CookieJar):
         pass
 
 
+def _proxies_from_environment() -> bool:
+    """A proxy variable httpx would honour is set (http_proxy, https_proxy, all_proxy, any
+    case); NO_PROXY is left to httpx, which then decides per url."""
+    found = urllib.request.getproxies()
+    return any(found.get(scheme) for scheme in ("http", "https", "all"))
+
+
 class HttpDeliverer:
     def __init__(self, cfg: DeliveryConfig, transport: httpx.BaseTransport | None = None) -> None:
         self.cfg = cfg
@@ -166,12 +174,20 @@ class HttpDeliverer:
         if cfg.client_cert:
             cert = (str(cfg.client_cert), str(cfg.client_key)) if cfg.client_key \
                 else str(cfg.client_cert)
-        # When transport= is given httpx ignores verify/cert/limits, so they
-        # only matter for the real transport — which is the one in production.
+        limits = httpx.Limits(max_connections=cfg.concurrency)
+        if transport is None and not _proxies_from_environment():
+            # The transport the Client would make, made here so that a POST can go to
+            # it directly (`_send`).
+            transport = httpx.HTTPTransport(verify=cfg.verify, cert=cert, limits=limits)
+        # None: a proxy from the environment (HTTPS_PROXY …) applies; the Client mounts
+        # it (only when it makes the transport itself) and every POST goes through it.
+        self._transport = transport
+        # When transport= is given httpx ignores verify/cert/limits here: they went
+        # into the transport above.
         self.client = httpx.Client(
             headers=headers, transport=transport, verify=cfg.verify, cert=cert,
             timeout=httpx.Timeout(cfg.timeout_seconds, connect=cfg.connect_timeout_seconds),
-            limits=httpx.Limits(max_connections=cfg.concurrency),
+            limits=limits,
             # The protocol has no use for cookies (SPEC §5.1: a bearer token); a jar
             # that keeps none spares parsing every response for Set-Cookie.
             cookies=_NoCookies(),
@@ -190,6 +206,20 @@ class HttpDeliverer:
             assert self.cfg.url is not None  # config guarantees it for transport = "http"
             self._url = httpx.URL(self.cfg.url)  # raises InvalidURL, as a request would
         return self._url
+
+    def _send(self, request: httpx.Request) -> httpx.Response:
+        """The response, read whole. Client.send wraps the transport in what the daemon
+        does not use (auth flows, redirect and cookie handling, event hooks) at a cost
+        of ~0.2 ms of CPU a POST; without a proxy the request goes to the transport."""
+        if self._transport is None:
+            return self.client.send(request)
+        response = self._transport.handle_request(request)
+        response.request = request
+        try:
+            response.read()
+        finally:
+            response.close()
+        return response
 
     def deliver(self, bundle: Bundle, manifest: dict[str, Any]) -> Receipt:
         inv = bundle.invoice_file
@@ -211,7 +241,7 @@ class HttpDeliverer:
                     "POST", self._post_url(), files=files,
                     headers={"Idempotency-Key": manifest["bundle_id"]})
                 request.stream = Coalesced(request.stream)  # type: ignore[arg-type]
-                response = self.client.send(request)
+                response = self._send(request)
             except httpx.TimeoutException as exc:
                 raise Retryable(f"timed out talking to the receiver ({type(exc).__name__})") \
                     from None
