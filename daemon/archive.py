@@ -3,21 +3,24 @@
 Layout (SPEC §4): ROOT/YYYY-MM-DD/NAME--BUNDLEID12/ (UTC date, `-2`, `-3` …
 when taken) holding the bundle as it was in the outbox plus receipt.json,
 or reason.json and REASON.txt. The papers are written into the work folder
-first, so the one move that follows carries a complete archive entry.
+first, so the one move that follows carries a complete archive entry; they,
+the entry and its day folder are synced once, after the move (`place`).
 """
 
 from __future__ import annotations
 
 import errno
 import filecmp
+import json
 import os
 import shutil
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from daemon.bundle import Finding
-from daemon.fsops import free_name, move_tree, write_atomic, write_json
+from daemon.fsops import free_name, fsync_dir, fsync_file, move_tree, write_atomic
 from daemon.manifest import utc_now_iso
 from daemon.names import NAME_MAX, fit_bytes
 
@@ -47,11 +50,12 @@ def _holds_copy_of(target: Path, work: Path) -> bool:
     return True
 
 
-def move_into_place(work: Path, target: Path) -> Path:
+def move_into_place(work: Path, target: Path, sync: bool = True) -> Path:
     """Move work → target; safe to call again after a crash at any point in it.
 
     Returns where the bundle now lies: `target`, or a free name beside it if
-    `target` was taken by something that is not this bundle.
+    `target` was taken by something that is not this bundle. `sync=False`
+    leaves the sync of target's folder to the caller (`place`).
     """
     if not work.exists():
         if target.exists():
@@ -71,12 +75,107 @@ def move_into_place(work: Path, target: Path) -> Path:
         # Someone else's archive entry under the same name (two daemons, or a
         # duplicate archived at the same time): never delete ours for it.
         target = free_name(target.parent, target.name)
-    move_tree(work, target)
+    move_tree(work, target, sync=sync)
     return target
 
 
+# One encoder made once: json.dumps with any option builds a new one per call.
+_encode = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def readable_json(obj: Any, depth: int = 3, indent: str = "") -> str:
+    """JSON for people on the share: dicts and lists one item per line down to `depth`,
+    what lies deeper on one line. json's indent= runs its pure-Python encoder
+    (about twice the CPU of this for a receipt); each piece here is one call of
+    the C encoder."""
+    if depth and obj and isinstance(obj, dict | list):
+        inner = indent + "  "
+        if isinstance(obj, dict):
+            body = ",\n".join([f"{inner}{_encode(str(k))}: {readable_json(v, depth - 1, inner)}"
+                               for k, v in obj.items()])
+            return f"{{\n{body}\n{indent}}}"
+        body = ",\n".join([inner + readable_json(v, depth - 1, inner) for v in obj])
+        return f"[\n{body}\n{indent}]"
+    return _encode(obj)
+
+
+def _json_bytes(obj: Any) -> bytes:
+    return (readable_json(obj) + "\n").encode("utf-8")
+
+
+def receipt_papers(receipt: dict[str, Any]) -> dict[str, bytes]:
+    return {"receipt.json": _json_bytes(receipt)}
+
+
+def reason_papers(record: dict[str, Any]) -> dict[str, bytes]:
+    return {"reason.json": _json_bytes(record),
+            "REASON.txt": reason_text(record).encode("utf-8")}
+
+
+def write_papers(folder: Path, papers: Mapping[str, bytes], sync: bool = True) -> None:
+    """Each paper written whole or not at all (temp name + rename)."""
+    for name, data in papers.items():
+        write_atomic(folder / name, data, sync=sync)
+        if name == "REASON.txt":
+            # REASON.txt is for people on the share: readable by the group as well.
+            os.chmod(folder / name, 0o640)
+
+
 def write_receipt(work: Path, receipt: dict[str, Any]) -> None:
-    write_json(work / "receipt.json", receipt)
+    write_papers(work, receipt_papers(receipt))
+
+
+def _someone_elses(entry: Path, papers: Mapping[str, bytes], bundle_id: str) -> bool:
+    """The entry's first paper is readable and names another bundle: not ours to touch."""
+    try:
+        with open(entry / next(iter(papers)), "rb") as fh:
+            found = json.load(fh)
+        named = found.get("bundle_id") or found["manifest"]["bundle_id"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False  # missing, cut short by a power loss, or not ours to judge: rewrite
+    return named != bundle_id
+
+
+def _make_folder(folder: Path) -> None:
+    """The day folder of an archive entry; when it is new, its name is synced too."""
+    try:
+        os.mkdir(folder)
+    except FileExistsError:
+        return
+    except FileNotFoundError:
+        folder.mkdir(parents=True, exist_ok=True)
+    fsync_dir(folder.parent)
+
+
+def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str) -> Path:
+    """Write the papers into the work folder and move it to target; where the entry now
+    lies (see move_into_place). On return the papers, the entry and its folder are on
+    disk. Safe to call again after a crash or power loss at any point: the papers are
+    written from what the caller kept (the journal), not from what the disk holds.
+
+    The papers get no sync of their own before the move: one sync of each paper, of
+    the entry and of its folder after the rename covers them and the rename at once
+    (on ext4 the first of them commits everything, the others find nothing to do),
+    instead of a sync of the paper, the work folder and the target folder in turn.
+    """
+    if os.path.lexists(work):
+        write_papers(work, papers, sync=False)
+        _make_folder(target.parent)
+        placed = move_into_place(work, target, sync=False)
+    else:
+        # Moved before a crash (raises when the target is not there either). A power
+        # loss may have kept the rename and lost the papers' bytes, which were not
+        # synced yet: write them again, unless the folder turns out to be another
+        # bundle's entry that took this name.
+        placed = move_into_place(work, target, sync=False)
+        if _someone_elses(placed, papers, bundle_id):
+            return placed
+        write_papers(placed, papers, sync=False)
+    for name in papers:
+        fsync_file(placed / name)
+    fsync_dir(placed)
+    fsync_dir(placed.parent)
+    return placed
 
 
 def reason_record(bundle_id: str, invoice_file: str, reasons: list[Finding]) -> dict[str, Any]:
@@ -97,7 +196,4 @@ def reason_text(record: dict[str, Any]) -> str:
 
 
 def write_reasons(work: Path, record: dict[str, Any]) -> None:
-    write_json(work / "reason.json", record)
-    write_atomic(work / "REASON.txt", reason_text(record).encode("utf-8"))
-    # REASON.txt is for people on the share: readable by the group as well.
-    os.chmod(work / "REASON.txt", 0o640)
+    write_papers(work, reason_papers(record))

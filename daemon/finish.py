@@ -16,11 +16,11 @@ from typing import Any
 
 from daemon import logs, release
 from daemon.archive import (
-    move_into_place,
+    place,
+    reason_papers,
     reason_record,
+    receipt_papers,
     target_for,
-    write_reasons,
-    write_receipt,
 )
 from daemon.bundle import Bundle, Finding
 from daemon.claim import finish_claim, moved_candidate
@@ -154,32 +154,49 @@ class Finisher:
 
         if not self._work_present(row):
             return damaged([])
+        # Read again only after a restart; a bundle handed over at its claim was not.
+        read_again = row_id not in self._validated
         try:
             bundle = self._claimed_bundle(row)
         except (InputError, OSError) as exc:
             return damaged([Finding(
                 "processing-damaged", row.invoice_file, f"cannot be read in the processing "
                 f"folder ({exc}) — check it and move it back to the outbox")])
-        if not self._work_present(row):
-            return damaged([])
+        if read_again and not self._work_present(row):
+            return damaged([])  # the share went away while the bundle was being read
         if bundle.errors:
             return damaged(list(bundle.errors))
-        warnings = self.outgoing_warnings(bundle, bundle_id_of(bundle))
+        bid = bundle_id_of(bundle)
+        warnings = self.outgoing_warnings(bundle, bid)
         manifest = build_manifest(bundle, safe_filenames=self.s.delivery.safe_filenames,
-                                  warnings=warnings)
+                                  warnings=warnings, bundle_id=bid)
         if manifest["bundle_id"] != row.bundle_id:
             log.warning("bundle changed in the processing folder",
                         new_bundle_id=manifest["bundle_id"])
         attempts = row.attempts + 1
-        # Not durable: a crash after the POST leaves the row in flight either way,
-        # and recovery posts again with the same Idempotency-Key.
-        self.j.transition(row_id, "delivering", durable=False, bundle_id=manifest["bundle_id"],
-                          attempts=attempts, next_attempt_at=None)
+
+        def count() -> None:
+            # Not durable: a crash after the POST leaves the row in flight either way,
+            # and recovery posts again with the same Idempotency-Key.
+            self.j.transition(row_id, "delivering", durable=False,
+                              bundle_id=manifest["bundle_id"], attempts=attempts,
+                              next_attempt_at=None)
+
+        # The row is `delivering` since its claim. The first attempt after the claim has
+        # its count written with its outcome (one commit less per bundle); a retry, an
+        # attempt after a restart (which may follow a crash in a POST), or a bundle whose
+        # id changed is recorded as under way before the POST.
+        counted = (read_again or row.state != "delivering" or row.next_attempt_at is not None
+                   or row.bundle_id != manifest["bundle_id"])
+        if counted:
+            count()
         if (bind_journal := getattr(self.d, "bind_journal", None)) is not None:
             bind_journal(self.j)  # ubl-embedded: documents already accepted (SPEC §5.4)
         try:
             receipt = self.d.deliver(bundle, manifest)
         except InputError as exc:
+            if not counted:
+                count()
             return damaged([Finding(
                 "processing-damaged", exc.file, f"{exc.message} (it changed in the processing "
                 "folder)")])
@@ -198,6 +215,8 @@ class Finisher:
                 "will retry", error=error, attempts=attempts, retry_in=round(delay, 3))
             return delay
         except Rejected as exc:
+            if not counted:
+                count()
             return self.quarantine(row_id, [Finding(
                 "rejected", row.invoice_file, f"the receiver answered HTTP {exc.status}: "
                 f"{exc.body} — fix what the receiver names, then move the bundle "
@@ -208,11 +227,13 @@ class Finisher:
         # durable commit, before anything moves.
         target = row.archive_dir or str(target_for(self.s.sent_dir, stem(row.invoice_file),
                                                    manifest["bundle_id"]))
-        self.j.transition(row_id, DELIVERED, response=record, receipt_id=receipt.receipt_id,
-                          last_error=None, archive_dir=target)
-        for w in warnings:
-            log.warning("sent with warning", code=w.code, file=w.file, message=w.message)
-        return self.archive_sent(row_id)
+        written = {"response": record, "receipt_id": receipt.receipt_id, "last_error": None,
+                   "archive_dir": target, "attempts": attempts}
+        self.j.transition(row_id, DELIVERED, **written)
+        # The row as this attempt wrote it (or found it): not read back.
+        return self.archive_sent(row_id, replace(
+            row, state=DELIVERED, bundle_id=manifest["bundle_id"], next_attempt_at=None,
+            **written))
 
     # -- moves that may fail: retried here, on a back-off of their own ----------
     def _work_present(self, row: Row) -> bool:
@@ -247,35 +268,39 @@ class Finisher:
             retry_in=round(delay, 3))
         return delay
 
-    def _place(self, row: Row, root: Path, papers: Callable[[Path], None],
+    def _place(self, row: Row, root: Path, papers: dict[str, bytes],
                failure: str) -> Path | float:
         """Write the papers into the work folder and move it under root: the folder the
-        bundle now lies in, or the delay before the move is tried again."""
-        assert row.work_dir
+        bundle now lies in (papers and move on disk), or the delay before the move is
+        tried again."""
+        assert row.work_dir and row.bundle_id
         target = self._target(row, root)
         work = Path(row.work_dir)
         try:
-            if work.exists():
-                papers(work)
-            target = move_into_place(work, target)
+            target = place(work, target, papers, row.bundle_id)
         except OSError as exc:
             return self._move_failed(row, f"{failure} {target}: {_describe(exc)}")
         self._move_faults.pop(row.id, None)
         self._validated.pop(row.id, None)
         return target
 
-    def archive_sent(self, row_id: int) -> float | None:
-        row = self.j.get(row_id)
+    def archive_sent(self, row_id: int, row: Row | None = None) -> float | None:
+        """Archive a delivered bundle in sent/; `row`: its row as just written, if known."""
+        row = row or self.j.get(row_id)
         assert row.bundle_id and row.response
         response = row.response
-        placed = self._place(row, self.s.sent_dir, lambda work: write_receipt(work, response),
+        placed = self._place(row, self.s.sent_dir, receipt_papers(response),
                              f"delivered (receipt {row.receipt_id}), but cannot be archived in")
         if not isinstance(placed, Path):
             return placed
         self.j.transition(row_id, "sent", durable=False, archive_dir=str(placed))
-        self._bind(row.invoice_file, row.bundle_id, row.invoice_ids).info(
+        # The manifest's warnings go with this one line, at warning level: one log
+        # record per bundle sent, also when only the archive was left after a restart.
+        warnings = (response.get("manifest") or {}).get("warnings") or []
+        log = self._bind(row.invoice_file, row.bundle_id, row.invoice_ids)
+        (log.warning if warnings else log.info)(
             "bundle sent", receipt_id=row.receipt_id, attempts=response.get("attempts"),
-            archive=str(placed))
+            archive=str(placed), **({"warnings": warnings} if warnings else {}))
         return None
 
     def quarantine(self, row_id: int, reasons: list[Finding]) -> float | None:
@@ -287,8 +312,7 @@ class Finisher:
         row = self.j.get(row_id)
         assert row.bundle_id
         record = reason_record(row.bundle_id, row.invoice_file, reasons)
-        placed = self._place(row, self.s.quarantine_dir,
-                             lambda work: write_reasons(work, record),
+        placed = self._place(row, self.s.quarantine_dir, reason_papers(record),
                              "cannot be moved into quarantine")
         if not isinstance(placed, Path):
             return placed

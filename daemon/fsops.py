@@ -116,11 +116,13 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, sync: bool = True) -> None:
     """Write a whole file or nothing: temp name, fsync, rename, fsync the folder.
 
     The temp name is new (O_EXCL) and never followed (O_NOFOLLOW): a link a
     share user planted under a guessable name cannot redirect the write.
+    `sync=False` skips both syncs: for a caller that syncs the file and its
+    folder itself before anything depends on them (`archive.place`).
     """
     # The temp name is ours to choose: cut so it fits even beside a name at the limit.
     tmp = path.with_name(f".{fit_bytes(path.name, 200)}.tmp-{uuid.uuid4().hex[:12]}")
@@ -128,14 +130,25 @@ def write_atomic(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if sync:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    fsync_dir(path.parent)
+    if sync:
+        fsync_dir(path.parent)
+
+
+def fsync_file(path: Path) -> None:
+    """Sync a file written earlier without a sync of its own (never through a link)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -146,7 +159,7 @@ def free_name(parent: Path, name: str) -> Path:
     """NAME, else NAME-2, NAME-3 … : the first that does not exist in parent."""
     candidate = parent / name
     n = 1
-    while candidate.exists() or candidate.is_symlink():
+    while os.path.lexists(candidate):  # one lstat: a dangling link counts as taken too
         n += 1
         candidate = parent / f"{name}-{n}"
     return candidate
@@ -222,17 +235,21 @@ def _remove(path: Path) -> None:
     shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
 
 
-def move_tree(src: Path, dst: Path) -> None:
+def move_tree(src: Path, dst: Path, sync: bool = True) -> None:
     """Move a file or folder to dst, which must not exist.
 
     Same file system: one atomic rename. Across file systems: copy to a
     hidden temp name, fsync every file, rename into place, then delete the
     source — a crash leaves the source intact or a complete copy.
+    `sync=False`: the caller syncs dst's folder after a same-file-system
+    rename (it has more to sync there); the copy is synced before its source
+    is deleted whatever the caller says.
     """
     dst.parent.mkdir(parents=True, exist_ok=True)
     try:
         rename_noreplace(src, dst)
-        fsync_dir(dst.parent)
+        if sync:
+            fsync_dir(dst.parent)
         return
     except OSError as exc:
         if exc.errno != errno.EXDEV:

@@ -79,8 +79,10 @@ def utc_now_iso() -> str:
 
 def build_manifest(bundle: Bundle, *, safe_filenames: bool = True,
                    warnings: Sequence[Finding] = (),
-                   created_at: str | None = None) -> dict[str, Any]:
-    """The manifest as SPEC §5.1 shows it; parts are numbered in manifest order."""
+                   created_at: str | None = None,
+                   bundle_id: str | None = None) -> dict[str, Any]:
+    """The manifest as SPEC §5.1 shows it; parts are numbered in manifest order.
+    `bundle_id`: bundle_id_of(bundle) when the caller has it already."""
     def sent_name(name: str) -> str:
         return safe_filename(name) if safe_filenames else name
 
@@ -110,7 +112,7 @@ def build_manifest(bundle: Bundle, *, safe_filenames: bool = True,
         invoices.append({"id": invoice_id, "attachments": entries})
     return {
         "manifest_version": MANIFEST_VERSION,
-        "bundle_id": bundle_id_of(bundle),
+        "bundle_id": bundle_id or bundle_id_of(bundle),
         "created_at": created_at or utc_now_iso(),
         "channel": bundle.channel,
         "invoice_file": {"name": sent_name(inv.name), "original_name": inv.name,

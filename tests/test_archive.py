@@ -198,3 +198,89 @@ class TestReasons:
                    "receipt_id": "r-1"}, "attempts": 2, "delivered_at": "2026-01-01T00:00:00Z"}
         archive.write_receipt(tmp_path, receipt)
         assert json.loads((tmp_path / "receipt.json").read_text()) == receipt
+
+
+def _synced(monkeypatch: pytest.MonkeyPatch) -> set[tuple[int, int]]:
+    """(device, inode) of everything fsync'd from now on."""
+    seen: set[tuple[int, int]] = set()
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        st = os.fstat(fd)
+        seen.add((st.st_dev, st.st_ino))
+        real_fsync(fd)
+
+    monkeypatch.setattr(fsops.os, "fsync", fsync)
+    return seen
+
+
+def _id(path: Path) -> tuple[int, int]:
+    st = os.lstat(path)
+    return st.st_dev, st.st_ino
+
+
+class TestPlace:
+    RECEIPT = {"manifest": {"bundle_id": BID}, "response": {"status": 201, "body": {},
+               "receipt_id": "r-1"}, "attempts": 1, "delivered_at": "2026-01-01T00:00:00Z"}
+
+    def test_papers_travel_with_the_move_and_all_is_synced_before_it_returns(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The receipt is written into the work folder, which becomes the archive entry;
+        before place returns the receipt, the entry, its new day folder and the root
+        holding that day folder are synced (a power loss after 'sent' keeps all)."""
+        work = make_work(tmp_path / "work")
+        content = tree(work)
+        (tmp_path / "sent").mkdir()
+        target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123456789ab"
+        synced = _synced(monkeypatch)
+        placed = archive.place(work, target, archive.receipt_papers(self.RECEIPT), BID)
+        assert placed == target and not work.exists()
+        assert json.loads((placed / "receipt.json").read_text("utf-8")) == self.RECEIPT
+        assert tree(placed) == {**content, "receipt.json": (placed / "receipt.json").read_bytes()}
+        for path in (placed / "receipt.json", placed, placed.parent, placed.parent.parent):
+            assert _id(path) in synced, path
+
+    def test_receipt_lost_by_a_power_loss_after_the_move_is_written_again(
+            self, tmp_path: Path) -> None:
+        """The rename reached the disk, the receipt's bytes did not (it is synced only
+        after the move): called again, place writes it whole from what it is given."""
+        target = tmp_path / "sent" / "d" / "INV-1--0123456789ab"
+        make_work(target)
+        (target / "receipt.json").write_bytes(b"")
+        placed = archive.place(tmp_path / "work", target,
+                               archive.receipt_papers(self.RECEIPT), BID)
+        assert placed == target
+        assert json.loads((target / "receipt.json").read_text("utf-8")) == self.RECEIPT
+        assert sorted(os.listdir(target)) == ["INV-1", "INV-1.xml", "receipt.json"]
+
+    def test_another_bundles_entry_under_the_name_is_not_touched(self, tmp_path: Path) -> None:
+        """Work folder gone and the target holds a readable receipt of another bundle:
+        its papers are never rewritten with ours."""
+        target = tmp_path / "sent" / "d" / "INV-1--0123456789ab"
+        make_work(target)
+        theirs = {**self.RECEIPT, "manifest": {"bundle_id": "f" * 64}}
+        archive.write_receipt(target, theirs)
+        before = tree(target)
+        archive.place(tmp_path / "work", target, archive.receipt_papers(self.RECEIPT), BID)
+        assert tree(target) == before
+
+    def test_quarantine_papers_are_readable_by_the_group_and_leave_no_temp_files(
+            self, tmp_path: Path) -> None:
+        """reason.json and REASON.txt land in the entry, REASON.txt mode 0640, no temp
+        names left behind."""
+        work = make_work(tmp_path / "work")
+        record = reason_record(BID, "INV-1.xml", [Finding("too-large", "INV-1/a.pdf", "big")])
+        placed = archive.place(work, tmp_path / "q" / "d" / "x", archive.reason_papers(record),
+                               BID)
+        assert sorted(os.listdir(placed)) == ["INV-1", "INV-1.xml", "REASON.txt", "reason.json"]
+        assert os.stat(placed / "REASON.txt").st_mode & 0o777 == 0o640
+        assert json.loads((placed / "reason.json").read_text("utf-8")) == record
+
+    def test_readable_json_is_json_with_one_item_per_line(self) -> None:
+        """The papers are JSON a person can read: top-level keys each on a line, and the
+        same data back when parsed."""
+        text = archive.readable_json(self.RECEIPT)
+        assert json.loads(text) == self.RECEIPT
+        assert text.splitlines()[1] == '  "manifest": {'
+        for obj in ({}, [], {"a": []}, {"a": {"b": {"c": {"d": [1, "é"]}}}}, None, "x"):
+            assert json.loads(archive.readable_json(obj)) == obj

@@ -13,7 +13,9 @@ import json
 import os
 import random
 import re
+import threading
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -254,6 +256,62 @@ class TestHttpRequest:
         assert req.headers["Idempotency-Key"] == manifest["bundle_id"]
         assert req.headers["User-Agent"] == f"outboxd/{__version__}"
         assert "authorization" not in req.headers
+
+    def test_cookies_of_the_receiver_are_never_sent_back(self, tmp_path: Path) -> None:
+        """A receiver's Set-Cookie (a load balancer's, say) is not kept: the next POST of
+        the same deliverer carries no Cookie header."""
+        rec = Recorder(httpx.Response(201, json={"receipt_id": "rcpt-1"},
+                                      headers={"Set-Cookie": "lb=node-7; Path=/"}))
+        bundle = make_bundle(tmp_path / "work")
+        manifest = build_manifest(bundle)
+        d = HttpDeliverer(http_cfg(), transport=httpx.MockTransport(rec))
+        try:
+            d.deliver(bundle, manifest)
+            d.deliver(bundle, manifest)
+        finally:
+            d.close()
+        assert len(rec.requests) == 2
+        assert all("cookie" not in r.headers for r in rec.requests)
+
+    def test_a_proxy_from_the_environment_carries_the_post(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """With HTTP_PROXY set (e.g. by the unit's Environment=), the POST goes to that
+        proxy for the configured url, and the proxy's answer is the receipt."""
+        seen: list[str] = []
+
+        class Proxy(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+                self.rfile.read(int(self.headers["Content-Length"]))
+                seen.append(self.path)
+                body = b'{"receipt_id": "via-proxy"}'
+                self.send_response(201)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            for var in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTPS_PROXY",
+                        "ALL_PROXY", "NO_PROXY"):
+                monkeypatch.delenv(var, raising=False)
+            monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.server_port}")
+            bundle = make_bundle(tmp_path / "work")
+            d = HttpDeliverer(http_cfg())
+            try:
+                receipt = d.deliver(bundle, build_manifest(bundle))
+            finally:
+                d.close()
+        finally:
+            server.shutdown()
+            server.server_close()
+        assert receipt.receipt_id == "via-proxy" and seen == [URL]
 
     def test_bearer_token(self, tmp_path: Path) -> None:
         """With `token` set, Authorization: Bearer TOKEN is sent."""

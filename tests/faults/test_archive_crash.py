@@ -1,0 +1,59 @@
+"""SIGKILL between writing receipt.json and the archive move: the restarted daemon
+ends with one complete archive entry and posts nothing again (the receipt is written
+without a sync of its own and synced after the move, so this point must be safe)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import Env
+from helpers import drop_bundle, pdf_bytes, wait_for
+
+from faults.conftest import bundle_of, no_traceback
+
+
+@pytest.fixture
+def immutable_sent(env: Env) -> Iterator[Path]:
+    """sent/ with the immutable flag: nothing can be created in it, not even by root."""
+    env.sent.mkdir()
+    if subprocess.run(["chattr", "+i", str(env.sent)], capture_output=True).returncode:
+        pytest.skip("chattr +i is not available here (needs root and ext4/xfs/btrfs)")
+    try:
+        yield env.sent
+    finally:
+        subprocess.run(["chattr", "-i", str(env.sent)], capture_output=True)
+
+
+def test_kill_after_the_receipt_before_the_move_archives_once_without_a_second_post(
+        env: Env, immutable_sent: Path, receiver, start_daemon) -> None:
+    """The receiver took the bundle, receipt.json lies in the work folder, the move into
+    sent/ cannot happen; SIGKILL there. After a restart the entry in sent/ has the files
+    and the receipt of the first (and only) POST; processing is empty."""
+    env.write_config(receiver.url)
+    daemon = start_daemon()
+    drop_bundle(env.outbox, "INV-9", {"a.pdf": pdf_bytes()})
+    row = wait_for(lambda: (lambda b: b if b["last_error"] else None)(
+        bundle_of(env.config, "INV-9.xml")), what="the archive move to fail")
+    assert row["state"] == "retrying" and "Operation not permitted" in row["last_error"], row
+    [work] = env.processing.iterdir()
+    assert (work / "receipt.json").is_file() and (work / "INV-9.xml").is_file()
+    daemon.stop(signal.SIGKILL)
+
+    subprocess.run(["chattr", "-i", str(immutable_sent)], check=True)
+    restarted = start_daemon()
+    [entry] = wait_for(env.sent_bundles, what="the archive entry after the restart")
+    wait_for(lambda: bundle_of(env.config, "INV-9.xml")["state"] == "sent", what="state sent")
+    assert sorted(p.name for p in entry.iterdir()) == ["INV-9", "INV-9.xml", "receipt.json"]
+    assert (entry / "INV-9" / "a.pdf").read_bytes() == pdf_bytes()
+    receipt = json.loads((entry / "receipt.json").read_text("utf-8"))
+    [accepted] = receiver.accepted()
+    assert receipt["manifest"]["bundle_id"] == accepted["idempotency_key"]
+    assert receipt["response"]["status"] == 201
+    assert len(receiver.requests()) == 1
+    assert list(env.processing.iterdir()) == []
+    no_traceback(restarted.stderr())

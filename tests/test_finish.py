@@ -1,0 +1,207 @@
+"""Finishing a delivered bundle after a crash or a power loss: the archive entry ends
+complete (receipt.json as the journal kept it) and nothing is posted again. Real
+journal, real files, the directory transport for the first delivery."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+from structlog.testing import capture_logs
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from helpers import drop_bundle, pdf_bytes  # noqa: E402
+
+from daemon import archive  # noqa: E402
+from daemon.bundle import Bundle  # noqa: E402
+from daemon.config import Settings  # noqa: E402
+from daemon.deliver import DirectoryDeliverer, Receipt  # noqa: E402
+from daemon.errors import Rejected, Retryable  # noqa: E402
+from daemon.finish import Finisher, evaluate  # noqa: E402
+from daemon.journal import DELIVERED, Journal  # noqa: E402
+from daemon.pipeline import Pipeline  # noqa: E402
+from daemon.scan import list_outbox  # noqa: E402
+
+
+class NeverPost:
+    """A deliverer for the restarted daemon: a delivered bundle is never sent again."""
+
+    def deliver(self, bundle: Bundle, manifest: dict[str, Any]) -> Receipt:
+        raise AssertionError("posted a bundle the receiver already has")
+
+    def close(self) -> None:
+        pass
+
+
+def claimed(tmp_path: Path, attachments: dict[str, bytes] | None = None
+            ) -> tuple[Pipeline, Settings, int]:
+    """A pipeline with one bundle dropped, read and claimed (not yet delivered)."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir(parents=True)
+    s = Settings(outbox={"path": str(outbox), "settle_seconds": 0, "rescan_seconds": 30},
+                 paths={"state_dir": str(tmp_path / "state")},
+                 delivery={"transport": "directory", "target": str(tmp_path / "target")})
+    for folder in (s.sent_dir, s.quarantine_dir, s.processing_dir, s.paths.state_dir,
+                   tmp_path / "target"):
+        folder.mkdir(parents=True, exist_ok=True)
+    p = Pipeline(s, Journal(s.journal_path), DirectoryDeliverer(tmp_path / "target"))
+    drop_bundle(outbox, "INV-1", attachments or {"a.pdf": pdf_bytes()})
+    [cand] = list_outbox(s.outbox).candidates.values()
+    nxt = p.step(cand, 1000.0)
+    assert nxt.read is not None
+    p.took_read(cand.invoice.name, nxt.read, evaluate(cand, s))
+    row = p.step(cand, 1000.0).claimed
+    assert row is not None
+    return p, s, row
+
+
+def restart(p: Pipeline, s: Settings, row: int) -> Finisher:
+    """A new start on the same journal: recovery hands the row to a delivery attempt."""
+    fin = Finisher(s, p.j, NeverPost())
+    assert [r for r, _ in fin.recover()] == [row]
+    return fin
+
+
+def test_power_loss_that_kept_the_move_but_not_the_receipt_ends_with_it_whole(
+        tmp_path: Path) -> None:
+    """The archive move reached the disk but the receipt's bytes and the 'sent' commit did
+    not (both are synced only after the move): the restarted daemon writes receipt.json
+    again from the journal's delivered record and records 'sent' — without a POST."""
+    p, s, row = claimed(tmp_path)
+    assert p.finish.attempt(row) is None
+    entry = Path(p.j.get(row).archive_dir or "")
+    # What the disk and the journal can hold after such a power loss:
+    p.j.transition(row, DELIVERED, "state before the power loss")
+    (entry / "receipt.json").write_bytes(b"")
+
+    assert restart(p, s, row).attempt(row) is None
+    after = p.j.get(row)
+    assert after.state == "sent" and after.archive_dir == str(entry)
+    assert json.loads((entry / "receipt.json").read_text("utf-8")) == after.response
+    assert [e.name for e in s.sent_dir.glob("*/*")] == [entry.name]
+    assert list(s.processing_dir.iterdir()) == []
+
+
+def test_crash_between_the_receipt_and_the_move_ends_with_one_complete_entry(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Delivered, receipt.json written into the work folder, and then the move did not
+    happen (the daemon died there): after a restart the bundle is archived once, with
+    its files and a complete receipt, no temp files, and not posted again."""
+    p, s, row = claimed(tmp_path)
+
+    def died(*_: Any, **__: Any) -> Path:
+        raise OSError(5, "the daemon died here")
+
+    monkeypatch.setattr(archive, "move_into_place", died)
+    assert p.finish.attempt(row) is not None  # the move is to be tried again
+    monkeypatch.undo()
+    delivered = p.j.get(row)
+    assert delivered.state == DELIVERED and delivered.work_dir
+    work = Path(delivered.work_dir)
+    assert (work / "receipt.json").is_file()  # written before the move
+
+    assert restart(p, s, row).attempt(row) is None
+    after = p.j.get(row)
+    [entry] = s.sent_dir.glob("*/*")
+    assert after.state == "sent" and after.archive_dir == str(entry)
+    assert sorted(e.name for e in entry.iterdir()) == ["INV-1", "INV-1.xml", "receipt.json"]
+    assert json.loads((entry / "receipt.json").read_text("utf-8")) == delivered.response
+    assert not work.exists()
+    assert len(list((tmp_path / "target").iterdir())) == 1  # delivered once
+
+
+class Scripted:
+    """A deliverer that answers each POST with the next outcome of its script."""
+
+    def __init__(self, *outcomes: Exception | Receipt) -> None:
+        self.outcomes = list(outcomes)
+        self.posts = 0
+
+    def deliver(self, bundle: Bundle, manifest: dict[str, Any]) -> Receipt:
+        self.posts += 1
+        outcome = self.outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def close(self) -> None:
+        pass
+
+
+def test_every_attempt_is_counted_whatever_its_outcome(tmp_path: Path) -> None:
+    """The journal's attempt count (status, back-off, receipt.json) counts each POST:
+    a retryable failure, then a success, is 2 in the journal and the receipt."""
+    p, s, row = claimed(tmp_path)
+    p.finish.d = Scripted(Retryable("HTTP 503 from the receiver", 503),
+                          Receipt(201, {"receipt_id": "r-9"}, "r-9"))
+    assert p.finish.attempt(row) is not None
+    assert p.j.get(row).state == "retrying" and p.j.get(row).attempts == 1
+    assert p.finish.attempt(row) is None
+    done = p.j.get(row)
+    assert done.state == "sent" and done.attempts == 2 and done.receipt_id == "r-9"
+    [entry] = s.sent_dir.glob("*/*")
+    assert json.loads((entry / "receipt.json").read_text("utf-8"))["attempts"] == 2
+
+
+def test_a_rejected_first_attempt_is_counted(tmp_path: Path) -> None:
+    """A bundle the receiver rejects on its first POST is quarantined with 1 attempt."""
+    p, s, row = claimed(tmp_path)
+    p.finish.d = Scripted(Rejected("the receiver rejected the bundle with HTTP 422", 422,
+                                   "bad"))
+    assert p.finish.attempt(row) is None
+    done = p.j.get(row)
+    assert done.state == "quarantined" and done.attempts == 1
+    assert "HTTP 422" in done.reasons[0]["message"]
+
+
+def test_a_first_attempt_that_succeeds_is_counted(tmp_path: Path) -> None:
+    """Delivered at the first POST: 1 attempt in the journal and in receipt.json."""
+    p, s, row = claimed(tmp_path)
+    p.finish.d = Scripted(Receipt(201, {"receipt_id": "r-1"}, "r-1"))
+    assert p.finish.attempt(row) is None
+    assert p.j.get(row).attempts == 1 and p.finish.d.posts == 1
+    [entry] = s.sent_dir.glob("*/*")
+    assert json.loads((entry / "receipt.json").read_text("utf-8"))["attempts"] == 1
+
+
+def test_a_bundle_sent_with_warnings_is_one_log_record_at_warning_level(
+        tmp_path: Path) -> None:
+    """"bundle sent" carries the manifest's warnings (code, file, message) and is logged
+    at warning level; a bundle without warnings is logged at info."""
+    image = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(image, format="PNG")
+    with capture_logs() as records:
+        p, s, row = claimed(tmp_path / "png", {"photo.png": image.getvalue(),
+                                               "a.pdf": pdf_bytes()})
+        assert p.finish.attempt(row) is None
+        p, s, row = claimed(tmp_path / "plain")
+        assert p.finish.attempt(row) is None
+    warned, plain = [r for r in records if r["event"] == "bundle sent"]
+    assert warned["log_level"] == "warning" and warned["invoice_file"] == "INV-1.xml"
+    assert [(w["code"], w["file"]) for w in warned["warnings"]] == [
+        ("pdf-recommended", "INV-1/photo.png")]
+    assert "PDF is recommended" in warned["warnings"][0]["message"]
+    assert plain["log_level"] == "info" and "warnings" not in plain
+
+
+def test_an_attempt_after_a_restart_is_counted_before_its_post(tmp_path: Path) -> None:
+    """After a restart (a crash may have happened in the middle of a POST) the attempt
+    is recorded in the journal before the POST goes out."""
+    p, s, row = claimed(tmp_path)
+    fin = restart(p, s, row)
+    seen: list[int] = []
+
+    class Watching(Scripted):
+        def deliver(self, bundle: Bundle, manifest: dict[str, Any]) -> Receipt:
+            seen.append(p.j.get(row).attempts)
+            return super().deliver(bundle, manifest)
+
+    fin.d = Watching(Receipt(201, {"receipt_id": "r-2"}, "r-2"))
+    assert fin.attempt(row) is None
+    assert seen == [1] and p.j.get(row).attempts == 1
