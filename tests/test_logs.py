@@ -61,3 +61,34 @@ def test_reconfigure_replaces_the_handler_instead_of_adding_one() -> None:
     logs.get().info("once")
     assert len(_lines(out)) == 1
     logs.configure()
+
+
+def test_a_reload_reaches_loggers_bound_before_it() -> None:
+    """Components bind their logger once at start; a SIGHUP that changes [log] format
+    or level applies to those loggers too, on the new stream."""
+    first, second = io.StringIO(), io.StringIO()
+    logs.configure(LogConfig(format="console"), first)
+    log = logs.get(invoice_file="INV-1.xml")
+    logs.configure(LogConfig(format="json", level="warning"), second)
+    log.info("not at this level")
+    log.warning("bundle cannot be moved; will retry", error="EACCES")
+    assert first.getvalue() == ""
+    [record] = [json.loads(line) for line in _lines(second)]
+    assert record["event"] == "bundle cannot be moved; will retry"
+    assert record["invoice_file"] == "INV-1.xml" and record["level"] == "warning"
+    logs.configure()
+
+
+def test_an_exception_logged_by_us_carries_its_traceback_in_one_json_line() -> None:
+    """log.exception() inside an except block: one JSON line, level error, with the
+    traceback as a field (no bare traceback lines on the stream)."""
+    out = io.StringIO()
+    logs.configure(LogConfig(format="json"), out)
+    try:
+        {}["missing"]
+    except KeyError:
+        logs.get().exception("unexpected error while delivering", row=7)
+    [record] = [json.loads(line) for line in _lines(out)]
+    assert record["level"] == "error" and record["row"] == 7
+    assert "KeyError: 'missing'" in record["exception"]
+    logs.configure()
