@@ -165,13 +165,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.rounds > 1:
                 print(f"-- round {k + 1} of {args.rounds}", flush=True)
             ctx.results, kept = report.Results(), ctx.results
+            if args.rounds > 1:  # fresh receivers' stores, outboxes and stages each round
+                ctx.work = work / f"round-{k + 1}"
+                ctx.work.mkdir()
             try:
                 failed = _run(ctx, bursts) or failed
                 _ratios(ctx)
             finally:
                 rounds.append(ctx.results)
                 kept.notes.extend(n for n in ctx.results.notes if n not in kept.notes)
-                ctx.results = kept
+                ctx.results, ctx.work = kept, work
         report.merge_rounds(ctx.results, rounds)
         failed = _run(ctx, [ph for ph in args.phases if ph not in BURSTS]) or failed
         report.print_results(ctx.results, info)

@@ -165,3 +165,12 @@ def test_record_appends_a_dated_section_with_machine_command_and_verdicts(
     assert text.count("Command: `python -m bench latency --record`") == 2
     assert "| latency p50 | ≤ settle + 150 ms | 40.0 ms | met |" in text
     assert f"- cores: {info['cores']}" in text and "file system of the work dir" in text
+
+
+def test_each_round_has_its_own_receiver_store(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """A second round posts the same bundles again: to a fresh receiver (a store that
+    already held them would answer 200, "seen before", which the baseline counts as
+    failed), so every round succeeds."""
+    assert cli.main(["baseline", "--rounds", "2", "--n", "3", "--workdir", str(tmp_path)]) == 0
+    assert "median of 2 rounds" in capsys.readouterr().out
