@@ -20,12 +20,22 @@ from pathlib import Path
 from typing import Any
 
 from daemon.bundle import Finding
-from daemon.fsops import free_name, fsync_dir, fsync_file, move_tree, write_atomic
+from daemon.errors import InputError
+from daemon.fsops import (
+    free_name,
+    fsync_dir,
+    fsync_file,
+    move_tree,
+    read_regular,
+    write_atomic,
+)
 from daemon.manifest import utc_now_iso
 from daemon.names import NAME_MAX, fit_bytes
 
 # Room left in a path component for free_name's "-NNN" and move_tree's ".NAME.partial".
 _ARCHIVE_NAME_MAX = NAME_MAX - 15
+# A receipt or reason record is a few KB; anything far larger is not one of ours.
+PAPER_LIMIT = 1 << 20
 
 
 def target_for(root: Path, name: str, bundle_id: str) -> Path:
@@ -128,10 +138,12 @@ def write_receipt(work: Path, receipt: dict[str, Any]) -> None:
 def _someone_elses(entry: Path, papers: Mapping[str, bytes], bundle_id: str) -> bool:
     """The entry's first paper is readable and names another bundle: not ours to touch."""
     try:
-        with open(entry / next(iter(papers)), "rb") as fh:
-            found = json.load(fh)
-        named = found.get("bundle_id") or found["manifest"]["bundle_id"]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        # Never through a link, never a FIFO or device a share user put there, never
+        # more than a paper can hold.
+        data = read_regular(entry / next(iter(papers)), limit=PAPER_LIMIT)
+        found = json.loads(data) if data is not None else None
+        named = found.get("bundle_id") or found["manifest"]["bundle_id"]  # type: ignore[union-attr]
+    except (OSError, InputError, ValueError, KeyError, TypeError, AttributeError):
         return False  # missing, cut short by a power loss, or not ours to judge: rewrite
     return named != bundle_id
 

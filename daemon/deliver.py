@@ -163,6 +163,15 @@ def _proxies_from_environment() -> bool:
     return any(found.get(scheme) for scheme in ("http", "https", "all"))
 
 
+def _userinfo(url: str | None) -> bool:
+    """The url carries a user name or password: httpx's Client turns those into a Basic
+    Authorization header (the transport alone would drop them)."""
+    try:
+        return bool(url) and bool(httpx.URL(url or "").userinfo)
+    except httpx.InvalidURL:
+        return False  # reported when a request is built from it
+
+
 class HttpDeliverer:
     def __init__(self, cfg: DeliveryConfig, transport: httpx.BaseTransport | None = None) -> None:
         self.cfg = cfg
@@ -175,12 +184,14 @@ class HttpDeliverer:
             cert = (str(cfg.client_cert), str(cfg.client_key)) if cfg.client_key \
                 else str(cfg.client_cert)
         limits = httpx.Limits(max_connections=cfg.concurrency)
-        if transport is None and not _proxies_from_environment():
+        if transport is None and not _proxies_from_environment() \
+                and not _userinfo(cfg.url):
             # The transport the Client would make, made here so that a POST can go to
             # it directly (`_send`).
             transport = httpx.HTTPTransport(verify=cfg.verify, cert=cert, limits=limits)
-        # None: a proxy from the environment (HTTPS_PROXY …) applies; the Client mounts
-        # it (only when it makes the transport itself) and every POST goes through it.
+        # None: a proxy from the environment (HTTPS_PROXY …) applies, or the url holds a
+        # user and password (Basic auth): the Client mounts the proxy (only when it makes
+        # the transport itself) or adds the header, and every POST goes through it.
         self._transport = transport
         # When transport= is given httpx ignores verify/cert/limits here: they went
         # into the transport above.

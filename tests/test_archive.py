@@ -240,6 +240,20 @@ class TestPlace:
         for path in (placed / "receipt.json", placed, placed.parent, placed.parent.parent):
             assert _id(path) in synced, path
 
+    def test_a_fifo_planted_as_the_receipt_is_replaced_not_opened(
+            self, tmp_path: Path) -> None:
+        """After a crash between the move and 'sent', a share user replaced receipt.json
+        in the entry with a FIFO: place never opens it (that would block for good) and
+        writes the receipt again."""
+        import os
+        target = tmp_path / "sent" / "d" / "INV-1--0123456789ab"
+        make_work(target)
+        os.mkfifo(target / "receipt.json")
+        placed = archive.place(tmp_path / "work", target,
+                               archive.receipt_papers(self.RECEIPT), BID)
+        assert placed == target
+        assert json.loads((placed / "receipt.json").read_text("utf-8")) == self.RECEIPT
+
     def test_receipt_lost_by_a_power_loss_after_the_move_is_written_again(
             self, tmp_path: Path) -> None:
         """The rename reached the disk, the receipt's bytes did not (it is synced only

@@ -84,7 +84,7 @@ def make_bundle(root: Path, invoice_name: str = "batch-42.xml") -> Bundle:
 
 
 def http_cfg(**kw: Any) -> DeliveryConfig:
-    return DeliveryConfig(url=URL, **kw)
+    return DeliveryConfig(**{"url": URL, **kw})
 
 
 def response(status: int, body: bytes | str = b"", headers: dict[str, str] | None = None,
@@ -312,6 +312,47 @@ class TestHttpRequest:
             server.shutdown()
             server.server_close()
         assert receipt.receipt_id == "via-proxy" and seen == [URL]
+
+    def test_a_user_and_password_in_the_url_are_sent_as_basic_auth(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """url = "http://user:pass@host/…" (a receiver behind Basic auth): the POST carries
+        Authorization: Basic …, as httpx's Client makes it from the url."""
+        seen: list[str | None] = []
+
+        class Receiver(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+                self.rfile.read(int(self.headers["Content-Length"]))
+                seen.append(self.headers.get("Authorization"))
+                body = b'{"receipt_id": "basic"}'
+                self.send_response(201)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY",
+                        "ALL_PROXY"):
+                monkeypatch.delenv(var, raising=False)
+            bundle = make_bundle(tmp_path / "work")
+            url = f"http://alice:s3cret@127.0.0.1:{server.server_port}/bundles"
+            d = HttpDeliverer(http_cfg(url=url))
+            try:
+                receipt = d.deliver(bundle, build_manifest(bundle))
+            finally:
+                d.close()
+        finally:
+            server.shutdown()
+            server.server_close()
+        assert receipt.receipt_id == "basic"
+        assert seen == ["Basic YWxpY2U6czNjcmV0"]  # base64 of alice:s3cret
 
     def test_bearer_token(self, tmp_path: Path) -> None:
         """With `token` set, Authorization: Bearer TOKEN is sent."""
