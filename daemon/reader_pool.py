@@ -289,8 +289,12 @@ class Pool:
         """One message from a child; False when it is gone or talks nonsense."""
         try:
             call_id, out = reader_wire.loads(child.conn.recv_bytes())
-            if call_id == 0:
-                return True  # a replacement's "ready": calls were sent to it already
+            if call_id == 0:  # a replacement's "ready": calls were sent to it already
+                if out is not None:  # it could not load the engine: as if it had died
+                    self.log.error("a reader process could not load the e-invoice rules; "
+                                   "ending it", error=str(out))
+                    return False
+                return True
             with self._lock:
                 call = child.calls.pop(call_id)
             self.restarts.in_row = 0
@@ -338,12 +342,19 @@ class Pool:
                     why = f"{type(exc).__name__}: {exc}"
                 else:
                     with self._lock:
-                        self._children.append(fresh)
-                    sel.watch(fresh)
-                    self.restarts.total += 1
-                    where = {"file": calls[0].cand.invoice.name} if calls else {}
-                    self.log.warning("a reader process died; started again",
-                                     restarts=self.restarts.total, **where)
+                        # stop() may have taken the children meanwhile (it waits for
+                        # this thread only so long): a child added now would outlive it.
+                        stopping = self._stopping
+                        if not stopping:
+                            self._children.append(fresh)
+                    if stopping:
+                        self._end_children([fresh])
+                    else:
+                        sel.watch(fresh)
+                        self.restarts.total += 1
+                        where = {"file": calls[0].cand.invoice.name} if calls else {}
+                        self.log.warning("a reader process died; started again",
+                                         restarts=self.restarts.total, **where)
             if why:
                 self._give_up(self, why)  # first: new calls go to threads from now on
                 with self._lock:
