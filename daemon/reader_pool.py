@@ -24,6 +24,7 @@ the daemon is killed.
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
 import os
 import select
@@ -80,6 +81,9 @@ class _Child:
     version: int = 0  # the settings version this child has been sent
     send_lock: threading.Lock = field(default_factory=threading.Lock)
     dead: bool = False
+    # Call ids in the order they went down the pipe (ids are taken under the pool's
+    # lock, writes made under send_lock: two threads may write out of id order).
+    written: collections.deque[int] = field(default_factory=collections.deque)
 
 
 class Pool:
@@ -244,6 +248,7 @@ class Pool:
             except (OSError, ValueError):
                 return True  # it died: the collector repeats its calls
             child.version = version
+            child.written.append(call_id)
         return True
 
     def _collect(self) -> None:
@@ -297,6 +302,8 @@ class Pool:
                 return True
             with self._lock:
                 call = child.calls.pop(call_id)
+                while child.written and child.written[0] not in child.calls:
+                    child.written.popleft()  # answered: children answer in pipe order
             self.restarts.in_row = 0
             result = self._unpack(out)
         except (EOFError, OSError):
@@ -325,7 +332,13 @@ class Pool:
         sel.forget(child)
         self._end_children([child])
         with self._lock:
-            calls = list(child.calls.values())
+            # A child answers in the order its calls went down the pipe: only the
+            # first written of those still open can have been under way when it died.
+            # (_end_children above closed the pipe under send_lock: nothing is written
+            # to `written` any more.)
+            under_way = _under_way(child)
+            first = child.calls.pop(under_way) if under_way is not None else None
+            calls = ([first] if first is not None else []) + list(child.calls.values())
             child.calls.clear()
             if child in self._children:
                 self._children.remove(child)
@@ -359,17 +372,25 @@ class Pool:
                 self._give_up(self, why)  # first: new calls go to threads from now on
                 with self._lock:
                     self._closed = True
-        # A child answers in order: only the oldest of its calls can have been under way
-        # when it died; the others waited behind it and are repeated without a try.
+        # The call under way (first, if any was written) costs a try; the others waited
+        # behind it, or never reached the child, and are repeated without one.
         for n, call in enumerate(calls):
-            if n == 0 and call.tries <= 1:
+            if n > 0 or first is None:
+                self._route(call)
+                continue
+            if call.tries <= 1:
                 call.done(ReaderFailed(f"{call.cand.invoice.name}: a reader process died "
                                        "while reading it each time (out of memory?); it is "
                                        "read again when it changes"))
                 continue
-            if n == 0:
-                call.tries -= 1
+            call.tries -= 1
             self._route(call)
+
+
+def _under_way(child: _Child) -> int | None:
+    """The id of the call a child was working on: the first written down its pipe of
+    those not yet answered (None: none of them reached it)."""
+    return next((i for i in child.written if i in child.calls), None)
 
 
 class _Watched:
