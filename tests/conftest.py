@@ -70,10 +70,16 @@ class Env:
         return self.config
 
     def sent_bundles(self) -> list[Path]:
-        return sorted(p for p in self.sent.glob("*/*") if p.is_dir())
+        return _entries(self.sent)
 
     def quarantined(self) -> list[Path]:
-        return sorted(p for p in self.quarantine.glob("*/*") if p.is_dir())
+        return _entries(self.quarantine)
+
+
+def _entries(root: Path) -> list[Path]:
+    """Archive entries ROOT/DAY/NAME--ID12; not a `.NAME.partial` copy still under way
+    (pathlib's "*" matches dot-names too)."""
+    return sorted(p for p in root.glob("*/*") if p.is_dir() and not p.name.startswith("."))
 
 
 @pytest.fixture
