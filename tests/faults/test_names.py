@@ -25,12 +25,15 @@ def test_invoice_name_at_the_limit_is_sent_once_with_one_journal_row(
     assert len(archived.name.encode()) <= 255
     assert (archived / f"{name}.xml").exists() and (archived / name / "a.pdf").exists()
     assert len(receiver.accepted()) == 1
-    db = sqlite3.connect(env.state / "journal.sqlite3")
-    try:
-        rows = db.execute("SELECT state FROM bundles WHERE invoice_file = ?",
-                          (f"{name}.xml",)).fetchall()
-    finally:
-        db.close()
-    assert rows == [("sent",)]
+    def rows() -> list[tuple[str]]:
+        db = sqlite3.connect(env.state / "journal.sqlite3")
+        try:
+            return db.execute("SELECT state FROM bundles WHERE invoice_file = ?",
+                              (f"{name}.xml",)).fetchall()
+        finally:
+            db.close()
+    # The folder appears just before the row says "sent" (recorded once it is synced).
+    wait_for(lambda: rows() == [("sent",)], what="one journal row, sent")
+    assert rows() == [("sent",)]
     assert list(env.processing.iterdir()) == []
     no_traceback(daemon.stderr())

@@ -35,7 +35,10 @@ def test_status_json_counts_sent_quarantined_and_waiting(env: Env, receiver: Rec
 
     def counts() -> dict[str, int]:
         return json.loads(status(env, "--json").stdout)["counts"]
-    wait_for(lambda: counts()["waiting"] == 1, what="the unattached invoice to wait")
+    # The archive folder appears just before its journal row says so (sent and
+    # quarantined are recorded once the folder is synced): wait for the rows too.
+    wait_for(lambda: (lambda c: c["waiting"] == c["sent"] == c["quarantined"] == 1)(counts()),
+             what="one bundle waiting, one sent, one quarantined")
     data = json.loads(status(env, "--json").stdout)
     assert data["counts"]["sent"] == 1 and data["counts"]["quarantined"] == 1
     by_file = {b["invoice_file"]: b for b in data["bundles"]}
