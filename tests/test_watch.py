@@ -141,12 +141,14 @@ class TestOutboxInotify:
             wait_for(lambda: "INV-1" in got, what="the move hint")
             got.clear()
             (tmp_path / "INV-10" / "A" / "a.pdf").write_bytes(b"x")
-            wait_for(lambda: "INV-10" in got, what="the hint from the other sidecar")
+            wait_for(lambda: got, what="the hint from the other sidecar")
+            assert set(got) == {"INV-10"}
             (tmp_path / ".outboxd" / "INV-1").rename(tmp_path / "INV-1")
             wait_for(lambda: "INV-1" in got, what="the move-back hint")
             got.clear()
             (tmp_path / "INV-1" / "A" / "b.pdf").write_bytes(b"x")
-            wait_for(lambda: "INV-1" in got, what="the hint from the sidecar moved back")
+            wait_for(lambda: got, what="the hint from the sidecar moved back")
+            assert set(got) == {"INV-1"}
         finally:
             w.stop()
 
