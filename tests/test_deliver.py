@@ -6,6 +6,7 @@ end-to-end tests talk to the real receiver.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import hashlib
 import io
@@ -14,6 +15,7 @@ import os
 import random
 import re
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -81,6 +83,36 @@ def make_bundle(root: Path, invoice_name: str = "batch-42.xml") -> Bundle:
                    "image/png", "Contract"),
     )
     return Bundle(inv, root / "batch-42", atts, "e-invoice")
+
+
+@contextlib.contextmanager
+def _one_answer_server(note: Any, receipt_id: str) -> Iterator[int]:
+    """A local HTTP server on 127.0.0.1 (a receiver, or a proxy in front of one) that
+    hands each POST to `note` and answers 201 with this receipt id; yields its port."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+            self.rfile.read(int(self.headers["Content-Length"]))
+            note(self)
+            body = json.dumps({"receipt_id": receipt_id}).encode()
+            self.send_response(201)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_port
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def http_cfg(**kw: Any) -> DeliveryConfig:
@@ -278,39 +310,17 @@ class TestHttpRequest:
         """With HTTP_PROXY set (e.g. by the unit's Environment=), the POST goes to that
         proxy for the configured url, and the proxy's answer is the receipt."""
         seen: list[str] = []
-
-        class Proxy(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
-                self.rfile.read(int(self.headers["Content-Length"]))
-                seen.append(self.path)
-                body = b'{"receipt_id": "via-proxy"}'
-                self.send_response(201)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        try:
+        with _one_answer_server(lambda h: seen.append(h.path), "via-proxy") as port:
             for var in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTPS_PROXY",
                         "ALL_PROXY", "NO_PROXY"):
                 monkeypatch.delenv(var, raising=False)
-            monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.server_port}")
+            monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
             bundle = make_bundle(tmp_path / "work")
             d = HttpDeliverer(http_cfg())
             try:
                 receipt = d.deliver(bundle, build_manifest(bundle))
             finally:
                 d.close()
-        finally:
-            server.shutdown()
-            server.server_close()
         assert receipt.receipt_id == "via-proxy" and seen == [URL]
 
     def test_a_user_and_password_in_the_url_are_sent_as_basic_auth(
@@ -318,39 +328,18 @@ class TestHttpRequest:
         """url = "http://user:pass@host/…" (a receiver behind Basic auth): the POST carries
         Authorization: Basic …, as httpx's Client makes it from the url."""
         seen: list[str | None] = []
-
-        class Receiver(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
-                self.rfile.read(int(self.headers["Content-Length"]))
-                seen.append(self.headers.get("Authorization"))
-                body = b'{"receipt_id": "basic"}'
-                self.send_response(201)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        try:
+        with _one_answer_server(lambda h: seen.append(h.headers.get("Authorization")),
+                                "basic") as port:
             for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY",
                         "ALL_PROXY"):
                 monkeypatch.delenv(var, raising=False)
             bundle = make_bundle(tmp_path / "work")
-            url = f"http://alice:s3cret@127.0.0.1:{server.server_port}/bundles"
+            url = f"http://alice:s3cret@127.0.0.1:{port}/bundles"
             d = HttpDeliverer(http_cfg(url=url))
             try:
                 receipt = d.deliver(bundle, build_manifest(bundle))
             finally:
                 d.close()
-        finally:
-            server.shutdown()
-            server.server_close()
         assert receipt.receipt_id == "basic"
         assert seen == ["Basic YWxpY2U6czNjcmV0"]  # base64 of alice:s3cret
 
