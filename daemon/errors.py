@@ -8,7 +8,8 @@ calls them, so the pipeline only ever decides on *our* kinds:
     ├── ConfigError          bad or missing configuration: exit 2, no start
     ├── UsageError           a command line that cannot be carried out: exit 2
     ├── InputError           one input file breaks a rule (names file, rule, fix)
-    │   └── HostileInput     XML with entities/DTDs, links, FIFOs, devices
+    │   ├── HostileInput     XML with entities/DTDs, links, FIFOs, devices
+    │   └── ReadTimedOut     reading a bundle ran past the readers' time limit
     ├── DeliveryError        the receiver did not take a bundle
     │   ├── Retryable        408/409/425/429/5xx, timeouts, connection errors
     │   ├── Paused           401/403/404: a configuration problem on our side
@@ -109,6 +110,19 @@ class Refusal(OutboxdError):
         self.status = status
         self.message = message
         super().__init__(message)
+
+
+class ReadTimedOut(InputError):
+    """Reading a bundle ran past the reader processes' time limit each time it was
+    tried: a PDF or image in it that makes pypdf or Pillow loop (no exception ends that)."""
+
+    def __init__(self, file: str, limit: float) -> None:
+        super().__init__("read-time-limit", file, (
+            f"reading this bundle took longer than {limit:g} s each time it was tried — a PDF "
+            "or image in it (or the invoice file) is probably damaged or built to make readers "
+            "loop; "
+            "replace that file (open each in a viewer to find it); the bundle is read "
+            "again when anything in it changes"))
 
 
 class ReaderFailed(OutboxdError):

@@ -16,7 +16,10 @@ A child that dies (killed, out of memory) is replaced at once, and the calls it
 had are repeated (the one under way at most `Call.tries` times; those queued
 behind it were not started, and do not count); more deaths in a row than the
 limit without one result between, or a replacement that cannot start, retire
-the pool: readers.py reads on threads from then on. No multiprocessing lock,
+the pool: readers.py reads on threads from then on. A read that runs longer than
+`READ_TIME_LIMIT` (a PDF or image built to make pypdf or Pillow loop, which no
+exception ends) has its child killed: it is tried once more on the replacement,
+then answered `ReadTimedOut`. No multiprocessing lock,
 queue or semaphore is used, so the resource tracker has nothing to report when
 the daemon is killed.
 """
@@ -26,6 +29,7 @@ from __future__ import annotations
 import atexit
 import collections
 import contextlib
+import math
 import os
 import select
 import signal
@@ -39,12 +43,16 @@ from typing import Any
 from daemon import logs, reader_process, reader_wire
 from daemon.bundle import Bundle
 from daemon.config import LogConfig, Settings
-from daemon.errors import ConfigError, ReaderFailed
+from daemon.errors import ConfigError, ReaderFailed, ReadTimedOut
 from daemon.reader_process import GROUP_SIGNALS
 from daemon.scan import Candidate
 
 START_TIMEOUT = 600.0  # seconds for every child to load the engine (a busy, slow host)
 STOP_GRACE = 5.0  # seconds for the children to exit at stop, then killed
+# Seconds one read may take in a child. Reading a bundle takes milliseconds, pre-flight
+# of a very large invoice seconds: past this only a file that makes a library loop is
+# left. The check after a claim (hashes only) has no limit: a slow share is not hostile.
+READ_TIME_LIMIT = 120.0
 
 Result = Bundle | BaseException
 
@@ -62,6 +70,7 @@ class Call:
     done: Callable[[Result], None]
     known: Bundle | None = None
     tries: int = 1  # deaths of a reader under it still allowed, plus one
+    timed_out: bool = False  # its child was killed for running past READ_TIME_LIMIT
 
 
 @dataclass
@@ -84,6 +93,10 @@ class _Child:
     # Call ids in the order they went down the pipe (ids are taken under the pool's
     # lock, writes made under send_lock: two threads may write out of id order).
     written: collections.deque[int] = field(default_factory=collections.deque)
+    # Monotonic time its first open call could start (under the pool's lock); None: idle,
+    # or not ready yet (a replacement's clock starts with its "ready").
+    busy_since: float | None = None
+    ready: bool = False
 
 
 class Pool:
@@ -116,6 +129,8 @@ class Pool:
                 self._children.append(self._spawn())
             problems = [self._ready(c, time.monotonic() + START_TIMEOUT)
                         for c in self._children]
+            for c in self._children:
+                c.ready = True
         except (OSError, EOFError) as exc:
             self._abandon()
             raise ChildUnavailable(f"{type(exc).__name__}: {exc}") from None
@@ -236,6 +251,10 @@ class Pool:
                 self._parked.append(call)
                 return True
             child = min(self._children, key=_load)
+            if not child.calls and child.ready:
+                if not any(c.busy_since is not None for c in self._children):
+                    self._wake("t")  # the collector waits without a timeout: set one
+                child.busy_since = time.monotonic()
             self._next_id += 1
             call_id = self._next_id
             child.calls[call_id] = call
@@ -260,7 +279,11 @@ class Pool:
             sel.watch(c)
         try:
             while True:
-                for fd, _ in sel.poll.poll():
+                wait = self._until_overdue()
+                if wait == 0:
+                    self._end_overdue()
+                    wait = self._until_overdue()
+                for fd, _ in sel.poll.poll(wait):
                     owner = sel.owners.get(fd)
                     if owner is None:
                         os.read(self._wake_r, 64)
@@ -299,11 +322,15 @@ class Pool:
                     self.log.error("a reader process could not load the e-invoice rules; "
                                    "ending it", error=str(out))
                     return False
+                with self._lock:
+                    child.ready = True
+                    child.busy_since = time.monotonic() if child.calls else None
                 return True
             with self._lock:
                 call = child.calls.pop(call_id)
                 while child.written and child.written[0] not in child.calls:
                     child.written.popleft()  # answered: children answer in pipe order
+                child.busy_since = time.monotonic() if child.calls else None
             self.restarts.in_row = 0
             result = self._unpack(out)
         except (EOFError, OSError):
@@ -343,8 +370,11 @@ class Pool:
             if child in self._children:
                 self._children.remove(child)
             closed = self._closed
+        if first is not None and first.timed_out:
+            first.tries = min(first.tries, 2)  # once more on a fresh child, then the answer
+        elif not closed:
+            self.restarts.in_row += 1  # a kill for time says nothing of the next child
         if not closed:
-            self.restarts.in_row += 1
             why = ""
             if self.restarts.in_row > self.restarts.limit:
                 why = f"{self.restarts.in_row - 1} restarts without one result"
@@ -379,12 +409,54 @@ class Pool:
                 self._route(call)
                 continue
             if call.tries <= 1:
-                call.done(ReaderFailed(f"{call.cand.invoice.name}: a reader process died "
-                                       "while reading it each time (out of memory?); it is "
-                                       "read again when it changes"))
+                call.done(_timed_out(call) if call.timed_out else ReaderFailed(
+                    f"{call.cand.invoice.name}: a reader process died while reading it "
+                    "each time (out of memory?); it is read again when it changes"))
                 continue
             call.tries -= 1
+            call.timed_out = False
             self._route(call)
+
+    # -- reads that run too long -----------------------------------------------------
+    def _until_overdue(self) -> int | None:
+        """Milliseconds until the first read under way runs out of time (poll's timeout;
+        None: no read is under way)."""
+        with self._lock:
+            ends = [c.busy_since + READ_TIME_LIMIT for c in self._children
+                    if c.busy_since is not None and not c.dead]
+        if not ends:
+            return None
+        left = min(ends) - time.monotonic()
+        return 0 if left <= 0 else math.ceil(left * 1000)
+
+    def _end_overdue(self) -> None:
+        """Kill each child whose read under way ran past the limit; its death (seen by
+        the collector next) repeats or answers the read."""
+        now = time.monotonic()
+        overdue: list[tuple[_Child, Call]] = []
+        with self._lock:
+            for c in self._children:
+                if c.dead or c.busy_since is None or now < c.busy_since + READ_TIME_LIMIT:
+                    continue
+                under_way = _under_way(c)
+                if under_way is None:  # its call is still being written: its clock starts
+                    c.busy_since = now
+                else:
+                    overdue.append((c, c.calls[under_way]))
+            for c, call in overdue:
+                c.busy_since = None  # judged once; a killed child's death comes next
+                if call.known is None:  # a check by hashes is left to finish
+                    call.timed_out = True
+        for c, call in overdue:
+            if call.timed_out:
+                self.log.warning("a reader ran out of time on a bundle; ending it",
+                                 file=call.cand.invoice.name, limit=READ_TIME_LIMIT)
+                with contextlib.suppress(OSError, ValueError):
+                    c.proc.kill()
+
+
+def _timed_out(call: Call) -> ReadTimedOut:
+    return ReadTimedOut(call.cand.invoice.name, READ_TIME_LIMIT)
 
 
 def _under_way(child: _Child) -> int | None:

@@ -35,3 +35,35 @@ class _GarbageOnce:
 def garbage_once(conn: Any, cache_dir: str, engine: bool, log: Any) -> None:
     marker = Path(cache_dir) / "garbage-sent"
     reader_process.main(_GarbageOnce(conn, marker), cache_dir, engine, log)  # type: ignore[arg-type]
+
+
+def _hang(*_args: Any) -> Any:
+    """A library caught in a loop that no exception ends (here: one that never returns)."""
+    import threading
+    threading.Event().wait()
+
+
+def hangs_on_loop_files(conn: Any, cache_dir: str, engine: bool, log: Any) -> None:
+    """Reads of bundles named LOOP… never end, as in a PDF built to make pypdf loop."""
+    real = reader_process.run
+
+    def run(cand: Any, settings: Any, known: Any, cache: Any) -> Any:
+        if cand.invoice.name.startswith("LOOP"):
+            _hang()
+        return real(cand, settings, known, cache)
+
+    reader_process.run = run  # type: ignore[assignment]
+    reader_process.main(conn, cache_dir, engine, log)
+
+
+def hangs_on_checks(conn: Any, cache_dir: str, engine: bool, log: Any) -> None:
+    """Checks after a claim (a known bundle) never end, as hashing on a share that stalls."""
+    real = reader_process.run
+
+    def run(cand: Any, settings: Any, known: Any, cache: Any) -> Any:
+        if known is not None:
+            _hang()
+        return real(cand, settings, known, cache)
+
+    reader_process.run = run  # type: ignore[assignment]
+    reader_process.main(conn, cache_dir, engine, log)

@@ -268,3 +268,83 @@ def test_the_call_under_way_is_the_first_written_not_the_oldest_id() -> None:
     child.written.clear()
     child.written.extend([5, 3])  # 5 answered and gone from calls
     assert _under_way(child) == 3
+
+
+def _pool(tmp_path: Path, s: Settings, target: Any, restarts: Restarts,
+          warnings: list[dict[str, Any]]) -> Pool:
+    """One reader process running `target`, its warnings kept."""
+    cache = tmp_path / "cache"
+    cache.mkdir(exist_ok=True)
+    blob = pickle.dumps(s)
+
+    class Log:
+        def error(self, event: str, **kw: Any) -> None:
+            warnings.append({"event": event, **kw})
+
+        warning = error
+
+    pool = Pool(multiprocessing.get_context("spawn"), 1, False, cache, s.log,
+                readers._unpack, restarts, route=lambda call: pool.send(call, 1, blob),
+                give_up=lambda pool, why: warnings.append({"event": why}), target=target)
+    pool.log = Log()  # type: ignore[assignment]
+    pool.start()
+    return pool
+
+
+def test_a_read_that_runs_past_the_time_limit_is_tried_once_more_then_an_input_error(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A read that never ends (a PDF that makes a library loop) has its reader killed at
+    the time limit, is tried once more on the replacement (not three times: a kill for
+    time is the file's doing), then answered ReadTimedOut, an input error naming the
+    invoice file, the limit and what to do. The read queued behind it was never started:
+    it comes back real from the replacement, and the kills do not count as deaths in a
+    row, so the pool stays."""
+    from daemon import reader_pool
+    from daemon.errors import InputError, ReadTimedOut
+    monkeypatch.setattr(reader_pool, "READ_TIME_LIMIT", 0.5)
+    s = settings_for(tmp_path, einvoice={"preflight": "off"})
+    loop, fine = bundles(s, "LOOP1", "OK1")
+    restarts = Restarts(limit=1)
+    warnings: list[dict[str, Any]] = []
+    pool = _pool(tmp_path, s, reader_targets.hangs_on_loop_files, restarts, warnings)
+    try:
+        boxes: dict[str, Future[Bundle | BaseException]] = {}
+        for cand in (loop, fine):
+            boxes[cand.name] = Future()
+            assert pool.send(Call(cand, s, boxes[cand.name].set_result, None, 3), 1,
+                             pickle.dumps(s))
+        answer = boxes["LOOP1"].result(timeout=60)
+        assert isinstance(answer, ReadTimedOut) and isinstance(answer, InputError)
+        assert answer.code == "read-time-limit" and answer.file == "LOOP1.xml"
+        assert "longer than 0.5 s" in answer.message and "replace that file" in answer.message
+        assert boxes["OK1"].result(timeout=60) == evaluate(fine, s)
+        assert restarts.total == 2 and restarts.in_row == 0 and not pool.ended
+        timed_out = [w for w in warnings if w["event"].startswith("a reader ran out of time")]
+        assert [w["file"] for w in timed_out] == ["LOOP1.xml", "LOOP1.xml"]
+    finally:
+        pool.stop()
+
+
+def test_a_check_after_a_claim_is_never_killed_for_time(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The check after a claim only hashes files: one that runs past the read time limit
+    (a share that stalls) is left to finish, its reader not killed, nothing answered."""
+    from daemon import reader_pool
+    monkeypatch.setattr(reader_pool, "READ_TIME_LIMIT", 0.3)
+    s = settings_for(tmp_path, einvoice={"preflight": "off"})
+    [cand] = bundles(s, "C1")
+    restarts = Restarts(limit=5)
+    warnings: list[dict[str, Any]] = []
+    pool = _pool(tmp_path, s, reader_targets.hangs_on_checks, restarts, warnings)
+    try:
+        [pid] = pool.pids()
+        box: Future[Bundle | BaseException] = Future()
+        assert pool.send(Call(cand, s, box.set_result, evaluate(cand, s), 3), 1,
+                         pickle.dumps(s))
+        [child] = pool._children
+        wait_for(lambda: child.busy_since is None, timeout=30,
+                 what="the collector to pass the check's deadline")
+        assert pool.pids() == [pid] and alive(pid)
+        assert not box.done() and restarts.total == 0 and warnings == []
+    finally:
+        pool.stop()
