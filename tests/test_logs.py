@@ -92,3 +92,20 @@ def test_an_exception_logged_by_us_carries_its_traceback_in_one_json_line() -> N
     assert record["level"] == "error" and record["row"] == 7
     assert "KeyError: 'missing'" in record["exception"]
     logs.configure()
+
+
+def test_warnings_are_captured_again_by_each_configure() -> None:
+    """logging.captureWarnings(True) does nothing while it believes it already captures:
+    a configure made inside warnings.catch_warnings() (whose exit puts the previous
+    showwarning back) used to leave later warnings printed as bare text. Each
+    configure now installs the capture again."""
+    with warnings.catch_warnings():
+        logs.configure(LogConfig(format="json"), io.StringIO())
+    out = io.StringIO()
+    logs.configure(LogConfig(format="json"), out)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn("after a catch_warnings", RuntimeWarning, stacklevel=1)
+    [record] = [json.loads(line) for line in _lines(out)]
+    assert "after a catch_warnings" in record["event"]
+    logs.configure()
