@@ -39,20 +39,16 @@ from daemon.journal import Journal
 from daemon.notify import notify, watchdog_interval
 from daemon.orphans import sweep as sweep_orphans
 from daemon.pipeline import Next, Pipeline
+from daemon.publish import Publisher
 from daemon.readback import restore_sent
 from daemon.readers import Readers, needs_engine
 from daemon.scan import Candidate, Listing, Snapshot, list_outbox, same_lone_file, snapshot
-from daemon.statuspage import StatusPage
 from daemon.timers import Timers, Waker
 from daemon.watch import OVERFLOW, Watcher
 from daemon.workers import JOURNAL_RETRY, DeliveryWorkers
 
 RESCAN: Hashable = ("rescan",)
 WATCHDOG: Hashable = ("watchdog",)
-STATUS: Hashable = ("status",)
-PAGE: Hashable = ("status-page",)  # the share's status page (SPEC §1.6)
-STATUS_EVERY = 1.0  # seconds between STATUS= updates at most (SPEC §8)
-STATUS_ORDER = ("settling", "waiting", "held", "delivering", "retrying")
 
 
 class WatcherLike(Protocol):
@@ -95,13 +91,8 @@ class Service:
         self._readers: Readers | None = None  # the daemon's reader processes
         self._results: deque[tuple[str, Snapshot, Bundle | BaseException]] = deque()
         self._reported_others: set[str] = set()
-        self._status_text = ""
-        self._status_at = float("-inf")
-        self._status_changes = -1
         self._keepalive = watchdog_interval()
-        self.status_page = StatusPage(clock=clock)
-        self._page_changes = -1
-        self._page_hinted = False  # a release file came or went
+        self.publish = Publisher(clock)  # STATUS= and the share's status page
 
     def _deliverer(self, settings: Settings) -> Deliverer:
         """Build the transport; TLS files that cannot be loaded are a configuration error."""
@@ -175,7 +166,8 @@ class Service:
         with self._hint_lock:
             names, self._hints = self._hints, set()
         suffix = self.settings.share.release_suffix
-        self._page_hinted = self._page_hinted or any(n.endswith(suffix) for n in names)
+        if any(n.endswith(suffix) for n in names):
+            self.publish.hinted()
         for name in names:
             if name == OVERFLOW:
                 self.log.warning("the watcher lost events; rescanning the outbox")
@@ -272,21 +264,6 @@ class Service:
             JOURNAL_RETRY if isinstance(exc, JournalError)
             else self.settings.outbox.rescan_seconds))
 
-    # -- status ---------------------------------------------------------------------
-    def _publish_status(self) -> None:
-        """STATUS= for systemd: the counts, only when they read differently."""
-        self._status_changes = self.journal.changes
-        counts = self.journal.summary()
-        parts = [f"{counts[s]} {s}" for s in STATUS_ORDER if counts.get(s)]
-        text = ", ".join([*parts, f"{counts.get('sent today', 0)} sent today"])
-        if text != self._status_text:
-            self._status_text = text
-            notify(f"STATUS={text}")
-
-    def _status_due(self, now: float) -> None:
-        if self.journal.changes != self._status_changes and self.timers.due_at(STATUS) is None:
-            self.timers.at(STATUS, max(now, self._status_at + STATUS_EVERY))
-
     # -- the loop --------------------------------------------------------------------
     def open(self) -> None:
         """Everything before READY: folders, journal, recovery, the startup listing
@@ -345,21 +322,14 @@ class Service:
             elif key == WATCHDOG and self._keepalive:
                 notify("WATCHDOG=1")
                 self.timers.at(WATCHDOG, now + self._keepalive)
-            elif key == STATUS:
-                self._status_at = now
-                self._publish_status()
-            elif key == PAGE:
-                self._page_changes, self._page_hinted = self.journal.changes, False
-                self.status_page.refresh(self.journal, self.settings, self.index.candidates)
+            else:
+                self.publish.fire(key, self.journal, self.settings, self.index.candidates, now)
         while self._results:
             key, snap, result = self._results.popleft()
             if self.pipeline.took_read(key, snap, result, now):
                 self._mark(key)
         self._step_dirty(now)
-        self._status_due(now)
-        if (self.journal.changes != self._page_changes or self._page_hinted) \
-                and self.timers.due_at(PAGE) is None:
-            self.timers.at(PAGE, max(now, self.status_page.next_at()))
+        self.publish.schedule(self.journal, self.timers, now)
         due = self.timers.next_due()
         return None if due is None else max(0.0, due - self.clock())
 

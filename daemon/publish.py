@@ -1,0 +1,66 @@
+"""What the daemon shows of itself while it runs: `STATUS=` for systemd (SPEC §8)
+and the status page on the share (SPEC §1.6). Each is refreshed only when the
+journal changed (or, for the page, a release file came or went), at most at its
+own pace, from timers on the loop's heap: an idle daemon publishes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Mapping
+
+from daemon.config import Settings
+from daemon.journal import Journal
+from daemon.notify import notify
+from daemon.scan import Candidate
+from daemon.statuspage import StatusPage
+from daemon.timers import Timers
+
+STATUS: Hashable = ("status",)
+PAGE: Hashable = ("status-page",)
+STATUS_EVERY = 1.0  # seconds between STATUS= updates at most (SPEC §8)
+STATUS_ORDER = ("settling", "waiting", "held", "delivering", "retrying")
+
+
+class Publisher:
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.page = StatusPage(clock=clock)
+        self._text = ""
+        self._status_at = float("-inf")
+        self._status_changes = -1
+        self._page_changes = -1
+        self._page_hinted = False
+
+    def hinted(self) -> None:
+        """A release file came or went: the page shows those."""
+        self._page_hinted = True
+
+    def schedule(self, journal: Journal, timers: Timers, now: float) -> None:
+        """After a turn: set the timers for what the journal's changes call for."""
+        if journal.changes != self._status_changes and timers.due_at(STATUS) is None:
+            timers.at(STATUS, max(now, self._status_at + STATUS_EVERY))
+        if (journal.changes != self._page_changes or self._page_hinted) \
+                and timers.due_at(PAGE) is None:
+            timers.at(PAGE, max(now, self.page.next_at()))
+
+    def fire(self, key: Hashable, journal: Journal, settings: Settings,
+             candidates: Mapping[str, Candidate], now: float) -> bool:
+        """A due timer of ours; False when `key` is not one."""
+        if key == STATUS:
+            self._status_at = now
+            self._publish_status(journal)
+        elif key == PAGE:
+            self._page_changes, self._page_hinted = journal.changes, False
+            self.page.refresh(journal, settings, candidates)
+        else:
+            return False
+        return True
+
+    def _publish_status(self, journal: Journal) -> None:
+        """STATUS= for systemd: the counts, only when they read differently."""
+        self._status_changes = journal.changes
+        counts = journal.summary()
+        parts = [f"{counts[s]} {s}" for s in STATUS_ORDER if counts.get(s)]
+        text = ", ".join([*parts, f"{counts.get('sent today', 0)} sent today"])
+        if text != self._text:
+            self._text = text
+            notify(f"STATUS={text}")
