@@ -26,7 +26,11 @@ def test_losing_a_claim_race_is_not_an_error(env: Env, receiver) -> None:
         procs.append(p)
     try:
         for p in procs:
-            wait_for(lambda p=p: "outboxd running" in p.stderr(), what="daemon start")
+            # Two daemons start at once, each loading the rules in its reader processes:
+            # on a busy 2-core host that has taken over 20 s. A daemon that exits fails fast.
+            wait_for(lambda p=p: "outboxd running" in p.stderr() or p.popen.poll() is not None,
+                     timeout=60, what="daemon start")
+            assert p.popen.poll() is None, p.stderr()
         for i in range(40):
             drop_bundle(env.outbox, f"INV-{i:03}", {"a.pdf": pdf_bytes(1 + i % 3)})
         wait_for(lambda: len(env.sent_bundles()) >= 40, timeout=90, what="40 bundles sent")
