@@ -27,25 +27,31 @@ the daemon is killed.
 from __future__ import annotations
 
 import atexit
-import collections
 import contextlib
 import math
 import os
-import select
-import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from daemon import logs, reader_process, reader_wire
-from daemon.bundle import Bundle
-from daemon.config import LogConfig, Settings
+from daemon.config import LogConfig
 from daemon.errors import ConfigError, ReaderFailed, ReadTimedOut
-from daemon.reader_process import GROUP_SIGNALS
-from daemon.scan import Candidate
+from daemon.reader_child import (
+    Call,
+    Child,
+    ChildUnavailable,
+    Restarts,
+    Result,
+    Watched,
+    call_under_way,
+    fewest_calls,
+    signals_blocked,
+)
+
+__all__ = ["Call", "ChildUnavailable", "Pool", "Restarts", "Result", "signals_blocked"]
 
 START_TIMEOUT = 600.0  # seconds for every child to load the engine (a busy, slow host)
 STOP_GRACE = 5.0  # seconds for the children to exit at stop, then killed
@@ -53,50 +59,6 @@ STOP_GRACE = 5.0  # seconds for the children to exit at stop, then killed
 # of a very large invoice seconds: past this only a file that makes a library loop is
 # left. The check after a claim (hashes only) has no limit: a slow share is not hostile.
 READ_TIME_LIMIT = 120.0
-
-Result = Bundle | BaseException
-
-
-class ChildUnavailable(Exception):
-    """No reader process can be started in this environment."""
-
-
-@dataclass(eq=False, slots=True)
-class Call:
-    """One evaluate (or, with `known`, one check by hashes) on its way."""
-
-    cand: Candidate
-    settings: Settings
-    done: Callable[[Result], None]
-    known: Bundle | None = None
-    tries: int = 1  # deaths of a reader under it still allowed, plus one
-    timed_out: bool = False  # its child was killed for running past READ_TIME_LIMIT
-
-
-@dataclass
-class Restarts:
-    """Shared by the pools of one Readers (a reload makes a new pool)."""
-
-    limit: int  # deaths in a row without a result before reading moves to threads
-    total: int = 0
-    in_row: int = 0
-
-
-@dataclass(eq=False)
-class _Child:
-    proc: Any
-    conn: Any
-    calls: dict[int, Call] = field(default_factory=dict)
-    version: int = 0  # the settings version this child has been sent
-    send_lock: threading.Lock = field(default_factory=threading.Lock)
-    dead: bool = False
-    # Call ids in the order they went down the pipe (ids are taken under the pool's
-    # lock, writes made under send_lock: two threads may write out of id order).
-    written: collections.deque[int] = field(default_factory=collections.deque)
-    # Monotonic time its first open call could start (under the pool's lock); None: idle,
-    # or not ready yet (a replacement's clock starts with its "ready").
-    busy_since: float | None = None
-    ready: bool = False
 
 
 class Pool:
@@ -110,7 +72,7 @@ class Pool:
         self._workers, self._unpack, self.restarts = workers, unpack, restarts
         self._route, self._give_up = route, give_up
         self._lock = threading.Lock()
-        self._children: list[_Child] = []
+        self._children: list[Child] = []
         self._parked: list[Call] = []  # sent while no child is alive (one being replaced)
         self._next_id = 0
         self._closed = False  # retired or stopped: takes no new calls
@@ -150,7 +112,7 @@ class Pool:
         os.close(self._wake_r)
         os.close(self._wake_w)
 
-    def _spawn(self) -> _Child:
+    def _spawn(self) -> Child:
         ours, theirs = self._ctx.Pipe(duplex=True)
         try:
             proc = self._ctx.Process(target=self._target, args=(theirs, *self._args),
@@ -162,10 +124,10 @@ class Pool:
             raise
         finally:
             theirs.close()  # the child's end lives in the child only: its EOF is ours
-        return _Child(proc, ours)
+        return Child(proc, ours)
 
     @staticmethod
-    def _ready(child: _Child, deadline: float) -> str | None:
+    def _ready(child: Child, deadline: float) -> str | None:
         if not child.conn.poll(max(0.0, deadline - time.monotonic())):
             return "a reader process did not load the e-invoice engine in time"
         call_id, problem = reader_wire.loads(child.conn.recv_bytes())
@@ -218,7 +180,7 @@ class Pool:
                 c.conn.close()
 
     @staticmethod
-    def _end_children(children: list[_Child]) -> None:
+    def _end_children(children: list[Child]) -> None:
         for c in children:
             # Closed under its send lock: a thread still writing to it must not write
             # into whatever file reuses the descriptor. A write that waits on a child
@@ -250,7 +212,7 @@ class Pool:
             if not self._children:  # its only child is being replaced: sent once it is
                 self._parked.append(call)
                 return True
-            child = min(self._children, key=_load)
+            child = min(self._children, key=fewest_calls)
             if not child.calls and child.ready:
                 if not any(c.busy_since is not None for c in self._children):
                     self._wake("t")  # the collector waits without a timeout: set one
@@ -272,7 +234,7 @@ class Pool:
 
     def _collect(self) -> None:
         """The one thread that reads results and notices deaths."""
-        sel = _Watched(self._wake_r)
+        sel = Watched(self._wake_r)
         with self._lock:
             children = list(self._children)
         for c in children:
@@ -313,7 +275,7 @@ class Pool:
                 os.close(self._wake_r)
                 os.close(self._wake_w)
 
-    def _answer(self, child: _Child) -> bool:
+    def _answer(self, child: Child) -> bool:
         """One message from a child; False when it is gone or talks nonsense."""
         try:
             call_id, out = reader_wire.loads(child.conn.recv_bytes())
@@ -345,13 +307,13 @@ class Pool:
             self.log.exception("a reader's result could not be handed on", error=str(exc))
         return True
 
-    def _died_safely(self, sel: _Watched, child: _Child) -> None:
+    def _died_safely(self, sel: Watched, child: Child) -> None:
         try:
             self._died(sel, child)
         except Exception as exc:  # noqa: BLE001 - a bug here must not end the collector
             self.log.exception("a dead reader process could not be dealt with", error=str(exc))
 
-    def _died(self, sel: _Watched, child: _Child) -> None:
+    def _died(self, sel: Watched, child: Child) -> None:
         """A child died (or must): replace it and repeat its calls, or give up."""
         if child.dead:
             return
@@ -363,7 +325,7 @@ class Pool:
             # first written of those still open can have been under way when it died.
             # (_end_children above closed the pipe under send_lock: nothing is written
             # to `written` any more.)
-            under_way = _under_way(child)
+            under_way = call_under_way(child)
             first = child.calls.pop(under_way) if under_way is not None else None
             calls = ([first] if first is not None else []) + list(child.calls.values())
             child.calls.clear()
@@ -433,12 +395,12 @@ class Pool:
         """Kill each child whose read under way ran past the limit; its death (seen by
         the collector next) repeats or answers the read."""
         now = time.monotonic()
-        overdue: list[tuple[_Child, Call]] = []
+        overdue: list[tuple[Child, Call]] = []
         with self._lock:
             for c in self._children:
                 if c.dead or c.busy_since is None or now < c.busy_since + READ_TIME_LIMIT:
                     continue
-                under_way = _under_way(c)
+                under_way = call_under_way(c)
                 if under_way is None:  # its call is still being written: its clock starts
                     c.busy_since = now
                 else:
@@ -454,51 +416,5 @@ class Pool:
                 with contextlib.suppress(OSError, ValueError):
                     c.proc.kill()
 
-
 def _timed_out(call: Call) -> ReadTimedOut:
     return ReadTimedOut(call.cand.invoice.name, READ_TIME_LIMIT)
-
-
-def _under_way(child: _Child) -> int | None:
-    """The id of the call a child was working on: the first written down its pipe of
-    those not yet answered (None: none of them reached it)."""
-    return next((i for i in child.written if i in child.calls), None)
-
-
-class _Watched:
-    """The collector's poll object, each descriptor registered once (not per wait, as
-    selectors and multiprocessing.connection.wait do), and who owns each."""
-
-    def __init__(self, wake_fd: int) -> None:
-        self.poll = select.poll()
-        self.owners: dict[int, tuple[_Child, bool]] = {}
-        self.poll.register(wake_fd, select.POLLIN)
-
-    def watch(self, child: _Child) -> None:
-        for fd, is_conn in ((child.conn.fileno(), True), (child.proc.sentinel, False)):
-            self.poll.register(fd, select.POLLIN)
-            self.owners[fd] = (child, is_conn)
-
-    def forget(self, child: _Child) -> None:
-        for fd, (owner, _) in list(self.owners.items()):
-            if owner is child:
-                self.poll.unregister(fd)
-                del self.owners[fd]
-
-
-def _load(child: _Child) -> int:
-    return len(child.calls)
-
-
-@contextlib.contextmanager
-def signals_blocked() -> Iterator[None]:
-    """GROUP_SIGNALS blocked on this thread: processes spawned meanwhile inherit the
-    mask through exec, so a group-wide signal cannot end a reader before its main()
-    ignores it, nor multiprocessing's resource tracker (which ignores SIGINT and SIGTERM
-    itself, but dies of SIGHUP and is relaunched without its records). Here a blocked
-    signal only waits: it is handled when the block ends."""
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, GROUP_SIGNALS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)

@@ -42,7 +42,7 @@ def main(conn: Connection, cache_dir: str, engine: bool, log: LogConfig) -> None
     global _cache_dir, _load_error
     # Ctrl-C, a closed terminal and a stop sent to the whole process group (or cgroup)
     # reach the readers too: the daemon decides (stop, reload) and stops them itself.
-    # Blocked since the spawn (see reader_pool.signals_blocked).
+    # Blocked since the spawn (see reader_child.signals_blocked).
     for sig in GROUP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, GROUP_SIGNALS)

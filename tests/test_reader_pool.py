@@ -253,23 +253,6 @@ def test_calls_sent_while_the_only_reader_is_replaced_are_answered_by_the_replac
         r.stop()
 
 
-def test_the_call_under_way_is_the_first_written_not_the_oldest_id() -> None:
-    """Ids are taken in one order and written by several threads in another (the loop's
-    check, the collector's next read): a dead child's call under way is the first of its
-    open calls that went down the pipe; calls never written cost no try."""
-    from daemon.reader_pool import _Child, _under_way
-    child = _Child(proc=None, conn=None)
-    child.calls = {1: object(), 2: object(), 3: object()}  # type: ignore[dict-item]
-    assert _under_way(child) is None  # none written yet
-    child.written.extend([2, 1])
-    assert _under_way(child) == 2
-    del child.calls[2]  # answered
-    assert _under_way(child) == 1
-    child.written.clear()
-    child.written.extend([5, 3])  # 5 answered and gone from calls
-    assert _under_way(child) == 3
-
-
 def _pool(tmp_path: Path, s: Settings, target: Any, restarts: Restarts,
           warnings: list[dict[str, Any]]) -> Pool:
     """One reader process running `target`, its warnings kept."""
