@@ -120,9 +120,7 @@ class ReadTimedOut(InputError):
         super().__init__("read-time-limit", file, (
             f"reading this bundle took longer than {limit:g} s each time it was tried — a PDF "
             "or image in it (or the invoice file) is probably damaged or built to make readers "
-            "loop; "
-            "replace that file (open each in a viewer to find it); the bundle is read "
-            "again when anything in it changes"))
+            "loop; replace that file (open each in a viewer to find the one that hangs)"))
 
 
 class ReaderFailed(OutboxdError):

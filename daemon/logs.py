@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import warnings
 from typing import Any, TextIO
 
 import structlog
@@ -163,11 +164,13 @@ def configure(cfg: LogConfig | None = None, stream: TextIO | None = None) -> Non
     logging.getLogger("pypdf").setLevel(logging.ERROR)
     # httpx logs every request at INFO; our delivery events say more.
     logging.getLogger("httpx").setLevel(max(level, logging.WARNING))
-    # Off, then on: captureWarnings(True) does nothing while logging believes it still
-    # captures, and a warnings.catch_warnings() around an earlier configure (its exit
-    # puts the old showwarning back) would have left warnings printed as bare text.
-    logging.captureWarnings(False)
-    logging.captureWarnings(True)
+    # captureWarnings(True) does nothing while logging believes it still captures, and a
+    # warnings.catch_warnings() around an earlier configure (its exit puts the old
+    # showwarning back) would have left warnings printed as bare text. Installed again
+    # only when lost: turning it off and on would open a moment of bare text.
+    if getattr(warnings.showwarning, "__module__", None) != "logging":
+        logging.captureWarnings(False)
+        logging.captureWarnings(True)
     # Our lines carry no source location, thread or process fields: skip finding
     # them for every record (the Logging HOWTO's "Optimization" settings).
     logging._srcfile = None  # type: ignore[attr-defined]

@@ -66,12 +66,15 @@ class Child:
     # or not ready yet (a replacement's clock starts with its "ready").
     busy_since: float | None = None
     ready: bool = False
+    killed_for: int | None = None  # the call under way when it was killed for time
 
 
 def call_under_way(child: Child) -> int | None:
     """The id of the call a child was working on: the first written down its pipe of
     those not yet answered (None: none of them reached it)."""
-    return next((i for i in child.written if i in child.calls), None)
+    # A snapshot: a sending thread may append meanwhile (under send_lock, not the pool's
+    # lock), and a deque changed during iteration raises.
+    return next((i for i in tuple(child.written) if i in child.calls), None)
 
 
 class Watched:

@@ -243,7 +243,7 @@ class Pool:
             while True:
                 wait = self._until_overdue()
                 if wait == 0:
-                    self._end_overdue()
+                    self._end_overdue_safely()
                     wait = self._until_overdue()
                 for fd, _ in sel.poll.poll(wait):
                     owner = sel.owners.get(fd)
@@ -269,11 +269,31 @@ class Pool:
                     self._end_children(children)
                     atexit.unregister(self._at_exit)
                     return
+        except Exception as exc:  # noqa: BLE001 - a bug here: its calls must not be lost with it
+            self._collector_failed(exc)
         finally:
             with self._lock:
                 self._wake_closed = True
                 os.close(self._wake_r)
                 os.close(self._wake_w)
+
+    def _collector_failed(self, exc: Exception) -> None:
+        """The collector met a bug: no child's answer would be read again. Reading moves
+        to threads, and every call the children held is repeated there."""
+        self.log.exception("the reader processes' collector failed; reading in the daemon's "
+                           "own process", error=f"{type(exc).__name__}: {exc}")
+        self._give_up(self, f"collector failed: {type(exc).__name__}: {exc}")
+        with self._lock:
+            self._closed = True
+            children, self._children = self._children, []
+            calls = [call for c in children for call in c.calls.values()] + self._parked
+            self._parked = []
+            for c in children:
+                c.calls.clear()
+        self._end_children(children)
+        atexit.unregister(self._at_exit)
+        for call in calls:
+            self._route(call)
 
     def _answer(self, child: Child) -> bool:
         """One message from a child; False when it is gone or talks nonsense."""
@@ -332,9 +352,14 @@ class Pool:
             if child in self._children:
                 self._children.remove(child)
             closed = self._closed
+        killed_for, child.killed_for = child.killed_for, None
+        if killed_for is not None and under_way != killed_for:
+            # Killed for time just after the read it was killed for came back: the call
+            # found under way had barely started, and is repeated without a try.
+            first = None
         if first is not None and first.timed_out:
             first.tries = min(first.tries, 2)  # once more on a fresh child, then the answer
-        elif not closed:
+        elif not closed and killed_for is None:
             self.restarts.in_row += 1  # a kill for time says nothing of the next child
         if not closed:
             why = ""
@@ -391,30 +416,50 @@ class Pool:
         left = min(ends) - time.monotonic()
         return 0 if left <= 0 else math.ceil(left * 1000)
 
+    def _end_overdue_safely(self) -> None:
+        try:
+            self._end_overdue()
+        except Exception as exc:  # noqa: BLE001 - a bug here must not end the collector
+            self.log.exception("a reader's time limit could not be checked", error=str(exc))
+
     def _end_overdue(self) -> None:
         """Kill each child whose read under way ran past the limit; its death (seen by
         the collector next) repeats or answers the read."""
         now = time.monotonic()
-        overdue: list[tuple[Child, Call]] = []
         with self._lock:
-            for c in self._children:
+            due = [c for c in self._children if not c.dead and c.busy_since is not None
+                   and now >= c.busy_since + READ_TIME_LIMIT]
+        # An answer (or the end of the pipe) already waiting is read first: the collector
+        # may have been held up, and a read that came back in time is not overdue.
+        due = [c for c in due if not _readable(c)]
+        killed: list[tuple[Child, Call]] = []
+        with self._lock:
+            for c in due:
                 if c.dead or c.busy_since is None or now < c.busy_since + READ_TIME_LIMIT:
-                    continue
+                    continue  # answered or replaced meanwhile
                 under_way = call_under_way(c)
                 if under_way is None:  # its call is still being written: its clock starts
                     c.busy_since = now
-                else:
-                    overdue.append((c, c.calls[under_way]))
-            for c, call in overdue:
+                    continue
+                call = c.calls[under_way]
                 c.busy_since = None  # judged once; a killed child's death comes next
                 if call.known is None:  # a check by hashes is left to finish
                     call.timed_out = True
-        for c, call in overdue:
-            if call.timed_out:
-                self.log.warning("a reader ran out of time on a bundle; ending it",
-                                 file=call.cand.invoice.name, limit=READ_TIME_LIMIT)
-                with contextlib.suppress(OSError, ValueError):
-                    c.proc.kill()
+                    c.killed_for = under_way
+                    killed.append((c, call))
+        for c, call in killed:
+            self.log.warning("a reader ran out of time on a bundle; ending it",
+                             file=call.cand.invoice.name, limit=READ_TIME_LIMIT)
+            with contextlib.suppress(OSError, ValueError):
+                c.proc.kill()
+
+def _readable(child: Child) -> bool:
+    """Something waits in the child's pipe (an answer, or its end)."""
+    try:
+        return bool(child.conn.poll(0))
+    except (OSError, ValueError, EOFError):
+        return True  # closed or broken: its death is noticed next
+
 
 def _timed_out(call: Call) -> ReadTimedOut:
     return ReadTimedOut(call.cand.invoice.name, READ_TIME_LIMIT)

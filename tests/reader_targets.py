@@ -67,3 +67,17 @@ def hangs_on_checks(conn: Any, cache_dir: str, engine: bool, log: Any) -> None:
 
     reader_process.run = run  # type: ignore[assignment]
     reader_process.main(conn, cache_dir, engine, log)
+
+
+def slow_reads(conn: Any, cache_dir: str, engine: bool, log: Any) -> None:
+    """Reads of bundles named SLOW… take 0.2 s each: work, not a loop."""
+    import threading
+    real = reader_process.run
+
+    def run(cand: Any, settings: Any, known: Any, cache: Any) -> Any:
+        if cand.invoice.name.startswith("SLOW"):
+            threading.Event().wait(0.2)
+        return real(cand, settings, known, cache)
+
+    reader_process.run = run  # type: ignore[assignment]
+    reader_process.main(conn, cache_dir, engine, log)

@@ -10,6 +10,7 @@ import os
 import pickle
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
@@ -287,21 +288,25 @@ def test_a_read_that_runs_past_the_time_limit_is_tried_once_more_then_an_input_e
     monkeypatch.setattr(reader_pool, "READ_TIME_LIMIT", 0.5)
     s = settings_for(tmp_path, einvoice={"preflight": "off"})
     loop, fine = bundles(s, "LOOP1", "OK1")
-    restarts = Restarts(limit=1)
+    restarts = Restarts(limit=5)
     warnings: list[dict[str, Any]] = []
+    in_row_then: list[int] = []  # deaths in a row counted when LOOP1 was answered
+
+    def loop_answered(result: Bundle | BaseException) -> None:
+        in_row_then.append(restarts.in_row)
+        boxes["LOOP1"].set_result(result)
+
     pool = _pool(tmp_path, s, reader_targets.hangs_on_loop_files, restarts, warnings)
     try:
-        boxes: dict[str, Future[Bundle | BaseException]] = {}
-        for cand in (loop, fine):
-            boxes[cand.name] = Future()
-            assert pool.send(Call(cand, s, boxes[cand.name].set_result, None, 3), 1,
-                             pickle.dumps(s))
+        boxes: dict[str, Future[Bundle | BaseException]] = {"LOOP1": Future(), "OK1": Future()}
+        assert pool.send(Call(loop, s, loop_answered, None, 3), 1, pickle.dumps(s))
+        assert pool.send(Call(fine, s, boxes["OK1"].set_result, None, 3), 1, pickle.dumps(s))
         answer = boxes["LOOP1"].result(timeout=60)
         assert isinstance(answer, ReadTimedOut) and isinstance(answer, InputError)
         assert answer.code == "read-time-limit" and answer.file == "LOOP1.xml"
         assert "longer than 0.5 s" in answer.message and "replace that file" in answer.message
         assert boxes["OK1"].result(timeout=60) == evaluate(fine, s)
-        assert restarts.total == 2 and restarts.in_row == 0 and not pool.ended
+        assert restarts.total == 2 and in_row_then == [0] and not pool.ended
         timed_out = [w for w in warnings if w["event"].startswith("a reader ran out of time")]
         assert [w["file"] for w in timed_out] == ["LOOP1.xml", "LOOP1.xml"]
     finally:
@@ -331,3 +336,82 @@ def test_a_check_after_a_claim_is_never_killed_for_time(
         assert not box.done() and restarts.total == 0 and warnings == []
     finally:
         pool.stop()
+
+
+def test_a_reader_busy_longer_than_the_limit_in_all_is_not_killed(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The limit is per read: a reader given six reads of 0.2 s each at once (1.2 s of
+    work under a 0.5 s limit) answers all of them, killed never, since its clock starts
+    again with each answer."""
+    from daemon import reader_pool
+    monkeypatch.setattr(reader_pool, "READ_TIME_LIMIT", 0.5)
+    s = settings_for(tmp_path, einvoice={"preflight": "off"})
+    cands = bundles(s, *(f"SLOW{n}" for n in range(6)))
+    restarts = Restarts(limit=5)
+    warnings: list[dict[str, Any]] = []
+    pool = _pool(tmp_path, s, reader_targets.slow_reads, restarts, warnings)
+    try:
+        boxes: list[Future[Bundle | BaseException]] = []
+        for cand in cands:
+            boxes.append(Future())
+            assert pool.send(Call(cand, s, boxes[-1].set_result, None, 3), 1, pickle.dumps(s))
+        assert [box.result(timeout=60) for box in boxes] == [evaluate(c, s) for c in cands]
+        assert restarts.total == 0 and warnings == []
+    finally:
+        pool.stop()
+
+
+def test_a_read_answered_in_time_while_the_collector_was_held_up_is_not_killed(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The collector is held up (a caller's slow callback) past a read's deadline while
+    that read's answer (0.2 s of work under a 1 s limit) already waits in the pipe: the
+    answer is read, nobody is killed, no try is lost."""
+    from daemon import reader_pool
+    monkeypatch.setattr(reader_pool, "READ_TIME_LIMIT", 1.0)
+    s = settings_for(tmp_path, einvoice={"preflight": "off"})
+    first, slow = bundles(s, "A1", "SLOW1")
+    restarts = Restarts(limit=5)
+    warnings: list[dict[str, Any]] = []
+    pool = _pool(tmp_path, s, reader_targets.slow_reads, restarts, warnings)
+    try:
+        [child] = pool._children
+        held: Future[Bundle | BaseException] = Future()
+        answered: Future[Bundle | BaseException] = Future()
+
+        def hold_up(result: Bundle | BaseException) -> None:
+            # Called by the collector after it started SLOW1's clock: keep it here until
+            # SLOW1's deadline has passed.
+            started = child.busy_since
+            assert started is not None
+            wait_for(lambda: time.monotonic() > started + 1.1, what="SLOW1's deadline")
+            held.set_result(result)
+
+        blob = pickle.dumps(s)
+        assert pool.send(Call(first, s, hold_up, None, 3), 1, blob)
+        assert pool.send(Call(slow, s, answered.set_result, None, 1), 1, blob)
+        assert held.result(timeout=60) == evaluate(first, s)
+        assert answered.result(timeout=60) == evaluate(slow, s)
+        assert restarts.total == 0 and warnings == []
+    finally:
+        pool.stop()
+
+
+def test_a_collector_that_fails_hands_its_calls_to_threads(
+        monkeypatch: pytest.MonkeyPatch, two: tuple[Readers, Settings]) -> None:
+    """A bug in the collector (here: its deadline check raises) must not lose the calls
+    the children hold: reading moves to threads in the daemon, with an error line, and
+    the call comes back with its real result."""
+    from daemon import reader_pool
+    r, s = two
+    [cand] = bundles(s, "F1")
+
+    def broken(self: Pool) -> int | None:
+        raise RuntimeError("a bug in the collector")
+
+    monkeypatch.setattr(reader_pool.Pool, "_until_overdue", broken)
+    answers: Answers = {}
+    submit(r, cand, s, answers)
+    wait_for(lambda: answers, timeout=60, what="the call's answer")
+    assert answers == {"F1": evaluate(cand, s)}
+    wait_for(lambda: not r.processes, what="reading to move to threads")
+    assert in_child(r, cand, s) == evaluate(cand, s)
