@@ -157,6 +157,10 @@ class Pool:
             self._wake("s")
         if self._collector is not None and self._collector is not threading.current_thread():
             self._collector.join(STOP_GRACE)
+        return self._end_all()
+
+    def _end_all(self) -> list[Call]:
+        """Every child ended; the calls they held, and the parked ones, not answered."""
         with self._lock:
             children, self._children = self._children, []
             calls = [call for c in children for call in c.calls.values()] + self._parked
@@ -285,14 +289,7 @@ class Pool:
         self._give_up(self, f"collector failed: {type(exc).__name__}: {exc}")
         with self._lock:
             self._closed = True
-            children, self._children = self._children, []
-            calls = [call for c in children for call in c.calls.values()] + self._parked
-            self._parked = []
-            for c in children:
-                c.calls.clear()
-        self._end_children(children)
-        atexit.unregister(self._at_exit)
-        for call in calls:
+        for call in self._end_all():
             self._route(call)
 
     def _answer(self, child: Child) -> bool:

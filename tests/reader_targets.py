@@ -3,6 +3,8 @@ imports its target by name, so they live in a module of their own)."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,47 +39,49 @@ def garbage_once(conn: Any, cache_dir: str, engine: bool, log: Any) -> None:
     reader_process.main(_GarbageOnce(conn, marker), cache_dir, engine, log)  # type: ignore[arg-type]
 
 
-def _hang(*_args: Any) -> Any:
+def _hang() -> None:
     """A library caught in a loop that no exception ends (here: one that never returns)."""
-    import threading
     threading.Event().wait()
+
+
+def _main_with(pause: Callable[[Any, Any], None], conn: Any, cache_dir: str, engine: bool,
+               log: Any) -> None:
+    """reader_process.main, with pause(cand, known) before each call's work."""
+    real = reader_process.run
+
+    def run(cand: Any, settings: Any, known: Any, cache: Any) -> Any:
+        pause(cand, known)
+        return real(cand, settings, known, cache)
+
+    reader_process.run = run  # type: ignore[assignment]
+    reader_process.main(conn, cache_dir, engine, log)
+
+
+def _loop_files(cand: Any, known: Any) -> None:
+    if cand.invoice.name.startswith("LOOP"):
+        _hang()
+
+
+def _checks(cand: Any, known: Any) -> None:
+    if known is not None:
+        _hang()
+
+
+def _slow_files(cand: Any, known: Any) -> None:
+    if cand.invoice.name.startswith("SLOW"):
+        threading.Event().wait(0.2)
 
 
 def hangs_on_loop_files(conn: Any, cache_dir: str, engine: bool, log: Any) -> None:
     """Reads of bundles named LOOP… never end, as in a PDF built to make pypdf loop."""
-    real = reader_process.run
-
-    def run(cand: Any, settings: Any, known: Any, cache: Any) -> Any:
-        if cand.invoice.name.startswith("LOOP"):
-            _hang()
-        return real(cand, settings, known, cache)
-
-    reader_process.run = run  # type: ignore[assignment]
-    reader_process.main(conn, cache_dir, engine, log)
+    _main_with(_loop_files, conn, cache_dir, engine, log)
 
 
 def hangs_on_checks(conn: Any, cache_dir: str, engine: bool, log: Any) -> None:
     """Checks after a claim (a known bundle) never end, as hashing on a share that stalls."""
-    real = reader_process.run
-
-    def run(cand: Any, settings: Any, known: Any, cache: Any) -> Any:
-        if known is not None:
-            _hang()
-        return real(cand, settings, known, cache)
-
-    reader_process.run = run  # type: ignore[assignment]
-    reader_process.main(conn, cache_dir, engine, log)
+    _main_with(_checks, conn, cache_dir, engine, log)
 
 
 def slow_reads(conn: Any, cache_dir: str, engine: bool, log: Any) -> None:
     """Reads of bundles named SLOW… take 0.2 s each: work, not a loop."""
-    import threading
-    real = reader_process.run
-
-    def run(cand: Any, settings: Any, known: Any, cache: Any) -> Any:
-        if cand.invoice.name.startswith("SLOW"):
-            threading.Event().wait(0.2)
-        return real(cand, settings, known, cache)
-
-    reader_process.run = run  # type: ignore[assignment]
-    reader_process.main(conn, cache_dir, engine, log)
+    _main_with(_slow_files, conn, cache_dir, engine, log)
