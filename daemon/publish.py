@@ -43,17 +43,14 @@ class Publisher:
             timers.at(PAGE, max(now, self.page.next_at()))
 
     def fire(self, key: Hashable, journal: Journal, settings: Settings,
-             candidates: Mapping[str, Candidate], now: float) -> bool:
-        """A due timer of ours; False when `key` is not one."""
+             candidates: Mapping[str, Candidate], now: float) -> None:
+        """A due timer: ours (STATUS, PAGE) is acted on, any other key ignored."""
         if key == STATUS:
             self._status_at = now
             self._publish_status(journal)
         elif key == PAGE:
             self._page_changes, self._page_hinted = journal.changes, False
             self.page.refresh(journal, settings, candidates)
-        else:
-            return False
-        return True
 
     def _publish_status(self, journal: Journal) -> None:
         """STATUS= for systemd: the counts, only when they read differently."""

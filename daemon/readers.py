@@ -252,7 +252,9 @@ class Readers:
         finally:
             with self._lock:
                 call = None
-                if self._stopping or not self._reads_waiting:
+                if self._stopping:
+                    pass  # no slots any more (and the waiting ones never took one)
+                elif not self._reads_waiting:
                     self._reads_out -= 1
                 else:
                     call = self._reads_waiting.popleft()

@@ -158,17 +158,12 @@ class _OutboxInotify:
 
     def _drop_tree(self, rel: str) -> None:
         """Stop watching a folder that left its place (renamed, claimed, deleted)."""
-        top = rel.split("/", 1)[0]
         with self._lock:
-            under = self._under.get(top, set())
-            gone = [(self._wd[r], r) for r in under
+            gone = [(self._wd[r], r) for r in self._under.get(rel.split("/", 1)[0], ())
                     if (r == rel or r.startswith(rel + "/")) and r in self._wd]
             for wd, r in gone:
-                del self._wd[r]
                 self._rel.pop(wd, None)
-                under.discard(r)
-            if not under:
-                self._under.pop(top, None)
+                self._forget(r)
         with contextlib.suppress(OSError, KeyError):
             self._fd.remove_callbacks([(wd, _ID) for wd, _ in gone])
 
@@ -193,13 +188,17 @@ class _OutboxInotify:
         with self._lock:
             rel = self._rel.pop(wd, None)
             if rel is not None and self._wd.get(rel) == wd:
-                del self._wd[rel]
-                top = rel.split("/", 1)[0]
-                under = self._under.get(top)
-                if under is not None:
-                    under.discard(rel)
-                    if not under:
-                        del self._under[top]
+                self._forget(rel)
+
+    def _forget(self, rel: str) -> None:
+        """rel is no longer watched (called under the lock; its descriptor is gone)."""
+        del self._wd[rel]
+        top = rel.split("/", 1)[0]
+        under = self._under.get(top)
+        if under is not None:
+            under.discard(rel)
+            if not under:
+                del self._under[top]
 
     def on_queue_overflow(self) -> None:
         self.on_hint(OVERFLOW)

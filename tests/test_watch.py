@@ -78,6 +78,14 @@ class TestOutboxInotify:
         w.ensure_alive()
         return w, got
 
+    @staticmethod
+    def claim_away(root: Path, name: str, got: list[str]) -> None:
+        """Move a sidecar into .outboxd/ as a claim does; wait for its hint, then forget it."""
+        from helpers import wait_for
+        (root / name).rename(root / ".outboxd" / name)
+        wait_for(lambda: name in got, what="the move hint")
+        got.clear()
+
     def test_files_in_a_new_sidecar_and_its_subfolder_hint_the_sidecar(self,
                                                                         tmp_path: Path) -> None:
         """A sidecar folder created after the start is watched, and so is its invoice
@@ -116,9 +124,7 @@ class TestOutboxInotify:
         (tmp_path / ".outboxd").mkdir()
         w, got = self.watch(tmp_path)
         try:
-            (tmp_path / "INV-1").rename(tmp_path / ".outboxd" / "INV-1")
-            wait_for(lambda: "INV-1" in got, what="the move hint")
-            got.clear()
+            self.claim_away(tmp_path, "INV-1", got)
             (tmp_path / ".outboxd" / "INV-1" / "late.pdf").write_bytes(b"x")
             (tmp_path / "INV-2.xml").write_bytes(b"<x/>")
             wait_for(lambda: "INV-2.xml" in got, what="a later hint")
@@ -137,9 +143,7 @@ class TestOutboxInotify:
         (tmp_path / ".outboxd").mkdir()
         w, got = self.watch(tmp_path)
         try:
-            (tmp_path / "INV-1").rename(tmp_path / ".outboxd" / "INV-1")
-            wait_for(lambda: "INV-1" in got, what="the move hint")
-            got.clear()
+            self.claim_away(tmp_path, "INV-1", got)
             (tmp_path / "INV-10" / "A" / "a.pdf").write_bytes(b"x")
             wait_for(lambda: got, what="the hint from the other sidecar")
             assert set(got) == {"INV-10"}
