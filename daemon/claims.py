@@ -39,6 +39,7 @@ class Claims:
     live: dict[str, Row]
     _claim_paused: dict[str, float]
     _held: list[Claim] | None
+    _held_ids: set[str]  # the bundle ids in _held: the duplicate check asks once per decision
     # How moved bundles are matched again after a claim: the daemon's reader
     # processes when it has them (Readers.assemble_many), else here.
     assemble_many: Callable[[list[tuple[Candidate, Bundle]], Settings],
@@ -78,6 +79,7 @@ class Claims:
                         work_dir_for(self.s.processing_dir, cand.name, known.bundle_id))
         if self._held is not None:
             self._held.append(intent)  # claimed with the others of this turn
+            self._held_ids.add(known.bundle_id)
             return IDLE
         _, nxt = next(self._claim_all([intent], now))
         if isinstance(nxt, BaseException):
@@ -87,13 +89,13 @@ class Claims:
     def claiming(self, bundle_id: str) -> bool:
         """A claim of this content is held for the end of this turn: the same content
         again in the same turn is a duplicate, as it is once the claim is journaled."""
-        return self._held is not None and any(c.known.bundle_id == bundle_id
-                                              for c in self._held)
+        return self._held is not None and bundle_id in self._held_ids
 
     def hold_claims(self, hold: bool = True) -> None:
         """Claims decided from now on wait for claim_held(), to be claimed together
         (hold=False: claim at once again, dropping any not yet made)."""
         self._held = [] if hold else None
+        self._held_ids = set()
 
     def claim_held(self, now: float) -> Iterator[tuple[str, Next | Exception]]:
         """Claim what was held since hold_claims(), CLAIM_BATCH at a time: one
@@ -101,7 +103,7 @@ class Claims:
         three syncs each. Per bundle, as soon as it is known, what the loop
         should do next (so delivery starts while the rest is checked), or the
         error that stopped it."""
-        held, self._held = self._held or [], None
+        held, self._held, self._held_ids = self._held or [], None, set()
 
         def batches() -> Iterator[tuple[str, Next | Exception]]:
             for start in range(0, len(held), CLAIM_BATCH):

@@ -67,6 +67,7 @@ class Pipeline(Claims):
         self._reading: dict[str, Snapshot] = {}  # handed to a reader, result not back yet
         self._claim_paused: dict[str, float] = {}  # invoice file -> monotonic retry time
         self._held: list[Claim] | None = None  # claims waiting for claim_held()
+        self._held_ids: set[str] = set()
         # How moved bundles are matched again after a claim: the daemon's reader
         # processes when it has them (Readers.assemble_many), else here.
         self.assemble_many = assemble_here
