@@ -90,6 +90,9 @@ class Finisher:
         # How a claimed bundle is read again after a restart: the daemon's reader
         # processes (readers.py) when it has them, else here.
         self.evaluate: Callable[[Candidate, Settings], Bundle] = evaluate
+        # Where a delivered bundle's archive goes when it should wait for the
+        # deliveries (the daemon's workers, workers.py); None: at once, here.
+        self.archive_later: Callable[[int], None] | None = None
 
     def hand_over(self, row_id: int, bundle: Bundle) -> None:
         """The validated bundle of a row just claimed, at its place in processing."""
@@ -229,6 +232,13 @@ class Finisher:
                                                    manifest["bundle_id"]))
         written = {"response": record, "receipt_id": receipt.receipt_id, "last_error": None,
                    "archive_dir": target, "attempts": attempts}
+        if self.archive_later is not None:
+            # Durable only before its archive moves anything (archive_sent): until
+            # then a power loss costs one more POST with the same Idempotency-Key,
+            # which the receiver answers as the first time.
+            self.j.transition(row_id, DELIVERED, durable=False, **written)
+            self.archive_later(row_id)  # the next attempt of a delivered row archives it
+            return None
         self.j.transition(row_id, DELIVERED, **written)
         # The row as this attempt wrote it (or found it): not read back.
         return self.archive_sent(row_id, replace(
@@ -288,6 +298,7 @@ class Finisher:
         """Archive a delivered bundle in sent/; `row`: its row as just written, if known."""
         row = row or self.j.get(row_id)
         assert row.bundle_id and row.response
+        self.j.make_durable()  # the receipt and the archive folder, before the move
         response = row.response
         placed = self._place(row, self.s.sent_dir, receipt_papers(response),
                              f"delivered (receipt {row.receipt_id}), but cannot be archived in")

@@ -275,6 +275,7 @@ class Service:
         self.journal = Journal(s.journal_path)
         restore_sent(self.journal, s.sent_dir, s.policy.duplicate_window_days)  # before sending
         self.pipeline = Pipeline(s, self.journal, self._deliverer(s))
+        self.pipeline.finish.archive_later = self.workers.archive_later
         if self._readers is not None:  # a claimed bundle read again after a restart too
             self.pipeline.finish.evaluate = self._readers.evaluate
             self.pipeline.assemble_many = self._readers.assemble_many

@@ -1,11 +1,23 @@
 """Delivery workers: `[delivery] concurrency` threads that take claimed rows
 and run one delivery attempt each (`Finisher.attempt`), on one connection
 pool. A row is queued at most once at a time; what an attempt asks for next
-(a retry in N seconds) goes back to the loop's timer heap."""
+(a retry in N seconds) goes back to the loop's timer heap.
+
+Deliveries before archives: once the receiver has a bundle and its receipt is
+journaled (`delivered`, made durable by the archive before it moves
+anything), the move into sent/ (the papers, the rename, their syncs) waits
+while deliveries are queued, and is done when a worker has none to take — or
+once it has waited ARCHIVE_WAIT, so a steady stream cannot starve it. In a
+burst the workers keep posting instead of writing to the local disk between
+two POSTs, and the archive work does not compete with the receiver; the row
+shows as delivering until its folder is in sent/. At stop, the archives still
+waiting are done within the grace period; what is left, recovery does at the
+next start (see docs/architecture.md, "Deliveries before archives").
+"""
 
 from __future__ import annotations
 
-import queue
+import collections
 import threading
 import time
 from collections.abc import Callable
@@ -15,20 +27,27 @@ from daemon.errors import JournalError, OutboxdError
 
 # A journal that cannot be written backs off by itself: look again soon.
 JOURNAL_RETRY = 1.0
+# Seconds an archive may wait behind queued deliveries before it goes first.
+ARCHIVE_WAIT = 5.0
 
 
 class DeliveryWorkers:
     def __init__(self, attempt: Callable[[int], float | None],
                  schedule: Callable[[int, float], None], wake: Callable[[], None],
-                 stopping: Callable[[], bool], retry_max: Callable[[], float]) -> None:
+                 stopping: Callable[[], bool], retry_max: Callable[[], float],
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._attempt = attempt
         self._schedule = schedule
         self._wake = wake
         self._stopping = stopping
         self._retry_max = retry_max
-        self._jobs: queue.Queue[int | None] = queue.Queue()
-        self._inflight: set[int] = set()  # rows queued for or in a delivery attempt
-        self._lock = threading.Lock()
+        self._clock = clock
+        self._cv = threading.Condition()
+        self._jobs: collections.deque[int] = collections.deque()  # rows to deliver
+        self._archives: collections.deque[tuple[int, float]] = collections.deque()  # (row, since)
+        self._archiving: set[int] = set()  # the rows in _archives
+        self._inflight: set[int] = set()  # rows queued for, or in, an attempt or an archive
+        self._closing = False  # stop(): no new deliveries; the waiting archives are done
         self._threads: list[threading.Thread] = []
         self.log = logs.get()
 
@@ -39,26 +58,52 @@ class DeliveryWorkers:
             t.start()
 
     def queue(self, row_id: int) -> None:
-        with self._lock:
+        with self._cv:
             if row_id in self._inflight:
                 return  # queued or running: its worker reschedules it when done
             self._inflight.add(row_id)
-        self._jobs.put(row_id)
+            self._jobs.append(row_id)
+            self._cv.notify()
+
+    def archive_later(self, row_id: int) -> None:
+        """Called from an attempt whose bundle the receiver has (its row
+        `delivered`): archive it once no delivery waits, or after ARCHIVE_WAIT.
+        The row stays in flight meanwhile, so it is never queued twice."""
+        with self._cv:
+            self._archives.append((row_id, self._clock()))
+            self._archiving.add(row_id)
+            self._cv.notify()
 
     def stop(self, grace: float) -> bool:
-        """Let attempts under way finish within `grace` seconds; False if some did not."""
-        for _ in self._threads:
-            self._jobs.put(None)
+        """Let attempts under way finish, and the waiting archives be done, within
+        `grace` seconds; False if some did not."""
+        with self._cv:
+            self._closing = True
+            self._cv.notify_all()
         deadline = time.monotonic() + grace
         for t in self._threads:
             t.join(timeout=max(0.0, deadline - time.monotonic()))
         return not any(t.is_alive() for t in self._threads)
 
+    def _next(self) -> int | None:
+        """The next row for this worker; None when it should end."""
+        with self._cv:
+            while True:
+                ending = self._closing or self._stopping()
+                if self._archives and (
+                        ending or not self._jobs
+                        or self._clock() - self._archives[0][1] >= ARCHIVE_WAIT):
+                    row_id = self._archives.popleft()[0]
+                    self._archiving.discard(row_id)
+                    return row_id
+                if ending:
+                    return None  # deliveries not started resume at the next start
+                if self._jobs:
+                    return self._jobs.popleft()
+                self._cv.wait()
+
     def _run(self) -> None:
-        while True:
-            row_id = self._jobs.get()
-            if row_id is None or self._stopping():
-                return
+        while (row_id := self._next()) is not None:
             delay: float | None = None
             try:
                 delay = self._attempt(row_id)
@@ -70,8 +115,9 @@ class DeliveryWorkers:
                 self.log.exception("unexpected error while delivering", row=row_id)
                 delay = self._retry_max()
             finally:
-                with self._lock:
-                    self._inflight.discard(row_id)
+                with self._cv:
+                    if row_id not in self._archiving:  # else in flight until archived
+                        self._inflight.discard(row_id)
             if delay is not None and not self._stopping():
                 self._schedule(row_id, delay)
             self._wake()

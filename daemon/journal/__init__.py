@@ -228,6 +228,14 @@ class Journal:
                 raise self._lost from None
             self._synced = max(self._synced, upto)
 
+    def make_durable(self) -> None:
+        """Every commit made so far is on disk when this returns (a commit made
+        with durable=False whose effect comes later). One sync, shared as above;
+        none when they are all covered already."""
+        with self._lock:
+            upto = self._committed
+        self._sync(upto)
+
     def _wal(self) -> int:
         """A descriptor of the WAL file, opened once (again only if SQLite made a new one)."""
         wal = f"{self.path}-wal"

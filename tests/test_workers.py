@@ -1,0 +1,135 @@
+"""The delivery workers' order: deliveries before archives, an archive that waited
+ARCHIVE_WAIT before new deliveries, archives done at stop, a row never twice in
+flight. Real threads; the attempts are stand-ins that say what they were."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from daemon.workers import ARCHIVE_WAIT, DeliveryWorkers
+from tests.helpers import wait_for
+
+
+class Attempts:
+    """Finisher.attempt as the workers see it: a row's first attempt "delivers" and
+    hands its archive back (archive_later); its next attempt "archives" it. The
+    first delivery waits for `go`, so the test can queue behind it."""
+
+    def __init__(self, after_delivery: Callable[[int], None] | None = None) -> None:
+        self.log: list[str] = []
+        self.started = threading.Event()  # the first delivery is under way
+        self.go = threading.Event()
+        self.delivered: set[int] = set()
+        self.workers: DeliveryWorkers | None = None
+        self.after_delivery = after_delivery
+
+    def __call__(self, row_id: int) -> float | None:
+        assert self.workers is not None
+        if row_id in self.delivered:
+            self.log.append(f"archive {row_id}")
+            return None
+        if not self.log:
+            self.started.set()
+            assert self.go.wait(10), "the test never let the first delivery go"
+        self.log.append(f"deliver {row_id}")
+        self.delivered.add(row_id)
+        self.workers.archive_later(row_id)
+        if self.after_delivery is not None:
+            self.after_delivery(row_id)
+        return None
+
+
+def _workers(attempts: Attempts, clock: Callable[[], float] = lambda: 0.0,
+             stopping: Callable[[], bool] = lambda: False) -> DeliveryWorkers:
+    workers = DeliveryWorkers(attempt=attempts, schedule=lambda row, delay: None,
+                              wake=lambda: None, stopping=stopping, retry_max=lambda: 60.0,
+                              clock=clock)
+    attempts.workers = workers
+    return workers
+
+
+def _first_delivery_started(attempts: Attempts) -> None:
+    # The one worker has taken row 1 and waits for `go`: the rest queue behind it.
+    assert attempts.started.wait(10), "the first delivery never started"
+
+
+def test_queued_deliveries_go_before_the_archives_of_delivered_bundles() -> None:
+    attempts = Attempts()
+    workers = _workers(attempts)
+    workers.start(1)
+    workers.queue(1)
+    _first_delivery_started(attempts)
+    workers.queue(2)
+    workers.queue(3)
+    attempts.go.set()
+    wait_for(lambda: len(attempts.log) == 6, timeout=10, what="six attempts")
+    assert attempts.log == ["deliver 1", "deliver 2", "deliver 3",
+                            "archive 1", "archive 2", "archive 3"]
+    assert workers.stop(5)
+
+
+def test_an_archive_that_waited_archive_wait_goes_before_new_deliveries() -> None:
+    """A steady stream of deliveries cannot hold an archive back for longer."""
+    now = [0.0]
+
+    def later(row_id: int) -> None:
+        if row_id == 1:
+            now[0] = ARCHIVE_WAIT  # row 1's archive has waited long enough
+
+    attempts = Attempts(after_delivery=later)
+    workers = _workers(attempts, clock=lambda: now[0])
+    workers.start(1)
+    workers.queue(1)
+    _first_delivery_started(attempts)
+    workers.queue(2)
+    workers.queue(3)
+    attempts.go.set()
+    wait_for(lambda: len(attempts.log) == 6, timeout=10, what="six attempts")
+    assert attempts.log == ["deliver 1", "archive 1", "deliver 2", "deliver 3",
+                            "archive 2", "archive 3"]
+    assert workers.stop(5)
+
+
+def test_stop_does_the_waiting_archives_and_starts_no_new_delivery() -> None:
+    """At stop the bundles the receiver has are archived (local work, within the grace
+    period); a delivery not yet started is left to the next start."""
+    stopping = threading.Event()
+    attempts = Attempts()
+    workers = _workers(attempts, stopping=stopping.is_set)
+    workers.start(1)
+    workers.queue(1)
+    _first_delivery_started(attempts)
+    workers.queue(2)
+    stopping.set()  # as the service does before it stops the workers
+    stopper = threading.Thread(target=lambda: result.append(workers.stop(10)))
+    result: list[bool] = []
+    stopper.start()
+    attempts.go.set()
+    stopper.join(15)
+    assert result == [True]
+    assert attempts.log == ["deliver 1", "archive 1"]
+
+
+def test_a_row_waiting_for_its_archive_is_not_queued_again() -> None:
+    """The loop may queue a row again (a timer, a recovery) after its delivery returned
+    and before its archive ran; it is still in flight, so it is archived once and never
+    delivered twice."""
+    attempts = Attempts()
+    requeued: list[int] = []
+
+    def wake() -> None:  # after each attempt, before the worker takes its next
+        if not requeued:
+            requeued.append(1)
+            workers.queue(1)
+
+    workers = DeliveryWorkers(attempt=attempts, schedule=lambda row, delay: None, wake=wake,
+                              stopping=lambda: False, retry_max=lambda: 60.0)
+    attempts.workers = workers
+    workers.start(1)
+    workers.queue(1)
+    attempts.go.set()
+    wait_for(lambda: len(attempts.log) >= 2, timeout=10, what="two attempts")
+    assert workers.stop(5)
+    assert requeued == [1]
+    assert attempts.log == ["deliver 1", "archive 1"]
