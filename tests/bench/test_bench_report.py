@@ -174,3 +174,15 @@ def test_each_round_has_its_own_receiver_store(tmp_path: Path,
     failed), so every round succeeds."""
     assert cli.main(["baseline", "--rounds", "2", "--n", "3", "--workdir", str(tmp_path)]) == 0
     assert "median of 2 rounds" in capsys.readouterr().out
+
+
+def test_idle_cpu_is_the_quietest_window_so_the_periods_rescan_lands_in_its_own_figure() -> None:
+    """The rescan period holds one full rescan wherever it falls (here at 5 s): the idle
+    figure is the window of at least 20 s with the least CPU, not the first 20 s."""
+    samples = [(float(t), 0.01 * t + (0.3 if t >= 5 else 0.0)) for t in range(61)]
+    busy, span = idle.quietest(samples, 20.0)
+    assert span == 20.0
+    assert abs(busy - 0.2) < 1e-9  # 0.01 CPU-s a second, the rescan's 0.3 left out
+    # Only a window longer than the period cannot avoid it.
+    with pytest.raises(procs.BenchError):
+        idle.quietest(samples, 61.0)
