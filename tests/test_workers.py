@@ -54,9 +54,8 @@ def _first_delivery_started(attempts: Attempts) -> None:
     assert attempts.started.wait(10), "the first delivery never started"
 
 
-def test_queued_deliveries_go_before_the_archives_of_delivered_bundles() -> None:
-    attempts = Attempts()
-    workers = _workers(attempts)
+def _three_rows(attempts: Attempts, workers: DeliveryWorkers) -> None:
+    """One worker; rows 2 and 3 queued while it delivers row 1; all six attempts done."""
     workers.start(1)
     workers.queue(1)
     _first_delivery_started(attempts)
@@ -64,6 +63,12 @@ def test_queued_deliveries_go_before_the_archives_of_delivered_bundles() -> None
     workers.queue(3)
     attempts.go.set()
     wait_for(lambda: len(attempts.log) == 6, timeout=10, what="six attempts")
+
+
+def test_queued_deliveries_go_before_the_archives_of_delivered_bundles() -> None:
+    attempts = Attempts()
+    workers = _workers(attempts)
+    _three_rows(attempts, workers)
     assert attempts.log == ["deliver 1", "deliver 2", "deliver 3",
                             "archive 1", "archive 2", "archive 3"]
     assert workers.stop(5)
@@ -79,13 +84,7 @@ def test_an_archive_that_waited_archive_wait_goes_before_new_deliveries() -> Non
 
     attempts = Attempts(after_delivery=later)
     workers = _workers(attempts, clock=lambda: now[0])
-    workers.start(1)
-    workers.queue(1)
-    _first_delivery_started(attempts)
-    workers.queue(2)
-    workers.queue(3)
-    attempts.go.set()
-    wait_for(lambda: len(attempts.log) == 6, timeout=10, what="six attempts")
+    _three_rows(attempts, workers)
     assert attempts.log == ["deliver 1", "archive 1", "deliver 2", "deliver 3",
                             "archive 2", "archive 3"]
     assert workers.stop(5)
