@@ -137,6 +137,42 @@ class TestTransitions:
         journal._sync(1)  # already covered: no second sync
         assert len(synced) == 1
 
+    def test_make_durable_syncs_what_was_committed_without_a_sync(
+            self, journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A receipt committed without a sync (its archive comes later) is on disk once
+        make_durable() returns: one sync of the WAL file, none when all is covered."""
+        synced: list[int] = []
+        real_fsync = os.fsync
+        monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+        rid = journal.create("INV-1.xml", "delivering", durable=False)
+        journal.transition(rid, "delivered", durable=False)
+        assert synced == []
+        journal.make_durable()
+        journal.make_durable()
+        assert len(synced) == 1
+
+    def test_a_new_process_syncs_what_an_earlier_one_left_unsynced(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A daemon killed while archives waited left receipts in the WAL, unsynced: the
+        next process's first make_durable() syncs them before its first archive moves."""
+        path = tmp_path / "journal.sqlite3"
+        first = Journal(path)
+        first.create("INV-1.xml", "delivered", durable=False)
+        synced: list[str] = []
+        real_fsync = os.fsync
+
+        def fsync(fd: int) -> None:
+            synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+            real_fsync(fd)
+
+        monkeypatch.setattr(os, "fsync", fsync)
+        second = Journal(path)
+        opened = len(synced)  # opening may sync the state dir
+        second.make_durable()
+        assert synced[opened:] == [os.path.realpath(f"{path}-wal")]
+        first.close()
+        second.close()
+
     def test_a_failed_sync_stops_the_journal_for_good(
             self, journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
         """A durable write whose sync fails raises JournalLost, and so does every later
@@ -154,6 +190,8 @@ class TestTransitions:
             journal.transition(rid, "settling", durable=False)
         with pytest.raises(JournalLost):
             journal.check()
+        with pytest.raises(JournalLost):  # an archive waiting for its receipt moves nothing
+            journal.make_durable()
 
     def test_a_batch_is_one_commit(self, journal: Journal) -> None:
         """Writes inside batch() are committed together, and not at all if one fails."""

@@ -1,10 +1,11 @@
 """The journal: the one owner of the SQLite state database (SPEC §4).
 
 Every transition is written *before* the file move or POST it announces, and
-one that announces an effect is made durable before the call returns (the
-WAL file is synced; threads that commit at the same time share one sync), so
-after a crash the journal says what was under way and recovery can finish
-it. Transitions that announce nothing (settling, waiting, attempt counts)
+one that announces an effect is made durable before that effect: before the
+call returns (the WAL file is synced; threads that commit at the same time
+share one sync), or, for a receipt whose archive comes later, by
+`make_durable()` before the move. After a crash the journal says what was
+under way and recovery can finish it. Transitions that announce nothing (settling, waiting, attempt counts)
 are committed without a sync of their own and become durable with the next
 durable one (WAL order). One row per bundle attempt; a row
 before the claim is keyed by its invoice file (its content, and so its
@@ -75,7 +76,10 @@ class Journal:
         self._batch_depth = 0  # > 0: writes join the transaction batch() opened
         # Group commit: commits counted under _lock; _synced is the count the last
         # sync of the WAL file covered. One sync at a time, shared by all waiting.
-        self._committed = 0
+        # Starts at 1: commits of an earlier process may sit in the WAL unsynced
+        # (killed before its archive made its receipt durable); the first
+        # make_durable() or durable commit here syncs them.
+        self._committed = 1
         self._synced = 0
         self._sync_lock = threading.Lock()
         self._wal_fd: int | None = None  # kept open: a write-back error is reported to it
@@ -212,6 +216,8 @@ class Journal:
         while a sync runs are usually covered by it and return at once.
         """
         with self._sync_lock:
+            if self._lost is not None:
+                raise self._lost  # a failed sync is reported once: none may pass after it
             if self._synced >= commit:
                 return
             upto = self._committed  # every commit counted so far is in the WAL file
