@@ -173,6 +173,12 @@ def _userinfo(url: str | None) -> bool:
 
 
 class HttpDeliverer:
+    # A delivery repeated with the same Idempotency-Key is recognised by the
+    # receiver (SPEC §5.1): the receipt may wait for its archive to be durable
+    # (finish.py). Not so a directory target, which a transfer agent may have
+    # emptied before the repeat.
+    idempotent = True
+
     def __init__(self, cfg: DeliveryConfig, transport: httpx.BaseTransport | None = None) -> None:
         self.cfg = cfg
         headers = {"User-Agent": f"outboxd/{__version__}"}

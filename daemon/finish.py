@@ -227,12 +227,12 @@ class Finisher:
         record = {"manifest": manifest, "response": receipt.as_dict(), "attempts": attempts,
                   "delivered_at": now_iso()}
         # The archive folder is chosen and recorded with the receipt, in one
-        # durable commit, before anything moves.
+        # commit, durable before anything moves.
         target = row.archive_dir or str(target_for(self.s.sent_dir, stem(row.invoice_file),
                                                    manifest["bundle_id"]))
         written = {"response": record, "receipt_id": receipt.receipt_id, "last_error": None,
                    "archive_dir": target, "attempts": attempts}
-        if self.archive_later is not None:
+        if self.archive_later is not None and getattr(self.d, "idempotent", False):
             # Durable only before its archive moves anything (archive_sent): until
             # then a power loss costs one more POST with the same Idempotency-Key,
             # which the receiver answers as the first time.

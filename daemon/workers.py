@@ -45,7 +45,7 @@ class DeliveryWorkers:
         self._cv = threading.Condition()
         self._jobs: collections.deque[int] = collections.deque()  # rows to deliver
         self._archives: collections.deque[tuple[int, float]] = collections.deque()  # (row, since)
-        self._archiving: set[int] = set()  # the rows in _archives
+        self._handed: set[int] = set()  # archives handed over by attempts still running
         self._inflight: set[int] = set()  # rows queued for, or in, an attempt or an archive
         self._closing = False  # stop(): no new deliveries; the waiting archives are done
         self._threads: list[threading.Thread] = []
@@ -68,11 +68,10 @@ class DeliveryWorkers:
     def archive_later(self, row_id: int) -> None:
         """Called from an attempt whose bundle the receiver has (its row
         `delivered`): archive it once no delivery waits, or after ARCHIVE_WAIT.
-        The row stays in flight meanwhile, so it is never queued twice."""
+        It waits from the end of that attempt (no other worker may start it
+        sooner), and the row stays in flight, so it is never queued twice."""
         with self._cv:
-            self._archives.append((row_id, self._clock()))
-            self._archiving.add(row_id)
-            self._cv.notify()
+            self._handed.add(row_id)
 
     def stop(self, grace: float) -> bool:
         """Let attempts under way finish, and the waiting archives be done, within
@@ -93,9 +92,7 @@ class DeliveryWorkers:
                 if self._archives and (
                         ending or not self._jobs
                         or self._clock() - self._archives[0][1] >= ARCHIVE_WAIT):
-                    row_id = self._archives.popleft()[0]
-                    self._archiving.discard(row_id)
-                    return row_id
+                    return self._archives.popleft()[0]
                 if ending:
                     return None  # deliveries not started resume at the next start
                 if self._jobs:
@@ -116,7 +113,11 @@ class DeliveryWorkers:
                 delay = self._retry_max()
             finally:
                 with self._cv:
-                    if row_id not in self._archiving:  # else in flight until archived
+                    if row_id in self._handed:  # in flight until archived
+                        self._handed.discard(row_id)
+                        self._archives.append((row_id, self._clock()))
+                        self._cv.notify()
+                    else:
                         self._inflight.discard(row_id)
             if delay is not None and not self._stopping():
                 self._schedule(row_id, delay)

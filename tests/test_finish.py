@@ -205,3 +205,42 @@ def test_an_attempt_after_a_restart_is_counted_before_its_post(tmp_path: Path) -
     fin.d = Watching(Receipt(201, {"receipt_id": "r-2"}, "r-2"))
     assert fin.attempt(row) is None
     assert seen == [1] and p.j.get(row).attempts == 1
+
+
+class Idempotent(Scripted):
+    """A deliverer whose repeats the receiver recognises, as HTTP's Idempotency-Key."""
+
+    idempotent = True
+
+
+def test_a_receipt_whose_archive_waits_is_made_durable_before_the_move(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the workers' archive_later, a 2xx hands the archive over; the attempt that
+    archives makes every commit durable (the receipt, the archive folder) before it
+    places anything in sent/."""
+    p, s, row = claimed(tmp_path)
+    p.finish.d = Idempotent(Receipt(201, {"receipt_id": "r-1"}, "r-1"))
+    handed: list[int] = []
+    p.finish.archive_later = handed.append
+    assert p.finish.attempt(row) is None
+    assert handed == [row] and p.j.get(row).state == DELIVERED
+    assert list(s.sent_dir.glob("*/*")) == []
+    order: list[str] = []
+    make_durable, place = p.j.make_durable, archive.place
+    monkeypatch.setattr(p.j, "make_durable", lambda: (order.append("durable"), make_durable()))
+    monkeypatch.setattr("daemon.finish.place",
+                        lambda *a: (order.append("place"), place(*a))[1])
+    assert p.finish.attempt(row) is None
+    assert order == ["durable", "place"]
+    assert p.j.get(row).state == "sent" and p.finish.d.posts == 1
+
+
+def test_a_directory_delivery_is_archived_at_once_even_with_archive_later(
+        tmp_path: Path) -> None:
+    """A directory target may be emptied by its transfer agent before a repeat, so its
+    receipt is durable at once and its archive does not wait."""
+    p, s, row = claimed(tmp_path)
+    handed: list[int] = []
+    p.finish.archive_later = handed.append
+    assert p.finish.attempt(row) is None
+    assert handed == [] and p.j.get(row).state == "sent"

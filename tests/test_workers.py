@@ -41,9 +41,10 @@ class Attempts:
 
 
 def _workers(attempts: Attempts, clock: Callable[[], float] = lambda: 0.0,
-             stopping: Callable[[], bool] = lambda: False) -> DeliveryWorkers:
+             stopping: Callable[[], bool] = lambda: False,
+             wake: Callable[[], None] = lambda: None) -> DeliveryWorkers:
     workers = DeliveryWorkers(attempt=attempts, schedule=lambda row, delay: None,
-                              wake=lambda: None, stopping=stopping, retry_max=lambda: 60.0,
+                              wake=wake, stopping=stopping, retry_max=lambda: 60.0,
                               clock=clock)
     attempts.workers = workers
     return workers
@@ -78,12 +79,11 @@ def test_an_archive_that_waited_archive_wait_goes_before_new_deliveries() -> Non
     """A steady stream of deliveries cannot hold an archive back for longer."""
     now = [0.0]
 
-    def later(row_id: int) -> None:
-        if row_id == 1:
-            now[0] = ARCHIVE_WAIT  # row 1's archive has waited long enough
+    def wake() -> None:  # after row 1's delivery: its archive has waited long enough
+        now[0] = ARCHIVE_WAIT
 
-    attempts = Attempts(after_delivery=later)
-    workers = _workers(attempts, clock=lambda: now[0])
+    attempts = Attempts()
+    workers = _workers(attempts, clock=lambda: now[0], wake=wake)
     _three_rows(attempts, workers)
     assert attempts.log == ["deliver 1", "archive 1", "deliver 2", "deliver 3",
                             "archive 2", "archive 3"]
@@ -122,9 +122,7 @@ def test_a_row_waiting_for_its_archive_is_not_queued_again() -> None:
             requeued.append(1)
             workers.queue(1)
 
-    workers = DeliveryWorkers(attempt=attempts, schedule=lambda row, delay: None, wake=wake,
-                              stopping=lambda: False, retry_max=lambda: 60.0)
-    attempts.workers = workers
+    workers = _workers(attempts, wake=wake)
     workers.start(1)
     workers.queue(1)
     attempts.go.set()
@@ -132,3 +130,32 @@ def test_a_row_waiting_for_its_archive_is_not_queued_again() -> None:
     assert workers.stop(5)
     assert requeued == [1]
     assert attempts.log == ["deliver 1", "archive 1"]
+
+
+def test_an_archive_never_starts_before_the_attempt_that_handed_it_over_ends() -> None:
+    """With a second worker idle, the archive handed over by a delivery still waits for
+    that delivery's attempt to end: else the row would leave "in flight" while it is
+    being archived, and a second archive of it could start beside the first."""
+    log: list[str] = []
+    archiving = threading.Event()
+
+    def attempt(row_id: int) -> float | None:
+        if "deliver 1" in log:
+            archiving.set()
+            log.append("archive 1")
+            return None
+        log.append("deliver 1")
+        workers.archive_later(1)
+        # An idle worker would take the archive now if it could; give it the chance.
+        archiving.wait(0.5)
+        log.append("delivery of 1 ended")
+        return None
+
+    workers = DeliveryWorkers(attempt=attempt, schedule=lambda row, delay: None,
+                              wake=lambda: None, stopping=lambda: False,
+                              retry_max=lambda: 60.0)
+    workers.start(2)
+    workers.queue(1)
+    wait_for(lambda: "archive 1" in log, timeout=10, what="the archive of row 1")
+    assert workers.stop(5)
+    assert log == ["deliver 1", "delivery of 1 ended", "archive 1"]

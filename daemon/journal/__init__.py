@@ -5,9 +5,9 @@ one that announces an effect is made durable before that effect: before the
 call returns (the WAL file is synced; threads that commit at the same time
 share one sync), or, for a receipt whose archive comes later, by
 `make_durable()` before the move. After a crash the journal says what was
-under way and recovery can finish it. Transitions that announce nothing (settling, waiting, attempt counts)
-are committed without a sync of their own and become durable with the next
-durable one (WAL order). One row per bundle attempt; a row
+under way and recovery can finish it. Transitions that announce nothing
+(settling, waiting, attempt counts) are committed without a sync of their
+own and become durable with the next durable one (WAL order). One row per bundle attempt; a row
 before the claim is keyed by its invoice file (its content, and so its
 bundle id, may still change).
 """
