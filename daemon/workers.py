@@ -3,8 +3,8 @@ and run one delivery attempt each (`Finisher.attempt`), on one connection
 pool. A row is queued at most once at a time; what an attempt asks for next
 (a retry in N seconds) goes back to the loop's timer heap.
 
-Deliveries before archives: once the receiver has a bundle and its receipt is
-journaled (`delivered`, made durable by the archive before it moves
+Deliveries before archives: once an HTTP receiver has a bundle and its receipt
+is journaled (`delivered`, made durable by the archive before it moves
 anything), the move into sent/ (the papers, the rename, their syncs) waits
 while deliveries are queued, and is done when a worker has none to take — or
 once it has waited ARCHIVE_WAIT, so a steady stream cannot starve it. In a
