@@ -17,6 +17,19 @@ BID_A = "a" * 64
 BID_B = "b" * 64
 
 
+def record_syncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every fsync from now on, as the path of what was synced (and still synced)."""
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return synced
+
+
 @pytest.fixture
 def journal(tmp_path: Path) -> Iterator[Journal]:
     j = Journal(tmp_path / "journal.sqlite3")
@@ -121,14 +134,7 @@ class TestTransitions:
             self, journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
         """A durable transition returns only after the WAL file was synced; writes that
         announce nothing are not synced on their own but ride on that sync."""
-        synced: list[str] = []
-        real_fsync = os.fsync
-
-        def fsync(fd: int) -> None:
-            synced.append(os.readlink(f"/proc/self/fd/{fd}"))
-            real_fsync(fd)
-
-        monkeypatch.setattr(os, "fsync", fsync)
+        synced = record_syncs(monkeypatch)
         rid = journal.create("INV-1.xml", "settling", durable=False)
         journal.transition(rid, "waiting", durable=False)
         assert synced == []
@@ -141,9 +147,7 @@ class TestTransitions:
             self, journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
         """A receipt committed without a sync (its archive comes later) is on disk once
         make_durable() returns: one sync of the WAL file, none when all is covered."""
-        synced: list[int] = []
-        real_fsync = os.fsync
-        monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+        synced = record_syncs(monkeypatch)
         rid = journal.create("INV-1.xml", "delivering", durable=False)
         journal.transition(rid, "delivered", durable=False)
         assert synced == []
@@ -158,14 +162,7 @@ class TestTransitions:
         path = tmp_path / "journal.sqlite3"
         first = Journal(path)
         first.create("INV-1.xml", "delivered", durable=False)
-        synced: list[str] = []
-        real_fsync = os.fsync
-
-        def fsync(fd: int) -> None:
-            synced.append(os.readlink(f"/proc/self/fd/{fd}"))
-            real_fsync(fd)
-
-        monkeypatch.setattr(os, "fsync", fsync)
+        synced = record_syncs(monkeypatch)
         second = Journal(path)
         opened = len(synced)  # opening may sync the state dir
         second.make_durable()
