@@ -110,7 +110,7 @@ def _backlog(ctx: Context, size: int) -> None:
         rss.append(rss_mb(daemon.pid))
         tree_rss.append(tree_rss_mb(daemon.pid))
         samples.append((time.monotonic(), tree_cpu_seconds(daemon.pid)))
-    cpu1, t1 = samples[-1][1], samples[-1][0]
+    t1, cpu1 = samples[-1]
     busy, span = quietest(samples, IDLE_SECONDS)
     ctx.results.add(f"{key}_cpu", f"backlog {size}: idle CPU", busy / span * 100, "%",
                     f"{busy:.2f} CPU-s in {span:.1f} s (utime+stime, all threads and child "

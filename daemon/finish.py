@@ -138,7 +138,7 @@ class Finisher:
             return wait  # a failed move is retried on its own back-off, not sooner
         if row.state == DELIVERED:
             # The receiver has it; only the archive move is left. Never POST again.
-            return self.archive_sent(row_id)
+            return self.archive_sent(row_id, row)
         if row.state == QUARANTINING:
             return self.quarantine(row_id, findings_of(row.reasons))
         if row.state not in ("delivering", "retrying"):

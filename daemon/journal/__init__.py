@@ -7,9 +7,9 @@ share one sync), or, for a receipt whose archive comes later, by
 `make_durable()` before the move. After a crash the journal says what was
 under way and recovery can finish it. Transitions that announce nothing
 (settling, waiting, attempt counts) are committed without a sync of their
-own and become durable with the next durable one (WAL order). One row per bundle attempt; a row
-before the claim is keyed by its invoice file (its content, and so its
-bundle id, may still change).
+own and become durable with the next durable one (WAL order). One row per
+bundle attempt; a row before the claim is keyed by its invoice file (its
+content, and so its bundle id, may still change).
 """
 
 from __future__ import annotations
@@ -238,9 +238,7 @@ class Journal:
         """Every commit made so far is on disk when this returns (a commit made
         with durable=False whose effect comes later). One sync, shared as above;
         none when they are all covered already."""
-        with self._lock:
-            upto = self._committed
-        self._sync(upto)
+        self._sync(self._committed)
 
     def _wal(self) -> int:
         """A descriptor of the WAL file, opened once (again only if SQLite made a new one)."""
