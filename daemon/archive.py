@@ -22,6 +22,7 @@ from typing import Any
 from daemon.bundle import Finding
 from daemon.errors import InputError
 from daemon.fsops import (
+    drop_unfinished,
     free_name,
     fsync_dir,
     fsync_file,
@@ -34,6 +35,8 @@ from daemon.names import NAME_MAX, fit_bytes
 
 # Room left in a path component for free_name's "-NNN" and move_tree's ".NAME.partial".
 _ARCHIVE_NAME_MAX = NAME_MAX - 15
+# Every paper outboxd writes into a bundle's folder.
+PAPER_NAMES = ("receipt.json", "reason.json", "REASON.txt")
 # A receipt or reason record is a few KB; anything far larger is not one of ours.
 PAPER_LIMIT = 1 << 20
 
@@ -171,6 +174,9 @@ def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str)
     instead of a sync of the paper, the work folder and the target folder in turn.
     """
     if os.path.lexists(work):
+        # A kill inside an earlier write of the papers (a retried archive) left its temp
+        # file here; it must not travel into the entry.
+        drop_unfinished(work, papers)
         write_papers(work, papers, sync=False)
         _make_folder(target.parent)
         placed = move_into_place(work, target, sync=False)
@@ -182,6 +188,7 @@ def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str)
         placed = move_into_place(work, target, sync=False)
         if _someone_elses(placed, papers, bundle_id):
             return placed
+        drop_unfinished(placed, papers)
         write_papers(placed, papers, sync=False)
     for name in papers:
         fsync_file(placed / name)

@@ -14,9 +14,11 @@ import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -116,6 +118,28 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _temp_prefix(name: str) -> str:
+    # The temp name is ours to choose: cut so it fits even beside a name at the limit.
+    return f".{fit_bytes(name, 200)}.tmp-"
+
+
+_TEMP_TAIL = re.compile(r"[0-9a-f]{12}")
+
+
+def drop_unfinished(folder: Path, names: Iterable[str]) -> None:
+    """Remove the temp files that write_atomic of folder/NAME left when the process was
+    killed between creating and renaming them. Only names write_atomic makes are
+    touched, and a link is removed, never followed."""
+    prefixes = tuple(_temp_prefix(n) for n in names)
+    with os.scandir(folder) as entries:
+        stale = [e.path for e in entries
+                 if any(e.name.startswith(p) and _TEMP_TAIL.fullmatch(e.name[len(p):])
+                        for p in prefixes)]
+    for path in stale:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
 def write_atomic(path: Path, data: bytes, sync: bool = True) -> None:
     """Write a whole file or nothing: temp name, fsync, rename, fsync the folder.
 
@@ -124,8 +148,7 @@ def write_atomic(path: Path, data: bytes, sync: bool = True) -> None:
     `sync=False` skips both syncs: for a caller that syncs the file and its
     folder itself before anything depends on them (`archive.place`).
     """
-    # The temp name is ours to choose: cut so it fits even beside a name at the limit.
-    tmp = path.with_name(f".{fit_bytes(path.name, 200)}.tmp-{uuid.uuid4().hex[:12]}")
+    tmp = path.with_name(f"{_temp_prefix(path.name)}{uuid.uuid4().hex[:12]}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
     try:
         with os.fdopen(fd, "wb") as fh:

@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from daemon import logs
-from daemon.archive import move_into_place, target_for
+from daemon.archive import PAPER_NAMES, move_into_place, target_for
 from daemon.claim import unclaim
 from daemon.config import Settings
 from daemon.errors import OutboxdError
+from daemon.fsops import drop_unfinished
 from daemon.journal import IN_FLIGHT, Journal
 from daemon.names import fit_bytes, is_invoice_name, stem
 from daemon.readback import record_of
@@ -94,6 +95,8 @@ def sweep(journal: Journal, settings: Settings) -> int:
 
 
 def _finish(journal: Journal, settings: Settings, work: Path) -> int:
+    # The one killed may have been writing a paper: its temp file goes nowhere.
+    drop_unfinished(work, PAPER_NAMES)
     rec = record_of(work)
     if rec is not None:
         target = target_for(settings.sent_dir, stem(rec["invoice_file"]), rec["bundle_id"])

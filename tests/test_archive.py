@@ -267,6 +267,25 @@ class TestPlace:
         assert json.loads((target / "receipt.json").read_text("utf-8")) == self.RECEIPT
         assert sorted(os.listdir(target)) == ["INV-1", "INV-1.xml", "receipt.json"]
 
+    @pytest.mark.parametrize("moved", [False, True], ids=["in-work", "already-moved"])
+    def test_a_paper_half_written_before_a_kill_does_not_travel_into_the_entry(
+            self, tmp_path: Path, moved: bool) -> None:
+        """A kill inside an earlier write of the receipt left its temp file beside the
+        bundle (in the work folder, or in the entry when the move had happened): the entry
+        holds the bundle and the receipt only. A file of that shape inside the sidecar
+        folder is an attachment's neighbour from the share and stays."""
+        work = make_work(tmp_path / "work")
+        target = tmp_path / "sent" / "d" / "INV-1--0123456789ab"
+        (work / "INV-1" / ".receipt.json.tmp-0123456789ab").write_bytes(b"theirs")
+        if moved:
+            target.parent.mkdir(parents=True)
+            work.rename(target)
+        stale = (target if moved else work) / ".receipt.json.tmp-0123456789ab"
+        stale.write_bytes(b'{"half')
+        placed = archive.place(work, target, archive.receipt_papers(self.RECEIPT), BID)
+        assert sorted(os.listdir(placed)) == ["INV-1", "INV-1.xml", "receipt.json"]
+        assert (placed / "INV-1" / ".receipt.json.tmp-0123456789ab").read_bytes() == b"theirs"
+
     def test_another_bundles_entry_under_the_name_is_not_touched(self, tmp_path: Path) -> None:
         """Work folder gone and the target holds a readable receipt of another bundle:
         its papers are never rewritten with ours."""

@@ -48,13 +48,16 @@ def work(s: Settings, name: str, host: str | None = None, pid: int | None = None
 
 def test_orphans_are_put_back_archived_or_left_to_their_owner(settings: Settings) -> None:
     """A plain orphan of a dead process of this host goes back into the outbox; one with
-    receipt.json is archived in sent/ and recorded as sent; another host's is left alone."""
+    receipt.json is archived in sent/ (without the temp file of a paper write the kill
+    cut short) and recorded as sent; another host's is left alone."""
     back = work(settings, "INV-1")
     delivered = work(settings, "INV-2")
     (delivered / "receipt.json").write_text(json.dumps({
         "manifest": {"bundle_id": BID, "invoice_file": {"name": "INV-2.xml"},
                      "invoices": [{"id": "INV-2"}]},
         "response": {"receipt_id": "r"}, "delivered_at": "2026-01-01T00:00:00.000Z"}))
+    # The killed daemon was writing a paper: its temp file is not archived.
+    (delivered / ".receipt.json.tmp-0123456789ab").write_bytes(b'{"half')
     foreign = work(settings, "INV-3", host="otherhost")
     alive = work(settings, "INV-4", pid=os.getppid())
     j = Journal(settings.journal_path)
@@ -64,6 +67,7 @@ def test_orphans_are_put_back_archived_or_left_to_their_owner(settings: Settings
         assert (settings.outbox.path / "INV-1" / "a.pdf").exists() and not back.exists()
         [archived] = list(settings.sent_dir.glob("*/*"))
         assert (archived / "INV-2.xml").exists() and not delivered.exists()
+        assert sorted(os.listdir(archived)) == ["INV-2", "INV-2.xml", "receipt.json"]
         assert j.was_sent(BID)
         assert foreign.exists() and alive.exists()
     finally:

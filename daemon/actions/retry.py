@@ -20,12 +20,12 @@ from pathlib import Path
 
 from daemon.actions import EXIT_OK
 from daemon.actions.common import settings_of
+from daemon.archive import PAPER_NAMES
 from daemon.config import Settings
 from daemon.errors import OutboxdError, UsageError
 from daemon.fsops import fsync_dir, move_tree
 from daemon.names import is_invoice_name
 
-PAPERS = ("REASON.txt", "reason.json", "receipt.json")
 # NAME--BUNDLEID12, or NAME--BUNDLEID12-2 when the archive name was taken.
 FOLDER_RE = re.compile(r"^(?P<name>.+)--(?P<id>[0-9a-f]{12})(?:-\d+)?$")
 
@@ -81,7 +81,7 @@ def _invoice_name(folder: Path, settings: Settings) -> str:
     except (OSError, ValueError, KeyError, TypeError):
         pass
     files = [p.name for p in folder.iterdir() if p.is_file() and not p.is_symlink()
-             and p.name not in PAPERS and is_invoice_name(
+             and p.name not in PAPER_NAMES and is_invoice_name(
                  p.name, settings.outbox.invoice_patterns, settings.outbox.ignore_patterns)]
     if len(files) != 1:
         raise RetryRefused(f"{folder}: cannot tell the invoice file ({', '.join(files) or 'none'}"
@@ -92,7 +92,7 @@ def _invoice_name(folder: Path, settings: Settings) -> str:
 def plan(folder: Path, settings: Settings) -> list[str]:
     """The names to move back, invoice file last; refuses if the outbox holds any of them."""
     invoice = _invoice_name(folder, settings)
-    parts = sorted(p.name for p in folder.iterdir() if p.name not in PAPERS)
+    parts = sorted(p.name for p in folder.iterdir() if p.name not in PAPER_NAMES)
     taken = [n for n in parts if os.path.lexists(settings.outbox.path / n)]
     if taken:
         raise RetryRefused(f"the outbox already holds {', '.join(taken)}; nothing was moved — "
@@ -118,7 +118,7 @@ def retry(folder: Path, settings: Settings) -> list[str]:
         raise RetryRefused(f"cannot move {folder / order[len(moved)]} back into the outbox "
                            f"({exc.strerror or exc}); nothing was moved") from None
     fsync_dir(outbox)
-    for paper in PAPERS:
+    for paper in PAPER_NAMES:
         with contextlib.suppress(FileNotFoundError):
             (folder / paper).unlink()
     folder.rmdir()
