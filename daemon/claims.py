@@ -217,7 +217,9 @@ class Claims:
         self.finish.hand_over(row_id, moved_into(bundle, after))
         log.info("bundle claimed", attachments=len(bundle.attachments),
                  unattached_ids=list(bundle.unattached_ids))
-        return Next(claimed=row_id)
+        # Its files left the outbox with the claim: the loop need not step it again to
+        # find that out (the events of our own moves then concern no bundle).
+        return Next(claimed=row_id, gone=True)
 
 
 def _validated(c: Claim) -> Bundle:

@@ -222,6 +222,32 @@ def test_a_settle_deadline_fires_once(make_service: Any, clock: FakeClock, count
     assert counts.steps == ["INV-1.xml"] * 2
 
 
+def test_the_events_of_a_claim_step_no_bundle_and_a_new_file_of_that_name_is_stepped(
+        make_service: Any, clock: FakeClock, counts: Counts, tmp_path: Path) -> None:
+    """The claim moves the invoice file and its sidecar out of the outbox; the watcher's
+    events for those moves concern no bundle any more (it left with the claim), so the
+    loop steps nothing for them. A new invoice file of the same name dropped afterwards
+    is a new bundle, stepped at its event."""
+    outbox = tmp_path / "outbox"
+    write(outbox / "INV-1" / "a.pdf", pdf_bytes())
+    write(outbox / "INV-1.xml", ubl_invoice("INV-1"))
+    svc = make_service()
+    svc.hint("INV-1.xml")
+    settle_all(svc, clock)
+    assert not (outbox / "INV-1.xml").exists()  # claimed
+    counts.reset()
+
+    svc.hint("INV-1.xml")
+    svc.hint("INV-1")
+    svc.turn()
+    assert (counts.steps, counts.snapshots) == ([], 0)
+
+    write(outbox / "INV-1.xml", ubl_invoice("INV-1"))
+    svc.hint("INV-1.xml")
+    svc.turn()
+    assert counts.steps == ["INV-1.xml"]
+
+
 def test_a_claim_that_fails_is_retried_on_the_loop_clock(make_service: Any, clock: FakeClock,
                                                          counts: Counts,
                                                          tmp_path: Path) -> None:
