@@ -6,6 +6,7 @@ README, "Benchmarks"."""
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import shutil
 import signal
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from bench import delivery, idle, preflight, report
 from bench.context import Context
+from bench.delivery import SETTLE
 from bench.procs import BenchError, stop_all
 
 PHASES: dict[str, Callable[[Context], None]] = {
@@ -106,6 +108,26 @@ def _ratios(ctx: Context) -> None:
         r.add(key + suffix, label, value, "x", how + ("" if not suffix else
                                                       f"; N = {ctx.n}, not judged"))
     _preflight_ratio(ctx, suffix)
+    _floor(ctx, suffix)
+
+
+def _floor(ctx: Context, suffix: str) -> None:
+    """The burst's time had no core ever been idle: the settle, then outboxd's and the
+    receiver's CPU of this very burst spread over the cores. How far the measured time
+    is above it is scheduling and waiting, not work; its ratio to httpx is the best this
+    run's CPU use allows, however well the two are interleaved."""
+    r = ctx.results
+    daemon_cpu, receiver_cpu = r.value("throughput_cpu"), r.value("throughput_receiver_cpu")
+    if daemon_cpu is None or receiver_cpu is None:
+        return
+    cores = len(os.sched_getaffinity(0))
+    floor = SETTLE + (daemon_cpu + receiver_cpu) / cores
+    r.add("throughput_floor" + suffix, "throughput at full use of the cores (floor)", floor,
+          "s", f"settle {SETTLE} s + (CPU of outboxd + CPU of the receiver) / {cores} cores")
+    ref = r.value("baseline_time")
+    if ref:
+        r.add("ratio_baseline_floor" + suffix, "floor vs httpx (floor / httpx time)",
+              floor / ref, "x", "the best ratio this burst's CPU allows; not judged")
 
 
 def _preflight_ratio(ctx: Context, suffix: str) -> None:

@@ -36,6 +36,25 @@ def test_ratios_come_from_the_same_run_or_say_n_a(tmp_path: Path) -> None:
     assert ctx.results.figures["ratio_baseline"].shown() == "n/a"
 
 
+def test_the_floor_is_the_settle_plus_the_bursts_cpu_over_the_cores(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The floor spreads outboxd's and the receiver's CPU of the burst over the cores,
+    after the settle, and its ratio to httpx is shown beside the judged one; without
+    the CPU figures there is no floor."""
+    monkeypatch.setattr(cli.os, "sched_getaffinity", lambda pid: {0, 1})
+    ctx = Context(tmp_path, n=300, backlog_sizes=(), journal_rows=0)
+    cli._ratios(ctx)
+    assert "throughput_floor" not in ctx.results.figures
+    ctx.results.add("throughput_time", "t", 3.2, "s")
+    ctx.results.add("throughput_cpu", "c", 3.0, "s")
+    ctx.results.add("throughput_receiver_cpu", "r", 1.8, "s")
+    ctx.results.add("baseline_time", "b", 2.0, "s")
+    cli._ratios(ctx)
+    assert ctx.results.value("throughput_floor") == pytest.approx(cli.SETTLE + 2.4)
+    assert ctx.results.value("ratio_baseline_floor") == pytest.approx((cli.SETTLE + 2.4) / 2)
+    assert ctx.results.value("ratio_baseline") == pytest.approx(1.6)
+
+
 def test_rounds_are_judged_by_the_median_of_each_rounds_own_ratio() -> None:
     """With --rounds, a burst's time is the median over the rounds, every round's value is
     in the note, and a ratio is the median of the ratios of each round (bursts that ran
