@@ -28,7 +28,7 @@ from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 from daemon.bundle import Attachment, Bundle, Conversion, Finding
-from daemon.fsops import open_regular, write_atomic
+from daemon.fsops import drop_unfinished, open_regular, write_atomic
 
 PRINT_CHANNELS = frozenset({"external-print", "original-print"})
 CONVERTIBLE = frozenset({"png", "jpeg"})
@@ -99,6 +99,9 @@ def materialise(atts: tuple[Attachment, ...], work_dir: Path) -> tuple[Attachmen
             if hashlib.sha256(pdf).hexdigest() != conv.sha256:
                 raise OSError(f"{att.rel}: converting again gave other bytes")
             target.parent.mkdir(parents=True, exist_ok=True)
+            # A kill inside an earlier attempt's write left its temp file beside the
+            # target; it would travel into the archive with the folder.
+            drop_unfinished(target.parent, [target.name])
             write_atomic(target, pdf)
         out.append(replace(att, converted=replace(conv, path=target)))
     return tuple(out)

@@ -129,12 +129,13 @@ _TEMP_TAIL = re.compile(r"[0-9a-f]{12}")
 def drop_unfinished(folder: Path, names: Iterable[str]) -> None:
     """Remove the temp files that write_atomic of folder/NAME left when the process was
     killed between creating and renaming them. Only names write_atomic makes are
-    touched, and a link is removed, never followed."""
+    touched, a link is removed, never followed, and a folder of such a name (never
+    ours) is left alone."""
     prefixes = tuple(_temp_prefix(n) for n in names)
     with os.scandir(folder) as entries:
         stale = [e.path for e in entries
                  if any(e.name.startswith(p) and _TEMP_TAIL.fullmatch(e.name[len(p):])
-                        for p in prefixes)]
+                        for p in prefixes) and not e.is_dir(follow_symlinks=False)]
     for path in stale:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)

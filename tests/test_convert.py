@@ -130,3 +130,18 @@ def test_manifest_records_the_conversion_and_the_receiver_can_recompute_the_id(
     assert bundle_id_from_manifest(manifest) == bundle_id_of(b) == manifest["bundle_id"]
     # Writing again (a crash, a retry) leaves the same file.
     assert materialise(b.attachments, work) == atts
+
+
+def test_a_conversion_half_written_before_a_kill_leaves_no_temp_file_to_archive(
+        tmp_path: Path) -> None:
+    """A kill inside the write of a converted PDF left its temp file in NAME.converted/
+    (the name write_atomic gives it); the attempt after the restart writes the PDF and
+    drops the temp file, so the folder that goes into the archive holds the PDF only."""
+    b = validate_bundle(bundle_of(tmp_path, {"scan.png": image("PNG")}, "external-print"),
+                        ValidationConfig(convert_images=True))
+    folder = tmp_path / "work" / "INV-1.converted"
+    folder.mkdir(parents=True)
+    (folder / ".scan.pdf.tmp-0123456789ab").write_bytes(b"%PDF-half")
+    [att] = materialise(b.attachments, tmp_path / "work")
+    assert sorted(p.name for p in folder.iterdir()) == ["scan.pdf"]
+    assert hashlib.sha256(att.converted.path.read_bytes()).hexdigest() == att.converted.sha256

@@ -159,7 +159,7 @@ class TestWriteAtomic:
             self, tmp_path: Path) -> None:
         """A process killed inside write_atomic, after the temp file and before the rename,
         leaves the temp file; drop_unfinished removes it (a link of that shape too, without
-        following it) and leaves every other name, however alike."""
+        following it) and leaves every other name, however alike, and a folder."""
         kill_inside_write = (
             "import os, sys; from pathlib import Path; from daemon import fsops\n"
             "os.replace = lambda *a: os.kill(os.getpid(), 9)\n"
@@ -172,9 +172,10 @@ class TestWriteAtomic:
         outside.write_bytes(b"precious")
         (tmp_path / ".reason.json.tmp-0123456789ab").symlink_to(outside)
         kept = [".receipt.json.tmp-0123456789abc", ".receipt.json.tmp-XYZ", "receipt.json",
-                ".x.receipt.json.tmp-0123456789ab", "outside"]
-        for name in kept[:-1]:
+                ".x.receipt.json.tmp-0123456789ab", ".reason.json.tmp-ba9876543210", "outside"]
+        for name in kept[:-2]:
             (tmp_path / name).write_bytes(b"theirs")
+        (tmp_path / ".reason.json.tmp-ba9876543210").mkdir()  # a folder is never ours
         drop_unfinished(tmp_path, ["receipt.json", "reason.json"])
         assert sorted(os.listdir(tmp_path)) == sorted(kept)
         assert outside.read_bytes() == b"precious"

@@ -23,7 +23,7 @@ from daemon.actions.common import settings_of
 from daemon.archive import PAPER_NAMES
 from daemon.config import Settings
 from daemon.errors import OutboxdError, UsageError
-from daemon.fsops import fsync_dir, move_tree
+from daemon.fsops import drop_unfinished, fsync_dir, move_tree
 from daemon.names import is_invoice_name
 
 # NAME--BUNDLEID12, or NAME--BUNDLEID12-2 when the archive name was taken.
@@ -104,6 +104,9 @@ def plan(folder: Path, settings: Settings) -> list[str]:
 def retry(folder: Path, settings: Settings) -> list[str]:
     """Move one quarantined bundle back; the names it put into the outbox."""
     outbox = settings.outbox.path
+    # A paper half-written by a killed daemon (an entry archived before it dropped
+    # them) is outboxd's litter: it goes, not into the outbox.
+    drop_unfinished(folder, PAPER_NAMES)
     order = plan(folder, settings)
     moved: list[str] = []
     try:

@@ -53,6 +53,18 @@ def test_retry_moves_bundle_back_without_papers_and_removes_the_folder(cfg: Env,
     assert not cfg.state.exists()  # no journal to record in: none is created
 
 
+def test_a_paper_half_written_by_a_killed_daemon_is_not_put_into_the_outbox(
+        cfg: Env) -> None:
+    """An entry archived with the temp file of a reason paper whose write a kill cut
+    short: retry puts the bundle back without it, and the folder goes."""
+    folder = quarantined(cfg)
+    write(folder / ".reason.json.tmp-0123456789ab", b'{"half')
+    assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 0
+    assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001", "INV-1001.ready",
+                                                           "INV-1001.xml"]
+    assert not folder.exists()
+
+
 def test_retry_refuses_when_a_name_is_taken_and_changes_nothing(cfg: Env, capsys) -> None:
     folder = quarantined(cfg)
     write(cfg.outbox / "INV-1001" / "other.pdf", b"%PDF-new")
