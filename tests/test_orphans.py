@@ -56,8 +56,9 @@ def test_orphans_are_put_back_archived_or_left_to_their_owner(settings: Settings
         "manifest": {"bundle_id": BID, "invoice_file": {"name": "INV-2.xml"},
                      "invoices": [{"id": "INV-2"}]},
         "response": {"receipt_id": "r"}, "delivered_at": "2026-01-01T00:00:00.000Z"}))
-    # The killed daemon was writing a paper: its temp file is not archived.
+    # The killed daemon was writing a paper: its temp file is not archived, nor put back.
     (delivered / ".receipt.json.tmp-0123456789ab").write_bytes(b'{"half')
+    (back / ".reason.json.tmp-0123456789ab").write_bytes(b'{"half')
     foreign = work(settings, "INV-3", host="otherhost")
     alive = work(settings, "INV-4", pid=os.getppid())
     j = Journal(settings.journal_path)
@@ -65,6 +66,7 @@ def test_orphans_are_put_back_archived_or_left_to_their_owner(settings: Settings
         assert sweep(j, settings) == 2
         assert (settings.outbox.path / "INV-1.xml").exists()
         assert (settings.outbox.path / "INV-1" / "a.pdf").exists() and not back.exists()
+        assert not list(settings.outbox.path.glob(".*.tmp-*"))
         [archived] = list(settings.sent_dir.glob("*/*"))
         assert (archived / "INV-2.xml").exists() and not delivered.exists()
         assert sorted(os.listdir(archived)) == ["INV-2", "INV-2.xml", "receipt.json"]
