@@ -6,7 +6,6 @@ README, "Benchmarks"."""
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import shutil
 import signal
@@ -120,7 +119,7 @@ def _floor(ctx: Context, suffix: str) -> None:
     daemon_cpu, receiver_cpu = r.value("throughput_cpu"), r.value("throughput_receiver_cpu")
     if daemon_cpu is None or receiver_cpu is None:
         return
-    cores = len(os.sched_getaffinity(0))
+    cores = report.cores()
     floor = SETTLE + (daemon_cpu + receiver_cpu) / cores
     r.add("throughput_floor" + suffix, "throughput at full use of the cores (floor)", floor,
           "s", f"settle {SETTLE} s + (CPU of outboxd + CPU of the receiver) / {cores} cores")

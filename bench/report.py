@@ -124,9 +124,14 @@ def git_commit() -> str:
     return commit + (" (with uncommitted changes)" if dirty else "")
 
 
+def cores() -> int:
+    """The cores the header names and the floor divides by: one count for both."""
+    return os.cpu_count() or 1
+
+
 def machine(work: Path) -> dict[str, str]:
     return {
-        "cores": str(os.cpu_count()),
+        "cores": str(cores()),
         "CPU": _cpu_model(),
         "Python": platform.python_version(),
         "kernel": platform.release(),

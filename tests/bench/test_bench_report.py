@@ -41,7 +41,7 @@ def test_the_floor_is_the_settle_plus_the_bursts_cpu_over_the_cores(
     """The floor spreads outboxd's and the receiver's CPU of the burst over the cores,
     after the settle, and its ratio to httpx is shown beside the judged one; without
     the CPU figures there is no floor."""
-    monkeypatch.setattr(cli.os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(report, "cores", lambda: 2)
     ctx = Context(tmp_path, n=300, backlog_sizes=(), journal_rows=0)
     cli._ratios(ctx)
     assert "throughput_floor" not in ctx.results.figures
