@@ -127,6 +127,13 @@ def _floor(ctx: Context, suffix: str) -> None:
     if ref:
         r.add("ratio_baseline_floor" + suffix, "floor vs httpx (floor / httpx time)",
               floor / ref, "x", "the best ratio this burst's CPU allows; not judged")
+        # The same bound turned round: what outboxd may spend on a bundle, with the
+        # receiver's CPU as it was, for the burst to fit in the target's time.
+        budget = ((report.HTTPX_RATIO * ref - SETTLE) * cores - receiver_cpu) / ctx.n
+        r.add("throughput_cpu_budget" + suffix,
+              f"CPU a bundle outboxd may spend for ≤ {report.HTTPX_RATIO:g}× httpx", budget * 1000,
+              "ms", f"at full use of the cores; it spent {daemon_cpu * 1000 / ctx.n:.1f} ms; "
+              "not judged")
 
 
 def _preflight_ratio(ctx: Context, suffix: str) -> None:

@@ -59,6 +59,8 @@ class Target:
     met: Callable[[float], bool]
 
 
+HTTPX_RATIO = 1.4  # issue 5: the daemon's burst at most 1.4× the plain httpx time
+
 # The issues' target tables (issue 5, and issue 8's pre-flight ratio); latency figures are
 # already "beyond settle".
 TARGETS = (
@@ -71,7 +73,7 @@ TARGETS = (
     Target("throughput, 300 bundles, vs the inotifywait+curl script",
            "≥ 2× (script time / daemon time)", "ratio_peer", lambda v: v >= 2.0),
     Target("throughput, 300 bundles, vs plain httpx", "≤ 1.4× (daemon time / httpx time)",
-           "ratio_baseline", lambda v: v <= 1.4),
+           "ratio_baseline", lambda v: v <= HTTPX_RATIO),
     Target("throughput, 300 bundles, pre-flight on vs off (issue 8)",
            "≤ 1.3× (on time / off time)", "ratio_preflight", lambda v: v <= 1.3),
     Target("latency p50", "≤ settle + 150 ms", "latency_p50", lambda v: v <= 150),

@@ -39,12 +39,14 @@ def test_ratios_come_from_the_same_run_or_say_n_a(tmp_path: Path) -> None:
 def test_the_floor_is_the_settle_plus_the_bursts_cpu_over_the_cores(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The floor spreads outboxd's and the receiver's CPU of the burst over the cores,
-    after the settle, and its ratio to httpx is shown beside the judged one; without
-    the CPU figures there is no floor."""
+    after the settle, and its ratio to httpx is shown beside the judged one; turned
+    round, the CPU a bundle outboxd may spend for the 1.4× target; without the CPU
+    figures there is neither."""
     monkeypatch.setattr(report, "cores", lambda: 2)
     ctx = Context(tmp_path, n=300, backlog_sizes=(), journal_rows=0)
     cli._ratios(ctx)
     assert "throughput_floor" not in ctx.results.figures
+    assert "throughput_cpu_budget" not in ctx.results.figures
     ctx.results.add("throughput_time", "t", 3.2, "s")
     ctx.results.add("throughput_cpu", "c", 3.0, "s")
     ctx.results.add("throughput_receiver_cpu", "r", 1.8, "s")
@@ -53,6 +55,10 @@ def test_the_floor_is_the_settle_plus_the_bursts_cpu_over_the_cores(
     assert ctx.results.value("throughput_floor") == pytest.approx(cli.SETTLE + 2.4)
     assert ctx.results.value("ratio_baseline_floor") == pytest.approx((cli.SETTLE + 2.4) / 2)
     assert ctx.results.value("ratio_baseline") == pytest.approx(1.6)
+    # (1.4 × 2.0 s − settle) × 2 cores − 1.8 s of the receiver, over 300 bundles:
+    budget = ctx.results.figures["throughput_cpu_budget"]
+    assert budget.value == pytest.approx(((2.8 - cli.SETTLE) * 2 - 1.8) / 300 * 1000)
+    assert "it spent 10.0 ms" in budget.note
 
 
 def test_rounds_are_judged_by_the_median_of_each_rounds_own_ratio() -> None:
