@@ -134,10 +134,6 @@ def write_papers(folder: Path, papers: Mapping[str, bytes], sync: bool = True) -
             os.chmod(folder / name, 0o640)
 
 
-def write_receipt(work: Path, receipt: dict[str, Any]) -> None:
-    write_papers(work, receipt_papers(receipt))
-
-
 def _someone_elses(entry: Path, papers: Mapping[str, bytes], bundle_id: str) -> bool:
     """The entry's first paper is readable and names another bundle: not ours to touch."""
     try:
@@ -212,7 +208,3 @@ def reason_text(record: dict[str, Any]) -> str:
               "and its sidecar folder from this folder back into the outbox;",
               "outboxd will check and send them again.", ""]
     return "\n".join(lines)
-
-
-def write_reasons(work: Path, record: dict[str, Any]) -> None:
-    write_papers(work, reason_papers(record))

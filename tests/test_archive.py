@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from daemon import archive, fsops
-from daemon.archive import move_into_place, reason_record, target_for, write_reasons
+from daemon.archive import move_into_place, reason_papers, reason_record, target_for, write_papers
 from daemon.bundle import Finding
 
 BID = "0123456789abcdef" * 4
@@ -166,7 +166,7 @@ class TestReasons:
 
     def test_reason_json_fields(self, tmp_path: Path) -> None:
         """reason.json holds bundle_id, invoice_file, reasons[code,file,message], quarantined_at."""
-        write_reasons(tmp_path, self._record())
+        write_papers(tmp_path, reason_papers(self._record()))
         data = json.loads((tmp_path / "reason.json").read_text("utf-8"))
         assert set(data) == {"bundle_id", "invoice_file", "reasons", "quarantined_at"}
         assert data["bundle_id"] == BID and data["invoice_file"] == "INV-1.xml"
@@ -181,7 +181,7 @@ class TestReasons:
 
     def test_reason_txt_names_files_and_codes(self, tmp_path: Path) -> None:
         """REASON.txt names each offending file, its code and message, and how to retry."""
-        write_reasons(tmp_path, self._record())
+        write_papers(tmp_path, reason_papers(self._record()))
         text = (tmp_path / "REASON.txt").read_text("utf-8")
         for needle in ("INV-1/scan.tif", "too-large", "shrink it", "INV-1.xml", "rejected",
                        "HTTP 422", BID, "outbox"):
@@ -189,14 +189,14 @@ class TestReasons:
 
     def test_no_temp_files_left(self, tmp_path: Path) -> None:
         """Only reason.json and REASON.txt are written."""
-        write_reasons(tmp_path, self._record())
+        write_papers(tmp_path, reason_papers(self._record()))
         assert sorted(os.listdir(tmp_path)) == ["REASON.txt", "reason.json"]
 
     def test_receipt(self, tmp_path: Path) -> None:
-        """write_receipt stores the receipt as JSON in receipt.json."""
+        """The receipt paper stores the receipt as JSON in receipt.json."""
         receipt = {"manifest": {"bundle_id": BID}, "response": {"status": 201, "body": {},
                    "receipt_id": "r-1"}, "attempts": 2, "delivered_at": "2026-01-01T00:00:00Z"}
-        archive.write_receipt(tmp_path, receipt)
+        archive.write_papers(tmp_path, archive.receipt_papers(receipt))
         assert json.loads((tmp_path / "receipt.json").read_text()) == receipt
 
 
@@ -292,7 +292,7 @@ class TestPlace:
         target = tmp_path / "sent" / "d" / "INV-1--0123456789ab"
         make_work(target)
         theirs = {**self.RECEIPT, "manifest": {"bundle_id": "f" * 64}}
-        archive.write_receipt(target, theirs)
+        archive.write_papers(target, archive.receipt_papers(theirs))
         before = tree(target)
         archive.place(tmp_path / "work", target, archive.receipt_papers(self.RECEIPT), BID)
         assert tree(target) == before
