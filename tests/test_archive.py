@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 
 from daemon import archive, fsops
-from daemon.archive import move_into_place, reason_papers, reason_record, target_for, write_papers
+from daemon.archive import (
+    move_into_place,
+    reason_papers,
+    reason_record,
+    target_for,
+    write_papers,
+)
 from daemon.bundle import Finding
 
 BID = "0123456789abcdef" * 4
