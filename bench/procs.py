@@ -254,13 +254,21 @@ def tree(pid: int) -> list[int]:
 
 def tree_cpu_seconds(pid: int) -> float:
     """cpu_seconds of pid and its live descendants."""
-    total = 0.0
+    return tree_cpu_split(pid)[1]
+
+
+def tree_cpu_split(pid: int) -> tuple[float, float]:
+    """(pid's own cpu_seconds, with its live descendants'), read in one pass."""
+    own = total = 0.0
     for p in tree(pid):
         try:
-            total += cpu_seconds(p)
+            used = cpu_seconds(p)
         except OSError:
             continue  # exited meanwhile
-    return total
+        total += used
+        if p == pid:
+            own = used
+    return own, total
 
 
 def tree_rss_mb(pid: int) -> float:

@@ -33,15 +33,12 @@ def test_the_invoice_it_times_is_the_corpus_invoice_and_passes_preflight() -> No
 
 def test_the_preflight_burst_delivers_every_bundle_with_the_rules_on(tmp_path: Path) -> None:
     """The daemon of throughput-preflight runs the rules (their compiled copy is in its
-    state dir) and quarantines none of the bench's invoices; its CPU is shown with the
-    part of its own process (the rest is its readers')."""
+    state dir) and quarantines none of the bench's invoices."""
     ctx = Context(tmp_path, n=2, backlog_sizes=(), journal_rows=0, corpus_size=2)
     with ctx.phase("throughput-preflight"):
         delivery.throughput_preflight(ctx)
     fig = ctx.results.figures["throughput_preflight_time"]
     assert fig.value is not None and 'preflight = "error"' in fig.note
-    main, whole = (ctx.results.value(f"throughput_preflight_{k}") for k in ("main_cpu", "cpu"))
-    assert main is not None and whole is not None and 0 <= main <= whole
     base = tmp_path / "throughput-preflight"
     assert list((base / "state" / "einvoice").glob("*.xsl"))
     assert not list((base / "quarantine").glob("*/*"))
