@@ -1,6 +1,6 @@
 """`python -m bench [PHASE…] [--n N] [--record]`: measure outboxd against a plain
 httpx loop and an inotifywait + curl script (issue 5), and what pre-flight costs
-(issue 8). Without phases, all run in order; each one runs alone too. See
+(issue 8). Without phases, all but timeline run in order; each one runs alone too. See
 README, "Benchmarks"."""
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ process_cpu = time.process_time  # this process's CPU, all threads (a test's clo
 INSTALL_INOTIFY = "apt-get update && apt-get install -y inotify-tools"
 
 
-def _burst_timeout(n: int) -> float:
+def burst_timeout(n: int) -> float:
     return 60.0 + 0.5 * n
 
 
@@ -109,7 +109,7 @@ def baseline(ctx: Context) -> None:
     for t in threads:
         t.start()
     for t in threads:
-        t.join(timeout=max(0.0, start + _burst_timeout(len(items)) - time.monotonic()))
+        t.join(timeout=max(0.0, start + burst_timeout(len(items)) - time.monotonic()))
     elapsed = time.monotonic() - start
     client_cpu = process_cpu() - client_cpu
     if any(t.is_alive() for t in threads) or failures or rec.held() != len(items):
@@ -180,13 +180,13 @@ def peer(ctx: Context) -> None:
             raise BenchError(f"inotifywait did not start: {proc.tail()}")
         time.sleep(0.01)
     t0 = drop(stage, watch, items, extras=True)
-    first, total = wait_all(rec, len(items), t0, _burst_timeout(len(items)), proc)
+    first, total = wait_all(rec, len(items), t0, burst_timeout(len(items)), proc)
     ctx.results.add("peer_time", f"peer: {len(items)} bundles, inotifywait + curl",
                     total, "s", rate="time", bundles=len(items))
     ctx.results.add("peer_first", "peer: first delivery after the last rename", first, "s")
 
 
-def _daemon(ctx: Context, tag: str, rec: Receiver, preflight: str = "off") -> Daemon:
+def start_daemon(ctx: Context, tag: str, rec: Receiver, preflight: str = "off") -> Daemon:
     config = write_config(ctx.work, tag, rec.url, outbox={"settle_seconds": SETTLE},
                           einvoice={"preflight": preflight})
     daemon = ctx.start(Daemon(config))
@@ -208,14 +208,14 @@ def throughput_preflight(ctx: Context) -> None:
 def _burst(ctx: Context, tag: str, preflight: str) -> None:
     items = ctx.corpus().items[:ctx.n]
     rec = ctx.start(Receiver(ctx.work, tag))
-    daemon = _daemon(ctx, tag, rec, preflight)
+    daemon = start_daemon(ctx, tag, rec, preflight)
     stage = daemon.outbox.parent / "stage"
     ctx.corpus().stage(stage, items)
     own0, tree0 = tree_cpu_split(daemon.pid)
     rec0 = cpu_seconds(rec.pid)
     t0 = drop(stage, daemon.outbox, items)
     try:
-        first, total = wait_all(rec, len(items), t0, _burst_timeout(len(items)), daemon)
+        first, total = wait_all(rec, len(items), t0, burst_timeout(len(items)), daemon)
         own, whole = tree_cpu_split(daemon.pid)
         own, whole, rec_cpu = own - own0, whole - tree0, cpu_seconds(rec.pid) - rec0
     except BenchError as exc:
@@ -248,7 +248,7 @@ def latency(ctx: Context, count: int = 20, gap: float = 1.0) -> None:
     ctx.note(PREFLIGHT_OFF)
     items = ctx.corpus().items[:count]
     rec = ctx.start(Receiver(ctx.work, "latency"))
-    daemon = _daemon(ctx, "latency", rec)
+    daemon = start_daemon(ctx, "latency", rec)
     stage = daemon.outbox.parent / "stage"
     ctx.corpus().stage(stage, items)
     delays: list[float] = []

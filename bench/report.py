@@ -236,7 +236,7 @@ def record(results: Results, info: dict[str, str], command: str, started: dateti
 
 
 # Only for a docs/benchmarks.md that is not there: what each phase measures is said
-# once, at the top of that file (and in each phase's docstring here in bench/).
+# at the top of that file, and in the README's "Benchmarks".
 PREAMBLE = """# Benchmarks
 
 Figures from `python -m bench --record` (see README, "Benchmarks"), newest
