@@ -205,12 +205,20 @@ def throughput_preflight(ctx: Context) -> None:
     _burst(ctx, "throughput-preflight", "error")
 
 
-def _burst(ctx: Context, tag: str, preflight: str) -> None:
+def ready_burst(ctx: Context, tag: str, preflight: str = "off"
+                ) -> tuple[tuple[Item, ...], Receiver, Daemon, Path]:
+    """A fresh receiver, a daemon that is READY, and the burst's N bundles staged
+    beside its outbox: (items, receiver, daemon, stage) for `drop`."""
     items = ctx.corpus().items[:ctx.n]
     rec = ctx.start(Receiver(ctx.work, tag))
     daemon = start_daemon(ctx, tag, rec, preflight)
     stage = daemon.outbox.parent / "stage"
     ctx.corpus().stage(stage, items)
+    return items, rec, daemon, stage
+
+
+def _burst(ctx: Context, tag: str, preflight: str) -> None:
+    items, rec, daemon, stage = ready_burst(ctx, tag, preflight)
     own0, tree0 = tree_cpu_split(daemon.pid)
     rec0 = cpu_seconds(rec.pid)
     t0 = drop(stage, daemon.outbox, items)

@@ -225,6 +225,13 @@ class Daemon(Proc):
             self.notify.close()
 
 
+def machine_cpu_seconds() -> list[float]:
+    """The columns of /proc/stat's "cpu" line (all cores) in seconds: user, nice,
+    system, idle, iowait, irq, softirq, steal, ..."""
+    with open("/proc/stat", encoding="ascii") as fh:
+        return [int(v) / CLK_TCK for v in fh.readline().split()[1:]]
+
+
 def cpu_seconds(pid: int) -> float:
     """utime + stime of the whole process (all threads), from /proc/PID/stat."""
     raw = Path(f"/proc/{pid}/stat").read_text()

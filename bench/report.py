@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.corpus import REPO
+from bench.procs import machine_cpu_seconds
 
 BENCHMARKS_MD = REPO / "docs" / "benchmarks.md"
 
@@ -250,9 +251,7 @@ def steal_seconds() -> float | None:
     """CPU time the host's hypervisor took from this machine so far (/proc/stat "steal",
     all cores); None where the kernel does not say."""
     try:
-        with open("/proc/stat", encoding="ascii") as fh:
-            fields = fh.readline().split()
-        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+        return machine_cpu_seconds()[7]
     except (OSError, IndexError, ValueError):
         return None
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench.context import Context
-from bench.delivery import burst_timeout, drop, start_daemon
-from bench.procs import CLK_TCK, BenchError, Receiver, cpu_seconds, tree
+from bench.delivery import burst_timeout, drop, ready_burst
+from bench.procs import BenchError, Receiver, cpu_seconds, machine_cpu_seconds, tree
 from bench.report import Table
 
 BUCKET = 0.1  # seconds a row of the table covers
@@ -30,12 +30,6 @@ class Sample:
     readers: float  # its reader processes (a replaced one counted from its start)
     receiver: float
     idle: float  # idle + iowait seconds of all cores, from /proc/stat
-
-
-def idle_seconds() -> float:
-    with open("/proc/stat", encoding="ascii") as fh:
-        fields = fh.readline().split()
-    return (int(fields[4]) + int(fields[5])) / CLK_TCK
 
 
 def _waiting(outbox: Path) -> int:
@@ -111,17 +105,14 @@ class _Sampler:
             own, receiver = cpu_seconds(self.daemon_pid), cpu_seconds(self.rec.pid)
         except OSError as exc:
             raise BenchError(f"timeline: the daemon or the receiver is gone ({exc})") from None
+        idle, iowait = machine_cpu_seconds()[3:5]
         return Sample(time.monotonic() - t0, self.n - waiting, held, own, self._readers(),
-                      receiver, idle_seconds())
+                      receiver, idle + iowait)
 
 
 def timeline(ctx: Context) -> None:
     """One throughput burst, sampled every EVERY seconds (see the module's docstring)."""
-    items = ctx.corpus().items[:ctx.n]
-    rec = ctx.start(Receiver(ctx.work, "timeline"))
-    daemon = start_daemon(ctx, "timeline", rec)
-    stage = daemon.outbox.parent / "stage"
-    ctx.corpus().stage(stage, items)
+    items, rec, daemon, stage = ready_burst(ctx, "timeline")
     n = len(items)
     sampler = _Sampler(daemon.pid, rec, daemon.outbox, n)
     before_drop = time.monotonic()
