@@ -54,6 +54,8 @@ def main(conn: Connection, cache_dir: str, engine: bool, log: LogConfig) -> None
     logs.configure(log)  # pypdf's and Pillow's chatter in the daemon's format, not bare lines
     _cache_dir = Path(cache_dir)
     import daemon.finish  # noqa: F401 - imported once here, not in the first bundle's time
+    from daemon.probe import warm_up
+    warm_up()
     if engine:
         from daemon.einvoice import load
         try:

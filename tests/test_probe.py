@@ -4,6 +4,8 @@ right, from walking the whole tree otherwise (probe.py)."""
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from collections.abc import Callable
 
 import pytest
@@ -119,3 +121,16 @@ class TestPageCount:
         shows it: 3 for a file whose tree holds 2 pages (only `pages` in the manifest
         can be off; a file without pages never passes, see above)."""
         assert probe(pdf(2, count(NumberObject(3)))) == PdfFacts(pages=3)
+
+
+def test_warm_up_registers_every_image_kind_probed_without_loading_all_of_pillow() -> None:
+    """After warm_up() (a reader, before its "ready"), each kind probe_image opens has its
+    plugin loaded, so no first file pays for it, and Pillow's init() of all its plugins
+    (which any kind outside preinit's would trigger) has not run. In a fresh interpreter:
+    this one has opened images already."""
+    code = ("from PIL import Image\nfrom daemon import probe\nprobe.warm_up()\n"
+            "missing = set(probe._PIL_FORMATS.values()) - set(Image.OPEN)\n"
+            "print(sorted(missing), Image._initialized)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60).stdout.split()
+    assert out == ["[]", "1"]
