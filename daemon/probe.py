@@ -31,8 +31,9 @@ _PIL_PLUGINS = ("BmpImagePlugin", "GifImagePlugin", "JpegImagePlugin", "PngImage
 
 
 def warm_up() -> None:
-    """Load now what Pillow loads on its first file (~35 ms): in a reader process
-    before it says it is ready, so that its first bundle does not pay for it."""
+    """Load now what Pillow loads on its first file (~8 ms for a PNG, JPEG, GIF or
+    BMP; ~35 ms for a TIFF or WebP, which makes it import all of its plugins): in a
+    reader process before it says it is ready, so that no bundle pays for it."""
     Image.preinit()
     for plugin in _PIL_PLUGINS:
         try:

@@ -1,8 +1,9 @@
 """What runs inside a reader process (reader_pool.py starts them): the engine loaded
-once and warmed up before the "ready" message, the settings unpickled once per
-version, one `finish.evaluate` per call, and every outcome packed so that it
-pickles (`pack`; readers._unpack reverses it). Nothing here runs in the daemon's
-own process but `needs_engine`, `run` (the thread fallback) and `pack`.
+once and warmed up, and Pillow's plugins loaded, before the "ready" message, the
+settings unpickled once per version, one `finish.evaluate` per call, and every
+outcome packed so that it pickles (`pack`; readers._unpack reverses it). Nothing
+here runs in the daemon's own process but `needs_engine`, `run` (the thread
+fallback) and `pack`.
 """
 
 from __future__ import annotations
@@ -55,7 +56,10 @@ def main(conn: Connection, cache_dir: str, engine: bool, log: LogConfig) -> None
     _cache_dir = Path(cache_dir)
     import daemon.finish  # noqa: F401 - imported once here, not in the first bundle's time
     from daemon.probe import warm_up
-    warm_up()
+    try:
+        warm_up()
+    except Exception as exc:  # noqa: BLE001 - only a warm-up: each image then loads what it needs
+        logs.get().warning("reader could not load Pillow's plugins ahead", error=str(exc))
     if engine:
         from daemon.einvoice import load
         try:

@@ -85,3 +85,15 @@ def hangs_on_checks(conn: Any, cache_dir: str, engine: bool, log: Any) -> None:
 def slow_reads(conn: Any, cache_dir: str, engine: bool, log: Any) -> None:
     """Reads of bundles named SLOW… take 0.2 s each: work, not a loop."""
     _main_with(_slow_files, conn, cache_dir, engine, log)
+
+
+def warm_up_fails(conn: Any, cache_dir: str, engine: bool, log: Any) -> None:
+    """Loading Pillow's plugins ahead fails with what an import can raise besides
+    ImportError (a damaged extension module: OSError)."""
+    from daemon import probe
+
+    def fails() -> None:
+        raise OSError("cannot load PIL/_imaging: file too short")
+
+    probe.warm_up = fails  # type: ignore[assignment]
+    reader_process.main(conn, cache_dir, engine, log)

@@ -7,6 +7,7 @@ import io
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from pypdf import PdfWriter
@@ -132,5 +133,6 @@ def test_warm_up_registers_every_image_kind_probed_without_loading_all_of_pillow
             "missing = set(probe._PIL_FORMATS.values()) - set(Image.OPEN)\n"
             "print(sorted(missing), Image._initialized)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, timeout=60).stdout.split()
-    assert out == ["[]", "1"]
+                         check=True, timeout=60, cwd=Path(__file__).parent.parent
+                         ).stdout.split()
+    assert out == ["[]", "1"], f"kinds without their plugin, Pillow's init level: {out}"

@@ -415,3 +415,29 @@ def test_a_collector_that_fails_hands_its_calls_to_threads(
     assert answers == {"F1": evaluate(cand, s)}
     wait_for(lambda: not r.processes, what="reading to move to threads")
     assert in_child(r, cand, s) == evaluate(cand, s)
+
+
+def test_a_reader_whose_plugin_warm_up_fails_still_starts_and_reads_images(
+        tmp_path: Path) -> None:
+    """Loading Pillow's plugins before "ready" is only a warm-up: when it fails (here with
+    an OSError, which its ImportError guard does not catch) the reader still says ready,
+    is not replaced, and reads a bundle with an image as a reader in this process does."""
+    from PIL import Image
+    s = settings_for(tmp_path, einvoice={"preflight": "off"})
+    png = tmp_path / "scan.png"
+    Image.new("RGB", (850, 1100), "white").save(png, dpi=(100, 100))
+    drop_bundle(s.outbox.path, "IMG1", {"scan.png": png.read_bytes()}, ubl_invoice("IMG1"))
+    cand = candidate_for(s.outbox, "IMG1.xml")
+    restarts = Restarts(limit=5)
+    warnings: list[dict[str, Any]] = []
+    pool = _pool(tmp_path, s, reader_targets.warm_up_fails, restarts, warnings)
+    try:
+        box: Future[Bundle | BaseException] = Future()
+        assert pool.send(Call(cand, s, box.set_result, None, 3), 1, pickle.dumps(s))
+        answer = box.result(timeout=60)
+        assert answer == evaluate(cand, s)
+        assert isinstance(answer, Bundle) and [a.original_name for a in answer.attachments] \
+            == ["scan.png"]
+        assert restarts.total == 0 and warnings == [] and not pool.ended
+    finally:
+        pool.stop()
