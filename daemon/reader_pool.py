@@ -39,6 +39,7 @@ from typing import Any
 from daemon import logs, reader_process, reader_wire
 from daemon.config import LogConfig
 from daemon.errors import ConfigError, ReaderFailed, ReadTimedOut
+from daemon.osthreads import show_name
 from daemon.reader_child import (
     Call,
     Child,
@@ -103,6 +104,7 @@ class Pool:
         atexit.register(self._at_exit)
         self._collector = threading.Thread(target=self._collect, daemon=True, name="readers")
         self._collector.start()
+        show_name(self._collector)
 
     def _abandon(self) -> None:
         """A start that failed: its children ended, its wakeup pipe closed."""

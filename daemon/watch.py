@@ -37,6 +37,8 @@ from watchdog.observers.inotify_c import (
 )
 from watchdog.observers.polling import PollingObserver
 
+from daemon.osthreads import show_name
+
 # A folder renamed back into place keeps its inode, so inotify hands out the
 # same watch descriptor and watchdog warns that our callback is registered
 # again. That is its own bookkeeping, not a lost event.
@@ -130,6 +132,7 @@ class _OutboxInotify:
         self._lock = threading.Lock()
         self._add("")  # raises OSError when the outbox is not there
         self._fd.start()
+        show_name(self._fd, "watcher")
         with os.scandir(root) as it:
             for e in it:
                 if not e.name.startswith(".") and e.is_dir(follow_symlinks=False):
@@ -233,6 +236,9 @@ class Watcher:
             observer.schedule(_Hints(self.root, self.on_hint), str(self.root), recursive=True)
             observer.daemon = True
             observer.start()
+            show_name(observer, "watcher")
+            for emitter in observer.emitters:
+                show_name(emitter, "watcher-poll")
             self._observer = observer
 
     def alive(self) -> bool:

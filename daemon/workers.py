@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 from daemon import logs
 from daemon.errors import JournalError, OutboxdError
+from daemon.osthreads import show_name
 
 # A journal that cannot be written backs off by itself: look again soon.
 JOURNAL_RETRY = 1.0
@@ -56,6 +57,7 @@ class DeliveryWorkers:
                          for n in range(count)]
         for t in self._threads:
             t.start()
+            show_name(t)
 
     def queue(self, row_id: int) -> None:
         with self._cv:

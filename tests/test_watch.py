@@ -169,3 +169,28 @@ class TestOutboxInotify:
             assert not w.alive()
         finally:
             w.stop()
+
+
+def _thread_names() -> set[str]:
+    import threading
+    names = set()
+    for t in threading.enumerate():
+        try:
+            names.add(Path(f"/proc/self/task/{t.native_id}/comm").read_text().strip())
+        except OSError:
+            pass
+    return names
+
+
+def test_the_watcher_threads_show_as_watcher_to_the_os(tmp_path: Path) -> None:
+    """`top -H` shows the watching thread as "watcher", in both modes (osthreads.py)."""
+    import pytest
+    if not Path("/proc/self/task").is_dir():
+        pytest.skip("Linux /proc")
+    for mode, names in (("inotify", {"watcher"}), ("polling", {"watcher", "watcher-poll"})):
+        w = Watcher(tmp_path, mode, 1.0, lambda _: None)
+        w.ensure_alive()
+        try:
+            assert names <= _thread_names(), mode
+        finally:
+            w.stop()

@@ -1,0 +1,47 @@
+"""Thread names as the OS shows them (osthreads.py)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from daemon.osthreads import show_name
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="Linux /proc")
+
+
+def _comm(thread: threading.Thread) -> str:
+    return Path(f"/proc/self/task/{thread.native_id}/comm").read_text().rstrip("\n")
+
+
+def test_a_started_thread_shows_its_python_name_or_the_one_given_cut_to_15_bytes() -> None:
+    """`top -H` and /proc show the name: the thread's own, or the one given, cut where
+    the kernel cuts (15 bytes); the process's own name is left alone."""
+    before = Path("/proc/self/comm").read_text()
+    release = threading.Event()
+    threads = [threading.Thread(target=release.wait, name=name)
+               for name in ("deliver-3", "a-name-longer-than-fifteen")]
+    for t in threads:
+        t.start()
+    try:
+        show_name(threads[0])
+        show_name(threads[1])
+        assert [_comm(t) for t in threads] == ["deliver-3", "a-name-longer-t"]
+        show_name(threads[0], "watcher")
+        assert _comm(threads[0]) == "watcher"
+        assert Path("/proc/self/comm").read_text() == before
+    finally:
+        release.set()
+        for t in threads:
+            t.join()
+
+
+def test_naming_a_thread_not_started_or_ended_does_nothing() -> None:
+    """Best effort: a thread without an OS thread (not started, or gone) raises nothing."""
+    idle = threading.Thread(target=lambda: None, name="never")
+    show_name(idle)
+    idle.start()
+    idle.join()
+    show_name(idle)
