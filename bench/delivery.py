@@ -23,6 +23,7 @@ from bench.procs import (
     Proc,
     Receiver,
     cpu_seconds,
+    thread_split,
     tree_cpu_split,
     write_config,
 )
@@ -30,6 +31,9 @@ from daemon import __version__
 
 SETTLE = 0.2
 THREADS = 4
+# outboxd's threads by the name the OS shows (osthreads.py), and how a row calls them.
+THREAD_ROWS = (("loop", "the loop (main thread)"), ("deliver", "the delivery workers"),
+               ("readers", "the readers' collector thread"), ("watcher", "the watcher"))
 POLL = 0.005  # the store is listed every 5 ms while a burst is timed
 process_cpu = time.process_time  # this process's CPU, all threads (a test's clock stands in)
 INSTALL_INOTIFY = "apt-get update && apt-get install -y inotify-tools"
@@ -220,11 +224,13 @@ def ready_burst(ctx: Context, tag: str, preflight: str = "off"
 def _burst(ctx: Context, tag: str, preflight: str) -> None:
     items, rec, daemon, stage = ready_burst(ctx, tag, preflight)
     own0, tree0 = tree_cpu_split(daemon.pid)
+    threads0 = thread_split(daemon.pid)
     rec0 = cpu_seconds(rec.pid)
     t0 = drop(stage, daemon.outbox, items)
     try:
         first, total = wait_all(rec, len(items), t0, burst_timeout(len(items)), daemon)
         own, whole = tree_cpu_split(daemon.pid)
+        threads = thread_split(daemon.pid)
         own, whole, rec_cpu = own - own0, whole - tree0, cpu_seconds(rec.pid) - rec0
     except BenchError as exc:
         quarantined = list((daemon.outbox.parent / "quarantine").glob("*/*"))
@@ -248,6 +254,15 @@ def _burst(ctx: Context, tag: str, preflight: str) -> None:
     # its interpreter lock; reading and validating runs in the reader processes.
     ctx.results.add(f"{key}_main_cpu", f"{tag}: of which outboxd's own process", own,
                     "s", "the loop, the deliveries, the watcher", rate="cpu", bundles=n)
+    # Within that process, by thread: which of them would gain from a process of its own.
+    for name, label in THREAD_ROWS:
+        cpu = threads.get(name, (0.0, 0))[0] - threads0.get(name, (0.0, 0))[0]
+        ctx.results.add(f"{key}_{name}_cpu", f"{tag}: of which {label}", cpu, "s",
+                        rate="cpu", bundles=n)
+    switches = sum(s for _, s in threads.values()) - sum(s for _, s in threads0.values())
+    ctx.results.add(f"{key}_switches", f"{tag}: context switches of outboxd's process",
+                    switches / n, "a bundle", "all its threads, voluntary or not; a thread "
+                    "waiting for the interpreter lock held by another switches too")
     ctx.results.add(f"{key}_receiver_cpu", f"{tag}: CPU of the receiver", rec_cpu, "s",
                     rate="cpu", bundles=n)
 

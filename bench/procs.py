@@ -278,6 +278,28 @@ def tree_cpu_split(pid: int) -> tuple[float, float]:
     return own, total
 
 
+def thread_split(pid: int) -> dict[str, tuple[float, int]]:
+    """CPU seconds and context switches (voluntary and not) of pid's threads, summed by
+    the name the OS shows for them (the daemon names its threads: osthreads.py;
+    "deliver-0", "deliver-1"… count as "deliver"). The main thread is "loop"."""
+    out: dict[str, tuple[float, int]] = {}
+    for entry in os.scandir(f"/proc/{pid}/task"):
+        try:
+            comm = Path(entry.path, "comm").read_text().strip()
+            raw = Path(entry.path, "stat").read_text()
+            status = Path(entry.path, "status").read_text()
+        except OSError:
+            continue  # ended meanwhile
+        fields = raw[raw.rindex(")") + 2:].split()
+        cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK
+        switches = sum(int(line.split()[1]) for line in status.splitlines()
+                       if "ctxt_switches:" in line)
+        name = "loop" if entry.name == str(pid) else re.sub(r"-\d+$", "", comm)
+        was = out.get(name, (0.0, 0))
+        out[name] = (was[0] + cpu, was[1] + switches)
+    return out
+
+
 def tree_rss_mb(pid: int) -> float:
     """VmRSS of pid and its live descendants, added up (shared pages count twice:
     an upper bound, as a memory limit on the service's cgroup would see it)."""

@@ -66,3 +66,45 @@ def test_a_burst_counts_outboxds_own_process_apart_from_its_readers(
     assert own.text() == "the loop, the deliveries, the watcher; 250.0 ms a bundle"
     assert whole.text() == "750.0 ms a bundle"
     assert len(list(tmp_path.glob("store-throughput/" + "[0-9a-f]" * 64))) == 2
+
+
+def test_a_burst_splits_outboxds_process_by_its_named_threads(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daemon's own process is split by thread from two readings of its threads, one
+    before the first rename and one at the end: the loop, the delivery workers (summed),
+    the readers' collector and the watcher, per bundle; its context switches a bundle."""
+    readings = iter((
+        {"loop": (1.0, 100), "deliver": (2.0, 400), "readers": (0.1, 50), "watcher": (0.1, 10)},
+        {"loop": (1.2, 160), "deliver": (2.6, 700), "readers": (0.2, 90), "watcher": (0.1, 14),
+         "other": (0.0, 6)}))
+    pids: list[int] = []
+
+    def split(pid: int) -> dict[str, tuple[float, int]]:
+        pids.append(pid)
+        return next(readings)
+
+    monkeypatch.setattr(delivery, "thread_split", split)
+    ctx = _ctx(tmp_path)
+    with ctx.phase("throughput"):
+        delivery.throughput(ctx)
+    assert len(pids) == 2 and pids[0] == pids[1]
+    shown = {k: ctx.results.figures[f"throughput_{k}_cpu"].text()
+             for k in ("loop", "deliver", "readers", "watcher")}
+    assert shown == {"loop": "100.0 ms a bundle", "deliver": "300.0 ms a bundle",
+                     "readers": "50.0 ms a bundle", "watcher": "0.0 ms a bundle"}
+    # Every thread counts, one without a name of ours too: (970 - 560) / 2.
+    assert ctx.results.figures["throughput_switches"].value == pytest.approx(205)
+
+
+def test_a_running_daemons_threads_are_found_by_the_names_it_gives_them(
+        tmp_path: Path) -> None:
+    """thread_split on a real daemon: its main thread counts as the loop, and the names it
+    gives its threads (osthreads.py) are what the burst's rows look up."""
+    from bench.procs import Receiver, thread_split
+    ctx = _ctx(tmp_path)
+    with ctx.phase("names"):
+        rec = ctx.start(Receiver(ctx.work, "names"))
+        daemon = delivery.start_daemon(ctx, "names", rec)
+        found = thread_split(daemon.pid)
+    assert {name for name, _ in delivery.THREAD_ROWS} <= set(found)
+    assert all(cpu >= 0 and switches > 0 for cpu, switches in found.values())
