@@ -255,6 +255,7 @@ def _burst(ctx: Context, tag: str, preflight: str) -> None:
     ctx.results.add(f"{key}_main_cpu", f"{tag}: of which outboxd's own process", own,
                     "s", "the loop, the deliveries, the watcher", rate="cpu", bundles=n)
     # Within that process, by thread: which of them would gain from a process of its own.
+    # The daemon's threads live as long as it does, so both readings see the same ones.
     for name, label in THREAD_ROWS:
         cpu = threads.get(name, (0.0, 0))[0] - threads0.get(name, (0.0, 0))[0]
         ctx.results.add(f"{key}_{name}_cpu", f"{tag}: of which {label}", cpu, "s",

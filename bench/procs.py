@@ -281,9 +281,14 @@ def tree_cpu_split(pid: int) -> tuple[float, float]:
 def thread_split(pid: int) -> dict[str, tuple[float, int]]:
     """CPU seconds and context switches (voluntary and not) of pid's threads, summed by
     the name the OS shows for them (the daemon names its threads: osthreads.py;
-    "deliver-0", "deliver-1"… count as "deliver"). The main thread is "loop"."""
+    "deliver-0", "deliver-1"… count as "deliver", "watcher-poll" as "watcher"). The
+    main thread is "loop"."""
     out: dict[str, tuple[float, int]] = {}
-    for entry in os.scandir(f"/proc/{pid}/task"):
+    try:
+        tasks = list(os.scandir(f"/proc/{pid}/task"))
+    except OSError:
+        raise BenchError(f"process {pid} is gone: its threads cannot be read") from None
+    for entry in tasks:
         try:
             comm = Path(entry.path, "comm").read_text().strip()
             raw = Path(entry.path, "stat").read_text()
@@ -294,7 +299,7 @@ def thread_split(pid: int) -> dict[str, tuple[float, int]]:
         cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK
         switches = sum(int(line.split()[1]) for line in status.splitlines()
                        if "ctxt_switches:" in line)
-        name = "loop" if entry.name == str(pid) else re.sub(r"-\d+$", "", comm)
+        name = "loop" if entry.name == str(pid) else comm.split("-")[0]
         was = out.get(name, (0.0, 0))
         out[name] = (was[0] + cpu, was[1] + switches)
     return out

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 
+import pytest
 from watchdog.events import (
     DirModifiedEvent,
     FileClosedEvent,
@@ -171,26 +173,19 @@ class TestOutboxInotify:
             w.stop()
 
 
-def _thread_names() -> set[str]:
-    import threading
-    names = set()
-    for t in threading.enumerate():
-        try:
-            names.add(Path(f"/proc/self/task/{t.native_id}/comm").read_text().strip())
-        except OSError:
-            pass
-    return names
 
-
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="Linux /proc")
 def test_the_watcher_threads_show_as_watcher_to_the_os(tmp_path: Path) -> None:
-    """`top -H` shows the watching thread as "watcher", in both modes (osthreads.py)."""
-    import pytest
-    if not Path("/proc/self/task").is_dir():
-        pytest.skip("Linux /proc")
+    """`top -H` shows the watching threads as "watcher", in both modes (osthreads.py):
+    the names of the threads this watcher started, not of any thread in the process."""
     for mode, names in (("inotify", {"watcher"}), ("polling", {"watcher", "watcher-poll"})):
+        before = {t.native_id for t in threading.enumerate()}
         w = Watcher(tmp_path, mode, 1.0, lambda _: None)
         w.ensure_alive()
         try:
-            assert names <= _thread_names(), mode
+            started = [t for t in threading.enumerate() if t.native_id not in before]
+            shown = {Path(f"/proc/self/task/{t.native_id}/comm").read_text().strip()
+                     for t in started}
+            assert shown == names, mode
         finally:
             w.stop()
