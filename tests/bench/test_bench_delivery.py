@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -45,18 +46,25 @@ def test_the_baseline_client_cpu_leaves_out_making_the_clients(
     assert fig.text() == "what the POSTs alone cost the sender; 300.0 ms a bundle"
 
 
+def _readings(monkeypatch: pytest.MonkeyPatch, reader: str, values: tuple[Any, ...]
+              ) -> list[int]:
+    """delivery.`reader` answers `values` in turn; the pids it was asked for."""
+    answers = iter(values)
+    pids: list[int] = []
+
+    def read(pid: int) -> Any:
+        pids.append(pid)
+        return next(answers)
+
+    monkeypatch.setattr(delivery, reader, read)
+    return pids
+
+
 def test_a_burst_counts_outboxds_own_process_apart_from_its_readers(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Both figures come from the same two readings of the daemon's process tree, one
     before the first rename and one once the receiver holds every bundle."""
-    readings = iter(((1.0, 3.0), (1.5, 4.5)))
-    pids: list[int] = []
-
-    def split(pid: int) -> tuple[float, float]:
-        pids.append(pid)
-        return next(readings)
-
-    monkeypatch.setattr(delivery, "tree_cpu_split", split)
+    pids = _readings(monkeypatch, "tree_cpu_split", ((1.0, 3.0), (1.5, 4.5)))
     ctx = _ctx(tmp_path)
     with ctx.phase("throughput"):
         delivery.throughput(ctx)
@@ -73,17 +81,10 @@ def test_a_burst_splits_outboxds_process_by_its_named_threads(
     """The daemon's own process is split by thread from two readings of its threads, one
     before the first rename and one at the end: the loop, the delivery workers (summed),
     the readers' collector and the watcher, per bundle; its context switches a bundle."""
-    readings = iter((
+    pids = _readings(monkeypatch, "thread_split", (
         {"loop": (1.0, 100), "deliver": (2.0, 400), "readers": (0.1, 50), "watcher": (0.1, 10)},
         {"loop": (1.2, 160), "deliver": (2.6, 700), "readers": (0.2, 90), "watcher": (0.1, 14),
          "other": (0.0, 6)}))
-    pids: list[int] = []
-
-    def split(pid: int) -> dict[str, tuple[float, int]]:
-        pids.append(pid)
-        return next(readings)
-
-    monkeypatch.setattr(delivery, "thread_split", split)
     ctx = _ctx(tmp_path)
     with ctx.phase("throughput"):
         delivery.throughput(ctx)
