@@ -67,6 +67,8 @@ class Results:
     figures: dict[str, Figure] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # how a phase measured, and failures
     tables: dict[str, Table] = field(default_factory=dict)  # by title
+    # With --rounds: each round's value of a merged figure (the figure holds the median).
+    rounds: dict[str, list[float]] = field(default_factory=dict)
 
     def add(self, key: str, label: str, value: float | None, unit: str, note: str = "",
             rate: str = "", bundles: int = 0) -> None:
@@ -110,10 +112,17 @@ TARGETS = (
 
 
 def verdict(target: Target, results: Results) -> str:
+    """Met or missed by the median; when the rounds fall on both sides of the target,
+    how many met it: a median near the target can land on either side by chance."""
     value = results.value(target.key)
     if value is None:
         return "not measured"
-    return "met" if target.met(value) else "**missed**"
+    said = "met" if target.met(value) else "**missed**"
+    each = results.rounds.get(target.key, [])
+    met = sum(1 for v in each if target.met(v))
+    if 0 < met < len(each):
+        said += f" ({met} of {len(each)} rounds met it)"
+    return said
 
 
 def _cpu_model() -> str:
@@ -191,7 +200,7 @@ def print_results(results: Results, info: dict[str, str]) -> None:
     rows = [(f.label, f.shown(), f.text()) for f in results.figures.values()]
     print("\n".join(table(rows, ("figure", "value", "note"))))
     judged = [(t.figure, t.target, results.figures[t.key].shown(),
-               verdict(t, results).strip("*")) for t in TARGETS if t.key in results.figures]
+               verdict(t, results).replace("**", "")) for t in TARGETS if t.key in results.figures]
     if judged:
         print()
         print("\n".join(table(judged, ("target", "wanted", "measured", "verdict"))))
@@ -287,3 +296,4 @@ def merge_rounds(results: Results, rounds: list[Results]) -> None:
             note += f"; {first.note}"
         results.add(key, first.label, statistics.median(values), first.unit, note,
                     first.rate, first.bundles)
+        results.rounds[key] = values

@@ -232,3 +232,34 @@ def test_idle_cpu_is_the_quietest_window_so_the_periods_rescan_lands_in_its_own_
     # Only a window longer than the period cannot avoid it.
     with pytest.raises(procs.BenchError):
         idle.quietest(samples, 61.0)
+
+
+def test_a_verdict_says_how_many_rounds_met_the_target_when_they_disagree(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The verdict is the median's; when the rounds fall on both sides of the target, it
+    also says how many met it (a median near the target lands either side by chance),
+    and the printed table shows it without the bold."""
+    by_key = {t.key: t for t in report.TARGETS}
+
+    def merged(*ratios: float) -> report.Results:
+        rounds = []
+        for ratio in ratios:
+            r = report.Results()
+            r.add("ratio_baseline", "ratio", ratio, "x", "lower is better")
+            rounds.append(r)
+        out = report.Results()
+        report.merge_rounds(out, rounds)
+        return out
+
+    target = by_key["ratio_baseline"]
+    assert report.verdict(target, merged(1.36, 1.5, 1.62)) == \
+        "**missed** (1 of 3 rounds met it)"
+    assert report.verdict(target, merged(1.3, 1.38, 1.62)) == "met (2 of 3 rounds met it)"
+    assert report.verdict(target, merged(1.5, 1.6, 1.7)) == "**missed**"
+    assert report.verdict(target, merged(1.2, 1.3, 1.35)) == "met"
+    single = report.Results()
+    single.add("ratio_baseline", "ratio", 1.5, "x")
+    assert report.verdict(target, single) == "**missed**"
+    report.print_results(merged(1.36, 1.5, 1.62), {})
+    [line] = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith(target.figure)]
+    assert line.rstrip().endswith("missed (1 of 3 rounds met it)") and "*" not in line
