@@ -234,7 +234,11 @@ def machine_cpu_seconds() -> list[float]:
 
 def cpu_seconds(pid: int) -> float:
     """utime + stime of the whole process (all threads), from /proc/PID/stat."""
-    raw = Path(f"/proc/{pid}/stat").read_text()
+    return _stat_cpu(Path(f"/proc/{pid}/stat").read_text())
+
+
+def _stat_cpu(raw: str) -> float:
+    """utime + stime from the text of a /proc stat file (a process's or a thread's)."""
     fields = raw[raw.rindex(")") + 2:].split()  # after "pid (comm) "
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
@@ -295,8 +299,7 @@ def thread_split(pid: int) -> dict[str, tuple[float, int]]:
             status = Path(entry.path, "status").read_text()
         except OSError:
             continue  # ended meanwhile
-        fields = raw[raw.rindex(")") + 2:].split()
-        cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK
+        cpu = _stat_cpu(raw)
         switches = sum(int(line.split()[1]) for line in status.splitlines()
                        if "ctxt_switches:" in line)
         name = "loop" if entry.name == str(pid) else comm.split("-")[0]

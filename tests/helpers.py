@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+import pytest
 from pypdf import PdfWriter
 
 # Also what `outboxd demo` builds its samples with.
@@ -142,3 +144,12 @@ def manifest_schema_problems(manifest: dict) -> list[str]:
     validator = jsonschema.Draft202012Validator(schema)
     return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
             for e in validator.iter_errors(manifest)]
+
+
+# Thread names as the OS shows them (daemon/osthreads.py) are read through Linux's /proc.
+needs_proc = pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="Linux /proc")
+
+
+def os_thread_name(thread: threading.Thread) -> str:
+    """The name `top -H` shows for a thread of this process."""
+    return Path(f"/proc/self/task/{thread.native_id}/comm").read_text().rstrip("\n")

@@ -5,15 +5,10 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-import pytest
-
 from daemon.osthreads import show_name
+from tests.helpers import needs_proc, os_thread_name
 
-pytestmark = pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="Linux /proc")
-
-
-def _comm(thread: threading.Thread) -> str:
-    return Path(f"/proc/self/task/{thread.native_id}/comm").read_text().rstrip("\n")
+pytestmark = needs_proc
 
 
 def test_a_started_thread_shows_its_python_name_or_the_one_given_cut_to_15_bytes() -> None:
@@ -28,9 +23,9 @@ def test_a_started_thread_shows_its_python_name_or_the_one_given_cut_to_15_bytes
     try:
         show_name(threads[0])
         show_name(threads[1])
-        assert [_comm(t) for t in threads] == ["deliver-3", "a-name-longer-t"]
+        assert [os_thread_name(t) for t in threads] == ["deliver-3", "a-name-longer-t"]
         show_name(threads[0], "watcher")
-        assert _comm(threads[0]) == "watcher"
+        assert os_thread_name(threads[0]) == "watcher"
         assert Path("/proc/self/comm").read_text() == before
     finally:
         release.set()

@@ -6,7 +6,6 @@ import sys
 import threading
 from pathlib import Path
 
-import pytest
 from watchdog.events import (
     DirModifiedEvent,
     FileClosedEvent,
@@ -17,6 +16,8 @@ from watchdog.events import (
 )
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+from helpers import needs_proc, os_thread_name  # noqa: E402
 
 from daemon.watch import Watcher, _Hints, choose_mode  # noqa: E402
 
@@ -173,8 +174,7 @@ class TestOutboxInotify:
             w.stop()
 
 
-
-@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="Linux /proc")
+@needs_proc
 def test_the_watcher_threads_show_as_watcher_to_the_os(tmp_path: Path) -> None:
     """`top -H` shows the watching threads as "watcher", in both modes (osthreads.py):
     the names of the threads this watcher started, not of any thread in the process."""
@@ -184,8 +184,7 @@ def test_the_watcher_threads_show_as_watcher_to_the_os(tmp_path: Path) -> None:
         w.ensure_alive()
         try:
             started = [t for t in threading.enumerate() if t.native_id not in before]
-            shown = {Path(f"/proc/self/task/{t.native_id}/comm").read_text().strip()
-                     for t in started}
+            shown = {os_thread_name(t) for t in started}
             assert shown == names, mode
         finally:
             w.stop()

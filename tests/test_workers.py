@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from pathlib import Path
-
-import pytest
 
 from daemon.workers import ARCHIVE_WAIT, DeliveryWorkers
-from tests.helpers import wait_for
+from tests.helpers import needs_proc, os_thread_name, wait_for
 
 
 class Attempts:
@@ -164,14 +161,13 @@ def test_an_archive_never_starts_before_the_attempt_that_handed_it_over_ends() -
     assert log == ["deliver 1", "delivery of 1 ended", "archive 1"]
 
 
-@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="Linux /proc")
+@needs_proc
 def test_the_workers_show_as_deliver_n_to_the_os() -> None:
     """`top -H` tells the delivery workers apart from the loop (osthreads.py)."""
     workers = _workers(Attempts())
     workers.start(2)
     try:
-        names = sorted(Path(f"/proc/self/task/{t.native_id}/comm").read_text().strip()
-                       for t in workers._threads)
+        names = sorted(os_thread_name(t) for t in workers._threads)
         assert names == ["deliver-0", "deliver-1"]
     finally:
         assert workers.stop(5)
