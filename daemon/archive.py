@@ -30,7 +30,6 @@ from daemon.fsops import (
     read_regular,
     write_atomic,
 )
-from daemon.manifest import utc_now_iso
 from daemon.names import NAME_MAX, fit_bytes
 
 # Room left in a path component for free_name's "-NNN" and move_tree's ".NAME.partial".
@@ -193,10 +192,15 @@ def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str)
     return placed
 
 
-def reason_record(bundle_id: str, invoice_file: str, reasons: list[Finding]) -> dict[str, Any]:
+def reason_record(bundle_id: str, invoice_file: str, reasons: list[Finding],
+                  quarantined_at: str) -> dict[str, Any]:
+    """reason.json's content. `quarantined_at` comes from the journal (when the bundle
+    entered quarantining), not from the clock: a move retried after a crash must write
+    the same papers, or the complete copy an earlier run left in quarantine/ no longer
+    matches the work folder and a second entry is made beside it."""
     return {"bundle_id": bundle_id, "invoice_file": invoice_file,
             "reasons": [{"code": r.code, "file": r.file, "message": r.message} for r in reasons],
-            "quarantined_at": utc_now_iso()}
+            "quarantined_at": quarantined_at}
 
 
 def reason_text(record: dict[str, Any]) -> str:

@@ -322,7 +322,10 @@ class Finisher:
                           **({"last_error": None} if first else {}))
         row = self.j.get(row_id)
         assert row.bundle_id
-        record = reason_record(row.bundle_id, row.invoice_file, reasons)
+        # Seconds, as reason.json always had them; from the journal, so that a retried
+        # move writes the very same papers (see archive.reason_record).
+        at = parse_iso(row.since).strftime("%Y-%m-%dT%H:%M:%SZ")
+        record = reason_record(row.bundle_id, row.invoice_file, reasons, at)
         placed = self._place(row, self.s.quarantine_dir, reason_papers(record),
                              "cannot be moved into quarantine")
         if not isinstance(placed, Path):

@@ -168,7 +168,7 @@ class TestReasons:
         return reason_record(BID, "INV-1.xml", [
             Finding("too-large", "INV-1/scan.tif", "is 9 MB; the limit is 5 MB — shrink it"),
             Finding("rejected", "INV-1.xml", "the receiver answered HTTP 422: bad"),
-        ])
+        ], "2026-12-03T07:50:12Z")
 
     def test_reason_json_fields(self, tmp_path: Path) -> None:
         """reason.json holds bundle_id, invoice_file, reasons[code,file,message], quarantined_at."""
@@ -181,9 +181,7 @@ class TestReasons:
              "message": "is 9 MB; the limit is 5 MB — shrink it"},
             {"code": "rejected", "file": "INV-1.xml",
              "message": "the receiver answered HTTP 422: bad"}]
-        when = datetime.strptime(data["quarantined_at"], "%Y-%m-%dT%H:%M:%SZ")
-        now = datetime.now(UTC).replace(tzinfo=None)
-        assert abs((now - when).total_seconds()) < 60
+        assert data["quarantined_at"] == "2026-12-03T07:50:12Z"
 
     def test_reason_txt_names_files_and_codes(self, tmp_path: Path) -> None:
         """REASON.txt names each offending file, its code and message, and how to retry."""
@@ -308,7 +306,8 @@ class TestPlace:
         """reason.json and REASON.txt land in the entry, REASON.txt mode 0640, no temp
         names left behind."""
         work = make_work(tmp_path / "work")
-        record = reason_record(BID, "INV-1.xml", [Finding("too-large", "INV-1/a.pdf", "big")])
+        record = reason_record(BID, "INV-1.xml", [Finding("too-large", "INV-1/a.pdf", "big")],
+                               "2026-12-03T07:50:12Z")
         placed = archive.place(work, tmp_path / "q" / "d" / "x", archive.reason_papers(record),
                                BID)
         assert sorted(os.listdir(placed)) == ["INV-1", "INV-1.xml", "REASON.txt", "reason.json"]

@@ -4,9 +4,11 @@ journal, real files, the directory transport for the first delivery."""
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from helpers import drop_bundle, pdf_bytes  # noqa: E402
 
-from daemon import archive  # noqa: E402
+from daemon import archive, fsops, manifest  # noqa: E402
 from daemon.bundle import Bundle  # noqa: E402
 from daemon.config import Settings  # noqa: E402
 from daemon.deliver import DirectoryDeliverer, Receipt  # noqa: E402
@@ -244,3 +246,57 @@ def test_a_directory_delivery_is_archived_at_once_even_with_archive_later(
     p.finish.archive_later = handed.append
     assert p.finish.attempt(row) is None
     assert handed == [] and p.j.get(row).state == "sent"
+
+
+class _Later(datetime):
+    """The wall clock a day after the crash."""
+
+    @classmethod
+    def now(cls, tz: Any = None) -> datetime:  # type: ignore[override]
+        return datetime.now(tz) + timedelta(days=1)
+
+
+class _Died(BaseException):
+    """The daemon dies here (a BaseException: nothing on the way catches it)."""
+
+
+def test_a_crash_while_deleting_the_source_of_a_copy_into_quarantine_keeps_one_entry(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Quarantine on another file system (copy, sync, rename, delete): the daemon dies
+    after the complete copy was renamed into quarantine/ while the work folder was
+    being deleted (one attachment already gone from it). After a restart the bundle
+    has one quarantine entry, the complete one, and the journal points at it; the
+    papers written again are those of the first try, so they match it."""
+    p, s, row = claimed(tmp_path)
+    work = Path(p.j.get(row).work_dir or "")
+    rename, rmtree = fsops.rename_noreplace, fsops.shutil.rmtree
+
+    def across(src: Path, dst: Path) -> None:
+        if Path(src) == work:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        rename(src, dst)
+
+    def dies_midway(path: Any, *args: Any, **kwargs: Any) -> None:
+        if Path(path) == work:
+            (work / "INV-1" / "a.pdf").unlink()
+            raise _Died
+        rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(fsops, "rename_noreplace", across)
+    monkeypatch.setattr(fsops.shutil, "rmtree", dies_midway)
+    p.finish.d = Scripted(Rejected("the receiver rejected the bundle with HTTP 400", 400, "no"))
+    with pytest.raises(_Died):
+        p.finish.attempt(row)
+    monkeypatch.undo()
+    [copy] = s.quarantine_dir.glob("*/*")
+    first_papers = (copy / "reason.json").read_bytes()
+
+    fin = restart(p, s, row)
+    monkeypatch.setattr(manifest, "datetime", _Later)  # the clock moved on meanwhile
+    assert fin.attempt(row) is None
+    done = p.j.get(row)
+    assert [e.name for e in s.quarantine_dir.glob("*/*")] == [copy.name]
+    assert done.state == "quarantined" and done.archive_dir == str(copy)
+    assert (copy / "INV-1" / "a.pdf").read_bytes() == pdf_bytes()
+    assert (copy / "reason.json").read_bytes() == first_papers
+    assert not work.exists()
