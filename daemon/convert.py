@@ -28,6 +28,7 @@ from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 from daemon.bundle import Attachment, Bundle, Conversion, Finding
+from daemon.errors import InputError
 from daemon.fsops import drop_unfinished, open_regular, write_atomic
 
 PRINT_CHANNELS = frozenset({"external-print", "original-print"})
@@ -85,7 +86,11 @@ def converted_path(work_dir: Path, att: Attachment) -> Path:
 
 
 def materialise(atts: tuple[Attachment, ...], work_dir: Path) -> tuple[Attachment, ...]:
-    """Write each conversion into the claimed work folder (once) and point it there."""
+    """Write each conversion into the claimed work folder (once) and point it there.
+
+    InputError when the image in the work folder cannot be read or no longer gives
+    the validated PDF (the bundle is damaged there); OSError only from writing the PDF
+    (a full disk, a share gone): that is the environment, and worth another try."""
     out: list[Attachment] = []
     for att in atts:
         conv = att.converted
@@ -94,10 +99,17 @@ def materialise(atts: tuple[Attachment, ...], work_dir: Path) -> tuple[Attachmen
             continue
         target = converted_path(work_dir, att)
         if not _same(target, conv.sha256):
-            with open_regular(att.path, att.rel) as fh:
-                pdf = image_to_pdf(fh.read())
+            try:
+                with open_regular(att.path, att.rel) as fh:
+                    pdf = image_to_pdf(fh.read())
+            except Exception as exc:  # noqa: BLE001 - an OSError, or img2pdf/PIL on odd bytes
+                raise InputError("processing-damaged", att.rel, f"cannot be converted again "
+                                 f"in the processing folder ({exc}) — check it and move the "
+                                 "bundle back to the outbox") from None
             if hashlib.sha256(pdf).hexdigest() != conv.sha256:
-                raise OSError(f"{att.rel}: converting again gave other bytes")
+                raise InputError("processing-damaged", att.rel, "gives another PDF than when "
+                                 "it was validated (it changed in the processing folder) — "
+                                 "check it and move the bundle back to the outbox")
             target.parent.mkdir(parents=True, exist_ok=True)
             # A kill inside an earlier attempt's write left its temp file beside the
             # target; it would travel into the archive with the folder.

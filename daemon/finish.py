@@ -112,9 +112,7 @@ class Finisher:
                                                                     row.invoice_file),
                                                       Path(row.work_dir)), self.s)
             self._validated[row.id] = validated
-        # Converted images are written only now, into the claimed work folder (convert.py).
-        return replace(validated, attachments=materialise(validated.attachments,
-                                                          Path(row.work_dir)))
+        return validated
 
     def outgoing_warnings(self, bundle: Bundle, bid: str) -> list[Finding]:
         name = bundle.invoice_file.name
@@ -167,6 +165,18 @@ class Finisher:
                 f"folder ({exc}) — check it and move it back to the outbox")])
         if read_again and not self._work_present(row):
             return damaged([])  # the share went away while the bundle was being read
+        try:
+            # Converted images are written only now, into the claimed work folder.
+            bundle = replace(bundle, attachments=materialise(bundle.attachments,
+                                                             Path(row.work_dir or "")))
+        except InputError as exc:
+            return damaged([Finding(exc.code, exc.file, exc.message)])
+        except OSError as exc:
+            # A full disk or a share gone while writing the PDF: the bundle is fine,
+            # so it waits and tries again, as a failed move does; never quarantined.
+            return self._move_failed(row, f"cannot write a PDF made from an image into "
+                                     f"{row.work_dir}: {_describe(exc)}",
+                                     "bundle cannot be prepared for delivery; will retry")
         if bundle.errors:
             return damaged(list(bundle.errors))
         bid = bundle_id_of(bundle)
@@ -259,9 +269,10 @@ class Finisher:
         left = fault[1] - time.monotonic()
         return left if left > 0 else None
 
-    def _move_failed(self, row: Row, error: str) -> float:
-        """Record why a move failed and when it is tried next; the row keeps its state
-        (never sent or quarantined before the folder is there)."""
+    def _move_failed(self, row: Row, error: str,
+                     event: str = "bundle cannot be moved; will retry") -> float:
+        """Record why a move (or another write of ours) failed and when it is tried next;
+        the row keeps its state (never sent or quarantined before the folder is there)."""
         failures = self._move_faults.get(row.id, (0, 0.0))[0] + 1
         cfg = self.s.delivery
         delay = max(cfg.retry_base_seconds, backoff(failures, cfg.retry_base_seconds,
@@ -274,7 +285,7 @@ class Finisher:
             self.j.update(row.id, **fields)
         log = self._bind(row.invoice_file, row.bundle_id, row.invoice_ids)
         (log.error if failures == 1 else log.warning)(
-            "bundle cannot be moved; will retry", error=error, failures=failures,
+            event, error=error, failures=failures,
             retry_in=round(delay, 3))
         return delay
 

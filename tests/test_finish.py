@@ -8,8 +8,10 @@ import errno
 import io
 import json
 import sys
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -20,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from helpers import drop_bundle, pdf_bytes  # noqa: E402
 
-from daemon import archive, fsops, manifest  # noqa: E402
+from daemon import archive, convert, finish, fsops, manifest  # noqa: E402
 from daemon.bundle import Bundle  # noqa: E402
 from daemon.config import Settings  # noqa: E402
 from daemon.deliver import DirectoryDeliverer, Receipt  # noqa: E402
@@ -41,14 +43,15 @@ class NeverPost:
         pass
 
 
-def claimed(tmp_path: Path, attachments: dict[str, bytes] | None = None
-            ) -> tuple[Pipeline, Settings, int]:
+def claimed(tmp_path: Path, attachments: dict[str, bytes] | None = None,
+            validation: dict[str, Any] | None = None) -> tuple[Pipeline, Settings, int]:
     """A pipeline with one bundle dropped, read and claimed (not yet delivered)."""
     outbox = tmp_path / "outbox"
     outbox.mkdir(parents=True)
     s = Settings(outbox={"path": str(outbox), "settle_seconds": 0, "rescan_seconds": 30},
                  paths={"state_dir": str(tmp_path / "state")},
-                 delivery={"transport": "directory", "target": str(tmp_path / "target")})
+                 delivery={"transport": "directory", "target": str(tmp_path / "target")},
+                 validation=validation or {})
     for folder in (s.sent_dir, s.quarantine_dir, s.processing_dir, s.paths.state_dir,
                    tmp_path / "target"):
         folder.mkdir(parents=True, exist_ok=True)
@@ -300,3 +303,52 @@ def test_a_crash_while_deleting_the_source_of_a_copy_into_quarantine_keeps_one_e
     assert (copy / "INV-1" / "a.pdf").read_bytes() == pdf_bytes()
     assert (copy / "reason.json").read_bytes() == first_papers
     assert not work.exists()
+
+
+def test_a_full_disk_while_writing_a_converted_image_is_retried_not_quarantined(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """convert_images on a print channel writes the PDF made from a PNG into the work
+    folder at delivery. A full disk there is the environment, not the bundle: it stays
+    in flight with the reason shown and nothing in quarantine, and once the back-off
+    has passed and the disk has room the next attempt delivers it."""
+    buf = io.BytesIO()
+    Image.new("RGB", (600, 300), (200, 30, 30)).save(buf, "PNG", dpi=(300, 300))
+    p, s, row = claimed(tmp_path, {"scan.png": buf.getvalue()},
+                        {"channel": "external-print", "convert_images": True})
+
+    def full(path: Path, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(convert, "write_atomic", full)
+    delay = p.finish.attempt(row)
+    monkeypatch.undo()
+    waiting = p.j.get(row)
+    assert delay is not None and delay > 0
+    assert waiting.state == "retrying" and "No space left on device" in (waiting.last_error or "")
+    assert list(s.quarantine_dir.glob("*/*")) == [] and Path(waiting.work_dir or "").is_dir()
+    assert p.finish.attempt(row) is not None  # not before its back-off
+
+    later = time.monotonic() + 3600
+    monkeypatch.setattr(finish, "time", SimpleNamespace(monotonic=lambda: later))
+    assert p.finish.attempt(row) is None
+    [entry] = s.sent_dir.glob("*/*")
+    assert p.j.get(row).state == "sent"
+    assert (entry / "INV-1.converted" / "scan.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_an_image_changed_in_processing_before_its_conversion_is_quarantined_as_damaged(
+        tmp_path: Path) -> None:
+    """The PNG in the work folder no longer gives the PDF that was validated: the
+    bundle is damaged there and goes to quarantine with a reason naming the file."""
+    buf = io.BytesIO()
+    Image.new("RGB", (600, 300), (200, 30, 30)).save(buf, "PNG", dpi=(300, 300))
+    p, s, row = claimed(tmp_path, {"scan.png": buf.getvalue()},
+                        {"channel": "external-print", "convert_images": True})
+    other = io.BytesIO()
+    Image.new("RGB", (600, 300), (20, 30, 200)).save(other, "PNG", dpi=(300, 300))
+    (Path(p.j.get(row).work_dir or "") / "INV-1" / "scan.png").write_bytes(other.getvalue())
+    assert p.finish.attempt(row) is None
+    done = p.j.get(row)
+    assert done.state == "quarantined"
+    [reason] = done.reasons
+    assert reason["code"] == "processing-damaged" and reason["file"] == "INV-1/scan.png"
