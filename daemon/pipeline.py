@@ -9,6 +9,7 @@ step that changes the world is announced in the journal first.
 
 from __future__ import annotations
 
+import errno
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -245,6 +246,20 @@ class Pipeline(Claims):
             return
         known.errors_file_done = True
         path = cand.invoice.with_name(cand.name + ".errors.txt")
+        try:
+            self._write_errors_file(cand, path, errors)
+        except OSError as exc:
+            # The file is only the clerk's copy: the journal, `status` and the status
+            # page hold the reasons, so the bundle is still held (or passes) without it.
+            # A NAME near the length limit has no room for the suffix (ENAMETOOLONG).
+            self.log.error("cannot write or remove the errors file beside the invoice file; "
+                           "its errors are on the status page and in `outboxd status`",
+                           invoice_file=cand.invoice.name, file=path.name, error=str(exc),
+                           fix="shorten the invoice file's name" if exc.errno == errno.ENAMETOOLONG
+                           else "check the outbox's free space and permissions")
+
+    def _write_errors_file(self, cand: Candidate, path: Path,
+                           errors: tuple[Finding, ...]) -> None:
         current = _errors_file_text(path)
         ours = current is not None and current.startswith(ERRORS_HEADER)
         if not errors:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -202,6 +203,26 @@ class TestReviewFindings:
         write(s.outbox.path / "INV-1" / "a.pdf", pdf_bytes())
         assert len(run_once(p, now=2000.0)) == 1
         assert mine.read_bytes() == b"my own notes"
+
+    def test_a_held_bundle_whose_name_leaves_no_room_for_the_errors_file_is_still_held(
+            self, tmp_path: Path) -> None:
+        """Under invalid = "hold", an invoice file whose name is so long that
+        NAME.errors.txt would pass the file system's 255 bytes: the bundle is held with
+        its reasons in the journal (status, status page), one error line says why there
+        is no errors file, and no temp file is left in the outbox."""
+        p, s = make(tmp_path, policy={"invalid": "hold"})
+        name = "L" * 246
+        drop_bundle(s.outbox.path, name, {"a.pdf": b""})
+        with capture_logs() as logs:
+            assert run_once(p) == []
+        [held] = p.j.rows(("held",))
+        assert held.invoice_file == name + ".xml"
+        assert [r["code"] for r in held.reasons] == ["empty-file"]
+        assert [e.name for e in s.outbox.path.iterdir()
+                if ".tmp-" in e.name or e.name.endswith(".errors.txt")] == []
+        [line] = [e for e in logs if "errors file" in e["event"]]
+        assert line["log_level"] == "error" and line["invoice_file"] == name + ".xml"
+        assert "shorten" in line["fix"]
 
     def test_a_file_that_reappears_during_an_undone_claim_is_not_replaced(
             self, tmp_path: Path) -> None:
