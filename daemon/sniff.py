@@ -229,21 +229,25 @@ def _utf8_rest_ok(fh: BinaryIO, decoder: codecs.IncrementalDecoder) -> None:
 
 
 def _is_csv(text: str) -> bool:
-    """Non-empty lines share one delimiter with the same field count (>1) on a sample."""
+    """Every non-empty line of a sample holds one and the same delimiter (SPEC §2).
+
+    The field counts may differ: a time sheet's totals row, or an export that
+    drops trailing empty fields, is still CSV to the person who made it."""
     for delimiter in CSV_DELIMITERS:
-        counts: set[int] = set()
         rows = 0
         try:
             # The csv module, not str.split: quoted fields may hold the delimiter.
             for row in csv.reader(io.StringIO(text), delimiter=delimiter):
                 if not row or all(not cell.strip() for cell in row):
                     continue
-                counts.add(len(row))
+                if len(row) < 2:
+                    rows = 0  # a line without this delimiter: not CSV by it
+                    break
                 rows += 1
-                if len(counts) > 1 or rows >= CSV_SAMPLE_ROWS:
+                if rows >= CSV_SAMPLE_ROWS:
                     break
         except csv.Error:
             continue
-        if len(counts) == 1 and counts.pop() > 1:
+        if rows:
             return True
     return False

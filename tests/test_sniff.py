@@ -166,10 +166,17 @@ class TestText:
         ft = sniff(io.BytesIO(data))
         assert ft.kind == "csv" and ft.warning is not None
 
-    def test_inconsistent_fields_are_text(self) -> None:
-        """Lines with differing field counts are plain text, not CSV."""
+    def test_a_line_without_the_delimiter_makes_it_text(self) -> None:
+        """Text with a line that holds none of the delimiters is plain text, not CSV."""
         ft = sniff(io.BytesIO(b"Hello, world\nThis line, has, more, commas\nnone here\n"))
         assert (ft.kind, ft.mime) == ("text", "text/plain")
+
+    def test_rows_of_different_lengths_sharing_the_delimiter_are_csv(self) -> None:
+        """SPEC: CSV is text whose lines share one delimiter. A time sheet with a shorter
+        totals row, or an export that dropped trailing empty fields, is CSV."""
+        assert kind(b"date;hours;task\n2026-11-02;8;build\n2026-11-03;7;test\nTotal;15\n") \
+            == "csv"
+        assert kind(b"a,b,c,d\n1,2,,\n3,4\n") == "csv"
 
     def test_blank_lines_are_skipped(self) -> None:
         """Empty lines (and trailing ;;; rows) do not spoil the field count."""
