@@ -36,7 +36,7 @@ ENV_PREFIX = "OUTBOXD_"
 # "Fakturanr: 1001"; the group is the id.
 DEFAULT_PDF_ID_PATTERN = (
     r"(?i)(?:invoice\s*(?:number|no\.?|nr\.?|#)|fakturanummer|fakturanr\.?)"
-    r"\s*[:#]?\s*([A-Za-z0-9][A-Za-z0-9._/-]*[A-Za-z0-9])"
+    r"\s*[:#]?\s*([A-Za-z0-9](?:[A-Za-z0-9._/-]*[A-Za-z0-9])?)"
 )
 # The six attachment formats Peppol BIS Billing 3.0 allows.
 PEPPOL_TYPES = ["pdf", "png", "jpeg", "csv", "xlsx", "ods"]

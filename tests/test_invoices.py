@@ -208,7 +208,7 @@ class TestPdf:
 
     @pytest.mark.parametrize("text,expected", [
         ("Invoice no. 1001", "1001"), ("Invoice No: X-9", "X-9"), ("Fakturanr: 55/2026", "55/2026"),
-        ("INVOICE NUMBER 7.1", "7.1"),
+        ("INVOICE NUMBER 7.1", "7.1"), ("Invoice number: 7", "7"), ("Fakturanr 8.", "8"),
     ])
     def test_default_pattern_labels(self, tmp_path: Path, text: str, expected: str) -> None:
         """The default pattern knows the usual labels and takes the id after them."""
