@@ -144,12 +144,30 @@ def _pdf_ids(fh: BinaryIO, pattern: re.Pattern[str]) -> list[str]:
     return ids
 
 
+# XML in UTF-16 or UTF-32 must start with its byte-order mark (XML 1.0, F.1); UTF-32
+# first, as its little-endian mark begins with UTF-16's.
+_WIDE_BOMS = ((b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
+              (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+
+
+def _is_xml(head: bytes) -> bool:
+    """Whether the content starts as XML: `<` after blanks and a UTF-8 byte-order
+    mark, or the same in UTF-16/32 after theirs (an invoice saved as "Unicode")."""
+    if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
+        return True
+    for bom, codec in _WIDE_BOMS:
+        if head.startswith(bom):
+            text = head[len(bom):].decode(codec, "ignore")
+            return text.lstrip(" \t\r\n").startswith("<")
+    return False
+
+
 def read_invoice_file(path: Path, rel: str, pdf_id_pattern: str) -> InvoiceRead:
     """The invoice ids of one invoice file; raises InputError for files that break a rule."""
     with open_regular(path, rel) as fh:
         data = fh.read(1024)
         # Only XML and PDF are read whole; anything else is named by its head.
-        if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<") or b"%PDF-" in data:
+        if _is_xml(data) or b"%PDF-" in data:
             data += fh.read()
     return read_invoice_bytes(data, path.name, rel, pdf_id_pattern)
 
@@ -161,8 +179,12 @@ def read_invoice_bytes(data: bytes, name: str, rel: str, pdf_id_pattern: str) ->
     head = data[:1024]
     if not head:
         raise InputError("empty-file", rel, "the invoice file is empty — export it again")
-    if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
-        root = _lxml_root(data)
+    if _is_xml(head):
+        if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+            # expat reads UTF-16 but not UTF-32; refused plainly rather than sent unread.
+            raise InputError("invalid-xml", rel, "is XML in UTF-32, which outboxd cannot "
+                             "read — export the invoice again as UTF-8")
+        root = _lxml_root(data)  # None for UTF-16 (NUL bytes): defusedxml decides
         if root is None:
             root = _parse_defused(data, rel)
         try:

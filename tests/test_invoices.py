@@ -123,6 +123,27 @@ class TestOtherXml:
         bare = b"\r\n  " + ubl_invoice("INV-WS").split(b"?>", 1)[1]
         assert read(write(tmp_path / "ws.xml", bare)).invoice_ids == ("INV-WS",)
 
+    @pytest.mark.parametrize("codec", ["utf-16", "utf-16-be"])
+    def test_ubl_saved_as_utf16_is_read_as_ubl(self, tmp_path: Path, codec: str) -> None:
+        """An invoice saved as "Unicode" (UTF-16 with its byte-order mark, as XML
+        requires) is UBL with its cbc:ID, not "anything else" named by its stem."""
+        text = ubl_invoice("INV-16").decode().replace('encoding="UTF-8"', 'encoding="UTF-16"')
+        data = ("\ufeff" + text).encode(codec) if codec.endswith("-be") else text.encode(codec)
+        assert read(write(tmp_path / "wide.xml", data)) == InvoiceRead("ubl", ("INV-16",))
+
+    def test_xml_in_utf32_is_refused_with_the_fix(self, tmp_path: Path) -> None:
+        """UTF-32 XML, which the parser cannot read, is invalid-xml asking for UTF-8,
+        not "anything else" sent unread."""
+        text = ubl_invoice("INV-32").decode().replace('encoding="UTF-8"', 'encoding="UTF-32"')
+        with pytest.raises(InputError) as info:
+            read(write(tmp_path / "wide.xml", text.encode("utf-32")))
+        assert info.value.code == "invalid-xml" and "as UTF-8" in info.value.message
+
+    def test_text_in_utf16_that_is_not_xml_is_the_stem(self, tmp_path: Path) -> None:
+        """UTF-16 content that does not start as XML is "anything else", as in UTF-8."""
+        data = "INV-9;100;SEK\n".encode("utf-16")
+        assert read(write(tmp_path / "INV-9.xml", data)) == InvoiceRead("other", ("INV-9",))
+
     def test_malformed_xml(self, tmp_path: Path) -> None:
         """XML that is not well-formed is InputError invalid-xml naming the file."""
         with pytest.raises(InputError) as info:
@@ -145,6 +166,14 @@ class TestHostileXml:
         assert info.value.code == "hostile-xml"
         assert info.value.file == path.name
         return info.value
+
+    def test_entity_declarations_in_utf16_are_refused(self, tmp_path: Path) -> None:
+        """The same refusal whatever the encoding: a UTF-16 invoice that declares an
+        entity is hostile-xml, never read as "anything else" and sent."""
+        text = ubl_invoice("INV-16").decode().replace('encoding="UTF-8"', 'encoding="UTF-16"')
+        text = text.replace("INV-16", "&x;").replace(
+            "?>\n", '?>\n<!DOCTYPE Invoice [<!ENTITY x "X">]>\n', 1)
+        self.hostile(write(tmp_path / "wide.xml", text.encode("utf-16")))
 
     def test_billion_laughs(self, tmp_path: Path) -> None:
         """Internal entity declarations are refused, never expanded."""
