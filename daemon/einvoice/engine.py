@@ -94,9 +94,16 @@ class Engine:
     # ------------------------------------------------------------ loading
 
     def parser(self) -> Any:
-        """An lxml parser that never expands entities, loads a DTD or touches the network."""
+        """An lxml parser that never expands entities, loads a DTD or touches the network.
+
+        huge_tree: an invoice may carry a file in one base64 text node
+        (cbc:EmbeddedDocumentBinaryObject), and libxml2's default limit of 10 MB a
+        node refused a well-formed invoice with a ~7.5 MB PDF inside as "not
+        well-formed". Expansion, the attack those limits exist for, is off anyway, and
+        a document reaches here only after invoices.py refused any DOCTYPE with
+        declarations."""
         return self._etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
-                                     dtd_validation=False, huge_tree=False)
+                                     dtd_validation=False, huge_tree=True)
 
     @staticmethod
     def _executable(rs: RuleSet, compiler: Any, cache_dir: Path | None) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 from pathlib import Path
 
@@ -50,6 +51,23 @@ def test_broken_invoice_is_an_einvoice_rule_error_naming_the_rule(kind: str) -> 
     assert finding.code == "einvoice-rule" and finding.file == "INV-9.xml"
     assert "(/Invoice" in finding.message  # the location in the document
     assert "export it again" in finding.message  # and the fix
+
+
+def test_an_invoice_with_a_file_over_ten_megabytes_of_base64_inside_is_checked() -> None:
+    """A UBL invoice may embed a file (cbc:EmbeddedDocumentBinaryObject) as one base64
+    text node; one of ~7.6 MB (10.1 MB of base64, past libxml2's default 10 MB a node)
+    is well-formed XML and is checked by the rules, not refused as not well-formed."""
+    blob = base64.b64encode(b"%PDF-1.4\n" + bytes(range(256)) * 29_700).decode()
+    assert len(blob) > 10_000_000
+    ref = ('<cac:AdditionalDocumentReference><cbc:ID>att1</cbc:ID><cac:Attachment>'
+           '<cbc:EmbeddedDocumentBinaryObject mimeCode="application/pdf" filename="a.pdf">'
+           f'{blob}</cbc:EmbeddedDocumentBinaryObject></cac:Attachment>'
+           '</cac:AdditionalDocumentReference>').encode()
+    data = ubl_invoice("BIG-1").replace(b"<cac:AccountingSupplierParty>",
+                                        ref + b"<cac:AccountingSupplierParty>", 1)
+    assert ref in data
+    result = preflight(data, "BIG-1.xml")
+    assert result.checked and result.errors == ()
 
 
 def test_wrong_totals_finding_carries_the_rules_own_text() -> None:
