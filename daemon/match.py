@@ -20,7 +20,14 @@ from daemon.errors import InputError
 from daemon.fsops import hash_file, kind_of, open_regular, read_regular
 from daemon.invoices import InvoiceRead, read_invoice_bytes, read_invoice_file
 from daemon.manifest import safe_filename
-from daemon.names import fold_key, folder_name_for_id, is_ignored, name_problem, stem
+from daemon.names import (
+    fold_key,
+    folder_name_for_id,
+    is_ignored,
+    name_problem,
+    printable,
+    stem,
+)
 from daemon.scan import Candidate
 
 MANIFEST_NAME = "attachments.toml"
@@ -106,8 +113,9 @@ def _collect(folder: Path, rel: str, invoice_id: str, settings: Settings,
             continue
         problem = name_problem(e.name)
         if problem:
-            findings.append(_err("bad-name", shown.encode("utf-8", "replace").decode(),
-                                 problem, invoice_id))
+            # Escaped as the scanner does (\xNN): findings go to UTF-8 files and the journal,
+            # and one file must read the same in the log, NAME.errors.txt and on the page.
+            findings.append(_err("bad-name", printable(shown), problem, invoice_id))
             continue
         st = e.stat(follow_symlinks=False)
         if stat.S_ISDIR(st.st_mode):
@@ -172,6 +180,10 @@ def match_attachments(sidecar: Path, ids: tuple[str, ...], settings: Settings
     for e in listing:
         if not e.is_dir(follow_symlinks=False) or is_ignored(e.name,
                                                              settings.outbox.ignore_patterns):
+            continue
+        if name_problem(e.name):
+            # Reported (bad-name, escaped) by _collect from this same listing; the raw name
+            # cannot go into a finding: the journal and NAME.errors.txt are UTF-8.
             continue
         invoice_id = by_folder.get(e.name)
         if invoice_id is None:

@@ -90,6 +90,13 @@ def folder_name_for_id(invoice_id: str) -> str:
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+def printable(name: str) -> str:
+    """A name as shown in logs, findings, the journal and the page: the bytes of a name
+    that is not UTF-8 as \\xNN, so that it can be written as UTF-8 and two such names
+    never look the same."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
 def name_problem(name: str) -> str | None:
     """Why a name on disk cannot be used, or None. Names come from os.listdir (str)."""
     try:

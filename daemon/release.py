@@ -33,7 +33,7 @@ from pathlib import Path
 from daemon.config import ShareConfig
 from daemon.errors import InputError
 from daemon.fsops import fsync_dir, open_regular, rename_noreplace
-from daemon.names import stem
+from daemon.names import name_problem, printable, stem
 from daemon.scan import Candidate
 
 RELEASED_BY_SEND = "# released by outboxd send --without-attachments"
@@ -107,10 +107,15 @@ def write_release(cand: Candidate, share: ShareConfig, user: str | None) -> bool
 
 @dataclass(frozen=True)
 class Idle:
-    """A release file that does nothing, and why (for the status page)."""
+    """A release file that does nothing, and why (for the status page).
+
+    `name` is as shown (a name that is not UTF-8 escaped as \\xNN); `bad_name` says
+    the name itself can never release anything, so the daemon logs it as well.
+    """
 
     name: str
     why: str
+    bad_name: bool = False
 
 
 def release_names(outbox: Path, share: ShareConfig) -> list[str]:
@@ -133,6 +138,12 @@ def idle_releases(names: Iterable[str], share: ShareConfig, invoice_files: Itera
         by_stem.setdefault(stem(f), []).append(f)
     out: list[Idle] = []
     for name in names:
+        problem = name_problem(name)
+        if problem:
+            # The scanner refuses an invoice file with such a name, so no stem can ever
+            # match it: it would wait forever, and the raw name cannot go on a UTF-8 page.
+            out.append(Idle(printable(name), f"it releases nothing: {problem}", True))
+            continue
         base = name[: -len(share.release_suffix)]
         files = by_stem.get(base, [])
         if not files:

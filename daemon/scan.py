@@ -15,7 +15,15 @@ from pathlib import Path
 
 from daemon.config import OutboxConfig, ShareConfig
 from daemon.fsops import kind_of
-from daemon.names import NameKind, classify, is_invoice_name, is_share_file, name_problem, stem
+from daemon.names import (
+    NameKind,
+    classify,
+    is_invoice_name,
+    is_share_file,
+    name_problem,
+    printable,
+    stem,
+)
 
 # Sidecars nest no deeper than SIDECAR/INVOICE_ID/FILE; a little deeper is
 # still watched for settling so that a mistaken deeper copy is noticed.
@@ -78,11 +86,6 @@ def candidate_for(cfg: OutboxConfig, invoice_file: str) -> Candidate:
                      root / (name + cfg.marker_suffix))
 
 
-def _printable(name: str) -> str:
-    """A name for logs: bytes that are not UTF-8 shown as \\xNN."""
-    return os.fsencode(name).decode("utf-8", "backslashreplace")
-
-
 _DEFAULT_SHARE = ShareConfig()
 
 
@@ -129,9 +132,9 @@ def list_outbox(cfg: OutboxConfig, share: ShareConfig | None = None,
         if kind == "candidate":
             candidates[e.name] = candidate_for(cfg, e.name)
         elif kind == "refused":
-            refused.append((_printable(e.name), problem or ""))
+            refused.append((printable(e.name), problem or ""))
         elif kind == "other":
-            others.append(_printable(e.name))
+            others.append(printable(e.name))
     return Listing(candidates, tuple(others), tuple(refused), stats)
 
 
@@ -145,8 +148,8 @@ def look(cfg: OutboxConfig, name: str, share: ShareConfig | None = None) -> List
     if kind == "candidate":
         return Listing({name: candidate_for(cfg, name)}, ())
     if kind == "refused":
-        return Listing({}, (), ((_printable(name), problem or ""),))
-    return Listing({}, (_printable(name),) if kind == "other" else ())
+        return Listing({}, (), ((printable(name), problem or ""),))
+    return Listing({}, (printable(name),) if kind == "other" else ())
 
 
 def _walk(folder: Path, rel: str, depth: int, cfg: OutboxConfig) -> Iterator[tuple[Entry, bool]]:

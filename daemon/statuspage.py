@@ -163,6 +163,7 @@ class StatusPage:
         self._last_check = float("-inf")
         self._last_body: str | None = None
         self._last_error = ""
+        self._reported_bad: set[str] = set()
 
     def next_at(self) -> float:
         """The earliest monotonic time the next refresh may look."""
@@ -181,7 +182,9 @@ class StatusPage:
         self._last_check = self.clock()
         try:
             written = self._refresh(journal, settings, invoice_files)
-        except (OSError, OutboxdError) as exc:
+        # UnicodeError: a name that reached the page unescaped must cost the page, never the
+        # daemon (it would fail again at every start, and nothing would be delivered).
+        except (OSError, OutboxdError, UnicodeError) as exc:
             if str(exc) != self._last_error:
                 self._last_error = str(exc)
                 logs.get().error("cannot write the status page", error=str(exc))
@@ -202,6 +205,7 @@ class StatusPage:
                 settings.outbox, share).candidates
             states = {r.invoice_file: r.state for r in rows if r.state in LIVE}
             idle = idle_releases(names, share, files, states)
+            self._report_bad_names(idle)
         body = render(rows, idle, now, share.release_suffix, body_only=True)
         path = settings.outbox.path / share.status_page
         if body == self._last_body and path.exists():
@@ -209,3 +213,12 @@ class StatusPage:
         write_atomic(path, render(rows, idle, now, share.release_suffix).encode("utf-8"))
         self._last_body = body
         return True
+
+    def _report_bad_names(self, idle: Iterable[Idle]) -> None:
+        """A release file whose name can never be used, logged once per name: the scanner
+        leaves release files to the page, so this is the only place that sees them."""
+        for i in idle:
+            if i.bad_name and i.name not in self._reported_bad:
+                self._reported_bad.add(i.name)
+                logs.get().error("release file cannot be used; left alone", file=i.name,
+                                 error=f"{i.name}: {i.why}")

@@ -420,3 +420,60 @@ class TestAttachmentsToml:
         b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
         assert finding(b, "not-a-file").file == "INV-1/attachments.toml"
         assert b.channel == "e-invoice"
+
+
+def raw_path(folder: Path, *parts: bytes) -> Path:
+    """A path below `folder` whose last parts are raw bytes (names that are not UTF-8)."""
+    return Path(os.fsdecode(os.path.join(os.fsencode(folder), *parts)))
+
+
+class TestNamesThatAreNotUtf8:
+    """SPEC §2: a name that is not valid UTF-8 (or holds control characters) is always an
+    error, shown escaped as the scanner shows such names (\\xNN), never as raw surrogates:
+    findings end up in the journal, NAME.errors.txt and REASON.txt, which are UTF-8."""
+
+    @staticmethod
+    def assert_all_utf8(b: Bundle) -> None:
+        for f in b.findings:
+            f.file.encode("utf-8")
+            f.message.encode("utf-8")
+
+    @pytest.mark.parametrize(("invoice", "data", "ids"), [
+        ("INV-7.xml", ubl_invoice("INV-7"), ("INV-7",)),
+        ("INV-7.xml", batch_xml("INV-7", "INV-8"), ("INV-7", "INV-8")),
+    ], ids=["one-invoice", "several-invoices"])
+    def test_a_subfolder_whose_name_is_not_utf8_is_one_escaped_bad_name_finding(
+            self, outbox: Path, invoice: str, data: bytes, ids: tuple[str, ...]) -> None:
+        """A sidecar subfolder named in Latin-1 (b'Bilagor-\\xe5') gives one bad-name
+        finding naming INV-7/Bilagor-\\xe5 and the fix — not also an orphan-attachment
+        finding that carries the raw name — and its files are no attachments."""
+        write(outbox / "INV-7" / "INV-7" / "a.pdf", PDF)
+        write(raw_path(outbox, b"INV-7", b"Bilagor-\xe5", b"b.pdf"), PDF)
+        b = match(outbox, invoice, data)
+        self.assert_all_utf8(b)
+        assert codes(b) == ["bad-name"]
+        f = finding(b, "bad-name")
+        assert f.file == "INV-7/Bilagor-\\xe5"
+        assert "not valid UTF-8" in f.message and "rename" in f.message
+        assert layout(b)["INV-7"] == ["a.pdf"]
+        assert len(b.attachments) == 1
+
+    def test_a_subfolder_whose_name_holds_a_control_character_is_one_bad_name(
+            self, outbox: Path) -> None:
+        """A subfolder name with a control character is one bad-name finding, not also an
+        orphan-attachment finding for the same folder."""
+        write(outbox / "INV-7" / "Bilagor\x01" / "b.pdf", PDF)
+        b = match(outbox, "INV-7.xml", ubl_invoice("INV-7"))
+        assert codes(b) == ["bad-name"]
+        assert "control characters" in finding(b, "bad-name").message
+
+    def test_an_attachment_whose_name_is_not_utf8_is_shown_as_the_scanner_shows_it(
+            self, outbox: Path) -> None:
+        """A file b'scan-\\xe5.pdf' in the sidecar is a bad-name finding naming
+        INV-7/scan-\\xe5.pdf (the byte escaped, as in the log of refused invoice files),
+        not a lossy 'scan-?.pdf' that could name either of two files."""
+        write(raw_path(outbox, b"INV-7", b"scan-\xe5.pdf"), PDF)
+        b = match(outbox, "INV-7.xml", ubl_invoice("INV-7"))
+        assert codes(b) == ["bad-name"]
+        assert finding(b, "bad-name").file == "INV-7/scan-\\xe5.pdf"
+        self.assert_all_utf8(b)

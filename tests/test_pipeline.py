@@ -4,6 +4,7 @@ and the directory transport (no network, no threads)."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -223,6 +224,31 @@ class TestReviewFindings:
         [line] = [e for e in logs if "errors file" in e["event"]]
         assert line["log_level"] == "error" and line["invoice_file"] == name + ".xml"
         assert "shorten" in line["fix"]
+
+    @pytest.mark.parametrize("invalid", ["hold", "quarantine"])
+    def test_a_sidecar_folder_named_in_latin1_holds_or_quarantines_the_bundle(
+            self, tmp_path: Path, invalid: str) -> None:
+        """A sidecar subfolder whose name is not UTF-8 (b'Bilagor-\\xe5'): under "hold"
+        the bundle is held and INV-7.errors.txt names INV-7/Bilagor-\\xe5; under
+        "quarantine" it is quarantined with that reason and the folder travels with it.
+        The raw name once crashed the journal (every start) or the errors file."""
+        p, s = make(tmp_path, policy={"invalid": invalid})
+        raw = os.path.join(os.fsencode(s.outbox.path), b"INV-7", b"Bilagor-\xe5", b"b.pdf")
+        drop_bundle(s.outbox.path, "INV-7", {"a.pdf": pdf_bytes()})
+        write(Path(os.fsdecode(raw)), pdf_bytes())
+        run_once(p)
+        [row] = p.j.rows(("held" if invalid == "hold" else "quarantined",))
+        assert [(r["code"], r["file"]) for r in row.reasons] == [
+            ("bad-name", "INV-7/Bilagor-\\xe5")]
+        if invalid == "hold":
+            text = (s.outbox.path / "INV-7.errors.txt").read_text(encoding="utf-8")
+            assert "INV-7/Bilagor-\\xe5: the name is not valid UTF-8" in text
+        else:
+            [q] = folders(s.quarantine_dir)
+            assert "INV-7/Bilagor-\\xe5" in (q / "REASON.txt").read_text(encoding="utf-8")
+            assert os.path.isfile(os.path.join(os.fsencode(q), b"INV-7", b"Bilagor-\xe5",
+                                               b"b.pdf"))
+            assert not (s.outbox.path / "INV-7.xml").exists()
 
     def test_a_file_that_reappears_during_an_undone_claim_is_not_replaced(
             self, tmp_path: Path) -> None:

@@ -67,6 +67,23 @@ def test_idle_releases_say_why() -> None:
     assert "settling" in why["d.send-anyway"]
 
 
+@pytest.mark.parametrize(("raw", "shown", "rule"), [
+    (b"Faktura-\xe5.send-anyway", "Faktura-\\xe5.send-anyway", "not valid UTF-8"),
+    (b"Faktura\x01.send-anyway", "Faktura\x01.send-anyway", "control characters"),
+])
+def test_a_release_whose_name_cannot_be_used_says_so_under_an_escaped_name(
+        raw: bytes, shown: str, rule: str) -> None:
+    """A release file whose name is not UTF-8 (or holds control characters) can never
+    release anything (no invoice file of that stem is ever read): it is listed under the
+    name escaped as the scanner shows such names, with the rule and the fix, and marked
+    bad so the daemon logs it — even beside an invoice file of that stem."""
+    name = os.fsdecode(raw)
+    [idle] = idle_releases([name], SHARE, [os.fsdecode(raw[:-12] + b".xml")], {})
+    assert idle.name == shown and idle.bad_name
+    assert rule in idle.why and "rename" in idle.why
+    (idle.name + idle.why).encode("utf-8")
+
+
 @pytest.mark.parametrize("values", [{"status_page": "../x.html"}, {"status_page": ".hidden"},
                                     {"release_suffix": "send"}])
 def test_bad_share_settings_are_refused(values: dict[str, str]) -> None:

@@ -3,12 +3,15 @@ most every 2 s."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
+from daemon import statuspage
 from daemon.config import Settings
 from daemon.journal import Journal, now_iso
 from daemon.release import Idle
@@ -116,3 +119,43 @@ def test_empty_status_page_setting_writes_nothing(journal: Journal, tmp_path: Pa
                         share={"status_page": ""})
     assert not StatusPage().refresh(journal, settings)
     assert not any(p.suffix == ".html" for p in tmp_path.iterdir())
+
+
+def test_a_release_file_named_in_latin1_is_listed_escaped_and_logged_once(
+        journal: Journal, tmp_path: Path) -> None:
+    """A release file b'Faktura-\\xe5.send-anyway' in the outbox: the page is written and
+    lists it under the escaped name Faktura-\\xe5.send-anyway with the rule and the fix;
+    one error line names it, not one per refresh. (It used to raise UnicodeEncodeError
+    out of refresh, which stopped the daemon at every start.)"""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    open(os.path.join(os.fsencode(outbox), b"Faktura-\xe5.send-anyway"), "wb").close()
+    settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
+    clock = [100.0]
+    page = StatusPage(clock=lambda: clock[0])
+    with capture_logs() as logs:
+        assert page.refresh(journal, settings)
+        journal.create("new.xml", "waiting", unattached_ids=["N-1"])
+        clock[0] += 5.0
+        assert page.refresh(journal, settings)  # rewritten (journal changed), not logged again
+    text = Page((outbox / "outboxd-status.html").read_text(encoding="utf-8")).text["releases"]
+    assert "Faktura-\\xe5.send-anyway" in text
+    assert "not valid UTF-8" in text and "rename" in text
+    [line] = [e for e in logs if "release file" in e["event"]]
+    assert line["log_level"] == "error" and line["file"] == "Faktura-\\xe5.send-anyway"
+    assert "not valid UTF-8" in line["error"]
+
+
+def test_a_name_that_slips_through_unescaped_costs_the_page_not_the_daemon(
+        journal: Journal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Last line of defence: should any name with undecodable bytes reach the page
+    unescaped, refresh() logs that the page cannot be written and returns; it never
+    raises into the daemon's loop."""
+    (tmp_path / "x.send-anyway").touch()
+    raw = os.fsdecode(b"Faktura-\xe5.send-anyway")
+    monkeypatch.setattr(statuspage, "idle_releases", lambda *_: [Idle(raw, "no invoice")])
+    settings = Settings(outbox={"path": tmp_path}, delivery={"url": "http://127.0.0.1:9/"})
+    with capture_logs() as logs:
+        assert not StatusPage().refresh(journal, settings)
+    [line] = [e for e in logs if e["event"] == "cannot write the status page"]
+    assert "surrogates not allowed" in line["error"]
