@@ -77,6 +77,9 @@ def sections(rows: Sequence[Row], today: str) -> dict[str, list[Row]]:
     return {
         "waiting": [r for r in rows if r.state == "waiting"],
         "held": [r for r in rows if r.state == "held"],
+        # Settling with an error: the invoice file cannot be read (permissions, a share
+        # gone). It waits for a change like a held bundle, and the clerk must see why.
+        "stuck": [r for r in rows if r.last_error and r.state in ("settling", "delivering")],
         "retrying": [r for r in rows if r.state == "retrying"],
         "quarantined": [r for r in rows if r.state == "quarantined"
                         and r.since.startswith(today)],
@@ -90,7 +93,7 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
     today = written_at.astimezone(UTC).strftime("%Y-%m-%d")
     sec = sections(rows, today)
     counts = [("Waiting for attachments", len(sec["waiting"])), ("Held", len(sec["held"])),
-              ("Retrying", len(sec["retrying"])),
+              ("Not moving", len(sec["stuck"])), ("Retrying", len(sec["retrying"])),
               ("Quarantined today", len(sec["quarantined"])),
               ("Sent today", len(sec["sent"]))]
     parts: list[str] = []
@@ -115,6 +118,11 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
         for r in sec["held"]]
     parts.append(_section("held", "Held (fix the errors; checked again on every change)",
                           _table(["File", "Errors (as in NAME.errors.txt)"], held)))
+
+    stuck = [[_e(r.invoice_file), _e(_when(r.since)), f'<span class="err">{_e(r.last_error)}'
+              "</span>"] for r in sec["stuck"]]
+    parts.append(_section("stuck", "Not moving (fix what the error says; checked again on "
+                          "every change)", _table(["File", "Since", "Error"], stuck)))
 
     retrying = [[_e(r.invoice_file), _e(r.attempts), _e(_when(r.next_attempt_at)),
                  _e(r.last_error)] for r in sec["retrying"]]

@@ -74,14 +74,28 @@ def test_each_bundle_appears_in_its_section_and_names_are_text(journal: Journal)
     assert "bad--0123456789ab" in page.text["quarantined"]
     assert "is encrypted" in page.text["quarantined"]
     assert "ok.xml" in page.text["sent"] and "rcpt-42" in page.text["sent"]
-    # The only <b> elements are the five counts: the file name made none.
-    assert len([t for t, _ in page.tags if t == "b"]) == 5
+    # The only <b> elements are the six counts: the file name made none.
+    assert len([t for t, _ in page.tags if t == "b"]) == 6
     assert "&lt;b&gt;x&amp;amp;.xml" in text
     # Counts at the top, self-contained, refreshing.
     assert "1Waiting for attachments" in page.text["top"].replace("\n", "")
     assert ("meta", {"http-equiv": "refresh", "content": "10"}) in page.tags
     assert not [t for t, a in page.tags if t in ("script", "link", "img", "iframe")]
     assert "http://" not in text and "https://" not in text
+
+
+def test_an_invoice_file_that_cannot_be_read_is_shown_with_its_error(
+        journal: Journal) -> None:
+    """A bundle stuck settling with an error (its invoice file unreadable: permissions, a
+    share gone) is on the page with the error, so the clerk sees why it does not move;
+    one settling without an error (a copy at work) is not."""
+    journal.create("locked.xml", "settling",
+                   last_error="[Errno 13] Permission denied: 'locked.xml'")
+    journal.create("copying.xml", "settling")
+    page = Page(render(journal.recent(), [], datetime.now(UTC)))
+    assert "locked.xml" in page.text["stuck"] and "Permission denied" in page.text["stuck"]
+    assert "copying.xml" not in page.text["stuck"]
+    assert "1Not moving" in page.text["top"].replace("\n", "")
 
 
 def test_sent_and_quarantined_of_other_days_are_left_out(journal: Journal) -> None:
