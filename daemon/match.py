@@ -177,6 +177,7 @@ def match_attachments(sidecar: Path, ids: tuple[str, ...], settings: Settings
                                  f"file holds several invoices ({', '.join(ids)}) — move it "
                                  "into the subfolder of its invoice"))
     channel = root_notes.channel
+    channel_from = f"{rel}/{MANIFEST_NAME}"
     for e in listing:
         if not e.is_dir(follow_symlinks=False) or is_ignored(e.name,
                                                              settings.outbox.ignore_patterns):
@@ -194,7 +195,15 @@ def match_attachments(sidecar: Path, ids: tuple[str, ...], settings: Settings
         sub, notes = _collect(Path(e.path), f"{rel}/{e.name}", invoice_id, settings, findings,
                               allow_subfolders=False)
         atts.extend(sub)
-        channel = channel or notes.channel
+        where = f"{rel}/{e.name}/{MANIFEST_NAME}"
+        if notes.channel and channel and notes.channel != channel:
+            # One bundle is one delivery on one channel: which of two wins is no guess to
+            # make with money-bearing documents, whose rules differ per channel.
+            findings.append(_err("attachments-toml-invalid", where, f"sets channel = "
+                                 f"{notes.channel!r}, but {channel_from} sets {channel!r} — "
+                                 "a bundle has one channel: set it once, in the sidecar root"))
+        elif notes.channel and not channel:
+            channel, channel_from = notes.channel, where
     return _distinct_names(atts, settings.delivery.safe_filenames, findings), findings, channel
 
 

@@ -352,6 +352,29 @@ class TestAttachmentsToml:
             ("Contract", "Signed")]
         assert [a.document_type for a in b.attachments_of("INV-3")] == ["Attachment"]
 
+    def test_two_channels_in_one_bundle_are_an_error_naming_both_files(
+            self, outbox: Path) -> None:
+        """A bundle has one channel: when the attachments.toml of two invoice subfolders
+        set different ones, the bundle has an error naming both files (its attachments'
+        rules differ per channel), not a silent pick of the first."""
+        for invoice_id, channel in (("A-1", "external-print"), ("A-2", "original-print")):
+            write(outbox / "b" / invoice_id / "c.pdf", PDF)
+            write(outbox / "b" / invoice_id / "attachments.toml",
+                  f'channel = "{channel}"\n'.encode())
+        b = match(outbox, "b.xml", batch_xml("A-1", "A-2"))
+        f = finding(b, "attachments-toml-invalid")
+        assert f.file == "b/A-2/attachments.toml"
+        assert "original-print" in f.message and "b/A-1/attachments.toml" in f.message
+        assert "external-print" in f.message and "set it once" in f.message
+
+    def test_the_same_channel_twice_is_no_error(self, outbox: Path) -> None:
+        """The root and a subfolder naming the same channel agree: no finding."""
+        write(outbox / "INV-1" / "attachments.toml", b'channel = "original-print"\n')
+        write(outbox / "INV-1" / "INV-1" / "a.pdf", PDF)
+        write(outbox / "INV-1" / "INV-1" / "attachments.toml", b'channel = "original-print"\n')
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        assert b.errors == () and b.channel == "original-print"
+
     def test_default_document_type_setting(self, outbox: Path) -> None:
         """A file without an entry gets [attachments] default_document_type."""
         write(outbox / "INV-1" / "a.pdf", PDF)
