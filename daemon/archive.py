@@ -193,14 +193,28 @@ def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str)
 
 
 def reason_record(bundle_id: str, invoice_file: str, reasons: list[Finding],
-                  quarantined_at: str) -> dict[str, Any]:
+                  quarantined_at: str,
+                  accepted: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """reason.json's content. `quarantined_at` comes from the journal (when the bundle
     entered quarantining), not from the clock: a move retried after a crash must write
     the same papers, or the complete copy an earlier run left in quarantine/ no longer
-    matches the work folder and a second entry is made beside it."""
-    return {"bundle_id": bundle_id, "invoice_file": invoice_file,
-            "reasons": [{"code": r.code, "file": r.file, "message": r.message} for r in reasons],
-            "quarantined_at": quarantined_at}
+    matches the work folder and a second entry is made beside it.
+
+    `accepted`: the journal's records of the documents the receiver already took
+    (ubl-embedded, SPEC §5.4, `Journal.accepted_documents`). They are delivered; the
+    papers must say so, or a clerk who fixes and re-exports the file sends them twice.
+    reason.json then gains `accepted_documents` (invoice id, receipt id, Idempotency-Key,
+    status, document name); without any, it keeps the fields SPEC §4 lists."""
+    record: dict[str, Any] = {
+        "bundle_id": bundle_id, "invoice_file": invoice_file,
+        "reasons": [{"code": r.code, "file": r.file, "message": r.message} for r in reasons],
+        "quarantined_at": quarantined_at}
+    if accepted:
+        record["accepted_documents"] = [
+            {"invoice_id": d.get("invoice_id"), "receipt_id": d.get("receipt_id"),
+             "idempotency_key": d.get("idempotency_key"), "status": d.get("status"),
+             "name": d.get("name")} for d in accepted]
+    return record
 
 
 def reason_text(record: dict[str, Any]) -> str:
@@ -208,7 +222,29 @@ def reason_text(record: dict[str, Any]) -> str:
              f"at {record['quarantined_at']} for these reasons:", ""]
     for r in record["reasons"]:
         lines.append(f"- {r['file']}: {r['message']}  [{r['code']}]")
-    lines += ["", "Nothing was sent. Fix what is listed above, then move the invoice file "
-              "and its sidecar folder from this folder back into the outbox;",
-              "outboxd will check and send them again.", ""]
+    accepted = record.get("accepted_documents") or []
+    if not accepted:
+        lines += ["", "Nothing was sent. Fix what is listed above, then move the invoice file "
+                  "and its sidecar folder from this folder back into the outbox;",
+                  "outboxd will check and send them again.", ""]
+        return "\n".join(lines)
+    # Part of the file is with the receiver already: the one thing a clerk must not do
+    # is send those invoices again, so they are named first, with their receipts.
+    ids = ", ".join(str(d["invoice_id"]) for d in accepted)
+    one = len(accepted) == 1
+    them = f"invoice {ids}" if one else f"invoices {ids}"
+    lines += ["", "The receiver has ACCEPTED these invoices of this file — they are "
+              "delivered; do NOT send them again:"]
+    for d in accepted:
+        lines.append(f"- invoice {d['invoice_id']}: receipt {d['receipt_id'] or '(none given)'}"
+                     f" (HTTP {d['status']}, document {d['name']}, Idempotency-Key "
+                     f"{d['idempotency_key']})")
+    lines += ["No other invoice of this file was delivered.", "",
+              "Fix what is listed above, then move the invoice file and its sidecar folder "
+              f"from this folder back into the outbox without changing {them} in it:",
+              f"outboxd will not deliver {'it' if one else 'them'} twice (each document's "
+              "Idempotency-Key is made from its bytes, and the receiver answers a key it "
+              "has seen as already delivered).",
+              f"Do NOT export the file again with {them} in it: a new export is a new "
+              f"document to the receiver, which would then have {them} twice.", ""]
     return "\n".join(lines)

@@ -230,10 +230,11 @@ class Finisher:
         except Rejected as exc:
             if not counted:
                 count()
+            # str(exc) names what was refused: the bundle, or (ubl-embedded) the
+            # document of which invoice, with the HTTP status.
             return self.quarantine(row_id, [Finding(
-                "rejected", row.invoice_file, f"the receiver answered HTTP {exc.status}: "
-                f"{exc.body} — fix what the receiver names, then move the bundle "
-                "back into the outbox")])
+                "rejected", row.invoice_file, f"{exc}: {exc.body} — fix what the receiver "
+                "names, then move the bundle back into the outbox")])
         record = {"manifest": manifest, "response": receipt.as_dict(), "attempts": attempts,
                   "delivered_at": now_iso()}
         # The archive folder is chosen and recorded with the receipt, in one
@@ -336,7 +337,12 @@ class Finisher:
         # Seconds, as reason.json always had them; from the journal, so that a retried
         # move writes the very same papers (see archive.reason_record).
         at = parse_iso(row.since).strftime("%Y-%m-%dT%H:%M:%SZ")
-        record = reason_record(row.bundle_id, row.invoice_file, reasons, at)
+        # ubl-embedded: documents the receiver already took are delivered, whatever
+        # became of the rest; the papers name them (and their receipts), or the clerk
+        # may send them again. From the journal, where each was recorded before the
+        # next POST, so a retried move writes the same papers.
+        accepted = list(self.j.accepted_documents(row.bundle_id).values())
+        record = reason_record(row.bundle_id, row.invoice_file, reasons, at, accepted)
         placed = self._place(row, self.s.quarantine_dir, reason_papers(record),
                              "cannot be moved into quarantine")
         if not isinstance(placed, Path):

@@ -196,6 +196,53 @@ class TestReasons:
         write_papers(tmp_path, reason_papers(self._record()))
         assert sorted(os.listdir(tmp_path)) == ["REASON.txt", "reason.json"]
 
+    def _partly_accepted(self) -> dict:
+        """ubl-embedded (SPEC §5.4): A and C were accepted before B was rejected; the
+        records as Journal.accepted_documents keeps them."""
+        accepted = [{"invoice_id": i, "name": f"INV-1--{i}.xml", "idempotency_key": k * 64,
+                     "size": 9, "status": 201, "body": {"receipt_id": f"r-{i}"},
+                     "receipt_id": f"r-{i}"} for i, k in (("A", "a"), ("C", "c"))]
+        return reason_record(BID, "INV-1.xml", [Finding(
+            "rejected", "INV-1.xml", "the receiver rejected the document of invoice B with "
+            "HTTP 400: buyer unknown")], "2026-12-03T07:50:12Z", accepted)
+
+    def test_reason_json_lists_the_documents_the_receiver_already_accepted(
+            self, tmp_path: Path) -> None:
+        """reason.json keeps each accepted document's invoice id, receipt id, key, status
+        and name beside the reasons, so the quarantine entry itself says what was
+        delivered (not only the journal)."""
+        write_papers(tmp_path, reason_papers(self._partly_accepted()))
+        data = json.loads((tmp_path / "reason.json").read_text("utf-8"))
+        assert data["accepted_documents"] == [
+            {"invoice_id": "A", "receipt_id": "r-A", "idempotency_key": "a" * 64,
+             "status": 201, "name": "INV-1--A.xml"},
+            {"invoice_id": "C", "receipt_id": "r-C", "idempotency_key": "c" * 64,
+             "status": 201, "name": "INV-1--C.xml"}]
+        assert [r["code"] for r in data["reasons"]] == ["rejected"]
+
+    def test_reason_txt_names_the_accepted_invoices_and_says_not_to_send_them_again(
+            self, tmp_path: Path) -> None:
+        """A partly delivered bundle's REASON.txt does not say "Nothing was sent": it names
+        the rejected invoice and why, each accepted invoice with its receipt, and warns
+        that a new export with those invoices would reach the receiver twice."""
+        write_papers(tmp_path, reason_papers(self._partly_accepted()))
+        text = (tmp_path / "REASON.txt").read_text("utf-8")
+        assert "Nothing was sent" not in text
+        for needle in ("invoice B with HTTP 400: buyer unknown", "invoice A: receipt r-A",
+                       "invoice C: receipt r-C", "a" * 64, "do NOT send them again",
+                       "No other invoice of this file was delivered",
+                       "Do NOT export the file again with invoices A, C in it"):
+            assert needle in text
+
+    def test_without_accepted_documents_the_papers_stay_as_before(self, tmp_path: Path) -> None:
+        """No document accepted (the bundle format, or none went through): reason.json has
+        only SPEC §4's fields and REASON.txt says nothing was sent."""
+        record = reason_record(BID, "INV-1.xml", [Finding("rejected", "INV-1.xml", "no")],
+                               "2026-12-03T07:50:12Z", [])
+        write_papers(tmp_path, reason_papers(record))
+        assert "accepted_documents" not in json.loads((tmp_path / "reason.json").read_text())
+        assert "Nothing was sent" in (tmp_path / "REASON.txt").read_text("utf-8")
+
     def test_receipt(self, tmp_path: Path) -> None:
         """The receipt paper stores the receipt as JSON in receipt.json."""
         receipt = {"manifest": {"bundle_id": BID}, "response": {"status": 201, "body": {},

@@ -5,7 +5,10 @@ HTTP: one POST per document (``Content-Type: application/xml``,
 §5.1 response table applies per document. Each accepted document is written
 to the journal at once, so a retry (or a restart) sends only the documents not
 yet accepted. The bundle is delivered when all its documents are; the
-receipt's body lists every document's key and answer.
+receipt's body lists every document's key and answer. A bundle with documents
+left over is retried as one, after the largest Retry-After any of them was
+given (`bundle_outcome`); once the receiver asks for time (429/503 with
+Retry-After), the rest of the bundle waits with it.
 
 Directory: ``TARGET/NAME--INVOICEID.xml`` per document, written under a
 temporary name and renamed; a file that is already there with the same bytes
@@ -27,12 +30,23 @@ import httpx
 
 from daemon.bundle import Bundle
 from daemon.config import DeliveryConfig
-from daemon.deliver import DirectoryDeliverer, HttpDeliverer, Receipt, classify
+from daemon.deliver import (
+    RETRY_AFTER_LIMIT,
+    DirectoryDeliverer,
+    HttpDeliverer,
+    Receipt,
+    classify,
+)
 from daemon.einvoice.artefacts import mime_codes
 from daemon.einvoice.embed import Document, documents_for
 from daemon.errors import InputError, Paused, Rejected, Retryable
 from daemon.fsops import fsync_dir, rename_noreplace
 from daemon.names import folder_name_for_id
+
+# Answers by which the receiver as a whole asks for time (RFC 6585 §4, RFC 9110
+# §15.6.4). A Retry-After on 408, 409 or 425 is about that one request (409: this
+# Idempotency-Key is still being processed), so the other documents may still go.
+THROTTLE_STATUSES = {429, 503}
 
 
 class Progress(Protocol):
@@ -74,25 +88,37 @@ class EmbeddedDeliverer:
         bid = manifest["bundle_id"]
         done = self.progress.accepted_documents(bid) if self.progress else {}
         records: list[dict[str, Any]] = []
-        failed: Retryable | None = None
+        failed: list[tuple[str, Retryable | Paused]] = []
+        held: list[str] = []  # invoices not posted in this attempt (see below)
+        stop = False
         for doc in plan.documents:
             key = document_key(doc)
             record = done.get(key)
             if record is None:
+                if stop:
+                    held.append(doc.invoice_id)
+                    continue
                 name = f"{bundle.name}--{folder_name_for_id(doc.invoice_id)}.xml"
                 try:
                     receipt = self._send(doc, key, bid, name)
-                except Retryable as exc:
-                    # The others may still go now; this one is retried with the bundle.
-                    failed = failed or exc
+                except (Retryable, Paused) as exc:
+                    # This one is retried with the bundle. The others may still go now,
+                    # unless the receiver asked for time (429/503 with Retry-After):
+                    # posting them at once is what it asked us not to do, and each would
+                    # only earn the same answer. After a pause (our url or token is
+                    # wrong) they would all fail alike. Those held back are retried with
+                    # the bundle; the accepted ones are in the journal and not sent again.
+                    failed.append((doc.invoice_id, exc))
+                    stop = isinstance(exc, Paused) or (exc.status in THROTTLE_STATUSES
+                                                       and bool(exc.retry_after))
                     continue
                 record = {"invoice_id": doc.invoice_id, "name": name, "idempotency_key": key,
                           "size": len(doc.data), **receipt.as_dict()}
                 if self.progress:
                     self.progress.accept_document(bid, key, record)
             records.append(record)
-        if failed is not None:
-            raise failed
+        if failed:
+            raise bundle_outcome(failed, held)
         ids = [str(r["receipt_id"]) for r in records if r.get("receipt_id")]
         status = max((int(r["status"]) for r in records), default=201)
         return Receipt(status, {"documents": records},
@@ -118,6 +144,32 @@ class EmbeddedDeliverer:
         except Rejected as exc:
             raise Rejected(f"the receiver rejected the document of invoice {doc.invoice_id} "
                            f"with HTTP {exc.status}", exc.status, exc.body) from None
+
+
+def bundle_outcome(failed: list[tuple[str, Retryable | Paused]],
+                   held: list[str]) -> Retryable | Paused:
+    """The one error of a bundle whose documents were not all taken; `failed`: each
+    invoice's error, in order; `held`: invoices not posted in this attempt.
+
+    The bundle is retried as one, so its next attempt must honour every document's
+    answer (SPEC §5.1 per document, §5.4): a pause (401/403/404, a redirect) wins over a
+    retry — our configuration must be fixed before anything goes — and the next
+    attempt waits at least the largest Retry-After any document was given, over 24 h
+    counting as 24 h. finish.py reads that floor from `retry_after` of a Paused as of a
+    Retryable."""
+    paused = [f for f in failed if isinstance(f[1], Paused)]
+    # Who speaks for the bundle: the first pause, else the longest wait asked for (the
+    # first failure when no document was given a Retry-After).
+    invoice, lead = paused[0] if paused else max(
+        failed, key=lambda f: -1.0 if f[1].retry_after is None else f[1].retry_after)
+    floors = [e.retry_after for _, e in failed if e.retry_after is not None]
+    floor = min(max(floors), RETRY_AFTER_LIMIT) if floors else None
+    parts = [f"{lead} (invoice {invoice})"]
+    parts += [f"invoice {i}: {e}" for i, e in failed if e is not lead]
+    if held:
+        parts.append("not posted in this attempt: invoice " + ", ".join(held))
+    kind = Paused if paused else Retryable
+    return kind("; ".join(parts), lead.status, lead.body, floor)
 
 
 def _write_document(target: Path, name: str, data: bytes) -> Receipt:

@@ -3,25 +3,30 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
-from daemon.config import DeliveryConfig
+from daemon.config import DeliveryConfig, Settings
 from daemon.einvoice.transport import EmbeddedDeliverer
-from daemon.errors import Retryable
-from daemon.journal import Journal
+from daemon.errors import Paused, Retryable
+from daemon.finish import Finisher
+from daemon.journal import Journal, parse_iso
+from daemon.manifest import bundle_id_of
 
 from .broken import BASE, body, with_id
 from .test_embed import bundle_of
 
 
-def batch_bundle(tmp_path: Path):  # noqa: ANN201
-    data = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Batch>\n' + body(with_id(BASE, "A"))
-            + body(with_id(BASE, "B")) + b"</Batch>\n")
-    return bundle_of(tmp_path, data, {}, ids=("A", "B"))
+def batch_bundle(tmp_path: Path, ids: tuple[str, ...] = ("A", "B")):  # noqa: ANN201
+    data = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Batch>\n'
+            + b"".join(body(with_id(BASE, i)) for i in ids) + b"</Batch>\n")
+    return bundle_of(tmp_path, data, {}, ids=ids)
 
 
 def test_each_document_is_posted_as_xml_keyed_by_its_sha256(tmp_path: Path) -> None:
@@ -106,3 +111,154 @@ def test_old_journal_gains_the_documents_column(tmp_path: Path) -> None:
     Journal(path)  # a second start finds the column and leaves it
 
 
+
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def by_invoice(answers: dict[str, list[httpx.Response]], posted: list[str]) -> Handler:
+    """A receiver that answers each invoice's document from its own list, in turn, and
+    notes which invoice each POST carried."""
+    def handler(request: httpx.Request) -> httpx.Response:
+        [invoice] = [i for i in answers if f"<cbc:ID>{i}</cbc:ID>".encode() in request.content]
+        posted.append(invoice)
+        return answers[invoice].pop(0)
+    return handler
+
+
+def embedded(handler: Handler, journal: Journal | None = None) -> EmbeddedDeliverer:
+    d = EmbeddedDeliverer(DeliveryConfig(url="http://x/docs", format="ubl-embedded"),
+                          httpx.MockTransport(handler))
+    if journal is not None:
+        d.bind_journal(journal)
+    return d
+
+
+def slow_down(seconds: str, status: int = 429) -> httpx.Response:
+    return httpx.Response(status, text="come back later", headers={"Retry-After": seconds})
+
+
+def test_the_bundle_waits_for_the_largest_retry_after_any_document_was_given(
+        tmp_path: Path) -> None:
+    """A 503 without Retry-After on A, a 429 with Retry-After: 3600 on B: the bundle's
+    error carries B's hour (SPEC §5.1 per document), not A's nothing, and names both."""
+    posted: list[str] = []
+    d = embedded(by_invoice({"A": [httpx.Response(503, text="busy")],
+                             "B": [slow_down("3600")]}, posted))
+    with pytest.raises(Retryable) as caught:
+        d.deliver(batch_bundle(tmp_path), {"bundle_id": "b" * 64})
+    assert caught.value.retry_after == 3600
+    assert caught.value.status == 429
+    assert "invoice A" in str(caught.value) and "invoice B" in str(caught.value)
+
+
+def test_a_retry_after_over_24_hours_counts_as_24_hours(tmp_path: Path) -> None:
+    """The bundle's floor is capped like every Retry-After (SPEC §5.1)."""
+    d = embedded(by_invoice({"A": [httpx.Response(502)], "B": [slow_down("999999", 503)]},
+                            []))
+    with pytest.raises(Retryable) as caught:
+        d.deliver(batch_bundle(tmp_path), {"bundle_id": "b" * 64})
+    assert caught.value.retry_after == 86400
+
+
+def test_after_the_receiver_asks_for_time_the_rest_of_the_bundle_waits(
+        tmp_path: Path) -> None:
+    """A accepted, then a 429 with Retry-After on B: C is not posted in this attempt. The
+    next attempt (a restarted daemon) posts B and C only; A is in the journal."""
+    journal = Journal(tmp_path / "j.sqlite3")
+    bid = "c" * 64
+    row = journal.create("INV.xml", "delivering", bundle_id=bid)
+    bundle = batch_bundle(tmp_path, ("A", "B", "C"))
+    posted: list[str] = []
+    answers = {"A": [httpx.Response(201, json={"receipt_id": "r-A"})],
+               "B": [slow_down("3600"), httpx.Response(201, json={"receipt_id": "r-B"})],
+               "C": [httpx.Response(201, json={"receipt_id": "r-C"})]}
+    with pytest.raises(Retryable) as caught:
+        embedded(by_invoice(answers, posted), journal).deliver(bundle, {"bundle_id": bid})
+    assert posted == ["A", "B"]
+    assert caught.value.retry_after == 3600 and "not posted in this attempt: invoice C" in \
+        str(caught.value)
+    journal.transition(row, "retrying")
+    receipt = embedded(by_invoice(answers, posted), journal).deliver(bundle, {"bundle_id": bid})
+    assert posted == ["A", "B", "B", "C"]
+    assert receipt.receipt_id == "r-A, r-B, r-C"
+
+
+def test_a_retry_after_on_one_request_does_not_hold_back_the_others(tmp_path: Path) -> None:
+    """409 with Retry-After means "this key is still being processed": about that one
+    document, so the next is posted all the same."""
+    posted: list[str] = []
+    d = embedded(by_invoice({"A": [slow_down("30", 409)],
+                             "B": [httpx.Response(201, json={"receipt_id": "r-B"})]}, posted))
+    with pytest.raises(Retryable) as caught:
+        d.deliver(batch_bundle(tmp_path), {"bundle_id": "b" * 64})
+    assert posted == ["A", "B"] and caught.value.retry_after == 30
+
+
+def test_a_pause_wins_over_a_retry_but_keeps_its_retry_after(tmp_path: Path) -> None:
+    """A 409 with Retry-After: 600 on A, a 403 on B: the bundle pauses (our token is
+    wrong), and its next attempt still comes no sooner than A's 600 s."""
+    d = embedded(by_invoice({"A": [slow_down("600", 409)], "B": [httpx.Response(403)]}, []))
+    with pytest.raises(Paused) as caught:
+        d.deliver(batch_bundle(tmp_path), {"bundle_id": "b" * 64})
+    assert caught.value.retry_after == 600 and caught.value.status == 403
+    assert "invoice A" in str(caught.value) and "invoice B" in str(caught.value)
+
+
+def claimed_embedded(tmp_path: Path, handler: Handler) -> tuple[Finisher, Journal, Settings,
+                                                                 int, str]:
+    """A two-invoice ubl-embedded bundle claimed into processing, with its journal row,
+    handed to a real Finisher whose receiver is `handler`."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    s = Settings(outbox={"path": str(outbox)}, paths={"state_dir": str(tmp_path / "state")},
+                 delivery={"url": "http://x/docs", "format": "ubl-embedded"})
+    for folder in (s.processing_dir, s.paths.state_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    work = s.processing_dir / "INV--cccccccccccc--host-1-abc"
+    work.mkdir()
+    bundle = batch_bundle(work)
+    journal = Journal(s.journal_path)
+    bid = bundle_id_of(bundle)
+    row = journal.create("INV.xml", "delivering", bundle_id=bid, work_dir=str(work))
+    fin = Finisher(s, journal, EmbeddedDeliverer(s.delivery, httpx.MockTransport(handler)))
+    fin.hand_over(row, bundle)
+    return fin, journal, s, row, bid
+
+
+def test_the_finisher_schedules_the_bundle_after_the_largest_retry_after(
+        tmp_path: Path) -> None:
+    """End to end through finish.py: A 503, B 429 with Retry-After: 3600 — the bundle's
+    next attempt is journaled an hour ahead, not after a second of back-off."""
+    answers = {"A": [httpx.Response(503)], "B": [slow_down("3600")]}
+    fin, journal, _s, row, _bid = claimed_embedded(tmp_path, by_invoice(answers, []))
+    before = datetime.now(UTC)
+    delay = fin.attempt(row)
+    assert delay is not None and delay >= 3600
+    done = journal.get(row)
+    assert done.state == "retrying" and done.next_attempt_at is not None
+    assert (parse_iso(done.next_attempt_at) - before).total_seconds() >= 3600
+
+
+def test_a_partly_accepted_bundle_is_quarantined_with_papers_naming_what_was_delivered(
+        tmp_path: Path) -> None:
+    """A accepted (receipt r-A), B rejected with 400: the quarantine papers name B and
+    the receiver's answer, name A with its receipt and key as delivered, and tell the
+    clerk not to send A again — not "Nothing was sent"."""
+    answers = {"A": [httpx.Response(201, json={"receipt_id": "r-A"})],
+               "B": [httpx.Response(400, json={"error": "B: buyer unknown"})]}
+    fin, journal, s, row, bid = claimed_embedded(tmp_path, by_invoice(answers, []))
+    assert fin.attempt(row) is None
+    assert journal.get(row).state == "quarantined"
+    [entry] = s.quarantine_dir.glob("*/*")
+    [key] = journal.accepted_documents(bid)
+    reason = json.loads((entry / "reason.json").read_text("utf-8"))
+    assert [(d["invoice_id"], d["receipt_id"], d["idempotency_key"])
+            for d in reason["accepted_documents"]] == [("A", "r-A", key)]
+    [rejected] = reason["reasons"]
+    assert "invoice B" in rejected["message"] and "buyer unknown" in rejected["message"]
+    text = (entry / "REASON.txt").read_text("utf-8")
+    assert "Nothing was sent" not in text
+    for needle in ("invoice B", "HTTP 400", "buyer unknown", "invoice A: receipt r-A", key,
+                   "do NOT send them again"):
+        assert needle in text
