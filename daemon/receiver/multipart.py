@@ -84,13 +84,20 @@ class Part(NamedTuple):
 
 
 def unquote(value: str) -> str:
+    """A header parameter's value as sent: quotes and backslash escapes undone, nothing
+    else. HTML5 form encoding (%22, %0D, %0A) is left as it is: a literal "%22" in a
+    name is as likely as an encoded quote, so the caller compares both forms
+    (`html5_escaped`) with the name it expects."""
     value = value.strip()
     if len(value) >= 2 and value[0] == value[-1] == '"':
         value = re.sub(r"\\(.)", r"\1", value[1:-1])
-        # Browsers and httpx follow HTML5: '"', CR and LF in names are sent as %22, %0D, %0A.
-        for enc, ch in (("%22", '"'), ("%0D", "\r"), ("%0A", "\n")):
-            value = value.replace(enc, ch)
     return value
+
+
+def html5_escaped(name: str) -> str:
+    """A file name as browsers and httpx put it in a part header (HTML5): '"', CR and
+    LF as %22, %0D and %0A."""
+    return name.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def parse_part_headers(raw: bytes) -> Part:

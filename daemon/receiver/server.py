@@ -33,7 +33,7 @@ from daemon.errors import Refusal, UsageError
 from daemon.fsops import fsync_dir, rename_noreplace, write_atomic
 from daemon.manifest import MANIFEST_VERSION, bundle_id_from_manifest, utc_now_iso
 from daemon.receiver.checks import expected_parts
-from daemon.receiver.multipart import Body, Multipart
+from daemon.receiver.multipart import Body, Multipart, html5_escaped
 
 MAX_BODY = 2 << 30  # 2 GiB: larger requests are refused before a byte is read
 MAX_DRAIN = 64 << 20  # refused bodies up to this size are read and dropped (see _finish)
@@ -360,7 +360,7 @@ class ReceiverHandler(BaseHTTPRequestHandler):
         if (head := mp.next_part()) is None or head.name != name:
             raise Refusal(400, f"expected part {name!r}, got {head.name!r}" if head
                           else f"part {name!r} is missing")
-        if head.filename != entry["name"]:
+        if head.filename not in (entry["name"], html5_escaped(entry["name"])):
             raise Refusal(400, f"part {name!r}: filename {head.filename!r} is not the "
                           f"manifest's name {entry['name']!r}")
         if name != "invoice" and head.content_type != entry["content_type"]:

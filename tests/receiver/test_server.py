@@ -66,13 +66,14 @@ class Sent:
         return out
 
 
-def make_sent(tmp_path: Path, note: str = "Signed") -> Sent:
+def make_sent(tmp_path: Path, note: str = "Signed", pdf_name: str = "Tidrapport oktober.pdf",
+              safe_filenames: bool = True) -> Sent:
     """Two invoices (one id needs folder sanitising), a real PDF and a boundary-ish binary."""
     src = tmp_path / "outbox"
     src.mkdir(parents=True, exist_ok=True)
     invoice = src / "batch-42.xml"
     invoice.write_bytes(UBL)
-    pdf = src / "Tidrapport oktober.pdf"
+    pdf = src / pdf_name
     writer = PdfWriter()
     writer.add_blank_page(width=595, height=842)
     with open(pdf, "wb") as fh:
@@ -85,7 +86,8 @@ def make_sent(tmp_path: Path, note: str = "Signed") -> Sent:
                       invoice_ids=("INV-2001", "INV/7:1"))
     atts = (_attachment(pdf, "INV-2001", "application/pdf", note=note, pages=1),
             _attachment(blob, "INV/7:1", "application/octet-stream"))
-    manifest = build_manifest(Bundle(inv, None, atts, "e-invoice"))
+    manifest = build_manifest(Bundle(inv, None, atts, "e-invoice"),
+                              safe_filenames=safe_filenames)
     files = [("invoice", manifest["invoice_file"]["name"], invoice, "application/xml")]
     by_name = {a.original_name: a for a in atts}
     for entry in (e for i in manifest["invoices"] for e in i["attachments"]):
@@ -330,6 +332,18 @@ class TestRefusing:
         resp = post(url, sent)
         assert resp.status_code == 400 and "filename" in resp.json()["error"]
         assert stored_bundles(store) == [] and not (tmp_path / "evil.pdf").exists()
+
+    @pytest.mark.parametrize("pdf_name", ['Offer 10%22 off.pdf', 'Offert "A".pdf'])
+    def test_names_with_quotes_or_a_literal_percent_22_are_accepted_as_sent(
+            self, tmp_path: Path, store: Path, url: str, pdf_name: str) -> None:
+        """With safe_filenames = false a name may hold '"' (httpx sends it as %22, as
+        HTML5 says) or a literal '%22': both match the manifest's name, and the file is
+        stored; the receiver does not decode %22 in a name that means it literally."""
+        sent = make_sent(tmp_path, pdf_name=pdf_name, safe_filenames=False)
+        assert pdf_name in [f[1] for f in sent.files]
+        resp = post(url, sent)
+        assert resp.status_code == 201, resp.text
+        assert stored_bundles(store) == [sent.key]
 
     @pytest.mark.parametrize("manifest", [b"{not json", b'{"manifest_version": 2}', b"[]"])
     def test_bad_manifest_is_400(self, tmp_path: Path, url: str, manifest: bytes) -> None:
