@@ -35,7 +35,7 @@ from watchdog.observers.inotify_c import (
     Mask,
     WatchDescriptor,
 )
-from watchdog.observers.polling import PollingObserver
+from watchdog.observers.polling import PollingObserverVFS
 
 from daemon.osthreads import show_name
 
@@ -232,7 +232,11 @@ class Watcher:
             if self.mode != "polling":
                 self._observer = _OutboxInotify(self.root, self.on_hint)
                 return
-            observer = PollingObserver(timeout=self.poll_interval)
+            # lstat, not watchdog's default stat: a symlink to a folder is then a link,
+            # not a folder to descend into. Following it would walk (and stat every
+            # poll) whatever tree a share user points it at, outside the outbox, or loop.
+            observer = PollingObserverVFS(os.lstat, os.scandir,
+                                          polling_interval=self.poll_interval)
             observer.schedule(_Hints(self.root, self.on_hint), str(self.root), recursive=True)
             observer.daemon = True
             observer.start()

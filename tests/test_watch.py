@@ -72,6 +72,27 @@ class TestWatcher:
         assert choose_mode("polling", tmp_path) == "polling"
 
 
+def test_polling_never_follows_a_symlink_out_of_the_outbox(tmp_path: Path) -> None:
+    """watch = "polling" (what "auto" picks on network shares): a link in the outbox to
+    a folder outside it is not walked: a change out there gives no hint for the link,
+    while a change in the outbox itself (polled after it) does."""
+    from helpers import wait_for
+    outbox, outside = tmp_path / "outbox", tmp_path / "outside"
+    (outside / "deep").mkdir(parents=True)
+    outbox.mkdir()
+    (outbox / "evil").symlink_to(outside, target_is_directory=True)
+    got: list[str] = []
+    w = Watcher(outbox, "polling", 0.05, got.append)
+    w.ensure_alive()
+    try:
+        (outside / "deep" / "secret.txt").write_text("x")
+        (outbox / "INV-1.xml").write_text("<Invoice/>")
+        wait_for(lambda: "INV-1.xml" in got, what="the hint for the outbox's own file")
+        assert "evil" not in got
+    finally:
+        w.stop()
+
+
 class TestOutboxInotify:
     """The inotify watcher with its own watches: root and sidecars, never .outboxd/."""
 
