@@ -172,6 +172,14 @@ def _userinfo(url: str | None) -> bool:
         return False  # reported when a request is built from it
 
 
+def _password(url: str | None) -> str | None:
+    """The password in the url's userinfo (Basic auth), if any."""
+    try:
+        return httpx.URL(url or "").password or None
+    except httpx.InvalidURL:
+        return None
+
+
 class HttpDeliverer:
     # A delivery repeated with the same Idempotency-Key is recognised by the
     # receiver (SPEC §5.1): the receipt may wait for its archive to be durable
@@ -185,6 +193,7 @@ class HttpDeliverer:
         token = cfg.bearer_token()
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        self._secrets = [x for x in (token, _password(cfg.url)) if x]
         cert: Any = None
         if cfg.client_cert:
             cert = (str(cfg.client_cert), str(cfg.client_key)) if cfg.client_key \
@@ -263,11 +272,19 @@ class HttpDeliverer:
                 raise Retryable(f"timed out talking to the receiver ({type(exc).__name__})") \
                     from None
             except httpx.TransportError as exc:
-                raise Retryable(f"cannot reach the receiver: {exc or type(exc).__name__}") \
-                    from None
+                raise Retryable(self._scrub(f"cannot reach the receiver: "
+                                            f"{exc or type(exc).__name__}")) from None
             except httpx.InvalidURL as exc:
-                raise Paused(f"[delivery] url is not usable: {exc}") from None
+                raise Paused(self._scrub(f"[delivery] url is not usable: {exc}")) from None
         return classify(response)
+
+    def _scrub(self, text: str) -> str:
+        """An error text without the token or the url's password: httpx quotes a header
+        it refuses (b'Bearer …') and a url it cannot use, and this text goes to the log,
+        the journal, `outboxd status` and the status page on the share."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
 
 class DirectoryDeliverer:

@@ -414,6 +414,25 @@ class TestHttpRequest:
 
 # ------------------------------------------------------------------ backoff
 
+@pytest.mark.parametrize("fault", [httpx.LocalProtocolError, httpx.ConnectError])
+def test_an_error_that_quotes_the_token_or_the_password_is_told_without_them(
+        tmp_path: Path, fault: type[httpx.TransportError]) -> None:
+    """httpx quotes a header it refuses (b'Bearer …') in its error, and that text goes to
+    the log, the journal, `status` and the status page: the token and the url's
+    password are never in the Retryable it becomes."""
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise fault(f"Illegal header value {request.headers['authorization']!r} for "
+                    "http://bob:PassWord9@127.0.0.1/x")
+
+    cfg = http_cfg(token="SuperSecretTok", url="http://bob:PassWord9@127.0.0.1:9/bundles")
+    d = HttpDeliverer(cfg, transport=httpx.MockTransport(refuse))
+    b = make_bundle(tmp_path)
+    with pytest.raises(Retryable) as info:
+        d.deliver(b, build_manifest(b))
+    assert "SuperSecretTok" not in str(info.value) and "PassWord9" not in str(info.value)
+    assert "***" in str(info.value) and "cannot reach the receiver" in str(info.value)
+
+
 class TestBackoff:
     @pytest.mark.parametrize("attempt", [1, 2, 3, 5, 9, 12, 40])
     def test_within_full_jitter_bounds(self, attempt: int) -> None:
