@@ -49,6 +49,9 @@ from daemon.workers import JOURNAL_RETRY, DeliveryWorkers
 
 RESCAN: Hashable = ("rescan",)
 WATCHDOG: Hashable = ("watchdog",)
+# Read once at start (the watcher, the delivery threads): a SIGHUP says so instead.
+RESTART_ONLY = (("outbox", "watch"), ("outbox", "poll_interval_seconds"),
+                ("delivery", "concurrency"))
 
 
 class WatcherLike(Protocol):
@@ -268,10 +271,13 @@ class Service:
     def open(self) -> None:
         """Everything before READY: folders, journal, recovery, the startup listing
         and the watcher. Reading what was found goes on in the loop."""
+        # First: starting the readers takes a second or two, and a SIGTERM or SIGHUP
+        # meanwhile would end the process with the signal's default instead of a clean
+        # stop (exit 0 after READY) or a reload at the first turn.
+        self._install_signals()
         s = self.settings
         prepare_folders(s)
         self._start_rules(s)  # a broken install stops the start (exit 2)
-        self._install_signals()
         self.journal = Journal(s.journal_path)
         restore_sent(self.journal, s.sent_dir, s.policy.duplicate_window_days)  # before sending
         self.pipeline = Pipeline(s, self.journal, self._deliverer(s))
@@ -366,6 +372,11 @@ class Service:
         except ConfigError as exc:
             self.log.error("configuration not reloaded; keeping the old one", error=str(exc))
             return
+        later = [f"[{sec}] {key}" for sec, key in RESTART_ONLY
+                 if getattr(getattr(new, sec), key) != getattr(getattr(self.settings, sec), key)]
+        if later:
+            # The watcher and the delivery threads are made once, at start.
+            self.log.warning("these settings take effect at the next start", settings=later)
         self.settings = new
         self.index.cfg, self.index.share = new.outbox, new.share
         self.pipeline.reconfigure(new, deliverer).close()

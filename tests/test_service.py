@@ -8,6 +8,7 @@ what changes, not how much waits in the outbox.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -289,3 +291,52 @@ def test_the_same_content_twice_in_one_turn_is_one_send_and_one_duplicate(
                              "quarantined"))
     reasons = {r.invoice_file: [x["code"] for x in r.reasons] for r in rows}
     assert sorted(reasons.values()) == [[], ["duplicate"]], reasons
+
+
+def test_a_reload_names_the_settings_that_wait_for_the_next_start(
+        make_service: Any, tmp_path: Path) -> None:
+    """SIGHUP with a new watch mode and concurrency: the watcher and the delivery threads
+    are made at start, so the reload logs one warning naming exactly those settings,
+    and takes the rest of the file."""
+    svc = make_service()
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[outbox]\npath = "{tmp_path / "outbox"}"\nsettle_seconds = {SETTLE}\n'
+        f'rescan_seconds = {RESCAN}\nwatch = "polling"\n'
+        f'[paths]\nstate_dir = "{tmp_path / "state"}"\n'
+        '[policy]\nunattached = "hold"\nduplicates = "send"\n'
+        f'[delivery]\ntransport = "directory"\ntarget = "{tmp_path / "target"}"\n'
+        'concurrency = 2\n')
+    svc.config_path = config
+    svc._request_reload()
+    with capture_logs() as logs:
+        svc.turn()
+    [warning] = [e for e in logs if e["event"] == "these settings take effect at the next start"]
+    assert warning["settings"] == ["[outbox] watch", "[delivery] concurrency"]
+    assert svc.settings.policy.duplicates == "send"
+
+
+def test_a_stop_asked_for_while_the_readers_start_is_a_clean_stop(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM while open() starts the readers (a second or two before READY): the
+    daemon's handler is already in place, so the stop is recorded for the loop (a clean
+    exit) instead of the signal's default ending the process."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    s = Settings(outbox={"path": str(outbox)}, paths={"state_dir": str(tmp_path / "state")},
+                 delivery={"transport": "directory", "target": str(tmp_path / "target")})
+    svc = Service(s, watcher_factory=lambda s, hint: FakeWatcher(), reader=Inline())
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT,
+                                                       signal.SIGHUP)}
+    # Stands in for the default (death) while the test runs: it would be called instead
+    # of the daemon's handler if the signal came before the daemon installed its own.
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    monkeypatch.setattr(svc, "_start_rules",
+                        lambda _s: os.kill(os.getpid(), signal.SIGTERM))
+    try:
+        svc.open()
+        assert svc._stopping
+    finally:
+        svc._shutdown()
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
