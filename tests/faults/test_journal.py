@@ -4,6 +4,7 @@ fresh journal it restarts on still knows what `sent/` holds."""
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 
@@ -53,6 +54,9 @@ def test_journal_deleted_while_running_stops_daemon_and_costs_no_second_sending(
     assert code not in (0, None, -signal.SIGKILL)
     assert "journal" in daemon.stderr() and "deleted or replaced" in daemon.stderr()
     no_traceback(daemon.stderr())
+    # Under [log] format = "json" the line that says why it stopped is JSON too.
+    last = json.loads(daemon.stderr().strip().splitlines()[-1])
+    assert last["event"] == "outboxd stopped" and "deleted or replaced" in last["error"]
 
     again = start_daemon()
     drop_bundle(env.outbox, "INV-6", {"a.pdf": att}, invoice=inv)
