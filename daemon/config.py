@@ -8,6 +8,7 @@ and what is allowed, so the daemon never starts on a half-understood config.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +28,16 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from daemon.config_values import (
+    MASK,
+    TOKEN_RULE,
+    Seconds,
+    mask_url,
+    mask_userinfo,
+    path_given,
+    token_problem,
+    url_problem,
+)
 from daemon.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("/etc/outboxd/config.toml")
@@ -43,11 +54,11 @@ PEPPOL_TYPES = ["pdf", "png", "jpeg", "csv", "xlsx", "ods"]
 KNOWN_TYPES = {"pdf", "tiff", "png", "jpeg", "gif", "bmp", "webp", "csv", "text",
                "xlsx", "ods", "docx"}
 
-Seconds = float
-
-
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    # hide_input_in_errors: a ValidationError printed as it is (a section built
+    # directly) must not show a token or a url's password; load_settings words
+    # its own lines from .errors(), which keeps the input for _show to mask.
+    model_config = ConfigDict(extra="forbid", validate_default=True, hide_input_in_errors=True)
 
 
 class OutboxConfig(Section):
@@ -62,12 +73,33 @@ class OutboxConfig(Section):
     poll_interval_seconds: Seconds = Field(2.0, gt=0)
     rescan_seconds: Seconds = Field(60.0, gt=0)
 
+    @field_validator("path", mode="before")
+    @classmethod
+    def _path_not_empty(cls, value: object) -> object:
+        return path_given(value, "set the outbox folder, e.g. path = \"/srv/invoices/outbox\"")
+
+    @field_validator("sidecar_suffix", "marker_suffix")
+    @classmethod
+    def _one_name(cls, value: str) -> str:
+        # NAME + suffix must stay one name beside the invoice file: a "/" would make the
+        # sidecar or the marker a path, which could lead out of the outbox.
+        if "/" in value or "\0" in value:
+            raise ValueError("must not contain / (it is appended to a file name), e.g. "
+                             "\".files\"")
+        return value
+
 
 class PathsConfig(Section):
     sent: Path | None = None  # default: sent/ beside the outbox
     quarantine: Path | None = None  # default: quarantine/ beside the outbox
     processing: Path | None = None  # default: OUTBOX/.outboxd/processing
     state_dir: Path = Path("/var/lib/outboxd")
+
+    @field_validator("sent", "quarantine", "processing", "state_dir", mode="before")
+    @classmethod
+    def _path_not_empty(cls, value: object) -> object:
+        return path_given(value, "remove the key (or unset its OUTBOXD_PATHS__ variable) for "
+                                  "the default, or give a folder")
 
 
 class InvoicesConfig(Section):
@@ -77,7 +109,6 @@ class InvoicesConfig(Section):
     @field_validator("pdf_id_pattern")
     @classmethod
     def _one_group(cls, value: str) -> str:
-        import re
         try:
             groups = re.compile(value).groups
         except re.error as exc:
@@ -115,7 +146,9 @@ class PolicyConfig(Section):
     invalid: Literal["quarantine", "hold"] = "quarantine"
     duplicates: Literal["quarantine", "send"] = "quarantine"
     # A fresh journal reads bundle ids back from sent/ receipts of this many days.
-    duplicate_window_days: int = Field(400, ge=0)
+    # At most 100 years: from about 700,000 days "today minus the window" falls
+    # before year 1 and the start fails with OverflowError.
+    duplicate_window_days: int = Field(400, ge=0, le=36_500)
 
 
 class DeliveryConfig(Section):
@@ -141,11 +174,24 @@ class DeliveryConfig(Section):
     @field_validator("url")
     @classmethod
     def _url_given(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # Parsed now, as httpx will parse it: a url it cannot POST to would
+        # otherwise pass, and every delivery be retried without end.
         if info.data.get("transport") == "http":
             if not value:
                 raise ValueError("required for transport = \"http\"")
-            if not value.startswith(("http://", "https://")):
-                raise ValueError("must start with http:// or https://")
+            problem = url_problem(value)
+            if problem:
+                raise ValueError(problem)
+        return value
+
+    @field_validator("token")
+    @classmethod
+    def _token_usable(cls, value: SecretStr | None) -> SecretStr | None:
+        # The error line shows the value masked (_show: the key holds "token").
+        problem = token_problem(value.get_secret_value()) if value is not None else None
+        if problem:
+            raise ValueError(f"{problem}; {TOKEN_RULE} — copy the token again exactly as "
+                             "issued")
         return value
 
     @field_validator("verify", mode="before")
@@ -171,6 +217,11 @@ class DeliveryConfig(Section):
             raise ValueError("must be the path of an existing PEM file")
         return value
 
+    @field_validator("target", mode="before")
+    @classmethod
+    def _target_not_empty(cls, value: object) -> object:
+        return path_given(value, "give the folder to write bundles into")
+
     @field_validator("target")
     @classmethod
     def _target_given(cls, value: Path | None, info: ValidationInfo) -> Path | None:
@@ -179,17 +230,29 @@ class DeliveryConfig(Section):
         return value
 
     def bearer_token(self) -> str | None:
-        """The token from `token`, else from `token_file` (whitespace stripped)."""
+        """The token from `token`, else from `token_file` (whitespace stripped).
+
+        The file is read here, at load and again for each new transport, so its
+        content is checked here too: a ConfigError naming the file, never quoting it.
+        """
         if self.token is not None:
             return self.token.get_secret_value()
-        if self.token_file is not None:
-            try:
-                return self.token_file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ConfigError(f"[delivery] token_file = \"{self.token_file}\": cannot be "
-                                  f"read ({exc.strerror}) — check the path and "
-                                  "permissions") from None
-        return None
+        if self.token_file is None:
+            return None
+        where = f"[delivery] token_file = \"{self.token_file}\""
+        try:
+            token = self.token_file.read_text(encoding="utf-8").strip()
+            problem = token_problem(token)
+        except OSError as exc:
+            raise ConfigError(f"{where}: cannot be read ({exc.strerror}) — check the path and "
+                              "permissions") from None
+        except UnicodeDecodeError:
+            # Not the decoder's message: it quotes the offending byte.
+            problem = "contains bytes that are not text (not ASCII)"
+        if problem:
+            raise ConfigError(f"{where}: the token in the file {problem}; {TOKEN_RULE} — the "
+                              "file must hold the token alone, on one line")
+        return token
 
 
 class LogConfig(Section):
@@ -274,7 +337,7 @@ class _EnvOverrides(PydanticBaseSettingsSource):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(extra="forbid")
+    model_config = SettingsConfigDict(extra="forbid", hide_input_in_errors=True)  # see Section
 
     outbox: OutboxConfig
     paths: PathsConfig = PathsConfig()
@@ -319,7 +382,10 @@ class Settings(BaseSettings):
         """The effective configuration for printing: secrets never shown."""
         data = self.model_dump(mode="json")
         if data["delivery"].get("token"):
-            data["delivery"]["token"] = "********"
+            data["delivery"]["token"] = MASK
+        if data["delivery"].get("url"):
+            # A password in the url is Basic auth (deliver.py): as secret as the token.
+            data["delivery"]["url"] = mask_url(data["delivery"]["url"])
         data["paths"].update(sent=str(self.sent_dir), quarantine=str(self.quarantine_dir),
                              processing=str(self.processing_dir))
         return data
@@ -340,7 +406,10 @@ def _show(key: str, value: Any) -> str:
     """A value for an error line; anything that might be a secret (a typo of `token`
     included) is masked, since these lines reach logs and terminals."""
     if any(word in key.lower() for word in _SECRET_WORDS):
-        return "'********'"
+        return f"'{MASK}'"
+    if isinstance(value, str) and "://" in value:
+        # A url (under any key, a typo of `url` too) may carry a password.
+        return repr(mask_userinfo(value))
     return repr(value)
 
 
@@ -393,7 +462,11 @@ def load_settings(path: Path) -> Settings:
         raise ConfigError(f"[outbox] path = \"{outbox}\": the outbox does not exist or is not "
                           "a folder — is a mount missing? Create it or fix the path",
                           source=str(path))
-    settings.delivery.bearer_token()  # an unreadable token_file stops the start, not a POST
+    try:
+        # An unreadable or unusable token_file stops the start, not a POST.
+        settings.delivery.bearer_token()
+    except ConfigError as exc:
+        raise ConfigError(exc.problems, source=str(path)) from None
     return settings
 
 

@@ -1,0 +1,130 @@
+"""What a value of the configuration may be, beyond its type: durations, the token,
+the url, paths; and how secrets in them are masked for printing. config.py's
+validators call these; each message names the rule and the fix and never quotes a
+secret (these lines reach logs and terminals)."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated
+
+import httpx
+from pydantic import BeforeValidator
+
+# The longest duration any key may have: one year. inf, nan or 1e300 pass a float
+# field (and `ge=0`), then overflow the loop's timers and select() at run time;
+# a year is far above any sensible wait, yet far below what they can hold.
+MAX_SECONDS = 31_536_000
+
+
+def finite_seconds(value: object) -> object:
+    """A duration must be a finite number of seconds up to MAX_SECONDS.
+
+    Checked before pydantic's own float check so that inf and nan get this one
+    message, not "greater than or equal to 0" (nan fails every comparison).
+    """
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except OverflowError:
+        number = math.inf  # an integer too large for a float
+    except (TypeError, ValueError):
+        return value  # not a number at all: pydantic says so, naming the key
+    if not math.isfinite(number) or number > MAX_SECONDS:
+        raise ValueError(f"must be a finite number of seconds, at most {MAX_SECONDS} "
+                         "(one year); inf and nan are not durations")
+    return value
+
+
+Seconds = Annotated[float, BeforeValidator(finite_seconds)]
+
+# What a bearer token may hold (SPEC §5.1, `Authorization: Bearer TOKEN`): one
+# run of visible ASCII, 0x21-0x7E. That is wider than RFC 6750's b64token
+# (letters, digits, - . _ ~ + / and trailing =) on purpose: receivers issue
+# tokens and API keys with other punctuation, and every visible ASCII character
+# travels verbatim in an HTTP header. What is refused cannot: a line break or
+# control character (httpx refuses the header and quotes it, token included,
+# in an error that reaches the log and the status page), a non-ASCII character
+# (httpx encodes headers as ASCII: UnicodeEncodeError), a space (it would split
+# the token into separate words of the header).
+TOKEN_RULE = ("a bearer token must be one line of visible ASCII characters (letters, digits "
+              "and punctuation such as - . _ ~ + / =) without spaces")
+
+
+def token_problem(token: str) -> str | None:
+    """What keeps `token` out of an Authorization header, or None if nothing does.
+
+    Says which kind of character is wrong, never which character or where: the
+    message is printed and logged, and must not give away any part of the secret.
+    """
+    if any(ch in "\r\n" for ch in token):
+        return "contains a line break"
+    if any(ch in " \t" for ch in token):
+        return "contains a space or tab"
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in token):
+        return "contains a control character"
+    if any(ord(ch) > 0x7E for ch in token):
+        return "contains a non-ASCII character (an accented letter, a typographic dash or quote…)"
+    return None
+
+
+# scheme://userinfo@ up to the *last* "@": a password may hold an unencoded "@"
+# or "/", and in an error line an over-masked url is better than a leaked one.
+_URL_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://).*@", re.DOTALL)
+MASK = "********"
+
+
+def mask_userinfo(text: str) -> str:
+    """`text` with everything between "scheme://" and the last "@" masked (for error lines,
+    where the url may not even parse)."""
+    return _URL_USERINFO.sub(lambda m: f"{m.group(1)}{MASK}@", text, count=1)
+
+
+def mask_url(url: str) -> str:
+    """The url with the password of its userinfo (Basic auth, deliver.py) masked; the user
+    name and everything else as given."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return mask_userinfo(url)
+    if not parsed.password:
+        return url
+    user = parsed.userinfo.partition(b":")[0]  # as written (percent-encoded)
+    return str(parsed.copy_with(userinfo=user + b":" + MASK.encode()))
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` cannot be POSTed to, or None. Never quotes the url or httpx's message,
+    which may hold part of a password (httpx reports "bob:pa/ss@host" as port 'pa')."""
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+        return ("must not contain spaces or control characters (a space that belongs in "
+                "the path is written %20)")
+    if not url.lower().startswith(("http://", "https://")):
+        return "must start with http:// or https://"
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        reason = str(exc)
+        # A "/" or ":" in a password splits the url elsewhere than meant
+        # ("bob:pa/ss@host" reads as host "bob", port "pa"): say so.
+        hint = (" (in a user name or password write / : @ as %2F %3A %40)"
+                if "@" in url else "")
+        if reason.startswith("Invalid port"):
+            return f"the port must be a number from 1 to 65535{hint}"
+        if reason.startswith(("Invalid IPv4", "Invalid IPv6", "Invalid IDNA")):
+            return f"the host is not a valid host name or IP address{hint}"
+        return f"is not a valid URL, e.g. https://operator.example/api/bundles{hint}"
+    if not parsed.host:
+        return "must name a host, e.g. https://operator.example/api/bundles"
+    if parsed.port is not None and not 1 <= parsed.port <= 65535:
+        return "the port must be a number from 1 to 65535"
+    return None
+
+
+def path_given(value: object, fix: str) -> object:
+    # Path("") is Path("."): an empty value would silently mean the daemon's
+    # current folder (with sent/ and quarantine/ then made inside the outbox).
+    if isinstance(value, str) and not value.strip():
+        raise ValueError(f"must not be empty (that would be the daemon's current folder) — "
+                         f"{fix}")
+    return value
