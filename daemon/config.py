@@ -479,3 +479,15 @@ def prepare_folders(settings: Settings) -> None:
         except OSError as exc:
             raise ConfigError(f"cannot create {folder}: {exc.strerror} — create it or fix "
                               "[paths]") from None
+    # A claim is a rename (SPEC §4: one daemon wins it, atomically): across file
+    # systems every claim would fail, and every bundle wait forever with EXDEV.
+    processing, outbox = settings.processing_dir, settings.outbox.path
+    try:
+        apart = os.stat(processing).st_dev != os.stat(outbox).st_dev
+    except OSError:
+        apart = False  # gone since the mkdir above: the claims will say what is wrong
+    if apart:
+        raise ConfigError(f"[paths] processing = \"{processing}\" is on another file system "
+                          f"than the outbox {outbox}: claims are renames and need the same one "
+                          "— remove the key for the default (inside the outbox) or choose a "
+                          "folder on the outbox's file system")

@@ -625,3 +625,26 @@ def test_a_suffix_with_a_slash_is_refused(tmp_path: Path, key: str) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(config)
     assert any(key in p and "must not contain /" in p for p in info.value.problems)
+
+
+def test_processing_on_another_file_system_than_the_outbox_stops_the_start(
+        tmp_path: Path) -> None:
+    """Claims are renames (SPEC §4): a [paths] processing folder on another file system
+    than the outbox is a configuration error at start, not a claim failing forever."""
+    import tempfile
+
+    from daemon.config import prepare_folders
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as elsewhere:
+        if os.stat(elsewhere).st_dev == os.stat(tmp_path).st_dev:
+            pytest.skip("/dev/shm is on the same file system as the temp folder here")
+        outbox = tmp_path / "outbox"
+        outbox.mkdir()
+        s = Settings(outbox={"path": str(outbox)},
+                     paths={"state_dir": str(tmp_path / "state"),
+                            "processing": str(Path(elsewhere) / "processing")},
+                     delivery={"url": "http://127.0.0.1:9/x"})
+        with pytest.raises(ConfigError) as info:
+            prepare_folders(s)
+        assert "another file system" in str(info.value) and "processing" in str(info.value)
+        prepare_folders(s.model_copy(update={"paths": s.paths.model_copy(
+            update={"processing": None})}))  # the default, inside the outbox, is fine
