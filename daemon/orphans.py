@@ -11,6 +11,11 @@ another host of the share are that daemon's business. What is in it decides:
 - otherwise: a claim that never reached the journal's next step → the files go
   back into the outbox (never replacing anything there) and are read again.
   A bundle sent before is then a duplicate (the journal or sent/ knows its id).
+
+The papers are read through fsops.read_regular: a receipt.json or reason.json
+that is a FIFO, link or device is never opened (a FIFO would block the sweep
+forever) and the folder is left for a person, with one error line: outboxd
+writes its papers only as regular files, so what the folder means is unknown.
 """
 
 from __future__ import annotations
@@ -22,11 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from daemon import logs
-from daemon.archive import PAPER_NAMES, move_into_place, target_for
+from daemon.archive import PAPER_LIMIT, PAPER_NAMES, move_into_place, target_for
 from daemon.claim import unclaim
 from daemon.config import Settings
-from daemon.errors import OutboxdError
-from daemon.fsops import drop_unfinished
+from daemon.errors import InputError, OutboxdError
+from daemon.fsops import drop_unfinished, read_regular
 from daemon.journal import IN_FLIGHT, Journal
 from daemon.names import fit_bytes, is_invoice_name, stem
 from daemon.readback import record_of
@@ -94,10 +99,40 @@ def sweep(journal: Journal, settings: Settings) -> int:
     return handled
 
 
+def _reason_of(work: Path) -> dict[str, Any] | None:
+    """The work folder's reason.json, None if it has none.
+
+    Raises InputError when it is there but not a regular file that can be read
+    (never opened: is_file() then read_text() would follow a link and block on
+    a FIFO swapped in between), ValueError when it is not a reason record.
+    """
+    path = work / "reason.json"
+    if not os.path.lexists(path):
+        return None
+    data = read_regular(path, str(path), limit=PAPER_LIMIT)
+    if data is None:
+        raise ValueError(f"{path} is larger than a reason record can be")
+    reason = json.loads(data)
+    if not isinstance(reason, dict):
+        raise ValueError(f"{path} holds no reason record (not a JSON object)")
+    return reason
+
+
 def _finish(journal: Journal, settings: Settings, work: Path) -> int:
     # The one killed may have been writing a paper: its temp file goes nowhere.
     drop_unfinished(work, PAPER_NAMES)
-    rec = record_of(work)
+    try:
+        rec = record_of(work)
+        reason = _reason_of(work) if rec is None else None
+    except InputError as exc:
+        # Neither finishing nor putting back is safe: a stray receipt.json may stand
+        # for a bundle the receiver took (putting it back would send it twice).
+        _once(work, logs.get().error, "work folder unknown to the journal holds a "
+              "receipt.json or reason.json that is not a regular file outboxd can read; left "
+              "for a person to look at — outboxd writes its papers only as regular files: "
+              "remove or fix that one and the next rescan finishes the folder",
+              work_dir=str(work), file=exc.file, error=exc.message)
+        return 0
     if rec is not None:
         target = target_for(settings.sent_dir, stem(rec["invoice_file"]), rec["bundle_id"])
         rec["archive_dir"] = str(move_into_place(work, target))
@@ -106,8 +141,7 @@ def _finish(journal: Journal, settings: Settings, work: Path) -> int:
                            bundle_id=rec["bundle_id"], invoice_file=rec["invoice_file"],
                            invoice_ids=rec["invoice_ids"], archive=rec["archive_dir"])
         return 1
-    if (work / "reason.json").is_file():
-        reason = json.loads((work / "reason.json").read_text("utf-8"))
+    if reason is not None:
         invoice_file = str(reason["invoice_file"])
         target = target_for(settings.quarantine_dir, stem(invoice_file), reason["bundle_id"])
         target = move_into_place(work, target)

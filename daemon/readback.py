@@ -6,6 +6,11 @@ no second sending: before anything is sent, the bundle ids of the receipts in
 SENT/YYYY-MM-DD/*/receipt.json of the last `duplicate_window_days` are
 recorded as sent, so an identical bundle dropped again is a duplicate. One
 pass over the date folders, and only when the journal holds no row at all.
+
+sent/ is visible to the people on the share: receipt.json is read through
+fsops.read_regular, so a FIFO, link or device of that name is never opened
+(opening a FIFO would block the start before READY, where no signal handler
+can end it) — it is logged and counted as an entry without a receipt.
 """
 
 from __future__ import annotations
@@ -18,16 +23,30 @@ from pathlib import Path
 from typing import Any
 
 from daemon import logs
+from daemon.archive import PAPER_LIMIT
+from daemon.errors import InputError
+from daemon.fsops import read_regular
 from daemon.journal import Journal
 
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def record_of(folder: Path) -> dict[str, Any] | None:
-    """What the journal needs from one archive entry; None if it has no usable receipt."""
+    """What the journal needs from one archive entry; None if it has no receipt.json or
+    one that is not a usable receipt (cut short, not JSON, too large for a receipt).
+
+    Raises InputError (HostileInput for a FIFO, socket, device or link) when
+    receipt.json is there but is not a regular file that can be read: it is never
+    opened, and each caller decides what such an entry means to it.
+    """
+    path = folder / "receipt.json"
+    if not os.path.lexists(path):
+        return None
+    data = read_regular(path, str(path), limit=PAPER_LIMIT)
+    if data is None:
+        return None
     try:
-        with open(folder / "receipt.json", "rb") as fh:
-            receipt = json.load(fh)
+        receipt = json.loads(data)
         manifest = receipt["manifest"]
         invoice = manifest["invoice_file"]
         return {"bundle_id": str(manifest["bundle_id"]),
@@ -36,8 +55,8 @@ def record_of(folder: Path) -> dict[str, Any] | None:
                 "archive_dir": str(folder),
                 "receipt_id": (receipt.get("response") or {}).get("receipt_id"),
                 "delivered_at": receipt.get("delivered_at")}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        return None  # RecursionError: JSON nested deeper than the parser goes
 
 
 def sent_records(sent_dir: Path, window_days: int) -> tuple[list[dict[str, Any]], int]:
@@ -56,7 +75,17 @@ def sent_records(sent_dir: Path, window_days: int) -> tuple[list[dict[str, Any]]
             for entry in it:
                 if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
                     continue  # a .partial copy or litter
-                rec = record_of(Path(entry.path))
+                try:
+                    rec = record_of(Path(entry.path))
+                except InputError as exc:
+                    # Not opened, so the start goes on; the entry counts as one without
+                    # a receipt (its bundle id stays unknown to the new journal).
+                    logs.get().warning(
+                        "receipt in sent/ not read back: it is not a regular file that can "
+                        "be read — put the entry's real receipt.json there or remove this "
+                        "one; until then that bundle dropped again is not seen as sent",
+                        file=exc.file, error=exc.message, code=exc.code)
+                    rec = None
                 if rec is None:
                     unusable += 1
                 else:

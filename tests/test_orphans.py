@@ -6,9 +6,11 @@ import json
 import os
 import socket
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from daemon.config import DeliveryConfig, OutboxConfig, PathsConfig, Settings
 from daemon.journal import Journal
@@ -72,5 +74,53 @@ def test_orphans_are_put_back_archived_or_left_to_their_owner(settings: Settings
         assert sorted(os.listdir(archived)) == ["INV-2", "INV-2.xml", "receipt.json"]
         assert j.was_sent(BID)
         assert foreign.exists() and alive.exists()
+    finally:
+        j.close()
+
+
+def _sweep_bounded(j: Journal, settings: Settings, paper: Path) -> int:
+    """sweep in a thread: if it opens a FIFO and blocks, the FIFO is released (a writer
+    that comes and goes) and the test fails instead of hanging the run."""
+    result: list[int] = []
+    worker = threading.Thread(target=lambda: result.append(sweep(j, settings)), daemon=True)
+    worker.start()
+    worker.join(timeout=20)
+    if worker.is_alive():
+        os.close(os.open(paper, os.O_WRONLY | os.O_NONBLOCK))
+        worker.join(timeout=5)
+        pytest.fail(f"the sweep opened the FIFO {paper.name} and blocked")
+    return result[0]
+
+
+@pytest.mark.parametrize(("paper", "kind"), [("receipt.json", "fifo"), ("reason.json", "fifo"),
+                                             ("receipt.json", "link"), ("reason.json", "link")])
+def test_a_paper_that_is_not_a_regular_file_leaves_the_work_folder_for_a_person(
+        settings: Settings, tmp_path: Path, paper: str, kind: str) -> None:
+    """receipt.json or reason.json as a FIFO or a link (outboxd writes its papers only
+    as regular files): never opened nor followed, nothing is moved — not archived, not
+    quarantined, not put back (a stray receipt may stand for a bundle the receiver took)
+    — and one error line, once, names the file and the work folder."""
+    w = work(settings, "INV-5")
+    path = w / paper
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        real = tmp_path / "elsewhere.json"
+        real.write_text(json.dumps({
+            "bundle_id": BID, "invoice_file": "INV-5.xml", "reasons": [],
+            "manifest": {"bundle_id": BID, "invoice_file": {"name": "INV-5.xml"},
+                         "invoices": [{"id": "INV-5"}]}}))
+        path.symlink_to(real)
+    before = sorted(os.listdir(w))
+    j = Journal(settings.journal_path)
+    try:
+        with capture_logs() as logs:
+            assert _sweep_bounded(j, settings, path) == 0
+            assert _sweep_bounded(j, settings, path) == 0  # the next rescan: no second line
+        assert sorted(os.listdir(w)) == before
+        assert [p.name for p in settings.outbox.path.iterdir()] == [".outboxd"]  # processing
+        assert not list(settings.sent_dir.iterdir()) and not list(settings.quarantine_dir.iterdir())
+        [error] = [e for e in logs if e["log_level"] == "error"]
+        assert error["file"] == str(path) and error["work_dir"] == str(w)
     finally:
         j.close()

@@ -4,8 +4,14 @@ sending)."""
 from __future__ import annotations
 
 import json
+import os
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
 
 from daemon.journal import Journal
 from daemon.readback import restore_sent, sent_records
@@ -50,3 +56,48 @@ def test_fresh_journal_learns_every_receipt_in_the_window(tmp_path: Path) -> Non
 
 def test_missing_sent_folder_is_nothing_to_read(tmp_path: Path) -> None:
     assert sent_records(tmp_path / "nope", 400) == ([], 0)
+
+
+def _sent_records_bounded(sent: Path, fifo: Path) -> tuple[list[dict[str, Any]], int]:
+    """sent_records in a thread: if it opens the FIFO and blocks, the FIFO is released (a
+    writer that comes and goes) and the test fails instead of hanging the run."""
+    result: list[tuple[list[dict[str, Any]], int]] = []
+    worker = threading.Thread(target=lambda: result.append(sent_records(sent, 400)),
+                              daemon=True)
+    worker.start()
+    worker.join(timeout=20)
+    if worker.is_alive():
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        worker.join(timeout=5)
+        pytest.fail(f"reading sent/ back opened the FIFO {fifo} and blocked")
+    return result[0]
+
+
+def test_a_fifo_named_receipt_json_is_never_opened_but_logged_and_counted(
+        tmp_path: Path) -> None:
+    """A FIFO planted as an entry's receipt.json would block the daemon's start before
+    READY (no signal handler yet): it is not opened, the entry counts as one without a
+    receipt, a warning names the file, and the other receipts are still read back."""
+    sent = tmp_path / "sent"
+    receipt(sent / day(0) / "INV-1--abababababab", BID)
+    planted = sent / day(0) / "INV-9--0123456789ab"
+    planted.mkdir()
+    os.mkfifo(planted / "receipt.json")
+    with capture_logs() as logs:
+        records, unusable = _sent_records_bounded(sent, planted / "receipt.json")
+    assert [r["bundle_id"] for r in records] == [BID] and unusable == 1
+    [warning] = [e for e in logs if e["log_level"] == "warning"]
+    assert warning["file"] == str(planted / "receipt.json") and "FIFO" in warning["error"]
+
+
+def test_a_receipt_json_that_is_a_link_is_not_followed(tmp_path: Path) -> None:
+    """receipt.json as a symbolic link to a receipt elsewhere: the link is never
+    followed, so that bundle id is not read back (and the entry is counted)."""
+    sent = tmp_path / "sent"
+    elsewhere = receipt(tmp_path / "elsewhere", "cd" * 32)
+    entry = sent / day(0) / "INV-2--cdcdcdcdcdcd"
+    entry.mkdir(parents=True)
+    (entry / "receipt.json").symlink_to(elsewhere / "receipt.json")
+    with capture_logs() as logs:
+        assert sent_records(sent, 400) == ([], 1)
+    assert ["symbolic link" in e["error"] for e in logs] == [True]

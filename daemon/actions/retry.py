@@ -7,6 +7,11 @@ replaces (`fsops.move_tree`: rename_noreplace, or copy + fsync + rename +
 delete across file systems). outboxd's papers (REASON.txt, reason.json,
 receipt.json) do not go back; the quarantine folder goes away. If the
 outbox already holds any of the names, nothing is moved at all.
+
+quarantine/ is writable by the people on the share: reason.json is read
+through fsops.read_regular, so a FIFO, link or device of that name is never
+opened (a FIFO would block the command for good); it is ignored with a note,
+and the invoice file is told by its name as for a folder without reason.json.
 """
 
 from __future__ import annotations
@@ -16,14 +21,15 @@ import contextlib
 import json
 import os
 import re
+import sys
 from pathlib import Path
 
 from daemon.actions import EXIT_OK
 from daemon.actions.common import settings_of
-from daemon.archive import PAPER_NAMES
+from daemon.archive import PAPER_LIMIT, PAPER_NAMES
 from daemon.config import Settings
-from daemon.errors import OutboxdError, UsageError
-from daemon.fsops import drop_unfinished, fsync_dir, move_tree
+from daemon.errors import InputError, OutboxdError, UsageError
+from daemon.fsops import drop_unfinished, fsync_dir, is_regular_file, move_tree, read_regular
 from daemon.names import is_invoice_name
 
 # NAME--BUNDLEID12, or NAME--BUNDLEID12-2 when the archive name was taken.
@@ -72,15 +78,28 @@ def find(ref: str, settings: Settings) -> Path:
     return hits[0]
 
 
-def _invoice_name(folder: Path, settings: Settings) -> str:
-    try:
-        record = json.loads((folder / "reason.json").read_text("utf-8"))
-        name = record["invoice_file"]
-        if isinstance(name, str) and (folder / name).is_file():
-            return name
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    files = [p.name for p in folder.iterdir() if p.is_file() and not p.is_symlink()
+def _invoice_name(folder: Path, settings: Settings, notes: list[str] | None = None) -> str:
+    """The bundle's invoice file: the one reason.json names, else the one file in the
+    folder that looks like an invoice file. A reason.json that is not a regular file
+    is never opened; why it was ignored goes to `notes`."""
+    path = folder / "reason.json"
+    if os.path.lexists(path):
+        try:
+            data = read_regular(path, str(path), limit=PAPER_LIMIT)
+            name = json.loads(data)["invoice_file"] if data is not None else None
+            # Only a plain name of a regular file in this folder: whatever a share user
+            # wrote into reason.json, retry never moves anything from elsewhere.
+            if (isinstance(name, str) and name not in ("", ".", "..", *PAPER_NAMES)
+                    and os.sep not in name and is_regular_file(folder / name)):
+                return name
+        except InputError as exc:
+            if notes is not None:
+                notes.append(f"{exc.file}: {exc.message.partition(' — ')[0]}; ignored, "
+                             "never opened — the invoice file was told by its name, and this "
+                             "reason.json (no document) is removed with outboxd's papers")
+        except (ValueError, KeyError, TypeError, RecursionError):
+            pass  # cut short or edited: the invoice file is told by its name
+    files = [p.name for p in folder.iterdir() if is_regular_file(p)
              and p.name not in PAPER_NAMES and is_invoice_name(
                  p.name, settings.outbox.invoice_patterns, settings.outbox.ignore_patterns)]
     if len(files) != 1:
@@ -89,9 +108,10 @@ def _invoice_name(folder: Path, settings: Settings) -> str:
     return files[0]
 
 
-def plan(folder: Path, settings: Settings) -> list[str]:
-    """The names to move back, invoice file last; refuses if the outbox holds any of them."""
-    invoice = _invoice_name(folder, settings)
+def plan(folder: Path, settings: Settings, notes: list[str] | None = None) -> list[str]:
+    """The names to move back, invoice file last; refuses if the outbox holds any of them.
+    What the person should know (a reason.json that was ignored) goes to `notes`."""
+    invoice = _invoice_name(folder, settings, notes)
     parts = sorted(p.name for p in folder.iterdir() if p.name not in PAPER_NAMES)
     taken = [n for n in parts if os.path.lexists(settings.outbox.path / n)]
     if taken:
@@ -147,8 +167,11 @@ def _journal_retried(settings: Settings, folder: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     settings, _ = settings_of(args)
     folders = list(dict.fromkeys(find(ref, settings) for ref in args.bundles))
+    notes: list[str] = []
     for folder in folders:  # all refusals before any move
-        plan(folder, settings)
+        plan(folder, settings, notes)
+    for note in notes:
+        print(f"outboxd: note: {note}", file=sys.stderr)
     for folder in folders:
         names = retry(folder, settings)
         try:

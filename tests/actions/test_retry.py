@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,49 @@ def test_retry_from_another_file_system_copies_then_deletes(env: Env, capsys) ->
         assert not folder.exists()
     finally:
         shutil.rmtree(other, ignore_errors=True)
+
+
+def _main_bounded(args: list[str], fifo: Path) -> int:
+    """main(args) in a thread: if it opens the FIFO and blocks, the FIFO is released (a
+    writer that comes and goes) and the test fails instead of hanging the run."""
+    result: list[int] = []
+    worker = threading.Thread(target=lambda: result.append(main(args)), daemon=True)
+    worker.start()
+    worker.join(timeout=20)
+    if worker.is_alive():
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        worker.join(timeout=5)
+        pytest.fail(f"{args[0]} opened the FIFO {fifo.name} and blocked")
+    return result[0]
+
+
+def test_a_fifo_named_reason_json_is_never_opened_and_the_bundle_still_goes_back(
+        cfg: Env, capsys) -> None:
+    """quarantine/ is writable by the share's people: a FIFO planted as reason.json is
+    not opened (that blocks for good). retry says so on stderr, tells the invoice file by
+    its name, puts the bundle back and removes the FIFO with outboxd's papers."""
+    folder = quarantined(cfg)
+    (folder / "reason.json").unlink()
+    os.mkfifo(folder / "reason.json")
+    assert _main_bounded(["retry", "-c", str(cfg.config), BID[:12]], folder / "reason.json") == 0
+    assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001", "INV-1001.ready",
+                                                           "INV-1001.xml"]
+    assert not folder.exists()
+    err = capsys.readouterr().err
+    assert "reason.json" in err and "is a FIFO" in err and "told by its name" in err
+
+
+def test_reason_json_naming_a_file_outside_its_folder_moves_nothing_from_there(
+        cfg: Env) -> None:
+    """A reason.json edited to name ../OTHER/FILE: retry only ever moves the folder's own
+    entries (the invoice file told by its name), never a file of another folder."""
+    folder = quarantined(cfg, "INV-1")
+    other = write(cfg.quarantine / "2026-11-26" / "INV-2--bbbbbbbbbbbb" / "INV-2.xml",
+                  ubl_invoice("INV-2"))
+    write(folder / "reason.json", json.dumps({
+        "bundle_id": BID, "invoice_file": "../INV-2--bbbbbbbbbbbb/INV-2.xml"}).encode())
+    assert main(["retry", "-c", str(cfg.config), str(folder)]) == 0
+    assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1", "INV-1.ready",
+                                                           "INV-1.xml"]
+    assert other.read_bytes() == ubl_invoice("INV-2")
+    assert not (cfg.root / "INV-2--bbbbbbbbbbbb").exists()
