@@ -23,6 +23,7 @@ from pathlib import Path
 
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
+from tomlkit.items import AoT, InlineTable, Item, Table
 
 from daemon.actions import EXIT_OK
 from daemon.actions.common import settings_of
@@ -63,6 +64,17 @@ def target_folder(cand: Candidate, ids: tuple[str, ...], invoice_id: str) -> Pat
     return cand.sidecar
 
 
+def _not_a_table(item: object) -> str:
+    """What is wrong with a `files` that is not a table, as the file says it."""
+    if isinstance(item, AoT):
+        return "[[files]] makes files an array of tables, not a table"
+    if isinstance(item, bool):  # tomlkit hands out TOML booleans as plain bools
+        text = "true" if item else "false"
+    else:
+        text = item.as_string().strip() if isinstance(item, Item) else repr(item)
+    return f"files = {text[:40]}{'…' if len(text) > 40 else ''} is not a table"
+
+
 def record(folder: Path, name: str, doc_type: str | None, note: str | None) -> None:
     """Set [files."NAME"] type/note in folder/attachments.toml, keeping everything else."""
     path = folder / MANIFEST_NAME
@@ -80,7 +92,14 @@ def record(folder: Path, name: str, doc_type: str | None, note: str | None) -> N
     if files is None:
         files = tomlkit.table(is_super_table=True)
         doc["files"] = files
-    entry = tomlkit.table()
+    elif not isinstance(files, Table | InlineTable):
+        # `files = 5`, `[[files]]`: what `outboxd check` reports as attachments-toml-invalid;
+        # adding to it would be a TypeError, and guessing what was meant could lose entries.
+        raise AttachRefused(f"{shown}: {_not_a_table(files)} — allowed: channel, "
+                            "[files.\"NAME\"] with type and note; fix it first (outboxd check "
+                            "reports it as attachments-toml-invalid); nothing was changed")
+    # An inline table (`files = {…}`) can hold only inline tables.
+    entry = tomlkit.inline_table() if isinstance(files, InlineTable) else tomlkit.table()
     if doc_type:
         entry["type"] = doc_type
     if note:

@@ -53,11 +53,23 @@ class Workspace:
     @classmethod
     def make(cls, directory: Path | None) -> Workspace:
         if directory is None:
-            return cls(Path(tempfile.mkdtemp(prefix="outboxd-demo-")))
-        if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
-            raise UsageError(f"--dir {directory}: not an empty folder — the demo starts from "
-                             "nothing; remove it or name a new folder")
-        directory.mkdir(parents=True, exist_ok=True)
+            try:
+                return cls(Path(tempfile.mkdtemp(prefix="outboxd-demo-")))
+            except OSError as exc:
+                raise UsageError(f"cannot create a temporary folder for the demo in "
+                                 f"{tempfile.gettempdir()} ({exc.strerror or exc}) — name a "
+                                 "folder with --dir") from None
+        # A folder that cannot be looked into or made is a mistake on the command
+        # line: one line naming it and the fix, exit 2, never a traceback.
+        try:
+            if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+                raise UsageError(f"--dir {directory}: not an empty folder — the demo starts "
+                                 "from nothing; remove it or name a new folder")
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"--dir {directory}: cannot create or use that folder "
+                             f"({exc.strerror or exc}) — name a new folder in a place you may "
+                             "write to, or leave out --dir for a temporary one") from None
         return cls(directory.resolve())
 
     def write_config(self, url: str, release_supported: bool) -> None:

@@ -10,6 +10,7 @@ repeat, 422 for a key reused with other content. Stored answers live on disk
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import json
@@ -400,10 +401,29 @@ def run(listen: str, store: Path, token: str | None = None, fail_first: Sequence
     host = host.strip("[]")
     if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
         raise UsageError(f"--listen {listen!r}: expected HOST:PORT, e.g. 127.0.0.1:8787")
-    server = make_server(host, int(port_text), store, token, fail_first, hold_first,
-                         retry_after)
-    bound_port = server.server_address[1]
     shown = f"[{host}]" if ":" in host else host
+    # A folder that cannot be made and an address that cannot be had are mistakes on
+    # the command line: one line naming it and the fix, exit 2, never a traceback.
+    store = Path(store)
+    try:
+        store.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--store {store}: cannot create that folder ({exc.strerror or exc}) "
+                         "— name a folder that can be created and written, e.g. "
+                         "/tmp/received") from None
+    try:
+        server = make_server(host, int(port_text), store, token, fail_first, hold_first,
+                             retry_after)
+    except OSError as exc:
+        fix = {errno.EADDRINUSE: "another program listens there: stop it, or choose another "
+                                 "port with --listen (port 0 takes a free one)",
+               errno.EACCES: "ports below 1024 need privileges: choose a port of 1024 or "
+                             "above with --listen"}.get(
+            exc.errno or 0, "give an address of this machine with --listen, e.g. "
+                            "127.0.0.1:8787")
+        raise UsageError(f"--listen {shown}:{port_text}: cannot listen there "
+                         f"({exc.strerror or exc}) — {fix}") from None
+    bound_port = server.server_address[1]
     print(f"outboxd receiver listening on http://{shown}:{bound_port}", flush=True)
 
     def stop(signum: int, frame: object) -> None:

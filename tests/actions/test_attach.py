@@ -97,3 +97,38 @@ def test_attach_of_a_missing_file_is_a_usage_error(cfg: Env, tmp_path: Path, cap
     write(cfg.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
     assert attach(cfg, "INV-1001", str(tmp_path / "nope.pdf")) == 2
     assert "nope.pdf does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("toml", "said"), [
+    (b"files = 5\n", "files = 5 is not a table"),
+    (b'[[files]]\nname = "a.pdf"\n', "[[files]] makes files an array of tables"),
+])
+def test_attach_refuses_a_files_key_that_is_not_a_table_naming_the_file(
+        cfg: Env, timesheet: Path, capsys, toml: bytes, said: str) -> None:
+    """attachments.toml whose `files` is not a table (what `outboxd check` reports as
+    attachments-toml-invalid): exit 1 with one line naming the file, the rule and the
+    fix, no traceback; nothing is changed — no copy, no temp file, the toml as it was."""
+    drop_bundle(cfg.outbox, "INV-1001", {"contract.pdf": pdf_bytes()})
+    write(cfg.outbox / "INV-1001" / "attachments.toml", toml)
+    assert attach(cfg, "INV-1001", str(timesheet), "--type", "Timesheet") == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("outboxd: INV-1001/attachments.toml: ") and said in line
+    assert "attachments-toml-invalid" in line and "nothing was changed" in line
+    assert sorted(p.name for p in (cfg.outbox / "INV-1001").iterdir()) == [
+        "attachments.toml", "contract.pdf"]
+    assert (cfg.outbox / "INV-1001" / "attachments.toml").read_bytes() == toml
+
+
+def test_attach_adds_to_an_inline_files_table_keeping_its_entries(
+        cfg: Env, timesheet: Path) -> None:
+    """`files = {…}` is a valid attachments.toml: the new entry joins the inline table
+    (a table cannot go into an inline one) and the daemon reads both."""
+    drop_bundle(cfg.outbox, "INV-1001", {"contract.pdf": pdf_bytes()})
+    write(cfg.outbox / "INV-1001" / "attachments.toml",
+          b'files = { "contract.pdf" = { type = "Contract" } }\n')
+    assert attach(cfg, "INV-1001", str(timesheet), "--type", "Timesheet", "--note", "Oct") == 0
+    s = load_settings(cfg.config)
+    bundle = evaluate(candidate_for(s.outbox, "INV-1001.xml"), s)
+    assert {(a.original_name, a.document_type, a.note) for a in bundle.attachments} == {
+        ("contract.pdf", "Contract", ""), ("timesheet.pdf", "Timesheet", "Oct")}
+    assert bundle.errors == ()

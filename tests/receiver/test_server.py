@@ -7,6 +7,8 @@ import http.client
 import json
 import random
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -400,3 +402,38 @@ class TestTokenAndFaults:
                     assert stored_bundles(store) == []
         assert statuses == [(503, "0"), (429, "0"), (201, None)]
         assert [line["status"] for line in log_lines(store)] == [503, 429, 201]
+
+
+def run_receiver(*args: str) -> subprocess.CompletedProcess[str]:
+    """`outboxd receiver ARGS` as a process, bounded: a receiver that starts after all
+    would serve forever, and the timeout fails the test instead of hanging the run."""
+    return subprocess.run([sys.executable, "-m", "daemon", "receiver", *args],
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+class TestStartUpErrors:
+    def test_a_port_in_use_is_one_line_naming_the_address_and_exit_2(
+            self, tmp_path: Path) -> None:
+        """Another program listens on the port: one line with the address, the OS error
+        and the fix; exit 2 (a usage error), no traceback."""
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            done = run_receiver("--listen", f"127.0.0.1:{port}", "--store", str(tmp_path / "s"))
+        assert done.returncode == 2
+        assert "Traceback" not in done.stderr
+        [line] = done.stderr.splitlines()
+        assert f"127.0.0.1:{port}" in line and "Address already in use" in line
+        assert "choose another port" in line
+
+    def test_a_store_that_cannot_be_created_is_one_line_naming_it_and_exit_2(
+            self, tmp_path: Path) -> None:
+        """--store below a plain file: one line with the folder, the OS error and the fix;
+        exit 2, no traceback, nothing listening."""
+        (tmp_path / "afile").write_text("x")
+        store = tmp_path / "afile" / "sub"
+        done = run_receiver("--listen", "127.0.0.1:0", "--store", str(store))
+        assert done.returncode == 2 and done.stdout == ""
+        [line] = done.stderr.splitlines()
+        assert str(store) in line and "Not a directory" in line and "name a folder" in line
