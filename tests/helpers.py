@@ -153,3 +153,19 @@ needs_proc = pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="Li
 def os_thread_name(thread: threading.Thread) -> str:
     """The name `top -H` shows for a thread of this process."""
     return Path(f"/proc/self/task/{thread.native_id}/comm").read_text().rstrip("\n")
+
+
+def without_blocking(call: Callable[[], T], fifo: Path, what: str) -> T:
+    """call() in a thread: if it opened the FIFO `fifo` and blocks, the FIFO is released
+    (a writer that comes and goes) and the test fails instead of hanging the run."""
+    result: list[T] = []
+    worker = threading.Thread(target=lambda: result.append(call()), daemon=True)
+    worker.start()
+    worker.join(timeout=20)
+    if worker.is_alive():
+        import os
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        worker.join(timeout=5)
+        pytest.fail(f"{what} opened the FIFO {fifo.name} and blocked")
+    return result[0]
+

@@ -6,10 +6,10 @@ import json
 import os
 import socket
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
+from helpers import without_blocking
 from structlog.testing import capture_logs
 
 from daemon.config import DeliveryConfig, OutboxConfig, PathsConfig, Settings
@@ -78,20 +78,6 @@ def test_orphans_are_put_back_archived_or_left_to_their_owner(settings: Settings
         j.close()
 
 
-def _sweep_bounded(j: Journal, settings: Settings, paper: Path) -> int:
-    """sweep in a thread: if it opens a FIFO and blocks, the FIFO is released (a writer
-    that comes and goes) and the test fails instead of hanging the run."""
-    result: list[int] = []
-    worker = threading.Thread(target=lambda: result.append(sweep(j, settings)), daemon=True)
-    worker.start()
-    worker.join(timeout=20)
-    if worker.is_alive():
-        os.close(os.open(paper, os.O_WRONLY | os.O_NONBLOCK))
-        worker.join(timeout=5)
-        pytest.fail(f"the sweep opened the FIFO {paper.name} and blocked")
-    return result[0]
-
-
 @pytest.mark.parametrize(("paper", "kind"), [("receipt.json", "fifo"), ("reason.json", "fifo"),
                                              ("receipt.json", "link"), ("reason.json", "link")])
 def test_a_paper_that_is_not_a_regular_file_leaves_the_work_folder_for_a_person(
@@ -115,8 +101,9 @@ def test_a_paper_that_is_not_a_regular_file_leaves_the_work_folder_for_a_person(
     j = Journal(settings.journal_path)
     try:
         with capture_logs() as logs:
-            assert _sweep_bounded(j, settings, path) == 0
-            assert _sweep_bounded(j, settings, path) == 0  # the next rescan: no second line
+            assert without_blocking(lambda: sweep(j, settings), path, "the sweep") == 0
+            # the next rescan: no second line
+            assert without_blocking(lambda: sweep(j, settings), path, "the sweep") == 0
         assert sorted(os.listdir(w)) == before
         assert [p.name for p in settings.outbox.path.iterdir()] == [".outboxd"]  # processing
         assert not list(settings.sent_dir.iterdir()) and not list(settings.quarantine_dir.iterdir())

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-import pytest
+from helpers import without_blocking
 from structlog.testing import capture_logs
 
 from daemon.journal import Journal
@@ -58,21 +56,6 @@ def test_missing_sent_folder_is_nothing_to_read(tmp_path: Path) -> None:
     assert sent_records(tmp_path / "nope", 400) == ([], 0)
 
 
-def _sent_records_bounded(sent: Path, fifo: Path) -> tuple[list[dict[str, Any]], int]:
-    """sent_records in a thread: if it opens the FIFO and blocks, the FIFO is released (a
-    writer that comes and goes) and the test fails instead of hanging the run."""
-    result: list[tuple[list[dict[str, Any]], int]] = []
-    worker = threading.Thread(target=lambda: result.append(sent_records(sent, 400)),
-                              daemon=True)
-    worker.start()
-    worker.join(timeout=20)
-    if worker.is_alive():
-        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-        worker.join(timeout=5)
-        pytest.fail(f"reading sent/ back opened the FIFO {fifo} and blocked")
-    return result[0]
-
-
 def test_a_fifo_named_receipt_json_is_never_opened_but_logged_and_counted(
         tmp_path: Path) -> None:
     """A FIFO planted as an entry's receipt.json would block the daemon's start before
@@ -84,7 +67,8 @@ def test_a_fifo_named_receipt_json_is_never_opened_but_logged_and_counted(
     planted.mkdir()
     os.mkfifo(planted / "receipt.json")
     with capture_logs() as logs:
-        records, unusable = _sent_records_bounded(sent, planted / "receipt.json")
+        records, unusable = without_blocking(lambda: sent_records(sent, 400),
+                                              planted / "receipt.json", "reading sent/ back")
     assert [r["bundle_id"] for r in records] == [BID] and unusable == 1
     [warning] = [e for e in logs if e["log_level"] == "warning"]
     assert warning["file"] == str(planted / "receipt.json") and "FIFO" in warning["error"]

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from pathlib import Path
 
 import pytest
 from conftest import Env
-from helpers import pdf_bytes, ubl_invoice, write
+from helpers import pdf_bytes, ubl_invoice, without_blocking, write
 
 from daemon.cli import main
 
@@ -116,20 +115,6 @@ def test_retry_from_another_file_system_copies_then_deletes(env: Env, capsys) ->
         shutil.rmtree(other, ignore_errors=True)
 
 
-def _main_bounded(args: list[str], fifo: Path) -> int:
-    """main(args) in a thread: if it opens the FIFO and blocks, the FIFO is released (a
-    writer that comes and goes) and the test fails instead of hanging the run."""
-    result: list[int] = []
-    worker = threading.Thread(target=lambda: result.append(main(args)), daemon=True)
-    worker.start()
-    worker.join(timeout=20)
-    if worker.is_alive():
-        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-        worker.join(timeout=5)
-        pytest.fail(f"{args[0]} opened the FIFO {fifo.name} and blocked")
-    return result[0]
-
-
 def test_a_fifo_named_reason_json_is_never_opened_and_the_bundle_still_goes_back(
         cfg: Env, capsys) -> None:
     """quarantine/ is writable by the share's people: a FIFO planted as reason.json is
@@ -138,7 +123,8 @@ def test_a_fifo_named_reason_json_is_never_opened_and_the_bundle_still_goes_back
     folder = quarantined(cfg)
     (folder / "reason.json").unlink()
     os.mkfifo(folder / "reason.json")
-    assert _main_bounded(["retry", "-c", str(cfg.config), BID[:12]], folder / "reason.json") == 0
+    assert without_blocking(lambda: main(["retry", "-c", str(cfg.config), BID[:12]]),
+                            folder / "reason.json", "retry") == 0
     assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001", "INV-1001.ready",
                                                            "INV-1001.xml"]
     assert not folder.exists()
