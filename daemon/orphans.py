@@ -133,6 +133,14 @@ def _finish(journal: Journal, settings: Settings, work: Path) -> int:
               "remove or fix that one and the next rescan finishes the folder",
               work_dir=str(work), file=exc.file, error=exc.message)
         return 0
+    if rec is None and os.path.lexists(work / "receipt.json"):
+        # A receipt that cannot be read as one (cut short, unreadable, huge) may still
+        # stand for a bundle the receiver took: never put it back to be sent again.
+        _once(work, logs.get().error, "work folder unknown to the journal holds a "
+              "receipt.json that cannot be read as a receipt; left for a person to look "
+              "at — if the bundle was delivered, move the folder into sent/ by hand",
+              work_dir=str(work))
+        return 0
     if rec is not None:
         target = target_for(settings.sent_dir, stem(rec["invoice_file"]), rec["bundle_id"])
         rec["archive_dir"] = str(move_into_place(work, target))

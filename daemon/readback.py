@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from daemon import logs
-from daemon.archive import PAPER_LIMIT
 from daemon.errors import InputError
 from daemon.fsops import read_regular
 from daemon.journal import Journal
@@ -33,7 +32,7 @@ _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 def record_of(folder: Path) -> dict[str, Any] | None:
     """What the journal needs from one archive entry; None if it has no receipt.json or
-    one that is not a usable receipt (cut short, not JSON, too large for a receipt).
+    one that is not a usable receipt (cut short, not JSON, unreadable, over 32 MiB).
 
     Raises InputError (HostileInput for a FIFO, socket, device or link) when
     receipt.json is there but is not a regular file that can be read: it is never
@@ -42,7 +41,13 @@ def record_of(folder: Path) -> dict[str, Any] | None:
     path = folder / "receipt.json"
     if not os.path.lexists(path):
         return None
-    data = read_regular(path, str(path), limit=PAPER_LIMIT)
+    try:
+        # No paper limit: a receipt keeps the receiver's whole answer and the manifest
+        # of every attachment, and one read back as "none" would let the bundle be sent
+        # again (read_regular's own bound still stops a file of any size).
+        data = read_regular(path, str(path))
+    except OSError:
+        return None  # unreadable (EIO, permissions): as a receipt that is not there
     if data is None:
         return None
     try:

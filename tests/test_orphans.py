@@ -111,3 +111,22 @@ def test_a_paper_that_is_not_a_regular_file_leaves_the_work_folder_for_a_person(
         assert error["file"] == str(path) and error["work_dir"] == str(w)
     finally:
         j.close()
+
+
+@pytest.mark.parametrize("content", [b'{"manifest": {"bundle', b"x" * (33 << 20)],
+                         ids=["cut-short", "over-32-MiB"])
+def test_a_receipt_that_cannot_be_read_as_one_never_puts_the_bundle_back(
+        settings: Settings, content: bytes) -> None:
+    """An orphaned work folder whose receipt.json cannot be read as a receipt may stand
+    for a bundle the receiver took: it is left for a person, with one error line, never
+    put back into the outbox to be sent again."""
+    w = work(settings, "INV-2")
+    (w / "receipt.json").write_bytes(content)
+    j = Journal(settings.journal_path)
+    try:
+        with capture_logs() as logs:
+            assert sweep(j, settings) == 0
+        assert w.exists() and not (settings.outbox.path / "INV-2.xml").exists()
+        assert [e for e in logs if "cannot be read as a receipt" in e["event"]]
+    finally:
+        j.close()

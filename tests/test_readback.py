@@ -85,3 +85,15 @@ def test_a_receipt_json_that_is_a_link_is_not_followed(tmp_path: Path) -> None:
     with capture_logs() as logs:
         assert sent_records(sent, 400) == ([], 1)
     assert ["symbolic link" in e["error"] for e in logs] == [True]
+
+
+def test_a_receipt_over_a_megabyte_is_read_back(tmp_path: Path) -> None:
+    """A receipt keeps the receiver's whole answer and the manifest of every attachment:
+    one of 1.5 MB is read back like any other, or the bundle could be sent again."""
+    sent = tmp_path / "sent"
+    folder = receipt(sent / day(0) / "INV-1--abababababab", BID)
+    data = json.loads((folder / "receipt.json").read_text())
+    data["response"]["body"] = {"log": "x" * 1_500_000}
+    (folder / "receipt.json").write_text(json.dumps(data))
+    records, unusable = sent_records(sent, 400)
+    assert [r["bundle_id"] for r in records] == [BID] and unusable == 0
