@@ -12,6 +12,7 @@ import http.cookiejar
 import json
 import random
 import shutil
+import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
@@ -268,22 +269,33 @@ class HttpDeliverer:
                     headers={"Idempotency-Key": manifest["bundle_id"]})
                 request.stream = Coalesced(request.stream)  # type: ignore[arg-type]
                 response = self._send(request)
-            except httpx.TimeoutException as exc:
-                raise Retryable(f"timed out talking to the receiver ({type(exc).__name__})") \
-                    from None
-            except httpx.TransportError as exc:
-                raise Retryable(self._scrub(f"cannot reach the receiver: "
-                                            f"{exc or type(exc).__name__}")) from None
-            except httpx.InvalidURL as exc:
-                raise Paused(self._scrub(f"[delivery] url is not usable: {exc}")) from None
+            except (httpx.TransportError, httpx.InvalidURL) as exc:
+                raise self.failure(exc) from None
         return classify(response)
 
+    def failure(self, exc: httpx.TransportError | httpx.InvalidURL) -> Retryable | Paused:
+        """What an httpx error on the way to the receiver means (also for ubl-embedded's
+        POSTs): its text goes to the log, the journal, `outboxd status` and the status
+        page on the share, so it never carries the token or the url's password."""
+        if isinstance(exc, httpx.TimeoutException):
+            return Retryable(f"timed out talking to the receiver ({type(exc).__name__})")
+        if isinstance(exc, httpx.LocalProtocolError):
+            # Our own request was refused before it left (h11 quotes the header it
+            # refuses, token and all): a retry would meet the same; the settings must
+            # change.
+            return Paused("the request could not be made: a header or the url is not "
+                          "valid HTTP — check [delivery] token and url")
+        if isinstance(exc, httpx.InvalidURL):
+            return Paused(self._scrub(f"[delivery] url is not usable: {exc}"))
+        return Retryable(self._scrub(f"cannot reach the receiver: "
+                                     f"{exc or type(exc).__name__}"))
+
     def _scrub(self, text: str) -> str:
-        """An error text without the token or the url's password: httpx quotes a header
-        it refuses (b'Bearer …') and a url it cannot use, and this text goes to the log,
-        the journal, `outboxd status` and the status page on the share."""
         for secret in self._secrets:
-            text = text.replace(secret, "***")
+            # As given, as repr() quotes it (b'…' in h11's errors), and percent-encoded
+            # (in a url).
+            for form in {secret, repr(secret)[1:-1], urllib.parse.quote(secret, safe="")}:
+                text = text.replace(form, "***")
         return text
 
 

@@ -414,23 +414,45 @@ class TestHttpRequest:
 
 # ------------------------------------------------------------------ backoff
 
-@pytest.mark.parametrize("fault", [httpx.LocalProtocolError, httpx.ConnectError])
-def test_an_error_that_quotes_the_token_or_the_password_is_told_without_them(
-        tmp_path: Path, fault: type[httpx.TransportError]) -> None:
-    """httpx quotes a header it refuses (b'Bearer …') in its error, and that text goes to
-    the log, the journal, `status` and the status page: the token and the url's
-    password are never in the Retryable it becomes."""
-    def refuse(request: httpx.Request) -> httpx.Response:
-        raise fault(f"Illegal header value {request.headers['authorization']!r} for "
-                    "http://bob:PassWord9@127.0.0.1/x")
+TOKEN = "Sec\\re't9"  # visible ASCII that repr() escapes, as h11 quotes a header
+PASSWORD = "Pass/Word9"  # percent-encoded (Pass%2FWord9) in the url
 
-    cfg = http_cfg(token="SuperSecretTok", url="http://bob:PassWord9@127.0.0.1:9/bundles")
-    d = HttpDeliverer(cfg, transport=httpx.MockTransport(refuse))
+
+def refusing(fault: type[httpx.TransportError]) -> Any:
+    """A transport whose error quotes the header and the url as h11 and httpx do."""
+    def refuse(request: httpx.Request) -> httpx.Response:
+        header = request.headers["authorization"]
+        raise fault(f"Illegal header value {header.encode()!r} for {request.url} "
+                    f"(also {header})")
+    return refuse
+
+
+def test_a_request_refused_before_it_left_pauses_without_quoting_anything(
+        tmp_path: Path) -> None:
+    """h11 refuses a header it cannot send and quotes it, token and all: that is our
+    settings, not the network, so the bundle pauses with a message naming what to check,
+    and nothing of the refused request is in it."""
+    cfg = http_cfg(token=TOKEN, url=f"http://bob:{PASSWORD.replace('/', '%2F')}@127.0.0.1:9/b")
+    d = HttpDeliverer(cfg, transport=httpx.MockTransport(refusing(httpx.LocalProtocolError)))
+    b = make_bundle(tmp_path)
+    with pytest.raises(Paused) as info:
+        d.deliver(b, build_manifest(b))
+    assert "token and url" in str(info.value) and "Sec" not in str(info.value)
+
+
+def test_a_network_error_that_quotes_the_token_or_the_password_is_told_without_them(
+        tmp_path: Path) -> None:
+    """An error on the way to the receiver goes to the log, the journal, `status` and
+    the status page: the token and the url's password are replaced by *** in every form
+    they take in it (as given, as repr() quotes them, percent-encoded)."""
+    cfg = http_cfg(token=TOKEN, url=f"http://bob:{PASSWORD.replace('/', '%2F')}@127.0.0.1:9/b")
+    d = HttpDeliverer(cfg, transport=httpx.MockTransport(refusing(httpx.ConnectError)))
     b = make_bundle(tmp_path)
     with pytest.raises(Retryable) as info:
         d.deliver(b, build_manifest(b))
-    assert "SuperSecretTok" not in str(info.value) and "PassWord9" not in str(info.value)
-    assert "***" in str(info.value) and "cannot reach the receiver" in str(info.value)
+    text = str(info.value)
+    assert "Sec" not in text and "Word9" not in text
+    assert "***" in text and "cannot reach the receiver" in text
 
 
 class TestBackoff:

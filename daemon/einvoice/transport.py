@@ -132,13 +132,8 @@ class EmbeddedDeliverer:
                    "X-Outboxd-Bundle-Id": bid}
         try:
             response = self.inner.client.post(self.cfg.url, content=doc.data, headers=headers)
-        except httpx.TimeoutException as exc:
-            raise Retryable(f"timed out talking to the receiver ({type(exc).__name__})") \
-                from None
-        except httpx.TransportError as exc:
-            raise Retryable(f"cannot reach the receiver: {exc or type(exc).__name__}") from None
-        except httpx.InvalidURL as exc:
-            raise Paused(f"[delivery] url is not usable: {exc}") from None
+        except (httpx.TransportError, httpx.InvalidURL) as exc:
+            raise self.inner.failure(exc) from None
         try:
             return classify(response)
         except Rejected as exc:

@@ -262,3 +262,21 @@ def test_a_partly_accepted_bundle_is_quarantined_with_papers_naming_what_was_del
     for needle in ("invoice B", "HTTP 400", "buyer unknown", "invoice A: receipt r-A", key,
                    "do NOT send them again"):
         assert needle in text
+
+
+def test_a_network_error_of_a_document_carries_neither_token_nor_password(
+        tmp_path: Path) -> None:
+    """ubl-embedded posts each document on its own; an error on the way is told as the
+    bundle transport tells it (HttpDeliverer.failure): without the token or the url's
+    password, which would otherwise reach the log, status and the status page."""
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError(f"no route for {request.url} with "
+                                 f"{request.headers['authorization']}")
+
+    d = EmbeddedDeliverer(DeliveryConfig(url="http://bob:PassWord9@127.0.0.1:9/docs",
+                                         token="SuperSecretTok", format="ubl-embedded"),
+                          httpx.MockTransport(refuse))
+    with pytest.raises(Retryable) as info:
+        d.deliver(batch_bundle(tmp_path), {"bundle_id": "b" * 64})
+    assert "SuperSecretTok" not in str(info.value) and "PassWord9" not in str(info.value)
+    assert "cannot reach the receiver" in str(info.value)
