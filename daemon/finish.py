@@ -341,7 +341,7 @@ class Finisher:
         # became of the rest; the papers name them (and their receipts), or the clerk
         # may send them again. From the journal, where each was recorded before the
         # next POST, so a retried move writes the same papers.
-        accepted = list(self.j.accepted_documents(row.bundle_id).values())
+        accepted = list(self.j.documents_of(row_id).values())
         record = reason_record(row.bundle_id, row.invoice_file, reasons, at, accepted)
         placed = self._place(row, self.s.quarantine_dir, reason_papers(record),
                              "cannot be moved into quarantine")

@@ -79,7 +79,8 @@ def sections(rows: Sequence[Row], today: str) -> dict[str, list[Row]]:
         "held": [r for r in rows if r.state == "held"],
         # Settling with an error: the invoice file cannot be read (permissions, a share
         # gone). It waits for a change like a held bundle, and the clerk must see why.
-        "stuck": [r for r in rows if r.last_error and r.state in ("settling", "delivering")],
+        # (A bundle in flight with an error is retried by the daemon: "Retrying".)
+        "stuck": [r for r in rows if r.last_error and r.state == "settling"],
         "retrying": [r for r in rows if r.state == "retrying"],
         "quarantined": [r for r in rows if r.state == "quarantined"
                         and r.since.startswith(today)],

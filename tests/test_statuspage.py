@@ -88,13 +88,16 @@ def test_an_invoice_file_that_cannot_be_read_is_shown_with_its_error(
         journal: Journal) -> None:
     """A bundle stuck settling with an error (its invoice file unreadable: permissions, a
     share gone) is on the page with the error, so the clerk sees why it does not move;
-    one settling without an error (a copy at work) is not."""
+    one settling without an error (a copy at work), or one in flight that the daemon
+    retries itself, is not."""
     journal.create("locked.xml", "settling",
                    last_error="[Errno 13] Permission denied: 'locked.xml'")
     journal.create("copying.xml", "settling")
+    # In flight with the error of its last try: the daemon retries it itself.
+    journal.create("posting.xml", "delivering", last_error="HTTP 503 from the receiver")
     page = Page(render(journal.recent(), [], datetime.now(UTC)))
     assert "locked.xml" in page.text["stuck"] and "Permission denied" in page.text["stuck"]
-    assert "copying.xml" not in page.text["stuck"]
+    assert "copying.xml" not in page.text["stuck"] and "posting.xml" not in page.text["stuck"]
     assert "1Not moving" in page.text["top"].replace("\n", "")
 
 

@@ -341,6 +341,14 @@ class Journal:
                                  (bundle_id,)).fetchone()
         return json.loads(r[0]) if r is not None else {}
 
+    def documents_of(self, row_id: int) -> dict[str, dict[str, Any]]:
+        """The documents this row's deliveries got accepted (not another row's of the
+        same content: a duplicate dropped again has none of its own)."""
+        with self._lock:
+            r = self._db.execute("SELECT documents FROM bundles WHERE id = ?",
+                                 (row_id,)).fetchone()
+        return json.loads(r[0]) if r is not None and r[0] else {}
+
     def accept_document(self, bundle_id: str, key: str, record: dict[str, Any]) -> None:
         """Record one accepted document on the bundle's in-flight row, before going on."""
         with self._tx() as db:

@@ -280,3 +280,25 @@ def test_a_network_error_of_a_document_carries_neither_token_nor_password(
         d.deliver(batch_bundle(tmp_path), {"bundle_id": "b" * 64})
     assert "SuperSecretTok" not in str(info.value) and "PassWord9" not in str(info.value)
     assert "cannot reach the receiver" in str(info.value)
+
+
+def test_a_duplicate_of_a_bundle_sent_whole_gets_no_accepted_documents_in_its_papers(
+        tmp_path: Path) -> None:
+    """The same file dropped again after a complete delivery is quarantined as a
+    duplicate: its papers say so, and do not list the earlier delivery's documents (whose
+    row is another), which would tell the clerk to move it back 'without changing' them."""
+    from daemon.bundle import Finding
+    answers = {"A": [httpx.Response(201, json={"receipt_id": "r-A"})],
+               "B": [httpx.Response(201, json={"receipt_id": "r-B"})]}
+    fin, journal, s, row, bid = claimed_embedded(tmp_path, by_invoice(answers, []))
+    assert fin.attempt(row) is None and journal.get(row).state == "sent"
+    work2 = s.processing_dir / "INV--cccccccccccc--host-2-def"
+    work2.mkdir()
+    batch_bundle(work2)
+    row2 = journal.create("INV.xml", "claiming", bundle_id=bid, work_dir=str(work2))
+    assert fin.quarantine(row2, [Finding("duplicate", "INV.xml", "this exact bundle was "
+                                         "sent before — remove it")]) is None
+    [entry] = s.quarantine_dir.glob("*/*")
+    assert "accepted_documents" not in json.loads((entry / "reason.json").read_text())
+    text = (entry / "REASON.txt").read_text()
+    assert "Nothing was sent" in text and "ACCEPTED" not in text
