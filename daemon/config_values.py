@@ -96,9 +96,12 @@ def mask_url(url: str) -> str:
 def url_problem(url: str) -> str | None:
     """Why `url` cannot be POSTed to, or None. Never quotes the url or httpx's message,
     which may hold part of a password (httpx reports "bob:pa/ss@host" as port 'pa')."""
-    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
-        return ("must not contain spaces or control characters (a space that belongs in "
-                "the path is written %20)")
+    # A space in the path is fine (httpx sends it as %20, and such urls worked before);
+    # at either end, or in the host, it is a typo that no request can go to.
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+        return "must not contain control characters (tabs, line breaks)"
+    if url != url.strip():
+        return "must not start or end with a space"
     if not url.lower().startswith(("http://", "https://")):
         return "must start with http:// or https://"
     try:
@@ -116,6 +119,8 @@ def url_problem(url: str) -> str | None:
         return f"is not a valid URL, e.g. https://operator.example/api/bundles{hint}"
     if not parsed.host:
         return "must name a host, e.g. https://operator.example/api/bundles"
+    if "%20" in parsed.host or " " in parsed.host:
+        return "the host must not contain spaces"
     if parsed.port is not None and not 1 <= parsed.port <= 65535:
         return "the port must be a number from 1 to 65535"
     return None
