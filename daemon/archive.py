@@ -136,9 +136,10 @@ def write_papers(folder: Path, papers: Mapping[str, bytes], sync: bool = True) -
 def _someone_elses(entry: Path, papers: Mapping[str, bytes], bundle_id: str) -> bool:
     """The entry's first paper is readable and names another bundle: not ours to touch."""
     try:
-        # Never through a link, never a FIFO or device a share user put there, never
-        # more than a paper can hold.
-        data = read_regular(entry / next(iter(papers)), limit=PAPER_LIMIT)
+        # Never through a link, never a FIFO or device a share user put there. No paper
+        # limit: a receipt keeps the receiver's whole answer, and another bundle's large
+        # receipt taken for "not readable" would be written over.
+        data = read_regular(entry / next(iter(papers)))
         found = json.loads(data) if data is not None else None
         named = found.get("bundle_id") or found["manifest"]["bundle_id"]  # type: ignore[union-attr]
     except (OSError, InputError, ValueError, KeyError, TypeError, AttributeError):

@@ -173,12 +173,15 @@ def _userinfo(url: str | None) -> bool:
         return False  # reported when a request is built from it
 
 
-def _password(url: str | None) -> str | None:
-    """The password in the url's userinfo (Basic auth), if any."""
+def _passwords(url: str | None) -> list[str]:
+    """The password in the url's userinfo (Basic auth), decoded and as written in the
+    url (any case of %-escapes): an error may quote either."""
     try:
-        return httpx.URL(url or "").password or None
+        parsed = httpx.URL(url or "")
     except httpx.InvalidURL:
-        return None
+        return []
+    written = parsed.userinfo.decode("ascii", "replace").partition(":")[2]
+    return [p for p in (parsed.password, written) if p]
 
 
 class HttpDeliverer:
@@ -194,7 +197,7 @@ class HttpDeliverer:
         token = cfg.bearer_token()
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        self._secrets = [x for x in (token, _password(cfg.url)) if x]
+        self._secrets = [x for x in (token, *_passwords(cfg.url)) if x]
         cert: Any = None
         if cfg.client_cert:
             cert = (str(cfg.client_cert), str(cfg.client_key)) if cfg.client_key \

@@ -46,8 +46,11 @@ def record_of(folder: Path) -> dict[str, Any] | None:
         # of every attachment, and one read back as "none" would let the bundle be sent
         # again (read_regular's own bound still stops a file of any size).
         data = read_regular(path, str(path))
-    except OSError:
-        return None  # unreadable (EIO, permissions): as a receipt that is not there
+    except OSError as exc:
+        # Unreadable (EIO, permissions): as a receipt that is not there, said once here.
+        logs.get().warning("receipt.json cannot be read; its bundle is not known as sent "
+                           "until it can be", file=str(path), error=str(exc))
+        return None
     if data is None:
         return None
     try:

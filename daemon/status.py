@@ -94,8 +94,9 @@ def render(data: dict[str, Any], limit: int = 20, now: datetime | None = None) -
          [b for b in bundles if needs_attention(b, now)]),
         ("Waiting for attachments", "waiting", []), ("Held (invalid)", "held", []),
         ("Retrying", "retrying", []),
+        # Settling with an error waits for a person; one in flight is retried by the daemon.
         ("Not moving (last error)", "", [b for b in bundles if b["last_error"]
-                                         and b["state"] in ("settling", "delivering")]),
+                                         and b["state"] == "settling"]),
         ("Quarantined recently", "quarantined", []), ("Sent recently", "sent", []),
     ]
     for title, state, picked in sections:

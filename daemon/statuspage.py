@@ -81,7 +81,9 @@ def sections(rows: Sequence[Row], today: str) -> dict[str, list[Row]]:
         # gone). It waits for a change like a held bundle, and the clerk must see why.
         # (A bundle in flight with an error is retried by the daemon: "Retrying".)
         "stuck": [r for r in rows if r.last_error and r.state == "settling"],
-        "retrying": [r for r in rows if r.state == "retrying"],
+        # As `status` shows them: a delivered or quarantining bundle whose move keeps
+        # failing is retried too (shown_state), and must not vanish from the page.
+        "retrying": [r for r in rows if r.shown_state == "retrying"],
         "quarantined": [r for r in rows if r.state == "quarantined"
                         and r.since.startswith(today)],
         "sent": [r for r in rows if r.state == "sent" and r.since.startswith(today)],

@@ -348,6 +348,19 @@ class TestPlace:
         archive.place(tmp_path / "work", target, archive.receipt_papers(self.RECEIPT), BID)
         assert tree(target) == before
 
+    def test_another_bundles_large_receipt_under_the_name_is_not_touched(
+            self, tmp_path: Path) -> None:
+        """The same with a receipt over a megabyte (a receiver's long answer): it is still
+        another bundle's, and never written over."""
+        target = tmp_path / "sent" / "d" / "INV-1--0123456789ab"
+        make_work(target)
+        theirs = {**self.RECEIPT, "manifest": {"bundle_id": "f" * 64},
+                  "response": {"status": 201, "body": {"log": "x" * 1_500_000}}}
+        archive.write_papers(target, archive.receipt_papers(theirs))
+        before = tree(target)
+        archive.place(tmp_path / "work", target, archive.receipt_papers(self.RECEIPT), BID)
+        assert tree(target) == before
+
     def test_quarantine_papers_are_readable_by_the_group_and_leave_no_temp_files(
             self, tmp_path: Path) -> None:
         """reason.json and REASON.txt land in the entry, REASON.txt mode 0640, no temp

@@ -154,3 +154,19 @@ class TestAttention:
         assert "unreadable.xml" not in attention
         assert "unreadable.xml [] settling since 2026-05-01T11:59:00.000Z; last error: " \
                "cannot be read (Permission denied)" in text
+
+
+def test_not_moving_lists_bundles_settling_with_an_error_not_those_in_flight() -> None:
+    """"Not moving" is what waits for a person (an invoice file that cannot be read); a
+    bundle in flight whose last try failed is retried by the daemon and is not there."""
+    from datetime import UTC, datetime
+    def b(name: str, state: str, error: str) -> dict:
+        return {"bundle_id": None, "invoice_file": name, "invoice_ids": [], "state": state,
+                "since": "2026-05-01T11:59:00.000Z", "deadline": None, "unattached_ids": [],
+                "attempts": 1, "next_attempt_at": None, "last_error": error, "reasons": []}
+    text = render({"counts": {}, "bundles": [
+        b("locked.xml", "settling", "Permission denied"),
+        b("posting.xml", "delivering", "HTTP 503 from the receiver")]},
+        now=datetime(2026, 5, 1, 12, 0, tzinfo=UTC))
+    stuck = text.partition("Not moving")[2].split("\n\n")[0]
+    assert "locked.xml" in stuck and "posting.xml" not in stuck

@@ -176,3 +176,14 @@ def test_a_name_that_slips_through_unescaped_costs_the_page_not_the_daemon(
         assert not StatusPage().refresh(journal, settings)
     [line] = [e for e in logs if e["event"] == "cannot write the status page"]
     assert "surrogates not allowed" in line["error"]
+
+
+def test_a_bundle_whose_move_keeps_failing_is_under_retrying(journal: Journal) -> None:
+    """A delivered (or quarantining) bundle whose move into sent/ keeps failing is
+    retried by the daemon and shown as retrying by `status`: the page lists it there too,
+    instead of in no section at all."""
+    journal.create("moving.xml", "delivered", last_error="cannot be moved into sent: "
+                   "No space left on device", next_attempt_at=now_iso())
+    page = Page(render(journal.recent(), [], datetime.now(UTC)))
+    assert "moving.xml" in page.text["retrying"] and "No space" in page.text["retrying"]
+    assert "1Retrying" in page.text["top"].replace("\n", "")

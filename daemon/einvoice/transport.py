@@ -114,8 +114,11 @@ class EmbeddedDeliverer:
                     continue
                 record = {"invoice_id": doc.invoice_id, "name": name, "idempotency_key": key,
                           "size": len(doc.data), **receipt.as_dict()}
-                if self.progress:
-                    self.progress.accept_document(bid, key, record)
+            if self.progress:
+                # Also for a document an earlier row of this content got accepted (a
+                # bundle moved back from quarantine): this row's record must hold all it
+                # relies on, for its next attempt and for its quarantine papers.
+                self.progress.accept_document(bid, key, record)
             records.append(record)
         if failed:
             raise bundle_outcome(failed, held)

@@ -352,12 +352,16 @@ class Journal:
     def accept_document(self, bundle_id: str, key: str, record: dict[str, Any]) -> None:
         """Record one accepted document on the bundle's in-flight row, before going on."""
         with self._tx() as db:
+            # Not 'claiming': a duplicate of this content being claimed meanwhile is never
+            # delivered, and must not take this delivery's record into its papers.
             r = db.execute("SELECT id, documents FROM bundles WHERE bundle_id = ? AND state IN "
-                           "('claiming', 'delivering', 'retrying') ORDER BY id DESC LIMIT 1",
+                           "('delivering', 'retrying') ORDER BY id DESC LIMIT 1",
                            (bundle_id,)).fetchone()
             if r is None:
                 return
             docs = json.loads(r["documents"]) if r["documents"] else {}
+            if docs.get(key) == record:
+                return  # recorded already (a retry going over what this row has)
             docs[key] = record
             db.execute("UPDATE bundles SET documents = ?, updated_at = ? WHERE id = ?",
                        (json.dumps(docs, ensure_ascii=False), now_iso(), r["id"]))

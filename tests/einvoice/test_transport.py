@@ -302,3 +302,26 @@ def test_a_duplicate_of_a_bundle_sent_whole_gets_no_accepted_documents_in_its_pa
     assert "accepted_documents" not in json.loads((entry / "reason.json").read_text())
     text = (entry / "REASON.txt").read_text()
     assert "Nothing was sent" in text and "ACCEPTED" not in text
+
+
+def test_a_bundle_moved_back_and_rejected_again_still_names_what_was_accepted_before(
+        tmp_path: Path) -> None:
+    """Invoice A accepted, B rejected: quarantined. Moved back unchanged (a new row of the
+    same content), A is not posted again, B is rejected again: the second quarantine's
+    papers still name A as delivered, so nobody sends it twice."""
+    posted: list[str] = []
+    answers = {"A": [httpx.Response(201, json={"receipt_id": "r-A"})],
+               "B": [httpx.Response(400, json={"error": "buyer unknown"}),
+                     httpx.Response(400, json={"error": "buyer unknown"})]}
+    fin, journal, s, row, bid = claimed_embedded(tmp_path, by_invoice(answers, posted))
+    assert fin.attempt(row) is None and journal.get(row).state == "quarantined"
+    work2 = s.processing_dir / "INV--cccccccccccc--host-2-def"
+    work2.mkdir()
+    row2 = journal.create("INV.xml", "delivering", bundle_id=bid, work_dir=str(work2))
+    fin.hand_over(row2, batch_bundle(work2))
+    assert fin.attempt(row2) is None and journal.get(row2).state == "quarantined"
+    assert posted.count("A") == 1
+    for entry in s.quarantine_dir.glob("*/*"):
+        papers = json.loads((entry / "reason.json").read_text())
+        assert [d["invoice_id"] for d in papers["accepted_documents"]] == ["A"]
+        assert "Nothing was sent" not in (entry / "REASON.txt").read_text()
