@@ -141,10 +141,23 @@ def retry(folder: Path, settings: Settings) -> list[str]:
         raise RetryRefused(f"cannot move {folder / order[len(moved)]} back into the outbox "
                            f"({exc.strerror or exc}); nothing was moved") from None
     fsync_dir(outbox)
+    left: list[str] = []
     for paper in PAPER_NAMES:
-        with contextlib.suppress(FileNotFoundError):
+        try:
             (folder / paper).unlink()
-    folder.rmdir()
+        except FileNotFoundError:
+            pass
+        except OSError:
+            # A folder of that name (a share user's, not outboxd's paper) or one that
+            # may not be removed: the bundle is back, so this is left, not fought over.
+            left.append(paper)
+    try:
+        folder.rmdir()
+    except OSError:
+        left = left or [p.name for p in folder.iterdir()]
+    if left:
+        print(f"outboxd: note: {folder}: left in place, as it is not outboxd's to remove: "
+              f"{', '.join(left)} — remove it by hand", file=sys.stderr)
     return moved
 
 

@@ -146,3 +146,19 @@ def test_reason_json_naming_a_file_outside_its_folder_moves_nothing_from_there(
                                                            "INV-1.xml"]
     assert other.read_bytes() == ubl_invoice("INV-2")
     assert not (cfg.root / "INV-2--bbbbbbbbbbbb").exists()
+
+
+def test_a_folder_named_reason_json_is_left_and_the_bundle_still_goes_back(
+        cfg: Env, capsys) -> None:
+    """A share user's folder named reason.json (with a file in it) in a quarantine entry:
+    the bundle goes back and the command succeeds; that folder is not outboxd's paper,
+    so it is left in place with a note naming it, not removed and no traceback."""
+    folder = quarantined(cfg)
+    (folder / "reason.json").unlink()
+    write(folder / "reason.json" / "mine.txt", b"notes")
+    assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 0
+    assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001", "INV-1001.ready",
+                                                           "INV-1001.xml"]
+    assert (folder / "reason.json" / "mine.txt").read_bytes() == b"notes"
+    err = capsys.readouterr().err
+    assert "left in place" in err and "reason.json" in err and "Traceback" not in err
