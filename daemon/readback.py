@@ -79,7 +79,16 @@ def sent_records(sent_dir: Path, window_days: int) -> tuple[list[dict[str, Any]]
     except FileNotFoundError:
         return [], 0
     for day in days:
-        with os.scandir(sent_dir / day) as it:
+        try:
+            it = os.scandir(sent_dir / day)
+        except OSError as exc:
+            # Permissions changed by hand, a share's hiccup: the start goes on (nothing
+            # is sent before this pass ends), and the day's bundles are not known as sent.
+            logs.get().warning("a day folder in sent/ cannot be read; its receipts are not "
+                               "read back — fix its permissions, then restart to read it",
+                               folder=str(sent_dir / day), error=str(exc))
+            continue
+        with it:
             for entry in it:
                 if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
                     continue  # a .partial copy or litter

@@ -7,7 +7,9 @@ import json
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import pytest
 from helpers import without_blocking
 from structlog.testing import capture_logs
 
@@ -97,3 +99,24 @@ def test_a_receipt_over_a_megabyte_is_read_back(tmp_path: Path) -> None:
     (folder / "receipt.json").write_text(json.dumps(data))
     records, unusable = sent_records(sent, 400)
     assert [r["bundle_id"] for r in records] == [BID] and unusable == 0
+
+
+def test_a_day_folder_that_cannot_be_listed_is_logged_and_the_others_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A day folder in sent/ the daemon may not list (permissions changed by hand) does
+    not stop the start: a warning names it, and the other days' receipts are read back."""
+    sent = tmp_path / "sent"
+    receipt(sent / day(0) / "INV-1--abababababab", BID)
+    locked = receipt(sent / day(1) / "INV-2--cdcdcdcdcdcd", "cd" * 32, "INV-2.xml").parent
+    real = os.scandir
+
+    def scandir(path: Any = ".") -> Any:
+        if Path(path) == locked:  # as for a folder of mode 000 (the tests may run as root)
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with capture_logs() as logs:
+        records, _ = sent_records(sent, 400)
+    assert [r["bundle_id"] for r in records] == [BID]
+    assert [e for e in logs if "cannot be read" in e["event"] and e["folder"] == str(locked)]
