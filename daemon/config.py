@@ -70,7 +70,8 @@ class OutboxConfig(Section):
     settle_seconds: Seconds = Field(5.0, ge=0)
     marker_suffix: str = Field(".ready", min_length=1)
     watch: Literal["auto", "inotify", "polling"] = "auto"
-    poll_interval_seconds: Seconds = Field(2.0, gt=0)
+    # At least 0.05 s: each poll stats every entry, and a tiny interval is a busy loop.
+    poll_interval_seconds: Seconds = Field(2.0, ge=0.05)
     rescan_seconds: Seconds = Field(60.0, gt=0)
 
     @field_validator("path", mode="before")

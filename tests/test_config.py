@@ -657,3 +657,16 @@ def test_processing_on_another_file_system_than_the_outbox_stops_the_start(
     assert "another file system" in str(info.value) and "processing" in str(info.value)
     prepare_folders(s.model_copy(update={"paths": s.paths.model_copy(
         update={"processing": None})}))
+
+
+def test_a_poll_interval_below_a_twentieth_of_a_second_is_refused(tmp_path: Path) -> None:
+    """poll_interval_seconds = 1e-9 would make polling a busy loop (each poll stats every
+    entry of the outbox): it is a configuration error naming the key and the bound."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    config = tmp_path / "c.toml"
+    config.write_text(f'[outbox]\npath = "{outbox}"\npoll_interval_seconds = 1e-9\n'
+                      '[delivery]\nurl = "http://127.0.0.1:9/x"\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(config)
+    assert any("poll_interval_seconds" in p and "0.05" in p for p in info.value.problems)
