@@ -481,7 +481,8 @@ class TestDurations:
         """inf, nan and huge durations (which overflow the daemon's timers at run time) stop
         loading with a line naming [section] key and the bound."""
         problems = problems_of(config_file(tmp_path, set_key(outbox, section, key, value)))
-        one_problem_with(problems, f"[{section}] {key}", "finite", "31536000")
+        line = one_problem_with(problems, f"[{section}] {key}")
+        assert "finite" in line and "31536000" in line
 
     @pytest.mark.parametrize("value", ["inf", "nan", "Infinity", "1e400"])
     def test_a_duration_from_the_environment_must_be_finite(
@@ -489,8 +490,9 @@ class TestDurations:
             value: str) -> None:
         """OUTBOXD_OUTBOX__RESCAN_SECONDS=inf is refused like inf in the file."""
         monkeypatch.setenv("OUTBOXD_OUTBOX__RESCAN_SECONDS", value)
-        one_problem_with(problems_of(config_file(tmp_path, minimal(outbox))),
-                         "[outbox] rescan_seconds", "finite", "31536000")
+        line = one_problem_with(problems_of(config_file(tmp_path, minimal(outbox))),
+                                "[outbox] rescan_seconds")
+        assert "finite" in line and "31536000" in line
 
     def test_one_year_is_allowed(self, tmp_path: Path, outbox: Path) -> None:
         """Exactly 31536000 s (365 days) is the longest allowed duration."""
@@ -503,7 +505,8 @@ class TestDurations:
         start with OverflowError) is refused naming the key."""
         problems = problems_of(config_file(
             tmp_path, minimal(outbox, "[policy]\nduplicate_window_days = 800000\n")))
-        one_problem_with(problems, "[policy] duplicate_window_days", "36500")
+        line = one_problem_with(problems, "[policy] duplicate_window_days")
+        assert "36500" in line
 
 
 class TestUrl:
@@ -527,7 +530,8 @@ class TestUrl:
         every delivery being retried without end), naming [delivery] url and the rule."""
         text = with_delivery(outbox, "").replace(f'url = "{URL}"', f'url = "{url}"'.replace(
             "\t", "\\t"))
-        one_problem_with(problems_of(config_file(tmp_path, text)), "[delivery] url", rule)
+        line = one_problem_with(problems_of(config_file(tmp_path, text)), "[delivery] url")
+        assert rule in line
 
     @pytest.mark.parametrize("url", [
         "https://operator.example:8443/api/bundles?tenant=a@b#x",
@@ -589,7 +593,8 @@ class TestEmptyPaths:
         inside the outbox): refused, naming the key and the fix."""
         text = f'[outbox]\npath = ""\n\n[delivery]\nurl = "{URL}"\n'
         problems = problems_of(config_file(tmp_path, text))
-        one_problem_with(problems, "[outbox] path", "must not be empty", "set the outbox folder")
+        line = one_problem_with(problems, "[outbox] path")
+        assert "must not be empty" in line and "set the outbox folder" in line
 
     @pytest.mark.parametrize("value", ["", "  "])
     def test_an_empty_outbox_path_from_the_environment_is_refused(
@@ -597,22 +602,24 @@ class TestEmptyPaths:
             value: str) -> None:
         """OUTBOXD_OUTBOX__PATH set empty is refused, not taken for the current folder."""
         monkeypatch.setenv("OUTBOXD_OUTBOX__PATH", value)
-        one_problem_with(problems_of(config_file(tmp_path, minimal(outbox))),
-                         "[outbox] path", "must not be empty")
+        line = one_problem_with(problems_of(config_file(tmp_path, minimal(outbox))),
+                                "[outbox] path")
+        assert "must not be empty" in line
 
     @pytest.mark.parametrize("key", ["sent", "quarantine", "processing", "state_dir"])
     def test_an_empty_folder_in_paths_is_refused(self, tmp_path: Path, outbox: Path,
                                                  key: str) -> None:
         """An empty [paths] folder is refused; the fix says to remove the key for the default."""
         problems = problems_of(config_file(tmp_path, minimal(outbox, f'[paths]\n{key} = ""\n')))
-        one_problem_with(problems, f"[paths] {key}", "must not be empty", "remove the key")
+        line = one_problem_with(problems, f"[paths] {key}")
+        assert "must not be empty" in line and "remove the key" in line
 
     def test_an_empty_directory_target_is_refused(self, tmp_path: Path, outbox: Path) -> None:
         """transport = "directory" with target = "" is refused, not the current folder."""
         text = (f'[outbox]\npath = "{outbox}"\n[delivery]\ntransport = "directory"\n'
                 'target = ""\n')
-        one_problem_with(problems_of(config_file(tmp_path, text)),
-                         "[delivery] target", "must not be empty")
+        line = one_problem_with(problems_of(config_file(tmp_path, text)), "[delivery] target")
+        assert "must not be empty" in line
 
 
 @pytest.mark.parametrize("key", ["sidecar_suffix", "marker_suffix"])
@@ -621,7 +628,8 @@ def test_a_suffix_with_a_slash_is_refused(tmp_path: Path, outbox: Path, key: str
     sidecar or marker would be a path (".files/../../etc"), so it is a configuration
     error naming the key."""
     text = minimal(outbox).replace("\n\n[delivery]", f'\n{key} = "/../../etc"\n[delivery]')
-    one_problem_with(problems_of(config_file(tmp_path, text)), key, "must not contain /")
+    line = one_problem_with(problems_of(config_file(tmp_path, text)), f"[outbox] {key}")
+    assert "must not contain /" in line
 
 
 def test_processing_on_another_file_system_than_the_outbox_stops_the_start(
@@ -659,4 +667,6 @@ def test_a_poll_interval_below_a_twentieth_of_a_second_is_refused(
     entry of the outbox): it is a configuration error naming the key and the bound."""
     text = minimal(outbox).replace("\n\n[delivery]",
                                    "\npoll_interval_seconds = 1e-9\n[delivery]")
-    one_problem_with(problems_of(config_file(tmp_path, text)), "poll_interval_seconds", "0.05")
+    line = one_problem_with(problems_of(config_file(tmp_path, text)),
+                            "[outbox] poll_interval_seconds")
+    assert "0.05" in line

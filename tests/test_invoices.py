@@ -173,7 +173,8 @@ class TestHostileXml:
         text = ubl_invoice("INV-16").decode().replace('encoding="UTF-8"', 'encoding="UTF-16"')
         text = text.replace("INV-16", "&x;").replace(
             "?>\n", '?>\n<!DOCTYPE Invoice [<!ENTITY x "X">]>\n', 1)
-        self.hostile(write(tmp_path / "wide.xml", text.encode("utf-16")))
+        err = self.hostile(write(tmp_path / "wide.xml", text.encode("utf-16")))
+        assert "declares entities" in err.message and err.file == "wide.xml"
 
     def test_billion_laughs(self, tmp_path: Path) -> None:
         """Internal entity declarations are refused, never expanded."""
