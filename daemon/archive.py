@@ -202,7 +202,7 @@ def reason_record(bundle_id: str, invoice_file: str, reasons: list[Finding],
     matches the work folder and a second entry is made beside it.
 
     `accepted`: the journal's records of the documents the receiver already took
-    (ubl-embedded, SPEC §5.4, `Journal.accepted_documents`). They are delivered; the
+    (ubl-embedded, SPEC §5.4, `Journal.documents_of`). They are delivered; the
     papers must say so, or a clerk who fixes and re-exports the file sends them twice.
     reason.json then gains `accepted_documents` (invoice id, receipt id, Idempotency-Key,
     status, document name); without any, it keeps the fields SPEC §4 lists."""
@@ -216,6 +216,25 @@ def reason_record(bundle_id: str, invoice_file: str, reasons: list[Finding],
              "idempotency_key": d.get("idempotency_key"), "status": d.get("status"),
              "name": d.get("name")} for d in accepted]
     return record
+
+
+def reason_of(folder: Path) -> dict[str, Any] | None:
+    """A folder's reason.json as written by reason_papers, None if it has none.
+
+    Raises InputError when it is there but not a regular file that can be read
+    (never opened: a link or a FIFO a share user put there), ValueError (or
+    RecursionError) when it is not a reason record.
+    """
+    path = folder / "reason.json"
+    if not os.path.lexists(path):
+        return None
+    data = read_regular(path, str(path), limit=PAPER_LIMIT)
+    if data is None:
+        raise ValueError(f"{path} is larger than a reason record can be")
+    reason = json.loads(data)
+    if not isinstance(reason, dict):
+        raise ValueError(f"{path} holds no reason record (not a JSON object)")
+    return reason
 
 
 def reason_text(record: dict[str, Any]) -> str:

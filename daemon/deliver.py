@@ -197,7 +197,12 @@ class HttpDeliverer:
         token = cfg.bearer_token()
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        self._secrets = [x for x in (token, *_passwords(cfg.url)) if x]
+        # Every form a secret takes in an error text: as given, as repr() quotes it (b'…'
+        # in h11's errors), percent-encoded (in a url), and as written in the url.
+        # Longest first, so that no form is cut by a shorter one inside it.
+        self._secrets = sorted({form for x in (token, *_passwords(cfg.url)) if x
+                                for form in (x, repr(x)[1:-1], urllib.parse.quote(x, safe=""))},
+                               key=len, reverse=True)
         cert: Any = None
         if cfg.client_cert:
             cert = (str(cfg.client_cert), str(cfg.client_key)) if cfg.client_key \
@@ -294,11 +299,8 @@ class HttpDeliverer:
                                      f"{exc or type(exc).__name__}"))
 
     def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            # As given, as repr() quotes it (b'…' in h11's errors), and percent-encoded
-            # (in a url).
-            for form in {secret, repr(secret)[1:-1], urllib.parse.quote(secret, safe="")}:
-                text = text.replace(form, "***")
+        for form in self._secrets:
+            text = text.replace(form, "***")
         return text
 
 

@@ -20,18 +20,17 @@ writes its papers only as regular files, so what the folder means is unknown.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 from pathlib import Path
 from typing import Any
 
 from daemon import logs
-from daemon.archive import PAPER_LIMIT, PAPER_NAMES, move_into_place, target_for
+from daemon.archive import PAPER_NAMES, move_into_place, reason_of, target_for
 from daemon.claim import unclaim
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError
-from daemon.fsops import drop_unfinished, read_regular
+from daemon.fsops import drop_unfinished
 from daemon.journal import IN_FLIGHT, Journal
 from daemon.names import fit_bytes, is_invoice_name, stem
 from daemon.readback import record_of
@@ -99,31 +98,12 @@ def sweep(journal: Journal, settings: Settings) -> int:
     return handled
 
 
-def _reason_of(work: Path) -> dict[str, Any] | None:
-    """The work folder's reason.json, None if it has none.
-
-    Raises InputError when it is there but not a regular file that can be read
-    (never opened: is_file() then read_text() would follow a link and block on
-    a FIFO swapped in between), ValueError when it is not a reason record.
-    """
-    path = work / "reason.json"
-    if not os.path.lexists(path):
-        return None
-    data = read_regular(path, str(path), limit=PAPER_LIMIT)
-    if data is None:
-        raise ValueError(f"{path} is larger than a reason record can be")
-    reason = json.loads(data)
-    if not isinstance(reason, dict):
-        raise ValueError(f"{path} holds no reason record (not a JSON object)")
-    return reason
-
-
 def _finish(journal: Journal, settings: Settings, work: Path) -> int:
     # The one killed may have been writing a paper: its temp file goes nowhere.
     drop_unfinished(work, PAPER_NAMES)
     try:
         rec = record_of(work)
-        reason = _reason_of(work) if rec is None else None
+        reason = reason_of(work) if rec is None else None
     except InputError as exc:
         # Neither finishing nor putting back is safe: a stray receipt.json may stand
         # for a bundle the receiver took (putting it back would send it twice).

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import re
 import sys
@@ -26,10 +25,10 @@ from pathlib import Path
 
 from daemon.actions import EXIT_OK
 from daemon.actions.common import settings_of
-from daemon.archive import PAPER_LIMIT, PAPER_NAMES
+from daemon.archive import PAPER_NAMES, reason_of
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError, UsageError
-from daemon.fsops import drop_unfinished, fsync_dir, is_regular_file, move_tree, read_regular
+from daemon.fsops import drop_unfinished, fsync_dir, is_regular_file, move_tree
 from daemon.names import is_invoice_name
 
 # NAME--BUNDLEID12, or NAME--BUNDLEID12-2 when the archive name was taken.
@@ -82,23 +81,21 @@ def _invoice_name(folder: Path, settings: Settings, notes: list[str] | None = No
     """The bundle's invoice file: the one reason.json names, else the one file in the
     folder that looks like an invoice file. A reason.json that is not a regular file
     is never opened; why it was ignored goes to `notes`."""
-    path = folder / "reason.json"
-    if os.path.lexists(path):
-        try:
-            data = read_regular(path, str(path), limit=PAPER_LIMIT)
-            name = json.loads(data)["invoice_file"] if data is not None else None
-            # Only a plain name of a regular file in this folder: whatever a share user
-            # wrote into reason.json, retry never moves anything from elsewhere.
-            if (isinstance(name, str) and name not in ("", ".", "..", *PAPER_NAMES)
-                    and os.sep not in name and is_regular_file(folder / name)):
-                return name
-        except InputError as exc:
-            if notes is not None:
-                notes.append(f"{exc.file}: {exc.message.partition(' — ')[0]}; ignored, "
-                             "never opened — the invoice file was told by its name, and this "
-                             "reason.json (no document) is removed with outboxd's papers")
-        except (ValueError, KeyError, TypeError, RecursionError):
-            pass  # cut short or edited: the invoice file is told by its name
+    try:
+        record = reason_of(folder)
+        name = record.get("invoice_file") if record is not None else None
+        # Only a plain name of a regular file in this folder: whatever a share user
+        # wrote into reason.json, retry never moves anything from elsewhere.
+        if (isinstance(name, str) and name not in ("", ".", "..", *PAPER_NAMES)
+                and os.sep not in name and is_regular_file(folder / name)):
+            return name
+    except InputError as exc:
+        if notes is not None:
+            notes.append(f"{exc.file}: {exc.message.partition(' — ')[0]}; ignored, "
+                         "never opened — the invoice file was told by its name, and this "
+                         "reason.json (no document) is removed with outboxd's papers")
+    except (OSError, ValueError, RecursionError):
+        pass  # unreadable, cut short or edited: the invoice file is told by its name
     files = [p.name for p in folder.iterdir() if is_regular_file(p)
              and p.name not in PAPER_NAMES and is_invoice_name(
                  p.name, settings.outbox.invoice_patterns, settings.outbox.ignore_patterns)]
