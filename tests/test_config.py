@@ -52,6 +52,13 @@ def one_problem_with(problems: list[str], *parts: str) -> str:
     return hits[0]
 
 
+def problem_from_environment(tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch,
+                             variable: str, value: str, key: str) -> str:
+    """The problem line about `key` when `variable` is set to `value` over a minimal file."""
+    monkeypatch.setenv(variable, value)
+    return one_problem_with(problems_of(config_file(tmp_path, minimal(outbox))), key)
+
+
 class TestDefaults:
     def test_minimal_file_gives_the_spec_defaults(self, tmp_path: Path, outbox: Path) -> None:
         """Only [outbox] path and [delivery] url are needed; the rest has its SPEC default."""
@@ -489,9 +496,9 @@ class TestDurations:
             self, tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch,
             value: str) -> None:
         """OUTBOXD_OUTBOX__RESCAN_SECONDS=inf is refused like inf in the file."""
-        monkeypatch.setenv("OUTBOXD_OUTBOX__RESCAN_SECONDS", value)
-        line = one_problem_with(problems_of(config_file(tmp_path, minimal(outbox))),
-                                "[outbox] rescan_seconds")
+        line = problem_from_environment(tmp_path, outbox, monkeypatch,
+                                        "OUTBOXD_OUTBOX__RESCAN_SECONDS", value,
+                                        "[outbox] rescan_seconds")
         assert "finite" in line and "31536000" in line
 
     def test_one_year_is_allowed(self, tmp_path: Path, outbox: Path) -> None:
@@ -601,9 +608,8 @@ class TestEmptyPaths:
             self, tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch,
             value: str) -> None:
         """OUTBOXD_OUTBOX__PATH set empty is refused, not taken for the current folder."""
-        monkeypatch.setenv("OUTBOXD_OUTBOX__PATH", value)
-        line = one_problem_with(problems_of(config_file(tmp_path, minimal(outbox))),
-                                "[outbox] path")
+        line = problem_from_environment(tmp_path, outbox, monkeypatch,
+                                        "OUTBOXD_OUTBOX__PATH", value, "[outbox] path")
         assert "must not be empty" in line
 
     @pytest.mark.parametrize("key", ["sent", "quarantine", "processing", "state_dir"])
