@@ -63,14 +63,35 @@ def safe_filename(name: str) -> str:
     """Fold a name to ASCII letters, digits, '-', '_' and '.' for picky receivers.
 
     'Tidrapport oktober.pdf' -> 'Tidrapport_oktober.pdf', 'Å' -> 'A'.
+    A letter, digit or symbol with no ASCII form ('Счёт', '日本', '€') is not
+    simply dropped: the name gets '-' and 8 hex digits of the SHA-256 of the
+    name on disk before its extension ('Счёт.pdf' -> 'file-2eb0a6b9.pdf'), so
+    two such names of one invoice still go out as two names, the same ones on
+    every attempt.
     """
     decomposed = unicodedata.normalize("NFKD", name)
     ascii_only = decomposed.encode("ascii", "ignore").decode("ascii")
     folded = _UNSAFE.sub("_", ascii_only).strip("_")
+    if _drops_meaning(decomposed):
+        if folded.startswith("."):  # nothing left before the extension: '日本.tar.gz'
+            stem, ext = "file", folded.lstrip(".")
+        else:
+            stem, dot, ext = folded.rpartition(".")
+            stem = stem.strip("._") if dot else folded
+            ext = ext if dot else ""
+        tag = hashlib.sha256(unicodedata.normalize("NFC", name).encode(
+            "utf-8", "surrogatepass")).hexdigest()[:8]
+        return f"{stem or 'file'}-{tag}" + (f".{ext}" if ext.strip("._") else "")
     if not folded.strip("."):
         return "file"
-    # '日本.pdf' folds to '.pdf': a hidden file on the receiver's side.
+    # A name of symbols only could fold to '.pdf': a hidden file on the receiver's side.
     return "file" + folded if folded.startswith(".") else folded
+
+
+def _drops_meaning(decomposed: str) -> bool:
+    """Whether folding to ASCII loses more than accents and punctuation: a letter,
+    digit or symbol outside ASCII (accents are combining marks after NFKD)."""
+    return any(ord(c) > 127 and unicodedata.category(c)[0] in "LNS" for c in decomposed)
 
 
 def utc_now_iso() -> str:

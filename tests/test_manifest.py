@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 from dataclasses import replace
 from pathlib import Path
 
@@ -208,6 +209,36 @@ class TestSafeFilename:
         assert out not in (".", "..")
         assert not out.startswith(".")
         assert "/" not in out and "\\" not in out
+
+    @pytest.mark.parametrize("name,expected", [
+        ("Счёт.pdf", "file-2eb0a6b9.pdf"),
+        ("Отчёт March.pdf", "March-31c03100.pdf"),
+        ("日本.tar.gz", "file-46e2a081.tar.gz"),
+        ("Rechnung 100€.pdf", "Rechnung_100-2f28fb05.pdf"),
+    ])
+    def test_a_name_with_letters_that_have_no_ascii_form_is_tagged(self, name: str,
+                                                                   expected: str) -> None:
+        """Letters, digits or symbols with no ASCII form are not just dropped: the stem
+        gets '-' and 8 hex digits of the SHA-256 of the name, before the extension."""
+        assert safe_filename(name) == expected
+        tag = hashlib.sha256(name.encode()).hexdigest()[:8]
+        assert tag in expected
+
+    def test_names_in_another_script_stay_distinct_and_stable(self) -> None:
+        """Two Cyrillic names fold to two names (not both 'file.pdf'); the same name, NFC
+        or NFD as a Mac writes it, always folds to the same one (every attempt, every
+        daemon)."""
+        names = ["Счёт.pdf", "Акт.pdf", "Τιμολόγιο.pdf", "日本.pdf", "日本語.pdf"]
+        folded = [safe_filename(n) for n in names]
+        assert len(set(folded)) == len(names)
+        assert all(f.endswith(".pdf") for f in folded)
+        assert safe_filename(unicodedata.normalize("NFD", "Счёт.pdf")) == folded[0]
+
+    def test_accents_and_punctuation_alone_add_no_tag(self) -> None:
+        """Accents fold to their letter and punctuation to '_' or nothing, as before: only
+        what would otherwise vanish is tagged."""
+        assert safe_filename("Invoice – March.pdf") == "Invoice_March.pdf"
+        assert safe_filename("Örebro Kund’s.pdf") == "Orebro_Kunds.pdf"
 
     def test_keeps_the_extension_of_a_non_latin_name(self) -> None:
         """'日本.pdf' keeps its extension and does not become the hidden name '.pdf'."""

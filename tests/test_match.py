@@ -293,6 +293,15 @@ class TestStructure:
         assert f.file == "INV-1/a_b.pdf" and "'a_b.pdf'" in f.message
         assert len(b.attachments) == 1
 
+    def test_names_in_another_script_are_sent_under_distinct_names(self, outbox: Path) -> None:
+        """With safe_filenames, two attachments named in Cyrillic or Greek are not one name
+        ('file.pdf') on the wire: both are kept, and no name-collision is reported."""
+        write(outbox / "INV-1" / "Счёт.pdf", PDF)
+        write(outbox / "INV-1" / "Τιμολόγιο.pdf", PDF + b"%2")
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        assert "name-collision" not in codes(b)
+        assert sorted(a.original_name for a in b.attachments) == ["Τιμολόγιο.pdf", "Счёт.pdf"]
+
     def test_normalisation_collision(self, outbox: Path) -> None:
         """Names that differ only in NFC/NFD are an error (macOS and Linux see them differently)."""
         nfc = unicodedata.normalize("NFC", "Räkning.pdf")
