@@ -189,6 +189,10 @@ class DeliveryConfig(Section):
     @classmethod
     def _token_usable(cls, value: SecretStr | None) -> SecretStr | None:
         # The error line shows the value masked (_show: the key holds "token").
+        if value is not None and not value.get_secret_value():
+            # "Bearer " and nothing: no receiver takes it, and it is no "no token" either.
+            raise ValueError("is empty — set the token, or remove the key (and any "
+                             "OUTBOXD_DELIVERY__TOKEN) to send no Authorization header")
         problem = token_problem(value.get_secret_value()) if value is not None else None
         if problem:
             raise ValueError(f"{problem}; {TOKEN_RULE} — copy the token again exactly as "
@@ -253,6 +257,10 @@ class DeliveryConfig(Section):
         if problem:
             raise ConfigError(f"{where}: the token in the file {problem}; {TOKEN_RULE} — the "
                               "file must hold the token alone, on one line")
+        if not token:
+            # A secret not yet deployed: sending without one would only earn 401s.
+            raise ConfigError(f"{where}: the file is empty — put the token in it, or remove "
+                              "token_file to send no Authorization header")
         return token
 
 
@@ -407,7 +415,7 @@ def _show(key: str, value: Any) -> str:
     """A value for an error line; anything that might be a secret (a typo of `token`
     included) is masked, since these lines reach logs and terminals."""
     if any(word in key.lower() for word in _SECRET_WORDS):
-        return f"'{MASK}'"
+        return "''" if value == "" else f"'{MASK}'"  # an empty value gives nothing away
     if isinstance(value, str) and "://" in value:
         # A url (under any key, a typo of `url` too) may carry a password.
         return repr(mask_userinfo(value))

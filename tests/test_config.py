@@ -314,6 +314,25 @@ class TestSecrets:
                 "[delivery]\n", f'[delivery]\ntoken_file = "{tmp_path}/absent"\n')))
         assert one_problem_with(info.value.problems, "[delivery] token_file", f"{tmp_path}/absent")
 
+    @pytest.mark.parametrize("content", [b"", b"\n", b"  \n\n"])
+    def test_an_empty_token_file_is_a_config_error(self, tmp_path: Path, outbox: Path,
+                                                   content: bytes) -> None:
+        """A token_file with nothing in it (a secret not deployed yet) stops loading with a
+        line naming the key and the file, instead of POSTing with no Authorization header."""
+        token_file = tmp_path / "token"
+        token_file.write_bytes(content)
+        with pytest.raises(ConfigError) as info:
+            load_settings(config_file(tmp_path, minimal(outbox).replace(
+                "[delivery]\n", f'[delivery]\ntoken_file = "{token_file}"\n')))
+        assert one_problem_with(info.value.problems, f'token_file = "{token_file}"',
+                                "is empty", "put the token in it")
+
+    def test_an_empty_token_is_a_config_error(self, tmp_path: Path, outbox: Path) -> None:
+        """token = "" is neither a token nor "no token": loading stops, saying how to send
+        none."""
+        problems = problems_of(config_file(tmp_path, with_delivery(outbox, 'token = ""\n')))
+        assert one_problem_with(problems, "[delivery] token = ''", "is empty", "remove the key")
+
     def test_no_token(self, tmp_path: Path, outbox: Path) -> None:
         """Without token or token_file there is no bearer token."""
         assert load_settings(config_file(tmp_path, minimal(outbox))).delivery.bearer_token() is None
