@@ -325,12 +325,15 @@ class DirectoryDeliverer:
                 shutil.rmtree(tmp)
             tmp.mkdir(parents=True)
             write_json(tmp / "manifest.json", manifest)
-            copy_file(bundle.invoice_file.path, tmp / bundle.invoice_file.name)
-            for att in ordered_attachments(bundle):
+            # Every file under its manifest `name`, the one field that is right for a
+            # folded name and for a converted image alike (original_name is neither).
+            copy_file(bundle.invoice_file.path, tmp / manifest["invoice_file"]["name"])
+            entries = [e for inv in manifest["invoices"] for e in inv["attachments"]]
+            for att, entry in zip(ordered_attachments(bundle), entries, strict=True):
                 folder = tmp / "attachments" / folder_name_for_id(att.invoice_id)
                 folder.mkdir(parents=True, exist_ok=True)
-                name, path, _, _, _ = att.sent  # a converted image goes as its PDF
-                copy_file(path, folder / name)
+                _, path, _, _, _ = att.sent  # a converted image goes as its PDF
+                copy_file(path, folder / entry["name"])
             tmp.rename(final)
             fsync_dir(self.target)
         except OSError as exc:

@@ -16,6 +16,7 @@ import random
 import re
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -26,7 +27,7 @@ import pytest
 from pypdf import PdfWriter
 
 from daemon import __version__
-from daemon.bundle import Attachment, Bundle, InvoiceFile
+from daemon.bundle import Attachment, Bundle, Conversion, InvoiceFile
 from daemon.config import DeliveryConfig
 from daemon.deliver import (
     BODY_LIMIT,
@@ -504,9 +505,10 @@ class TestBackoff:
 class TestDirectoryDeliverer:
     def test_writes_bundle_folder(self, tmp_path: Path) -> None:
         """TARGET/BUNDLEID/ holds manifest.json, the invoice file and
-        attachments/INVOICE_ID/NAME with the original bytes; no .tmp-* left."""
+        attachments/INVOICE_ID/NAME with the original bytes; no .tmp-* left.
+        (safe_filenames off: NAME is the name on disk.)"""
         bundle = make_bundle(tmp_path / "work")
-        manifest = build_manifest(bundle)
+        manifest = build_manifest(bundle, safe_filenames=False)
         target = tmp_path / "target"
         target.mkdir()
         receipt = DirectoryDeliverer(target).deliver(bundle, manifest)
@@ -523,6 +525,33 @@ class TestDirectoryDeliverer:
         for a in bundle.attachments:
             assert (final / "attachments" / a.invoice_id / a.original_name).read_bytes() == \
                 a.path.read_bytes()
+
+    def test_every_file_lies_under_its_manifest_name(self, tmp_path: Path) -> None:
+        """With safe_filenames (the default) the files are written under the manifest's
+        `name`, folded as over HTTP, and a converted image under its PDF's name: a reader
+        finds every file from the manifest alone."""
+        bundle = make_bundle(tmp_path / "work", invoice_name="Faktura Å.xml")
+        pdf_path, size, sha = put(tmp_path / "work" / "Skärm.pdf", pdf(1))
+        shot = attachment(tmp_path / "work", "INV-2", "batch-42/INV-2/Skärm.png",
+                          b"\x89PNG\r\n\x1a\nfake", "image/png")
+        shot = replace(shot, converted=Conversion("Skärm.pdf", size, sha, 1, "image/png",
+                                                  pdf_path))
+        bundle = replace(bundle, attachments=(*bundle.attachments, shot))
+        manifest = build_manifest(bundle)
+        target = tmp_path / "target"
+        target.mkdir()
+        DirectoryDeliverer(target).deliver(bundle, manifest)
+        final = target / manifest["bundle_id"]
+        assert (final / manifest["invoice_file"]["name"]).read_bytes() == INVOICE_XML
+        assert manifest["invoice_file"]["name"] == "Faktura_A.xml"
+        written = {str(p.relative_to(final)) for p in final.rglob("*") if p.is_file()}
+        named = {f"attachments/{inv['id']}/{e['name']}" for inv in manifest["invoices"]
+                 for e in inv["attachments"]}
+        assert named <= written
+        assert "attachments/INV-2/Skarm.pdf" in named
+        assert (final / "attachments/INV-2/Skarm.pdf").read_bytes() == pdf_path.read_bytes()
+        assert (final / "attachments/INV-1/Tidrapport_oktober_A.pdf").read_bytes() == \
+            bundle.attachments[0].path.read_bytes()
 
     def test_second_delivery_is_already_delivered(self, tmp_path: Path) -> None:
         """An existing TARGET/BUNDLEID/ means already delivered: reported, not rewritten."""
