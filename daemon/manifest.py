@@ -16,9 +16,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from daemon.bundle import Attachment, Bundle, Finding
+from daemon.names import NAME_MAX, fold_key
 
 MANIFEST_VERSION = 1
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+# Latin letters that NFKD does not take apart into an ASCII letter and an accent.
+_LATIN_LETTERS = str.maketrans({"ß": "ss", "ẞ": "SS", "æ": "ae", "Æ": "AE", "ø": "o", "Ø": "O",
+                                "œ": "oe", "Œ": "OE", "ł": "l", "Ł": "L", "đ": "d", "Đ": "D",
+                                "ð": "d", "Ð": "D", "þ": "th", "Þ": "Th", "ı": "i"})
+_EXT_MAX = 16  # a longer "extension" is part of the name, and may be cut
 
 
 def canonical_input(invoice_sha256: str,
@@ -62,30 +68,46 @@ def bundle_id_from_manifest(manifest: dict[str, Any]) -> str:
 def safe_filename(name: str) -> str:
     """Fold a name to ASCII letters, digits, '-', '_' and '.' for picky receivers.
 
-    'Tidrapport oktober.pdf' -> 'Tidrapport_oktober.pdf', 'Å' -> 'A'.
+    'Tidrapport oktober.pdf' -> 'Tidrapport_oktober.pdf', 'Å' -> 'A', 'Kjøp' -> 'Kjop'.
     A letter, digit or symbol with no ASCII form ('Счёт', '日本', '€') is not
     simply dropped: the name gets '-' and 8 hex digits of the SHA-256 of the
     name on disk before its extension ('Счёт.pdf' -> 'file-2eb0a6b9.pdf'), so
     two such names of one invoice still go out as two names, the same ones on
-    every attempt.
+    every attempt. So does a name that would be longer than a file system
+    takes (NAME_MAX bytes), cut to fit.
     """
-    decomposed = unicodedata.normalize("NFKD", name)
+    decomposed = unicodedata.normalize("NFKD", name.translate(_LATIN_LETTERS))
     ascii_only = decomposed.encode("ascii", "ignore").decode("ascii")
     folded = _UNSAFE.sub("_", ascii_only).strip("_")
-    if _drops_meaning(decomposed):
-        if folded.startswith("."):  # nothing left before the extension: '日本.tar.gz'
-            stem, ext = "file", folded.lstrip(".")
-        else:
-            stem, dot, ext = folded.rpartition(".")
-            stem = stem.strip("._") if dot else folded
-            ext = ext if dot else ""
-        tag = hashlib.sha256(unicodedata.normalize("NFC", name).encode(
-            "utf-8", "surrogatepass")).hexdigest()[:8]
-        return f"{stem or 'file'}-{tag}" + (f".{ext}" if ext.strip("._") else "")
-    if not folded.strip("."):
-        return "file"
-    # A name of symbols only could fold to '.pdf': a hidden file on the receiver's side.
-    return "file" + folded if folded.startswith(".") else folded
+    if not _drops_meaning(decomposed):
+        # A name of symbols only could fold to '.pdf': a hidden file on the receiver's side.
+        plain = ("file" if not folded.strip(".") else
+                 "file" + folded if folded.startswith(".") else folded)
+        if len(plain) <= NAME_MAX:
+            return plain
+    return _tagged(name, folded)
+
+
+def sent_keys(name: str) -> set[str]:
+    """The keys under which `name` could reach a receiver: as it is and as safe_filename
+    folds it, each with case and Unicode normalisation folded (names.fold_key)."""
+    return {fold_key(name), fold_key(safe_filename(name))}
+
+
+def _tagged(name: str, folded: str) -> str:
+    """'STEM-TAG.EXT' from the folded name, at most NAME_MAX characters (all ASCII)."""
+    if folded.startswith("."):  # nothing left before the extension: '日本.tar.gz'
+        stem, ext = "file", folded.lstrip(".")
+    else:
+        stem, dot, ext = folded.rpartition(".")
+        stem, ext = (stem.strip("._"), ext) if dot else (folded, "")
+    if not ext.strip("._") or len(ext) > _EXT_MAX:
+        stem, ext = (f"{stem}.{ext}" if ext else stem).strip("._"), ""
+    tag = hashlib.sha256(unicodedata.normalize("NFC", name).encode(
+        "utf-8", "surrogatepass")).hexdigest()[:8]
+    tail = f"-{tag}" + (f".{ext}" if ext else "")
+    stem = stem[:NAME_MAX - len(tail)].rstrip("._-")
+    return (stem or "file") + tail
 
 
 def _drops_meaning(decomposed: str) -> bool:

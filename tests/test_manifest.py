@@ -240,6 +240,34 @@ class TestSafeFilename:
         assert safe_filename("Invoice – March.pdf") == "Invoice_March.pdf"
         assert safe_filename("Örebro Kund’s.pdf") == "Orebro_Kunds.pdf"
 
+    @pytest.mark.parametrize("name,expected", [
+        ("Kjøp.pdf", "Kjop.pdf"), ("Straße.pdf", "Strasse.pdf"), ("Æble.pdf", "AEble.pdf"),
+        ("Łódź.pdf", "Lodz.pdf"),
+    ])
+    def test_latin_letters_without_an_accent_to_drop_are_spelt_out(self, name: str,
+                                                                   expected: str) -> None:
+        """ø, ß, æ, ł have no ASCII form under NFKD; they are spelt out as the usual ASCII
+        letters rather than dropped or tagged."""
+        assert safe_filename(name) == expected
+
+    @pytest.mark.parametrize("name", ["a" * 245 + "Я.pdf", "㎉" * 85, "a." + "b" * 250,
+                                      "x" * 251 + ".pdf"])
+    def test_a_folded_name_never_exceeds_what_a_file_system_takes(self, name: str) -> None:
+        """Folding can lengthen a name (NFKD, the tag): the result is cut to NAME_MAX
+        (255) characters, keeps its extension when it has a short one, and is tagged so
+        that two long names cut alike stay apart."""
+        out = safe_filename(name)
+        assert len(out.encode()) <= 255
+        assert re.fullmatch(r"[A-Za-z0-9._-]+", out) and not out.startswith(".")
+        if name.endswith(".pdf"):
+            assert out.endswith(".pdf")
+
+    def test_two_long_names_cut_alike_stay_apart(self) -> None:
+        """Two names that fold past 255 characters and differ only after the cut go out
+        under two names."""
+        one, two = safe_filename("㎉" * 85 + ".pdf"), safe_filename("㎉" * 84 + "㎈.pdf")
+        assert one != two and len(one) <= 255 and len(two) <= 255
+
     def test_keeps_the_extension_of_a_non_latin_name(self) -> None:
         """'日本.pdf' keeps its extension and does not become the hidden name '.pdf'."""
         assert safe_filename("日本.pdf").endswith(".pdf")
