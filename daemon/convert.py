@@ -30,6 +30,7 @@ from pathlib import Path, PurePosixPath
 from daemon.bundle import Attachment, Bundle, Conversion, Finding
 from daemon.errors import InputError
 from daemon.fsops import drop_unfinished, open_regular, write_atomic
+from daemon.manifest import sent_keys
 
 PRINT_CHANNELS = frozenset({"external-print", "original-print"})
 CONVERTIBLE = frozenset({"png", "jpeg"})
@@ -49,10 +50,17 @@ def image_to_pdf(data: bytes) -> bytes:
     return out
 
 
+def pdf_name(original_name: str) -> str:
+    return PurePosixPath(original_name).stem + ".pdf"
+
+
 def converted_name(att: Attachment, taken: set[str]) -> str:
-    """``scan.png`` → ``scan.pdf``; ``scan.png.pdf`` when the invoice already has a scan.pdf."""
-    name = PurePosixPath(att.original_name).stem + ".pdf"
-    if name.casefold() in taken:
+    """``scan.png`` → ``scan.pdf``; ``scan.png.pdf`` when another attachment of the
+    invoice could go out as scan.pdf too (`taken`: manifest.sent_keys of the names, and
+    of the PDF names, of the other attachments). The second form is as distinct as the
+    original names are, which matching has made sure of."""
+    name = pdf_name(att.original_name)
+    if sent_keys(name) & taken:
         name = att.original_name + ".pdf"
     return name
 

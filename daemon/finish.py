@@ -42,7 +42,7 @@ from daemon.journal import (
     parse_iso,
 )
 from daemon.manifest import build_manifest, bundle_id_of
-from daemon.match import assemble
+from daemon.match import assemble, sent_names_distinct
 from daemon.names import stem
 from daemon.scan import Candidate, candidate_for
 from daemon.validate import validate_bundle
@@ -51,6 +51,7 @@ from daemon.validate import validate_bundle
 def evaluate(cand: Candidate, settings: Settings) -> Bundle:
     """Read, match and validate; raises InputError only if the invoice file is unreadable."""
     bundle = validate_bundle(assemble(cand, settings), settings.validation)
+    bundle = sent_names_distinct(bundle, settings.delivery.safe_filenames)
     return check_bundle(bundle, settings)  # SPEC §2.2 pre-flight, §5.4 embedding
 
 

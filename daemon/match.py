@@ -237,6 +237,27 @@ def _distinct_names(atts: list[Attachment], safe: bool, findings: list[Finding]
     return kept
 
 
+def sent_names_distinct(bundle: Bundle, safe: bool) -> Bundle:
+    """What goes out for one invoice goes out under distinct names, conversions included.
+
+    _distinct_names checked the names on disk; an image converted to PDF is sent
+    under a new name, which convert.converted_name keeps apart from the others
+    wherever it can. Anything left (a converted 'scan.png.pdf' beside a file of
+    that name) is an error here, before a receiver or a target folder sees two
+    files under one name."""
+    taken: dict[tuple[str, str], Attachment] = {}
+    findings: list[Finding] = []
+    for a in bundle.attachments:
+        sent = a.converted.name if a.converted else a.original_name
+        key = (a.invoice_id, fold_key(safe_filename(sent) if safe else sent))
+        clash = taken.setdefault(key, a)
+        if clash is not a:
+            findings.append(_err("name-collision", a.rel, f"would be sent as {sent!r}, as "
+                                 f"{clash.rel!r} is (an image is sent as its PDF) — rename "
+                                 "one of them", a.invoice_id))
+    return bundle.with_findings(findings) if findings else bundle
+
+
 def assemble(cand: Candidate, settings: Settings, known: Bundle | None = None) -> Bundle:
     """Read the invoice file and match its sidecar; every rule broken is a Finding.
 

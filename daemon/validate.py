@@ -24,6 +24,7 @@ from daemon.bundle import Attachment, Bundle, Finding, Severity
 from daemon.config import ValidationConfig
 from daemon.errors import InputError
 from daemon.fsops import open_regular, read_bounded
+from daemon.manifest import sent_keys
 from daemon.probe import ImageFacts, PdfFacts, probe_image, probe_pdf
 from daemon.sniff import (
     IMAGE_KINDS,
@@ -316,8 +317,12 @@ def check_attachment(att: Attachment, bundle: Bundle, cfg: ValidationConfig,
 def _converted(att: Attachment, bundle: Bundle, cfg: ValidationConfig,
                findings: list[Finding]) -> tuple[Attachment, list[Finding]]:
     """Convert the image in memory; the PDF is what the size rule judges and what is sent."""
-    taken = {a.original_name.casefold() for a in bundle.attachments_of(att.invoice_id)
-             if a.original_name != att.original_name}
+    # Another image of the same stem (scan.jpg beside scan.png) would become scan.pdf
+    # too, and a scan.pdf or scan_.pdf may be there already: either, and the name moves.
+    taken = {key for a in bundle.attachments_of(att.invoice_id)
+             if a.original_name != att.original_name
+             for n in (a.original_name, convert.pdf_name(a.original_name))
+             for key in sent_keys(n)}
     att, _, problems = convert.convert(att, taken)
     conv = att.converted
     if conv is not None and conv.size > cfg.max_attachment_bytes:

@@ -98,6 +98,27 @@ def test_converted_name_avoids_a_pdf_of_the_same_name(tmp_path: Path) -> None:
         "scan.png": "scan.png.pdf"}
 
 
+def test_two_images_of_one_stem_are_sent_under_two_names(tmp_path: Path) -> None:
+    """scan.png and scan.jpg would both become scan.pdf (one converted file written over
+    the other): each keeps its own name instead, and their PDFs lie apart."""
+    b = validate_bundle(bundle_of(tmp_path, {"scan.png": image("PNG"), "scan.jpg": image("JPEG")},
+                                  "external-print"), ValidationConfig(convert_images=True))
+    assert not b.errors
+    assert {a.original_name: a.converted.name for a in b.attachments if a.converted} == {
+        "scan.png": "scan.png.pdf", "scan.jpg": "scan.jpg.pdf"}
+    assert len({converted_path(tmp_path / "w", a) for a in b.attachments}) == 2
+
+
+def test_converted_name_avoids_a_name_that_folds_the_same(tmp_path: Path) -> None:
+    """'a b.png' would go out as 'a_b.pdf' with safe_filenames, beside a file 'a_b.pdf':
+    it becomes 'a b.png.pdf' instead."""
+    from helpers import pdf_bytes
+    b = validate_bundle(bundle_of(tmp_path, {"a b.png": image("PNG"), "a_b.pdf": pdf_bytes()},
+                                  "original-print"), ValidationConfig(convert_images=True))
+    assert {a.original_name: a.converted.name for a in b.attachments if a.converted} == {
+        "a b.png": "a b.png.pdf"}
+
+
 def test_converted_pdf_over_the_size_limit_is_an_error(tmp_path: Path) -> None:
     noisy = Image.effect_noise((400, 400), 90).convert("RGB")
     buf = io.BytesIO()

@@ -6,6 +6,7 @@ import hashlib
 import os
 import threading
 import unicodedata
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,9 @@ import pytest
 from helpers import UBL_NS, pdf_bytes, ubl_invoice, write
 
 from daemon import match as match_module
-from daemon.bundle import Bundle, Finding
+from daemon.bundle import Attachment, Bundle, Conversion, Finding, InvoiceFile
 from daemon.config import Settings
-from daemon.match import assemble
+from daemon.match import assemble, sent_names_distinct
 from daemon.scan import Candidate
 
 PDF = pdf_bytes()
@@ -301,6 +302,24 @@ class TestStructure:
         b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
         assert "name-collision" not in codes(b)
         assert sorted(a.original_name for a in b.attachments) == ["Τιμολόγιο.pdf", "Счёт.pdf"]
+
+    def test_a_converted_image_sent_under_another_attachments_name_is_an_error(
+            self, tmp_path: Path) -> None:
+        """After conversion, two attachments of one invoice that would go out under one
+        name (here 'scan.png' sent as its PDF 'scan.png.pdf', beside a file of that name)
+        are a name-collision naming both; without a conversion nothing is reported."""
+        inv = InvoiceFile(tmp_path / "INV-1.xml", "INV-1.xml", 1, "0" * 64, "ubl", ("INV-1",))
+        pdf = Attachment(tmp_path / "p", "INV-1/scan.png.pdf", "scan.png.pdf", "INV-1", 1,
+                         "1" * 64, "Attachment")
+        png = Attachment(tmp_path / "i", "INV-1/scan.png", "scan.png", "INV-1", 1, "2" * 64,
+                         "Attachment")
+        plain = Bundle(inv, tmp_path / "INV-1", (pdf, png), "external-print")
+        assert sent_names_distinct(plain, safe=True) is plain
+        conv = replace(png, converted=Conversion("scan.png.pdf", 1, "3" * 64, 1, "image/png"))
+        checked = sent_names_distinct(replace(plain, attachments=(pdf, conv)), safe=True)
+        assert [(f.code, f.file) for f in checked.errors] == [("name-collision",
+                                                               "INV-1/scan.png")]
+        assert "'INV-1/scan.png.pdf'" in checked.errors[0].message
 
     def test_normalisation_collision(self, outbox: Path) -> None:
         """Names that differ only in NFC/NFD are an error (macOS and Linux see them differently)."""
