@@ -191,7 +191,7 @@ class DeliveryConfig(Section):
         # The error line shows the value masked (_show: the key holds "token").
         if value is not None and not value.get_secret_value():
             # "Bearer " and nothing: no receiver takes it, and it is no "no token" either.
-            raise ValueError("is empty — set the token, or remove the key (and any "
+            raise ValueError("is empty — set the token, or remove the key (and unset "
                              "OUTBOXD_DELIVERY__TOKEN) to send no Authorization header")
         problem = token_problem(value.get_secret_value()) if value is not None else None
         if problem:

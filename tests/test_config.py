@@ -333,6 +333,14 @@ class TestSecrets:
         problems = problems_of(config_file(tmp_path, with_delivery(outbox, 'token = ""\n')))
         assert one_problem_with(problems, "[delivery] token = ''", "is empty", "remove the key")
 
+    def test_an_empty_token_in_the_environment_is_a_config_error(
+            self, tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """OUTBOXD_DELIVERY__TOKEN set to nothing (a deployment that failed to fill it) is
+        refused like token = "", naming the variable to unset."""
+        line = problem_from_environment(tmp_path, outbox, monkeypatch,
+                                        "OUTBOXD_DELIVERY__TOKEN", "", "[delivery] token")
+        assert "is empty" in line and "OUTBOXD_DELIVERY__TOKEN" in line
+
     def test_no_token(self, tmp_path: Path, outbox: Path) -> None:
         """Without token or token_file there is no bearer token."""
         assert load_settings(config_file(tmp_path, minimal(outbox))).delivery.bearer_token() is None

@@ -42,7 +42,7 @@ from daemon.deliver import (
     parse_retry_after,
 )
 from daemon.errors import Paused, Rejected, Retryable
-from daemon.manifest import build_manifest
+from daemon.manifest import build_manifest, safe_filename
 
 URL = "http://127.0.0.1:9/x"
 INVOICE_XML = b'<?xml version="1.0"?><Invoice><ID>INV-1</ID></Invoice>'
@@ -532,11 +532,13 @@ class TestDirectoryDeliverer:
         finds every file from the manifest alone."""
         bundle = make_bundle(tmp_path / "work", invoice_name="Faktura Å.xml")
         pdf_path, size, sha = put(tmp_path / "work" / "Skärm.pdf", pdf(1))
+        cyrillic = attachment(tmp_path / "work", "INV-2", "batch-42/INV-2/Акт.pdf", pdf(1),
+                              "application/pdf")
         shot = attachment(tmp_path / "work", "INV-2", "batch-42/INV-2/Skärm.png",
                           b"\x89PNG\r\n\x1a\nfake", "image/png")
         shot = replace(shot, converted=Conversion("Skärm.pdf", size, sha, 1, "image/png",
                                                   pdf_path))
-        bundle = replace(bundle, attachments=(*bundle.attachments, shot))
+        bundle = replace(bundle, attachments=(*bundle.attachments, shot, cyrillic))
         manifest = build_manifest(bundle)
         target = tmp_path / "target"
         target.mkdir()
@@ -547,8 +549,9 @@ class TestDirectoryDeliverer:
         written = {str(p.relative_to(final)) for p in final.rglob("*") if p.is_file()}
         named = {f"attachments/{inv['id']}/{e['name']}" for inv in manifest["invoices"]
                  for e in inv["attachments"]}
-        assert named <= written
+        assert written == named | {"manifest.json", "Faktura_A.xml"}
         assert "attachments/INV-2/Skarm.pdf" in named
+        assert f"attachments/INV-2/{safe_filename('Акт.pdf')}" in named
         assert (final / "attachments/INV-2/Skarm.pdf").read_bytes() == pdf_path.read_bytes()
         assert (final / "attachments/INV-1/Tidrapport_oktober_A.pdf").read_bytes() == \
             bundle.attachments[0].path.read_bytes()
