@@ -27,7 +27,7 @@ from PIL import Image
 from pypdf import PdfWriter
 from pypdf.generic import DecodedStreamObject, NameObject
 
-from daemon.config import load_settings
+from daemon.config_load import load_settings
 from daemon.finish import evaluate
 from daemon.manifest import build_manifest
 from daemon.scan import candidate_for

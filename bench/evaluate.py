@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.corpus import write_bundles
-from daemon.config import Settings, load_settings
+from daemon.config import Settings
+from daemon.config_load import load_settings
 from daemon.finish import evaluate
 from daemon.scan import Candidate, candidate_for
 

@@ -1,15 +1,15 @@
 """Configuration (SPEC §6): one TOML file, overridden by OUTBOXD_SECTION__KEY.
 
-Load → environment overrides → schema validation → logical checks, in this
-one place; every problem becomes a ConfigError that names the key, the value
-and what is allowed, so the daemon never starts on a half-understood config.
+The sections, their keys, defaults and checks, and the environment overrides:
+every problem is a ValueError that names what is allowed. config_load.py reads
+the file through this schema and turns the problems into one ConfigError that
+names each key and value, so the daemon never starts on a half-understood config.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,7 +18,6 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
-    ValidationError,
     ValidationInfo,
     field_validator,
 )
@@ -33,7 +32,6 @@ from daemon.config_values import (
     TOKEN_RULE,
     Seconds,
     mask_url,
-    mask_userinfo,
     path_given,
     token_problem,
     url_problem,
@@ -398,105 +396,3 @@ class Settings(BaseSettings):
         data["paths"].update(sent=str(self.sent_dir), quarantine=str(self.quarantine_dir),
                              processing=str(self.processing_dir))
         return data
-
-
-def config_path(cli_value: str | None) -> Path:
-    if cli_value:
-        return Path(cli_value)
-    if os.environ.get("OUTBOXD_CONFIG"):
-        return Path(os.environ["OUTBOXD_CONFIG"])
-    return DEFAULT_CONFIG_PATH
-
-
-_SECRET_WORDS = ("token", "secret", "password", "passwd", "tokn", "key", "auth", "bearer")
-
-
-def _show(key: str, value: Any) -> str:
-    """A value for an error line; anything that might be a secret (a typo of `token`
-    included) is masked, since these lines reach logs and terminals."""
-    if any(word in key.lower() for word in _SECRET_WORDS):
-        return "''" if value == "" else f"'{MASK}'"  # an empty value gives nothing away
-    if isinstance(value, str) and "://" in value:
-        # A url (under any key, a typo of `url` too) may carry a password.
-        return repr(mask_userinfo(value))
-    return repr(value)
-
-
-def _describe(err: dict[str, Any]) -> str:
-    loc = [str(p) for p in err["loc"]]
-    section, key = (loc[0], ".".join(loc[1:])) if loc else ("", "")
-    where = f"[{section}] {key}".strip() if key else (f"[{section}]" if section else "config")
-    msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        known = _known_keys(section) if key else list(SECTIONS)
-        what = "key" if key else "section"
-        value = err.get("input")
-        shown = f" = {_show(key, value)}" if key and not isinstance(value, dict) else ""
-        return f"{where}{shown}: unknown {what}; allowed: {', '.join(known)}"
-    if err["type"] == "missing":
-        return f"{where}: required but not set"
-    value = err.get("input")
-    if key and value is not None and not isinstance(value, dict):
-        return f"{where} = {_show(key, value)}: {msg}"
-    return f"{where}: {msg}"
-
-
-def _known_keys(section: str) -> list[str]:
-    field = Settings.model_fields.get(section)
-    model = field.annotation if field else None
-    return list(getattr(model, "model_fields", {}))
-
-
-def load_settings(path: Path) -> Settings:
-    """Read, override, validate. Raises ConfigError naming every bad key."""
-    # pydantic-settings skips a missing TOML file silently; a daemon must not.
-    if path.is_dir():
-        raise ConfigError(f"configuration file {path} is a folder, not a file — pass -c FILE "
-                          "with the file itself (see config.example.toml)")
-    if not path.is_file():
-        raise ConfigError(f"configuration file {path} does not exist — pass -c FILE, set "
-                          "OUTBOXD_CONFIG, or create it (see config.example.toml)")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-    try:
-        settings = Settings(**raw)
-    except ValidationError as exc:
-        raise ConfigError([_describe(e) for e in exc.errors()], source=str(path)) from None
-    outbox = settings.outbox.path
-    if not outbox.is_dir():
-        raise ConfigError(f"[outbox] path = \"{outbox}\": the outbox does not exist or is not "
-                          "a folder — is a mount missing? Create it or fix the path",
-                          source=str(path))
-    try:
-        # An unreadable or unusable token_file stops the start, not a POST.
-        settings.delivery.bearer_token()
-    except ConfigError as exc:
-        raise ConfigError(exc.problems, source=str(path)) from None
-    return settings
-
-
-def prepare_folders(settings: Settings) -> None:
-    """Create the folders the daemon writes to (the outbox itself must exist)."""
-    for folder in (settings.sent_dir, settings.quarantine_dir, settings.processing_dir,
-                   settings.paths.state_dir):
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(f"cannot create {folder}: {exc.strerror} — create it or fix "
-                              "[paths]") from None
-    # A claim is a rename (SPEC §4: one daemon wins it, atomically): across file
-    # systems every claim would fail, and every bundle wait forever with EXDEV.
-    processing, outbox = settings.processing_dir, settings.outbox.path
-    try:
-        apart = os.stat(processing).st_dev != os.stat(outbox).st_dev
-    except OSError:
-        apart = False  # gone since the mkdir above: the claims will say what is wrong
-    if apart:
-        raise ConfigError(f"[paths] processing = \"{processing}\" is on another file system "
-                          f"than the outbox {outbox}: claims are renames and need the same one "
-                          "— remove the key for the default (inside the outbox) or choose a "
-                          "folder on the outbox's file system")

@@ -30,7 +30,8 @@ from typing import Any, Protocol
 
 from daemon import einvoice, logs
 from daemon.bundle import Bundle
-from daemon.config import Settings, load_settings, prepare_folders
+from daemon.config import Settings
+from daemon.config_load import load_settings, prepare_folders
 from daemon.deliver import Deliverer, make_deliverer
 from daemon.errors import ConfigError, JournalError, OutboxdError
 from daemon.finish import evaluate

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from daemon.config import Settings, load_settings
+from daemon.config import Settings
+from daemon.config_load import load_settings
 from daemon.errors import ConfigError
 
 URL = "http://127.0.0.1:9/bundles"
@@ -670,7 +671,7 @@ def test_processing_on_another_file_system_than_the_outbox_stops_the_start(
     """Claims are renames (SPEC §4): a [paths] processing folder on another file system
     than the outbox (another st_dev) is a configuration error at start, not a claim
     failing forever; the default, inside the outbox, is fine."""
-    from daemon.config import prepare_folders
+    from daemon.config_load import prepare_folders
     outbox, processing = tmp_path / "outbox", tmp_path / "elsewhere" / "processing"
     outbox.mkdir()
     real = os.stat

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from daemon.config import Settings, config_path, load_settings
+from daemon.config import Settings
+from daemon.config_load import config_path, load_settings
 
 
 def settings_of(args: argparse.Namespace) -> tuple[Settings, Path]:

@@ -23,7 +23,8 @@ from typing import Any, TextIO
 
 from daemon.actions import demo_samples
 from daemon.actions.samples import write_then_rename
-from daemon.config import Settings, load_settings
+from daemon.config import Settings
+from daemon.config_load import load_settings
 from daemon.errors import OutboxdError, UsageError
 from daemon.journal import SHOWN_AS, Journal
 

@@ -9,7 +9,7 @@ from conftest import Env
 from helpers import UBL_NS, drop_bundle, pdf_bytes, ubl_invoice, write
 
 from daemon.cli import main
-from daemon.config import load_settings
+from daemon.config_load import load_settings
 from daemon.finish import evaluate
 from daemon.scan import candidate_for
 

@@ -178,7 +178,7 @@ def test_progress_line_only_on_a_terminal(cfg: Env) -> None:
     """Long runs show `checked N/M` on stderr when it is a terminal, and nothing otherwise;
     stdout carries only the report."""
     from daemon.actions.check import check as run_check
-    from daemon.config import load_settings
+    from daemon.config_load import load_settings
 
     for n in range(3):
         drop_bundle(cfg.outbox, f"INV-{n}", {"t.pdf": pdf_bytes()})
