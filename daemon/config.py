@@ -45,7 +45,9 @@ ENV_PREFIX = "OUTBOXD_"
 # "Fakturanr: 1001"; the group is the id.
 DEFAULT_PDF_ID_PATTERN = (
     r"(?i)(?:invoice\s*(?:number|no\.?|nr\.?|#)|fakturanummer|fakturanr\.?)"
-    r"\s*[:#]?\s*([A-Za-z0-9](?:[A-Za-z0-9._/-]*[A-Za-z0-9])?)"
+    # One run of blanks, then maybe ':' or '#' and another: two optional runs side by side
+    # would let a line of 20,000 blanks cost the regex engine seconds.
+    r"\s*(?:[:#]\s*)?([A-Za-z0-9](?:[A-Za-z0-9._/-]*[A-Za-z0-9])?)"
 )
 # The six attachment formats Peppol BIS Billing 3.0 allows.
 PEPPOL_TYPES = ["pdf", "png", "jpeg", "csv", "xlsx", "ods"]

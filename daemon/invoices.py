@@ -113,6 +113,7 @@ def _xml_ids(root: Any, rel: str) -> tuple[InvoiceFormat, list[str]]:
         found = _direct_id(root, None)
         return "svefaktura", [found] if found else []
     ids: list[str] = []
+    seen: set[str] = set()  # a batch file may hold tens of thousands of invoices
     # lxml filters in C; ElementTree's iter() takes one tag, so filter here.
     docs = root.iter(*UBL_ROOTS) if isinstance(root, etree._Element) else (
         e for e in root.iter() if e.tag in UBL_ROOTS)
@@ -121,27 +122,27 @@ def _xml_ids(root: Any, rel: str) -> tuple[InvoiceFormat, list[str]]:
         if found is None:
             raise InputError("invoice-without-id", rel, "a UBL Invoice/CreditNote has no "
                              "cbc:ID — add the invoice number to the document")
-        if found in ids:
+        if found in seen:
             raise InputError("duplicate-invoice-id", rel, f"the invoice id {found!r} occurs "
                              "twice in this file — each invoice in a file needs its own id")
         ids.append(found)
+        seen.add(found)
     return ("ubl", ids) if ids else ("other", [])
 
 
 def _pdf_ids(fh: BinaryIO, pattern: re.Pattern[str]) -> list[str]:
     from pypdf import PdfReader
-    ids: list[str] = []
+    ids: dict[str, None] = {}  # in order of first appearance
     try:
         reader = PdfReader(fh, strict=False)
         if reader.is_encrypted:
             return []
         for page in reader.pages:
             for m in pattern.finditer(page.extract_text() or ""):
-                if m.group(1) not in ids:
-                    ids.append(m.group(1))
+                ids.setdefault(m.group(1))
     except Exception:  # noqa: BLE001 - pypdf raises many kinds on broken files; the stem stands in
         return []
-    return ids
+    return list(ids)
 
 
 # XML in UTF-16 or UTF-32 must start with its byte-order mark (XML 1.0, F.1); UTF-32
@@ -162,13 +163,28 @@ def _is_xml(head: bytes) -> bool:
     return False
 
 
+# Invoice files are read whole, and an XML one is parsed into a tree: at ~150 bytes
+# of memory a tag, a file of 30 MB of small elements took a reader past 1 GB. Real
+# invoices hold hundreds of tags; a batch of ten thousand, a few million.
+MAX_INVOICE_BYTES = 64 << 20
+MAX_XML_TAGS = 2_000_000
+
+
+def _too_large(rel: str, what: str) -> InputError:
+    return InputError("invoice-too-large", rel, f"{what}, more than outboxd reads as one "
+                      "invoice file — split it into files of fewer invoices (or move "
+                      "large attachments out of the XML into the sidecar folder)")
+
+
 def read_invoice_file(path: Path, rel: str, pdf_id_pattern: str) -> InvoiceRead:
     """The invoice ids of one invoice file; raises InputError for files that break a rule."""
     with open_regular(path, rel) as fh:
         data = fh.read(1024)
         # Only XML and PDF are read whole; anything else is named by its head.
         if _is_xml(data) or b"%PDF-" in data:
-            data += fh.read()
+            data += fh.read(MAX_INVOICE_BYTES + 1 - len(data))
+            if len(data) > MAX_INVOICE_BYTES:
+                raise _too_large(rel, f"is over {MAX_INVOICE_BYTES >> 20} MiB")
     return read_invoice_bytes(data, path.name, rel, pdf_id_pattern)
 
 
@@ -184,6 +200,9 @@ def read_invoice_bytes(data: bytes, name: str, rel: str, pdf_id_pattern: str) ->
             # expat reads UTF-16 but not UTF-32; refused plainly rather than sent unread.
             raise InputError("invalid-xml", rel, "is XML in UTF-32, which outboxd cannot "
                              "read — export the invoice again as UTF-8")
+        # Counted in the bytes, before any tree: '<' is 0x3C in UTF-8 and UTF-16 alike.
+        if (tags := data.count(b"<")) > MAX_XML_TAGS:
+            raise _too_large(rel, f"holds {tags:,} XML tags (at most {MAX_XML_TAGS:,})")
         root = _lxml_root(data)  # None for UTF-16 (NUL bytes): defusedxml decides
         if root is None:
             root = _parse_defused(data, rel)

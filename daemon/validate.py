@@ -15,6 +15,7 @@ Every message says the rule and the fix; ``Finding.line()`` prefixes the file.
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import BinaryIO
@@ -114,7 +115,8 @@ def _pages(numbers: list[int]) -> str:
 
 
 def _dpi(value: float | None, unit: int | None) -> float | None:
-    if value is None or value <= 0:
+    # 0/0 is NaN in a TIFF's rational and x/0 is infinite: no resolution, as for 0.
+    if value is None or not math.isfinite(value) or value <= 0:
         return None
     return value * 2.54 if unit == 3 else value
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from helpers import FIXTURES, pdf_bytes, text_pdf, ubl_invoice, write
 
+from daemon import invoices
 from daemon.config import DEFAULT_PDF_ID_PATTERN
 from daemon.errors import HostileInput, InputError
 from daemon.invoices import (
@@ -91,6 +94,42 @@ class TestPeppolFixtures:
         assert info.value.code == "duplicate-invoice-id"
         assert info.value.file == "dup.xml"
         assert "Snippet1" in info.value.message
+
+
+class TestLimits:
+    def test_an_xml_file_of_millions_of_tags_is_refused_before_any_tree(
+            self, tmp_path: Path) -> None:
+        """More than MAX_XML_TAGS tags (each ~150 bytes of memory in a tree): the file is
+        refused as invoice-too-large, naming the count and the fix, without parsing it."""
+        data = b"<Invoices>" + b"<a/>" * invoices.MAX_XML_TAGS + b"</Invoices>"
+        with pytest.raises(InputError) as info:
+            read_invoice_bytes(data, "big.xml", "big.xml", DEFAULT_PDF_ID_PATTERN)
+        assert (info.value.code, info.value.file) == ("invoice-too-large", "big.xml")
+        assert f"{invoices.MAX_XML_TAGS + 2:,} XML tags" in info.value.message
+        assert "split it" in info.value.message
+
+    def test_an_invoice_file_over_the_size_limit_is_not_read_whole(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """An XML or PDF invoice file over MAX_INVOICE_BYTES (64 MiB; 4 KiB here) is
+        refused as invoice-too-large; what is read of it stops at the limit."""
+        monkeypatch.setattr(invoices, "MAX_INVOICE_BYTES", 4096)
+        path = write(tmp_path / "big.xml", ubl_invoice("INV-1") + b" " * 8192)
+        with pytest.raises(InputError) as info:
+            read(path)
+        assert info.value.code == "invoice-too-large" and "split it" in info.value.message
+        assert read(write(tmp_path / "ok.xml", ubl_invoice("INV-2"))).invoice_ids == ("INV-2",)
+
+    def test_a_label_followed_by_a_sea_of_blanks_is_read_in_linear_time(self) -> None:
+        """The default pdf_id_pattern after 'Invoice number' and 100,000 blanks: no id, and
+        the search ends (the old pattern's two optional runs of blanks side by side took
+        minutes; a child process with a 20 s deadline stands in for a stopwatch)."""
+        code = ("import re, sys; from daemon.config import DEFAULT_PDF_ID_PATTERN as P; "
+                "t = 'Invoice number' + ' ' * 100_000 + '-'; "
+                "sys.exit(0 if re.search(P, t) is None else 3)")
+        done = subprocess.run([sys.executable, "-c", code], timeout=20, check=False)
+        assert done.returncode == 0
+        assert re.search(DEFAULT_PDF_ID_PATTERN, "Invoice number:  # 7") is None
+        assert re.search(DEFAULT_PDF_ID_PATTERN, "Invoice no. #  A-7").group(1) == "A-7"
 
 
 class TestOtherXml:

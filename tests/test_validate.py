@@ -151,6 +151,16 @@ class TestGoodFiles:
         data = tiff_pages(None, tiffinfo={296: 3, 282: 118.11, 283: 118.11})
         assert outbox.validate("scan.tif", data, channel="external-print").findings == ()
 
+    @pytest.mark.parametrize("rational", [(0, 0), (300, 0)], ids=["nan", "infinite"])
+    def test_a_resolution_that_is_not_a_number_is_no_resolution(
+            self, outbox: Outbox, rational: tuple[int, int]) -> None:
+        """A rational of 0/0 (NaN) or 300/0 (infinite) is reported as "has no resolution"
+        with the fix, instead of failing the whole bundle with a ValueError."""
+        value = TiffImagePlugin.IFDRational(*rational)
+        data = tiff_pages(None, tiffinfo={296: 2, 282: value, 283: value})
+        bundle = outbox.validate("scan.tif", data, channel="external-print")
+        assert "has no resolution" in only(bundle, "tiff-resolution").message
+
     def test_missing_unit_means_inch(self, outbox: Outbox) -> None:
         """Resolution tags without ResolutionUnit are read as dots per inch."""
         data = tiff_pages(None, tiffinfo={282: 300.0, 283: 300.0})
