@@ -31,6 +31,7 @@ from daemon.bundle import Attachment, Bundle, Conversion, Finding
 from daemon.errors import InputError
 from daemon.fsops import drop_unfinished, open_regular, write_atomic
 from daemon.manifest import sent_keys
+from daemon.names import NAME_MAX, fit_bytes, fit_name
 
 PRINT_CHANNELS = frozenset({"external-print", "original-print"})
 CONVERTIBLE = frozenset({"png", "jpeg"})
@@ -62,7 +63,7 @@ def converted_name(att: Attachment, taken: set[str]) -> str:
     name = pdf_name(att.original_name)
     if sent_keys(name) & taken:
         name = att.original_name + ".pdf"
-    return name
+    return fit_name(name)  # 'NAME.pdf' is 4 bytes longer than a name that fit
 
 
 def convert(att: Attachment, taken: set[str]) -> tuple[Attachment, bytes | None, list[Finding]]:
@@ -90,7 +91,10 @@ def converted_path(work_dir: Path, att: Attachment) -> Path:
     """``INV-1/scan.png`` → ``WORK/INV-1.converted/scan.pdf`` (rel starts with the sidecar)."""
     assert att.converted is not None
     parts = PurePosixPath(att.rel).parts
-    return work_dir.joinpath(parts[0] + CONVERTED_SUFFIX, *parts[1:-1], att.converted.name)
+    # The sidecar's own name may already fill NAME_MAX; one bundle per work folder, so
+    # the cut cannot meet another sidecar's.
+    folder = fit_bytes(parts[0], NAME_MAX - len(CONVERTED_SUFFIX)) + CONVERTED_SUFFIX
+    return work_dir.joinpath(folder, *parts[1:-1], att.converted.name)
 
 
 def materialise(atts: tuple[Attachment, ...], work_dir: Path) -> tuple[Attachment, ...]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import hashlib
 import os
 import re
 import unicodedata
@@ -84,7 +85,8 @@ def folder_name_for_id(invoice_id: str) -> str:
     """
     folder = "".join("_" if c in _FOLDER_UNSAFE or ord(c) < 32 or ord(c) == 127 else c
                      for c in invoice_id)
-    return folder if folder.strip(".") else folder.replace(".", "_") or "_"
+    # An id is data and may be longer than a file system takes in one name.
+    return fit_name(folder if folder.strip(".") else folder.replace(".", "_") or "_")
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -125,3 +127,18 @@ def fit_bytes(name: str, limit: int) -> str:
         return name
     cut = raw[:limit].decode("utf-8", "ignore").rstrip()
     return os.fsdecode(cut.encode("utf-8")) if cut else "bundle"
+
+
+def fit_name(name: str, limit: int = NAME_MAX) -> str:
+    """`name` as it is if it fits in `limit` bytes; else cut, with '-' and 8 hex digits
+    of its SHA-256 before a short extension: the same long name always gives the same
+    short one (a retry finds what an earlier attempt wrote), two different ones two."""
+    raw = os.fsencode(name)
+    if len(raw) <= limit:
+        return name
+    tag = hashlib.sha256(raw).hexdigest()[:8]
+    base, dot, ext = name.rpartition(".")
+    if not (dot and base and len(os.fsencode(ext)) <= 16):
+        base, ext = name, ""
+    tail = f"-{tag}" + (f".{ext}" if ext else "")
+    return fit_bytes(base, limit - len(os.fsencode(tail))) + tail

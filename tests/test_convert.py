@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -117,6 +118,26 @@ def test_converted_name_avoids_a_name_that_folds_the_same(tmp_path: Path) -> Non
                                   "original-print"), ValidationConfig(convert_images=True))
     assert {a.original_name: a.converted.name for a in b.attachments if a.converted} == {
         "a b.png": "a b.png.pdf"}
+
+
+def test_names_at_the_file_systems_limit_still_give_paths_that_can_be_written(
+        tmp_path: Path) -> None:
+    """A 251-byte image name whose PDF name moves to NAME.pdf (255 + 4 bytes), in a
+    sidecar whose own name fills NAME_MAX with '.converted' added: every component of
+    the converted path fits in 255 bytes, so the PDF can be written (before, the bundle
+    retried forever with 'File name too long')."""
+    from helpers import pdf_bytes
+    long_png = "s" * 247 + ".png"
+    b = validate_bundle(bundle_of(tmp_path, {long_png: image("PNG"), "s" * 247 + ".pdf":
+                                             pdf_bytes()}, "original-print"),
+                        ValidationConfig(convert_images=True))
+    att = next(a for a in b.attachments if a.converted)
+    assert att.converted.name.endswith(".pdf") and len(att.converted.name.encode()) <= 255
+    long_sidecar = replace(att, rel="S" * 250 + "/" + long_png)
+    path = converted_path(tmp_path / "w", long_sidecar)
+    assert all(len(part.encode()) <= 255 for part in path.parts)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"%PDF")  # the file system takes it
 
 
 def test_converted_pdf_over_the_size_limit_is_an_error(tmp_path: Path) -> None:

@@ -7,8 +7,10 @@ import unicodedata
 import pytest
 
 from daemon.names import (
+    NAME_MAX,
     NameKind,
     classify,
+    fit_name,
     fold_key,
     folder_name_for_id,
     is_ignored,
@@ -99,6 +101,27 @@ class TestFolderNameForId:
     def test_distinct_ids_can_collide(self) -> None:
         """'A/1' and 'A:1' map to one folder name (match reports that as an error)."""
         assert folder_name_for_id("A/1") == folder_name_for_id("A:1")
+
+
+class TestFitName:
+    def test_a_name_that_fits_is_kept(self) -> None:
+        """Up to the limit, in bytes of UTF-8, the name is unchanged."""
+        assert fit_name("a" * 255) == "a" * 255
+        assert fit_name("Å" * 127) == "Å" * 127  # 254 bytes
+
+    def test_a_longer_name_is_cut_and_tagged_keeping_its_extension(self) -> None:
+        """Over the limit: cut on a character boundary, '-' and 8 hex digits before the
+        extension; the same name always gives the same result, two names two."""
+        one, two = fit_name("Å" * 200 + ".xml"), fit_name("Å" * 199 + "B.xml")
+        assert len(one.encode()) <= NAME_MAX and one.endswith(".xml") and one != two
+        assert one == fit_name("Å" * 200 + ".xml")
+        assert len(fit_name("x" * 300, 100).encode()) <= 100
+
+    def test_a_very_long_invoice_id_gives_a_folder_name_that_fits(self) -> None:
+        """An invoice id is data and may be 1,000 characters long; its folder name (the
+        directory transport's attachments/ID/) fits in NAME_MAX and stays distinct."""
+        a, b = folder_name_for_id("7" * 1000), folder_name_for_id("7" * 999 + "8")
+        assert len(a.encode()) <= NAME_MAX and len(b.encode()) <= NAME_MAX and a != b
 
 
 class TestFoldKey:

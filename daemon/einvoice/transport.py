@@ -41,7 +41,7 @@ from daemon.einvoice.artefacts import mime_codes
 from daemon.einvoice.embed import Document, documents_for
 from daemon.errors import InputError, Paused, Rejected, Retryable
 from daemon.fsops import fsync_dir, rename_noreplace
-from daemon.names import folder_name_for_id
+from daemon.names import NAME_MAX, fit_name, folder_name_for_id
 
 # Answers by which the receiver as a whole asks for time (RFC 6585 §4, RFC 9110
 # §15.6.4). A Retry-After on 408, 409 or 425 is about that one request (409: this
@@ -98,7 +98,9 @@ class EmbeddedDeliverer:
                 if stop:
                     held.append(doc.invoice_id)
                     continue
-                name = f"{bundle.name}--{folder_name_for_id(doc.invoice_id)}.xml"
+                # Room for the temporary name _write_document writes first.
+                name = fit_name(f"{bundle.name}--{folder_name_for_id(doc.invoice_id)}.xml",
+                                NAME_MAX - len(_TMP_PREFIX) - 33)
                 try:
                     receipt = self._send(doc, key, bid, name)
                 except (Retryable, Paused) as exc:
@@ -170,6 +172,9 @@ def bundle_outcome(failed: list[tuple[str, Retryable | Paused]],
     return kind("; ".join(parts), lead.status, lead.body, floor)
 
 
+_TMP_PREFIX = ".tmp-"
+
+
 def _write_document(target: Path, name: str, data: bytes) -> Receipt:
     final = target / name
     try:
@@ -179,7 +184,7 @@ def _write_document(target: Path, name: str, data: bytes) -> Receipt:
             raise Rejected(f"[delivery] target already holds {name} with other content", 409,
                            f"{final} exists and differs — move it away if it is an old "
                            "version, then retry the bundle")
-        tmp = target / f".tmp-{uuid.uuid4().hex}-{name}"
+        tmp = target / f"{_TMP_PREFIX}{uuid.uuid4().hex}-{name}"
         with open(tmp, "xb") as fh:
             fh.write(data)
             fh.flush()

@@ -91,6 +91,26 @@ def test_directory_transport_writes_one_file_per_invoice_once(tmp_path: Path) ->
     assert [x["status"] for x in second.body["documents"]] == [200, 200]
 
 
+def test_a_document_of_a_very_long_invoice_id_is_written_under_a_name_that_fits(
+        tmp_path: Path) -> None:
+    """A 300-character cbc:ID would make INV--ID.xml too long for the file system (and
+    the bundle retry forever): the name is cut and tagged, and a second delivery finds
+    the same file there."""
+    target = tmp_path / "target"
+    target.mkdir()
+    d = EmbeddedDeliverer(DeliveryConfig(transport="directory", target=target,
+                                         format="ubl-embedded"))
+    long_id = "A" * 300
+    bundle = batch_bundle(tmp_path, ids=(long_id, "B"))
+    first = d.deliver(bundle, {"bundle_id": "e" * 64})
+    names = sorted(p.name for p in target.iterdir())
+    assert len(names) == 2 and "INV--B.xml" in names
+    assert all(len(n.encode()) <= 217 and n.endswith(".xml") for n in names)
+    assert [x["status"] for x in first.body["documents"]] == [201, 201]
+    second = d.deliver(bundle, {"bundle_id": "e" * 64})
+    assert [x["status"] for x in second.body["documents"]] == [200, 200]
+
+
 def test_old_journal_gains_the_documents_column(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite3"
     db = sqlite3.connect(path)
