@@ -65,6 +65,12 @@ class ImageFacts:
     frames: tuple[Frame, ...] = ()
     error: str | None = None  # why Pillow could not open it
     too_large: str | None = None  # Pillow's decompression-bomb guard tripped
+    too_many_pages: bool = False  # a TIFF of more than MAX_TIFF_PAGES pages (not all read)
+
+
+# A scanned document of thousands of pages is not an attachment, but a few KB of
+# TIFF can declare that many; reading each header costs time that grows with them.
+MAX_TIFF_PAGES = 1000
 
 
 def probe_pdf(fh: BinaryIO) -> PdfFacts:
@@ -185,11 +191,17 @@ def probe_image(fh: BinaryIO, kind: str, max_pixels: int) -> ImageFacts:
     frames: list[Frame] = []
     try:
         with pillow_limit(max_pixels), Image.open(fh, formats=[_PIL_FORMATS[kind]]) as im:
-            count = getattr(im, "n_frames", 1) if kind == "tiff" else 1
-            for index in range(count):
-                if index:
-                    im.seek(index)
+            # Page by page, not n_frames: that walks every page first, however many.
+            while True:
                 frames.append(_frame(im, kind))
+                if kind != "tiff":
+                    break
+                if len(frames) > MAX_TIFF_PAGES:
+                    return ImageFacts(too_many_pages=True)
+                try:
+                    im.seek(len(frames))
+                except EOFError:
+                    break
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         # Pillow's text quotes 2× the limit for the error; say the pixels only.
         found = re.search(r"\((\d+) pixels\)", str(exc))

@@ -89,21 +89,32 @@ def kind_for_extension(name: str) -> str | None:
     return _EXTENSIONS.get(ext.lower())
 
 
-def sniff(fh: BinaryIO) -> FileType:
-    """The content type of an open, seekable binary file; leaves the position at 0."""
+ZIP_KINDS = frozenset({"xlsx", "ods", "docx"})
+
+
+def sniff(fh: BinaryIO, deep: bool = True, named: str | None = None) -> FileType:
+    """The content type of an open, seekable binary file; leaves the position at 0.
+
+    `deep=False`: magic bytes only, a ZIP's central directory is not read (a file that
+    is refused for its size anyway could hold millions of entries); such a ZIP is then
+    taken for what `named` (the kind its extension says) calls it, if that is a ZIP
+    format, so the size is the one error reported."""
     fh.seek(0)
     head = fh.read(HEAD_BYTES)
     try:
-        return _sniff(fh, head)
+        found = _sniff(fh, head, deep)
+        if not deep and found.kind == "zip" and named in ZIP_KINDS:
+            return file_type(named)
+        return found
     finally:
         fh.seek(0)
 
 
-def _sniff(fh: BinaryIO, head: bytes) -> FileType:
+def _sniff(fh: BinaryIO, head: bytes, deep: bool = True) -> FileType:
     if not head:
         return file_type("empty")
     kind = _binary_magic(head)
-    if kind == "zip":
+    if kind == "zip" and deep:
         return file_type(_zip_kind(fh, head))
     if kind:
         return file_type(kind)

@@ -26,7 +26,7 @@ from daemon.config import ValidationConfig
 from daemon.errors import InputError
 from daemon.fsops import open_regular, read_bounded
 from daemon.manifest import sent_keys
-from daemon.probe import ImageFacts, PdfFacts, probe_image, probe_pdf
+from daemon.probe import MAX_TIFF_PAGES, ImageFacts, PdfFacts, probe_image, probe_pdf
 from daemon.sniff import (
     IMAGE_KINDS,
     TEXT_KINDS,
@@ -196,6 +196,11 @@ def image_readable(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Fi
     if facts.too_large is not None:
         yield check.finding("image-too-large", f"is an image of {facts.too_large}; {fix}")
         return
+    if facts.too_many_pages:
+        yield check.finding("image-too-large", f"has more than {MAX_TIFF_PAGES:,} pages, "
+                            "more than outboxd reads in one attachment — split it into "
+                            "several files or save it as PDF")
+        return
     if facts.error is not None:
         yield check.finding("image-unreadable", f"is not a readable "
                             f"{check.filetype.label} ({facts.error}) — save or export the "
@@ -291,13 +296,14 @@ def check_attachment(att: Attachment, bundle: Bundle, cfg: ValidationConfig,
             # small steps on a BytesIO instead of a buffered file.
             data = read_bounded(fh, in_memory)
             src = io.BytesIO(data) if data is not None else fh
-        filetype = sniff(src)
+        filetype = sniff(src, deep=att.size <= cfg.max_attachment_bytes,
+                         named=kind_for_extension(att.original_name))
         pdf = image = None
         # A file over the size limit is rejected anyway; do not make pypdf
         # walk a huge hostile file for it. Image probes read headers only.
         if filetype.kind == "pdf" and att.size <= cfg.max_attachment_bytes:
             pdf = probe_pdf(src)
-        elif filetype.kind in IMAGE_KINDS:
+        elif filetype.kind in IMAGE_KINDS and att.size <= cfg.max_attachment_bytes:
             image = probe_image(src, filetype.kind, cfg.max_image_pixels)
     check = AttachmentCheck(att, filetype, kind_for_extension(att.original_name),
                             bundle.channel, bundle.invoice_file.sha256,

@@ -7,6 +7,7 @@ import io
 import os
 import signal
 import struct
+import zipfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 from PIL import Image, TiffImagePlugin
 from pypdf import PdfWriter
 
-from daemon import validate
+from daemon import probe, sniff, validate
 from daemon.bundle import Attachment, Bundle, Finding, InvoiceFile
 from daemon.config import ValidationConfig
 from daemon.validate import RULES, AttachmentCheck, validate_bundle
@@ -160,6 +161,35 @@ class TestGoodFiles:
         data = tiff_pages(None, tiffinfo={296: 2, 282: value, 283: value})
         bundle = outbox.validate("scan.tif", data, channel="external-print")
         assert "has no resolution" in only(bundle, "tiff-resolution").message
+
+    def test_a_tiff_of_more_pages_than_outboxd_reads_is_refused(
+            self, outbox: Outbox, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A TIFF past MAX_TIFF_PAGES (1,000; 3 here) is image-too-large with the fix,
+        after reading one page more than the limit, not all of them; one at the limit
+        passes."""
+        monkeypatch.setattr(probe, "MAX_TIFF_PAGES", 3)
+        at_limit = outbox.validate("three.tif", tiff_pages(*[(300, 300)] * 3),
+                                   channel="external-print")
+        assert at_limit.findings == ()
+        over = outbox.validate("four.tif", tiff_pages(*[(300, 300)] * 4),
+                               channel="external-print")
+        finding = only(over, "image-too-large")
+        assert "pages" in finding.message and "split it" in finding.message
+
+    def test_a_zip_over_the_size_limit_is_refused_for_its_size_alone(
+            self, outbox: Outbox, monkeypatch: pytest.MonkeyPatch) -> None:
+        """An .xlsx over max_attachment_bytes is too-large; its central directory (which
+        could list millions of entries) is not read, and no type error is added for it."""
+        def no_central_directory(*_: object) -> str:
+            raise AssertionError("the central directory of an oversized ZIP was read")
+        monkeypatch.setattr(sniff, "_zip_kind", no_central_directory)
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            z.writestr("[Content_Types].xml", "x")
+            z.writestr("xl/workbook.xml", "y" * 5000)
+        bundle = outbox.validate("sheet.xlsx", buf.getvalue(),
+                                 cfg=ValidationConfig(max_attachment_bytes=100))
+        assert codes(bundle, "error") == ["too-large"]
 
     def test_missing_unit_means_inch(self, outbox: Outbox) -> None:
         """Resolution tags without ResolutionUnit are read as dots per inch."""
