@@ -63,7 +63,14 @@ def _read_notes(folder: Path, rel: str, findings: list[Finding]) -> _Notes:
             return _Notes()
         # Through open_regular: a FIFO swapped in after the lstat must not block us.
         with open_regular(path, where) as fh:
-            data = tomllib.loads(fh.read(MAX_NOTES_BYTES + 1).decode("utf-8"))
+            raw = fh.read(MAX_NOTES_BYTES + 1)
+        if len(raw) > MAX_NOTES_BYTES:
+            # Cut short, the rest would be read as if it were the whole file.
+            findings.append(_err("attachments-toml-invalid", where, f"is larger than "
+                                 f"{MAX_NOTES_BYTES >> 20} MiB, far more than notes on "
+                                 "attachments need — keep only the notes and the channel"))
+            return _Notes()
+        data = tomllib.loads(raw.decode("utf-8"))
     except InputError as exc:
         findings.append(_err(exc.code, exc.file, exc.message))
         return _Notes()

@@ -321,6 +321,18 @@ class TestStructure:
                                                                "INV-1/scan.png")]
         assert "'INV-1/scan.png.pdf'" in checked.errors[0].message
 
+    def test_an_attachments_toml_over_the_limit_is_an_error_not_read_in_part(
+            self, outbox: Path) -> None:
+        """An attachments.toml over 1 MiB is reported as such; nothing in it is applied
+        (before, its first MiB was read as if it were the whole file, so an invalid
+        channel after a long comment went unreported)."""
+        write(outbox / "INV-1" / "scan.pdf", PDF)
+        write(outbox / "INV-1" / "attachments.toml",
+              b"# " + b"x" * (1 << 20) + b'\nchannel = "fax"\n')
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        f = finding(b, "attachments-toml-invalid")
+        assert f.file == "INV-1/attachments.toml" and "larger than 1 MiB" in f.message
+
     def test_normalisation_collision(self, outbox: Path) -> None:
         """Names that differ only in NFC/NFD are an error (macOS and Linux see them differently)."""
         nfc = unicodedata.normalize("NFC", "Räkning.pdf")
