@@ -342,7 +342,11 @@ class Service:
         return None if due is None else max(0.0, due - self.clock())
 
     def run(self) -> int:
-        self.open()
+        try:
+            self.open()
+        except BaseException:
+            self._abandon_start()
+            raise
         notify("READY=1")
         try:
             while not self._stopping:
@@ -412,6 +416,20 @@ class Service:
         except OSError as exc:
             self.log.error("cannot watch the outbox; retrying at the next rescan",
                            outbox=str(self.settings.outbox.path), error=str(exc))
+
+    def _abandon_start(self) -> None:
+        """open() failed (a damaged journal, a full disk, a CA file that is not one):
+        stop what it had started, so the process can exit with the error. The reader
+        processes above all: left running, the exit would wait for them forever."""
+        watcher = getattr(self, "watcher", None)  # set only once open() got that far
+        for stop in (lambda: self._readers and self._readers.stop(),
+                     lambda: watcher and watcher.stop(),
+                     lambda: self._reader and self._reader.shutdown(wait=False,
+                                                                    cancel_futures=True)):
+            try:
+                stop()
+            except Exception:  # noqa: BLE001 - the start's own error is the one to report
+                self.log.exception("could not stop a part started before the failure")
 
     def _shutdown(self) -> None:
         notify("STOPPING=1")

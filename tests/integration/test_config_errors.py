@@ -54,3 +54,15 @@ def test_python_runs_the_same_cli() -> None:
     assert r.returncode == 0
     for command in ("run", "status", "receiver", "config"):
         assert command in r.stdout
+
+
+def test_a_start_that_fails_after_the_readers_started_ends_the_process(env: Env) -> None:
+    """A journal that is not a database is found after the reader processes are up: `run`
+    still exits (1, naming the journal) instead of waiting on its readers forever."""
+    env.write_config("http://127.0.0.1:9/x")
+    env.state.mkdir(parents=True, exist_ok=True)
+    (env.state / "journal.sqlite3").write_bytes(b"not a database, " * 512)
+    r = run(env, "run", "-c", str(env.config))
+    assert r.returncode == 1
+    assert "journal" in r.stderr and "not a database" in r.stderr
+    assert "Traceback" not in r.stderr
