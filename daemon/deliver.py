@@ -7,6 +7,7 @@ The transport is injectable (httpx.MockTransport in unit tests).
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import http.cookiejar
 import json
@@ -26,7 +27,7 @@ import httpx
 from daemon import __version__
 from daemon.bundle import Bundle
 from daemon.config import DeliveryConfig
-from daemon.errors import Paused, Rejected, Retryable
+from daemon.errors import DeliveryError, Paused, Rejected, Retryable
 from daemon.fsops import copy_file, fsync_dir, open_regular, write_json
 from daemon.manifest import ordered_attachments, safe_filename
 from daemon.names import folder_name_for_id
@@ -173,6 +174,18 @@ def _userinfo(url: str | None) -> bool:
         return False  # reported when a request is built from it
 
 
+def _basic(url: str | None) -> str | None:
+    """The credentials of the url's userinfo as a Basic Authorization header carries them."""
+    try:
+        parsed = httpx.URL(url or "")
+    except httpx.InvalidURL:
+        return None
+    if not parsed.password:
+        return None
+    pair = f"{parsed.username}:{parsed.password}".encode()
+    return base64.b64encode(pair).decode("ascii")
+
+
 def _passwords(url: str | None) -> list[str]:
     """The password in the url's userinfo (Basic auth), decoded and as written in the
     url (any case of %-escapes): an error may quote either."""
@@ -200,8 +213,10 @@ class HttpDeliverer:
         # Every form a secret takes in an error text: as given, as repr() quotes it (b'…'
         # in h11's errors), percent-encoded (in a url), and as written in the url.
         # Longest first, so that no form is cut by a shorter one inside it.
-        self._secrets = sorted({form for x in (token, *_passwords(cfg.url)) if x
-                                for form in (x, repr(x)[1:-1], urllib.parse.quote(x, safe=""))},
+        # A receiver that echoes the request's headers quotes Basic auth in base64.
+        self._secrets = sorted({form for x in (token, *_passwords(cfg.url), _basic(cfg.url))
+                                if x for form in (x, repr(x)[1:-1],
+                                                  urllib.parse.quote(x, safe=""))},
                                key=len, reverse=True)
         cert: Any = None
         if cfg.client_cert:
@@ -279,7 +294,31 @@ class HttpDeliverer:
                 response = self._send(request)
             except (httpx.TransportError, httpx.InvalidURL) as exc:
                 raise self.failure(exc) from None
-        return classify(response)
+        return self.answer(response)
+
+    def answer(self, response: httpx.Response) -> Receipt:
+        """classify(), with the token and the url's password taken out of what the
+        receiver said: an answer that echoes our headers would otherwise put them in
+        the journal, the papers and the status page on the share (also ubl-embedded's)."""
+        try:
+            receipt = classify(response)
+        except DeliveryError as exc:
+            raise type(exc)(self._scrub(str(exc)), exc.status, self._scrub(exc.body),
+                            exc.retry_after) from None
+        if not self._secrets:
+            return receipt
+        return Receipt(receipt.status, self._scrub_all(receipt.body),
+                       receipt.receipt_id and self._scrub(receipt.receipt_id))
+
+    def _scrub_all(self, value: Any) -> Any:
+        """_scrub on every string in a decoded JSON answer, keys included."""
+        if isinstance(value, str):
+            return self._scrub(value)
+        if isinstance(value, dict):
+            return {self._scrub(str(k)): self._scrub_all(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._scrub_all(v) for v in value]
+        return value
 
     def failure(self, exc: httpx.TransportError | httpx.InvalidURL) -> Retryable | Paused:
         """What an httpx error on the way to the receiver means (also for ubl-embedded's

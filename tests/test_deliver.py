@@ -6,6 +6,7 @@ end-to-end tests talk to the real receiver.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import email.utils
 import hashlib
@@ -606,3 +607,47 @@ def test_the_body_is_streamed_in_few_large_writes_with_the_same_bytes() -> None:
     assert b"".join(writes) == b"".join(chunks)
     assert all(len(w) >= WRITE_SIZE for w in writes[:-1])
     assert len(writes) == 3 < len(chunks)
+
+
+class TestAnswersThatEchoSecrets:
+    """A receiver that echoes our request headers in its answer: neither the token nor
+    the url's Basic credentials reach the journal, the papers or the status page."""
+
+    @staticmethod
+    def echo(status: int, auth: str | None = None) -> Any:
+        def handler(request: httpx.Request) -> httpx.Response:
+            request.read()
+            nonlocal auth
+            auth = auth or request.headers.get("Authorization", "")
+            if status < 300:
+                return httpx.Response(status, json={"receipt_id": "r-1", "you_sent": {
+                    "Authorization": auth}, "list": [auth]})
+            return httpx.Response(status, text=f"refused; you sent Authorization: {auth}")
+        return handler
+
+    def test_a_rejection_quoting_the_bearer_token_is_scrubbed(self, tmp_path: Path) -> None:
+        """A 400 whose body quotes 'Bearer TOKEN': the error's text and body say ***."""
+        with pytest.raises(Rejected) as info:
+            send(tmp_path, http_cfg(token="SuperSecretTok123"), self.echo(400))
+        assert "SuperSecretTok123" not in str(info.value) + info.value.body
+        assert "Bearer ***" in info.value.body
+
+    def test_a_receipt_quoting_the_token_is_scrubbed(self, tmp_path: Path) -> None:
+        """A 201 that echoes the header in its JSON: every string of the receipt is
+        scrubbed, nested ones too; the receipt id is kept."""
+        receipt, _, _, _ = send(tmp_path, http_cfg(token="SuperSecretTok123"), self.echo(201))
+        assert "SuperSecretTok123" not in json.dumps(receipt.body)
+        assert receipt.body["you_sent"] == {"Authorization": "Bearer ***"}
+        assert receipt.receipt_id == "r-1"
+
+    def test_basic_credentials_echoed_in_base64_are_scrubbed(self, tmp_path: Path) -> None:
+        """The url's user:password goes out as Basic base64 (httpx's Client adds it; the
+        test transport here is handed the request before that, so the answer quotes the
+        header as the Client would send it): a 503 quoting it keeps neither the base64
+        nor the password."""
+        cfg = http_cfg(url="http://user:Passw0rdX@127.0.0.1:9/b")
+        encoded = base64.b64encode(b"user:Passw0rdX").decode()
+        with pytest.raises(Retryable) as info:
+            send(tmp_path, cfg, self.echo(503, f"Basic {encoded} (Passw0rdX)"))
+        assert "Basic ***" in info.value.body
+        assert encoded not in info.value.body and "Passw0rdX" not in info.value.body

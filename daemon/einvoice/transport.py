@@ -35,7 +35,6 @@ from daemon.deliver import (
     DirectoryDeliverer,
     HttpDeliverer,
     Receipt,
-    classify,
 )
 from daemon.einvoice.artefacts import mime_codes
 from daemon.einvoice.embed import Document, documents_for
@@ -140,7 +139,7 @@ class EmbeddedDeliverer:
         except (httpx.TransportError, httpx.InvalidURL) as exc:
             raise self.inner.failure(exc) from None
         try:
-            return classify(response)
+            return self.inner.answer(response)
         except Rejected as exc:
             raise Rejected(f"the receiver rejected the document of invoice {doc.invoice_id} "
                            f"with HTTP {exc.status}", exc.status, exc.body) from None
