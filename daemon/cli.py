@@ -6,6 +6,7 @@ or configuration."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
@@ -207,5 +208,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
+    except OSError as exc:
+        # The environment, not a bug: no permission, a full disk, a path that went away,
+        # stdout on a full device. One line, and nothing more from stdout's last flush.
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"outboxd: {exc.strerror or exc}{where} — check that the path exists, that "
+              "this user may read and write it, and that the disk has space",
+              file=sys.stderr)
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return 130

@@ -48,3 +48,35 @@ def test_subcommand_usage_error_names_the_command(capsys) -> None:
 def test_help_for_an_unknown_topic_is_a_usage_error(capsys) -> None:
     assert main(["help", "nope"]) == 2
     assert "unknown command 'nope'" in capsys.readouterr().err
+
+
+def test_an_os_error_in_a_command_is_one_line_not_a_traceback(capsys, monkeypatch) -> None:
+    """A command that meets the environment (no permission, a full disk) ends with exit 1
+    and one line naming the path and what to check."""
+    from daemon.actions import status
+
+    def denied(_args: object) -> int:
+        raise PermissionError(13, "Permission denied", "/srv/invoices/state")
+    monkeypatch.setattr(status, "run", denied)
+    assert main(["status"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "Permission denied (/srv/invoices/state)" in err and "may read and write" in err
+
+
+def test_output_to_a_full_device_is_one_line(tmp_path) -> None:
+    """`outboxd config > /dev/full`: stdout cannot be written; exit 1 with one line on
+    stderr, and no second complaint from the interpreter's last flush."""
+    import subprocess
+    import sys
+    (tmp_path / "outbox").mkdir()
+    config = tmp_path / "config.toml"
+    config.write_text(f'[outbox]\npath = "{tmp_path / "outbox"}"\n[paths]\nstate_dir = '
+                      f'"{tmp_path / "state"}"\n[delivery]\nurl = "http://127.0.0.1:9/b"\n')
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "daemon", "config", "-c", str(config)],
+                              stdout=full,
+                              stderr=subprocess.PIPE, text=True, timeout=60, check=False)
+    assert done.returncode == 1
+    assert "No space left on device" in done.stderr and "Traceback" not in done.stderr
+    assert "Exception ignored" not in done.stderr
