@@ -33,8 +33,9 @@ def _show(key: str, value: Any) -> str:
     included) is masked, since these lines reach logs and terminals."""
     if any(word in key.lower() for word in _SECRET_WORDS):
         return "''" if value == "" else f"'{MASK}'"  # an empty value gives nothing away
-    if isinstance(value, str) and "://" in value:
-        # A url (under any key, a typo of `url` too) may carry a password.
+    if isinstance(value, str) and ("://" in value or "@" in value):
+        # A url (under any key, a typo of `url` too, mistyped before its "//") may carry
+        # a password; an over-masked line is better than a leaked one.
         return repr(mask_userinfo(value))
     return repr(value)
 

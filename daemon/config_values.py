@@ -70,14 +70,19 @@ def token_problem(token: str) -> str | None:
 
 # scheme://userinfo@ up to the *last* "@": a password may hold an unencoded "@"
 # or "/", and in an error line an over-masked url is better than a leaked one.
-_URL_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://).*@", re.DOTALL)
+_URL_USERINFO = re.compile(r"^(\s*[A-Za-z][A-Za-z0-9+.-]*://).*@", re.DOTALL)
 MASK = "********"
 
 
 def mask_userinfo(text: str) -> str:
     """`text` with everything between "scheme://" and the last "@" masked (for error lines,
-    where the url may not even parse)."""
-    return _URL_USERINFO.sub(lambda m: f"{m.group(1)}{MASK}@", text, count=1)
+    where the url may not even parse). A url mistyped before its "//" ('http//u:p@h',
+    'u:p@h') is masked from its "//", or from its start, to the last "@"."""
+    masked, found = _URL_USERINFO.subn(lambda m: f"{m.group(1)}{MASK}@", text, count=1)
+    if found or "@" not in text:
+        return masked
+    keep = text.find("//") + 2 if "//" in text.partition("@")[0] else 0
+    return f"{text[:keep]}{MASK}@{text.rpartition('@')[2]}"
 
 
 def mask_url(url: str) -> str:

@@ -586,6 +586,9 @@ class TestUrl:
         ("http://bob:VerySecretPw@operator.example:99999/x", "VerySecretPw"),
         ("http://bob:pa/ssw0rd@operator.example/x", "ssw0rd"),  # "/" splits it: port 'pa'
         ("http://bob:Very Secret@exa mple.com/x", "Very Secret"),
+        (" http://bob:VerySecretPw@operator.example/x", "VerySecretPw"),  # a space first
+        ("http//bob:VerySecretPw@operator.example/x", "VerySecretPw"),  # no ':' in '://'
+        ("bob:VerySecretPw@operator.example/x", "VerySecretPw"),  # no scheme at all
     ])
     def test_a_refused_url_does_not_show_its_password(self, tmp_path: Path, outbox: Path,
                                                       url: str, secret: str) -> None:
