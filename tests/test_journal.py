@@ -90,6 +90,21 @@ class TestTransitions:
         journal.transition(rid, "waiting")
         assert not journal.get(rid).since.startswith("2020")
 
+    def test_attempts_in_flight_keep_since(self, journal: Journal) -> None:
+        """Each retry passes retrying → delivering → retrying: `since` stays the start of
+        the stretch in flight, so a bundle failing for days shows as failing for days
+        (and `status` flags it); the transitions are still recorded, and leaving flight
+        moves `since`."""
+        rid = journal.create("INV-1.xml", "delivering")
+        set_since(journal.path, rid, datetime(2020, 1, 1, tzinfo=UTC))
+        journal.transition(rid, "retrying", last_error="HTTP 503")
+        journal.transition(rid, "delivering", attempts=2)
+        journal.transition(rid, "retrying", last_error="HTTP 503")
+        assert journal.get(rid).since.startswith("2020")
+        assert len(transitions(journal.path, rid)) == 4
+        journal.transition(rid, "quarantining")
+        assert not journal.get(rid).since.startswith("2020")
+
     def test_json_fields_round_trip(self, journal: Journal) -> None:
         """List and dict fields come back as Python values."""
         reasons = [{"code": "too-large", "file": "INV-1/a.pdf", "message": "Å too big"}]

@@ -68,6 +68,8 @@ __all__ = [
 ]
 
 
+_IN_FLIGHT = frozenset({"delivering", "retrying"})
+
 class Journal:
     def __init__(self, path: Path, readonly: bool = False, immutable: bool = False) -> None:
         self.path = path = Path(path)
@@ -305,7 +307,10 @@ class Journal:
             prev = db.execute("SELECT state FROM bundles WHERE id = ?", (row_id,)).fetchone()
             if prev is None:
                 raise JournalError(f"journal row {row_id} does not exist")
-            since = at if prev["state"] != state else None
+            # Delivering and retrying are one stretch in flight: each attempt passes
+            # through both, and `since` must say how long the bundle has been failing.
+            same = prev["state"] == state or {prev["state"], state} <= _IN_FLIGHT
+            since = None if same else at
             db.execute(f"UPDATE bundles SET state = ?, since = COALESCE(?, since), "
                        f"updated_at = ?{sets} WHERE id = ?",
                        (state, since, at, *enc.values(), row_id))
