@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add(sub, "status")
     p.add_argument("--json", action="store_true", help="machine-readable output (sent and "
                    "quarantined of the last 7 days)")
-    p.add_argument("--limit", type=int, default=20, metavar="N",
+    p.add_argument("--limit", type=_count, default=20, metavar="N",
                    help="show the N most recent sent and quarantined (default %(default)s)")
 
     p = _add(sub, "check")
@@ -160,6 +160,17 @@ def _help(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         raise UsageError(f"help: unknown command {args.topic!r} — see outboxd --help")
     parser.parse_args([args.topic, "--help"])  # prints and exits 0 via SystemExit
     return EXIT_OK
+
+
+def _count(text: str) -> int:
+    """A number of bundles to show: 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is below 0 — give 0 or more")
+    return value
 
 
 # command -> module in daemon/actions/ with run(args) -> int

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from daemon import status
 from daemon.actions import EXIT_OK
@@ -11,6 +12,11 @@ from daemon.actions.common import settings_of
 
 def run(args: argparse.Namespace) -> int:
     settings, _ = settings_of(args)
+    if not settings.journal_path.exists():
+        # All zeros would look like an idle daemon; a mistyped state_dir is likelier.
+        print(f"outboxd: no journal at {settings.journal_path} — outboxd has not run with "
+              "this configuration yet, or [paths] state_dir points elsewhere than the "
+              "daemon's", file=sys.stderr)
     data = status.collect(settings)
     print(status.as_json(data) if args.json else status.render(data, limit=args.limit))
     return EXIT_OK

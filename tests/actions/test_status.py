@@ -34,3 +34,20 @@ def test_status_text_shows_20_most_recent_sent_and_how_many_more(env: Env, capsy
     assert set(data["bundles"][0]) == {"bundle_id", "invoice_file", "invoice_ids", "state",
                                        "since", "deadline", "unattached_ids", "attempts",
                                        "next_attempt_at", "last_error", "reasons"}
+
+
+def test_status_without_a_journal_says_so(env: Env, capsys) -> None:
+    """No journal at the configured state_dir (the daemon never ran with it, or the path
+    is mistyped): the counts are zero and a line on stderr says why, exit 0."""
+    env.write_config("http://127.0.0.1:9/bundles")
+    assert main(["status", "-c", str(env.config)]) == 0
+    captured = capsys.readouterr()
+    assert "no journal at" in captured.err and "state_dir" in captured.err
+    assert captured.out.startswith("settling: 0")
+
+
+def test_a_negative_limit_is_a_usage_error(env: Env, capsys) -> None:
+    """`--limit -1` is refused with exit 2, instead of counting "… and 3 more" of two."""
+    env.write_config("http://127.0.0.1:9/bundles")
+    assert main(["status", "-c", str(env.config), "--limit", "-1"]) == 2
+    assert "below 0" in capsys.readouterr().err
