@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
+import httpx
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -20,6 +21,7 @@ from pydantic import (
     SecretStr,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -53,6 +55,14 @@ DEFAULT_PDF_ID_PATTERN = (
 PEPPOL_TYPES = ["pdf", "png", "jpeg", "csv", "xlsx", "ods"]
 KNOWN_TYPES = {"pdf", "tiff", "png", "jpeg", "gif", "bmp", "webp", "csv", "text",
                "xlsx", "ods", "docx"}
+
+
+def _passwords_in(url: str) -> bool:
+    """The url carries a user name and password (the url is checked on its own)."""
+    try:
+        return bool(httpx.URL(url).password)
+    except httpx.InvalidURL:
+        return False
 
 class Section(BaseModel):
     # hide_input_in_errors: a ValidationError printed as it is (a section built
@@ -233,6 +243,17 @@ class DeliveryConfig(Section):
         if info.data.get("transport") == "directory" and value is None:
             raise ValueError("required for transport = \"directory\"")
         return value
+
+    @model_validator(mode="after")
+    def _one_kind_of_credentials(self) -> DeliveryConfig:
+        # httpx turns a url's user:password into Basic auth, which replaces the Bearer
+        # header: every POST would go without the token and earn a 401.
+        if (self.token is not None or self.token_file is not None) and self.url and \
+                _passwords_in(self.url):
+            raise ValueError("url holds a user name and password (Basic auth) and token or "
+                             "token_file is set (Bearer): a request carries one "
+                             "Authorization header — keep only the one the receiver expects")
+        return self
 
     def bearer_token(self) -> str | None:
         """The token from `token`, else from `token_file` (whitespace stripped).

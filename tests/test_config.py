@@ -342,6 +342,18 @@ class TestSecrets:
                                         "OUTBOXD_DELIVERY__TOKEN", "", "[delivery] token")
         assert "is empty" in line and "OUTBOXD_DELIVERY__TOKEN" in line
 
+    def test_a_token_beside_a_password_in_the_url_is_a_config_error(
+            self, tmp_path: Path, outbox: Path) -> None:
+        """A url with user:password (Basic) and a token (Bearer): one request carries one
+        Authorization header, so loading stops saying to keep one; the password is not
+        shown."""
+        text = minimal(outbox).replace(f'url = "{URL}"',
+                                       'url = "http://bob:VerySecretPw@127.0.0.1:9/b"')
+        problems = problems_of(config_file(tmp_path, text.replace(
+            "[delivery]\n", '[delivery]\ntoken = "abc"\n')))
+        assert one_problem_with(problems, "[delivery]", "Basic", "Bearer", "keep only")
+        assert "VerySecretPw" not in "\n".join(problems)
+
     def test_no_token(self, tmp_path: Path, outbox: Path) -> None:
         """Without token or token_file there is no bearer token."""
         assert load_settings(config_file(tmp_path, minimal(outbox))).delivery.bearer_token() is None
