@@ -21,6 +21,7 @@ from daemon.actions.common import settings_of
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError
 from daemon.finish import evaluate
+from daemon.names import stem
 from daemon.release import write_release
 from daemon.scan import Candidate, list_outbox
 
@@ -37,6 +38,15 @@ def resolve(target: str, settings: Settings) -> Candidate:
     if name in listing.candidates and (os.sep not in target
                                        or path.parent == settings.outbox.path.resolve()):
         return listing.candidates[name]
+    if os.sep not in target:
+        # NAME as in NAME.send-anyway: the invoice file's stem.
+        by_stem = [c for n, c in listing.candidates.items() if stem(n) == name]
+        if len(by_stem) == 1:
+            return by_stem[0]
+        if len(by_stem) > 1:
+            raise SendRefused(f"{target!r} is the name of {len(by_stem)} invoice files: "
+                              f"{', '.join(sorted(c.invoice.name for c in by_stem))} — "
+                              "name the file")
     found = holders(target, settings)
     if len(found) == 1:
         return found[0][0]
