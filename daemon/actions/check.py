@@ -25,6 +25,7 @@ from daemon.bundle import Bundle, Finding
 from daemon.config import Settings
 from daemon.errors import InputError, UsageError
 from daemon.finish import evaluate
+from daemon.names import is_invoice_name
 from daemon.scan import Candidate, candidate_for, list_outbox
 
 PROGRESS_EVERY = 0.2  # seconds between progress lines on a terminal
@@ -59,6 +60,13 @@ def targets(paths: Iterable[Path], settings: Settings) -> Iterator[tuple[Target,
                              "— name the file or folder itself")
         if path.is_file():
             s = _outbox_settings(settings, path.parent.resolve())
+            if not is_invoice_name(path.name, s.outbox.invoice_patterns,
+                                   s.outbox.ignore_patterns):
+                # The daemon would never send it: "valid" would be a promise it breaks.
+                raise UsageError(f"check: {raw} is not an invoice file for outboxd (its "
+                                 f"name matches none of [outbox] invoice_patterns = "
+                                 f"{s.outbox.invoice_patterns}) — name an invoice file, its "
+                                 "sidecar folder, or the outbox")
             yield Target(candidate_for(s.outbox, path.name)), s
             continue
         if not path.is_dir():

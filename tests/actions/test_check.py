@@ -188,3 +188,13 @@ def test_progress_line_only_on_a_terminal(cfg: Env) -> None:
     assert "checked 1/3" in tty.getvalue() and "checked 1/" not in out.getvalue()
     assert run_check([cfg.outbox], settings, out=io.StringIO(), err=pipe) == 0
     assert pipe.getvalue() == ""
+
+
+def test_a_file_that_is_not_an_invoice_name_is_not_called_valid(env: Env, capsys) -> None:
+    """`check README.md`: the daemon ignores files outside invoice_patterns, so check says
+    so (exit 2) instead of "valid … goes out"."""
+    env.write_config("http://127.0.0.1:9/bundles")
+    write(env.outbox / "README.md", b"# notes\n")
+    assert main(["check", "-c", str(env.config), str(env.outbox / "README.md")]) == 2
+    err = capsys.readouterr().err
+    assert "not an invoice file" in err and "invoice_patterns" in err
