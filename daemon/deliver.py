@@ -13,6 +13,7 @@ import http.cookiejar
 import json
 import random
 import shutil
+import ssl
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Iterator
@@ -27,7 +28,7 @@ import httpx
 from daemon import __version__
 from daemon.bundle import Bundle
 from daemon.config import DeliveryConfig
-from daemon.errors import DeliveryError, Paused, Rejected, Retryable
+from daemon.errors import ConfigError, DeliveryError, Paused, Rejected, Retryable
 from daemon.fsops import copy_file, fsync_dir, open_regular, write_json
 from daemon.manifest import ordered_attachments, safe_filename
 from daemon.names import folder_name_for_id
@@ -174,6 +175,23 @@ def _userinfo(url: str | None) -> bool:
         return False  # reported when a request is built from it
 
 
+def _tls(cfg: DeliveryConfig) -> bool | ssl.SSLContext:
+    """httpx's `verify`: True or False as configured, or a context with the CA bundle
+    and the client certificate loaded (httpx no longer takes paths for either).
+    OSError or ssl.SSLError when a file does not load (unusable_tls words it)."""
+    if isinstance(cfg.verify, bool) and not cfg.client_cert:
+        return cfg.verify
+    context = ssl.create_default_context(
+        cafile=cfg.verify if isinstance(cfg.verify, str) else None)
+    if cfg.verify is False:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if cfg.client_cert:
+        context.load_cert_chain(str(cfg.client_cert),
+                                str(cfg.client_key) if cfg.client_key else None)
+    return context
+
+
 def _basic(url: str | None) -> str | None:
     """The credentials of the url's userinfo as a Basic Authorization header carries them."""
     try:
@@ -218,24 +236,21 @@ class HttpDeliverer:
                                 if x for form in (x, repr(x)[1:-1],
                                                   urllib.parse.quote(x, safe=""))},
                                key=len, reverse=True)
-        cert: Any = None
-        if cfg.client_cert:
-            cert = (str(cfg.client_cert), str(cfg.client_key)) if cfg.client_key \
-                else str(cfg.client_cert)
+        verify = _tls(cfg)
         limits = httpx.Limits(max_connections=cfg.concurrency)
         if transport is None and not _proxies_from_environment() \
                 and not _userinfo(cfg.url):
             # The transport the Client would make, made here so that a POST can go to
             # it directly (`_send`).
-            transport = httpx.HTTPTransport(verify=cfg.verify, cert=cert, limits=limits)
+            transport = httpx.HTTPTransport(verify=verify, limits=limits)
         # None: a proxy from the environment (HTTPS_PROXY …) applies, or the url holds a
         # user and password (Basic auth): the Client mounts the proxy (only when it makes
         # the transport itself) or adds the header, and every POST goes through it.
         self._transport = transport
-        # When transport= is given httpx ignores verify/cert/limits here: they went
-        # into the transport above.
+        # When transport= is given httpx ignores verify/limits here: they went into the
+        # transport above.
         self.client = httpx.Client(
-            headers=headers, transport=transport, verify=cfg.verify, cert=cert,
+            headers=headers, transport=transport, verify=verify,
             timeout=httpx.Timeout(cfg.timeout_seconds, connect=cfg.connect_timeout_seconds),
             limits=limits,
             # The protocol has no use for cookies (SPEC §5.1: a bearer token); a jar
@@ -379,6 +394,12 @@ class DirectoryDeliverer:
             raise Retryable(f"cannot write to [delivery] target {self.target}: "
                             f"{exc.strerror}") from None
         return Receipt(201, body, None)
+
+
+def unusable_tls(exc: OSError | ssl.SSLError) -> ConfigError:
+    """A CA bundle or client certificate that does not load: the settings' fault."""
+    return ConfigError(f"[delivery] TLS settings cannot be used: {exc} — check verify, "
+                       "client_cert and client_key")
 
 
 def make_deliverer(cfg: DeliveryConfig) -> Deliverer:

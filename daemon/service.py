@@ -32,7 +32,7 @@ from daemon import einvoice, logs
 from daemon.bundle import Bundle
 from daemon.config import Settings
 from daemon.config_load import load_settings, prepare_folders
-from daemon.deliver import Deliverer, make_deliverer
+from daemon.deliver import Deliverer, make_deliverer, unusable_tls
 from daemon.errors import ConfigError, JournalError, OutboxdError
 from daemon.finish import evaluate
 from daemon.index import OutboxIndex
@@ -103,8 +103,7 @@ class Service:
         try:
             return self._make_deliverer(settings)
         except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(f"[delivery] TLS settings cannot be used: {exc} — check verify, "
-                              "client_cert and client_key") from None
+            raise unusable_tls(exc) from None
 
     # -- signals and hints -----------------------------------------------------
     def request_stop(self, *_: Any) -> None:

@@ -15,6 +15,8 @@ import json
 import os
 import random
 import re
+import ssl
+import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -88,9 +90,11 @@ def make_bundle(root: Path, invoice_name: str = "batch-42.xml") -> Bundle:
 
 
 @contextlib.contextmanager
-def _one_answer_server(note: Any, receipt_id: str) -> Iterator[int]:
+def _one_answer_server(note: Any, receipt_id: str,
+                       tls: ssl.SSLContext | None = None) -> Iterator[int]:
     """A local HTTP server on 127.0.0.1 (a receiver, or a proxy in front of one) that
-    hands each POST to `note` and answers 201 with this receipt id; yields its port."""
+    hands each POST to `note` and answers 201 with this receipt id; yields its port.
+    With `tls`: HTTPS with that server context."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -109,6 +113,8 @@ def _one_answer_server(note: Any, receipt_id: str) -> Iterator[int]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield server.server_port
@@ -169,13 +175,15 @@ class Recorder:
         return httpx.Response(201, json={"receipt_id": "rcpt-1"})
 
 
-def send(tmp_path: Path, cfg: DeliveryConfig | None = None,
-         handler: Any = None) -> tuple[Receipt, Recorder, Bundle, dict[str, Any]]:
+def send(tmp_path: Path, cfg: DeliveryConfig | None = None, handler: Any = None,
+         real: bool = False) -> tuple[Receipt, Recorder, Bundle, dict[str, Any]]:
+    """One delivery of make_bundle; through `handler` on a MockTransport, or with
+    `real` over the network to cfg.url (127.0.0.1)."""
     cfg = cfg or http_cfg()
     rec = handler if handler is not None else Recorder()
     bundle = make_bundle(tmp_path / "work")
     manifest = build_manifest(bundle, safe_filenames=cfg.safe_filenames)
-    d = HttpDeliverer(cfg, transport=httpx.MockTransport(rec))
+    d = HttpDeliverer(cfg, transport=None if real else httpx.MockTransport(rec))
     try:
         receipt = d.deliver(bundle, manifest)
     finally:
@@ -658,3 +666,56 @@ class TestAnswersThatEchoSecrets:
             send(tmp_path, cfg, self.echo(503, f"Basic {encoded} (Passw0rdX)"))
         assert "Basic ***" in info.value.body
         assert encoded not in info.value.body and "Passw0rdX" not in info.value.body
+
+
+def _certificates(folder: Path) -> tuple[Path, Path, Path, Path, Path]:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, both signed
+    by it, made with the openssl command: (ca, server cert, server key, client cert,
+    client key)."""
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+            "/CN=outboxd test CA", "-keyout", "ca.key", "-out", "ca.pem")
+    for name, extra in (("server", "subjectAltName=IP:127.0.0.1"), ("client", "")):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
+                "-keyout", f"{name}.key", "-out", f"{name}.csr")
+        (folder / f"{name}.ext").write_text(extra + "\n" if extra else "\n")
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-CAcreateserial", "-days", "2", "-extfile", f"{name}.ext",
+                "-out", f"{name}.pem")
+    return (folder / "ca.pem", folder / "server.pem", folder / "server.key",
+            folder / "client.pem", folder / "client.key")
+
+
+class TestTls:
+    """verify and client_cert on a real HTTPS receiver on 127.0.0.1 (certificates made
+    by openssl in the test): httpx is handed an SSL context built from the files."""
+
+    def test_a_ca_bundle_and_a_client_certificate_are_used(self, tmp_path: Path) -> None:
+        """verify = the CA's file and client_cert/client_key: the POST arrives over TLS and
+        the receiver saw the client's certificate."""
+        ca, cert, key, client_cert, client_key = _certificates(tmp_path)
+        server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(ca))
+        server.load_cert_chain(str(cert), str(key))
+        server.verify_mode = ssl.CERT_REQUIRED
+        peers: list[Any] = []
+        with _one_answer_server(lambda h: peers.append(h.connection.getpeercert()), "tls-1",
+                                tls=server) as port:
+            cfg = http_cfg(url=f"https://127.0.0.1:{port}/b", verify=str(ca),
+                           client_cert=client_cert, client_key=client_key)
+            receipt, _, _, _ = send(tmp_path, cfg, handler=None, real=True)
+        assert receipt.receipt_id == "tls-1"
+        assert peers and dict(x[0] for x in peers[0]["subject"])["commonName"] == "client"
+
+    def test_a_receiver_the_ca_bundle_does_not_vouch_for_is_not_sent_to(
+            self, tmp_path: Path) -> None:
+        """The system's CAs (verify = true) do not know the test CA: the POST fails
+        before any byte of the bundle leaves (a retry), and nothing arrives."""
+        _, cert, key, _, _ = _certificates(tmp_path)
+        server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server.load_cert_chain(str(cert), str(key))
+        arrived: list[Any] = []
+        with _one_answer_server(arrived.append, "never", tls=server) as port:
+            with pytest.raises(Retryable) as info:
+                send(tmp_path, http_cfg(url=f"https://127.0.0.1:{port}/b"), real=True)
+        assert "CERTIFICATE_VERIFY_FAILED" in str(info.value) and arrived == []

@@ -4,14 +4,32 @@ from __future__ import annotations
 
 import argparse
 import json
+import ssl
+from pathlib import Path
 
 from daemon.actions import EXIT_OK
 from daemon.actions.common import settings_of
+from daemon.config import Settings
+from daemon.errors import ConfigError
+
+
+def _transport_usable(settings: Settings, path: Path) -> None:
+    """What `run` would refuse when it builds the HTTP transport (a CA bundle or client
+    certificate that does not load), found without sending or writing anything."""
+    cfg = settings.delivery
+    if cfg.transport != "http":
+        return  # the directory transport creates its target: nothing to try here
+    from daemon.deliver import HttpDeliverer, unusable_tls
+    try:
+        HttpDeliverer(cfg).close()
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(unusable_tls(exc).problems, source=str(path)) from None
 
 
 def run(args: argparse.Namespace) -> int:
     settings, path = settings_of(args)
     if args.check:
+        _transport_usable(settings, path)
         print(f"{path}: configuration is valid")
     else:
         print(json.dumps(settings.masked(), indent=2))
