@@ -1,7 +1,26 @@
 """outboxd: a shared folder as a reliable outbox for invoices."""
 
+import sys
+
 # The one place the version is written; pyproject.toml reads it from here. A
 # literal, not importlib.metadata: that lookup cost every command ~0.2 s.
 __version__ = "0.1.0"
 
 __all__ = ["__version__"]
+
+
+def _ignore_group_signals_in_a_spawned_reader() -> None:
+    """A reader process imports this package while multiprocessing unpickles its target
+    (`_inheriting`), a second or so before reader_process.main() can ignore the signals
+    a terminal or `kill -- -PGID` sends the whole group. Ignored from here on, a Ctrl-C
+    during a start no longer kills a reader mid-import with a traceback on stderr; the
+    daemon decides, and stops its readers itself."""
+    process = sys.modules.get("multiprocessing.process")
+    if process is None or not getattr(process.current_process(), "_inheriting", False):
+        return  # the daemon, a command, a test: signals as they are
+    import signal
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+
+
+_ignore_group_signals_in_a_spawned_reader()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import Env, Receiver, journal_states
+from conftest import OUTBOXD, Env, Receiver, journal_states
+from helpers import wait_for
 
 
 def test_ready_after_startup_and_stopping_on_sigterm(env: Env, receiver: Receiver, start_daemon,
@@ -89,3 +93,54 @@ def test_status_line_on_the_notify_socket_follows_the_counts(
     finally:
         sock.close()
     assert all(a != b for a, b in zip(statuses, statuses[1:], strict=False))
+
+
+def _children(pid: int) -> list[int]:
+    """The daemon's child processes (its readers, multiprocessing's resource tracker)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def _importing_reader(pid: int) -> int | None:
+    """A reader process in the middle of its imports: pydantic's extension mapped (the
+    package's configuration module), lxml not yet (the e-invoice rules, loaded last)."""
+    for child in _children(pid):
+        with contextlib.suppress(OSError):
+            maps = Path(f"/proc/{child}/maps").read_text()
+            if "pydantic_core" in maps and "lxml" not in maps:
+                return child
+    return None
+
+
+def _ignored(pid: int) -> set[int]:
+    line = next(x for x in Path(f"/proc/{pid}/status").read_text().splitlines()
+                if x.startswith("SigIgn:"))
+    mask = int(line.split()[1], 16)
+    return {n for n in range(1, 65) if mask & (1 << (n - 1))}
+
+
+def test_ctrl_c_while_the_readers_start_prints_no_traceback(env: Env) -> None:
+    """A reader ignores the signals a terminal or `kill -- -PGID` sends the whole group
+    from the moment it imports the package, long before its main() runs; a Ctrl-C
+    then, while it is still importing, leaves only the daemon's own JSON lines on
+    stderr (before, a reader's KeyboardInterrupt traceback, and no reader)."""
+    env.write_config("http://127.0.0.1:9/x")
+    proc = subprocess.Popen([*OUTBOXD, "run", "-c", str(env.config)], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        reader = wait_for(lambda: _importing_reader(proc.pid) or proc.poll() is not None,
+                          interval=0.001, what="a reader process importing the package")
+        assert reader is not True, "the daemon ended before a reader started"
+        ignored = _ignored(reader)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert {signal.SIGINT, signal.SIGHUP, signal.SIGTERM} <= ignored
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert all(line.startswith("{") for line in err.splitlines()), err
