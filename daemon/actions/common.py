@@ -5,10 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from daemon import logs
 from daemon.config import Settings
 from daemon.config_load import config_path, load_settings
 
 
 def settings_of(args: argparse.Namespace) -> tuple[Settings, Path]:
+    """The settings, with logging set up from their [log]: what pypdf, Pillow or httpx
+    say while a command works comes out in the configured format (JSON included), not
+    as bare lines. A file that cannot be loaded is cli.main's to report."""
     path = config_path(args.config)
-    return load_settings(path), path
+    settings = load_settings(path)
+    logs.configure(settings.log)
+    return settings, path

@@ -13,7 +13,6 @@ from daemon.errors import ConfigError, OutboxdError
 def run(args: argparse.Namespace) -> int:
     from daemon.service import Service
     settings, path = settings_of(args)  # a bad file: cli says so, logging is not set yet
-    logs.configure(settings.log)
     try:
         return Service(settings, config_path=path).run()
     # Once logging is set, what ends the daemon is a log event like every other line

@@ -198,3 +198,21 @@ def test_a_file_that_is_not_an_invoice_name_is_not_called_valid(env: Env, capsys
     assert main(["check", "-c", str(env.config), str(env.outbox / "README.md")]) == 2
     err = capsys.readouterr().err
     assert "not an invoice file" in err and "invoice_patterns" in err
+
+
+def test_library_warnings_during_check_follow_the_log_format(env: Env) -> None:
+    """Under [log] format = "json", logging is set up from [log] before `check` reads: what
+    pypdf says about a damaged PDF ("incorrect startxref pointer") goes through it (as in
+    the daemon, pypdf's warnings are quieted there), and no bare line reaches stderr."""
+    import re
+    import subprocess
+
+    from conftest import OUTBOXD
+    env.write_config("http://127.0.0.1:9/bundles")  # the test config logs JSON
+    damaged = re.sub(rb"startxref\n\d+", b"startxref\n9", pdf_bytes())
+    drop_bundle(env.outbox, "INV-1", {"scan.pdf": damaged})
+    done = subprocess.run([*OUTBOXD, "check", "-c", str(env.config),
+                           str(env.outbox / "INV-1.xml")],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert all(line.startswith("{") for line in done.stderr.splitlines()), done.stderr
