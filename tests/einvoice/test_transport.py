@@ -293,9 +293,12 @@ def test_a_network_error_of_a_document_carries_neither_token_nor_password(
         raise httpx.ConnectError(f"no route for {request.url} with "
                                  f"{request.headers['authorization']}")
 
-    d = EmbeddedDeliverer(DeliveryConfig(url="http://bob:PassWord9@127.0.0.1:9/docs",
-                                         token="SuperSecretTok", format="ubl-embedded"),
-                          httpx.MockTransport(refuse))
+    # Both secrets at once, which loading refuses: made past validation to check the
+    # scrub with both in one text.
+    cfg = DeliveryConfig(url="http://127.0.0.1:9/docs", token="SuperSecretTok",
+                         format="ubl-embedded").model_copy(
+        update={"url": "http://bob:PassWord9@127.0.0.1:9/docs"})
+    d = EmbeddedDeliverer(cfg, httpx.MockTransport(refuse))
     with pytest.raises(Retryable) as info:
         d.deliver(batch_bundle(tmp_path), {"bundle_id": "b" * 64})
     assert "SuperSecretTok" not in str(info.value) and "PassWord9" not in str(info.value)
