@@ -16,7 +16,7 @@ import shutil
 import ssl
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -89,21 +89,51 @@ def backoff(attempt: int, base: float, cap: float, retry_after: float | None = N
     return delay
 
 
-def _body(response: httpx.Response) -> Any:
+def _body(response: httpx.Response, scrub: Callable[[str], str]) -> Any:
     try:
         return response.json()
     except ValueError:
-        return response.text[:BODY_LIMIT]
+        return scrub(response.text)[:BODY_LIMIT]
 
 
-def classify(response: httpx.Response) -> Receipt:
-    """The SPEC §5.1 table: a Receipt for 2xx, else the DeliveryError to act on."""
+def _same(text: str) -> str:
+    return text
+
+
+def scrub_json(value: Any, scrub: Callable[[str], str]) -> Any:
+    """`scrub` on every string of a decoded JSON value, keys included."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {scrub(str(k)): scrub_json(v, scrub) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub_json(v, scrub) for v in value]
+    return value
+
+
+def _error_text(response: httpx.Response, scrub: Callable[[str], str]) -> str:
+    """An error answer as kept: a JSON one decoded, scrubbed and written again (however
+    it escaped its strings), anything else scrubbed whole; then cut to BODY_LIMIT."""
+    raw = response.text
+    try:
+        decoded = json.loads(raw)
+    except ValueError:
+        return scrub(raw)[:BODY_LIMIT]
+    if scrub is _same:
+        return raw[:BODY_LIMIT]
+    return json.dumps(scrub_json(decoded, scrub), ensure_ascii=False)[:BODY_LIMIT]
+
+
+def classify(response: httpx.Response, scrub: Callable[[str], str] = _same) -> Receipt:
+    """The SPEC §5.1 table: a Receipt for 2xx, else the DeliveryError to act on.
+    `scrub` runs over a text answer before it is cut to BODY_LIMIT, so that a secret
+    the cut would split is still found whole."""
     status = response.status_code
     if 200 <= status < 300:
-        body = _body(response)
+        body = _body(response, scrub)
         receipt_id = body.get("receipt_id") if isinstance(body, dict) else None
         return Receipt(status, body, str(receipt_id) if receipt_id is not None else None)
-    text = response.text[:BODY_LIMIT]
+    text = _error_text(response, scrub)
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
     if status in RETRY_STATUSES or status >= 500:
         raise Retryable(f"HTTP {status} from the receiver", status, text, retry_after)
@@ -232,9 +262,12 @@ class HttpDeliverer:
         # in h11's errors), percent-encoded (in a url), and as written in the url.
         # Longest first, so that no form is cut by a shorter one inside it.
         # A receiver that echoes the request's headers quotes Basic auth in base64.
+        # And as JSON writes them in an answer: '"' and '\\' escaped, '/' as '\\/' (PHP).
         self._secrets = sorted({form for x in (token, *_passwords(cfg.url), _basic(cfg.url))
                                 if x for form in (x, repr(x)[1:-1],
-                                                  urllib.parse.quote(x, safe=""))},
+                                                  urllib.parse.quote(x, safe=""),
+                                                  json.dumps(x)[1:-1],
+                                                  json.dumps(x)[1:-1].replace("/", "\\/"))},
                                key=len, reverse=True)
         verify = _tls(cfg)
         limits = httpx.Limits(max_connections=cfg.concurrency)
@@ -316,24 +349,14 @@ class HttpDeliverer:
         receiver said: an answer that echoes our headers would otherwise put them in
         the journal, the papers and the status page on the share (also ubl-embedded's)."""
         try:
-            receipt = classify(response)
+            receipt = classify(response, self._scrub if self._secrets else _same)
         except DeliveryError as exc:
             raise type(exc)(self._scrub(str(exc)), exc.status, self._scrub(exc.body),
                             exc.retry_after) from None
         if not self._secrets:
             return receipt
-        return Receipt(receipt.status, self._scrub_all(receipt.body),
+        return Receipt(receipt.status, scrub_json(receipt.body, self._scrub),
                        receipt.receipt_id and self._scrub(receipt.receipt_id))
-
-    def _scrub_all(self, value: Any) -> Any:
-        """_scrub on every string in a decoded JSON answer, keys included."""
-        if isinstance(value, str):
-            return self._scrub(value)
-        if isinstance(value, dict):
-            return {self._scrub(str(k)): self._scrub_all(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self._scrub_all(v) for v in value]
-        return value
 
     def failure(self, exc: httpx.TransportError | httpx.InvalidURL) -> Retryable | Paused:
         """What an httpx error on the way to the receiver means (also for ubl-embedded's

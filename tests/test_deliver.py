@@ -719,3 +719,23 @@ class TestTls:
             with pytest.raises(Retryable) as info:
                 send(tmp_path, http_cfg(url=f"https://127.0.0.1:{port}/b"), real=True)
         assert "CERTIFICATE_VERIFY_FAILED" in str(info.value) and arrived == []
+
+    @pytest.mark.parametrize("shape", ["slash-escaped", "unicode-escaped", "cut"])
+    def test_a_token_hidden_by_json_escapes_or_the_cut_is_scrubbed_too(
+            self, tmp_path: Path, shape: str) -> None:
+        """The token written as JSON may write it ('/' as '\\/', every character as
+        \\uXXXX), or standing across BODY_LIMIT where the kept text is cut: none of it
+        survives in the kept body."""
+        token = "s3cr3t/Token+Value_0123456789abcdef"
+        if shape == "slash-escaped":
+            body = json.dumps({"auth": f"Bearer {token}"}).replace("/", "\\/")
+        elif shape == "unicode-escaped":
+            body = '{"auth": "' + "".join(f"\\u{ord(c):04x}" for c in token) + '"}'
+        else:
+            body = "x" * (BODY_LIMIT - 20) + token
+        answer = httpx.Response(400, content=body.encode())
+        with pytest.raises(Rejected) as info:
+            send(tmp_path, http_cfg(token=token), Recorder(answer))
+        kept = info.value.body
+        assert "s3cr3t" not in kept and "\\u0073\\u0033" not in kept
+        assert "***" in kept
