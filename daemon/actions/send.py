@@ -38,16 +38,18 @@ def resolve(target: str, settings: Settings) -> Candidate:
     if name in listing.candidates and (os.sep not in target
                                        or path.parent == settings.outbox.path.resolve()):
         return listing.candidates[name]
-    if os.sep not in target:
-        # NAME as in NAME.send-anyway: the invoice file's stem.
-        by_stem = [c for n, c in listing.candidates.items() if stem(n) == name]
-        if len(by_stem) == 1:
-            return by_stem[0]
-        if len(by_stem) > 1:
-            raise SendRefused(f"{target!r} is the name of {len(by_stem)} invoice files: "
-                              f"{', '.join(sorted(c.invoice.name for c in by_stem))} — "
-                              "name the file")
     found = holders(target, settings)
+    # NAME as in NAME.send-anyway, the invoice file's stem, or an invoice id: when both
+    # readings fit different files, releasing either would be a guess.
+    by_stem = [c for n, c in listing.candidates.items() if stem(n) == name] \
+        if os.sep not in target else []
+    meant = {c.invoice.name: c for c in by_stem} | {c.invoice.name: c for c, _ in found}
+    if len(meant) > 1 and by_stem:
+        raise SendRefused(f"{target!r} names {len(meant)} invoice files (by their name or "
+                          f"an invoice id in them): {', '.join(sorted(meant))} — name the "
+                          "file")
+    if by_stem:
+        return by_stem[0]
     if len(found) == 1:
         return found[0][0]
     if len(found) > 1:

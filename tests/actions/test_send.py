@@ -28,3 +28,15 @@ def test_a_stem_shared_by_two_invoice_files_is_refused_naming_both(env: Env) -> 
     with pytest.raises(SendRefused) as info:
         resolve("scan-7", settings)
     assert "scan-7.pdf, scan-7.xml" in str(info.value) and "name the file" in str(info.value)
+
+
+def test_a_name_that_is_one_files_stem_and_anothers_invoice_id_is_refused(env: Env) -> None:
+    """INV-1001.xml holds CN-77 and batch-42.xml holds INV-1001: `send INV-1001` could mean
+    either, so it releases neither and names both."""
+    settings = load_settings(env.write_config("http://127.0.0.1:9/bundles"))
+    write(env.outbox / "INV-1001.xml", ubl_invoice("CN-77"))
+    write(env.outbox / "batch-42.xml", ubl_invoice("INV-1001"))
+    with pytest.raises(SendRefused) as info:
+        resolve("INV-1001", settings)
+    assert "INV-1001.xml, batch-42.xml" in str(info.value)
+    assert resolve("INV-1001.xml", settings).invoice.name == "INV-1001.xml"
