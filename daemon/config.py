@@ -57,10 +57,11 @@ KNOWN_TYPES = {"pdf", "tiff", "png", "jpeg", "gif", "bmp", "webp", "csv", "text"
                "xlsx", "ods", "docx"}
 
 
-def _passwords_in(url: str) -> bool:
-    """The url carries a user name and password (the url is checked on its own)."""
+def _userinfo_in(url: str) -> bool:
+    """The url carries a user name (and maybe a password): httpx sends Basic auth for
+    either (the url itself is checked on its own)."""
     try:
-        return bool(httpx.URL(url).password)
+        return bool(httpx.URL(url).userinfo)
     except httpx.InvalidURL:
         return False
 
@@ -249,8 +250,8 @@ class DeliveryConfig(Section):
         # httpx turns a url's user:password into Basic auth, which replaces the Bearer
         # header: every POST would go without the token and earn a 401.
         if (self.token is not None or self.token_file is not None) and self.url and \
-                _passwords_in(self.url):
-            raise ValueError("url holds a user name and password (Basic auth) and token or "
+                _userinfo_in(self.url):
+            raise ValueError("url holds a user name or password (Basic auth) and token or "
                              "token_file is set (Bearer): a request carries one "
                              "Authorization header — keep only the one the receiver expects")
         return self

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+import certifi
 import httpx
 
 from daemon import __version__
@@ -211,8 +212,10 @@ def _tls(cfg: DeliveryConfig) -> bool | ssl.SSLContext:
     OSError or ssl.SSLError when a file does not load (unusable_tls words it)."""
     if isinstance(cfg.verify, bool) and not cfg.client_cert:
         return cfg.verify
+    # verify = true: the same CAs httpx trusts without a client certificate (certifi's),
+    # not the system's, so adding a certificate does not change whom we trust.
     context = ssl.create_default_context(
-        cafile=cfg.verify if isinstance(cfg.verify, str) else None)
+        cafile=cfg.verify if isinstance(cfg.verify, str) else certifi.where())
     if cfg.verify is False:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
