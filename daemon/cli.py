@@ -221,13 +221,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     except OSError as exc:
         # The environment, not a bug: no permission, a full disk, a path that went away,
-        # stdout on a full device. One line, and nothing more from stdout's last flush.
+        # stdout on a full device. One line (a log event once `run` has set up logging).
         where = f" ({exc.filename})" if exc.filename else ""
-        print(f"outboxd: {exc.strerror or exc}{where} — check that the path exists, that "
-              "this user may read and write it, and that the disk has space",
-              file=sys.stderr)
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        text = (f"{exc.strerror or exc}{where} — check that the path exists, that this "
+                "user may read and write it, and that the disk has space")
+        if command == "run":
+            from daemon import logs
+            logs.get().error("outboxd stopped", error=text)
+        else:
+            print(f"outboxd: {text}", file=sys.stderr)
+        if exc.filename is None:
+            # Most likely stdout itself (a full device): nothing more from its last flush.
+            with contextlib.suppress(OSError):
+                sys.stdout.flush()
+            with contextlib.suppress(OSError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                os.close(devnull)
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130

@@ -33,6 +33,10 @@ def _show(key: str, value: Any) -> str:
     included) is masked, since these lines reach logs and terminals."""
     if any(word in key.lower() for word in _SECRET_WORDS):
         return "''" if value == "" else f"'{MASK}'"  # an empty value gives nothing away
+    if isinstance(value, list | dict):
+        # A url written as a list or a table (a wrong type) still shows its parts.
+        items = value.values() if isinstance(value, dict) else value
+        return "[" + ", ".join(_show(key, v) for v in items) + "]"
     if isinstance(value, str) and ("://" in value or "@" in value):
         # A url (under any key, a typo of `url` too, mistyped before its "//") may carry
         # a password; an over-masked line is better than a leaked one.

@@ -165,15 +165,20 @@ def _is_xml(head: bytes) -> bool:
 
 # Invoice files are read whole, and an XML one is parsed into a tree: at ~150 bytes
 # of memory a tag, a file of 30 MB of small elements took a reader past 1 GB. Real
-# invoices hold hundreds of tags; a batch of ten thousand, a few million.
+# invoices hold hundreds of tags (the Peppol base example ~300): the limit takes a
+# batch of some 6,000 such invoices in one file.
 MAX_INVOICE_BYTES = 64 << 20
 MAX_XML_TAGS = 2_000_000
 
 
-def _too_large(rel: str, what: str) -> InputError:
+def _too_large(rel: str, what: str, fix: str) -> InputError:
     return InputError("invoice-too-large", rel, f"{what}, more than outboxd reads as one "
-                      "invoice file — split it into files of fewer invoices (or move "
-                      "large attachments out of the XML into the sidecar folder)")
+                      f"invoice file — {fix}")
+
+
+_SPLIT_XML = ("split it into files of fewer invoices, or move large attachments out of "
+              "the XML into the sidecar folder")
+_SPLIT_PDF = "export it again smaller (a lower scan resolution) or as one file per invoice"
 
 
 def read_invoice_file(path: Path, rel: str, pdf_id_pattern: str) -> InvoiceRead:
@@ -184,7 +189,8 @@ def read_invoice_file(path: Path, rel: str, pdf_id_pattern: str) -> InvoiceRead:
         if _is_xml(data) or b"%PDF-" in data:
             data += fh.read(MAX_INVOICE_BYTES + 1 - len(data))
             if len(data) > MAX_INVOICE_BYTES:
-                raise _too_large(rel, f"is over {MAX_INVOICE_BYTES >> 20} MiB")
+                raise _too_large(rel, f"is over {MAX_INVOICE_BYTES >> 20} MiB",
+                                 _SPLIT_XML if _is_xml(data[:1024]) else _SPLIT_PDF)
     return read_invoice_bytes(data, path.name, rel, pdf_id_pattern)
 
 
@@ -202,7 +208,8 @@ def read_invoice_bytes(data: bytes, name: str, rel: str, pdf_id_pattern: str) ->
                              "read — export the invoice again as UTF-8")
         # Counted in the bytes, before any tree: '<' is 0x3C in UTF-8 and UTF-16 alike.
         if (tags := data.count(b"<")) > MAX_XML_TAGS:
-            raise _too_large(rel, f"holds {tags:,} XML tags (at most {MAX_XML_TAGS:,})")
+            raise _too_large(rel, f"holds {tags:,} XML tags (at most {MAX_XML_TAGS:,})",
+                             _SPLIT_XML)
         root = _lxml_root(data)  # None for UTF-16 (NUL bytes): defusedxml decides
         if root is None:
             root = _parse_defused(data, rel)

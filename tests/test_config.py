@@ -611,6 +611,16 @@ class TestUrl:
         line = one_problem_with(problems, "[delivery] url", "********@")
         assert secret not in line and ":pa" not in line
 
+    def test_a_url_written_as_a_list_does_not_show_its_password(
+            self, tmp_path: Path, outbox: Path) -> None:
+        """url = ["http://bob:pw@…"] (a wrong type) is refused; the strings inside the list
+        are masked like a url on its own."""
+        text = minimal(outbox).replace(f'url = "{URL}"',
+                                       'url = ["http://bob:VerySecretPw@operator.example/x"]')
+        problems = problems_of(config_file(tmp_path, text))
+        assert one_problem_with(problems, "[delivery] url", "********@")
+        assert "VerySecretPw" not in "\n".join(problems)
+
     def test_a_url_under_an_unknown_key_does_not_show_its_password(
             self, tmp_path: Path, outbox: Path) -> None:
         """`uri = "http://bob:pw@…"` (a typo of url) is an unknown key; its password is

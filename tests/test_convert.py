@@ -122,13 +122,13 @@ def test_converted_name_avoids_a_name_that_folds_the_same(tmp_path: Path) -> Non
 
 def test_names_at_the_file_systems_limit_still_give_paths_that_can_be_written(
         tmp_path: Path) -> None:
-    """A 251-byte image name whose PDF name moves to NAME.pdf (255 + 4 bytes), in a
+    """A 252-byte image name whose PDF name moves to NAME.pdf (256 bytes), in a
     sidecar whose own name fills NAME_MAX with '.converted' added: every component of
     the converted path fits in 255 bytes, so the PDF can be written (before, the bundle
     retried forever with 'File name too long')."""
     from helpers import pdf_bytes
-    long_png = "s" * 247 + ".png"
-    b = validate_bundle(bundle_of(tmp_path, {long_png: image("PNG"), "s" * 247 + ".pdf":
+    long_png = "s" * 248 + ".png"
+    b = validate_bundle(bundle_of(tmp_path, {long_png: image("PNG"), "s" * 248 + ".pdf":
                                              pdf_bytes()}, "original-print"),
                         ValidationConfig(convert_images=True))
     att = next(a for a in b.attachments if a.converted)

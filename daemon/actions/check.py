@@ -25,7 +25,7 @@ from daemon.bundle import Bundle, Finding
 from daemon.config import Settings
 from daemon.errors import InputError, UsageError
 from daemon.finish import evaluate
-from daemon.names import is_invoice_name
+from daemon.names import is_ignored, is_invoice_name
 from daemon.scan import Candidate, candidate_for, list_outbox
 
 PROGRESS_EVERY = 0.2  # seconds between progress lines on a terminal
@@ -63,10 +63,13 @@ def targets(paths: Iterable[Path], settings: Settings) -> Iterator[tuple[Target,
             if not is_invoice_name(path.name, s.outbox.invoice_patterns,
                                    s.outbox.ignore_patterns):
                 # The daemon would never send it: "valid" would be a promise it breaks.
-                raise UsageError(f"check: {raw} is not an invoice file for outboxd (its "
-                                 f"name matches none of [outbox] invoice_patterns = "
-                                 f"{s.outbox.invoice_patterns}) — name an invoice file, its "
-                                 "sidecar folder, or the outbox")
+                why = ("the daemon ignores it: a hidden, temporary or lock file, or one of "
+                       "[outbox] ignore_patterns" if is_ignored(
+                           path.name, s.outbox.ignore_patterns) else
+                       f"its name matches none of [outbox] invoice_patterns = "
+                       f"{s.outbox.invoice_patterns}")
+                raise UsageError(f"check: {raw} is not an invoice file for outboxd ({why}) "
+                                 "— name an invoice file, its sidecar folder, or the outbox")
             yield Target(candidate_for(s.outbox, path.name)), s
             continue
         if not path.is_dir():

@@ -216,3 +216,14 @@ def test_library_warnings_during_check_follow_the_log_format(env: Env) -> None:
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert all(line.startswith("{") for line in done.stderr.splitlines()), done.stderr
+
+
+def test_a_hidden_file_is_refused_as_ignored_not_as_a_pattern_mismatch(env: Env,
+                                                                       capsys) -> None:
+    """`check .INV-2.xml` matches *.xml; the daemon ignores it as a hidden file, and the
+    refusal says that rather than blaming invoice_patterns."""
+    env.write_config("http://127.0.0.1:9/bundles")
+    write(env.outbox / ".INV-2.xml", b"<Invoice/>")
+    assert main(["check", "-c", str(env.config), str(env.outbox / ".INV-2.xml")]) == 2
+    err = capsys.readouterr().err
+    assert "daemon ignores it" in err and "matches none of" not in err
