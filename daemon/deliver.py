@@ -31,7 +31,7 @@ from daemon.bundle import Bundle
 from daemon.config import DeliveryConfig
 from daemon.errors import ConfigError, DeliveryError, Paused, Rejected, Retryable
 from daemon.fsops import copy_file, fsync_dir, open_regular, write_json
-from daemon.manifest import ordered_attachments, safe_filename
+from daemon.manifest import sent_parts
 from daemon.names import folder_name_for_id
 
 RETRY_STATUSES = {408, 409, 425, 429}
@@ -299,9 +299,6 @@ class HttpDeliverer:
     def close(self) -> None:
         self.client.close()
 
-    def _name(self, name: str) -> str:
-        return safe_filename(name) if self.cfg.safe_filenames else name
-
     def _post_url(self) -> httpx.URL:
         if self._url is None:
             assert self.cfg.url is not None  # config guarantees it for transport = "http"
@@ -329,13 +326,13 @@ class HttpDeliverer:
             files: list[tuple[str, tuple[str | None, Any, str]]] = [
                 ("manifest", (None, json.dumps(manifest, ensure_ascii=False).encode("utf-8"),
                               "application/json")),
-                ("invoice", (self._name(inv.name),
+                ("invoice", (manifest["invoice_file"]["name"],
                              stack.enter_context(open_regular(inv.path, inv.name)),
                              INVOICE_TYPES[inv.format])),
             ]
-            for n, att in enumerate(ordered_attachments(bundle), start=1):
-                name, path, ctype, _, _ = att.sent  # a converted image goes as its PDF
-                files.append((f"attachment-{n}", (self._name(name),
+            for n, (att, name) in enumerate(sent_parts(bundle, manifest), start=1):
+                _, path, ctype, _, _ = att.sent  # a converted image goes as its PDF
+                files.append((f"attachment-{n}", (name,
                               stack.enter_context(open_regular(path, att.rel)), ctype)))
             try:
                 request = self.client.build_request(
@@ -408,12 +405,11 @@ class DirectoryDeliverer:
             # Every file under its manifest `name`, the one field that is right for a
             # folded name and for a converted image alike (original_name is neither).
             copy_file(bundle.invoice_file.path, tmp / manifest["invoice_file"]["name"])
-            entries = [e for inv in manifest["invoices"] for e in inv["attachments"]]
-            for att, entry in zip(ordered_attachments(bundle), entries, strict=True):
+            for att, name in sent_parts(bundle, manifest):
                 folder = tmp / "attachments" / folder_name_for_id(att.invoice_id)
                 folder.mkdir(parents=True, exist_ok=True)
                 _, path, _, _, _ = att.sent  # a converted image goes as its PDF
-                copy_file(path, folder / entry["name"])
+                copy_file(path, folder / name)
             tmp.rename(final)
             fsync_dir(self.target)
         except OSError as exc:

@@ -88,6 +88,18 @@ def safe_filename(name: str) -> str:
     return _tagged(name, folded)
 
 
+def sent_name(name: str, safe: bool) -> str:
+    """The filename a part goes out under: folded with [delivery] safe_filenames."""
+    return safe_filename(name) if safe else name
+
+
+def sent_parts(bundle: Bundle, manifest: dict[str, Any]) -> list[tuple[Attachment, str]]:
+    """Each attachment with the name its manifest entry gives it (manifest order): what
+    a transport names the files by, so that they always agree with the manifest."""
+    entries = [e["name"] for inv in manifest["invoices"] for e in inv["attachments"]]
+    return list(zip(ordered_attachments(bundle), entries, strict=True))
+
+
 def sent_keys(name: str) -> set[str]:
     """The keys under which `name` could reach a receiver: as it is and as safe_filename
     folds it, each with case and Unicode normalisation folded (names.fold_key)."""
@@ -126,8 +138,8 @@ def build_manifest(bundle: Bundle, *, safe_filenames: bool = True,
                    bundle_id: str | None = None) -> dict[str, Any]:
     """The manifest as SPEC §5.1 shows it; parts are numbered in manifest order.
     `bundle_id`: bundle_id_of(bundle) when the caller has it already."""
-    def sent_name(name: str) -> str:
-        return safe_filename(name) if safe_filenames else name
+    def sent(name: str) -> str:
+        return sent_name(name, safe_filenames)
 
     inv = bundle.invoice_file
     part = 0
@@ -137,7 +149,7 @@ def build_manifest(bundle: Bundle, *, safe_filenames: bool = True,
         for a in sorted(bundle.attachments_of(invoice_id), key=lambda a: a.original_name):
             part += 1
             entry: dict[str, Any] = {
-                "part": f"attachment-{part}", "name": sent_name(a.original_name),
+                "part": f"attachment-{part}", "name": sent(a.original_name),
                 "original_name": a.original_name, "size": a.size, "sha256": a.sha256,
                 "content_type": a.content_type, "document_type": a.document_type,
                 "note": a.note,
@@ -146,7 +158,7 @@ def build_manifest(bundle: Bundle, *, safe_filenames: bool = True,
                 entry["pages"] = a.pages
             if a.converted is not None:  # [validation] convert_images: the PDF is sent
                 c = a.converted
-                entry.update(name=sent_name(c.name), size=c.size, sha256=c.sha256,
+                entry.update(name=sent(c.name), size=c.size, sha256=c.sha256,
                              content_type="application/pdf", pages=c.pages,
                              converted_from={"name": a.original_name, "size": a.size,
                                              "sha256": a.sha256,
@@ -158,7 +170,7 @@ def build_manifest(bundle: Bundle, *, safe_filenames: bool = True,
         "bundle_id": bundle_id or bundle_id_of(bundle),
         "created_at": created_at or utc_now_iso(),
         "channel": bundle.channel,
-        "invoice_file": {"name": sent_name(inv.name), "original_name": inv.name,
+        "invoice_file": {"name": sent(inv.name), "original_name": inv.name,
                          "size": inv.size, "sha256": inv.sha256, "format": inv.format},
         "invoices": invoices,
         "warnings": [{"code": w.code, "invoice_id": w.invoice_id, "file": w.file,

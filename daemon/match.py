@@ -19,7 +19,7 @@ from daemon.config import Settings
 from daemon.errors import InputError
 from daemon.fsops import hash_file, kind_of, open_regular, read_regular
 from daemon.invoices import InvoiceRead, read_invoice_bytes, read_invoice_file
-from daemon.manifest import safe_filename
+from daemon.manifest import safe_filename, sent_name
 from daemon.names import (
     fold_key,
     folder_name_for_id,
@@ -256,7 +256,7 @@ def sent_names_distinct(bundle: Bundle, safe: bool) -> Bundle:
     findings: list[Finding] = []
     for a in bundle.attachments:
         sent = a.converted.name if a.converted else a.original_name
-        key = (a.invoice_id, fold_key(safe_filename(sent) if safe else sent))
+        key = (a.invoice_id, fold_key(sent_name(sent, safe)))
         clash = taken.setdefault(key, a)
         if clash is not a:
             findings.append(_err("name-collision", a.rel, f"would be sent as {sent!r}, as "
