@@ -13,7 +13,6 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import httpx
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -33,6 +32,7 @@ from daemon.config_values import (
     MASK,
     TOKEN_RULE,
     Seconds,
+    has_userinfo,
     mask_url,
     path_given,
     token_problem,
@@ -56,14 +56,6 @@ PEPPOL_TYPES = ["pdf", "png", "jpeg", "csv", "xlsx", "ods"]
 KNOWN_TYPES = {"pdf", "tiff", "png", "jpeg", "gif", "bmp", "webp", "csv", "text",
                "xlsx", "ods", "docx"}
 
-
-def _userinfo_in(url: str) -> bool:
-    """The url carries a user name (and maybe a password): httpx sends Basic auth for
-    either (the url itself is checked on its own)."""
-    try:
-        return bool(httpx.URL(url).userinfo)
-    except httpx.InvalidURL:
-        return False
 
 class Section(BaseModel):
     # hide_input_in_errors: a ValidationError printed as it is (a section built
@@ -250,7 +242,7 @@ class DeliveryConfig(Section):
         # httpx turns a url's user:password into Basic auth, which replaces the Bearer
         # header: every POST would go without the token and earn a 401.
         if (self.token is not None or self.token_file is not None) and self.url and \
-                _userinfo_in(self.url):
+                has_userinfo(self.url):
             raise ValueError("url holds a user name or password (Basic auth) and token or "
                              "token_file is set (Bearer): a request carries one "
                              "Authorization header — keep only the one the receiver expects")

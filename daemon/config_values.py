@@ -138,3 +138,12 @@ def path_given(value: object, fix: str) -> object:
         raise ValueError(f"must not be empty (that would be the daemon's current folder) — "
                          f"{fix}")
     return value
+
+
+def has_userinfo(url: str | None) -> bool:
+    """The url carries a user name or password: httpx's Client turns either into a Basic
+    Authorization header. False for a url httpx cannot parse (reported elsewhere)."""
+    try:
+        return bool(url) and bool(httpx.URL(url or "").userinfo)
+    except httpx.InvalidURL:
+        return False

@@ -29,6 +29,7 @@ import httpx
 from daemon import __version__
 from daemon.bundle import Bundle
 from daemon.config import DeliveryConfig
+from daemon.config_values import has_userinfo
 from daemon.errors import ConfigError, DeliveryError, Paused, Rejected, Retryable
 from daemon.fsops import copy_file, fsync_dir, open_regular, write_json
 from daemon.manifest import sent_parts
@@ -197,15 +198,6 @@ def _proxies_from_environment() -> bool:
     return any(found.get(scheme) for scheme in ("http", "https", "all"))
 
 
-def _userinfo(url: str | None) -> bool:
-    """The url carries a user name or password: httpx's Client turns those into a Basic
-    Authorization header (the transport alone would drop them)."""
-    try:
-        return bool(url) and bool(httpx.URL(url or "").userinfo)
-    except httpx.InvalidURL:
-        return False  # reported when a request is built from it
-
-
 def _tls(cfg: DeliveryConfig) -> bool | ssl.SSLContext:
     """httpx's `verify`: True or False as configured, or a context with the CA bundle
     and the client certificate loaded (httpx no longer takes paths for either).
@@ -275,7 +267,7 @@ class HttpDeliverer:
         verify = _tls(cfg)
         limits = httpx.Limits(max_connections=cfg.concurrency)
         if transport is None and not _proxies_from_environment() \
-                and not _userinfo(cfg.url):
+                and not has_userinfo(cfg.url):
             # The transport the Client would make, made here so that a POST can go to
             # it directly (`_send`).
             transport = httpx.HTTPTransport(verify=verify, limits=limits)
