@@ -198,7 +198,7 @@ def _proxies_from_environment() -> bool:
     return any(found.get(scheme) for scheme in ("http", "https", "all"))
 
 
-def _tls(cfg: DeliveryConfig) -> bool | ssl.SSLContext:
+def tls_verify(cfg: DeliveryConfig) -> bool | ssl.SSLContext:
     """httpx's `verify`: True or False as configured, or a context with the CA bundle
     and the client certificate loaded (httpx no longer takes paths for either).
     OSError or ssl.SSLError when a file does not load (unusable_tls words it)."""
@@ -264,7 +264,7 @@ class HttpDeliverer:
                                                   json.dumps(x)[1:-1],
                                                   json.dumps(x)[1:-1].replace("/", "\\/"))},
                                key=len, reverse=True)
-        verify = _tls(cfg)
+        verify = tls_verify(cfg)
         limits = httpx.Limits(max_connections=cfg.concurrency)
         if transport is None and not _proxies_from_environment() \
                 and not has_userinfo(cfg.url):
@@ -410,10 +410,10 @@ class DirectoryDeliverer:
         return Receipt(201, body, None)
 
 
-def unusable_tls(exc: OSError | ssl.SSLError) -> ConfigError:
+def unusable_tls(exc: OSError | ssl.SSLError, source: str | None = None) -> ConfigError:
     """A CA bundle or client certificate that does not load: the settings' fault."""
     return ConfigError(f"[delivery] TLS settings cannot be used: {exc} — check verify, "
-                       "client_cert and client_key")
+                       "client_cert and client_key", source=source)
 
 
 def make_deliverer(cfg: DeliveryConfig) -> Deliverer:
