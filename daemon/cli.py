@@ -15,7 +15,7 @@ from pathlib import Path
 
 from daemon import __version__
 from daemon.actions import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from daemon.errors import ConfigError, OutboxdError, UsageError
+from daemon.errors import OS_FIX, ConfigError, OutboxdError, UsageError, describe
 
 
 class _Parser(argparse.ArgumentParser):
@@ -184,6 +184,15 @@ def _demo(args: argparse.Namespace) -> int:
     return demo.run(args.dir, once=args.once, pace=args.pace, timeout=args.timeout)
 
 
+def _stdout_to_devnull() -> None:
+    """Point stdout at /dev/null, so that the interpreter's final flush of a stdout that
+    cannot be written does not complain a second time."""
+    with contextlib.suppress(OSError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # Archives, receipts and the journal hold money-bearing documents: group
     # may read, others get nothing.
@@ -214,30 +223,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         if command in ("run", "receiver", "demo"):
             raise  # not a reader of our output that went away: a real fault, not silence
-        # The reader went away (`outboxd status | head`): nothing more to say. Point
-        # stdout at /dev/null so the interpreter's final flush does not complain.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        # The reader went away (`outboxd status | head`): nothing more to say.
+        _stdout_to_devnull()
         return EXIT_OK
     except OSError as exc:
         # The environment, not a bug: no permission, a full disk, a path that went away,
-        # stdout on a full device. One line (a log event once `run` has set up logging).
-        where = f" ({exc.filename})" if exc.filename else ""
-        text = (f"{exc.strerror or exc}{where} — check that the path exists, that this "
-                "user may read and write it, and that the disk has space")
-        if command == "run":
-            from daemon import logs
-            logs.get().error("outboxd stopped", error=text)
-        else:
-            print(f"outboxd: {text}", file=sys.stderr)
+        # stdout on a full device. One line (`run` logs its own, see actions/run.py).
+        print(f"outboxd: {describe(exc)} — {OS_FIX}", file=sys.stderr)
         if exc.filename is None:
             # Most likely stdout itself (a full device): nothing more from its last flush.
             with contextlib.suppress(OSError):
                 sys.stdout.flush()
-            with contextlib.suppress(OSError):
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, sys.stdout.fileno())
-                os.close(devnull)
+            _stdout_to_devnull()
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130

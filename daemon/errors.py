@@ -126,3 +126,14 @@ class ReadTimedOut(InputError):
 class ReaderFailed(OutboxdError):
     """A reader process could not evaluate a bundle for a reason that is not the
     bundle's (it died every time, or the daemon is stopping): never an input error."""
+
+
+def describe(exc: OSError) -> str:
+    """An OSError for people: what went wrong and on which file."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    return f"{exc.strerror or exc}{where}"
+
+
+# What to check when the environment refuses: the one fix for an OSError in a command.
+OS_FIX = "check that the path exists, that this user may read and write it, and that the " \
+    "disk has space"

@@ -28,7 +28,7 @@ from daemon.config import Settings
 from daemon.convert import materialise
 from daemon.deliver import Deliverer, backoff
 from daemon.einvoice import check_bundle
-from daemon.errors import InputError, Paused, Rejected, Retryable
+from daemon.errors import InputError, Paused, Rejected, Retryable, describe
 from daemon.fsops import is_regular_file
 from daemon.journal import (
     CLAIMING,
@@ -61,12 +61,6 @@ def reasons_of(findings: list[Finding] | tuple[Finding, ...]) -> list[dict[str, 
 
 def findings_of(reasons: list[dict[str, Any]]) -> list[Finding]:
     return [Finding(r["code"], r["file"], r["message"]) for r in reasons]
-
-
-def _describe(exc: OSError) -> str:
-    """An OSError for people: what went wrong and on which file."""
-    where = f" ({exc.filename})" if exc.filename else ""
-    return f"{exc.strerror or exc}{where}"
 
 
 def bind(log: Any, invoice_file: str, bundle_id: str | None,
@@ -176,7 +170,7 @@ class Finisher:
             # A full disk or a share gone while writing the PDF: the bundle is fine,
             # so it waits and tries again, as a failed move does; never quarantined.
             return self._move_failed(row, f"cannot write a PDF made from an image into "
-                                     f"{row.work_dir}: {_describe(exc)}",
+                                     f"{row.work_dir}: {describe(exc)}",
                                      "bundle cannot be prepared for delivery; will retry")
         if bundle.errors:
             return damaged(list(bundle.errors))
@@ -302,7 +296,7 @@ class Finisher:
         try:
             target = place(work, target, papers, row.bundle_id)
         except OSError as exc:
-            return self._move_failed(row, f"{failure} {target}: {_describe(exc)}")
+            return self._move_failed(row, f"{failure} {target}: {describe(exc)}")
         self._move_faults.pop(row.id, None)
         self._validated.pop(row.id, None)
         return target
