@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from daemon.bundle import Attachment, Bundle, Finding
-from daemon.names import NAME_MAX, fold_key
+from daemon.names import EXT_MAX, NAME_MAX, fold_key
 
 MANIFEST_VERSION = 1
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -24,7 +24,6 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _LATIN_LETTERS = str.maketrans({"ß": "ss", "ẞ": "SS", "æ": "ae", "Æ": "AE", "ø": "o", "Ø": "O",
                                 "œ": "oe", "Œ": "OE", "ł": "l", "Ł": "L", "đ": "d", "Đ": "D",
                                 "ð": "d", "Ð": "D", "þ": "th", "Þ": "Th", "ı": "i"})
-_EXT_MAX = 16  # a longer "extension" is part of the name, and may be cut
 
 
 def canonical_input(invoice_sha256: str,
@@ -113,7 +112,7 @@ def _tagged(name: str, folded: str) -> str:
     else:
         stem, dot, ext = folded.rpartition(".")
         stem, ext = (stem.strip("._"), ext) if dot else (folded, "")
-    if not ext.strip("._") or len(ext) > _EXT_MAX:
+    if not ext.strip("._") or len(ext) > EXT_MAX:
         stem, ext = (f"{stem}.{ext}" if ext else stem).strip("._"), ""
     tag = hashlib.sha256(unicodedata.normalize("NFC", name).encode(
         "utf-8", "surrogatepass")).hexdigest()[:8]

@@ -117,6 +117,7 @@ def fold_key(name: str) -> str:
 
 
 NAME_MAX = 255  # bytes in one path component on Linux file systems (ext4, xfs, tmpfs, NFS)
+EXT_MAX = 16  # a longer "extension" is part of the name, and may be cut with it
 
 
 def fit_bytes(name: str, limit: int) -> str:
@@ -138,7 +139,7 @@ def fit_name(name: str, limit: int = NAME_MAX) -> str:
         return name
     tag = hashlib.sha256(raw).hexdigest()[:8]
     base, dot, ext = name.rpartition(".")
-    if not (dot and base and len(os.fsencode(ext)) <= 16):
+    if not (dot and base and len(os.fsencode(ext)) <= EXT_MAX):
         base, ext = name, ""
     tail = f"-{tag}" + (f".{ext}" if ext else "")
     return fit_bytes(base, limit - len(os.fsencode(tail))) + tail

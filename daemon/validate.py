@@ -296,16 +296,17 @@ def check_attachment(att: Attachment, bundle: Bundle, cfg: ValidationConfig,
             # small steps on a BytesIO instead of a buffered file.
             data = read_bounded(fh, in_memory)
             src = io.BytesIO(data) if data is not None else fh
-        filetype = sniff(src, deep=att.size <= cfg.max_attachment_bytes,
-                         named=kind_for_extension(att.original_name))
+        # A file over the size limit is refused anyway: nothing in it is parsed (a
+        # hostile PDF for pypdf, a ZIP directory of millions, a TIFF of many pages).
+        within = att.size <= cfg.max_attachment_bytes
+        named = kind_for_extension(att.original_name)
+        filetype = sniff(src, deep=within, named=named)
         pdf = image = None
-        # A file over the size limit is rejected anyway; do not make pypdf
-        # walk a huge hostile file for it. Image probes read headers only.
-        if filetype.kind == "pdf" and att.size <= cfg.max_attachment_bytes:
+        if filetype.kind == "pdf" and within:
             pdf = probe_pdf(src)
-        elif filetype.kind in IMAGE_KINDS and att.size <= cfg.max_attachment_bytes:
+        elif filetype.kind in IMAGE_KINDS and within:
             image = probe_image(src, filetype.kind, cfg.max_image_pixels)
-    check = AttachmentCheck(att, filetype, kind_for_extension(att.original_name),
+    check = AttachmentCheck(att, filetype, named,
                             bundle.channel, bundle.invoice_file.sha256,
                             bundle.invoice_file.name, pdf=pdf, image=image)
     rules = RULES.get(bundle.channel, COMMON_RULES)

@@ -86,7 +86,7 @@ def _invoice_name(folder: Path, settings: Settings, notes: list[str] | None = No
         name = record.get("invoice_file") if record is not None else None
         # Only a plain name of a regular file in this folder: whatever a share user
         # wrote into reason.json, retry never moves anything from elsewhere.
-        if (isinstance(name, str) and name not in ("", ".", "..", *PAPER_NAMES)
+        if (isinstance(name, str) and name not in PAPER_NAMES
                 and os.sep not in name and is_regular_file(folder / name)):
             return name
     except InputError as exc:

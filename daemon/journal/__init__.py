@@ -33,6 +33,7 @@ from daemon.journal.records import (
     _FIELDS,
     _JSON_FIELDS,
     _SENT_INVOICES_FROM,
+    ATTEMPTING,
     CLAIMING,
     DELIVERED,
     IN_FLIGHT,
@@ -67,8 +68,6 @@ __all__ = [
     "Journal",
 ]
 
-
-_IN_FLIGHT = frozenset({"delivering", "retrying"})
 
 class Journal:
     def __init__(self, path: Path, readonly: bool = False, immutable: bool = False) -> None:
@@ -309,7 +308,7 @@ class Journal:
                 raise JournalError(f"journal row {row_id} does not exist")
             # Delivering and retrying are one stretch in flight: each attempt passes
             # through both, and `since` must say how long the bundle has been failing.
-            same = prev["state"] == state or {prev["state"], state} <= _IN_FLIGHT
+            same = prev["state"] == state or {prev["state"], state} <= ATTEMPTING
             since = None if same else at
             db.execute(f"UPDATE bundles SET state = ?, since = COALESCE(?, since), "
                        f"updated_at = ?{sets} WHERE id = ?",

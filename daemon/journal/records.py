@@ -17,6 +17,8 @@ CLAIMING = "claiming"  # being moved into processing
 DELIVERED = "delivered"  # receiver accepted; not yet archived in sent/
 QUARANTINING = "quarantining"  # being moved into quarantine/
 IN_FLIGHT = (CLAIMING, "delivering", "retrying", DELIVERED, QUARANTINING)
+# The states an attempt moves between: one stretch for `since` (Journal.transition).
+ATTEMPTING = frozenset({"delivering", "retrying"})
 # A bundle is shown as sent or quarantined only once its archive folder is
 # there; until then it is on its way, or "retrying" while a move keeps failing
 # (last_error says why).
