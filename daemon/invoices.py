@@ -19,7 +19,7 @@ import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 from xml.etree.ElementTree import Element, ParseError
 
 from defusedxml import DefusedXmlException, DTDForbidden
@@ -128,17 +128,22 @@ def _xml_ids(root: Any, rel: str) -> tuple[InvoiceFormat, list[str]]:
     return ("ubl", list(ids)) if ids else ("other", [])
 
 
-def _pdf_ids(fh: BinaryIO, pattern: re.Pattern[str]) -> list[str]:
-    from pypdf import PdfReader
+def _pdf_ids(data: bytes, pattern: re.Pattern[str], rel: str) -> list[str]:
+    """The ids in the text of a PDF invoice file, in page order. A PDF that no one can
+    use (encrypted, unreadable, no pages) breaks the rules attachments follow (SPEC §2):
+    an error here too, not an invoice named after the stem."""
+    from daemon.probe import open_pdf
+    reader, facts = open_pdf(io.BytesIO(data))
+    if reader is None:
+        problem = facts.problem()
+        assert problem is not None  # open_pdf gives no reader only for an unusable PDF
+        raise InputError(problem[0], rel, problem[1])
     ids: dict[str, None] = {}  # in order of first appearance
     try:
-        reader = PdfReader(fh, strict=False)
-        if reader.is_encrypted:
-            return []
         for page in reader.pages:
             for m in pattern.finditer(page.extract_text() or ""):
                 ids.setdefault(m.group(1))
-    except Exception:  # noqa: BLE001 - pypdf raises many kinds on broken files; the stem stands in
+    except Exception:  # noqa: BLE001 - text pypdf cannot extract: the stem stands in
         return []
     return list(ids)
 
@@ -221,7 +226,7 @@ def read_invoice_bytes(data: bytes, name: str, rel: str, pdf_id_pattern: str) ->
                              "invoice — export the invoice again") from None
         return InvoiceRead(fmt, tuple(ids) or fallback)
     if b"%PDF-" in head:
-        ids = _pdf_ids(io.BytesIO(data), re.compile(pdf_id_pattern))
+        ids = _pdf_ids(data, re.compile(pdf_id_pattern), rel)
         return InvoiceRead("pdf", tuple(ids) or fallback)
     return InvoiceRead("other", fallback)
 

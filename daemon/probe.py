@@ -48,6 +48,21 @@ class PdfFacts:
     encrypted: bool = False
     error: str | None = None  # why pypdf could not open it
 
+    def problem(self) -> tuple[str, str] | None:
+        """(code, message) when no one can use this PDF (SPEC §2): encrypted in any
+        way, not readable, or without pages; None when it is a usable PDF."""
+        if self.encrypted:
+            return ("pdf-encrypted", "is an encrypted PDF; no encryption is allowed, not "
+                    "even one that opens without a password — save a copy without "
+                    "password or security settings")
+        if self.error is not None:
+            return ("pdf-unreadable", f"is not a readable PDF ({self.error}) — export or "
+                    "print the document to PDF again")
+        if self.pages == 0:
+            return ("pdf-no-pages", "is a PDF with no pages — export the document to PDF "
+                    "again")
+        return None
+
 
 @dataclass(frozen=True)
 class Frame:
@@ -75,23 +90,32 @@ MAX_TIFF_PAGES = 1000
 
 def probe_pdf(fh: BinaryIO) -> PdfFacts:
     """Open with pypdf (non-strict) and count pages; pypdf's errors end here."""
+    try:
+        return open_pdf(fh)[1]
+    finally:
+        fh.seek(0)
+
+
+def open_pdf(fh: BinaryIO) -> tuple[PdfReader | None, PdfFacts]:
+    """The reader (None unless the PDF is usable) and what was found; pypdf's errors
+    end here."""
     fh.seek(0)
     try:
         reader = PdfReader(fh, strict=False)
         # pypdf opens owner-password-only PDFs silently (empty user password):
         # ask, and never look further into an encrypted file.
         if reader.is_encrypted:
-            return PdfFacts(encrypted=True)
-        return PdfFacts(pages=_declared_pages(reader) or len(reader.pages))
+            return None, PdfFacts(encrypted=True)
+        pages = _declared_pages(reader) or len(reader.pages)
+        return (reader if pages else None), PdfFacts(pages=pages)
     except DependencyError as exc:
         # pypdf only needs optional crypto packages for AES-encrypted files.
-        return PdfFacts(encrypted=True, error=str(exc))
+        return None, PdfFacts(encrypted=True, error=str(exc))
     except RecursionError:
-        return PdfFacts(error="pypdf: its object tree loops")
+        return None, PdfFacts(error="pypdf: its object tree loops")
     except Exception as exc:  # noqa: BLE001 — corrupt PDFs raise anything, not just PyPdfError
-        return PdfFacts(error=f"pypdf: {exc}" if str(exc) else f"pypdf: {type(exc).__name__}")
-    finally:
-        fh.seek(0)
+        return None, PdfFacts(error=f"pypdf: {exc}" if str(exc) else
+                              f"pypdf: {type(exc).__name__}")
 
 
 def _declared_pages(reader: PdfReader) -> int | None:

@@ -171,19 +171,8 @@ def extension_mismatch(check: AttachmentCheck, cfg: ValidationConfig) -> Iterato
 
 
 def pdf_readable(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Finding]:
-    facts = check.pdf
-    if facts is None:
-        return
-    if facts.encrypted:
-        yield check.finding("pdf-encrypted", "is an encrypted PDF; no encryption is allowed, "
-                            "not even one that opens without a password — save a copy "
-                            "without password or security settings")
-    elif facts.error is not None:
-        yield check.finding("pdf-unreadable", f"is not a readable PDF ({facts.error}) — "
-                            "export or print the document to PDF again")
-    elif facts.pages == 0:
-        yield check.finding("pdf-no-pages", "is a PDF with no pages — export the document "
-                            "to PDF again")
+    if check.pdf is not None and (problem := check.pdf.problem()) is not None:
+        yield check.finding(*problem)
 
 
 def image_readable(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Finding]:

@@ -79,12 +79,14 @@ def ubl_invoice(invoice_id: str) -> bytes:
             f"</cac:InvoiceLine>\n</Invoice>\n").encode()
 
 
-def pdf_bytes(pages: int = 1, text_marker: str = "") -> bytes:
+def pdf_bytes(pages: int = 1, text_marker: str = "", encrypt: bool = False) -> bytes:
     writer = PdfWriter()
     for _ in range(pages):
         writer.add_blank_page(595, 842)
     if text_marker:
         writer.add_metadata({"/Title": text_marker})
+    if encrypt:  # owner password only: opens without asking, still encrypted
+        writer.encrypt(user_password="", owner_password="x")
     buf = io.BytesIO()
     writer.write(buf)
     return buf.getvalue()

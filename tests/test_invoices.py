@@ -293,9 +293,32 @@ class TestPdf:
         assert read(write(tmp_path / "INV-1002.pdf", pdf_bytes(2))) == InvoiceRead(
             "pdf", ("INV-1002",))
 
-    def test_broken_pdf_falls_back_to_stem(self, tmp_path: Path) -> None:
-        """A damaged PDF does not crash the reader: the stem stands in."""
-        assert read(write(tmp_path / "bad.pdf", b"%PDF-1.4\ngarbage")).invoice_ids == ("bad",)
+    @pytest.mark.parametrize("data,code", [
+        (b"%PDF-1.4\ngarbage", "pdf-unreadable"),
+        (pdf_bytes(0), "pdf-no-pages"),
+        (pdf_bytes(1, encrypt=True), "pdf-encrypted"),
+    ], ids=["damaged", "no-pages", "owner-password-only"])
+    def test_a_pdf_no_one_can_use_is_an_error(self, tmp_path: Path, data: bytes, code: str
+                                              ) -> None:
+        """A PDF invoice file that is damaged, has no pages or is encrypted (even one that
+        opens without a password) breaks the rules an attachment follows: an error that
+        names the file and says to export it again, not an invoice named after the stem."""
+        with pytest.raises(InputError) as info:
+            read(write(tmp_path / "INV-7.pdf", data))
+        assert (info.value.code, info.value.file) == (code, "INV-7.pdf")
+        assert "again" in info.value.message or "without password" in info.value.message
+
+    def test_text_that_cannot_be_extracted_falls_back_to_stem(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A readable PDF whose text pypdf cannot extract is one invoice named after the
+        stem (as a scan is), not an error."""
+        from pypdf import PageObject
+
+        def fails(self: PageObject, *args: object, **kwargs: object) -> str:
+            raise ValueError("odd font")
+        monkeypatch.setattr(PageObject, "extract_text", fails)
+        assert read(write(tmp_path / "INV-8.pdf", text_pdf(["Invoice number: A-1"]))) == \
+            InvoiceRead("pdf", ("INV-8",))
 
 
 class TestOtherContent:

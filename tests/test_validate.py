@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import pdf_bytes
 from PIL import Image, TiffImagePlugin
 from pypdf import PdfWriter
 
@@ -25,17 +26,6 @@ INVOICE = b'<?xml version="1.0"?><Invoice><ID>INV-1001</ID></Invoice>'
 
 
 # ------------------------------------------------------------------ helpers
-
-def pdf_bytes(pages: int = 1, encrypt: bool = False) -> bytes:
-    writer = PdfWriter()
-    for _ in range(pages):
-        writer.add_blank_page(width=595, height=842)
-    if encrypt:  # owner password only: opens without asking, still encrypted
-        writer.encrypt(user_password="", owner_password="x")
-    buf = io.BytesIO()
-    writer.write(buf)
-    return buf.getvalue()
-
 
 def image_bytes(fmt: str, size: tuple[int, int] = (16, 16), **kw: object) -> bytes:
     buf = io.BytesIO()
