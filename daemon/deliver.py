@@ -30,7 +30,7 @@ from daemon import __version__
 from daemon.bundle import Bundle
 from daemon.config import DeliveryConfig
 from daemon.config_values import has_userinfo
-from daemon.errors import ConfigError, DeliveryError, Paused, Rejected, Retryable
+from daemon.errors import ConfigError, DeliveryError, Paused, Rejected, Retryable, describe
 from daemon.fsops import copy_file, fsync_dir, open_regular, write_json
 from daemon.manifest import sent_parts
 from daemon.names import folder_name_for_id
@@ -201,20 +201,51 @@ def _proxies_from_environment() -> bool:
 def tls_verify(cfg: DeliveryConfig) -> bool | ssl.SSLContext:
     """httpx's `verify`: True or False as configured, or a context with the CA bundle
     and the client certificate loaded (httpx no longer takes paths for either).
-    OSError or ssl.SSLError when a file does not load (unusable_tls words it)."""
+    ConfigError, naming the setting and its file, when a file does not load."""
     if isinstance(cfg.verify, bool) and not cfg.client_cert:
         return cfg.verify
     # verify = true: the same CAs httpx trusts without a client certificate (certifi's),
     # not the system's, so adding a certificate does not change whom we trust.
-    context = ssl.create_default_context(
-        cafile=cfg.verify if isinstance(cfg.verify, str) else certifi.where())
+    try:
+        context = ssl.create_default_context(
+            cafile=cfg.verify if isinstance(cfg.verify, str) else certifi.where())
+    except (OSError, ssl.SSLError) as exc:
+        raise _unusable(f"verify = {cfg.verify!r}", exc, "point verify to a PEM file of CA "
+                        "certificates, or set it to true") from None
     if cfg.verify is False:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     if cfg.client_cert:
-        context.load_cert_chain(str(cfg.client_cert),
-                                str(cfg.client_key) if cfg.client_key else None)
+        try:
+            # A callback, so that OpenSSL never prompts on a terminal for a passphrase.
+            context.load_cert_chain(str(cfg.client_cert),
+                                    str(cfg.client_key) if cfg.client_key else None,
+                                    password=_no_passphrase)
+        except _Encrypted:
+            raise _unusable(f"client_key = {str(cfg.client_key or cfg.client_cert)!r}",
+                            "the private key is protected by a passphrase, which outboxd "
+                            "cannot be given", "store the key without a passphrase, "
+                            "readable only by the outboxd user") from None
+        except (OSError, ssl.SSLError) as exc:
+            raise _unusable(f"client_cert = {str(cfg.client_cert)!r}" + (
+                f", client_key = {str(cfg.client_key)!r}" if cfg.client_key else ""), exc,
+                "client_cert must be a PEM certificate and client_key its PEM private key "
+                "(or client_cert a PEM file holding both)") from None
     return context
+
+
+class _Encrypted(Exception):
+    pass
+
+
+def _no_passphrase() -> str:
+    raise _Encrypted
+
+
+def _unusable(setting: str, why: OSError | ssl.SSLError | str, fix: str) -> ConfigError:
+    if isinstance(why, OSError) and not isinstance(why, ssl.SSLError):
+        why = describe(why)
+    return ConfigError(f"[delivery] {setting} cannot be used: {why} — {fix}")
 
 
 def _basic(url: str | None) -> str | None:
@@ -408,12 +439,6 @@ class DirectoryDeliverer:
             raise Retryable(f"cannot write to [delivery] target {self.target}: "
                             f"{exc.strerror}") from None
         return Receipt(201, body, None)
-
-
-def unusable_tls(exc: OSError | ssl.SSLError, source: str | None = None) -> ConfigError:
-    """A CA bundle or client certificate that does not load: the settings' fault."""
-    return ConfigError(f"[delivery] TLS settings cannot be used: {exc} — check verify, "
-                       "client_cert and client_key", source=source)
 
 
 def make_deliverer(cfg: DeliveryConfig) -> Deliverer:

@@ -43,8 +43,9 @@ from daemon.deliver import (
     classify,
     make_deliverer,
     parse_retry_after,
+    tls_verify,
 )
-from daemon.errors import Paused, Rejected, Retryable
+from daemon.errors import ConfigError, Paused, Rejected, Retryable
 from daemon.manifest import build_manifest, safe_filename
 
 URL = "http://127.0.0.1:9/x"
@@ -719,6 +720,33 @@ class TestTls:
             with pytest.raises(Retryable) as info:
                 send(tmp_path, http_cfg(url=f"https://127.0.0.1:{port}/b"), real=True)
         assert "CERTIFICATE_VERIFY_FAILED" in str(info.value) and arrived == []
+
+    def test_a_client_key_under_a_passphrase_is_named_and_never_prompted_for(
+            self, tmp_path: Path) -> None:
+        """A client_key protected by a passphrase: OpenSSL would ask for it on the
+        terminal (and, with none, fail as "Invalid argument"); outboxd says which file
+        and why, at once, with the fix."""
+        _, _, _, client_cert, client_key = _certificates(tmp_path)
+        locked = tmp_path / "locked.key"
+        subprocess.run(["openssl", "pkey", "-in", str(client_key), "-out", str(locked),
+                        "-aes256", "-passout", "pass:secret"], check=True, capture_output=True)
+        with pytest.raises(ConfigError) as info:
+            tls_verify(http_cfg(url="https://127.0.0.1:9/b", client_cert=client_cert,
+                                client_key=locked))
+        assert f"client_key = '{locked}'" in str(info.value)
+        assert "passphrase" in str(info.value) and "without a passphrase" in str(info.value)
+
+    @pytest.mark.parametrize("setting", ["verify", "client_cert"])
+    def test_a_tls_file_that_does_not_load_is_named_with_its_setting(
+            self, tmp_path: Path, setting: str) -> None:
+        """A CA bundle or client certificate that is no PEM: the error names the setting
+        and the file, and says what the file must be."""
+        junk = tmp_path / "junk.pem"
+        junk.write_text("hello\n")
+        with pytest.raises(ConfigError) as info:
+            tls_verify(http_cfg(url="https://127.0.0.1:9/b", **{setting: str(junk)}))
+        assert f"{setting} = '{junk}' cannot be used" in str(info.value)
+        assert "PEM" in str(info.value)
 
     @pytest.mark.parametrize("shape", ["slash-escaped", "unicode-escaped", "cut"])
     def test_a_token_hidden_by_json_escapes_or_the_cut_is_scrubbed_too(

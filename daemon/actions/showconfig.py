@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import ssl
 from pathlib import Path
 
 from daemon.actions import EXIT_OK
 from daemon.actions.common import settings_of
 from daemon.config import Settings
+from daemon.errors import ConfigError
 
 
 def _transport_usable(settings: Settings, path: Path) -> None:
@@ -18,11 +18,11 @@ def _transport_usable(settings: Settings, path: Path) -> None:
     cfg = settings.delivery
     if cfg.transport != "http":
         return  # the directory transport creates its target: nothing to try here
-    from daemon.deliver import tls_verify, unusable_tls
+    from daemon.deliver import tls_verify
     try:
         tls_verify(cfg)  # the one step of building the transport that reads files
-    except (OSError, ssl.SSLError) as exc:
-        raise unusable_tls(exc, source=str(path)) from None
+    except ConfigError as exc:
+        raise ConfigError(exc.problems, source=str(path)) from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ def test_a_ca_bundle_that_does_not_load_is_refused_by_check_as_by_run(env: Env,
     env.write_config("https://127.0.0.1:9/bundles", delivery={"verify": str(not_a_ca)})
     assert main(["config", "--check", "-c", str(env.config)]) == 2
     err = capsys.readouterr().err
-    assert "TLS settings cannot be used" in err and "check verify" in err
+    assert f"verify = '{not_a_ca}' cannot be used" in err and "PEM file of CA" in err
     assert str(env.config) in err
 
 

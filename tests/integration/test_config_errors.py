@@ -66,3 +66,16 @@ def test_a_start_that_fails_after_the_readers_started_ends_the_process(env: Env)
     assert r.returncode == 1
     assert "journal" in r.stderr and "not a database" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_a_directory_target_that_cannot_be_made_is_named_as_such(env: Env) -> None:
+    """transport = "directory" with a target below a regular file: `run` exits 2 naming
+    the target and the path, not (as before) "TLS settings cannot be used"."""
+    blocker = env.root / "a-file"
+    blocker.write_text("x\n")
+    env.write_config("http://127.0.0.1:9/x", delivery={
+        "transport": "directory", "target": str(blocker / "target")})
+    r = run(env, "run", "-c", str(env.config))
+    assert r.returncode == 2
+    assert "[delivery] target cannot be created" in r.stderr and str(blocker) in r.stderr
+    assert "TLS" not in r.stderr and "Traceback" not in r.stderr
