@@ -101,24 +101,65 @@ def load_settings(path: Path) -> Settings:
     return settings
 
 
+def _written_folders(settings: Settings) -> tuple[tuple[Path, str], ...]:
+    """The folders the daemon creates and writes to, each with the key that names it."""
+    return ((settings.sent_dir, "[paths] sent"), (settings.quarantine_dir, "[paths] quarantine"),
+            (settings.processing_dir, "[paths] processing"),
+            (settings.paths.state_dir, "[paths] state_dir"))
+
+
 def prepare_folders(settings: Settings) -> None:
     """Create the folders the daemon writes to (the outbox itself must exist)."""
-    for folder in (settings.sent_dir, settings.quarantine_dir, settings.processing_dir,
-                   settings.paths.state_dir):
+    for folder, _ in _written_folders(settings):
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"cannot create {folder}: {exc.strerror} — create it or fix "
                               "[paths]") from None
-    # A claim is a rename (SPEC §4: one daemon wins it, atomically): across file
-    # systems every claim would fail, and every bundle wait forever with EXDEV.
+    if (apart := _processing_apart(settings)) is not None:
+        raise ConfigError(apart)
+
+
+def _processing_apart(settings: Settings) -> str | None:
+    """A claim is a rename (SPEC §4: one daemon wins it, atomically): across file
+    systems every claim would fail, and every bundle wait forever with EXDEV."""
     processing, outbox = settings.processing_dir, settings.outbox.path
     try:
-        apart = os.stat(processing).st_dev != os.stat(outbox).st_dev
+        apart = os.stat(_nearest(processing)).st_dev != os.stat(outbox).st_dev
     except OSError:
-        apart = False  # gone since the mkdir above: the claims will say what is wrong
-    if apart:
-        raise ConfigError(f"[paths] processing = \"{processing}\" is on another file system "
-                          f"than the outbox {outbox}: claims are renames and need the same one "
-                          "— remove the key for the default (inside the outbox) or choose a "
-                          "folder on the outbox's file system")
+        apart = False  # gone meanwhile: the claims will say what is wrong
+    if not apart:
+        return None
+    return (f"[paths] processing = \"{processing}\" is on another file system than the "
+            f"outbox {outbox}: claims are renames and need the same one — remove the key "
+            "for the default (inside the outbox) or choose a folder on the outbox's file "
+            "system")
+
+
+def _nearest(path: Path) -> Path:
+    """path, or its nearest ancestor that exists (where a mkdir -p would begin)."""
+    while not os.path.lexists(path) and path.parent != path:
+        path = path.parent
+    return path
+
+
+def folder_problems(settings: Settings) -> list[str]:
+    """What prepare_folders (and a directory transport's target) would fail on, found
+    without creating anything, as the user running this sees it: `config --check`."""
+    folders = list(_written_folders(settings))
+    if settings.delivery.transport == "directory" and settings.delivery.target is not None:
+        folders.append((settings.delivery.target, "[delivery] target"))
+    problems = []
+    for folder, key in folders:
+        start = _nearest(folder)
+        what = folder if start == folder else start
+        if not start.is_dir():
+            problems.append(f"{key}: cannot create {folder}: {what} is not a folder — "
+                            f"fix {key}")
+        elif not os.access(start, os.W_OK | os.X_OK):
+            problems.append(f"{key}: cannot {'write in' if start == folder else 'create'} "
+                            f"{folder}: {what} is not writable by this user — give the "
+                            f"daemon's user write access, or fix {key}")
+    if (apart := _processing_apart(settings)) is not None:
+        problems.append(apart)
+    return problems

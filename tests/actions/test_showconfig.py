@@ -25,3 +25,24 @@ def test_a_usable_configuration_is_valid(env: Env, capsys) -> None:
     env.write_config("https://127.0.0.1:9/bundles")
     assert main(["config", "--check", "-c", str(env.config)]) == 0
     assert "configuration is valid" in capsys.readouterr().out
+
+
+def test_folders_run_could_not_create_are_found_by_check_without_creating_any(
+        env: Env, capsys) -> None:
+    """state_dir and a directory target below a regular file: `config --check` names each
+    key and path (exit 2) instead of "valid", and creates no folder on the way."""
+    blocker = env.root / "a-file"
+    blocker.write_text("x\n")
+    env.write_config("http://127.0.0.1:9/x", paths={"state_dir": str(env.root / "s" / "t")},
+                     delivery={"transport": "directory", "target": str(env.root / "t" / "in")})
+    assert main(["config", "--check", "-c", str(env.config)]) == 0  # both can be made
+    assert not (env.root / "t").exists() and not (env.root / "s").exists()
+    assert not (env.outbox / ".outboxd").exists()
+    env.write_config("http://127.0.0.1:9/x", paths={"state_dir": str(blocker / "state")},
+                     delivery={"transport": "directory", "target": str(blocker / "in")})
+    capsys.readouterr()
+    assert main(["config", "--check", "-c", str(env.config)]) == 2
+    err = capsys.readouterr().err
+    assert f"[paths] state_dir: cannot create {blocker / 'state'}: {blocker} is not a " \
+        "folder" in err
+    assert f"[delivery] target: cannot create {blocker / 'in'}" in err
