@@ -31,7 +31,8 @@ class Publisher:
         self._page_hinted = False
 
     def hinted(self) -> None:
-        """A release file came or went: the page shows those."""
+        """A release file, or an invoice file that cannot be used, came or went: the page
+        shows those."""
         self._page_hinted = True
 
     def schedule(self, journal: Journal, timers: Timers, now: float) -> None:
@@ -43,14 +44,15 @@ class Publisher:
             timers.at(PAGE, max(now, self.page.next_at()))
 
     def fire(self, key: Hashable, journal: Journal, settings: Settings,
-             candidates: Mapping[str, Candidate], now: float) -> None:
+             candidates: Mapping[str, Candidate], now: float,
+             refused: Mapping[str, str] | None = None) -> None:
         """A due timer: ours (STATUS, PAGE) is acted on, any other key ignored."""
         if key == STATUS:
             self._status_at = now
             self._publish_status(journal)
         elif key == PAGE:
             self._page_changes, self._page_hinted = journal.changes, False
-            self.page.refresh(journal, settings, candidates)
+            self.page.refresh(journal, settings, candidates, refused)
 
     def _publish_status(self, journal: Journal) -> None:
         """STATUS= for systemd: the counts, only when they read differently."""

@@ -36,6 +36,7 @@ from daemon.errors import OS_FIX, ConfigError, JournalError, OutboxdError, descr
 from daemon.finish import evaluate
 from daemon.index import OutboxIndex
 from daemon.journal import Journal
+from daemon.names import printable
 from daemon.notify import notify, watchdog_interval
 from daemon.orphans import sweep as sweep_orphans
 from daemon.pipeline import Next, Pipeline
@@ -94,6 +95,8 @@ class Service:
         self._readers: Readers | None = None  # the daemon's reader processes
         self._results: deque[tuple[str, Snapshot, Bundle | BaseException]] = deque()
         self._reported_others: set[str] = set()
+        # Invoice files that cannot be used (printable name → why), as the page shows them.
+        self._refused: dict[str, str] = {}
         self._keepalive = watchdog_interval()
         self.publish = Publisher(clock)  # STATUS= and the share's status page
 
@@ -150,6 +153,18 @@ class Service:
         self._wake.set()
 
     # -- what changed ------------------------------------------------------------------
+    def _track_refused(self, listing: Listing, name: str | None = None) -> None:
+        """Keep the invoice files that cannot be used for the status page: those of a
+        full listing, or (an event) what became of the root entry `name`."""
+        if name is None:
+            refused = dict(listing.refused)
+        else:
+            refused = {k: v for k, v in self._refused.items() if k != printable(name)}
+            refused.update(listing.refused)
+        if refused != self._refused:
+            self._refused = refused
+            self.publish.hinted()
+
     def _report(self, listing: Listing) -> None:
         """Root entries that are not invoice files: said once per name."""
         for name in listing.others:
@@ -183,6 +198,7 @@ class Service:
                 self.log.error("cannot look at the outbox", file=name, error=str(exc))
                 continue
             self._report(what)
+            self._track_refused(what, name)
             for key in keys:
                 self._mark(key)
 
@@ -198,6 +214,7 @@ class Service:
             return
         self._relist = False
         self._report(listing)
+        self._track_refused(listing)
         appeared, went = self.index.replace(listing)
         for key in appeared | went:
             self._mark(key)
@@ -294,6 +311,7 @@ class Service:
         # The startup scan: bundles dropped while we were down.
         listing = list_outbox(s.outbox, s.share)
         self._report(listing)
+        self._track_refused(listing)
         self.index.replace(listing)
         self.pipeline.start(set(listing.candidates))
         for key in listing.candidates:
@@ -331,7 +349,8 @@ class Service:
                 notify("WATCHDOG=1")
                 self.timers.at(WATCHDOG, now + self._keepalive)
             else:
-                self.publish.fire(key, self.journal, self.settings, self.index.candidates, now)
+                self.publish.fire(key, self.journal, self.settings, self.index.candidates,
+                                  now, self._refused)
         while self._results:
             key, snap, result = self._results.popleft()
             if self.pipeline.took_read(key, snap, result, now):

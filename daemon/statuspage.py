@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -91,8 +91,10 @@ def sections(rows: Sequence[Row], today: str) -> dict[str, list[Row]]:
 
 
 def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
-           release_suffix: str = ".send-anyway", body_only: bool = False) -> str:
-    """The whole page. With body_only the time written is left out (for change checks)."""
+           release_suffix: str = ".send-anyway", body_only: bool = False,
+           refused: Mapping[str, str] | None = None) -> str:
+    """The whole page. With body_only the time written is left out (for change checks).
+    `refused`: invoice files that cannot be used (name as shown → why)."""
     today = written_at.astimezone(UTC).strftime("%Y-%m-%d")
     sec = sections(rows, today)
     counts = [("Waiting for attachments", len(sec["waiting"])), ("Held", len(sec["held"])),
@@ -143,6 +145,12 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
     parts.append(_section("sent", "Sent today", _table(
         ["File", "Invoices", "Receipt", "Sent at"], sent)))
 
+    if refused:
+        parts.append(_section("refused", "Invoice files that cannot be used (left alone "
+                              "until they change)", _table(["File", "Why"], [
+                                  [_e(name), f'<span class="err">{_e(why)}</span>']
+                                  for name, why in sorted(refused.items())])))
+
     if idle:
         parts.append(_section("releases", "Release files that do nothing", _table(
             ["File", "Why"], [[_e(i.name), _e(i.why)] for i in idle])))
@@ -181,7 +189,8 @@ class StatusPage:
         return self._last_check + MIN_INTERVAL
 
     def refresh(self, journal: Journal, settings: Settings,
-                invoice_files: Iterable[str] | None = None) -> bool:
+                invoice_files: Iterable[str] | None = None,
+                refused: Mapping[str, str] | None = None) -> bool:
         """Rewrite the page if it is due and its content changed; True if written.
 
         Looks at most every MIN_INTERVAL seconds. A page that cannot be written
@@ -192,7 +201,7 @@ class StatusPage:
             return False
         self._last_check = self.clock()
         try:
-            written = self._refresh(journal, settings, invoice_files)
+            written = self._refresh(journal, settings, invoice_files, refused)
         # UnicodeError: a name that reached the page unescaped must cost the page, never the
         # daemon (it would fail again at every start, and nothing would be delivered).
         except (OSError, OutboxdError, UnicodeError) as exc:
@@ -204,7 +213,8 @@ class StatusPage:
         return written
 
     def _refresh(self, journal: Journal, settings: Settings,
-                 invoice_files: Iterable[str] | None) -> bool:
+                 invoice_files: Iterable[str] | None, refused: Mapping[str, str] | None
+                 ) -> bool:
         share = settings.share
         now = self.wall()
         rows = journal.recent(days=1)
@@ -217,11 +227,12 @@ class StatusPage:
             states = {r.invoice_file: r.state for r in rows if r.state in LIVE}
             idle = idle_releases(names, share, files, states)
             self._report_bad_names(idle)
-        body = render(rows, idle, now, share.release_suffix, body_only=True)
+        body = render(rows, idle, now, share.release_suffix, body_only=True, refused=refused)
         path = settings.outbox.path / share.status_page
         if body == self._last_body and path.exists():
             return False
-        write_atomic(path, render(rows, idle, now, share.release_suffix).encode("utf-8"))
+        write_atomic(path, render(rows, idle, now, share.release_suffix,
+                                  refused=refused).encode("utf-8"))
         self._last_body = body
         return True
 

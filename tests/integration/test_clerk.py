@@ -154,3 +154,35 @@ def test_status_page_lists_each_bundle_in_its_section(
     assert "ok--" in page.text["quarantined"] and "was sent before" in page.text["quarantined"]
     assert "ok.xml" in page.text["sent"] and "rcpt-" in page.text["sent"]
     assert "&lt;b&gt;x&amp;amp;.xml" in page_file.read_text()
+
+
+def test_invoice_files_that_cannot_be_used_are_on_the_page_until_they_go(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """An invoice file the daemon leaves alone — a symbolic link, a name that is not
+    UTF-8 — was only logged, once, and the clerk saw nothing. The page lists each with
+    why (found at start and by events), and drops it once it is gone."""
+    import os
+
+    from test_statuspage import Page
+
+    env.write_config(receiver.url)
+    target = env.root / "elsewhere.xml"
+    target.write_bytes(b"<Invoice/>")
+    (env.outbox / "INV-link.xml").symlink_to(target)  # there before the start
+    start_daemon()
+    page_file = env.outbox / "outboxd-status.html"
+
+    def refused() -> str:
+        return Page(page_file.read_text()).text.get("refused", "") \
+            if page_file.exists() else ""
+    wait_for(lambda: "INV-link.xml" in refused(), what="the symbolic link on the page")
+    bad = os.fsencode(env.outbox) + b"/INV-\xe9.xml"  # Latin-1, not UTF-8
+    with open(bad, "wb") as fh:
+        fh.write(b"<Invoice/>")
+    wait_for(lambda: "INV-\\xe9.xml" in refused(), what="the non-UTF-8 name on the page")
+    assert "symbolic link" in refused() and "not valid UTF-8" in refused()
+    os.unlink(bad)
+    (env.outbox / "INV-link.xml").unlink()
+    wait_for(lambda: "refused" not in Page(page_file.read_text()).text,
+             what="the page without the section once both went")
+    assert receiver.requests() == []
