@@ -36,7 +36,7 @@ from daemon.errors import OS_FIX, ConfigError, JournalError, OutboxdError, descr
 from daemon.finish import evaluate
 from daemon.index import OutboxIndex
 from daemon.journal import Journal
-from daemon.names import printable
+from daemon.leftalone import LeftAlone
 from daemon.notify import notify, watchdog_interval
 from daemon.orphans import sweep as sweep_orphans
 from daemon.pipeline import Next, Pipeline
@@ -94,9 +94,7 @@ class Service:
         self._reader = reader  # a test's own executor: reads on it, in this process
         self._readers: Readers | None = None  # the daemon's reader processes
         self._results: deque[tuple[str, Snapshot, Bundle | BaseException]] = deque()
-        self._reported_others: set[str] = set()
-        # Invoice files that cannot be used (printable name → why), as the page shows them.
-        self._refused: dict[str, str] = {}
+        self.left_alone = LeftAlone(self.log)
         self._keepalive = watchdog_interval()
         self.publish = Publisher(clock)  # STATUS= and the share's status page
 
@@ -153,30 +151,11 @@ class Service:
         self._wake.set()
 
     # -- what changed ------------------------------------------------------------------
-    def _track_refused(self, listing: Listing, name: str | None = None) -> None:
-        """Keep the invoice files that cannot be used for the status page: those of a
-        full listing, or (an event) what became of the root entry `name`."""
-        if name is None:
-            refused = dict(listing.refused)
-        else:
-            refused = {k: v for k, v in self._refused.items() if k != printable(name)}
-            refused.update(listing.refused)
-        if refused != self._refused:
-            self._refused = refused
+    def _report(self, listing: Listing, name: str | None = None) -> None:
+        """What the daemon leaves alone: logged once; the page shows unusable invoice
+        files (all of a full listing, or what became of the root entry `name`)."""
+        if self.left_alone.seen(listing, self.settings.outbox.invoice_patterns, name):
             self.publish.hinted()
-
-    def _report(self, listing: Listing) -> None:
-        """Root entries that are not invoice files: said once per name."""
-        for name in listing.others:
-            if name not in self._reported_others:
-                self._reported_others.add(name)
-                self.log.info("not an invoice file; left alone", file=name,
-                              patterns=self.settings.outbox.invoice_patterns)
-        for name, problem in listing.refused:
-            if name not in self._reported_others:
-                self._reported_others.add(name)
-                self.log.error("invoice file cannot be used; left alone", file=name,
-                               error=f"{name}: {problem}")
 
     def _mark(self, key: str, snap: Snapshot | None = None) -> None:
         self._dirty[key] = snap if snap is not None else self._dirty.get(key)
@@ -197,8 +176,7 @@ class Service:
             except OSError as exc:
                 self.log.error("cannot look at the outbox", file=name, error=str(exc))
                 continue
-            self._report(what)
-            self._track_refused(what, name)
+            self._report(what, name)
             for key in keys:
                 self._mark(key)
 
@@ -214,7 +192,6 @@ class Service:
             return
         self._relist = False
         self._report(listing)
-        self._track_refused(listing)
         appeared, went = self.index.replace(listing)
         for key in appeared | went:
             self._mark(key)
@@ -311,7 +288,6 @@ class Service:
         # The startup scan: bundles dropped while we were down.
         listing = list_outbox(s.outbox, s.share)
         self._report(listing)
-        self._track_refused(listing)
         self.index.replace(listing)
         self.pipeline.start(set(listing.candidates))
         for key in listing.candidates:
@@ -350,7 +326,7 @@ class Service:
                 self.timers.at(WATCHDOG, now + self._keepalive)
             else:
                 self.publish.fire(key, self.journal, self.settings, self.index.candidates,
-                                  now, self._refused)
+                                  now, self.left_alone.refused)
         while self._results:
             key, snap, result = self._results.popleft()
             if self.pipeline.took_read(key, snap, result, now):
