@@ -11,6 +11,7 @@ import base64
 import email.utils
 import http.cookiejar
 import json
+import os
 import random
 import shutil
 import ssl
@@ -30,7 +31,15 @@ from daemon import __version__
 from daemon.bundle import Bundle
 from daemon.config import DeliveryConfig
 from daemon.config_values import has_userinfo
-from daemon.errors import ConfigError, DeliveryError, Paused, Rejected, Retryable, describe
+from daemon.errors import (
+    OS_FIX,
+    ConfigError,
+    DeliveryError,
+    Paused,
+    Rejected,
+    Retryable,
+    describe,
+)
 from daemon.fsops import copy_file, fsync_dir, open_regular, write_json
 from daemon.manifest import sent_parts
 from daemon.names import folder_name_for_id
@@ -204,6 +213,15 @@ def tls_verify(cfg: DeliveryConfig) -> bool | ssl.SSLContext:
     ConfigError, naming the setting and its file, when a file does not load."""
     if isinstance(cfg.verify, bool) and not cfg.client_cert:
         return cfg.verify
+    # ssl's errors name no file: one that cannot be read is found first, and named.
+    for setting, path in (("verify", cfg.verify), ("client_cert", cfg.client_cert),
+                          ("client_key", cfg.client_key)):
+        if path and not isinstance(path, bool):
+            try:
+                open(path, "rb").close()
+            except OSError as exc:
+                raise _unusable(f"{setting} = {str(path)!r}", exc, "make the file readable "
+                                "by the user outboxd runs as") from None
     # verify = true: the same CAs httpx trusts without a client certificate (certifi's),
     # not the system's, so adding a certificate does not change whom we trust.
     try:
@@ -222,7 +240,8 @@ def tls_verify(cfg: DeliveryConfig) -> bool | ssl.SSLContext:
                                     str(cfg.client_key) if cfg.client_key else None,
                                     password=_no_passphrase)
         except _Encrypted:
-            raise _unusable(f"client_key = {str(cfg.client_key or cfg.client_cert)!r}",
+            raise _unusable(f"client_key = {str(cfg.client_key)!r}" if cfg.client_key
+                            else f"client_cert = {str(cfg.client_cert)!r}",
                             "the private key is protected by a passphrase, which outboxd "
                             "cannot be given", "store the key without a passphrase, "
                             "readable only by the outboxd user") from None
@@ -236,6 +255,19 @@ def tls_verify(cfg: DeliveryConfig) -> bool | ssl.SSLContext:
 
 class _Encrypted(Exception):
     pass
+
+
+def transport_error(cfg: DeliveryConfig, exc: OSError) -> ConfigError:
+    """An OSError while the transport is built (TLS files are ConfigErrors already):
+    a directory target that cannot be made, or the CAs httpx reads itself (verify =
+    true) from the environment's SSL_CERT_FILE or SSL_CERT_DIR."""
+    if cfg.transport == "directory":
+        return ConfigError(f"[delivery] target = {str(cfg.target)!r} cannot be created: "
+                           f"{describe(exc)} — {OS_FIX}")
+    env = [f"{k}={os.environ[k]}" for k in ("SSL_CERT_FILE", "SSL_CERT_DIR")
+           if os.environ.get(k)]
+    return _unusable("verify = true", exc, f"the environment sets {', '.join(env)}: fix or "
+                     "unset it" if env else "check verify")
 
 
 def _no_passphrase() -> str:

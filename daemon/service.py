@@ -31,8 +31,8 @@ from daemon import einvoice, logs
 from daemon.bundle import Bundle
 from daemon.config import Settings
 from daemon.config_load import load_settings, prepare_folders
-from daemon.deliver import Deliverer, make_deliverer
-from daemon.errors import OS_FIX, ConfigError, JournalError, OutboxdError, describe
+from daemon.deliver import Deliverer, make_deliverer, transport_error
+from daemon.errors import ConfigError, JournalError, OutboxdError
 from daemon.finish import evaluate
 from daemon.index import OutboxIndex
 from daemon.journal import Journal
@@ -99,13 +99,11 @@ class Service:
         self.publish = Publisher(clock)  # STATUS= and the share's status page
 
     def _deliverer(self, settings: Settings) -> Deliverer:
-        """Build the transport (TLS files that cannot be loaded are a ConfigError already);
-        a directory transport's target that cannot be made is one too."""
+        """Build the transport; what makes that fail is a configuration error."""
         try:
             return self._make_deliverer(settings)
         except OSError as exc:
-            raise ConfigError(f"[delivery] target cannot be created: {describe(exc)} — "
-                              f"{OS_FIX}") from None
+            raise transport_error(settings.delivery, exc) from None
 
     # -- signals and hints -----------------------------------------------------
     def request_stop(self, *_: Any) -> None:

@@ -736,6 +736,38 @@ class TestTls:
         assert f"client_key = '{locked}'" in str(info.value)
         assert "passphrase" in str(info.value) and "without a passphrase" in str(info.value)
 
+    def test_a_passphrase_key_inside_client_cert_names_client_cert(
+            self, tmp_path: Path) -> None:
+        """client_cert holding the certificate and a locked key, client_key unset: the
+        error names client_cert, the setting the user wrote."""
+        _, _, _, client_cert, client_key = _certificates(tmp_path)
+        both = tmp_path / "both.pem"
+        subprocess.run(["openssl", "pkey", "-in", str(client_key), "-out", str(both),
+                        "-aes256", "-passout", "pass:secret"], check=True, capture_output=True)
+        both.write_text(client_cert.read_text() + both.read_text())
+        with pytest.raises(ConfigError) as info:
+            tls_verify(http_cfg(url="https://127.0.0.1:9/b", client_cert=both))
+        assert f"client_cert = '{both}'" in str(info.value) and "passphrase" in str(info.value)
+
+    def test_a_tls_file_that_cannot_be_read_is_the_one_named(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """ssl's own errors name no file ("Permission denied"): of a certificate and a
+        key, the one this user may not read is named, with the fix."""
+        _, _, _, client_cert, client_key = _certificates(tmp_path)
+        real_open = open
+
+        def denying(path: Any, *args: Any, **kwargs: Any) -> Any:
+            if str(path) == str(client_key):
+                raise PermissionError(13, "Permission denied", str(path))
+            return real_open(path, *args, **kwargs)
+        monkeypatch.setattr("daemon.deliver.open", denying, raising=False)
+        with pytest.raises(ConfigError) as info:
+            tls_verify(http_cfg(url="https://127.0.0.1:9/b", client_cert=client_cert,
+                                client_key=client_key))
+        assert f"client_key = '{client_key}' cannot be used: Permission denied" in \
+            str(info.value)
+        assert "client_cert" not in str(info.value) and "readable" in str(info.value)
+
     @pytest.mark.parametrize("setting", ["verify", "client_cert"])
     def test_a_tls_file_that_does_not_load_is_named_with_its_setting(
             self, tmp_path: Path, setting: str) -> None:

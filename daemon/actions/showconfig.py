@@ -17,12 +17,14 @@ def _problems(settings: Settings) -> list[str]:
     or write in, and (HTTP) a CA bundle or client certificate that does not load. Found
     without sending or writing anything, as the user running the check sees it."""
     problems = folder_problems(settings)
-    if settings.delivery.transport == "http":
-        from daemon.deliver import tls_verify
+    if settings.delivery.transport == "http":  # built as run builds it (a directory one writes)
+        from daemon.deliver import make_deliverer, transport_error
         try:
-            tls_verify(settings.delivery)  # the one step of building the transport that reads files
+            make_deliverer(settings.delivery).close()
         except ConfigError as exc:
             problems += exc.problems
+        except OSError as exc:
+            problems += transport_error(settings.delivery, exc).problems
     return problems
 
 

@@ -21,7 +21,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -29,6 +28,7 @@ from urllib.parse import quote
 from daemon import logs
 from daemon.errors import JournalError, JournalLost
 from daemon.fsops import fsync_dir
+from daemon.journal.documents import Documents
 from daemon.journal.records import (
     _FIELDS,
     _JSON_FIELDS,
@@ -49,6 +49,7 @@ from daemon.journal.records import (
     parse_iso,
     shown_state,
 )
+from daemon.journal.views import Views
 
 __all__ = [
     "LIVE",
@@ -69,7 +70,7 @@ __all__ = [
 ]
 
 
-class Journal:
+class Journal(Views, Documents):
     def __init__(self, path: Path, readonly: bool = False, immutable: bool = False) -> None:
         self.path = path = Path(path)
         self._lock = threading.RLock()
@@ -330,46 +331,6 @@ class Journal:
             db.execute(f"UPDATE bundles SET {sets}, updated_at = ? WHERE id = ?",
                        (*enc.values(), now_iso(), row_id))
 
-    # -- ubl-embedded: which documents of a bundle the receiver has (SPEC §5.4) --------
-    def _add_documents_column(self) -> None:
-        """Journals written before ubl-embedded lack the column; add it, nullable, once."""
-        cols = {r[1] for r in self._db.execute("PRAGMA table_info(bundles)")}
-        if "documents" not in cols:
-            self._db.execute("ALTER TABLE bundles ADD COLUMN documents TEXT")
-
-    def accepted_documents(self, bundle_id: str) -> dict[str, dict[str, Any]]:
-        """Idempotency key -> record of each document of this bundle already accepted."""
-        with self._lock:
-            r = self._db.execute("SELECT documents FROM bundles WHERE bundle_id = ? AND "
-                                 "documents IS NOT NULL ORDER BY id DESC LIMIT 1",
-                                 (bundle_id,)).fetchone()
-        return json.loads(r[0]) if r is not None else {}
-
-    def documents_of(self, row_id: int) -> dict[str, dict[str, Any]]:
-        """The documents this row's deliveries got accepted (not another row's of the
-        same content: a duplicate dropped again has none of its own)."""
-        with self._lock:
-            r = self._db.execute("SELECT documents FROM bundles WHERE id = ?",
-                                 (row_id,)).fetchone()
-        return json.loads(r[0]) if r is not None and r[0] else {}
-
-    def accept_document(self, bundle_id: str, key: str, record: dict[str, Any]) -> None:
-        """Record one accepted document on the bundle's in-flight row, before going on."""
-        with self._tx() as db:
-            # Not 'claiming': a duplicate of this content being claimed meanwhile is never
-            # delivered, and must not take this delivery's record into its papers.
-            r = db.execute("SELECT id, documents FROM bundles WHERE bundle_id = ? AND state IN "
-                           "('delivering', 'retrying') ORDER BY id DESC LIMIT 1",
-                           (bundle_id,)).fetchone()
-            if r is None:
-                return
-            docs = json.loads(r["documents"]) if r["documents"] else {}
-            if docs.get(key) == record:
-                return  # recorded already (a retry going over what this row has)
-            docs[key] = record
-            db.execute("UPDATE bundles SET documents = ?, updated_at = ? WHERE id = ?",
-                       (json.dumps(docs, ensure_ascii=False), now_iso(), r["id"]))
-
     def get(self, row_id: int) -> Row:
         with self._lock:
             r = self._db.execute("SELECT * FROM bundles WHERE id = ?", (row_id,)).fetchone()
@@ -405,36 +366,6 @@ class Journal:
         sent = {r["invoice_id"] for r in rs}
         return [i for i in invoice_ids if i in sent]
 
-    def _shown_counts(self, states: tuple[str, ...] | None = None) -> dict[str, int]:
-        """Rows per state as `status` names them. The state index answers the counts;
-        rows are read only for the few in the middle of a move, whose last_error tells
-        retrying from delivering — a journal of years is never scanned."""
-        where, args = "", ()
-        if states:
-            where, args = f"WHERE state IN ({', '.join('?' for _ in states)})", states
-        out: dict[str, int] = {}
-        with self._lock:
-            totals = self._db.execute(f"SELECT state, COUNT(*) AS n FROM bundles {where} "
-                                      "GROUP BY state", args).fetchall()
-            marks = ", ".join("?" for _ in MOVING)
-            failing = dict(self._db.execute(
-                f"SELECT state, COUNT(*) FROM bundles WHERE state IN ({marks}) AND "
-                "last_error IS NOT NULL GROUP BY state", MOVING).fetchall())
-        for r in totals:
-            err = failing.get(r["state"], 0)
-            for has_error, n in ((False, r["n"] - err), (True, err)):
-                if n:
-                    shown = shown_state(r["state"], has_error)
-                    out[shown] = out.get(shown, 0) + n
-        return out
-
-    def counts(self) -> dict[str, int]:
-        out = dict.fromkeys(STATES, 0)
-        for shown, n in self._shown_counts().items():
-            if shown in out:
-                out[shown] += n
-        return out
-
     def is_empty(self) -> bool:
         with self._lock:
             return self._db.execute("SELECT 1 FROM bundles LIMIT 1").fetchone() is None
@@ -459,37 +390,3 @@ class Journal:
                 db.execute("INSERT INTO transitions (bundle_row, at, from_state, to_state, "
                            "detail) VALUES (?, ?, NULL, 'sent', 'read back from sent/')",
                            (row_id, now_iso()))
-
-    def summary(self) -> dict[str, int]:
-        """Counts for systemd's STATUS= line: each unfinished state, and sent today (UTC)."""
-        today = datetime.now(UTC).strftime("%Y-%m-%dT00:00:00.000Z")
-        out = self._shown_counts(LIVE + IN_FLIGHT)
-        with self._lock:
-            out["sent today"] = self._db.execute(
-                "SELECT COUNT(*) FROM bundles WHERE state = 'sent' AND since >= ?",
-                (today,)).fetchone()[0]
-        return out
-
-    def recent(self, days: int = 7) -> list[Row]:
-        """Everything not final, plus sent/quarantined of the last `days` days.
-
-        Without the receiver's response (`response` is None): it is the largest
-        field, no view shows it, and the status page asks for this every 2 s.
-        """
-        cutoff = iso_in(-days * 86400)
-        cols = ", ".join(c for c in self._columns() if c != "response") + ", NULL AS response"
-        with self._lock:
-            unfinished = LIVE + IN_FLIGHT
-            marks = ", ".join("?" for _ in unfinished)
-            rs = self._db.execute(
-                f"SELECT {cols} FROM bundles WHERE state IN ({marks}) "
-                f"UNION ALL SELECT {cols} FROM bundles WHERE state IN ('sent', 'quarantined') "
-                "AND since >= ? ORDER BY id", (*unfinished, cutoff)).fetchall()
-        return [self._row(r) for r in rs]
-
-    def _columns(self) -> list[str]:
-        if self._column_names is None:
-            with self._lock:
-                self._column_names = [r[1] for r in
-                                      self._db.execute("PRAGMA table_info(bundles)")]
-        return self._column_names

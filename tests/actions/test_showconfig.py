@@ -46,3 +46,16 @@ def test_folders_run_could_not_create_are_found_by_check_without_creating_any(
     assert f"[paths] state_dir: cannot create {blocker / 'state'}: {blocker} is not a " \
         "folder" in err
     assert f"[delivery] target: cannot create {blocker / 'in'}" in err
+
+
+def test_ca_files_httpx_reads_from_the_environment_are_tried_by_check_as_by_run(
+        env: Env, capsys, monkeypatch) -> None:
+    """verify = true and SSL_CERT_FILE naming a missing file: httpx reads it when the
+    transport is built, so `run` refuses to start; `config --check` says so too (exit 2),
+    naming the variable, where it said "valid"."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(env.root / "missing-ca.pem"))
+    env.write_config("https://127.0.0.1:9/bundles")
+    assert main(["config", "--check", "-c", str(env.config)]) == 2
+    err = capsys.readouterr().err
+    assert "verify = true cannot be used" in err
+    assert f"SSL_CERT_FILE={env.root / 'missing-ca.pem'}" in err

@@ -1,0 +1,86 @@
+"""What the journal shows (a part of `Journal`, as a mixin: it shares its connection
+and lock): the counts by state as `status` names them, the line for systemd's
+STATUS=, and the rows the views list. Reads only; nothing here writes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from datetime import UTC, datetime
+
+from daemon.journal.records import IN_FLIGHT, LIVE, MOVING, STATES, Row, iso_in, shown_state
+
+
+class Views:
+    _db: sqlite3.Connection
+    _lock: threading.RLock
+    _column_names: list[str] | None
+
+    @staticmethod
+    def _row(r: sqlite3.Row) -> Row:
+        raise NotImplementedError  # the journal's
+
+    def _shown_counts(self, states: tuple[str, ...] | None = None) -> dict[str, int]:
+        """Rows per state as `status` names them. The state index answers the counts;
+        rows are read only for the few in the middle of a move, whose last_error tells
+        retrying from delivering — a journal of years is never scanned."""
+        where, args = "", ()
+        if states:
+            where, args = f"WHERE state IN ({', '.join('?' for _ in states)})", states
+        out: dict[str, int] = {}
+        with self._lock:
+            totals = self._db.execute(f"SELECT state, COUNT(*) AS n FROM bundles {where} "
+                                      "GROUP BY state", args).fetchall()
+            marks = ", ".join("?" for _ in MOVING)
+            failing = dict(self._db.execute(
+                f"SELECT state, COUNT(*) FROM bundles WHERE state IN ({marks}) AND "
+                "last_error IS NOT NULL GROUP BY state", MOVING).fetchall())
+        for r in totals:
+            err = failing.get(r["state"], 0)
+            for has_error, n in ((False, r["n"] - err), (True, err)):
+                if n:
+                    shown = shown_state(r["state"], has_error)
+                    out[shown] = out.get(shown, 0) + n
+        return out
+
+    def counts(self) -> dict[str, int]:
+        out = dict.fromkeys(STATES, 0)
+        for shown, n in self._shown_counts().items():
+            if shown in out:
+                out[shown] += n
+        return out
+
+    def summary(self) -> dict[str, int]:
+        """Counts for systemd's STATUS= line: each unfinished state, and sent today (UTC)."""
+        today = datetime.now(UTC).strftime("%Y-%m-%dT00:00:00.000Z")
+        out = self._shown_counts(LIVE + IN_FLIGHT)
+        with self._lock:
+            out["sent today"] = self._db.execute(
+                "SELECT COUNT(*) FROM bundles WHERE state = 'sent' AND since >= ?",
+                (today,)).fetchone()[0]
+        return out
+
+    def recent(self, days: int = 7) -> list[Row]:
+        """Everything not final, plus sent/quarantined of the last `days` days.
+
+        Without the receiver's response (`response` is None): it is the largest
+        field, no view shows it, and the status page asks for this every 2 s.
+        """
+        cutoff = iso_in(-days * 86400)
+        cols = ", ".join(c for c in self._columns() if c != "response") + ", NULL AS response"
+        with self._lock:
+            unfinished = LIVE + IN_FLIGHT
+            marks = ", ".join("?" for _ in unfinished)
+            rs = self._db.execute(
+                f"SELECT {cols} FROM bundles WHERE state IN ({marks}) "
+                f"UNION ALL SELECT {cols} FROM bundles WHERE state IN ('sent', 'quarantined') "
+                "AND since >= ? ORDER BY id", (*unfinished, cutoff)).fetchall()
+        return [self._row(r) for r in rs]
+
+    def _columns(self) -> list[str]:
+        if self._column_names is None:
+            with self._lock:
+                self._column_names = [r[1] for r in
+                                      self._db.execute("PRAGMA table_info(bundles)")]
+        return self._column_names
