@@ -30,6 +30,7 @@ from daemon.bundle import InvoiceFormat
 from daemon.errors import HostileInput, InputError
 from daemon.fsops import open_regular, read_bounded
 from daemon.names import stem
+from daemon.sniff import is_pdf
 
 UBL_INVOICE = "{urn:oasis:names:specification:ubl:schema:xsd:Invoice-2}Invoice"
 UBL_CREDIT_NOTE = "{urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2}CreditNote"
@@ -190,7 +191,7 @@ def read_invoice_file(path: Path, rel: str, pdf_id_pattern: str) -> InvoiceRead:
     with open_regular(path, rel) as fh:
         data = fh.read(1024)
         # Only XML and PDF are read whole; anything else is named by its head.
-        if (xml := _is_xml(data)) or b"%PDF-" in data:
+        if (xml := _is_xml(data)) or is_pdf(data):
             # Sized by fstat first: a file over the limit is refused unread.
             rest = read_bounded(fh, MAX_INVOICE_BYTES - len(data))
             if rest is None:
@@ -225,7 +226,7 @@ def read_invoice_bytes(data: bytes, name: str, rel: str, pdf_id_pattern: str) ->
             raise InputError("invalid-xml", rel, "nests elements too deeply to be an "
                              "invoice — export the invoice again") from None
         return InvoiceRead(fmt, tuple(ids) or fallback)
-    if b"%PDF-" in head:
+    if is_pdf(head):
         ids = _pdf_ids(data, re.compile(pdf_id_pattern), rel)
         return InvoiceRead("pdf", tuple(ids) or fallback)
     return InvoiceRead("other", fallback)

@@ -36,11 +36,14 @@ class LeftAlone:
                 self.log.error("invoice file cannot be used; left alone", file=shown,
                                error=f"{shown}: {problem}")
         if name is None:
-            refused = dict(listing.refused)
-        else:
-            refused = {k: v for k, v in self.refused.items() if k != printable(name)}
-            refused.update(listing.refused)
-        if refused == self.refused:
+            if self.refused == dict(listing.refused):
+                return False
+            self.refused = dict(listing.refused)
+            return True
+        # An event: only `name` can have changed (the usual event costs a look-up).
+        shown, now = printable(name), dict(listing.refused)
+        if self.refused.get(shown) == now.get(shown):
             return False
-        self.refused = refused
+        self.refused.pop(shown, None)
+        self.refused.update(now)
         return True

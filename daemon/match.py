@@ -290,7 +290,9 @@ def assemble(cand: Candidate, settings: Settings, known: Bundle | None = None) -
                 read_invoice_bytes(data, cand.invoice.name, rel, pattern)
         except InputError as exc:
             findings.append(_err(exc.code, exc.file, exc.message))
-            read = InvoiceRead("other", (stem(cand.invoice.name),))
+            # A PDF that breaks the PDF rules is still a PDF (as `check` shows it).
+            read = InvoiceRead("pdf" if exc.code.startswith("pdf-") else "other",
+                               (stem(cand.invoice.name),))
     inv = InvoiceFile(cand.invoice, cand.invoice.name, size, digest, read.format,
                       read.invoice_ids)
     attachments: list[Attachment] = []

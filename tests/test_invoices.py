@@ -308,6 +308,13 @@ class TestPdf:
         assert (info.value.code, info.value.file) == (code, "INV-7.pdf")
         assert "again" in info.value.message or "without password" in info.value.message
 
+    def test_another_format_holding_the_pdf_marker_is_not_a_pdf(self, tmp_path: Path
+                                                                ) -> None:
+        """A PNG (by its magic bytes) that happens to hold "%PDF-" in its first KB is not a
+        PDF, as for attachments: one invoice named after the stem, no PDF error."""
+        data = b"\x89PNG\r\n\x1a\n" + b"\x00" * 40 + b"%PDF-1.4 in a text chunk"
+        assert read(write(tmp_path / "INV-9.pdf", data)) == InvoiceRead("other", ("INV-9",))
+
     def test_text_that_cannot_be_extracted_falls_back_to_stem(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A readable PDF whose text pypdf cannot extract is one invoice named after the

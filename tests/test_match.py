@@ -110,6 +110,13 @@ class TestSingleInvoice:
         assert (b.sidecar, b.attachments, b.findings) == (None, (), ())
         assert b.unattached_ids == ("INV-5",)
 
+    def test_an_unusable_pdf_invoice_is_an_error_and_still_a_pdf(self, outbox: Path) -> None:
+        """A damaged PDF invoice file: a pdf-unreadable finding on it, the stem as its one
+        invoice, and its format still "pdf" (what `check` shows), not "other"."""
+        b = match(outbox, "INV-6.pdf", b"%PDF-1.4\ngarbage")
+        assert codes(b) == ["pdf-unreadable"] and finding(b, "pdf-unreadable").file == "INV-6.pdf"
+        assert (b.invoice_file.format, b.invoice_ids) == ("pdf", ("INV-6",))
+
     def test_sidecar_suffix(self, outbox: Path) -> None:
         """The sidecar is NAME + sidecar_suffix (the Candidate carries it)."""
         write(outbox / "INV-6.files" / "a.pdf", PDF)

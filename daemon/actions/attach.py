@@ -28,7 +28,7 @@ from tomlkit.items import AoT, InlineTable, Item, Table
 from daemon.actions import EXIT_OK
 from daemon.actions.common import settings_of
 from daemon.config import Settings
-from daemon.errors import InputError, OutboxdError, UsageError
+from daemon.errors import InputError, OutboxdError, UsageError, describe
 from daemon.fsops import copy_file, fsync_dir, open_regular, rename_noreplace, write_atomic
 from daemon.invoices import read_invoice_file
 from daemon.match import MANIFEST_NAME
@@ -40,19 +40,33 @@ class AttachRefused(OutboxdError):
     """The attachment cannot be added as asked; nothing was changed."""
 
 
-def holders(invoice_id: str, settings: Settings) -> list[tuple[Candidate, tuple[str, ...]]]:
-    """The invoice files in the outbox that hold invoice_id, with all their ids."""
+def holders(invoice_id: str, settings: Settings, unread: list[str] | None = None
+            ) -> list[tuple[Candidate, tuple[str, ...]]]:
+    """The invoice files in the outbox that hold invoice_id, with all their ids; those
+    that cannot be read (their ids unknown) are added to `unread`, each with why."""
     out = []
     listing = list_outbox(settings.outbox, settings.share)
     for cand in listing.candidates.values():
         try:
             read = read_invoice_file(cand.invoice, cand.invoice.name,
                                      settings.invoices.pdf_id_pattern)
-        except (InputError, OSError):
-            continue  # unreadable: `outboxd check` explains it; it holds no id we can use
+        except (InputError, OSError) as exc:
+            if unread is not None:
+                unread.append(f"{exc} [{exc.code}]" if isinstance(exc, InputError)
+                              else f"{cand.invoice.name}: {describe(exc)}")
+            continue
         if invoice_id in read.invoice_ids:
             out.append((cand, read.invoice_ids))
     return out
+
+
+def unread_note(unread: list[str]) -> str:
+    """For a refusal that found no invoice file: those it could not look into."""
+    if not unread:
+        return ""
+    more = f" (and {len(unread) - 3} more)" if len(unread) > 3 else ""
+    return (f"; {len(unread)} invoice file(s) could not be read, so their ids are unknown "
+            f"— fix them first: {'; '.join(unread[:3])}{more}")
 
 
 def target_folder(cand: Candidate, ids: tuple[str, ...], invoice_id: str) -> Path:
@@ -119,10 +133,12 @@ def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None 
     allowed = settings.attachments.document_types
     if doc_type and allowed is not None and doc_type not in allowed:
         raise UsageError(f"attach: --type {doc_type!r} is not allowed — use one of {allowed}")
-    found = holders(invoice_id, settings)
+    unread: list[str] = []
+    found = holders(invoice_id, settings, unread)
     if not found:
         raise AttachRefused(f"no invoice file in {settings.outbox.path} holds invoice id "
-                            f"{invoice_id!r} — check the id (outboxd check lists them)")
+                            f"{invoice_id!r} — check the id (outboxd check lists them)"
+                            + unread_note(unread))
     if len(found) > 1:
         raise AttachRefused(f"invoice id {invoice_id!r} is in {len(found)} invoice files: "
                             f"{', '.join(c.invoice.name for c, _ in found)} — remove the "

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 from daemon.actions import EXIT_OK
-from daemon.actions.attach import holders
+from daemon.actions.attach import holders, unread_note
 from daemon.actions.common import settings_of
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError
@@ -38,7 +38,8 @@ def resolve(target: str, settings: Settings) -> Candidate:
     if name in listing.candidates and (os.sep not in target
                                        or path.parent == settings.outbox.path.resolve()):
         return listing.candidates[name]
-    found = holders(target, settings)
+    unread: list[str] = []
+    found = holders(target, settings, unread)
     # NAME as in NAME.send-anyway, the invoice file's stem, or an invoice id: when both
     # readings fit different files, releasing either would be a guess.
     by_stem = [c for n, c in listing.candidates.items() if stem(n) == name] \
@@ -56,7 +57,7 @@ def resolve(target: str, settings: Settings) -> Candidate:
         raise SendRefused(f"invoice id {target!r} is in {len(found)} invoice files: "
                           f"{', '.join(c.invoice.name for c, _ in found)} — name the file")
     raise SendRefused(f"no invoice file or invoice id {target!r} in {settings.outbox.path} — "
-                      "outboxd status lists what waits")
+                      "outboxd status lists what waits" + unread_note(unread))
 
 
 def send(target: str, settings: Settings, without_attachments: bool) -> str:

@@ -83,6 +83,17 @@ def test_attach_refuses_an_id_in_no_invoice_file(cfg: Env, timesheet: Path, caps
     assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001.xml"]
 
 
+def test_attach_refusal_names_the_invoice_files_it_could_not_read(
+        cfg: Env, timesheet: Path, capsys) -> None:
+    """An id found in no invoice file while one of them cannot be read (an encrypted PDF):
+    the refusal names that file and its rule, since the id may be in it."""
+    write(cfg.outbox / "INV-77.pdf", pdf_bytes(1, encrypt=True))
+    assert attach(cfg, "INV-77", str(timesheet)) == 1
+    err = capsys.readouterr().err
+    assert "holds invoice id 'INV-77'" in err
+    assert "INV-77.pdf: is an encrypted PDF" in err and "[pdf-encrypted]" in err
+
+
 def test_attach_refuses_an_id_in_two_files_naming_both(cfg: Env, timesheet: Path,
                                                        capsys) -> None:
     write(cfg.outbox / "a.xml", ubl_invoice("INV-7"))
