@@ -32,6 +32,7 @@ from daemon.journal import (
     Row,
     iso_in,
     parse_iso,
+    readable,
 )
 from daemon.manifest import bundle_id_of
 from daemon.scan import Candidate, Snapshot, candidate_for, snapshot
@@ -67,6 +68,9 @@ class Pipeline(Claims):
         self.live: dict[str, Row] = {}  # invoice file -> its live row, as last written
         self._reading: dict[str, Snapshot] = {}  # handed to a reader, result not back yet
         self._claim_paused: dict[str, float] = {}  # invoice file -> monotonic retry time
+        # invoice file -> (its journal deadline, the monotonic time it falls due): the
+        # wall-clock deadline is read once per process, then waited for on one clock.
+        self._due: dict[str, tuple[str, float]] = {}
         self._held: list[Claim] | None = None  # claims waiting for claim_held()
         self._held_ids: set[str] = set()
         # How moved bundles are matched again after a claim: the daemon's reader
@@ -219,12 +223,8 @@ class Pipeline(Claims):
         if unattached and policy.unattached != "send":
             if release.release_file(cand, self.s.share) is not None:  # "send anyway"
                 return self._claim(cand, known, row, [], now)
-            deadline = row.deadline if row and row.deadline else (
-                None if policy.unattached == "hold" else iso_in(policy.attachment_wait_seconds))
-            # The deadline is kept as wall-clock time (it survives a restart);
-            # the loop waits for it on its own monotonic clock.
-            left = None if deadline is None else (
-                parse_iso(deadline) - datetime.now(UTC)).total_seconds()
+            deadline = self._deadline(key, row, bundle.invoice_ids)
+            left = None if deadline is None else self._due_in(key, deadline, now)
             if left is None or left > 0:
                 self._live(row, key, "waiting", bundle_id=bid, deadline=deadline,
                            invoice_ids=list(bundle.invoice_ids), unattached_ids=list(unattached))
@@ -232,9 +232,31 @@ class Pipeline(Claims):
             if policy.unattached == "quarantine":
                 return self._claim(cand, known, row, [Finding(
                     "unattached-invoice", key, f"invoice(s) {', '.join(unattached)} had no "
-                    f"attachments after {policy.attachment_wait_seconds:g} s — add them to the "
-                    "sidecar folder and move the bundle back into the outbox")], now)
+                    f"attachments by the end of their wait ({readable(deadline)}) — add them "
+                    "to the sidecar folder and move the bundle back into the outbox")], now)
         return self._claim(cand, known, row, [], now)
+
+    def _deadline(self, key: str, row: Row | None, ids: tuple[str, ...]) -> str | None:
+        """The end of an unattached bundle's wait (SPEC §1.5), as the journal keeps it
+        (wall-clock: it survives a restart). None under hold, whatever an earlier policy
+        set. Fixed when the wait starts, for the invoices then in the file: a changed
+        attachment_wait_seconds applies to waits that start after it (the page showed
+        this one's deadline); other invoices under the same file name wait anew."""
+        if self.s.policy.unattached == "hold":
+            return None
+        if row is not None and row.deadline and tuple(row.invoice_ids) == ids:
+            return row.deadline
+        self._due.pop(key, None)
+        return iso_in(self.s.policy.attachment_wait_seconds)
+
+    def _due_in(self, key: str, deadline: str, now: float) -> float:
+        """Seconds until `deadline`, on the loop's monotonic clock once it was read: a
+        step of the wall clock meanwhile moves no wait (One clock)."""
+        due = self._due.get(key)
+        if due is None or due[0] != deadline:
+            due = (deadline, now + (parse_iso(deadline) - datetime.now(UTC)).total_seconds())
+            self._due[key] = due
+        return due[1] - now
 
     def _errors_file(self, cand: Candidate, known: Known, errors: tuple[Finding, ...]) -> None:
         """Write NAME.errors.txt for a held bundle, or remove it once it passes.
@@ -277,6 +299,7 @@ class Pipeline(Claims):
         self.tracker.forget(key)
         self.known.pop(key, None)
         self._claim_paused.pop(key, None)
+        self._due.pop(key, None)
 
     def start(self, present: set[str]) -> None:
         """Take over the live rows of a previous run: those whose invoice file is

@@ -21,7 +21,7 @@ from daemon import logs
 from daemon.config import Settings
 from daemon.errors import OutboxdError
 from daemon.fsops import write_atomic
-from daemon.journal import LIVE, Journal, Row
+from daemon.journal import LIVE, Journal, Row, readable
 from daemon.names import stem
 from daemon.release import Idle, idle_releases, release_names
 from daemon.scan import list_outbox
@@ -50,13 +50,6 @@ code{background:#f2f2f2;padding:0 .2em}
 
 def _e(value: object) -> str:
     return html.escape("" if value is None else str(value), quote=True)
-
-
-def _when(iso: str | None) -> str:
-    """An ISO timestamp as 'YYYY-MM-DD HH:MM:SS UTC'."""
-    if not iso:
-        return ""
-    return iso.replace("T", " ").split(".")[0].rstrip("Z") + " UTC"
 
 
 def _table(headers: Sequence[str], rows: list[list[str]]) -> str:
@@ -111,8 +104,8 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
         how = (f"add the attachments to the folder <code>{_e(name)}</code>, or drop a file "
                f"named <code>{_e(name + release_suffix)}</code> beside the invoice to send "
                "it without them")
-        waiting.append([_e(r.invoice_file), _lines(r.unattached_ids), _e(_when(r.since)),
-                        _e(_when(r.deadline)) if r.deadline else "none — waits until "
+        waiting.append([_e(r.invoice_file), _lines(r.unattached_ids), _e(readable(r.since)),
+                        _e(readable(r.deadline)) if r.deadline else "none — waits until "
                         "released", how])
     parts.append(_section("waiting", "Waiting for attachments", _table(
         ["File", "Invoices without attachments", "Since", "Deadline", "How to release"],
@@ -124,12 +117,12 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
     parts.append(_section("held", "Held (fix the errors; checked again on every change)",
                           _table(["File", "Errors (as in NAME.errors.txt)"], held)))
 
-    stuck = [[_e(r.invoice_file), _e(_when(r.since)), f'<span class="err">{_e(r.last_error)}'
+    stuck = [[_e(r.invoice_file), _e(readable(r.since)), f'<span class="err">{_e(r.last_error)}'
               "</span>"] for r in sec["stuck"]]
     parts.append(_section("stuck", "Not moving (fix what the error says; checked again on "
                           "every change)", _table(["File", "Since", "Error"], stuck)))
 
-    retrying = [[_e(r.invoice_file), _e(r.attempts), _e(_when(r.next_attempt_at)),
+    retrying = [[_e(r.invoice_file), _e(r.attempts), _e(readable(r.next_attempt_at)),
                  _e(r.last_error)] for r in sec["retrying"]]
     parts.append(_section("retrying", "Retrying", _table(
         ["File", "Attempts", "Next try", "Last error"], retrying)))
@@ -141,7 +134,7 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
                           _table(["Folder", "Reasons"], quarantined)))
 
     sent = [[_e(r.invoice_file), _lines(r.invoice_ids), _e(r.receipt_id),
-             _e(_when(r.since))] for r in sec["sent"]]
+             _e(readable(r.since))] for r in sec["sent"]]
     parts.append(_section("sent", "Sent today", _table(
         ["File", "Invoices", "Receipt", "Sent at"], sent)))
 

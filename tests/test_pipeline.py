@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +15,12 @@ from structlog.testing import capture_logs
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from helpers import drop_bundle, pdf_bytes, write  # noqa: E402
+from helpers import drop_bundle, pdf_bytes, ubl_invoice, write  # noqa: E402
 
 from daemon.config import Settings  # noqa: E402
 from daemon.deliver import DirectoryDeliverer  # noqa: E402
 from daemon.finish import evaluate  # noqa: E402
-from daemon.journal import Journal  # noqa: E402
+from daemon.journal import Journal, parse_iso  # noqa: E402
 from daemon.pipeline import Next, Pipeline  # noqa: E402
 from daemon.scan import Candidate, list_outbox  # noqa: E402
 
@@ -107,6 +108,61 @@ class TestDecisions:
         assert "INV-1" in (q / "REASON.txt").read_text()
         assert json.loads((q / "reason.json").read_text())["reasons"][0]["code"] == \
             "unattached-invoice"
+
+
+class TestWaitingDeadlines:
+    """The end of an unattached bundle's wait (SPEC §1.5): kept in the journal as
+    wall-clock time, waited for on the loop's monotonic clock."""
+
+    def test_hold_ignores_a_deadline_an_earlier_policy_set(self, tmp_path: Path) -> None:
+        """Waiting under warn with a deadline, then restarted under hold once that deadline
+        has passed: it still waits, without a deadline, and nothing is sent (before, the
+        old deadline sent it without attachments)."""
+        p, s = make(tmp_path, policy={"unattached": "warn", "attachment_wait_seconds": 3600})
+        drop_bundle(s.outbox.path, "INV-1", {})
+        assert run_once(p) == []
+        [row] = p.j.rows(("waiting",))
+        p.j.update(row.id, deadline="2000-01-01T00:00:00.000Z")  # long over
+        held, _ = make(tmp_path, policy={"unattached": "hold"})  # a restart under hold
+        held.start({"INV-1.xml"})
+        assert run_once(held, now=5000.0) == []
+        assert held.j.get(row.id).state == "waiting" and held.j.get(row.id).deadline is None
+        assert folders(s.sent_dir) == [] and list((tmp_path / "target").iterdir()) == []
+
+    def test_a_wall_clock_step_moves_no_wait_once_its_deadline_was_read(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A 100 s wait read at monotonic 1000: the wall clock jumping a day ahead does not
+        end it at 1050; it ends at 1100 all the same."""
+        real = datetime
+
+        p, s = make(tmp_path, policy={"unattached": "warn", "attachment_wait_seconds": 100})
+        drop_bundle(s.outbox.path, "INV-1", {})
+        assert run_once(p, now=1000.0) == []
+
+        class Jumped(real):
+            @classmethod
+            def now(cls, tz: Any = None) -> Any:  # noqa: ANN401 - datetime's own signature
+                return real.now(tz) + timedelta(days=1)
+        monkeypatch.setattr("daemon.pipeline.datetime", Jumped)
+        assert run_once(p, now=1050.0) == []
+        assert p.j.rows(("waiting",)) != []
+        assert len(run_once(p, now=1100.5)) == 1 and len(folders(s.sent_dir)) == 1
+
+    def test_another_invoice_under_the_same_file_name_waits_anew(self, tmp_path: Path) -> None:
+        """INV-1.xml waited until just now; the file is replaced by one holding INV-9: that
+        invoice gets a whole wait of its own, not the rest of INV-1's."""
+        p, s = make(tmp_path, policy={"unattached": "warn", "attachment_wait_seconds": 3600})
+        drop_bundle(s.outbox.path, "INV-1", {})
+        assert run_once(p) == []
+        [row] = p.j.rows(("waiting",))
+        p.j.update(row.id, deadline="2000-01-01T00:00:00.000Z")  # INV-1's wait is over
+        p.live["INV-1.xml"] = p.j.get(row.id)
+        drop_bundle(s.outbox.path, "INV-1", {}, ubl_invoice("INV-9"))
+        assert run_once(p, now=2000.0) == []
+        [again] = p.j.rows(("waiting",))
+        assert again.invoice_ids == ["INV-9"] and again.deadline is not None
+        assert parse_iso(again.deadline) > datetime.now(UTC) + timedelta(seconds=3000)
+        assert folders(s.sent_dir) == []
 
 
 class TestClaimFailure:

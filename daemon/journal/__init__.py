@@ -47,6 +47,7 @@ from daemon.journal.records import (
     iso_in,
     now_iso,
     parse_iso,
+    readable,
     shown_state,
 )
 from daemon.journal.views import Views
@@ -65,6 +66,7 @@ __all__ = [
     "now_iso",
     "iso_in",
     "parse_iso",
+    "readable",
     "Row",
     "Journal",
 ]

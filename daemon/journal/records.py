@@ -97,6 +97,13 @@ def parse_iso(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+def readable(iso: str | None) -> str:
+    """A journal time as people read it: 'YYYY-MM-DD HH:MM:SS UTC' ('' for none)."""
+    if not iso:
+        return ""
+    return iso.replace("T", " ").split(".")[0].rstrip("Z") + " UTC"
+
+
 @dataclass(frozen=True)
 class Row:
     id: int
