@@ -71,6 +71,8 @@ class Pipeline(Claims):
         # invoice file -> (its journal deadline, the monotonic time it falls due): the
         # wall-clock deadline is read once per process, then waited for on one clock.
         self._due: dict[str, tuple[str, float]] = {}
+        # Waiting or held rows taken over at start, not decided again since.
+        self._resumed: set[str] = set()
         self._held: list[Claim] | None = None  # claims waiting for claim_held()
         self._held_ids: set[str] = set()
         # How moved bundles are matched again after a claim: the daemon's reader
@@ -106,7 +108,10 @@ class Pipeline(Claims):
         marker_missing = (self.s.outbox.completion == "marker"
                           and not os.path.lexists(cand.marker))
         if not settled or marker_missing:
-            self._live(row, key, "settling")
+            # A row taken over from the journal keeps its state (and `since`) until it is
+            # decided again: a restart is no change of the files.
+            if key not in self._resumed:
+                self._live(row, key, "settling")
             # An in-progress name or a missing marker ends with an event, not a time.
             quiet = not snap.busy and not marker_missing
             if not quiet or settled:
@@ -206,6 +211,7 @@ class Pipeline(Claims):
 
     def _decide(self, cand: Candidate, known: Known, row: Row | None, now: float) -> Next:
         bundle, bid, key = known.bundle, known.bundle_id, cand.invoice.name
+        self._resumed.discard(key)
         assert bundle is not None
         policy = self.s.policy
         if bundle.errors:
@@ -300,6 +306,7 @@ class Pipeline(Claims):
         self.known.pop(key, None)
         self._claim_paused.pop(key, None)
         self._due.pop(key, None)
+        self._resumed.discard(key)
 
     def start(self, present: set[str]) -> None:
         """Take over the live rows of a previous run: those whose invoice file is
@@ -307,5 +314,7 @@ class Pipeline(Claims):
         for row in self.j.rows(LIVE):
             if row.invoice_file in present:
                 self.live[row.invoice_file] = row
+                if row.state in ("waiting", "held"):
+                    self._resumed.add(row.invoice_file)
             else:
                 self.j.transition(row.id, "gone", "not in the outbox at start", durable=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -163,6 +164,30 @@ class TestWaitingDeadlines:
         assert again.invoice_ids == ["INV-9"] and again.deadline is not None
         assert parse_iso(again.deadline) > datetime.now(UTC) + timedelta(seconds=3000)
         assert folders(s.sent_dir) == []
+
+
+class TestRestart:
+    def test_a_waiting_bundle_keeps_its_state_and_since_across_a_restart(
+            self, tmp_path: Path) -> None:
+        """Waiting since S, then a restart: while its files settle again it is still shown
+        waiting, since S, and after that too (before, it went to settling, and `since`
+        restarted: a bundle waiting for days left "Needs attention")."""
+        p, s = make(tmp_path, policy={"unattached": "warn", "attachment_wait_seconds": 3600})
+        drop_bundle(s.outbox.path, "INV-1", {})
+        assert run_once(p) == []
+        [row] = p.j.rows(("waiting",))
+        with sqlite3.connect(s.journal_path) as db:  # waiting for months
+            db.execute("UPDATE bundles SET since = ? WHERE id = ?",
+                       ("2026-01-01T00:00:00.000Z", row.id))
+        again, _ = make(tmp_path, outbox={"settle_seconds": 5},
+                        policy={"unattached": "warn", "attachment_wait_seconds": 3600})
+        again.start({"INV-1.xml"})
+        assert run_once(again, now=100.0) == []  # not settled yet
+        assert (again.j.get(row.id).state, again.j.get(row.id).since) == \
+            ("waiting", "2026-01-01T00:00:00.000Z")
+        assert run_once(again, now=106.0) == []  # settled, decided again: still waiting
+        assert (again.j.get(row.id).state, again.j.get(row.id).since) == \
+            ("waiting", "2026-01-01T00:00:00.000Z")
 
 
 class TestClaimFailure:
