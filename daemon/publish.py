@@ -1,12 +1,14 @@
 """What the daemon shows of itself while it runs: `STATUS=` for systemd (SPEC §8)
 and the status page on the share (SPEC §1.6). Each is refreshed only when the
-journal changed (or, for the page, a release file came or went), at most at its
-own pace, from timers on the loop's heap: an idle daemon publishes nothing.
+journal changed (or, for the page, a release file came or went), and when the
+UTC day ends ("sent today" starts again), each at most at its own pace, from
+timers on the loop's heap: an idle daemon publishes nothing else.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping
+from datetime import UTC, datetime, timedelta
 
 from daemon.config import Settings
 from daemon.journal import Journal
@@ -17,13 +19,16 @@ from daemon.timers import Timers
 
 STATUS: Hashable = ("status",)
 PAGE: Hashable = ("status-page",)
+MIDNIGHT: Hashable = ("midnight",)  # "today" (UTC) ends: the counts of today change
 STATUS_EVERY = 1.0  # seconds between STATUS= updates at most (SPEC §8)
 STATUS_ORDER = ("settling", "waiting", "held", "delivering", "retrying")
 
 
 class Publisher:
-    def __init__(self, clock: Callable[[], float]) -> None:
+    def __init__(self, clock: Callable[[], float],
+                 wall: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.page = StatusPage(clock=clock)
+        self._wall = wall
         self._text = ""
         self._status_at = float("-inf")
         self._status_changes = -1
@@ -36,7 +41,14 @@ class Publisher:
         self._page_hinted = True
 
     def schedule(self, journal: Journal, timers: Timers, now: float) -> None:
-        """After a turn: set the timers for what the journal's changes call for."""
+        """After a turn: set the timers for what the journal's changes call for, and for
+        the end of the UTC day, when "sent today" changes with no change of the journal."""
+        if timers.due_at(MIDNIGHT) is None:
+            wall = self._wall()
+            tomorrow = (wall + timedelta(days=1)).replace(hour=0, minute=0, second=0,
+                                                         microsecond=0)
+            # A due time on the loop's clock, worked out from the wall clock once a day.
+            timers.at(MIDNIGHT, now + (tomorrow - wall).total_seconds() + 1.0)
         if journal.changes != self._status_changes and timers.due_at(STATUS) is None:
             timers.at(STATUS, max(now, self._status_at + STATUS_EVERY))
         if (journal.changes != self._page_changes or self._page_hinted) \
@@ -47,7 +59,9 @@ class Publisher:
              candidates: Mapping[str, Candidate], now: float,
              refused: Mapping[str, str] | None = None) -> None:
         """A due timer: ours (STATUS, PAGE) is acted on, any other key ignored."""
-        if key == STATUS:
+        if key == MIDNIGHT:  # both views again, as if the journal had changed
+            self._status_changes, self._page_hinted = -1, True
+        elif key == STATUS:
             self._status_at = now
             self._publish_status(journal)
         elif key == PAGE:
