@@ -77,7 +77,8 @@ class Finisher:
         self.log = logs.get()
         # Moves that failed (a full disk, a share gone): per row, how many times
         # in a row, and the monotonic time before which it is not tried again.
-        self._move_faults: dict[int, tuple[int, float]] = {}
+        self._move_faults: dict[int, tuple[int, float]] = {}  # row -> (failures, due)
+        self.clock: Callable[[], float] = time.monotonic  # the loop's, when it has one
         # Bundles validated before their claim, by row id, until they are finished.
         # Written by the loop thread, taken by delivery workers (dict operations
         # are atomic); after a restart a row is not here and is validated again.
@@ -262,7 +263,7 @@ class Finisher:
         fault = self._move_faults.get(row_id)
         if fault is None:
             return None
-        left = fault[1] - time.monotonic()
+        left = fault[1] - self.clock()
         return left if left > 0 else None
 
     def _move_failed(self, row: Row, error: str,
@@ -273,7 +274,7 @@ class Finisher:
         cfg = self.s.delivery
         delay = max(cfg.retry_base_seconds, backoff(failures, cfg.retry_base_seconds,
                                                     cfg.retry_max_seconds, None))
-        self._move_faults[row.id] = (failures, time.monotonic() + delay)
+        self._move_faults[row.id] = (failures, self.clock() + delay)
         fields = {"last_error": error, "next_attempt_at": iso_in(delay)}
         if row.state in ("delivering", "retrying"):
             self.j.transition(row.id, "retrying", **fields)

@@ -90,7 +90,7 @@ class Service:
         self.workers = DeliveryWorkers(
             attempt=lambda row_id: self.pipeline.finish.attempt(row_id), schedule=self.schedule,
             wake=self._wake.set, stopping=lambda: self._stopping,
-            retry_max=lambda: self.settings.delivery.retry_max_seconds)
+            retry_max=lambda: self.settings.delivery.retry_max_seconds, clock=clock)
         self._reader = reader  # a test's own executor: reads on it, in this process
         self._readers: Readers | None = None  # the daemon's reader processes
         self._results: deque[tuple[str, Snapshot, Bundle | BaseException]] = deque()
@@ -275,6 +275,7 @@ class Service:
         restore_sent(self.journal, s.sent_dir, s.policy.duplicate_window_days)  # before sending
         self.pipeline = Pipeline(s, self.journal, self._deliverer(s))
         self.pipeline.finish.archive_later = self.workers.archive_later
+        self.pipeline.finish.clock = self.clock  # its move retries are scheduled on it
         if self._readers is not None:  # a claimed bundle read again after a restart too
             self.pipeline.finish.evaluate = self._readers.evaluate
             self.pipeline.assemble_many = self._readers.assemble_many
