@@ -13,8 +13,10 @@ import http.cookiejar
 import json
 import os
 import random
+import re
 import shutil
 import ssl
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
@@ -47,6 +49,11 @@ from daemon.names import folder_name_for_id
 RETRY_STATUSES = {408, 409, 425, 429}
 PAUSE_STATUSES = {401, 403, 404}
 BODY_LIMIT = 2000
+# An answer is read up to ANSWER_LIMIT bytes, and within the request's timeout in all
+# (a receiver that drips bytes, or sends without end, cannot hold a worker or the
+# memory); a 2xx JSON body over RECEIPT_JSON_LIMIT is kept as cut text.
+ANSWER_LIMIT = 1 << 20
+RECEIPT_JSON_LIMIT = 64 << 10
 INVOICE_TYPES = {"ubl": "application/xml", "svefaktura": "application/xml",
                  "pdf": "application/pdf", "other": "application/octet-stream"}
 
@@ -68,13 +75,12 @@ class Deliverer(Protocol):
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    """Retry-After as seconds: a number, or an HTTP date."""
+    """Retry-After as seconds: digits (RFC 9110: nothing else, not "1_000" nor "inf"),
+    or an HTTP date."""
     if not value:
         return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    if (digits := value.strip()).isascii() and digits.isdigit():
+        return float(digits)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -100,11 +106,52 @@ def backoff(attempt: int, base: float, cap: float, retry_after: float | None = N
     return delay
 
 
-def _body(response: httpx.Response, scrub: Callable[[str], str]) -> Any:
+def _decoded(raw: str) -> Any:
+    """A JSON answer decoded, or _NOT_JSON. Lone surrogates ("\\ud800") become U+FFFD:
+    they decode, but no UTF-8 file or database can hold them."""
     try:
-        return response.json()
+        value = json.loads(raw)
+    except (ValueError, RecursionError):  # RecursionError: nested thousands deep
+        return _NOT_JSON
+    return _valid_text(value) if "\\u" in raw or "\\U" in raw else value
+
+
+_NOT_JSON = object()
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _valid_text(value: Any) -> Any:
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_valid_text(str(k)): _valid_text(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_valid_text(v) for v in value]
+    return value
+
+
+def _body(response: httpx.Response, scrub: Callable[[str], str]) -> tuple[Any, Any]:
+    """A 2xx answer as kept in the receipt (JSON as JSON while it is small, anything
+    else as text cut to BODY_LIMIT), and its receipt_id (a string or a number)."""
+    raw = response.text
+    decoded = _decoded(raw)
+    receipt_id = decoded.get("receipt_id") if isinstance(decoded, dict) else None
+    if isinstance(receipt_id, bool) or not isinstance(receipt_id, str | int | float) or \
+            receipt_id != receipt_id or receipt_id in (float("inf"), float("-inf")):
+        receipt_id = None  # an object, a list, NaN: no receipt id anyone could quote
+    if decoded is _NOT_JSON or len(raw) > RECEIPT_JSON_LIMIT or not _finite(decoded):
+        return scrub(raw)[:BODY_LIMIT], receipt_id
+    return decoded, receipt_id
+
+
+def _finite(value: Any) -> bool:
+    """No NaN or infinity anywhere (JSON has none; Python's parser takes them): the
+    receipt must stay JSON that strict readers read."""
+    try:
+        json.dumps(value, allow_nan=False)
     except ValueError:
-        return scrub(response.text)[:BODY_LIMIT]
+        return False
+    return True
 
 
 def _same(text: str) -> str:
@@ -126,9 +173,8 @@ def _error_text(response: httpx.Response, scrub: Callable[[str], str]) -> str:
     """An error answer as kept: a JSON one decoded, scrubbed and written again (however
     it escaped its strings), anything else scrubbed whole; then cut to BODY_LIMIT."""
     raw = response.text
-    try:
-        decoded = json.loads(raw)
-    except ValueError:
+    decoded = _decoded(raw)
+    if decoded is _NOT_JSON:
         return scrub(raw)[:BODY_LIMIT]
     if scrub is _same:
         return raw[:BODY_LIMIT]
@@ -141,8 +187,7 @@ def classify(response: httpx.Response, scrub: Callable[[str], str] = _same) -> R
     the cut would split is still found whole."""
     status = response.status_code
     if 200 <= status < 300:
-        body = _body(response, scrub)
-        receipt_id = body.get("receipt_id") if isinstance(body, dict) else None
+        body, receipt_id = _body(response, scrub)
         return Receipt(status, body, str(receipt_id) if receipt_id is not None else None)
     text = _error_text(response, scrub)
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
@@ -253,6 +298,32 @@ def tls_verify(cfg: DeliveryConfig) -> bool | ssl.SSLContext:
     return context
 
 
+def read_answer(response: httpx.Response, seconds: float) -> None:
+    """Read and close the answer's body: at most ANSWER_LIMIT bytes (the rest is not
+    read), and within `seconds` of its status line — httpx's timeouts are per read, so a
+    receiver sending a byte a second would otherwise hold the worker for ever. (Not
+    from the request's start: a large bundle's upload on a slow line may take longer.)
+    A body that does not decode (a false Content-Encoding) is replaced by a line saying
+    so: the status line still decides what the answer means."""
+    deadline = time.monotonic() + seconds
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in response.iter_bytes():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= ANSWER_LIMIT:
+                break
+            if time.monotonic() > deadline:
+                raise httpx.ReadTimeout("the answer did not end in time", request=response.request)
+    except httpx.DecodingError as exc:
+        chunks = [f"(the answer's body could not be decoded: {exc})".encode()]
+    finally:
+        response.close()
+    # What Response.read() keeps; set here because the body is read by these rules.
+    response._content = b"".join(chunks)[:ANSWER_LIMIT]
+
+
 class _Encrypted(Exception):
     pass
 
@@ -332,7 +403,7 @@ class HttpDeliverer:
         if transport is None and not _proxies_from_environment() \
                 and not has_userinfo(cfg.url):
             # The transport the Client would make, made here so that a POST can go to
-            # it directly (`_send`).
+            # it directly (`send`).
             transport = httpx.HTTPTransport(verify=verify, limits=limits)
         # None: a proxy from the environment (HTTPS_PROXY …) applies, or the url holds a
         # user and password (Basic auth): the Client mounts the proxy (only when it makes
@@ -360,18 +431,17 @@ class HttpDeliverer:
             self._url = httpx.URL(self.cfg.url)  # raises InvalidURL, as a request would
         return self._url
 
-    def _send(self, request: httpx.Request) -> httpx.Response:
-        """The response, read whole. Client.send wraps the transport in what the daemon
-        does not use (auth flows, redirect and cookie handling, event hooks) at a cost
-        of ~0.2 ms of CPU a POST; without a proxy the request goes to the transport."""
+    def send(self, request: httpx.Request) -> httpx.Response:
+        """The response, its body read (read_answer). Client.send wraps the transport in
+        what the daemon does not use (auth flows, redirect and cookie handling, event
+        hooks) at a cost of ~0.2 ms of CPU a POST; without a proxy the request goes to
+        the transport."""
         if self._transport is None:
-            return self.client.send(request)
-        response = self._transport.handle_request(request)
-        response.request = request
-        try:
-            response.read()
-        finally:
-            response.close()
+            response = self.client.send(request, stream=True)
+        else:
+            response = self._transport.handle_request(request)
+            response.request = request
+        read_answer(response, self.cfg.timeout_seconds)
         return response
 
     def deliver(self, bundle: Bundle, manifest: dict[str, Any]) -> Receipt:
@@ -394,7 +464,7 @@ class HttpDeliverer:
                     "POST", self._post_url(), files=files,
                     headers={"Idempotency-Key": manifest["bundle_id"]})
                 request.stream = Coalesced(request.stream)  # type: ignore[arg-type]
-                response = self._send(request)
+                response = self.send(request)
             except (httpx.TransportError, httpx.InvalidURL) as exc:
                 raise self.failure(exc) from None
         return self.answer(response)
@@ -404,14 +474,14 @@ class HttpDeliverer:
         receiver said: an answer that echoes our headers would otherwise put them in
         the journal, the papers and the status page on the share (also ubl-embedded's)."""
         try:
-            receipt = classify(response, self._scrub if self._secrets else _same)
+            receipt = classify(response, self.scrub if self._secrets else _same)
         except DeliveryError as exc:
-            raise type(exc)(self._scrub(str(exc)), exc.status, self._scrub(exc.body),
+            raise type(exc)(self.scrub(str(exc)), exc.status, self.scrub(exc.body),
                             exc.retry_after) from None
         if not self._secrets:
             return receipt
-        return Receipt(receipt.status, scrub_json(receipt.body, self._scrub),
-                       receipt.receipt_id and self._scrub(receipt.receipt_id))
+        return Receipt(receipt.status, scrub_json(receipt.body, self.scrub),
+                       receipt.receipt_id and self.scrub(receipt.receipt_id))
 
     def failure(self, exc: httpx.TransportError | httpx.InvalidURL) -> Retryable | Paused:
         """What an httpx error on the way to the receiver means (also for ubl-embedded's
@@ -426,11 +496,11 @@ class HttpDeliverer:
             return Paused("the request could not be made: a header or the url is not "
                           "valid HTTP — check [delivery] token and url")
         if isinstance(exc, httpx.InvalidURL):
-            return Paused(self._scrub(f"[delivery] url is not usable: {exc}"))
-        return Retryable(self._scrub(f"cannot reach the receiver: "
+            return Paused(self.scrub(f"[delivery] url is not usable: {exc}"))
+        return Retryable(self.scrub(f"cannot reach the receiver: "
                                      f"{exc or type(exc).__name__}"))
 
-    def _scrub(self, text: str) -> str:
+    def scrub(self, text: str) -> str:
         for form in self._secrets:
             text = text.replace(form, "***")
         return text

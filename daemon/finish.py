@@ -28,7 +28,7 @@ from daemon.config import Settings
 from daemon.convert import materialise
 from daemon.deliver import Deliverer, backoff
 from daemon.einvoice import check_bundle
-from daemon.errors import InputError, Paused, Rejected, Retryable, describe
+from daemon.errors import InputError, OutboxdError, Paused, Rejected, Retryable, describe
 from daemon.fsops import is_regular_file
 from daemon.journal import (
     CLAIMING,
@@ -210,19 +210,7 @@ class Finisher:
                 "processing-damaged", exc.file, f"{exc.message} (it changed in the processing "
                 "folder)")])
         except (Retryable, Paused) as exc:
-            paused = isinstance(exc, Paused)
-            cfg = self.s.delivery
-            delay = backoff(attempts, cfg.retry_base_seconds, cfg.retry_max_seconds,
-                            exc.retry_after)
-            if paused:
-                delay = max(delay, cfg.retry_max_seconds)
-            error = str(exc) + (f": {exc.body[:200]}" if exc.body else "")
-            self.j.transition(row_id, "retrying", durable=False, attempts=attempts,
-                              last_error=error, next_attempt_at=iso_in(delay))
-            (log.error if paused else log.warning)(
-                "delivery paused: configuration problem" if paused else "delivery failed; "
-                "will retry", error=error, attempts=attempts, retry_in=round(delay, 3))
-            return delay
+            return self._retry_later(row_id, attempts, exc, log)
         except Rejected as exc:
             if not counted:
                 count()
@@ -231,6 +219,15 @@ class Finisher:
             return self.quarantine(row_id, [Finding(
                 "rejected", row.invoice_file, f"{exc}: {exc.body} — fix what the receiver "
                 "names, then move the bundle back into the outbox")])
+        except OutboxdError:
+            raise  # the journal's own (the workers retry it), or a deliverer's said plainly
+        except Exception as exc:  # noqa: BLE001 - an answer or a fault nobody foresaw
+            # Counted and explained like any failed attempt (status shows it), with the
+            # traceback once in the log, instead of an attempt that left no trace.
+            log.exception("unexpected error while delivering; will retry")
+            scrub = getattr(self.d, "scrub", lambda text: text)
+            return self._retry_later(row_id, attempts, Retryable(scrub(
+                f"unexpected error while delivering ({type(exc).__name__}: {exc})")), log)
         record = {"manifest": manifest, "response": receipt.as_dict(), "attempts": attempts,
                   "delivered_at": now_iso()}
         # The archive folder is chosen and recorded with the receipt, in one
@@ -251,6 +248,23 @@ class Finisher:
         return self.archive_sent(row_id, replace(
             row, state=DELIVERED, bundle_id=manifest["bundle_id"], next_attempt_at=None,
             **written))
+
+    def _retry_later(self, row_id: int, attempts: int, exc: Retryable | Paused,
+                     log: Any) -> float:
+        """An attempt that failed for now: recorded with why and when the next comes."""
+        paused = isinstance(exc, Paused)
+        cfg = self.s.delivery
+        delay = backoff(attempts, cfg.retry_base_seconds, cfg.retry_max_seconds,
+                        exc.retry_after)
+        if paused:
+            delay = max(delay, cfg.retry_max_seconds)
+        error = str(exc) + (f": {exc.body[:200]}" if exc.body else "")
+        self.j.transition(row_id, "retrying", durable=False, attempts=attempts,
+                          last_error=error, next_attempt_at=iso_in(delay))
+        (log.error if paused else log.warning)(
+            "delivery paused: configuration problem" if paused else "delivery failed; "
+            "will retry", error=error, attempts=attempts, retry_in=round(delay, 3))
+        return delay
 
     # -- moves that may fail: retried here, on a back-off of their own ----------
     def _work_present(self, row: Row) -> bool:
@@ -312,7 +326,8 @@ class Finisher:
                              f"delivered (receipt {row.receipt_id}), but cannot be archived in")
         if not isinstance(placed, Path):
             return placed
-        self.j.transition(row_id, "sent", durable=False, archive_dir=str(placed))
+        self.j.transition(row_id, "sent", durable=False, archive_dir=str(placed),
+                          last_error=None)  # a failed move before this one is over
         # The manifest's warnings go with this one line, at warning level: one log
         # record per bundle sent, also when only the archive was left after a restart.
         warnings = (response.get("manifest") or {}).get("warnings") or []

@@ -15,9 +15,11 @@ import json
 import os
 import random
 import re
+import socket
 import ssl
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -176,6 +178,41 @@ class Recorder:
         return httpx.Response(201, json={"receipt_id": "rcpt-1"})
 
 
+@contextlib.contextmanager
+def _raw_server(reply: Any) -> Iterator[int]:
+    """A receiver on 127.0.0.1 that reads each request whole and then lets `reply(sock)`
+    write whatever bytes it likes as the answer; yields its port."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                head, _, body = data.partition(b"\r\n\r\n")
+                length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+                while len(body) < length:
+                    body += conn.recv(65536)
+                with contextlib.suppress(OSError):
+                    reply(conn)
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        listener.close()
+
+
+def _http(status: str, headers: str, body: bytes) -> bytes:
+    return f"HTTP/1.1 {status}\r\n{headers}Content-Length: {len(body)}\r\n\r\n".encode() + body
+
+
 def send(tmp_path: Path, cfg: DeliveryConfig | None = None, handler: Any = None,
          real: bool = False) -> tuple[Receipt, Recorder, Bundle, dict[str, Any]]:
     """One delivery of make_bundle; through `handler` on a MockTransport, or with
@@ -190,6 +227,85 @@ def send(tmp_path: Path, cfg: DeliveryConfig | None = None, handler: Any = None,
     finally:
         d.close()
     return receipt, rec, bundle, manifest
+
+
+class TestAnswersThatMisbehave:
+    """Answers a receiver should not give: each ends as an outcome the status line
+    decides, never as an exception that leaves the bundle stuck (network audit)."""
+
+    def test_a_2xx_whose_body_does_not_decode_is_still_a_receipt(self, tmp_path: Path) -> None:
+        """201 with a false Content-Encoding: gzip. The receiver has the bundle: a receipt,
+        with a body that says the answer could not be decoded."""
+        answer = _http("201 Created", "Content-Encoding: gzip\r\n", b"notgzip!!!")
+        with _raw_server(lambda c: c.sendall(answer)) as port:
+            receipt, _, _, _ = send(tmp_path, http_cfg(url=f"http://127.0.0.1:{port}/b"),
+                                    real=True)
+        assert receipt.status == 201 and receipt.receipt_id is None
+        assert "could not be decoded" in receipt.body
+
+    @pytest.mark.parametrize("status", [201, 400])
+    def test_json_nested_beyond_the_parser_is_kept_as_text(self, tmp_path: Path,
+                                                           status: int) -> None:
+        """JSON nested 100,000 deep (Python's parser gives up with RecursionError): a 201
+        is a receipt, a 400 a rejection, each with the text cut to BODY_LIMIT."""
+        body = b"[" * 100_000
+        answer = _http(f"{status} X", "Content-Type: application/json\r\n", body)
+        with _raw_server(lambda c: c.sendall(answer)) as port:
+            cfg = http_cfg(url=f"http://127.0.0.1:{port}/b")
+            if status == 201:
+                receipt, _, _, _ = send(tmp_path, cfg, real=True)
+                assert receipt.body == "[" * BODY_LIMIT
+            else:
+                with pytest.raises(Rejected) as info:
+                    send(tmp_path, cfg, real=True)
+                assert info.value.body == "[" * BODY_LIMIT
+
+    def test_a_lone_surrogate_in_a_json_answer_becomes_a_replacement_character(
+            self, tmp_path: Path) -> None:
+        """{"receipt_id": "\\ud800"} decodes to text no UTF-8 file or database holds:
+        it is kept as U+FFFD, with a token set (whose scrub writes the JSON again)."""
+        answer = _http("201 Created", "Content-Type: application/json\r\n",
+                       b'{"receipt_id": "R-\\ud800", "note": "x\\udfff"}')
+        with _raw_server(lambda c: c.sendall(answer)) as port:
+            receipt, _, _, _ = send(tmp_path, http_cfg(url=f"http://127.0.0.1:{port}/b",
+                                                       token="s3cret-token"), real=True)
+        assert receipt.receipt_id == "R-\ufffd" and receipt.body["note"] == "x\ufffd"
+        json.dumps(receipt.as_dict(), ensure_ascii=False).encode("utf-8")  # storable
+
+    def test_an_answer_that_drips_ends_within_the_timeout(self, tmp_path: Path) -> None:
+        """201 whose body comes a byte every 0.3 s without end: httpx's timeouts are per
+        read, so only the request's own deadline (timeout_seconds = 1) ends it — as a
+        retry, about a second later, not never."""
+        def drip(conn: socket.socket) -> None:
+            conn.sendall(b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n")
+            while True:
+                conn.sendall(b"1\r\nx\r\n")
+                threading.Event().wait(0.3)  # the receiver's pace, not a synchronisation
+        with _raw_server(drip) as port:
+            started = time.monotonic()
+            with pytest.raises(Retryable) as info:
+                send(tmp_path, http_cfg(url=f"http://127.0.0.1:{port}/b", timeout_seconds=1),
+                     real=True)
+        assert "timed out" in str(info.value) and time.monotonic() - started < 5
+
+    def test_a_huge_2xx_body_is_read_to_a_limit_and_kept_cut(self, tmp_path: Path) -> None:
+        """201 with 5 MB of JSON: at most ANSWER_LIMIT is read, and the receipt keeps the
+        first BODY_LIMIT characters as text (a 31 MB receipt.json and journal row before)."""
+        body = json.dumps({"receipt_id": "R-1", "pad": "x" * 5_000_000}).encode()
+        answer = _http("201 Created", "Content-Type: application/json\r\n", body)
+        with _raw_server(lambda c: c.sendall(answer)) as port:
+            receipt, _, _, _ = send(tmp_path, http_cfg(url=f"http://127.0.0.1:{port}/b"),
+                                    real=True)
+        assert receipt.status == 201 and isinstance(receipt.body, str)
+        assert len(receipt.body) == BODY_LIMIT and receipt.body.startswith('{"receipt_id"')
+
+    def test_a_receipt_id_that_is_no_string_or_number_is_none(self) -> None:
+        """An object, a list, true or NaN as receipt_id: no receipt id anyone could quote;
+        NaN anywhere makes the body text, so that receipt.json stays strict JSON."""
+        for odd in ({"a": 1}, [1], True):
+            assert classify(response(201, json_body={"receipt_id": odd})).receipt_id is None
+        nan = classify(response(201, b'{"receipt_id": "R-1", "n": NaN}'))
+        assert nan.receipt_id == "R-1" and isinstance(nan.body, str)
 
 
 # ------------------------------------------------------------------ classify
@@ -252,10 +368,14 @@ class TestClassify:
         assert info.value.retry_after is not None and 80 <= info.value.retry_after <= 91
 
     def test_retry_after_garbage_and_past(self) -> None:
-        """An unparsable Retry-After is ignored; one in the past is 0."""
+        """An unparsable Retry-After is ignored; one in the past is 0. Only digits are
+        seconds (RFC 9110): "1_000", "inf", "nan", "-5" or other scripts' digits, which
+        Python's float() takes, are ignored too."""
         assert parse_retry_after("soon-ish") is None
         assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
-        assert parse_retry_after("-5") == 0.0
+        for odd in ("-5", "1_000", "inf", "nan", "1e3", "\u0661\u0662"):
+            assert parse_retry_after(odd) is None, odd
+        assert parse_retry_after(" 120 ") == 120.0
 
     @pytest.mark.parametrize("status", [400, 413, 415, 422])
     def test_other_4xx_rejected_with_truncated_body(self, status: int) -> None:

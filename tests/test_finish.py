@@ -330,7 +330,7 @@ def test_a_full_disk_while_writing_a_converted_image_is_retried_not_quarantined(
     p.finish.clock = lambda: later  # the loop's clock, an hour on
     assert p.finish.attempt(row) is None
     [entry] = s.sent_dir.glob("*/*")
-    assert p.j.get(row).state == "sent"
+    assert p.j.get(row).state == "sent" and p.j.get(row).last_error is None
     assert (entry / "INV-1.converted" / "scan.pdf").read_bytes().startswith(b"%PDF")
 
 
@@ -350,3 +350,56 @@ def test_an_image_changed_in_processing_before_its_conversion_is_quarantined_as_
     assert done.state == "quarantined"
     [reason] = done.reasons
     assert reason["code"] == "processing-damaged" and reason["file"] == "INV-1/scan.png"
+
+
+class Explodes:
+    """A deliverer that fails in a way nobody foresaw (the network audit found answers
+    that did: a body that does not decode, JSON nested beyond the parser)."""
+
+    def deliver(self, bundle: Bundle, manifest: dict[str, Any]) -> Receipt:
+        raise ValueError("something odd in the answer of s3cret")
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_unforeseen_failure_of_an_attempt_is_counted_explained_and_retried(
+        tmp_path: Path) -> None:
+    """Before, such an exception left the row `delivering`, attempts 0, no error: stuck
+    without a word in status, posted again at every retry_max_seconds. Now it is an
+    attempt like any failed one: counted, its error in the journal, a back-off, and the
+    traceback once in the log."""
+    p, _, row = claimed(tmp_path)
+    p.finish.d = Explodes()
+    with capture_logs() as logs:
+        delay = p.finish.attempt(row)
+    after = p.j.get(row)
+    assert delay is not None and delay > 0
+    assert (after.state, after.attempts) == ("retrying", 1)
+    assert "unexpected error while delivering (ValueError: something odd" in \
+        (after.last_error or "")
+    assert any(e["event"].startswith("unexpected error") and e.get("exc_info")
+               for e in logs)
+
+
+def test_a_bundle_archived_after_a_failed_move_is_sent_without_the_old_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Delivered, its move into sent/ failing once (a full disk), then done: the row is
+    `sent` with no last_error (before, `status --json` kept "cannot be archived")."""
+    from daemon import finish
+
+    p, _, row = claimed(tmp_path)
+    real_place = finish.place
+    calls: list[int] = []
+
+    def full_once(*args: Any, **kwargs: Any) -> Path:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_place(*args, **kwargs)
+    monkeypatch.setattr(finish, "place", full_once)
+    assert p.finish.attempt(row) is not None  # delivered, not archived: retried
+    assert "cannot be archived" in (p.j.get(row).last_error or "")
+    p.finish.clock = lambda: 1e9  # its back-off over
+    assert p.finish.attempt(row) is None
+    assert (p.j.get(row).state, p.j.get(row).last_error) == ("sent", None)

@@ -71,6 +71,10 @@ class EmbeddedDeliverer:
             self.inner = HttpDeliverer(cfg, transport)
         self.progress: Progress | None = None
 
+    def scrub(self, text: str) -> str:
+        """The token and the url's password taken out of a text (the HTTP transport's)."""
+        return self.inner.scrub(text) if isinstance(self.inner, HttpDeliverer) else text
+
     def bind_journal(self, progress: Progress) -> None:
         self.progress = progress
 
@@ -135,7 +139,8 @@ class EmbeddedDeliverer:
         headers = {"Content-Type": "application/xml", "Idempotency-Key": key,
                    "X-Outboxd-Bundle-Id": bid}
         try:
-            response = self.inner.client.post(self.cfg.url, content=doc.data, headers=headers)
+            response = self.inner.send(self.inner.client.build_request(
+                "POST", self.cfg.url, content=doc.data, headers=headers))
         except (httpx.TransportError, httpx.InvalidURL) as exc:
             raise self.inner.failure(exc) from None
         try:
