@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 
 from daemon import statuspage
 from daemon.config import Settings
-from daemon.journal import Journal, now_iso
+from daemon.journal import Journal, now_iso, parse_iso
 from daemon.release import Idle
 from daemon.statuspage import StatusPage, render
 
@@ -63,8 +63,10 @@ def fill(j: Journal) -> None:
 
 def test_each_bundle_appears_in_its_section_and_names_are_text(journal: Journal) -> None:
     fill(journal)
-    text = render(journal.recent(), [Idle("x.send-anyway", "no invoice file x.*")],
-                  datetime.now(UTC))
+    rows = journal.recent()
+    # "Today" as the rows were written, not as the host's clock says by now (midnight).
+    written = parse_iso(next(r.since for r in rows if r.invoice_file == "ok.xml"))
+    text = render(rows, [Idle("x.send-anyway", "no invoice file x.*")], written)
     page = Page(text)
     assert "wait.xml" in page.text["waiting"] and "W-1" in page.text["waiting"]
     assert "x.send-anyway" in page.text["waiting"] + page.text["releases"]
