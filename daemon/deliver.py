@@ -11,6 +11,7 @@ import base64
 import email.utils
 import http.cookiejar
 import json
+import math
 import os
 import random
 import re
@@ -49,9 +50,9 @@ from daemon.names import folder_name_for_id
 RETRY_STATUSES = {408, 409, 425, 429}
 PAUSE_STATUSES = {401, 403, 404}
 BODY_LIMIT = 2000
-# An answer is read up to ANSWER_LIMIT bytes, and within the request's timeout in all
-# (a receiver that drips bytes, or sends without end, cannot hold a worker or the
-# memory); a 2xx JSON body over RECEIPT_JSON_LIMIT is kept as cut text.
+# An answer's body is read up to ANSWER_LIMIT bytes, and within timeout_seconds of its
+# status line (a receiver that drips bytes, or sends without end, cannot hold a worker
+# or the memory); a 2xx JSON body over RECEIPT_JSON_LIMIT is kept as cut text.
 ANSWER_LIMIT = 1 << 20
 RECEIPT_JSON_LIMIT = 64 << 10
 INVOICE_TYPES = {"ubl": "application/xml", "svefaktura": "application/xml",
@@ -130,18 +131,25 @@ def _valid_text(value: Any) -> Any:
     return value
 
 
-def _body(response: httpx.Response, scrub: Callable[[str], str]) -> tuple[Any, Any]:
+def _body(response: httpx.Response, scrub: Callable[[str], str]) -> tuple[Any, str | None]:
     """A 2xx answer as kept in the receipt (JSON as JSON while it is small, anything
-    else as text cut to BODY_LIMIT), and its receipt_id (a string or a number)."""
+    else as text cut to BODY_LIMIT), and its receipt_id."""
     raw = response.text
     decoded = _decoded(raw)
-    receipt_id = decoded.get("receipt_id") if isinstance(decoded, dict) else None
-    if isinstance(receipt_id, bool) or not isinstance(receipt_id, str | int | float) or \
-            receipt_id != receipt_id or receipt_id in (float("inf"), float("-inf")):
-        receipt_id = None  # an object, a list, NaN: no receipt id anyone could quote
     if decoded is _NOT_JSON or len(raw) > RECEIPT_JSON_LIMIT or not _finite(decoded):
-        return scrub(raw)[:BODY_LIMIT], receipt_id
-    return decoded, receipt_id
+        return scrub(raw)[:BODY_LIMIT], _receipt_id(decoded)
+    return decoded, _receipt_id(decoded)
+
+
+def _receipt_id(decoded: Any) -> str | None:
+    """A string or a finite number; an object, a list, true or NaN is no receipt id
+    anyone could quote."""
+    value = decoded.get("receipt_id") if isinstance(decoded, dict) else None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return str(value)
+    return None
 
 
 def _finite(value: Any) -> bool:
@@ -187,8 +195,7 @@ def classify(response: httpx.Response, scrub: Callable[[str], str] = _same) -> R
     the cut would split is still found whole."""
     status = response.status_code
     if 200 <= status < 300:
-        body, receipt_id = _body(response, scrub)
-        return Receipt(status, body, str(receipt_id) if receipt_id is not None else None)
+        return Receipt(status, *_body(response, scrub))
     text = _error_text(response, scrub)
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
     if status in RETRY_STATUSES or status >= 500:

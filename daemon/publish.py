@@ -58,7 +58,7 @@ class Publisher:
     def fire(self, key: Hashable, journal: Journal, settings: Settings,
              candidates: Mapping[str, Candidate], now: float,
              refused: Mapping[str, str] | None = None) -> None:
-        """A due timer: ours (STATUS, PAGE) is acted on, any other key ignored."""
+        """A due timer: ours (STATUS, PAGE, MIDNIGHT) is acted on, any other key ignored."""
         if key == MIDNIGHT:  # both views again, as if the journal had changed
             self._status_changes, self._page_hinted = -1, True
         elif key == STATUS:
