@@ -110,12 +110,12 @@ def _written_folders(settings: Settings) -> tuple[tuple[Path, str], ...]:
 
 def prepare_folders(settings: Settings) -> None:
     """Create the folders the daemon writes to (the outbox itself must exist)."""
-    for folder, _ in _written_folders(settings):
+    for folder, key in _written_folders(settings):
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise ConfigError(f"cannot create {folder}: {exc.strerror} — create it or fix "
-                              "[paths]") from None
+            raise ConfigError(f"{key}: cannot create {folder}: {exc.strerror} — create it "
+                              f"or fix {key}") from None
     if (apart := _processing_apart(settings)) is not None:
         raise ConfigError(apart)
 
