@@ -108,6 +108,9 @@ def _written_folders(settings: Settings) -> tuple[tuple[Path, str], ...]:
             (settings.paths.state_dir, "[paths] state_dir"))
 
 
+_NOT_WRITABLE = "is not writable by this user, or is on a read-only file system"
+
+
 def prepare_folders(settings: Settings) -> None:
     """Create the folders the daemon writes to (the outbox itself must exist)."""
     for folder, key in _written_folders(settings):
@@ -116,6 +119,12 @@ def prepare_folders(settings: Settings) -> None:
         except OSError as exc:
             raise ConfigError(f"{key}: cannot create {folder}: {exc.strerror} — create it "
                               f"or fix {key}") from None
+        # One that exists already may still refuse every write (its owner, a read-only
+        # mount, a systemd sandbox): found now, not at the first archive.
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ConfigError(f"{key}: cannot write in {folder}: it {_NOT_WRITABLE} — give the "
+                              f"daemon's user write access (under systemd: add it to "
+                              f"ReadWritePaths=), or fix {key}")
     if (apart := _processing_apart(settings)) is not None:
         raise ConfigError(apart)
 
@@ -158,8 +167,8 @@ def folder_problems(settings: Settings) -> list[str]:
                             f"fix {key}")
         elif not os.access(start, os.W_OK | os.X_OK):
             problems.append(f"{key}: cannot {'write in' if start == folder else 'create'} "
-                            f"{folder}: {what} is not writable by this user — give the "
-                            f"daemon's user write access, or fix {key}")
+                            f"{folder}: {what} {_NOT_WRITABLE} — give the daemon's user "
+                            f"write access, or fix {key}")
     if (apart := _processing_apart(settings)) is not None:
         problems.append(apart)
     return problems

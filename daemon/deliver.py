@@ -50,7 +50,7 @@ from daemon.names import folder_name_for_id
 RETRY_STATUSES = {408, 409, 425, 429}
 PAUSE_STATUSES = {401, 403, 404}
 BODY_LIMIT = 2000
-# An answer's body is read up to ANSWER_LIMIT bytes, and within timeout_seconds of its
+# An answer's body is read up to ANSWER_LIMIT bytes, and for timeout_seconds after its
 # status line (a receiver that drips bytes, or sends without end, cannot hold a worker
 # or the memory); a 2xx JSON body over RECEIPT_JSON_LIMIT is kept as cut text.
 ANSWER_LIMIT = 1 << 20
@@ -107,59 +107,57 @@ def backoff(attempt: int, base: float, cap: float, retry_after: float | None = N
     return delay
 
 
-def _decoded(raw: str) -> Any:
-    """A JSON answer decoded, or _NOT_JSON. Lone surrogates ("\\ud800") become U+FFFD:
-    they decode, but no UTF-8 file or database can hold them."""
+def _decoded(content: bytes) -> Any:
+    """A JSON answer decoded from its bytes (a byte-order mark, UTF-16 or UTF-32 as JSON
+    allows), or _NOT_JSON: also for NaN or infinity, which strict readers of the receipt
+    could not read, and for nesting past the parser. Lone surrogates ("\\ud800") become
+    U+FFFD: they decode, but no UTF-8 file or database can hold them."""
     try:
-        value = json.loads(raw)
+        value = json.loads(content, parse_constant=_not_finite, parse_float=_finite_float)
     except (ValueError, RecursionError):  # RecursionError: nested thousands deep
         return _NOT_JSON
-    return _valid_text(value) if "\\u" in raw or "\\U" in raw else value
+    if b"\\u" in content or b"\\U" in content:
+        return scrub_json(value, _no_lone_surrogates)
+    return value
 
 
 _NOT_JSON = object()
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _valid_text(value: Any) -> Any:
-    if isinstance(value, str):
-        return _LONE_SURROGATE.sub("\ufffd", value)
-    if isinstance(value, dict):
-        return {_valid_text(str(k)): _valid_text(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_valid_text(v) for v in value]
+def _not_finite(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999
+        raise ValueError(f"{text} is not a finite number")
     return value
+
+
+def _no_lone_surrogates(text: str) -> str:
+    return _LONE_SURROGATE.sub("\ufffd", text)
 
 
 def _body(response: httpx.Response, scrub: Callable[[str], str]) -> tuple[Any, str | None]:
     """A 2xx answer as kept in the receipt (JSON as JSON while it is small, anything
     else as text cut to BODY_LIMIT), and its receipt_id."""
-    raw = response.text
-    decoded = _decoded(raw)
-    if decoded is _NOT_JSON or len(raw) > RECEIPT_JSON_LIMIT or not _finite(decoded):
-        return scrub(raw)[:BODY_LIMIT], _receipt_id(decoded)
+    decoded = _decoded(response.content)
+    if decoded is _NOT_JSON or len(response.content) > RECEIPT_JSON_LIMIT:
+        return scrub(response.text)[:BODY_LIMIT], _receipt_id(decoded)
     return decoded, _receipt_id(decoded)
 
 
 def _receipt_id(decoded: Any) -> str | None:
-    """A string or a finite number; an object, a list, true or NaN is no receipt id
-    anyone could quote."""
+    """A string or a number; an object, a list or true is no receipt id anyone could
+    quote."""
     value = decoded.get("receipt_id") if isinstance(decoded, dict) else None
     if isinstance(value, str):
         return value
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+    if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     return None
-
-
-def _finite(value: Any) -> bool:
-    """No NaN or infinity anywhere (JSON has none; Python's parser takes them): the
-    receipt must stay JSON that strict readers read."""
-    try:
-        json.dumps(value, allow_nan=False)
-    except ValueError:
-        return False
-    return True
 
 
 def _same(text: str) -> str:
@@ -180,12 +178,11 @@ def scrub_json(value: Any, scrub: Callable[[str], str]) -> Any:
 def _error_text(response: httpx.Response, scrub: Callable[[str], str]) -> str:
     """An error answer as kept: a JSON one decoded, scrubbed and written again (however
     it escaped its strings), anything else scrubbed whole; then cut to BODY_LIMIT."""
-    raw = response.text
-    decoded = _decoded(raw)
-    if decoded is _NOT_JSON:
-        return scrub(raw)[:BODY_LIMIT]
     if scrub is _same:
-        return raw[:BODY_LIMIT]
+        return response.text[:BODY_LIMIT]
+    decoded = _decoded(response.content)
+    if decoded is _NOT_JSON:
+        return scrub(response.text)[:BODY_LIMIT]
     return json.dumps(scrub_json(decoded, scrub), ensure_ascii=False)[:BODY_LIMIT]
 
 
@@ -306,29 +303,31 @@ def tls_verify(cfg: DeliveryConfig) -> bool | ssl.SSLContext:
 
 
 def read_answer(response: httpx.Response, seconds: float) -> None:
-    """Read and close the answer's body: at most ANSWER_LIMIT bytes (the rest is not
-    read), and within `seconds` of its status line — httpx's timeouts are per read, so a
-    receiver sending a byte a second would otherwise hold the worker for ever. (Not
-    from the request's start: a large bundle's upload on a slow line may take longer.)
-    A body that does not decode (a false Content-Encoding) is replaced by a line saying
-    so: the status line still decides what the answer means."""
+    """Read and close the answer's body: at most ANSWER_LIMIT bytes, and for at most
+    `seconds` after its status line (httpx's timeouts are per read: a receiver sending a
+    byte a second would hold the worker for ever). What is left is not read, and a body
+    that does not decode (a false Content-Encoding) is replaced: a line says so, and the
+    status line decides what the answer means, as for any other answer."""
     deadline = time.monotonic() + seconds
     chunks: list[bytes] = []
     size = 0
     try:
         for chunk in response.iter_bytes():
-            chunks.append(chunk)
-            size += len(chunk)
+            chunks.append(chunk[:ANSWER_LIMIT - size])
+            size += len(chunks[-1])
             if size >= ANSWER_LIMIT:
+                chunks.append(f" (the answer was cut at {ANSWER_LIMIT} bytes)".encode())
                 break
             if time.monotonic() > deadline:
-                raise httpx.ReadTimeout("the answer did not end in time", request=response.request)
+                chunks.append(f" (the answer did not end within {seconds:g} s; the rest "
+                              "was not read)".encode())
+                break
     except httpx.DecodingError as exc:
         chunks = [f"(the answer's body could not be decoded: {exc})".encode()]
     finally:
         response.close()
     # What Response.read() keeps; set here because the body is read by these rules.
-    response._content = b"".join(chunks)[:ANSWER_LIMIT]
+    response._content = b"".join(chunks)
 
 
 class _Encrypted(Exception):
@@ -390,7 +389,9 @@ class HttpDeliverer:
 
     def __init__(self, cfg: DeliveryConfig, transport: httpx.BaseTransport | None = None) -> None:
         self.cfg = cfg
-        headers = {"User-Agent": f"outboxd/{__version__}"}
+        # identity: an answer is a few hundred bytes; a compressed one could unpack to
+        # gigabytes before read_answer's limit is reached.
+        headers = {"User-Agent": f"outboxd/{__version__}", "Accept-Encoding": "identity"}
         token = cfg.bearer_token()
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -432,7 +433,7 @@ class HttpDeliverer:
     def close(self) -> None:
         self.client.close()
 
-    def _post_url(self) -> httpx.URL:
+    def post_url(self) -> httpx.URL:
         if self._url is None:
             assert self.cfg.url is not None  # config guarantees it for transport = "http"
             self._url = httpx.URL(self.cfg.url)  # raises InvalidURL, as a request would
@@ -468,7 +469,7 @@ class HttpDeliverer:
                               stack.enter_context(open_regular(path, att.rel)), ctype)))
             try:
                 request = self.client.build_request(
-                    "POST", self._post_url(), files=files,
+                    "POST", self.post_url(), files=files,
                     headers={"Idempotency-Key": manifest["bundle_id"]})
                 request.stream = Coalesced(request.stream)  # type: ignore[arg-type]
                 response = self.send(request)

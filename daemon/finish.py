@@ -8,6 +8,7 @@ it takes effect, so `recover()` can always tell what was under way.
 from __future__ import annotations
 
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -26,7 +27,7 @@ from daemon.bundle import Bundle, Finding
 from daemon.claim import finish_claim, moved_candidate
 from daemon.config import Settings
 from daemon.convert import materialise
-from daemon.deliver import Deliverer, backoff
+from daemon.deliver import BODY_LIMIT, Deliverer, backoff
 from daemon.einvoice import check_bundle
 from daemon.errors import InputError, OutboxdError, Paused, Rejected, Retryable, describe
 from daemon.fsops import is_regular_file
@@ -199,10 +200,11 @@ class Finisher:
                    or row.bundle_id != manifest["bundle_id"])
         if counted:
             count()
-        if (bind_journal := getattr(self.d, "bind_journal", None)) is not None:
+        deliverer = self.d  # this attempt's, also if a reload replaces it meanwhile
+        if (bind_journal := getattr(deliverer, "bind_journal", None)) is not None:
             bind_journal(self.j)  # ubl-embedded: documents already accepted (SPEC §5.4)
         try:
-            receipt = self.d.deliver(bundle, manifest)
+            receipt = deliverer.deliver(bundle, manifest)
         except InputError as exc:
             if not counted:
                 count()
@@ -223,11 +225,14 @@ class Finisher:
             raise  # the journal's own (the workers retry it), or a deliverer's said plainly
         except Exception as exc:  # noqa: BLE001 - an answer or a fault nobody foresaw
             # Counted and explained like any failed attempt (status shows it), with the
-            # traceback once in the log, instead of an attempt that left no trace.
-            log.exception("unexpected error while delivering; will retry")
-            scrub = getattr(self.d, "scrub", lambda text: text)
-            return self._retry_later(row_id, attempts, Retryable(scrub(
-                f"unexpected error while delivering ({type(exc).__name__}: {exc})")), log)
+            # traceback once in the log, instead of an attempt that left no trace; both
+            # without the token, which an exception's text may quote.
+            scrub = getattr(deliverer, "scrub", str)
+            error = scrub(f"unexpected error while delivering ({type(exc).__name__}: "
+                          f"{exc})")[:BODY_LIMIT]
+            log.error("unexpected error while delivering", error=error,
+                      traceback=scrub("".join(traceback.format_exception(exc))))
+            return self._retry_later(row_id, attempts, Retryable(error), log)
         record = {"manifest": manifest, "response": receipt.as_dict(), "attempts": attempts,
                   "delivered_at": now_iso()}
         # The archive folder is chosen and recorded with the receipt, in one

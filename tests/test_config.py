@@ -721,6 +721,27 @@ def test_processing_on_another_file_system_than_the_outbox_stops_the_start(
         update={"processing": None})}))
 
 
+def test_a_folder_that_exists_but_refuses_writes_stops_the_start(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sent/ that exists but cannot be written (a read-only mount, a folder outside the
+    unit's ReadWritePaths=, another owner; faked here, as root may write anywhere): run
+    refuses at start naming the key, instead of failing at every archive later."""
+    from daemon.config_load import prepare_folders
+    outbox, sent = tmp_path / "outbox", tmp_path / "sent"
+    outbox.mkdir()
+    sent.mkdir()
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: Path(path) != sent
+                        and real(path, mode, **kw))
+    s = Settings(outbox={"path": str(outbox)},
+                 paths={"state_dir": str(tmp_path / "state"), "sent": str(sent)},
+                 delivery={"url": "http://127.0.0.1:9/x"})
+    with pytest.raises(ConfigError) as info:
+        prepare_folders(s)
+    assert f"[paths] sent: cannot write in {sent}" in str(info.value)
+    assert "read-only" in str(info.value) and "ReadWritePaths=" in str(info.value)
+
+
 def test_a_poll_interval_below_a_twentieth_of_a_second_is_refused(
         tmp_path: Path, outbox: Path) -> None:
     """poll_interval_seconds = 1e-9 would make polling a busy loop (each poll stats every

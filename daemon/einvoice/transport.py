@@ -140,7 +140,7 @@ class EmbeddedDeliverer:
                    "X-Outboxd-Bundle-Id": bid}
         try:
             response = self.inner.send(self.inner.client.build_request(
-                "POST", self.cfg.url, content=doc.data, headers=headers))
+                "POST", self.inner.post_url(), content=doc.data, headers=headers))
         except (httpx.TransportError, httpx.InvalidURL) as exc:
             raise self.inner.failure(exc) from None
         try:
