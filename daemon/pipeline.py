@@ -85,6 +85,7 @@ class Pipeline(Claims):
         """Take a reloaded configuration; returns the old deliverer for the caller to close."""
         self.s = self.finish.s = settings
         self.tracker.settle_seconds = settings.outbox.settle_seconds
+        self._due.clear()  # each wait's deadline read again (the wall clock may be right now)
         old, self.finish.d = self.finish.d, deliverer
         return old
 
@@ -103,17 +104,21 @@ class Pipeline(Claims):
             if row:
                 self._live(row, key, "gone", detail="the invoice file left the outbox")
             return Next(gone=True)
-        first = self.tracker.last(key) is None
+        last = self.tracker.last(key)
+        first = last is None
         settled = self.tracker.observe(key, snap, now)
         marker_missing = (self.s.outbox.completion == "marker"
                           and not os.path.lexists(cand.marker))
         if not settled or marker_missing:
-            # A row taken over from the journal keeps its state (and `since`) until it is
-            # decided again: a restart is no change of the files.
-            if key not in self._resumed:
-                self._live(row, key, "settling")
             # An in-progress name or a missing marker ends with an event, not a time.
             quiet = not snap.busy and not marker_missing
+            # A row taken over from the journal keeps its state (and `since`) while its
+            # files, as found at start, settle quietly: a restart is no change of the
+            # files. One that changes, or cannot settle, is settling like any other.
+            if not quiet or (last is not None and last != snap):
+                self._resumed.discard(key)
+            if key not in self._resumed:
+                self._live(row, key, "settling")
             if not quiet or settled:
                 return IDLE
             return Next(at=self.tracker.ready_at(key), read=self._read_early(key, snap, first))
@@ -127,6 +132,7 @@ class Pipeline(Claims):
             self._reading[key] = snap
             return Next(read=snap)
         if known.bundle is None:
+            self._resumed.discard(key)
             if known.error:  # status shows why it does not move
                 self._live(row, key, "settling", last_error=known.error)
             return IDLE  # unreadable: looked at again when something changes
@@ -250,9 +256,8 @@ class Pipeline(Claims):
         this one's deadline); other invoices under the same file name wait anew."""
         if self.s.policy.unattached == "hold":
             return None
-        if row is not None and row.deadline and tuple(row.invoice_ids) == ids:
-            return row.deadline
-        self._due.pop(key, None)
+        if row is not None and row.deadline and set(row.invoice_ids) == set(ids):
+            return row.deadline  # the same invoices (a re-export may reorder them)
         return iso_in(self.s.policy.attachment_wait_seconds)
 
     def _due_in(self, key: str, deadline: str, now: float) -> float:

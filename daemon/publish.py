@@ -28,7 +28,7 @@ class Publisher:
     def __init__(self, clock: Callable[[], float],
                  wall: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.page = StatusPage(clock=clock)
-        self._wall = wall
+        self.wall = wall  # read once a day, for the end of the UTC day (tests pin it)
         self._text = ""
         self._status_at = float("-inf")
         self._status_changes = -1
@@ -44,7 +44,7 @@ class Publisher:
         """After a turn: set the timers for what the journal's changes call for, and for
         the end of the UTC day, when "sent today" changes with no change of the journal."""
         if timers.due_at(MIDNIGHT) is None:
-            wall = self._wall()
+            wall = self.wall()
             tomorrow = (wall + timedelta(days=1)).replace(hour=0, minute=0, second=0,
                                                          microsecond=0)
             # A due time on the loop's clock, worked out from the wall clock once a day.

@@ -118,17 +118,21 @@ def _sniff(fh: BinaryIO, head: bytes, deep: bool = True) -> FileType:
         return file_type(_zip_kind(fh, head))
     if kind:
         return file_type(kind)
-    if is_pdf(head):
+    if _is_pdf(head, kind):
         return file_type("pdf")
     return _text_kind(fh, head)
 
 
 def is_pdf(head: bytes) -> bool:
-    """PDF by its first 1024 bytes. Acrobat accepts a PDF header anywhere in them
-    (printer job headers, mail litter); so do we — but only after exact magics, so a
-    PNG that happens to contain "%PDF-" stays a PNG."""
-    kind = _binary_magic(head)
-    return kind == "pdf" or (kind is None and b"%PDF-" in head[:1024])
+    """PDF by its first 1024 bytes, by the rule attachments are sniffed with."""
+    return _is_pdf(head, _binary_magic(head))
+
+
+def _is_pdf(head: bytes, magic: str | None) -> bool:
+    # Acrobat accepts a PDF header anywhere in the first 1024 bytes (printer job
+    # headers, mail litter); so do we — but only after exact magics, so a PNG that
+    # happens to contain "%PDF-" stays a PNG.
+    return magic == "pdf" or (magic is None and b"%PDF-" in head[:1024])
 
 
 def _binary_magic(head: bytes) -> str | None:

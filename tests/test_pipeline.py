@@ -190,6 +190,41 @@ class TestRestart:
             ("waiting", "2026-01-01T00:00:00.000Z")
 
 
+class TestRestartWhileBusy:
+    def test_a_resumed_bundle_whose_files_cannot_settle_shows_settling(
+            self, tmp_path: Path) -> None:
+        """Waiting, then restarted with a copy still at work in its sidecar (a `.part`):
+        it cannot settle, so it shows settling, as it would without the restart —
+        not "waiting" with a deadline that passes with nothing done (review)."""
+        p, s = make(tmp_path, policy={"unattached": "warn", "attachment_wait_seconds": 3600})
+        drop_bundle(s.outbox.path, "INV-1", {})
+        assert run_once(p) == []
+        [row] = p.j.rows(("waiting",))
+        write(s.outbox.path / "INV-1" / "scan.pdf.part", b"%PDF-1.4 half")
+        again, _ = make(tmp_path, outbox={"settle_seconds": 5},
+                        policy={"unattached": "warn", "attachment_wait_seconds": 3600})
+        again.start({"INV-1.xml"})
+        assert run_once(again, now=100.0) == []
+        assert again.j.get(row.id).state == "settling"
+
+    def test_the_same_invoices_reordered_keep_their_deadline(self, tmp_path: Path) -> None:
+        """A batch re-exported with its two invoices swapped is the same wait: its
+        deadline (here over) stands, and it goes out (review: it waited anew)."""
+        from helpers import UBL_NS
+
+        def batch(*ids: str) -> bytes:
+            docs = "".join(f"<Invoice {UBL_NS}><cbc:ID>{i}</cbc:ID></Invoice>" for i in ids)
+            return f"<Batch>{docs}</Batch>".encode()
+        p, s = make(tmp_path, policy={"unattached": "warn", "attachment_wait_seconds": 3600})
+        drop_bundle(s.outbox.path, "B-1", {}, batch("A-1", "A-2"))
+        assert run_once(p) == []
+        [row] = p.j.rows(("waiting",))
+        p.j.update(row.id, deadline="2000-01-01T00:00:00.000Z")
+        p.live["B-1.xml"] = p.j.get(row.id)
+        drop_bundle(s.outbox.path, "B-1", {}, batch("A-2", "A-1"))
+        assert len(run_once(p, now=2000.0)) == 1 and len(folders(s.sent_dir)) == 1
+
+
 class TestClaimFailure:
     @pytest.mark.parametrize("start", [0.0, 1e9])
     def test_a_claim_that_cannot_move_files_leaves_them_and_retries_later(

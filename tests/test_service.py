@@ -12,6 +12,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,9 @@ def make_service(tmp_path: Path, clock: FakeClock, counts: Counts) -> Iterator[A
                      delivery={"transport": "directory", "target": str(tmp_path / "target")})
         svc = Service(s, clock=clock, watcher_factory=lambda s, hint: FakeWatcher(),
                       reader=Inline())
+        # Noon: the fake loop clock never reaches the end of the UTC day, whatever the
+        # host's time (near midnight its refresh would add queries to the counts).
+        svc.publish.wall = lambda: datetime(2031, 5, 6, 12, 0, tzinfo=UTC)
         svc.open()
         svc.journal._db.set_trace_callback(counts.sql.append)
         made.append(svc)
