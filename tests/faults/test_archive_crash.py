@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,24 +18,31 @@ from faults.conftest import bundle_of, no_traceback
 
 
 @pytest.fixture
-def immutable_sent(env: Env) -> Iterator[Path]:
-    """sent/ with the immutable flag: nothing can be created in it, not even by root."""
+def immutable_sent(env: Env) -> Iterator[Callable[[], Path]]:
+    """Gives sent/ the immutable flag when called: nothing can be created in it, not even
+    by root. Called once the daemon runs: a start refuses a sent/ it cannot write."""
     env.sent.mkdir()
-    if subprocess.run(["chattr", "+i", str(env.sent)], capture_output=True).returncode:
+    if subprocess.run(["lsattr", "-d", str(env.sent)], capture_output=True).returncode:
         pytest.skip("chattr +i is not available here (needs root and ext4/xfs/btrfs)")
+
+    def freeze() -> Path:
+        if subprocess.run(["chattr", "+i", str(env.sent)], capture_output=True).returncode:
+            pytest.skip("chattr +i is not available here (needs root and ext4/xfs/btrfs)")
+        return env.sent
     try:
-        yield env.sent
+        yield freeze
     finally:
         subprocess.run(["chattr", "-i", str(env.sent)], capture_output=True)
 
 
 def test_kill_after_the_receipt_before_the_move_archives_once_without_a_second_post(
-        env: Env, immutable_sent: Path, receiver, start_daemon) -> None:
+        env: Env, immutable_sent: Callable[[], Path], receiver, start_daemon) -> None:
     """The receiver took the bundle, receipt.json lies in the work folder, the move into
     sent/ cannot happen; SIGKILL there. After a restart the entry in sent/ has the files
     and the receipt of the first (and only) POST; processing is empty."""
     env.write_config(receiver.url)
     daemon = start_daemon()
+    frozen = immutable_sent()
     drop_bundle(env.outbox, "INV-9", {"a.pdf": pdf_bytes()})
     row = wait_for(lambda: (lambda b: b if b["last_error"] else None)(
         bundle_of(env.config, "INV-9.xml")), what="the archive move to fail")
@@ -44,7 +51,7 @@ def test_kill_after_the_receipt_before_the_move_archives_once_without_a_second_p
     assert (work / "receipt.json").is_file() and (work / "INV-9.xml").is_file()
     daemon.stop(signal.SIGKILL)
 
-    subprocess.run(["chattr", "-i", str(immutable_sent)], check=True)
+    subprocess.run(["chattr", "-i", str(frozen)], check=True)
     restarted = start_daemon()
     [entry] = wait_for(env.sent_bundles, what="the archive entry after the restart")
     wait_for(lambda: bundle_of(env.config, "INV-9.xml")["state"] == "sent", what="state sent")
