@@ -1,94 +1,50 @@
 """Deliver: post a bundle to the operator (SPEC §5), or write it to a folder.
 
-The response classification lives in `classify()` and nowhere else; httpx
-errors are mapped to our Retryable / Paused / Rejected here, at the edge.
-The transport is injectable (httpx.MockTransport in unit tests).
+What an answer means is answers.py's (`classify()`, and nowhere else); httpx's
+errors are mapped to our Retryable / Paused / Rejected here, at the edge; TLS
+settings are tls.py's. The transport is injectable (httpx.MockTransport in unit
+tests).
 """
 
 from __future__ import annotations
 
 import base64
-import email.utils
 import http.cookiejar
 import json
-import math
-import os
 import random
-import re
 import shutil
-import ssl
-import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-import certifi
 import httpx
 
 from daemon import __version__
+from daemon.answers import Receipt, classify, read_answer, scrub_json, unchanged
 from daemon.bundle import Bundle
 from daemon.config import DeliveryConfig
 from daemon.config_values import has_userinfo
 from daemon.errors import (
-    OS_FIX,
-    ConfigError,
     DeliveryError,
     Paused,
-    Rejected,
     Retryable,
-    describe,
 )
 from daemon.fsops import copy_file, fsync_dir, open_regular, write_json
 from daemon.manifest import sent_parts
 from daemon.names import folder_name_for_id
+from daemon.tls import tls_verify
 
-RETRY_STATUSES = {408, 409, 425, 429}
-PAUSE_STATUSES = {401, 403, 404}
-BODY_LIMIT = 2000
-# An answer's body is read up to ANSWER_LIMIT bytes, and for timeout_seconds after its
-# status line (a receiver that drips bytes, or sends without end, cannot hold a worker
-# or the memory); a 2xx JSON body over RECEIPT_JSON_LIMIT is kept as cut text.
-ANSWER_LIMIT = 1 << 20
-RECEIPT_JSON_LIMIT = 64 << 10
 INVOICE_TYPES = {"ubl": "application/xml", "svefaktura": "application/xml",
                  "pdf": "application/pdf", "other": "application/octet-stream"}
-
-
-@dataclass(frozen=True)
-class Receipt:
-    status: int
-    body: Any
-    receipt_id: str | None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "body": self.body, "receipt_id": self.receipt_id}
 
 
 class Deliverer(Protocol):
     def deliver(self, bundle: Bundle, manifest: dict[str, Any]) -> Receipt: ...
 
     def close(self) -> None: ...
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Retry-After as seconds: digits (RFC 9110: nothing else, not "1_000" nor "inf"),
-    or an HTTP date."""
-    if not value:
-        return None
-    if (digits := value.strip()).isascii() and digits.isdigit():
-        return float(digits)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 RETRY_AFTER_LIMIT = 86400.0  # a Retry-After over 24 h counts as 24 h
@@ -105,107 +61,6 @@ def backoff(attempt: int, base: float, cap: float, retry_after: float | None = N
     if retry_after is not None:
         delay = max(delay, min(retry_after, RETRY_AFTER_LIMIT))
     return delay
-
-
-def _decoded(content: bytes) -> Any:
-    """A JSON answer decoded from its bytes (a byte-order mark, UTF-16 or UTF-32 as JSON
-    allows), or _NOT_JSON: also for NaN or infinity, which strict readers of the receipt
-    could not read, and for nesting past the parser. Lone surrogates ("\\ud800") become
-    U+FFFD: they decode, but no UTF-8 file or database can hold them."""
-    try:
-        value = json.loads(content, parse_constant=_not_finite, parse_float=_finite_float)
-    except (ValueError, RecursionError):  # RecursionError: nested thousands deep
-        return _NOT_JSON
-    if b"\\u" in content or b"\\U" in content:
-        return scrub_json(value, _no_lone_surrogates)
-    return value
-
-
-_NOT_JSON = object()
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _not_finite(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):  # 1e999
-        raise ValueError(f"{text} is not a finite number")
-    return value
-
-
-def _no_lone_surrogates(text: str) -> str:
-    return _LONE_SURROGATE.sub("\ufffd", text)
-
-
-def _body(response: httpx.Response, scrub: Callable[[str], str]) -> tuple[Any, str | None]:
-    """A 2xx answer as kept in the receipt (JSON as JSON while it is small, anything
-    else as text cut to BODY_LIMIT), and its receipt_id."""
-    decoded = _decoded(response.content)
-    if decoded is _NOT_JSON or len(response.content) > RECEIPT_JSON_LIMIT:
-        return scrub(response.text)[:BODY_LIMIT], _receipt_id(decoded)
-    return decoded, _receipt_id(decoded)
-
-
-def _receipt_id(decoded: Any) -> str | None:
-    """A string or a number; an object, a list or true is no receipt id anyone could
-    quote."""
-    value = decoded.get("receipt_id") if isinstance(decoded, dict) else None
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    return None
-
-
-def _same(text: str) -> str:
-    return text
-
-
-def scrub_json(value: Any, scrub: Callable[[str], str]) -> Any:
-    """`scrub` on every string of a decoded JSON value, keys included."""
-    if isinstance(value, str):
-        return scrub(value)
-    if isinstance(value, dict):
-        return {scrub(str(k)): scrub_json(v, scrub) for k, v in value.items()}
-    if isinstance(value, list):
-        return [scrub_json(v, scrub) for v in value]
-    return value
-
-
-def _error_text(response: httpx.Response, scrub: Callable[[str], str]) -> str:
-    """An error answer as kept: a JSON one decoded, scrubbed and written again (however
-    it escaped its strings), anything else scrubbed whole; then cut to BODY_LIMIT."""
-    if scrub is _same:
-        return response.text[:BODY_LIMIT]
-    decoded = _decoded(response.content)
-    if decoded is _NOT_JSON:
-        return scrub(response.text)[:BODY_LIMIT]
-    return json.dumps(scrub_json(decoded, scrub), ensure_ascii=False)[:BODY_LIMIT]
-
-
-def classify(response: httpx.Response, scrub: Callable[[str], str] = _same) -> Receipt:
-    """The SPEC §5.1 table: a Receipt for 2xx, else the DeliveryError to act on.
-    `scrub` runs over a text answer before it is cut to BODY_LIMIT, so that a secret
-    the cut would split is still found whole."""
-    status = response.status_code
-    if 200 <= status < 300:
-        return Receipt(status, *_body(response, scrub))
-    text = _error_text(response, scrub)
-    retry_after = parse_retry_after(response.headers.get("Retry-After"))
-    if status in RETRY_STATUSES or status >= 500:
-        raise Retryable(f"HTTP {status} from the receiver", status, text, retry_after)
-    if status in PAUSE_STATUSES:
-        raise Paused(f"HTTP {status}: check [delivery] url and token", status, text, retry_after)
-    if 300 <= status < 400:
-        # httpx does not follow redirects (a POST body would be lost on many);
-        # a redirecting url is our configuration problem, not the bundle's.
-        where = response.headers.get("Location", "?")
-        raise Paused(f"HTTP {status} redirect to {where}: set [delivery] url to the final "
-                     "address", status, text, retry_after)
-    raise Rejected(f"the receiver rejected the bundle with HTTP {status}", status, text)
 
 
 WRITE_SIZE = 64 * 1024
@@ -254,107 +109,6 @@ def _proxies_from_environment() -> bool:
     case); NO_PROXY is left to httpx, which then decides per url."""
     found = urllib.request.getproxies()
     return any(found.get(scheme) for scheme in ("http", "https", "all"))
-
-
-def tls_verify(cfg: DeliveryConfig) -> bool | ssl.SSLContext:
-    """httpx's `verify`: True or False as configured, or a context with the CA bundle
-    and the client certificate loaded (httpx no longer takes paths for either).
-    ConfigError, naming the setting and its file, when a file does not load."""
-    if isinstance(cfg.verify, bool) and not cfg.client_cert:
-        return cfg.verify
-    # ssl's errors name no file: one that cannot be read is found first, and named.
-    for setting, path in (("verify", cfg.verify), ("client_cert", cfg.client_cert),
-                          ("client_key", cfg.client_key)):
-        if path and not isinstance(path, bool):
-            try:
-                open(path, "rb").close()
-            except OSError as exc:
-                raise _unusable(f"{setting} = {str(path)!r}", exc, "make the file readable "
-                                "by the user outboxd runs as") from None
-    # verify = true: the same CAs httpx trusts without a client certificate (certifi's),
-    # not the system's, so adding a certificate does not change whom we trust.
-    try:
-        context = ssl.create_default_context(
-            cafile=cfg.verify if isinstance(cfg.verify, str) else certifi.where())
-    except (OSError, ssl.SSLError) as exc:
-        raise _unusable(f"verify = {cfg.verify!r}", exc, "point verify to a PEM file of CA "
-                        "certificates, or set it to true") from None
-    if cfg.verify is False:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    if cfg.client_cert:
-        try:
-            # A callback, so that OpenSSL never prompts on a terminal for a passphrase.
-            context.load_cert_chain(str(cfg.client_cert),
-                                    str(cfg.client_key) if cfg.client_key else None,
-                                    password=_no_passphrase)
-        except _Encrypted:
-            raise _unusable(f"client_key = {str(cfg.client_key)!r}" if cfg.client_key
-                            else f"client_cert = {str(cfg.client_cert)!r}",
-                            "the private key is protected by a passphrase, which outboxd "
-                            "cannot be given", "store the key without a passphrase, "
-                            "readable only by the outboxd user") from None
-        except (OSError, ssl.SSLError) as exc:
-            raise _unusable(f"client_cert = {str(cfg.client_cert)!r}" + (
-                f", client_key = {str(cfg.client_key)!r}" if cfg.client_key else ""), exc,
-                "client_cert must be a PEM certificate and client_key its PEM private key "
-                "(or client_cert a PEM file holding both)") from None
-    return context
-
-
-def read_answer(response: httpx.Response, seconds: float) -> None:
-    """Read and close the answer's body: at most ANSWER_LIMIT bytes, and for at most
-    `seconds` after its status line (httpx's timeouts are per read: a receiver sending a
-    byte a second would hold the worker for ever). What is left is not read, and a body
-    that does not decode (a false Content-Encoding) is replaced: a line says so, and the
-    status line decides what the answer means, as for any other answer."""
-    deadline = time.monotonic() + seconds
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        for chunk in response.iter_bytes():
-            chunks.append(chunk[:ANSWER_LIMIT - size])
-            size += len(chunks[-1])
-            if size >= ANSWER_LIMIT:
-                chunks.append(f" (the answer was cut at {ANSWER_LIMIT} bytes)".encode())
-                break
-            if time.monotonic() > deadline:
-                chunks.append(f" (the answer did not end within {seconds:g} s; the rest "
-                              "was not read)".encode())
-                break
-    except httpx.DecodingError as exc:
-        chunks = [f"(the answer's body could not be decoded: {exc})".encode()]
-    finally:
-        response.close()
-    # What Response.read() keeps; set here because the body is read by these rules.
-    response._content = b"".join(chunks)
-
-
-class _Encrypted(Exception):
-    pass
-
-
-def transport_error(cfg: DeliveryConfig, exc: OSError) -> ConfigError:
-    """An OSError while the transport is built (TLS files are ConfigErrors already):
-    a directory target that cannot be made, or the CAs httpx reads itself (verify =
-    true) from the environment's SSL_CERT_FILE or SSL_CERT_DIR."""
-    if cfg.transport == "directory":
-        return ConfigError(f"[delivery] target = {str(cfg.target)!r} cannot be created: "
-                           f"{describe(exc)} — {OS_FIX}")
-    env = [f"{k}={os.environ[k]}" for k in ("SSL_CERT_FILE", "SSL_CERT_DIR")
-           if os.environ.get(k)]
-    return _unusable("verify = true", exc, f"the environment sets {', '.join(env)}: fix or "
-                     "unset it" if env else "check verify")
-
-
-def _no_passphrase() -> str:
-    raise _Encrypted
-
-
-def _unusable(setting: str, why: OSError | ssl.SSLError | str, fix: str) -> ConfigError:
-    if isinstance(why, OSError) and not isinstance(why, ssl.SSLError):
-        why = describe(why)
-    return ConfigError(f"[delivery] {setting} cannot be used: {why} — {fix}")
 
 
 def _basic(url: str | None) -> str | None:
@@ -482,7 +236,7 @@ class HttpDeliverer:
         receiver said: an answer that echoes our headers would otherwise put them in
         the journal, the papers and the status page on the share (also ubl-embedded's)."""
         try:
-            receipt = classify(response, self.scrub if self._secrets else _same)
+            receipt = classify(response, self.scrub if self._secrets else unchanged)
         except DeliveryError as exc:
             raise type(exc)(self.scrub(str(exc)), exc.status, self.scrub(exc.body),
                             exc.retry_after) from None

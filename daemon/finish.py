@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon import logs, release
+from daemon.answers import BODY_LIMIT
 from daemon.archive import (
     place,
     reason_papers,
@@ -27,7 +28,7 @@ from daemon.bundle import Bundle, Finding
 from daemon.claim import finish_claim, moved_candidate
 from daemon.config import Settings
 from daemon.convert import materialise
-from daemon.deliver import BODY_LIMIT, Deliverer, backoff
+from daemon.deliver import Deliverer, backoff
 from daemon.einvoice import check_bundle
 from daemon.errors import InputError, OutboxdError, Paused, Rejected, Retryable, describe
 from daemon.fsops import is_regular_file

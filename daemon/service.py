@@ -31,7 +31,7 @@ from daemon import einvoice, logs
 from daemon.bundle import Bundle
 from daemon.config import Settings
 from daemon.config_load import load_settings, prepare_folders
-from daemon.deliver import Deliverer, make_deliverer, transport_error
+from daemon.deliver import Deliverer, make_deliverer
 from daemon.errors import ConfigError, JournalError, OutboxdError
 from daemon.finish import evaluate
 from daemon.index import OutboxIndex
@@ -45,6 +45,7 @@ from daemon.readback import restore_sent
 from daemon.readers import Readers, needs_engine
 from daemon.scan import Candidate, Listing, Snapshot, list_outbox, same_lone_file, snapshot
 from daemon.timers import Timers, Waker
+from daemon.tls import transport_error
 from daemon.watch import OVERFLOW, Watcher
 from daemon.workers import JOURNAL_RETRY, DeliveryWorkers
 

@@ -32,23 +32,20 @@ import pytest
 from pypdf import PdfWriter
 
 from daemon import __version__
+from daemon.answers import BODY_LIMIT, Receipt, classify, parse_retry_after
 from daemon.bundle import Attachment, Bundle, Conversion, InvoiceFile
 from daemon.config import DeliveryConfig
 from daemon.deliver import (
-    BODY_LIMIT,
     WRITE_SIZE,
     Coalesced,
     DirectoryDeliverer,
     HttpDeliverer,
-    Receipt,
     backoff,
-    classify,
     make_deliverer,
-    parse_retry_after,
-    tls_verify,
 )
 from daemon.errors import ConfigError, Paused, Rejected, Retryable
 from daemon.manifest import build_manifest, safe_filename
+from daemon.tls import tls_verify
 
 URL = "http://127.0.0.1:9/x"
 INVOICE_XML = b'<?xml version="1.0"?><Invoice><ID>INV-1</ID></Invoice>'
@@ -897,7 +894,7 @@ class TestTls:
             if str(path) == str(client_key):
                 raise PermissionError(13, "Permission denied", str(path))
             return real_open(path, *args, **kwargs)
-        monkeypatch.setattr("daemon.deliver.open", denying, raising=False)
+        monkeypatch.setattr("daemon.tls.open", denying, raising=False)
         with pytest.raises(ConfigError) as info:
             tls_verify(http_cfg(url="https://127.0.0.1:9/b", client_cert=client_cert,
                                 client_key=client_key))

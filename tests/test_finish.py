@@ -21,9 +21,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from helpers import drop_bundle, pdf_bytes  # noqa: E402
 
 from daemon import archive, convert, fsops, manifest  # noqa: E402
+from daemon.answers import Receipt  # noqa: E402
 from daemon.bundle import Bundle  # noqa: E402
 from daemon.config import Settings  # noqa: E402
-from daemon.deliver import DirectoryDeliverer, Receipt  # noqa: E402
+from daemon.deliver import DirectoryDeliverer  # noqa: E402
 from daemon.errors import Rejected, Retryable  # noqa: E402
 from daemon.finish import Finisher, evaluate  # noqa: E402
 from daemon.journal import DELIVERED, Journal  # noqa: E402

@@ -18,7 +18,8 @@ def _problems(settings: Settings) -> list[str]:
     without sending or writing anything, as the user running the check sees it."""
     problems = folder_problems(settings)
     if settings.delivery.transport == "http":  # built as run builds it (a directory one writes)
-        from daemon.deliver import make_deliverer, transport_error
+        from daemon.deliver import make_deliverer
+        from daemon.tls import transport_error
         try:
             make_deliverer(settings.delivery).close()
         except ConfigError as exc:

@@ -28,14 +28,10 @@ from typing import Any, Protocol
 
 import httpx
 
+from daemon.answers import Receipt
 from daemon.bundle import Bundle
 from daemon.config import DeliveryConfig
-from daemon.deliver import (
-    RETRY_AFTER_LIMIT,
-    DirectoryDeliverer,
-    HttpDeliverer,
-    Receipt,
-)
+from daemon.deliver import RETRY_AFTER_LIMIT, DirectoryDeliverer, HttpDeliverer
 from daemon.einvoice.artefacts import mime_codes
 from daemon.einvoice.embed import Document, documents_for
 from daemon.errors import InputError, Paused, Rejected, Retryable

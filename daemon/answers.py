@@ -1,0 +1,184 @@
+"""What a receiver's answer means (SPEC §5.1): its body read within limits, decoded
+as the receipt keeps it, and classified. The classification lives in `classify()`
+and nowhere else; the transports (deliver.py, einvoice/transport.py) act on it.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import math
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from daemon.errors import Paused, Rejected, Retryable
+
+RETRY_STATUSES = {408, 409, 425, 429}
+PAUSE_STATUSES = {401, 403, 404}
+BODY_LIMIT = 2000
+# An answer's body is read up to ANSWER_LIMIT bytes, and for timeout_seconds after its
+# status line (a receiver that drips bytes, or sends without end, cannot hold a worker
+# or the memory); a 2xx JSON body over RECEIPT_JSON_LIMIT is kept as cut text.
+ANSWER_LIMIT = 1 << 20
+RECEIPT_JSON_LIMIT = 64 << 10
+
+@dataclass(frozen=True)
+class Receipt:
+    status: int
+    body: Any
+    receipt_id: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "body": self.body, "receipt_id": self.receipt_id}
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds: digits (RFC 9110: nothing else, not "1_000" nor "inf"),
+    or an HTTP date."""
+    if not value:
+        return None
+    if (digits := value.strip()).isascii() and digits.isdigit():
+        return float(digits)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+
+def _decoded(content: bytes) -> Any:
+    """A JSON answer decoded from its bytes (a byte-order mark, UTF-16 or UTF-32 as JSON
+    allows), or _NOT_JSON: also for NaN or infinity, which strict readers of the receipt
+    could not read, and for nesting past the parser. Lone surrogates ("\\ud800") become
+    U+FFFD: they decode, but no UTF-8 file or database can hold them."""
+    try:
+        value = json.loads(content, parse_constant=_not_finite, parse_float=_finite_float)
+    except (ValueError, RecursionError):  # RecursionError: nested thousands deep
+        return _NOT_JSON
+    if b"\\u" in content or b"\\U" in content:
+        return scrub_json(value, _no_lone_surrogates)
+    return value
+
+
+_NOT_JSON = object()
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _not_finite(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999
+        raise ValueError(f"{text} is not a finite number")
+    return value
+
+
+def _no_lone_surrogates(text: str) -> str:
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
+def _body(response: httpx.Response, scrub: Callable[[str], str]) -> tuple[Any, str | None]:
+    """A 2xx answer as kept in the receipt (JSON as JSON while it is small, anything
+    else as text cut to BODY_LIMIT), and its receipt_id."""
+    decoded = _decoded(response.content)
+    if decoded is _NOT_JSON or len(response.content) > RECEIPT_JSON_LIMIT:
+        return scrub(response.text)[:BODY_LIMIT], _receipt_id(decoded)
+    return decoded, _receipt_id(decoded)
+
+
+def _receipt_id(decoded: Any) -> str | None:
+    """A string or a number; an object, a list or true is no receipt id anyone could
+    quote."""
+    value = decoded.get("receipt_id") if isinstance(decoded, dict) else None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def unchanged(text: str) -> str:
+    return text
+
+
+def scrub_json(value: Any, scrub: Callable[[str], str]) -> Any:
+    """`scrub` on every string of a decoded JSON value, keys included."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {scrub(str(k)): scrub_json(v, scrub) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub_json(v, scrub) for v in value]
+    return value
+
+
+def _error_text(response: httpx.Response, scrub: Callable[[str], str]) -> str:
+    """An error answer as kept: a JSON one decoded, scrubbed and written again (however
+    it escaped its strings), anything else scrubbed whole; then cut to BODY_LIMIT."""
+    if scrub is unchanged:
+        return response.text[:BODY_LIMIT]
+    decoded = _decoded(response.content)
+    if decoded is _NOT_JSON:
+        return scrub(response.text)[:BODY_LIMIT]
+    return json.dumps(scrub_json(decoded, scrub), ensure_ascii=False)[:BODY_LIMIT]
+
+
+def classify(response: httpx.Response, scrub: Callable[[str], str] = unchanged) -> Receipt:
+    """The SPEC §5.1 table: a Receipt for 2xx, else the DeliveryError to act on.
+    `scrub` runs over a text answer before it is cut to BODY_LIMIT, so that a secret
+    the cut would split is still found whole."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return Receipt(status, *_body(response, scrub))
+    text = _error_text(response, scrub)
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    if status in RETRY_STATUSES or status >= 500:
+        raise Retryable(f"HTTP {status} from the receiver", status, text, retry_after)
+    if status in PAUSE_STATUSES:
+        raise Paused(f"HTTP {status}: check [delivery] url and token", status, text, retry_after)
+    if 300 <= status < 400:
+        # httpx does not follow redirects (a POST body would be lost on many);
+        # a redirecting url is our configuration problem, not the bundle's.
+        where = response.headers.get("Location", "?")
+        raise Paused(f"HTTP {status} redirect to {where}: set [delivery] url to the final "
+                     "address", status, text, retry_after)
+    raise Rejected(f"the receiver rejected the bundle with HTTP {status}", status, text)
+
+
+def read_answer(response: httpx.Response, seconds: float) -> None:
+    """Read and close the answer's body: at most ANSWER_LIMIT bytes, and for at most
+    `seconds` after its status line (httpx's timeouts are per read: a receiver sending a
+    byte a second would hold the worker for ever). What is left is not read, and a body
+    that does not decode (a false Content-Encoding) is replaced: a line says so, and the
+    status line decides what the answer means, as for any other answer."""
+    deadline = time.monotonic() + seconds
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in response.iter_bytes():
+            chunks.append(chunk[:ANSWER_LIMIT - size])
+            size += len(chunks[-1])
+            if size >= ANSWER_LIMIT:
+                chunks.append(f" (the answer was cut at {ANSWER_LIMIT} bytes)".encode())
+                break
+            if time.monotonic() > deadline:
+                chunks.append(f" (the answer did not end within {seconds:g} s; the rest "
+                              "was not read)".encode())
+                break
+    except httpx.DecodingError as exc:
+        chunks = [f"(the answer's body could not be decoded: {exc})".encode()]
+    finally:
+        response.close()
+    # What Response.read() keeps; set here because the body is read by these rules.
+    response._content = b"".join(chunks)
