@@ -28,6 +28,7 @@ BODY_LIMIT = 2000
 ANSWER_LIMIT = 1 << 20
 RECEIPT_JSON_LIMIT = 64 << 10
 
+
 @dataclass(frozen=True)
 class Receipt:
     status: int
@@ -52,7 +53,6 @@ def parse_retry_after(value: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
 
 
 def _decoded(content: bytes) -> Any:

@@ -108,7 +108,13 @@ def _written_folders(settings: Settings) -> tuple[tuple[Path, str], ...]:
             (settings.paths.state_dir, "[paths] state_dir"))
 
 
-_NOT_WRITABLE = "is not writable by this user, or is on a read-only file system"
+def _unwritable(key: str, folder: Path, at: Path) -> str:
+    """The line for a folder this user cannot write in, or (at: its nearest existing
+    ancestor) cannot create."""
+    return (f"{key}: cannot {'write in' if at == folder else 'create'} {folder}: {at} is "
+            "not writable by this user, or is on a read-only file system — give the "
+            f"daemon's user write access (under systemd: add it to ReadWritePaths=), or "
+            f"fix {key}")
 
 
 def prepare_folders(settings: Settings) -> None:
@@ -122,9 +128,7 @@ def prepare_folders(settings: Settings) -> None:
         # One that exists already may still refuse every write (its owner, a read-only
         # mount, a systemd sandbox): found now, not at the first archive.
         if not os.access(folder, os.W_OK | os.X_OK):
-            raise ConfigError(f"{key}: cannot write in {folder}: it {_NOT_WRITABLE} — give the "
-                              f"daemon's user write access (under systemd: add it to "
-                              f"ReadWritePaths=), or fix {key}")
+            raise ConfigError(_unwritable(key, folder, folder))
     if (apart := _processing_apart(settings)) is not None:
         raise ConfigError(apart)
 
@@ -161,14 +165,11 @@ def folder_problems(settings: Settings) -> list[str]:
     problems = []
     for folder, key in folders:
         start = _nearest(folder)
-        what = folder if start == folder else start
         if not start.is_dir():
-            problems.append(f"{key}: cannot create {folder}: {what} is not a folder — "
+            problems.append(f"{key}: cannot create {folder}: {start} is not a folder — "
                             f"fix {key}")
         elif not os.access(start, os.W_OK | os.X_OK):
-            problems.append(f"{key}: cannot {'write in' if start == folder else 'create'} "
-                            f"{folder}: {what} {_NOT_WRITABLE} — give the daemon's user "
-                            f"write access, or fix {key}")
+            problems.append(_unwritable(key, folder, start))
     if (apart := _processing_apart(settings)) is not None:
         problems.append(apart)
     return problems

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import http.cookiejar
 import json
+import os
 import random
 import shutil
 import urllib.parse
@@ -27,15 +28,11 @@ from daemon.answers import Receipt, classify, read_answer, scrub_json, unchanged
 from daemon.bundle import Bundle
 from daemon.config import DeliveryConfig
 from daemon.config_values import has_userinfo
-from daemon.errors import (
-    DeliveryError,
-    Paused,
-    Retryable,
-)
+from daemon.errors import OS_FIX, ConfigError, DeliveryError, Paused, Retryable, describe
 from daemon.fsops import copy_file, fsync_dir, open_regular, write_json
 from daemon.manifest import sent_parts
 from daemon.names import folder_name_for_id
-from daemon.tls import tls_verify
+from daemon.tls import tls_verify, unusable
 
 INVOICE_TYPES = {"ubl": "application/xml", "svefaktura": "application/xml",
                  "pdf": "application/pdf", "other": "application/octet-stream"}
@@ -306,6 +303,29 @@ class DirectoryDeliverer:
 
 
 def make_deliverer(cfg: DeliveryConfig) -> Deliverer:
+    """The transport the settings ask for. What makes building it fail (a directory
+    target that cannot be made, CAs httpx reads from the environment) is a ConfigError,
+    as the TLS files' are: for `run`, a reload and `config --check` alike."""
+    try:
+        return _make_deliverer(cfg)
+    except OSError as exc:
+        raise _transport_error(cfg, exc) from None
+
+
+def _transport_error(cfg: DeliveryConfig, exc: OSError) -> ConfigError:
+    """An OSError while the transport is built (TLS files are ConfigErrors already):
+    a directory target that cannot be made, or the CAs httpx reads itself (verify =
+    true) from the environment's SSL_CERT_FILE or SSL_CERT_DIR."""
+    if cfg.transport == "directory":
+        return ConfigError(f"[delivery] target = {str(cfg.target)!r} cannot be created: "
+                           f"{describe(exc)} — {OS_FIX}")
+    env = [f"{k}={os.environ[k]}" for k in ("SSL_CERT_FILE", "SSL_CERT_DIR")
+           if os.environ.get(k)]
+    return unusable("verify = true", exc, f"the environment sets {', '.join(env)}: fix or "
+                     "unset it" if env else "check verify")
+
+
+def _make_deliverer(cfg: DeliveryConfig) -> Deliverer:
     if cfg.format == "ubl-embedded":
         from daemon.einvoice.transport import EmbeddedDeliverer
         if cfg.transport == "directory":

@@ -45,7 +45,6 @@ from daemon.readback import restore_sent
 from daemon.readers import Readers, needs_engine
 from daemon.scan import Candidate, Listing, Snapshot, list_outbox, same_lone_file, snapshot
 from daemon.timers import Timers, Waker
-from daemon.tls import transport_error
 from daemon.watch import OVERFLOW, Watcher
 from daemon.workers import JOURNAL_RETRY, DeliveryWorkers
 
@@ -98,13 +97,6 @@ class Service:
         self.left_alone = LeftAlone(self.log)
         self._keepalive = watchdog_interval()
         self.publish = Publisher(clock)  # STATUS= and the share's status page
-
-    def _deliverer(self, settings: Settings) -> Deliverer:
-        """Build the transport; what makes that fail is a configuration error."""
-        try:
-            return self._make_deliverer(settings)
-        except OSError as exc:
-            raise transport_error(settings.delivery, exc) from None
 
     # -- signals and hints -----------------------------------------------------
     def request_stop(self, *_: Any) -> None:
@@ -274,7 +266,7 @@ class Service:
         self._start_rules(s)  # a broken install stops the start (exit 2)
         self.journal = Journal(s.journal_path)
         restore_sent(self.journal, s.sent_dir, s.policy.duplicate_window_days)  # before sending
-        self.pipeline = Pipeline(s, self.journal, self._deliverer(s))
+        self.pipeline = Pipeline(s, self.journal, self._make_deliverer(s))
         self.pipeline.finish.archive_later = self.workers.archive_later
         self.pipeline.finish.clock = self.clock  # its move retries are scheduled on it
         if self._readers is not None:  # a claimed bundle read again after a restart too
@@ -367,7 +359,7 @@ class Service:
             self.log.error("outbox path and state_dir need a restart; keeping the old ones")
             return
         try:
-            deliverer = self._deliverer(new)
+            deliverer = self._make_deliverer(new)
             self._start_rules(new)
         except ConfigError as exc:
             self.log.error("configuration not reloaded; keeping the old one", error=str(exc))

@@ -6,13 +6,12 @@ ask for a key's passphrase.
 
 from __future__ import annotations
 
-import os
 import ssl
 
 import certifi
 
 from daemon.config import DeliveryConfig
-from daemon.errors import OS_FIX, ConfigError, describe
+from daemon.errors import ConfigError, describe
 
 
 def tls_verify(cfg: DeliveryConfig) -> bool | ssl.SSLContext:
@@ -28,15 +27,15 @@ def tls_verify(cfg: DeliveryConfig) -> bool | ssl.SSLContext:
             try:
                 open(path, "rb").close()
             except OSError as exc:
-                raise _unusable(f"{setting} = {str(path)!r}", exc, "make the file readable "
+                raise unusable(f"{setting} = {str(path)!r}", exc, "make the file readable "
                                 "by the user outboxd runs as") from None
     # verify = true: the same CAs httpx trusts without a client certificate (certifi's),
     # not the system's, so adding a certificate does not change whom we trust.
     try:
         context = ssl.create_default_context(
             cafile=cfg.verify if isinstance(cfg.verify, str) else certifi.where())
-    except (OSError, ssl.SSLError) as exc:
-        raise _unusable(f"verify = {cfg.verify!r}", exc, "point verify to a PEM file of CA "
+    except OSError as exc:  # ssl.SSLError is one too
+        raise unusable(f"verify = {cfg.verify!r}", exc, "point verify to a PEM file of CA "
                         "certificates, or set it to true") from None
     if cfg.verify is False:
         context.check_hostname = False
@@ -48,13 +47,13 @@ def tls_verify(cfg: DeliveryConfig) -> bool | ssl.SSLContext:
                                     str(cfg.client_key) if cfg.client_key else None,
                                     password=_no_passphrase)
         except _Encrypted:
-            raise _unusable(f"client_key = {str(cfg.client_key)!r}" if cfg.client_key
+            raise unusable(f"client_key = {str(cfg.client_key)!r}" if cfg.client_key
                             else f"client_cert = {str(cfg.client_cert)!r}",
                             "the private key is protected by a passphrase, which outboxd "
                             "cannot be given", "store the key without a passphrase, "
                             "readable only by the outboxd user") from None
-        except (OSError, ssl.SSLError) as exc:
-            raise _unusable(f"client_cert = {str(cfg.client_cert)!r}" + (
+        except OSError as exc:  # ssl.SSLError is one too
+            raise unusable(f"client_cert = {str(cfg.client_cert)!r}" + (
                 f", client_key = {str(cfg.client_key)!r}" if cfg.client_key else ""), exc,
                 "client_cert must be a PEM certificate and client_key its PEM private key "
                 "(or client_cert a PEM file holding both)") from None
@@ -65,24 +64,12 @@ class _Encrypted(Exception):
     pass
 
 
-def transport_error(cfg: DeliveryConfig, exc: OSError) -> ConfigError:
-    """An OSError while the transport is built (TLS files are ConfigErrors already):
-    a directory target that cannot be made, or the CAs httpx reads itself (verify =
-    true) from the environment's SSL_CERT_FILE or SSL_CERT_DIR."""
-    if cfg.transport == "directory":
-        return ConfigError(f"[delivery] target = {str(cfg.target)!r} cannot be created: "
-                           f"{describe(exc)} — {OS_FIX}")
-    env = [f"{k}={os.environ[k]}" for k in ("SSL_CERT_FILE", "SSL_CERT_DIR")
-           if os.environ.get(k)]
-    return _unusable("verify = true", exc, f"the environment sets {', '.join(env)}: fix or "
-                     "unset it" if env else "check verify")
-
-
 def _no_passphrase() -> str:
     raise _Encrypted
 
 
-def _unusable(setting: str, why: OSError | ssl.SSLError | str, fix: str) -> ConfigError:
-    if isinstance(why, OSError) and not isinstance(why, ssl.SSLError):
+def unusable(setting: str, why: OSError | str, fix: str) -> ConfigError:
+    """A [delivery] setting that cannot be used: why, and the fix."""
+    if isinstance(why, OSError) and not isinstance(why, ssl.SSLError):  # those name no file
         why = describe(why)
     return ConfigError(f"[delivery] {setting} cannot be used: {why} — {fix}")
