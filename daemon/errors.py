@@ -56,6 +56,10 @@ class InputError(OutboxdError):
         super().__init__(f"{file}: {message}")
 
 
+class UnusablePdf(InputError):
+    """A PDF that no one can use (encrypted, unreadable, without pages): still a PDF."""
+
+
 class HostileInput(InputError):
     """Input that tries to make us expand, fetch, follow or open something."""
 

@@ -11,7 +11,6 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,7 @@ from daemon.journal import (
     iso_in,
     now_iso,
     parse_iso,
+    seconds_until,
 )
 from daemon.manifest import build_manifest, bundle_id_of
 from daemon.match import assemble, sent_names_distinct
@@ -400,8 +400,7 @@ class Finisher:
                               error=str(exc))
                     continue
             elif row.state == "retrying" and row.next_attempt_at:
-                delay = max(0.0, (parse_iso(row.next_attempt_at)
-                                  - datetime.now(UTC)).total_seconds())
+                delay = max(0.0, seconds_until(row.next_attempt_at))
             due.append((row.id, delay))
         return due
 

@@ -27,7 +27,7 @@ from defusedxml.ElementTree import DefusedXMLParser
 from lxml import etree
 
 from daemon.bundle import InvoiceFormat
-from daemon.errors import HostileInput, InputError
+from daemon.errors import HostileInput, InputError, UnusablePdf
 from daemon.fsops import open_regular, read_bounded
 from daemon.names import stem
 from daemon.sniff import is_pdf
@@ -138,7 +138,7 @@ def _pdf_ids(data: bytes, pattern: re.Pattern[str], rel: str) -> list[str]:
     if reader is None:
         problem = facts.problem()
         assert problem is not None  # open_pdf gives no reader only for an unusable PDF
-        raise InputError(problem[0], rel, problem[1])
+        raise UnusablePdf(problem[0], rel, problem[1])
     ids: dict[str, None] = {}  # in order of first appearance
     try:
         for page in reader.pages:

@@ -36,14 +36,17 @@ class LeftAlone:
                 self.log.error("invoice file cannot be used; left alone", file=shown,
                                error=f"{shown}: {problem}")
         if name is None:
-            if self.refused == dict(listing.refused):
-                return False
-            self.refused = dict(listing.refused)
-            return True
+            refused = dict(listing.refused)
+            changed = refused != self.refused
+            self.refused = refused
+            return changed
         # An event: only `name` can have changed (the usual event costs a look-up).
-        shown, now = printable(name), dict(listing.refused)
-        if self.refused.get(shown) == now.get(shown):
+        shown = printable(name)
+        why = dict(listing.refused).get(shown)
+        if self.refused.get(shown) == why:
             return False
-        self.refused.pop(shown, None)
-        self.refused.update(now)
+        if why is None:
+            del self.refused[shown]
+        else:
+            self.refused[shown] = why
         return True

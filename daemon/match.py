@@ -16,8 +16,8 @@ from pathlib import Path
 
 from daemon.bundle import Attachment, Bundle, Finding, InvoiceFile
 from daemon.config import Settings
-from daemon.errors import InputError
-from daemon.fsops import hash_file, kind_of, open_regular, read_regular
+from daemon.errors import InputError, UnusablePdf
+from daemon.fsops import hash_file, kind_of, read_regular
 from daemon.invoices import InvoiceRead, read_invoice_bytes, read_invoice_file
 from daemon.manifest import safe_filename, sent_name
 from daemon.names import (
@@ -62,9 +62,8 @@ def _read_notes(folder: Path, rel: str, findings: list[Finding]) -> _Notes:
                                  "regular file there"))
             return _Notes()
         # Through open_regular: a FIFO swapped in after the lstat must not block us.
-        with open_regular(path, where) as fh:
-            raw = fh.read(MAX_NOTES_BYTES + 1)
-        if len(raw) > MAX_NOTES_BYTES:
+        raw = read_regular(path, where, MAX_NOTES_BYTES)
+        if raw is None:
             # Cut short, the rest would be read as if it were the whole file.
             findings.append(_err("attachments-toml-invalid", where, f"is larger than "
                                  f"{MAX_NOTES_BYTES >> 20} MiB, far more than notes on "
@@ -252,6 +251,8 @@ def sent_names_distinct(bundle: Bundle, safe: bool) -> Bundle:
     wherever it can. Anything left (a converted 'scan.png.pdf' beside a file of
     that name) is an error here, before a receiver or a target folder sees two
     files under one name."""
+    if not any(a.converted for a in bundle.attachments):
+        return bundle  # the sent names are the names _distinct_names kept apart
     taken: dict[tuple[str, str], Attachment] = {}
     findings: list[Finding] = []
     for a in bundle.attachments:
@@ -291,7 +292,7 @@ def assemble(cand: Candidate, settings: Settings, known: Bundle | None = None) -
         except InputError as exc:
             findings.append(_err(exc.code, exc.file, exc.message))
             # A PDF that breaks the PDF rules is still a PDF (as `check` shows it).
-            read = InvoiceRead("pdf" if exc.code.startswith("pdf-") else "other",
+            read = InvoiceRead("pdf" if isinstance(exc, UnusablePdf) else "other",
                                (stem(cand.invoice.name),))
     inv = InvoiceFile(cand.invoice, cand.invoice.name, size, digest, read.format,
                       read.invoice_ids)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import os
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +30,8 @@ from daemon.journal import (
     Journal,
     Row,
     iso_in,
-    parse_iso,
     readable,
+    seconds_until,
 )
 from daemon.manifest import bundle_id_of
 from daemon.scan import Candidate, Snapshot, candidate_for, snapshot
@@ -235,7 +234,7 @@ class Pipeline(Claims):
         if unattached and policy.unattached != "send":
             if release.release_file(cand, self.s.share) is not None:  # "send anyway"
                 return self._claim(cand, known, row, [], now)
-            deadline = self._deadline(key, row, bundle.invoice_ids)
+            deadline = self._deadline(row, bundle.invoice_ids)
             left = None if deadline is None else self._due_in(key, deadline, now)
             if left is None or left > 0:
                 self._live(row, key, "waiting", bundle_id=bid, deadline=deadline,
@@ -248,7 +247,7 @@ class Pipeline(Claims):
                     "to the sidecar folder and move the bundle back into the outbox")], now)
         return self._claim(cand, known, row, [], now)
 
-    def _deadline(self, key: str, row: Row | None, ids: tuple[str, ...]) -> str | None:
+    def _deadline(self, row: Row | None, ids: tuple[str, ...]) -> str | None:
         """The end of an unattached bundle's wait (SPEC §1.5), as the journal keeps it
         (wall-clock: it survives a restart). None under hold, whatever an earlier policy
         set. Fixed when the wait starts, for the invoices then in the file: a changed
@@ -265,7 +264,7 @@ class Pipeline(Claims):
         step of the wall clock meanwhile moves no wait (One clock)."""
         due = self._due.get(key)
         if due is None or due[0] != deadline:
-            due = (deadline, now + (parse_iso(deadline) - datetime.now(UTC)).total_seconds())
+            due = (deadline, now + seconds_until(deadline))
             self._due[key] = due
         return due[1] - now
 

@@ -144,7 +144,7 @@ class TestWaitingDeadlines:
             @classmethod
             def now(cls, tz: Any = None) -> Any:  # noqa: ANN401 - datetime's own signature
                 return real.now(tz) + timedelta(days=1)
-        monkeypatch.setattr("daemon.pipeline.datetime", Jumped)
+        monkeypatch.setattr("daemon.journal.records.datetime", Jumped)
         assert run_once(p, now=1050.0) == []
         assert p.j.rows(("waiting",)) != []
         assert len(run_once(p, now=1100.5)) == 1 and len(folders(s.sent_dir)) == 1

@@ -48,6 +48,7 @@ from daemon.journal.records import (
     now_iso,
     parse_iso,
     readable,
+    seconds_until,
     shown_state,
 )
 from daemon.journal.views import Views
@@ -67,6 +68,7 @@ __all__ = [
     "iso_in",
     "parse_iso",
     "readable",
+    "seconds_until",
     "Row",
     "Journal",
 ]

@@ -97,6 +97,11 @@ def parse_iso(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+def seconds_until(iso: str) -> float:
+    """Seconds from now (wall clock) to a journal time; negative once it is past."""
+    return (parse_iso(iso) - datetime.now(UTC)).total_seconds()
+
+
 def readable(iso: str | None) -> str:
     """A journal time as people read it: 'YYYY-MM-DD HH:MM:SS UTC' ('' for none)."""
     if not iso:
