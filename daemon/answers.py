@@ -92,9 +92,11 @@ def _body(response: httpx.Response, scrub: Callable[[str], str]) -> tuple[Any, s
     """A 2xx answer as kept in the receipt (JSON as JSON while it is small, anything
     else as text cut to BODY_LIMIT), and its receipt_id."""
     decoded = _decoded(response.content)
+    receipt_id = _receipt_id(decoded)
+    receipt_id = receipt_id and scrub(receipt_id)
     if decoded is _NOT_JSON or len(response.content) > RECEIPT_JSON_LIMIT:
-        return scrub(response.text)[:BODY_LIMIT], _receipt_id(decoded)
-    return decoded, _receipt_id(decoded)
+        return scrub(response.text)[:BODY_LIMIT], receipt_id
+    return (decoded if scrub is unchanged else scrub_json(decoded, scrub)), receipt_id
 
 
 def _receipt_id(decoded: Any) -> str | None:
@@ -136,8 +138,9 @@ def _error_text(response: httpx.Response, scrub: Callable[[str], str]) -> str:
 
 def classify(response: httpx.Response, scrub: Callable[[str], str] = unchanged) -> Receipt:
     """The SPEC §5.1 table: a Receipt for 2xx, else the DeliveryError to act on.
-    `scrub` runs over a text answer before it is cut to BODY_LIMIT, so that a secret
-    the cut would split is still found whole."""
+    `scrub` takes our secrets out of everything kept of the answer (the body, JSON string
+    by string, the receipt id, a redirect's address), a text answer before it is cut to
+    BODY_LIMIT, so that a secret the cut would split is still found whole."""
     status = response.status_code
     if 200 <= status < 300:
         return Receipt(status, *_body(response, scrub))
@@ -151,8 +154,8 @@ def classify(response: httpx.Response, scrub: Callable[[str], str] = unchanged) 
         # httpx does not follow redirects (a POST body would be lost on many);
         # a redirecting url is our configuration problem, not the bundle's.
         where = response.headers.get("Location", "?")
-        raise Paused(f"HTTP {status} redirect to {where}: set [delivery] url to the final "
-                     "address", status, text, retry_after)
+        raise Paused(f"HTTP {status} redirect to {scrub(where)}: set [delivery] url to "
+                     "the final address", status, text, retry_after)
     raise Rejected(f"the receiver rejected the bundle with HTTP {status}", status, text)
 
 

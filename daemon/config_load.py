@@ -37,9 +37,10 @@ def _show(key: str, value: Any) -> str:
         # A url written as a list or a table (a wrong type) still shows its parts.
         items = value.values() if isinstance(value, dict) else value
         return "[" + ", ".join(_show(key, v) for v in items) + "]"
-    if isinstance(value, str) and ("://" in value or "@" in value):
+    if isinstance(value, str):
         # A url (under any key, a typo of `url` too, mistyped before its "//") may carry
-        # a password; an over-masked line is better than a leaked one.
+        # a password; an over-masked line is better than a leaked one. (A value without
+        # "@" comes back as it is.)
         return repr(mask_userinfo(value))
     return repr(value)
 

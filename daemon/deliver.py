@@ -24,11 +24,11 @@ from typing import Any, Protocol
 import httpx
 
 from daemon import __version__
-from daemon.answers import Receipt, classify, read_answer, scrub_json, unchanged
+from daemon.answers import Receipt, classify, read_answer, unchanged
 from daemon.bundle import Bundle
 from daemon.config import DeliveryConfig
 from daemon.config_values import has_userinfo
-from daemon.errors import OS_FIX, ConfigError, DeliveryError, Paused, Retryable, describe
+from daemon.errors import OS_FIX, ConfigError, Paused, Retryable, describe
 from daemon.fsops import copy_file, fsync_dir, open_regular, write_json
 from daemon.manifest import sent_parts
 from daemon.names import folder_name_for_id
@@ -232,15 +232,7 @@ class HttpDeliverer:
         """classify(), with the token and the url's password taken out of what the
         receiver said: an answer that echoes our headers would otherwise put them in
         the journal, the papers and the status page on the share (also ubl-embedded's)."""
-        try:
-            receipt = classify(response, self.scrub if self._secrets else unchanged)
-        except DeliveryError as exc:
-            raise type(exc)(self.scrub(str(exc)), exc.status, self.scrub(exc.body),
-                            exc.retry_after) from None
-        if not self._secrets:
-            return receipt
-        return Receipt(receipt.status, scrub_json(receipt.body, self.scrub),
-                       receipt.receipt_id and self.scrub(receipt.receipt_id))
+        return classify(response, self.scrub if self._secrets else unchanged)
 
     def failure(self, exc: httpx.TransportError | httpx.InvalidURL) -> Retryable | Paused:
         """What an httpx error on the way to the receiver means (also for ubl-embedded's
@@ -326,14 +318,13 @@ def _transport_error(cfg: DeliveryConfig, exc: OSError) -> ConfigError:
 
 
 def _make_deliverer(cfg: DeliveryConfig) -> Deliverer:
-    if cfg.format == "ubl-embedded":
-        from daemon.einvoice.transport import EmbeddedDeliverer
-        if cfg.transport == "directory":
-            assert cfg.target is not None
-            cfg.target.mkdir(parents=True, exist_ok=True)
-        return EmbeddedDeliverer(cfg)
     if cfg.transport == "directory":
         assert cfg.target is not None
         cfg.target.mkdir(parents=True, exist_ok=True)
+    if cfg.format == "ubl-embedded":
+        from daemon.einvoice.transport import EmbeddedDeliverer
+        return EmbeddedDeliverer(cfg)
+    if cfg.transport == "directory":
+        assert cfg.target is not None
         return DirectoryDeliverer(cfg.target)
     return HttpDeliverer(cfg)

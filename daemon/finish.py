@@ -242,7 +242,7 @@ class Finisher:
                                                    manifest["bundle_id"]))
         written = {"response": record, "receipt_id": receipt.receipt_id, "last_error": None,
                    "archive_dir": target, "attempts": attempts}
-        if self.archive_later is not None and getattr(self.d, "idempotent", False):
+        if self.archive_later is not None and getattr(deliverer, "idempotent", False):
             # Durable only before its archive moves anything (archive_sent): until
             # then a power loss costs one more POST with the same Idempotency-Key,
             # which the receiver answers as the first time.

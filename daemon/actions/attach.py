@@ -33,27 +33,28 @@ from daemon.fsops import copy_file, fsync_dir, open_regular, rename_noreplace, w
 from daemon.invoices import read_invoice_file
 from daemon.match import MANIFEST_NAME
 from daemon.names import folder_name_for_id, is_ignored, name_problem
-from daemon.scan import Candidate, list_outbox
+from daemon.scan import Candidate, Listing, list_outbox
 
 
 class AttachRefused(OutboxdError):
     """The attachment cannot be added as asked; nothing was changed."""
 
 
-def holders(invoice_id: str, settings: Settings, unread: list[str] | None = None
-            ) -> list[tuple[Candidate, tuple[str, ...]]]:
-    """The invoice files in the outbox that hold invoice_id, with all their ids; those
-    that cannot be read (their ids unknown) are added to `unread`, each with why."""
+def holders(invoice_id: str, settings: Settings, unread: list[str],
+            listing: Listing | None = None) -> list[tuple[Candidate, tuple[str, ...]]]:
+    """The invoice files in the outbox (`listing`, else listed now) that hold invoice_id,
+    with all their ids; those that cannot be read (their ids unknown) are added to
+    `unread`, each with why."""
     out = []
-    listing = list_outbox(settings.outbox, settings.share)
+    if listing is None:
+        listing = list_outbox(settings.outbox, settings.share)
     for cand in listing.candidates.values():
         try:
             read = read_invoice_file(cand.invoice, cand.invoice.name,
                                      settings.invoices.pdf_id_pattern)
         except (InputError, OSError) as exc:
-            if unread is not None:
-                unread.append(f"{exc} [{exc.code}]" if isinstance(exc, InputError)
-                              else f"{cand.invoice.name}: {describe(exc)}")
+            unread.append(f"{exc} [{exc.code}]" if isinstance(exc, InputError)
+                          else f"{cand.invoice.name}: {describe(exc)}")
             continue
         if invoice_id in read.invoice_ids:
             out.append((cand, read.invoice_ids))

@@ -39,7 +39,7 @@ def resolve(target: str, settings: Settings) -> Candidate:
                                        or path.parent == settings.outbox.path.resolve()):
         return listing.candidates[name]
     unread: list[str] = []
-    found = holders(target, settings, unread)
+    found = holders(target, settings, unread, listing)
     # NAME as in NAME.send-anyway, the invoice file's stem, or an invoice id: when both
     # readings fit different files, releasing either would be a guess.
     by_stem = [c for n, c in listing.candidates.items() if stem(n) == name] \
