@@ -64,7 +64,9 @@ def _decoded(content: bytes) -> Any:
         value = json.loads(content, parse_constant=_not_finite, parse_float=_finite_float)
     except (ValueError, RecursionError):  # RecursionError: nested thousands deep
         return _NOT_JSON
-    if b"\\u" in content or b"\\U" in content:
+    # Only a \u escape gives a lone surrogate (JSON has no \U); in UTF-16 or UTF-32
+    # the escape's bytes are spread out, so such answers are always walked.
+    if b"\\u" in content or not json.detect_encoding(content).startswith("utf-8"):
         return scrub_json(value, _no_lone_surrogates)
     return value
 

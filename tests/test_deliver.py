@@ -269,6 +269,15 @@ class TestAnswersThatMisbehave:
         assert receipt.receipt_id == "R-\ufffd" and receipt.body["note"] == "x\ufffd"
         json.dumps(receipt.as_dict(), ensure_ascii=False).encode("utf-8")  # storable
 
+    def test_a_lone_surrogate_in_a_utf16_answer_is_replaced_too(self) -> None:
+        """The same escape in an answer sent as UTF-16 (its bytes spread out by NULs):
+        still U+FFFD, not text the journal cannot store (the reread found the first
+        check looked for the escape's UTF-8 bytes only)."""
+        raw = '{"receipt_id": "R-\\ud800"}'.encode("utf-16")
+        got = classify(response(201, raw))
+        assert got.receipt_id == "R-\ufffd"
+        json.dumps(got.as_dict(), ensure_ascii=False).encode("utf-8")  # storable
+
     def test_an_answer_that_drips_ends_within_the_timeout(self, tmp_path: Path) -> None:
         """201 whose body comes a byte every 0.3 s without end: httpx's timeouts are per
         read, so only the answer's own deadline (timeout_seconds = 1) ends it, about a
