@@ -1,12 +1,17 @@
 """outboxd: a shared folder as a reliable outbox for invoices."""
 
+import signal
 import sys
 
 # The one place the version is written; pyproject.toml reads it from here. A
 # literal, not importlib.metadata: that lookup cost every command ~0.2 s.
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["GROUP_SIGNALS", "__version__"]
+
+# What a terminal (Ctrl-C, hang-up) or a stop sent to the whole process group or cgroup
+# delivers to every process in it: reader processes ignore these, the daemon decides.
+GROUP_SIGNALS = (signal.SIGINT, signal.SIGHUP, signal.SIGTERM)
 
 
 def _ignore_group_signals_in_a_spawned_reader() -> None:
@@ -18,8 +23,7 @@ def _ignore_group_signals_in_a_spawned_reader() -> None:
     process = sys.modules.get("multiprocessing.process")
     if process is None or not getattr(process.current_process(), "_inheriting", False):
         return  # the daemon, a command, a test: signals as they are
-    import signal
-    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+    for sig in GROUP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from daemon import __version__
 from daemon.actions import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from daemon.errors import OS_FIX, ConfigError, OutboxdError, UsageError, describe
+from daemon.errors import ConfigError, OutboxdError, UsageError, refused
 
 
 class _Parser(argparse.ArgumentParser):
@@ -229,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         # The environment, not a bug: no permission, a full disk, a path that went away,
         # stdout on a full device. One line (`run` logs its own, see actions/run.py).
-        print(f"outboxd: {describe(exc)} — {OS_FIX}", file=sys.stderr)
+        print(f"outboxd: {refused(exc)}", file=sys.stderr)
         if exc.filename is None:
             # Most likely stdout itself (a full device): nothing more from its last flush.
             with contextlib.suppress(OSError):

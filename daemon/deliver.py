@@ -28,7 +28,7 @@ from daemon.answers import Receipt, classify, read_answer, unchanged
 from daemon.bundle import Bundle
 from daemon.config import DeliveryConfig
 from daemon.config_values import has_userinfo
-from daemon.errors import OS_FIX, ConfigError, Paused, Retryable, describe
+from daemon.errors import ConfigError, Paused, Retryable, refused
 from daemon.fsops import copy_file, fsync_dir, open_regular, write_json
 from daemon.manifest import sent_parts
 from daemon.names import folder_name_for_id
@@ -310,7 +310,7 @@ def _transport_error(cfg: DeliveryConfig, exc: OSError) -> ConfigError:
     true) from the environment's SSL_CERT_FILE or SSL_CERT_DIR."""
     if cfg.transport == "directory":
         return ConfigError(f"[delivery] target = {str(cfg.target)!r} cannot be created: "
-                           f"{describe(exc)} — {OS_FIX}")
+                           + refused(exc))
     env = [f"{k}={os.environ[k]}" for k in ("SSL_CERT_FILE", "SSL_CERT_DIR")
            if os.environ.get(k)]
     return unusable("verify = true", exc, f"the environment sets {', '.join(env)}: fix or "

@@ -141,3 +141,8 @@ def describe(exc: OSError) -> str:
 # What to check when the environment refuses: the one fix for an OSError in a command.
 OS_FIX = "check that the path exists, that this user may read and write it, and that the " \
     "disk has space"
+
+
+def refused(exc: OSError) -> str:
+    """The line for an OSError the environment answered a command with: what, and the fix."""
+    return f"{describe(exc)} — {OS_FIX}"

@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from daemon import GROUP_SIGNALS
 from daemon.bundle import Bundle
 from daemon.config import Settings
-from daemon.reader_process import GROUP_SIGNALS
 from daemon.scan import Candidate
 
 Result = Bundle | BaseException

@@ -18,13 +18,11 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from daemon import logs, reader_wire
+from daemon import GROUP_SIGNALS, logs, reader_wire
 from daemon.bundle import Bundle
 from daemon.config import LogConfig, Settings
 from daemon.errors import ConfigError, InputError, OutboxdError
 from daemon.scan import Candidate
-
-GROUP_SIGNALS = (signal.SIGINT, signal.SIGHUP, signal.SIGTERM)
 
 
 def needs_engine(settings: Settings) -> bool:

@@ -7,7 +7,7 @@ import argparse
 from daemon import logs
 from daemon.actions import EXIT_FAILED, EXIT_USAGE
 from daemon.actions.common import settings_of
-from daemon.errors import OS_FIX, ConfigError, OutboxdError, describe
+from daemon.errors import ConfigError, OutboxdError, refused
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,5 +26,5 @@ def run(args: argparse.Namespace) -> int:
         logs.get().error("outboxd stopped", error=str(exc))
         return EXIT_FAILED
     except OSError as exc:  # the environment (a full disk, a path gone), not a bug
-        logs.get().error("outboxd stopped", error=f"{describe(exc)} — {OS_FIX}")
+        logs.get().error("outboxd stopped", error=refused(exc))
         return EXIT_FAILED
