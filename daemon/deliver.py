@@ -108,27 +108,19 @@ def _proxies_from_environment() -> bool:
     return any(found.get(scheme) for scheme in ("http", "https", "all"))
 
 
-def _basic(url: str | None) -> str | None:
-    """The credentials of the url's userinfo as a Basic Authorization header carries them."""
-    try:
-        parsed = httpx.URL(url or "")
-    except httpx.InvalidURL:
-        return None
-    if not parsed.password:
-        return None
-    pair = f"{parsed.username}:{parsed.password}".encode()
-    return base64.b64encode(pair).decode("ascii")
-
-
-def _passwords(url: str | None) -> list[str]:
-    """The password in the url's userinfo (Basic auth), decoded and as written in the
-    url (any case of %-escapes): an error may quote either."""
+def _url_secrets(url: str | None) -> list[str]:
+    """The password of the url's userinfo (Basic auth) in every form an error may quote:
+    decoded, as written in the url (any case of %-escapes), and the user:password pair
+    in base64, as a Basic Authorization header (which a receiver may echo) carries it."""
     try:
         parsed = httpx.URL(url or "")
     except httpx.InvalidURL:
         return []
+    if not parsed.password:
+        return []
     written = parsed.userinfo.decode("ascii", "replace").partition(":")[2]
-    return [p for p in (parsed.password, written) if p]
+    pair = base64.b64encode(f"{parsed.username}:{parsed.password}".encode()).decode("ascii")
+    return [p for p in (parsed.password, written, pair) if p]
 
 
 class HttpDeliverer:
@@ -149,9 +141,8 @@ class HttpDeliverer:
         # Every form a secret takes in an error text: as given, as repr() quotes it (b'…'
         # in h11's errors), percent-encoded (in a url), and as written in the url.
         # Longest first, so that no form is cut by a shorter one inside it.
-        # A receiver that echoes the request's headers quotes Basic auth in base64.
         # And as JSON writes them in an answer: '"' and '\\' escaped, '/' as '\\/' (PHP).
-        self._secrets = sorted({form for x in (token, *_passwords(cfg.url), _basic(cfg.url))
+        self._secrets = sorted({form for x in (token, *_url_secrets(cfg.url))
                                 if x for form in (x, repr(x)[1:-1],
                                                   urllib.parse.quote(x, safe=""),
                                                   json.dumps(x)[1:-1],
