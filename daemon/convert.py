@@ -58,8 +58,9 @@ def pdf_name(original_name: str) -> str:
 def converted_name(att: Attachment, taken: set[str]) -> str:
     """``scan.png`` → ``scan.pdf``; ``scan.png.pdf`` when another attachment of the
     invoice could go out as scan.pdf too (`taken`: manifest.sent_keys of the names, and
-    of the PDF names, of the other attachments). The second form is as distinct as the
-    original names are, which matching has made sure of."""
+    of the PDF names, of the other attachments; those of scan.pdf's keys are enough).
+    The second form is as distinct as the original names are, which matching has made
+    sure of."""
     name = pdf_name(att.original_name)
     if sent_keys(name) & taken:
         name = att.original_name + ".pdf"

@@ -92,20 +92,15 @@ def kind_for_extension(name: str) -> str | None:
 ZIP_KINDS = frozenset({"xlsx", "ods", "docx"})
 
 
-def sniff(fh: BinaryIO, deep: bool = True, named: str | None = None) -> FileType:
+def sniff(fh: BinaryIO, deep: bool = True) -> FileType:
     """The content type of an open, seekable binary file; leaves the position at 0.
 
     `deep=False`: magic bytes only, a ZIP's central directory is not read (a file that
-    is refused for its size anyway could hold millions of entries); such a ZIP is then
-    taken for what `named` (the kind its extension says) calls it, if that is a ZIP
-    format, so the size is the one error reported."""
+    is refused for its size anyway could hold millions of entries), so any ZIP is "zip"."""
     fh.seek(0)
     head = fh.read(HEAD_BYTES)
     try:
-        found = _sniff(fh, head, deep)
-        if not deep and found.kind == "zip" and named in ZIP_KINDS:
-            return file_type(named)
-        return found
+        return _sniff(fh, head, deep)
     finally:
         fh.seek(0)
 

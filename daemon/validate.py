@@ -30,11 +30,17 @@ from daemon.probe import MAX_TIFF_PAGES, ImageFacts, PdfFacts, probe_image, prob
 from daemon.sniff import (
     IMAGE_KINDS,
     TEXT_KINDS,
+    ZIP_KINDS,
     FileType,
     file_type,
     kind_for_extension,
     sniff,
 )
+
+# Per invoice id: each key under which an attachment could reach a receiver
+# (manifest.sent_keys of its name and of its PDF name) → the names that have it.
+KeyOwners = dict[str, dict[str, set[str]]]
+
 
 TARGET_DPI = 300.0
 DPI_TOLERANCE = 0.5  # "rounds to 300": 299.5–300.5, so 118.11 px/cm passes
@@ -271,7 +277,7 @@ RULES: dict[str, tuple[Rule, ...]] = {
 # -------------------------------------------------------------- entry point
 
 def check_attachment(att: Attachment, bundle: Bundle, cfg: ValidationConfig,
-                     ) -> tuple[Attachment, list[Finding]]:
+                     cache: KeyOwners | None = None) -> tuple[Attachment, list[Finding]]:
     """Open once, sniff, probe, run the channel's rules; the attachment comes back annotated."""
     try:
         fh = open_regular(att.path, att.rel)
@@ -289,7 +295,11 @@ def check_attachment(att: Attachment, bundle: Bundle, cfg: ValidationConfig,
         # hostile PDF for pypdf, a ZIP directory of millions, a TIFF of many pages).
         within = att.size <= cfg.max_attachment_bytes
         named = kind_for_extension(att.original_name)
-        filetype = sniff(src, deep=within, named=named)
+        filetype = sniff(src, deep=within)
+        if not within and filetype.kind == "zip" and named in ZIP_KINDS:
+            # Its directory was not read: taken for what its extension says, so that
+            # the size is the one error reported.
+            filetype = file_type(named)
         pdf = image = None
         if filetype.kind == "pdf" and within:
             pdf = probe_pdf(src)
@@ -308,19 +318,30 @@ def check_attachment(att: Attachment, bundle: Bundle, cfg: ValidationConfig,
     att = replace(att, content_type=filetype.mime, pages=pages)
     if convert.wanted(filetype.kind, bundle.channel, cfg.convert_images) and not any(
             f.severity == "error" for f in findings):
-        att, findings = _converted(att, bundle, cfg, findings)
+        att, findings = _converted(att, bundle, cfg, findings, {} if cache is None else cache)
     return att, findings
 
 
+def _owners(bundle: Bundle, invoice_id: str, cache: KeyOwners) -> dict[str, set[str]]:
+    if invoice_id not in cache:
+        owners: dict[str, set[str]] = {}
+        for a in bundle.attachments_of(invoice_id):
+            for n in (a.original_name, convert.pdf_name(a.original_name)):
+                for key in sent_keys(n):
+                    owners.setdefault(key, set()).add(a.original_name)
+        cache[invoice_id] = owners
+    return cache[invoice_id]
+
+
 def _converted(att: Attachment, bundle: Bundle, cfg: ValidationConfig,
-               findings: list[Finding]) -> tuple[Attachment, list[Finding]]:
+               findings: list[Finding], cache: KeyOwners) -> tuple[Attachment, list[Finding]]:
     """Convert the image in memory; the PDF is what the size rule judges and what is sent."""
     # Another image of the same stem (scan.jpg beside scan.png) would become scan.pdf
     # too, and a scan.pdf or scan_.pdf may be there already: either, and the name moves.
-    taken = {key for a in bundle.attachments_of(att.invoice_id)
-             if a.original_name != att.original_name
-             for n in (a.original_name, convert.pdf_name(a.original_name))
-             for key in sent_keys(n)}
+    # The keys are indexed once a bundle: a sidecar of many images stays linear.
+    owners = _owners(bundle, att.invoice_id, cache)
+    taken = {key for key in sent_keys(convert.pdf_name(att.original_name))
+             if owners.get(key, set()) - {att.original_name}}
     att, _, problems = convert.convert(att, taken)
     conv = att.converted
     if conv is not None and conv.size > cfg.max_attachment_bytes:
@@ -339,8 +360,9 @@ def validate_bundle(bundle: Bundle, cfg: ValidationConfig) -> Bundle:
     """
     checked: list[Attachment] = []
     findings: list[Finding] = []
+    cache: KeyOwners = {}
     for att in bundle.attachments:
-        annotated, found = check_attachment(att, bundle, cfg)
+        annotated, found = check_attachment(att, bundle, cfg, cache)
         checked.append(annotated)
         findings.extend(found)
     return replace(bundle, attachments=tuple(checked)).with_findings(findings)
