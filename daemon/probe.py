@@ -6,6 +6,8 @@ validation rules only ever look at dataclasses.
 from __future__ import annotations
 
 import importlib
+import io
+import mmap
 import re
 import threading
 import warnings
@@ -209,8 +211,15 @@ def pillow_limit(max_pixels: int) -> Iterator[None]:
             Image.MAX_IMAGE_PIXELS = saved
 
 
+TRUNCATED = "the file ends before the image does"
+DAMAGED = "the file ends before the image does, or its data is damaged"
+
+
 def probe_image(fh: BinaryIO, kind: str, max_pixels: int) -> ImageFacts:
-    """Sizes and resolutions of every frame, from headers only (nothing is decoded)."""
+    """Sizes and resolutions of every frame, from headers only (nothing is decoded),
+    and whether the image data of a PNG, JPEG or TIFF reaches as far as its headers
+    say: a file cut short (a broken copy or download) would print half an image."""
+    size = fh.seek(0, 2)
     fh.seek(0)
     frames: list[Frame] = []
     try:
@@ -218,6 +227,8 @@ def probe_image(fh: BinaryIO, kind: str, max_pixels: int) -> ImageFacts:
             # Page by page, not n_frames: that walks every page first, however many.
             while True:
                 frames.append(_frame(im, kind))
+                if kind == "tiff" and _tiff_data_end(im) > size:
+                    return ImageFacts(error=TRUNCATED)
                 if kind != "tiff":
                     break
                 if len(frames) > MAX_TIFF_PAGES:
@@ -226,6 +237,10 @@ def probe_image(fh: BinaryIO, kind: str, max_pixels: int) -> ImageFacts:
                     im.seek(len(frames))
                 except EOFError:
                     break
+            if kind == "png" and not _png_verified(im):
+                return ImageFacts(error=DAMAGED)
+        if kind == "jpeg" and not _jpeg_reaches_eoi(fh):
+            return ImageFacts(error=TRUNCATED)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         # Pillow's text quotes 2× the limit for the error; say the pixels only.
         found = re.search(r"\((\d+) pixels\)", str(exc))
@@ -237,6 +252,69 @@ def probe_image(fh: BinaryIO, kind: str, max_pixels: int) -> ImageFacts:
     finally:
         fh.seek(0)
     return ImageFacts(frames=tuple(frames))
+
+
+def _png_verified(im: Image.Image) -> bool:
+    """Pillow walks the chunks to IEND checking each one's CRC; nothing is decompressed."""
+    try:
+        im.verify()
+    except Exception:  # noqa: BLE001 — a cut or damaged chunk raises OSError, SyntaxError, ...
+        return False
+    return True
+
+
+def _tiff_data_end(im: Image.Image) -> int:
+    """Where the current page's last strip or tile ends, by its tags."""
+    tags = im.tag_v2  # type: ignore[attr-defined]  # TiffImageFile only
+    end = 0
+    for offsets_tag, counts_tag in ((273, 279), (324, 325)):  # strips, tiles
+        offsets, counts = tags.get(offsets_tag), tags.get(counts_tag)
+        if offsets is None or counts is None:
+            continue
+        offsets = offsets if isinstance(offsets, tuple) else (offsets,)
+        counts = counts if isinstance(counts, tuple) else (counts,)
+        for offset, count in zip(offsets, counts, strict=False):
+            end = max(end, int(offset) + int(count))
+    return end
+
+
+def _jpeg_reaches_eoi(fh: BinaryIO) -> bool:
+    """The JPEG's segments and scans lead from its start to an end-of-image marker
+    inside the file. What follows that marker (a phone's trailer, a second image) is
+    not read; bytes between segments are skipped, as decoders do."""
+    if isinstance(fh, io.BytesIO):
+        return _eoi_reached(fh.getvalue())
+    # A file over validate.MAX_IN_MEMORY: mapped, not read into memory.
+    with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        return _eoi_reached(data)
+
+
+def _eoi_reached(data: bytes | mmap.mmap) -> bool:
+    pos, n = 2, len(data)  # after SOI, which the sniffer found
+    while True:
+        pos = data.find(b"\xff", pos)
+        while 0 <= pos < n - 1 and data[pos + 1] == 0xFF:  # fill bytes before a marker
+            pos += 1
+        if pos < 0 or pos + 1 >= n:
+            return False
+        code = data[pos + 1]
+        pos += 2
+        if code == 0xD9:  # EOI
+            return True
+        if code == 0x00 or 0xD0 <= code <= 0xD7 or code == 0x01:  # no length follows
+            continue
+        if pos + 2 > n:
+            return False
+        pos += int.from_bytes(data[pos:pos + 2], "big")
+        if code == 0xDA:  # SOS: entropy-coded data runs to the next real marker
+            while True:
+                pos = data.find(b"\xff", pos)
+                if pos < 0 or pos + 1 >= n:
+                    return False
+                if data[pos + 1] == 0x00 or 0xD0 <= data[pos + 1] <= 0xD7:
+                    pos += 2  # a stuffed 0xFF, or a restart marker inside the scan
+                    continue
+                break
 
 
 def _frame(im: Image.Image, kind: str) -> Frame:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from pypdf import PdfWriter
 from pypdf.generic import (
     ArrayObject,
@@ -20,7 +21,7 @@ from pypdf.generic import (
     PdfObject,
 )
 
-from daemon.probe import PdfFacts, probe_pdf
+from daemon.probe import PdfFacts, probe_image, probe_pdf
 
 Edit = Callable[[PdfWriter, DictionaryObject], None]
 
@@ -136,3 +137,59 @@ def test_warm_up_registers_every_image_kind_probed_without_loading_all_of_pillow
                          check=True, timeout=60, cwd=Path(__file__).parent.parent
                          ).stdout.split()
     assert out == ["[]", "1"], f"kinds without their plugin, Pillow's init level: {out}"
+
+
+# ------------------------------------------------------------ images cut short
+
+def _noise(fmt: str, **kw: object) -> bytes:
+    """A 300-DPI image whose data is not one repeated byte, so that cutting it loses some."""
+    buf = io.BytesIO()
+    Image.effect_noise((300, 200), 60).convert("RGB").save(buf, fmt, dpi=(300, 300), **kw)
+    return buf.getvalue()
+
+
+IMAGES = {
+    "png": ("png", {}),
+    "jpeg": ("jpeg", {}),
+    "progressive jpeg": ("jpeg", {"progressive": True}),
+    "jpeg with restart markers": ("jpeg", {"restart_marker_blocks": 1}),
+    "tiff": ("tiff", {}),
+    "two-page tiff": ("tiff", {"save_all": True,
+                               "append_images": [Image.new("RGB", (100, 100))]}),
+}
+
+
+@pytest.mark.parametrize("name", IMAGES)
+def test_a_whole_image_is_read_without_error(name: str) -> None:
+    kind, kw = IMAGES[name]
+    facts = probe_image(io.BytesIO(_noise(kind.upper(), **kw)), kind, 10**8)
+    assert facts.error is None and facts.frames
+
+
+@pytest.mark.parametrize("name", IMAGES)
+def test_an_image_cut_short_is_an_error(name: str) -> None:
+    """A broken copy or download that ends two thirds in would print half an image."""
+    kind, kw = IMAGES[name]
+    data = _noise(kind.upper(), **kw)
+    facts = probe_image(io.BytesIO(data[:len(data) * 2 // 3]), kind, 10**8)
+    assert facts.error is not None and "ends before the image does" in facts.error
+
+
+@pytest.mark.parametrize("kind", ["png", "jpeg", "tiff"])
+def test_bytes_after_the_end_of_an_image_are_not_an_error(kind: str) -> None:
+    """Phones append trailers (a motion photo's video) after a JPEG's end marker."""
+    data = _noise(kind.upper()) + b"\xff\xda\x00\x10trailer" + bytes(500)
+    assert probe_image(io.BytesIO(data), kind, 10**8).error is None
+
+
+def test_a_jpeg_cut_short_on_disk_is_found_without_reading_it_into_memory(
+        tmp_path: Path) -> None:
+    """An attachment over validate.MAX_IN_MEMORY is probed from its open file."""
+    data = _noise("JPEG")
+    path = tmp_path / "scan.jpg"
+    path.write_bytes(data[:-100])
+    with path.open("rb") as fh:
+        assert probe_image(fh, "jpeg", 10**8).error is not None
+    path.write_bytes(data)
+    with path.open("rb") as fh:
+        assert probe_image(fh, "jpeg", 10**8).error is None

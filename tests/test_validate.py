@@ -373,6 +373,16 @@ class TestImages:
         assert codes(bundle, "error") == ["image-unreadable"]
         only(bundle, "image-unreadable")
 
+    def test_an_image_cut_short_is_image_unreadable(self, outbox: Outbox) -> None:
+        """A PNG whose file ends inside its image data names the file and the fix."""
+        buf = io.BytesIO()
+        Image.effect_noise((200, 200), 60).save(buf, "PNG", dpi=(300, 300))
+        bundle = outbox.validate("p.png", buf.getvalue()[:buf.tell() // 2])
+        assert codes(bundle, "error") == ["image-unreadable"]
+        finding = only(bundle, "image-unreadable")
+        assert "ends before the image does" in finding.message
+        assert "save or export the image again" in finding.message
+
     def test_too_many_pixels_per_config(self, outbox: Outbox) -> None:
         """width × height over max_image_pixels is an error naming the size."""
         cfg = ValidationConfig(max_image_pixels=100)
