@@ -152,6 +152,13 @@ def classify(response: httpx.Response, scrub: Callable[[str], str] = unchanged) 
         raise Retryable(f"HTTP {status} from the receiver", status, text, retry_after)
     if status in PAUSE_STATUSES:
         raise Paused(f"HTTP {status}: check [delivery] url and token", status, text, retry_after)
+    if status == 407:
+        # A proxy on the way wants credentials: the bundle is not at fault, as with 401
+        # (SPEC §5.1 lists 407 under "other 4xx"; its intent is that a configuration
+        # problem pauses deliveries and quarantines nothing).
+        raise Paused("HTTP 407 from a proxy: check the proxy's address and credentials in "
+                     "the environment (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY)", status, text,
+                     retry_after)
     if 300 <= status < 400:
         # httpx does not follow redirects (a POST body would be lost on many);
         # a redirecting url is our configuration problem, not the bundle's.

@@ -367,6 +367,13 @@ class TestClassify:
             classify(response(status, b"nope"))
         assert info.value.status == status and not isinstance(info.value, Rejected)
 
+    def test_a_proxy_that_wants_credentials_pauses_naming_the_proxy(self) -> None:
+        """407 comes from a proxy in between, not the receiver: the bundle is not at
+        fault, so deliveries pause (never quarantine) and the message names what to fix."""
+        with pytest.raises(Paused) as info:
+            classify(response(407, b"Proxy Authentication Required"))
+        assert info.value.status == 407 and "HTTPS_PROXY" in str(info.value)
+
     @pytest.mark.parametrize("status", [408, 409, 425, 429, 500, 502, 503, 504])
     def test_retryable(self, status: int) -> None:
         """408/409/425/429/5xx are retried."""
