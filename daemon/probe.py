@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import io
 import mmap
+import operator
 import re
 import threading
 import warnings
@@ -273,9 +274,9 @@ def _tiff_data_end(im: Image.Image) -> int:
             continue
         offsets = offsets if isinstance(offsets, tuple) else (offsets,)
         counts = counts if isinstance(counts, tuple) else (counts,)
-        for offset, count in zip(offsets, counts, strict=False):
-            end = max(end, int(offset) + int(count))
-    return end
+        # Without a Python loop: a hostile page may list a million strips.
+        end = max(end, max(map(operator.add, offsets, counts), default=0))
+    return int(end)
 
 
 def _jpeg_reaches_eoi(fh: BinaryIO) -> bool:
@@ -284,9 +285,15 @@ def _jpeg_reaches_eoi(fh: BinaryIO) -> bool:
     not read; bytes between segments are skipped, as decoders do."""
     if isinstance(fh, io.BytesIO):
         return _eoi_reached(fh.getvalue())
-    # A file over validate.MAX_IN_MEMORY: mapped, not read into memory.
-    with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        return _eoi_reached(data)
+    # A file over validate.MAX_IN_MEMORY: mapped, not read into memory, where the
+    # file system allows it.
+    try:
+        mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError):
+        fh.seek(0)
+        return _eoi_reached(fh.read())
+    with mapped:
+        return _eoi_reached(mapped)
 
 
 def _eoi_reached(data: bytes | mmap.mmap) -> bool:
