@@ -39,6 +39,7 @@ from daemon.config_values import (
     url_problem,
 )
 from daemon.errors import ConfigError
+from daemon.fsops import NotAFile, read_admin_file
 
 DEFAULT_CONFIG_PATH = Path("/etc/outboxd/config.toml")
 ENV_PREFIX = "OUTBOXD_"
@@ -260,11 +261,15 @@ class DeliveryConfig(Section):
             return None
         where = f"[delivery] token_file = \"{self.token_file}\""
         try:
-            token = self.token_file.read_text(encoding="utf-8").strip()
+            # A token is a line; 64 KiB is room for any, and /dev/zero is refused.
+            token = read_admin_file(self.token_file, 1 << 16).decode("utf-8").strip()
             problem = token_problem(token)
         except OSError as exc:
             raise ConfigError(f"{where}: cannot be read ({exc.strerror}) — check the path and "
                               "permissions") from None
+        except NotAFile as exc:
+            raise ConfigError(f"{where} {exc} — point it to a file that holds the token "
+                              "alone") from None
         except UnicodeDecodeError:
             # Not the decoder's message: it quotes the offending byte.
             problem = "contains bytes that are not text (not ASCII)"

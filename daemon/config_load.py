@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from daemon.config import DEFAULT_CONFIG_PATH, SECTIONS, Settings
 from daemon.config_values import MASK, mask_userinfo
 from daemon.errors import ConfigError
+from daemon.fsops import NotAFile, read_admin_file
 
 
 def config_path(cli_value: str | None) -> Path:
@@ -25,6 +26,8 @@ def config_path(cli_value: str | None) -> Path:
     return DEFAULT_CONFIG_PATH
 
 
+# A configuration file is a few KB; the bound keeps /dev/zero-like mistakes finite.
+CONFIG_LIMIT = 1 << 20
 _SECRET_WORDS = ("token", "secret", "password", "passwd", "tokn", "key", "auth", "bearer")
 
 
@@ -73,14 +76,14 @@ def _known_keys(section: str) -> list[str]:
 def load_settings(path: Path) -> Settings:
     """Read, override, validate. Raises ConfigError naming every bad key."""
     # pydantic-settings skips a missing TOML file silently; a daemon must not.
-    if path.is_dir():
-        raise ConfigError(f"configuration file {path} is a folder, not a file — pass -c FILE "
-                          "with the file itself (see config.example.toml)")
-    if not path.is_file():
-        raise ConfigError(f"configuration file {path} does not exist — pass -c FILE, set "
-                          "OUTBOXD_CONFIG, or create it (see config.example.toml)")
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(read_admin_file(path, CONFIG_LIMIT).decode("utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {path} does not exist — pass -c FILE, set "
+                          "OUTBOXD_CONFIG, or create it (see config.example.toml)") from None
+    except NotAFile as exc:
+        raise ConfigError(f"configuration file {path} {exc} — pass -c FILE with the file "
+                          "itself (see config.example.toml)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:

@@ -76,6 +76,30 @@ def open_regular(path: Path, rel: str | None = None) -> BinaryIO:
     return os.fdopen(fd, "rb")
 
 
+class NotAFile(ValueError):
+    """A file the admin named is a FIFO, socket or device, or larger than its limit."""
+
+
+def read_admin_file(path: Path, limit: int) -> bytes:
+    """A file the configuration names (the configuration itself, token_file, the TLS
+    files). A link is followed: the admin chose the path, and may keep a secret
+    elsewhere. But a FIFO, socket or device is refused before anything is read (a FIFO
+    would block for good, /dev/zero never ends), and so is more than `limit` bytes.
+    Raises OSError, or NotAFile saying what the path is."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise NotAFile("is a folder, not a file" if stat.S_ISDIR(mode) else
+                       f"is a {kind_of(mode)}, not a regular file")
+    os.set_blocking(fd, True)
+    with os.fdopen(fd, "rb") as fh:
+        data = read_bounded(fh, limit)
+    if data is None:
+        raise NotAFile(f"is larger than {limit:,} bytes")
+    return data
+
+
 def hash_file(path: Path, rel: str | None = None) -> tuple[int, str]:
     """Size and SHA-256 of a regular file, read in chunks."""
     digest = hashlib.sha256()

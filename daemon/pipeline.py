@@ -24,7 +24,7 @@ from daemon.config import Settings
 from daemon.deliver import Deliverer
 from daemon.errors import InputError
 from daemon.finish import Finisher, bind, reasons_of
-from daemon.fsops import write_atomic
+from daemon.fsops import read_regular, write_atomic
 from daemon.journal import (
     LIVE,
     Journal,
@@ -45,12 +45,13 @@ ERRORS_HEADER = ("# outboxd: this bundle is held because of the errors below. Fi
 
 
 def _errors_file_text(path: Path) -> str | None:
-    """NAME.errors.txt if it is a regular file we can read, else None."""
+    """NAME.errors.txt if it is a regular file we can read, else None. Opened as an
+    input is (never a link, a FIFO or a device: one swapped in would block the loop),
+    and at most 1 MiB: ours is a few lines."""
     try:
-        if not path.is_file() or path.is_symlink():
-            return None
-        return path.read_text("utf-8")
-    except (OSError, UnicodeDecodeError):
+        data = read_regular(path, limit=1 << 20)
+        return data.decode("utf-8") if data is not None else None
+    except (InputError, OSError, UnicodeDecodeError):
         return None
 
 

@@ -7,11 +7,16 @@ ask for a key's passphrase.
 from __future__ import annotations
 
 import ssl
+from pathlib import Path
 
 import certifi
 
 from daemon.config import DeliveryConfig
 from daemon.errors import ConfigError, describe
+from daemon.fsops import NotAFile, read_admin_file
+
+# A CA bundle is a few hundred KB; more is not a PEM file anyone meant.
+TLS_FILE_LIMIT = 16 << 20
 
 
 def tls_verify(cfg: DeliveryConfig) -> bool | ssl.SSLContext:
@@ -25,10 +30,14 @@ def tls_verify(cfg: DeliveryConfig) -> bool | ssl.SSLContext:
                           ("client_key", cfg.client_key)):
         if path and not isinstance(path, bool):
             try:
-                open(path, "rb").close()
+                # OpenSSL would block on a FIFO as open() does: refused first.
+                read_admin_file(Path(path), TLS_FILE_LIMIT)
             except OSError as exc:
                 raise unusable(f"{setting} = {str(path)!r}", exc, "make the file readable "
                                 "by the user outboxd runs as") from None
+            except NotAFile as exc:
+                raise ConfigError(f"[delivery] {setting} = {str(path)!r} {exc} — point it "
+                                  "to a PEM file") from None
     # verify = true: the same CAs httpx trusts without a client certificate (certifi's),
     # not the system's, so adding a certificate does not change whom we trust.
     try:

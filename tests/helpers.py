@@ -171,3 +171,13 @@ def without_blocking(call: Callable[[], T], fifo: Path, what: str) -> T:
         pytest.fail(f"{what} opened the FIFO {fifo.name} and blocked")
     return result[0]
 
+
+
+def raised(call: Callable[[], object]) -> Exception | None:
+    """The exception call() raised, or None: for without_blocking, whose thread would
+    otherwise lose it."""
+    try:
+        call()
+    except Exception as exc:  # noqa: BLE001 — handed to the test to judge
+        return exc
+    return None

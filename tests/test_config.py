@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import raised, without_blocking
 
 from daemon.config import Settings
 from daemon.config_load import load_settings
@@ -201,6 +202,17 @@ class TestErrors:
             load_settings(tmp_path / "nope.toml")
         assert str(tmp_path / "nope.toml") in str(info.value)
 
+    def test_a_fifo_as_the_configuration_is_named_as_such_and_never_opened(
+            self, tmp_path: Path) -> None:
+        """A FIFO given as the configuration is not opened for reading (that would wait
+        for a writer for good): the error says what it is, not that it does not exist."""
+        fifo = tmp_path / "config.toml"
+        os.mkfifo(fifo)
+        error = without_blocking(lambda: raised(lambda: load_settings(fifo)), fifo,
+                                 "load_settings")
+        assert isinstance(error, ConfigError)
+        assert f"{fifo} is a FIFO, not a regular file" in str(error)
+
     def test_invalid_toml(self, tmp_path: Path) -> None:
         """A file that is not TOML is an error saying so."""
         with pytest.raises(ConfigError, match="not valid TOML"):
@@ -314,6 +326,26 @@ class TestSecrets:
             load_settings(config_file(tmp_path, minimal(outbox).replace(
                 "[delivery]\n", f'[delivery]\ntoken_file = "{tmp_path}/absent"\n')))
         assert one_problem_with(info.value.problems, "[delivery] token_file", f"{tmp_path}/absent")
+
+    # /dev/null, not /dev/zero: should the rule break, the test fails instead of
+    # reading without end.
+    @pytest.mark.parametrize("special", ["fifo", "/dev/null"])
+    def test_a_token_file_that_is_no_regular_file_is_refused_unread(
+            self, tmp_path: Path, outbox: Path, special: str) -> None:
+        """A FIFO (reading it would wait for a writer for good) or a device (/dev/zero
+        never ends) as token_file is a ConfigError saying what it is; nothing is read."""
+        path = tmp_path / "token"
+        if special == "fifo":
+            os.mkfifo(path)
+        else:
+            path = Path(special)
+        config = config_file(tmp_path, minimal(outbox).replace(
+            "[delivery]\n", f'[delivery]\ntoken_file = "{path}"\n'))
+        error = without_blocking(lambda: raised(lambda: load_settings(config)), path,
+                                 "load_settings")
+        assert isinstance(error, ConfigError)
+        assert one_problem_with(error.problems, "[delivery] token_file", str(path),
+                                "not a regular file")
 
     @pytest.mark.parametrize("content", [b"", b"\n", b"  \n\n"])
     def test_an_empty_token_file_is_a_config_error(self, tmp_path: Path, outbox: Path,

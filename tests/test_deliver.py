@@ -29,8 +29,10 @@ from typing import Any
 
 import httpx
 import pytest
+from helpers import raised, without_blocking
 from pypdf import PdfWriter
 
+import daemon.tls
 from daemon import __version__
 from daemon.answers import BODY_LIMIT, Receipt, classify, parse_retry_after
 from daemon.bundle import Attachment, Bundle, Conversion, InvoiceFile
@@ -899,18 +901,31 @@ class TestTls:
             tls_verify(http_cfg(url="https://127.0.0.1:9/b", client_cert=both))
         assert f"client_cert = '{both}'" in str(info.value) and "passphrase" in str(info.value)
 
+    def test_a_fifo_as_a_tls_file_is_refused_unopened(self, tmp_path: Path) -> None:
+        """OpenSSL would block reading a FIFO: one swapped in for client_key after the
+        settings were checked is named, with what it is, and never opened for reading."""
+        _, _, _, client_cert, client_key = _certificates(tmp_path)
+        cfg = http_cfg(url="https://127.0.0.1:9/b", client_cert=client_cert,
+                       client_key=client_key)
+        client_key.unlink()
+        os.mkfifo(client_key)
+        error = without_blocking(lambda: raised(lambda: tls_verify(cfg)), client_key,
+                                 "tls_verify")
+        assert isinstance(error, ConfigError)
+        assert f"client_key = '{client_key}' is a FIFO" in str(error)
+
     def test_a_tls_file_that_cannot_be_read_is_the_one_named(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """ssl's own errors name no file ("Permission denied"): of a certificate and a
         key, the one this user may not read is named, with the fix."""
         _, _, _, client_cert, client_key = _certificates(tmp_path)
-        real_open = open
+        real_read = daemon.tls.read_admin_file
 
-        def denying(path: Any, *args: Any, **kwargs: Any) -> Any:
+        def denying(path: Path, limit: int) -> bytes:
             if str(path) == str(client_key):
                 raise PermissionError(13, "Permission denied", str(path))
-            return real_open(path, *args, **kwargs)
-        monkeypatch.setattr("daemon.tls.open", denying, raising=False)
+            return real_read(path, limit)
+        monkeypatch.setattr("daemon.tls.read_admin_file", denying)
         with pytest.raises(ConfigError) as info:
             tls_verify(http_cfg(url="https://127.0.0.1:9/b", client_cert=client_cert,
                                 client_key=client_key))

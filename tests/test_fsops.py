@@ -17,11 +17,13 @@ import pytest
 from daemon import fsops
 from daemon.errors import HostileInput, InputError
 from daemon.fsops import (
+    NotAFile,
     drop_unfinished,
     free_name,
     hash_file,
     move_tree,
     open_regular,
+    read_admin_file,
     read_bounded,
     read_regular,
     rename_noreplace,
@@ -321,3 +323,29 @@ class TestMoveTree:
         """A missing source is an error, not a silent success."""
         with pytest.raises(OSError):
             move_tree(tmp_path / "missing", tmp_path / "dst")
+
+
+class TestReadAdminFile:
+    """Files the configuration names: links followed (the admin chose the path), but no
+    FIFO, socket or device is read, and the size is bounded."""
+
+    def test_a_link_to_a_file_is_followed(self, tmp_path: Path) -> None:
+        (tmp_path / "real").write_bytes(b"secret\n")
+        (tmp_path / "link").symlink_to(tmp_path / "real")
+        assert read_admin_file(tmp_path / "link", 100) == b"secret\n"
+
+    def test_a_fifo_is_refused_without_waiting_for_a_writer(self, tmp_path: Path) -> None:
+        os.mkfifo(tmp_path / "fifo")
+        with pytest.raises(NotAFile, match="is a FIFO, not a regular file"):
+            read_admin_file(tmp_path / "fifo", 100)
+
+    def test_a_device_and_a_folder_are_refused(self, tmp_path: Path) -> None:
+        with pytest.raises(NotAFile, match="is a device file"):
+            read_admin_file(Path("/dev/zero"), 100)
+        with pytest.raises(NotAFile, match="is a folder"):
+            read_admin_file(tmp_path, 100)
+
+    def test_more_than_the_limit_is_refused(self, tmp_path: Path) -> None:
+        (tmp_path / "big").write_bytes(b"x" * 101)
+        with pytest.raises(NotAFile, match="larger than 100 bytes"):
+            read_admin_file(tmp_path / "big", 100)

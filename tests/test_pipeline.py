@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import stat
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +17,7 @@ from structlog.testing import capture_logs
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from helpers import drop_bundle, pdf_bytes, ubl_invoice, write  # noqa: E402
+from helpers import drop_bundle, pdf_bytes, ubl_invoice, without_blocking, write  # noqa: E402
 
 from daemon.config import Settings  # noqa: E402
 from daemon.deliver import DirectoryDeliverer  # noqa: E402
@@ -320,6 +321,18 @@ class TestReviewFindings:
         write(s.outbox.path / "INV-1" / "a.pdf", pdf_bytes())
         assert len(run_once(p, now=2000.0)) == 1
         assert mine.read_bytes() == b"my own notes"
+
+    def test_a_fifo_where_the_errors_file_goes_is_never_opened(self, tmp_path: Path) -> None:
+        """A FIFO put where NAME.errors.txt goes would block the loop on open (for good, if
+        no one writes to it): under invalid = "hold" it is left alone, unopened, and the
+        bundle is held."""
+        p, s = make(tmp_path, policy={"invalid": "hold"})
+        fifo = s.outbox.path / "INV-1.errors.txt"
+        os.mkfifo(fifo)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": b""})
+        without_blocking(lambda: run_once(p), fifo, "the loop")
+        assert p.j.rows(("held",))
+        assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
 
     def test_a_held_bundle_whose_name_leaves_no_room_for_the_errors_file_is_still_held(
             self, tmp_path: Path) -> None:
