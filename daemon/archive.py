@@ -28,6 +28,7 @@ from daemon.fsops import (
     fsync_file,
     move_tree,
     read_regular,
+    refuse_links,
     write_atomic,
 )
 from daemon.names import NAME_MAX, fit_bytes
@@ -148,12 +149,16 @@ def _someone_elses(entry: Path, papers: Mapping[str, bytes], bundle_id: str) -> 
 
 
 def _make_folder(folder: Path) -> None:
-    """The day folder of an archive entry; when it is new, its name is synced too."""
+    """The day folder of an archive entry; when it is new, its name is synced too.
+    Never one that is a link, nor inside an archive folder that is one: people on the
+    share may write in sent/ and quarantine/, and a link there could lead anywhere."""
     try:
         os.mkdir(folder)
     except FileExistsError:
+        refuse_links((folder.parent, folder))
         return
     except FileNotFoundError:
+        refuse_links((folder.parent,))
         folder.mkdir(parents=True, exist_ok=True)
     fsync_dir(folder.parent)
 

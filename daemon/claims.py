@@ -19,6 +19,7 @@ from daemon.config import Settings
 from daemon.convert import unconverted
 from daemon.errors import ClaimLost, InputError, OutboxdError
 from daemon.finish import Finisher, reasons_of
+from daemon.fsops import folders_below, refuse_links
 from daemon.journal import CLAIMING, Journal, Row
 from daemon.manifest import bundle_id_of
 from daemon.match import assemble
@@ -53,11 +54,12 @@ class Claims:
         raise NotImplementedError  # the pipeline's
 
     def _undo_claim(self, cand: Candidate, row_id: int, work: Path, why: str,
-                    **fields: Any) -> Next:
+                    moved: bool = True, **fields: Any) -> Next:
         """Put a claimed bundle back to settle again; if a same-named file arrived in the
         meantime, ours cannot go back and is quarantined beside it instead (handed to
-        the delivery workers when that move must be retried)."""
-        stuck = unclaim(cand, work) if work.exists() else []
+        the delivery workers when that move must be retried). `moved=False`: nothing
+        was moved, and the work folder is not even looked at (it may lie behind a link)."""
+        stuck = unclaim(cand, work) if moved and work.exists() else []
         if stuck:
             return self._quarantine_now(row_id, [Finding(
                 "changed-during-claim", cand.invoice.name, f"while this bundle was being "
@@ -119,6 +121,14 @@ class Claims:
         except OutboxdError as exc:
             for c in claims:
                 yield c.cand.invoice.name, exc
+            return
+        try:
+            # .outboxd lies in the outbox: anyone on the share may put a link there.
+            refuse_links(folders_below(self.s.outbox.path, self.s.processing_dir))
+        except OSError as exc:
+            for c, row_id in zip(claims, row_ids, strict=True):
+                yield c.cand.invoice.name, self._claim_failed(c, row_id, exc, now,
+                                                              moved=False)
             return
         moved: list[tuple[Claim, int, Candidate]] = []
         for c, row_id in zip(claims, row_ids, strict=True):
@@ -183,13 +193,14 @@ class Claims:
         except OSError as exc:
             return self._claim_failed(c, row_id, exc, now)
 
-    def _claim_failed(self, c: Claim, row_id: int, exc: OSError, now: float) -> Next:
+    def _claim_failed(self, c: Claim, row_id: int, exc: OSError, now: float,
+                      moved: bool = True) -> Next:
         """Permissions, a share that went away: put back whatever moved and try
         again after a rescan period rather than at once. The files are as they
         were (renames change no snapshot), so what was read stands."""
         key = c.cand.invoice.name
         assert c.known.bundle is not None
-        undone = self._undo_claim(c.cand, row_id, c.work, "claim failed",
+        undone = self._undo_claim(c.cand, row_id, c.work, "claim failed", moved,
                                   last_error=f"cannot move into processing: {exc}")
         self._bind(key, c.known.bundle_id, c.known.bundle.invoice_ids).error(
             "cannot claim bundle; will try again", error=str(exc),

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from daemon.config import DEFAULT_CONFIG_PATH, SECTIONS, Settings
 from daemon.config_values import MASK, mask_userinfo
 from daemon.errors import ConfigError
-from daemon.fsops import NotAFile, read_admin_file
+from daemon.fsops import NotAFile, folders_below, read_admin_file, refuse_links
 
 
 def config_path(cli_value: str | None) -> Path:
@@ -124,6 +124,8 @@ def _unwritable(key: str, folder: Path, at: Path) -> str:
 def prepare_folders(settings: Settings) -> None:
     """Create the folders the daemon writes to (the outbox itself must exist)."""
     for folder, key in _written_folders(settings):
+        if (link := _link_on_the_way(settings, folder, key)) is not None:
+            raise ConfigError(link)
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -135,6 +137,17 @@ def prepare_folders(settings: Settings) -> None:
             raise ConfigError(_unwritable(key, folder, folder))
     if (apart := _processing_apart(settings)) is not None:
         raise ConfigError(apart)
+
+
+def _link_on_the_way(settings: Settings, folder: Path, key: str) -> str | None:
+    """The line for a folder the daemon would write through a link (also .outboxd in
+    the outbox, for the default processing folder)."""
+    try:
+        refuse_links(folders_below(settings.outbox.path, folder))
+    except OSError as exc:
+        return (f"{key}: {exc.filename} is a symbolic link; outboxd never writes through "
+                f"one — set {key} to the real folder, or remove the link")
+    return None
 
 
 def _processing_apart(settings: Settings) -> str | None:
@@ -169,7 +182,9 @@ def folder_problems(settings: Settings) -> list[str]:
     problems = []
     for folder, key in folders:
         start = _nearest(folder)
-        if not start.is_dir():
+        if (link := _link_on_the_way(settings, folder, key)) is not None:
+            problems.append(link)
+        elif not start.is_dir():
             problems.append(f"{key}: cannot create {folder}: {start} is not a folder — "
                             f"fix {key}")
         elif not os.access(start, os.W_OK | os.X_OK):

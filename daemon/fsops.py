@@ -100,6 +100,32 @@ def read_admin_file(path: Path, limit: int) -> bytes:
     return data
 
 
+def folders_below(root: Path, folder: Path) -> list[Path]:
+    """`folder` and each folder between it and `root`, when it lies inside `root` (the
+    outbox, where anyone on the share may put a link); else `folder` alone (its
+    ancestors are the admin's choice)."""
+    try:
+        rel = folder.relative_to(root)
+    except ValueError:
+        return [folder]
+    return [root.joinpath(*rel.parts[:n]) for n in range(1, len(rel.parts) + 1)]
+
+
+def refuse_links(folders: Iterable[Path]) -> None:
+    """OSError naming the first of `folders` that is a symbolic link: a folder the daemon
+    writes in is never reached through one (it could lead anywhere). One that does
+    not exist yet is fine: it is made, not followed (and one that cannot be looked at
+    fails on its own when it is written)."""
+    for folder in folders:
+        try:
+            mode = os.lstat(folder).st_mode
+        except OSError:
+            continue
+        if stat.S_ISLNK(mode):
+            raise OSError(errno.ELOOP, "is a symbolic link; outboxd never writes through "
+                          "one — remove the link (a folder is made in its place)", str(folder))
+
+
 def hash_file(path: Path, rel: str | None = None) -> tuple[int, str]:
     """Size and SHA-256 of a regular file, read in chunks."""
     digest = hashlib.sha256()

@@ -774,6 +774,30 @@ def test_a_folder_that_exists_but_refuses_writes_stops_the_start(
     assert "read-only" in str(info.value) and "ReadWritePaths=" in str(info.value)
 
 
+@pytest.mark.parametrize("linked", ["sent", ".outboxd"])
+def test_a_folder_the_daemon_writes_that_is_a_link_stops_the_start(
+        tmp_path: Path, linked: str) -> None:
+    """sent/ (or .outboxd in the outbox, where the default processing folder lies) as a
+    symbolic link would send bundles wherever it leads: run refuses at start, naming the
+    link and the key, and config --check finds it without creating anything."""
+    from daemon.config_load import folder_problems, prepare_folders
+    outbox, elsewhere = tmp_path / "outbox", tmp_path / "elsewhere"
+    outbox.mkdir()
+    elsewhere.mkdir()
+    link = tmp_path / "sent" if linked == "sent" else outbox / ".outboxd"
+    link.symlink_to(elsewhere)
+    s = Settings(outbox={"path": str(outbox)},
+                 paths={"state_dir": str(tmp_path / "state"), "sent": str(tmp_path / "sent")},
+                 delivery={"url": "http://127.0.0.1:9/x"})
+    key = "[paths] sent" if linked == "sent" else "[paths] processing"
+    [problem] = folder_problems(s)
+    assert problem.startswith(f"{key}: {link} is a symbolic link")
+    with pytest.raises(ConfigError) as info:
+        prepare_folders(s)
+    assert f"{link} is a symbolic link" in str(info.value)
+    assert list(elsewhere.iterdir()) == []
+
+
 def test_a_poll_interval_below_a_twentieth_of_a_second_is_refused(
         tmp_path: Path, outbox: Path) -> None:
     """poll_interval_seconds = 1e-9 would make polling a busy loop (each poll stats every

@@ -19,6 +19,7 @@ from daemon.errors import HostileInput, InputError
 from daemon.fsops import (
     NotAFile,
     drop_unfinished,
+    folders_below,
     free_name,
     hash_file,
     move_tree,
@@ -349,3 +350,14 @@ class TestReadAdminFile:
         (tmp_path / "big").write_bytes(b"x" * 101)
         with pytest.raises(NotAFile, match="larger than 100 bytes"):
             read_admin_file(tmp_path / "big", 100)
+
+
+def test_the_folders_checked_for_links_are_those_inside_the_outbox_only(
+        tmp_path: Path) -> None:
+    """Inside the outbox every folder down to the one written is checked (anyone on the
+    share may put a link there); outside, only the folder itself (its parents are the
+    admin's choice)."""
+    outbox = tmp_path / "outbox"
+    assert folders_below(outbox, outbox / ".outboxd" / "processing") == [
+        outbox / ".outboxd", outbox / ".outboxd" / "processing"]
+    assert folders_below(outbox, tmp_path / "srv" / "sent") == [tmp_path / "srv" / "sent"]

@@ -255,6 +255,62 @@ class TestClaimFailure:
         assert row_id is not None and p.finish.attempt(row_id) is None
         assert p.j.get(row_id).state == "sent"
 
+    def test_a_link_put_in_place_of_the_outboxd_folder_is_never_claimed_through(
+            self, tmp_path: Path) -> None:
+        """.outboxd lies in the outbox, where anyone on the share may replace it with a
+        link: no bundle is moved through it (it stays in the outbox, with the link named
+        in the journal), nothing is written where it leads, and claims resume once the
+        link is gone."""
+        p, s = make(tmp_path)
+        dot = s.processing_dir.parent
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        s.processing_dir.rmdir()
+        dot.rmdir()
+        dot.symlink_to(elsewhere)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        assert step(p, cand, 0.0).claimed is None
+        assert (s.outbox.path / "INV-1.xml").exists() and list(elsewhere.iterdir()) == []
+        [row] = p.j.rows(("settling",))
+        assert str(dot) in (row.last_error or "") and "symbolic link" in (row.last_error or "")
+
+        dot.unlink()
+        row_id = step(p, cand, s.outbox.rescan_seconds).claimed
+        assert row_id is not None and p.finish.attempt(row_id) is None
+        assert p.j.get(row_id).state == "sent"
+        assert list(elsewhere.iterdir()) == []
+
+    def test_a_link_as_todays_archive_folder_is_never_archived_through(
+            self, tmp_path: Path) -> None:
+        """People on the share may write in sent/: a link put there as today's folder
+        is not followed; the bundle waits in processing with the link named, and is
+        archived once the link is gone."""
+        p, s = make(tmp_path)
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        row_id = step(p, cand, 0.0).claimed
+        assert row_id is not None
+        now = datetime.now(UTC)  # today's and tomorrow's: midnight may pass meanwhile
+        days = [s.sent_dir / f"{d:%Y-%m-%d}" for d in (now, now + timedelta(days=1))]
+        for day in days:
+            day.symlink_to(elsewhere)
+        clock = [0.0]
+        p.finish.clock = lambda: clock[0]
+        delay = p.finish.attempt(row_id)
+        row = p.j.get(row_id)
+        assert delay is not None and row.state != "sent"
+        assert "symbolic link" in (row.last_error or "")
+        assert list(elsewhere.iterdir()) == []
+        for day in days:
+            day.unlink()
+        clock[0] += delay
+        assert p.finish.attempt(row_id) is None
+        assert p.j.get(row_id).state == "sent"
+        assert list(elsewhere.iterdir()) == []
+
 
 class TestRecovery:
     def test_a_claim_that_never_happened_goes_back_to_settling(self, tmp_path: Path) -> None:
