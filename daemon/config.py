@@ -333,6 +333,27 @@ SECTIONS = ("outbox", "paths", "invoices", "attachments", "validation", "policy"
             "delivery", "log", "service", "share", "einvoice")
 
 
+def environment_overrides() -> dict[str, dict[str, Any]]:
+    """OUTBOXD_<SECTION>__<KEY> of the known sections, by section and key."""
+    import json
+    out: dict[str, dict[str, Any]] = {}
+    for name, value in os.environ.items():
+        if not name.upper().startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX):].partition("__")
+        section, key = section.lower(), key.lower()
+        if section not in SECTIONS or not key:
+            continue
+        parsed: Any = value
+        if value.strip().startswith("["):
+            try:
+                parsed = json.loads(value)
+            except ValueError:
+                pass
+        out.setdefault(section, {})[key] = parsed
+    return out
+
+
 class _EnvOverrides(PydanticBaseSettingsSource):
     """OUTBOXD_<SECTION>__<KEY> for known sections; every other variable is ignored.
 
@@ -345,23 +366,7 @@ class _EnvOverrides(PydanticBaseSettingsSource):
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        import json
-        out: dict[str, dict[str, Any]] = {}
-        for name, value in os.environ.items():
-            if not name.upper().startswith(ENV_PREFIX) or "__" not in name:
-                continue
-            section, _, key = name[len(ENV_PREFIX):].partition("__")
-            section, key = section.lower(), key.lower()
-            if section not in SECTIONS or not key:
-                continue
-            parsed: Any = value
-            if value.strip().startswith("["):
-                try:
-                    parsed = json.loads(value)
-                except ValueError:
-                    pass
-            out.setdefault(section, {})[key] = parsed
-        return out
+        return environment_overrides()
 
 
 class Settings(BaseSettings):

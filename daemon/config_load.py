@@ -12,7 +12,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from daemon.config import DEFAULT_CONFIG_PATH, SECTIONS, Settings
+from daemon.config import (
+    DEFAULT_CONFIG_PATH,
+    SECTIONS,
+    LogConfig,
+    Settings,
+    environment_overrides,
+)
 from daemon.config_values import MASK, mask_userinfo
 from daemon.errors import ConfigError
 from daemon.fsops import NotAFile, folders_below, read_admin_file, refuse_links
@@ -119,6 +125,29 @@ def _unwritable(key: str, folder: Path, at: Path) -> str:
             "not writable by this user, or is on a read-only file system — give the "
             f"daemon's user write access (under systemd: add it to ReadWritePaths=), or "
             f"fix {key}")
+
+
+def log_config_anyway(path: Path) -> LogConfig:
+    """The [log] settings of a configuration that did not load, as far as they can be
+    read (the environment over the file's [log] table), else the defaults: the error
+    that stops `run` then comes out in the format the service's logs are read in
+    (JSON under systemd), not as bare lines a log collector drops."""
+    raw: dict[str, Any] = {}
+    try:
+        table = tomllib.loads(read_admin_file(path, CONFIG_LIMIT).decode("utf-8")).get("log")
+        raw.update(table if isinstance(table, dict) else {})
+    except (OSError, NotAFile, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        pass
+    raw.update(environment_overrides().get("log", {}))
+    # Each key alone: a bad level must not cost the format.
+    good = {}
+    for key in ("format", "level"):
+        try:
+            LogConfig(**{key: raw[key]})
+            good[key] = raw[key]
+        except (KeyError, ValidationError):
+            pass
+    return LogConfig(**good)
 
 
 def prepare_folders(settings: Settings) -> None:

@@ -7,16 +7,22 @@ import argparse
 from daemon import logs
 from daemon.actions import EXIT_FAILED, EXIT_USAGE
 from daemon.actions.common import settings_of
+from daemon.config_load import config_path, log_config_anyway
 from daemon.errors import ConfigError, OutboxdError, refused
 
 
 def run(args: argparse.Namespace) -> int:
     from daemon.service import Service
-    settings, path = settings_of(args)  # a bad file: cli says so, logging is not set yet
+    # What ends the daemon is a log event like every other line (JSON under [log]
+    # format = "json", and under systemd), not a bare line that a log collector drops:
+    # also a configuration that does not load, logged as far as its [log] can be read.
     try:
+        try:
+            settings, path = settings_of(args)
+        except ConfigError:
+            logs.configure(log_config_anyway(config_path(args.config)))
+            raise
         return Service(settings, config_path=path).run()
-    # Once logging is set, what ends the daemon is a log event like every other line
-    # (JSON under [log] format = "json"), not a bare line that a log collector drops.
     except ConfigError as exc:
         logs.get().error("outboxd cannot start: configuration error",
                          source=str(exc.source or "the configuration"),

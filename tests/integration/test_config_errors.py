@@ -79,3 +79,30 @@ def test_a_directory_target_that_cannot_be_made_is_named_as_such(env: Env) -> No
     assert r.returncode == 2
     assert f"[delivery] target = '{blocker / 'target'}' cannot be created" in r.stderr
     assert "TLS" not in r.stderr and "Traceback" not in r.stderr
+
+
+def _json_lines(stderr: str) -> list[dict]:
+    import json
+    return [json.loads(line) for line in stderr.splitlines()]
+
+
+def test_a_configuration_that_does_not_load_is_reported_as_json_under_json_logging(
+        env: Env) -> None:
+    """Under [log] format = "json" (and "auto" off a terminal: systemd) the error that
+    stops the start is one JSON line like every other, not bare text a log collector
+    drops; also when [log] itself holds a bad value beside the format."""
+    for log in ({"format": "json"}, {"format": "auto"}, {"format": "json", "level": "loud"}):
+        env.write_config("http://127.0.0.1:9/x", outbox={"settle_seconds": "soon"}, log=log)
+        r = run(env, "run", "-c", str(env.config))
+        assert r.returncode == 2
+        [line] = _json_lines(r.stderr)
+        assert line["event"] == "outboxd cannot start: configuration error"
+        assert any("[outbox] settle_seconds = 'soon'" in p for p in line["problems"])
+
+
+def test_a_missing_configuration_is_reported_as_json_off_a_terminal(env: Env) -> None:
+    """No file, so no [log]: the default ("auto") applies, which is JSON off a terminal."""
+    r = run(env, "run", "-c", str(env.root / "nope.toml"))
+    assert r.returncode == 2
+    [line] = _json_lines(r.stderr)
+    assert "nope.toml does not exist" in line["problems"][0]
