@@ -162,8 +162,11 @@ def configure(cfg: LogConfig | None = None, stream: TextIO | None = None) -> Non
     # pypdf logs "EOF marker not found" and the like for every damaged PDF;
     # validation already reports those files properly.
     logging.getLogger("pypdf").setLevel(logging.ERROR)
-    # httpx logs every request at INFO; our delivery events say more.
+    # httpx logs every request at INFO (its url with any password); our delivery events
+    # say more. httpcore logs at DEBUG the headers a receiver sent back, which may echo
+    # our token, and h11's errors quoting them: never, whatever [log] level says.
     logging.getLogger("httpx").setLevel(max(level, logging.WARNING))
+    logging.getLogger("httpcore").setLevel(max(level, logging.WARNING))
     # captureWarnings(True) does nothing while logging believes it still captures, and a
     # warnings.catch_warnings() around an earlier configure (its exit puts the old
     # showwarning back) would have left warnings printed as bare text. Installed again

@@ -109,3 +109,20 @@ def test_warnings_are_captured_again_by_each_configure() -> None:
     [record] = [json.loads(line) for line in _lines(out)]
     assert "after a catch_warnings" in record["event"]
     logs.configure()
+
+
+def test_http_libraries_say_nothing_below_warning_even_at_debug_level() -> None:
+    """httpcore logs at DEBUG the headers a receiver sent back (which may echo our token)
+    and h11's errors quoting them; httpx logs each request's url (with any password):
+    under [log] level = "debug" neither reaches the log, while our own debug lines do."""
+    out = io.StringIO()
+    logs.configure(LogConfig(format="json", level="debug"), out)
+    try:
+        logging.getLogger("httpcore.http11").debug("receive_response_headers.complete "
+                                                   "return_value=[(b'X-Echo', b'Bearer T0k')]")
+        logging.getLogger("httpx").info("HTTP Request: POST http://u:T0k@h/x")
+        logs.get().debug("ours")
+    finally:
+        logs.configure()
+    text = out.getvalue()
+    assert "T0k" not in text and "ours" in text
