@@ -9,6 +9,7 @@ tests).
 from __future__ import annotations
 
 import base64
+import html
 import http.cookiejar
 import json
 import os
@@ -123,6 +124,14 @@ def _url_secrets(url: str | None) -> list[str]:
     return [p for p in (parsed.password, written, pair) if p]
 
 
+def _markup_forms(secret: str) -> set[str]:
+    """The secret as HTML or XML escapes it: quotes escaped or not, ' as &#x27;, &#39;
+    or &apos;."""
+    quoted = html.escape(secret)
+    return {html.escape(secret, quote=False), quoted, quoted.replace("&#x27;", "&#39;"),
+            quoted.replace("&#x27;", "&apos;")}
+
+
 class HttpDeliverer:
     # A delivery repeated with the same Idempotency-Key is recognised by the
     # receiver (SPEC §5.1): the receipt may wait for its archive to be durable
@@ -141,12 +150,14 @@ class HttpDeliverer:
         # Every form a secret takes in an error text: as given, as repr() quotes it (b'…'
         # in h11's errors), percent-encoded (in a url), and as written in the url.
         # Longest first, so that no form is cut by a shorter one inside it.
-        # And as JSON writes them in an answer: '"' and '\\' escaped, '/' as '\\/' (PHP).
+        # And as JSON writes them in an answer: '"' and '\\' escaped, '/' as '\\/' (PHP);
+        # as HTML or XML does in an error page ('&' '<' '>' and quotes as entities).
         self._secrets = sorted({form for x in (token, *_url_secrets(cfg.url))
                                 if x for form in (x, repr(x)[1:-1],
                                                   urllib.parse.quote(x, safe=""),
                                                   json.dumps(x)[1:-1],
-                                                  json.dumps(x)[1:-1].replace("/", "\\/"))},
+                                                  json.dumps(x)[1:-1].replace("/", "\\/"),
+                                                  *_markup_forms(x))},
                                key=len, reverse=True)
         verify = tls_verify(cfg)
         limits = httpx.Limits(max_connections=cfg.concurrency)

@@ -10,6 +10,7 @@ import base64
 import contextlib
 import email.utils
 import hashlib
+import html
 import io
 import json
 import os
@@ -819,6 +820,19 @@ class TestAnswersThatEchoSecrets:
             send(tmp_path, cfg, self.echo(503, f"Basic {encoded} (Passw0rdX)"))
         assert "Basic ***" in info.value.body
         assert encoded not in info.value.body and "Passw0rdX" not in info.value.body
+
+    @pytest.mark.parametrize("escape", [
+        lambda t: html.escape(t), lambda t: html.escape(t, quote=False),
+        lambda t: html.escape(t).replace("&#x27;", "&apos;")])
+    def test_a_token_echoed_in_an_html_or_xml_page_is_scrubbed(
+            self, tmp_path: Path, escape: Any) -> None:
+        """An error page in HTML or XML quotes the token with & < > and quotes escaped
+        (the token rule allows them): that form is taken out too."""
+        token = "Tk&9<x>\"q'Z/7+w="
+        with pytest.raises(Rejected) as info:
+            send(tmp_path, http_cfg(token=token),
+                 self.echo(400, f"<p>Bearer {escape(token)}</p>"))
+        assert escape(token) not in info.value.body and "Bearer ***" in info.value.body
 
 
 def _certificates(folder: Path) -> tuple[Path, Path, Path, Path, Path]:
