@@ -155,6 +155,12 @@ class Pipeline(Claims):
         self._reading[key] = snap
         return snap
 
+    def drop_read(self, key: str, snap: Snapshot) -> None:
+        """A read made under settings that a reload has replaced: its result is not
+        used, and the version is read again when the bundle is stepped."""
+        if self._reading.get(key) == snap:
+            del self._reading[key]
+
     def took_read(self, key: str, snap: Snapshot, result: Bundle | BaseException,
                   now: float | None = None) -> bool:
         """The result of reading and validating `snap` of `key` on a worker; whether

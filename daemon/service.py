@@ -93,7 +93,9 @@ class Service:
             retry_max=lambda: self.settings.delivery.retry_max_seconds, clock=clock)
         self._reader = reader  # a test's own executor: reads on it, in this process
         self._readers: Readers | None = None  # the daemon's reader processes
-        self._results: deque[tuple[str, Snapshot, Bundle | BaseException]] = deque()
+        # Each read's result with the settings it was made under: one made before a
+        # reload is read again (the channel, the rules or the patterns may differ now).
+        self._results: deque[tuple[str, Snapshot, Bundle | BaseException, Settings]] = deque()
         self.left_alone = LeftAlone(self.log)
         self._keepalive = watchdog_interval()
         self.publish = Publisher(clock)  # STATUS= and the share's status page
@@ -134,11 +136,12 @@ class Service:
             result = evaluate(cand, settings)
         except Exception as exc:  # noqa: BLE001 - handed back to the loop, which reports it
             result = exc
-        self._took(key, snap, result)
+        self._took(key, snap, result, settings)
 
-    def _took(self, key: str, snap: Snapshot, result: Bundle | BaseException) -> None:
+    def _took(self, key: str, snap: Snapshot, result: Bundle | BaseException,
+              settings: Settings) -> None:
         """Any thread: a read's result for the loop, which decides."""
-        self._results.append((key, snap, result))
+        self._results.append((key, snap, result, settings))
         self._wake.set()
 
     # -- what changed ------------------------------------------------------------------
@@ -208,14 +211,14 @@ class Service:
         if nxt.at is not None:
             self.timers.at(("bundle", key), nxt.at)
         if nxt.read is not None:
-            snap = nxt.read
+            snap, settings = nxt.read, self.settings
             if self._readers is not None:
-                self._readers.submit(self.index.candidate(key), self.settings,
-                                     lambda result: self._took(key, snap, result))
+                self._readers.submit(self.index.candidate(key), settings,
+                                     lambda result: self._took(key, snap, result, settings))
             else:
                 assert self._reader is not None
                 self._reader.submit(self._read, key, self.index.candidate(key), snap,
-                                    self.settings)
+                                    settings)
 
     def _step_dirty(self, now: float) -> None:
         dirty, self._dirty = self._dirty, {}
@@ -320,8 +323,11 @@ class Service:
                 self.publish.fire(key, self.journal, self.settings, self.index.candidates,
                                   now, self.left_alone.refused)
         while self._results:
-            key, snap, result = self._results.popleft()
-            if self.pipeline.took_read(key, snap, result, now):
+            key, snap, result, settings = self._results.popleft()
+            if settings is not self.settings:
+                self.pipeline.drop_read(key, snap)
+                self._mark(key)
+            elif self.pipeline.took_read(key, snap, result, now):
                 self._mark(key)
         self._step_dirty(now)
         self.publish.schedule(self.journal, self.timers, now)

@@ -7,6 +7,7 @@ what changes, not how much waits in the outbox.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -21,7 +22,7 @@ from structlog.testing import capture_logs
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from helpers import pdf_bytes, ubl_invoice, write  # noqa: E402
+from helpers import pdf_bytes, ubl_invoice, wait_for, write  # noqa: E402
 
 from daemon import pipeline as pipeline_module  # noqa: E402
 from daemon import service as service_module  # noqa: E402
@@ -318,6 +319,58 @@ def test_a_reload_names_the_settings_that_wait_for_the_next_start(
     [warning] = [e for e in logs if e["event"] == "these settings take effect at the next start"]
     assert warning["settings"] == ["[outbox] watch", "[delivery] concurrency"]
     assert svc.settings.policy.duplicates == "send"
+
+
+class Held:
+    """An executor that keeps each read until the test runs it: a read under way."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        self.calls.append((fn, args))
+
+    def run(self) -> None:
+        calls, self.calls = self.calls, []
+        for fn, args in calls:
+            fn(*args)
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        pass
+
+
+def test_a_read_under_way_at_a_reload_is_read_again_under_the_new_settings(
+        make_service: Any, clock: FakeClock, counts: Counts, tmp_path: Path) -> None:
+    """A reload that changes the channel while a bundle is being read: the result made
+    under the old settings is not used; the bundle is read again and decided under the
+    new ones (it went out on the old channel before)."""
+    outbox = tmp_path / "outbox"
+    write(outbox / "INV-1" / "timesheet.pdf", pdf_bytes())
+    write(outbox / "INV-1.xml", ubl_invoice("INV-1"))
+    svc = make_service()
+    svc._reader = held = Held()
+    svc.hint("INV-1.xml")
+    svc.turn()
+    assert len(held.calls) == 1  # read at first sight, while it settles
+
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[outbox]\npath = "{outbox}"\nsettle_seconds = {SETTLE}\nrescan_seconds = {RESCAN}\n'
+        f'[paths]\nstate_dir = "{tmp_path / "state"}"\n[policy]\nunattached = "hold"\n'
+        '[validation]\nchannel = "original-print"\n'
+        f'[delivery]\ntransport = "directory"\ntarget = "{tmp_path / "target"}"\n')
+    svc.config_path = config
+    svc._request_reload()
+    svc.turn()
+    held.run()  # the read under way ends, with what the old settings said
+    for _ in range(4):
+        svc.turn()
+        held.run()
+        clock.t += SETTLE
+    assert counts.reads == 2
+    # Delivered (by the delivery threads) on the new channel: the manifest says so.
+    [manifest] = wait_for(lambda: list((tmp_path / "target").glob("*/manifest.json")))
+    assert json.loads(manifest.read_text())["channel"] == "original-print"
 
 
 def test_a_stop_asked_for_while_the_readers_start_is_a_clean_stop(
