@@ -81,13 +81,13 @@ class Pipeline(Claims):
         self.log = logs.get()
 
     # -- reading ---------------------------------------------------------------
-    def reconfigure(self, settings: Settings, deliverer: Deliverer) -> Deliverer:
-        """Take a reloaded configuration; returns the old deliverer for the caller to close."""
+    def reconfigure(self, settings: Settings, deliverer: Deliverer) -> None:
+        """Take a reloaded configuration (the old deliverer is closed once its attempts
+        under way have ended)."""
         self.s = self.finish.s = settings
         self.tracker.settle_seconds = settings.outbox.settle_seconds
         self._due.clear()  # each wait's deadline read again (the wall clock may be right now)
-        old, self.finish.d = self.finish.d, deliverer
-        return old
+        self.finish.replace_deliverer(deliverer)
 
     def _bind(self, invoice_file: str, bundle_id: str | None, ids: list[str] | tuple[str, ...]
               ) -> Any:

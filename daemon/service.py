@@ -377,7 +377,7 @@ class Service:
             self.log.warning("these settings take effect at the next start", settings=later)
         self.settings = new
         self.index.cfg, self.index.share = new.outbox, new.share
-        self.pipeline.reconfigure(new, deliverer).close()
+        self.pipeline.reconfigure(new, deliverer)
         logs.configure(new.log)
         # Patterns, rules and policies may differ now: every bundle is read and
         # decided again, and the next rescan comes at once.

@@ -8,6 +8,7 @@ import errno
 import io
 import json
 import sys
+import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -409,3 +410,52 @@ def test_a_bundle_archived_after_a_failed_move_is_sent_without_the_old_error(
     p.finish.clock = lambda: 1e9  # its back-off over
     assert p.finish.attempt(row) is None
     assert (p.j.get(row).state, p.j.get(row).last_error) == ("sent", None)
+
+
+class Slow:
+    """A deliverer whose POST waits until the test lets it answer; it records being closed
+    and refuses to deliver once closed (as an httpx client closed under a POST fails)."""
+
+    def __init__(self) -> None:
+        self.posting, self.answer = threading.Event(), threading.Event()
+        self.closed = False
+
+    def deliver(self, bundle: Bundle, manifest: dict[str, Any]) -> Receipt:
+        self.posting.set()
+        assert self.answer.wait(20)
+        if self.closed:
+            raise Retryable("cannot reach the receiver: [Errno 9] Bad file descriptor")
+        return Receipt(201, {"receipt_id": "R-1"}, "R-1")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_reload_closes_the_old_deliverer_only_after_its_posts_under_way_end(
+        tmp_path: Path) -> None:
+    """A reload replaces the deliverer while a POST is under way: that POST ends with the
+    deliverer it began with (closing its client under it broke the POST, which the
+    receiver had, and sent the bundle again); the old one is closed after it, and the
+    next attempt takes the new one."""
+    p, _, row = claimed(tmp_path)
+    old, new = Slow(), NeverPost()
+    p.finish.d = old
+    outcome: list[float | None] = []
+    worker = threading.Thread(target=lambda: outcome.append(p.finish.attempt(row)))
+    worker.start()
+    assert old.posting.wait(20)
+    p.finish.replace_deliverer(new)
+    assert not old.closed and p.finish.d is new
+    old.answer.set()
+    worker.join(20)
+    assert outcome == [None] and p.j.get(row).state == "sent"
+    assert old.closed
+
+
+def test_a_deliverer_replaced_while_idle_is_closed_at_once(tmp_path: Path) -> None:
+    """With no attempt under way, a reload closes the old deliverer at once."""
+    p, _, _ = claimed(tmp_path)
+    old = Slow()
+    p.finish.d = old
+    p.finish.replace_deliverer(NeverPost())
+    assert old.closed
