@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import glob
 import os
 import uuid
 from pathlib import Path
@@ -155,6 +156,11 @@ def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None 
         raise AttachRefused(f"{rel} already exists; nothing was changed — rename FILE or "
                             "remove the old one")
     folder.mkdir(parents=True, exist_ok=True)
+    # An attach of this name killed before its rename left its copy, whose in-progress
+    # name keeps the bundle waiting for good: running it again finishes it.
+    for stale in folder.glob(f"{glob.escape('.' + name)}.{'[0-9a-f]' * 8}.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
     tmp = folder / f".{name}.{uuid.uuid4().hex[:8]}.tmp"  # in-progress: the bundle waits
     try:
         try:

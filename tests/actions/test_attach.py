@@ -50,6 +50,23 @@ def test_attach_into_single_invoice_sidecar_creating_it(cfg: Env, timesheet: Pat
         "attachments.toml", "timesheet.pdf"]
 
 
+def test_attach_run_again_after_a_kill_before_its_rename_finishes_the_bundle(
+        cfg: Env, timesheet: Path) -> None:
+    """An attach killed after writing attachments.toml, before renaming its copy into
+    place, leaves the copy under its in-progress name (the bundle waits for good) and an
+    entry for a file not there yet: running the same attach again removes the stale copy
+    and ends with the bundle whole, as if the first had finished; other files are kept."""
+    write(cfg.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+    sidecar = cfg.outbox / "INV-1001"
+    write(sidecar / ".timesheet.pdf.0a1b2c3d.tmp", b"half a copy")
+    write(sidecar / "attachments.toml", b'[files."timesheet.pdf"]\ntype = "Timesheet"\n')
+    write(sidecar / ".notes.pdf.0a1b2c3d.tmp", b"another file's copy")
+    assert attach(cfg, "INV-1001", str(timesheet), "--type", "Timesheet") == 0
+    assert sorted(p.name for p in sidecar.iterdir()) == [
+        ".notes.pdf.0a1b2c3d.tmp", "attachments.toml", "timesheet.pdf"]
+    assert (sidecar / "timesheet.pdf").read_bytes() == timesheet.read_bytes()
+
+
 def test_attach_into_three_invoice_file_goes_into_the_id_subfolder_keeping_comments(
         cfg: Env, timesheet: Path) -> None:
     write(cfg.outbox / "batch-42.xml", batch_xml("INV-1", "INV-2", "INV-3"))
