@@ -375,6 +375,7 @@ class Service:
         if later:
             # The watcher and the delivery threads are made once, at start.
             self.log.warning("these settings take effect at the next start", settings=later)
+        self.publish.page.reconfigure(self.settings, new)
         self.settings = new
         self.index.cfg, self.index.share = new.outbox, new.share
         self.pipeline.reconfigure(new, deliverer)

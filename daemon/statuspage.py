@@ -19,8 +19,8 @@ from pathlib import Path
 
 from daemon import logs
 from daemon.config import Settings
-from daemon.errors import OutboxdError
-from daemon.fsops import write_atomic
+from daemon.errors import InputError, OutboxdError
+from daemon.fsops import drop_unfinished, read_regular, write_atomic
 from daemon.journal import LIVE, Journal, Row, readable
 from daemon.names import stem
 from daemon.release import Idle, idle_releases, release_names
@@ -176,6 +176,7 @@ class StatusPage:
         self._last_body: str | None = None
         self._last_error = ""
         self._reported_bad: set[str] = set()
+        self._swept: Path | None = None  # the page whose leftover temp files are gone
 
     def next_at(self) -> float:
         """The earliest monotonic time the next refresh may look."""
@@ -205,6 +206,23 @@ class StatusPage:
         self._last_error = ""
         return written
 
+    def reconfigure(self, old: Settings, new: Settings) -> None:
+        """A reload that turns the page off or renames it: the old page goes, when it
+        is ours (a clerk's file of that name stays), instead of staying on the share
+        with content that no longer changes."""
+        before = old.share.status_page and old.outbox.path / old.share.status_page
+        after = new.share.status_page and new.outbox.path / new.share.status_page
+        if not before or before == after:
+            return
+        self._last_body = None
+        try:
+            data = read_regular(before, limit=16 << 20)
+            if data is not None and WRITTEN_MARK.encode() in data and b"by outboxd" in data:
+                before.unlink()
+        except (OSError, InputError) as exc:  # a view: never a reason to refuse a reload
+            logs.get().warning("the old status page could not be removed", file=str(before),
+                               error=str(exc))
+
     def _refresh(self, journal: Journal, settings: Settings,
                  invoice_files: Iterable[str] | None, refused: Mapping[str, str] | None
                  ) -> bool:
@@ -224,6 +242,11 @@ class StatusPage:
         path = settings.outbox.path / share.status_page
         if body == self._last_body and path.exists():
             return False
+        if self._swept != path:
+            # A kill between a write's temp file and its rename left that file in the
+            # outbox, where the clerks see it: once a start (one listing of the root).
+            drop_unfinished(path.parent, [path.name])
+            self._swept = path
         write_atomic(path, render(rows, idle, now, share.release_suffix,
                                   refused=refused).encode("utf-8"))
         self._last_body = body

@@ -133,6 +133,40 @@ def test_writer_rewrites_only_on_change_and_at_most_every_2_seconds(
     assert sorted(p.name for p in outbox.iterdir()) == ["outboxd-status.html"]
 
 
+def test_a_reload_that_turns_the_page_off_or_renames_it_removes_the_old_page(
+        journal: Journal, tmp_path: Path) -> None:
+    """The share is the clerks' screen: a page that no longer changes would tell them
+    yesterday's truth. Turned off or renamed by a reload, the old page goes if outboxd
+    wrote it; a file of the clerks' own under that name stays."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    on = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
+    off = on.model_copy(update={"share": on.share.model_copy(update={"status_page": ""})})
+    renamed = on.model_copy(update={"share": on.share.model_copy(
+        update={"status_page": "status.html"})})
+    page = StatusPage(clock=lambda: 100.0)
+    assert page.refresh(journal, on)
+    page.reconfigure(on, off)
+    assert list(outbox.iterdir()) == []
+
+    mine = outbox / "outboxd-status.html"
+    mine.write_text("<p>our own notes</p>")
+    page.reconfigure(on, renamed)
+    assert mine.read_text() == "<p>our own notes</p>"
+
+
+def test_a_temp_file_of_a_page_write_killed_before_its_rename_is_removed(
+        journal: Journal, tmp_path: Path) -> None:
+    """A kill between a page write's temp file and its rename left the temp file in the
+    outbox, for good: the first write after a start removes it."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    (outbox / ".outboxd-status.html.tmp-0123456789ab").write_text("half a page")
+    settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
+    assert StatusPage(clock=lambda: 100.0).refresh(journal, settings)
+    assert sorted(p.name for p in outbox.iterdir()) == ["outboxd-status.html"]
+
+
 def test_empty_status_page_setting_writes_nothing(journal: Journal, tmp_path: Path) -> None:
     settings = Settings(outbox={"path": tmp_path}, delivery={"url": "http://127.0.0.1:9/"},
                         share={"status_page": ""})
