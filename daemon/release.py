@@ -23,6 +23,8 @@ has all its attachments, it does nothing — the status page says why.
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import os
 import pwd
 import stat
@@ -87,6 +89,11 @@ def write_release(cand: Candidate, share: ShareConfig, user: str | None) -> bool
     never reads half a file and a clerk's own release file is never replaced.
     """
     target = path_for(cand, share)
+    # A `send` killed before its rename left its temp file, named by that process id.
+    for stale in target.parent.glob(f"{glob.escape('.' + target.name)}.*[0-9].tmp"):
+        if stale.name[len(target.name) + 2:-4].isdigit():
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     line = RELEASED_BY_SEND + (f" (by {user})" if user else "") + "\n"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)

@@ -22,6 +22,17 @@ from daemon.scan import candidate_for, list_outbox
 SHARE = ShareConfig()
 
 
+def test_send_killed_before_its_rename_leaves_nothing_once_run_again(tmp_path: Path) -> None:
+    """A `send` killed between its temp file and the rename left `.NAME.send-anyway.PID.tmp`
+    in the outbox; the next send removes it (and only such names)."""
+    cand = candidate_for(OutboxConfig(path=tmp_path), "INV-1.xml")
+    (tmp_path / ".INV-1.send-anyway.4242.tmp").write_text("x")
+    (tmp_path / ".INV-1.send-anyway.notes.tmp").write_text("someone else's")
+    assert write_release(cand, SHARE, "anna")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".INV-1.send-anyway.notes.tmp", "INV-1.send-anyway"]
+
+
 def test_status_page_and_release_files_are_neither_invoices_nor_litter(tmp_path: Path) -> None:
     for name in ("outboxd-status.html", "INV-1.send-anyway", "odd.txt", "INV-1.xml"):
         (tmp_path / name).write_bytes(b"x")
