@@ -34,11 +34,15 @@ from daemon.journal import (
     seconds_until,
 )
 from daemon.manifest import bundle_id_of
+from daemon.names import NameKind, classify
 from daemon.scan import Candidate, Snapshot, candidate_for, snapshot
 from daemon.settle import SettleTracker
 from daemon.step import IDLE, Claim, Known, Next
 
 __all__ = ["IDLE", "Next", "Pipeline"]
+
+# A copy at work that has not changed for this long is shown as stuck (_busy).
+STUCK_SECONDS = 600.0
 
 ERRORS_HEADER = ("# outboxd: this bundle is held because of the errors below. Fix them;\n"
                  "# it is checked again on every change and this file goes away once it passes.\n")
@@ -119,6 +123,8 @@ class Pipeline(Claims):
                 self._resumed.discard(key)
             if key not in self._resumed:
                 self._live(row, key, "settling")
+            if snap.busy and not marker_missing:
+                return self._busy(key, snap, now)
             if not quiet or settled:
                 return IDLE
             return Next(at=self.tracker.ready_at(key), read=self._read_early(key, snap, first))
@@ -140,6 +146,28 @@ class Pipeline(Claims):
             self._live(row, key, row.state, last_error=None)  # it reads now
             row = self.live.get(key)
         return self._decide(cand, known, row, now)
+
+    def _busy(self, key: str, snap: Snapshot, now: float) -> Next:
+        """A copy at work (an in-progress name in the sidecar) ends with an event, not a
+        time. One that has not changed for STUCK_SECONDS is shown instead of waited
+        for in silence: status and the page name the file and what to do (a copy
+        that was killed, an `outboxd attach` that was stopped)."""
+        since = self.tracker.still_since(key)
+        assert since is not None  # observed just before
+        if now - since < STUCK_SECONDS:
+            return Next(at=since + STUCK_SECONDS)
+        names = [e[0] for e in snap.entries[1:]
+                 if classify(e[0].rsplit("/", 1)[-1], self.s.outbox.ignore_patterns)
+                 is NameKind.IN_PROGRESS]
+        if not names:
+            return IDLE  # a file that went while we looked: its event is on the way
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        self._live(self.live.get(key), key, "settling", last_error=(
+            f"waits for {shown}: an in-progress name, unchanged for "
+            f"{round((now - since) / 60)} minutes — if no copy is still running, give the "
+            "file its final name or remove it (.NAME.xxxxxxxx.tmp: run the same outboxd "
+            "attach again)"))
+        return IDLE
 
     def _read_early(self, key: str, snap: Snapshot, first: bool) -> Snapshot | None:
         """A version still settling that is worth reading now, so that its claim can

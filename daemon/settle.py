@@ -48,6 +48,11 @@ class SettleTracker:
         limit = self._wall_ns() - int(self.settle_seconds * 1e9)
         return all(e[3] <= limit for e in snap.entries if e[1] == "f")
 
+    def still_since(self, key: str) -> float | None:
+        """Since when key has looked as it does now (monotonic); None if never seen."""
+        seen = self._seen.get(key)
+        return seen.since if seen else None
+
     def ready_at(self, key: str) -> float | None:
         """When key's quiet period ends if nothing changes; None if never seen."""
         seen = self._seen.get(key)

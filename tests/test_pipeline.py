@@ -208,6 +208,35 @@ class TestRestartWhileBusy:
         assert run_once(again, now=100.0) == []
         assert again.j.get(row.id).state == "settling"
 
+    @pytest.mark.parametrize("start", [0.0, 1e9])
+    def test_a_copy_that_stopped_under_an_in_progress_name_is_shown_with_the_fix(
+            self, tmp_path: Path, start: float) -> None:
+        """An in-progress name keeps a bundle settling until an event; one unchanged for
+        STUCK_SECONDS (a killed copy) is shown: the row's last error names the file and
+        the fix, at the time the loop was told to look, not before. Once the copy gets
+        its final name the bundle goes out and the error is gone."""
+        from daemon.pipeline import STUCK_SECONDS
+        p, s = make(tmp_path, outbox={"settle_seconds": 5})
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        part = write(s.outbox.path / "INV-1" / "scan.pdf.part", pdf_bytes())
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        nxt = step(p, cand, start)
+        assert nxt.at == start + STUCK_SECONDS
+        assert step(p, cand, start + STUCK_SECONDS - 1).at == start + STUCK_SECONDS
+        [row] = p.j.rows(("settling",))
+        assert not row.last_error
+        assert step(p, cand, start + STUCK_SECONDS).at is None
+        [row] = p.j.rows(("settling",))
+        assert "INV-1/scan.pdf.part" in (row.last_error or "")
+        assert "give the file its final name or remove it" in (row.last_error or "")
+
+        part.rename(part.with_name("scan.pdf"))
+        later = start + STUCK_SECONDS + 1
+        nxt = step(p, cand, later)
+        nxt = step(p, cand, later + 5)
+        row_id = nxt.claimed
+        assert row_id is not None and not p.j.get(row_id).last_error
+
     def test_the_same_invoices_reordered_keep_their_deadline(self, tmp_path: Path) -> None:
         """A batch re-exported with its two invoices swapped is the same wait: its
         deadline (here over) stands, and it goes out (review: it waited anew)."""
