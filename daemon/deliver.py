@@ -15,6 +15,7 @@ import json
 import os
 import random
 import shutil
+import threading
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Iterator
@@ -43,6 +44,43 @@ class Deliverer(Protocol):
     def deliver(self, bundle: Bundle, manifest: dict[str, Any]) -> Receipt: ...
 
     def close(self) -> None: ...
+
+
+class Shared:
+    """The deliverer the delivery attempts take, and a reload replaces. The old one is
+    closed once the attempts under way with it have ended: closing its client under
+    them broke their POSTs, which the receiver had, and sent them again."""
+
+    def __init__(self, deliverer: Deliverer) -> None:
+        self.current = deliverer
+        self._users: dict[int, int] = {}  # attempts under way, by id() of their deliverer
+        self._retired: dict[int, Deliverer] = {}  # replaced, waiting for those to end
+        self._lock = threading.Lock()
+
+    def replace(self, new: Deliverer) -> None:
+        with self._lock:
+            old, self.current = self.current, new
+            if self._users.get(id(old)):
+                self._retired[id(old)] = old
+                return
+        old.close()
+
+    def take(self) -> Deliverer:
+        """The deliverer for one attempt; give_back() it when the attempt ends."""
+        with self._lock:
+            d = self.current
+            self._users[id(d)] = self._users.get(id(d), 0) + 1
+        return d
+
+    def give_back(self, d: Deliverer) -> None:
+        with self._lock:
+            left = self._users.pop(id(d)) - 1
+            if left:
+                self._users[id(d)] = left
+                return
+            retired = self._retired.pop(id(d), None)
+        if retired is not None:
+            retired.close()
 
 
 RETRY_AFTER_LIMIT = 86400.0  # a Retry-After over 24 h counts as 24 h

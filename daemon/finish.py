@@ -7,7 +7,6 @@ it takes effect, so `recover()` can always tell what was under way.
 
 from __future__ import annotations
 
-import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -28,7 +27,7 @@ from daemon.bundle import Bundle, Finding
 from daemon.claim import finish_claim, moved_candidate
 from daemon.config import Settings
 from daemon.convert import materialise
-from daemon.deliver import Deliverer, backoff
+from daemon.deliver import Deliverer, Shared, backoff
 from daemon.einvoice import check_bundle
 from daemon.errors import InputError, OutboxdError, Paused, Rejected, Retryable, describe
 from daemon.fsops import is_regular_file
@@ -76,12 +75,7 @@ class Finisher:
     def __init__(self, settings: Settings, journal: Journal, deliverer: Deliverer) -> None:
         self.s = settings
         self.j = journal
-        self.d = deliverer
-        # Attempts under way per deliverer (by id), and those a reload replaced that
-        # wait for theirs to end before they are closed (replace_deliverer).
-        self._users: dict[int, int] = {}
-        self._retired: dict[int, Deliverer] = {}
-        self._users_lock = threading.Lock()
+        self.deliverers = Shared(deliverer)
         self.log = logs.get()
         # Moves that failed (a full disk, a share gone): per row, how many times
         # in a row, and the monotonic time before which it is not tried again.
@@ -98,32 +92,18 @@ class Finisher:
         # deliveries (the daemon's workers, workers.py); None: at once, here.
         self.archive_later: Callable[[int], None] | None = None
 
+    @property
+    def d(self) -> Deliverer:
+        """The deliverer the next attempt takes."""
+        return self.deliverers.current
+
+    @d.setter
+    def d(self, deliverer: Deliverer) -> None:
+        self.deliverers.current = deliverer
+
     def replace_deliverer(self, new: Deliverer) -> None:
-        """A reload's deliverer for the attempts that begin from now on. The old one is
-        closed once the attempts under way with it have ended: closing its client under
-        them broke their POSTs, which the receiver had, and sent them again."""
-        with self._users_lock:
-            old, self.d = self.d, new
-            if self._users.get(id(old)):
-                self._retired[id(old)] = old
-                return
-        old.close()
-
-    def _take(self) -> Deliverer:
-        with self._users_lock:
-            d = self.d
-            self._users[id(d)] = self._users.get(id(d), 0) + 1
-        return d
-
-    def _give_back(self, d: Deliverer) -> None:
-        with self._users_lock:
-            left = self._users.pop(id(d)) - 1
-            if left:
-                self._users[id(d)] = left
-                return
-            retired = self._retired.pop(id(d), None)
-        if retired is not None:
-            retired.close()
+        """A reload's deliverer for the attempts that begin from now on (Shared.replace)."""
+        self.deliverers.replace(new)
 
     def hand_over(self, row_id: int, bundle: Bundle) -> None:
         """The validated bundle of a row just claimed, at its place in processing."""
@@ -234,7 +214,7 @@ class Finisher:
                    or row.bundle_id != manifest["bundle_id"])
         if counted:
             count()
-        deliverer = self._take()  # this attempt's, also if a reload replaces it meanwhile
+        deliverer = self.deliverers.take()  # this attempt's, even if a reload replaces it
         try:
             if (bind_journal := getattr(deliverer, "bind_journal", None)) is not None:
                 bind_journal(self.j)  # ubl-embedded: documents already accepted (SPEC §5.4)
@@ -268,7 +248,7 @@ class Finisher:
                       traceback=scrub("".join(traceback.format_exception(exc))))
             return self._retry_later(row_id, attempts, Retryable(error), log)
         finally:
-            self._give_back(deliverer)
+            self.deliverers.give_back(deliverer)
         record = {"manifest": manifest, "response": receipt.as_dict(), "attempts": attempts,
                   "delivered_at": now_iso()}
         # The archive folder is chosen and recorded with the receipt, in one
