@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib
 import io
-import mmap
 import operator
 import re
 import threading
@@ -224,7 +223,13 @@ def probe_image(fh: BinaryIO, kind: str, max_pixels: int) -> ImageFacts:
     fh.seek(0)
     frames: list[Frame] = []
     try:
-        with pillow_limit(max_pixels), Image.open(fh, formats=[_PIL_FORMATS[kind]]) as im:
+        with pillow_limit(max_pixels), warnings.catch_warnings(), \
+                Image.open(fh, formats=[_PIL_FORMATS[kind]]) as im:
+            if kind == "tiff":
+                # A TIFF cut short at a page boundary: Pillow only warns about the
+                # page directory it could not read, and stops there, fewer pages.
+                warnings.filterwarnings("error", "(Truncated File Read|Corrupt EXIF data)",
+                                        UserWarning)
             # Page by page, not n_frames: that walks every page first, however many.
             while True:
                 frames.append(_frame(im, kind))
@@ -248,6 +253,8 @@ def probe_image(fh: BinaryIO, kind: str, max_pixels: int) -> ImageFacts:
         return ImageFacts(too_large=f"{int(found[1]):,} pixels" if found else "too large")
     except UnidentifiedImageError:
         return ImageFacts(error="Pillow does not recognise it")
+    except UserWarning:  # only the TIFF warnings made errors above
+        return ImageFacts(error=TRUNCATED)
     except Exception as exc:  # noqa: BLE001 — damaged headers raise OSError, ValueError, ...
         return ImageFacts(error=f"Pillow: {exc}" if str(exc) else type(exc).__name__)
     finally:
@@ -282,30 +289,20 @@ def _tiff_data_end(im: Image.Image) -> int:
 def _jpeg_reaches_eoi(fh: BinaryIO) -> bool:
     """The JPEG's segments and scans lead from its start to an end-of-image marker
     inside the file. What follows that marker (a phone's trailer, a second image) is
-    not read; bytes between segments are skipped, as decoders do."""
-    if isinstance(fh, io.BytesIO):
-        return _eoi_reached(fh.getvalue())
-    # A file over validate.MAX_IN_MEMORY: mapped, not read into memory, where the
-    # file system allows it.
-    try:
-        mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-    except (OSError, ValueError):
-        fh.seek(0)
-        return _eoi_reached(fh.read())
-    with mapped:
-        return _eoi_reached(mapped)
-
-
-def _eoi_reached(data: bytes | mmap.mmap) -> bool:
+    not read; bytes between segments are skipped, as decoders do. Only a JPEG held in
+    memory is walked (validate.MAX_IN_MEMORY, 64 MiB): one larger is not judged here,
+    rather than mapped (a share user shortening it meanwhile would end the process
+    with SIGBUS) or read whole."""
+    if not isinstance(fh, io.BytesIO):
+        return True
+    data = fh.getvalue()
     pos, n = 2, len(data)  # after SOI, which the sniffer found
     while True:
         pos = data.find(b"\xff", pos)
-        while 0 <= pos < n - 1 and data[pos + 1] == 0xFF:  # fill bytes before a marker
-            pos += 1
-        if pos < 0 or pos + 1 >= n:
+        code_at = _NOT_FF.search(data, pos + 1) if pos >= 0 else None  # fill FFs skipped
+        if code_at is None:
             return False
-        code = data[pos + 1]
-        pos += 2
+        code, pos = data[code_at.start()], code_at.start() + 1
         if code == 0xD9:  # EOI
             return True
         if code == 0x00 or 0xD0 <= code <= 0xD7 or code == 0x01:  # no length follows
@@ -314,14 +311,15 @@ def _eoi_reached(data: bytes | mmap.mmap) -> bool:
             return False
         pos += int.from_bytes(data[pos:pos + 2], "big")
         if code == 0xDA:  # SOS: entropy-coded data runs to the next real marker
-            while True:
-                pos = data.find(b"\xff", pos)
-                if pos < 0 or pos + 1 >= n:
-                    return False
-                if data[pos + 1] == 0x00 or 0xD0 <= data[pos + 1] <= 0xD7:
-                    pos += 2  # a stuffed 0xFF, or a restart marker inside the scan
-                    continue
-                break
+            found = _JPEG_SCAN_END.search(data, pos)
+            if found is None:
+                return False
+            pos = found.start()
+
+
+_NOT_FF = re.compile(rb"[^\xff]")
+# The end of a scan: an FF that is neither a stuffed FF 00 nor a restart marker.
+_JPEG_SCAN_END = re.compile(rb"\xff(?=[^\x00\xd0-\xd7])")
 
 
 def _frame(im: Image.Image, kind: str) -> Frame:

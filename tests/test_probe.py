@@ -156,6 +156,9 @@ IMAGES = {
     "tiff": ("tiff", {}),
     "two-page tiff": ("tiff", {"save_all": True,
                                "append_images": [Image.new("RGB", (100, 100))]}),
+    "four-page jpeg-compressed tiff": ("tiff", {
+        "save_all": True, "compression": "jpeg",
+        "append_images": [Image.effect_noise((300, 200), 60).convert("RGB")] * 3}),
 }
 
 
@@ -182,14 +185,16 @@ def test_bytes_after_the_end_of_an_image_are_not_an_error(kind: str) -> None:
     assert probe_image(io.BytesIO(data), kind, 10**8).error is None
 
 
-def test_a_jpeg_cut_short_on_disk_is_found_without_reading_it_into_memory(
-        tmp_path: Path) -> None:
-    """An attachment over validate.MAX_IN_MEMORY is probed from its open file."""
-    data = _noise("JPEG")
-    path = tmp_path / "scan.jpg"
-    path.write_bytes(data[:-100])
-    with path.open("rb") as fh:
-        assert probe_image(fh, "jpeg", 10**8).error is not None
-    path.write_bytes(data)
-    with path.open("rb") as fh:
-        assert probe_image(fh, "jpeg", 10**8).error is None
+def test_a_multi_page_tiff_cut_short_at_a_page_boundary_is_an_error() -> None:
+    """Pillow writes each page's directory after its data: a file cut inside the next
+    page's directory ends with whole pages, and Pillow only warns and reports fewer
+    pages. Any cut of a four-page TIFF is an error, never fewer pages (review)."""
+    pages = [Image.effect_noise((200, 150), 60).convert("RGB") for _ in range(4)]
+    buf = io.BytesIO()
+    pages[0].save(buf, "TIFF", save_all=True, append_images=pages[1:], compression="jpeg",
+                  dpi=(300, 300))
+    data = buf.getvalue()
+    fewer = [cut for cut in range(len(data) // 4, len(data) - 16, 97)
+             if (f := probe_image(io.BytesIO(data[:cut]), "tiff", 10**8)).error is None
+             and len(f.frames) < 4]
+    assert fewer == []
