@@ -152,13 +152,13 @@ def _make_folder(folder: Path) -> None:
     """The day folder of an archive entry; when it is new, its name is synced too.
     Never one that is a link, nor inside an archive folder that is one: people on the
     share may write in sent/ and quarantine/, and a link there could lead anywhere."""
+    refuse_links((folder.parent,))
     try:
         os.mkdir(folder)
     except FileExistsError:
-        refuse_links((folder.parent, folder))
+        refuse_links((folder,))
         return
     except FileNotFoundError:
-        refuse_links((folder.parent,))
         folder.mkdir(parents=True, exist_ok=True)
     fsync_dir(folder.parent)
 

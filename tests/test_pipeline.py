@@ -326,6 +326,28 @@ class TestClaimFailure:
         days = [s.sent_dir / f"{d:%Y-%m-%d}" for d in (now, now + timedelta(days=1))]
         for day in days:
             day.symlink_to(elsewhere)
+        assert self._not_archived_through_a_link(p, row_id, days, elsewhere)
+
+    def test_a_link_swapped_in_for_sent_itself_is_never_archived_through(
+            self, tmp_path: Path) -> None:
+        """sent/ itself replaced by a link while the daemon runs (its parent may be the
+        share's): today's folder is not made through it (review: it was)."""
+        p, s = make(tmp_path)
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        row_id = step(p, cand, 0.0).claimed
+        assert row_id is not None
+        s.sent_dir.rmdir()
+        s.sent_dir.symlink_to(elsewhere)
+        assert self._not_archived_through_a_link(p, row_id, [s.sent_dir], elsewhere)
+
+    @staticmethod
+    def _not_archived_through_a_link(p: Pipeline, row_id: int, links: list[Path],
+                                     elsewhere: Path) -> bool:
+        """One attempt finds the link and waits, naming it; with the links gone, the
+        bundle is archived; nothing ever reaches where they led."""
         clock = [0.0]
         p.finish.clock = lambda: clock[0]
         delay = p.finish.attempt(row_id)
@@ -333,12 +355,14 @@ class TestClaimFailure:
         assert delay is not None and row.state != "sent"
         assert "symbolic link" in (row.last_error or "")
         assert list(elsewhere.iterdir()) == []
-        for day in days:
-            day.unlink()
+        for link in links:
+            link.unlink()
+        links[0].mkdir(exist_ok=True)
         clock[0] += delay
         assert p.finish.attempt(row_id) is None
         assert p.j.get(row_id).state == "sent"
         assert list(elsewhere.iterdir()) == []
+        return True
 
 
 class TestRecovery:
