@@ -21,6 +21,10 @@ from daemon.errors import Paused, Rejected, Retryable
 
 RETRY_STATUSES = {408, 409, 425, 429}
 PAUSE_STATUSES = {401, 403, 404}
+# A proxy on the way asks for credentials: as an answer (http://) or to CONNECT (https://).
+PROXY_WANTS_CREDENTIALS = ("HTTP 407 from a proxy: check the proxy's address and "
+                           "credentials in the environment (HTTPS_PROXY, HTTP_PROXY, "
+                           "ALL_PROXY)")
 BODY_LIMIT = 2000
 # An answer's body is read up to ANSWER_LIMIT bytes, and for timeout_seconds after its
 # status line (a receiver that drips bytes, or sends without end, cannot hold a worker
@@ -156,9 +160,7 @@ def classify(response: httpx.Response, scrub: Callable[[str], str] = unchanged) 
         # A proxy on the way wants credentials: the bundle is not at fault, as with 401
         # (SPEC §5.1 lists 407 under "other 4xx"; its intent is that a configuration
         # problem pauses deliveries and quarantines nothing).
-        raise Paused("HTTP 407 from a proxy: check the proxy's address and credentials in "
-                     "the environment (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY)", status, text,
-                     retry_after)
+        raise Paused(PROXY_WANTS_CREDENTIALS, status, text, retry_after)
     if 300 <= status < 400:
         # httpx does not follow redirects (a POST body would be lost on many);
         # a redirecting url is our configuration problem, not the bundle's.

@@ -26,7 +26,13 @@ from typing import Any, Protocol
 import httpx
 
 from daemon import __version__
-from daemon.answers import Receipt, classify, read_answer, unchanged
+from daemon.answers import (
+    PROXY_WANTS_CREDENTIALS,
+    Receipt,
+    classify,
+    read_answer,
+    unchanged,
+)
 from daemon.bundle import Bundle
 from daemon.config import DeliveryConfig
 from daemon.config_values import has_userinfo
@@ -288,6 +294,10 @@ class HttpDeliverer:
                           "valid HTTP — check [delivery] token and url")
         if isinstance(exc, httpx.InvalidURL):
             return Paused(self.scrub(f"[delivery] url is not usable: {exc}"))
+        if isinstance(exc, httpx.ProxyError) and str(exc).startswith("407"):
+            # https through a proxy: its 407 answers the CONNECT, before any answer of
+            # the receiver's, and httpcore raises it. A setting, as for http:// (classify).
+            return Paused(PROXY_WANTS_CREDENTIALS, 407)
         return Retryable(self.scrub(f"cannot reach the receiver: "
                                      f"{exc or type(exc).__name__}"))
 

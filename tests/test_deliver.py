@@ -591,6 +591,21 @@ def refusing(fault: type[httpx.TransportError]) -> Any:
     return refuse
 
 
+def test_a_proxy_refusing_to_connect_to_an_https_receiver_without_credentials_pauses(
+        tmp_path: Path) -> None:
+    """To an https:// receiver a proxy's 407 answers the CONNECT, so httpcore raises it
+    instead of returning an answer: it pauses as a 407 answer does (classify), never a
+    retry with back-off as if the network were at fault (review)."""
+    def proxy(request: httpx.Request) -> httpx.Response:
+        raise httpx.ProxyError("407 Proxy Authentication Required")
+    d = HttpDeliverer(http_cfg(url="https://127.0.0.1:9/b"),
+                      transport=httpx.MockTransport(proxy))
+    b = make_bundle(tmp_path)
+    with pytest.raises(Paused) as info:
+        d.deliver(b, build_manifest(b))
+    assert info.value.status == 407 and "HTTPS_PROXY" in str(info.value)
+
+
 def both_secrets(url: str) -> DeliveryConfig:
     """A token and a url with a password at once. Loading refuses that (one Authorization
     header per request), so it is made past validation here: the scrub is checked with
