@@ -9,11 +9,11 @@ tests).
 from __future__ import annotations
 
 import base64
-import html
 import http.cookiejar
 import json
 import os
 import random
+import re
 import shutil
 import threading
 import urllib.parse
@@ -168,12 +168,25 @@ def _url_secrets(url: str | None) -> list[str]:
     return [p for p in (parsed.password, written, pair) if p]
 
 
-def _markup_forms(secret: str) -> set[str]:
-    """The secret as HTML or XML escapes it: quotes escaped or not, ' as &#x27;, &#39;
-    or &apos;."""
-    quoted = html.escape(secret)
-    return {html.escape(secret, quote=False), quoted, quoted.replace("&#x27;", "&#39;"),
-            quoted.replace("&#x27;", "&apos;")}
+# Each character that HTML or XML may write as an entity, with every spelling of it:
+# by name, in decimal and in hex (with leading zeros: PHP's &#039;, Go's &#34;).
+_ENTITIES = {"&": ("amp", 0x26), "<": ("lt", 0x3C), ">": ("gt", 0x3E), '"': ("quot", 0x22),
+             "'": ("apos", 0x27)}
+
+
+def _markup_pattern(secret: str) -> re.Pattern[str] | None:
+    """The secret as any HTML or XML escaper may write it in an error page, or None
+    when it holds no character they escape (the plain form covers it)."""
+    if not any(c in _ENTITIES for c in secret):
+        return None
+    parts = []
+    for c in secret:
+        if c in _ENTITIES:
+            name, code = _ENTITIES[c]
+            parts.append(f"(?:{re.escape(c)}|&{name};|&#0*{code};|&#[xX]0*{code:x};)")
+        else:
+            parts.append(re.escape(c))
+    return re.compile("".join(parts), re.IGNORECASE)
 
 
 class HttpDeliverer:
@@ -195,14 +208,16 @@ class HttpDeliverer:
         # in h11's errors), percent-encoded (in a url), and as written in the url.
         # Longest first, so that no form is cut by a shorter one inside it.
         # And as JSON writes them in an answer: '"' and '\\' escaped, '/' as '\\/' (PHP);
-        # as HTML or XML does in an error page ('&' '<' '>' and quotes as entities).
+        # as HTML or XML does in an error page ('&' '<' '>' and quotes as entities, in
+        # any spelling: _markup_pattern).
         self._secrets = sorted({form for x in (token, *_url_secrets(cfg.url))
                                 if x for form in (x, repr(x)[1:-1],
                                                   urllib.parse.quote(x, safe=""),
                                                   json.dumps(x)[1:-1],
-                                                  json.dumps(x)[1:-1].replace("/", "\\/"),
-                                                  *_markup_forms(x))},
+                                                  json.dumps(x)[1:-1].replace("/", "\\/"))},
                                key=len, reverse=True)
+        self._markup = [p for x in (token, *_url_secrets(cfg.url))
+                        if x and (p := _markup_pattern(x)) is not None]
         verify = tls_verify(cfg)
         limits = httpx.Limits(max_connections=cfg.concurrency)
         if transport is None and not _proxies_from_environment() \
@@ -304,6 +319,8 @@ class HttpDeliverer:
     def scrub(self, text: str) -> str:
         for form in self._secrets:
             text = text.replace(form, "***")
+        for pattern in self._markup:
+            text = pattern.sub("***", text)
         return text
 
 

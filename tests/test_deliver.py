@@ -838,7 +838,11 @@ class TestAnswersThatEchoSecrets:
 
     @pytest.mark.parametrize("escape", [
         lambda t: html.escape(t), lambda t: html.escape(t, quote=False),
-        lambda t: html.escape(t).replace("&#x27;", "&apos;")])
+        lambda t: html.escape(t).replace("&#x27;", "&apos;"),
+        # Go's html/template and encoding/xml; PHP's htmlspecialchars
+        lambda t: html.escape(t).replace("&quot;", "&#34;").replace("&#x27;", "&#39;"),
+        lambda t: html.escape(t).replace("&#x27;", "&#039;")],
+        ids=["python", "python-unquoted", "xml", "go", "php"])
     def test_a_token_echoed_in_an_html_or_xml_page_is_scrubbed(
             self, tmp_path: Path, escape: Any) -> None:
         """An error page in HTML or XML quotes the token with & < > and quotes escaped
