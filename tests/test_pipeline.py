@@ -431,13 +431,17 @@ class TestReviewFindings:
         assert len(run_once(p, now=2000.0)) == 1
         assert mine.read_bytes() == b"my own notes"
 
-    def test_a_fifo_where_the_errors_file_goes_is_never_opened(self, tmp_path: Path) -> None:
+    def test_a_fifo_where_the_errors_file_goes_is_never_opened(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A FIFO put where NAME.errors.txt goes would block the loop on open (for good, if
         no one writes to it): under invalid = "hold" it is left alone, unopened, and the
-        bundle is held."""
+        bundle is held. Also when it is swapped in just after a look found a regular file
+        there (the audit's race, made certain here by that look answering "a file")."""
         p, s = make(tmp_path, policy={"invalid": "hold"})
         fifo = s.outbox.path / "INV-1.errors.txt"
         os.mkfifo(fifo)
+        real_is_file = Path.is_file
+        monkeypatch.setattr(Path, "is_file", lambda self: self == fifo or real_is_file(self))
         drop_bundle(s.outbox.path, "INV-1", {"a.pdf": b""})
         without_blocking(lambda: run_once(p), fifo, "the loop")
         assert p.j.rows(("held",))
