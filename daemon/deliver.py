@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from daemon import __version__
+from daemon import __version__, logs
 from daemon.answers import (
     PROXY_WANTS_CREDENTIALS,
     Receipt,
@@ -86,7 +86,11 @@ class Shared:
                 return
             retired = self._retired.pop(id(d), None)
         if retired is not None:
-            retired.close()
+            try:
+                retired.close()
+            except Exception as exc:  # noqa: BLE001 - the attempt's outcome stands
+                logs.get().warning("the replaced deliverer did not close cleanly",
+                                   error=f"{type(exc).__name__}: {exc}")
 
 
 RETRY_AFTER_LIMIT = 86400.0  # a Retry-After over 24 h counts as 24 h
