@@ -89,8 +89,9 @@ class Shared:
             try:
                 retired.close()
             except Exception as exc:  # noqa: BLE001 - the attempt's outcome stands
+                scrub = getattr(retired, "scrub", str)  # never the token, whatever it says
                 logs.get().warning("the replaced deliverer did not close cleanly",
-                                   error=f"{type(exc).__name__}: {exc}")
+                                   error=scrub(f"{type(exc).__name__}: {exc}"))
 
 
 RETRY_AFTER_LIMIT = 86400.0  # a Retry-After over 24 h counts as 24 h
