@@ -223,28 +223,29 @@ def probe_image(fh: BinaryIO, kind: str, max_pixels: int) -> ImageFacts:
     fh.seek(0)
     frames: list[Frame] = []
     try:
-        with pillow_limit(max_pixels), warnings.catch_warnings(), \
-                Image.open(fh, formats=[_PIL_FORMATS[kind]]) as im:
+        with pillow_limit(max_pixels), warnings.catch_warnings():
             if kind == "tiff":
                 # A TIFF cut short at a page boundary: Pillow only warns about the
-                # page directory it could not read, and stops there, fewer pages.
+                # page directory it could not read (the first one already inside
+                # Image.open), and stops there, with fewer pages.
                 warnings.filterwarnings("error", "(Truncated File Read|Corrupt EXIF data)",
                                         UserWarning)
-            # Page by page, not n_frames: that walks every page first, however many.
-            while True:
-                frames.append(_frame(im, kind))
-                if kind == "tiff" and _tiff_data_end(im) > size:
-                    return ImageFacts(error=TRUNCATED)
-                if kind != "tiff":
-                    break
-                if len(frames) > MAX_TIFF_PAGES:
-                    return ImageFacts(too_many_pages=True)
-                try:
-                    im.seek(len(frames))
-                except EOFError:
-                    break
-            if kind == "png" and not _png_verified(im):
-                return ImageFacts(error=DAMAGED)
+            with Image.open(fh, formats=[_PIL_FORMATS[kind]]) as im:
+                # Page by page, not n_frames: that walks every page first, however many.
+                while True:
+                    frames.append(_frame(im, kind))
+                    if kind == "tiff" and _tiff_data_end(im) > size:
+                        return ImageFacts(error=TRUNCATED)
+                    if kind != "tiff":
+                        break
+                    if len(frames) > MAX_TIFF_PAGES:
+                        return ImageFacts(too_many_pages=True)
+                    try:
+                        im.seek(len(frames))
+                    except EOFError:
+                        break
+                if kind == "png" and not _png_verified(im):
+                    return ImageFacts(error=DAMAGED)
         if kind == "jpeg" and not _jpeg_reaches_eoi(fh):
             return ImageFacts(error=TRUNCATED)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

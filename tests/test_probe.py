@@ -186,15 +186,21 @@ def test_bytes_after_the_end_of_an_image_are_not_an_error(kind: str) -> None:
 
 
 def test_a_multi_page_tiff_cut_short_at_a_page_boundary_is_an_error() -> None:
-    """Pillow writes each page's directory after its data: a file cut inside the next
-    page's directory ends with whole pages, and Pillow only warns and reports fewer
-    pages. Any cut of a four-page TIFF is an error, never fewer pages (review)."""
+    """Pillow writes each page's directory after its data: a file cut inside a page's
+    directory ends with whole pages before it, and Pillow only warns and reports fewer
+    pages (the first directory already inside Image.open). Every cut around each
+    directory is an error, never fewer pages (review)."""
     pages = [Image.effect_noise((200, 150), 60).convert("RGB") for _ in range(4)]
     buf = io.BytesIO()
     pages[0].save(buf, "TIFF", save_all=True, append_images=pages[1:], compression="jpeg",
                   dpi=(300, 300))
     data = buf.getvalue()
-    fewer = [cut for cut in range(len(data) // 4, len(data) - 16, 97)
-             if (f := probe_image(io.BytesIO(data[:cut]), "tiff", 10**8)).error is None
-             and len(f.frames) < 4]
+    directories = [int.from_bytes(data[4:8], "little" if data[:2] == b"II" else "big")]
+    with Image.open(io.BytesIO(data)) as im:
+        for n in range(1, 4):
+            directories.append(im.tag_v2.next)
+            im.seek(n)
+    cuts = {cut for at in directories for cut in range(at - 8, at + 240) if cut < len(data)}
+    fewer = [cut for cut in sorted(cuts)
+             if (f := probe_image(io.BytesIO(data[:cut]), "tiff", 10**8)).error is None]
     assert fewer == []
