@@ -315,13 +315,7 @@ class TestClaimFailure:
         """People on the share may write in sent/: a link put there as today's folder
         is not followed; the bundle waits in processing with the link named, and is
         archived once the link is gone."""
-        p, s = make(tmp_path)
-        elsewhere = tmp_path / "elsewhere"
-        elsewhere.mkdir()
-        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
-        cand = next(iter(list_outbox(s.outbox).candidates.values()))
-        row_id = step(p, cand, 0.0).claimed
-        assert row_id is not None
+        p, s, row_id, elsewhere = self._claimed_beside_elsewhere(tmp_path)
         now = datetime.now(UTC)  # today's and tomorrow's: midnight may pass meanwhile
         days = [s.sent_dir / f"{d:%Y-%m-%d}" for d in (now, now + timedelta(days=1))]
         for day in days:
@@ -332,6 +326,14 @@ class TestClaimFailure:
             self, tmp_path: Path) -> None:
         """sent/ itself replaced by a link while the daemon runs (its parent may be the
         share's): today's folder is not made through it (review: it was)."""
+        p, s, row_id, elsewhere = self._claimed_beside_elsewhere(tmp_path)
+        s.sent_dir.rmdir()
+        s.sent_dir.symlink_to(elsewhere)
+        assert self._not_archived_through_a_link(p, row_id, [s.sent_dir], elsewhere)
+
+    @staticmethod
+    def _claimed_beside_elsewhere(tmp_path: Path) -> tuple[Pipeline, Settings, int, Path]:
+        """A claimed bundle, and an empty folder outside for links to lead to."""
         p, s = make(tmp_path)
         elsewhere = tmp_path / "elsewhere"
         elsewhere.mkdir()
@@ -339,9 +341,7 @@ class TestClaimFailure:
         cand = next(iter(list_outbox(s.outbox).candidates.values()))
         row_id = step(p, cand, 0.0).claimed
         assert row_id is not None
-        s.sent_dir.rmdir()
-        s.sent_dir.symlink_to(elsewhere)
-        assert self._not_archived_through_a_link(p, row_id, [s.sent_dir], elsewhere)
+        return p, s, row_id, elsewhere
 
     @staticmethod
     def _not_archived_through_a_link(p: Pipeline, row_id: int, links: list[Path],
