@@ -101,10 +101,6 @@ class Finisher:
     def d(self, deliverer: Deliverer) -> None:
         self.deliverers.current = deliverer
 
-    def replace_deliverer(self, new: Deliverer) -> None:
-        """A reload's deliverer for the attempts that begin from now on (Shared.replace)."""
-        self.deliverers.replace(new)
-
     def hand_over(self, row_id: int, bundle: Bundle) -> None:
         """The validated bundle of a row just claimed, at its place in processing."""
         self._validated[row_id] = bundle

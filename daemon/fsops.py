@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import glob
 import hashlib
 import json
 import os
@@ -189,6 +190,17 @@ def drop_unfinished(folder: Path, names: Iterable[str]) -> None:
     for path in stale:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
+
+
+def drop_stale_copies(folder: Path, name: str, middle: str) -> None:
+    """Remove `.NAME.MIDDLE.tmp` (MIDDLE a regular expression: a command's own mark) that
+    a command killed between writing it and renaming it to NAME left in folder, where
+    its in-progress name would stay for good. Only files, never followed."""
+    own = re.compile(re.escape(f".{name}.") + middle + r"\.tmp")
+    for stale in folder.glob(f"{glob.escape('.' + name)}.*.tmp"):
+        if own.fullmatch(stale.name) and not stale.is_dir():
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
 
 
 def write_atomic(path: Path, data: bytes, sync: bool = True) -> None:

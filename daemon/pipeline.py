@@ -91,7 +91,7 @@ class Pipeline(Claims):
         self.s = self.finish.s = settings
         self.tracker.settle_seconds = settings.outbox.settle_seconds
         self._due.clear()  # each wait's deadline read again (the wall clock may be right now)
-        self.finish.replace_deliverer(deliverer)
+        self.finish.deliverers.replace(deliverer)
 
     def _bind(self, invoice_file: str, bundle_id: str | None, ids: list[str] | tuple[str, ...]
               ) -> Any:

@@ -223,7 +223,7 @@ def probe_image(fh: BinaryIO, kind: str, max_pixels: int) -> ImageFacts:
     fh.seek(0)
     frames: list[Frame] = []
     try:
-        with pillow_limit(max_pixels), warnings.catch_warnings():
+        with pillow_limit(max_pixels):  # its warning filters end with it
             if kind == "tiff":
                 # A TIFF cut short at a page boundary: Pillow only warns about the
                 # page directory it could not read (the first one already inside

@@ -23,8 +23,6 @@ has all its attachments, it does nothing — the status page says why.
 
 from __future__ import annotations
 
-import contextlib
-import glob
 import os
 import pwd
 import stat
@@ -34,7 +32,7 @@ from pathlib import Path
 
 from daemon.config import ShareConfig
 from daemon.errors import InputError
-from daemon.fsops import fsync_dir, open_regular, rename_noreplace
+from daemon.fsops import drop_stale_copies, fsync_dir, open_regular, rename_noreplace
 from daemon.names import name_problem, printable, stem
 from daemon.scan import Candidate
 
@@ -90,10 +88,7 @@ def write_release(cand: Candidate, share: ShareConfig, user: str | None) -> bool
     """
     target = path_for(cand, share)
     # A `send` killed before its rename left its temp file, named by that process id.
-    for stale in target.parent.glob(f"{glob.escape('.' + target.name)}.*[0-9].tmp"):
-        if stale.name[len(target.name) + 2:-4].isdigit():
-            with contextlib.suppress(FileNotFoundError):
-                stale.unlink()
+    drop_stale_copies(target.parent, target.name, "[0-9]+")
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     line = RELEASED_BY_SEND + (f" (by {user})" if user else "") + "\n"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)

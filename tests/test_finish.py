@@ -444,7 +444,7 @@ def test_a_reload_closes_the_old_deliverer_only_after_its_posts_under_way_end(
     worker = threading.Thread(target=lambda: outcome.append(p.finish.attempt(row)))
     worker.start()
     assert old.posting.wait(20)
-    p.finish.replace_deliverer(new)
+    p.finish.deliverers.replace(new)
     assert not old.closed and p.finish.d is new
     old.answer.set()
     worker.join(20)
@@ -457,5 +457,5 @@ def test_a_deliverer_replaced_while_idle_is_closed_at_once(tmp_path: Path) -> No
     p, _, _ = claimed(tmp_path)
     old = Slow()
     p.finish.d = old
-    p.finish.replace_deliverer(NeverPost())
+    p.finish.deliverers.replace(NeverPost())
     assert old.closed

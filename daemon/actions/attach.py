@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import glob
 import os
 import uuid
 from pathlib import Path
@@ -30,7 +29,14 @@ from daemon.actions import EXIT_OK
 from daemon.actions.common import settings_of
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError, UsageError, describe
-from daemon.fsops import copy_file, fsync_dir, open_regular, rename_noreplace, write_atomic
+from daemon.fsops import (
+    copy_file,
+    drop_stale_copies,
+    fsync_dir,
+    open_regular,
+    rename_noreplace,
+    write_atomic,
+)
 from daemon.invoices import read_invoice_file
 from daemon.match import MANIFEST_NAME
 from daemon.names import folder_name_for_id, is_ignored, name_problem
@@ -158,9 +164,7 @@ def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None 
     folder.mkdir(parents=True, exist_ok=True)
     # An attach of this name killed before its rename left its copy, whose in-progress
     # name keeps the bundle waiting for good: running it again finishes it.
-    for stale in folder.glob(f"{glob.escape('.' + name)}.{'[0-9a-f]' * 8}.tmp"):
-        with contextlib.suppress(FileNotFoundError):
-            stale.unlink()
+    drop_stale_copies(folder, name, "[0-9a-f]{8}")
     tmp = folder / f".{name}.{uuid.uuid4().hex[:8]}.tmp"  # in-progress: the bundle waits
     try:
         try:
