@@ -215,14 +215,13 @@ class HttpDeliverer:
         # And as JSON writes them in an answer: '"' and '\\' escaped, '/' as '\\/' (PHP);
         # as HTML or XML does in an error page ('&' '<' '>' and quotes as entities, in
         # any spelling: _markup_pattern).
-        self._secrets = sorted({form for x in (token, *_url_secrets(cfg.url))
-                                if x for form in (x, repr(x)[1:-1],
+        secrets = [x for x in (token, *_url_secrets(cfg.url)) if x]
+        self._secrets = sorted({form for x in secrets for form in (x, repr(x)[1:-1],
                                                   urllib.parse.quote(x, safe=""),
                                                   json.dumps(x)[1:-1],
                                                   json.dumps(x)[1:-1].replace("/", "\\/"))},
                                key=len, reverse=True)
-        self._markup = [p for x in (token, *_url_secrets(cfg.url))
-                        if x and (p := _markup_pattern(x)) is not None]
+        self._markup = [p for x in secrets if (p := _markup_pattern(x)) is not None]
         verify = tls_verify(cfg)
         limits = httpx.Limits(max_connections=cfg.concurrency)
         if transport is None and not _proxies_from_environment() \
