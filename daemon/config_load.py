@@ -79,11 +79,11 @@ def _known_keys(section: str) -> list[str]:
     return list(getattr(model, "model_fields", {}))
 
 
-def load_settings(path: Path) -> Settings:
-    """Read, override, validate. Raises ConfigError naming every bad key."""
-    # pydantic-settings skips a missing TOML file silently; a daemon must not.
+def _read_toml(path: Path) -> dict[str, Any]:
+    """The configuration file's tables; ConfigError saying what keeps it from being read.
+    (pydantic-settings skips a missing TOML file silently; a daemon must not.)"""
     try:
-        raw = tomllib.loads(read_admin_file(path, CONFIG_LIMIT).decode("utf-8"))
+        return tomllib.loads(read_admin_file(path, CONFIG_LIMIT).decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"configuration file {path} does not exist — pass -c FILE, set "
                           "OUTBOXD_CONFIG, or create it (see config.example.toml)") from None
@@ -94,6 +94,11 @@ def load_settings(path: Path) -> Settings:
         raise ConfigError(f"cannot read {path}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+
+
+def load_settings(path: Path) -> Settings:
+    """Read, override, validate. Raises ConfigError naming every bad key."""
+    raw = _read_toml(path)
     try:
         settings = Settings(**raw)
     except ValidationError as exc:
@@ -134,9 +139,9 @@ def log_config_anyway(path: Path) -> LogConfig:
     (JSON under systemd), not as bare lines a log collector drops."""
     raw: dict[str, Any] = {}
     try:
-        table = tomllib.loads(read_admin_file(path, CONFIG_LIMIT).decode("utf-8")).get("log")
+        table = _read_toml(path).get("log")
         raw.update(table if isinstance(table, dict) else {})
-    except (OSError, NotAFile, UnicodeDecodeError, tomllib.TOMLDecodeError):
+    except ConfigError:
         pass
     raw.update(environment_overrides().get("log", {}))
     # Each key alone: a bad level must not cost the format.
