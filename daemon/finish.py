@@ -65,6 +65,11 @@ def findings_of(reasons: list[dict[str, Any]]) -> list[Finding]:
     return [Finding(r["code"], r["file"], r["message"]) for r in reasons]
 
 
+# The transition's detail of an attempt that found a configuration problem (SPEC
+# §5.1: 401, 403, 404): a restart tries such a bundle at once, as a reload does.
+PAUSED = "paused: configuration problem"
+
+
 def bind(log: Any, invoice_file: str, bundle_id: str | None,
          ids: list[str] | tuple[str, ...]) -> Any:
     """Every bundle event carries bundle_id, invoice_file and invoice_ids."""
@@ -91,6 +96,9 @@ class Finisher:
         # Where a delivered bundle's archive goes when it should wait for the
         # deliveries (the daemon's workers, workers.py); None: at once, here.
         self.archive_later: Callable[[int], None] | None = None
+        # Rows whose last attempt was paused: a reload may have fixed what paused
+        # them (workers add and remove, the loop copies; set operations are atomic).
+        self.paused: set[int] = set()
 
     @property
     def d(self) -> Deliverer:
@@ -137,6 +145,7 @@ class Finisher:
 
     def attempt(self, row_id: int) -> float | None:
         """One delivery attempt; the delay before the next one, or None when finished."""
+        self.paused.discard(row_id)  # until this attempt is paused again
         row = self.j.get(row_id)
         wait = self._move_wait(row_id)
         if wait is not None:
@@ -222,7 +231,9 @@ class Finisher:
                 "processing-damaged", exc.file, f"{exc.message} (it changed in the processing "
                 "folder)")])
         except (Retryable, Paused) as exc:
-            return self._retry_later(row_id, attempts, exc, log)
+            # A reload during the POST: the answer is the old configuration's.
+            replaced = deliverer is not self.deliverers.current
+            return self._retry_later(row_id, attempts, exc, log, at_once=replaced)
         except Rejected as exc:
             if not counted:
                 count()
@@ -267,17 +278,21 @@ class Finisher:
             **written))
 
     def _retry_later(self, row_id: int, attempts: int, exc: Retryable | Paused,
-                     log: Any) -> float:
-        """An attempt that failed for now: recorded with why and when the next comes."""
+                     log: Any, at_once: bool = False) -> float:
+        """An attempt that failed for now: recorded with why and when the next comes
+        (`at_once`: the configuration it was made under is no longer the daemon's)."""
         paused = isinstance(exc, Paused)
         cfg = self.s.delivery
         delay = backoff(attempts, cfg.retry_base_seconds, cfg.retry_max_seconds,
                         exc.retry_after)
         if paused:
             delay = max(delay, cfg.retry_max_seconds)
+        if paused and at_once:
+            delay = 0.0
         error = str(exc) + (f": {exc.body[:200]}" if exc.body else "")
-        self.j.transition(row_id, "retrying", durable=False, attempts=attempts,
-                          last_error=error, next_attempt_at=iso_in(delay))
+        self.j.transition(row_id, "retrying", PAUSED if paused else "", durable=False,
+                          attempts=attempts, last_error=error, next_attempt_at=iso_in(delay))
+        (self.paused.add if paused else self.paused.discard)(row_id)
         (log.error if paused else log.warning)(
             "delivery paused: configuration problem" if paused else "delivery failed; "
             "will retry", error=error, attempts=attempts, retry_in=round(delay, 3))
@@ -410,10 +425,21 @@ class Finisher:
                     log.error("cannot finish an interrupted claim; will retry at next start",
                               error=str(exc))
                     continue
+            elif row.state == "retrying" and self.j.last_detail(row.id) == PAUSED:
+                self.paused.add(row.id)  # the configuration may be fixed by now: at once
             elif row.state == "retrying" and row.next_attempt_at:
                 delay = max(0.0, seconds_until(row.next_attempt_at))
             due.append((row.id, delay))
         return due
+
+    def after_reload(self, receiver_changed: bool) -> list[int]:
+        """The rows to try again at once after a reload: those paused for a
+        configuration problem, which the new one may have fixed, and when the
+        receiver changed, every retry (another receiver's Retry-After, or its
+        outage, says nothing of the new one)."""
+        if receiver_changed:
+            return [row.id for row in self.j.rows(("retrying",))]
+        return sorted(self.paused.copy())
 
     def _finish_claim(self, row: Row) -> bool:
         """A claim cut short by a crash: True if the bundle is now ours to finish."""

@@ -55,6 +55,11 @@ RESTART_ONLY = (("outbox", "watch"), ("outbox", "poll_interval_seconds"),
                 ("delivery", "concurrency"))
 
 
+def _receiver(s: Settings) -> tuple[object, ...]:
+    """Where bundles go: when this changes, no earlier answer decides the next attempt."""
+    return s.delivery.transport, s.delivery.url, s.delivery.target
+
+
 class WatcherLike(Protocol):
     mode: str
     restarts: int
@@ -376,6 +381,7 @@ class Service:
             # The watcher and the delivery threads are made once, at start.
             self.log.warning("these settings take effect at the next start", settings=later)
         self.publish.page.reconfigure(self.settings, new)
+        receiver_changed = _receiver(new) != _receiver(self.settings)
         self.settings = new
         self.index.cfg, self.index.share = new.outbox, new.share
         self.pipeline.reconfigure(new, deliverer)
@@ -387,6 +393,8 @@ class Service:
         for key in self.index.candidates:
             self._mark(key)
         self.timers.at(RESCAN, self.clock())
+        for row_id in self.pipeline.finish.after_reload(receiver_changed):
+            self.schedule(row_id, 0.0)
         self.log.info("configuration reloaded")
 
     def _start_rules(self, s: Settings) -> None:

@@ -26,7 +26,7 @@ from daemon.answers import Receipt  # noqa: E402
 from daemon.bundle import Bundle  # noqa: E402
 from daemon.config import Settings  # noqa: E402
 from daemon.deliver import DirectoryDeliverer  # noqa: E402
-from daemon.errors import Rejected, Retryable  # noqa: E402
+from daemon.errors import Paused, Rejected, Retryable  # noqa: E402
 from daemon.finish import Finisher, evaluate  # noqa: E402
 from daemon.journal import DELIVERED, Journal  # noqa: E402
 from daemon.pipeline import Pipeline  # noqa: E402
@@ -459,3 +459,59 @@ def test_a_deliverer_replaced_while_idle_is_closed_at_once(tmp_path: Path) -> No
     p.finish.d = old
     p.finish.deliverers.replace(NeverPost())
     assert old.closed
+
+
+class PausedWhileReplaced:
+    """A deliverer whose POST is answered 401 after a reload replaced it meanwhile."""
+
+    def __init__(self, finisher: Finisher) -> None:
+        self.finisher = finisher
+
+    def deliver(self, bundle: Bundle, manifest: dict[str, Any]) -> Receipt:
+        self.finisher.deliverers.replace(NeverPost())  # the reload, during the POST
+        raise Paused("HTTP 401: check [delivery] url and token", 401)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_pause_answered_to_a_configuration_replaced_meanwhile_is_retried_at_once(
+        tmp_path: Path) -> None:
+    """A 401 to a POST made under the old configuration says nothing of the new one:
+    the bundle is tried again at once, not after retry_max_seconds; a pause under the
+    configuration still in force waits the whole retry_max_seconds."""
+    p, _, row = claimed(tmp_path)
+    p.finish.d = Scripted(Paused("HTTP 401: check [delivery] url and token", 401))
+    assert p.finish.attempt(row) == p.finish.s.delivery.retry_max_seconds
+    assert p.finish.after_reload(receiver_changed=False) == [row]
+
+    p.finish.d = PausedWhileReplaced(p.finish)
+    assert p.finish.attempt(row) == 0.0
+    assert p.j.get(row).state == "retrying"
+
+
+def test_only_paused_rows_come_forward_at_a_reload_unless_the_receiver_changed(
+        tmp_path: Path) -> None:
+    """A bundle put off by the receiver (503) keeps its schedule at a reload that leaves
+    the receiver as it was; a reload to another receiver brings it forward too."""
+    p, _, row = claimed(tmp_path)
+    p.finish.d = Scripted(Retryable("HTTP 503 from the receiver", 503, retry_after=3600))
+    assert p.finish.attempt(row) == 3600
+    assert p.finish.after_reload(receiver_changed=False) == []
+    assert p.finish.after_reload(receiver_changed=True) == [row]
+
+
+def test_a_restart_brings_a_paused_bundle_forward_and_a_put_off_one_not(
+        tmp_path: Path) -> None:
+    """The pause is in the journal (the transition's detail), so recovery after a
+    restart tries a paused bundle at once; a 503's Retry-After still holds."""
+    p, s, row = claimed(tmp_path)
+    p.finish.d = Scripted(Paused("HTTP 403: check [delivery] url and token", 403))
+    p.finish.attempt(row)
+    fin = Finisher(s, p.j, NeverPost())
+    assert fin.recover() == [(row, 0.0)] and fin.paused == {row}
+
+    p.finish.d = Scripted(Retryable("HTTP 503 from the receiver", 503, retry_after=3600))
+    p.finish.attempt(row)
+    [(again, delay)] = Finisher(s, p.j, NeverPost()).recover()
+    assert again == row and delay > 3500

@@ -84,3 +84,12 @@ class Views:
                 self._column_names = [r[1] for r in
                                       self._db.execute("PRAGMA table_info(bundles)")]
         return self._column_names
+
+    def last_detail(self, row_id: int) -> str | None:
+        """The detail of the row's latest transition (why it is in its state)."""
+        with self._lock:
+            # Newest first by the key: a row in flight moved recently, so the scan
+            # back from the end of the table stops early without an index.
+            r = self._db.execute("SELECT detail FROM transitions WHERE bundle_row = ? "
+                                 "ORDER BY id DESC LIMIT 1", (row_id,)).fetchone()
+        return None if r is None else r[0]

@@ -144,3 +144,69 @@ def test_ctrl_c_while_the_readers_start_prints_no_traceback(env: Env) -> None:
     assert {signal.SIGINT, signal.SIGHUP, signal.SIGTERM} <= ignored
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     assert all(line.startswith("{") for line in err.splitlines()), err
+
+
+def _paused_by_the_token(env: Env, receiver: Receiver) -> None:
+    """Wait until the receiver has refused the bundle's token and the bundle is paused."""
+    wait_for(lambda: any(r["status"] == 401 for r in receiver.requests()),
+             what="the receiver to refuse the wrong token")
+    wait_for(lambda: journal_states(env).get("INV-P1.xml") == "retrying",
+             what="the bundle to be paused")
+    assert env.sent_bundles() == []
+
+
+def test_a_reload_that_fixes_the_token_delivers_paused_bundles_at_once(
+        env: Env, start_receiver, start_daemon) -> None:
+    """A bundle paused by a 401 (next attempt in retry_max_seconds, here an hour) is
+    tried again as soon as a reload brings the right token, not an hour later."""
+    from helpers import drop_bundle
+    receiver = start_receiver("--token", "right")
+    slow = {"token": "wrong", "retry_max_seconds": 3600}
+    env.write_config(receiver.url, delivery=slow)
+    daemon = start_daemon()
+    drop_bundle(env.outbox, "INV-P1", {})
+    _paused_by_the_token(env, receiver)
+
+    env.write_config(receiver.url, delivery={**slow, "token": "right"})
+    daemon.popen.send_signal(signal.SIGHUP)
+    wait_for(env.sent_bundles, what="the paused bundle in sent/ after the reload")
+    assert [r["status"] for r in receiver.requests()][-1] == 201
+
+
+def test_a_restart_tries_a_paused_bundle_at_once(env: Env, start_receiver,
+                                                 start_daemon) -> None:
+    """A restart after the token is fixed delivers a paused bundle at once: the pause
+    is journaled, so the next start does not wait out retry_max_seconds."""
+    from helpers import drop_bundle
+    receiver = start_receiver("--token", "right")
+    slow = {"token": "wrong", "retry_max_seconds": 3600}
+    env.write_config(receiver.url, delivery=slow)
+    daemon = start_daemon()
+    drop_bundle(env.outbox, "INV-P1", {})
+    _paused_by_the_token(env, receiver)
+    assert daemon.stop(signal.SIGTERM) == 0
+
+    env.write_config(receiver.url, delivery={**slow, "token": "right"})
+    start_daemon()
+    wait_for(env.sent_bundles, what="the paused bundle in sent/ after the restart")
+
+
+def test_a_reload_to_another_receiver_retries_at_once_despite_the_old_retry_after(
+        env: Env, start_receiver, start_daemon, tmp_path: Path) -> None:
+    """A bundle the old receiver put off for an hour (503, Retry-After: 3600) goes to
+    the new url at once when a reload changes it; the old answer binds only its sender."""
+    from helpers import drop_bundle
+    busy = start_receiver("--fail-first", ",".join(["503"] * 5), "--retry-after", "3600",
+                          store=tmp_path / "busy")
+    env.write_config(busy.url)
+    daemon = start_daemon()
+    drop_bundle(env.outbox, "INV-P1", {})
+    wait_for(lambda: journal_states(env).get("INV-P1.xml") == "retrying",
+             what="the bundle to be put off")
+    assert [r["status"] for r in busy.requests()] == [503]
+
+    other = start_receiver(store=tmp_path / "other")
+    env.write_config(other.url)
+    daemon.popen.send_signal(signal.SIGHUP)
+    wait_for(env.sent_bundles, what="the bundle in sent/ after the reload")
+    assert [r["status"] for r in other.requests()] == [201]
