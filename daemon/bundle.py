@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 Severity = Literal["error", "warning"]
 InvoiceFormat = Literal["ubl", "svefaktura", "pdf", "other"]
@@ -26,6 +26,16 @@ class Finding:
 
     def line(self) -> str:
         return f"{self.file}: {self.message}"
+
+
+def reasons_of(findings: list[Finding] | tuple[Finding, ...]) -> list[dict[str, str]]:
+    """Findings as the journal and reason.json keep them."""
+    return [{"code": f.code, "file": f.file, "message": f.message} for f in findings]
+
+
+def findings_of(reasons: list[dict[str, Any]]) -> list[Finding]:
+    """The journal's reasons as findings again."""
+    return [Finding(r["code"], r["file"], r["message"]) for r in reasons]
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from daemon import release
-from daemon.bundle import Bundle, Finding
+from daemon.bundle import Bundle, Finding, reasons_of
 from daemon.claim import claim, sync_claimed, unclaim, work_dir_for
 from daemon.config import Settings
 from daemon.convert import unconverted
 from daemon.errors import ClaimLost, InputError, OutboxdError
-from daemon.finish import Finisher, reasons_of
+from daemon.finish import Finisher
 from daemon.fsops import folders_below, refuse_links
 from daemon.journal import CLAIMING, Journal, Row
 from daemon.manifest import bundle_id_of

@@ -1,5 +1,6 @@
-"""Finish a claimed bundle: deliver it (with retries), archive it in sent/, or
-quarantine it; and recover whatever a crash interrupted after a claim.
+"""Finish a claimed bundle: deliver it (with retries), then have it archived in
+sent/ or quarantined (moves.py); and recover whatever a crash interrupted after
+a claim.
 
 Runs on the delivery workers. Every step is announced in the journal before
 it takes effect, so `recover()` can always tell what was under way.
@@ -16,14 +17,8 @@ from typing import Any
 
 from daemon import logs, release
 from daemon.answers import BODY_LIMIT
-from daemon.archive import (
-    place,
-    reason_papers,
-    reason_record,
-    receipt_papers,
-    target_for,
-)
-from daemon.bundle import Bundle, Finding
+from daemon.archive import target_for
+from daemon.bundle import Bundle, Finding, findings_of
 from daemon.claim import finish_claim, moved_candidate
 from daemon.config import Settings
 from daemon.convert import materialise
@@ -40,11 +35,11 @@ from daemon.journal import (
     Row,
     iso_in,
     now_iso,
-    parse_iso,
     seconds_until,
 )
 from daemon.manifest import build_manifest, bundle_id_of
 from daemon.match import assemble, sent_names_distinct
+from daemon.moves import Moves
 from daemon.names import stem
 from daemon.scan import Candidate, candidate_for
 from daemon.validate import validate_bundle
@@ -55,14 +50,6 @@ def evaluate(cand: Candidate, settings: Settings) -> Bundle:
     bundle = validate_bundle(assemble(cand, settings), settings.validation)
     bundle = sent_names_distinct(bundle, settings.delivery.safe_filenames)
     return check_bundle(bundle, settings)  # SPEC §2.2 pre-flight, §5.4 embedding
-
-
-def reasons_of(findings: list[Finding] | tuple[Finding, ...]) -> list[dict[str, str]]:
-    return [{"code": f.code, "file": f.file, "message": f.message} for f in findings]
-
-
-def findings_of(reasons: list[dict[str, Any]]) -> list[Finding]:
-    return [Finding(r["code"], r["file"], r["message"]) for r in reasons]
 
 
 # The transition's detail of an attempt that found a configuration problem (SPEC
@@ -76,15 +63,13 @@ def bind(log: Any, invoice_file: str, bundle_id: str | None,
     return log.bind(bundle_id=bundle_id, invoice_file=invoice_file, invoice_ids=list(ids))
 
 
-class Finisher:
+class Finisher(Moves):
     def __init__(self, settings: Settings, journal: Journal, deliverer: Deliverer) -> None:
         self.s = settings
         self.j = journal
         self.deliverers = Shared(deliverer)
         self.log = logs.get()
-        # Moves that failed (a full disk, a share gone): per row, how many times
-        # in a row, and the monotonic time before which it is not tried again.
-        self._move_faults: dict[int, tuple[int, float]] = {}  # row -> (failures, due)
+        self._move_faults: dict[int, tuple[int, float]] = {}  # see moves.Moves
         self.clock: Callable[[], float] = time.monotonic  # the loop's, when it has one
         # Bundles validated before their claim, by row id, until they are finished.
         # Written by the loop thread, taken by delivery workers (dict operations
@@ -297,112 +282,6 @@ class Finisher:
             "delivery paused: configuration problem" if paused else "delivery failed; "
             "will retry", error=error, attempts=attempts, retry_in=round(delay, 3))
         return delay
-
-    # -- moves that may fail: retried here, on a back-off of their own ----------
-    def _work_present(self, row: Row) -> bool:
-        try:
-            return row.work_dir is not None and Path(row.work_dir, row.invoice_file).is_file()
-        except OSError:
-            return False
-
-    def _move_wait(self, row_id: int) -> float | None:
-        fault = self._move_faults.get(row_id)
-        if fault is None:
-            return None
-        left = fault[1] - self.clock()
-        return left if left > 0 else None
-
-    def _move_failed(self, row: Row, error: str,
-                     event: str = "bundle cannot be moved; will retry") -> float:
-        """Record why a move (or another write of ours) failed and when it is tried next;
-        the row keeps its state (never sent or quarantined before the folder is there)."""
-        failures = self._move_faults.get(row.id, (0, 0.0))[0] + 1
-        cfg = self.s.delivery
-        delay = max(cfg.retry_base_seconds, backoff(failures, cfg.retry_base_seconds,
-                                                    cfg.retry_max_seconds, None))
-        self._move_faults[row.id] = (failures, self.clock() + delay)
-        fields = {"last_error": error, "next_attempt_at": iso_in(delay)}
-        if row.state in ("delivering", "retrying"):
-            self.j.transition(row.id, "retrying", **fields)
-        else:
-            self.j.update(row.id, **fields)
-        log = self._bind(row.invoice_file, row.bundle_id, row.invoice_ids)
-        (log.error if failures == 1 else log.warning)(
-            event, error=error, failures=failures,
-            retry_in=round(delay, 3))
-        return delay
-
-    def _place(self, row: Row, root: Path, papers: dict[str, bytes],
-               failure: str) -> Path | float:
-        """Write the papers into the work folder and move it under root: the folder the
-        bundle now lies in (papers and move on disk), or the delay before the move is
-        tried again."""
-        assert row.work_dir and row.bundle_id
-        target = self._target(row, root)
-        work = Path(row.work_dir)
-        try:
-            target = place(work, target, papers, row.bundle_id)
-        except OSError as exc:
-            return self._move_failed(row, f"{failure} {target}: {describe(exc)}")
-        self._move_faults.pop(row.id, None)
-        self._validated.pop(row.id, None)
-        return target
-
-    def archive_sent(self, row_id: int, row: Row | None = None) -> float | None:
-        """Archive a delivered bundle in sent/; `row`: its row as just written, if known."""
-        row = row or self.j.get(row_id)
-        assert row.bundle_id and row.response
-        self.j.make_durable()  # the receipt and the archive folder, before the move
-        response = row.response
-        placed = self._place(row, self.s.sent_dir, receipt_papers(response),
-                             f"delivered (receipt {row.receipt_id}), but cannot be archived in")
-        if not isinstance(placed, Path):
-            return placed
-        self.j.transition(row_id, "sent", durable=False, archive_dir=str(placed),
-                          last_error=None)  # a failed move before this one is over
-        # The manifest's warnings go with this one line, at warning level: one log
-        # record per bundle sent, also when only the archive was left after a restart.
-        warnings = (response.get("manifest") or {}).get("warnings") or []
-        log = self._bind(row.invoice_file, row.bundle_id, row.invoice_ids)
-        (log.warning if warnings else log.info)(
-            "bundle sent", receipt_id=row.receipt_id, attempts=response.get("attempts"),
-            archive=str(placed), **({"warnings": warnings} if warnings else {}))
-        return None
-
-    def quarantine(self, row_id: int, reasons: list[Finding]) -> float | None:
-        """Quarantine a claimed bundle; None when done, else the delay before the move is
-        tried again (the row stays `quarantining` with last_error meanwhile)."""
-        first = self.j.get(row_id).state != QUARANTINING
-        self.j.transition(row_id, QUARANTINING, reasons=reasons_of(reasons),
-                          **({"last_error": None} if first else {}))
-        row = self.j.get(row_id)
-        assert row.bundle_id
-        # Seconds, as reason.json always had them; from the journal, so that a retried
-        # move writes the very same papers (see archive.reason_record).
-        at = parse_iso(row.since).strftime("%Y-%m-%dT%H:%M:%SZ")
-        # ubl-embedded: documents the receiver already took are delivered, whatever
-        # became of the rest; the papers name them (and their receipts), or the clerk
-        # may send them again. From the journal, where each was recorded before the
-        # next POST, so a retried move writes the same papers.
-        accepted = list(self.j.documents_of(row_id).values())
-        record = reason_record(row.bundle_id, row.invoice_file, reasons, at, accepted)
-        placed = self._place(row, self.s.quarantine_dir, reason_papers(record),
-                             "cannot be moved into quarantine")
-        if not isinstance(placed, Path):
-            return placed
-        self.j.transition(row_id, "quarantined", durable=False, archive_dir=str(placed))
-        self._bind(row.invoice_file, row.bundle_id, row.invoice_ids).warning(
-            "bundle quarantined", reasons=[r.line() for r in reasons], archive=str(placed))
-        return None
-
-    def _target(self, row: Row, root: Path) -> Path:
-        """The archive folder, chosen once and journaled before the move."""
-        if row.archive_dir:
-            return Path(row.archive_dir)
-        assert row.bundle_id
-        target = target_for(root, stem(row.invoice_file), row.bundle_id)
-        self.j.update(row.id, archive_dir=str(target))
-        return target
 
     # -- recovery ----------------------------------------------------------------
     def recover(self) -> list[tuple[int, float]]:

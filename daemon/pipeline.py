@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon import logs, release
-from daemon.bundle import Bundle, Finding
+from daemon.bundle import Bundle, Finding, reasons_of
 from daemon.claim import (
     taken_meanwhile,
 )
@@ -23,7 +23,7 @@ from daemon.claims import Claims, assemble_here
 from daemon.config import Settings
 from daemon.deliver import Deliverer
 from daemon.errors import InputError
-from daemon.finish import Finisher, bind, reasons_of
+from daemon.finish import Finisher, bind
 from daemon.fsops import read_regular, write_atomic
 from daemon.journal import (
     LIVE,

@@ -233,7 +233,7 @@ def test_a_receipt_whose_archive_waits_is_made_durable_before_the_move(
     order: list[str] = []
     make_durable, place = p.j.make_durable, archive.place
     monkeypatch.setattr(p.j, "make_durable", lambda: (order.append("durable"), make_durable()))
-    monkeypatch.setattr("daemon.finish.place",
+    monkeypatch.setattr("daemon.moves.place",
                         lambda *a: (order.append("place"), place(*a))[1])
     assert p.finish.attempt(row) is None
     assert order == ["durable", "place"]
@@ -393,10 +393,10 @@ def test_a_bundle_archived_after_a_failed_move_is_sent_without_the_old_error(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Delivered, its move into sent/ failing once (a full disk), then done: the row is
     `sent` with no last_error (before, `status --json` kept "cannot be archived")."""
-    from daemon import finish
+    from daemon import moves
 
     p, _, row = claimed(tmp_path)
-    real_place = finish.place
+    real_place = moves.place
     calls: list[int] = []
 
     def full_once(*args: Any, **kwargs: Any) -> Path:
@@ -404,7 +404,7 @@ def test_a_bundle_archived_after_a_failed_move_is_sent_without_the_old_error(
         if len(calls) == 1:
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_place(*args, **kwargs)
-    monkeypatch.setattr(finish, "place", full_once)
+    monkeypatch.setattr(moves, "place", full_once)
     assert p.finish.attempt(row) is not None  # delivered, not archived: retried
     assert "cannot be archived" in (p.j.get(row).last_error or "")
     p.finish.clock = lambda: 1e9  # its back-off over

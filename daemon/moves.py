@@ -1,0 +1,140 @@
+"""The end of a claimed bundle on disk: archived in sent/ or quarantined, each
+move (the papers written into the work folder, then one rename) retried on a
+back-off of its own when it fails — a full disk, a share gone, an immutable
+file — without posting again or recording an outcome before its folder is
+there. A part of `Finisher` (a mixin: it shares its journal, settings and the
+per-row state of the deliveries).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from daemon.archive import place, reason_papers, reason_record, receipt_papers, target_for
+from daemon.bundle import Bundle, Finding, reasons_of
+from daemon.config import Settings
+from daemon.deliver import backoff
+from daemon.errors import describe
+from daemon.journal import QUARANTINING, Journal, Row, iso_in, parse_iso
+from daemon.names import stem
+
+
+class Moves:
+    s: Settings
+    j: Journal
+    clock: Callable[[], float]
+    # Moves that failed, per row: how many times in a row, and the monotonic time
+    # before which it is not tried again.
+    _move_faults: dict[int, tuple[int, float]]
+    _validated: dict[int, Bundle]
+
+    def _bind(self, invoice_file: str, bundle_id: str | None,
+              ids: list[str] | tuple[str, ...]) -> Any:
+        raise NotImplementedError  # the finisher's
+
+    def _work_present(self, row: Row) -> bool:
+        try:
+            return row.work_dir is not None and Path(row.work_dir, row.invoice_file).is_file()
+        except OSError:
+            return False
+
+    def _move_wait(self, row_id: int) -> float | None:
+        fault = self._move_faults.get(row_id)
+        if fault is None:
+            return None
+        left = fault[1] - self.clock()
+        return left if left > 0 else None
+
+    def _move_failed(self, row: Row, error: str,
+                     event: str = "bundle cannot be moved; will retry") -> float:
+        """Record why a move (or another write of ours) failed and when it is tried next;
+        the row keeps its state (never sent or quarantined before the folder is there)."""
+        failures = self._move_faults.get(row.id, (0, 0.0))[0] + 1
+        cfg = self.s.delivery
+        delay = max(cfg.retry_base_seconds, backoff(failures, cfg.retry_base_seconds,
+                                                    cfg.retry_max_seconds, None))
+        self._move_faults[row.id] = (failures, self.clock() + delay)
+        fields = {"last_error": error, "next_attempt_at": iso_in(delay)}
+        if row.state in ("delivering", "retrying"):
+            self.j.transition(row.id, "retrying", **fields)
+        else:
+            self.j.update(row.id, **fields)
+        log = self._bind(row.invoice_file, row.bundle_id, row.invoice_ids)
+        (log.error if failures == 1 else log.warning)(
+            event, error=error, failures=failures,
+            retry_in=round(delay, 3))
+        return delay
+
+    def _place(self, row: Row, root: Path, papers: dict[str, bytes],
+               failure: str) -> Path | float:
+        """Write the papers into the work folder and move it under root: the folder the
+        bundle now lies in (papers and move on disk), or the delay before the move is
+        tried again."""
+        assert row.work_dir and row.bundle_id
+        target = self._target(row, root)
+        work = Path(row.work_dir)
+        try:
+            target = place(work, target, papers, row.bundle_id)
+        except OSError as exc:
+            return self._move_failed(row, f"{failure} {target}: {describe(exc)}")
+        self._move_faults.pop(row.id, None)
+        self._validated.pop(row.id, None)
+        return target
+
+    def archive_sent(self, row_id: int, row: Row | None = None) -> float | None:
+        """Archive a delivered bundle in sent/; `row`: its row as just written, if known."""
+        row = row or self.j.get(row_id)
+        assert row.bundle_id and row.response
+        self.j.make_durable()  # the receipt and the archive folder, before the move
+        response = row.response
+        placed = self._place(row, self.s.sent_dir, receipt_papers(response),
+                             f"delivered (receipt {row.receipt_id}), but cannot be archived in")
+        if not isinstance(placed, Path):
+            return placed
+        self.j.transition(row_id, "sent", durable=False, archive_dir=str(placed),
+                          last_error=None)  # a failed move before this one is over
+        # The manifest's warnings go with this one line, at warning level: one log
+        # record per bundle sent, also when only the archive was left after a restart.
+        warnings = (response.get("manifest") or {}).get("warnings") or []
+        log = self._bind(row.invoice_file, row.bundle_id, row.invoice_ids)
+        (log.warning if warnings else log.info)(
+            "bundle sent", receipt_id=row.receipt_id, attempts=response.get("attempts"),
+            archive=str(placed), **({"warnings": warnings} if warnings else {}))
+        return None
+
+    def quarantine(self, row_id: int, reasons: list[Finding]) -> float | None:
+        """Quarantine a claimed bundle; None when done, else the delay before the move is
+        tried again (the row stays `quarantining` with last_error meanwhile)."""
+        first = self.j.get(row_id).state != QUARANTINING
+        self.j.transition(row_id, QUARANTINING, reasons=reasons_of(reasons),
+                          **({"last_error": None} if first else {}))
+        row = self.j.get(row_id)
+        assert row.bundle_id
+        # Seconds, as reason.json always had them; from the journal, so that a retried
+        # move writes the very same papers (see archive.reason_record).
+        at = parse_iso(row.since).strftime("%Y-%m-%dT%H:%M:%SZ")
+        # ubl-embedded: documents the receiver already took are delivered, whatever
+        # became of the rest; the papers name them (and their receipts), or the clerk
+        # may send them again. From the journal, where each was recorded before the
+        # next POST, so a retried move writes the same papers.
+        accepted = list(self.j.documents_of(row_id).values())
+        record = reason_record(row.bundle_id, row.invoice_file, reasons, at, accepted)
+        placed = self._place(row, self.s.quarantine_dir, reason_papers(record),
+                             "cannot be moved into quarantine")
+        if not isinstance(placed, Path):
+            return placed
+        self.j.transition(row_id, "quarantined", durable=False, archive_dir=str(placed))
+        self._bind(row.invoice_file, row.bundle_id, row.invoice_ids).warning(
+            "bundle quarantined", reasons=[r.line() for r in reasons], archive=str(placed))
+        return None
+
+    def _target(self, row: Row, root: Path) -> Path:
+        """The archive folder, chosen once and journaled before the move."""
+        if row.archive_dir:
+            return Path(row.archive_dir)
+        assert row.bundle_id
+        target = target_for(root, stem(row.invoice_file), row.bundle_id)
+        self.j.update(row.id, archive_dir=str(target))
+        return target
