@@ -30,9 +30,9 @@ from typing import Any, Protocol
 from daemon import einvoice, logs
 from daemon.bundle import Bundle
 from daemon.config import Settings
-from daemon.config_load import load_settings, prepare_folders
+from daemon.config_load import prepare_folders
 from daemon.deliver import Deliverer, make_deliverer
-from daemon.errors import ConfigError, JournalError, OutboxdError
+from daemon.errors import JournalError, OutboxdError
 from daemon.finish import evaluate
 from daemon.index import OutboxIndex
 from daemon.journal import Journal
@@ -43,6 +43,7 @@ from daemon.pipeline import Next, Pipeline
 from daemon.publish import Publisher
 from daemon.readback import restore_sent
 from daemon.readers import Readers, needs_engine
+from daemon.reload import Reloading
 from daemon.scan import Candidate, Listing, Snapshot, list_outbox, same_lone_file, snapshot
 from daemon.timers import Timers, Waker
 from daemon.watch import OVERFLOW, Watcher
@@ -50,14 +51,6 @@ from daemon.workers import JOURNAL_RETRY, DeliveryWorkers
 
 RESCAN: Hashable = ("rescan",)
 WATCHDOG: Hashable = ("watchdog",)
-# Read once at start (the watcher, the delivery threads): a SIGHUP says so instead.
-RESTART_ONLY = (("outbox", "watch"), ("outbox", "poll_interval_seconds"),
-                ("delivery", "concurrency"))
-
-
-def _receiver(s: Settings) -> tuple[object, ...]:
-    """Where bundles go: when this changes, no earlier answer decides the next attempt."""
-    return s.delivery.transport, s.delivery.url, s.delivery.target
 
 
 class WatcherLike(Protocol):
@@ -69,7 +62,7 @@ class WatcherLike(Protocol):
     def stop(self) -> None: ...
 
 
-class Service:
+class Service(Reloading):
     def __init__(self, settings: Settings, config_path: Path | None = None,
                  deliverer_factory: Callable[[Settings], Deliverer] | None = None,
                  clock: Callable[[], float] = time.monotonic,
@@ -159,6 +152,9 @@ class Service:
     def _mark(self, key: str, snap: Snapshot | None = None) -> None:
         self._dirty[key] = snap if snap is not None else self._dirty.get(key)
 
+    def rescan_soon(self) -> None:
+        self.timers.at(RESCAN, self.clock())
+
     def _take_hints(self) -> None:
         with self._hint_lock:
             names, self._hints = self._hints, set()
@@ -168,7 +164,7 @@ class Service:
         for name in names:
             if name == OVERFLOW:
                 self.log.warning("the watcher lost events; rescanning the outbox")
-                self.timers.at(RESCAN, self.clock())
+                self.rescan_soon()
                 continue
             try:
                 keys, what = self.index.touched(name)
@@ -354,48 +350,6 @@ class Service:
         finally:
             self._shutdown()
         return 0
-
-    def _do_reload(self) -> None:
-        self._reload = False
-        if self.config_path is None:
-            return
-        try:
-            new = load_settings(self.config_path)
-            prepare_folders(new)
-        except ConfigError as exc:
-            self.log.error("configuration not reloaded; keeping the old one", error=str(exc))
-            return
-        if new.outbox.path != self.settings.outbox.path or \
-                new.paths.state_dir != self.settings.paths.state_dir:
-            self.log.error("outbox path and state_dir need a restart; keeping the old ones")
-            return
-        try:
-            deliverer = self._make_deliverer(new)
-            self._start_rules(new)
-        except ConfigError as exc:
-            self.log.error("configuration not reloaded; keeping the old one", error=str(exc))
-            return
-        later = [f"[{sec}] {key}" for sec, key in RESTART_ONLY
-                 if getattr(getattr(new, sec), key) != getattr(getattr(self.settings, sec), key)]
-        if later:
-            # The watcher and the delivery threads are made once, at start.
-            self.log.warning("these settings take effect at the next start", settings=later)
-        self.publish.page.reconfigure(self.settings, new)
-        receiver_changed = _receiver(new) != _receiver(self.settings)
-        self.settings = new
-        self.index.cfg, self.index.share = new.outbox, new.share
-        self.pipeline.reconfigure(new, deliverer)
-        logs.configure(new.log)
-        # Patterns, rules and policies may differ now: every bundle is read and
-        # decided again, and the next rescan comes at once.
-        self.pipeline.known.clear()
-        self._relist = True
-        for key in self.index.candidates:
-            self._mark(key)
-        self.timers.at(RESCAN, self.clock())
-        for row_id in self.pipeline.finish.after_reload(receiver_changed):
-            self.schedule(row_id, 0.0)
-        self.log.info("configuration reloaded")
 
     def _start_rules(self, s: Settings) -> None:
         """The readers, each with the e-invoice rules loaded (before READY; again on

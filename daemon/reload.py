@@ -1,0 +1,102 @@
+"""SIGHUP: the configuration read again and applied to the running daemon, or
+refused as a whole (the old one stays in force). A part of `Service` (a mixin:
+the reload replaces the loop's settings, deliverer and readers' configuration,
+so it shares the loop's state).
+
+What a reload changes beyond the settings: every bundle is read and decided
+again (patterns, rules and policies may differ), the next rescan comes at once,
+and deliveries paused for a configuration problem are tried at once — the
+reload is how an admin says the url or token is fixed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from daemon import logs
+from daemon.config import Settings
+from daemon.config_load import load_settings, prepare_folders
+from daemon.deliver import Deliverer
+from daemon.errors import ConfigError
+
+if TYPE_CHECKING:
+    from daemon.index import OutboxIndex
+    from daemon.pipeline import Pipeline
+    from daemon.publish import Publisher
+
+# Read once at start (the watcher, the delivery threads): a SIGHUP says so instead.
+RESTART_ONLY = (("outbox", "watch"), ("outbox", "poll_interval_seconds"),
+                ("delivery", "concurrency"))
+
+
+def _receiver(s: Settings) -> tuple[object, ...]:
+    """Where bundles go: when this changes, no earlier answer decides the next attempt."""
+    return s.delivery.transport, s.delivery.url, s.delivery.target
+
+
+class Reloading:
+    settings: Settings
+    config_path: Path | None
+    log: Any
+    index: OutboxIndex
+    pipeline: Pipeline
+    publish: Publisher
+    _make_deliverer: Callable[[Settings], Deliverer]
+    _reload: bool
+    _relist: bool
+
+    def _start_rules(self, s: Settings) -> None:
+        raise NotImplementedError  # the service's
+
+    def _mark(self, key: str) -> None:
+        raise NotImplementedError  # the service's
+
+    def schedule(self, row_id: int, delay: float) -> None:
+        raise NotImplementedError  # the service's
+
+    def rescan_soon(self) -> None:
+        raise NotImplementedError  # the service's
+
+    def _do_reload(self) -> None:
+        self._reload = False
+        if self.config_path is None:
+            return
+        try:
+            new = load_settings(self.config_path)
+            prepare_folders(new)
+        except ConfigError as exc:
+            self.log.error("configuration not reloaded; keeping the old one", error=str(exc))
+            return
+        if new.outbox.path != self.settings.outbox.path or \
+                new.paths.state_dir != self.settings.paths.state_dir:
+            self.log.error("outbox path and state_dir need a restart; keeping the old ones")
+            return
+        try:
+            deliverer = self._make_deliverer(new)
+            self._start_rules(new)
+        except ConfigError as exc:
+            self.log.error("configuration not reloaded; keeping the old one", error=str(exc))
+            return
+        later = [f"[{sec}] {key}" for sec, key in RESTART_ONLY
+                 if getattr(getattr(new, sec), key) != getattr(getattr(self.settings, sec), key)]
+        if later:
+            # The watcher and the delivery threads are made once, at start.
+            self.log.warning("these settings take effect at the next start", settings=later)
+        self.publish.page.reconfigure(self.settings, new)
+        receiver_changed = _receiver(new) != _receiver(self.settings)
+        self.settings = new
+        self.index.cfg, self.index.share = new.outbox, new.share
+        self.pipeline.reconfigure(new, deliverer)
+        logs.configure(new.log)
+        # Patterns, rules and policies may differ now: every bundle is read and
+        # decided again, and the next rescan comes at once.
+        self.pipeline.known.clear()
+        self._relist = True
+        for key in self.index.candidates:
+            self._mark(key)
+        self.rescan_soon()
+        for row_id in self.pipeline.finish.after_reload(receiver_changed):
+            self.schedule(row_id, 0.0)
+        self.log.info("configuration reloaded")
