@@ -257,7 +257,8 @@ class Pipeline(Claims):
         if bundle.errors:
             if policy.invalid == "hold":
                 self._errors_file(cand, known, bundle.errors)
-                self._live(row, key, "held", bundle_id=bid, reasons=reasons_of(bundle.errors))
+                self._live(row, key, "held", bundle_id=bid, invoice_ids=list(bundle.invoice_ids),
+                           reasons=reasons_of(bundle.errors))
                 return IDLE
             return self._claim(cand, known, row, list(bundle.errors), now)
         self._errors_file(cand, known, ())

@@ -65,7 +65,7 @@ def _detail(b: dict[str, Any]) -> str:
         text = (f"no attachments: {', '.join(b['unattached_ids'])}; "
                 f"deadline {b['deadline'] or 'none (hold)'}")
     elif state == "held":
-        text = "; ".join(r["message"] for r in b["reasons"])
+        text = "; ".join(f"{r['file']}: {r['message']}" for r in b["reasons"])
     elif state == "retrying":
         text = f"attempts {b['attempts']}, next {b['next_attempt_at']}"
     elif state == "quarantined":

@@ -170,3 +170,34 @@ def test_not_moving_lists_bundles_settling_with_an_error_not_those_in_flight() -
         now=datetime(2026, 5, 1, 12, 0, tzinfo=UTC))
     stuck = text.partition("Not moving")[2].split("\n\n")[0]
     assert "locked.xml" in stuck and "posting.xml" not in stuck
+
+
+def test_a_held_bundle_shows_its_invoice_ids_and_which_file_each_error_is_about(
+        tmp_path: Path) -> None:
+    """A bundle held for errors (invalid = "hold") is listed with the invoice ids of its
+    file, and each error with the file it names: "INV-1/a.pdf: …", not the bare rule."""
+    from helpers import drop_bundle, pdf_bytes
+
+    from daemon.finish import evaluate
+    from daemon.pipeline import Pipeline
+    from daemon.scan import list_outbox
+
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    s = Settings(outbox={"path": str(outbox), "settle_seconds": 0},
+                 paths={"state_dir": str(tmp_path / "state")},
+                 delivery={"transport": "directory", "target": str(tmp_path / "target")},
+                 policy={"invalid": "hold"})
+    s.paths.state_dir.mkdir()
+    p = Pipeline(s, Journal(s.journal_path), None)  # type: ignore[arg-type]
+    drop_bundle(outbox, "INV-1", {"a.pdf": b"", "b.pdf": pdf_bytes()})
+    [cand] = list_outbox(s.outbox).candidates.values()
+    read = p.step(cand, 1000.0).read
+    assert read is not None
+    p.took_read(cand.invoice.name, read, evaluate(cand, s))
+    p.step(cand, 1000.0)
+
+    [held] = collect(s)["bundles"]
+    assert held["state"] == "held" and held["invoice_ids"] == ["INV-1"]
+    line = render({"counts": {}, "bundles": [held]}, now=datetime.now(UTC))
+    assert "INV-1/a.pdf: " in line
