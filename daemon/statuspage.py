@@ -22,7 +22,7 @@ from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError
 from daemon.fsops import drop_unfinished, read_regular, write_atomic
 from daemon.journal import LIVE, Journal, Row, readable
-from daemon.names import stem
+from daemon.names import folder_name_for_id, stem
 from daemon.release import Idle, idle_releases, release_names
 from daemon.scan import list_outbox
 
@@ -83,9 +83,21 @@ def sections(rows: Sequence[Row], today: str) -> dict[str, list[Row]]:
     }
 
 
+def _where_attachments_go(row: Row, sidecar_suffix: str) -> str:
+    """The folder(s) a clerk puts the missing attachments in: the sidecar for a file of
+    one invoice; for a file of several, each invoice's own subfolder (files in the
+    sidecar's root are then an error)."""
+    sidecar = stem(row.invoice_file) + sidecar_suffix
+    if len(row.invoice_ids) < 2:
+        return f"the folder <code>{_e(sidecar)}</code>"
+    folders = ", ".join(f"<code>{_e(sidecar + '/' + folder_name_for_id(i))}</code>"
+                        for i in row.unattached_ids)
+    return f"each invoice's own folder ({folders})"
+
+
 def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
            release_suffix: str = ".send-anyway", body_only: bool = False,
-           refused: Mapping[str, str] | None = None) -> str:
+           refused: Mapping[str, str] | None = None, sidecar_suffix: str = "") -> str:
     """The whole page. With body_only the time written is left out (for change checks).
     `refused`: invoice files that cannot be used (name as shown → why)."""
     today = written_at.astimezone(UTC).strftime("%Y-%m-%d")
@@ -101,9 +113,9 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
     waiting = []
     for r in sec["waiting"]:
         name = stem(r.invoice_file)
-        how = (f"add the attachments to the folder <code>{_e(name)}</code>, or drop a file "
-               f"named <code>{_e(name + release_suffix)}</code> beside the invoice to send "
-               "it without them")
+        how = (f"add the attachments to {_where_attachments_go(r, sidecar_suffix)}, or drop "
+               f"a file named <code>{_e(name + release_suffix)}</code> beside the invoice to "
+               "send it without them")
         waiting.append([_e(r.invoice_file), _lines(r.unattached_ids), _e(readable(r.since)),
                         _e(readable(r.deadline)) if r.deadline else "none — waits until "
                         "released", how])
@@ -238,7 +250,9 @@ class StatusPage:
             states = {r.invoice_file: r.state for r in rows if r.state in LIVE}
             idle = idle_releases(names, share, files, states)
             self._report_bad_names(idle)
-        body = render(rows, idle, now, share.release_suffix, body_only=True, refused=refused)
+        sidecar = settings.outbox.sidecar_suffix
+        body = render(rows, idle, now, share.release_suffix, body_only=True, refused=refused,
+                      sidecar_suffix=sidecar)
         path = settings.outbox.path / share.status_page
         if body == self._last_body and path.exists():
             return False
@@ -247,8 +261,8 @@ class StatusPage:
             # outbox, where the clerks see it: once a start (one listing of the root).
             drop_unfinished(path.parent, [path.name])
             self._swept = path
-        write_atomic(path, render(rows, idle, now, share.release_suffix,
-                                  refused=refused).encode("utf-8"))
+        write_atomic(path, render(rows, idle, now, share.release_suffix, refused=refused,
+                                  sidecar_suffix=sidecar).encode("utf-8"))
         self._last_body = body
         return True
 

@@ -223,3 +223,19 @@ def test_a_bundle_whose_move_keeps_failing_is_under_retrying(journal: Journal) -
     page = Page(render(journal.recent(), [], datetime.now(UTC)))
     assert "moving.xml" in page.text["retrying"] and "No space" in page.text["retrying"]
     assert "1Retrying" in page.text["top"].replace("\n", "")
+
+
+def test_a_file_of_several_invoices_asks_for_each_invoices_own_folder(
+        journal: Journal) -> None:
+    """Attachments of a file of several invoices go in a subfolder per invoice id (in the
+    sidecar root they would be orphans): the page names those folders, with the sidecar
+    suffix and the id as a folder name; a file of one invoice names its sidecar."""
+    journal.create("batch-42.xml", "waiting", invoice_ids=["A/1", "B-2", "C-3"],
+                   unattached_ids=["A/1", "C-3"])
+    journal.create("single.xml", "waiting", invoice_ids=["S-1"], unattached_ids=["S-1"])
+    rows = journal.recent()
+    page = Page(render(rows, [], parse_iso(rows[0].since), sidecar_suffix=".att"))
+    waiting = page.text["waiting"]
+    assert "batch-42.att/A_1" in waiting and "batch-42.att/C-3" in waiting
+    assert "batch-42.att/B-2" not in waiting  # it has its attachments
+    assert "the folder single.att," in waiting
