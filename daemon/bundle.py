@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-Severity = Literal["error", "warning"]
+# A note is for `outboxd check` alone (e.g. not-preflighted): never an error, never in a
+# manifest.
+Severity = Literal["error", "warning", "note"]
 InvoiceFormat = Literal["ubl", "svefaktura", "pdf", "other"]
 
 

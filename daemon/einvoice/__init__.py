@@ -34,20 +34,34 @@ __all__ = ["Engine", "Mode", "Result", "check_bundle", "load", "mime_codes", "pr
            "preflight_bundle", "read_and_preflight", "rules_versions"]
 
 
+# `outboxd check` says which invoices the rules did not look at, and why.
+NOT_PREFLIGHTED = "not-preflighted"
+FORMAT_NAMES = {"svefaktura": "Svefaktura", "pdf": "PDF", "other": "non-UBL"}
+
+
 def preflight_bundle(bundle: Bundle, mode: Mode) -> Bundle:
     """The bundle with the pre-flight findings of its invoice file appended.
 
     Only UBL files are looked at (Svefaktura, PDF and other files are not
-    pre-flighted, SPEC §2.2); ``mode`` "off" looks at nothing.
+    pre-flighted, SPEC §2.2: a `not-preflighted` note says so, as it does for a
+    UBL document whose CustomizationID names no EN 16931 rules); ``mode`` "off"
+    looks at nothing.
     """
-    if mode == "off" or bundle.invoice_file.format != "ubl":
+    if mode == "off":
         return bundle
     inv = bundle.invoice_file
+    if inv.format != "ubl":
+        return bundle.with_findings([Finding(
+            NOT_PREFLIGHTED, inv.name, f"not checked against the e-invoice rules: a "
+            f"{FORMAT_NAMES.get(inv.format, inv.format)} invoice file (only EN 16931 UBL "
+            "is)", "note")])
     try:
         result = read_and_preflight(inv.path, inv.name, mode)
     except InputError as exc:
         return bundle.with_findings([Finding(exc.code, exc.file, exc.message, "error")])
-    return bundle.with_findings(result.findings)
+    notes = [Finding(NOT_PREFLIGHTED, inv.name, f"not checked against the e-invoice rules: "
+                     f"invoice {why}", "note") for why in result.not_checked]
+    return bundle.with_findings(result.findings + tuple(notes))
 
 
 def check_bundle(bundle: Bundle, settings: Settings) -> Bundle:

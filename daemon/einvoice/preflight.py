@@ -101,8 +101,9 @@ def preflight(data: bytes, rel: str, mode: Mode = "error") -> Result:
     for doc in docs:
         found = check_document(doc)
         if found is None:
-            skipped.append(f"{doc.invoice_id}: CustomizationID {doc.customization_id!r} names "
-                           "no EN 16931 rules")
+            skipped.append(f"{doc.invoice_id}: " + (
+                f"its CustomizationID {doc.customization_id!r} names no EN 16931 rules"
+                if doc.customization_id else "it has no CustomizationID"))
             continue
         checked = True
         findings.extend(_findings(doc, found, rel, mode, several))

@@ -227,3 +227,31 @@ def test_a_hidden_file_is_refused_as_ignored_not_as_a_pattern_mismatch(env: Env,
     assert main(["check", "-c", str(env.config), str(env.outbox / ".INV-2.xml")]) == 2
     err = capsys.readouterr().err
     assert "daemon ignores it" in err and "matches none of" not in err
+
+
+SVEFAKTURA = (b'<?xml version="1.0"?>\n<Invoice xmlns="urn:sfti:documents:BasicInvoice:1:0">'
+              b'<ID>SV-1</ID></Invoice>\n')
+
+
+def test_an_invoice_the_rules_do_not_check_gets_a_not_preflighted_note(
+        cfg: Env, capsys) -> None:
+    """`check` says which invoices the e-invoice rules did not look at (a Svefaktura file;
+    a UBL invoice without an EN 16931 CustomizationID), as a note that fails nothing; a
+    Peppol BIS 3 invoice gets none, and with pre-flight off no invoice does."""
+    sv = drop_bundle(cfg.outbox, "SV-1", {"a.pdf": pdf_bytes()}, invoice=SVEFAKTURA)
+    plain = drop_bundle(cfg.outbox, "INV-1", {"a.pdf": pdf_bytes()}, invoice=(
+        f'<?xml version="1.0"?>\n<Invoice {UBL_NS}><cbc:ID>INV-1</cbc:ID></Invoice>\n'
+    ).encode())
+    peppol = drop_bundle(cfg.outbox, "PEP-1", {"a.pdf": pdf_bytes()})  # Peppol BIS 3
+    code, out = check(cfg, capsys, sv)
+    assert code == 0 and "  notes:\n    SV-1.xml: not checked against the e-invoice rules: " \
+        "a Svefaktura invoice file (only EN 16931 UBL is)  [not-preflighted]" in out
+    assert "=> valid (0 error(s), 0 warning(s))" in out
+    code, out = check(cfg, capsys, plain)
+    assert code == 0 and "invoice INV-1: it has no CustomizationID  [not-preflighted]" in out
+    code, out = check(cfg, capsys, peppol)
+    assert "not-preflighted" not in out
+
+    cfg.write_config("http://127.0.0.1:9/bundles", einvoice={"preflight": "off"})
+    code, out = check(cfg, capsys, sv)
+    assert code == 0 and "not-preflighted" not in out

@@ -120,7 +120,10 @@ def test_pdf_bundle_is_not_preflighted(tmp_path: Path) -> None:
     path.write_bytes(pdf_bytes())
     bundle = Bundle(InvoiceFile(path, "INV-1.pdf", 1, "x", "pdf", ("INV-1",)), None, (),
                     "e-invoice")
-    assert preflight_bundle(bundle, "error") is bundle
+    checked = preflight_bundle(bundle, "error")
+    assert checked.errors == () and checked.warnings == ()
+    assert [(f.code, f.severity) for f in checked.findings] == [("not-preflighted", "note")]
+    assert preflight_bundle(bundle, "off") is bundle
 
 
 def test_plain_en16931_gets_the_cen_rules_but_not_the_peppol_rules() -> None:
