@@ -1,333 +1,71 @@
 """Configuration (SPEC §6): one TOML file, overridden by OUTBOXD_SECTION__KEY.
 
-The sections, their keys, defaults and checks, and the environment overrides:
-every problem is a ValueError that names what is allowed. config_load.py reads
-the file through this schema and turns the problems into one ConfigError that
-names each key and value, so the daemon never starts on a half-understood config.
+The whole of it as `Settings`: the sections (each one's keys, defaults and
+checks are config_sections.py's, named here too), the environment overrides that
+win over the file, and the paths derived from it. Every problem is a ValueError
+that names what is allowed. config_load.py reads the file through this schema
+and turns the problems into one ConfigError that names each key and value, so
+the daemon never starts on a half-understood config.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
 
-from daemon.config_values import (
-    MASK,
-    TOKEN_RULE,
-    Seconds,
-    has_userinfo,
-    mask_url,
-    path_given,
-    token_problem,
-    url_problem,
+from daemon.config_sections import (
+    DEFAULT_PDF_ID_PATTERN,
+    KNOWN_TYPES,
+    PEPPOL_TYPES,
+    AttachmentsConfig,
+    DeliveryConfig,
+    EinvoiceConfig,
+    InvoicesConfig,
+    LogConfig,
+    OutboxConfig,
+    PathsConfig,
+    PolicyConfig,
+    Section,
+    ServiceConfig,
+    ShareConfig,
+    ValidationConfig,
 )
-from daemon.errors import ConfigError
-from daemon.fsops import NotAFile, read_admin_file
+from daemon.config_values import MASK, mask_url
+
+# The sections are config_sections.py's; they are named here as well because the
+# daemon imports each from "the configuration", beside Settings.
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "DEFAULT_PDF_ID_PATTERN",
+    "ENV_PREFIX",
+    "KNOWN_TYPES",
+    "PEPPOL_TYPES",
+    "SECTIONS",
+    "AttachmentsConfig",
+    "DeliveryConfig",
+    "EinvoiceConfig",
+    "InvoicesConfig",
+    "LogConfig",
+    "OutboxConfig",
+    "PathsConfig",
+    "PolicyConfig",
+    "Section",
+    "ServiceConfig",
+    "Settings",
+    "ShareConfig",
+    "ValidationConfig",
+    "environment_overrides",
+]
 
 DEFAULT_CONFIG_PATH = Path("/etc/outboxd/config.toml")
 ENV_PREFIX = "OUTBOXD_"
-
-# Labels such as "Invoice number: 1001", "Invoice no. 1001", "Fakturanummer 1001",
-# "Fakturanr: 1001"; the group is the id.
-DEFAULT_PDF_ID_PATTERN = (
-    r"(?i)(?:invoice\s*(?:number|no\.?|nr\.?|#)|fakturanummer|fakturanr\.?)"
-    # One run of blanks, then maybe ':' or '#' and another: two optional runs side by side
-    # would let a line of 20,000 blanks cost the regex engine seconds.
-    r"\s*(?:[:#]\s*)?([A-Za-z0-9](?:[A-Za-z0-9._/-]*[A-Za-z0-9])?)"
-)
-# The six attachment formats Peppol BIS Billing 3.0 allows.
-PEPPOL_TYPES = ["pdf", "png", "jpeg", "csv", "xlsx", "ods"]
-KNOWN_TYPES = {"pdf", "tiff", "png", "jpeg", "gif", "bmp", "webp", "csv", "text",
-               "xlsx", "ods", "docx"}
-
-
-class Section(BaseModel):
-    # hide_input_in_errors: a ValidationError printed as it is (a section built
-    # directly) must not show a token or a url's password; load_settings words
-    # its own lines from .errors(), which keeps the input for _show to mask.
-    model_config = ConfigDict(extra="forbid", validate_default=True, hide_input_in_errors=True)
-
-
-class OutboxConfig(Section):
-    path: Path
-    invoice_patterns: list[str] = ["*.xml", "*.pdf"]
-    ignore_patterns: list[str] = []
-    sidecar_suffix: str = ""
-    completion: Literal["settle", "marker"] = "settle"
-    settle_seconds: Seconds = Field(5.0, ge=0)
-    marker_suffix: str = Field(".ready", min_length=1)
-    watch: Literal["auto", "inotify", "polling"] = "auto"
-    # At least 0.05 s: each poll stats every entry, and a tiny interval is a busy loop.
-    poll_interval_seconds: Seconds = Field(2.0, ge=0.05)
-    rescan_seconds: Seconds = Field(60.0, gt=0)
-
-    @field_validator("path", mode="before")
-    @classmethod
-    def _path_not_empty(cls, value: object) -> object:
-        return path_given(value, "set the outbox folder, e.g. path = \"/srv/invoices/outbox\"")
-
-    @field_validator("sidecar_suffix", "marker_suffix")
-    @classmethod
-    def _one_name(cls, value: str) -> str:
-        # NAME + suffix must stay one name beside the invoice file: a "/" would make the
-        # sidecar or the marker a path, which could lead out of the outbox.
-        if "/" in value or "\0" in value:
-            raise ValueError("must not contain / (it is appended to a file name), e.g. "
-                             "\".files\"")
-        return value
-
-
-class PathsConfig(Section):
-    sent: Path | None = None  # default: sent/ beside the outbox
-    quarantine: Path | None = None  # default: quarantine/ beside the outbox
-    processing: Path | None = None  # default: OUTBOX/.outboxd/processing
-    state_dir: Path = Path("/var/lib/outboxd")
-
-    @field_validator("sent", "quarantine", "processing", "state_dir", mode="before")
-    @classmethod
-    def _path_not_empty(cls, value: object) -> object:
-        return path_given(value, "remove the key (or unset its OUTBOXD_PATHS__ variable) for "
-                                  "the default, or give a folder")
-
-
-class InvoicesConfig(Section):
-    pdf_id_pattern: str = DEFAULT_PDF_ID_PATTERN
-
-    # Field validators (not model validators) so that a problem names its key.
-    @field_validator("pdf_id_pattern")
-    @classmethod
-    def _one_group(cls, value: str) -> str:
-        try:
-            groups = re.compile(value).groups
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from None
-        if groups != 1:
-            raise ValueError(f"must be a regular expression with exactly one group, "
-                             f"this one has {groups}")
-        return value
-
-
-class AttachmentsConfig(Section):
-    default_document_type: str = Field("Attachment", min_length=1)
-    document_types: list[str] | None = None
-
-
-class ValidationConfig(Section):
-    channel: Literal["e-invoice", "external-print", "original-print"] = "e-invoice"
-    allowed_types: list[str] = PEPPOL_TYPES
-    max_attachment_bytes: int = Field(5_000_000, gt=0)
-    max_image_pixels: int = Field(89_478_485, gt=0)
-    convert_images: bool = False
-
-    @field_validator("allowed_types")
-    @classmethod
-    def _known_types(cls, value: list[str]) -> list[str]:
-        unknown = [t for t in value if t not in KNOWN_TYPES]
-        if unknown:
-            raise ValueError(f"unknown types {unknown}; known: {sorted(KNOWN_TYPES)}")
-        return value
-
-
-class PolicyConfig(Section):
-    unattached: Literal["warn", "quarantine", "hold", "send"] = "warn"
-    attachment_wait_seconds: Seconds = Field(300.0, ge=0)
-    invalid: Literal["quarantine", "hold"] = "quarantine"
-    duplicates: Literal["quarantine", "send"] = "quarantine"
-    # A fresh journal reads bundle ids back from sent/ receipts of this many days.
-    # At most 100 years: from about 700,000 days "today minus the window" falls
-    # before year 1 and the start fails with OverflowError.
-    duplicate_window_days: int = Field(400, ge=0, le=36_500)
-
-
-class DeliveryConfig(Section):
-    transport: Literal["http", "directory"] = "http"
-    # SPEC §5.4: "ubl-embedded" sends one UBL document per invoice, attachments inside.
-    format: Literal["bundle", "ubl-embedded"] = "bundle"
-    url: str | None = None
-    target: Path | None = None
-    safe_filenames: bool = True
-    timeout_seconds: Seconds = Field(60.0, gt=0)
-    connect_timeout_seconds: Seconds = Field(5.0, gt=0)
-    concurrency: int = Field(4, ge=1, le=64)
-    verify: bool | str = True
-    client_cert: Path | None = None
-    client_key: Path | None = None
-    token: SecretStr | None = None
-    token_file: Path | None = None
-    retry_base_seconds: Seconds = Field(1.0, gt=0)
-    retry_max_seconds: Seconds = Field(300.0, gt=0)
-
-    # Field validators (validate_default runs them on None too) so that the
-    # problem names "[delivery] url" / "[delivery] target"; transport precedes them.
-    @field_validator("url")
-    @classmethod
-    def _url_given(cls, value: str | None, info: ValidationInfo) -> str | None:
-        # Parsed now, as httpx will parse it: a url it cannot POST to would
-        # otherwise pass, and every delivery be retried without end.
-        if info.data.get("transport") == "http":
-            if not value:
-                raise ValueError("required for transport = \"http\"")
-            problem = url_problem(value)
-            if problem:
-                raise ValueError(problem)
-        return value
-
-    @field_validator("token")
-    @classmethod
-    def _token_usable(cls, value: SecretStr | None) -> SecretStr | None:
-        # The error line shows the value masked (_show: the key holds "token").
-        if value is not None and not value.get_secret_value():
-            # "Bearer " and nothing: no receiver takes it, and it is no "no token" either.
-            raise ValueError("is empty — set the token, or remove the key (and unset "
-                             "OUTBOXD_DELIVERY__TOKEN) to send no Authorization header")
-        problem = token_problem(value.get_secret_value()) if value is not None else None
-        if problem:
-            raise ValueError(f"{problem}; {TOKEN_RULE} — copy the token again exactly as "
-                             "issued")
-        return value
-
-    @field_validator("verify", mode="before")
-    @classmethod
-    def _verify_value(cls, value: object) -> object:
-        # From the environment every value is a string: "false" must not be
-        # taken for the path of a CA bundle.
-        if isinstance(value, str):
-            word = value.strip().lower()
-            if word in ("true", "1", "yes", "on"):
-                return True
-            if word in ("false", "0", "no", "off"):
-                return False
-            if not Path(value).is_file():
-                raise ValueError("must be true, false, or the path of an existing CA bundle "
-                                 "file")
-        return value
-
-    @field_validator("client_cert", "client_key")
-    @classmethod
-    def _tls_file_exists(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError("must be the path of an existing PEM file")
-        return value
-
-    @field_validator("target", mode="before")
-    @classmethod
-    def _target_not_empty(cls, value: object) -> object:
-        return path_given(value, "give the folder to write bundles into")
-
-    @field_validator("target")
-    @classmethod
-    def _target_given(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        if info.data.get("transport") == "directory" and value is None:
-            raise ValueError("required for transport = \"directory\"")
-        return value
-
-    @model_validator(mode="after")
-    def _one_kind_of_credentials(self) -> DeliveryConfig:
-        # httpx turns a url's user:password into Basic auth, which replaces the Bearer
-        # header: every POST would go without the token and earn a 401.
-        if (self.token is not None or self.token_file is not None) and self.url and \
-                has_userinfo(self.url):
-            raise ValueError("url holds a user name or password (Basic auth) and token or "
-                             "token_file is set (Bearer): a request carries one "
-                             "Authorization header — keep only the one the receiver expects")
-        return self
-
-    def bearer_token(self) -> str | None:
-        """The token from `token`, else from `token_file` (whitespace stripped).
-
-        The file is read here, at load and again for each new transport, so its
-        content is checked here too: a ConfigError naming the file, never quoting it.
-        """
-        if self.token is not None:
-            return self.token.get_secret_value()
-        if self.token_file is None:
-            return None
-        where = f"[delivery] token_file = \"{self.token_file}\""
-        try:
-            # A token is a line; 64 KiB is room for any, and /dev/zero is refused.
-            token = read_admin_file(self.token_file, 1 << 16).decode("utf-8").strip()
-            problem = token_problem(token)
-        except OSError as exc:
-            raise ConfigError(f"{where}: cannot be read ({exc.strerror}) — check the path and "
-                              "permissions") from None
-        except NotAFile as exc:
-            raise ConfigError(f"{where} {exc} — point it to a file that holds the token "
-                              "alone") from None
-        except UnicodeDecodeError:
-            # Not the decoder's message: it quotes the offending byte.
-            problem = "contains bytes that are not text (not ASCII)"
-        if problem:
-            raise ConfigError(f"{where}: the token in the file {problem}; {TOKEN_RULE} — the "
-                              "file must hold the token alone, on one line")
-        if not token:
-            # A secret not yet deployed: sending without one would only earn 401s.
-            raise ConfigError(f"{where}: the file is empty — put the token in it, or remove "
-                              "token_file to send no Authorization header")
-        return token
-
-
-class LogConfig(Section):
-    format: Literal["auto", "json", "console"] = "auto"
-    level: Literal["debug", "info", "warning", "error"] = "info"
-
-
-class ServiceConfig(Section):
-    shutdown_grace_seconds: Seconds = Field(20.0, ge=0)
-    # Child processes that read, validate and pre-flight bundles (readers.py);
-    # "auto" = min(2, CPUs); 0 = on threads of the daemon's own process.
-    reader_processes: Literal["auto"] | int = "auto"
-
-    @field_validator("reader_processes", mode="before")
-    @classmethod
-    def _processes(cls, value: object) -> object:
-        # One message for both forms (a union would report each alternative).
-        text = str(value).strip().lower() if not isinstance(value, bool) else ""
-        if text == "auto":
-            return "auto"
-        if text.isdigit() and int(text) <= 64:
-            return int(text)
-        raise ValueError("must be \"auto\" or a whole number from 0 to 64 (0: read on "
-                         "threads of the daemon's own process)")
-
-
-class ShareConfig(Section):
-    """What outboxd writes into, and reads from, the share for its people (SPEC §1.6)."""
-
-    status_page: str = "outboxd-status.html"  # "" turns the page off
-    release_suffix: str = Field(".send-anyway", min_length=2, pattern=r"^\.[^/\\]+$")
-
-    @field_validator("status_page")
-    @classmethod
-    def _plain_name(cls, value: str) -> str:
-        if value and ("/" in value or "\\" in value or value.startswith(".")):
-            raise ValueError("must be a plain file name in the outbox root (no folders, "
-                             "not hidden), or \"\" to turn the page off")
-        return value
-
-
-
-class EinvoiceConfig(Section):
-    # SPEC §2.2: the official EN 16931 / Peppol BIS 3 rules on each UBL invoice.
-    preflight: Literal["error", "warn", "off"] = "error"
-
-
 
 SECTIONS = ("outbox", "paths", "invoices", "attachments", "validation", "policy",
             "delivery", "log", "service", "share", "einvoice")
@@ -370,7 +108,8 @@ class _EnvOverrides(PydanticBaseSettingsSource):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(extra="forbid", hide_input_in_errors=True)  # see Section
+    # hide_input_in_errors: see config_sections.Section.
+    model_config = SettingsConfigDict(extra="forbid", hide_input_in_errors=True)
 
     outbox: OutboxConfig
     paths: PathsConfig = PathsConfig()

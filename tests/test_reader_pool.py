@@ -283,9 +283,9 @@ def test_a_read_that_runs_past_the_time_limit_is_tried_once_more_then_an_input_e
     invoice file, the limit and what to do. The read queued behind it was never started:
     it comes back real from the replacement, and the kills do not count as deaths in a
     row, so the pool stays."""
-    from daemon import reader_pool
+    from daemon import reader_deaths
     from daemon.errors import InputError, ReadTimedOut
-    monkeypatch.setattr(reader_pool, "READ_TIME_LIMIT", 0.5)
+    monkeypatch.setattr(reader_deaths, "READ_TIME_LIMIT", 0.5)
     s = settings_for(tmp_path, einvoice={"preflight": "off"})
     loop, fine = bundles(s, "LOOP1", "OK1")
     restarts = Restarts(limit=5)
@@ -317,8 +317,8 @@ def test_a_check_after_a_claim_is_never_killed_for_time(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The check after a claim only hashes files: one that runs past the read time limit
     (a share that stalls) is left to finish, its reader not killed, nothing answered."""
-    from daemon import reader_pool
-    monkeypatch.setattr(reader_pool, "READ_TIME_LIMIT", 0.3)
+    from daemon import reader_deaths
+    monkeypatch.setattr(reader_deaths, "READ_TIME_LIMIT", 0.3)
     s = settings_for(tmp_path, einvoice={"preflight": "off"})
     [cand] = bundles(s, "C1")
     restarts = Restarts(limit=5)
@@ -343,8 +343,8 @@ def test_a_reader_busy_longer_than_the_limit_in_all_is_not_killed(
     """The limit is per read: a reader given six reads of 0.2 s each at once (1.2 s of
     work under a 0.5 s limit) answers all of them, killed never, since its clock starts
     again with each answer."""
-    from daemon import reader_pool
-    monkeypatch.setattr(reader_pool, "READ_TIME_LIMIT", 0.5)
+    from daemon import reader_deaths
+    monkeypatch.setattr(reader_deaths, "READ_TIME_LIMIT", 0.5)
     s = settings_for(tmp_path, einvoice={"preflight": "off"})
     cands = bundles(s, *(f"SLOW{n}" for n in range(6)))
     restarts = Restarts(limit=5)
@@ -366,8 +366,8 @@ def test_a_read_answered_in_time_while_the_collector_was_held_up_is_not_killed(
     """The collector is held up (a caller's slow callback) past a read's deadline while
     that read's answer (0.2 s of work under a 1 s limit) already waits in the pipe: the
     answer is read, nobody is killed, no try is lost."""
-    from daemon import reader_pool
-    monkeypatch.setattr(reader_pool, "READ_TIME_LIMIT", 1.0)
+    from daemon import reader_deaths
+    monkeypatch.setattr(reader_deaths, "READ_TIME_LIMIT", 1.0)
     s = settings_for(tmp_path, einvoice={"preflight": "off"})
     first, slow = bundles(s, "A1", "SLOW1")
     restarts = Restarts(limit=5)

@@ -1,20 +1,18 @@
 """The reference receiver (SPEC §5.3): the strict peer every integration test talks to.
 
-Stdlib only. The body is parsed as a stream (bounded buffer, parts written to
-a staging folder as they arrive), checked against the manifest, then renamed
-into ``STORE/BUNDLE_ID/`` in one step. Idempotency follows the IETF
-Idempotency-Key draft: 409 while a key is in flight, the stored 2xx body for a
-repeat, 422 for a key reused with other content. Stored answers live on disk
-(``response.json``), so they survive a restart.
+Stdlib only. This is its HTTP side: the server and the state its handler
+threads share, the request's headers, token and length checked before a byte
+of the body is read, the answer, a connection left usable, and `run()`. What
+the body becomes in the store is receive.py's. Idempotency follows the IETF
+Idempotency-Key draft: 409 while a key is in flight (here), the stored 2xx body
+for a repeat, 422 for a key reused with other content (receive.py).
 """
 
 from __future__ import annotations
 
 import errno
-import hashlib
 import hmac
 import json
-import os
 import re
 import shutil
 import signal
@@ -31,14 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from daemon.errors import Refusal, UsageError
-from daemon.fsops import fsync_dir, rename_noreplace, write_atomic
-from daemon.manifest import MANIFEST_VERSION, bundle_id_from_manifest, utc_now_iso
-from daemon.receiver.checks import expected_parts
-from daemon.receiver.multipart import Body, Multipart, html5_escaped
+from daemon.manifest import utc_now_iso
+from daemon.receiver.multipart import Body
+from daemon.receiver.receive import receive_bundle, receive_document
 
 MAX_BODY = 2 << 30  # 2 GiB: larger requests are refused before a byte is read
 MAX_DRAIN = 64 << 20  # refused bodies up to this size are read and dropped (see _finish)
-MAX_MANIFEST = 8 << 20
 _KEY = re.compile(r"[0-9a-f]{64}")
 class ReceiverServer(ThreadingHTTPServer):
     """Holds the state shared by the handler threads; everything mutable is under self.lock."""
@@ -188,15 +184,17 @@ class ReceiverHandler(BaseHTTPRequestHandler):
                               "(64 lowercase hex digits)")
             self.server.claim(key)
             claimed = True
-            self._body = Body(self.rfile, length)
+            body = self._body = Body(self.rfile, length)
             if self._expect_pending:
                 self._expect_pending = False
                 self.send_response_only(100)
                 self.end_headers()
             staging = self.server.store / f".tmp-{uuid.uuid4()}"
             staging.mkdir()
-            status, payload = (self._receive_document(key, length, staging) if is_document
-                               else self._receive(key, boundary, staging))
+            status, payload = (
+                receive_document(self.server, body, key, length, staging,
+                                 self.headers.get("X-Outboxd-Bundle-Id")) if is_document
+                else receive_bundle(self.server, body, key, boundary, staging))
         except Refusal as exc:
             status, payload, error = exc.status, {"error": exc.message}, exc.message
         except (ConnectionError, TimeoutError) as exc:
@@ -266,125 +264,6 @@ class ReceiverHandler(BaseHTTPRequestHandler):
         if not isinstance(boundary, str) or not 1 <= len(boundary) <= 70 or not boundary.isascii():
             raise Refusal(400, "multipart/form-data needs a boundary of 1-70 ASCII characters")
         return boundary.encode("ascii")
-
-    def _receive(self, key: str, boundary: bytes, staging: Path) -> tuple[int, bytes]:
-        assert self._body is not None
-        mp = Multipart(self._body, boundary)
-        head = mp.next_part()
-        if head is None or head.name != "manifest":
-            raise Refusal(400, f"first part must be 'manifest', got {head and head.name!r}")
-        if head.content_type.split(";")[0].strip().lower() != "application/json":
-            raise Refusal(400, f"part 'manifest': Content-Type must be application/json, "
-                          f"got {head.content_type!r}")
-        raw = bytearray()
-
-        def collect(data: bytes) -> None:
-            raw.extend(data)
-            if len(raw) > MAX_MANIFEST:
-                raise Refusal(413, f"part 'manifest' is over {MAX_MANIFEST} bytes")
-
-        mp.read_data(collect, "part 'manifest'")
-        try:
-            manifest = json.loads(raw)
-            if not isinstance(manifest, dict):
-                raise ValueError("not a JSON object")
-        except ValueError as exc:
-            raise Refusal(400, f"part 'manifest' is not valid JSON: {exc}") from None
-        if manifest.get("manifest_version") != MANIFEST_VERSION:
-            raise Refusal(400, f"part 'manifest': manifest_version must be {MANIFEST_VERSION}, "
-                          f"got {manifest.get('manifest_version')!r}")
-        try:
-            parts = expected_parts(manifest)
-            recomputed = bundle_id_from_manifest(manifest)
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise Refusal(400, f"part 'manifest' lacks or mistypes a field: {exc!r}") from None
-        stored = self.server.stored_response(key)
-        if stored is not None and recomputed != key:
-            raise Refusal(422, "this Idempotency-Key was already used for a bundle with "
-                          f"other content (this one's content gives {recomputed})")
-        if manifest.get("bundle_id") != recomputed:
-            raise Refusal(400, f"part 'manifest': bundle_id {manifest.get('bundle_id')!r} is "
-                          f"not the id of its content ({recomputed})")
-        if key != recomputed:
-            raise Refusal(400, f"Idempotency-Key {key} is not the bundle id {recomputed}")
-        for name, entry, rel in parts:
-            self._receive_file(mp, name, entry, staging / rel)
-        if (extra := mp.next_part()) is not None:
-            raise Refusal(400, f"unexpected part {extra.name!r} after {parts[-1][0]!r}")
-        if stored is not None:
-            return 200, stored  # the first answer, byte for byte
-        body = json.dumps({"receipt_id": f"rcpt-{uuid.uuid4().hex}", "bundle_id": key}).encode()
-        write_atomic(staging / "manifest.json", bytes(raw))  # exactly the bytes received
-        write_atomic(staging / "response.json", body)
-        for root, _dirs, _files in os.walk(staging, topdown=False):
-            fsync_dir(Path(root))
-        rename_noreplace(staging, self.server.store / key)
-        fsync_dir(self.server.store)
-        self.server.remember(key, body)
-        return 201, body
-
-    def _receive_document(self, key: str, length: int, staging: Path) -> tuple[int, bytes]:
-        """An application/xml POST: stored as DIR/documents/KEY.xml; KEY must be its sha256."""
-        assert self._body is not None
-        digest = hashlib.sha256()
-        part = staging / "document.xml"
-        with open(part, "xb") as fh:
-            left = length
-            while left:
-                chunk = self._body.take(min(1 << 16, left), "the document")
-                left -= len(chunk)
-                digest.update(chunk)
-                fh.write(chunk)
-            fh.flush()
-            os.fsync(fh.fileno())
-        folder = self.server.store / "documents"
-        answer = folder / f"{key}.response.json"
-        stored = answer.read_bytes() if answer.exists() else None
-        if digest.hexdigest() != key:
-            if stored is not None:
-                raise Refusal(422, "this Idempotency-Key was already used for a document with "
-                              f"other content (this one's sha256 is {digest.hexdigest()})")
-            raise Refusal(400, f"Idempotency-Key {key} is not the sha256 of the document "
-                          f"({digest.hexdigest()})")
-        if stored is not None:
-            return 200, stored
-        body = json.dumps({"receipt_id": f"rcpt-{uuid.uuid4().hex}", "document_key": key,
-                           "bundle_id": self.headers.get("X-Outboxd-Bundle-Id")}).encode()
-        folder.mkdir(exist_ok=True)
-        if not (folder / f"{key}.xml").exists():  # else stored before a crash; its name is its hash
-            rename_noreplace(part, folder / f"{key}.xml")
-        write_atomic(answer, body)
-        fsync_dir(folder)
-        return 201, body
-
-    def _receive_file(self, mp: Multipart, name: str, entry: dict[str, Any], dest: Path) -> None:
-        if (head := mp.next_part()) is None or head.name != name:
-            raise Refusal(400, f"expected part {name!r}, got {head.name!r}" if head
-                          else f"part {name!r} is missing")
-        if head.filename not in (entry["name"], html5_escaped(entry["name"])):
-            raise Refusal(400, f"part {name!r}: filename {head.filename!r} is not the "
-                          f"manifest's name {entry['name']!r}")
-        if name != "invoice" and head.content_type != entry["content_type"]:
-            raise Refusal(400, f"part {name!r}: Content-Type {head.content_type!r} is not the "
-                          f"manifest's {entry['content_type']!r}")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        digest = hashlib.sha256()
-        size = 0
-        with open(dest, "xb") as fh:
-            def sink(data: bytes) -> None:
-                nonlocal size
-                digest.update(data)
-                size += len(data)
-                fh.write(data)
-
-            mp.read_data(sink, f"part {name!r}")
-            fh.flush()
-            os.fsync(fh.fileno())
-        if size != entry["size"]:
-            raise Refusal(400, f"part {name!r}: {size} bytes, manifest says {entry['size']}")
-        if digest.hexdigest() != entry["sha256"]:
-            raise Refusal(400, f"part {name!r}: sha256 {digest.hexdigest()} does not match "
-                          f"the manifest's {entry['sha256']}")
 
 
 def make_server(host: str, port: int, store: Path, token: str | None = None,
