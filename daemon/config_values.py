@@ -1,7 +1,7 @@
 """What a value of the configuration may be, beyond its type: durations, the token,
-the url, paths; and how secrets in them are masked for printing. config.py's
-validators call these; each message names the rule and the fix and never quotes a
-secret (these lines reach logs and terminals)."""
+the url, paths; and how secrets in them are masked for printing. The sections'
+validators (config_sections.py) call these; each message names the rule and the
+fix and never quotes a secret (these lines reach logs and terminals)."""
 
 from __future__ import annotations
 

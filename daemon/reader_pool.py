@@ -43,11 +43,9 @@ from daemon.reader_child import (
     fewest_calls,
     signals_blocked,
 )
-from daemon.reader_deaths import READ_TIME_LIMIT, Deaths
+from daemon.reader_deaths import Deaths
 
-# READ_TIME_LIMIT is reader_deaths.py's and read there (change it there); it is named
-# here too because the docs know it as reader_pool.READ_TIME_LIMIT.
-__all__ = ["READ_TIME_LIMIT", "Call", "ChildUnavailable", "Pool", "Restarts", "Result",
+__all__ = ["Call", "ChildUnavailable", "Pool", "Restarts", "Result",
            "signals_blocked"]
 
 START_TIMEOUT = 600.0  # seconds for every child to load the engine (a busy, slow host)
