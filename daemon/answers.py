@@ -1,6 +1,6 @@
-"""What a receiver's answer means (SPEC §5.1): its body read within limits, decoded
-as the receipt keeps it, and classified. The classification lives in `classify()`
-and nowhere else; the transports (deliver.py, einvoice/transport.py) act on it.
+"""What a receiver's answer means (docs/protocol.md, Answers): its body read within limits,
+decoded as the receipt keeps it, and classified. The classification lives in
+`classify()` and nowhere else; the transports (deliver.py, einvoice/transport.py) act on it.
 """
 
 from __future__ import annotations
@@ -143,7 +143,7 @@ def _error_text(response: httpx.Response, scrub: Callable[[str], str]) -> str:
 
 
 def classify(response: httpx.Response, scrub: Callable[[str], str] = unchanged) -> Receipt:
-    """The SPEC §5.1 table: a Receipt for 2xx, else the DeliveryError to act on.
+    """The table of answers (docs/protocol.md): a Receipt for 2xx, else the DeliveryError to act on.
     `scrub` takes our secrets out of everything kept of the answer (the body, JSON string
     by string, the receipt id, a redirect's address), a text answer before it is cut to
     BODY_LIMIT, so that a secret the cut would split is still found whole."""
@@ -158,8 +158,8 @@ def classify(response: httpx.Response, scrub: Callable[[str], str] = unchanged) 
         raise Paused(f"HTTP {status}: check [delivery] url and token", status, text, retry_after)
     if status == 407:
         # A proxy on the way wants credentials: the bundle is not at fault, as with 401
-        # (SPEC §5.1 lists 407 under "other 4xx"; its intent is that a configuration
-        # problem pauses deliveries and quarantines nothing).
+        # (read as "any other 4xx" it would be quarantined; but a configuration problem
+        # pauses deliveries and quarantines nothing: docs/protocol.md, Answers).
         raise Paused(PROXY_WANTS_CREDENTIALS, status, text, retry_after)
     if 300 <= status < 400:
         # httpx does not follow redirects (a POST body would be lost on many);

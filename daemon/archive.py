@@ -1,7 +1,7 @@
 """Archive: move a finished bundle into sent/ or quarantine/ with its papers.
 
-Layout (SPEC §4): ROOT/YYYY-MM-DD/NAME--BUNDLEID12/ (UTC date, `-2`, `-3` …
-when taken) holding the bundle as it was in the outbox plus receipt.json,
+Layout (docs/folder-convention.md, After delivery): ROOT/YYYY-MM-DD/NAME--BUNDLEID12/
+(UTC date, `-2`, `-3` … when taken) holding the bundle as it was in the outbox plus receipt.json,
 or reason.json and REASON.txt. The papers are written into the work folder
 first, so the one move that follows carries a complete archive entry; they,
 the entry and its day folder are synced once, after the move (`place`).
@@ -207,10 +207,10 @@ def reason_record(bundle_id: str, invoice_file: str, reasons: list[Finding],
     matches the work folder and a second entry is made beside it.
 
     `accepted`: the journal's records of the documents the receiver already took
-    (ubl-embedded, SPEC §5.4, `Journal.documents_of`). They are delivered; the
+    (ubl-embedded, `Journal.documents_of`). They are delivered; the
     papers must say so, or a clerk who fixes and re-exports the file sends them twice.
     reason.json then gains `accepted_documents` (invoice id, receipt id, Idempotency-Key,
-    status, document name); without any, it keeps the fields SPEC §4 lists."""
+    status, document name); without any, it keeps the fields folder-convention.md lists."""
     record: dict[str, Any] = {
         "bundle_id": bundle_id, "invoice_file": invoice_file,
         "reasons": [{"code": r.code, "file": r.file, "message": r.message} for r in reasons],

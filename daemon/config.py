@@ -1,4 +1,4 @@
-"""Configuration (SPEC §6): one TOML file, overridden by OUTBOXD_SECTION__KEY.
+"""Configuration (docs/configuration.md): one TOML file, overridden by OUTBOXD_SECTION__KEY.
 
 The whole of it as `Settings`: the sections (each one's keys, defaults and
 checks are config_sections.py's, named here too), the environment overrides that
@@ -96,8 +96,9 @@ class _EnvOverrides(PydanticBaseSettingsSource):
     """OUTBOXD_<SECTION>__<KEY> for known sections; every other variable is ignored.
 
     pydantic-settings' own env source would also pick up or reject variables
-    such as OUTBOXD_FOO; the contract says those are ignored, so we pick the
-    variables ourselves. Values are strings (lists as JSON); pydantic coerces.
+    such as OUTBOXD_FOO; outboxd's rule is that those are ignored (so that
+    OUTBOXD_RECEIVER_TOKEN does not disturb the daemon), so we pick the variables
+    ourselves. Values are strings (lists as JSON); pydantic coerces.
     """
 
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:

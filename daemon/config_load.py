@@ -185,7 +185,7 @@ def _link_on_the_way(settings: Settings, folder: Path, key: str) -> str | None:
 
 
 def _processing_apart(settings: Settings) -> str | None:
-    """A claim is a rename (SPEC §4: one daemon wins it, atomically): across file
+    """A claim is a rename (one daemon wins it, atomically): across file
     systems every claim would fail, and every bundle wait forever with EXDEV."""
     processing, outbox = settings.processing_dir, settings.outbox.path
     try:

@@ -1,4 +1,4 @@
-"""The sections of the configuration (SPEC §6), one model each: their keys,
+"""The sections of the configuration (docs/configuration.md), one model each: their keys,
 defaults and checks. Every problem is a ValueError that names what is allowed.
 Kept apart from `Settings` (config.py), which puts the sections together, takes
 the environment's overrides and derives the paths, so that what each key may be
@@ -146,7 +146,7 @@ class PolicyConfig(Section):
 
 class DeliveryConfig(Section):
     transport: Literal["http", "directory"] = "http"
-    # SPEC §5.4: "ubl-embedded" sends one UBL document per invoice, attachments inside.
+    # "ubl-embedded" sends one UBL document per invoice, attachments inside (einvoice.md).
     format: Literal["bundle", "ubl-embedded"] = "bundle"
     url: str | None = None
     target: Path | None = None
@@ -296,7 +296,8 @@ class ServiceConfig(Section):
 
 
 class ShareConfig(Section):
-    """What outboxd writes into, and reads from, the share for its people (SPEC §1.6)."""
+    """What outboxd writes into, and reads from, the share for its people
+    (docs/folder-convention.md, section 6)."""
 
     status_page: str = "outboxd-status.html"  # "" turns the page off
     release_suffix: str = Field(".send-anyway", min_length=2, pattern=r"^\.[^/\\]+$")
@@ -311,5 +312,5 @@ class ShareConfig(Section):
 
 
 class EinvoiceConfig(Section):
-    # SPEC §2.2: the official EN 16931 / Peppol BIS 3 rules on each UBL invoice.
+    # Pre-flight: the official EN 16931 / Peppol BIS 3 rules on each UBL invoice (einvoice.md).
     preflight: Literal["error", "warn", "off"] = "error"

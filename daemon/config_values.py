@@ -38,7 +38,7 @@ def finite_seconds(value: object) -> object:
 
 Seconds = Annotated[float, BeforeValidator(finite_seconds)]
 
-# What a bearer token may hold (SPEC §5.1, `Authorization: Bearer TOKEN`): one
+# What a bearer token may hold (`Authorization: Bearer TOKEN`; configuration.md): one
 # run of visible ASCII, 0x21-0x7E. That is wider than RFC 6750's b64token
 # (letters, digits, - . _ ~ + / and trailing =) on purpose: receivers issue
 # tokens and API keys with other punctuation, and every visible ASCII character

@@ -1,10 +1,10 @@
-"""`[validation] convert_images` (SPEC §2): PNG/JPEG → PDF for the print channels.
+"""`[validation] convert_images` (docs/einvoice.md): PNG/JPEG → PDF for the print channels.
 
 img2pdf wraps the image in a one-page PDF without re-encoding it (a JPEG is
 embedded as it is; PNG pixels are copied losslessly), and sizes the page from
 the image's own resolution, so a 300-DPI scan stays a 300-DPI page.
 
-Where the PDF lives (the contract is silent):
+Where the PDF lives (outboxd's own choice; docs/einvoice.md tells users):
 
 * before the claim nothing is written: validation converts in memory, checks
   the PDF like any other PDF attachment and records its name, size and hash

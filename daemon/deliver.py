@@ -1,4 +1,4 @@
-"""Deliver: post a bundle to the operator (SPEC §5), or write it to a folder.
+"""Deliver: post a bundle to the operator (docs/protocol.md), or write it to a folder.
 
 What an answer means is answers.py's (`classify()`, and nowhere else); httpx's
 errors are mapped to our Retryable / Paused / Rejected here, at the edge; TLS
@@ -100,7 +100,7 @@ RETRY_AFTER_LIMIT = 86400.0  # a Retry-After over 24 h counts as 24 h
 def backoff(attempt: int, base: float, cap: float, retry_after: float | None = None,
             rng: random.Random | None = None) -> float:
     """Exponential backoff with full jitter, capped at `cap`; a server's
-    Retry-After is a floor even above the cap (SPEC §5.1): a receiver that
+    Retry-After is a floor even above the cap (docs/protocol.md, Answers): a receiver that
     says "come back in an hour" is not asked again every five minutes."""
     # Retries go on without limit: clamp the exponent, or 2**n overflows a float.
     ceiling = min(cap, base * 2.0 ** min(max(0, attempt - 1), 60))
@@ -196,7 +196,7 @@ def _markup_pattern(secret: str) -> re.Pattern[str] | None:
 
 class HttpDeliverer:
     # A delivery repeated with the same Idempotency-Key is recognised by the
-    # receiver (SPEC §5.1): the receipt may wait for its archive to be durable
+    # receiver (docs/protocol.md, Idempotency): the receipt may wait for its archive to be durable
     # (finish.py). Not so a directory target, which a transfer agent may have
     # emptied before the repeat.
     idempotent = True
@@ -239,7 +239,7 @@ class HttpDeliverer:
             headers=headers, transport=transport, verify=verify,
             timeout=httpx.Timeout(cfg.timeout_seconds, connect=cfg.connect_timeout_seconds),
             limits=limits,
-            # The protocol has no use for cookies (SPEC §5.1: a bearer token); a jar
+            # The protocol has no use for cookies (it authenticates with a bearer token); a jar
             # that keeps none spares parsing every response for Set-Cookie.
             cookies=_NoCookies(),
         )
@@ -329,7 +329,7 @@ class HttpDeliverer:
 
 
 class DirectoryDeliverer:
-    """SPEC §5.2: TARGET/.tmp-BUNDLEID/ renamed to TARGET/BUNDLEID/."""
+    """TARGET/.tmp-BUNDLEID/ renamed to TARGET/BUNDLEID/ (docs/protocol.md, section 7)."""
 
     def __init__(self, target: Path) -> None:
         self.target = target

@@ -49,11 +49,12 @@ def evaluate(cand: Candidate, settings: Settings) -> Bundle:
     """Read, match and validate; raises InputError only if the invoice file is unreadable."""
     bundle = validate_bundle(assemble(cand, settings), settings.validation)
     bundle = sent_names_distinct(bundle, settings.delivery.safe_filenames)
-    return check_bundle(bundle, settings)  # SPEC §2.2 pre-flight, §5.4 embedding
+    return check_bundle(bundle, settings)  # pre-flight, ubl-embedded (docs/einvoice.md)
 
 
-# The transition's detail of an attempt that found a configuration problem (SPEC
-# §5.1: 401, 403, 404): a restart tries such a bundle at once, as a reload does.
+# The transition's detail of an attempt that found a configuration problem (401,
+# 403, 404: the url or token is ours to fix): a restart tries such a bundle at once,
+# as a reload does.
 PAUSED = "paused: configuration problem"
 
 
@@ -207,7 +208,7 @@ class Finisher(Moves):
         deliverer = self.deliverers.take()  # this attempt's, even if a reload replaces it
         try:
             if (bind_journal := getattr(deliverer, "bind_journal", None)) is not None:
-                bind_journal(self.j)  # ubl-embedded: documents already accepted (SPEC §5.4)
+                bind_journal(self.j)  # ubl-embedded: documents already accepted
             receipt = deliverer.deliver(bundle, manifest)
         except InputError as exc:
             if not counted:

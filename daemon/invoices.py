@@ -1,4 +1,4 @@
-"""Read invoices: which invoice ids an invoice file holds (SPEC §1.2).
+"""Read invoices: which invoice ids an invoice file holds (docs/folder-convention.md, section 2).
 
 UBL 2.x Invoice/CreditNote (any wrapper, document order), Svefaktura, PDF
 text; anything else is one invoice named after the file's stem. Entity
@@ -131,7 +131,7 @@ def _xml_ids(root: Any, rel: str) -> tuple[InvoiceFormat, list[str]]:
 
 def _pdf_ids(data: bytes, pattern: re.Pattern[str], rel: str) -> list[str]:
     """The ids in the text of a PDF invoice file, in page order. A PDF that no one can
-    use (encrypted, unreadable, no pages) breaks the rules attachments follow (SPEC §2):
+    use (encrypted, unreadable, no pages) breaks the rules attachments follow:
     an error here too, not an invoice named after the stem."""
     from daemon.probe import open_pdf
     reader, facts = open_pdf(io.BytesIO(data))

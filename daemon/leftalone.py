@@ -2,7 +2,7 @@
 invoice files, and invoice files that cannot be used (a symbolic link, a FIFO or
 device, a name that is not UTF-8 or holds control characters). Each is said once
 in the log; the unusable invoice files are also kept, until they go, for the
-status page — the clerk sees only the share (SPEC §1.6).
+status page — the clerk sees only the share.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The manifest and the bundle id (SPEC §5.1): what the receiver is told.
+"""The manifest and the bundle id (docs/protocol.md, sections 2, 3): what the receiver is told.
 
 The bundle id is a pure function of content (invoice hash, attachment ids,
 names, hashes, types, notes), so retries, restarts and a second daemon all
@@ -135,7 +135,7 @@ def build_manifest(bundle: Bundle, *, safe_filenames: bool = True,
                    warnings: Sequence[Finding] = (),
                    created_at: str | None = None,
                    bundle_id: str | None = None) -> dict[str, Any]:
-    """The manifest as SPEC §5.1 shows it; parts are numbered in manifest order.
+    """The manifest as docs/protocol.md (section 2) shows it; parts are numbered in manifest order.
     `bundle_id`: bundle_id_of(bundle) when the caller has it already."""
     def sent(name: str) -> str:
         return sent_name(name, safe_filenames)

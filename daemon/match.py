@@ -1,4 +1,5 @@
-"""Match: build a Bundle from an invoice file and its sidecar folder (SPEC §1.3).
+"""Match: build a Bundle from an invoice file and its sidecar folder
+(docs/folder-convention.md, section 3).
 
 Structure only — which file belongs to which invoice, with which document
 type and note. What the files contain is validation's job. Nothing here

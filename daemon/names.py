@@ -1,4 +1,5 @@
-"""What a name in the outbox means (SPEC §1.1): invoice file, in-progress, litter.
+"""What a name in the outbox means: invoice file, in-progress, litter
+(docs/folder-convention.md, section 1).
 
 Pure functions over names, so the scanner, the matcher and `check` agree.
 """
@@ -40,8 +41,8 @@ def _pattern(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
 
 
 def _match(name: str, patterns: Sequence[str]) -> bool:
-    # Windows clients write any case, but the contract's patterns are lower
-    # case extensions, so compare case-insensitively.
+    # Windows clients write any case, but our patterns (*.xml, *.pdf, *.tmp …) are
+    # lower case extensions, so compare case-insensitively.
     rx = _pattern(tuple(patterns))
     return rx is not None and rx.match(name.lower()) is not None
 
@@ -65,7 +66,7 @@ def is_invoice_name(name: str, invoice_patterns: Sequence[str],
 
 
 def is_share_file(name: str, status_page: str, release_suffix: str) -> bool:
-    """outboxd's own files for the people on the share (SPEC §1.6): the status page and
+    """outboxd's own files for the people on the share: the status page and
     release files NAME.send-anyway. Neither an invoice file nor litter: never read as an
     invoice, never reported as an odd file."""
     return bool(status_page) and name == status_page or (

@@ -284,7 +284,7 @@ class Pipeline(Claims):
         return self._claim(cand, known, row, [], now)
 
     def _deadline(self, row: Row | None, ids: tuple[str, ...]) -> str | None:
-        """The end of an unattached bundle's wait (SPEC §1.5), as the journal keeps it
+        """The end of an unattached bundle's wait ([policy] unattached), as the journal keeps it
         (wall-clock: it survives a restart). None under hold, whatever an earlier policy
         set. Fixed when the wait starts, for the invoices then in the file: a changed
         attachment_wait_seconds applies to waits that start after it (the page showed

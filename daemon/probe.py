@@ -51,7 +51,7 @@ class PdfFacts:
     error: str | None = None  # why pypdf could not open it
 
     def problem(self) -> tuple[str, str] | None:
-        """(code, message) when no one can use this PDF (SPEC §2): encrypted in any
+        """(code, message) when no one can use this PDF: encrypted in any
         way, not readable, or without pages; None when it is a usable PDF."""
         if self.encrypted:
             return ("pdf-encrypted", "is an encrypted PDF; no encryption is allowed, not "

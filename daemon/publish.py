@@ -1,5 +1,5 @@
-"""What the daemon shows of itself while it runs: `STATUS=` for systemd (SPEC §8)
-and the status page on the share (SPEC §1.6). Each is refreshed only when the
+"""What the daemon shows of itself while it runs: `STATUS=` for systemd (docs/operations.md)
+and the status page on the share (docs/folder-convention.md). Each is refreshed only when the
 journal changed (or, for the page, a release file came or went), and when the
 UTC day ends ("sent today" starts again), each at most at its own pace, from
 timers on the loop's heap: an idle daemon publishes nothing else.
@@ -20,7 +20,7 @@ from daemon.timers import Timers
 STATUS: Hashable = ("status",)
 PAGE: Hashable = ("status-page",)
 MIDNIGHT: Hashable = ("midnight",)  # "today" (UTC) ends: the counts of today change
-STATUS_EVERY = 1.0  # seconds between STATUS= updates at most (SPEC §8)
+STATUS_EVERY = 1.0  # seconds between STATUS= updates at most
 STATUS_ORDER = ("settling", "waiting", "held", "delivering", "retrying")
 
 

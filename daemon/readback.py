@@ -1,5 +1,5 @@
-"""Read sent/ back into a fresh journal (SPEC §4: the journal is a working record,
-sent/ the lasting one).
+"""Read sent/ back into a fresh journal (the journal is a working record, sent/ the
+lasting one: docs/operations.md, Backup).
 
 A journal that was lost (deleted, or moved away after corruption) must cost
 no second sending: before anything is sent, the bundle ids of the receipts in

@@ -26,7 +26,8 @@ from daemon.scan import Candidate
 
 
 def needs_engine(settings: Settings) -> bool:
-    """Whether evaluate() runs e-invoice rules under these settings (SPEC §2.2, §5.4)."""
+    """Whether evaluate() runs e-invoice rules under these settings: pre-flight, or
+    ubl-embedded's check of each built document (docs/einvoice.md)."""
     return settings.einvoice.preflight != "off" or settings.delivery.format == "ubl-embedded"
 
 

@@ -1,4 +1,4 @@
-"""Release without attachments — "send anyway" (SPEC §1.5, §1.6).
+"""Release without attachments — "send anyway" (docs/folder-convention.md, sections 5, 6).
 
 A release is one file in the outbox root, `NAME` + `[share] release_suffix`
 (default `NAME.send-anyway`), beside the invoice file `NAME.ext`:

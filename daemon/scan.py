@@ -96,7 +96,7 @@ def _sort(cfg: OutboxConfig, name: str, mode: int, share: ShareConfig | None = N
         return "", None
     share = share or _DEFAULT_SHARE
     if is_share_file(name, share.status_page, share.release_suffix):
-        return "", None  # the status page and release files (SPEC §1.6)
+        return "", None  # the status page and release files (for the share)
     if is_invoice_name(name, cfg.invoice_patterns, cfg.ignore_patterns):
         problem = name_problem(name)
         if problem is None and not stat.S_ISREG(mode):

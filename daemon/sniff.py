@@ -1,4 +1,4 @@
-"""What a file is, by its content (SPEC §2): magic bytes, never the extension.
+"""What a file is, by its content (docs/folder-convention.md): magic bytes, never the extension.
 
 People rename files ("scan.pdf" that is really a TIFF, an .exe called
 "invoice.pdf"), so the extension only tells us what the sender *meant*;
@@ -77,10 +77,12 @@ _EXTENSIONS: dict[str, str] = {
 
 
 def kind_for_extension(name: str) -> str | None:
-    """The kind a file name promises (SPEC §2 table), or None for unknown/missing.
+    """The kind a file name promises (the types table of docs/folder-convention.md), or
+    None for unknown/missing.
 
     ``.csv`` gives "csv" and ``.txt`` gives "text"; validation treats the two
-    (and XML) as one family, since the SPEC accepts CSV or text for both.
+    (and XML) as one family, since either extension agrees with CSV or plain-text
+    content.
     """
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
     _, dot, ext = base.rpartition(".")
@@ -244,7 +246,7 @@ def _utf8_rest_ok(fh: BinaryIO, decoder: codecs.IncrementalDecoder) -> None:
 
 
 def _is_csv(text: str) -> bool:
-    """Every non-empty line of a sample holds one and the same delimiter (SPEC §2).
+    """Every non-empty line of a sample holds one and the same delimiter.
 
     The field counts may differ: a time sheet's totals row, or an export that
     drops trailing empty fields, is still CSV to the person who made it."""

@@ -82,7 +82,8 @@ def _detail(b: dict[str, Any]) -> str:
 
 
 def render(data: dict[str, Any], limit: int = 20, now: datetime | None = None) -> str:
-    """SPEC §7 sections, after "Needs attention" (anything in one state for over an hour);
+    """The sections README.md's Commands table lists for `outboxd status` (waiting, held,
+    retrying, quarantined, sent), after "Needs attention" (anything in one state for over an hour);
     of sent and quarantined only the `limit` most recent (a busy week holds thousands),
     with a line saying how many more there are."""
     now = now or datetime.now(UTC)

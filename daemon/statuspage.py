@@ -1,4 +1,4 @@
-"""The status page: the share as the clerk's screen (SPEC §1.6).
+"""The status page: the share as the clerk's screen (docs/folder-convention.md, section 6).
 
 `render()` is a pure function from journal rows (plus the release files that
 do nothing) to one self-contained HTML file: no scripts, no external

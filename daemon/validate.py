@@ -1,4 +1,4 @@
-"""Per-attachment validation for the bundle's channel (SPEC §2).
+"""Per-attachment validation for the bundle's channel (docs/folder-convention.md).
 
 Two layers, so rules plug in and stay pure:
 
@@ -86,7 +86,7 @@ Rule = Callable[[AttachmentCheck, ValidationConfig], Iterable[Finding]]
 # ------------------------------------------------------------------ helpers
 
 def allowed_kinds(channel: str, cfg: ValidationConfig) -> frozenset[str]:
-    """The content kinds a channel accepts (SPEC §2 table)."""
+    """The content kinds a channel accepts (the rules table of docs/folder-convention.md)."""
     if channel == "external-print":
         kinds = {"pdf", "tiff"}
     elif channel == "original-print":
@@ -165,7 +165,7 @@ def extension_mismatch(check: AttachmentCheck, cfg: ValidationConfig) -> Iterato
     if promised is None or check.empty or check.kind == promised:
         return
     if promised in TEXT_KINDS and check.kind in TEXT_KINDS:
-        return  # .csv / .txt: CSV or text, both as the SPEC says
+        return  # .csv / .txt: either agrees with CSV or text content
     wanted = file_type(promised).label
     if check.kind in IMAGE_KINDS or check.kind in ("pdf", "csv", "xlsx", "ods", "docx"):
         fix = (f"rename it to match its content, or export the document as "

@@ -1,4 +1,4 @@
-"""`outboxd receiver`: the reference receiver (SPEC §5.3)."""
+"""`outboxd receiver`: the reference receiver (docs/protocol.md)."""
 
 from __future__ import annotations
 

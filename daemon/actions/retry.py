@@ -1,4 +1,4 @@
-"""`outboxd retry BUNDLE_ID_OR_FOLDER…`: quarantined bundles back into the outbox (SPEC §7).
+"""`outboxd retry BUNDLE_ID_OR_FOLDER…`: quarantined bundles back into the outbox.
 
 The bundle goes back in its original layout: sidecar folder (and marker,
 release file) first, the invoice file last, so the daemon never sees an

@@ -1,4 +1,4 @@
-"""`outboxd send FILE_OR_INVOICE_ID [--without-attachments]`: "send selected" (SPEC §7).
+"""`outboxd send FILE_OR_INVOICE_ID [--without-attachments]`: "send selected".
 
 Releases a bundle that waits for attachments by writing its release file
 `NAME.send-anyway` into the outbox (see daemon/release.py for why a file):

@@ -43,8 +43,8 @@ def preflight_bundle(bundle: Bundle, mode: Mode) -> Bundle:
     """The bundle with the pre-flight findings of its invoice file appended.
 
     Only UBL files are looked at (Svefaktura, PDF and other files are not
-    pre-flighted, SPEC §2.2: a `not-preflighted` note says so, as it does for a
-    UBL document whose CustomizationID names no EN 16931 rules); ``mode`` "off"
+    pre-flighted: a `not-preflighted` note says so, as it does for a UBL document
+    whose CustomizationID names no EN 16931 rules; docs/einvoice.md); ``mode`` "off"
     looks at nothing.
     """
     if mode == "off":
@@ -75,7 +75,7 @@ def check_bundle(bundle: Bundle, settings: Settings) -> Bundle:
 
 def embedded_findings(bundle: Bundle) -> list[Finding]:
     """Build each document as it will be sent; it must pass the XSD and every fatal rule,
-    whatever [einvoice] preflight says (SPEC §5.4)."""
+    whatever [einvoice] preflight says (docs/einvoice.md)."""
     plan = documents_for(bundle, mime_codes())
     if plan.findings:
         return list(plan.findings)

@@ -38,7 +38,7 @@ ALL_RULE_SETS = (CEN, PEPPOL)
 
 
 def rule_sets_for(customization_id: str | None) -> tuple[RuleSet, ...] | None:
-    """SPEC §2.2: Peppol BIS 3 → EN 16931 + Peppol; other EN 16931 → EN 16931; else None.
+    """Peppol BIS 3 → EN 16931 + Peppol; other EN 16931 → EN 16931; else None (einvoice.md).
 
     Peppol's own CIUS extensions (``…billing:3.0#conformant#…``) start with the
     Peppol id and get the Peppol rules too.

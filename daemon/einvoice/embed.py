@@ -1,4 +1,4 @@
-"""`[delivery] format = "ubl-embedded"` (SPEC §5.4): attachments inside the UBL document.
+"""`[delivery] format = "ubl-embedded"` (docs/einvoice.md): attachments inside the UBL document.
 
 Byte-preserving: expat reports where each element starts and ends in the
 input bytes, and the new ``cac:AdditionalDocumentReference`` elements are
@@ -273,8 +273,8 @@ class Plan:
 def documents_for(bundle: Bundle, mime_codes: frozenset[str]) -> Plan:
     """Every invoice of the bundle as one UBL document with its attachments inside.
 
-    Findings (errors) instead of documents when the rules of SPEC §5.4 are
-    broken: not UBL, a type outside the Peppol list, file names equal
+    Findings (errors) instead of documents when the rules of embedding
+    (docs/einvoice.md) are broken: not UBL, a type outside the Peppol list, file names equal
     ignoring case, prefixes declared outside a split invoice.
     """
     inv = bundle.invoice_file

@@ -1,4 +1,4 @@
-"""Pre-flight (SPEC §2.2): the official rules applied to each UBL document of an invoice file.
+"""Pre-flight (docs/einvoice.md): the official rules on each UBL document of an invoice file.
 
 Which rules is decided per document by its ``cbc:CustomizationID``; a file
 with several invoices is checked document by document and each finding names

@@ -1,8 +1,8 @@
-"""Delivery of `ubl-embedded` bundles (SPEC §5.4): one UBL document per invoice.
+"""Delivery of `ubl-embedded` bundles (docs/einvoice.md): one UBL document per invoice.
 
 HTTP: one POST per document (``Content-Type: application/xml``,
 ``Idempotency-Key`` = sha256 of the document, ``X-Outboxd-Bundle-Id``); the
-§5.1 response table applies per document. Each accepted document is written
+table of answers (docs/protocol.md, Answers) applies per document. Each accepted document is written
 to the journal at once, so a retry (or a restart) sends only the documents not
 yet accepted. The bundle is delivered when all its documents are; the
 receipt's body lists every document's key and answer. A bundle with documents
@@ -15,7 +15,7 @@ temporary name and renamed; a file that is already there with the same bytes
 counts as delivered.
 
 Bundles of the print channels are not e-invoices: they go out as bundles
-(§5.1/§5.2) through the ordinary deliverer.
+(one multipart POST, or one folder: docs/protocol.md) through the ordinary deliverer.
 """
 
 from __future__ import annotations
@@ -152,8 +152,8 @@ def bundle_outcome(failed: list[tuple[str, Retryable | Paused]],
     invoice's error, in order; `held`: invoices not posted in this attempt.
 
     The bundle is retried as one, so its next attempt must honour every document's
-    answer (SPEC §5.1 per document, §5.4): a pause (401/403/404, a redirect) wins over a
-    retry — our configuration must be fixed before anything goes — and the next
+    answer (the table of answers applies per document): a pause (401/403/404, a redirect)
+    wins over a retry — our configuration must be fixed before anything goes — and the next
     attempt waits at least the largest Retry-After any document was given, over 24 h
     counting as 24 h. finish.py reads that floor from `retry_after` of a Paused as of a
     Retryable."""

@@ -1,4 +1,4 @@
-"""The journal: the one owner of the SQLite state database (SPEC §4).
+"""The journal: the one owner of the SQLite state database (docs/architecture.md).
 
 Every transition is written *before* the file move or POST it announces, and
 one that announces an effect is made durable before that effect: before the

@@ -1,4 +1,4 @@
-"""Which documents of a bundle the receiver has (SPEC §5.4, ubl-embedded): each
+"""Which documents of a bundle the receiver has (ubl-embedded, docs/einvoice.md): each
 accepted document recorded on the bundle's row before the next is sent, so that a
 retry or a restart sends none twice. A part of `Journal` (a mixin: it shares its
 connection, lock and transactions).

@@ -1,4 +1,4 @@
-"""The reference receiver (SPEC §5.3), apart from the daemon's pipeline: the
+"""The reference receiver (docs/protocol.md), apart from the daemon's pipeline: the
 strict peer the tests and the demo talk to, and a reference for operators
 who implement the receiving side."""
 

@@ -1,7 +1,7 @@
 """What the reference receiver makes of a POST's body (server.py handles the HTTP
 around it): a bundle read as a stream (bounded buffer, parts written to a
 staging folder as they arrive), checked part by part against its manifest, then
-renamed into ``STORE/BUNDLE_ID/`` in one step; or one UBL document (SPEC §5.4)
+renamed into ``STORE/BUNDLE_ID/`` in one step; or one UBL document (ubl-embedded)
 checked against its sha256 and stored as ``STORE/documents/KEY.xml``. A repeat
 with the same content is answered with the stored 2xx body, a key reused with
 other content 422. Stored answers live on disk (``response.json``), so they

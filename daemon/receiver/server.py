@@ -1,4 +1,4 @@
-"""The reference receiver (SPEC §5.3): the strict peer every integration test talks to.
+"""The reference receiver (docs/protocol.md): the strict peer every integration test talks to.
 
 Stdlib only. This is its HTTP side: the server and the state its handler
 threads share, the request's headers, token and length checked before a byte
@@ -175,7 +175,7 @@ class ReceiverHandler(BaseHTTPRequestHandler):
                     headers.append(("Retry-After", f"{self.server.retry_after:g}"))
                 raise Refusal(fault, "injected failure (fail_first)")
             self._check_token()
-            # SPEC §5.4: one UBL document per POST, keyed by its own sha256.
+            # ubl-embedded: one UBL document per POST, keyed by its own sha256.
             is_document = self.headers.get_content_type() == "application/xml"
             boundary = b"" if is_document else self._boundary()
             length = self._content_length()
