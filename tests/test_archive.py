@@ -1,4 +1,5 @@
-"""Archive entries (SPEC §4.3): where a finished bundle goes, crash-safe moves, the papers."""
+"""Archive entries (docs/folder-convention.md, After delivery): where a finished bundle goes,
+crash-safe moves, the papers."""
 
 from __future__ import annotations
 
@@ -197,7 +198,7 @@ class TestReasons:
         assert sorted(os.listdir(tmp_path)) == ["REASON.txt", "reason.json"]
 
     def _partly_accepted(self) -> dict:
-        """ubl-embedded (SPEC §5.4): A and C were accepted before B was rejected; the
+        """ubl-embedded: A and C were accepted before B was rejected; the
         records as Journal.accepted_documents keeps them."""
         accepted = [{"invoice_id": i, "name": f"INV-1--{i}.xml", "idempotency_key": k * 64,
                      "size": 9, "status": 201, "body": {"receipt_id": f"r-{i}"},
@@ -236,7 +237,7 @@ class TestReasons:
 
     def test_without_accepted_documents_the_papers_stay_as_before(self, tmp_path: Path) -> None:
         """No document accepted (the bundle format, or none went through): reason.json has
-        only SPEC §4's fields and REASON.txt says nothing was sent."""
+        only the fields folder-convention.md lists and REASON.txt says nothing was sent."""
         record = reason_record(BID, "INV-1.xml", [Finding("rejected", "INV-1.xml", "no")],
                                "2026-12-03T07:50:12Z", [])
         write_papers(tmp_path, reason_papers(record))

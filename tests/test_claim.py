@@ -1,4 +1,4 @@
-"""Claiming (SPEC §4.2): atomic moves into a work folder, one winner, nothing lost going back."""
+"""Claiming: atomic moves into a work folder, one winner, nothing lost going back."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The command line's help and usage errors (SPEC §7)."""
+"""The command line's help and usage errors (README.md, Commands)."""
 
 from __future__ import annotations
 

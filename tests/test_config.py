@@ -1,4 +1,5 @@
-"""Configuration (SPEC §6): TOML file, OUTBOXD_SECTION__KEY overrides, defaults, errors."""
+"""Configuration (docs/configuration.md): TOML file, OUTBOXD_SECTION__KEY overrides, defaults,
+errors."""
 
 from __future__ import annotations
 
@@ -62,8 +63,9 @@ def problem_from_environment(tmp_path: Path, outbox: Path, monkeypatch: pytest.M
 
 
 class TestDefaults:
-    def test_minimal_file_gives_the_spec_defaults(self, tmp_path: Path, outbox: Path) -> None:
-        """Only [outbox] path and [delivery] url are needed; the rest has its SPEC default."""
+    def test_minimal_file_gives_the_documented_defaults(self, tmp_path: Path, outbox: Path) -> None:
+        """Only [outbox] path and [delivery] url are needed; the rest has its default
+        (config.example.toml)."""
         s = load_settings(config_file(tmp_path, minimal(outbox)))
         assert s.outbox.path == outbox
         assert s.outbox.invoice_patterns == ["*.xml", "*.pdf"]
@@ -164,7 +166,7 @@ class TestEnvironment:
 
     def test_token_from_env(self, tmp_path: Path, outbox: Path,
                             monkeypatch: pytest.MonkeyPatch) -> None:
-        """OUTBOXD_DELIVERY__TOKEN (the SPEC's example) sets the bearer token."""
+        """OUTBOXD_DELIVERY__TOKEN (configuration.md's example) sets the bearer token."""
         monkeypatch.setenv("OUTBOXD_DELIVERY__TOKEN", "s3cret-from-env")
         s = load_settings(config_file(tmp_path, minimal(outbox)))
         assert s.delivery.bearer_token() == "s3cret-from-env"
@@ -726,7 +728,7 @@ def test_a_suffix_with_a_slash_is_refused(tmp_path: Path, outbox: Path, key: str
 
 def test_processing_on_another_file_system_than_the_outbox_stops_the_start(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Claims are renames (SPEC §4): a [paths] processing folder on another file system
+    """Claims are renames: a [paths] processing folder on another file system
     than the outbox (another st_dev) is a configuration error at start, not a claim
     failing forever; the default, inside the outbox, is fine."""
     from daemon.config_load import prepare_folders

@@ -1,4 +1,4 @@
-"""[validation] convert_images (SPEC §2): PNG/JPEG become PDFs for the print channels."""
+"""[validation] convert_images (docs/einvoice.md): PNG/JPEG become PDFs for the print channels."""
 
 from __future__ import annotations
 

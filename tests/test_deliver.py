@@ -1,4 +1,5 @@
-"""Delivery (SPEC §5): the response table, the multipart request, backoff, the directory transport.
+"""Delivery (docs/protocol.md): the response table, the multipart request, backoff, the
+directory transport.
 
 httpx.MockTransport is used here only, to pin down classification and request shape; the
 end-to-end tests talk to the real receiver.
@@ -671,7 +672,7 @@ class TestBackoff:
 
     def test_retry_after_is_a_floor_even_above_retry_max(self) -> None:
         """A receiver's "come back in an hour" is honoured even above retry_max_seconds
-        (SPEC §5.1): the next attempt waits the whole hour."""
+        (docs/protocol.md, Answers): the next attempt waits the whole hour."""
         assert backoff(1, 1.0, 300.0, retry_after=3600, rng=random.Random(1)) == 3600.0
 
     def test_retry_after_over_a_day_counts_as_a_day(self) -> None:

@@ -1,4 +1,4 @@
-"""Which invoice ids an invoice file holds (SPEC §1.2)."""
+"""Which invoice ids an invoice file holds (docs/folder-convention.md, section 2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The SQLite journal (SPEC §4.4, §7): transitions recorded and committed, states as SPEC names."""
+"""The SQLite journal: transitions recorded and committed, states by the names `outboxd status`
+shows."""
 
 from __future__ import annotations
 
@@ -285,12 +286,12 @@ class TestQueries:
         assert journal.sent_invoice_ids(["INV-1"], BID_B) == ["INV-1"]
 
     def test_counts_all_seven_states(self, journal: Journal) -> None:
-        """counts() has exactly the seven SPEC states, zero when empty."""
+        """counts() has exactly the seven states `outboxd status` shows, zero when empty."""
         assert journal.counts() == dict.fromkeys(STATES, 0)
         assert list(journal.counts()) == ["settling", "waiting", "held", "delivering",
                                           "retrying", "sent", "quarantined"]
 
-    def test_counts_show_internal_states_as_spec_names(self, journal: Journal) -> None:
+    def test_counts_show_internal_states_by_their_shown_names(self, journal: Journal) -> None:
         """claiming/delivered/quarantining count as delivering (the archive folder is not there
         yet), or as retrying once a move failed (last_error); gone not at all."""
         for state in (CLAIMING, DELIVERED, "delivering", QUARANTINING, "quarantined", "gone",
@@ -303,7 +304,7 @@ class TestQueries:
         assert "gone" not in counts and CLAIMING not in counts
 
     def test_shown_state(self, journal: Journal) -> None:
-        """A row's shown_state is the SPEC name of its internal state."""
+        """A row's shown_state is the name `outboxd status` shows for its internal state."""
         assert journal.get(journal.create("a.xml", CLAIMING)).shown_state == "delivering"
         assert journal.get(journal.create("b.xml", DELIVERED)).shown_state == "delivering"
         assert journal.get(journal.create("c.xml", QUARANTINING)).shown_state == "delivering"

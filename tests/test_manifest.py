@@ -1,4 +1,4 @@
-"""The manifest and the bundle id (SPEC §5.1)."""
+"""The manifest and the bundle id (docs/protocol.md, sections 2 and 3)."""
 
 from __future__ import annotations
 
@@ -40,8 +40,9 @@ def bundle(ids: tuple[str, ...], attachments: list[Attachment],
     return Bundle(inv, Path("/outbox/batch-42"), tuple(attachments), "e-invoice")
 
 
-def spec_bundle_id(invoice_sha256: str, rows: list[list[str]]) -> str:
-    """The bundle id exactly as SPEC §5.1 writes it, computed independently of daemon code."""
+def protocol_bundle_id(invoice_sha256: str, rows: list[list[str]]) -> str:
+    """The bundle id exactly as docs/protocol.md writes it, computed independently of daemon
+    code."""
     canonical = json.dumps({"invoice_sha256": invoice_sha256, "attachments": rows},
                            sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
@@ -58,10 +59,10 @@ def two_invoice_bundle() -> Bundle:
 
 
 class TestBundleId:
-    def test_matches_the_spec_formula(self) -> None:
-        """bundle_id is sha256 of the SPEC's canonical JSON, rows in manifest order."""
+    def test_matches_the_protocol_formula(self) -> None:
+        """bundle_id is sha256 of the protocol's canonical JSON, rows in manifest order."""
         b = two_invoice_bundle()
-        expected = spec_bundle_id(INVOICE_SHA, [
+        expected = protocol_bundle_id(INVOICE_SHA, [
             ["INV-2001", "B.pdf", sha("INV-2001/B.pdf"), "Timesheet", ""],
             ["INV-2001", "a.pdf", sha("INV-2001/a.pdf"), "Attachment", ""],
             ["INV-2001", "contract.pdf", sha("INV-2001/contract.pdf"), "Contract", "Signed"],
@@ -72,7 +73,7 @@ class TestBundleId:
 
     def test_no_attachments(self) -> None:
         """A bundle without attachments hashes an empty attachment list."""
-        assert bundle_id_of(bundle(("INV-1",), [])) == spec_bundle_id(INVOICE_SHA, [])
+        assert bundle_id_of(bundle(("INV-1",), [])) == protocol_bundle_id(INVOICE_SHA, [])
 
     def test_order_follows_the_invoice_file_not_the_input(self) -> None:
         """Invoices go in the order the file holds them: swapping the file's order changes rows."""
@@ -131,7 +132,8 @@ class TestBundleId:
 
 class TestManifest:
     def test_shape(self) -> None:
-        """The manifest has the SPEC §5.1 fields, parts numbered in manifest order."""
+        """The manifest has the fields of docs/protocol.md (section 2), parts numbered in
+        manifest order."""
         b = two_invoice_bundle()
         warn = Finding("unattached-invoice", "batch-42.xml", "no attachments", "warning",
                        "INV-2003")
@@ -196,7 +198,8 @@ class TestSafeFilename:
         ("weird  &  name!.pdf", "weird_name_.pdf"),
     ])
     def test_examples(self, name: str, expected: str) -> None:
-        """The SPEC's examples fold as stated; runs of other characters become one '_'."""
+        """The examples of docs/protocol.md (File names) fold as stated; runs of other
+        characters become one '_'."""
         assert safe_filename(name) == expected
 
     @pytest.mark.parametrize("name", ["", ".", "..", "日本語", "日本.pdf", "🙂", "/",

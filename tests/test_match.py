@@ -1,4 +1,5 @@
-"""Matching a sidecar folder to the invoices of its invoice file (SPEC §1.3)."""
+"""Matching a sidecar folder to the invoices of its invoice file (docs/folder-convention.md,
+section 3)."""
 
 from __future__ import annotations
 
@@ -498,7 +499,7 @@ def raw_path(folder: Path, *parts: bytes) -> Path:
 
 
 class TestNamesThatAreNotUtf8:
-    """SPEC §2: a name that is not valid UTF-8 (or holds control characters) is always an
+    """A name that is not valid UTF-8 (or holds control characters) is always an
     error, shown escaped as the scanner shows such names (\\xNN), never as raw surrogates:
     findings end up in the journal, NAME.errors.txt and REASON.txt, which are UTF-8."""
 

@@ -1,4 +1,5 @@
-"""What a name in the outbox means (SPEC §1.1, §1.3): in-progress, litter, invoice, folder."""
+"""What a name in the outbox means: in-progress, litter, invoice, folder
+(docs/folder-convention.md, sections 1 and 3)."""
 
 from __future__ import annotations
 

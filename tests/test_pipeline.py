@@ -113,7 +113,7 @@ class TestDecisions:
 
 
 class TestWaitingDeadlines:
-    """The end of an unattached bundle's wait (SPEC §1.5): kept in the journal as
+    """The end of an unattached bundle's wait ([policy] unattached): kept in the journal as
     wall-clock time, waited for on the loop's monotonic clock."""
 
     def test_hold_ignores_a_deadline_an_earlier_policy_set(self, tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
-"""Reading sent/ back into a fresh journal (SPEC §4: a lost journal costs no second
-sending)."""
+"""Reading sent/ back into a fresh journal (a lost journal costs no second sending:
+docs/operations.md, Backup)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Scan: what counts as an invoice file in the outbox, and the snapshot settling compares
-(SPEC §1.1, §1.4)."""
+(docs/folder-convention.md, sections 1 and 4)."""
 
 from __future__ import annotations
 

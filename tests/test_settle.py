@@ -1,4 +1,5 @@
-"""Settling (SPEC §1.4): ready only when nothing changed for settle_seconds; explicit clocks."""
+"""Settling (docs/folder-convention.md, section 4): ready only when nothing changed for
+settle_seconds; explicit clocks."""
 
 from __future__ import annotations
 

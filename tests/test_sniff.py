@@ -1,4 +1,4 @@
-"""Content types by magic bytes (SPEC §2 "Type by content")."""
+"""Content types by magic bytes (docs/folder-convention.md, What makes an attachment invalid)."""
 
 from __future__ import annotations
 
@@ -172,7 +172,7 @@ class TestText:
         assert (ft.kind, ft.mime) == ("text", "text/plain")
 
     def test_rows_of_different_lengths_sharing_the_delimiter_are_csv(self) -> None:
-        """SPEC: CSV is text whose lines share one delimiter. A time sheet with a shorter
+        """CSV is text whose lines share one delimiter. A time sheet with a shorter
         totals row, or an export that dropped trailing empty fields, is CSV."""
         assert kind(b"date;hours;task\n2026-11-02;8;build\n2026-11-03;7;test\nTotal;15\n") \
             == "csv"
@@ -201,5 +201,6 @@ class TestExtensions:
         ("data.xml", None), ("x.doc", None), ("trailingdot.", None),
     ])
     def test_extension_table(self, name: str, expected: str | None) -> None:
-        """The SPEC §2 table, case-insensitive; unknown or missing gives None."""
+        """The types table of docs/folder-convention.md, case-insensitive; unknown or missing
+        gives None."""
         assert kind_for_extension(name) == expected

@@ -1,4 +1,5 @@
-"""`outboxd status` (SPEC §7): counts per state and the bundles of the journal, for scripts."""
+"""`outboxd status` (README.md, Commands; docs/operations.md): counts per state and the
+bundles of the journal, for scripts."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from daemon.config import DeliveryConfig, OutboxConfig, PathsConfig, Settings
 from daemon.journal import CLAIMING, Journal
 from daemon.status import as_json, collect, render
 
-SPEC_STATES = ["settling", "waiting", "held", "delivering", "retrying", "sent", "quarantined"]
-SPEC_BUNDLE_KEYS = {"bundle_id", "invoice_file", "invoice_ids", "state", "since", "deadline",
+STATES_SHOWN = ["settling", "waiting", "held", "delivering", "retrying", "sent", "quarantined"]
+JSON_BUNDLE_KEYS = {"bundle_id", "invoice_file", "invoice_ids", "state", "since", "deadline",
                     "unattached_ids", "attempts", "next_attempt_at", "last_error", "reasons"}
 
 
@@ -59,24 +60,24 @@ def fill(settings: Settings) -> dict[str, int]:
 
 class TestCollect:
     def test_empty_state_dir(self, settings: Settings) -> None:
-        """No journal yet: zero for each of the seven SPEC states, no bundles, and nothing
+        """No journal yet: zero for each of the seven states shown, no bundles, and nothing
         created (status writes nothing)."""
         data = collect(settings)
-        assert data == {"counts": dict.fromkeys(SPEC_STATES, 0), "bundles": []}
-        assert list(data["counts"]) == SPEC_STATES
+        assert data == {"counts": dict.fromkeys(STATES_SHOWN, 0), "bundles": []}
+        assert list(data["counts"]) == STATES_SHOWN
         assert list(settings.paths.state_dir.iterdir()) == []
 
     def test_counts_with_rows(self, settings: Settings) -> None:
-        """Counts use SPEC names (claiming → delivering); old
+        """Counts use the names shown (claiming → delivering); old
         sent rows still count, gone rows do not."""
         fill(settings)
         assert collect(settings)["counts"] == {
             "settling": 0, "waiting": 1, "held": 0, "delivering": 1, "retrying": 1,
             "sent": 2, "quarantined": 1}
 
-    def test_bundles_are_recent_with_spec_states(self, settings: Settings) -> None:
+    def test_bundles_are_recent_with_shown_states(self, settings: Settings) -> None:
         """Bundles list live/in-flight rows and sent/quarantined of the last 7 days, states
-        shown by SPEC name."""
+        shown by the names `outboxd status` uses."""
         fill(settings)
         bundles = collect(settings)["bundles"]
         assert [(b["invoice_file"], b["state"]) for b in bundles] == [
@@ -94,14 +95,15 @@ class TestCollect:
 
 
 class TestJson:
-    def test_exact_spec_keys(self, settings: Settings) -> None:
-        """as_json: top-level counts and bundles; each bundle has exactly the SPEC §7 keys."""
+    def test_exact_keys_of_the_json_format(self, settings: Settings) -> None:
+        """as_json: top-level counts and bundles; each bundle has exactly the keys
+        docs/operations.md lists."""
         fill(settings)
         data = json.loads(as_json(collect(settings)))
         assert set(data) == {"counts", "bundles"}
         assert data["bundles"]
         for b in data["bundles"]:
-            assert set(b) == SPEC_BUNDLE_KEYS
+            assert set(b) == JSON_BUNDLE_KEYS
 
     def test_values(self, settings: Settings) -> None:
         """Field values come through as JSON types (lists, ints, null)."""

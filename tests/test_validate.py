@@ -1,4 +1,4 @@
-"""Per-attachment validation for each channel (SPEC §2)."""
+"""Per-attachment validation for each channel (docs/folder-convention.md)."""
 
 from __future__ import annotations
 
@@ -237,7 +237,7 @@ class TestAlwaysErrors:
         assert bundle.attachments[0].content_type != "application/pdf"
 
     def test_pdf_named_tif(self, outbox: Outbox) -> None:
-        """A PDF named .tif is an extension mismatch (the SPEC's own example)."""
+        """A PDF named .tif is an extension mismatch (folder-convention.md's own example)."""
         bundle = outbox.validate("scan.tif", pdf_bytes(), channel="external-print")
         assert codes(bundle) == ["extension-mismatch"]
         assert "not a TIFF image" in only(bundle, "extension-mismatch").message
@@ -307,7 +307,8 @@ class TestChannels:
     ])
     def test_type_not_allowed(self, outbox: Outbox, channel: str, name: str,
                               data: bytes | None) -> None:
-        """Each channel refuses the formats its row of the SPEC table does not list."""
+        """Each channel refuses the formats its row of the rules table (folder-convention.md)
+        does not list."""
         if data is None:
             import zipfile
             buf = io.BytesIO()
@@ -418,7 +419,7 @@ class TestImages:
 
 class TestTiffResolution:
     def test_one_low_page(self, outbox: Outbox) -> None:
-        """Page 2 at 200 DPI gives the SPEC's example message."""
+        """Page 2 at 200 DPI gives folder-convention.md's example message."""
         bundle = outbox.validate("scan.tif", tiff_pages((300, 300), (200, 200), (300, 300)),
                                  channel="external-print")
         assert only(bundle, "tiff-resolution").line() == (

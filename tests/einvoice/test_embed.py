@@ -1,4 +1,4 @@
-"""ubl-embedded (SPEC §5.4): attachments spliced into the UBL document, byte for byte."""
+"""ubl-embedded (docs/einvoice.md): attachments spliced into the UBL document, byte for byte."""
 
 from __future__ import annotations
 

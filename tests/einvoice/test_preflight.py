@@ -1,4 +1,4 @@
-"""Pre-flight (SPEC §2.2) with the vendored official rules, in process."""
+"""Pre-flight (docs/einvoice.md) with the vendored official rules, in process."""
 
 from __future__ import annotations
 

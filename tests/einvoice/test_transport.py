@@ -1,4 +1,5 @@
-"""Delivery of ubl-embedded documents (SPEC §5.4): one request per document, progress kept."""
+"""Delivery of ubl-embedded documents (docs/einvoice.md): one request per document, progress
+kept."""
 
 from __future__ import annotations
 
@@ -161,7 +162,7 @@ def slow_down(seconds: str, status: int = 429) -> httpx.Response:
 def test_the_bundle_waits_for_the_largest_retry_after_any_document_was_given(
         tmp_path: Path) -> None:
     """A 503 without Retry-After on A, a 429 with Retry-After: 3600 on B: the bundle's
-    error carries B's hour (SPEC §5.1 per document), not A's nothing, and names both."""
+    error carries B's hour (each document's answer counts), not A's nothing, and names both."""
     posted: list[str] = []
     d = embedded(by_invoice({"A": [httpx.Response(503, text="busy")],
                              "B": [slow_down("3600")]}, posted))
@@ -173,7 +174,7 @@ def test_the_bundle_waits_for_the_largest_retry_after_any_document_was_given(
 
 
 def test_a_retry_after_over_24_hours_counts_as_24_hours(tmp_path: Path) -> None:
-    """The bundle's floor is capped like every Retry-After (SPEC §5.1)."""
+    """The bundle's floor is capped like every Retry-After (over 24 h counts as 24 h)."""
     d = embedded(by_invoice({"A": [httpx.Response(502)], "B": [slow_down("999999", 503)]},
                             []))
     with pytest.raises(Retryable) as caught:

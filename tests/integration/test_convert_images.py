@@ -1,4 +1,4 @@
-"""`[validation] convert_images` end to end on the external-print channel (SPEC §2)."""
+"""`[validation] convert_images` end to end on the external-print channel (docs/einvoice.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Pre-flight end to end (SPEC §2.2): the real daemon, receiver and official rules."""
+"""Pre-flight end to end (docs/einvoice.md): the real daemon, receiver and official rules."""
 
 from __future__ import annotations
 

@@ -58,7 +58,7 @@ def test_dropped_bundle_is_posted_once_and_archived_byte_identical(env: Env, rec
     stored = receiver.store / manifest["bundle_id"]
     assert (stored / "INV-1001.xml").read_bytes() == invoice
     assert json.loads((stored / "manifest.json").read_text()) == manifest
-    # Left in the outbox: the work folder and the status page for the share (SPEC §1.6).
+    # Left in the outbox: the work folder and the status page for the share.
     assert sorted(p.name for p in env.outbox.iterdir()) == [".outboxd", "outboxd-status.html"]
     assert list(env.processing.iterdir()) == []
 
@@ -135,7 +135,7 @@ def test_transient_receiver_errors_are_retried_until_delivered(env: Env, start_r
 def test_retry_after_is_a_floor_even_above_retry_max_seconds(env: Env, start_receiver,
                                                              start_daemon) -> None:
     """A 429 with Retry-After: 2 while retry_max_seconds = 0.5: the next attempt comes no
-    sooner than 2 s later (SPEC §5.1: Retry-After is a floor, even above the cap)."""
+    sooner than 2 s later (Retry-After is a floor, even above the cap)."""
     busy = start_receiver("--fail-first", "429", "--retry-after", "2")
     env.write_config(busy.url)  # retry_max_seconds = 0.5
     start_daemon()

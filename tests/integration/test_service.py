@@ -63,7 +63,7 @@ def test_sighup_reloads_a_good_config_and_keeps_the_old_on_a_bad_one(
 def test_status_line_on_the_notify_socket_follows_the_counts(
         env: Env, receiver: Receiver, start_daemon, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """STATUS= carries the counts (SPEC §8): after a delivery it says "1 sent today"; a
+    """STATUS= carries the counts (docs/operations.md): after a delivery it says "1 sent today"; a
     waiting invoice shows as "1 waiting"; no two STATUS= lines in a row are the same."""
     from helpers import drop_bundle, pdf_bytes, wait_for
     path = tmp_path / "notify.sock"

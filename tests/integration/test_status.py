@@ -8,8 +8,8 @@ import subprocess
 from conftest import OUTBOXD, Env, Receiver
 from helpers import drop_bundle, pdf_bytes, wait_for
 
-SPEC_KEYS = {"bundle_id", "invoice_file", "invoice_ids", "state", "since", "deadline",
-             "unattached_ids", "attempts", "next_attempt_at", "last_error", "reasons"}
+JSON_BUNDLE_KEYS = {"bundle_id", "invoice_file", "invoice_ids", "state", "since", "deadline",
+                    "unattached_ids", "attempts", "next_attempt_at", "last_error", "reasons"}
 
 
 def status(env: Env, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -19,7 +19,7 @@ def status(env: Env, *extra: str) -> subprocess.CompletedProcess[str]:
 
 def test_status_json_counts_sent_quarantined_and_waiting(env: Env, receiver: Receiver,
                                                          start_daemon) -> None:
-    """status --json counts bundles per SPEC state and lists each with the SPEC's keys;
+    """status --json counts bundles per state and lists each with the keys docs/operations.md names;
     an unattached invoice under "hold" is listed as waiting with its ids."""
     env.write_config(receiver.url, policy={"unattached": "hold"})
     before = status(env, "--json")
@@ -42,7 +42,7 @@ def test_status_json_counts_sent_quarantined_and_waiting(env: Env, receiver: Rec
     data = json.loads(status(env, "--json").stdout)
     assert data["counts"]["sent"] == 1 and data["counts"]["quarantined"] == 1
     by_file = {b["invoice_file"]: b for b in data["bundles"]}
-    assert all(set(b) == SPEC_KEYS for b in data["bundles"])
+    assert all(set(b) == JSON_BUNDLE_KEYS for b in data["bundles"])
     assert by_file["INV-8001.xml"]["state"] == "sent"
     assert by_file["INV-8002.xml"]["reasons"][0]["code"] == "empty-file"
     waiting = by_file["INV-8003.xml"]

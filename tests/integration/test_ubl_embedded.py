@@ -1,4 +1,5 @@
-"""`[delivery] format = "ubl-embedded"` end to end (SPEC §5.4): the real daemon and receiver."""
+"""`[delivery] format = "ubl-embedded"` end to end (docs/einvoice.md): the real daemon and
+receiver."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The reference receiver (SPEC §5.3), driven over real HTTP by httpx and raw sockets."""
+"""The reference receiver (docs/protocol.md), driven over real HTTP by httpx and raw sockets."""
 
 from __future__ import annotations
 
