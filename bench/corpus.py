@@ -85,7 +85,7 @@ class Item:
     name: str  # NAME: invoice file NAME.xml, sidecar NAME/
     bundle_id: str
     manifest: bytes  # JSON, as the daemon would send it
-    body: bytes  # the whole multipart body (SPEC §5.1 parts)
+    body: bytes  # the whole multipart body (parts as in docs/protocol.md)
     content_type: str  # multipart/form-data; boundary=…
 
 

@@ -205,7 +205,7 @@ def throughput(ctx: Context) -> None:
 
 
 def throughput_preflight(ctx: Context) -> None:
-    """The same burst with pre-flight on (the default, SPEC §2.2): what the rules add."""
+    """The same burst with pre-flight on (the default, docs/einvoice.md): what the rules add."""
     _burst(ctx, "throughput-preflight", "error")
 
 

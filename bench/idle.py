@@ -163,7 +163,7 @@ def fill_journal(path: str, rows: int, seed: int = 5, days: float = 365) -> dict
 
     The finished rows (sent, quarantined) are spread uniformly over the last
     `days` days, as the journal of a busy operator after a year: `status`
-    lists only those of the last 7 days (SPEC §7), the rest is what its query
+    lists only those of the last 7 days (docs/operations.md), the rest is what its query
     must skip. Live rows are of the last week (or of the last `days` when
     fewer): they are what is going on now, and `status` lists them all."""
     Journal(path).close()  # the schema, exactly as the daemon creates it
