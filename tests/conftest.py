@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +24,15 @@ sys.path.insert(0, str(Path(__file__).parent))
 from helpers import wait_for  # noqa: E402
 
 OUTBOXD = [sys.executable, "-m", "daemon"]
+
+# What the host's environment would change in every daemon and receiver the tests
+# start (they inherit it): configuration overrides, a proxy that would take the
+# POSTs meant for 127.0.0.1, systemd's sockets of the shell that runs the tests.
+# Tests that want one of these set it themselves (monkeypatch).
+_HOST_ONLY = re.compile(r"OUTBOXD_.*|(HTTP|HTTPS|ALL|NO)_PROXY|NOTIFY_SOCKET|WATCHDOG_(USEC|PID)",
+                        re.IGNORECASE)
+for _name in [n for n in os.environ if _HOST_ONLY.fullmatch(n)]:
+    del os.environ[_name]
 
 
 @dataclass
@@ -89,6 +101,9 @@ def env(tmp_path: Path) -> Env:
     return e
 
 
+STOP_GRACE = 30.0  # seconds a stopped process may take before it is killed
+
+
 class Proc:
     def __init__(self, args: list[str], log: Path) -> None:
         self.log = log
@@ -97,10 +112,15 @@ class Proc:
                                       env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Stop it with `sig`; one that has not ended after STOP_GRACE is killed (and the
+        test fails on its exit code), so no run leaves a process behind."""
         if self.popen.poll() is None:
             self.popen.send_signal(sig)
         try:
-            return self.popen.wait(timeout=30)
+            return self.popen.wait(timeout=STOP_GRACE)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            return self.popen.wait()
         finally:
             self._fh.close()
 
@@ -112,12 +132,18 @@ class Receiver(Proc):
     def __init__(self, store: Path, log: Path, *extra: str) -> None:
         super().__init__([*OUTBOXD, "receiver", "--listen", "127.0.0.1:0", "--store", str(store),
                           *extra], log)
+        self.store = store
+        self.url = ""
+
+    def listening(self, timeout: float = 20.0) -> Receiver:
+        """Wait (at most `timeout`) for the line saying where it listens."""
         assert self.popen.stdout is not None
-        line = self.popen.stdout.readline().decode()
+        ready, _, _ = select.select([self.popen.stdout], [], [], timeout)
+        line = self.popen.stdout.readline().decode() if ready else ""
         match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
         assert match, f"receiver did not say where it listens: {line!r} {self.stderr()}"
         self.url = f"http://127.0.0.1:{match.group(1)}/bundles"
-        self.store = store
+        return self
 
     def requests(self) -> list[dict[str, Any]]:
         path = self.store / "requests.jsonl"
@@ -138,12 +164,24 @@ def start_receiver(tmp_path: Path) -> Iterator[Any]:
     def start(*extra: str, store: Path | None = None) -> Receiver:
         r = Receiver(store or tmp_path / "store", tmp_path / f"receiver{len(started)}.log",
                      *extra)
-        started.append(r)
-        return r
+        started.append(r)  # stopped at the end even if it never says where it listens
+        return r.listening()
 
     yield start
     for r in started:
         r.stop()
+
+
+@pytest.fixture
+def other_file_system(tmp_path: Path) -> Iterator[Path]:
+    """A folder on another file system than tmp_path's (tmpfs at /dev/shm), so that a move
+    there is a copy; removed after the test. Skips where there is none."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("needs /dev/shm on a file system of its own")
+    other = Path(tempfile.mkdtemp(prefix="outboxd-test-", dir=shm))
+    yield other
+    shutil.rmtree(other, ignore_errors=True)
 
 
 @pytest.fixture

@@ -91,28 +91,20 @@ def test_ambiguous_prefix_is_refused_listing_the_folders(cfg: Env, capsys) -> No
     assert len(list(cfg.outbox.iterdir())) == 0
 
 
-def test_retry_from_another_file_system_copies_then_deletes(env: Env, capsys) -> None:
+def test_retry_from_another_file_system_copies_then_deletes(env: Env, capsys,
+                                                            other_file_system: Path) -> None:
     """Quarantine on tmpfs, outbox on disk: the bundle arrives whole, the source goes away."""
-    import shutil
-    import tempfile
-
-    shm = Path("/dev/shm")
-    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(env.root).st_dev:
-        pytest.skip("no second file system")
-    other = Path(tempfile.mkdtemp(prefix="outboxd-test-", dir=shm))
-    try:
-        env.write_config("http://127.0.0.1:9/bundles", paths={"quarantine": str(other)})
-        folder = other / "2026-11-26" / f"INV-1--{BID[:12]}"
-        write(folder / "INV-1.xml", ubl_invoice("INV-1"))
-        write(folder / "INV-1" / "scan.pdf", pdf_bytes())
-        write(folder / "REASON.txt", b"why")
-        assert main(["retry", "-c", str(env.config), BID[:12]]) == 0
-        assert (env.outbox / "INV-1" / "scan.pdf").read_bytes() == pdf_bytes()
-        assert (env.outbox / "INV-1.xml").read_bytes() == ubl_invoice("INV-1")
-        assert sorted(p.name for p in env.outbox.iterdir()) == ["INV-1", "INV-1.xml"]
-        assert not folder.exists()
-    finally:
-        shutil.rmtree(other, ignore_errors=True)
+    other = other_file_system
+    env.write_config("http://127.0.0.1:9/bundles", paths={"quarantine": str(other)})
+    folder = other / "2026-11-26" / f"INV-1--{BID[:12]}"
+    write(folder / "INV-1.xml", ubl_invoice("INV-1"))
+    write(folder / "INV-1" / "scan.pdf", pdf_bytes())
+    write(folder / "REASON.txt", b"why")
+    assert main(["retry", "-c", str(env.config), BID[:12]]) == 0
+    assert (env.outbox / "INV-1" / "scan.pdf").read_bytes() == pdf_bytes()
+    assert (env.outbox / "INV-1.xml").read_bytes() == ubl_invoice("INV-1")
+    assert sorted(p.name for p in env.outbox.iterdir()) == ["INV-1", "INV-1.xml"]
+    assert not folder.exists()
 
 
 def test_a_fifo_named_reason_json_is_never_opened_and_the_bundle_still_goes_back(

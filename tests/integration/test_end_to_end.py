@@ -270,56 +270,42 @@ def test_hostile_inputs_are_quarantined_without_following_or_blocking(
     assert secret.read_bytes() == secret_data  # the link's target was left where it was
 
 
-def _other_file_system(tmp_path: Path) -> Path | None:
-    import os
-    import tempfile
-    shm = Path("/dev/shm")
-    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(tmp_path).st_dev:
-        return None
-    return Path(tempfile.mkdtemp(prefix="outboxd-test-", dir=shm))
-
-
 def test_archives_on_another_file_system_are_complete_copies(
-        env: Env, receiver: Receiver, start_daemon, tmp_path: Path) -> None:
+        env: Env, other_file_system: Path, receiver: Receiver, start_daemon) -> None:
+    # other_file_system first: fixtures end in reverse, so the daemon stops before the
+    # folder it archives into is removed.
     """sent/ and quarantine/ on another file system (tmpfs here): bundles arrive there whole
     (copy + fsync + rename), the sources are gone, and a FIFO in a quarantined sidecar is
     recreated, never opened."""
     import os
-    import shutil
     import stat
 
-    import pytest
-    other = _other_file_system(tmp_path)
-    if other is None:
-        pytest.skip("needs /dev/shm on a file system of its own")
-    try:
-        env.write_config(receiver.url, paths={"sent": str(other / "sent"),
-                                              "quarantine": str(other / "quarantine")})
-        start_daemon()
-        good = {"a.pdf": pdf_bytes(), "b.pdf": pdf_bytes(2)}
-        drop_bundle(env.outbox, "INV-X1", good)
-        (env.outbox / "INV-X2").mkdir()
-        os.mkfifo(env.outbox / "INV-X2" / "pipe.pdf")
-        drop_bundle(env.outbox, "INV-X2", {"ok.pdf": pdf_bytes()})
+    other = other_file_system
+    env.write_config(receiver.url, paths={"sent": str(other / "sent"),
+                                          "quarantine": str(other / "quarantine")})
+    start_daemon()
+    good = {"a.pdf": pdf_bytes(), "b.pdf": pdf_bytes(2)}
+    drop_bundle(env.outbox, "INV-X1", good)
+    (env.outbox / "INV-X2").mkdir()
+    os.mkfifo(env.outbox / "INV-X2" / "pipe.pdf")
+    drop_bundle(env.outbox, "INV-X2", {"ok.pdf": pdf_bytes()})
 
-        def archived(root: Path) -> list[Path]:
-            return sorted(p for p in root.glob("*/*") if p.is_dir() and
-                          not p.name.startswith("."))
-        wait_for(lambda: archived(other / "sent") and archived(other / "quarantine")
-                 and (archived(other / "sent")[0] / "receipt.json").exists()
-                 and (archived(other / "quarantine")[0] / "REASON.txt").exists(),
-                 what="both bundles archived on the other file system")
-        [sent] = archived(other / "sent")
-        for name, data in good.items():
-            assert (sent / "INV-X1" / name).read_bytes() == data
-        [quarantined] = archived(other / "quarantine")
-        assert stat.S_ISFIFO(os.lstat(quarantined / "INV-X2" / "pipe.pdf").st_mode)
-        assert (quarantined / "INV-X2" / "ok.pdf").exists()
-        wait_for(lambda: list(env.processing.iterdir()) == [], what="processing to empty")
-        assert sorted(p.name for p in env.outbox.iterdir()
-                      if p.name != "outboxd-status.html") == [".outboxd"]
-    finally:
-        shutil.rmtree(other, ignore_errors=True)
+    def archived(root: Path) -> list[Path]:
+        return sorted(p for p in root.glob("*/*") if p.is_dir() and
+                      not p.name.startswith("."))
+    wait_for(lambda: archived(other / "sent") and archived(other / "quarantine")
+             and (archived(other / "sent")[0] / "receipt.json").exists()
+             and (archived(other / "quarantine")[0] / "REASON.txt").exists(),
+             what="both bundles archived on the other file system")
+    [sent] = archived(other / "sent")
+    for name, data in good.items():
+        assert (sent / "INV-X1" / name).read_bytes() == data
+    [quarantined] = archived(other / "quarantine")
+    assert stat.S_ISFIFO(os.lstat(quarantined / "INV-X2" / "pipe.pdf").st_mode)
+    assert (quarantined / "INV-X2" / "ok.pdf").exists()
+    wait_for(lambda: list(env.processing.iterdir()) == [], what="processing to empty")
+    assert sorted(p.name for p in env.outbox.iterdir()
+                  if p.name != "outboxd-status.html") == [".outboxd"]
 
 
 def test_file_with_several_invoices_matches_each_subfolder(env: Env, receiver: Receiver,
