@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 
 from conftest import OUTBOXD, Env, Receiver, journal_states
@@ -149,12 +150,36 @@ def test_status_page_lists_each_bundle_in_its_section(
     page_file = env.outbox / "outboxd-status.html"
     wait_for(lambda: "retry.xml" in Page(page_file.read_text()).text.get("retrying", ""),
              what="retry.xml on the page under Retrying")
-    page = Page(page_file.read_text())
+    text = page_file.read_text()
+    page = Page(text)
     assert "wait.xml" in page.text["waiting"]
     assert "<b>x&amp;.xml" in page.text["held"]
-    assert "ok--" in page.text["quarantined"] and "was sent before" in page.text["quarantined"]
-    assert "ok.xml" in page.text["sent"] and "rcpt-" in page.text["sent"]
-    assert "&lt;b&gt;x&amp;amp;.xml" in page_file.read_text()
+    # "Today" is the UTC day the page was written: a run across midnight leaves
+    # yesterday's sent and quarantined bundles off it, as it should.
+    day = re.search(r"Written (?:<!--written-->)?(\d{4}-\d{2}-\d{2}) ", text)
+    assert day is not None
+    if _since(env, "quarantined").startswith(day.group(1)):
+        assert "ok--" in page.text["quarantined"]
+        assert "was sent before" in page.text["quarantined"]
+    else:
+        assert "ok--" not in page.text["quarantined"]
+    if _since(env, "sent").startswith(day.group(1)):
+        assert "ok.xml" in page.text["sent"] and "rcpt-" in page.text["sent"]
+    else:
+        assert "ok.xml" not in page.text["sent"]
+    assert "&lt;b&gt;x&amp;amp;.xml" in text
+
+
+def _since(env: Env, state: str) -> str:
+    """When ok.xml's row in `state` entered it, as the journal keeps it (UTC, ISO 8601)."""
+    import sqlite3
+    db = sqlite3.connect(env.state / "journal.sqlite3")
+    try:
+        [(since,)] = db.execute("SELECT since FROM bundles WHERE invoice_file = 'ok.xml' "
+                                "AND state = ?", (state,)).fetchall()
+        return str(since)
+    finally:
+        db.close()
 
 
 def test_invoice_files_that_cannot_be_used_are_on_the_page_until_they_go(

@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -63,8 +64,11 @@ def test_sighup_reloads_a_good_config_and_keeps_the_old_on_a_bad_one(
 def test_status_line_on_the_notify_socket_follows_the_counts(
         env: Env, receiver: Receiver, start_daemon, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """STATUS= carries the counts (docs/operations.md): after a delivery it says "1 sent today"; a
-    waiting invoice shows as "1 waiting"; no two STATUS= lines in a row are the same."""
+    """STATUS= carries the counts (docs/operations.md) and follows the journal: after a
+    delivery the latest line says "1 sent today", with a waiting invoice "1 waiting, 1 sent
+    today"; no two STATUS= lines in a row are the same. "Today" is the UTC day as the
+    journal's rows and the host's clock say at each look (a run across midnight expects
+    the count of the new day, which the daemon publishes at midnight)."""
     from helpers import drop_bundle, pdf_bytes, wait_for
     path = tmp_path / "notify.sock"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -72,7 +76,7 @@ def test_status_line_on_the_notify_socket_follows_the_counts(
     sock.setblocking(False)
     statuses: list[str] = []
 
-    def status_says(text: str) -> bool:
+    def latest_status() -> str | None:
         while True:
             try:
                 msg = sock.recv(4096).decode()
@@ -80,19 +84,36 @@ def test_status_line_on_the_notify_socket_follows_the_counts(
                 break
             if msg.startswith("STATUS="):
                 statuses.append(msg.removeprefix("STATUS="))
-        return any(text in s for s in statuses)
+        return statuses[-1] if statuses else None
+
+    def sent_today() -> int:
+        today = datetime.now(UTC).strftime("%Y-%m-%d")
+        return sum(1 for since in _sent_since(env) if since.startswith(today))
 
     try:
         monkeypatch.setenv("NOTIFY_SOCKET", str(path))
         env.write_config(receiver.url, policy={"unattached": "hold"})
         start_daemon()
         drop_bundle(env.outbox, "INV-S1", {"a.pdf": pdf_bytes()})
-        wait_for(lambda: status_says("1 sent today"), what="STATUS=… 1 sent today")
+        wait_for(lambda: journal_states(env).get("INV-S1.xml") == "sent", what="INV-S1 sent")
+        wait_for(lambda: latest_status() == f"{sent_today()} sent today",
+                 what="STATUS=1 sent today")
         drop_bundle(env.outbox, "INV-S2", {})
-        wait_for(lambda: status_says("1 waiting, 1 sent today"), what="STATUS=1 waiting, …")
+        wait_for(lambda: latest_status() == f"1 waiting, {sent_today()} sent today",
+                 what="STATUS=1 waiting, 1 sent today")
     finally:
         sock.close()
     assert all(a != b for a, b in zip(statuses, statuses[1:], strict=False))
+
+
+def _sent_since(env: Env) -> list[str]:
+    """When each sent bundle became sent, as the journal keeps it (UTC, ISO 8601)."""
+    import sqlite3
+    db = sqlite3.connect(env.state / "journal.sqlite3")
+    try:
+        return [r[0] for r in db.execute("SELECT since FROM bundles WHERE state = 'sent'")]
+    finally:
+        db.close()
 
 
 def _children(pid: int) -> list[int]:
