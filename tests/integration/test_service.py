@@ -9,6 +9,7 @@ import socket
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import OUTBOXD, Env, Receiver, journal_states
@@ -167,28 +168,32 @@ def test_ctrl_c_while_the_readers_start_prints_no_traceback(env: Env) -> None:
     assert all(line.startswith("{") for line in err.splitlines()), err
 
 
-def _paused_by_the_token(env: Env, receiver: Receiver) -> None:
-    """Wait until the receiver has refused the bundle's token and the bundle is paused."""
+SLOW = {"token": "wrong", "retry_max_seconds": 3600}  # a pause would last an hour
+
+
+def _paused_by_the_token(env: Env, start_receiver: Any, start_daemon: Any
+                         ) -> tuple[Receiver, Any]:
+    """A daemon whose bundle the receiver refused with 401 (a wrong token), paused for an
+    hour; the receiver and the daemon."""
+    from helpers import drop_bundle
+    receiver = start_receiver("--token", "right")
+    env.write_config(receiver.url, delivery=SLOW)
+    daemon = start_daemon()
+    drop_bundle(env.outbox, "INV-P1", {})
     wait_for(lambda: any(r["status"] == 401 for r in receiver.requests()),
              what="the receiver to refuse the wrong token")
     wait_for(lambda: journal_states(env).get("INV-P1.xml") == "retrying",
              what="the bundle to be paused")
     assert env.sent_bundles() == []
+    env.write_config(receiver.url, delivery={**SLOW, "token": "right"})  # the fix
+    return receiver, daemon
 
 
 def test_a_reload_that_fixes_the_token_delivers_paused_bundles_at_once(
         env: Env, start_receiver, start_daemon) -> None:
     """A bundle paused by a 401 (next attempt in retry_max_seconds, here an hour) is
     tried again as soon as a reload brings the right token, not an hour later."""
-    from helpers import drop_bundle
-    receiver = start_receiver("--token", "right")
-    slow = {"token": "wrong", "retry_max_seconds": 3600}
-    env.write_config(receiver.url, delivery=slow)
-    daemon = start_daemon()
-    drop_bundle(env.outbox, "INV-P1", {})
-    _paused_by_the_token(env, receiver)
-
-    env.write_config(receiver.url, delivery={**slow, "token": "right"})
+    receiver, daemon = _paused_by_the_token(env, start_receiver, start_daemon)
     daemon.popen.send_signal(signal.SIGHUP)
     wait_for(env.sent_bundles, what="the paused bundle in sent/ after the reload")
     assert [r["status"] for r in receiver.requests()][-1] == 201
@@ -198,16 +203,8 @@ def test_a_restart_tries_a_paused_bundle_at_once(env: Env, start_receiver,
                                                  start_daemon) -> None:
     """A restart after the token is fixed delivers a paused bundle at once: the pause
     is journaled, so the next start does not wait out retry_max_seconds."""
-    from helpers import drop_bundle
-    receiver = start_receiver("--token", "right")
-    slow = {"token": "wrong", "retry_max_seconds": 3600}
-    env.write_config(receiver.url, delivery=slow)
-    daemon = start_daemon()
-    drop_bundle(env.outbox, "INV-P1", {})
-    _paused_by_the_token(env, receiver)
+    _, daemon = _paused_by_the_token(env, start_receiver, start_daemon)
     assert daemon.stop(signal.SIGTERM) == 0
-
-    env.write_config(receiver.url, delivery={**slow, "token": "right"})
     start_daemon()
     wait_for(env.sent_bundles, what="the paused bundle in sent/ after the restart")
 
