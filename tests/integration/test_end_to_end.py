@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 
 from conftest import Env, Receiver, journal_states
@@ -176,12 +177,26 @@ def test_unattached_invoice_waits_then_goes_out_with_a_warning(env: Env, receive
                                                                start_daemon) -> None:
     """Under the default "warn" policy an invoice without attachments waits
     attachment_wait_seconds in the outbox, then is sent with an unattached-invoice warning."""
-    env.write_config(receiver.url, policy={"attachment_wait_seconds": 1.5})
+    wait_seconds = 1.5
+    env.write_config(receiver.url, policy={"attachment_wait_seconds": wait_seconds})
     start_daemon()
+    dropped = time.monotonic()
     drop_bundle(env.outbox, "INV-9001", {})
-    wait_for(lambda: (env.outbox / "INV-9001.xml").exists() and receiver.requests() == [],
-             what="the invoice to be waiting")
+
+    def decided() -> str | None:
+        state = journal_states(env).get("INV-9001.xml")
+        return None if state in (None, "settling") else state
+
+    # The daemon must say it waits: "not sent yet" alone is already true at the drop.
+    state = wait_for(decided, what="the daemon's decision on the invoice")
+    assert state == "waiting", f"an unattached invoice under 'warn' went to {state!r}, not waiting"
     [archived] = wait_for(env.sent_bundles, what="the unattached invoice to be sent")
+    [posted] = receiver.requests()
+    # Both are the host's monotonic clock; the deadline is kept in milliseconds, hence 0.01.
+    # A lower bound only: how soon after the wait it goes out is not asserted.
+    assert posted["monotonic"] - dropped >= wait_seconds - 0.01, (
+        f"sent {posted['monotonic'] - dropped:.3f} s after the drop, "
+        f"before attachment_wait_seconds = {wait_seconds}")
     manifest = json.loads((archived / "receipt.json").read_text())["manifest"]
     assert manifest["invoices"] == [{"id": "INV-9001", "attachments": []}]
     assert [(w["code"], w["invoice_id"]) for w in manifest["warnings"]] == [
