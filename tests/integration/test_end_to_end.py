@@ -9,7 +9,16 @@ import time
 from pathlib import Path
 
 from conftest import Env, Receiver, journal_states
-from helpers import drop_bundle, pdf_bytes, ubl_invoice, wait_for, write
+from helpers import (
+    drop_bundle,
+    inotify_fds,
+    needs_proc,
+    pdf_bytes,
+    process_thread_names,
+    ubl_invoice,
+    wait_for,
+    write,
+)
 
 
 def sha(data: bytes) -> str:
@@ -238,16 +247,23 @@ def test_invalid_bundle_under_hold_stays_with_an_errors_file_until_fixed(
     assert (archived / "INV-9101" / "scan.pdf").exists()
 
 
+@needs_proc  # the daemon's threads and descriptors are read through Linux's /proc
 def test_polling_watcher_finds_bundles_without_inotify(env: Env, receiver: Receiver,
                                                        start_daemon) -> None:
-    """watch = "polling" (as on NFS/SMB mounts) discovers a new bundle from its own polls,
-    long before the periodic rescan would."""
+    """watch = "polling" (as on NFS/SMB mounts) runs watchdog's polling observer and no
+    inotify at all, and discovers a new bundle from its own polls, long before the periodic
+    rescan would."""
     env.write_config(receiver.url, outbox={"watch": "polling", "poll_interval_seconds": 0.2,
                                            "rescan_seconds": 600})
-    daemon = start_daemon()
-    assert '"watch": "polling"' in daemon.stderr()
+    daemon = start_daemon()  # the watcher is started before "outboxd running" is logged
+    pid = daemon.popen.pid
+    # The startup log only repeats the config; what runs is seen in the daemon's process.
+    threads = process_thread_names(pid)
+    assert "watcher-poll" in threads, f"no polling observer among threads {sorted(threads)}"
+    assert inotify_fds(pid) == [], f"the daemon holds inotify fds {inotify_fds(pid)}"
     drop_bundle(env.outbox, "INV-9201", {"a.pdf": pdf_bytes()})
     wait_for(env.sent_bundles, timeout=15, what="delivery found by polling")
+    assert inotify_fds(pid) == [], f"the daemon holds inotify fds {inotify_fds(pid)}"
 
 
 def test_hostile_inputs_are_quarantined_without_following_or_blocking(
