@@ -157,6 +157,31 @@ def os_thread_name(thread: threading.Thread) -> str:
     return Path(f"/proc/self/task/{thread.native_id}/comm").read_text().rstrip("\n")
 
 
+def process_thread_names(pid: int) -> set[str]:
+    """The names the OS shows for the threads of process pid (a thread gone meanwhile is
+    skipped)."""
+    names = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            names.add((task / "comm").read_text().rstrip("\n"))
+        except FileNotFoundError:
+            pass
+    return names
+
+
+def inotify_fds(pid: int) -> list[str]:
+    """The file descriptors of process pid that are inotify instances."""
+    import os
+    found = []
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            if os.readlink(fd) == "anon_inode:inotify":
+                found.append(fd.name)
+        except FileNotFoundError:
+            pass
+    return found
+
+
 def without_blocking(call: Callable[[], T], fifo: Path, what: str) -> T:
     """call() in a thread: if it opened the FIFO `fifo` and blocks, the FIFO is released
     (a writer that comes and goes) and the test fails instead of hanging the run."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 from helpers import without_blocking
 from structlog.testing import capture_logs
 
+from daemon.claim import work_dir_for
 from daemon.config import DeliveryConfig, OutboxConfig, PathsConfig, Settings
 from daemon.journal import Journal
 from daemon.orphans import sweep
@@ -39,8 +39,16 @@ def dead_pid() -> int:
     return p.pid
 
 
+def this_host() -> str:
+    """The host part of the work folders this daemon makes, taken from the daemon's own
+    name (claim.work_dir_for: NAME--ID12--HOST-PID-RAND), not rebuilt from the hostname:
+    the daemon shortens a long one (CI runners have them)."""
+    tail = work_dir_for(Path("processing"), "INV-0", BID).name.rsplit("--", 1)[1]
+    return tail.rsplit("-", 2)[0]
+
+
 def work(s: Settings, name: str, host: str | None = None, pid: int | None = None) -> Path:
-    host = host or socket.gethostname().split(".")[0]
+    host = host or this_host()
     w = s.processing_dir / f"{name}--{BID[:12]}--{host}-{pid or dead_pid()}-abcdef"
     (w / name).mkdir(parents=True)
     (w / f"{name}.xml").write_bytes(b"<x/>")

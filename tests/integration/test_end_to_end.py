@@ -5,10 +5,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 
 from conftest import Env, Receiver, journal_states
-from helpers import drop_bundle, pdf_bytes, ubl_invoice, wait_for, write
+from helpers import (
+    drop_bundle,
+    inotify_fds,
+    needs_proc,
+    pdf_bytes,
+    process_thread_names,
+    ubl_invoice,
+    wait_for,
+    write,
+)
 
 
 def sha(data: bytes) -> str:
@@ -176,12 +186,26 @@ def test_unattached_invoice_waits_then_goes_out_with_a_warning(env: Env, receive
                                                                start_daemon) -> None:
     """Under the default "warn" policy an invoice without attachments waits
     attachment_wait_seconds in the outbox, then is sent with an unattached-invoice warning."""
-    env.write_config(receiver.url, policy={"attachment_wait_seconds": 1.5})
+    wait_seconds = 1.5
+    env.write_config(receiver.url, policy={"attachment_wait_seconds": wait_seconds})
     start_daemon()
+    dropped = time.monotonic()
     drop_bundle(env.outbox, "INV-9001", {})
-    wait_for(lambda: (env.outbox / "INV-9001.xml").exists() and receiver.requests() == [],
-             what="the invoice to be waiting")
+
+    def decided() -> str | None:
+        state = journal_states(env).get("INV-9001.xml")
+        return None if state in (None, "settling") else state
+
+    # The daemon must say it waits: "not sent yet" alone is already true at the drop.
+    state = wait_for(decided, what="the daemon's decision on the invoice")
+    assert state == "waiting", f"an unattached invoice under 'warn' went to {state!r}, not waiting"
     [archived] = wait_for(env.sent_bundles, what="the unattached invoice to be sent")
+    [posted] = receiver.requests()
+    # Both are the host's monotonic clock; the deadline is kept in milliseconds, hence 0.01.
+    # A lower bound only: how soon after the wait it goes out is not asserted.
+    assert posted["monotonic"] - dropped >= wait_seconds - 0.01, (
+        f"sent {posted['monotonic'] - dropped:.3f} s after the drop, "
+        f"before attachment_wait_seconds = {wait_seconds}")
     manifest = json.loads((archived / "receipt.json").read_text())["manifest"]
     assert manifest["invoices"] == [{"id": "INV-9001", "attachments": []}]
     assert [(w["code"], w["invoice_id"]) for w in manifest["warnings"]] == [
@@ -223,16 +247,23 @@ def test_invalid_bundle_under_hold_stays_with_an_errors_file_until_fixed(
     assert (archived / "INV-9101" / "scan.pdf").exists()
 
 
+@needs_proc  # the daemon's threads and descriptors are read through Linux's /proc
 def test_polling_watcher_finds_bundles_without_inotify(env: Env, receiver: Receiver,
                                                        start_daemon) -> None:
-    """watch = "polling" (as on NFS/SMB mounts) discovers a new bundle from its own polls,
-    long before the periodic rescan would."""
+    """watch = "polling" (as on NFS/SMB mounts) runs watchdog's polling observer and no
+    inotify at all, and discovers a new bundle from its own polls, long before the periodic
+    rescan would."""
     env.write_config(receiver.url, outbox={"watch": "polling", "poll_interval_seconds": 0.2,
                                            "rescan_seconds": 600})
-    daemon = start_daemon()
-    assert '"watch": "polling"' in daemon.stderr()
+    daemon = start_daemon()  # the watcher is started before "outboxd running" is logged
+    pid = daemon.popen.pid
+    # The startup log only repeats the config; what runs is seen in the daemon's process.
+    threads = process_thread_names(pid)
+    assert "watcher-poll" in threads, f"no polling observer among threads {sorted(threads)}"
+    assert inotify_fds(pid) == [], f"the daemon holds inotify fds {inotify_fds(pid)}"
     drop_bundle(env.outbox, "INV-9201", {"a.pdf": pdf_bytes()})
     wait_for(env.sent_bundles, timeout=15, what="delivery found by polling")
+    assert inotify_fds(pid) == [], f"the daemon holds inotify fds {inotify_fds(pid)}"
 
 
 def test_hostile_inputs_are_quarantined_without_following_or_blocking(
