@@ -128,12 +128,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token", default=None, help="require this bearer token "
                    "(else $OUTBOXD_RECEIVER_TOKEN)")
     p.add_argument("--fail-first", default="", metavar="STATUS,…",
-                   help="answer the first requests with these statuses (fault injection)")
+                   help="answer the first requests with these statuses, one each in "
+                        "turn (fault injection); 'pass' answers its request normally, "
+                        "STATUS:SECONDS sends Retry-After: SECONDS with it (e.g. pass,422 "
+                        "or 503,429:3600)")
     p.add_argument("--hold-first", type=float, default=0.0, metavar="SECONDS",
                    help="store the first bundle, then wait this long before answering "
                         "(a lost answer, for crash trials)")
     p.add_argument("--retry-after", type=float, default=0.0, metavar="SECONDS",
-                   help="Retry-After sent with the injected 429/503 answers (default 0)")
+                   help="Retry-After sent with the injected 429/503 answers that "
+                        "--fail-first gives none (default 0)")
 
     p = _add(sub, "demo", config=False)
     p.add_argument("--dir", type=Path, default=None, metavar="DIR",

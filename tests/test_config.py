@@ -140,10 +140,10 @@ class TestEnvironment:
         """OUTBOXD_SECTION__KEY wins over the same key in the TOML file."""
         text = minimal(outbox).replace("[delivery]\n", "settle_seconds = 9\n\n[delivery]\n")
         monkeypatch.setenv("OUTBOXD_OUTBOX__SETTLE_SECONDS", "0.3")
-        monkeypatch.setenv("OUTBOXD_DELIVERY__URL", "https://operator.example/api")
+        monkeypatch.setenv("OUTBOXD_DELIVERY__URL", "https://127.0.0.1:9/api")
         s = load_settings(config_file(tmp_path, text))
         assert s.outbox.settle_seconds == 0.3
-        assert s.delivery.url == "https://operator.example/api"
+        assert s.delivery.url == "https://127.0.0.1:9/api"
         assert s.outbox.path == outbox  # the rest of the section still comes from the file
 
     def test_env_sets_a_section_the_file_lacks(self, tmp_path: Path, outbox: Path,

@@ -120,7 +120,7 @@ def test_http_libraries_say_nothing_below_warning_even_at_debug_level() -> None:
     try:
         logging.getLogger("httpcore.http11").debug("receive_response_headers.complete "
                                                    "return_value=[(b'X-Echo', b'Bearer T0k')]")
-        logging.getLogger("httpx").info("HTTP Request: POST http://u:T0k@h/x")
+        logging.getLogger("httpx").info("HTTP Request: POST http://u:T0k@127.0.0.1:9/x")
         logs.get().debug("ours")
     finally:
         logs.configure()

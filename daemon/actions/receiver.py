@@ -11,11 +11,13 @@ from daemon.errors import UsageError
 
 def run(args: argparse.Namespace) -> int:
     from daemon import receiver
+    from daemon.receiver.server import parse_faults
     logs.configure()
     try:
-        fail_first = [int(s) for s in args.fail_first.split(",") if s.strip()]
+        fail_first = parse_faults(args.fail_first)
     except ValueError:
-        raise UsageError(f"--fail-first takes HTTP statuses like 503,429, not "
+        raise UsageError(f"--fail-first takes HTTP statuses like 503,429 (pass for a normal "
+                         f"answer, STATUS:SECONDS for one with Retry-After), not "
                          f"{args.fail_first!r}") from None
     token = args.token or os.environ.get("OUTBOXD_RECEIVER_TOKEN") or None
     return receiver.run(args.listen, args.store, token=token, fail_first=fail_first,

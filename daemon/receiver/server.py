@@ -23,6 +23,7 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -36,20 +37,50 @@ from daemon.receiver.receive import receive_bundle, receive_document
 MAX_BODY = 2 << 30  # 2 GiB: larger requests are refused before a byte is read
 MAX_DRAIN = 64 << 20  # refused bodies up to this size are read and dropped (see _finish)
 _KEY = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One request's injected answer (--fail-first): `status`, or None to answer that
+    request normally; with Retry-After: `retry_after` when given, else --retry-after's
+    for a 429 or 503."""
+
+    status: int | None
+    retry_after: int | None = None
+
+
+def parse_faults(text: str) -> list[Fault]:
+    """--fail-first's value: STATUS, STATUS:SECONDS or `pass` per request,
+    comma-separated (e.g. "pass,422" or "503,429:3600"). ValueError names the entry it
+    cannot read."""
+    faults: list[Fault] = []
+    for entry in (e.strip() for e in text.split(",")):
+        if not entry:
+            continue
+        if entry == "pass":
+            faults.append(Fault(None))
+            continue
+        status, sep, seconds = entry.partition(":")
+        if sep and not (seconds.isascii() and seconds.isdigit()):  # RFC 9110: delay-seconds
+            raise ValueError(entry)
+        faults.append(Fault(int(status), int(seconds) if sep else None))
+    return faults
+
+
 class ReceiverServer(ThreadingHTTPServer):
     """Holds the state shared by the handler threads; everything mutable is under self.lock."""
 
     daemon_threads = True
 
     def __init__(self, addr: tuple[str, int], store: Path, token: str | None,
-                 fail_first: Sequence[int], hold_first: float = 0.0,
+                 fail_first: Sequence[int | Fault], hold_first: float = 0.0,
                  retry_after: float = 0.0) -> None:
         if ":" in addr[0]:
             self.address_family = socket.AF_INET6
         self.store = store
         self.token = token
         self.lock = threading.Lock()
-        self.faults = list(fail_first)
+        self.faults = [f if isinstance(f, Fault) else Fault(f) for f in fail_first]
         # Seconds to sit on the first 201 after storing it: a receiver that
         # accepted a bundle but whose answer never arrived (crash tests).
         self.hold_first = hold_first
@@ -71,7 +102,8 @@ class ReceiverServer(ThreadingHTTPServer):
             hold, self.hold_first = self.hold_first, 0.0
             return hold
 
-    def next_fault(self) -> int | None:
+    def next_fault(self) -> Fault | None:
+        """This request's entry of --fail-first; None once they are used up."""
         with self.lock:
             return self.faults.pop(0) if self.faults else None
 
@@ -170,10 +202,12 @@ class ReceiverHandler(BaseHTTPRequestHandler):
         error: str | None = None
         claimed, gone, staging = False, False, None
         try:
-            if (fault := self.server.next_fault()) is not None:
-                if fault in (429, 503):
+            if (fault := self.server.next_fault()) is not None and fault.status is not None:
+                if fault.retry_after is not None:
+                    headers.append(("Retry-After", str(fault.retry_after)))
+                elif fault.status in (429, 503):
                     headers.append(("Retry-After", f"{self.server.retry_after:g}"))
-                raise Refusal(fault, "injected failure (fail_first)")
+                raise Refusal(fault.status, "injected failure (fail_first)")
             self._check_token()
             # ubl-embedded: one UBL document per POST, keyed by its own sha256.
             is_document = self.headers.get_content_type() == "application/xml"
@@ -267,13 +301,14 @@ class ReceiverHandler(BaseHTTPRequestHandler):
 
 
 def make_server(host: str, port: int, store: Path, token: str | None = None,
-                fail_first: Sequence[int] = (), hold_first: float = 0.0,
+                fail_first: Sequence[int | Fault] = (), hold_first: float = 0.0,
                 retry_after: float = 0.0) -> ThreadingHTTPServer:
     """A bound, not yet serving receiver; call serve_forever() (tests do it in a thread)."""
     return ReceiverServer((host, port), Path(store), token, fail_first, hold_first, retry_after)
 
 
-def run(listen: str, store: Path, token: str | None = None, fail_first: Sequence[int] = (),
+def run(listen: str, store: Path, token: str | None = None,
+        fail_first: Sequence[int | Fault] = (),
         hold_first: float = 0.0, retry_after: float = 0.0) -> int:
     """Serve until SIGTERM or SIGINT; prints the one line tests wait for."""
     host, sep, port_text = listen.rpartition(":")

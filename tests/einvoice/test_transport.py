@@ -6,15 +6,20 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
+from conftest import Receiver
 
+from daemon.bundle import Bundle
 from daemon.config import DeliveryConfig, Settings
-from daemon.einvoice.transport import EmbeddedDeliverer
+from daemon.einvoice.artefacts import mime_codes
+from daemon.einvoice.embed import documents_for
+from daemon.einvoice.transport import EmbeddedDeliverer, document_key
 from daemon.errors import Paused, Retryable
 from daemon.finish import Finisher
 from daemon.journal import Journal, parse_iso
@@ -23,11 +28,46 @@ from daemon.manifest import bundle_id_of
 from .broken import BASE, body, with_id
 from .test_embed import bundle_of
 
+# Tests of how one answer is classified, or of a request's shape, give the deliverer an
+# httpx.MockTransport at this address (nothing listens on the discard port, and nothing
+# is sent there). Everything that goes further (the journal, the Finisher, what is sent
+# again, the papers) posts to the reference receiver on 127.0.0.1.
+NOWHERE = "http://127.0.0.1:9/docs"
+
 
 def batch_bundle(tmp_path: Path, ids: tuple[str, ...] = ("A", "B")):  # noqa: ANN201
     data = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Batch>\n'
             + b"".join(body(with_id(BASE, i)) for i in ids) + b"</Batch>\n")
     return bundle_of(tmp_path, data, {}, ids=ids)
+
+
+def keys_of(bundle: Bundle) -> dict[str, str]:
+    """invoice id -> the Idempotency-Key (sha256) of its document, as posted."""
+    return {d.invoice_id: document_key(d)
+            for d in documents_for(bundle, mime_codes()).documents}
+
+
+def posts(receiver: Receiver, keys: dict[str, str]) -> list[tuple[str, int]]:
+    """(invoice, status) of each POST the receiver logged, in order."""
+    invoice_of = {k: i for i, k in keys.items()}
+    return [(invoice_of[r["idempotency_key"]], r["status"]) for r in receiver.requests()]
+
+
+def stored(receiver: Receiver) -> dict[str, str]:
+    """Idempotency-Key -> receipt id of each document the receiver stored."""
+    folder = receiver.store / "documents"
+    out = {}
+    for answer in folder.glob("*.response.json"):
+        key = answer.name.removesuffix(".response.json")
+        assert (folder / f"{key}.xml").is_file()
+        out[key] = json.loads(answer.read_text())["receipt_id"]
+    return out
+
+
+def restarted(journal: Journal) -> Journal:
+    """The journal as a restarted daemon finds it: closed, opened again from its file."""
+    journal.close()
+    return Journal(journal.path)
 
 
 def test_each_document_is_posted_as_xml_keyed_by_its_sha256(tmp_path: Path) -> None:
@@ -37,7 +77,7 @@ def test_each_document_is_posted_as_xml_keyed_by_its_sha256(tmp_path: Path) -> N
         seen.append(request)
         return httpx.Response(201, json={"receipt_id": f"r{len(seen)}"})
 
-    d = EmbeddedDeliverer(DeliveryConfig(url="http://x/docs", format="ubl-embedded"),
+    d = EmbeddedDeliverer(DeliveryConfig(url=NOWHERE, format="ubl-embedded"),
                           httpx.MockTransport(handler))
     receipt = d.deliver(batch_bundle(tmp_path), {"bundle_id": "b" * 64})
     assert len(seen) == 2
@@ -51,32 +91,38 @@ def test_each_document_is_posted_as_xml_keyed_by_its_sha256(tmp_path: Path) -> N
     assert receipt.receipt_id == "r1, r2"
 
 
-def test_a_retry_resends_only_the_documents_not_yet_accepted(tmp_path: Path) -> None:
+def test_a_retry_resends_only_the_documents_not_yet_accepted(
+        tmp_path: Path, start_receiver: Callable[..., Receiver]) -> None:
     """A 503 on the first document: the second goes anyway; the retry sends the first only.
     What was accepted is in the journal, so this holds across a restart too."""
+    receiver = start_receiver("--fail-first", "503")
     journal = Journal(tmp_path / "j.sqlite3")
     bid = "c" * 64
     row = journal.create("INV.xml", "delivering", bundle_id=bid)
-    answers = iter([503, 201, 201])
-    keys: list[str] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        keys.append(request.headers["Idempotency-Key"])
-        return httpx.Response(next(answers), json={"receipt_id": f"r{len(keys)}"})
-
     bundle = batch_bundle(tmp_path)
-    cfg = DeliveryConfig(url="http://x/docs", format="ubl-embedded")
-    d = EmbeddedDeliverer(cfg, httpx.MockTransport(handler))
+    keys = keys_of(bundle)
+    cfg = DeliveryConfig(url=receiver.url, format="ubl-embedded")
+    d = EmbeddedDeliverer(cfg)
     d.bind_journal(journal)
-    with pytest.raises(Retryable):
+    with pytest.raises(Retryable) as caught:
         d.deliver(bundle, {"bundle_id": bid})
-    assert len(journal.accepted_documents(bid)) == 1
+    d.close()
+    assert caught.value.status == 503
+    assert posts(receiver, keys) == [("A", 503), ("B", 201)]
+    assert list(journal.accepted_documents(bid)) == [keys["B"]]
     journal.transition(row, "retrying")
-    again = EmbeddedDeliverer(cfg, httpx.MockTransport(handler))  # a restarted daemon
+    journal = restarted(journal)
+    again = EmbeddedDeliverer(cfg)  # a restarted daemon: what it knows is in the journal
     again.bind_journal(journal)
     receipt = again.deliver(bundle, {"bundle_id": bid})
-    assert keys == [keys[0], keys[1], keys[0]]
-    assert [x["idempotency_key"] for x in receipt.body["documents"]] == [keys[0], keys[1]]
+    again.close()
+    journal.close()
+    assert posts(receiver, keys) == [("A", 503), ("B", 201), ("A", 201)]
+    receipts = stored(receiver)
+    assert sorted(receipts) == sorted(keys.values())
+    assert [(x["invoice_id"], x["idempotency_key"], x["receipt_id"])
+            for x in receipt.body["documents"]] == [
+        (i, keys[i], receipts[keys[i]]) for i in ("A", "B")]
 
 
 def test_directory_transport_writes_one_file_per_invoice_once(tmp_path: Path) -> None:
@@ -147,12 +193,9 @@ def by_invoice(answers: dict[str, list[httpx.Response]], posted: list[str]) -> H
     return handler
 
 
-def embedded(handler: Handler, journal: Journal | None = None) -> EmbeddedDeliverer:
-    d = EmbeddedDeliverer(DeliveryConfig(url="http://x/docs", format="ubl-embedded"),
-                          httpx.MockTransport(handler))
-    if journal is not None:
-        d.bind_journal(journal)
-    return d
+def embedded(handler: Handler) -> EmbeddedDeliverer:
+    return EmbeddedDeliverer(DeliveryConfig(url=NOWHERE, format="ubl-embedded"),
+                             httpx.MockTransport(handler))
 
 
 def slow_down(seconds: str, status: int = 429) -> httpx.Response:
@@ -183,26 +226,36 @@ def test_a_retry_after_over_24_hours_counts_as_24_hours(tmp_path: Path) -> None:
 
 
 def test_after_the_receiver_asks_for_time_the_rest_of_the_bundle_waits(
-        tmp_path: Path) -> None:
+        tmp_path: Path, start_receiver: Callable[..., Receiver]) -> None:
     """A accepted, then a 429 with Retry-After on B: C is not posted in this attempt. The
     next attempt (a restarted daemon) posts B and C only; A is in the journal."""
+    receiver = start_receiver("--fail-first", "pass,429:3600")
     journal = Journal(tmp_path / "j.sqlite3")
     bid = "c" * 64
     row = journal.create("INV.xml", "delivering", bundle_id=bid)
     bundle = batch_bundle(tmp_path, ("A", "B", "C"))
-    posted: list[str] = []
-    answers = {"A": [httpx.Response(201, json={"receipt_id": "r-A"})],
-               "B": [slow_down("3600"), httpx.Response(201, json={"receipt_id": "r-B"})],
-               "C": [httpx.Response(201, json={"receipt_id": "r-C"})]}
+    keys = keys_of(bundle)
+    cfg = DeliveryConfig(url=receiver.url, format="ubl-embedded")
+    d = EmbeddedDeliverer(cfg)
+    d.bind_journal(journal)
     with pytest.raises(Retryable) as caught:
-        embedded(by_invoice(answers, posted), journal).deliver(bundle, {"bundle_id": bid})
-    assert posted == ["A", "B"]
+        d.deliver(bundle, {"bundle_id": bid})
+    d.close()
+    assert posts(receiver, keys) == [("A", 201), ("B", 429)]
     assert caught.value.retry_after == 3600 and "not posted in this attempt: invoice C" in \
         str(caught.value)
+    assert list(journal.accepted_documents(bid)) == [keys["A"]]
     journal.transition(row, "retrying")
-    receipt = embedded(by_invoice(answers, posted), journal).deliver(bundle, {"bundle_id": bid})
-    assert posted == ["A", "B", "B", "C"]
-    assert receipt.receipt_id == "r-A, r-B, r-C"
+    journal = restarted(journal)
+    again = EmbeddedDeliverer(cfg)
+    again.bind_journal(journal)
+    receipt = again.deliver(bundle, {"bundle_id": bid})
+    again.close()
+    journal.close()
+    assert posts(receiver, keys) == [("A", 201), ("B", 429), ("B", 201), ("C", 201)]
+    receipts = stored(receiver)
+    assert sorted(receipts) == sorted(keys.values())
+    assert receipt.receipt_id == ", ".join(receipts[keys[i]] for i in ("A", "B", "C"))
 
 
 def test_a_retry_after_on_one_request_does_not_hold_back_the_others(tmp_path: Path) -> None:
@@ -226,62 +279,88 @@ def test_a_pause_wins_over_a_retry_but_keeps_its_retry_after(tmp_path: Path) -> 
     assert "invoice A" in str(caught.value) and "invoice B" in str(caught.value)
 
 
-def claimed_embedded(tmp_path: Path, handler: Handler) -> tuple[Finisher, Journal, Settings,
-                                                                 int, str]:
-    """A two-invoice ubl-embedded bundle claimed into processing, with its journal row,
-    handed to a real Finisher whose receiver is `handler`."""
-    outbox = tmp_path / "outbox"
-    outbox.mkdir()
-    s = Settings(outbox={"path": str(outbox)}, paths={"state_dir": str(tmp_path / "state")},
-                 delivery={"url": "http://x/docs", "format": "ubl-embedded"})
-    for folder in (s.processing_dir, s.paths.state_dir):
-        folder.mkdir(parents=True, exist_ok=True)
-    work = s.processing_dir / "INV--cccccccccccc--host-1-abc"
-    work.mkdir()
-    bundle = batch_bundle(work)
-    journal = Journal(s.journal_path)
-    bid = bundle_id_of(bundle)
-    row = journal.create("INV.xml", "delivering", bundle_id=bid, work_dir=str(work))
-    fin = Finisher(s, journal, EmbeddedDeliverer(s.delivery, httpx.MockTransport(handler)))
-    fin.hand_over(row, bundle)
-    return fin, journal, s, row, bid
+@dataclass
+class Claimed:
+    """A two-invoice ubl-embedded bundle claimed into processing, its journal row, and a
+    real Finisher that delivers it to the reference receiver."""
+
+    fin: Finisher
+    journal: Journal
+    s: Settings
+    row: int
+    bid: str
+    keys: dict[str, str]  # invoice id -> its document's Idempotency-Key
+
+
+@pytest.fixture
+def claim(tmp_path: Path) -> Iterator[Callable[[Receiver], Claimed]]:
+    made: list[Claimed] = []
+
+    def make(receiver: Receiver) -> Claimed:
+        outbox = tmp_path / "outbox"
+        outbox.mkdir()
+        s = Settings(outbox={"path": str(outbox)}, paths={"state_dir": str(tmp_path / "state")},
+                     delivery={"url": receiver.url, "format": "ubl-embedded"})
+        for folder in (s.processing_dir, s.paths.state_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        work = s.processing_dir / "INV--cccccccccccc--host-1-abc"
+        work.mkdir()
+        bundle = batch_bundle(work)
+        journal = Journal(s.journal_path)
+        bid = bundle_id_of(bundle)
+        row = journal.create("INV.xml", "delivering", bundle_id=bid, work_dir=str(work))
+        fin = Finisher(s, journal, EmbeddedDeliverer(s.delivery))
+        fin.hand_over(row, bundle)
+        made.append(Claimed(fin, journal, s, row, bid, keys_of(bundle)))
+        return made[-1]
+
+    yield make
+    for c in made:
+        c.fin.d.close()
+        c.journal.close()
 
 
 def test_the_finisher_schedules_the_bundle_after_the_largest_retry_after(
-        tmp_path: Path) -> None:
+        start_receiver: Callable[..., Receiver], claim: Callable[[Receiver], Claimed]) -> None:
     """End to end through finish.py: A 503, B 429 with Retry-After: 3600 — the bundle's
     next attempt is journaled an hour ahead, not after a second of back-off."""
-    answers = {"A": [httpx.Response(503)], "B": [slow_down("3600")]}
-    fin, journal, _s, row, _bid = claimed_embedded(tmp_path, by_invoice(answers, []))
+    receiver = start_receiver("--fail-first", "503,429:3600")  # the 503 with Retry-After: 0
+    c = claim(receiver)
     before = datetime.now(UTC)
-    delay = fin.attempt(row)
+    delay = c.fin.attempt(c.row)
+    assert posts(receiver, c.keys) == [("A", 503), ("B", 429)]
     assert delay is not None and delay >= 3600
-    done = journal.get(row)
+    done = c.journal.get(c.row)
     assert done.state == "retrying" and done.next_attempt_at is not None
     assert (parse_iso(done.next_attempt_at) - before).total_seconds() >= 3600
+    assert stored(receiver) == {} and c.journal.accepted_documents(c.bid) == {}
 
 
 def test_a_partly_accepted_bundle_is_quarantined_with_papers_naming_what_was_delivered(
-        tmp_path: Path) -> None:
-    """A accepted (receipt r-A), B rejected with 400: the quarantine papers name B and
-    the receiver's answer, name A with its receipt and key as delivered, and tell the
+        start_receiver: Callable[..., Receiver], claim: Callable[[Receiver], Claimed]) -> None:
+    """A accepted (with its receipt), B rejected with 400: the quarantine papers name B
+    and the receiver's answer, name A with its receipt and key as delivered, and tell the
     clerk not to send A again — not "Nothing was sent"."""
-    answers = {"A": [httpx.Response(201, json={"receipt_id": "r-A"})],
-               "B": [httpx.Response(400, json={"error": "B: buyer unknown"})]}
-    fin, journal, s, row, bid = claimed_embedded(tmp_path, by_invoice(answers, []))
-    assert fin.attempt(row) is None
-    assert journal.get(row).state == "quarantined"
-    [entry] = s.quarantine_dir.glob("*/*")
-    [key] = journal.accepted_documents(bid)
+    receiver = start_receiver("--fail-first", "pass,400")
+    c = claim(receiver)
+    assert c.fin.attempt(c.row) is None
+    assert posts(receiver, c.keys) == [("A", 201), ("B", 400)]
+    key = c.keys["A"]
+    receipt_a = stored(receiver)[key]  # the only document the receiver keeps
+    assert stored(receiver) == {key: receipt_a}
+    assert c.journal.get(c.row).state == "quarantined"
+    assert list(c.journal.accepted_documents(c.bid)) == [key]
+    [entry] = c.s.quarantine_dir.glob("*/*")
     reason = json.loads((entry / "reason.json").read_text("utf-8"))
     assert [(d["invoice_id"], d["receipt_id"], d["idempotency_key"])
-            for d in reason["accepted_documents"]] == [("A", "r-A", key)]
+            for d in reason["accepted_documents"]] == [("A", receipt_a, key)]
     [rejected] = reason["reasons"]
-    assert "invoice B" in rejected["message"] and "buyer unknown" in rejected["message"]
+    # The receiver's answer to B: {"error": "injected failure (fail_first)"}.
+    assert "invoice B" in rejected["message"] and "injected failure" in rejected["message"]
     text = (entry / "REASON.txt").read_text("utf-8")
     assert "Nothing was sent" not in text
-    for needle in ("invoice B", "HTTP 400", "buyer unknown", "invoice A: receipt r-A", key,
-                   "do NOT send them again"):
+    for needle in ("invoice B", "HTTP 400", "injected failure", f"invoice A: receipt {receipt_a}",
+                   key, "do NOT send them again"):
         assert needle in text
 
 
@@ -307,45 +386,49 @@ def test_a_network_error_of_a_document_carries_neither_token_nor_password(
 
 
 def test_a_duplicate_of_a_bundle_sent_whole_gets_no_accepted_documents_in_its_papers(
-        tmp_path: Path) -> None:
+        start_receiver: Callable[..., Receiver], claim: Callable[[Receiver], Claimed]) -> None:
     """The same file dropped again after a complete delivery is quarantined as a
     duplicate: its papers say so, and do not list the earlier delivery's documents (whose
     row is another), which would tell the clerk to move it back 'without changing' them."""
     from daemon.bundle import Finding
-    answers = {"A": [httpx.Response(201, json={"receipt_id": "r-A"})],
-               "B": [httpx.Response(201, json={"receipt_id": "r-B"})]}
-    fin, journal, s, row, bid = claimed_embedded(tmp_path, by_invoice(answers, []))
-    assert fin.attempt(row) is None and journal.get(row).state == "sent"
-    work2 = s.processing_dir / "INV--cccccccccccc--host-2-def"
+    receiver = start_receiver()
+    c = claim(receiver)
+    assert c.fin.attempt(c.row) is None and c.journal.get(c.row).state == "sent"
+    assert posts(receiver, c.keys) == [("A", 201), ("B", 201)]
+    assert sorted(stored(receiver)) == sorted(c.keys.values())
+    work2 = c.s.processing_dir / "INV--cccccccccccc--host-2-def"
     work2.mkdir()
     batch_bundle(work2)
-    row2 = journal.create("INV.xml", "claiming", bundle_id=bid, work_dir=str(work2))
-    assert fin.quarantine(row2, [Finding("duplicate", "INV.xml", "this exact bundle was "
-                                         "sent before — remove it")]) is None
-    [entry] = s.quarantine_dir.glob("*/*")
+    row2 = c.journal.create("INV.xml", "claiming", bundle_id=c.bid, work_dir=str(work2))
+    assert c.fin.quarantine(row2, [Finding("duplicate", "INV.xml", "this exact bundle was "
+                                           "sent before — remove it")]) is None
+    [entry] = c.s.quarantine_dir.glob("*/*")
     assert "accepted_documents" not in json.loads((entry / "reason.json").read_text())
     text = (entry / "REASON.txt").read_text()
     assert "Nothing was sent" in text and "ACCEPTED" not in text
+    assert len(receiver.requests()) == 2  # the duplicate posted nothing
 
 
 def test_a_bundle_moved_back_and_rejected_again_still_names_what_was_accepted_before(
-        tmp_path: Path) -> None:
+        start_receiver: Callable[..., Receiver], claim: Callable[[Receiver], Claimed]) -> None:
     """Invoice A accepted, B rejected: quarantined. Moved back unchanged (a new row of the
     same content), A is not posted again, B is rejected again: the second quarantine's
     papers still name A as delivered, so nobody sends it twice."""
-    posted: list[str] = []
-    answers = {"A": [httpx.Response(201, json={"receipt_id": "r-A"})],
-               "B": [httpx.Response(400, json={"error": "buyer unknown"}),
-                     httpx.Response(400, json={"error": "buyer unknown"})]}
-    fin, journal, s, row, bid = claimed_embedded(tmp_path, by_invoice(answers, posted))
-    assert fin.attempt(row) is None and journal.get(row).state == "quarantined"
-    work2 = s.processing_dir / "INV--cccccccccccc--host-2-def"
+    receiver = start_receiver("--fail-first", "pass,400,400")
+    c = claim(receiver)
+    assert c.fin.attempt(c.row) is None and c.journal.get(c.row).state == "quarantined"
+    work2 = c.s.processing_dir / "INV--cccccccccccc--host-2-def"
     work2.mkdir()
-    row2 = journal.create("INV.xml", "delivering", bundle_id=bid, work_dir=str(work2))
-    fin.hand_over(row2, batch_bundle(work2))
-    assert fin.attempt(row2) is None and journal.get(row2).state == "quarantined"
-    assert posted.count("A") == 1
-    for entry in s.quarantine_dir.glob("*/*"):
+    row2 = c.journal.create("INV.xml", "delivering", bundle_id=c.bid, work_dir=str(work2))
+    c.fin.hand_over(row2, batch_bundle(work2))
+    assert c.fin.attempt(row2) is None and c.journal.get(row2).state == "quarantined"
+    assert posts(receiver, c.keys) == [("A", 201), ("B", 400), ("B", 400)]
+    receipts = stored(receiver)
+    assert list(receipts) == [c.keys["A"]]
+    entries = list(c.s.quarantine_dir.glob("*/*"))
+    assert len(entries) == 2
+    for entry in entries:
         papers = json.loads((entry / "reason.json").read_text())
-        assert [d["invoice_id"] for d in papers["accepted_documents"]] == ["A"]
+        assert [(d["invoice_id"], d["receipt_id"]) for d in papers["accepted_documents"]] == [
+            ("A", receipts[c.keys["A"]])]
         assert "Nothing was sent" not in (entry / "REASON.txt").read_text()

@@ -403,6 +403,28 @@ class TestTokenAndFaults:
         assert statuses == [(503, "0"), (429, "0"), (201, None)]
         assert [line["status"] for line in log_lines(store)] == [503, 429, 201]
 
+    def test_fail_first_lets_a_request_through_and_gives_one_answer_its_own_retry_after(
+            self, start_receiver: Any) -> None:
+        """`--fail-first pass,422,429:7,503 --retry-after 2` (the command line, as the
+        ubl-embedded tests use it), one entry per request in turn: the first is answered
+        as usual (stored, 201), the second 422, the third 429 with Retry-After: 7, the
+        fourth 503 with --retry-after's 2; after them every request is answered as usual.
+        Nothing an injected answer refused is stored."""
+        r = start_receiver("--fail-first", "pass,422,429:7,503", "--retry-after", "2")
+        docs = [UBL.replace(b"INV-2001", f"INV-{i}".encode()) for i in range(5)]
+        keys = [hashlib.sha256(d).hexdigest() for d in docs]
+        with httpx.Client() as client:  # one keep-alive connection
+            answers = [client.post(r.url, content=d, headers={
+                "Content-Type": "application/xml", "Idempotency-Key": k})
+                for d, k in zip(docs, keys, strict=True)]
+        assert [(a.status_code, a.headers.get("retry-after")) for a in answers] == [
+            (201, None), (422, None), (429, "7"), (503, "2"), (201, None)]
+        assert [(x["idempotency_key"], x["status"]) for x in r.requests()] == list(
+            zip(keys, [201, 422, 429, 503, 201], strict=True))
+        assert sorted(p.name for p in (r.store / "documents").glob("*.xml")) == sorted(
+            f"{k}.xml" for k in (keys[0], keys[4]))
+        assert answers[0].json()["document_key"] == keys[0]
+
 
 def run_receiver(*args: str) -> subprocess.CompletedProcess[str]:
     """`outboxd receiver ARGS` as a process, bounded: a receiver that starts after all
@@ -426,6 +448,17 @@ class TestStartUpErrors:
         [line] = done.stderr.splitlines()
         assert f"127.0.0.1:{port}" in line and "Address already in use" in line
         assert "choose another port" in line
+
+    @pytest.mark.parametrize("value", ["503,later", "pass,429:soon", "429:-1", "-", "201:"])
+    def test_a_fail_first_it_cannot_read_is_one_line_naming_it_and_exit_2(
+            self, tmp_path: Path, value: str) -> None:
+        """An entry of --fail-first that is neither a status, STATUS:SECONDS (whole
+        seconds) nor pass: one line naming the value and the forms; exit 2, nothing listening."""
+        done = run_receiver("--listen", "127.0.0.1:0", "--store", str(tmp_path / "s"),
+                            f"--fail-first={value}")
+        assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
+        [line] = done.stderr.splitlines()
+        assert repr(value) in line and "STATUS:SECONDS" in line
 
     def test_a_store_that_cannot_be_created_is_one_line_naming_it_and_exit_2(
             self, tmp_path: Path) -> None:
