@@ -217,9 +217,7 @@ class Finisher(Moves):
                 "processing-damaged", exc.file, f"{exc.message} (it changed in the processing "
                 "folder)")])
         except (Retryable, Paused) as exc:
-            # A reload during the POST: the answer is the old configuration's.
-            replaced = deliverer is not self.deliverers.current
-            return self._retry_later(row_id, attempts, exc, log, at_once=replaced)
+            return self._retry_later(row_id, attempts, exc, log, deliverer)
         except Rejected as exc:
             if not counted:
                 count()
@@ -264,21 +262,25 @@ class Finisher(Moves):
             **written))
 
     def _retry_later(self, row_id: int, attempts: int, exc: Retryable | Paused,
-                     log: Any, at_once: bool = False) -> float:
-        """An attempt that failed for now: recorded with why and when the next comes
-        (`at_once`: the configuration it was made under is no longer the daemon's)."""
+                     log: Any, deliverer: Deliverer | None = None) -> float:
+        """An attempt that failed for now: recorded with why and when the next comes."""
         paused = isinstance(exc, Paused)
+        # A pause a new configuration may end: a reload or a restart tries it at once.
+        # Not one that also carries a Retry-After (ubl-embedded: another document of
+        # the bundle was put off), whose floor stands.
+        fixable = paused and exc.retry_after is None
+        if fixable:
+            self.paused.add(row_id)  # before the look below: a reload after it finds the row
         cfg = self.s.delivery
         delay = backoff(attempts, cfg.retry_base_seconds, cfg.retry_max_seconds,
                         exc.retry_after)
         if paused:
             delay = max(delay, cfg.retry_max_seconds)
-        if paused and at_once:
-            delay = 0.0
+        if fixable and deliverer is not None and deliverer is not self.deliverers.current:
+            delay = 0.0  # a reload during the POST: the answer was the old configuration's
         error = str(exc) + (f": {exc.body[:200]}" if exc.body else "")
-        self.j.transition(row_id, "retrying", PAUSED if paused else "", durable=False,
+        self.j.transition(row_id, "retrying", PAUSED if fixable else "", durable=False,
                           attempts=attempts, last_error=error, next_attempt_at=iso_in(delay))
-        (self.paused.add if paused else self.paused.discard)(row_id)
         (log.error if paused else log.warning)(
             "delivery paused: configuration problem" if paused else "delivery failed; "
             "will retry", error=error, attempts=attempts, retry_in=round(delay, 3))
@@ -315,10 +317,11 @@ class Finisher(Moves):
     def after_reload(self, receiver_changed: bool) -> list[int]:
         """The rows to try again at once after a reload: those paused for a
         configuration problem, which the new one may have fixed, and when the
-        receiver changed, every retry (another receiver's Retry-After, or its
-        outage, says nothing of the new one)."""
+        receiver changed, every retry and every attempt under way (another
+        receiver's Retry-After, or its outage, says nothing of the new one). A row
+        whose attempt is under way goes again as soon as it ends (workers.py)."""
         if receiver_changed:
-            return [row.id for row in self.j.rows(("retrying",))]
+            return [row.id for row in self.j.rows(("delivering", "retrying"))]
         return sorted(self.paused.copy())
 
     def _finish_claim(self, row: Row) -> bool:

@@ -122,8 +122,10 @@ class Service(Reloading):
 
     # -- delivery workers --------------------------------------------------------
     def schedule(self, row_id: int, delay: float) -> None:
-        """A delivery attempt for row_id in `delay` seconds (any thread)."""
-        self.timers.at(("deliver", row_id), self.clock() + delay)
+        """A delivery attempt for row_id in `delay` seconds (any thread), unless one is
+        due sooner: a reload may bring a row forward while its attempt runs, and the
+        attempt's own later retry must not push that back."""
+        self.timers.sooner(("deliver", row_id), self.clock() + delay)
         self._wake.set()
 
     # -- reading off the loop --------------------------------------------------------

@@ -33,6 +33,14 @@ class Timers:
             self._due[key] = due
             heapq.heappush(self._heap, (due, next(self._seq), key))
 
+    def sooner(self, key: Hashable, due: float) -> None:
+        """Fire `key` at `due` unless it is set to fire earlier already."""
+        with self._lock:
+            if key in self._due and self._due[key] <= due:
+                return
+            self._due[key] = due
+            heapq.heappush(self._heap, (due, next(self._seq), key))
+
     def cancel(self, key: Hashable) -> None:
         with self._lock:
             self._due.pop(key, None)

@@ -48,6 +48,10 @@ class DeliveryWorkers:
         self._archives: collections.deque[tuple[int, float]] = collections.deque()  # (row, since)
         self._handed: set[int] = set()  # archives handed over by attempts still running
         self._inflight: set[int] = set()  # rows queued for, or in, an attempt or an archive
+        self._running: set[int] = set()  # rows in an attempt or an archive now
+        # Rows asked for again while running (a reload brought them forward): they go
+        # again as soon as the attempt ends, whatever delay it asked for.
+        self._again: set[int] = set()
         self._closing = False  # stop(): no new deliveries; the waiting archives are done
         self._threads: list[threading.Thread] = []
         self.log = logs.get()
@@ -62,7 +66,9 @@ class DeliveryWorkers:
     def queue(self, row_id: int) -> None:
         with self._cv:
             if row_id in self._inflight:
-                return  # queued or running: its worker reschedules it when done
+                if row_id in self._running:
+                    self._again.add(row_id)
+                return  # queued, or running: its worker reschedules it when done
             self._inflight.add(row_id)
             self._jobs.append(row_id)
             self._cv.notify()
@@ -91,14 +97,18 @@ class DeliveryWorkers:
         with self._cv:
             while True:
                 ending = self._closing or self._stopping()
+                row_id: int | None = None
                 if self._archives and (
                         ending or not self._jobs
                         or self._clock() - self._archives[0][1] >= ARCHIVE_WAIT):
-                    return self._archives.popleft()[0]
-                if ending:
+                    row_id = self._archives.popleft()[0]
+                elif ending:
                     return None  # deliveries not started resume at the next start
-                if self._jobs:
-                    return self._jobs.popleft()
+                elif self._jobs:
+                    row_id = self._jobs.popleft()
+                if row_id is not None:
+                    self._running.add(row_id)
+                    return row_id
                 self._cv.wait()
 
     def _run(self) -> None:
@@ -115,6 +125,9 @@ class DeliveryWorkers:
                 delay = self._retry_max()
             finally:
                 with self._cv:
+                    self._running.discard(row_id)
+                    again = row_id in self._again
+                    self._again.discard(row_id)
                     if row_id in self._handed:  # in flight until archived
                         self._handed.discard(row_id)
                         self._archives.append((row_id, self._clock()))
@@ -122,5 +135,5 @@ class DeliveryWorkers:
                     else:
                         self._inflight.discard(row_id)
             if delay is not None and not self._stopping():
-                self._schedule(row_id, delay)
+                self._schedule(row_id, 0.0 if again else delay)
             self._wake()

@@ -515,3 +515,28 @@ def test_a_restart_brings_a_paused_bundle_forward_and_a_put_off_one_not(
     p.finish.attempt(row)
     [(again, delay)] = Finisher(s, p.j, NeverPost()).recover()
     assert again == row and delay > 3500
+
+
+def test_a_pause_that_carries_a_retry_after_keeps_its_floor_at_a_reload_and_a_restart(
+        tmp_path: Path) -> None:
+    """ubl-embedded folds one document's 401 and another's Retry-After into one pause: the
+    receiver asked for time, so neither a reload nor a restart brings the bundle forward
+    past that floor (the other document would be posted against its Retry-After)."""
+    p, s, row = claimed(tmp_path)
+    p.finish.d = Scripted(Paused("HTTP 401: check [delivery] url and token", 401,
+                                 retry_after=600))
+    assert p.finish.attempt(row) == 600
+    assert p.finish.after_reload(receiver_changed=False) == []
+    [(again, delay)] = Finisher(s, p.j, NeverPost()).recover()
+    assert again == row and delay > 500
+
+
+def test_a_reload_to_another_receiver_brings_forward_attempts_under_way_too(
+        tmp_path: Path) -> None:
+    """A bundle whose POST to the old receiver is under way (its row `delivering`) is
+    asked for again at a reload that changes the receiver; its worker runs it again as
+    soon as that POST ends (workers.py), whatever the old receiver answers."""
+    p, _, row = claimed(tmp_path)
+    assert p.j.get(row).state == "delivering"
+    assert p.finish.after_reload(receiver_changed=True) == [row]
+    assert p.finish.after_reload(receiver_changed=False) == []

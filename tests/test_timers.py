@@ -84,3 +84,15 @@ class TestWaker:
             assert time.monotonic() - t0 < 1.0
         finally:
             signal.signal(signal.SIGUSR1, previous)
+
+
+def test_sooner_moves_a_key_earlier_but_never_later() -> None:
+    """A retry an attempt asks for does not push back one a reload set sooner."""
+    t = Timers()
+    t.sooner("row", 10.0)
+    t.sooner("row", 3600.0)
+    assert t.due_at("row") == 10.0
+    t.sooner("row", 0.0)
+    assert t.pop_due(0.0) == ["row"] and t.next_due() is None
+    t.sooner("row", 5.0)  # fired: a new one is set
+    assert t.due_at("row") == 5.0

@@ -171,3 +171,35 @@ def test_the_workers_show_as_deliver_n_to_the_os() -> None:
         assert names == ["deliver-0", "deliver-1"]
     finally:
         assert workers.stop(5)
+
+
+def test_a_row_asked_for_while_its_attempt_runs_goes_again_at_once() -> None:
+    """A reload that brings a row forward while its attempt runs (the old receiver's
+    answer is still coming) is not lost: when the attempt ends asking for a retry in an
+    hour, the row is scheduled at once instead; a row asked for while only queued is not
+    run twice, and one not asked for keeps its delay."""
+    running, go = threading.Event(), threading.Event()
+    scheduled: list[tuple[int, float]] = []
+
+    def attempt(row_id: int) -> float:
+        if row_id == 1:
+            running.set()
+            assert go.wait(10)
+        return 3600.0
+
+    workers = DeliveryWorkers(attempt=attempt, schedule=lambda r, d: scheduled.append((r, d)),
+                              wake=lambda: None, stopping=lambda: False,
+                              retry_max=lambda: 60.0)
+    workers.start(1)
+    try:
+        workers.queue(1)
+        assert running.wait(10)
+        workers.queue(2)
+        workers.queue(1)  # the reload, while row 1's attempt runs
+        workers.queue(2)  # only queued: it runs once, with its own delay
+        go.set()
+        wait_for(lambda: len(scheduled) == 2, what="both attempts to end")
+        assert scheduled == [(1, 0.0), (2, 3600.0)]
+    finally:
+        go.set()
+        workers.stop(5)
