@@ -207,6 +207,19 @@ def start_daemon(env: Env) -> Iterator[Any]:
         p.stop()
 
 
+def journal_since(env: Env, state: str, invoice_file: str | None = None) -> list[str]:
+    """When each row in `state` (of `invoice_file`, if given) entered it, as the journal
+    keeps it (UTC, ISO 8601)."""
+    import sqlite3
+    db = sqlite3.connect(env.state / "journal.sqlite3")
+    try:
+        return [r[0] for r in db.execute(
+            "SELECT since FROM bundles WHERE state = ? AND invoice_file = COALESCE(?, "
+            "invoice_file)", (state, invoice_file))]
+    finally:
+        db.close()
+
+
 def journal_states(env: Env) -> dict[str, str]:
     """invoice file -> journal state, as the running daemon last wrote it ({} before)."""
     import sqlite3

@@ -17,14 +17,6 @@ from daemon.errors import ConfigError
 URL = "http://127.0.0.1:9/bundles"
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No OUTBOXD_* variable of the machine running the tests leaks into a test."""
-    for name in list(os.environ):
-        if name.upper().startswith("OUTBOXD_"):
-            monkeypatch.delenv(name)
-
-
 @pytest.fixture
 def outbox(tmp_path: Path) -> Path:
     folder = tmp_path / "outbox"

@@ -20,10 +20,7 @@ BID = "ab" * 32
 
 
 @pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    for name in list(os.environ):
-        if name.upper().startswith("OUTBOXD_"):
-            monkeypatch.delenv(name)
+def settings(tmp_path: Path) -> Settings:
     (tmp_path / "outbox").mkdir()
     s = Settings(outbox=OutboxConfig(path=tmp_path / "outbox"),
                  paths=PathsConfig(state_dir=tmp_path / "state"),

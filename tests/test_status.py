@@ -4,7 +4,6 @@ bundles of the journal, for scripts."""
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,10 +20,7 @@ JSON_BUNDLE_KEYS = {"bundle_id", "invoice_file", "invoice_ids", "state", "since"
 
 
 @pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    for name in list(os.environ):
-        if name.upper().startswith("OUTBOXD_"):
-            monkeypatch.delenv(name)
+def settings(tmp_path: Path) -> Settings:
     (tmp_path / "outbox").mkdir()
     (tmp_path / "state").mkdir()
     return Settings(outbox=OutboxConfig(path=tmp_path / "outbox"),

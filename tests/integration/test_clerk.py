@@ -9,7 +9,7 @@ import json
 import re
 import subprocess
 
-from conftest import OUTBOXD, Env, Receiver, journal_states
+from conftest import OUTBOXD, Env, Receiver, journal_since, journal_states
 from helpers import drop_bundle, pdf_bytes, wait_for
 from PIL import Image
 
@@ -158,28 +158,16 @@ def test_status_page_lists_each_bundle_in_its_section(
     # yesterday's sent and quarantined bundles off it, as it should.
     day = re.search(r"Written (?:<!--written-->)?(\d{4}-\d{2}-\d{2}) ", text)
     assert day is not None
-    if _since(env, "quarantined").startswith(day.group(1)):
+    if journal_since(env, "quarantined", "ok.xml")[0].startswith(day.group(1)):
         assert "ok--" in page.text["quarantined"]
         assert "was sent before" in page.text["quarantined"]
     else:
         assert "ok--" not in page.text["quarantined"]
-    if _since(env, "sent").startswith(day.group(1)):
+    if journal_since(env, "sent", "ok.xml")[0].startswith(day.group(1)):
         assert "ok.xml" in page.text["sent"] and "rcpt-" in page.text["sent"]
     else:
         assert "ok.xml" not in page.text["sent"]
     assert "&lt;b&gt;x&amp;amp;.xml" in text
-
-
-def _since(env: Env, state: str) -> str:
-    """When ok.xml's row in `state` entered it, as the journal keeps it (UTC, ISO 8601)."""
-    import sqlite3
-    db = sqlite3.connect(env.state / "journal.sqlite3")
-    try:
-        [(since,)] = db.execute("SELECT since FROM bundles WHERE invoice_file = 'ok.xml' "
-                                "AND state = ?", (state,)).fetchall()
-        return str(since)
-    finally:
-        db.close()
 
 
 def test_invoice_files_that_cannot_be_used_are_on_the_page_until_they_go(

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import OUTBOXD, Env, Receiver, journal_states
+from conftest import OUTBOXD, Env, Receiver, journal_since, journal_states
 from helpers import wait_for
 
 
@@ -89,7 +89,7 @@ def test_status_line_on_the_notify_socket_follows_the_counts(
 
     def sent_today() -> int:
         today = datetime.now(UTC).strftime("%Y-%m-%d")
-        return sum(1 for since in _sent_since(env) if since.startswith(today))
+        return sum(1 for since in journal_since(env, "sent") if since.startswith(today))
 
     try:
         monkeypatch.setenv("NOTIFY_SOCKET", str(path))
@@ -105,16 +105,6 @@ def test_status_line_on_the_notify_socket_follows_the_counts(
     finally:
         sock.close()
     assert all(a != b for a, b in zip(statuses, statuses[1:], strict=False))
-
-
-def _sent_since(env: Env) -> list[str]:
-    """When each sent bundle became sent, as the journal keeps it (UTC, ISO 8601)."""
-    import sqlite3
-    db = sqlite3.connect(env.state / "journal.sqlite3")
-    try:
-        return [r[0] for r in db.execute("SELECT since FROM bundles WHERE state = 'sent'")]
-    finally:
-        db.close()
 
 
 def _children(pid: int) -> list[int]:
