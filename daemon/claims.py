@@ -21,6 +21,7 @@ from daemon.errors import ClaimLost, InputError, OutboxdError
 from daemon.finish import Finisher
 from daemon.fsops import folders_below, refuse_links
 from daemon.journal import CLAIMING, Journal, Row
+from daemon.logs import bundle_log
 from daemon.manifest import bundle_id_of
 from daemon.match import assemble
 from daemon.scan import Candidate
@@ -36,6 +37,7 @@ class Claims:
 
     s: Settings
     j: Journal
+    log: Any
     finish: Finisher
     live: dict[str, Row]
     _claim_paused: dict[str, float]
@@ -47,10 +49,6 @@ class Claims:
                             Iterable[Bundle | BaseException]]
 
     def forget(self, key: str) -> None:
-        raise NotImplementedError  # the pipeline's
-
-    def _bind(self, invoice_file: str, bundle_id: str | None, ids: list[str] | tuple[str, ...]
-              ) -> Any:
         raise NotImplementedError  # the pipeline's
 
     def _undo_claim(self, cand: Candidate, row_id: int, work: Path, why: str,
@@ -180,7 +178,7 @@ class Claims:
         cand, key = c.cand, c.cand.invoice.name
         assert c.known.bundle is not None
         self.live.pop(key, None)
-        log = self._bind(key, c.known.bundle_id, c.known.bundle.invoice_ids)
+        log = bundle_log(self.log, key, c.known.bundle_id, c.known.bundle.invoice_ids)
         try:
             return claim(cand, c.work, self.s.outbox.completion == "marker",
                          companions=[release.path_for(cand, self.s.share)], sync=False)
@@ -202,7 +200,7 @@ class Claims:
         assert c.known.bundle is not None
         undone = self._undo_claim(c.cand, row_id, c.work, "claim failed", moved,
                                   last_error=f"cannot move into processing: {exc}")
-        self._bind(key, c.known.bundle_id, c.known.bundle.invoice_ids).error(
+        bundle_log(self.log, key, c.known.bundle_id, c.known.bundle.invoice_ids).error(
             "cannot claim bundle; will try again", error=str(exc),
             retry_in=self.s.outbox.rescan_seconds)
         self._claim_paused[key] = now + self.s.outbox.rescan_seconds
@@ -213,7 +211,7 @@ class Claims:
         matched again), then hand over to delivery."""
         bundle, key = c.known.bundle, c.cand.invoice.name
         assert bundle is not None
-        log = self._bind(key, c.known.bundle_id, bundle.invoice_ids)
+        log = bundle_log(self.log, key, c.known.bundle_id, bundle.invoice_ids)
         self.forget(key)
         # assemble() converts nothing: compare with the id of what was matched.
         if not isinstance(after, Bundle) or \

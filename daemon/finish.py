@@ -37,6 +37,7 @@ from daemon.journal import (
     now_iso,
     seconds_until,
 )
+from daemon.logs import bundle_log
 from daemon.manifest import build_manifest, bundle_id_of
 from daemon.match import assemble, sent_names_distinct
 from daemon.moves import Moves
@@ -56,12 +57,6 @@ def evaluate(cand: Candidate, settings: Settings) -> Bundle:
 # 403, 404: the url or token is ours to fix): a restart tries such a bundle at once,
 # as a reload does.
 PAUSED = "paused: configuration problem"
-
-
-def bind(log: Any, invoice_file: str, bundle_id: str | None,
-         ids: list[str] | tuple[str, ...]) -> Any:
-    """Every bundle event carries bundle_id, invoice_file and invoice_ids."""
-    return log.bind(bundle_id=bundle_id, invoice_file=invoice_file, invoice_ids=list(ids))
 
 
 class Finisher(Moves):
@@ -98,10 +93,6 @@ class Finisher(Moves):
     def hand_over(self, row_id: int, bundle: Bundle) -> None:
         """The validated bundle of a row just claimed, at its place in processing."""
         self._validated[row_id] = bundle
-
-    def _bind(self, invoice_file: str, bundle_id: str | None, ids: list[str] | tuple[str, ...]
-              ) -> Any:
-        return bind(self.log, invoice_file, bundle_id, ids)
 
     def _claimed_bundle(self, row: Row) -> Bundle:
         """The bundle to deliver: as validated before the claim, or (after a
@@ -143,7 +134,7 @@ class Finisher(Moves):
             return self.quarantine(row_id, findings_of(row.reasons))
         if row.state not in ("delivering", "retrying"):
             return None  # finished meanwhile (quarantined, sent)
-        log = self._bind(row.invoice_file, row.bundle_id, row.invoice_ids)
+        log = bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids)
 
         def damaged(findings: list[Finding]) -> float | None:
             # The share that holds processing/ went away (or someone moved the
@@ -296,7 +287,7 @@ class Finisher(Moves):
         """
         due: list[tuple[int, float]] = []
         for row in self.j.rows(IN_FLIGHT):
-            log = self._bind(row.invoice_file, row.bundle_id, row.invoice_ids)
+            log = bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids)
             log.info("recovering bundle", state=row.state)
             delay = 0.0
             if row.state == CLAIMING:

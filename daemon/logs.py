@@ -183,3 +183,10 @@ def configure(cfg: LogConfig | None = None, stream: TextIO | None = None) -> Non
 
 def get(**context: Any) -> Any:
     return structlog.get_logger("outboxd").bind(**context)
+
+
+def bundle_log(log: Any, invoice_file: str, bundle_id: str | None,
+               ids: list[str] | tuple[str, ...]) -> Any:
+    """`log` for one bundle's events: every one carries bundle_id, invoice_file and
+    invoice_ids."""
+    return log.bind(bundle_id=bundle_id, invoice_file=invoice_file, invoice_ids=list(ids))

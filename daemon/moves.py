@@ -18,21 +18,19 @@ from daemon.config import Settings
 from daemon.deliver import backoff
 from daemon.errors import describe
 from daemon.journal import QUARANTINING, Journal, Row, iso_in, parse_iso
+from daemon.logs import bundle_log
 from daemon.names import stem
 
 
 class Moves:
     s: Settings
     j: Journal
+    log: Any
     clock: Callable[[], float]
     # Moves that failed, per row: how many times in a row, and the monotonic time
     # before which it is not tried again.
     _move_faults: dict[int, tuple[int, float]]
     _validated: dict[int, Bundle]
-
-    def _bind(self, invoice_file: str, bundle_id: str | None,
-              ids: list[str] | tuple[str, ...]) -> Any:
-        raise NotImplementedError  # the finisher's
 
     def _work_present(self, row: Row) -> bool:
         try:
@@ -61,7 +59,7 @@ class Moves:
             self.j.transition(row.id, "retrying", **fields)
         else:
             self.j.update(row.id, **fields)
-        log = self._bind(row.invoice_file, row.bundle_id, row.invoice_ids)
+        log = bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids)
         (log.error if failures == 1 else log.warning)(
             event, error=error, failures=failures,
             retry_in=round(delay, 3))
@@ -98,7 +96,7 @@ class Moves:
         # The manifest's warnings go with this one line, at warning level: one log
         # record per bundle sent, also when only the archive was left after a restart.
         warnings = (response.get("manifest") or {}).get("warnings") or []
-        log = self._bind(row.invoice_file, row.bundle_id, row.invoice_ids)
+        log = bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids)
         (log.warning if warnings else log.info)(
             "bundle sent", receipt_id=row.receipt_id, attempts=response.get("attempts"),
             archive=str(placed), **({"warnings": warnings} if warnings else {}))
@@ -126,7 +124,7 @@ class Moves:
         if not isinstance(placed, Path):
             return placed
         self.j.transition(row_id, "quarantined", durable=False, archive_dir=str(placed))
-        self._bind(row.invoice_file, row.bundle_id, row.invoice_ids).warning(
+        bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids).warning(
             "bundle quarantined", reasons=[r.line() for r in reasons], archive=str(placed))
         return None
 

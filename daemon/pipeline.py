@@ -23,7 +23,7 @@ from daemon.claims import Claims, assemble_here
 from daemon.config import Settings
 from daemon.deliver import Deliverer
 from daemon.errors import InputError
-from daemon.finish import Finisher, bind
+from daemon.finish import Finisher
 from daemon.fsops import read_regular, write_atomic
 from daemon.journal import (
     LIVE,
@@ -92,10 +92,6 @@ class Pipeline(Claims):
         self.tracker.settle_seconds = settings.outbox.settle_seconds
         self._due.clear()  # each wait's deadline read again (the wall clock may be right now)
         self.finish.deliverers.replace(deliverer)
-
-    def _bind(self, invoice_file: str, bundle_id: str | None, ids: list[str] | tuple[str, ...]
-              ) -> Any:
-        return bind(self.log, invoice_file, bundle_id, ids)
 
     # -- before the claim ------------------------------------------------------
     def step(self, cand: Candidate, now: float, snap: Snapshot | None = None) -> Next:
