@@ -18,7 +18,6 @@ import shutil
 import signal
 import socket
 import socketserver
-import sys
 import threading
 import time
 import uuid
@@ -29,6 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from daemon import logs
 from daemon.errors import Refusal, UsageError
 from daemon.manifest import utc_now_iso
 from daemon.receiver.multipart import Body
@@ -159,7 +159,9 @@ class ReceiverHandler(BaseHTTPRequestHandler):
         pass  # requests.jsonl is the access log; do_POST writes one stderr line itself
 
     def log_message(self, format: str, *args: Any) -> None:
-        sys.stderr.write(f"receiver: {self.address_string()} {format % args}\n")
+        # http.server's own lines (a malformed request line, a timeout): one log event
+        # each, so that under JSON logging (off a terminal) every line is JSON.
+        logs.get().warning("receiver: " + format % args, client=self.address_string())
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         # The base class answers malformed request lines with HTML; every answer here is JSON.
@@ -248,8 +250,8 @@ class ReceiverHandler(BaseHTTPRequestHandler):
         if error:
             record["error"] = error
         self.server.append_log(record)
-        self.log_message("POST %s %d %s%s", self.path, status, key[:12] or "-",
-                         f" {error}" if error else "")
+        logs.get().info(f"POST {self.path} {status}", client=self.address_string(),
+                        idempotency_key=key[:12] or None, **({"error": error} if error else {}))
         if status == 201 and (hold := self.server.take_hold()):
             threading.Event().wait(hold)
         if not gone:

@@ -470,3 +470,19 @@ class TestStartUpErrors:
         assert done.returncode == 2 and done.stdout == ""
         [line] = done.stderr.splitlines()
         assert str(store) in line and "Not a directory" in line and "name a folder" in line
+
+
+def test_off_a_terminal_every_line_the_receiver_logs_is_json(start_receiver: Any) -> None:
+    """Under systemd or a log collector (stderr not a terminal) the receiver logs JSON
+    lines only: each answered POST is an event with its status and key (it was a line of
+    plain text among the JSON ones)."""
+    from helpers import wait_for
+
+    receiver = start_receiver()
+    assert httpx.post(receiver.url, content=b"not multipart",
+                      headers={"Content-Type": "text/plain"}).status_code == 400
+    wait_for(lambda: "POST /bundles 400" in receiver.stderr(), what="the POST's log line")
+    events = [json.loads(line) for line in receiver.stderr().splitlines()]
+    [answered] = [e for e in events if e["event"] == "POST /bundles 400"]
+    assert answered["level"] == "info" and answered["idempotency_key"] is None
+    assert answered["error"] == "Content-Type must be multipart/form-data"
