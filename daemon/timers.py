@@ -92,14 +92,15 @@ class Waker:
         except BlockingIOError:
             pass  # the pipe is full: the loop is awake anyway
 
-    def wait(self, timeout: float | None) -> None:
-        """Sleep until set() or timeout; what set() before is consumed."""
-        select.select([self._r], [], [], timeout)
+    def wait(self, timeout: float | None) -> bool:
+        """Sleep until set() or timeout; what set() before is consumed. True if woken."""
+        woken, _, _ = select.select([self._r], [], [], timeout)
         try:
             while os.read(self._r, 4096):
                 pass
         except BlockingIOError:
             pass
+        return bool(woken)
 
     def close(self) -> None:
         os.close(self._r)

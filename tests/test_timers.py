@@ -53,35 +53,26 @@ class TestTimers:
 class TestWaker:
     def test_a_set_before_the_wait_is_not_lost(self) -> None:
         """Something that arrives while the loop is busy (before it waits) wakes the next
-        wait at once, and is consumed by it."""
-        import time
-
+        wait, and is consumed by it: the wait after that sleeps its timeout."""
         from daemon.timers import Waker
         w = Waker()
         w.set()
         w.set()
-        t0 = time.monotonic()
-        w.wait(5.0)
-        assert time.monotonic() - t0 < 1.0
-        t0 = time.monotonic()
-        w.wait(0.05)  # consumed: this one sleeps its timeout
-        assert time.monotonic() - t0 >= 0.04
+        assert w.wait(60.0) is True
+        assert w.wait(0.05) is False
 
     def test_a_signal_handler_can_wake_the_loop(self) -> None:
         """The waker is set from a signal handler (SIGTERM stops the daemon this way)
         without taking any lock the interrupted thread might hold."""
         import os
         import signal
-        import time
 
         from daemon.timers import Waker
         w = Waker()
         previous = signal.signal(signal.SIGUSR1, lambda *_: w.set())
         try:
             os.kill(os.getpid(), signal.SIGUSR1)
-            t0 = time.monotonic()
-            w.wait(5.0)
-            assert time.monotonic() - t0 < 1.0
+            assert w.wait(60.0) is True
         finally:
             signal.signal(signal.SIGUSR1, previous)
 
