@@ -1,6 +1,7 @@
-"""Finishing a delivered bundle after a crash or a power loss: the archive entry ends
-complete (receipt.json as the journal kept it) and nothing is posted again. Real
-journal, real files, the directory transport for the first delivery."""
+"""One delivery attempt (finish.py): every attempt counted whatever its outcome, an
+unforeseen failure explained and retried, a converted image written into the claimed
+folder, the deliverer a reload replaces closed only after its POSTs, and paused
+deliveries tried again at once after a reload or a restart."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import io
 import json
 import sys
 import threading
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,124 +19,14 @@ from structlog.testing import capture_logs
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from helpers import drop_bundle, pdf_bytes  # noqa: E402
+from claimed import NeverPost, Scripted, claimed, restart  # noqa: E402
+from helpers import pdf_bytes  # noqa: E402
 
-from daemon import archive, convert, fsops, manifest  # noqa: E402
+from daemon import convert  # noqa: E402
 from daemon.answers import Receipt  # noqa: E402
 from daemon.bundle import Bundle  # noqa: E402
-from daemon.config import Settings  # noqa: E402
-from daemon.deliver import DirectoryDeliverer  # noqa: E402
 from daemon.errors import Paused, Rejected, Retryable  # noqa: E402
-from daemon.finish import Finisher, evaluate  # noqa: E402
-from daemon.journal import DELIVERED, Journal  # noqa: E402
-from daemon.pipeline import Pipeline  # noqa: E402
-from daemon.scan import list_outbox  # noqa: E402
-
-
-class NeverPost:
-    """A deliverer for the restarted daemon: a delivered bundle is never sent again."""
-
-    def deliver(self, bundle: Bundle, manifest: dict[str, Any]) -> Receipt:
-        raise AssertionError("posted a bundle the receiver already has")
-
-    def close(self) -> None:
-        pass
-
-
-def claimed(tmp_path: Path, attachments: dict[str, bytes] | None = None,
-            validation: dict[str, Any] | None = None) -> tuple[Pipeline, Settings, int]:
-    """A pipeline with one bundle dropped, read and claimed (not yet delivered)."""
-    outbox = tmp_path / "outbox"
-    outbox.mkdir(parents=True)
-    s = Settings(outbox={"path": str(outbox), "settle_seconds": 0, "rescan_seconds": 30},
-                 paths={"state_dir": str(tmp_path / "state")},
-                 delivery={"transport": "directory", "target": str(tmp_path / "target")},
-                 validation=validation or {})
-    for folder in (s.sent_dir, s.quarantine_dir, s.processing_dir, s.paths.state_dir,
-                   tmp_path / "target"):
-        folder.mkdir(parents=True, exist_ok=True)
-    p = Pipeline(s, Journal(s.journal_path), DirectoryDeliverer(tmp_path / "target"))
-    drop_bundle(outbox, "INV-1", attachments or {"a.pdf": pdf_bytes()})
-    [cand] = list_outbox(s.outbox).candidates.values()
-    nxt = p.step(cand, 1000.0)
-    assert nxt.read is not None
-    p.took_read(cand.invoice.name, nxt.read, evaluate(cand, s))
-    row = p.step(cand, 1000.0).claimed
-    assert row is not None
-    return p, s, row
-
-
-def restart(p: Pipeline, s: Settings, row: int) -> Finisher:
-    """A new start on the same journal: recovery hands the row to a delivery attempt."""
-    fin = Finisher(s, p.j, NeverPost())
-    assert [r for r, _ in fin.recover()] == [row]
-    return fin
-
-
-def test_power_loss_that_kept_the_move_but_not_the_receipt_ends_with_it_whole(
-        tmp_path: Path) -> None:
-    """The archive move reached the disk but the receipt's bytes and the 'sent' commit did
-    not (both are synced only after the move): the restarted daemon writes receipt.json
-    again from the journal's delivered record and records 'sent' — without a POST."""
-    p, s, row = claimed(tmp_path)
-    assert p.finish.attempt(row) is None
-    entry = Path(p.j.get(row).archive_dir or "")
-    # What the disk and the journal can hold after such a power loss:
-    p.j.transition(row, DELIVERED, "state before the power loss")
-    (entry / "receipt.json").write_bytes(b"")
-
-    assert restart(p, s, row).attempt(row) is None
-    after = p.j.get(row)
-    assert after.state == "sent" and after.archive_dir == str(entry)
-    assert json.loads((entry / "receipt.json").read_text("utf-8")) == after.response
-    assert [e.name for e in s.sent_dir.glob("*/*")] == [entry.name]
-    assert list(s.processing_dir.iterdir()) == []
-
-
-def test_crash_between_the_receipt_and_the_move_ends_with_one_complete_entry(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Delivered, receipt.json written into the work folder, and then the move did not
-    happen (the daemon died there): after a restart the bundle is archived once, with
-    its files and a complete receipt, no temp files, and not posted again."""
-    p, s, row = claimed(tmp_path)
-
-    def died(*_: Any, **__: Any) -> Path:
-        raise OSError(5, "the daemon died here")
-
-    monkeypatch.setattr(archive, "move_into_place", died)
-    assert p.finish.attempt(row) is not None  # the move is to be tried again
-    monkeypatch.undo()
-    delivered = p.j.get(row)
-    assert delivered.state == DELIVERED and delivered.work_dir
-    work = Path(delivered.work_dir)
-    assert (work / "receipt.json").is_file()  # written before the move
-
-    assert restart(p, s, row).attempt(row) is None
-    after = p.j.get(row)
-    [entry] = s.sent_dir.glob("*/*")
-    assert after.state == "sent" and after.archive_dir == str(entry)
-    assert sorted(e.name for e in entry.iterdir()) == ["INV-1", "INV-1.xml", "receipt.json"]
-    assert json.loads((entry / "receipt.json").read_text("utf-8")) == delivered.response
-    assert not work.exists()
-    assert len(list((tmp_path / "target").iterdir())) == 1  # delivered once
-
-
-class Scripted:
-    """A deliverer that answers each POST with the next outcome of its script."""
-
-    def __init__(self, *outcomes: Exception | Receipt) -> None:
-        self.outcomes = list(outcomes)
-        self.posts = 0
-
-    def deliver(self, bundle: Bundle, manifest: dict[str, Any]) -> Receipt:
-        self.posts += 1
-        outcome = self.outcomes.pop(0)
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
-
-    def close(self) -> None:
-        pass
+from daemon.finish import Finisher  # noqa: E402
 
 
 def test_every_attempt_is_counted_whatever_its_outcome(tmp_path: Path) -> None:
@@ -210,99 +100,6 @@ def test_an_attempt_after_a_restart_is_counted_before_its_post(tmp_path: Path) -
     fin.d = Watching(Receipt(201, {"receipt_id": "r-2"}, "r-2"))
     assert fin.attempt(row) is None
     assert seen == [1] and p.j.get(row).attempts == 1
-
-
-class Idempotent(Scripted):
-    """A deliverer whose repeats the receiver recognises, as HTTP's Idempotency-Key."""
-
-    idempotent = True
-
-
-def test_a_receipt_whose_archive_waits_is_made_durable_before_the_move(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With the workers' archive_later, a 2xx hands the archive over; the attempt that
-    archives makes every commit durable (the receipt, the archive folder) before it
-    places anything in sent/."""
-    p, s, row = claimed(tmp_path)
-    p.finish.d = Idempotent(Receipt(201, {"receipt_id": "r-1"}, "r-1"))
-    handed: list[int] = []
-    p.finish.archive_later = handed.append
-    assert p.finish.attempt(row) is None
-    assert handed == [row] and p.j.get(row).state == DELIVERED
-    assert list(s.sent_dir.glob("*/*")) == []
-    order: list[str] = []
-    make_durable, place = p.j.make_durable, archive.place
-    monkeypatch.setattr(p.j, "make_durable", lambda: (order.append("durable"), make_durable()))
-    monkeypatch.setattr("daemon.moves.place",
-                        lambda *a: (order.append("place"), place(*a))[1])
-    assert p.finish.attempt(row) is None
-    assert order == ["durable", "place"]
-    assert p.j.get(row).state == "sent" and p.finish.d.posts == 1
-
-
-def test_a_directory_delivery_is_archived_at_once_even_with_archive_later(
-        tmp_path: Path) -> None:
-    """A directory target may be emptied by its transfer agent before a repeat, so its
-    receipt is durable at once and its archive does not wait."""
-    p, s, row = claimed(tmp_path)
-    handed: list[int] = []
-    p.finish.archive_later = handed.append
-    assert p.finish.attempt(row) is None
-    assert handed == [] and p.j.get(row).state == "sent"
-
-
-class _Later(datetime):
-    """The wall clock a day after the crash."""
-
-    @classmethod
-    def now(cls, tz: Any = None) -> datetime:  # type: ignore[override]
-        return datetime.now(tz) + timedelta(days=1)
-
-
-class _Died(BaseException):
-    """The daemon dies here (a BaseException: nothing on the way catches it)."""
-
-
-def test_a_crash_while_deleting_the_source_of_a_copy_into_quarantine_keeps_one_entry(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Quarantine on another file system (copy, sync, rename, delete): the daemon dies
-    after the complete copy was renamed into quarantine/ while the work folder was
-    being deleted (one attachment already gone from it). After a restart the bundle
-    has one quarantine entry, the complete one, and the journal points at it; the
-    papers written again are those of the first try, so they match it."""
-    p, s, row = claimed(tmp_path)
-    work = Path(p.j.get(row).work_dir or "")
-    rename, rmtree = fsops.rename_noreplace, fsops.shutil.rmtree
-
-    def across(src: Path, dst: Path) -> None:
-        if Path(src) == work:
-            raise OSError(errno.EXDEV, "Invalid cross-device link")
-        rename(src, dst)
-
-    def dies_midway(path: Any, *args: Any, **kwargs: Any) -> None:
-        if Path(path) == work:
-            (work / "INV-1" / "a.pdf").unlink()
-            raise _Died
-        rmtree(path, *args, **kwargs)
-
-    monkeypatch.setattr(fsops, "rename_noreplace", across)
-    monkeypatch.setattr(fsops.shutil, "rmtree", dies_midway)
-    p.finish.d = Scripted(Rejected("the receiver rejected the bundle with HTTP 400", 400, "no"))
-    with pytest.raises(_Died):
-        p.finish.attempt(row)
-    monkeypatch.undo()
-    [copy] = s.quarantine_dir.glob("*/*")
-    first_papers = (copy / "reason.json").read_bytes()
-
-    fin = restart(p, s, row)
-    monkeypatch.setattr(manifest, "datetime", _Later)  # the clock moved on meanwhile
-    assert fin.attempt(row) is None
-    done = p.j.get(row)
-    assert [e.name for e in s.quarantine_dir.glob("*/*")] == [copy.name]
-    assert done.state == "quarantined" and done.archive_dir == str(copy)
-    assert (copy / "INV-1" / "a.pdf").read_bytes() == pdf_bytes()
-    assert (copy / "reason.json").read_bytes() == first_papers
-    assert not work.exists()
 
 
 def test_a_full_disk_while_writing_a_converted_image_is_retried_not_quarantined(
@@ -387,29 +184,6 @@ def test_an_unforeseen_failure_of_an_attempt_is_counted_explained_and_retried(
     [line] = [e for e in logs if e["event"] == "unexpected error while delivering"]
     assert "Traceback" in line["traceback"] and "ValueError" in line["traceback"]
     assert "s3cret" not in json.dumps(logs, default=str) and "s3cret" not in after.last_error
-
-
-def test_a_bundle_archived_after_a_failed_move_is_sent_without_the_old_error(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Delivered, its move into sent/ failing once (a full disk), then done: the row is
-    `sent` with no last_error (before, `status --json` kept "cannot be archived")."""
-    from daemon import moves
-
-    p, _, row = claimed(tmp_path)
-    real_place = moves.place
-    calls: list[int] = []
-
-    def full_once(*args: Any, **kwargs: Any) -> Path:
-        calls.append(1)
-        if len(calls) == 1:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real_place(*args, **kwargs)
-    monkeypatch.setattr(moves, "place", full_once)
-    assert p.finish.attempt(row) is not None  # delivered, not archived: retried
-    assert "cannot be archived" in (p.j.get(row).last_error or "")
-    p.finish.clock = lambda: 1e9  # its back-off over
-    assert p.finish.attempt(row) is None
-    assert (p.j.get(row).state, p.j.get(row).last_error) == ("sent", None)
 
 
 class Slow:

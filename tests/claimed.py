@@ -1,0 +1,86 @@
+"""A bundle dropped, read and claimed by a real pipeline, ready for its delivery
+attempt (the directory transport), and stand-in deliverers that answer as scripted:
+what tests of finish.py and moves.py start from."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from helpers import drop_bundle, pdf_bytes  # noqa: E402
+
+from daemon.answers import Receipt  # noqa: E402
+from daemon.bundle import Bundle  # noqa: E402
+from daemon.config import Settings  # noqa: E402
+from daemon.deliver import DirectoryDeliverer  # noqa: E402
+from daemon.finish import Finisher, evaluate  # noqa: E402
+from daemon.journal import Journal  # noqa: E402
+from daemon.pipeline import Pipeline  # noqa: E402
+from daemon.scan import list_outbox  # noqa: E402
+
+
+class NeverPost:
+    """A deliverer for the restarted daemon: a delivered bundle is never sent again."""
+
+    def deliver(self, bundle: Bundle, manifest: dict[str, Any]) -> Receipt:
+        raise AssertionError("posted a bundle the receiver already has")
+
+    def close(self) -> None:
+        pass
+
+
+def claimed(tmp_path: Path, attachments: dict[str, bytes] | None = None,
+            validation: dict[str, Any] | None = None) -> tuple[Pipeline, Settings, int]:
+    """A pipeline with one bundle dropped, read and claimed (not yet delivered)."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir(parents=True)
+    s = Settings(outbox={"path": str(outbox), "settle_seconds": 0, "rescan_seconds": 30},
+                 paths={"state_dir": str(tmp_path / "state")},
+                 delivery={"transport": "directory", "target": str(tmp_path / "target")},
+                 validation=validation or {})
+    for folder in (s.sent_dir, s.quarantine_dir, s.processing_dir, s.paths.state_dir,
+                   tmp_path / "target"):
+        folder.mkdir(parents=True, exist_ok=True)
+    p = Pipeline(s, Journal(s.journal_path), DirectoryDeliverer(tmp_path / "target"))
+    drop_bundle(outbox, "INV-1", attachments or {"a.pdf": pdf_bytes()})
+    [cand] = list_outbox(s.outbox).candidates.values()
+    nxt = p.step(cand, 1000.0)
+    assert nxt.read is not None
+    p.took_read(cand.invoice.name, nxt.read, evaluate(cand, s))
+    row = p.step(cand, 1000.0).claimed
+    assert row is not None
+    return p, s, row
+
+
+def restart(p: Pipeline, s: Settings, row: int) -> Finisher:
+    """A new start on the same journal: recovery hands the row to a delivery attempt."""
+    fin = Finisher(s, p.j, NeverPost())
+    assert [r for r, _ in fin.recover()] == [row]
+    return fin
+
+
+class Scripted:
+    """A deliverer that answers each POST with the next outcome of its script."""
+
+    def __init__(self, *outcomes: Exception | Receipt) -> None:
+        self.outcomes = list(outcomes)
+        self.posts = 0
+
+    def deliver(self, bundle: Bundle, manifest: dict[str, Any]) -> Receipt:
+        self.posts += 1
+        outcome = self.outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def close(self) -> None:
+        pass
+
+
+class Idempotent(Scripted):
+    """A deliverer whose repeats the receiver recognises, as HTTP's Idempotency-Key."""
+
+    idempotent = True
