@@ -7,6 +7,7 @@ so a bundle read before the claim can be compared with one read after it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -108,11 +109,20 @@ class Bundle:
         return self.invoice_file.invoice_ids
 
     def attachments_of(self, invoice_id: str) -> tuple[Attachment, ...]:
-        return tuple(a for a in self.attachments if a.invoice_id == invoice_id)
+        return self._by_invoice.get(invoice_id, ())
+
+    @cached_property
+    def _by_invoice(self) -> dict[str, tuple[Attachment, ...]]:
+        # Grouped once: asked per invoice, a scan of every attachment made a file of
+        # thousands of invoices cost invoices x attachments, on the loop thread.
+        groups: dict[str, list[Attachment]] = {}
+        for a in self.attachments:
+            groups.setdefault(a.invoice_id, []).append(a)
+        return {k: tuple(v) for k, v in groups.items()}
 
     @property
     def unattached_ids(self) -> tuple[str, ...]:
-        return tuple(i for i in self.invoice_ids if not self.attachments_of(i))
+        return tuple(i for i in self.invoice_ids if i not in self._by_invoice)
 
     @property
     def errors(self) -> tuple[Finding, ...]:
