@@ -161,8 +161,11 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
             ["File", "Why"], [[_e(i.name), _e(i.why)] for i in idle])))
 
     body = "\n".join(parts)
-    if body_only:
-        return body
+    return body if body_only else _page(body, written_at)
+
+
+def _page(body: str, written_at: datetime) -> str:
+    """The whole page around a rendered body, with the time it was written."""
     stamp = written_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta http-equiv=\"refresh\" content=\"10\">"
@@ -261,8 +264,7 @@ class StatusPage:
             # outbox, where the clerks see it: once a start (one listing of the root).
             drop_unfinished(path.parent, [path.name])
             self._swept = path
-        write_atomic(path, render(rows, idle, now, share.release_suffix, refused=refused,
-                                  sidecar_suffix=sidecar).encode("utf-8"))
+        write_atomic(path, _page(body, now).encode("utf-8"))  # rendered once, above
         self._last_body = body
         return True
 
