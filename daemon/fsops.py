@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import glob
 import hashlib
 import json
 import os
@@ -182,25 +181,27 @@ def drop_unfinished(folder: Path, names: Iterable[str]) -> None:
     killed between creating and renaming them. Only names write_atomic makes are
     touched, a link is removed, never followed, and a folder of such a name (never
     ours) is left alone."""
-    prefixes = tuple(_temp_prefix(n) for n in names)
-    with os.scandir(folder) as entries:
-        stale = [e.path for e in entries
-                 if any(e.name.startswith(p) and _TEMP_TAIL.fullmatch(e.name[len(p):])
-                        for p in prefixes) and not e.is_dir(follow_symlinks=False)]
-    for path in stale:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
+    _drop_matching(folder, "|".join(re.escape(_temp_prefix(n)) + _TEMP_TAIL.pattern
+                                    for n in names))
 
 
 def drop_stale_copies(folder: Path, name: str, middle: str) -> None:
     """Remove `.NAME.MIDDLE.tmp` (MIDDLE a regular expression: a command's own mark) that
     a command killed between writing it and renaming it to NAME left in folder, where
     its in-progress name would stay for good. Only files, never followed."""
-    own = re.compile(re.escape(f".{name}.") + middle + r"\.tmp")
-    for stale in folder.glob(f"{glob.escape('.' + name)}.*.tmp"):
-        if own.fullmatch(stale.name) and not stale.is_dir():
-            with contextlib.suppress(FileNotFoundError):
-                stale.unlink()
+    _drop_matching(folder, re.escape(f".{name}.") + middle + r"\.tmp")
+
+
+def _drop_matching(folder: Path, pattern: str) -> None:
+    """Unlink each entry of folder whose whole name matches `pattern` and that is not a
+    folder (a link is removed, never followed)."""
+    own = re.compile(pattern)
+    with os.scandir(folder) as entries:
+        stale = [e.path for e in entries
+                 if own.fullmatch(e.name) and not e.is_dir(follow_symlinks=False)]
+    for path in stale:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
 
 
 def write_atomic(path: Path, data: bytes, sync: bool = True) -> None:
