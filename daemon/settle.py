@@ -55,8 +55,8 @@ class SettleTracker:
 
     def ready_at(self, key: str) -> float | None:
         """When key's quiet period ends if nothing changes; None if never seen."""
-        seen = self._seen.get(key)
-        return seen.since + self.settle_seconds if seen else None
+        since = self.still_since(key)
+        return None if since is None else since + self.settle_seconds
 
     def last(self, key: str) -> Snapshot | None:
         seen = self._seen.get(key)

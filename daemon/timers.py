@@ -29,14 +29,16 @@ class Timers:
 
     def at(self, key: Hashable, due: float) -> None:
         """Fire `key` at monotonic time `due`, replacing any earlier setting of it."""
-        with self._lock:
-            self._due[key] = due
-            heapq.heappush(self._heap, (due, next(self._seq), key))
+        self._set(key, due, later=True)
 
     def sooner(self, key: Hashable, due: float) -> None:
         """Fire `key` at `due` unless it is set to fire earlier already."""
+        self._set(key, due, later=False)
+
+    def _set(self, key: Hashable, due: float, later: bool) -> None:
+        """Set key's due time; `later`: also when that moves it later."""
         with self._lock:
-            if key in self._due and self._due[key] <= due:
+            if not later and key in self._due and self._due[key] <= due:
                 return
             self._due[key] = due
             heapq.heappush(self._heap, (due, next(self._seq), key))
