@@ -45,6 +45,7 @@ from daemon.readback import restore_sent
 from daemon.readers import Readers, needs_engine
 from daemon.reload import Reloading
 from daemon.scan import Candidate, Listing, Snapshot, list_outbox, same_lone_file, snapshot
+from daemon.settle import Pacer
 from daemon.timers import Timers, Waker
 from daemon.watch import OVERFLOW, Watcher
 from daemon.workers import JOURNAL_RETRY, DeliveryWorkers
@@ -85,6 +86,7 @@ class Service(Reloading):
         self._hints: set[str] = set()
         self._hint_lock = threading.Lock()
         self._dirty: dict[str, Snapshot | None] = {}
+        self._pacer = Pacer()  # a bundle whose look is costly is not looked at per event
         self.workers = DeliveryWorkers(
             attempt=lambda row_id: self.pipeline.finish.attempt(row_id), schedule=self.schedule,
             wake=self._wake.set, stopping=lambda: self._stopping,
@@ -160,6 +162,7 @@ class Service(Reloading):
     def _take_hints(self) -> None:
         with self._hint_lock:
             names, self._hints = self._hints, set()
+        now = self.clock()
         suffix = self.settings.share.release_suffix
         if any(n.endswith(suffix) for n in names):
             self.publish.hinted()
@@ -175,7 +178,11 @@ class Service(Reloading):
                 continue
             self._report(what, name)
             for key in keys:
-                self._mark(key)
+                later = self._pacer.not_before(key, now)
+                if later is None:
+                    self._mark(key)
+                else:
+                    self.timers.sooner(("bundle", key), later)
 
     def rescan(self) -> None:
         """The one full pass: list the outbox and snapshot every bundle; only those
@@ -209,6 +216,7 @@ class Service(Reloading):
     def _apply(self, key: str, nxt: Next) -> None:
         if nxt.gone:
             self.index.remove(key)
+            self._pacer.forget(key)
         if nxt.claimed is not None:
             self.workers.queue(nxt.claimed)
         if nxt.at is not None:
@@ -232,8 +240,10 @@ class Service(Reloading):
             for key, snap in dirty.items():
                 if self._stopping:
                     return
+                began = self.clock()
                 try:
                     nxt = self.pipeline.step(self.index.candidate(key), now, snap)
+                    self._pacer.looked(key, began, self.clock())
                 except Exception as exc:  # noqa: BLE001 - one bad bundle must not stop the daemon
                     self._step_failed(key, exc, now)
                     continue

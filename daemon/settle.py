@@ -64,3 +64,44 @@ class SettleTracker:
 
     def forget(self, key: str) -> None:
         self._seen.pop(key, None)
+
+
+# A bundle's look (its snapshot and step) that costs this much or more is paced.
+PACE_FLOOR = 0.002
+# An event asks for a paced bundle's next look no sooner than this many times
+# its last look's cost after that look began.
+PACE = 10.0
+
+
+class Pacer:
+    """How soon an event may make the loop look at a bundle again.
+
+    A look walks the bundle's whole sidecar, so a copy of many files into it, one
+    event a file, would cost a walk of all files so far for each new one:
+    quadratic (2,000 files copied over 7 s kept a core busy the whole time). A
+    bundle whose look cost `PACE_FLOOR` or more is looked at again, on an event,
+    no sooner than `PACE` times that cost after its last look began: a copy then
+    costs the loop at most a tenth of its time, whatever its size. Timers and the
+    rescan are not paced. The price is that a change is seen up to
+    (PACE - 1) × the cost later (about 0.1 s for 2,000 files), and the quiet
+    period is counted from when it is seen, so no bundle settles sooner.
+    Ordinary bundles (a look of well under a millisecond) are never paced.
+    """
+
+    def __init__(self) -> None:
+        self._next: dict[str, float] = {}  # only bundles whose last look was costly
+
+    def looked(self, key: str, began: float, ended: float) -> None:
+        cost = ended - began
+        if cost >= PACE_FLOOR:
+            self._next[key] = began + PACE * cost
+        else:
+            self._next.pop(key, None)
+
+    def not_before(self, key: str, now: float) -> float | None:
+        """When an event may have key looked at, if not now."""
+        due = self._next.get(key)
+        return due if due is not None and due > now else None
+
+    def forget(self, key: str) -> None:
+        self._next.pop(key, None)

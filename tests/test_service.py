@@ -257,6 +257,62 @@ def test_the_events_of_a_claim_step_no_bundle_and_a_new_file_of_that_name_is_ste
     assert counts.steps == ["INV-1.xml"]
 
 
+def test_a_bundle_whose_look_is_costly_is_looked_at_again_on_events_at_a_pace(
+        make_service: Any, clock: FakeClock, counts: Counts, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sidecar copied in one file at a time raises an event a file. When looking at the
+    bundle costs 50 ms (a big sidecar's walk), events do not make the loop look again
+    until ten times that after the last look began: one look for a flurry of events, at a
+    timer; what changed meanwhile is seen then, and the quiet period counts from then, so
+    the bundle does not settle sooner. A cheap look is not paced."""
+    outbox = tmp_path / "outbox"
+    write(outbox / "INV-1.xml", ubl_invoice("INV-1"))
+    svc = make_service()
+    settle_all(svc, clock)
+    real = pipeline_module.snapshot
+
+    def slow_snapshot(*a: Any) -> Any:
+        clock.t += 0.05  # the walk's cost, on the loop's clock
+        return real(*a)
+    monkeypatch.setattr(pipeline_module, "snapshot", slow_snapshot)
+    counts.reset()
+
+    t0 = clock.t
+    write(outbox / "INV-1" / "a0.pdf", pdf_bytes())
+    svc.hint("INV-1")
+    svc.turn()
+    assert counts.steps == ["INV-1.xml"]  # the first event of a copy: looked at at once
+    for n in range(1, 5):  # four more files within the next 0.4 s: each event is paced
+        clock.t = t0 + 0.1 * n
+        write(outbox / "INV-1" / f"a{n}.pdf", pdf_bytes())
+        svc.hint("INV-1")
+        svc.turn()
+    assert counts.steps == ["INV-1.xml"]
+    paced = svc.timers.due_at(("bundle", "INV-1.xml"))
+    assert paced == pytest.approx(t0 + 0.5)
+
+    clock.t = paced
+    svc.turn()  # the paced look: every file copied meanwhile is seen
+    assert counts.steps == ["INV-1.xml"] * 2
+    assert svc.pipeline.tracker.still_since("INV-1.xml") == pytest.approx(t0 + 0.5)
+    assert len(svc.pipeline.tracker.last("INV-1.xml").entries) == 6  # the invoice, 5 PDFs
+
+    monkeypatch.setattr(pipeline_module, "snapshot", real)  # looks are cheap again
+    clock.t = paced + 0.4
+    svc.hint("INV-1")
+    svc.turn()
+    assert counts.steps == ["INV-1.xml"] * 2  # still paced by the last (costly) look
+    again = svc.timers.due_at(("bundle", "INV-1.xml"))
+    assert again == pytest.approx(paced + 0.5)
+    clock.t = again
+    svc.turn()
+    assert counts.steps == ["INV-1.xml"] * 3  # its time has come
+    clock.t += 0.01
+    svc.hint("INV-1")
+    svc.turn()
+    assert counts.steps == ["INV-1.xml"] * 4  # and that cheap look ended the pacing
+
+
 def test_a_claim_that_fails_is_retried_on_the_loop_clock(make_service: Any, clock: FakeClock,
                                                          counts: Counts,
                                                          tmp_path: Path) -> None:

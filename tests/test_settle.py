@@ -3,8 +3,10 @@ settle_seconds; explicit clocks."""
 
 from __future__ import annotations
 
+import pytest
+
 from daemon.scan import Snapshot
-from daemon.settle import SettleTracker
+from daemon.settle import PACE, PACE_FLOOR, Pacer, SettleTracker
 
 A = Snapshot((("INV-1.xml", "f", 10, 1),), busy=False)
 B = Snapshot((("INV-1.xml", "f", 11, 2),), busy=False)
@@ -93,3 +95,24 @@ class TestSettleTracker:
         assert t.ready_at("k") is None
         assert not t.observe("k", A, now=100.0)
         assert t.ready_at("k") == 105.0
+
+
+def test_a_costly_look_paces_events_until_pace_times_its_cost_after_it_began() -> None:
+    """A look that cost 50 ms: events on its bundle wait until PACE × 50 ms after it began."""
+    pacer = Pacer()
+    pacer.looked("A.xml", began=100.0, ended=100.05)
+    due = pacer.not_before("A.xml", 100.1)
+    assert due == pytest.approx(100.0 + PACE * 0.05)
+    assert pacer.not_before("A.xml", due) is None  # its time has come
+    assert pacer.not_before("B.xml", 100.1) is None  # other bundles are not paced
+
+
+def test_a_cheap_look_and_a_bundle_gone_end_the_pacing() -> None:
+    """Pacing lasts while looks stay costly: a look under PACE_FLOOR, or forget(), ends it."""
+    pacer = Pacer()
+    pacer.looked("A.xml", began=0.0, ended=0.05)
+    pacer.looked("A.xml", began=0.6, ended=0.6 + PACE_FLOOR / 2)
+    assert pacer.not_before("A.xml", 0.61) is None
+    pacer.looked("B.xml", began=0.0, ended=PACE_FLOOR)
+    pacer.forget("B.xml")
+    assert pacer.not_before("B.xml", 0.001) is None
