@@ -240,10 +240,13 @@ class Service(Reloading):
             for key, snap in dirty.items():
                 if self._stopping:
                     return
-                began = self.clock()
+                cand = self.index.candidate(key)
                 try:
-                    nxt = self.pipeline.step(self.index.candidate(key), now, snap)
-                    self._pacer.looked(key, began, self.clock())
+                    if snap is None:  # an event's or a timer's: look now, and time the walk
+                        began = self.clock()
+                        snap = snapshot(cand, self.settings.outbox)
+                        self._pacer.looked(key, began, self.clock())
+                    nxt = self.pipeline.step(cand, now, snap)
                 except Exception as exc:  # noqa: BLE001 - one bad bundle must not stop the daemon
                     self._step_failed(key, exc, now)
                     continue

@@ -66,7 +66,8 @@ class SettleTracker:
         self._seen.pop(key, None)
 
 
-# A bundle's look (its snapshot and step) that costs this much or more is paced.
+# A bundle's look (the snapshot: a walk of its sidecar) that costs this much or more
+# is paced.
 PACE_FLOOR = 0.002
 # An event asks for a paced bundle's next look no sooner than this many times
 # its last look's cost after that look began.

@@ -269,12 +269,12 @@ def test_a_bundle_whose_look_is_costly_is_looked_at_again_on_events_at_a_pace(
     write(outbox / "INV-1.xml", ubl_invoice("INV-1"))
     svc = make_service()
     settle_all(svc, clock)
-    real = pipeline_module.snapshot
+    real = service_module.snapshot
 
     def slow_snapshot(*a: Any) -> Any:
         clock.t += 0.05  # the walk's cost, on the loop's clock
         return real(*a)
-    monkeypatch.setattr(pipeline_module, "snapshot", slow_snapshot)
+    monkeypatch.setattr(service_module, "snapshot", slow_snapshot)
     counts.reset()
 
     t0 = clock.t
@@ -297,7 +297,7 @@ def test_a_bundle_whose_look_is_costly_is_looked_at_again_on_events_at_a_pace(
     assert svc.pipeline.tracker.still_since("INV-1.xml") == pytest.approx(t0 + 0.5)
     assert len(svc.pipeline.tracker.last("INV-1.xml").entries) == 6  # the invoice, 5 PDFs
 
-    monkeypatch.setattr(pipeline_module, "snapshot", real)  # looks are cheap again
+    monkeypatch.setattr(service_module, "snapshot", real)  # looks are cheap again
     clock.t = paced + 0.4
     svc.hint("INV-1")
     svc.turn()
