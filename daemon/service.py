@@ -86,7 +86,7 @@ class Service(Reloading):
         self._hints: set[str] = set()
         self._hint_lock = threading.Lock()
         self._dirty: dict[str, Snapshot | None] = {}
-        self._pacer = Pacer()  # a bundle whose look is costly is not looked at per event
+        self._pacer = Pacer()  # a bundle of many files is not looked at on every event
         self.workers = DeliveryWorkers(
             attempt=lambda row_id: self.pipeline.finish.attempt(row_id), schedule=self.schedule,
             wake=self._wake.set, stopping=lambda: self._stopping,
@@ -242,10 +242,9 @@ class Service(Reloading):
                     return
                 cand = self.index.candidate(key)
                 try:
-                    if snap is None:  # an event's or a timer's: look now, and time the walk
-                        began = self.clock()
+                    if snap is None:  # an event's or a timer's: look now
                         snap = snapshot(cand, self.settings.outbox)
-                        self._pacer.looked(key, began, self.clock())
+                        self._pacer.looked(key, now, len(snap.entries) if snap else 0)
                     nxt = self.pipeline.step(cand, now, snap)
                 except Exception as exc:  # noqa: BLE001 - one bad bundle must not stop the daemon
                     self._step_failed(key, exc, now)

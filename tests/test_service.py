@@ -29,6 +29,7 @@ from daemon import service as service_module  # noqa: E402
 from daemon.config import Settings  # noqa: E402
 from daemon.journal.records import IN_FLIGHT, STATES  # noqa: E402
 from daemon.service import Service  # noqa: E402
+from daemon.settle import PACE_PER_ENTRY  # noqa: E402
 
 SETTLE, RESCAN = 5.0, 60.0
 ALL_STATES = tuple(dict.fromkeys(STATES + IN_FLIGHT))  # every state a journal row can have
@@ -257,60 +258,52 @@ def test_the_events_of_a_claim_step_no_bundle_and_a_new_file_of_that_name_is_ste
     assert counts.steps == ["INV-1.xml"]
 
 
-def test_a_bundle_whose_look_is_costly_is_looked_at_again_on_events_at_a_pace(
-        make_service: Any, clock: FakeClock, counts: Counts, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """A sidecar copied in one file at a time raises an event a file. When looking at the
-    bundle costs 50 ms (a big sidecar's walk), events do not make the loop look again
-    until ten times that after the last look began: one look for a flurry of events, at a
-    timer; what changed meanwhile is seen then, and the quiet period counts from then, so
-    the bundle does not settle sooner. A cheap look is not paced."""
+def test_events_on_a_bundle_of_many_files_are_answered_at_a_pace(
+        make_service: Any, clock: FakeClock, counts: Counts, tmp_path: Path) -> None:
+    """A sidecar copied in one file at a time raises an event a file, and each look walks
+    every file. For a bundle of n entries (PACE_FROM or more), events make the loop look
+    again no sooner than n × PACE_PER_ENTRY after its last look: one look, at a timer, for
+    all the events meanwhile; what changed is seen then, and the quiet period counts from
+    then, so the bundle does not settle sooner. A small bundle is not paced."""
     outbox = tmp_path / "outbox"
     write(outbox / "INV-1.xml", ubl_invoice("INV-1"))
+    for n in range(499):  # a copy under way (fresh files: not read before they settle)
+        write(outbox / "INV-1" / f"p{n:03}.pdf", b"%PDF-1.4 a page")
     svc = make_service()
-    settle_all(svc, clock)
-    real = service_module.snapshot
-
-    def slow_snapshot(*a: Any) -> Any:
-        clock.t += 0.05  # the walk's cost, on the loop's clock
-        return real(*a)
-    monkeypatch.setattr(service_module, "snapshot", slow_snapshot)
-    counts.reset()
-
     t0 = clock.t
-    write(outbox / "INV-1" / "a0.pdf", pdf_bytes())
-    svc.hint("INV-1")
     svc.turn()
-    assert counts.steps == ["INV-1.xml"]  # the first event of a copy: looked at at once
-    for n in range(1, 5):  # four more files within the next 0.4 s: each event is paced
-        clock.t = t0 + 0.1 * n
-        write(outbox / "INV-1" / f"a{n}.pdf", pdf_bytes())
+    assert counts.steps == ["INV-1.xml"]  # found at start: looked at at once
+    pace = 500 * PACE_PER_ENTRY  # the invoice file and 499 attachments: 50 ms
+    for n in range(1, 5):  # four more files within the next 40 ms: each event is paced
+        clock.t = t0 + 0.01 * n
+        write(outbox / "INV-1" / f"a{n}.pdf", b"%PDF-1.4 one more")
         svc.hint("INV-1")
         svc.turn()
     assert counts.steps == ["INV-1.xml"]
     paced = svc.timers.due_at(("bundle", "INV-1.xml"))
-    assert paced == pytest.approx(t0 + 0.5)
+    assert paced == pytest.approx(t0 + pace)
 
     clock.t = paced
     svc.turn()  # the paced look: every file copied meanwhile is seen
     assert counts.steps == ["INV-1.xml"] * 2
-    assert svc.pipeline.tracker.still_since("INV-1.xml") == pytest.approx(t0 + 0.5)
-    assert len(svc.pipeline.tracker.last("INV-1.xml").entries) == 6  # the invoice, 5 PDFs
+    assert svc.pipeline.tracker.still_since("INV-1.xml") == paced
+    assert len(svc.pipeline.tracker.last("INV-1.xml").entries) == 504
 
-    monkeypatch.setattr(service_module, "snapshot", real)  # looks are cheap again
-    clock.t = paced + 0.4
+    for f in (outbox / "INV-1").iterdir():  # the clerk empties the folder: a small bundle
+        f.unlink()
+    clock.t = paced + 0.01
     svc.hint("INV-1")
     svc.turn()
-    assert counts.steps == ["INV-1.xml"] * 2  # still paced by the last (costly) look
+    assert counts.steps == ["INV-1.xml"] * 2  # still paced by the last (big) look
     again = svc.timers.due_at(("bundle", "INV-1.xml"))
-    assert again == pytest.approx(paced + 0.5)
+    assert again == pytest.approx(paced + 504 * PACE_PER_ENTRY)
     clock.t = again
     svc.turn()
-    assert counts.steps == ["INV-1.xml"] * 3  # its time has come
-    clock.t += 0.01
+    assert counts.steps == ["INV-1.xml"] * 3  # its time has come: a look of one entry
+    clock.t += 0.001
     svc.hint("INV-1")
     svc.turn()
-    assert counts.steps == ["INV-1.xml"] * 4  # and that cheap look ended the pacing
+    assert counts.steps == ["INV-1.xml"] * 4  # which ended the pacing
 
 
 def test_a_claim_that_fails_is_retried_on_the_loop_clock(make_service: Any, clock: FakeClock,

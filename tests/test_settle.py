@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from daemon.scan import Snapshot
-from daemon.settle import PACE, PACE_FLOOR, Pacer, SettleTracker
+from daemon.settle import PACE_FROM, PACE_PER_ENTRY, Pacer, SettleTracker
 
 A = Snapshot((("INV-1.xml", "f", 10, 1),), busy=False)
 B = Snapshot((("INV-1.xml", "f", 11, 2),), busy=False)
@@ -97,22 +97,25 @@ class TestSettleTracker:
         assert t.ready_at("k") == 105.0
 
 
-def test_a_costly_look_paces_events_until_pace_times_its_cost_after_it_began() -> None:
-    """A look that cost 50 ms: events on its bundle wait until PACE × 50 ms after it began."""
+def test_a_look_at_many_entries_paces_events_by_its_size() -> None:
+    """A bundle of 2,000 entries looked at at t: events on it wait until
+    t + 2,000 × PACE_PER_ENTRY; other bundles are not paced."""
     pacer = Pacer()
-    pacer.looked("A.xml", began=100.0, ended=100.05)
+    pacer.looked("A.xml", at=100.0, entries=2000)
     due = pacer.not_before("A.xml", 100.1)
-    assert due == pytest.approx(100.0 + PACE * 0.05)
+    assert due == pytest.approx(100.0 + 2000 * PACE_PER_ENTRY)
     assert pacer.not_before("A.xml", due) is None  # its time has come
-    assert pacer.not_before("B.xml", 100.1) is None  # other bundles are not paced
+    assert pacer.not_before("B.xml", 100.1) is None
 
 
-def test_a_cheap_look_and_a_bundle_gone_end_the_pacing() -> None:
-    """Pacing lasts while looks stay costly: a look under PACE_FLOOR, or forget(), ends it."""
+def test_a_small_look_and_a_bundle_gone_end_the_pacing() -> None:
+    """Pacing lasts while the bundle stays big: a look of fewer than PACE_FROM entries,
+    or forget() (the bundle left), ends it."""
     pacer = Pacer()
-    pacer.looked("A.xml", began=0.0, ended=0.05)
-    pacer.looked("A.xml", began=0.6, ended=0.6 + PACE_FLOOR / 2)
+    pacer.looked("A.xml", at=0.0, entries=2000)
+    pacer.looked("A.xml", at=0.6, entries=PACE_FROM - 1)
     assert pacer.not_before("A.xml", 0.61) is None
-    pacer.looked("B.xml", began=0.0, ended=PACE_FLOOR)
+    pacer.looked("B.xml", at=0.0, entries=PACE_FROM)
+    assert pacer.not_before("B.xml", 0.0) is not None
     pacer.forget("B.xml")
-    assert pacer.not_before("B.xml", 0.001) is None
+    assert pacer.not_before("B.xml", 0.0) is None
