@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 
 from daemon.config import OutboxConfig, ShareConfig
+from daemon.names import spelling_twins
 from daemon.scan import Candidate, Listing, candidate_for, look
 
 
@@ -30,7 +31,8 @@ class OutboxIndex:
     def _names_of(self, cand: Candidate) -> list[str]:
         name = cand.name
         return [cand.invoice.name, cand.sidecar.name, cand.marker.name,
-                f"{name}.errors.txt", *self._extra_names(name)]
+                f"{name}.errors.txt", *self._extra_names(name),
+                *spelling_twins(cand.sidecar.name)]  # a look-alike folder: an error
 
     def add(self, cand: Candidate) -> None:
         if cand.invoice.name in self.candidates:

@@ -27,6 +27,7 @@ from daemon.names import (
     is_ignored,
     name_problem,
     printable,
+    spelling_twins,
     stem,
 )
 from daemon.scan import Candidate
@@ -48,6 +49,24 @@ class _Notes:
 
 def _err(code: str, file: str, message: str, invoice_id: str | None = None) -> Finding:
     return Finding(code, file, message, "error", invoice_id)
+
+
+def _look_alike_sidecars(cand: Candidate) -> list[Finding]:
+    """A folder whose name looks like the missing sidecar's but is spelled otherwise in
+    Unicode (a Mac's decomposed accents beside an ERP's composed ones). Matching it
+    would take files that are not the sidecar by name; ignoring it would send the
+    invoice without the attachments the clerk can see beside it. So it is an error,
+    and the bundle waits (or is quarantined) under `[policy] invalid`."""
+    return [_err("sidecar-spelling", twin,
+                 f"this folder looks like the sidecar {cand.sidecar.name} of "
+                 f"{cand.invoice.name}, but the two names are spelled with different "
+                 "Unicode characters (one writes accents as separate marks, as Mac "
+                 "computers do), so the folder is not taken as the sidecar — rename the "
+                 "folder by typing its name "
+                 "again on the computer that named the invoice file, or move its files "
+                 f"into a folder named {cand.sidecar.name} made there")
+            for twin in spelling_twins(cand.sidecar.name)
+            if os.path.lexists(cand.sidecar.parent / twin)]
 
 
 def _read_notes(folder: Path, rel: str, findings: list[Finding]) -> _Notes:
@@ -310,5 +329,7 @@ def assemble(cand: Candidate, settings: Settings, known: Bundle | None = None) -
             attachments, more, channel = match_attachments(cand.sidecar, read.invoice_ids,
                                                            settings)
             findings.extend(more)
+    else:
+        findings.extend(_look_alike_sidecars(cand))
     return Bundle(inv, sidecar, tuple(attachments), channel or settings.validation.channel,
                   tuple(findings))

@@ -117,6 +117,17 @@ def fold_key(name: str) -> str:
     return unicodedata.normalize("NFC", name).casefold()
 
 
+def spelling_twins(name: str) -> tuple[str, ...]:
+    """The other ways `name` can be spelled in Unicode that look the same to a person:
+    its composed (NFC) and decomposed (NFD) forms, where they differ from it. Mac
+    computers write names decomposed, Windows and most ERPs composed; to Linux they are
+    different names. A plain ASCII name has none."""
+    if name.isascii():
+        return ()
+    forms = (unicodedata.normalize("NFC", name), unicodedata.normalize("NFD", name))
+    return tuple(dict.fromkeys(f for f in forms if f != name))
+
+
 NAME_MAX = 255  # bytes in one path component on Linux file systems (ext4, xfs, tmpfs, NFS)
 EXT_MAX = 16  # a longer "extension" is part of the name, and may be cut with it
 

@@ -37,6 +37,7 @@ from daemon.finish import evaluate
 from daemon.index import OutboxIndex
 from daemon.journal import Journal
 from daemon.leftalone import LeftAlone
+from daemon.names import spelling_twins
 from daemon.notify import notify, watchdog_interval
 from daemon.orphans import sweep as sweep_orphans
 from daemon.pipeline import Next, Pipeline
@@ -205,7 +206,9 @@ class Service(Reloading):
         for key, cand in self.index.candidates.items():
             if key in appeared:
                 continue
-            if lone and cand.name + outbox.sidecar_suffix not in stats \
+            sidecar = cand.sidecar.name
+            if lone and sidecar not in stats and not any(
+                    t in stats for t in spelling_twins(sidecar)) \
                     and same_lone_file(tracker.last(key), stats.get(key)):
                 continue  # an invoice file alone, as last stepped: the usual backlog
             snap = snapshot(cand, outbox, stats)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import unicodedata
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -27,6 +28,17 @@ class TestTouched:
         idx.replace(list_outbox(idx.cfg))
         for name in ("INV-1", "INV-1.ready", "INV-1.errors.txt", "INV-1.xml"):
             assert idx.touched(name)[0] == {"INV-1.xml"}, name
+
+    def test_a_folder_spelled_like_the_sidecar_in_another_unicode_form_maps_to_it(
+            self, tmp_path: Path) -> None:
+        """A Mac writes Räkning-1 decomposed beside the ERP's composed Räkning-1.xml: an
+        event on that folder concerns the invoice (it is reported as a look-alike)."""
+        nfc, nfd = (unicodedata.normalize(f, "Räkning-1") for f in ("NFC", "NFD"))
+        write(tmp_path / f"{nfc}.xml", b"<x/>")
+        idx = make(tmp_path)
+        idx.replace(list_outbox(idx.cfg))
+        assert idx.touched(nfd)[0] == {f"{nfc}.xml"}
+        assert idx.touched(nfc)[0] == {f"{nfc}.xml"}
 
     def test_two_invoice_files_with_one_stem_share_their_sidecar(self, tmp_path: Path) -> None:
         """A.xml and A.pdf share the sidecar A/: an event in it concerns both."""

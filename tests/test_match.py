@@ -283,6 +283,31 @@ class TestStructure:
         b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
         assert finding(b, "not-a-folder").file == "INV-1"
 
+    @pytest.mark.parametrize("invoice_form,folder_form", [("NFC", "NFD"), ("NFD", "NFC")])
+    def test_a_sidecar_spelled_in_another_unicode_form_is_an_error_naming_it(
+            self, outbox: Path, invoice_form: str, folder_form: str) -> None:
+        """The ERP names the invoice file with composed accents, a Mac clerk makes the
+        folder with decomposed ones (or the other way round): the names look the same
+        but are not. The folder is not taken as the sidecar (its files would be sent
+        by a name that is not theirs), nor ignored (the invoice would go without the
+        attachments the clerk sees beside it): an error names the folder and the fix."""
+        folder = unicodedata.normalize(folder_form, "Räkning-1")
+        write(outbox / folder / "a.pdf", PDF)
+        b = match(outbox, unicodedata.normalize(invoice_form, "Räkning-1") + ".xml",
+                  ubl_invoice("R-1"))
+        f = finding(b, "sidecar-spelling")
+        assert f.severity == "error" and f.file == folder
+        assert "rename the folder" in f.message
+        assert b.attachments == () and b.sidecar is None
+
+    def test_a_sidecar_spelled_as_its_invoice_file_is_matched_without_a_spelling_error(
+            self, outbox: Path) -> None:
+        """Non-ASCII names spelled alike match as any name does."""
+        name = unicodedata.normalize("NFD", "Räkning-1")
+        write(outbox / name / "a.pdf", PDF)
+        b = match(outbox, name + ".xml", ubl_invoice("R-1"))
+        assert layout(b) == {"R-1": ["a.pdf"]} and not b.findings
+
     def test_case_collision(self, outbox: Path) -> None:
         """Names that differ only in case are an error naming both (Windows sees one file)."""
         write(outbox / "INV-1" / "Scan.pdf", PDF)

@@ -17,6 +17,7 @@ from daemon.names import (
     is_ignored,
     is_invoice_name,
     name_problem,
+    spelling_twins,
     stem,
 )
 
@@ -142,6 +143,20 @@ class TestFoldKey:
         """Names that really differ keep different keys."""
         assert fold_key("scan1.pdf") != fold_key("scan2.pdf")
         assert fold_key("a.pdf") != fold_key("ä.pdf")
+
+
+class TestSpellingTwins:
+    def test_a_name_with_accents_has_its_other_unicode_form(self) -> None:
+        """Räkning composed (as an ERP writes it) and decomposed (as a Mac does) are each
+        other's twin: they look the same and are different names on disk."""
+        nfc = unicodedata.normalize("NFC", "Räkning-1")
+        nfd = unicodedata.normalize("NFD", "Räkning-1")
+        assert spelling_twins(nfc) == (nfd,)
+        assert spelling_twins(nfd) == (nfc,)
+
+    def test_ascii_names_and_names_without_combining_letters_have_none(self) -> None:
+        assert spelling_twins("INV-1") == ()
+        assert spelling_twins("Счёт-1") != () and spelling_twins("請求書-1") == ()
 
 
 class TestNameProblem:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -142,7 +143,8 @@ class TestSnapshot:
         touch(outbox / "INV-1" / "a.pdf")
         cand = self._cand(outbox, cfg)
         first = snapshot(cand, cfg)
-        assert first is not None and first.has_sidecar and not first.busy
+        assert first is not None and not first.busy
+        assert [e[0] for e in first.entries] == ["INV-1.xml", "INV-1/a.pdf"]
         assert snapshot(cand, cfg) == first
 
     def test_no_sidecar(self, outbox: Path) -> None:
@@ -150,8 +152,29 @@ class TestSnapshot:
         cfg = cfg_for(outbox)
         touch(outbox / "INV-1.xml")
         snap = snapshot(self._cand(outbox, cfg), cfg)
-        assert snap is not None and not snap.has_sidecar
+        assert snap is not None
         assert [e[0] for e in snap.entries] == ["INV-1.xml"]
+
+    def test_a_folder_spelled_like_the_sidecar_in_another_unicode_form_is_part_of_it(
+            self, outbox: Path) -> None:
+        """A look-alike of the missing sidecar (composed vs decomposed accents) is an
+        error of the bundle (match.py): its coming and going must change the snapshot,
+        or a bundle decided before the clerk made it would never be read again. Its
+        files are not walked; a sidecar spelled right leaves look-alikes out."""
+        cfg = cfg_for(outbox)
+        nfc, nfd = (unicodedata.normalize(f, "Räkning-1") for f in ("NFC", "NFD"))
+        touch(outbox / f"{nfc}.xml")
+        cand = list_outbox(cfg).candidates[f"{nfc}.xml"]
+        before = snapshot(cand, cfg)
+        touch(outbox / nfd / "a.pdf")
+        after = snapshot(cand, cfg)
+        assert after is not None and [e[0] for e in after.entries] == [f"{nfc}.xml", nfd]
+        assert after != before
+        assert snapshot(cand, cfg, list_outbox(cfg).stats) == after  # the rescan's way too
+        touch(outbox / nfc / "b.pdf")
+        snap = snapshot(cand, cfg)
+        assert snap is not None
+        assert [e[0] for e in snap.entries] == [f"{nfc}.xml", f"{nfc}/b.pdf"]
 
     def test_sidecar_file_size_change(self, outbox: Path) -> None:
         """A sidecar file that grows changes the snapshot (even with the same mtime)."""

@@ -8,6 +8,7 @@ import io
 import json
 import re
 import subprocess
+import unicodedata
 
 from conftest import OUTBOXD, Env, Receiver, journal_since, journal_states
 from helpers import drop_bundle, pdf_bytes, wait_for
@@ -200,3 +201,32 @@ def test_invoice_files_that_cannot_be_used_are_on_the_page_until_they_go(
     wait_for(lambda: "refused" not in Page(page_file.read_text()).text,
              what="the page without the section once both went")
     assert receiver.requests() == []
+
+
+def test_a_mac_spelled_sidecar_holds_the_invoice_until_renamed_then_it_goes_with_its_files(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """The ERP drops Räkning-7.xml (accents composed) and the invoice waits; a Mac clerk
+    then makes the folder Räkning-7 with accents decomposed. The names look the same
+    and are not: the bundle is held with an error naming the folder and the fix, not
+    sent without the attachments the clerk sees. Renamed to the invoice's spelling,
+    the folder is the sidecar and the bundle goes out with its file."""
+    env.write_config(receiver.url, **HOLD)
+    start_daemon()
+    nfc, nfd = (unicodedata.normalize(form, "Räkning-7") for form in ("NFC", "NFD"))
+    drop_bundle(env.outbox, nfc, {})
+    wait_state(env, f"{nfc}.xml", "waiting")
+
+    (env.outbox / nfd).mkdir()
+    (env.outbox / nfd / "timesheet.pdf").write_bytes(pdf_bytes())
+    wait_state(env, f"{nfc}.xml", "held")
+    errors = (env.outbox / f"{nfc}.errors.txt").read_text(encoding="utf-8")
+    assert f"{nfd}: this folder looks like the sidecar {nfc}" in errors
+    assert "rename the folder" in errors
+    assert receiver.accepted() == []
+
+    (env.outbox / nfd).rename(env.outbox / nfc)
+    [sent] = wait_for(env.sent_bundles, what="the bundle in sent/ once the folder is renamed")
+    wait_for(lambda: (sent / "receipt.json").exists(), what="receipt.json")
+    [invoice] = manifest_of(sent)["invoices"]
+    assert [a["original_name"] for a in invoice["attachments"]] == ["timesheet.pdf"]
+    assert not (env.outbox / f"{nfc}.errors.txt").exists()
