@@ -66,7 +66,6 @@ class SettleTracker:
         self._seen.pop(key, None)
 
 
-
 # A look (the snapshot) walks every entry of the bundle: 8-11 µs an entry was
 # measured on a local disk. Events may have a bundle looked at again no sooner
 # than this much an entry after its last look: about a tenth of the loop's time.
