@@ -38,6 +38,7 @@ from watchdog.observers.inotify_c import (
 from watchdog.observers.polling import PollingObserverVFS
 
 from daemon.osthreads import show_name
+from daemon.scan import SNAPSHOT_DEPTH
 
 # A folder renamed back into place keeps its inode, so inotify hands out the
 # same watch descriptor and watchdog warns that our callback is registered
@@ -49,9 +50,9 @@ _READ_ONLY_EVENTS = {"opened", "closed_no_write"}
 
 OVERFLOW = ""  # the hint for "events were lost": the loop rescans everything
 
-# Sidecar/ID/file is as deep as a bundle goes; one level more is watched so a
-# mistaken deeper copy is noticed (the rescan catches anything deeper still).
-WATCH_DEPTH = 3
+# Folder levels watched: each watch reports its folder's entries, so the watches
+# see entries down to scan.SNAPSHOT_DEPTH, what settling compares.
+WATCH_DEPTH = SNAPSHOT_DEPTH - 1
 _C = InotifyConstants
 _MASK = Mask(_C.IN_CREATE | _C.IN_DELETE | _C.IN_MODIFY | _C.IN_CLOSE_WRITE | _C.IN_ATTRIB
              | _C.IN_MOVED_FROM | _C.IN_MOVED_TO | _C.IN_DELETE_SELF | _C.IN_DONT_FOLLOW
