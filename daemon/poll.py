@@ -6,7 +6,9 @@ folder, its entries down to `scan.SNAPSHOT_DEPTH` (the root's entries are
 depth 1) — what an inotify watch would report and what settling compares.
 Each entry costs exactly one lstat (the DirEntry's stat without following
 links), each walked folder one listing: nothing is opened, a link to a folder
-is an entry and never walked. Changes deeper than that wait for the rescan.
+is an entry and never walked. Nothing deeper is looked at: a folder inside
+SIDECAR/ID/ is refused as nested too deep, and mending that shows at the
+depths polled. The periodic rescan catches whatever a poll missed.
 
 Each top-level name keeps what its entries looked like; the walk is compared
 with the last one by dict lookups, so a poll in which a thousand folders were
