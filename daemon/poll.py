@@ -37,16 +37,12 @@ Scandir = Callable[[str], AbstractContextManager[Iterator[os.DirEntry[str]]]]
 State = tuple[int, ...]
 _UNLISTED = (-1,)
 
-# A top-level name's entries by path relative to the root ("" for the name
-# itself); a file at the top is its State alone, not a dict of one.
+# A top-level folder's entries by path below it ("" for the folder itself); a
+# top-level name that is not a folder is its State alone, not a dict of one.
 Tree = dict[str, State]
 Walk = dict[str, State | Tree]
 
 JOIN_SECONDS = 2.0  # how long stop() waits for a walk stuck on a hung share
-
-
-class _Stopped(Exception):
-    pass
 
 
 def _state(st: os.stat_result) -> State:
