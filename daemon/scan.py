@@ -26,8 +26,10 @@ from daemon.names import (
     stem,
 )
 
-# Sidecars nest no deeper than SIDECAR/INVOICE_ID/FILE; a little deeper is
-# still watched for settling so that a mistaken deeper copy is noticed.
+# Sidecars nest no deeper than SIDECAR/INVOICE_ID/FILE; one level more is still
+# looked at for settling so that a mistaken deeper copy is noticed. Counted with
+# the outbox root's own entries as depth 1, so SIDECAR/INVOICE_ID/FILE is depth 3.
+# The watchers (watch.py, poll.py) see exactly this deep, no deeper.
 SNAPSHOT_DEPTH = 4
 
 # relative path, kind, size, mtime_ns, and who may read it (mode, uid, gid): an
@@ -167,7 +169,7 @@ def _walk(folder: Path, rel: str, depth: int, cfg: OutboxConfig) -> Iterator[tup
             continue
         kind = _kind(st.st_mode)
         yield (child_rel, kind, st.st_size if kind == "f" else 0, *_meta(st)), busy
-        if kind == "d" and depth < SNAPSHOT_DEPTH:
+        if kind == "d" and depth + 1 < SNAPSHOT_DEPTH:  # its entries are at depth + 2
             yield from _walk(Path(e.path), child_rel, depth + 1, cfg)
 
 

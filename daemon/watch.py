@@ -11,9 +11,10 @@ dot-folders. watchdog's recursive observer was measured to cost more CPU
 than the rest of the daemon in a burst of renames: it pairs every
 IN_MOVED_FROM with its IN_MOVED_TO by a linear search of a delayed queue and
 follows our own claims into the processing folder; a hint needs neither.
-A queue overflow asks the loop for a full rescan. Polling mode keeps
-watchdog's polling observer. A reader thread that dies (share gone) is
-restarted by `ensure_alive()` at the next rescan.
+A queue overflow asks the loop for a full rescan. Polling mode is our own
+poller (poll.py): one lstat per entry per poll over the same names, never
+`.outboxd/`. A watcher whose thread died (share gone) is restarted by
+`ensure_alive()` at the next rescan.
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
-from watchdog.observers.api import BaseObserver
 from watchdog.observers.inotify_c import (
     CallbackId,
     InotifyConstants,
@@ -35,9 +34,10 @@ from watchdog.observers.inotify_c import (
     Mask,
     WatchDescriptor,
 )
-from watchdog.observers.polling import PollingObserverVFS
 
 from daemon.osthreads import show_name
+from daemon.poll import Poller
+from daemon.scan import SNAPSHOT_DEPTH
 
 # A folder renamed back into place keeps its inode, so inotify hands out the
 # same watch descriptor and watchdog warns that our callback is registered
@@ -45,13 +45,11 @@ from daemon.osthreads import show_name
 warnings.filterwarnings("ignore", message="Callback with id", category=RuntimeWarning,
                         module="watchdog")
 
-_READ_ONLY_EVENTS = {"opened", "closed_no_write"}
-
 OVERFLOW = ""  # the hint for "events were lost": the loop rescans everything
 
-# Sidecar/ID/file is as deep as a bundle goes; one level more is watched so a
-# mistaken deeper copy is noticed (the rescan catches anything deeper still).
-WATCH_DEPTH = 3
+# Folder levels watched: each watch reports its folder's entries, so the watches
+# see entries down to scan.SNAPSHOT_DEPTH, what settling compares.
+WATCH_DEPTH = SNAPSHOT_DEPTH - 1
 _C = InotifyConstants
 _MASK = Mask(_C.IN_CREATE | _C.IN_DELETE | _C.IN_MODIFY | _C.IN_CLOSE_WRITE | _C.IN_ATTRIB
              | _C.IN_MOVED_FROM | _C.IN_MOVED_TO | _C.IN_DELETE_SELF | _C.IN_DONT_FOLLOW
@@ -86,31 +84,6 @@ def choose_mode(mode: str, path: Path) -> str:
     if mode != "auto":
         return mode
     return "polling" if fs_type(path) in NETWORK_FS else "inotify"
-
-
-class _Hints(FileSystemEventHandler):
-    def __init__(self, root: Path, on_hint: Callable[[str], None]) -> None:
-        self.root = str(root)
-        self.on_hint = on_hint
-
-    def _top(self, path: str | bytes) -> str | None:
-        p = os.fsdecode(path)
-        rel = os.path.relpath(p, self.root)
-        if rel.startswith(".."):
-            return None
-        return rel.split(os.sep, 1)[0]
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        # Our own reads (hashing, validating) raise "opened" and "closed_no_write"
-        # events; taking them as hints would wake the loop in a busy circle.
-        if event.event_type in _READ_ONLY_EVENTS:
-            return
-        for path in (event.src_path, getattr(event, "dest_path", "")):
-            if path:
-                top = self._top(path)
-                # Dot-names (our own .outboxd/ among them) are never bundles.
-                if top and not top.startswith("."):
-                    self.on_hint(top)
 
 
 class _OutboxInotify:
@@ -223,7 +196,7 @@ class Watcher:
         self.mode = choose_mode(mode, root)
         self.poll_interval = poll_interval
         self.on_hint = on_hint
-        self._observer: BaseObserver | _OutboxInotify | None = None
+        self._observer: _OutboxInotify | Poller | None = None
         self._lock = threading.Lock()
         self.restarts = 0
 
@@ -232,27 +205,13 @@ class Watcher:
             if self.mode != "polling":
                 self._observer = _OutboxInotify(self.root, self.on_hint)
                 return
-            # lstat, not watchdog's default stat: a symlink to a folder is then a link,
-            # not a folder to descend into. Following it would walk (and stat every
-            # poll) whatever tree a share user points it at, outside the outbox, or loop.
-            observer = PollingObserverVFS(os.lstat, os.scandir,
-                                          polling_interval=self.poll_interval)
-            observer.schedule(_Hints(self.root, self.on_hint), str(self.root), recursive=True)
-            observer.daemon = True
-            observer.start()
-            show_name(observer, "watcher")
-            for emitter in observer.emitters:
-                show_name(emitter, "watcher-poll")
-            self._observer = observer
+            poller = Poller(self.root, self.poll_interval, self.on_hint)
+            poller.start()  # raises OSError when the outbox is not there
+            self._observer = poller
 
     def alive(self) -> bool:
         obs = self._observer
-        if isinstance(obs, _OutboxInotify):
-            return obs.alive()
-        if obs is None or not obs.is_alive():
-            return False
-        # The observer thread can outlive its emitters; check those too.
-        return all(e.is_alive() for e in obs.emitters)
+        return obs is not None and obs.alive()
 
     def ensure_alive(self) -> bool:
         """Restart a dead watcher; True if a restart was needed.
@@ -270,11 +229,5 @@ class Watcher:
     def stop(self) -> None:
         with self._lock:
             obs, self._observer = self._observer, None
-        if isinstance(obs, _OutboxInotify):
+        if obs is not None:
             obs.stop()
-        elif obs is not None:
-            try:
-                obs.stop()
-                obs.join(timeout=2)
-            except (OSError, RuntimeError):
-                pass

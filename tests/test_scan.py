@@ -221,6 +221,17 @@ class TestSnapshot:
         touch(outbox / "batch" / "INV-2" / "b.pdf")
         assert snapshot(cand, cfg) != before
 
+    def test_snapshot_goes_exactly_as_deep_as_the_watchers(self, outbox: Path) -> None:
+        """Entries down to SNAPSHOT_DEPTH (the root's entries are depth 1: batch/INV-1/x/y is
+        depth 4) are in the snapshot, deeper ones are not: what settling compares is what
+        the watchers (inotify and polling) see."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "batch.xml")
+        touch(outbox / "batch" / "INV-1" / "x" / "y" / "z.pdf")
+        names = [e[0] for e in snapshot(self._cand(outbox, cfg, "batch.xml"), cfg).entries]
+        assert scan_mod.SNAPSHOT_DEPTH == 4
+        assert names == ["batch.xml", "batch/INV-1", "batch/INV-1/x", "batch/INV-1/x/y"]
+
     def test_invoice_change(self, outbox: Path) -> None:
         """The invoice file itself rewritten with other content changes the snapshot."""
         cfg = cfg_for(outbox)

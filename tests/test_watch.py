@@ -1,4 +1,5 @@
-"""Watching: events become hints about top-level names; our own reads are not hints."""
+"""Watching: events become hints about top-level names, in inotify mode from our own watches,
+in polling mode from the poller (its own tests: test_poll.py)."""
 
 from __future__ import annotations
 
@@ -6,65 +7,50 @@ import sys
 import threading
 from pathlib import Path
 
-from watchdog.events import (
-    DirModifiedEvent,
-    FileClosedEvent,
-    FileClosedNoWriteEvent,
-    FileCreatedEvent,
-    FileMovedEvent,
-    FileOpenedEvent,
-)
+import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from helpers import needs_proc, os_thread_name  # noqa: E402
 
-from daemon.watch import Watcher, _Hints, choose_mode  # noqa: E402
-
-
-def hints_for(root: Path, *events: object) -> list[str]:
-    got: list[str] = []
-    handler = _Hints(root, got.append)
-    for e in events:
-        handler.on_any_event(e)  # type: ignore[arg-type]
-    return got
-
-
-class TestHints:
-    def test_a_file_in_a_sidecar_hints_the_sidecar_name(self, tmp_path: Path) -> None:
-        """A change deep in a sidecar names the top-level entry to look at again."""
-        assert hints_for(tmp_path, FileCreatedEvent(str(tmp_path / "INV-1" / "a.pdf"))) == \
-            ["INV-1"]
-
-    def test_a_rename_into_place_hints_the_new_name(self, tmp_path: Path) -> None:
-        """Written under a temporary name and renamed: the final name is a hint too."""
-        got = hints_for(tmp_path, FileMovedEvent(str(tmp_path / ".INV-1.xml.tmp"),
-                                                 str(tmp_path / "INV-1.xml")))
-        assert got == ["INV-1.xml"]
-
-    def test_reads_do_not_wake_the_loop(self, tmp_path: Path) -> None:
-        """Opening and closing a file without writing (our own hashing) gives no hint, or the
-        loop would wake itself in a busy circle."""
-        path = str(tmp_path / "INV-1" / "a.pdf")
-        assert hints_for(tmp_path, FileOpenedEvent(path), FileClosedNoWriteEvent(path)) == []
-        assert hints_for(tmp_path, FileClosedEvent(path)) == ["INV-1"]  # a write finished
-
-    def test_our_own_dot_folder_and_the_root_give_no_hints(self, tmp_path: Path) -> None:
-        """.outboxd/processing lives inside the outbox; its churn is not a hint."""
-        got = hints_for(tmp_path, FileCreatedEvent(str(tmp_path / ".outboxd" / "p" / "x")),
-                        DirModifiedEvent(str(tmp_path)))
-        assert got == []
+from daemon.watch import Watcher, choose_mode  # noqa: E402
 
 
 class TestWatcher:
-    def test_a_missing_outbox_raises_oserror_for_the_caller_to_log(self, tmp_path: Path) -> None:
+    @pytest.mark.parametrize("mode", ["inotify", "polling"])
+    def test_a_missing_outbox_raises_oserror_for_the_caller_to_log(self, tmp_path: Path,
+                                                                   mode: str) -> None:
         """Starting on a folder that is gone raises OSError (the service logs it and retries
         at the next rescan) instead of killing a thread silently."""
-        import pytest
-        w = Watcher(tmp_path / "gone", "inotify", 1.0, lambda _: None)
+        w = Watcher(tmp_path / "gone", mode, 1.0, lambda _: None)
         with pytest.raises(OSError):
             w.ensure_alive()
+        assert not w.alive()
         w.stop()
+
+    def test_a_poller_whose_share_went_away_is_restarted_when_it_is_back(
+            self, tmp_path: Path) -> None:
+        """Polling mode: the outbox gone ends the poller's thread, so the watcher is not
+        alive; while it stays gone ensure_alive() raises OSError (logged by the loop), and
+        once it is back ensure_alive() restarts the poller, which hints again."""
+        from helpers import wait_for
+        root = tmp_path / "outbox"
+        root.mkdir()
+        got: list[str] = []
+        w = Watcher(root, "polling", 0.05, got.append)
+        assert w.ensure_alive()
+        try:
+            root.rmdir()
+            wait_for(lambda: not w.alive(), what="the poller to end")
+            with pytest.raises(OSError):
+                w.ensure_alive()
+            root.mkdir()
+            assert w.ensure_alive() and w.alive() and w.restarts == 3
+            assert not w.ensure_alive()
+            (root / "INV-1.xml").write_text("<Invoice/>")
+            wait_for(lambda: "INV-1.xml" in got, what="a hint from the restarted poller")
+        finally:
+            w.stop()
 
     def test_auto_polls_only_on_network_file_systems(self, tmp_path: Path) -> None:
         """watch = "auto" picks inotify for a local temp folder; explicit modes are kept."""
@@ -197,9 +183,10 @@ class TestOutboxInotify:
 
 @needs_proc
 def test_the_watcher_threads_show_as_watcher_to_the_os(tmp_path: Path) -> None:
-    """`top -H` shows the watching threads as "watcher", in both modes (osthreads.py):
-    the names of the threads this watcher started, not of any thread in the process."""
-    for mode, names in (("inotify", {"watcher"}), ("polling", {"watcher", "watcher-poll"})):
+    """`top -H` shows the watching thread as "watcher" (inotify) or "watcher-poll" (polling;
+    osthreads.py): the names of the threads this watcher started, not of any thread in the
+    process."""
+    for mode, names in (("inotify", {"watcher"}), ("polling", {"watcher-poll"})):
         before = {t.native_id for t in threading.enumerate()}
         w = Watcher(tmp_path, mode, 1.0, lambda _: None)
         w.ensure_alive()

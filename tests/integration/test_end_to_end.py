@@ -250,7 +250,7 @@ def test_invalid_bundle_under_hold_stays_with_an_errors_file_until_fixed(
 @needs_proc  # the daemon's threads and descriptors are read through Linux's /proc
 def test_polling_watcher_finds_bundles_without_inotify(env: Env, receiver: Receiver,
                                                        start_daemon) -> None:
-    """watch = "polling" (as on NFS/SMB mounts) runs watchdog's polling observer and no
+    """watch = "polling" (as on NFS/SMB mounts) runs the poller's thread (poll.py) and no
     inotify at all, and discovers a new bundle from its own polls, long before the periodic
     rescan would."""
     env.write_config(receiver.url, outbox={"watch": "polling", "poll_interval_seconds": 0.2,
@@ -259,7 +259,7 @@ def test_polling_watcher_finds_bundles_without_inotify(env: Env, receiver: Recei
     pid = daemon.popen.pid
     # The startup log only repeats the config; what runs is seen in the daemon's process.
     threads = process_thread_names(pid)
-    assert "watcher-poll" in threads, f"no polling observer among threads {sorted(threads)}"
+    assert "watcher-poll" in threads, f"no poller among threads {sorted(threads)}"
     assert inotify_fds(pid) == [], f"the daemon holds inotify fds {inotify_fds(pid)}"
     drop_bundle(env.outbox, "INV-9201", {"a.pdf": pdf_bytes()})
     wait_for(env.sent_bundles, timeout=15, what="delivery found by polling")
