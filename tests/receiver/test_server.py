@@ -19,22 +19,6 @@ from .conftest import UBL, Starter, connect, log_lines, make_sent, post, raw_req
 
 
 class TestAccepting:
-    def test_body_arriving_in_tiny_pieces_is_parsed_the_same(
-            self, tmp_path: Path, store: Path, url: str) -> None:
-        """Boundaries split across reads do not confuse the streaming parser."""
-        sent = make_sent(tmp_path)
-        head, body = raw_request(sent, url)
-        with connect(url) as sock:
-            sock.sendall(head + b"\r\n")
-            cut = 7 * 600  # the manifest and the first parts' boundaries, 7 bytes at a time
-            for i in range(0, cut, 7):
-                sock.sendall(body[i:i + 7])
-            sock.sendall(body[cut:])
-            resp = http.client.HTTPResponse(sock)
-            resp.begin()
-            assert resp.status == 201, resp.read()
-        assert (store / sent.key / "manifest.json").read_bytes() == sent.manifest_bytes()
-
     def test_get_answers_a_small_json_health_document(self, url: str) -> None:
         """GET is a health check; other methods get 405 with JSON."""
         assert httpx.get(url).json()["status"] == "ok"
