@@ -225,6 +225,14 @@ def two(tmp_path: Path) -> Iterator[tuple[Any, Any]]:
     r.stop()
 
 
+@pytest.fixture
+def outbox(tmp_path: Path) -> Path:
+    """An empty outbox folder (the configuration tests' [outbox] path)."""
+    folder = tmp_path / "outbox"
+    folder.mkdir()
+    return folder
+
+
 def journal_since(env: Env, state: str, invoice_file: str | None = None) -> list[str]:
     """When each row in `state` (of `invoice_file`, if given) entered it, as the journal
     keeps it (UTC, ISO 8601)."""
