@@ -233,6 +233,15 @@ def outbox(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Any]:
+    """A journal in tmp_path, closed after the test (tests of daemon/journal/)."""
+    from daemon.journal import Journal
+    j = Journal(tmp_path / "journal.sqlite3")
+    yield j
+    j.close()
+
+
 def journal_since(env: Env, state: str, invoice_file: str | None = None) -> list[str]:
     """When each row in `state` (of `invoice_file`, if given) entered it, as the journal
     keeps it (UTC, ISO 8601)."""
