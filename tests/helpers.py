@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -198,6 +200,12 @@ def without_blocking(call: Callable[[], T], fifo: Path, what: str) -> T:
         pytest.fail(f"{what} opened the FIFO {fifo.name} and blocked")
     return result[0]
 
+
+def run_receiver(*args: str) -> subprocess.CompletedProcess[str]:
+    """`outboxd receiver ARGS` as a process, bounded: a receiver that starts after all
+    would serve forever, and the timeout fails the test instead of hanging the run."""
+    return subprocess.run([sys.executable, "-m", "daemon", "receiver", *args],
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
 
 
 def raised(call: Callable[[], object]) -> Exception | None:

@@ -6,14 +6,13 @@ import hashlib
 import http.client
 import json
 import socket
-import subprocess
-import sys
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from helpers import run_receiver
 
 from .conftest import UBL, Starter, connect, log_lines, make_sent, post, raw_request, stored_bundles
 
@@ -138,13 +137,6 @@ class TestTokenAndFaults:
         assert answers[0].json()["document_key"] == keys[0]
 
 
-def run_receiver(*args: str) -> subprocess.CompletedProcess[str]:
-    """`outboxd receiver ARGS` as a process, bounded: a receiver that starts after all
-    would serve forever, and the timeout fails the test instead of hanging the run."""
-    return subprocess.run([sys.executable, "-m", "daemon", "receiver", *args],
-                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
-
-
 class TestStartUpErrors:
     def test_a_port_in_use_is_one_line_naming_the_address_and_exit_2(
             self, tmp_path: Path) -> None:
@@ -161,16 +153,6 @@ class TestStartUpErrors:
         assert f"127.0.0.1:{port}" in line and "Address already in use" in line
         assert "choose another port" in line
 
-    @pytest.mark.parametrize("value", ["503,later", "pass,429:soon", "429:-1", "-", "201:"])
-    def test_a_fail_first_it_cannot_read_is_one_line_naming_it_and_exit_2(
-            self, tmp_path: Path, value: str) -> None:
-        """An entry of --fail-first that is neither a status, STATUS:SECONDS (whole
-        seconds) nor pass: one line naming the value and the forms; exit 2, nothing listening."""
-        done = run_receiver("--listen", "127.0.0.1:0", "--store", str(tmp_path / "s"),
-                            f"--fail-first={value}")
-        assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
-        [line] = done.stderr.splitlines()
-        assert repr(value) in line and "STATUS:SECONDS" in line
 
     def test_a_store_that_cannot_be_created_is_one_line_naming_it_and_exit_2(
             self, tmp_path: Path) -> None:
