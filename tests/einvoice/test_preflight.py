@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 
 import pytest
-from helpers import pdf_bytes, ubl_invoice
+from helpers import ubl_invoice
 
 from daemon.einvoice import preflight
 
@@ -108,19 +107,6 @@ def test_svefaktura_pdf_and_foreign_customizations_are_not_preflighted() -> None
                            b"billing:3.0", b"urn:example:not-en16931")
     result = preflight(foreign, "other.xml")
     assert not result.checked and result.findings == () and result.not_checked
-
-
-def test_pdf_bundle_is_not_preflighted(tmp_path: Path) -> None:
-    from daemon.bundle import Bundle, InvoiceFile
-    from daemon.einvoice import preflight_bundle
-    path = tmp_path / "INV-1.pdf"
-    path.write_bytes(pdf_bytes())
-    bundle = Bundle(InvoiceFile(path, "INV-1.pdf", 1, "x", "pdf", ("INV-1",)), None, (),
-                    "e-invoice")
-    checked = preflight_bundle(bundle, "error")
-    assert checked.errors == () and checked.warnings == ()
-    assert [(f.code, f.severity) for f in checked.findings] == [("not-preflighted", "note")]
-    assert preflight_bundle(bundle, "off") is bundle
 
 
 def test_several_invoices_in_one_file_are_checked_one_by_one_naming_the_invoice() -> None:
