@@ -1,12 +1,14 @@
-"""A bundle dropped, read and claimed by a real pipeline, ready for its delivery
-attempt (the directory transport), and stand-in deliverers that answer as scripted:
-what tests of finish.py and moves.py start from."""
+"""A pipeline on real folders, a bundle dropped, read and claimed by it, ready for its
+delivery attempt (the directory transport), and stand-in deliverers that answer as
+scripted: what tests of pipeline.py, claims.py, finish.py and moves.py start from."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -18,8 +20,45 @@ from daemon.config import Settings  # noqa: E402
 from daemon.deliver import DirectoryDeliverer  # noqa: E402
 from daemon.finish import Finisher, evaluate  # noqa: E402
 from daemon.journal import Journal  # noqa: E402
-from daemon.pipeline import Pipeline  # noqa: E402
-from daemon.scan import list_outbox  # noqa: E402
+from daemon.pipeline import Next, Pipeline  # noqa: E402
+from daemon.scan import Candidate, list_outbox  # noqa: E402
+
+
+def make(tmp_path: Path, **sections: dict[str, Any]) -> tuple[Pipeline, Settings]:
+    outbox = tmp_path / "outbox"
+    outbox.mkdir(parents=True, exist_ok=True)
+    data: dict[str, dict[str, Any]] = {
+        "outbox": {"path": str(outbox), "settle_seconds": 0, "rescan_seconds": 30},
+        "paths": {"state_dir": str(tmp_path / "state")},
+        "delivery": {"transport": "directory", "target": str(tmp_path / "target")},
+    }
+    for k, v in sections.items():
+        data.setdefault(k, {}).update(v)
+    s = Settings(**data)
+    for folder in (s.sent_dir, s.quarantine_dir, s.processing_dir, s.paths.state_dir,
+                   tmp_path / "target"):
+        folder.mkdir(parents=True, exist_ok=True)
+    return Pipeline(s, Journal(s.journal_path), DirectoryDeliverer(tmp_path / "target")), s
+
+
+def step(p: Pipeline, cand: Candidate, now: float) -> Next:
+    """One step of one bundle, with a read it asks for done inline (as a reader would)."""
+    nxt = p.step(cand, now)
+    if nxt.read is not None:
+        p.took_read(cand.invoice.name, nxt.read, evaluate(cand, p.s))
+        nxt = p.step(cand, now)
+    return nxt
+
+
+def folders(root: Path) -> list[Path]:
+    return sorted(p for p in root.glob("*/*") if p.is_dir())
+
+
+@pytest.fixture(autouse=True)
+def quiet_logs() -> None:
+    """Logging configured as the daemon does (autouse where imported)."""
+    from daemon import logs
+    logs.configure()
 
 
 class NeverPost:
@@ -35,17 +74,8 @@ class NeverPost:
 def claimed(tmp_path: Path, attachments: dict[str, bytes] | None = None,
             validation: dict[str, Any] | None = None) -> tuple[Pipeline, Settings, int]:
     """A pipeline with one bundle dropped, read and claimed (not yet delivered)."""
-    outbox = tmp_path / "outbox"
-    outbox.mkdir(parents=True)
-    s = Settings(outbox={"path": str(outbox), "settle_seconds": 0, "rescan_seconds": 30},
-                 paths={"state_dir": str(tmp_path / "state")},
-                 delivery={"transport": "directory", "target": str(tmp_path / "target")},
-                 validation=validation or {})
-    for folder in (s.sent_dir, s.quarantine_dir, s.processing_dir, s.paths.state_dir,
-                   tmp_path / "target"):
-        folder.mkdir(parents=True, exist_ok=True)
-    p = Pipeline(s, Journal(s.journal_path), DirectoryDeliverer(tmp_path / "target"))
-    drop_bundle(outbox, "INV-1", attachments or {"a.pdf": pdf_bytes()})
+    p, s = make(tmp_path, validation=validation or {})
+    drop_bundle(s.outbox.path, "INV-1", attachments or {"a.pdf": pdf_bytes()})
     [cand] = list_outbox(s.outbox).candidates.values()
     nxt = p.step(cand, 1000.0)
     assert nxt.read is not None

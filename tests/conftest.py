@@ -207,6 +207,41 @@ def start_daemon(env: Env) -> Iterator[Any]:
         p.stop()
 
 
+@pytest.fixture
+def two(tmp_path: Path) -> Iterator[tuple[Any, Any]]:
+    """Two reader processes without the engine; paused ones are resumed at the end.
+    (tests of reader_pool.py and reader_deaths.py)"""
+    from test_readers import alive, settings_for
+
+    from daemon.readers import Readers
+    s = settings_for(tmp_path, einvoice={"preflight": "off"}, service={"reader_processes": 2})
+    r = Readers(tmp_path / "state" / "einvoice")
+    r.configure(s)
+    pids = r.pids()
+    yield r, s
+    for pid in pids + r.pids():
+        if alive(pid):
+            os.kill(pid, signal.SIGCONT)
+    r.stop()
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Path:
+    """An empty outbox folder (the configuration tests' [outbox] path)."""
+    folder = tmp_path / "outbox"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Any]:
+    """A journal in tmp_path, closed after the test (tests of daemon/journal/)."""
+    from daemon.journal import Journal
+    j = Journal(tmp_path / "journal.sqlite3")
+    yield j
+    j.close()
+
+
 def journal_since(env: Env, state: str, invoice_file: str | None = None) -> list[str]:
     """When each row in `state` (of `invoice_file`, if given) entered it, as the journal
     keeps it (UTC, ISO 8601)."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -14,6 +16,8 @@ from pypdf import PdfWriter
 
 # Also what `outboxd demo` builds its samples with.
 from daemon.actions.samples import text_pdf  # noqa: F401
+from daemon.config_load import load_settings
+from daemon.errors import ConfigError
 
 # Unchanged copies of the official Peppol BIS 3 example documents (see fixtures/peppol/README.md),
 # kept in the repository so a clean clone tests with nothing beside it.
@@ -197,6 +201,12 @@ def without_blocking(call: Callable[[], T], fifo: Path, what: str) -> T:
     return result[0]
 
 
+def run_receiver(*args: str) -> subprocess.CompletedProcess[str]:
+    """`outboxd receiver ARGS` as a process, bounded: a receiver that starts after all
+    would serve forever, and the timeout fails the test instead of hanging the run."""
+    return subprocess.run([sys.executable, "-m", "daemon", "receiver", *args],
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
 
 def raised(call: Callable[[], object]) -> Exception | None:
     """The exception call() raised, or None: for without_blocking, whose thread would
@@ -206,3 +216,43 @@ def raised(call: Callable[[], object]) -> Exception | None:
     except Exception as exc:  # noqa: BLE001 — handed to the test to judge
         return exc
     return None
+
+
+# A configuration file, as the tests of config.py, config_load.py, config_sections.py
+# and config_values.py write it, and the problem lines loading it gives.
+URL = "http://127.0.0.1:9/bundles"
+
+
+def config_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def minimal(outbox: Path, extra: str = "") -> str:
+    return f'[outbox]\npath = "{outbox}"\n\n[delivery]\nurl = "{URL}"\n' + extra
+
+
+def problems_of(path: Path) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    return info.value.problems
+
+
+def one_problem_with(problems: list[str], *parts: str) -> str:
+    """The one problem line that holds every part; fails listing all lines if none does."""
+    hits = [p for p in problems if all(part in p for part in parts)]
+    assert hits, f"no problem line holds {parts}: {problems}"
+    return hits[0]
+
+
+def problem_from_environment(tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch,
+                             variable: str, value: str, key: str) -> str:
+    """The problem line about `key` when `variable` is set to `value` over a minimal file."""
+    monkeypatch.setenv(variable, value)
+    return one_problem_with(problems_of(config_file(tmp_path, minimal(outbox))), key)
+
+
+def with_delivery(outbox: Path, lines: str) -> str:
+    """The minimal config with `lines` added at the top of [delivery]."""
+    return minimal(outbox).replace("[delivery]\n", f"[delivery]\n{lines}")

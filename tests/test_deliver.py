@@ -1,5 +1,5 @@
-"""Delivery (docs/protocol.md): the response table, the multipart request, backoff, the
-directory transport.
+"""Delivery (docs/protocol.md): the multipart request, backoff, the directory transport,
+secrets scrubbed from answers. (What an answer means: test_answers.py; TLS: test_tls.py.)
 
 httpx.MockTransport is used here only, to pin down classification and request shape; the
 end-to-end tests talk to the real receiver.
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import email.utils
 import hashlib
 import html
 import io
@@ -19,24 +18,19 @@ import random
 import re
 import socket
 import ssl
-import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from helpers import raised, without_blocking
 from pypdf import PdfWriter
 
-import daemon.tls
 from daemon import __version__
-from daemon.answers import BODY_LIMIT, Receipt, classify, parse_retry_after
+from daemon.answers import BODY_LIMIT, Receipt
 from daemon.bundle import Attachment, Bundle, Conversion, InvoiceFile
 from daemon.config import DeliveryConfig
 from daemon.deliver import (
@@ -47,9 +41,8 @@ from daemon.deliver import (
     backoff,
     make_deliverer,
 )
-from daemon.errors import ConfigError, Paused, Rejected, Retryable
+from daemon.errors import Paused, Rejected, Retryable
 from daemon.manifest import build_manifest, safe_filename
-from daemon.tls import tls_verify
 
 URL = "http://127.0.0.1:9/x"
 INVOICE_XML = b'<?xml version="1.0"?><Invoice><ID>INV-1</ID></Invoice>'
@@ -228,196 +221,6 @@ def send(tmp_path: Path, cfg: DeliveryConfig | None = None, handler: Any = None,
     finally:
         d.close()
     return receipt, rec, bundle, manifest
-
-
-class TestAnswersThatMisbehave:
-    """Answers a receiver should not give: each ends as an outcome the status line
-    decides, never as an exception that leaves the bundle stuck (network audit)."""
-
-    def test_a_2xx_whose_body_does_not_decode_is_still_a_receipt(self, tmp_path: Path) -> None:
-        """201 with a false Content-Encoding: gzip. The receiver has the bundle: a receipt,
-        with a body that says the answer could not be decoded."""
-        answer = _http("201 Created", "Content-Encoding: gzip\r\n", b"notgzip!!!")
-        with _raw_server(lambda c: c.sendall(answer)) as port:
-            receipt, _, _, _ = send(tmp_path, http_cfg(url=f"http://127.0.0.1:{port}/b"),
-                                    real=True)
-        assert receipt.status == 201 and receipt.receipt_id is None
-        assert "could not be decoded" in receipt.body
-
-    @pytest.mark.parametrize("status", [201, 400])
-    def test_json_nested_beyond_the_parser_is_kept_as_text(self, tmp_path: Path,
-                                                           status: int) -> None:
-        """JSON nested 100,000 deep (Python's parser gives up with RecursionError): a 201
-        is a receipt, a 400 a rejection, each with the text cut to BODY_LIMIT."""
-        body = b"[" * 100_000
-        answer = _http(f"{status} X", "Content-Type: application/json\r\n", body)
-        with _raw_server(lambda c: c.sendall(answer)) as port:
-            cfg = http_cfg(url=f"http://127.0.0.1:{port}/b")
-            if status == 201:
-                receipt, _, _, _ = send(tmp_path, cfg, real=True)
-                assert receipt.body == "[" * BODY_LIMIT
-            else:
-                with pytest.raises(Rejected) as info:
-                    send(tmp_path, cfg, real=True)
-                assert info.value.body == "[" * BODY_LIMIT
-
-    def test_a_lone_surrogate_in_a_json_answer_becomes_a_replacement_character(
-            self, tmp_path: Path) -> None:
-        """{"receipt_id": "\\ud800"} decodes to text no UTF-8 file or database holds:
-        it is kept as U+FFFD, with a token set (whose scrub writes the JSON again)."""
-        answer = _http("201 Created", "Content-Type: application/json\r\n",
-                       b'{"receipt_id": "R-\\ud800", "note": "x\\udfff"}')
-        with _raw_server(lambda c: c.sendall(answer)) as port:
-            receipt, _, _, _ = send(tmp_path, http_cfg(url=f"http://127.0.0.1:{port}/b",
-                                                       token="s3cret-token"), real=True)
-        assert receipt.receipt_id == "R-\ufffd" and receipt.body["note"] == "x\ufffd"
-        json.dumps(receipt.as_dict(), ensure_ascii=False).encode("utf-8")  # storable
-
-    def test_a_lone_surrogate_in_a_utf16_answer_is_replaced_too(self) -> None:
-        """The same escape in an answer sent as UTF-16 (its bytes spread out by NULs):
-        still U+FFFD, not text the journal cannot store (the reread found the first
-        check looked for the escape's UTF-8 bytes only)."""
-        raw = '{"receipt_id": "R-\\ud800"}'.encode("utf-16")
-        got = classify(response(201, raw))
-        assert got.receipt_id == "R-\ufffd"
-        json.dumps(got.as_dict(), ensure_ascii=False).encode("utf-8")  # storable
-
-    def test_an_answer_that_drips_ends_within_the_timeout(self, tmp_path: Path) -> None:
-        """201 whose body comes a byte every 0.3 s without end: httpx's timeouts are per
-        read, so only the answer's own deadline (timeout_seconds = 1) ends it, about a
-        second later. The status decides: the receiver said 201, so it is a receipt,
-        whose body says it was cut — not a retry, which would upload it again."""
-        def drip(conn: socket.socket) -> None:
-            conn.sendall(b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n")
-            while True:
-                conn.sendall(b"1\r\nx\r\n")
-                threading.Event().wait(0.3)  # the receiver's pace, not a synchronisation
-        with _raw_server(drip) as port:
-            started = time.monotonic()
-            receipt, _, _, _ = send(tmp_path, http_cfg(url=f"http://127.0.0.1:{port}/b",
-                                                       timeout_seconds=1), real=True)
-        assert receipt.status == 201 and "did not end within 1 s" in receipt.body
-        assert time.monotonic() - started < 5
-
-    def test_a_huge_2xx_body_is_read_to_a_limit_and_kept_cut(self, tmp_path: Path) -> None:
-        """201 with 5 MB of JSON: at most ANSWER_LIMIT is read, and the receipt keeps the
-        first BODY_LIMIT characters as text (a 31 MB receipt.json and journal row before)."""
-        body = json.dumps({"receipt_id": "R-1", "pad": "x" * 5_000_000}).encode()
-        answer = _http("201 Created", "Content-Type: application/json\r\n", body)
-        with _raw_server(lambda c: c.sendall(answer)) as port:
-            receipt, _, _, _ = send(tmp_path, http_cfg(url=f"http://127.0.0.1:{port}/b"),
-                                    real=True)
-        assert receipt.status == 201 and isinstance(receipt.body, str)
-        assert len(receipt.body) == BODY_LIMIT and receipt.body.startswith('{"receipt_id"')
-
-    def test_a_receipt_id_that_is_no_string_or_number_is_none(self) -> None:
-        """An object, a list or true as receipt_id: no receipt id anyone could quote.
-        NaN or 1e999 anywhere is not JSON (Python's parser takes them): the body is kept
-        as text, so that receipt.json stays strict JSON."""
-        for odd in ({"a": 1}, [1], True):
-            assert classify(response(201, json_body={"receipt_id": odd})).receipt_id is None
-        assert classify(response(201, json_body={"receipt_id": 7})).receipt_id == "7"
-        for body in (b'{"receipt_id": "R-1", "n": NaN}', b'{"receipt_id": "R-1", "n": 1e999}'):
-            kept = classify(response(201, body))
-            assert kept.receipt_id is None and kept.body == body.decode()
-
-    def test_a_receipt_with_a_byte_order_mark_or_in_utf16_keeps_its_id(self) -> None:
-        """JSON may come with a UTF-8 byte-order mark, or in UTF-16: read from the bytes
-        as JSON allows, not through a charset guess (the first version of the bounded
-        read lost such receipt ids)."""
-        data = json.dumps({"receipt_id": "R-Å"})
-        for raw in (b"\xef\xbb\xbf" + data.encode(), data.encode("utf-16"),
-                    data.encode("utf-8")):
-            got = classify(response(201, raw, {"content-type":
-                                               "application/json; charset=iso-8859-1"}))
-            assert got.receipt_id == "R-Å", raw[:4]
-
-
-# ------------------------------------------------------------------ classify
-
-class TestClassify:
-    @pytest.mark.parametrize("status", [200, 201])
-    def test_2xx_json_receipt_id(self, status: int) -> None:
-        """2xx is sent; a JSON body's receipt_id is kept."""
-        r = classify(response(status, json_body={"receipt_id": "R-77", "x": 1}))
-        assert r == Receipt(status, {"receipt_id": "R-77", "x": 1}, "R-77")
-
-    @pytest.mark.parametrize("status", [301, 302, 307, 308])
-    def test_redirect_pauses_instead_of_quarantining(self, status: int) -> None:
-        """A redirect is a wrong [delivery] url (ours), not a bad bundle: Paused, naming
-        where it points, never Rejected."""
-        with pytest.raises(Paused) as info:
-            classify(response(status, headers={"Location": "https://operator.example/x"}))
-        assert "https://operator.example/x" in str(info.value)
-
-    def test_2xx_numeric_receipt_id_as_text(self) -> None:
-        """A numeric receipt_id is kept as text."""
-        assert classify(response(201, json_body={"receipt_id": 42})).receipt_id == "42"
-
-    def test_2xx_non_json_has_no_receipt_id(self) -> None:
-        """A 2xx with a non-JSON body is still sent, without receipt_id; the body is kept."""
-        r = classify(response(200, b"OK thanks", {"content-type": "text/plain"}))
-        assert r.status == 200 and r.receipt_id is None and r.body == "OK thanks"
-
-    def test_2xx_json_without_receipt_id(self) -> None:
-        """A JSON 2xx body that is not an object, or lacks receipt_id, gives none."""
-        assert classify(response(201, json_body=["a"])).receipt_id is None
-        assert classify(response(204)).receipt_id is None
-
-    @pytest.mark.parametrize("status", [401, 403, 404])
-    def test_config_problems_pause(self, status: int) -> None:
-        """401/403/404 pause deliveries (configuration problem), never reject."""
-        with pytest.raises(Paused) as info:
-            classify(response(status, b"nope"))
-        assert info.value.status == status and not isinstance(info.value, Rejected)
-
-    def test_a_proxy_that_wants_credentials_pauses_naming_the_proxy(self) -> None:
-        """407 comes from a proxy in between, not the receiver: the bundle is not at
-        fault, so deliveries pause (never quarantine) and the message names what to fix."""
-        with pytest.raises(Paused) as info:
-            classify(response(407, b"Proxy Authentication Required"))
-        assert info.value.status == 407 and "HTTPS_PROXY" in str(info.value)
-
-    @pytest.mark.parametrize("status", [408, 409, 425, 429, 500, 502, 503, 504])
-    def test_retryable(self, status: int) -> None:
-        """408/409/425/429/5xx are retried."""
-        with pytest.raises(Retryable) as info:
-            classify(response(status, b"busy"))
-        assert info.value.status == status and info.value.retry_after is None
-
-    def test_retry_after_seconds(self) -> None:
-        """Retry-After in seconds is passed on."""
-        with pytest.raises(Retryable) as info:
-            classify(response(429, headers={"Retry-After": "120"}))
-        assert info.value.retry_after == 120.0
-
-    def test_retry_after_http_date(self) -> None:
-        """Retry-After as an HTTP date becomes the seconds until then."""
-        when = datetime.now(UTC) + timedelta(seconds=90)
-        with pytest.raises(Retryable) as info:
-            classify(response(503, headers={"Retry-After": email.utils.format_datetime(
-                when, usegmt=True)}))
-        assert info.value.retry_after is not None and 80 <= info.value.retry_after <= 91
-
-    def test_retry_after_garbage_and_past(self) -> None:
-        """An unparsable Retry-After is ignored; one in the past is 0. Only digits are
-        seconds (RFC 9110): "1_000", "inf", "nan", "-5" or other scripts' digits, which
-        Python's float() takes, are ignored too."""
-        assert parse_retry_after("soon-ish") is None
-        assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
-        for odd in ("-5", "1_000", "inf", "nan", "1e3", "\u0661\u0662"):
-            assert parse_retry_after(odd) is None, odd
-        assert parse_retry_after(" 120 ") == 120.0
-
-    @pytest.mark.parametrize("status", [400, 413, 415, 422])
-    def test_other_4xx_rejected_with_truncated_body(self, status: int) -> None:
-        """Other 4xx reject the bundle with the status and the first 2,000 characters."""
-        body = "é" + "x" * 5000
-        with pytest.raises(Rejected) as info:
-            classify(response(status, body.encode("utf-8"),
-                              {"content-type": "text/plain; charset=utf-8"}))
-        assert info.value.status == status
-        assert info.value.body == body[:BODY_LIMIT] and len(info.value.body) == 2000
 
 
 # ------------------------------------------------------------------ the request
@@ -854,130 +657,6 @@ class TestAnswersThatEchoSecrets:
                  self.echo(400, f"<p>Bearer {escape(token)}</p>"))
         assert escape(token) not in info.value.body and "Bearer ***" in info.value.body
 
-
-def _certificates(folder: Path) -> tuple[Path, Path, Path, Path, Path]:
-    """A CA, a server certificate for 127.0.0.1 and a client certificate, both signed
-    by it, made with the openssl command: (ca, server cert, server key, client cert,
-    client key)."""
-    def openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-            "/CN=outboxd test CA", "-keyout", "ca.key", "-out", "ca.pem")
-    for name, extra in (("server", "subjectAltName=IP:127.0.0.1"), ("client", "")):
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
-                "-keyout", f"{name}.key", "-out", f"{name}.csr")
-        (folder / f"{name}.ext").write_text(extra + "\n" if extra else "\n")
-        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-                "-CAcreateserial", "-days", "2", "-extfile", f"{name}.ext",
-                "-out", f"{name}.pem")
-    return (folder / "ca.pem", folder / "server.pem", folder / "server.key",
-            folder / "client.pem", folder / "client.key")
-
-
-class TestTls:
-    """verify and client_cert on a real HTTPS receiver on 127.0.0.1 (certificates made
-    by openssl in the test): httpx is handed an SSL context built from the files."""
-
-    def test_a_ca_bundle_and_a_client_certificate_are_used(self, tmp_path: Path) -> None:
-        """verify = the CA's file and client_cert/client_key: the POST arrives over TLS and
-        the receiver saw the client's certificate."""
-        ca, cert, key, client_cert, client_key = _certificates(tmp_path)
-        server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(ca))
-        server.load_cert_chain(str(cert), str(key))
-        server.verify_mode = ssl.CERT_REQUIRED
-        peers: list[Any] = []
-        with _one_answer_server(lambda h: peers.append(h.connection.getpeercert()), "tls-1",
-                                tls=server) as port:
-            cfg = http_cfg(url=f"https://127.0.0.1:{port}/b", verify=str(ca),
-                           client_cert=client_cert, client_key=client_key)
-            receipt, _, _, _ = send(tmp_path, cfg, handler=None, real=True)
-        assert receipt.receipt_id == "tls-1"
-        assert peers and dict(x[0] for x in peers[0]["subject"])["commonName"] == "client"
-
-    def test_a_receiver_the_ca_bundle_does_not_vouch_for_is_not_sent_to(
-            self, tmp_path: Path) -> None:
-        """The system's CAs (verify = true) do not know the test CA: the POST fails
-        before any byte of the bundle leaves (a retry), and nothing arrives."""
-        _, cert, key, _, _ = _certificates(tmp_path)
-        server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        server.load_cert_chain(str(cert), str(key))
-        arrived: list[Any] = []
-        with _one_answer_server(arrived.append, "never", tls=server) as port:
-            with pytest.raises(Retryable) as info:
-                send(tmp_path, http_cfg(url=f"https://127.0.0.1:{port}/b"), real=True)
-        assert "CERTIFICATE_VERIFY_FAILED" in str(info.value) and arrived == []
-
-    def test_a_client_key_under_a_passphrase_is_named_and_never_prompted_for(
-            self, tmp_path: Path) -> None:
-        """A client_key protected by a passphrase: OpenSSL would ask for it on the
-        terminal (and, with none, fail as "Invalid argument"); outboxd says which file
-        and why, at once, with the fix."""
-        _, _, _, client_cert, client_key = _certificates(tmp_path)
-        locked = tmp_path / "locked.key"
-        subprocess.run(["openssl", "pkey", "-in", str(client_key), "-out", str(locked),
-                        "-aes256", "-passout", "pass:secret"], check=True, capture_output=True)
-        with pytest.raises(ConfigError) as info:
-            tls_verify(http_cfg(url="https://127.0.0.1:9/b", client_cert=client_cert,
-                                client_key=locked))
-        assert f"client_key = '{locked}'" in str(info.value)
-        assert "passphrase" in str(info.value) and "without a passphrase" in str(info.value)
-
-    def test_a_passphrase_key_inside_client_cert_names_client_cert(
-            self, tmp_path: Path) -> None:
-        """client_cert holding the certificate and a locked key, client_key unset: the
-        error names client_cert, the setting the user wrote."""
-        _, _, _, client_cert, client_key = _certificates(tmp_path)
-        both = tmp_path / "both.pem"
-        subprocess.run(["openssl", "pkey", "-in", str(client_key), "-out", str(both),
-                        "-aes256", "-passout", "pass:secret"], check=True, capture_output=True)
-        both.write_text(client_cert.read_text() + both.read_text())
-        with pytest.raises(ConfigError) as info:
-            tls_verify(http_cfg(url="https://127.0.0.1:9/b", client_cert=both))
-        assert f"client_cert = '{both}'" in str(info.value) and "passphrase" in str(info.value)
-
-    def test_a_fifo_as_a_tls_file_is_refused_unopened(self, tmp_path: Path) -> None:
-        """OpenSSL would block reading a FIFO: one swapped in for client_key after the
-        settings were checked is named, with what it is, and never opened for reading."""
-        _, _, _, client_cert, client_key = _certificates(tmp_path)
-        cfg = http_cfg(url="https://127.0.0.1:9/b", client_cert=client_cert,
-                       client_key=client_key)
-        client_key.unlink()
-        os.mkfifo(client_key)
-        error = without_blocking(lambda: raised(lambda: tls_verify(cfg)), client_key,
-                                 "tls_verify")
-        assert isinstance(error, ConfigError)
-        assert f"client_key = '{client_key}' is a FIFO" in str(error)
-
-    def test_a_tls_file_that_cannot_be_read_is_the_one_named(
-            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        """ssl's own errors name no file ("Permission denied"): of a certificate and a
-        key, the one this user may not read is named, with the fix."""
-        _, _, _, client_cert, client_key = _certificates(tmp_path)
-        real_read = daemon.tls.read_admin_file
-
-        def denying(path: Path, limit: int) -> bytes:
-            if str(path) == str(client_key):
-                raise PermissionError(13, "Permission denied", str(path))
-            return real_read(path, limit)
-        monkeypatch.setattr("daemon.tls.read_admin_file", denying)
-        with pytest.raises(ConfigError) as info:
-            tls_verify(http_cfg(url="https://127.0.0.1:9/b", client_cert=client_cert,
-                                client_key=client_key))
-        assert f"client_key = '{client_key}' cannot be used: Permission denied" in \
-            str(info.value)
-        assert "client_cert" not in str(info.value) and "readable" in str(info.value)
-
-    @pytest.mark.parametrize("setting", ["verify", "client_cert"])
-    def test_a_tls_file_that_does_not_load_is_named_with_its_setting(
-            self, tmp_path: Path, setting: str) -> None:
-        """A CA bundle or client certificate that is no PEM: the error names the setting
-        and the file, and says what the file must be."""
-        junk = tmp_path / "junk.pem"
-        junk.write_text("hello\n")
-        with pytest.raises(ConfigError) as info:
-            tls_verify(http_cfg(url="https://127.0.0.1:9/b", **{setting: str(junk)}))
-        assert f"{setting} = '{junk}' cannot be used" in str(info.value)
-        assert "PEM" in str(info.value)
 
     @pytest.mark.parametrize("shape", ["slash-escaped", "unicode-escaped", "cut"])
     def test_a_token_hidden_by_json_escapes_or_the_cut_is_scrubbed_too(

@@ -1,18 +1,19 @@
-"""The SQLite journal: transitions recorded and committed, states by the names `outboxd status`
-shows."""
+"""The SQLite journal (daemon/journal/): transitions recorded and committed, queries,
+faults, the index of sent invoice ids. (What it shows: journal/test_views.py; a row
+and its shown state: journal/test_records.py; a bundle's documents:
+journal/test_documents.py.)"""
 
 from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from daemon.errors import JournalError, JournalLost
-from daemon.journal import CLAIMING, DELIVERED, QUARANTINING, STATES, Journal
+from daemon.journal import CLAIMING, DELIVERED, Journal
 
 BID_A = "a" * 64
 BID_B = "b" * 64
@@ -29,13 +30,6 @@ def record_syncs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(os, "fsync", fsync)
     return synced
-
-
-@pytest.fixture
-def journal(tmp_path: Path) -> Iterator[Journal]:
-    j = Journal(tmp_path / "journal.sqlite3")
-    yield j
-    j.close()
 
 
 def transitions(path: Path, row_id: int) -> list[tuple[str | None, str, str]]:
@@ -284,48 +278,6 @@ class TestQueries:
         """An invoice id in a bundle the receiver accepted (archive pending) was sent."""
         journal.create("a.xml", DELIVERED, bundle_id=BID_A, invoice_ids=["INV-1"])
         assert journal.sent_invoice_ids(["INV-1"], BID_B) == ["INV-1"]
-
-    def test_counts_all_seven_states(self, journal: Journal) -> None:
-        """counts() has exactly the seven states `outboxd status` shows, zero when empty."""
-        assert journal.counts() == dict.fromkeys(STATES, 0)
-        assert list(journal.counts()) == ["settling", "waiting", "held", "delivering",
-                                          "retrying", "sent", "quarantined"]
-
-    def test_counts_show_internal_states_by_their_shown_names(self, journal: Journal) -> None:
-        """claiming/delivered/quarantining count as delivering (the archive folder is not there
-        yet), or as retrying once a move failed (last_error); gone not at all."""
-        for state in (CLAIMING, DELIVERED, "delivering", QUARANTINING, "quarantined", "gone",
-                      "sent", "waiting"):
-            journal.create(f"{state}.xml", state)
-        journal.create("stuck.xml", DELIVERED, last_error="No space left on device")
-        counts = journal.counts()
-        assert counts == {"settling": 0, "waiting": 1, "held": 0, "delivering": 4,
-                          "retrying": 1, "sent": 1, "quarantined": 1}
-        assert "gone" not in counts and CLAIMING not in counts
-
-    def test_shown_state(self, journal: Journal) -> None:
-        """A row's shown_state is the name `outboxd status` shows for its internal state."""
-        assert journal.get(journal.create("a.xml", CLAIMING)).shown_state == "delivering"
-        assert journal.get(journal.create("b.xml", DELIVERED)).shown_state == "delivering"
-        assert journal.get(journal.create("c.xml", QUARANTINING)).shown_state == "delivering"
-        assert journal.get(journal.create("e.xml", QUARANTINING, last_error="EROFS")
-                           ).shown_state == "retrying"
-        assert journal.get(journal.create("d.xml", "retrying")).shown_state == "retrying"
-
-    def test_recent_drops_old_final_rows(self, journal: Journal) -> None:
-        """recent(): sent/quarantined older than 7 days and gone rows are left out; live and
-        in-flight rows are kept however old."""
-        old = datetime.now(UTC) - timedelta(days=8)
-        fresh = datetime.now(UTC) - timedelta(days=6)
-        ids = {}
-        for name, state, when in [("old-sent", "sent", old), ("old-q", "quarantined", old),
-                                  ("new-sent", "sent", fresh), ("new-q", "quarantined", fresh),
-                                  ("old-wait", "waiting", old), ("old-retry", "retrying", old),
-                                  ("gone", "gone", fresh)]:
-            ids[name] = journal.create(name, state)
-            set_since(journal.path, ids[name], when)
-        assert {r.invoice_file for r in journal.recent()} == {
-            "new-sent", "new-q", "old-wait", "old-retry"}
 
 
 class TestFaults:

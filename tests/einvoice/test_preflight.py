@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import base64
-import threading
-from pathlib import Path
 
 import pytest
-from helpers import pdf_bytes, ubl_invoice
+from helpers import ubl_invoice
 
-from daemon.einvoice import preflight, rules_versions
-from daemon.einvoice.artefacts import artefacts_hash
-from daemon.einvoice.engine import Engine
+from daemon.einvoice import preflight
 
 from .broken import BASE, BROKEN, EXAMPLES, with_id
 
@@ -113,27 +109,6 @@ def test_svefaktura_pdf_and_foreign_customizations_are_not_preflighted() -> None
     assert not result.checked and result.findings == () and result.not_checked
 
 
-def test_pdf_bundle_is_not_preflighted(tmp_path: Path) -> None:
-    from daemon.bundle import Bundle, InvoiceFile
-    from daemon.einvoice import preflight_bundle
-    path = tmp_path / "INV-1.pdf"
-    path.write_bytes(pdf_bytes())
-    bundle = Bundle(InvoiceFile(path, "INV-1.pdf", 1, "x", "pdf", ("INV-1",)), None, (),
-                    "e-invoice")
-    checked = preflight_bundle(bundle, "error")
-    assert checked.errors == () and checked.warnings == ()
-    assert [(f.code, f.severity) for f in checked.findings] == [("not-preflighted", "note")]
-    assert preflight_bundle(bundle, "off") is bundle
-
-
-def test_plain_en16931_gets_the_cen_rules_but_not_the_peppol_rules() -> None:
-    """A CIUS-free EN 16931 invoice without ProfileID breaks a Peppol rule only."""
-    plain = BASE.replace(b"#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0", b"")
-    plain = plain.replace(b"<cbc:ProfileID>urn:fdc:peppol.eu:2017:poacc:billing:01:1.0"
-                          b"</cbc:ProfileID>", b"")
-    assert preflight(plain, "x.xml").findings == ()
-
-
 def test_several_invoices_in_one_file_are_checked_one_by_one_naming_the_invoice() -> None:
     bad, _ = BROKEN["wrong-totals"]
     batch = (b"<Batch>" + with_id(BASE, "GOOD-1").split(b"?>", 1)[1]
@@ -141,59 +116,3 @@ def test_several_invoices_in_one_file_are_checked_one_by_one_naming_the_invoice(
     result = preflight(batch, "batch.xml")
     assert result.errors and {f.invoice_id for f in result.findings} == {"BAD-2"}
     assert all(f.message.startswith("invoice BAD-2: [") for f in result.findings)
-
-
-def test_engine_is_safe_to_use_from_several_threads() -> None:
-    """Workers pre-flight in parallel; each gets its own Saxon executables."""
-    cases = [(BASE, set()), *((d, {r}) for d, r in BROKEN.values())] * 2
-    outcomes: list[bool] = [False] * len(cases)
-
-    def run(i: int) -> None:
-        data, expected = cases[i]
-        outcomes[i] = expected <= rules(preflight(data, "x.xml")) and (
-            bool(expected) == bool(preflight(data, "x.xml").errors))
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(cases))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert all(outcomes)
-
-
-def test_rules_versions_name_the_pinned_releases() -> None:
-    lines = rules_versions()
-    assert any("Peppol BIS Billing 3.0" in line and "3.0.19" in line for line in lines)
-    assert any("UBL 2.1" in line for line in lines)
-    assert lines[-1] == f"artefacts sha256: {artefacts_hash()}"
-
-
-def test_compiled_rules_are_cached_by_artefact_hash_only_when_asked(tmp_path: Path) -> None:
-    """The daemon caches the compiled XSLT in its state dir; without a cache dir nothing
-    is written anywhere (what `outboxd check` needs)."""
-    cache = tmp_path / "cache"
-    Engine(cache)
-    names = sorted(p.name for p in cache.iterdir())
-    assert names == [f"cen-{artefacts_hash()[:16]}-compact.xsl",
-                     f"peppol-{artefacts_hash()[:16]}-compact.xsl"]
-    # A damaged cache file costs a compile, never the engine, and is replaced.
-    (cache / names[0]).write_text("not xslt")
-    Engine(cache)
-    assert (cache / names[0]).read_text().startswith("<?xml")
-
-
-def test_compiled_copies_under_an_older_key_are_not_used_and_are_removed(
-        tmp_path: Path) -> None:
-    """A copy an older outboxd compiled (other rules, or the full SVRL report) keeps its
-    old name: the engine compiles its own and removes the stale ones."""
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    stale = [cache / f"cen-{artefacts_hash()[:16]}.xsl", cache / "peppol-0123456789abcdef.xsl"]
-    for path in stale:
-        path.write_text("not xslt either")
-    for name in ("notes.txt", "cen-extra-0123456789abcdef.xsl"):  # not a copy of ours
-        (cache / name).write_text("kept")
-    Engine(cache)
-    assert sorted(p.name for p in cache.iterdir()) == [
-        f"cen-{artefacts_hash()[:16]}-compact.xsl", "cen-extra-0123456789abcdef.xsl",
-        "notes.txt", f"peppol-{artefacts_hash()[:16]}-compact.xsl"]

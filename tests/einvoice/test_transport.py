@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -156,28 +155,6 @@ def test_a_document_of_a_very_long_invoice_id_is_written_under_a_name_that_fits(
     assert [x["status"] for x in first.body["documents"]] == [201, 201]
     second = d.deliver(bundle, {"bundle_id": "e" * 64})
     assert [x["status"] for x in second.body["documents"]] == [200, 200]
-
-
-def test_old_journal_gains_the_documents_column(tmp_path: Path) -> None:
-    path = tmp_path / "old.sqlite3"
-    db = sqlite3.connect(path)
-    db.executescript("""CREATE TABLE bundles (id INTEGER PRIMARY KEY, bundle_id TEXT,
-        invoice_file TEXT NOT NULL, invoice_ids TEXT NOT NULL DEFAULT '[]', state TEXT NOT NULL,
-        since TEXT NOT NULL, deadline TEXT, unattached_ids TEXT NOT NULL DEFAULT '[]',
-        attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at TEXT, last_error TEXT,
-        reasons TEXT NOT NULL DEFAULT '[]', work_dir TEXT, archive_dir TEXT, receipt_id TEXT,
-        response TEXT, updated_at TEXT NOT NULL);
-        INSERT INTO bundles (bundle_id, invoice_file, state, since, updated_at)
-        VALUES ('e', 'OLD.xml', 'retrying', 'x', 'x');""")
-    db.commit()
-    db.close()
-    j = Journal(path)
-    assert j.get(1).invoice_file == "OLD.xml"
-    j.accept_document("e", "k", {"status": 201})
-    assert j.accepted_documents("e") == {"k": {"status": 201}}
-    Journal(path)  # a second start finds the column and leaves it
-
-
 
 
 Handler = Callable[[httpx.Request], httpx.Response]

@@ -5,206 +5,19 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
-import random
 import socket
-import subprocess
-import sys
-import threading
-from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, replace
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from pypdf import PdfWriter
+from helpers import run_receiver
 
-from daemon.bundle import Attachment, Bundle, InvoiceFile
-from daemon.manifest import build_manifest
-from daemon.receiver import make_server
-
-UBL = b"""<?xml version="1.0" encoding="UTF-8"?>
-<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2">
-  <cbc:ID xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
-    >INV-2001</cbc:ID>
-</Invoice>
-"""
-
-
-def _digest(path: Path) -> tuple[int, str]:
-    data = path.read_bytes()
-    return len(data), hashlib.sha256(data).hexdigest()
-
-
-def _attachment(path: Path, invoice_id: str, content_type: str, note: str = "",
-                pages: int | None = None) -> Attachment:
-    size, sha = _digest(path)
-    return Attachment(path=path, rel=f"{invoice_id}/{path.name}", original_name=path.name,
-                      invoice_id=invoice_id, size=size, sha256=sha, document_type="Contract",
-                      note=note, content_type=content_type, pages=pages)
-
-
-@dataclass
-class Sent:
-    """A bundle as the daemon would post it: manifest bytes plus the files in part order."""
-
-    manifest: dict[str, Any]
-    files: list[tuple[str, str, Path, str]]  # (part, filename, path, content type)
-
-    @property
-    def key(self) -> str:
-        return str(self.manifest["bundle_id"])
-
-    def manifest_bytes(self) -> bytes:
-        return json.dumps(self.manifest, ensure_ascii=False).encode("utf-8")
-
-    def parts(self, stack: ExitStack) -> list[tuple[str, tuple[Any, Any, str]]]:
-        out: list[tuple[str, tuple[Any, Any, str]]] = [
-            ("manifest", (None, self.manifest_bytes(), "application/json"))]
-        for part, filename, path, ctype in self.files:
-            out.append((part, (filename, stack.enter_context(open(path, "rb")), ctype)))
-        return out
-
-
-def make_sent(tmp_path: Path, note: str = "Signed", pdf_name: str = "Tidrapport oktober.pdf",
-              safe_filenames: bool = True) -> Sent:
-    """Two invoices (one id needs folder sanitising), a real PDF and a boundary-ish binary."""
-    src = tmp_path / "outbox"
-    src.mkdir(parents=True, exist_ok=True)
-    invoice = src / "batch-42.xml"
-    invoice.write_bytes(UBL)
-    pdf = src / pdf_name
-    writer = PdfWriter()
-    writer.add_blank_page(width=595, height=842)
-    with open(pdf, "wb") as fh:
-        writer.write(fh)
-    blob = src / "scan.bin"
-    rng = random.Random(42)  # deterministic, and full of would-be boundary starts
-    blob.write_bytes(b"".join(rng.randbytes(997) + b"\r\n--\r\n-" for _ in range(300)))
-    size, sha = _digest(invoice)
-    inv = InvoiceFile(path=invoice, name=invoice.name, size=size, sha256=sha, format="ubl",
-                      invoice_ids=("INV-2001", "INV/7:1"))
-    atts = (_attachment(pdf, "INV-2001", "application/pdf", note=note, pages=1),
-            _attachment(blob, "INV/7:1", "application/octet-stream"))
-    manifest = build_manifest(Bundle(inv, None, atts, "e-invoice"),
-                              safe_filenames=safe_filenames)
-    files = [("invoice", manifest["invoice_file"]["name"], invoice, "application/xml")]
-    by_name = {a.original_name: a for a in atts}
-    for entry in (e for i in manifest["invoices"] for e in i["attachments"]):
-        files.append((entry["part"], entry["name"], by_name[entry["original_name"]].path,
-                      entry["content_type"]))
-    return Sent(manifest, files)
-
-
-def post(url: str, sent: Sent, *, key: str | None = "auto", token: str | None = None,
-         files: list[tuple[str, tuple[Any, Any, str]]] | None = None) -> httpx.Response:
-    headers = {}
-    if key is not None:
-        headers["Idempotency-Key"] = sent.key if key == "auto" else key
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-    with ExitStack() as stack, httpx.Client(timeout=30) as client:
-        return client.post(url, files=files or sent.parts(stack), headers=headers)
-
-
-def connect(url: str) -> socket.socket:
-    """A raw connection to the receiver at url (loopback), for raw-socket tests."""
-    return socket.create_connection(("127.0.0.1", httpx.URL(url).port or 80))
-
-
-def raw_request(sent: Sent, url: str) -> tuple[bytes, bytes]:
-    """The exact header block and body httpx would send, for raw-socket tests."""
-    with ExitStack() as stack:
-        request = httpx.Request("POST", url, files=sent.parts(stack),
-                                headers={"Idempotency-Key": sent.key})
-        body = request.read()
-    lines = ["POST /bundles HTTP/1.1", f"Host: {request.url.netloc.decode()}"]
-    lines += [f"{k}: {v}" for k, v in request.headers.items() if k.lower() != "host"]
-    return "\r\n".join(lines).encode() + b"\r\n", body
-
-
-def log_lines(store: Path) -> list[dict[str, Any]]:
-    path = store / "requests.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
-def stored_bundles(store: Path) -> list[str]:
-    return sorted(p.name for p in store.iterdir() if p.is_dir())
-
-
-Starter = Callable[..., str]
-
-
-@pytest.fixture
-def start() -> Iterator[Starter]:
-    """Start receivers in threads; every one is shut down and closed after the test."""
-    servers: list[tuple[ThreadingHTTPServer, threading.Thread]] = []
-
-    def _start(store: Path, **kwargs: Any) -> str:
-        server = make_server("127.0.0.1", 0, store, **kwargs)
-        thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-        thread.start()
-        servers.append((server, thread))
-        return f"http://127.0.0.1:{server.server_address[1]}/bundles"
-
-    yield _start
-    for server, thread in servers:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Path:
-    return tmp_path / "store"
-
-
-@pytest.fixture
-def url(start: Starter, store: Path) -> str:
-    return start(store)
+from .conftest import UBL, Starter, connect, log_lines, make_sent, post, raw_request, stored_bundles
 
 
 class TestAccepting:
-    def test_valid_bundle_is_stored_byte_identical_and_answered_201(
-            self, tmp_path: Path, store: Path, url: str) -> None:
-        """A valid bundle gets 201 with a receipt and lands in STORE/BUNDLE_ID/ as sent."""
-        sent = make_sent(tmp_path)
-        resp = post(url, sent)
-        assert resp.status_code == 201, resp.text
-        body = resp.json()
-        assert body["bundle_id"] == sent.key and body["receipt_id"].startswith("rcpt-")
-        assert resp.headers["content-type"] == "application/json"
-        folder = store / sent.key
-        assert (folder / "manifest.json").read_bytes() == sent.manifest_bytes()
-        assert (folder / "response.json").read_bytes() == resp.content
-        assert (folder / "batch-42.xml").read_bytes() == UBL
-        pdf = folder / "attachments" / "INV-2001" / "Tidrapport_oktober.pdf"
-        assert pdf.read_bytes() == sent.files[1][2].read_bytes()
-        assert (folder / "attachments" / "INV_7_1" / "scan.bin").read_bytes() == \
-            sent.files[2][2].read_bytes()
-        assert stored_bundles(store) == [sent.key]  # no staging dir left behind
-        [line] = log_lines(store)
-        assert line["status"] == 201 and line["idempotency_key"] == sent.key
-        assert "error" not in line
-
-    def test_body_arriving_in_tiny_pieces_is_parsed_the_same(
-            self, tmp_path: Path, store: Path, url: str) -> None:
-        """Boundaries split across reads do not confuse the streaming parser."""
-        sent = make_sent(tmp_path)
-        head, body = raw_request(sent, url)
-        with connect(url) as sock:
-            sock.sendall(head + b"\r\n")
-            cut = 7 * 600  # the manifest and the first parts' boundaries, 7 bytes at a time
-            for i in range(0, cut, 7):
-                sock.sendall(body[i:i + 7])
-            sock.sendall(body[cut:])
-            resp = http.client.HTTPResponse(sock)
-            resp.begin()
-            assert resp.status == 201, resp.read()
-        assert (store / sent.key / "manifest.json").read_bytes() == sent.manifest_bytes()
-
     def test_get_answers_a_small_json_health_document(self, url: str) -> None:
         """GET is a health check; other methods get 405 with JSON."""
         assert httpx.get(url).json()["status"] == "ok"
@@ -213,30 +26,6 @@ class TestAccepting:
 
 
 class TestIdempotency:
-    def test_repeat_with_same_content_gets_200_and_the_first_body(
-            self, tmp_path: Path, store: Path, url: str) -> None:
-        """A repeated key with the same content answers 200 with the stored 201 body."""
-        sent = make_sent(tmp_path)
-        first = post(url, sent)
-        again = replace(sent, manifest={**sent.manifest, "created_at": "2030-01-01T00:00:00Z",
-                                        "warnings": []})
-        second = post(url, again)
-        assert (first.status_code, second.status_code) == (201, 200)
-        assert second.content == first.content
-        assert [line["status"] for line in log_lines(store)] == [201, 200]
-        assert stored_bundles(store) == [sent.key]
-
-    def test_same_key_with_other_content_gets_422(
-            self, tmp_path: Path, store: Path, url: str) -> None:
-        """A key reused for a bundle whose content differs is refused with 422."""
-        sent = make_sent(tmp_path)
-        assert post(url, sent).status_code == 201
-        other = make_sent(tmp_path / "other", note="Unsigned")
-        assert other.key != sent.key
-        resp = post(url, other, key=sent.key)
-        assert resp.status_code == 422 and "other content" in resp.json()["error"]
-        assert stored_bundles(store) == [sent.key]
-
     def test_same_key_while_first_is_in_progress_gets_409(
             self, tmp_path: Path, store: Path, url: str) -> None:
         """A second request with a key still being received gets 409; the first then succeeds."""
@@ -268,43 +57,6 @@ class TestIdempotency:
 
 
 class TestRefusing:
-    def test_hash_mismatch_is_400_and_nothing_is_stored(
-            self, tmp_path: Path, store: Path, url: str) -> None:
-        """A part whose bytes differ from the manifest is refused; no bundle, no staging dir."""
-        sent = make_sent(tmp_path)
-        pdf = sent.files[1][2]
-        pdf.write_bytes(pdf.read_bytes().replace(b"%%EOF", b"%%EOX"))  # same size, new hash
-        resp = post(url, sent)
-        assert resp.status_code == 400
-        assert "attachment-1" in resp.json()["error"] and "sha256" in resp.json()["error"]
-        assert stored_bundles(store) == []
-        assert log_lines(store)[0]["error"] == resp.json()["error"]
-
-    def test_size_mismatch_is_400(self, tmp_path: Path, store: Path, url: str) -> None:
-        """A truncated invoice part is refused and named."""
-        sent = make_sent(tmp_path)
-        sent.files[0][2].write_bytes(UBL[:-1])
-        resp = post(url, sent)
-        assert resp.status_code == 400 and "'invoice'" in resp.json()["error"]
-        assert stored_bundles(store) == []
-
-    @pytest.mark.parametrize("order, expected", [
-        ([1, 0, 2, 3], "first part must be 'manifest'"),
-        ([0, 2, 1, 3], "expected part 'invoice'"),
-        ([0, 1, 3, 2], "expected part 'attachment-1', got 'attachment-2'"),
-        ([0, 1, 2], "part 'attachment-2' is missing"),
-        ([0, 1, 2, 3, 3], "unexpected part 'attachment-2'"),
-    ])
-    def test_parts_out_of_order_missing_or_extra_are_400(
-            self, tmp_path: Path, store: Path, url: str, order: list[int], expected: str) -> None:
-        """Only manifest, invoice, attachment-1..N in that order are accepted."""
-        sent = make_sent(tmp_path)
-        with ExitStack() as stack:
-            parts = sent.parts(stack)
-            resp = post(url, sent, files=[parts[i] for i in order])
-        assert resp.status_code == 400 and expected in resp.json()["error"]
-        assert stored_bundles(store) == []
-
     @pytest.mark.parametrize("key, expected", [
         (None, "Idempotency-Key header missing"),
         ("../../etc", "Idempotency-Key header missing or not a bundle id"),
@@ -315,47 +67,6 @@ class TestRefusing:
         """The Idempotency-Key must be present and equal to the recomputed bundle id."""
         resp = post(url, make_sent(tmp_path), key=key)
         assert resp.status_code == 400 and expected in resp.json()["error"]
-
-    def test_manifest_bundle_id_must_match_its_content(self, tmp_path: Path, url: str) -> None:
-        """A manifest whose bundle_id is not the hash of its content is refused."""
-        sent = make_sent(tmp_path)
-        sent.manifest["bundle_id"] = "f" * 64
-        resp = post(url, sent, key="f" * 64)
-        assert resp.status_code == 400 and "not the id of its content" in resp.json()["error"]
-
-    @pytest.mark.parametrize("name", ["../evil.pdf", "..", "a\\b.pdf", ""])
-    def test_hostile_filenames_are_400(self, tmp_path: Path, store: Path, url: str,
-                                       name: str) -> None:
-        """Sent names that are not plain basenames never reach the file system."""
-        sent = make_sent(tmp_path)
-        sent.manifest["invoices"][0]["attachments"][0]["name"] = name
-        part, _old, path, ctype = sent.files[1]
-        sent.files[1] = (part, name, path, ctype)
-        resp = post(url, sent)
-        assert resp.status_code == 400 and "filename" in resp.json()["error"]
-        assert stored_bundles(store) == [] and not (tmp_path / "evil.pdf").exists()
-
-    @pytest.mark.parametrize("pdf_name", ['Offer 10%22 off.pdf', 'Offert "A".pdf'])
-    def test_names_with_quotes_or_a_literal_percent_22_are_accepted_as_sent(
-            self, tmp_path: Path, store: Path, url: str, pdf_name: str) -> None:
-        """With safe_filenames = false a name may hold '"' (httpx sends it as %22, as
-        HTML5 says) or a literal '%22': both match the manifest's name, and the file is
-        stored; the receiver does not decode %22 in a name that means it literally."""
-        sent = make_sent(tmp_path, pdf_name=pdf_name, safe_filenames=False)
-        assert pdf_name in [f[1] for f in sent.files]
-        resp = post(url, sent)
-        assert resp.status_code == 201, resp.text
-        assert stored_bundles(store) == [sent.key]
-
-    @pytest.mark.parametrize("manifest", [b"{not json", b'{"manifest_version": 2}', b"[]"])
-    def test_bad_manifest_is_400(self, tmp_path: Path, url: str, manifest: bytes) -> None:
-        """A manifest that is not JSON, not an object or not version 1 is refused."""
-        sent = make_sent(tmp_path)
-        with ExitStack() as stack:
-            parts = sent.parts(stack)
-            parts[0] = ("manifest", (None, manifest, "application/json"))
-            resp = post(url, sent, files=parts)
-        assert resp.status_code == 400 and "manifest" in resp.json()["error"]
 
     def test_non_multipart_body_is_400(self, url: str) -> None:
         """Only multipart/form-data is accepted."""
@@ -426,13 +137,6 @@ class TestTokenAndFaults:
         assert answers[0].json()["document_key"] == keys[0]
 
 
-def run_receiver(*args: str) -> subprocess.CompletedProcess[str]:
-    """`outboxd receiver ARGS` as a process, bounded: a receiver that starts after all
-    would serve forever, and the timeout fails the test instead of hanging the run."""
-    return subprocess.run([sys.executable, "-m", "daemon", "receiver", *args],
-                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
-
-
 class TestStartUpErrors:
     def test_a_port_in_use_is_one_line_naming_the_address_and_exit_2(
             self, tmp_path: Path) -> None:
@@ -449,16 +153,6 @@ class TestStartUpErrors:
         assert f"127.0.0.1:{port}" in line and "Address already in use" in line
         assert "choose another port" in line
 
-    @pytest.mark.parametrize("value", ["503,later", "pass,429:soon", "429:-1", "-", "201:"])
-    def test_a_fail_first_it_cannot_read_is_one_line_naming_it_and_exit_2(
-            self, tmp_path: Path, value: str) -> None:
-        """An entry of --fail-first that is neither a status, STATUS:SECONDS (whole
-        seconds) nor pass: one line naming the value and the forms; exit 2, nothing listening."""
-        done = run_receiver("--listen", "127.0.0.1:0", "--store", str(tmp_path / "s"),
-                            f"--fail-first={value}")
-        assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
-        [line] = done.stderr.splitlines()
-        assert repr(value) in line and "STATUS:SECONDS" in line
 
     def test_a_store_that_cannot_be_created_is_one_line_naming_it_and_exit_2(
             self, tmp_path: Path) -> None:

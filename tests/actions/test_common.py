@@ -1,0 +1,36 @@
+"""What several commands share (daemon/actions/common.py): the configuration named on
+the command line, loaded, with logging set up from its [log]."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from daemon import logs
+from daemon.actions.common import settings_of
+
+
+def test_settings_of_loads_the_named_file_and_logs_in_its_format_and_level(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """-c FILE is loaded (its path handed back), and what a command logs from then on
+    follows that file's [log]: JSON lines, and nothing under its level."""
+    (tmp_path / "outbox").mkdir()
+    path = tmp_path / "config.toml"
+    path.write_text(f'[outbox]\npath = "{tmp_path / "outbox"}"\n'
+                    f'[delivery]\ntransport = "directory"\ntarget = "{tmp_path / "t"}"\n'
+                    '[log]\nformat = "json"\nlevel = "error"\n', encoding="utf-8")
+    logs.configure()  # as before a command: info and up, the format of the terminal
+    capsys.readouterr()
+    try:
+        settings, given = settings_of(argparse.Namespace(config=str(path)))
+        assert given == path and settings.outbox.path == tmp_path / "outbox"
+        logs.get().warning("below the level")
+        logs.get().error("at the level", detail="x")
+        [line] = capsys.readouterr().err.splitlines()
+    finally:
+        logs.configure()  # the next test in this process logs at the default level again
+    record = json.loads(line)
+    assert record["event"] == "at the level" and record["detail"] == "x"

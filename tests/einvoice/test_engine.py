@@ -1,0 +1,62 @@
+"""The engine that runs the official rules (daemon/einvoice/engine.py): safe from several
+threads, its compiled XSLT cached by the artefacts' hash only when asked, stale copies
+removed."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from daemon.einvoice import preflight
+from daemon.einvoice.artefacts import artefacts_hash
+from daemon.einvoice.engine import Engine
+
+from .broken import BASE, BROKEN
+from .test_preflight import rules
+
+
+def test_engine_is_safe_to_use_from_several_threads() -> None:
+    """Workers pre-flight in parallel; each gets its own Saxon executables."""
+    cases = [(BASE, set()), *((d, {r}) for d, r in BROKEN.values())] * 2
+    outcomes: list[bool] = [False] * len(cases)
+
+    def run(i: int) -> None:
+        data, expected = cases[i]
+        outcomes[i] = expected <= rules(preflight(data, "x.xml")) and (
+            bool(expected) == bool(preflight(data, "x.xml").errors))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(cases))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(outcomes)
+
+def test_compiled_rules_are_cached_by_artefact_hash_only_when_asked(tmp_path: Path) -> None:
+    """The daemon caches the compiled XSLT in its state dir; without a cache dir nothing
+    is written anywhere (what `outboxd check` needs)."""
+    cache = tmp_path / "cache"
+    Engine(cache)
+    names = sorted(p.name for p in cache.iterdir())
+    assert names == [f"cen-{artefacts_hash()[:16]}-compact.xsl",
+                     f"peppol-{artefacts_hash()[:16]}-compact.xsl"]
+    # A damaged cache file costs a compile, never the engine, and is replaced.
+    (cache / names[0]).write_text("not xslt")
+    Engine(cache)
+    assert (cache / names[0]).read_text().startswith("<?xml")
+
+def test_compiled_copies_under_an_older_key_are_not_used_and_are_removed(
+        tmp_path: Path) -> None:
+    """A copy an older outboxd compiled (other rules, or the full SVRL report) keeps its
+    old name: the engine compiles its own and removes the stale ones."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    stale = [cache / f"cen-{artefacts_hash()[:16]}.xsl", cache / "peppol-0123456789abcdef.xsl"]
+    for path in stale:
+        path.write_text("not xslt either")
+    for name in ("notes.txt", "cen-extra-0123456789abcdef.xsl"):  # not a copy of ours
+        (cache / name).write_text("kept")
+    Engine(cache)
+    assert sorted(p.name for p in cache.iterdir()) == [
+        f"cen-{artefacts_hash()[:16]}-compact.xsl", "cen-extra-0123456789abcdef.xsl",
+        "notes.txt", f"peppol-{artefacts_hash()[:16]}-compact.xsl"]

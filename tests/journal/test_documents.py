@@ -1,0 +1,29 @@
+"""Which documents of a bundle the receiver has (daemon/journal/documents.py): the column
+a journal written before ubl-embedded gains, and documents recorded and read back."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from daemon.journal import Journal
+
+
+def test_old_journal_gains_the_documents_column(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript("""CREATE TABLE bundles (id INTEGER PRIMARY KEY, bundle_id TEXT,
+        invoice_file TEXT NOT NULL, invoice_ids TEXT NOT NULL DEFAULT '[]', state TEXT NOT NULL,
+        since TEXT NOT NULL, deadline TEXT, unattached_ids TEXT NOT NULL DEFAULT '[]',
+        attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at TEXT, last_error TEXT,
+        reasons TEXT NOT NULL DEFAULT '[]', work_dir TEXT, archive_dir TEXT, receipt_id TEXT,
+        response TEXT, updated_at TEXT NOT NULL);
+        INSERT INTO bundles (bundle_id, invoice_file, state, since, updated_at)
+        VALUES ('e', 'OLD.xml', 'retrying', 'x', 'x');""")
+    db.commit()
+    db.close()
+    j = Journal(path)
+    assert j.get(1).invoice_file == "OLD.xml"
+    j.accept_document("e", "k", {"status": 201})
+    assert j.accepted_documents("e") == {"k": {"status": 201}}
+    Journal(path)  # a second start finds the column and leaves it

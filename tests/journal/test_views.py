@@ -1,0 +1,49 @@
+"""What the journal shows (daemon/journal/views.py): the counts by the states `outboxd
+status` names, and the rows the views list."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent.parent))
+
+from test_journal import set_since  # noqa: E402
+
+from daemon.journal import CLAIMING, DELIVERED, QUARANTINING, STATES, Journal  # noqa: E402
+
+
+class TestQueries:
+    def test_counts_all_seven_states(self, journal: Journal) -> None:
+        """counts() has exactly the seven states `outboxd status` shows, zero when empty."""
+        assert journal.counts() == dict.fromkeys(STATES, 0)
+        assert list(journal.counts()) == ["settling", "waiting", "held", "delivering",
+                                          "retrying", "sent", "quarantined"]
+
+    def test_counts_show_internal_states_by_their_shown_names(self, journal: Journal) -> None:
+        """claiming/delivered/quarantining count as delivering (the archive folder is not there
+        yet), or as retrying once a move failed (last_error); gone not at all."""
+        for state in (CLAIMING, DELIVERED, "delivering", QUARANTINING, "quarantined", "gone",
+                      "sent", "waiting"):
+            journal.create(f"{state}.xml", state)
+        journal.create("stuck.xml", DELIVERED, last_error="No space left on device")
+        counts = journal.counts()
+        assert counts == {"settling": 0, "waiting": 1, "held": 0, "delivering": 4,
+                          "retrying": 1, "sent": 1, "quarantined": 1}
+        assert "gone" not in counts and CLAIMING not in counts
+
+    def test_recent_drops_old_final_rows(self, journal: Journal) -> None:
+        """recent(): sent/quarantined older than 7 days and gone rows are left out; live and
+        in-flight rows are kept however old."""
+        old = datetime.now(UTC) - timedelta(days=8)
+        fresh = datetime.now(UTC) - timedelta(days=6)
+        ids = {}
+        for name, state, when in [("old-sent", "sent", old), ("old-q", "quarantined", old),
+                                  ("new-sent", "sent", fresh), ("new-q", "quarantined", fresh),
+                                  ("old-wait", "waiting", old), ("old-retry", "retrying", old),
+                                  ("gone", "gone", fresh)]:
+            ids[name] = journal.create(name, state)
+            set_since(journal.path, ids[name], when)
+        assert {r.invoice_file for r in journal.recent()} == {
+            "new-sent", "new-q", "old-wait", "old-retry"}

@@ -1,0 +1,132 @@
+"""What the reference receiver makes of a POST's body (daemon/receiver/receive.py): a
+bundle checked part by part against its manifest and stored as sent, a repeat answered
+with the stored body, another content under the same key refused; driven over real
+HTTP by httpx."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from .conftest import UBL, log_lines, make_sent, post, stored_bundles
+
+
+class TestAccepting:
+    def test_valid_bundle_is_stored_byte_identical_and_answered_201(
+            self, tmp_path: Path, store: Path, url: str) -> None:
+        """A valid bundle gets 201 with a receipt and lands in STORE/BUNDLE_ID/ as sent."""
+        sent = make_sent(tmp_path)
+        resp = post(url, sent)
+        assert resp.status_code == 201, resp.text
+        body = resp.json()
+        assert body["bundle_id"] == sent.key and body["receipt_id"].startswith("rcpt-")
+        assert resp.headers["content-type"] == "application/json"
+        folder = store / sent.key
+        assert (folder / "manifest.json").read_bytes() == sent.manifest_bytes()
+        assert (folder / "response.json").read_bytes() == resp.content
+        assert (folder / "batch-42.xml").read_bytes() == UBL
+        pdf = folder / "attachments" / "INV-2001" / "Tidrapport_oktober.pdf"
+        assert pdf.read_bytes() == sent.files[1][2].read_bytes()
+        assert (folder / "attachments" / "INV_7_1" / "scan.bin").read_bytes() == \
+            sent.files[2][2].read_bytes()
+        assert stored_bundles(store) == [sent.key]  # no staging dir left behind
+        [line] = log_lines(store)
+        assert line["status"] == 201 and line["idempotency_key"] == sent.key
+        assert "error" not in line
+
+
+class TestIdempotency:
+    def test_repeat_with_same_content_gets_200_and_the_first_body(
+            self, tmp_path: Path, store: Path, url: str) -> None:
+        """A repeated key with the same content answers 200 with the stored 201 body."""
+        sent = make_sent(tmp_path)
+        first = post(url, sent)
+        again = replace(sent, manifest={**sent.manifest, "created_at": "2030-01-01T00:00:00Z",
+                                        "warnings": []})
+        second = post(url, again)
+        assert (first.status_code, second.status_code) == (201, 200)
+        assert second.content == first.content
+        assert [line["status"] for line in log_lines(store)] == [201, 200]
+        assert stored_bundles(store) == [sent.key]
+
+    def test_same_key_with_other_content_gets_422(
+            self, tmp_path: Path, store: Path, url: str) -> None:
+        """A key reused for a bundle whose content differs is refused with 422."""
+        sent = make_sent(tmp_path)
+        assert post(url, sent).status_code == 201
+        other = make_sent(tmp_path / "other", note="Unsigned")
+        assert other.key != sent.key
+        resp = post(url, other, key=sent.key)
+        assert resp.status_code == 422 and "other content" in resp.json()["error"]
+        assert stored_bundles(store) == [sent.key]
+
+
+class TestRefusing:
+    def test_hash_mismatch_is_400_and_nothing_is_stored(
+            self, tmp_path: Path, store: Path, url: str) -> None:
+        """A part whose bytes differ from the manifest is refused; no bundle, no staging dir."""
+        sent = make_sent(tmp_path)
+        pdf = sent.files[1][2]
+        pdf.write_bytes(pdf.read_bytes().replace(b"%%EOF", b"%%EOX"))  # same size, new hash
+        resp = post(url, sent)
+        assert resp.status_code == 400
+        assert "attachment-1" in resp.json()["error"] and "sha256" in resp.json()["error"]
+        assert stored_bundles(store) == []
+        assert log_lines(store)[0]["error"] == resp.json()["error"]
+
+    def test_size_mismatch_is_400(self, tmp_path: Path, store: Path, url: str) -> None:
+        """A truncated invoice part is refused and named."""
+        sent = make_sent(tmp_path)
+        sent.files[0][2].write_bytes(UBL[:-1])
+        resp = post(url, sent)
+        assert resp.status_code == 400 and "'invoice'" in resp.json()["error"]
+        assert stored_bundles(store) == []
+
+    @pytest.mark.parametrize("order, expected", [
+        ([1, 0, 2, 3], "first part must be 'manifest'"),
+        ([0, 2, 1, 3], "expected part 'invoice'"),
+        ([0, 1, 3, 2], "expected part 'attachment-1', got 'attachment-2'"),
+        ([0, 1, 2], "part 'attachment-2' is missing"),
+        ([0, 1, 2, 3, 3], "unexpected part 'attachment-2'"),
+    ])
+    def test_parts_out_of_order_missing_or_extra_are_400(
+            self, tmp_path: Path, store: Path, url: str, order: list[int], expected: str) -> None:
+        """Only manifest, invoice, attachment-1..N in that order are accepted."""
+        sent = make_sent(tmp_path)
+        with ExitStack() as stack:
+            parts = sent.parts(stack)
+            resp = post(url, sent, files=[parts[i] for i in order])
+        assert resp.status_code == 400 and expected in resp.json()["error"]
+        assert stored_bundles(store) == []
+
+    def test_manifest_bundle_id_must_match_its_content(self, tmp_path: Path, url: str) -> None:
+        """A manifest whose bundle_id is not the hash of its content is refused."""
+        sent = make_sent(tmp_path)
+        sent.manifest["bundle_id"] = "f" * 64
+        resp = post(url, sent, key="f" * 64)
+        assert resp.status_code == 400 and "not the id of its content" in resp.json()["error"]
+
+    @pytest.mark.parametrize("pdf_name", ['Offer 10%22 off.pdf', 'Offert "A".pdf'])
+    def test_names_with_quotes_or_a_literal_percent_22_are_accepted_as_sent(
+            self, tmp_path: Path, store: Path, url: str, pdf_name: str) -> None:
+        """With safe_filenames = false a name may hold '"' (httpx sends it as %22, as
+        HTML5 says) or a literal '%22': both match the manifest's name, and the file is
+        stored; the receiver does not decode %22 in a name that means it literally."""
+        sent = make_sent(tmp_path, pdf_name=pdf_name, safe_filenames=False)
+        assert pdf_name in [f[1] for f in sent.files]
+        resp = post(url, sent)
+        assert resp.status_code == 201, resp.text
+        assert stored_bundles(store) == [sent.key]
+
+    @pytest.mark.parametrize("manifest", [b"{not json", b'{"manifest_version": 2}', b"[]"])
+    def test_bad_manifest_is_400(self, tmp_path: Path, url: str, manifest: bytes) -> None:
+        """A manifest that is not JSON, not an object or not version 1 is refused."""
+        sent = make_sent(tmp_path)
+        with ExitStack() as stack:
+            parts = sent.parts(stack)
+            parts[0] = ("manifest", (None, manifest, "application/json"))
+            resp = post(url, sent, files=parts)
+        assert resp.status_code == 400 and "manifest" in resp.json()["error"]

@@ -1,0 +1,171 @@
+"""Loading the configuration (daemon/config_load.py): a file that is missing, a FIFO or not
+TOML, unknown keys and sections, every problem at once and no secret in them; the
+folders the daemon writes checked at start."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import (
+    URL,
+    config_file,
+    minimal,
+    one_problem_with,
+    problems_of,
+    raised,
+    without_blocking,
+)
+
+from daemon.config import Settings
+from daemon.config_load import load_settings
+from daemon.errors import ConfigError
+
+
+class TestErrors:
+    def test_missing_file(self, tmp_path: Path) -> None:
+        """A configuration file that does not exist is an error naming the path, not defaults."""
+        with pytest.raises(ConfigError) as info:
+            load_settings(tmp_path / "nope.toml")
+        assert str(tmp_path / "nope.toml") in str(info.value)
+
+    def test_a_fifo_as_the_configuration_is_named_as_such_and_never_opened(
+            self, tmp_path: Path) -> None:
+        """A FIFO given as the configuration is not opened for reading (that would wait
+        for a writer for good): the error says what it is, not that it does not exist."""
+        fifo = tmp_path / "config.toml"
+        os.mkfifo(fifo)
+        error = without_blocking(lambda: raised(lambda: load_settings(fifo)), fifo,
+                                 "load_settings")
+        assert isinstance(error, ConfigError)
+        assert f"{fifo} is a FIFO, not a regular file" in str(error)
+
+    def test_invalid_toml(self, tmp_path: Path) -> None:
+        """A file that is not TOML is an error saying so."""
+        with pytest.raises(ConfigError, match="not valid TOML"):
+            load_settings(config_file(tmp_path, "[outbox\npath = 1\n"))
+
+    def test_missing_outbox_folder(self, tmp_path: Path) -> None:
+        """An outbox that does not exist is an error (probably a missing mount), not created."""
+        missing = tmp_path / "mnt" / "outbox"
+        with pytest.raises(ConfigError) as info:
+            load_settings(config_file(tmp_path, minimal(missing)))
+        line = one_problem_with(info.value.problems, "[outbox] path", str(missing))
+        assert "does not exist" in line
+        assert not missing.exists()
+
+    def test_outbox_path_required(self, tmp_path: Path) -> None:
+        """[outbox] path is required."""
+        text = f'[outbox]\nsettle_seconds = 1\n[delivery]\nurl = "{URL}"\n'
+        problems = problems_of(config_file(tmp_path, text))
+        assert one_problem_with(problems, "[outbox] path", "required")
+
+    def test_unknown_key_names_key_value_and_allowed(self, tmp_path: Path, outbox: Path) -> None:
+        """An unknown key is an error naming [section] key, its value and the allowed keys."""
+        text = minimal(outbox).replace("[delivery]\n", "settle_secs = 3\n\n[delivery]\n")
+        line = one_problem_with(problems_of(config_file(tmp_path, text)),
+                                "[outbox] settle_secs", "3", "unknown key")
+        assert "settle_seconds" in line  # what is allowed
+
+    def test_unknown_section(self, tmp_path: Path, outbox: Path) -> None:
+        """An unknown section is an error listing the known sections."""
+        line = one_problem_with(
+            problems_of(config_file(tmp_path, minimal(outbox, "[deliveries]\nurl = 1\n"))),
+            "[deliveries]", "unknown section")
+        assert "delivery" in line and "outbox" in line
+
+    def test_every_problem_is_reported(self, tmp_path: Path, outbox: Path) -> None:
+        """Several problems are all reported at once, one line each."""
+        extra = '[policy]\nunattached = "maybe"\n[log]\nlevel = "loud"\n[nope]\n'
+        problems = problems_of(config_file(tmp_path, minimal(outbox, extra)))
+        assert one_problem_with(problems, "[policy] unattached")
+        assert one_problem_with(problems, "[log] level")
+        assert one_problem_with(problems, "[nope]")
+        assert len(problems) == 3
+
+
+class TestSecretsInErrors:
+    def test_a_mistyped_token_key_does_not_print_the_secret(self, tmp_path: Path,
+                                                            outbox: Path) -> None:
+        """`tokn = "s3cr3t"` is an unknown key; the error names it but masks the value."""
+        problems = problems_of(config_file(tmp_path, minimal(
+            outbox, 'tokn = "s3cr3t-value"\ntoken = 12345\n')))
+        text = "\n".join(problems)
+        assert "[delivery] tokn" in text and "[delivery] token" in text
+        assert "s3cr3t-value" not in text and "12345" not in text
+
+
+def test_processing_on_another_file_system_than_the_outbox_stops_the_start(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Claims are renames: a [paths] processing folder on another file system
+    than the outbox (another st_dev) is a configuration error at start, not a claim
+    failing forever; the default, inside the outbox, is fine."""
+    from daemon.config_load import prepare_folders
+    outbox, processing = tmp_path / "outbox", tmp_path / "elsewhere" / "processing"
+    outbox.mkdir()
+    real = os.stat
+
+    def stat(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        st = real(path, *args, **kwargs)
+        if Path(path) != processing:
+            return st
+        fields = list(st)
+        fields[2] += 1  # st_dev: another file system
+        return os.stat_result(fields)
+
+    monkeypatch.setattr(os, "stat", stat)
+    s = Settings(outbox={"path": str(outbox)},
+                 paths={"state_dir": str(tmp_path / "state"), "processing": str(processing)},
+                 delivery={"url": "http://127.0.0.1:9/x"})
+    with pytest.raises(ConfigError) as info:
+        prepare_folders(s)
+    assert "another file system" in str(info.value) and "processing" in str(info.value)
+    prepare_folders(s.model_copy(update={"paths": s.paths.model_copy(
+        update={"processing": None})}))
+
+
+def test_a_folder_that_exists_but_refuses_writes_stops_the_start(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sent/ that exists but cannot be written (a read-only mount, a folder outside the
+    unit's ReadWritePaths=, another owner; faked here, as root may write anywhere): run
+    refuses at start naming the key, instead of failing at every archive later."""
+    from daemon.config_load import prepare_folders
+    outbox, sent = tmp_path / "outbox", tmp_path / "sent"
+    outbox.mkdir()
+    sent.mkdir()
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: Path(path) != sent
+                        and real(path, mode, **kw))
+    s = Settings(outbox={"path": str(outbox)},
+                 paths={"state_dir": str(tmp_path / "state"), "sent": str(sent)},
+                 delivery={"url": "http://127.0.0.1:9/x"})
+    with pytest.raises(ConfigError) as info:
+        prepare_folders(s)
+    assert f"[paths] sent: cannot write in {sent}" in str(info.value)
+    assert "read-only" in str(info.value) and "ReadWritePaths=" in str(info.value)
+
+
+@pytest.mark.parametrize("linked", ["sent", ".outboxd"])
+def test_a_folder_the_daemon_writes_that_is_a_link_stops_the_start(
+        tmp_path: Path, linked: str) -> None:
+    """sent/ (or .outboxd in the outbox, where the default processing folder lies) as a
+    symbolic link would send bundles wherever it leads: run refuses at start, naming the
+    link and the key, and config --check finds it without creating anything."""
+    from daemon.config_load import folder_problems, prepare_folders
+    outbox, elsewhere = tmp_path / "outbox", tmp_path / "elsewhere"
+    outbox.mkdir()
+    elsewhere.mkdir()
+    link = tmp_path / "sent" if linked == "sent" else outbox / ".outboxd"
+    link.symlink_to(elsewhere)
+    s = Settings(outbox={"path": str(outbox)},
+                 paths={"state_dir": str(tmp_path / "state"), "sent": str(tmp_path / "sent")},
+                 delivery={"url": "http://127.0.0.1:9/x"})
+    key = "[paths] sent" if linked == "sent" else "[paths] processing"
+    [problem] = folder_problems(s)
+    assert problem.startswith(f"{key}: {link} is a symbolic link")
+    with pytest.raises(ConfigError) as info:
+        prepare_folders(s)
+    assert f"{link} is a symbolic link" in str(info.value)
+    assert list(elsewhere.iterdir()) == []

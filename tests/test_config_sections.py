@@ -1,0 +1,252 @@
+"""The sections of the configuration (daemon/config_sections.py): their defaults, and the
+checks of each key (allowed values, the token and token_file, TLS files, suffixes, bounds).
+Through load_settings, as an admin meets them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from helpers import (
+    URL,
+    config_file,
+    minimal,
+    one_problem_with,
+    problem_from_environment,
+    problems_of,
+    raised,
+    with_delivery,
+    without_blocking,
+)
+
+from daemon.config_load import load_settings
+from daemon.errors import ConfigError
+
+
+class TestDefaults:
+    def test_minimal_file_gives_the_documented_defaults(self, tmp_path: Path, outbox: Path) -> None:
+        """Only [outbox] path and [delivery] url are needed; the rest has its default
+        (config.example.toml)."""
+        s = load_settings(config_file(tmp_path, minimal(outbox)))
+        assert s.outbox.path == outbox
+        assert s.outbox.invoice_patterns == ["*.xml", "*.pdf"]
+        assert s.outbox.sidecar_suffix == ""
+        assert s.outbox.completion == "settle"
+        assert s.outbox.settle_seconds == 5
+        assert s.outbox.marker_suffix == ".ready"
+        assert s.outbox.watch == "auto"
+        assert s.outbox.rescan_seconds == 60
+        assert s.attachments.default_document_type == "Attachment"
+        assert s.attachments.document_types is None
+        assert s.policy.unattached == "warn"
+        assert s.policy.attachment_wait_seconds == 300
+        assert s.policy.invalid == "quarantine"
+        assert s.policy.duplicates == "quarantine"
+        assert s.delivery.transport == "http"
+        assert s.delivery.safe_filenames is True
+        assert s.delivery.concurrency == 4
+        assert s.delivery.timeout_seconds == 60
+        assert s.delivery.connect_timeout_seconds == 5
+        assert s.delivery.retry_base_seconds == 1
+        assert s.delivery.retry_max_seconds == 300
+        assert s.delivery.verify is True
+        assert s.validation.max_attachment_bytes == 5_000_000
+        assert s.log.format == "auto"
+        assert s.service.shutdown_grace_seconds == 20
+
+    def test_fractional_seconds_are_accepted(self, tmp_path: Path, outbox: Path) -> None:
+        """All durations may be fractional (tests run with settle_seconds = 0.3)."""
+        extra = ("[policy]\nattachment_wait_seconds = 1.5\n"
+                 "[service]\nshutdown_grace_seconds = 0.25\n")
+        text = minimal(outbox, extra).replace(
+            "[delivery]\n", "settle_seconds = 0.3\nrescan_seconds = 0.5\n\n[delivery]\n"
+            "retry_base_seconds = 0.05\ntimeout_seconds = 2.5\n")
+        s = load_settings(config_file(tmp_path, text))
+        assert s.outbox.settle_seconds == 0.3
+        assert s.outbox.rescan_seconds == 0.5
+        assert s.policy.attachment_wait_seconds == 1.5
+        assert s.service.shutdown_grace_seconds == 0.25
+        assert s.delivery.retry_base_seconds == 0.05
+        assert s.delivery.timeout_seconds == 2.5
+
+    def test_directory_transport_needs_no_url(self, tmp_path: Path, outbox: Path) -> None:
+        """With transport = "directory" the target, not a url, is the delivery target."""
+        text = (f'[outbox]\npath = "{outbox}"\n[delivery]\ntransport = "directory"\n'
+                f'target = "{tmp_path}/out"\n')
+        s = load_settings(config_file(tmp_path, text))
+        assert s.delivery.url is None
+        assert s.delivery.target == tmp_path / "out"
+
+
+class TestErrors:
+    def test_url_required_for_http(self, tmp_path: Path, outbox: Path) -> None:
+        """transport = "http" (the default) without a url is an error naming [delivery] url."""
+        text = f'[outbox]\npath = "{outbox}"\n[delivery]\ntimeout_seconds = 3\n'
+        line = one_problem_with(problems_of(config_file(tmp_path, text)), "[delivery] url")
+        assert "required" in line and "http" in line
+
+    def test_target_required_for_directory(self, tmp_path: Path, outbox: Path) -> None:
+        """transport = "directory" without a target is an error naming [delivery] target."""
+        text = f'[outbox]\npath = "{outbox}"\n[delivery]\ntransport = "directory"\n'
+        assert one_problem_with(problems_of(config_file(tmp_path, text)),
+                         "[delivery] target", "required")
+
+    @pytest.mark.parametrize("extra,key,value,allowed", [
+        ('[policy]\nunattached = "maybe"\n', "[policy] unattached", "maybe", "'hold'"),
+        ('[policy]\ninvalid = "drop"\n', "[policy] invalid", "drop", "'quarantine'"),
+        ('[log]\nformat = "xml"\n', "[log] format", "xml", "'json'"),
+        ('[delivery.x]\n', "[delivery] x", "", "unknown key"),
+        ('[service]\nshutdown_grace_seconds = -1\n', "[service] shutdown_grace_seconds",
+         "-1", "greater than or equal to 0"),
+        ('[validation]\nmax_attachment_bytes = 0\n', "[validation] max_attachment_bytes",
+         "0", "greater than 0"),
+        ('[validation]\nallowed_types = ["pdf", "exe"]\n', "[validation] allowed_types",
+         "exe", "known:"),
+        ('[invoices]\npdf_id_pattern = "(a)(b)"\n', "[invoices] pdf_id_pattern", "(a)(b)",
+         "exactly one group"),
+        ('[invoices]\npdf_id_pattern = "(a"\n', "[invoices] pdf_id_pattern", "(a",
+         "regular expression"),
+    ])
+    def test_bad_values_name_key_value_and_allowed(self, tmp_path: Path, outbox: Path,
+                                                   extra: str, key: str, value: str,
+                                                   allowed: str) -> None:
+        """A bad value is an error line naming [section] key, the value and what is allowed."""
+        assert one_problem_with(problems_of(config_file(tmp_path, minimal(outbox, extra))),
+                         key, value, allowed)
+
+
+class TestSecrets:
+    def test_bearer_token_from_file_is_stripped(self, tmp_path: Path, outbox: Path) -> None:
+        """token_file is read and surrounding whitespace (a trailing newline) stripped."""
+        token_file = tmp_path / "token"
+        token_file.write_text("  abc.def-123\n\n", encoding="utf-8")
+        s = load_settings(config_file(tmp_path, minimal(outbox).replace(
+            "[delivery]\n", f'[delivery]\ntoken_file = "{token_file}"\n')))
+        assert s.delivery.bearer_token() == "abc.def-123"
+        assert "abc.def-123" not in repr(s.masked())
+
+    def test_unreadable_token_file_is_a_config_error(self, tmp_path: Path, outbox: Path) -> None:
+        """A token_file that cannot be read stops loading with a ConfigError naming the key
+        and the path (not a failed POST later)."""
+        with pytest.raises(ConfigError) as info:
+            load_settings(config_file(tmp_path, minimal(outbox).replace(
+                "[delivery]\n", f'[delivery]\ntoken_file = "{tmp_path}/absent"\n')))
+        assert one_problem_with(info.value.problems, "[delivery] token_file", f"{tmp_path}/absent")
+
+    # /dev/null, not /dev/zero: should the rule break, the test fails instead of
+    # reading without end.
+    @pytest.mark.parametrize("special", ["fifo", "/dev/null"])
+    def test_a_token_file_that_is_no_regular_file_is_refused_unread(
+            self, tmp_path: Path, outbox: Path, special: str) -> None:
+        """A FIFO (reading it would wait for a writer for good) or a device (/dev/zero
+        never ends) as token_file is a ConfigError saying what it is; nothing is read."""
+        path = tmp_path / "token"
+        if special == "fifo":
+            os.mkfifo(path)
+        else:
+            path = Path(special)
+        config = config_file(tmp_path, minimal(outbox).replace(
+            "[delivery]\n", f'[delivery]\ntoken_file = "{path}"\n'))
+        error = without_blocking(lambda: raised(lambda: load_settings(config)), path,
+                                 "load_settings")
+        assert isinstance(error, ConfigError)
+        assert one_problem_with(error.problems, "[delivery] token_file", str(path),
+                                "not a regular file")
+
+    @pytest.mark.parametrize("content", [b"", b"\n", b"  \n\n"])
+    def test_an_empty_token_file_is_a_config_error(self, tmp_path: Path, outbox: Path,
+                                                   content: bytes) -> None:
+        """A token_file with nothing in it (a secret not deployed yet) stops loading with a
+        line naming the key and the file, instead of POSTing with no Authorization header."""
+        token_file = tmp_path / "token"
+        token_file.write_bytes(content)
+        with pytest.raises(ConfigError) as info:
+            load_settings(config_file(tmp_path, minimal(outbox).replace(
+                "[delivery]\n", f'[delivery]\ntoken_file = "{token_file}"\n')))
+        assert one_problem_with(info.value.problems, f'token_file = "{token_file}"',
+                                "is empty", "put the token in it")
+
+    def test_an_empty_token_is_a_config_error(self, tmp_path: Path, outbox: Path) -> None:
+        """token = "" is neither a token nor "no token": loading stops, saying how to send
+        none."""
+        problems = problems_of(config_file(tmp_path, with_delivery(outbox, 'token = ""\n')))
+        assert one_problem_with(problems, "[delivery] token = ''", "is empty", "remove the key")
+
+    def test_an_empty_token_in_the_environment_is_a_config_error(
+            self, tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """OUTBOXD_DELIVERY__TOKEN set to nothing (a deployment that failed to fill it) is
+        refused like token = "", naming the variable to unset."""
+        line = problem_from_environment(tmp_path, outbox, monkeypatch,
+                                        "OUTBOXD_DELIVERY__TOKEN", "", "[delivery] token")
+        assert "is empty" in line and "OUTBOXD_DELIVERY__TOKEN" in line
+
+    @pytest.mark.parametrize("userinfo", ["bob:VerySecretPw@", "apikey@"])
+    def test_a_token_beside_a_password_in_the_url_is_a_config_error(
+            self, tmp_path: Path, outbox: Path, userinfo: str) -> None:
+        """A url with user:password, or a user name alone (httpx sends Basic for either),
+        and a token (Bearer): one request carries one Authorization header, so loading
+        stops saying to keep one; the password is not shown."""
+        text = minimal(outbox).replace(f'url = "{URL}"',
+                                       f'url = "http://{userinfo}127.0.0.1:9/b"')
+        problems = problems_of(config_file(tmp_path, text.replace(
+            "[delivery]\n", '[delivery]\ntoken = "abc"\n')))
+        assert one_problem_with(problems, "[delivery]", "Basic", "Bearer", "keep only")
+        assert "VerySecretPw" not in "\n".join(problems)
+
+    def test_no_token(self, tmp_path: Path, outbox: Path) -> None:
+        """Without token or token_file there is no bearer token."""
+        assert load_settings(config_file(tmp_path, minimal(outbox))).delivery.bearer_token() is None
+
+
+class TestVerifyFromEnvironment:
+    def test_false_from_the_environment_is_a_boolean(
+            self, tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """OUTBOXD_DELIVERY__VERIFY=false turns verification off; it is not a CA path."""
+        monkeypatch.setenv("OUTBOXD_DELIVERY__VERIFY", "false")
+        assert load_settings(config_file(tmp_path, minimal(outbox))).delivery.verify is False
+
+    def test_a_missing_ca_bundle_is_a_config_error(self, tmp_path: Path, outbox: Path) -> None:
+        """verify = "/nope/ca.pem" names the key and says what is allowed."""
+        problems = problems_of(config_file(tmp_path, minimal(outbox, 'verify = "/nope/ca.pem"\n')))
+        assert one_problem_with(problems, "[delivery] verify = '/nope/ca.pem'", "CA bundle")
+
+
+class TestSecretsInErrors:
+    def test_a_missing_client_certificate_is_a_config_error(self, tmp_path: Path,
+                                                            outbox: Path) -> None:
+        """client_cert pointing nowhere stops loading, naming the key (not a traceback later)."""
+        problems = problems_of(config_file(tmp_path, minimal(
+            outbox, 'client_cert = "/nonexistent.pem"\n')))
+        assert one_problem_with(problems, "[delivery] client_cert = '/nonexistent.pem'", "PEM file")
+
+
+class TestDurations:
+    def test_duplicate_window_is_at_most_a_century(self, tmp_path: Path, outbox: Path) -> None:
+        """duplicate_window_days beyond 36500 (which would reach before year 1 and fail the
+        start with OverflowError) is refused naming the key."""
+        problems = problems_of(config_file(
+            tmp_path, minimal(outbox, "[policy]\nduplicate_window_days = 800000\n")))
+        line = one_problem_with(problems, "[policy] duplicate_window_days")
+        assert "36500" in line
+
+
+@pytest.mark.parametrize("key", ["sidecar_suffix", "marker_suffix"])
+def test_a_suffix_with_a_slash_is_refused(tmp_path: Path, outbox: Path, key: str) -> None:
+    """sidecar_suffix and marker_suffix are appended to a file's name: with a "/" the
+    sidecar or marker would be a path (".files/../../etc"), so it is a configuration
+    error naming the key."""
+    text = minimal(outbox).replace("\n\n[delivery]", f'\n{key} = "/../../etc"\n[delivery]')
+    line = one_problem_with(problems_of(config_file(tmp_path, text)), f"[outbox] {key}")
+    assert "must not contain /" in line
+
+
+def test_a_poll_interval_below_a_twentieth_of_a_second_is_refused(
+        tmp_path: Path, outbox: Path) -> None:
+    """poll_interval_seconds = 1e-9 would make polling a busy loop (each poll stats every
+    entry of the outbox): it is a configuration error naming the key and the bound."""
+    text = minimal(outbox).replace("\n\n[delivery]",
+                                   "\npoll_interval_seconds = 1e-9\n[delivery]")
+    line = one_problem_with(problems_of(config_file(tmp_path, text)),
+                            "[outbox] poll_interval_seconds")
+    assert "0.05" in line

@@ -1,0 +1,300 @@
+"""The values a configuration key may take (daemon/config_values.py): durations finite and
+at most a year, a bearer token one line of visible ASCII, a url httpx can post to, no
+empty paths; and secrets masked in what is printed. Through load_settings, as an admin
+meets them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers import (
+    URL,
+    config_file,
+    minimal,
+    one_problem_with,
+    problem_from_environment,
+    problems_of,
+    with_delivery,
+)
+
+from daemon.config import Settings
+from daemon.config_load import load_settings
+from daemon.errors import ConfigError
+
+
+class TestTokenCharacters:
+    """A token is what can stand in `Authorization: Bearer TOKEN`: one run of visible
+    ASCII. Anything else is refused at load, and the refusal never shows the token."""
+
+    @pytest.mark.parametrize("token,kind", [
+        ("SuperSecret\nSecondLine", "line break"),
+        ("SuperSecret\r\nSecondLine", "line break"),
+        ("Sécret–Tøken", "non-ASCII"),
+        ("Super Secret", "space"),
+        ("SuperSecret\x00x", "control character"),
+    ])
+    def test_a_token_httpx_cannot_send_is_refused_without_showing_it(
+            self, tmp_path: Path, outbox: Path, token: str, kind: str) -> None:
+        """token with a line break, a non-ASCII character, a space or a control character
+        stops loading with a line naming the key, the kind of character and the rule; no
+        part of the token is in it (it would reach terminals and logs)."""
+        text = with_delivery(outbox, 'token = "{}"\n'.format(
+            token.replace("\r", "\\r").replace("\n", "\\n").replace("\x00", "\\u0000")))
+        problems = problems_of(config_file(tmp_path, text))
+        one_problem_with(problems, "[delivery] token", kind, "visible ASCII")
+        shown = "\n".join(problems)
+        for part in ("Super", "Secret", "Second", "Sécret", "Tøken"):
+            assert part not in shown
+
+    def test_a_token_from_the_environment_is_checked_too(
+            self, tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """OUTBOXD_DELIVERY__TOKEN with a line break is refused like one in the file."""
+        monkeypatch.setenv("OUTBOXD_DELIVERY__TOKEN", "EnvSecret\nMore")
+        problems = problems_of(config_file(tmp_path, minimal(outbox)))
+        one_problem_with(problems, "[delivery] token", "line break")
+        assert "EnvSecret" not in "\n".join(problems)
+
+    @pytest.mark.parametrize("content,kind", [
+        (b"SuperSecretTok\nSecondLine\n", "line break"),
+        ("Sécret–Tøken\n".encode(), "non-ASCII"),
+        (b"Super Secret\n", "space"),
+        (b"SuperSecret\xff\xfe\n", "not ASCII"),  # not even UTF-8
+    ])
+    def test_a_token_file_httpx_cannot_send_is_a_config_error_naming_the_file(
+            self, tmp_path: Path, outbox: Path, content: bytes, kind: str) -> None:
+        """A token_file whose content (surrounding whitespace stripped) is not one line of
+        visible ASCII stops loading, naming the key, the file and the rule, not the token."""
+        token_file = tmp_path / "token"
+        token_file.write_bytes(content)
+        problems = problems_of(config_file(
+            tmp_path, with_delivery(outbox, f'token_file = "{token_file}"\n')))
+        one_problem_with(problems, f'[delivery] token_file = "{token_file}"', kind,
+                         "one line")
+        shown = "\n".join(problems)
+        for part in ("Super", "Secret", "Second", "Sécret", "Tøken"):
+            assert part not in shown
+
+    def test_a_bad_token_file_names_the_configuration_file(self, tmp_path: Path,
+                                                           outbox: Path) -> None:
+        """The error about token_file's content says which configuration file set it."""
+        token_file = tmp_path / "token"
+        token_file.write_text("a\nb\n", encoding="utf-8")
+        path = config_file(tmp_path, with_delivery(outbox, f'token_file = "{token_file}"\n'))
+        with pytest.raises(ConfigError) as info:
+            load_settings(path)
+        assert info.value.source == str(path)
+
+    @pytest.mark.parametrize("token", [
+        "abc.DEF-123_~+/==",             # RFC 6750 b64token
+        "key:with!punct$%&*#@?^`|{}[]'",  # visible ASCII beyond b64token
+    ])
+    def test_visible_ascii_tokens_are_accepted(self, tmp_path: Path, outbox: Path,
+                                               token: str) -> None:
+        """Every visible ASCII character travels verbatim in a header: tokens that receivers
+        issue with punctuation outside RFC 6750's b64token are accepted, inline and in a file."""
+        token_file = tmp_path / "token"
+        token_file.write_text(f"  {token}\n", encoding="utf-8")
+        inline = token.replace("\\", "\\\\").replace('"', '\\"')
+        s = load_settings(config_file(tmp_path, with_delivery(outbox, f'token = "{inline}"\n')))
+        assert s.delivery.bearer_token() == token
+        s = load_settings(config_file(tmp_path, with_delivery(
+            outbox, f'token_file = "{token_file}"\n')))
+        assert s.delivery.bearer_token() == token
+
+    def test_a_validation_error_printed_as_it_is_does_not_show_the_token(
+            self, tmp_path: Path) -> None:
+        """Settings built directly (not through load_settings) raise a ValidationError whose
+        text does not hold the refused token either."""
+        with pytest.raises(ValueError) as info:
+            Settings(outbox={"path": str(tmp_path)},
+                     delivery={"url": URL, "token": "Sécret–Tøken"})
+        assert "Tøken" not in str(info.value)
+
+
+def seconds_keys() -> list[tuple[str, str]]:
+    """Every duration key of the schema (…_seconds), so a new one is covered by the tests."""
+    keys = []
+    for section, field in Settings.model_fields.items():
+        for key in getattr(field.annotation, "model_fields", {}):
+            if key.endswith("_seconds"):
+                keys.append((section, key))
+    return keys
+
+
+def set_key(outbox: Path, section: str, key: str, value: str) -> str:
+    """The minimal config with `key = value` in `section`."""
+    if section == "outbox":
+        return minimal(outbox).replace("\n\n[delivery]\n", f"\n{key} = {value}\n\n[delivery]\n")
+    if section == "delivery":
+        return with_delivery(outbox, f"{key} = {value}\n")
+    return minimal(outbox, f"[{section}]\n{key} = {value}\n")
+
+
+class TestDurations:
+    def test_every_duration_key_is_found(self) -> None:
+        """The schema's duration keys include the ones the audit named (guards seconds_keys)."""
+        keys = seconds_keys()
+        for expected in [("outbox", "rescan_seconds"), ("outbox", "settle_seconds"),
+                         ("delivery", "retry_max_seconds"), ("delivery", "timeout_seconds"),
+                         ("service", "shutdown_grace_seconds")]:
+            assert expected in keys
+
+    @pytest.mark.parametrize("section,key", seconds_keys())
+    @pytest.mark.parametrize("value", ["inf", "nan", "-inf", "1e300", "31536001"])
+    def test_a_duration_must_be_finite_and_at_most_a_year(
+            self, tmp_path: Path, outbox: Path, section: str, key: str, value: str) -> None:
+        """inf, nan and huge durations (which overflow the daemon's timers at run time) stop
+        loading with a line naming [section] key and the bound."""
+        problems = problems_of(config_file(tmp_path, set_key(outbox, section, key, value)))
+        line = one_problem_with(problems, f"[{section}] {key}")
+        assert "finite" in line and "31536000" in line
+
+    @pytest.mark.parametrize("value", ["inf", "nan", "Infinity", "1e400"])
+    def test_a_duration_from_the_environment_must_be_finite(
+            self, tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch,
+            value: str) -> None:
+        """OUTBOXD_OUTBOX__RESCAN_SECONDS=inf is refused like inf in the file."""
+        line = problem_from_environment(tmp_path, outbox, monkeypatch,
+                                        "OUTBOXD_OUTBOX__RESCAN_SECONDS", value,
+                                        "[outbox] rescan_seconds")
+        assert "finite" in line and "31536000" in line
+
+    def test_one_year_is_allowed(self, tmp_path: Path, outbox: Path) -> None:
+        """Exactly 31536000 s (365 days) is the longest allowed duration."""
+        s = load_settings(config_file(tmp_path, set_key(outbox, "outbox", "rescan_seconds",
+                                                        "31536000")))
+        assert s.outbox.rescan_seconds == 31_536_000
+
+
+class TestErrors:
+    def test_url_must_be_http(self, tmp_path: Path, outbox: Path) -> None:
+        """A url that is not http:// or https:// is refused, naming the value."""
+        text = f'[outbox]\npath = "{outbox}"\n[delivery]\nurl = "ftp://operator/x"\n'
+        assert one_problem_with(problems_of(config_file(tmp_path, text)),
+                         "[delivery] url", "ftp://operator/x", "http://")
+
+
+class TestUrl:
+    @pytest.mark.parametrize("url,rule", [
+        ("http://", "host"),
+        ("http:///bundles", "host"),
+        ("http://:8080/bundles", "host"),
+        ("http://operator.example:99999/x", "1 to 65535"),
+        ("http://operator.example:0/x", "1 to 65535"),
+        ("http://operator.example:-1/x", "1 to 65535"),
+        ("http://operator.example:abc/x", "1 to 65535"),
+        ("http://exa mple.com/x", "spaces"),
+        (" http://operator.example/x", "start or end with a space"),
+        ("http://operator.example/x\t", "control characters"),
+        ("http://999.1.1.1/x", "host"),
+        ("mailto:someone@example.com", "http://"),
+    ])
+    def test_a_url_httpx_cannot_post_to_is_refused(self, tmp_path: Path, outbox: Path,
+                                                   url: str, rule: str) -> None:
+        """A url without a host, with a bad port or with spaces stops loading (instead of
+        every delivery being retried without end), naming [delivery] url and the rule."""
+        text = with_delivery(outbox, "").replace(f'url = "{URL}"', f'url = "{url}"'.replace(
+            "\t", "\\t"))
+        line = one_problem_with(problems_of(config_file(tmp_path, text)), "[delivery] url")
+        assert rule in line
+
+    @pytest.mark.parametrize("url", [
+        "https://operator.example:8443/api/bundles?tenant=a@b#x",
+        "http://[::1]:8787/bundles",
+        "https://fakturamottagning.exempel.se/inkorg",
+        "http://bob:VerySecretPw@127.0.0.1:18787/bundles",
+        "HTTPS://Operator.Example/x",
+        "http://operator.example/my bundles",  # httpx sends the space as %20
+    ])
+    def test_usable_urls_are_accepted(self, tmp_path: Path, outbox: Path, url: str) -> None:
+        """Ports, IPv6, query strings, user and password, upper-case schemes, a space in the
+        path pass as given."""
+        text = minimal(outbox).replace(f'url = "{URL}"', f'url = "{url}"')
+        assert load_settings(config_file(tmp_path, text)).delivery.url == url
+
+    @pytest.mark.parametrize("url,secret", [
+        ("http://bob:VerySecretPw@operator.example:99999/x", "VerySecretPw"),
+        ("http://bob:pa/ssw0rd@operator.example/x", "ssw0rd"),  # "/" splits it: port 'pa'
+        ("http://bob:Very Secret@exa mple.com/x", "Very Secret"),
+        (" http://bob:VerySecretPw@operator.example/x", "VerySecretPw"),  # a space first
+        ("http//bob:VerySecretPw@operator.example/x", "VerySecretPw"),  # no ':' in '://'
+        ("bob:VerySecretPw@operator.example/x", "VerySecretPw"),  # no scheme at all
+    ])
+    def test_a_refused_url_does_not_show_its_password(self, tmp_path: Path, outbox: Path,
+                                                      url: str, secret: str) -> None:
+        """The error about a bad url names the key but masks the user and password."""
+        text = minimal(outbox).replace(f'url = "{URL}"', f'url = "{url}"')
+        problems = problems_of(config_file(tmp_path, text))
+        line = one_problem_with(problems, "[delivery] url", "********@")
+        assert secret not in line and ":pa" not in line
+
+    def test_a_url_written_as_a_list_does_not_show_its_password(
+            self, tmp_path: Path, outbox: Path) -> None:
+        """url = ["http://bob:pw@…"] (a wrong type) is refused; the strings inside the list
+        are masked like a url on its own."""
+        text = minimal(outbox).replace(f'url = "{URL}"',
+                                       'url = ["http://bob:VerySecretPw@operator.example/x"]')
+        problems = problems_of(config_file(tmp_path, text))
+        assert one_problem_with(problems, "[delivery] url", "********@")
+        assert "VerySecretPw" not in "\n".join(problems)
+
+    def test_a_url_under_an_unknown_key_does_not_show_its_password(
+            self, tmp_path: Path, outbox: Path) -> None:
+        """`uri = "http://bob:pw@…"` (a typo of url) is an unknown key; its password is
+        masked in the error line too."""
+        problems = problems_of(config_file(tmp_path, with_delivery(
+            outbox, 'uri = "http://bob:VerySecretPw@operator.example/x"\n')))
+        one_problem_with(problems, "[delivery] uri", "unknown key")
+        assert "VerySecretPw" not in "\n".join(problems)
+
+    def test_masked_hides_the_password_of_the_url(self, tmp_path: Path, outbox: Path) -> None:
+        """`outboxd config` prints the url with its password masked like the token; the user
+        name, host, port and path stay readable."""
+        url = "http://bob:VerySecretPw@127.0.0.1:18787/bundles"
+        s = load_settings(config_file(tmp_path, minimal(outbox).replace(
+            f'url = "{URL}"', f'url = "{url}"')))
+        masked = s.masked()
+        assert masked["delivery"]["url"] == "http://bob:********@127.0.0.1:18787/bundles"
+        assert "VerySecretPw" not in repr(masked)
+        assert s.delivery.url == url  # the delivery itself still has it
+
+    def test_masked_leaves_a_url_without_password_as_given(self, tmp_path: Path,
+                                                           outbox: Path) -> None:
+        """A url without a password is printed exactly as configured."""
+        s = load_settings(config_file(tmp_path, minimal(outbox)))
+        assert s.masked()["delivery"]["url"] == URL
+
+
+class TestEmptyPaths:
+    def test_an_empty_outbox_path_is_refused(self, tmp_path: Path) -> None:
+        """path = "" would be the daemon's current folder (sent/ and quarantine/ then made
+        inside the outbox): refused, naming the key and the fix."""
+        text = f'[outbox]\npath = ""\n\n[delivery]\nurl = "{URL}"\n'
+        problems = problems_of(config_file(tmp_path, text))
+        line = one_problem_with(problems, "[outbox] path")
+        assert "must not be empty" in line and "set the outbox folder" in line
+
+    @pytest.mark.parametrize("value", ["", "  "])
+    def test_an_empty_outbox_path_from_the_environment_is_refused(
+            self, tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch,
+            value: str) -> None:
+        """OUTBOXD_OUTBOX__PATH set empty is refused, not taken for the current folder."""
+        line = problem_from_environment(tmp_path, outbox, monkeypatch,
+                                        "OUTBOXD_OUTBOX__PATH", value, "[outbox] path")
+        assert "must not be empty" in line
+
+    @pytest.mark.parametrize("key", ["sent", "quarantine", "processing", "state_dir"])
+    def test_an_empty_folder_in_paths_is_refused(self, tmp_path: Path, outbox: Path,
+                                                 key: str) -> None:
+        """An empty [paths] folder is refused; the fix says to remove the key for the default."""
+        problems = problems_of(config_file(tmp_path, minimal(outbox, f'[paths]\n{key} = ""\n')))
+        line = one_problem_with(problems, f"[paths] {key}")
+        assert "must not be empty" in line and "remove the key" in line
+
+    def test_an_empty_directory_target_is_refused(self, tmp_path: Path, outbox: Path) -> None:
+        """transport = "directory" with target = "" is refused, not the current folder."""
+        text = (f'[outbox]\npath = "{outbox}"\n[delivery]\ntransport = "directory"\n'
+                'target = ""\n')
+        line = one_problem_with(problems_of(config_file(tmp_path, text)), "[delivery] target")
+        assert "must not be empty" in line

@@ -1,0 +1,53 @@
+"""The exception tree (daemon/errors.py): what each kind carries, and the lines an OSError
+becomes for people."""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+from daemon.errors import (
+    OS_FIX,
+    ConfigError,
+    InputError,
+    ReadTimedOut,
+    describe,
+    refused,
+)
+
+
+def test_describe_names_what_went_wrong_and_the_file(tmp_path: Path) -> None:
+    """describe() is the OS's words and, when the error has one, the file in parentheses
+    (not Python's "[Errno 13]" form)."""
+    missing = tmp_path / "nope"
+    try:
+        missing.read_bytes()
+    except OSError as exc:
+        assert describe(exc) == f"No such file or directory ({missing})"
+    assert describe(OSError(errno.ENOSPC, "No space left on device")) == \
+        "No space left on device"
+
+
+def test_refused_adds_the_one_fix_for_an_environment_error() -> None:
+    """refused() is describe() followed by the fix to check path, permissions and space."""
+    exc = PermissionError(errno.EACCES, "Permission denied", "/srv/outbox")
+    assert refused(exc) == f"Permission denied (/srv/outbox) — {OS_FIX}"
+
+
+def test_a_config_error_keeps_every_problem_and_names_its_source() -> None:
+    """ConfigError keeps its problems as a list (one string becomes one problem) and its
+    text starts with the file they come from, the problems joined."""
+    one = ConfigError("[outbox] path is required")
+    assert one.problems == ["[outbox] path is required"] and one.source is None
+    both = ConfigError(["[outbox] path is required", "[log] level = 'loud'"], "/etc/o.toml")
+    assert both.problems == ["[outbox] path is required", "[log] level = 'loud'"]
+    assert str(both) == "/etc/o.toml: [outbox] path is required; [log] level = 'loud'"
+
+
+def test_a_read_past_the_time_limit_is_an_input_error_naming_file_and_limit() -> None:
+    """ReadTimedOut is an InputError (the bundle's fault: quarantine, not a retry) with the
+    stable code read-time-limit, the invoice file, and the limit in plain seconds."""
+    exc = ReadTimedOut("INV-1.xml", 120.0)
+    assert isinstance(exc, InputError)
+    assert (exc.code, exc.file) == ("read-time-limit", "INV-1.xml")
+    assert "longer than 120 s" in exc.message and str(exc).startswith("INV-1.xml: ")

@@ -1,0 +1,137 @@
+"""SIGHUP's reload (daemon/reload.py), on the `Reloading` part alone: stand-ins for the
+loop's index, pipeline and status page record what the reload asks of them; the
+configuration files are real, in tmp_path.
+
+(A reload that names the settings waiting for the next start, and a read under way
+at a reload, are tested through the whole loop in test_service.py.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from daemon.config import Settings
+from daemon.config_load import load_settings
+from daemon.reload import Reloading
+
+
+class Log:
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+
+    def error(self, event: str, **kw: Any) -> None:
+        self.lines.append(("error", event))
+
+    def warning(self, event: str, **kw: Any) -> None:
+        self.lines.append(("warning", event))
+
+    def info(self, event: str, **kw: Any) -> None:
+        self.lines.append(("info", event))
+
+
+class Finish:
+    """after_reload() answers these rows, and notes what it was asked."""
+
+    def __init__(self, rows: list[int]) -> None:
+        self.rows = rows
+        self.asked: list[bool] = []
+
+    def after_reload(self, receiver_changed: bool) -> list[int]:
+        self.asked.append(receiver_changed)
+        return self.rows
+
+
+class Loop(Reloading):
+    """What of the service a reload touches, as stand-ins."""
+
+    def __init__(self, settings: Settings, config_path: Path, rows: list[int]) -> None:
+        self.settings = settings
+        self.config_path = config_path
+        self.log = Log()
+        self.index = SimpleNamespace(cfg=settings.outbox, share=settings.share,
+                                     candidates={"A.xml": None, "B.xml": None})
+        self.pipeline = SimpleNamespace(known={"A.xml": "read"}, finish=Finish(rows),
+                                        reconfigure=self._reconfigured)
+        self.publish = SimpleNamespace(page=SimpleNamespace(reconfigure=lambda old, new: None))
+        self._make_deliverer = lambda s: f"deliverer for {s.delivery.target}"
+        self._reload, self._relist = True, False
+        self.reconfigured: list[tuple[Settings, str]] = []
+        self.marked: list[str] = []
+        self.scheduled: list[tuple[int, float]] = []
+        self.rescans = 0
+
+    def _reconfigured(self, settings: Settings, deliverer: str) -> None:
+        self.reconfigured.append((settings, deliverer))
+
+    def _start_rules(self, s: Settings) -> None:
+        pass
+
+    def _mark(self, key: str) -> None:
+        self.marked.append(key)
+
+    def schedule(self, row_id: int, delay: float) -> None:
+        self.scheduled.append((row_id, delay))
+
+    def rescan_soon(self) -> None:
+        self.rescans += 1
+
+
+def config(tmp_path: Path, outbox: str = "outbox", target: str = "target",
+           duplicates: str = "quarantine") -> Path:
+    """A configuration file for the directory transport, its outbox made."""
+    (tmp_path / outbox).mkdir(exist_ok=True)
+    path = tmp_path / "config.toml"
+    path.write_text(f'[outbox]\npath = "{tmp_path / outbox}"\n'
+                    f'[paths]\nstate_dir = "{tmp_path / "state"}"\n'
+                    f'[policy]\nduplicates = "{duplicates}"\n'
+                    f'[delivery]\ntransport = "directory"\ntarget = "{tmp_path / target}"\n',
+                    encoding="utf-8")
+    return path
+
+
+def running(tmp_path: Path, rows: list[int] | None = None) -> Loop:
+    path = config(tmp_path)
+    return Loop(load_settings(path), path, rows or [])
+
+
+def test_a_reload_that_moves_the_outbox_is_refused_and_the_old_settings_stay(
+        tmp_path: Path) -> None:
+    """The outbox (and state_dir) are where the watcher and the journal already are: a
+    new file naming another outbox is refused with an error line, the old settings stay
+    in force, and nothing is reconfigured or read again."""
+    loop = running(tmp_path)
+    old = loop.settings
+    config(tmp_path, outbox="other-outbox", duplicates="send")
+    loop._do_reload()
+    assert loop.settings is old
+    assert ("error", "outbox path and state_dir need a restart; keeping the old ones") \
+        in loop.log.lines
+    assert loop.reconfigured == [] and loop.marked == [] and loop.rescans == 0
+
+
+def test_a_reload_reads_every_bundle_again_and_rescans_at_once(tmp_path: Path) -> None:
+    """Patterns, rules and policies may differ after a reload: what was read is forgotten,
+    every known bundle is stepped again, the outbox is listed again and the next rescan
+    comes at once; the pipeline gets the new settings and a deliverer made from them."""
+    loop = running(tmp_path)
+    config(tmp_path, duplicates="send")
+    loop._do_reload()
+    assert loop.settings.policy.duplicates == "send" and not loop._reload
+    assert loop.pipeline.known == {}
+    assert sorted(loop.marked) == ["A.xml", "B.xml"] and loop._relist and loop.rescans == 1
+    assert loop.reconfigured == [(loop.settings, f"deliverer for {tmp_path / 'target'}")]
+    assert ("info", "configuration reloaded") in loop.log.lines
+
+
+def test_only_a_reload_to_another_receiver_counts_as_a_new_receiver(tmp_path: Path) -> None:
+    """The rows the finisher names after a reload are tried again at once (delay 0); it is
+    told the receiver changed only when the delivery target did, not for any other
+    setting."""
+    loop = running(tmp_path, rows=[7, 9])
+    config(tmp_path, duplicates="send")
+    loop._do_reload()
+    config(tmp_path, duplicates="send", target="another-target")
+    loop._do_reload()
+    assert loop.pipeline.finish.asked == [False, True]
+    assert loop.scheduled == [(7, 0.0), (9, 0.0), (7, 0.0), (9, 0.0)]
