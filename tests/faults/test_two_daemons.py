@@ -18,9 +18,12 @@ def test_losing_a_claim_race_is_not_an_error(env: Env, receiver) -> None:
     procs = []
     for n in (1, 2):
         cfg = env.root / f"config{n}.toml"
+        # Each its own status page, as docs/operations.md tells admins: with one name,
+        # a starting daemon's sweep of dead temp files can take the other's page write.
         env.write_config(receiver.url, paths={"state_dir": str(env.root / f"state{n}")},
                          outbox={"path": str(env.outbox), "settle_seconds": 0.2,
-                                 "rescan_seconds": 5})
+                                 "rescan_seconds": 5},
+                         share={"status_page": f"outboxd-status-{n}.html"})
         env.config.rename(cfg)
         p = Proc([*OUTBOXD, "run", "-c", str(cfg)], env.root / f"d{n}.log")
         procs.append(p)
