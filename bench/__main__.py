@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import delivery, idle, preflight, report, timeline
+from bench import delivery, idle, preflight, report, sidecar, timeline
 from bench.context import Context
 from bench.delivery import SETTLE
 from bench.procs import BenchError, stop_all
@@ -28,6 +28,7 @@ PHASES: dict[str, Callable[[Context], None]] = {
     "latency": delivery.latency,
     "backlog": idle.backlog,
     "journal": idle.journal,
+    "sidecar": sidecar.sidecar,
     "preflight": preflight.preflight,
     "timeline": timeline.timeline,
 }

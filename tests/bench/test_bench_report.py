@@ -181,7 +181,8 @@ def test_the_preflight_target_is_on_at_most_1_3_times_off() -> None:
 def test_phases_run_in_order_with_the_preflight_ones_beside_their_kin() -> None:
     """All run in this order by default; the timeline only when named."""
     assert cli.parse([]).phases == ["baseline", "peer", "throughput", "throughput-preflight",
-                                    "latency", "backlog", "journal", "preflight"]
+                                    "latency", "backlog", "journal", "sidecar",
+                                    "preflight"]
     assert list(cli.PHASES)[-1] == "timeline"
     args = cli.parse(["preflight", "throughput-preflight", "throughput", "--journal-days", "30"])
     assert args.phases == ["throughput", "throughput-preflight", "preflight"]
