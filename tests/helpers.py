@@ -96,7 +96,7 @@ def pdf_bytes(pages: int = 1, text_marker: str = "", encrypt: bool = False) -> b
     return buf.getvalue()
 
 
-def write(path: Path, data: bytes) -> Path:
+def write(path: Path, data: bytes = b"x") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return path

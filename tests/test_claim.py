@@ -14,13 +14,6 @@ BID = "0123456789ab" + "c" * 52
 
 
 @pytest.fixture
-def outbox(tmp_path: Path) -> Path:
-    o = tmp_path / "outbox"
-    o.mkdir()
-    return o
-
-
-@pytest.fixture
 def processing(outbox: Path) -> Path:
     p = outbox / ".outboxd" / "processing"
     p.mkdir(parents=True)

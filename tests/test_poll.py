@@ -18,7 +18,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from helpers import wait_for  # noqa: E402
+from helpers import wait_for, write  # noqa: E402
 
 from daemon.poll import Poller, Scandir  # noqa: E402
 from daemon.scan import SNAPSHOT_DEPTH  # noqa: E402
@@ -73,12 +73,6 @@ class Counted:
 def poller(root: Path, counted: Counted | None = None, interval: float = 3600.0,
            on_hint: Callable[[str], None] = lambda _: None) -> Poller:
     return Poller(root, interval, on_hint, cast(Scandir, counted or Counted()))
-
-
-def write(path: Path, data: bytes = b"x") -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return path
 
 
 @pytest.fixture
