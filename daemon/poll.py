@@ -2,13 +2,14 @@
 
 Every `poll_interval_seconds` one walk: the outbox root's entries (dot-names
 skipped, so our own `.outboxd/` is never entered) and, under each top-level
-folder, its entries down to `scan.SNAPSHOT_DEPTH` (the root's entries are
-depth 1) — what an inotify watch would report and what settling compares.
+folder, its entries down to `scan.WATCHED_DEPTH` (the root's entries are
+depth 1) — what an inotify watch would report.
 Each entry costs exactly one lstat (the DirEntry's stat without following
 links), each walked folder one listing: nothing is opened, a link to a folder
-is an entry and never walked. Nothing deeper is looked at: a folder inside
+is an entry and never walked. Nothing deeper is polled: a folder inside
 SIDECAR/ID/ is refused as nested too deep, and mending that shows at the
-depths polled. The periodic rescan catches whatever a poll missed.
+depths polled. The periodic rescan catches whatever a poll missed, one level
+deeper too (a copy still writing there keeps its bundle from settling).
 
 Each top-level name keeps what its entries looked like; the walk is compared
 with the last one by dict lookups, so a poll in which a thousand folders were
@@ -26,7 +27,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 from daemon.osthreads import show_name
-from daemon.scan import SNAPSHOT_DEPTH
+from daemon.scan import WATCHED_DEPTH
 
 Scandir = Callable[[str], AbstractContextManager[Iterator[os.DirEntry[str]]]]
 
@@ -124,7 +125,7 @@ class Poller:
 
     def _tree(self, path: str, key: str, depth: int, state: State, into: Tree) -> bool:
         """Record the folder at `depth` (`key`: its path below the top-level folder) and
-        its entries down to SNAPSHOT_DEPTH into `into`; False if a stop came meanwhile."""
+        its entries down to WATCHED_DEPTH into `into`; False if a stop came meanwhile."""
         if self._stopping.is_set():
             return False
         try:
@@ -136,7 +137,7 @@ class Poller:
         into[key] = state
         for name, child_path, st in children:
             child = f"{key}/{name}" if key else name
-            if stat.S_ISDIR(st.st_mode) and depth + 1 < SNAPSHOT_DEPTH:
+            if stat.S_ISDIR(st.st_mode) and depth + 1 < WATCHED_DEPTH:
                 if not self._tree(child_path, child, depth + 1, _state(st), into):
                     return False
             else:

@@ -26,11 +26,14 @@ from daemon.names import (
     stem,
 )
 
-# Sidecars nest no deeper than SIDECAR/INVOICE_ID/FILE; one level more is still
-# looked at for settling so that a mistaken deeper copy is noticed. Counted with
-# the outbox root's own entries as depth 1, so SIDECAR/INVOICE_ID/FILE is depth 3.
-# The watchers (watch.py, poll.py) see exactly this deep, no deeper.
-SNAPSHOT_DEPTH = 4
+# Sidecars nest no deeper than SIDECAR/INVOICE_ID/FILE (depth 3, the outbox root's
+# own entries counted as depth 1). The watchers (watch.py, poll.py) report entries
+# one level deeper, so that a mistaken deeper copy is noticed; settling looks one
+# level deeper still, so that a copy still writing there (an in-progress name, a
+# growing file) holds the bundle instead of its being quarantined mid-copy. The
+# rescan sees that level, no watcher does.
+WATCHED_DEPTH = 4
+SNAPSHOT_DEPTH = WATCHED_DEPTH + 1
 
 # relative path, kind, size, mtime_ns, and who may read it (mode, uid, gid): an
 # unreadable file fixed with chmod/chown must count as a change, or it would

@@ -37,7 +37,7 @@ from watchdog.observers.inotify_c import (
 
 from daemon.osthreads import show_name
 from daemon.poll import Poller
-from daemon.scan import SNAPSHOT_DEPTH
+from daemon.scan import WATCHED_DEPTH
 
 # A folder renamed back into place keeps its inode, so inotify hands out the
 # same watch descriptor and watchdog warns that our callback is registered
@@ -48,8 +48,8 @@ warnings.filterwarnings("ignore", message="Callback with id", category=RuntimeWa
 OVERFLOW = ""  # the hint for "events were lost": the loop rescans everything
 
 # Folder levels watched: each watch reports its folder's entries, so the watches
-# see entries down to scan.SNAPSHOT_DEPTH, what settling compares.
-WATCH_DEPTH = SNAPSHOT_DEPTH - 1
+# see entries down to scan.WATCHED_DEPTH.
+WATCH_DEPTH = WATCHED_DEPTH - 1
 _C = InotifyConstants
 _MASK = Mask(_C.IN_CREATE | _C.IN_DELETE | _C.IN_MODIFY | _C.IN_CLOSE_WRITE | _C.IN_ATTRIB
              | _C.IN_MOVED_FROM | _C.IN_MOVED_TO | _C.IN_DELETE_SELF | _C.IN_DONT_FOLLOW

@@ -1,5 +1,5 @@
 """Polling (network shares): one lstat per entry per poll, over the root and the sidecars
-down to scan.SNAPSHOT_DEPTH, never .outboxd/; each changed top-level name hinted once.
+down to scan.WATCHED_DEPTH, never .outboxd/; each changed top-level name hinted once.
 
 Most tests drive Poller.poll() (one walk, the names it would hint) directly, on real
 files, through a scandir that counts what the poller lists and lstats."""
@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from helpers import wait_for, write  # noqa: E402
 
 from daemon.poll import Poller, Scandir  # noqa: E402
-from daemon.scan import SNAPSHOT_DEPTH  # noqa: E402
+from daemon.scan import WATCHED_DEPTH  # noqa: E402
 
 
 class _Entry:
@@ -218,11 +218,11 @@ def test_one_poll_is_one_lstat_per_entry(outbox: Path) -> None:
         (outbox / "I-0.xml").write_bytes(b"changed")
 
 
-def test_nothing_deeper_than_the_snapshot_is_polled(outbox: Path) -> None:
+def test_nothing_deeper_than_the_watchers_see_is_polled(outbox: Path) -> None:
     """Depth 5 (A/ID/sub/deeper/z.pdf) is not walked: rewriting a file there gives no hint
-    (the rescan's snapshot does not see it either), while adding one does, through its
-    folder at depth 4."""
-    assert SNAPSHOT_DEPTH == 4
+    (the rescan's snapshot sees it), while adding one does, through its folder at
+    depth 4."""
+    assert WATCHED_DEPTH == 4
     deep = write(outbox / "A" / "ID" / "sub" / "deeper" / "z.pdf")
     p = poller(outbox)
     p.poll()

@@ -221,16 +221,21 @@ class TestSnapshot:
         touch(outbox / "batch" / "INV-2" / "b.pdf")
         assert snapshot(cand, cfg) != before
 
-    def test_snapshot_goes_exactly_as_deep_as_the_watchers(self, outbox: Path) -> None:
-        """Entries down to SNAPSHOT_DEPTH (the root's entries are depth 1: batch/INV-1/x/y is
-        depth 4) are in the snapshot, deeper ones are not: what settling compares is what
-        the watchers (inotify and polling) see."""
+    def test_snapshot_goes_one_level_deeper_than_the_watchers(self, outbox: Path) -> None:
+        """Entries down to SNAPSHOT_DEPTH (the root's entries are depth 1: a/b/c/d/e is
+        depth 5), one level deeper than the watchers report, are in the snapshot: a
+        copy still writing at that depth (an in-progress name) keeps the bundle busy
+        instead of its being quarantined (nested too deep) while the copy writes."""
         cfg = cfg_for(outbox)
         touch(outbox / "batch.xml")
-        touch(outbox / "batch" / "INV-1" / "x" / "y" / "z.pdf")
-        names = [e[0] for e in snapshot(self._cand(outbox, cfg, "batch.xml"), cfg).entries]
-        assert scan_mod.SNAPSHOT_DEPTH == 4
-        assert names == ["batch.xml", "batch/INV-1", "batch/INV-1/x", "batch/INV-1/x/y"]
+        touch(outbox / "batch" / "INV-1" / "x" / "y" / "z.pdf.part")
+        touch(outbox / "batch" / "INV-1" / "x" / "y" / "w" / "deeper.pdf")
+        snap = snapshot(self._cand(outbox, cfg, "batch.xml"), cfg)
+        assert scan_mod.SNAPSHOT_DEPTH == scan_mod.WATCHED_DEPTH + 1 == 5
+        assert [e[0] for e in snap.entries] == [
+            "batch.xml", "batch/INV-1", "batch/INV-1/x", "batch/INV-1/x/y",
+            "batch/INV-1/x/y/w", "batch/INV-1/x/y/z.pdf.part"]
+        assert snap.busy
 
     def test_invoice_change(self, outbox: Path) -> None:
         """The invoice file itself rewritten with other content changes the snapshot."""
