@@ -5,8 +5,8 @@ do nothing) to one self-contained HTML file: no scripts, no external
 resources, a meta refresh of 10 s, counts at the top, the time it was
 written, and every name HTML-escaped. `StatusPage.refresh()` rewrites the
 file atomically, only when its content changed and at most every
-`MIN_INTERVAL` seconds, or `PAGE_PACE` times the last refresh's cost when
-that is longer (the monotonic clock is injected for tests).
+`MIN_INTERVAL` seconds, or `PAGE_PACE` times the last refresh's CPU when
+that is longer, at most `PAGE_PACE_MAX` (the clocks are injected for tests).
 "Today" is the UTC date, as in the archive folders' names.
 """
 
@@ -33,6 +33,7 @@ MIN_INTERVAL = 2.0
 # rows, a 6 MB page), and every 2 s it would take a quarter of a core whenever
 # anything changes; paced so, the page costs at most a twentieth.
 PAGE_PACE = 20.0
+PAGE_PACE_MAX = 60.0  # seconds: however costly, the clerks' page is never older than this
 WRITTEN_MARK = "<!--written-->"
 
 _STYLE = """
@@ -190,9 +191,13 @@ class StatusPage:
     """Keeps OUTBOX/[share] status_page up to date; call refresh() as often as you like."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 cpu: Callable[[], float] = time.thread_time) -> None:
         self.clock = clock
         self.wall = wall
+        # A refresh's cost is the CPU it took on this thread: a share that stalls the
+        # write, or other threads holding the interpreter lock, cost the daemon nothing.
+        self.cpu = cpu
         self._next_at = float("-inf")  # monotonic: when the next refresh may look
         self._last_body: str | None = None
         self._last_error = ""
@@ -208,14 +213,16 @@ class StatusPage:
                 refused: Mapping[str, str] | None = None) -> bool:
         """Rewrite the page if it is due and its content changed; True if written.
 
-        Looks at most every MIN_INTERVAL seconds, or PAGE_PACE times what the last
-        look cost when that is longer. A page that cannot be written
+        Looks at most every MIN_INTERVAL seconds, or PAGE_PACE times the CPU the last
+        look cost when that is longer (at most PAGE_PACE_MAX). A page that cannot be written
         (a full disk, permissions) is logged once per distinct error and never
         stops the caller: the page is a view, the journal is the record.
         """
         if not settings.share.status_page or self.clock() < self._next_at:
             return False
-        began = self.clock()
+        began, cpu = self.clock(), self.cpu()
+        # A failed refresh is tried again after MIN_INTERVAL, however long it took to fail.
+        self._next_at = began + MIN_INTERVAL
         try:
             written = self._refresh(journal, settings, invoice_files, refused)
         # UnicodeError: a name that reached the page unescaped must cost the page, never the
@@ -225,8 +232,8 @@ class StatusPage:
                 self._last_error = str(exc)
                 logs.get().error("cannot write the status page", error=str(exc))
             return False
-        finally:
-            self._next_at = began + max(MIN_INTERVAL, PAGE_PACE * (self.clock() - began))
+        pace = min(PAGE_PACE_MAX, max(MIN_INTERVAL, PAGE_PACE * (self.cpu() - cpu)))
+        self._next_at = began + pace
         self._last_error = ""
         return written
 
