@@ -51,22 +51,32 @@ def _err(code: str, file: str, message: str, invoice_id: str | None = None) -> F
     return Finding(code, file, message, "error", invoice_id)
 
 
-def _look_alike_sidecars(cand: Candidate) -> list[Finding]:
-    """A folder whose name looks like the missing sidecar's but is spelled otherwise in
-    Unicode (a Mac's decomposed accents beside an ERP's composed ones). Matching it
-    would take files that are not the sidecar by name; ignoring it would send the
-    invoice without the attachments the clerk can see beside it. So it is an error,
-    and the bundle waits (or is quarantined) under `[policy] invalid`."""
-    return [_err("sidecar-spelling", twin,
-                 f"this folder looks like the sidecar {cand.sidecar.name} of "
-                 f"{cand.invoice.name}, but the two names are spelled with different "
-                 "Unicode characters (one writes accents as separate marks, as Mac "
-                 "computers do), so the folder is not taken as the sidecar — rename the "
-                 "folder by typing its name "
-                 "again on the computer that named the invoice file, or move its files "
-                 f"into a folder named {cand.sidecar.name} made there")
-            for twin in spelling_twins(cand.sidecar.name)
-            if os.path.lexists(cand.sidecar.parent / twin)]
+def look_alike_sidecars(cand: Candidate) -> list[Path]:
+    """Entries beside the invoice file named like its sidecar but spelled otherwise in
+    Unicode (a Mac's decomposed accents beside an ERP's composed ones), whether or not
+    the sidecar itself is there. One that is the sidecar of a look-alike invoice file
+    of the same extension (the Mac's own Räkning-7.xml beside the ERP's) is that
+    file's, not a mistake."""
+    ext = Path(cand.invoice.name).suffix
+    cut = len(cand.sidecar.name) - len(cand.name)  # the sidecar suffix, if any
+    return [cand.sidecar.parent / twin for twin in spelling_twins(cand.sidecar.name)
+            if os.path.lexists(cand.sidecar.parent / twin)
+            and not os.path.lexists(cand.sidecar.parent / (twin[:len(twin) - cut] + ext))]
+
+
+def _look_alike_findings(cand: Candidate) -> list[Finding]:
+    """Matching a look-alike would take files that are not the sidecar by name; ignoring
+    it would send the invoice without the attachments the clerk can see beside it. So
+    it is an error, and the bundle waits (or is quarantined) under `[policy] invalid`."""
+    return [_err("sidecar-spelling", twin.name,
+                 f"this {'folder' if twin.is_dir() and not twin.is_symlink() else 'file'} "
+                 f"looks like the sidecar {cand.sidecar.name} of {cand.invoice.name}, but "
+                 "the two names are spelled with different Unicode characters (one writes "
+                 "accents as separate marks, as Mac computers do), so it is not taken as "
+                 "the sidecar — rename it by typing its name again on the computer that "
+                 "named the invoice file, or move its files into the folder "
+                 f"{cand.sidecar.name} made there")
+            for twin in look_alike_sidecars(cand)]
 
 
 def _read_notes(folder: Path, rel: str, findings: list[Finding]) -> _Notes:
@@ -329,7 +339,6 @@ def assemble(cand: Candidate, settings: Settings, known: Bundle | None = None) -
             attachments, more, channel = match_attachments(cand.sidecar, read.invoice_ids,
                                                            settings)
             findings.extend(more)
-    else:
-        findings.extend(_look_alike_sidecars(cand))
+    findings.extend(_look_alike_findings(cand))
     return Bundle(inv, sidecar, tuple(attachments), channel or settings.validation.channel,
                   tuple(findings))

@@ -211,11 +211,10 @@ def snapshot(cand: Candidate, cfg: OutboxConfig,
         for entry, in_progress in _walk(cand.sidecar, cand.sidecar.name, 1, cfg):
             entries.append(entry)
             busy = busy or in_progress
-    elif side is None:
-        # A folder of the sidecar's name spelled otherwise (match.py reports it): that
-        # it came or went is a change of the bundle, though its files are not.
-        for twin in spelling_twins(cand.sidecar.name):
-            tst = _lstat(cand.sidecar.parent / twin, root)
-            if tst is not None:
-                entries.append((twin, _kind(tst.st_mode), 0, *_meta(tst)))
+    # An entry of the sidecar's name spelled otherwise (match.py reports it): that it
+    # came or went is a change of the bundle, though its files are not.
+    for twin in spelling_twins(cand.sidecar.name):
+        tst = _lstat(cand.sidecar.parent / twin, root)
+        if tst is not None:
+            entries.append((twin, _kind(tst.st_mode), 0, *_meta(tst)))
     return Snapshot(tuple(entries), busy)

@@ -297,8 +297,34 @@ class TestStructure:
                   ubl_invoice("R-1"))
         f = finding(b, "sidecar-spelling")
         assert f.severity == "error" and f.file == folder
-        assert "rename the folder" in f.message
+        assert f.message.startswith("this folder looks like") and "rename it" in f.message
         assert b.attachments == () and b.sidecar is None
+
+    def test_a_look_alike_beside_the_right_sidecar_is_an_error_too(self, outbox: Path) -> None:
+        """The ERP's sidecar is there and a Mac clerk made a look-alike beside it: what
+        the clerk put there would stay behind, so the bundle is not valid either."""
+        nfc, nfd = (unicodedata.normalize(f, "Räkning-1") for f in ("NFC", "NFD"))
+        write(outbox / nfc / "a.pdf", PDF)
+        write(outbox / nfd / "timesheet.pdf", PDF)
+        b = match(outbox, nfc + ".xml", ubl_invoice("R-1"))
+        assert finding(b, "sidecar-spelling").file == nfd
+        assert layout(b) == {"R-1": ["a.pdf"]}
+
+    def test_the_sidecar_of_a_look_alike_invoice_file_is_no_error(self, outbox: Path) -> None:
+        """Two invoice files whose names look alike (the ERP's and a Mac's), each with its
+        own sidecar or none: the other's sidecar is not a misspelled one of this file."""
+        nfc, nfd = (unicodedata.normalize(f, "Räkning-1") for f in ("NFC", "NFD"))
+        write(outbox / nfc / "a.pdf", PDF)
+        write(outbox / (nfc + ".xml"), ubl_invoice("R-1"))
+        b = match(outbox, nfd + ".xml", ubl_invoice("R-2"))
+        assert not b.findings and b.attachments == ()
+
+    def test_a_file_named_like_the_sidecar_is_called_a_file(self, outbox: Path) -> None:
+        nfd = unicodedata.normalize("NFD", "Räkning-1")
+        write(outbox / nfd, b"not a folder")
+        b = match(outbox, unicodedata.normalize("NFC", "Räkning-1") + ".xml",
+                  ubl_invoice("R-1"))
+        assert finding(b, "sidecar-spelling").message.startswith("this file looks like")
 
     def test_a_sidecar_spelled_as_its_invoice_file_is_matched_without_a_spelling_error(
             self, outbox: Path) -> None:

@@ -160,7 +160,7 @@ class TestSnapshot:
         """A look-alike of the missing sidecar (composed vs decomposed accents) is an
         error of the bundle (match.py): its coming and going must change the snapshot,
         or a bundle decided before the clerk made it would never be read again. Its
-        files are not walked; a sidecar spelled right leaves look-alikes out."""
+        files are not walked; it is there beside a sidecar spelled right too."""
         cfg = cfg_for(outbox)
         nfc, nfd = (unicodedata.normalize(f, "Räkning-1") for f in ("NFC", "NFD"))
         touch(outbox / f"{nfc}.xml")
@@ -171,10 +171,10 @@ class TestSnapshot:
         assert after is not None and [e[0] for e in after.entries] == [f"{nfc}.xml", nfd]
         assert after != before
         assert snapshot(cand, cfg, list_outbox(cfg).stats) == after  # the rescan's way too
-        touch(outbox / nfc / "b.pdf")
+        touch(outbox / nfc / "b.pdf")  # the right sidecar too: both are part of it
         snap = snapshot(cand, cfg)
         assert snap is not None
-        assert [e[0] for e in snap.entries] == [f"{nfc}.xml", f"{nfc}/b.pdf"]
+        assert [e[0] for e in snap.entries] == [f"{nfc}.xml", f"{nfc}/b.pdf", nfd]
 
     def test_sidecar_file_size_change(self, outbox: Path) -> None:
         """A sidecar file that grows changes the snapshot (even with the same mtime)."""

@@ -38,7 +38,7 @@ from daemon.fsops import (
     write_atomic,
 )
 from daemon.invoices import read_invoice_file
-from daemon.match import MANIFEST_NAME
+from daemon.match import MANIFEST_NAME, look_alike_sidecars
 from daemon.names import folder_name_for_id, is_ignored, name_problem
 from daemon.scan import Candidate, Listing, list_outbox
 
@@ -155,6 +155,14 @@ def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None 
     if os.path.lexists(cand.sidecar) and (cand.sidecar.is_symlink()
                                           or not cand.sidecar.is_dir()):
         raise AttachRefused(f"{cand.sidecar.name} is not a folder — make it a real folder")
+    twins = look_alike_sidecars(cand)
+    if twins:
+        # The file would go in the right folder, and the look-alike (with what a clerk
+        # put in it) would still hold the bundle: say so before anything is written.
+        raise AttachRefused(f"{twins[0].name} beside {cand.invoice.name} looks like its "
+                            "sidecar but is spelled with other Unicode characters (as Mac "
+                            "computers write accents); nothing was changed — rename it to "
+                            f"{cand.sidecar.name} or move its files there, then attach")
     folder = target_folder(cand, ids, invoice_id)
     dest = folder / name
     rel = dest.relative_to(settings.outbox.path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -91,6 +92,20 @@ def test_attach_refuses_a_name_that_exists(cfg: Env, timesheet: Path, capsys) ->
     err = capsys.readouterr().err
     assert "INV-1001/timesheet.pdf already exists" in err and err.count("outboxd:") == 1
     assert (cfg.outbox / "INV-1001" / "timesheet.pdf").read_bytes() == b"%PDF-old"
+
+
+def test_attach_refuses_while_a_look_alike_of_the_sidecar_is_there(
+        cfg: Env, timesheet: Path, capsys) -> None:
+    """A Mac made Räkning-7/ with accents written as separate marks beside the ERP's
+    Räkning-7.xml: attaching into the right folder would leave the clerk's files behind
+    and the bundle held, so attach names the look-alike and writes nothing."""
+    nfc, nfd = (unicodedata.normalize(f, "Räkning-7") for f in ("NFC", "NFD"))
+    write(cfg.outbox / f"{nfc}.xml", ubl_invoice("R7"))
+    write(cfg.outbox / nfd / "contract.pdf", pdf_bytes())
+    assert attach(cfg, "R7", str(timesheet)) == 1
+    err = capsys.readouterr().err
+    assert f"{nfd} beside {nfc}.xml looks like its sidecar" in err and "rename it" in err
+    assert sorted(p.name for p in cfg.outbox.iterdir()) == sorted([f"{nfc}.xml", nfd])
 
 
 def test_attach_refuses_an_id_in_no_invoice_file(cfg: Env, timesheet: Path, capsys) -> None:

@@ -221,7 +221,7 @@ def test_a_mac_spelled_sidecar_holds_the_invoice_until_renamed_then_it_goes_with
     wait_state(env, f"{nfc}.xml", "held")
     errors = (env.outbox / f"{nfc}.errors.txt").read_text(encoding="utf-8")
     assert f"{nfd}: this folder looks like the sidecar {nfc}" in errors
-    assert "rename the folder" in errors
+    assert "rename it by typing its name again" in errors
     assert receiver.accepted() == []
 
     (env.outbox / nfd).rename(env.outbox / nfc)
