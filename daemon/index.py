@@ -52,6 +52,15 @@ class OutboxIndex:
                 if not keys:
                     del self._by_name[n]
 
+    def rebuild(self) -> None:
+        """Derive every candidate again from the configuration (after a reload: another
+        sidecar or marker suffix names other folders and files for the same bundles)."""
+        keys = list(self.candidates)
+        for key in keys:
+            self.remove(key)
+        for key in keys:
+            self.add(candidate_for(self.cfg, key))
+
     def candidate(self, key: str) -> Candidate:
         return self.candidates.get(key) or candidate_for(self.cfg, key)
 

@@ -88,6 +88,7 @@ class Reloading:
         receiver_changed = _receiver(new) != _receiver(self.settings)
         self.settings = new
         self.index.cfg, self.index.share = new.outbox, new.share
+        self.index.rebuild()  # the bundles' sidecars and markers as the new names say
         self.pipeline.reconfigure(new, deliverer)
         logs.configure(new.log)
         # Patterns, rules and policies may differ now: every bundle is read and

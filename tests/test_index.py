@@ -40,6 +40,19 @@ class TestTouched:
         assert idx.touched(nfd)[0] == {f"{nfc}.xml"}
         assert idx.touched(nfc)[0] == {f"{nfc}.xml"}
 
+    def test_a_rebuild_under_another_sidecar_suffix_maps_the_new_names(
+            self, tmp_path: Path) -> None:
+        """A reload that sets [outbox] sidecar_suffix: the bundles already indexed take
+        their sidecar's new name (events on it concern them), not the old one."""
+        write(tmp_path / "INV-1.xml", b"<x/>")
+        idx = make(tmp_path)
+        idx.replace(list_outbox(idx.cfg))
+        idx.cfg = OutboxConfig(path=tmp_path, sidecar_suffix=".files")
+        idx.rebuild()
+        assert idx.candidates["INV-1.xml"].sidecar == tmp_path / "INV-1.files"
+        assert idx.touched("INV-1.files")[0] == {"INV-1.xml"}
+        assert idx.touched("INV-1")[0] == set()
+
     def test_two_invoice_files_with_one_stem_share_their_sidecar(self, tmp_path: Path) -> None:
         """A.xml and A.pdf share the sidecar A/: an event in it concerns both."""
         write(tmp_path / "A.xml", b"<x/>")

@@ -13,7 +13,9 @@ from typing import Any
 
 from daemon.config import Settings
 from daemon.config_load import load_settings
+from daemon.index import OutboxIndex
 from daemon.reload import Reloading
+from daemon.scan import candidate_for
 
 
 class Log:
@@ -49,8 +51,9 @@ class Loop(Reloading):
         self.settings = settings
         self.config_path = config_path
         self.log = Log()
-        self.index = SimpleNamespace(cfg=settings.outbox, share=settings.share,
-                                     candidates={"A.xml": None, "B.xml": None})
+        self.index = OutboxIndex(settings.outbox, share=settings.share)
+        for name in ("A.xml", "B.xml"):
+            self.index.add(candidate_for(settings.outbox, name))
         self.pipeline = SimpleNamespace(known={"A.xml": "read"}, finish=Finish(rows),
                                         reconfigure=self._reconfigured)
         self.publish = SimpleNamespace(page=SimpleNamespace(reconfigure=lambda old, new: None))
@@ -135,3 +138,16 @@ def test_only_a_reload_to_another_receiver_counts_as_a_new_receiver(tmp_path: Pa
     loop._do_reload()
     assert loop.pipeline.finish.asked == [False, True]
     assert loop.scheduled == [(7, 0.0), (9, 0.0), (7, 0.0), (9, 0.0)]
+
+
+def test_a_reload_that_names_sidecars_otherwise_gives_the_known_bundles_their_new_sidecar(
+        tmp_path: Path) -> None:
+    """[outbox] sidecar_suffix set by a reload: bundles already known look in (and
+    hear events on) A.files/, not A/ any more."""
+    loop = running(tmp_path)
+    path = config(tmp_path)
+    path.write_text(path.read_text().replace("[outbox]\n", '[outbox]\nsidecar_suffix = ".files"\n'),
+                    encoding="utf-8")
+    loop._do_reload()
+    assert loop.index.candidate("A.xml").sidecar.name == "A.files"
+    assert loop.index.touched("A.files")[0] == {"A.xml"}
