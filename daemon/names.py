@@ -121,11 +121,13 @@ def spelling_twins(name: str) -> tuple[str, ...]:
     """The other ways `name` can be spelled in Unicode that look the same to a person:
     its composed (NFC) and decomposed (NFD) forms, where they differ from it. Mac
     computers write names decomposed, Windows and most ERPs composed; to Linux they are
-    different names. A plain ASCII name has none."""
+    different names. A plain ASCII name has none, and a form too long for a file name
+    (decomposed accents take more bytes) cannot be on disk: looking it up would fail."""
     if name.isascii():
         return ()
     forms = (unicodedata.normalize("NFC", name), unicodedata.normalize("NFD", name))
-    return tuple(dict.fromkeys(f for f in forms if f != name))
+    return tuple(dict.fromkeys(f for f in forms
+                               if f != name and len(os.fsencode(f)) <= NAME_MAX))
 
 
 NAME_MAX = 255  # bytes in one path component on Linux file systems (ext4, xfs, tmpfs, NFS)
