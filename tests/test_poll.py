@@ -410,8 +410,9 @@ def test_the_thread_ends_when_the_root_goes(tmp_path: Path) -> None:
     p = poller(root, interval=0.05)
     p.start()
     try:
+        assert p.alive()
         root.rmdir()
-        wait_for(lambda: not p.alive(), what="the poller thread to end")
+        assert wait_for(lambda: not p.alive(), what="the poller thread to end")
     finally:
         p.stop()
 
