@@ -71,6 +71,9 @@ class Pipeline(Claims):
         self.known: dict[str, Known] = {}
         self.live: dict[str, Row] = {}  # invoice file -> its live row, as last written
         self._reading: dict[str, Snapshot] = {}  # handed to a reader, result not back yet
+        # Bundles that had their one early read of a later version (_read_early) in the
+        # quiet period under way.
+        self._early_spent: set[str] = set()
         self._claim_paused: dict[str, float] = {}  # invoice file -> monotonic retry time
         # invoice file -> (its journal deadline, the monotonic time it falls due): the
         # wall-clock deadline is read once per process, then waited for on one clock.
@@ -124,6 +127,7 @@ class Pipeline(Claims):
             if not quiet or settled:
                 return IDLE
             return Next(at=self.tracker.ready_at(key), read=self._read_early(key, snap, first))
+        self._early_spent.discard(key)
         paused = self._claim_paused.get(key)
         if paused is not None and paused > now:
             return Next(at=paused)
@@ -171,11 +175,17 @@ class Pipeline(Claims):
         the sidecar first and renames the invoice file in last, so that is usually
         the whole bundle), or one whose files were all written a quiet period ago
         (SettleTracker.written_before). At most one read of a bundle at a time, none
-        twice, so a copy at work costs at most one read that is thrown away."""
+        twice, and one such later version per quiet period: a copy that keeps the
+        files' times (`cp -p`, a file manager) makes every version it passes through
+        look written long ago, and reading each would keep a reader busy for the whole
+        copy. So a copy at work costs at most two reads that are thrown away."""
         known = self.known.get(key)
-        if key in self._reading or (known is not None and known.snap == snap) \
-                or not (first or self.tracker.written_before(snap)):
+        if key in self._reading or (known is not None and known.snap == snap):
             return None
+        if not first:
+            if key in self._early_spent or not self.tracker.written_before(snap):
+                return None
+            self._early_spent.add(key)
         self._reading[key] = snap
         return snap
 
@@ -343,6 +353,7 @@ class Pipeline(Claims):
         self._claim_paused.pop(key, None)
         self._due.pop(key, None)
         self._resumed.discard(key)
+        self._early_spent.discard(key)
 
     def start(self, present: set[str]) -> None:
         """Take over the live rows of a previous run: those whose invoice file is

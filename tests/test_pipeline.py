@@ -462,3 +462,57 @@ class TestReadingEarly:
         _age(s.outbox.path, 60)
         later = p.step(cand, 102.0)
         assert later.read is not None and later.read != first.read and later.at == 107.0
+
+    def test_a_copy_that_keeps_file_times_is_read_early_once_more_not_at_every_file(
+            self, tmp_path: Path) -> None:
+        """`cp -p` and file managers keep the files' times, so every version such a copy
+        passes through looks written long ago. Only one such later version is read
+        while the quiet period runs; the rest wait for the version that settles, which
+        is read once and claimed."""
+        p, s = make(tmp_path, outbox={"settle_seconds": 5})
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        _age(s.outbox.path, 3600)
+        cand = list_outbox(s.outbox).candidates["INV-1.xml"]
+        first = p.step(cand, 100.0)
+        assert first.read is not None
+        p.took_read("INV-1.xml", first.read, evaluate(cand, s), 100.5)
+        reads = []
+        for i, now in enumerate((101.0, 102.0, 103.0, 104.0)):
+            write(s.outbox.path / "INV-1" / f"n{i}.pdf", pdf_bytes())
+            _age(s.outbox.path, 3600)
+            step = p.step(cand, now)
+            assert step.at == now + 5 and step.claimed is None
+            if step.read is not None:
+                reads.append(now)
+                p.took_read("INV-1.xml", step.read, evaluate(cand, s), now + 0.1)
+        assert reads == [101.0]
+        settled = p.step(cand, 109.0)
+        assert settled.read is not None and settled.read == p.tracker.last("INV-1.xml")
+        p.took_read("INV-1.xml", settled.read, evaluate(cand, s), 109.0)
+        claimed = p.step(cand, 109.0).claimed
+        assert claimed is not None
+        assert len(p.finish._validated[claimed].attachments) == 5
+
+    def test_each_quiet_period_may_read_one_later_version_early(self, tmp_path: Path) -> None:
+        """The one early read of a later version is one per quiet period: a bundle held
+        for its errors that is then mended by files moved in (old times) is read early
+        again, and claimed as soon as that version has settled."""
+        p, s = make(tmp_path, outbox={"settle_seconds": 5}, policy={"invalid": "hold"})
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        cand = list_outbox(s.outbox).candidates["INV-1.xml"]
+        first = p.step(cand, 100.0)
+        p.took_read("INV-1.xml", first.read, evaluate(cand, s), 100.5)
+        write(s.outbox.path / "INV-1" / "broken.pdf", b"not a PDF")
+        _age(s.outbox.path, 3600)
+        spent = p.step(cand, 101.0)
+        assert spent.read is not None
+        p.took_read("INV-1.xml", spent.read, evaluate(cand, s), 101.5)
+        assert p.step(cand, 106.0).claimed is None
+        assert [r.state for r in p.j.rows(("held",))] == ["held"]
+        (s.outbox.path / "INV-1" / "broken.pdf").unlink()
+        write(s.outbox.path / "INV-1" / "b.pdf", pdf_bytes())
+        _age(s.outbox.path, 3600)
+        mended = p.step(cand, 107.0)
+        assert mended.read is not None
+        p.took_read("INV-1.xml", mended.read, evaluate(cand, s), 107.5)
+        assert p.step(cand, 112.0).claimed is not None
