@@ -13,7 +13,9 @@ The cost follows what changes, not how much waits in the outbox:
   e-invoice rules) runs in reader processes (readers.py), off this process's
   interpreter lock; `concurrency` delivery workers (workers.py) post on one
   connection pool.
-One thread (this loop) owns the outbox: snapshots, decisions, claims.
+One thread (this loop) owns the outbox: snapshots, decisions, claims. How hints
+and the rescan become dirty bundles is `changes.Changes`; SIGHUP is
+`reload.Reloading`.
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ from collections import deque
 from collections.abc import Callable, Hashable
 from concurrent.futures import Executor
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from daemon import einvoice, logs
 from daemon.bundle import Bundle
+from daemon.changes import RESCAN, Changes, WatcherLike
 from daemon.config import Settings
 from daemon.config_load import prepare_folders
 from daemon.deliver import Deliverer, make_deliverer
@@ -37,7 +40,6 @@ from daemon.finish import evaluate
 from daemon.index import OutboxIndex
 from daemon.journal import Journal
 from daemon.leftalone import LeftAlone
-from daemon.names import spelling_twins
 from daemon.notify import notify, watchdog_interval
 from daemon.orphans import sweep as sweep_orphans
 from daemon.pipeline import Next, Pipeline
@@ -45,26 +47,16 @@ from daemon.publish import Publisher
 from daemon.readback import restore_sent
 from daemon.readers import Readers, needs_engine
 from daemon.reload import Reloading
-from daemon.scan import Candidate, Listing, Snapshot, list_outbox, same_lone_file, snapshot
+from daemon.scan import Candidate, Snapshot, list_outbox, snapshot
 from daemon.settle import Pacer
 from daemon.timers import Timers, Waker
-from daemon.watch import OVERFLOW, Watcher
+from daemon.watch import Watcher
 from daemon.workers import JOURNAL_RETRY, DeliveryWorkers
 
-RESCAN: Hashable = ("rescan",)
 WATCHDOG: Hashable = ("watchdog",)
 
 
-class WatcherLike(Protocol):
-    mode: str
-    restarts: int
-
-    def ensure_alive(self) -> bool: ...
-
-    def stop(self) -> None: ...
-
-
-class Service(Reloading):
+class Service(Changes, Reloading):
     def __init__(self, settings: Settings, config_path: Path | None = None,
                  deliverer_factory: Callable[[Settings], Deliverer] | None = None,
                  clock: Callable[[], float] = time.monotonic,
@@ -110,12 +102,6 @@ class Service(Reloading):
         self._reload = True
         self._wake.set()
 
-    def hint(self, top: str) -> None:
-        """From the watcher thread: something happened to the root entry `top`."""
-        with self._hint_lock:
-            self._hints.add(top)
-        self._wake.set()
-
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return  # embedded in a test thread: the caller stops us with request_stop()
@@ -146,75 +132,6 @@ class Service(Reloading):
         """Any thread: a read's result for the loop, which decides."""
         self._results.append((key, snap, result, settings))
         self._wake.set()
-
-    # -- what changed ------------------------------------------------------------------
-    def _report(self, listing: Listing, name: str | None = None) -> None:
-        """What the daemon leaves alone: logged once; the page shows unusable invoice
-        files (all of a full listing, or what became of the root entry `name`)."""
-        if self.left_alone.seen(listing, self.settings.outbox.invoice_patterns, name):
-            self.publish.hinted()
-
-    def _mark(self, key: str, snap: Snapshot | None = None) -> None:
-        self._dirty[key] = snap if snap is not None else self._dirty.get(key)
-
-    def rescan_soon(self) -> None:
-        self.timers.at(RESCAN, self.clock())
-
-    def _take_hints(self) -> None:
-        with self._hint_lock:
-            names, self._hints = self._hints, set()
-        now = self.clock()
-        suffix = self.settings.share.release_suffix
-        if any(n.endswith(suffix) for n in names):
-            self.publish.hinted()
-        for name in names:
-            if name == OVERFLOW:
-                self.log.warning("the watcher lost events; rescanning the outbox")
-                self.rescan_soon()
-                continue
-            try:
-                keys, what = self.index.touched(name)
-            except OSError as exc:
-                self.log.error("cannot look at the outbox", file=name, error=str(exc))
-                continue
-            self._report(what, name)
-            for key in keys:
-                later = self._pacer.not_before(key, now)
-                if later is None:
-                    self._mark(key)
-                else:
-                    self.timers.sooner(("bundle", key), later)
-
-    def rescan(self) -> None:
-        """The one full pass: list the outbox and snapshot every bundle; only those
-        that look different from their last step are stepped."""
-        sweep_orphans(self.journal, self.settings)  # work folders no journal row knows
-        try:
-            known = None if self._relist else self.index.candidates
-            listing = list_outbox(self.settings.outbox, self.settings.share, known)
-        except OSError as exc:
-            self.log.error("cannot list the outbox", error=str(exc))
-            return
-        self._relist = False
-        self._report(listing)
-        appeared, went = self.index.replace(listing)
-        for key in appeared | went:
-            self._mark(key)
-        tracker = self.pipeline.tracker
-        outbox, stats = self.settings.outbox, listing.stats
-        lone = outbox.completion != "marker"  # else a marker may come beside the file
-        for key, cand in self.index.candidates.items():
-            if key in appeared:
-                continue
-            sidecar = cand.sidecar.name
-            if lone and sidecar not in stats and not any(
-                    t in stats for t in spelling_twins(sidecar)) \
-                    and same_lone_file(tracker.last(key), stats.get(key)):
-                continue  # an invoice file alone, as last stepped: the usual backlog
-            snap = snapshot(cand, outbox, stats)
-            if snap is None or snap != tracker.last(key):
-                self._mark(key, snap)
-        self._start_watcher()
 
     def _apply(self, key: str, nxt: Next) -> None:
         if nxt.gone:
@@ -379,16 +296,6 @@ class Service(Reloading):
         if self._readers is None:
             self._readers = Readers(cache)
         self._readers.configure(s)  # ConfigError: the engine cannot load
-
-    def _start_watcher(self) -> None:
-        """Start or restart the watcher; a failure is logged and retried at the next rescan."""
-        try:
-            if self.watcher.ensure_alive() and self.watcher.restarts > 1:
-                self.log.warning("watcher was dead; restarted",
-                                 restarts=self.watcher.restarts - 1)
-        except OSError as exc:
-            self.log.error("cannot watch the outbox; retrying at the next rescan",
-                           outbox=str(self.settings.outbox.path), error=str(exc))
 
     def _abandon_start(self) -> None:
         """open() failed (a damaged journal, a full disk, a CA file that is not one):

@@ -23,6 +23,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from helpers import wait_for  # noqa: E402
 
+# The loop without timing (a fake clock, a fake watcher, counts of its work): the
+# fixtures of the loop's tests, test_service.py and test_changes.py.
+pytest_plugins = ["fakeloop"]
+
 OUTBOXD = [sys.executable, "-m", "daemon"]
 
 # What the host's environment would change in every daemon and receiver the tests

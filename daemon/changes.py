@@ -1,0 +1,146 @@
+"""What changed: the watcher's hints and the periodic rescan turned into dirty
+bundles. A part of `Service` (a mixin, as `Reloading`: it marks bundles in the
+loop's dirty set and sets the loop's timers, so it shares the loop's state).
+
+- a hint names a root entry; the index maps it to the bundle(s) it concerns,
+  which become dirty (or, for a bundle of many files, are looked at by a timer
+  at a pace: `settle.Pacer`);
+- the rescan is the one full pass: a stat-level listing compared with what
+  each bundle last looked like; only those that look different are marked.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from daemon.names import spelling_twins
+from daemon.orphans import sweep as sweep_orphans
+from daemon.scan import Listing, Snapshot, list_outbox, same_lone_file, snapshot
+from daemon.watch import OVERFLOW
+
+if TYPE_CHECKING:
+    from daemon.config import Settings
+    from daemon.index import OutboxIndex
+    from daemon.journal import Journal
+    from daemon.leftalone import LeftAlone
+    from daemon.pipeline import Pipeline
+    from daemon.publish import Publisher
+    from daemon.settle import Pacer
+    from daemon.timers import Timers, Waker
+
+RESCAN: Hashable = ("rescan",)
+
+
+class WatcherLike(Protocol):
+    mode: str
+    restarts: int
+
+    def ensure_alive(self) -> bool: ...
+
+    def stop(self) -> None: ...
+
+
+class Changes:
+    settings: Settings
+    log: Any
+    clock: Callable[[], float]
+    timers: Timers
+    index: OutboxIndex
+    pipeline: Pipeline
+    publish: Publisher
+    journal: Journal
+    watcher: WatcherLike
+    left_alone: LeftAlone
+    _wake: Waker
+    _hints: set[str]
+    _hint_lock: threading.Lock
+    _dirty: dict[str, Snapshot | None]
+    _pacer: Pacer
+    _relist: bool
+
+    def hint(self, top: str) -> None:
+        """From the watcher thread: something happened to the root entry `top`."""
+        with self._hint_lock:
+            self._hints.add(top)
+        self._wake.set()
+
+    def _report(self, listing: Listing, name: str | None = None) -> None:
+        """What the daemon leaves alone: logged once; the page shows unusable invoice
+        files (all of a full listing, or what became of the root entry `name`)."""
+        if self.left_alone.seen(listing, self.settings.outbox.invoice_patterns, name):
+            self.publish.hinted()
+
+    def _mark(self, key: str, snap: Snapshot | None = None) -> None:
+        self._dirty[key] = snap if snap is not None else self._dirty.get(key)
+
+    def rescan_soon(self) -> None:
+        self.timers.at(RESCAN, self.clock())
+
+    def _take_hints(self) -> None:
+        with self._hint_lock:
+            names, self._hints = self._hints, set()
+        now = self.clock()
+        suffix = self.settings.share.release_suffix
+        if any(n.endswith(suffix) for n in names):
+            self.publish.hinted()
+        for name in names:
+            if name == OVERFLOW:
+                self.log.warning("the watcher lost events; rescanning the outbox")
+                self.rescan_soon()
+                continue
+            try:
+                keys, what = self.index.touched(name)
+            except OSError as exc:
+                self.log.error("cannot look at the outbox", file=name, error=str(exc))
+                continue
+            self._report(what, name)
+            for key in keys:
+                later = self._pacer.not_before(key, now)
+                if later is None:
+                    self._mark(key)
+                else:
+                    self.timers.sooner(("bundle", key), later)
+
+    def rescan(self) -> None:
+        """The one full pass: list the outbox and snapshot every bundle; only those
+        that look different from their last step are stepped."""
+        sweep_orphans(self.journal, self.settings)  # work folders no journal row knows
+        try:
+            known = None if self._relist else self.index.candidates
+            listing = list_outbox(self.settings.outbox, self.settings.share, known)
+        except OSError as exc:
+            self.log.error("cannot list the outbox", error=str(exc))
+            return
+        self._relist = False
+        self._report(listing)
+        appeared, went = self.index.replace(listing)
+        for key in appeared | went:
+            self._mark(key)
+        tracker = self.pipeline.tracker
+        outbox, stats = self.settings.outbox, listing.stats
+        lone = outbox.completion != "marker"  # else a marker may come beside the file
+        for key, cand in self.index.candidates.items():
+            if key in appeared:
+                continue
+            sidecar = cand.sidecar.name
+            if lone and sidecar not in stats and not any(
+                    t in stats for t in spelling_twins(sidecar)) \
+                    and same_lone_file(tracker.last(key), stats.get(key)):
+                continue  # an invoice file alone, as last stepped: the usual backlog
+            snap = snapshot(cand, outbox, stats)
+            if snap is None or snap != tracker.last(key):
+                self._mark(key, snap)
+        self._start_watcher()
+
+    def _start_watcher(self) -> None:
+        """Start or restart the watcher; a failure is logged and retried at the next rescan."""
+        try:
+            if self.watcher.ensure_alive() and self.watcher.restarts > 1:
+                self.log.warning("watcher was dead; restarted",
+                                 restarts=self.watcher.restarts - 1)
+        except OSError as exc:
+            self.log.error("cannot watch the outbox; retrying at the next rescan",
+                           outbox=str(self.settings.outbox.path), error=str(exc))
+

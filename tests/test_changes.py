@@ -1,0 +1,152 @@
+"""What changed, on the loop without timing (fakeloop): the rescan compares each
+bundle's stat-level listing with its last look, a watcher hint steps exactly the
+bundle(s) it concerns, and hints on a bundle of many files are answered at a pace.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from fakeloop import Counts, FakeClock, settle_all  # noqa: E402
+from helpers import pdf_bytes, ubl_invoice, write  # noqa: E402
+
+from daemon import service as service_module  # noqa: E402
+from daemon.settle import PACE_PER_ENTRY  # noqa: E402
+
+
+def test_waiting_bundles_cost_nothing_between_rescans(make_service: Any, clock: FakeClock,
+                                                      counts: Counts, tmp_path: Path) -> None:
+    """500 invoices waiting for attachments and no events: between rescans the loop takes
+    no snapshot, sends no journal query and validates nothing; the rescan compares the
+    listing's stats with what each bundle last looked like (no snapshot of its own for
+    an invoice file alone) and, as nothing changed, still no query and no validation.
+    A file changed without an event is found by the next rescan, and only that one."""
+    outbox = tmp_path / "outbox"
+    for n in range(500):
+        write(outbox / f"INV-{n}.xml", ubl_invoice(f"INV-{n}"))
+    svc = make_service()
+    settle_all(svc, clock)
+    assert svc.journal.summary().get("waiting") == 500
+    assert counts.reads == 500  # each settled version read once
+
+    counts.reset()
+    rescan_due = svc.timers.due_at(service_module.RESCAN)
+    assert rescan_due is not None and rescan_due - clock.t > 30
+    while clock.t < rescan_due - 1:
+        assert svc.turn() is not None  # the loop always knows when to wake next
+        clock.t += 3.0
+    assert (counts.snapshots, len(counts.sql), counts.reads, counts.steps) == (0, 0, 0, [])
+
+    clock.t = rescan_due
+    svc.turn()
+    assert (counts.snapshots, len(counts.sql), counts.reads, counts.steps) == (0, 0, 0, [])
+
+    changed = outbox / "INV-7.xml"
+    changed.write_bytes(ubl_invoice("INV-7") + b"\n")  # no event: the fake watcher is silent
+    os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 10**9))
+    counts.reset()
+    rescan_due = svc.timers.due_at(service_module.RESCAN)
+    assert rescan_due is not None
+    clock.t = rescan_due
+    svc.turn()
+    assert counts.snapshots == 1 and counts.steps == ["INV-7.xml"]
+
+
+def test_an_event_on_one_sidecar_steps_exactly_that_bundle(make_service: Any, clock: FakeClock,
+                                                           counts: Counts,
+                                                           tmp_path: Path) -> None:
+    """A watcher event naming one sidecar folder marks only its bundle dirty: one bundle is
+    stepped, the 49 others are not looked at."""
+    outbox = tmp_path / "outbox"
+    for n in range(50):
+        write(outbox / f"INV-{n}.xml", ubl_invoice(f"INV-{n}"))
+    svc = make_service()
+    settle_all(svc, clock)
+    counts.reset()
+
+    write(outbox / "INV-7" / "timesheet.pdf", pdf_bytes())
+    svc.hint("INV-7")
+    svc.turn()
+    assert counts.steps == ["INV-7.xml"]
+    assert counts.snapshots == 1
+
+
+def test_the_events_of_a_claim_step_no_bundle_and_a_new_file_of_that_name_is_stepped(
+        make_service: Any, clock: FakeClock, counts: Counts, tmp_path: Path) -> None:
+    """The claim moves the invoice file and its sidecar out of the outbox; the watcher's
+    events for those moves concern no bundle any more (it left with the claim), so the
+    loop steps nothing for them. A new invoice file of the same name dropped afterwards
+    is a new bundle, stepped at its event."""
+    outbox = tmp_path / "outbox"
+    write(outbox / "INV-1" / "a.pdf", pdf_bytes())
+    write(outbox / "INV-1.xml", ubl_invoice("INV-1"))
+    svc = make_service()
+    svc.hint("INV-1.xml")
+    settle_all(svc, clock)
+    assert not (outbox / "INV-1.xml").exists()  # claimed
+    counts.reset()
+
+    svc.hint("INV-1.xml")
+    svc.hint("INV-1")
+    svc.turn()
+    assert (counts.steps, counts.snapshots) == ([], 0)
+
+    write(outbox / "INV-1.xml", ubl_invoice("INV-1"))
+    svc.hint("INV-1.xml")
+    svc.turn()
+    assert counts.steps == ["INV-1.xml"]
+
+
+def test_events_on_a_bundle_of_many_files_are_answered_at_a_pace(
+        make_service: Any, clock: FakeClock, counts: Counts, tmp_path: Path) -> None:
+    """A sidecar copied in one file at a time raises an event a file, and each look walks
+    every file. For a bundle of n entries (PACE_FROM or more), events make the loop look
+    again no sooner than n × PACE_PER_ENTRY after its last look: one look, at a timer, for
+    all the events meanwhile; what changed is seen then, and the quiet period counts from
+    then, so the bundle does not settle sooner. A small bundle is not paced."""
+    outbox = tmp_path / "outbox"
+    write(outbox / "INV-1.xml", ubl_invoice("INV-1"))
+    for n in range(499):  # a copy under way (fresh files: not read before they settle)
+        write(outbox / "INV-1" / f"p{n:03}.pdf", b"%PDF-1.4 a page")
+    svc = make_service()
+    t0 = clock.t
+    svc.turn()
+    assert counts.steps == ["INV-1.xml"]  # found at start: looked at at once
+    pace = 500 * PACE_PER_ENTRY  # the invoice file and 499 attachments: 50 ms
+    for n in range(1, 5):  # four more files within the next 40 ms: each event is paced
+        clock.t = t0 + 0.01 * n
+        write(outbox / "INV-1" / f"a{n}.pdf", b"%PDF-1.4 one more")
+        svc.hint("INV-1")
+        svc.turn()
+    assert counts.steps == ["INV-1.xml"]
+    paced = svc.timers.due_at(("bundle", "INV-1.xml"))
+    assert paced == pytest.approx(t0 + pace)
+
+    clock.t = paced
+    svc.turn()  # the paced look: every file copied meanwhile is seen
+    assert counts.steps == ["INV-1.xml"] * 2
+    assert svc.pipeline.tracker.still_since("INV-1.xml") == paced
+    assert len(svc.pipeline.tracker.last("INV-1.xml").entries) == 504
+
+    for f in (outbox / "INV-1").iterdir():  # the clerk empties the folder: a small bundle
+        f.unlink()
+    clock.t = paced + 0.01
+    svc.hint("INV-1")
+    svc.turn()
+    assert counts.steps == ["INV-1.xml"] * 2  # still paced by the last (big) look
+    again = svc.timers.due_at(("bundle", "INV-1.xml"))
+    assert again == pytest.approx(paced + 504 * PACE_PER_ENTRY)
+    clock.t = again
+    svc.turn()
+    assert counts.steps == ["INV-1.xml"] * 3  # its time has come: a look of one entry
+    clock.t += 0.001
+    svc.hint("INV-1")
+    svc.turn()
+    assert counts.steps == ["INV-1.xml"] * 4  # which ended the pacing
