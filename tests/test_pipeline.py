@@ -88,7 +88,8 @@ class TestDecisions:
         """A Mac made Räkning-7/ (accents decomposed) beside the ERP's Räkning-7.xml, under
         [policy] invalid = "quarantine": the look-alike is no part of the bundle, so the
         claim leaves it in the outbox with its files, by its own name; the invoice file
-        (and the sidecar spelled right, when there is one) goes into quarantine."""
+        (and the sidecar spelled right, when there is one) goes into quarantine, and
+        REASON.txt says the look-alike is still in the outbox and to rename it there."""
         p, s = make(tmp_path, policy={"invalid": "quarantine"})
         outbox = s.outbox.path
         nfc, nfd = (unicodedata.normalize(form, "Räkning-7") for form in ("NFC", "NFD"))
@@ -105,6 +106,10 @@ class TestDecisions:
         assert sorted(str(f.relative_to(q)) for f in q.rglob("*")) == sorted(
             [f"{nfc}.xml", "REASON.txt", "reason.json",
              *([nfc, f"{nfc}/contract.pdf"] if with_sidecar else [])])
+        text = (q / "REASON.txt").read_text(encoding="utf-8")
+        assert f"still in the outbox, under that name, with everything in it:\n- {nfd}\n" \
+            in text
+        assert f"rename {nfd} by typing its name again" in text
 
 
 class TestWaitingDeadlines:
