@@ -242,12 +242,42 @@ def reason_of(folder: Path) -> dict[str, Any] | None:
     return reason
 
 
+def _look_alike_steps(invoice_file: str, look_alikes: list[str]) -> list[str]:
+    """What to do when a look-alike of the sidecar (`sidecar-spelling`) is among the
+    reasons. It was no part of the bundle, so the claim left it in the outbox: "move the
+    sidecar folder back" would send the clerk looking for it here, and the invoice file
+    moved back before the look-alike is renamed is quarantined again at once."""
+    one = len(look_alikes) == 1
+    which = look_alikes[0] if one else "each of them"
+    return ["", "Nothing was sent. Not everything is in this folder: outboxd did not take "
+            f"the look-alike{'' if one else 's'} named below as the sidecar, so "
+            f"{'it was' if one else 'they were'} not moved here. "
+            f"{'It is' if one else 'They are'} still in the outbox, under "
+            f"{'that name' if one else 'those names'}, with everything in "
+            f"{'it' if one else 'them'}:",
+            *(f"- {name}" for name in look_alikes),
+            "", f"To send {invoice_file} with {'its' if one else 'their'} files:",
+            f"1. In the outbox, rename {which} by typing its name again on the computer "
+            f"that named {invoice_file}, so that its accents are written as in the invoice "
+            "file's name. If this folder holds a folder of that name too, move the "
+            "look-alike's files into that folder here instead, then delete the look-alike "
+            "from the outbox.",
+            "2. Fix anything else listed above.",
+            "3. Then move the invoice file, and its sidecar folder if this folder holds one, "
+            "from this folder back into the outbox;",
+            "outboxd will check and send them again.", ""]
+
+
 def reason_text(record: dict[str, Any]) -> str:
     lines = [f"outboxd quarantined {record['invoice_file']} (bundle {record['bundle_id']})",
              f"at {record['quarantined_at']} for these reasons:", ""]
     for r in record["reasons"]:
         lines.append(f"- {r['file']}: {r['message']}  [{r['code']}]")
     accepted = record.get("accepted_documents") or []
+    # Found before the claim, so never with documents accepted (those come of a delivery).
+    look_alikes = [r["file"] for r in record["reasons"] if r["code"] == "sidecar-spelling"]
+    if look_alikes and not accepted:
+        return "\n".join(lines + _look_alike_steps(record["invoice_file"], look_alikes))
     if not accepted:
         lines += ["", "Nothing was sent. Fix what is listed above, then move the invoice file "
                   "and its sidecar folder from this folder back into the outbox;",

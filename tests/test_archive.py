@@ -7,6 +7,7 @@ import errno
 import json
 import os
 import shutil
+import unicodedata
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -243,6 +244,29 @@ class TestReasons:
         write_papers(tmp_path, reason_papers(record))
         assert "accepted_documents" not in json.loads((tmp_path / "reason.json").read_text())
         assert "Nothing was sent" in (tmp_path / "REASON.txt").read_text("utf-8")
+
+    def test_reason_txt_of_a_look_alike_sidecar_says_it_is_still_in_the_outbox(
+            self, tmp_path: Path) -> None:
+        """A bundle quarantined for sidecar-spelling: the look-alike folder was not claimed
+        with it, so REASON.txt names it as still in the outbox and says to rename it there
+        first, then move the invoice file back — not to move "its sidecar folder" back
+        from the quarantine folder, where it is not. Other reasons keep their wording."""
+        nfc, nfd = (unicodedata.normalize(f, "Räkning-7") for f in ("NFC", "NFD"))
+        record = reason_record(BID, f"{nfc}.xml", [Finding(
+            "sidecar-spelling", nfd, f"this folder looks like the sidecar {nfc}")],
+            "2026-12-03T07:50:12Z")
+        text = reason_papers(record)["REASON.txt"].decode("utf-8")
+        assert f"It is still in the outbox, under that name, with everything in it:\n" \
+            f"- {nfd}\n" in text
+        assert f"1. In the outbox, rename {nfd} by typing its name again on the computer " \
+            f"that named {nfc}.xml" in text
+        assert "3. Then move the invoice file, and its sidecar folder if this folder " \
+            "holds one, from this folder back into the outbox" in text
+        assert "move the invoice file and its sidecar folder from this folder" not in text
+        other = reason_papers(self._record())["REASON.txt"].decode("utf-8")
+        assert other.endswith("\n\nNothing was sent. Fix what is listed above, then move "
+                              "the invoice file and its sidecar folder from this folder back "
+                              "into the outbox;\noutboxd will check and send them again.\n")
 
     def test_receipt(self, tmp_path: Path) -> None:
         """The receipt paper stores the receipt as JSON in receipt.json."""

@@ -8,6 +8,7 @@ import os
 import sqlite3
 import stat
 import sys
+import unicodedata
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,35 @@ class TestDecisions:
         assert "INV-1" in (q / "REASON.txt").read_text()
         assert json.loads((q / "reason.json").read_text())["reasons"][0]["code"] == \
             "unattached-invoice"
+
+    @pytest.mark.parametrize("with_sidecar", [False, True])
+    def test_a_quarantined_bundle_leaves_its_look_alike_sidecar_in_the_outbox(
+            self, tmp_path: Path, with_sidecar: bool) -> None:
+        """A Mac made Räkning-7/ (accents decomposed) beside the ERP's Räkning-7.xml, under
+        [policy] invalid = "quarantine": the look-alike is no part of the bundle, so the
+        claim leaves it in the outbox with its files, by its own name; the invoice file
+        (and the sidecar spelled right, when there is one) goes into quarantine, and
+        REASON.txt says the look-alike is still in the outbox and to rename it there."""
+        p, s = make(tmp_path, policy={"invalid": "quarantine"})
+        outbox = s.outbox.path
+        nfc, nfd = (unicodedata.normalize(form, "Räkning-7") for form in ("NFC", "NFD"))
+        write(outbox / nfd / "timesheet.pdf", pdf_bytes())
+        if with_sidecar:
+            write(outbox / nfc / "contract.pdf", pdf_bytes(2))
+        write(outbox / f"{nfc}.xml", ubl_invoice("R7"))
+        assert run_once(p) == []
+        [row] = p.j.rows(("quarantined",))
+        assert [(r["code"], r["file"]) for r in row.reasons] == [("sidecar-spelling", nfd)]
+        assert sorted(os.listdir(outbox)) == sorted([".outboxd", nfd])
+        assert os.listdir(outbox / nfd) == ["timesheet.pdf"]
+        [q] = folders(s.quarantine_dir)
+        assert sorted(str(f.relative_to(q)) for f in q.rglob("*")) == sorted(
+            [f"{nfc}.xml", "REASON.txt", "reason.json",
+             *([nfc, f"{nfc}/contract.pdf"] if with_sidecar else [])])
+        text = (q / "REASON.txt").read_text(encoding="utf-8")
+        assert f"still in the outbox, under that name, with everything in it:\n- {nfd}\n" \
+            in text
+        assert f"rename {nfd} by typing its name again" in text
 
 
 class TestWaitingDeadlines:

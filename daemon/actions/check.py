@@ -25,7 +25,8 @@ from daemon.bundle import Bundle, Finding
 from daemon.config import Settings
 from daemon.errors import InputError, UsageError
 from daemon.finish import evaluate
-from daemon.names import is_ignored, is_invoice_name
+from daemon.match import look_alike_sidecars
+from daemon.names import is_ignored, is_invoice_name, spelling_twins
 from daemon.scan import Candidate, candidate_for, list_outbox
 
 PROGRESS_EVERY = 0.2  # seconds between progress lines on a terminal
@@ -49,6 +50,20 @@ def _outbox_settings(settings: Settings, folder: Path) -> Settings:
         update={"path": folder})})
 
 
+def _owners(path: Path, settings: Settings) -> tuple[list[Candidate], Settings]:
+    """The invoice files beside `path` that the daemon reads it with: those whose sidecar
+    it is, and those whose sidecar it looks like (the name spelled in the other Unicode
+    form), which the daemon holds or quarantines for `sidecar-spelling`. Read as a
+    folder (or file) of its own, a look-alike would be called valid, or its attachments
+    taken for invoice files, while the invoice beside it is held."""
+    ps = _outbox_settings(settings, path.parent.resolve())
+    owners = [c for c in list_outbox(ps.outbox, ps.share).candidates.values()
+              if c.sidecar.name == path.name or (
+                  path.name in spelling_twins(c.sidecar.name)  # cheap: ASCII names have none
+                  and any(t.name == path.name for t in look_alike_sidecars(c)))]
+    return owners, ps
+
+
 def targets(paths: Iterable[Path], settings: Settings) -> Iterator[tuple[Target, Settings]]:
     """What each PATH means: the whole outbox, one invoice file, or a sidecar folder."""
     for raw in paths:
@@ -62,6 +77,10 @@ def targets(paths: Iterable[Path], settings: Settings) -> Iterator[tuple[Target,
             s = _outbox_settings(settings, path.parent.resolve())
             if not is_invoice_name(path.name, s.outbox.invoice_patterns,
                                    s.outbox.ignore_patterns):
+                owners, ps = _owners(path, settings)
+                if owners:  # a file where a sidecar folder should be: the daemon's error
+                    yield from ((Target(cand), ps) for cand in owners)
+                    continue
                 # The daemon would never send it: "valid" would be a promise it breaks.
                 why = ("the daemon ignores it: a hidden, temporary or lock file, or one of "
                        "[outbox] ignore_patterns" if is_ignored(
@@ -77,10 +96,8 @@ def targets(paths: Iterable[Path], settings: Settings) -> Iterator[tuple[Target,
         folder = path.resolve()
         owners: list[Candidate] = []
         if folder != settings.outbox.path.resolve():
-            # A sidecar folder: an invoice file beside it whose stem (+ suffix) names it.
-            ps = _outbox_settings(settings, folder.parent)
-            owners = [c for c in list_outbox(ps.outbox, ps.share).candidates.values()
-                      if c.sidecar.name == folder.name]
+            # A sidecar folder (or a look-alike of one): the invoice files beside it.
+            owners, ps = _owners(folder, settings)
             for cand in owners:
                 yield Target(cand), ps
         if owners:

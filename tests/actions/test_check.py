@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import io
 import os
+import unicodedata
 from pathlib import Path
 
 import pytest
 from conftest import Env
-from helpers import UBL_NS, drop_bundle, pdf_bytes, write
+from helpers import UBL_NS, drop_bundle, pdf_bytes, ubl_invoice, write
 from PIL import Image, TiffImagePlugin
 from pypdf import PdfWriter
 
@@ -255,3 +256,70 @@ def test_an_invoice_the_rules_do_not_check_gets_a_not_preflighted_note(
     cfg.write_config("http://127.0.0.1:9/bundles", einvoice={"preflight": "off"})
     code, out = check(cfg, capsys, sv)
     assert code == 0 and "not-preflighted" not in out
+
+
+def _spellings(name: str) -> tuple[str, str]:
+    """`name` composed (as an ERP writes it) and decomposed (as a Mac writes it)."""
+    return unicodedata.normalize("NFC", name), unicodedata.normalize("NFD", name)
+
+
+def test_a_look_alike_sidecar_folder_reports_the_invoice_it_holds_back(cfg: Env, capsys) -> None:
+    """A Mac made Räkning-7/ (accents decomposed) beside the ERP's Räkning-7.xml: the
+    daemon holds the invoice for sidecar-spelling. `check` given the folder says the same
+    as given the invoice file or the whole outbox — that invoice's report with the error
+    naming the folder and the fix, exit 1 — instead of reading the folder as an outbox
+    of its own and calling its PDF a valid invoice file."""
+    nfc, nfd = _spellings("Räkning-7")
+    inv = write(cfg.outbox / f"{nfc}.xml", ubl_invoice("R7"))
+    write(cfg.outbox / nfd / "timesheet.pdf", pdf_bytes())
+    code, out = check(cfg, capsys, cfg.outbox / nfd)
+    assert code == 1
+    assert out.startswith(f"{nfc}.xml  (ubl,")
+    assert f"    {nfd}: this folder looks like the sidecar {nfc} of {nfc}.xml" in out
+    assert "rename it by typing its name again" in out and "[sidecar-spelling]" in out
+    assert "timesheet.pdf  (" not in out
+    assert out.endswith("1 bundle(s) checked, 1 invalid\n")
+    assert check(cfg, capsys, inv) == (1, out)
+    assert check(cfg, capsys) == (1, out)
+
+
+def test_a_look_alike_sidecar_file_reports_the_invoice_it_holds_back(cfg: Env, capsys) -> None:
+    """A file (not a folder) named like the sidecar in the other Unicode form also holds
+    the invoice (match.py: "this file looks like …"). `check` given that file reports the
+    invoice with that error and exits 1, as for the invoice file, instead of refusing the
+    file as no invoice name (exit 2)."""
+    nfc, nfd = _spellings("Räkning-7")
+    inv = write(cfg.outbox / f"{nfc}.xml", ubl_invoice("R7"))
+    write(cfg.outbox / nfd, b"notes")
+    code, out = check(cfg, capsys, cfg.outbox / nfd)
+    assert code == 1
+    assert f"    {nfd}: this file looks like the sidecar {nfc} of {nfc}.xml" in out
+    assert check(cfg, capsys, inv) == (1, out)
+
+
+def test_a_folder_that_is_one_invoices_sidecar_and_looks_like_anothers_reports_both(
+        cfg: Env, capsys) -> None:
+    """The Mac's Räkning-7.pdf owns its Räkning-7/ (both decomposed); the ERP's
+    Räkning-7.xml (composed) has no sidecar, and the Mac's folder looks like it: the
+    daemon holds the .xml for sidecar-spelling. `check` given the folder reports both
+    invoice files, as for the whole outbox."""
+    nfc, nfd = _spellings("Räkning-7")
+    write(cfg.outbox / f"{nfc}.xml", ubl_invoice("R7"))
+    write(cfg.outbox / f"{nfd}.pdf", pdf_bytes())
+    write(cfg.outbox / nfd / "timesheet.pdf", pdf_bytes(2))  # not a copy of the invoice
+    code, out = check(cfg, capsys, cfg.outbox / nfd)
+    assert code == 1
+    assert f"{nfd}: this folder looks like the sidecar {nfc} of {nfc}.xml" in out
+    assert f"{nfd}.pdf  (pdf," in out and "2 bundle(s) checked, 1 invalid" in out
+    assert check(cfg, capsys) == (1, out)
+
+
+def test_a_file_named_as_a_sidecar_reports_the_invoice_it_holds_back(cfg: Env, capsys) -> None:
+    """A file INV-1 where the folder INV-1/ belongs is an error of INV-1.xml (not-a-folder);
+    `check INV-1` reports that invoice with it and exits 1, instead of refusing the file
+    as no invoice name."""
+    inv = drop_bundle(cfg.outbox, "INV-1", {})
+    write(cfg.outbox / "INV-1", b"notes")
+    code, out = check(cfg, capsys, cfg.outbox / "INV-1")
+    assert code == 1 and "    INV-1: the sidecar is not a folder" in out
+    assert check(cfg, capsys, inv) == (1, out)
