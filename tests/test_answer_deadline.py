@@ -44,15 +44,18 @@ class RawReceiver:
     """A receiver on 127.0.0.1 writing raw bytes, for answers no HTTP server library
     gives. Each request on a connection (kept alive for the next) is read whole, by
     `take_body` (at once unless given), then `answer(rx, conn, n)` writes what the n-th
-    request (from 0) gets. Keeps what the tests assert: connections accepted, each
-    request's head, and how long each body took to arrive."""
+    request (from 0) gets. With `tls`, TLS from the first byte, or with `tunnel` after
+    a CONNECT, answered 200 (a proxy in front of an https:// receiver). Keeps what the
+    tests assert: connections accepted, each request's head, and how long each body
+    took to arrive."""
 
     def __init__(self, answer: Callable[[RawReceiver, socket.socket, int], None], *,
-                 tls: ssl.SSLContext | None = None,
+                 tls: ssl.SSLContext | None = None, tunnel: bool = False,
                  take_body: Callable[[RawReceiver, socket.socket, int, bytes], None]
                  | None = None) -> None:
         self._answer = answer
         self._tls = tls
+        self._tunnel = tunnel
         self._take_body = take_body or _take_at_once
         self.listener = socket.create_server(("127.0.0.1", 0))
         # A small window: a slow reader holds the sender back sooner.
@@ -81,7 +84,7 @@ class RawReceiver:
             try:
                 conn, _ = self.listener.accept()
                 conn.settimeout(GIVE_UP * 2)  # never a thread left behind for ever
-                if self._tls is not None:
+                if self._tls is not None and not self._tunnel:
                     conn = self._tls.wrap_socket(conn, server_side=True)
             except OSError:
                 return
@@ -90,6 +93,10 @@ class RawReceiver:
                 while (head := _read_head(conn)) is not None:
                     text, _, rest = head.partition(b"\r\n\r\n")
                     self.heads.append(text.decode("latin-1"))
+                    if text.startswith(b"CONNECT ") and self._tls is not None:
+                        conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                        conn = self._tls.wrap_socket(conn, server_side=True)
+                        continue
                     length = int(re.search(rb"(?i)content-length: *(\d+)", text).group(1))
                     started = time.monotonic()
                     self._take_body(self, conn, length, rest)
@@ -210,6 +217,23 @@ class TestAnswersThatNeverCome:
             outcome = deliver_once(tmp_path, http_cfg(timeout_seconds=1))
         assert_timed_out(outcome, started)
         assert rx.heads and rx.heads[0].startswith(f"POST {URL} ")
+
+    def test_an_https_receiver_behind_a_proxy_is_under_the_same_bound(
+            self, tmp_path: Path, no_proxies: pytest.MonkeyPatch) -> None:
+        """HTTPS_PROXY and an https:// url: the POST goes by the proxy's CONNECT tunnel,
+        TLS inside it (the stream the tunnel's handshake hands back is the one read),
+        and `102 Processing` without end at its far end is a timeout."""
+        ca, cert, key, _, _ = _certificates(tmp_path)
+        server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server.load_cert_chain(str(cert), str(key))
+        with RawReceiver(processing_without_end, tls=server, tunnel=True) as rx:
+            no_proxies.setenv("HTTPS_PROXY", f"http://127.0.0.1:{rx.port}")
+            started = time.monotonic()
+            outcome = deliver_once(tmp_path, http_cfg(url="https://127.0.0.1:9/b",
+                                                      verify=str(ca), timeout_seconds=1))
+        assert_timed_out(outcome, started)
+        assert [h.split(" ")[:2] for h in rx.heads] == [["CONNECT", "127.0.0.1:9"],
+                                                         ["POST", "/b"]]
 
     def test_a_url_with_user_and_password_is_under_the_same_bound(
             self, tmp_path: Path, no_proxies: pytest.MonkeyPatch) -> None:
