@@ -26,9 +26,10 @@ PROXY_WANTS_CREDENTIALS = ("HTTP 407 from a proxy: check the proxy's address and
                            "credentials in the environment (HTTPS_PROXY, HTTP_PROXY, "
                            "ALL_PROXY)")
 BODY_LIMIT = 2000
-# An answer's body is read up to ANSWER_LIMIT bytes, and for timeout_seconds after its
-# status line (a receiver that drips bytes, or sends without end, cannot hold a worker
-# or the memory); a 2xx JSON body over RECEIPT_JSON_LIMIT is kept as cut text.
+# An answer's body is read up to ANSWER_LIMIT bytes, and until the answer's
+# timeout_seconds are over (a receiver that drips bytes, or sends without end, cannot
+# hold a worker or the memory); a 2xx JSON body over RECEIPT_JSON_LIMIT is kept as cut
+# text.
 ANSWER_LIMIT = 1 << 20
 RECEIPT_JSON_LIMIT = 64 << 10
 
@@ -171,12 +172,13 @@ def classify(response: httpx.Response, scrub: Callable[[str], str] = unchanged) 
 
 
 def read_answer(response: httpx.Response, seconds: float) -> None:
-    """Read and close the answer's body: at most ANSWER_LIMIT bytes, and for at most
-    `seconds` after its status line (httpx's timeouts are per read: a receiver sending a
-    byte a second would hold the worker for ever). What is left is not read, and a body
-    that does not decode (a false Content-Encoding) is replaced: a line says so, and the
-    status line decides what the answer means, as for any other answer."""
+    """Read and close the answer's body: at most ANSWER_LIMIT bytes, and within the
+    answer's `seconds` (httpx's timeouts are per read: a receiver sending a byte a second
+    would hold the worker for ever). What is left is not read, and a body that does not
+    decode (a false Content-Encoding) is replaced: a line says so, and the status line
+    decides what the answer means, as for any other answer."""
     deadline = time.monotonic() + seconds
+    cut = f" (the answer did not end within {seconds:g} s; the rest was not read)".encode()
     chunks: list[bytes] = []
     size = 0
     try:
@@ -186,10 +188,16 @@ def read_answer(response: httpx.Response, seconds: float) -> None:
             if size >= ANSWER_LIMIT:
                 chunks.append(f" (the answer was cut at {ANSWER_LIMIT} bytes)".encode())
                 break
+            # The transport's clock (answer_deadline.py) normally ends a slow body first,
+            # below; this one, from the status line, bounds a transport without it.
             if time.monotonic() > deadline:
-                chunks.append(f" (the answer did not end within {seconds:g} s; the rest "
-                              "was not read)".encode())
+                chunks.append(cut)
                 break
+    except httpx.ReadTimeout:
+        # The answer's time ran out in its body (answer_deadline.py starts the clock
+        # when the request is sent, and each read waits only for what is left of it):
+        # the status line has come and decides, as for a body that drips past it.
+        chunks.append(cut)
     except httpx.DecodingError as exc:
         chunks = [f"(the answer's body could not be decoded: {exc})".encode()]
     finally:

@@ -17,7 +17,6 @@ import re
 import shutil
 import threading
 import urllib.parse
-import urllib.request
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any, Protocol
 import httpx
 
 from daemon import __version__, logs
+from daemon.answer_deadline import DeadlineTransport, proxy_mounts
 from daemon.answers import (
     PROXY_WANTS_CREDENTIALS,
     Receipt,
@@ -151,13 +151,6 @@ class _NoCookies(http.cookiejar.CookieJar):
         pass
 
 
-def _proxies_from_environment() -> bool:
-    """A proxy variable httpx would honour is set (http_proxy, https_proxy, all_proxy, any
-    case); NO_PROXY is left to httpx, which then decides per url."""
-    found = urllib.request.getproxies()
-    return any(found.get(scheme) for scheme in ("http", "https", "all"))
-
-
 def _url_secrets(url: str | None) -> list[str]:
     """The password of the url's userinfo (Basic auth) in every form an error may quote:
     decoded, as written in the url (any case of %-escapes), and the user:password pair
@@ -222,23 +215,25 @@ class HttpDeliverer:
                                                   json.dumps(x)[1:-1].replace("/", "\\/"))},
                                key=len, reverse=True)
         self._markup = [p for x in secrets if (p := _markup_pattern(x)) is not None]
-        verify = tls_verify(cfg)
-        limits = httpx.Limits(max_connections=cfg.concurrency)
-        if transport is None and not _proxies_from_environment() \
-                and not has_userinfo(cfg.url):
-            # The transport the Client would make, made here so that a POST can go to
-            # it directly (`send`).
-            transport = httpx.HTTPTransport(verify=verify, limits=limits)
-        # None: a proxy from the environment (HTTPS_PROXY …) applies, or the url holds a
-        # user and password (Basic auth): the Client mounts the proxy (only when it makes
-        # the transport itself) or adds the header, and every POST goes through it.
+        verify = tls_verify(cfg)  # its ConfigError also with a transport given
+        # A transport given (httpx.MockTransport in tests) takes every POST directly.
+        mounts: dict[str, httpx.BaseTransport | None] | None = None
+        self._direct = transport is not None
+        if transport is None:
+            # httpx's timeouts are per read: the answer as a whole is bounded by these
+            # transports (answer_deadline.py), the proxies' too, so the Client is given
+            # them instead of making its own.
+            limits = httpx.Limits(max_connections=cfg.concurrency)
+            transport = DeadlineTransport(cfg.timeout_seconds, verify, limits)
+            mounts = proxy_mounts(cfg.timeout_seconds, verify, limits)
+            # A proxy from the environment (HTTPS_PROXY …) applies, or the url holds a
+            # user and password (Basic auth): the POST goes through Client.send, which
+            # picks the proxy's mount (honouring NO_PROXY) or adds the header.
+            self._direct = not any(mounts.values()) and not has_userinfo(cfg.url)
         self._transport = transport
-        # When transport= is given httpx ignores verify/limits here: they went into the
-        # transport above.
         self.client = httpx.Client(
-            headers=headers, transport=transport, verify=verify,
+            headers=headers, transport=transport, mounts=mounts,
             timeout=httpx.Timeout(cfg.timeout_seconds, connect=cfg.connect_timeout_seconds),
-            limits=limits,
             # The protocol has no use for cookies (it authenticates with a bearer token); a jar
             # that keeps none spares parsing every response for Set-Cookie.
             cookies=_NoCookies(),
@@ -260,11 +255,11 @@ class HttpDeliverer:
         what the daemon does not use (auth flows, redirect and cookie handling, event
         hooks) at a cost of ~0.2 ms of CPU a POST; without a proxy the request goes to
         the transport."""
-        if self._transport is None:
-            response = self.client.send(request, stream=True)
-        else:
+        if self._direct:
             response = self._transport.handle_request(request)
             response.request = request
+        else:
+            response = self.client.send(request, stream=True)
         read_answer(response, self.cfg.timeout_seconds)
         return response
 

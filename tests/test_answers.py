@@ -89,6 +89,23 @@ class TestAnswersThatMisbehave:
         assert receipt.status == 201 and "did not end within 1 s" in receipt.body
         assert time.monotonic() - started < 5
 
+    def test_a_body_that_stops_coming_is_cut_at_the_deadline(self, tmp_path: Path) -> None:
+        """201 whose body stops after its first byte (the connection left open): the
+        body is under the answer's deadline too (timeout_seconds = 1), so the attempt
+        ends within seconds, and the status decides: a receipt whose body says it was
+        cut — not a retried timeout, which would upload the bundle again."""
+        def stall(conn: socket.socket) -> None:
+            conn.sendall(b"HTTP/1.1 201 Created\r\nContent-Length: 100\r\n\r\n{")
+            conn.settimeout(10)
+            conn.recv(1)  # until the client gives up and closes
+        with _raw_server(stall) as port:
+            started = time.monotonic()
+            receipt, _, _, _ = send(tmp_path, http_cfg(url=f"http://127.0.0.1:{port}/b",
+                                                       timeout_seconds=1), real=True)
+        assert receipt.status == 201 and "did not end within 1 s" in receipt.body
+        assert receipt.body.startswith("{")
+        assert time.monotonic() - started < 5
+
     def test_a_huge_2xx_body_is_read_to_a_limit_and_kept_cut(self, tmp_path: Path) -> None:
         """201 with 5 MB of JSON: at most ANSWER_LIMIT is read, and the receipt keeps the
         first BODY_LIMIT characters as text (a 31 MB receipt.json and journal row before)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import Receiver
+from test_answer_deadline import RawReceiver, assert_timed_out, processing_without_end
 
 from daemon.bundle import Bundle
 from daemon.config import DeliveryConfig, Settings
@@ -360,6 +362,24 @@ def test_a_network_error_of_a_document_carries_neither_token_nor_password(
         d.deliver(batch_bundle(tmp_path), {"bundle_id": "b" * 64})
     assert "SuperSecretTok" not in str(info.value) and "PassWord9" not in str(info.value)
     assert "cannot reach the receiver" in str(info.value)
+
+
+def test_a_document_whose_answer_never_comes_is_a_retried_timeout(tmp_path: Path) -> None:
+    """ubl-embedded's POSTs go through the bundle transport's bounded connections: a
+    receiver answering `102 Processing` without end (timeout_seconds = 1) makes the
+    document a retried timeout within seconds, and the bundle is retried."""
+    with RawReceiver(processing_without_end) as rx:
+        d = EmbeddedDeliverer(DeliveryConfig(url=f"http://127.0.0.1:{rx.port}/docs",
+                                             format="ubl-embedded", timeout_seconds=1))
+        started = time.monotonic()
+        try:
+            with pytest.raises(Retryable) as info:
+                d.deliver(batch_bundle(tmp_path, ids=("A",)), {"bundle_id": "b" * 64})
+        finally:
+            d.close()
+    assert_timed_out(info.value, started)
+    assert "(invoice A)" in str(info.value)
+    assert rx.heads and "Content-Type: application/xml" in rx.heads[0]
 
 
 def test_a_duplicate_of_a_bundle_sent_whole_gets_no_accepted_documents_in_its_papers(

@@ -1,0 +1,260 @@
+"""The receiver's whole answer within `[delivery] timeout_seconds` (docs/protocol.md,
+Answers): the HTTP transport every POST goes through, direct or by a proxy.
+
+httpx's timeouts are per socket operation. A receiver that sends `102 Processing` every
+few seconds (httpcore skips informational answers and reads on), or its status line a
+byte at a time, meets every read's timeout and holds a delivery worker for ever; with
+`concurrency` such answers no bundle goes out at all. Here each connection keeps one
+clock per request: it starts at the first read after the request's writes (an upload,
+however long a large body takes on a slow link, does not count), and each read waits
+at most for what is left of it. When nothing is left the read fails as
+httpcore.ReadTimeout, which reaches HttpDeliverer.failure as httpx.ReadTimeout: a
+retry, nothing dropped. The body is under the same clock: read_answer keeps what came
+and notes the cut, and the status line decides.
+
+Why a network backend: httpcore's `network_backend=` (public, on ConnectionPool,
+HTTPProxy and SOCKSProxy) sees every read and write of every connection below the HTTP
+parser, also after TLS is started (start_tls hands back a new stream, wrapped in turn)
+and through a proxy's CONNECT. httpx has no bound on a whole exchange, and a watchdog
+that closes the socket under a blocked recv would need the socket, which httpx keeps
+to itself. httpx.HTTPTransport takes no backend (it builds its pool itself), and
+swapping its private `_pool` would break silently on an upgrade: DeadlineTransport
+does the same small job (httpx request in, httpx response out, httpcore's errors as
+httpx's) on public API only.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import ipaddress
+import ssl
+import time
+import typing
+import urllib.request
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+import httpcore
+import httpx
+
+from daemon.errors import ConfigError
+
+
+class _AnswerClockStream(httpcore.NetworkStream):
+    """A connection's stream whose reads, from the first after a write until the next
+    write, share `seconds` between them."""
+
+    def __init__(self, inner: httpcore.NetworkStream, seconds: float) -> None:
+        self._inner = inner
+        self._seconds = seconds
+        self._deadline: float | None = None
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        # A request going out (also the next one on a kept-alive connection): its answer
+        # gets a clock of its own, started by the first read once the writes are done.
+        self._deadline = None
+        self._inner.write(buffer, timeout)
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        now = time.monotonic()
+        if self._deadline is None:
+            self._deadline = now + self._seconds
+        left = self._deadline - now
+        if left <= 0:
+            raise httpcore.ReadTimeout(f"the receiver's answer did not come whole within "
+                                       f"{self._seconds:g} s")
+        return self._inner.read(max_bytes, left if timeout is None else min(timeout, left))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        # Everything after the handshake goes through the TLS stream: unwrapped, an
+        # https:// receiver (or one behind a proxy's CONNECT) would have no bound.
+        return _AnswerClockStream(
+            self._inner.start_tls(ssl_context, server_hostname, timeout), self._seconds)
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        # httpcore asks for "is_readable" before it reuses a connection, "ssl_object"
+        # for ALPN: the real stream's answers.
+        return self._inner.get_extra_info(info)
+
+
+class AnswerClockBackend(httpcore.NetworkBackend):
+    """httpcore's own synchronous backend, its streams under the answer's clock."""
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+        self._inner = httpcore.SyncBackend()
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                    local_address: str | None = None,
+                    socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+                    ) -> httpcore.NetworkStream:
+        return _AnswerClockStream(self._inner.connect_tcp(
+            host, port, timeout, local_address, socket_options), self._seconds)
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+                            ) -> httpcore.NetworkStream:
+        return _AnswerClockStream(self._inner.connect_unix_socket(
+            path, timeout, socket_options), self._seconds)
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+# httpcore's errors as httpx.HTTPTransport raises them, the most specific first (each
+# httpcore class and its httpx counterpart are public in both).
+_ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
+    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
+    (httpcore.ReadTimeout, httpx.ReadTimeout),
+    (httpcore.WriteTimeout, httpx.WriteTimeout),
+    (httpcore.PoolTimeout, httpx.PoolTimeout),
+    (httpcore.TimeoutException, httpx.TimeoutException),
+    (httpcore.ConnectError, httpx.ConnectError),
+    (httpcore.ReadError, httpx.ReadError),
+    (httpcore.WriteError, httpx.WriteError),
+    (httpcore.NetworkError, httpx.NetworkError),
+    (httpcore.ProxyError, httpx.ProxyError),
+    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+    (httpcore.ProtocolError, httpx.ProtocolError),
+)
+
+
+@contextmanager
+def _as_httpx_errors() -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        for core, mapped in _ERRORS:
+            if isinstance(exc, core):
+                raise mapped(str(exc)) from exc
+        raise
+
+
+class _AnswerBody(httpx.SyncByteStream):
+    def __init__(self, inner: Iterable[bytes]) -> None:
+        self._inner = inner
+
+    def __iter__(self) -> Iterator[bytes]:
+        with _as_httpx_errors():
+            yield from self._inner
+
+    def close(self) -> None:
+        close = getattr(self._inner, "close", None)
+        if close is not None:
+            close()
+
+
+class DeadlineTransport(httpx.BaseTransport):
+    """What httpx.HTTPTransport is (HTTP/1.1, its pool sized by `limits`, straight or
+    by `proxy`), each answer under the clock of AnswerClockBackend."""
+
+    def __init__(self, seconds: float, verify: bool | ssl.SSLContext, limits: httpx.Limits,
+                 proxy: httpx.Proxy | None = None) -> None:
+        context = httpx.create_ssl_context(verify=verify)  # SSL_CERT_FILE as httpx reads it
+        backend = AnswerClockBackend(seconds)
+        self._pool: httpcore.ConnectionPool
+        if proxy is None:
+            self._pool = httpcore.ConnectionPool(
+                ssl_context=context, max_connections=limits.max_connections,
+                max_keepalive_connections=limits.max_keepalive_connections,
+                keepalive_expiry=limits.keepalive_expiry, network_backend=backend)
+        elif proxy.url.scheme in ("http", "https"):
+            self._pool = httpcore.HTTPProxy(
+                proxy_url=_core_url(proxy.url), proxy_auth=proxy.raw_auth,
+                proxy_headers=proxy.headers.raw, ssl_context=context,
+                proxy_ssl_context=proxy.ssl_context, max_connections=limits.max_connections,
+                max_keepalive_connections=limits.max_keepalive_connections,
+                keepalive_expiry=limits.keepalive_expiry, network_backend=backend)
+        else:  # socks5, socks5h: httpx.Proxy takes no other scheme
+            self._pool = httpcore.SOCKSProxy(
+                proxy_url=_core_url(proxy.url), proxy_auth=proxy.raw_auth,
+                ssl_context=context, max_connections=limits.max_connections,
+                max_keepalive_connections=limits.max_keepalive_connections,
+                keepalive_expiry=limits.keepalive_expiry, network_backend=backend)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        core = httpcore.Request(
+            method=request.method, url=_core_url(request.url), headers=request.headers.raw,
+            content=typing.cast(Iterable[bytes], request.stream),
+            extensions=request.extensions)  # the per-operation timeouts, among others
+        with _as_httpx_errors():
+            answer = self._pool.handle_request(core)
+        return httpx.Response(status_code=answer.status, headers=answer.headers,
+                              stream=_AnswerBody(typing.cast(Iterable[bytes], answer.stream)),
+                              extensions=answer.extensions)
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def _core_url(url: httpx.URL) -> httpcore.URL:
+    return httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port,
+                        target=url.raw_path)
+
+
+def environment_proxies() -> dict[str, str | None]:
+    """The mounts httpx.Client would make of the environment (HTTP_PROXY, HTTPS_PROXY,
+    ALL_PROXY, NO_PROXY, any case), by its rules: a url pattern and its proxy's url, or
+    None where NO_PROXY sends the request straight. httpx's own reader is private
+    (httpx._utils.get_environment_proxies); tests/test_answer_deadline.py holds this
+    one to it."""
+    found = urllib.request.getproxies()
+    mounts: dict[str, str | None] = {}
+    for scheme in ("http", "https", "all"):
+        if found.get(scheme):
+            url = found[scheme]
+            mounts[f"{scheme}://"] = url if "://" in url else f"http://{url}"
+    for host in (h.strip() for h in found.get("no", "").split(",")):
+        if host == "*":
+            return {}
+        if not host:
+            continue
+        if "://" in host:
+            mounts[host] = None
+        elif _is_ip(host, ipaddress.IPv4Address) or host.lower() == "localhost":
+            mounts[f"all://{host}"] = None
+        elif _is_ip(host, ipaddress.IPv6Address):
+            mounts[f"all://[{host}]"] = None
+        else:
+            mounts[f"all://*{host}"] = None
+    return mounts
+
+
+def _is_ip(host: str, kind: type[ipaddress.IPv4Address | ipaddress.IPv6Address]) -> bool:
+    try:
+        kind(host.split("/")[0])
+    except ValueError:
+        return False
+    return True
+
+
+def proxy_mounts(seconds: float, verify: bool | ssl.SSLContext,
+                 limits: httpx.Limits) -> dict[str, httpx.BaseTransport | None]:
+    """httpx.Client's `mounts=` for the proxies of the environment, each a
+    DeadlineTransport (a Client given its own transport reads no proxy itself). Empty
+    when the environment names none. A ConfigError when one is no proxy url outboxd can
+    use; it is not quoted, as it may carry the proxy's password."""
+    mounts: dict[str, httpx.BaseTransport | None] = {}
+    for pattern, url in environment_proxies().items():
+        if url is None:
+            mounts[pattern] = None
+            continue
+        try:
+            proxy = httpx.Proxy(url=url)
+        except (ValueError, httpx.InvalidURL):  # InvalidURL is no ValueError
+            raise ConfigError("a proxy variable of the environment (HTTP_PROXY, HTTPS_PROXY, "
+                              "ALL_PROXY) is not a proxy url: it must start with http://, "
+                              "https://, socks5:// or socks5h://") from None
+        if proxy.url.scheme.startswith("socks") and importlib.util.find_spec("socksio") is None:
+            raise ConfigError("a proxy variable of the environment (HTTP_PROXY, HTTPS_PROXY, "
+                              "ALL_PROXY) names a SOCKS proxy, which needs the Python "
+                              "package socksio, not installed with outboxd: use an HTTP "
+                              "proxy, or install socksio beside outboxd")
+        mounts[pattern] = DeadlineTransport(seconds, verify, limits, proxy)
+    return mounts

@@ -1,0 +1,378 @@
+"""The receiver's whole answer within [delivery] timeout_seconds (daemon/answer_deadline.py,
+docs/protocol.md): receivers that keep a delivery waiting before their status line end
+as a retried timeout, over plain HTTP, TLS, a proxy and Basic auth alike; a kept-alive
+connection gives each request its own time, and an upload's time does not count.
+
+Against a raw-socket receiver on 127.0.0.1, which paces its bytes as a misbehaving
+receiver would; the tests themselves only wait on the deliverer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import re
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from test_deliver import URL, attachment, http_cfg, make_bundle
+from test_tls import _certificates
+
+from daemon.answer_deadline import environment_proxies
+from daemon.bundle import Bundle
+from daemon.config import DeliveryConfig
+from daemon.deliver import HttpDeliverer, make_deliverer
+from daemon.errors import ConfigError, Retryable
+from daemon.manifest import build_manifest
+
+# Long enough that a deliverer without the bound is seen to fail (it gives up only when
+# the receiver does) rather than to hang the suite.
+GIVE_UP = 8.0
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_PROXY",
+                   "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
+class RawReceiver:
+    """A receiver on 127.0.0.1 writing raw bytes, for answers no HTTP server library
+    gives. Each request on a connection (kept alive for the next) is read whole, by
+    `take_body` (at once unless given), then `answer(rx, conn, n)` writes what the n-th
+    request (from 0) gets. With `tls`, TLS from the first byte, or with `tunnel` after
+    a CONNECT, answered 200 (a proxy in front of an https:// receiver). Keeps what the
+    tests assert: connections accepted, each request's head, and how long each body
+    took to arrive."""
+
+    def __init__(self, answer: Callable[[RawReceiver, socket.socket, int], None], *,
+                 tls: ssl.SSLContext | None = None, tunnel: bool = False,
+                 take_body: Callable[[RawReceiver, socket.socket, int, bytes], None]
+                 | None = None) -> None:
+        self._answer = answer
+        self._tls = tls
+        self._tunnel = tunnel
+        self._take_body = take_body or _take_at_once
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        # A small window: a slow reader holds the sender back sooner.
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
+        self.port: int = self.listener.getsockname()[1]
+        self.stopped = threading.Event()
+        self.connections = 0
+        self.heads: list[str] = []
+        self.uploads: list[float] = []
+
+    def pace(self, seconds: float) -> bool:
+        """The receiver's own pace (not a synchronisation): False once the test is over."""
+        return not self.stopped.wait(seconds)
+
+    def __enter__(self) -> RawReceiver:
+        threading.Thread(target=self._serve, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopped.set()
+        self.listener.close()
+
+    def _serve(self) -> None:
+        n = 0
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.listener.accept()
+                conn.settimeout(GIVE_UP * 2)  # never a thread left behind for ever
+                if self._tls is not None and not self._tunnel:
+                    conn = self._tls.wrap_socket(conn, server_side=True)
+            except OSError:
+                return
+            self.connections += 1
+            with conn, contextlib.suppress(OSError):
+                while (head := _read_head(conn)) is not None:
+                    text, _, rest = head.partition(b"\r\n\r\n")
+                    self.heads.append(text.decode("latin-1"))
+                    if text.startswith(b"CONNECT ") and self._tls is not None:
+                        conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                        conn = self._tls.wrap_socket(conn, server_side=True)
+                        continue
+                    length = int(re.search(rb"(?i)content-length: *(\d+)", text).group(1))
+                    started = time.monotonic()
+                    self._take_body(self, conn, length, rest)
+                    self.uploads.append(time.monotonic() - started)
+                    self._answer(self, conn, n)
+                    n += 1
+
+
+def _read_head(conn: socket.socket) -> bytes | None:
+    """A request's head and what came after it; None when the connection ends first."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+def _take_at_once(rx: RawReceiver, conn: socket.socket, length: int, got: bytes) -> None:
+    size = len(got)
+    while size < length:
+        chunk = conn.recv(min(65536, length - size))
+        if not chunk:
+            raise OSError("the request ended early")
+        size += len(chunk)
+
+
+def processing_without_end(rx: RawReceiver, conn: socket.socket, n: int) -> None:
+    """`102 Processing` every 0.2 s and never a final answer (until GIVE_UP)."""
+    until = time.monotonic() + GIVE_UP
+    while time.monotonic() < until and rx.pace(0.2):
+        conn.sendall(b"HTTP/1.1 102 Processing\r\n\r\n")
+    conn.close()
+
+
+def created(receipt_id: str) -> bytes:
+    body = f'{{"receipt_id": "{receipt_id}"}}'.encode()
+    return (b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+
+
+def deliver_once(tmp_path: Path, cfg: DeliveryConfig) -> Any:
+    """One delivery of test_deliver's bundle over the network; its Receipt, or the
+    DeliveryError it raised."""
+    bundle = make_bundle(tmp_path / "work")
+    d = HttpDeliverer(cfg)
+    try:
+        return d.deliver(bundle, build_manifest(bundle))
+    except Retryable as exc:
+        return exc
+    finally:
+        d.close()
+
+
+def assert_timed_out(outcome: Any, started: float) -> None:
+    elapsed = time.monotonic() - started
+    assert isinstance(outcome, Retryable), outcome
+    assert "timed out talking to the receiver" in str(outcome) and outcome.status is None
+    assert 0.9 <= elapsed < 5, elapsed
+
+
+@pytest.fixture
+def no_proxies(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for var in PROXY_VARIABLES:
+        monkeypatch.delenv(var, raising=False)
+    return monkeypatch
+
+
+class TestAnswersThatNeverCome:
+    def test_102_processing_without_end_is_a_timeout(self, tmp_path: Path) -> None:
+        """A receiver that answers `102 Processing` every 0.2 s and never a final status
+        (each read's timeout met): with timeout_seconds = 1 the attempt fails as a
+        retried timeout about a second after the request, not when the receiver stops."""
+        with RawReceiver(processing_without_end) as rx:
+            started = time.monotonic()
+            outcome = deliver_once(tmp_path, http_cfg(url=f"http://127.0.0.1:{rx.port}/b",
+                                                      timeout_seconds=1))
+        assert_timed_out(outcome, started)
+
+    def test_a_status_line_sent_a_byte_at_a_time_is_a_timeout(self, tmp_path: Path) -> None:
+        """A receiver that sends `HTTP/1.1 201 Created` and its headers one byte every
+        0.2 s (the whole answer would take about 9 s): with timeout_seconds = 1 the
+        attempt fails as a retried timeout within seconds, and no receipt is made of it."""
+        def drip(rx: RawReceiver, conn: socket.socket, n: int) -> None:
+            for byte in b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}":
+                if not rx.pace(0.2):
+                    return
+                conn.sendall(bytes([byte]))
+
+        with RawReceiver(drip) as rx:
+            started = time.monotonic()
+            outcome = deliver_once(tmp_path, http_cfg(url=f"http://127.0.0.1:{rx.port}/b",
+                                                      timeout_seconds=1))
+        assert_timed_out(outcome, started)
+
+    def test_an_https_receiver_is_under_the_same_bound(self, tmp_path: Path) -> None:
+        """Over TLS (the stream the handshake hands back is the one read): `102
+        Processing` without end from an https:// receiver is a timeout as over HTTP."""
+        ca, cert, key, _, _ = _certificates(tmp_path)
+        server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server.load_cert_chain(str(cert), str(key))
+        with RawReceiver(processing_without_end, tls=server) as rx:
+            started = time.monotonic()
+            outcome = deliver_once(tmp_path, http_cfg(url=f"https://127.0.0.1:{rx.port}/b",
+                                                      verify=str(ca), timeout_seconds=1))
+        assert_timed_out(outcome, started)
+        assert rx.heads and rx.heads[0].startswith("POST /b ")
+
+    def test_a_proxy_from_the_environment_is_under_the_same_bound(
+            self, tmp_path: Path, no_proxies: pytest.MonkeyPatch) -> None:
+        """With HTTP_PROXY set the POST goes to the proxy (its request line names the
+        receiver's url), and a proxy that answers `102 Processing` without end is a
+        timeout as a receiver would be."""
+        with RawReceiver(processing_without_end) as rx:
+            no_proxies.setenv("HTTP_PROXY", f"http://127.0.0.1:{rx.port}")
+            started = time.monotonic()
+            outcome = deliver_once(tmp_path, http_cfg(timeout_seconds=1))
+        assert_timed_out(outcome, started)
+        assert rx.heads and rx.heads[0].startswith(f"POST {URL} ")
+
+    def test_an_https_receiver_behind_a_proxy_is_under_the_same_bound(
+            self, tmp_path: Path, no_proxies: pytest.MonkeyPatch) -> None:
+        """HTTPS_PROXY and an https:// url: the POST goes by the proxy's CONNECT tunnel,
+        TLS inside it (the stream the tunnel's handshake hands back is the one read),
+        and `102 Processing` without end at its far end is a timeout."""
+        ca, cert, key, _, _ = _certificates(tmp_path)
+        server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server.load_cert_chain(str(cert), str(key))
+        with RawReceiver(processing_without_end, tls=server, tunnel=True) as rx:
+            no_proxies.setenv("HTTPS_PROXY", f"http://127.0.0.1:{rx.port}")
+            started = time.monotonic()
+            outcome = deliver_once(tmp_path, http_cfg(url="https://127.0.0.1:9/b",
+                                                      verify=str(ca), timeout_seconds=1))
+        assert_timed_out(outcome, started)
+        assert [h.split(" ")[:2] for h in rx.heads] == [["CONNECT", "127.0.0.1:9"],
+                                                         ["POST", "/b"]]
+
+    def test_a_url_with_user_and_password_is_under_the_same_bound(
+            self, tmp_path: Path, no_proxies: pytest.MonkeyPatch) -> None:
+        """url = http://user:password@… (Basic auth, made by httpx's Client): the POST
+        carries the Authorization header, and `102 Processing` without end is a
+        timeout."""
+        with RawReceiver(processing_without_end) as rx:
+            started = time.monotonic()
+            outcome = deliver_once(tmp_path, http_cfg(
+                url=f"http://alice:s3cret@127.0.0.1:{rx.port}/b", timeout_seconds=1))
+        assert_timed_out(outcome, started)
+        assert rx.heads and "Authorization: Basic YWxpY2U6czNjcmV0" in rx.heads[0]
+
+
+class TestAnswersInTime:
+    def test_each_request_on_a_kept_alive_connection_gets_its_own_time(
+            self, tmp_path: Path) -> None:
+        """Three POSTs of one deliverer on one kept-alive connection, timeout_seconds = 1:
+        the first two are answered after 0.6 s each (1.2 s together) and both are
+        receipts — the clock starts again with each request; the third gets `102
+        Processing` without end and is a retried timeout on the same connection."""
+        def answer(rx: RawReceiver, conn: socket.socket, n: int) -> None:
+            if n == 2:
+                processing_without_end(rx, conn, n)
+                return
+            conn.sendall(b"HTTP/1.1 102 Processing\r\n\r\n")
+            if rx.pace(0.6):
+                conn.sendall(created(f"R-{n}"))
+
+        bundle = make_bundle(tmp_path / "work")
+        manifest = build_manifest(bundle)
+        with RawReceiver(answer) as rx:
+            d = HttpDeliverer(http_cfg(url=f"http://127.0.0.1:{rx.port}/b", timeout_seconds=1))
+            try:
+                receipts = [d.deliver(bundle, manifest).receipt_id for _ in range(2)]
+                started = time.monotonic()
+                with pytest.raises(Retryable) as info:
+                    d.deliver(bundle, manifest)
+                outcome = info.value
+            finally:
+                d.close()
+        assert receipts == ["R-0", "R-1"]
+        assert_timed_out(outcome, started)
+        assert rx.connections == 1 and len(rx.heads) == 3
+
+    def test_a_slow_upload_does_not_count(self, tmp_path: Path) -> None:
+        """A 12 MiB bundle the receiver takes in slowly (it stops reading three times
+        for 0.6 s, each wait shorter than timeout_seconds = 1, the upload longer), then
+        answers at once: a receipt. The answer's time starts when the request is sent."""
+        def take_slowly(rx: RawReceiver, conn: socket.socket, length: int, got: bytes) -> None:
+            size, pauses = len(got), [0, 1 << 20, 2 << 20]
+            while size < length:
+                if pauses and size >= pauses[0]:
+                    pauses.pop(0)
+                    rx.pace(0.6)
+                chunk = conn.recv(min(65536, length - size))
+                if not chunk:
+                    raise OSError("the request ended early")
+                size += len(chunk)
+
+        work = tmp_path / "work"
+        bundle = make_bundle(work)
+        big = attachment(work, "INV-2", "batch-42/INV-2/hours.csv", b"1;2\n" * (3 << 20),
+                         "text/csv")
+        bundle = replace(bundle, attachments=(*bundle.attachments, big))
+        with RawReceiver(lambda rx, conn, n: conn.sendall(created("R-big")),
+                         take_body=take_slowly) as rx:
+            d = HttpDeliverer(http_cfg(url=f"http://127.0.0.1:{rx.port}/b", timeout_seconds=1))
+            try:
+                receipt = d.deliver(bundle, build_manifest(bundle))
+            finally:
+                d.close()
+        assert receipt.receipt_id == "R-big"
+        assert rx.uploads[0] > 1.5  # the upload did take longer than timeout_seconds
+
+    def test_no_proxy_still_sends_the_post_straight(
+            self, tmp_path: Path, no_proxies: pytest.MonkeyPatch) -> None:
+        """HTTP_PROXY names a proxy where nothing listens, NO_PROXY the receiver's
+        address: the POST goes straight to the receiver, as httpx decides it."""
+        with RawReceiver(lambda rx, conn, n: conn.sendall(created("straight"))) as rx:
+            no_proxies.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+            no_proxies.setenv("NO_PROXY", "127.0.0.1")
+            outcome = deliver_once(tmp_path, http_cfg(url=f"http://127.0.0.1:{rx.port}/b"))
+        assert outcome.receipt_id == "straight"
+        assert rx.heads and rx.heads[0].startswith("POST /b ")
+
+
+@pytest.mark.parametrize("environment", [
+    {"HTTP_PROXY": "http://proxy.example:3128"},
+    {"https_proxy": "proxy.example:3128", "ALL_PROXY": "socks5://s.example:1080"},
+    {"HTTPS_PROXY": "http://u:p@proxy.example:3128",
+     "NO_PROXY": "example.com, .internal,10.0.0.0/8,::1,localhost,http://direct.test,,"},
+    {"HTTP_PROXY": "http://proxy.example:3128", "no_proxy": "*"},
+    {"NO_PROXY": "example.com"},
+    {},
+])
+def test_the_environment_is_read_as_httpx_reads_it(no_proxies: pytest.MonkeyPatch,
+                                                   environment: dict[str, str]) -> None:
+    """The proxy mounts are made from the environment by httpx's own rules (which proxy
+    for which scheme, a scheme-less proxy as http://, NO_PROXY by host, address, network
+    or url, `*` for none): the same mapping as httpx's reader, a private function this
+    test alone calls, so that an upgrade of httpx that changes its rules is noticed."""
+    from httpx._utils import get_environment_proxies
+    for name, value in environment.items():
+        no_proxies.setenv(name, value)
+    assert environment_proxies() == get_environment_proxies()
+
+
+@pytest.mark.parametrize("proxy", ["ftp://proxy.example:21", "socks5://u:Pr0xyPass@s.example"])
+def test_a_proxy_outboxd_cannot_use_is_a_configuration_error(
+        no_proxies: pytest.MonkeyPatch, proxy: str) -> None:
+    """A proxy variable that names no proxy url httpx speaks, or a SOCKS proxy without
+    the socksio package (not one of outboxd's dependencies), is a ConfigError when the
+    deliverer is made, one that does not quote the value (it may hold a password)."""
+    if proxy.startswith("socks") and importlib.util.find_spec("socksio") is not None:
+        pytest.skip("socksio is installed here: SOCKS proxies are usable")
+    no_proxies.setenv("HTTPS_PROXY", proxy)
+    with pytest.raises(ConfigError) as info:
+        make_deliverer(http_cfg())
+    assert "proxy" in str(info.value) and proxy not in str(info.value)
+    assert "Pr0xyPass" not in str(info.value)
+
+
+def test_a_given_transport_still_takes_every_post(tmp_path: Path,
+                                                  no_proxies: pytest.MonkeyPatch) -> None:
+    """A transport handed to HttpDeliverer (httpx.MockTransport in tests) gets the POST
+    even with a proxy in the environment: the bounded transports are made only when none
+    is given."""
+    no_proxies.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(201, json={"receipt_id": "mock"})
+
+    bundle: Bundle = make_bundle(tmp_path / "work")
+    d = HttpDeliverer(http_cfg(), transport=httpx.MockTransport(answer))
+    try:
+        assert d.deliver(bundle, build_manifest(bundle)).receipt_id == "mock"
+    finally:
+        d.close()
+    assert seen == [URL]
