@@ -26,7 +26,6 @@ httpx's) on public API only.
 from __future__ import annotations
 
 import importlib.util
-import ipaddress
 import ssl
 import time
 import typing
@@ -198,63 +197,34 @@ def _core_url(url: httpx.URL) -> httpcore.URL:
                         target=url.raw_path)
 
 
-def environment_proxies() -> dict[str, str | None]:
-    """The mounts httpx.Client would make of the environment (HTTP_PROXY, HTTPS_PROXY,
-    ALL_PROXY, NO_PROXY, any case), by its rules: a url pattern and its proxy's url, or
-    None where NO_PROXY sends the request straight. httpx's own reader is private
-    (httpx._utils.get_environment_proxies); tests/test_answer_deadline.py holds this
-    one to it."""
+def environment_proxy(url: httpx.URL) -> httpx.Proxy | None:
+    """The proxy the environment names for the receiver's `url` (HTTP_PROXY or
+    HTTPS_PROXY by its scheme, else ALL_PROXY, any case; a proxy without a scheme is
+    http://), or None: no proxy named, or NO_PROXY excludes the url's host. Decided by
+    the standard library's rules (urllib.request.getproxies and proxy_bypass, the
+    rules curl users know: `*`, a host and its subdomains, an address, `host:port`),
+    once, as outboxd posts to one url. A ConfigError when the proxy is no url outboxd
+    can use; it is not quoted, as it may carry the proxy's password.
+
+    Not httpx's own reading: httpx turns every NO_PROXY entry into a mount pattern,
+    and one it cannot parse (an IPv6 network such as fd00::/8) stops the Client from
+    being made at all, even with no proxy set (encode/httpx#3221)."""
     found = urllib.request.getproxies()
-    mounts: dict[str, str | None] = {}
-    for scheme in ("http", "https", "all"):
-        if found.get(scheme):
-            url = found[scheme]
-            mounts[f"{scheme}://"] = url if "://" in url else f"http://{url}"
-    for host in (h.strip() for h in found.get("no", "").split(",")):
-        if host == "*":
-            return {}
-        if not host:
-            continue
-        if "://" in host:
-            mounts[host] = None
-        elif _is_ip(host, ipaddress.IPv4Address) or host.lower() == "localhost":
-            mounts[f"all://{host}"] = None
-        elif _is_ip(host, ipaddress.IPv6Address):
-            mounts[f"all://[{host}]"] = None
-        else:
-            mounts[f"all://*{host}"] = None
-    return mounts
-
-
-def _is_ip(host: str, kind: type[ipaddress.IPv4Address | ipaddress.IPv6Address]) -> bool:
+    named = found.get(url.scheme) or found.get("all")
+    if not named:
+        return None
+    host = url.host if url.port is None else f"{url.host}:{url.port}"
+    if urllib.request.proxy_bypass(host):
+        return None
     try:
-        kind(host.split("/")[0])
-    except ValueError:
-        return False
-    return True
-
-
-def proxy_mounts(seconds: float, verify: bool | ssl.SSLContext,
-                 limits: httpx.Limits) -> dict[str, httpx.BaseTransport | None]:
-    """httpx.Client's `mounts=` for the proxies of the environment, each a
-    DeadlineTransport (a Client given its own transport reads no proxy itself). Empty
-    when the environment names none. A ConfigError when one is no proxy url outboxd can
-    use; it is not quoted, as it may carry the proxy's password."""
-    mounts: dict[str, httpx.BaseTransport | None] = {}
-    for pattern, url in environment_proxies().items():
-        if url is None:
-            mounts[pattern] = None
-            continue
-        try:
-            proxy = httpx.Proxy(url=url)
-        except (ValueError, httpx.InvalidURL):  # InvalidURL is no ValueError
-            raise ConfigError("a proxy variable of the environment (HTTP_PROXY, HTTPS_PROXY, "
-                              "ALL_PROXY) is not a proxy url: it must start with http://, "
-                              "https://, socks5:// or socks5h://") from None
-        if proxy.url.scheme.startswith("socks") and importlib.util.find_spec("socksio") is None:
-            raise ConfigError("a proxy variable of the environment (HTTP_PROXY, HTTPS_PROXY, "
-                              "ALL_PROXY) names a SOCKS proxy, which needs the Python "
-                              "package socksio, not installed with outboxd: use an HTTP "
-                              "proxy, or install socksio beside outboxd")
-        mounts[pattern] = DeadlineTransport(seconds, verify, limits, proxy)
-    return mounts
+        proxy = httpx.Proxy(url=named if "://" in named else f"http://{named}")
+    except (ValueError, httpx.InvalidURL):  # InvalidURL is no ValueError
+        raise ConfigError("a proxy variable of the environment (HTTP_PROXY, HTTPS_PROXY, "
+                          "ALL_PROXY) is not a proxy url: it must start with http://, "
+                          "https://, socks5:// or socks5h://") from None
+    if proxy.url.scheme.startswith("socks") and importlib.util.find_spec("socksio") is None:
+        raise ConfigError("a proxy variable of the environment (HTTP_PROXY, HTTPS_PROXY, "
+                          "ALL_PROXY) names a SOCKS proxy, which needs the Python "
+                          "package socksio, not installed with outboxd: use an HTTP "
+                          "proxy, or install socksio beside outboxd")
+    return proxy

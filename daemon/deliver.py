@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import httpx
 
 from daemon import __version__, logs
-from daemon.answer_deadline import DeadlineTransport, proxy_mounts
+from daemon.answer_deadline import DeadlineTransport, environment_proxy
 from daemon.answers import (
     PROXY_WANTS_CREDENTIALS,
     Receipt,
@@ -217,22 +217,23 @@ class HttpDeliverer:
         self._markup = [p for x in secrets if (p := _markup_pattern(x)) is not None]
         verify = tls_verify(cfg)  # its ConfigError also with a transport given
         # A transport given (httpx.MockTransport in tests) takes every POST directly.
-        mounts: dict[str, httpx.BaseTransport | None] | None = None
         self._direct = transport is not None
         if transport is None:
-            # httpx's timeouts are per read: the answer as a whole is bounded by these
-            # transports (answer_deadline.py), the proxies' too, so the Client is given
-            # them instead of making its own.
-            limits = httpx.Limits(max_connections=cfg.concurrency)
-            transport = DeadlineTransport(cfg.timeout_seconds, verify, limits)
-            mounts = proxy_mounts(cfg.timeout_seconds, verify, limits)
-            # A proxy from the environment (HTTPS_PROXY …) applies, or the url holds a
-            # user and password (Basic auth): the POST goes through Client.send, which
-            # picks the proxy's mount (honouring NO_PROXY) or adds the header.
-            self._direct = not any(mounts.values()) and not has_userinfo(cfg.url)
+            # httpx's timeouts are per read: the answer as a whole is bounded by this
+            # transport (answer_deadline.py), also through a proxy of the environment,
+            # so the Client is given it instead of making its own.
+            try:
+                proxy = environment_proxy(httpx.URL(cfg.url or ""))
+            except httpx.InvalidURL:
+                proxy = None  # the POST says so (failure(): "url is not usable")
+            transport = DeadlineTransport(cfg.timeout_seconds, verify,
+                                          httpx.Limits(max_connections=cfg.concurrency), proxy)
+            # A url with a user and password (Basic auth): the POST goes through
+            # Client.send, which adds the header.
+            self._direct = not has_userinfo(cfg.url)
         self._transport = transport
         self.client = httpx.Client(
-            headers=headers, transport=transport, mounts=mounts,
+            headers=headers, transport=transport,
             timeout=httpx.Timeout(cfg.timeout_seconds, connect=cfg.connect_timeout_seconds),
             # The protocol has no use for cookies (it authenticates with a bearer token); a jar
             # that keeps none spares parsing every response for Set-Cookie.

@@ -26,7 +26,7 @@ import pytest
 from test_deliver import URL, attachment, http_cfg, make_bundle
 from test_tls import _certificates
 
-from daemon.answer_deadline import environment_proxies
+from daemon.answer_deadline import environment_proxy
 from daemon.bundle import Bundle
 from daemon.config import DeliveryConfig
 from daemon.deliver import HttpDeliverer, make_deliverer
@@ -321,25 +321,46 @@ class TestAnswersInTime:
         assert rx.heads and rx.heads[0].startswith("POST /b ")
 
 
-@pytest.mark.parametrize("environment", [
-    {"HTTP_PROXY": "http://proxy.example:3128"},
-    {"https_proxy": "proxy.example:3128", "ALL_PROXY": "socks5://s.example:1080"},
-    {"HTTPS_PROXY": "http://u:p@proxy.example:3128",
-     "NO_PROXY": "example.com, .internal,10.0.0.0/8,::1,localhost,http://direct.test,,"},
-    {"HTTP_PROXY": "http://proxy.example:3128", "no_proxy": "*"},
-    {"NO_PROXY": "example.com"},
-    {},
+PROXY = "http://proxy.example:3128"
+
+
+@pytest.mark.parametrize(("environment", "url", "chosen"), [
+    ({"HTTP_PROXY": PROXY}, "http://rx.example/b", PROXY),
+    ({"HTTP_PROXY": PROXY}, "https://rx.example/b", None),  # no proxy for https
+    ({"https_proxy": "proxy.example:3128"}, "https://rx.example/b", PROXY),  # http:// added
+    ({"ALL_PROXY": PROXY}, "https://rx.example/b", PROXY),
+    ({"HTTP_PROXY": PROXY, "NO_PROXY": "example.com"}, "http://rx.example.com/b", None),
+    ({"HTTP_PROXY": PROXY, "no_proxy": "*"}, "http://rx.example/b", None),
+    ({"HTTP_PROXY": PROXY, "NO_PROXY": "10.0.0.5:8080"}, "http://10.0.0.5:8080/b", None),
+    ({"HTTP_PROXY": PROXY, "NO_PROXY": "10.0.0.5:8080"}, "http://10.0.0.5:9090/b", PROXY),
+    ({"HTTP_PROXY": PROXY, "NO_PROXY": "localhost,::1,fd00::/8,[::1],,"},
+     "http://rx.example/b", PROXY),
+    ({"NO_PROXY": "localhost,::1,fd00::/8,[::1]"}, "http://rx.example/b", None),
+    ({}, "http://rx.example/b", None),
 ])
-def test_the_environment_is_read_as_httpx_reads_it(no_proxies: pytest.MonkeyPatch,
-                                                   environment: dict[str, str]) -> None:
-    """The proxy mounts are made from the environment by httpx's own rules (which proxy
-    for which scheme, a scheme-less proxy as http://, NO_PROXY by host, address, network
-    or url, `*` for none): the same mapping as httpx's reader, a private function this
-    test alone calls, so that an upgrade of httpx that changes its rules is noticed."""
-    from httpx._utils import get_environment_proxies
+def test_the_proxy_is_chosen_for_the_url_as_curl_and_urllib_choose_it(
+        no_proxies: pytest.MonkeyPatch, environment: dict[str, str], url: str,
+        chosen: str | None) -> None:
+    """The environment's proxy for the receiver's url: HTTP_PROXY or HTTPS_PROXY by its
+    scheme, else ALL_PROXY, any case, a proxy without a scheme as http://; none where
+    NO_PROXY names the host (and its subdomains), the address, `host:port`, or `*`.
+    Entries httpx cannot parse (IPv6 networks, bracketed addresses) are no error."""
     for name, value in environment.items():
         no_proxies.setenv(name, value)
-    assert environment_proxies() == get_environment_proxies()
+    proxy = environment_proxy(httpx.URL(url))
+    assert (None if proxy is None else str(proxy.url).rstrip("/")) == chosen
+
+
+def test_a_no_proxy_list_httpx_cannot_parse_does_not_stop_deliveries(
+        tmp_path: Path, no_proxies: pytest.MonkeyPatch) -> None:
+    """NO_PROXY with an IPv6 network and a bracketed address (as some hosts and
+    container tools set it), with no proxy set: httpx's own reading of it makes a
+    Client that cannot be built (a traceback at start); outboxd's deliverer is made and
+    the POST goes straight to the receiver."""
+    no_proxies.setenv("NO_PROXY", "localhost,::1,fd00::/8,[::1]")
+    with RawReceiver(lambda rx, conn, n: conn.sendall(created("straight"))) as rx:
+        outcome = deliver_once(tmp_path, http_cfg(url=f"http://127.0.0.1:{rx.port}/b"))
+    assert outcome.receipt_id == "straight"
 
 
 @pytest.mark.parametrize("proxy", ["ftp://proxy.example:21", "socks5://u:Pr0xyPass@s.example"])
@@ -350,7 +371,7 @@ def test_a_proxy_outboxd_cannot_use_is_a_configuration_error(
     deliverer is made, one that does not quote the value (it may hold a password)."""
     if proxy.startswith("socks") and importlib.util.find_spec("socksio") is not None:
         pytest.skip("socksio is installed here: SOCKS proxies are usable")
-    no_proxies.setenv("HTTPS_PROXY", proxy)
+    no_proxies.setenv("ALL_PROXY", proxy)  # the proxy for the receiver's url, whatever its scheme
     with pytest.raises(ConfigError) as info:
         make_deliverer(http_cfg())
     assert "proxy" in str(info.value) and proxy not in str(info.value)
