@@ -121,10 +121,12 @@ class OutboxIndex:
             self.remove(key)
         for key in new - old:
             self.add(listing.candidates[key])
-        for key in new & old:
-            listed = listing.candidates[key].look_alikes
-            if self.candidates[key].look_alikes != listed:
-                self.candidates[key] = replace(self.candidates[key], look_alikes=listed)
+        for key, cand in listing.candidates.items():
+            known = self.candidates[key]
+            # A rescan's listing hands back the very candidates it was given (`known`),
+            # unless their look-alikes changed: 20,000 identity checks, nothing more.
+            if cand is not known and cand.look_alikes != known.look_alikes:
+                self.candidates[key] = replace(known, look_alikes=cand.look_alikes)
         return new - old, old - new
 
     def touched(self, name: str) -> tuple[set[str], Listing]:
