@@ -178,7 +178,8 @@ def list_outbox(cfg: OutboxConfig, share: ShareConfig | None = None,
             candidates[e.name] = candidate_for(cfg, e.name)
             continue
         # An invoice file is a bundle of its own, never a look-alike of a sidecar: the
-        # folds hold the rest (a backlog of lone invoice files keeps none).
+        # folds hold the rest (sidecars, .outboxd, the status page: a backlog of lone
+        # invoice files keeps next to none).
         folds.setdefault(fold_key(e.name), []).append(e.name)
         if kind == "refused":
             refused.append((printable(e.name), problem or ""))
