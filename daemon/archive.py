@@ -31,7 +31,7 @@ from daemon.fsops import (
     refuse_links,
     write_atomic,
 )
-from daemon.names import NAME_MAX, fit_bytes
+from daemon.names import CASE_WORDS, FORM_WORDS, NAME_MAX, fit_bytes
 
 # Room left in a path component for free_name's "-NNN" and move_tree's ".NAME.partial".
 _ARCHIVE_NAME_MAX = NAME_MAX - 15
@@ -242,7 +242,26 @@ def reason_of(folder: Path) -> dict[str, Any] | None:
     return reason
 
 
-def _look_alike_steps(invoice_file: str, look_alikes: list[str]) -> list[str]:
+def _rename_step(invoice_file: str, which: str, messages: list[str]) -> str:
+    """Step 1: how to rename the look-alike(s), by what their messages say differs. A
+    case mistake (Windows takes the names for one) is mended by renaming on any
+    computer; accents written otherwise only by typing the name again on the computer
+    that named the invoice file. A message without either word (none is made so) is
+    taken for accents, as before case variants were found."""
+    case = any(CASE_WORDS in m for m in messages)
+    form = any(FORM_WORDS in m for m in messages) or not case
+    if not form:
+        return (f"1. In the outbox, rename {which} so that each letter is in upper or lower "
+                "case as in the invoice file's name (Windows takes the two names for one, "
+                "Linux, where outboxd runs, for two).")
+    return (f"1. In the outbox, rename {which} by typing its name again on the computer "
+            f"that named {invoice_file}, so that its accents "
+            f"{'and its upper and lower case letters ' if case else ''}are written as in "
+            "the invoice file's name.")
+
+
+def _look_alike_steps(invoice_file: str, look_alikes: list[str],
+                      messages: list[str]) -> list[str]:
     """What to do when a look-alike of the sidecar (`sidecar-spelling`) is among the
     reasons. It was no part of the bundle, so the claim left it in the outbox: "move the
     sidecar folder back" would send the clerk looking for it here, and the invoice file
@@ -257,11 +276,9 @@ def _look_alike_steps(invoice_file: str, look_alikes: list[str]) -> list[str]:
             f"{'it' if one else 'them'}:",
             *(f"- {name}" for name in look_alikes),
             "", f"To send {invoice_file} with {'its' if one else 'their'} files:",
-            f"1. In the outbox, rename {which} by typing its name again on the computer "
-            f"that named {invoice_file}, so that its accents are written as in the invoice "
-            "file's name. If this folder holds a folder of that name too, move the "
-            "look-alike's files into that folder here instead, then delete the look-alike "
-            "from the outbox.",
+            _rename_step(invoice_file, which, messages) + " If this folder holds a folder of "
+            "that name too, move the look-alike's files into that folder here instead, then "
+            "delete the look-alike from the outbox.",
             "2. Fix anything else listed above.",
             "3. Then move the invoice file, and its sidecar folder if this folder holds one, "
             "from this folder back into the outbox;",
@@ -275,9 +292,11 @@ def reason_text(record: dict[str, Any]) -> str:
         lines.append(f"- {r['file']}: {r['message']}  [{r['code']}]")
     accepted = record.get("accepted_documents") or []
     # Found before the claim, so never with documents accepted (those come of a delivery).
-    look_alikes = [r["file"] for r in record["reasons"] if r["code"] == "sidecar-spelling"]
-    if look_alikes and not accepted:
-        return "\n".join(lines + _look_alike_steps(record["invoice_file"], look_alikes))
+    spelling = [r for r in record["reasons"] if r["code"] == "sidecar-spelling"]
+    if spelling and not accepted:
+        return "\n".join(lines + _look_alike_steps(
+            record["invoice_file"], [r["file"] for r in spelling],
+            [str(r["message"]) for r in spelling]))
     if not accepted:
         lines += ["", "Nothing was sent. Fix what is listed above, then move the invoice file "
                   "and its sidecar folder from this folder back into the outbox;",

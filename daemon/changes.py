@@ -115,6 +115,8 @@ class Changes:
             return
         self._relist = False
         self._report(listing)
+        # The listing's look-alike sidecars become the bundles' (index.replace), so one
+        # that came or went without an event (polling, lost events) is in the snapshots.
         appeared, went = self.index.replace(listing)
         for key in appeared | went:
             self._mark(key)
@@ -125,7 +127,7 @@ class Changes:
             if key in appeared:
                 continue
             sidecar = cand.sidecar.name
-            if lone and sidecar not in stats and not any(
+            if lone and sidecar not in stats and not cand.look_alikes and not any(
                     t in stats for t in spelling_twins(sidecar)) \
                     and same_lone_file(tracker.last(key), stats.get(key)):
                 continue  # an invoice file alone, as last stepped: the usual backlog

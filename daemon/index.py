@@ -6,16 +6,25 @@ invoice (its `.errors.txt`, a release file). The index maps each such name
 to the invoice files (bundle keys) it belongs to, so an event marks exactly
 those bundles dirty. Two invoice files with one stem (`A.xml`, `A.pdf`)
 share a sidecar, so a name may concern several keys.
+
+It also keeps each bundle's look-alike sidecars (`Candidate.look_alikes`: `inv-7/`
+made on Windows beside the ERP's `INV-7.xml`, or a Mac's decomposed `Räkning-7/`),
+found by the listing and kept up to date by events, so that no bundle's read has
+to list the root: the root's names that are not invoice files by fold key
+(`names.fold_key`: case and Unicode form folded), and the bundles by the fold key
+of their sidecar. An event on a root name is then one dict lookup away from the
+bundles it may be a look-alike of.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 
 from daemon.config import OutboxConfig, ShareConfig
-from daemon.names import spelling_twins
-from daemon.scan import Candidate, Listing, candidate_for, look
+from daemon.names import fold_key
+from daemon.scan import Candidate, Listing, candidate_for, look, look_alikes_of
 
 
 class OutboxIndex:
@@ -27,30 +36,68 @@ class OutboxIndex:
         self._by_name: dict[str, set[str]] = defaultdict(set)
         # Names beside the invoice file that belong to it (release files, …).
         self._extra_names = extra_names
+        # Root entries now there that are not invoice files, by fold key; and the fold
+        # key of each bundle's sidecar with the bundles of that fold. Tuples, not sets:
+        # nearly every one holds one name, a backlog holds 20,000 of them, and a set
+        # takes four times a tuple's memory.
+        self._folds: dict[str, tuple[str, ...]] = {}
+        self._by_fold: dict[str, tuple[str, ...]] = {}
 
     def _names_of(self, cand: Candidate) -> list[str]:
         name = cand.name
+        # Look-alikes of the sidecar are found by their fold key (_by_fold), not here.
         return [cand.invoice.name, cand.sidecar.name, cand.marker.name,
-                f"{name}.errors.txt", *self._extra_names(name),
-                *spelling_twins(cand.sidecar.name)]  # a look-alike folder: an error
+                f"{name}.errors.txt", *self._extra_names(name)]
 
-    def add(self, cand: Candidate) -> None:
-        if cand.invoice.name in self.candidates:
-            return
-        self.candidates[cand.invoice.name] = cand
+    def _refresh(self, fold: str) -> set[str]:
+        """Set the look-alikes of the bundles whose sidecar folds to `fold` from the
+        names there now; the keys whose look-alikes changed."""
+        keys = self._by_fold.get(fold)
+        if not keys:
+            return set()
+        names = self._folds.get(fold)
+        changed = set()
+        for key in keys:
+            cand = self.candidates[key]
+            # No name of that fold (a lone invoice file, the usual backlog): none.
+            found = look_alikes_of(cand, names, self.candidates) if names else ()
+            if cand.look_alikes != found:
+                self.candidates[key] = replace(cand, look_alikes=found)
+                changed.add(key)
+        return changed
+
+    def add(self, cand: Candidate) -> set[str]:
+        """Index an invoice file; the keys of other bundles whose look-alikes it changed
+        (its sidecar is no look-alike of theirs)."""
+        key = cand.invoice.name
+        if key in self.candidates:
+            return set()
+        self.candidates[key] = cand
         for n in self._names_of(cand):
-            self._by_name[n].add(cand.invoice.name)
+            self._by_name[n].add(key)
+        fold = fold_key(cand.sidecar.name)
+        self._by_fold[fold] = (*self._by_fold.get(fold, ()), key)
+        return self._refresh(fold) - {key}
 
-    def remove(self, key: str) -> None:
+    def remove(self, key: str) -> set[str]:
+        """Forget an invoice file; the keys of the bundles whose look-alikes changed (its
+        sidecar, left behind, is a look-alike of theirs): they are to be stepped."""
         cand = self.candidates.pop(key, None)
         if cand is None:
-            return
+            return set()
         for n in self._names_of(cand):
             keys = self._by_name.get(n)
             if keys is not None:
                 keys.discard(key)
                 if not keys:
                     del self._by_name[n]
+        fold = fold_key(cand.sidecar.name)
+        rest = tuple(k for k in self._by_fold.get(fold, ()) if k != key)
+        if rest:
+            self._by_fold[fold] = rest
+        else:
+            self._by_fold.pop(fold, None)
+        return self._refresh(fold)
 
     def rebuild(self) -> None:
         """Derive every candidate again from the configuration (after a reload: another
@@ -65,25 +112,51 @@ class OutboxIndex:
         return self.candidates.get(key) or candidate_for(self.cfg, key)
 
     def replace(self, listing: Listing) -> tuple[set[str], set[str]]:
-        """Take a full listing; returns (keys that appeared, keys that went)."""
+        """Take a full listing; returns (keys that appeared, keys that went). The bundles
+        still there take their look-alikes as listed: the rescan's snapshots compare
+        them (changes.py), so one that came or went without an event is found."""
+        self._folds = dict(listing.folds)
         new, old = set(listing.candidates), set(self.candidates)
         for key in old - new:
             self.remove(key)
         for key in new - old:
             self.add(listing.candidates[key])
+        for key, cand in listing.candidates.items():
+            known = self.candidates[key]
+            # A rescan's listing hands back the very candidates it was given (`known`),
+            # unless their look-alikes changed: 20,000 identity checks, nothing more.
+            if cand is not known and cand.look_alikes != known.look_alikes:
+                self.candidates[key] = replace(known, look_alikes=cand.look_alikes)
         return new - old, old - new
 
     def touched(self, name: str) -> tuple[set[str], Listing]:
         """The bundle keys an event on root entry `name` concerns, and what `name` is now.
 
         An invoice file that appeared is added; one that went stays indexed
-        until its bundle has been stepped (the step records it as gone).
+        until its bundle has been stepped (the step records it as gone). A name
+        that folds like a bundle's sidecar concerns that bundle: it may be a
+        look-alike that came, went or changed.
         """
         now = look(self.cfg, name, self.share)
+        keys: set[str] = set()
         for cand in now.candidates.values():
-            self.add(cand)
-        keys = set(self._by_name.get(name, ()))
+            keys |= self.add(cand)
+        keys.update(self._by_name.get(name, ()))
         keys.update(now.candidates)
         if name in self.candidates:
             keys.add(name)
+        fold = fold_key(name)
+        names = self._folds.get(fold, ())
+        if name in now.stats and not now.candidates:
+            if name not in names:
+                self._folds[fold] = (*names, name)
+        elif name in names:
+            rest = tuple(n for n in names if n != name)
+            if rest:
+                self._folds[fold] = rest
+            else:
+                del self._folds[fold]
+        if fold in self._by_fold:
+            self._refresh(fold)
+            keys.update(self._by_fold[fold])
         return keys, now

@@ -22,11 +22,14 @@ from daemon.fsops import hash_file, kind_of, read_regular
 from daemon.invoices import InvoiceRead, read_invoice_bytes, read_invoice_file
 from daemon.manifest import safe_filename, sent_name
 from daemon.names import (
+    CASE_WORDS,
+    FORM_WORDS,
     fold_key,
     folder_name_for_id,
     is_ignored,
     name_problem,
     printable,
+    spelled_otherwise,
     spelling_twins,
     stem,
 )
@@ -52,31 +55,53 @@ def _err(code: str, file: str, message: str, invoice_id: str | None = None) -> F
 
 
 def look_alike_sidecars(cand: Candidate) -> list[Path]:
-    """Entries beside the invoice file named like its sidecar but spelled otherwise in
-    Unicode (a Mac's decomposed accents beside an ERP's composed ones), whether or not
-    the sidecar itself is there. One that is the sidecar of a look-alike invoice file
-    of the same extension (the Mac's own Räkning-7.xml beside the ERP's) is that
-    file's, not a mistake."""
-    ext = Path(cand.invoice.name).suffix
+    """Entries beside the invoice file named like its sidecar but for upper and lower
+    case (`inv-7/` made on Windows beside the ERP's INV-7.xml) or Unicode form (a Mac's
+    decomposed accents beside an ERP's composed ones), whether or not the sidecar
+    itself is there.
+
+    Case variants are those a listing of the outbox found (Candidate.look_alikes: one
+    root name among 2^n spellings cannot be looked up), the two Unicode forms are
+    looked up here as well (a candidate made without a listing has them too). One that
+    is the sidecar of a look-alike invoice file of the same extension (the Mac's own
+    Räkning-7.xml beside the ERP's, inv-7/ of inv-7.xml beside INV-7.xml) is that
+    file's, not a mistake (scan.look_alikes_of). Both are asked of the outbox as it is
+    now: a look-alike renamed, or an invoice file come, since the listing changes the
+    answer before the index has heard of it. An lstat or two, only for a bundle that
+    has a look-alike or a name with accents."""
+    parent = cand.sidecar.parent
+    ext = cand.invoice.name[len(cand.name):]
     cut = len(cand.sidecar.name) - len(cand.name)  # the sidecar suffix, if any
-    return [cand.sidecar.parent / twin for twin in spelling_twins(cand.sidecar.name)
-            if os.path.lexists(cand.sidecar.parent / twin)
-            and not os.path.lexists(cand.sidecar.parent / (twin[:len(twin) - cut] + ext))]
+    names = sorted({*cand.look_alikes, *spelling_twins(cand.sidecar.name)})
+    return [parent / n for n in names if os.path.lexists(parent / n)
+            and not os.path.lexists(parent / (n[:len(n) - cut] + ext))]
 
 
 def _look_alike_findings(cand: Candidate) -> list[Finding]:
     """Matching a look-alike would take files that are not the sidecar by name; ignoring
     it would send the invoice without the attachments the clerk can see beside it. So
     it is an error, and the bundle waits (or is quarantined) under `[policy] invalid`."""
-    return [_err("sidecar-spelling", twin.name,
-                 f"this {'folder' if twin.is_dir() and not twin.is_symlink() else 'file'} "
-                 f"looks like the sidecar {cand.sidecar.name} of {cand.invoice.name}, but "
-                 "the two names are spelled with different Unicode characters (one writes "
-                 "accents as separate marks, as Mac computers do), so it is not taken as "
-                 "the sidecar — rename it by typing its name again on the computer that "
-                 "named the invoice file, or move its files into the folder "
-                 f"{cand.sidecar.name} made there")
+    return [_err("sidecar-spelling", twin.name, _look_alike_message(cand, twin))
             for twin in look_alike_sidecars(cand)]
+
+
+def _look_alike_message(cand: Candidate, twin: Path) -> str:
+    side = cand.sidecar.name
+    what = "folder" if twin.is_dir() and not twin.is_symlink() else "file"
+    head = f"this {what} looks like the sidecar {side} of {cand.invoice.name}, but the two names"
+    case, form = spelled_otherwise(twin.name, side)
+    if not form:
+        # Windows (and so a clerk on the share) takes the two for one name: say why they
+        # are two here, and that renaming it anywhere mends it.
+        return (f"{head} differ only in {CASE_WORDS}: Windows takes them for one name, "
+                "Linux, where outboxd runs, for two, so it is not taken as the sidecar — "
+                f"rename it to {side}, each letter in upper or lower case as written here, "
+                f"or move its files into the folder {side} if that one is there too")
+    return (f"{head} {f'differ in {CASE_WORDS} and ' if case else ''}are spelled with "
+            f"{FORM_WORDS} (one writes accents as separate marks, as Mac computers do), so "
+            "it is not taken as the sidecar — rename it by typing its name again"
+            f"{f' as {side}' if case else ''} on the computer that named the invoice file, "
+            f"or move its files into the folder {side} made there")
 
 
 def _read_notes(folder: Path, rel: str, findings: list[Finding]) -> _Notes:

@@ -117,6 +117,28 @@ def fold_key(name: str) -> str:
     return unicodedata.normalize("NFC", name).casefold()
 
 
+# How a sidecar-spelling message (match.py) names the difference. REASON.txt picks its
+# steps by these words (archive.py): a quarantine record keeps the messages, not the
+# sidecar's name, and a message says exactly what the daemon found.
+CASE_WORDS = "upper and lower case"
+FORM_WORDS = "different Unicode characters"
+
+
+def _forms(name: str) -> tuple[bool, bool]:
+    return unicodedata.is_normalized("NFC", name), unicodedata.is_normalized("NFD", name)
+
+
+def spelled_otherwise(name: str, right: str) -> tuple[bool, bool]:
+    """How `name` differs from `right`, two names of one fold_key: (in upper and lower
+    case, in Unicode form). Which it is decides what a clerk is told to do: a case
+    mistake (Windows takes `inv-7` and `INV-7` for one name, Linux for two) is mended
+    by renaming on any computer, accents written as separate marks only by typing the
+    name again on a computer that writes them as one letter."""
+    case = unicodedata.normalize("NFC", name) != unicodedata.normalize("NFC", right)
+    # A plain ASCII name is in both forms; so are the names of a case mistake alone.
+    return case, _forms(name) != _forms(right) or not case
+
+
 def spelling_twins(name: str) -> tuple[str, ...]:
     """The other ways `name` can be spelled in Unicode that look the same to a person:
     its composed (NFC) and decomposed (NFD) forms, where they differ from it. Mac

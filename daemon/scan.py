@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Container, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from daemon.config import OutboxConfig, ShareConfig
@@ -18,6 +18,7 @@ from daemon.fsops import kind_of
 from daemon.names import (
     NameKind,
     classify,
+    fold_key,
     is_invoice_name,
     is_share_file,
     name_problem,
@@ -49,6 +50,17 @@ class Candidate:
     invoice: Path
     sidecar: Path  # may not exist
     marker: Path  # may not exist; only used when completion = "marker"
+    # Root entries named like the sidecar but for upper and lower case or Unicode form
+    # (`inv-7/` made on Windows beside the ERP's INV-7.xml), as a listing of the root
+    # found them (list_outbox) and the index keeps them since (OutboxIndex.touched). A
+    # case variant cannot be looked up as the two Unicode forms can (a name of n
+    # letters has 2^n), and listing the root for each bundle would cost a listing of
+    # 20,000 names per read: so the names travel with the candidate, into the
+    # snapshot (their coming and going changes the bundle) and to the reader
+    # (match.look_alike_sidecars). One made without a listing (candidate_for, in
+    # recovery) has none; the two Unicode forms of the sidecar's name, which can be
+    # looked up, are looked up for every candidate (spelling_twins).
+    look_alikes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,9 @@ class Listing:
     # lstat of every root entry as listed: a rescan takes its snapshots from here,
     # so a bundle without a sidecar costs no system call of its own.
     stats: Mapping[str, os.stat_result] = field(default_factory=dict)
+    # The root entries that are not invoice files, by fold_key: where a look-alike of
+    # a sidecar may be (OutboxIndex keeps them up to date from the watcher's events).
+    folds: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def _kind(mode: int) -> str:
@@ -86,6 +101,33 @@ def candidate_for(cfg: OutboxConfig, invoice_file: str) -> Candidate:
     root = cfg.path
     return Candidate(name, root / invoice_file, root / (name + cfg.sidecar_suffix),
                      root / (name + cfg.marker_suffix))
+
+
+def look_alikes_of(cand: Candidate, names: Iterable[str],
+                   invoices: Container[str]) -> tuple[str, ...]:
+    """Of the root `names` that fold like cand's sidecar (names.fold_key), its
+    look-alikes: all but the sidecar itself and the sidecar of another invoice file of
+    the same extension (`invoices`: the invoice files in the outbox). Two invoice files
+    whose names differ only in case or form (INV-7.xml, inv-7.xml) are two bundles on
+    Linux, each with its sidecar spelled as it is; neither's is a mistake of the
+    other. A folder beside a look-alike of another extension (inv-7/ of inv-7.pdf
+    beside INV-7.xml) stays one: to a person it is the folder of both files, as A/ is
+    of A.xml and A.pdf."""
+    side = cand.sidecar.name
+    cut = len(side) - len(cand.name)  # the sidecar suffix, if any
+    ext = cand.invoice.name[len(cand.name):]
+    return tuple(sorted(n for n in names
+                        if n != side and n[:len(n) - cut] + ext not in invoices))
+
+
+def _with_look_alikes(candidates: dict[str, Candidate],
+                      folds: Mapping[str, tuple[str, ...]]) -> None:
+    """Set each candidate's look_alikes from the listing's other names (`folds`)."""
+    for key, cand in candidates.items():
+        names = folds.get(fold_key(cand.sidecar.name))
+        found = look_alikes_of(cand, names, candidates) if names else ()
+        if cand.look_alikes != found:
+            candidates[key] = replace(cand, look_alikes=found)
 
 
 _DEFAULT_SHARE = ShareConfig()
@@ -119,6 +161,7 @@ def list_outbox(cfg: OutboxConfig, share: ShareConfig | None = None,
     others: list[str] = []
     refused: list[tuple[str, str]] = []
     stats: dict[str, os.stat_result] = {}
+    folds: dict[str, list[str]] = {}
     with os.scandir(cfg.path) as it:
         entries = sorted(it, key=lambda e: e.name)
     for e in entries:
@@ -133,25 +176,35 @@ def list_outbox(cfg: OutboxConfig, share: ShareConfig | None = None,
         kind, problem = _sort(cfg, e.name, st.st_mode, share)
         if kind == "candidate":
             candidates[e.name] = candidate_for(cfg, e.name)
-        elif kind == "refused":
+            continue
+        # An invoice file is a bundle of its own, never a look-alike of a sidecar: the
+        # folds hold the rest (sidecars, .outboxd, the status page: a backlog of lone
+        # invoice files keeps next to none).
+        folds.setdefault(fold_key(e.name), []).append(e.name)
+        if kind == "refused":
             refused.append((printable(e.name), problem or ""))
         elif kind == "other":
             others.append(printable(e.name))
-    return Listing(candidates, tuple(others), tuple(refused), stats)
+    by_fold = {f: tuple(names) for f, names in folds.items()}
+    _with_look_alikes(candidates, by_fold)
+    return Listing(candidates, tuple(others), tuple(refused), stats, by_fold)
 
 
 def look(cfg: OutboxConfig, name: str, share: ShareConfig | None = None) -> Listing:
-    """The listing restricted to one root name (what an event on it may have changed)."""
+    """The listing restricted to one root name (what an event on it may have changed);
+    its stats hold the name if it is there. Its candidate's look-alikes are the index's
+    to find (OutboxIndex.add): this looked at one name only."""
     try:
-        mode = os.lstat(cfg.path / name).st_mode
+        st = os.lstat(cfg.path / name)
     except (FileNotFoundError, NotADirectoryError):
         return Listing({}, ())
-    kind, problem = _sort(cfg, name, mode, share)
+    stats = {name: st}
+    kind, problem = _sort(cfg, name, st.st_mode, share)
     if kind == "candidate":
-        return Listing({name: candidate_for(cfg, name)}, ())
+        return Listing({name: candidate_for(cfg, name)}, (), stats=stats)
     if kind == "refused":
-        return Listing({}, (), ((printable(name), problem or ""),))
-    return Listing({}, (printable(name),) if kind == "other" else ())
+        return Listing({}, (), ((printable(name), problem or ""),), stats)
+    return Listing({}, (printable(name),) if kind == "other" else (), stats=stats)
 
 
 def _walk(folder: Path, rel: str, depth: int, cfg: OutboxConfig) -> Iterator[tuple[Entry, bool]]:
@@ -213,7 +266,7 @@ def snapshot(cand: Candidate, cfg: OutboxConfig,
             busy = busy or in_progress
     # An entry of the sidecar's name spelled otherwise (match.py reports it): that it
     # came or went is a change of the bundle, though its files are not.
-    for twin in spelling_twins(cand.sidecar.name):
+    for twin in dict.fromkeys((*cand.look_alikes, *spelling_twins(cand.sidecar.name))):
         tst = _lstat(cand.sidecar.parent / twin, root)
         if tst is not None:
             entries.append((twin, _kind(tst.st_mode), 0, *_meta(tst)))

@@ -135,7 +135,10 @@ class Service(Changes, Reloading):
 
     def _apply(self, key: str, nxt: Next) -> None:
         if nxt.gone:
-            self.index.remove(key)
+            # Its sidecar, if left behind, may be a look-alike of another bundle's now: that
+            # one is stepped at the next turn (a timer: this turn's dirty set is taken).
+            for other in self.index.remove(key):
+                self.timers.sooner(("bundle", other), self.clock())
             self._pacer.forget(key)
         if nxt.claimed is not None:
             self.workers.queue(nxt.claimed)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from helpers import ubl_invoice, write
 
 from daemon import archive, fsops
 from daemon.archive import (
@@ -22,6 +23,9 @@ from daemon.archive import (
     write_papers,
 )
 from daemon.bundle import Finding
+from daemon.config import Settings
+from daemon.match import assemble
+from daemon.scan import list_outbox
 
 BID = "0123456789abcdef" * 4
 
@@ -267,6 +271,27 @@ class TestReasons:
         assert other.endswith("\n\nNothing was sent. Fix what is listed above, then move "
                               "the invoice file and its sidecar folder from this folder back "
                               "into the outbox;\noutboxd will check and send them again.\n")
+
+    def test_reason_txt_of_a_look_alike_in_other_case_says_to_mend_the_case(
+            self, tmp_path: Path) -> None:
+        """inv-7/ made on Windows beside INV-7.xml, quarantined for sidecar-spelling (the
+        message as the matcher writes it): REASON.txt says to rename it so that its upper
+        and lower case letters are as in the invoice file's name, not to type its accents
+        again on another computer."""
+        outbox = tmp_path / "outbox"
+        write(outbox / "INV-7.xml", ubl_invoice("INV-7"))
+        write(outbox / "inv-7" / "a.pdf", b"%PDF-1.4")
+        s = Settings(outbox={"path": str(outbox)}, paths={"state_dir": str(tmp_path / "st")},
+                     delivery={"url": "http://127.0.0.1:9/x"})
+        reasons = [f for f in assemble(list_outbox(s.outbox).candidates["INV-7.xml"],
+                                       s).findings if f.code == "sidecar-spelling"]
+        record = reason_record(BID, "INV-7.xml", reasons, "2026-12-03T07:50:12Z")
+        text = reason_papers(record)["REASON.txt"].decode("utf-8")
+        assert "- inv-7\n" in text
+        assert "1. In the outbox, rename inv-7 so that each letter is in upper or lower " \
+            "case as in the invoice file's name (Windows takes the two names for one, " \
+            "Linux, where outboxd runs, for two)." in text
+        assert "accents" not in text and "typing its name again" not in text
 
     def test_receipt(self, tmp_path: Path) -> None:
         """The receipt paper stores the receipt as JSON in receipt.json."""

@@ -150,3 +150,54 @@ def test_events_on_a_bundle_of_many_files_are_answered_at_a_pace(
     svc.hint("INV-1")
     svc.turn()
     assert counts.steps == ["INV-1.xml"] * 4  # which ended the pacing
+
+
+def _state(svc: Any, key: str) -> tuple[str, list[tuple[str, str]]]:
+    row = svc.pipeline.live[key]
+    return row.state, [(r["code"], r["file"]) for r in row.reasons or []]
+
+
+def test_a_folder_named_in_other_case_made_beside_a_waiting_invoice_holds_it_at_its_event(
+        make_service: Any, clock: FakeClock, counts: Counts, tmp_path: Path) -> None:
+    """INV-7.xml waits for attachments; a Windows clerk then makes inv-7/ (one name to
+    Windows, two to Linux) and puts the timesheet in it. The watcher's event on inv-7 —
+    no rescan, no listing — steps INV-7.xml, which is held with sidecar-spelling naming
+    the folder (invalid = "hold"), instead of waiting on and going out without it."""
+    outbox = tmp_path / "outbox"
+    write(outbox / "INV-7.xml", ubl_invoice("INV-7"))
+    write(outbox / "INV-8.xml", ubl_invoice("INV-8"))
+    svc = make_service(invalid="hold")
+    settle_all(svc, clock)
+    assert _state(svc, "INV-7.xml") == ("waiting", [])
+    rescan_due = svc.timers.due_at(service_module.RESCAN)
+
+    write(outbox / "inv-7" / "timesheet.pdf", pdf_bytes())
+    svc.hint("inv-7")
+    counts.reset()
+    settle_all(svc, clock)
+    assert clock.t < rescan_due  # the event did it, not the rescan
+    assert _state(svc, "INV-7.xml") == ("held", [("sidecar-spelling", "inv-7")])
+    assert "INV-8.xml" not in counts.steps
+    errors = (outbox / "INV-7.errors.txt").read_text(encoding="utf-8")
+    assert "inv-7: this folder looks like the sidecar INV-7 of INV-7.xml" in errors
+
+
+def test_a_folder_named_in_other_case_made_without_an_event_is_found_by_the_rescan(
+        make_service: Any, clock: FakeClock, counts: Counts, tmp_path: Path) -> None:
+    """The same folder made where the watcher does not see it (polling between polls, a
+    lost event): until the rescan the invoice waits; the rescan's listing gives the
+    bundle its look-alike, its snapshot changes, and it is held with sidecar-spelling
+    (the rescan's shortcut for a lone invoice file does not skip it)."""
+    outbox = tmp_path / "outbox"
+    write(outbox / "INV-7.xml", ubl_invoice("INV-7"))
+    svc = make_service(invalid="hold")
+    settle_all(svc, clock)
+    write(outbox / "Inv-7" / "timesheet.pdf", pdf_bytes())  # no hint: the watcher is silent
+    settle_all(svc, clock)
+    assert _state(svc, "INV-7.xml") == ("waiting", [])
+
+    rescan_due = svc.timers.due_at(service_module.RESCAN)
+    assert rescan_due is not None
+    clock.t = rescan_due
+    settle_all(svc, clock)
+    assert _state(svc, "INV-7.xml") == ("held", [("sidecar-spelling", "Inv-7")])

@@ -95,6 +95,68 @@ class TestTouched:
         assert idx.touched("INV-1")[0] == set()
 
 
+class TestLookAlikes:
+    def test_an_event_on_a_folder_named_in_other_case_steps_the_bundle_and_names_it(
+            self, tmp_path: Path) -> None:
+        """A Windows clerk makes inv-7/ beside the ERP's INV-7.xml: the event on inv-7
+        concerns INV-7.xml, whose candidate now carries inv-7 as a look-alike (no listing
+        of the outbox); renamed to INV-7, both events step it and the look-alike is gone."""
+        write(tmp_path / "INV-7.xml", b"<x/>")
+        write(tmp_path / "INV-8.xml", b"<x/>")
+        idx = make(tmp_path)
+        idx.replace(list_outbox(idx.cfg))
+        (tmp_path / "inv-7").mkdir()
+        assert idx.touched("inv-7")[0] == {"INV-7.xml"}
+        assert idx.candidates["INV-7.xml"].look_alikes == ("inv-7",)
+        assert idx.candidates["INV-8.xml"].look_alikes == ()
+        (tmp_path / "inv-7").rename(tmp_path / "INV-7")
+        assert idx.touched("inv-7")[0] == {"INV-7.xml"}
+        assert idx.touched("INV-7")[0] == {"INV-7.xml"}
+        assert idx.candidates["INV-7.xml"].look_alikes == ()
+
+    def test_an_invoice_file_that_comes_beside_a_look_alike_gets_it(self, tmp_path: Path) -> None:
+        """The clerk made inv-9/ first, the ERP writes INV-9.xml after: the invoice file's
+        own event gives its candidate the look-alike already there."""
+        (tmp_path / "inv-9").mkdir()
+        idx = make(tmp_path)
+        idx.replace(list_outbox(idx.cfg))
+        write(tmp_path / "INV-9.xml", b"<x/>")
+        assert idx.touched("INV-9.xml")[0] == {"INV-9.xml"}
+        assert idx.candidates["INV-9.xml"].look_alikes == ("inv-9",)
+
+    def test_the_sidecar_of_an_invoice_file_in_other_case_is_no_look_alike(
+            self, tmp_path: Path) -> None:
+        """inv-7.xml coming beside INV-7.xml makes inv-7/ its own sidecar: INV-7.xml loses
+        the look-alike (and is stepped); when inv-7.xml leaves the index with its folder
+        left behind, the folder is INV-7.xml's look-alike again, and remove() says so."""
+        write(tmp_path / "INV-7.xml", b"<x/>")
+        (tmp_path / "inv-7").mkdir()
+        idx = make(tmp_path)
+        idx.replace(list_outbox(idx.cfg))
+        assert idx.candidates["INV-7.xml"].look_alikes == ("inv-7",)
+        write(tmp_path / "inv-7.xml", b"<x/>")
+        assert idx.touched("inv-7.xml")[0] == {"inv-7.xml", "INV-7.xml"}
+        assert idx.candidates["INV-7.xml"].look_alikes == ()
+        assert idx.candidates["inv-7.xml"].look_alikes == ()
+        (tmp_path / "inv-7.xml").unlink()
+        assert idx.remove("inv-7.xml") == {"INV-7.xml"}
+        assert idx.candidates["INV-7.xml"].look_alikes == ("inv-7",)
+
+    def test_a_full_listing_gives_the_known_bundles_their_look_alikes(
+            self, tmp_path: Path) -> None:
+        """A look-alike made or renamed without an event (polling, lost events) is the
+        bundle's after the next listing, and one gone is no longer."""
+        write(tmp_path / "INV-7.xml", b"<x/>")
+        idx = make(tmp_path)
+        idx.replace(list_outbox(idx.cfg))
+        (tmp_path / "inv-7").mkdir()
+        idx.replace(list_outbox(idx.cfg, known=idx.candidates))
+        assert idx.candidates["INV-7.xml"].look_alikes == ("inv-7",)
+        (tmp_path / "inv-7").rmdir()
+        idx.replace(list_outbox(idx.cfg, known=idx.candidates))
+        assert idx.candidates["INV-7.xml"].look_alikes == ()
+
+
 class TestReplace:
     def test_a_full_listing_says_what_appeared_and_what_went(self, tmp_path: Path) -> None:
         """replace() returns the keys that appeared and went since the last listing."""

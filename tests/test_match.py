@@ -18,7 +18,7 @@ from daemon import match as match_module
 from daemon.bundle import Attachment, Bundle, Conversion, Finding, InvoiceFile
 from daemon.config import Settings
 from daemon.match import assemble, sent_names_distinct
-from daemon.scan import Candidate
+from daemon.scan import Candidate, list_outbox
 
 PDF = pdf_bytes()
 
@@ -318,6 +318,45 @@ class TestStructure:
         write(outbox / (nfc + ".xml"), ubl_invoice("R-1"))
         b = match(outbox, nfd + ".xml", ubl_invoice("R-2"))
         assert not b.findings and b.attachments == ()
+
+    def test_a_sidecar_named_in_other_case_is_an_error_naming_it(self, outbox: Path) -> None:
+        """A Windows clerk made inv-7/ beside the ERP's INV-7.xml: one name to Windows,
+        two to Linux. Found by the listing, it is the same error as a Unicode look-alike,
+        its message says the names differ only in upper and lower case and what to rename
+        it to; its files are not taken and not ignored."""
+        write(outbox / "inv-7" / "a.pdf", PDF)
+        write(outbox / "INV-7.xml", ubl_invoice("INV-7"))
+        s = settings(outbox)
+        b = assemble(list_outbox(s.outbox).candidates["INV-7.xml"], s)
+        f = finding(b, "sidecar-spelling")
+        assert f.severity == "error" and f.file == "inv-7"
+        assert f.message.startswith("this folder looks like the sidecar INV-7 of INV-7.xml, "
+                                    "but the two names differ only in upper and lower case")
+        assert "rename it to INV-7," in f.message and "Unicode" not in f.message
+        assert b.attachments == () and b.sidecar is None
+
+    def test_a_look_alike_in_other_case_and_form_says_both(self, outbox: Path) -> None:
+        """räkning-7/ made on a Mac (lower case, accents decomposed) beside the ERP's
+        Räkning-7.xml: the message names both differences and the name to type."""
+        nfc, lower_nfd = unicodedata.normalize("NFC", "Räkning-7"), \
+            unicodedata.normalize("NFD", "räkning-7")
+        write(outbox / lower_nfd / "a.pdf", PDF)
+        write(outbox / f"{nfc}.xml", ubl_invoice("R-7"))
+        s = settings(outbox)
+        b = assemble(list_outbox(s.outbox).candidates[f"{nfc}.xml"], s)
+        f = finding(b, "sidecar-spelling")
+        assert f.file == lower_nfd
+        assert "differ in upper and lower case and are spelled with different Unicode " \
+            "characters" in f.message and f"typing its name again as {nfc} " in f.message
+
+    def test_a_listed_look_alike_renamed_since_is_no_error(self, outbox: Path) -> None:
+        """The candidate carries inv-7 from the listing, but the clerk has renamed it to
+        INV-7 since: the read looks, finds the sidecar and no look-alike."""
+        write(outbox / "INV-7" / "a.pdf", PDF)
+        inv = write(outbox / "INV-7.xml", ubl_invoice("INV-7"))
+        cand = Candidate("INV-7", inv, outbox / "INV-7", outbox / "INV-7.ready", ("inv-7",))
+        b = assemble(cand, settings(outbox))
+        assert not b.findings and layout(b) == {"INV-7": ["a.pdf"]}
 
     def test_a_file_named_like_the_sidecar_is_called_a_file(self, outbox: Path) -> None:
         nfd = unicodedata.normalize("NFD", "Räkning-1")

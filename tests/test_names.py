@@ -17,6 +17,7 @@ from daemon.names import (
     is_ignored,
     is_invoice_name,
     name_problem,
+    spelled_otherwise,
     spelling_twins,
     stem,
 )
@@ -165,6 +166,26 @@ class TestSpellingTwins:
     def test_ascii_names_and_names_without_combining_letters_have_none(self) -> None:
         assert spelling_twins("INV-1") == ()
         assert spelling_twins("Счёт-1") != () and spelling_twins("請求書-1") == ()
+
+
+class TestSpelledOtherwise:
+    def test_a_sidecar_named_in_other_case_differs_in_case_only(self) -> None:
+        """inv-1001 made on Windows beside the ERP's INV-1001.xml folds like the sidecar
+        INV-1001 and differs from it in upper and lower case alone: (case, not form)."""
+        assert fold_key("inv-1001") == fold_key("INV-1001")
+        assert spelled_otherwise("inv-1001", "INV-1001") == (True, False)
+        nfc_lower, nfc = (unicodedata.normalize("NFC", n) for n in ("räkning-7", "Räkning-7"))
+        assert spelled_otherwise(nfc_lower, nfc) == (True, False)
+
+    def test_accents_written_otherwise_differ_in_form(self) -> None:
+        """A Mac's decomposed Räkning-7 beside the ERP's composed one: (not case, form);
+        decomposed and lower case as well: both."""
+        nfc, nfd = (unicodedata.normalize(f, "Räkning-7") for f in ("NFC", "NFD"))
+        assert spelled_otherwise(nfd, nfc) == (False, True)
+        assert spelled_otherwise(nfc, nfd) == (False, True)
+        lower_nfd = unicodedata.normalize("NFD", "räkning-7")
+        assert fold_key(lower_nfd) == fold_key(nfc)
+        assert spelled_otherwise(lower_nfd, nfc) == (True, True)
 
 
 class TestNameProblem:

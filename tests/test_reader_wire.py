@@ -46,3 +46,13 @@ def test_a_bundle_and_its_candidate_round_trip_equal(tmp_path: Path) -> None:
     back_cand, back_bundle = reader_wire.loads(reader_wire.dumps((cand, bundle)))
     assert back_cand == cand and back_bundle == bundle
     assert back_bundle.attachments[0].converted.path == out / "processing" / "scan.pdf"
+
+
+def test_a_candidate_takes_its_look_alike_sidecars_to_the_reader(tmp_path: Path) -> None:
+    """The look-alikes a listing found (inv-1/ beside INV-1.xml) cross the pipe with the
+    candidate: the reader reports them without listing the outbox."""
+    out = tmp_path / "outbox"
+    cand = Candidate("INV-1", out / "INV-1.xml", out / "INV-1", out / "INV-1.ready",
+                     ("Inv-1", "inv-1"))
+    back = reader_wire.loads(reader_wire.dumps(cand))
+    assert back.look_alikes == ("Inv-1", "inv-1") and back == cand

@@ -124,6 +124,66 @@ class TestListOutbox:
         assert list_outbox(cfg_for(outbox)).candidates == {}
 
 
+class TestLookAlikesInTheListing:
+    def test_a_folder_named_like_the_sidecar_in_other_case_is_found(self, outbox: Path) -> None:
+        """A Windows clerk made inv-7/ beside the ERP's INV-7.xml: to Windows one name, to
+        Linux two. The listing gives the candidate that folder as a look-alike (and an
+        Inv-7 file too); a bundle without one has none, and the sidecar itself is none."""
+        touch(outbox / "INV-7.xml")
+        touch(outbox / "inv-7" / "a.pdf")
+        touch(outbox / "Inv-7")
+        touch(outbox / "INV-8.xml")
+        touch(outbox / "INV-8" / "a.pdf")
+        listing = list_outbox(cfg_for(outbox))
+        assert listing.candidates["INV-7.xml"].look_alikes == ("Inv-7", "inv-7")
+        assert listing.candidates["INV-8.xml"].look_alikes == ()
+
+    def test_the_sidecar_of_an_invoice_file_named_in_other_case_is_none(
+            self, outbox: Path) -> None:
+        """INV-7.xml and inv-7.xml are two bundles on Linux, and inv-7/ is the second
+        one's sidecar: no look-alike of either. Of another extension (inv-7.pdf) it
+        stays one: to a person it is the folder of both files, as A/ is of A.xml and
+        A.pdf (the rule of the Unicode forms, match.py)."""
+        touch(outbox / "INV-7.xml")
+        touch(outbox / "inv-7.xml")
+        touch(outbox / "inv-7" / "a.pdf")
+        listing = list_outbox(cfg_for(outbox))
+        assert listing.candidates["INV-7.xml"].look_alikes == ()
+        assert listing.candidates["inv-7.xml"].look_alikes == ()
+        (outbox / "inv-7.xml").rename(outbox / "inv-7.pdf")
+        listing = list_outbox(cfg_for(outbox))
+        assert listing.candidates["INV-7.xml"].look_alikes == ("inv-7",)
+        assert listing.candidates["inv-7.pdf"].look_alikes == ()
+
+    def test_a_known_candidate_takes_the_look_alikes_of_the_new_listing(
+            self, outbox: Path) -> None:
+        """A rescan keeps the candidates it knows, but their look-alikes are those of the
+        listing it takes now: one made or renamed without an event is found."""
+        touch(outbox / "INV-7.xml")
+        cfg = cfg_for(outbox)
+        first = list_outbox(cfg)
+        touch(outbox / "inv-7" / "a.pdf")
+        again = list_outbox(cfg, known=first.candidates)
+        assert again.candidates["INV-7.xml"].look_alikes == ("inv-7",)
+        (outbox / "inv-7").rename(outbox / "INV-7")
+        third = list_outbox(cfg, known=again.candidates)
+        assert third.candidates["INV-7.xml"].look_alikes == ()
+
+    def test_the_snapshot_holds_the_look_alike(self, outbox: Path) -> None:
+        """Its coming and going changes the bundle: the snapshot lists it by name (its
+        files are not walked), from its own lstat or the listing's stats alike."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-7.xml")
+        before = snapshot(list_outbox(cfg).candidates["INV-7.xml"], cfg)
+        touch(outbox / "inv-7" / "a.pdf")
+        listing = list_outbox(cfg)
+        cand = listing.candidates["INV-7.xml"]
+        after = snapshot(cand, cfg)
+        assert after is not None and [e[0] for e in after.entries] == ["INV-7.xml", "inv-7"]
+        assert after.entries[1][1] == "d" and after != before
+        assert snapshot(cand, cfg, listing.stats) == after
+
+
 class TestSnapshot:
     def _cand(self, outbox: Path, cfg: OutboxConfig, name: str = "INV-1.xml") -> Candidate:
         return list_outbox(cfg).candidates[name]

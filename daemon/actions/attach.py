@@ -39,7 +39,7 @@ from daemon.fsops import (
 )
 from daemon.invoices import read_invoice_file
 from daemon.match import MANIFEST_NAME, look_alike_sidecars
-from daemon.names import folder_name_for_id, is_ignored, name_problem
+from daemon.names import folder_name_for_id, is_ignored, name_problem, spelled_otherwise
 from daemon.scan import Candidate, Listing, list_outbox
 
 
@@ -155,13 +155,16 @@ def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None 
     if os.path.lexists(cand.sidecar) and (cand.sidecar.is_symlink()
                                           or not cand.sidecar.is_dir()):
         raise AttachRefused(f"{cand.sidecar.name} is not a folder — make it a real folder")
-    twins = look_alike_sidecars(cand)
+    twins = look_alike_sidecars(cand)  # cand is from a listing: case variants too
     if twins:
         # The file would go in the right folder, and the look-alike (with what a clerk
         # put in it) would still hold the bundle: say so before anything is written.
+        _, form = spelled_otherwise(twins[0].name, cand.sidecar.name)
+        how = ("is spelled with other Unicode characters (as Mac computers write accents)"
+               if form else f"differs from {cand.sidecar.name} only in upper and lower case "
+               "(one name to Windows, two to Linux, where outboxd runs)")
         raise AttachRefused(f"{twins[0].name} beside {cand.invoice.name} looks like its "
-                            "sidecar but is spelled with other Unicode characters (as Mac "
-                            "computers write accents); nothing was changed — rename it to "
+                            f"sidecar but {how}; nothing was changed — rename it to "
                             f"{cand.sidecar.name} or move its files there, then attach")
     folder = target_folder(cand, ids, invoice_id)
     dest = folder / name

@@ -14,7 +14,7 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -26,8 +26,8 @@ from daemon.config import Settings
 from daemon.errors import InputError, UsageError
 from daemon.finish import evaluate
 from daemon.match import look_alike_sidecars
-from daemon.names import is_ignored, is_invoice_name, spelling_twins
-from daemon.scan import Candidate, candidate_for, list_outbox
+from daemon.names import is_ignored, is_invoice_name
+from daemon.scan import Candidate, Listing, candidate_for, list_outbox
 
 PROGRESS_EVERY = 0.2  # seconds between progress lines on a terminal
 
@@ -50,22 +50,40 @@ def _outbox_settings(settings: Settings, folder: Path) -> Settings:
         update={"path": folder})})
 
 
-def _owners(path: Path, settings: Settings) -> tuple[list[Candidate], Settings]:
+Lister = Callable[[Settings], Listing]
+
+
+def _lister() -> Lister:
+    """list_outbox of a folder, once per folder for all the PATHs given: the candidates
+    carry the look-alike sidecars (case variants) that only a listing finds."""
+    seen: dict[Path, Listing] = {}
+
+    def listed(s: Settings) -> Listing:
+        if s.outbox.path not in seen:
+            seen[s.outbox.path] = list_outbox(s.outbox, s.share)
+        return seen[s.outbox.path]
+    return listed
+
+
+def _owners(path: Path, settings: Settings, listed: Lister
+            ) -> tuple[list[Candidate], Settings]:
     """The invoice files beside `path` that the daemon reads it with: those whose sidecar
-    it is, and those whose sidecar it looks like (the name spelled in the other Unicode
-    form), which the daemon holds or quarantines for `sidecar-spelling`. Read as a
-    folder (or file) of its own, a look-alike would be called valid, or its attachments
-    taken for invoice files, while the invoice beside it is held."""
+    it is, and those whose sidecar it looks like (the name in other upper and lower case
+    or in the other Unicode form), which the daemon holds or quarantines for
+    `sidecar-spelling`. Read as a folder (or file) of its own, a look-alike would be
+    called valid, or its attachments taken for invoice files, while the invoice beside
+    it is held."""
     ps = _outbox_settings(settings, path.parent.resolve())
-    owners = [c for c in list_outbox(ps.outbox, ps.share).candidates.values()
+    owners = [c for c in listed(ps).candidates.values()
               if c.sidecar.name == path.name or (
-                  path.name in spelling_twins(c.sidecar.name)  # cheap: ASCII names have none
+                  path.name in (c.look_alikes or ())  # cheap: most bundles have none
                   and any(t.name == path.name for t in look_alike_sidecars(c)))]
     return owners, ps
 
 
 def targets(paths: Iterable[Path], settings: Settings) -> Iterator[tuple[Target, Settings]]:
     """What each PATH means: the whole outbox, one invoice file, or a sidecar folder."""
+    listed = _lister()
     for raw in paths:
         path = Path(os.path.abspath(raw))
         if not os.path.lexists(path):
@@ -77,7 +95,7 @@ def targets(paths: Iterable[Path], settings: Settings) -> Iterator[tuple[Target,
             s = _outbox_settings(settings, path.parent.resolve())
             if not is_invoice_name(path.name, s.outbox.invoice_patterns,
                                    s.outbox.ignore_patterns):
-                owners, ps = _owners(path, settings)
+                owners, ps = _owners(path, settings, listed)
                 if owners:  # a file where a sidecar folder should be: the daemon's error
                     yield from ((Target(cand), ps) for cand in owners)
                     continue
@@ -89,7 +107,9 @@ def targets(paths: Iterable[Path], settings: Settings) -> Iterator[tuple[Target,
                        f"{s.outbox.invoice_patterns}")
                 raise UsageError(f"check: {raw} is not an invoice file for outboxd ({why}) "
                                  "— name an invoice file, its sidecar folder, or the outbox")
-            yield Target(candidate_for(s.outbox, path.name)), s
+            # As the daemon has it, from a listing: with its look-alike sidecars.
+            yield Target(listed(s).candidates.get(path.name)
+                         or candidate_for(s.outbox, path.name)), s
             continue
         if not path.is_dir():
             raise UsageError(f"check: {raw} is neither a file nor a folder")
@@ -97,13 +117,13 @@ def targets(paths: Iterable[Path], settings: Settings) -> Iterator[tuple[Target,
         owners: list[Candidate] = []
         if folder != settings.outbox.path.resolve():
             # A sidecar folder (or a look-alike of one): the invoice files beside it.
-            owners, ps = _owners(folder, settings)
+            owners, ps = _owners(folder, settings, listed)
             for cand in owners:
                 yield Target(cand), ps
         if owners:
             continue
         s = _outbox_settings(settings, folder)
-        listing = list_outbox(s.outbox, s.share)
+        listing = listed(s)
         if not listing.candidates and not listing.refused and folder != \
                 settings.outbox.path.resolve():
             yield Target(None, f"{folder.name}/: no invoice files in it and no invoice file "

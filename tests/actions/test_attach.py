@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import unicodedata
 from pathlib import Path
 
@@ -106,6 +107,21 @@ def test_attach_refuses_while_a_look_alike_of_the_sidecar_is_there(
     err = capsys.readouterr().err
     assert f"{nfd} beside {nfc}.xml looks like its sidecar" in err and "rename it" in err
     assert sorted(p.name for p in cfg.outbox.iterdir()) == sorted([f"{nfc}.xml", nfd])
+
+
+def test_attach_refuses_while_a_folder_named_in_other_case_is_there(
+        cfg: Env, timesheet: Path, capsys) -> None:
+    """A Windows clerk made inv-1001/ beside the ERP's INV-1001.xml (one name to Windows,
+    two to Linux): attach names the folder and the case difference and writes nothing,
+    not INV-1001/ beside it."""
+    write(cfg.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+    write(cfg.outbox / "inv-1001" / "contract.pdf", pdf_bytes())
+    assert attach(cfg, "INV-1001", str(timesheet)) == 1
+    err = capsys.readouterr().err
+    assert "inv-1001 beside INV-1001.xml looks like its sidecar but differs from INV-1001 " \
+        "only in upper and lower case" in err and "rename it to INV-1001" in err
+    assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001.xml", "inv-1001"]
+    assert os.listdir(cfg.outbox / "inv-1001") == ["contract.pdf"]
 
 
 def test_attach_refuses_an_id_in_no_invoice_file(cfg: Env, timesheet: Path, capsys) -> None:

@@ -314,6 +314,40 @@ def test_a_folder_that_is_one_invoices_sidecar_and_looks_like_anothers_reports_b
     assert check(cfg, capsys) == (1, out)
 
 
+def test_a_folder_named_in_other_case_is_reported_for_the_invoice_the_folder_and_the_outbox(
+        cfg: Env, capsys) -> None:
+    """A Windows clerk made inv-1001/ beside the ERP's INV-1001.xml: the daemon holds the
+    invoice for sidecar-spelling. `check` says so, with the case difference, whether
+    given the invoice file, the folder or the whole outbox — the same report, exit 1 —
+    and does not read the folder as an outbox of its own."""
+    inv = write(cfg.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+    write(cfg.outbox / "inv-1001" / "timesheet.pdf", pdf_bytes())
+    code, out = check(cfg, capsys, inv)
+    assert code == 1 and out.startswith("INV-1001.xml  (ubl,")
+    assert "    inv-1001: this folder looks like the sidecar INV-1001 of INV-1001.xml, but " \
+        "the two names differ only in upper and lower case" in out
+    assert "[sidecar-spelling]" in out and "timesheet.pdf  (" not in out
+    assert out.endswith("1 bundle(s) checked, 1 invalid\n")
+    assert check(cfg, capsys, cfg.outbox / "inv-1001") == (1, out)
+    assert check(cfg, capsys) == (1, out)
+
+
+def test_the_sidecar_of_an_invoice_file_named_in_other_case_is_no_look_alike(
+        cfg: Env, capsys) -> None:
+    """INV-7.xml and inv-7.xml are two bundles on Linux; inv-7/ is the second one's
+    sidecar, not a look-alike of the first: both check valid. Beside them INV-8.xml with
+    only inv-8/ is the one reported."""
+    write(cfg.outbox / "INV-7.xml", ubl_invoice("INV-7"))
+    write(cfg.outbox / "inv-7.xml", ubl_invoice("inv-7"))
+    write(cfg.outbox / "inv-7" / "timesheet.pdf", pdf_bytes())
+    write(cfg.outbox / "INV-8.xml", ubl_invoice("INV-8"))
+    write(cfg.outbox / "inv-8" / "timesheet.pdf", pdf_bytes())
+    code, out = check(cfg, capsys)
+    assert code == 1 and out.count("[sidecar-spelling]") == 1
+    assert "    inv-8: this folder looks like the sidecar INV-8 of INV-8.xml" in out
+    assert "3 bundle(s) checked, 1 invalid" in out
+
+
 def test_a_file_named_as_a_sidecar_reports_the_invoice_it_holds_back(cfg: Env, capsys) -> None:
     """A file INV-1 where the folder INV-1/ belongs is an error of INV-1.xml (not-a-folder);
     `check INV-1` reports that invoice with it and exits 1, instead of refusing the file

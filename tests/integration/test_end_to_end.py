@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import time
 from pathlib import Path
 
@@ -245,6 +246,47 @@ def test_invalid_bundle_under_hold_stays_with_an_errors_file_until_fixed(
     [archived] = wait_for(env.sent_bundles, what="the fixed bundle in sent/")
     assert not errors_file.exists()
     assert (archived / "INV-9101" / "scan.pdf").exists()
+
+
+def test_a_sidecar_named_in_other_case_holds_the_invoice_until_renamed(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """The ERP's INV-1.xml waits for attachments; a Windows clerk makes inv-1/ beside it
+    and puts the timesheet there (one name to Windows, two to Linux). The daemon holds
+    the invoice with sidecar-spelling, naming the folder and the case difference, and
+    sends nothing (before, the folder was ignored and the invoice went out without it).
+    Renamed to INV-1, the bundle goes out with the timesheet. The rescan is far off:
+    the watcher's events do it."""
+    env.write_config(receiver.url, outbox={"rescan_seconds": 600},
+                     policy={"unattached": "hold", "invalid": "hold"})
+    start_daemon()
+    write(env.outbox / "INV-1.xml", ubl_invoice("INV-1"))
+    wait_for(lambda: journal_states(env).get("INV-1.xml") == "waiting",
+             what="INV-1.xml to wait for attachments")
+    timesheet = pdf_bytes(2)
+    write(env.outbox / "inv-1" / "timesheet.pdf", timesheet)
+    wait_for(lambda: journal_states(env).get("INV-1.xml") == "held", what="INV-1.xml held")
+    errors_file = env.outbox / "INV-1.errors.txt"
+    wait_for(errors_file.exists, what="the errors file")
+    assert "inv-1: this folder looks like the sidecar INV-1 of INV-1.xml, but the two names " \
+        "differ only in upper and lower case" in errors_file.read_text(encoding="utf-8")
+    db = sqlite3.connect(env.state / "journal.sqlite3")
+    try:
+        [(reasons,)] = db.execute("SELECT reasons FROM bundles WHERE invoice_file = "
+                                  "'INV-1.xml' AND state = 'held'").fetchall()
+    finally:
+        db.close()
+    assert [(r["code"], r["file"]) for r in json.loads(reasons)] == [
+        ("sidecar-spelling", "inv-1")]
+    assert receiver.requests() == [] and env.sent_bundles() == []
+
+    (env.outbox / "inv-1").rename(env.outbox / "INV-1")  # the clerk's fix
+    [archived] = wait_for(env.sent_bundles, what="the bundle in sent/")
+    wait_for(lambda: (archived / "receipt.json").exists(), what="receipt.json")
+    manifest = json.loads((archived / "receipt.json").read_text())["manifest"]
+    assert [a["original_name"] for a in manifest["invoices"][0]["attachments"]] == [
+        "timesheet.pdf"]
+    assert (archived / "INV-1" / "timesheet.pdf").read_bytes() == timesheet
+    assert len(receiver.accepted()) == 1 and not errors_file.exists()
 
 
 @needs_proc  # the daemon's threads and descriptors are read through Linux's /proc
