@@ -65,6 +65,16 @@ def _lister() -> Lister:
     return listed
 
 
+def _listing_if_any(listed: Lister, s: Settings) -> Listing | None:
+    """The folder's listing, or None when it cannot be listed (a folder one may enter
+    but not read): a PATH in it is then checked as itself, and a name that is no
+    invoice file stays a usage error (exit 2), not a failure to list (exit 1)."""
+    try:
+        return listed(s)
+    except OSError:
+        return None
+
+
 def _owners(path: Path, settings: Settings, listed: Lister
             ) -> tuple[list[Candidate], Settings]:
     """The invoice files beside `path` that the daemon reads it with: those whose sidecar
@@ -74,7 +84,10 @@ def _owners(path: Path, settings: Settings, listed: Lister
     called valid, or its attachments taken for invoice files, while the invoice beside
     it is held."""
     ps = _outbox_settings(settings, path.parent.resolve())
-    owners = [c for c in listed(ps).candidates.values()
+    listing = _listing_if_any(listed, ps)
+    if listing is None:
+        return [], ps
+    owners = [c for c in listing.candidates.values()
               if c.sidecar.name == path.name or (
                   path.name in (c.look_alikes or ())  # cheap: most bundles have none
                   and any(t.name == path.name for t in look_alike_sidecars(c)))]
@@ -108,7 +121,8 @@ def targets(paths: Iterable[Path], settings: Settings) -> Iterator[tuple[Target,
                 raise UsageError(f"check: {raw} is not an invoice file for outboxd ({why}) "
                                  "— name an invoice file, its sidecar folder, or the outbox")
             # As the daemon has it, from a listing: with its look-alike sidecars.
-            yield Target(listed(s).candidates.get(path.name)
+            listing = _listing_if_any(listed, s)
+            yield Target((listing.candidates.get(path.name) if listing else None)
                          or candidate_for(s.outbox, path.name)), s
             continue
         if not path.is_dir():

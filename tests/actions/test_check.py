@@ -357,3 +357,21 @@ def test_a_file_named_as_a_sidecar_reports_the_invoice_it_holds_back(cfg: Env, c
     code, out = check(cfg, capsys, cfg.outbox / "INV-1")
     assert code == 1 and "    INV-1: the sidecar is not a folder" in out
     assert check(cfg, capsys, inv) == (1, out)
+
+
+def test_a_folder_that_cannot_be_listed_keeps_each_path_checked_as_itself(
+        cfg: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder one may enter but not list (mode 0711; the listing looks for look-alike
+    sidecars): a name that is no invoice file is still the usage error (exit 2, "not an
+    invoice file"), and an invoice file in it is still read and checked (exit 0)."""
+    import daemon.actions.check as check_module
+
+    def unlistable(*_: object, **__: object) -> None:
+        raise PermissionError(13, "Permission denied", str(cfg.outbox))
+    drop_bundle(cfg.outbox, "INV-1", {"a.pdf": pdf_bytes()})
+    write(cfg.outbox / "notes.txt", b"notes\n")
+    monkeypatch.setattr(check_module, "list_outbox", unlistable)
+    assert main(["check", "-c", str(cfg.config), str(cfg.outbox / "notes.txt")]) == 2
+    assert "not an invoice file" in capsys.readouterr().err
+    code, out = check(cfg, capsys, cfg.outbox / "INV-1.xml")
+    assert code == 0 and "a.pdf" in out
