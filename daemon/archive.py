@@ -31,7 +31,7 @@ from daemon.fsops import (
     refuse_links,
     write_atomic,
 )
-from daemon.names import CASE_WORDS, FORM_WORDS, NAME_MAX, fit_bytes
+from daemon.names import CASE_WORDS, FILE_WORDS, FORM_WORDS, NAME_MAX, fit_bytes
 
 # Room left in a path component for free_name's "-NNN" and move_tree's ".NAME.partial".
 _ARCHIVE_NAME_MAX = NAME_MAX - 15
@@ -243,7 +243,7 @@ def reason_of(folder: Path) -> dict[str, Any] | None:
 
 
 def _rename_step(invoice_file: str, which: str, messages: list[str]) -> str:
-    """Step 1: how to rename the look-alike(s), by what their messages say differs. A
+    """How to rename the look-alike folder(s), by what their messages say differs. A
     case mistake (Windows takes the names for one) is mended by renaming on any
     computer; accents written otherwise only by typing the name again on the computer
     that named the invoice file. A message without either word (none is made so) is
@@ -251,10 +251,10 @@ def _rename_step(invoice_file: str, which: str, messages: list[str]) -> str:
     case = any(CASE_WORDS in m for m in messages)
     form = any(FORM_WORDS in m for m in messages) or not case
     if not form:
-        return (f"1. In the outbox, rename {which} so that each letter is in upper or lower "
+        return (f"In the outbox, rename {which} so that each letter is in upper or lower "
                 "case as in the invoice file's name (Windows takes the two names for one, "
                 "Linux, where outboxd runs, for two).")
-    return (f"1. In the outbox, rename {which} by typing its name again on the computer "
+    return (f"In the outbox, rename {which} by typing its name again on the computer "
             f"that named {invoice_file}, so that its accents "
             f"{'and its upper and lower case letters ' if case else ''}are written as in "
             "the invoice file's name.")
@@ -265,23 +265,36 @@ def _look_alike_steps(invoice_file: str, look_alikes: list[str],
     """What to do when a look-alike of the sidecar (`sidecar-spelling`) is among the
     reasons. It was no part of the bundle, so the claim left it in the outbox: "move the
     sidecar folder back" would send the clerk looking for it here, and the invoice file
-    moved back before the look-alike is renamed is quarantined again at once."""
+    moved back before the look-alike is mended is quarantined again at once. A folder is
+    renamed; a file (a sidecar is a folder) goes into the sidecar folder, or away."""
     one = len(look_alikes) == 1
-    which = look_alikes[0] if one else "each of them"
+    folders = [(n, m) for n, m in zip(look_alikes, messages, strict=True)
+               if not m.startswith(FILE_WORDS)]
+    files = [n for n, m in zip(look_alikes, messages, strict=True) if m.startswith(FILE_WORDS)]
+    steps = []
+    if folders:
+        which = folders[0][0] if len(folders) == 1 else "each of those folders"
+        steps.append(_rename_step(invoice_file, which, [m for _, m in folders])
+                     + " If this folder holds a folder of that name too, move the "
+                     "look-alike's files into that folder here instead, then delete the "
+                     "look-alike from the outbox.")
+    if files:
+        which = files[0] if len(files) == 1 else "each of those files"
+        steps.append(f"In the outbox, move {which} into the sidecar folder its line above "
+                     "names (make that folder if it is not there), under a name with its "
+                     "type's extension (.pdf, .tif …), or remove it if it is no attachment.")
+    steps += ["Fix anything else listed above.",
+              "Then move the invoice file, and its sidecar folder if this folder holds one, "
+              "from this folder back into the outbox;"]
     return ["", "Nothing was sent. Not everything is in this folder: outboxd did not take "
             f"the look-alike{'' if one else 's'} named below as the sidecar, so "
             f"{'it was' if one else 'they were'} not moved here. "
             f"{'It is' if one else 'They are'} still in the outbox, under "
-            f"{'that name' if one else 'those names'}, with everything in "
-            f"{'it' if one else 'them'}:",
+            f"{'that name' if one else 'those names'}"
+            + ("" if files else f", with everything in {'it' if one else 'them'}") + ":",
             *(f"- {name}" for name in look_alikes),
             "", f"To send {invoice_file} with {'its' if one else 'their'} files:",
-            _rename_step(invoice_file, which, messages) + " If this folder holds a folder of "
-            "that name too, move the look-alike's files into that folder here instead, then "
-            "delete the look-alike from the outbox.",
-            "2. Fix anything else listed above.",
-            "3. Then move the invoice file, and its sidecar folder if this folder holds one, "
-            "from this folder back into the outbox;",
+            *(f"{n}. {step}" for n, step in enumerate(steps, start=1)),
             "outboxd will check and send them again.", ""]
 
 

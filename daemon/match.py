@@ -90,6 +90,15 @@ def _look_alike_message(cand: Candidate, twin: Path) -> str:
     what = "folder" if twin.is_dir() and not twin.is_symlink() else "file"
     head = f"this {what} looks like the sidecar {side} of {cand.invoice.name}, but the two names"
     case, form = spelled_otherwise(twin.name, side)
+    if what == "file":
+        # Renamed to the sidecar's name it would still be no folder (`not-a-folder`).
+        differ = (f"differ only in {CASE_WORDS}" if not form else
+                  f"{f'differ in {CASE_WORDS} and ' if case else ''}are spelled with "
+                  f"{FORM_WORDS}")
+        return (f"{head} {differ}, and a sidecar is a folder, so it is not taken as an "
+                f"attachment — make the folder {side} (its name as written here) and move "
+                "this file into it under a name with its type's extension (.pdf, .tif …), "
+                "or remove the file if it is no attachment")
     if not form:
         # Windows (and so a clerk on the share) takes the two for one name: say why they
         # are two here, and that renaming it anywhere mends it.

@@ -122,6 +122,7 @@ def fold_key(name: str) -> str:
 # sidecar's name, and a message says exactly what the daemon found.
 CASE_WORDS = "upper and lower case"
 FORM_WORDS = "different Unicode characters"
+FILE_WORDS = "this file looks like the sidecar"  # a file, where the sidecar is a folder
 
 
 def _forms(name: str) -> tuple[bool, bool]:

@@ -293,6 +293,27 @@ class TestReasons:
             "Linux, where outboxd runs, for two)." in text
         assert "accents" not in text and "typing its name again" not in text
 
+    def test_reason_txt_of_a_look_alike_file_says_to_move_it_into_the_sidecar(
+            self, tmp_path: Path) -> None:
+        """A file named like the sidecar (a sidecar is a folder): REASON.txt says to move
+        it into the sidecar folder its line names, or remove it — renamed to the sidecar's
+        name it would be quarantined again as no folder — and does not speak of
+        "everything in it"."""
+        outbox = tmp_path / "outbox"
+        write(outbox / "INV-7.xml", ubl_invoice("INV-7"))
+        write(outbox / "inv-7", b"%PDF-1.4")
+        s = Settings(outbox={"path": str(outbox)}, paths={"state_dir": str(tmp_path / "st")},
+                     delivery={"url": "http://127.0.0.1:9/x"})
+        reasons = [f for f in assemble(list_outbox(s.outbox).candidates["INV-7.xml"],
+                                       s).findings if f.code == "sidecar-spelling"]
+        record = reason_record(BID, "INV-7.xml", reasons, "2026-12-03T07:50:12Z")
+        text = reason_papers(record)["REASON.txt"].decode("utf-8")
+        assert "It is still in the outbox, under that name:\n- inv-7\n" in text
+        assert "1. In the outbox, move inv-7 into the sidecar folder its line above names " \
+            "(make that folder if it is not there)" in text
+        assert "rename inv-7" not in text and "everything in it" not in text
+        assert "3. Then move the invoice file" in text
+
     def test_receipt(self, tmp_path: Path) -> None:
         """The receipt paper stores the receipt as JSON in receipt.json."""
         receipt = {"manifest": {"bundle_id": BID}, "response": {"status": 201, "body": {},

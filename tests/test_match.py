@@ -365,6 +365,21 @@ class TestStructure:
                   ubl_invoice("R-1"))
         assert finding(b, "sidecar-spelling").message.startswith("this file looks like")
 
+    def test_a_file_named_like_the_sidecar_is_told_to_go_into_the_sidecar_folder(
+            self, outbox: Path) -> None:
+        """A file named like the sidecar (its accents written as a Mac writes them):
+        renamed to the sidecar's name it would still be no folder (not-a-folder), so the
+        message says a sidecar is a folder, to make it and move the file into it with its
+        extension, or remove it — not to rename it."""
+        nfc, nfd = (unicodedata.normalize(f, "Räkning-1") for f in ("NFC", "NFD"))
+        write(outbox / nfd, b"%PDF-1.4 saved without extension")
+        b = match(outbox, nfc + ".xml", ubl_invoice("R-1"))
+        message = finding(b, "sidecar-spelling").message
+        assert message.startswith(f"this file looks like the sidecar {nfc} of {nfc}.xml, but "
+                                  "the two names are spelled with different Unicode "
+                                  "characters, and a sidecar is a folder")
+        assert f"make the folder {nfc}" in message and "rename it" not in message
+
     def test_a_sidecar_spelled_as_its_invoice_file_is_matched_without_a_spelling_error(
             self, outbox: Path) -> None:
         """Non-ASCII names spelled alike match as any name does."""
