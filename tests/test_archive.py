@@ -169,6 +169,21 @@ class TestMoveIntoPlace:
         assert os.listdir(target.parent) == ["x"]
 
 
+def _look_alike_reason(tmp_path: Path, look_alike: str) -> str:
+    """REASON.txt of INV-7.xml quarantined for sidecar-spelling with the file
+    `look_alike` (a path under the outbox) beside it, the reasons as the matcher finds
+    them from a listing."""
+    outbox = tmp_path / "outbox"
+    write(outbox / "INV-7.xml", ubl_invoice("INV-7"))
+    write(outbox / look_alike, b"%PDF-1.4")
+    s = Settings(outbox={"path": str(outbox)}, paths={"state_dir": str(tmp_path / "st")},
+                 delivery={"url": "http://127.0.0.1:9/x"})
+    reasons = [f for f in assemble(list_outbox(s.outbox).candidates["INV-7.xml"],
+                                   s).findings if f.code == "sidecar-spelling"]
+    record = reason_record(BID, "INV-7.xml", reasons, "2026-12-03T07:50:12Z")
+    return reason_papers(record)["REASON.txt"].decode("utf-8")
+
+
 class TestReasons:
     def _record(self) -> dict:
         return reason_record(BID, "INV-1.xml", [
@@ -278,15 +293,7 @@ class TestReasons:
         message as the matcher writes it): REASON.txt says to rename it so that its upper
         and lower case letters are as in the invoice file's name, not to type its accents
         again on another computer."""
-        outbox = tmp_path / "outbox"
-        write(outbox / "INV-7.xml", ubl_invoice("INV-7"))
-        write(outbox / "inv-7" / "a.pdf", b"%PDF-1.4")
-        s = Settings(outbox={"path": str(outbox)}, paths={"state_dir": str(tmp_path / "st")},
-                     delivery={"url": "http://127.0.0.1:9/x"})
-        reasons = [f for f in assemble(list_outbox(s.outbox).candidates["INV-7.xml"],
-                                       s).findings if f.code == "sidecar-spelling"]
-        record = reason_record(BID, "INV-7.xml", reasons, "2026-12-03T07:50:12Z")
-        text = reason_papers(record)["REASON.txt"].decode("utf-8")
+        text = _look_alike_reason(tmp_path, "inv-7/a.pdf")
         assert "- inv-7\n" in text
         assert "1. In the outbox, rename inv-7 so that each letter is in upper or lower " \
             "case as in the invoice file's name (Windows takes the two names for one, " \
@@ -299,15 +306,7 @@ class TestReasons:
         it into the sidecar folder its line names, or remove it — renamed to the sidecar's
         name it would be quarantined again as no folder — and does not speak of
         "everything in it"."""
-        outbox = tmp_path / "outbox"
-        write(outbox / "INV-7.xml", ubl_invoice("INV-7"))
-        write(outbox / "inv-7", b"%PDF-1.4")
-        s = Settings(outbox={"path": str(outbox)}, paths={"state_dir": str(tmp_path / "st")},
-                     delivery={"url": "http://127.0.0.1:9/x"})
-        reasons = [f for f in assemble(list_outbox(s.outbox).candidates["INV-7.xml"],
-                                       s).findings if f.code == "sidecar-spelling"]
-        record = reason_record(BID, "INV-7.xml", reasons, "2026-12-03T07:50:12Z")
-        text = reason_papers(record)["REASON.txt"].decode("utf-8")
+        text = _look_alike_reason(tmp_path, "inv-7")
         assert "It is still in the outbox, under that name:\n- inv-7\n" in text
         assert "1. In the outbox, move inv-7 into the sidecar folder its line above names " \
             "(make that folder if it is not there)" in text
