@@ -73,10 +73,13 @@ class Reloading:
                 new.paths.state_dir != self.settings.paths.state_dir:
             self.log.error("outbox path and state_dir need a restart; keeping the old ones")
             return
+        deliverer: Deliverer | None = None
         try:
             deliverer = self._make_deliverer(new)
             self._start_rules(new)
         except ConfigError as exc:
+            if deliverer is not None:
+                deliverer.close()  # its connection pool: one refused reload each SIGHUP
             self.log.error("configuration not reloaded; keeping the old one", error=str(exc))
             return
         later = [f"[{sec}] {key}" for sec, key in RESTART_ONLY

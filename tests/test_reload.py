@@ -13,6 +13,7 @@ from typing import Any
 
 from daemon.config import Settings
 from daemon.config_load import load_settings
+from daemon.errors import ConfigError
 from daemon.index import OutboxIndex
 from daemon.reload import Reloading
 from daemon.scan import candidate_for
@@ -151,3 +152,28 @@ def test_a_reload_that_names_sidecars_otherwise_gives_the_known_bundles_their_ne
     loop._do_reload()
     assert loop.index.candidate("A.xml").sidecar.name == "A.files"
     assert loop.index.touched("A.files")[0] == {"A.xml"}
+
+
+def test_a_reload_whose_rules_cannot_load_closes_the_deliverer_it_made(
+        tmp_path: Path) -> None:
+    """The new deliverer is made before the e-invoice rules are loaded; when the rules
+    fail (a ConfigError), the reload is refused, the old settings stay, and the new
+    deliverer is closed rather than left with its connection pool open."""
+    made: list[SimpleNamespace] = []
+
+    def deliverer(s: Settings) -> SimpleNamespace:
+        made.append(SimpleNamespace(closed=False))
+        made[-1].close = lambda: setattr(made[-1], "closed", True)
+        return made[-1]
+
+    def broken_rules(s: Settings) -> None:
+        raise ConfigError("the e-invoice rules cannot load")
+    loop = running(tmp_path)
+    old = loop.settings
+    loop._make_deliverer = deliverer
+    loop._start_rules = broken_rules  # type: ignore[method-assign]
+    config(tmp_path, duplicates="send")
+    loop._do_reload()
+    assert loop.settings is old and loop.reconfigured == []
+    assert [d.closed for d in made] == [True]
+    assert ("error", "configuration not reloaded; keeping the old one") in loop.log.lines
