@@ -185,14 +185,19 @@ class TestOutboxInotify:
 def test_the_watcher_threads_show_as_watcher_to_the_os(tmp_path: Path) -> None:
     """`top -H` shows the watching thread as "watcher" (inotify) or "watcher-poll" (polling;
     osthreads.py): the names of the threads this watcher started, not of any thread in the
-    process."""
+    process. The threads that appear while the watcher starts are its own unless a thread
+    left by an earlier test starts in the same moment (seen once in a clean-clone run): a
+    watcher that starts an unnamed thread shows it at every try, such a stray once."""
     for mode, names in (("inotify", {"watcher"}), ("polling", {"watcher-poll"})):
-        before = {t.native_id for t in threading.enumerate()}
-        w = Watcher(tmp_path, mode, 1.0, lambda _: None)
-        w.ensure_alive()
-        try:
-            started = [t for t in threading.enumerate() if t.native_id not in before]
-            shown = {os_thread_name(t) for t in started}
-            assert shown == names, mode
-        finally:
-            w.stop()
+        for _ in range(3):
+            before = {t.native_id for t in threading.enumerate()}
+            w = Watcher(tmp_path, mode, 1.0, lambda _: None)
+            w.ensure_alive()
+            try:
+                started = [t for t in threading.enumerate() if t.native_id not in before]
+                shown = {os_thread_name(t) for t in started}
+            finally:
+                w.stop()
+            if shown == names:
+                break
+        assert shown == names, (mode, [t.name for t in started])
