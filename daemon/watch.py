@@ -103,6 +103,7 @@ class _OutboxInotify:
         # watches without going through every watch of the outbox.
         self._under: dict[str, set[str]] = {}
         self._lock = threading.Lock()
+        self._named: set[int] = set()  # threads that have called us, named "watcher"
         self._add("")  # raises OSError when the outbox is not there
         self._fd.start()
         show_name(self._fd, "watcher")
@@ -144,7 +145,16 @@ class _OutboxInotify:
             self._fd.remove_callbacks([(wd, _ID) for wd, _ in gone])
 
     # -- watchdog's WatchCallback protocol, called on the InotifyFD thread ------------
+    # (watchdog 7.1.1 and later: on a dispatcher thread that InotifyFD starts for
+    # itself, which we get no handle to, so it is named when it first calls us).
+    def _name_caller(self) -> None:
+        ident = threading.get_ident()
+        if ident not in self._named:
+            self._named.add(ident)
+            show_name(threading.current_thread(), "watcher")
+
     def on_event(self, event: InotifyEvent) -> None:
+        self._name_caller()
         with self._lock:
             rel = self._rel.get(event.wd)
         if rel is None or not event.name:
@@ -177,6 +187,12 @@ class _OutboxInotify:
                 del self._under[top]
 
     def on_queue_overflow(self) -> None:
+        self.on_hint(OVERFLOW)
+
+    def on_events_lost(self) -> None:
+        """watchdog 7.1.1 and later, after on_queue_overflow: without it the overflow's
+        dispatch fails, and the watcher stops until the next rescan restarts it. The
+        loss is already hinted (a rescan comes at once); a second hint is the same."""
         self.on_hint(OVERFLOW)
 
     def alive(self) -> bool:
