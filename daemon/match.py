@@ -33,7 +33,7 @@ from daemon.names import (
     spelling_twins,
     stem,
 )
-from daemon.scan import Candidate
+from daemon.scan import Candidate, owner_of
 
 MANIFEST_NAME = "attachments.toml"
 MAX_NOTES_BYTES = 1 << 20  # a notes file larger than this is not a notes file
@@ -70,11 +70,9 @@ def look_alike_sidecars(cand: Candidate) -> list[Path]:
     answer before the index has heard of it. An lstat or two, only for a bundle that
     has a look-alike or a name with accents."""
     parent = cand.sidecar.parent
-    ext = cand.invoice.name[len(cand.name):]
-    cut = len(cand.sidecar.name) - len(cand.name)  # the sidecar suffix, if any
     names = sorted({*cand.look_alikes, *spelling_twins(cand.sidecar.name)})
     return [parent / n for n in names if os.path.lexists(parent / n)
-            and not os.path.lexists(parent / (n[:len(n) - cut] + ext))]
+            and not os.path.lexists(parent / owner_of(cand, n))]
 
 
 def _look_alike_findings(cand: Candidate) -> list[Finding]:
@@ -90,11 +88,10 @@ def _look_alike_message(cand: Candidate, twin: Path) -> str:
     what = "folder" if twin.is_dir() and not twin.is_symlink() else "file"
     head = f"this {what} looks like the sidecar {side} of {cand.invoice.name}, but the two names"
     case, form = spelled_otherwise(twin.name, side)
+    differ = (f"differ only in {CASE_WORDS}" if not form else
+              f"{f'differ in {CASE_WORDS} and ' if case else ''}are spelled with {FORM_WORDS}")
     if what == "file":
         # Renamed to the sidecar's name it would still be no folder (`not-a-folder`).
-        differ = (f"differ only in {CASE_WORDS}" if not form else
-                  f"{f'differ in {CASE_WORDS} and ' if case else ''}are spelled with "
-                  f"{FORM_WORDS}")
         return (f"{head} {differ}, and a sidecar is a folder, so it is not taken as an "
                 f"attachment — make the folder {side} (its name as written here) and move "
                 "this file into it under a name with its type's extension (.pdf, .tif …), "
@@ -102,12 +99,11 @@ def _look_alike_message(cand: Candidate, twin: Path) -> str:
     if not form:
         # Windows (and so a clerk on the share) takes the two for one name: say why they
         # are two here, and that renaming it anywhere mends it.
-        return (f"{head} differ only in {CASE_WORDS}: Windows takes them for one name, "
+        return (f"{head} {differ}: Windows takes them for one name, "
                 "Linux, where outboxd runs, for two, so it is not taken as the sidecar — "
                 f"rename it to {side}, each letter in upper or lower case as written here, "
                 f"or move its files into the folder {side} if that one is there too")
-    return (f"{head} {f'differ in {CASE_WORDS} and ' if case else ''}are spelled with "
-            f"{FORM_WORDS} (one writes accents as separate marks, as Mac computers do), so "
+    return (f"{head} {differ} (one writes accents as separate marks, as Mac computers do), so "
             "it is not taken as the sidecar — rename it by typing its name again"
             f"{f' as {side}' if case else ''} on the computer that named the invoice file, "
             f"or move its files into the folder {side} made there")

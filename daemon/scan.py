@@ -114,10 +114,15 @@ def look_alikes_of(cand: Candidate, names: Iterable[str],
     beside INV-7.xml) stays one: to a person it is the folder of both files, as A/ is
     of A.xml and A.pdf."""
     side = cand.sidecar.name
-    cut = len(side) - len(cand.name)  # the sidecar suffix, if any
-    ext = cand.invoice.name[len(cand.name):]
     return tuple(sorted(n for n in names
-                        if n != side and n[:len(n) - cut] + ext not in invoices))
+                        if n != side and owner_of(cand, n) not in invoices))
+
+
+def owner_of(cand: Candidate, sidecar: str) -> str:
+    """The invoice file of cand's extension whose sidecar `sidecar` would be (the
+    sidecar suffix taken off, the extension put on)."""
+    cut = len(cand.sidecar.name) - len(cand.name)  # the sidecar suffix, if any
+    return sidecar[:len(sidecar) - cut] + cand.invoice.name[len(cand.name):]
 
 
 def _with_look_alikes(candidates: dict[str, Candidate],
