@@ -155,27 +155,22 @@ class DeadlineTransport(httpx.BaseTransport):
 
     def __init__(self, seconds: float, verify: bool | ssl.SSLContext, limits: httpx.Limits,
                  proxy: httpx.Proxy | None = None) -> None:
-        context = httpx.create_ssl_context(verify=verify)  # SSL_CERT_FILE as httpx reads it
-        backend = AnswerClockBackend(seconds)
+        pool: dict[str, typing.Any] = {  # what every kind of pool is made with
+            "ssl_context": httpx.create_ssl_context(verify=verify),  # SSL_CERT_FILE too
+            "max_connections": limits.max_connections,
+            "max_keepalive_connections": limits.max_keepalive_connections,
+            "keepalive_expiry": limits.keepalive_expiry,
+            "network_backend": AnswerClockBackend(seconds)}
         self._pool: httpcore.ConnectionPool
         if proxy is None:
-            self._pool = httpcore.ConnectionPool(
-                ssl_context=context, max_connections=limits.max_connections,
-                max_keepalive_connections=limits.max_keepalive_connections,
-                keepalive_expiry=limits.keepalive_expiry, network_backend=backend)
+            self._pool = httpcore.ConnectionPool(**pool)
         elif proxy.url.scheme in ("http", "https"):
             self._pool = httpcore.HTTPProxy(
                 proxy_url=_core_url(proxy.url), proxy_auth=proxy.raw_auth,
-                proxy_headers=proxy.headers.raw, ssl_context=context,
-                proxy_ssl_context=proxy.ssl_context, max_connections=limits.max_connections,
-                max_keepalive_connections=limits.max_keepalive_connections,
-                keepalive_expiry=limits.keepalive_expiry, network_backend=backend)
+                proxy_headers=proxy.headers.raw, proxy_ssl_context=proxy.ssl_context, **pool)
         else:  # socks5, socks5h: httpx.Proxy takes no other scheme
             self._pool = httpcore.SOCKSProxy(
-                proxy_url=_core_url(proxy.url), proxy_auth=proxy.raw_auth,
-                ssl_context=context, max_connections=limits.max_connections,
-                max_keepalive_connections=limits.max_keepalive_connections,
-                keepalive_expiry=limits.keepalive_expiry, network_backend=backend)
+                proxy_url=_core_url(proxy.url), proxy_auth=proxy.raw_auth, **pool)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         core = httpcore.Request(
