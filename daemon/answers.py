@@ -171,6 +171,10 @@ def classify(response: httpx.Response, scrub: Callable[[str], str] = unchanged) 
     raise Rejected(f"the receiver rejected the bundle with HTTP {status}", status, text)
 
 
+def _cut_note(seconds: float) -> bytes:
+    return f" (the answer did not end within {seconds:g} s; the rest was not read)".encode()
+
+
 def read_answer(response: httpx.Response, seconds: float) -> None:
     """Read and close the answer's body: at most ANSWER_LIMIT bytes, and within the
     answer's `seconds` (httpx's timeouts are per read: a receiver sending a byte a second
@@ -178,7 +182,6 @@ def read_answer(response: httpx.Response, seconds: float) -> None:
     decode (a false Content-Encoding) is replaced: a line says so, and the status line
     decides what the answer means, as for any other answer."""
     deadline = time.monotonic() + seconds
-    cut = f" (the answer did not end within {seconds:g} s; the rest was not read)".encode()
     chunks: list[bytes] = []
     size = 0
     try:
@@ -191,13 +194,14 @@ def read_answer(response: httpx.Response, seconds: float) -> None:
             # The transport's clock (answer_deadline.py) normally ends a slow body first,
             # below; this one, from the status line, bounds a transport without it.
             if time.monotonic() > deadline:
-                chunks.append(cut)
+                chunks.append(_cut_note(seconds))
                 break
     except httpx.ReadTimeout:
-        # The answer's time ran out in its body (answer_deadline.py starts the clock
-        # when the request is sent, and each read waits only for what is left of it):
-        # the status line has come and decides, as for a body that drips past it.
-        chunks.append(cut)
+        # The answer's time ran out in its body (answer_deadline.py starts the clock at
+        # the first read after the request is written, and each read waits only for what
+        # is left of it): the status line has come and decides, as for a body that drips
+        # past it.
+        chunks.append(_cut_note(seconds))
     except httpx.DecodingError as exc:
         chunks = [f"(the answer's body could not be decoded: {exc})".encode()]
     finally:

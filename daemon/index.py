@@ -24,7 +24,7 @@ from dataclasses import replace
 
 from daemon.config import OutboxConfig, ShareConfig
 from daemon.names import fold_key
-from daemon.scan import Candidate, Listing, candidate_for, look, look_alikes_of
+from daemon.scan import Candidate, Listing, candidate_for, look, with_look_alikes
 
 
 class OutboxIndex:
@@ -59,10 +59,8 @@ class OutboxIndex:
         changed = set()
         for key in keys:
             cand = self.candidates[key]
-            # No name of that fold (a lone invoice file, the usual backlog): none.
-            found = look_alikes_of(cand, names, self.candidates) if names else ()
-            if cand.look_alikes != found:
-                self.candidates[key] = replace(cand, look_alikes=found)
+            self.candidates[key] = with_look_alikes(cand, names, self.candidates)
+            if self.candidates[key] is not cand:
                 changed.add(key)
         return changed
 
@@ -147,16 +145,21 @@ class OutboxIndex:
             keys.add(name)
         fold = fold_key(name)
         names = self._folds.get(fold, ())
-        if name in now.stats and not now.candidates:
-            if name not in names:
-                self._folds[fold] = (*names, name)
-        elif name in names:
+        came = name in now.stats and not now.candidates and name not in names
+        went = not (name in now.stats and not now.candidates) and name in names
+        if came:
+            self._folds[fold] = (*names, name)
+        elif went:
             rest = tuple(n for n in names if n != name)
             if rest:
                 self._folds[fold] = rest
             else:
                 del self._folds[fold]
         if fold in self._by_fold:
-            self._refresh(fold)
+            # Look-alikes change only when a name of the fold came or went (invoice
+            # files that came or went are refreshed by add and remove); a write inside a
+            # sidecar, the usual event, changes none.
+            if came or went:
+                self._refresh(fold)
             keys.update(self._by_fold[fold])
         return keys, now

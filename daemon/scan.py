@@ -125,14 +125,21 @@ def owner_of(cand: Candidate, sidecar: str) -> str:
     return sidecar[:len(sidecar) - cut] + cand.invoice.name[len(cand.name):]
 
 
+def with_look_alikes(cand: Candidate, names: Iterable[str] | None,
+                     invoices: Container[str]) -> Candidate:
+    """cand with its look-alikes among `names` (the root's names of its sidecar's fold);
+    cand itself when they are as it has them."""
+    # No name of that fold (a lone invoice file, the usual backlog): none.
+    found = look_alikes_of(cand, names, invoices) if names else ()
+    return cand if cand.look_alikes == found else replace(cand, look_alikes=found)
+
+
 def _with_look_alikes(candidates: dict[str, Candidate],
                       folds: Mapping[str, tuple[str, ...]]) -> None:
     """Set each candidate's look_alikes from the listing's other names (`folds`)."""
     for key, cand in candidates.items():
-        names = folds.get(fold_key(cand.sidecar.name))
-        found = look_alikes_of(cand, names, candidates) if names else ()
-        if cand.look_alikes != found:
-            candidates[key] = replace(cand, look_alikes=found)
+        candidates[key] = with_look_alikes(cand, folds.get(fold_key(cand.sidecar.name)),
+                                           candidates)
 
 
 _DEFAULT_SHARE = ShareConfig()

@@ -75,23 +75,20 @@ def _listing_if_any(listed: Lister, s: Settings) -> Listing | None:
         return None
 
 
-def _owners(path: Path, settings: Settings, listed: Lister
-            ) -> tuple[list[Candidate], Settings]:
+def _owners(path: Path, ps: Settings, listed: Lister) -> list[Candidate]:
     """The invoice files beside `path` that the daemon reads it with: those whose sidecar
     it is, and those whose sidecar it looks like (the name in other upper and lower case
     or in the other Unicode form), which the daemon holds or quarantines for
     `sidecar-spelling`. Read as a folder (or file) of its own, a look-alike would be
     called valid, or its attachments taken for invoice files, while the invoice beside
-    it is held."""
-    ps = _outbox_settings(settings, path.parent.resolve())
+    it is held. `ps`: the settings with the outbox set to path's folder."""
     listing = _listing_if_any(listed, ps)
     if listing is None:
-        return [], ps
-    owners = [c for c in listing.candidates.values()
-              if c.sidecar.name == path.name or (
-                  path.name in (c.look_alikes or ())  # cheap: most bundles have none
-                  and any(t.name == path.name for t in look_alike_sidecars(c)))]
-    return owners, ps
+        return []
+    return [c for c in listing.candidates.values()
+            if c.sidecar.name == path.name or (
+                path.name in c.look_alikes  # cheap: most bundles have none
+                and any(t.name == path.name for t in look_alike_sidecars(c)))]
 
 
 def targets(paths: Iterable[Path], settings: Settings) -> Iterator[tuple[Target, Settings]]:
@@ -108,9 +105,9 @@ def targets(paths: Iterable[Path], settings: Settings) -> Iterator[tuple[Target,
             s = _outbox_settings(settings, path.parent.resolve())
             if not is_invoice_name(path.name, s.outbox.invoice_patterns,
                                    s.outbox.ignore_patterns):
-                owners, ps = _owners(path, settings, listed)
+                owners = _owners(path, s, listed)
                 if owners:  # a file where a sidecar folder should be: the daemon's error
-                    yield from ((Target(cand), ps) for cand in owners)
+                    yield from ((Target(cand), s) for cand in owners)
                     continue
                 # The daemon would never send it: "valid" would be a promise it breaks.
                 why = ("the daemon ignores it: a hidden, temporary or lock file, or one of "
@@ -131,7 +128,8 @@ def targets(paths: Iterable[Path], settings: Settings) -> Iterator[tuple[Target,
         owners: list[Candidate] = []
         if folder != settings.outbox.path.resolve():
             # A sidecar folder (or a look-alike of one): the invoice files beside it.
-            owners, ps = _owners(folder, settings, listed)
+            ps = _outbox_settings(settings, folder.parent)
+            owners = _owners(folder, ps, listed)
             for cand in owners:
                 yield Target(cand), ps
         if owners:
