@@ -22,7 +22,6 @@ from typing import Any
 from daemon.bundle import Finding
 from daemon.errors import InputError
 from daemon.fsops import (
-    drop_unfinished,
     free_name,
     fsync_dir,
     fsync_file,
@@ -32,6 +31,7 @@ from daemon.fsops import (
     write_atomic,
 )
 from daemon.names import CASE_WORDS, FILE_WORDS, FORM_WORDS, NAME_MAX, fit_bytes
+from daemon.temps import drop_unfinished
 
 # Room left in a path component for free_name's "-NNN" and move_tree's ".NAME.partial".
 _ARCHIVE_NAME_MAX = NAME_MAX - 15

@@ -29,9 +29,10 @@ from pathlib import Path, PurePosixPath
 
 from daemon.bundle import Attachment, Bundle, Conversion, Finding
 from daemon.errors import InputError
-from daemon.fsops import drop_unfinished, open_regular, write_atomic
+from daemon.fsops import open_regular, write_atomic
 from daemon.manifest import sent_keys
 from daemon.names import NAME_MAX, fit_bytes, fit_name
+from daemon.temps import drop_unfinished
 
 PRINT_CHANNELS = frozenset({"external-print", "original-print"})
 CONVERTIBLE = frozenset({"png", "jpeg"})

@@ -14,7 +14,6 @@ import errno
 import hashlib
 import json
 import os
-import re
 import shutil
 import stat
 import uuid
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from daemon.errors import HostileInput, InputError
-from daemon.names import fit_bytes
+from daemon.temps import create_locked, temp_prefix
 
 CHUNK = 1 << 16
 
@@ -168,42 +167,6 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _temp_prefix(name: str) -> str:
-    # The temp name is ours to choose: cut so it fits even beside a name at the limit.
-    return f".{fit_bytes(name, 200)}.tmp-"
-
-
-_TEMP_TAIL = re.compile(r"[0-9a-f]{12}")
-
-
-def drop_unfinished(folder: Path, names: Iterable[str]) -> None:
-    """Remove the temp files that write_atomic of folder/NAME left when the process was
-    killed between creating and renaming them. Only names write_atomic makes are
-    touched, a link is removed, never followed, and a folder of such a name (never
-    ours) is left alone."""
-    _drop_matching(folder, "|".join(re.escape(_temp_prefix(n)) + _TEMP_TAIL.pattern
-                                    for n in names))
-
-
-def drop_stale_copies(folder: Path, name: str, middle: str) -> None:
-    """Remove `.NAME.MIDDLE.tmp` (MIDDLE a regular expression: a command's own mark) that
-    a command killed between writing it and renaming it to NAME left in folder, where
-    its in-progress name would stay for good. Only files, never followed."""
-    _drop_matching(folder, re.escape(f".{name}.") + middle + r"\.tmp")
-
-
-def _drop_matching(folder: Path, pattern: str) -> None:
-    """Unlink each entry of folder whose whole name matches `pattern` and that is not a
-    folder (a link is removed, never followed)."""
-    own = re.compile(pattern)
-    with os.scandir(folder) as entries:
-        stale = [e.path for e in entries
-                 if own.fullmatch(e.name) and not e.is_dir(follow_symlinks=False)]
-    for path in stale:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-
-
 def write_atomic(path: Path, data: bytes, sync: bool = True) -> None:
     """Write a whole file or nothing: temp name, fsync, rename, fsync the folder.
 
@@ -212,15 +175,15 @@ def write_atomic(path: Path, data: bytes, sync: bool = True) -> None:
     `sync=False` skips both syncs: for a caller that syncs the file and its
     folder itself before anything depends on them (`archive.place`).
     """
-    tmp = path.with_name(f"{_temp_prefix(path.name)}{uuid.uuid4().hex[:12]}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
+    tmp = path.with_name(f"{temp_prefix(path.name)}{uuid.uuid4().hex[:12]}")
+    fd = create_locked(tmp)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             if sync:
                 fh.flush()
                 os.fsync(fh.fileno())
-        os.replace(tmp, path)
+            os.replace(tmp, path)  # still locked: no sweep takes it before the rename
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -286,9 +249,14 @@ def copy_file(src: Path, dst: Path) -> None:
         fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o640)
         with os.fdopen(fd, "wb") as fout:
-            shutil.copyfileobj(fin, fout, CHUNK)
-            fout.flush()
-            os.fsync(fout.fileno())
+            copy_into(fin, fout)
+
+
+def copy_into(fin: BinaryIO, fout: BinaryIO) -> None:
+    """The rest of fin into fout, fsynced."""
+    shutil.copyfileobj(fin, fout, CHUNK)
+    fout.flush()
+    os.fsync(fout.fileno())
 
 
 def _copy_entry(src: Path, dst: Path) -> None:

@@ -30,11 +30,11 @@ from daemon.archive import PAPER_NAMES, move_into_place, reason_of, target_for
 from daemon.claim import unclaim
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError
-from daemon.fsops import drop_unfinished
 from daemon.journal import IN_FLIGHT, Journal
 from daemon.names import fit_bytes, is_invoice_name, stem
 from daemon.readback import record_of
 from daemon.scan import candidate_for
+from daemon.temps import drop_unfinished
 
 _reported: set[Path] = set()  # work folders whose problem was logged (swept every rescan)
 

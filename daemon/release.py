@@ -32,9 +32,10 @@ from pathlib import Path
 
 from daemon.config import ShareConfig
 from daemon.errors import InputError
-from daemon.fsops import drop_stale_copies, fsync_dir, open_regular, rename_noreplace
+from daemon.fsops import fsync_dir, open_regular, rename_noreplace
 from daemon.names import name_problem, printable, stem
 from daemon.scan import Candidate
+from daemon.temps import create_locked, drop_stale_copies
 
 RELEASED_BY_SEND = "# released by outboxd send --without-attachments"
 _READ_LIMIT = 4096
@@ -91,13 +92,13 @@ def write_release(cand: Candidate, share: ShareConfig, user: str | None) -> bool
     drop_stale_copies(target.parent, target.name, "[0-9]+")
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     line = RELEASED_BY_SEND + (f" (by {user})" if user else "") + "\n"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        # Locked until renamed: a `send` of the same invoice run meanwhile leaves it be.
+        with os.fdopen(create_locked(tmp), "w", encoding="utf-8") as fh:
             fh.write(line)
             fh.flush()
             os.fsync(fh.fileno())
-        rename_noreplace(tmp, target)
+            rename_noreplace(tmp, target)
     except FileExistsError:
         return False
     finally:

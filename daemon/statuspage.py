@@ -21,11 +21,12 @@ from pathlib import Path
 from daemon import logs
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError
-from daemon.fsops import drop_unfinished, read_regular, write_atomic
+from daemon.fsops import read_regular, write_atomic
 from daemon.journal import LIVE, Journal, Row, readable
 from daemon.names import folder_name_for_id, stem
 from daemon.release import Idle, idle_releases, release_names
 from daemon.scan import list_outbox
+from daemon.temps import drop_unfinished
 
 MIN_INTERVAL = 2.0
 # The next refresh waits at least this many times the last one's cost: with 20,000

@@ -5,11 +5,8 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import signal
 import socket
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +15,6 @@ from daemon import fsops
 from daemon.errors import HostileInput, InputError
 from daemon.fsops import (
     NotAFile,
-    drop_unfinished,
     folders_below,
     free_name,
     hash_file,
@@ -157,31 +153,6 @@ class TestWriteAtomic:
         write_atomic(tmp_path / "a.txt", b"new")
         assert (tmp_path / "a.txt").read_bytes() == b"new"
         assert os.listdir(tmp_path) == ["a.txt"]
-
-    def test_the_temp_file_of_a_killed_write_is_dropped_and_nothing_else(
-            self, tmp_path: Path) -> None:
-        """A process killed inside write_atomic, after the temp file and before the rename,
-        leaves the temp file; drop_unfinished removes it (a link of that shape too, without
-        following it) and leaves every other name, however alike, and a folder."""
-        kill_inside_write = (
-            "import os, sys; from pathlib import Path; from daemon import fsops\n"
-            "os.replace = lambda *a: os.kill(os.getpid(), 9)\n"
-            "fsops.write_atomic(Path(sys.argv[1]) / 'receipt.json', b'{}')\n")
-        done = subprocess.run([sys.executable, "-c", kill_inside_write, str(tmp_path)])
-        assert done.returncode == -signal.SIGKILL
-        [left] = os.listdir(tmp_path)
-        assert left.startswith(".receipt.json.tmp-")
-        outside = tmp_path / "outside"
-        outside.write_bytes(b"precious")
-        (tmp_path / ".reason.json.tmp-0123456789ab").symlink_to(outside)
-        kept = [".receipt.json.tmp-0123456789abc", ".receipt.json.tmp-XYZ", "receipt.json",
-                ".x.receipt.json.tmp-0123456789ab", ".reason.json.tmp-ba9876543210", "outside"]
-        for name in kept[:-2]:
-            (tmp_path / name).write_bytes(b"theirs")
-        (tmp_path / ".reason.json.tmp-ba9876543210").mkdir()  # a folder is never ours
-        drop_unfinished(tmp_path, ["receipt.json", "reason.json"])
-        assert sorted(os.listdir(tmp_path)) == sorted(kept)
-        assert outside.read_bytes() == b"precious"
 
     def test_write_json_utf8(self, tmp_path: Path) -> None:
         """write_json writes UTF-8 JSON (not \\u escapes) ending in a newline."""

@@ -18,6 +18,7 @@ from daemon.release import (
     write_release,
 )
 from daemon.scan import candidate_for, list_outbox
+from daemon.temps import drop_stale_copies
 
 SHARE = ShareConfig()
 
@@ -31,6 +32,25 @@ def test_send_killed_before_its_rename_leaves_nothing_once_run_again(tmp_path: P
     assert write_release(cand, SHARE, "anna")
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         ".INV-1.send-anyway.notes.tmp", "INV-1.send-anyway"]
+
+
+def test_a_send_run_meanwhile_does_not_take_the_release_in_progress(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two `send`s of one invoice at once: the second's sweep of killed sends' temps
+    leaves the first's temp alone while it is written (its writer holds the lock), so
+    the first still places its release instead of failing."""
+    cand = candidate_for(OutboxConfig(path=tmp_path), "INV-1.xml")
+    real_fsync, swept = os.fsync, []
+
+    def fsync_then_other_send_sweeps(fd: int) -> None:
+        real_fsync(fd)
+        if not swept:  # the release's own fsync, before its rename
+            swept.append(sorted(os.listdir(tmp_path)))
+            drop_stale_copies(tmp_path, "INV-1.send-anyway", "[0-9]+")
+    monkeypatch.setattr(os, "fsync", fsync_then_other_send_sweeps)
+    assert write_release(cand, SHARE, "anna")
+    assert swept == [[f".INV-1.send-anyway.{os.getpid()}.tmp"]]
+    assert [p.name for p in tmp_path.iterdir()] == ["INV-1.send-anyway"]
 
 
 def test_status_page_and_release_files_are_neither_invoices_nor_litter(tmp_path: Path) -> None:

@@ -29,18 +29,12 @@ from daemon.actions import EXIT_OK
 from daemon.actions.common import settings_of
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError, UsageError, describe
-from daemon.fsops import (
-    copy_file,
-    drop_stale_copies,
-    fsync_dir,
-    open_regular,
-    rename_noreplace,
-    write_atomic,
-)
+from daemon.fsops import copy_into, fsync_dir, open_regular, rename_noreplace, write_atomic
 from daemon.invoices import read_invoice_file
 from daemon.match import MANIFEST_NAME, look_alike_sidecars
 from daemon.names import folder_name_for_id, is_ignored, name_problem, spelled_otherwise
 from daemon.scan import Candidate, Listing, list_outbox
+from daemon.temps import create_locked, drop_stale_copies
 
 
 class AttachRefused(OutboxdError):
@@ -178,13 +172,16 @@ def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None 
     drop_stale_copies(folder, name, "[0-9a-f]{8}")
     tmp = folder / f".{name}.{uuid.uuid4().hex[:8]}.tmp"  # in-progress: the bundle waits
     try:
-        try:
-            copy_file(src, tmp)
-        except InputError as exc:
-            raise AttachRefused(f"{src}: {exc.message}") from None
-        if doc_type or note:
-            record(folder, name, doc_type, note)
-        rename_noreplace(tmp, dest)
+        # Locked until renamed: an attach of the same name run meanwhile leaves it be.
+        with os.fdopen(create_locked(tmp), "wb") as fout:
+            try:
+                with open_regular(src) as fin:
+                    copy_into(fin, fout)
+            except InputError as exc:
+                raise AttachRefused(f"{src}: {exc.message}") from None
+            if doc_type or note:
+                record(folder, name, doc_type, note)
+            rename_noreplace(tmp, dest)
     except FileExistsError:
         raise AttachRefused(f"{rel} appeared meanwhile; nothing was changed") from None
     finally:

@@ -28,8 +28,9 @@ from daemon.actions.common import settings_of
 from daemon.archive import PAPER_NAMES, reason_of
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError, UsageError
-from daemon.fsops import drop_unfinished, fsync_dir, is_regular_file, move_tree
+from daemon.fsops import fsync_dir, is_regular_file, move_tree
 from daemon.names import is_invoice_name
+from daemon.temps import drop_unfinished
 
 # NAME--BUNDLEID12, or NAME--BUNDLEID12-2 when the archive name was taken.
 FOLDER_RE = re.compile(r"^(?P<name>.+)--(?P<id>[0-9a-f]{12})(?:-\d+)?$")

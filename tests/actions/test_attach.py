@@ -14,6 +14,7 @@ from daemon.cli import main
 from daemon.config_load import load_settings
 from daemon.finish import evaluate
 from daemon.scan import candidate_for
+from daemon.temps import drop_stale_copies
 
 
 def batch_xml(*ids: str) -> bytes:
@@ -50,6 +51,28 @@ def test_attach_into_single_invoice_sidecar_creating_it(cfg: Env, timesheet: Pat
     assert (att.document_type, att.note, bundle.errors) == ("Timesheet", "Hours for October", ())
     assert sorted(p.name for p in (cfg.outbox / "INV-1001").iterdir()) == [
         "attachments.toml", "timesheet.pdf"]
+
+
+def test_an_attach_run_meanwhile_does_not_take_the_copy_in_progress(
+        cfg: Env, timesheet: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two attaches of one file name at once: the second's sweep of killed attaches'
+    copies leaves the first's copy alone while it is written (its writer holds the
+    lock), so the first still lands instead of failing."""
+    write(cfg.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+    import daemon.actions.attach as attach_mod
+    real_copy, seen = attach_mod.copy_into, []
+
+    def copy_then_other_attach_sweeps(fin, fout) -> None:  # noqa: ANN001 - as copy_into's
+        real_copy(fin, fout)
+        sidecar = cfg.outbox / "INV-1001"
+        seen.append(sorted(p.name for p in sidecar.iterdir()))
+        drop_stale_copies(sidecar, "timesheet.pdf", "[0-9a-f]{8}")  # the second attach's
+    monkeypatch.setattr(attach_mod, "copy_into", copy_then_other_attach_sweeps)
+    assert attach(cfg, "INV-1001", str(timesheet)) == 0
+    [[in_progress]] = seen
+    assert in_progress.startswith(".timesheet.pdf.") and in_progress.endswith(".tmp")
+    assert (cfg.outbox / "INV-1001" / "timesheet.pdf").read_bytes() == timesheet.read_bytes()
+    assert [p.name for p in (cfg.outbox / "INV-1001").iterdir()] == ["timesheet.pdf"]
 
 
 def test_attach_run_again_after_a_kill_before_its_rename_finishes_the_bundle(

@@ -1,0 +1,101 @@
+"""Temp files and their sweeps: a file is written under a temp name and renamed into
+place; a process killed in between leaves the temp, which the next run sweeps. A
+writer holds a lock (flock) on its temp until the rename, so a sweep never takes
+the temp of a run still under way (two `attach` or `send` at once, two daemons
+writing one status page); the kernel drops the lock of a process that dies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import re
+import stat
+from collections.abc import Iterable
+from pathlib import Path
+
+from daemon.names import fit_bytes
+
+
+def temp_prefix(name: str) -> str:
+    # The temp name is ours to choose: cut so it fits even beside a name at the limit.
+    return f".{fit_bytes(name, 200)}.tmp-"
+
+
+_TEMP_TAIL = re.compile(r"[0-9a-f]{12}")
+
+
+def drop_unfinished(folder: Path, names: Iterable[str]) -> None:
+    """Remove the temp files that write_atomic of folder/NAME left when the process was
+    killed between creating and renaming them. Only names write_atomic makes are
+    touched, a link is removed, never followed, a folder of such a name (never
+    ours) is left alone, and so is the temp of a write still under way."""
+    _drop_matching(folder, "|".join(re.escape(temp_prefix(n)) + _TEMP_TAIL.pattern
+                                    for n in names))
+
+
+def drop_stale_copies(folder: Path, name: str, middle: str) -> None:
+    """Remove `.NAME.MIDDLE.tmp` (MIDDLE a regular expression: a command's own mark) that
+    a command killed between writing it and renaming it to NAME left in folder, where
+    its in-progress name would stay for good. Only files, never followed; the copy of
+    a run still under way (its writer holds the lock, create_locked) is left alone."""
+    _drop_matching(folder, re.escape(f".{name}.") + middle + r"\.tmp")
+
+
+def _drop_matching(folder: Path, pattern: str) -> None:
+    """Unlink each entry of folder whose whole name matches `pattern`, is not a folder,
+    and is not a temp file a live writer holds (a link is removed, never followed)."""
+    own = re.compile(pattern)
+    with os.scandir(folder) as entries:
+        stale = [e.path for e in entries
+                 if own.fullmatch(e.name) and not e.is_dir(follow_symlinks=False)]
+    for path in stale:
+        with contextlib.suppress(FileNotFoundError):
+            _drop_unless_held(path)
+
+
+def _drop_unless_held(path: str) -> None:
+    st = os.lstat(path)
+    if not stat.S_ISREG(st.st_mode):
+        os.unlink(path)  # a link or a FIFO is never opened, and never a writer's temp
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except PermissionError:
+        # Another user's temp that we may not read: its lock cannot be asked, and
+        # left here it would hold its bundle for good (as before the locks).
+        os.unlink(path)
+        return
+    try:
+        if os.fstat(fd).st_ino != st.st_ino:
+            return  # replaced meanwhile: a new write's, which a later sweep judges
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return  # its writer is alive (a concurrent run of the same command)
+        # Unlinked while locked: a writer that locks it now finds it gone (create_locked).
+        os.unlink(path)
+    finally:
+        os.close(fd)
+
+
+def create_locked(path: Path) -> int:
+    """A new file at path (O_EXCL, never through a link), opened for writing and
+    locked (flock) until closed: the sweeps above leave a temp alone while the
+    process writing it lives, and the kernel drops the lock when it dies, even by
+    SIGKILL, so its leftover is swept at the next run."""
+    for _ in range(3):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o640)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.fstat(fd).st_nlink:
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # a sweep took it between the open and the lock: make it again
+    raise FileNotFoundError(errno.ENOENT, "removed by a concurrent clean-up, three times",
+                            str(path))

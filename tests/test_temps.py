@@ -1,0 +1,87 @@
+"""Temp files and their sweeps: a killed writer's temp is swept, a live writer's never."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from daemon.fsops import write_atomic
+from daemon.temps import create_locked, drop_stale_copies, drop_unfinished
+
+
+class TestSweeps:
+    def test_the_temp_file_of_a_killed_write_is_dropped_and_nothing_else(
+            self, tmp_path: Path) -> None:
+        """A process killed inside write_atomic, after the temp file and before the rename,
+        leaves the temp file; drop_unfinished removes it (a link of that shape too, without
+        following it) and leaves every other name, however alike, and a folder."""
+        kill_inside_write = (
+            "import os, sys; from pathlib import Path; from daemon import fsops\n"
+            "os.replace = lambda *a: os.kill(os.getpid(), 9)\n"
+            "fsops.write_atomic(Path(sys.argv[1]) / 'receipt.json', b'{}')\n")
+        done = subprocess.run([sys.executable, "-c", kill_inside_write, str(tmp_path)])
+        assert done.returncode == -signal.SIGKILL
+        [left] = os.listdir(tmp_path)
+        assert left.startswith(".receipt.json.tmp-")
+        outside = tmp_path / "outside"
+        outside.write_bytes(b"precious")
+        (tmp_path / ".reason.json.tmp-0123456789ab").symlink_to(outside)
+        kept = [".receipt.json.tmp-0123456789abc", ".receipt.json.tmp-XYZ", "receipt.json",
+                ".x.receipt.json.tmp-0123456789ab", ".reason.json.tmp-ba9876543210", "outside"]
+        for name in kept[:-2]:
+            (tmp_path / name).write_bytes(b"theirs")
+        (tmp_path / ".reason.json.tmp-ba9876543210").mkdir()  # a folder is never ours
+        drop_unfinished(tmp_path, ["receipt.json", "reason.json"])
+        assert sorted(os.listdir(tmp_path)) == sorted(kept)
+        assert outside.read_bytes() == b"precious"
+
+    def test_the_temp_of_a_write_still_under_way_is_not_swept(self, tmp_path: Path) -> None:
+        """A temp whose writer is alive (it holds the lock) survives both sweeps; once the
+        writer is gone (its file closed, the lock dropped), the next sweep removes it."""
+        held = tmp_path / ".receipt.json.tmp-0123456789ab"
+        copy = tmp_path / ".scan.pdf.1234abcd.tmp"
+        fds = [create_locked(held), create_locked(copy)]
+        drop_unfinished(tmp_path, ["receipt.json"])
+        drop_stale_copies(tmp_path, "scan.pdf", "[0-9a-f]{8}")
+        assert held.exists() and copy.exists()
+        for fd in fds:
+            os.close(fd)
+        drop_unfinished(tmp_path, ["receipt.json"])
+        drop_stale_copies(tmp_path, "scan.pdf", "[0-9a-f]{8}")
+        assert os.listdir(tmp_path) == []
+
+    def test_a_writer_killed_by_sigkill_leaves_a_temp_the_next_sweep_takes(
+            self, tmp_path: Path) -> None:
+        """The kernel drops the lock of a process that dies, so the leftover of a killed
+        run is not mistaken for a live one."""
+        hold_then_die = (
+            "import os, sys; from pathlib import Path; from daemon.temps import create_locked\n"
+            "create_locked(Path(sys.argv[1]) / '.scan.pdf.1234abcd.tmp')\n"
+            "os.kill(os.getpid(), 9)\n")
+        done = subprocess.run([sys.executable, "-c", hold_then_die, str(tmp_path)])
+        assert done.returncode == -signal.SIGKILL
+        assert os.listdir(tmp_path) == [".scan.pdf.1234abcd.tmp"]
+        drop_stale_copies(tmp_path, "scan.pdf", "[0-9a-f]{8}")
+        assert os.listdir(tmp_path) == []
+
+    def test_a_write_whose_temp_is_swept_before_its_lock_makes_it_again(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Between creating the temp and locking it, a sweep may take it: the writer finds
+        its file unlinked and makes it again, so the write still lands."""
+        import daemon.temps as temps
+        real_flock, swept = temps.fcntl.flock, []
+
+        def sweep_first(fd: int, op: int) -> None:
+            if not swept and not op & temps.fcntl.LOCK_NB:
+                swept.append(True)
+                drop_unfinished(tmp_path, ["a.txt"])  # a concurrent run's sweep, just now
+            real_flock(fd, op)
+        monkeypatch.setattr(temps.fcntl, "flock", sweep_first)
+        write_atomic(tmp_path / "a.txt", b"hello")
+        assert swept and (tmp_path / "a.txt").read_bytes() == b"hello"
+        assert os.listdir(tmp_path) == ["a.txt"]
