@@ -6,7 +6,7 @@ so a bundle read before the claim can be compared with one read after it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -98,6 +98,10 @@ class Bundle:
     attachments: tuple[Attachment, ...]
     channel: str
     findings: tuple[Finding, ...] = field(default=())
+    # What matching read from the sidecar that the bundle id does not cover (each
+    # attachments.toml, structural findings), as a digest: the check after the claim
+    # compares it with the id (match._sidecar_digest).
+    sidecar_digest: str = ""
 
     @property
     def name(self) -> str:
@@ -133,5 +137,4 @@ class Bundle:
         return tuple(f for f in self.findings if f.severity == "warning")
 
     def with_findings(self, more: list[Finding] | tuple[Finding, ...]) -> Bundle:
-        return Bundle(self.invoice_file, self.sidecar, self.attachments, self.channel,
-                      self.findings + tuple(more))
+        return replace(self, findings=self.findings + tuple(more))

@@ -151,9 +151,10 @@ class Claims:
                     yield c.cand.invoice.name, undo
             return
         # The files may have changed between validation and the move. The id
-        # covers every byte (hashes), so matching again is enough: no need to
-        # parse PDFs and images a second time. All of a batch side by side, in
-        # the readers when the daemon has them.
+        # covers every byte of the attachments (hashes), the sidecar digest the
+        # rest matching reads (attachments.toml, structural errors), so matching
+        # again is enough: no need to parse PDFs and images a second time. All of
+        # a batch side by side, in the readers when the daemon has them.
         afters = self.assemble_many([(after, _validated(c)) for c, _, after in moved], self.s)
         for (c, row_id, _), after in zip(moved, afters, strict=True):
             try:
@@ -213,10 +214,9 @@ class Claims:
         assert bundle is not None
         log = bundle_log(self.log, key, c.known.bundle_id, bundle.invoice_ids)
         self.forget(key)
-        # assemble() converts nothing: compare with the id of what was matched.
-        if not isinstance(after, Bundle) or \
-                bundle_id_of(after) != bundle_id_of(unconverted(bundle)):
-            log.info("bundle changed while being claimed; settling again")
+        changed = changed_since_read(bundle, after)
+        if changed is not None:
+            log.info("bundle changed while being claimed; settling again", changed=changed)
             return self._undo_claim(c.cand, row_id, c.work, "changed while being claimed")
         if c.reasons:
             return self._quarantine_now(row_id, c.reasons)
@@ -229,6 +229,24 @@ class Claims:
         # Its files left the outbox with the claim: the loop need not step it again to
         # find that out (the events of our own moves then concern no bundle).
         return Next(claimed=row_id, gone=True)
+
+
+def changed_since_read(validated: Bundle, moved: Bundle | BaseException) -> str | None:
+    """What differs in the bundle matched again after the claim from what was validated
+    (None: nothing, it goes on): its bytes (the bundle id), or what the id does not
+    cover but decides what is validated and sent — the channel (an attachments.toml
+    that says original-print now would otherwise go out validated for e-invoice) and
+    the rest read from the sidecar (Bundle.sidecar_digest)."""
+    if not isinstance(moved, Bundle):
+        return f"cannot be matched again: {moved}"
+    # assemble() converts nothing: compare with the id of what was matched.
+    if bundle_id_of(moved) != bundle_id_of(unconverted(validated)):
+        return "its files (another bundle id)"
+    if moved.channel != validated.channel:
+        return f"its channel ({validated.channel} -> {moved.channel})"
+    if moved.sidecar_digest != validated.sidecar_digest:
+        return "attachments.toml or another entry of its sidecar"
+    return None
 
 
 def _validated(c: Claim) -> Bundle:

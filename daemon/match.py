@@ -9,6 +9,7 @@ opens a file that is not a regular file (lstat first, then fsops).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
 import tomllib
@@ -48,6 +49,7 @@ class _Notes:
 
     channel: str | None = None
     files: dict[str, dict[str, str]] = field(default_factory=dict)
+    sha256: str = ""  # of the file's bytes, when it was read
 
 
 def _err(code: str, file: str, message: str, invoice_id: str | None = None) -> Finding:
@@ -116,6 +118,7 @@ def _read_notes(folder: Path, rel: str, findings: list[Finding]) -> _Notes:
         st = os.lstat(path)
     except OSError:  # not there (what os.path.lexists answers for any OSError)
         return _Notes()
+    digest = ""
     try:
         if not stat.S_ISREG(st.st_mode):
             findings.append(_err("not-a-file", where, f"is a {kind_of(st.st_mode)} — put a "
@@ -129,6 +132,7 @@ def _read_notes(folder: Path, rel: str, findings: list[Finding]) -> _Notes:
                                  f"{MAX_NOTES_BYTES >> 20} MiB, far more than notes on "
                                  "attachments need — keep only the notes and the channel"))
             return _Notes()
+        digest = hashlib.sha256(raw).hexdigest()
         data = tomllib.loads(raw.decode("utf-8"))
     except InputError as exc:
         findings.append(_err(exc.code, exc.file, exc.message))
@@ -136,8 +140,8 @@ def _read_notes(folder: Path, rel: str, findings: list[Finding]) -> _Notes:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
         findings.append(_err("attachments-toml-invalid", where, f"cannot be read as TOML "
                              f"({exc}) — fix the syntax"))
-        return _Notes()
-    notes = _Notes()
+        return _Notes(sha256=digest)
+    notes = _Notes(sha256=digest)
     for key, value in data.items():
         if key == "channel" and isinstance(value, str) and value in CHANNELS:
             notes.channel = value
@@ -218,8 +222,9 @@ def _collect(folder: Path, rel: str, invoice_id: str, settings: Settings,
 
 
 def match_attachments(sidecar: Path, ids: tuple[str, ...], settings: Settings
-                      ) -> tuple[list[Attachment], list[Finding], str | None]:
-    """Attachments per invoice id, structural findings, and the channel override."""
+                      ) -> tuple[list[Attachment], list[Finding], str | None, str]:
+    """Attachments per invoice id, structural findings, the channel override, and the
+    digest of what was read beside the attachments (_sidecar_digest)."""
     findings: list[Finding] = []
     rel = sidecar.name
     by_folder: dict[str, str] = {}
@@ -244,6 +249,7 @@ def match_attachments(sidecar: Path, ids: tuple[str, ...], settings: Settings
                                  "into the subfolder of its invoice"))
     channel = root_notes.channel
     channel_from = f"{rel}/{MANIFEST_NAME}"
+    notes_read = [(channel_from, root_notes.sha256)]
     for e in listing:
         if not e.is_dir(follow_symlinks=False) or is_ignored(e.name,
                                                              settings.outbox.ignore_patterns):
@@ -262,6 +268,7 @@ def match_attachments(sidecar: Path, ids: tuple[str, ...], settings: Settings
                               allow_subfolders=False)
         atts.extend(sub)
         where = f"{rel}/{e.name}/{MANIFEST_NAME}"
+        notes_read.append((where, notes.sha256))
         if notes.channel and channel and notes.channel != channel:
             # One bundle is one delivery on one channel: which of two wins is no guess to
             # make with money-bearing documents, whose rules differ per channel.
@@ -270,7 +277,19 @@ def match_attachments(sidecar: Path, ids: tuple[str, ...], settings: Settings
                                  "a bundle has one channel: set it once, in the sidecar root"))
         elif notes.channel and not channel:
             channel, channel_from = notes.channel, where
-    return _distinct_names(atts, settings.delivery.safe_filenames, findings), findings, channel
+    kept = _distinct_names(atts, settings.delivery.safe_filenames, findings)
+    return kept, findings, channel, _sidecar_digest(notes_read, findings)
+
+
+def _sidecar_digest(notes_read: list[tuple[str, str]], findings: list[Finding]) -> str:
+    """SHA-256 of what the bundle id does not cover but matching read from the sidecar:
+    each attachments.toml's bytes (its channel, and whatever else it may say) and the
+    structural findings (a link or a FIFO put into the sidecar is no attachment, but an
+    error). The check after the claim compares it, as it compares the bundle id."""
+    data = json.dumps([[n for n in notes_read if n[1]],
+                       [[f.code, f.file, f.message, f.invoice_id] for f in findings]],
+                      ensure_ascii=False)
+    return hashlib.sha256(data.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _distinct_names(atts: list[Attachment], safe: bool, findings: list[Finding]
@@ -359,6 +378,7 @@ def assemble(cand: Candidate, settings: Settings, known: Bundle | None = None) -
     attachments: list[Attachment] = []
     channel = None
     sidecar: Path | None = None
+    sidecar_digest = ""
     if os.path.lexists(cand.sidecar):
         if cand.sidecar.is_symlink() or not cand.sidecar.is_dir():
             findings.append(_err("not-a-folder", cand.sidecar.name, "the sidecar is not a "
@@ -366,9 +386,9 @@ def assemble(cand: Candidate, settings: Settings, known: Bundle | None = None) -
                                  "make it a real folder"))
         else:
             sidecar = cand.sidecar
-            attachments, more, channel = match_attachments(cand.sidecar, read.invoice_ids,
-                                                           settings)
+            attachments, more, channel, sidecar_digest = match_attachments(
+                cand.sidecar, read.invoice_ids, settings)
             findings.extend(more)
     findings.extend(_look_alike_findings(cand))
     return Bundle(inv, sidecar, tuple(attachments), channel or settings.validation.channel,
-                  tuple(findings))
+                  tuple(findings), sidecar_digest)

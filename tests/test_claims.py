@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from claimed import folders, make, quiet_logs, step  # noqa: E402, F401 - quiet_logs: autouse
 from helpers import drop_bundle, pdf_bytes, write  # noqa: E402
 
+from daemon.config import Settings  # noqa: E402
+from daemon.pipeline import Pipeline  # noqa: E402
 from daemon.scan import list_outbox  # noqa: E402
 
 
@@ -95,3 +98,90 @@ class TestUndoneClaim:
         assert not (s.outbox.path / "INV-1").exists()
         assert json.loads((q / "reason.json").read_text())["reasons"][0]["code"] == \
             "changed-during-claim"
+
+
+E_INVOICE = b'channel = "e-invoice"\n'
+ORIGINAL_PRINT = b'channel = "original-print"\n'
+
+
+class TestChangedWhileClaimed:
+    """What the bundle id does not cover but decides what is validated and sent
+    (attachments.toml, what else lies in the sidecar) changed after the bundle was read
+    and before its claim: the check after the claim puts it back to settle, it is read
+    again and goes (or not) as it now is, never as it was validated."""
+
+    @pytest.mark.parametrize(("notes", "files", "change", "outcome"), [
+        # The channel: sent as original-print, not validated and sent as e-invoice.
+        ("attachments.toml", {"a.pdf": pdf_bytes()}, ORIGINAL_PRINT, "sent: original-print"),
+        # The same in the invoice's subfolder (either form of a sidecar is accepted).
+        ("INV-1/attachments.toml", {"INV-1/a.pdf": pdf_bytes()}, ORIGINAL_PRINT,
+         "sent: original-print"),
+        # A CSV is fine for e-invoice; original print takes PDF only.
+        ("attachments.toml", {"hours.csv": b"day;hours\nmon;8\n"}, ORIGINAL_PRINT,
+         "quarantined: type-not-allowed"),
+        # A notes file broken meanwhile: its error, not the notes as they were.
+        ("attachments.toml", {"a.pdf": pdf_bytes()}, b'channel = "e-invoice"\nchanel = "x"\n',
+         "quarantined: attachments-toml-invalid"),
+    ], ids=["channel", "channel-in-the-invoice-subfolder", "channel-refuses-an-attachment",
+            "notes-broken"])
+    def test_a_notes_file_changed_before_the_claim_is_read_again(
+            self, tmp_path: Path, notes: str, files: dict[str, bytes], change: bytes,
+            outcome: str) -> None:
+        """attachments.toml said e-invoice when the bundle was read and says otherwise at
+        its claim (claims are made at the end of the loop's turn): the bundle goes back to
+        the outbox, settling ("changed while being claimed"), nothing delivered; read
+        again, it is sent on the channel the file now names, or quarantined for what the
+        file now makes wrong."""
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {**files, notes: E_INVOICE})
+        path = s.outbox.path / "INV-1" / notes
+        row_id = self._changed_during_claim(p, lambda: path.write_bytes(change))
+        self._read_again_ends(p, s, row_id, outcome)
+
+    def test_a_link_put_into_the_sidecar_before_the_claim_is_read_again(
+            self, tmp_path: Path) -> None:
+        """A symbolic link is no attachment (the bundle id does not change) but an error:
+        one that came after the bundle was read is seen at its claim, and the bundle is
+        quarantined for it instead of sent."""
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        link = s.outbox.path / "INV-1" / "b.pdf"
+        row_id = self._changed_during_claim(p, lambda: link.symlink_to(tmp_path / "x.pdf"))
+        self._read_again_ends(p, s, row_id, "quarantined: not-a-file")
+
+    @staticmethod
+    def _changed_during_claim(p: Pipeline, change: Callable[[], object]) -> int:
+        """Read and decide the one bundle with its claim held for the end of the turn,
+        `change` its files, then claim: its row, back to settling, the outbox as it was."""
+        [cand] = list_outbox(p.s.outbox).candidates.values()
+        p.hold_claims()
+        assert step(p, cand, 0.0).claimed is None  # held for the end of the turn
+        change()
+        [(key, nxt)] = list(p.claim_held(0.0))
+        assert key == "INV-1.xml" and nxt.claimed is None
+        [row] = p.j.rows(("settling",))
+        assert p.j.last_detail(row.id) == "changed while being claimed"
+        assert (p.s.outbox.path / "INV-1.xml").exists()
+        assert list(p.s.processing_dir.iterdir()) == []
+        assert list((p.s.outbox.path.parent / "target").iterdir()) == []
+        return row.id
+
+    @staticmethod
+    def _read_again_ends(p: Pipeline, s: Settings, row_id: int, outcome: str) -> None:
+        """Step the bundle put back once more: `outcome` is how it ends, sent (on which
+        channel) or quarantined (for which error)."""
+        [cand] = list_outbox(s.outbox).candidates.values()
+        claimed = step(p, cand, 1.0).claimed  # a quarantine at the claim is made at once
+        assert claimed is None or p.finish.attempt(claimed) is None
+        end, what = outcome.split(": ")
+        if end == "sent":
+            [folder] = folders(s.sent_dir)
+            manifest = json.loads((folder / "receipt.json").read_text())["manifest"]
+            assert manifest["channel"] == what
+            assert folders(s.quarantine_dir) == []
+        else:
+            [folder] = folders(s.quarantine_dir)
+            reasons = json.loads((folder / "reason.json").read_text())["reasons"]
+            assert what in [r["code"] for r in reasons]
+            assert folders(s.sent_dir) == []
+        assert p.j.get(row_id).state == end

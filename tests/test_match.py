@@ -528,6 +528,34 @@ class TestAttachmentsToml:
         b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
         assert b.errors == () and b.channel == "original-print"
 
+    def test_what_the_bundle_id_leaves_out_is_in_the_sidecar_digest(
+            self, outbox: Path, tmp_path: Path) -> None:
+        """The claim's check compares Bundle.sidecar_digest beside the bundle id: the
+        same sidecar gives the same digest wherever it lies (the outbox, a work folder),
+        and any change to a notes file (in the root or an invoice subfolder, even one the
+        manifest does not show) or a structural error gives another, the id unchanged."""
+        from daemon.manifest import bundle_id_of
+        root_notes = write(outbox / "INV-1" / "attachments.toml", b'channel = "e-invoice"\n')
+        sub_notes = write(outbox / "INV-1" / "INV-1" / "attachments.toml",
+                          b'[files."a.pdf"]\ntype = "Contract"\n')
+        write(outbox / "INV-1" / "INV-1" / "a.pdf", PDF)
+        first = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        assert first.errors == () and first.sidecar_digest
+        moved = tmp_path / "work"
+        moved.mkdir()
+        (outbox / "INV-1").rename(moved / "INV-1")
+        assert match(moved, "INV-1.xml", ubl_invoice("INV-1")).sidecar_digest == \
+            first.sidecar_digest
+        (moved / "INV-1").rename(outbox / "INV-1")
+        digests = {first.sidecar_digest}
+        for change in (lambda: root_notes.write_bytes(b'channel = "e-invoice"  # ERP\n'),
+                       lambda: sub_notes.write_bytes(b'[files."a.pdf"]\ntype = "Contract"\n\n'),
+                       lambda: (outbox / "INV-1" / "b.pdf").symlink_to(tmp_path / "x")):
+            change()
+            b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+            assert bundle_id_of(b) == bundle_id_of(first) and b.sidecar_digest not in digests
+            digests.add(b.sidecar_digest)
+
     def test_default_document_type_setting(self, outbox: Path) -> None:
         """A file without an entry gets [attachments] default_document_type."""
         write(outbox / "INV-1" / "a.pdf", PDF)
