@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import stat
 import subprocess
 import unicodedata
 
@@ -102,6 +104,37 @@ def test_release_file_dropped_in_the_share_sends_the_waiting_bundle(
     assert (sent / "INV-2001.send-anyway").exists()
 
 
+def test_a_channel_changed_where_settling_cannot_see_it_is_seen_at_the_claim(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """attachments.toml replaced by one of the same size and modification time (a sync
+    tool keeps the source's time) while the invoice waits: settling compares names,
+    sizes and times, so the bundle is not read again. Released then, it is claimed as
+    it was read; the check after the claim sees the notes file differ, puts the bundle
+    back and reads it again, and it goes out once, on the channel the file names now
+    (original-print), not on the one it was read with (e-invoice)."""
+    env.write_config(receiver.url, **HOLD)
+    daemon = start_daemon()
+    notes = env.outbox / "INV-4001" / "attachments.toml"
+    # As long as the original-print line below: the same size.
+    drop_bundle(env.outbox, "INV-4001", {notes.name: b'channel = "e-invoice"     \n'})
+    wait_state(env, "INV-4001.xml", "waiting")
+    before = notes.stat()
+    new = env.root / "attachments.toml"
+    new.write_bytes(b'channel = "original-print"\n')
+    os.utime(new, ns=(before.st_atime_ns, before.st_mtime_ns))
+    os.chmod(new, stat.S_IMODE(before.st_mode))
+    os.replace(new, notes)  # at once: no version between for settling to see
+    assert notes.stat().st_size == before.st_size
+
+    (env.outbox / "INV-4001.send-anyway").write_bytes(b"")
+    [sent] = wait_for(env.sent_bundles, what="the released bundle in sent/")
+    wait_for(lambda: (sent / "receipt.json").exists(), what="receipt.json")
+    assert manifest_of(sent)["channel"] == "original-print"
+    [accepted] = receiver.accepted()
+    assert accepted["idempotency_key"] == manifest_of(sent)["bundle_id"]
+    assert "bundle changed while being claimed" in daemon.stderr()
+
+
 def test_release_file_beside_a_bundle_with_errors_releases_nothing_and_says_why(
         env: Env, receiver: Receiver, start_daemon) -> None:
     env.write_config(receiver.url, **HOLD)
@@ -176,8 +209,6 @@ def test_invoice_files_that_cannot_be_used_are_on_the_page_until_they_go(
     """An invoice file the daemon leaves alone — a symbolic link, a name that is not
     UTF-8 — was only logged, once, and the clerk saw nothing. The page lists each with
     why (found at start and by events), and drops it once it is gone."""
-    import os
-
     from test_statuspage import Page
 
     env.write_config(receiver.url)
