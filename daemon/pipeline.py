@@ -271,7 +271,9 @@ class Pipeline(Claims):
         if (self.claiming(bid) or self.j.was_sent(bid)) and policy.duplicates == "quarantine":
             return self._claim(cand, known, row, [Finding(
                 "duplicate", key, f"this exact bundle ({bid[:12]}) was sent before — remove "
-                "it, or change it if it is meant to be a new bundle")], now)
+                "it, or, if it is meant to be a new bundle, change a file, a type or a note "
+                "(another channel in attachments.toml alone does not make a new bundle)")],
+                now)
         unattached = bundle.unattached_ids
         if unattached and policy.unattached != "send":
             if release.release_file(cand, self.s.share) is not None:  # "send anyway"

@@ -64,6 +64,28 @@ class TestDecisions:
         assert [r["code"] for r in reasons] == ["duplicate"]
         assert len(folders(s.sent_dir)) == 1
 
+    def test_the_same_files_again_for_another_channel_are_a_duplicate(
+            self, tmp_path: Path) -> None:
+        """The channel is not part of the bundle id (nor of the receiver's Idempotency-Key):
+        the files sent as e-invoice dropped again with attachments.toml saying
+        original-print are the same bundle, quarantined as a duplicate, and the reason
+        says that the channel alone does not make a new bundle and what does."""
+        p, s = make(tmp_path)
+        pdf = pdf_bytes()
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf}, b"<Inv>1</Inv>")
+        run_once(p)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf,
+                                             "attachments.toml": b'channel = "original-print"\n'},
+                    b"<Inv>1</Inv>")
+        run_once(p, now=2000.0)
+        [q] = folders(s.quarantine_dir)
+        [reason] = json.loads((q / "reason.json").read_text())["reasons"]
+        assert reason["code"] == "duplicate"
+        assert "change a file, a type or a note" in reason["message"]
+        assert "channel in attachments.toml alone does not make a new bundle" in \
+            reason["message"]
+        assert len(folders(s.sent_dir)) == 1
+
     def test_unattached_under_quarantine_policy_waits_then_is_quarantined(
             self, tmp_path: Path) -> None:
         """policy quarantine: waiting (in the outbox) until the deadline, then quarantined."""
