@@ -286,8 +286,10 @@ def _sidecar_digest(notes_read: list[tuple[str, str]], findings: list[Finding]) 
     each attachments.toml's bytes (its channel, and whatever else it may say) and the
     structural findings (a link or a FIFO put into the sidecar is no attachment, but an
     error). The check after the claim compares it, as it compares the bundle id."""
+    # Not the messages: one may quote an error's text, which need not be the same
+    # before and after the move (the code and the file say what is wrong, and where).
     data = json.dumps([[n for n in notes_read if n[1]],
-                       [[f.code, f.file, f.message, f.invoice_id] for f in findings]],
+                       [[f.code, f.file, f.invoice_id] for f in findings]],
                       ensure_ascii=False)
     return hashlib.sha256(data.encode("utf-8", "surrogatepass")).hexdigest()
 
