@@ -16,6 +16,12 @@ Where the PDF lives (outboxd's own choice; docs/einvoice.md tells users):
   travels with the bundle to sent/ (or quarantine/), so the original and the
   converted file are archived side by side.
 
+Both run in a reader process (readers.py), never in the daemon's own: a
+9000 × 9000 PNG takes some 300 MB to decode, and the delivery workers could
+convert several at once. The image is converted twice (before the claim there
+is nowhere to keep the PDF: nothing is written into the outbox, and a cache
+beside it would hold a PDF for every version read, claimed or not).
+
 The conversion is deterministic (no dates in the PDF), so a crash between the
 claim and the delivery gives the same bytes, hash and bundle id again.
 """
@@ -131,6 +137,11 @@ def materialise(atts: tuple[Attachment, ...], work_dir: Path) -> tuple[Attachmen
             write_atomic(target, pdf)
         out.append(replace(att, converted=replace(conv, path=target)))
     return tuple(out)
+
+
+def materialise_bundle(bundle: Bundle, work_dir: Path) -> Bundle:
+    """The claimed bundle with its conversions written into work_dir (`materialise`)."""
+    return replace(bundle, attachments=materialise(bundle.attachments, work_dir))
 
 
 def unconverted(bundle: Bundle) -> Bundle:

@@ -21,10 +21,18 @@ from daemon.archive import target_for
 from daemon.bundle import Bundle, Finding, findings_of
 from daemon.claim import finish_claim, moved_candidate
 from daemon.config import Settings
-from daemon.convert import materialise
+from daemon.convert import materialise_bundle
 from daemon.deliver import Deliverer, Shared, backoff
 from daemon.einvoice import check_bundle
-from daemon.errors import InputError, OutboxdError, Paused, Rejected, Retryable, describe
+from daemon.errors import (
+    InputError,
+    OutboxdError,
+    Paused,
+    ReaderFailed,
+    Rejected,
+    Retryable,
+    describe,
+)
 from daemon.fsops import is_regular_file
 from daemon.journal import (
     CLAIMING,
@@ -53,6 +61,13 @@ def evaluate(cand: Candidate, settings: Settings) -> Bundle:
     return check_bundle(bundle, settings)  # pre-flight, ubl-embedded (docs/einvoice.md)
 
 
+def materialise_here(cand: Candidate, bundle: Bundle, work_dir: Path,
+                     settings: Settings) -> Bundle:
+    """A claimed bundle's images converted into its work folder, in this process (a
+    pipeline without the daemon's readers: `readers.Readers.materialise` otherwise)."""
+    return materialise_bundle(bundle, work_dir)
+
+
 # The transition's detail of an attempt that found a configuration problem (401,
 # 403, 404: the url or token is ours to fix): a restart tries such a bundle at once,
 # as a reload does.
@@ -74,6 +89,11 @@ class Finisher(Moves):
         # How a claimed bundle is read again after a restart: the daemon's reader
         # processes (readers.py) when it has them, else here.
         self.evaluate: Callable[[Candidate, Settings], Bundle] = evaluate
+        # How a claimed bundle's images are converted to PDF into its work folder: in
+        # the reader processes too when the daemon has them (decoding a large image
+        # costs hundreds of MB, and several workers may convert at once), else here.
+        self.materialise: Callable[[Candidate, Bundle, Path, Settings], Bundle] = \
+            materialise_here
         # Where a delivered bundle's archive goes when it should wait for the
         # deliveries (the daemon's workers, workers.py); None: at once, here.
         self.archive_later: Callable[[int], None] | None = None
@@ -98,13 +118,16 @@ class Finisher(Moves):
         """The bundle to deliver: as validated before the claim, or (after a
         restart, when that is gone) read and validated again in processing."""
         validated = self._validated.get(row.id)
-        assert row.work_dir is not None
         if validated is None:
-            validated = self.evaluate(moved_candidate(candidate_for(self.s.outbox,
-                                                                    row.invoice_file),
-                                                      Path(row.work_dir)), self.s)
+            validated = self.evaluate(self._moved(row), self.s)
             self._validated[row.id] = validated
         return validated
+
+    def _moved(self, row: Row) -> Candidate:
+        """The row's bundle as it lies in its work folder."""
+        assert row.work_dir is not None
+        return moved_candidate(candidate_for(self.s.outbox, row.invoice_file),
+                               Path(row.work_dir))
 
     def outgoing_warnings(self, bundle: Bundle, bid: str) -> list[Finding]:
         name = bundle.invoice_file.name
@@ -158,18 +181,23 @@ class Finisher(Moves):
                 f"folder ({exc}) — check it and move it back to the outbox")])
         if read_again and not self._work_present(row):
             return damaged([])  # the share went away while the bundle was being read
-        try:
-            # Converted images are written only now, into the claimed work folder.
-            bundle = replace(bundle, attachments=materialise(bundle.attachments,
-                                                             Path(row.work_dir or "")))
-        except InputError as exc:
-            return damaged([Finding(exc.code, exc.file, exc.message)])
-        except OSError as exc:
-            # A full disk or a share gone while writing the PDF: the bundle is fine,
-            # so it waits and tries again, as a failed move does; never quarantined.
-            return self._move_failed(row, f"cannot write a PDF made from an image into "
-                                     f"{row.work_dir}: {describe(exc)}",
-                                     "bundle cannot be prepared for delivery; will retry")
+        if any(a.converted for a in bundle.attachments):
+            try:
+                # Converted images are written only now, into the claimed work folder.
+                bundle = self.materialise(self._moved(row), bundle, Path(row.work_dir or ""),
+                                          self.s)
+            except InputError as exc:
+                return damaged([Finding(exc.code, exc.file, exc.message)])
+            except (OSError, ReaderFailed) as exc:
+                # A full disk or a share gone while writing the PDF, or a reader that died
+                # under the conversion each time (the daemon stopping, too): the bundle is
+                # fine, so it waits and tries again, as a failed move does; never
+                # quarantined, and never converted here instead.
+                why = (f"cannot write a PDF made from an image into {row.work_dir}: "
+                       f"{describe(exc)}" if isinstance(exc, OSError) else
+                       f"cannot convert an image to PDF: {exc}")
+                return self._move_failed(row, why, "bundle cannot be prepared for delivery; "
+                                         "will retry")
         if bundle.errors:
             return damaged(list(bundle.errors))
         bid = bundle_id_of(bundle)

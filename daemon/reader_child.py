@@ -13,6 +13,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from daemon import GROUP_SIGNALS
@@ -29,7 +30,8 @@ class ChildUnavailable(Exception):
 
 @dataclass(eq=False, slots=True)
 class Call:
-    """One evaluate (or, with `known`, one check by hashes) on its way."""
+    """One evaluate (or, with `known`, one check by hashes; with `known` and `work_dir`,
+    the writing of its converted images into that claimed work folder) on its way."""
 
     cand: Candidate
     settings: Settings
@@ -37,6 +39,7 @@ class Call:
     known: Bundle | None = None
     tries: int = 1  # deaths of a reader under it still allowed, plus one
     timed_out: bool = False  # its child was killed for running past READ_TIME_LIMIT
+    work_dir: Path | None = None
 
 
 @dataclass

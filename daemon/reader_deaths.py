@@ -117,9 +117,7 @@ class Deaths:
                 self._route(call)
                 continue
             if call.tries <= 1:
-                call.done(_timed_out(call) if call.timed_out else ReaderFailed(
-                    f"{call.cand.invoice.name}: a reader process died while reading it "
-                    "each time (out of memory?); it is read again when it changes"))
+                call.done(_timed_out(call) if call.timed_out else _died_each_time(call))
                 continue
             call.tries -= 1
             call.timed_out = False
@@ -181,6 +179,15 @@ def _readable(child: Child) -> bool:
         return bool(child.conn.poll(0))
     except (OSError, ValueError, EOFError):
         return True  # closed or broken: its death is noticed next
+
+
+def _died_each_time(call: Call) -> ReaderFailed:
+    name = call.cand.invoice.name
+    if call.work_dir is not None:  # after the claim: the delivery worker tries it again
+        return ReaderFailed(f"{name}: a reader process died each time while converting its "
+                            "images to PDF (out of memory?); the delivery is tried again")
+    return ReaderFailed(f"{name}: a reader process died while reading it each time (out of "
+                        "memory?); it is read again when it changes")
 
 
 def _timed_out(call: Call) -> ReadTimedOut:

@@ -219,7 +219,7 @@ class Pool(Deaths):
         with child.send_lock:  # one writer at a time; the version goes with the first
             fresh = child.version != version
             data = reader_wire.dumps((call_id, version, blob if fresh else None,
-                                      call.cand, call.known))
+                                      call.cand, call.known, call.work_dir))
             try:
                 child.conn.send_bytes(data)
             except (OSError, ValueError):

@@ -1,7 +1,9 @@
 """What runs inside a reader process (reader_pool.py starts them): the engine loaded
 once and warmed up, and Pillow's plugins loaded, before the "ready" message, the
-settings unpickled once per version, one `finish.evaluate` per call, and every
-outcome packed so that it pickles (`pack`; readers._unpack reverses it). Nothing
+settings unpickled once per version, one job per call (`run`: `finish.evaluate`, the
+check by hashes after a claim, or a claimed bundle's images converted into its work
+folder), and every outcome packed so that it pickles (`pack`; readers._unpack
+reverses it). Nothing
 here runs in the daemon's own process but `needs_engine`, `run` (the thread
 fallback) and `pack`.
 """
@@ -69,8 +71,8 @@ def main(conn: Connection, cache_dir: str, engine: bool, log: LogConfig) -> None
             _warm_up()
     _send(conn, (0, _load_error))
     while True:
-        call_id, version, blob, cand, known = reader_wire.loads(inbox.get())
-        _send(conn, (call_id, call(cand, version, blob, known)))
+        call_id, version, blob, cand, known, work_dir = reader_wire.loads(inbox.get())
+        _send(conn, (call_id, call(cand, version, blob, known, work_dir)))
 
 
 def _take(conn: Connection, inbox: queue.SimpleQueue[bytes]) -> None:
@@ -107,10 +109,11 @@ def _warm_up() -> None:
         pass  # only a warm-up: the first real call then pays, nothing more
 
 
-def call(cand: Candidate, version: int, blob: bytes | None, known: Bundle | None = None
-         ) -> tuple[Any, ...]:
+def call(cand: Candidate, version: int, blob: bytes | None, known: Bundle | None = None,
+         work_dir: Path | None = None) -> tuple[Any, ...]:
     """One bundle: ("ok", Bundle), or what pack() makes of the exception. With
-    `known`, only match.assemble by hashes (the check after a claim)."""
+    `known`, only match.assemble by hashes (the check after a claim); with `work_dir`
+    too, its converted images written there (see `run`)."""
     global _settings
     try:
         if _settings is None or _settings[0] != version:
@@ -122,15 +125,22 @@ def call(cand: Candidate, version: int, blob: bytes | None, known: Bundle | None
         settings = _settings[1]
         if known is None and needs_engine(settings) and _load_error is not None:
             raise ConfigError(_load_error)
-        return ("ok", run(cand, settings, known, Path(_cache_dir) if _cache_dir else None))
+        return ("ok", run(cand, settings, known, Path(_cache_dir) if _cache_dir else None,
+                          work_dir))
     except BaseException as exc:  # noqa: BLE001 - every outcome goes back to the daemon
         return pack(exc)
 
 
 def run(cand: Candidate, settings: Settings, known: Bundle | None,
-        cache_dir: Path | None) -> Bundle:
+        cache_dir: Path | None, work_dir: Path | None = None) -> Bundle:
     """The one job of a reader, wherever it runs: read, match, validate and pre-flight
-    (finish.evaluate), or with `known` only match again by hashes (after a claim)."""
+    (finish.evaluate), or with `known` only match again by hashes (after a claim), or
+    with `known` and `work_dir` write its images converted to PDF into that claimed
+    work folder (convert.materialise_bundle, at delivery): decoding an image costs what
+    reading it did, and that is what the daemon's own process must never spend."""
+    if known is not None and work_dir is not None:
+        from daemon.convert import materialise_bundle
+        return materialise_bundle(known, work_dir)
     if known is not None:
         from daemon.match import assemble
         return assemble(cand, settings, known=known)

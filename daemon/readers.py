@@ -6,7 +6,11 @@ of CPU, pre-flight ~12 ms per invoice; on threads of the daemon that time
 holds its one interpreter lock, in series with the loop and the deliveries.
 N spawned children (`[service] reader_processes`, "auto" = min(2, CPUs)) run
 it beside them; each loads the e-invoice engine once at start (compile cache
-in the state dir), so pre-flight is part of the same call. The children, their
+in the state dir), so pre-flight is part of the same call. After a claim they
+also check the moved bundle by hashes (`assemble_many`) and, at delivery, write
+its images converted to PDF into the work folder (`materialise`), so that decoding
+an image (some 300 MB for 9000 × 9000 pixels) stays out of the daemon's own
+process after the claim too. The children, their
 pipes and the one collector thread are reader_pool.py's; what crosses a pipe
 and how it is pickled cheaply, reader_wire.py's.
 
@@ -206,10 +210,10 @@ class Readers:
 
     # -- calls ----------------------------------------------------------------------
     def _evaluate_here(self, cand: Candidate, settings: Settings,
-                       known: Bundle | None = None) -> Result:
+                       known: Bundle | None = None, work_dir: Path | None = None) -> Result:
         """On a thread of this process (no child can run, or a check not answered)."""
         try:
-            return reader_process.run(cand, settings, known, self.cache_dir)
+            return reader_process.run(cand, settings, known, self.cache_dir, work_dir)
         except Exception as exc:  # noqa: BLE001 - handed back to the caller, which reports it
             return exc
 
@@ -280,7 +284,8 @@ class Readers:
             call.done(ReaderFailed("the readers were not started"))
             return
         try:
-            here = threads.submit(self._evaluate_here, call.cand, call.settings, call.known)
+            here = threads.submit(self._evaluate_here, call.cand, call.settings, call.known,
+                                  call.work_dir)
         except RuntimeError:  # shut down by stop() just now
             call.done(ReaderFailed(STOPPING))
             return
@@ -318,11 +323,28 @@ class Readers:
         """finish.evaluate in a reader, waiting for it (for a delivery worker)."""
         gather = _Gather(1)
         self.submit(cand, settings, functools.partial(gather.put, 0))
-        result = gather.wait_for(0, None)
-        assert result is not None
-        if isinstance(result, BaseException):
-            raise result
-        return result
+        return _raised(gather.wait_for(0, None))
+
+    def materialise(self, cand: Candidate, bundle: Bundle, work_dir: Path,
+                    settings: Settings) -> Bundle:
+        """convert.materialise_bundle in a reader, waiting for it (for a delivery worker):
+        the claimed bundle (`cand` where it lies now) with its images converted and
+        written into work_dir. Handed to a child at once, as a check is, and like one
+        without a time limit (the same conversion ran within it before the claim; a
+        slow share is not hostile). Raises the InputError or OSError of the conversion,
+        or ReaderFailed: a reader died under it each time, or the daemon is stopping."""
+        gather = _Gather(1)
+        self._route(Call(cand, settings, functools.partial(gather.put, 0), bundle, TRIES,
+                         work_dir=work_dir))
+        return _raised(gather.wait_for(0, None))
+
+
+def _raised(result: Result | None) -> Bundle:
+    """The bundle a blocking call got back, or its exception raised."""
+    assert result is not None
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
 class _Gather:

@@ -10,8 +10,9 @@ The cost follows what changes, not how much waits in the outbox:
 - the periodic rescan is the only full pass: a stat-level listing compared
   with what each bundle last looked like; unchanged bundles cost nothing more;
 - reading, validating and pre-flighting a settled version (pypdf, Pillow, the
-  e-invoice rules) runs in reader processes (readers.py), off this process's
-  interpreter lock; `concurrency` delivery workers (workers.py) post on one
+  e-invoice rules), and converting a claimed bundle's images to PDF at delivery,
+  run in reader processes (readers.py), off this process's interpreter lock and
+  memory; `concurrency` delivery workers (workers.py) post on one
   connection pool.
 One thread (this loop) owns the outbox: snapshots, decisions, claims. How hints
 and the rescan become dirty bundles is `changes.Changes`; SIGHUP is
@@ -212,6 +213,7 @@ class Service(Changes, Reloading):
         self.pipeline.finish.clock = self.clock  # its move retries are scheduled on it
         if self._readers is not None:  # a claimed bundle read again after a restart too
             self.pipeline.finish.evaluate = self._readers.evaluate
+            self.pipeline.finish.materialise = self._readers.materialise  # and converted
             self.pipeline.assemble_many = self._readers.assemble_many
         self.index = OutboxIndex(s.outbox, lambda name: [name + self.settings.share.release_suffix],
                                  share=s.share)

@@ -49,9 +49,9 @@ def _main_with(pause: Callable[[Any, Any], None], conn: Any, cache_dir: str, eng
     """reader_process.main, with pause(cand, known) before each call's work."""
     real = reader_process.run
 
-    def run(cand: Any, settings: Any, known: Any, cache: Any) -> Any:
+    def run(cand: Any, settings: Any, known: Any, cache: Any, *more: Any) -> Any:
         pause(cand, known)
-        return real(cand, settings, known, cache)
+        return real(cand, settings, known, cache, *more)
 
     reader_process.run = run  # type: ignore[assignment]
     reader_process.main(conn, cache_dir, engine, log)

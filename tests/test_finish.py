@@ -22,10 +22,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from claimed import NeverPost, Scripted, claimed, restart  # noqa: E402
 from helpers import pdf_bytes  # noqa: E402
 
-from daemon import convert  # noqa: E402
+from daemon import convert, finish  # noqa: E402
 from daemon.answers import Receipt  # noqa: E402
 from daemon.bundle import Bundle  # noqa: E402
-from daemon.errors import Paused, Rejected, Retryable  # noqa: E402
+from daemon.errors import Paused, ReaderFailed, Rejected, Retryable  # noqa: E402
 from daemon.finish import Finisher  # noqa: E402
 
 
@@ -130,6 +130,39 @@ def test_a_full_disk_while_writing_a_converted_image_is_retried_not_quarantined(
     assert p.finish.attempt(row) is None
     [entry] = s.sent_dir.glob("*/*")
     assert p.j.get(row).state == "sent" and p.j.get(row).last_error is None
+    assert (entry / "INV-1.converted" / "scan.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_a_conversion_whose_reader_died_each_time_is_retried_not_quarantined(
+        tmp_path: Path) -> None:
+    """The reader processes convert a claimed bundle's images (Finisher.materialise is
+    theirs in the daemon). A reader that died under the conversion each time (out of
+    memory) says nothing about the bundle: it stays in flight with the reason shown,
+    nothing in quarantine, and the next attempt after its back-off delivers it."""
+    buf = io.BytesIO()
+    Image.new("RGB", (600, 300), (200, 30, 30)).save(buf, "PNG", dpi=(300, 300))
+    p, s, row = claimed(tmp_path, {"scan.png": buf.getvalue()},
+                        {"channel": "external-print", "convert_images": True})
+    asked: list[Path] = []
+
+    def reader_died(cand: Any, bundle: Bundle, work: Path, settings: Any) -> Bundle:
+        asked.append(work)
+        raise ReaderFailed("INV-1.xml: a reader process died each time while converting its "
+                           "images to PDF (out of memory?); the delivery is tried again")
+
+    p.finish.materialise = reader_died
+    delay = p.finish.attempt(row)
+    waiting = p.j.get(row)
+    assert asked == [Path(waiting.work_dir or "")]
+    assert delay is not None and delay > 0
+    assert waiting.state == "retrying" and "out of memory" in (waiting.last_error or "")
+    assert list(s.quarantine_dir.glob("*/*")) == []
+
+    p.finish.materialise = finish.materialise_here
+    later = p.finish.clock() + 3600
+    p.finish.clock = lambda: later
+    assert p.finish.attempt(row) is None
+    [entry] = s.sent_dir.glob("*/*")
     assert (entry / "INV-1.converted" / "scan.pdf").read_bytes().startswith(b"%PDF")
 
 

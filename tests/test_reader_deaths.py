@@ -6,11 +6,14 @@ call outstanding, never a sleep."""
 
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 import signal
 import sys
+import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -20,14 +23,14 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 import reader_targets  # noqa: E402
-from helpers import wait_for  # noqa: E402
+from helpers import raised, wait_for  # noqa: E402
 from test_reader_pool import Answers, _pool, bundles, submit  # noqa: E402
-from test_readers import alive, in_child, settings_for  # noqa: E402
+from test_readers import alive, in_child, not_here, print_bundle, settings_for  # noqa: E402
 
-from daemon import readers  # noqa: E402
+from daemon import convert, readers  # noqa: E402
 from daemon.bundle import Bundle  # noqa: E402
 from daemon.config import Settings  # noqa: E402
-from daemon.errors import ReaderFailed  # noqa: E402
+from daemon.errors import InputError, ReaderFailed  # noqa: E402
 from daemon.finish import evaluate  # noqa: E402
 from daemon.reader_pool import Call, Restarts  # noqa: E402
 from daemon.readers import Readers  # noqa: E402
@@ -242,3 +245,49 @@ def test_a_read_answered_in_time_while_the_collector_was_held_up_is_not_killed(
         assert restarts.total == 0 and warnings == []
     finally:
         pool.stop()
+
+
+def test_a_conversion_whose_reader_dies_is_repeated_then_answered_not_converted_here(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A claimed bundle's conversion held by a reader (paused) that is killed, as the OOM
+    killer would: it is repeated on the replacement and the PDF is written, leaving no
+    half-written file beside it. With TRIES = 1 it is answered ReaderFailed saying that
+    a conversion died and the delivery is tried again: never an input error, and never
+    converted in this process instead."""
+    r, _ = one_reader(tmp_path)
+    s = settings_for(tmp_path, einvoice={"preflight": "off"}, service={"reader_processes": 1},
+                     validation={"convert_images": True})
+    made = {name: print_bundle(s, name) for name in ("D1", "D2")}
+    monkeypatch.setattr(convert, "image_to_pdf", not_here)
+    try:
+        for tries, name in ((readers.TRIES, "D1"), (1, "D2")):
+            monkeypatch.setattr(readers, "TRIES", tries)
+            cand, bundle, work = made[name]
+            [pid] = r.pids()
+            os.kill(pid, signal.SIGSTOP)
+            worker, answers = waiting_worker(functools.partial(r.materialise, cand, bundle,
+                                                               work, s))
+            wait_for(lambda: any(c.written for c in r._pool._children),  # type: ignore[union-attr]
+                     what="the conversion sent to the reader")
+            os.kill(pid, signal.SIGKILL)
+            worker.join(120)
+            if tries > 1:
+                assert answers == [None]
+                assert [p.name for p in (work / f"{name}.converted").iterdir()] == ["scan.pdf"]
+            else:
+                [answer] = answers
+                assert isinstance(answer, ReaderFailed) and not isinstance(answer, InputError)
+                assert "while converting its images" in str(answer), answer
+                assert not (work / f"{name}.converted" / "scan.pdf").exists()
+        assert r.processes and r.restarts == 2
+    finally:
+        r.stop()
+
+
+def waiting_worker(call: Callable[[], object]) -> tuple[threading.Thread, list[Exception | None]]:
+    """call() on a thread of its own, as a delivery worker waits on a reader; what it
+    raised (or None) is in the list once the thread has ended."""
+    answers: list[Exception | None] = []
+    worker = threading.Thread(target=lambda: answers.append(raised(call)))
+    worker.start()
+    return worker, answers

@@ -8,6 +8,7 @@ test_reader_process.py.)
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import signal
@@ -15,6 +16,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from einvoice.broken import BROKEN  # noqa: E402
 from helpers import drop_bundle, pdf_bytes, ubl_invoice, wait_for, write  # noqa: E402
 
-from daemon import readers  # noqa: E402
+from daemon import convert, readers  # noqa: E402
 from daemon.bundle import Bundle  # noqa: E402
 from daemon.config import Settings  # noqa: E402
 from daemon.errors import HostileInput, InputError, ReaderFailed  # noqa: E402
@@ -194,6 +196,52 @@ def test_evaluate_waits_for_a_child_and_raises_its_input_error(children: Readers
     (s.outbox.path / "GONE.xml").symlink_to(s.outbox.path / "nowhere.xml")
     with pytest.raises(InputError):
         children.evaluate(candidate_for(s.outbox, "GONE.xml"), s)
+
+
+def print_bundle(s: Settings, name: str) -> tuple[Candidate, Bundle, Path]:
+    """A bundle with a PNG on external print, validated with convert_images on (its PDF
+    recorded, not written), and the empty work folder its conversion is written into."""
+    drop_bundle(s.outbox.path, name, {"scan.png": png_300_dpi(),
+                                      "attachments.toml": b'channel = "external-print"\n'},
+                ubl_invoice(name))
+    cand = candidate_for(s.outbox, f"{name}.xml")
+    bundle = evaluate(cand, s)
+    assert not bundle.errors and bundle.attachments[0].converted is not None
+    work = s.outbox.path.parent / f"work-{name}"
+    work.mkdir()
+    return cand, bundle, work
+
+
+def not_here(data: bytes) -> bytes:
+    raise AssertionError("an image was converted in the daemon's own process")
+
+
+def test_a_claimed_bundles_images_are_converted_into_its_work_folder_in_a_child(
+        children: Readers, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """materialise (a delivery worker waiting) writes the PDF validation recorded into
+    NAME.converted/ of the work folder and points the attachment there, while the image
+    converter of this process is never called. A write that fails comes back as the
+    OSError it is (retried), an image changed since validation as processing-damaged."""
+    s = settings_for(root, validation={"convert_images": True})
+    cand, bundle, work = print_bundle(s, "CONV")
+    monkeypatch.setattr(convert, "image_to_pdf", not_here)
+    got = children.materialise(cand, bundle, work, s)
+    [att] = got.attachments
+    assert att.converted is not None and att.converted.path == work / "CONV.converted/scan.pdf"
+    assert hashlib.sha256(att.converted.path.read_bytes()).hexdigest() == att.converted.sha256
+    assert got == replace(bundle, attachments=(att,))
+
+    blocked = root / "work-is-a-file"
+    blocked.write_bytes(b"")
+    with pytest.raises(OSError):
+        children.materialise(cand, bundle, blocked, s)
+
+    buf = io.BytesIO()
+    Image.new("RGB", (30, 30), "black").save(buf, "PNG", dpi=(300, 300))
+    (s.outbox.path / "CONV" / "scan.png").write_bytes(buf.getvalue())
+    with pytest.raises(InputError) as damaged:
+        children.materialise(cand, bundle, root / "work-CONV-2", s)
+    assert (damaged.value.code, damaged.value.file) == ("processing-damaged", "CONV/scan.png")
 
 
 def test_stop_leaves_no_reader_process(tmp_path: Path) -> None:

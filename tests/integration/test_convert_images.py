@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from conftest import Env, Receiver
 from helpers import drop_bundle, wait_for
 from PIL import Image
 from pypdf import PdfReader
+
+from daemon import convert
+from daemon.config import Settings
+from daemon.service import Service
 
 
 def scan(fmt: str, size: tuple[int, int]) -> bytes:
@@ -62,3 +70,54 @@ def test_without_the_flag_images_on_external_print_are_errors(
     reason = (q / "REASON.txt").read_text()
     assert "INV-2/scan.png" in reason and "external-print channel allows" in reason
     assert receiver.requests() == []
+
+
+@contextlib.contextmanager
+def daemon_here(tmp_path: Path, reader_processes: int) -> Iterator[Settings]:
+    """`outboxd run` in this process (a thread; real watcher, readers and directory
+    transport), so that what runs in the daemon's own process can be watched."""
+    s = Settings(outbox={"path": str(tmp_path / "outbox"), "settle_seconds": 0.2},
+                 paths={"state_dir": str(tmp_path / "state")},
+                 delivery={"transport": "directory", "target": str(tmp_path / "target")},
+                 validation={"channel": "external-print", "convert_images": True},
+                 einvoice={"preflight": "off"},
+                 service={"reader_processes": reader_processes})
+    s.outbox.path.mkdir()
+    svc = Service(s)
+    thread = threading.Thread(target=svc.run, name="loop")
+    thread.start()
+    try:
+        yield s
+    finally:
+        svc.request_stop()
+        thread.join(60)
+
+
+@pytest.mark.parametrize("reader_processes", [1, 0], ids=["readers", "threads"])
+def test_the_daemons_own_process_never_converts_an_image_when_it_has_readers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reader_processes: int) -> None:
+    """Decoding an image costs hundreds of MB for a large scan. With reader processes
+    the image is converted in them before the claim and again, into the work folder,
+    after it: the converter of the daemon's own process is never called, yet the PDF
+    is written, archived and sent. With none (`reader_processes = 0`) every conversion
+    runs on the readers' threads here, never on a delivery worker."""
+    threads: list[str] = []
+    real = convert.image_to_pdf
+
+    def watched(data: bytes) -> bytes:
+        threads.append(threading.current_thread().name)
+        return real(data)
+
+    monkeypatch.setattr(convert, "image_to_pdf", watched)
+    png = scan("PNG", (900, 600))
+    with daemon_here(tmp_path, reader_processes) as s:
+        drop_bundle(s.outbox.path, "INV-3", {"scan.png": png})
+        [archived] = wait_for(lambda: list(s.sent_dir.glob("*/*")), what="the bundle sent")
+    pdf = (archived / "INV-3.converted" / "scan.pdf").read_bytes()
+    assert pdf == real(png)
+    [sent] = (tmp_path / "target").glob("*/attachments/INV-3/scan.pdf")
+    assert sent.read_bytes() == pdf
+    if reader_processes:
+        assert threads == []
+    else:
+        assert len(threads) == 2 and all(t.startswith("read") for t in threads), threads
