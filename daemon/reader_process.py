@@ -10,6 +10,7 @@ fallback) and `pack`.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import pickle
 import queue
@@ -73,6 +74,8 @@ def main(conn: Connection, cache_dir: str, engine: bool, log: LogConfig) -> None
     while True:
         call_id, version, blob, cand, known, work_dir = reader_wire.loads(inbox.get())
         _send(conn, (call_id, call(cand, version, blob, known, work_dir)))
+        if _may_have_converted(known, work_dir):
+            _give_back_memory()
 
 
 def _take(conn: Connection, inbox: queue.SimpleQueue[bytes]) -> None:
@@ -82,6 +85,23 @@ def _take(conn: Connection, inbox: queue.SimpleQueue[bytes]) -> None:
     except (EOFError, OSError):
         pass
     os._exit(0)
+
+
+def _may_have_converted(known: Bundle | None, work_dir: Path | None) -> bool:
+    """The call may have decoded an image to convert it (validation or delivery)."""
+    return (_settings is not None and _settings[1].validation.convert_images
+            and (known is None or work_dir is not None))
+
+
+# glibc keeps the heap a large image was decoded in (some 300 MB for 9000 × 9000
+# pixels) for the process's life, and a reader lives as long as the daemon:
+# malloc_trim hands it back. Not glibc (musl): nothing to call, nothing kept as long.
+_malloc_trim: Any = getattr(ctypes.CDLL(None), "malloc_trim", None)
+
+
+def _give_back_memory() -> None:
+    if _malloc_trim is not None:
+        _malloc_trim(0)
 
 
 def _send(conn: Connection, message: tuple[Any, ...]) -> None:

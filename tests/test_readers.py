@@ -244,6 +244,44 @@ def test_a_claimed_bundles_images_are_converted_into_its_work_folder_in_a_child(
     assert (damaged.value.code, damaged.value.file) == ("processing-damaged", "CONV/scan.png")
 
 
+def resident_mb(pid: int) -> tuple[float, float]:
+    """(VmRSS, VmHWM) of a process, in MB."""
+    fields = dict(line.split(":", 1) for line in
+                  Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    rss, hwm = (int(fields[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM"))
+    return rss, hwm
+
+
+def test_a_reader_gives_back_the_memory_a_large_image_took_once_converted(
+        tmp_path: Path) -> None:
+    """Decoding a 6000 x 6000 image for its PDF takes a reader's memory up by over 100 MB;
+    a reader lives as long as the daemon, so once the conversions of validation and
+    delivery are answered, it holds less than half that peak again (it kept all of it)."""
+    s = settings_for(tmp_path, einvoice={"preflight": "off"},
+                     service={"reader_processes": 1}, validation={"convert_images": True})
+    buf = io.BytesIO()
+    Image.new("RGB", (6000, 6000), "white").save(buf, "PNG", dpi=(300, 300))
+    drop_bundle(s.outbox.path, "BIG", {"scan.png": buf.getvalue(),
+                                       "attachments.toml": b'channel = "external-print"\n'},
+                ubl_invoice("BIG"))
+    r = Readers(tmp_path / "state" / "einvoice")
+    r.configure(s)
+    try:
+        [pid] = r.pids()
+        cand = candidate_for(s.outbox, "BIG.xml")
+        bundle = in_child(r, cand, s)
+        assert isinstance(bundle, Bundle) and bundle.attachments[0].converted is not None
+        work = tmp_path / "work-BIG"
+        work.mkdir()
+        r.materialise(cand, bundle, work, s)
+        # The answer goes out before the memory is given back: wait for the reader.
+        _, peak = wait_for(lambda: (m := resident_mb(pid))[0] < m[1] / 2 and m, timeout=30,
+                             what="the reader's memory back below half its peak")
+        assert peak > 150, f"the conversion never took the memory it should ({peak:.0f} MB)"
+    finally:
+        r.stop()
+
+
 def test_stop_leaves_no_reader_process(tmp_path: Path) -> None:
     """After stop() every reader process has exited, and a later call is answered
     (the daemon is stopping) instead of hanging."""
