@@ -121,7 +121,7 @@ class TestTransitions:
             journal.create("INV-1.xml", "settling", colour="red")
         rid = journal.create("INV-1.xml", "settling")
         with pytest.raises(ValueError):
-            journal.transition(rid, "waiting", since="2020-01-01")
+            journal.transition(rid, "waiting", colour="red")
         with pytest.raises(ValueError):
             journal.update(rid, nonsense=1)
         assert journal.get(rid).state == "settling"

@@ -285,15 +285,16 @@ class Journal(Views, Documents):
         return Row(**d)
 
     def create(self, invoice_file: str, state: str, detail: str = "", durable: bool = True,
-               **fields: Any) -> int:
-        """A new row in `state`; the transition from nothing is recorded with it."""
+               since: str | None = None, **fields: Any) -> int:
+        """A new row in `state` (since `since`, or now), with its transition from nothing."""
         fields = self._encode({"invoice_file": invoice_file, **fields})
         at = now_iso()
         cols = ", ".join(fields)
         marks = ", ".join("?" for _ in fields)
         with self._tx(durable) as db:
             cur = db.execute(f"INSERT INTO bundles (state, since, updated_at, {cols}) "
-                             f"VALUES (?, ?, ?, {marks})", (state, at, at, *fields.values()))
+                             f"VALUES (?, ?, ?, {marks})",
+                             (state, since or at, at, *fields.values()))
             row_id = int(cur.lastrowid or 0)
             if state in ("sent", DELIVERED):
                 db.execute(_SENT_INVOICES_FROM + "b.id = ?", (row_id,))
@@ -302,8 +303,10 @@ class Journal(Views, Documents):
         return row_id
 
     def transition(self, row_id: int, state: str, detail: str = "", durable: bool = True,
-                   **fields: Any) -> None:
-        """Move a row to `state` (and update fields) in one committed transaction."""
+                   since: str | None = None, **fields: Any) -> None:
+        """Move a row to `state` (and update fields) in one committed transaction;
+        `since`: when its stretch there began, if not now (a delivery before its
+        archive, a quarantine before its move)."""
         enc = self._encode(fields)
         at = now_iso()
         sets = "".join(f", {k} = ?" for k in enc)
@@ -314,7 +317,7 @@ class Journal(Views, Documents):
             # Delivering and retrying are one stretch in flight: each attempt passes
             # through both, and `since` must say how long the bundle has been failing.
             same = prev["state"] == state or {prev["state"], state} <= ATTEMPTING
-            since = None if same else at
+            since = since or (None if same else at)
             db.execute(f"UPDATE bundles SET state = ?, since = COALESCE(?, since), "
                        f"updated_at = ?{sets} WHERE id = ?",
                        (state, since, at, *enc.values(), row_id))

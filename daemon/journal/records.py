@@ -84,13 +84,24 @@ _FIELDS = ("bundle_id", "invoice_file", "invoice_ids", "deadline", "unattached_i
            "receipt_id", "response")
 
 
+def iso_of(at: datetime) -> str:
+    """A time as the journal writes it: UTC, milliseconds, 'Z'."""
+    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_of(datetime.now(UTC))
+
+
+def utc_day(at: str | None = None) -> str:
+    """The UTC date (YYYY-MM-DD) of a journal time, or of now: the day folder in sent/ or
+    quarantine/ of what happened then, and the "today" the views count by."""
+    when = datetime.now(UTC) if at is None else parse_iso(at)
+    return when.astimezone(UTC).strftime("%Y-%m-%d")
 
 
 def iso_in(seconds: float) -> str:
-    at = datetime.now(UTC) + timedelta(seconds=seconds)
-    return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_of(datetime.now(UTC) + timedelta(seconds=seconds))
 
 
 def parse_iso(value: str) -> datetime:
