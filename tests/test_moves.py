@@ -17,7 +17,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from claimed import Idempotent, Scripted, claimed, restart  # noqa: E402
-from helpers import pdf_bytes  # noqa: E402
+from helpers import Wall, pdf_bytes, pin_wall  # noqa: E402
 
 from daemon import archive, fsops, manifest, statuspage  # noqa: E402
 from daemon.answers import Receipt  # noqa: E402
@@ -183,30 +183,19 @@ def test_a_bundle_archived_after_a_failed_move_is_sent_without_the_old_error(
     assert (p.j.get(row).state, p.j.get(row).last_error) == ("sent", None)
 
 
-class _Wall(datetime):
-    """The wall clock of the journal and the archive, set by the test."""
-
-    at = datetime(2031, 5, 6, 23, 59, 59, 900000, tzinfo=UTC)
-
-    @classmethod
-    def now(cls, tz: Any = None) -> datetime:  # type: ignore[override]
-        return cls.at.astimezone(tz) if tz is not None else cls.at.replace(tzinfo=None)
-
-
 @pytest.fixture
-def wall(monkeypatch: pytest.MonkeyPatch) -> type[_Wall]:
-    """23:59:59.9 UTC on 2031-05-06 until the test moves it on."""
-    for module in ("daemon.journal.records", "daemon.archive"):
-        monkeypatch.setattr(f"{module}.datetime", _Wall)
-    monkeypatch.setattr(_Wall, "at", _Wall.at)
-    return _Wall
+def wall(monkeypatch: pytest.MonkeyPatch) -> type[Wall]:
+    """The journal's and the archive's clock: 23:59:59.9 UTC on 2031-05-06 until the test
+    moves it on."""
+    return pin_wall(monkeypatch, datetime(2031, 5, 6, 23, 59, 59, 900000, tzinfo=UTC),
+                    ("daemon.journal.records", "daemon.archive"))
 
 
 AFTER_MIDNIGHT = datetime(2031, 5, 7, 0, 0, 0, 300000, tzinfo=UTC)
 
 
 def test_a_bundle_delivered_before_midnight_and_archived_after_it_is_yesterdays(
-        tmp_path: Path, wall: type[_Wall]) -> None:
+        tmp_path: Path, wall: type[Wall]) -> None:
     """Delivered at 23:59:59.9 UTC, archived (after the burst's wait) at 00:00:00.3: it
     lies in yesterday's folder in sent/, and the views count it as sent that day — the
     next day "sent today" (STATUS=, the status page) does not count it, and `status`
@@ -232,7 +221,7 @@ def test_a_bundle_delivered_before_midnight_and_archived_after_it_is_yesterdays(
 
 
 def test_a_bundle_whose_quarantine_move_succeeds_after_midnight_is_yesterdays(
-        tmp_path: Path, wall: type[_Wall], monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, wall: type[Wall], monkeypatch: pytest.MonkeyPatch) -> None:
     """Rejected at 23:59:59.9 UTC, its move into quarantine/ failing once (a full disk)
     and done at 00:00:00.3: its folder and reason.json say the day before, and so does
     the journal, so the next day's page does not list it under "Quarantined today"."""
