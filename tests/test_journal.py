@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from daemon.errors import JournalError, JournalLost
-from daemon.journal import CLAIMING, DELIVERED, Journal
+from daemon.journal import CLAIMING, DELIVERED, SCHEMA, Journal
 
 BID_A = "a" * 64
 BID_B = "b" * 64
@@ -337,6 +337,34 @@ class TestSentInvoicesIndex:
         db.commit()
         db.close()
         assert Journal(path).sent_invoice_ids(["INV-1", "INV-9"], BID_B) == ["INV-1"]
+
+    def test_an_old_journal_keeps_when_its_waits_began(self, tmp_path: Path) -> None:
+        """A journal written before wait_began existed gets the column, filled for the
+        bundles waiting in it (their wait began when they entered the state), so a change
+        of their files after the upgrade begins no new wait; opened read-only before
+        that (`outboxd status` beside a stopped old daemon) it reads as before."""
+        path = tmp_path / "j.sqlite3"
+        db = sqlite3.connect(path)
+        db.executescript(SCHEMA)
+        db.execute("PRAGMA user_version = 1")
+        for name, state in (("w.xml", "waiting"), ("s.xml", "settling")):
+            db.execute("INSERT INTO bundles (invoice_file, state, since, updated_at) VALUES "
+                       "(?, ?, '2031-05-06T10:00:00.000Z', '2031-05-06T10:00:00.000Z')",
+                       (name, state))
+        db.commit()
+        db.close()
+        old = Journal(path, readonly=True)
+        try:
+            assert {r.invoice_file: r.wait_began for r in old.recent()} == {
+                "w.xml": None, "s.xml": None}
+        finally:
+            old.close()
+        j = Journal(path)
+        try:
+            assert {r.invoice_file: r.wait_began for r in j.recent()} == {
+                "w.xml": "2031-05-06T10:00:00.000Z", "s.xml": None}
+        finally:
+            j.close()
 
     def test_a_row_becoming_delivered_records_its_ids(self, journal: Journal) -> None:
         """The ids of a row are recorded as sent when the receiver accepts it."""

@@ -43,6 +43,7 @@ from daemon.journal.records import (
     SCHEMA,
     SHOWN_AS,
     STATES,
+    VERSION,
     Row,
     iso_in,
     now_iso,
@@ -50,6 +51,7 @@ from daemon.journal.records import (
     readable,
     seconds_until,
     shown_state,
+    upgrade,
 )
 from daemon.journal.views import Views
 
@@ -109,7 +111,6 @@ class Journal(Views, Documents):
                 self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.executescript(SCHEMA)
                 self._migrate()
-                self._add_documents_column()
             self._db.row_factory = sqlite3.Row
         except sqlite3.Error as exc:
             raise JournalError(f"cannot open the journal {path}: {exc} — check [paths] "
@@ -147,11 +148,9 @@ class Journal(Views, Documents):
     def _migrate(self) -> None:
         """Bring a journal of an earlier version up to this one's schema."""
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version < 1:
-            # sent_invoices is new in version 1: fill it from the rows already sent.
+        if version < VERSION:
             with self._tx() as db:
-                db.execute(_SENT_INVOICES_FROM + "state IN ('sent', ?)", (DELIVERED,))
-                db.execute("PRAGMA user_version = 1")
+                upgrade(db, version)
 
     def close(self) -> None:
         with self._lock:
@@ -305,8 +304,9 @@ class Journal(Views, Documents):
     def transition(self, row_id: int, state: str, detail: str = "", durable: bool = True,
                    since: str | None = None, **fields: Any) -> None:
         """Move a row to `state` (and update fields) in one committed transaction;
-        `since`: when its stretch there began, if not now (a delivery before its
-        archive, a quarantine before its move)."""
+        `since`: when its stretch there began, if not now (a wait going on after its
+        files settled again, a delivery before its archive, a quarantine before its
+        move)."""
         enc = self._encode(fields)
         at = now_iso()
         sets = "".join(f", {k} = ?" for k in enc)
