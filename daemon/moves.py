@@ -56,7 +56,10 @@ class Moves:
         self._move_faults[row.id] = (failures, self.clock() + delay)
         fields = {"last_error": error, "next_attempt_at": iso_in(delay)}
         if row.state in ("delivering", "retrying"):
-            self.j.transition(row.id, "retrying", **fields)
+            # With the event as the detail, also when the row was retrying already: after a
+            # pause (finish.PAUSED) it now waits for this, and a restart must not take it
+            # for a configuration problem and try it at once.
+            self.j.transition(row.id, "retrying", event, **fields)
         else:
             self.j.update(row.id, **fields)
         log = bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids)

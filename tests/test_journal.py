@@ -78,6 +78,22 @@ class TestTransitions:
         assert row.attempts == 2 and row.last_error == "HTTP 503" and row.since == since
         assert len(transitions(journal.path, rid)) == 1
 
+    def test_same_state_with_a_new_reason_records_it(self, journal: Journal) -> None:
+        """A transition to the current state with a detail other than the row's last one
+        is recorded (why the row is there changed: a pause, then a failed move), keeping
+        `since`; the same detail again is not recorded twice."""
+        rid = journal.create("INV-1.xml", "delivering")
+        journal.transition(rid, "retrying", "paused: configuration problem")
+        since = journal.get(rid).since
+        for _ in range(2):
+            journal.transition(rid, "retrying", "bundle cannot be moved; will retry",
+                               last_error="No space left on device")
+        assert journal.last_detail(rid) == "bundle cannot be moved; will retry"
+        assert transitions(journal.path, rid)[-2:] == [
+            ("delivering", "retrying", "paused: configuration problem"),
+            ("retrying", "retrying", "bundle cannot be moved; will retry")]
+        assert journal.get(rid).since == since
+
     def test_state_change_moves_since(self, journal: Journal) -> None:
         """`since` is the time of the last state change."""
         rid = journal.create("INV-1.xml", "settling")

@@ -304,9 +304,9 @@ class Journal(Views, Documents):
     def transition(self, row_id: int, state: str, detail: str = "", durable: bool = True,
                    since: str | None = None, **fields: Any) -> None:
         """Move a row to `state` (and update fields) in one committed transaction;
-        `since`: when its stretch there began, if not now (a wait going on after its
-        files settled again, a delivery before its archive, a quarantine before its
-        move)."""
+        `since`: when its stretch there began, if not now (a wait going on, a delivery
+        before its archive). A detail other than the row's last is recorded even in the
+        same state: it says why the row is there (Finisher.recover reads it)."""
         enc = self._encode(fields)
         at = now_iso()
         sets = "".join(f", {k} = ?" for k in enc)
@@ -323,7 +323,7 @@ class Journal(Views, Documents):
                        (state, since, at, *enc.values(), row_id))
             if state == DELIVERED and prev["state"] != DELIVERED:
                 db.execute(_SENT_INVOICES_FROM + "b.id = ?", (row_id,))
-            if prev["state"] != state:
+            if prev["state"] != state or (detail and detail != self.last_detail(row_id)):
                 db.execute("INSERT INTO transitions (bundle_row, at, from_state, to_state, "
                            "detail) VALUES (?, ?, ?, ?, ?)",
                            (row_id, at, prev["state"], state, detail))
