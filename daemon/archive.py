@@ -30,6 +30,7 @@ from daemon.fsops import (
     refuse_links,
     write_atomic,
 )
+from daemon.journal.records import utc_day
 from daemon.names import CASE_WORDS, FILE_WORDS, FORM_WORDS, NAME_MAX, fit_bytes
 from daemon.temps import drop_unfinished
 
@@ -41,9 +42,11 @@ PAPER_NAMES = ("receipt.json", "reason.json", "REASON.txt")
 PAPER_LIMIT = 1 << 20
 
 
-def target_for(root: Path, name: str, bundle_id: str) -> Path:
-    """ROOT/YYYY-MM-DD/NAME--ID12, NAME shortened if the folder name would not fit."""
-    day = datetime.now(UTC).strftime("%Y-%m-%d")
+def target_for(root: Path, name: str, bundle_id: str, at: str | None = None) -> Path:
+    """ROOT/YYYY-MM-DD/NAME--ID12, NAME shortened if the folder name would not fit. The
+    date is the UTC day of `at` (a journal time: when the bundle was delivered, or
+    quarantined), else today's: the day the views count the bundle under."""
+    day = utc_day(at) if at else datetime.now(UTC).strftime("%Y-%m-%d")
     tail = f"--{bundle_id[:12]}"
     return free_name(root / day, fit_bytes(name, _ARCHIVE_NAME_MAX - len(tail)) + tail)
 

@@ -259,12 +259,14 @@ class Finisher(Moves):
             return self._retry_later(row_id, attempts, Retryable(error), log)
         finally:
             self.deliverers.give_back(deliverer)
+        delivered_at = now_iso()
         record = {"manifest": manifest, "response": receipt.as_dict(), "attempts": attempts,
-                  "delivered_at": now_iso()}
+                  "delivered_at": delivered_at}
         # The archive folder is chosen and recorded with the receipt, in one
-        # commit, durable before anything moves.
+        # commit, durable before anything moves. Its day is the delivery's, as the
+        # row's `since` once sent (moves.archive_sent), however late the move comes.
         target = row.archive_dir or str(target_for(self.s.sent_dir, stem(row.invoice_file),
-                                                   manifest["bundle_id"]))
+                                                   manifest["bundle_id"], delivered_at))
         written = {"response": record, "receipt_id": receipt.receipt_id, "last_error": None,
                    "archive_dir": target, "attempts": attempts}
         if self.archive_later is not None and getattr(deliverer, "idempotent", False):

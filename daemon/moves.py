@@ -17,7 +17,7 @@ from daemon.bundle import Bundle, Finding, reasons_of
 from daemon.config import Settings
 from daemon.deliver import backoff
 from daemon.errors import describe
-from daemon.journal import QUARANTINING, Journal, Row, iso_in, parse_iso
+from daemon.journal import QUARANTINING, Journal, Row, iso_in, now_iso, parse_iso
 from daemon.logs import bundle_log
 from daemon.names import stem
 
@@ -56,7 +56,10 @@ class Moves:
         self._move_faults[row.id] = (failures, self.clock() + delay)
         fields = {"last_error": error, "next_attempt_at": iso_in(delay)}
         if row.state in ("delivering", "retrying"):
-            self.j.transition(row.id, "retrying", **fields)
+            # With the event as the detail, also when the row was retrying already: after a
+            # pause (finish.PAUSED) it now waits for this, and a restart must not take it
+            # for a configuration problem and try it at once.
+            self.j.transition(row.id, "retrying", event, **fields)
         else:
             self.j.update(row.id, **fields)
         log = bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids)
@@ -65,13 +68,13 @@ class Moves:
             retry_in=round(delay, 3))
         return delay
 
-    def _place(self, row: Row, root: Path, papers: dict[str, bytes],
-               failure: str) -> Path | float:
-        """Write the papers into the work folder and move it under root: the folder the
-        bundle now lies in (papers and move on disk), or the delay before the move is
-        tried again."""
+    def _place(self, row: Row, root: Path, papers: dict[str, bytes], failure: str,
+               at: str) -> Path | float:
+        """Write the papers into the work folder and move it under root (in the day folder
+        of `at`): the folder the bundle now lies in (papers and move on disk), or the
+        delay before the move is tried again."""
         assert row.work_dir and row.bundle_id
-        target = self._target(row, root)
+        target = self._target(row, root, at)
         work = Path(row.work_dir)
         try:
             target = place(work, target, papers, row.bundle_id)
@@ -87,11 +90,17 @@ class Moves:
         assert row.bundle_id and row.response
         self.j.make_durable()  # the receipt and the archive folder, before the move
         response = row.response
+        # Sent since its delivery, which names its day folder: a bundle delivered just
+        # before midnight and archived after it is yesterday's, in sent/ and in the
+        # views' "sent today" alike.
+        delivered_at = response.get("delivered_at") or now_iso()
         placed = self._place(row, self.s.sent_dir, receipt_papers(response),
-                             f"delivered (receipt {row.receipt_id}), but cannot be archived in")
+                             f"delivered (receipt {row.receipt_id}), but cannot be archived in",
+                             delivered_at)
         if not isinstance(placed, Path):
             return placed
-        self.j.transition(row_id, "sent", durable=False, archive_dir=str(placed),
+        self.j.transition(row_id, "sent", durable=False, since=delivered_at,
+                          archive_dir=str(placed),
                           last_error=None)  # a failed move before this one is over
         # The manifest's warnings go with this one line, at warning level: one log
         # record per bundle sent, also when only the archive was left after a restart.
@@ -120,19 +129,22 @@ class Moves:
         accepted = list(self.j.documents_of(row_id).values())
         record = reason_record(row.bundle_id, row.invoice_file, reasons, at, accepted)
         placed = self._place(row, self.s.quarantine_dir, reason_papers(record),
-                             "cannot be moved into quarantine")
+                             "cannot be moved into quarantine", row.since)
         if not isinstance(placed, Path):
             return placed
-        self.j.transition(row_id, "quarantined", durable=False, archive_dir=str(placed))
+        # Quarantined since it was decided (reason.json's quarantined_at, its folder's day),
+        # not since a move that had to be retried.
+        self.j.transition(row_id, "quarantined", durable=False, since=row.since,
+                          archive_dir=str(placed))
         bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids).warning(
             "bundle quarantined", reasons=[r.line() for r in reasons], archive=str(placed))
         return None
 
-    def _target(self, row: Row, root: Path) -> Path:
+    def _target(self, row: Row, root: Path, at: str) -> Path:
         """The archive folder, chosen once and journaled before the move."""
         if row.archive_dir:
             return Path(row.archive_dir)
         assert row.bundle_id
-        target = target_for(root, stem(row.invoice_file), row.bundle_id)
+        target = target_for(root, stem(row.invoice_file), row.bundle_id, at)
         self.j.update(row.id, archive_dir=str(target))
         return target

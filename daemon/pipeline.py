@@ -30,6 +30,7 @@ from daemon.journal import (
     Journal,
     Row,
     iso_in,
+    now_iso,
     readable,
     seconds_until,
 )
@@ -227,8 +228,9 @@ class Pipeline(Claims):
         return not early
 
     def _live(self, row: Row | None, key: str, state: str, detail: str = "",
-              **fields: Any) -> None:
-        """Record a live state; written only when it differs from what the row says.
+              since: str | None = None, **fields: Any) -> None:
+        """Record a live state (`since`: when its stretch began, if not now); written only
+        when it differs from what the row says.
 
         Not durable on its own (no effect follows it): the next durable
         commit, or the next start's scan, covers it.
@@ -244,9 +246,10 @@ class Pipeline(Claims):
         if row is None:
             if state == "gone":
                 return
-            row_id = self.j.create(key, state, detail, durable=False, **fields)
-        elif row.state != state or any(getattr(row, k) != v for k, v in fields.items()):
-            self.j.transition(row.id, state, detail, durable=False, **fields)
+            row_id = self.j.create(key, state, detail, durable=False, since=since, **fields)
+        elif row.state != state or (since is not None and row.since != since) \
+                or any(getattr(row, k) != v for k, v in fields.items()):
+            self.j.transition(row.id, state, detail, durable=False, since=since, **fields)
             row_id = row.id
         else:
             return
@@ -281,8 +284,10 @@ class Pipeline(Claims):
             deadline = self._deadline(row, bundle.invoice_ids)
             left = None if deadline is None else self._due_in(key, deadline, now)
             if left is None or left > 0:
-                self._live(row, key, "waiting", bundle_id=bid, deadline=deadline,
-                           invoice_ids=list(bundle.invoice_ids), unattached_ids=list(unattached))
+                began = self._wait_began(row, bundle.invoice_ids)
+                self._live(row, key, "waiting", since=began, wait_began=began, bundle_id=bid,
+                           deadline=deadline, invoice_ids=list(bundle.invoice_ids),
+                           unattached_ids=list(unattached))
                 return IDLE if left is None else Next(at=now + left)
             if policy.unattached == "quarantine":
                 return self._claim(cand, known, row, [Finding(
@@ -302,6 +307,19 @@ class Pipeline(Claims):
         if row is not None and row.deadline and set(row.invoice_ids) == set(ids):
             return row.deadline  # the same invoices (a re-export may reorder them)
         return iso_in(self.s.policy.attachment_wait_seconds)
+
+    @staticmethod
+    def _wait_began(row: Row | None, ids: tuple[str, ...]) -> str:
+        """When the bundle's wait for attachments began, which `since` shows while it
+        waits. The wait goes on, as its deadline does (_deadline), while the bundle holds
+        the same invoices: a change of its files (it settles and is read again, or is
+        held a while) or a restart begins no new wait; other invoices begin their own."""
+        if row is not None and set(row.invoice_ids) == set(ids):
+            if row.state == "waiting":
+                return row.since
+            if row.wait_began:
+                return row.wait_began
+        return now_iso()
 
     def _due_in(self, key: str, deadline: str, now: float) -> float:
         """Seconds until `deadline`, on the loop's monotonic clock once it was read: a

@@ -27,8 +27,9 @@ STATUS_ORDER = ("settling", "waiting", "held", "delivering", "retrying")
 class Publisher:
     def __init__(self, clock: Callable[[], float],
                  wall: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
-        self.page = StatusPage(clock=clock)
-        self.wall = wall  # read once a day, for the end of the UTC day (tests pin it)
+        # One wall clock for both views' "today" and the end of the UTC day (tests pin it).
+        self.page = StatusPage(clock=clock, wall=wall)
+        self.wall = wall
         self._text = ""
         self._status_at = float("-inf")
         self._status_changes = -1
@@ -71,7 +72,7 @@ class Publisher:
     def _publish_status(self, journal: Journal) -> None:
         """STATUS= for systemd: the counts, only when they read differently."""
         self._status_changes = journal.changes
-        counts = journal.summary()
+        counts = journal.summary(self.wall())
         parts = [f"{counts[s]} {s}" for s in STATUS_ORDER if counts.get(s)]
         text = ", ".join([*parts, f"{counts.get('sent today', 0)} sent today"])
         if text != self._text:

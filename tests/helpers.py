@@ -7,9 +7,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 from pypdf import PdfWriter
@@ -111,6 +112,27 @@ def drop_bundle(outbox: Path, name: str, attachments: dict[str, bytes],
     final = outbox / f"{name}.xml"
     tmp.rename(final)
     return final
+
+
+class Wall(datetime):
+    """The wall clock a test sets (`Wall.at`, aware, UTC), in place of `datetime` in the
+    modules that read it (pin_wall): what a test asserts never hangs on the host's date."""
+
+    at = datetime(2031, 5, 6, 12, 0, tzinfo=UTC)
+
+    @classmethod
+    def now(cls, tz: Any = None) -> datetime:  # type: ignore[override]
+        return cls.at.astimezone(tz) if tz is not None else cls.at.replace(tzinfo=None)
+
+
+def pin_wall(monkeypatch: pytest.MonkeyPatch, at: datetime,
+             modules: Iterable[str] = ("daemon.journal.records",)) -> type[Wall]:
+    """Pin the wall clock of `modules` (by default the journal's times) at `at`; the test
+    moves it on by setting `at` of what this returns."""
+    for module in modules:
+        monkeypatch.setattr(f"{module}.datetime", Wall)
+    monkeypatch.setattr(Wall, "at", at)
+    return Wall
 
 
 def wait_for(condition: Callable[[], T], timeout: float = 20.0, interval: float = 0.05,

@@ -26,7 +26,8 @@ from daemon import convert, finish  # noqa: E402
 from daemon.answers import Receipt  # noqa: E402
 from daemon.bundle import Bundle  # noqa: E402
 from daemon.errors import Paused, ReaderFailed, Rejected, Retryable  # noqa: E402
-from daemon.finish import Finisher  # noqa: E402
+from daemon.finish import PAUSED, Finisher  # noqa: E402
+from daemon.journal import seconds_until  # noqa: E402
 
 
 def test_every_attempt_is_counted_whatever_its_outcome(tmp_path: Path) -> None:
@@ -322,6 +323,34 @@ def test_a_restart_brings_a_paused_bundle_forward_and_a_put_off_one_not(
     p.finish.attempt(row)
     [(again, delay)] = Finisher(s, p.j, NeverPost()).recover()
     assert again == row and delay > 3500
+
+
+def test_a_paused_bundle_whose_move_then_fails_waits_for_the_move_not_the_configuration(
+        tmp_path: Path) -> None:
+    """Paused by a 401, then (tried again at a reload) its processing folder is gone: it
+    is retrying with the move's error and next try, and the journal says why — so a
+    restart tries it when the move is due, not at once as a pause, and a reload does not
+    bring it forward (before, the pause's detail stayed the row's last and a restart took
+    the failed move for a configuration problem)."""
+    p, s, row = claimed(tmp_path, delivery={"retry_base_seconds": 600,
+                                            "retry_max_seconds": 3600})
+    p.finish.d = Scripted(Paused("HTTP 401: check [delivery] url and token", 401))
+    assert p.finish.attempt(row) == 3600
+    assert p.j.last_detail(row) == PAUSED
+    work = Path(p.j.get(row).work_dir or "")
+    work.rename(work.with_name("elsewhere"))  # the share holding processing/ went away
+    assert p.finish.after_reload(receiver_changed=False) == [row]
+    assert p.finish.attempt(row) == 600
+    shown = p.j.get(row)
+    assert shown.shown_state == "retrying" and "is not there" in (shown.last_error or "")
+    assert seconds_until(shown.next_attempt_at or "") > 500
+    assert p.j.last_detail(row) != PAUSED
+    assert p.finish.after_reload(receiver_changed=False) == []
+
+    fin = Finisher(s, p.j, NeverPost())
+    [(again, delay)] = fin.recover()
+    assert again == row and delay > 500 and fin.paused == set()
+    assert fin.after_reload(receiver_changed=False) == []
 
 
 def test_a_pause_that_carries_a_retry_after_keeps_its_floor_at_a_reload_and_a_restart(

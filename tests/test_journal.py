@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from daemon.errors import JournalError, JournalLost
-from daemon.journal import CLAIMING, DELIVERED, Journal
+from daemon.journal import CLAIMING, DELIVERED, SCHEMA, Journal
 
 BID_A = "a" * 64
 BID_B = "b" * 64
@@ -78,6 +78,22 @@ class TestTransitions:
         assert row.attempts == 2 and row.last_error == "HTTP 503" and row.since == since
         assert len(transitions(journal.path, rid)) == 1
 
+    def test_same_state_with_a_new_reason_records_it(self, journal: Journal) -> None:
+        """A transition to the current state with a detail other than the row's last one
+        is recorded (why the row is there changed: a pause, then a failed move), keeping
+        `since`; the same detail again is not recorded twice."""
+        rid = journal.create("INV-1.xml", "delivering")
+        journal.transition(rid, "retrying", "paused: configuration problem")
+        since = journal.get(rid).since
+        for _ in range(2):
+            journal.transition(rid, "retrying", "bundle cannot be moved; will retry",
+                               last_error="No space left on device")
+        assert journal.last_detail(rid) == "bundle cannot be moved; will retry"
+        assert transitions(journal.path, rid)[-2:] == [
+            ("delivering", "retrying", "paused: configuration problem"),
+            ("retrying", "retrying", "bundle cannot be moved; will retry")]
+        assert journal.get(rid).since == since
+
     def test_state_change_moves_since(self, journal: Journal) -> None:
         """`since` is the time of the last state change."""
         rid = journal.create("INV-1.xml", "settling")
@@ -121,7 +137,7 @@ class TestTransitions:
             journal.create("INV-1.xml", "settling", colour="red")
         rid = journal.create("INV-1.xml", "settling")
         with pytest.raises(ValueError):
-            journal.transition(rid, "waiting", since="2020-01-01")
+            journal.transition(rid, "waiting", colour="red")
         with pytest.raises(ValueError):
             journal.update(rid, nonsense=1)
         assert journal.get(rid).state == "settling"
@@ -337,6 +353,34 @@ class TestSentInvoicesIndex:
         db.commit()
         db.close()
         assert Journal(path).sent_invoice_ids(["INV-1", "INV-9"], BID_B) == ["INV-1"]
+
+    def test_an_old_journal_keeps_when_its_waits_began(self, tmp_path: Path) -> None:
+        """A journal written before wait_began existed gets the column, filled for the
+        bundles waiting in it (their wait began when they entered the state), so a change
+        of their files after the upgrade begins no new wait; opened read-only before
+        that (`outboxd status` beside a stopped old daemon) it reads as before."""
+        path = tmp_path / "j.sqlite3"
+        db = sqlite3.connect(path)
+        db.executescript(SCHEMA)
+        db.execute("PRAGMA user_version = 1")
+        for name, state in (("w.xml", "waiting"), ("s.xml", "settling")):
+            db.execute("INSERT INTO bundles (invoice_file, state, since, updated_at) VALUES "
+                       "(?, ?, '2031-05-06T10:00:00.000Z', '2031-05-06T10:00:00.000Z')",
+                       (name, state))
+        db.commit()
+        db.close()
+        old = Journal(path, readonly=True)
+        try:
+            assert {r.invoice_file: r.wait_began for r in old.recent()} == {
+                "w.xml": None, "s.xml": None}
+        finally:
+            old.close()
+        j = Journal(path)
+        try:
+            assert {r.invoice_file: r.wait_began for r in j.recent()} == {
+                "w.xml": "2031-05-06T10:00:00.000Z", "s.xml": None}
+        finally:
+            j.close()
 
     def test_a_row_becoming_delivered_records_its_ids(self, journal: Journal) -> None:
         """The ids of a row are recorded as sent when the receiver accepts it."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import errno
 import json
 import sys
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +17,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from claimed import Idempotent, Scripted, claimed, restart  # noqa: E402
-from helpers import pdf_bytes  # noqa: E402
+from helpers import Wall, pdf_bytes, pin_wall  # noqa: E402
 
-from daemon import archive, fsops, manifest  # noqa: E402
+from daemon import archive, fsops, manifest, statuspage  # noqa: E402
 from daemon.answers import Receipt  # noqa: E402
 from daemon.errors import Rejected  # noqa: E402
 from daemon.journal import DELIVERED  # noqa: E402
@@ -181,3 +181,71 @@ def test_a_bundle_archived_after_a_failed_move_is_sent_without_the_old_error(
     p.finish.clock = lambda: 1e9  # its back-off over
     assert p.finish.attempt(row) is None
     assert (p.j.get(row).state, p.j.get(row).last_error) == ("sent", None)
+
+
+@pytest.fixture
+def wall(monkeypatch: pytest.MonkeyPatch) -> type[Wall]:
+    """The journal's and the archive's clock: 23:59:59.9 UTC on 2031-05-06 until the test
+    moves it on."""
+    return pin_wall(monkeypatch, datetime(2031, 5, 6, 23, 59, 59, 900000, tzinfo=UTC),
+                    ("daemon.journal.records", "daemon.archive"))
+
+
+AFTER_MIDNIGHT = datetime(2031, 5, 7, 0, 0, 0, 300000, tzinfo=UTC)
+
+
+def test_a_bundle_delivered_before_midnight_and_archived_after_it_is_yesterdays(
+        tmp_path: Path, wall: type[Wall]) -> None:
+    """Delivered at 23:59:59.9 UTC, archived (after the burst's wait) at 00:00:00.3: it
+    lies in yesterday's folder in sent/, and the views count it as sent that day — the
+    next day "sent today" (STATUS=, the status page) does not count it, and `status`
+    shows it sent at its delivery, as receipt.json says (before: at the archive's time,
+    so it counted as sent today beside a folder dated the day before)."""
+    p, s, row = claimed(tmp_path)
+    p.finish.d = Idempotent(Receipt(201, {"receipt_id": "r-1"}, "r-1"))
+    p.finish.archive_later = lambda _row: None
+    assert p.finish.attempt(row) is None and p.j.get(row).state == DELIVERED
+    wall.at = AFTER_MIDNIGHT
+    assert p.finish.attempt(row) is None
+    [entry] = s.sent_dir.glob("*/*")
+    assert entry.parent.name == "2031-05-06"
+    done = p.j.get(row)
+    receipt = json.loads((entry / "receipt.json").read_text("utf-8"))
+    assert done.state == "sent" and done.since == receipt["delivered_at"] \
+        == "2031-05-06T23:59:59.900Z"
+    assert p.j.summary(AFTER_MIDNIGHT)["sent today"] == 0
+    assert p.j.summary(datetime(2031, 5, 6, 23, 59, 59, 950000, tzinfo=UTC))["sent today"] == 1
+    rows = p.j.recent(days=3650)
+    assert statuspage.sections(rows, "2031-05-07")["sent"] == []
+    assert [r.id for r in statuspage.sections(rows, "2031-05-06")["sent"]] == [row]
+
+
+def test_a_bundle_whose_quarantine_move_succeeds_after_midnight_is_yesterdays(
+        tmp_path: Path, wall: type[Wall], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rejected at 23:59:59.9 UTC, its move into quarantine/ failing once (a full disk)
+    and done at 00:00:00.3: its folder and reason.json say the day before, and so does
+    the journal, so the next day's page does not list it under "Quarantined today"."""
+    from daemon import moves
+
+    p, s, row = claimed(tmp_path)
+    p.finish.d = Scripted(Rejected("the receiver rejected the bundle with HTTP 422", 422, "no"))
+    real_place = moves.place
+
+    def full_before_midnight(*args: Any, **kwargs: Any) -> Path:
+        if wall.at < AFTER_MIDNIGHT:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_place(*args, **kwargs)
+    monkeypatch.setattr(moves, "place", full_before_midnight)
+    assert p.finish.attempt(row) is not None
+    wall.at = AFTER_MIDNIGHT
+    p.finish.clock = lambda: 1e9  # its back-off over
+    assert p.finish.attempt(row) is None
+    [entry] = s.quarantine_dir.glob("*/*")
+    assert entry.parent.name == "2031-05-06"
+    reason = json.loads((entry / "reason.json").read_text("utf-8"))
+    done = p.j.get(row)
+    assert done.state == "quarantined" and reason["quarantined_at"] == "2031-05-06T23:59:59Z"
+    assert done.since.startswith("2031-05-06T23:59:59")
+    rows = p.j.recent(days=3650)
+    assert statuspage.sections(rows, "2031-05-07")["quarantined"] == []
+    assert [r.id for r in statuspage.sections(rows, "2031-05-06")["quarantined"]] == [row]

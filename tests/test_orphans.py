@@ -135,3 +135,34 @@ def test_a_receipt_that_cannot_be_read_as_one_never_puts_the_bundle_back(
         assert [e for e in logs if "cannot be read as a receipt" in e["event"]]
     finally:
         j.close()
+
+
+@pytest.mark.parametrize(("delivered_at", "day"), [("2031-05-06T23:59:59.900Z", "2031-05-06"),
+                                                    ("not a time", None)])
+def test_an_orphan_is_archived_in_the_day_folder_of_its_delivery_or_quarantine(
+        settings: Settings, delivered_at: str, day: str | None) -> None:
+    """An orphan delivered (or quarantined) at 23:59:59 and finished on a later day lies
+    in the folder of the day its papers name, and the journal counts it under that day
+    (its `since`), as "sent today" and "Quarantined today" count; a time in the papers
+    that cannot be read (edited by hand) is the day it is finished, never a folder left
+    behind."""
+    sent = work(settings, "INV-2")
+    (sent / "receipt.json").write_text(json.dumps({
+        "manifest": {"bundle_id": BID, "invoice_file": {"name": "INV-2.xml"},
+                     "invoices": [{"id": "INV-2"}]},
+        "response": {"receipt_id": "r"}, "delivered_at": delivered_at}))
+    quarantined = work(settings, "INV-3")
+    (quarantined / "reason.json").write_text(json.dumps({
+        "bundle_id": BID, "invoice_file": "INV-3.xml", "reasons": [],
+        "quarantined_at": delivered_at.replace(".900", "")}))
+    j = Journal(settings.journal_path)
+    try:
+        assert sweep(j, settings) == 2
+        for root, state in ((settings.sent_dir, "sent"), (settings.quarantine_dir,
+                                                          "quarantined")):
+            [entry] = root.glob("*/*")
+            [row] = j.rows((state,))
+            assert row.archive_dir == str(entry) and row.since[:10] == entry.parent.name
+            assert day is None or entry.parent.name == day
+    finally:
+        j.close()

@@ -19,7 +19,15 @@ from structlog.testing import capture_logs
 sys.path.insert(0, str(Path(__file__).parent))
 
 from claimed import folders, make, quiet_logs, step  # noqa: E402, F401 - quiet_logs: autouse
-from helpers import drop_bundle, pdf_bytes, ubl_invoice, without_blocking, write  # noqa: E402
+from helpers import (  # noqa: E402
+    UBL_NS,
+    drop_bundle,
+    pdf_bytes,
+    pin_wall,
+    ubl_invoice,
+    without_blocking,
+    write,
+)
 
 from daemon.config import Settings  # noqa: E402
 from daemon.finish import evaluate  # noqa: E402
@@ -189,6 +197,82 @@ class TestWaitingDeadlines:
         assert folders(s.sent_dir) == []
 
 
+def _batch(*ids: str) -> bytes:
+    """A file of several UBL invoices (any wrapper element)."""
+    docs = "".join(f"<Invoice {UBL_NS}><cbc:ID>{i}</cbc:ID></Invoice>" for i in ids)
+    return f"<Batch>{docs}</Batch>".encode()
+
+
+class TestWaitGoesOn:
+    """A change of a waiting bundle's files that brings no attachment for its invoices
+    begins no new wait: `since` (status, the page) keeps saying since when it waits,
+    and its deadline stands (docs/folder-convention.md, section 5)."""
+
+    BEGAN = datetime(2031, 5, 6, 10, 0, tzinfo=UTC)
+    WAITING = {"outbox": {"settle_seconds": 5},
+               "policy": {"unattached": "warn", "attachment_wait_seconds": 3600}}
+
+    def _waiting(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[
+            Pipeline, Settings, Any]:
+        """B-1.xml (A-1 attached, A-2 not) waiting since 10:00:00 UTC; the clock then at
+        10:10:00."""
+        wall = pin_wall(monkeypatch, self.BEGAN)
+        p, s = make(tmp_path, **self.WAITING)
+        drop_bundle(s.outbox.path, "B-1", {"A-1/a.pdf": pdf_bytes()}, _batch("A-1", "A-2"))
+        assert run_once(p, now=100.0) == [] and run_once(p, now=106.0) == []
+        [row] = p.j.rows(("waiting",))
+        assert row.since == "2031-05-06T10:00:00.000Z" and row.unattached_ids == ["A-2"]
+        assert row.deadline == "2031-05-06T11:00:00.000Z"
+        wall.at = self.BEGAN + timedelta(minutes=10)
+        return p, s, row
+
+    @pytest.mark.parametrize("change", ["a file added for the attached invoice",
+                                        "the invoice file written again"])
+    def test_a_change_during_the_wait_keeps_since_and_deadline(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str) -> None:
+        """At 10:10 a file is added to A-1's folder, or the ERP writes the invoice file
+        again: while it settles the bundle shows settling since 10:10; then it waits on,
+        since 10:00 with its deadline 11:00 (before, `since` said 10:10: a bundle waiting
+        for hours looked as if it had just begun, and left "Needs attention")."""
+        p, s, row = self._waiting(tmp_path, monkeypatch)
+        if change.startswith("a file"):
+            write(s.outbox.path / "B-1" / "A-1" / "b.pdf", pdf_bytes(2))
+        else:
+            write(s.outbox.path / "B-1.xml", _batch("A-1", "A-2") + b"\n")
+        assert run_once(p, now=200.0) == []
+        settling = p.j.get(row.id)
+        assert (settling.state, settling.since) == ("settling", "2031-05-06T10:10:00.000Z")
+        assert run_once(p, now=206.0) == []
+        again = p.j.get(row.id)
+        assert (again.state, again.since, again.deadline) == (
+            "waiting", "2031-05-06T10:00:00.000Z", "2031-05-06T11:00:00.000Z")
+        assert again.unattached_ids == ["A-2"]
+
+    def test_the_wait_goes_on_after_a_restart_in_the_middle_of_a_change(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Changed at 10:10, and the daemon restarted while the files settled: the journal
+        kept when the wait began, so it still waits since 10:00."""
+        p, s, row = self._waiting(tmp_path, monkeypatch)
+        write(s.outbox.path / "B-1" / "A-1" / "b.pdf", pdf_bytes(2))
+        assert run_once(p, now=200.0) == [] and p.j.get(row.id).state == "settling"
+        again, _ = make(tmp_path, **self.WAITING)
+        again.start({"B-1.xml"})
+        assert run_once(again, now=300.0) == [] and run_once(again, now=306.0) == []
+        assert (again.j.get(row.id).state, again.j.get(row.id).since) == (
+            "waiting", "2031-05-06T10:00:00.000Z")
+
+    def test_other_invoices_under_the_same_name_wait_since_their_own_start(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The file replaced at 10:10 by one of other invoices: a new wait, since 10:10,
+        with a deadline of its own."""
+        p, s, row = self._waiting(tmp_path, monkeypatch)
+        write(s.outbox.path / "B-1.xml", _batch("A-1", "A-9"))
+        assert run_once(p, now=200.0) == [] and run_once(p, now=206.0) == []
+        again = p.j.get(row.id)
+        assert (again.state, again.since, again.deadline) == (
+            "waiting", "2031-05-06T10:10:00.000Z", "2031-05-06T11:10:00.000Z")
+
+
 class TestRestart:
     def test_a_waiting_bundle_keeps_its_state_and_since_across_a_restart(
             self, tmp_path: Path) -> None:
@@ -262,18 +346,13 @@ class TestRestartWhileBusy:
     def test_the_same_invoices_reordered_keep_their_deadline(self, tmp_path: Path) -> None:
         """A batch re-exported with its two invoices swapped is the same wait: its
         deadline (here over) stands, and it goes out (review: it waited anew)."""
-        from helpers import UBL_NS
-
-        def batch(*ids: str) -> bytes:
-            docs = "".join(f"<Invoice {UBL_NS}><cbc:ID>{i}</cbc:ID></Invoice>" for i in ids)
-            return f"<Batch>{docs}</Batch>".encode()
         p, s = make(tmp_path, policy={"unattached": "warn", "attachment_wait_seconds": 3600})
-        drop_bundle(s.outbox.path, "B-1", {}, batch("A-1", "A-2"))
+        drop_bundle(s.outbox.path, "B-1", {}, _batch("A-1", "A-2"))
         assert run_once(p) == []
         [row] = p.j.rows(("waiting",))
         p.j.update(row.id, deadline="2000-01-01T00:00:00.000Z")
         p.live["B-1.xml"] = p.j.get(row.id)
-        drop_bundle(s.outbox.path, "B-1", {}, batch("A-2", "A-1"))
+        drop_bundle(s.outbox.path, "B-1", {}, _batch("A-2", "A-1"))
         assert len(run_once(p, now=2000.0)) == 1 and len(folders(s.sent_dir)) == 1
 
 

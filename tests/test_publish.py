@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from daemon.config import Settings
-from daemon.journal import Journal
-from daemon.publish import MIDNIGHT, PAGE, STATUS, Publisher
-from daemon.timers import Timers
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from test_journal import set_since  # noqa: E402
+
+from daemon.config import Settings  # noqa: E402
+from daemon.journal import Journal  # noqa: E402
+from daemon.publish import MIDNIGHT, PAGE, STATUS, Publisher  # noqa: E402
+from daemon.timers import Timers  # noqa: E402
 
 
 def test_the_end_of_the_utc_day_publishes_again_with_no_change_of_the_journal(
@@ -38,3 +45,27 @@ def _settings(tmp_path: Path) -> Settings:
     outbox.mkdir(exist_ok=True)
     return Settings(outbox={"path": str(outbox)}, paths={"state_dir": str(tmp_path / "s")},
                     delivery={"url": "http://127.0.0.1:9/x"})
+
+
+def test_sent_today_is_the_day_of_the_publishers_clock_on_both_views(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bundle sent (delivered) at 23:59:59.9 UTC is "1 sent today" on STATUS= and under
+    "Sent today" on the page until midnight by the daemon's clock, and "0 sent today" and
+    gone from the page one second after it — whatever day the host's clock says (before,
+    STATUS= counted by the host's clock and the page by its own)."""
+    journal = Journal(tmp_path / "journal.sqlite3")
+    row = journal.create("INV-1.xml", "sent", bundle_id="b" * 64, invoice_ids=["INV-1"],
+                         receipt_id="r-1")
+    set_since(journal.path, row, datetime(2031, 5, 6, 23, 59, 59, 900000, tzinfo=UTC))
+    sent: list[str] = []
+    monkeypatch.setattr("daemon.publish.notify", sent.append)
+    page = _settings(tmp_path).outbox.path / "outboxd-status.html"
+    for wall, count in ((datetime(2031, 5, 6, 23, 59, 59, 950000, tzinfo=UTC), 1),
+                        (datetime(2031, 5, 7, 0, 0, 1, tzinfo=UTC), 0)):
+        publisher = Publisher(clock=lambda: 1000.0, wall=lambda wall=wall: wall)
+        publisher.fire(STATUS, journal, _settings(tmp_path), {}, 1000.0)
+        publisher.fire(PAGE, journal, _settings(tmp_path), {}, 1000.0)
+        assert sent[-1] == f"STATUS={count} sent today"
+        text = page.read_text("utf-8")
+        assert f"<li><b>{count}</b>Sent today</li>" in text
+        assert ("INV-1.xml" in text) == bool(count)

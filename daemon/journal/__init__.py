@@ -43,6 +43,7 @@ from daemon.journal.records import (
     SCHEMA,
     SHOWN_AS,
     STATES,
+    VERSION,
     Row,
     iso_in,
     now_iso,
@@ -50,6 +51,7 @@ from daemon.journal.records import (
     readable,
     seconds_until,
     shown_state,
+    upgrade,
 )
 from daemon.journal.views import Views
 
@@ -109,7 +111,6 @@ class Journal(Views, Documents):
                 self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.executescript(SCHEMA)
                 self._migrate()
-                self._add_documents_column()
             self._db.row_factory = sqlite3.Row
         except sqlite3.Error as exc:
             raise JournalError(f"cannot open the journal {path}: {exc} — check [paths] "
@@ -147,11 +148,9 @@ class Journal(Views, Documents):
     def _migrate(self) -> None:
         """Bring a journal of an earlier version up to this one's schema."""
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version < 1:
-            # sent_invoices is new in version 1: fill it from the rows already sent.
+        if version < VERSION:
             with self._tx() as db:
-                db.execute(_SENT_INVOICES_FROM + "state IN ('sent', ?)", (DELIVERED,))
-                db.execute("PRAGMA user_version = 1")
+                upgrade(db, version)
 
     def close(self) -> None:
         with self._lock:
@@ -285,15 +284,16 @@ class Journal(Views, Documents):
         return Row(**d)
 
     def create(self, invoice_file: str, state: str, detail: str = "", durable: bool = True,
-               **fields: Any) -> int:
-        """A new row in `state`; the transition from nothing is recorded with it."""
+               since: str | None = None, **fields: Any) -> int:
+        """A new row in `state` (since `since`, or now), with its transition from nothing."""
         fields = self._encode({"invoice_file": invoice_file, **fields})
         at = now_iso()
         cols = ", ".join(fields)
         marks = ", ".join("?" for _ in fields)
         with self._tx(durable) as db:
             cur = db.execute(f"INSERT INTO bundles (state, since, updated_at, {cols}) "
-                             f"VALUES (?, ?, ?, {marks})", (state, at, at, *fields.values()))
+                             f"VALUES (?, ?, ?, {marks})",
+                             (state, since or at, at, *fields.values()))
             row_id = int(cur.lastrowid or 0)
             if state in ("sent", DELIVERED):
                 db.execute(_SENT_INVOICES_FROM + "b.id = ?", (row_id,))
@@ -302,8 +302,11 @@ class Journal(Views, Documents):
         return row_id
 
     def transition(self, row_id: int, state: str, detail: str = "", durable: bool = True,
-                   **fields: Any) -> None:
-        """Move a row to `state` (and update fields) in one committed transaction."""
+                   since: str | None = None, **fields: Any) -> None:
+        """Move a row to `state` (and update fields) in one committed transaction;
+        `since`: when its stretch there began, if not now (a wait going on, a delivery
+        before its archive). A detail other than the row's last is recorded even in the
+        same state: it says why the row is there (Finisher.recover reads it)."""
         enc = self._encode(fields)
         at = now_iso()
         sets = "".join(f", {k} = ?" for k in enc)
@@ -314,13 +317,13 @@ class Journal(Views, Documents):
             # Delivering and retrying are one stretch in flight: each attempt passes
             # through both, and `since` must say how long the bundle has been failing.
             same = prev["state"] == state or {prev["state"], state} <= ATTEMPTING
-            since = None if same else at
+            since = since or (None if same else at)
             db.execute(f"UPDATE bundles SET state = ?, since = COALESCE(?, since), "
                        f"updated_at = ?{sets} WHERE id = ?",
                        (state, since, at, *enc.values(), row_id))
             if state == DELIVERED and prev["state"] != DELIVERED:
                 db.execute(_SENT_INVOICES_FROM + "b.id = ?", (row_id,))
-            if prev["state"] != state:
+            if prev["state"] != state or (detail and detail != self.last_detail(row_id)):
                 db.execute("INSERT INTO transitions (bundle_row, at, from_state, to_state, "
                            "detail) VALUES (?, ?, ?, ?, ?)",
                            (row_id, at, prev["state"], state, detail))

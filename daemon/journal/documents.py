@@ -21,12 +21,6 @@ class Documents:
     def _tx(self, durable: bool = True) -> Any:
         raise NotImplementedError  # the journal's
 
-    def _add_documents_column(self) -> None:
-        """Journals written before ubl-embedded lack the column; add it, nullable, once."""
-        cols = {r[1] for r in self._db.execute("PRAGMA table_info(bundles)")}
-        if "documents" not in cols:
-            self._db.execute("ALTER TABLE bundles ADD COLUMN documents TEXT")
-
     def accepted_documents(self, bundle_id: str) -> dict[str, dict[str, Any]]:
         """Idempotency key -> record of each document of this bundle already accepted."""
         with self._lock:

@@ -81,16 +81,46 @@ _SENT_INVOICES_FROM = ("INSERT INTO sent_invoices (invoice_id, bundle_id) SELECT
 _JSON_FIELDS = ("invoice_ids", "unattached_ids", "reasons", "response")
 _FIELDS = ("bundle_id", "invoice_file", "invoice_ids", "deadline", "unattached_ids",
            "attempts", "next_attempt_at", "last_error", "reasons", "work_dir", "archive_dir",
-           "receipt_id", "response")
+           "receipt_id", "response", "wait_began")
+
+# Schema versions (PRAGMA user_version): 1 sent_invoices; 2 the columns documents
+# (ubl-embedded, added unversioned before) and wait_began.
+VERSION = 2
+
+
+def upgrade(db: Any, version: int) -> None:
+    """Bring a journal of schema `version` up to VERSION, in the caller's transaction."""
+    if version < 1:
+        # sent_invoices is new in version 1: fill it from the rows already sent.
+        db.execute(_SENT_INVOICES_FROM + "state IN ('sent', ?)", (DELIVERED,))
+    cols = {r[1] for r in db.execute("PRAGMA table_info(bundles)")}
+    for col in ("documents", "wait_began"):
+        if col not in cols:
+            db.execute(f"ALTER TABLE bundles ADD COLUMN {col} TEXT")
+    if "wait_began" not in cols:
+        # A bundle waiting now began its wait when it entered the state.
+        db.execute("UPDATE bundles SET wait_began = since WHERE state = 'waiting'")
+    db.execute(f"PRAGMA user_version = {VERSION}")
+
+
+def iso_of(at: datetime) -> str:
+    """A time as the journal writes it: UTC, milliseconds, 'Z'."""
+    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_of(datetime.now(UTC))
+
+
+def utc_day(at: str | None = None) -> str:
+    """The UTC date (YYYY-MM-DD) of a journal time, or of now: the day folder in sent/ or
+    quarantine/ of what happened then, and the "today" the views count by."""
+    when = datetime.now(UTC) if at is None else parse_iso(at)
+    return when.astimezone(UTC).strftime("%Y-%m-%d")
 
 
 def iso_in(seconds: float) -> str:
-    at = datetime.now(UTC) + timedelta(seconds=seconds)
-    return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_of(datetime.now(UTC) + timedelta(seconds=seconds))
 
 
 def parse_iso(value: str) -> datetime:
@@ -127,6 +157,10 @@ class Row:
     archive_dir: str | None
     receipt_id: str | None
     response: dict[str, Any] | None
+    # When the bundle's current wait for attachments began (pipeline._wait_began): kept
+    # while its files settle again in the middle of the wait. None in a journal opened
+    # read-only that predates the column.
+    wait_began: str | None = None
 
     @property
     def shown_state(self) -> str:

@@ -51,9 +51,11 @@ class Views:
                 out[shown] += n
         return out
 
-    def summary(self) -> dict[str, int]:
-        """Counts for systemd's STATUS= line: each unfinished state, and sent today (UTC)."""
-        today = datetime.now(UTC).strftime("%Y-%m-%dT00:00:00.000Z")
+    def summary(self, at: datetime | None = None) -> dict[str, int]:
+        """Counts for systemd's STATUS= line: each unfinished state, and sent today (UTC;
+        `at` is now unless given). A sent row's `since` is its delivery, which names its
+        day folder in sent/, so "today" counts what today's folder holds."""
+        today = (at or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT00:00:00.000Z")
         out = self._shown_counts(LIVE + IN_FLIGHT)
         with self._lock:
             out["sent today"] = self._db.execute(
