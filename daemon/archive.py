@@ -245,22 +245,40 @@ def reason_of(folder: Path) -> dict[str, Any] | None:
     return reason
 
 
-def _rename_step(invoice_file: str, which: str, messages: list[str]) -> str:
-    """How to rename the look-alike folder(s), by what their messages say differs. A
-    case mistake (Windows takes the names for one) is mended by renaming on any
-    computer; accents written otherwise only by typing the name again on the computer
-    that named the invoice file. A message without either word (none is made so) is
-    taken for accents, as before case variants were found."""
+def _renamed(invoice_file: str, which: str, messages: list[str]) -> str:
+    """How to rename `which`, by what the look-alikes' messages say differs. A case
+    mistake (Windows takes the names for one) is mended by renaming on any computer;
+    accents written otherwise only by typing the name again on the computer that named
+    the invoice file. A message without either word (none is made so) is taken for
+    accents, as before case variants were found."""
     case = any(CASE_WORDS in m for m in messages)
     form = any(FORM_WORDS in m for m in messages) or not case
     if not form:
-        return (f"In the outbox, rename {which} so that each letter is in upper or lower "
-                "case as in the invoice file's name (Windows takes the two names for one, "
-                "Linux, where outboxd runs, for two).")
-    return (f"In the outbox, rename {which} by typing its name again on the computer "
-            f"that named {invoice_file}, so that its accents "
+        return (f"rename {which} so that each letter is in upper or lower case as in the "
+                "invoice file's name (Windows takes the two names for one, Linux, where "
+                "outboxd runs, for two)")
+    return (f"rename {which} by typing its name again on the computer that named "
+            f"{invoice_file}, so that its accents "
             f"{'and its upper and lower case letters ' if case else ''}are written as in "
-            "the invoice file's name.")
+            "the invoice file's name")
+
+
+def _folder_step(invoice_file: str, folders: list[tuple[str, str]]) -> str:
+    """Step 1 for look-alike folders: one is renamed; several cannot all take the one
+    name of the sidecar, so they are merged into one (or the extra ones removed)."""
+    messages = [m for _, m in folders]
+    if len(folders) == 1:
+        return (f"In the outbox, {_renamed(invoice_file, folders[0][0], messages)}. If this "
+                "folder holds a folder of that name too, move the look-alike's files into "
+                "that folder here instead, then delete the look-alike from the outbox.")
+    rename = _renamed(invoice_file, "one of them", messages)
+    return ("In the outbox, merge those folders into one: only one folder can have the "
+            "sidecar's name, so they cannot each be renamed to it. "
+            f"{rename[0].upper()}{rename[1:]}, move the "
+            "files of the others into it and delete the emptied folders (or delete a "
+            "folder that holds nothing for this invoice). If this folder holds a folder of "
+            "that name too, move all their files into that folder here instead, then delete "
+            "the look-alikes from the outbox.")
 
 
 def _look_alike_steps(invoice_file: str, look_alikes: list[str],
@@ -269,18 +287,13 @@ def _look_alike_steps(invoice_file: str, look_alikes: list[str],
     reasons. It was no part of the bundle, so the claim left it in the outbox: "move the
     sidecar folder back" would send the clerk looking for it here, and the invoice file
     moved back before the look-alike is mended is quarantined again at once. A folder is
-    renamed; a file (a sidecar is a folder) goes into the sidecar folder, or away."""
+    renamed (several are merged); a file (a sidecar is a folder) goes into the sidecar
+    folder, or away."""
     one = len(look_alikes) == 1
     folders = [(n, m) for n, m in zip(look_alikes, messages, strict=True)
                if not m.startswith(FILE_WORDS)]
     files = [n for n, m in zip(look_alikes, messages, strict=True) if m.startswith(FILE_WORDS)]
-    steps = []
-    if folders:
-        which = folders[0][0] if len(folders) == 1 else "each of those folders"
-        steps.append(_rename_step(invoice_file, which, [m for _, m in folders])
-                     + " If this folder holds a folder of that name too, move the "
-                     "look-alike's files into that folder here instead, then delete the "
-                     "look-alike from the outbox.")
+    steps = [_folder_step(invoice_file, folders)] if folders else []
     if files:
         which = files[0] if len(files) == 1 else "each of those files"
         steps.append(f"In the outbox, move {which} into the sidecar folder its line above "

@@ -77,17 +77,25 @@ def look_alike_sidecars(cand: Candidate) -> list[Path]:
             and not os.path.lexists(parent / owner_of(cand, n))]
 
 
-def _look_alike_findings(cand: Candidate) -> list[Finding]:
+def look_alike_findings(cand: Candidate) -> list[Finding]:
     """Matching a look-alike would take files that are not the sidecar by name; ignoring
     it would send the invoice without the attachments the clerk can see beside it. So
     it is an error, and the bundle waits (or is quarantined) under `[policy] invalid`."""
-    return [_err("sidecar-spelling", twin.name, _look_alike_message(cand, twin))
-            for twin in look_alike_sidecars(cand)]
+    twins = look_alike_sidecars(cand)
+    folders = [t.name for t in twins if _is_folder(t)]
+    return [_err("sidecar-spelling", twin.name, _look_alike_message(cand, twin, folders))
+            for twin in twins]
 
 
-def _look_alike_message(cand: Candidate, twin: Path) -> str:
+def _is_folder(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
+
+
+def _look_alike_message(cand: Candidate, twin: Path, folders: list[str]) -> str:
+    """`folders`: every look-alike of cand that is a folder. Two or more cannot each be
+    renamed to the sidecar's one name: they are told to merge into one."""
     side = cand.sidecar.name
-    what = "folder" if twin.is_dir() and not twin.is_symlink() else "file"
+    what = "folder" if twin.name in folders else "file"
     head = f"this {what} looks like the sidecar {side} of {cand.invoice.name}, but the two names"
     case, form = spelled_otherwise(twin.name, side)
     differ = (f"differ only in {CASE_WORDS}" if not form else
@@ -98,17 +106,43 @@ def _look_alike_message(cand: Candidate, twin: Path) -> str:
                 f"attachment — make the folder {side} (its name as written here) and move "
                 "this file into it under a name with its type's extension (.pdf, .tif …), "
                 "or remove the file if it is no attachment")
+    # Windows (and so a clerk on the share) takes the two for one name: say why they are
+    # two here, and that renaming it anywhere mends it.
+    why = (": Windows takes them for one name, Linux, where outboxd runs, for two, so it "
+           "is not taken as the sidecar" if not form else " (one writes accents as "
+           "separate marks, as Mac computers do), so it is not taken as the sidecar")
+    others = [f for f in folders if f != twin.name]
+    if others:
+        return f"{head} {differ}{why} — {_merge(cand, others, folders)}"
     if not form:
-        # Windows (and so a clerk on the share) takes the two for one name: say why they
-        # are two here, and that renaming it anywhere mends it.
-        return (f"{head} {differ}: Windows takes them for one name, "
-                "Linux, where outboxd runs, for two, so it is not taken as the sidecar — "
-                f"rename it to {side}, each letter in upper or lower case as written here, "
-                f"or move its files into the folder {side} if that one is there too")
-    return (f"{head} {differ} (one writes accents as separate marks, as Mac computers do), so "
-            "it is not taken as the sidecar — rename it by typing its name again"
+        return (f"{head} {differ}{why} — rename it to {side}, each letter in upper or lower "
+                f"case as written here, or move its files into the folder {side} if that "
+                "one is there too")
+    return (f"{head} {differ}{why} — rename it by typing its name again"
             f"{f' as {side}' if case else ''} on the computer that named the invoice file, "
             f"or move its files into the folder {side} made there")
+
+
+def _merge(cand: Candidate, others: list[str], folders: list[str]) -> str:
+    """What to do with several look-alike folders: renamed one by one to the sidecar's
+    name, the second rename fails (or, on Windows, seems to take the name of the first)."""
+    side = cand.sidecar.name
+    # A name typed again on the computer that named the invoice file is right in both
+    # case and form; where every folder differs in case alone, any computer will do.
+    typed = any(spelled_otherwise(f, side)[1] for f in folders)
+    rename = (f"on the computer that named {cand.invoice.name}, rename one of them by "
+              f"typing its name again as {side}" if typed else
+              f"rename one of them to {side}, each letter in upper or lower case as "
+              "written here")
+    one = len(others) == 1
+    extra = "" if one else "s"
+    return (f"and {', '.join(others)} {'looks' if one else 'look'} like it too: only one "
+            f"folder can be named {side}, so do not rename each of them — merge them into "
+            f"one folder named exactly {side}: {rename}, move the files of the other"
+            f"{extra} into it and remove the emptied folder{extra}, or remove the extra "
+            f"folder{extra} if {'it holds' if one else 'they hold'} nothing for this "
+            f"invoice; if the folder {side} is there too, move all their files into it "
+            "instead")
 
 
 def _read_notes(folder: Path, rel: str, findings: list[Finding]) -> _Notes:
@@ -391,6 +425,6 @@ def assemble(cand: Candidate, settings: Settings, known: Bundle | None = None) -
             attachments, more, channel, sidecar_digest = match_attachments(
                 cand.sidecar, read.invoice_ids, settings)
             findings.extend(more)
-    findings.extend(_look_alike_findings(cand))
+    findings.extend(look_alike_findings(cand))
     return Bundle(inv, sidecar, tuple(attachments), channel or settings.validation.channel,
                   tuple(findings), sidecar_digest)

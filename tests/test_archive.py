@@ -169,13 +169,14 @@ class TestMoveIntoPlace:
         assert os.listdir(target.parent) == ["x"]
 
 
-def _look_alike_reason(tmp_path: Path, look_alike: str) -> str:
-    """REASON.txt of INV-7.xml quarantined for sidecar-spelling with the file
-    `look_alike` (a path under the outbox) beside it, the reasons as the matcher finds
+def _look_alike_reason(tmp_path: Path, *look_alikes: str) -> str:
+    """REASON.txt of INV-7.xml quarantined for sidecar-spelling with the files
+    `look_alikes` (paths under the outbox) beside it, the reasons as the matcher finds
     them from a listing."""
     outbox = tmp_path / "outbox"
     write(outbox / "INV-7.xml", ubl_invoice("INV-7"))
-    write(outbox / look_alike, b"%PDF-1.4")
+    for look_alike in look_alikes:
+        write(outbox / look_alike, b"%PDF-1.4")
     s = Settings(outbox={"path": str(outbox)}, paths={"state_dir": str(tmp_path / "st")},
                  delivery={"url": "http://127.0.0.1:9/x"})
     reasons = [f for f in assemble(list_outbox(s.outbox).candidates["INV-7.xml"],
@@ -299,6 +300,23 @@ class TestReasons:
             "case as in the invoice file's name (Windows takes the two names for one, " \
             "Linux, where outboxd runs, for two)." in text
         assert "accents" not in text and "typing its name again" not in text
+
+    def test_reason_txt_of_two_look_alike_folders_says_to_merge_them(
+            self, tmp_path: Path) -> None:
+        """inv-7/ and Inv-7/ both beside INV-7.xml: only one folder can be named INV-7, so
+        REASON.txt says to merge them into one (rename one, move the other's files into it)
+        or delete an extra one — not to rename each of those folders."""
+        text = _look_alike_reason(tmp_path, "inv-7/a.pdf", "Inv-7/b.pdf")
+        assert "They are still in the outbox, under those names, with everything in " \
+            "them:\n- Inv-7\n- inv-7\n" in text
+        assert "1. In the outbox, merge those folders into one: only one folder can have " \
+            "the sidecar's name, so they cannot each be renamed to it. Rename one of them " \
+            "so that each letter is in upper or lower case as in the invoice file's name " \
+            "(Windows takes the two names for one, Linux, where outboxd runs, for two), " \
+            "move the files of the others into it and delete the emptied folders (or " \
+            "delete a folder that holds nothing for this invoice)." in text
+        assert "rename each of those folders" not in text
+        assert "3. Then move the invoice file" in text
 
     def test_reason_txt_of_a_look_alike_file_says_to_move_it_into_the_sidecar(
             self, tmp_path: Path) -> None:

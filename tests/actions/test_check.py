@@ -332,6 +332,24 @@ def test_a_folder_named_in_other_case_is_reported_for_the_invoice_the_folder_and
     assert check(cfg, capsys) == (1, out)
 
 
+def test_two_folders_named_in_other_case_are_told_to_merge_given_either_or_the_outbox(
+        cfg: Env, capsys) -> None:
+    """inv-1001/ and Inv-1001/ beside INV-1001.xml: `check` reports both with the advice
+    to merge them into one folder named exactly INV-1001 (they cannot both be renamed to
+    it), the same given either folder, the invoice file or the outbox."""
+    inv = write(cfg.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+    write(cfg.outbox / "inv-1001" / "timesheet.pdf", pdf_bytes())
+    write(cfg.outbox / "Inv-1001" / "contract.pdf", pdf_bytes(2))
+    code, out = check(cfg, capsys, inv)
+    assert code == 1 and out.count("[sidecar-spelling]") == 2
+    assert "    Inv-1001: this folder looks like the sidecar INV-1001 of INV-1001.xml" in out
+    assert "    inv-1001: this folder looks like the sidecar INV-1001 of INV-1001.xml" in out
+    assert out.count("merge them into one folder named exactly INV-1001") == 2
+    assert "rename it to INV-1001" not in out
+    for given in ((cfg.outbox / "inv-1001",), (cfg.outbox / "Inv-1001",), ()):
+        assert check(cfg, capsys, *given) == (1, out)
+
+
 def test_the_sidecar_of_an_invoice_file_named_in_other_case_is_no_look_alike(
         cfg: Env, capsys) -> None:
     """INV-7.xml and inv-7.xml are two bundles on Linux; inv-7/ is the second one's
