@@ -6,7 +6,8 @@ invoice file without its attachments. Every move is a rename that never
 replaces (`fsops.move_tree`: rename_noreplace, or copy + fsync + rename +
 delete across file systems). outboxd's papers (REASON.txt, reason.json,
 receipt.json) do not go back; the quarantine folder goes away. If the
-outbox already holds any of the names, nothing is moved at all.
+outbox already holds any of the names, or a look-alike of the sidecar that
+would stop the bundle again (`sidecar-spelling`), nothing is moved at all.
 
 quarantine/ is writable by the people on the share: reason.json is read
 through fsops.read_regular, so a FIFO, link or device of that name is never
@@ -21,6 +22,7 @@ import contextlib
 import os
 import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from daemon.actions import EXIT_OK
@@ -29,7 +31,9 @@ from daemon.archive import PAPER_NAMES, reason_of
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError, UsageError
 from daemon.fsops import fsync_dir, is_regular_file, move_tree
-from daemon.names import is_invoice_name
+from daemon.match import look_alike_findings
+from daemon.names import fold_key, is_invoice_name
+from daemon.scan import candidate_for
 from daemon.temps import drop_unfinished
 
 # NAME--BUNDLEID12, or NAME--BUNDLEID12-2 when the archive name was taken.
@@ -115,8 +119,30 @@ def plan(folder: Path, settings: Settings, notes: list[str] | None = None) -> li
     if taken:
         raise RetryRefused(f"the outbox already holds {', '.join(taken)}; nothing was moved — "
                            "move or rename that first, then retry")
+    _refuse_look_alikes(folder, invoice, settings)
     # Invoice file last: the bundle is complete the moment the daemon can see it.
     return [n for n in parts if n != invoice] + [invoice]
+
+
+def _refuse_look_alikes(folder: Path, invoice: str, settings: Settings) -> None:
+    """Refuses while the outbox holds a look-alike of the bundle's sidecar (its name
+    differs only in upper and lower case or Unicode form: `sidecar-spelling`). The
+    look-alike of a bundle quarantined for it stays in the outbox (REASON.txt says to
+    mend it there first); moved back before that, the invoice file is held or
+    quarantined again at once. The daemon's own rule (match.look_alike_findings), on
+    the names of the outbox as they are now."""
+    cand = candidate_for(settings.outbox, invoice)
+    fold = fold_key(cand.sidecar.name)
+    with os.scandir(settings.outbox.path) as it:
+        names = tuple(e.name for e in it if e.name != cand.sidecar.name
+                      and fold_key(e.name) == fold)
+    findings = look_alike_findings(replace(cand, look_alikes=names))
+    if findings:
+        lines = "\n".join(f"  {f.file}: {f.message}  [{f.code}]" for f in findings)
+        raise RetryRefused(f"{folder.name}: nothing was moved — the outbox still holds a "
+                           f"look-alike of the sidecar of {invoice}, and moved back now it "
+                           f"would be held or quarantined again:\n{lines}\nMend that in the "
+                           "outbox first, then retry")
 
 
 def retry(folder: Path, settings: Settings) -> list[str]:

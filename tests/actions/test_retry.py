@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,91 @@ def test_a_folder_named_reason_json_is_left_and_the_bundle_still_goes_back(
     assert (folder / "reason.json" / "mine.txt").read_bytes() == b"notes"
     err = capsys.readouterr().err
     assert "left in place" in err and "reason.json" in err and "Traceback" not in err
+
+
+def spelling_quarantined(env: Env, look_alike: str, name: str = "INV-7") -> Path:
+    """A quarantine folder as the daemon writes it for `sidecar-spelling`: the invoice file
+    and the papers, the look-alike `look_alike` of its sidecar left in the outbox."""
+    folder = env.quarantine / "2026-11-26" / f"{name}--{BID[:12]}"
+    write(folder / f"{name}.xml", ubl_invoice(name))
+    write(folder / "reason.json", json.dumps({
+        "bundle_id": BID, "invoice_file": f"{name}.xml", "quarantined_at": "x",
+        "reasons": [{"code": "sidecar-spelling", "file": look_alike,
+                     "message": f"this folder looks like the sidecar {name}"}]}).encode())
+    write(folder / "REASON.txt", b"why")
+    write(env.outbox / look_alike / "timesheet.pdf", pdf_bytes())
+    return folder
+
+
+def test_retry_refuses_while_the_look_alike_still_stands_and_changes_nothing(
+        cfg: Env, capsys) -> None:
+    """INV-7.xml quarantined for inv-7/ (made on Windows), which is still in the outbox
+    under that name: moved back, the invoice would be quarantined again at once. retry
+    refuses with exit 1 (as its other refusals), naming the folder, the rule and the fix,
+    and moves nothing."""
+    folder = spelling_quarantined(cfg, "inv-7")
+    before_q, before_o = tree(cfg.quarantine), tree(cfg.outbox)
+    assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"outboxd: {folder.name}: nothing was moved — the outbox still "
+                          "holds a look-alike of the sidecar of INV-7.xml")
+    assert "  inv-7: this folder looks like the sidecar INV-7 of INV-7.xml, but the two " \
+        "names differ only in upper and lower case" in err
+    assert "rename it to INV-7," in err and "[sidecar-spelling]" in err
+    assert "Traceback" not in err
+    assert tree(cfg.quarantine) == before_q and tree(cfg.outbox) == before_o
+
+
+@pytest.mark.parametrize("mend", ["renamed", "removed"])
+def test_retry_works_once_the_look_alike_is_renamed_or_removed(cfg: Env, capsys,
+                                                               mend: str) -> None:
+    """The clerk renamed inv-7/ to INV-7/ in the outbox (or removed it): retry puts the
+    invoice file back beside it as before."""
+    folder = spelling_quarantined(cfg, "inv-7")
+    assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 1
+    if mend == "renamed":
+        (cfg.outbox / "inv-7").rename(cfg.outbox / "INV-7")
+    else:
+        (cfg.outbox / "inv-7" / "timesheet.pdf").unlink()
+        (cfg.outbox / "inv-7").rmdir()
+    assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 0
+    assert "back in the outbox: INV-7.xml" in capsys.readouterr().out
+    assert sorted(p.name for p in cfg.outbox.iterdir()) == (
+        ["INV-7", "INV-7.xml"] if mend == "renamed" else ["INV-7.xml"])
+    assert not folder.exists()
+
+
+def test_retry_refuses_for_a_look_alike_in_other_unicode_form(cfg: Env, capsys) -> None:
+    """Räkning-7/ made on a Mac (accents decomposed) beside the ERP's Räkning-7.xml: the
+    same refusal, with the fix for accents (typing the name again)."""
+    nfc, nfd = (unicodedata.normalize(f, "Räkning-7") for f in ("NFC", "NFD"))
+    spelling_quarantined(cfg, nfd, nfc)
+    assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 1
+    err = capsys.readouterr().err
+    assert f"  {nfd}: this folder looks like the sidecar {nfc} of {nfc}.xml, but the two " \
+        "names are spelled with different Unicode characters" in err
+    assert "rename it by typing its name again" in err
+    assert sorted(p.name for p in cfg.outbox.iterdir()) == [nfd]
+
+
+def test_a_refused_look_alike_keeps_every_other_bundle_of_the_command_in_quarantine(
+        cfg: Env, capsys) -> None:
+    """retry of two bundles, one of which still has its look-alike in the outbox: all
+    refusals come before any move, so neither goes back."""
+    spelling_quarantined(cfg, "inv-7")
+    other = quarantined(cfg, "INV-1001")
+    other = other.rename(other.with_name("INV-1001--bbbbbbbbbbbb"))
+    assert main(["retry", "-c", str(cfg.config), BID[:12], "bbbbbbbbbbbb"]) == 1
+    assert "inv-7: this folder looks like" in capsys.readouterr().err
+    assert sorted(p.name for p in cfg.outbox.iterdir()) == ["inv-7"]
+    assert other.exists()
+
+
+def test_the_sidecar_of_another_invoice_file_is_no_look_alike_for_retry(cfg: Env) -> None:
+    """inv-7/ beside inv-7.xml is that file's sidecar, not a look-alike of INV-7's (two
+    bundles on Linux, as the daemon has them): retry puts INV-7.xml back."""
+    spelling_quarantined(cfg, "inv-7")
+    write(cfg.outbox / "inv-7.xml", ubl_invoice("inv-7"))
+    assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 0
+    assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-7.xml", "inv-7",
+                                                           "inv-7.xml"]
