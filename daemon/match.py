@@ -82,18 +82,13 @@ def look_alike_findings(cand: Candidate) -> list[Finding]:
     it would send the invoice without the attachments the clerk can see beside it. So
     it is an error, and the bundle waits (or is quarantined) under `[policy] invalid`."""
     twins = look_alike_sidecars(cand)
-    folders = [t.name for t in twins if _is_folder(t)]
+    folders = [t.name for t in twins if t.is_dir() and not t.is_symlink()]
     return [_err("sidecar-spelling", twin.name, _look_alike_message(cand, twin, folders))
             for twin in twins]
 
 
-def _is_folder(path: Path) -> bool:
-    return path.is_dir() and not path.is_symlink()
-
-
 def _look_alike_message(cand: Candidate, twin: Path, folders: list[str]) -> str:
-    """`folders`: every look-alike of cand that is a folder. Two or more cannot each be
-    renamed to the sidecar's one name: they are told to merge into one."""
+    """`folders`: cand's look-alikes that are folders; two or more are told to merge."""
     side = cand.sidecar.name
     what = "folder" if twin.name in folders else "file"
     head = f"this {what} looks like the sidecar {side} of {cand.invoice.name}, but the two names"
@@ -124,25 +119,22 @@ def _look_alike_message(cand: Candidate, twin: Path, folders: list[str]) -> str:
 
 
 def _merge(cand: Candidate, others: list[str], folders: list[str]) -> str:
-    """What to do with several look-alike folders: renamed one by one to the sidecar's
-    name, the second rename fails (or, on Windows, seems to take the name of the first)."""
-    side = cand.sidecar.name
-    # A name typed again on the computer that named the invoice file is right in both
-    # case and form; where every folder differs in case alone, any computer will do.
-    typed = any(spelled_otherwise(f, side)[1] for f in folders)
+    """Several look-alike folders: renamed one by one, the second cannot take the name."""
+    side, one = cand.sidecar.name, len(others) == 1
+    s = "" if one else "s"
+    # Typed again on the computer that named the invoice file, a name is right in case
+    # and form alike; where every folder differs in case alone, any computer will do.
     rename = (f"on the computer that named {cand.invoice.name}, rename one of them by "
-              f"typing its name again as {side}" if typed else
+              f"typing its name again as {side}" if any(
+                  spelled_otherwise(f, side)[1] for f in folders) else
               f"rename one of them to {side}, each letter in upper or lower case as "
               "written here")
-    one = len(others) == 1
-    extra = "" if one else "s"
     return (f"and {', '.join(others)} {'looks' if one else 'look'} like it too: only one "
             f"folder can be named {side}, so do not rename each of them — merge them into "
-            f"one folder named exactly {side}: {rename}, move the files of the other"
-            f"{extra} into it and remove the emptied folder{extra}, or remove the extra "
-            f"folder{extra} if {'it holds' if one else 'they hold'} nothing for this "
-            f"invoice; if the folder {side} is there too, move all their files into it "
-            "instead")
+            f"one folder named exactly {side}: {rename}, move the files of the other{s} "
+            f"into it and remove the emptied folder{s}, or remove the extra folder{s} if "
+            f"{'it holds' if one else 'they hold'} nothing for this invoice; if the folder "
+            f"{side} is there too, move all their files into it instead")
 
 
 def _read_notes(folder: Path, rel: str, findings: list[Finding]) -> _Notes:
