@@ -3,15 +3,25 @@ invoice files, and invoice files that cannot be used (a symbolic link, a FIFO or
 device, a name that is not UTF-8 or holds control characters). Each is said once
 in the log; the unusable invoice files are also kept, until they go, for the
 status page — the clerk sees only the share.
+
+And the look-alikes of a quarantined bundle's sidecar (`sidecar-spelling`): no part
+of the bundle, they stayed in the outbox, where nothing else would say that they
+wait for a person (`left_behind`, for the status page).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from daemon.journal import Row
 from daemon.names import printable
 from daemon.scan import Listing
+
+SPELLING = "sidecar-spelling"
 
 
 class LeftAlone:
@@ -50,3 +60,54 @@ class LeftAlone:
         else:
             self.refused[shown] = why
         return True
+
+
+@dataclass(frozen=True)
+class LeftBehind:
+    """A look-alike of a quarantined bundle's sidecar, still in the outbox under its
+    name: `message` is its finding (the rule and the fix), `quarantine` where the
+    invoice file waits (as the page shows it)."""
+
+    name: str
+    invoice_file: str
+    quarantine: str
+    message: str
+
+    @property
+    def why(self) -> str:
+        """Why it is there and what to do, in the order a person does it."""
+        return (f"{self.invoice_file} was quarantined because of it and waits in "
+                f"{self.quarantine}: {self.message}. Mend it in the outbox first, then "
+                f"move {self.invoice_file} (and its sidecar folder, if the quarantine folder "
+                "holds one) back into the outbox; REASON.txt there lists the steps")
+
+
+def left_behind(rows: Iterable[Row], outbox: Path, quarantine_root: Path) -> list[LeftBehind]:
+    """Of the quarantined `rows` (Journal.quarantined_for(SPELLING), oldest first), the
+    look-alikes still in the outbox while their invoice file waits in its quarantine
+    folder. One whose invoice file is back in the outbox is that bundle's to report; one
+    whose invoice file left the quarantine folder (moved back by hand, or removed) is
+    no longer waited for. A name quarantined twice is shown for the latest time."""
+    found: dict[str, LeftBehind] = {}
+    for row in rows:
+        for reason in row.reasons:
+            name = str(reason.get("file", ""))
+            if reason.get("code") != SPELLING or not name or os.sep in name \
+                    or not os.path.lexists(outbox / name):
+                continue
+            folder = Path(row.archive_dir) if row.archive_dir else None
+            if folder is None or os.path.lexists(outbox / row.invoice_file) \
+                    or not os.path.lexists(folder / row.invoice_file):
+                continue
+            found[name] = LeftBehind(printable(name), row.invoice_file,
+                                     _shown(folder, quarantine_root),
+                                     str(reason.get("message", "")))
+    return sorted(found.values(), key=lambda x: x.name)
+
+
+def _shown(folder: Path, root: Path) -> str:
+    """A quarantine folder as the people on the share know it: quarantine/DAY/NAME--ID."""
+    try:
+        return str(Path(root.name) / folder.relative_to(root))
+    except ValueError:  # quarantined under another [paths] quarantine
+        return str(folder)

@@ -1,13 +1,14 @@
 """What the daemon shows of itself while it runs: `STATUS=` for systemd (docs/operations.md)
 and the status page on the share (docs/folder-convention.md). Each is refreshed only when the
-journal changed (or, for the page, a release file came or went), and when the
-UTC day ends ("sent today" starts again), each at most at its own pace, from
-timers on the loop's heap: an idle daemon publishes nothing else.
+journal changed (or, for the page, a release file, an unusable invoice file or a look-alike
+left by a quarantine came or went), and when the UTC day ends ("sent today" starts
+again), each at most at its own pace, from timers on the loop's heap: an idle daemon
+publishes nothing else.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Container, Hashable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from daemon.config import Settings
@@ -40,6 +41,19 @@ class Publisher:
         """A release file, or an invoice file that cannot be used, came or went: the page
         shows those."""
         self._page_hinted = True
+
+    def touched(self, names: Iterable[str]) -> None:
+        """Root names an event came for: a rename or removal of a look-alike the page
+        shows as left by a quarantine changes no journal row, but the page."""
+        shown = self.page.left_names
+        if shown and not shown.isdisjoint(names):
+            self._page_hinted = True
+
+    def listed(self, names: Container[str]) -> None:
+        """A full listing's names: a look-alike shown as left by a quarantine that is
+        not among them went without an event (polling, lost events)."""
+        if any(n not in names for n in self.page.left_names):
+            self._page_hinted = True
 
     def schedule(self, journal: Journal, timers: Timers, now: float) -> None:
         """After a turn: set the timers for what the journal's changes call for, and for

@@ -23,6 +23,7 @@ from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError
 from daemon.fsops import read_regular, write_atomic
 from daemon.journal import LIVE, Journal, Row, readable
+from daemon.leftalone import SPELLING, LeftBehind, left_behind
 from daemon.names import folder_name_for_id, stem
 from daemon.release import Idle, idle_releases, release_names
 from daemon.scan import list_outbox
@@ -105,9 +106,11 @@ def _where_attachments_go(row: Row, sidecar_suffix: str) -> str:
 
 def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
            release_suffix: str = ".send-anyway", body_only: bool = False,
-           refused: Mapping[str, str] | None = None, sidecar_suffix: str = "") -> str:
+           refused: Mapping[str, str] | None = None, sidecar_suffix: str = "",
+           left: Sequence[LeftBehind] = ()) -> str:
     """The whole page. With body_only the time written is left out (for change checks).
-    `refused`: invoice files that cannot be used (name as shown → why)."""
+    `refused`: invoice files that cannot be used (name as shown → why); `left`: the
+    look-alike sidecars a quarantine left in the outbox."""
     today = written_at.astimezone(UTC).strftime("%Y-%m-%d")
     sec = sections(rows, today)
     counts = [("Waiting for attachments", len(sec["waiting"])), ("Held", len(sec["held"])),
@@ -164,6 +167,13 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
                                   [_e(name), f'<span class="err">{_e(why)}</span>']
                                   for name, why in sorted(refused.items())])))
 
+    if left:
+        parts.append(_section("left-behind", "Left in the outbox by a quarantine (mend each in "
+                              "the outbox first, then move its invoice file back)", _table(
+                                  ["Name", "Why, and what to do"],
+                                  [[_e(x.name), f'<span class="err">{_e(x.why)}</span>']
+                                   for x in left])))
+
     if idle:
         parts.append(_section("releases", "Release files that do nothing", _table(
             ["File", "Why"], [[_e(i.name), _e(i.why)] for i in idle])))
@@ -204,6 +214,10 @@ class StatusPage:
         self._last_error = ""
         self._reported_bad: set[str] = set()
         self._swept: Path | None = None  # the page whose leftover temp files are gone
+        self._said_left: set[tuple[str, str]] = set()
+        # Look-alikes shown as left by a quarantine (as shown: printable): a rename or
+        # removal of one changes no journal row, so its event must ask for a refresh.
+        self.left_names: frozenset[str] = frozenset()
 
     def next_at(self) -> float:
         """The earliest monotonic time the next refresh may look."""
@@ -270,9 +284,12 @@ class StatusPage:
             states = {r.invoice_file: r.state for r in rows if r.state in LIVE}
             idle = idle_releases(names, share, files, states)
             self._report_bad_names(idle)
+        left = left_behind(journal.quarantined_for(SPELLING), settings.outbox.path,
+                           settings.quarantine_dir)
+        self._report_left(left)
         sidecar = settings.outbox.sidecar_suffix
         body = render(rows, idle, now, share.release_suffix, body_only=True, refused=refused,
-                      sidecar_suffix=sidecar)
+                      sidecar_suffix=sidecar, left=left)
         path = settings.outbox.path / share.status_page
         if body == self._last_body and path.exists():
             return False
@@ -284,6 +301,20 @@ class StatusPage:
         write_atomic(path, _page(body, now).encode("utf-8"))  # rendered once, above
         self._last_body = body
         return True
+
+    def _report_left(self, left: Sequence[LeftBehind]) -> None:
+        """A look-alike left in the outbox by a quarantine, logged once for as long as it
+        is shown; the names shown, for the loop to know an event on one (a rename) calls
+        for a refresh."""
+        said = {(x.name, x.quarantine) for x in left}
+        for x in left:
+            if (x.name, x.quarantine) not in self._said_left:
+                logs.get().warning("look-alike sidecar left in the outbox by a quarantine; "
+                                   "waits for a person", file=x.name,
+                                   invoice_file=x.invoice_file, quarantine=x.quarantine,
+                                   error=f"{x.name}: {x.why}")
+        self._said_left = said
+        self.left_names = frozenset(x.name for x in left)
 
     def _report_bad_names(self, idle: Iterable[Idle]) -> None:
         """A release file whose name can never be used, logged once per name: the scanner

@@ -1,11 +1,18 @@
 """What the daemon leaves alone in the outbox root: said once, and the unusable invoice
-files kept for the status page until they go."""
+files kept for the status page until they go; the look-alike sidecars a quarantine left
+there, found for the page."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-from daemon.leftalone import LeftAlone
+import pytest
+from helpers import write
+
+from daemon.journal import Journal
+from daemon.leftalone import SPELLING, LeftAlone, LeftBehind, left_behind
 from daemon.scan import Listing
 
 
@@ -48,3 +55,85 @@ def test_a_full_listing_replaces_and_an_event_changes_only_its_name() -> None:
     assert seen.refused == dict([LINK])
     assert seen.seen(Listing({}, ()), ["*.xml"], "INV-2.xml") is False
     assert seen.seen(Listing({}, ()), ["*.xml"]) is True and seen.refused == {}
+
+
+DAY = "2026-12-04"
+
+
+class TestLeftBehind:
+    """The look-alike sidecars a quarantine left in the outbox (`sidecar-spelling`): no
+    part of the bundle, they are not moved, and nothing else says that they wait for a
+    person. The status page lists them from the journal's quarantined rows."""
+
+    @pytest.fixture
+    def setup(self, tmp_path: Path) -> Iterator[tuple[Journal, Path, Path]]:
+        journal = Journal(tmp_path / "journal.sqlite3")
+        outbox, quarantine = tmp_path / "outbox", tmp_path / "quarantine"
+        outbox.mkdir()
+        yield journal, outbox, quarantine
+        journal.close()
+
+    @staticmethod
+    def quarantine_for(journal: Journal, quarantine: Path, *look_alikes: str,
+                       invoice: str = "INV-7.xml", bid: str = "3f2a9c01b7e4") -> Path:
+        """INV-7.xml quarantined for `look_alikes`, as the daemon records it."""
+        folder = write(quarantine / DAY / f"INV-7--{bid}" / invoice, b"<Invoice/>").parent
+        journal.create(invoice, "quarantined", archive_dir=str(folder), reasons=[
+            {"code": "sidecar-spelling", "file": n, "message": f"this folder looks like the "
+             f"sidecar INV-7 of {invoice} — rename it to INV-7"} for n in look_alikes])
+        return folder
+
+    def found(self, journal: Journal, outbox: Path, quarantine: Path) -> list[LeftBehind]:
+        return left_behind(journal.quarantined_for(SPELLING), outbox, quarantine)
+
+    def test_a_look_alike_still_in_the_outbox_is_named_with_its_quarantine_and_fix(
+            self, setup: tuple[Journal, Path, Path]) -> None:
+        """inv-7/ stayed in the outbox when INV-7.xml was quarantined for it: it is left
+        behind, named with its invoice file, the quarantine folder as the share shows it
+        and its finding; why says to mend it here first, then move the invoice back."""
+        journal, outbox, quarantine = setup
+        self.quarantine_for(journal, quarantine, "inv-7")
+        write(outbox / "inv-7" / "timesheet.pdf", b"%PDF-1.4")
+        [left] = self.found(journal, outbox, quarantine)
+        assert left == LeftBehind("inv-7", "INV-7.xml",
+                                  f"quarantine/{DAY}/INV-7--3f2a9c01b7e4",
+                                  "this folder looks like the sidecar INV-7 of INV-7.xml — "
+                                  "rename it to INV-7")
+        assert left.why.startswith(f"INV-7.xml was quarantined because of it and waits in "
+                                   f"quarantine/{DAY}/INV-7--3f2a9c01b7e4: this folder looks")
+        assert "Mend it in the outbox first, then move INV-7.xml" in left.why
+
+    def test_none_once_renamed_or_removed(self, setup: tuple[Journal, Path, Path]) -> None:
+        """Renamed to INV-7 (or removed), inv-7 waits for nobody any more."""
+        journal, outbox, quarantine = setup
+        self.quarantine_for(journal, quarantine, "inv-7")
+        write(outbox / "INV-7" / "timesheet.pdf", b"%PDF-1.4")
+        assert self.found(journal, outbox, quarantine) == []
+
+    def test_none_once_the_invoice_file_is_back_or_gone_from_its_quarantine_folder(
+            self, setup: tuple[Journal, Path, Path]) -> None:
+        """The invoice file moved back by hand: its bundle, in the outbox again, reports
+        the look-alike. The invoice file removed from quarantine: nothing waits for it."""
+        journal, outbox, quarantine = setup
+        folder = self.quarantine_for(journal, quarantine, "inv-7")
+        write(outbox / "inv-7" / "timesheet.pdf", b"%PDF-1.4")
+        (folder / "INV-7.xml").rename(outbox / "INV-7.xml")
+        assert self.found(journal, outbox, quarantine) == []
+        (outbox / "INV-7.xml").unlink()
+        assert self.found(journal, outbox, quarantine) == []
+
+    def test_each_of_several_is_named_once_for_its_latest_quarantine(
+            self, setup: tuple[Journal, Path, Path]) -> None:
+        """inv-7/ and Inv-7/ in one quarantine, inv-7 again in a later one (the invoice
+        file moved back before the rename): each is named once, inv-7 with the later
+        quarantine folder; a quarantine for another reason names nothing."""
+        journal, outbox, quarantine = setup
+        self.quarantine_for(journal, quarantine, "inv-7", "Inv-7")
+        self.quarantine_for(journal, quarantine, "inv-7", bid="0123456789ab")
+        journal.create("INV-8.xml", "quarantined", archive_dir=str(quarantine / DAY / "x"),
+                       reasons=[{"code": "pdf-encrypted", "file": "inv-7", "message": "m"}])
+        for name in ("inv-7", "Inv-7"):
+            write(outbox / name / "a.pdf", b"%PDF-1.4")
+        assert [(x.name, x.quarantine) for x in self.found(journal, outbox, quarantine)] == [
+            ("Inv-7", f"quarantine/{DAY}/INV-7--3f2a9c01b7e4"),
+            ("inv-7", f"quarantine/{DAY}/INV-7--0123456789ab")]

@@ -69,3 +69,39 @@ def test_sent_today_is_the_day_of_the_publishers_clock_on_both_views(
         text = page.read_text("utf-8")
         assert f"<li><b>{count}</b>Sent today</li>" in text
         assert ("INV-1.xml" in text) == bool(count)
+
+
+def test_an_event_or_a_listing_without_a_look_alike_shown_as_left_behind_asks_for_the_page(
+        tmp_path: Path) -> None:
+    """The page shows inv-7/, left in the outbox by INV-7.xml's quarantine. Its rename
+    changes no journal row, so the page would keep showing it: an event on its name,
+    or a full listing without it (polling, lost events), asks for the page again;
+    events on other names and listings with it do not."""
+    settings = _settings(tmp_path)
+    (settings.outbox.path / "inv-7").mkdir()
+    folder = settings.quarantine_dir / "2026-12-04" / "INV-7--3f2a9c01b7e4"
+    folder.mkdir(parents=True)
+    (folder / "INV-7.xml").write_bytes(b"<Invoice/>")
+    journal = Journal(tmp_path / "journal.sqlite3")
+    journal.create("INV-7.xml", "quarantined", archive_dir=str(folder), reasons=[
+        {"code": "sidecar-spelling", "file": "inv-7", "message": "rename it to INV-7"}])
+    publisher = Publisher(clock=lambda: 1000.0)
+    timers = Timers()
+
+    def page_asked() -> bool:
+        publisher.schedule(journal, timers, 1000.0)
+        due = timers.due_at(PAGE) is not None
+        for key in timers.pop_due(1100.0):  # the page and STATUS=, not the day's end
+            publisher.fire(key, journal, settings, {}, 1000.0)
+        return due
+
+    assert page_asked() and publisher.page.left_names == {"inv-7"}
+    assert not page_asked()  # idle
+    publisher.touched(["INV-8.xml", "Thumbs.db"])
+    publisher.listed({"inv-7", "INV-8.xml"})
+    assert not page_asked()
+    publisher.touched(["inv-7"])
+    assert page_asked()
+    publisher.listed({"INV-7", "INV-8.xml"})
+    assert page_asked()
+    journal.close()

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import write
 from structlog.testing import capture_logs
 
 from daemon import statuspage
@@ -288,3 +289,52 @@ def test_a_file_of_several_invoices_asks_for_each_invoices_own_folder(
     assert "batch-42.att/A_1" in waiting and "batch-42.att/C-3" in waiting
     assert "batch-42.att/B-2" not in waiting  # it has its attachments
     assert "the folder single.att," in waiting
+
+
+def test_a_look_alike_left_by_a_quarantine_is_listed_with_why_until_renamed(
+        journal: Journal, tmp_path: Path) -> None:
+    """INV-7.xml was quarantined for inv-7/ (made on Windows), which stayed in the outbox
+    under its name with the timesheet. The page lists it under its own section — the
+    folder, the invoice file and its quarantine folder, the rule and the fix — logged
+    once however often the page is written. Renamed to INV-7 in the outbox, it waits for
+    nobody: the next refresh drops it (and the loop is told which names to watch)."""
+    outbox = tmp_path / "outbox"
+    write(outbox / "inv-7" / "timesheet.pdf", b"%PDF-1.4")
+    folder = write(tmp_path / "quarantine" / "2026-12-04" / "INV-7--3f2a9c01b7e4" /
+                   "INV-7.xml", b"<Invoice/>").parent
+    message = ("this folder looks like the sidecar INV-7 of INV-7.xml, but the two names "
+               "differ only in upper and lower case — rename it to INV-7")
+    journal.create("INV-7.xml", "quarantined", archive_dir=str(folder), reasons=[
+        {"code": "sidecar-spelling", "file": "inv-7", "message": message}])
+    settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
+    clock = [100.0]
+    page = StatusPage(clock=lambda: clock[0])
+    target = outbox / "outboxd-status.html"
+    with capture_logs() as logs:
+        assert page.refresh(journal, settings)
+        journal.create("new.xml", "waiting", unattached_ids=["N-1"])
+        clock[0] += 5.0
+        assert page.refresh(journal, settings)
+    text = Page(target.read_text(encoding="utf-8")).text["left-behind"]
+    assert text.startswith("Left in the outbox by a quarantine")
+    assert "inv-7" in text and message in text
+    assert "INV-7.xml was quarantined because of it and waits in " \
+        "quarantine/2026-12-04/INV-7--3f2a9c01b7e4" in text
+    assert "Mend it in the outbox first, then move INV-7.xml" in text
+    [line] = [e for e in logs if "look-alike" in e["event"]]
+    assert line["log_level"] == "warning" and line["file"] == "inv-7"
+    assert line["quarantine"] == "quarantine/2026-12-04/INV-7--3f2a9c01b7e4"
+    assert page.left_names == {"inv-7"}
+
+    (outbox / "inv-7").rename(outbox / "INV-7")
+    clock[0] += 5.0
+    assert page.refresh(journal, settings)
+    assert "left-behind" not in Page(target.read_text(encoding="utf-8")).text
+    assert page.left_names == frozenset()
+
+
+def test_no_look_alike_section_without_one(journal: Journal) -> None:
+    """Like the other lists of what waits for a person in the outbox, the section is
+    there only when something is in it."""
+    fill(journal)
+    assert 'id="left-behind"' not in render(journal.recent(), [], datetime.now(UTC))

@@ -80,6 +80,19 @@ class Views:
                 "AND since >= ? ORDER BY id", (*unfinished, cutoff)).fetchall()
         return [self._row(r) for r in rs]
 
+    def quarantined_for(self, code: str) -> list[Row]:
+        """The quarantined rows with a reason of `code`, oldest first, without the
+        receiver's response. The state index narrows the search to the quarantined rows,
+        whose reasons are searched for the code's JSON text: a journal of years is not
+        read through, and the few a message merely mentions the code in are dropped."""
+        cols = ", ".join(c for c in self._columns() if c != "response") + ", NULL AS response"
+        with self._lock:
+            rs = self._db.execute(
+                f"SELECT {cols} FROM bundles WHERE state = 'quarantined' AND reasons LIKE ? "
+                "ORDER BY id", (f'%"{code}"%',)).fetchall()
+        rows = [self._row(r) for r in rs]
+        return [r for r in rows if any(x.get("code") == code for x in r.reasons)]
+
     def _columns(self) -> list[str]:
         if self._column_names is None:
             with self._lock:

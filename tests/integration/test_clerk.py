@@ -261,3 +261,47 @@ def test_a_mac_spelled_sidecar_holds_the_invoice_until_renamed_then_it_goes_with
     [invoice] = manifest_of(sent)["invoices"]
     assert [a["original_name"] for a in invoice["attachments"]] == ["timesheet.pdf"]
     assert not (env.outbox / f"{nfc}.errors.txt").exists()
+
+
+def test_a_look_alike_left_by_a_quarantine_is_on_the_page_and_stops_retry_until_renamed(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """A Windows clerk's inv-7/ beside the ERP's INV-7.xml: the invoice file is
+    quarantined for sidecar-spelling, and inv-7/ stays in the outbox with the timesheet.
+    The page lists it with its quarantine folder, the rule and the fix (nothing did
+    before); `retry` refuses, moving nothing, while it stands. Renamed to INV-7, it
+    leaves the page (by the rename's event: the rescan is far off), and the retried
+    bundle goes out with the timesheet."""
+    from test_statuspage import Page
+
+    env.write_config(receiver.url, outbox={"rescan_seconds": 600})
+    start_daemon()
+    timesheet = pdf_bytes(2)
+    (env.outbox / "inv-7").mkdir()
+    (env.outbox / "inv-7" / "timesheet.pdf").write_bytes(timesheet)
+    drop_bundle(env.outbox, "INV-7", {})
+    [folder] = wait_for(env.quarantined, what="INV-7.xml in quarantine/")
+    page_file = env.outbox / "outboxd-status.html"
+
+    def left() -> str:
+        return Page(page_file.read_text(encoding="utf-8")).text.get("left-behind", "") \
+            if page_file.exists() else ""
+    wait_for(lambda: "inv-7" in left(), what="inv-7 on the page")
+    assert f"INV-7.xml was quarantined because of it and waits in quarantine/" \
+        f"{folder.parent.name}/{folder.name}" in left()
+    assert "differ only in upper and lower case" in left() and "rename it to INV-7" in left()
+
+    refused = outboxd(env, "retry", folder.name.split("--")[1])
+    assert refused.returncode == 1
+    assert "inv-7: this folder looks like the sidecar INV-7" in refused.stderr
+    assert "[sidecar-spelling]" in refused.stderr and "nothing was moved" in refused.stderr
+    assert (folder / "INV-7.xml").exists() and not (env.outbox / "INV-7.xml").exists()
+
+    (env.outbox / "inv-7").rename(env.outbox / "INV-7")  # the clerk's fix
+    wait_for(lambda: "left-behind" not in Page(page_file.read_text(encoding="utf-8")).text,
+             what="the page without inv-7 once renamed")
+    done = outboxd(env, "retry", folder.name.split("--")[1])
+    assert done.returncode == 0, done.stderr
+    [sent] = wait_for(env.sent_bundles, what="the retried bundle in sent/")
+    wait_for(lambda: (sent / "receipt.json").exists(), what="receipt.json")
+    assert (sent / "INV-7" / "timesheet.pdf").read_bytes() == timesheet
+    assert len(receiver.accepted()) == 1

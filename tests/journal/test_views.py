@@ -33,6 +33,23 @@ class TestQueries:
                           "retrying": 1, "sent": 1, "quarantined": 1}
         assert "gone" not in counts and CLAIMING not in counts
 
+    def test_quarantined_for_a_code_is_the_quarantined_rows_with_that_reason(
+            self, journal: Journal) -> None:
+        """quarantined_for("sidecar-spelling"): the quarantined rows with a reason of that
+        code, oldest first, without the receiver's response; not a held row with it, nor
+        a quarantined row whose message only mentions the code."""
+        spelling = {"code": "sidecar-spelling", "file": "inv-7", "message": "rename it"}
+        other = {"code": "pdf-encrypted", "file": "A/x.pdf",
+                 "message": 'is encrypted (not "sidecar-spelling")'}
+        first = journal.create("A.xml", "quarantined", reasons=[spelling])
+        journal.create("B.xml", "held", reasons=[spelling])
+        journal.create("C.xml", "quarantined", reasons=[other])
+        last = journal.create("D.xml", "quarantined", reasons=[other, spelling],
+                              response={"status": 422})
+        rows = journal.quarantined_for("sidecar-spelling")
+        assert [r.id for r in rows] == [first, last]
+        assert rows[1].reasons == [other, spelling] and rows[1].response is None
+
     def test_recent_drops_old_final_rows(self, journal: Journal) -> None:
         """recent(): sent/quarantined older than 7 days and gone rows are left out; live and
         in-flight rows are kept however old."""
