@@ -57,7 +57,7 @@ class Candidate:
     # letters has 2^n), and listing the root for each bundle would cost a listing of
     # 20,000 names per read: so the names travel with the candidate, into the
     # snapshot (their coming and going changes the bundle) and to the reader
-    # (match.look_alike_sidecars). One made without a listing (candidate_for, in
+    # (lookalikes.look_alike_sidecars). One made without a listing (candidate_for, in
     # recovery) has none; the two Unicode forms of the sidecar's name, which can be
     # looked up, are looked up for every candidate (spelling_twins).
     look_alikes: tuple[str, ...] = ()

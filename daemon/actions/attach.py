@@ -31,7 +31,8 @@ from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError, UsageError, describe
 from daemon.fsops import copy_into, fsync_dir, open_regular, rename_noreplace, write_atomic
 from daemon.invoices import read_invoice_file
-from daemon.match import MANIFEST_NAME, look_alike_sidecars
+from daemon.lookalikes import look_alike_sidecars
+from daemon.match import MANIFEST_NAME
 from daemon.names import folder_name_for_id, is_ignored, name_problem, spelled_otherwise
 from daemon.scan import Candidate, Listing, list_outbox
 from daemon.temps import create_locked, drop_stale_copies

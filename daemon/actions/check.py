@@ -25,7 +25,7 @@ from daemon.bundle import Bundle, Finding
 from daemon.config import Settings
 from daemon.errors import InputError, UsageError
 from daemon.finish import evaluate
-from daemon.match import look_alike_sidecars
+from daemon.lookalikes import look_alike_sidecars
 from daemon.names import is_ignored, is_invoice_name
 from daemon.scan import Candidate, Listing, candidate_for, list_outbox
 

@@ -31,7 +31,7 @@ from daemon.archive import PAPER_NAMES, reason_of
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError, UsageError
 from daemon.fsops import fsync_dir, is_regular_file, move_tree
-from daemon.match import look_alike_findings
+from daemon.lookalikes import look_alike_findings
 from daemon.names import fold_key, is_invoice_name
 from daemon.scan import candidate_for
 from daemon.temps import drop_unfinished
@@ -129,8 +129,8 @@ def _refuse_look_alikes(folder: Path, invoice: str, settings: Settings) -> None:
     differs only in upper and lower case or Unicode form: `sidecar-spelling`). The
     look-alike of a bundle quarantined for it stays in the outbox (REASON.txt says to
     mend it there first); moved back before that, the invoice file is held or
-    quarantined again at once. The daemon's own rule (match.look_alike_findings), on
-    the names of the outbox as they are now."""
+    quarantined again at once. The daemon's own rule (lookalikes.look_alike_findings),
+    on the names of the outbox as they are now."""
     cand = candidate_for(settings.outbox, invoice)
     fold = fold_key(cand.sidecar.name)
     with os.scandir(settings.outbox.path) as it:

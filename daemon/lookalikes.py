@@ -1,0 +1,95 @@
+"""Look-alike sidecars: entries beside an invoice file named like its sidecar but for
+upper and lower case or Unicode form (docs/folder-convention.md, section 3), and what
+each is told (`sidecar-spelling`). The matcher reports them with the bundle; `check`,
+`attach` and `retry` ask the same rule of the outbox as it is.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from daemon.bundle import Finding
+from daemon.names import CASE_WORDS, FORM_WORDS, spelled_otherwise, spelling_twins
+from daemon.scan import Candidate, owner_of
+
+
+def look_alike_sidecars(cand: Candidate) -> list[Path]:
+    """Entries beside the invoice file named like its sidecar but for upper and lower
+    case (`inv-7/` made on Windows beside the ERP's INV-7.xml) or Unicode form (a Mac's
+    decomposed accents beside an ERP's composed ones), whether or not the sidecar
+    itself is there.
+
+    Case variants are those a listing of the outbox found (Candidate.look_alikes: one
+    root name among 2^n spellings cannot be looked up), the two Unicode forms are
+    looked up here as well (a candidate made without a listing has them too). One that
+    is the sidecar of a look-alike invoice file of the same extension (the Mac's own
+    Räkning-7.xml beside the ERP's, inv-7/ of inv-7.xml beside INV-7.xml) is that
+    file's, not a mistake (scan.look_alikes_of). Both are asked of the outbox as it is
+    now: a look-alike renamed, or an invoice file come, since the listing changes the
+    answer before the index has heard of it. An lstat or two, only for a bundle that
+    has a look-alike or a name with accents."""
+    parent = cand.sidecar.parent
+    names = sorted({*cand.look_alikes, *spelling_twins(cand.sidecar.name)})
+    return [parent / n for n in names if os.path.lexists(parent / n)
+            and not os.path.lexists(parent / owner_of(cand, n))]
+
+
+def look_alike_findings(cand: Candidate) -> list[Finding]:
+    """Matching a look-alike would take files that are not the sidecar by name; ignoring
+    it would send the invoice without the attachments the clerk can see beside it. So
+    it is an error, and the bundle waits (or is quarantined) under `[policy] invalid`."""
+    twins = look_alike_sidecars(cand)
+    folders = [t.name for t in twins if t.is_dir() and not t.is_symlink()]
+    return [Finding("sidecar-spelling", twin.name, _look_alike_message(cand, twin, folders))
+            for twin in twins]
+
+
+def _look_alike_message(cand: Candidate, twin: Path, folders: list[str]) -> str:
+    """`folders`: cand's look-alikes that are folders; two or more are told to merge."""
+    side = cand.sidecar.name
+    what = "folder" if twin.name in folders else "file"
+    head = f"this {what} looks like the sidecar {side} of {cand.invoice.name}, but the two names"
+    case, form = spelled_otherwise(twin.name, side)
+    differ = (f"differ only in {CASE_WORDS}" if not form else
+              f"{f'differ in {CASE_WORDS} and ' if case else ''}are spelled with {FORM_WORDS}")
+    if what == "file":
+        # Renamed to the sidecar's name it would still be no folder (`not-a-folder`).
+        return (f"{head} {differ}, and a sidecar is a folder, so it is not taken as an "
+                f"attachment — make the folder {side} (its name as written here) and move "
+                "this file into it under a name with its type's extension (.pdf, .tif …), "
+                "or remove the file if it is no attachment")
+    # Windows (and so a clerk on the share) takes the two for one name: say why they are
+    # two here, and that renaming it anywhere mends it.
+    why = (": Windows takes them for one name, Linux, where outboxd runs, for two, so it "
+           "is not taken as the sidecar" if not form else " (one writes accents as "
+           "separate marks, as Mac computers do), so it is not taken as the sidecar")
+    others = [f for f in folders if f != twin.name]
+    if others:
+        return f"{head} {differ}{why} — {_merge(cand, others, folders)}"
+    if not form:
+        return (f"{head} {differ}{why} — rename it to {side}, each letter in upper or lower "
+                f"case as written here, or move its files into the folder {side} if that "
+                "one is there too")
+    return (f"{head} {differ}{why} — rename it by typing its name again"
+            f"{f' as {side}' if case else ''} on the computer that named the invoice file, "
+            f"or move its files into the folder {side} made there")
+
+
+def _merge(cand: Candidate, others: list[str], folders: list[str]) -> str:
+    """Several look-alike folders: renamed one by one, the second cannot take the name."""
+    side, one = cand.sidecar.name, len(others) == 1
+    s = "" if one else "s"
+    # Typed again on the computer that named the invoice file, a name is right in case
+    # and form alike; where every folder differs in case alone, any computer will do.
+    rename = (f"on the computer that named {cand.invoice.name}, rename one of them by "
+              f"typing its name again as {side}" if any(
+                  spelled_otherwise(f, side)[1] for f in folders) else
+              f"rename one of them to {side}, each letter in upper or lower case as "
+              "written here")
+    return (f"and {', '.join(others)} {'looks' if one else 'look'} like it too: only one "
+            f"folder can be named {side}, so do not rename each of them — merge them into "
+            f"one folder named exactly {side}: {rename}, move the files of the other{s} "
+            f"into it and remove the emptied folder{s}, or remove the extra folder{s} if "
+            f"{'it holds' if one else 'they hold'} nothing for this invoice; if the folder "
+            f"{side} is there too, move all their files into it instead")
