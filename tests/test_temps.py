@@ -18,8 +18,9 @@ class TestSweeps:
     def test_the_temp_file_of_a_killed_write_is_dropped_and_nothing_else(
             self, tmp_path: Path) -> None:
         """A process killed inside write_atomic, after the temp file and before the rename,
-        leaves the temp file; drop_unfinished removes it (a link of that shape too, without
-        following it) and leaves every other name, however alike, and a folder."""
+        leaves the temp file, whose lock the kernel dropped with the process;
+        drop_unfinished removes it (a link of that shape too, without following it) and
+        leaves every other name, however alike, and a folder."""
         kill_inside_write = (
             "import os, sys; from pathlib import Path; from daemon import fsops\n"
             "os.replace = lambda *a: os.kill(os.getpid(), 9)\n"
@@ -52,20 +53,6 @@ class TestSweeps:
         for fd in fds:
             os.close(fd)
         drop_unfinished(tmp_path, ["receipt.json"])
-        drop_stale_copies(tmp_path, "scan.pdf", "[0-9a-f]{8}")
-        assert os.listdir(tmp_path) == []
-
-    def test_a_writer_killed_by_sigkill_leaves_a_temp_the_next_sweep_takes(
-            self, tmp_path: Path) -> None:
-        """The kernel drops the lock of a process that dies, so the leftover of a killed
-        run is not mistaken for a live one."""
-        hold_then_die = (
-            "import os, sys; from pathlib import Path; from daemon.temps import create_locked\n"
-            "create_locked(Path(sys.argv[1]) / '.scan.pdf.1234abcd.tmp')\n"
-            "os.kill(os.getpid(), 9)\n")
-        done = subprocess.run([sys.executable, "-c", hold_then_die, str(tmp_path)])
-        assert done.returncode == -signal.SIGKILL
-        assert os.listdir(tmp_path) == [".scan.pdf.1234abcd.tmp"]
         drop_stale_copies(tmp_path, "scan.pdf", "[0-9a-f]{8}")
         assert os.listdir(tmp_path) == []
 
