@@ -31,9 +31,9 @@ from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError, UsageError, describe
 from daemon.fsops import copy_into, fsync_dir, open_regular, rename_noreplace, write_atomic
 from daemon.invoices import read_invoice_file
-from daemon.lookalikes import look_alike_sidecars
+from daemon.lookalikes import look_alike_findings
 from daemon.match import MANIFEST_NAME
-from daemon.names import folder_name_for_id, is_ignored, name_problem, spelled_otherwise
+from daemon.names import folder_name_for_id, is_ignored, name_problem
 from daemon.scan import Candidate, Listing, list_outbox
 from daemon.temps import create_locked, drop_stale_copies
 
@@ -150,17 +150,15 @@ def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None 
     if os.path.lexists(cand.sidecar) and (cand.sidecar.is_symlink()
                                           or not cand.sidecar.is_dir()):
         raise AttachRefused(f"{cand.sidecar.name} is not a folder — make it a real folder")
-    twins = look_alike_sidecars(cand)  # cand is from a listing: case variants too
+    twins = look_alike_findings(cand)  # cand is from a listing: case variants too
     if twins:
         # The file would go in the right folder, and the look-alike (with what a clerk
-        # put in it) would still hold the bundle: say so before anything is written.
-        _, form = spelled_otherwise(twins[0].name, cand.sidecar.name)
-        how = ("is spelled with other Unicode characters (as Mac computers write accents)"
-               if form else f"differs from {cand.sidecar.name} only in upper and lower case "
-               "(one name to Windows, two to Linux, where outboxd runs)")
-        raise AttachRefused(f"{twins[0].name} beside {cand.invoice.name} looks like its "
-                            f"sidecar but {how}; nothing was changed — rename it to "
-                            f"{cand.sidecar.name} or move its files there, then attach")
+        # put in it) would still hold the bundle: say so, in the words the daemon and
+        # `check` use, before anything is written.
+        raise AttachRefused(f"nothing was changed: beside {cand.invoice.name}, "
+                            f"{'a name looks' if len(twins) == 1 else 'names look'} like its "
+                            f"sidecar {cand.sidecar.name}; mend as follows, then attach again\n"
+                            + "\n".join(f"  {f.file}: {f.message}" for f in twins))
     folder = target_folder(cand, ids, invoice_id)
     dest = folder / name
     rel = dest.relative_to(settings.outbox.path)

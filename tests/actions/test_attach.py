@@ -128,7 +128,8 @@ def test_attach_refuses_while_a_look_alike_of_the_sidecar_is_there(
     write(cfg.outbox / nfd / "contract.pdf", pdf_bytes())
     assert attach(cfg, "R7", str(timesheet)) == 1
     err = capsys.readouterr().err
-    assert f"{nfd} beside {nfc}.xml looks like its sidecar" in err and "rename it" in err
+    assert f"{nfd}: this folder looks like the sidecar {nfc} of {nfc}.xml" in err
+    assert "rename it by typing its name again" in err
     assert sorted(p.name for p in cfg.outbox.iterdir()) == sorted([f"{nfc}.xml", nfd])
 
 
@@ -141,10 +142,27 @@ def test_attach_refuses_while_a_folder_named_in_other_case_is_there(
     write(cfg.outbox / "inv-1001" / "contract.pdf", pdf_bytes())
     assert attach(cfg, "INV-1001", str(timesheet)) == 1
     err = capsys.readouterr().err
-    assert "inv-1001 beside INV-1001.xml looks like its sidecar but differs from INV-1001 " \
-        "only in upper and lower case" in err and "rename it to INV-1001" in err
+    assert "inv-1001: this folder looks like the sidecar INV-1001 of INV-1001.xml, but the " \
+        "two names differ only in upper and lower case" in err and "rename it to INV-1001" in err
     assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001.xml", "inv-1001"]
     assert os.listdir(cfg.outbox / "inv-1001") == ["contract.pdf"]
+
+
+def test_attach_refusal_names_every_look_alike_and_says_to_merge_them(
+        cfg: Env, timesheet: Path, capsys) -> None:
+    """Two clerks made inv-1001/ and Inv-1001/ beside INV-1001.xml: attach names both, in
+    the daemon's words, and says to merge them into one folder (renaming each to INV-1001
+    cannot work); nothing is written."""
+    write(cfg.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+    for twin in ("inv-1001", "Inv-1001"):
+        write(cfg.outbox / twin / f"{twin}.pdf", pdf_bytes())
+    assert attach(cfg, "INV-1001", str(timesheet)) == 1
+    err = capsys.readouterr().err
+    assert "names look like its sidecar INV-1001" in err
+    assert "\n  Inv-1001: this folder" in err and "\n  inv-1001: this folder" in err
+    assert err.count("merge them into one folder named exactly INV-1001") == 2
+    assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001.xml", "Inv-1001",
+                                                             "inv-1001"]
 
 
 def test_attach_refuses_an_id_in_no_invoice_file(cfg: Env, timesheet: Path, capsys) -> None:
