@@ -3,6 +3,13 @@ place; a process killed in between leaves the temp, which the next run sweeps. A
 writer holds a lock (flock) on its temp until the rename, so a sweep never takes
 the temp of a run still under way (two `attach` or `send` at once, two daemons
 writing one status page); the kernel drops the lock of a process that dies.
+
+The outbox may be a network share. NFS and SMB emulate flock with byte-range locks,
+and an exclusive one needs the file open for writing (a read-only descriptor gets
+EBADF), so a sweep opens a temp for writing where it may. Where no lock can be had at
+all (an NFS mount without its lock daemon answers ENOLCK), temps are written and swept
+as before the locks: a write must not fail, nor a leftover stay for good, for want of
+a lock.
 """
 
 from __future__ import annotations
@@ -17,6 +24,11 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from daemon.names import fit_bytes
+
+# What flock answers where the file system has no lock to give (NFS without lockd,
+# some FUSE file systems), or none for this descriptor: the lock cannot be asked.
+_NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL,
+                       errno.EBADF})
 
 
 def temp_prefix(name: str) -> str:
@@ -61,10 +73,9 @@ def _drop_unless_held(path: str) -> None:
     if not stat.S_ISREG(st.st_mode):
         os.unlink(path)  # a link or a FIFO is never opened, and never a writer's temp
         return
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except PermissionError:
-        # Another user's temp that we may not read: its lock cannot be asked, and
+    fd = _open_to_lock(path)
+    if fd is None:
+        # Another user's temp that we may not open: its lock cannot be asked, and
         # left here it would hold its bundle for good (as before the locks).
         os.unlink(path)
         return
@@ -73,12 +84,31 @@ def _drop_unless_held(path: str) -> None:
             return  # replaced meanwhile: a new write's, which a later sweep judges
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return  # its writer is alive (a concurrent run of the same command)
+        except (BlockingIOError, PermissionError):
+            # Its writer is alive (a concurrent run of the same command). EACCES is how
+            # an SMB share (and POSIX, for a byte-range lock) says the same.
+            return
+        except OSError as exc:
+            if exc.errno not in _NO_LOCKS:
+                raise
+            # No lock to ask here: no writer could take one either (create_locked).
         # Unlinked while locked: a writer that locks it now finds it gone (create_locked).
         os.unlink(path)
     finally:
         os.close(fd)
+
+
+def _open_to_lock(path: str) -> int | None:
+    """path opened for an exclusive flock, never through a link or blocking on a FIFO:
+    for writing where we may (NFS and SMB need it), else for reading (a group's
+    temp we may only read, on a local disk); None if we may do neither."""
+    flags = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    for mode in (os.O_RDWR, os.O_RDONLY):
+        try:
+            return os.open(path, mode | flags)
+        except PermissionError:
+            continue
+    return None
 
 
 def create_locked(path: Path) -> int:
@@ -90,7 +120,12 @@ def create_locked(path: Path) -> int:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o640)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError as exc:
+                if exc.errno not in _NO_LOCKS:
+                    raise
+                return fd  # no lock to be had here: written unlocked, as before the locks
             if os.fstat(fd).st_nlink:
                 return fd
         except BaseException:

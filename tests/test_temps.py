@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -72,3 +75,55 @@ class TestSweeps:
         write_atomic(tmp_path / "a.txt", b"hello")
         assert swept and (tmp_path / "a.txt").read_bytes() == b"hello"
         assert os.listdir(tmp_path) == ["a.txt"]
+
+
+def _nfs_flock(real: Callable[[int, int], None]) -> Callable[[int, int], None]:
+    """flock as an NFS (or SMB) client emulates it, with a byte-range lock on the whole
+    file: an exclusive lock needs a descriptor open for writing (EBADF otherwise)."""
+    def flock(fd: int, op: int) -> None:
+        if op & fcntl.LOCK_EX and fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY:
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        real(fd, op)
+    return flock
+
+
+def _no_locks(fd: int, op: int) -> None:
+    """flock on an NFS mount whose lock daemon is not running."""
+    raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+
+class TestOnAShare:
+    def test_a_sweep_on_nfs_takes_a_dead_writers_temp_and_leaves_a_live_ones(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Where an exclusive lock needs a file open for writing (NFS, SMB), the sweep
+        still removes the temp a killed write left (it would otherwise fail, or stay and
+        keep its bundle from settling) and still leaves the temp of a live writer."""
+        import daemon.temps as temps
+        monkeypatch.setattr(temps.fcntl, "flock", _nfs_flock(temps.fcntl.flock))
+        dead = tmp_path / ".receipt.json.tmp-0123456789ab"
+        dead.write_bytes(b"half")  # its writer was killed: no lock on it
+        copy = tmp_path / ".scan.pdf.1234abcd.tmp"
+        held = tmp_path / ".reason.json.tmp-ba9876543210"
+        live = create_locked(held)
+        (tmp_path / ".scan.pdf.0000abcd.tmp").write_bytes(b"killed attach")
+        fd = create_locked(copy)
+        try:
+            drop_unfinished(tmp_path, ["receipt.json", "reason.json"])
+            drop_stale_copies(tmp_path, "scan.pdf", "[0-9a-f]{8}")
+            assert sorted(os.listdir(tmp_path)) == sorted([copy.name, held.name])
+        finally:
+            os.close(fd)
+            os.close(live)
+
+    def test_where_no_lock_can_be_had_temps_are_written_and_swept_as_before(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """An NFS mount without its lock daemon answers every flock with ENOLCK: the
+        status page, the papers and errors.txt are written all the same, and a killed
+        write's temp is swept, instead of every write failing for want of a lock."""
+        import daemon.temps as temps
+        monkeypatch.setattr(temps.fcntl, "flock", _no_locks)
+        (tmp_path / ".a.txt.tmp-0123456789ab").write_bytes(b"half")
+        drop_unfinished(tmp_path, ["a.txt"])
+        write_atomic(tmp_path / "a.txt", b"hello")
+        assert os.listdir(tmp_path) == ["a.txt"]
+        assert (tmp_path / "a.txt").read_bytes() == b"hello"
