@@ -382,6 +382,30 @@ class TestSentInvoicesIndex:
         finally:
             j.close()
 
+    def test_a_journal_a_later_version_added_a_column_to_still_reads(
+            self, tmp_path: Path) -> None:
+        """Going back to this version after a later one upgraded the journal (a column
+        added) keeps the daemon and `status` reading it, instead of failing on every row
+        with a TypeError, as a daemon before schema 2 does on wait_began."""
+        path = tmp_path / "j.sqlite3"
+        Journal(path).close()
+        db = sqlite3.connect(path)
+        db.execute("ALTER TABLE bundles ADD COLUMN colour TEXT")
+        db.commit()
+        db.close()
+        j = Journal(path)
+        try:
+            rid = j.create("INV-1.xml", "waiting", bundle_id=BID_A)
+            assert j.get(rid).state == "waiting"
+            assert [r.invoice_file for r in j.rows(("waiting",))] == ["INV-1.xml"]
+        finally:
+            j.close()
+        ro = Journal(path, readonly=True)
+        try:
+            assert [r.invoice_file for r in ro.recent()] == ["INV-1.xml"]
+        finally:
+            ro.close()
+
     def test_a_row_becoming_delivered_records_its_ids(self, journal: Journal) -> None:
         """The ids of a row are recorded as sent when the receiver accepts it."""
         row = journal.create("a.xml", "delivering", bundle_id=BID_A, invoice_ids=["INV-7"])

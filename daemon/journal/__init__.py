@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -54,6 +55,8 @@ from daemon.journal.records import (
     upgrade,
 )
 from daemon.journal.views import Views
+
+_ROW_FIELDS = frozenset(f.name for f in fields(Row))
 
 __all__ = [
     "LIVE",
@@ -276,11 +279,12 @@ class Journal(Views, Documents):
 
     @staticmethod
     def _row(r: sqlite3.Row) -> Row:
-        d = dict(r)
+        # Only the columns a Row has: updated_at is the journal's own, documents is read
+        # through accepted_documents(), and a column a later outboxd added is its own
+        # (a journal it upgraded still reads here, after going back to this version).
+        d = {k: r[k] for k in r.keys() if k in _ROW_FIELDS}
         for k in _JSON_FIELDS:
             d[k] = json.loads(d[k]) if d[k] is not None else None
-        d.pop("updated_at", None)
-        d.pop("documents", None)  # read through accepted_documents()
         return Row(**d)
 
     def create(self, invoice_file: str, state: str, detail: str = "", durable: bool = True,
