@@ -20,7 +20,7 @@ import fcntl
 import os
 import re
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from daemon.names import fit_bytes
@@ -134,3 +134,21 @@ def create_locked(path: Path) -> int:
         os.close(fd)  # a sweep took it between the open and the lock: make it again
     raise FileNotFoundError(errno.ENOENT, "removed by a concurrent clean-up, three times",
                             str(path))
+
+
+@contextlib.contextmanager
+def folder_locked(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock (flock) on folder itself while the block runs, so that
+    two runs of a command that read, change and replace a file in it (`attach` and
+    its attachments.toml) take turns. Where no lock can be had on a folder (NFS and
+    SMB lock only files open for writing), the block runs unlocked, as before."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            if exc.errno not in _NO_LOCKS:
+                raise
+        yield
+    finally:
+        os.close(fd)  # drops the lock

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from daemon.fsops import write_atomic
-from daemon.temps import create_locked, drop_stale_copies, drop_unfinished
+from daemon.temps import create_locked, drop_stale_copies, drop_unfinished, folder_locked
 
 
 class TestSweeps:
@@ -127,3 +127,16 @@ class TestOnAShare:
         write_atomic(tmp_path / "a.txt", b"hello")
         assert os.listdir(tmp_path) == ["a.txt"]
         assert (tmp_path / "a.txt").read_bytes() == b"hello"
+
+
+def test_a_folder_lock_is_held_for_the_block_and_dropped_after(tmp_path: Path) -> None:
+    """folder_locked holds an exclusive lock on the folder while its block runs: another
+    run asking for it meanwhile is refused (it would wait), and gets it after."""
+    other = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with folder_locked(tmp_path):
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        os.close(other)

@@ -10,7 +10,11 @@ round-trips them).
 Order, so that the daemon never sees half of it settled: the copy is
 written under an in-progress name (`*.tmp`, which keeps the bundle from
 settling), then attachments.toml is replaced atomically, then the copy is
-renamed into place without ever replacing a file.
+renamed into place without ever replacing a file. Those last two steps, and
+the look for a file of that name before them, hold a lock on the folder
+(temps.folder_locked): two attaches into one folder at once take turns, so
+neither loses the other's entry, and one that finds the name taken has
+written nothing.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from daemon.lookalikes import look_alike_findings
 from daemon.match import MANIFEST_NAME
 from daemon.names import folder_name_for_id, is_ignored, name_problem
 from daemon.scan import Candidate, Listing, list_outbox
-from daemon.temps import create_locked, drop_stale_copies
+from daemon.temps import create_locked, drop_stale_copies, folder_locked
 
 
 class AttachRefused(OutboxdError):
@@ -178,9 +182,14 @@ def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None 
                     copy_into(fin, fout)
             except InputError as exc:
                 raise AttachRefused(f"{src}: {exc.message}") from None
-            if doc_type or note:
-                record(folder, name, doc_type, note)
-            rename_noreplace(tmp, dest)
+            with folder_locked(folder):
+                # Another attach of this name may have landed while we copied: then its
+                # entry in attachments.toml is left as it wrote it.
+                if os.path.lexists(dest):
+                    raise FileExistsError(dest)
+                if doc_type or note:
+                    record(folder, name, doc_type, note)
+                rename_noreplace(tmp, dest)
     except FileExistsError:
         raise AttachRefused(f"{rel} appeared meanwhile; nothing was changed") from None
     finally:

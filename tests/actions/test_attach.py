@@ -75,6 +75,34 @@ def test_an_attach_run_meanwhile_does_not_take_the_copy_in_progress(
     assert [p.name for p in (cfg.outbox / "INV-1001").iterdir()] == ["timesheet.pdf"]
 
 
+def test_an_attach_whose_name_another_took_while_it_copied_writes_nothing(
+        cfg: Env, timesheet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two attaches of one file name at once: the one that finds the name taken when
+    its copy is done refuses and leaves attachments.toml as the other wrote it, so the
+    file that landed keeps its own type (before, the loser's type replaced it, while
+    it said that nothing was changed)."""
+    write(cfg.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+    contract = write(tmp_path / "other" / "timesheet.pdf", pdf_bytes(3))
+    import daemon.actions.attach as attach_mod
+    real_copy, others = attach_mod.copy_into, []
+
+    def copy_while_another_attach_lands(fin, fout) -> None:  # noqa: ANN001 - as copy_into's
+        real_copy(fin, fout)
+        if not others:  # the first copy only: the other attach runs now, whole
+            others.append(None)
+            others[0] = attach(cfg, "INV-1001", str(contract), "--type", "Contract")
+    monkeypatch.setattr(attach_mod, "copy_into", copy_while_another_attach_lands)
+    assert attach(cfg, "INV-1001", str(timesheet), "--type", "Timesheet") == 1
+    assert others == [0]
+    sidecar = cfg.outbox / "INV-1001"
+    assert (sidecar / "timesheet.pdf").read_bytes() == contract.read_bytes()
+    s = load_settings(cfg.config)
+    bundle = evaluate(candidate_for(s.outbox, "INV-1001.xml"), s)
+    assert [(a.original_name, a.document_type) for a in bundle.attachments] == [
+        ("timesheet.pdf", "Contract")]
+    assert sorted(p.name for p in sidecar.iterdir()) == ["attachments.toml", "timesheet.pdf"]
+
+
 def test_attach_run_again_after_a_kill_before_its_rename_finishes_the_bundle(
         cfg: Env, timesheet: Path) -> None:
     """An attach killed after writing attachments.toml, before renaming its copy into
