@@ -73,8 +73,9 @@ def main(conn: Connection, cache_dir: str, engine: bool, log: LogConfig) -> None
     _send(conn, (0, _load_error))
     while True:
         call_id, version, blob, cand, known, work_dir = reader_wire.loads(inbox.get())
-        _send(conn, (call_id, call(cand, version, blob, known, work_dir)))
-        if _may_have_converted(known, work_dir):
+        result = call(cand, version, blob, known, work_dir)
+        _send(conn, (call_id, result))
+        if _converted(result, work_dir):
             _give_back_memory()
 
 
@@ -87,10 +88,13 @@ def _take(conn: Connection, inbox: queue.SimpleQueue[bytes]) -> None:
     os._exit(0)
 
 
-def _may_have_converted(known: Bundle | None, work_dir: Path | None) -> bool:
-    """The call may have decoded an image to convert it (validation or delivery)."""
-    return (_settings is not None and _settings[1].validation.convert_images
-            and (known is None or work_dir is not None))
+def _converted(result: tuple[Any, ...], work_dir: Path | None) -> bool:
+    """The call decoded an image to convert it: validation that made a PDF of one, or a
+    claimed bundle's conversions written at delivery (a failed one gives its memory
+    back at the next)."""
+    if work_dir is not None:
+        return True
+    return result[0] == "ok" and any(a.converted for a in result[1].attachments)
 
 
 # glibc keeps the heap a large image was decoded in (some 300 MB for 9000 × 9000
