@@ -120,11 +120,7 @@ def create_locked(path: Path) -> int:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o640)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            except OSError as exc:
-                if exc.errno not in _NO_LOCKS:
-                    raise
+            if not _wait_for_lock(fd):
                 return fd  # no lock to be had here: written unlocked, as before the locks
             if os.fstat(fd).st_nlink:
                 return fd
@@ -144,11 +140,18 @@ def folder_locked(folder: Path) -> Iterator[None]:
     SMB lock only files open for writing), the block runs unlocked, as before."""
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError as exc:
-            if exc.errno not in _NO_LOCKS:
-                raise
+        _wait_for_lock(fd)
         yield
     finally:
         os.close(fd)  # drops the lock
+
+
+def _wait_for_lock(fd: int) -> bool:
+    """An exclusive flock on fd, waited for; False where the file system has none."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError as exc:
+        if exc.errno not in _NO_LOCKS:
+            raise
+        return False
+    return True
