@@ -186,6 +186,9 @@ class Finisher(Moves):
                 # Converted images are written only now, into the claimed work folder.
                 bundle = self.materialise(self._moved(row), bundle, Path(row.work_dir or ""),
                                           self.s)
+                # Written: failed writes before this one no longer count in a row, so a
+                # move that fails after the POST waits the first back-off, not a longer one.
+                self._move_faults.pop(row.id, None)
             except InputError as exc:
                 return damaged([Finding(exc.code, exc.file, exc.message)])
             except (OSError, ReaderFailed) as exc:

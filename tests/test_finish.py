@@ -134,6 +134,37 @@ def test_a_full_disk_while_writing_a_converted_image_is_retried_not_quarantined(
     assert (entry / "INV-1.converted" / "scan.pdf").read_bytes().startswith(b"%PDF")
 
 
+def test_a_pdf_written_at_last_starts_the_count_of_failed_moves_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Failures in a row back off more each time; a PDF write that failed once and then
+    succeeded ends that row. The delivery goes out, and an archive that fails after it is
+    its first failure (waits the first back-off), not the second."""
+    buf = io.BytesIO()
+    Image.new("RGB", (600, 300), (200, 30, 30)).save(buf, "PNG", dpi=(300, 300))
+    p, s, row = claimed(tmp_path, {"scan.png": buf.getvalue()},
+                        {"channel": "external-print", "convert_images": True})
+
+    def full(path: Path, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(convert, "write_atomic", full)
+    assert p.finish.attempt(row) is not None
+    monkeypatch.undo()
+    later = p.finish.clock() + 3600
+    p.finish.clock = lambda: later
+
+    def archive_fails(*args: Any, **kwargs: Any) -> Path:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr("daemon.moves.place", archive_fails)
+    p.finish.d = Scripted(Receipt(201, {"receipt_id": "r-1"}, "r-1"))
+    with capture_logs() as logs:
+        assert p.finish.attempt(row) is not None
+    [failed] = [e for e in logs if e["event"] == "bundle cannot be moved; will retry"]
+    assert failed["failures"] == 1
+    assert p.j.get(row).state == "delivered" and p.finish.d.posts == 1
+
+
 def test_a_conversion_whose_reader_died_each_time_is_retried_not_quarantined(
         tmp_path: Path) -> None:
     """The reader processes convert a claimed bundle's images (Finisher.materialise is
