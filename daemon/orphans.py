@@ -30,8 +30,7 @@ from daemon.archive import PAPER_NAMES, move_into_place, reason_of, target_for
 from daemon.claim import unclaim
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError
-from daemon.journal import IN_FLIGHT, Journal, now_iso, parse_iso
-from daemon.journal.records import iso_of
+from daemon.journal import IN_FLIGHT, Journal, journal_time
 from daemon.names import fit_bytes, is_invoice_name, stem
 from daemon.readback import record_of
 from daemon.scan import candidate_for
@@ -66,18 +65,6 @@ def _owner_gone(name: str) -> bool:
     except PermissionError:
         return False  # someone's process runs under that pid
     return False
-
-
-def _journal_time(value: object) -> str:
-    """A time from our papers as the journal writes times; now for one that cannot be
-    read (a paper edited by hand must not keep its folder from being finished)."""
-    try:
-        at = parse_iso(str(value))
-    except ValueError:
-        return now_iso()
-    if at.tzinfo is None:
-        return now_iso()
-    return iso_of(at)
 
 
 def _invoice_in(work: Path, settings: Settings) -> str | None:
@@ -135,8 +122,8 @@ def _finish(journal: Journal, settings: Settings, work: Path) -> int:
               work_dir=str(work))
         return 0
     if rec is not None:
-        # In the day folder of its delivery, which import_sent makes its `since`.
-        rec["delivered_at"] = _journal_time(rec.get("delivered_at"))
+        # In the day folder of its delivery (record_of made it a journal time), which
+        # import_sent makes its `since`.
         target = target_for(settings.sent_dir, stem(rec["invoice_file"]), rec["bundle_id"],
                             rec["delivered_at"])
         rec["archive_dir"] = str(move_into_place(work, target))
@@ -147,7 +134,7 @@ def _finish(journal: Journal, settings: Settings, work: Path) -> int:
         return 1
     if reason is not None:
         invoice_file = str(reason["invoice_file"])
-        at = _journal_time(reason.get("quarantined_at"))  # its folder's day and `since`
+        at = journal_time(reason.get("quarantined_at"))  # its folder's day and `since`
         target = target_for(settings.quarantine_dir, stem(invoice_file), reason["bundle_id"],
                             at)
         target = move_into_place(work, target)

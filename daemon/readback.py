@@ -25,7 +25,7 @@ from typing import Any
 from daemon import logs
 from daemon.errors import InputError
 from daemon.fsops import read_regular
-from daemon.journal import Journal
+from daemon.journal import Journal, journal_time
 
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -62,7 +62,7 @@ def record_of(folder: Path) -> dict[str, Any] | None:
                 "invoice_ids": [str(i["id"]) for i in manifest.get("invoices", [])],
                 "archive_dir": str(folder),
                 "receipt_id": (receipt.get("response") or {}).get("receipt_id"),
-                "delivered_at": receipt.get("delivered_at")}
+                "delivered_at": journal_time(receipt.get("delivered_at"))}
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return None  # RecursionError: JSON nested deeper than the parser goes
 

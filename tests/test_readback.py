@@ -13,19 +13,20 @@ import pytest
 from helpers import without_blocking
 from structlog.testing import capture_logs
 
-from daemon.journal import Journal
+from daemon.journal import Journal, parse_iso
 from daemon.readback import restore_sent, sent_records
 
 BID = "ab" * 32
 
 
-def receipt(folder: Path, bid: str, name: str = "INV-1.xml") -> Path:
+def receipt(folder: Path, bid: str, name: str = "INV-1.xml",
+            delivered_at: str = "2026-01-01T00:00:00.000Z") -> Path:
     folder.mkdir(parents=True)
     (folder / "receipt.json").write_text(json.dumps({
         "manifest": {"bundle_id": bid, "invoice_file": {"name": name, "original_name": name},
                      "invoices": [{"id": "INV-1", "attachments": []}]},
         "response": {"status": 201, "receipt_id": "r-1"}, "attempts": 1,
-        "delivered_at": "2026-01-01T00:00:00.000Z"}))
+        "delivered_at": delivered_at}))
     return folder
 
 
@@ -52,6 +53,24 @@ def test_fresh_journal_learns_every_receipt_in_the_window(tmp_path: Path) -> Non
         assert restore_sent(j, sent, 400) == 0  # only on an empty journal
     finally:
         j.close()
+
+
+def test_a_receipts_delivery_time_comes_back_as_the_journal_writes_times(
+        tmp_path: Path) -> None:
+    """A receipt edited by hand ("last Tuesday", a time without a zone) must not become a
+    `since` that sorts after every date and counts as "sent today" for good: such a time
+    is read back as now; one with another zone is brought to UTC as the journal's are."""
+    sent = tmp_path / "sent"
+    receipt(sent / day(1) / "INV-1--abababababab", BID, delivered_at="last Tuesday")
+    receipt(sent / day(1) / "INV-2--cdcdcdcdcdcd", "cd" * 32, "INV-2.xml",
+            delivered_at="2026-01-01T00:30:00")
+    receipt(sent / day(1) / "INV-3--efefefefefef", "ef" * 32, "INV-3.xml",
+            delivered_at="2026-01-01T01:30:00+02:00")
+    records, _ = sent_records(sent, 400)
+    at = {r["invoice_file"]: r["delivered_at"] for r in records}
+    assert at["INV-3.xml"] == "2025-12-31T23:30:00.000Z"
+    for name in ("INV-1.xml", "INV-2.xml"):  # now: the time this test runs
+        assert abs((parse_iso(at[name]) - datetime.now(UTC)).total_seconds()) < 60
 
 
 def test_missing_sent_folder_is_nothing_to_read(tmp_path: Path) -> None:
