@@ -318,13 +318,18 @@ class Service(Changes, Reloading):
 
     def _shutdown(self) -> None:
         notify("STOPPING=1")
-        if self._readers is not None:
-            self._readers.stop()
         self.log.info("stopping", grace_seconds=self.settings.service.shutdown_grace_seconds)
         self.watcher.stop()
         if self._reader is not None:
             self._reader.shutdown(wait=False, cancel_futures=True)
-        if not self.workers.stop(self.settings.service.shutdown_grace_seconds):
+        # The deliveries first: one waiting for a reader (an image converted into its
+        # work folder, a bundle read again after a restart) ends within the grace
+        # period rather than failing for a reader gone. Reads for the loop are then
+        # dropped (done again at the next start).
+        delivered = self.workers.stop(self.settings.service.shutdown_grace_seconds)
+        if self._readers is not None:
+            self._readers.stop()
+        if not delivered:
             # The journal still says "delivering": the next start resumes with
             # the same Idempotency-Key, so the receiver can tell a repeat.
             self.log.warning("abandoning deliveries still in flight; they resume at next start")

@@ -15,9 +15,11 @@ from conftest import Env, Receiver
 from helpers import drop_bundle, wait_for
 from PIL import Image
 from pypdf import PdfReader
+from structlog.testing import capture_logs
 
 from daemon import convert
 from daemon.config import Settings
+from daemon.readers import Readers
 from daemon.service import Service
 
 
@@ -73,9 +75,10 @@ def test_without_the_flag_images_on_external_print_are_errors(
 
 
 @contextlib.contextmanager
-def daemon_here(tmp_path: Path, reader_processes: int) -> Iterator[Settings]:
+def daemon_here(tmp_path: Path, reader_processes: int) -> Iterator[tuple[Settings, Service]]:
     """`outboxd run` in this process (a thread; real watcher, readers and directory
-    transport), so that what runs in the daemon's own process can be watched."""
+    transport), so that what runs in the daemon's own process can be watched; stopped
+    (if not yet) and waited for at the end."""
     s = Settings(outbox={"path": str(tmp_path / "outbox"), "settle_seconds": 0.2},
                  paths={"state_dir": str(tmp_path / "state")},
                  delivery={"transport": "directory", "target": str(tmp_path / "target")},
@@ -87,10 +90,11 @@ def daemon_here(tmp_path: Path, reader_processes: int) -> Iterator[Settings]:
     thread = threading.Thread(target=svc.run, name="loop")
     thread.start()
     try:
-        yield s
+        yield s, svc
     finally:
         svc.request_stop()
         thread.join(60)
+        assert not thread.is_alive(), "the daemon did not stop within 60 s"
 
 
 @pytest.mark.parametrize("reader_processes", [1, 0], ids=["readers", "threads"])
@@ -110,7 +114,7 @@ def test_the_daemons_own_process_never_converts_an_image_when_it_has_readers(
 
     monkeypatch.setattr(convert, "image_to_pdf", watched)
     png = scan("PNG", (900, 600))
-    with daemon_here(tmp_path, reader_processes) as s:
+    with daemon_here(tmp_path, reader_processes) as (s, _):
         drop_bundle(s.outbox.path, "INV-3", {"scan.png": png})
         [archived] = wait_for(lambda: list(s.sent_dir.glob("*/*")), what="the bundle sent")
     pdf = (archived / "INV-3.converted" / "scan.pdf").read_bytes()
@@ -121,3 +125,26 @@ def test_the_daemons_own_process_never_converts_an_image_when_it_has_readers(
         assert threads == []
     else:
         assert len(threads) == 2 and all(t.startswith("read") for t in threads), threads
+
+
+def test_a_stop_during_a_conversion_at_delivery_lets_the_delivery_end_first(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM while a reader converts a claimed bundle's image at delivery: the daemon
+    waits for its deliveries (within the grace period) before it stops its readers, so
+    the bundle is sent and archived, not failed with "the daemon is stopping" and left
+    for the next start."""
+    converting = threading.Event()
+    real = Readers.materialise
+
+    def noted(self: Readers, *args: object, **kwargs: object) -> object:
+        converting.set()
+        return real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Readers, "materialise", noted)
+    with capture_logs() as logs, daemon_here(tmp_path, 1) as (s, svc):
+        drop_bundle(s.outbox.path, "INV-4", {"scan.png": scan("PNG", (5000, 5000))})
+        assert converting.wait(60), "no conversion at delivery"
+        svc.request_stop()
+    [archived] = s.sent_dir.glob("*/*")
+    assert (archived / "INV-4.converted" / "scan.pdf").read_bytes().startswith(b"%PDF")
+    assert [e for e in logs if e["log_level"] == "error"] == []
