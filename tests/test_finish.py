@@ -30,6 +30,19 @@ from daemon.finish import PAUSED, Finisher  # noqa: E402
 from daemon.journal import seconds_until  # noqa: E402
 
 
+def claimed_png(tmp_path: Path) -> tuple[Any, Any, int]:
+    """A claimed bundle whose PNG is converted to PDF at delivery (external print)."""
+    buf = io.BytesIO()
+    Image.new("RGB", (600, 300), (200, 30, 30)).save(buf, "PNG", dpi=(300, 300))
+    return claimed(tmp_path, {"scan.png": buf.getvalue()},
+                   {"channel": "external-print", "convert_images": True})
+
+
+def disk_full(path: Path, data: bytes) -> None:
+    """convert's write_atomic on a full disk."""
+    raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+
 def test_every_attempt_is_counted_whatever_its_outcome(tmp_path: Path) -> None:
     """The journal's attempt count (status, back-off, receipt.json) counts each POST:
     a retryable failure, then a success, is 2 in the journal and the receipt."""
@@ -109,15 +122,8 @@ def test_a_full_disk_while_writing_a_converted_image_is_retried_not_quarantined(
     folder at delivery. A full disk there is the environment, not the bundle: it stays
     in flight with the reason shown and nothing in quarantine, and once the back-off
     has passed and the disk has room the next attempt delivers it."""
-    buf = io.BytesIO()
-    Image.new("RGB", (600, 300), (200, 30, 30)).save(buf, "PNG", dpi=(300, 300))
-    p, s, row = claimed(tmp_path, {"scan.png": buf.getvalue()},
-                        {"channel": "external-print", "convert_images": True})
-
-    def full(path: Path, data: bytes) -> None:
-        raise OSError(errno.ENOSPC, "No space left on device", str(path))
-
-    monkeypatch.setattr(convert, "write_atomic", full)
+    p, s, row = claimed_png(tmp_path)
+    monkeypatch.setattr(convert, "write_atomic", disk_full)
     delay = p.finish.attempt(row)
     monkeypatch.undo()
     waiting = p.j.get(row)
@@ -139,15 +145,8 @@ def test_a_pdf_written_at_last_starts_the_count_of_failed_moves_again(
     """Failures in a row back off more each time; a PDF write that failed once and then
     succeeded ends that row. The delivery goes out, and an archive that fails after it is
     its first failure (waits the first back-off), not the second."""
-    buf = io.BytesIO()
-    Image.new("RGB", (600, 300), (200, 30, 30)).save(buf, "PNG", dpi=(300, 300))
-    p, s, row = claimed(tmp_path, {"scan.png": buf.getvalue()},
-                        {"channel": "external-print", "convert_images": True})
-
-    def full(path: Path, data: bytes) -> None:
-        raise OSError(errno.ENOSPC, "No space left on device", str(path))
-
-    monkeypatch.setattr(convert, "write_atomic", full)
+    p, s, row = claimed_png(tmp_path)
+    monkeypatch.setattr(convert, "write_atomic", disk_full)
     assert p.finish.attempt(row) is not None
     monkeypatch.undo()
     later = p.finish.clock() + 3600
@@ -171,10 +170,7 @@ def test_a_conversion_whose_reader_died_each_time_is_retried_not_quarantined(
     theirs in the daemon). A reader that died under the conversion each time (out of
     memory) says nothing about the bundle: it stays in flight with the reason shown,
     nothing in quarantine, and the next attempt after its back-off delivers it."""
-    buf = io.BytesIO()
-    Image.new("RGB", (600, 300), (200, 30, 30)).save(buf, "PNG", dpi=(300, 300))
-    p, s, row = claimed(tmp_path, {"scan.png": buf.getvalue()},
-                        {"channel": "external-print", "convert_images": True})
+    p, s, row = claimed_png(tmp_path)
     asked: list[Path] = []
 
     def reader_died(cand: Any, bundle: Bundle, work: Path, settings: Any) -> Bundle:
@@ -202,10 +198,7 @@ def test_an_image_changed_in_processing_before_its_conversion_is_quarantined_as_
         tmp_path: Path) -> None:
     """The PNG in the work folder no longer gives the PDF that was validated: the
     bundle is damaged there and goes to quarantine with a reason naming the file."""
-    buf = io.BytesIO()
-    Image.new("RGB", (600, 300), (200, 30, 30)).save(buf, "PNG", dpi=(300, 300))
-    p, s, row = claimed(tmp_path, {"scan.png": buf.getvalue()},
-                        {"channel": "external-print", "convert_images": True})
+    p, s, row = claimed_png(tmp_path)
     other = io.BytesIO()
     Image.new("RGB", (600, 300), (20, 30, 200)).save(other, "PNG", dpi=(300, 300))
     (Path(p.j.get(row).work_dir or "") / "INV-1" / "scan.png").write_bytes(other.getvalue())
