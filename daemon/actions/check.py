@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -23,10 +24,12 @@ from daemon.actions import EXIT_FAILED, EXIT_OK
 from daemon.actions.common import settings_of
 from daemon.bundle import Bundle, Finding
 from daemon.config import Settings
-from daemon.errors import InputError, UsageError
+from daemon.errors import InputError, OutboxdError, UsageError
 from daemon.finish import evaluate
+from daemon.journal import Journal
+from daemon.leftalone import SPELLING, LeftBehind, left_behind
 from daemon.lookalikes import look_alike_sidecars
-from daemon.names import is_ignored, is_invoice_name
+from daemon.names import is_ignored, is_invoice_name, printable
 from daemon.scan import Candidate, Listing, candidate_for, list_outbox
 
 PROGRESS_EVERY = 0.2  # seconds between progress lines on a terminal
@@ -134,6 +137,10 @@ def targets(paths: Iterable[Path], settings: Settings) -> Iterator[tuple[Target,
                 yield Target(cand), ps
         if owners:
             continue
+        # Not an outbox of its own, though it may hold PDFs: what the status page says.
+        if (left := _left_by_quarantine(folder, settings)) is not None:
+            yield Target(None, f"{folder.name}/: {left.why}  [sidecar-spelling]", True), settings
+            continue
         s = _outbox_settings(settings, folder)
         listing = listed(s)
         if not listing.candidates and not listing.refused and folder != \
@@ -145,6 +152,26 @@ def targets(paths: Iterable[Path], settings: Settings) -> Iterator[tuple[Target,
             yield Target(None, f"{name}: {problem}  [bad-name]", True), s
         for cand in listing.candidates.values():
             yield Target(cand), s
+
+
+def _left_by_quarantine(folder: Path, settings: Settings) -> LeftBehind | None:
+    """The folder as the status page lists it when a quarantine left it in the outbox
+    (a look-alike of the quarantined bundle's sidecar), from the journal, read only;
+    None when it is not, or the journal cannot tell (none yet, unreadable)."""
+    if folder.parent != settings.outbox.path.resolve() or not settings.journal_path.exists():
+        return None
+    try:
+        journal = Journal(settings.journal_path, readonly=True)
+    except OutboxdError:
+        return None
+    try:
+        rows = journal.quarantined_for(SPELLING)
+    except sqlite3.Error:
+        return None  # a read-only state dir, a damaged journal: `status` says which
+    finally:
+        journal.close()
+    return next((x for x in left_behind(rows, settings.outbox.path, settings.quarantine_dir)
+                 if x.name == printable(folder.name)), None)
 
 
 def _pages(n: int | None) -> str:

@@ -393,3 +393,31 @@ def test_a_folder_that_cannot_be_listed_keeps_each_path_checked_as_itself(
     assert "not an invoice file" in capsys.readouterr().err
     code, out = check(cfg, capsys, cfg.outbox / "INV-1.xml")
     assert code == 0 and "a.pdf" in out
+
+
+def test_a_look_alike_a_quarantine_left_in_the_outbox_is_reported_as_such(
+        cfg: Env, capsys) -> None:
+    """INV-7.xml was quarantined for inv-7/ (made on Windows), which stayed in the outbox:
+    check given the folder says so, from the journal, with the quarantine folder and the
+    order of the fix, and exits 1 — not that a sidecar waits for its invoice file. With
+    no such row (a folder no quarantine left) the old note stands."""
+    from daemon.config_load import load_settings
+    from daemon.journal import Journal
+    s = load_settings(cfg.config)
+    folder = write(s.quarantine_dir / "2026-11-26" / "INV-7--3f2a9c01b7e4" / "INV-7.xml",
+                   ubl_invoice("INV-7")).parent
+    write(cfg.outbox / "inv-7" / "timesheet.pdf", pdf_bytes())
+    write(cfg.outbox / "other" / "readme.txt", b"no invoice")
+    s.journal_path.parent.mkdir(parents=True, exist_ok=True)
+    journal = Journal(s.journal_path)
+    journal.create("INV-7.xml", "quarantined", archive_dir=str(folder), reasons=[
+        {"code": "sidecar-spelling", "file": "inv-7",
+         "message": "this folder looks like the sidecar INV-7 of INV-7.xml — rename it"}])
+    journal.close()
+    code, out = check(cfg, capsys, cfg.outbox / "inv-7")
+    assert code == 1
+    assert out.startswith("inv-7/: INV-7.xml was quarantined because of it and waits in "
+                          "quarantine/2026-11-26/INV-7--3f2a9c01b7e4: this folder looks like")
+    assert "Mend it in the outbox first" in out and "[sidecar-spelling]" in out
+    code, out = check(cfg, capsys, cfg.outbox / "other")
+    assert code == 0 and "a sidecar without its invoice file waits for it" in out
