@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+from daemon.bundle import Finding
 from daemon.errors import ClaimLost
 from daemon.fsops import fsync_dir, rename_noreplace
 from daemon.names import NAME_MAX, fit_bytes
@@ -122,3 +123,12 @@ def unclaim(cand: Candidate, work: Path) -> list[str]:
         except OSError:
             stuck.append(work.name)
     return stuck
+
+
+def changed_during_claim(invoice_file: str, stuck: list[str]) -> Finding:
+    """Why a claimed bundle that changed cannot go back: unclaim() found new files of its
+    names in the outbox."""
+    return Finding("changed-during-claim", invoice_file, f"while this bundle was being "
+                   f"claimed, new files named {', '.join(stuck)} appeared in the outbox; this "
+                   "is the earlier version — compare the two and move the right one back into "
+                   "the outbox")

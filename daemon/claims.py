@@ -14,7 +14,7 @@ from typing import Any
 
 from daemon import release
 from daemon.bundle import Bundle, Finding, reasons_of
-from daemon.claim import claim, sync_claimed, unclaim, work_dir_for
+from daemon.claim import changed_during_claim, claim, sync_claimed, unclaim, work_dir_for
 from daemon.config import Settings
 from daemon.convert import unconverted
 from daemon.errors import ClaimLost, InputError, OutboxdError
@@ -59,11 +59,7 @@ class Claims:
         was moved, and the work folder is not even looked at (it may lie behind a link)."""
         stuck = unclaim(cand, work) if moved and work.exists() else []
         if stuck:
-            return self._quarantine_now(row_id, [Finding(
-                "changed-during-claim", cand.invoice.name, f"while this bundle was being "
-                f"claimed, new files named {', '.join(stuck)} appeared in the outbox; this is "
-                "the earlier version — compare the two and move the right one back into the "
-                "outbox")])
+            return self._quarantine_now(row_id, [changed_during_claim(cand.invoice.name, stuck)])
         self.j.transition(row_id, "settling", why, work_dir=None, **fields)
         self.live[cand.invoice.name] = self.j.get(row_id)
         return IDLE

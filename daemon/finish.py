@@ -18,8 +18,8 @@ from typing import Any
 from daemon import logs, release
 from daemon.answers import BODY_LIMIT
 from daemon.archive import target_for
-from daemon.bundle import Bundle, Finding, findings_of
-from daemon.claim import finish_claim, moved_candidate
+from daemon.bundle import Bundle, Finding, findings_of, reasons_of
+from daemon.claim import changed_during_claim, finish_claim, moved_candidate, unclaim
 from daemon.config import Settings
 from daemon.convert import materialise_bundle
 from daemon.deliver import Deliverer, Shared, backoff
@@ -360,8 +360,38 @@ class Finisher(Moves):
         cand = candidate_for(self.s.outbox, row.invoice_file)
         finish_claim(cand, work, self.s.outbox.completion == "marker",
                      companions=[release.path_for(cand, self.s.share)])
+        changed = self._check_claimed(row, cand, work)
+        if changed is not None:
+            return changed == QUARANTINING  # a quarantine is finished by an attempt
         if row.reasons:
             self.j.transition(row.id, QUARANTINING, "claim finished after restart")
         else:
             self.j.transition(row.id, "delivering", "claim finished after restart")
         return True
+
+    def _check_claimed(self, row: Row, cand: Candidate, work: Path) -> str | None:
+        """The check after a claim (claims.py), which the crash came before: the bundle
+        read where it lies now must be the one the claim recorded. Other bytes go back
+        to the outbox to settle again, so that what is sent or quarantined, and the
+        duplicate and unattached decisions, are made for what is there; the same bytes
+        are handed to delivery, read once. The state the row was put in, if other bytes
+        were found (None: the same)."""
+        try:
+            bundle = self.evaluate(moved_candidate(cand, work), self.s)
+        except (InputError, OSError, ReaderFailed):
+            return None  # the attempt reads it again and says what is wrong
+        if bundle_id_of(bundle) == row.bundle_id:
+            self._validated[row.id] = bundle
+            return None
+        log = bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids)
+        stuck = unclaim(cand, work)
+        if stuck:
+            self.j.transition(row.id, QUARANTINING, "changed while being claimed",
+                              reasons=reasons_of([changed_during_claim(row.invoice_file, stuck)]))
+            log.warning("bundle changed while being claimed; quarantined beside the new files",
+                        new_bundle_id=bundle_id_of(bundle), stuck=stuck)
+            return QUARANTINING
+        self.j.transition(row.id, "settling", "changed while being claimed", work_dir=None)
+        log.warning("bundle changed while being claimed (before a restart); settling again",
+                    new_bundle_id=bundle_id_of(bundle))
+        return "settling"

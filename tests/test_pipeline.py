@@ -32,6 +32,7 @@ from helpers import (  # noqa: E402
 from daemon.config import Settings  # noqa: E402
 from daemon.finish import evaluate  # noqa: E402
 from daemon.journal import parse_iso  # noqa: E402
+from daemon.manifest import bundle_id_of  # noqa: E402
 from daemon.pipeline import Pipeline  # noqa: E402
 from daemon.scan import list_outbox  # noqa: E402
 
@@ -412,6 +413,10 @@ class TestClaimFailure:
         return True
 
 
+def _never_read(*_: object) -> Any:
+    raise AssertionError("read the bundle again")
+
+
 class TestRecovery:
     def test_a_claim_that_never_happened_goes_back_to_settling(self, tmp_path: Path) -> None:
         """Journal says claiming but the invoice is still in the outbox: back to settling."""
@@ -423,20 +428,60 @@ class TestRecovery:
         assert p.j.get(row).state == "settling"
         assert (s.outbox.path / "INV-1.xml").exists()
 
-    def test_a_half_done_claim_is_finished_and_delivered(self, tmp_path: Path) -> None:
-        """Invoice already in the work folder, sidecar still in the outbox: recovery moves
-        the sidecar too and schedules the delivery."""
+    @staticmethod
+    def _half_claimed(tmp_path: Path, pdf: bytes) -> tuple[Pipeline, Settings, Path, int]:
+        """A claim of the bundle as read (INV-1 with a.pdf = `pdf`) cut short by a crash:
+        the invoice file in the work folder, the sidecar still in the outbox."""
         p, s = make(tmp_path)
-        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
-        work = s.processing_dir / "INV-1--abababababab--x"
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf})
+        bid = bundle_id_of(evaluate(next(iter(list_outbox(s.outbox).candidates.values())), s))
+        work = s.processing_dir / f"INV-1--{bid[:12]}--x"
         work.mkdir()
         (s.outbox.path / "INV-1.xml").rename(work / "INV-1.xml")
-        row = p.j.create("INV-1.xml", "claiming", bundle_id="ab" * 32, work_dir=str(work))
+        return p, s, work, p.j.create("INV-1.xml", "claiming", bundle_id=bid,
+                                      work_dir=str(work))
+
+    def test_a_half_done_claim_is_finished_and_delivered(self, tmp_path: Path) -> None:
+        """Invoice already in the work folder, sidecar still in the outbox: recovery moves
+        the sidecar too, finds the bytes the claim recorded and schedules the delivery
+        of the bundle it read (not read a second time)."""
+        p, s, work, row = self._half_claimed(tmp_path, pdf_bytes())
         assert p.finish.recover() == [(row, 0.0)]
         assert (work / "INV-1" / "a.pdf").exists() and not (s.outbox.path / "INV-1").exists()
+        p.finish.evaluate = _never_read
         assert p.finish.attempt(row) is None
         assert p.j.get(row).state == "sent"
         assert (folders(s.sent_dir)[0] / "INV-1" / "a.pdf").exists()
+
+    def test_a_half_done_claim_of_changed_files_goes_back_to_settle(
+            self, tmp_path: Path) -> None:
+        """An attachment replaced between the read and the crash mid-claim: the check after
+        the claim, which the crash came before, is made at the next start; the bundle goes
+        back to the outbox whole, to be read and decided again, and is not sent."""
+        p, s, work, row = self._half_claimed(tmp_path, pdf_bytes())
+        write(s.outbox.path / "INV-1" / "a.pdf", pdf_bytes(pages=2))
+        assert p.finish.recover() == []
+        r = p.j.get(row)
+        assert (r.state, r.work_dir) == ("settling", None)
+        assert (s.outbox.path / "INV-1.xml").exists()
+        assert (s.outbox.path / "INV-1" / "a.pdf").read_bytes() == pdf_bytes(pages=2)
+        assert not work.exists() and folders(s.sent_dir) == []
+
+    def test_a_half_done_claim_of_changed_files_with_a_new_version_beside_is_quarantined(
+            self, tmp_path: Path) -> None:
+        """As above, but a new invoice file of the same name arrived meanwhile: ours cannot
+        go back without replacing it, so it is quarantined beside it, whole, and says why."""
+        p, s, work, row = self._half_claimed(tmp_path, pdf_bytes())
+        write(s.outbox.path / "INV-1" / "a.pdf", pdf_bytes(pages=2))
+        write(s.outbox.path / "INV-1.xml", b"<Inv>new</Inv>")
+        [(again, _)] = p.finish.recover()
+        assert again == row and p.j.get(row).state == "quarantining"
+        assert p.finish.attempt(row) is None
+        [q] = folders(s.quarantine_dir)
+        assert (q / "INV-1" / "a.pdf").read_bytes() == pdf_bytes(pages=2)
+        assert (s.outbox.path / "INV-1.xml").read_bytes() == b"<Inv>new</Inv>"
+        assert json.loads((q / "reason.json").read_text())["reasons"][0]["code"] == \
+            "changed-during-claim"
 
 
 class TestReviewFindings:
