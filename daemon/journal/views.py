@@ -82,14 +82,18 @@ class Views:
 
     def quarantined_for(self, code: str) -> list[Row]:
         """The quarantined rows with a reason of `code`, oldest first, without the
-        receiver's response. The state index narrows the search to the quarantined rows,
-        whose reasons are searched for the code's JSON text: a journal of years is not
-        read through, and the few a message merely mentions the code in are dropped."""
+        receiver's response. Their reasons are searched for the code's JSON text: for
+        `sidecar-spelling`, the page's question, a partial index holds just those rows
+        (records.SCHEMA), and the terms here are its terms, written out, for SQLite to
+        take it; for another code the state index narrows the search to the
+        quarantined rows. The few a message merely quotes the text in are dropped."""
+        if not code.replace("-", "").isalnum():
+            raise ValueError(f"not a rule code: {code!r}")  # it goes into the SQL text
         cols = ", ".join(c for c in self._columns() if c != "response") + ", NULL AS response"
         with self._lock:
             rs = self._db.execute(
-                f"SELECT {cols} FROM bundles WHERE state = 'quarantined' AND reasons LIKE ? "
-                "ORDER BY id", (f'%"{code}"%',)).fetchall()
+                f"SELECT {cols} FROM bundles WHERE state = 'quarantined' AND "
+                f"instr(reasons, '\"code\": \"{code}\"') > 0 ORDER BY id").fetchall()
         rows = [self._row(r) for r in rs]
         return [r for r in rows if any(x.get("code") == code for x in r.reasons)]
 

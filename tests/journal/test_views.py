@@ -50,6 +50,26 @@ class TestQueries:
         assert [r.id for r in rows] == [first, last]
         assert rows[1].reasons == [other, spelling] and rows[1].response is None
 
+    def test_the_look_alike_question_reads_only_the_rows_with_that_reason(
+            self, journal: Journal) -> None:
+        """quarantined_for("sidecar-spelling"), asked at each refresh of the status page,
+        is answered from the partial index of those rows: SQLite's plan for the query it
+        runs searches that index, not the quarantined rows' reasons one by one."""
+        journal.create("A.xml", "quarantined", reasons=[
+            {"code": "sidecar-spelling", "file": "inv-7", "message": "rename it"}])
+        journal.create("B.xml", "quarantined", reasons=[
+            {"code": "pdf-encrypted", "file": "B/x.pdf", "message": "decrypt it"}])
+        queries: list[str] = []
+        journal._db.set_trace_callback(queries.append)
+        try:
+            assert [r.invoice_file for r in journal.quarantined_for("sidecar-spelling")] == \
+                ["A.xml"]
+        finally:
+            journal._db.set_trace_callback(None)
+        [query] = [q for q in queries if q.lstrip().upper().startswith("SELECT")]
+        plan = " ".join(str(r[-1]) for r in journal._db.execute("EXPLAIN QUERY PLAN " + query))
+        assert "bundles_sidecar_spelling" in plan, plan
+
     def test_recent_drops_old_final_rows(self, journal: Journal) -> None:
         """recent(): sent/quarantined older than 7 days and gone rows are left out; live and
         in-flight rows are kept however old."""
