@@ -54,11 +54,16 @@ def _show(key: str, value: Any) -> str:
     return repr(value)
 
 
-def _describe(err: dict[str, Any]) -> str:
+def _describe(err: dict[str, Any], env: dict[str, dict[str, Any]] | None = None) -> str:
     loc = [str(p) for p in err["loc"]]
     section, key = (loc[0], ".".join(loc[1:])) if loc else ("", "")
     where = f"[{section}] {key}".strip() if key else (f"[{section}]" if section else "config")
     msg = err["msg"].removeprefix("Value error, ")
+    # A value from OUTBOXD_SECTION__KEY is not in the file the error line is headed with:
+    # say where it came from, or people search the file for a key that is not there.
+    variable = f"OUTBOXD_{section.upper()}__{loc[1].upper()}" if len(loc) > 1 else ""
+    if variable and loc[1] in (env or {}).get(section, {}) and variable not in msg:
+        where = f"{where} (from {variable})"
     if err["type"] == "extra_forbidden":
         known = _known_keys(section) if key else list(SECTIONS)
         what = "key" if key else "section"
@@ -102,7 +107,8 @@ def load_settings(path: Path) -> Settings:
     try:
         settings = Settings(**raw)
     except ValidationError as exc:
-        raise ConfigError([_describe(e) for e in exc.errors()], source=str(path)) from None
+        env = environment_overrides()
+        raise ConfigError([_describe(e, env) for e in exc.errors()], source=str(path)) from None
     outbox = settings.outbox.path
     if not outbox.is_dir():
         raise ConfigError(f"[outbox] path = \"{outbox}\": the outbox does not exist or is not "

@@ -95,9 +95,12 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 def printable(name: str) -> str:
     """A name as shown in logs, findings, the journal and the page: the bytes of a name
-    that is not UTF-8 as \\xNN, so that it can be written as UTF-8 and two such names
-    never look the same."""
-    return os.fsencode(name).decode("utf-8", "backslashreplace")
+    that is not UTF-8, and control characters, as \\xNN, so that it can be written as
+    UTF-8, two such names never look the same, and a name from the share can neither
+    break a line of REASON.txt or `outboxd status` nor send escape sequences to the
+    terminal that shows it."""
+    shown = os.fsencode(name).decode("utf-8", "backslashreplace")
+    return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", shown)
 
 
 def name_problem(name: str) -> str | None:

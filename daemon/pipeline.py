@@ -106,6 +106,10 @@ class Pipeline(Claims):
         if snap is None:
             self.forget(key)
             if row:
+                if row.state == "held":
+                    # Its errors file would go on saying "this bundle is held" for a
+                    # bundle that is no longer there.
+                    self._clear_errors_file(cand)
                 self._live(row, key, "gone", detail="the invoice file left the outbox")
             return Next(gone=True)
         last = self.tracker.last(key)
@@ -263,14 +267,16 @@ class Pipeline(Claims):
         self._resumed.discard(key)
         assert bundle is not None
         policy = self.s.policy
-        if bundle.errors:
-            if policy.invalid == "hold":
-                self._errors_file(cand, known, bundle.errors)
-                self._live(row, key, "held", bundle_id=bid, invoice_ids=list(bundle.invoice_ids),
-                           reasons=reasons_of(bundle.errors))
-                return IDLE
-            return self._claim(cand, known, row, list(bundle.errors), now)
+        if bundle.errors and policy.invalid == "hold":
+            self._errors_file(cand, known, bundle.errors)
+            self._live(row, key, "held", bundle_id=bid, invoice_ids=list(bundle.invoice_ids),
+                       reasons=reasons_of(bundle.errors))
+            return IDLE
+        # Not held (it passes, or is quarantined after a reload set invalid = "quarantine"):
+        # an errors file written while it was held must not stay behind in the outbox.
         self._errors_file(cand, known, ())
+        if bundle.errors:
+            return self._claim(cand, known, row, list(bundle.errors), now)
         if (self.claiming(bid) or self.j.was_sent(bid)) and policy.duplicates == "quarantine":
             return self._claim(cand, known, row, [Finding(
                 "duplicate", key, f"this exact bundle ({bid[:12]}) was sent before — remove "
@@ -336,9 +342,9 @@ class Pipeline(Claims):
         Only a file that carries our header is ours to replace or remove; a
         person's file of that name is left alone. Done once per snapshot.
         """
-        if known.errors_file_done:
+        if known.errors_file_done is bool(errors):
             return
-        known.errors_file_done = True
+        known.errors_file_done = bool(errors)
         path = cand.invoice.with_name(cand.name + ".errors.txt")
         try:
             self._write_errors_file(cand, path, errors)
@@ -351,6 +357,15 @@ class Pipeline(Claims):
                            invoice_file=cand.invoice.name, file=path.name, error=str(exc),
                            fix="shorten the invoice file's name" if exc.errno == errno.ENAMETOOLONG
                            else "check the outbox's free space and permissions")
+
+    def _clear_errors_file(self, cand: Candidate) -> None:
+        """Remove our NAME.errors.txt (only ours) for a held bundle that left the outbox."""
+        path = cand.invoice.with_name(cand.name + ".errors.txt")
+        try:
+            self._write_errors_file(cand, path, ())
+        except OSError as exc:
+            self.log.error("cannot remove the errors file of a bundle that left the outbox",
+                           invoice_file=cand.invoice.name, file=path.name, error=str(exc))
 
     def _write_errors_file(self, cand: Candidate, path: Path,
                            errors: tuple[Finding, ...]) -> None:

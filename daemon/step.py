@@ -42,5 +42,7 @@ class Known:
     snap: Snapshot
     bundle: Bundle | None  # None: the invoice file itself could not be read
     bundle_id: str
-    errors_file_done: bool = False  # NAME.errors.txt written (hold) or cleared (passing)
+    # NAME.errors.txt for this snapshot: written (True, held) or cleared (False: it
+    # passes or is quarantined), None not yet; a reload may turn one into the other.
+    errors_file_done: bool | None = None
     error: str | None = None  # why the bundle could not be read (shown by status)

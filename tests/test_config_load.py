@@ -86,6 +86,20 @@ class TestErrors:
         assert len(problems) == 3
 
 
+    def test_a_bad_value_from_the_environment_names_the_variable(
+            self, tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A bad value or unknown key set by OUTBOXD_SECTION__KEY is not in the file the
+        error is headed with: its line names the variable; a bad value in the file does not."""
+        monkeypatch.setenv("OUTBOXD_OUTBOX__SETTLE_SECONDS", "abc")
+        monkeypatch.setenv("OUTBOXD_OUTBOX__SETTLE_SECS", "1")
+        problems = problems_of(config_file(tmp_path, minimal(outbox, '[log]\nlevel = "loud"\n')))
+        one_problem_with(problems, "[outbox] settle_seconds (from OUTBOXD_OUTBOX__SETTLE_SECONDS)",
+                         "'abc'")
+        one_problem_with(problems, "[outbox] settle_secs (from OUTBOXD_OUTBOX__SETTLE_SECS)",
+                         "unknown key")
+        assert "OUTBOXD" not in one_problem_with(problems, "[log] level")
+
+
 class TestSecretsInErrors:
     def test_a_mistyped_token_key_does_not_print_the_secret(self, tmp_path: Path,
                                                             outbox: Path) -> None:

@@ -671,6 +671,16 @@ class TestNamesThatAreNotUtf8:
         assert codes(b) == ["bad-name"]
         assert "control characters" in finding(b, "bad-name").message
 
+    def test_an_attachment_whose_name_holds_escape_sequences_is_shown_escaped(
+            self, outbox: Path) -> None:
+        """A file named with a newline and a terminal escape sequence is a bad-name finding
+        whose file shows them as \\xNN: no control character reaches REASON.txt, the
+        journal or the terminal of `outboxd status`."""
+        write(outbox / "INV-7" / "a\n\x1b[31mb.pdf", PDF)
+        b = match(outbox, "INV-7.xml", ubl_invoice("INV-7"))
+        assert codes(b) == ["bad-name"]
+        assert finding(b, "bad-name").file == "INV-7/a\\x0a\\x1b[31mb.pdf"
+
     def test_an_attachment_whose_name_is_not_utf8_is_shown_as_the_scanner_shows_it(
             self, outbox: Path) -> None:
         """A file b'scan-\\xe5.pdf' in the sidecar is a bad-name finding naming

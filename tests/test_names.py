@@ -17,6 +17,7 @@ from daemon.names import (
     is_ignored,
     is_invoice_name,
     name_problem,
+    printable,
     spelled_otherwise,
     spelling_twins,
     stem,
@@ -201,6 +202,27 @@ class TestNameProblem:
     def test_control_characters(self) -> None:
         """A name holding a control character is reported."""
         assert "control" in (name_problem("scan\n.pdf") or "")
+
+
+class TestPrintable:
+    def test_plain_names_are_shown_as_they_are(self) -> None:
+        """A UTF-8 name without control characters is shown unchanged."""
+        assert printable("Tidrapport oktober – Åsa.pdf") == "Tidrapport oktober – Åsa.pdf"
+
+    def test_undecodable_bytes_are_escaped(self) -> None:
+        """The bytes of a name that is not UTF-8 are shown as \\xNN."""
+        assert printable(b"scan\xff.pdf".decode("utf-8", "surrogateescape")) == "scan\\xff.pdf"
+
+    @pytest.mark.parametrize(("name", "shown"), [
+        ("a\nb.pdf", "a\\x0ab.pdf"),
+        ("\x1b[2J\x1b[31mOWNED.pdf", "\\x1b[2J\\x1b[31mOWNED.pdf"),
+        ("tab\there\x7f.pdf", "tab\\x09here\\x7f.pdf"),
+    ])
+    def test_control_characters_are_escaped(self, name: str, shown: str) -> None:
+        """A control character in a name from the share is shown as \\xNN: it must not
+        break a line of REASON.txt or `outboxd status`, nor reach a terminal as an
+        escape sequence."""
+        assert printable(name) == shown
 
 
 def test_ids_of_only_dots_never_name_the_folder_or_its_parent() -> None:

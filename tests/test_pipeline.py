@@ -30,6 +30,7 @@ from helpers import (  # noqa: E402
 )
 
 from daemon.config import Settings  # noqa: E402
+from daemon.deliver import DirectoryDeliverer  # noqa: E402
 from daemon.finish import evaluate  # noqa: E402
 from daemon.journal import parse_iso  # noqa: E402
 from daemon.manifest import bundle_id_of  # noqa: E402
@@ -516,6 +517,40 @@ class TestReviewFindings:
         write(s.outbox.path / "INV-1" / "a.pdf", pdf_bytes())
         assert len(run_once(p, now=2000.0)) == 1
         assert mine.read_bytes() == b"my own notes"
+
+    def test_the_errors_file_goes_when_the_held_invoice_file_leaves_the_outbox(
+            self, tmp_path: Path) -> None:
+        """Under invalid = "hold", a clerk who takes the held invoice file and its folder out
+        of the outbox leaves no INV-1.errors.txt behind saying a bundle that is no longer
+        there is held."""
+        p, s = make(tmp_path, policy={"invalid": "hold"})
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": b""})
+        [cand] = list_outbox(s.outbox).candidates.values()
+        assert run_once(p) == []
+        assert (s.outbox.path / "INV-1.errors.txt").exists()
+        away = tmp_path / "away"
+        away.mkdir()
+        (s.outbox.path / "INV-1.xml").rename(away / "INV-1.xml")
+        (s.outbox.path / "INV-1").rename(away / "INV-1")
+        assert step(p, cand, 2000.0).gone
+        assert sorted(e.name for e in s.outbox.path.iterdir() if e.name != ".outboxd") == []
+        assert sorted(e.name for e in away.iterdir()) == ["INV-1", "INV-1.xml"]
+
+    def test_a_held_bundle_quarantined_after_a_reload_leaves_no_errors_file(
+            self, tmp_path: Path) -> None:
+        """A bundle held under invalid = "hold" is quarantined once a reload sets invalid =
+        "quarantine", even with its files unchanged; its INV-1.errors.txt does not stay
+        behind in the outbox."""
+        p, s = make(tmp_path, policy={"invalid": "hold"})
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": b""})
+        assert run_once(p) == []
+        assert (s.outbox.path / "INV-1.errors.txt").exists()
+        p.reconfigure(s.model_copy(update={"policy": s.policy.model_copy(
+            update={"invalid": "quarantine"})}), DirectoryDeliverer(tmp_path / "target"))
+        run_once(p, now=2000.0)
+        [q] = folders(s.quarantine_dir)
+        assert (q / "INV-1.xml").exists()
+        assert not (s.outbox.path / "INV-1.errors.txt").exists()
 
     def test_a_fifo_where_the_errors_file_goes_is_never_opened(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
