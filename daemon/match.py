@@ -186,14 +186,18 @@ def match_attachments(sidecar: Path, ids: tuple[str, ...], settings: Settings
     channel_from = f"{rel}/{MANIFEST_NAME}"
     notes_read = [(channel_from, root_notes.sha256)]
     for e in listing:
-        if not e.is_dir(follow_symlinks=False) or is_ignored(e.name,
-                                                             settings.outbox.ignore_patterns):
+        if not e.is_dir(follow_symlinks=False):
+            continue
+        invoice_id = by_folder.get(e.name)
+        # The folder of one of the file's invoices is that invoice's, even when its name
+        # reads as litter (an id that begins with a dot): its attachments must not be
+        # left out unseen, and the invoice sent or held as one without attachments.
+        if invoice_id is None and is_ignored(e.name, settings.outbox.ignore_patterns):
             continue
         if name_problem(e.name):
             # Reported (bad-name, escaped) by _collect from this same listing; the raw name
             # cannot go into a finding: the journal and NAME.errors.txt are UTF-8.
             continue
-        invoice_id = by_folder.get(e.name)
         if invoice_id is None:
             findings.append(_err("orphan-attachment", f"{rel}/{e.name}", "names no invoice of "
                                  f"this file; its invoices are {', '.join(ids)} — rename the "

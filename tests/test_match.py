@@ -192,6 +192,19 @@ class TestSeveralInvoices:
         assert b.errors == ()
         assert layout(b) == {gr: ["a.pdf"], "INV-2": ["b.pdf"]}
 
+    def test_the_folder_of_an_id_that_begins_with_a_dot_is_that_invoices(
+            self, outbox: Path) -> None:
+        """An invoice id that begins with a dot names a folder that reads as a dot-file: it
+        is still that invoice's folder, so its attachments are matched, not left out and
+        the invoice taken for one without attachments. Another dot-folder stays litter."""
+        write(outbox / "dots" / "..secret" / "a.pdf", PDF)
+        write(outbox / "dots" / ".._.._etc" / "b.pdf", PDF)
+        write(outbox / "dots" / ".thumbnails" / "c.png", PDF)
+        b = match(outbox, "dots.xml", batch_xml("..secret", "../../etc"))
+        assert b.errors == ()
+        assert layout(b) == {"..secret": ["a.pdf"], "../../etc": ["b.pdf"]}
+        assert b.unattached_ids == ()
+
     def test_id_folder_collision(self, outbox: Path) -> None:
         """Ids that map to one folder name ('A/1' and 'A:1') are an error naming both."""
         write(outbox / "coll" / "A_1" / "a.pdf", PDF)
