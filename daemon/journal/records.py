@@ -127,17 +127,18 @@ def parse_iso(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def journal_time(value: object) -> str:
+def journal_time(value: object, fallback: str | None = None) -> str:
     """A time from our papers (receipt.json, reason.json) as the journal writes times, so
-    that it compares and sorts as they do; now for one that cannot be read (a paper
-    edited by hand must not keep its folder from being finished, nor count as "sent
-    today" for good: an unreadable text sorts after every date)."""
+    that it compares and sorts as they do; `fallback` (a journal time), else now, for one
+    that cannot be read (a paper edited by hand must not keep its folder from being
+    finished, nor count as "sent today" for good: an unreadable text sorts after every
+    date)."""
     try:
         at = parse_iso(str(value))
     except ValueError:
-        return now_iso()
+        return fallback or now_iso()
     if at.tzinfo is None:
-        return now_iso()
+        return fallback or now_iso()
     return iso_of(at)
 
 
