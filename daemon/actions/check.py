@@ -28,6 +28,7 @@ from daemon.errors import InputError, OutboxdError, UsageError
 from daemon.finish import evaluate
 from daemon.journal import Row
 from daemon.journal.readonly import read_journal
+from daemon.journal.records import UNREADABLE_REASONS
 from daemon.leftalone import SPELLING, LeftBehind, left_behind
 from daemon.lookalikes import look_alike_sidecars
 from daemon.names import is_ignored, is_invoice_name, printable
@@ -185,6 +186,13 @@ class _Journal:
             self.notes.append(f"note: {why}; check goes on without what the daemon knows "
                               "(look-alike folders a quarantine left in the outbox)")
             return []
+        for row in rows:
+            if any(r["code"] == UNREADABLE_REASONS for r in row.reasons):
+                self.notes.append(
+                    f"note: {row.invoice_file}: the journal's reasons for its quarantine "
+                    "cannot be read (not a JSON list of findings), so check cannot tell "
+                    "which look-alike folders it left in the outbox — REASON.txt in "
+                    f"{row.archive_dir} says  [{UNREADABLE_REASONS}]")
         return rows
 
 

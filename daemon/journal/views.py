@@ -9,7 +9,16 @@ import sqlite3
 import threading
 from datetime import UTC, datetime
 
-from daemon.journal.records import IN_FLIGHT, LIVE, MOVING, STATES, Row, iso_in, shown_state
+from daemon.journal.records import (
+    IN_FLIGHT,
+    LIVE,
+    MOVING,
+    STATES,
+    UNREADABLE_REASONS,
+    Row,
+    iso_in,
+    shown_state,
+)
 
 
 class Views:
@@ -84,14 +93,17 @@ class Views:
         """The quarantined rows with a reason of `code`, oldest first, without the
         receiver's response. The state index narrows the search to the quarantined rows,
         whose reasons are searched for the code's JSON text: a journal of years is not
-        read through, and the few a message merely mentions the code in are dropped."""
+        read through, and the few a message merely mentions the code in are dropped.
+        Rows whose reasons hold the text but cannot be read are kept (with the one
+        reason UNREADABLE_REASONS), so that `check` can say it cannot tell."""
         cols = ", ".join(c for c in self._columns() if c != "response") + ", NULL AS response"
         with self._lock:
             rs = self._db.execute(
                 f"SELECT {cols} FROM bundles WHERE state = 'quarantined' AND reasons LIKE ? "
                 "ORDER BY id", (f'%"{code}"%',)).fetchall()
         rows = [self._row(r) for r in rs]
-        return [r for r in rows if any(x.get("code") == code for x in r.reasons)]
+        return [r for r in rows
+                if any(x.get("code") in (code, UNREADABLE_REASONS) for x in r.reasons)]
 
     def _columns(self) -> list[str]:
         if self._column_names is None:

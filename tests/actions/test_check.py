@@ -487,3 +487,23 @@ def test_check_without_a_journal_it_can_open_says_so_in_one_line_and_goes_on(
     assert len(notes) == 1 and str(journal) in notes[0] and "state_dir" in notes[0]
     assert "check goes on without what the daemon knows" in notes[0]
     assert "timesheet.pdf" in captured.out and "Traceback" not in captured.err
+
+
+def test_a_journal_row_with_unreadable_reasons_is_named_not_a_traceback(
+        cfg: Env, capsys) -> None:
+    """A quarantined row whose reasons are not JSON (the journal edited by hand): check
+    names the invoice file, the rule and where its reasons are, then checks the folder
+    as without that row (exit 0), with no traceback."""
+    import sqlite3
+    journal = _quarantined_for_inv_7(cfg)
+    db = sqlite3.connect(journal)
+    db.execute("""UPDATE bundles SET reasons = '[{"code": "sidecar-spelling", "file": '""")
+    db.commit()
+    db.close()
+    code = main(["check", "-c", str(cfg.config), str(cfg.outbox / "inv-7")])
+    captured = capsys.readouterr()
+    assert code == 0 and "Traceback" not in captured.err
+    [note] = [line for line in captured.out.splitlines() if line.startswith("note: ")]
+    assert note.startswith("note: INV-7.xml: the journal's reasons for its quarantine "
+                           "cannot be read")
+    assert note.endswith("INV-7--3f2a9c01b7e4 says  [unreadable-reasons]")
