@@ -26,13 +26,28 @@ from daemon import logs
 from daemon.errors import InputError
 from daemon.fsops import read_regular
 from daemon.journal import Journal, journal_time
+from daemon.journal.records import iso_of
 
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
-def record_of(folder: Path) -> dict[str, Any] | None:
+def day_start(day: str) -> str | None:
+    """The first moment of a day folder's UTC date as a journal time; None for a name
+    that is no date (2026-02-30)."""
+    try:
+        return iso_of(datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC))
+    except ValueError:
+        return None
+
+
+def record_of(folder: Path, day: str | None = None) -> dict[str, Any] | None:
     """What the journal needs from one archive entry; None if it has no receipt.json or
     one that is not a usable receipt (cut short, not JSON, unreadable, over 32 MiB).
+
+    `day`: the date of the sent/ folder the entry lies in. A delivery time that cannot
+    be read is taken as that day's start, which is the day the entry was filed under,
+    rather than now: otherwise a journal read back would count an old bundle as
+    "sent today". Without a day (or one that is no date), now.
 
     Raises InputError (HostileInput for a FIFO, socket, device or link) when
     receipt.json is there but is not a regular file that can be read: it is never
@@ -62,7 +77,8 @@ def record_of(folder: Path) -> dict[str, Any] | None:
                 "invoice_ids": [str(i["id"]) for i in manifest.get("invoices", [])],
                 "archive_dir": str(folder),
                 "receipt_id": (receipt.get("response") or {}).get("receipt_id"),
-                "delivered_at": journal_time(receipt.get("delivered_at"))}
+                "delivered_at": journal_time(receipt.get("delivered_at"),
+                                             day_start(day) if day else None)}
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return None  # RecursionError: JSON nested deeper than the parser goes
 
@@ -93,7 +109,7 @@ def sent_records(sent_dir: Path, window_days: int) -> tuple[list[dict[str, Any]]
                 if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
                     continue  # a .partial copy or litter
                 try:
-                    rec = record_of(Path(entry.path))
+                    rec = record_of(Path(entry.path), day)
                 except InputError as exc:
                     # Not opened, so the start goes on; the entry counts as one without
                     # a receipt (its bundle id stays unknown to the new journal).

@@ -59,6 +59,7 @@ __all__ = ["ChildUnavailable", "Readers", "needs_engine", "workers_for"]
 
 Result = Bundle | BaseException
 Done = Callable[[Result], None]
+_Waiting = tuple[Call, Done, bool]  # a read waiting for a slot: its call, done, for the loop
 CHECK_WAIT = 5.0  # seconds the loop waits for the readers' checks after a claim
 READS_AHEAD = 2  # reads handed to the children at once, per child (the rest wait in order)
 TRIES = 3  # calls of one bundle that may meet a dead child before it is given up
@@ -107,9 +108,11 @@ class Readers:
         self._restarts = Restarts(RESTARTS_IN_ROW)
         # Reads handed to the children at once are few (READS_AHEAD a child); the
         # rest wait here, so that a check after a claim (submitted with `known`)
-        # is not queued behind a whole burst of reads.
+        # is not queued behind a whole burst of reads. Each waits with its caller's
+        # `done` and whether it is the loop's (drop_reads) or a delivery's.
         self._reads_out = 0
-        self._reads_waiting: collections.deque[Call] = collections.deque()
+        self._reads_waiting: collections.deque[_Waiting] = collections.deque()
+        self._loop_reads_dropped = False
 
     @property
     def restarts(self) -> int:
@@ -200,7 +203,7 @@ class Readers:
             self._pool, self._retired = None, []
             threads, self._threads = self._threads, None
             waiting, self._reads_waiting = list(self._reads_waiting), collections.deque()
-        for call in waiting:
+        for call, _, _ in waiting:
             call.done(ReaderFailed(STOPPING))
         for pool in pools:
             for call in pool.stop():
@@ -229,24 +232,44 @@ class Readers:
 
     def submit(self, cand: Candidate, settings: Settings, done: Done,
                known: Bundle | None = None) -> None:
-        """Evaluate in a reader; `done(bundle or exception)` once, from another thread.
-        With `known`: only match it again by hashes (match.assemble), as after a
-        claim — handed to a child at once, ahead of reads still waiting."""
+        """Evaluate in a reader for the loop; `done(bundle or exception)` once, from
+        another thread. With `known`: only match it again by hashes (match.assemble), as
+        after a claim — handed to a child at once, ahead of reads still waiting."""
         if known is not None:
             self._route(Call(cand, settings, done, known, TRIES))
             return
+        self._read(cand, settings, done, for_loop=True)
+
+    def _read(self, cand: Candidate, settings: Settings, done: Done, for_loop: bool) -> None:
+        """A read in its turn: READS_AHEAD a child at once, the rest waiting in order.
+        `for_loop`: the loop's, which drop_reads answers at a stop; else a delivery's."""
         call = Call(cand, settings, functools.partial(self._read_done, done), None, TRIES)
         with self._lock:
-            stopping = self._stopping
-            if not stopping and self._reads_out >= READS_AHEAD * max(2, self._shape[0]):
-                self._reads_waiting.append(call)
+            refused = self._stopping or (for_loop and self._loop_reads_dropped)
+            if not refused and self._reads_out >= READS_AHEAD * max(2, self._shape[0]):
+                self._reads_waiting.append((call, done, for_loop))
                 return
-            if not stopping:
+            if not refused:
                 self._reads_out += 1
-        if stopping:
+        if refused:
             done(ReaderFailed(STOPPING))
             return
         self._route(call)
+
+    def drop_reads(self) -> int:
+        """At a stop, before the deliveries are waited for: the loop's reads not handed
+        to a child yet are answered ReaderFailed (the loop that would use them has
+        ended; they are done again at the next start), and later ones at once, so that
+        the grace period goes to what the deliveries wait on — their reads, checks and
+        conversions, which keep their turn. Reads already in a child run out. The
+        number dropped."""
+        with self._lock:
+            self._loop_reads_dropped = True
+            dropped = [w for w in self._reads_waiting if w[2]]
+            self._reads_waiting = collections.deque(w for w in self._reads_waiting if not w[2])
+        for _, done, _ in dropped:
+            done(ReaderFailed(STOPPING))  # never held a slot: not through _read_done
+        return len(dropped)
 
     def _read_done(self, done: Done, result: Result) -> None:
         """A read finished: start the next waiting one in its slot, or free the slot
@@ -261,7 +284,7 @@ class Readers:
                 elif not self._reads_waiting:
                     self._reads_out -= 1
                 else:
-                    call = self._reads_waiting.popleft()
+                    call = self._reads_waiting.popleft()[0]
             if call is not None:
                 self._route(call)
 
@@ -322,7 +345,7 @@ class Readers:
     def evaluate(self, cand: Candidate, settings: Settings) -> Bundle:
         """finish.evaluate in a reader, waiting for it (for a delivery worker)."""
         gather = _Gather(1)
-        self.submit(cand, settings, functools.partial(gather.put, 0))
+        self._read(cand, settings, functools.partial(gather.put, 0), for_loop=False)
         return _raised(gather.wait_for(0, None))
 
     def materialise(self, cand: Candidate, bundle: Bundle, work_dir: Path,

@@ -324,8 +324,11 @@ class Service(Changes, Reloading):
             self._reader.shutdown(wait=False, cancel_futures=True)
         # The deliveries first: one waiting for a reader (an image converted into its
         # work folder, a bundle read again after a restart) ends within the grace
-        # period rather than failing for a reader gone. Reads for the loop are then
-        # dropped (done again at the next start).
+        # period rather than failing for a reader gone. The loop's reads still queued
+        # are dropped before (done again at the next start): worked through, they
+        # would take the readers' time from those deliveries.
+        if self._readers is not None:
+            self._readers.drop_reads()
         delivered = self.workers.stop(self.settings.service.shutdown_grace_seconds)
         if self._readers is not None:
             self._readers.stop()

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import sqlite3
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from daemon.config import Settings
 from daemon.errors import JournalError
 from daemon.journal import STATES, Journal, Row, parse_iso
+from daemon.journal.readonly import read_journal
 
 
 def _bundle(row: Row) -> dict[str, Any]:
@@ -21,12 +21,8 @@ def _bundle(row: Row) -> dict[str, Any]:
             "last_error": row.last_error, "reasons": row.reasons}
 
 
-def _read(path: Path, immutable: bool) -> dict[str, Any]:
-    journal = Journal(path, readonly=True, immutable=immutable)
-    try:
-        return {"counts": journal.counts(), "bundles": [_bundle(r) for r in journal.recent()]}
-    finally:
-        journal.close()
+def _read(journal: Journal) -> dict[str, Any]:
+    return {"counts": journal.counts(), "bundles": [_bundle(r) for r in journal.recent()]}
 
 
 def collect(settings: Settings) -> dict[str, Any]:
@@ -34,12 +30,7 @@ def collect(settings: Settings) -> dict[str, Any]:
     if not path.exists():
         return {"counts": dict.fromkeys(STATES, 0), "bundles": []}
     try:
-        try:
-            return _read(path, immutable=False)
-        except sqlite3.OperationalError:
-            # A read-only state dir (a stopped daemon, a backup): SQLite cannot
-            # make its -shm file there. Nothing writes then, so read the file as is.
-            return _read(path, immutable=True)
+        return read_journal(path, _read)
     except sqlite3.Error as exc:
         raise JournalError(f"cannot read the journal {path}: {exc} — if it is damaged, stop "
                            "outboxd and move the file away; outboxd starts a new journal and "

@@ -57,20 +57,50 @@ def test_fresh_journal_learns_every_receipt_in_the_window(tmp_path: Path) -> Non
 
 def test_a_receipts_delivery_time_comes_back_as_the_journal_writes_times(
         tmp_path: Path) -> None:
-    """A receipt edited by hand ("last Tuesday", a time without a zone) must not become a
-    `since` that sorts after every date and counts as "sent today" for good: such a time
-    is read back as now; one with another zone is brought to UTC as the journal's are."""
+    """A receipt edited by hand ("last Tuesday", a time without a zone, none at all) must
+    not become a `since` that sorts after every date, nor count as "sent today": such a
+    time is read back as the start of the day of the sent/ folder it lies in; one with
+    another zone is brought to UTC as the journal's are."""
     sent = tmp_path / "sent"
-    receipt(sent / day(1) / "INV-1--abababababab", BID, delivered_at="last Tuesday")
-    receipt(sent / day(1) / "INV-2--cdcdcdcdcdcd", "cd" * 32, "INV-2.xml",
+    receipt(sent / day(3) / "INV-1--abababababab", BID, delivered_at="last Tuesday")
+    receipt(sent / day(3) / "INV-2--cdcdcdcdcdcd", "cd" * 32, "INV-2.xml",
             delivered_at="2026-01-01T00:30:00")
-    receipt(sent / day(1) / "INV-3--efefefefefef", "ef" * 32, "INV-3.xml",
+    receipt(sent / day(3) / "INV-3--efefefefefef", "ef" * 32, "INV-3.xml",
             delivered_at="2026-01-01T01:30:00+02:00")
+    missing = receipt(sent / day(3) / "INV-4--010101010101", "01" * 32, "INV-4.xml")
+    data = json.loads((missing / "receipt.json").read_text())
+    del data["delivered_at"]
+    (missing / "receipt.json").write_text(json.dumps(data))
     records, _ = sent_records(sent, 400)
     at = {r["invoice_file"]: r["delivered_at"] for r in records}
     assert at["INV-3.xml"] == "2025-12-31T23:30:00.000Z"
-    for name in ("INV-1.xml", "INV-2.xml"):  # now: the time this test runs
-        assert abs((parse_iso(at[name]) - datetime.now(UTC)).total_seconds()) < 60
+    for name in ("INV-1.xml", "INV-2.xml", "INV-4.xml"):
+        assert at[name] == f"{day(3)}T00:00:00.000Z", name
+
+
+def test_an_unreadable_delivery_time_restored_is_not_sent_today(tmp_path: Path) -> None:
+    """The journal read back from a receipt of three days ago whose delivery time is
+    unreadable counts it on its folder's day, not among today's sent bundles."""
+    sent = tmp_path / "sent"
+    receipt(sent / day(3) / "INV-1--abababababab", BID, delivered_at="")
+    j = Journal(tmp_path / "j.sqlite3")
+    try:
+        assert restore_sent(j, sent, 400) == 1
+        [row] = j.rows(("sent",))
+        assert row.since == f"{day(3)}T00:00:00.000Z"
+        assert j.summary()["sent today"] == 0
+    finally:
+        j.close()
+
+
+def test_a_day_folder_that_is_no_date_leaves_an_unreadable_time_as_now(
+        tmp_path: Path) -> None:
+    """When even the folder's day is unknown (a name shaped as a date that is none),
+    an unreadable delivery time is read back as now, as before."""
+    sent = tmp_path / "sent"
+    receipt(sent / "9999-99-99" / "INV-1--abababababab", BID, delivered_at="last Tuesday")
+    [rec], _ = sent_records(sent, 400)
+    assert abs((parse_iso(rec["delivered_at"]) - datetime.now(UTC)).total_seconds()) < 60
 
 
 def test_missing_sent_folder_is_nothing_to_read(tmp_path: Path) -> None:

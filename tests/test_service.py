@@ -207,3 +207,32 @@ def test_a_stop_asked_for_while_the_readers_start_is_a_clean_stop(
         svc._shutdown()
         for sig, handler in before.items():
             signal.signal(sig, handler)
+
+
+def test_a_stop_drops_the_loops_queued_reads_before_it_waits_for_the_deliveries(
+        make_service: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At a stop the loop's reads still queued for the readers are dropped first, then
+    the deliveries get their grace period (the readers still serving them), and only
+    then do the readers stop."""
+    svc = make_service()
+    order: list[str] = []
+
+    class Readers:
+        def drop_reads(self) -> int:
+            order.append("reads dropped")
+            return 0
+
+        def stop(self) -> None:
+            order.append("readers stopped")
+
+    real = svc.workers.stop
+
+    def stop(grace: float) -> bool:
+        order.append("deliveries waited for")
+        return bool(real(grace))
+
+    monkeypatch.setattr(svc, "_readers", Readers())
+    monkeypatch.setattr(svc.workers, "stop", stop)
+    svc.request_stop()
+    svc._shutdown()
+    assert order == ["reads dropped", "deliveries waited for", "readers stopped"]

@@ -162,7 +162,7 @@ def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None 
         raise AttachRefused(f"nothing was changed: beside {cand.invoice.name}, "
                             f"{'a name looks' if len(twins) == 1 else 'names look'} like its "
                             f"sidecar {cand.sidecar.name}; mend as follows, then attach again\n"
-                            + "\n".join(f"  {f.file}: {f.message}" for f in twins))
+                            + "\n".join(f"  {f.file}: {f.message}  [{f.code}]" for f in twins))
     folder = target_folder(cand, ids, invoice_id)
     dest = folder / name
     rel = dest.relative_to(settings.outbox.path)

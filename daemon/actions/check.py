@@ -26,7 +26,9 @@ from daemon.bundle import Bundle, Finding
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError, UsageError
 from daemon.finish import evaluate
-from daemon.journal import Journal
+from daemon.journal import Row
+from daemon.journal.readonly import read_journal
+from daemon.journal.records import UNREADABLE_REASONS
 from daemon.leftalone import SPELLING, LeftBehind, left_behind
 from daemon.lookalikes import look_alike_sidecars
 from daemon.names import is_ignored, is_invoice_name, printable
@@ -97,6 +99,7 @@ def _owners(path: Path, ps: Settings, listed: Lister) -> list[Candidate]:
 def targets(paths: Iterable[Path], settings: Settings) -> Iterator[tuple[Target, Settings]]:
     """What each PATH means: the whole outbox, one invoice file, or a sidecar folder."""
     listed = _lister()
+    journal = _Journal(settings)
     for raw in paths:
         path = Path(os.path.abspath(raw))
         if not os.path.lexists(path):
@@ -138,7 +141,10 @@ def targets(paths: Iterable[Path], settings: Settings) -> Iterator[tuple[Target,
         if owners:
             continue
         # Not an outbox of its own, though it may hold PDFs: what the status page says.
-        if (left := _left_by_quarantine(folder, settings)) is not None:
+        left = _left_by_quarantine(folder, settings, journal)
+        while journal.notes:
+            yield Target(None, journal.notes.pop(0)), settings
+        if left is not None:
             yield Target(None, f"{folder.name}/: {left.why}  [sidecar-spelling]", True), settings
             continue
         s = _outbox_settings(settings, folder)
@@ -154,22 +160,50 @@ def targets(paths: Iterable[Path], settings: Settings) -> Iterator[tuple[Target,
             yield Target(cand), s
 
 
-def _left_by_quarantine(folder: Path, settings: Settings) -> LeftBehind | None:
+class _Journal:
+    """What the journal knows for check, read once per run and read only: the rows
+    quarantined for a look-alike sidecar. `notes` says, once, what it could not tell."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.path = settings.journal_path
+        self._rows: list[Row] | None = None
+        self.notes: list[str] = []
+
+    def spelling_rows(self) -> list[Row]:
+        if self._rows is None:
+            self._rows = self._read()
+        return self._rows
+
+    def _read(self) -> list[Row]:
+        if not self.path.exists():
+            return []  # no journal yet: nothing was quarantined
+        try:
+            rows = read_journal(self.path, lambda j: j.quarantined_for(SPELLING))
+        except (sqlite3.Error, ValueError, OutboxdError) as exc:
+            why = str(exc) if isinstance(exc, OutboxdError) else (
+                f"cannot read the journal {self.path}: {exc} — check [paths] state_dir and "
+                "its permissions, or run check as the daemon's user")
+            self.notes.append(f"note: {why}; check goes on without what the daemon knows "
+                              "(look-alike folders a quarantine left in the outbox)")
+            return []
+        for row in rows:
+            if any(r["code"] == UNREADABLE_REASONS for r in row.reasons):
+                self.notes.append(
+                    f"note: {row.invoice_file}: the journal's reasons for its quarantine "
+                    "cannot be read (not a JSON list of findings), so check cannot tell "
+                    "which look-alike folders it left in the outbox — REASON.txt in "
+                    f"{row.archive_dir} says  [{UNREADABLE_REASONS}]")
+        return rows
+
+
+def _left_by_quarantine(folder: Path, settings: Settings, journal: _Journal
+                        ) -> LeftBehind | None:
     """The folder as the status page lists it when a quarantine left it in the outbox
-    (a look-alike of the quarantined bundle's sidecar), from the journal, read only;
-    None when it is not, or the journal cannot tell (none yet, unreadable)."""
-    if folder.parent != settings.outbox.path.resolve() or not settings.journal_path.exists():
+    (a look-alike of the quarantined bundle's sidecar), from the journal; None when it
+    is not, or the journal cannot tell (none yet, unreadable: journal.notes says)."""
+    if folder.parent != settings.outbox.path.resolve():
         return None
-    try:
-        journal = Journal(settings.journal_path, readonly=True)
-    except OutboxdError:
-        return None
-    try:
-        rows = journal.quarantined_for(SPELLING)
-    except sqlite3.Error:
-        return None  # a read-only state dir, a damaged journal: `status` says which
-    finally:
-        journal.close()
+    rows = journal.spelling_rows()
     return next((x for x in left_behind(rows, settings.outbox.path, settings.quarantine_dir)
                  if x.name == printable(folder.name)), None)
 

@@ -46,6 +46,7 @@ from daemon.journal.records import (
     STATES,
     VERSION,
     Row,
+    decoded,
     iso_in,
     journal_time,
     now_iso,
@@ -284,10 +285,7 @@ class Journal(Views, Documents):
         # Only the columns a Row has: updated_at is the journal's own, documents is read
         # through accepted_documents(), and a column a later outboxd added is its own
         # (a journal it upgraded still reads here, after going back to this version).
-        d = {k: r[k] for k in r.keys() if k in _ROW_FIELDS}
-        for k in _JSON_FIELDS:
-            d[k] = json.loads(d[k]) if d[k] is not None else None
-        return Row(**d)
+        return Row(**decoded({k: r[k] for k in r.keys() if k in _ROW_FIELDS}))
 
     def create(self, invoice_file: str, state: str, detail: str = "", durable: bool = True,
                since: str | None = None, **fields: Any) -> int:

@@ -6,6 +6,7 @@ that the shape of the data reads on one page.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -132,17 +133,18 @@ def parse_iso(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def journal_time(value: object) -> str:
+def journal_time(value: object, fallback: str | None = None) -> str:
     """A time from our papers (receipt.json, reason.json) as the journal writes times, so
-    that it compares and sorts as they do; now for one that cannot be read (a paper
-    edited by hand must not keep its folder from being finished, nor count as "sent
-    today" for good: an unreadable text sorts after every date)."""
+    that it compares and sorts as they do; `fallback` (a journal time), else now, for one
+    that cannot be read (a paper edited by hand must not keep its folder from being
+    finished, nor count as "sent today" for good: an unreadable text sorts after every
+    date)."""
     try:
         at = parse_iso(str(value))
     except ValueError:
-        return now_iso()
+        return fallback or now_iso()
     if at.tzinfo is None:
-        return now_iso()
+        return fallback or now_iso()
     return iso_of(at)
 
 
@@ -156,6 +158,39 @@ def readable(iso: str | None) -> str:
     if not iso:
         return ""
     return iso.replace("T", " ").split(".")[0].rstrip("Z") + " UTC"
+
+
+UNREADABLE_REASONS = "unreadable-reasons"
+
+
+def _reasons(text: str | None, invoice_file: str) -> list[dict[str, Any]]:
+    """A row's reasons; for text that is no list of {code, file, message} (a journal
+    edited by hand, a damaged page) one reason that says so. Every reader of the rows
+    (`status`, the status page, `check`, a restart) then shows the row instead of
+    failing on the whole journal."""
+    try:
+        reasons = json.loads(text) if text is not None else []
+    except (ValueError, RecursionError):
+        reasons = None
+    if isinstance(reasons, list) and all(
+            isinstance(r, dict) and all(isinstance(r.get(k), str)
+                                        for k in ("code", "file", "message"))
+            for r in reasons):
+        return reasons
+    return [{"code": UNREADABLE_REASONS, "file": invoice_file,
+             "message": "the journal's reasons for this bundle cannot be read (not a JSON "
+                        "list of findings) — outboxd check on the invoice file finds them "
+                        "again; for a quarantined bundle REASON.txt in its folder has them"}]
+
+
+def decoded(d: dict[str, Any]) -> dict[str, Any]:
+    """A row's columns with its JSON ones as values (reasons read as _reasons does)."""
+    for k in _JSON_FIELDS:
+        if k == "reasons":
+            d[k] = _reasons(d.get(k), str(d.get("invoice_file", "")))
+        elif d.get(k) is not None:
+            d[k] = json.loads(d[k])
+    return d
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,16 @@ import sqlite3
 import threading
 from datetime import UTC, datetime
 
-from daemon.journal.records import IN_FLIGHT, LIVE, MOVING, STATES, Row, iso_in, shown_state
+from daemon.journal.records import (
+    IN_FLIGHT,
+    LIVE,
+    MOVING,
+    STATES,
+    UNREADABLE_REASONS,
+    Row,
+    iso_in,
+    shown_state,
+)
 
 
 class Views:
@@ -86,7 +95,9 @@ class Views:
         `sidecar-spelling`, the page's question, a partial index holds just those rows
         (records.SCHEMA), and the terms here are its terms, written out, for SQLite to
         take it; for another code the state index narrows the search to the
-        quarantined rows. The few a message merely quotes the text in are dropped."""
+        quarantined rows. The few a message merely quotes the text in are dropped.
+        Rows whose reasons hold the text but cannot be read are kept (with the one
+        reason UNREADABLE_REASONS), so that `check` can say it cannot tell."""
         if not code.replace("-", "").isalnum():
             raise ValueError(f"not a rule code: {code!r}")  # it goes into the SQL text
         cols = ", ".join(c for c in self._columns() if c != "response") + ", NULL AS response"
@@ -95,7 +106,8 @@ class Views:
                 f"SELECT {cols} FROM bundles WHERE state = 'quarantined' AND "
                 f"instr(reasons, '\"code\": \"{code}\"') > 0 ORDER BY id").fetchall()
         rows = [self._row(r) for r in rs]
-        return [r for r in rows if any(x.get("code") == code for x in r.reasons)]
+        return [r for r in rows
+                if any(x.get("code") in (code, UNREADABLE_REASONS) for x in r.reasons)]
 
     def _columns(self) -> list[str]:
         if self._column_names is None:

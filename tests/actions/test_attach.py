@@ -158,6 +158,9 @@ def test_attach_refuses_while_a_look_alike_of_the_sidecar_is_there(
     err = capsys.readouterr().err
     assert f"{nfd}: this folder looks like the sidecar {nfc} of {nfc}.xml" in err
     assert "rename it by typing its name again" in err
+    # The rule at the end of its line, as check, retry and REASON.txt give it.
+    [line] = [x for x in err.splitlines() if x.startswith(f"  {nfd}: ")]
+    assert line.endswith("  [sidecar-spelling]")
     assert sorted(p.name for p in cfg.outbox.iterdir()) == sorted([f"{nfc}.xml", nfd])
 
 
@@ -172,6 +175,8 @@ def test_attach_refuses_while_a_folder_named_in_other_case_is_there(
     err = capsys.readouterr().err
     assert "inv-1001: this folder looks like the sidecar INV-1001 of INV-1001.xml, but the " \
         "two names differ only in upper and lower case" in err and "rename it to INV-1001" in err
+    [line] = [x for x in err.splitlines() if x.startswith("  inv-1001: ")]
+    assert line.endswith("  [sidecar-spelling]")
     assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001.xml", "inv-1001"]
     assert os.listdir(cfg.outbox / "inv-1001") == ["contract.pdf"]
 
@@ -189,6 +194,8 @@ def test_attach_refusal_names_every_look_alike_and_says_to_merge_them(
     assert "names look like its sidecar INV-1001" in err
     assert "\n  Inv-1001: this folder" in err and "\n  inv-1001: this folder" in err
     assert err.count("merge them into one folder named exactly INV-1001") == 2
+    lines = [x for x in err.splitlines() if x.startswith(("  inv-1001: ", "  Inv-1001: "))]
+    assert len(lines) == 2 and all(x.endswith("  [sidecar-spelling]") for x in lines)
     assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001.xml", "Inv-1001",
                                                              "inv-1001"]
 

@@ -395,12 +395,9 @@ def test_a_folder_that_cannot_be_listed_keeps_each_path_checked_as_itself(
     assert code == 0 and "a.pdf" in out
 
 
-def test_a_look_alike_a_quarantine_left_in_the_outbox_is_reported_as_such(
-        cfg: Env, capsys) -> None:
-    """INV-7.xml was quarantined for inv-7/ (made on Windows), which stayed in the outbox:
-    check given the folder says so, from the journal, with the quarantine folder and the
-    order of the fix, and exits 1 — not that a sidecar waits for its invoice file. With
-    no such row (a folder no quarantine left) the old note stands."""
+def _quarantined_for_inv_7(cfg: Env) -> Path:
+    """INV-7.xml quarantined for inv-7/ (made on Windows), which stayed in the outbox;
+    and other/, a folder no quarantine left. The journal's path."""
     from daemon.config_load import load_settings
     from daemon.journal import Journal
     s = load_settings(cfg.config)
@@ -414,6 +411,16 @@ def test_a_look_alike_a_quarantine_left_in_the_outbox_is_reported_as_such(
         {"code": "sidecar-spelling", "file": "inv-7",
          "message": "this folder looks like the sidecar INV-7 of INV-7.xml — rename it"}])
     journal.close()
+    return s.journal_path
+
+
+def test_a_look_alike_a_quarantine_left_in_the_outbox_is_reported_as_such(
+        cfg: Env, capsys) -> None:
+    """INV-7.xml was quarantined for inv-7/ (made on Windows), which stayed in the outbox:
+    check given the folder says so, from the journal, with the quarantine folder and the
+    order of the fix, and exits 1 — not that a sidecar waits for its invoice file. With
+    no such row (a folder no quarantine left) the old note stands."""
+    _quarantined_for_inv_7(cfg)
     code, out = check(cfg, capsys, cfg.outbox / "inv-7")
     assert code == 1
     assert out.startswith("inv-7/: INV-7.xml was quarantined because of it and waits in "
@@ -421,3 +428,82 @@ def test_a_look_alike_a_quarantine_left_in_the_outbox_is_reported_as_such(
     assert "Mend it in the outbox first" in out and "[sidecar-spelling]" in out
     code, out = check(cfg, capsys, cfg.outbox / "other")
     assert code == 0 and "a sidecar without its invoice file waits for it" in out
+
+
+def _unwritable(path: Path, monkeypatch: pytest.MonkeyPatch, opens: list[str],
+                immutable_too: bool = False) -> None:
+    """The state dir as one the user may not write to: mode 0555, or, for root (whom the
+    mode does not stop), SQLite's open failing as it does there unless it is immutable
+    (or failing always). `opens`: the database URIs SQLite was asked to open."""
+    import sqlite3
+    real = sqlite3.connect
+
+    def connect(database: object, *args: object, **kw: object) -> sqlite3.Connection:
+        opens.append(str(database))
+        if os.geteuid() == 0 and (immutable_too or "immutable=1" not in str(database)):
+            raise sqlite3.OperationalError("unable to open database file")
+        return real(database, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    if os.geteuid() != 0:
+        path.chmod(0o555)
+
+
+def test_check_in_a_read_only_state_dir_reads_the_journal_immutable(
+        cfg: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where SQLite cannot open the journal as usual (it wants its -wal and -shm files in
+    a state dir the user may not write to), check reads it again read-only and
+    immutable, and still reports the look-alike a quarantine left (exit 1)."""
+    state = _quarantined_for_inv_7(cfg).parent
+    opens: list[str] = []
+    _unwritable(state, monkeypatch, opens)
+    try:
+        code, out = check(cfg, capsys, cfg.outbox / "inv-7")
+    finally:
+        state.chmod(0o755)
+    assert code == 1, out
+    assert out.startswith("inv-7/: INV-7.xml was quarantined because of it")
+    assert "note:" not in out
+    assert any("mode=ro&immutable=1" in uri for uri in opens)
+
+
+def test_check_without_a_journal_it_can_open_says_so_in_one_line_and_goes_on(
+        cfg: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When not even the immutable open works, check goes on without the journal: one
+    note names the journal and the fix, the folder is checked as without a journal
+    (its PDF as an invoice file of its own, exit 0), and no traceback."""
+    journal = _quarantined_for_inv_7(cfg)
+    if os.geteuid() != 0:
+        journal.chmod(0)  # the file itself unreadable: immutable does not help either
+    _unwritable(journal.parent, monkeypatch, [], immutable_too=True)
+    try:
+        code = main(["check", "-c", str(cfg.config), str(cfg.outbox / "inv-7")])
+    finally:
+        journal.parent.chmod(0o755)
+        journal.chmod(0o644)
+    captured = capsys.readouterr()
+    assert code == 0
+    notes = [line for line in captured.out.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1 and str(journal) in notes[0] and "state_dir" in notes[0]
+    assert "check goes on without what the daemon knows" in notes[0]
+    assert "timesheet.pdf" in captured.out and "Traceback" not in captured.err
+
+
+def test_a_journal_row_with_unreadable_reasons_is_named_not_a_traceback(
+        cfg: Env, capsys) -> None:
+    """A quarantined row whose reasons are not JSON (the journal edited by hand): check
+    names the invoice file, the rule and where its reasons are, then checks the folder
+    as without that row (exit 0), with no traceback."""
+    import sqlite3
+    journal = _quarantined_for_inv_7(cfg)
+    db = sqlite3.connect(journal)
+    db.execute("""UPDATE bundles SET reasons = '[{"code": "sidecar-spelling", "file": '""")
+    db.commit()
+    db.close()
+    code = main(["check", "-c", str(cfg.config), str(cfg.outbox / "inv-7")])
+    captured = capsys.readouterr()
+    assert code == 0 and "Traceback" not in captured.err
+    [note] = [line for line in captured.out.splitlines() if line.startswith("note: ")]
+    assert note.startswith("note: INV-7.xml: the journal's reasons for its quarantine "
+                           "cannot be read")
+    assert note.endswith("INV-7--3f2a9c01b7e4 says  [unreadable-reasons]")

@@ -51,3 +51,37 @@ def test_a_negative_limit_is_a_usage_error(env: Env, capsys) -> None:
     env.write_config("http://127.0.0.1:9/bundles")
     assert main(["status", "-c", str(env.config), "--limit", "-1"]) == 2
     assert "below 0" in capsys.readouterr().err
+
+
+def test_rows_with_unreadable_reasons_are_listed_as_such_not_a_traceback(
+        env: Env, capsys) -> None:
+    """A journal edited by hand: reasons that are not JSON, or JSON that is no list of
+    findings. `status` (text and --json) lists each such row with one reason that says
+    so, [unreadable-reasons], and the other rows as ever; exit 0, no traceback."""
+    import sqlite3
+    env.write_config("http://127.0.0.1:9/bundles")
+    env.state.mkdir()
+    j = Journal(env.state / "journal.sqlite3")
+    bad_json = j.create("H.xml", "held", reasons=[{"code": "empty", "file": "H/a.pdf",
+                                                   "message": "is empty"}])
+    bad_shape = j.create("Q.xml", "quarantined", reasons=[])
+    j.create("R.xml", "quarantined", reasons=[{"code": "empty", "file": "R/b.pdf",
+                                               "message": "is empty"}])
+    j.close()
+    db = sqlite3.connect(env.state / "journal.sqlite3")
+    db.execute("UPDATE bundles SET reasons = '[{\"code\": \"empty\"' WHERE id = ?", (bad_json,))
+    db.execute("UPDATE bundles SET reasons = '[1]' WHERE id = ?", (bad_shape,))
+    db.commit()
+    db.close()
+    assert main(["status", "-c", str(env.config)]) == 0
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    assert "  Q.xml [] Q.xml: unreadable-reasons" in captured.out
+    assert "  R.xml [] R/b.pdf: empty" in captured.out
+    held = captured.out.split("Held (invalid):")[1]
+    assert "H.xml: the journal's reasons for this bundle cannot be read" in held
+    assert main(["status", "-c", str(env.config), "--json"]) == 0
+    bundles = {b["invoice_file"]: b for b in json.loads(capsys.readouterr().out)["bundles"]}
+    assert [r["code"] for r in bundles["H.xml"]["reasons"]] == ["unreadable-reasons"]
+    assert [r["code"] for r in bundles["Q.xml"]["reasons"]] == ["unreadable-reasons"]
+    assert bundles["R.xml"]["reasons"][0]["file"] == "R/b.pdf"

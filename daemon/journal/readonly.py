@@ -1,0 +1,42 @@
+"""The journal read by a command beside the daemon (`status`, `check`): read only.
+
+The user running the command may not write to the state dir (an admin's account
+reading the daemon's state, a read-only mount, a backup). SQLite then cannot make
+the -shm file it wants for a journal in WAL mode and fails. Read as immutable (the
+file as it is, without the locks that keep a reader in step with a writer), a report
+may miss what a running daemon writes meanwhile, which it can afford: nothing is
+written from it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from daemon.errors import JournalError
+from daemon.journal import Journal
+
+T = TypeVar("T")
+
+
+def _read(path: Path, read: Callable[[Journal], T], immutable: bool) -> T:
+    journal = Journal(path, readonly=True, immutable=immutable)
+    try:
+        return read(journal)
+    finally:
+        journal.close()
+
+
+def read_journal(path: Path, read: Callable[[Journal], T]) -> T:
+    """read(journal) on the journal opened read-only, or, where SQLite cannot open it so
+    (a state dir the user may not write to), opened immutable. Raises sqlite3.Error (or
+    JournalError from opening it) when neither works: each command says what that means
+    to it."""
+    try:
+        return _read(path, read, immutable=False)
+    except (sqlite3.OperationalError, JournalError):
+        # SQLite says so at the first read ("attempt to write a readonly database") or,
+        # by the version and the files already there, at the open ("unable to open").
+        return _read(path, read, immutable=True)
