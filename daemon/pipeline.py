@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import os
-from pathlib import Path
 from typing import Any
 
 from daemon import logs, release
@@ -23,8 +22,8 @@ from daemon.claims import Claims, assemble_here
 from daemon.config import Settings
 from daemon.deliver import Deliverer
 from daemon.errors import InputError
+from daemon.errorsfile import errors_file_for, write_errors_file
 from daemon.finish import Finisher
-from daemon.fsops import read_regular, write_atomic
 from daemon.journal import (
     LIVE,
     Journal,
@@ -45,19 +44,11 @@ __all__ = ["IDLE", "Next", "Pipeline"]
 # A copy at work that has not changed for this long is shown as stuck (_busy).
 STUCK_SECONDS = 600.0
 
-ERRORS_HEADER = ("# outboxd: this bundle is held because of the errors below. Fix them;\n"
-                 "# it is checked again on every change and this file goes away once it passes.\n")
-
-
-def _errors_file_text(path: Path) -> str | None:
-    """NAME.errors.txt if it is a regular file we can read, else None. Opened as an
-    input is (never a link, a FIFO or a device: one swapped in would block the loop),
-    and at most 1 MiB: ours is a few lines."""
-    try:
-        data = read_regular(path, limit=1 << 20)
-        return data.decode("utf-8") if data is not None else None
-    except (InputError, OSError, UnicodeDecodeError):
-        return None
+def marker_wait(cand: Candidate) -> str:
+    """Why a quiet bundle does not move under [outbox] completion = "marker"."""
+    return (f"waits for its marker file {cand.marker.name} ([outbox] completion = "
+            f"\"marker\"): the sender puts it there once the bundle is complete — if it "
+            "is, create that empty file")
 
 
 class Pipeline(Claims):
@@ -126,7 +117,10 @@ class Pipeline(Claims):
             if not quiet or (last is not None and last != snap):
                 self._resumed.discard(key)
             if key not in self._resumed:
-                self._live(row, key, "settling")
+                # What it waits for is said where it is a name the clerk can act on.
+                self._live(row, key, "settling", **(
+                    {"last_error": marker_wait(cand)} if marker_missing and not snap.busy
+                    else {}))
             if snap.busy and not marker_missing:
                 return self._busy(key, snap, now)
             if not quiet or settled:
@@ -345,9 +339,9 @@ class Pipeline(Claims):
         if known.errors_file_done is bool(errors):
             return
         known.errors_file_done = bool(errors)
-        path = cand.invoice.with_name(cand.name + ".errors.txt")
+        path = errors_file_for(cand)
         try:
-            self._write_errors_file(cand, path, errors)
+            write_errors_file(path, errors, self.log.bind(invoice_file=cand.invoice.name))
         except OSError as exc:
             # The file is only the clerk's copy: the journal, `status` and the status
             # page hold the reasons, so the bundle is still held (or passes) without it.
@@ -360,27 +354,12 @@ class Pipeline(Claims):
 
     def _clear_errors_file(self, cand: Candidate) -> None:
         """Remove our NAME.errors.txt (only ours) for a held bundle that left the outbox."""
-        path = cand.invoice.with_name(cand.name + ".errors.txt")
+        path = errors_file_for(cand)
         try:
-            self._write_errors_file(cand, path, ())
+            write_errors_file(path, (), self.log.bind(invoice_file=cand.invoice.name))
         except OSError as exc:
             self.log.error("cannot remove the errors file of a bundle that left the outbox",
                            invoice_file=cand.invoice.name, file=path.name, error=str(exc))
-
-    def _write_errors_file(self, cand: Candidate, path: Path,
-                           errors: tuple[Finding, ...]) -> None:
-        current = _errors_file_text(path)
-        ours = current is not None and current.startswith(ERRORS_HEADER)
-        if not errors:
-            if ours:
-                path.unlink()
-            return
-        text = ERRORS_HEADER + "".join(f"{f.line()}\n" for f in errors)
-        if os.path.lexists(path) and not ours:
-            self.log.error("not replacing a file outboxd did not write", file=path.name,
-                           invoice_file=cand.invoice.name)
-        elif current != text:
-            write_atomic(path, text.encode("utf-8"))
 
     def forget(self, key: str) -> None:
         self.tracker.forget(key)

@@ -414,6 +414,24 @@ class TestClaimFailure:
         return True
 
 
+class TestMarker:
+    def test_a_bundle_waiting_for_its_marker_says_so_until_it_comes(self, tmp_path: Path) -> None:
+        """completion = "marker": a quiet bundle without NAME.ready is settling with the
+        marker file named as what it waits for (status and the page show it, and the fix);
+        once the marker is there it is claimed and the wait is no longer shown."""
+        p, s = make(tmp_path, outbox={"completion": "marker"})
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        [cand] = list_outbox(s.outbox).candidates.values()
+        assert step(p, cand, 1000.0).claimed is None
+        row = p.live["INV-1.xml"]
+        assert row.state == "settling" and row.last_error is not None
+        assert "INV-1.ready" in row.last_error and "create that empty file" in row.last_error
+        assert p.j.get(row.id).last_error == row.last_error  # what status reads
+        write(s.outbox.path / "INV-1.ready", b"")
+        assert step(p, cand, 1001.0).claimed == row.id
+        assert p.j.get(row.id).last_error is None
+
+
 def _never_read(*_: object) -> Any:
     raise AssertionError("read the bundle again")
 
