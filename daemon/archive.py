@@ -327,8 +327,10 @@ def reason_text(record: dict[str, Any]) -> str:
             record["invoice_file"], [r["file"] for r in spelling],
             [str(r["message"]) for r in spelling]))
     if not accepted:
-        lines += ["", "Nothing was sent. Fix what is listed above, then move the invoice file "
-                  "and its sidecar folder from this folder back into the outbox;",
+        # Not every quarantined bundle has a sidecar (one without attachments has none).
+        lines += ["", "Nothing was sent. Fix what is listed above, then move the invoice file, "
+                  "and its sidecar folder if this folder holds one, from this folder back "
+                  "into the outbox;",
                   "outboxd will check and send them again.", ""]
         return "\n".join(lines)
     # Part of the file is with the receiver already: the one thing a clerk must not do
@@ -343,8 +345,9 @@ def reason_text(record: dict[str, Any]) -> str:
                      f" (HTTP {d['status']}, document {d['name']}, Idempotency-Key "
                      f"{d['idempotency_key']})")
     lines += ["No other invoice of this file was delivered.", "",
-              "Fix what is listed above, then move the invoice file and its sidecar folder "
-              f"from this folder back into the outbox without changing {them} in it:",
+              "Fix what is listed above, then move the invoice file, and its sidecar folder "
+              f"if this folder holds one, from this folder back into the outbox without "
+              f"changing {them} in it:",
               f"outboxd will not deliver {'it' if one else 'them'} twice (each document's "
               "Idempotency-Key is made from its bytes, and the receiver answers a key it "
               "has seen as already delivered).",

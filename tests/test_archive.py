@@ -284,9 +284,11 @@ class TestReasons:
             "holds one, from this folder back into the outbox" in text
         assert "move the invoice file and its sidecar folder from this folder" not in text
         other = reason_papers(self._record())["REASON.txt"].decode("utf-8")
+        # Not "and its sidecar folder": a bundle quarantined without attachments has none.
         assert other.endswith("\n\nNothing was sent. Fix what is listed above, then move "
-                              "the invoice file and its sidecar folder from this folder back "
-                              "into the outbox;\noutboxd will check and send them again.\n")
+                              "the invoice file, and its sidecar folder if this folder holds "
+                              "one, from this folder back into the outbox;\noutboxd will "
+                              "check and send them again.\n")
 
     def test_reason_txt_of_a_look_alike_in_other_case_says_to_mend_the_case(
             self, tmp_path: Path) -> None:
