@@ -213,8 +213,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         action = importlib.import_module(f"daemon.actions.{ACTIONS[args.command]}")
         return int(action.run(args))
     except ConfigError as exc:
-        print(f"outboxd: configuration error in {exc.source or 'the configuration'}:",
-              file=sys.stderr)
+        # Without a source the problem itself names the file (missing, not TOML).
+        print(f"outboxd: configuration error in {exc.source}:" if exc.source else
+              "outboxd: configuration error:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_USAGE

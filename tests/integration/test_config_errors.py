@@ -37,6 +37,8 @@ def test_missing_config_file_is_an_error(env: Env) -> None:
     r = run(env, "run", "-c", str(env.root / "nope.toml"))
     assert r.returncode == 2
     assert "nope.toml does not exist" in r.stderr
+    # The line names the file; no "in the configuration" heading without one.
+    assert r.stderr.startswith("outboxd: configuration error:\n")
 
 
 def test_missing_outbox_is_an_error(env: Env) -> None:
