@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
         return Service(settings, config_path=path).run()
     except ConfigError as exc:
         logs.get().error("outboxd cannot start: configuration error",
-                         source=str(exc.source or "the configuration"),
+                         source=str(exc.source or config_path(args.config)),
                          problems=list(exc.problems))
         return EXIT_USAGE
     except OutboxdError as exc:

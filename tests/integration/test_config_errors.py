@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -37,8 +38,13 @@ def test_missing_config_file_is_an_error(env: Env) -> None:
     r = run(env, "run", "-c", str(env.root / "nope.toml"))
     assert r.returncode == 2
     assert "nope.toml does not exist" in r.stderr
-    # The line names the file; no "in the configuration" heading without one.
+    # Under JSON logging (off a terminal) `source` is the file it looked for.
+    assert json.loads(r.stderr.splitlines()[-1])["source"] == str(env.root / "nope.toml")
+    # A command's line names the file; no "in the configuration" heading without one.
+    r = run(env, "status", "-c", str(env.root / "nope.toml"))
+    assert r.returncode == 2
     assert r.stderr.startswith("outboxd: configuration error:\n")
+    assert "nope.toml does not exist" in r.stderr
 
 
 def test_missing_outbox_is_an_error(env: Env) -> None:
