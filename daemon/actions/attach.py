@@ -33,7 +33,14 @@ from daemon.actions import EXIT_OK
 from daemon.actions.common import settings_of
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError, UsageError, describe
-from daemon.fsops import copy_into, fsync_dir, open_regular, rename_noreplace, write_atomic
+from daemon.fsops import (
+    copy_into,
+    fsync_dir,
+    hash_file,
+    open_regular,
+    rename_noreplace,
+    write_atomic,
+)
 from daemon.invoices import read_invoice_file
 from daemon.lookalikes import look_alike_findings
 from daemon.match import MANIFEST_NAME
@@ -163,6 +170,7 @@ def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None 
                             f"{'a name looks' if len(twins) == 1 else 'names look'} like its "
                             f"sidecar {cand.sidecar.name}; mend as follows, then attach again\n"
                             + "\n".join(f"  {f.file}: {f.message}  [{f.code}]" for f in twins))
+    refuse_what_would_be_quarantined(src, cand)
     folder = target_folder(cand, ids, invoice_id)
     dest = folder / name
     rel = dest.relative_to(settings.outbox.path)
@@ -197,6 +205,25 @@ def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None 
             tmp.unlink()
     fsync_dir(folder)
     return dest
+
+
+def refuse_what_would_be_quarantined(src: Path, cand: Candidate) -> None:
+    """An empty file, or a copy of the invoice file itself, only gets the bundle stopped
+    (empty-file, copy-of-invoice): refused before anything is written, with the rule."""
+    try:
+        size, digest = hash_file(src, str(src))
+        invoice = hash_file(cand.invoice, cand.invoice.name)[1] if size else ""
+    except InputError as exc:
+        raise AttachRefused(f"{exc.file}: {exc.message}; nothing was changed  [{exc.code}]"
+                            ) from None
+    if size == 0:
+        raise AttachRefused(f"{src} is empty (0 bytes) — the copy probably failed; nothing "
+                            "was changed: attach the complete file  [empty-file]")
+    if digest == invoice:
+        raise AttachRefused(f"{src} is byte-identical to the invoice file "
+                            f"{cand.invoice.name}; a copy of the invoice is not an attachment "
+                            "— nothing was changed: attach the intended document  "
+                            "[copy-of-invoice]")
 
 
 def run(args: argparse.Namespace) -> int:
