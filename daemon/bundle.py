@@ -49,6 +49,8 @@ class InvoiceFile:
     sha256: str
     format: InvoiceFormat
     invoice_ids: tuple[str, ...]
+    # The file could not be read: its one id is its stem, a stand-in (match.assemble).
+    ids_unknown: bool = False
 
 
 @dataclass(frozen=True)

@@ -156,10 +156,12 @@ def _collect(folder: Path, rel: str, invoice_id: str, settings: Settings,
     return atts, notes
 
 
-def match_attachments(sidecar: Path, ids: tuple[str, ...], settings: Settings
+def match_attachments(sidecar: Path, ids: tuple[str, ...], settings: Settings,
+                      ids_unknown: bool = False
                       ) -> tuple[list[Attachment], list[Finding], str | None, str]:
     """Attachments per invoice id, structural findings, the channel override, and the
-    digest of what was read beside the attachments (_sidecar_digest)."""
+    digest of what was read beside the attachments (_sidecar_digest). `ids_unknown`:
+    the invoice file could not be read, and `ids` is its stem standing in."""
     findings: list[Finding] = []
     rel = sidecar.name
     by_folder: dict[str, str] = {}
@@ -197,6 +199,11 @@ def match_attachments(sidecar: Path, ids: tuple[str, ...], settings: Settings
         if name_problem(e.name):
             # Reported (bad-name, escaped) by _collect from this same listing; the raw name
             # cannot go into a finding: the journal and NAME.errors.txt are UTF-8.
+            continue
+        if invoice_id is None and ids_unknown:
+            # Which invoices the file holds is not known: "rename the folder to one of
+            # its ids" would be advice for a stand-in id. Its error is what to fix; then
+            # the folder is matched against the ids read.
             continue
         if invoice_id is None:
             findings.append(_err("orphan-attachment", f"{rel}/{e.name}", "names no invoice of "
@@ -301,8 +308,10 @@ def assemble(cand: Candidate, settings: Settings, known: Bundle | None = None) -
         size, digest = len(data), hashlib.sha256(data).hexdigest()
     else:
         size, digest = hash_file(cand.invoice, rel)
+    ids_unknown = False
     if known is not None and known.invoice_file.sha256 == digest:
         read = InvoiceRead(known.invoice_file.format, known.invoice_ids)
+        ids_unknown = known.invoice_file.ids_unknown
         findings.extend(f for f in known.findings if f.file == rel)
     else:
         pattern = settings.invoices.pdf_id_pattern
@@ -314,8 +323,9 @@ def assemble(cand: Candidate, settings: Settings, known: Bundle | None = None) -
             # A PDF that breaks the PDF rules is still a PDF (as `check` shows it).
             read = InvoiceRead("pdf" if isinstance(exc, UnusablePdf) else "other",
                                (stem(cand.invoice.name),))
+            ids_unknown = True
     inv = InvoiceFile(cand.invoice, cand.invoice.name, size, digest, read.format,
-                      read.invoice_ids)
+                      read.invoice_ids, ids_unknown)
     attachments: list[Attachment] = []
     channel = None
     sidecar: Path | None = None
@@ -328,7 +338,7 @@ def assemble(cand: Candidate, settings: Settings, known: Bundle | None = None) -
         else:
             sidecar = cand.sidecar
             attachments, more, channel, sidecar_digest = match_attachments(
-                cand.sidecar, read.invoice_ids, settings)
+                cand.sidecar, read.invoice_ids, settings, ids_unknown)
             findings.extend(more)
     findings.extend(look_alike_findings(cand))
     return Bundle(inv, sidecar, tuple(attachments), channel or settings.validation.channel,

@@ -487,6 +487,19 @@ class TestStructure:
         assert f.file == "INV-1.xml"
         assert b.invoice_ids == ("INV-1",)
 
+    def test_an_unreadable_invoice_file_gets_no_advice_about_its_id_folders(
+            self, outbox: Path) -> None:
+        """An invoice file that cannot be read (here: the same id twice) has its stem only
+        as a stand-in id: its id subfolders are not called orphans with advice to rename
+        them to that stand-in; the file's own error is the one to fix. The same holds when
+        the claim's check matches it again from what was read (`known`)."""
+        write(outbox / "M-dup" / "M-8" / "a.pdf", PDF)
+        cand = candidate(outbox, "M-dup.xml", batch_xml("M-8", "M-8"))
+        b = assemble(cand, settings(outbox))
+        assert codes(b) == ["duplicate-invoice-id"] and b.invoice_file.ids_unknown
+        again = assemble(cand, settings(outbox), known=b)
+        assert again.findings == b.findings and again.sidecar_digest == b.sidecar_digest
+
 
 class TestAttachmentsToml:
     def test_type_note_and_channel(self, outbox: Path) -> None:
