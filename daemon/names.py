@@ -91,6 +91,15 @@ def folder_name_for_id(invoice_id: str) -> str:
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# For a terminal, also C1 (U+0080–U+009F: U+009B starts an escape sequence in some).
+_TERMINAL_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def escaped_controls(text: str) -> str:
+    """A line for a terminal with every control character as \\xNN: what the share, an
+    invoice (its ids) or a receiver (its answer) put into it can neither break the line
+    nor send escape sequences to the terminal that shows it."""
+    return _TERMINAL_CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", text)
 
 
 def printable(name: str) -> str:
@@ -100,7 +109,7 @@ def printable(name: str) -> str:
     break a line of REASON.txt or `outboxd status` nor send escape sequences to the
     terminal that shows it."""
     shown = os.fsencode(name).decode("utf-8", "backslashreplace")
-    return _CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", shown)
+    return escaped_controls(shown)
 
 
 def name_problem(name: str) -> str | None:

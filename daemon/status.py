@@ -11,6 +11,7 @@ from daemon.config import Settings
 from daemon.errors import JournalError
 from daemon.journal import STATES, Journal, Row, parse_iso
 from daemon.journal.readonly import read_journal
+from daemon.names import escaped_controls
 
 
 def _bundle(row: Row) -> dict[str, Any]:
@@ -103,7 +104,8 @@ def render(data: dict[str, Any], limit: int = 20, now: datetime | None = None) -
             hidden, rows = len(rows) - limit, rows[:limit]
         lines += ["", f"{title}:"]
         for b in rows:
-            lines.append(f"  {b['invoice_file']} [{', '.join(b['invoice_ids'])}] {_detail(b)}")
+            lines.append(escaped_controls(
+                f"  {b['invoice_file']} [{', '.join(b['invoice_ids'])}] {_detail(b)}"))
         if hidden:
             lines.append(f"  … and {hidden} more (outboxd status --json lists them all)")
     return "\n".join(lines)

@@ -170,6 +170,22 @@ def test_not_moving_lists_bundles_settling_with_an_error_not_those_in_flight() -
     assert "locked.xml" in stuck and "posting.xml" not in stuck
 
 
+def test_an_id_or_an_answer_with_control_characters_cannot_break_or_drive_the_terminal(
+        ) -> None:
+    """Invoice ids come from the invoice's XML, errors from a receiver's answer: a
+    newline or an escape sequence in either is shown as \\xNN, one bundle one line."""
+    from datetime import UTC, datetime
+    text = render({"counts": {}, "bundles": [{
+        "bundle_id": None, "invoice_file": "INV-1.xml", "invoice_ids": ["INV-1\nINV-2"],
+        "state": "settling", "since": "2026-05-01T11:59:00.000Z", "deadline": None,
+        "unattached_ids": [], "attempts": 0, "next_attempt_at": None,
+        "last_error": "refused \x1b[2J\x9b31m", "reasons": []}]},
+        now=datetime(2026, 5, 1, 12, 0, tzinfo=UTC))
+    [line] = [x for x in text.splitlines() if "INV-1.xml" in x]
+    assert "INV-1\\x0aINV-2" in line and "\\x1b[2J\\x9b31m" in line
+    assert "\x1b" not in text and "\x9b" not in text
+
+
 def test_a_held_bundle_shows_its_invoice_ids_and_which_file_each_error_is_about(
         tmp_path: Path) -> None:
     """A bundle held for errors (invalid = "hold") is listed with the invoice ids of its

@@ -31,7 +31,7 @@ from daemon.journal.readonly import read_journal
 from daemon.journal.records import UNREADABLE_REASONS
 from daemon.leftalone import SPELLING, LeftBehind, left_behind
 from daemon.lookalikes import look_alike_sidecars
-from daemon.names import is_ignored, is_invoice_name, printable
+from daemon.names import escaped_controls, is_ignored, is_invoice_name, printable
 from daemon.scan import Candidate, Listing, candidate_for, list_outbox
 
 PROGRESS_EVERY = 0.2  # seconds between progress lines on a terminal
@@ -246,7 +246,7 @@ def report(bundle: Bundle, settings: Settings) -> list[str]:
     verdict = "INVALID" if bundle.errors else "valid"
     lines.append(f"  => {verdict} ({len(bundle.errors)} error(s), "
                  f"{len(bundle.warnings)} warning(s))")
-    return lines
+    return [escaped_controls(line) for line in lines]  # ids, types, notes: the sender's text
 
 
 def _unattached_note(ids: tuple[str, ...], settings: Settings) -> str:
