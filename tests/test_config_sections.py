@@ -220,6 +220,16 @@ class TestSecretsInErrors:
             outbox, 'client_cert = "/nonexistent.pem"\n')))
         assert one_problem_with(problems, "[delivery] client_cert = '/nonexistent.pem'", "PEM file")
 
+    def test_a_client_key_without_its_certificate_is_a_config_error(
+            self, tmp_path: Path, outbox: Path) -> None:
+        """client_key alone is refused naming the key and asking for client_cert: a key is
+        used only with its certificate, so alone it was ignored and every connection went
+        out without a client certificate (a TLS failure at each delivery, not at start)."""
+        key = tmp_path / "client.key"
+        key.write_text("-----BEGIN PRIVATE KEY-----\n")
+        problems = problems_of(config_file(tmp_path, minimal(outbox, f'client_key = "{key}"\n')))
+        assert one_problem_with(problems, "[delivery] client_key", "without client_cert")
+
 
 class TestDurations:
     def test_duplicate_window_is_at_most_a_century(self, tmp_path: Path, outbox: Path) -> None:
