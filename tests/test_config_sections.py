@@ -55,6 +55,21 @@ class TestDefaults:
         assert s.log.format == "auto"
         assert s.service.shutdown_grace_seconds == 20
 
+    def test_every_other_default_the_contract_names(self, tmp_path: Path, outbox: Path) -> None:
+        """The remaining named defaults: watching, pre-flight, the share's names, the
+        channel and its limits, the format and the duplicate window."""
+        s = load_settings(config_file(tmp_path, minimal(outbox)))
+        assert s.outbox.ignore_patterns == [] and s.outbox.poll_interval_seconds == 2
+        assert s.paths.state_dir == Path("/var/lib/outboxd")
+        assert s.validation.channel == "e-invoice" and s.validation.convert_images is False
+        assert s.validation.allowed_types == ["pdf", "png", "jpeg", "csv", "xlsx", "ods"]
+        assert s.validation.max_image_pixels == 89_478_485
+        assert s.policy.duplicate_window_days == 400
+        assert s.delivery.format == "bundle" and s.delivery.token is None
+        assert s.share.status_page == "outboxd-status.html"
+        assert s.share.release_suffix == ".send-anyway"
+        assert s.einvoice.preflight == "error"
+
     def test_fractional_seconds_are_accepted(self, tmp_path: Path, outbox: Path) -> None:
         """All durations may be fractional (tests run with settle_seconds = 0.3)."""
         extra = ("[policy]\nattachment_wait_seconds = 1.5\n"
