@@ -212,18 +212,18 @@ class Pipeline(Claims):
             self.known[key] = Known(snap, result, bundle_id_of(result))
             return not early
         error = None
+        log = logs.bundle_log(self.log, key, None, ())  # not read: no id yet
         if isinstance(result, InputError | OSError) and taken_meanwhile(
                 candidate_for(self.s.outbox, key)):
             # Another daemon on the share claimed it while we read: normal work.
-            self.log.info("bundle left the outbox while being read (claimed by another daemon, "
-                          "or the share went away)", invoice_file=key)
+            log.info("bundle left the outbox while being read (claimed by another daemon, "
+                     "or the share went away)")
         elif isinstance(result, InputError | OSError):
             # Logged once per snapshot: it is read again only when something changes.
-            self.log.error("bundle cannot be read", invoice_file=key, error=str(result))
+            log.error("bundle cannot be read", error=str(result))
             error = str(result)
         else:
-            self.log.error("unexpected error reading bundle", invoice_file=key,
-                           exc_info=result)
+            log.error("unexpected error reading bundle", exc_info=result)
         self.known[key] = Known(snap, None, "", error=error)
         return not early
 
@@ -340,20 +340,21 @@ class Pipeline(Claims):
             return
         known.errors_file_done = True
         path = cand.invoice.with_name(cand.name + ".errors.txt")
+        log = logs.bundle_log(self.log, cand.invoice.name, known.bundle_id or None,
+                              known.bundle.invoice_ids if known.bundle else ())
         try:
-            self._write_errors_file(cand, path, errors)
+            self._write_errors_file(path, errors, log)
         except OSError as exc:
             # The file is only the clerk's copy: the journal, `status` and the status
             # page hold the reasons, so the bundle is still held (or passes) without it.
             # A NAME near the length limit has no room for the suffix (ENAMETOOLONG).
-            self.log.error("cannot write or remove the errors file beside the invoice file; "
-                           "its errors are on the status page and in `outboxd status`",
-                           invoice_file=cand.invoice.name, file=path.name, error=str(exc),
-                           fix="shorten the invoice file's name" if exc.errno == errno.ENAMETOOLONG
+            log.error("cannot write or remove the errors file beside the invoice file; "
+                      "its errors are on the status page and in `outboxd status`",
+                      file=path.name, error=str(exc),
+                      fix="shorten the invoice file's name" if exc.errno == errno.ENAMETOOLONG
                            else "check the outbox's free space and permissions")
 
-    def _write_errors_file(self, cand: Candidate, path: Path,
-                           errors: tuple[Finding, ...]) -> None:
+    def _write_errors_file(self, path: Path, errors: tuple[Finding, ...], log: Any) -> None:
         current = _errors_file_text(path)
         ours = current is not None and current.startswith(ERRORS_HEADER)
         if not errors:
@@ -362,8 +363,7 @@ class Pipeline(Claims):
             return
         text = ERRORS_HEADER + "".join(f"{f.line()}\n" for f in errors)
         if os.path.lexists(path) and not ours:
-            self.log.error("not replacing a file outboxd did not write", file=path.name,
-                           invoice_file=cand.invoice.name)
+            log.error("not replacing a file outboxd did not write", file=path.name)
         elif current != text:
             write_atomic(path, text.encode("utf-8"))
 
