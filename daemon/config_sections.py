@@ -209,9 +209,15 @@ class DeliveryConfig(Section):
 
     @field_validator("client_cert", "client_key")
     @classmethod
-    def _tls_file_exists(cls, value: Path | None) -> Path | None:
+    def _tls_file_exists(cls, value: Path | None, info: ValidationInfo) -> Path | None:
         if value is not None and not value.is_file():
             raise ValueError("must be the path of an existing PEM file")
+        # A key is only ever used with its certificate (tls.py): alone it would be
+        # ignored, and every connection go out without a client certificate.
+        if (info.field_name == "client_key" and value is not None
+                and "client_cert" in info.data and info.data["client_cert"] is None):
+            raise ValueError("is set without client_cert — set client_cert to the "
+                             "certificate (PEM) that goes with this key")
         return value
 
     @field_validator("target", mode="before")

@@ -100,7 +100,7 @@ class Pipeline(Claims):
                 if row.state == "held":
                     # Its errors file would go on saying "this bundle is held" for a
                     # bundle that is no longer there.
-                    self._clear_errors_file(cand)
+                    self._clear_errors_file(cand, row)
                 self._live(row, key, "gone", detail="the invoice file left the outbox")
             return Next(gone=True)
         last = self.tracker.last(key)
@@ -210,18 +210,18 @@ class Pipeline(Claims):
             self.known[key] = Known(snap, result, bundle_id_of(result))
             return not early
         error = None
+        log = logs.bundle_log(self.log, key, None, ())  # not read: no id yet
         if isinstance(result, InputError | OSError) and taken_meanwhile(
                 candidate_for(self.s.outbox, key)):
             # Another daemon on the share claimed it while we read: normal work.
-            self.log.info("bundle left the outbox while being read (claimed by another daemon, "
-                          "or the share went away)", invoice_file=key)
+            log.info("bundle left the outbox while being read (claimed by another daemon, "
+                     "or the share went away)")
         elif isinstance(result, InputError | OSError):
             # Logged once per snapshot: it is read again only when something changes.
-            self.log.error("bundle cannot be read", invoice_file=key, error=str(result))
+            log.error("bundle cannot be read", error=str(result))
             error = str(result)
         else:
-            self.log.error("unexpected error reading bundle", invoice_file=key,
-                           exc_info=result)
+            log.error("unexpected error reading bundle", exc_info=result)
         self.known[key] = Known(snap, None, "", error=error)
         return not early
 
@@ -340,26 +340,29 @@ class Pipeline(Claims):
             return
         known.errors_file_done = bool(errors)
         path = errors_file_for(cand)
+        log = logs.bundle_log(self.log, cand.invoice.name, known.bundle_id or None,
+                              known.bundle.invoice_ids if known.bundle else ())
         try:
-            write_errors_file(path, errors, self.log.bind(invoice_file=cand.invoice.name))
+            write_errors_file(path, errors, log)
         except OSError as exc:
             # The file is only the clerk's copy: the journal, `status` and the status
             # page hold the reasons, so the bundle is still held (or passes) without it.
             # A NAME near the length limit has no room for the suffix (ENAMETOOLONG).
-            self.log.error("cannot write or remove the errors file beside the invoice file; "
-                           "its errors are on the status page and in `outboxd status`",
-                           invoice_file=cand.invoice.name, file=path.name, error=str(exc),
-                           fix="shorten the invoice file's name" if exc.errno == errno.ENAMETOOLONG
+            log.error("cannot write or remove the errors file beside the invoice file; "
+                      "its errors are on the status page and in `outboxd status`",
+                      file=path.name, error=str(exc),
+                      fix="shorten the invoice file's name" if exc.errno == errno.ENAMETOOLONG
                            else "check the outbox's free space and permissions")
 
-    def _clear_errors_file(self, cand: Candidate) -> None:
+    def _clear_errors_file(self, cand: Candidate, row: Row) -> None:
         """Remove our NAME.errors.txt (only ours) for a held bundle that left the outbox."""
         path = errors_file_for(cand)
+        log = logs.bundle_log(self.log, cand.invoice.name, row.bundle_id, row.invoice_ids)
         try:
-            write_errors_file(path, (), self.log.bind(invoice_file=cand.invoice.name))
+            write_errors_file(path, (), log)
         except OSError as exc:
-            self.log.error("cannot remove the errors file of a bundle that left the outbox",
-                           invoice_file=cand.invoice.name, file=path.name, error=str(exc))
+            log.error("cannot remove the errors file of a bundle that left the outbox",
+                      file=path.name, error=str(exc))
 
     def forget(self, key: str) -> None:
         self.tracker.forget(key)

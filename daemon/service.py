@@ -185,11 +185,12 @@ class Service(Changes, Reloading):
                     self._apply(key, result)
 
     def _step_failed(self, key: str, exc: Exception, now: float) -> None:
+        log = logs.bundle_log(self.log, key, None, ())
         if not isinstance(exc, OutboxdError):
-            self.log.error("unexpected error", invoice_file=key, exc_info=exc)
+            log.error("unexpected error", exc_info=exc)
             return
         if not getattr(exc, "reported", False):  # the journal logs its own, once
-            self.log.error("bundle step failed", invoice_file=key, error=str(exc))
+            log.error("bundle step failed", error=str(exc))
         # Nothing else would step it again until it changes: a timer does.
         self.timers.at(("bundle", key), now + (
             JOURNAL_RETRY if isinstance(exc, JournalError)

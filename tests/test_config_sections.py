@@ -55,6 +55,21 @@ class TestDefaults:
         assert s.log.format == "auto"
         assert s.service.shutdown_grace_seconds == 20
 
+    def test_every_other_default_the_contract_names(self, tmp_path: Path, outbox: Path) -> None:
+        """The remaining named defaults: watching, pre-flight, the share's names, the
+        channel and its limits, the format and the duplicate window."""
+        s = load_settings(config_file(tmp_path, minimal(outbox)))
+        assert s.outbox.ignore_patterns == [] and s.outbox.poll_interval_seconds == 2
+        assert s.paths.state_dir == Path("/var/lib/outboxd")
+        assert s.validation.channel == "e-invoice" and s.validation.convert_images is False
+        assert s.validation.allowed_types == ["pdf", "png", "jpeg", "csv", "xlsx", "ods"]
+        assert s.validation.max_image_pixels == 89_478_485
+        assert s.policy.duplicate_window_days == 400
+        assert s.delivery.format == "bundle" and s.delivery.token is None
+        assert s.share.status_page == "outboxd-status.html"
+        assert s.share.release_suffix == ".send-anyway"
+        assert s.einvoice.preflight == "error"
+
     def test_fractional_seconds_are_accepted(self, tmp_path: Path, outbox: Path) -> None:
         """All durations may be fractional (tests run with settle_seconds = 0.3)."""
         extra = ("[policy]\nattachment_wait_seconds = 1.5\n"
@@ -219,6 +234,16 @@ class TestSecretsInErrors:
         problems = problems_of(config_file(tmp_path, minimal(
             outbox, 'client_cert = "/nonexistent.pem"\n')))
         assert one_problem_with(problems, "[delivery] client_cert = '/nonexistent.pem'", "PEM file")
+
+    def test_a_client_key_without_its_certificate_is_a_config_error(
+            self, tmp_path: Path, outbox: Path) -> None:
+        """client_key alone is refused naming the key and asking for client_cert: a key is
+        used only with its certificate, so alone it was ignored and every connection went
+        out without a client certificate (a TLS failure at each delivery, not at start)."""
+        key = tmp_path / "client.key"
+        key.write_text("-----BEGIN PRIVATE KEY-----\n")
+        problems = problems_of(config_file(tmp_path, minimal(outbox, f'client_key = "{key}"\n')))
+        assert one_problem_with(problems, "[delivery] client_key", "without client_cert")
 
 
 class TestDurations:

@@ -126,3 +126,22 @@ def test_http_libraries_say_nothing_below_warning_even_at_debug_level() -> None:
         logs.configure()
     text = out.getvalue()
     assert "T0k" not in text and "ours" in text
+
+
+def test_auto_format_is_console_on_a_terminal_and_json_off_one() -> None:
+    """[log] format = "auto" (the default) writes readable console lines to a terminal and
+    JSON lines anywhere else (journald under systemd)."""
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    for stream, is_json in ((Terminal(), False), (io.StringIO(), True)):
+        logs.configure(LogConfig(format="auto"), stream)
+        logs.get().info("bundle sent", invoice_file="INV-1.xml", invoice_ids=["INV-1"],
+                        bundle_id="a" * 64)
+        [line] = _lines(stream)
+        if is_json:
+            assert json.loads(line)["event"] == "bundle sent"
+        else:
+            assert not line.startswith("{") and "bundle sent: INV-1.xml [INV-1]" in line
+    logs.configure()

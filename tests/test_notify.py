@@ -37,3 +37,32 @@ def test_without_notify_socket_nothing_is_sent(monkeypatch: pytest.MonkeyPatch) 
     """Not run by systemd: notify() is a no-op that returns False."""
     monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
     assert notify("READY=1") is False
+
+
+def test_the_watchdog_interval_is_half_of_watchdog_usec(monkeypatch: pytest.MonkeyPatch) -> None:
+    """systemd's WatchdogSec arrives as WATCHDOG_USEC: the daemon pings at half of it, and
+    not at all without it or when WATCHDOG_PID names another process (a parent's)."""
+    import os
+
+    from daemon.notify import watchdog_interval
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    monkeypatch.delenv("WATCHDOG_USEC", raising=False)
+    assert watchdog_interval() is None
+    monkeypatch.setenv("WATCHDOG_USEC", "60000000")
+    assert watchdog_interval() == 30.0
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+    assert watchdog_interval() == 30.0
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid() + 1))
+    assert watchdog_interval() is None
+
+
+def test_an_abstract_notify_socket_is_reached(monkeypatch: pytest.MonkeyPatch) -> None:
+    """$NOTIFY_SOCKET starting with "@" names a socket in the abstract namespace, as
+    systemd may hand it out."""
+    import os
+    name = f"outboxd-test-{os.getpid()}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind("\0" + name)
+        monkeypatch.setenv("NOTIFY_SOCKET", "@" + name)
+        assert notify("READY=1")
+        assert sock.recv(4096) == b"READY=1"

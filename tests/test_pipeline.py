@@ -605,6 +605,23 @@ class TestReviewFindings:
         [line] = [e for e in logs if "errors file" in e["event"]]
         assert line["log_level"] == "error" and line["invoice_file"] == name + ".xml"
         assert "shorten" in line["fix"]
+        assert line["bundle_id"] == held.bundle_id and line["invoice_ids"] == [name]
+
+    def test_a_bundle_that_cannot_be_read_is_logged_as_a_bundle_event(
+            self, tmp_path: Path) -> None:
+        """Every bundle event carries bundle_id, invoice_file and invoice_ids: also the
+        error of a bundle that cannot be read (no id known yet: null and [], as while it
+        settles), so that a log query by those keys finds it."""
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        cand = list_outbox(s.outbox).candidates["INV-1.xml"]
+        nxt = p.step(cand, 1000.0)
+        assert nxt.read is not None
+        with capture_logs() as logs:
+            p.took_read("INV-1.xml", nxt.read, PermissionError(13, "Permission denied"))
+        [line] = [e for e in logs if e["event"] == "bundle cannot be read"]
+        assert line["invoice_file"] == "INV-1.xml"
+        assert line["bundle_id"] is None and line["invoice_ids"] == []
 
     @pytest.mark.parametrize("invalid", ["hold", "quarantine"])
     def test_a_sidecar_folder_named_in_latin1_holds_or_quarantines_the_bundle(

@@ -142,3 +142,20 @@ def test_embedded_document_that_breaks_a_fatal_rule_is_an_error_in_any_mode(
     b = bundle_of(tmp_path, data, {"a.pdf": ("Snippet1", pdf_bytes(), "application/pdf")})
     found = embedded_findings(b)
     assert any("[BR-52]" in f.message and f.severity == "error" for f in found)
+
+
+def test_an_invoice_file_that_is_not_ubl_is_a_not_ubl_error(tmp_path: Path) -> None:
+    """ubl-embedded sends UBL 2.1 Invoice/CreditNote documents only: a PDF invoice file,
+    Svefaktura or other XML is a bundle error `not-ubl` naming the file, and no document
+    is made."""
+    from dataclasses import replace
+    for fmt in ("pdf", "svefaktura", "other"):
+        (tmp_path / fmt).mkdir()
+        b = bundle_of(tmp_path / fmt, BASE, {"a.pdf": ("Snippet1", pdf_bytes(),
+                                                       "application/pdf")})
+        b = replace(b, invoice_file=replace(b.invoice_file, format=fmt))
+        plan = documents_for(b, mime_codes())
+        assert plan.documents == ()
+        [finding] = plan.findings
+        assert (finding.code, finding.file, finding.severity) == ("not-ubl", "INV.xml", "error")
+        assert fmt in finding.message

@@ -218,3 +218,52 @@ def test_a_reload_to_another_receiver_retries_at_once_despite_the_old_retry_afte
     daemon.popen.send_signal(signal.SIGHUP)
     wait_for(env.sent_bundles, what="the bundle in sent/ after the reload")
     assert [r["status"] for r in other.requests()] == [201]
+
+
+def test_the_loop_sends_watchdog_keepalives_when_systemd_asks(
+        env: Env, receiver: Receiver, start_daemon, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With WatchdogSec set (WATCHDOG_USEC; here 0.4 s) the running daemon sends
+    WATCHDOG=1 on $NOTIFY_SOCKET again and again after READY=1, at half the interval."""
+    import time
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(20)
+    try:
+        monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+        monkeypatch.setenv("WATCHDOG_USEC", "400000")
+        monkeypatch.delenv("WATCHDOG_PID", raising=False)
+        env.write_config(receiver.url)
+        start_daemon()
+        messages = [sock.recv(4096).decode()]
+        assert messages == ["READY=1"]
+        pings: list[float] = []
+        while len(pings) < 4:
+            if sock.recv(4096).decode() == "WATCHDOG=1":
+                pings.append(time.monotonic())
+        # About 0.2 s apart (half of 0.4 s), never a burst; the upper bound is loose, as a
+        # busy test machine may hold the loop up for a moment.
+        gaps = [b - a for a, b in zip(pings, pings[1:], strict=False)]
+        assert all(0.1 < g < 2.0 for g in gaps), gaps
+    finally:
+        sock.close()
+
+
+def test_files_the_daemon_creates_are_never_readable_by_others(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """outboxd sets umask 027 itself (the journal and the folders it creates hold
+    money-bearing documents): started with umask 000, the journal it creates is not
+    readable by others, nor are the state, sent and quarantine folders it makes."""
+    env.write_config(receiver.url)
+    cmd = ["sh", "-c", 'umask 000 && exec "$@"', "sh", *OUTBOXD, "run", "-c", str(env.config)]
+    from conftest import Proc
+    daemon = Proc(cmd, env.root / "umask.log")
+    try:
+        journal = env.state / "journal.sqlite3"
+        wait_for(lambda: "outboxd running" in daemon.stderr() and journal.exists(),
+                 what="the daemon to start and make its journal")
+        for made in (journal, env.state, env.sent, env.quarantine, env.processing):
+            assert os.stat(made).st_mode & 0o007 == 0, f"{made}: {oct(os.stat(made).st_mode)}"
+    finally:
+        assert daemon.stop() == 0

@@ -130,3 +130,32 @@ class TestRefusing:
             parts[0] = ("manifest", (None, manifest, "application/json"))
             resp = post(url, sent, files=parts)
         assert resp.status_code == 400 and "manifest" in resp.json()["error"]
+
+
+class TestDocuments:
+    def test_a_ubl_document_is_stored_by_its_key_and_a_repeat_gets_the_first_body(
+            self, store: Path, url: str) -> None:
+        """ubl-embedded: an application/xml POST keyed by the sha256 of its bytes is stored
+        as STORE/documents/KEY.xml and answered 201 with a receipt; the same document
+        again gets 200 and the first body byte for byte; a key that is not the document's
+        sha256 gets 400 and stores nothing."""
+        import hashlib
+
+        import httpx
+        key = hashlib.sha256(UBL).hexdigest()
+        bid = "b" * 64
+
+        def send(data: bytes, k: str) -> httpx.Response:
+            return httpx.post(url, content=data, headers={
+                "Content-Type": "application/xml", "Idempotency-Key": k,
+                "X-Outboxd-Bundle-Id": bid})
+
+        first, again = send(UBL, key), send(UBL, key)
+        assert (first.status_code, again.status_code) == (201, 200)
+        assert again.content == first.content
+        assert first.json()["receipt_id"].startswith("rcpt-")
+        assert first.json()["bundle_id"] == bid
+        assert (store / "documents" / f"{key}.xml").read_bytes() == UBL
+        wrong = send(UBL.replace(b"INV-2001", b"INV-2002"), "c" * 64)
+        assert wrong.status_code == 400 and "sha256" in wrong.json()["error"]
+        assert sorted(p.name for p in (store / "documents").glob("*.xml")) == [f"{key}.xml"]
