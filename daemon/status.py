@@ -109,7 +109,6 @@ def render(data: dict[str, Any], limit: int = 20, now: datetime | None = None) -
         if hidden:
             lines.append(f"  … and {hidden} more (outboxd status --json lists them all)")
     return "\n".join(lines)
-    return "\n".join(lines)
 
 
 def as_json(data: dict[str, Any]) -> str:
