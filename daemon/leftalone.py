@@ -72,6 +72,8 @@ class LeftBehind:
     invoice_file: str
     quarantine: str
     message: str
+    bundle_id: str | None = None  # of the quarantined bundle, for its log events
+    invoice_ids: tuple[str, ...] = ()
 
     @property
     def why(self) -> str:
@@ -101,7 +103,8 @@ def left_behind(rows: Iterable[Row], outbox: Path, quarantine_root: Path) -> lis
                 continue
             found[name] = LeftBehind(printable(name), row.invoice_file,
                                      _shown(folder, quarantine_root),
-                                     str(reason.get("message", "")))
+                                     str(reason.get("message", "")), row.bundle_id,
+                                     tuple(row.invoice_ids))
     return sorted(found.values(), key=lambda x: x.name)
 
 

@@ -309,10 +309,9 @@ class StatusPage:
         said = {(x.name, x.quarantine) for x in left}
         for x in left:
             if (x.name, x.quarantine) not in self._said_left:
-                logs.get().warning("look-alike sidecar left in the outbox by a quarantine; "
-                                   "waits for a person", file=x.name,
-                                   invoice_file=x.invoice_file, quarantine=x.quarantine,
-                                   error=f"{x.name}: {x.why}")
+                logs.bundle_log(logs.get(), x.invoice_file, x.bundle_id, x.invoice_ids).warning(
+                    "look-alike sidecar left in the outbox by a quarantine; waits for a "
+                    "person", file=x.name, quarantine=x.quarantine, error=f"{x.name}: {x.why}")
         self._said_left = said
         self.left_names = frozenset(x.name for x in left)
 

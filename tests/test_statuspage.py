@@ -305,7 +305,8 @@ def test_a_look_alike_left_by_a_quarantine_is_listed_with_why_until_renamed(
     message = ("this folder looks like the sidecar INV-7 of INV-7.xml, but the two names "
                "differ only in upper and lower case — rename it to INV-7")
     journal.create("INV-7.xml", "quarantined", archive_dir=str(folder), reasons=[
-        {"code": "sidecar-spelling", "file": "inv-7", "message": message}])
+        {"code": "sidecar-spelling", "file": "inv-7", "message": message}],
+        bundle_id="3f2a9c01b7e4" + "0" * 52, invoice_ids=["INV-7"])
     settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
     clock = [100.0]
     page = StatusPage(clock=lambda: clock[0])
@@ -324,6 +325,9 @@ def test_a_look_alike_left_by_a_quarantine_is_listed_with_why_until_renamed(
     [line] = [e for e in logs if "look-alike" in e["event"]]
     assert line["log_level"] == "warning" and line["file"] == "inv-7"
     assert line["quarantine"] == "quarantine/2026-12-04/INV-7--3f2a9c01b7e4"
+    # A bundle event: it carries the quarantined bundle's id and invoice ids.
+    assert (line["invoice_file"], line["bundle_id"], line["invoice_ids"]) == \
+        ("INV-7.xml", "3f2a9c01b7e4" + "0" * 52, ["INV-7"])
     assert page.left_names == {"inv-7"}
 
     (outbox / "inv-7").rename(outbox / "INV-7")
