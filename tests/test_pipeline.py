@@ -502,6 +502,23 @@ class TestRecovery:
         assert json.loads((q / "reason.json").read_text())["reasons"][0]["code"] == \
             "changed-during-claim"
 
+    def test_a_half_done_claim_that_cannot_be_read_for_an_unexpected_reason_is_finished(
+            self, tmp_path: Path) -> None:
+        """The read of the recovery's check fails with an error no rule names (a bug in a
+        parser, handed back by a reader): the start goes on, as it did before the check,
+        and the claim is finished for the attempt, which reads the bundle again."""
+        p, s, work, row = self._half_claimed(tmp_path, pdf_bytes())
+
+        def broken(*_: object) -> Any:
+            raise RuntimeError("parser bug")
+
+        p.finish.evaluate = broken
+        assert p.finish.recover() == [(row, 0.0)]
+        assert p.j.get(row).state == "delivering"
+        assert (work / "INV-1" / "a.pdf").exists()
+        p.finish.evaluate = evaluate
+        assert p.finish.attempt(row) is None and p.j.get(row).state == "sent"
+
 
 class TestReviewFindings:
     def test_a_delivered_row_is_only_archived_never_posted_again(self, tmp_path: Path) -> None:
