@@ -378,8 +378,11 @@ class Finisher(Moves):
         were found (None: the same)."""
         try:
             bundle = self.evaluate(moved_candidate(cand, work), self.s)
-        except (InputError, OSError, ReaderFailed):
-            return None  # the attempt reads it again and says what is wrong
+        except Exception as exc:  # noqa: BLE001 - the attempt reads it again, says what is wrong
+            if not isinstance(exc, InputError | OSError | ReaderFailed):  # not stop the start
+                self.log.exception("unexpected error reading a claimed bundle again",
+                                   invoice_file=row.invoice_file)
+            return None
         if bundle_id_of(bundle) == row.bundle_id:
             self._validated[row.id] = bundle
             return None

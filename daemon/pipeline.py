@@ -381,4 +381,6 @@ class Pipeline(Claims):
                 if row.state in ("waiting", "held"):
                     self._resumed.add(row.invoice_file)
             else:
+                if row.state == "held":  # taken out while we were stopped: as in step()
+                    self._clear_errors_file(candidate_for(self.s.outbox, row.invoice_file))
                 self.j.transition(row.id, "gone", "not in the outbox at start", durable=False)

@@ -502,6 +502,23 @@ class TestRecovery:
         assert json.loads((q / "reason.json").read_text())["reasons"][0]["code"] == \
             "changed-during-claim"
 
+    def test_a_half_done_claim_that_cannot_be_read_for_an_unexpected_reason_is_finished(
+            self, tmp_path: Path) -> None:
+        """The read of the recovery's check fails with an error no rule names (a bug in a
+        parser, handed back by a reader): the start goes on, as it did before the check,
+        and the claim is finished for the attempt, which reads the bundle again."""
+        p, s, work, row = self._half_claimed(tmp_path, pdf_bytes())
+
+        def broken(*_: object) -> Any:
+            raise RuntimeError("parser bug")
+
+        p.finish.evaluate = broken
+        assert p.finish.recover() == [(row, 0.0)]
+        assert p.j.get(row).state == "delivering"
+        assert (work / "INV-1" / "a.pdf").exists()
+        p.finish.evaluate = evaluate
+        assert p.finish.attempt(row) is None and p.j.get(row).state == "sent"
+
 
 class TestReviewFindings:
     def test_a_delivered_row_is_only_archived_never_posted_again(self, tmp_path: Path) -> None:
@@ -553,6 +570,26 @@ class TestReviewFindings:
         assert step(p, cand, 2000.0).gone
         assert sorted(e.name for e in s.outbox.path.iterdir() if e.name != ".outboxd") == []
         assert sorted(e.name for e in away.iterdir()) == ["INV-1", "INV-1.xml"]
+
+    def test_the_errors_file_goes_when_the_held_invoice_file_left_while_stopped(
+            self, tmp_path: Path) -> None:
+        """As above, but the clerk took the held invoice file out while the daemon was
+        stopped: the next start finds the held row gone and removes its INV-1.errors.txt
+        (a person's file of that name is left alone)."""
+        p, s = make(tmp_path, policy={"invalid": "hold"})
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": b""})
+        drop_bundle(s.outbox.path, "INV-2", {"a.pdf": b""})
+        assert run_once(p) == []
+        assert (s.outbox.path / "INV-1.errors.txt").exists()
+        write(s.outbox.path / "INV-2.errors.txt", b"my own notes")
+        for name in ("INV-1.xml", "INV-1", "INV-2.xml", "INV-2"):
+            (s.outbox.path / name).rename(tmp_path / name)
+        p.j.close()
+        again, _ = make(tmp_path, policy={"invalid": "hold"})
+        again.start(set())
+        assert sorted(e.name for e in s.outbox.path.iterdir() if e.name != ".outboxd") == \
+            ["INV-2.errors.txt"]
+        assert [again.j.get(r).state for r in (1, 2)] == ["gone", "gone"]
 
     def test_a_held_bundle_quarantined_after_a_reload_leaves_no_errors_file(
             self, tmp_path: Path) -> None:
