@@ -18,8 +18,8 @@ from typing import Any
 from daemon import logs, release
 from daemon.answers import BODY_LIMIT
 from daemon.archive import target_for
-from daemon.bundle import Bundle, Finding, findings_of, reasons_of
-from daemon.claim import changed_during_claim, finish_claim, moved_candidate, unclaim
+from daemon.bundle import Bundle, Finding, findings_of
+from daemon.claim import moved_candidate
 from daemon.config import Settings
 from daemon.convert import materialise_bundle
 from daemon.deliver import Deliverer, Shared, backoff
@@ -35,21 +35,19 @@ from daemon.errors import (
 )
 from daemon.fsops import is_regular_file
 from daemon.journal import (
-    CLAIMING,
     DELIVERED,
-    IN_FLIGHT,
     QUARANTINING,
     Journal,
     Row,
     iso_in,
     now_iso,
-    seconds_until,
 )
 from daemon.logs import bundle_log
 from daemon.manifest import build_manifest, bundle_id_of
 from daemon.match import assemble, sent_names_distinct
 from daemon.moves import Moves
 from daemon.names import stem
+from daemon.recovery import PAUSED, Recovery
 from daemon.scan import Candidate, candidate_for
 from daemon.validate import validate_bundle
 
@@ -68,13 +66,9 @@ def materialise_here(cand: Candidate, bundle: Bundle, work_dir: Path,
     return materialise_bundle(bundle, work_dir)
 
 
-# The transition's detail of an attempt that found a configuration problem (401,
-# 403, 404: the url or token is ours to fix): a restart tries such a bundle at once,
-# as a reload does.
-PAUSED = "paused: configuration problem"
 
 
-class Finisher(Moves):
+class Finisher(Moves, Recovery):
     def __init__(self, settings: Settings, journal: Journal, deliverer: Deliverer) -> None:
         self.s = settings
         self.j = journal
@@ -310,34 +304,6 @@ class Finisher(Moves):
             "will retry", error=error, attempts=attempts, retry_in=round(delay, 3))
         return delay
 
-    # -- recovery ----------------------------------------------------------------
-    def recover(self) -> list[tuple[int, float]]:
-        """Finish what a crash interrupted; the rows to hand to the workers and when.
-
-        Only half-done claims are finished here (they touch the outbox, which
-        this thread owns); archiving and delivery go through `attempt`, so a
-        failure there is retried later instead of stopping the start.
-        """
-        due: list[tuple[int, float]] = []
-        for row in self.j.rows(IN_FLIGHT):
-            log = bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids)
-            log.info("recovering bundle", state=row.state)
-            delay = 0.0
-            if row.state == CLAIMING:
-                try:
-                    if not self._finish_claim(row):
-                        continue
-                except OSError as exc:
-                    log.error("cannot finish an interrupted claim; will retry at next start",
-                              error=str(exc))
-                    continue
-            elif row.state == "retrying" and self.j.last_detail(row.id) == PAUSED:
-                self.paused.add(row.id)  # the configuration may be fixed by now: at once
-            elif row.state == "retrying" and row.next_attempt_at:
-                delay = max(0.0, seconds_until(row.next_attempt_at))
-            due.append((row.id, delay))
-        return due
-
     def after_reload(self, receiver_changed: bool) -> list[int]:
         """The rows to try again at once after a reload: those paused for a
         configuration problem, which the new one may have fixed, and when the
@@ -347,54 +313,3 @@ class Finisher(Moves):
         if receiver_changed:
             return [row.id for row in self.j.rows(("delivering", "retrying"))]
         return sorted(self.paused.copy())
-
-    def _finish_claim(self, row: Row) -> bool:
-        """A claim cut short by a crash: True if the bundle is now ours to finish."""
-        assert row.work_dir
-        work = Path(row.work_dir)
-        if not (work / row.invoice_file).exists():
-            if work.is_dir() and not any(work.iterdir()):
-                work.rmdir()
-            self.j.transition(row.id, "settling", "claim did not happen", work_dir=None)
-            return False
-        cand = candidate_for(self.s.outbox, row.invoice_file)
-        finish_claim(cand, work, self.s.outbox.completion == "marker",
-                     companions=[release.path_for(cand, self.s.share)])
-        changed = self._check_claimed(row, cand, work)
-        if changed is not None:
-            return changed == QUARANTINING  # a quarantine is finished by an attempt
-        if row.reasons:
-            self.j.transition(row.id, QUARANTINING, "claim finished after restart")
-        else:
-            self.j.transition(row.id, "delivering", "claim finished after restart")
-        return True
-
-    def _check_claimed(self, row: Row, cand: Candidate, work: Path) -> str | None:
-        """The check after a claim (claims.py), which the crash came before: the bundle
-        read where it lies now must be the one the claim recorded. Other bytes go back
-        to the outbox to settle again, so that what is sent or quarantined, and the
-        duplicate and unattached decisions, are made for what is there; the same bytes
-        are handed to delivery, read once. The state the row was put in, if other bytes
-        were found (None: the same)."""
-        try:
-            bundle = self.evaluate(moved_candidate(cand, work), self.s)
-        except Exception as exc:  # noqa: BLE001 - the attempt reads it again, says what is wrong
-            if not isinstance(exc, InputError | OSError | ReaderFailed):  # not stop the start
-                self.log.exception("unexpected error reading a claimed bundle again",
-                                   invoice_file=row.invoice_file)
-            return None
-        if bundle_id_of(bundle) == row.bundle_id:
-            self._validated[row.id] = bundle
-            return None
-        log = bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids)
-        stuck = unclaim(cand, work)
-        if stuck:
-            self.j.transition(row.id, QUARANTINING, "changed while being claimed",
-                              reasons=reasons_of([changed_during_claim(row.invoice_file, stuck)]))
-            log.warning("bundle changed while being claimed; quarantined beside the new files",
-                        new_bundle_id=bundle_id_of(bundle), stuck=stuck)
-            return QUARANTINING
-        self.j.transition(row.id, "settling", "changed while being claimed", work_dir=None)
-        log.warning("bundle changed while being claimed (before a restart); settling again",
-                    new_bundle_id=bundle_id_of(bundle))
-        return "settling"

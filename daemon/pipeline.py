@@ -382,5 +382,5 @@ class Pipeline(Claims):
                     self._resumed.add(row.invoice_file)
             else:
                 if row.state == "held":  # taken out while we were stopped: as in step()
-                    self._clear_errors_file(candidate_for(self.s.outbox, row.invoice_file))
+                    self._clear_errors_file(candidate_for(self.s.outbox, row.invoice_file), row)
                 self.j.transition(row.id, "gone", "not in the outbox at start", durable=False)

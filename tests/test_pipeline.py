@@ -472,6 +472,20 @@ class TestRecovery:
         assert p.j.get(row).state == "sent"
         assert (folders(s.sent_dir)[0] / "INV-1" / "a.pdf").exists()
 
+    def test_each_claim_read_again_at_start_asks_systemd_for_more_start_time(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Reading an interrupted claim again happens before READY: each one sends
+        EXTEND_TIMEOUT_USEC, so that a batch of them cannot run into the start timeout."""
+        import socket
+        p, s, work, row = self._half_claimed(tmp_path, pdf_bytes())
+        path = tmp_path / "notify.sock"
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.bind(str(path))
+            sock.settimeout(5)
+            monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+            assert p.finish.recover() == [(row, 0.0)]
+            assert sock.recv(4096) == b"EXTEND_TIMEOUT_USEC=60000000"
+
     def test_a_half_done_claim_of_changed_files_goes_back_to_settle(
             self, tmp_path: Path) -> None:
         """An attachment replaced between the read and the crash mid-claim: the check after
