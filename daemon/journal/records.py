@@ -183,13 +183,34 @@ def _reasons(text: str | None, invoice_file: str) -> list[dict[str, Any]]:
                         "again; for a quarantined bundle REASON.txt in its folder has them"}]
 
 
+# What an invoice-id column that cannot be read shows instead (status, the page).
+UNREADABLE_IDS = "(unreadable in the journal)"
+
+
+def _loaded(k: str, text: str) -> Any:
+    """A JSON column other than reasons, as _reasons reads those: text that is not what
+    outboxd writes (a list of ids; the receiver's answer as an object) is shown as such,
+    instead of failing every reader of the journal."""
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        value = None
+    if k == "response":
+        # A delivered row still goes to sent/, its receipt saying what was lost.
+        return value if isinstance(value, dict) or value is None and text == "null" else {
+            "unreadable": "the journal's copy of the receiver's answer cannot be read"}
+    if isinstance(value, list) and all(isinstance(x, str) for x in value):
+        return value
+    return [UNREADABLE_IDS]
+
+
 def decoded(d: dict[str, Any]) -> dict[str, Any]:
     """A row's columns with its JSON ones as values (reasons read as _reasons does)."""
     for k in _JSON_FIELDS:
         if k == "reasons":
             d[k] = _reasons(d.get(k), str(d.get("invoice_file", "")))
         elif d.get(k) is not None:
-            d[k] = json.loads(d[k])
+            d[k] = _loaded(k, d[k])
     return d
 
 

@@ -53,6 +53,35 @@ def test_a_negative_limit_is_a_usage_error(env: Env, capsys) -> None:
     assert "below 0" in capsys.readouterr().err
 
 
+def test_rows_with_unreadable_ids_or_answer_are_listed_as_such_not_a_traceback(
+        env: Env, capsys) -> None:
+    """A journal edited by hand: invoice ids that are not a JSON list of strings, an
+    answer that is not an object. `status` lists the row with its ids shown as unreadable
+    (text and --json), exit 0, no traceback; the row's answer reads as one saying so."""
+    import sqlite3
+    env.write_config("http://127.0.0.1:9/bundles")
+    env.state.mkdir()
+    j = Journal(env.state / "journal.sqlite3")
+    row = j.create("W.xml", "waiting", invoice_ids=["W-1"], unattached_ids=["W-1"])
+    j.close()
+    db = sqlite3.connect(env.state / "journal.sqlite3")
+    db.execute("UPDATE bundles SET invoice_ids = '[\"W-1\"', unattached_ids = '{}', "
+               "response = '[1]' WHERE id = ?", (row,))
+    db.commit()
+    db.close()
+    assert main(["status", "-c", str(env.config)]) == 0
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    assert "  W.xml [(unreadable in the journal)] waiting since " in captured.out
+    assert "no attachments: (unreadable in the journal)" in captured.out
+    assert main(["status", "-c", str(env.config), "--json"]) == 0
+    [b] = json.loads(capsys.readouterr().out)["bundles"]
+    assert b["invoice_ids"] == b["unattached_ids"] == ["(unreadable in the journal)"]
+    j = Journal(env.state / "journal.sqlite3")
+    assert "unreadable" in (j.get(row).response or {})
+    j.close()
+
+
 def test_rows_with_unreadable_reasons_are_listed_as_such_not_a_traceback(
         env: Env, capsys) -> None:
     """A journal edited by hand: reasons that are not JSON, or JSON that is no list of
