@@ -10,6 +10,7 @@ written from it.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +35,11 @@ def read_journal(path: Path, read: Callable[[Journal], T]) -> T:
     (a state dir the user may not write to), opened immutable. Raises sqlite3.Error (or
     JournalError from opening it) when neither works: each command says what that means
     to it."""
+    if not os.path.lexists(f"{path}-wal"):
+        # No daemon has it open (its last close checkpointed and removed the WAL): the
+        # file alone is the journal. Read as is, so that SQLite makes no -wal and -shm
+        # here, which would be this user's files in the daemon's state dir.
+        return _read(path, read, immutable=True)
     try:
         return _read(path, read, immutable=False)
     except (sqlite3.OperationalError, JournalError):

@@ -1,0 +1,34 @@
+"""The journal read beside the daemon by `status` and `check` (daemon/journal/readonly.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from daemon.journal import Journal
+from daemon.journal.readonly import read_journal
+
+
+def test_a_journal_no_daemon_has_open_is_read_without_making_files_beside_it(
+        tmp_path: Path) -> None:
+    """A journal closed by its daemon is one file: reading it leaves no -wal or -shm in
+    the state dir (they would be the reading user's files, in the daemon's folder)."""
+    path = tmp_path / "journal.sqlite3"
+    j = Journal(path)
+    j.create("INV-1.xml", "waiting", unattached_ids=["INV-1"])
+    j.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["journal.sqlite3"]
+    assert read_journal(path, lambda journal: journal.counts()["waiting"]) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["journal.sqlite3"]
+
+
+def test_a_journal_the_daemon_has_open_is_read_with_what_it_wrote_last(
+        tmp_path: Path) -> None:
+    """While the daemon holds the journal (its WAL there), a read sees its latest commit."""
+    path = tmp_path / "journal.sqlite3"
+    j = Journal(path)
+    try:
+        j.create("INV-1.xml", "waiting", unattached_ids=["INV-1"])
+        assert (tmp_path / "journal.sqlite3-wal").exists()
+        assert read_journal(path, lambda journal: journal.counts()["waiting"]) == 1
+    finally:
+        j.close()
