@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from conftest import Env
 
@@ -53,29 +54,43 @@ def test_a_negative_limit_is_a_usage_error(env: Env, capsys) -> None:
     assert "below 0" in capsys.readouterr().err
 
 
+def edit_by_hand(env: Env, *updates: tuple[str, int]) -> None:
+    """Change the journal's rows as a person with sqlite3 might: (statement, row id)."""
+    import sqlite3
+    db = sqlite3.connect(env.state / "journal.sqlite3")
+    for sql, row in updates:
+        db.execute(sql, (row,))
+    db.commit()
+    db.close()
+
+
+def status_of(env: Env, capsys) -> tuple[str, dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """`status` as text and `status --json` (its bundles by invoice file); each exits 0
+    without a traceback."""
+    assert main(["status", "-c", str(env.config)]) == 0
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    assert main(["status", "-c", str(env.config), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    return captured.out, {b["invoice_file"]: b for b in out["bundles"]}
+
+
 def test_rows_with_unreadable_ids_or_answer_are_listed_as_such_not_a_traceback(
         env: Env, capsys) -> None:
     """A journal edited by hand: invoice ids that are not a JSON list of strings, an
     answer that is not an object. `status` lists the row with its ids shown as unreadable
     (text and --json), exit 0, no traceback; the row's answer reads as one saying so."""
-    import sqlite3
     env.write_config("http://127.0.0.1:9/bundles")
     env.state.mkdir()
     j = Journal(env.state / "journal.sqlite3")
     row = j.create("W.xml", "waiting", invoice_ids=["W-1"], unattached_ids=["W-1"])
     j.close()
-    db = sqlite3.connect(env.state / "journal.sqlite3")
-    db.execute("UPDATE bundles SET invoice_ids = '[\"W-1\"', unattached_ids = '{}', "
-               "response = '[1]' WHERE id = ?", (row,))
-    db.commit()
-    db.close()
-    assert main(["status", "-c", str(env.config)]) == 0
-    captured = capsys.readouterr()
-    assert "Traceback" not in captured.err
-    assert "  W.xml [(unreadable in the journal)] waiting since " in captured.out
-    assert "no attachments: (unreadable in the journal)" in captured.out
-    assert main(["status", "-c", str(env.config), "--json"]) == 0
-    [b] = json.loads(capsys.readouterr().out)["bundles"]
+    edit_by_hand(env, ("UPDATE bundles SET invoice_ids = '[\"W-1\"', unattached_ids = '{}', "
+                       "response = '[1]' WHERE id = ?", row))
+    text, bundles = status_of(env, capsys)
+    assert "  W.xml [(unreadable in the journal)] waiting since " in text
+    assert "no attachments: (unreadable in the journal)" in text
+    b = bundles["W.xml"]
     assert b["invoice_ids"] == b["unattached_ids"] == ["(unreadable in the journal)"]
     j = Journal(env.state / "journal.sqlite3")
     assert "unreadable" in (j.get(row).response or {})
@@ -87,7 +102,6 @@ def test_rows_with_unreadable_reasons_are_listed_as_such_not_a_traceback(
     """A journal edited by hand: reasons that are not JSON, or JSON that is no list of
     findings. `status` (text and --json) lists each such row with one reason that says
     so, [unreadable-reasons], and the other rows as ever; exit 0, no traceback."""
-    import sqlite3
     env.write_config("http://127.0.0.1:9/bundles")
     env.state.mkdir()
     j = Journal(env.state / "journal.sqlite3")
@@ -97,20 +111,13 @@ def test_rows_with_unreadable_reasons_are_listed_as_such_not_a_traceback(
     j.create("R.xml", "quarantined", reasons=[{"code": "empty", "file": "R/b.pdf",
                                                "message": "is empty"}])
     j.close()
-    db = sqlite3.connect(env.state / "journal.sqlite3")
-    db.execute("UPDATE bundles SET reasons = '[{\"code\": \"empty\"' WHERE id = ?", (bad_json,))
-    db.execute("UPDATE bundles SET reasons = '[1]' WHERE id = ?", (bad_shape,))
-    db.commit()
-    db.close()
-    assert main(["status", "-c", str(env.config)]) == 0
-    captured = capsys.readouterr()
-    assert "Traceback" not in captured.err
-    assert "  Q.xml [] Q.xml: unreadable-reasons" in captured.out
-    assert "  R.xml [] R/b.pdf: empty" in captured.out
-    held = captured.out.split("Held (invalid):")[1]
+    edit_by_hand(env, ("UPDATE bundles SET reasons = '[{\"code\": \"empty\"' WHERE id = ?",
+                       bad_json), ("UPDATE bundles SET reasons = '[1]' WHERE id = ?", bad_shape))
+    text, bundles = status_of(env, capsys)
+    assert "  Q.xml [] Q.xml: unreadable-reasons" in text
+    assert "  R.xml [] R/b.pdf: empty" in text
+    held = text.split("Held (invalid):")[1]
     assert "H.xml: the journal's reasons for this bundle cannot be read" in held
-    assert main(["status", "-c", str(env.config), "--json"]) == 0
-    bundles = {b["invoice_file"]: b for b in json.loads(capsys.readouterr().out)["bundles"]}
     assert [r["code"] for r in bundles["H.xml"]["reasons"]] == ["unreadable-reasons"]
     assert [r["code"] for r in bundles["Q.xml"]["reasons"]] == ["unreadable-reasons"]
     assert bundles["R.xml"]["reasons"][0]["file"] == "R/b.pdf"

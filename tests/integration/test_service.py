@@ -16,26 +16,32 @@ from conftest import OUTBOXD, Env, Receiver, journal_since, journal_states
 from helpers import wait_for
 
 
-def test_ready_after_startup_and_stopping_on_sigterm(env: Env, receiver: Receiver, start_daemon,
-                                                     tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """With $NOTIFY_SOCKET set, the daemon sends READY=1 once it watches the outbox and
-    STOPPING=1 on SIGTERM, then exits 0."""
+@pytest.fixture
+def notify_socket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """A socket as systemd's: $NOTIFY_SOCKET names it for the daemon started after;
+    recv() waits up to 20 s for each message."""
     path = tmp_path / "notify.sock"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(path))
     sock.settimeout(20)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
     try:
-        monkeypatch.setenv("NOTIFY_SOCKET", str(path))
-        env.write_config(receiver.url)
-        daemon = start_daemon()
-        messages = [sock.recv(4096).decode()]
-        assert messages == ["READY=1"]
-        assert daemon.stop(signal.SIGTERM) == 0
-        while "STOPPING=1" not in messages:
-            messages.append(sock.recv(4096).decode())
+        yield sock
     finally:
         sock.close()
+
+
+def test_ready_after_startup_and_stopping_on_sigterm(env: Env, receiver: Receiver, start_daemon,
+                                                     notify_socket: socket.socket) -> None:
+    """With $NOTIFY_SOCKET set, the daemon sends READY=1 once it watches the outbox and
+    STOPPING=1 on SIGTERM, then exits 0."""
+    env.write_config(receiver.url)
+    daemon = start_daemon()
+    messages = [notify_socket.recv(4096).decode()]
+    assert messages == ["READY=1"]
+    assert daemon.stop(signal.SIGTERM) == 0
+    while "STOPPING=1" not in messages:
+        messages.append(notify_socket.recv(4096).decode())
 
 
 def test_sighup_reloads_a_good_config_and_keeps_the_old_on_a_bad_one(
@@ -221,33 +227,25 @@ def test_a_reload_to_another_receiver_retries_at_once_despite_the_old_retry_afte
 
 
 def test_the_loop_sends_watchdog_keepalives_when_systemd_asks(
-        env: Env, receiver: Receiver, start_daemon, tmp_path: Path,
+        env: Env, receiver: Receiver, start_daemon, notify_socket: socket.socket,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """With WatchdogSec set (WATCHDOG_USEC; here 0.4 s) the running daemon sends
     WATCHDOG=1 on $NOTIFY_SOCKET again and again after READY=1, at half the interval."""
     import time
-    path = tmp_path / "notify.sock"
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(str(path))
-    sock.settimeout(20)
-    try:
-        monkeypatch.setenv("NOTIFY_SOCKET", str(path))
-        monkeypatch.setenv("WATCHDOG_USEC", "400000")
-        monkeypatch.delenv("WATCHDOG_PID", raising=False)
-        env.write_config(receiver.url)
-        start_daemon()
-        messages = [sock.recv(4096).decode()]
-        assert messages == ["READY=1"]
-        pings: list[float] = []
-        while len(pings) < 4:
-            if sock.recv(4096).decode() == "WATCHDOG=1":
-                pings.append(time.monotonic())
-        # About 0.2 s apart (half of 0.4 s), never a burst; the upper bound is loose, as a
-        # busy test machine may hold the loop up for a moment.
-        gaps = [b - a for a, b in zip(pings, pings[1:], strict=False)]
-        assert all(0.1 < g < 2.0 for g in gaps), gaps
-    finally:
-        sock.close()
+    monkeypatch.setenv("WATCHDOG_USEC", "400000")
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    env.write_config(receiver.url)
+    start_daemon()
+    messages = [notify_socket.recv(4096).decode()]
+    assert messages == ["READY=1"]
+    pings: list[float] = []
+    while len(pings) < 4:
+        if notify_socket.recv(4096).decode() == "WATCHDOG=1":
+            pings.append(time.monotonic())
+    # About 0.2 s apart (half of 0.4 s), never a burst; the upper bound is loose, as a
+    # busy test machine may hold the loop up for a moment.
+    gaps = [b - a for a, b in zip(pings, pings[1:], strict=False)]
+    assert all(0.1 < g < 2.0 for g in gaps), gaps
 
 
 def test_files_the_daemon_creates_are_never_readable_by_others(
