@@ -173,6 +173,17 @@ class Finisher(Moves, Recovery):
             return damaged([Finding(
                 "processing-damaged", row.invoice_file, f"cannot be read in the processing "
                 f"folder ({exc}) — check it and move it back to the outbox")])
+        except Exception as exc:  # noqa: BLE001 - a reader gone, a parser's bug: not the bundle's
+            if isinstance(exc, OutboxdError) and not isinstance(exc, ReaderFailed):
+                raise  # the journal's own: the workers retry it
+            # Recovery lets the start go on past such an error for this read. Said in the
+            # row (retrying, last_error) and tried again on the move back-off, as a failed
+            # conversion is; never quarantined for it, never a row `delivering` unexplained.
+            if not isinstance(exc, ReaderFailed):
+                log.exception("unexpected error reading a claimed bundle again")
+            return self._move_failed(row, f"cannot read the bundle again in {row.work_dir}: "
+                                     f"{exc if isinstance(exc, ReaderFailed) else repr(exc)}",
+                                     "bundle cannot be prepared for delivery; will retry")
         if read_again and not self._work_present(row):
             return damaged([])  # the share went away while the bundle was being read
         if any(a.converted for a in bundle.attachments):

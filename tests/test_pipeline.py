@@ -533,6 +533,30 @@ class TestRecovery:
         p.finish.evaluate = evaluate
         assert p.finish.attempt(row) is None and p.j.get(row).state == "sent"
 
+    def test_a_claimed_bundle_that_cannot_be_read_again_says_why_in_its_row(
+            self, tmp_path: Path) -> None:
+        """The recovery's check let the start go on past an unexpected read error; the
+        attempt meets it too (the parser bug is still there). The row says so, retrying
+        with the error as last_error (status, the page), instead of staying `delivering`
+        with no error while the workers retry it; nothing is sent, quarantined or moved."""
+        p, s, work, row = self._half_claimed(tmp_path, pdf_bytes())
+
+        def broken(*_: object) -> Any:
+            raise RuntimeError("parser bug")
+
+        p.finish.evaluate = broken
+        assert p.finish.recover() == [(row, 0.0)]
+        delay = p.finish.attempt(row)
+        got = p.j.get(row)
+        assert delay is not None and delay > 0
+        assert got.state == "retrying" and "parser bug" in (got.last_error or "")
+        assert got.shown_state == "retrying"
+        assert (work / "INV-1.xml").exists() and (work / "INV-1" / "a.pdf").exists()
+        assert (p.finish.attempt(row) or 0) > 0  # its back-off, not read again at once
+        p.finish.evaluate = evaluate
+        p.finish._move_faults.clear()  # its back-off over
+        assert p.finish.attempt(row) is None and p.j.get(row).state == "sent"
+
 
 class TestReviewFindings:
     def test_a_delivered_row_is_only_archived_never_posted_again(self, tmp_path: Path) -> None:

@@ -294,7 +294,7 @@ def check(paths: list[Path], settings: Settings, out: TextIO | None = None,
     for i, (target, s) in enumerate(found, 1):
         progress.tick(i)
         if target.cand is None:
-            print(target.note, file=out)
+            print(escaped_controls(target.note), file=out)  # a folder's name, the journal's
             failed = failed or target.error
             continue
         if target.cand.invoice in seen:
@@ -317,7 +317,8 @@ def check(paths: list[Path], settings: Settings, out: TextIO | None = None,
         invalid = bundle is None or bool(bundle.errors)
         failed = failed or invalid
         n_invalid += invalid
-        print("\n".join(lines), file=out)
+        # The file's name (C1 controls are no bad name) and an error's text, as report's.
+        print("\n".join(escaped_controls(line) for line in lines), file=out)
     progress.end()
     print(f"\n{n_bundles} bundle(s) checked, {n_invalid} invalid"
           + ("" if n_bundles else " (no invoice files found)"), file=out)

@@ -35,11 +35,22 @@ def read_journal(path: Path, read: Callable[[Journal], T]) -> T:
     (a state dir the user may not write to), opened immutable. Raises sqlite3.Error (or
     JournalError from opening it) when neither works: each command says what that means
     to it."""
-    if not os.path.lexists(f"{path}-wal"):
+    wal = f"{path}-wal"
+    if not os.path.lexists(wal):
         # No daemon has it open (its last close checkpointed and removed the WAL): the
         # file alone is the journal. Read as is, so that SQLite makes no -wal and -shm
         # here, which would be this user's files in the daemon's state dir.
-        return _read(path, read, immutable=True)
+        try:
+            result = _read(path, read, immutable=True)
+        except (sqlite3.Error, JournalError):
+            if not os.path.lexists(wal):
+                raise
+        else:
+            if not os.path.lexists(wal):
+                return result
+        # A daemon opened it during the read: without locks, a checkpoint of its may
+        # have changed the file under the read (half-written pages: "malformed", or
+        # rows missed). Read again, in step with it.
     try:
         return _read(path, read, immutable=False)
     except (sqlite3.OperationalError, JournalError):

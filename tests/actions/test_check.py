@@ -507,3 +507,29 @@ def test_a_journal_row_with_unreadable_reasons_is_named_not_a_traceback(
     assert note.startswith("note: INV-7.xml: the journal's reasons for its quarantine "
                            "cannot be read")
     assert note.endswith("INV-7--3f2a9c01b7e4 says  [unreadable-reasons]")
+
+
+def test_control_characters_from_the_share_never_reach_the_terminal(
+        cfg: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Names on the share may hold C1 controls (U+009B starts an escape sequence on some
+    terminals; such a name is a usable one), invoice ids C0 and C1 ones: every line check
+    prints shows them as \\xNN — the report, a folder's note, and the lines of a bundle
+    whose invoice file cannot be read (here: replaced by a link after the listing)."""
+    from daemon.actions import check as check_mod
+    from daemon.errors import HostileInput
+    out_dir = cfg.outbox
+    write(out_dir / "B\x9b2J.xml", batch_xml("B-1\x9b31m", "B-2\x85"))
+    write(out_dir / "B\x9b2J" / "B-1\x9b31m" / "a.pdf", pdf_bytes())
+    write(out_dir / "L\x9b2J" / "notes.txt", b"x")
+    code, out = check(cfg, capsys, out_dir / "B\x9b2J.xml", out_dir / "L\x9b2J")
+    assert "\x9b" not in out and "\x1b" not in out
+    assert "B\\x9b2J.xml" in out and "L\\x9b2J/: no invoice files" in out
+    assert "invoice B-1\\x9b31m" in out
+
+    def swapped(cand, settings):
+        raise HostileInput("symlink", cand.invoice.name, "is a symbolic link; outboxd "
+                           "never follows links — put the file itself in the folder")
+    monkeypatch.setattr(check_mod, "evaluate", swapped)
+    code, out = check(cfg, capsys, out_dir / "B\x9b2J.xml")
+    assert code == 1 and "\x9b" not in out
+    assert "B\\x9b2J.xml: is a symbolic link" in out

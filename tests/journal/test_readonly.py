@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
+
+import pytest
 
 from daemon.journal import Journal
 from daemon.journal.readonly import read_journal
@@ -32,3 +35,31 @@ def test_a_journal_the_daemon_has_open_is_read_with_what_it_wrote_last(
         assert read_journal(path, lambda journal: journal.counts()["waiting"]) == 1
     finally:
         j.close()
+
+
+@pytest.mark.parametrize("torn", [False, True])
+def test_a_daemon_that_opens_the_journal_during_a_read_is_read_in_step_with(
+        tmp_path: Path, torn: bool) -> None:
+    """No -wal when the read began, so it read the file as is (immutable: no locks). A
+    daemon that starts meanwhile writes, and its checkpoints change that file under the
+    read: SQLite then may answer from half-written pages ("database disk image is
+    malformed", which `status` calls a damaged journal to move away) or miss its rows.
+    With its -wal there after the read, the journal is read again in step with it."""
+    path = tmp_path / "journal.sqlite3"
+    j = Journal(path)
+    j.create("INV-1.xml", "waiting", unattached_ids=["INV-1"])
+    j.close()
+    daemon: list[Journal] = []
+
+    def read(journal: Journal) -> int:
+        if not daemon:
+            daemon.append(Journal(path))  # the daemon starts during the first read
+            daemon[0].create("INV-2.xml", "waiting", unattached_ids=["INV-2"])
+            if torn:
+                raise sqlite3.DatabaseError("database disk image is malformed")
+        return journal.counts()["waiting"]
+
+    try:
+        assert read_journal(path, read) == 2
+    finally:
+        daemon[0].close()
