@@ -74,6 +74,7 @@ class LeftBehind:
     message: str
     bundle_id: str | None = None  # of the quarantined bundle, for its log events
     invoice_ids: tuple[str, ...] = ()
+    on_disk: str = ""  # the name as it is in the outbox (`name` is as shown)
 
     @property
     def why(self) -> str:
@@ -104,7 +105,7 @@ def left_behind(rows: Iterable[Row], outbox: Path, quarantine_root: Path) -> lis
             found[name] = LeftBehind(printable(name), row.invoice_file,
                                      _shown(folder, quarantine_root),
                                      str(reason.get("message", "")), row.bundle_id,
-                                     tuple(row.invoice_ids))
+                                     tuple(row.invoice_ids), name)
     return sorted(found.values(), key=lambda x: x.name)
 
 

@@ -313,7 +313,8 @@ class StatusPage:
                     "look-alike sidecar left in the outbox by a quarantine; waits for a "
                     "person", file=x.name, quarantine=x.quarantine, error=f"{x.name}: {x.why}")
         self._said_left = said
-        self.left_names = frozenset(x.name for x in left)
+        # As on disk: the loop compares them with the names of events and listings.
+        self.left_names = frozenset(x.on_disk for x in left)
 
     def _report_bad_names(self, idle: Iterable[Idle]) -> None:
         """A release file whose name can never be used, logged once per name: the scanner

@@ -98,10 +98,20 @@ class TestLeftBehind:
         assert left == LeftBehind("inv-7", "INV-7.xml",
                                   f"quarantine/{DAY}/INV-7--3f2a9c01b7e4",
                                   "this folder looks like the sidecar INV-7 of INV-7.xml — "
-                                  "rename it to INV-7")
+                                  "rename it to INV-7", on_disk="inv-7")
         assert left.why.startswith(f"INV-7.xml was quarantined because of it and waits in "
                                    f"quarantine/{DAY}/INV-7--3f2a9c01b7e4: this folder looks")
         assert "Mend it in the outbox first, then move INV-7.xml" in left.why
+
+    def test_a_name_with_a_control_character_is_shown_escaped_and_known_as_on_disk(
+            self, setup: tuple[Journal, Path, Path]) -> None:
+        """A look-alike whose name holds a C1 control (U+009B) is shown as \\x9b, and kept
+        as it is on disk for the loop, which compares it with the names of events."""
+        journal, outbox, quarantine = setup
+        self.quarantine_for(journal, quarantine, "inv-7\x9b")
+        write(outbox / "inv-7\x9b" / "timesheet.pdf", b"%PDF-1.4")
+        [left] = self.found(journal, outbox, quarantine)
+        assert (left.name, left.on_disk) == ("inv-7\\x9b", "inv-7\x9b")
 
     def test_none_once_renamed_or_removed(self, setup: tuple[Journal, Path, Path]) -> None:
         """Renamed to INV-7 (or removed), inv-7 waits for nobody any more."""
