@@ -86,6 +86,10 @@ def sections(rows: Sequence[Row], today: str) -> dict[str, list[Row]]:
         # As `status` shows them: a delivered or quarantining bundle whose move keeps
         # failing is retried too (shown_state), and must not vanish from the page.
         "retrying": [r for r in rows if r.shown_state == "retrying"],
+        # Claimed (gone from the outbox) and on their way: a first attempt may take up to
+        # [delivery] timeout_seconds, more behind others; without this section the files
+        # would be nowhere on the page meanwhile, as if lost.
+        "sending": [r for r in rows if r.shown_state == "delivering"],
         "quarantined": [r for r in rows if r.state == "quarantined"
                         and r.since.startswith(today)],
         "sent": [r for r in rows if r.state == "sent" and r.since.startswith(today)],
@@ -114,7 +118,8 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
     today = written_at.astimezone(UTC).strftime("%Y-%m-%d")
     sec = sections(rows, today)
     counts = [("Waiting for attachments", len(sec["waiting"])), ("Held", len(sec["held"])),
-              ("Not moving", len(sec["stuck"])), ("Retrying", len(sec["retrying"])),
+              ("Not moving", len(sec["stuck"])), ("Being sent", len(sec["sending"])),
+              ("Retrying", len(sec["retrying"])),
               ("Quarantined today", len(sec["quarantined"])),
               ("Sent today", len(sec["sent"]))]
     parts: list[str] = []
@@ -144,6 +149,12 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
               "</span>"] for r in sec["stuck"]]
     parts.append(_section("stuck", "Not moving (fix what the error says; checked again on "
                           "every change)", _table(["File", "Since", "Error"], stuck)))
+
+    sending = [[_e(r.invoice_file), _lines(r.invoice_ids), _e(readable(r.since))]
+               for r in sec["sending"]]
+    parts.append(_section("sending", "Being sent (taken from the outbox; listed under Sent "
+                          "today once the receiver has it and it is in sent/)", _table(
+                              ["File", "Invoices", "Since"], sending)))
 
     retrying = [[_e(r.invoice_file), _e(r.attempts), _e(readable(r.next_attempt_at)),
                  _e(r.last_error)] for r in sec["retrying"]]

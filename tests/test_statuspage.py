@@ -79,7 +79,7 @@ def test_each_bundle_appears_in_its_section_and_names_are_text(journal: Journal)
     assert "is encrypted" in page.text["quarantined"]
     assert "ok.xml" in page.text["sent"] and "rcpt-42" in page.text["sent"]
     # The only <b> elements are the six counts: the file name made none.
-    assert len([t for t, _ in page.tags if t == "b"]) == 6
+    assert len([t for t, _ in page.tags if t == "b"]) == 7
     assert "&lt;b&gt;x&amp;amp;.xml" in text
     # Counts at the top, self-contained, refreshing.
     assert "1Waiting for attachments" in page.text["top"].replace("\n", "")
@@ -273,6 +273,22 @@ def test_a_bundle_whose_move_keeps_failing_is_under_retrying(journal: Journal) -
     page = Page(render(journal.recent(), [], datetime.now(UTC)))
     assert "moving.xml" in page.text["retrying"] and "No space" in page.text["retrying"]
     assert "1Retrying" in page.text["top"].replace("\n", "")
+
+
+def test_a_claimed_bundle_on_its_first_attempt_is_listed_as_being_sent(
+        journal: Journal) -> None:
+    """A bundle taken from the outbox and on its first attempt (a receiver that takes its
+    time answers within timeout_seconds, 60 s by default) was on no section of the page:
+    its files gone from the outbox, not sent, not retrying. It is under "Being sent",
+    counted at the top, and not under Sent today until it is sent."""
+    journal.create("slow.xml", "delivering", bundle_id="c" * 64, invoice_ids=["S-1", "S-2"])
+    journal.create("moving.xml", "delivered", bundle_id="d" * 64, invoice_ids=["M-1"])
+    rows = journal.recent()
+    page = Page(render(rows, [], parse_iso(rows[0].since)))
+    assert "slow.xml" in page.text["sending"] and "S-2" in page.text["sending"]
+    assert "moving.xml" in page.text["sending"]  # received, its move into sent/ to come
+    assert "2Being sent" in page.text["top"]
+    assert "slow.xml" not in page.text["sent"] + page.text["retrying"]
 
 
 def test_a_file_of_several_invoices_asks_for_each_invoices_own_folder(
