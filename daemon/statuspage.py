@@ -13,6 +13,7 @@ that is longer, at most `PAGE_PACE_MAX` (the clocks are injected for tests).
 from __future__ import annotations
 
 import html
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -94,6 +95,17 @@ def sections(rows: Sequence[Row], today: str) -> dict[str, list[Row]]:
                         and r.since.startswith(today)],
         "sent": [r for r in rows if r.state == "sent" and r.since.startswith(today)],
     }
+
+
+def still_quarantined(row: Row) -> bool:
+    """False for a quarantined row whose invoice file has left its quarantine folder:
+    moved back into the outbox by hand, as REASON.txt says (`outboxd retry` marks its row
+    so, a move by hand cannot), or removed. "Quarantined today" lists what today's
+    quarantine folders hold; a bundle sent since must not stay listed there as waiting
+    for a fix. True for every other row."""
+    if row.state != "quarantined" or not row.archive_dir:
+        return True
+    return os.path.lexists(Path(row.archive_dir) / row.invoice_file)
 
 
 def _where_attachments_go(row: Row, sidecar_suffix: str) -> str:
@@ -285,7 +297,7 @@ class StatusPage:
                  ) -> bool:
         share = settings.share
         now = self.wall()
-        rows = journal.recent(days=1)
+        rows = [r for r in journal.recent(days=1) if still_quarantined(r)]
         idle: list[Idle] = []
         names = release_names(settings.outbox.path, share)  # names only: no stat
         if names:

@@ -291,6 +291,33 @@ def test_a_claimed_bundle_on_its_first_attempt_is_listed_as_being_sent(
     assert "slow.xml" not in page.text["sent"] + page.text["retrying"]
 
 
+def test_a_quarantined_bundle_moved_back_by_hand_leaves_quarantined_today(
+        journal: Journal, tmp_path: Path) -> None:
+    """REASON.txt says to fix the files and move the invoice file back into the outbox;
+    done so (not with `outboxd retry`), the bundle was sent and still listed under
+    Quarantined today, counted, as if it waited for a fix. Once its invoice file has
+    left the quarantine folder it is not listed; one still there is."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    day = tmp_path / "quarantine" / "2026-12-04"
+    back = write(day / "BACK-1--aaaaaaaaaaaa" / "BACK-1.xml", b"<Invoice/>")
+    still = write(day / "STILL-1--bbbbbbbbbbbb" / "STILL-1.xml", b"<Invoice/>")
+    for f in (back, still):
+        write(f.parent / "REASON.txt", b"rejected")
+        journal.create(f.name, "quarantined", archive_dir=str(f.parent),
+                       reasons=[{"code": "rejected", "file": f.name, "message": "HTTP 400"}])
+    back.rename(outbox / "BACK-1.xml")  # the clerk moves it back by hand
+    journal.create("BACK-1.xml", "sent", bundle_id="a" * 64, invoice_ids=["BACK-1"],
+                   receipt_id="rcpt-9")
+    settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
+    assert StatusPage().refresh(journal, settings)
+    page = Page((outbox / "outboxd-status.html").read_text(encoding="utf-8"))
+    assert "STILL-1--bbbbbbbbbbbb" in page.text["quarantined"]
+    assert "BACK-1" not in page.text["quarantined"]
+    assert "BACK-1.xml" in page.text["sent"]
+    assert "1Quarantined today" in page.text["top"]
+
+
 def test_a_file_of_several_invoices_asks_for_each_invoices_own_folder(
         journal: Journal) -> None:
     """Attachments of a file of several invoices go in a subfolder per invoice id (in the
