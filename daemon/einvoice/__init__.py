@@ -50,6 +50,12 @@ def preflight_bundle(bundle: Bundle, mode: Mode) -> Bundle:
     if mode == "off":
         return bundle
     inv = bundle.invoice_file
+    if inv.ids_unknown and inv.format == "other":
+        # Not "a non-UBL invoice file": a Peppol batch with an id twice, or XML that is
+        # not well-formed, could not be read at all (its error says why).
+        return bundle.with_findings([Finding(
+            NOT_PREFLIGHTED, inv.name, "not checked against the e-invoice rules: the "
+            "invoice file could not be read (see its error)", "note")])
     if inv.format != "ubl":
         return bundle.with_findings([Finding(
             NOT_PREFLIGHTED, inv.name, f"not checked against the e-invoice rules: a "
