@@ -25,7 +25,7 @@ from daemon.errors import InputError, OutboxdError
 from daemon.fsops import read_regular, write_atomic
 from daemon.journal import LIVE, Journal, Row, readable
 from daemon.leftalone import SPELLING, LeftBehind, left_behind
-from daemon.names import folder_name_for_id, stem
+from daemon.names import escaped_controls, folder_name_for_id, stem
 from daemon.release import Idle, idle_releases, release_names
 from daemon.scan import list_outbox
 from daemon.temps import drop_unfinished
@@ -59,7 +59,10 @@ code{background:#f2f2f2;padding:0 .2em}
 
 
 def _e(value: object) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
+    # Control characters (a receiver's answer may hold NULs and escape sequences) are
+    # not allowed in an HTML document and would reach a terminal that shows the file:
+    # shown as \xNN, as `outboxd status` and REASON.txt show them.
+    return html.escape(escaped_controls("" if value is None else str(value)), quote=True)
 
 
 def _table(headers: Sequence[str], rows: list[list[str]]) -> str:

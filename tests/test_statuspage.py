@@ -291,6 +291,23 @@ def test_a_claimed_bundle_on_its_first_attempt_is_listed_as_being_sent(
     assert "slow.xml" not in page.text["sent"] + page.text["retrying"]
 
 
+def test_a_receivers_control_characters_never_reach_the_page_raw(journal: Journal) -> None:
+    """A receiver answered 400/503 with NULs and terminal escape sequences in its body:
+    they went raw into the page (not allowed in HTML; `grep` called the page a binary
+    file, `type` in a terminal ran them). They are shown as \\xNN, as in `status`."""
+    body = "\x00bad\x1b[31mred\x1b[0m\x9b"
+    journal.create("Q.xml", "quarantined", archive_dir="/q/2026-12-04/Q--0123456789ab",
+                   reasons=[{"code": "rejected", "file": "Q.xml", "message": f"HTTP 400: {body}"}])
+    journal.create("R.xml", "retrying", attempts=2, next_attempt_at=now_iso(),
+                   last_error=f"HTTP 503 from the receiver: {body}")
+    rows = journal.recent()
+    text = render(rows, [], parse_iso(rows[0].since))
+    assert not any(ord(c) < 32 and c not in "\n\t" or 0x7f <= ord(c) <= 0x9f for c in text)
+    page = Page(text)
+    assert "HTTP 400: \\x00bad\\x1b[31mred\\x1b[0m\\x9b" in page.text["quarantined"]
+    assert "\\x1b[31mred" in page.text["retrying"]
+
+
 def test_a_quarantined_bundle_moved_back_by_hand_leaves_quarantined_today(
         journal: Journal, tmp_path: Path) -> None:
     """REASON.txt says to fix the files and move the invoice file back into the outbox;
