@@ -94,11 +94,15 @@ def embedded_findings(bundle: Bundle) -> list[Finding]:
                                f"for invoice {doc.invoice_id} is not one UBL document ({exc})",
                                "error", doc.invoice_id))
             continue
+        bare = doc.inserted[0] == doc.inserted[1]  # no attachment went in: the invoice as is
         for a in check_document(parsed, fatal_only=True) or []:
             where = f" ({a.location})" if a.location else ""
-            out.append(Finding("einvoice-rule", bundle.invoice_file.name,
-                               f"the document built for invoice {doc.invoice_id} with its "
-                               f"attachments inside breaks [{a.rule}] {a.text}{where} — fix "
-                               "the attachments or the invoice named here", "error",
-                               doc.invoice_id))
+            out.append(Finding("einvoice-rule", bundle.invoice_file.name, (
+                f"invoice {doc.invoice_id} breaks [{a.rule}] {a.text}{where} — ubl-embedded "
+                "never sends a document that breaks a fatal rule, whatever [einvoice] "
+                "preflight says: correct the invoice in the ERP and export it again")
+                if bare else (
+                f"the document built for invoice {doc.invoice_id} with its "
+                f"attachments inside breaks [{a.rule}] {a.text}{where} — fix "
+                "the attachments or the invoice named here"), "error", doc.invoice_id))
     return out
