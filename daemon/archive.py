@@ -31,7 +31,14 @@ from daemon.fsops import (
     write_atomic,
 )
 from daemon.journal.records import utc_day
-from daemon.names import CASE_WORDS, FILE_WORDS, FORM_WORDS, NAME_MAX, fit_bytes
+from daemon.names import (
+    CASE_WORDS,
+    FILE_WORDS,
+    FORM_WORDS,
+    NAME_MAX,
+    escaped_controls,
+    fit_bytes,
+)
 from daemon.temps import drop_unfinished
 
 # Room left in a path component for free_name's "-NNN" and move_tree's ".NAME.partial".
@@ -318,7 +325,10 @@ def reason_text(record: dict[str, Any]) -> str:
     lines = [f"outboxd quarantined {record['invoice_file']} (bundle {record['bundle_id']})",
              f"at {record['quarantined_at']} for these reasons:", ""]
     for r in record["reasons"]:
-        lines.append(f"- {r['file']}: {r['message']}  [{r['code']}]")
+        # A rejection quotes the receiver's answer: its control characters (an escape
+        # sequence, a NUL, a line break) neither reach the terminal that shows the file
+        # nor break its lines, as in `outboxd status`.
+        lines.append(escaped_controls(f"- {r['file']}: {r['message']}  [{r['code']}]"))
     accepted = record.get("accepted_documents") or []
     # Found before the claim, so never with documents accepted (those come of a delivery).
     spelling = [r for r in record["reasons"] if r["code"] == "sidecar-spelling"]
@@ -341,9 +351,10 @@ def reason_text(record: dict[str, Any]) -> str:
     lines += ["", "The receiver has ACCEPTED these invoices of this file — they are "
               "delivered; do NOT send them again:"]
     for d in accepted:
-        lines.append(f"- invoice {d['invoice_id']}: receipt {d['receipt_id'] or '(none given)'}"
-                     f" (HTTP {d['status']}, document {d['name']}, Idempotency-Key "
-                     f"{d['idempotency_key']})")
+        lines.append(escaped_controls(
+            f"- invoice {d['invoice_id']}: receipt {d['receipt_id'] or '(none given)'}"
+            f" (HTTP {d['status']}, document {d['name']}, Idempotency-Key "
+            f"{d['idempotency_key']})"))
     lines += ["No other invoice of this file was delivered.", "",
               "Fix what is listed above, then move the invoice file, and its sidecar folder "
               f"if this folder holds one, from this folder back into the outbox without "

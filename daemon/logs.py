@@ -162,6 +162,10 @@ def configure(cfg: LogConfig | None = None, stream: TextIO | None = None) -> Non
     # pypdf logs "EOF marker not found" and the like for every damaged PDF;
     # validation already reports those files properly.
     logging.getLogger("pypdf").setLevel(logging.ERROR)
+    # pikepdf (under img2pdf, for convert_images) says "C++ to Python logger bridge
+    # initialized" at INFO on import: a line in `outboxd check`'s output and the log
+    # that tells nobody anything.
+    logging.getLogger("pikepdf").setLevel(max(level, logging.WARNING))
     # httpx logs every request at INFO (its url with any password); our delivery events
     # say more. httpcore logs at DEBUG the headers a receiver sent back, which may echo
     # our token, and h11's errors quoting them: never, whatever [log] level says.

@@ -90,6 +90,16 @@ def folder_name_for_id(invoice_id: str) -> str:
     return fit_name(folder if folder.strip(".") else folder.replace(".", "_") or "_")
 
 
+def attachment_folders(sidecar: str, invoice_ids: Sequence[str],
+                       unattached: Sequence[str]) -> list[str]:
+    """Where the missing attachments of `unattached` go, as a clerk types the folders:
+    the sidecar for a file of one invoice, each invoice's own subfolder of it for a file
+    of several (files in the sidecar's root are then an error)."""
+    if len(invoice_ids) < 2:
+        return [sidecar]
+    return [f"{sidecar}/{folder_name_for_id(i)}" for i in unattached]
+
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # For a terminal, also C1 (U+0080–U+009F: U+009B starts an escape sequence in some).
 _TERMINAL_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")

@@ -34,7 +34,7 @@ from daemon.journal import (
     seconds_until,
 )
 from daemon.manifest import bundle_id_of
-from daemon.names import NameKind, classify
+from daemon.names import NameKind, attachment_folders, classify
 from daemon.scan import Candidate, Snapshot, candidate_for, snapshot
 from daemon.settle import SettleTracker
 from daemon.step import IDLE, Claim, Known, Next
@@ -290,10 +290,12 @@ class Pipeline(Claims):
                            unattached_ids=list(unattached))
                 return IDLE if left is None else Next(at=now + left)
             if policy.unattached == "quarantine":
+                where = attachment_folders(cand.sidecar.name, bundle.invoice_ids, unattached)
                 return self._claim(cand, known, row, [Finding(
                     "unattached-invoice", key, f"invoice(s) {', '.join(unattached)} had no "
                     f"attachments by the end of their wait ({readable(deadline)}) — add them "
-                    "to the sidecar folder and move the bundle back into the outbox")], now)
+                    f"to the folder {', '.join(where)} and move the bundle back into the "
+                    "outbox")], now)
         return self._claim(cand, known, row, [], now)
 
     def _deadline(self, row: Row | None, ids: tuple[str, ...]) -> str | None:

@@ -22,6 +22,7 @@ and the rescan become dirty bundles is `changes.Changes`; SIGHUP is
 from __future__ import annotations
 
 import signal
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -303,6 +304,18 @@ class Service(Changes, Reloading):
             self._readers = Readers(cache)
         self._readers.configure(s)  # ConfigError: the engine cannot load
 
+    def _log_abandoned(self) -> None:
+        """Which bundles a stop left in flight, one bundle event each: the log says what
+        the next start resumes (and why the receiver may see a POST of it twice)."""
+        for row_id in sorted(self.workers.running()):
+            try:
+                row = self.journal.get(row_id)
+            except (OutboxdError, sqlite3.Error):  # the stop goes on; the row stays as it is
+                continue
+            logs.bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids).warning(
+                "delivery abandoned at stop; resumes at next start with the same "
+                "Idempotency-Key", state=row.state)
+
     def _abandon_start(self) -> None:
         """open() failed (a damaged journal, a full disk, a CA file that is not one):
         stop what it had started, so the process can exit with the error. The reader
@@ -337,6 +350,7 @@ class Service(Changes, Reloading):
             # The journal still says "delivering": the next start resumes with
             # the same Idempotency-Key, so the receiver can tell a repeat.
             self.log.warning("abandoning deliveries still in flight; they resume at next start")
+            self._log_abandoned()
         else:
             self.pipeline.finish.d.close()
             self.journal.close()

@@ -104,8 +104,9 @@ def render(data: dict[str, Any], limit: int = 20, now: datetime | None = None) -
             hidden, rows = len(rows) - limit, rows[:limit]
         lines += ["", f"{title}:"]
         for b in rows:
-            lines.append(escaped_controls(
-                f"  {b['invoice_file']} [{', '.join(b['invoice_ids'])}] {_detail(b)}"))
+            # Ids not read yet (settling, or a file that cannot be read): no empty "[]".
+            ids = f" [{', '.join(b['invoice_ids'])}]" if b["invoice_ids"] else ""
+            lines.append(escaped_controls(f"  {b['invoice_file']}{ids} {_detail(b)}"))
         if hidden:
             lines.append(f"  … and {hidden} more (outboxd status --json lists them all)")
     return "\n".join(lines)

@@ -13,6 +13,7 @@ that is longer, at most `PAGE_PACE_MAX` (the clocks are injected for tests).
 from __future__ import annotations
 
 import html
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -24,7 +25,7 @@ from daemon.errors import InputError, OutboxdError
 from daemon.fsops import read_regular, write_atomic
 from daemon.journal import LIVE, Journal, Row, readable
 from daemon.leftalone import SPELLING, LeftBehind, left_behind
-from daemon.names import folder_name_for_id, stem
+from daemon.names import escaped_controls, folder_name_for_id, stem
 from daemon.release import Idle, idle_releases, release_names
 from daemon.scan import list_outbox
 from daemon.temps import drop_unfinished
@@ -58,7 +59,10 @@ code{background:#f2f2f2;padding:0 .2em}
 
 
 def _e(value: object) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
+    # Control characters (a receiver's answer may hold NULs and escape sequences) are
+    # not allowed in an HTML document and would reach a terminal that shows the file:
+    # shown as \xNN, as `outboxd status` and REASON.txt show them.
+    return html.escape(escaped_controls("" if value is None else str(value)), quote=True)
 
 
 def _table(headers: Sequence[str], rows: list[list[str]]) -> str:
@@ -86,10 +90,25 @@ def sections(rows: Sequence[Row], today: str) -> dict[str, list[Row]]:
         # As `status` shows them: a delivered or quarantining bundle whose move keeps
         # failing is retried too (shown_state), and must not vanish from the page.
         "retrying": [r for r in rows if r.shown_state == "retrying"],
+        # Claimed (gone from the outbox) and on their way: a first attempt may take up to
+        # [delivery] timeout_seconds, more behind others; without this section the files
+        # would be nowhere on the page meanwhile, as if lost.
+        "sending": [r for r in rows if r.shown_state == "delivering"],
         "quarantined": [r for r in rows if r.state == "quarantined"
                         and r.since.startswith(today)],
         "sent": [r for r in rows if r.state == "sent" and r.since.startswith(today)],
     }
+
+
+def still_quarantined(row: Row) -> bool:
+    """False for a quarantined row whose invoice file has left its quarantine folder:
+    moved back into the outbox by hand, as REASON.txt says (`outboxd retry` marks its row
+    so, a move by hand cannot), or removed. "Quarantined today" lists what today's
+    quarantine folders hold; a bundle sent since must not stay listed there as waiting
+    for a fix. True for every other row."""
+    if row.state != "quarantined" or not row.archive_dir:
+        return True
+    return os.path.lexists(Path(row.archive_dir) / row.invoice_file)
 
 
 def _where_attachments_go(row: Row, sidecar_suffix: str) -> str:
@@ -114,7 +133,8 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
     today = written_at.astimezone(UTC).strftime("%Y-%m-%d")
     sec = sections(rows, today)
     counts = [("Waiting for attachments", len(sec["waiting"])), ("Held", len(sec["held"])),
-              ("Not moving", len(sec["stuck"])), ("Retrying", len(sec["retrying"])),
+              ("Not moving", len(sec["stuck"])), ("Being sent", len(sec["sending"])),
+              ("Retrying", len(sec["retrying"])),
               ("Quarantined today", len(sec["quarantined"])),
               ("Sent today", len(sec["sent"]))]
     parts: list[str] = []
@@ -144,6 +164,12 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
               "</span>"] for r in sec["stuck"]]
     parts.append(_section("stuck", "Not moving (fix what the error says; checked again on "
                           "every change)", _table(["File", "Since", "Error"], stuck)))
+
+    sending = [[_e(r.invoice_file), _lines(r.invoice_ids), _e(readable(r.since))]
+               for r in sec["sending"]]
+    parts.append(_section("sending", "Being sent (taken from the outbox; listed under Sent "
+                          "today once the receiver has it and it is in sent/)", _table(
+                              ["File", "Invoices", "Since"], sending)))
 
     retrying = [[_e(r.invoice_file), _e(r.attempts), _e(readable(r.next_attempt_at)),
                  _e(r.last_error)] for r in sec["retrying"]]
@@ -274,7 +300,7 @@ class StatusPage:
                  ) -> bool:
         share = settings.share
         now = self.wall()
-        rows = journal.recent(days=1)
+        rows = [r for r in journal.recent(days=1) if still_quarantined(r)]
         idle: list[Idle] = []
         names = release_names(settings.outbox.path, share)  # names only: no stat
         if names:

@@ -92,6 +92,12 @@ class DeliveryWorkers:
             t.join(timeout=max(0.0, deadline - time.monotonic()))
         return not any(t.is_alive() for t in self._threads)
 
+    def running(self) -> set[int]:
+        """The rows whose attempt or archive is under way now (after a stop whose grace
+        ran out: the ones abandoned)."""
+        with self._cv:
+            return set(self._running)
+
     def _next(self) -> int | None:
         """The next row for this worker; None when it should end."""
         with self._cv:

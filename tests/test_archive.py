@@ -213,6 +213,26 @@ class TestReasons:
                        "HTTP 422", BID, "outbox"):
             assert needle in text
 
+    def test_a_receivers_control_characters_in_reason_txt_are_shown_escaped(
+            self, tmp_path: Path) -> None:
+        """A rejection quotes the receiver's body: its escape sequences, NUL and line
+        breaks were written raw into REASON.txt, which an admin cats in a terminal; they
+        are shown as \\xNN there (reason.json keeps the answer as it came), and each
+        reason stays one line."""
+        body = "\x00bad\x1b[31mred\x1b[0m\nline two"
+        record = reason_record(BID, "INV-1.xml", [Finding(
+            "rejected", "INV-1.xml", f"the receiver rejected the bundle with HTTP 400: {body}")],
+            "2026-12-03T07:50:12Z", [{"invoice_id": "A", "name": "INV-1--A.xml",
+                                      "idempotency_key": "a" * 64, "status": 201,
+                                      "receipt_id": "r\x1b]0;pwned\x07"}])
+        write_papers(tmp_path, reason_papers(record))
+        text = (tmp_path / "REASON.txt").read_text("utf-8")
+        assert not any(c in text for c in "\x00\x1b\x07")
+        assert "HTTP 400: \\x00bad\\x1b[31mred\\x1b[0m\\x0aline two  [rejected]" in text
+        assert "receipt r\\x1b]0;pwned\\x07" in text
+        data = json.loads((tmp_path / "reason.json").read_text("utf-8"))
+        assert data["reasons"][0]["message"].endswith(body)
+
     def test_no_temp_files_left(self, tmp_path: Path) -> None:
         """Only reason.json and REASON.txt are written."""
         write_papers(tmp_path, reason_papers(self._record()))

@@ -128,6 +128,23 @@ def test_http_libraries_say_nothing_below_warning_even_at_debug_level() -> None:
     assert "T0k" not in text and "ours" in text
 
 
+def test_pikepdf_import_chatter_stays_out_of_the_log_but_its_warnings_do_not() -> None:
+    """pikepdf (imported by img2pdf for convert_images) logs "C++ to Python logger bridge
+    initialized" at INFO: it appeared on `outboxd check`'s stderr and in the daemon's
+    log. At [log] level = "info" it is dropped; a pikepdf warning still gets through."""
+    out = io.StringIO()
+    logs.configure(LogConfig(format="json", level="info"), out)
+    try:
+        logging.getLogger("pikepdf._core").info("pikepdf C++ to Python logger bridge "
+                                                "initialized")
+        logging.getLogger("pikepdf._core").warning("a real pikepdf warning")
+    finally:
+        logs.configure()
+    text = out.getvalue()
+    assert "logger bridge" not in text
+    assert "a real pikepdf warning" in text
+
+
 def test_auto_format_is_console_on_a_terminal_and_json_off_one() -> None:
     """[log] format = "auto" (the default) writes readable console lines to a terminal and
     JSON lines anywhere else (journald under systemd)."""

@@ -114,6 +114,27 @@ class TestDecisions:
         assert json.loads((q / "reason.json").read_text())["reasons"][0]["code"] == \
             "unattached-invoice"
 
+    @pytest.mark.parametrize(("ids", "folders_named"), [
+        (["INV-1"], "the folder INV-1_att and move"),
+        (["A/1", "B-2"], "the folder INV-1_att/A_1, INV-1_att/B-2 and move")])
+    def test_an_unattached_quarantine_names_the_folder_the_attachments_go_into(
+            self, tmp_path: Path, ids: list[str], folders_named: str) -> None:
+        """REASON.txt said "add them to the sidecar folder", a word the clerk never sees:
+        with [outbox] sidecar_suffix = "_att" the folder is INV-1_att (not INV-1), and
+        for a file of several invoices each invoice's own subfolder, so it names them."""
+        p, s = make(tmp_path, outbox={"sidecar_suffix": "_att"},
+                    policy={"unattached": "quarantine", "attachment_wait_seconds": 0})
+        body = b"".join(ubl_invoice(i).split(b"?>", 1)[-1] for i in ids)
+        drop_bundle(s.outbox.path, "INV-1", {},
+                    invoice=ubl_invoice(ids[0]) if len(ids) == 1 else b"<Batch>" + body
+                    + b"</Batch>")
+        assert run_once(p) == []
+        [q] = folders(s.quarantine_dir)
+        [reason] = json.loads((q / "reason.json").read_text())["reasons"]
+        assert reason["code"] == "unattached-invoice"
+        assert folders_named in reason["message"]
+        assert folders_named in (q / "REASON.txt").read_text()
+
     @pytest.mark.parametrize("with_sidecar", [False, True])
     def test_a_quarantined_bundle_leaves_its_look_alike_sidecar_in_the_outbox(
             self, tmp_path: Path, with_sidecar: bool) -> None:

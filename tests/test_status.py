@@ -150,7 +150,7 @@ class TestAttention:
         assert "retrying since 2026-05-01T10:00:00.000Z" in attention
         assert "waits.xml" not in attention and "done.xml" not in attention
         assert "unreadable.xml" not in attention
-        assert "unreadable.xml [] settling since 2026-05-01T11:59:00.000Z; last error: " \
+        assert "unreadable.xml settling since 2026-05-01T11:59:00.000Z; last error: " \
                "cannot be read (Permission denied)" in text
 
 
@@ -168,6 +168,9 @@ def test_not_moving_lists_bundles_settling_with_an_error_not_those_in_flight() -
         now=datetime(2026, 5, 1, 12, 0, tzinfo=UTC))
     stuck = text.partition("Not moving")[2].split("\n\n")[0]
     assert "locked.xml" in stuck and "posting.xml" not in stuck
+    # Its ids were never read: no empty "[]" after the name.
+    assert "  locked.xml settling since 2026-05-01T11:59:00.000Z; last error: " \
+        "Permission denied" in stuck
 
 
 def test_an_id_or_an_answer_with_control_characters_cannot_break_or_drive_the_terminal(

@@ -79,7 +79,7 @@ def test_each_bundle_appears_in_its_section_and_names_are_text(journal: Journal)
     assert "is encrypted" in page.text["quarantined"]
     assert "ok.xml" in page.text["sent"] and "rcpt-42" in page.text["sent"]
     # The only <b> elements are the six counts: the file name made none.
-    assert len([t for t, _ in page.tags if t == "b"]) == 6
+    assert len([t for t, _ in page.tags if t == "b"]) == 7
     assert "&lt;b&gt;x&amp;amp;.xml" in text
     # Counts at the top, self-contained, refreshing.
     assert "1Waiting for attachments" in page.text["top"].replace("\n", "")
@@ -273,6 +273,66 @@ def test_a_bundle_whose_move_keeps_failing_is_under_retrying(journal: Journal) -
     page = Page(render(journal.recent(), [], datetime.now(UTC)))
     assert "moving.xml" in page.text["retrying"] and "No space" in page.text["retrying"]
     assert "1Retrying" in page.text["top"].replace("\n", "")
+
+
+def test_a_claimed_bundle_on_its_first_attempt_is_listed_as_being_sent(
+        journal: Journal) -> None:
+    """A bundle taken from the outbox and on its first attempt (a receiver that takes its
+    time answers within timeout_seconds, 60 s by default) was on no section of the page:
+    its files gone from the outbox, not sent, not retrying. It is under "Being sent",
+    counted at the top, and not under Sent today until it is sent."""
+    journal.create("slow.xml", "delivering", bundle_id="c" * 64, invoice_ids=["S-1", "S-2"])
+    journal.create("moving.xml", "delivered", bundle_id="d" * 64, invoice_ids=["M-1"])
+    rows = journal.recent()
+    page = Page(render(rows, [], parse_iso(rows[0].since)))
+    assert "slow.xml" in page.text["sending"] and "S-2" in page.text["sending"]
+    assert "moving.xml" in page.text["sending"]  # received, its move into sent/ to come
+    assert "2Being sent" in page.text["top"]
+    assert "slow.xml" not in page.text["sent"] + page.text["retrying"]
+
+
+def test_a_receivers_control_characters_never_reach_the_page_raw(journal: Journal) -> None:
+    """A receiver answered 400/503 with NULs and terminal escape sequences in its body:
+    they went raw into the page (not allowed in HTML; `grep` called the page a binary
+    file, `type` in a terminal ran them). They are shown as \\xNN, as in `status`."""
+    body = "\x00bad\x1b[31mred\x1b[0m\x9b"
+    journal.create("Q.xml", "quarantined", archive_dir="/q/2026-12-04/Q--0123456789ab",
+                   reasons=[{"code": "rejected", "file": "Q.xml", "message": f"HTTP 400: {body}"}])
+    journal.create("R.xml", "retrying", attempts=2, next_attempt_at=now_iso(),
+                   last_error=f"HTTP 503 from the receiver: {body}")
+    rows = journal.recent()
+    text = render(rows, [], parse_iso(rows[0].since))
+    assert not any(ord(c) < 32 and c not in "\n\t" or 0x7f <= ord(c) <= 0x9f for c in text)
+    page = Page(text)
+    assert "HTTP 400: \\x00bad\\x1b[31mred\\x1b[0m\\x9b" in page.text["quarantined"]
+    assert "\\x1b[31mred" in page.text["retrying"]
+
+
+def test_a_quarantined_bundle_moved_back_by_hand_leaves_quarantined_today(
+        journal: Journal, tmp_path: Path) -> None:
+    """REASON.txt says to fix the files and move the invoice file back into the outbox;
+    done so (not with `outboxd retry`), the bundle was sent and still listed under
+    Quarantined today, counted, as if it waited for a fix. Once its invoice file has
+    left the quarantine folder it is not listed; one still there is."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    day = tmp_path / "quarantine" / "2026-12-04"
+    back = write(day / "BACK-1--aaaaaaaaaaaa" / "BACK-1.xml", b"<Invoice/>")
+    still = write(day / "STILL-1--bbbbbbbbbbbb" / "STILL-1.xml", b"<Invoice/>")
+    for f in (back, still):
+        write(f.parent / "REASON.txt", b"rejected")
+        journal.create(f.name, "quarantined", archive_dir=str(f.parent),
+                       reasons=[{"code": "rejected", "file": f.name, "message": "HTTP 400"}])
+    back.rename(outbox / "BACK-1.xml")  # the clerk moves it back by hand
+    journal.create("BACK-1.xml", "sent", bundle_id="a" * 64, invoice_ids=["BACK-1"],
+                   receipt_id="rcpt-9")
+    settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
+    assert StatusPage().refresh(journal, settings)
+    page = Page((outbox / "outboxd-status.html").read_text(encoding="utf-8"))
+    assert "STILL-1--bbbbbbbbbbbb" in page.text["quarantined"]
+    assert "BACK-1" not in page.text["quarantined"]
+    assert "BACK-1.xml" in page.text["sent"]
+    assert "1Quarantined today" in page.text["top"]
 
 
 def test_a_file_of_several_invoices_asks_for_each_invoices_own_folder(

@@ -203,3 +203,19 @@ def test_a_row_asked_for_while_its_attempt_runs_goes_again_at_once() -> None:
     finally:
         go.set()
         workers.stop(5)
+
+
+def test_after_a_stop_whose_grace_ran_out_running_names_the_abandoned_rows() -> None:
+    """A delivery that hangs past the grace period: stop() says False and running()
+    names its row, for the service's log of what the next start resumes."""
+    attempts = Attempts()
+    workers = _workers(attempts)
+    workers.start(1)
+    workers.queue(7)
+    _first_delivery_started(attempts)
+    try:
+        assert workers.stop(0.1) is False
+        assert workers.running() == {7}
+    finally:
+        attempts.go.set()
+    assert wait_for(lambda: not workers.running(), timeout=10)

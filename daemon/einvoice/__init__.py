@@ -50,6 +50,12 @@ def preflight_bundle(bundle: Bundle, mode: Mode) -> Bundle:
     if mode == "off":
         return bundle
     inv = bundle.invoice_file
+    if inv.ids_unknown and inv.format == "other":
+        # Not "a non-UBL invoice file": a Peppol batch with an id twice, or XML that is
+        # not well-formed, could not be read at all (its error says why).
+        return bundle.with_findings([Finding(
+            NOT_PREFLIGHTED, inv.name, "not checked against the e-invoice rules: the "
+            "invoice file could not be read (see its error)", "note")])
     if inv.format != "ubl":
         return bundle.with_findings([Finding(
             NOT_PREFLIGHTED, inv.name, f"not checked against the e-invoice rules: a "
@@ -88,11 +94,15 @@ def embedded_findings(bundle: Bundle) -> list[Finding]:
                                f"for invoice {doc.invoice_id} is not one UBL document ({exc})",
                                "error", doc.invoice_id))
             continue
+        bare = doc.inserted[0] == doc.inserted[1]  # no attachment went in: the invoice as is
         for a in check_document(parsed, fatal_only=True) or []:
             where = f" ({a.location})" if a.location else ""
-            out.append(Finding("einvoice-rule", bundle.invoice_file.name,
-                               f"the document built for invoice {doc.invoice_id} with its "
-                               f"attachments inside breaks [{a.rule}] {a.text}{where} — fix "
-                               "the attachments or the invoice named here", "error",
-                               doc.invoice_id))
+            out.append(Finding("einvoice-rule", bundle.invoice_file.name, (
+                f"invoice {doc.invoice_id} breaks [{a.rule}] {a.text}{where} — ubl-embedded "
+                "never sends a document that breaks a fatal rule, whatever [einvoice] "
+                "preflight says: correct the invoice in the ERP and export it again")
+                if bare else (
+                f"the document built for invoice {doc.invoice_id} with its "
+                f"attachments inside breaks [{a.rule}] {a.text}{where} — fix "
+                "the attachments or the invoice named here"), "error", doc.invoice_id))
     return out

@@ -164,12 +164,20 @@ def bundle_outcome(failed: list[tuple[str, Retryable | Paused]],
         failed, key=lambda f: -1.0 if f[1].retry_after is None else f[1].retry_after)
     floors = [e.retry_after for _, e in failed if e.retry_after is not None]
     floor = min(max(floors), RETRY_AFTER_LIMIT) if floors else None
-    parts = [f"{lead} (invoice {invoice})"]
-    parts += [f"invoice {i}: {e}" for i, e in failed if e is not lead]
+    # Each answer's body right after its own status: finish.py puts a body it is given
+    # at the end of the whole text, where it read as the answer of the invoices "not
+    # posted in this attempt" (which had none).
+    parts = [f"{lead} (invoice {invoice}){_said(lead)}"]
+    parts += [f"invoice {i}: {e}{_said(e)}" for i, e in failed if e is not lead]
     if held:
         parts.append("not posted in this attempt: invoice " + ", ".join(held))
     kind = Paused if paused else Retryable
-    return kind("; ".join(parts), lead.status, lead.body, floor)
+    return kind("; ".join(parts), lead.status, None, floor)
+
+
+def _said(error: Retryable | Paused) -> str:
+    """What the receiver's body said with this error, as finish.py shows a body."""
+    return f": {error.body[:200]}" if error.body else ""
 
 
 _TMP_PREFIX = ".tmp-"

@@ -258,6 +258,20 @@ def test_an_invoice_the_rules_do_not_check_gets_a_not_preflighted_note(
     assert code == 0 and "not-preflighted" not in out
 
 
+def test_a_ubl_batch_that_cannot_be_read_is_not_called_non_ubl(cfg: Env, capsys) -> None:
+    """Two Peppol invoices with one id in one file: the file is an error (the id twice),
+    and its not-preflighted note said "a non-UBL invoice file", sending the clerk to
+    look at the format. It says the file could not be read."""
+    body = ubl_invoice("DUP-1").split(b"?>", 1)[-1]
+    batch = drop_bundle(cfg.outbox, "batch-1", {}, invoice=b"<Batch>" + body + body +
+                        b"</Batch>")
+    code, out = check(cfg, capsys, batch)
+    assert code == 1 and "[duplicate-invoice-id]" in out
+    assert "non-UBL" not in out
+    assert "batch-1.xml: not checked against the e-invoice rules: the invoice file could " \
+        "not be read (see its error)  [not-preflighted]" in out
+
+
 def _spellings(name: str) -> tuple[str, str]:
     """`name` composed (as an ERP writes it) and decomposed (as a Mac writes it)."""
     return unicodedata.normalize("NFC", name), unicodedata.normalize("NFD", name)

@@ -114,8 +114,8 @@ def test_rows_with_unreadable_reasons_are_listed_as_such_not_a_traceback(
     edit_by_hand(env, ("UPDATE bundles SET reasons = '[{\"code\": \"empty\"' WHERE id = ?",
                        bad_json), ("UPDATE bundles SET reasons = '[1]' WHERE id = ?", bad_shape))
     text, bundles = status_of(env, capsys)
-    assert "  Q.xml [] Q.xml: unreadable-reasons" in text
-    assert "  R.xml [] R/b.pdf: empty" in text
+    assert "  Q.xml Q.xml: unreadable-reasons" in text
+    assert "  R.xml R/b.pdf: empty" in text
     held = text.split("Held (invalid):")[1]
     assert "H.xml: the journal's reasons for this bundle cannot be read" in held
     assert [r["code"] for r in bundles["H.xml"]["reasons"]] == ["unreadable-reasons"]

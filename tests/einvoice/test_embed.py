@@ -144,6 +144,21 @@ def test_embedded_document_that_breaks_a_fatal_rule_is_an_error_in_any_mode(
     assert any("[BR-52]" in f.message and f.severity == "error" for f in found)
 
 
+def test_an_invoice_without_attachments_that_breaks_a_rule_is_blamed_not_its_attachments(
+        tmp_path: Path) -> None:
+    """A wrong total in an invoice with no attachments (preflight "off" or "warn"): the
+    error spoke of "the document built ... with its attachments inside" and told the
+    clerk to fix the attachments, of which there are none. It names the invoice and
+    says to correct it in the ERP."""
+    data = BASE.replace(b'<cbc:PayableAmount currencyID="EUR">1656.25</cbc:PayableAmount>',
+                        b'<cbc:PayableAmount currencyID="EUR">9.99</cbc:PayableAmount>')
+    assert data != BASE
+    found = embedded_findings(bundle_of(tmp_path, data, {}))
+    [f] = [f for f in found if "[BR-CO-16]" in f.message]
+    assert f.message.startswith("invoice Snippet1 breaks [BR-CO-16]")
+    assert "attachments" not in f.message and "correct the invoice in the ERP" in f.message
+
+
 def test_an_invoice_file_that_is_not_ubl_is_a_not_ubl_error(tmp_path: Path) -> None:
     """ubl-embedded sends UBL 2.1 Invoice/CreditNote documents only: a PDF invoice file,
     Svefaktura or other XML is a bundle error `not-ubl` naming the file, and no document

@@ -315,6 +315,22 @@ def test_the_finisher_schedules_the_bundle_after_the_largest_retry_after(
     assert stored(receiver) == {} and c.journal.accepted_documents(c.bid) == {}
 
 
+def test_a_retried_bundles_error_puts_the_receivers_words_after_the_answer_they_came_with(
+        start_receiver: Callable[..., Receiver], claim: Callable[[Receiver], Claimed]) -> None:
+    """A 429 with a body on A, so B is not posted: the error status and the page show
+    read "HTTP 429 … (invoice A): <body>; not posted in this attempt: invoice B", not
+    the body after B, which the receiver never saw."""
+    receiver = start_receiver("--fail-first", "429:60")
+    c = claim(receiver)
+    c.fin.attempt(c.row)
+    assert posts(receiver, c.keys) == [("A", 429)]
+    error = c.journal.get(c.row).last_error
+    assert error is not None
+    assert error.startswith("HTTP 429 from the receiver (invoice A): {")
+    assert "injected failure" in error
+    assert error.endswith("; not posted in this attempt: invoice B")
+
+
 def test_a_partly_accepted_bundle_is_quarantined_with_papers_naming_what_was_delivered(
         start_receiver: Callable[..., Receiver], claim: Callable[[Receiver], Claimed]) -> None:
     """A accepted (with its receipt), B rejected with 400: the quarantine papers name B
