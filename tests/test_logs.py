@@ -7,6 +7,7 @@ import json
 import logging
 import threading
 import warnings
+from collections.abc import Callable
 
 from daemon import logs
 from daemon.config import LogConfig
@@ -115,32 +116,33 @@ def test_http_libraries_say_nothing_below_warning_even_at_debug_level() -> None:
     """httpcore logs at DEBUG the headers a receiver sent back (which may echo our token)
     and h11's errors quoting them; httpx logs each request's url (with any password):
     under [log] level = "debug" neither reaches the log, while our own debug lines do."""
-    out = io.StringIO()
-    logs.configure(LogConfig(format="json", level="debug"), out)
-    try:
+    text = _logged("debug", lambda: (
         logging.getLogger("httpcore.http11").debug("receive_response_headers.complete "
-                                                   "return_value=[(b'X-Echo', b'Bearer T0k')]")
-        logging.getLogger("httpx").info("HTTP Request: POST http://u:T0k@127.0.0.1:9/x")
-        logs.get().debug("ours")
+                                                   "return_value=[(b'X-Echo', b'Bearer T0k')]"),
+        logging.getLogger("httpx").info("HTTP Request: POST http://u:T0k@127.0.0.1:9/x"),
+        logs.get().debug("ours")))
+    assert "T0k" not in text and "ours" in text
+
+
+def _logged(level: str, emit: Callable[[], object]) -> str:
+    """What the JSON log holds after emit() under [log] level = `level`."""
+    out = io.StringIO()
+    logs.configure(LogConfig(format="json", level=level), out)  # type: ignore[arg-type]
+    try:
+        emit()
     finally:
         logs.configure()
-    text = out.getvalue()
-    assert "T0k" not in text and "ours" in text
+    return out.getvalue()
 
 
 def test_pikepdf_import_chatter_stays_out_of_the_log_but_its_warnings_do_not() -> None:
     """pikepdf (imported by img2pdf for convert_images) logs "C++ to Python logger bridge
     initialized" at INFO: it appeared on `outboxd check`'s stderr and in the daemon's
     log. At [log] level = "info" it is dropped; a pikepdf warning still gets through."""
-    out = io.StringIO()
-    logs.configure(LogConfig(format="json", level="info"), out)
-    try:
+    text = _logged("info", lambda: (
         logging.getLogger("pikepdf._core").info("pikepdf C++ to Python logger bridge "
-                                                "initialized")
-        logging.getLogger("pikepdf._core").warning("a real pikepdf warning")
-    finally:
-        logs.configure()
-    text = out.getvalue()
+                                                "initialized"),
+        logging.getLogger("pikepdf._core").warning("a real pikepdf warning")))
     assert "logger bridge" not in text
     assert "a real pikepdf warning" in text
 
