@@ -100,15 +100,26 @@ def sections(rows: Sequence[Row], today: str) -> dict[str, list[Row]]:
     }
 
 
-def still_quarantined(row: Row) -> bool:
-    """False for a quarantined row whose invoice file has left its quarantine folder:
-    moved back into the outbox by hand, as REASON.txt says (`outboxd retry` marks its row
-    so, a move by hand cannot), or removed. "Quarantined today" lists what today's
+def still_quarantined(row: Row, today: str) -> bool:
+    """False for a quarantined row of `today` whose invoice file has left its quarantine
+    folder: moved back into the outbox by hand, as REASON.txt says (`outboxd retry` marks
+    its row so, a move by hand cannot), or removed. "Quarantined today" lists what today's
     quarantine folders hold; a bundle sent since must not stay listed there as waiting
-    for a fix. True for every other row."""
-    if row.state != "quarantined" or not row.archive_dir:
+    for a fix. True for every other row.
+
+    One lstat per row of today only (yesterday's are not listed: no look on the share for
+    them at every refresh). Only "not there" hides a row: a folder that cannot be looked
+    at (permissions, a share gone) says nothing, and the row stays listed as the journal
+    has it rather than vanish from the page."""
+    if row.state != "quarantined" or not row.archive_dir or not row.since.startswith(today):
         return True
-    return os.path.lexists(Path(row.archive_dir) / row.invoice_file)
+    try:
+        os.lstat(Path(row.archive_dir) / row.invoice_file)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def _where_attachments_go(row: Row, sidecar_suffix: str) -> str:
@@ -300,7 +311,8 @@ class StatusPage:
                  ) -> bool:
         share = settings.share
         now = self.wall()
-        rows = [r for r in journal.recent(days=1) if still_quarantined(r)]
+        today = now.astimezone(UTC).strftime("%Y-%m-%d")
+        rows = [r for r in journal.recent(days=1) if still_quarantined(r, today)]
         idle: list[Idle] = []
         names = release_names(settings.outbox.path, share)  # names only: no stat
         if names:

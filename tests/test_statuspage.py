@@ -4,7 +4,7 @@ most every 2 s (or twenty times a refresh's cost, when that is longer)."""
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -333,6 +333,66 @@ def test_a_quarantined_bundle_moved_back_by_hand_leaves_quarantined_today(
     assert "BACK-1" not in page.text["quarantined"]
     assert "BACK-1.xml" in page.text["sent"]
     assert "1Quarantined today" in page.text["top"]
+
+
+def test_a_quarantine_folder_that_cannot_be_looked_at_keeps_its_bundle_listed(
+        journal: Journal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only an invoice file that is not there takes a bundle off "Quarantined today": a
+    quarantine folder outboxd cannot look into (permissions, a share gone, a stale NFS
+    handle) said "gone" too, and every bundle quarantined today vanished from the page
+    and its count while the journal and the folders still held them."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    folder = tmp_path / "quarantine" / "2026-12-04" / "LOCKED-1--aaaaaaaaaaaa"
+    write(folder / "LOCKED-1.xml", b"<Invoice/>")
+    journal.create("LOCKED-1.xml", "quarantined", archive_dir=str(folder),
+                   reasons=[{"code": "rejected", "file": "LOCKED-1.xml", "message": "HTTP 400"}])
+    real_lstat = os.lstat
+
+    def denied(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        if str(path).startswith(str(folder)):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_lstat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "lstat", denied)
+    settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
+    assert StatusPage().refresh(journal, settings)
+    page = Page((outbox / "outboxd-status.html").read_text(encoding="utf-8"))
+    assert "LOCKED-1--aaaaaaaaaaaa" in page.text["quarantined"]
+    assert "1Quarantined today" in page.text["top"]
+
+
+def test_only_todays_quarantined_bundles_cost_a_look_at_their_folder(
+        journal: Journal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page asks the journal for the last 24 h, but lists only today's quarantines:
+    yesterday's rows (up to a day of them, at every refresh) must cost no lstat on the
+    share. Today's row is looked at, and listed."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    since = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    day_after = (since + timedelta(days=1)).replace(hour=0, minute=0, second=30)
+    quarantine = tmp_path / "quarantine"
+    for name, at in (("OLD", since), ("NEW", day_after)):
+        folder = quarantine / at.strftime("%Y-%m-%d") / f"{name}--aaaaaaaaaaaa"
+        write(folder / f"{name}.xml", b"<Invoice/>")
+        journal.create(f"{name}.xml", "quarantined", archive_dir=str(folder),
+                       since=at.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                       reasons=[{"code": "rejected", "file": f"{name}.xml", "message": "400"}])
+    looked: list[str] = []
+    real_lstat = os.lstat
+
+    def counting(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        if str(path).startswith(str(quarantine)):
+            looked.append(Path(path).name)
+        return real_lstat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "lstat", counting)
+    settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
+    assert StatusPage(wall=lambda: day_after).refresh(journal, settings)
+    page = Page((outbox / "outboxd-status.html").read_text(encoding="utf-8"))
+    assert looked == ["NEW.xml"]
+    assert "NEW--aaaaaaaaaaaa" in page.text["quarantined"]
+    assert "OLD" not in page.text["quarantined"]
 
 
 def test_a_file_of_several_invoices_asks_for_each_invoices_own_folder(
