@@ -58,6 +58,11 @@ class Recovery:
                 except OSError as exc:
                     log.error("cannot finish an interrupted claim; will retry at next start",
                               error=str(exc))
+                    # Said in the row too: left `claiming` without why, it showed as on its
+                    # way ("delivering", the page's "Being sent") until the next start.
+                    self.j.update(row.id, last_error=f"cannot finish an interrupted claim "
+                                  f"into {row.work_dir}: {exc} — tried again at the next "
+                                  "start of outboxd")
                     continue
             elif row.state == "retrying" and self.j.last_detail(row.id) == PAUSED:
                 self.paused.add(row.id)  # the configuration may be fixed by now: at once
@@ -73,7 +78,8 @@ class Recovery:
         if not (work / row.invoice_file).exists():
             if work.is_dir() and not any(work.iterdir()):
                 work.rmdir()
-            self.j.transition(row.id, "settling", "claim did not happen", work_dir=None)
+            self.j.transition(row.id, "settling", "claim did not happen", work_dir=None,
+                              last_error=None)
             return False
         cand = candidate_for(self.s.outbox, row.invoice_file)
         finish_claim(cand, work, self.s.outbox.completion == "marker",
@@ -82,9 +88,11 @@ class Recovery:
         if changed is not None:
             return changed == QUARANTINING  # a quarantine is finished by an attempt
         if row.reasons:
-            self.j.transition(row.id, QUARANTINING, "claim finished after restart")
+            self.j.transition(row.id, QUARANTINING, "claim finished after restart",
+                              last_error=None)
         else:
-            self.j.transition(row.id, "delivering", "claim finished after restart")
+            self.j.transition(row.id, "delivering", "claim finished after restart",
+                              last_error=None)
         return True
 
     def _check_claimed(self, row: Row, cand: Candidate, work: Path) -> str | None:
@@ -112,11 +120,13 @@ class Recovery:
         stuck = unclaim(cand, work)
         if stuck:
             self.j.transition(row.id, QUARANTINING, "changed while being claimed",
-                              reasons=reasons_of([changed_during_claim(row.invoice_file, stuck)]))
+                              reasons=reasons_of([changed_during_claim(row.invoice_file, stuck)]),
+                              last_error=None)
             log.warning("bundle changed while being claimed; quarantined beside the new files",
                         new_bundle_id=bundle_id_of(bundle), stuck=stuck)
             return QUARANTINING
-        self.j.transition(row.id, "settling", "changed while being claimed", work_dir=None)
+        self.j.transition(row.id, "settling", "changed while being claimed", work_dir=None,
+                          last_error=None)
         log.warning("bundle changed while being claimed (before a restart); settling again",
                     new_bundle_id=bundle_id_of(bundle))
         return "settling"

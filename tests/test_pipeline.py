@@ -36,6 +36,7 @@ from daemon.journal import parse_iso  # noqa: E402
 from daemon.manifest import bundle_id_of  # noqa: E402
 from daemon.pipeline import Pipeline  # noqa: E402
 from daemon.scan import list_outbox  # noqa: E402
+from daemon.statuspage import sections  # noqa: E402
 
 
 def run_once(p: Pipeline, now: float = 1000.0) -> list[int]:
@@ -492,6 +493,33 @@ class TestRecovery:
         assert p.finish.attempt(row) is None
         assert p.j.get(row).state == "sent"
         assert (folders(s.sent_dir)[0] / "INV-1" / "a.pdf").exists()
+
+    def test_a_claim_that_cannot_be_finished_at_start_says_why_until_the_next_start(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A half-done claim whose finishing fails at start (the share refuses the move)
+        waits for the next start. It stayed `claiming` with no error: `status` said
+        "delivering" and the page listed it under "Being sent" for as long as that took,
+        though nothing was on its way. It is retrying with why; the next start that
+        finishes the claim clears the error."""
+        from daemon import recovery
+        p, s, work, row = self._half_claimed(tmp_path, pdf_bytes())
+        real = recovery.finish_claim
+
+        def refused(*_: object, **__: object) -> None:
+            raise PermissionError(13, "Permission denied", str(s.outbox.path / "INV-1"))
+
+        monkeypatch.setattr(recovery, "finish_claim", refused)
+        assert p.finish.recover() == []
+        r = p.j.get(row)
+        assert r.state == "claiming" and r.shown_state == "retrying"
+        assert "Permission denied" in (r.last_error or "")
+        shown = sections(p.j.recent(), datetime.now(UTC).strftime("%Y-%m-%d"))
+        assert [x.id for x in shown["retrying"]] == [row] and shown["sending"] == []
+        assert p.j.counts()["delivering"] == 0 and p.j.counts()["retrying"] == 1
+        monkeypatch.setattr(recovery, "finish_claim", real)
+        assert p.finish.recover() == [(row, 0.0)]
+        r = p.j.get(row)
+        assert (r.state, r.last_error, r.shown_state) == ("delivering", None, "delivering")
 
     def test_each_claim_read_again_at_start_asks_systemd_for_more_start_time(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
