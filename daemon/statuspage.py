@@ -23,7 +23,7 @@ from daemon import logs
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError
 from daemon.fsops import read_regular, write_atomic
-from daemon.journal import LIVE, Journal, Row, readable
+from daemon.journal import CLAIMING, DELIVERED, LIVE, QUARANTINING, Journal, Row, readable
 from daemon.leftalone import SPELLING, LeftBehind, left_behind
 from daemon.names import escaped_controls, folder_name_for_id, stem
 from daemon.release import Idle, idle_releases, release_names
@@ -122,6 +122,19 @@ def still_quarantined(row: Row, today: str) -> bool:
     return True
 
 
+def _on_its_way(row: Row) -> str:
+    """What a bundle of "Being sent" is doing: `status` counts all of them as delivering,
+    but one the receiver rejected, or found invalid at its claim, is on its way to
+    quarantine/, never to Sent today."""
+    if row.state == QUARANTINING or (row.state == CLAIMING and row.reasons):
+        return "being moved into quarantine/ (see its reasons there)"
+    if row.state == CLAIMING:
+        return "being taken from the outbox"
+    if row.state == DELIVERED:
+        return "received by the receiver; being moved into sent/"
+    return "being delivered"
+
+
 def _where_attachments_go(row: Row, sidecar_suffix: str) -> str:
     """The folder(s) a clerk puts the missing attachments in: the sidecar for a file of
     one invoice; for a file of several, each invoice's own subfolder (files in the
@@ -176,11 +189,12 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
     parts.append(_section("stuck", "Not moving (fix what the error says; checked again on "
                           "every change)", _table(["File", "Since", "Error"], stuck)))
 
-    sending = [[_e(r.invoice_file), _lines(r.invoice_ids), _e(readable(r.since))]
-               for r in sec["sending"]]
+    sending = [[_e(r.invoice_file), _lines(r.invoice_ids), _e(_on_its_way(r)),
+                _e(readable(r.since))] for r in sec["sending"]]
     parts.append(_section("sending", "Being sent (taken from the outbox; listed under Sent "
-                          "today once the receiver has it and it is in sent/)", _table(
-                              ["File", "Invoices", "Since"], sending)))
+                          "today once the receiver has it and it is in sent/, under "
+                          "Quarantined today once in quarantine/)", _table(
+                              ["File", "Invoices", "Now", "Since"], sending)))
 
     retrying = [[_e(r.invoice_file), _e(r.attempts), _e(readable(r.next_attempt_at)),
                  _e(r.last_error)] for r in sec["retrying"]]

@@ -27,6 +27,9 @@ class Page(HTMLParser):
         super().__init__()
         self.section: str | None = None
         self.text: dict[str, str] = {}
+        # Per section, each body row's cells joined by a tab.
+        self.rows: dict[str, list[str]] = {}
+        self._cells: list[str] | None = None
         self.tags: list[tuple[str, dict[str, str | None]]] = []
         self.feed(text)
 
@@ -35,14 +38,23 @@ class Page(HTMLParser):
         if tag == "section":
             self.section = dict(attrs)["id"]
             self.text[self.section] = ""
+        elif tag == "tr":
+            self._cells = []
+        elif tag == "td" and self._cells is not None:
+            self._cells.append("")
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "section":
             self.section = None
+        elif tag == "tr" and self._cells:
+            self.rows.setdefault(self.section or "top", []).append("\t".join(self._cells))
+            self._cells = None
 
     def handle_data(self, data: str) -> None:
         key = self.section or "top"
         self.text[key] = self.text.get(key, "") + data
+        if self._cells:
+            self._cells[-1] += data
 
 
 @pytest.fixture
@@ -289,6 +301,29 @@ def test_a_claimed_bundle_on_its_first_attempt_is_listed_as_being_sent(
     assert "moving.xml" in page.text["sending"]  # received, its move into sent/ to come
     assert "2Being sent" in page.text["top"]
     assert "slow.xml" not in page.text["sent"] + page.text["retrying"]
+
+
+def test_a_bundle_on_its_way_to_quarantine_is_not_said_to_be_on_its_way_to_sent(
+        journal: Journal) -> None:
+    """`status` counts a bundle being moved into quarantine/ (rejected by the receiver,
+    or invalid at its claim) as delivering, so the page lists it under "Being sent" too;
+    the section said only that such bundles go to Sent today. Each row now says what is
+    happening to it: a rejected one goes to quarantine/, a received one to sent/."""
+    journal.create("bad.xml", "quarantining", bundle_id="e" * 64, invoice_ids=["B-1"],
+                   reasons=[{"code": "rejected", "file": "bad.xml", "message": "HTTP 422"}])
+    journal.create("invalid.xml", "claiming", bundle_id="f" * 64, invoice_ids=["I-1"],
+                   reasons=[{"code": "pdf-encrypted", "file": "a.pdf", "message": "x"}])
+    journal.create("ok.xml", "claiming", bundle_id="a" * 64, invoice_ids=["O-1"])
+    journal.create("got.xml", "delivered", bundle_id="b" * 64, invoice_ids=["G-1"])
+    journal.create("slow.xml", "delivering", bundle_id="c" * 64, invoice_ids=["S-1"])
+    rows = journal.recent()
+    page = Page(render(rows, [], parse_iso(rows[0].since)))
+    assert "5Being sent" in page.text["top"]
+    by_file = {line.split("\t")[0]: line for line in page.rows["sending"]}
+    assert "quarantine/" in by_file["bad.xml"] and "quarantine/" in by_file["invalid.xml"]
+    for name in ("ok.xml", "got.xml", "slow.xml"):
+        assert "quarantine/" not in by_file[name]
+    assert "sent/" in by_file["got.xml"]
 
 
 def test_a_receivers_control_characters_never_reach_the_page_raw(journal: Journal) -> None:
