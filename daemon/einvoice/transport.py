@@ -168,11 +168,18 @@ def bundle_outcome(failed: list[tuple[str, Retryable | Paused]],
     # at the end of the whole text, where it read as the answer of the invoices "not
     # posted in this attempt" (which had none).
     parts = [f"{lead} (invoice {invoice}){_said(lead)}"]
-    parts += [f"invoice {i}: {e}{_said(e)}" for i, e in failed if e is not lead]
+    others = [f"invoice {i}: {e}{_said(e)}" for i, e in failed if e is not lead]
+    # A file of hundreds of invoices, each given an error page, would make the row's
+    # last_error (status, the page, the log) tens of KB: the first few, and a count.
+    parts += others[:MAX_SHOWN] + ([f"and {len(others) - MAX_SHOWN} more invoices failed"]
+                                   if len(others) > MAX_SHOWN else [])
     if held:
         parts.append("not posted in this attempt: invoice " + ", ".join(held))
     kind = Paused if paused else Retryable
     return kind("; ".join(parts), lead.status, None, floor)
+
+
+MAX_SHOWN = 5  # other invoices' errors named one by one in a bundle's error
 
 
 def _said(error: Retryable | Paused) -> str:

@@ -331,6 +331,23 @@ def test_a_retried_bundles_error_puts_the_receivers_words_after_the_answer_they_
     assert error.endswith("; not posted in this attempt: invoice B")
 
 
+def test_the_error_of_a_file_of_many_failed_invoices_names_a_few_and_counts_the_rest(
+        ) -> None:
+    """Three hundred invoices each answered with an error page: the bundle's one error
+    (last_error, shown by status and the page) names the first failures with their
+    answers and counts the others, instead of growing to tens of KB."""
+    from daemon.einvoice.transport import MAX_SHOWN, bundle_outcome
+    failed: list[tuple[str, Retryable | Paused]] = [
+        (f"INV-{i}", Retryable("HTTP 503 from the receiver", 503, "<html>" + "x" * 500))
+        for i in range(300)]
+    error = str(bundle_outcome(failed, held=[]))
+    assert error.startswith("HTTP 503 from the receiver (invoice INV-0): <html>")
+    assert f"invoice INV-{MAX_SHOWN}: HTTP 503" in error
+    assert f"INV-{MAX_SHOWN + 1}:" not in error
+    assert error.endswith(f"; and {299 - MAX_SHOWN} more invoices failed")
+    assert len(error) < 2_000
+
+
 def test_a_partly_accepted_bundle_is_quarantined_with_papers_naming_what_was_delivered(
         start_receiver: Callable[..., Receiver], claim: Callable[[Receiver], Claimed]) -> None:
     """A accepted (with its receipt), B rejected with 400: the quarantine papers name B
