@@ -31,7 +31,7 @@ from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
-from daemon import einvoice, logs
+from daemon import einvoice, logs, statelock
 from daemon.bundle import Bundle
 from daemon.changes import RESCAN, Changes, WatcherLike
 from daemon.config import Settings
@@ -72,6 +72,7 @@ class Service(Changes, Reloading):
             s.outbox.path, s.outbox.watch, s.outbox.poll_interval_seconds, hint))
         self.clock = clock
         self.log = logs.get()
+        self._state_dir: Path | None = None  # held (statelock) from open() to the stop
         self.timers = Timers()
         # A plain flag and a pipe: both are safe to touch from a signal handler.
         self._stopping = False
@@ -207,6 +208,9 @@ class Service(Changes, Reloading):
         self._install_signals()
         s = self.settings
         prepare_folders(s)
+        # Before anything of the state dir is used: a second daemon on it stops here.
+        statelock.hold(s.paths.state_dir)
+        self._state_dir = s.paths.state_dir
         self._start_rules(s)  # a broken install stops the start (exit 2)
         self.journal = Journal(s.journal_path)
         restore_sent(self.journal, s.sent_dir, s.policy.duplicate_window_days)  # before sending
@@ -320,6 +324,7 @@ class Service(Changes, Reloading):
         """open() failed (a damaged journal, a full disk, a CA file that is not one):
         stop what it had started, so the process can exit with the error. The reader
         processes above all: left running, the exit would wait for them forever."""
+        self._release_state_dir()
         watcher = getattr(self, "watcher", None)  # set only once open() got that far
         for stop in (lambda: self._readers and self._readers.stop(),
                      lambda: watcher and watcher.stop(),
@@ -354,4 +359,10 @@ class Service(Changes, Reloading):
         else:
             self.pipeline.finish.d.close()
             self.journal.close()
+        self._release_state_dir()
         self.log.info("stopped")
+
+    def _release_state_dir(self) -> None:
+        if self._state_dir is not None:
+            statelock.release(self._state_dir)
+            self._state_dir = None

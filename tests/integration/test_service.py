@@ -265,3 +265,27 @@ def test_files_the_daemon_creates_are_never_readable_by_others(
             assert os.stat(made).st_mode & 0o007 == 0, f"{made}: {oct(os.stat(made).st_mode)}"
     finally:
         assert daemon.stop() == 0
+
+
+def test_a_second_daemon_on_the_state_dir_stops_and_status_tells_a_stopped_one(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """An admin runs `outboxd run` in a shell while the service runs: the second stops at
+    once with exit 1 and a line naming the first, no traceback, and the first goes on.
+    Once the daemon is stopped, `status` says on stderr that no daemon runs (its counts
+    are what it left); stdout stays as it was."""
+    env.write_config(receiver.url)
+    first = start_daemon()
+    second = subprocess.run([*OUTBOXD, "run", "-c", str(env.config)], capture_output=True,
+                            text=True, timeout=60)
+    assert second.returncode == 1
+    assert f"another outboxd (process {first.popen.pid}) runs with the state dir" in \
+        second.stderr and "Traceback" not in second.stderr
+    assert first.popen.poll() is None
+    live = subprocess.run([*OUTBOXD, "status", "-c", str(env.config)], capture_output=True,
+                          text=True, timeout=60)
+    assert live.returncode == 0 and "no outboxd is running" not in live.stderr
+    assert first.stop() == 0
+    stopped = subprocess.run([*OUTBOXD, "status", "-c", str(env.config)],
+                             capture_output=True, text=True, timeout=60)
+    assert stopped.returncode == 0 and stopped.stdout == live.stdout
+    assert "no outboxd is running with the state dir" in stopped.stderr
