@@ -35,7 +35,7 @@ from daemon.journal import (
 )
 from daemon.manifest import bundle_id_of
 from daemon.names import NameKind, attachment_folders, classify
-from daemon.scan import Candidate, Snapshot, candidate_for, snapshot
+from daemon.scan import Candidate, Snapshot, candidate_for, marker_wait, snapshot
 from daemon.settle import SettleTracker
 from daemon.step import IDLE, Claim, Known, Next
 
@@ -43,13 +43,6 @@ __all__ = ["IDLE", "Next", "Pipeline"]
 
 # A copy at work that has not changed for this long is shown as stuck (_busy).
 STUCK_SECONDS = 600.0
-
-def marker_wait(cand: Candidate) -> str:
-    """Why a quiet bundle does not move under [outbox] completion = "marker"."""
-    return (f"waits for its marker file {cand.marker.name} ([outbox] completion = "
-            f"\"marker\"): the sender puts it there once the bundle is complete — if it "
-            "is, create that empty file")
-
 
 class Pipeline(Claims):
     """Runs on the loop thread only: it owns the live (pre-claim) journal rows,

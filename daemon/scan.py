@@ -283,3 +283,11 @@ def snapshot(cand: Candidate, cfg: OutboxConfig,
         if tst is not None:
             entries.append((twin, _kind(tst.st_mode), 0, *_meta(tst)))
     return Snapshot(tuple(entries), busy)
+
+
+def marker_wait(cand: Candidate) -> str:
+    """Why a quiet bundle does not move under [outbox] completion = "marker" (the page,
+    `status`, `check`)."""
+    return (f"waits for its marker file {cand.marker.name} ([outbox] completion = "
+            f"\"marker\"): the sender puts it there once the bundle is complete — if it "
+            "is, create that empty file")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sqlite3
+import stat
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -31,8 +32,15 @@ from daemon.journal.readonly import read_journal
 from daemon.journal.records import UNREADABLE_REASONS
 from daemon.leftalone import SPELLING, LeftBehind, left_behind
 from daemon.lookalikes import look_alike_sidecars
-from daemon.names import escaped_controls, is_ignored, is_invoice_name, printable
-from daemon.scan import Candidate, Listing, candidate_for, list_outbox
+from daemon.names import (
+    NameKind,
+    classify,
+    escaped_controls,
+    is_ignored,
+    is_invoice_name,
+    printable,
+)
+from daemon.scan import Candidate, Listing, candidate_for, list_outbox, marker_wait
 
 PROGRESS_EVERY = 0.2  # seconds between progress lines on a terminal
 
@@ -156,6 +164,9 @@ def targets(paths: Iterable[Path], settings: Settings) -> Iterator[tuple[Target,
                                "waits for it"), s
         for name, problem in listing.refused:
             yield Target(None, f"{name}: {problem}  [bad-name]", True), s
+        for name in _orphan_folders(s, listing):
+            yield Target(None, f"{printable(name)}/: no invoice file of that name beside it; "
+                               "a sidecar without its invoice file waits for it"), s
         for cand in listing.candidates.values():
             yield Target(cand), s
 
@@ -208,6 +219,19 @@ def _left_by_quarantine(folder: Path, settings: Settings, journal: _Journal
                  if x.name == printable(folder.name)), None)
 
 
+def _orphan_folders(s: Settings, listing: Listing) -> list[str]:
+    """Folders of an outbox that are no bundle's sidecar nor a look-alike of one (those
+    are told with their bundle): sidecars waiting for their invoice file, or folders put
+    there by mistake, which a check of the whole outbox would otherwise pass over."""
+    taken = {s.sent_dir.name if s.sent_dir.parent == s.outbox.path else "",
+             s.quarantine_dir.name if s.quarantine_dir.parent == s.outbox.path else ""}
+    for cand in listing.candidates.values():
+        taken |= {cand.sidecar.name, *(t.name for t in look_alike_sidecars(cand))}
+    return sorted(n for n, st in listing.stats.items()
+                  if stat.S_ISDIR(st.st_mode) and n not in taken
+                  and classify(n, s.outbox.ignore_patterns) is NameKind.OTHER)
+
+
 def _pages(n: int | None) -> str:
     return "" if n is None else f"{n} page" + ("" if n == 1 else "s")
 
@@ -236,6 +260,9 @@ def report(bundle: Bundle, settings: Settings) -> list[str]:
     unattached = bundle.unattached_ids
     if unattached and not bundle.errors:
         lines.append("  " + _unattached_note(unattached, settings))
+    cand = candidate_for(settings.outbox, inv.name)
+    if settings.outbox.completion == "marker" and not os.path.lexists(cand.marker):
+        lines.append("  note: " + marker_wait(cand))  # "valid" alone would promise it goes
     order = ["error", "warning"] + sorted({f.severity for f in bundle.findings}
                                           - {"error", "warning"})
     for severity in order:

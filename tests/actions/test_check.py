@@ -547,3 +547,35 @@ def test_control_characters_from_the_share_never_reach_the_terminal(
     code, out = check(cfg, capsys, out_dir / "B\x9b2J.xml")
     assert code == 1 and "\x9b" not in out
     assert "B\\x9b2J.xml: is a symbolic link" in out
+
+
+def test_a_bundle_waiting_for_its_marker_is_valid_with_a_note_saying_it_waits(
+        env: Env, capsys) -> None:
+    """completion = "marker": a valid bundle without NAME.ready is valid (exit 0), and a
+    note says it waits for that file, so "valid" is no promise that it goes; with the
+    marker there, no note."""
+    env.write_config("http://127.0.0.1:9/bundles", outbox={"completion": "marker"})
+    inv = drop_bundle(env.outbox, "INV-1001", {"a.pdf": pdf_bytes()})
+    code, out = check(env, capsys, inv)
+    assert code == 0 and "=> valid" in out
+    assert "note: waits for its marker file INV-1001.ready" in out
+    write(env.outbox / "INV-1001.ready", b"")
+    code, out = check(env, capsys, inv)
+    assert code == 0 and "marker" not in out
+
+
+def test_a_check_of_the_whole_outbox_names_sidecars_without_their_invoice_file(
+        cfg: Env, capsys) -> None:
+    """A folder in the outbox that is no bundle's sidecar (its invoice file not there yet,
+    or a folder put there by mistake) is named, with what it waits for; sidecars of
+    bundles, their look-alikes (told with the bundle) and outboxd's own folder are not."""
+    drop_bundle(cfg.outbox, "INV-1001", {"a.pdf": pdf_bytes()})
+    write(cfg.outbox / "INV-1002" / "b.pdf", pdf_bytes())
+    write(cfg.outbox / "inv-1001" / "c.pdf", pdf_bytes())  # a look-alike of INV-1001/
+    (cfg.outbox / ".outboxd").mkdir()
+    code, out = check(cfg, capsys, cfg.outbox)
+    assert "INV-1002/: no invoice file of that name beside it; a sidecar without its " \
+        "invoice file waits for it" in out
+    assert "inv-1001/: no invoice file" not in out and ".outboxd" not in out
+    assert "INV-1001/: no invoice file" not in out
+    assert code == 1  # the look-alike stops INV-1001 ([sidecar-spelling]), not the note
