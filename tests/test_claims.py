@@ -136,7 +136,9 @@ class TestChangedWhileClaimed:
         drop_bundle(s.outbox.path, "INV-1", {**files, notes: E_INVOICE})
         path = s.outbox.path / "INV-1" / notes
         row_id = self._changed_during_claim(p, lambda: path.write_bytes(change))
-        self._read_again_ends(p, s, row_id, outcome)
+        assert p.j.last_detail(row_id) == "changed while being claimed"
+        end, what = outcome.split(": ")
+        assert self._read_again_ends(p, s, row_id) == (end, what)
 
     def test_a_link_put_into_the_sidecar_before_the_claim_is_read_again(
             self, tmp_path: Path) -> None:
@@ -147,7 +149,8 @@ class TestChangedWhileClaimed:
         drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
         link = s.outbox.path / "INV-1" / "b.pdf"
         row_id = self._changed_during_claim(p, lambda: link.symlink_to(tmp_path / "x.pdf"))
-        self._read_again_ends(p, s, row_id, "quarantined: not-a-file")
+        assert p.j.last_detail(row_id) == "changed while being claimed"
+        assert self._read_again_ends(p, s, row_id) == ("quarantined", "not-a-file")
 
     @staticmethod
     def _changed_during_claim(p: Pipeline, change: Callable[[], object]) -> int:
@@ -167,21 +170,21 @@ class TestChangedWhileClaimed:
         return row.id
 
     @staticmethod
-    def _read_again_ends(p: Pipeline, s: Settings, row_id: int, outcome: str) -> None:
-        """Step the bundle put back once more: `outcome` is how it ends, sent (on which
-        channel) or quarantined (for which error)."""
+    def _read_again_ends(p: Pipeline, s: Settings, row_id: int) -> tuple[str, str]:
+        """Step the bundle put back once more: how it ends, ("sent", the channel of its
+        manifest) or ("quarantined", the first reason's code), as its folder and its row
+        agree (one folder, in sent/ or in quarantine/, none in the other)."""
         [cand] = list_outbox(s.outbox).candidates.values()
         claimed = step(p, cand, 1.0).claimed  # a quarantine at the claim is made at once
         assert claimed is None or p.finish.attempt(claimed) is None
-        end, what = outcome.split(": ")
-        if end == "sent":
-            [folder] = folders(s.sent_dir)
-            manifest = json.loads((folder / "receipt.json").read_text())["manifest"]
-            assert manifest["channel"] == what
-            assert folders(s.quarantine_dir) == []
+        sent, quarantined = folders(s.sent_dir), folders(s.quarantine_dir)
+        assert len(sent) + len(quarantined) == 1
+        if sent:
+            end = "sent"
+            what = json.loads((sent[0] / "receipt.json").read_text())["manifest"]["channel"]
         else:
-            [folder] = folders(s.quarantine_dir)
-            reasons = json.loads((folder / "reason.json").read_text())["reasons"]
-            assert what in [r["code"] for r in reasons]
-            assert folders(s.sent_dir) == []
+            end = "quarantined"
+            what = json.loads((quarantined[0] / "reason.json").read_text())["reasons"][0][
+                "code"]
         assert p.j.get(row_id).state == end
+        return end, what
