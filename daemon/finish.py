@@ -66,8 +66,6 @@ def materialise_here(cand: Candidate, bundle: Bundle, work_dir: Path,
     return materialise_bundle(bundle, work_dir)
 
 
-
-
 class Finisher(Moves, Recovery):
     def __init__(self, settings: Settings, journal: Journal, deliverer: Deliverer) -> None:
         self.s = settings
@@ -173,17 +171,17 @@ class Finisher(Moves, Recovery):
             return damaged([Finding(
                 "processing-damaged", row.invoice_file, f"cannot be read in the processing "
                 f"folder ({exc}) — check it and move it back to the outbox")])
-        except Exception as exc:  # noqa: BLE001 - a reader gone, a parser's bug: not the bundle's
-            if isinstance(exc, OutboxdError) and not isinstance(exc, ReaderFailed):
-                raise  # the journal's own: the workers retry it
-            # Recovery lets the start go on past such an error for this read. Said in the
-            # row (retrying, last_error) and tried again on the move back-off, as a failed
-            # conversion is; never quarantined for it, never a row `delivering` unexplained.
-            if not isinstance(exc, ReaderFailed):
-                log.exception("unexpected error reading a claimed bundle again")
-            return self._move_failed(row, f"cannot read the bundle again in {row.work_dir}: "
-                                     f"{exc if isinstance(exc, ReaderFailed) else repr(exc)}",
-                                     "bundle cannot be prepared for delivery; will retry")
+        # A reader gone, a parser's bug: not the bundle's fault. Recovery lets the start
+        # go on past such an error for this read. Said in the row (retrying, last_error)
+        # and tried again on the move back-off, as a failed conversion is; never
+        # quarantined for it, never a row `delivering` unexplained.
+        except ReaderFailed as exc:
+            return self._unreadable_again(row, str(exc))
+        except OutboxdError:
+            raise  # the journal's own: the workers retry it
+        except Exception as exc:  # noqa: BLE001 - see above
+            log.exception("unexpected error reading a claimed bundle again")
+            return self._unreadable_again(row, repr(exc))
         if read_again and not self._work_present(row):
             return damaged([])  # the share went away while the bundle was being read
         if any(a.converted for a in bundle.attachments):
@@ -289,6 +287,10 @@ class Finisher(Moves, Recovery):
         return self.archive_sent(row_id, replace(
             row, state=DELIVERED, bundle_id=manifest["bundle_id"], next_attempt_at=None,
             **written))
+
+    def _unreadable_again(self, row: Row, why: str) -> float:
+        return self._move_failed(row, f"cannot read the bundle again in {row.work_dir}: {why}",
+                                 "bundle cannot be prepared for delivery; will retry")
 
     def _retry_later(self, row_id: int, attempts: int, exc: Retryable | Paused,
                      log: Any, deliverer: Deliverer | None = None) -> float:

@@ -334,9 +334,18 @@ class Pipeline(Claims):
         if known.errors_file_done is bool(errors):
             return
         known.errors_file_done = bool(errors)
+        self._write_errors_file(cand, errors, logs.bundle_log(
+            self.log, cand.invoice.name, known.bundle_id or None,
+            known.bundle.invoice_ids if known.bundle else ()))
+
+    def _clear_errors_file(self, cand: Candidate, row: Row) -> None:
+        """Remove our NAME.errors.txt (only ours) for a held bundle that left the outbox."""
+        self._write_errors_file(cand, (), logs.bundle_log(
+            self.log, cand.invoice.name, row.bundle_id, row.invoice_ids))
+
+    @staticmethod
+    def _write_errors_file(cand: Candidate, errors: tuple[Finding, ...], log: Any) -> None:
         path = errors_file_for(cand)
-        log = logs.bundle_log(self.log, cand.invoice.name, known.bundle_id or None,
-                              known.bundle.invoice_ids if known.bundle else ())
         try:
             write_errors_file(path, errors, log)
         except OSError as exc:
@@ -348,16 +357,6 @@ class Pipeline(Claims):
                       file=path.name, error=str(exc),
                       fix="shorten the invoice file's name" if exc.errno == errno.ENAMETOOLONG
                            else "check the outbox's free space and permissions")
-
-    def _clear_errors_file(self, cand: Candidate, row: Row) -> None:
-        """Remove our NAME.errors.txt (only ours) for a held bundle that left the outbox."""
-        path = errors_file_for(cand)
-        log = logs.bundle_log(self.log, cand.invoice.name, row.bundle_id, row.invoice_ids)
-        try:
-            write_errors_file(path, (), log)
-        except OSError as exc:
-            log.error("cannot remove the errors file of a bundle that left the outbox",
-                      file=path.name, error=str(exc))
 
     def forget(self, key: str) -> None:
         self.tracker.forget(key)

@@ -273,7 +273,7 @@ def report(bundle: Bundle, settings: Settings) -> list[str]:
     verdict = "INVALID" if bundle.errors else "valid"
     lines.append(f"  => {verdict} ({len(bundle.errors)} error(s), "
                  f"{len(bundle.warnings)} warning(s))")
-    return [escaped_controls(line) for line in lines]  # ids, types, notes: the sender's text
+    return lines  # escaped where they are printed (ids, types, notes: the sender's text)
 
 
 def _unattached_note(ids: tuple[str, ...], settings: Settings) -> str:
@@ -344,7 +344,7 @@ def check(paths: list[Path], settings: Settings, out: TextIO | None = None,
         invalid = bundle is None or bool(bundle.errors)
         failed = failed or invalid
         n_invalid += invalid
-        # The file's name (C1 controls are no bad name) and an error's text, as report's.
+        # The file's name (C1 controls are no bad name), ids, notes, an error's text.
         print("\n".join(escaped_controls(line) for line in lines), file=out)
     progress.end()
     print(f"\n{n_bundles} bundle(s) checked, {n_invalid} invalid"

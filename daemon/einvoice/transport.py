@@ -146,6 +146,9 @@ class EmbeddedDeliverer:
                            f"with HTTP {exc.status}", exc.status, exc.body) from None
 
 
+MAX_SHOWN = 5  # other invoices' errors named one by one in a bundle's error
+
+
 def bundle_outcome(failed: list[tuple[str, Retryable | Paused]],
                    held: list[str]) -> Retryable | Paused:
     """The one error of a bundle whose documents were not all taken; `failed`: each
@@ -177,9 +180,6 @@ def bundle_outcome(failed: list[tuple[str, Retryable | Paused]],
         parts.append("not posted in this attempt: invoice " + ", ".join(held))
     kind = Paused if paused else Retryable
     return kind("; ".join(parts), lead.status, None, floor)
-
-
-MAX_SHOWN = 5  # other invoices' errors named one by one in a bundle's error
 
 
 def _said(error: Retryable | Paused) -> str:

@@ -196,9 +196,10 @@ def _loaded(k: str, text: str) -> Any:
     except (ValueError, RecursionError):
         value = None
     if k == "response":
+        if isinstance(value, dict) or text == "null":
+            return value
         # A delivered row still goes to sent/, its receipt saying what was lost.
-        return value if isinstance(value, dict) or value is None and text == "null" else {
-            "unreadable": "the journal's copy of the receiver's answer cannot be read"}
+        return {"unreadable": "the journal's copy of the receiver's answer cannot be read"}
     if isinstance(value, list) and all(isinstance(x, str) for x in value):
         return value
     return [UNREADABLE_IDS]
