@@ -1,0 +1,62 @@
+"""README.md stays true to the code: its set-up commands are the first a reader meets and
+the test command is what CI runs; its "Commands" section names every command and option
+the parser has."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from daemon.cli import build_parser
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+
+
+def _section(text: str, title: str) -> str:
+    body = text[text.index(f"\n## {title}\n"):]
+    return body[:body.index("\n## ", 1)]
+
+
+def _sh_blocks(text: str) -> list[str]:
+    return [b.strip() for b in re.findall(r"```sh\n(.*?)```", text, re.S)]
+
+
+def test_the_first_two_commands_are_the_demo_and_exactly_the_ci_test_command() -> None:
+    """The README's first shell block installs and runs the demo; its second installs the
+    test extras and runs the tests, and is word for word the command .ci/run ends with."""
+    blocks = _sh_blocks(README.read_text(encoding="utf-8"))
+    demo, tests = blocks[0], blocks[1]
+    assert demo.startswith("python3 -m venv .venv && ") and demo.endswith("outboxd demo")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").strip().splitlines()
+    assert tests == ci[-1]
+    assert tests.endswith(".venv/bin/pytest") and "'.[test]'" in tests
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    [action] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(action.choices)
+
+
+def test_commands_section_names_every_command_and_each_of_its_options() -> None:
+    """Each subcommand has a row starting "`outboxd NAME", and each of its long options
+    (other than --help and -c/--config, explained below the table) is in that row;
+    --version is in the table too."""
+    commands = _section(README.read_text(encoding="utf-8"), "Commands")
+    rows = [line for line in commands.splitlines() if line.startswith("| `outboxd")]
+    missing = []
+    parser = build_parser()
+    for name, sub in _subparsers(parser).items():
+        mine = [r for r in rows if r.startswith(f"| `outboxd {name}")]
+        if not mine:
+            missing.append(name)
+            continue
+        for action in sub._actions:
+            for opt in action.option_strings:
+                if opt.startswith("--") and opt not in ("--help", "--config") \
+                        and not any(opt in r for r in mine):
+                    missing.append(f"{name} {opt}")
+    assert "`outboxd --version`" in commands
+    assert not missing, f"README.md, Commands, does not name: {', '.join(missing)}"
+    assert "-c/--config FILE" in commands
