@@ -33,11 +33,14 @@ import io
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
+from PIL import Image
+
 from daemon.bundle import Attachment, Bundle, Conversion, Finding
 from daemon.errors import InputError
 from daemon.fsops import open_regular, write_atomic
 from daemon.manifest import sent_keys
 from daemon.names import NAME_MAX, fit_bytes, fit_name
+from daemon.probe import pillow_limit, probe_pdf
 from daemon.temps import drop_unfinished
 
 PRINT_CHANNELS = frozenset({"external-print", "original-print"})
@@ -49,12 +52,16 @@ def wanted(kind: str, channel: str, convert_images: bool) -> bool:
     return convert_images and channel in PRINT_CHANNELS and kind in CONVERTIBLE
 
 
-def image_to_pdf(data: bytes) -> bytes:
-    """One page per image, its resolution kept, no dates (the same bytes every time)."""
+def image_to_pdf(data: bytes, max_pixels: int) -> bytes:
+    """One page per image, its resolution kept, no dates (the same bytes every time).
+    Under [validation] max_image_pixels, as the image was validated: Pillow's own
+    default (89 million) would refuse an image that a raised limit let through, and
+    an image swapped in after its validation must not be decoded past the limit."""
     import img2pdf
-    # The internal engine: pikepdf's writer stamps a time-based /ID into the file,
-    # which would change the hash (and the bundle id) between two conversions.
-    out: bytes = img2pdf.convert(data, nodate=True, engine=img2pdf.Engine.internal)
+    with pillow_limit(max_pixels):
+        # The internal engine: pikepdf's writer stamps a time-based /ID into the file,
+        # which would change the hash (and the bundle id) between two conversions.
+        out: bytes = img2pdf.convert(data, nodate=True, engine=img2pdf.Engine.internal)
     return out
 
 
@@ -74,12 +81,12 @@ def converted_name(att: Attachment, taken: set[str]) -> str:
     return fit_name(name)  # 'NAME.pdf' is 4 bytes longer than a name that fit
 
 
-def convert(att: Attachment, taken: set[str]) -> tuple[Attachment, bytes | None, list[Finding]]:
+def convert(att: Attachment, taken: set[str], max_pixels: int
+            ) -> tuple[Attachment, bytes | None, list[Finding]]:
     """Convert in memory; the attachment comes back with ``converted`` set (path None)."""
-    from daemon.probe import probe_pdf
     try:
         with open_regular(att.path, att.rel) as fh:
-            pdf = image_to_pdf(fh.read())
+            pdf = image_to_pdf(fh.read(), max_pixels)
     except Exception as exc:  # noqa: BLE001 - img2pdf/PIL raise many kinds on odd images
         return att, None, [Finding("conversion-failed", att.rel, f"cannot be converted to PDF "
                                    f"({type(exc).__name__}: {str(exc)[:200]}) — export it as "
@@ -105,7 +112,8 @@ def converted_path(work_dir: Path, att: Attachment) -> Path:
     return work_dir.joinpath(folder, *parts[1:-1], att.converted.name)
 
 
-def materialise(atts: tuple[Attachment, ...], work_dir: Path) -> tuple[Attachment, ...]:
+def materialise(atts: tuple[Attachment, ...], work_dir: Path,
+                max_pixels: int) -> tuple[Attachment, ...]:
     """Write each conversion into the claimed work folder (once) and point it there.
 
     InputError when the image in the work folder cannot be read or no longer gives
@@ -121,7 +129,14 @@ def materialise(atts: tuple[Attachment, ...], work_dir: Path) -> tuple[Attachmen
         if not _same(target, conv.sha256):
             try:
                 with open_regular(att.path, att.rel) as fh:
-                    pdf = image_to_pdf(fh.read())
+                    pdf = image_to_pdf(fh.read(), max_pixels)
+            except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+                # Pillow's own text quotes twice the limit for its error: say ours.
+                raise InputError("processing-damaged", att.rel, f"has more pixels than "
+                                 f"[validation] max_image_pixels = {max_pixels:,} allows, "
+                                 "unlike when it was validated (it changed in the processing "
+                                 "folder) — check it and move the bundle back to the "
+                                 "outbox") from None
             except Exception as exc:  # noqa: BLE001 - an OSError, or img2pdf/PIL on odd bytes
                 raise InputError("processing-damaged", att.rel, f"cannot be converted again "
                                  f"in the processing folder ({exc}) — check it and move the "
@@ -139,9 +154,9 @@ def materialise(atts: tuple[Attachment, ...], work_dir: Path) -> tuple[Attachmen
     return tuple(out)
 
 
-def materialise_bundle(bundle: Bundle, work_dir: Path) -> Bundle:
+def materialise_bundle(bundle: Bundle, work_dir: Path, max_pixels: int) -> Bundle:
     """The claimed bundle with its conversions written into work_dir (`materialise`)."""
-    return replace(bundle, attachments=materialise(bundle.attachments, work_dir))
+    return replace(bundle, attachments=materialise(bundle.attachments, work_dir, max_pixels))
 
 
 def unconverted(bundle: Bundle) -> Bundle:

@@ -63,7 +63,7 @@ def materialise_here(cand: Candidate, bundle: Bundle, work_dir: Path,
                      settings: Settings) -> Bundle:
     """A claimed bundle's images converted into its work folder, in this process (a
     pipeline without the daemon's readers: `readers.Readers.materialise` otherwise)."""
-    return materialise_bundle(bundle, work_dir)
+    return materialise_bundle(bundle, work_dir, settings.validation.max_image_pixels)
 
 
 class Finisher(Moves, Recovery):

@@ -21,7 +21,7 @@ from daemon.claim import (
 from daemon.claims import Claims, assemble_here
 from daemon.config import Settings
 from daemon.deliver import Deliverer
-from daemon.errors import InputError
+from daemon.errors import InputError, describe
 from daemon.errorsfile import errors_file_for, write_errors_file
 from daemon.finish import Finisher
 from daemon.journal import (
@@ -211,8 +211,10 @@ class Pipeline(Claims):
                      "or the share went away)")
         elif isinstance(result, InputError | OSError):
             # Logged once per snapshot: it is read again only when something changes.
-            log.error("bundle cannot be read", error=str(result))
-            error = str(result)
+            error = str(result) if isinstance(result, InputError) else (
+                f"cannot be read: {describe(result)} — check that outboxd's user may read "
+                "the file and open its folder")
+            log.error("bundle cannot be read", error=error)
         else:
             log.error("unexpected error reading bundle", exc_info=result)
         self.known[key] = Known(snap, None, "", error=error)

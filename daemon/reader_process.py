@@ -164,7 +164,7 @@ def run(cand: Candidate, settings: Settings, known: Bundle | None,
     reading it did, and that is what the daemon's own process must never spend."""
     if known is not None and work_dir is not None:
         from daemon.convert import materialise_bundle
-        return materialise_bundle(known, work_dir)
+        return materialise_bundle(known, work_dir, settings.validation.max_image_pixels)
     if known is not None:
         from daemon.match import assemble
         return assemble(cand, settings, known=known)

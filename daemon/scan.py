@@ -235,6 +235,13 @@ def _walk(folder: Path, rel: str, depth: int, cfg: OutboxConfig) -> Iterator[tup
             # is at work, so this snapshot must not settle.
             yield (child_rel, "gone", 0, 0, 0, 0, 0), True
             continue
+        except OSError:
+            # Listed but not looked at: a folder with read but no search permission, a
+            # share's hiccup. The bundle may settle, and its read then says what is wrong
+            # (the loop's look and the rescan must not fail for one bundle); a chmod that
+            # mends it changes this entry, and the bundle is read again.
+            yield (child_rel, "unreadable", 0, 0, 0, 0, 0), False
+            continue
         kind = _kind(st.st_mode)
         yield (child_rel, kind, st.st_size if kind == "f" else 0, *_meta(st)), busy
         if kind == "d" and depth + 1 < SNAPSHOT_DEPTH:  # its entries are at depth + 2

@@ -37,7 +37,7 @@ from daemon.changes import RESCAN, Changes, WatcherLike
 from daemon.config import Settings
 from daemon.config_load import prepare_folders
 from daemon.deliver import Deliverer, make_deliverer
-from daemon.errors import JournalError, OutboxdError
+from daemon.errors import JournalError, OutboxdError, refused
 from daemon.finish import evaluate
 from daemon.index import OutboxIndex
 from daemon.journal import Journal
@@ -188,10 +188,15 @@ class Service(Changes, Reloading):
 
     def _step_failed(self, key: str, exc: Exception, now: float) -> None:
         log = logs.bundle_log(self.log, key, None, ())
-        if not isinstance(exc, OutboxdError):
+        if isinstance(exc, OSError):
+            # The share or a folder's permissions, not a bug: said without a traceback,
+            # and looked at again, as nothing may change to bring an event.
+            log.error("cannot look at the bundle; will try again", error=refused(exc),
+                      retry_in=self.settings.outbox.rescan_seconds)
+        elif not isinstance(exc, OutboxdError):
             log.error("unexpected error", exc_info=exc)
             return
-        if not getattr(exc, "reported", False):  # the journal logs its own, once
+        elif not getattr(exc, "reported", False):  # the journal logs its own, once
             log.error("bundle step failed", error=str(exc))
         # Nothing else would step it again until it changes: a timer does.
         self.timers.at(("bundle", key), now + (

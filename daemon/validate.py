@@ -342,7 +342,7 @@ def _converted(att: Attachment, bundle: Bundle, cfg: ValidationConfig,
     owners = _owners(bundle, att.invoice_id, cache)
     taken = {key for key in sent_keys(convert.pdf_name(att.original_name))
              if owners.get(key, set()) - {att.original_name}}
-    att, _, problems = convert.convert(att, taken)
+    att, _, problems = convert.convert(att, taken, cfg.max_image_pixels)
     conv = att.converted
     if conv is not None and conv.size > cfg.max_attachment_bytes:
         problems.append(Finding("too-large", att.rel, f"converts to a PDF of {conv.size:,} "

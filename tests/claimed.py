@@ -50,6 +50,17 @@ def step(p: Pipeline, cand: Candidate, now: float) -> Next:
     return nxt
 
 
+def run_once(p: Pipeline, now: float = 1000.0) -> list[int]:
+    """Step every candidate once and deliver whatever was claimed; the rows claimed."""
+    claimed = []
+    for cand in list_outbox(p.s.outbox).candidates.values():
+        row = step(p, cand, now).claimed
+        if row is not None:
+            claimed.append(row)
+            assert p.finish.attempt(row) is None
+    return claimed
+
+
 def folders(root: Path) -> list[Path]:
     return sorted(p for p in root.glob("*/*") if p.is_dir())
 

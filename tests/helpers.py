@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -243,6 +244,44 @@ def raised(call: Callable[[], object]) -> Exception | None:
 # A configuration file, as the tests of config.py, config_load.py, config_sections.py
 # and config_values.py write it, and the problem lines loading it gives.
 URL = "http://127.0.0.1:9/bundles"
+
+
+class _StatRefused:
+    """A directory entry whose lstat fails as in a folder that may be listed but not
+    searched (mode r--, or a share's ACL), whatever the user running the tests."""
+
+    def __init__(self, entry: os.DirEntry[str]) -> None:
+        self._entry, self.name, self.path = entry, entry.name, entry.path
+
+    def stat(self, *, follow_symlinks: bool = True) -> os.stat_result:
+        raise PermissionError(13, "Permission denied", self.path)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._entry, name)
+
+
+def refuse_stat(monkeypatch: pytest.MonkeyPatch, names: set[str]) -> None:
+    """os.scandir everywhere, with the entries called `names` refusing their lstat (root
+    runs the tests: chmod would not refuse it)."""
+    real = os.scandir
+
+    class Listing:
+        def __init__(self, path: Any = ".") -> None:
+            self._it = real(path)
+
+        def __enter__(self) -> Iterator[Any]:
+            return (_StatRefused(e) if e.name in names else e for e in self._it)
+
+        def __iter__(self) -> Iterator[Any]:
+            return self.__enter__()
+
+        def __exit__(self, *exc: object) -> None:
+            self._it.close()
+
+        def close(self) -> None:
+            self._it.close()
+
+    monkeypatch.setattr(os, "scandir", Listing)
 
 
 def config_file(tmp_path: Path, text: str) -> Path:

@@ -15,7 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from fakeloop import Counts, FakeClock, settle_all  # noqa: E402
-from helpers import pdf_bytes, ubl_invoice, write  # noqa: E402
+from helpers import pdf_bytes, refuse_stat, ubl_invoice, write  # noqa: E402
 
 from daemon import service as service_module  # noqa: E402
 from daemon.settle import PACE_PER_ENTRY  # noqa: E402
@@ -201,3 +201,30 @@ def test_a_folder_named_in_other_case_made_without_an_event_is_found_by_the_resc
     clock.t = rescan_due
     settle_all(svc, clock)
     assert _state(svc, "INV-7.xml") == ("held", [("sidecar-spelling", "Inv-7")])
+
+
+def test_a_sidecar_file_that_cannot_be_looked_at_ends_neither_the_rescan_nor_the_loop(
+        make_service: Any, clock: FakeClock, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """INV-1.xml waits; its sidecar then comes without an event holding a file whose lstat
+    is refused (a folder that may be listed but not searched). The rescan that finds it
+    goes on to the other bundles, and the loop too: INV-2, also found by it, is decided,
+    and INV-1 says in its row why it does not move, naming the file (before: the rescan's
+    PermissionError ended the daemon, and every start again)."""
+    outbox = tmp_path / "outbox"
+    write(outbox / "INV-1.xml", ubl_invoice("INV-1"))
+    svc = make_service()
+    settle_all(svc, clock)
+    assert _state(svc, "INV-1.xml") == ("waiting", [])
+    write(outbox / "INV-1" / "locked.pdf", pdf_bytes())  # no hint: the watcher is silent
+    write(outbox / "INV-2.xml", ubl_invoice("INV-2"))
+    refuse_stat(monkeypatch, {"locked.pdf"})
+    rescan_due = svc.timers.due_at(service_module.RESCAN)
+    assert rescan_due is not None
+    clock.t = rescan_due
+    settle_all(svc, clock)
+    assert _state(svc, "INV-2.xml") == ("waiting", [])
+    row = svc.pipeline.live["INV-1.xml"]
+    assert row.state == "settling" and row.last_error is not None
+    assert "Permission denied" in row.last_error and "INV-1/locked.pdf" in row.last_error
+    assert "check that outboxd's user may read the file" in row.last_error

@@ -14,8 +14,11 @@ from pypdf import PdfReader
 from daemon.bundle import Attachment, Bundle, InvoiceFile
 from daemon.config import ValidationConfig
 from daemon.convert import converted_path, image_to_pdf, materialise
+from daemon.errors import InputError
 from daemon.manifest import build_manifest, bundle_id_from_manifest, bundle_id_of
 from daemon.validate import validate_bundle
+
+MAX_PIXELS = ValidationConfig().max_image_pixels
 
 
 def image(fmt: str, size: tuple[int, int] = (600, 300), dpi: float | None = 300) -> bytes:
@@ -46,8 +49,8 @@ def page_size(pdf: bytes) -> tuple[float, float]:
 def test_conversion_keeps_the_resolution_and_gives_the_same_bytes_every_time(fmt: str) -> None:
     """600 × 300 px at 300 DPI is a 2 × 1 inch page (144 × 72 pt); no dates inside."""
     data = image(fmt)
-    pdf = image_to_pdf(data)
-    assert pdf == image_to_pdf(data)
+    pdf = image_to_pdf(data, MAX_PIXELS)
+    assert pdf == image_to_pdf(data, MAX_PIXELS)
     assert b"/ID" not in pdf and b"Date" not in pdf  # nothing that changes with the clock
     w, h = page_size(pdf)
     assert w == pytest.approx(144, abs=0.1) and h == pytest.approx(72, abs=0.1)
@@ -55,7 +58,7 @@ def test_conversion_keeps_the_resolution_and_gives_the_same_bytes_every_time(fmt
 
 def test_jpeg_is_embedded_without_reencoding() -> None:
     data = image("JPEG")
-    assert data in image_to_pdf(data)  # the JPEG stream itself, byte for byte
+    assert data in image_to_pdf(data, MAX_PIXELS)  # the JPEG stream itself, byte for byte
 
 
 @pytest.mark.parametrize("channel", ["external-print", "original-print"])
@@ -157,7 +160,7 @@ def test_manifest_records_the_conversion_and_the_receiver_can_recompute_the_id(
     b = validate_bundle(bundle_of(tmp_path, {"scan.png": png}, "external-print"),
                         ValidationConfig(convert_images=True))
     work = tmp_path / "work"
-    atts = materialise(b.attachments, work)
+    atts = materialise(b.attachments, work, MAX_PIXELS)
     [att] = atts
     assert att.converted.path == converted_path(work, att) == work / "INV-1.converted" / "scan.pdf"
     pdf = att.converted.path.read_bytes()
@@ -171,7 +174,7 @@ def test_manifest_records_the_conversion_and_the_receiver_can_recompute_the_id(
                                        "content_type": "image/png"}
     assert bundle_id_from_manifest(manifest) == bundle_id_of(b) == manifest["bundle_id"]
     # Writing again (a crash, a retry) leaves the same file.
-    assert materialise(b.attachments, work) == atts
+    assert materialise(b.attachments, work, MAX_PIXELS) == atts
 
 
 def test_a_conversion_half_written_before_a_kill_leaves_no_temp_file_to_archive(
@@ -184,6 +187,43 @@ def test_a_conversion_half_written_before_a_kill_leaves_no_temp_file_to_archive(
     folder = tmp_path / "work" / "INV-1.converted"
     folder.mkdir(parents=True)
     (folder / ".scan.pdf.tmp-0123456789ab").write_bytes(b"%PDF-half")
-    [att] = materialise(b.attachments, tmp_path / "work")
+    [att] = materialise(b.attachments, tmp_path / "work", MAX_PIXELS)
     assert sorted(p.name for p in folder.iterdir()) == ["scan.pdf"]
     assert hashlib.sha256(att.converted.path.read_bytes()).hexdigest() == att.converted.sha256
+
+
+def test_an_image_under_a_raised_pixel_limit_is_converted_whatever_pillows_own_limit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """[validation] max_image_pixels raised past twice Pillow's own limit (admins of large
+    scans): an image that passes the limit is converted and written at delivery too, not
+    refused by Pillow's default as a "decompression bomb" (before: conversion-failed).
+    Pillow's default stands here at 1,000 pixels for its real 89 million, the image at
+    2,500 (over twice it), the configured limit at 10,000."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    cfg = ValidationConfig(convert_images=True, max_image_pixels=10_000)
+    b = validate_bundle(bundle_of(tmp_path, {"scan.png": image("PNG", (50, 50)),
+                                             "photo.jpg": image("JPEG", (50, 50))},
+                                  "original-print"), cfg)
+    assert b.errors == ()
+    assert all(a.converted is not None for a in b.attachments)
+    written = materialise(b.attachments, tmp_path / "work", cfg.max_image_pixels)
+    assert all(a.converted and a.converted.path and a.converted.path.is_file()
+               for a in written)
+    assert Image.MAX_IMAGE_PIXELS == 1000  # Pillow's own limit is left as it was
+
+
+def test_an_image_over_the_pixel_limit_is_never_decoded_at_delivery(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An image swapped in the processing folder for one over [validation]
+    max_image_pixels (a bomb after its validation): its conversion at delivery is
+    refused under the configured limit, a processing-damaged error naming the file,
+    never decoded."""
+    cfg = ValidationConfig(convert_images=True, max_image_pixels=10_000)
+    b = validate_bundle(bundle_of(tmp_path, {"scan.png": image("PNG", (50, 50))},
+                                  "original-print"), cfg)
+    assert b.errors == ()
+    (tmp_path / "INV-1" / "scan.png").write_bytes(image("PNG", (300, 300)))
+    with pytest.raises(InputError) as caught:
+        materialise(b.attachments, tmp_path / "work", cfg.max_image_pixels)
+    assert caught.value.code == "processing-damaged" and caught.value.file == "INV-1/scan.png"
+    assert "[validation] max_image_pixels = 10,000" in caught.value.message

@@ -178,7 +178,8 @@ def test_a_bundle_archived_after_a_failed_move_is_sent_without_the_old_error(
     monkeypatch.setattr(moves, "place", full_once)
     assert p.finish.attempt(row) is not None  # delivered, not archived: retried
     assert "cannot be archived" in (p.j.get(row).last_error or "")
-    p.finish.clock = lambda: 1e9  # its back-off over
+    later = p.finish.clock() + 3600  # its back-off over, whatever the host's uptime
+    p.finish.clock = lambda: later
     assert p.finish.attempt(row) is None
     assert (p.j.get(row).state, p.j.get(row).last_error) == ("sent", None)
 
@@ -238,7 +239,8 @@ def test_a_bundle_whose_quarantine_move_succeeds_after_midnight_is_yesterdays(
     monkeypatch.setattr(moves, "place", full_before_midnight)
     assert p.finish.attempt(row) is not None
     wall.at = AFTER_MIDNIGHT
-    p.finish.clock = lambda: 1e9  # its back-off over
+    later = p.finish.clock() + 3600  # its back-off over, whatever the host's uptime
+    p.finish.clock = lambda: later
     assert p.finish.attempt(row) is None
     [entry] = s.quarantine_dir.glob("*/*")
     assert entry.parent.name == "2031-05-06"

@@ -34,9 +34,13 @@ def test_a_started_thread_shows_its_python_name_or_the_one_given_cut_to_15_bytes
 
 
 def test_naming_a_thread_not_started_or_ended_does_nothing() -> None:
-    """Best effort: a thread without an OS thread (not started, or gone) raises nothing."""
+    """Best effort: a thread without an OS thread (not started, or gone) raises nothing,
+    and no thread of the process is given its name."""
+    before = {t.native_id: os_thread_name(t) for t in threading.enumerate()}
     idle = threading.Thread(target=lambda: None, name="never")
     show_name(idle)
+    assert idle.native_id is None
     idle.start()
     idle.join()
     show_name(idle)
+    assert {t.native_id: os_thread_name(t) for t in threading.enumerate()} == before

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import stat
 import sys
 import unicodedata
 from datetime import UTC, datetime, timedelta
@@ -18,36 +17,27 @@ from structlog.testing import capture_logs
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from claimed import folders, make, quiet_logs, step  # noqa: E402, F401 - quiet_logs: autouse
+from claimed import (  # noqa: E402, F401 - quiet_logs: autouse
+    folders,
+    make,
+    quiet_logs,
+    run_once,
+    step,
+)
 from helpers import (  # noqa: E402
     UBL_NS,
     drop_bundle,
     pdf_bytes,
     pin_wall,
     ubl_invoice,
-    without_blocking,
     write,
 )
 
 from daemon.config import Settings  # noqa: E402
-from daemon.deliver import DirectoryDeliverer  # noqa: E402
 from daemon.finish import evaluate  # noqa: E402
 from daemon.journal import parse_iso  # noqa: E402
-from daemon.manifest import bundle_id_of  # noqa: E402
 from daemon.pipeline import Pipeline  # noqa: E402
 from daemon.scan import list_outbox  # noqa: E402
-from daemon.statuspage import sections  # noqa: E402
-
-
-def run_once(p: Pipeline, now: float = 1000.0) -> list[int]:
-    """Step every candidate once and deliver whatever was claimed."""
-    claimed = []
-    for cand in list_outbox(p.s.outbox).candidates.values():
-        row = step(p, cand, now).claimed
-        if row is not None:
-            claimed.append(row)
-            assert p.finish.attempt(row) is None
-    return claimed
 
 
 class TestDecisions:
@@ -164,6 +154,40 @@ class TestDecisions:
         assert f"still in the outbox, under that name, with everything in it:\n- {nfd}\n" \
             in text
         assert f"rename {nfd} by typing its name again" in text
+
+    def test_a_delivered_row_is_only_archived_never_posted_again(self, tmp_path: Path) -> None:
+        """If archiving failed after the receiver accepted a bundle, the next attempt only
+        archives it: the transport is not used again."""
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        row = step(p, next(iter(list_outbox(s.outbox).candidates.values())), 1000.0).claimed
+        assert row is not None
+        record = {"manifest": {"bundle_id": p.j.get(row).bundle_id}, "attempts": 1,
+                  "response": {"status": 201, "body": {}, "receipt_id": "R-1"},
+                  "delivered_at": "2026-11-26T00:00:00Z"}
+        p.j.transition(row, "delivered", response=record, receipt_id="R-1")
+        assert p.finish.attempt(row) is None
+        assert p.j.get(row).state == "sent"
+        assert list((tmp_path / "target").iterdir()) == []  # nothing was delivered again
+        [archived] = folders(s.sent_dir)
+        assert json.loads((archived / "receipt.json").read_text())["response"]["receipt_id"] \
+            == "R-1"
+
+    def test_a_bundle_that_cannot_be_read_is_logged_as_a_bundle_event(
+            self, tmp_path: Path) -> None:
+        """Every bundle event carries bundle_id, invoice_file and invoice_ids: also the
+        error of a bundle that cannot be read (no id known yet: null and [], as while it
+        settles), so that a log query by those keys finds it."""
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        cand = list_outbox(s.outbox).candidates["INV-1.xml"]
+        nxt = p.step(cand, 1000.0)
+        assert nxt.read is not None
+        with capture_logs() as logs:
+            p.took_read("INV-1.xml", nxt.read, PermissionError(13, "Permission denied"))
+        [line] = [e for e in logs if e["event"] == "bundle cannot be read"]
+        assert line["invoice_file"] == "INV-1.xml"
+        assert line["bundle_id"] is None and line["invoice_ids"] == []
 
 
 class TestWaitingDeadlines:
@@ -453,324 +477,6 @@ class TestMarker:
         assert step(p, cand, 1001.0).claimed == row.id
         assert p.j.get(row.id).last_error is None
 
-
-def _never_read(*_: object) -> Any:
-    raise AssertionError("read the bundle again")
-
-
-class TestRecovery:
-    def test_a_claim_that_never_happened_goes_back_to_settling(self, tmp_path: Path) -> None:
-        """Journal says claiming but the invoice is still in the outbox: back to settling."""
-        p, s = make(tmp_path)
-        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
-        row = p.j.create("INV-1.xml", "claiming", bundle_id="ab" * 32,
-                         work_dir=str(s.processing_dir / "INV-1--abababababab--x"))
-        assert p.finish.recover() == []
-        assert p.j.get(row).state == "settling"
-        assert (s.outbox.path / "INV-1.xml").exists()
-
-    @staticmethod
-    def _half_claimed(tmp_path: Path, pdf: bytes) -> tuple[Pipeline, Settings, Path, int]:
-        """A claim of the bundle as read (INV-1 with a.pdf = `pdf`) cut short by a crash:
-        the invoice file in the work folder, the sidecar still in the outbox."""
-        p, s = make(tmp_path)
-        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf})
-        bid = bundle_id_of(evaluate(next(iter(list_outbox(s.outbox).candidates.values())), s))
-        work = s.processing_dir / f"INV-1--{bid[:12]}--x"
-        work.mkdir()
-        (s.outbox.path / "INV-1.xml").rename(work / "INV-1.xml")
-        return p, s, work, p.j.create("INV-1.xml", "claiming", bundle_id=bid,
-                                      work_dir=str(work))
-
-    def test_a_half_done_claim_is_finished_and_delivered(self, tmp_path: Path) -> None:
-        """Invoice already in the work folder, sidecar still in the outbox: recovery moves
-        the sidecar too, finds the bytes the claim recorded and schedules the delivery
-        of the bundle it read (not read a second time)."""
-        p, s, work, row = self._half_claimed(tmp_path, pdf_bytes())
-        assert p.finish.recover() == [(row, 0.0)]
-        assert (work / "INV-1" / "a.pdf").exists() and not (s.outbox.path / "INV-1").exists()
-        p.finish.evaluate = _never_read
-        assert p.finish.attempt(row) is None
-        assert p.j.get(row).state == "sent"
-        assert (folders(s.sent_dir)[0] / "INV-1" / "a.pdf").exists()
-
-    def test_a_claim_that_cannot_be_finished_at_start_says_why_until_the_next_start(
-            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        """A half-done claim whose finishing fails at start (the share refuses the move)
-        waits for the next start. It stayed `claiming` with no error: `status` said
-        "delivering" and the page listed it under "Being sent" for as long as that took,
-        though nothing was on its way. It is retrying with why; the next start that
-        finishes the claim clears the error."""
-        from daemon import recovery
-        p, s, work, row = self._half_claimed(tmp_path, pdf_bytes())
-        real = recovery.finish_claim
-
-        def refused(*_: object, **__: object) -> None:
-            raise PermissionError(13, "Permission denied", str(s.outbox.path / "INV-1"))
-
-        monkeypatch.setattr(recovery, "finish_claim", refused)
-        assert p.finish.recover() == []
-        r = p.j.get(row)
-        assert r.state == "claiming" and r.shown_state == "retrying"
-        assert "Permission denied" in (r.last_error or "")
-        shown = sections(p.j.recent(), datetime.now(UTC).strftime("%Y-%m-%d"))
-        assert [x.id for x in shown["retrying"]] == [row] and shown["sending"] == []
-        assert p.j.counts()["delivering"] == 0 and p.j.counts()["retrying"] == 1
-        monkeypatch.setattr(recovery, "finish_claim", real)
-        assert p.finish.recover() == [(row, 0.0)]
-        r = p.j.get(row)
-        assert (r.state, r.last_error, r.shown_state) == ("delivering", None, "delivering")
-
-    def test_each_claim_read_again_at_start_asks_systemd_for_more_start_time(
-            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        """Reading an interrupted claim again happens before READY: each one sends
-        EXTEND_TIMEOUT_USEC, so that a batch of them cannot run into the start timeout."""
-        import socket
-        p, s, work, row = self._half_claimed(tmp_path, pdf_bytes())
-        path = tmp_path / "notify.sock"
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            sock.bind(str(path))
-            sock.settimeout(5)
-            monkeypatch.setenv("NOTIFY_SOCKET", str(path))
-            assert p.finish.recover() == [(row, 0.0)]
-            assert sock.recv(4096) == b"EXTEND_TIMEOUT_USEC=60000000"
-
-    def test_a_half_done_claim_of_changed_files_goes_back_to_settle(
-            self, tmp_path: Path) -> None:
-        """An attachment replaced between the read and the crash mid-claim: the check after
-        the claim, which the crash came before, is made at the next start; the bundle goes
-        back to the outbox whole, to be read and decided again, and is not sent."""
-        p, s, work, row = self._half_claimed(tmp_path, pdf_bytes())
-        write(s.outbox.path / "INV-1" / "a.pdf", pdf_bytes(pages=2))
-        assert p.finish.recover() == []
-        r = p.j.get(row)
-        assert (r.state, r.work_dir) == ("settling", None)
-        assert (s.outbox.path / "INV-1.xml").exists()
-        assert (s.outbox.path / "INV-1" / "a.pdf").read_bytes() == pdf_bytes(pages=2)
-        assert not work.exists() and folders(s.sent_dir) == []
-
-    def test_a_half_done_claim_of_changed_files_with_a_new_version_beside_is_quarantined(
-            self, tmp_path: Path) -> None:
-        """As above, but a new invoice file of the same name arrived meanwhile: ours cannot
-        go back without replacing it, so it is quarantined beside it, whole, and says why."""
-        p, s, work, row = self._half_claimed(tmp_path, pdf_bytes())
-        write(s.outbox.path / "INV-1" / "a.pdf", pdf_bytes(pages=2))
-        write(s.outbox.path / "INV-1.xml", b"<Inv>new</Inv>")
-        [(again, _)] = p.finish.recover()
-        assert again == row and p.j.get(row).state == "quarantining"
-        assert p.finish.attempt(row) is None
-        [q] = folders(s.quarantine_dir)
-        assert (q / "INV-1" / "a.pdf").read_bytes() == pdf_bytes(pages=2)
-        assert (s.outbox.path / "INV-1.xml").read_bytes() == b"<Inv>new</Inv>"
-        assert json.loads((q / "reason.json").read_text())["reasons"][0]["code"] == \
-            "changed-during-claim"
-
-    def test_a_half_done_claim_that_cannot_be_read_for_an_unexpected_reason_is_finished(
-            self, tmp_path: Path) -> None:
-        """The read of the recovery's check fails with an error no rule names (a bug in a
-        parser, handed back by a reader): the start goes on, as it did before the check,
-        and the claim is finished for the attempt, which reads the bundle again."""
-        p, s, work, row = self._half_claimed(tmp_path, pdf_bytes())
-
-        def broken(*_: object) -> Any:
-            raise RuntimeError("parser bug")
-
-        p.finish.evaluate = broken
-        assert p.finish.recover() == [(row, 0.0)]
-        assert p.j.get(row).state == "delivering"
-        assert (work / "INV-1" / "a.pdf").exists()
-        p.finish.evaluate = evaluate
-        assert p.finish.attempt(row) is None and p.j.get(row).state == "sent"
-
-    def test_a_claimed_bundle_that_cannot_be_read_again_says_why_in_its_row(
-            self, tmp_path: Path) -> None:
-        """The recovery's check let the start go on past an unexpected read error; the
-        attempt meets it too (the parser bug is still there). The row says so, retrying
-        with the error as last_error (status, the page), instead of staying `delivering`
-        with no error while the workers retry it; nothing is sent, quarantined or moved."""
-        p, s, work, row = self._half_claimed(tmp_path, pdf_bytes())
-
-        def broken(*_: object) -> Any:
-            raise RuntimeError("parser bug")
-
-        p.finish.evaluate = broken
-        assert p.finish.recover() == [(row, 0.0)]
-        delay = p.finish.attempt(row)
-        got = p.j.get(row)
-        assert delay is not None and delay > 0
-        assert got.state == "retrying" and "parser bug" in (got.last_error or "")
-        assert got.shown_state == "retrying"
-        assert (work / "INV-1.xml").exists() and (work / "INV-1" / "a.pdf").exists()
-        assert (p.finish.attempt(row) or 0) > 0  # its back-off, not read again at once
-        p.finish.evaluate = evaluate
-        p.finish._move_faults.clear()  # its back-off over
-        assert p.finish.attempt(row) is None and p.j.get(row).state == "sent"
-
-
-class TestReviewFindings:
-    def test_a_delivered_row_is_only_archived_never_posted_again(self, tmp_path: Path) -> None:
-        """If archiving failed after the receiver accepted a bundle, the next attempt only
-        archives it: the transport is not used again."""
-        p, s = make(tmp_path)
-        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
-        row = step(p, next(iter(list_outbox(s.outbox).candidates.values())), 1000.0).claimed
-        assert row is not None
-        record = {"manifest": {"bundle_id": p.j.get(row).bundle_id}, "attempts": 1,
-                  "response": {"status": 201, "body": {}, "receipt_id": "R-1"},
-                  "delivered_at": "2026-11-26T00:00:00Z"}
-        p.j.transition(row, "delivered", response=record, receipt_id="R-1")
-        assert p.finish.attempt(row) is None
-        assert p.j.get(row).state == "sent"
-        assert list((tmp_path / "target").iterdir()) == []  # nothing was delivered again
-        [archived] = folders(s.sent_dir)
-        assert json.loads((archived / "receipt.json").read_text())["response"]["receipt_id"] \
-            == "R-1"
-
-    def test_hold_never_overwrites_a_persons_errors_file(self, tmp_path: Path) -> None:
-        """Under invalid = "hold", a NAME.errors.txt that outboxd did not write is left as it
-        is, and is not removed when the bundle passes."""
-        p, s = make(tmp_path, policy={"invalid": "hold"})
-        mine = write(s.outbox.path / "INV-1.errors.txt", b"my own notes")
-        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": b""})
-        assert run_once(p) == []
-        assert mine.read_bytes() == b"my own notes"
-        assert p.j.rows(("held",))
-
-        write(s.outbox.path / "INV-1" / "a.pdf", pdf_bytes())
-        assert len(run_once(p, now=2000.0)) == 1
-        assert mine.read_bytes() == b"my own notes"
-
-    def test_the_errors_file_goes_when_the_held_invoice_file_leaves_the_outbox(
-            self, tmp_path: Path) -> None:
-        """Under invalid = "hold", a clerk who takes the held invoice file and its folder out
-        of the outbox leaves no INV-1.errors.txt behind saying a bundle that is no longer
-        there is held."""
-        p, s = make(tmp_path, policy={"invalid": "hold"})
-        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": b""})
-        [cand] = list_outbox(s.outbox).candidates.values()
-        assert run_once(p) == []
-        assert (s.outbox.path / "INV-1.errors.txt").exists()
-        away = tmp_path / "away"
-        away.mkdir()
-        (s.outbox.path / "INV-1.xml").rename(away / "INV-1.xml")
-        (s.outbox.path / "INV-1").rename(away / "INV-1")
-        assert step(p, cand, 2000.0).gone
-        assert sorted(e.name for e in s.outbox.path.iterdir() if e.name != ".outboxd") == []
-        assert sorted(e.name for e in away.iterdir()) == ["INV-1", "INV-1.xml"]
-
-    def test_the_errors_file_goes_when_the_held_invoice_file_left_while_stopped(
-            self, tmp_path: Path) -> None:
-        """As above, but the clerk took the held invoice file out while the daemon was
-        stopped: the next start finds the held row gone and removes its INV-1.errors.txt
-        (a person's file of that name is left alone)."""
-        p, s = make(tmp_path, policy={"invalid": "hold"})
-        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": b""})
-        drop_bundle(s.outbox.path, "INV-2", {"a.pdf": b""})
-        assert run_once(p) == []
-        assert (s.outbox.path / "INV-1.errors.txt").exists()
-        write(s.outbox.path / "INV-2.errors.txt", b"my own notes")
-        for name in ("INV-1.xml", "INV-1", "INV-2.xml", "INV-2"):
-            (s.outbox.path / name).rename(tmp_path / name)
-        p.j.close()
-        again, _ = make(tmp_path, policy={"invalid": "hold"})
-        again.start(set())
-        assert sorted(e.name for e in s.outbox.path.iterdir() if e.name != ".outboxd") == \
-            ["INV-2.errors.txt"]
-        assert [again.j.get(r).state for r in (1, 2)] == ["gone", "gone"]
-
-    def test_a_held_bundle_quarantined_after_a_reload_leaves_no_errors_file(
-            self, tmp_path: Path) -> None:
-        """A bundle held under invalid = "hold" is quarantined once a reload sets invalid =
-        "quarantine", even with its files unchanged; its INV-1.errors.txt does not stay
-        behind in the outbox."""
-        p, s = make(tmp_path, policy={"invalid": "hold"})
-        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": b""})
-        assert run_once(p) == []
-        assert (s.outbox.path / "INV-1.errors.txt").exists()
-        p.reconfigure(s.model_copy(update={"policy": s.policy.model_copy(
-            update={"invalid": "quarantine"})}), DirectoryDeliverer(tmp_path / "target"))
-        run_once(p, now=2000.0)
-        [q] = folders(s.quarantine_dir)
-        assert (q / "INV-1.xml").exists()
-        assert not (s.outbox.path / "INV-1.errors.txt").exists()
-
-    def test_a_fifo_where_the_errors_file_goes_is_never_opened(
-            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        """A FIFO put where NAME.errors.txt goes would block the loop on open (for good, if
-        no one writes to it): under invalid = "hold" it is left alone, unopened, and the
-        bundle is held. Also when it is swapped in just after a look found a regular file
-        there (the audit's race, made certain here by that look answering "a file")."""
-        p, s = make(tmp_path, policy={"invalid": "hold"})
-        fifo = s.outbox.path / "INV-1.errors.txt"
-        os.mkfifo(fifo)
-        real_is_file = Path.is_file
-        monkeypatch.setattr(Path, "is_file", lambda self: self == fifo or real_is_file(self))
-        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": b""})
-        without_blocking(lambda: run_once(p), fifo, "the loop")
-        assert p.j.rows(("held",))
-        assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
-
-    def test_a_held_bundle_whose_name_leaves_no_room_for_the_errors_file_is_still_held(
-            self, tmp_path: Path) -> None:
-        """Under invalid = "hold", an invoice file whose name is so long that
-        NAME.errors.txt would pass the file system's 255 bytes: the bundle is held with
-        its reasons in the journal (status, status page), one error line says why there
-        is no errors file, and no temp file is left in the outbox."""
-        p, s = make(tmp_path, policy={"invalid": "hold"})
-        name = "L" * 246
-        drop_bundle(s.outbox.path, name, {"a.pdf": b""})
-        with capture_logs() as logs:
-            assert run_once(p) == []
-        [held] = p.j.rows(("held",))
-        assert held.invoice_file == name + ".xml"
-        assert [r["code"] for r in held.reasons] == ["empty-file"]
-        assert [e.name for e in s.outbox.path.iterdir()
-                if ".tmp-" in e.name or e.name.endswith(".errors.txt")] == []
-        [line] = [e for e in logs if "errors file" in e["event"]]
-        assert line["log_level"] == "error" and line["invoice_file"] == name + ".xml"
-        assert "shorten" in line["fix"]
-        assert line["bundle_id"] == held.bundle_id and line["invoice_ids"] == [name]
-
-    def test_a_bundle_that_cannot_be_read_is_logged_as_a_bundle_event(
-            self, tmp_path: Path) -> None:
-        """Every bundle event carries bundle_id, invoice_file and invoice_ids: also the
-        error of a bundle that cannot be read (no id known yet: null and [], as while it
-        settles), so that a log query by those keys finds it."""
-        p, s = make(tmp_path)
-        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
-        cand = list_outbox(s.outbox).candidates["INV-1.xml"]
-        nxt = p.step(cand, 1000.0)
-        assert nxt.read is not None
-        with capture_logs() as logs:
-            p.took_read("INV-1.xml", nxt.read, PermissionError(13, "Permission denied"))
-        [line] = [e for e in logs if e["event"] == "bundle cannot be read"]
-        assert line["invoice_file"] == "INV-1.xml"
-        assert line["bundle_id"] is None and line["invoice_ids"] == []
-
-    @pytest.mark.parametrize("invalid", ["hold", "quarantine"])
-    def test_a_sidecar_folder_named_in_latin1_holds_or_quarantines_the_bundle(
-            self, tmp_path: Path, invalid: str) -> None:
-        """A sidecar subfolder whose name is not UTF-8 (b'Bilagor-\\xe5'): under "hold"
-        the bundle is held and INV-7.errors.txt names INV-7/Bilagor-\\xe5; under
-        "quarantine" it is quarantined with that reason and the folder travels with it.
-        The raw name once crashed the journal (every start) or the errors file."""
-        p, s = make(tmp_path, policy={"invalid": invalid})
-        raw = os.path.join(os.fsencode(s.outbox.path), b"INV-7", b"Bilagor-\xe5", b"b.pdf")
-        drop_bundle(s.outbox.path, "INV-7", {"a.pdf": pdf_bytes()})
-        write(Path(os.fsdecode(raw)), pdf_bytes())
-        run_once(p)
-        [row] = p.j.rows(("held" if invalid == "hold" else "quarantined",))
-        assert [(r["code"], r["file"]) for r in row.reasons] == [
-            ("bad-name", "INV-7/Bilagor-\\xe5")]
-        if invalid == "hold":
-            text = (s.outbox.path / "INV-7.errors.txt").read_text(encoding="utf-8")
-            assert "INV-7/Bilagor-\\xe5: the name is not valid UTF-8" in text
-        else:
-            [q] = folders(s.quarantine_dir)
-            assert "INV-7/Bilagor-\\xe5" in (q / "REASON.txt").read_text(encoding="utf-8")
-            assert os.path.isfile(os.path.join(os.fsencode(q), b"INV-7", b"Bilagor-\xe5",
-                                               b"b.pdf"))
-            assert not (s.outbox.path / "INV-7.xml").exists()
 
 def _age(root: Path, seconds: float) -> None:
     """Give every file under root a modification time `seconds` in the past (as files

@@ -12,6 +12,7 @@ import pytest
 from daemon import scan as scan_mod
 from daemon.config import OutboxConfig
 from daemon.scan import Candidate, list_outbox, snapshot
+from tests.helpers import refuse_stat
 
 
 def cfg_for(outbox: Path, **kw: object) -> OutboxConfig:
@@ -395,6 +396,23 @@ class TestSnapshot:
         monkeypatch.setattr(scan_mod.os, "scandir", Racing)
         snap = snapshot(cand, cfg)
         assert snap is not None and snap.busy
+
+
+    def test_a_sidecar_entry_that_cannot_be_looked_at_is_in_the_snapshot_not_an_error(
+            self, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A file in a sidecar folder that may be listed but not searched (its lstat
+        refused): the snapshot has it as unreadable, able to settle (the read then says
+        why the bundle cannot be read), instead of raising out of the loop's look or
+        rescan (before: the rescan's PermissionError ended the daemon)."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-1.xml")
+        touch(outbox / "INV-1" / "a.pdf")
+        touch(outbox / "INV-1" / "locked.pdf")
+        refuse_stat(monkeypatch, {"locked.pdf"})
+        snap = snapshot(self._cand(outbox, cfg), cfg)
+        assert snap is not None and not snap.busy
+        assert [e[:3] for e in snap.entries[1:]] == [("INV-1/a.pdf", "f", 1),
+                                                   ("INV-1/locked.pdf", "unreadable", 0)]
 
 
 class TestRefusedInvoiceNames:

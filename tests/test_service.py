@@ -255,3 +255,39 @@ def test_a_stop_that_abandons_a_delivery_names_the_bundle_in_the_log(
     assert (event["invoice_file"], event["bundle_id"], event["invoice_ids"]) == \
         ("SLOW-1.xml", "d" * 64, ["SLOW-1"])
     assert event["log_level"] == "warning"
+
+
+def test_a_bundle_that_cannot_be_looked_at_is_said_plainly_and_looked_at_again(
+        make_service: Any, clock: FakeClock, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The look at a waiting bundle fails (its invoice file's lstat refused: a share's
+    hiccup, a folder's permissions): one error line naming the file, with no traceback,
+    and the bundle is looked at again at the rescan interval, without an event (before:
+    an "unexpected error" traceback, and the bundle left until something changed)."""
+    outbox = tmp_path / "outbox"
+    invoice = write(outbox / "INV-1.xml", ubl_invoice("INV-1"))
+    svc = make_service()
+    settle_all(svc, clock)
+    assert svc.pipeline.live["INV-1.xml"].state == "waiting"
+    real_lstat = os.lstat
+
+    def refused(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        if os.fspath(path) == str(invoice):
+            raise OSError(5, "Input/output error", str(invoice))
+        return real_lstat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "lstat", refused)
+    svc.timers.at(("bundle", "INV-1.xml"), clock.t)  # as a settle or wait timer would
+    with capture_logs() as logs:
+        svc.turn()
+    [line] = [e for e in logs if e["log_level"] == "error"]
+    assert line["invoice_file"] == "INV-1.xml" and "exc_info" not in line
+    assert "Input/output error" in line["error"] and str(invoice) in line["error"]
+    due = svc.timers.due_at(("bundle", "INV-1.xml"))
+    assert due == clock.t + RESCAN
+    monkeypatch.setattr(os, "lstat", real_lstat)
+    write(outbox / "INV-1" / "a.pdf", pdf_bytes())  # no event: the fake watcher is silent
+    clock.t = due
+    settle_all(svc, clock)
+    assert svc.pipeline.live.get("INV-1.xml") is None  # claimed and sent
+    assert list((tmp_path / "target").iterdir())

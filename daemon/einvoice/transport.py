@@ -179,7 +179,7 @@ def bundle_outcome(failed: list[tuple[str, Retryable | Paused]],
     if held:
         parts.append("not posted in this attempt: invoice " + ", ".join(held))
     kind = Paused if paused else Retryable
-    return kind("; ".join(parts), lead.status, None, floor)
+    return kind("; ".join(parts), lead.status, "", floor)
 
 
 def _said(error: Retryable | Paused) -> str:

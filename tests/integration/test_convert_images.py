@@ -108,9 +108,9 @@ def test_the_daemons_own_process_never_converts_an_image_when_it_has_readers(
     threads: list[str] = []
     real = convert.image_to_pdf
 
-    def watched(data: bytes) -> bytes:
+    def watched(data: bytes, max_pixels: int) -> bytes:
         threads.append(threading.current_thread().name)
-        return real(data)
+        return real(data, max_pixels)
 
     monkeypatch.setattr(convert, "image_to_pdf", watched)
     png = scan("PNG", (900, 600))
@@ -118,7 +118,7 @@ def test_the_daemons_own_process_never_converts_an_image_when_it_has_readers(
         drop_bundle(s.outbox.path, "INV-3", {"scan.png": png})
         [archived] = wait_for(lambda: list(s.sent_dir.glob("*/*")), what="the bundle sent")
     pdf = (archived / "INV-3.converted" / "scan.pdf").read_bytes()
-    assert pdf == real(png)
+    assert pdf == real(png, s.validation.max_image_pixels)
     [sent] = (tmp_path / "target").glob("*/attachments/INV-3/scan.pdf")
     assert sent.read_bytes() == pdf
     if reader_processes:
