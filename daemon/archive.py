@@ -14,6 +14,7 @@ import filecmp
 import json
 import os
 import shutil
+import stat
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -201,11 +202,34 @@ def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str)
             return placed
         drop_unfinished(placed, papers)
         write_papers(placed, papers, sync=False)
+    _writable_as_root(placed)
     for name in papers:
         fsync_file(placed / name)
     fsync_dir(placed)
     fsync_dir(placed.parent)
     return placed
+
+
+def _writable_as_root(placed: Path) -> None:
+    """The entry and its day folder group-writable when the archive root is (the tmpfiles
+    snippet makes quarantine/ so, sent/ not): the people on the share fix a quarantined
+    bundle where it lies and move it back into the outbox, which takes write permission
+    on the folder it leaves. umask 027 would make every folder the daemon creates
+    read-only for them."""
+    try:
+        if not os.lstat(placed.parent.parent).st_mode & stat.S_IWGRP:
+            return
+        for folder in (placed, placed.parent):
+            # Never through a link a share user may have put in the entry's place.
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            try:
+                mode = os.fstat(fd).st_mode
+                if not mode & stat.S_IWGRP:
+                    os.fchmod(fd, stat.S_IMODE(mode) | stat.S_IWGRP)
+            finally:
+                os.close(fd)
+    except OSError:
+        pass  # the bundle is archived; a folder someone else owns keeps its mode
 
 
 def reason_record(bundle_id: str, invoice_file: str, reasons: list[Finding],

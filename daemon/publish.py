@@ -34,6 +34,7 @@ class Publisher:
         self._text = ""
         self._status_at = float("-inf")
         self._status_changes = -1
+        self._status_failure = ""
         self._page_changes = -1
         self._page_hinted = False
 
@@ -64,7 +65,8 @@ class Publisher:
                                                          microsecond=0)
             # A due time on the loop's clock, worked out from the wall clock once a day.
             timers.at(MIDNIGHT, now + (tomorrow - wall).total_seconds() + 1.0)
-        if journal.changes != self._status_changes and timers.due_at(STATUS) is None:
+        if (journal.changes != self._status_changes
+                or journal.failure != self._status_failure) and timers.due_at(STATUS) is None:
             timers.at(STATUS, max(now, self._status_at + STATUS_EVERY))
         if (journal.changes != self._page_changes or self._page_hinted) \
                 and timers.due_at(PAGE) is None:
@@ -84,11 +86,15 @@ class Publisher:
             self.page.refresh(journal, settings, candidates, refused)
 
     def _publish_status(self, journal: Journal) -> None:
-        """STATUS= for systemd: the counts, only when they read differently."""
-        self._status_changes = journal.changes
+        """STATUS= for systemd: the counts, only when they read differently; first, while
+        the journal cannot be written, why (nothing moves then, and the counts alone
+        would read as an idle daemon in `systemctl status`)."""
+        self._status_changes, self._status_failure = journal.changes, journal.failure
         counts = journal.summary(self.wall())
         parts = [f"{counts[s]} {s}" for s in STATUS_ORDER if counts.get(s)]
         text = ", ".join([*parts, f"{counts.get('sent today', 0)} sent today"])
+        if journal.failure:
+            text = f"journal cannot be written, nothing moves: {journal.failure}; {text}"
         if text != self._text:
             self._text = text
             notify(f"STATUS={text}")

@@ -36,6 +36,22 @@ def _receiver(s: Settings) -> tuple[object, ...]:
     return s.delivery.transport, s.delivery.url, s.delivery.target
 
 
+def _in_force(new: Settings, running: Settings) -> tuple[Settings, list[str]]:
+    """`new` with the running daemon's values of RESTART_ONLY, and the names of those the
+    file sets otherwise. The settings then say what is in force: a deliverer made from
+    them pools as many connections as there are delivery threads (not fewer, which would
+    make the threads wait for each other), and a file put back to the running value is
+    not reported as waiting for the next start."""
+    later: list[str] = []
+    sections: dict[str, Any] = {}
+    for sec, key in RESTART_ONLY:
+        have = getattr(getattr(running, sec), key)
+        if getattr(getattr(new, sec), key) != have:
+            later.append(f"[{sec}] {key}")
+            sections[sec] = sections.get(sec, getattr(new, sec)).model_copy(update={key: have})
+    return (new.model_copy(update=sections) if sections else new), later
+
+
 class Reloading:
     settings: Settings
     config_path: Path | None
@@ -73,6 +89,8 @@ class Reloading:
                 new.paths.state_dir != self.settings.paths.state_dir:
             self.log.error("outbox path and state_dir need a restart; keeping the old ones")
             return
+        # Made before the deliverer: its connection pool is sized for the threads in force.
+        new, later = _in_force(new, self.settings)
         deliverer: Deliverer | None = None
         try:
             deliverer = self._make_deliverer(new)
@@ -82,8 +100,6 @@ class Reloading:
                 deliverer.close()  # its connection pool: one refused reload each SIGHUP
             self.log.error("configuration not reloaded; keeping the old one", error=str(exc))
             return
-        later = [f"[{sec}] {key}" for sec, key in RESTART_ONLY
-                 if getattr(getattr(new, sec), key) != getattr(getattr(self.settings, sec), key)]
         if later:
             # The watcher and the delivery threads are made once, at start.
             self.log.warning("these settings take effect at the next start", settings=later)

@@ -7,6 +7,7 @@ import errno
 import json
 import os
 import shutil
+import stat
 import unicodedata
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -483,6 +484,33 @@ class TestPlace:
         assert sorted(os.listdir(placed)) == ["INV-1", "INV-1.xml", "REASON.txt", "reason.json"]
         assert os.stat(placed / "REASON.txt").st_mode & 0o777 == 0o640
         assert json.loads((placed / "reason.json").read_text("utf-8")) == record
+
+    def test_a_quarantined_entry_is_writable_by_the_group_where_quarantine_is(
+            self, tmp_path: Path) -> None:
+        """The people on the share fix a quarantined bundle where it lies and move it back
+        into the outbox: under umask 027 the day folder and the entry the daemon makes in
+        a group-writable quarantine/ (tmpfiles: 2770) are made group-writable too, so a
+        member of the group can take the invoice file out of its entry; in sent/ (2750)
+        they stay read-only for the group, and nothing becomes writable for others."""
+        old = os.umask(0o027)
+        try:
+            made = {}
+            for root, mode in (("quarantine", 0o2770), ("sent", 0o2750)):
+                (tmp_path / root).mkdir()
+                os.chmod(tmp_path / root, mode)
+                work = make_work(tmp_path / f"work-{root}")
+                record = reason_record(BID, "INV-1.xml", [Finding("empty", "INV-1/a.pdf", "e")],
+                                       "2026-12-03T07:50:12Z")
+                made[root] = archive.place(work, tmp_path / root / "2026-12-03" / "INV-1--x",
+                                           archive.reason_papers(record), BID)
+        finally:
+            os.umask(old)
+        quarantined, sent = made["quarantine"], made["sent"]
+        for folder in (quarantined, quarantined.parent):
+            assert os.stat(folder).st_mode & 0o777 == 0o770, folder
+        assert os.stat(quarantined.parent).st_mode & stat.S_ISGID  # the group kept
+        for folder in (sent, sent.parent):
+            assert os.stat(folder).st_mode & 0o777 == 0o750, folder
 
     def test_readable_json_is_json_with_one_item_per_line(self) -> None:
         """The papers are JSON a person can read: top-level keys each on a line, and the

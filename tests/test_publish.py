@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -105,3 +106,34 @@ def test_an_event_or_a_listing_without_a_look_alike_shown_as_left_behind_asks_fo
     publisher.listed({"INV-7", "INV-8.xml"})
     assert page_asked()
     journal.close()
+
+
+def test_status_says_why_nothing_moves_while_the_journal_cannot_be_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk under state_dir changes no count (nothing can be recorded), so the
+    counts alone read as an idle daemon in `systemctl status`: STATUS= is sent again
+    when writes begin to fail and leads with why, and goes back to the counts alone
+    once a write succeeds."""
+    journal = Journal(tmp_path / "journal.sqlite3")
+    sent: list[str] = []
+    monkeypatch.setattr("daemon.publish.notify", sent.append)
+    publisher = Publisher(clock=lambda: 1000.0,
+                          wall=lambda: datetime(2031, 5, 6, 12, 0, 0, tzinfo=UTC))
+    timers = Timers()
+
+    def turn(now: float) -> None:
+        publisher.schedule(journal, timers, now)
+        for key in timers.pop_due(now):
+            publisher.fire(key, journal, _settings(tmp_path), {}, now)
+
+    turn(1000.0)
+    assert sent == ["STATUS=0 sent today"]
+    journal._failed(sqlite3.OperationalError("database or disk is full"))
+    turn(1002.0)
+    assert sent[-1].startswith("STATUS=journal cannot be written, nothing moves: journal "
+                               "write failed: database or disk is full")
+    assert sent[-1].endswith(f"({tmp_path}); 0 sent today")
+    journal._failing_until = 0.0  # its back-off is over: the next write is tried
+    journal.create("INV-1.xml", "settling")
+    turn(1004.0)
+    assert sent[-1] == "STATUS=1 settling, 0 sent today"

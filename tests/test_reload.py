@@ -177,3 +177,25 @@ def test_a_reload_whose_rules_cannot_load_closes_the_deliverer_it_made(
     assert loop.settings is old and loop.reconfigured == []
     assert [d.closed for d in made] == [True]
     assert ("error", "configuration not reloaded; keeping the old one") in loop.log.lines
+
+
+def test_a_reload_keeps_the_running_concurrency_until_the_next_start(tmp_path: Path) -> None:
+    """The delivery threads are started once: a reload that sets another
+    [delivery] concurrency says it waits for the next start, and the deliverer it makes
+    (whose connection pool is sized by it) and the settings in force keep the running
+    value. A file put back to the running value is no longer reported as waiting."""
+    loop = running(tmp_path)
+    made: list[int] = []
+    loop._make_deliverer = lambda s: made.append(s.delivery.concurrency)  # type: ignore[assignment,func-returns-value]
+    path = config(tmp_path, duplicates="send")
+    path.write_text(path.read_text() + "concurrency = 2\n", encoding="utf-8")
+    loop._do_reload()
+    assert made == [4] and loop.settings.delivery.concurrency == 4
+    assert loop.settings.policy.duplicates == "send"
+    assert ("warning", "these settings take effect at the next start") in loop.log.lines
+    loop.log.lines.clear()
+    config(tmp_path)
+    loop._do_reload()
+    assert made == [4, 4]
+    assert ("warning", "these settings take effect at the next start") not in loop.log.lines
+    assert ("info", "configuration reloaded") in loop.log.lines

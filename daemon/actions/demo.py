@@ -211,19 +211,24 @@ class LineView:
 
 
 class TableView:
-    """A live table on a terminal."""
+    """A live table on a terminal. One too tall for the terminal is shown one line a
+    sample (rich's live view would cut the rows below the screen's end, the quarantined
+    samples among them); the whole table is printed when the demo stops."""
 
-    def __init__(self) -> None:
+    def __init__(self, console: Any = None) -> None:
         from rich.console import Console
         from rich.live import Live
-        self.console = Console()
+        self.console = console or Console()
         self.live = Live(console=self.console, refresh_per_second=8, transient=False)
+        self._whole: Any = None
 
     def __enter__(self) -> TableView:
         self.live.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._whole is not None:
+            self.live.update(self._whole)  # the last render, printed in full at the stop
         self.live.__exit__(None, None, None)
 
     def note(self, text: str) -> None:
@@ -231,23 +236,35 @@ class TableView:
                            highlight=False)
 
     def show(self, samples: list[demo_samples.Sample], seen: dict[str, Seen]) -> None:
+        self._whole = table = self._table(samples, seen, compact=False)
+        # One line for the cursor below it; notes scroll above the live view.
+        if len(self.console.render_lines(table, pad=False)) > self.console.size.height - 1:
+            table = self._table(samples, seen, compact=True)
+        self.live.update(table)
+
+    @staticmethod
+    def _table(samples: list[demo_samples.Sample], seen: dict[str, Seen],
+               compact: bool) -> Any:
         from rich.table import Table
         colour = {"sent": "green", "quarantined": "red", "waiting": "yellow",
                   "held": "red", "retrying": "yellow"}
         table = Table(title="outboxd demo", expand=True)
         table.add_column("invoice file", no_wrap=True)
-        table.add_column("shows", ratio=2, overflow="fold")
+        if not compact:
+            table.add_column("shows", ratio=2, overflow="fold")
         table.add_column("state", no_wrap=True)
-        table.add_column("detail", ratio=3, overflow="fold")
+        table.add_column("detail", ratio=3, overflow="ellipsis" if compact else "fold",
+                         no_wrap=compact)
         table.add_column("expected", no_wrap=True)
         for sample in samples:
             now = seen.get(sample.invoice_file)
             state = now.state if now else "-"
             mark = "✓" if reached(sample, now) else " "
-            table.add_row(sample.invoice_file, sample.shows,
-                          f"[{colour.get(state, 'white')}]{state}[/]",
-                          now.detail if now else "", f"{mark} {sample.expect}")
-        self.live.update(table)
+            cells = [sample.invoice_file, *([] if compact else [sample.shows]),
+                     f"[{colour.get(state, 'white')}]{state}[/]",
+                     now.detail if now else "", f"{mark} {sample.expect}"]
+            table.add_row(*cells)
+        return table
 
 
 def _view(out: TextIO) -> Any:

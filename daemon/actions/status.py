@@ -3,12 +3,30 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 from daemon import status
 from daemon.actions import EXIT_OK
 from daemon.actions.common import settings_of
 from daemon.statelock import running
+
+# Below this, SQLite's next write (a WAL frame, a checkpoint) may not fit.
+_ROOM = 1 << 20
+
+
+def no_room(state_dir: Path) -> str | None:
+    """Why the journal cannot be written in state_dir, as far as its file system says:
+    read-only, or (nearly) full for the unprivileged user the daemon runs as."""
+    try:
+        st = os.statvfs(state_dir)
+    except OSError:
+        return None  # a missing state_dir is the other notes' matter
+    if st.f_flag & os.ST_RDONLY:
+        return "is on a read-only file system"
+    free = st.f_bavail * st.f_frsize
+    return f"has only {free // 1024} KB free" if free < _ROOM else None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,6 +42,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"outboxd: no outboxd is running with the state dir "
               f"{settings.paths.state_dir}; these are the counts it left — start it "
               "(systemctl start outboxd) for them to move", file=sys.stderr)
+    if settings.journal_path.exists() and (why := no_room(settings.paths.state_dir)):
+        # The daemon logs this once; the counts cannot show it (nothing can be recorded),
+        # so they would read as an idle daemon while the outbox fills.
+        print(f"outboxd: the state dir {settings.paths.state_dir} {why}: the journal "
+              "cannot be written, so nothing in the outbox moves and these counts stay as "
+              "they are — free space there (or make it writable); the daemon goes on by "
+              "itself", file=sys.stderr)
     data = status.collect(settings)
     print(status.as_json(data) if args.json else status.render(data, limit=args.limit))
     return EXIT_OK

@@ -128,6 +128,12 @@ class Journal(Views, Documents):
             with suppress(OSError):
                 fsync_dir(path.parent)
 
+    @property
+    def failure(self) -> str:
+        """Why writes fail now ("" while they succeed): shown beside the counts, which
+        cannot change while it lasts."""
+        return self._failure
+
     def _file_identity(self) -> tuple[int, int] | None:
         try:
             st = os.stat(self.path)

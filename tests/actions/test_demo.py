@@ -22,3 +22,40 @@ def test_a_dir_that_cannot_be_created_is_one_line_naming_it_and_exit_2(
     assert line.startswith("outboxd: --dir ") and str(wanted) in line
     assert "Not a directory" in line and "leave out --dir" in line
     assert (tmp_path / "afile").read_text() == "x"
+
+
+def test_the_live_table_shows_every_sample_on_an_80_by_24_terminal(
+        tmp_path: Path) -> None:
+    """On an 80 x 24 terminal the table with each sample's description and full detail
+    (receipt id, archive folder, quarantine reason) is some 50 lines: the live view would
+    cut it after the third sample, hiding the two quarantined ones. It is shown one line a
+    sample instead, every sample and state on the screen; when the demo stops, the whole
+    table (descriptions and full details) is printed."""
+    import io
+
+    from rich.console import Console
+
+    from daemon.actions import demo_samples
+    from daemon.actions.demo import Seen, TableView
+    screen = io.StringIO()
+    console = Console(file=screen, width=80, height=24, force_terminal=True,
+                      color_system=None)
+    samples = demo_samples.build(".send-anyway", True)
+    seen = {s.invoice_file: Seen(s.expect, f"receipt rcpt-{'c' * 32} → sent/2026-12-04/"
+                                 f"{s.invoice_file[:-4]}--32e36a3cb92f"
+                                 if s.expect == "sent" else
+                                 f"{s.invoice_file[:-4]}/x.pdf: a reason of several words "
+                                 "that needs more than one line in its column to be read")
+            for s in samples}
+    view = TableView(console)
+    with view:
+        view.show(samples, seen)
+        live = console.render_lines(view.live.renderable, pad=False)
+        shown = "\n".join("".join(seg.text for seg in line) for line in live)
+        assert len(live) <= 23
+        for sample in samples:
+            assert sample.invoice_file in shown
+        assert shown.count("quarantined") == 2 * sum(s.expect == "quarantined"
+                                                     for s in samples)
+    printed = screen.getvalue()
+    assert " shows " in printed and printed.count("\n") > 24  # the whole table

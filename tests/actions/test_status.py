@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from conftest import Env
@@ -121,3 +122,29 @@ def test_rows_with_unreadable_reasons_are_listed_as_such_not_a_traceback(
     assert [r["code"] for r in bundles["H.xml"]["reasons"]] == ["unreadable-reasons"]
     assert [r["code"] for r in bundles["Q.xml"]["reasons"]] == ["unreadable-reasons"]
     assert bundles["R.xml"]["reasons"][0]["file"] == "R/b.pdf"
+
+
+def test_status_says_when_the_state_dir_has_no_room_for_the_journal(
+        env: Env, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A full (or read-only) disk under state_dir: the daemon cannot record anything, so
+    no count changes and the counts read as an idle daemon. A line on stderr says the
+    state dir is full, that nothing moves, and what to do; the counts are still printed,
+    exit 0. With room to spare, no such line."""
+    env.write_config("http://127.0.0.1:9/bundles")
+    env.state.mkdir()
+    Journal(env.state / "journal.sqlite3").close()
+    real = os.statvfs(env.state)
+
+    def full(path: Any) -> Any:
+        fields = list(real)
+        fields[4] = 0  # f_bavail: what the daemon's unprivileged user may still use
+        return os.statvfs_result(fields)
+    monkeypatch.setattr("daemon.actions.status.os.statvfs", full)
+    assert main(["status", "-c", str(env.config)]) == 0
+    captured = capsys.readouterr()
+    assert f"the state dir {env.state} has only 0 KB free" in captured.err
+    assert "nothing in the outbox moves" in captured.err and "free space" in captured.err
+    assert captured.out.startswith("settling: 0")
+    monkeypatch.undo()
+    assert main(["status", "-c", str(env.config)]) == 0
+    assert "KB free" not in capsys.readouterr().err
