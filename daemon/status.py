@@ -51,17 +51,37 @@ def needs_attention(b: dict[str, Any], now: datetime) -> bool:
     return (now - parse_iso(b["since"])).total_seconds() > ATTENTION_SECONDS
 
 
+SHOWN_REASONS = 3  # a held bundle's messages in the text form; --json has every one
+
+
+def _counted(items: list[str]) -> list[str]:
+    """Each distinct item once, in order, with "×N" where it came N times: pre-flight
+    gives one finding per rule broken, so a quarantine read "einvoice-rule" ten times."""
+    seen: dict[str, int] = {}
+    for item in items:
+        seen[item] = seen.get(item, 0) + 1
+    return [item if n == 1 else f"{item} ×{n}" for item, n in seen.items()]
+
+
+def _messages(reasons: list[dict[str, Any]]) -> str:
+    shown = _counted([f"{r['file']}: {r['message']}" for r in reasons])
+    more = len(shown) - SHOWN_REASONS
+    text = "; ".join(shown[:SHOWN_REASONS])
+    return text + (f"; … and {more} more (outboxd status --json or outboxd check lists "
+                   "them all)" if more > 0 else "")
+
+
 def _detail(b: dict[str, Any]) -> str:
     state = b["state"]
     if state == "waiting":
         text = (f"no attachments: {', '.join(b['unattached_ids'])}; "
                 f"deadline {b['deadline'] or 'none (hold)'}")
     elif state == "held":
-        text = "; ".join(f"{r['file']}: {r['message']}" for r in b["reasons"])
+        text = _messages(b["reasons"])
     elif state == "retrying":
         text = f"attempts {b['attempts']}, next {b['next_attempt_at']}"
     elif state == "quarantined":
-        return "; ".join(f"{r['file']}: {r['code']}" for r in b["reasons"])
+        return "; ".join(_counted([f"{r['file']}: {r['code']}" for r in b["reasons"]]))
     elif state == "sent":
         return f"at {b['since']}"
     else:

@@ -218,3 +218,29 @@ def test_a_held_bundle_shows_its_invoice_ids_and_which_file_each_error_is_about(
     assert held["state"] == "held" and held["invoice_ids"] == ["INV-1"]
     line = render({"counts": {}, "bundles": [held]}, now=datetime.now(UTC))
     assert "INV-1/a.pdf: " in line
+
+
+def test_a_rule_broken_many_times_is_listed_once_with_its_count_and_long_lists_are_cut(
+        ) -> None:
+    """Pre-flight gives one finding per rule broken: a quarantine lists each file and
+    code once with "×N", not "einvoice-rule" ten times; a held bundle shows its first
+    three messages and says how many more there are and where to see them."""
+    from datetime import UTC, datetime
+
+    def b(name: str, state: str, reasons: list[dict]) -> dict:
+        return {"bundle_id": "a" * 64, "invoice_file": name, "invoice_ids": ["X"],
+                "state": state, "since": "2026-05-01T11:59:00.000Z", "deadline": None,
+                "unattached_ids": [], "attempts": 0, "next_attempt_at": None,
+                "last_error": None, "reasons": reasons}
+    rule = {"file": "Q.xml", "code": "einvoice-rule", "message": "BR-CO-15 broken"}
+    other = {"file": "Q/a.pdf", "code": "pdf-encrypted", "message": "encrypted"}
+    held = [{"file": "H.xml", "code": "einvoice-rule", "message": f"BR-{i} broken"}
+            for i in range(5)]
+    text = render({"counts": {}, "bundles": [
+        b("Q.xml", "quarantined", [rule] * 10 + [other]), b("H.xml", "held", held)]},
+        now=datetime(2026, 5, 1, 12, 0, tzinfo=UTC))
+    [q] = [x for x in text.splitlines() if "Q.xml [" in x]
+    assert q.endswith("Q.xml: einvoice-rule ×10; Q/a.pdf: pdf-encrypted")
+    [h] = [x for x in text.splitlines() if "H.xml [" in x]
+    assert "BR-0 broken; H.xml: BR-1 broken; H.xml: BR-2 broken; … and 2 more" in h
+    assert "BR-3" not in h
