@@ -95,6 +95,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except NotAFile as exc:
         raise ConfigError(f"configuration file {path} {exc} — pass -c FILE with the file "
                           "itself (see config.example.toml)") from None
+    except PermissionError:
+        raise ConfigError(f"cannot read {path}: permission denied — outboxd runs as its own "
+                          "user: give the file to the group outboxd runs as (chgrp outboxd, "
+                          "chmod 0640; it may hold the token), or run as a user that may "
+                          "read it") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:

@@ -42,6 +42,21 @@ class TestErrors:
         assert isinstance(error, ConfigError)
         assert f"{fifo} is a FIFO, not a regular file" in str(error)
 
+    def test_a_configuration_the_user_may_not_read_says_how_to_let_it(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A file outboxd's user may not read (the admin's 0600 root file) is an error
+        naming the file and the fix: give it to outboxd's group, mode 0640."""
+        path = config_file(tmp_path, minimal(tmp_path))
+
+        def refuse(p: Path, limit: int) -> bytes:
+            # Tests run as root, which a chmod cannot refuse.
+            raise PermissionError(13, "Permission denied", str(p))
+        monkeypatch.setattr("daemon.config_load.read_admin_file", refuse)
+        with pytest.raises(ConfigError) as info:
+            load_settings(path)
+        assert str(path) in str(info.value)
+        assert "chgrp outboxd, chmod 0640" in str(info.value)
+
     def test_invalid_toml(self, tmp_path: Path) -> None:
         """A file that is not TOML is an error saying so."""
         with pytest.raises(ConfigError, match="not valid TOML"):
