@@ -314,8 +314,17 @@ class HttpDeliverer:
             # https through a proxy: its 407 answers the CONNECT, before any answer of
             # the receiver's, and httpcore raises it. A setting, as for http:// (classify).
             return Paused(PROXY_WANTS_CREDENTIALS, 407)
-        return Retryable(self.scrub(f"cannot reach the receiver: "
+        return Retryable(self.scrub(f"cannot reach the receiver{self._where()}: "
                                      f"{exc or type(exc).__name__}"))
+
+    def _where(self) -> str:
+        """" at HOST:PORT": a resolver's "Name or service not known" names no host, and
+        an admin with several outboxd configurations must see which one it could not find."""
+        try:
+            url = self.post_url()
+        except httpx.InvalidURL:
+            return ""
+        return f" at {url.host}:{url.port or (443 if url.scheme == 'https' else 80)}"
 
     def scrub(self, text: str) -> str:
         for form in self._secrets:

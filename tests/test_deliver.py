@@ -447,6 +447,21 @@ def test_a_network_error_that_quotes_the_token_or_the_password_is_told_without_t
     assert "***" in text and "cannot reach the receiver" in text
 
 
+def test_a_receiver_that_cannot_be_reached_is_named_by_host_and_port(tmp_path: Path) -> None:
+    """A resolver's "Name or service not known" names no host: the error says which
+    receiver could not be reached, its port filled in from the scheme where the url
+    has none."""
+    def unknown_name(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("[Errno -2] Name or service not known")
+    for url, where in (("https://operator.invalid/b", "operator.invalid:443"),
+                       ("http://127.0.0.1:9/b", "127.0.0.1:9")):
+        d = HttpDeliverer(http_cfg(url=url), transport=httpx.MockTransport(unknown_name))
+        b = make_bundle(tmp_path)
+        with pytest.raises(Retryable) as info:
+            d.deliver(b, build_manifest(b))
+        assert str(info.value).startswith(f"cannot reach the receiver at {where}: ")
+
+
 class TestBackoff:
     @pytest.mark.parametrize("attempt", [1, 2, 3, 5, 9, 12, 40])
     def test_within_full_jitter_bounds(self, attempt: int) -> None:
