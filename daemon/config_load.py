@@ -54,16 +54,23 @@ def _show(key: str, value: Any) -> str:
     return repr(value)
 
 
+def _origin(section: str, key: str, env: dict[str, dict[str, Any]] | None) -> str:
+    """" (from OUTBOXD_SECTION__KEY)" where the environment set the key, else "": such a
+    value is not in the file the error is headed with, and people would search the file
+    for a key that is not there."""
+    if key not in (env or {}).get(section, {}):
+        return ""
+    return f" (from OUTBOXD_{section.upper()}__{key.upper()})"
+
+
 def _describe(err: dict[str, Any], env: dict[str, dict[str, Any]] | None = None) -> str:
     loc = [str(p) for p in err["loc"]]
     section, key = (loc[0], ".".join(loc[1:])) if loc else ("", "")
     where = f"[{section}] {key}".strip() if key else (f"[{section}]" if section else "config")
     msg = err["msg"].removeprefix("Value error, ")
-    # A value from OUTBOXD_SECTION__KEY is not in the file the error line is headed with:
-    # say where it came from, or people search the file for a key that is not there.
-    variable = f"OUTBOXD_{section.upper()}__{loc[1].upper()}" if len(loc) > 1 else ""
-    if variable and loc[1] in (env or {}).get(section, {}) and variable not in msg:
-        where = f"{where} (from {variable})"
+    origin = _origin(section, loc[1], env) if len(loc) > 1 else ""
+    if origin and origin.removeprefix(" (from ").removesuffix(")") not in msg:
+        where = f"{where}{origin}"
     if err["type"] == "extra_forbidden":
         known = _known_keys(section) if key else list(SECTIONS)
         what = "key" if key else "section"
@@ -114,16 +121,21 @@ def load_settings(path: Path) -> Settings:
     except ValidationError as exc:
         env = environment_overrides()
         raise ConfigError([_describe(e, env) for e in exc.errors()], source=str(path)) from None
+    env = environment_overrides()
     outbox = settings.outbox.path
     if not outbox.is_dir():
-        raise ConfigError(f"[outbox] path = \"{outbox}\": the outbox does not exist or is not "
-                          "a folder — is a mount missing? Create it or fix the path",
+        key = f"[outbox] path{_origin('outbox', 'path', env)}"
+        raise ConfigError(f"{key} = \"{outbox}\": the outbox does not exist or is not a "
+                          "folder — is a mount missing? Create it or fix the path",
                           source=str(path))
     try:
         # An unreadable or unusable token_file stops the start, not a POST.
         settings.delivery.bearer_token()
     except ConfigError as exc:
-        raise ConfigError(exc.problems, source=str(path)) from None
+        key = "[delivery] token_file"
+        problems = [p.replace(key, key + _origin("delivery", "token_file", env), 1)
+                    for p in exc.problems]
+        raise ConfigError(problems, source=str(path)) from None
     return settings
 
 

@@ -114,6 +114,30 @@ class TestErrors:
                          "unknown key")
         assert "OUTBOXD" not in one_problem_with(problems, "[log] level")
 
+    def test_a_token_file_or_outbox_from_the_environment_that_fails_names_the_variable(
+            self, tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The checks made after the values are valid (a token_file that cannot be read,
+        an outbox that is not there) name the variable too when it set the value, and
+        not when the file did."""
+        path = config_file(tmp_path, minimal(outbox))
+        no_token = tmp_path / "no-token"
+        monkeypatch.setenv("OUTBOXD_DELIVERY__TOKEN_FILE", str(no_token))
+        with pytest.raises(ConfigError) as info:
+            load_settings(path)
+        assert "[delivery] token_file (from OUTBOXD_DELIVERY__TOKEN_FILE) = " \
+            f'"{no_token}": cannot be read' in str(info.value)
+        monkeypatch.setenv("OUTBOXD_OUTBOX__PATH", str(tmp_path / "no-outbox"))
+        with pytest.raises(ConfigError) as info:
+            load_settings(path)
+        assert "[outbox] path (from OUTBOXD_OUTBOX__PATH) = " in str(info.value)
+        monkeypatch.delenv("OUTBOXD_OUTBOX__PATH")
+        monkeypatch.delenv("OUTBOXD_DELIVERY__TOKEN_FILE")
+        token_file = tmp_path / "no-token-either"
+        with pytest.raises(ConfigError) as info:
+            load_settings(config_file(tmp_path, minimal(outbox).replace(
+                "[delivery]\n", f'[delivery]\ntoken_file = "{token_file}"\n')))
+        assert f'[delivery] token_file = "{token_file}": cannot be read' in str(info.value)
+
 
 class TestSecretsInErrors:
     def test_a_mistyped_token_key_does_not_print_the_secret(self, tmp_path: Path,
