@@ -242,6 +242,19 @@ class TestStructure:
         assert b.findings == ()
         assert layout(b) == {"INV-1": ["scan.pdf"]}
 
+    def test_client_litter_on_a_share_is_ignored(self, outbox: Path) -> None:
+        """What Windows and Mac clients leave beside a file on a share is neither an
+        attachment nor an error: a Mac folder's "Icon\\r" (a control character in its
+        name), alternate-stream files shown as "NAME:Zone.Identifier" or with ':' mapped
+        to U+F03A, and an editor's "NAME~" backup — a bundle is not quarantined for them."""
+        for name in ("Icon\r", "scan.pdf:Zone.Identifier", "scan.pdf\uf03aZone.Identifier",
+                     "scan.pdf\uf03aAFP_AfpInfo", "attachments.toml~"):
+            write(outbox / "INV-1" / name, b"[ZoneTransfer]\r\nZoneId=3\r\n")
+        write(outbox / "INV-1" / "scan.pdf", PDF)
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        assert b.findings == ()
+        assert layout(b) == {"INV-1": ["scan.pdf"]}
+
     def test_configured_ignore_pattern(self, outbox: Path) -> None:
         """[outbox] ignore_patterns apply inside the sidecar too."""
         write(outbox / "INV-1" / "export.log", b"log")
