@@ -117,6 +117,7 @@ class Changes:
         self._relist = False
         self._report(listing)
         self.publish.listed(listing.stats)
+        self.publish.folders(listing.stats)
         # The listing's look-alike sidecars become the bundles' (index.replace), so one
         # that came or went without an event (polling, lost events) is in the snapshots.
         appeared, went = self.index.replace(listing)

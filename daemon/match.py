@@ -13,6 +13,7 @@ import json
 import os
 import stat
 import tomllib
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +24,16 @@ from daemon.fsops import hash_file, kind_of, read_regular
 from daemon.invoices import InvoiceRead, read_invoice_bytes, read_invoice_file
 from daemon.lookalikes import look_alike_findings
 from daemon.manifest import safe_filename, sent_name
-from daemon.names import fold_key, folder_name_for_id, is_ignored, name_problem, printable, stem
+from daemon.names import (
+    CASE_WORDS,
+    fold_key,
+    folder_name_for_id,
+    is_ignored,
+    is_invoice_name,
+    name_problem,
+    printable,
+    stem,
+)
 from daemon.scan import Candidate
 
 MANIFEST_NAME = "attachments.toml"
@@ -164,9 +174,12 @@ def match_attachments(sidecar: Path, ids: tuple[str, ...], settings: Settings,
     the invoice file could not be read, and `ids` is its stem standing in."""
     findings: list[Finding] = []
     rel = sidecar.name
+    # Keyed by the folder name's composed (NFC) form: a Mac writes "ä" in a folder name it
+    # makes as "a" and a combining mark (NFD), an ERP writes the id composed. The two look
+    # the same and a Mac clerk cannot type the other form; the id is outboxd's to match.
     by_folder: dict[str, str] = {}
     for invoice_id in ids:
-        folder = folder_name_for_id(invoice_id)
+        folder = _nfc(folder_name_for_id(invoice_id))
         if folder in by_folder:
             findings.append(_err("id-folder-collision", rel, f"invoice ids {by_folder[folder]!r} "
                                  f"and {invoice_id!r} map to the same folder name {folder!r} — "
@@ -190,7 +203,7 @@ def match_attachments(sidecar: Path, ids: tuple[str, ...], settings: Settings,
     for e in listing:
         if not e.is_dir(follow_symlinks=False):
             continue
-        invoice_id = by_folder.get(e.name)
+        invoice_id = by_folder.get(_nfc(e.name))
         # The folder of one of the file's invoices is that invoice's, even when its name
         # reads as litter (an id that begins with a dot): its attachments must not be
         # left out unseen, and the invoice sent or held as one without attachments.
@@ -206,9 +219,8 @@ def match_attachments(sidecar: Path, ids: tuple[str, ...], settings: Settings,
             # the folder is matched against the ids read.
             continue
         if invoice_id is None:
-            findings.append(_err("orphan-attachment", f"{rel}/{e.name}", "names no invoice of "
-                                 f"this file; its invoices are {', '.join(ids)} — rename the "
-                                 "folder to one of those ids"))
+            findings.append(_err("orphan-attachment", f"{rel}/{e.name}",
+                                 _orphan_folder_message(e.name, ids, rel, settings)))
             continue
         sub, notes = _collect(Path(e.path), f"{rel}/{e.name}", invoice_id, settings, findings,
                               allow_subfolders=False)
@@ -225,6 +237,48 @@ def match_attachments(sidecar: Path, ids: tuple[str, ...], settings: Settings,
             channel, channel_from = notes.channel, where
     kept = _distinct_names(atts, settings.delivery.safe_filenames, findings)
     return kept, findings, channel, _sidecar_digest(notes_read, findings)
+
+
+def _nfc(name: str) -> str:
+    return unicodedata.normalize("NFC", name)
+
+
+def _orphan_folder_message(name: str, ids: tuple[str, ...], rel: str,
+                           settings: Settings) -> str:
+    """Why a subfolder of the sidecar is no invoice's folder, and the fix a clerk can
+    act on: "rename it to one of the ids" is no help for a folder that is another
+    invoice file's sidecar put inside this one, nor for one whose name differs from an
+    id's only in upper and lower case (to Windows the same name)."""
+    theirs = ", ".join(ids)
+    owner = None if name == rel else _invoice_file_of_sidecar(name, settings)
+    if owner is not None:
+        return (f"is named like the sidecar of {owner}, which is in the outbox, but it is "
+                f"inside the sidecar of this file (whose invoices are {theirs}) — move the "
+                f"folder {name} out of {rel} into the outbox, beside {owner}")
+    same = [i for i in ids if fold_key(folder_name_for_id(i)) == fold_key(name)]
+    if same:
+        return (f"differs from the folder of invoice {same[0]} only in {CASE_WORDS} — "
+                f"rename the folder to {folder_name_for_id(same[0])} exactly")
+    return f"names no invoice of this file; its invoices are {theirs} — rename the " \
+           "folder to one of those ids"
+
+
+def _invoice_file_of_sidecar(folder: str, settings: Settings) -> str | None:
+    """The invoice file in the outbox root whose sidecar is named `folder`, if there is
+    one. Looked up only for a folder that is already an error: it lists the root."""
+    cfg = settings.outbox
+    if not folder.endswith(cfg.sidecar_suffix):
+        return None
+    name = folder[:len(folder) - len(cfg.sidecar_suffix)] if cfg.sidecar_suffix else folder
+    try:
+        with os.scandir(cfg.path) as it:
+            found = sorted(e.name for e in it if stem(e.name) == name
+                           and is_invoice_name(e.name, cfg.invoice_patterns,
+                                               cfg.ignore_patterns)
+                           and e.is_file(follow_symlinks=False))
+    except OSError:
+        return None
+    return found[0] if found else None
 
 
 def _sidecar_digest(notes_read: list[tuple[str, str]], findings: list[Finding]) -> str:

@@ -15,11 +15,22 @@ import unicodedata
 from collections.abc import Sequence
 from enum import Enum
 
-# A copy or an editor is still at work on these.
+# A copy or an editor is still at work on these (Emacs keeps "#NAME#" while a change to
+# NAME is unsaved, as LibreOffice keeps its lock).
 IN_PROGRESS = ("*.tmp", "*.temp", "*.part", "*.partial", "*.crdownload", "*.swp",
-               "~$*", ".~lock.*#", ".syncthing.*.tmp")
-# Desktop litter: never an invoice or attachment, never an error.
-LITTER = ("Thumbs.db", "desktop.ini", ".DS_Store", "._*", ".*")
+               "~$*", ".~lock.*#", ".syncthing.*.tmp", "#*#")
+# Alternate data streams a Windows or Mac client attaches to a file. A share without
+# stream support shows each as a file beside it, "NAME:STREAM" (WSL, some copy tools) or
+# with the ':' mapped to U+F03A (Samba's catia/fruit mapping): Windows' download mark
+# and SmartScreen verdict, a Mac's Finder info and resource fork.
+_STREAMS = ("Zone.Identifier", "SmartScreen", "AFP_AfpInfo", "AFP_Resource",
+            "com.apple.*", "com.dropbox.*")
+# Desktop litter: never an invoice or attachment, never an error. "Icon\r" holds a Mac
+# folder's custom icon (its name ends in a carriage return); "NAME~" is the copy an
+# editor keeps of what NAME was before it was saved.
+LITTER = ("Thumbs.db", "desktop.ini", ".DS_Store", "._*", ".*", "Icon\r", "*~",
+          *(f"*{colon}{stream}{data}" for stream in _STREAMS for colon in (":", "\uf03a")
+            for data in ("", ":$DATA")))
 
 # Characters that cannot stand in a folder name on Windows or Linux.
 _FOLDER_UNSAFE = set('/\\:*?"<>|')

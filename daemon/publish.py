@@ -1,13 +1,15 @@
 """What the daemon shows of itself while it runs: `STATUS=` for systemd (docs/operations.md)
 and the status page on the share (docs/folder-convention.md). Each is refreshed only when the
-journal changed (or, for the page, a release file, an unusable invoice file or a look-alike
-left by a quarantine came or went), and when the UTC day ends ("sent today" starts
-again), each at most at its own pace, from timers on the loop's heap: an idle daemon
-publishes nothing else.
+journal changed (or, for the page, a release file, an unusable invoice file, a look-alike
+left by a quarantine or a folder of the root came or went), and when the UTC day ends
+("sent today" starts again), each at most at its own pace, from timers on the loop's
+heap: an idle daemon publishes nothing else.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Callable, Container, Hashable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 
@@ -37,6 +39,7 @@ class Publisher:
         self._status_failure = ""
         self._page_changes = -1
         self._page_hinted = False
+        self._dirs: frozenset[tuple[str, int]] = frozenset()  # the root's folders, last listed
 
     def hinted(self) -> None:
         """A release file, or an invoice file that cannot be used, came or went: the page
@@ -46,7 +49,7 @@ class Publisher:
     def touched(self, names: Iterable[str]) -> None:
         """Root names an event came for: a rename or removal of a look-alike the page
         shows as left by a quarantine changes no journal row, but the page."""
-        shown = self.page.left_names
+        shown = self.page.left_names | self.page.stray_names
         if shown and not shown.isdisjoint(names):
             self._page_hinted = True
 
@@ -55,6 +58,14 @@ class Publisher:
         not among them went without an event (polling, lost events)."""
         if any(n not in names for n in self.page.left_names):
             self._page_hinted = True
+
+    def folders(self, stats: Mapping[str, os.stat_result]) -> None:
+        """A full listing's stats: a folder of the root that came, went or changed may
+        be one that holds invoice files (strays.py), which no journal row tells of."""
+        dirs = frozenset((n, st.st_mtime_ns) for n, st in stats.items()
+                         if stat.S_ISDIR(st.st_mode))
+        if dirs != self._dirs:
+            self._dirs, self._page_hinted = dirs, True
 
     def schedule(self, journal: Journal, timers: Timers, now: float) -> None:
         """After a turn: set the timers for what the journal's changes call for, and for

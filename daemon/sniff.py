@@ -54,6 +54,9 @@ _TYPES: dict[str, tuple[str, str]] = {
     "exe": ("application/vnd.microsoft.portable-executable", "Windows executable"),
     "elf": ("application/x-executable", "Linux executable"),
     "xml": ("application/xml", "XML document"),
+    # A clerk who drags with Alt (Windows) or makes an alias (Mac) drops a pointer to the
+    # file, which is worth nothing to a receiver: the error must say so, not "unknown".
+    "shortcut": ("application/octet-stream", "shortcut (a link to a file elsewhere)"),
     "unknown": ("application/octet-stream", "file of unknown type"),
     "empty": ("application/octet-stream", "empty file"),
 }
@@ -117,6 +120,8 @@ def _sniff(fh: BinaryIO, head: bytes, deep: bool = True) -> FileType:
         return file_type(kind)
     if _is_pdf(head, kind):
         return file_type("pdf")
+    if head.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(_URL_SHORTCUT):
+        return file_type("shortcut")
     return _text_kind(fh, head)
 
 
@@ -130,6 +135,11 @@ def _is_pdf(head: bytes, magic: str | None) -> bool:
     # headers, mail litter); so do we — but only after exact magics, so a PNG that
     # happens to contain "%PDF-" stays a PNG.
     return magic == "pdf" or (magic is None and b"%PDF-" in head[:1024])
+
+
+_LNK = bytes.fromhex("4c0000000114020000000000c000000000000046")
+# A Windows Internet or file shortcut (.url) is text that opens with this section.
+_URL_SHORTCUT = b"[InternetShortcut]"
 
 
 def _binary_magic(head: bytes) -> str | None:
@@ -149,6 +159,8 @@ def _binary_magic(head: bytes) -> str | None:
         return "zip"
     if head.startswith(b"\x7fELF"):
         return "elf"
+    if head.startswith(_LNK) or head.startswith(b"book\x00\x00\x00\x00mark\x00\x00\x00\x00"):
+        return "shortcut"  # a Windows .lnk (header size, then its class id), a Mac alias
     # "BM" and "MZ" are two printable letters: a CSV starting "BMW;…" or
     # "MZ Ltd,…" must not become an image or a program. Both real headers
     # carry binary fields right after, so demand them.

@@ -28,6 +28,7 @@ from daemon.leftalone import SPELLING, LeftBehind, left_behind
 from daemon.names import escaped_controls, folder_name_for_id, stem
 from daemon.release import Idle, idle_releases, release_names
 from daemon.scan import list_outbox
+from daemon.strays import Stray, StrayFolders
 from daemon.temps import drop_unfinished
 
 MIN_INTERVAL = 2.0
@@ -150,10 +151,11 @@ def _where_attachments_go(row: Row, sidecar_suffix: str) -> str:
 def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
            release_suffix: str = ".send-anyway", body_only: bool = False,
            refused: Mapping[str, str] | None = None, sidecar_suffix: str = "",
-           left: Sequence[LeftBehind] = ()) -> str:
+           left: Sequence[LeftBehind] = (), strays: Sequence[Stray] = ()) -> str:
     """The whole page. With body_only the time written is left out (for change checks).
     `refused`: invoice files that cannot be used (name as shown → why); `left`: the
-    look-alike sidecars a quarantine left in the outbox."""
+    look-alike sidecars a quarantine left in the outbox; `strays`: folders that hold
+    invoice files, from which nothing is sent."""
     today = written_at.astimezone(UTC).strftime("%Y-%m-%d")
     sec = sections(rows, today)
     counts = [("Waiting for attachments", len(sec["waiting"])), ("Held", len(sec["held"])),
@@ -218,6 +220,12 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
                                   [_e(name), f'<span class="err">{_e(why)}</span>']
                                   for name, why in sorted(refused.items())])))
 
+    if strays:
+        parts.append(_section("strays", "Folders holding invoice files (nothing in them is "
+                              "sent)", _table(["Folder", "Why, and what to do"], [
+                                  [_e(x.name), f'<span class="err">{_e(x.why)}</span>']
+                                  for x in strays])))
+
     if left:
         parts.append(_section("left-behind", "Left in the outbox by a quarantine (mend each in "
                               "the outbox first, then move its invoice file back)", _table(
@@ -265,10 +273,12 @@ class StatusPage:
         self._last_error = ""
         self._reported_bad: set[str] = set()
         self._swept: Path | None = None  # the page whose leftover temp files are gone
+        self._strays = StrayFolders()
         self._said_left: set[tuple[str, str]] = set()
         # Look-alikes shown as left by a quarantine (as shown: printable): a rename or
         # removal of one changes no journal row, so its event must ask for a refresh.
         self.left_names: frozenset[str] = frozenset()
+        self.stray_names: frozenset[str] = frozenset()  # folders shown holding invoice files
 
     def next_at(self) -> float:
         """The earliest monotonic time the next refresh may look."""
@@ -329,10 +339,12 @@ class StatusPage:
         rows = [r for r in journal.recent(days=1) if still_quarantined(r, today)]
         idle: list[Idle] = []
         names = release_names(settings.outbox.path, share)  # names only: no stat
+        # The loop passes the invoice files it knows; listing is the fallback.
+        files = list(invoice_files if invoice_files is not None else list_outbox(
+            settings.outbox, share).candidates)
+        strays = self._strays.find(settings.outbox, files)
+        self.stray_names = frozenset(x.name for x in strays)
         if names:
-            # The loop passes the invoice files it knows; listing is the fallback.
-            files = invoice_files if invoice_files is not None else list_outbox(
-                settings.outbox, share).candidates
             states = {r.invoice_file: r.state for r in rows if r.state in LIVE}
             idle = idle_releases(names, share, files, states)
             self._report_bad_names(idle)
@@ -341,7 +353,7 @@ class StatusPage:
         self._report_left(left)
         sidecar = settings.outbox.sidecar_suffix
         body = render(rows, idle, now, share.release_suffix, body_only=True, refused=refused,
-                      sidecar_suffix=sidecar, left=left)
+                      sidecar_suffix=sidecar, left=left, strays=strays)
         path = settings.outbox.path / share.status_page
         if body == self._last_body and path.exists():
             return False

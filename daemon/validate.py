@@ -50,7 +50,7 @@ DPI_TOLERANCE = 0.5  # "rounds to 300": 299.5–300.5, so 118.11 px/cm passes
 MAX_IN_MEMORY = 64 << 20
 
 # Never allowed, whatever allowed_types says (config only knows KNOWN_TYPES anyway).
-NEVER_ALLOWED = frozenset({"exe", "elf", "zip", "xml", "unknown", "empty"})
+NEVER_ALLOWED = frozenset({"exe", "elf", "zip", "xml", "shortcut", "unknown", "empty"})
 
 
 @dataclass(frozen=True)
@@ -154,6 +154,13 @@ def type_not_allowed(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[
     if check.kind in allowed:
         return
     names = ", ".join(_short(k) for k in sorted(allowed)) or "nothing"
+    if check.kind == "shortcut":
+        yield check.finding("type-not-allowed",
+                            f"is {_a(check.filetype.label)}, not the file itself; the "
+                            f"receiver could not open it — copy the file itself here (on "
+                            f"Windows drag it without holding Alt; on a Mac copy the "
+                            f"original, not an alias) and remove the shortcut")
+        return
     fix = "export it as PDF" if "pdf" in allowed else "convert it to one of those"
     yield check.finding("type-not-allowed",
                         f"is {_a(check.filetype.label)}; the {check.channel} channel allows "

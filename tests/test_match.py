@@ -105,6 +105,42 @@ class TestSingleInvoice:
         assert "INV-1" in f.message
         assert b.attachments == ()
 
+    @pytest.mark.parametrize("ids", [("Fäktura-8",), ("Fäktura-8", "Fäktura-9")])
+    def test_id_folder_written_by_a_mac_is_that_invoices(self, outbox: Path,
+                                                          ids: tuple[str, ...]) -> None:
+        """A Mac writes the folder it names with its accents decomposed (NFD), the ERP the
+        id composed (NFC): the folder looks the same and is that invoice's folder, not an
+        orphan whose fix ("rename it to Fäktura-8") a clerk could not follow."""
+        for i in ids:
+            write(outbox / "batch" / unicodedata.normalize("NFD", i) / "tid.pdf", PDF)
+        b = match(outbox, "batch.xml", batch_xml(*ids) if len(ids) > 1 else ubl_invoice(ids[0]))
+        assert b.errors == ()
+        assert layout(b) == {i: ["tid.pdf"] for i in ids}
+
+    def test_id_folder_in_other_case_says_so(self, outbox: Path) -> None:
+        """A folder named like an invoice id but for upper and lower case (one folder to a
+        Windows clerk) is an orphan whose message says it is the case, and the name."""
+        write(outbox / "batch" / "inv-7" / "x.pdf", PDF)
+        b = match(outbox, "batch.xml", batch_xml("INV-7", "INV-8"))
+        f = finding(b, "orphan-attachment")
+        assert f.file == "batch/inv-7"
+        assert "only in upper and lower case" in f.message
+        assert "rename the folder to INV-7 exactly" in f.message
+
+    def test_another_invoices_sidecar_inside_this_one_says_move_it_out(
+            self, outbox: Path) -> None:
+        """A clerk who puts NS2/ (the sidecar of NS2.xml, in the outbox) into NS1/ is told
+        to move it out beside NS2.xml, not to rename it to one of NS1's ids."""
+        write(outbox / "NS1" / "a.pdf", PDF)
+        write(outbox / "NS1" / "NS2" / "b.pdf", PDF)
+        write(outbox / "NS2.xml", ubl_invoice("NS2"))
+        b = match(outbox, "NS1.xml", ubl_invoice("NS1"))
+        f = finding(b, "orphan-attachment")
+        assert f.file == "NS1/NS2"
+        assert "sidecar of NS2.xml" in f.message
+        assert "move the folder NS2 out of NS1 into the outbox, beside NS2.xml" in f.message
+        assert layout(b) == {"NS1": ["a.pdf"]}
+
     def test_no_sidecar(self, outbox: Path) -> None:
         """No sidecar: no attachments, no error (the unattached policy decides)."""
         b = match(outbox, "INV-5.xml", ubl_invoice("INV-5"))
@@ -237,6 +273,19 @@ class TestStructure:
         for name in (".DS_Store", "Thumbs.db", "desktop.ini", "._scan.pdf"):
             write(outbox / "INV-1" / name, b"junk")
             write(outbox / "INV-1" / "INV-1" / name, b"junk")
+        write(outbox / "INV-1" / "scan.pdf", PDF)
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        assert b.findings == ()
+        assert layout(b) == {"INV-1": ["scan.pdf"]}
+
+    def test_client_litter_on_a_share_is_ignored(self, outbox: Path) -> None:
+        """What Windows and Mac clients leave beside a file on a share is neither an
+        attachment nor an error: a Mac folder's "Icon\\r" (a control character in its
+        name), alternate-stream files shown as "NAME:Zone.Identifier" or with ':' mapped
+        to U+F03A, and an editor's "NAME~" backup — a bundle is not quarantined for them."""
+        for name in ("Icon\r", "scan.pdf:Zone.Identifier", "scan.pdf\uf03aZone.Identifier",
+                     "scan.pdf\uf03aAFP_AfpInfo", "attachments.toml~"):
+            write(outbox / "INV-1" / name, b"[ZoneTransfer]\r\nZoneId=3\r\n")
         write(outbox / "INV-1" / "scan.pdf", PDF)
         b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
         assert b.findings == ()

@@ -30,6 +30,7 @@ class TestClassify:
     @pytest.mark.parametrize("name", [
         "INV-1.xml.tmp", "scan.TEMP", "big.pdf.part", "x.partial", "dl.pdf.crdownload",
         ".INV-1.xml.swp", "~$Contract.docx", ".~lock.sheet.ods#", ".syncthing.INV-1.xml.tmp",
+        "#attachments.toml#", "~WRL1234.tmp",
     ])
     def test_in_progress_names(self, name: str) -> None:
         """Copies and editors at work are in-progress — even when they also start with '.'."""
@@ -38,7 +39,10 @@ class TestClassify:
 
     @pytest.mark.parametrize("name", [
         "Thumbs.db", "thumbs.db", "desktop.ini", "Desktop.ini", ".DS_Store", "._INV-1.pdf",
-        ".hidden", ".outboxd",
+        ".hidden", ".outboxd", "Icon\r", "INV-1.pdf:Zone.Identifier",
+        "INV-1.pdf\uf03aZone.Identifier", "INV-1.pdf:Zone.Identifier:$DATA",
+        "scan.pdf\uf03aAFP_Resource", "scan.pdf:com.apple.quarantine", "attachments.toml~",
+        "INV-1.xml~",
     ])
     def test_litter_names(self, name: str) -> None:
         """Desktop litter and other dot-files are litter: ignored, never in-progress."""
@@ -46,7 +50,9 @@ class TestClassify:
         assert is_ignored(name)
 
     @pytest.mark.parametrize("name", ["INV-1.xml", "timesheet.pdf", "notes.txt", "tmp",
-                                      "report.tmp.pdf", "a~$b.pdf", "Thumbs.db.pdf"])
+                                      "report.tmp.pdf", "a~$b.pdf", "Thumbs.db.pdf",
+                                      "Icon", "Meeting 10\uf03a30.pdf", "a~b.pdf", "#7.pdf",
+                                      "Zone.Identifier.pdf"])
     def test_other_names(self, name: str) -> None:
         """Ordinary names (even with 'tmp' or '~$' inside) are neither in-progress nor litter."""
         assert classify(name) is NameKind.OTHER

@@ -253,6 +253,24 @@ class TestAlwaysErrors:
         assert codes(outbox.validate("scan.dat", pdf_bytes())) == []
         assert codes(outbox.validate("scan", pdf_bytes())) == []
 
+    @pytest.mark.parametrize("name,data", [
+        ("timesheet.pdf - Shortcut.lnk",
+         bytes.fromhex("4c0000000114020000000000c000000000000046") + bytes(60)),
+        ("timesheet.pdf alias", b"book\x00\x00\x00\x00mark\x00\x00\x00\x00" + bytes(40)),
+        ("Contract.url", b"[InternetShortcut]\r\nURL=file:///C:/Contracts/contract.pdf\r\n"),
+    ], ids=["windows-lnk", "mac-alias", "windows-url"])
+    def test_shortcut_is_refused_as_a_shortcut(self, outbox: Outbox, name: str,
+                                               data: bytes) -> None:
+        """A Windows shortcut or a Mac alias dropped in place of the file is refused with
+        what it is and the fix (copy the file itself), not as "a file of unknown type" to
+        "export as PDF"; it is never sent."""
+        bundle = outbox.validate(name, data)
+        assert codes(bundle) == ["type-not-allowed"]
+        message = only(bundle, "type-not-allowed").message
+        assert "is a shortcut (a link to a file elsewhere), not the file itself" in message
+        assert "copy the file itself here" in message
+        assert "export it as PDF" not in message
+
     def test_copy_of_invoice(self, outbox: Outbox) -> None:
         """An attachment byte-identical to the invoice file is refused."""
         bundle = outbox.validate("invoice.xml", INVOICE)

@@ -13,7 +13,7 @@ import subprocess
 import unicodedata
 
 from conftest import OUTBOXD, Env, Receiver, journal_since, journal_states
-from helpers import drop_bundle, pdf_bytes, wait_for
+from helpers import drop_bundle, pdf_bytes, ubl_invoice, wait_for
 from PIL import Image
 
 
@@ -305,3 +305,42 @@ def test_a_look_alike_left_by_a_quarantine_is_on_the_page_and_stops_retry_until_
     wait_for(lambda: (sent / "receipt.json").exists(), what="receipt.json")
     assert (sent / "INV-7" / "timesheet.pdf").read_bytes() == timesheet
     assert len(receiver.accepted()) == 1
+
+
+def test_a_folder_holding_invoice_files_is_on_the_page_with_the_fix_until_emptied(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """A clerk drags a folder holding an invoice file and its sidecar into the outbox, or
+    moves a quarantine folder back whole (REASON.txt, its editor's backup and all). outboxd
+    reads invoice files only in the outbox root, so each waited unseen for an invoice file
+    of the folder's own name. The page lists each folder with what it holds and the fix;
+    once its invoice file is moved out, the bundle is sent and the folder leaves the page."""
+    from test_statuspage import Page
+
+    env.write_config(receiver.url)
+    start_daemon()
+    drag = env.outbox / "Batch"
+    (drag / "D1").mkdir(parents=True)
+    (drag / "D1" / "timesheet.pdf").write_bytes(pdf_bytes(text_marker="ts"))
+    (drag / "D1.xml").write_bytes(ubl_invoice("D1"))
+    back = env.outbox / "Q1--0123456789ab"
+    back.mkdir()
+    (back / "Q1.xml").write_bytes(ubl_invoice("Q1"))
+    for paper in ("REASON.txt", "REASON.txt~", "reason.json"):
+        (back / paper).write_text("{}")
+    page_file = env.outbox / "outboxd-status.html"
+
+    def strays() -> str:
+        return Page(page_file.read_text()).text.get("strays", "") \
+            if page_file.exists() else ""
+    wait_for(lambda: "Batch" in strays() and "Q1--0123456789ab" in strays(),
+             what="both folders on the page")
+    text = strays()
+    assert "holds the invoice file D1.xml" in text
+    assert "move each invoice file out of Batch into the outbox" in text
+    assert "a folder from quarantine/ moved back whole (reason.json is in it)" in text
+    assert receiver.requests() == []
+    (drag / "D1").rename(env.outbox / "D1")
+    (drag / "D1.xml").rename(env.outbox / "D1.xml")
+    wait_for(lambda: len(receiver.accepted()) == 1, what="D1 sent once moved out")
+    wait_for(lambda: "Batch" not in strays(), what="Batch off the page once emptied")
+    assert "Q1--0123456789ab" in strays()

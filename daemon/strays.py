@@ -1,0 +1,88 @@
+"""Folders in the outbox root that hold invoice files, where nothing is ever sent from:
+a clerk's drag of a folder holding an invoice and its sidecar, or a folder from
+quarantine/ (or sent/) moved back whole. The scanner reads invoice files only directly
+in the outbox (SPEC: not recursively), so such a folder would wait unseen for an invoice
+file of its own name; the status page lists it with the fix (docs/folder-convention.md,
+section 3).
+
+A folder that holds no invoice file is a sidecar waiting for its invoice file, as an
+ERP that writes the sidecar first makes one: not listed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from daemon.config_sections import OutboxConfig
+from daemon.names import is_ignored, is_invoice_name, printable, stem
+
+# What outboxd writes beside a bundle it archived: the folder came from quarantine/ or sent/.
+_PAPERS = {"reason.json": "quarantine/", "receipt.json": "sent/"}
+_SHOWN = 3  # invoice files named per folder; the rest are counted
+
+
+@dataclass(frozen=True)
+class Stray:
+    name: str  # as shown
+    why: str
+
+
+class StrayFolders:
+    """Remembers each folder's answer until the folder changes (its entries' names: the
+    folder's mtime), so that the page, looked at every 2 s, lists a folder once per change."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[int, Stray | None]] = {}
+
+    def find(self, cfg: OutboxConfig, invoice_files: Iterable[str]) -> list[Stray]:
+        found: list[Stray] = []
+        seen: dict[str, tuple[int, Stray | None]] = {}
+        try:
+            with os.scandir(cfg.path) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            return []
+        sidecars = {stem(n) + cfg.sidecar_suffix for n in invoice_files}
+        for e in entries:
+            if e.name in sidecars or is_ignored(e.name, cfg.ignore_patterns):
+                continue
+            try:
+                if not e.is_dir(follow_symlinks=False):
+                    continue
+                mtime = e.stat(follow_symlinks=False).st_mtime_ns
+            except OSError:
+                continue
+            last = self._seen.get(e.name)
+            stray = last[1] if last and last[0] == mtime else _look(Path(e.path), cfg)
+            seen[e.name] = (mtime, stray)
+            if stray is not None:
+                found.append(stray)
+        self._seen = seen
+        return found
+
+
+def _look(folder: Path, cfg: OutboxConfig) -> Stray | None:
+    try:
+        with os.scandir(folder) as it:
+            names = sorted(e.name for e in it if e.is_file(follow_symlinks=False))
+    except OSError:
+        return None
+    invoices = [n for n in names if is_invoice_name(n, cfg.invoice_patterns,
+                                                    cfg.ignore_patterns)]
+    if not invoices:
+        return None
+    shown = printable(folder.name)
+    listed = ", ".join(printable(n) for n in invoices[:_SHOWN]) + (
+        f" and {len(invoices) - _SHOWN} more" if len(invoices) > _SHOWN else "")
+    origin = next((f"it is a folder from {where} moved back whole ({paper} is in it); "
+                   for paper, where in _PAPERS.items() if paper in names), "")
+    sent = ("its files were sent already: moved out, they are a duplicate unless changed; "
+            if "receipt.json" in names and "reason.json" not in names else "")
+    return Stray(shown, f"holds the invoice file{'s' if len(invoices) > 1 else ''} {listed}, "
+                 f"but outboxd reads invoice files only directly in the outbox, so nothing "
+                 f"in {shown} is sent; {origin}{sent}move each invoice file out of {shown} "
+                 "into the outbox, its folder of the same name first (REASON.txt, "
+                 "reason.json and receipt.json may stay behind)")
