@@ -42,7 +42,10 @@ class StrayFolders:
         seen: dict[str, tuple[int, Stray | None]] = {}
         try:
             with os.scandir(cfg.path) as it:
-                entries = sorted(it, key=lambda e: e.name)
+                # The type comes with the listing: an outbox of 20,000 waiting invoice
+                # files has few folders to match against the patterns.
+                entries = sorted((e for e in it if e.is_dir(follow_symlinks=False)),
+                                 key=lambda e: e.name)
         except OSError:
             return []
         sidecars = {stem(n) + cfg.sidecar_suffix for n in invoice_files}
@@ -50,8 +53,6 @@ class StrayFolders:
             if e.name in sidecars or is_ignored(e.name, cfg.ignore_patterns):
                 continue
             try:
-                if not e.is_dir(follow_symlinks=False):
-                    continue
                 mtime = e.stat(follow_symlinks=False).st_mtime_ns
             except OSError:
                 continue
