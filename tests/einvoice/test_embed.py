@@ -174,3 +174,20 @@ def test_an_invoice_file_that_is_not_ubl_is_a_not_ubl_error(tmp_path: Path) -> N
         [finding] = plan.findings
         assert (finding.code, finding.file, finding.severity) == ("not-ubl", "INV.xml", "error")
         assert fmt in finding.message
+
+
+def test_split_documents_of_a_file_with_a_utf8_bom_keep_its_bom_and_declaration(
+        tmp_path: Path) -> None:
+    """Windows ERPs write a UTF-8 byte order mark before the XML declaration. Each
+    document cut from such a batch is the file's BOM and declaration, then the invoice's
+    own bytes — as it is for a file without a BOM — not the bare element."""
+    bom, decl = b"\xef\xbb\xbf", b'<?xml version="1.0" encoding="UTF-8"?>'
+    one, two = with_id(BASE, "INV-A"), with_id(BASE, "INV-B")
+    batch = bom + decl + b"\n<Batch>\n" + body(one) + body(two) + b"</Batch>\n"
+    b = bundle_of(tmp_path, batch, {"a.pdf": ("INV-B", pdf_bytes(), "application/pdf")},
+                  ids=("INV-A", "INV-B"))
+    docs = documents_for(b, mime_codes()).documents
+    assert docs[0].data == bom + decl + b"\n" + body(one)
+    start, end = docs[1].inserted
+    assert docs[1].data[:start] + docs[1].data[end:] == bom + decl + b"\n" + body(two)
+    assert embedded_findings(b) == []
