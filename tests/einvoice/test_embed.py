@@ -191,3 +191,33 @@ def test_split_documents_of_a_file_with_a_utf8_bom_keep_its_bom_and_declaration(
     start, end = docs[1].inserted
     assert docs[1].data[:start] + docs[1].data[end:] == bom + decl + b"\n" + body(two)
     assert embedded_findings(b) == []
+
+
+def test_a_rule_the_invoice_itself_breaks_blames_the_invoice_not_its_attachments(
+        tmp_path: Path) -> None:
+    """The official Greek example (tests/fixtures/peppol) has its document references
+    after the buyer, where the UBL 2.1 schema does not allow them. With an attachment
+    beside it, the built document fails the XSD at that same place: the error told the
+    clerk to "fix the attachments or the invoice", and the attachment is fine. A rule the
+    invoice breaks on its own names the invoice and says to correct it in the ERP."""
+    greek = (EXAMPLES.parent / "peppol" / "GR-base-example-correct.xml").read_bytes()
+    gr_id = "061828591|01/10/2020|0|1.1|0|1"
+    found = embedded_findings(bundle_of(
+        tmp_path, greek, {"a.pdf": (gr_id, pdf_bytes(), "application/pdf")}, ids=(gr_id,)))
+    [f] = found
+    assert f.message.startswith(f"invoice {gr_id} breaks [UBL-XSD] Element "
+                                "'cac:AdditionalDocumentReference'")
+    assert "correct the invoice in the ERP" in f.message
+    assert "attachments" not in f.message
+
+
+def test_a_rule_only_the_built_document_breaks_still_blames_the_attachments(
+        tmp_path: Path) -> None:
+    """An empty attachment (validation refuses it earlier; here it reaches the builder)
+    makes an empty EmbeddedDocumentBinaryObject, which only the built document has: that
+    error is about the document with its attachments inside."""
+    found = embedded_findings(bundle_of(tmp_path, BASE, {"empty.pdf": ("Snippet1", b"",
+                                                                       "application/pdf")}))
+    assert found and all(f.message.startswith("the document built for invoice Snippet1 with "
+                                              "its attachments inside breaks [")
+                         for f in found)
