@@ -23,7 +23,17 @@ from daemon.fsops import hash_file, kind_of, read_regular
 from daemon.invoices import InvoiceRead, read_invoice_bytes, read_invoice_file
 from daemon.lookalikes import look_alike_findings
 from daemon.manifest import safe_filename, sent_name
-from daemon.names import fold_key, folder_name_for_id, is_ignored, name_problem, printable, stem
+from daemon.names import (
+    CASE_WORDS,
+    FORM_WORDS,
+    fold_key,
+    folder_name_for_id,
+    is_ignored,
+    name_problem,
+    printable,
+    spelled_otherwise,
+    stem,
+)
 from daemon.scan import Candidate
 
 MANIFEST_NAME = "attachments.toml"
@@ -206,9 +216,8 @@ def match_attachments(sidecar: Path, ids: tuple[str, ...], settings: Settings,
             # the folder is matched against the ids read.
             continue
         if invoice_id is None:
-            findings.append(_err("orphan-attachment", f"{rel}/{e.name}", "names no invoice of "
-                                 f"this file; its invoices are {', '.join(ids)} — rename the "
-                                 "folder to one of those ids"))
+            findings.append(_err("orphan-attachment", f"{rel}/{e.name}",
+                                 _orphan_folder_message(e.name, by_folder, ids)))
             continue
         sub, notes = _collect(Path(e.path), f"{rel}/{e.name}", invoice_id, settings, findings,
                               allow_subfolders=False)
@@ -225,6 +234,29 @@ def match_attachments(sidecar: Path, ids: tuple[str, ...], settings: Settings,
             channel, channel_from = notes.channel, where
     kept = _distinct_names(atts, settings.delivery.safe_filenames, findings)
     return kept, findings, channel, _sidecar_digest(notes_read, findings)
+
+
+def _orphan_folder_message(name: str, by_folder: dict[str, str], ids: tuple[str, ...]) -> str:
+    """Why a subfolder names no invoice, and the fix. One that differs from an invoice's
+    folder only in case or Unicode form looks right to the clerk (a Mac writes Å as A and
+    a ring, the ERP's id has it as one letter), so the message says how the two differ."""
+    listed = f"its invoices are {', '.join(ids)}"
+    twin = next((f for f in by_folder if fold_key(f) == fold_key(name)), None)
+    if twin is None:
+        return f"names no invoice of this file; {listed} — rename the folder to one of those ids"
+    case, form = spelled_otherwise(name, twin)
+    head = f"looks like the folder of invoice {by_folder[twin]}, but the two names"
+    if not form:
+        return (f"{head} differ only in {CASE_WORDS}: Windows takes them for one name, "
+                f"Linux, where outboxd runs, for two, so it names no invoice of this file "
+                f"({listed}) — rename it to {twin}, each letter in upper or lower case as "
+                f"written here, or move its files into the folder {twin} if that one is "
+                "there too")
+    return (f"{head} {f'differ in {CASE_WORDS} and ' if case else ''}are spelled with "
+            f"{FORM_WORDS} (one writes accents as separate marks, as Mac computers do), so it "
+            f"names no invoice of this file ({listed}) — rename it by typing its name again "
+            f"as {twin} on a Windows computer, or move its files into a folder {twin} made "
+            "there")
 
 
 def _sidecar_digest(notes_read: list[tuple[str, str]], findings: list[Finding]) -> str:

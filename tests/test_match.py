@@ -183,6 +183,33 @@ class TestSeveralInvoices:
         assert "INV-2001, INV-2002" in f.message
         assert b.attachments == ()
 
+    def test_invoice_folder_spelled_in_the_other_unicode_form_says_so(
+            self, outbox: Path) -> None:
+        """A Mac writes the folder of invoice FAKT-Å-1 with Å as A plus a ring (NFD); the
+        ERP's id is composed (NFC). The orphan error read "batch/FAKT-Å-1: names no
+        invoice of this file; its invoices are FAKT-Å-1, …" — two names that look the
+        same. It says how they differ and how to mend it, and still lists the ids."""
+        nfd = unicodedata.normalize("NFD", "FAKT-Å-1")
+        write(outbox / "batch" / nfd / "a.pdf", PDF)
+        b = match(outbox, "batch.xml", batch_xml("FAKT-Å-1", "B-2"))
+        f = finding(b, "orphan-attachment")
+        assert f.file == f"batch/{nfd}"
+        assert "looks like the folder of invoice FAKT-Å-1" in f.message
+        assert "different Unicode characters" in f.message
+        assert "typing its name again" in f.message
+        assert "FAKT-Å-1, B-2" in f.message
+        assert b.attachments == ()
+
+    def test_invoice_folder_in_other_case_says_so(self, outbox: Path) -> None:
+        """inv-2001/ beside an id INV-2001: one name to Windows, two to Linux."""
+        write(outbox / "batch-42" / "inv-2001" / "x.pdf", PDF)
+        b = match(outbox, "batch-42.xml", batch_xml("INV-2001", "INV-2002"))
+        f = finding(b, "orphan-attachment")
+        assert f.file == "batch-42/inv-2001"
+        assert "looks like the folder of invoice INV-2001" in f.message
+        assert "upper and lower case" in f.message and "rename it to INV-2001" in f.message
+        assert "Unicode" not in f.message
+
     def test_unsafe_id_matches_its_folder_name(self, outbox: Path) -> None:
         """An id with '/' and '|' matches the folder with those replaced; the manifest keeps it."""
         gr = "061828591|01/10/2020|0|1.1|0|1"
