@@ -221,3 +221,16 @@ def test_a_rule_only_the_built_document_breaks_still_blames_the_attachments(
     assert found and all(f.message.startswith("the document built for invoice Snippet1 with "
                                               "its attachments inside breaks [")
                          for f in found)
+
+
+def test_a_file_named_like_one_the_norwegian_example_already_embeds_is_a_collision(
+        tmp_path: Path) -> None:
+    """The official Norwegian example embeds Hours-spent.csv itself; an attachment
+    hours-spent.CSV beside it would be a second file of that name ignoring case."""
+    data = (EXAMPLES.parent / "peppol" / "Norwegian-example-1.xml").read_bytes()
+    b = bundle_of(tmp_path, data, {"hours-spent.CSV": ("TOSL108", b"a;b\n1;2\n", "text/csv")},
+                  ids=("TOSL108",))
+    plan = documents_for(b, mime_codes())
+    assert plan.documents == ()
+    [f] = plan.findings
+    assert f.code == "embed-name-collision" and "'Hours-spent.csv'" in f.message
