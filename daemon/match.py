@@ -26,12 +26,14 @@ from daemon.lookalikes import look_alike_findings
 from daemon.manifest import safe_filename, sent_name
 from daemon.names import (
     CASE_WORDS,
+    FORM_WORDS,
     fold_key,
     folder_name_for_id,
     is_ignored,
     is_invoice_name,
     name_problem,
     printable,
+    spelled_otherwise,
     stem,
 )
 from daemon.scan import Candidate
@@ -220,7 +222,7 @@ def match_attachments(sidecar: Path, ids: tuple[str, ...], settings: Settings,
             continue
         if invoice_id is None:
             findings.append(_err("orphan-attachment", f"{rel}/{e.name}",
-                                 _orphan_folder_message(e.name, ids, rel, settings)))
+                                 _orphan_folder_message(e.name, by_folder, ids, rel, settings)))
             continue
         sub, notes = _collect(Path(e.path), f"{rel}/{e.name}", invoice_id, settings, findings,
                               allow_subfolders=False)
@@ -243,24 +245,35 @@ def _nfc(name: str) -> str:
     return unicodedata.normalize("NFC", name)
 
 
-def _orphan_folder_message(name: str, ids: tuple[str, ...], rel: str,
-                           settings: Settings) -> str:
+def _orphan_folder_message(name: str, by_folder: dict[str, str], ids: tuple[str, ...],
+                           rel: str, settings: Settings) -> str:
     """Why a subfolder of the sidecar is no invoice's folder, and the fix a clerk can
     act on: "rename it to one of the ids" is no help for a folder that is another
-    invoice file's sidecar put inside this one, nor for one whose name differs from an
-    id's only in upper and lower case (to Windows the same name)."""
-    theirs = ", ".join(ids)
+    invoice file's sidecar put inside this one, nor for one whose name looks like an
+    id's folder (upper and lower case: to Windows the same name), where the message
+    would read the same name back to the clerk."""
+    listed = f"its invoices are {', '.join(ids)}"
     owner = None if name == rel else _invoice_file_of_sidecar(name, settings)
     if owner is not None:
         return (f"is named like the sidecar of {owner}, which is in the outbox, but it is "
-                f"inside the sidecar of this file (whose invoices are {theirs}) — move the "
-                f"folder {name} out of {rel} into the outbox, beside {owner}")
-    same = [i for i in ids if fold_key(folder_name_for_id(i)) == fold_key(name)]
-    if same:
-        return (f"differs from the folder of invoice {same[0]} only in {CASE_WORDS} — "
-                f"rename the folder to {folder_name_for_id(same[0])} exactly")
-    return f"names no invoice of this file; its invoices are {theirs} — rename the " \
-           "folder to one of those ids"
+                f"inside the sidecar of this file ({listed}) — move the folder {name} out "
+                f"of {rel} into the outbox, beside {owner}")
+    # by_folder's keys are composed (NFC): a folder in the other Unicode form matched.
+    twin = next((f for f in by_folder if fold_key(f) == fold_key(name)), None)
+    if twin is None:
+        return f"names no invoice of this file; {listed} — rename the folder to one of those ids"
+    case, form = spelled_otherwise(name, twin)
+    head = f"looks like the folder of invoice {by_folder[twin]}, but the two names"
+    if not form:
+        return (f"{head} differ only in {CASE_WORDS}: Windows takes them for one name, "
+                f"Linux, where outboxd runs, for two, so it names no invoice of this file "
+                f"({listed}) — rename it to {twin}, each letter in upper or lower case as "
+                f"written here, or move its files into the folder {twin} if that one is "
+                "there too")
+    return (f"{head} differ in {CASE_WORDS} and are spelled with {FORM_WORDS} (one writes "
+            f"accents as separate marks, as Mac computers do), so it names no invoice of "
+            f"this file ({listed}) — rename it to {twin}, each letter in upper or lower case "
+            "as written here")
 
 
 def _invoice_file_of_sidecar(folder: str, settings: Settings) -> str | None:

@@ -117,16 +117,6 @@ class TestSingleInvoice:
         assert b.errors == ()
         assert layout(b) == {i: ["tid.pdf"] for i in ids}
 
-    def test_id_folder_in_other_case_says_so(self, outbox: Path) -> None:
-        """A folder named like an invoice id but for upper and lower case (one folder to a
-        Windows clerk) is an orphan whose message says it is the case, and the name."""
-        write(outbox / "batch" / "inv-7" / "x.pdf", PDF)
-        b = match(outbox, "batch.xml", batch_xml("INV-7", "INV-8"))
-        f = finding(b, "orphan-attachment")
-        assert f.file == "batch/inv-7"
-        assert "only in upper and lower case" in f.message
-        assert "rename the folder to INV-7 exactly" in f.message
-
     def test_another_invoices_sidecar_inside_this_one_says_move_it_out(
             self, outbox: Path) -> None:
         """A clerk who puts NS2/ (the sidecar of NS2.xml, in the outbox) into NS1/ is told
@@ -218,6 +208,16 @@ class TestSeveralInvoices:
         assert f.file == "batch-42/INV-2009"
         assert "INV-2001, INV-2002" in f.message
         assert b.attachments == ()
+
+    def test_invoice_folder_in_other_case_says_so(self, outbox: Path) -> None:
+        """inv-2001/ beside an id INV-2001: one name to Windows, two to Linux."""
+        write(outbox / "batch-42" / "inv-2001" / "x.pdf", PDF)
+        b = match(outbox, "batch-42.xml", batch_xml("INV-2001", "INV-2002"))
+        f = finding(b, "orphan-attachment")
+        assert f.file == "batch-42/inv-2001"
+        assert "looks like the folder of invoice INV-2001" in f.message
+        assert "upper and lower case" in f.message and "rename it to INV-2001" in f.message
+        assert "Unicode" not in f.message
 
     def test_unsafe_id_matches_its_folder_name(self, outbox: Path) -> None:
         """An id with '/' and '|' matches the folder with those replaced; the manifest keeps it."""

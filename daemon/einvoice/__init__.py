@@ -18,8 +18,9 @@ from __future__ import annotations
 from daemon.bundle import Bundle, Finding
 from daemon.config import Settings
 from daemon.einvoice.artefacts import mime_codes, rules_versions
+from daemon.einvoice.embed import Document as EmbeddedDocument
 from daemon.einvoice.embed import documents_for
-from daemon.einvoice.engine import Engine, load
+from daemon.einvoice.engine import Assertion, Engine, load
 from daemon.einvoice.preflight import (
     Mode,
     Result,
@@ -94,15 +95,31 @@ def embedded_findings(bundle: Bundle) -> list[Finding]:
                                f"for invoice {doc.invoice_id} is not one UBL document ({exc})",
                                "error", doc.invoice_id))
             continue
+        failed = check_document(parsed, fatal_only=True) or []
+        # A rule the invoice breaks on its own is the invoice's to correct in the ERP,
+        # not its attachments' (the GR national example's misplaced references).
         bare = doc.inserted[0] == doc.inserted[1]  # no attachment went in: the invoice as is
-        for a in check_document(parsed, fatal_only=True) or []:
+        own = set(failed) if bare else (
+            _own_failures(doc, bundle.invoice_file.name) if failed else set())
+        for a in failed:
             where = f" ({a.location})" if a.location else ""
             out.append(Finding("einvoice-rule", bundle.invoice_file.name, (
                 f"invoice {doc.invoice_id} breaks [{a.rule}] {a.text}{where} — ubl-embedded "
                 "never sends a document that breaks a fatal rule, whatever [einvoice] "
                 "preflight says: correct the invoice in the ERP and export it again")
-                if bare else (
+                if a in own else (
                 f"the document built for invoice {doc.invoice_id} with its "
                 f"attachments inside breaks [{a.rule}] {a.text}{where} — fix "
                 "the attachments or the invoice named here"), "error", doc.invoice_id))
     return out
+
+
+def _own_failures(doc: EmbeddedDocument, rel: str) -> set[Assertion]:
+    """The fatal assertions the invoice fails without the inserted block (asked only when
+    the built document fails, so a bundle that passes pays nothing for it)."""
+    start, end = doc.inserted
+    try:
+        [parsed] = documents(doc.data[:start] + doc.data[end:], rel)
+    except (InputError, ValueError):
+        return set()
+    return set(check_document(parsed, fatal_only=True) or [])

@@ -62,6 +62,7 @@ def _names(spec: tuple[list[str], list[str]]) -> frozenset[str]:
 
 BEFORE = {f"{NS_INVOICE} Invoice": _names(_INVOICE_BEFORE),
           f"{NS_CREDIT_NOTE} CreditNote": _names(_CREDIT_NOTE_BEFORE)}
+UTF8_BOM = b"\xef\xbb\xbf"
 ASCII_COMPATIBLE = re.compile(r"(utf-?8|us-ascii|ascii|iso-?8859-\d+|latin-?1|"
                               r"windows-125\d|cp125\d)$", re.I)
 
@@ -106,10 +107,13 @@ def _tag_end(data: bytes, at: int) -> int:
 
 
 def scan(data: bytes, rel: str) -> tuple[list[Slice], str, bytes]:
-    """The UBL documents of a file, its encoding and its XML declaration (b"" if none)."""
+    """The UBL documents of a file, its encoding and its XML declaration (b"" if none),
+    with the UTF-8 byte order mark before it if the file has one: a document cut from the
+    file starts as the file does."""
     decl = b""
     encoding = "utf-8"
-    if data.startswith(b"<?xml"):
+    bom = len(UTF8_BOM) if data.startswith(UTF8_BOM) else 0
+    if data.startswith(b"<?xml", bom):
         decl = data[:data.index(b"?>") + 2]
         found = re.search(rb"""encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""", decl)
         if found:

@@ -174,3 +174,63 @@ def test_an_invoice_file_that_is_not_ubl_is_a_not_ubl_error(tmp_path: Path) -> N
         [finding] = plan.findings
         assert (finding.code, finding.file, finding.severity) == ("not-ubl", "INV.xml", "error")
         assert fmt in finding.message
+
+
+def test_split_documents_of_a_file_with_a_utf8_bom_keep_its_bom_and_declaration(
+        tmp_path: Path) -> None:
+    """Windows ERPs write a UTF-8 byte order mark before the XML declaration. Each
+    document cut from such a batch is the file's BOM and declaration, then the invoice's
+    own bytes — as it is for a file without a BOM — not the bare element."""
+    bom, decl = b"\xef\xbb\xbf", b'<?xml version="1.0" encoding="UTF-8"?>'
+    one, two = with_id(BASE, "INV-A"), with_id(BASE, "INV-B")
+    batch = bom + decl + b"\n<Batch>\n" + body(one) + body(two) + b"</Batch>\n"
+    b = bundle_of(tmp_path, batch, {"a.pdf": ("INV-B", pdf_bytes(), "application/pdf")},
+                  ids=("INV-A", "INV-B"))
+    docs = documents_for(b, mime_codes()).documents
+    assert docs[0].data == bom + decl + b"\n" + body(one)
+    start, end = docs[1].inserted
+    assert docs[1].data[:start] + docs[1].data[end:] == bom + decl + b"\n" + body(two)
+    assert embedded_findings(b) == []
+
+
+def test_a_rule_the_invoice_itself_breaks_blames_the_invoice_not_its_attachments(
+        tmp_path: Path) -> None:
+    """The official Greek example (tests/fixtures/peppol) has its document references
+    after the buyer, where the UBL 2.1 schema does not allow them. With an attachment
+    beside it, the built document fails the XSD at that same place: the error told the
+    clerk to "fix the attachments or the invoice", and the attachment is fine. A rule the
+    invoice breaks on its own names the invoice and says to correct it in the ERP."""
+    greek = (EXAMPLES.parent / "peppol" / "GR-base-example-correct.xml").read_bytes()
+    gr_id = "061828591|01/10/2020|0|1.1|0|1"
+    found = embedded_findings(bundle_of(
+        tmp_path, greek, {"a.pdf": (gr_id, pdf_bytes(), "application/pdf")}, ids=(gr_id,)))
+    [f] = found
+    assert f.message.startswith(f"invoice {gr_id} breaks [UBL-XSD] Element "
+                                "'cac:AdditionalDocumentReference'")
+    assert "correct the invoice in the ERP" in f.message
+    assert "attachments" not in f.message
+
+
+def test_a_rule_only_the_built_document_breaks_still_blames_the_attachments(
+        tmp_path: Path) -> None:
+    """An empty attachment (validation refuses it earlier; here it reaches the builder)
+    makes an empty EmbeddedDocumentBinaryObject, which only the built document has: that
+    error is about the document with its attachments inside."""
+    found = embedded_findings(bundle_of(tmp_path, BASE, {"empty.pdf": ("Snippet1", b"",
+                                                                       "application/pdf")}))
+    assert found and all(f.message.startswith("the document built for invoice Snippet1 with "
+                                              "its attachments inside breaks [")
+                         for f in found)
+
+
+def test_a_file_named_like_one_the_norwegian_example_already_embeds_is_a_collision(
+        tmp_path: Path) -> None:
+    """The official Norwegian example embeds Hours-spent.csv itself; an attachment
+    hours-spent.CSV beside it would be a second file of that name ignoring case."""
+    data = (EXAMPLES.parent / "peppol" / "Norwegian-example-1.xml").read_bytes()
+    b = bundle_of(tmp_path, data, {"hours-spent.CSV": ("TOSL108", b"a;b\n1;2\n", "text/csv")},
+                  ids=("TOSL108",))
+    plan = documents_for(b, mime_codes())
+    assert plan.documents == ()
+    [f] = plan.findings
+    assert f.code == "embed-name-collision" and "'Hours-spent.csv'" in f.message

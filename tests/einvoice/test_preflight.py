@@ -116,3 +116,17 @@ def test_several_invoices_in_one_file_are_checked_one_by_one_naming_the_invoice(
     result = preflight(batch, "batch.xml")
     assert result.errors and {f.invoice_id for f in result.findings} == {"BAD-2"}
     assert all(f.message.startswith("invoice BAD-2: [") for f in result.findings)
+
+
+def test_the_greek_national_example_fails_only_the_xsd() -> None:
+    """GR-base-example-correct.xml is correct for the Greek rules (a warning-level one
+    aside), but puts its document references after the buyer, where the UBL 2.1 schema
+    does not allow them: an error naming the element, as docs/einvoice.md says."""
+    data = (EXAMPLES.parent / "peppol" / "GR-base-example-correct.xml").read_bytes()
+    result = preflight(data, "gr.xml")
+    [error] = result.errors
+    assert error.message.startswith("[UBL-XSD] Element 'cac:AdditionalDocumentReference': "
+                                    "This element is not expected.")
+    assert error.invoice_id == "061828591|01/10/2020|0|1.1|0|1"
+    assert [f.message.split("]")[0] for f in result.findings if f.severity == "warning"] == [
+        "[GR-S-008-1"]
