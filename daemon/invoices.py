@@ -111,8 +111,9 @@ def _direct_id(elem: Any, tag: str | None = CBC_ID) -> str | None:
 # An id goes into every log line, the journal, the status page, `outboxd status`, a
 # folder name and the manifest: one of 30 MB (an ERP's runaway field, or malice) made
 # lines of 60 MB in each and a manifest the receiver refused. Real invoice numbers hold
-# a few dozen characters; EN 16931 sets no limit, so this one is outboxd's own.
-MAX_INVOICE_ID_CHARS = 200
+# a few dozen characters; EN 16931 sets no limit, so this one is outboxd's own: the
+# longest name a file (an invoice file whose stem is its id) can have.
+MAX_INVOICE_ID_CHARS = 255
 
 
 def _checked_id(found: str, rel: str) -> str:
