@@ -99,9 +99,17 @@ def _read_notes(folder: Path, rel: str, findings: list[Finding]) -> _Notes:
     return notes
 
 
-def _listdir(folder: Path) -> list[os.DirEntry[str]]:
-    with os.scandir(folder) as it:
-        return sorted(it, key=lambda e: e.name)
+def _listdir(folder: Path, rel: str) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(folder) as it:
+            return sorted(it, key=lambda e: e.name)
+    except PermissionError:
+        # A folder copied in by another user or program keeps its permissions. Said as
+        # a rule and a fix, not as "[Errno 13] …" with the server's path: the status page
+        # on the share and `outboxd status` show this line.
+        raise InputError("unreadable-folder", printable(rel), "the folder cannot be read "
+                         "(permission denied) — give outboxd's user read access to it, as "
+                         "to the other folders in the outbox") from None
 
 
 def _collect(folder: Path, rel: str, invoice_id: str, settings: Settings,
@@ -112,7 +120,7 @@ def _collect(folder: Path, rel: str, invoice_id: str, settings: Settings,
     notes = _read_notes(folder, rel, findings)
     atts: list[Attachment] = []
     names: set[str] = set()
-    for e in _listdir(folder) if entries is None else entries:
+    for e in _listdir(folder, rel) if entries is None else entries:
         shown = f"{rel}/{e.name}"
         if e.name == MANIFEST_NAME or is_ignored(e.name, settings.outbox.ignore_patterns):
             continue
@@ -174,7 +182,7 @@ def match_attachments(sidecar: Path, ids: tuple[str, ...], settings: Settings,
         by_folder.setdefault(folder, invoice_id)
     single = len(ids) == 1
     atts: list[Attachment] = []
-    listing = _listdir(sidecar)  # once: for the root's files and for its subfolders
+    listing = _listdir(sidecar, rel)  # once: for the root's files and for its subfolders
     root_atts, root_notes = _collect(sidecar, rel, ids[0], settings, findings,
                                      allow_subfolders=True, entries=listing)
     if single:

@@ -17,6 +17,7 @@ from helpers import UBL_NS, pdf_bytes, ubl_invoice, write
 from daemon import match as match_module
 from daemon.bundle import Attachment, Bundle, Conversion, Finding, InvoiceFile
 from daemon.config import Settings
+from daemon.errors import InputError
 from daemon.match import assemble, sent_names_distinct
 from daemon.scan import Candidate, list_outbox
 
@@ -224,6 +225,30 @@ class TestStructure:
         assert f.file == "batch/INV-1/deeper"
         assert f.invoice_id == "INV-1"
         assert layout(b)["INV-1"] == ["ok.pdf"]
+
+    @pytest.mark.parametrize("unreadable", ["batch", "batch/INV-2"])
+    def test_a_folder_that_cannot_be_read_is_said_as_a_rule_and_a_fix(
+            self, outbox: Path, monkeypatch: pytest.MonkeyPatch, unreadable: str) -> None:
+        """A sidecar, or an invoice's subfolder, that outboxd's user may not list (chmod
+        000, or another user's folder; the test runs as root, so the refusal is put in
+        os.scandir's place): an error naming the folder relative to the outbox and the
+        fix, not "[Errno 13] Permission denied: '/srv/…'" on the clerk's status page."""
+        write(outbox / "batch" / "INV-1" / "a.pdf", PDF)
+        write(outbox / "batch" / "INV-2" / "b.pdf", PDF)
+        real = os.scandir
+
+        def scandir(path: Any) -> Any:
+            if Path(path) == outbox / unreadable:
+                raise PermissionError(13, "Permission denied", str(path))
+            return real(path)
+
+        monkeypatch.setattr(match_module.os, "scandir", scandir)
+        with pytest.raises(InputError) as info:
+            match(outbox, "batch.xml", batch_xml("INV-1", "INV-2"))
+        assert (info.value.code, info.value.file) == ("unreadable-folder", unreadable)
+        assert "cannot be read (permission denied)" in info.value.message
+        assert "give outboxd's user read access" in info.value.message
+        assert str(outbox) not in str(info.value)
 
     def test_nesting_too_deep_single_invoice(self, outbox: Path) -> None:
         """One invoice: SIDECAR/ID/SUB/ is too deep as well."""
