@@ -23,7 +23,16 @@ from daemon.fsops import hash_file, kind_of, read_regular
 from daemon.invoices import InvoiceRead, read_invoice_bytes, read_invoice_file
 from daemon.lookalikes import look_alike_findings
 from daemon.manifest import safe_filename, sent_name
-from daemon.names import fold_key, folder_name_for_id, is_ignored, name_problem, printable, stem
+from daemon.names import (
+    CASE_WORDS,
+    fold_key,
+    folder_name_for_id,
+    is_ignored,
+    name_problem,
+    printable,
+    spelled_otherwise,
+    stem,
+)
 from daemon.scan import Candidate
 
 MANIFEST_NAME = "attachments.toml"
@@ -248,6 +257,18 @@ def _sidecar_digest(notes_read: list[tuple[str, str]], findings: list[Finding]) 
     return hashlib.sha256(data.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def _how_spelled(name: str, other: str) -> str:
+    """How two names of one fold_key differ. Said in words: names that differ only in
+    how accents are written look the same when printed, so "differs from 'café.pdf'"
+    beside 'café.pdf' alone would leave a clerk with nothing to see."""
+    case, form = spelled_otherwise(name, other)
+    accents = ("in how accents are written (one name writes them as separate marks, as "
+               "Mac computers do, so the two look the same)")
+    if case and form:
+        return f"only in {CASE_WORDS} and {accents}"
+    return f"only in {CASE_WORDS}" if case else f"only {accents}"
+
+
 def _distinct_names(atts: list[Attachment], safe: bool, findings: list[Finding]
                     ) -> list[Attachment]:
     """One invoice's attachments must have distinct names as received and as stored.
@@ -269,8 +290,8 @@ def _distinct_names(atts: list[Attachment], safe: bool, findings: list[Finding]
             taken.update(dict.fromkeys(keys, a))
             kept.append(a)
             continue
-        how = ("only in case or Unicode normalisation" if fold_key(clash.original_name)
-               == fold_key(a.original_name) else
+        how = (_how_spelled(a.original_name, clash.original_name)
+               if fold_key(clash.original_name) == fold_key(a.original_name) else
                f"only in characters that are folded when sent (both become "
                f"{safe_filename(a.original_name)!r})")
         findings.append(_err("name-collision", a.rel, f"differs from {clash.rel!r} {how} — "

@@ -495,6 +495,31 @@ class TestStructure:
         assert codes(b) == ["name-collision"]
         assert len(b.attachments) == 1
 
+    def test_a_collision_says_whether_case_or_the_writing_of_accents_differs(
+            self, outbox: Path) -> None:
+        """'Räkning.pdf' twice, once with its accent as a separate mark (as a Mac writes
+        it), prints as two identical names: the message says the accents are written
+        differently, and says upper and lower case only where that differs too."""
+        nfc, nfd = (unicodedata.normalize(f, "Räkning.pdf") for f in ("NFC", "NFD"))
+        upper = unicodedata.normalize("NFC", "Öl.pdf")
+        lower = unicodedata.normalize("NFD", "öl.pdf")
+        write(outbox / "INV-1" / nfc, PDF)
+        write(outbox / "INV-1" / nfd, PDF + b"%2")
+        write(outbox / "INV-1" / upper, PDF + b"%3")
+        write(outbox / "INV-1" / lower, PDF + b"%4")
+        write(outbox / "INV-1" / "Scan.pdf", PDF)
+        write(outbox / "INV-1" / "scan.pdf", PDF + b"%2")
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        messages = sorted(f.message for f in b.findings if f.code == "name-collision")
+        accents = ("in how accents are written (one name writes them as separate marks, as "
+                   "Mac computers do, so the two look the same) — rename one of them")
+        assert messages == sorted([
+            # Each names the one taken first (in code-point order: the decomposed ones).
+            f"differs from 'INV-1/{nfd}' only {accents}",
+            f"differs from 'INV-1/{lower}' only in upper and lower case and {accents}",
+            "differs from 'INV-1/Scan.pdf' only in upper and lower case — rename one of them",
+        ])
+
     def test_same_name_in_root_and_id_folder(self, outbox: Path) -> None:
         """One invoice with both forms: the same name in the root and the id folder collides."""
         write(outbox / "INV-1" / "scan.pdf", PDF)
