@@ -83,6 +83,27 @@ def _rendered(logger: Any, method: str, event: dict[str, Any]) -> Any:
     return out
 
 
+# journald splits a line longer than its LineMax (48 KiB by default) into pieces, none
+# of them JSON. A batch of thousands of invoices made bundle events far longer than that
+# with its invoice_ids alone (and a sidecar of thousands of bad files its reasons): a
+# list in an event keeps its first items up to this many characters, and says how many
+# it leaves out. The journal, `outboxd status` and the papers keep every one.
+LIST_CHARS = 16_000
+
+
+def _bounded(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    for key, value in list(event.items()):
+        if isinstance(value, list | tuple) and len(value) > 1:
+            size = 0
+            for n, item in enumerate(value):
+                size += len(item) if isinstance(item, str) else len(repr(item))
+                if size > LIST_CHARS:
+                    event[key] = list(value[:n])
+                    event[f"{key}_omitted"] = len(value) - n
+                    break
+    return event
+
+
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
            "warn": logging.WARNING, "error": logging.ERROR, "exception": logging.ERROR,
            "critical": logging.CRITICAL, "fatal": logging.CRITICAL}
@@ -93,6 +114,7 @@ _PROCESSORS: list[Any] = [
     structlog.contextvars.merge_contextvars,
     structlog.processors.add_log_level,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
+    _bounded,
     _rendered,
 ]
 
