@@ -24,12 +24,26 @@ from daemon.journal import CLAIMING, Journal, Row
 from daemon.logs import bundle_log
 from daemon.manifest import bundle_id_of
 from daemon.match import assemble
+from daemon.names import printable
 from daemon.scan import Candidate
 from daemon.step import IDLE, Claim, Known, Next
 
 # Claims made together (one journal commit, one sync of the outbox): enough to
 # amortise the syncs, few enough that delivery of the first starts soon.
 CLAIM_BATCH = 32
+
+
+def not_moved(exc: OSError) -> str:
+    """Why a claim could not move a bundle, for `status` and the page on the share."""
+    if isinstance(exc, PermissionError) and exc.filename:
+        # Moving a folder to another folder rewrites its "..": Linux asks for write
+        # access to the folder itself, which one copied in by another user may not give.
+        return (f"cannot move {printable(Path(exc.filename).name)} into processing: "
+                "permission denied — outboxd's user needs write access to the outbox and "
+                "to the bundle's folders themselves (a folder copied in by another user "
+                "keeps that user's permissions; a sticky bit on an outbox outboxd does not "
+                "own lets only the owner of a file move it)")
+    return f"cannot move into processing: {exc}"
 
 
 class Claims:
@@ -196,7 +210,7 @@ class Claims:
         key = c.cand.invoice.name
         assert c.known.bundle is not None
         undone = self._undo_claim(c.cand, row_id, c.work, "claim failed", moved,
-                                  last_error=f"cannot move into processing: {exc}")
+                                  last_error=not_moved(exc))
         bundle_log(self.log, key, c.known.bundle_id, c.known.bundle.invoice_ids).error(
             "cannot claim bundle; will try again", error=str(exc),
             retry_in=self.s.outbox.rescan_seconds)

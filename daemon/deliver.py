@@ -18,7 +18,7 @@ import shutil
 import threading
 import urllib.parse
 from collections.abc import Iterable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -37,7 +37,7 @@ from daemon.bundle import Bundle
 from daemon.config import DeliveryConfig
 from daemon.config_values import has_userinfo
 from daemon.errors import ConfigError, Paused, Retryable, refused
-from daemon.fsops import copy_file, fsync_dir, open_regular, write_json
+from daemon.fsops import OpenWhenRead, copy_file, fsync_dir, write_json
 from daemon.manifest import sent_parts
 from daemon.names import folder_name_for_id
 from daemon.tls import tls_verify, unusable
@@ -268,18 +268,19 @@ class HttpDeliverer:
     def deliver(self, bundle: Bundle, manifest: dict[str, Any]) -> Receipt:
         inv = bundle.invoice_file
         with ExitStack() as stack:
-            # Open file objects: httpx streams them in chunks with a known length.
+            # File objects that httpx streams in chunks with a known length, each open
+            # only while its part is sent: a bundle may hold thousands of attachments.
             files: list[tuple[str, tuple[str | None, Any, str]]] = [
                 ("manifest", (None, json.dumps(manifest, ensure_ascii=False).encode("utf-8"),
                               "application/json")),
                 ("invoice", (manifest["invoice_file"]["name"],
-                             stack.enter_context(open_regular(inv.path, inv.name)),
+                             stack.enter_context(closing(OpenWhenRead(inv.path, inv.name))),
                              INVOICE_TYPES[inv.format])),
             ]
             for n, (att, name) in enumerate(sent_parts(bundle, manifest), start=1):
                 _, path, ctype, _, _ = att.sent  # a converted image goes as its PDF
-                files.append((f"attachment-{n}", (name,
-                              stack.enter_context(open_regular(path, att.rel)), ctype)))
+                files.append((f"attachment-{n}", (name, stack.enter_context(
+                    closing(OpenWhenRead(path, att.rel))), ctype)))
             try:
                 request = self.client.build_request(
                     "POST", self.post_url(), files=files,

@@ -75,6 +75,48 @@ def open_regular(path: Path, rel: str | None = None) -> BinaryIO:
     return os.fdopen(fd, "rb")
 
 
+class OpenWhenRead:
+    """A regular file for httpx's multipart body that holds a file descriptor only
+    while its part is being sent: opened (as open_regular does) at the first read,
+    closed at its end. Opened all at once, the 20,000 files of one sidecar ran the
+    daemon out of file descriptors, and the bundle was quarantined as unreadable.
+
+    It is looked at once when made (a link, a FIFO, a file gone: the same errors as
+    open_regular, before anything is sent) and gives httpx its size by seek/tell, as
+    an open file would, for the Content-Length."""
+
+    def __init__(self, path: Path, rel: str | None = None) -> None:
+        self.path, self.rel = path, rel
+        with open_regular(path, rel) as fh:
+            self._size = os.fstat(fh.fileno()).st_size
+        self._fh: BinaryIO | None = None
+        self._pos = 0
+
+    def tell(self) -> int:
+        return self._fh.tell() if self._fh is not None else self._pos
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if self._fh is not None:
+            return self._fh.seek(offset, whence)
+        self._pos = offset + (self._size if whence == os.SEEK_END else 0)
+        return self._pos
+
+    def read(self, size: int = -1) -> bytes:
+        if self._fh is None:
+            self._fh = open_regular(self.path, self.rel)
+            self._fh.seek(self._pos)
+        data = self._fh.read(size)
+        if not data or size < 0:
+            self.close()
+        return data
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._pos = self._fh.tell()
+            self._fh.close()
+            self._fh = None
+
+
 class NotAFile(ValueError):
     """A file the admin named is a FIFO, socket or device, or larger than its limit."""
 

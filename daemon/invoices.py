@@ -29,7 +29,7 @@ from lxml import etree
 from daemon.bundle import InvoiceFormat
 from daemon.errors import HostileInput, InputError, UnusablePdf
 from daemon.fsops import open_regular, read_bounded
-from daemon.names import stem
+from daemon.names import printable, stem
 from daemon.sniff import is_pdf
 
 UBL_INVOICE = "{urn:oasis:names:specification:ubl:schema:xsd:Invoice-2}Invoice"
@@ -108,11 +108,28 @@ def _direct_id(elem: Any, tag: str | None = CBC_ID) -> str | None:
     return None
 
 
+# An id goes into every log line, the journal, the status page, `outboxd status`, a
+# folder name and the manifest: one of 30 MB (an ERP's runaway field, or malice) made
+# lines of 60 MB in each and a manifest the receiver refused. Real invoice numbers hold
+# a few dozen characters; EN 16931 sets no limit, so this one is outboxd's own: the
+# longest name a file (an invoice file whose stem is its id) can have.
+MAX_INVOICE_ID_CHARS = 255
+
+
+def _checked_id(found: str, rel: str) -> str:
+    if len(found) > MAX_INVOICE_ID_CHARS:
+        raise InputError("invoice-id-too-long", rel, f"the invoice id "
+                         f"'{printable(found[:40])}…' is {len(found):,} characters long, "
+                         f"more than the {MAX_INVOICE_ID_CHARS} outboxd takes — correct "
+                         "the invoice number and export the invoice again")
+    return found
+
+
 def _xml_ids(root: Any, rel: str) -> tuple[InvoiceFormat, list[str]]:
     """Ids from an ElementTree or an lxml tree (lxml's without comments and PIs)."""
     if root.tag == SVEFAKTURA:
         found = _direct_id(root, None)
-        return "svefaktura", [found] if found else []
+        return "svefaktura", [_checked_id(found, rel)] if found else []
     ids: dict[str, None] = {}  # in file order; a set's speed for a batch of thousands
     # lxml filters in C; ElementTree's iter() takes one tag, so filter here.
     docs = root.iter(*UBL_ROOTS) if isinstance(root, etree._Element) else (
@@ -122,6 +139,7 @@ def _xml_ids(root: Any, rel: str) -> tuple[InvoiceFormat, list[str]]:
         if found is None:
             raise InputError("invoice-without-id", rel, "a UBL Invoice/CreditNote has no "
                              "cbc:ID — add the invoice number to the document")
+        _checked_id(found, rel)
         if found in ids:
             raise InputError("duplicate-invoice-id", rel, f"the invoice id {found!r} occurs "
                              "twice in this file — each invoice in a file needs its own id")
@@ -146,7 +164,7 @@ def _pdf_ids(data: bytes, pattern: re.Pattern[str], rel: str) -> list[str]:
                 ids.setdefault(m.group(1))
     except Exception:  # noqa: BLE001 - text pypdf cannot extract: the stem stands in
         return []
-    return list(ids)
+    return [_checked_id(found, rel) for found in ids]
 
 
 # XML in UTF-16 or UTF-32 must start with its byte-order mark (XML 1.0, F.1); UTF-32

@@ -83,6 +83,29 @@ def _rendered(logger: Any, method: str, event: dict[str, Any]) -> Any:
     return out
 
 
+# journald splits a line longer than its LineMax (48 KiB by default) into pieces, none
+# of them JSON. A batch of thousands of invoices made bundle events far longer than that
+# with its invoice_ids alone (and a sidecar of thousands of bad files its reasons): a
+# list in an event keeps its first items up to this many characters, and says how many
+# it leaves out. The lists of one event (invoice_ids, unattached_ids, warnings…) share
+# the room. The journal, `outboxd status` and the papers keep every item.
+LIST_CHARS = 16_000
+
+
+def _bounded(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    room = LIST_CHARS
+    for key, value in list(event.items()):
+        if isinstance(value, list | tuple) and value:
+            for n, item in enumerate(value):
+                room -= len(item) if isinstance(item, str) else len(repr(item))
+                if room < 0 and n > 0:
+                    event[key] = list(value[:n])
+                    event[f"{key}_omitted"] = len(value) - n
+                    break
+            room = max(room, 0)
+    return event
+
+
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
            "warn": logging.WARNING, "error": logging.ERROR, "exception": logging.ERROR,
            "critical": logging.CRITICAL, "fatal": logging.CRITICAL}
@@ -93,6 +116,7 @@ _PROCESSORS: list[Any] = [
     structlog.contextvars.merge_contextvars,
     structlog.processors.add_log_level,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
+    _bounded,
     _rendered,
 ]
 

@@ -111,9 +111,17 @@ def _read_notes(folder: Path, rel: str, findings: list[Finding]) -> _Notes:
     return notes
 
 
-def _listdir(folder: Path) -> list[os.DirEntry[str]]:
-    with os.scandir(folder) as it:
-        return sorted(it, key=lambda e: e.name)
+def _listdir(folder: Path, rel: str) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(folder) as it:
+            return sorted(it, key=lambda e: e.name)
+    except PermissionError:
+        # A folder copied in by another user or program keeps its permissions. Said as
+        # a rule and a fix, not as "[Errno 13] …" with the server's path: the status page
+        # on the share and `outboxd status` show this line.
+        raise InputError("unreadable-folder", printable(rel), "the folder cannot be read "
+                         "(permission denied) — give outboxd's user read access to it, as "
+                         "to the other folders in the outbox") from None
 
 
 def _collect(folder: Path, rel: str, invoice_id: str, settings: Settings,
@@ -124,7 +132,7 @@ def _collect(folder: Path, rel: str, invoice_id: str, settings: Settings,
     notes = _read_notes(folder, rel, findings)
     atts: list[Attachment] = []
     names: set[str] = set()
-    for e in _listdir(folder) if entries is None else entries:
+    for e in _listdir(folder, rel) if entries is None else entries:
         shown = f"{rel}/{e.name}"
         if e.name == MANIFEST_NAME or is_ignored(e.name, settings.outbox.ignore_patterns):
             continue
@@ -189,7 +197,7 @@ def match_attachments(sidecar: Path, ids: tuple[str, ...], settings: Settings,
         by_folder.setdefault(folder, invoice_id)
     single = len(ids) == 1
     atts: list[Attachment] = []
-    listing = _listdir(sidecar)  # once: for the root's files and for its subfolders
+    listing = _listdir(sidecar, rel)  # once: for the root's files and for its subfolders
     root_atts, root_notes = _collect(sidecar, rel, ids[0], settings, findings,
                                      allow_subfolders=True, entries=listing)
     if single:
@@ -307,6 +315,18 @@ def _sidecar_digest(notes_read: list[tuple[str, str]], findings: list[Finding]) 
     return hashlib.sha256(data.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def _how_spelled(name: str, other: str) -> str:
+    """How two names of one fold_key differ. Said in words: names that differ only in
+    how accents are written look the same when printed, so "differs from 'café.pdf'"
+    beside 'café.pdf' alone would leave a clerk with nothing to see."""
+    case, form = spelled_otherwise(name, other)
+    accents = ("in how accents are written (one name writes them as separate marks, as "
+               "Mac computers do, so the two look the same)")
+    if case and form:
+        return f"only in {CASE_WORDS} and {accents}"
+    return f"only in {CASE_WORDS}" if case else f"only {accents}"
+
+
 def _distinct_names(atts: list[Attachment], safe: bool, findings: list[Finding]
                     ) -> list[Attachment]:
     """One invoice's attachments must have distinct names as received and as stored.
@@ -328,8 +348,8 @@ def _distinct_names(atts: list[Attachment], safe: bool, findings: list[Finding]
             taken.update(dict.fromkeys(keys, a))
             kept.append(a)
             continue
-        how = ("only in case or Unicode normalisation" if fold_key(clash.original_name)
-               == fold_key(a.original_name) else
+        how = (_how_spelled(a.original_name, clash.original_name)
+               if fold_key(clash.original_name) == fold_key(a.original_name) else
                f"only in characters that are folded when sent (both become "
                f"{safe_filename(a.original_name)!r})")
         findings.append(_err("name-collision", a.rel, f"differs from {clash.rel!r} {how} — "

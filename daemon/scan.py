@@ -145,6 +145,15 @@ def _with_look_alikes(candidates: dict[str, Candidate],
 _DEFAULT_SHARE = ShareConfig()
 
 
+NOT_A_FILE = "not a regular file;"
+
+
+def refused_code(problem: str) -> str:
+    """The rule a refused invoice file breaks, for `check`: what it is (a link, a FIFO…),
+    or its name."""
+    return "not-a-file" if NOT_A_FILE in problem else "bad-name"
+
+
 def _sort(cfg: OutboxConfig, name: str, mode: int, share: ShareConfig | None = None,
           ) -> tuple[str, str | None]:
     """What one root entry is: ("candidate"|"other"|"refused"|"", problem)."""
@@ -156,7 +165,7 @@ def _sort(cfg: OutboxConfig, name: str, mode: int, share: ShareConfig | None = N
     if is_invoice_name(name, cfg.invoice_patterns, cfg.ignore_patterns):
         problem = name_problem(name)
         if problem is None and not stat.S_ISREG(mode):
-            problem = (f"is a {kind_of(mode)}, not a regular file; outboxd never follows or "
+            problem = (f"is a {kind_of(mode)}, {NOT_A_FILE} outboxd never follows or "
                        "opens it — put the invoice file itself there")
         return ("refused", problem) if problem else ("candidate", None)
     if name.endswith(cfg.marker_suffix) or name.endswith(".errors.txt"):

@@ -50,6 +50,32 @@ class TestClaimFailure:
         assert row_id is not None and p.finish.attempt(row_id) is None
         assert p.j.get(row_id).state == "sent"
 
+    def test_a_folder_outboxd_may_not_move_is_said_with_the_fix(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A sidecar that outboxd's user may not move (no write access to the folder
+        itself, as when another user copied it in; the test runs as root, so the
+        refusal is put in the move's place): the bundle stays in the outbox, and the
+        journal's error, which status and the page on the share show, names the folder,
+        says permission denied and what access is needed, without the server's paths."""
+        from daemon import claims
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        sidecar = s.outbox.path / "INV-1"
+
+        def refused(*_: object, **__: object) -> None:
+            raise PermissionError(13, "Permission denied", str(sidecar),
+                                  str(s.processing_dir / "INV-1"))
+
+        monkeypatch.setattr(claims, "claim", refused)
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        assert step(p, cand, 0.0).claimed is None
+        assert (sidecar / "a.pdf").exists()
+        [row] = p.j.rows(("settling",))
+        error = row.last_error or ""
+        assert error.startswith("cannot move INV-1 into processing: permission denied — ")
+        assert "write access to the outbox and to the bundle's folders themselves" in error
+        assert str(s.outbox.path) not in error and "Errno" not in error
+
     def test_a_link_put_in_place_of_the_outboxd_folder_is_never_claimed_through(
             self, tmp_path: Path) -> None:
         """.outboxd lies in the outbox, where anyone on the share may replace it with a

@@ -16,6 +16,7 @@ import json
 import os
 import random
 import re
+import resource
 import socket
 import ssl
 import threading
@@ -692,3 +693,29 @@ class TestAnswersThatEchoSecrets:
         kept = info.value.body
         assert "s3cr3t" not in kept and "\\u0073\\u0033" not in kept
         assert "***" in kept
+
+
+def test_a_bundle_of_more_attachments_than_free_file_descriptors_is_sent(
+        tmp_path: Path, receiver: Any) -> None:
+    """A sidecar of 300 attachments goes out, checked by the reference receiver, while the
+    process may open only 64 more files: each file is open only while its part is sent.
+    (Opened all at once, a sidecar of 20,000 files ran the daemon out of descriptors and
+    the bundle was quarantined as unreadable.)"""
+    root = tmp_path / "work"
+    path, size, sha = put(root / "INV-9.xml", INVOICE_XML)
+    atts = tuple(attachment(root, "INV-9", f"INV-9/page-{n:03d}.csv", f"a;b\n{n};2\n".encode(),
+                            "text/csv") for n in range(300))
+    bundle = Bundle(InvoiceFile(path, "INV-9.xml", size, sha, "ubl", ("INV-9",)),
+                    root / "INV-9", atts, "e-invoice")
+    manifest = build_manifest(bundle)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    d = HttpDeliverer(http_cfg(url=receiver.url))
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 64, hard))
+        receipt = d.deliver(bundle, manifest)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        d.close()
+    assert receipt.status == 201
+    stored = receiver.store / manifest["bundle_id"]
+    assert len(list(stored.rglob("page-*.csv"))) == 300

@@ -131,6 +131,35 @@ class TestLimits:
         assert re.search(DEFAULT_PDF_ID_PATTERN, "Invoice number:  # 7") is None
         assert re.search(DEFAULT_PDF_ID_PATTERN, "Invoice no. #  A-7").group(1) == "A-7"
 
+    def test_an_invoice_id_over_the_length_limit_is_an_error(self, tmp_path: Path) -> None:
+        """An XML invoice whose cbc:ID runs to a million characters is refused as
+        invoice-id-too-long, naming the file, the id's start, its length and the fix; an
+        id of exactly MAX_INVOICE_ID_CHARS is taken (it would otherwise fill every log
+        line, the journal and the manifest)."""
+        limit = invoices.MAX_INVOICE_ID_CHARS
+        path = write(tmp_path / "long.xml", ubl_invoice("A" * 1_000_000))
+        with pytest.raises(InputError) as info:
+            read(path)
+        assert (info.value.code, info.value.file) == ("invoice-id-too-long", "long.xml")
+        assert "'AAAAAAAAAA" in info.value.message and "1,000,000 characters" in info.value.message
+        assert f"the {limit} outboxd takes" in info.value.message
+        assert "correct the invoice number" in info.value.message
+        assert len(str(info.value)) < 400
+        ok = write(tmp_path / "ok.xml", ubl_invoice("B" * limit))
+        assert read(ok).invoice_ids == ("B" * limit,)
+
+    def test_an_over_long_id_in_a_pdf_or_svefaktura_is_an_error(self, tmp_path: Path) -> None:
+        """The same limit holds for an id found in a PDF's text and a Svefaktura's ID."""
+        pdf = write(tmp_path / "p.pdf", text_pdf(["Invoice number: " + "7" * 300]))
+        with pytest.raises(InputError) as info:
+            read(pdf)
+        assert (info.value.code, info.value.file) == ("invoice-id-too-long", "p.pdf")
+        sfti = write(tmp_path / "s.xml", b'<Invoice xmlns="urn:sfti:documents:BasicInvoice:1:0">'
+                     b"<ID>" + b"9" * 300 + b"</ID></Invoice>")
+        with pytest.raises(InputError) as info:
+            read(sfti)
+        assert (info.value.code, info.value.file) == ("invoice-id-too-long", "s.xml")
+
 
 class TestOtherXml:
     def test_small_ubl(self, tmp_path: Path) -> None:

@@ -164,3 +164,28 @@ def test_auto_format_is_console_on_a_terminal_and_json_off_one() -> None:
         else:
             assert not line.startswith("{") and "bundle sent: INV-1.xml [INV-1]" in line
     logs.configure()
+
+
+def test_a_bundle_event_of_thousands_of_invoices_stays_one_json_line_journald_keeps_whole(
+        ) -> None:
+    """A batch of 6,000 invoices (the most an XML file may hold is about that many):
+    its event keeps its first invoice ids and says how many it leaves out, so the line
+    stays under journald's 48 KiB (a longer one is split into pieces that are not JSON).
+    A short list is left whole."""
+    out = io.StringIO()
+    logs.configure(LogConfig(format="json"), out)
+    ids = [f"INVOICE-2026-{n:06d}" for n in range(6000)]
+    logs.get().info("bundle sent", invoice_file="batch.xml", reasons=["x" * 40] * 2,
+                    invoice_ids=ids, bundle_id="a" * 64, unattached_ids=ids,
+                    warnings=[{"code": "unattached-invoice", "invoice_id": i} for i in ids])
+    [line] = _lines(out)
+    record = json.loads(line)
+    assert len(line.encode()) < 48 * 1024
+    assert record["reasons"] == ["x" * 40] * 2 and "reasons_omitted" not in record
+    kept = record["invoice_ids"]
+    assert kept == ids[:len(kept)] and len(kept) > 500
+    assert record["invoice_ids_omitted"] == 6000 - len(kept)
+    # The lists share the room; each keeps at least its first item.
+    assert record["unattached_ids"] == ids[:1] and record["unattached_ids_omitted"] == 5999
+    assert len(record["warnings"]) == 1 and record["warnings_omitted"] == 5999
+    logs.configure()

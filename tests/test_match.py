@@ -17,6 +17,7 @@ from helpers import UBL_NS, pdf_bytes, ubl_invoice, write
 from daemon import match as match_module
 from daemon.bundle import Attachment, Bundle, Conversion, Finding, InvoiceFile
 from daemon.config import Settings
+from daemon.errors import InputError
 from daemon.match import assemble, sent_names_distinct
 from daemon.scan import Candidate, list_outbox
 
@@ -260,6 +261,30 @@ class TestStructure:
         assert f.file == "batch/INV-1/deeper"
         assert f.invoice_id == "INV-1"
         assert layout(b)["INV-1"] == ["ok.pdf"]
+
+    @pytest.mark.parametrize("unreadable", ["batch", "batch/INV-2"])
+    def test_a_folder_that_cannot_be_read_is_said_as_a_rule_and_a_fix(
+            self, outbox: Path, monkeypatch: pytest.MonkeyPatch, unreadable: str) -> None:
+        """A sidecar, or an invoice's subfolder, that outboxd's user may not list (chmod
+        000, or another user's folder; the test runs as root, so the refusal is put in
+        os.scandir's place): an error naming the folder relative to the outbox and the
+        fix, not "[Errno 13] Permission denied: '/srv/…'" on the clerk's status page."""
+        write(outbox / "batch" / "INV-1" / "a.pdf", PDF)
+        write(outbox / "batch" / "INV-2" / "b.pdf", PDF)
+        real = os.scandir
+
+        def scandir(path: Any) -> Any:
+            if Path(path) == outbox / unreadable:
+                raise PermissionError(13, "Permission denied", str(path))
+            return real(path)
+
+        monkeypatch.setattr(match_module.os, "scandir", scandir)
+        with pytest.raises(InputError) as info:
+            match(outbox, "batch.xml", batch_xml("INV-1", "INV-2"))
+        assert (info.value.code, info.value.file) == ("unreadable-folder", unreadable)
+        assert "cannot be read (permission denied)" in info.value.message
+        assert "give outboxd's user read access" in info.value.message
+        assert str(outbox) not in str(info.value)
 
     def test_nesting_too_deep_single_invoice(self, outbox: Path) -> None:
         """One invoice: SIDECAR/ID/SUB/ is too deep as well."""
@@ -518,6 +543,31 @@ class TestStructure:
         b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
         assert codes(b) == ["name-collision"]
         assert len(b.attachments) == 1
+
+    def test_a_collision_says_whether_case_or_the_writing_of_accents_differs(
+            self, outbox: Path) -> None:
+        """'Räkning.pdf' twice, once with its accent as a separate mark (as a Mac writes
+        it), prints as two identical names: the message says the accents are written
+        differently, and says upper and lower case only where that differs too."""
+        nfc, nfd = (unicodedata.normalize(f, "Räkning.pdf") for f in ("NFC", "NFD"))
+        upper = unicodedata.normalize("NFC", "Öl.pdf")
+        lower = unicodedata.normalize("NFD", "öl.pdf")
+        write(outbox / "INV-1" / nfc, PDF)
+        write(outbox / "INV-1" / nfd, PDF + b"%2")
+        write(outbox / "INV-1" / upper, PDF + b"%3")
+        write(outbox / "INV-1" / lower, PDF + b"%4")
+        write(outbox / "INV-1" / "Scan.pdf", PDF)
+        write(outbox / "INV-1" / "scan.pdf", PDF + b"%2")
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        messages = sorted(f.message for f in b.findings if f.code == "name-collision")
+        accents = ("in how accents are written (one name writes them as separate marks, as "
+                   "Mac computers do, so the two look the same) — rename one of them")
+        assert messages == sorted([
+            # Each names the one taken first (in code-point order: the decomposed ones).
+            f"differs from 'INV-1/{nfd}' only {accents}",
+            f"differs from 'INV-1/{lower}' only in upper and lower case and {accents}",
+            "differs from 'INV-1/Scan.pdf' only in upper and lower case — rename one of them",
+        ])
 
     def test_same_name_in_root_and_id_folder(self, outbox: Path) -> None:
         """One invoice with both forms: the same name in the root and the id folder collides."""

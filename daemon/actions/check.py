@@ -40,7 +40,14 @@ from daemon.names import (
     is_invoice_name,
     printable,
 )
-from daemon.scan import Candidate, Listing, candidate_for, list_outbox, marker_wait
+from daemon.scan import (
+    Candidate,
+    Listing,
+    candidate_for,
+    list_outbox,
+    marker_wait,
+    refused_code,
+)
 
 PROGRESS_EVERY = 0.2  # seconds between progress lines on a terminal
 
@@ -163,7 +170,7 @@ def targets(paths: Iterable[Path], settings: Settings) -> Iterator[tuple[Target,
                                "of that name beside it; a sidecar without its invoice file "
                                "waits for it"), s
         for name, problem in listing.refused:
-            yield Target(None, f"{name}: {problem}  [bad-name]", True), s
+            yield Target(None, f"{name}: {problem}  [{refused_code(problem)}]", True), s
         for name in _orphan_folders(s, listing):
             yield Target(None, f"{printable(name)}/: no invoice file of that name beside it; "
                                "a sidecar without its invoice file waits for it"), s

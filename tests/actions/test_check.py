@@ -579,3 +579,22 @@ def test_a_check_of_the_whole_outbox_names_sidecars_without_their_invoice_file(
     assert "inv-1001/: no invoice file" not in out and ".outboxd" not in out
     assert "INV-1001/: no invoice file" not in out
     assert code == 1  # the look-alike stops INV-1001 ([sidecar-spelling]), not the note
+
+
+def test_an_invoice_file_that_is_a_link_or_fifo_is_reported_as_not_a_file_not_a_bad_name(
+        cfg: Env, capsys) -> None:
+    """A link and a FIFO in an invoice file's place are refused under their own rule
+    (not-a-file), and a name with control characters under bad-name: the code tells the
+    reader what to fix, as in REASON.txt for the same things in a sidecar."""
+    out_dir = cfg.outbox
+    (out_dir / "L.xml").symlink_to("/etc/passwd")
+    os.mkfifo(out_dir / "F.xml")
+    write(out_dir / "N\x07.xml", batch_xml("N-1"))
+    code, out = check(cfg, capsys, out_dir)
+    assert code == 1
+    assert "L.xml: is a symbolic link, not a regular file; outboxd never follows or opens " \
+           "it — put the invoice file itself there  [not-a-file]" in out
+    assert "F.xml: is a FIFO, not a regular file;" in out and "there  [not-a-file]" in out
+    assert "N\\x07.xml: the name holds control characters — rename the file  [bad-name]" in out
+    assert "L.xml: is a symbolic link, not a regular file; outboxd never follows or opens " \
+           "it — put the invoice file itself there  [bad-name]" not in out
