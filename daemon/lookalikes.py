@@ -1,7 +1,9 @@
-"""Look-alike sidecars: entries beside an invoice file named like its sidecar but for
-upper and lower case or Unicode form (docs/folder-convention.md, section 3), and what
-each is told (`sidecar-spelling`). The matcher reports them with the bundle; `check`,
-`attach` and `retry` ask the same rule of the outbox as it is.
+"""Names that look alike but are not the same to Linux, and what a clerk is told of
+them: look-alike sidecars, entries beside an invoice file named like its sidecar but
+for upper and lower case or Unicode form (docs/folder-convention.md, section 3;
+`sidecar-spelling`: the matcher reports them with the bundle, `check`, `attach` and
+`retry` ask the same rule of the outbox as it is); a sidecar's subfolder that is no
+invoice's folder (`orphan-attachment`); two attachments whose names collide.
 """
 
 from __future__ import annotations
@@ -10,7 +12,16 @@ import os
 from pathlib import Path
 
 from daemon.bundle import Finding
-from daemon.names import CASE_WORDS, FORM_WORDS, spelled_otherwise, spelling_twins
+from daemon.config import Settings
+from daemon.names import (
+    CASE_WORDS,
+    FORM_WORDS,
+    fold_key,
+    is_invoice_name,
+    spelled_otherwise,
+    spelling_twins,
+    stem,
+)
 from daemon.scan import Candidate, owner_of
 
 
@@ -93,3 +104,64 @@ def _merge(cand: Candidate, others: list[str], folders: list[str]) -> str:
             f"into it and remove the emptied folder{s}, or remove the extra folder{s} if "
             f"{'it holds' if one else 'they hold'} nothing for this invoice; if the folder "
             f"{side} is there too, move all their files into it instead")
+
+
+def orphan_folder_message(name: str, by_folder: dict[str, str], ids: tuple[str, ...],
+                          rel: str, settings: Settings) -> str:
+    """Why a subfolder of the sidecar is no invoice's folder, and the fix a clerk can
+    act on: "rename it to one of the ids" is no help for a folder that is another
+    invoice file's sidecar put inside this one, nor for one whose name looks like an
+    id's folder (upper and lower case: to Windows the same name), where the message
+    would read the same name back to the clerk."""
+    listed = f"its invoices are {', '.join(ids)}"
+    owner = None if name == rel else _invoice_file_of_sidecar(name, settings)
+    if owner is not None:
+        return (f"is named like the sidecar of {owner}, which is in the outbox, but it is "
+                f"inside the sidecar of this file ({listed}) — move the folder {name} out "
+                f"of {rel} into the outbox, beside {owner}")
+    # by_folder's keys are composed (NFC): a folder in the other Unicode form matched.
+    twin = next((f for f in by_folder if fold_key(f) == fold_key(name)), None)
+    if twin is None:
+        return f"names no invoice of this file; {listed} — rename the folder to one of those ids"
+    case, form = spelled_otherwise(name, twin)
+    head = f"looks like the folder of invoice {by_folder[twin]}, but the two names"
+    if not form:
+        return (f"{head} differ only in {CASE_WORDS}: Windows takes them for one name, "
+                f"Linux, where outboxd runs, for two, so it names no invoice of this file "
+                f"({listed}) — rename it to {twin}, each letter in upper or lower case as "
+                f"written here, or move its files into the folder {twin} if that one is "
+                "there too")
+    return (f"{head} differ in {CASE_WORDS} and are spelled with {FORM_WORDS} (one writes "
+            f"accents as separate marks, as Mac computers do), so it names no invoice of "
+            f"this file ({listed}) — rename it to {twin}, each letter in upper or lower case "
+            "as written here")
+
+
+def _invoice_file_of_sidecar(folder: str, settings: Settings) -> str | None:
+    """The invoice file in the outbox root whose sidecar is named `folder`, if there is
+    one. Looked up only for a folder that is already an error: it lists the root."""
+    cfg = settings.outbox
+    if not folder.endswith(cfg.sidecar_suffix):
+        return None
+    name = folder[:len(folder) - len(cfg.sidecar_suffix)] if cfg.sidecar_suffix else folder
+    try:
+        with os.scandir(cfg.path) as it:
+            found = sorted(e.name for e in it if stem(e.name) == name
+                           and is_invoice_name(e.name, cfg.invoice_patterns,
+                                               cfg.ignore_patterns)
+                           and e.is_file(follow_symlinks=False))
+    except OSError:
+        return None
+    return found[0] if found else None
+
+
+def how_spelled(name: str, other: str) -> str:
+    """How two names of one fold_key differ. Said in words: names that differ only in
+    how accents are written look the same when printed, so "differs from 'café.pdf'"
+    beside 'café.pdf' alone would leave a clerk with nothing to see."""
+    case, form = spelled_otherwise(name, other)
+    accents = ("in how accents are written (one name writes them as separate marks, as "
+               "Mac computers do, so the two look the same)")
+    if case and form:
+        return f"only in {CASE_WORDS} and {accents}"
+    return f"only in {CASE_WORDS}" if case else f"only {accents}"

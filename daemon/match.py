@@ -22,18 +22,14 @@ from daemon.config import Settings
 from daemon.errors import InputError, UnusablePdf
 from daemon.fsops import hash_file, kind_of, read_regular
 from daemon.invoices import InvoiceRead, read_invoice_bytes, read_invoice_file
-from daemon.lookalikes import look_alike_findings
+from daemon.lookalikes import how_spelled, look_alike_findings, orphan_folder_message
 from daemon.manifest import safe_filename, sent_name
 from daemon.names import (
-    CASE_WORDS,
-    FORM_WORDS,
     fold_key,
     folder_name_for_id,
     is_ignored,
-    is_invoice_name,
     name_problem,
     printable,
-    spelled_otherwise,
     stem,
 )
 from daemon.scan import Candidate
@@ -230,7 +226,7 @@ def match_attachments(sidecar: Path, ids: tuple[str, ...], settings: Settings,
             continue
         if invoice_id is None:
             findings.append(_err("orphan-attachment", f"{rel}/{e.name}",
-                                 _orphan_folder_message(e.name, by_folder, ids, rel, settings)))
+                                 orphan_folder_message(e.name, by_folder, ids, rel, settings)))
             continue
         sub, notes = _collect(Path(e.path), f"{rel}/{e.name}", invoice_id, settings, findings,
                               allow_subfolders=False)
@@ -253,55 +249,6 @@ def _nfc(name: str) -> str:
     return unicodedata.normalize("NFC", name)
 
 
-def _orphan_folder_message(name: str, by_folder: dict[str, str], ids: tuple[str, ...],
-                           rel: str, settings: Settings) -> str:
-    """Why a subfolder of the sidecar is no invoice's folder, and the fix a clerk can
-    act on: "rename it to one of the ids" is no help for a folder that is another
-    invoice file's sidecar put inside this one, nor for one whose name looks like an
-    id's folder (upper and lower case: to Windows the same name), where the message
-    would read the same name back to the clerk."""
-    listed = f"its invoices are {', '.join(ids)}"
-    owner = None if name == rel else _invoice_file_of_sidecar(name, settings)
-    if owner is not None:
-        return (f"is named like the sidecar of {owner}, which is in the outbox, but it is "
-                f"inside the sidecar of this file ({listed}) — move the folder {name} out "
-                f"of {rel} into the outbox, beside {owner}")
-    # by_folder's keys are composed (NFC): a folder in the other Unicode form matched.
-    twin = next((f for f in by_folder if fold_key(f) == fold_key(name)), None)
-    if twin is None:
-        return f"names no invoice of this file; {listed} — rename the folder to one of those ids"
-    case, form = spelled_otherwise(name, twin)
-    head = f"looks like the folder of invoice {by_folder[twin]}, but the two names"
-    if not form:
-        return (f"{head} differ only in {CASE_WORDS}: Windows takes them for one name, "
-                f"Linux, where outboxd runs, for two, so it names no invoice of this file "
-                f"({listed}) — rename it to {twin}, each letter in upper or lower case as "
-                f"written here, or move its files into the folder {twin} if that one is "
-                "there too")
-    return (f"{head} differ in {CASE_WORDS} and are spelled with {FORM_WORDS} (one writes "
-            f"accents as separate marks, as Mac computers do), so it names no invoice of "
-            f"this file ({listed}) — rename it to {twin}, each letter in upper or lower case "
-            "as written here")
-
-
-def _invoice_file_of_sidecar(folder: str, settings: Settings) -> str | None:
-    """The invoice file in the outbox root whose sidecar is named `folder`, if there is
-    one. Looked up only for a folder that is already an error: it lists the root."""
-    cfg = settings.outbox
-    if not folder.endswith(cfg.sidecar_suffix):
-        return None
-    name = folder[:len(folder) - len(cfg.sidecar_suffix)] if cfg.sidecar_suffix else folder
-    try:
-        with os.scandir(cfg.path) as it:
-            found = sorted(e.name for e in it if stem(e.name) == name
-                           and is_invoice_name(e.name, cfg.invoice_patterns,
-                                               cfg.ignore_patterns)
-                           and e.is_file(follow_symlinks=False))
-    except OSError:
-        return None
-    return found[0] if found else None
-
-
 def _sidecar_digest(notes_read: list[tuple[str, str]], findings: list[Finding]) -> str:
     """SHA-256 of what the bundle id does not cover but matching read from the sidecar:
     each attachments.toml's bytes (its channel, and whatever else it may say) and the
@@ -313,18 +260,6 @@ def _sidecar_digest(notes_read: list[tuple[str, str]], findings: list[Finding]) 
                        [[f.code, f.file, f.invoice_id] for f in findings]],
                       ensure_ascii=False)
     return hashlib.sha256(data.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def _how_spelled(name: str, other: str) -> str:
-    """How two names of one fold_key differ. Said in words: names that differ only in
-    how accents are written look the same when printed, so "differs from 'café.pdf'"
-    beside 'café.pdf' alone would leave a clerk with nothing to see."""
-    case, form = spelled_otherwise(name, other)
-    accents = ("in how accents are written (one name writes them as separate marks, as "
-               "Mac computers do, so the two look the same)")
-    if case and form:
-        return f"only in {CASE_WORDS} and {accents}"
-    return f"only in {CASE_WORDS}" if case else f"only {accents}"
 
 
 def _distinct_names(atts: list[Attachment], safe: bool, findings: list[Finding]
@@ -348,7 +283,7 @@ def _distinct_names(atts: list[Attachment], safe: bool, findings: list[Finding]
             taken.update(dict.fromkeys(keys, a))
             kept.append(a)
             continue
-        how = (_how_spelled(a.original_name, clash.original_name)
+        how = (how_spelled(a.original_name, clash.original_name)
                if fold_key(clash.original_name) == fold_key(a.original_name) else
                f"only in characters that are folded when sent (both become "
                f"{safe_filename(a.original_name)!r})")
