@@ -221,8 +221,9 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
                                   for name, why in sorted(refused.items())])))
 
     if strays:
-        parts.append(_section("strays", "Folders holding invoice files (nothing in them is "
-                              "sent)", _table(["Folder", "Why, and what to do"], [
+        parts.append(_section("strays", "Folders nothing is sent from (invoice files "
+                              "inside a folder, attachments that came too late)", _table(
+                                  ["Folder", "Why, and what to do"], [
                                   [_e(x.name), f'<span class="err">{_e(x.why)}</span>']
                                   for x in strays])))
 
@@ -342,7 +343,7 @@ class StatusPage:
         # The loop passes the invoice files it knows; listing is the fallback.
         files = list(invoice_files if invoice_files is not None else list_outbox(
             settings.outbox, share).candidates)
-        strays = self._strays.find(settings.outbox, files)
+        strays = self._strays.find(settings.outbox, files, journal.finished_files)
         self.stray_names = frozenset(x.name for x in strays)
         if names:
             states = {r.invoice_file: r.state for r in rows if r.state in LIVE}

@@ -5,14 +5,17 @@ in the outbox (SPEC: not recursively), so such a folder would wait unseen for an
 file of its own name; the status page lists it with the fix (docs/folder-convention.md,
 section 3).
 
-A folder that holds no invoice file is a sidecar waiting for its invoice file, as an
-ERP that writes the sidecar first makes one: not listed.
+A folder that holds no invoice file beside its sidecar (and is no archive folder) may be
+a sidecar waiting for its invoice file, as an ERP that writes the sidecar first makes
+one: not listed, unless the journal says an
+invoice file of its name left the outbox in the last week (sent without it, or
+quarantined for having no attachments): then it came late, and would wait for good.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +25,8 @@ from daemon.names import is_ignored, is_invoice_name, printable, stem
 # What outboxd writes beside a bundle it archived: the folder came from quarantine/ or sent/.
 _PAPERS = {"reason.json": "quarantine/", "receipt.json": "sent/"}
 _SHOWN = 3  # invoice files named per folder; the rest are counted
+# (invoice_file, state, since, archive_dir) of the rows that left the outbox lately.
+Finished = Sequence[tuple[str, str, str, str | None]]
 
 
 @dataclass(frozen=True)
@@ -37,8 +42,16 @@ class StrayFolders:
     def __init__(self) -> None:
         self._seen: dict[str, tuple[int, Stray | None]] = {}
 
-    def find(self, cfg: OutboxConfig, invoice_files: Iterable[str]) -> list[Stray]:
+    def find(self, cfg: OutboxConfig, invoice_files: Iterable[str],
+             finished: Callable[[], Finished] = tuple) -> list[Stray]:
+        """`finished` is asked (once a call, at most) only when a folder changed."""
         found: list[Stray] = []
+        asked: list[Finished] = []
+
+        def left() -> Finished:
+            if not asked:
+                asked.append(finished())
+            return asked[0]
         seen: dict[str, tuple[int, Stray | None]] = {}
         try:
             with os.scandir(cfg.path) as it:
@@ -57,7 +70,7 @@ class StrayFolders:
             except OSError:
                 continue
             last = self._seen.get(e.name)
-            stray = last[1] if last and last[0] == mtime else _look(Path(e.path), cfg)
+            stray = last[1] if last and last[0] == mtime else _look(Path(e.path), cfg, left)
             seen[e.name] = (mtime, stray)
             if stray is not None:
                 found.append(stray)
@@ -65,16 +78,24 @@ class StrayFolders:
         return found
 
 
-def _look(folder: Path, cfg: OutboxConfig) -> Stray | None:
+def _look(folder: Path, cfg: OutboxConfig, finished: Callable[[], Finished]) -> Stray | None:
     try:
         with os.scandir(folder) as it:
-            names = sorted(e.name for e in it if e.is_file(follow_symlinks=False))
+            entries = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
     except OSError:
         return None
+    names = sorted(n for n, is_dir in entries if not is_dir)
+    folders = {n for n, is_dir in entries if is_dir}
+    # A PDF in a folder may as well be an attachment in a sidecar written before its
+    # invoice file: an invoice file is told only beside its own sidecar, or in a folder
+    # outboxd archived (its papers are in it). Telling a clerk to move an attachment
+    # into the outbox would make it an invoice.
+    archived = any(paper in names for paper in _PAPERS)
     invoices = [n for n in names if is_invoice_name(n, cfg.invoice_patterns,
-                                                    cfg.ignore_patterns)]
+                                                    cfg.ignore_patterns)
+                and (archived or stem(n) + cfg.sidecar_suffix in folders)]
     if not invoices:
-        return None
+        return _came_late(folder.name, cfg, finished)
     shown = printable(folder.name)
     listed = ", ".join(printable(n) for n in invoices[:_SHOWN]) + (
         f" and {len(invoices) - _SHOWN} more" if len(invoices) > _SHOWN else "")
@@ -87,3 +108,32 @@ def _look(folder: Path, cfg: OutboxConfig) -> Stray | None:
                  f"in {shown} is sent; {origin}{sent}move each invoice file out of {shown} "
                  "into the outbox, its folder of the same name first (REASON.txt, "
                  "reason.json and receipt.json may stay behind)")
+
+
+def _came_late(name: str, cfg: OutboxConfig, finished: Callable[[], Finished]) -> Stray | None:
+    """A folder named like the sidecar of an invoice file that left the outbox lately:
+    its attachments came after the invoice was sent without them, or quarantined for
+    having none. Nothing would ever take them: say what happened and what to do."""
+    suffix = cfg.sidecar_suffix
+    if suffix and not name.endswith(suffix):
+        return None
+    wanted = name[:len(name) - len(suffix)] if suffix else name
+    row = next((r for r in finished() if stem(r[0]) == wanted), None)
+    if row is None:
+        return None
+    invoice_file, state, since, archive = row
+    shown, file = printable(name), printable(invoice_file)
+    at = since[:16].replace("T", " ") + " UTC"
+    if state == "quarantined":
+        # The quarantine folder's own name, as the page's "Quarantined" section shows
+        # it: the server's path means nothing on a clerk's computer.
+        where = f" (folder {printable(Path(archive).name)})" if archive else ""
+        return Stray(shown, f"named as the attachments of {file}, which was quarantined at "
+                     f"{at}{where} before this folder came; nothing in {shown} is sent — "
+                     f"if {file} was quarantined for having no attachments, move it from "
+                     "its quarantine folder back into the outbox: it is read again with "
+                     "this folder")
+    return Stray(shown, f"named as the attachments of {file}, which was sent at {at} "
+                 f"before this folder came; nothing in {shown} is sent — send these files "
+                 "to the customer another way and remove the folder (putting the invoice "
+                 "file back into the outbox would send the invoice a second time)")

@@ -72,6 +72,17 @@ class Views:
                 (today,)).fetchone()[0]
         return out
 
+    def finished_files(self, days: int = 7) -> list[tuple[str, str, str, str | None]]:
+        """(invoice_file, state, since, archive_dir) of the rows sent or quarantined in
+        the last `days` days, newest first: which invoice file a folder that came late
+        was for (strays.py). Four columns of the state index's rows, no JSON."""
+        with self._lock:
+            rs = self._db.execute(
+                "SELECT invoice_file, state, since, archive_dir FROM bundles WHERE state IN "
+                "('sent', 'quarantined') AND since >= ? ORDER BY since DESC",
+                (iso_in(-days * 86400),)).fetchall()
+        return [(r[0], r[1], r[2], r[3]) for r in rs]
+
     def recent(self, days: int = 7) -> list[Row]:
         """Everything not final, plus sent/quarantined of the last `days` days.
 

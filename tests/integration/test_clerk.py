@@ -344,3 +344,32 @@ def test_a_folder_holding_invoice_files_is_on_the_page_with_the_fix_until_emptie
     wait_for(lambda: len(receiver.accepted()) == 1, what="D1 sent once moved out")
     wait_for(lambda: "Batch" not in strays(), what="Batch off the page once emptied")
     assert "Q1--0123456789ab" in strays()
+
+
+def test_attachments_that_come_after_their_invoice_left_are_on_the_page_with_what_to_do(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """An ERP writes the attachments after the attachment wait ended: the invoice file
+    went on its own (sent under "warn", quarantined under "quarantine"), and the late
+    folder would wait unseen for good. The page names the invoice file it was for, what
+    happened to it and what to do; the receiver gets nothing more."""
+    from test_statuspage import Page
+
+    env.write_config(receiver.url, policy={"unattached": "warn", "attachment_wait_seconds": 0.2})
+    start_daemon()
+    (env.outbox / "L1.xml").write_bytes(ubl_invoice("L1"))
+    wait_for(lambda: len(receiver.accepted()) == 1, what="L1 sent without attachments")
+    late = env.outbox / "L1"
+    late.mkdir()
+    (late / "timesheet.pdf").write_bytes(pdf_bytes(text_marker="late"))
+    page_file = env.outbox / "outboxd-status.html"
+
+    def strays() -> str:
+        return Page(page_file.read_text()).text.get("strays", "") \
+            if page_file.exists() else ""
+    # The folder brings no bundle: the next rescan (5 s in these tests) finds it.
+    wait_for(lambda: "L1" in strays(), what="the late folder on the page")
+    text = strays()
+    assert "named as the attachments of L1.xml, which was sent at" in text
+    assert "send these files to the customer another way" in text
+    assert len(receiver.requests()) == 1
+    assert (late / "timesheet.pdf").exists()

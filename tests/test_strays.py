@@ -1,0 +1,78 @@
+"""Folders of the outbox root nothing is sent from (daemon/strays.py): invoice files
+inside a folder, and attachments that came after their invoice file left."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from daemon.config_sections import OutboxConfig
+from daemon.strays import StrayFolders
+
+SENT = ("L1.xml", "sent", "2026-05-01T10:31:00.000Z", "/srv/sent/2026-05-01/L1--0123")
+QUARANTINED = ("Q1.xml", "quarantined", "2026-05-01T11:02:00.000Z",
+               "/srv/quarantine/2026-05-01/Q1--4567")
+
+
+def folder(outbox: Path, name: str) -> None:
+    (outbox / name).mkdir()
+    (outbox / name / "timesheet.pdf").write_bytes(b"%PDF-1.4")
+
+
+def test_a_folder_named_for_an_invoice_file_that_left_says_what_happened_and_what_to_do(
+        tmp_path: Path) -> None:
+    """A late folder for a sent invoice file: nothing in it is sent, send the files
+    another way (putting the invoice back would send it twice). For a quarantined one:
+    move the invoice file back from its quarantine folder (named, not the server's path)."""
+    folder(tmp_path, "L1")
+    folder(tmp_path, "Q1")
+    found = StrayFolders().find(OutboxConfig(path=tmp_path), [],
+                                lambda: [SENT, QUARANTINED])
+    why = {x.name: x.why for x in found}
+    assert why["L1"].startswith("named as the attachments of L1.xml, which was sent at "
+                                "2026-05-01 10:31 UTC before this folder came; nothing in "
+                                "L1 is sent — send these files to the customer another way")
+    assert "would send the invoice a second time" in why["L1"]
+    assert "quarantined at 2026-05-01 11:02 UTC (folder Q1--4567)" in why["Q1"]
+    assert "move it from its quarantine folder back into the outbox" in why["Q1"]
+    assert "/srv" not in why["Q1"]
+
+
+def test_a_sidecar_waiting_for_its_invoice_file_or_beside_it_is_not_listed(
+        tmp_path: Path) -> None:
+    """A folder no invoice file of its name left lately is a sidecar written before its
+    invoice file (an ERP's order): not listed. Nor is the sidecar of an invoice file in
+    the outbox, even when one of that name was sent before (a name used again)."""
+    folder(tmp_path, "NEW-1")
+    folder(tmp_path, "L1")
+    found = StrayFolders().find(OutboxConfig(path=tmp_path), ["L1.xml"], lambda: [SENT])
+    assert found == []
+
+
+def test_the_journal_is_asked_only_when_a_folder_changed(tmp_path: Path) -> None:
+    """The page is written every few seconds in a burst: the journal's finished rows are
+    read once for a new or changed folder, not on every write."""
+    folder(tmp_path, "L1")
+    asked: list[int] = []
+
+    def finished() -> list[tuple[str, str, str, str | None]]:
+        asked.append(1)
+        return [SENT]
+    strays = StrayFolders()
+    cfg = OutboxConfig(path=tmp_path)
+    assert [x.name for x in strays.find(cfg, [], finished)] == ["L1"]
+    assert [x.name for x in strays.find(cfg, [], finished)] == ["L1"]
+    assert len(asked) == 1
+
+
+def test_an_invoice_file_is_told_only_beside_its_sidecar_or_in_an_archived_folder(
+        tmp_path: Path) -> None:
+    """A dragged folder holding D1.xml and D1/ is listed with D1.xml; a sidecar written
+    before its invoice file, holding PDF attachments (which match the invoice patterns),
+    is not: "move each invoice file into the outbox" would make an attachment an invoice."""
+    (tmp_path / "Batch" / "D1").mkdir(parents=True)
+    (tmp_path / "Batch" / "D1.xml").write_bytes(b"<Invoice/>")
+    (tmp_path / "Batch" / "extra.pdf").write_bytes(b"%PDF-1.4")
+    folder(tmp_path, "NEW-1")
+    found = StrayFolders().find(OutboxConfig(path=tmp_path), [])
+    assert [x.name for x in found] == ["Batch"]
+    assert found[0].why.startswith("holds the invoice file D1.xml, but outboxd reads")
