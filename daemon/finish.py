@@ -243,6 +243,13 @@ class Finisher(Moves, Recovery):
                 "folder)")])
         except (Retryable, Paused) as exc:
             return self._retry_later(row_id, attempts, exc, log, deliverer)
+        except OSError as exc:
+            # A file of the claimed bundle could not be opened for its part (no
+            # descriptors left, a share that went away): the bundle is fine, so tried
+            # again like a receiver that could not be reached, without a traceback.
+            return self._retry_later(row_id, attempts, Retryable(
+                f"cannot read the bundle's files to send them: {describe(exc)}"), log,
+                deliverer)
         except Rejected as exc:
             if not counted:
                 count()

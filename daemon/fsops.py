@@ -50,6 +50,15 @@ def is_regular_file(path: Path) -> bool:
         return False
 
 
+# Errors of the machine or of the share, not of the file: no descriptors or memory left,
+# a share that went away or timed out. A bundle that meets one is read again after a
+# while; an "unreadable" finding would quarantine it for what a clerk cannot mend.
+NOT_THE_FILES_FAULT = frozenset({
+    errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EIO, errno.ESTALE, errno.ENOTCONN,
+    errno.ETIMEDOUT, errno.EHOSTDOWN, errno.EHOSTUNREACH, errno.ECONNRESET, errno.EAGAIN,
+    errno.EINTR})
+
+
 def open_regular(path: Path, rel: str | None = None) -> BinaryIO:
     """Open a regular file for reading, refusing links, FIFOs, sockets and devices.
 
@@ -64,6 +73,8 @@ def open_regular(path: Path, rel: str | None = None) -> BinaryIO:
         if exc.errno == errno.ELOOP:
             raise HostileInput("symlink", shown, "is a symbolic link; outboxd never follows "
                                "links — put the file itself in the folder") from None
+        if exc.errno in NOT_THE_FILES_FAULT:
+            raise  # the machine or the share: the bundle is read again later, not blamed
         raise InputError("unreadable", shown, f"cannot be read ({exc.strerror}) — check the "
                          "file's permissions") from None
     st = os.fstat(fd)

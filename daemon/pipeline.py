@@ -24,6 +24,7 @@ from daemon.deliver import Deliverer
 from daemon.errors import InputError, describe
 from daemon.errorsfile import errors_file_for, write_errors_file
 from daemon.finish import Finisher
+from daemon.fsops import NOT_THE_FILES_FAULT
 from daemon.journal import (
     LIVE,
     Journal,
@@ -130,10 +131,15 @@ class Pipeline(Claims):
             self._reading[key] = snap
             return Next(read=snap)
         if known.bundle is None:
+            if known.retry_at is not None and known.retry_at <= now:
+                del self.known[key]
+                self._reading[key] = snap
+                return Next(read=snap)
             self._resumed.discard(key)
             if known.error:  # status shows why it does not move
                 self._live(row, key, "settling", last_error=known.error)
-            return IDLE  # unreadable: looked at again when something changes
+            # Unreadable: looked at again when something changes, or after a while.
+            return IDLE if known.retry_at is None else Next(at=known.retry_at)
         if row is not None and row.last_error and row.state in LIVE:
             self._live(row, key, row.state, last_error=None)  # it reads now
             row = self.live.get(key)
@@ -202,22 +208,31 @@ class Pipeline(Claims):
         if isinstance(result, Bundle):
             self.known[key] = Known(snap, result, bundle_id_of(result))
             return not early
-        error = None
+        error, retry_at = None, None
         log = logs.bundle_log(self.log, key, None, ())  # not read: no id yet
         if isinstance(result, InputError | OSError) and taken_meanwhile(
                 candidate_for(self.s.outbox, key)):
             # Another daemon on the share claimed it while we read: normal work.
             log.info("bundle left the outbox while being read (claimed by another daemon, "
                      "or the share went away)")
-        elif isinstance(result, InputError | OSError):
+        elif isinstance(result, InputError):
             # Logged once per snapshot: it is read again only when something changes.
-            error = str(result) if isinstance(result, InputError) else (
-                f"cannot be read: {describe(result)} — check that outboxd's user may read "
-                "the file and open its folder")
+            error = str(result)
+            log.error("bundle cannot be read", error=error)
+        elif isinstance(result, OSError) and result.errno in NOT_THE_FILES_FAULT:
+            # No descriptors left, a share that timed out: nothing a clerk did, and
+            # nothing that brings an event when it passes. Read again after a while.
+            error = f"cannot be read: {describe(result)} — outboxd tries again"
+            retry_at = None if now is None else now + self.s.outbox.rescan_seconds
+            log.error("bundle cannot be read; will try again", error=error,
+                      retry_in=self.s.outbox.rescan_seconds)
+        elif isinstance(result, OSError):
+            error = (f"cannot be read: {describe(result)} — check that outboxd's user may "
+                     "read the file and open its folder")
             log.error("bundle cannot be read", error=error)
         else:
             log.error("unexpected error reading bundle", exc_info=result)
-        self.known[key] = Known(snap, None, "", error=error)
+        self.known[key] = Known(snap, None, "", error=error, retry_at=retry_at)
         return not early
 
     def _live(self, row: Row | None, key: str, state: str, detail: str = "",

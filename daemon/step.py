@@ -46,3 +46,6 @@ class Known:
     # passes or is quarantined), None not yet; a reload may turn one into the other.
     errors_file_done: bool | None = None
     error: str | None = None  # why the bundle could not be read (shown by status)
+    # When to read it again (monotonic): a fault of the machine or the share, which
+    # brings no event when it passes. None: read again when the files change.
+    retry_at: float | None = None

@@ -244,6 +244,35 @@ def test_an_unforeseen_failure_of_an_attempt_is_counted_explained_and_retried(
     assert "s3cret" not in json.dumps(logs, default=str) and "s3cret" not in after.last_error
 
 
+class NoDescriptors:
+    """A deliverer that cannot open a file of the bundle (the process's descriptors
+    used up, a share gone under the processing folder)."""
+
+    def deliver(self, bundle: Bundle, manifest: dict[str, Any]) -> Receipt:
+        raise OSError(errno.EMFILE, "Too many open files", str(bundle.invoice_file.path))
+
+    def close(self) -> None:
+        pass
+
+
+def test_files_that_cannot_be_opened_to_send_them_are_a_plain_retry_not_a_traceback(
+        tmp_path: Path) -> None:
+    """The bundle is fine and the machine is not: the attempt is counted and retried
+    after its back-off with the reason in the journal, and the log has one line without
+    a traceback (it read "unexpected error while delivering" with one)."""
+    p, _, row = claimed(tmp_path)
+    p.finish.d = NoDescriptors()
+    with capture_logs() as logs:
+        delay = p.finish.attempt(row)
+    after = p.j.get(row)
+    assert delay is not None and delay > 0
+    assert (after.state, after.attempts) == ("retrying", 1)
+    assert (after.last_error or "").startswith(
+        "cannot read the bundle's files to send them: Too many open files")
+    assert not [e for e in logs if e["event"] == "unexpected error while delivering"]
+    assert "traceback" not in json.dumps(logs, default=str).lower()
+
+
 class Slow:
     """A deliverer whose POST waits until the test lets it answer; it records being closed
     and refuses to deliver once closed (as an httpx client closed under a POST fails)."""

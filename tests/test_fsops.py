@@ -80,6 +80,29 @@ class TestOpenRegular:
             open_regular(tmp_path / "nope.pdf")
         assert info.value.code == "unreadable"
 
+    @pytest.mark.parametrize("code", [errno.EMFILE, errno.ENFILE, errno.EIO, errno.ESTALE])
+    def test_a_fault_of_the_machine_or_share_is_no_finding_about_the_file(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int) -> None:
+        """No descriptors left or a share gone is raised as the OSError it is, for the
+        caller to try again; an "unreadable" finding would quarantine a good bundle for
+        it. A permission error is the file's: a finding naming it and the fix."""
+        path = tmp_path / "a.pdf"
+        path.write_bytes(b"%PDF")
+
+        def refuse(p: object, *args: object, **kw: object) -> int:
+            raise OSError(code, os.strerror(code), str(p))
+        monkeypatch.setattr(fsops.os, "open", refuse)
+        with pytest.raises(OSError) as info:
+            open_regular(path, "INV-1/a.pdf")
+        assert not isinstance(info.value, InputError) and info.value.errno == code
+
+        def deny(p: object, *args: object, **kw: object) -> int:
+            raise PermissionError(errno.EACCES, "Permission denied", str(p))
+        monkeypatch.setattr(fsops.os, "open", deny)
+        with pytest.raises(InputError, match="check the file's permissions") as denied:
+            open_regular(path, "INV-1/a.pdf")
+        assert denied.value.code == "unreadable" and denied.value.file == "INV-1/a.pdf"
+
     def test_hash_file(self, tmp_path: Path) -> None:
         """hash_file gives size and SHA-256 over content larger than one chunk."""
         data = os.urandom(fsops.CHUNK * 2 + 17)

@@ -3,6 +3,7 @@ and the directory transport (no network, no threads)."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sqlite3
@@ -38,6 +39,7 @@ from daemon.finish import evaluate  # noqa: E402
 from daemon.journal import parse_iso  # noqa: E402
 from daemon.pipeline import Pipeline  # noqa: E402
 from daemon.scan import list_outbox  # noqa: E402
+from daemon.step import IDLE  # noqa: E402
 
 
 class TestDecisions:
@@ -188,6 +190,33 @@ class TestDecisions:
         [line] = [e for e in logs if e["event"] == "bundle cannot be read"]
         assert line["invoice_file"] == "INV-1.xml"
         assert line["bundle_id"] is None and line["invoice_ids"] == []
+
+
+    @pytest.mark.parametrize("start", [0.0, 1e9])
+    def test_a_read_the_machine_or_share_failed_is_tried_again_not_blamed_on_the_bundle(
+            self, tmp_path: Path, start: float) -> None:
+        """No descriptors left (EMFILE), a share that timed out: nothing a clerk did, and
+        nothing that brings an event when it passes. The bundle shows why it waits and is
+        read again a rescan period later (on the loop's clock, whatever its value);
+        before, it waited for a change of its files for good. A permission error still
+        waits for a change (a chmod is one)."""
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        cand = list_outbox(s.outbox).candidates["INV-1.xml"]
+        nxt = p.step(cand, start)
+        assert nxt.read is not None
+        p.took_read("INV-1.xml", nxt.read, OSError(errno.EMFILE, "Too many open files"),
+                    start)
+        wait = p.step(cand, start + 1)
+        assert wait.read is None and wait.at == start + s.outbox.rescan_seconds
+        row = p.live["INV-1.xml"]
+        assert row.state == "settling"
+        assert "Too many open files" in (row.last_error or "")
+        again = p.step(cand, start + s.outbox.rescan_seconds)
+        assert again.read == nxt.read
+        p.took_read("INV-1.xml", again.read, PermissionError(13, "Permission denied"),
+                    start + s.outbox.rescan_seconds)
+        assert p.step(cand, start + 10 * s.outbox.rescan_seconds) == IDLE
 
 
 class TestWaitingDeadlines:
