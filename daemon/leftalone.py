@@ -24,10 +24,22 @@ from daemon.scan import Listing
 SPELLING = "sidecar-spelling"
 
 
+def not_an_invoice(patterns: Sequence[str]) -> str:
+    """What the page says of a root file that is no invoice file: a clerk who dropped an
+    attachment beside its invoice file instead of into its folder sees it, where the
+    log line (SPEC: reported once in the log) reaches only the admin."""
+    return (f"not an invoice file (only names like {', '.join(patterns)} are read as "
+            "invoice files), so it is never sent — an attachment goes into the folder of "
+            "its invoice file, named like the invoice file without its extension; anything "
+            "else, move it out of the outbox")
+
+
 class LeftAlone:
     def __init__(self, log: Any) -> None:
         self.log = log
-        self.refused: dict[str, str] = {}  # invoice file (as shown) → why it cannot be used
+        # Root files the daemon leaves alone (as shown) → why: invoice files that cannot
+        # be used, and files that are no invoice file. The page lists them.
+        self.refused: dict[str, str] = {}
         self._said: set[str] = set()
 
     def seen(self, listing: Listing, patterns: Sequence[str], name: str | None = None
@@ -45,14 +57,15 @@ class LeftAlone:
                 self._said.add(shown)
                 self.log.error("invoice file cannot be used; left alone", file=shown,
                                error=f"{shown}: {problem}")
+        other = not_an_invoice(patterns)
         if name is None:
-            refused = dict(listing.refused)
+            refused = {**dict.fromkeys(listing.others, other), **dict(listing.refused)}
             changed = refused != self.refused
             self.refused = refused
             return changed
         # An event: only `name` can have changed (the usual event costs a look-up).
         shown = printable(name)
-        why = dict(listing.refused).get(shown)
+        why = dict(listing.refused).get(shown) or (other if shown in listing.others else None)
         if self.refused.get(shown) == why:
             return False
         if why is None:

@@ -153,7 +153,8 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
            refused: Mapping[str, str] | None = None, sidecar_suffix: str = "",
            left: Sequence[LeftBehind] = (), strays: Sequence[Stray] = ()) -> str:
     """The whole page. With body_only the time written is left out (for change checks).
-    `refused`: invoice files that cannot be used (name as shown → why); `left`: the
+    `refused`: root files left alone, invoice files that cannot be used and files that
+    are no invoice file (name as shown → why); `left`: the
     look-alike sidecars a quarantine left in the outbox; `strays`: folders that hold
     invoice files, from which nothing is sent."""
     today = written_at.astimezone(UTC).strftime("%Y-%m-%d")
@@ -215,8 +216,8 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
         ["File", "Invoices", "Receipt", "Sent at"], sent)))
 
     if refused:
-        parts.append(_section("refused", "Invoice files that cannot be used (left alone "
-                              "until they change)", _table(["File", "Why"], [
+        parts.append(_section("refused", "Files in the outbox that are left alone (until "
+                              "they change)", _table(["File", "Why"], [
                                   [_e(name), f'<span class="err">{_e(why)}</span>']
                                   for name, why in sorted(refused.items())])))
 

@@ -57,6 +57,23 @@ def test_a_full_listing_replaces_and_an_event_changes_only_its_name() -> None:
     assert seen.seen(Listing({}, ()), ["*.xml"]) is True and seen.refused == {}
 
 
+def test_a_file_that_is_no_invoice_file_is_kept_for_the_page_with_what_to_do() -> None:
+    """A clerk drops an attachment beside its invoice file instead of into its folder:
+    SPEC has it reported once in the log, which the clerk never sees. It is kept for the
+    page with why it is never sent and where an attachment goes, until it goes."""
+    seen = LeftAlone(Log())
+    assert seen.seen(Listing({}, ("hours.xlsx",), (LINK,)), ["*.xml", "*.pdf"]) is True
+    why = seen.refused["hours.xlsx"]
+    assert why.startswith("not an invoice file (only names like *.xml, *.pdf are read as "
+                          "invoice files), so it is never sent — an attachment goes into "
+                          "the folder of its invoice file")
+    assert seen.refused["INV-1.xml"] == LINK[1]
+    assert seen.seen(Listing({}, ()), ["*.xml", "*.pdf"], "hours.xlsx") is True
+    assert "hours.xlsx" not in seen.refused
+    assert seen.seen(Listing({}, ("notes.txt",)), ["*.xml"], "notes.txt") is True
+    assert "notes.txt" in seen.refused
+
+
 DAY = "2026-12-04"
 
 
