@@ -11,7 +11,10 @@ from daemon.config import Settings
 from daemon.errors import JournalError
 from daemon.journal import STATES, Journal, Row, parse_iso
 from daemon.journal.readonly import read_journal
+from daemon.leftalone import not_an_invoice
 from daemon.names import escaped_controls
+from daemon.scan import list_outbox
+from daemon.strays import StrayFolders
 
 
 def _bundle(row: Row) -> dict[str, Any]:
@@ -93,7 +96,31 @@ def _detail(b: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def render(data: dict[str, Any], limit: int = 20, now: datetime | None = None) -> str:
+def left_alone(settings: Settings) -> list[tuple[str, str]]:
+    """What the status page lists of the outbox beside its bundles, for the admin, who
+    reads this rather than the page: files left alone (invoice files that cannot be
+    used, files that are no invoice file) and folders nothing is sent from, each with
+    why. Empty where the outbox cannot be listed by this user (the counts still say what
+    the journal knows)."""
+    try:
+        listing = list_outbox(settings.outbox, settings.share)
+    except OSError:
+        return []
+    other = not_an_invoice(settings.outbox.invoice_patterns)
+    out = [*listing.refused, *((name, other) for name in listing.others)]
+    path = settings.journal_path
+
+    def finished() -> list[tuple[str, str, str, str | None]]:
+        try:
+            return read_journal(path, lambda j: j.finished_files()) if path.exists() else []
+        except (sqlite3.Error, OSError):
+            return []  # the counts above say what is wrong with the journal
+    strays = StrayFolders().find(settings.outbox, listing.candidates, finished)
+    return sorted(out + [(f"{x.name}/", x.why) for x in strays])
+
+
+def render(data: dict[str, Any], limit: int = 20, now: datetime | None = None,
+           left: list[tuple[str, str]] | None = None) -> str:
     """The sections README.md's Commands table lists for `outboxd status` (waiting, held,
     retrying, quarantined, sent), after "Needs attention" (anything in one state for over an hour);
     of sent and quarantined only the `limit` most recent (a busy week holds thousands),
@@ -129,6 +156,10 @@ def render(data: dict[str, Any], limit: int = 20, now: datetime | None = None) -
             lines.append(escaped_controls(f"  {b['invoice_file']}{ids} {_detail(b)}"))
         if hidden:
             lines.append(f"  … and {hidden} more (outboxd status --json lists them all)")
+    if left:
+        lines += ["", "In the outbox, nothing sent from these (the status page lists them "
+                  "too):"]
+        lines += [escaped_controls(f"  {name}: {why}") for name, why in left]
     return "\n".join(lines)
 
 

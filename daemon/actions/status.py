@@ -50,5 +50,8 @@ def run(args: argparse.Namespace) -> int:
               "they are — free space there (or make it writable); the daemon goes on by "
               "itself", file=sys.stderr)
     data = status.collect(settings)
-    print(status.as_json(data) if args.json else status.render(data, limit=args.limit))
+    if args.json:
+        print(status.as_json(data))  # the contract's two keys; the page's extras are text
+    else:
+        print(status.render(data, limit=args.limit, left=status.left_alone(settings)))
     return EXIT_OK

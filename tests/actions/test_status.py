@@ -148,3 +148,26 @@ def test_status_says_when_the_state_dir_has_no_room_for_the_journal(
     monkeypatch.undo()
     assert main(["status", "-c", str(env.config)]) == 0
     assert "KB free" not in capsys.readouterr().err
+
+
+def test_the_text_lists_what_in_the_outbox_nothing_is_sent_from_as_the_page_does(
+        env: Env, capsys) -> None:
+    """The admin reads `status`, not the page: a file that is no invoice file, an invoice
+    file that cannot be used, and attachments that came after their invoice file was
+    sent are listed with why, as on the page. `--json` keeps the contract's two keys."""
+    env.write_config("http://127.0.0.1:9/bundles")
+    env.state.mkdir()
+    j = Journal(env.state / "journal.sqlite3")
+    j.create("L1.xml", "sent", bundle_id="a" * 64, invoice_ids=["L1"])
+    j.close()
+    (env.outbox / "hours.xlsx").write_bytes(b"PK")
+    os.symlink("/etc/hostname", env.outbox / "INV-9.xml")
+    (env.outbox / "L1").mkdir()
+    (env.outbox / "L1" / "timesheet.pdf").write_bytes(b"%PDF-1.4")
+    assert main(["status", "-c", str(env.config)]) == 0
+    text = capsys.readouterr().out.split("In the outbox, nothing sent from these")[1]
+    assert "  INV-9.xml: is a symbolic link" in text
+    assert "  L1/: named as the attachments of L1.xml, which was sent at" in text
+    assert "  hours.xlsx: not an invoice file (only names like *.xml, *.pdf are read" in text
+    assert main(["status", "-c", str(env.config), "--json"]) == 0
+    assert set(json.loads(capsys.readouterr().out)) == {"counts", "bundles"}
