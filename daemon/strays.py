@@ -36,15 +36,19 @@ class Stray:
 
 
 class StrayFolders:
-    """Remembers each folder's answer until the folder changes (its entries' names: the
-    folder's mtime), so that the page, looked at every 2 s, lists a folder once per change."""
+    """Remembers what each folder holds until the folder changes (its entries' names: the
+    folder's mtime), so that the page, looked at every 2 s, looks into a folder once per
+    change. Whether a folder without invoice files came late is asked again each time:
+    its invoice file may be sent after the folder came (a late folder beside a bundle
+    being delivered), which changes no mtime."""
 
     def __init__(self) -> None:
         self._seen: dict[str, tuple[int, Stray | None]] = {}
 
     def find(self, cfg: OutboxConfig, invoice_files: Iterable[str],
              finished: Callable[[], Finished] = tuple) -> list[Stray]:
-        """`finished` is asked (once a call, at most) only when a folder changed."""
+        """`finished` is asked once a call at most, and only when a folder without
+        invoice files is there."""
         found: list[Stray] = []
         asked: list[Finished] = []
 
@@ -70,15 +74,18 @@ class StrayFolders:
             except OSError:
                 continue
             last = self._seen.get(e.name)
-            stray = last[1] if last and last[0] == mtime else _look(Path(e.path), cfg, left)
-            seen[e.name] = (mtime, stray)
+            held = last[1] if last and last[0] == mtime else _look(Path(e.path), cfg)
+            seen[e.name] = (mtime, held)
+            stray = held if held is not None else _came_late(e.name, cfg, left)
             if stray is not None:
                 found.append(stray)
         self._seen = seen
         return found
 
 
-def _look(folder: Path, cfg: OutboxConfig, finished: Callable[[], Finished]) -> Stray | None:
+def _look(folder: Path, cfg: OutboxConfig) -> Stray | None:
+    """The folder as one holding invoice files; None when it holds none or cannot be
+    looked into."""
     try:
         with os.scandir(folder) as it:
             entries = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
@@ -95,7 +102,7 @@ def _look(folder: Path, cfg: OutboxConfig, finished: Callable[[], Finished]) -> 
                                                     cfg.ignore_patterns)
                 and (archived or stem(n) + cfg.sidecar_suffix in folders)]
     if not invoices:
-        return _came_late(folder.name, cfg, finished)
+        return None
     shown = printable(folder.name)
     listed = ", ".join(printable(n) for n in invoices[:_SHOWN]) + (
         f" and {len(invoices) - _SHOWN} more" if len(invoices) > _SHOWN else "")

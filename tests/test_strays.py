@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from daemon import strays
 from daemon.config_sections import OutboxConfig
 from daemon.strays import StrayFolders
 
@@ -48,20 +51,29 @@ def test_a_sidecar_waiting_for_its_invoice_file_or_beside_it_is_not_listed(
     assert found == []
 
 
-def test_the_journal_is_asked_only_when_a_folder_changed(tmp_path: Path) -> None:
-    """The page is written every few seconds in a burst: the journal's finished rows are
-    read once for a new or changed folder, not on every write."""
+def test_a_folder_that_came_while_its_invoice_was_being_sent_is_listed_once_it_is_sent(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The late folder came while its invoice file was claimed and being delivered (not
+    sent yet): not listed then, and listed once the journal says sent, though the folder
+    itself did not change. Its entries are looked into once; the journal is read once a
+    call, not once a folder."""
     folder(tmp_path, "L1")
+    folder(tmp_path, "L2")
+    rows: list[tuple[str, str, str, str | None]] = []
     asked: list[int] = []
 
     def finished() -> list[tuple[str, str, str, str | None]]:
         asked.append(1)
-        return [SENT]
-    strays = StrayFolders()
+        return rows
+    looks: list[Path] = []
+    real = strays._look
+    monkeypatch.setattr(strays, "_look", lambda f, cfg: looks.append(f) or real(f, cfg))
+    found = StrayFolders()
     cfg = OutboxConfig(path=tmp_path)
-    assert [x.name for x in strays.find(cfg, [], finished)] == ["L1"]
-    assert [x.name for x in strays.find(cfg, [], finished)] == ["L1"]
-    assert len(asked) == 1
+    assert found.find(cfg, [], finished) == []
+    rows.append(SENT)
+    assert [x.name for x in found.find(cfg, [], finished)] == ["L1"]
+    assert len(asked) == 2 and len(looks) == 2
 
 
 def test_an_invoice_file_is_told_only_beside_its_sidecar_or_in_an_archived_folder(
