@@ -5,8 +5,12 @@ in the outbox (SPEC: not recursively), so such a folder would wait unseen for an
 file of its own name; the status page lists it with the fix (docs/folder-convention.md,
 section 3).
 
-A folder that holds no invoice file is a sidecar waiting for its invoice file, as an
-ERP that writes the sidecar first makes one: not listed.
+A folder is listed only when it shows that it is no sidecar: it holds an invoice file
+beside that file's own sidecar folder (a dragged folder), or beside reason.json or
+receipt.json (an archive folder). Any other folder may be a sidecar waiting for its
+invoice file, as an ERP that writes the sidecar first makes one, and its attachments
+match the invoice patterns too (*.pdf): "move timesheet.pdf into the outbox" would have
+it sent as an invoice. Such a folder is not listed.
 """
 
 from __future__ import annotations
@@ -67,13 +71,24 @@ class StrayFolders:
 
 def _look(folder: Path, cfg: OutboxConfig) -> Stray | None:
     try:
-        with os.scandir(folder) as it:
-            names = sorted(e.name for e in it if e.is_file(follow_symlinks=False))
+        # Never through a link put in the folder's place since the root was listed.
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        with os.scandir(fd) as it:
+            entries = [(e.name, e.is_dir(follow_symlinks=False)) for e in it
+                       if e.is_file(follow_symlinks=False) or e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    names = sorted(n for n, is_dir in entries if not is_dir)
+    folders = {n for n, is_dir in entries if is_dir}
     invoices = [n for n in names if is_invoice_name(n, cfg.invoice_patterns,
                                                     cfg.ignore_patterns)]
-    if not invoices:
+    if not invoices or not (any(p in names for p in _PAPERS) or any(
+            stem(n) + cfg.sidecar_suffix in folders for n in invoices)):
         return None
     shown = printable(folder.name)
     listed = ", ".join(printable(n) for n in invoices[:_SHOWN]) + (
