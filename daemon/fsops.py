@@ -94,14 +94,34 @@ class OpenWhenRead:
 
     It is looked at once when made (a link, a FIFO, a file gone: the same errors as
     open_regular, before anything is sent) and gives httpx its size by seek/tell, as
-    an open file would, for the Content-Length."""
+    an open file would, for the Content-Length. Opened only later, the file may have
+    been replaced or rewritten since it was checked (`size`: the size checked): then
+    other bytes than the manifest's would go, or a body that breaks its Content-Length
+    (h11's error reads as a fault of the request). So the file must keep the size and
+    modification time it had when made, and gives exactly that many bytes; otherwise
+    reading it raises InputError naming it."""
 
-    def __init__(self, path: Path, rel: str | None = None) -> None:
+    def __init__(self, path: Path, rel: str | None = None, size: int | None = None) -> None:
         self.path, self.rel = path, rel
         with open_regular(path, rel) as fh:
-            self._size = os.fstat(fh.fileno()).st_size
+            self._seen = self._look(fh)
+        self._size = self._seen[0]
+        if size is not None and size != self._size:
+            raise self._changed()
         self._fh: BinaryIO | None = None
         self._pos = 0
+
+    @staticmethod
+    def _look(fh: BinaryIO) -> tuple[int, int]:
+        # Not the inode: a CIFS mount without server inode numbers makes new ones.
+        st = os.fstat(fh.fileno())
+        return st.st_size, st.st_mtime_ns
+
+    def _changed(self) -> InputError:
+        return InputError("processing-damaged", self.rel or self.path.name,
+                          "is not the file that was checked: it was changed or replaced "
+                          "while the bundle was being sent — check it, then move the "
+                          "bundle back into the outbox")
 
     def tell(self) -> int:
         return self._fh.tell() if self._fh is not None else self._pos
@@ -109,15 +129,28 @@ class OpenWhenRead:
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         if self._fh is not None:
             return self._fh.seek(offset, whence)
-        self._pos = offset + (self._size if whence == os.SEEK_END else 0)
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._size}[whence]
+        self._pos = base + offset
         return self._pos
 
     def read(self, size: int = -1) -> bytes:
         if self._fh is None:
-            self._fh = open_regular(self.path, self.rel)
-            self._fh.seek(self._pos)
-        data = self._fh.read(size)
-        if not data or size < 0:
+            if self._pos >= self._size:
+                return b""  # read to its end and checked there: no second open
+            fh = open_regular(self.path, self.rel)
+            if self._look(fh) != self._seen:
+                fh.close()
+                raise self._changed()
+            fh.seek(self._pos)
+            self._fh = fh
+        left = max(self._size - self._fh.tell(), 0)
+        want = left if size < 0 else min(size, left)
+        data = self._fh.read(want)
+        if len(data) < want or (len(data) == left and self._look(self._fh) != self._seen):
+            # Cut short, or written into while it was read.
+            self.close()
+            raise self._changed()
+        if len(data) == left:
             self.close()
         return data
 

@@ -123,18 +123,12 @@ def orphan_folder_message(name: str, by_folder: dict[str, str], ids: tuple[str, 
     twin = next((f for f in by_folder if fold_key(f) == fold_key(name)), None)
     if twin is None:
         return f"names no invoice of this file; {listed} — rename the folder to one of those ids"
-    case, form = spelled_otherwise(name, twin)
-    head = f"looks like the folder of invoice {by_folder[twin]}, but the two names"
-    if not form:
-        return (f"{head} differ only in {CASE_WORDS}: Windows takes them for one name, "
-                f"Linux, where outboxd runs, for two, so it names no invoice of this file "
-                f"({listed}) — rename it to {twin}, each letter in upper or lower case as "
-                f"written here, or move its files into the folder {twin} if that one is "
-                "there too")
-    return (f"{head} differ in {CASE_WORDS} and are spelled with {FORM_WORDS} (one writes "
-            f"accents as separate marks, as Mac computers do), so it names no invoice of "
-            f"this file ({listed}) — rename it to {twin}, each letter in upper or lower case "
-            "as written here")
+    # Found in the other Unicode form too (match_attachments): only the case is wrong.
+    return (f"looks like the folder of invoice {by_folder[twin]}, but the two names differ "
+            f"only in {CASE_WORDS}: Windows takes them for one name, Linux, where outboxd "
+            f"runs, for two, so it names no invoice of this file ({listed}) — rename it to "
+            f"{twin}, each letter in upper or lower case as written here, or move its files "
+            f"into the folder {twin} if that one is there too")
 
 
 def _invoice_file_of_sidecar(folder: str, settings: Settings) -> str | None:

@@ -187,9 +187,13 @@ def match_attachments(sidecar: Path, ids: tuple[str, ...], settings: Settings,
     for invoice_id in ids:
         folder = _nfc(folder_name_for_id(invoice_id))
         if folder in by_folder:
-            findings.append(_err("id-folder-collision", rel, f"invoice ids {by_folder[folder]!r} "
-                                 f"and {invoice_id!r} map to the same folder name {folder!r} — "
-                                 "give the invoices distinct ids"))
+            prev = by_folder[folder]
+            how = (f"differ {how_spelled(invoice_id, prev)}, and an invoice's folder is found "
+                   f"in either writing, so both would have the folder {folder!r}"
+                   if _nfc(prev) == _nfc(invoice_id) else
+                   f"map to the same folder name {folder!r}")
+            findings.append(_err("id-folder-collision", rel, f"invoice ids {prev!r} and "
+                                 f"{invoice_id!r} {how} — give the invoices distinct ids"))
         by_folder.setdefault(folder, invoice_id)
     single = len(ids) == 1
     atts: list[Attachment] = []
@@ -283,13 +287,27 @@ def _distinct_names(atts: list[Attachment], safe: bool, findings: list[Finding]
             taken.update(dict.fromkeys(keys, a))
             kept.append(a)
             continue
-        how = (how_spelled(a.original_name, clash.original_name)
-               if fold_key(clash.original_name) == fold_key(a.original_name) else
-               f"only in characters that are folded when sent (both become "
-               f"{safe_filename(a.original_name)!r})")
-        findings.append(_err("name-collision", a.rel, f"differs from {clash.rel!r} {how} — "
-                             "rename one of them", a.invoice_id))
+        findings.append(_err("name-collision", a.rel, _collision(a, clash), a.invoice_id))
     return kept
+
+
+def _collision(a: Attachment, clash: Attachment) -> str:
+    """How a's name collides with clash's, said so that names that print the same (the
+    same name in two folders of one invoice, accents written two ways) still differ."""
+    if a.original_name == clash.original_name:
+        said = f"has the same name as {clash.rel!r}"
+    elif fold_key(a.original_name) == fold_key(clash.original_name):
+        said = f"differs from {clash.rel!r} {how_spelled(a.original_name, clash.original_name)}"
+    else:
+        said = (f"differs from {clash.rel!r} only in characters that are folded when sent "
+                f"(both become {safe_filename(a.original_name)!r})")
+    here, there = a.rel.rpartition("/")[0], clash.rel.rpartition("/")[0]
+    if here == there or _nfc(here) != _nfc(there):
+        return f"{said} — rename one of them"
+    # Two folders of one id, in either Unicode form: both are the invoice's (match_attachments).
+    return (f"{said}, and both folders are those of invoice {a.invoice_id}: their names "
+            f"differ {how_spelled(here, there)} — rename one of them, or move the files of "
+            "one folder into the other")
 
 
 def sent_names_distinct(bundle: Bundle, safe: bool) -> Bundle:

@@ -5,11 +5,14 @@ in the outbox (SPEC: not recursively), so such a folder would wait unseen for an
 file of its own name; the status page lists it with the fix (docs/folder-convention.md,
 section 3).
 
-A folder that holds no invoice file beside its sidecar (and is no archive folder) may be
-a sidecar waiting for its invoice file, as an ERP that writes the sidecar first makes
-one: not listed, unless the journal says an
-invoice file of its name left the outbox in the last week (sent without it, or
-quarantined for having no attachments): then it came late, and would wait for good.
+A folder is listed only when it shows that it is no sidecar: it holds an invoice file
+beside that file's own sidecar folder (a dragged folder), or beside reason.json or
+receipt.json (an archive folder). Any other folder may be a sidecar waiting for its
+invoice file, as an ERP that writes the sidecar first makes one, and its attachments
+match the invoice patterns too (*.pdf): "move timesheet.pdf into the outbox" would have
+it sent as an invoice. Such a folder is not listed, unless the journal says an invoice
+file of its name left the outbox in the last week (sent without it, or quarantined for
+having no attachments): then it came late, and would wait for good.
 """
 
 from __future__ import annotations
@@ -87,16 +90,23 @@ def _look(folder: Path, cfg: OutboxConfig) -> Stray | None:
     """The folder as one holding invoice files; None when it holds none or cannot be
     looked into."""
     try:
-        with os.scandir(folder) as it:
-            entries = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
+        # Never through a link put in the folder's place since the root was listed.
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        with os.scandir(fd) as it:
+            entries = [(e.name, e.is_dir(follow_symlinks=False)) for e in it
+                       if e.is_file(follow_symlinks=False) or e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     names = sorted(n for n, is_dir in entries if not is_dir)
     folders = {n for n, is_dir in entries if is_dir}
-    # A PDF in a folder may as well be an attachment in a sidecar written before its
-    # invoice file: an invoice file is told only beside its own sidecar, or in a folder
-    # outboxd archived (its papers are in it). Telling a clerk to move an attachment
-    # into the outbox would make it an invoice.
+    # Only the invoice files beside their own folder, or all in an archived folder: a PDF
+    # beside them may as well be an attachment, which moved into the outbox would be
+    # sent as an invoice.
     archived = any(paper in names for paper in _PAPERS)
     invoices = [n for n in names if is_invoice_name(n, cfg.invoice_patterns,
                                                     cfg.ignore_patterns)

@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from pydantic import BaseModel
 from pypdf import PdfWriter
 
 # Also what `outboxd demo` builds its samples with.
 from daemon.actions.samples import text_pdf  # noqa: F401
+from daemon.config import Settings
 from daemon.config_load import load_settings
 from daemon.errors import ConfigError
 
@@ -317,3 +319,14 @@ def problem_from_environment(tmp_path: Path, outbox: Path, monkeypatch: pytest.M
 def with_delivery(outbox: Path, lines: str) -> str:
     """The minimal config with `lines` added at the top of [delivery]."""
     return minimal(outbox).replace("[delivery]\n", f"[delivery]\n{lines}")
+
+
+def config_sections() -> dict[str, type[BaseModel]]:
+    """Each section of the configuration and its model (for the tests that hold the docs
+    and config.example.toml to the code)."""
+    out = {}
+    for name, field in Settings.model_fields.items():
+        model = field.annotation
+        assert isinstance(model, type) and issubclass(model, BaseModel), name
+        out[name] = model
+    return out

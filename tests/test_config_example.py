@@ -11,22 +11,13 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from helpers import config_sections
 
 from daemon.config import Settings
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
 _SECTION = re.compile(r"^\s*#?\s*\[([A-Za-z_]+)\]\s*$")
 _KEY = re.compile(r"^\s*#?\s*([A-Za-z_][A-Za-z0-9_]*)\s*=")
-
-
-def _sections() -> dict[str, type[BaseModel]]:
-    out = {}
-    for name, field in Settings.model_fields.items():
-        model = field.annotation
-        assert isinstance(model, type) and issubclass(model, BaseModel), name
-        out[name] = model
-    return out
 
 
 def documented_keys(text: str) -> dict[str, set[str]]:
@@ -45,7 +36,7 @@ def documented_keys(text: str) -> dict[str, set[str]]:
 def test_example_documents_every_section_and_key_of_settings() -> None:
     """Every field of every section model appears in config.example.toml, set or commented."""
     documented = documented_keys(EXAMPLE.read_text(encoding="utf-8"))
-    missing = [f"[{section}] {key}" for section, model in _sections().items()
+    missing = [f"[{section}] {key}" for section, model in config_sections().items()
                for key in model.model_fields if key not in documented.get(section, set())]
     assert not missing, f"config.example.toml does not document: {', '.join(missing)}"
 
@@ -53,7 +44,7 @@ def test_example_documents_every_section_and_key_of_settings() -> None:
 def test_example_names_no_key_that_settings_does_not_know() -> None:
     """A key in the example that the schema lacks (a typo, a removed key) is caught too."""
     documented = documented_keys(EXAMPLE.read_text(encoding="utf-8"))
-    sections = _sections()
+    sections = config_sections()
     unknown = [f"[{s}] {k}" for s, keys in documented.items() for k in keys
                if s not in sections or k not in sections[s].model_fields]
     assert not unknown, f"config.example.toml names unknown keys: {', '.join(unknown)}"
@@ -68,7 +59,7 @@ def test_example_loads_and_every_value_it_sets_is_the_default() -> None:
     the trial's outbox, state_dir and url) is the key's default — so it documents them."""
     raw: dict[str, Any] = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
     settings = Settings(**raw)
-    defaults = {s: m.model_fields for s, m in _sections().items()}
+    defaults = {s: m.model_fields for s, m in config_sections().items()}
     wrong = []
     for section, values in raw.items():
         for key, value in values.items():

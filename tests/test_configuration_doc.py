@@ -12,24 +12,13 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from helpers import config_sections
 from pydantic_core import PydanticUndefined
-
-from daemon.config import Settings
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 _HEADING = re.compile(r"^### `\[([a-z_]+)\]`\s*$")
 _ROW = re.compile(r"^\| `([a-z_]+)` \| [^|]+ \| ([^|]+) \|")
 _PATTERN_BELOW = "the pattern below"
-
-
-def _sections() -> dict[str, type[BaseModel]]:
-    out = {}
-    for name, field in Settings.model_fields.items():
-        model = field.annotation
-        assert isinstance(model, type) and issubclass(model, BaseModel), name
-        out[name] = model
-    return out
 
 
 def documented_defaults(text: str) -> dict[str, dict[str, str]]:
@@ -56,7 +45,7 @@ def test_every_key_of_settings_has_a_row_and_no_row_names_an_unknown_key() -> No
     """Each section model's every field has a row in its section's table, and the tables
     name no section or key the code does not know (a typo, a removed key)."""
     documented = documented_defaults(DOC.read_text(encoding="utf-8"))
-    sections = _sections()
+    sections = config_sections()
     missing = [f"[{s}] {k}" for s, model in sections.items() for k in model.model_fields
                if k not in documented.get(s, {})]
     unknown = [f"[{s}] {k}" for s, keys in documented.items() for k in keys
@@ -73,7 +62,7 @@ def test_every_documented_default_is_the_codes_default() -> None:
     text = DOC.read_text(encoding="utf-8")
     documented = documented_defaults(text)
     wrong = []
-    for section, model in _sections().items():
+    for section, model in config_sections().items():
         for key, field in model.model_fields.items():
             cell = documented.get(section, {}).get(key)
             if cell is None:

@@ -42,7 +42,7 @@ from daemon.deliver import (
     backoff,
     make_deliverer,
 )
-from daemon.errors import Paused, Rejected, Retryable
+from daemon.errors import InputError, Paused, Rejected, Retryable
 from daemon.manifest import build_manifest, safe_filename
 
 URL = "http://127.0.0.1:9/x"
@@ -719,3 +719,50 @@ def test_a_bundle_of_more_attachments_than_free_file_descriptors_is_sent(
     assert receipt.status == 201
     stored = receiver.store / manifest["bundle_id"]
     assert len(list(stored.rglob("page-*.csv"))) == 300
+
+
+class _ReplacesOneFile(httpx.HTTPTransport):
+    """The real transport to 127.0.0.1, which first lets `change` alter a file in the
+    processing folder: what a person on the share (or a sync tool) may do between the
+    claim's check and the part that sends it."""
+
+    def __init__(self, change: Any) -> None:
+        super().__init__()
+        self.change = change
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.change()
+        return super().handle_request(request)
+
+
+@pytest.mark.parametrize("replacement", ["longer", "same size"])
+def test_an_attachment_replaced_before_its_part_is_sent_is_not_sent_in_its_place(
+        tmp_path: Path, receiver: Any, replacement: str) -> None:
+    """Files are opened only when their part is sent, so one renamed over (or rewritten)
+    after it was checked would go out as the checked file: with another size the body broke
+    its Content-Length (h11's error paused all delivery with "check [delivery] token and
+    url"), with the same size the operator got other bytes than the manifest's hash. It is
+    an InputError naming the file (the bundle is quarantined as processing-damaged), the
+    receiver accepts nothing, and no descriptor stays open."""
+    bundle = make_bundle(tmp_path / "work")
+    att = bundle.attachments[1]  # batch-42/INV-2/spec.csv
+
+    def replace_it() -> None:
+        other = att.path.with_name("other.csv")
+        data = b"a;b\n1;2\n3;4\n" if replacement == "longer" else b"a;b\n9;9\n"
+        other.write_bytes(data)
+        later = att.path.stat().st_mtime_ns + 2_000_000_000
+        os.utime(other, ns=(later, later))
+        os.replace(other, att.path)
+
+    d = HttpDeliverer(http_cfg(url=receiver.url), transport=_ReplacesOneFile(replace_it))
+    open_before = len(os.listdir("/proc/self/fd"))
+    try:
+        with pytest.raises(InputError) as info:
+            d.deliver(bundle, build_manifest(bundle))
+    finally:
+        d.close()
+    assert info.value.file == att.rel
+    assert "changed or replaced" in info.value.message
+    assert receiver.accepted() == []
+    assert len(os.listdir("/proc/self/fd")) <= open_before

@@ -242,6 +242,32 @@ class TestSeveralInvoices:
         assert layout(b) == {"..secret": ["a.pdf"], "../../etc": ["b.pdf"]}
         assert b.unattached_ids == ()
 
+    def test_ids_that_differ_only_in_how_accents_are_written_collide_and_say_so(
+            self, outbox: Path) -> None:
+        """An id's folder is matched in either Unicode form, so two ids of one file that
+        differ only in that (they print the same) would share one folder: the error says
+        how they differ, not "'Å-1' and 'Å-1' map to the same folder name"."""
+        nfc, nfd = (unicodedata.normalize(f, "Å-1") for f in ("NFC", "NFD"))
+        write(outbox / "coll" / nfc / "a.pdf", PDF)
+        b = match(outbox, "coll.xml", batch_xml(nfc, nfd))
+        f = finding(b, "id-folder-collision")
+        assert f.file == "coll"
+        assert "differ only in how accents are written" in f.message
+        assert "give the invoices distinct ids" in f.message
+
+    def test_an_id_folder_in_other_case_and_unicode_form_is_told_the_case_alone(
+            self, outbox: Path) -> None:
+        """A Mac's decomposed 'å-1/' for the id 'Å-1': the Unicode form does not count for an
+        id's folder, so the message speaks of upper and lower case only (renamed on the
+        Mac, it matches), not of accents the clerk need not and cannot retype."""
+        write(outbox / "batch" / unicodedata.normalize("NFD", "å-1") / "x.pdf", PDF)
+        nfc = unicodedata.normalize("NFC", "Å-1")
+        b = match(outbox, "batch.xml", batch_xml(nfc, "X-2"))
+        f = finding(b, "orphan-attachment")
+        assert f"looks like the folder of invoice {nfc}" in f.message
+        assert "differ only in upper and lower case" in f.message
+        assert "Unicode" not in f.message and "accents" not in f.message
+
     def test_id_folder_collision(self, outbox: Path) -> None:
         """Ids that map to one folder name ('A/1' and 'A:1') are an error naming both."""
         write(outbox / "coll" / "A_1" / "a.pdf", PDF)
@@ -577,6 +603,27 @@ class TestStructure:
         f = finding(b, "name-collision")
         assert f.file == "INV-1/INV-1/SCAN.pdf" and "scan.pdf" in f.message
         assert len(b.attachments) == 1
+
+    def test_the_same_name_twice_is_said_as_the_same_name(self, outbox: Path) -> None:
+        """scan.pdf in the root and in INV-1/ of a one-invoice sidecar, or a.pdf in the two
+        folders of one id that differ only in Unicode form (both are that invoice's): the
+        message says the names are the same, and where two folders print the same, why
+        both are the invoice's — not that the accents of 'scan.pdf' are written otherwise."""
+        write(outbox / "INV-1" / "scan.pdf", PDF)
+        write(outbox / "INV-1" / "INV-1" / "scan.pdf", PDF + b"%2")
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        assert [f.message for f in b.findings] == [
+            "has the same name as 'INV-1/scan.pdf' — rename one of them"]
+        nfc, nfd = (unicodedata.normalize(f, "Å-1") for f in ("NFC", "NFD"))
+        write(outbox / "b" / nfc / "a.pdf", PDF)
+        write(outbox / "b" / nfd / "a.pdf", PDF + b"%2")
+        b = match(outbox, "b.xml", batch_xml(nfc, "X-2"))
+        f = finding(b, "name-collision")
+        assert f.message.startswith(f"has the same name as 'b/{nfd}/a.pdf', and both folders "
+                                    f"are those of invoice {nfc}: their names differ only in "
+                                    "how accents are written")
+        assert f.message.endswith("— rename one of them, or move the files of one folder "
+                                  "into the other")
 
     def test_bad_invoice_file_is_a_finding(self, outbox: Path) -> None:
         """An invoice file breaking a rule is a finding on the bundle, with the stem as the id."""
