@@ -37,9 +37,10 @@ from daemon.bundle import Bundle
 from daemon.config import DeliveryConfig
 from daemon.config_values import has_userinfo
 from daemon.errors import ConfigError, Paused, Retryable, refused
-from daemon.fsops import OpenWhenRead, copy_file, fsync_dir, write_json
+from daemon.fsops import copy_file, fsync_dir, write_json
 from daemon.manifest import sent_parts
 from daemon.names import folder_name_for_id
+from daemon.parts import OpenWhenRead
 from daemon.tls import tls_verify, unusable
 
 INVOICE_TYPES = {"ubl": "application/xml", "svefaktura": "application/xml",

@@ -1,0 +1,86 @@
+"""A claimed bundle's files as the parts of its POST (deliver.py): each opened only
+while its part is sent, and sent only as the bytes that were checked."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import BinaryIO
+
+from daemon.errors import InputError
+from daemon.fsops import open_regular
+
+
+class OpenWhenRead:
+    """A regular file for httpx's multipart body that holds a file descriptor only
+    while its part is being sent: opened (as open_regular does) at the first read,
+    closed at its end. Opened all at once, the 20,000 files of one sidecar ran the
+    daemon out of file descriptors, and the bundle was quarantined as unreadable.
+
+    It is looked at once when made (a link, a FIFO, a file gone: the same errors as
+    open_regular, before anything is sent) and gives httpx its size by seek/tell, as
+    an open file would, for the Content-Length. Opened only later, the file may have
+    been replaced or rewritten since it was checked (`size`: the size checked): then
+    other bytes than the manifest's would go, or a body that breaks its Content-Length
+    (h11's error reads as a fault of the request). So the file must keep the size and
+    modification time it had when made, and gives exactly that many bytes; otherwise
+    reading it raises InputError naming it."""
+
+    def __init__(self, path: Path, rel: str | None = None, size: int | None = None) -> None:
+        self.path, self.rel = path, rel
+        with open_regular(path, rel) as fh:
+            self._seen = self._look(fh)
+        self._size = self._seen[0]
+        if size is not None and size != self._size:
+            raise self._changed()
+        self._fh: BinaryIO | None = None
+        self._pos = 0
+
+    @staticmethod
+    def _look(fh: BinaryIO) -> tuple[int, int]:
+        # Not the inode: a CIFS mount without server inode numbers makes new ones.
+        st = os.fstat(fh.fileno())
+        return st.st_size, st.st_mtime_ns
+
+    def _changed(self) -> InputError:
+        return InputError("processing-damaged", self.rel or self.path.name,
+                          "is not the file that was checked: it was changed or replaced "
+                          "while the bundle was being sent — check it, then move the "
+                          "bundle back into the outbox")
+
+    def tell(self) -> int:
+        return self._fh.tell() if self._fh is not None else self._pos
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if self._fh is not None:
+            return self._fh.seek(offset, whence)
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._size}[whence]
+        self._pos = base + offset
+        return self._pos
+
+    def read(self, size: int = -1) -> bytes:
+        if self._fh is None:
+            if self._pos >= self._size:
+                return b""  # read to its end and checked there: no second open
+            fh = open_regular(self.path, self.rel)
+            if self._look(fh) != self._seen:
+                fh.close()
+                raise self._changed()
+            fh.seek(self._pos)
+            self._fh = fh
+        left = max(self._size - self._fh.tell(), 0)
+        want = left if size < 0 else min(size, left)
+        data = self._fh.read(want)
+        if len(data) < want or (len(data) == left and self._look(self._fh) != self._seen):
+            # Cut short, or written into while it was read.
+            self.close()
+            raise self._changed()
+        if len(data) == left:
+            self.close()
+        return data
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._pos = self._fh.tell()
+            self._fh.close()
+            self._fh = None
