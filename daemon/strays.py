@@ -79,7 +79,7 @@ class StrayFolders:
             last = self._seen.get(e.name)
             held = last[1] if last and last[0] == mtime else _look(Path(e.path), cfg)
             seen[e.name] = (mtime, held)
-            stray = held if held is not None else _came_late(e.name, cfg, left)
+            stray = held if held is not None else came_late(e.name, cfg, left)
             if stray is not None:
                 found.append(stray)
         self._seen = seen
@@ -127,7 +127,8 @@ def _look(folder: Path, cfg: OutboxConfig) -> Stray | None:
                  "reason.json and receipt.json may stay behind)")
 
 
-def _came_late(name: str, cfg: OutboxConfig, finished: Callable[[], Finished]) -> Stray | None:
+def came_late(name: str, cfg: OutboxConfig, finished: Callable[[], Finished]
+              ) -> Stray | None:
     """A folder named like the sidecar of an invoice file that left the outbox lately:
     its attachments came after the invoice was sent without them, or quarantined for
     having none. Nothing would ever take them: say what happened and what to do."""

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypeVar
 
 from daemon.actions import EXIT_FAILED, EXIT_OK
 from daemon.actions.common import settings_of
@@ -27,7 +27,7 @@ from daemon.bundle import Bundle, Finding
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError, UsageError
 from daemon.finish import evaluate
-from daemon.journal import Row
+from daemon.journal import Journal, Row
 from daemon.journal.readonly import read_journal
 from daemon.journal.records import UNREADABLE_REASONS
 from daemon.leftalone import SPELLING, LeftBehind, left_behind
@@ -48,7 +48,9 @@ from daemon.scan import (
     marker_wait,
     refused_code,
 )
+from daemon.strays import came_late
 
+T = TypeVar("T")
 PROGRESS_EVERY = 0.2  # seconds between progress lines on a terminal
 
 
@@ -172,8 +174,12 @@ def targets(paths: Iterable[Path], settings: Settings) -> Iterator[tuple[Target,
         for name, problem in listing.refused:
             yield Target(None, f"{name}: {problem}  [{refused_code(problem)}]", True), s
         for name in _orphan_folders(s, listing):
-            yield Target(None, f"{printable(name)}/: no invoice file of that name beside it; "
-                               "a sidecar without its invoice file waits for it"), s
+            late = came_late(name, s.outbox, journal.finished)
+            yield Target(None, f"{late.name}/: {late.why}" if late else
+                         f"{printable(name)}/: no invoice file of that name beside it; "
+                         "a sidecar without its invoice file waits for it"), s
+        while journal.notes:  # the journal read for a late folder could not be read
+            yield Target(None, journal.notes.pop(0)), settings
         for cand in listing.candidates.values():
             yield Target(cand), s
 
@@ -185,24 +191,41 @@ class _Journal:
     def __init__(self, settings: Settings) -> None:
         self.path = settings.journal_path
         self._rows: list[Row] | None = None
+        self._finished: list[tuple[str, str, str, str | None]] | None = None
         self.notes: list[str] = []
+        self._said = False  # the note that the journal cannot be read: once a run
+
+    def finished(self) -> list[tuple[str, str, str, str | None]]:
+        """The invoice files sent or quarantined lately (a folder that came late)."""
+        if self._finished is None:
+            self._finished = self._ask(lambda j: j.finished_files()) or []
+        return self._finished
 
     def spelling_rows(self) -> list[Row]:
         if self._rows is None:
             self._rows = self._read()
         return self._rows
 
-    def _read(self) -> list[Row]:
+    def _ask(self, question: Callable[[Journal], T]) -> T | None:
+        """The journal's answer; None (and one note) where there is none to read."""
         if not self.path.exists():
-            return []  # no journal yet: nothing was quarantined
+            return None  # no journal yet: nothing was sent or quarantined
         try:
-            rows = read_journal(self.path, lambda j: j.quarantined_for(SPELLING))
+            return read_journal(self.path, question)
         except (sqlite3.Error, ValueError, OutboxdError) as exc:
             why = str(exc) if isinstance(exc, OutboxdError) else (
                 f"cannot read the journal {self.path}: {exc} — check [paths] state_dir and "
                 "its permissions, or run check as the daemon's user")
-            self.notes.append(f"note: {why}; check goes on without what the daemon knows "
-                              "(look-alike folders a quarantine left in the outbox)")
+            if not self._said:
+                self._said = True
+                self.notes.append(f"note: {why}; check goes on without what the daemon "
+                                  "knows (look-alike folders a quarantine left in the "
+                                  "outbox, attachments that came after their invoice left)")
+            return None
+
+    def _read(self) -> list[Row]:
+        rows = self._ask(lambda j: j.quarantined_for(SPELLING))
+        if rows is None:
             return []
         for row in rows:
             if any(r["code"] == UNREADABLE_REASONS for r in row.reasons):

@@ -581,6 +581,23 @@ def test_a_check_of_the_whole_outbox_names_sidecars_without_their_invoice_file(
     assert code == 1  # the look-alike stops INV-1001 ([sidecar-spelling]), not the note
 
 
+def test_a_check_of_the_outbox_tells_attachments_that_came_after_their_invoice_was_sent(
+        cfg: Env, capsys) -> None:
+    """A folder named like the sidecar of an invoice file the journal has as sent: not
+    "a sidecar waits for its invoice file" (it would wait for good) but what the status
+    page says — it came late, and what to do."""
+    from daemon.journal import Journal
+
+    cfg.state.mkdir(exist_ok=True)
+    j = Journal(cfg.state / "journal.sqlite3")
+    j.create("L1.xml", "sent", bundle_id="a" * 64, invoice_ids=["L1"])
+    j.close()
+    write(cfg.outbox / "L1" / "timesheet.pdf", pdf_bytes())
+    code, out = check(cfg, capsys, cfg.outbox)
+    assert "L1/: named as the attachments of L1.xml, which was sent at " in out
+    assert "waits for it" not in out and code == 0
+
+
 def test_an_invoice_file_that_is_a_link_or_fifo_is_reported_as_not_a_file_not_a_bad_name(
         cfg: Env, capsys) -> None:
     """A link and a FIFO in an invoice file's place are refused under their own rule
