@@ -9,11 +9,12 @@ import argparse
 import contextlib
 import importlib
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from daemon import __version__
+from daemon import GROUP_SIGNALS, __version__
 from daemon.actions import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from daemon.errors import ConfigError, OutboxdError, UsageError, refused
 
@@ -210,6 +211,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _help(parser, args)
         if args.command == "demo":
             return _demo(args)
+        if args.command == "run":
+            # A stop or reload asked for while the daemon still starts (importing it and
+            # loading the configuration take a second or more) waits, blocked, for the
+            # handlers Service installs, instead of ending the process with the signal's
+            # default (killed by SIGTERM: not the clean stop, exit 0, a stop promises).
+            signal.pthread_sigmask(signal.SIG_BLOCK, GROUP_SIGNALS)
         action = importlib.import_module(f"daemon.actions.{ACTIONS[args.command]}")
         return int(action.run(args))
     except ConfigError as exc:

@@ -25,6 +25,8 @@ from daemon.invoices import InvoiceRead, read_invoice_bytes, read_invoice_file
 from daemon.lookalikes import how_spelled, look_alike_findings, orphan_folder_message
 from daemon.manifest import safe_filename, sent_name
 from daemon.names import (
+    NameKind,
+    classify,
     fold_key,
     folder_name_for_id,
     is_ignored,
@@ -121,16 +123,21 @@ def _listdir(folder: Path, rel: str) -> list[os.DirEntry[str]]:
 
 
 def _collect(folder: Path, rel: str, invoice_id: str, settings: Settings,
-             findings: list[Finding], allow_subfolders: bool,
+             findings: list[Finding], allow_subfolders: bool, copying: list[str],
              entries: list[os.DirEntry[str]] | None = None) -> tuple[list[Attachment], _Notes]:
     """The attachments in one folder (`entries`: its listing, if taken already), with its
-    attachments.toml applied."""
+    attachments.toml applied; in-progress names found are added to `copying`."""
     notes = _read_notes(folder, rel, findings)
     atts: list[Attachment] = []
     names: set[str] = set()
     for e in _listdir(folder, rel) if entries is None else entries:
         shown = f"{rel}/{e.name}"
-        if e.name == MANIFEST_NAME or is_ignored(e.name, settings.outbox.ignore_patterns):
+        if e.name == MANIFEST_NAME:
+            continue
+        kind = classify(e.name, settings.outbox.ignore_patterns)
+        if kind is NameKind.IN_PROGRESS:
+            copying.append(shown)
+        if kind is not NameKind.OTHER:
             continue
         problem = name_problem(e.name)
         if problem:
@@ -198,8 +205,9 @@ def match_attachments(sidecar: Path, ids: tuple[str, ...], settings: Settings,
     single = len(ids) == 1
     atts: list[Attachment] = []
     listing = _listdir(sidecar, rel)  # once: for the root's files and for its subfolders
+    copying: list[str] = []
     root_atts, root_notes = _collect(sidecar, rel, ids[0], settings, findings,
-                                     allow_subfolders=True, entries=listing)
+                                     allow_subfolders=True, copying=copying, entries=listing)
     if single:
         atts.extend(root_atts)
     else:
@@ -233,7 +241,7 @@ def match_attachments(sidecar: Path, ids: tuple[str, ...], settings: Settings,
                                  orphan_folder_message(e.name, by_folder, ids, rel, settings)))
             continue
         sub, notes = _collect(Path(e.path), f"{rel}/{e.name}", invoice_id, settings, findings,
-                              allow_subfolders=False)
+                              allow_subfolders=False, copying=copying)
         atts.extend(sub)
         where = f"{rel}/{e.name}/{MANIFEST_NAME}"
         notes_read.append((where, notes.sha256))
@@ -246,22 +254,25 @@ def match_attachments(sidecar: Path, ids: tuple[str, ...], settings: Settings,
         elif notes.channel and not channel:
             channel, channel_from = notes.channel, where
     kept = _distinct_names(atts, settings.delivery.safe_filenames, findings)
-    return kept, findings, channel, _sidecar_digest(notes_read, findings)
+    return kept, findings, channel, _sidecar_digest(notes_read, findings, copying)
 
 
 def _nfc(name: str) -> str:
     return unicodedata.normalize("NFC", name)
 
 
-def _sidecar_digest(notes_read: list[tuple[str, str]], findings: list[Finding]) -> str:
+def _sidecar_digest(notes_read: list[tuple[str, str]], findings: list[Finding],
+                    copying: list[str]) -> str:
     """SHA-256 of what the bundle id does not cover but matching read from the sidecar:
-    each attachments.toml's bytes (its channel, and whatever else it may say) and the
+    each attachments.toml's bytes (its channel, and whatever else it may say), the
     structural findings (a link or a FIFO put into the sidecar is no attachment, but an
-    error). The check after the claim compares it, as it compares the bundle id."""
+    error) and the in-progress names (a copy begun after the bundle settled, which the
+    claim moved away from under it). The check after the claim compares it, as it
+    compares the bundle id."""
     # Not the messages: one may quote an error's text, which need not be the same
     # before and after the move (the code and the file say what is wrong, and where).
     data = json.dumps([[n for n in notes_read if n[1]],
-                       [[f.code, f.file, f.invoice_id] for f in findings]],
+                       [[f.code, f.file, f.invoice_id] for f in findings], copying],
                       ensure_ascii=False)
     return hashlib.sha256(data.encode("utf-8", "surrogatepass")).hexdigest()
 

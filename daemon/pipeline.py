@@ -21,7 +21,7 @@ from daemon.claim import (
 from daemon.claims import Claims, assemble_here
 from daemon.config import Settings
 from daemon.deliver import Deliverer
-from daemon.errors import InputError, describe
+from daemon.errors import InputError, ReaderFailed, describe
 from daemon.errorsfile import errors_file_for, write_errors_file
 from daemon.finish import Finisher
 from daemon.fsops import NOT_THE_FILES_FAULT
@@ -232,6 +232,14 @@ class Pipeline(Claims):
             log.error("bundle cannot be read", error=error)
         else:
             log.error("unexpected error reading bundle", exc_info=result)
+            # Not the bundle's fault (a reader that died each time, a bug), so never an
+            # input error; but a bundle left settling without why looked like one that
+            # would move any moment, in status and on the page, for good.
+            first = str(result).split("\n", 1)[0]
+            error = first if isinstance(result, ReaderFailed) and "read again" in first else (
+                f"cannot be read ({type(result).__name__}: {first}), not for a fault of the "
+                "bundle — it is read again when one of its files changes; the log has the "
+                "details")
         self.known[key] = Known(snap, None, "", error=error, retry_at=retry_at)
         return not early
 

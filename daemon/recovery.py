@@ -19,7 +19,7 @@ from daemon.journal import CLAIMING, IN_FLIGHT, QUARANTINING, Journal, Row, seco
 from daemon.logs import bundle_log
 from daemon.manifest import bundle_id_of
 from daemon.notify import notify
-from daemon.scan import Candidate, candidate_for
+from daemon.scan import Candidate, candidate_for, snapshot
 
 # The transition's detail of an attempt that found a configuration problem (401,
 # 403, 404: the url or token is ours to fix): a restart tries such a bundle at once,
@@ -106,14 +106,18 @@ class Recovery:
         # crash in a batch of claims leaves up to CLAIM_BATCH of them. Each asks systemd
         # for more time to start, so that they cannot add up to its start timeout.
         notify(f"EXTEND_TIMEOUT_USEC={RECOVERY_READ_USEC}")
+        moved = moved_candidate(cand, work)
         try:
-            bundle = self.evaluate(moved_candidate(cand, work), self.s)
+            bundle = self.evaluate(moved, self.s)
         except Exception as exc:  # noqa: BLE001 - the attempt reads it again, says what is wrong
             if not isinstance(exc, InputError | OSError | ReaderFailed):  # not stop the start
                 self.log.exception("unexpected error reading a claimed bundle again",
                                    invoice_file=row.invoice_file)
             return None
-        if bundle_id_of(bundle) == row.bundle_id:
+        # A copy begun in the sidecar before the crash (an in-progress name) is a change
+        # too, as for the check after a claim (claims.py): the id does not cover it.
+        busy = (snap := snapshot(moved, self.s.outbox)) is not None and snap.busy
+        if bundle_id_of(bundle) == row.bundle_id and not busy:
             self._validated[row.id] = bundle
             return None
         log = bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids)

@@ -31,7 +31,7 @@ from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
-from daemon import einvoice, logs, statelock
+from daemon import GROUP_SIGNALS, einvoice, logs, statelock
 from daemon.bundle import Bundle
 from daemon.changes import RESCAN, Changes, WatcherLike
 from daemon.config import Settings
@@ -111,6 +111,9 @@ class Service(Changes, Reloading):
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
         signal.signal(signal.SIGHUP, self._request_reload)
+        # `outboxd run` blocked them until now (cli.main): one that came meanwhile is
+        # handled here, as a stop or a reload.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, GROUP_SIGNALS)
 
     # -- delivery workers --------------------------------------------------------
     def schedule(self, row_id: int, delay: float) -> None:

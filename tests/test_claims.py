@@ -178,6 +178,27 @@ class TestChangedWhileClaimed:
         assert p.j.last_detail(row_id) == "changed while being claimed"
         assert self._read_again_ends(p, s, row_id) == ("quarantined", "not-a-file")
 
+    def test_a_copy_begun_in_the_sidecar_before_the_claim_keeps_the_bundle_settling(
+            self, tmp_path: Path) -> None:
+        """A file that a copy is still writing under an in-progress name (`b.pdf.part`),
+        begun in the sidecar after the bundle was read and before its claim, is a change:
+        the bundle goes back to the outbox to settle (the copy then ends there, and the
+        bundle is sent with the new file), instead of being sent without it and taking
+        the copy's half-written file into sent/ with the bundle."""
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        part = s.outbox.path / "INV-1" / "b.pdf.part"
+        row_id = self._changed_during_claim(p, lambda: part.write_bytes(b"%PDF-1.4 half"))
+        assert p.j.last_detail(row_id) == "changed while being claimed"
+        assert part.read_bytes() == b"%PDF-1.4 half"  # the copy goes on where it began
+        [cand] = list_outbox(s.outbox).candidates.values()
+        assert step(p, cand, 1.0).claimed is None  # not while the copy is at work
+        part.write_bytes(pdf_bytes(2))
+        part.rename(part.with_name("b.pdf"))  # the copy ends
+        assert self._read_again_ends(p, s, row_id) == ("sent", "e-invoice")
+        [entry] = folders(s.sent_dir)
+        assert sorted(f.name for f in (entry / "INV-1").iterdir()) == ["a.pdf", "b.pdf"]
+
     @staticmethod
     def _changed_during_claim(p: Pipeline, change: Callable[[], object]) -> int:
         """Read and decide the one bundle with its claim held for the end of the turn,

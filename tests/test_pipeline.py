@@ -35,6 +35,7 @@ from helpers import (  # noqa: E402
 )
 
 from daemon.config import Settings  # noqa: E402
+from daemon.errors import ReaderFailed  # noqa: E402
 from daemon.finish import evaluate  # noqa: E402
 from daemon.journal import parse_iso  # noqa: E402
 from daemon.pipeline import Pipeline  # noqa: E402
@@ -191,6 +192,30 @@ class TestDecisions:
         assert line["invoice_file"] == "INV-1.xml"
         assert line["bundle_id"] is None and line["invoice_ids"] == []
 
+
+    @pytest.mark.parametrize("failure, shown", [
+        (ReaderFailed("INV-1.xml: a reader process died while reading it each time (out of "
+                      "memory?); it is read again when it changes"), "died while reading"),
+        (ReaderFailed("NameError: name 'x' is not defined (in a reader process)\nTraceback"),
+         "NameError: name 'x' is not defined"),
+    ], ids=["reader-died-each-time", "unexpected-error"])
+    def test_a_bundle_whose_read_failed_for_no_fault_of_its_own_says_why_it_waits(
+            self, tmp_path: Path, failure: ReaderFailed, shown: str) -> None:
+        """A read that failed for a reason that is not the bundle's (its reader died each
+        time, a bug in a reader) leaves it settling, read again when it changes, with
+        why in the row, as status and the page show it; it had no last_error, and
+        looked like a bundle about to move, for good."""
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        cand = list_outbox(s.outbox).candidates["INV-1.xml"]
+        nxt = p.step(cand, 1000.0)
+        assert nxt.read is not None
+        p.took_read("INV-1.xml", nxt.read, failure)
+        assert p.step(cand, 1000.0).read is None  # not read again until it changes
+        [row] = p.j.rows(("settling",))
+        assert shown in (row.last_error or "")
+        assert "read again" in (row.last_error or "")
+        assert "Traceback" not in (row.last_error or "")
 
     @pytest.mark.parametrize("start", [0.0, 1e9])
     def test_a_read_the_machine_or_share_failed_is_tried_again_not_blamed_on_the_bundle(

@@ -120,6 +120,22 @@ class TestRecovery:
         assert (s.outbox.path / "INV-1" / "a.pdf").read_bytes() == pdf_bytes(pages=2)
         assert not work.exists() and folders(s.sent_dir) == []
 
+    def test_a_half_done_claim_with_a_copy_at_work_in_its_sidecar_goes_back_to_settle(
+            self, tmp_path: Path) -> None:
+        """A copy begun in the sidecar (`b.pdf.part`) between the read and a crash
+        mid-claim: the check after the claim, made at the next start, sees it as a change
+        (as the check without a crash does): the bundle goes back to the outbox to settle,
+        instead of going out without the file and taking the half-written copy into
+        sent/."""
+        p, s, work, row = self._half_claimed(tmp_path, pdf_bytes())
+        write(s.outbox.path / "INV-1" / "b.pdf.part", b"%PDF-1.4 half")
+        assert p.finish.recover() == []
+        r = p.j.get(row)
+        assert (r.state, r.work_dir) == ("settling", None)
+        assert (s.outbox.path / "INV-1" / "b.pdf.part").read_bytes() == b"%PDF-1.4 half"
+        assert (s.outbox.path / "INV-1.xml").exists()
+        assert not work.exists() and folders(s.sent_dir) == []
+
     def test_a_half_done_claim_of_changed_files_with_a_new_version_beside_is_quarantined(
             self, tmp_path: Path) -> None:
         """As above, but a new invoice file of the same name arrived meanwhile: ours cannot

@@ -164,6 +164,38 @@ def test_ctrl_c_while_the_readers_start_prints_no_traceback(env: Env) -> None:
     assert all(line.startswith("{") for line in err.splitlines()), err
 
 
+def _loaded(pid: int, library: str) -> bool:
+    """Process pid has mapped a shared library whose path holds `library` (it imported
+    the module); False once the process is gone."""
+    try:
+        return library in Path(f"/proc/{pid}/maps").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="Linux /proc")
+def test_sigterm_while_the_daemon_still_imports_is_a_clean_stop(env: Env) -> None:
+    """A SIGTERM that comes while `outboxd run` is still importing its modules and
+    loading the configuration (pydantic_core just loaded, a second or more before the
+    service installs its handlers) ends the daemon with a clean stop, exit 0, as
+    systemd stopping a service that has just started would ask; before, it killed the
+    process (exit -15)."""
+    env.write_config("http://127.0.0.1:9/x")
+    proc = subprocess.Popen([*OUTBOXD, "run", "-c", str(env.config)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: _loaded(proc.pid, "pydantic_core") or proc.poll() is not None,
+                 interval=0.001, what="the daemon to load the configuration's library")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert '"stopped"' in err and "Traceback" not in err
+
+
 SLOW = {"token": "wrong", "retry_max_seconds": 3600}  # a pause would last an hour
 
 
