@@ -62,8 +62,10 @@ class Publisher:
     def folders(self, stats: Mapping[str, os.stat_result]) -> None:
         """A full listing's stats: a folder of the root that came, went or changed may
         be one that holds invoice files (strays.py), which no journal row tells of."""
+        # Not the dot-folders (outboxd's own .outboxd/ among them, whose mtime a claim
+        # moves): strays.py passes them over, as litter.
         dirs = frozenset((n, st.st_mtime_ns) for n, st in stats.items()
-                         if stat.S_ISDIR(st.st_mode))
+                         if stat.S_ISDIR(st.st_mode) and not n.startswith("."))
         if dirs != self._dirs:
             self._dirs, self._page_hinted = dirs, True
 

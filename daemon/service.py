@@ -237,6 +237,9 @@ class Service(Changes, Reloading):
         # The startup scan: bundles dropped while we were down.
         listing = list_outbox(s.outbox, s.share)
         self._report(listing)
+        # The folders as the first page shows them: else the first rescan finds them
+        # "changed" and renders the page again (some 2 CPU-s with 20,000 waiting).
+        self.publish.folders(listing.stats)
         self.index.replace(listing)
         self.pipeline.start(set(listing.candidates))
         for key in listing.candidates:

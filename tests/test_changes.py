@@ -26,11 +26,15 @@ def test_waiting_bundles_cost_nothing_between_rescans(make_service: Any, clock: 
     """500 invoices waiting for attachments and no events: between rescans the loop takes
     no snapshot, sends no journal query and validates nothing; the rescan compares the
     listing's stats with what each bundle last looked like (no snapshot of its own for
-    an invoice file alone) and, as nothing changed, still no query and no validation.
+    an invoice file alone) and, as nothing changed, still no query and no validation
+    (nor the status page rendered again for a folder the start already saw).
     A file changed without an event is found by the next rescan, and only that one."""
     outbox = tmp_path / "outbox"
     for n in range(500):
         write(outbox / f"INV-{n}.xml", ubl_invoice(f"INV-{n}"))
+    # A folder in the root that is no bundle's (the page lists some folders): the start
+    # looked at it, and a rescan that finds it unchanged renders no page again.
+    write(outbox / "Old invoices 2025" / "INV-2025-1.pdf", pdf_bytes())
     svc = make_service()
     settle_all(svc, clock)
     assert svc.journal.summary().get("waiting") == 500
@@ -45,6 +49,8 @@ def test_waiting_bundles_cost_nothing_between_rescans(make_service: Any, clock: 
     assert (counts.snapshots, len(counts.sql), counts.reads, counts.steps) == (0, 0, 0, [])
 
     clock.t = rescan_due
+    svc.turn()
+    clock.t += 3.0  # past the page's pace: a page the rescan asked for is written now
     svc.turn()
     assert (counts.snapshots, len(counts.sql), counts.reads, counts.steps) == (0, 0, 0, [])
 
