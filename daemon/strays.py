@@ -18,7 +18,7 @@ having no attachments): then it came late, and would wait for good.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +30,17 @@ _PAPERS = {"reason.json": "quarantine/", "receipt.json": "sent/"}
 _SHOWN = 3  # invoice files named per folder; the rest are counted
 # (invoice_file, state, since, archive_dir) of the rows that left the outbox lately.
 Finished = Sequence[tuple[str, str, str, str | None]]
+# The newest of those rows by the invoice file's stem, which a sidecar is named after.
+ByStem = Mapping[str, tuple[str, str, str, str | None]]
+
+
+def by_stem(rows: Finished) -> ByStem:
+    """`rows` newest first (Journal.finished_files), as one look-up a call: a folder's
+    question is then a dict look-up, not a pass over a week of rows."""
+    out: dict[str, tuple[str, str, str, str | None]] = {}
+    for row in rows:
+        out.setdefault(stem(row[0]), row)
+    return out
 
 
 @dataclass(frozen=True)
@@ -53,11 +64,11 @@ class StrayFolders:
         """`finished` is asked once a call at most, and only when a folder without
         invoice files is there."""
         found: list[Stray] = []
-        asked: list[Finished] = []
+        asked: list[ByStem] = []
 
-        def left() -> Finished:
+        def left() -> ByStem:
             if not asked:
-                asked.append(finished())
+                asked.append(by_stem(finished()))
             return asked[0]
         seen: dict[str, tuple[int, Stray | None]] = {}
         try:
@@ -127,7 +138,7 @@ def _look(folder: Path, cfg: OutboxConfig) -> Stray | None:
                  "reason.json and receipt.json may stay behind)")
 
 
-def came_late(name: str, cfg: OutboxConfig, finished: Callable[[], Finished]
+def came_late(name: str, cfg: OutboxConfig, finished: Callable[[], ByStem]
               ) -> Stray | None:
     """A folder named like the sidecar of an invoice file that left the outbox lately:
     its attachments came after the invoice was sent without them, or quarantined for
@@ -136,7 +147,7 @@ def came_late(name: str, cfg: OutboxConfig, finished: Callable[[], Finished]
     if suffix and not name.endswith(suffix):
         return None
     wanted = name[:len(name) - len(suffix)] if suffix else name
-    row = next((r for r in finished() if stem(r[0]) == wanted), None)
+    row = finished().get(wanted)
     if row is None:
         return None
     invoice_file, state, since, archive = row

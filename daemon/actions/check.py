@@ -48,7 +48,7 @@ from daemon.scan import (
     marker_wait,
     refused_code,
 )
-from daemon.strays import came_late
+from daemon.strays import ByStem, by_stem, came_late
 
 T = TypeVar("T")
 PROGRESS_EVERY = 0.2  # seconds between progress lines on a terminal
@@ -191,14 +191,14 @@ class _Journal:
     def __init__(self, settings: Settings) -> None:
         self.path = settings.journal_path
         self._rows: list[Row] | None = None
-        self._finished: list[tuple[str, str, str, str | None]] | None = None
+        self._finished: ByStem | None = None
         self.notes: list[str] = []
         self._said = False  # the note that the journal cannot be read: once a run
 
-    def finished(self) -> list[tuple[str, str, str, str | None]]:
+    def finished(self) -> ByStem:
         """The invoice files sent or quarantined lately (a folder that came late)."""
         if self._finished is None:
-            self._finished = self._ask(lambda j: j.finished_files()) or []
+            self._finished = by_stem(self._ask(lambda j: j.finished_files()) or [])
         return self._finished
 
     def spelling_rows(self) -> list[Row]:
