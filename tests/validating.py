@@ -1,0 +1,96 @@
+"""What tests of attachment validation start from: a sidecar on disk, the Bundle the
+matcher would build of it, and images made with Pillow (docs/folder-convention.md,
+"What makes an attachment invalid")."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import struct
+import zlib
+from pathlib import Path
+
+from PIL import Image, TiffImagePlugin
+
+from daemon.bundle import Attachment, Bundle, Finding, InvoiceFile
+from daemon.config import ValidationConfig
+from daemon.validate import validate_bundle
+
+INVOICE = b'<?xml version="1.0"?><Invoice><ID>INV-1001</ID></Invoice>'
+
+
+def image_bytes(fmt: str, size: tuple[int, int] = (16, 16), **kw: object) -> bytes:
+    buf = io.BytesIO()
+    Image.new("L", size, 255).save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def tiff_pages(*dpis: tuple[float, float] | None, tiffinfo: dict[int, object] | None = None,
+               ) -> bytes:
+    """A TIFF with one page per entry, each with its own resolution (None: no tags)."""
+    buf = io.BytesIO()
+    with TiffImagePlugin.AppendingTiffWriter(buf, new=True) as tf:
+        for dpi in dpis:
+            kw: dict[str, object] = {"dpi": dpi} if dpi else {}
+            if tiffinfo:
+                kw["tiffinfo"] = tiffinfo
+            Image.new("L", (16, 16), 255).save(tf, "TIFF", **kw)
+            tf.newFrame()
+    return buf.getvalue()
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims width × height (pixel data would never fit)."""
+    data = bytearray(image_bytes("PNG"))
+    ihdr = struct.pack(">II", width, height) + bytes(data[24:29])
+    data[16:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    return bytes(data)
+
+
+class Outbox:
+    """Writes files under tmp_path/outbox and builds the Bundle the matcher would."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root / "outbox"
+        (self.root / "INV-1001").mkdir(parents=True)
+        self.invoice_path = self.root / "INV-1001.xml"
+        self.invoice_path.write_bytes(INVOICE)
+
+    def write(self, name: str, data: bytes) -> Path:
+        path = self.root / "INV-1001" / name
+        path.write_bytes(data)
+        return path
+
+    def attachment(self, name: str) -> Attachment:
+        path = self.root / "INV-1001" / name
+        data = path.read_bytes() if path.is_file() and not path.is_symlink() else b""
+        return Attachment(path=path, rel=f"INV-1001/{name}", original_name=name,
+                          invoice_id="INV-1001", size=len(data),
+                          sha256=hashlib.sha256(data).hexdigest(), document_type="Attachment")
+
+    def bundle(self, *names: str, channel: str = "e-invoice") -> Bundle:
+        invoice = InvoiceFile(self.invoice_path, "INV-1001.xml", len(INVOICE),
+                              hashlib.sha256(INVOICE).hexdigest(), "ubl", ("INV-1001",))
+        return Bundle(invoice, self.root / "INV-1001",
+                      tuple(self.attachment(n) for n in names), channel)
+
+    def validate(self, name: str, data: bytes | None = None, channel: str = "e-invoice",
+                 cfg: ValidationConfig | None = None) -> Bundle:
+        if data is not None:
+            self.write(name, data)
+        return validate_bundle(self.bundle(name, channel=channel), cfg or ValidationConfig())
+
+
+def codes(bundle: Bundle, severity: str | None = None) -> list[str]:
+    return [f.code for f in bundle.findings if severity in (None, f.severity)]
+
+
+def only(bundle: Bundle, code: str) -> Finding:
+    found = [f for f in bundle.findings if f.code == code]
+    assert len(found) == 1, bundle.findings
+    finding = found[0]
+    assert finding.file.startswith("INV-1001/") and finding.file in finding.line()
+    assert finding.invoice_id == "INV-1001"
+    assert " — " in finding.message, "every message says the fix after the dash"
+    return finding
