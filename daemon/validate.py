@@ -257,9 +257,12 @@ def pdf_recommended(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[F
 
 
 def csv_encoding(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Finding]:
-    if check.filetype.warning and check.kind in ("csv", "text"):
+    # Only for a file the channel takes: one refused is not "sent as it is".
+    if check.filetype.warning and check.kind in ("csv", "text") and \
+            check.kind in allowed_kinds(check.channel, cfg):
+        save_as = '"CSV UTF-8"' if check.kind == "csv" else "UTF-8"
         yield check.finding("csv-windows-1252", f"{check.filetype.warning}; it is sent as it "
-                            "is — save it as \"CSV UTF-8\" so that every receiver reads "
+                            f"is — save it as {save_as} so that every receiver reads "
                             "its characters right", severity="warning")
 
 
