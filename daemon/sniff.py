@@ -214,7 +214,9 @@ def _text_kind(fh: BinaryIO, head: bytes) -> FileType:
     if any(ch < " " and ch not in _ALLOWED_CONTROLS for ch in text):
         return file_type("unknown")  # NULs and friends: binary data that happens to decode
     if truncated:
-        text = text.rpartition("\n")[0] or text  # drop the line the head cut in two
+        # Drop the line the head cut in two; a line may end in "\r" alone (old Mac CSV).
+        cut = max(text.rfind("\n"), text.rfind("\r"))
+        text = text[:cut] if cut > 0 else text
     kind = "xml" if text.lstrip().startswith("<?xml") else (
         "csv" if _is_csv(text) else "text")
     warning = None
@@ -266,7 +268,9 @@ def _is_csv(text: str) -> bool:
         rows = 0
         try:
             # The csv module, not str.split: quoted fields may hold the delimiter.
-            for row in csv.reader(io.StringIO(text), delimiter=delimiter):
+            # newline="": lines end at "\r" alone too, as Excel for Mac's "CSV
+            # (Macintosh)" writes them.
+            for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter):
                 if not row or all(not cell.strip() for cell in row):
                     continue
                 if len(row) < 2:

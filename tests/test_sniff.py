@@ -178,6 +178,13 @@ class TestText:
             == "csv"
         assert kind(b"a,b,c,d\n1,2,,\n3,4\n") == "csv"
 
+    def test_lines_ended_by_carriage_returns_alone_are_csv(self) -> None:
+        """Excel for Mac's "CSV (Macintosh)" ends each line with a carriage return alone:
+        still CSV, also when the sampled head cuts its last line in two."""
+        assert kind(b"datum;timmar\r2024-10-01;8\r2024-10-02;6\r") == "csv"
+        long_rows = b"b" * 2000 + b";a\r"  # fewer rows in the head than are sampled
+        assert kind(long_rows * (HEAD_BYTES // len(long_rows) + 2)) == "csv"
+
     def test_blank_lines_are_skipped(self) -> None:
         """Empty lines (and trailing ;;; rows) do not spoil the field count."""
         assert kind(b"a;b\n\n1;2\n;\n\n3;4\n") == "csv"
