@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import zipfile
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -33,6 +34,8 @@ class FileType:
     mime: str
     label: str  # for people: "PDF", "TIFF image", "Windows executable", ...
     warning: str | None = None  # e.g. CSV in Windows-1252
+    # Text of one field per line: a one-column table once its name says .csv (validate.py).
+    one_column: bool = False
 
 
 _TYPES: dict[str, tuple[str, str]] = {
@@ -66,9 +69,9 @@ IMAGE_KINDS = frozenset({"tiff", "png", "jpeg", "gif", "bmp", "webp"})
 TEXT_KINDS = frozenset({"csv", "text", "xml"})
 
 
-def file_type(kind: str, warning: str | None = None) -> FileType:
+def file_type(kind: str, warning: str | None = None, one_column: bool = False) -> FileType:
     mime, label = _TYPES[kind]
-    return FileType(kind, mime, label, warning)
+    return FileType(kind, mime, label, warning, one_column)
 
 
 _EXTENSIONS: dict[str, str] = {
@@ -222,7 +225,7 @@ def _text_kind(fh: BinaryIO, head: bytes) -> FileType:
     warning = None
     if encoding == "cp1252" and kind in ("csv", "text"):
         warning = "is in Windows-1252, not UTF-8"
-    return file_type(kind, warning)
+    return file_type(kind, warning, kind == "text" and _one_column(text))
 
 
 def _decode(fh: BinaryIO, head: bytes, truncated: bool) -> tuple[str, str] | None:
@@ -284,3 +287,17 @@ def _is_csv(text: str) -> bool:
         if rows:
             return True
     return False
+
+
+def _one_column(text: str) -> bool:
+    """No line of a sample holds a second field by any delimiter (quoted ones are data):
+    what Excel writes for a sheet of one column. It has no delimiter to share, so
+    only the name .csv tells it from any other text."""
+    for delimiter in CSV_DELIMITERS:
+        try:
+            rows = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+            if any(len(row) > 1 for row in itertools.islice(rows, CSV_SAMPLE_ROWS)):
+                return False
+        except csv.Error:
+            return False
+    return bool(text.strip())

@@ -162,6 +162,15 @@ def type_not_allowed(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[
                             f"original, not an alias) and remove the shortcut")
         return
     fix = "export it as PDF" if "pdf" in allowed else "convert it to one of those"
+    if check.kind == "text" and check.ext_kind == "csv" and "csv" in allowed:
+        # Named .csv, so the clerk believes it is CSV: say why it is not.
+        yield check.finding("type-not-allowed",
+                            f"is not CSV: its lines do not share one delimiter (comma, "
+                            f"semicolon or tab), so it is {_a(check.filetype.label)}; the "
+                            f"{check.channel} channel allows {names} — export it again as "
+                            "CSV with the same delimiter on every line, or as PDF, and put "
+                            "that file here")
+        return
     yield check.finding("type-not-allowed",
                         f"is {_a(check.filetype.label)}; the {check.channel} channel allows "
                         f"{names} — {fix} and put that file here")
@@ -306,6 +315,9 @@ def check_attachment(att: Attachment, bundle: Bundle, cfg: ValidationConfig,
         within = att.size <= cfg.max_attachment_bytes
         named = kind_for_extension(att.original_name)
         filetype = sniff(src, deep=within)
+        if filetype.one_column and named == "csv":
+            # A one-column table has no delimiter to share; its .csv name says it is one.
+            filetype = file_type("csv", filetype.warning)
         if not within and filetype.kind == "zip" and named in ZIP_KINDS:
             # Its directory was not read: taken for what its extension says, so that
             # the size is the one error reported.

@@ -36,3 +36,40 @@ class TestText:
         message = only(bundle, "csv-windows-1252").message
         assert "save it as UTF-8" in message and "CSV" not in message
         assert codes(bundle, "error") == []
+
+    @pytest.mark.parametrize("data", [
+        b"Ordernummer\n4711\n4712\n",
+        b'"Smith, J"\n"Doe; A"\n',  # a delimiter inside quotes is data
+        b"Total\n",
+    ], ids=["plain", "quoted-delimiters", "one-cell"])
+    def test_a_one_column_csv_is_csv(self, outbox: Outbox, data: bytes) -> None:
+        """A .csv of one column (Excel writes no delimiter for it) is CSV on e-invoice,
+        sent as text/csv with only the "PDF is recommended" warning."""
+        bundle = outbox.validate("orders.csv", data)
+        assert codes(bundle) == ["pdf-recommended"]
+        assert bundle.attachments[0].content_type == "text/csv"
+
+    def test_one_column_named_txt_stays_plain_text(self, outbox: Outbox) -> None:
+        """The same one-column text named .txt promises no CSV: plain text, refused on
+        e-invoice by default."""
+        bundle = outbox.validate("orders.txt", b"Ordernummer\n4711\n4712\n")
+        assert codes(bundle) == ["type-not-allowed"]
+        assert bundle.attachments[0].content_type == "text/plain"
+
+    def test_a_one_column_csv_in_windows_1252_is_csv_with_the_warning(
+            self, outbox: Outbox) -> None:
+        """A one-column CSV saved in Windows-1252 is CSV, with the encoding warning."""
+        bundle = outbox.validate("namn.csv", "Namn\nÅsa\nÖrjan\n".encode("cp1252"))
+        assert sorted(codes(bundle)) == ["csv-windows-1252", "pdf-recommended"]
+        assert 'save it as "CSV UTF-8"' in only(bundle, "csv-windows-1252").message
+
+    def test_a_csv_whose_lines_do_not_share_a_delimiter_says_why_it_is_no_csv(
+            self, outbox: Outbox) -> None:
+        """A .csv whose lines use different delimiters is plain text: the error names the
+        rule (one delimiter on every line) and the fix, not only "is a plain text file"."""
+        bundle = outbox.validate("hours.csv", b"date;hours\n2026-11-02,8\n")
+        assert codes(bundle) == ["type-not-allowed"]
+        line = only(bundle, "type-not-allowed").line()
+        assert line.startswith("INV-1001/hours.csv: is not CSV: its lines do not share one "
+                               "delimiter (comma, semicolon or tab)")
+        assert "export it again as CSV with the same delimiter on every line" in line
