@@ -26,7 +26,7 @@ from daemon.config import ValidationConfig
 from daemon.errors import InputError
 from daemon.fsops import open_regular, read_bounded
 from daemon.manifest import sent_keys
-from daemon.probe import MAX_TIFF_PAGES, ImageFacts, PdfFacts, probe_image, probe_pdf
+from daemon.probe import MAX_TIFF_PAGES, Frame, ImageFacts, PdfFacts, probe_image, probe_pdf
 from daemon.sniff import (
     IMAGE_KINDS,
     TEXT_KINDS,
@@ -128,7 +128,24 @@ def _dpi(value: float | None, unit: int | None) -> float | None:
 
 
 def _fmt(dpi: float) -> str:
-    return f"{dpi:.0f}" if abs(dpi - round(dpi)) < 0.05 else f"{dpi:.1f}"
+    """The DPI as people read it, never rounded into 299.5–300.5: 117.9 px/cm is
+    299.466 DPI, which must not read "299.5" (a resolution that passes)."""
+    if abs(dpi - round(dpi)) < 0.05:
+        return f"{dpi:.0f}"
+    for digits in (1, 2):
+        shown = f"{dpi:.{digits}f}"
+        if abs(float(shown) - TARGET_DPI) > DPI_TOLERANCE:
+            return shown
+    return f"{dpi:.3f}"
+
+
+def _per_cm(frame: Frame) -> str:
+    """" (117.9 pixels per centimetre)" for a resolution stored per centimetre, so the
+    clerk recognises the figure their scanner shows; "" for one stored per inch."""
+    if frame.unit != 3 or frame.x_resolution is None or frame.y_resolution is None:
+        return ""
+    x, y = f"{frame.x_resolution:g}", f"{frame.y_resolution:g}"
+    return f" ({x if x == y else f'{x} × {y}'} pixels per centimetre)"
 
 
 # -------------------------------------------------------------------- rules
@@ -246,9 +263,9 @@ def tiff_resolution(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[F
         elif all(abs(v - TARGET_DPI) <= DPI_TOLERANCE for v in (x, y)):
             continue
         elif abs(x - y) <= DPI_TOLERANCE:
-            what = f"is {_fmt(x)} DPI"
+            what = f"is {_fmt(x)} DPI{_per_cm(frame)}"
         else:
-            what = f"is {_fmt(x)} × {_fmt(y)} DPI"
+            what = f"is {_fmt(x)} × {_fmt(y)} DPI{_per_cm(frame)}"
         problems.setdefault(what, []).append(number)
     for what, numbers in problems.items():
         verb = what if len(numbers) == 1 else what.replace("is ", "are ", 1).replace(

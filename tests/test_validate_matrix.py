@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from validating import Outbox, codes, only
+from validating import Outbox, codes, only, tiff_pages
 
 from daemon.config import ValidationConfig
 
@@ -73,3 +73,22 @@ class TestText:
         assert line.startswith("INV-1001/hours.csv: is not CSV: its lines do not share one "
                                "delimiter (comma, semicolon or tab)")
         assert "export it again as CSV with the same delimiter on every line" in line
+
+
+class TestTiffResolution:
+    @pytest.mark.parametrize("per_cm,shown", [
+        (117.9, "page 1 is 299.47 DPI (117.9 pixels per centimetre)"),
+        (118.31, "page 1 is 300.51 DPI (118.31 pixels per centimetre)"),
+    ])
+    def test_a_resolution_just_outside_300_is_not_shown_as_one_inside(
+            self, outbox: Outbox, per_cm: float, shown: str) -> None:
+        """117.9 px/cm is 299.466 DPI, outside 299.5–300.5: the message shows enough
+        decimals not to read "299.5 DPI" (which would pass), and the value as stored."""
+        data = tiff_pages(None, tiffinfo={296: 3, 282: per_cm, 283: per_cm})
+        bundle = outbox.validate("scan.tif", data, channel="external-print")
+        assert only(bundle, "tiff-resolution").message.startswith(shown + "; external print")
+
+    def test_118_pixels_per_centimetre_rounds_to_300(self, outbox: Outbox) -> None:
+        """118 px/cm is 299.72 DPI, which rounds to 300: no finding."""
+        data = tiff_pages(None, tiffinfo={296: 3, 282: 118.0, 283: 118.0})
+        assert outbox.validate("scan.tif", data, channel="external-print").findings == ()
