@@ -12,9 +12,7 @@ import hashlib
 import json
 import os
 import stat
-import tomllib
 import unicodedata
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from daemon.bundle import Attachment, Bundle, Finding, InvoiceFile
@@ -34,79 +32,15 @@ from daemon.names import (
     printable,
     stem,
 )
+from daemon.notes import MANIFEST_NAME, Notes, read_notes
 from daemon.scan import Candidate
 
-MANIFEST_NAME = "attachments.toml"
-MAX_NOTES_BYTES = 1 << 20  # a notes file larger than this is not a notes file
-CHANNELS = ("e-invoice", "external-print", "original-print")
 # An invoice file up to this size is read once for its hash and its ids.
 MAX_INVOICE_IN_MEMORY = 32 << 20
 
 
-@dataclass
-class _Notes:
-    """attachments.toml of one folder."""
-
-    channel: str | None = None
-    files: dict[str, dict[str, str]] = field(default_factory=dict)
-    sha256: str = ""  # of the file's bytes, when it was read
-
-
 def _err(code: str, file: str, message: str, invoice_id: str | None = None) -> Finding:
     return Finding(code, file, message, "error", invoice_id)
-
-
-def _read_notes(folder: Path, rel: str, findings: list[Finding]) -> _Notes:
-    path = folder / MANIFEST_NAME
-    where = f"{rel}/{MANIFEST_NAME}"
-    try:
-        st = os.lstat(path)
-    except OSError:  # not there (what os.path.lexists answers for any OSError)
-        return _Notes()
-    digest = ""
-    try:
-        if not stat.S_ISREG(st.st_mode):
-            findings.append(_err("not-a-file", where, f"is a {kind_of(st.st_mode)} — put a "
-                                 "regular file there"))
-            return _Notes()
-        # Through open_regular: a FIFO swapped in after the lstat must not block us.
-        raw = read_regular(path, where, MAX_NOTES_BYTES)
-        if raw is None:
-            # Cut short, the rest would be read as if it were the whole file.
-            findings.append(_err("attachments-toml-invalid", where, f"is larger than "
-                                 f"{MAX_NOTES_BYTES >> 20} MiB, far more than notes on "
-                                 "attachments need — keep only the notes and the channel"))
-            return _Notes()
-        digest = hashlib.sha256(raw).hexdigest()
-        data = tomllib.loads(raw.decode("utf-8"))
-    except InputError as exc:
-        findings.append(_err(exc.code, exc.file, exc.message))
-        return _Notes()
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
-        findings.append(_err("attachments-toml-invalid", where, f"cannot be read as TOML "
-                             f"({exc}) — fix the syntax"))
-        return _Notes(sha256=digest)
-    notes = _Notes(sha256=digest)
-    for key, value in data.items():
-        if key == "channel" and isinstance(value, str) and value in CHANNELS:
-            notes.channel = value
-        elif key == "channel":
-            findings.append(_err("attachments-toml-invalid", where, f"channel = {value!r} is "
-                                 f"not a channel — use one of {', '.join(CHANNELS)}"))
-        elif key == "files" and isinstance(value, dict):
-            for fname, entry in value.items():
-                bad = [k for k in (entry if isinstance(entry, dict) else {})
-                       if k not in ("type", "note")]
-                if not isinstance(entry, dict) or bad or not all(
-                        isinstance(v, str) for v in entry.values()):
-                    findings.append(_err("attachments-toml-invalid", where, f"[files.{fname!r}] "
-                                         "may only hold type = \"…\" and note = \"…\""))
-                    continue
-                notes.files[fname] = entry
-        else:
-            findings.append(_err("attachments-toml-invalid", where, f"unknown key {key!r} — "
-                                 "allowed: channel, [files.\"NAME\"] with type and note"))
-    return notes
 
 
 def _listdir(folder: Path, rel: str) -> list[os.DirEntry[str]]:
@@ -124,12 +58,13 @@ def _listdir(folder: Path, rel: str) -> list[os.DirEntry[str]]:
 
 def _collect(folder: Path, rel: str, invoice_id: str, settings: Settings,
              findings: list[Finding], allow_subfolders: bool, copying: list[str],
-             entries: list[os.DirEntry[str]] | None = None) -> tuple[list[Attachment], _Notes]:
+             entries: list[os.DirEntry[str]] | None = None) -> tuple[list[Attachment], Notes]:
     """The attachments in one folder (`entries`: its listing, if taken already), with its
     attachments.toml applied; in-progress names found are added to `copying`."""
-    notes = _read_notes(folder, rel, findings)
+    notes = read_notes(folder, rel, findings)
     atts: list[Attachment] = []
     names: set[str] = set()
+    used: set[str] = set()  # the keys of attachments.toml that name a file here
     for e in _listdir(folder, rel) if entries is None else entries:
         shown = f"{rel}/{e.name}"
         if e.name == MANIFEST_NAME:
@@ -163,7 +98,9 @@ def _collect(folder: Path, rel: str, invoice_id: str, settings: Settings,
         except InputError as exc:
             findings.append(_err(exc.code, exc.file, exc.message, invoice_id))
             continue
-        entry = notes.files.get(e.name, {})
+        key, entry = notes.entry_for(e.name)
+        if key is not None:
+            used.add(key)
         doc_type = entry.get("type") or settings.attachments.default_document_type
         allowed = settings.attachments.document_types
         if allowed is not None and doc_type not in allowed:
@@ -172,10 +109,7 @@ def _collect(folder: Path, rel: str, invoice_id: str, settings: Settings,
                                  invoice_id))
         atts.append(Attachment(path, shown, e.name, invoice_id, size, digest, doc_type,
                                entry.get("note", "")))
-    for missing in sorted(set(notes.files) - names):
-        findings.append(_err("attachments-toml-missing-file", f"{rel}/{MANIFEST_NAME}",
-                             f"names {missing!r}, which is not in the folder — add the file or "
-                             "remove its entry", invoice_id))
+    findings.extend(notes.missing(used, names, f"{rel}/{MANIFEST_NAME}", invoice_id))
     return atts, notes
 
 

@@ -776,6 +776,37 @@ class TestAttachmentsToml:
                     "attachments-toml-missing-file")
         assert f.file == "INV-1/attachments.toml" and "'gone.pdf'" in f.message
 
+    @pytest.mark.parametrize("on_disk,in_toml", [("NFD", "NFC"), ("NFC", "NFD")])
+    def test_an_entry_names_its_file_in_either_writing_of_accents(
+            self, outbox: Path, on_disk: str, in_toml: str) -> None:
+        """'Räkning.pdf' written by a Mac (accent as a separate mark) and typed in
+        attachments.toml as one letter (or the other way round) look the same: the entry
+        gives the file its type and note, and no missing-file error is reported."""
+        file_name = unicodedata.normalize(on_disk, "Räkning.pdf")
+        key = unicodedata.normalize(in_toml, "Räkning.pdf")
+        write(outbox / "INV-1" / file_name, PDF)
+        write(outbox / "INV-1" / "attachments.toml",
+              f'[files."{key}"]\ntype = "Timesheet"\nnote = "Oktober"\n'.encode())
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        assert b.findings == ()
+        [att] = b.attachments
+        assert (att.original_name, att.document_type, att.note) == (
+            file_name, "Timesheet", "Oktober")
+
+    def test_an_entry_in_other_case_names_the_file_it_means(self, outbox: Path) -> None:
+        """An entry 'Scan.pdf' for the file 'scan.pdf' is still an error (case counts on
+        the server), and its message names the file spelled so and says how to mend it."""
+        write(outbox / "INV-1" / "scan.pdf", PDF)
+        write(outbox / "INV-1" / "attachments.toml", b'[files."Scan.pdf"]\ntype = "X"\n')
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        f = finding(b, "attachments-toml-missing-file")
+        assert f.file == "INV-1/attachments.toml"
+        assert f.message == (
+            "names 'Scan.pdf', which is not in the folder; 'scan.pdf' is, written in other "
+            "upper and lower case — write the name in attachments.toml exactly as the "
+            "file's (upper and lower case count here), or rename the file")
+        assert b.attachments[0].document_type == "Attachment"
+
     def test_type_outside_document_types(self, outbox: Path) -> None:
         """With [attachments] document_types set, a type outside it is an error naming the file."""
         write(outbox / "INV-1" / "a.pdf", PDF)

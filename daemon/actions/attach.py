@@ -43,8 +43,8 @@ from daemon.fsops import (
 )
 from daemon.invoices import read_invoice_file
 from daemon.lookalikes import look_alike_findings
-from daemon.match import MANIFEST_NAME
 from daemon.names import folder_name_for_id, is_ignored, name_problem
+from daemon.notes import MANIFEST_NAME
 from daemon.scan import Candidate, Listing, list_outbox
 from daemon.temps import create_locked, drop_stale_copies, folder_locked
 

@@ -1,0 +1,130 @@
+"""attachments.toml (docs/folder-convention.md, section 3): a document type and a note
+per file of a folder, and the bundle's channel. Read by match.py; `outboxd attach`
+writes it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import tomllib
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from daemon.bundle import Finding
+from daemon.errors import InputError
+from daemon.fsops import kind_of, read_regular
+from daemon.names import CASE_WORDS
+
+MANIFEST_NAME = "attachments.toml"
+MAX_NOTES_BYTES = 1 << 20  # a notes file larger than this is not a notes file
+CHANNELS = ("e-invoice", "external-print", "original-print")
+
+
+@dataclass
+class Notes:
+    """attachments.toml of one folder."""
+
+    channel: str | None = None
+    files: dict[str, dict[str, str]] = field(default_factory=dict)
+    sha256: str = ""  # of the file's bytes, when it was read
+
+    def entry_for(self, name: str) -> tuple[str | None, dict[str, str]]:
+        """(the key, its entry) that names the file `name`, or (None, {}).
+
+        The key is found in either Unicode form of the name: a file a Mac named has
+        its accents as separate marks, the entry an ERP or a Windows clerk typed has
+        them as one letter; the two look the same and neither can type the other.
+        Two files differing only so are an error of their own (name-collision).
+        Upper and lower case count, as they do for the files' names on the server."""
+        if name in self.files:
+            return name, self.files[name]
+        composed = _nfc(name)
+        for key, entry in self.files.items():
+            if _nfc(key) == composed:
+                return key, entry
+        return None, {}
+
+    def missing(self, used: set[str], names: set[str], where: str,
+                invoice_id: str) -> list[Finding]:
+        """An error for each entry (not in `used`) that names no file of the folder;
+        for one that differs from a file's name only in case, it names that file."""
+        by_fold = {_nfc(n).casefold(): n for n in names}
+        findings = []
+        for key in sorted(set(self.files) - used):
+            near = by_fold.get(_nfc(key).casefold())
+            if near is not None:
+                message = (f"names {key!r}, which is not in the folder; {near!r} is, "
+                           f"written in other {CASE_WORDS} — write the name in "
+                           f"{MANIFEST_NAME} exactly as the file's (upper and lower case "
+                           "count here), or rename the file")
+            else:
+                message = (f"names {key!r}, which is not in the folder — add the file or "
+                           "remove its entry")
+            findings.append(_error("attachments-toml-missing-file", where, message,
+                                   invoice_id))
+        return findings
+
+
+def _nfc(name: str) -> str:
+    return unicodedata.normalize("NFC", name)
+
+
+def _error(code: str, file: str, message: str, invoice_id: str | None = None) -> Finding:
+    return Finding(code, file, message, "error", invoice_id)
+
+
+def read_notes(folder: Path, rel: str, findings: list[Finding]) -> Notes:
+    """The folder's attachments.toml (empty Notes if there is none); what is wrong in it
+    goes to `findings`."""
+    path = folder / MANIFEST_NAME
+    where = f"{rel}/{MANIFEST_NAME}"
+    try:
+        st = os.lstat(path)
+    except OSError:  # not there (what os.path.lexists answers for any OSError)
+        return Notes()
+    digest = ""
+    try:
+        if not stat.S_ISREG(st.st_mode):
+            findings.append(_error("not-a-file", where, f"is a {kind_of(st.st_mode)} — put a "
+                                 "regular file there"))
+            return Notes()
+        # Through open_regular: a FIFO swapped in after the lstat must not block us.
+        raw = read_regular(path, where, MAX_NOTES_BYTES)
+        if raw is None:
+            # Cut short, the rest would be read as if it were the whole file.
+            findings.append(_error("attachments-toml-invalid", where, f"is larger than "
+                                 f"{MAX_NOTES_BYTES >> 20} MiB, far more than notes on "
+                                 "attachments need — keep only the notes and the channel"))
+            return Notes()
+        digest = hashlib.sha256(raw).hexdigest()
+        data = tomllib.loads(raw.decode("utf-8"))
+    except InputError as exc:
+        findings.append(_error(exc.code, exc.file, exc.message))
+        return Notes()
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
+        findings.append(_error("attachments-toml-invalid", where, f"cannot be read as TOML "
+                             f"({exc}) — fix the syntax"))
+        return Notes(sha256=digest)
+    notes = Notes(sha256=digest)
+    for key, value in data.items():
+        if key == "channel" and isinstance(value, str) and value in CHANNELS:
+            notes.channel = value
+        elif key == "channel":
+            findings.append(_error("attachments-toml-invalid", where, f"channel = {value!r} is "
+                                 f"not a channel — use one of {', '.join(CHANNELS)}"))
+        elif key == "files" and isinstance(value, dict):
+            for fname, entry in value.items():
+                bad = [k for k in (entry if isinstance(entry, dict) else {})
+                       if k not in ("type", "note")]
+                if not isinstance(entry, dict) or bad or not all(
+                        isinstance(v, str) for v in entry.values()):
+                    findings.append(_error("attachments-toml-invalid", where, f"[files.{fname!r}] "
+                                         "may only hold type = \"…\" and note = \"…\""))
+                    continue
+                notes.files[fname] = entry
+        else:
+            findings.append(_error("attachments-toml-invalid", where, f"unknown key {key!r} — "
+                                 "allowed: channel, [files.\"NAME\"] with type and note"))
+    return notes
