@@ -32,7 +32,7 @@ from daemon.names import (
     printable,
     stem,
 )
-from daemon.notes import MANIFEST_NAME, Notes, read_notes
+from daemon.notes import MANIFEST_NAME, Notes, read_notes, type_not_allowed
 from daemon.scan import Candidate
 
 # An invoice file up to this size is read once for its hash and its ids.
@@ -104,9 +104,9 @@ def _collect(folder: Path, rel: str, invoice_id: str, settings: Settings,
         doc_type = entry.get("type") or settings.attachments.default_document_type
         allowed = settings.attachments.document_types
         if allowed is not None and doc_type not in allowed:
-            findings.append(_err("document-type-not-allowed", shown, f"document type "
-                                 f"{doc_type!r} is not allowed — use one of {allowed}",
-                                 invoice_id))
+            findings.append(_err("document-type-not-allowed", shown, type_not_allowed(
+                e.name, doc_type, bool(entry.get("type")), allowed, f"{rel}/{MANIFEST_NAME}"),
+                invoice_id))
         atts.append(Attachment(path, shown, e.name, invoice_id, size, digest, doc_type,
                                entry.get("note", "")))
     findings.extend(notes.missing(used, names, f"{rel}/{MANIFEST_NAME}", invoice_id))

@@ -67,6 +67,20 @@ class Notes:
         return findings
 
 
+def type_not_allowed(name: str, doc_type: str, from_entry: bool, allowed: list[str],
+                     where: str) -> str:
+    """Why a file's document type is outside [attachments] document_types, and where to
+    set another: a type the clerk wrote, or the default one they never saw."""
+    listed = ", ".join(allowed) or "none"
+    if from_entry:
+        return (f"has the document type {doc_type!r} (in {where}), which is not one of the "
+                f"document types allowed: {listed} — change its type there to one of those")
+    example = f' type = "{allowed[0]}"' if allowed else ""
+    return (f"has no type in {where}, and the default type {doc_type!r} ([attachments] "
+            f"default_document_type) is not one of the document types allowed: {listed} "
+            f"— give it one of those in {where}, e.g. [files.\"{name}\"]{example}")
+
+
 def _nfc(name: str) -> str:
     return unicodedata.normalize("NFC", name)
 

@@ -819,6 +819,30 @@ class TestAttachmentsToml:
         assert f.file == "INV-1/b.pdf" and "'Memo'" in f.message and "Timesheet" in f.message
         assert codes(b) == ["document-type-not-allowed"]
 
+    def test_a_type_outside_document_types_says_where_it_comes_from_and_where_to_set_it(
+            self, outbox: Path) -> None:
+        """A file without an entry gets the default type, which the clerk never wrote:
+        the error says so and shows the entry to write; a type from attachments.toml is
+        told to be changed there. The allowed types are listed as words, not as a
+        Python list."""
+        write(outbox / "INV-1" / "a.pdf", PDF)
+        write(outbox / "INV-1" / "b.pdf", PDF + b"%2")
+        write(outbox / "INV-1" / "attachments.toml", b'[files."b.pdf"]\ntype = "Memo"\n')
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"),
+                  attachments={"document_types": ["Timesheet", "Contract"]})
+        by_file = {f.file: f.message for f in b.findings
+                   if f.code == "document-type-not-allowed"}
+        assert by_file == {
+            "INV-1/a.pdf": "has no type in INV-1/attachments.toml, and the default type "
+                           "'Attachment' ([attachments] default_document_type) is not one of "
+                           "the document types allowed: Timesheet, Contract — give it one of "
+                           "those in INV-1/attachments.toml, e.g. [files.\"a.pdf\"] "
+                           "type = \"Timesheet\"",
+            "INV-1/b.pdf": "has the document type 'Memo' (in INV-1/attachments.toml), which "
+                           "is not one of the document types allowed: Timesheet, Contract — "
+                           "change its type there to one of those",
+        }
+
     def test_attachments_toml_as_a_link(self, outbox: Path, tmp_path: Path) -> None:
         """attachments.toml that is a link is an error, never read."""
         target = write(tmp_path / "t.toml", b'channel = "external-print"\n')
