@@ -57,6 +57,12 @@ _TYPES: dict[str, tuple[str, str]] = {
     "exe": ("application/vnd.microsoft.portable-executable", "Windows executable"),
     "elf": ("application/x-executable", "Linux executable"),
     "xml": ("application/xml", "XML document"),
+    # Never taken, but common on a clerk's desk: named for what they are, so that the
+    # error says how to make a file that is taken, instead of "of unknown type".
+    "heic": ("image/heic", "HEIC image (as iPhones save photos)"),
+    "ole": ("application/x-ole-storage",
+            "Office 97–2003 file (an old .xls, .doc or .ppt, or an Outlook .msg)"),
+    "utf16": ("text/plain", "text file in UTF-16 (Excel's \"Unicode Text\")"),
     # A clerk who drags with Alt (Windows) or makes an alias (Mac) drops a pointer to the
     # file, which is worth nothing to a receiver: the error must say so, not "unknown".
     "shortcut": ("application/octet-stream", "shortcut (a link to a file elsewhere)"),
@@ -66,7 +72,7 @@ _TYPES: dict[str, tuple[str, str]] = {
 KINDS = frozenset(_TYPES)
 IMAGE_KINDS = frozenset({"tiff", "png", "jpeg", "gif", "bmp", "webp"})
 # .csv and .txt both promise "some text"; either content kind keeps that promise.
-TEXT_KINDS = frozenset({"csv", "text", "xml"})
+TEXT_KINDS = frozenset({"csv", "text", "xml", "utf16"})
 
 
 def file_type(kind: str, warning: str | None = None, one_column: bool = False) -> FileType:
@@ -125,6 +131,8 @@ def _sniff(fh: BinaryIO, head: bytes, deep: bool = True) -> FileType:
         return file_type("pdf")
     if head.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(_URL_SHORTCUT):
         return file_type("shortcut")
+    if _is_utf16_text(head):
+        return file_type("utf16")
     return _text_kind(fh, head)
 
 
@@ -141,6 +149,10 @@ def _is_pdf(head: bytes, magic: str | None) -> bool:
 
 
 _LNK = bytes.fromhex("4c0000000114020000000000c000000000000046")
+_OLE2 = bytes.fromhex("d0cf11e0a1b11ae1")  # the compound file of Office 97–2003
+# The major brands of HEIF images (ISO/IEC 23008-12), what an iPhone's camera writes.
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1",
+                          b"msf1"})
 # A Windows Internet or file shortcut (.url) is text that opens with this section.
 _URL_SHORTCUT = b"[InternetShortcut]"
 
@@ -162,6 +174,10 @@ def _binary_magic(head: bytes) -> str | None:
         return "zip"
     if head.startswith(b"\x7fELF"):
         return "elf"
+    if head.startswith(_OLE2):
+        return "ole"
+    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
+        return "heic"
     if head.startswith(_LNK) or head.startswith(b"book\x00\x00\x00\x00mark\x00\x00\x00\x00"):
         return "shortcut"  # a Windows .lnk (header size, then its class id), a Mac alias
     # "BM" and "MZ" are two printable letters: a CSV starting "BMW;…" or
@@ -226,6 +242,22 @@ def _text_kind(fh: BinaryIO, head: bytes) -> FileType:
     if encoding == "cp1252" and kind in ("csv", "text"):
         warning = "is in Windows-1252, not UTF-8"
     return file_type(kind, warning, kind == "text" and _one_column(text))
+
+
+def _is_utf16_text(head: bytes) -> bool:
+    """Text in UTF-16 after its byte-order mark, as Excel's "Unicode Text" saves it."""
+    if not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return False
+    sample = head[:len(head) & ~1]  # whole code units; the head may end inside one
+    try:
+        text = sample.decode("utf-16", "strict")
+    except UnicodeDecodeError:
+        # The head may also end between the two halves of a surrogate pair.
+        try:
+            text = sample[:-2].decode("utf-16", "strict")
+        except UnicodeDecodeError:
+            return False
+    return not any(ch < " " and ch not in _ALLOWED_CONTROLS for ch in text)
 
 
 def _decode(fh: BinaryIO, head: bytes, truncated: bool) -> tuple[str, str] | None:

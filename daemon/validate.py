@@ -50,7 +50,8 @@ DPI_TOLERANCE = 0.5  # "rounds to 300": 299.5–300.5, so 118.11 px/cm passes
 MAX_IN_MEMORY = 64 << 20
 
 # Never allowed, whatever allowed_types says (config only knows KNOWN_TYPES anyway).
-NEVER_ALLOWED = frozenset({"exe", "elf", "zip", "xml", "shortcut", "unknown", "empty"})
+NEVER_ALLOWED = frozenset({"exe", "elf", "zip", "xml", "shortcut", "unknown", "empty", "heic",
+                           "ole", "utf16"})
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,10 @@ def type_not_allowed(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[
                             f"original, not an alias) and remove the shortcut")
         return
     fix = "export it as PDF" if "pdf" in allowed else "convert it to one of those"
+    if check.kind == "heic" and "jpeg" in allowed:
+        fix = "export it as JPEG or PDF"
+    elif check.kind == "utf16" and "csv" in allowed:
+        fix = 'save it again as "CSV UTF-8", or export it as PDF,'
     if check.kind == "text" and check.ext_kind == "csv" and "csv" in allowed:
         # Named .csv, so the clerk believes it is CSV: say why it is not.
         yield check.finding("type-not-allowed",

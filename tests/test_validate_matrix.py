@@ -92,3 +92,43 @@ class TestTiffResolution:
         """118 px/cm is 299.72 DPI, which rounds to 300: no finding."""
         data = tiff_pages(None, tiffinfo={296: 3, 282: 118.0, 283: 118.0})
         assert outbox.validate("scan.tif", data, channel="external-print").findings == ()
+
+
+class TestFilesOfOtherKinds:
+    """Files a clerk has but no channel takes: the error says what the file is (not "a
+    file of unknown type") and how to make one that is taken."""
+
+    def test_an_iphone_photo_is_named_as_such(self, outbox: Outbox) -> None:
+        """A HEIC photo (what an iPhone saves) is refused as a HEIC image, with the fix."""
+        heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(200)
+        bundle = outbox.validate("IMG_1234.HEIC", heic)
+        assert codes(bundle) == ["type-not-allowed"]
+        assert only(bundle, "type-not-allowed").line() == (
+            "INV-1001/IMG_1234.HEIC: is a HEIC image (as iPhones save photos); the e-invoice "
+            "channel allows CSV, JPEG, ODS, PDF, PNG, XLSX — export it as JPEG or PDF and "
+            "put that file here")
+
+    @pytest.mark.parametrize("name", ["hours.xls", "letter.doc"])
+    def test_an_office_97_2003_file_is_named_as_such(self, outbox: Outbox,
+                                                      name: str) -> None:
+        """An old Excel or Word file (OLE2 compound file) is refused as an Office
+        97–2003 file; on original print the fix is PDF."""
+        ole = bytes.fromhex("d0cf11e0a1b11ae1") + bytes(504)
+        bundle = outbox.validate(name, ole, channel="original-print")
+        assert codes(bundle) == ["type-not-allowed"]
+        assert only(bundle, "type-not-allowed").message == (
+            "is an Office 97–2003 file (an old .xls, .doc or .ppt, or an Outlook .msg); the "
+            "original-print channel allows PDF — export it as PDF and put that file here")
+
+    @pytest.mark.parametrize("name", ["hours.csv", "hours.txt"])
+    def test_text_in_utf16_is_told_to_be_saved_as_utf8(self, outbox: Outbox,
+                                                       name: str) -> None:
+        """Excel's "Unicode Text" (UTF-16 with a byte-order mark) is one error saying to
+        save it as CSV UTF-8, not an extension mismatch with "a file of unknown type"."""
+        data = "datum\ttimmar\n2026-11-02\t8\n".encode("utf-16")
+        bundle = outbox.validate(name, data)
+        assert codes(bundle) == ["type-not-allowed"]
+        message = only(bundle, "type-not-allowed").message
+        assert message.startswith("is a text file in UTF-16 (Excel's \"Unicode Text\");")
+        assert message.endswith('— save it again as "CSV UTF-8", or export it as PDF, and '
+                                "put that file here")
