@@ -83,6 +83,7 @@ class ImageFacts:
     error: str | None = None  # why Pillow could not open it
     too_large: str | None = None  # Pillow's decompression-bomb guard tripped
     too_many_pages: bool = False  # a TIFF of more than MAX_TIFF_PAGES pages (not all read)
+    animation_frames: int = 1  # an animated PNG's frames, as its header declares them
 
 
 # A scanned document of thousands of pages is not an attachment, but a few KB of
@@ -244,6 +245,8 @@ def probe_image(fh: BinaryIO, kind: str, max_pixels: int) -> ImageFacts:
                         im.seek(len(frames))
                     except EOFError:
                         break
+                # An APNG declares its frames in its header (acTL): nothing is decoded.
+                animation = int(getattr(im, "n_frames", 1)) if kind == "png" else 1
                 if kind == "png" and not _png_verified(im):
                     return ImageFacts(error=DAMAGED)
         if kind == "jpeg" and not _jpeg_reaches_eoi(fh):
@@ -260,7 +263,7 @@ def probe_image(fh: BinaryIO, kind: str, max_pixels: int) -> ImageFacts:
         return ImageFacts(error=f"Pillow: {exc}" if str(exc) else type(exc).__name__)
     finally:
         fh.seek(0)
-    return ImageFacts(frames=tuple(frames))
+    return ImageFacts(frames=tuple(frames), animation_frames=animation)
 
 
 def _png_verified(im: Image.Image) -> bool:

@@ -278,6 +278,17 @@ def tiff_resolution(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[F
         yield check.finding("tiff-resolution", f"{_pages(numbers)} {verb}; {fix}")
 
 
+def animated_image(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Finding]:
+    """An animated PNG converted for print: the PDF would hold its first frame alone."""
+    facts = check.image
+    if facts is not None and facts.animation_frames > 1 and \
+            convert.wanted(check.kind, check.channel, cfg.convert_images):
+        yield check.finding("image-animated", f"is an animated PNG of "
+                            f"{facts.animation_frames} frames; printed, it would show only "
+                            "its first — save the picture you mean as a PNG of one frame, "
+                            "or export it as PDF, and put that file here")
+
+
 def pdf_recommended(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Finding]:
     broken = check.image is not None and (check.image.error or check.image.too_large)
     if check.kind != "pdf" and not check.empty and not broken and \
@@ -310,8 +321,8 @@ COMMON_RULES: tuple[Rule, ...] = (empty_file, too_large, extension_mismatch, typ
                                   pdf_readable, image_readable, copy_of_invoice)
 RULES: dict[str, tuple[Rule, ...]] = {
     "e-invoice": COMMON_RULES + (pdf_recommended, csv_encoding),
-    "external-print": COMMON_RULES + (tiff_resolution,),
-    "original-print": COMMON_RULES,
+    "external-print": COMMON_RULES + (tiff_resolution, animated_image),
+    "original-print": COMMON_RULES + (animated_image,),
 }
 
 

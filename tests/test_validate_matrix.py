@@ -4,9 +4,11 @@ what each error says (the file, the rule broken and the fix)."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from validating import Outbox, codes, only, tiff_pages
 
 from daemon.config import ValidationConfig
@@ -132,3 +134,38 @@ class TestFilesOfOtherKinds:
         assert message.startswith("is a text file in UTF-16 (Excel's \"Unicode Text\");")
         assert message.endswith('— save it again as "CSV UTF-8", or export it as PDF, and '
                                 "put that file here")
+
+
+def apng(frames: int, dpi: tuple[int, int] = (300, 300)) -> bytes:
+    """An animated PNG (APNG) of `frames` frames."""
+    images = [Image.new("RGB", (32, 32), (40 * n, 0, 0)) for n in range(frames)]
+    buf = io.BytesIO()
+    images[0].save(buf, "PNG", save_all=True, append_images=images[1:], dpi=dpi)
+    return buf.getvalue()
+
+
+class TestConvertedImages:
+    @pytest.mark.parametrize("channel", ["external-print", "original-print"])
+    def test_an_animated_png_is_not_printed_as_its_first_frame_alone(
+            self, outbox: Outbox, channel: str) -> None:
+        """With convert_images, an APNG of 3 frames would become a PDF of its first
+        frame, the others silently left out: an error that says so, and no conversion."""
+        cfg = ValidationConfig(convert_images=True)
+        bundle = outbox.validate("anim.png", apng(3), channel=channel, cfg=cfg)
+        assert codes(bundle) == ["image-animated"]
+        assert only(bundle, "image-animated").line() == (
+            "INV-1001/anim.png: is an animated PNG of 3 frames; printed, it would show only "
+            "its first — save the picture you mean as a PNG of one frame, or export it as "
+            "PDF, and put that file here")
+        assert bundle.attachments[0].converted is None
+
+    def test_an_animated_png_on_e_invoice_goes_as_it_is(self, outbox: Outbox) -> None:
+        """On e-invoice an APNG is a PNG like any other (the receiver gets the file)."""
+        bundle = outbox.validate("anim.png", apng(3))
+        assert codes(bundle) == ["pdf-recommended"]
+
+    def test_a_png_of_one_frame_is_converted(self, outbox: Outbox) -> None:
+        """A PNG written as an APNG of one frame is no animation: it is converted."""
+        bundle = outbox.validate("one.png", apng(1), channel="external-print",
+                                 cfg=ValidationConfig(convert_images=True))
+        assert bundle.findings == () and bundle.attachments[0].converted is not None
