@@ -275,7 +275,9 @@ def tiff_resolution(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[F
     for what, numbers in problems.items():
         verb = what if len(numbers) == 1 else what.replace("is ", "are ", 1).replace(
             "has ", "have ", 1)
-        yield check.finding("tiff-resolution", f"{_pages(numbers)} {verb}; {fix}")
+        # A PNG or JPEG (converted for print) is one picture, not "page 1".
+        where = f"{_pages(numbers)} " if check.kind == "tiff" else ""
+        yield check.finding("tiff-resolution", f"{where}{verb}; {fix}")
 
 
 def animated_image(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Finding]:

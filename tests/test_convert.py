@@ -89,9 +89,20 @@ def test_external_print_still_needs_300_dpi_for_a_converted_image(tmp_path: Path
                                              "b.jpg": image("JPEG", dpi=None)},
                                   "external-print"), ValidationConfig(convert_images=True))
     messages = sorted(f.line() for f in b.errors)
-    assert messages[0].startswith("INV-1/a.png: page 1 is 72 DPI; external print needs 300")
-    assert messages[1].startswith("INV-1/b.jpg: page 1 has no resolution")
+    # One picture, not "page 1" of something.
+    assert messages[0].startswith("INV-1/a.png: is 72 DPI; external print needs 300")
+    assert messages[1].startswith("INV-1/b.jpg: has no resolution; external print needs 300")
     assert all(a.converted is None for a in b.attachments)
+
+
+def test_an_image_without_a_resolution_is_a_page_at_96_dpi(tmp_path: Path) -> None:
+    """On original print an image that states no resolution is taken at 96 DPI, as a
+    screen shows it (folder-convention.md): 960 × 480 px is a 10 × 5 inch page."""
+    b = validate_bundle(bundle_of(tmp_path, {"shot.png": image("PNG", (960, 480), None)},
+                                  "original-print"), ValidationConfig(convert_images=True))
+    assert b.errors == ()
+    w, h = page_size(image_to_pdf(image("PNG", (960, 480), None), MAX_PIXELS))
+    assert w == pytest.approx(720, abs=0.1) and h == pytest.approx(360, abs=0.1)
 
 
 def test_converted_name_avoids_a_pdf_of_the_same_name(tmp_path: Path) -> None:
