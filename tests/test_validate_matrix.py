@@ -5,10 +5,15 @@ what each error says (the file, the rule broken and the fix)."""
 from __future__ import annotations
 
 import io
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
+import pikepdf  # img2pdf's own dependency: it writes the AES-256 PDFs pypdf cannot
 import pytest
-from PIL import Image
+from helpers import pdf_bytes
+from PIL import Image, TiffImagePlugin
+from pypdf import PdfWriter
 from validating import Outbox, codes, only, tiff_pages
 
 from daemon.config import ValidationConfig
@@ -169,3 +174,277 @@ class TestConvertedImages:
         bundle = outbox.validate("one.png", apng(1), channel="external-print",
                                  cfg=ValidationConfig(convert_images=True))
         assert bundle.findings == () and bundle.attachments[0].converted is not None
+
+
+# ------------------------------------------------- unusual files that must pass as they do
+
+def pdf_of_size(size: int) -> bytes:
+    """A one-page PDF of exactly `size` bytes (a stream of padding, xref right)."""
+    def build(pad: int) -> bytes:
+        objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
+                   b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+                   b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>",
+                   b"<< /Length %d >>\nstream\n" % pad + bytes(pad) + b"\nendstream"]
+        out, offsets = bytearray(b"%PDF-1.4\n"), []
+        for number, body in enumerate(objects, 1):
+            offsets.append(len(out))
+            out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+        xref = len(out)
+        out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+        out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+        out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+            len(objects) + 1, xref)
+        return bytes(out)
+    pad = size - len(build(0))
+    while len(data := build(pad)) != size:  # the /Length's digits grow with the pad
+        pad -= len(data) - size
+    return data
+
+
+def pikepdf_saved(data: bytes, **save: object) -> bytes:
+    """`data` saved again by pikepdf (qpdf) with `save`'s options."""
+    with pikepdf.open(io.BytesIO(data)) as pdf:
+        buf = io.BytesIO()
+        pdf.save(buf, **save)  # type: ignore[arg-type]
+        return buf.getvalue()
+
+
+def tiff(mode: str = "L", **save: object) -> bytes:
+    buf = io.BytesIO()
+    Image.new(mode, (64, 64), 1 if mode == "1" else 200).save(buf, "TIFF", **save)
+    return buf.getvalue()
+
+
+CHANNELS = ["e-invoice", "external-print", "original-print"]
+
+
+class TestPdfMatrix:
+    @pytest.mark.parametrize("channel", CHANNELS)
+    @pytest.mark.parametrize("user", ["", "secret"], ids=["owner-only", "user-password"])
+    def test_aes_256_encryption_is_refused_on_every_channel(
+            self, outbox: Outbox, channel: str, user: str) -> None:
+        """An AES-256 PDF (what Acrobat writes today) is pdf-encrypted, whether or not it
+        opens without a password, with the fix; pypdf's optional crypto is not needed."""
+        data = pikepdf_saved(pdf_bytes(), encryption=pikepdf.Encryption(
+            user=user, owner="o", R=6))
+        bundle = outbox.validate("locked.pdf", data, channel=channel)
+        assert codes(bundle) == ["pdf-encrypted"]
+        assert "save a copy without password" in only(bundle, "pdf-encrypted").message
+
+    @pytest.mark.parametrize("make", [
+        lambda: pdf_of_size(2000),
+        lambda: pikepdf_saved(pdf_bytes(3), linearize=True),
+        lambda: pikepdf_saved(pdf_bytes(3),
+                              object_stream_mode=pikepdf.ObjectStreamMode.generate),
+        lambda: incremental_update(),
+        lambda: pdf_bytes(3).replace(b"startxref\n", b"startxref\n9", 1),
+    ], ids=["hand-made", "linearised", "xref-stream", "incremental", "broken-startxref"])
+    @pytest.mark.parametrize("channel", CHANNELS)
+    def test_a_pdf_pypdf_opens_non_strict_passes_every_channel(
+            self, outbox: Outbox, make: Callable[[], bytes], channel: str) -> None:
+        """Linearised ("fast web view"), with a cross-reference stream, with an
+        incremental update, or with a wrong startxref that pypdf recovers from: a PDF
+        that pypdf opens (non-strict) with pages passes, with its page count."""
+        bundle = outbox.validate("doc.pdf", make(), channel=channel)
+        assert bundle.findings == ()
+        assert bundle.attachments[0].content_type == "application/pdf"
+        assert bundle.attachments[0].pages is not None and bundle.attachments[0].pages >= 1
+
+    def test_exactly_five_million_bytes_passes_and_one_more_is_too_large(
+            self, outbox: Outbox) -> None:
+        """Under the default max_attachment_bytes, a PDF of 5,000,000 bytes passes and
+        one of 5,000,001 is too-large, naming both sizes and the fix."""
+        assert outbox.validate("at.pdf", pdf_of_size(5_000_000)).findings == ()
+        bundle = outbox.validate("over.pdf", pdf_of_size(5_000_001))
+        assert codes(bundle) == ["too-large"]
+        assert only(bundle, "too-large").message.startswith(
+            "is 5,000,001 bytes; the limit is 5,000,000 bytes ([validation] "
+            "max_attachment_bytes) — compress it")
+
+    @pytest.mark.parametrize("name", ["SCAN.PDF", "scan", "scan.Pdf"])
+    def test_the_extension_is_compared_without_case_and_may_be_missing(
+            self, outbox: Outbox, name: str) -> None:
+        """A PDF named .PDF, .Pdf or without extension is a PDF by its content."""
+        bundle = outbox.validate(name, pdf_bytes(), channel="original-print")
+        assert bundle.findings == ()
+
+    @pytest.mark.parametrize("junk", [b"\r\n", b"\xef\xbb\xbf", b"\x1b%-12345X@PJL\r\n" * 40],
+                             ids=["blank-line", "byte-order-mark", "printer-job-header"])
+    def test_bytes_before_the_pdf_header_within_1024_are_a_pdf_sent_as_it_is(
+            self, outbox: Outbox, junk: bytes) -> None:
+        """folder-convention.md's decision: a %PDF- header within the first 1024 bytes
+        (a blank line or a byte-order mark an ERP writes first, a printer's job header)
+        is a PDF, as Acrobat takes it; the file is sent unchanged."""
+        data = junk + pdf_bytes(2)
+        bundle = outbox.validate("scan.pdf", data, channel="original-print")
+        assert bundle.findings == ()
+        assert (bundle.attachments[0].content_type, bundle.attachments[0].pages) == (
+            "application/pdf", 2)
+        assert bundle.attachments[0].size == len(data)
+
+    def test_a_pdf_header_past_1024_bytes_makes_no_pdf(self, outbox: Outbox) -> None:
+        """Further in, the bytes are another file that holds a PDF: the .pdf name does
+        not agree with the content, with the fix."""
+        bundle = outbox.validate("scan.pdf", b"x" * 2000 + pdf_bytes())
+        assert codes(bundle) == ["extension-mismatch", "type-not-allowed"]
+        assert only(bundle, "extension-mismatch").message.startswith(
+            "content is a plain text file, not a PDF — export the document as PDF")
+
+
+def incremental_update() -> bytes:
+    """A PDF saved once more with an incremental update appended (a signed or
+    annotated PDF is saved so): a second xref section and %%EOF."""
+    base = pdf_bytes(1)
+    writer = PdfWriter(io.BytesIO(base), incremental=True)
+    writer.add_blank_page(595, 842)
+    buf = io.BytesIO()
+    writer.write(buf)
+    assert buf.getvalue().startswith(base)
+    return buf.getvalue()
+
+
+class TestTiffMatrix:
+    @pytest.mark.parametrize("mode,compression", [
+        ("L", "tiff_lzw"), ("RGB", "jpeg"), ("1", "group4"), ("L", "tiff_adobe_deflate"),
+        ("L", "packbits"),
+    ])
+    def test_compressed_tiffs_at_300_dpi_pass_external_print(
+            self, outbox: Outbox, mode: str, compression: str) -> None:
+        """LZW, JPEG, CCITT G4 (black and white scans), Deflate and PackBits TIFFs are
+        TIFFs; their resolution is read from the tags, nothing is decoded."""
+        data = tiff(mode, compression=compression, dpi=(300, 300))
+        bundle = outbox.validate("scan.tif", data, channel="external-print")
+        assert bundle.findings == ()
+        assert bundle.attachments[0].pages == 1
+
+    def test_bigtiff_passes_external_print(self, outbox: Outbox) -> None:
+        """A BigTIFF ("II+", 64-bit offsets) at 300 DPI is a TIFF like any other."""
+        data = tiff(big_tiff=True, dpi=(300, 300))
+        assert data[:4] == b"II+\x00"
+        assert outbox.validate("big.tif", data, channel="external-print").findings == ()
+
+    def test_a_rational_resolution_is_read_as_its_value(self, outbox: Outbox) -> None:
+        """XResolution 3000/10 is 300 DPI."""
+        value = TiffImagePlugin.IFDRational(3000, 10)
+        data = tiff(tiffinfo={296: 2, 282: value, 283: value})
+        assert outbox.validate("s.tif", data, channel="external-print").findings == ()
+
+    @pytest.mark.parametrize("name", ["SCAN.TIF", "scan.tiff", "Scan.TIFF"])
+    def test_tiff_extensions_in_any_case(self, outbox: Outbox, name: str) -> None:
+        """.TIF and .tiff, in any case, promise a TIFF."""
+        data = tiff(dpi=(300, 300))
+        assert outbox.validate(name, data, channel="external-print").findings == ()
+
+    def test_a_tiff_named_pdf_is_an_extension_mismatch_with_the_fix(
+            self, outbox: Outbox) -> None:
+        """A TIFF named .pdf contradicts its name, even where TIFF is allowed."""
+        bundle = outbox.validate("scan.pdf", tiff(dpi=(300, 300)), channel="external-print")
+        assert codes(bundle) == ["extension-mismatch"]
+        assert only(bundle, "extension-mismatch").line() == (
+            "INV-1001/scan.pdf: content is a TIFF image, not a PDF — rename it to match its "
+            "content, or export the document as PDF and put that file here")
+
+    def test_a_tiff_on_e_invoice_is_refused_by_the_default_types(
+            self, outbox: Outbox) -> None:
+        """TIFF is none of the six Peppol types: on e-invoice it is type-not-allowed."""
+        bundle = outbox.validate("scan.tif", tiff(dpi=(300, 300)))
+        assert codes(bundle) == ["type-not-allowed"]
+        assert "the e-invoice channel allows CSV, JPEG, ODS, PDF, PNG, XLSX" in \
+            only(bundle, "type-not-allowed").message
+
+
+class TestImageMatrix:
+    @pytest.mark.parametrize("fmt,mode,name", [
+        ("JPEG", "CMYK", "print.jpg"), ("PNG", "I;16", "deep.png"), ("JPEG", "RGB", "a.jpe"),
+        ("JPEG", "RGB", "A.JPG"),
+    ], ids=["cmyk-jpeg", "16-bit-png", "jpe", "upper-case"])
+    def test_unusual_images_go_to_e_invoice_with_the_pdf_warning(
+            self, outbox: Outbox, fmt: str, mode: str, name: str) -> None:
+        """A CMYK JPEG, a 16-bit PNG, a JPEG named .jpe or .JPG: allowed on e-invoice,
+        with only the "PDF is recommended" warning."""
+        data = image_of(fmt, mode)
+        bundle = outbox.validate(name, data)
+        assert codes(bundle) == ["pdf-recommended"]
+        assert only(bundle, "pdf-recommended").severity == "warning"
+
+    @pytest.mark.parametrize("fmt,mode", [("JPEG", "CMYK"), ("PNG", "I;16")])
+    def test_unusual_images_at_300_dpi_are_converted_for_external_print(
+            self, outbox: Outbox, fmt: str, mode: str) -> None:
+        """With convert_images, a CMYK JPEG and a 16-bit PNG at 300 DPI become one-page
+        PDFs for external print."""
+        bundle = outbox.validate("scan." + fmt.lower(), image_of(fmt, mode, dpi=(300, 300)),
+                                 channel="external-print",
+                                 cfg=ValidationConfig(convert_images=True))
+        assert bundle.findings == ()
+        conv = bundle.attachments[0].converted
+        assert conv is not None and conv.pages == 1
+
+    @pytest.mark.parametrize("fmt,name", [("GIF", "a.gif"), ("BMP", "a.bmp"),
+                                          ("WEBP", "a.webp")])
+    def test_gif_bmp_and_webp_are_outside_the_default_types(
+            self, outbox: Outbox, fmt: str, name: str) -> None:
+        """GIF, BMP and WebP are known images but none of the six: type-not-allowed on
+        e-invoice, naming the allowed ones and the fix."""
+        bundle = outbox.validate(name, image_of(fmt, "RGB"))
+        assert codes(bundle) == ["type-not-allowed"]
+        assert only(bundle, "type-not-allowed").message.endswith(
+            "the e-invoice channel allows CSV, JPEG, ODS, PDF, PNG, XLSX — export it as PDF "
+            "and put that file here")
+
+
+def image_of(fmt: str, mode: str, **save: object) -> bytes:
+    buf = io.BytesIO()
+    Image.new(mode, (32, 32)).save(buf, fmt, **save)
+    return buf.getvalue()
+
+
+def zip_of(entries: dict[str, str], stored_first: tuple[str, str] | None = None) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        if stored_first:  # ODF: the mimetype entry first and stored, as the standard says
+            zf.writestr(zipfile.ZipInfo(stored_first[0]), stored_first[1],
+                        compress_type=zipfile.ZIP_STORED)
+        for name, text in entries.items():
+            zf.writestr(name, text)
+    return buf.getvalue()
+
+
+XLSX = zip_of({"[Content_Types].xml": "<Types/>", "_rels/.rels": "<Relationships/>",
+               "xl/workbook.xml": "<workbook/>", "xl/worksheets/sheet1.xml": "<worksheet/>"})
+ODS = zip_of({"content.xml": "<c/>", "META-INF/manifest.xml": "<m/>"},
+             ("mimetype", "application/vnd.oasis.opendocument.spreadsheet"))
+DOCX = zip_of({"[Content_Types].xml": "<Types/>", "word/document.xml": "<document/>"})
+
+
+class TestOfficeMatrix:
+    @pytest.mark.parametrize("name,data", [("hours.xlsx", XLSX), ("hours.ods", ODS)])
+    def test_spreadsheets_go_to_e_invoice_and_not_to_print(
+            self, outbox: Outbox, name: str, data: bytes) -> None:
+        """XLSX and ODS are among the six: e-invoice takes them with the PDF warning; the
+        print channels refuse them with "export it as PDF"."""
+        assert codes(outbox.validate(name, data)) == ["pdf-recommended"]
+        for channel in ("external-print", "original-print"):
+            bundle = outbox.validate(name, data, channel=channel)
+            assert codes(bundle) == ["type-not-allowed"]
+            assert only(bundle, "type-not-allowed").message.endswith(
+                "— export it as PDF and put that file here")
+
+    def test_a_plain_zip_named_xlsx_is_no_workbook(self, outbox: Outbox) -> None:
+        """A ZIP without a workbook inside, named .xlsx: its content contradicts the name
+        and a ZIP archive is never an attachment."""
+        bundle = outbox.validate("hours.xlsx", zip_of({"hours.csv": "a;b\n"}))
+        assert codes(bundle) == ["extension-mismatch", "type-not-allowed"]
+        assert only(bundle, "extension-mismatch").message == (
+            "content is a ZIP archive, not an Excel workbook (XLSX) — export the document "
+            "as XLSX and put that file here")
+
+    def test_a_docx_on_e_invoice_is_refused_with_the_fix_and_taken_once_allowed(
+            self, outbox: Outbox) -> None:
+        """DOCX is no Peppol type: refused on e-invoice with the fix; allowed_types may
+        add it."""
+        bundle = outbox.validate("letter.docx", DOCX)
+        assert only(bundle, "type-not-allowed").line() == (
+            "INV-1001/letter.docx: is a Word document (DOCX); the e-invoice channel allows "
+            "CSV, JPEG, ODS, PDF, PNG, XLSX — export it as PDF and put that file here")
+        cfg = ValidationConfig(allowed_types=["pdf", "docx"])
+        assert codes(outbox.validate("letter.docx", DOCX, cfg=cfg)) == ["pdf-recommended"]
