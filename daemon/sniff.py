@@ -53,6 +53,14 @@ _TYPES: dict[str, tuple[str, str]] = {
     "ods": (ODS_MIME, "OpenDocument spreadsheet (ODS)"),
     "docx": ("application/vnd.openxmlformats-officedocument.wordprocessingml.document",
              "Word document (DOCX)"),
+    # Office Open XML that is no XLSX or DOCX: Excel and Word refuse them under those
+    # names, and macros are not for a customer. Never taken, named for what they are.
+    "xlsm": ("application/vnd.ms-excel.sheet.macroEnabled.12",
+             "Excel workbook with macros (XLSM)"),
+    "xlsb": ("application/vnd.ms-excel.sheet.binary.macroEnabled.12",
+             "Excel binary workbook (XLSB)"),
+    "docm": ("application/vnd.ms-word.document.macroEnabled.12",
+             "Word document with macros (DOCM)"),
     "zip": ("application/zip", "ZIP archive"),
     "exe": ("application/vnd.microsoft.portable-executable", "Windows executable"),
     "elf": ("application/x-executable", "Linux executable"),
@@ -204,9 +212,11 @@ def _zip_kind(fh: BinaryIO, head: bytes) -> str:
             names = {i.filename for i in infos}
             if "[Content_Types].xml" in names:
                 if any(n.startswith("xl/") for n in names):
-                    return "xlsx"
+                    if "xl/vbaProject.bin" in names:
+                        return "xlsm"
+                    return "xlsb" if "xl/workbook.bin" in names else "xlsx"
                 if any(n.startswith("word/") for n in names):
-                    return "docx"
+                    return "docm" if "word/vbaProject.bin" in names else "docx"
             mimetype = next((i for i in infos if i.filename == "mimetype"), None)
             # Reading this one tiny entry is bounded; any other entry is never read.
             if mimetype is not None and mimetype.file_size <= 256:

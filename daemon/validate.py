@@ -51,7 +51,7 @@ MAX_IN_MEMORY = 64 << 20
 
 # Never allowed, whatever allowed_types says (config only knows KNOWN_TYPES anyway).
 NEVER_ALLOWED = frozenset({"exe", "elf", "zip", "xml", "shortcut", "unknown", "empty", "heic",
-                           "ole", "utf16"})
+                           "ole", "utf16", "xlsm", "xlsb", "docm"})
 
 
 @dataclass(frozen=True)
@@ -184,6 +184,10 @@ def type_not_allowed(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[
         fix = "export it as JPEG or PDF"
     elif check.kind == "utf16" and "csv" in allowed:
         fix = 'save it again as "CSV UTF-8", or export it as PDF,'
+    elif check.kind in ("xlsm", "xlsb") and "xlsx" in allowed:
+        fix = "save it as an Excel Workbook (.xlsx, which keeps no macros) or export it as PDF"
+    elif check.kind == "docm" and "docx" in allowed:
+        fix = "save it as a Word Document (.docx, which keeps no macros) or export it as PDF"
     if check.kind == "text" and check.ext_kind == "csv" and "csv" in allowed:
         # Named .csv, so the clerk believes it is CSV: say why it is not.
         yield check.finding("type-not-allowed",

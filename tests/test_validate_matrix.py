@@ -414,6 +414,7 @@ XLSX = zip_of({"[Content_Types].xml": "<Types/>", "_rels/.rels": "<Relationships
 ODS = zip_of({"content.xml": "<c/>", "META-INF/manifest.xml": "<m/>"},
              ("mimetype", "application/vnd.oasis.opendocument.spreadsheet"))
 DOCX = zip_of({"[Content_Types].xml": "<Types/>", "word/document.xml": "<document/>"})
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 class TestOfficeMatrix:
@@ -448,3 +449,32 @@ class TestOfficeMatrix:
             "CSV, JPEG, ODS, PDF, PNG, XLSX — export it as PDF and put that file here")
         cfg = ValidationConfig(allowed_types=["pdf", "docx"])
         assert codes(outbox.validate("letter.docx", DOCX, cfg=cfg)) == ["pdf-recommended"]
+
+    @pytest.mark.parametrize("name,entries,label", [
+        ("hours.xlsm", {"xl/workbook.xml": "<w/>", "xl/vbaProject.bin": "macros"},
+         "an Excel workbook with macros (XLSM)"),
+        ("hours.xlsb", {"xl/workbook.bin": "binary"}, "an Excel binary workbook (XLSB)"),
+        ("letter.docm", {"word/document.xml": "<d/>", "word/vbaProject.bin": "macros"},
+         "a Word document with macros (DOCM)"),
+    ], ids=["xlsm", "xlsb", "docm"])
+    def test_office_files_with_macros_or_binary_are_not_taken_for_xlsx_or_docx(
+            self, outbox: Outbox, name: str, entries: dict[str, str], label: str) -> None:
+        """A macro workbook or a binary workbook is no XLSX: Excel does not open it under
+        that name, and it must not go out as the XLSX content type. It is refused for
+        what it is, with the fix."""
+        data = zip_of({"[Content_Types].xml": "<Types/>", **entries})
+        cfg = ValidationConfig(allowed_types=["pdf", "xlsx", "docx"])
+        bundle = outbox.validate(name, data, cfg=cfg)
+        assert codes(bundle) == ["type-not-allowed"]
+        assert only(bundle, "type-not-allowed").message.startswith(f"is {label}; ")
+        assert bundle.attachments[0].content_type != XLSX_TYPE
+
+    def test_a_macro_workbook_named_xlsx_contradicts_its_name(self, outbox: Outbox) -> None:
+        """An .xlsm renamed .xlsx is an extension mismatch, told to be saved as XLSX."""
+        data = zip_of({"[Content_Types].xml": "<Types/>", "xl/workbook.xml": "<w/>",
+                       "xl/vbaProject.bin": "macros"})
+        bundle = outbox.validate("hours.xlsx", data)
+        assert codes(bundle) == ["extension-mismatch", "type-not-allowed"]
+        assert only(bundle, "extension-mismatch").message == (
+            "content is an Excel workbook with macros (XLSM), not an Excel workbook (XLSX) "
+            "— export the document as XLSX and put that file here")
