@@ -12,7 +12,7 @@ from pathlib import Path
 import pikepdf  # img2pdf's own dependency: it writes the AES-256 PDFs pypdf cannot
 import pytest
 from helpers import pdf_bytes
-from PIL import Image, TiffImagePlugin
+from PIL import Image, ImageFile, TiffImagePlugin
 from pypdf import PdfWriter
 from validating import Outbox, codes, only, tiff_pages
 
@@ -478,3 +478,27 @@ class TestOfficeMatrix:
         assert only(bundle, "extension-mismatch").message == (
             "content is an Excel workbook with macros (XLSM), not an Excel workbook (XLSX) "
             "— export the document as XLSX and put that file here")
+
+
+class TestNothingDecoded:
+    @pytest.mark.parametrize("fmt,name,channel", [
+        ("PNG", "big.png", "e-invoice"), ("JPEG", "big.jpg", "e-invoice"),
+        ("TIFF", "big.tif", "external-print"),
+    ])
+    def test_sizes_and_resolutions_come_from_headers_without_decoding_pixels(
+            self, outbox: Outbox, monkeypatch: pytest.MonkeyPatch, fmt: str, name: str,
+            channel: str) -> None:
+        """A complete image is judged (pixels, resolution, over the limit or not) without
+        one pixel decoded: memory stays that of the headers, whatever the image's size."""
+        data = image_of(fmt, "L", dpi=(300, 300))
+
+        def no_decoding(self: object) -> None:
+            raise AssertionError("pixels were decoded")
+        monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+        ok = outbox.validate(name, data, channel=channel)
+        assert codes(ok, "error") == []
+        over = outbox.validate(name, data, channel=channel,
+                               cfg=ValidationConfig(max_image_pixels=100))
+        assert codes(over) == ["image-too-large"]
+        assert "1,024 pixels; the limit is 100 pixels ([validation] max_image_pixels)" in \
+            only(over, "image-too-large").message
