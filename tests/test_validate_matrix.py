@@ -56,6 +56,17 @@ class TestText:
         assert codes(bundle) == ["pdf-recommended"]
         assert bundle.attachments[0].content_type == "text/csv"
 
+    @pytest.mark.parametrize("data", [b"datum;timmar;projekt\n", b"datum;timmar",
+                                      b"a;b\n1;2\n\n\n"],
+                             ids=["one-line", "no-newline", "empty-lines-at-the-end"])
+    def test_a_csv_of_one_line_or_with_empty_lines_at_the_end_is_csv(
+            self, outbox: Outbox, data: bytes) -> None:
+        """One line (a header only, with or without its newline) or empty lines at the
+        end: CSV all the same."""
+        bundle = outbox.validate("hours.csv", data)
+        assert codes(bundle) == ["pdf-recommended"]
+        assert bundle.attachments[0].content_type == "text/csv"
+
     def test_one_column_named_txt_stays_plain_text(self, outbox: Outbox) -> None:
         """The same one-column text named .txt promises no CSV: plain text, refused on
         e-invoice by default."""
@@ -238,7 +249,9 @@ class TestPdfMatrix:
                               object_stream_mode=pikepdf.ObjectStreamMode.generate),
         lambda: incremental_update(),
         lambda: pdf_bytes(3).replace(b"startxref\n", b"startxref\n9", 1),
-    ], ids=["hand-made", "linearised", "xref-stream", "incremental", "broken-startxref"])
+        lambda: pdf_a(),
+    ], ids=["hand-made", "linearised", "xref-stream", "incremental", "broken-startxref",
+            "pdf-a"])
     @pytest.mark.parametrize("channel", CHANNELS)
     def test_a_pdf_pypdf_opens_non_strict_passes_every_channel(
             self, outbox: Outbox, make: Callable[[], bytes], channel: str) -> None:
@@ -289,6 +302,18 @@ class TestPdfMatrix:
         assert codes(bundle) == ["extension-mismatch", "type-not-allowed"]
         assert only(bundle, "extension-mismatch").message.startswith(
             "content is a plain text file, not a PDF — export the document as PDF")
+
+
+def pdf_a() -> bytes:
+    """A PDF that declares PDF/A-2b conformance in its XMP metadata, as archives write."""
+    with pikepdf.open(io.BytesIO(pdf_bytes(2))) as pdf:
+        with pdf.open_metadata(set_pikepdf_as_editor=False) as meta:
+            meta["pdfaid:part"] = "2"
+            meta["pdfaid:conformance"] = "B"
+        buf = io.BytesIO()
+        pdf.save(buf)
+    assert b"pdfaid" in buf.getvalue()
+    return buf.getvalue()
 
 
 def incremental_update() -> bytes:
