@@ -36,6 +36,7 @@ from pathlib import Path, PurePosixPath
 from PIL import Image
 
 from daemon.bundle import Attachment, Bundle, Conversion, Finding
+from daemon.config import ValidationConfig
 from daemon.errors import InputError
 from daemon.fsops import open_regular, write_atomic
 from daemon.manifest import sent_keys
@@ -46,6 +47,10 @@ from daemon.temps import drop_unfinished
 PRINT_CHANNELS = frozenset({"external-print", "original-print"})
 CONVERTIBLE = frozenset({"png", "jpeg"})
 CONVERTED_SUFFIX = ".converted"
+
+# Per invoice id: each key under which an attachment could reach a receiver
+# (manifest.sent_keys of its name and of its PDF name) → the names that have it.
+KeyOwners = dict[str, dict[str, set[str]]]
 
 
 def wanted(kind: str, channel: str, convert_images: bool) -> bool:
@@ -100,6 +105,36 @@ def convert(att: Attachment, taken: set[str], max_pixels: int
                       sha256=hashlib.sha256(pdf).hexdigest(), pages=facts.pages,
                       original_content_type=att.content_type)
     return replace(att, converted=conv), pdf, []
+
+
+def _owners(bundle: Bundle, invoice_id: str, cache: KeyOwners) -> dict[str, set[str]]:
+    if invoice_id not in cache:
+        owners: dict[str, set[str]] = {}
+        for a in bundle.attachments_of(invoice_id):
+            for n in (a.original_name, pdf_name(a.original_name)):
+                for key in sent_keys(n):
+                    owners.setdefault(key, set()).add(a.original_name)
+        cache[invoice_id] = owners
+    return cache[invoice_id]
+
+
+def checked(att: Attachment, bundle: Bundle, cfg: ValidationConfig,
+            findings: list[Finding], cache: KeyOwners) -> tuple[Attachment, list[Finding]]:
+    """Convert the image in memory; the PDF is what the size rule judges and what is sent."""
+    # Another image of the same stem (scan.jpg beside scan.png) would become scan.pdf
+    # too, and a scan.pdf or scan_.pdf may be there already: either, and the name moves.
+    # The keys are indexed once a bundle: a sidecar of many images stays linear.
+    owners = _owners(bundle, att.invoice_id, cache)
+    taken = {key for key in sent_keys(pdf_name(att.original_name))
+             if owners.get(key, set()) - {att.original_name}}
+    att, _, problems = convert(att, taken, cfg.max_image_pixels)
+    conv = att.converted
+    if conv is not None and conv.size > cfg.max_attachment_bytes:
+        problems.append(Finding("too-large", att.rel, f"converts to a PDF of {conv.size:,} "
+                                f"bytes; the limit is {cfg.max_attachment_bytes:,} bytes "
+                                "([validation] max_attachment_bytes) — scale the image down "
+                                "or export it as a smaller PDF", "error", att.invoice_id))
+    return att, findings + problems
 
 
 def converted_path(work_dir: Path, att: Attachment) -> Path:

@@ -25,7 +25,6 @@ from daemon.bundle import Attachment, Bundle, Finding, Severity
 from daemon.config import ValidationConfig
 from daemon.errors import InputError
 from daemon.fsops import open_regular, read_bounded
-from daemon.manifest import sent_keys
 from daemon.probe import MAX_TIFF_PAGES, Frame, ImageFacts, PdfFacts, probe_image, probe_pdf
 from daemon.sniff import (
     IMAGE_KINDS,
@@ -36,11 +35,6 @@ from daemon.sniff import (
     kind_for_extension,
     sniff,
 )
-
-# Per invoice id: each key under which an attachment could reach a receiver
-# (manifest.sent_keys of its name and of its PDF name) → the names that have it.
-KeyOwners = dict[str, dict[str, set[str]]]
-
 
 TARGET_DPI = 300.0
 DPI_TOLERANCE = 0.5  # "rounds to 300": 299.5–300.5, so 118.11 px/cm passes
@@ -335,7 +329,8 @@ RULES: dict[str, tuple[Rule, ...]] = {
 # -------------------------------------------------------------- entry point
 
 def check_attachment(att: Attachment, bundle: Bundle, cfg: ValidationConfig,
-                     cache: KeyOwners | None = None) -> tuple[Attachment, list[Finding]]:
+                     cache: convert.KeyOwners | None = None
+                     ) -> tuple[Attachment, list[Finding]]:
     """Open once, sniff, probe, run the channel's rules; the attachment comes back annotated."""
     try:
         fh = open_regular(att.path, att.rel)
@@ -379,38 +374,9 @@ def check_attachment(att: Attachment, bundle: Bundle, cfg: ValidationConfig,
     att = replace(att, content_type=filetype.mime, pages=pages)
     if convert.wanted(filetype.kind, bundle.channel, cfg.convert_images) and not any(
             f.severity == "error" for f in findings):
-        att, findings = _converted(att, bundle, cfg, findings, {} if cache is None else cache)
+        att, findings = convert.checked(att, bundle, cfg, findings,
+                                        {} if cache is None else cache)
     return att, findings
-
-
-def _owners(bundle: Bundle, invoice_id: str, cache: KeyOwners) -> dict[str, set[str]]:
-    if invoice_id not in cache:
-        owners: dict[str, set[str]] = {}
-        for a in bundle.attachments_of(invoice_id):
-            for n in (a.original_name, convert.pdf_name(a.original_name)):
-                for key in sent_keys(n):
-                    owners.setdefault(key, set()).add(a.original_name)
-        cache[invoice_id] = owners
-    return cache[invoice_id]
-
-
-def _converted(att: Attachment, bundle: Bundle, cfg: ValidationConfig,
-               findings: list[Finding], cache: KeyOwners) -> tuple[Attachment, list[Finding]]:
-    """Convert the image in memory; the PDF is what the size rule judges and what is sent."""
-    # Another image of the same stem (scan.jpg beside scan.png) would become scan.pdf
-    # too, and a scan.pdf or scan_.pdf may be there already: either, and the name moves.
-    # The keys are indexed once a bundle: a sidecar of many images stays linear.
-    owners = _owners(bundle, att.invoice_id, cache)
-    taken = {key for key in sent_keys(convert.pdf_name(att.original_name))
-             if owners.get(key, set()) - {att.original_name}}
-    att, _, problems = convert.convert(att, taken, cfg.max_image_pixels)
-    conv = att.converted
-    if conv is not None and conv.size > cfg.max_attachment_bytes:
-        problems.append(Finding("too-large", att.rel, f"converts to a PDF of {conv.size:,} "
-                                f"bytes; the limit is {cfg.max_attachment_bytes:,} bytes "
-                                "([validation] max_attachment_bytes) — scale the image down "
-                                "or export it as a smaller PDF", "error", att.invoice_id))
-    return att, findings + problems
 
 
 def validate_bundle(bundle: Bundle, cfg: ValidationConfig) -> Bundle:
@@ -421,7 +387,7 @@ def validate_bundle(bundle: Bundle, cfg: ValidationConfig) -> Bundle:
     """
     checked: list[Attachment] = []
     findings: list[Finding] = []
-    cache: KeyOwners = {}
+    cache: convert.KeyOwners = {}
     for att in bundle.attachments:
         annotated, found = check_attachment(att, bundle, cfg, cache)
         checked.append(annotated)
