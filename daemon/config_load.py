@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from daemon.config import (
     DEFAULT_CONFIG_PATH,
@@ -63,7 +64,7 @@ def _origin(section: str, key: str, env: dict[str, dict[str, Any]] | None) -> st
     return f" (from OUTBOXD_{section.upper()}__{key.upper()})"
 
 
-def _describe(err: dict[str, Any], env: dict[str, dict[str, Any]] | None = None) -> str:
+def _describe(err: ErrorDetails, env: dict[str, dict[str, Any]] | None = None) -> str:
     loc = [str(p) for p in err["loc"]]
     section, key = (loc[0], ".".join(loc[1:])) if loc else ("", "")
     where = f"[{section}] {key}".strip() if key else (f"[{section}]" if section else "config")

@@ -280,8 +280,9 @@ class Finisher(Moves, Recovery):
         # row's `since` once sent (moves.archive_sent), however late the move comes.
         target = row.archive_dir or str(target_for(self.s.sent_dir, stem(row.invoice_file),
                                                    manifest["bundle_id"], delivered_at))
-        written = {"response": record, "receipt_id": receipt.receipt_id, "last_error": None,
-                   "archive_dir": target, "attempts": attempts}
+        written: dict[str, Any] = {"response": record, "receipt_id": receipt.receipt_id,
+                                   "last_error": None, "archive_dir": target,
+                                   "attempts": attempts}
         if self.archive_later is not None and getattr(deliverer, "idempotent", False):
             # Durable only before its archive moves anything (archive_sent): until
             # then a power loss costs one more POST with the same Idempotency-Key,

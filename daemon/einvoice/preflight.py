@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from daemon.bundle import Finding
+from daemon.bundle import Finding, Severity
 from daemon.einvoice import engine as engine_mod
 from daemon.einvoice.artefacts import rule_sets_for
 from daemon.errors import InputError
@@ -115,7 +115,7 @@ def _findings(doc: Document, found: list[engine_mod.Assertion], rel: str, mode: 
     who = f"invoice {doc.invoice_id}: " if several else ""
     out: list[Finding] = []
     for a in found[:MAX_FINDINGS]:
-        severity = "error" if a.fatal and mode == "error" else "warning"
+        severity: Severity = "error" if a.fatal and mode == "error" else "warning"
         where = f" ({a.location})" if a.location else ""
         tail = f" — {FIX}" if a.fatal else ""
         out.append(Finding("einvoice-rule", rel, f"{who}[{a.rule}] {a.text}{where}{tail}",
