@@ -27,7 +27,6 @@ import structlog
 from daemon.config import LogConfig
 
 _handler: logging.StreamHandler[TextIO] | None = None
-_BUNDLE_KEYS = ("invoice_file", "invoice_ids", "bundle_id")
 
 
 def _bundle_first(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
