@@ -112,6 +112,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read {path}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    except RecursionError:
+        # tomllib parses nested arrays and tables recursively; no setting nests past two.
+        raise ConfigError(f"{path} is not valid TOML: its values are nested too deeply for "
+                          "a configuration — see config.example.toml") from None
 
 
 def load_settings(path: Path) -> Settings:
