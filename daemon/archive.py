@@ -156,8 +156,11 @@ def _someone_elses(entry: Path, papers: Mapping[str, bytes], bundle_id: str) -> 
             return False
         found = json.loads(data)
         named = found.get("bundle_id") or found["manifest"]["bundle_id"]
-    except (OSError, InputError, ValueError, KeyError, TypeError, AttributeError):
-        return False  # missing, cut short by a power loss, or not ours to judge: rewrite
+    except (OSError, InputError, ValueError, KeyError, TypeError, AttributeError,
+            RecursionError):
+        # Missing, cut short by a power loss, or not ours to judge (RecursionError: JSON
+        # nested deeper than the parser goes, which no receipt or reason is): rewrite.
+        return False
     return named != bundle_id
 
 
