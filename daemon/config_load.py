@@ -21,7 +21,7 @@ from daemon.config import (
     environment_overrides,
 )
 from daemon.config_values import MASK, mask_userinfo
-from daemon.errors import ConfigError
+from daemon.errors import ConfigError, not_utf8
 from daemon.fsops import NotAFile, folders_below, read_admin_file, refuse_links
 
 
@@ -108,8 +108,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
                           "user: give the file to the group outboxd runs as (chgrp outboxd, "
                           "chmod 0640; it may hold the token), or run as a user that may "
                           "read it") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} {not_utf8(exc)}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
     except RecursionError:

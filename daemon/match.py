@@ -19,8 +19,8 @@ from pathlib import Path
 
 from daemon.bundle import Attachment, Bundle, Finding, InvoiceFile
 from daemon.config import Settings
-from daemon.errors import InputError, UnusablePdf
-from daemon.fsops import hash_file, kind_of, read_regular
+from daemon.errors import InputError, UnusablePdf, not_utf8
+from daemon.fsops import NOT_THE_FILES_FAULT, hash_file, kind_of, read_regular
 from daemon.invoices import InvoiceRead, read_invoice_bytes, read_invoice_file
 from daemon.lookalikes import how_spelled, look_alike_findings, orphan_folder_message
 from daemon.manifest import safe_filename, sent_name
@@ -82,9 +82,20 @@ def _read_notes(folder: Path, rel: str, findings: list[Finding]) -> _Notes:
     except InputError as exc:
         findings.append(_err(exc.code, exc.file, exc.message))
         return _Notes()
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
+    except OSError as exc:
+        if exc.errno in NOT_THE_FILES_FAULT:
+            raise  # the machine or the share (as for an attachment): read again later
+        findings.append(_err("unreadable", where, f"cannot be read ({exc.strerror}) — check "
+                             "the file's permissions"))
+        return _Notes()
+    except UnicodeDecodeError as exc:
+        findings.append(_err("attachments-toml-invalid", where, not_utf8(exc)))
+        return _Notes(sha256=digest)
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:
+        # RecursionError: arrays or tables nested thousands deep, past tomllib's recursion.
+        why = "its values are nested too deeply" if isinstance(exc, RecursionError) else exc
         findings.append(_err("attachments-toml-invalid", where, f"cannot be read as TOML "
-                             f"({exc}) — fix the syntax"))
+                             f"({why}) — fix the syntax"))
         return _Notes(sha256=digest)
     notes = _Notes(sha256=digest)
     for key, value in data.items():

@@ -62,6 +62,18 @@ class TestErrors:
         with pytest.raises(ConfigError, match="not valid TOML"):
             load_settings(config_file(tmp_path, "[outbox\npath = 1\n"))
 
+    def test_a_file_not_in_utf8_says_which_line_and_to_save_it_as_utf8(
+            self, tmp_path: Path) -> None:
+        """A configuration saved in the Windows code page (a comment with "ü"): the error
+        names the file, the line and the fix, not the codec's byte offset."""
+        path = tmp_path / "config.toml"
+        path.write_bytes(minimal(tmp_path, "# Prüfung\n").encode("cp1252"))
+        with pytest.raises(ConfigError) as info:
+            load_settings(path)
+        assert info.value.problems == [
+            f"{path} is not UTF-8 text (line 6 holds the byte 0xfc: it was saved in another "
+            "encoding, such as Windows' ANSI) — save it again as UTF-8"]
+
     def test_a_file_nested_too_deeply_is_an_error_not_a_traceback(self, tmp_path: Path) -> None:
         """Arrays nested thousands deep exhaust tomllib's recursion: that is said as
         TOML this file cannot be, naming the file, not a RecursionError's traceback."""
