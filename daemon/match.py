@@ -20,7 +20,7 @@ from pathlib import Path
 from daemon.bundle import Attachment, Bundle, Finding, InvoiceFile
 from daemon.config import Settings
 from daemon.errors import InputError, UnusablePdf, not_utf8
-from daemon.fsops import NOT_THE_FILES_FAULT, hash_file, kind_of, read_regular
+from daemon.fsops import hash_file, kind_of, read_regular
 from daemon.invoices import InvoiceRead, read_invoice_bytes, read_invoice_file
 from daemon.lookalikes import how_spelled, look_alike_findings, orphan_folder_message
 from daemon.manifest import safe_filename, sent_name
@@ -69,7 +69,9 @@ def _read_notes(folder: Path, rel: str, findings: list[Finding]) -> _Notes:
             findings.append(_err("not-a-file", where, f"is a {kind_of(st.st_mode)} — put a "
                                  "regular file there"))
             return _Notes()
-        # Through open_regular: a FIFO swapped in after the lstat must not block us.
+        # Through open_regular: a FIFO swapped in after the lstat must not block us. An
+        # OSError (no descriptors, a share gone) is the machine's, not the clerk's: it is
+        # raised, and the bundle read again later, as for an attachment's bytes.
         raw = read_regular(path, where, MAX_NOTES_BYTES)
         if raw is None:
             # Cut short, the rest would be read as if it were the whole file.
@@ -81,12 +83,6 @@ def _read_notes(folder: Path, rel: str, findings: list[Finding]) -> _Notes:
         data = tomllib.loads(raw.decode("utf-8"))
     except InputError as exc:
         findings.append(_err(exc.code, exc.file, exc.message))
-        return _Notes()
-    except OSError as exc:
-        if exc.errno in NOT_THE_FILES_FAULT:
-            raise  # the machine or the share (as for an attachment): read again later
-        findings.append(_err("unreadable", where, f"cannot be read ({exc.strerror}) — check "
-                             "the file's permissions"))
         return _Notes()
     except UnicodeDecodeError as exc:
         findings.append(_err("attachments-toml-invalid", where, not_utf8(exc)))
