@@ -4,6 +4,7 @@ and a stack that stops every process the phase started, whatever happens."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -44,7 +45,7 @@ class Context:
         return proc
 
     @contextlib.contextmanager
-    def phase(self, name: str):  # noqa: ANN201 - a context manager
+    def phase(self, name: str) -> Iterator[None]:
         print(f"== {name}", flush=True)
         self._stack = contextlib.ExitStack()
         with self._stack:

@@ -27,6 +27,7 @@ from PIL import Image
 from pypdf import PdfWriter
 from pypdf.generic import DecodedStreamObject, NameObject
 
+from daemon.config import Settings
 from daemon.config_load import load_settings
 from daemon.finish import evaluate
 from daemon.manifest import build_manifest
@@ -119,7 +120,7 @@ def write_bundles(root: Path, n: int) -> None:
         (root / f"{name}.xml").write_bytes(invoice_xml(name))
 
 
-def _settings_for(root: Path, work: Path):  # noqa: ANN202 - daemon.config.Settings
+def _settings_for(root: Path, work: Path) -> Settings:
     config = work / "corpus-config.toml"
     config.write_text(f'[outbox]\npath = {json.dumps(str(root))}\n'
                       f'[paths]\nstate_dir = {json.dumps(str(work / "corpus-state"))}\n'

@@ -11,6 +11,7 @@ import sqlite3
 import statistics
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from bench.context import Context
 from bench.corpus import invoice_xml
@@ -174,7 +175,7 @@ def fill_journal(path: str, rows: int, seed: int = 5, days: float = 365) -> dict
     lists only those of the last 7 days (docs/operations.md), the rest is what its query
     must skip. Live rows are of the last week (or of the last `days` when
     fewer): they are what is going on now, and `status` lists them all."""
-    Journal(path).close()  # the schema, exactly as the daemon creates it
+    Journal(Path(path)).close()  # the schema, exactly as the daemon creates it
     rng = random.Random(seed)
     now = datetime.now(UTC)
     mix = (("sent", 0.985), ("quarantined", 0.005), ("waiting", 0.004), ("held", 0.002),

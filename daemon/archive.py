@@ -152,10 +152,15 @@ def _someone_elses(entry: Path, papers: Mapping[str, bytes], bundle_id: str) -> 
         # limit: a receipt keeps the receiver's whole answer, and another bundle's large
         # receipt taken for "not readable" would be written over.
         data = read_regular(entry / next(iter(papers)))
-        found = json.loads(data) if data is not None else None
-        named = found.get("bundle_id") or found["manifest"]["bundle_id"]  # type: ignore[union-attr]
-    except (OSError, InputError, ValueError, KeyError, TypeError, AttributeError):
-        return False  # missing, cut short by a power loss, or not ours to judge: rewrite
+        if data is None:
+            return False
+        found = json.loads(data)
+        named = found.get("bundle_id") or found["manifest"]["bundle_id"]
+    except (OSError, InputError, ValueError, KeyError, TypeError, AttributeError,
+            RecursionError):
+        # Missing, cut short by a power loss, or not ours to judge (RecursionError: JSON
+        # nested deeper than the parser goes, which no receipt or reason is): rewrite.
+        return False
     return named != bundle_id
 
 

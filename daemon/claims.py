@@ -175,9 +175,10 @@ class Claims:
     def _record_claim(self, c: Claim) -> int:
         bundle, key = c.known.bundle, c.cand.invoice.name
         assert bundle is not None
-        fields = {"bundle_id": c.known.bundle_id, "invoice_ids": list(bundle.invoice_ids),
-                  "unattached_ids": list(bundle.unattached_ids), "work_dir": str(c.work),
-                  "reasons": reasons_of(c.reasons)}
+        fields: dict[str, Any] = {
+            "bundle_id": c.known.bundle_id, "invoice_ids": list(bundle.invoice_ids),
+            "unattached_ids": list(bundle.unattached_ids), "work_dir": str(c.work),
+            "reasons": reasons_of(c.reasons)}
         if c.row is None:
             return self.j.create(key, CLAIMING, **fields)
         self.j.transition(c.row.id, CLAIMING, **fields)

@@ -65,7 +65,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _add(sub: argparse._SubParsersAction, name: str, config: bool = True
+def _add(sub: argparse._SubParsersAction[_Parser], name: str, config: bool = True
          ) -> argparse.ArgumentParser:
     line, example = COMMANDS[name]
     p = sub.add_parser(name, help=line, description=line[0].upper() + line[1:] + ".",

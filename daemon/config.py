@@ -86,8 +86,8 @@ def environment_overrides() -> dict[str, dict[str, Any]]:
         if value.strip().startswith("["):
             try:
                 parsed = json.loads(value)
-            except ValueError:
-                pass
+            except (ValueError, RecursionError):
+                pass  # not a list: the setting's own check says what it should be
         out.setdefault(section, {})[key] = parsed
     return out
 

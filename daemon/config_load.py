@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from daemon.config import (
     DEFAULT_CONFIG_PATH,
@@ -20,7 +21,7 @@ from daemon.config import (
     environment_overrides,
 )
 from daemon.config_values import MASK, mask_userinfo
-from daemon.errors import ConfigError
+from daemon.errors import ConfigError, not_utf8
 from daemon.fsops import NotAFile, folders_below, read_admin_file, refuse_links
 
 
@@ -63,7 +64,7 @@ def _origin(section: str, key: str, env: dict[str, dict[str, Any]] | None) -> st
     return f" (from OUTBOXD_{section.upper()}__{key.upper()})"
 
 
-def _describe(err: dict[str, Any], env: dict[str, dict[str, Any]] | None = None) -> str:
+def _describe(err: ErrorDetails, env: dict[str, dict[str, Any]] | None = None) -> str:
     loc = [str(p) for p in err["loc"]]
     section, key = (loc[0], ".".join(loc[1:])) if loc else ("", "")
     where = f"[{section}] {key}".strip() if key else (f"[{section}]" if section else "config")
@@ -107,10 +108,16 @@ def _read_toml(path: Path) -> dict[str, Any]:
                           "user: give the file to the group outboxd runs as (chgrp outboxd, "
                           "chmod 0640; it may hold the token), or run as a user that may "
                           "read it") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} {not_utf8(exc)}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    except RecursionError:
+        # tomllib parses nested arrays and tables recursively; no setting nests past two.
+        raise ConfigError(f"{path} is not valid TOML: its values are nested too deeply for "
+                          "a configuration — see config.example.toml") from None
 
 
 def load_settings(path: Path) -> Settings:

@@ -317,7 +317,7 @@ class HttpDeliverer:
             # the receiver's, and httpcore raises it. A setting, as for http:// (classify).
             return Paused(PROXY_WANTS_CREDENTIALS, 407)
         return Retryable(self.scrub(f"cannot reach the receiver{self._where()}: "
-                                     f"{exc or type(exc).__name__}"))
+                                     f"{str(exc) or type(exc).__name__}"))
 
     def _where(self) -> str:
         """" at HOST:PORT": a resolver's "Name or service not known" names no host, and

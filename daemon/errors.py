@@ -138,6 +138,15 @@ def describe(exc: OSError) -> str:
     return f"{exc.strerror or exc}{where}"
 
 
+def not_utf8(exc: UnicodeDecodeError) -> str:
+    """A text file that is not UTF-8, for people: the line to look at and the fix, not
+    the codec's byte offset. An editor that saves in the Windows code page writes the
+    "ü" of "für" as one byte that UTF-8 cannot hold."""
+    line = exc.object[:exc.start].count(b"\n") + 1
+    return (f"is not UTF-8 text (line {line} holds the byte 0x{exc.object[exc.start]:02x}: it "
+            "was saved in another encoding, such as Windows' ANSI) — save it again as UTF-8")
+
+
 # What to check when the environment refuses: the one fix for an OSError in a command.
 OS_FIX = "check that the path exists, that this user may read and write it, and that the " \
     "disk has space"

@@ -33,7 +33,7 @@ from daemon.errors import (
     Retryable,
     describe,
 )
-from daemon.fsops import is_regular_file
+from daemon.fsops import NOT_THE_FILES_FAULT, is_regular_file
 from daemon.journal import (
     DELIVERED,
     QUARANTINING,
@@ -168,6 +168,9 @@ class Finisher(Moves, Recovery):
         try:
             bundle = self._claimed_bundle(row)
         except (InputError, OSError) as exc:
+            if isinstance(exc, OSError) and exc.errno in NOT_THE_FILES_FAULT:
+                # No descriptors left, a share gone: the machine's, not the bundle's.
+                return self._unreadable_again(row, describe(exc))
             return damaged([Finding(
                 "processing-damaged", row.invoice_file, f"cannot be read in the processing "
                 f"folder ({exc}) — check it and move it back to the outbox")])
@@ -280,8 +283,9 @@ class Finisher(Moves, Recovery):
         # row's `since` once sent (moves.archive_sent), however late the move comes.
         target = row.archive_dir or str(target_for(self.s.sent_dir, stem(row.invoice_file),
                                                    manifest["bundle_id"], delivered_at))
-        written = {"response": record, "receipt_id": receipt.receipt_id, "last_error": None,
-                   "archive_dir": target, "attempts": attempts}
+        written: dict[str, Any] = {"response": record, "receipt_id": receipt.receipt_id,
+                                   "last_error": None, "archive_dir": target,
+                                   "attempts": attempts}
         if self.archive_later is not None and getattr(deliverer, "idempotent", False):
             # Durable only before its archive moves anything (archive_sent): until
             # then a power loss costs one more POST with the same Idempotency-Key,

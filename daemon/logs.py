@@ -26,8 +26,7 @@ import structlog
 
 from daemon.config import LogConfig
 
-_handler: logging.Handler | None = None
-_BUNDLE_KEYS = ("invoice_file", "invoice_ids", "bundle_id")
+_handler: logging.StreamHandler[TextIO] | None = None
 
 
 def _bundle_first(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -204,7 +203,7 @@ def configure(cfg: LogConfig | None = None, stream: TextIO | None = None) -> Non
         logging.captureWarnings(True)
     # Our lines carry no source location, thread or process fields: skip finding
     # them for every record (the Logging HOWTO's "Optimization" settings).
-    logging._srcfile = None  # type: ignore[attr-defined]
+    logging._srcfile = None
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     threading.excepthook = _thread_excepthook
 

@@ -155,26 +155,26 @@ def match_attachments(sidecar: Path, ids: tuple[str, ...], settings: Settings,
     for e in listing:
         if not e.is_dir(follow_symlinks=False):
             continue
-        invoice_id = by_folder.get(_nfc(e.name))
+        owner = by_folder.get(_nfc(e.name))
         # The folder of one of the file's invoices is that invoice's, even when its name
         # reads as litter (an id that begins with a dot): its attachments must not be
         # left out unseen, and the invoice sent or held as one without attachments.
-        if invoice_id is None and is_ignored(e.name, settings.outbox.ignore_patterns):
+        if owner is None and is_ignored(e.name, settings.outbox.ignore_patterns):
             continue
         if name_problem(e.name):
             # Reported (bad-name, escaped) by _collect from this same listing; the raw name
             # cannot go into a finding: the journal and NAME.errors.txt are UTF-8.
             continue
-        if invoice_id is None and ids_unknown:
+        if owner is None and ids_unknown:
             # Which invoices the file holds is not known: "rename the folder to one of
             # its ids" would be advice for a stand-in id. Its error is what to fix; then
             # the folder is matched against the ids read.
             continue
-        if invoice_id is None:
+        if owner is None:
             findings.append(_err("orphan-attachment", f"{rel}/{e.name}",
                                  orphan_folder_message(e.name, by_folder, ids, rel, settings)))
             continue
-        sub, notes = _collect(Path(e.path), f"{rel}/{e.name}", invoice_id, settings, findings,
+        sub, notes = _collect(Path(e.path), f"{rel}/{e.name}", owner, settings, findings,
                               allow_subfolders=False, copying=copying)
         atts.extend(sub)
         where = f"{rel}/{e.name}/{MANIFEST_NAME}"

@@ -54,7 +54,7 @@ class Moves:
         delay = max(cfg.retry_base_seconds, backoff(failures, cfg.retry_base_seconds,
                                                     cfg.retry_max_seconds, None))
         self._move_faults[row.id] = (failures, self.clock() + delay)
-        fields = {"last_error": error, "next_attempt_at": iso_in(delay)}
+        fields: dict[str, Any] = {"last_error": error, "next_attempt_at": iso_in(delay)}
         if row.state in ("delivering", "retrying"):
             # With the event as the detail, also when the row was retrying already: after a
             # pause (finish.PAUSED) it now waits for this, and a restart must not take it

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from daemon.bundle import Finding
-from daemon.errors import InputError
+from daemon.errors import InputError, not_utf8
 from daemon.fsops import kind_of, read_regular
 from daemon.names import CASE_WORDS
 
@@ -104,7 +104,9 @@ def read_notes(folder: Path, rel: str, findings: list[Finding]) -> Notes:
             findings.append(_error("not-a-file", where, f"is a {kind_of(st.st_mode)} — put a "
                                  "regular file there"))
             return Notes()
-        # Through open_regular: a FIFO swapped in after the lstat must not block us.
+        # Through open_regular: a FIFO swapped in after the lstat must not block us. An
+        # OSError (no descriptors, a share gone) is the machine's, not the clerk's: it is
+        # raised, and the bundle read again later, as for an attachment's bytes.
         raw = read_regular(path, where, MAX_NOTES_BYTES)
         if raw is None:
             # Cut short, the rest would be read as if it were the whole file.
@@ -117,9 +119,14 @@ def read_notes(folder: Path, rel: str, findings: list[Finding]) -> Notes:
     except InputError as exc:
         findings.append(_error(exc.code, exc.file, exc.message))
         return Notes()
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
+    except UnicodeDecodeError as exc:
+        findings.append(_error("attachments-toml-invalid", where, not_utf8(exc)))
+        return Notes(sha256=digest)
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:
+        # RecursionError: arrays or tables nested thousands deep, past tomllib's recursion.
+        why = "its values are nested too deeply" if isinstance(exc, RecursionError) else exc
         findings.append(_error("attachments-toml-invalid", where, f"cannot be read as TOML "
-                             f"({exc}) — fix the syntax"))
+                               f"({why}) — fix the syntax"))
         return Notes(sha256=digest)
     notes = Notes(sha256=digest)
     for key, value in data.items():

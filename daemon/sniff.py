@@ -30,7 +30,7 @@ ODS_MIME = "application/vnd.oasis.opendocument.spreadsheet"
 
 @dataclass(frozen=True)
 class FileType:
-    kind: str  # one of KINDS
+    kind: str  # a key of _TYPES
     mime: str
     label: str  # for people: "PDF", "TIFF image", "Windows executable", ...
     warning: str | None = None  # e.g. CSV in Windows-1252
@@ -77,7 +77,6 @@ _TYPES: dict[str, tuple[str, str]] = {
     "unknown": ("application/octet-stream", "file of unknown type"),
     "empty": ("application/octet-stream", "empty file"),
 }
-KINDS = frozenset(_TYPES)
 IMAGE_KINDS = frozenset({"tiff", "png", "jpeg", "gif", "bmp", "webp"})
 # .csv and .txt both promise "some text"; either content kind keeps that promise.
 TEXT_KINDS = frozenset({"csv", "text", "xml", "utf16"})

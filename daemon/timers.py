@@ -43,10 +43,6 @@ class Timers:
             self._due[key] = due
             heapq.heappush(self._heap, (due, next(self._seq), key))
 
-    def cancel(self, key: Hashable) -> None:
-        with self._lock:
-            self._due.pop(key, None)
-
     def due_at(self, key: Hashable) -> float | None:
         with self._lock:
             return self._due.get(key)
@@ -66,7 +62,7 @@ class Timers:
         """The earliest live due time, or None when nothing is scheduled."""
         with self._lock:
             while self._heap and self._due.get(self._heap[0][2]) != self._heap[0][0]:
-                heapq.heappop(self._heap)  # moved or cancelled: drop the stale entry
+                heapq.heappop(self._heap)  # moved: drop the stale entry
             return self._heap[0][0] if self._heap else None
 
     def __len__(self) -> int:

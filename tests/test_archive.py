@@ -448,6 +448,19 @@ class TestPlace:
         assert sorted(os.listdir(placed)) == ["INV-1", "INV-1.xml", "receipt.json"]
         assert (placed / "INV-1" / ".receipt.json.tmp-0123456789ab").read_bytes() == b"theirs"
 
+    def test_a_receipt_nested_past_the_json_parser_is_written_again(
+            self, tmp_path: Path) -> None:
+        """After a crash between the move and 'sent', receipt.json in the entry holds JSON
+        nested thousands deep (no receipt outboxd writes is: answers that deep are kept as
+        text): it is no receipt of another bundle, and place writes ours instead of
+        failing with a RecursionError at every retry."""
+        target = tmp_path / "sent" / "d" / "INV-1--0123456789ab"
+        make_work(target)
+        (target / "receipt.json").write_bytes(b"[" * 100_000 + b"]" * 100_000)
+        placed = archive.place(tmp_path / "work", target,
+                               archive.receipt_papers(self.RECEIPT), BID)
+        assert json.loads((placed / "receipt.json").read_text("utf-8")) == self.RECEIPT
+
     def test_another_bundles_entry_under_the_name_is_not_touched(self, tmp_path: Path) -> None:
         """Work folder gone and the target holds a readable receipt of another bundle:
         its papers are never rewritten with ours."""

@@ -62,6 +62,27 @@ class TestErrors:
         with pytest.raises(ConfigError, match="not valid TOML"):
             load_settings(config_file(tmp_path, "[outbox\npath = 1\n"))
 
+    def test_a_file_not_in_utf8_says_which_line_and_to_save_it_as_utf8(
+            self, tmp_path: Path) -> None:
+        """A configuration saved in the Windows code page (a comment with "ü"): the error
+        names the file, the line and the fix, not the codec's byte offset."""
+        path = tmp_path / "config.toml"
+        path.write_bytes(minimal(tmp_path, "# Prüfung\n").encode("cp1252"))
+        with pytest.raises(ConfigError) as info:
+            load_settings(path)
+        assert info.value.problems == [
+            f"{path} is not UTF-8 text (line 6 holds the byte 0xfc: it was saved in another "
+            "encoding, such as Windows' ANSI) — save it again as UTF-8"]
+
+    def test_a_file_nested_too_deeply_is_an_error_not_a_traceback(self, tmp_path: Path) -> None:
+        """Arrays nested thousands deep exhaust tomllib's recursion: that is said as
+        TOML this file cannot be, naming the file, not a RecursionError's traceback."""
+        deep = "x = " + "[" * 5000 + "]" * 5000 + "\n"
+        path = config_file(tmp_path, minimal(tmp_path, deep))
+        with pytest.raises(ConfigError) as info:
+            load_settings(path)
+        assert f"{path} is not valid TOML: its values are nested too deeply" in str(info.value)
+
     def test_missing_outbox_folder(self, tmp_path: Path) -> None:
         """An outbox that does not exist is an error (probably a missing mount), not created."""
         missing = tmp_path / "mnt" / "outbox"
@@ -113,6 +134,15 @@ class TestErrors:
         one_problem_with(problems, "[outbox] settle_secs (from OUTBOXD_OUTBOX__SETTLE_SECS)",
                          "unknown key")
         assert "OUTBOXD" not in one_problem_with(problems, "[log] level")
+
+    def test_a_list_from_the_environment_nested_too_deeply_is_a_bad_value(
+            self, tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A JSON list in OUTBOXD_SECTION__KEY nested past what json can read is a bad
+        value of that variable, as any other text that is not a list, not a traceback."""
+        monkeypatch.setenv("OUTBOXD_OUTBOX__INVOICE_PATTERNS", "[" * 100_000 + "]" * 100_000)
+        problems = problems_of(config_file(tmp_path, minimal(outbox)))
+        one_problem_with(problems, "[outbox] invoice_patterns (from "
+                         "OUTBOXD_OUTBOX__INVOICE_PATTERNS)", "list")
 
     def test_a_token_file_or_outbox_from_the_environment_that_fails_names_the_variable(
             self, tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -463,6 +463,18 @@ def test_a_receiver_that_cannot_be_reached_is_named_by_host_and_port(tmp_path: P
         assert str(info.value).startswith(f"cannot reach the receiver at {where}: ")
 
 
+def test_a_network_error_without_a_message_is_told_by_its_kind(tmp_path: Path) -> None:
+    """An error that says nothing (a reset read, as some TLS stacks raise it) still tells
+    the admin what went wrong: its kind, not an empty reason after the colon."""
+    def silent(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadError("")
+    d = HttpDeliverer(http_cfg(url="http://127.0.0.1:9/b"), transport=httpx.MockTransport(silent))
+    b = make_bundle(tmp_path)
+    with pytest.raises(Retryable) as info:
+        d.deliver(b, build_manifest(b))
+    assert str(info.value) == "cannot reach the receiver at 127.0.0.1:9: ReadError"
+
+
 class TestBackoff:
     @pytest.mark.parametrize("attempt", [1, 2, 3, 5, 9, 12, 40])
     def test_within_full_jitter_bounds(self, attempt: int) -> None:

@@ -3,6 +3,7 @@ section 3)."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import threading
@@ -767,6 +768,38 @@ class TestAttachmentsToml:
         write(outbox / "INV-1" / "attachments.toml", b'[files."a.pdf"\ntype = \n')
         f = finding(match(outbox, "INV-1.xml", ubl_invoice("INV-1")), "attachments-toml-invalid")
         assert f.file == "INV-1/attachments.toml"
+
+    def test_an_attachments_toml_not_in_utf8_says_to_save_it_as_utf8(self, outbox: Path) -> None:
+        """A note typed in an editor that saves in Windows-1252 ("für" as one byte 0xFC)
+        is said as what it is, with its line and the fix, for NAME.errors.txt: not
+        Python's codec message, and not "fix the syntax", which is fine."""
+        write(outbox / "INV-1" / "a.pdf", PDF)
+        write(outbox / "INV-1" / "attachments.toml",
+              '[files."a.pdf"]\nnote = "Stunden für Oktober"\n'.encode("cp1252"))
+        f = finding(match(outbox, "INV-1.xml", ubl_invoice("INV-1")), "attachments-toml-invalid")
+        assert f.file == "INV-1/attachments.toml"
+        assert f.message == ("is not UTF-8 text (line 2 holds the byte 0xfc: it was saved in "
+                             "another encoding, such as Windows' ANSI) — save it again as UTF-8")
+
+    @pytest.mark.parametrize("code", [errno.EIO, errno.ESTALE])
+    def test_an_attachments_toml_the_share_fails_to_give_is_no_finding(
+            self, outbox: Path, monkeypatch: pytest.MonkeyPatch, code: int) -> None:
+        """An I/O error or a share gone stale while attachments.toml is read is the
+        machine's fault: raised as the OSError it is, so the bundle is read again later
+        (as for an attachment's bytes), not held or quarantined with "fix the syntax"
+        and the server's path on the share."""
+        write(outbox / "INV-1" / "a.pdf", PDF)
+        write(outbox / "INV-1" / "attachments.toml", b'channel = "e-invoice"\n')
+        real_open = os.open
+
+        def failing(path: Any, *args: Any, **kw: Any) -> int:
+            if str(path).endswith("attachments.toml"):
+                raise OSError(code, os.strerror(code), str(path))
+            return real_open(path, *args, **kw)
+        monkeypatch.setattr(os, "open", failing)
+        with pytest.raises(OSError) as info:
+            match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        assert not isinstance(info.value, InputError) and info.value.errno == code
 
     def test_entry_for_a_missing_file(self, outbox: Path) -> None:
         """An entry for a file that is not in the folder is an error naming that file."""

@@ -4,7 +4,9 @@ journal, real files and the directory transport."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -189,6 +191,30 @@ class TestRecovery:
         assert got.shown_state == "retrying"
         assert (work / "INV-1.xml").exists() and (work / "INV-1" / "a.pdf").exists()
         assert (p.finish.attempt(row) or 0) > 0  # its back-off, not read again at once
+        p.finish.evaluate = evaluate
+        p.finish._move_faults.clear()  # its back-off over
+        assert p.finish.attempt(row) is None and p.j.get(row).state == "sent"
+
+    @pytest.mark.parametrize("code", [errno.EMFILE, errno.EIO, errno.ESTALE])
+    def test_a_claimed_bundle_the_machine_fails_to_read_again_waits_not_quarantined(
+            self, tmp_path: Path, code: int) -> None:
+        """Read again in processing after a restart, the bundle meets no descriptors left,
+        an I/O error, a stale share: the machine's fault, not the bundle's. It was
+        quarantined as processing-damaged with "[Errno 24] …" and the server's path in
+        REASON.txt; it waits in its row (retrying, why) and is sent once the read works."""
+        p, s, work, row = self._half_claimed(tmp_path, pdf_bytes())
+
+        def failing(*_: object) -> Any:
+            raise OSError(code, os.strerror(code), str(work / "INV-1" / "a.pdf"))
+
+        p.finish.evaluate = failing
+        assert p.finish.recover() == [(row, 0.0)]
+        delay = p.finish.attempt(row)
+        got = p.j.get(row)
+        assert delay is not None and delay > 0
+        assert got.state == "retrying" and os.strerror(code) in (got.last_error or "")
+        assert list(s.quarantine_dir.glob("*/*")) == []
+        assert (work / "INV-1.xml").exists() and (work / "INV-1" / "a.pdf").exists()
         p.finish.evaluate = evaluate
         p.finish._move_faults.clear()  # its back-off over
         assert p.finish.attempt(row) is None and p.j.get(row).state == "sent"

@@ -34,14 +34,6 @@ class TestTimers:
         assert t.pop_due(5.0) == ["k"]
         assert t.pop_due(60.0) == []
 
-    def test_cancel(self) -> None:
-        """A cancelled key never fires."""
-        t = Timers()
-        t.at("k", 1.0)
-        t.cancel("k")
-        assert t.next_due() is None
-        assert t.pop_due(2.0) == []
-
     def test_any_clock_value_works(self) -> None:
         """Times are plain numbers from the service's clock: 0 and 10⁹ behave alike."""
         for base in (0.0, 1e9):

@@ -32,7 +32,7 @@ from tomlkit.items import AoT, InlineTable, Item, Table
 from daemon.actions import EXIT_OK
 from daemon.actions.common import settings_of
 from daemon.config import Settings
-from daemon.errors import InputError, OutboxdError, UsageError, describe
+from daemon.errors import InputError, OutboxdError, UsageError, describe, not_utf8
 from daemon.fsops import (
     copy_into,
     fsync_dir,
@@ -111,7 +111,9 @@ def record(folder: Path, name: str, doc_type: str | None, note: str | None) -> N
         try:
             with open_regular(path, shown) as fh:
                 doc = tomlkit.parse(fh.read().decode("utf-8"))
-        except (InputError, UnicodeDecodeError, TOMLKitError) as exc:
+        except UnicodeDecodeError as exc:
+            raise AttachRefused(f"{shown} {not_utf8(exc)}; nothing was changed") from None
+        except (InputError, TOMLKitError) as exc:
             raise AttachRefused(f"{shown} cannot be read ({exc}) — fix it first; nothing "
                                 "was changed") from None
     else:

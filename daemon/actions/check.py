@@ -25,6 +25,7 @@ from daemon.actions import EXIT_FAILED, EXIT_OK
 from daemon.actions.common import settings_of
 from daemon.bundle import Bundle, Finding
 from daemon.config import Settings
+from daemon.einvoice import rules_versions
 from daemon.errors import InputError, OutboxdError, UsageError
 from daemon.finish import evaluate
 from daemon.journal import Journal, Row
@@ -148,7 +149,7 @@ def targets(paths: Iterable[Path], settings: Settings) -> Iterator[tuple[Target,
         if not path.is_dir():
             raise UsageError(f"check: {raw} is neither a file nor a folder")
         folder = path.resolve()
-        owners: list[Candidate] = []
+        owners = []
         if folder != settings.outbox.path.resolve():
             # A sidecar folder (or a look-alike of one): the invoice files beside it.
             ps = _outbox_settings(settings, folder.parent)
@@ -383,23 +384,10 @@ def check(paths: list[Path], settings: Settings, out: TextIO | None = None,
 
 
 def rules(out: TextIO | None = None) -> int:
-    """`check --rules`: the pinned e-invoice rule versions, when pre-flight is installed."""
+    """`check --rules`: the pinned e-invoice rule versions."""
     out = out or sys.stdout
-    try:
-        from daemon import einvoice  # type: ignore[attr-defined]
-        versions = einvoice.rules_versions()
-    except (ImportError, AttributeError):
-        print("e-invoice pre-flight is not installed in this build of outboxd: no EN 16931 "
-              "or Peppol rules are checked", file=out)
-        return EXIT_OK
-    if isinstance(versions, str):
-        print(versions, file=out)
-    elif isinstance(versions, dict):
-        for name, version in versions.items():
-            print(f"{name}: {version}", file=out)
-    else:
-        for line in versions:
-            print(line, file=out)
+    for line in rules_versions():
+        print(line, file=out)
     return EXIT_OK
 
 

@@ -29,7 +29,6 @@ from daemon.errors import OutboxdError, UsageError
 from daemon.journal import SHOWN_AS, Journal
 
 OUTBOXD = [sys.executable, "-m", "daemon"]
-FINAL = ("sent", "quarantined")
 
 
 @dataclass

@@ -95,7 +95,11 @@ def embedded_findings(bundle: Bundle) -> list[Finding]:
                                f"for invoice {doc.invoice_id} is not one UBL document ({exc})",
                                "error", doc.invoice_id))
             continue
-        failed = check_document(parsed, fatal_only=True) or []
+        try:
+            failed = check_document(parsed, fatal_only=True) or []
+        except InputError as exc:  # Saxon could not read it (nesting past its limit)
+            out.append(Finding(exc.code, exc.file, exc.message, "error", doc.invoice_id))
+            continue
         # A rule the invoice breaks on its own is the invoice's to correct in the ERP,
         # not its attachments' (the GR national example's misplaced references).
         bare = doc.inserted[0] == doc.inserted[1]  # no attachment went in: the invoice as is
@@ -120,6 +124,6 @@ def _own_failures(doc: EmbeddedDocument, rel: str) -> set[Assertion]:
     start, end = doc.inserted
     try:
         [parsed] = documents(doc.data[:start] + doc.data[end:], rel)
+        return set(check_document(parsed, fatal_only=True) or [])
     except (InputError, ValueError):
         return set()
-    return set(check_document(parsed, fatal_only=True) or [])

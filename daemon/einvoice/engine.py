@@ -39,7 +39,7 @@ from daemon.einvoice.artefacts import (
     RuleSet,
     artefacts_hash,
 )
-from daemon.errors import ConfigError
+from daemon.errors import ConfigError, InputError
 
 SVRL = "{http://purl.oclc.org/dsdl/svrl}"
 # SchXslt's own stylesheet parameters (the vendored files stay as they are): a
@@ -49,6 +49,12 @@ COMPILE_OPTIONS = {"schxslt.svrl.compact": True, "schxslt.compile.metadata": Fal
 COMPILE_TAG = "compact"
 REINSTALL = ("reinstall outboxd with its dependencies (pip install --force-reinstall "
              "outboxd, which brings saxonche and lxml), or set [einvoice] preflight = \"off\"")
+# SaxonC parses with the JDK's XML parser, which refuses elements nested more than 100
+# deep (lxml, with huge_tree, reads 2048) and writes its error to stderr, outside the
+# log: such a document is refused from lxml's tree before Saxon is given it.
+_PAST_SAXON_DEPTH = "boolean(" + "/*" * 101 + ")"
+TOO_DEEP = ("nests elements more than 100 deep, deeper than the e-invoice rules read — "
+            "export the invoice again")
 
 
 @dataclass(frozen=True)
@@ -65,11 +71,12 @@ class Engine:
     def __init__(self, cache_dir: Path | None = None) -> None:
         try:
             from lxml import etree
-            from saxonche import PySaxonProcessor
+            from saxonche import PySaxonApiError, PySaxonProcessor
         except ImportError as exc:
             raise ConfigError(f"the e-invoice rule engine cannot load ({exc}) — "
                               f"{REINSTALL}") from None
         self._etree = etree
+        self._saxon_error = PySaxonApiError
         try:
             self._proc = PySaxonProcessor(license=False)
             compiler = self._proc.new_xslt30_processor()
@@ -140,18 +147,24 @@ class Engine:
         return [Assertion("UBL-XSD", _short_names(e.message),
                           _short_path(e.path or f"line {e.line}"), True) for e in log]
 
-    def schematron(self, rule_sets: tuple[RuleSet, ...], text: str) -> list[Assertion]:
-        """Run the rule sets on one document (serialised by lxml: no DTD, pure ASCII).
+    def schematron(self, rule_sets: tuple[RuleSet, ...], tree: Any, text: str,
+                   rel: str) -> list[Assertion]:
+        """Run the rule sets on one document (`tree` as lxml read it, `text` serialised
+        by lxml: no DTD, pure ASCII) of the file `rel`; InputError when Saxon cannot
+        read or check it.
 
         Saxon parses the document once; the same node goes to each rule set.
         """
+        if tree.xpath(_PAST_SAXON_DEPTH):
+            raise InputError("invalid-xml", rel, TOO_DEEP)
         builder, executables = self._thread_state()
-        node = builder.parse_xml(xml_text=text)
-        found: list[Assertion] = []
-        for rs in rule_sets:
-            svrl = executables[rs.name].transform_to_string(xdm_node=node)
-            found.extend(self._assertions(svrl))
-        return found
+        try:
+            node = builder.parse_xml(xml_text=text)
+            svrls = [executables[rs.name].transform_to_string(xdm_node=node)
+                     for rs in rule_sets]
+        except self._saxon_error as exc:
+            raise InputError("invalid-xml", rel, _unchecked(str(exc))) from None
+        return [a for svrl in svrls for a in self._assertions(svrl)]
 
     def _assertions(self, svrl: str) -> list[Assertion]:
         root = self._etree.fromstring(svrl.encode("utf-8"), self.parser())
@@ -166,6 +179,14 @@ class Engine:
             out.append(Assertion(rule, text, _short_path(el.get("location") or ""),
                                  flag in ("fatal", "error")))
         return out
+
+
+def _unchecked(saxon: str) -> str:
+    """Why Saxon could not check a document lxml read, for the clerk's error file."""
+    if "maxElementDepth" in saxon:
+        return TOO_DEEP
+    first = " ".join(saxon.split())[:200]
+    return f"cannot be checked by the e-invoice rules (Saxon: {first}) — export the invoice again"
 
 
 def _write_quietly(path: Path, text: str) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from daemon.bundle import Finding
+from daemon.bundle import Finding, Severity
 from daemon.einvoice import engine as engine_mod
 from daemon.einvoice.artefacts import rule_sets_for
 from daemon.errors import InputError
@@ -36,6 +36,7 @@ class Document:
     customization_id: str | None
     tree: Any  # lxml element (the root of its own document)
     text: str  # serialised by lxml: ASCII, no declaration, no DTD
+    rel: str  # the file it is in, as findings name it
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ def documents(data: bytes, rel: str) -> list[Document]:
             invoice_id=(own_id.text or "").strip() if own_id is not None else "",
             root_name=ROOTS[el.tag],
             customization_id=(cid.text or "").strip() if cid is not None else None,
-            tree=tree, text=text))
+            tree=tree, text=text, rel=rel))
     return out
 
 
@@ -79,7 +80,8 @@ def check_document(doc: Document, fatal_only: bool = False,
     if rule_sets is None:
         return None
     eng = engine_mod.load()
-    found = eng.xsd_errors(doc.root_name, doc.tree) + eng.schematron(rule_sets, doc.text)
+    found = eng.xsd_errors(doc.root_name, doc.tree) + eng.schematron(
+        rule_sets, doc.tree, doc.text, doc.rel)
     return [a for a in found if a.fatal] if fatal_only else found
 
 
@@ -115,7 +117,7 @@ def _findings(doc: Document, found: list[engine_mod.Assertion], rel: str, mode: 
     who = f"invoice {doc.invoice_id}: " if several else ""
     out: list[Finding] = []
     for a in found[:MAX_FINDINGS]:
-        severity = "error" if a.fatal and mode == "error" else "warning"
+        severity: Severity = "error" if a.fatal and mode == "error" else "warning"
         where = f" ({a.location})" if a.location else ""
         tail = f" — {FIX}" if a.fatal else ""
         out.append(Finding("einvoice-rule", rel, f"{who}[{a.rule}] {a.text}{where}{tail}",

@@ -34,7 +34,8 @@ class Views:
         """Rows per state as `status` names them. The state index answers the counts;
         rows are read only for the few in the middle of a move, whose last_error tells
         retrying from delivering — a journal of years is never scanned."""
-        where, args = "", ()
+        where = ""
+        args: tuple[str, ...] = ()
         if states:
             where, args = f"WHERE state IN ({', '.join('?' for _ in states)})", states
         out: dict[str, int] = {}

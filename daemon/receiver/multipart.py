@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import BinaryIO, NamedTuple
+from io import BufferedIOBase
+from typing import NamedTuple
 
 from daemon.errors import Refusal
 
@@ -22,7 +23,7 @@ _PARAM = re.compile(r';\s*([A-Za-z0-9!#$%&\'*+.^_`|~-]+)\s*=\s*("(?:[^"\\]|\\.)*
 class Body:
     """Content-Length bytes of rfile, read in bounded chunks and never past the end."""
 
-    def __init__(self, rfile: BinaryIO, length: int) -> None:
+    def __init__(self, rfile: BufferedIOBase, length: int) -> None:
         self.rfile = rfile
         self.remaining = length
         self.buf = bytearray()
@@ -31,7 +32,7 @@ class Body:
         if self.remaining == 0:
             return False
         # read1: take what has arrived, so a slow sender is processed as it goes.
-        chunk = self.rfile.read1(min(CHUNK, self.remaining))  # type: ignore[attr-defined]
+        chunk = self.rfile.read1(min(CHUNK, self.remaining))
         if not chunk:
             raise ConnectionError("client closed the connection before the body was complete")
         self.remaining -= len(chunk)

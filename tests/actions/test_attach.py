@@ -269,6 +269,24 @@ def test_attach_refuses_a_files_key_that_is_not_a_table_naming_the_file(
     assert (cfg.outbox / "INV-1001" / "attachments.toml").read_bytes() == toml
 
 
+def test_attach_refuses_an_attachments_toml_not_in_utf8_saying_how_to_mend_it(
+        cfg: Env, timesheet: Path, capsys) -> None:
+    """attachments.toml saved by an editor in the Windows code page ("für" as the byte
+    0xFC): exit 1 with one line naming the file, the line and the fix (save it as UTF-8),
+    not Python's codec message; nothing is changed."""
+    drop_bundle(cfg.outbox, "INV-1001", {"contract.pdf": pdf_bytes()})
+    toml = '[files."contract.pdf"]\nnote = "Vertrag für 2025"\n'.encode("cp1252")
+    write(cfg.outbox / "INV-1001" / "attachments.toml", toml)
+    assert attach(cfg, "INV-1001", str(timesheet), "--type", "Timesheet") == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert line == ("outboxd: INV-1001/attachments.toml is not UTF-8 text (line 2 holds the "
+                    "byte 0xfc: it was saved in another encoding, such as Windows' ANSI) — "
+                    "save it again as UTF-8; nothing was changed")
+    assert sorted(p.name for p in (cfg.outbox / "INV-1001").iterdir()) == [
+        "attachments.toml", "contract.pdf"]
+    assert (cfg.outbox / "INV-1001" / "attachments.toml").read_bytes() == toml
+
+
 def test_attach_adds_to_an_inline_files_table_keeping_its_entries(
         cfg: Env, timesheet: Path) -> None:
     """`files = {…}` is a valid attachments.toml: the new entry joins the inline table

@@ -37,6 +37,16 @@ for _kind, (_data, _rule) in BROKEN.items():
     assert _data != BASE, _kind  # the replacement found its text
 
 
+def nested(depth: int) -> bytes:
+    """The base example with a UBL extension nesting elements `depth` deep: well-formed,
+    valid under the XSD (an extension's content is anything)."""
+    ext = (b'<ext:UBLExtensions xmlns:ext="urn:oasis:names:specification:ubl:schema:xsd:'
+           b'CommonExtensionComponents-2"><ext:UBLExtension><ext:ExtensionContent>'
+           + b"<x>" * depth + b"</x>" * depth
+           + b"</ext:ExtensionContent></ext:UBLExtension></ext:UBLExtensions>")
+    return BASE.replace(b"<cbc:CustomizationID>", ext + b"<cbc:CustomizationID>", 1)
+
+
 def body(data: bytes) -> bytes:
     """The document without its XML declaration, to wrap several in one file."""
     return data.split(b"?>\n", 1)[1]

@@ -13,7 +13,7 @@ from daemon.bundle import Attachment, Bundle, InvoiceFile
 from daemon.einvoice import embedded_findings, mime_codes, preflight
 from daemon.einvoice.embed import documents_for
 
-from .broken import BASE, EXAMPLES, body, with_id
+from .broken import BASE, EXAMPLES, body, nested, with_id
 
 NS = {"cac": "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2",
       "cbc": "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"}
@@ -142,6 +142,17 @@ def test_embedded_document_that_breaks_a_fatal_rule_is_an_error_in_any_mode(
     b = bundle_of(tmp_path, data, {"a.pdf": ("Snippet1", pdf_bytes(), "application/pdf")})
     found = embedded_findings(b)
     assert any("[BR-52]" in f.message and f.severity == "error" for f in found)
+
+
+def test_a_built_document_nesting_deeper_than_the_rules_read_is_an_error_finding(
+        tmp_path: Path) -> None:
+    """With [einvoice] preflight = "off" the built document is the first the rules see:
+    one nesting 150 deep (Saxon reads 100) is an invalid-xml error of the invoice file,
+    not Saxon's exception out of the check."""
+    b = bundle_of(tmp_path, nested(150), {"a.pdf": ("Snippet1", pdf_bytes(), "application/pdf")})
+    [f] = embedded_findings(b)
+    assert (f.code, f.file, f.severity) == ("invalid-xml", "INV.xml", "error")
+    assert f.message.startswith("nests elements more than 100 deep")
 
 
 def test_an_invoice_without_attachments_that_breaks_a_rule_is_blamed_not_its_attachments(

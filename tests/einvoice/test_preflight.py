@@ -8,8 +8,9 @@ import pytest
 from helpers import ubl_invoice
 
 from daemon.einvoice import preflight
+from daemon.errors import InputError
 
-from .broken import BASE, BROKEN, EXAMPLES, with_id
+from .broken import BASE, BROKEN, EXAMPLES, nested, with_id
 
 OFFICIAL = sorted(p.name for p in EXAMPLES.glob("*.xml"))
 SVEFAKTURA = (b'<?xml version="1.0"?>\n<Invoice xmlns="urn:sfti:documents:BasicInvoice:1:0">'
@@ -64,6 +65,21 @@ def test_an_invoice_with_a_file_over_ten_megabytes_of_base64_inside_is_checked()
     assert ref in data
     result = preflight(data, "BIG-1.xml")
     assert result.checked and result.errors == ()
+
+
+def test_an_invoice_nesting_deeper_than_the_rules_read_is_an_error_naming_the_file(
+        capfd: pytest.CaptureFixture[str]) -> None:
+    """Well-formed UBL with an extension nesting elements 150 deep (lxml reads it):
+    Saxon, which runs the rules, stops at 100. That is an invalid-xml error naming the
+    file and the fix, not Saxon's PySaxonApiError escaping as a traceback (from
+    `outboxd check`) or as "cannot be read, not for a fault of the bundle"; and Saxon
+    is not given it, so nothing is written to stderr outside the log."""
+    with pytest.raises(InputError) as info:
+        preflight(nested(150), "INV-9.xml")
+    assert (info.value.code, info.value.file) == ("invalid-xml", "INV-9.xml")
+    assert info.value.message == ("nests elements more than 100 deep, deeper than the "
+                                  "e-invoice rules read — export the invoice again")
+    assert capfd.readouterr().err == ""
 
 
 def test_wrong_totals_finding_carries_the_rules_own_text() -> None:
