@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from daemon.answers import Receipt
+from daemon.answers import BODY_LIMIT, Receipt
 from daemon.bundle import Bundle
 from daemon.config import DeliveryConfig
 from daemon.deliver import RETRY_AFTER_LIMIT, DirectoryDeliverer, HttpDeliverer
@@ -125,8 +125,7 @@ class EmbeddedDeliverer:
             raise bundle_outcome(failed, held)
         ids = [str(r["receipt_id"]) for r in records if r.get("receipt_id")]
         status = max((int(r["status"]) for r in records), default=201)
-        return Receipt(status, {"documents": records},
-                       ids[0] if len(ids) == 1 else (", ".join(ids) or None))
+        return Receipt(status, {"documents": records}, joined_receipt_ids(ids))
 
     def _send(self, doc: Document, key: str, bid: str, name: str) -> Receipt:
         if isinstance(self.inner, DirectoryDeliverer):
@@ -144,6 +143,22 @@ class EmbeddedDeliverer:
         except Rejected as exc:
             raise Rejected(f"the receiver rejected the document of invoice {doc.invoice_id} "
                            f"with HTTP {exc.status}", exc.status, exc.body) from None
+
+
+def joined_receipt_ids(ids: list[str]) -> str | None:
+    """The documents' receipt ids as the bundle's one: joined by ", ", at most about
+    BODY_LIMIT characters. A file of thousands of invoices made it longer than journald
+    keeps as one line (`bundle sent` logs it), and the status page showed it all; the
+    ids that fit are kept, and how many more there are (receipt.json's documents list
+    every one)."""
+    kept: list[str] = []
+    room = BODY_LIMIT
+    for n, rid in enumerate(ids):
+        room -= len(rid) + 2
+        if room < 0 and kept:
+            return f"{', '.join(kept)} … and {len(ids) - n} more (all in receipt.json)"
+        kept.append(rid)
+    return ", ".join(kept) or None
 
 
 MAX_SHOWN = 5  # other invoices' errors named one by one in a bundle's error
