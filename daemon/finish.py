@@ -333,7 +333,7 @@ class Finisher(Moves, Recovery):
             delay = 0.0  # a reload during the POST: the answer was the old configuration's
         error = str(exc) + (f": {exc.body[:200]}" if exc.body else "")
         if paused and deliverer is self.deliverers.current:
-            self.pause.begin(deliverer, delay, f"{error} (the answer to {invoice_file})")
+            self.pause.begin(deliverer, row_id, delay, f"{error} (the answer to {invoice_file})")
         self.j.transition(row_id, "retrying", PAUSED if fixable else "", durable=False,
                           attempts=attempts, last_error=error, next_attempt_at=iso_in(delay))
         (log.error if paused else log.warning)(

@@ -158,15 +158,15 @@ def test_retry_after_is_a_floor_even_above_retry_max_seconds(env: Env, start_rec
     assert second["monotonic"] - first["monotonic"] >= 2.0
 
 
-def test_a_401_holds_back_every_bundle_until_one_is_accepted_then_the_rest_go_at_once(
+def test_401s_hold_back_every_bundle_until_one_is_accepted_then_the_rest_go_at_once(
         env: Env, start_receiver, start_daemon) -> None:
-    """Four bundles; the receiver answers the first POST 401. No other bundle is posted
-    before retry_max_seconds have passed (each was, and earned its own 401, every
+    """Five bundles; the receiver answers the first two POSTs 401. No other bundle is
+    posted before retry_max_seconds have passed (each was, and earned its own 401, every
     retry_max_seconds), the waiting ones say why in `outboxd status`; then one goes
     first and, once accepted, the others follow without waiting another period."""
-    refusing = start_receiver("--fail-first", "401")
+    refusing = start_receiver("--fail-first", "401,401")
     env.write_config(refusing.url, delivery={"retry_max_seconds": 5, "concurrency": 1})
-    for n in range(4):
+    for n in range(5):
         drop_bundle(env.outbox, f"INV-{n}", {"a.pdf": pdf_bytes(1, f"INV-{n}")})
     start_daemon()
 
@@ -178,11 +178,11 @@ def test_a_401_holds_back_every_bundle_until_one_is_accepted_then_the_rest_go_at
                 if "waiting while deliveries are paused" in (r["last_error"] or "")]
     [why, *_] = wait_for(waiting, what="bundles held back, saying why")
     assert "HTTP 401: check [delivery] url and token" in why
-    wait_for(lambda: len(env.sent_bundles()) == 4, timeout=60, what="all four sent")
+    wait_for(lambda: len(env.sent_bundles()) == 5, timeout=60, what="all five sent")
     requests = refusing.requests()
-    assert [r["status"] for r in requests] == [401, 201, 201, 201, 201]
-    assert requests[1]["monotonic"] - requests[0]["monotonic"] >= 4.5  # the pause held
-    assert requests[-1]["monotonic"] - requests[1]["monotonic"] < 5  # no second pause
+    assert [r["status"] for r in requests] == [401, 401, 201, 201, 201, 201, 201]
+    assert requests[2]["monotonic"] - requests[1]["monotonic"] >= 4.5  # the pause held
+    assert requests[-1]["monotonic"] - requests[2]["monotonic"] < 5  # no second pause
 
 
 def test_receiver_rejection_quarantines_with_status_and_body(env: Env, start_receiver,
