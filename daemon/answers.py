@@ -32,6 +32,11 @@ BODY_LIMIT = 2000
 # text.
 ANSWER_LIMIT = 1 << 20
 RECEIPT_JSON_LIMIT = 64 << 10
+# A receipt id is something a person quotes to the operator's support. One of a
+# megabyte went whole into the journal, the `bundle sent` log line (which journald
+# splits past 48 KiB into pieces that are not JSON) and the status page on every
+# rendering; receipt.json keeps the body it came in.
+RECEIPT_ID_LIMIT = 256
 
 
 @dataclass(frozen=True)
@@ -100,21 +105,27 @@ def _body(response: httpx.Response, scrub: Callable[[str], str]) -> tuple[Any, s
     else as text cut to BODY_LIMIT), and its receipt_id."""
     decoded = _decoded(response.content)
     receipt_id = _receipt_id(decoded)
-    receipt_id = receipt_id and scrub(receipt_id)
+    # Scrubbed whole before the cut, which could split a secret.
+    receipt_id = receipt_id and _quotable(scrub(receipt_id))
     if decoded is _NOT_JSON or len(response.content) > RECEIPT_JSON_LIMIT:
         return scrub(response.text)[:BODY_LIMIT], receipt_id
     return (decoded if scrub is unchanged else scrub_json(decoded, scrub)), receipt_id
 
 
 def _receipt_id(decoded: Any) -> str | None:
-    """A string or a number; an object, a list or true is no receipt id anyone could
-    quote."""
+    """A string or a number, as text; an object, a list or true is no receipt id
+    anyone could quote."""
     value = decoded.get("receipt_id") if isinstance(decoded, dict) else None
-    if isinstance(value, str):
-        return value
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    return None
+        value = str(value)  # a 4,300-digit integer is text of that length too
+    return value if isinstance(value, str) else None
+
+
+def _quotable(receipt_id: str) -> str:
+    """A receipt id as kept: cut to RECEIPT_ID_LIMIT characters, saying so."""
+    if len(receipt_id) <= RECEIPT_ID_LIMIT:
+        return receipt_id
+    return f"{receipt_id[:RECEIPT_ID_LIMIT]}… (cut: {len(receipt_id)} characters)"
 
 
 def unchanged(text: str) -> str:

@@ -23,6 +23,7 @@ from typing import Any
 from daemon.bundle import Finding
 from daemon.errors import InputError
 from daemon.fsops import (
+    add_group_write,
     free_name,
     fsync_dir,
     fsync_file,
@@ -225,14 +226,7 @@ def _writable_as_root(placed: Path) -> None:
         if not os.lstat(placed.parent.parent).st_mode & stat.S_IWGRP:
             return
         for folder in (placed, placed.parent):
-            # Never through a link a share user may have put in the entry's place.
-            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-            try:
-                mode = os.fstat(fd).st_mode
-                if not mode & stat.S_IWGRP:
-                    os.fchmod(fd, stat.S_IMODE(mode) | stat.S_IWGRP)
-            finally:
-                os.close(fd)
+            add_group_write(folder)  # never through a link put in the entry's place
     except OSError:
         pass  # the bundle is archived; a folder someone else owns keeps its mode
 

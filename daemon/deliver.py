@@ -14,12 +14,10 @@ import json
 import os
 import random
 import re
-import shutil
 import threading
 import urllib.parse
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, closing
-from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
@@ -36,10 +34,9 @@ from daemon.answers import (
 from daemon.bundle import Bundle
 from daemon.config import DeliveryConfig
 from daemon.config_values import has_userinfo
+from daemon.directory import DirectoryDeliverer
 from daemon.errors import ConfigError, Paused, Retryable, refused
-from daemon.fsops import copy_file, fsync_dir, write_json
 from daemon.manifest import sent_parts
-from daemon.names import folder_name_for_id
 from daemon.parts import OpenWhenRead
 from daemon.tls import tls_verify, unusable
 
@@ -334,43 +331,6 @@ class HttpDeliverer:
         for pattern in self._markup:
             text = pattern.sub("***", text)
         return text
-
-
-class DirectoryDeliverer:
-    """TARGET/.tmp-BUNDLEID/ renamed to TARGET/BUNDLEID/ (docs/protocol.md, section 7)."""
-
-    def __init__(self, target: Path) -> None:
-        self.target = target
-
-    def close(self) -> None:
-        pass
-
-    def deliver(self, bundle: Bundle, manifest: dict[str, Any]) -> Receipt:
-        bid = manifest["bundle_id"]
-        final = self.target / bid
-        body = {"delivered_to": str(final)}
-        if final.exists():
-            return Receipt(200, {**body, "already_delivered": True}, None)
-        tmp = self.target / f".tmp-{bid}"
-        try:
-            if tmp.exists():
-                shutil.rmtree(tmp)
-            tmp.mkdir(parents=True)
-            write_json(tmp / "manifest.json", manifest)
-            # Every file under its manifest `name`, the one field that is right for a
-            # folded name and for a converted image alike (original_name is neither).
-            copy_file(bundle.invoice_file.path, tmp / manifest["invoice_file"]["name"])
-            for att, name in sent_parts(bundle, manifest):
-                folder = tmp / "attachments" / folder_name_for_id(att.invoice_id)
-                folder.mkdir(parents=True, exist_ok=True)
-                _, path, _, _, _ = att.sent  # a converted image goes as its PDF
-                copy_file(path, folder / name)
-            tmp.rename(final)
-            fsync_dir(self.target)
-        except OSError as exc:
-            raise Retryable(f"cannot write to [delivery] target {self.target}: "
-                            f"{exc.strerror}") from None
-        return Receipt(201, body, None)
 
 
 def make_deliverer(cfg: DeliveryConfig) -> Deliverer:

@@ -47,6 +47,7 @@ from daemon.manifest import build_manifest, bundle_id_of
 from daemon.match import assemble, sent_names_distinct
 from daemon.moves import Moves
 from daemon.names import stem
+from daemon.pause import DeliveryPause
 from daemon.recovery import PAUSED, Recovery
 from daemon.scan import Candidate, candidate_for
 from daemon.validate import validate_bundle
@@ -92,6 +93,10 @@ class Finisher(Moves, Recovery):
         # Rows whose last attempt was paused: a reload may have fixed what paused
         # them (workers add and remove, the loop copies; set operations are atomic).
         self.paused: set[int] = set()
+        # One bundle paused for a configuration problem holds back the others (pause.py);
+        # `resume` (the loop's schedule) sends those held back once an answer ends it.
+        self.pause = DeliveryPause(lambda: self.clock())
+        self.resume: Callable[[int, float], None] | None = None
 
     @property
     def d(self) -> Deliverer:
@@ -231,9 +236,13 @@ class Finisher(Moves, Recovery):
         # id changed is recorded as under way before the POST.
         counted = (read_again or row.state != "delivering" or row.next_attempt_at is not None
                    or row.bundle_id != manifest["bundle_id"])
+        deliverer = self.deliverers.take()  # this attempt's, even if a reload replaces it
+        held = self.pause.hold(deliverer, row_id, self.s.delivery.retry_max_seconds)
+        if held is not None:
+            self.deliverers.give_back(deliverer)
+            return self._held_back(row_id, *held, log)
         if counted:
             count()
-        deliverer = self.deliverers.take()  # this attempt's, even if a reload replaces it
         try:
             if (bind_journal := getattr(deliverer, "bind_journal", None)) is not None:
                 bind_journal(self.j)  # ubl-embedded: documents already accepted
@@ -245,7 +254,9 @@ class Finisher(Moves, Recovery):
                 "processing-damaged", exc.file, f"{exc.message} (it changed in the processing "
                 "folder)")])
         except (Retryable, Paused) as exc:
-            return self._retry_later(row_id, attempts, exc, log, deliverer)
+            if not isinstance(exc, Paused):
+                self._pause_ended(deliverer)  # the receiver took the request; it may take all
+            return self._retry_later(row_id, attempts, exc, log, deliverer, row.invoice_file)
         except OSError as exc:
             # A file of the claimed bundle could not be opened for its part (no
             # descriptors left, a share that went away): the bundle is fine, so tried
@@ -254,6 +265,7 @@ class Finisher(Moves, Recovery):
                 f"cannot read the bundle's files to send them: {describe(exc)}"), log,
                 deliverer)
         except Rejected as exc:
+            self._pause_ended(deliverer)
             if not counted:
                 count()
             # str(exc) names what was refused: the bundle, or (ubl-embedded) the
@@ -274,7 +286,9 @@ class Finisher(Moves, Recovery):
                       traceback=scrub("".join(traceback.format_exception(exc))))
             return self._retry_later(row_id, attempts, Retryable(error), log)
         finally:
+            self.pause.attempted(deliverer, row_id)
             self.deliverers.give_back(deliverer)
+        self._pause_ended(deliverer)
         delivered_at = now_iso()
         record = {"manifest": manifest, "response": receipt.as_dict(), "attempts": attempts,
                   "delivered_at": delivered_at}
@@ -304,7 +318,8 @@ class Finisher(Moves, Recovery):
                                  "bundle cannot be prepared for delivery; will retry")
 
     def _retry_later(self, row_id: int, attempts: int, exc: Retryable | Paused,
-                     log: Any, deliverer: Deliverer | None = None) -> float:
+                     log: Any, deliverer: Deliverer | None = None,
+                     invoice_file: str = "") -> float:
         """An attempt that failed for now: recorded with why and when the next comes."""
         paused = isinstance(exc, Paused)
         # A pause a new configuration may end: a reload or a restart tries it at once.
@@ -321,12 +336,31 @@ class Finisher(Moves, Recovery):
         if fixable and deliverer is not None and deliverer is not self.deliverers.current:
             delay = 0.0  # a reload during the POST: the answer was the old configuration's
         error = str(exc) + (f": {exc.body[:200]}" if exc.body else "")
+        if paused and deliverer is self.deliverers.current:
+            self.pause.begin(deliverer, row_id, delay, f"{error} (the answer to {invoice_file})")
         self.j.transition(row_id, "retrying", PAUSED if fixable else "", durable=False,
                           attempts=attempts, last_error=error, next_attempt_at=iso_in(delay))
         (log.error if paused else log.warning)(
             "delivery paused: configuration problem" if paused else "delivery failed; "
             "will retry", error=error, attempts=attempts, retry_in=round(delay, 3))
         return delay
+
+    def _held_back(self, row_id: int, wait: float, why: str, log: Any) -> float:
+        """A bundle not posted because deliveries are paused (pause.py): it shows why, and
+        a reload tries it at once, as a paused one."""
+        self.paused.add(row_id)
+        self.j.transition(row_id, "retrying", PAUSED, durable=False,
+                          last_error=f"waiting while deliveries are paused — {why}",
+                          next_attempt_at=iso_in(wait))
+        log.debug("delivery held back: deliveries are paused", retry_in=round(wait, 3))
+        return wait
+
+    def _pause_ended(self, deliverer: Deliverer) -> None:
+        """The receiver answered with `deliverer` and did not pause: the bundles held
+        back go now."""
+        for row_id, delay in self.pause.end(deliverer).items():
+            if self.resume is not None:
+                self.resume(row_id, delay)
 
     def after_reload(self, receiver_changed: bool) -> list[int]:
         """The rows to try again at once after a reload: those paused for a

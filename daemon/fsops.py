@@ -178,6 +178,25 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def fsync_tree(root: Path) -> None:
+    """Sync root and every folder below it, deepest first: the entries of what was
+    written in them are on disk before a rename of root publishes it all."""
+    for folder, _dirs, _files in os.walk(root, topdown=False):
+        fsync_dir(Path(folder))
+
+
+def add_group_write(folder: Path) -> None:
+    """Give a folder group write permission, never through a link someone may have put
+    in its place."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not mode & stat.S_IWGRP:
+            os.fchmod(fd, stat.S_IMODE(mode) | stat.S_IWGRP)
+    finally:
+        os.close(fd)
+
+
 def write_atomic(path: Path, data: bytes, sync: bool = True) -> None:
     """Write a whole file or nothing: temp name, fsync, rename, fsync the folder.
 

@@ -17,7 +17,7 @@ from helpers import drop_bundle, pdf_bytes  # noqa: E402
 from daemon.answers import Receipt  # noqa: E402
 from daemon.bundle import Bundle  # noqa: E402
 from daemon.config import Settings  # noqa: E402
-from daemon.deliver import DirectoryDeliverer  # noqa: E402
+from daemon.directory import DirectoryDeliverer  # noqa: E402
 from daemon.finish import Finisher, evaluate  # noqa: E402
 from daemon.journal import Journal  # noqa: E402
 from daemon.pipeline import Next, Pipeline  # noqa: E402

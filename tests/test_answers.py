@@ -16,7 +16,13 @@ from pathlib import Path
 import pytest
 from test_deliver import _http, _raw_server, http_cfg, response, send
 
-from daemon.answers import BODY_LIMIT, Receipt, classify, parse_retry_after
+from daemon.answers import (
+    BODY_LIMIT,
+    RECEIPT_ID_LIMIT,
+    Receipt,
+    classify,
+    parse_retry_after,
+)
 from daemon.errors import Paused, Rejected, Retryable
 
 
@@ -127,6 +133,29 @@ class TestAnswersThatMisbehave:
         for body in (b'{"receipt_id": "R-1", "n": NaN}', b'{"receipt_id": "R-1", "n": 1e999}'):
             kept = classify(response(201, body))
             assert kept.receipt_id is None and kept.body == body.decode()
+
+    def test_a_receipt_id_of_a_megabyte_is_kept_cut_to_a_quotable_length(self) -> None:
+        """A receipt id of 900,000 characters (in a body under ANSWER_LIMIT) or of 60,000
+        (in a body kept as JSON) is kept as its first RECEIPT_ID_LIMIT characters and
+        says it was cut: it went whole into the journal, the `bundle sent` log line
+        (longer than journald keeps as one line) and the status page."""
+        for length in (900_000, 60_000):
+            got = classify(response(201, json_body={"receipt_id": "R" * length}))
+            assert got.receipt_id == "R" * RECEIPT_ID_LIMIT + f"… (cut: {length} characters)"
+        short = classify(response(201, json_body={"receipt_id": "R" * RECEIPT_ID_LIMIT}))
+        assert short.receipt_id == "R" * RECEIPT_ID_LIMIT
+        assert classify(response(201, json_body={"receipt_id": 10 ** 300})).receipt_id == (
+            "1" + "0" * (RECEIPT_ID_LIMIT - 1) + "… (cut: 301 characters)")
+
+    def test_a_token_across_the_cut_of_a_long_receipt_id_is_still_scrubbed(self) -> None:
+        """The receipt id is scrubbed whole before it is cut: a token that the cut at
+        RECEIPT_ID_LIMIT would split leaves no piece of itself."""
+        token = "s3cr3t-Token-0123456789"
+        rid = "x" * (RECEIPT_ID_LIMIT - 6) + token + "y" * 400
+        got = classify(response(201, json_body={"receipt_id": rid}),
+                       lambda text: text.replace(token, "***"))
+        assert got.receipt_id is not None and "s3cr3t" not in got.receipt_id
+        assert got.receipt_id.startswith("x" * (RECEIPT_ID_LIMIT - 6) + "***y")
 
     def test_a_receipt_with_a_byte_order_mark_or_in_utf16_keeps_its_id(self) -> None:
         """JSON may come with a UTF-8 byte-order mark, or in UTF-16: read from the bytes

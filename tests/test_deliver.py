@@ -1,5 +1,6 @@
-"""Delivery (docs/protocol.md): the multipart request, backoff, the directory transport,
-secrets scrubbed from answers. (What an answer means: test_answers.py; TLS: test_tls.py.)
+"""Delivery (docs/protocol.md): the multipart request, backoff, secrets scrubbed from
+answers. (What an answer means: test_answers.py; TLS: test_tls.py; the directory
+transport: test_directory.py.)
 
 httpx.MockTransport is used here only, to pin down classification and request shape; the
 end-to-end tests talk to the real receiver.
@@ -21,7 +22,6 @@ import socket
 import ssl
 import threading
 from collections.abc import Iterator
-from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -32,18 +32,17 @@ from pypdf import PdfWriter
 
 from daemon import __version__
 from daemon.answers import BODY_LIMIT, Receipt
-from daemon.bundle import Attachment, Bundle, Conversion, InvoiceFile
+from daemon.bundle import Attachment, Bundle, InvoiceFile
 from daemon.config import DeliveryConfig
 from daemon.deliver import (
     WRITE_SIZE,
     Coalesced,
-    DirectoryDeliverer,
     HttpDeliverer,
     backoff,
     make_deliverer,
 )
 from daemon.errors import InputError, Paused, Rejected, Retryable
-from daemon.manifest import build_manifest, safe_filename
+from daemon.manifest import build_manifest
 
 URL = "http://127.0.0.1:9/x"
 INVOICE_XML = b'<?xml version="1.0"?><Invoice><ID>INV-1</ID></Invoice>'
@@ -515,102 +514,6 @@ class TestBackoff:
         rng = random.Random(5)
         assert 0 <= backoff(5000, 1.0, 300.0, rng=rng) <= 300.0
         assert 0 <= backoff(10**6, 0.05, 0.5, retry_after=0.1, rng=rng) <= 0.5
-
-
-# ------------------------------------------------------------------ directory transport
-
-class TestDirectoryDeliverer:
-    def test_writes_bundle_folder(self, tmp_path: Path) -> None:
-        """TARGET/BUNDLEID/ holds manifest.json, the invoice file and
-        attachments/INVOICE_ID/NAME with the original bytes; no .tmp-* left.
-        (safe_filenames off: NAME is the name on disk.)"""
-        bundle = make_bundle(tmp_path / "work")
-        manifest = build_manifest(bundle, safe_filenames=False)
-        target = tmp_path / "target"
-        target.mkdir()
-        receipt = DirectoryDeliverer(target).deliver(bundle, manifest)
-        bid = manifest["bundle_id"]
-        final = target / bid
-        assert receipt.status == 201 and receipt.body["delivered_to"] == str(final)
-        assert os.listdir(target) == [bid]
-        assert json.loads((final / "manifest.json").read_text("utf-8")) == manifest
-        assert (final / "batch-42.xml").read_bytes() == INVOICE_XML
-        files = sorted(str(p.relative_to(final)) for p in final.rglob("*") if p.is_file())
-        assert files == ["attachments/INV-1/Tidrapport oktober Å.pdf",
-                         "attachments/INV-1/contract.png", "attachments/INV-2/spec.csv",
-                         "batch-42.xml", "manifest.json"]
-        for a in bundle.attachments:
-            assert (final / "attachments" / a.invoice_id / a.original_name).read_bytes() == \
-                a.path.read_bytes()
-
-    def test_every_file_lies_under_its_manifest_name(self, tmp_path: Path) -> None:
-        """With safe_filenames (the default) the files are written under the manifest's
-        `name`, folded as over HTTP, and a converted image under its PDF's name: a reader
-        finds every file from the manifest alone."""
-        bundle = make_bundle(tmp_path / "work", invoice_name="Faktura Å.xml")
-        pdf_path, size, sha = put(tmp_path / "work" / "Skärm.pdf", pdf(1))
-        cyrillic = attachment(tmp_path / "work", "INV-2", "batch-42/INV-2/Акт.pdf", pdf(1),
-                              "application/pdf")
-        shot = attachment(tmp_path / "work", "INV-2", "batch-42/INV-2/Skärm.png",
-                          b"\x89PNG\r\n\x1a\nfake", "image/png")
-        shot = replace(shot, converted=Conversion("Skärm.pdf", size, sha, 1, "image/png",
-                                                  pdf_path))
-        bundle = replace(bundle, attachments=(*bundle.attachments, shot, cyrillic))
-        manifest = build_manifest(bundle)
-        target = tmp_path / "target"
-        target.mkdir()
-        DirectoryDeliverer(target).deliver(bundle, manifest)
-        final = target / manifest["bundle_id"]
-        assert (final / manifest["invoice_file"]["name"]).read_bytes() == INVOICE_XML
-        assert manifest["invoice_file"]["name"] == "Faktura_A.xml"
-        written = {str(p.relative_to(final)) for p in final.rglob("*") if p.is_file()}
-        named = {f"attachments/{inv['id']}/{e['name']}" for inv in manifest["invoices"]
-                 for e in inv["attachments"]}
-        assert written == named | {"manifest.json", "Faktura_A.xml"}
-        assert "attachments/INV-2/Skarm.pdf" in named
-        assert f"attachments/INV-2/{safe_filename('Акт.pdf')}" in named
-        assert (final / "attachments/INV-2/Skarm.pdf").read_bytes() == pdf_path.read_bytes()
-        assert (final / "attachments/INV-1/Tidrapport_oktober_A.pdf").read_bytes() == \
-            bundle.attachments[0].path.read_bytes()
-
-    def test_second_delivery_is_already_delivered(self, tmp_path: Path) -> None:
-        """An existing TARGET/BUNDLEID/ means already delivered: reported, not rewritten."""
-        bundle = make_bundle(tmp_path / "work")
-        manifest = build_manifest(bundle)
-        target = tmp_path / "target"
-        target.mkdir()
-        d = DirectoryDeliverer(target)
-        d.deliver(bundle, manifest)
-        final = target / manifest["bundle_id"]
-        (final / "manifest.json").write_text("picked up by the agent")
-        again = d.deliver(bundle, build_manifest(bundle, created_at="2030-01-01T00:00:00Z"))
-        assert again.body.get("already_delivered") is True and 200 <= again.status < 300
-        assert (final / "manifest.json").read_text() == "picked up by the agent"
-        assert os.listdir(target) == [manifest["bundle_id"]]
-
-    def test_stale_tmp_folder_is_replaced(self, tmp_path: Path) -> None:
-        """A .tmp-BUNDLEID left by a crash is rebuilt, not shipped as it was."""
-        bundle = make_bundle(tmp_path / "work")
-        manifest = build_manifest(bundle)
-        target = tmp_path / "target"
-        stale = target / f".tmp-{manifest['bundle_id']}"
-        stale.mkdir(parents=True)
-        (stale / "junk").write_bytes(b"junk")
-        DirectoryDeliverer(target).deliver(bundle, manifest)
-        final = target / manifest["bundle_id"]
-        assert not (final / "junk").exists() and os.listdir(target) == [manifest["bundle_id"]]
-
-    def test_unwritable_target_is_retryable(self, tmp_path: Path) -> None:
-        """A target that cannot be written (here: a file in the way) is Retryable."""
-        bundle = make_bundle(tmp_path / "work")
-        (tmp_path / "target").write_bytes(b"not a folder")
-        with pytest.raises(Retryable):
-            DirectoryDeliverer(tmp_path / "target").deliver(bundle, build_manifest(bundle))
-
-    def test_make_deliverer_directory_creates_target(self, tmp_path: Path) -> None:
-        """transport = "directory" gives a DirectoryDeliverer and creates the target."""
-        d = make_deliverer(DeliveryConfig(transport="directory", target=tmp_path / "t"))
-        assert isinstance(d, DirectoryDeliverer) and (tmp_path / "t").is_dir()
 
 
 def test_the_body_is_streamed_in_few_large_writes_with_the_same_bytes() -> None:

@@ -23,7 +23,7 @@ from claimed import (  # noqa: E402, F401 - quiet_logs: autouse
 )
 from helpers import drop_bundle, pdf_bytes, without_blocking, write  # noqa: E402
 
-from daemon.deliver import DirectoryDeliverer  # noqa: E402
+from daemon.directory import DirectoryDeliverer  # noqa: E402
 from daemon.scan import list_outbox  # noqa: E402
 
 

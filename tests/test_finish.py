@@ -19,8 +19,8 @@ from structlog.testing import capture_logs
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from claimed import NeverPost, Scripted, claimed, restart  # noqa: E402
-from helpers import pdf_bytes  # noqa: E402
+from claimed import NeverPost, Scripted, claimed, make, restart, step  # noqa: E402
+from helpers import drop_bundle, pdf_bytes  # noqa: E402
 
 from daemon import convert, finish  # noqa: E402
 from daemon.answers import Receipt  # noqa: E402
@@ -28,6 +28,7 @@ from daemon.bundle import Bundle  # noqa: E402
 from daemon.errors import Paused, ReaderFailed, Rejected, Retryable  # noqa: E402
 from daemon.finish import PAUSED, Finisher  # noqa: E402
 from daemon.journal import seconds_until  # noqa: E402
+from daemon.scan import list_outbox  # noqa: E402
 
 
 def claimed_png(tmp_path: Path) -> tuple[Any, Any, int]:
@@ -429,3 +430,65 @@ def test_a_reload_to_another_receiver_brings_forward_attempts_under_way_too(
     assert p.j.get(row).state == "delivering"
     assert p.finish.after_reload(receiver_changed=True) == [row]
     assert p.finish.after_reload(receiver_changed=False) == []
+
+
+def three_claimed(tmp_path: Path) -> tuple[Any, Any, list[int]]:
+    """A pipeline with three bundles, INV-1, INV-2 and INV-3, claimed (not yet
+    delivered)."""
+    p, s = make(tmp_path)
+    for name in ("INV-1", "INV-2", "INV-3"):
+        drop_bundle(s.outbox.path, name, {"a.pdf": pdf_bytes(1, name)})
+    rows = [step(p, cand, 1000.0).claimed
+            for _, cand in sorted(list_outbox(s.outbox).candidates.items())]
+    assert None not in rows
+    return p, s, rows
+
+
+class RefusedTwiceThenAcceptedWhileAnotherComes(Scripted):
+    """A receiver that answers 401 to the first two POSTs, and accepts the third while
+    another bundle's attempt comes (the delivery workers run side by side)."""
+
+    def __init__(self, finisher: Finisher, other: int) -> None:
+        refused = Paused("HTTP 401: check [delivery] url and token", 401, "bad token")
+        super().__init__(refused, refused, Receipt(201, {"receipt_id": "r-1"}, "r-1"))
+        self.finisher, self.other = finisher, other
+        self.other_waits: float | None = None
+
+    def deliver(self, bundle: Bundle, manifest: dict[str, Any]) -> Receipt:
+        if self.posts == 2:
+            self.other_waits = self.finisher.attempt(self.other)
+        return super().deliver(bundle, manifest)
+
+
+def test_bundles_paused_for_a_configuration_problem_hold_back_the_others_until_it_ends(
+        tmp_path: Path) -> None:
+    """A 401 answers our token, which every bundle shares: once two bundles in a row got
+    one, the third is not posted while the pause lasts (each was, once every
+    retry_max_seconds, and earned the same 401) and shows why; after it, one bundle goes
+    first, the others wait for its answer, and an acceptance sends them at once."""
+    p, s, (one, two, three) = three_claimed(tmp_path)
+    clock = [5000.0]
+    p.finish.clock = lambda: clock[0]
+    resumed: list[tuple[int, float]] = []
+    p.finish.resume = lambda row, delay: resumed.append((row, delay))
+    retry_max = s.delivery.retry_max_seconds
+    receiver = RefusedTwiceThenAcceptedWhileAnotherComes(p.finish, two)
+    p.finish.d = receiver
+    assert p.finish.attempt(one) == retry_max
+    assert p.finish.attempt(two) == retry_max
+
+    assert p.finish.attempt(three) == retry_max
+    assert receiver.posts == 2  # the third bundle was not posted
+    held = p.j.get(three)
+    assert held.state == "retrying" and held.attempts == 0
+    assert held.last_error == ("waiting while deliveries are paused — HTTP 401: check "
+                               "[delivery] url and token: bad token (the answer to INV-2.xml)")
+    assert p.finish.after_reload(receiver_changed=False) == sorted([one, two, three])
+
+    clock[0] += retry_max  # the pause is over: INV-3 goes first, INV-2 comes meanwhile
+    assert p.finish.attempt(three) is None
+    assert receiver.posts == 3 and receiver.other_waits == retry_max  # waited for INV-3
+    assert p.j.get(three).state == "sent"
+    assert resumed == [(two, 0.0)]  # accepted: INV-2 goes at once
+    p.finish.d = Scripted(Receipt(201, {"receipt_id": "r-2"}, "r-2"))
+    assert p.finish.attempt(two) is None and p.j.get(two).state == "sent"

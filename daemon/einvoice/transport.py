@@ -21,21 +21,18 @@ Bundles of the print channels are not e-invoices: they go out as bundles
 from __future__ import annotations
 
 import hashlib
-import os
-import uuid
-from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
 
-from daemon.answers import Receipt
+from daemon.answers import BODY_LIMIT, Receipt
 from daemon.bundle import Bundle
 from daemon.config import DeliveryConfig
-from daemon.deliver import RETRY_AFTER_LIMIT, DirectoryDeliverer, HttpDeliverer
+from daemon.deliver import RETRY_AFTER_LIMIT, HttpDeliverer
+from daemon.directory import DirectoryDeliverer, write_document
 from daemon.einvoice.artefacts import mime_codes
 from daemon.einvoice.embed import Document, documents_for
 from daemon.errors import InputError, Paused, Rejected, Retryable
-from daemon.fsops import fsync_dir, rename_noreplace
 from daemon.names import NAME_MAX, fit_name, folder_name_for_id
 
 # Answers by which the receiver as a whole asks for time (RFC 6585 §4, RFC 9110
@@ -97,9 +94,10 @@ class EmbeddedDeliverer:
                 if stop:
                     held.append(doc.invoice_id)
                     continue
-                # Room for the temporary name _write_document writes first.
+                # Cut as when the temporary name needed room beside it (it no longer
+                # does): a long name already delivered is found again under that name.
                 name = fit_name(f"{bundle.name}--{folder_name_for_id(doc.invoice_id)}.xml",
-                                NAME_MAX - len(_TMP_PREFIX) - 33)
+                                NAME_MAX - 38)
                 try:
                     receipt = self._send(doc, key, bid, name)
                 except (Retryable, Paused) as exc:
@@ -125,12 +123,11 @@ class EmbeddedDeliverer:
             raise bundle_outcome(failed, held)
         ids = [str(r["receipt_id"]) for r in records if r.get("receipt_id")]
         status = max((int(r["status"]) for r in records), default=201)
-        return Receipt(status, {"documents": records},
-                       ids[0] if len(ids) == 1 else (", ".join(ids) or None))
+        return Receipt(status, {"documents": records}, joined_receipt_ids(ids))
 
     def _send(self, doc: Document, key: str, bid: str, name: str) -> Receipt:
         if isinstance(self.inner, DirectoryDeliverer):
-            return _write_document(self.inner.target, name, doc.data)
+            return write_document(self.inner.target, name, doc.data)
         assert self.cfg.url is not None
         headers = {"Content-Type": "application/xml", "Idempotency-Key": key,
                    "X-Outboxd-Bundle-Id": bid}
@@ -144,6 +141,22 @@ class EmbeddedDeliverer:
         except Rejected as exc:
             raise Rejected(f"the receiver rejected the document of invoice {doc.invoice_id} "
                            f"with HTTP {exc.status}", exc.status, exc.body) from None
+
+
+def joined_receipt_ids(ids: list[str]) -> str | None:
+    """The documents' receipt ids as the bundle's one: joined by ", ", at most about
+    BODY_LIMIT characters. A file of thousands of invoices made it longer than journald
+    keeps as one line (`bundle sent` logs it), and the status page showed it all; the
+    ids that fit are kept, and how many more there are (receipt.json's documents list
+    every one)."""
+    kept: list[str] = []
+    room = BODY_LIMIT
+    for n, rid in enumerate(ids):
+        room -= len(rid) + 2
+        if room < 0 and kept:
+            return f"{', '.join(kept)} … and {len(ids) - n} more (all in receipt.json)"
+        kept.append(rid)
+    return ", ".join(kept) or None
 
 
 MAX_SHOWN = 5  # other invoices' errors named one by one in a bundle's error
@@ -185,32 +198,3 @@ def bundle_outcome(failed: list[tuple[str, Retryable | Paused]],
 def _said(error: Retryable | Paused) -> str:
     """What the receiver's body said with this error, as finish.py shows a body."""
     return f": {error.body[:200]}" if error.body else ""
-
-
-_TMP_PREFIX = ".tmp-"
-
-
-def _write_document(target: Path, name: str, data: bytes) -> Receipt:
-    final = target / name
-    try:
-        if final.exists():
-            if final.read_bytes() == data:
-                return Receipt(200, {"path": str(final), "already_there": True}, None)
-            raise Rejected(f"[delivery] target already holds {name} with other content", 409,
-                           f"{final} exists and differs — move it away if it is an old "
-                           "version, then retry the bundle")
-        tmp = target / f"{_TMP_PREFIX}{uuid.uuid4().hex}-{name}"
-        with open(tmp, "xb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            rename_noreplace(tmp, final)
-        except FileExistsError:
-            tmp.unlink()
-            return _write_document(target, name, data)
-        fsync_dir(target)
-    except OSError as exc:
-        raise Retryable(f"cannot write to [delivery] target {target}: "
-                        f"{exc.strerror or exc}") from None
-    return Receipt(201, {"path": str(final)}, None)

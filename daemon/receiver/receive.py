@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from daemon.errors import Refusal
-from daemon.fsops import fsync_dir, rename_noreplace, write_atomic
+from daemon.fsops import fsync_dir, fsync_tree, rename_noreplace, write_atomic
 from daemon.manifest import MANIFEST_VERSION, bundle_id_from_manifest
 from daemon.receiver.checks import expected_parts
 from daemon.receiver.multipart import Body, Multipart, html5_escaped
@@ -86,8 +86,7 @@ def receive_bundle(server: Memory, stream: Body, key: str, boundary: bytes, stag
     body = json.dumps({"receipt_id": f"rcpt-{uuid.uuid4().hex}", "bundle_id": key}).encode()
     write_atomic(staging / "manifest.json", bytes(raw))  # exactly the bytes received
     write_atomic(staging / "response.json", body)
-    for root, _dirs, _files in os.walk(staging, topdown=False):
-        fsync_dir(Path(root))
+    fsync_tree(staging)
     rename_noreplace(staging, server.store / key)
     fsync_dir(server.store)
     server.remember(key, body)

@@ -15,6 +15,7 @@ differently).
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import re
@@ -167,12 +168,30 @@ class Store:
     def commit(self, key: str, staging: Path, manifest_raw: bytes) -> bytes:
         body = json.dumps({"receipt_id": f"rcpt-{uuid.uuid4().hex}",
                            "bundle_id": key}).encode()
-        (staging / "manifest.json").write_bytes(manifest_raw)
-        (staging / "response.json").write_bytes(body)
+        for name, data in (("manifest.json", manifest_raw), ("response.json", body)):
+            with open(staging / name, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        # On disk before the 2xx goes out (the parts were synced as they came): a bundle
+        # lost to a power loss after its answer would be taken for a new one at the
+        # sender's next repeat of its key, and stored twice under two receipts.
+        _fsync_dir(staging)
         os.rename(staging, self.root / key)  # atomic: the bundle is there whole or not at all
+        _fsync_dir(self.root)
         return body
 
 
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def check_token(header: str | None, token: str | None) -> None:
-    if token and header != f"Bearer {token}":
+    # compare_digest takes as long for a near miss as for a wild guess: how long the
+    # answer took never tells a guesser how much of the token was right.
+    if token and not hmac.compare_digest((header or "").encode(), f"Bearer {token}".encode()):
         raise Refusal(401, "missing or wrong bearer token")

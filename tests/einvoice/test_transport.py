@@ -16,6 +16,7 @@ import pytest
 from conftest import Receiver
 from test_answer_deadline import RawReceiver, assert_timed_out, processing_without_end
 
+from daemon.answers import BODY_LIMIT
 from daemon.bundle import Bundle
 from daemon.config import DeliveryConfig, Settings
 from daemon.einvoice.artefacts import mime_codes
@@ -90,6 +91,30 @@ def test_each_document_is_posted_as_xml_keyed_by_its_sha256(tmp_path: Path) -> N
     assert [(x["invoice_id"], x["receipt_id"], x["name"]) for x in docs] == [
         ("A", "r1", "INV--A.xml"), ("B", "r2", "INV--B.xml")]
     assert receipt.receipt_id == "r1, r2"
+
+
+def test_the_receipt_ids_of_a_file_of_many_invoices_are_joined_up_to_a_limit(
+        tmp_path: Path) -> None:
+    """60 documents, each given a 60-character receipt id: the bundle's receipt id (the
+    journal's, the `bundle sent` log line's, the status page's) keeps the ids that fit in
+    about BODY_LIMIT characters and says how many more there are; receipt.json's
+    documents keep every one. (Joined whole, a file of thousands of invoices made a log
+    line longer than journald keeps as one.)"""
+    ids = tuple(f"I{n:02}" for n in range(60))
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(201, json={"receipt_id": "R" * 50 + hashlib.sha256(
+            request.content).hexdigest()[:10]})
+
+    d = EmbeddedDeliverer(DeliveryConfig(url=NOWHERE, format="ubl-embedded"),
+                          httpx.MockTransport(handler))
+    receipt = d.deliver(batch_bundle(tmp_path, ids), {"bundle_id": "b" * 64})
+    every = [x["receipt_id"] for x in receipt.body["documents"]]
+    assert len(every) == 60 and len(set(every)) == 60
+    assert receipt.receipt_id is not None and len(receipt.receipt_id) <= BODY_LIMIT + 40
+    fit = (BODY_LIMIT + 2) // 62  # each id and its ", "
+    assert receipt.receipt_id == (", ".join(every[:fit])
+                                  + f" … and {60 - fit} more (all in receipt.json)")
 
 
 def test_a_retry_resends_only_the_documents_not_yet_accepted(

@@ -6,10 +6,11 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import subprocess
 import time
 from pathlib import Path
 
-from conftest import Env, Receiver, journal_states
+from conftest import OUTBOXD, Env, Receiver, journal_states
 from helpers import (
     drop_bundle,
     inotify_fds,
@@ -155,6 +156,33 @@ def test_retry_after_is_a_floor_even_above_retry_max_seconds(env: Env, start_rec
     first, second = busy.requests()
     assert (first["status"], second["status"]) == (429, 201)
     assert second["monotonic"] - first["monotonic"] >= 2.0
+
+
+def test_401s_hold_back_every_bundle_until_one_is_accepted_then_the_rest_go_at_once(
+        env: Env, start_receiver, start_daemon) -> None:
+    """Five bundles; the receiver answers the first two POSTs 401. No other bundle is
+    posted before retry_max_seconds have passed (each was, and earned its own 401, every
+    retry_max_seconds), the waiting ones say why in `outboxd status`; then one goes
+    first and, once accepted, the others follow without waiting another period."""
+    refusing = start_receiver("--fail-first", "401,401")
+    env.write_config(refusing.url, delivery={"retry_max_seconds": 5, "concurrency": 1})
+    for n in range(5):
+        drop_bundle(env.outbox, f"INV-{n}", {"a.pdf": pdf_bytes(1, f"INV-{n}")})
+    start_daemon()
+
+    def waiting() -> list[str]:
+        rows = json.loads(subprocess.run(
+            [*OUTBOXD, "status", "-c", str(env.config), "--json"], capture_output=True,
+            text=True, timeout=60).stdout)["bundles"]
+        return [r["last_error"] for r in rows
+                if "waiting while deliveries are paused" in (r["last_error"] or "")]
+    [why, *_] = wait_for(waiting, what="bundles held back, saying why")
+    assert "HTTP 401: check [delivery] url and token" in why
+    wait_for(lambda: len(env.sent_bundles()) == 5, timeout=60, what="all five sent")
+    requests = refusing.requests()
+    assert [r["status"] for r in requests] == [401, 401, 201, 201, 201, 201, 201]
+    assert requests[2]["monotonic"] - requests[1]["monotonic"] >= 4.5  # the pause held
+    assert requests[-1]["monotonic"] - requests[2]["monotonic"] < 5  # no second pause
 
 
 def test_receiver_rejection_quarantines_with_status_and_body(env: Env, start_receiver,

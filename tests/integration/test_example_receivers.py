@@ -3,7 +3,9 @@ with safe_filenames on and off and non-ASCII names, and check every part."""
 
 from __future__ import annotations
 
+import hmac
 import json
+import os
 import re
 import subprocess
 import sys
@@ -141,3 +143,56 @@ def test_example_receiver_answers_repeats_200_and_refuses_what_breaks_the_manife
     assert sorted(p.name for p in example.store.iterdir()) == sorted(
         json.loads((d / "receipt.json").read_text())["manifest"]["bundle_id"]
         for d in env.sent_bundles())
+
+
+def _bundle_check():  # noqa: ANN202 - the example module, imported as a receiver would
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        import bundle_check
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    return bundle_check
+
+
+def test_the_example_store_has_a_bundle_on_disk_before_its_2xx(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the examples store is synced before they answer 2xx (docs/protocol.md,
+    section 4): manifest.json and response.json, the bundle's folder before its rename,
+    the store after it. Else a power loss after the answer lost the bundle, and the
+    sender's next repeat of its key was stored again under a new receipt."""
+    check = _bundle_check()
+    synced: list[str] = []
+    real = os.fsync
+
+    def noted(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+    monkeypatch.setattr(os, "fsync", noted)
+    store = check.Store(tmp_path / "store")
+    key = "a" * 64
+    staging = store.begin(key)
+    store.commit(key, staging, b'{"manifest_version": 1}')
+    store.end(key, staging)
+    final = tmp_path / "store" / key
+    assert {str(staging / "manifest.json"), str(staging / "response.json"), str(staging),
+            str(tmp_path / "store")} <= set(synced)
+    assert json.loads((final / "response.json").read_bytes())["bundle_id"] == key
+
+
+def test_the_example_token_check_compares_in_constant_time(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bearer token is compared with hmac.compare_digest (as the reference receiver
+    does): a plain != answers a near miss later than a wild guess, and a guesser times
+    it. The right token passes, a wrong or missing one is 401."""
+    check = _bundle_check()
+    compared: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
+    monkeypatch.setattr(hmac, "compare_digest",
+                        lambda a, b: compared.append((a, b)) or real(a, b))
+    check.check_token("Bearer s3cret", "s3cret")
+    for wrong in ("Bearer s3creX", None):
+        with pytest.raises(check.Refusal) as info:
+            check.check_token(wrong, "s3cret")
+        assert info.value.status == 401
+    assert compared == [(b"Bearer s3cret", b"Bearer s3cret"), (b"Bearer s3creX", b"Bearer s3cret"),
+                        (b"", b"Bearer s3cret")]

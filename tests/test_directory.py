@@ -1,0 +1,206 @@
+"""The directory transport (daemon/directory.py, docs/protocol.md section 7): a bundle as
+TARGET/BUNDLEID/, a ubl-embedded document as TARGET/NAME; each published by one rename
+with everything in it on disk, never half, never a temporary name a reader takes."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from test_deliver import INVOICE_XML, attachment, make_bundle, pdf, put
+
+from daemon import fsops
+from daemon.bundle import Conversion
+from daemon.config import DeliveryConfig
+from daemon.deliver import make_deliverer
+from daemon.directory import DirectoryDeliverer, write_document
+from daemon.errors import Rejected, Retryable
+from daemon.manifest import build_manifest, safe_filename
+
+
+class TestDirectoryDeliverer:
+    def test_writes_bundle_folder(self, tmp_path: Path) -> None:
+        """TARGET/BUNDLEID/ holds manifest.json, the invoice file and
+        attachments/INVOICE_ID/NAME with the original bytes; no .tmp-* left.
+        (safe_filenames off: NAME is the name on disk.)"""
+        bundle = make_bundle(tmp_path / "work")
+        manifest = build_manifest(bundle, safe_filenames=False)
+        target = tmp_path / "target"
+        target.mkdir()
+        receipt = DirectoryDeliverer(target).deliver(bundle, manifest)
+        bid = manifest["bundle_id"]
+        final = target / bid
+        assert receipt.status == 201 and receipt.body["delivered_to"] == str(final)
+        assert os.listdir(target) == [bid]
+        assert json.loads((final / "manifest.json").read_text("utf-8")) == manifest
+        assert (final / "batch-42.xml").read_bytes() == INVOICE_XML
+        files = sorted(str(p.relative_to(final)) for p in final.rglob("*") if p.is_file())
+        assert files == ["attachments/INV-1/Tidrapport oktober Å.pdf",
+                         "attachments/INV-1/contract.png", "attachments/INV-2/spec.csv",
+                         "batch-42.xml", "manifest.json"]
+        for a in bundle.attachments:
+            assert (final / "attachments" / a.invoice_id / a.original_name).read_bytes() == \
+                a.path.read_bytes()
+
+    def test_every_file_lies_under_its_manifest_name(self, tmp_path: Path) -> None:
+        """With safe_filenames (the default) the files are written under the manifest's
+        `name`, folded as over HTTP, and a converted image under its PDF's name: a reader
+        finds every file from the manifest alone."""
+        bundle = make_bundle(tmp_path / "work", invoice_name="Faktura Å.xml")
+        pdf_path, size, sha = put(tmp_path / "work" / "Skärm.pdf", pdf(1))
+        cyrillic = attachment(tmp_path / "work", "INV-2", "batch-42/INV-2/Акт.pdf", pdf(1),
+                              "application/pdf")
+        shot = attachment(tmp_path / "work", "INV-2", "batch-42/INV-2/Skärm.png",
+                          b"\x89PNG\r\n\x1a\nfake", "image/png")
+        shot = replace(shot, converted=Conversion("Skärm.pdf", size, sha, 1, "image/png",
+                                                  pdf_path))
+        bundle = replace(bundle, attachments=(*bundle.attachments, shot, cyrillic))
+        manifest = build_manifest(bundle)
+        target = tmp_path / "target"
+        target.mkdir()
+        DirectoryDeliverer(target).deliver(bundle, manifest)
+        final = target / manifest["bundle_id"]
+        assert (final / manifest["invoice_file"]["name"]).read_bytes() == INVOICE_XML
+        assert manifest["invoice_file"]["name"] == "Faktura_A.xml"
+        written = {str(p.relative_to(final)) for p in final.rglob("*") if p.is_file()}
+        named = {f"attachments/{inv['id']}/{e['name']}" for inv in manifest["invoices"]
+                 for e in inv["attachments"]}
+        assert written == named | {"manifest.json", "Faktura_A.xml"}
+        assert "attachments/INV-2/Skarm.pdf" in named
+        assert f"attachments/INV-2/{safe_filename('Акт.pdf')}" in named
+        assert (final / "attachments/INV-2/Skarm.pdf").read_bytes() == pdf_path.read_bytes()
+        assert (final / "attachments/INV-1/Tidrapport_oktober_A.pdf").read_bytes() == \
+            bundle.attachments[0].path.read_bytes()
+
+    def test_second_delivery_is_already_delivered(self, tmp_path: Path) -> None:
+        """An existing TARGET/BUNDLEID/ means already delivered: reported, not rewritten."""
+        bundle = make_bundle(tmp_path / "work")
+        manifest = build_manifest(bundle)
+        target = tmp_path / "target"
+        target.mkdir()
+        d = DirectoryDeliverer(target)
+        d.deliver(bundle, manifest)
+        final = target / manifest["bundle_id"]
+        (final / "manifest.json").write_text("picked up by the agent")
+        again = d.deliver(bundle, build_manifest(bundle, created_at="2030-01-01T00:00:00Z"))
+        assert again.body.get("already_delivered") is True and 200 <= again.status < 300
+        assert (final / "manifest.json").read_text() == "picked up by the agent"
+        assert os.listdir(target) == [manifest["bundle_id"]]
+
+    def test_stale_tmp_folder_is_replaced(self, tmp_path: Path) -> None:
+        """A .tmp-BUNDLEID left by a crash is rebuilt, not shipped as it was."""
+        bundle = make_bundle(tmp_path / "work")
+        manifest = build_manifest(bundle)
+        target = tmp_path / "target"
+        stale = target / f".tmp-{manifest['bundle_id']}"
+        stale.mkdir(parents=True)
+        (stale / "junk").write_bytes(b"junk")
+        DirectoryDeliverer(target).deliver(bundle, manifest)
+        final = target / manifest["bundle_id"]
+        assert not (final / "junk").exists() and os.listdir(target) == [manifest["bundle_id"]]
+
+    def test_unwritable_target_is_retryable(self, tmp_path: Path) -> None:
+        """A target that cannot be written (here: a file in the way) is Retryable."""
+        bundle = make_bundle(tmp_path / "work")
+        (tmp_path / "target").write_bytes(b"not a folder")
+        with pytest.raises(Retryable):
+            DirectoryDeliverer(tmp_path / "target").deliver(bundle, build_manifest(bundle))
+
+    def test_make_deliverer_directory_creates_target(self, tmp_path: Path) -> None:
+        """transport = "directory" gives a DirectoryDeliverer and creates the target."""
+        d = make_deliverer(DeliveryConfig(transport="directory", target=tmp_path / "t"))
+        assert isinstance(d, DirectoryDeliverer) and (tmp_path / "t").is_dir()
+
+
+def test_every_folder_of_a_bundle_is_synced_before_the_rename_publishes_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The folders of TARGET/.tmp-BUNDLEID/ (the attachments' too) are synced before it
+    is renamed into place: else a power loss could leave TARGET/BUNDLEID/ without some of
+    its files, which a retry then takes for delivered."""
+    synced: list[Path] = []
+    real = fsops.fsync_dir
+
+    def noted(path: Path) -> None:
+        synced.append(Path(path))
+        real(path)
+    monkeypatch.setattr(fsops, "fsync_dir", noted)
+    bundle = make_bundle(tmp_path / "work")
+    manifest = build_manifest(bundle)
+    target = tmp_path / "target"
+    target.mkdir()
+    DirectoryDeliverer(target).deliver(bundle, manifest)
+    tmp = target / f".tmp-{manifest['bundle_id']}"  # its name before the rename
+    assert {tmp, tmp / "attachments", tmp / "attachments" / "INV-1",
+            tmp / "attachments" / "INV-2"} <= set(synced)
+
+
+@pytest.mark.parametrize("mode", [0o2770, 0o750])
+def test_a_group_writable_target_gets_group_writable_bundle_folders(
+        tmp_path: Path, mode: int) -> None:
+    """A transfer agent of the target's group must be able to move or delete the bundle
+    folders it has taken: in a group-writable target each folder of a bundle is
+    group-writable too (umask 027 made them read-only for the agent); in one that is not,
+    they stay as the umask makes them."""
+    bundle = make_bundle(tmp_path / "work")
+    manifest = build_manifest(bundle)
+    target = tmp_path / "target"
+    target.mkdir()
+    os.chmod(target, mode)
+    DirectoryDeliverer(target).deliver(bundle, manifest)
+    final = target / manifest["bundle_id"]
+    folders = [final, *(p for p in final.rglob("*") if p.is_dir())]
+    assert len(folders) == 4  # the bundle, attachments/, and one per invoice
+    writable = [bool(os.stat(f).st_mode & stat.S_IWGRP) for f in folders]
+    assert writable == [bool(mode & stat.S_IWGRP)] * 4
+
+
+class TestDocuments:
+    """ubl-embedded documents as TARGET/NAME (docs/einvoice.md, Directory transport)."""
+
+    def test_a_leftover_of_a_killed_write_is_swept_when_the_document_is_written(
+            self, tmp_path: Path) -> None:
+        """A writer killed between writing and renaming leaves its temporary file: the
+        next write of that document (the bundle's retry) removes it, and nothing a
+        reader of `*.xml` would take is ever left beside the document."""
+        target = tmp_path / "target"
+        target.mkdir()
+        name = "INV--A.xml"
+        leftover = target / f".{name}.tmp-0123456789ab"
+        leftover.write_bytes(b"<Invoice>half")
+        receipt = write_document(target, name, b"<Invoice>whole</Invoice>")
+        assert receipt.status == 201
+        assert os.listdir(target) == [name]
+        assert (target / name).read_bytes() == b"<Invoice>whole</Invoice>"
+
+    def test_a_write_that_fails_leaves_nothing_behind_and_is_retried(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A full disk at the sync: Retryable, and no temporary file stays in the target
+        (the first version left `.tmp-…-NAME.xml` there for good, a name a reader of
+        `*.xml` may take)."""
+        target = tmp_path / "target"
+        target.mkdir()
+
+        def full(fd: int) -> None:
+            raise OSError(28, "No space left on device")
+        monkeypatch.setattr(os, "fsync", full)
+        with pytest.raises(Retryable, match="No space left"):
+            write_document(target, "INV--A.xml", b"<Invoice/>")
+        assert os.listdir(target) == []
+
+    def test_a_document_there_with_other_bytes_is_never_replaced(self, tmp_path: Path) -> None:
+        """TARGET/NAME with other bytes (an earlier version the agent has not taken): a
+        rejection naming the file, and the file stays as it was; the same bytes are
+        delivered already."""
+        target = tmp_path / "target"
+        target.mkdir()
+        (target / "INV--A.xml").write_bytes(b"<Invoice>old</Invoice>")
+        with pytest.raises(Rejected) as info:
+            write_document(target, "INV--A.xml", b"<Invoice>new</Invoice>")
+        assert "INV--A.xml" in str(info.value) and "move it away" in info.value.body
+        assert (target / "INV--A.xml").read_bytes() == b"<Invoice>old</Invoice>"
+        again = write_document(target, "INV--A.xml", b"<Invoice>old</Invoice>")
+        assert again.status == 200 and os.listdir(target) == ["INV--A.xml"]
