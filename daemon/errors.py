@@ -84,7 +84,10 @@ class Paused(DeliveryError):
 
 
 class Rejected(DeliveryError):
-    """The receiver refuses this bundle for good: quarantine it."""
+    """The receiver refuses this bundle for good: quarantine it. ``invoice_id``: the
+    invoice whose document was refused (ubl-embedded posts one per invoice), else None."""
+
+    invoice_id: str | None = None
 
 
 class ClaimLost(OutboxdError):
