@@ -55,7 +55,8 @@ class InvoiceFile:
     sha256: str
     format: InvoiceFormat
     invoice_ids: tuple[str, ...]
-    # The file could not be read: its one id is its stem, a stand-in (match.assemble).
+    # The file could not be read: its one id is its stem, a stand-in, or (an id said twice)
+    # the distinct ids it holds (match.assemble).
     ids_unknown: bool = False
 
 
