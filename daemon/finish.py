@@ -51,6 +51,10 @@ from daemon.recovery import PAUSED, Recovery
 from daemon.scan import Candidate, candidate_for
 from daemon.validate import validate_bundle
 
+# How soon a bundle that waits for an earlier version of its invoice looks again: a
+# journal read, while that one is being posted or waits for its next try.
+EARLIER_POLL_SECONDS = 0.5
+
 
 def evaluate(cand: Candidate, settings: Settings) -> Bundle:
     """Read, match and validate; raises InputError only if the invoice file is unreadable."""
@@ -150,6 +154,8 @@ class Finisher(Moves, Recovery):
         if row.state not in ("delivering", "retrying"):
             return None  # finished meanwhile (quarantined, sent)
         log = bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids)
+        if (earlier := self.j.earlier_in_flight(row_id, row.invoice_ids)) is not None:
+            return self._after_earlier(row, earlier, log)
 
         def damaged(findings: list[Finding]) -> float | None:
             # The share that holds processing/ went away (or someone moved the
@@ -294,6 +300,23 @@ class Finisher(Moves, Recovery):
         return self.archive_sent(row_id, replace(
             row, state=DELIVERED, bundle_id=manifest["bundle_id"], next_attempt_at=None,
             **written))
+
+    def _after_earlier(self, row: Row, earlier: Row, log: Any) -> float:
+        """Not posted yet: an earlier bundle with one of its invoices (the ERP exported a
+        correction while the first version was still being delivered, or retried) is
+        not yet at the receiver. Posted side by side, the first version could arrive
+        after the correction and be taken for the newer one; so the versions of an
+        invoice go out in the order outboxd found them. No attempt is counted; the
+        row says why it waits, and it looks again shortly."""
+        shared = next(i for i in row.invoice_ids if i in earlier.invoice_ids)
+        why = (f"waits for {earlier.invoice_file} (bundle {(earlier.bundle_id or '?')[:12]}), "
+               f"an earlier bundle with invoice {shared} that is still being delivered: "
+               "the versions of an invoice reach the receiver in the order outboxd found "
+               "them")
+        if row.last_error != why:
+            self.j.update(row.id, last_error=why)  # once, not at every look
+            log.info("bundle waits for an earlier version of its invoice", error=why)
+        return EARLIER_POLL_SECONDS
 
     def _unreadable_again(self, row: Row, why: str) -> float:
         return self._move_failed(row, f"cannot read the bundle again in {row.work_dir}: {why}",

@@ -19,8 +19,8 @@ from structlog.testing import capture_logs
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from claimed import NeverPost, Scripted, claimed, restart  # noqa: E402
-from helpers import pdf_bytes  # noqa: E402
+from claimed import NeverPost, Scripted, claimed, restart, step  # noqa: E402
+from helpers import drop_bundle, pdf_bytes, ubl_invoice  # noqa: E402
 
 from daemon import convert, finish  # noqa: E402
 from daemon.answers import Receipt  # noqa: E402
@@ -28,6 +28,7 @@ from daemon.bundle import Bundle  # noqa: E402
 from daemon.errors import Paused, ReaderFailed, Rejected, Retryable  # noqa: E402
 from daemon.finish import PAUSED, Finisher  # noqa: E402
 from daemon.journal import seconds_until  # noqa: E402
+from daemon.scan import list_outbox  # noqa: E402
 
 
 def claimed_png(tmp_path: Path) -> tuple[Any, Any, int]:
@@ -429,3 +430,54 @@ def test_a_reload_to_another_receiver_brings_forward_attempts_under_way_too(
     assert p.j.get(row).state == "delivering"
     assert p.finish.after_reload(receiver_changed=True) == [row]
     assert p.finish.after_reload(receiver_changed=False) == []
+
+
+class Recording(Scripted):
+    """A Scripted deliverer that keeps each manifest it was handed, in order."""
+
+    def __init__(self, *outcomes: Exception | Receipt) -> None:
+        super().__init__(*outcomes)
+        self.manifests: list[dict[str, Any]] = []
+
+    def deliver(self, bundle: Bundle, manifest: dict[str, Any]) -> Receipt:
+        self.manifests.append(manifest)
+        return super().deliver(bundle, manifest)
+
+
+def test_a_correction_exported_while_the_first_version_is_retried_goes_out_after_it(
+        tmp_path: Path) -> None:
+    """The ERP exports INV-1.xml; the receiver answers 503, so it is retried. The ERP
+    then exports a corrected INV-1.xml. Posted side by side, the correction reached the
+    receiver first and the first version after it, flagged as the repeat
+    (invoice-id-already-sent): the operator took the stale one for the newer. The
+    correction now waits, unposted and saying why, until the first version is
+    delivered, and then goes out with the warning that INV-1 was sent before."""
+    p, s, first = claimed(tmp_path)
+    p.finish.d = deliverer = Recording(Retryable("HTTP 503 from the receiver", 503),
+                                       Receipt(201, {"receipt_id": "r-1"}, "r-1"),
+                                       Receipt(201, {"receipt_id": "r-2"}, "r-2"))
+    assert p.finish.attempt(first) is not None
+    assert p.j.get(first).state == "retrying"
+    drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes(2)},
+                invoice=ubl_invoice("INV-1").replace(b"REF-42", b"REF-43"))
+    [cand] = list_outbox(s.outbox).candidates.values()
+    second = step(p, cand, 2000.0).claimed
+    assert second is not None and second != first
+
+    delay = p.finish.attempt(second)
+    assert delay is not None and delay <= 1.0
+    assert deliverer.posts == 1  # only the first version's 503
+    waiting = p.j.get(second)
+    assert waiting.state == "delivering" and waiting.attempts == 0
+    assert waiting.last_error is not None
+    assert "waits for INV-1.xml" in waiting.last_error and "invoice INV-1" in \
+        waiting.last_error
+
+    assert p.finish.attempt(first) is None
+    assert p.finish.attempt(second) is None
+    assert [m["bundle_id"] for m in deliverer.manifests] == [
+        p.j.get(first).bundle_id, p.j.get(first).bundle_id, p.j.get(second).bundle_id]
+    assert [w["code"] for w in deliverer.manifests[-1]["warnings"]] == [
+        "invoice-id-already-sent"]
+    assert p.j.get(first).state == p.j.get(second).state == "sent"
+    assert p.j.get(second).last_error is None
