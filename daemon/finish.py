@@ -306,15 +306,20 @@ class Finisher(Moves, Recovery):
         correction while the first version was still being delivered, or retried) is
         not yet at the receiver. Posted side by side, the first version could arrive
         after the correction and be taken for the newer one; so the versions of an
-        invoice go out in the order outboxd found them. No attempt is counted; the
-        row says why it waits, and it looks again shortly."""
+        invoice go out in the order outboxd found them. No attempt is counted; the row
+        is `retrying`, as a delivery put off, with why and the earlier one's next try
+        (status and the page show both), and it looks again shortly."""
         shared = next(i for i in row.invoice_ids if i in earlier.invoice_ids)
         why = (f"waits for {earlier.invoice_file} (bundle {(earlier.bundle_id or '?')[:12]}), "
                f"an earlier bundle with invoice {shared} that is still being delivered: "
                "the versions of an invoice reach the receiver in the order outboxd found "
                "them")
+        after = earlier.next_attempt_at
+        # Written when something shown changes, not at every look.
+        if row.state != "retrying" or row.last_error != why or row.next_attempt_at != after:
+            self.j.transition(row.id, "retrying", durable=False, last_error=why,
+                              next_attempt_at=after)
         if row.last_error != why:
-            self.j.update(row.id, last_error=why)  # once, not at every look
             log.info("bundle waits for an earlier version of its invoice", error=why)
         return EARLIER_POLL_SECONDS
 

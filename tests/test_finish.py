@@ -450,8 +450,9 @@ def test_a_correction_exported_while_the_first_version_is_retried_goes_out_after
     then exports a corrected INV-1.xml. Posted side by side, the correction reached the
     receiver first and the first version after it, flagged as the repeat
     (invoice-id-already-sent): the operator took the stale one for the newer. The
-    correction now waits, unposted and saying why, until the first version is
-    delivered, and then goes out with the warning that INV-1 was sent before."""
+    correction now waits, unposted, as retrying with no attempt counted and saying why
+    (and when the first version is tried next), until the first version is delivered,
+    and then goes out with the warning that INV-1 was sent before."""
     p, s, first = claimed(tmp_path)
     p.finish.d = deliverer = Recording(Retryable("HTTP 503 from the receiver", 503),
                                        Receipt(201, {"receipt_id": "r-1"}, "r-1"),
@@ -468,7 +469,8 @@ def test_a_correction_exported_while_the_first_version_is_retried_goes_out_after
     assert delay is not None and delay <= 1.0
     assert deliverer.posts == 1  # only the first version's 503
     waiting = p.j.get(second)
-    assert waiting.state == "delivering" and waiting.attempts == 0
+    assert waiting.state == "retrying" and waiting.attempts == 0
+    assert waiting.next_attempt_at == p.j.get(first).next_attempt_at
     assert waiting.last_error is not None
     assert "waits for INV-1.xml" in waiting.last_error and "invoice INV-1" in \
         waiting.last_error
