@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from daemon.bundle import Finding
+from daemon.bundle import Finding, reasons_of
 from daemon.errors import InputError
 from daemon.fsops import (
     add_group_write,
@@ -232,12 +232,14 @@ def _writable_as_root(placed: Path) -> None:
 
 
 def reason_record(bundle_id: str, invoice_file: str, reasons: list[Finding],
-                  quarantined_at: str,
-                  accepted: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                  quarantined_at: str, accepted: list[dict[str, Any]] | None = None,
+                  invoice_ids: list[str] | None = None) -> dict[str, Any]:
     """reason.json's content. `quarantined_at` comes from the journal (when the bundle
     entered quarantining), not from the clock: a move retried after a crash must write
     the same papers, or the complete copy an earlier run left in quarantine/ no longer
-    matches the work folder and a second entry is made beside it.
+    matches the work folder and a second entry is made beside it. `invoice_ids` (the
+    journal's, too): the invoices the file holds, so that a script learns which invoices
+    were stopped without reading the invoice file (a PDF's ids come from its text).
 
     `accepted`: the journal's records of the documents the receiver already took
     (ubl-embedded, `Journal.documents_of`). They are delivered; the
@@ -246,8 +248,8 @@ def reason_record(bundle_id: str, invoice_file: str, reasons: list[Finding],
     status, document name); without any, it keeps the fields folder-convention.md lists."""
     record: dict[str, Any] = {
         "bundle_id": bundle_id, "invoice_file": invoice_file,
-        "reasons": [{"code": r.code, "file": r.file, "message": r.message} for r in reasons],
-        "quarantined_at": quarantined_at}
+        "invoice_ids": list(invoice_ids or ()),
+        "reasons": reasons_of(reasons), "quarantined_at": quarantined_at}
     if accepted:
         record["accepted_documents"] = [
             {"invoice_id": d.get("invoice_id"), "receipt_id": d.get("receipt_id"),

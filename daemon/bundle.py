@@ -31,14 +31,20 @@ class Finding:
         return f"{self.file}: {self.message}"
 
 
-def reasons_of(findings: list[Finding] | tuple[Finding, ...]) -> list[dict[str, str]]:
-    """Findings as the journal and reason.json keep them."""
-    return [{"code": f.code, "file": f.file, "message": f.message} for f in findings]
+def reasons_of(findings: list[Finding] | tuple[Finding, ...]) -> list[dict[str, str | None]]:
+    """Findings as the journal, reason.json and `status --json` keep them. `invoice_id`
+    is always there (null for a finding about the whole file): an ERP maps an error in
+    a file of several invoices to its invoice by it, not by undoing the folder name's
+    replaced characters or reading the message."""
+    return [{"code": f.code, "file": f.file, "message": f.message, "invoice_id": f.invoice_id}
+            for f in findings]
 
 
 def findings_of(reasons: list[dict[str, Any]]) -> list[Finding]:
-    """The journal's reasons as findings again."""
-    return [Finding(r["code"], r["file"], r["message"]) for r in reasons]
+    """The journal's reasons as findings again (rows of older versions have no
+    invoice_id)."""
+    return [Finding(r["code"], r["file"], r["message"], invoice_id=r.get("invoice_id"))
+            for r in reasons]
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,8 @@ class InvoiceFile:
     sha256: str
     format: InvoiceFormat
     invoice_ids: tuple[str, ...]
-    # The file could not be read: its one id is its stem, a stand-in (match.assemble).
+    # The file could not be read: its one id is its stem, a stand-in, or (an id said twice)
+    # the distinct ids it holds (match.assemble).
     ids_unknown: bool = False
 
 

@@ -56,6 +56,16 @@ class InputError(OutboxdError):
         super().__init__(f"{file}: {message}")
 
 
+class DuplicateInvoiceIds(InputError):
+    """An XML invoice file holds an invoice id more than once. ``invoice_ids``: the
+    distinct ids it holds, in file order: known although the file is refused, so the
+    journal and `status --json` name the invoices instead of the file's stem."""
+
+    def __init__(self, file: str, message: str, invoice_ids: tuple[str, ...]) -> None:
+        super().__init__("duplicate-invoice-id", file, message)
+        self.invoice_ids = invoice_ids
+
+
 class UnusablePdf(InputError):
     """A PDF that no one can use (encrypted, unreadable, without pages): still a PDF."""
 
@@ -84,7 +94,10 @@ class Paused(DeliveryError):
 
 
 class Rejected(DeliveryError):
-    """The receiver refuses this bundle for good: quarantine it."""
+    """The receiver refuses this bundle for good: quarantine it. ``invoice_id``: the
+    invoice whose document was refused (ubl-embedded posts one per invoice), else None."""
+
+    invoice_id: str | None = None
 
 
 class ClaimLost(OutboxdError):

@@ -52,6 +52,10 @@ from daemon.recovery import PAUSED, Recovery
 from daemon.scan import Candidate, candidate_for
 from daemon.validate import validate_bundle
 
+# How soon a bundle that waits for an earlier version of its invoice looks again: a
+# journal read, while that one is being posted or waits for its next try.
+EARLIER_POLL_SECONDS = 0.5
+
 
 def evaluate(cand: Candidate, settings: Settings) -> Bundle:
     """Read, match and validate; raises InputError only if the invoice file is unreadable."""
@@ -155,6 +159,8 @@ class Finisher(Moves, Recovery):
         if row.state not in ("delivering", "retrying"):
             return None  # finished meanwhile (quarantined, sent)
         log = bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids)
+        if (earlier := self.j.earlier_in_flight(row_id, row.invoice_ids)) is not None:
+            return self._after_earlier(row, earlier, log)
 
         def damaged(findings: list[Finding]) -> float | None:
             # The share that holds processing/ went away (or someone moved the
@@ -272,7 +278,7 @@ class Finisher(Moves, Recovery):
             # document of which invoice, with the HTTP status.
             return self.quarantine(row_id, [Finding(
                 "rejected", row.invoice_file, f"{exc}: {exc.body} — fix what the receiver "
-                "names, then move the bundle back into the outbox")])
+                "names, then move the bundle back into the outbox", invoice_id=exc.invoice_id)])
         except OutboxdError:
             raise  # the journal's own (the workers retry it), or a deliverer's said plainly
         except Exception as exc:  # noqa: BLE001 - an answer or a fault nobody foresaw
@@ -312,6 +318,28 @@ class Finisher(Moves, Recovery):
         return self.archive_sent(row_id, replace(
             row, state=DELIVERED, bundle_id=manifest["bundle_id"], next_attempt_at=None,
             **written))
+
+    def _after_earlier(self, row: Row, earlier: Row, log: Any) -> float:
+        """Not posted yet: an earlier bundle with one of its invoices (the ERP exported a
+        correction while the first version was still being delivered, or retried) is
+        not yet at the receiver. Posted side by side, the first version could arrive
+        after the correction and be taken for the newer one; so the versions of an
+        invoice go out in the order outboxd found them. No attempt is counted; the row
+        is `retrying`, as a delivery put off, with why and the earlier one's next try
+        (status and the page show both), and it looks again shortly."""
+        shared = next(i for i in row.invoice_ids if i in earlier.invoice_ids)
+        why = (f"waits for {earlier.invoice_file} (bundle {(earlier.bundle_id or '?')[:12]}), "
+               f"an earlier bundle with invoice {shared} that is still being delivered: "
+               "the versions of an invoice reach the receiver in the order outboxd found "
+               "them")
+        after = earlier.next_attempt_at
+        # Written when something shown changes, not at every look.
+        if row.state != "retrying" or row.last_error != why or row.next_attempt_at != after:
+            self.j.transition(row.id, "retrying", durable=False, last_error=why,
+                              next_attempt_at=after)
+        if row.last_error != why:
+            log.info("bundle waits for an earlier version of its invoice", error=why)
+        return EARLIER_POLL_SECONDS
 
     def _unreadable_again(self, row: Row, why: str) -> float:
         return self._move_failed(row, f"cannot read the bundle again in {row.work_dir}: {why}",

@@ -27,7 +27,7 @@ from defusedxml.ElementTree import DefusedXMLParser
 from lxml import etree
 
 from daemon.bundle import InvoiceFormat
-from daemon.errors import HostileInput, InputError, UnusablePdf
+from daemon.errors import DuplicateInvoiceIds, HostileInput, InputError, UnusablePdf
 from daemon.fsops import open_regular, read_bounded
 from daemon.names import printable, stem
 from daemon.sniff import is_pdf
@@ -131,6 +131,7 @@ def _xml_ids(root: Any, rel: str) -> tuple[InvoiceFormat, list[str]]:
         found = _direct_id(root, None)
         return "svefaktura", [_checked_id(found, rel)] if found else []
     ids: dict[str, None] = {}  # in file order; a set's speed for a batch of thousands
+    twice: dict[str, None] = {}
     # lxml filters in C; ElementTree's iter() takes one tag, so filter here.
     docs = root.iter(*UBL_ROOTS) if isinstance(root, etree._Element) else (
         e for e in root.iter() if e.tag in UBL_ROOTS)
@@ -141,9 +142,16 @@ def _xml_ids(root: Any, rel: str) -> tuple[InvoiceFormat, list[str]]:
                              "cbc:ID — add the invoice number to the document")
         _checked_id(found, rel)
         if found in ids:
-            raise InputError("duplicate-invoice-id", rel, f"the invoice id {found!r} occurs "
-                             "twice in this file — each invoice in a file needs its own id")
+            twice[found] = None
         ids[found] = None
+    if twice:
+        # Read on to the end: every id said twice is named at once, and the ids the file
+        # holds go to the journal (the ERP looks its invoices up by them).
+        which = (f"the invoice id {next(iter(twice))!r} occurs twice" if len(twice) == 1
+                 else "the invoice ids " + ", ".join(map(repr, twice)) + " each occur more "
+                 "than once")
+        raise DuplicateInvoiceIds(rel, f"{which} in this file — each invoice in a file "
+                                  "needs its own id", tuple(ids))
     return ("ubl", list(ids)) if ids else ("other", [])
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from daemon.bundle import Attachment, Bundle, Finding, InvoiceFile
 from daemon.config import Settings
-from daemon.errors import InputError, UnusablePdf
+from daemon.errors import DuplicateInvoiceIds, InputError, UnusablePdf
 from daemon.fsops import hash_file, kind_of, read_regular
 from daemon.invoices import InvoiceRead, read_invoice_bytes, read_invoice_file
 from daemon.lookalikes import how_spelled, look_alike_findings, orphan_folder_message
@@ -305,9 +305,12 @@ def assemble(cand: Candidate, settings: Settings, known: Bundle | None = None) -
                 read_invoice_bytes(data, cand.invoice.name, rel, pattern)
         except InputError as exc:
             findings.append(_err(exc.code, exc.file, exc.message))
-            # A PDF that breaks the PDF rules is still a PDF (as `check` shows it).
+            # A PDF that breaks the PDF rules is still a PDF (as `check` shows it). A file
+            # that says an id twice is refused all the same, but its ids were read: they,
+            # not its stem, are what the journal and `status --json` name.
             read = InvoiceRead("pdf" if isinstance(exc, UnusablePdf) else "other",
-                               (stem(cand.invoice.name),))
+                               exc.invoice_ids if isinstance(exc, DuplicateInvoiceIds)
+                               else (stem(cand.invoice.name),))
             ids_unknown = True
     inv = InvoiceFile(cand.invoice, cand.invoice.name, size, digest, read.format,
                       read.invoice_ids, ids_unknown)

@@ -127,7 +127,8 @@ class Moves:
         # may send them again. From the journal, where each was recorded before the
         # next POST, so a retried move writes the same papers.
         accepted = list(self.j.documents_of(row_id).values())
-        record = reason_record(row.bundle_id, row.invoice_file, reasons, at, accepted)
+        record = reason_record(row.bundle_id, row.invoice_file, reasons, at, accepted,
+                               invoice_ids=row.invoice_ids)
         placed = self._place(row, self.s.quarantine_dir, reason_papers(record),
                              "cannot be moved into quarantine", row.since)
         if not isinstance(placed, Path):

@@ -308,12 +308,14 @@ class Pipeline(Claims):
                            unattached_ids=list(unattached))
                 return IDLE if left is None else Next(at=now + left)
             if policy.unattached == "quarantine":
-                where = attachment_folders(cand.sidecar.name, bundle.invoice_ids, unattached)
+                # One reason per invoice, naming it in `invoice_id` as well: a script maps
+                # each to its invoice without reading the message.
                 return self._claim(cand, known, row, [Finding(
-                    "unattached-invoice", key, f"invoice(s) {', '.join(unattached)} had no "
-                    f"attachments by the end of their wait ({readable(deadline)}) — add them "
-                    f"to the folder {', '.join(where)} and move the bundle back into the "
-                    "outbox")], now)
+                    "unattached-invoice", key, f"invoice {i} had no attachments by the end "
+                    f"of its wait ({readable(deadline)}) — add them to the folder "
+                    f"{attachment_folders(cand.sidecar.name, bundle.invoice_ids, (i,))[0]} "
+                    "and move the bundle back into the outbox", invoice_id=i)
+                    for i in unattached], now)
         return self._claim(cand, known, row, [], now)
 
     def _deadline(self, row: Row | None, ids: tuple[str, ...]) -> str | None:

@@ -18,11 +18,18 @@ from daemon.strays import StrayFolders
 
 
 def _bundle(row: Row) -> dict[str, Any]:
+    state = row.shown_state
     return {"bundle_id": row.bundle_id, "invoice_file": row.invoice_file,
-            "invoice_ids": row.invoice_ids, "state": row.shown_state, "since": row.since,
+            "invoice_ids": row.invoice_ids, "state": state, "since": row.since,
             "deadline": row.deadline, "unattached_ids": row.unattached_ids,
             "attempts": row.attempts, "next_attempt_at": row.next_attempt_at,
-            "last_error": row.last_error, "reasons": row.reasons}
+            "last_error": row.last_error, "reasons": row.reasons,
+            # What a script needs to find the papers of a finished bundle (a name taken
+            # gets "-2", a long one is shortened: the folder cannot be guessed reliably).
+            # The folder only once the bundle is there: the journal names the target
+            # before the move, which may still fail.
+            "receipt_id": row.receipt_id,
+            "folder": row.archive_dir if state in FINAL_STATES else None}
 
 
 def _read(journal: Journal) -> dict[str, Any]:

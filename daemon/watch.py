@@ -39,11 +39,13 @@ from daemon.osthreads import show_name
 from daemon.poll import Poller
 from daemon.scan import WATCHED_DEPTH
 
-# A folder renamed back into place keeps its inode, so inotify hands out the
-# same watch descriptor and watchdog warns that our callback is registered
-# again. That is its own bookkeeping, not a lost event.
+# A folder renamed back into place keeps its inode, and a folder made with its
+# subfolder at once is added twice (as the new sidecar's subfolder and at its own
+# event): inotify hands out the same watch descriptor and watchdog warns that our
+# callback is registered again. That is its own bookkeeping, not a lost event. The
+# warning is raised in the name of watchdog's caller (stacklevel): this module.
 warnings.filterwarnings("ignore", message="Callback with id", category=RuntimeWarning,
-                        module="watchdog")
+                        module=r"(watchdog(\..*)?|daemon\.watch)")
 
 OVERFLOW = ""  # the hint for "events were lost": the loop rescans everything
 

@@ -189,21 +189,25 @@ def _look_alike_reason(tmp_path: Path, *look_alikes: str) -> str:
 class TestReasons:
     def _record(self) -> dict:
         return reason_record(BID, "INV-1.xml", [
-            Finding("too-large", "INV-1/scan.tif", "is 9 MB; the limit is 5 MB — shrink it"),
+            Finding("too-large", "INV-1/scan.tif", "is 9 MB; the limit is 5 MB — shrink it",
+                    invoice_id="INV-1"),
             Finding("rejected", "INV-1.xml", "the receiver answered HTTP 422: bad"),
-        ], "2026-12-03T07:50:12Z")
+        ], "2026-12-03T07:50:12Z", invoice_ids=["INV-1"])
 
     def test_reason_json_fields(self, tmp_path: Path) -> None:
-        """reason.json holds bundle_id, invoice_file, reasons[code,file,message], quarantined_at."""
+        """reason.json holds bundle_id, invoice_file, invoice_ids, reasons[code, file, message,
+        invoice_id], quarantined_at."""
         write_papers(tmp_path, reason_papers(self._record()))
         data = json.loads((tmp_path / "reason.json").read_text("utf-8"))
-        assert set(data) == {"bundle_id", "invoice_file", "reasons", "quarantined_at"}
+        assert set(data) == {"bundle_id", "invoice_file", "invoice_ids", "reasons",
+                             "quarantined_at"}
         assert data["bundle_id"] == BID and data["invoice_file"] == "INV-1.xml"
+        assert data["invoice_ids"] == ["INV-1"]
         assert data["reasons"] == [
             {"code": "too-large", "file": "INV-1/scan.tif",
-             "message": "is 9 MB; the limit is 5 MB — shrink it"},
+             "message": "is 9 MB; the limit is 5 MB — shrink it", "invoice_id": "INV-1"},
             {"code": "rejected", "file": "INV-1.xml",
-             "message": "the receiver answered HTTP 422: bad"}]
+             "message": "the receiver answered HTTP 422: bad", "invoice_id": None}]
         assert data["quarantined_at"] == "2026-12-03T07:50:12Z"
 
     def test_reason_txt_names_files_and_codes(self, tmp_path: Path) -> None:

@@ -34,14 +34,17 @@ def attachment(tmp_path: Path, invoice_id: str, name: str,
 
 
 def test_reasons_kept_by_the_journal_read_back_as_the_same_findings() -> None:
-    """reasons_of() gives the journal's plain dicts (code, file, message) and findings_of()
-    makes the same findings of them again, in order."""
+    """reasons_of() gives the journal's plain dicts (code, file, message, invoice_id: null
+    for the whole file) and findings_of() makes the same findings of them again, in
+    order; a row of an older version, without invoice_id, reads as one for no invoice."""
     findings = [Finding("pdf-encrypted", "INV-1/a.pdf", "is encrypted — send it unlocked"),
-                Finding("empty-file", "INV-1/b.pdf", "is empty")]
+                Finding("empty-file", "B/X_2/b.pdf", "is empty", invoice_id="X:2")]
     reasons = reasons_of(findings)
     assert reasons[0] == {"code": "pdf-encrypted", "file": "INV-1/a.pdf",
-                          "message": "is encrypted — send it unlocked"}
+                          "message": "is encrypted — send it unlocked", "invoice_id": None}
+    assert reasons[1]["invoice_id"] == "X:2"
     assert findings_of(reasons) == findings
+    assert findings_of([{"code": "c", "file": "f", "message": "m"}]) == [Finding("c", "f", "m")]
 
 
 def test_errors_and_warnings_split_the_findings_by_severity_and_a_note_is_neither(

@@ -20,7 +20,7 @@ from structlog.testing import capture_logs
 sys.path.insert(0, str(Path(__file__).parent))
 
 from claimed import NeverPost, Scripted, claimed, make, restart, step  # noqa: E402
-from helpers import drop_bundle, pdf_bytes  # noqa: E402
+from helpers import drop_bundle, pdf_bytes, ubl_invoice  # noqa: E402
 
 from daemon import convert, finish  # noqa: E402
 from daemon.answers import Receipt  # noqa: E402
@@ -492,3 +492,57 @@ def test_bundles_paused_for_a_configuration_problem_hold_back_the_others_until_i
     assert resumed == [(two, 0.0)]  # accepted: INV-2 goes at once
     p.finish.d = Scripted(Receipt(201, {"receipt_id": "r-2"}, "r-2"))
     assert p.finish.attempt(two) is None and p.j.get(two).state == "sent"
+
+
+class Recording(Scripted):
+    """A Scripted deliverer that keeps each manifest it was handed, in order."""
+
+    def __init__(self, *outcomes: Exception | Receipt) -> None:
+        super().__init__(*outcomes)
+        self.manifests: list[dict[str, Any]] = []
+
+    def deliver(self, bundle: Bundle, manifest: dict[str, Any]) -> Receipt:
+        self.manifests.append(manifest)
+        return super().deliver(bundle, manifest)
+
+
+def test_a_correction_exported_while_the_first_version_is_retried_goes_out_after_it(
+        tmp_path: Path) -> None:
+    """The ERP exports INV-1.xml; the receiver answers 503, so it is retried. The ERP
+    then exports a corrected INV-1.xml. Posted side by side, the correction reached the
+    receiver first and the first version after it, flagged as the repeat
+    (invoice-id-already-sent): the operator took the stale one for the newer. The
+    correction now waits, unposted, as retrying with no attempt counted and saying why
+    (and when the first version is tried next), until the first version is delivered,
+    and then goes out with the warning that INV-1 was sent before."""
+    p, s, first = claimed(tmp_path)
+    p.finish.d = deliverer = Recording(Retryable("HTTP 503 from the receiver", 503),
+                                       Receipt(201, {"receipt_id": "r-1"}, "r-1"),
+                                       Receipt(201, {"receipt_id": "r-2"}, "r-2"))
+    assert p.finish.attempt(first) is not None
+    assert p.j.get(first).state == "retrying"
+    drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes(2)},
+                invoice=ubl_invoice("INV-1").replace(b"REF-42", b"REF-43"))
+    [cand] = list_outbox(s.outbox).candidates.values()
+    second = step(p, cand, 2000.0).claimed
+    assert second is not None and second != first
+
+    delay = p.finish.attempt(second)
+    assert delay is not None and delay <= 1.0
+    assert deliverer.posts == 1  # only the first version's 503
+    waiting = p.j.get(second)
+    assert waiting.state == "retrying" and waiting.attempts == 0
+    assert waiting.next_attempt_at == p.j.get(first).next_attempt_at
+    assert waiting.last_error is not None
+    assert "waits for INV-1.xml" in waiting.last_error and "invoice INV-1" in \
+        waiting.last_error
+
+    assert p.finish.attempt(first) is None
+    assert p.finish.attempt(second) is None
+    assert [m["bundle_id"] for m in deliverer.manifests] == [
+        p.j.get(first).bundle_id, p.j.get(first).bundle_id, p.j.get(second).bundle_id]
+    assert [w["code"] for w in deliverer.manifests[-1]["warnings"]] == [
+        "invoice-id-already-sent"]
+    assert p.j.get(first).state == p.j.get(second).state == "sent"
+    assert p.j.get(second).last_error is None
+

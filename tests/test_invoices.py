@@ -13,7 +13,7 @@ from helpers import FIXTURES, pdf_bytes, text_pdf, ubl_invoice, write
 
 from daemon import invoices
 from daemon.config import DEFAULT_PDF_ID_PATTERN
-from daemon.errors import HostileInput, InputError
+from daemon.errors import DuplicateInvoiceIds, HostileInput, InputError
 from daemon.invoices import (
     InvoiceRead,
     _lxml_root,
@@ -94,6 +94,21 @@ class TestPeppolFixtures:
         assert info.value.code == "duplicate-invoice-id"
         assert info.value.file == "dup.xml"
         assert "Snippet1" in info.value.message
+
+    def test_ids_said_twice_are_all_named_and_the_ids_read_are_kept(
+            self, tmp_path: Path) -> None:
+        """A batch with two ids each said twice names both at once (not one per export
+        round), and the error carries the distinct ids the file holds, in file order, for
+        the journal to name the invoices instead of the file's stem."""
+        path = write(tmp_path / "dup.xml", wrap(
+            "base-example.xml", "vat-category-E.xml", "Allowance-example.xml",
+            "Norwegian-example-1.xml", "vat-category-E.xml"))
+        with pytest.raises(DuplicateInvoiceIds) as info:
+            read(path)
+        assert info.value.code == "duplicate-invoice-id"
+        assert info.value.message.startswith("the invoice ids 'Snippet1', 'Vat-Z' each occur "
+                                             "more than once in this file")
+        assert info.value.invoice_ids == ("Snippet1", "Vat-Z", "TOSL108")
 
 
 class TestLimits:

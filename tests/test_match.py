@@ -647,6 +647,19 @@ class TestStructure:
         again = assemble(cand, settings(outbox), known=b)
         assert again.findings == b.findings and again.sidecar_digest == b.sidecar_digest
 
+    def test_a_file_with_an_id_twice_names_its_invoices_not_its_stem(
+            self, outbox: Path) -> None:
+        """The same id twice is an error, but which invoices the file holds was read: the
+        bundle names them (the journal, `status --json`, an ERP that looks its invoice
+        up by id), not the stem 'M-dup' that no invoice has, and the invoice whose
+        folder holds a file is not called unattached."""
+        write(outbox / "M-dup" / "M-8" / "a.pdf", PDF)
+        b = assemble(candidate(outbox, "M-dup.xml", batch_xml("M-8", "M-9", "M-8")),
+                     settings(outbox))
+        assert codes(b) == ["duplicate-invoice-id"]
+        assert b.invoice_ids == ("M-8", "M-9")
+        assert b.unattached_ids == ("M-9",)
+
 
 class TestAttachmentsToml:
     def test_type_note_and_channel(self, outbox: Path) -> None:

@@ -109,13 +109,15 @@ class TestDecisions:
             "unattached-invoice"
 
     @pytest.mark.parametrize(("ids", "folders_named"), [
-        (["INV-1"], "the folder INV-1_att and move"),
-        (["A/1", "B-2"], "the folder INV-1_att/A_1, INV-1_att/B-2 and move")])
+        (["INV-1"], ["the folder INV-1_att and move"]),
+        (["A/1", "B-2"], ["the folder INV-1_att/A_1 and move", "the folder INV-1_att/B-2 and"
+                                                               " move"])])
     def test_an_unattached_quarantine_names_the_folder_the_attachments_go_into(
-            self, tmp_path: Path, ids: list[str], folders_named: str) -> None:
+            self, tmp_path: Path, ids: list[str], folders_named: list[str]) -> None:
         """REASON.txt said "add them to the sidecar folder", a word the clerk never sees:
         with [outbox] sidecar_suffix = "_att" the folder is INV-1_att (not INV-1), and
-        for a file of several invoices each invoice's own subfolder, so it names them."""
+        for a file of several invoices each invoice's own subfolder, so it names them,
+        one reason per invoice, each naming its invoice in `invoice_id` for scripts."""
         p, s = make(tmp_path, outbox={"sidecar_suffix": "_att"},
                     policy={"unattached": "quarantine", "attachment_wait_seconds": 0})
         body = b"".join(ubl_invoice(i).split(b"?>", 1)[-1] for i in ids)
@@ -124,10 +126,33 @@ class TestDecisions:
                     + b"</Batch>")
         assert run_once(p) == []
         [q] = folders(s.quarantine_dir)
-        [reason] = json.loads((q / "reason.json").read_text())["reasons"]
-        assert reason["code"] == "unattached-invoice"
-        assert folders_named in reason["message"]
-        assert folders_named in (q / "REASON.txt").read_text()
+        reasons = json.loads((q / "reason.json").read_text())["reasons"]
+        assert [r["code"] for r in reasons] == ["unattached-invoice"] * len(ids)
+        assert [r["invoice_id"] for r in reasons] == ids
+        for reason, named in zip(reasons, folders_named, strict=True):
+            assert named in reason["message"]
+            assert named in (q / "REASON.txt").read_text()
+
+    def test_reason_json_names_the_invoices_of_the_file_and_of_each_reason(
+            self, tmp_path: Path) -> None:
+        """An ERP learns from reason.json which invoices a quarantine stopped, and which
+        one each reason is about, without reading messages or undoing the folder name's
+        replaced characters ('X/2' and 'X:2' both have the folder X_2): the record lists
+        the file's invoice_ids, each reason its invoice_id (null for the whole file), and
+        `status --json` (the journal's reasons) says the same."""
+        p, s = make(tmp_path)
+        body = b"".join(ubl_invoice(i).split(b"?>", 1)[-1] for i in ("X/1", "X:2"))
+        drop_bundle(s.outbox.path, "B-1", {"X_1/a.pdf": pdf_bytes(), "X_2/empty.pdf": b""},
+                    invoice=b"<Batch>" + body + b"</Batch>")
+        assert run_once(p) == []
+        [q] = folders(s.quarantine_dir)
+        record = json.loads((q / "reason.json").read_text())
+        assert record["invoice_ids"] == ["X/1", "X:2"]
+        assert record["reasons"] == [{"code": "empty-file", "file": "B-1/X_2/empty.pdf",
+                                      "message": record["reasons"][0]["message"],
+                                      "invoice_id": "X:2"}]
+        [row] = p.j.rows(("quarantined",))
+        assert row.reasons == record["reasons"]
 
     @pytest.mark.parametrize("with_sidecar", [False, True])
     def test_a_quarantined_bundle_leaves_its_look_alike_sidecar_in_the_outbox(

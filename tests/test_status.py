@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 
 from daemon.config import DeliveryConfig, OutboxConfig, PathsConfig, Settings
-from daemon.journal import CLAIMING, Journal
+from daemon.journal import CLAIMING, DELIVERED, Journal
 from daemon.status import as_json, collect, render
 
 STATES_SHOWN = ["settling", "waiting", "held", "delivering", "retrying", "sent", "quarantined"]
 JSON_BUNDLE_KEYS = {"bundle_id", "invoice_file", "invoice_ids", "state", "since", "deadline",
-                    "unattached_ids", "attempts", "next_attempt_at", "last_error", "reasons"}
+                    "unattached_ids", "attempts", "next_attempt_at", "last_error", "reasons",
+                    "receipt_id", "folder"}
 
 
 @pytest.fixture
@@ -114,6 +115,32 @@ class TestJson:
         assert by_file["INV-4.xml"]["reasons"] == [
             {"code": "too-large", "file": "INV-4/a.pdf", "message": "too big"}]
         assert by_file["INV-3.xml"]["deadline"] is None
+
+    def test_a_finished_bundle_names_its_receipt_and_its_folder(
+            self, settings: Settings) -> None:
+        """A script finds a sent bundle's receipt id and the folder of its papers
+        (receipt.json, reason.json) in status --json, without guessing the folder name
+        (a name taken gets -2, a long one is shortened). A bundle still being moved
+        names no folder yet (the journal holds the target before the move is done), but
+        its receipt id once the receiver gave one."""
+        j = Journal(settings.journal_path)
+        try:
+            j.create("S.xml", "sent", bundle_id="a" * 64, invoice_ids=["S"],
+                     receipt_id="rcpt-1", archive_dir="/srv/sent/2031-05-06/S--aaaaaaaaaaaa-2")
+            j.create("Q.xml", "quarantined", bundle_id="b" * 64,
+                     archive_dir="/srv/quarantine/2031-05-06/Q--bbbbbbbbbbbb")
+            j.create("D.xml", DELIVERED, bundle_id="c" * 64, receipt_id="rcpt-2",
+                     archive_dir="/srv/sent/2031-05-06/D--cccccccccccc")
+        finally:
+            j.close()
+        by_file = {b["invoice_file"]: b
+                   for b in json.loads(as_json(collect(settings)))["bundles"]}
+        assert by_file["S.xml"]["receipt_id"] == "rcpt-1"
+        assert by_file["S.xml"]["folder"] == "/srv/sent/2031-05-06/S--aaaaaaaaaaaa-2"
+        assert by_file["Q.xml"]["folder"] == "/srv/quarantine/2031-05-06/Q--bbbbbbbbbbbb"
+        assert by_file["Q.xml"]["receipt_id"] is None
+        assert by_file["D.xml"]["state"] == "delivering"
+        assert by_file["D.xml"]["folder"] is None and by_file["D.xml"]["receipt_id"] == "rcpt-2"
 
     def test_render_for_people(self, settings: Settings) -> None:
         """The text form shows counts and the waiting/retrying/quarantined details."""

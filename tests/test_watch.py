@@ -224,3 +224,25 @@ def test_an_inotify_queue_overflow_is_hinted_and_the_watcher_keeps_watching(
         wait_for(lambda: "INV-1.xml" in got, what="a hint after the overflow")
     finally:
         w.stop()
+
+
+
+def test_watching_a_folder_again_logs_no_library_warning(tmp_path: Path) -> None:
+    """A sidecar written with its subfolder at once (mkdir -p, a DMS) is watched twice:
+    once as the subfolder of the new sidecar, once at the subfolder's own event. The
+    kernel hands out the same watch descriptor and watchdog warns that our callback is
+    registered again — its own bookkeeping, which reached the daemon's log as a
+    RuntimeWarning naming watchdog's internals: the filter meant for it named watchdog's
+    module, but the warning is raised in the name of its caller, daemon.watch. In a
+    process of its own, as the daemon (pytest resets the filters a module sets at its
+    import)."""
+    import subprocess
+    (tmp_path / "batch-1" / "INV-2").mkdir(parents=True)
+    code = ("import sys\nfrom pathlib import Path\nfrom daemon.watch import _OutboxInotify\n"
+            "w = _OutboxInotify(Path(sys.argv[1]), lambda hint: None)\n"
+            "w._add('batch-1/INV-2')\nw._add_tree('batch-1')\nw.stop()\nprint('done')\n")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout == "done\n", done.stderr
+    assert "Callback with id" not in done.stderr
+    assert done.stderr == ""

@@ -139,8 +139,10 @@ class EmbeddedDeliverer:
         try:
             return self.inner.answer(response)
         except Rejected as exc:
-            raise Rejected(f"the receiver rejected the document of invoice {doc.invoice_id} "
-                           f"with HTTP {exc.status}", exc.status, exc.body) from None
+            refused = Rejected(f"the receiver rejected the document of invoice "
+                               f"{doc.invoice_id} with HTTP {exc.status}", exc.status, exc.body)
+            refused.invoice_id = doc.invoice_id
+            raise refused from None
 
 
 def joined_receipt_ids(ids: list[str]) -> str | None:

@@ -10,6 +10,7 @@ import threading
 from datetime import UTC, datetime
 
 from daemon.journal.records import (
+    CLAIMING,
     IN_FLIGHT,
     LIVE,
     MOVING,
@@ -72,6 +73,24 @@ class Views:
                 "SELECT COUNT(*) FROM bundles WHERE state = 'sent' AND since >= ?",
                 (today,)).fetchone()[0]
         return out
+
+    def earlier_in_flight(self, row_id: int, invoice_ids: list[str]) -> Row | None:
+        """The first bundle found before row `row_id` (a lower row id: the order outboxd
+        first saw their invoice files) that holds one of `invoice_ids` and is claimed
+        but not yet taken by the receiver: an earlier version of an invoice, which must
+        reach the receiver first. Only the few rows in flight are looked at (the state
+        index), their ids by json_each, in C."""
+        if not invoice_ids:
+            return None
+        states = (CLAIMING, "delivering", "retrying")
+        marks, id_marks = ", ".join("?" for _ in states), ", ".join("?" for _ in invoice_ids)
+        with self._lock:
+            r = self._db.execute(
+                f"SELECT b.* FROM bundles AS b WHERE b.state IN ({marks}) AND b.id < ? AND "
+                f"EXISTS (SELECT 1 FROM json_each(b.invoice_ids) AS j WHERE j.value IN "
+                f"({id_marks})) ORDER BY b.id LIMIT 1",
+                (*states, row_id, *invoice_ids)).fetchone()
+        return None if r is None else self._row(r)
 
     def finished_files(self, days: int = 7) -> list[tuple[str, str, str, str | None]]:
         """(invoice_file, state, since, archive_dir) of the rows sent or quarantined in

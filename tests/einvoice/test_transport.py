@@ -376,8 +376,9 @@ def test_the_error_of_a_file_of_many_failed_invoices_names_a_few_and_counts_the_
 def test_a_partly_accepted_bundle_is_quarantined_with_papers_naming_what_was_delivered(
         start_receiver: Callable[..., Receiver], claim: Callable[[Receiver], Claimed]) -> None:
     """A accepted (with its receipt), B rejected with 400: the quarantine papers name B
-    and the receiver's answer, name A with its receipt and key as delivered, and tell the
-    clerk not to send A again — not "Nothing was sent"."""
+    (in the message and as the reason's invoice_id) and the receiver's answer, name A
+    with its receipt and key as delivered, and tell the clerk not to send A again — not
+    "Nothing was sent"."""
     receiver = start_receiver("--fail-first", "pass,400")
     c = claim(receiver)
     assert c.fin.attempt(c.row) is None
@@ -394,6 +395,7 @@ def test_a_partly_accepted_bundle_is_quarantined_with_papers_naming_what_was_del
     [rejected] = reason["reasons"]
     # The receiver's answer to B: {"error": "injected failure (fail_first)"}.
     assert "invoice B" in rejected["message"] and "injected failure" in rejected["message"]
+    assert rejected["invoice_id"] == "B"  # for a script, without reading the message
     text = (entry / "REASON.txt").read_text("utf-8")
     assert "Nothing was sent" not in text
     for needle in ("invoice B", "HTTP 400", "injected failure", f"invoice A: receipt {receipt_a}",

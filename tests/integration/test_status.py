@@ -9,7 +9,8 @@ from conftest import OUTBOXD, Env, Receiver
 from helpers import drop_bundle, pdf_bytes, wait_for
 
 JSON_BUNDLE_KEYS = {"bundle_id", "invoice_file", "invoice_ids", "state", "since", "deadline",
-                    "unattached_ids", "attempts", "next_attempt_at", "last_error", "reasons"}
+                    "unattached_ids", "attempts", "next_attempt_at", "last_error", "reasons",
+                    "receipt_id", "folder"}
 
 
 def status(env: Env, *extra: str) -> subprocess.CompletedProcess[str]:
