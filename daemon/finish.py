@@ -41,6 +41,7 @@ from daemon.journal import (
     Row,
     iso_in,
     now_iso,
+    seconds_until,
 )
 from daemon.logs import bundle_log
 from daemon.manifest import build_manifest, bundle_id_of
@@ -339,7 +340,13 @@ class Finisher(Moves, Recovery):
                               next_attempt_at=after)
         if row.last_error != why:
             log.info("bundle waits for an earlier version of its invoice", error=why)
-        return EARLIER_POLL_SECONDS
+        # Looked at again once the earlier one can have been tried, not every half second
+        # through a receiver's outage of hours (a re-exported batch waiting so would keep
+        # the daemon busy for nothing); never later than retry_max_seconds, as the journal's
+        # time is the wall clock's, which may step.
+        until = max(seconds_until(after), 0.0) if after else 0.0
+        return min(until + EARLIER_POLL_SECONDS,
+                   max(self.s.delivery.retry_max_seconds, EARLIER_POLL_SECONDS))
 
     def _unreadable_again(self, row: Row, why: str) -> float:
         return self._move_failed(row, f"cannot read the bundle again in {row.work_dir}: {why}",

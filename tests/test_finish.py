@@ -519,7 +519,8 @@ def test_a_correction_exported_while_the_first_version_is_retried_goes_out_after
     p.finish.d = deliverer = Recording(Retryable("HTTP 503 from the receiver", 503),
                                        Receipt(201, {"receipt_id": "r-1"}, "r-1"),
                                        Receipt(201, {"receipt_id": "r-2"}, "r-2"))
-    assert p.finish.attempt(first) is not None
+    first_waits = p.finish.attempt(first)
+    assert first_waits is not None
     assert p.j.get(first).state == "retrying"
     drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes(2)},
                 invoice=ubl_invoice("INV-1").replace(b"REF-42", b"REF-43"))
@@ -528,7 +529,7 @@ def test_a_correction_exported_while_the_first_version_is_retried_goes_out_after
     assert second is not None and second != first
 
     delay = p.finish.attempt(second)
-    assert delay is not None and delay <= 1.0
+    assert delay is not None and delay <= first_waits + 0.5  # looks again after its try
     assert deliverer.posts == 1  # only the first version's 503
     waiting = p.j.get(second)
     assert waiting.state == "retrying" and waiting.attempts == 0
@@ -546,3 +547,37 @@ def test_a_correction_exported_while_the_first_version_is_retried_goes_out_after
     assert p.j.get(first).state == p.j.get(second).state == "sent"
     assert p.j.get(second).last_error is None
 
+
+def correction_behind(tmp_path: Path, retry_after: float) -> tuple[Any, int, int]:
+    """A first INV-1.xml put off by the receiver for `retry_after` seconds, and a
+    corrected INV-1.xml claimed behind it (retry_max_seconds = 300)."""
+    p, s, first = claimed(tmp_path, delivery={"retry_max_seconds": 300})
+    p.finish.d = Scripted(Retryable("HTTP 503 from the receiver", 503,
+                                    retry_after=retry_after))
+    assert p.finish.attempt(first) is not None
+    drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes(2)},
+                invoice=ubl_invoice("INV-1").replace(b"REF-42", b"REF-43"))
+    [cand] = list_outbox(s.outbox).candidates.values()
+    second = step(p, cand, 2000.0).claimed
+    assert second is not None
+    return p, first, second
+
+
+def test_a_correction_behind_a_version_put_off_looks_again_when_that_one_is_tried(
+        tmp_path: Path) -> None:
+    """The receiver told the first version to come back in 100 s: the correction behind
+    it looks again just after then, not every half second meanwhile (a batch of
+    corrections waiting through an outage of hours kept the idle daemon busy)."""
+    p, _first, second = correction_behind(tmp_path, 100.0)
+    delay = p.finish.attempt(second)
+    assert delay is not None and 99.0 < delay <= 100.5
+    assert p.j.get(second).state == "retrying" and p.j.get(second).attempts == 0
+
+
+def test_a_correction_behind_a_version_put_off_for_hours_looks_again_within_retry_max(
+        tmp_path: Path) -> None:
+    """A Retry-After of an hour on the first version: the correction looks again after
+    retry_max_seconds at the latest, as the journal's times are on the wall clock, which
+    may step, and no in-process wait may hang on it longer."""
+    p, _first, second = correction_behind(tmp_path, 3600.0)
+    assert p.finish.attempt(second) == 300
