@@ -41,7 +41,6 @@ from daemon.journal import (
     Row,
     iso_in,
     now_iso,
-    seconds_until,
 )
 from daemon.logs import bundle_log
 from daemon.manifest import build_manifest, bundle_id_of
@@ -52,10 +51,7 @@ from daemon.pause import DeliveryPause
 from daemon.recovery import PAUSED, Recovery
 from daemon.scan import Candidate, candidate_for
 from daemon.validate import validate_bundle
-
-# How soon a bundle that waits for an earlier version of its invoice looks again: a
-# journal read, while that one is being posted or waits for its next try.
-EARLIER_POLL_SECONDS = 0.5
+from daemon.versions import Versions
 
 
 def evaluate(cand: Candidate, settings: Settings) -> Bundle:
@@ -101,6 +97,9 @@ class Finisher(Moves, Recovery):
         # One bundle paused for a configuration problem holds back the others (pause.py);
         # `resume` (the loop's schedule) sends those held back once an answer ends it.
         self.pause = DeliveryPause(lambda: self.clock())
+        # A correction waits for the earlier version of its invoice (versions.py);
+        # `resume` also wakes it when that one's attempt ends.
+        self.versions = Versions(journal)
         self.resume: Callable[[int, float], None] | None = None
 
     @property
@@ -147,6 +146,15 @@ class Finisher(Moves, Recovery):
 
     def attempt(self, row_id: int) -> float | None:
         """One delivery attempt; the delay before the next one, or None when finished."""
+        try:
+            return self._attempt(row_id)
+        finally:
+            # Whatever its outcome: the bundles waiting for this one look again now.
+            for later in self.versions.attempt_ended(row_id):
+                if self.resume is not None:
+                    self.resume(later, 0.0)
+
+    def _attempt(self, row_id: int) -> float | None:
         self.paused.discard(row_id)  # until this attempt is paused again
         row = self.j.get(row_id)
         wait = self._move_wait(row_id)
@@ -160,8 +168,8 @@ class Finisher(Moves, Recovery):
         if row.state not in ("delivering", "retrying"):
             return None  # finished meanwhile (quarantined, sent)
         log = bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids)
-        if (earlier := self.j.earlier_in_flight(row_id, row.invoice_ids)) is not None:
-            return self._after_earlier(row, earlier, log)
+        if (earlier := self.versions.earlier(row)) is not None:
+            return self.versions.wait(row, earlier, self.s.delivery.retry_max_seconds, log)
 
         def damaged(findings: list[Finding]) -> float | None:
             # The share that holds processing/ went away (or someone moved the
@@ -319,34 +327,6 @@ class Finisher(Moves, Recovery):
         return self.archive_sent(row_id, replace(
             row, state=DELIVERED, bundle_id=manifest["bundle_id"], next_attempt_at=None,
             **written))
-
-    def _after_earlier(self, row: Row, earlier: Row, log: Any) -> float:
-        """Not posted yet: an earlier bundle with one of its invoices (the ERP exported a
-        correction while the first version was still being delivered, or retried) is
-        not yet at the receiver. Posted side by side, the first version could arrive
-        after the correction and be taken for the newer one; so the versions of an
-        invoice go out in the order outboxd found them. No attempt is counted; the row
-        is `retrying`, as a delivery put off, with why and the earlier one's next try
-        (status and the page show both), and it looks again shortly."""
-        shared = next(i for i in row.invoice_ids if i in earlier.invoice_ids)
-        why = (f"waits for {earlier.invoice_file} (bundle {(earlier.bundle_id or '?')[:12]}), "
-               f"an earlier bundle with invoice {shared} that is still being delivered: "
-               "the versions of an invoice reach the receiver in the order outboxd found "
-               "them")
-        after = earlier.next_attempt_at
-        # Written when something shown changes, not at every look.
-        if row.state != "retrying" or row.last_error != why or row.next_attempt_at != after:
-            self.j.transition(row.id, "retrying", durable=False, last_error=why,
-                              next_attempt_at=after)
-        if row.last_error != why:
-            log.info("bundle waits for an earlier version of its invoice", error=why)
-        # Looked at again once the earlier one can have been tried, not every half second
-        # through a receiver's outage of hours (a re-exported batch waiting so would keep
-        # the daemon busy for nothing); never later than retry_max_seconds, as the journal's
-        # time is the wall clock's, which may step.
-        until = max(seconds_until(after), 0.0) if after else 0.0
-        return min(until + EARLIER_POLL_SECONDS,
-                   max(self.s.delivery.retry_max_seconds, EARLIER_POLL_SECONDS))
 
     def _unreadable_again(self, row: Row, why: str) -> float:
         return self._move_failed(row, f"cannot read the bundle again in {row.work_dir}: {why}",

@@ -581,3 +581,57 @@ def test_a_correction_behind_a_version_put_off_for_hours_looks_again_within_retr
     may step, and no in-process wait may hang on it longer."""
     p, _first, second = correction_behind(tmp_path, 3600.0)
     assert p.finish.attempt(second) == 300
+
+
+def test_a_correction_behind_a_claim_that_waits_for_the_next_start_does_not_poll(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first INV-1.xml was being claimed when outboxd was killed, and the claim could
+    not be finished at the start (the share refused the rename): it stays `claiming`
+    until the next start. A corrected INV-1.xml claimed meanwhile waits for it, saying
+    why, and looks again every retry_max_seconds, not every half second until then (an
+    idle daemon kept busy for days)."""
+    p, s, first = claimed(tmp_path, delivery={"retry_max_seconds": 300})
+    p.j.transition(first, "claiming")  # as the journal says before the crash
+    monkeypatch.setattr("daemon.recovery.finish_claim", refuse_rename)
+    fin = Finisher(s, p.j, NeverPost())
+    assert fin.recover() == []
+    assert p.j.get(first).state == "claiming" and p.j.get(first).last_error
+    drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes(2)},
+                invoice=ubl_invoice("INV-1").replace(b"REF-42", b"REF-43"))
+    [cand] = list_outbox(s.outbox).candidates.values()
+    second = step(p, cand, 2000.0).claimed
+    assert second is not None
+
+    assert fin.attempt(second) == 300
+    waiting = p.j.get(second)
+    assert waiting.state == "retrying" and waiting.attempts == 0
+    assert waiting.last_error is not None and "waits for INV-1.xml" in waiting.last_error
+
+
+def refuse_rename(*args: Any, **kwargs: Any) -> None:
+    raise PermissionError(13, "Permission denied")
+
+
+def test_a_correction_goes_as_soon_as_the_attempt_of_the_first_version_ends(
+        tmp_path: Path) -> None:
+    """The correction is looked at when the first version's attempt ends: it waited
+    while that one was queued or being posted (no next try to wait for), and goes at
+    once after it, not a retry_max_seconds later nor by polling meanwhile."""
+    p, s, first = claimed(tmp_path, delivery={"retry_max_seconds": 300})
+    resumed: list[tuple[int, float]] = []
+    p.finish.resume = lambda row, delay: resumed.append((row, delay))
+    drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes(2)},
+                invoice=ubl_invoice("INV-1").replace(b"REF-42", b"REF-43"))
+    [cand] = list_outbox(s.outbox).candidates.values()
+    second = step(p, cand, 2000.0).claimed
+    assert second is not None
+    p.finish.d = deliverer = Recording(Receipt(201, {"receipt_id": "r-1"}, "r-1"),
+                                       Receipt(201, {"receipt_id": "r-2"}, "r-2"))
+
+    assert p.finish.attempt(second) == 300  # the first is queued: no time to wait for
+    assert deliverer.posts == 0 and resumed == []
+    assert p.finish.attempt(first) is None
+    assert resumed == [(second, 0.0)]  # woken by the end of the first one's attempt
+    assert p.finish.attempt(second) is None
+    assert [m["bundle_id"] for m in deliverer.manifests] == [
+        p.j.get(first).bundle_id, p.j.get(second).bundle_id]
