@@ -52,10 +52,12 @@ class DirectoryDeliverer:
         if final.exists():
             return Receipt(200, {**body, "already_delivered": True}, None)
         tmp = self.target / f".tmp-{bid}"
+        made = False  # only a .tmp- folder this attempt made is removed when it fails
         try:
             if tmp.exists():
                 shutil.rmtree(tmp)
             tmp.mkdir(parents=True)
+            made = True
             write_json(tmp / "manifest.json", manifest)
             # Every file under its manifest `name`, the one field that is right for a
             # folded name and for a converted image alike (original_name is neither).
@@ -73,10 +75,18 @@ class DirectoryDeliverer:
             # some of them, which a retry takes for delivered.
             fsync_tree(tmp)
             tmp.rename(final)
+            made = False
             fsync_dir(self.target)
-        except OSError as exc:
-            raise Retryable(f"cannot write to [delivery] target {self.target}: "
-                            f"{exc.strerror}") from None
+        except BaseException as exc:
+            # Half a bundle is of no use to anyone: a full disk gets its space back, and
+            # one refused here (a file swapped for a link: quarantined) never comes again
+            # under this id, so its .tmp- folder would stay in the target for good.
+            if made:
+                shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(exc, OSError):
+                raise Retryable(f"cannot write to [delivery] target {self.target}: "
+                                f"{exc.strerror or exc}") from None
+            raise
         return Receipt(201, body, None)
 
 

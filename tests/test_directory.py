@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from test_deliver import INVOICE_XML, attachment, make_bundle, pdf, put
 
-from daemon import fsops
+from daemon import directory, fsops
 from daemon.bundle import Conversion
 from daemon.config import DeliveryConfig
 from daemon.deliver import make_deliverer
 from daemon.directory import DirectoryDeliverer, write_document
-from daemon.errors import Rejected, Retryable
+from daemon.errors import InputError, Rejected, Retryable
 from daemon.manifest import build_manifest, safe_filename
 
 
@@ -137,6 +137,45 @@ def test_every_folder_of_a_bundle_is_synced_before_the_rename_publishes_it(
     assert {tmp, tmp / "attachments", tmp / "attachments" / "INV-1",
             tmp / "attachments" / "INV-2"} <= set(synced)
 
+
+
+def test_a_bundle_that_cannot_be_written_whole_leaves_no_tmp_folder(tmp_path: Path) -> None:
+    """An attachment swapped for a link in the processing folder after its check: the
+    bundle is refused (it is quarantined as processing-damaged) and never comes again
+    under that id, so the half-written TARGET/.tmp-BUNDLEID/ it left stayed in the target
+    for good. It is removed at once, as after a full disk (which it also frees)."""
+    bundle = make_bundle(tmp_path / "work")
+    manifest = build_manifest(bundle)
+    target = tmp_path / "target"
+    target.mkdir()
+    swapped = bundle.attachments[-1].path
+    swapped.unlink()
+    swapped.symlink_to("/etc/passwd")
+    with pytest.raises(InputError, match="symbolic link"):
+        DirectoryDeliverer(target).deliver(bundle, manifest)
+    assert os.listdir(target) == []
+
+
+def test_a_full_target_leaves_no_tmp_folder_and_is_retried(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No space left while the bundle is copied: Retryable, and the part already written
+    is removed at once (a full disk gets its space back; the retry writes it anew)."""
+    bundle = make_bundle(tmp_path / "work")
+    manifest = build_manifest(bundle)
+    target = tmp_path / "target"
+    target.mkdir()
+    copies = []
+    real = directory.copy_file
+
+    def full_at_the_second(src: Path, dst: Path) -> None:
+        copies.append(dst)
+        if len(copies) == 2:
+            raise OSError(28, "No space left on device")
+        real(src, dst)
+    monkeypatch.setattr(directory, "copy_file", full_at_the_second)
+    with pytest.raises(Retryable, match="No space left"):
+        DirectoryDeliverer(target).deliver(bundle, manifest)
+    assert len(copies) == 2 and os.listdir(target) == []
 
 @pytest.mark.parametrize("mode", [0o2770, 0o750])
 def test_a_group_writable_target_gets_group_writable_bundle_folders(
