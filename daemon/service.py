@@ -225,7 +225,8 @@ class Service(Changes, Reloading):
         self.pipeline = Pipeline(s, self.journal, self._make_deliverer(s))
         self.pipeline.finish.archive_later = self.workers.archive_later
         self.pipeline.finish.clock = self.clock  # its move retries are scheduled on it
-        self.pipeline.finish.resume = self.schedule  # bundles held back by a pause
+        # Bundles held back by a pause, and corrections behind the version they follow.
+        self.pipeline.finish.resume = self.schedule
         if self._readers is not None:  # a claimed bundle read again after a restart too
             self.pipeline.finish.evaluate = self._readers.evaluate
             self.pipeline.finish.materialise = self._readers.materialise  # and converted

@@ -158,6 +158,39 @@ def test_retry_after_is_a_floor_even_above_retry_max_seconds(env: Env, start_rec
     assert second["monotonic"] - first["monotonic"] >= 2.0
 
 
+def test_a_correction_exported_while_the_first_version_is_retried_goes_out_after_it(
+        env: Env, start_receiver, start_daemon) -> None:
+    """INV-1.xml is put off by the receiver (503, Retry-After 3 s); the ERP exports the
+    corrected INV-1.xml meanwhile. The correction is not posted before the first version
+    is accepted, `outboxd status` says what it waits for, and it follows once that one is
+    there: the receiver gets the versions in the order they were exported."""
+    busy = start_receiver("--fail-first", "503", "--retry-after", "3")
+    env.write_config(busy.url)
+    start_daemon()
+    drop_bundle(env.outbox, "INV-1", {"a.pdf": pdf_bytes(1, "first")})
+    [put_off] = wait_for(busy.requests, what="the first version put off")
+    drop_bundle(env.outbox, "INV-1", {"a.pdf": pdf_bytes(1, "corrected")},
+                invoice=ubl_invoice("INV-1").replace(b"REF-42", b"REF-43"))
+
+    def waiting() -> list[str]:
+        rows = json.loads(subprocess.run(
+            [*OUTBOXD, "status", "-c", str(env.config), "--json"], capture_output=True,
+            text=True, timeout=60).stdout)["bundles"]
+        return [r["last_error"] for r in rows if r["state"] == "retrying"
+                and "waits for INV-1.xml" in (r["last_error"] or "")]
+    [why] = wait_for(waiting, what="the correction waiting, saying why")
+    assert f"bundle {put_off['idempotency_key'][:12]}" in why
+    wait_for(lambda: len(env.sent_bundles()) == 2, timeout=30, what="both versions sent")
+    requests = busy.requests()
+    assert [r["status"] for r in requests] == [503, 201, 201]
+    first_key = put_off["idempotency_key"]
+    assert [r["idempotency_key"] == first_key for r in requests] == [True, True, False]
+    receipts = [json.loads((b / "receipt.json").read_text()) for b in env.sent_bundles()]
+    warned = {r["manifest"]["bundle_id"]: [w["code"] for w in r["manifest"]["warnings"]]
+              for r in receipts}
+    assert warned == {first_key: [], requests[2]["idempotency_key"]: [
+        "invoice-id-already-sent"]}
+
 def test_401s_hold_back_every_bundle_until_one_is_accepted_then_the_rest_go_at_once(
         env: Env, start_receiver, start_daemon) -> None:
     """Five bundles; the receiver answers the first two POSTs 401. No other bundle is
