@@ -76,8 +76,10 @@ class Env:
             "delivery": {"url": url, "retry_base_seconds": 0.05, "retry_max_seconds": 0.5},
             "log": {"format": "json"},
         }
-        for section, values in {**self.extra, **sections}.items():
-            data.setdefault(section, {}).update(values)
+        # Key by key: a test's own [service] key keeps extra's other [service] keys.
+        for layer in (self.extra, sections):
+            for section, values in layer.items():
+                data.setdefault(section, {}).update(values)
         lines = []
         for section, values in data.items():
             lines.append(f"[{section}]")
@@ -103,6 +105,26 @@ def env(tmp_path: Path) -> Env:
     e = Env(tmp_path)
     e.outbox.mkdir()
     return e
+
+
+# A daemon as shipped starts min(2, CPUs) reader processes, each loading the e-invoice
+# rules before the daemon says it runs: some 3.5 CPU-seconds a start, 3-5 s of a test on
+# CI's 2 cores. A test about neither reading in processes nor pre-flight starts it LEAN
+# (the `lean` fixture): no pre-flight, reads on the daemon's own threads, both documented
+# settings. Where a module is lean, a test about them asks for SHIPPED in write_config.
+LEAN: dict[str, dict[str, Any]] = {"einvoice": {"preflight": "off"},
+                                   "service": {"reader_processes": 0}}
+SHIPPED: dict[str, dict[str, Any]] = {"einvoice": {"preflight": "error"},
+                                      "service": {"reader_processes": "auto"}}
+
+
+@pytest.fixture
+def lean(env: Env) -> Env:
+    """env, whose write_config gives the LEAN settings unless the test names them
+    (`pytestmark = pytest.mark.usefixtures("lean")` in a module of daemon tests)."""
+    for section, values in LEAN.items():
+        env.extra.setdefault(section, {}).update(values)
+    return env
 
 
 STOP_GRACE = 30.0  # seconds a stopped process may take before it is killed

@@ -12,9 +12,14 @@ import stat
 import subprocess
 import unicodedata
 
+import pytest
 from conftest import OUTBOXD, Env, Receiver, journal_since, journal_states
 from helpers import drop_bundle, pdf_bytes, ubl_invoice, wait_for
 from PIL import Image
+
+# Daemons here start lean (conftest.LEAN): the clerk's workflow does not depend on where bundles
+# are read, and no test here is about pre-flight.
+pytestmark = pytest.mark.usefixtures("lean")
 
 
 def outboxd(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
