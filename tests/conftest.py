@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,8 +77,10 @@ class Env:
             "delivery": {"url": url, "retry_base_seconds": 0.05, "retry_max_seconds": 0.5},
             "log": {"format": "json"},
         }
-        for section, values in {**self.extra, **sections}.items():
-            data.setdefault(section, {}).update(values)
+        # Key by key: a test's own [service] key keeps extra's other [service] keys.
+        for layer in (self.extra, sections):
+            for section, values in layer.items():
+                data.setdefault(section, {}).update(values)
         lines = []
         for section, values in data.items():
             lines.append(f"[{section}]")
@@ -103,6 +106,26 @@ def env(tmp_path: Path) -> Env:
     e = Env(tmp_path)
     e.outbox.mkdir()
     return e
+
+
+# A daemon as shipped starts min(2, CPUs) reader processes, each loading the e-invoice
+# rules before the daemon says it runs: some 3.5 CPU-seconds a start, 3-5 s of a test on
+# CI's 2 cores. A test about neither reading in processes nor pre-flight starts it LEAN
+# (the `lean` fixture): no pre-flight, reads on the daemon's own threads, both documented
+# settings. Where a module is lean, a test about them asks for SHIPPED in write_config.
+LEAN: dict[str, dict[str, Any]] = {"einvoice": {"preflight": "off"},
+                                   "service": {"reader_processes": 0}}
+SHIPPED: dict[str, dict[str, Any]] = {"einvoice": {"preflight": "error"},
+                                      "service": {"reader_processes": "auto"}}
+
+
+@pytest.fixture
+def lean(env: Env) -> Env:
+    """env, whose write_config gives the LEAN settings unless the test names them
+    (`pytestmark = pytest.mark.usefixtures("lean")` in a module of daemon tests)."""
+    for section, values in LEAN.items():
+        env.extra.setdefault(section, {}).update(values)
+    return env
 
 
 STOP_GRACE = 30.0  # seconds a stopped process may take before it is killed
@@ -132,22 +155,12 @@ class Proc:
         return self.log.read_text(errors="replace")
 
 
-class Receiver(Proc):
-    def __init__(self, store: Path, log: Path, *extra: str) -> None:
-        super().__init__([*OUTBOXD, "receiver", "--listen", "127.0.0.1:0", "--store", str(store),
-                          *extra], log)
-        self.store = store
-        self.url = ""
+class Receiver:
+    """The reference receiver, set up from `outboxd receiver`'s own command line (e.g.
+    --fail-first 503); what it was sent is read back from its store."""
 
-    def listening(self, timeout: float = 20.0) -> Receiver:
-        """Wait (at most `timeout`) for the line saying where it listens."""
-        assert self.popen.stdout is not None
-        ready, _, _ = select.select([self.popen.stdout], [], [], timeout)
-        line = self.popen.stdout.readline().decode() if ready else ""
-        match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
-        assert match, f"receiver did not say where it listens: {line!r} {self.stderr()}"
-        self.url = f"http://127.0.0.1:{match.group(1)}/bundles"
-        return self
+    store: Path
+    url: str
 
     def requests(self) -> list[dict[str, Any]]:
         path = self.store / "requests.jsonl"
@@ -158,16 +171,76 @@ class Receiver(Proc):
     def accepted(self) -> list[dict[str, Any]]:
         return [r for r in self.requests() if r["status"] == 201]
 
+    def stop(self) -> int:
+        raise NotImplementedError
+
+
+class ThreadReceiver(Receiver):
+    """The receiver's server (daemon.receiver.make_server, as `outboxd receiver` runs it)
+    on a thread of the test process: the daemon under test still posts to it over HTTP
+    on 127.0.0.1, and no interpreter is started for it (~0.7 s a test)."""
+
+    def __init__(self, store: Path, *extra: str) -> None:
+        from daemon.cli import build_parser
+        from daemon.receiver import make_server
+        from daemon.receiver.server import parse_faults
+        args = build_parser().parse_args(["receiver", "--listen", "127.0.0.1:0", "--store",
+                                          str(store), *extra])
+        host, _, port = args.listen.rpartition(":")
+        self.server = make_server(host, int(port), args.store, token=args.token,
+                                  fail_first=parse_faults(args.fail_first),
+                                  hold_first=args.hold_first, retry_after=args.retry_after)
+        self.store = Path(args.store)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/bundles"
+        # serve_forever's poll interval is how long a stop() waits for it.
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
+                                        name="receiver", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> int:
+        """Stop serving and close the port (connections to it are refused after)."""
+        if self._thread.is_alive():
+            self.server.shutdown()
+            self._thread.join()
+            self.server.server_close()
+        return 0
+
+
+class ProcessReceiver(Proc, Receiver):
+    """`outboxd receiver` as a process: for tests of its command and its log, and for a
+    receiver that sits on an answer (--hold-first) longer than its test lasts."""
+
+    def __init__(self, store: Path, log: Path, *extra: str) -> None:
+        super().__init__([*OUTBOXD, "receiver", "--listen", "127.0.0.1:0", "--store", str(store),
+                          *extra], log)
+        self.store = store
+        self.url = ""
+
+    def listening(self, timeout: float = 20.0) -> ProcessReceiver:
+        """Wait (at most `timeout`) for the line saying where it listens."""
+        assert self.popen.stdout is not None
+        ready, _, _ = select.select([self.popen.stdout], [], [], timeout)
+        line = self.popen.stdout.readline().decode() if ready else ""
+        match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+        assert match, f"receiver did not say where it listens: {line!r} {self.stderr()}"
+        self.url = f"http://127.0.0.1:{match.group(1)}/bundles"
+        return self
+
 
 @pytest.fixture
 def start_receiver(tmp_path: Path) -> Iterator[Any]:
-    """Start `outboxd receiver` with extra options (e.g. --fail-first 503); the store is
-    tmp_path/store unless given. Every receiver is stopped at the end."""
+    """Start the reference receiver with `outboxd receiver`'s options (e.g. --fail-first
+    503) on a thread (ThreadReceiver), or with process=True as `outboxd receiver`
+    (ProcessReceiver); the store is tmp_path/store unless given. Every receiver is
+    stopped at the end."""
     started: list[Receiver] = []
 
-    def start(*extra: str, store: Path | None = None) -> Receiver:
-        r = Receiver(store or tmp_path / "store", tmp_path / f"receiver{len(started)}.log",
-                     *extra)
+    def start(*extra: str, store: Path | None = None, process: bool = False) -> Receiver:
+        store = store or tmp_path / "store"
+        if not process:
+            started.append(ThreadReceiver(store, *extra))
+            return started[-1]
+        r = ProcessReceiver(store, tmp_path / f"receiver{len(started)}.log", *extra)
         started.append(r)  # stopped at the end even if it never says where it listens
         return r.listening()
 

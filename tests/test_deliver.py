@@ -611,11 +611,12 @@ class TestAnswersThatEchoSecrets:
 
 
 def test_a_bundle_of_more_attachments_than_free_file_descriptors_is_sent(
-        tmp_path: Path, receiver: Any) -> None:
+        tmp_path: Path, start_receiver: Any) -> None:
     """A sidecar of 300 attachments goes out, checked by the reference receiver, while the
     process may open only 64 more files: each file is open only while its part is sent.
     (Opened all at once, a sidecar of 20,000 files ran the daemon out of descriptors and
     the bundle was quarantined as unreadable.)"""
+    receiver = start_receiver(process=True)  # the limit below is this process's alone
     root = tmp_path / "work"
     path, size, sha = put(root / "INV-9.xml", INVOICE_XML)
     atts = tuple(attachment(root, "INV-9", f"INV-9/page-{n:03d}.csv", f"a;b\n{n};2\n".encode(),
@@ -652,13 +653,14 @@ class _ReplacesOneFile(httpx.HTTPTransport):
 
 @pytest.mark.parametrize("replacement", ["longer", "same size"])
 def test_an_attachment_replaced_before_its_part_is_sent_is_not_sent_in_its_place(
-        tmp_path: Path, receiver: Any, replacement: str) -> None:
+        tmp_path: Path, start_receiver: Any, replacement: str) -> None:
     """Files are opened only when their part is sent, so one renamed over (or rewritten)
     after it was checked would go out as the checked file: with another size the body broke
     its Content-Length (h11's error paused all delivery with "check [delivery] token and
     url"), with the same size the operator got other bytes than the manifest's hash. It is
     an InputError naming the file (the bundle is quarantined as processing-damaged), the
     receiver accepts nothing, and no descriptor stays open."""
+    receiver = start_receiver(process=True)  # its sockets are not this process's descriptors
     bundle = make_bundle(tmp_path / "work")
     att = bundle.attachments[1]  # batch-42/INV-2/spec.csv
 

@@ -7,10 +7,15 @@ from __future__ import annotations
 import json
 import signal
 
+import pytest
 from conftest import Env
 from helpers import drop_bundle, pdf_bytes, ubl_invoice, wait_for
 
 from faults.conftest import Mounts, bundle_of, fill, no_traceback
+
+# Daemons here start lean (conftest.LEAN): the journal's faults do not depend on where bundles are
+# read.
+pytestmark = pytest.mark.usefixtures("lean")
 
 
 def test_full_state_disk_reports_the_real_error_once_and_recovers(

@@ -10,10 +10,15 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
+import pytest
 from conftest import Env
 from helpers import drop_bundle, pdf_bytes, wait_for
 
 from faults.conftest import Mounts, bundle_of, fill, no_traceback
+
+# Daemons here start lean (conftest.LEAN): the moves' faults do not depend on where bundles are
+# read.
+pytestmark = pytest.mark.usefixtures("lean")
 
 
 def _port(url: str) -> str:

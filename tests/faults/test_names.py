@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
 from conftest import Env
 from helpers import drop_bundle, pdf_bytes, wait_for
 
 from faults.conftest import no_traceback
+
+# Daemons here start lean (conftest.LEAN): long names do not depend on where bundles are read.
+pytestmark = pytest.mark.usefixtures("lean")
 
 
 def test_invoice_name_at_the_limit_is_sent_once_with_one_journal_row(

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Env
+from conftest import LEAN, Env
 from helpers import drop_bundle, pdf_bytes, wait_for
 
 from daemon.config import OutboxConfig
@@ -58,7 +58,7 @@ def test_unreadable_invoice_fixed_with_chmod_is_sent(open_root: Path, receiver) 
     (status shows the error), and after `chmod` alone it is read and sent."""
     env = Env(open_root)
     env.outbox.mkdir()
-    env.write_config(receiver.url)
+    env.write_config(receiver.url, **LEAN)  # what is read, not where: see conftest.LEAN
     subprocess.run(["chown", "-R", f"{NOBODY}:{NOBODY}", str(open_root)], check=True)
     log = open_root / "daemon.log"
     with open(log, "wb") as fh:

@@ -12,9 +12,14 @@ import stat
 import subprocess
 import unicodedata
 
+import pytest
 from conftest import OUTBOXD, Env, Receiver, journal_since, journal_states
 from helpers import drop_bundle, pdf_bytes, ubl_invoice, wait_for
 from PIL import Image
+
+# Daemons here start lean (conftest.LEAN): the clerk's workflow does not depend on where bundles
+# are read, and no test here is about pre-flight.
+pytestmark = pytest.mark.usefixtures("lean")
 
 
 def outboxd(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
@@ -316,7 +321,8 @@ def test_a_folder_holding_invoice_files_is_on_the_page_with_the_fix_until_emptie
     once its invoice file is moved out, the bundle is sent and the folder leaves the page."""
     from test_statuspage import Page
 
-    env.write_config(receiver.url)
+    # The rescan finds such folders (they bring no bundle): every second here, not every 5 s.
+    env.write_config(receiver.url, outbox={"rescan_seconds": 1})
     start_daemon()
     drag = env.outbox / "Batch"
     (drag / "D1").mkdir(parents=True)
@@ -354,7 +360,8 @@ def test_attachments_that_come_after_their_invoice_left_are_on_the_page_with_wha
     happened to it and what to do; the receiver gets nothing more."""
     from test_statuspage import Page
 
-    env.write_config(receiver.url, policy={"unattached": "warn", "attachment_wait_seconds": 0.2})
+    env.write_config(receiver.url, policy={"unattached": "warn", "attachment_wait_seconds": 0.2},
+                     outbox={"rescan_seconds": 1})
     start_daemon()
     (env.outbox / "L1.xml").write_bytes(ubl_invoice("L1"))
     wait_for(lambda: len(receiver.accepted()) == 1, what="L1 sent without attachments")
@@ -366,7 +373,7 @@ def test_attachments_that_come_after_their_invoice_left_are_on_the_page_with_wha
     def strays() -> str:
         return Page(page_file.read_text()).text.get("strays", "") \
             if page_file.exists() else ""
-    # The folder brings no bundle: the next rescan (5 s in these tests) finds it.
+    # The folder brings no bundle: the next rescan (every second here) finds it.
     wait_for(lambda: "L1" in strays(), what="the late folder on the page")
     text = strays()
     assert "named as the attachments of L1.xml, which was sent at" in text

@@ -6,7 +6,12 @@ import json
 import subprocess
 import sys
 
-from conftest import OUTBOXD, Env
+import pytest
+from conftest import OUTBOXD, SHIPPED, Env
+
+# Daemons here start lean (conftest.LEAN): the errors of a start; the one about a start failing
+# after the readers started asks for SHIPPED.
+pytestmark = pytest.mark.usefixtures("lean")
 
 
 def run(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
@@ -67,7 +72,7 @@ def test_python_runs_the_same_cli() -> None:
 def test_a_start_that_fails_after_the_readers_started_ends_the_process(env: Env) -> None:
     """A journal that is not a database is found after the reader processes are up: `run`
     still exits (1, naming the journal) instead of waiting on its readers forever."""
-    env.write_config("http://127.0.0.1:9/x")
+    env.write_config("http://127.0.0.1:9/x", **SHIPPED)
     env.state.mkdir(parents=True, exist_ok=True)
     (env.state / "journal.sqlite3").write_bytes(b"not a database, " * 512)
     r = run(env, "run", "-c", str(env.config))

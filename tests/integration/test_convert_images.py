@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Env, Receiver
+from conftest import LEAN, Env, Receiver
 from helpers import drop_bundle, wait_for
 from PIL import Image
 from pypdf import PdfReader
@@ -65,7 +65,8 @@ def test_300_dpi_png_and_jpeg_arrive_as_pdfs_of_their_size_at_300_dpi(
 
 def test_without_the_flag_images_on_external_print_are_errors(
         env: Env, receiver: Receiver, start_daemon) -> None:
-    env.write_config(receiver.url, validation={"channel": "external-print"})
+    # Refused when read, wherever that is (conftest.LEAN); no conversion runs.
+    env.write_config(receiver.url, validation={"channel": "external-print"}, **LEAN)
     start_daemon()
     drop_bundle(env.outbox, "INV-2", {"scan.png": scan("PNG", (300, 300))})
     [q] = wait_for(env.quarantined, what="the bundle quarantined")

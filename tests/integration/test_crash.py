@@ -15,7 +15,7 @@ def test_kill_after_receiver_stored_but_before_answer_resumes_with_same_key(
     """SIGKILL while the receiver has stored the bundle but not yet answered: the restarted
     daemon posts again with the same Idempotency-Key, the receiver recognises it (200,
     same receipt), and the bundle is archived once in sent/."""
-    slow = start_receiver("--hold-first", "60")
+    slow = start_receiver("--hold-first", "60", process=True)  # its hold outlasts the test
     env.write_config(slow.url)
     daemon = start_daemon()
     drop_bundle(env.outbox, "INV-7001", {"a.pdf": pdf_bytes(), "b.pdf": pdf_bytes(2)})

@@ -1,5 +1,6 @@
-"""End to end: the real `outboxd receiver` and `outboxd run` as subprocesses,
-the real watchdog observer on a temp outbox, real SQLite, real PDFs."""
+"""End to end: `outboxd run` as a subprocess posting over HTTP on 127.0.0.1 to the
+reference receiver (served on a thread of the test process), the real watchdog
+observer on a temp outbox, real SQLite, real PDFs."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import OUTBOXD, Env, Receiver, journal_states
+import pytest
+from conftest import OUTBOXD, SHIPPED, Env, Receiver, journal_states
 from helpers import (
     drop_bundle,
     inotify_fds,
@@ -22,6 +24,11 @@ from helpers import (
     write,
 )
 
+# Daemons here start lean (conftest.LEAN); the tests that run the reader processes and
+# pre-flight as shipped say so: the main delivery, the quarantine reasons that cross
+# from a reader, and the hostile files a reader must not follow or open.
+pytestmark = pytest.mark.usefixtures("lean")
+
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
@@ -31,7 +38,7 @@ def test_dropped_bundle_is_posted_once_and_archived_byte_identical(env: Env, rec
                                                                    start_daemon) -> None:
     """A sidecar bundle dropped sidecar-first is delivered once, manifest matching the files,
     and archived in sent/ with receipt.json, leaving outbox and processing empty."""
-    env.write_config(receiver.url)
+    env.write_config(receiver.url, **SHIPPED)
     start_daemon()
     atts = {"timesheet.pdf": pdf_bytes(2), "delivery-note.pdf": pdf_bytes(1)}
     invoice = ubl_invoice("INV-1001")
@@ -90,7 +97,7 @@ def test_bad_attachments_quarantine_their_bundle_and_others_still_go_out(
         env: Env, receiver: Receiver, start_daemon) -> None:
     """Empty, oversize and disguised-executable attachments each quarantine their own bundle
     with a REASON.txt naming the file and the rule; a good bundle is still delivered."""
-    env.write_config(receiver.url, validation={"max_attachment_bytes": 50_000})
+    env.write_config(receiver.url, validation={"max_attachment_bytes": 50_000}, **SHIPPED)
     start_daemon()
     drop_bundle(env.outbox, "INV-EMPTY", {"empty.pdf": b""})
     big = pdf_bytes()
@@ -375,7 +382,7 @@ def test_hostile_inputs_are_quarantined_without_following_or_blocking(
     entity each quarantine their bundle; nothing is followed, opened or expanded, and a good
     bundle still goes out."""
     import os
-    env.write_config(receiver.url)
+    env.write_config(receiver.url, **SHIPPED)
     start_daemon()
     secret_data = pdf_bytes()
     secret = write(tmp_path / "outside" / "secret.pdf", secret_data)

@@ -19,6 +19,9 @@ from helpers import manifest_schema_problems, text_pdf, wait_for, write
 
 from daemon.actions.samples import peppol_batch, peppol_invoice
 
+# Daemons here start lean (conftest.LEAN): these tests are about the example receivers.
+pytestmark = pytest.mark.usefixtures("lean")
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "receivers"
 KINDS = ["flask", "starlette"]
 

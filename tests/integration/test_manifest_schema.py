@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import Env, Receiver
 from helpers import drop_bundle, manifest_schema_problems, pdf_bytes, wait_for, write
 
 from daemon.actions.samples import peppol_batch, tiff_scan
+
+# Daemons here start lean (conftest.LEAN): the manifests' shape does not depend on pre-flight or
+# where bundles are read.
+pytestmark = pytest.mark.usefixtures("lean")
 
 
 def test_manifests_of_delivered_bundles_match_the_schema(env: Env, receiver: Receiver,

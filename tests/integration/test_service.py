@@ -12,8 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import OUTBOXD, Env, Receiver, journal_since, journal_states
+from conftest import OUTBOXD, SHIPPED, Env, Receiver, journal_since, journal_states
 from helpers import wait_for
+
+# Daemons here start lean (conftest.LEAN): the service's signals, reloads and files; the one test
+# about the readers asks for SHIPPED.
+pytestmark = pytest.mark.usefixtures("lean")
 
 
 @pytest.fixture
@@ -145,7 +149,7 @@ def test_ctrl_c_while_the_readers_start_prints_no_traceback(env: Env) -> None:
     from the moment it imports the package, long before its main() runs; a Ctrl-C
     then, while it is still importing, leaves only the daemon's own JSON lines on
     stderr (before, a reader's KeyboardInterrupt traceback, and no reader)."""
-    env.write_config("http://127.0.0.1:9/x")
+    env.write_config("http://127.0.0.1:9/x", **SHIPPED)
     proc = subprocess.Popen([*OUTBOXD, "run", "-c", str(env.config)], start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:

@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
 from conftest import OUTBOXD, Env, Receiver
 from helpers import drop_bundle, pdf_bytes, wait_for
+
+# Daemons here start lean (conftest.LEAN): `status` reads the journal, whoever read the bundles.
+pytestmark = pytest.mark.usefixtures("lean")
 
 JSON_BUNDLE_KEYS = {"bundle_id", "invoice_file", "invoice_ids", "state", "since", "deadline",
                     "unattached_ids", "attempts", "next_attempt_at", "last_error", "reasons",

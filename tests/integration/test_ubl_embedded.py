@@ -19,7 +19,11 @@ from daemon.einvoice import preflight
 
 NS = {"cac": "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2",
       "cbc": "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"}
-EMBEDDED = {"delivery": {"format": "ubl-embedded"}, "policy": {"unattached": "send"}}
+# The daemon checks each document it builds with the e-invoice rules; here on its own
+# threads (reader_processes = 0: what is built does not depend on where), which loads the
+# rules once instead of in each of two reader processes.
+EMBEDDED = {"delivery": {"format": "ubl-embedded"}, "policy": {"unattached": "send"},
+            "service": {"reader_processes": 0}}
 
 
 def png() -> bytes:
@@ -136,7 +140,7 @@ def test_directory_transport_writes_one_file_per_invoice(env: Env, start_daemon,
     target = tmp_path / "handoff"
     env.write_config("http://127.0.0.1:9/unused", delivery={
         "format": "ubl-embedded", "transport": "directory", "target": str(target)},
-        policy={"unattached": "send"})
+        policy={"unattached": "send"}, service=EMBEDDED["service"])
     start_daemon()
     batch = b"<Batch>" + body(ubl_invoice("A-1")) + body(ubl_invoice("B-2")) + b"</Batch>"
     write(env.outbox / "batch" / "B-2" / "b.pdf", pdf_bytes())

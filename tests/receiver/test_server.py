@@ -121,7 +121,8 @@ class TestTokenAndFaults:
         as usual (stored, 201), the second 422, the third 429 with Retry-After: 7, the
         fourth 503 with --retry-after's 2; after them every request is answered as usual.
         Nothing an injected answer refused is stored."""
-        r = start_receiver("--fail-first", "pass,422,429:7,503", "--retry-after", "2")
+        r = start_receiver("--fail-first", "pass,422,429:7,503", "--retry-after", "2",
+                           process=True)
         docs = [UBL.replace(b"INV-2001", f"INV-{i}".encode()) for i in range(5)]
         keys = [hashlib.sha256(d).hexdigest() for d in docs]
         with httpx.Client() as client:  # one keep-alive connection
@@ -172,7 +173,7 @@ def test_off_a_terminal_every_line_the_receiver_logs_is_json(start_receiver: Any
     plain text among the JSON ones)."""
     from helpers import wait_for
 
-    receiver = start_receiver()
+    receiver = start_receiver(process=True)
     assert httpx.post(receiver.url, content=b"not multipart",
                       headers={"Content-Type": "text/plain"}).status_code == 400
     wait_for(lambda: "POST /bundles 400" in receiver.stderr(), what="the POST's log line")
