@@ -3,12 +3,14 @@ as subprocesses on 127.0.0.1."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -180,35 +182,72 @@ class ThreadReceiver(Receiver):
     on a thread of the test process: the daemon under test still posts to it over HTTP
     on 127.0.0.1, and no interpreter is started for it (~0.7 s a test)."""
 
-    def __init__(self, store: Path, *extra: str) -> None:
+    def __init__(self, server: Any) -> None:
+        # A handler sitting on a held answer cannot be stopped on a thread: it would
+        # outlive stop() and its test. A process can be (process=True).
+        assert not server.hold_first, "--hold-first: start_receiver(..., process=True)"
+        self.server = server
+        self.store = Path(server.store)
+        self.url = f"http://127.0.0.1:{server.server_address[1]}/bundles"
+        # The connections its handler threads serve, cut at stop() as a receiver
+        # process's exit cuts them (see stop).
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        process_request, shutdown_request = server.process_request, server.shutdown_request
+
+        def opened(request: socket.socket, client_address: Any) -> None:
+            with self._lock:
+                self._open.add(request)
+            process_request(request, client_address)
+
+        def closed(request: socket.socket) -> None:
+            try:
+                shutdown_request(request)
+            finally:
+                with self._lock:
+                    self._open.discard(request)
+
+        server.process_request, server.shutdown_request = opened, closed
+        # serve_forever's poll interval is how long a stop() waits for it.
+        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,),
+                                        name="receiver", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def from_args(cls, store: Path, *extra: str) -> ThreadReceiver:
+        """One set up from `outboxd receiver`'s command line (e.g. --fail-first 503)."""
         from daemon.cli import build_parser
         from daemon.receiver import make_server
         from daemon.receiver.server import parse_faults
         args = build_parser().parse_args(["receiver", "--listen", "127.0.0.1:0", "--store",
                                           str(store), *extra])
         host, _, port = args.listen.rpartition(":")
-        self.server = make_server(host, int(port), args.store, token=args.token,
-                                  fail_first=parse_faults(args.fail_first),
-                                  hold_first=args.hold_first, retry_after=args.retry_after)
-        self.store = Path(args.store)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/bundles"
-        # serve_forever's poll interval is how long a stop() waits for it.
-        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
-                                        name="receiver", daemon=True)
-        self._thread.start()
+        return cls(make_server(host, int(port), args.store, token=args.token,
+                               fail_first=parse_faults(args.fail_first),
+                               hold_first=args.hold_first, retry_after=args.retry_after))
 
     def stop(self) -> int:
-        """Stop serving and close the port (connections to it are refused after)."""
+        """Stop serving and close the port, and cut every connection still open (a
+        sender's kept-alive one, a request in flight), as the end of a receiver process
+        would: else a stopped receiver still answered on them, and their handler threads
+        outlived the test (a kept-alive one up to the handler's 120-s timeout)."""
         if self._thread.is_alive():
             self.server.shutdown()
             self._thread.join()
             self.server.server_close()
+        with self._lock:
+            still_open = list(self._open)
+        for sock in still_open:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        wait_for(lambda: not self._open, timeout=10,
+                 what="the receiver's handlers to end on their cut connections")
         return 0
 
 
 class ProcessReceiver(Proc, Receiver):
     """`outboxd receiver` as a process: for tests of its command and its log, and for a
-    receiver that sits on an answer (--hold-first) longer than its test lasts."""
+    receiver that sits on an answer (--hold-first)."""
 
     def __init__(self, store: Path, log: Path, *extra: str) -> None:
         super().__init__([*OUTBOXD, "receiver", "--listen", "127.0.0.1:0", "--store", str(store),
@@ -238,7 +277,7 @@ def start_receiver(tmp_path: Path) -> Iterator[Any]:
     def start(*extra: str, store: Path | None = None, process: bool = False) -> Receiver:
         store = store or tmp_path / "store"
         if not process:
-            started.append(ThreadReceiver(store, *extra))
+            started.append(ThreadReceiver.from_args(store, *extra))
             return started[-1]
         r = ProcessReceiver(store, tmp_path / f"receiver{len(started)}.log", *extra)
         started.append(r)  # stopped at the end even if it never says where it listens

@@ -8,16 +8,15 @@ import hashlib
 import json
 import random
 import socket
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from conftest import ThreadReceiver
 from pypdf import PdfWriter
 
 from daemon.bundle import Attachment, Bundle, InvoiceFile
@@ -138,21 +137,17 @@ Starter = Callable[..., str]
 
 @pytest.fixture
 def start() -> Iterator[Starter]:
-    """Start receivers in threads; every one is shut down and closed after the test."""
-    servers: list[tuple[ThreadingHTTPServer, threading.Thread]] = []
+    """Start receivers in threads (conftest.ThreadReceiver); every one is stopped, its
+    connections cut, after the test."""
+    receivers: list[ThreadReceiver] = []
 
     def _start(store: Path, **kwargs: Any) -> str:
-        server = make_server("127.0.0.1", 0, store, **kwargs)
-        thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-        thread.start()
-        servers.append((server, thread))
-        return f"http://127.0.0.1:{server.server_address[1]}/bundles"
+        receivers.append(ThreadReceiver(make_server("127.0.0.1", 0, store, **kwargs)))
+        return receivers[-1].url
 
     yield _start
-    for server, thread in servers:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    for receiver in receivers:
+        receiver.stop()
 
 
 @pytest.fixture

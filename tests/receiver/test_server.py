@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import run_receiver
+from helpers import run_receiver, wait_for
 
 from .conftest import UBL, Starter, connect, log_lines, make_sent, post, raw_request, stored_bundles
 
@@ -171,7 +171,6 @@ def test_off_a_terminal_every_line_the_receiver_logs_is_json(start_receiver: Any
     """Under systemd or a log collector (stderr not a terminal) the receiver logs JSON
     lines only: each answered POST is an event with its status and key (it was a line of
     plain text among the JSON ones)."""
-    from helpers import wait_for
 
     receiver = start_receiver(process=True)
     assert httpx.post(receiver.url, content=b"not multipart",
@@ -181,3 +180,35 @@ def test_off_a_terminal_every_line_the_receiver_logs_is_json(start_receiver: Any
     [answered] = [e for e in events if e["event"] == "POST /bundles 400"]
     assert answered["level"] == "info" and answered["idempotency_key"] is None
     assert answered["error"] == "Content-Type must be multipart/form-data"
+
+
+def test_a_receiver_on_a_thread_once_stopped_answers_nothing_and_leaves_no_handler(
+        tmp_path: Path, start_receiver: Any) -> None:
+    """The tests' receiver on a thread (conftest.ThreadReceiver) stops as a receiver
+    process ends: a kept-alive connection gets no answer after the stop, a request in
+    flight is cut (no bundle stored), the port refuses new connections, and no handler
+    thread is left to the next test. Before, the stopped receiver still answered 200 on
+    a kept-alive connection, and each handler waited up to 120 s for its client."""
+    import threading
+
+    receiver = start_receiver()
+    sent = make_sent(tmp_path)
+    head, body = raw_request(sent, receiver.url)
+    with httpx.Client(timeout=10) as client, connect(receiver.url) as uploading:
+        assert client.get(receiver.url).status_code == 200  # a connection kept alive
+        uploading.sendall(head + b"\r\n" + body[:1000])  # a POST whose body is not all there
+        wait_for(lambda: _handlers() == 2, what="both connections served")
+        receiver.stop()
+        with pytest.raises(httpx.TransportError):
+            client.get(receiver.url)
+        assert uploading.recv(4096) == b""  # cut: no answer will come
+    assert _handlers() == 0, [t.name for t in threading.enumerate()]
+    with pytest.raises(ConnectionRefusedError):
+        connect(receiver.url).close()
+    assert stored_bundles(receiver.store) == []
+
+
+def _handlers() -> int:
+    """Threads of this process serving a connection of a threaded HTTP server."""
+    import threading
+    return sum("process_request_thread" in t.name for t in threading.enumerate())
