@@ -13,12 +13,12 @@ import subprocess
 import unicodedata
 
 import pytest
-from conftest import OUTBOXD, Env, Receiver, journal_since, journal_states
+from conftest import OUTBOXD, SHIPPED, Env, Receiver, journal_since, journal_states
 from helpers import drop_bundle, pdf_bytes, ubl_invoice, wait_for
 from PIL import Image
 
 # Daemons here start lean (conftest.LEAN): the clerk's workflow does not depend on where bundles
-# are read, and no test here is about pre-flight.
+# are read, and no test here is about pre-flight; the check after a claim asks for SHIPPED.
 pytestmark = pytest.mark.usefixtures("lean")
 
 
@@ -116,8 +116,9 @@ def test_a_channel_changed_where_settling_cannot_see_it_is_seen_at_the_claim(
     sizes and times, so the bundle is not read again. Released then, it is claimed as
     it was read; the check after the claim sees the notes file differ, puts the bundle
     back and reads it again, and it goes out once, on the channel the file names now
-    (original-print), not on the one it was read with (e-invoice)."""
-    env.write_config(receiver.url, **HOLD)
+    (original-print), not on the one it was read with (e-invoice). As shipped: the check
+    runs in a reader process, and what it found crosses the pipe back."""
+    env.write_config(receiver.url, **HOLD, **SHIPPED)
     daemon = start_daemon()
     notes = env.outbox / "INV-4001" / "attachments.toml"
     # As long as the original-print line below: the same size.
