@@ -1,5 +1,6 @@
-"""Shared fixtures: a temp outbox with its config, and the real receiver and daemon
-as subprocesses on 127.0.0.1."""
+"""Shared fixtures: a temp outbox with its config, the real daemon as a subprocess, and
+the reference receiver on 127.0.0.1 (on a thread of this process, or as `outboxd
+receiver`)."""
 
 from __future__ import annotations
 
