@@ -509,7 +509,7 @@ def test_a_name_or_receipt_without_spaces_can_break_and_the_page_stays_in_the_wi
     which adds no character to a name copied from the page); short names stay on one
     line."""
     long_name = "Rechnung_" + "x" * 241 + ".xml"
-    receipt = "rcpt-" + "A" * 251 + "… (cut: 900011 characters)"
+    receipt = "rcpt-" + "A" * 251 + "… (cut from 900011 characters)"
     journal.create(long_name, "sent", bundle_id="b" * 64, invoice_ids=["L-1"],
                    receipt_id=receipt)
     journal.create("Räkning-Mars.xml", "sent", bundle_id="c" * 64, invoice_ids=["R-1"],
