@@ -125,7 +125,7 @@ def _quotable(receipt_id: str) -> str:
     """A receipt id as kept: cut to RECEIPT_ID_LIMIT characters, saying so."""
     if len(receipt_id) <= RECEIPT_ID_LIMIT:
         return receipt_id
-    return f"{receipt_id[:RECEIPT_ID_LIMIT]}… (cut: {len(receipt_id)} characters)"
+    return f"{receipt_id[:RECEIPT_ID_LIMIT]}… (cut from {len(receipt_id)} characters)"
 
 
 def unchanged(text: str) -> str:

@@ -122,11 +122,16 @@ def read_notes(folder: Path, rel: str, findings: list[Finding]) -> Notes:
     except UnicodeDecodeError as exc:
         findings.append(_error("attachments-toml-invalid", where, not_utf8(exc)))
         return Notes(sha256=digest)
-    except (tomllib.TOMLDecodeError, RecursionError) as exc:
-        # RecursionError: arrays or tables nested thousands deep, past tomllib's recursion.
-        why = "its values are nested too deeply" if isinstance(exc, RecursionError) else exc
+    except RecursionError:
+        # Arrays or tables nested thousands deep, past tomllib's recursion: no syntax error
+        # to fix, but a file no one wrote as notes ("fix the syntax" pointed nowhere).
+        findings.append(_error("attachments-toml-invalid", where, "cannot be read as TOML: "
+                               "its values are nested too deeply, far more than notes on "
+                               "attachments need — keep only the notes and the channel"))
+        return Notes(sha256=digest)
+    except tomllib.TOMLDecodeError as exc:
         findings.append(_error("attachments-toml-invalid", where, f"cannot be read as TOML "
-                               f"({why}) — fix the syntax"))
+                               f"({exc}) — fix the syntax"))
         return Notes(sha256=digest)
     notes = Notes(sha256=digest)
     for key, value in data.items():

@@ -62,6 +62,14 @@ def needs_attention(b: dict[str, Any], now: datetime) -> bool:
 
 
 SHOWN_REASONS = 3  # a held bundle's messages in the text form; --json has every one
+# A bundle's invoice ids in the text form: a file of 3,000 invoices was one line of
+# 48,000 characters, its ids twice over; --json has every one.
+SHOWN_IDS = 10
+
+
+def _ids(ids: list[str]) -> str:
+    more = len(ids) - SHOWN_IDS
+    return ", ".join(ids[:SHOWN_IDS]) + (f", … and {more} more" if more > 0 else "")
 
 
 def _counted(items: list[str]) -> list[str]:
@@ -84,7 +92,7 @@ def _messages(reasons: list[dict[str, Any]]) -> str:
 def _detail(b: dict[str, Any]) -> str:
     state = b["state"]
     if state == "waiting":
-        text = (f"no attachments: {', '.join(b['unattached_ids'])}; "
+        text = (f"no attachments: {_ids(b['unattached_ids'])}; "
                 f"deadline {b['deadline'] or 'none (hold)'}")
     elif state == "held":
         text = _messages(b["reasons"])
@@ -159,7 +167,7 @@ def render(data: dict[str, Any], limit: int = 20, now: datetime | None = None,
         lines += ["", f"{title}:"]
         for b in rows:
             # Ids not read yet (settling, or a file that cannot be read): no empty "[]".
-            ids = f" [{', '.join(b['invoice_ids'])}]" if b["invoice_ids"] else ""
+            ids = f" [{_ids(b['invoice_ids'])}]" if b["invoice_ids"] else ""
             lines.append(escaped_controls(f"  {b['invoice_file']}{ids} {_detail(b)}"))
         if hidden:
             lines.append(f"  … and {hidden} more (outboxd status --json lists them all)")

@@ -12,7 +12,6 @@ that is longer, at most `PAGE_PACE_MAX` (the clocks are injected for tests).
 
 from __future__ import annotations
 
-import html
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -25,7 +24,8 @@ from daemon.errors import InputError, OutboxdError
 from daemon.fsops import read_regular, write_atomic
 from daemon.journal import CLAIMING, DELIVERED, LIVE, QUARANTINING, Journal, Row, readable
 from daemon.leftalone import SPELLING, LeftBehind, left_behind
-from daemon.names import escaped_controls, folder_name_for_id, stem
+from daemon.names import NAME_MAX, folder_name_for_id, stem
+from daemon.pagehtml import STYLE, ids, lines, section, shown, table, text
 from daemon.release import Idle, idle_releases, release_names
 from daemon.scan import list_outbox
 from daemon.strays import Stray, StrayFolders
@@ -39,45 +39,6 @@ MIN_INTERVAL = 2.0
 PAGE_PACE = 20.0
 PAGE_PACE_MAX = 60.0  # seconds: however costly, the clerks' page is never older than this
 WRITTEN_MARK = "<!--written-->"
-
-_STYLE = """
-body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.5em;color:#222}
-h1{font-size:1.4em;margin:0 0 .2em}
-.when{color:#666;margin:0 0 1em}
-.counts{display:flex;flex-wrap:wrap;gap:.6em;padding:0;list-style:none}
-.counts li{border:1px solid #ccc;border-radius:6px;padding:.4em .8em;background:#f7f7f7}
-.counts b{font-size:1.3em;display:block}
-section{margin-top:1.6em}
-h2{font-size:1.15em;border-bottom:2px solid #ddd;padding-bottom:.2em}
-table{border-collapse:collapse;width:100%}
-th,td{text-align:left;vertical-align:top;padding:.3em .6em;border-bottom:1px solid #eee}
-th{background:#fafafa}
-td:first-child{white-space:nowrap}
-td.err{color:#a40000}
-p.none{color:#888}
-code{background:#f2f2f2;padding:0 .2em}
-""".strip()
-
-
-def _e(value: object) -> str:
-    # Control characters (a receiver's answer may hold NULs and escape sequences) are
-    # not allowed in an HTML document and would reach a terminal that shows the file:
-    # shown as \xNN, as `outboxd status` and REASON.txt show them.
-    return html.escape(escaped_controls("" if value is None else str(value)), quote=True)
-
-
-def _table(headers: Sequence[str], rows: list[list[str]]) -> str:
-    """rows hold already-escaped HTML cells."""
-    if not rows:
-        return '<p class="none">None.</p>'
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _lines(items: Sequence[str]) -> str:
-    return "<br>".join(_e(i) for i in items)
-
 
 def sections(rows: Sequence[Row], today: str) -> dict[str, list[Row]]:
     """The rows of each section; `today` is YYYY-MM-DD (UTC)."""
@@ -139,13 +100,26 @@ def _on_its_way(row: Row) -> str:
 def _where_attachments_go(row: Row, sidecar_suffix: str) -> str:
     """The folder(s) a clerk puts the missing attachments in: the sidecar for a file of
     one invoice; for a file of several, each invoice's own subfolder (files in the
-    sidecar's root are then an error)."""
+    sidecar's root are then an error), the first SHOWN_IDS of them by name."""
     sidecar = stem(row.invoice_file) + sidecar_suffix
     if len(row.invoice_ids) < 2:
-        return f"the folder <code>{_e(sidecar)}</code>"
-    folders = ", ".join(f"<code>{_e(sidecar + '/' + folder_name_for_id(i))}</code>"
-                        for i in row.unattached_ids)
-    return f"each invoice's own folder ({folders})"
+        return f"the folder <code>{text(sidecar)}</code>"
+    first, rest = shown(row.unattached_ids)
+    folders = ", ".join([f"<code>{text(sidecar + '/' + folder_name_for_id(i))}</code>"
+                         for i in first] + ([text(rest)] if rest else []))
+    return f"each invoice's own folder, named after its invoice id ({folders})"
+
+
+def _how_to_release(row: Row, release_suffix: str) -> str:
+    """The release file to drop; or, where its name would be longer than a file name
+    may be (an invoice file named with 250 characters), the command that does the same."""
+    release = stem(row.invoice_file) + release_suffix
+    if len(os.fsencode(release)) <= NAME_MAX:
+        return (f"drop a file named <code>{text(release)}</code> beside the invoice to send "
+                "it without them")
+    return (f"ask the administrator to send it without them (<code>outboxd send "
+            f"{text(row.invoice_file)} --without-attachments</code>): a release file for so "
+            "long a name would be longer than a file name may be")
 
 
 def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
@@ -166,78 +140,76 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
               ("Sent today", len(sec["sent"]))]
     parts: list[str] = []
     parts.append('<ul class="counts">' + "".join(
-        f"<li><b>{n}</b>{_e(title)}</li>" for title, n in counts) + "</ul>")
+        f"<li><b>{n}</b>{text(title)}</li>" for title, n in counts) + "</ul>")
 
     waiting = []
     for r in sec["waiting"]:
-        name = stem(r.invoice_file)
-        how = (f"add the attachments to {_where_attachments_go(r, sidecar_suffix)}, or drop "
-               f"a file named <code>{_e(name + release_suffix)}</code> beside the invoice to "
-               "send it without them")
-        waiting.append([_e(r.invoice_file), _lines(r.unattached_ids), _e(readable(r.since)),
-                        _e(readable(r.deadline)) if r.deadline else "none — waits until "
+        how = (f"add the attachments to {_where_attachments_go(r, sidecar_suffix)}, or "
+               f"{_how_to_release(r, release_suffix)}")
+        waiting.append([text(r.invoice_file), ids(r.unattached_ids), text(readable(r.since)),
+                        text(readable(r.deadline)) if r.deadline else "none — waits until "
                         "released", how])
-    parts.append(_section("waiting", "Waiting for attachments", _table(
+    parts.append(section("waiting", "Waiting for attachments", table(
         ["File", "Invoices without attachments", "Since", "Deadline", "How to release"],
         waiting)))
 
-    held = [[_e(r.invoice_file), '<span class="err">' + _lines(
+    held = [[text(r.invoice_file), '<span class="err">' + lines(
         [f"{x['file']}: {x['message']}" for x in r.reasons]) + "</span>"]
         for r in sec["held"]]
-    parts.append(_section("held", "Held (fix the errors; checked again on every change)",
-                          _table(["File", "Errors (as in NAME.errors.txt)"], held)))
+    parts.append(section("held", "Held (fix the errors; checked again on every change)",
+                          table(["File", "Errors (as in NAME.errors.txt)"], held)))
 
-    stuck = [[_e(r.invoice_file), _e(readable(r.since)), f'<span class="err">{_e(r.last_error)}'
-              "</span>"] for r in sec["stuck"]]
-    parts.append(_section("stuck", "Not moving (fix what the error says; checked again on "
-                          "every change)", _table(["File", "Since", "Error"], stuck)))
+    stuck = [[text(r.invoice_file), text(readable(r.since)),
+              f'<span class="err">{text(r.last_error)}</span>'] for r in sec["stuck"]]
+    parts.append(section("stuck", "Not moving (fix what the error says; checked again on "
+                          "every change)", table(["File", "Since", "Error"], stuck)))
 
-    sending = [[_e(r.invoice_file), _lines(r.invoice_ids), _e(_on_its_way(r)),
-                _e(readable(r.since))] for r in sec["sending"]]
-    parts.append(_section("sending", "Being sent (taken from the outbox; listed under Sent "
+    sending = [[text(r.invoice_file), ids(r.invoice_ids), text(_on_its_way(r)),
+                text(readable(r.since))] for r in sec["sending"]]
+    parts.append(section("sending", "Being sent (taken from the outbox; listed under Sent "
                           "today once the receiver has it and it is in sent/, under "
-                          "Quarantined today once in quarantine/)", _table(
+                          "Quarantined today once in quarantine/)", table(
                               ["File", "Invoices", "Now", "Since"], sending)))
 
-    retrying = [[_e(r.invoice_file), _e(r.attempts), _e(readable(r.next_attempt_at)),
-                 _e(r.last_error)] for r in sec["retrying"]]
-    parts.append(_section("retrying", "Retrying", _table(
+    retrying = [[text(r.invoice_file), text(r.attempts), text(readable(r.next_attempt_at)),
+                 text(r.last_error)] for r in sec["retrying"]]
+    parts.append(section("retrying", "Retrying", table(
         ["File", "Attempts", "Next try", "Last error"], retrying)))
 
-    quarantined = [[_e(Path(r.archive_dir).name if r.archive_dir else r.invoice_file),
-                    _lines([f"{x['file']}: {x['message']}" for x in r.reasons])]
+    quarantined = [[text(Path(r.archive_dir).name if r.archive_dir else r.invoice_file),
+                    lines([f"{x['file']}: {x['message']}" for x in r.reasons])]
                    for r in sec["quarantined"]]
-    parts.append(_section("quarantined", "Quarantined today (see REASON.txt in each folder)",
-                          _table(["Folder", "Reasons"], quarantined)))
+    parts.append(section("quarantined", "Quarantined today (see REASON.txt in each folder)",
+                          table(["Folder", "Reasons"], quarantined)))
 
-    sent = [[_e(r.invoice_file), _lines(r.invoice_ids), _e(r.receipt_id),
-             _e(readable(r.since))] for r in sec["sent"]]
-    parts.append(_section("sent", "Sent today", _table(
+    sent = [[text(r.invoice_file), ids(r.invoice_ids), text(r.receipt_id),
+             text(readable(r.since))] for r in sec["sent"]]
+    parts.append(section("sent", "Sent today", table(
         ["File", "Invoices", "Receipt", "Sent at"], sent)))
 
     if refused:
-        parts.append(_section("refused", "Files in the outbox that are left alone (until "
-                              "they change)", _table(["File", "Why"], [
-                                  [_e(name), f'<span class="err">{_e(why)}</span>']
+        parts.append(section("refused", "Files in the outbox that are left alone (until "
+                              "they change)", table(["File", "Why"], [
+                                  [text(name), f'<span class="err">{text(why)}</span>']
                                   for name, why in sorted(refused.items())])))
 
     if strays:
-        parts.append(_section("strays", "Folders nothing is sent from (invoice files "
-                              "inside a folder, attachments that came too late)", _table(
+        parts.append(section("strays", "Folders nothing is sent from (invoice files "
+                              "inside a folder, attachments that came too late)", table(
                                   ["Folder", "Why, and what to do"], [
-                                  [_e(x.name), f'<span class="err">{_e(x.why)}</span>']
+                                  [text(x.name), f'<span class="err">{text(x.why)}</span>']
                                   for x in strays])))
 
     if left:
-        parts.append(_section("left-behind", "Left in the outbox by a quarantine (mend each in "
-                              "the outbox first, then move its invoice file back)", _table(
+        parts.append(section("left-behind", "Left in the outbox by a quarantine (mend each in "
+                              "the outbox first, then move its invoice file back)", table(
                                   ["Name", "Why, and what to do"],
-                                  [[_e(x.name), f'<span class="err">{_e(x.why)}</span>']
+                                  [[text(x.name), f'<span class="err">{text(x.why)}</span>']
                                    for x in left])))
 
     if idle:
-        parts.append(_section("releases", "Release files that do nothing", _table(
-            ["File", "Why"], [[_e(i.name), _e(i.why)] for i in idle])))
+        parts.append(section("releases", "Release files that do nothing", table(
+            ["File", "Why"], [[text(i.name), text(i.why)] for i in idle])))
 
     body = "\n".join(parts)
     return body if body_only else _page(body, written_at)
@@ -249,14 +221,10 @@ def _page(body: str, written_at: datetime) -> str:
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta http-equiv=\"refresh\" content=\"10\">"
             "<title>outboxd — outbox status</title>"
-            f"<style>{_STYLE}</style></head>\n<body>\n<h1>Outbox status</h1>\n"
-            f"<p class=\"when\">Written {WRITTEN_MARK}{_e(stamp)} by outboxd; this page "
+            f"<style>{STYLE}</style></head>\n<body>\n<h1>Outbox status</h1>\n"
+            f"<p class=\"when\">Written {WRITTEN_MARK}{text(stamp)} by outboxd; this page "
             "reloads every 10 seconds.</p>\n"
             f"{body}\n</body></html>\n")
-
-
-def _section(key: str, title: str, content: str) -> str:
-    return f'<section id="{key}"><h2>{_e(title)}</h2>\n{content}</section>'
 
 
 class StatusPage:

@@ -137,15 +137,16 @@ class TestAnswersThatMisbehave:
     def test_a_receipt_id_of_a_megabyte_is_kept_cut_to_a_quotable_length(self) -> None:
         """A receipt id of 900,000 characters (in a body under ANSWER_LIMIT) or of 60,000
         (in a body kept as JSON) is kept as its first RECEIPT_ID_LIMIT characters and
-        says it was cut: it went whole into the journal, the `bundle sent` log line
+        says from how long it was cut ("cut: 900000 characters" read as if that many
+        were taken away): it went whole into the journal, the `bundle sent` log line
         (longer than journald keeps as one line) and the status page."""
         for length in (900_000, 60_000):
             got = classify(response(201, json_body={"receipt_id": "R" * length}))
-            assert got.receipt_id == "R" * RECEIPT_ID_LIMIT + f"… (cut: {length} characters)"
+            assert got.receipt_id == "R" * RECEIPT_ID_LIMIT + f"… (cut from {length} characters)"
         short = classify(response(201, json_body={"receipt_id": "R" * RECEIPT_ID_LIMIT}))
         assert short.receipt_id == "R" * RECEIPT_ID_LIMIT
         assert classify(response(201, json_body={"receipt_id": 10 ** 300})).receipt_id == (
-            "1" + "0" * (RECEIPT_ID_LIMIT - 1) + "… (cut: 301 characters)")
+            "1" + "0" * (RECEIPT_ID_LIMIT - 1) + "… (cut from 301 characters)")
 
     def test_a_token_across_the_cut_of_a_long_receipt_id_is_still_scrubbed(self) -> None:
         """The receipt id is scrubbed whole before it is cut: a token that the cut at

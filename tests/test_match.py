@@ -782,6 +782,19 @@ class TestAttachmentsToml:
         f = finding(match(outbox, "INV-1.xml", ubl_invoice("INV-1")), "attachments-toml-invalid")
         assert f.file == "INV-1/attachments.toml"
 
+    def test_an_attachments_toml_nested_thousands_deep_says_so_and_what_to_keep(
+            self, outbox: Path) -> None:
+        """Arrays nested 5,000 deep (past the TOML parser's recursion) are no syntax
+        error a clerk could fix: the message says what is wrong and what a notes file
+        holds, as for one over 1 MiB, instead of "fix the syntax"."""
+        write(outbox / "INV-1" / "a.pdf", PDF)
+        write(outbox / "INV-1" / "attachments.toml", b"x = " + b"[" * 5000 + b"]" * 5000)
+        f = finding(match(outbox, "INV-1.xml", ubl_invoice("INV-1")), "attachments-toml-invalid")
+        assert f.file == "INV-1/attachments.toml"
+        assert f.message == ("cannot be read as TOML: its values are nested too deeply, far "
+                             "more than notes on attachments need — keep only the notes and "
+                             "the channel")
+
     def test_an_attachments_toml_not_in_utf8_says_to_save_it_as_utf8(self, outbox: Path) -> None:
         """A note typed in an editor that saves in Windows-1252 ("für" as one byte 0xFC)
         is said as what it is, with its line and the fix, for NAME.errors.txt: not

@@ -271,3 +271,25 @@ def test_a_rule_broken_many_times_is_listed_once_with_its_count_and_long_lists_a
     [h] = [x for x in text.splitlines() if "H.xml [" in x]
     assert "BR-0 broken; H.xml: BR-1 broken; H.xml: BR-2 broken; … and 2 more" in h
     assert "BR-3" not in h
+
+
+def test_a_file_of_thousands_of_invoices_is_one_readable_line_with_a_count() -> None:
+    """A file of 3,000 invoices waiting for attachments was one line of 48,000
+    characters in `outboxd status` (its ids twice over, in the brackets and after "no
+    attachments"): each list names its first ten ids and how many more there are;
+    --json keeps every one."""
+    from datetime import UTC, datetime
+
+    ids = [f"M-{i:04d}" for i in range(3000)]
+    bundle = {"bundle_id": "a" * 64, "invoice_file": "batch.xml", "invoice_ids": ids,
+              "state": "waiting", "since": "2026-05-01T11:59:00.000Z", "deadline": None,
+              "unattached_ids": ids, "attempts": 0, "next_attempt_at": None,
+              "last_error": None, "reasons": []}
+    data = {"counts": {}, "bundles": [bundle]}
+    text = render(data, now=datetime(2026, 5, 1, 12, 0, tzinfo=UTC))
+    [line] = [x for x in text.splitlines() if "batch.xml" in x]
+    first_ten = ", ".join(ids[:10])
+    assert line == (f"  batch.xml [{first_ten}, … and 2990 more] waiting since "
+                    f"2026-05-01T11:59:00.000Z; no attachments: {first_ten}, … and 2990 "
+                    "more; deadline none (hold)")
+    assert json.loads(as_json(data))["bundles"][0]["invoice_ids"] == ids

@@ -4,6 +4,7 @@ most every 2 s (or twenty times a refresh's cost, when that is longer)."""
 from __future__ import annotations
 
 import os
+import re
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from helpers import write
 from structlog.testing import capture_logs
 
+from daemon import pagehtml as statuspage_html
 from daemon import statuspage
 from daemon.config import Settings
 from daemon.journal import Journal, now_iso, parse_iso
@@ -497,3 +499,71 @@ def test_no_look_alike_section_without_one(journal: Journal) -> None:
     there only when something is in it."""
     fill(journal)
     assert 'id="left-behind"' not in render(journal.recent(), [], datetime.now(UTC))
+
+
+def test_a_name_or_receipt_without_spaces_can_break_and_the_page_stays_in_the_window(
+        journal: Journal) -> None:
+    """A 250-character file name (no spaces) sat in a first column kept on one line, and
+    a receipt id of 256 characters had no place to break either: the table grew wider
+    than any window. Each long run gets a place to break every RUN characters (<wbr>,
+    which adds no character to a name copied from the page); short names stay on one
+    line."""
+    long_name = "Rechnung_" + "x" * 241 + ".xml"
+    receipt = "rcpt-" + "A" * 251 + "… (cut from 900011 characters)"
+    journal.create(long_name, "sent", bundle_id="b" * 64, invoice_ids=["L-1"],
+                   receipt_id=receipt)
+    journal.create("Räkning-Mars.xml", "sent", bundle_id="c" * 64, invoice_ids=["R-1"],
+                   receipt_id="rcpt-1")
+    rows = journal.recent()
+    html = render(rows, [], parse_iso(rows[0].since))
+    page = Page(html)
+    # The text is unchanged (copied from the page, a name is the name) ...
+    assert long_name in page.text["sent"] and receipt in page.text["sent"]
+    # ... but no run of more than RUN characters is left without a place to break.
+    cells = html[html.index('id="sent"'):]
+    runs = [len(run) for run in re.split(r"<[^>]*>|\s", cells)]
+    assert max(runs) <= statuspage_html.RUN
+    # The long name may break; a short one keeps its line (its cell is class "name").
+    classes = [a.get("class") for t, a in page.tags if t == "td"]
+    assert classes.count("name") == 1
+    assert '<td class="name">Räkning-Mars.xml</td>' in html
+    assert "white-space:nowrap" in html and "td:first-child" not in html
+
+
+def test_a_file_of_thousands_of_invoices_names_the_first_twenty_and_counts_the_rest(
+        journal: Journal) -> None:
+    """A file of 3,000 invoices made its row 3,000 lines high (and its "How to release"
+    named 3,000 folders) under Waiting, and again under Being sent and Sent today: the
+    page names the first twenty and says how many more there are."""
+    ids = [f"M-{i:04d}" for i in range(3000)]
+    journal.create("batch.xml", "waiting", invoice_ids=ids, unattached_ids=ids)
+    journal.create("sent.xml", "sent", bundle_id="b" * 64, invoice_ids=ids,
+                   receipt_id="rcpt-1")
+    rows = journal.recent()
+    page = Page(render(rows, [], parse_iso(rows[0].since)))
+    waiting, sent = page.rows["waiting"][0].split("\t"), page.rows["sent"][0].split("\t")
+    assert waiting[1] == "".join(ids[:20]) + "… and 2980 more"
+    assert sent[1] == "".join(ids[:20]) + "… and 2980 more"
+    assert "batch/M-0019, … and 2980 more)" in waiting[4]
+    assert "batch/M-0020" not in waiting[4]
+    assert len(render(rows, [], parse_iso(rows[0].since))) < 20_000
+
+
+def test_a_name_too_long_for_a_release_file_is_told_the_command_instead(
+        journal: Journal) -> None:
+    """A release file is NAME + release_suffix: for an invoice file named with 250
+    characters that is longer than a file name may be (255 bytes), so the page asked
+    for a file no one can make. It names the command that does the same instead."""
+    long_name = "R" * 250 + ".xml"
+    journal.create(long_name, "waiting", invoice_ids=["L-1"], unattached_ids=["L-1"])
+    journal.create("short.xml", "waiting", invoice_ids=["S-1"], unattached_ids=["S-1"])
+    rows = journal.recent()
+    page = Page(render(rows, [], parse_iso(rows[0].since)))
+    by_file = {r.split("\t")[0]: r.split("\t")[4] for r in page.rows["waiting"]}
+    assert by_file[long_name].endswith(
+        f"or ask the administrator to send it without them (outboxd send {long_name} "
+        "--without-attachments): a release file for so long a name would be longer than "
+        "a file name may be")
+    assert ".send-anyway" not in by_file[long_name]
+    assert by_file["short.xml"].endswith(
+        "or drop a file named short.send-anyway beside the invoice to send it without them")
