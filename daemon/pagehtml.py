@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 from collections.abc import Sequence
 
 from daemon.names import escaped_controls
@@ -32,7 +33,10 @@ code{background:#f2f2f2;padding:0 .2em}
 # receipt id of 256) may break every RUN characters: unbroken, it widened its table's
 # column past the window, and every other column with it.
 RUN = 30
-_LONG_RUN = re.compile(rf"\S{{{RUN + 1},}}")
+# Only the spaces a browser breaks at end a run: a name of short words joined by
+# no-break spaces (U+00A0) is as unbreakable as one word.
+_LONG_RUN = re.compile(rf"[^ \t\n\r\f]{{{RUN + 1},}}")
+_REGIONAL = range(0x1F1E6, 0x1F200)  # two make one flag
 # Of a file's invoice ids, the page names this many: a file of 3,000 invoices made its
 # row 3,000 lines high (and its "How to release" name 3,000 folders).
 SHOWN_IDS = 20
@@ -44,24 +48,55 @@ def text(value: object) -> str:
     Control characters (a receiver's answer may hold NULs and escape sequences) are
     not allowed in an HTML document and would reach a terminal that shows the file:
     shown as \\xNN, as `outboxd status` and REASON.txt show them. <wbr> adds no
-    character: a name copied from the page is the name."""
+    character: a name copied from the page is the name. The breaks are placed in the
+    plain text, which is escaped after: none falls inside an entity (&amp;)."""
     plain = escaped_controls("" if value is None else str(value))
-    parts: list[str] = []
-    end = 0
-    for run in _LONG_RUN.finditer(plain):
-        parts.append(html.escape(plain[end:run.start()], quote=True))
-        word = run.group()
-        parts.append("<wbr>".join(html.escape(word[i:i + RUN], quote=True)
-                                  for i in range(0, len(word), RUN)))
-        end = run.end()
-    parts.append(html.escape(plain[end:], quote=True))
-    return "".join(parts)
+    if len(plain) <= RUN:  # most values: no run to break (a render of 20,000 rows)
+        return html.escape(plain, quote=True)
+    # NUL marks each break: escaped_controls left none in `plain`, and html.escape
+    # leaves it be.
+    marked = _LONG_RUN.sub(lambda run: "\0".join(_pieces(run.group())), plain)
+    return html.escape(marked, quote=True).replace("\0", "<wbr>")
 
 
-def _cell(index: int, content: str) -> str:
+def _pieces(word: str) -> list[str]:
+    """`word` cut about every RUN characters, never inside what shows as one character."""
+    pieces: list[str] = []
+    start = 0
+    while start < len(word):
+        cut = start + RUN
+        while cut < len(word) and _joined(word, cut):
+            cut += 1
+        pieces.append(word[start:cut])
+        start = cut
+    return pieces
+
+
+def _joined(word: str, i: int) -> bool:
+    """Whether word[i] belongs to the character before it on screen: a break there split
+    a letter from its accent in a Mac's names (NFD: "a" + U+0308 for "ä"), a Korean
+    syllable into its letters, or an emoji sequence into its parts."""
+    c, before = ord(word[i]), ord(word[i - 1])
+    if unicodedata.category(word[i]) in ("Mn", "Mc", "Me"):  # accents, variation selectors
+        return True
+    if 0x200D in (c, before):  # zero-width joiner: 👨‍👩‍👧
+        return True
+    if 0x1F3FB <= c <= 0x1F3FF or 0xE0020 <= c <= 0xE007F:  # skin tones, flag tags
+        return True
+    if 0x1160 <= c <= 0x11FF or 0xD7B0 <= c <= 0xD7FF:  # a Hangul syllable's vowel, final
+        return True
+    if c in _REGIONAL and before in _REGIONAL:  # the second half of a flag
+        pairs = 0
+        while i - 1 - pairs >= 0 and ord(word[i - 1 - pairs]) in _REGIONAL:
+            pairs += 1
+        return pairs % 2 == 1
+    return False
+
+
+def _first(content: str) -> str:
     # The first column names a file or folder: kept on one line (Räkning-Mars.xml broken
     # at its hyphen reads as two names), unless it is too long for any window.
-    if index == 0 and "<wbr>" not in content:
+    if "<wbr>" not in content:
         return f'<td class="name">{content}</td>'
     return f"<td>{content}</td>"
 
@@ -71,8 +106,9 @@ def table(headers: Sequence[str], rows: list[list[str]]) -> str:
     if not rows:
         return '<p class="none">None.</p>'
     head = "".join(f"<th>{text(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(_cell(i, c) for i, c in enumerate(r)) + "</tr>"
-                   for r in rows)
+    # One join per row (a page of 20,000 rows renders in a fifth of a second).
+    body = "".join(f"<tr>{_first(r[0])}<td>" + "</td><td>".join(r[1:]) + "</td></tr>"
+                   if len(r) > 1 else f"<tr>{_first(r[0])}</tr>" for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 

@@ -33,16 +33,32 @@ from pathlib import Path
 from daemon.config import ShareConfig
 from daemon.errors import InputError
 from daemon.fsops import fsync_dir, open_regular, rename_noreplace
-from daemon.names import name_problem, printable, stem
+from daemon.names import NAME_MAX, fit_name, name_problem, printable, stem
 from daemon.scan import Candidate
 from daemon.temps import create_locked, drop_stale_copies
 
 RELEASED_BY_SEND = "# released by outboxd send --without-attachments"
 _READ_LIMIT = 4096
+# `send`'s temp file is `.NAME.PID.tmp`, PID at most 7 digits (Linux's pid_max, 2**22).
+_TEMP_BASE_MAX = NAME_MAX - len("..") - 7 - len(".tmp")
 
 
 def path_for(cand: Candidate, share: ShareConfig) -> Path:
     return cand.invoice.with_name(cand.name + share.release_suffix)
+
+
+def overlong(name: str, suffix: str) -> int:
+    """By how many bytes the release file of the invoice file stem `name` is longer than a
+    file name may be (0: it fits). Such a bundle cannot be released, by a file or by
+    `outboxd send`, which writes that file: its invoice file must be renamed shorter."""
+    return max(0, len(os.fsencode(name + suffix)) - NAME_MAX)
+
+
+def rename_shorter(over: int) -> str:
+    """What to do first about a name `over` bytes too long for its release file: every
+    character is at least a byte, so that many characters fewer always fit."""
+    return (f"rename the invoice file (and its folder, if it has one) to a name at least "
+            f"{over} character{'s' if over > 1 else ''} shorter")
 
 
 def release_file(cand: Candidate, share: ShareConfig) -> Path | None:
@@ -88,9 +104,13 @@ def write_release(cand: Candidate, share: ShareConfig, user: str | None) -> bool
     never reads half a file and a clerk's own release file is never replaced.
     """
     target = path_for(cand, share)
+    # The temp's name must fit too (a release file of 240 bytes made a send fail with
+    # "File name too long"): a long one is cut, the same way every time, so a killed
+    # send's temp is still found by the next.
+    base = fit_name(target.name, _TEMP_BASE_MAX)
     # A `send` killed before its rename left its temp file, named by that process id.
-    drop_stale_copies(target.parent, target.name, "[0-9]+")
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    drop_stale_copies(target.parent, base, "[0-9]+")
+    tmp = target.with_name(f".{base}.{os.getpid()}.tmp")
     line = RELEASED_BY_SEND + (f" (by {user})" if user else "") + "\n"
     try:
         # Locked until renamed: a `send` of the same invoice run meanwhile leaves it be.

@@ -24,9 +24,15 @@ from daemon.errors import InputError, OutboxdError
 from daemon.fsops import read_regular, write_atomic
 from daemon.journal import CLAIMING, DELIVERED, LIVE, QUARANTINING, Journal, Row, readable
 from daemon.leftalone import SPELLING, LeftBehind, left_behind
-from daemon.names import NAME_MAX, folder_name_for_id, stem
+from daemon.names import folder_name_for_id, stem
 from daemon.pagehtml import STYLE, ids, lines, section, shown, table, text
-from daemon.release import Idle, idle_releases, release_names
+from daemon.release import (
+    Idle,
+    idle_releases,
+    overlong,
+    release_names,
+    rename_shorter,
+)
 from daemon.scan import list_outbox
 from daemon.strays import Stray, StrayFolders
 from daemon.temps import drop_unfinished
@@ -112,14 +118,18 @@ def _where_attachments_go(row: Row, sidecar_suffix: str) -> str:
 
 def _how_to_release(row: Row, release_suffix: str) -> str:
     """The release file to drop; or, where its name would be longer than a file name
-    may be (an invoice file named with 250 characters), the command that does the same."""
-    release = stem(row.invoice_file) + release_suffix
-    if len(os.fsencode(release)) <= NAME_MAX:
-        return (f"drop a file named <code>{text(release)}</code> beside the invoice to send "
-                "it without them")
-    return (f"ask the administrator to send it without them (<code>outboxd send "
-            f"{text(row.invoice_file)} --without-attachments</code>): a release file for so "
-            "long a name would be longer than a file name may be")
+    may be (an invoice file named with 250 characters), how much shorter the invoice file
+    must be named first: no file, and no `outboxd send` (it writes that file), can
+    release it under its name."""
+    name = stem(row.invoice_file)
+    over = overlong(name, release_suffix)
+    if not over:
+        return (f"drop a file named <code>{text(name + release_suffix)}</code> beside the "
+                "invoice to send it without them")
+    return (f"to send it without them, {rename_shorter(over)}, then drop a release file "
+            f"(its new name without the extension, then <code>{text(release_suffix)}</code>) "
+            "beside it: a release file for so long a name would be longer than a file name "
+            "may be")
 
 
 def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,

@@ -549,21 +549,29 @@ def test_a_file_of_thousands_of_invoices_names_the_first_twenty_and_counts_the_r
     assert len(render(rows, [], parse_iso(rows[0].since))) < 20_000
 
 
-def test_a_name_too_long_for_a_release_file_is_told_the_command_instead(
+def test_a_name_too_long_for_a_release_file_is_told_to_rename_it_first(
         journal: Journal) -> None:
     """A release file is NAME + release_suffix: for an invoice file named with 250
     characters that is longer than a file name may be (255 bytes), so the page asked
-    for a file no one can make. It names the command that does the same instead."""
-    long_name = "R" * 250 + ".xml"
-    journal.create(long_name, "waiting", invoice_ids=["L-1"], unattached_ids=["L-1"])
-    journal.create("short.xml", "waiting", invoice_ids=["S-1"], unattached_ids=["S-1"])
+    for a file no one can make, and then for `outboxd send`, which writes that very file
+    and failed with "File name too long". It says how much shorter to rename the file
+    first. At the boundary (a release file of exactly 255 bytes, counted in bytes: "ä"
+    is two) the file is still the advice; one byte more, the rename."""
+    fits = "ä" * 121 + "x"  # 243 bytes + ".send-anyway" (12) = 255
+    over = fits + "y"
+    for name in ("R" * 250 + ".xml", fits + ".xml", over + ".xml", "short.xml"):
+        journal.create(name, "waiting", invoice_ids=[name[:4]], unattached_ids=[name[:4]])
     rows = journal.recent()
     page = Page(render(rows, [], parse_iso(rows[0].since)))
     by_file = {r.split("\t")[0]: r.split("\t")[4] for r in page.rows["waiting"]}
-    assert by_file[long_name].endswith(
-        f"or ask the administrator to send it without them (outboxd send {long_name} "
-        "--without-attachments): a release file for so long a name would be longer than "
-        "a file name may be")
-    assert ".send-anyway" not in by_file[long_name]
+    assert by_file["R" * 250 + ".xml"].endswith(
+        "or to send it without them, rename the invoice file (and its folder, if it has "
+        "one) to a name at least 7 characters shorter, then drop a release file (its new "
+        "name without the extension, then .send-anyway) beside it: a release file for so "
+        "long a name would be longer than a file name may be")
+    assert "at least 1 character shorter" in by_file[over + ".xml"]
+    assert "outboxd send" not in page.text["waiting"]
+    assert by_file[fits + ".xml"].endswith(
+        f"or drop a file named {fits}.send-anyway beside the invoice to send it without them")
     assert by_file["short.xml"].endswith(
         "or drop a file named short.send-anyway beside the invoice to send it without them")

@@ -21,8 +21,8 @@ from daemon.actions.common import settings_of
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError
 from daemon.finish import evaluate
-from daemon.names import stem
-from daemon.release import write_release
+from daemon.names import NAME_MAX, stem
+from daemon.release import overlong, rename_shorter, write_release
 from daemon.scan import Candidate, list_outbox
 
 
@@ -74,6 +74,14 @@ def send(target: str, settings: Settings, without_attachments: bool) -> str:
     if not missing:
         return (f"{cand.invoice.name}: every invoice has attachments; nothing to release — it "
                 "goes out once its files have settled")
+    over = overlong(cand.name, settings.share.release_suffix)
+    if over:
+        raise SendRefused(
+            f"{cand.invoice.name}: invoice(s) {', '.join(missing)} have no attachments — add "
+            "them (outboxd attach); it cannot be released without them under this name: its "
+            f"release file {cand.name}{settings.share.release_suffix} would be longer than "
+            f"a file name may be ({NAME_MAX} bytes) — {rename_shorter(over)}, then release "
+            "it")
     if not without_attachments:
         raise SendRefused(f"{cand.invoice.name}: invoice(s) {', '.join(missing)} have no "
                           "attachments — add them (outboxd attach), or send without them: "

@@ -6,7 +6,7 @@ import pytest
 from conftest import Env
 from helpers import ubl_invoice, write
 
-from daemon.actions.send import SendRefused, resolve
+from daemon.actions.send import SendRefused, resolve, send
 from daemon.config_load import load_settings
 
 
@@ -40,3 +40,39 @@ def test_a_name_that_is_one_files_stem_and_anothers_invoice_id_is_refused(env: E
         resolve("INV-1001", settings)
     assert "INV-1001.xml, batch-42.xml" in str(info.value)
     assert resolve("INV-1001.xml", settings).invoice.name == "INV-1001.xml"
+
+
+def test_send_releases_a_file_whose_release_name_is_exactly_the_longest_file_name(
+        env: Env) -> None:
+    """A release file of exactly 255 bytes can exist, and a clerk can drop it; `send`
+    failed with "File name too long" from about 236 bytes on, its temp file being
+    `.NAME.send-anyway.PID.tmp`. It now writes the release, and leaves nothing else."""
+    settings = load_settings(env.write_config("http://127.0.0.1:9/bundles",
+                                              einvoice={"preflight": "off"}))
+    name = "ä" * 121 + "x"  # 243 bytes: NAME.send-anyway is 255
+    write(env.outbox / f"{name}.xml", ubl_invoice("INV-L1"))
+    said = send(f"{name}.xml", settings, without_attachments=True)
+    assert said.startswith(f"{name}.xml: released without attachments for INV-L1")
+    assert sorted(p.name for p in env.outbox.iterdir()) == [f"{name}.send-anyway",
+                                                            f"{name}.xml"]
+
+
+def test_send_of_a_name_too_long_for_its_release_file_says_to_rename_it(env: Env) -> None:
+    """One byte more and no release file can exist: `send` failed with an OSError
+    ("File name too long … check that the path exists") although the status page sent
+    the administrator to it. It refuses, naming the invoice ids without attachments,
+    why, and by how many characters to shorten the name; it writes nothing."""
+    settings = load_settings(env.write_config("http://127.0.0.1:9/bundles",
+                                              einvoice={"preflight": "off"}))
+    name = "ä" * 121 + "xyz"  # 245 bytes: NAME.send-anyway would be 257
+    write(env.outbox / f"{name}.xml", ubl_invoice("INV-L2"))
+    for flag in (True, False):
+        with pytest.raises(SendRefused) as info:
+            send(name, settings, without_attachments=flag)
+        assert str(info.value) == (
+            f"{name}.xml: invoice(s) INV-L2 have no attachments — add them (outboxd "
+            "attach); it cannot be released without them under this name: its release file "
+            f"{name}.send-anyway would be longer than a file name may be (255 bytes) — "
+            "rename the invoice file (and its folder, if it has one) to a name at least 2 "
+            "characters shorter, then release it")
+    assert [p.name for p in env.outbox.iterdir()] == [f"{name}.xml"]

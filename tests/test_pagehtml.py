@@ -1,0 +1,64 @@
+"""The status page's HTML pieces (daemon/pagehtml.py): every name escaped, and a place
+to break in a long run that never splits what shows as one character."""
+
+from __future__ import annotations
+
+import html
+import unicodedata
+
+from daemon.pagehtml import RUN, text
+
+
+def test_a_long_name_breaks_only_between_the_characters_a_clerk_sees() -> None:
+    """A Mac writes "Räkning" as "a" + U+0308 (NFD), Korean names as their letters, and an
+    emoji family as three faces joined by U+200D: a <wbr> every RUN code points fell
+    between a letter and its accent mark (shown apart, as a dotted circle, where the line
+    broke) or inside an emoji. Each break now comes after a whole character; the text
+    with the breaks taken out is the name, and no piece is much longer than RUN."""
+    names = {
+        "nfd": unicodedata.normalize("NFD", "aÅÄÖåäö" * 10) + ".xml",
+        "hangul": unicodedata.normalize("NFD", "한국어송장파일" * 10) + ".xml",
+        "family": "x" + "👨\u200d👩\u200d👧" * 20 + ".xml",
+        "skin": "x" + "👍🏽" * 40 + ".xml",
+        "flags": "x" + "🇸🇪" * 40 + ".xml",
+        "keycap": "x" + "1\ufe0f\u20e3" * 30 + ".xml",
+    }
+    for kind, name in names.items():
+        shown = text(name)
+        assert "<wbr>" in shown, kind
+        assert html.unescape(shown.replace("<wbr>", "")) == name, kind
+        pieces = shown.split("<wbr>")
+        for piece in pieces[1:]:
+            first = piece[0]
+            assert unicodedata.category(first) not in ("Mn", "Mc", "Me"), (kind, piece)
+            assert first not in "\u200d\U0001f3fd" and not 0x1160 <= ord(first) <= 0x11FF, \
+                (kind, piece)
+        for piece in pieces[:-1]:
+            assert not piece.endswith("\u200d"), (kind, piece)
+        # A flag is two regional indicators: every piece holds whole pairs.
+        if kind == "flags":
+            assert all(len(p) % 2 == 0 for p in pieces[1:-1]), pieces
+        assert max(len(p) for p in pieces) <= RUN + 2, (kind, pieces)
+
+
+def test_names_are_escaped_and_no_break_falls_inside_an_entity() -> None:
+    """&, <, > and quotes in a long name are escaped whole: a break never splits
+    "&amp;" (which would show as "&am" and "p;"), and the escaped text is the name."""
+    name = "Faktura&<\"'>" * 20 + ".xml"
+    shown = text(name)
+    assert "<" not in shown.replace("<wbr>", "") and '"' not in shown
+    assert html.unescape(shown.replace("<wbr>", "")) == name
+    for piece in shown.split("<wbr>"):
+        assert piece.count("&") == piece.count(";"), piece
+
+
+def test_a_name_of_words_joined_by_no_break_spaces_can_break_too() -> None:
+    """Words joined by U+00A0 (a no-break space, as some programs put in names) never
+    break in a browser: such a name of 200 characters widened the page as one word did.
+    Only the spaces a browser breaks at end a run."""
+    name = "Rechnung\u00a0" * 25 + "März.xml"
+    shown = text(name)
+    assert "<wbr>" in shown
+    assert html.unescape(shown.replace("<wbr>", "")) == name
+    short = "Rechnung März 2026 Kunde Müller GmbH und Co KG Filiale Nord.xml"
+    assert text(short) == html.escape(short)  # spaces break it already: left as it is
