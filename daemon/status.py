@@ -23,7 +23,12 @@ def _bundle(row: Row) -> dict[str, Any]:
             "invoice_ids": row.invoice_ids, "state": state, "since": row.since,
             "deadline": row.deadline, "unattached_ids": row.unattached_ids,
             "attempts": row.attempts, "next_attempt_at": row.next_attempt_at,
-            "last_error": row.last_error, "reasons": row.reasons,
+            "last_error": row.last_error,
+            # Every finding with the four keys operations.md names: an outboxd before
+            # reasons named their invoice recorded none, and a script reading
+            # `invoice_id` must not fail on the rows from before an upgrade. Null, as
+            # for a finding about the whole file: nothing more is known of those.
+            "reasons": [{**r, "invoice_id": r.get("invoice_id")} for r in row.reasons],
             # What a script needs to find the papers of a finished bundle (a name taken
             # gets "-2", a long one is shortened: the folder cannot be guessed reliably).
             # The folder only once the bundle is there: the journal names the target
