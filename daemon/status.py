@@ -7,6 +7,7 @@ import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
+from daemon.bundle import findings_of, reasons_of
 from daemon.config import Settings
 from daemon.errors import JournalError
 from daemon.journal import STATES, Journal, Row, parse_iso
@@ -23,7 +24,12 @@ def _bundle(row: Row) -> dict[str, Any]:
             "invoice_ids": row.invoice_ids, "state": state, "since": row.since,
             "deadline": row.deadline, "unattached_ids": row.unattached_ids,
             "attempts": row.attempts, "next_attempt_at": row.next_attempt_at,
-            "last_error": row.last_error, "reasons": row.reasons,
+            "last_error": row.last_error,
+            # Every finding with the four keys operations.md names, as reason.json has
+            # them: an outboxd before reasons named their invoice recorded none, and a
+            # script reading `invoice_id` must not fail on the rows from before an
+            # upgrade (null, as for a finding about the whole file).
+            "reasons": reasons_of(findings_of(row.reasons)),
             # What a script needs to find the papers of a finished bundle (a name taken
             # gets "-2", a long one is shortened: the folder cannot be guessed reliably).
             # The folder only once the bundle is there: the journal names the target

@@ -113,7 +113,8 @@ class TestJson:
         assert retry["attempts"] == 3 and retry["last_error"] == "HTTP 503"
         assert retry["next_attempt_at"] == "2030-01-01T00:00:05.000Z"
         assert by_file["INV-4.xml"]["reasons"] == [
-            {"code": "too-large", "file": "INV-4/a.pdf", "message": "too big"}]
+            {"code": "too-large", "file": "INV-4/a.pdf", "message": "too big",
+             "invoice_id": None}]  # recorded without one: shown as null, a key of each
         assert by_file["INV-3.xml"]["deadline"] is None
 
     def test_a_finished_bundle_names_its_receipt_and_its_folder(

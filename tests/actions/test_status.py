@@ -172,3 +172,38 @@ def test_the_text_lists_what_in_the_outbox_nothing_is_sent_from_as_the_page_does
     assert "  hours.xlsx: not an invoice file (only names like *.xml, *.pdf are read" in text
     assert main(["status", "-c", str(env.config), "--json"]) == 0
     assert set(json.loads(capsys.readouterr().out)) == {"counts", "bundles"}
+
+
+def test_reasons_an_older_outboxd_recorded_without_invoice_id_show_it_as_null(
+        env: Env, capsys) -> None:
+    """A journal an outboxd before reasons named their invoice wrote (an upgrade): its
+    findings have no `invoice_id`. `status --json` gives each one `invoice_id: null`
+    (about the whole file, as far as anyone can tell), so that a script reading the
+    documented four keys of every reason does not fail on the rows from before."""
+    env.write_config("http://127.0.0.1:9/bundles")
+    env.state.mkdir()
+    j = Journal(env.state / "journal.sqlite3")
+    j.create("Q.xml", "quarantined", invoice_ids=["Q"], reasons=[])
+    j.close()
+    edit_by_hand(env, ("UPDATE bundles SET reasons = '[{\"code\": \"unattached-invoice\", "
+                       "\"file\": \"Q.xml\", \"message\": \"had no attachments\"}]' "
+                       "WHERE id = ?", 1))
+    text, bundles = status_of(env, capsys)
+    assert "Q.xml: unattached-invoice" in text
+    assert bundles["Q.xml"]["reasons"] == [{"code": "unattached-invoice", "file": "Q.xml",
+                                            "message": "had no attachments",
+                                            "invoice_id": None}]
+
+
+def test_a_row_whose_reasons_cannot_be_read_has_the_four_keys_too(env: Env, capsys) -> None:
+    """The one reason shown for reasons that cannot be read carries `invoice_id: null`
+    like every other finding (it is about the whole file)."""
+    env.write_config("http://127.0.0.1:9/bundles")
+    env.state.mkdir()
+    j = Journal(env.state / "journal.sqlite3")
+    row = j.create("Q.xml", "quarantined", reasons=[])
+    j.close()
+    edit_by_hand(env, ("UPDATE bundles SET reasons = '[1]' WHERE id = ?", row))
+    _, bundles = status_of(env, capsys)
+    [reason] = bundles["Q.xml"]["reasons"]
+    assert reason["code"] == "unreadable-reasons" and reason["invoice_id"] is None
