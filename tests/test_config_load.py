@@ -141,8 +141,9 @@ class TestErrors:
         value of that variable, as any other text that is not a list, not a traceback."""
         monkeypatch.setenv("OUTBOXD_OUTBOX__INVOICE_PATTERNS", "[" * 100_000 + "]" * 100_000)
         problems = problems_of(config_file(tmp_path, minimal(outbox)))
-        one_problem_with(problems, "[outbox] invoice_patterns (from "
-                         "OUTBOXD_OUTBOX__INVOICE_PATTERNS)", "list")
+        line = one_problem_with(problems, "[outbox] invoice_patterns (from "
+                                "OUTBOXD_OUTBOX__INVOICE_PATTERNS)", "list")
+        assert len(problems) == 1 and "Traceback" not in line and "Recursion" not in line
 
     def test_a_token_file_or_outbox_from_the_environment_that_fails_names_the_variable(
             self, tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
