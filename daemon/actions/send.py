@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import shlex
 from pathlib import Path
 
 from daemon.actions import EXIT_OK
@@ -85,7 +86,7 @@ def send(target: str, settings: Settings, without_attachments: bool) -> str:
     if not without_attachments:
         raise SendRefused(f"{cand.invoice.name}: invoice(s) {', '.join(missing)} have no "
                           "attachments — add them (outboxd attach), or send without them: "
-                          f"outboxd send {cand.invoice.name} --without-attachments")
+                          f"{release_command(cand.invoice.name)}")
     try:
         user = getpass.getuser()
     except (KeyError, OSError):
@@ -100,3 +101,11 @@ def run(args: argparse.Namespace) -> int:
     settings, _ = settings_of(args)
     print(send(args.target, settings, args.without_attachments))
     return EXIT_OK
+
+
+def release_command(name: str) -> str:
+    """The command that releases `name`, as it can be pasted into a shell: quoted where
+    the name holds spaces or shell characters, and after `--` where it begins with `-`
+    (an option otherwise)."""
+    return f"outboxd send --without-attachments -- {shlex.quote(name)}"
+

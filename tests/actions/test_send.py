@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 import pytest
 from conftest import Env
 from helpers import ubl_invoice, write
@@ -76,3 +78,20 @@ def test_send_of_a_name_too_long_for_its_release_file_says_to_rename_it(env: Env
             "rename the invoice file (and its folder, if it has one) to a name at least 2 "
             "characters shorter, then release it")
     assert [p.name for p in env.outbox.iterdir()] == [f"{name}.xml"]
+
+
+@pytest.mark.parametrize("name", ["Rechnung Oktober.xml", "-5001.xml", "O'Brien & Co.xml"])
+def test_the_command_a_refusal_offers_works_when_pasted_into_a_shell(env: Env,
+                                                                    name: str) -> None:
+    """Without --without-attachments, send names the command that releases the file. It
+    was printed as `outboxd send NAME --without-attachments`, which a shell splits at a
+    space, reads `-5001.xml` as an option, and breaks at a quote; the command offered
+    now parses back to the file's name after `--`."""
+    settings = load_settings(env.write_config("http://127.0.0.1:9/bundles",
+                                              einvoice={"preflight": "off"}))
+    write(env.outbox / name, ubl_invoice("INV-Q1"))
+    with pytest.raises(SendRefused) as info:
+        send(name, settings, without_attachments=False)
+    offered = str(info.value).rsplit("send without them: ", 1)[1]
+    assert shlex.split(offered) == ["outboxd", "send", "--without-attachments", "--", name]
+
