@@ -260,7 +260,17 @@ class HttpDeliverer:
             response.request = request
         else:
             response = self.client.send(request, stream=True)
-        read_answer(response, self.cfg.timeout_seconds)
+        try:
+            read_answer(response, self.cfg.timeout_seconds)
+        except httpx.TransportError as exc:
+            # The status line came and the body broke off (the receiver or a proxy
+            # closed the connection): the answer is not known whole, so the attempt is
+            # repeated with the same Idempotency-Key, which the receiver answers with
+            # its first answer. Said as what happened: the receiver was reached.
+            raise Retryable(self.scrub(
+                f"the receiver's answer (HTTP {response.status_code}) broke off before its "
+                f"end ({str(exc) or type(exc).__name__}); it is asked again with the same "
+                "Idempotency-Key")) from None
         return response
 
     def deliver(self, bundle: Bundle, manifest: dict[str, Any]) -> Receipt:

@@ -683,3 +683,44 @@ def test_an_attachment_replaced_before_its_part_is_sent_is_not_sent_in_its_place
     assert "changed or replaced" in info.value.message
     assert receiver.accepted() == []
     assert len(os.listdir("/proc/self/fd")) <= open_before
+
+
+def test_an_answer_that_breaks_off_after_its_status_line_is_retried_as_such(
+        tmp_path: Path) -> None:
+    """A receiver (or a proxy) that sends "201 Created" and closes the connection in the
+    middle of the body: the answer is not known whole, so the attempt is retried (the
+    same Idempotency-Key brings the first answer back whole). It was said as "cannot
+    reach the receiver", which sent the admin looking at the network; it now says the
+    answer broke off, with its status."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(201)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b'{"receipt_id": "r-')
+            self.wfile.flush()
+            self.close_connection = True
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    bundle = make_bundle(tmp_path / "work")
+    d = HttpDeliverer(http_cfg(url=f"http://127.0.0.1:{server.server_port}/bundles"))
+    try:
+        with pytest.raises(Retryable) as info:
+            d.deliver(bundle, build_manifest(bundle))
+    finally:
+        d.close()
+        server.shutdown()
+        server.server_close()
+    assert str(info.value).startswith("the receiver's answer (HTTP 201) broke off before its "
+                                      "end (")
+    assert "same Idempotency-Key" in str(info.value) and "cannot reach" not in str(info.value)
+
