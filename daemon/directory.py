@@ -100,9 +100,11 @@ def write_document(target: Path, name: str, data: bytes) -> Receipt:
         if final.exists():
             if final.read_bytes() == data:
                 return Receipt(200, {"path": str(final), "already_there": True}, None)
-            raise Rejected(f"[delivery] target already holds {name} with other content", 409,
-                           f"{final} exists and differs — move it away if it is an old "
-                           "version, then retry the bundle")
+            refused = Rejected(f"[delivery] target already holds {name} with other "
+                               "content", 409, f"{final} exists and differs")
+            refused.fix = ("move that file away if it is an old version the transfer agent "
+                           "has not taken, then move the bundle back into the outbox")
+            raise refused
         drop_unfinished(target, [name])
         tmp = target / f"{temp_prefix(name)}{os.urandom(6).hex()}"
         fd = create_locked(tmp)

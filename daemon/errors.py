@@ -95,9 +95,12 @@ class Paused(DeliveryError):
 
 class Rejected(DeliveryError):
     """The receiver refuses this bundle for good: quarantine it. ``invoice_id``: the
-    invoice whose document was refused (ubl-embedded posts one per invoice), else None."""
+    invoice whose document was refused (ubl-embedded posts one per invoice), else None.
+    ``fix``: what to do, where it is not what the receiver's answer names (a directory
+    target holds no receiver), else None."""
 
     invoice_id: str | None = None
+    fix: str | None = None
 
 
 class ClaimLost(OutboxdError):

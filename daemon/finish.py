@@ -285,9 +285,11 @@ class Finisher(Moves, Recovery):
                 count()
             # str(exc) names what was refused: the bundle, or (ubl-embedded) the
             # document of which invoice, with the HTTP status.
+            fix = exc.fix or ("fix what the receiver names, then move the bundle back into "
+                              "the outbox")
             return self.quarantine(row_id, [Finding(
-                "rejected", row.invoice_file, f"{exc}: {exc.body} — fix what the receiver "
-                "names, then move the bundle back into the outbox", invoice_id=exc.invoice_id)])
+                "rejected", row.invoice_file, f"{exc}: {exc.body} — {fix}",
+                invoice_id=exc.invoice_id)])
         except OutboxdError:
             raise  # the journal's own (the workers retry it), or a deliverer's said plainly
         except Exception as exc:  # noqa: BLE001 - an answer or a fault nobody foresaw

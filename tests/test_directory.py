@@ -239,7 +239,8 @@ class TestDocuments:
         (target / "INV--A.xml").write_bytes(b"<Invoice>old</Invoice>")
         with pytest.raises(Rejected) as info:
             write_document(target, "INV--A.xml", b"<Invoice>new</Invoice>")
-        assert "INV--A.xml" in str(info.value) and "move it away" in info.value.body
+        assert "INV--A.xml" in str(info.value) and "exists and differs" in info.value.body
+        assert info.value.fix is not None and "move that file away" in info.value.fix
         assert (target / "INV--A.xml").read_bytes() == b"<Invoice>old</Invoice>"
         again = write_document(target, "INV--A.xml", b"<Invoice>old</Invoice>")
         assert again.status == 200 and os.listdir(target) == ["INV--A.xml"]

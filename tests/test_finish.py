@@ -635,3 +635,25 @@ def test_a_correction_goes_as_soon_as_the_attempt_of_the_first_version_ends(
     assert p.finish.attempt(second) is None
     assert [m["bundle_id"] for m in deliverer.manifests] == [
         p.j.get(first).bundle_id, p.j.get(second).bundle_id]
+
+
+def test_a_refusal_that_names_its_own_fix_is_quarantined_with_that_fix_alone(
+        tmp_path: Path) -> None:
+    """A directory target that already holds a document with other bytes has no receiver
+    to name a fix: the reason said "move it away …, then retry the bundle — fix what the
+    receiver names, then move the bundle back", two fixes, one for a receiver that is not
+    there. A refusal that carries its fix is quarantined with that one; others keep
+    "fix what the receiver names"."""
+    p, _s, row = claimed(tmp_path)
+    refused = Rejected("[delivery] target already holds INV-1--INV-1.xml with other content",
+                       409, "/target/INV-1--INV-1.xml exists and differs")
+    refused.fix = "move that file away if it is an old version, then move the bundle back"
+    p.finish.d = Scripted(refused)
+    assert p.finish.attempt(row) is None
+    [reason] = p.j.get(row).reasons
+    assert reason["message"] == (
+        "[delivery] target already holds INV-1--INV-1.xml with other content: "
+        "/target/INV-1--INV-1.xml exists and differs — move that file away if it is an old "
+        "version, then move the bundle back")
+    assert "receiver" not in reason["message"]
+
