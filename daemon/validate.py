@@ -166,6 +166,7 @@ def type_not_allowed(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[
     if check.kind in allowed:
         return
     names = ", ".join(_short(k) for k in sorted(allowed)) or "nothing"
+    lower_name = check.attachment.rel.lower()
     if check.kind == "shortcut":
         yield check.finding("type-not-allowed",
                             f"is {_a(check.filetype.label)}, not the file itself; the "
@@ -182,6 +183,11 @@ def type_not_allowed(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[
         fix = "save it as an Excel Workbook (.xlsx, which keeps no macros) or export it as PDF"
     elif check.kind == "docm" and "docx" in allowed:
         fix = "save it as a Word Document (.docx, which keeps no macros) or export it as PDF"
+    elif check.kind == "ole" and "xlsx" in allowed and lower_name.endswith((".xls", ".xlt")):
+        # Opened in Excel, an old workbook saves as .xlsx in two clicks: easier than a PDF.
+        fix = "open it in Excel and save it as an Excel Workbook (.xlsx), or export it as PDF,"
+    elif check.kind == "ole" and "docx" in allowed and lower_name.endswith((".doc", ".dot")):
+        fix = "open it in Word and save it as a Word Document (.docx), or export it as PDF,"
     if check.kind == "text" and check.ext_kind == "csv" and "csv" in allowed:
         # Named .csv, so the clerk believes it is CSV: say why it is not.
         yield check.finding("type-not-allowed",

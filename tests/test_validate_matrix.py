@@ -138,6 +138,32 @@ class TestFilesOfOtherKinds:
             "is an Office 97–2003 file (an old .xls, .doc or .ppt, or an Outlook .msg); the "
             "original-print channel allows PDF — export it as PDF and put that file here")
 
+    @pytest.mark.parametrize(("name", "fix"), [
+        ("hours.xls", "open it in Excel and save it as an Excel Workbook (.xlsx), or export "
+                      "it as PDF, and put that file here"),
+        ("letter.DOC", "export it as PDF and put that file here"),
+        ("mail.msg", "export it as PDF and put that file here")])
+    def test_an_office_97_2003_file_on_e_invoice_is_told_the_format_its_program_saves(
+            self, outbox: Outbox, name: str, fix: str) -> None:
+        """On e-invoice, which takes XLSX by default: an old .xls is told to be saved as
+        .xlsx (two clicks in Excel), not only "export it as PDF"; an old .doc keeps the
+        PDF advice, DOCX not being one of the default six, and so does an Outlook .msg."""
+        ole = bytes.fromhex("d0cf11e0a1b11ae1") + bytes(504)
+        bundle = outbox.validate(name, ole, channel="e-invoice")
+        assert codes(bundle) == ["type-not-allowed"]
+        assert only(bundle, "type-not-allowed").message.endswith(" — " + fix)
+
+    def test_an_old_word_file_is_told_to_be_saved_as_docx_where_docx_is_allowed(
+            self, outbox: Outbox) -> None:
+        """With DOCX among [validation] allowed_types, an old .doc is told to be saved as
+        .docx in Word, not only to be exported as PDF."""
+        ole = bytes.fromhex("d0cf11e0a1b11ae1") + bytes(504)
+        cfg = ValidationConfig(allowed_types=["pdf", "docx"])
+        bundle = outbox.validate("letter.doc", ole, cfg=cfg)
+        assert only(bundle, "type-not-allowed").message.endswith(
+            " — open it in Word and save it as a Word Document (.docx), or export it as "
+            "PDF, and put that file here")
+
     @pytest.mark.parametrize("name", ["hours.csv", "hours.txt"])
     def test_text_in_utf16_is_told_to_be_saved_as_utf8(self, outbox: Outbox,
                                                        name: str) -> None:
