@@ -111,6 +111,13 @@ def attachment_folders(sidecar: str, invoice_ids: Sequence[str],
     return [f"{sidecar}/{folder_name_for_id(i)}" for i in unattached]
 
 
+def first_of(items: Sequence[str], limit: int) -> tuple[Sequence[str], str]:
+    """The first `limit` of `items` and what to say of the rest ("" for none): a file of
+    thousands of invoices is named by its first ids and a count (page, status)."""
+    more = len(items) - limit
+    return (items[:limit], f"… and {more} more") if more > 0 else (items, "")
+
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # For a terminal, also C1 (U+0080–U+009F: U+009B starts an escape sequence in some).
 _TERMINAL_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")

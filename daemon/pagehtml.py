@@ -9,7 +9,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 
-from daemon.names import escaped_controls
+from daemon.names import escaped_controls, first_of
 
 STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.5em;color:#222}
@@ -118,8 +118,7 @@ def lines(items: Sequence[str]) -> str:
 
 def shown(items: Sequence[str]) -> tuple[Sequence[str], str]:
     """The first SHOWN_IDS of `items`, and what to say of the rest ("" for none)."""
-    more = len(items) - SHOWN_IDS
-    return (items[:SHOWN_IDS], f"… and {more} more") if more > 0 else (items, "")
+    return first_of(items, SHOWN_IDS)
 
 
 def ids(items: Sequence[str]) -> str:

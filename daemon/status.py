@@ -13,7 +13,7 @@ from daemon.errors import JournalError
 from daemon.journal import STATES, Journal, Row, parse_iso
 from daemon.journal.readonly import read_journal
 from daemon.leftalone import not_an_invoice
-from daemon.names import escaped_controls
+from daemon.names import escaped_controls, first_of
 from daemon.scan import list_outbox
 from daemon.strays import StrayFolders
 
@@ -74,8 +74,8 @@ SHOWN_IDS = 10
 
 
 def _ids(ids: list[str]) -> str:
-    more = len(ids) - SHOWN_IDS
-    return ", ".join(ids[:SHOWN_IDS]) + (f", … and {more} more" if more > 0 else "")
+    first, rest = first_of(ids, SHOWN_IDS)
+    return ", ".join([*first, rest] if rest else first)
 
 
 def _counted(items: list[str]) -> list[str]:

@@ -24,7 +24,7 @@ from daemon.errors import InputError, OutboxdError
 from daemon.fsops import read_regular, write_atomic
 from daemon.journal import CLAIMING, DELIVERED, LIVE, QUARANTINING, Journal, Row, readable
 from daemon.leftalone import SPELLING, LeftBehind, left_behind
-from daemon.names import folder_name_for_id, stem
+from daemon.names import attachment_folders, stem
 from daemon.pagehtml import STYLE, ids, lines, section, shown, table, text
 from daemon.release import (
     Idle,
@@ -111,8 +111,9 @@ def _where_attachments_go(row: Row, sidecar_suffix: str) -> str:
     if len(row.invoice_ids) < 2:
         return f"the folder <code>{text(sidecar)}</code>"
     first, rest = shown(row.unattached_ids)
-    folders = ", ".join([f"<code>{text(sidecar + '/' + folder_name_for_id(i))}</code>"
-                         for i in first] + ([text(rest)] if rest else []))
+    folders = ", ".join([f"<code>{text(f)}</code>"
+                         for f in attachment_folders(sidecar, row.invoice_ids, first)]
+                        + ([text(rest)] if rest else []))
     return f"each invoice's own folder, named after its invoice id ({folders})"
 
 
