@@ -119,23 +119,35 @@ def first_of(items: Sequence[str], limit: int) -> tuple[Sequence[str], str]:
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# The invisible characters that reorder what follows them on screen (Unicode's
+# bidirectional marks, embeddings, overrides and isolates): "INV\u202elmx.pdf" shows as
+# "INVfdp.xml", a PDF posing as an invoice XML. Not control characters to SPEC §2 (such
+# a name is used, not refused), but never shown raw.
+BIDI_CONTROLS = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
 # For a terminal, also C1 (U+0080–U+009F: U+009B starts an escape sequence in some).
-_TERMINAL_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_TERMINAL_CONTROL = re.compile(rf"[\x00-\x1f\x7f-\x9f{BIDI_CONTROLS}]")
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
 def escaped_controls(text: str) -> str:
-    """A line for a terminal with every control character as \\xNN: what the share, an
-    invoice (its ids) or a receiver (its answer) put into it can neither break the line
-    nor send escape sequences to the terminal that shows it."""
-    return _TERMINAL_CONTROL.sub(lambda m: f"\\x{ord(m[0]):02x}", text)
+    """A line for a terminal or a page with every control character as \\xNN and every
+    bidirectional control as \\uNNNN: what the share, an invoice (its ids) or a receiver
+    (its answer) put into it can neither break the line, nor send escape sequences to the
+    terminal that shows it, nor show a name's letters in another order than they are."""
+    return _TERMINAL_CONTROL.sub(lambda m: _escape(m[0]), text)
 
 
 def printable(name: str) -> str:
     """A name as shown in logs, findings, the journal and the page: the bytes of a name
-    that is not UTF-8, and control characters, as \\xNN, so that it can be written as
-    UTF-8, two such names never look the same, and a name from the share can neither
-    break a line of REASON.txt or `outboxd status` nor send escape sequences to the
-    terminal that shows it."""
+    that is not UTF-8, and control characters, as \\xNN, bidirectional controls as
+    \\uNNNN (escaped_controls), so that it can be written as UTF-8, two such names never
+    look the same, and a name from the share can neither break a line of REASON.txt or
+    `outboxd status`, nor send escape sequences to the terminal that shows it, nor pose
+    as another name."""
     shown = os.fsencode(name).decode("utf-8", "backslashreplace")
     return escaped_controls(shown)
 

@@ -47,7 +47,8 @@ def text(value: object) -> str:
 
     Control characters (a receiver's answer may hold NULs and escape sequences) are
     not allowed in an HTML document and would reach a terminal that shows the file:
-    shown as \\xNN, as `outboxd status` and REASON.txt show them. <wbr> adds no
+    shown as \\xNN, as `outboxd status` and REASON.txt show them; bidirectional controls,
+    which would show a name's letters reordered (a spoof), as \\uNNNN. <wbr> adds no
     character: a name copied from the page is the name. The breaks are placed in the
     plain text, which is escaped after: none falls inside an entity (&amp;)."""
     plain = escaped_controls("" if value is None else str(value))
@@ -59,13 +60,20 @@ def text(value: object) -> str:
     return html.escape(marked, quote=True).replace("\0", "<wbr>")
 
 
+# What escaped_controls shows for an invisible character: read as one, never broken.
+_ESCAPE = re.compile(r"\\(?:x[0-9a-f]{2}|u[0-9a-f]{4})")
+
+
 def _pieces(word: str) -> list[str]:
-    """`word` cut about every RUN characters, never inside what shows as one character."""
+    """`word` cut about every RUN characters, never inside what shows as one character,
+    nor inside the escape (\\x1b, \\u202e) that stands for an invisible one."""
+    escapes = [m.span() for m in _ESCAPE.finditer(word)] if "\\" in word else []
     pieces: list[str] = []
     start = 0
     while start < len(word):
         cut = start + RUN
-        while cut < len(word) and _joined(word, cut):
+        while cut < len(word) and (_joined(word, cut)
+                                   or any(a < cut < b for a, b in escapes)):
             cut += 1
         pieces.append(word[start:cut])
         start = cut

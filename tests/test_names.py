@@ -11,6 +11,7 @@ from daemon.names import (
     NAME_MAX,
     NameKind,
     classify,
+    escaped_controls,
     fit_name,
     fold_key,
     folder_name_for_id,
@@ -229,6 +230,18 @@ class TestPrintable:
         break a line of REASON.txt or `outboxd status`, nor reach a terminal as an
         escape sequence."""
         assert printable(name) == shown
+
+    @pytest.mark.parametrize("char", ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e",
+                                      "\u2066", "\u2067", "\u2068", "\u2069", "\u200e",
+                                      "\u200f", "\u061c"])
+    def test_bidirectional_controls_are_shown_as_escapes(self, char: str) -> None:
+        """A bidirectional control reorders what follows it on screen: "INV" + U+202E +
+        "lmx.pdf" shows as "INVfdp.xml", a PDF posing as an XML. Shown as \\uNNNN, so
+        the name reads in the order its characters are; Hebrew and Arabic letters,
+        which are no controls, stay as they are."""
+        assert printable(f"INV{char}lmx.pdf") == f"INV\\u{ord(char):04x}lmx.pdf"
+        assert escaped_controls(f"last error: {char}x") == f"last error: \\u{ord(char):04x}x"
+        assert printable("חשבונית-فاتورة.pdf") == "חשבונית-فاتورة.pdf"
 
 
 def test_ids_of_only_dots_never_name_the_folder_or_its_parent() -> None:

@@ -4,6 +4,7 @@ to break in a long run that never splits what shows as one character."""
 from __future__ import annotations
 
 import html
+import re
 import unicodedata
 
 from daemon.pagehtml import RUN, text
@@ -62,3 +63,23 @@ def test_a_name_of_words_joined_by_no_break_spaces_can_break_too() -> None:
     assert html.unescape(shown.replace("<wbr>", "")) == name
     short = "Rechnung März 2026 Kunde Müller GmbH und Co KG Filiale Nord.xml"
     assert text(short) == html.escape(short)  # spaces break it already: left as it is
+
+
+def test_a_name_with_bidirectional_controls_shows_them_as_escapes_never_split() -> None:
+    """A right-to-left override in a name ("INV" + U+202E + "lmx.pdf") would show it
+    reversed on the page ("INVfdp.xml"): it is shown as \\u202e instead, like the other
+    bidirectional controls, and no break falls inside an escape (\\u20 on one line,
+    2e on the next), wherever the cut every RUN characters would land."""
+    assert text("INV\u202elmx.pdf") == "INV\\u202elmx.pdf"
+    for lead in range(RUN):
+        name = "x" * lead + "\u202e\u2066\x1b\u200f" * 12 + ".xml"
+        shown = text(name)
+        assert not any(c in shown for c in "\u202e\u2066\x1b\u200f")
+        assert "<wbr>" in shown
+        joined = shown.replace("<wbr>", "")
+        assert joined == "x" * lead + "\\u202e\\u2066\\x1b\\u200f" * 12 + ".xml"
+        escapes = [m.span() for m in re.finditer(r"\\(u....|x..)", joined)]
+        at = 0
+        for piece in shown.split("<wbr>")[:-1]:
+            at += len(piece)
+            assert not any(a < at < b for a, b in escapes), (lead, piece)

@@ -575,3 +575,26 @@ def test_a_name_too_long_for_a_release_file_is_told_to_rename_it_first(
         f"or drop a file named {fits}.send-anyway beside the invoice to send it without them")
     assert by_file["short.xml"].endswith(
         "or drop a file named short.send-anyway beside the invoice to send it without them")
+
+
+def test_bidirectional_controls_in_names_are_shown_as_escapes(journal: Journal) -> None:
+    """An invoice file named "INV-7" + U+202E + "lmx.pdf" would show on the page as
+    "INV-7fdp.xml" (the override reverses what follows it), a PDF posing as an XML; an
+    isolate or mark in a folder or an error would reorder its line likewise. Every
+    bidirectional control is shown as \\uNNNN wherever a name appears (the file, the
+    release file to drop, the folders for attachments, files left alone), and none
+    reaches the page raw."""
+    journal.create("INV-7\u202elmx.pdf", "waiting", invoice_ids=["A\u2067", "B"],
+                   unattached_ids=["A\u2067", "B"])
+    journal.create("R\u200f.xml", "retrying", attempts=1, next_attempt_at=now_iso(),
+                   last_error="HTTP 503 from the receiver: \u202bbusy")
+    text = render(journal.recent(), [Idle("x\u061c.send-anyway", "no invoice file x.*")],
+                  datetime.now(UTC), refused={"odd\u202d.xml": "is a symbolic link"})
+    page = Page(text)
+    assert "INV-7\\u202elmx.pdf" in page.text["waiting"]
+    assert "INV-7\\u202elmx.send-anyway" in page.text["waiting"]
+    assert "INV-7\\u202elmx/A\\u2067" in page.text["waiting"]
+    assert "R\\u200f.xml" in page.text["retrying"]
+    assert "odd\\u202d.xml" in page.text["refused"]
+    assert "x\\u061c.send-anyway" in page.text["releases"]
+    assert not re.search("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]", text)

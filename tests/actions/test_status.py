@@ -207,3 +207,25 @@ def test_a_row_whose_reasons_cannot_be_read_has_the_four_keys_too(env: Env, caps
     _, bundles = status_of(env, capsys)
     [reason] = bundles["Q.xml"]["reasons"]
     assert reason["code"] == "unreadable-reasons" and reason["invoice_id"] is None
+
+
+def test_a_name_with_a_right_to_left_override_is_escaped_in_the_text_exact_in_json(
+        env: Env, capsys) -> None:
+    """An invoice file named "INV-7" + U+202E + "lmx.pdf" would read "INV-7fdp.xml" on a
+    terminal (and its last error may carry one too): the text shows each bidirectional
+    control as \\u202e; `--json` keeps the exact name, which a script needs to find the
+    file."""
+    env.write_config("http://127.0.0.1:9/bundles")
+    env.state.mkdir()
+    name = "INV-7\u202elmx.pdf"
+    j = Journal(env.state / "journal.sqlite3")
+    j.create(name, "waiting", invoice_ids=["INV-7"], unattached_ids=["INV-7\u2066"])
+    j.close()
+    assert main(["status", "-c", str(env.config)]) == 0
+    out = capsys.readouterr().out
+    assert "  INV-7\\u202elmx.pdf [INV-7] waiting since" in out
+    assert "no attachments: INV-7\\u2066;" in out
+    assert "\u202e" not in out and "\u2066" not in out
+    assert main(["status", "-c", str(env.config), "--json"]) == 0
+    [bundle] = json.loads(capsys.readouterr().out)["bundles"]
+    assert bundle["invoice_file"] == name and bundle["unattached_ids"] == ["INV-7\u2066"]
