@@ -47,7 +47,7 @@ from daemon.manifest import build_manifest, bundle_id_of
 from daemon.match import assemble, sent_names_distinct
 from daemon.moves import Moves
 from daemon.names import stem
-from daemon.pause import DeliveryPause
+from daemon.pause import HELD_BACK, DeliveryPause
 from daemon.recovery import PAUSED, Recovery
 from daemon.scan import Candidate, candidate_for
 from daemon.validate import validate_bundle
@@ -367,7 +367,7 @@ class Finisher(Moves, Recovery):
         a reload tries it at once, as a paused one."""
         self.paused.add(row_id)
         self.j.transition(row_id, "retrying", PAUSED, durable=False,
-                          last_error=f"waiting while deliveries are paused — {why}",
+                          last_error=f"{HELD_BACK}{why}",
                           next_attempt_at=iso_in(wait))
         log.debug("delivery held back: deliveries are paused", retry_in=round(wait, 3))
         return wait

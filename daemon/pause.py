@@ -25,6 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 STRIKES = 2  # bundles paused in a row, with no other answer between, that pause all
+# How a bundle held back by a pause begins its error (then the pause's own): the
+# clerks' page knows it by this (clerkwords.py).
+HELD_BACK = "waiting while deliveries are paused — "
 
 
 @dataclass

@@ -10,14 +10,20 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from helpers import write
 from structlog.testing import capture_logs
 
 from daemon import pagehtml as statuspage_html
 from daemon import statuspage
+from daemon.answers import classify
 from daemon.config import Settings
+from daemon.config_sections import DeliveryConfig
+from daemon.deliver import HttpDeliverer
+from daemon.errors import Paused
 from daemon.journal import Journal, now_iso, parse_iso
+from daemon.pause import HELD_BACK
 from daemon.release import Idle
 from daemon.statuspage import MIN_INTERVAL, PAGE_PACE, PAGE_PACE_MAX, StatusPage, render
 
@@ -598,3 +604,64 @@ def test_bidirectional_controls_in_names_are_shown_as_escapes(journal: Journal) 
     assert "odd\\u202d.xml" in page.text["refused"]
     assert "x\\u061c.send-anyway" in page.text["releases"]
     assert not re.search("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]", text)
+
+
+def _paused_error(answer: httpx.Response) -> str:
+    """The last error a paused bundle's row gets for `answer` (finish.py: the error, then
+    the receiver's body)."""
+    with pytest.raises(Paused) as caught:
+        classify(answer)
+    exc = caught.value
+    return str(exc) + (f": {exc.body[:200]}" if exc.body else "")
+
+
+def test_a_pause_for_a_configuration_problem_is_said_in_a_clerks_words(
+        journal: Journal) -> None:
+    """A 401 or 403 (wrong token), a 404 or a redirect (wrong url), a proxy's 407 and a
+    request that cannot be made pause deliveries; their errors name settings a clerk
+    never sees ("check [delivery] url and token") and the receiver's answer. The page
+    says what happened in plain words, that the invoices wait and nothing is lost, and
+    to tell the admin, for the bundle paused and for those held back behind it; the
+    admin's error stays in the journal (`outboxd status`, the log). An error that is no
+    pause is shown as it is."""
+    req = httpx.Request("POST", "http://127.0.0.1:9/b")
+    body = b'{"error": "token expired for api-user 7"}'
+    deliverer = HttpDeliverer(DeliveryConfig(url="http://127.0.0.1:9/b"),
+                              transport=httpx.MockTransport(lambda r: httpx.Response(500)))
+    errors = {
+        "P401.xml": _paused_error(httpx.Response(401, content=body, request=req)),
+        "P403.xml": _paused_error(httpx.Response(403, content=body, request=req)),
+        "P404.xml": _paused_error(httpx.Response(404, content=body, request=req)),
+        "P301.xml": _paused_error(httpx.Response(
+            301, headers={"Location": "https://new.example/b"}, request=req)),
+        "P407.xml": _paused_error(httpx.Response(407, content=body, request=req)),
+        "PCONNECT.xml": str(deliverer.failure(httpx.ProxyError("407 Proxy Auth Required"))),
+        "PHEADER.xml": str(deliverer.failure(httpx.LocalProtocolError("Illegal header"))),
+        "PURL.xml": str(deliverer.failure(httpx.InvalidURL("Invalid port"))),
+    }
+    errors["HELD.xml"] = f"{HELD_BACK}{errors['P401.xml']} (the answer to P401.xml)"
+    for name, error in errors.items():
+        journal.create(name, "retrying", attempts=1, next_attempt_at=now_iso(),
+                       last_error=error)
+    journal.create("BUSY.xml", "retrying", attempts=2, next_attempt_at=now_iso(),
+                   last_error="HTTP 503 from the receiver")
+    page = Page(render(journal.recent(), [], datetime.now(UTC)))
+    cells = {row.split("\t")[0]: row.split("\t")[3] for row in page.rows["retrying"]}
+    for name in errors:
+        assert "nothing is lost" in cells[name] and "tell the admin" in cells[name], name
+        assert "[delivery]" not in cells[name] and "api-user" not in cells[name], name
+    assert cells["P401.xml"].startswith("The operator refused outboxd's credentials "
+                                        "(HTTP 401).")
+    assert cells["P403.xml"].startswith("The operator refused outboxd's credentials "
+                                        "(HTTP 403).")
+    assert "fix outboxd's token" in cells["P401.xml"]
+    assert cells["HELD.xml"] == cells["P401.xml"]  # held back behind it: told the same
+    assert "was not found (HTTP 404)" in cells["P404.xml"]
+    assert "has moved (HTTP 301)" in cells["P301.xml"]
+    assert "A proxy server" in cells["P407.xml"] and cells["PCONNECT.xml"] == cells["P407.xml"]
+    assert "cannot be used" in cells["PHEADER.xml"] and "cannot be used" in cells["PURL.xml"]
+    assert cells["BUSY.xml"] == "HTTP 503 from the receiver"
+    # The admin's detail is kept where the admin reads it.
+    kept = {r.invoice_file: r.last_error for r in journal.recent()}
+    assert kept["P401.xml"] == ("HTTP 401: check [delivery] url and token: "
+                                '{"error": "token expired for api-user 7"}')

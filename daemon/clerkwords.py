@@ -1,0 +1,50 @@
+"""What the clerks' status page says of a delivery paused for a configuration problem
+(docs/folder-convention.md, section 6).
+
+A pause's error is written for the admin ("HTTP 401: check [delivery] url and token",
+the receiver's answer after it): the journal, `outboxd status` and the log keep it so.
+A clerk cannot act on a setting they never see, and must not read that line as their
+invoices failing: the page says what happened in plain words, that the invoices wait
+and nothing is lost, and whom to tell. The errors recognised are the ones
+answers.classify(), Deliverer.failure() and a held-back bundle (pause.HELD_BACK) write.
+"""
+
+from __future__ import annotations
+
+import re
+
+from daemon.pause import HELD_BACK
+
+# Per row, one invoice file, which has left the outbox (claimed) and waits with outboxd.
+_WAITS = ("This file waits with outboxd and nothing is lost: tell the admin, who must fix "
+          "{fix}; then it is sent by itself.")
+
+# (the admin's error as it begins, what happened in a clerk's words, what the admin fixes);
+# {0} is the HTTP status the error names.
+_PAUSES: tuple[tuple[re.Pattern[str], str, str], ...] = (
+    (re.compile(r"HTTP (40[13]): check \[delivery\] url and token"),
+     "The operator refused outboxd's credentials (HTTP {0}).", "outboxd's token"),
+    (re.compile(r"HTTP (404): check \[delivery\] url and token"),
+     "The operator's address that outboxd sends to was not found (HTTP {0}).",
+     "that address in outboxd's settings"),
+    (re.compile(r"HTTP (3\d\d) redirect to "),
+     "The operator's address that outboxd sends to has moved (HTTP {0}).",
+     "that address in outboxd's settings"),
+    (re.compile(r"HTTP (407) from a proxy"),
+     "A proxy server between outboxd and the operator refused outboxd's credentials "
+     "(HTTP {0}).", "outboxd's proxy settings"),
+    (re.compile(r"the request could not be made: |\[delivery\] url is not usable: "),
+     "outboxd's settings for the operator (its address or token) cannot be used.",
+     "those settings"),
+)
+
+
+def paused_for_clerks(error: str | None) -> str | None:
+    """A pause's error in a clerk's words; None for any other error (shown as it is)."""
+    if not error:
+        return None
+    admin = error.removeprefix(HELD_BACK)
+    for pattern, what, fix in _PAUSES:
+        if m := pattern.match(admin):
+            return f"{what.format(*m.groups())} {_WAITS.format(fix=fix)}"
+    return None
