@@ -8,6 +8,7 @@ import html
 import re
 import unicodedata
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from daemon.names import escaped_controls, first_of
 
@@ -27,7 +28,9 @@ td.name{white-space:nowrap}
 td.err{color:#a40000}
 p.none{color:#888}
 code{background:#f2f2f2;padding:0 .2em}
+.stopped{border:2px solid #a40000;background:#fff4f4;padding:.6em 1em;font-size:1.1em}
 """.strip()
+WRITTEN_MARK = "<!--written-->"  # marks a page as outboxd's (statuspage.reconfigure)
 
 # A run of characters without a space longer than this (a 250-character file name, a
 # receipt id of 256) may break every RUN characters: unbroken, it widened its table's
@@ -137,3 +140,25 @@ def ids(items: Sequence[str]) -> str:
 
 def section(key: str, title: str, content: str) -> str:
     return f'<section id="{key}"><h2>{text(title)}</h2>\n{content}</section>'
+
+
+def page(body: str, written_at: datetime, stopped_at: datetime | None = None) -> str:
+    """The whole page around a rendered body, with the time it was written; with
+    `stopped_at`, first of all that outboxd is stopped since then (a clean stop), in
+    the time zone of the page's other times (UTC)."""
+    stamp = written_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    title, banner = "outboxd — outbox status", ""
+    if stopped_at is not None:
+        at = stopped_at.astimezone(UTC)
+        title = "outboxd STOPPED — outbox status"
+        banner = ('<p class="stopped"><b>outboxd is stopped since '
+                  f'{at.strftime("%H:%M")} UTC ({at.strftime("%Y-%m-%d")}).</b> Nothing is '
+                  "sent until it runs again. Nothing is lost: what is in the outbox stays "
+                  "there, and what is listed below waits. Tell the admin.</p>\n")
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta http-equiv=\"refresh\" content=\"10\">"
+            f"<title>{title}</title>"
+            f"<style>{STYLE}</style></head>\n<body>\n<h1>Outbox status</h1>\n{banner}"
+            f"<p class=\"when\">Written {WRITTEN_MARK}{text(stamp)} by outboxd; this page "
+            "reloads every 10 seconds.</p>\n"
+            f"{body}\n</body></html>\n")

@@ -98,6 +98,12 @@ class Publisher:
             self._page_changes, self._page_hinted = journal.changes, False
             self.page.refresh(journal, settings, candidates, refused)
 
+    def stopped(self, journal: Journal, settings: Settings,
+                candidates: Mapping[str, Candidate],
+                refused: Mapping[str, str] | None = None) -> None:
+        """A clean stop: the page says outboxd is stopped (STOPPING=1 tells systemd)."""
+        self.page.stopped(journal, settings, candidates, refused)
+
     def _publish_status(self, journal: Journal) -> None:
         """STATUS= for systemd: the counts, only when they read differently; first, while
         the journal cannot be written, why (nothing moves then, and the counts alone

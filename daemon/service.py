@@ -364,6 +364,10 @@ class Service(Changes, Reloading):
         delivered = self.workers.stop(self.settings.service.shutdown_grace_seconds)
         if self._readers is not None:
             self._readers.stop()
+        # After the deliveries, whose outcome it lists: the clerks' page must not go on
+        # showing everything as moving while nothing is (a kill cannot say so, a stop can).
+        self.publish.stopped(self.journal, self.settings, self.index.candidates,
+                             self.left_alone.refused)
         if not delivered:
             # The journal still says "delivering": the next start resumes with
             # the same Idempotency-Key, so the receiver can tell a repeat.

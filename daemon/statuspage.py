@@ -7,12 +7,14 @@ written, and every name HTML-escaped. `StatusPage.refresh()` rewrites the
 file atomically, only when its content changed and at most every
 `MIN_INTERVAL` seconds, or `PAGE_PACE` times the last refresh's CPU when
 that is longer, at most `PAGE_PACE_MAX` (the clocks are injected for tests).
+`StatusPage.stopped()` writes it once more at a clean stop, saying so at its top.
 "Today" is the UTC date, as in the archive folders' names.
 """
 
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -26,7 +28,7 @@ from daemon.fsops import read_regular, write_atomic
 from daemon.journal import CLAIMING, DELIVERED, LIVE, QUARANTINING, Journal, Row, readable
 from daemon.leftalone import SPELLING, LeftBehind, left_behind
 from daemon.names import attachment_folders, stem
-from daemon.pagehtml import STYLE, ids, lines, section, shown, table, text
+from daemon.pagehtml import WRITTEN_MARK, ids, lines, page, section, shown, table, text
 from daemon.release import (
     Idle,
     idle_releases,
@@ -45,7 +47,6 @@ MIN_INTERVAL = 2.0
 # anything changes; paced so, the page costs at most a twentieth.
 PAGE_PACE = 20.0
 PAGE_PACE_MAX = 60.0  # seconds: however costly, the clerks' page is never older than this
-WRITTEN_MARK = "<!--written-->"
 
 def sections(rows: Sequence[Row], today: str) -> dict[str, list[Row]]:
     """The rows of each section; `today` is YYYY-MM-DD (UTC)."""
@@ -228,19 +229,7 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
             ["File", "Why"], [[text(i.name), text(i.why)] for i in idle])))
 
     body = "\n".join(parts)
-    return body if body_only else _page(body, written_at)
-
-
-def _page(body: str, written_at: datetime) -> str:
-    """The whole page around a rendered body, with the time it was written."""
-    stamp = written_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta http-equiv=\"refresh\" content=\"10\">"
-            "<title>outboxd — outbox status</title>"
-            f"<style>{STYLE}</style></head>\n<body>\n<h1>Outbox status</h1>\n"
-            f"<p class=\"when\">Written {WRITTEN_MARK}{text(stamp)} by outboxd; this page "
-            "reloads every 10 seconds.</p>\n"
-            f"{body}\n</body></html>\n")
+    return body if body_only else page(body, written_at)
 
 
 class StatusPage:
@@ -316,11 +305,53 @@ class StatusPage:
             logs.get().warning("the old status page could not be removed", file=str(before),
                                error=str(exc))
 
+    def stopped(self, journal: Journal, settings: Settings,
+                invoice_files: Iterable[str] | None = None,
+                refused: Mapping[str, str] | None = None) -> bool:
+        """At a clean stop: the page once more, whatever its pace, saying at its top that
+        outboxd is stopped since now; else it would go on showing everything as moving.
+        The lists as the journal has them at the stop, or, where it cannot be read (the
+        journal lost under the daemon), as the page last showed them. Never raises: the
+        stop goes on."""
+        if not settings.share.status_page:
+            return False
+        now = self.wall()
+        try:
+            body = self._body(journal, settings, invoice_files, refused, now)
+        except (OSError, OutboxdError, UnicodeError, sqlite3.Error) as exc:
+            logs.get().warning("status page at the stop shows the lists as last written",
+                               error=str(exc))
+            body = self._last_body or ""
+        try:
+            write_atomic(settings.outbox.path / settings.share.status_page,
+                         page(body, now, stopped_at=now).encode("utf-8"))
+        except OSError as exc:
+            logs.get().error("cannot write the status page", error=str(exc))
+            return False
+        self._last_body = None  # running again, the page is written again whatever it holds
+        return True
+
     def _refresh(self, journal: Journal, settings: Settings,
                  invoice_files: Iterable[str] | None, refused: Mapping[str, str] | None
                  ) -> bool:
-        share = settings.share
         now = self.wall()
+        body = self._body(journal, settings, invoice_files, refused, now)
+        path = settings.outbox.path / settings.share.status_page
+        if body == self._last_body and path.exists():
+            return False
+        if self._swept != path:
+            # A kill between a write's temp file and its rename left that file in the
+            # outbox, where the clerks see it: once a start (one listing of the root).
+            drop_unfinished(path.parent, [path.name])
+            self._swept = path
+        write_atomic(path, page(body, now).encode("utf-8"))  # rendered once, above
+        self._last_body = body
+        return True
+
+    def _body(self, journal: Journal, settings: Settings, invoice_files: Iterable[str] | None,
+              refused: Mapping[str, str] | None, now: datetime) -> str:
+        """The page's body (without the time it is written) as of `now`."""
+        share = settings.share
         today = now.astimezone(UTC).strftime("%Y-%m-%d")
         rows = [r for r in journal.recent(days=1) if still_quarantined(r, today)]
         idle: list[Idle] = []
@@ -337,20 +368,8 @@ class StatusPage:
         left = left_behind(journal.quarantined_for(SPELLING), settings.outbox.path,
                            settings.quarantine_dir)
         self._report_left(left)
-        sidecar = settings.outbox.sidecar_suffix
-        body = render(rows, idle, now, share.release_suffix, body_only=True, refused=refused,
-                      sidecar_suffix=sidecar, left=left, strays=strays)
-        path = settings.outbox.path / share.status_page
-        if body == self._last_body and path.exists():
-            return False
-        if self._swept != path:
-            # A kill between a write's temp file and its rename left that file in the
-            # outbox, where the clerks see it: once a start (one listing of the root).
-            drop_unfinished(path.parent, [path.name])
-            self._swept = path
-        write_atomic(path, _page(body, now).encode("utf-8"))  # rendered once, above
-        self._last_body = body
-        return True
+        return render(rows, idle, now, share.release_suffix, body_only=True, refused=refused,
+                      sidecar_suffix=settings.outbox.sidecar_suffix, left=left, strays=strays)
 
     def _report_left(self, left: Sequence[LeftBehind]) -> None:
         """A look-alike left in the outbox by a quarantine, logged once for as long as it

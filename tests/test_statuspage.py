@@ -665,3 +665,70 @@ def test_a_pause_for_a_configuration_problem_is_said_in_a_clerks_words(
     kept = {r.invoice_file: r.last_error for r in journal.recent()}
     assert kept["P401.xml"] == ("HTTP 401: check [delivery] url and token: "
                                 '{"error": "token expired for api-user 7"}')
+
+
+def test_a_clean_stop_writes_the_page_once_more_saying_outboxd_is_stopped(
+        journal: Journal, tmp_path: Path) -> None:
+    """stopped() writes the page at once, whatever the pace and though nothing changed,
+    saying first that outboxd is stopped since HH:MM (UTC, as the page's other times),
+    that nothing is sent until it runs again, that nothing is lost and to tell the
+    admin; the counts and lists stay. A refresh after it (running again) writes the
+    running page, without the notice."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
+    wall = [datetime(2026, 3, 9, 16, 7, 30, tzinfo=UTC)]
+    clock = [100.0]
+    page = StatusPage(clock=lambda: clock[0], wall=lambda: wall[0])
+    journal.create("wait.xml", "waiting", unattached_ids=["W-1"])
+    assert page.refresh(journal, settings)
+    target = outbox / "outboxd-status.html"
+    assert "is stopped" not in target.read_text()
+
+    wall[0] += timedelta(seconds=1)  # paced: a refresh now would not even look
+    assert page.stopped(journal, settings)
+    text = target.read_text()
+    shown = Page(text)
+    assert ("outboxd is stopped since 16:07 UTC (2026-03-09). Nothing is sent until it "
+            "runs again. Nothing is lost: what is in the outbox stays there, and what is "
+            "listed below waits. Tell the admin.") in shown.text["top"]
+    assert "<title>outboxd STOPPED" in text
+    assert "Written <!--written-->2026-03-09 16:07:31 UTC by outboxd" in text
+    assert "wait.xml" in shown.text["waiting"] and "1Waiting" in shown.text["top"]
+    assert sorted(p.name for p in outbox.iterdir()) == ["outboxd-status.html"]
+
+    later = StatusPage(clock=lambda: 100.0, wall=lambda: wall[0])  # the next start
+    assert later.refresh(journal, settings)
+    assert "is stopped" not in target.read_text() and "wait.xml" in target.read_text()
+    assert page.stopped(journal, settings)
+    clock[0] += MIN_INTERVAL  # the same process running on (as a test may): written again
+    assert page.refresh(journal, settings) and "is stopped" not in target.read_text()
+
+
+def test_a_stop_whose_journal_cannot_be_read_still_says_stopped(
+        journal: Journal, tmp_path: Path) -> None:
+    """The journal lost under the daemon ends its run with a stop: the page still says
+    outboxd is stopped, with the lists as it last showed them, and the stop goes on (a
+    warning, no exception). Where the page cannot be written, an error in the log."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
+    page = StatusPage(clock=lambda: 100.0)
+    journal.create("wait.xml", "waiting", unattached_ids=["W-1"])
+    assert page.refresh(journal, settings)
+    journal.close()
+    with capture_logs() as logged:
+        assert page.stopped(journal, settings)
+    text = (outbox / "outboxd-status.html").read_text()
+    assert "outboxd is stopped since" in text and "wait.xml" in Page(text).text["waiting"]
+    assert [e["log_level"] for e in logged] == ["warning"]
+
+    gone = Settings(outbox={"path": tmp_path / "gone"}, delivery={"url": "http://127.0.0.1:9/"})
+    with capture_logs() as logged:
+        assert not page.stopped(journal, gone)
+    assert [e["event"] for e in logged if e["log_level"] == "error"] == \
+        ["cannot write the status page"]
+    off = settings.model_copy(update={"share": settings.share.model_copy(
+        update={"status_page": ""})})
+    (outbox / "outboxd-status.html").unlink()
+    assert not page.stopped(journal, off) and list(outbox.iterdir()) == []

@@ -8,9 +8,11 @@ import io
 import json
 import os
 import re
+import signal
 import stat
 import subprocess
 import unicodedata
+from datetime import UTC, datetime
 
 import pytest
 from conftest import OUTBOXD, SHIPPED, Env, Receiver, journal_since, journal_states
@@ -381,3 +383,51 @@ def test_attachments_that_come_after_their_invoice_left_are_on_the_page_with_wha
     assert "send these files to the customer another way" in text
     assert len(receiver.requests()) == 1
     assert (late / "timesheet.pdf").exists()
+
+
+STOPPED = "outboxd is stopped since"
+
+
+def test_the_page_says_outboxd_is_stopped_after_a_clean_stop_and_not_after_a_reload(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """SIGTERM (systemctl stop, Ctrl-C): the page is written once more and says at its top
+    that outboxd is stopped since HH:MM UTC, that nothing is sent until it runs again,
+    that nothing is lost and to tell the admin; what it listed stays listed. The next
+    start writes the running page again. A SIGHUP (reload) never says stopped."""
+    from test_statuspage import Page
+
+    env.write_config(receiver.url, **HOLD)
+    daemon = start_daemon()
+    drop_bundle(env.outbox, "INV-5001", {})
+    page_file = env.outbox / "outboxd-status.html"
+
+    def page() -> str:
+        return page_file.read_text(encoding="utf-8") if page_file.exists() else ""
+
+    wait_for(lambda: "INV-5001.xml" in Page(page()).text.get("waiting", ""),
+             what="INV-5001.xml waiting on the page")
+    daemon.popen.send_signal(signal.SIGHUP)
+    wait_for(lambda: "configuration reloaded" in daemon.stderr(), what="the reload")
+    drop_bundle(env.outbox, "INV-5002", {})
+    wait_for(lambda: "INV-5002.xml" in Page(page()).text.get("waiting", ""),
+             what="INV-5002.xml waiting on the page after the reload")
+    assert STOPPED not in page() and daemon.popen.poll() is None
+
+    before = datetime.now(UTC)
+    assert daemon.stop(signal.SIGTERM) == 0
+    after = datetime.now(UTC)
+    text = wait_for(lambda: page() if STOPPED in page() else "", what="the stopped page")
+    top = Page(text).text["top"]
+    assert any(f"{STOPPED} {t:%H:%M} UTC ({t:%Y-%m-%d})." in top for t in (before, after))
+    assert "Nothing is sent until it runs again." in top
+    assert "Nothing is lost" in top and "Tell the admin." in top
+    assert top.index(STOPPED) < top.index("Written ")  # first thing under the heading
+    waiting = Page(text).text["waiting"]
+    assert "INV-5001.xml" in waiting and "INV-5002.xml" in waiting
+    assert "2Waiting for attachments" in top.replace("\n", "")
+    assert (env.outbox / "INV-5001.xml").exists() and (env.outbox / "INV-5002.xml").exists()
+
+    start_daemon()
+    wait_for(lambda: STOPPED not in page() and "INV-5001.xml" in page(),
+             what="the running page again after the start")
+    assert "INV-5002.xml" in Page(page()).text["waiting"]
