@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from daemon.names import printable, spelling_twins
+from daemon.names import spelling_twins
 from daemon.orphans import sweep as sweep_orphans
 from daemon.scan import Listing, Snapshot, list_outbox, same_lone_file, snapshot
 from daemon.watch import OVERFLOW
@@ -85,7 +85,7 @@ class Changes:
         suffix = self.settings.share.release_suffix
         if any(n.endswith(suffix) for n in names):
             self.publish.hinted()
-        self.publish.touched(printable(n) for n in names)
+        self.publish.touched(names)
         for name in names:
             if name == OVERFLOW:
                 self.log.warning("the watcher lost events; rescanning the outbox")

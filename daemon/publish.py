@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from daemon.config import Settings
 from daemon.journal import Journal
+from daemon.names import printable
 from daemon.notify import notify
 from daemon.scan import Candidate
 from daemon.statuspage import StatusPage
@@ -47,10 +48,16 @@ class Publisher:
         self._page_hinted = True
 
     def touched(self, names: Iterable[str]) -> None:
-        """Root names an event came for: a rename or removal of a look-alike the page
-        shows as left by a quarantine changes no journal row, but the page."""
-        shown = self.page.left_names | self.page.stray_names
-        if shown and not shown.isdisjoint(names):
+        """Root names an event came for, as on disk: a rename or removal of a look-alike
+        the page shows as left by a quarantine, or of a folder it lists as one nothing is
+        sent from, changes no journal row, but the page. The look-alikes are kept as on
+        disk, the folders as shown (printable): a name with an invisible character (a
+        right-to-left override, shown as \\u202e) differs in the two."""
+        left, strays = self.page.left_names, self.page.stray_names
+        if not (left or strays):
+            return
+        names = set(names)
+        if not left.isdisjoint(names) or not strays.isdisjoint(map(printable, names)):
             self._page_hinted = True
 
     def listed(self, names: Container[str]) -> None:

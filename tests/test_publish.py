@@ -137,3 +137,43 @@ def test_status_says_why_nothing_moves_while_the_journal_cannot_be_written(
     journal.create("INV-1.xml", "settling")
     turn(1004.0)
     assert sent[-1] == "STATUS=1 settling, 0 sent today"
+
+
+def test_an_event_on_a_name_with_a_right_to_left_override_asks_for_the_page(
+        tmp_path: Path) -> None:
+    """The page shows its names with invisible characters escaped (U+202E as \\u202e),
+    while events name them as on disk: an event on a look-alike left by a quarantine
+    ("inv-7" + U+202E, beside "INV-7" + U+202E + ".xml") or on a folder nothing is sent
+    from ("Batch" + U+202E, holding an invoice file and its sidecar) still asks for the
+    page again; an event on another name does not."""
+    settings = _settings(tmp_path)
+    outbox = settings.outbox.path
+    (outbox / "inv-7\u202e").mkdir()
+    folder = settings.quarantine_dir / "2026-12-04" / "INV-7--3f2a9c01b7e4"
+    folder.mkdir(parents=True)
+    (folder / "INV-7\u202e.xml").write_bytes(b"<Invoice/>")
+    (outbox / "Batch\u202e" / "INV-1").mkdir(parents=True)
+    (outbox / "Batch\u202e" / "INV-1.xml").write_bytes(b"<Invoice/>")
+    journal = Journal(tmp_path / "journal.sqlite3")
+    journal.create("INV-7\u202e.xml", "quarantined", archive_dir=str(folder), reasons=[
+        {"code": "sidecar-spelling", "file": "inv-7\u202e", "message": "rename it"}])
+    publisher = Publisher(clock=lambda: 1000.0)
+    timers = Timers()
+
+    def page_asked() -> bool:
+        publisher.schedule(journal, timers, 1000.0)
+        due = timers.due_at(PAGE) is not None
+        for key in timers.pop_due(1100.0):
+            publisher.fire(key, journal, settings, {}, 1000.0)
+        return due
+
+    assert page_asked()
+    assert publisher.page.left_names == {"inv-7\u202e"}
+    assert publisher.page.stray_names == {"Batch\\u202e"}
+    publisher.touched(["INV-8.xml"])
+    assert not page_asked()
+    publisher.touched(["inv-7\u202e"])
+    assert page_asked()
+    publisher.touched(["Batch\u202e"])
+    assert page_asked()
+    journal.close()
