@@ -7,6 +7,10 @@ sync) never takes half a bundle or half a document, even after a power loss, and
 takes no temporary name for a finished one (a bundle's is `.tmp-BUNDLEID/`, a
 document's `.NAME.tmp-…`, swept when the document is written again).
 
+What is already at a final name is looked at, never through a link, never opened if
+it is a FIFO or device: a folder TARGET/BUNDLEID/ or a file with the document's bytes
+is delivered already; anything else there is the admin's to look at, never replaced.
+
 When the target is group-writable (the transfer agent's group), so are the folders of
 each bundle: the agent must be able to move or delete what it has taken, and umask
 027 made them read-only for it.
@@ -24,10 +28,14 @@ from daemon.answers import Receipt
 from daemon.bundle import Bundle
 from daemon.errors import Rejected, Retryable
 from daemon.fsops import (
+    NotAFile,
     add_group_write,
     copy_file,
     fsync_dir,
     fsync_tree,
+    kind_of,
+    open_if_regular,
+    read_bounded,
     rename_noreplace,
     write_json,
 )
@@ -49,11 +57,11 @@ class DirectoryDeliverer:
         bid = manifest["bundle_id"]
         final = self.target / bid
         body = {"delivered_to": str(final)}
-        if final.exists():
-            return Receipt(200, {**body, "already_delivered": True}, None)
         tmp = self.target / f".tmp-{bid}"
         made = False  # only a .tmp- folder this attempt made is removed when it fails
         try:
+            if _delivered(final):
+                return Receipt(200, {**body, "already_delivered": True}, None)
             if tmp.exists():
                 shutil.rmtree(tmp)
             tmp.mkdir(parents=True)
@@ -74,20 +82,47 @@ class DirectoryDeliverer:
             # publishes them: else a power loss could leave TARGET/BUNDLEID/ without
             # some of them, which a retry takes for delivered.
             fsync_tree(tmp)
-            tmp.rename(final)
+            try:
+                rename_noreplace(tmp, final)
+            except FileExistsError:
+                # Another daemon delivered it meanwhile (or put something else there).
+                if _delivered(final):
+                    return Receipt(200, {**body, "already_delivered": True}, None)
+                raise
             made = False
             fsync_dir(self.target)
-        except BaseException as exc:
-            # Half a bundle is of no use to anyone: a full disk gets its space back, and
-            # one refused here (a file swapped for a link: quarantined) never comes again
-            # under this id, so its .tmp- folder would stay in the target for good.
+        except OSError as exc:
+            raise Retryable(f"cannot write to [delivery] target {self.target}: "
+                            f"{exc.strerror or exc}") from None
+        finally:
             if made:
+                # Not published. Half a bundle is of no use to anyone: a full disk gets
+                # its space back, and one refused here (a file swapped for a link:
+                # quarantined) never comes again under this id, so its .tmp- folder
+                # would stay in the target for good.
                 shutil.rmtree(tmp, ignore_errors=True)
-            if isinstance(exc, OSError):
-                raise Retryable(f"cannot write to [delivery] target {self.target}: "
-                                f"{exc.strerror or exc}") from None
-            raise
         return Receipt(201, body, None)
+
+
+def _delivered(final: Path) -> bool:
+    """Whether TARGET/BUNDLEID/ is there as a folder (delivered); False if nothing is.
+    Anything else under that name (a link, a file) is no bundle outboxd wrote: refused."""
+    try:
+        mode = os.lstat(final).st_mode
+    except FileNotFoundError:
+        return False
+    if stat.S_ISDIR(mode):
+        return True
+    raise _in_the_way(final, f"is a {kind_of(mode)}, not a bundle folder")
+
+
+def _in_the_way(final: Path, what: str) -> Rejected:
+    """The rejection for something at a final name that outboxd neither reads nor replaces."""
+    refused = Rejected(f"[delivery] target already holds {final.name}, which is not what "
+                       "outboxd writes there", 409, f"{final} {what}")
+    refused.fix = ("look at it and remove or rename it in the target (outboxd never opens, "
+                   "follows or replaces it), then move the bundle back into the outbox")
+    return refused
 
 
 def write_document(target: Path, name: str, data: bytes) -> Receipt:
@@ -97,14 +132,8 @@ def write_document(target: Path, name: str, data: bytes) -> Receipt:
     other bytes is the clerk's to look at, never replaced."""
     final = target / name
     try:
-        if final.exists():
-            if final.read_bytes() == data:
-                return Receipt(200, {"path": str(final), "already_there": True}, None)
-            refused = Rejected(f"[delivery] target already holds {name} with other "
-                               "content", 409, f"{final} exists and differs")
-            refused.fix = ("move that file away if it is an old version the transfer agent "
-                           "has not taken, then move the bundle back into the outbox")
-            raise refused
+        if _holds(final, data):
+            return Receipt(200, {"path": str(final), "already_there": True}, None)
         drop_unfinished(target, [name])
         tmp = target / f"{temp_prefix(name)}{os.urandom(6).hex()}"
         fd = create_locked(tmp)
@@ -115,7 +144,7 @@ def write_document(target: Path, name: str, data: bytes) -> Receipt:
                 os.fsync(fh.fileno())
                 rename_noreplace(tmp, final)  # still locked: no sweep takes it before
         except FileExistsError:
-            tmp.unlink()
+            tmp.unlink(missing_ok=True)
             return write_document(target, name, data)  # another writer's: compare it
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -125,3 +154,25 @@ def write_document(target: Path, name: str, data: bytes) -> Receipt:
         raise Retryable(f"cannot write to [delivery] target {target}: "
                         f"{exc.strerror or exc}") from None
     return Receipt(201, {"path": str(final)}, None)
+
+
+def _holds(final: Path, data: bytes) -> bool:
+    """Whether TARGET/NAME is a file with exactly these bytes; False if nothing is there.
+    One with other bytes, or anything that is no file (a link, a FIFO, a device, a
+    folder: never opened), is refused, and stays as it is."""
+    try:
+        fh = open_if_regular(final)
+    except NotAFile as exc:
+        raise _in_the_way(final, str(exc)) from None
+    if fh is None:
+        return False
+    with fh:
+        # Sized first: a large file of other bytes is not read at all.
+        if os.fstat(fh.fileno()).st_size == len(data) and read_bounded(fh, len(data)) == data:
+            return True
+    refused = Rejected(f"[delivery] target already holds {final.name} with other content",
+                       409, f"{final} exists and differs")
+    refused.fix = ("move that file away if it is an old version the transfer agent has not "
+                   "taken, then move the bundle back into the outbox")
+    raise refused
+

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 from test_deliver import INVOICE_XML, attachment, make_bundle, pdf, put
 
 from daemon import directory, fsops
+from daemon.answers import Receipt
 from daemon.bundle import Conversion
 from daemon.config import DeliveryConfig
 from daemon.deliver import make_deliverer
@@ -244,3 +246,109 @@ class TestDocuments:
         assert (target / "INV--A.xml").read_bytes() == b"<Invoice>old</Invoice>"
         again = write_document(target, "INV--A.xml", b"<Invoice>old</Invoice>")
         assert again.status == 200 and os.listdir(target) == ["INV--A.xml"]
+
+
+def _write_in_thread(target: Path, name: str, data: bytes) -> BaseException | Receipt:
+    """write_document run where a FIFO it opened would block it: if it is still running
+    after 10 s, the FIFO is opened for writing (which lets its read end) so that the test
+    fails instead of hanging."""
+    out: list[BaseException | Receipt] = []
+
+    def run() -> None:
+        try:
+            out.append(write_document(target, name, data))
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            out.append(exc)
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(10)
+    if worker.is_alive():
+        os.close(os.open(target / name, os.O_WRONLY | os.O_NONBLOCK))
+        worker.join(10)
+        out.append(AssertionError("write_document blocked on the FIFO"))
+    return out[0] if len(out) == 1 else out[-1]
+
+
+class TestWhatIsAlreadyAtTheDocumentsName:
+    """TARGET/NAME that is no file outboxd wrote: looked at, never opened, followed or
+    replaced; refused with what is there and what to do (docs/protocol.md, section 8)."""
+
+    def test_a_fifo_is_refused_without_being_opened(self, tmp_path: Path) -> None:
+        """A FIFO at the document's name: refused at once naming it (reading it blocked
+        the delivery worker for good), and left as it is."""
+        target = tmp_path / "target"
+        target.mkdir()
+        os.mkfifo(target / "INV--A.xml")
+        outcome = _write_in_thread(target, "INV--A.xml", b"<Invoice/>")
+        assert isinstance(outcome, Rejected), outcome
+        assert "INV--A.xml" in str(outcome) and "is a FIFO" in outcome.body
+        assert outcome.fix is not None and "remove or rename it" in outcome.fix
+        assert stat.S_ISFIFO(os.lstat(target / "INV--A.xml").st_mode)
+        assert os.listdir(target) == ["INV--A.xml"]
+
+    @pytest.mark.parametrize("kind", ["link to the same bytes", "dangling link", "folder"])
+    def test_a_link_or_a_folder_is_refused_and_left_as_it_is(
+            self, tmp_path: Path, kind: str) -> None:
+        """A link at the document's name is not followed (one to a file with the same
+        bytes was taken for delivered; a dangling one sent the write round for good), and
+        a folder there was retried for good ("Is a directory"): each is refused, naming
+        what it is, and stays."""
+        target = tmp_path / "target"
+        target.mkdir()
+        outside = tmp_path / "elsewhere.xml"
+        outside.write_bytes(b"<Invoice/>")
+        final = target / "INV--A.xml"
+        if kind == "folder":
+            final.mkdir()
+        else:
+            final.symlink_to(outside if kind == "link to the same bytes" else tmp_path / "no")
+        with pytest.raises(Rejected) as info:
+            write_document(target, "INV--A.xml", b"<Invoice/>")
+        what = "a folder, not a file" if kind == "folder" else "a symbolic link, not a regular"
+        assert f"is {what}" in info.value.body
+        assert "INV--A.xml" in str(info.value) and info.value.fix is not None
+        assert final.is_dir() if kind == "folder" else final.is_symlink()
+        assert outside.read_bytes() == b"<Invoice/>" and os.listdir(target) == ["INV--A.xml"]
+
+    @pytest.mark.skipif(os.geteuid() != 0, reason="making a device file needs root")
+    def test_a_device_is_refused_without_being_opened(self, tmp_path: Path) -> None:
+        """A device file at the document's name (here a copy of /dev/null) is refused as
+        a device, not read (it was, and refused for 'other content')."""
+        target = tmp_path / "target"
+        target.mkdir()
+        try:
+            os.mknod(target / "INV--A.xml", stat.S_IFCHR | 0o600, os.makedev(1, 3))
+        except PermissionError:
+            pytest.skip("no device files here (a user namespace)")
+        with pytest.raises(Rejected) as info:
+            write_document(target, "INV--A.xml", b"<Invoice/>")
+        assert "is a device file, not a regular file" in info.value.body
+        assert stat.S_ISCHR(os.lstat(target / "INV--A.xml").st_mode)
+
+
+class TestWhatIsAlreadyAtTheBundlesName:
+    @pytest.mark.parametrize("kind", ["link to a folder", "file"])
+    def test_a_link_or_a_file_at_the_bundle_id_is_not_taken_for_delivered(
+            self, tmp_path: Path, kind: str) -> None:
+        """TARGET/BUNDLEID as a link to a folder elsewhere, or as a file, was taken for a
+        delivered bundle (nothing was written and the bundle counted as sent): refused,
+        naming what is there, left as it is, and nothing written through the link."""
+        bundle = make_bundle(tmp_path / "work")
+        manifest = build_manifest(bundle)
+        target = tmp_path / "target"
+        target.mkdir()
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        final = target / manifest["bundle_id"]
+        if kind == "file":
+            final.write_bytes(b"not a bundle")
+        else:
+            final.symlink_to(elsewhere)
+        with pytest.raises(Rejected) as info:
+            DirectoryDeliverer(target).deliver(bundle, manifest)
+        what = "file" if kind == "file" else "symbolic link"
+        assert f"is a {what}, not a bundle folder" in info.value.body
+        assert manifest["bundle_id"] in str(info.value) and info.value.fix is not None
+        assert os.listdir(target) == [manifest["bundle_id"]] and os.listdir(elsewhere) == []
+        assert final.is_symlink() if kind != "file" else final.read_bytes() == b"not a bundle"
+
