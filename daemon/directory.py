@@ -5,7 +5,10 @@ TARGET/NAME--INVOICEID.xml, for a transfer agent that takes them from there.
 Each appears in one rename, with everything in it already on disk: a reader (an SFTP
 sync) never takes half a bundle or half a document, even after a power loss, and
 takes no temporary name for a finished one (a bundle's is `.tmp-BUNDLEID/`, a
-document's `.NAME.tmp-…`, swept when the document is written again).
+document's `.NAME.tmp-…`). Each temporary is held (flock) by its writer until the
+rename, so that what a killed writer left is removed when the same bundle or document
+is written again, or at the next start (sweep_target), and the live temporary of
+another daemon sharing the target never is.
 
 What is already at a final name is looked at, never through a link, never opened if
 it is a FIFO or device: a folder TARGET/BUNDLEID/ or a file with the document's bytes
@@ -19,8 +22,10 @@ each bundle: the agent must be able to move or delete what it has taken, and uma
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
+import time
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +46,21 @@ from daemon.fsops import (
 )
 from daemon.manifest import sent_parts
 from daemon.names import folder_name_for_id
-from daemon.temps import create_locked, drop_unfinished, temp_prefix
+from daemon.temps import (
+    create_locked,
+    drop_every_unfinished,
+    drop_folder_unless_held,
+    drop_unfinished,
+    hold_new_folder,
+    temp_prefix,
+)
+
+# Where no lock can be asked (NFS without lockd), or for the temporary documents of
+# versions that took none, a temp is a leftover only once untouched this long: no
+# write of one bundle takes a day, and until then a reader ignores it anyway.
+STALE_AFTER = 24 * 3600.0
+_BUNDLE_TEMP = re.compile(r"\.tmp-[0-9a-f]{64}")
+_UNLOCKED_DOCUMENT_TEMP = re.compile(r"\.tmp-[0-9a-f]{32}-.+")  # before 31170dc
 
 
 class DirectoryDeliverer:
@@ -58,14 +77,16 @@ class DirectoryDeliverer:
         final = self.target / bid
         body = {"delivered_to": str(final)}
         tmp = self.target / f".tmp-{bid}"
-        made = False  # only a .tmp- folder this attempt made is removed when it fails
+        held: int | None = None  # the lock on the .tmp- folder this attempt made
         try:
             if _delivered(final):
                 return Receipt(200, {**body, "already_delivered": True}, None)
-            if tmp.exists():
-                shutil.rmtree(tmp)
-            tmp.mkdir(parents=True)
-            made = True
+            try:
+                held = hold_new_folder(tmp)  # a killed writer's is replaced
+            except BlockingIOError:
+                raise Retryable(f"another outboxd is writing this bundle to [delivery] "
+                                f"target {self.target} at this moment ({tmp.name}); "
+                                "tried again later") from None
             write_json(tmp / "manifest.json", manifest)
             # Every file under its manifest `name`, the one field that is right for a
             # folded name and for a converted image alike (original_name is neither).
@@ -89,18 +110,20 @@ class DirectoryDeliverer:
                 if _delivered(final):
                     return Receipt(200, {**body, "already_delivered": True}, None)
                 raise
-            made = False
+            os.close(held)
+            held = None
             fsync_dir(self.target)
         except OSError as exc:
             raise Retryable(f"cannot write to [delivery] target {self.target}: "
                             f"{exc.strerror or exc}") from None
         finally:
-            if made:
+            if held is not None:
                 # Not published. Half a bundle is of no use to anyone: a full disk gets
                 # its space back, and one refused here (a file swapped for a link:
                 # quarantined) never comes again under this id, so its .tmp- folder
-                # would stay in the target for good.
+                # would stay in the target for good. Removed before the lock is let go.
                 shutil.rmtree(tmp, ignore_errors=True)
+                os.close(held)
         return Receipt(201, body, None)
 
 
@@ -176,3 +199,24 @@ def _holds(final: Path, data: bytes) -> bool:
                    "taken, then move the bundle back into the outbox")
     raise refused
 
+
+def sweep_target(target: Path) -> None:
+    """Remove what writers killed before their rename left in the target: `.tmp-BUNDLEID/`
+    folders and `.NAME.tmp-…` documents that no live writer holds (another daemon
+    sharing the target keeps its own), and the unlocked temporary documents of earlier
+    versions (`.tmp-<32 hex>-NAME`) once untouched for STALE_AFTER. For the daemon's
+    start: a leftover whose bundle never comes again would stay for good."""
+    drop_every_unfinished(target)
+    with os.scandir(target) as entries:
+        names = [e.name for e in entries]
+    for name in names:
+        path = target / name
+        if _BUNDLE_TEMP.fullmatch(name):
+            drop_folder_unless_held(path, older_than=STALE_AFTER)
+        elif _UNLOCKED_DOCUMENT_TEMP.fullmatch(name):
+            try:
+                st = os.lstat(path)
+                if not stat.S_ISDIR(st.st_mode) and time.time() - st.st_mtime >= STALE_AFTER:
+                    path.unlink()
+            except FileNotFoundError:
+                pass

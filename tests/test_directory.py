@@ -4,10 +4,16 @@ with everything in it on disk, never half, never a temporary name a reader takes
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
+import signal
 import stat
+import subprocess
+import sys
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,7 +25,7 @@ from daemon.answers import Receipt
 from daemon.bundle import Conversion
 from daemon.config import DeliveryConfig
 from daemon.deliver import make_deliverer
-from daemon.directory import DirectoryDeliverer, write_document
+from daemon.directory import STALE_AFTER, DirectoryDeliverer, sweep_target, write_document
 from daemon.errors import InputError, Rejected, Retryable
 from daemon.manifest import build_manifest, safe_filename
 
@@ -352,3 +358,119 @@ class TestWhatIsAlreadyAtTheBundlesName:
         assert os.listdir(target) == [manifest["bundle_id"]] and os.listdir(elsewhere) == []
         assert final.is_symlink() if kind != "file" else final.read_bytes() == b"not a bundle"
 
+
+def _hold(path: Path) -> int:
+    """A live writer's hold on a temp (what create_locked and hold_new_folder take)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+class TestTemporaries:
+    """`.tmp-BUNDLEID/` and `.NAME.tmp-…` are held by their writer until renamed: what a
+    killed writer left goes, another daemon's live one stays (docs/protocol.md, 7)."""
+
+    def test_a_tmp_folder_another_daemon_holds_is_left_alone(self, tmp_path: Path) -> None:
+        """Two daemons sharing one target deliver the same bundle (a copy of it dropped
+        twice): the second's attempt removed the first's `.tmp-BUNDLEID/` in the middle
+        of its writing. Now it is retried later, and the first's folder stays whole."""
+        bundle = make_bundle(tmp_path / "work")
+        manifest = build_manifest(bundle)
+        target = tmp_path / "target"
+        live = target / f".tmp-{manifest['bundle_id']}"
+        live.mkdir(parents=True)
+        (live / "manifest.json").write_text("being written")
+        fd = _hold(live)
+        try:
+            with pytest.raises(Retryable, match="another outboxd is writing this bundle"):
+                DirectoryDeliverer(target).deliver(bundle, manifest)
+            assert (live / "manifest.json").read_text() == "being written"
+            assert os.listdir(target) == [live.name]
+        finally:
+            os.close(fd)
+        assert DirectoryDeliverer(target).deliver(bundle, manifest).status == 201
+        assert os.listdir(target) == [manifest["bundle_id"]]
+
+    def test_the_start_sweep_takes_leftovers_only(self, tmp_path: Path) -> None:
+        """sweep_target removes a `.tmp-BUNDLEID/` and a `.NAME.tmp-…` no writer holds,
+        and an old version's unlocked `.tmp-<32 hex>-NAME` once a day old; it leaves the
+        held ones, a fresh old-style one, the delivered bundles and documents, and
+        anything else in the target."""
+        target = tmp_path / "target"
+        target.mkdir()
+        names = {
+            "left bundle": f".tmp-{'a' * 64}", "held bundle": f".tmp-{'b' * 64}",
+            "left document": ".X--1.xml.tmp-0123456789ab",
+            "held document": ".X--2.xml.tmp-0123456789ab",
+            "old document": f".tmp-{'c' * 32}-X--3.xml",
+            "fresh old document": f".tmp-{'d' * 32}-X--4.xml",
+            "delivered": "e" * 64, "document": "X--5.xml", "agent's": ".sync-state",
+            "other temp": f".tmp-{'f' * 63}"}
+        for label, name in names.items():
+            if "bundle" in label or label == "delivered":
+                (target / name).mkdir()
+                (target / name / "manifest.json").write_text("{}")
+            else:
+                (target / name).write_bytes(b"x")
+        day_ago = time.time() - STALE_AFTER - 60
+        os.utime(target / names["old document"], (day_ago, day_ago))
+        fds = [_hold(target / names["held bundle"]), _hold(target / names["held document"])]
+        try:
+            sweep_target(target)
+        finally:
+            for fd in fds:
+                os.close(fd)
+        gone = {"left bundle", "left document", "old document"}
+        assert sorted(os.listdir(target)) == sorted(n for label, n in names.items()
+                                                    if label not in gone)
+
+    def test_where_no_lock_can_be_had_only_a_day_old_tmp_folder_is_swept(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """On a share without locks (NFS without lockd: ENOLCK) a live writer cannot be
+        told from a dead one: the start sweep removes a `.tmp-BUNDLEID/` only once it is
+        untouched for a day, never one a writer may be filling now."""
+        target = tmp_path / "target"
+        target.mkdir()
+        old, fresh = target / f".tmp-{'a' * 64}", target / f".tmp-{'b' * 64}"
+        old.mkdir()
+        fresh.mkdir()
+        day_ago = time.time() - STALE_AFTER - 60
+        os.utime(old, (day_ago, day_ago))
+
+        def no_locks(fd: int, op: int) -> None:
+            raise OSError(errno.ENOLCK, "No locks available")
+        monkeypatch.setattr(fcntl, "flock", no_locks)
+        sweep_target(target)
+        assert os.listdir(target) == [fresh.name]
+
+
+_HOLDER = """
+import sys, time
+from pathlib import Path
+from daemon.temps import hold_new_folder
+fd = hold_new_folder(Path(sys.argv[1]))
+(Path(sys.argv[1]) / "manifest.json").write_text("half")
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_killed_writers_tmp_folder_is_swept_and_a_live_ones_is_not(tmp_path: Path) -> None:
+    """A real writer process holds `.tmp-BUNDLEID/` while it fills it: the start sweep
+    of another daemon leaves it alone. Killed (SIGKILL), the kernel drops its hold, and
+    the next sweep removes what it left."""
+    target = tmp_path / "target"
+    target.mkdir()
+    tmp = target / f".tmp-{'a' * 64}"
+    writer = subprocess.Popen([sys.executable, "-c", _HOLDER, str(tmp)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout is not None and writer.stdout.readline() == "held\n"
+        sweep_target(target)
+        assert (tmp / "manifest.json").read_text() == "half"
+    finally:
+        writer.kill()
+        writer.wait(10)
+    assert writer.returncode == -signal.SIGKILL
+    sweep_target(target)
+    assert os.listdir(target) == []
