@@ -5,7 +5,14 @@ TARGET/NAME--INVOICEID.xml, for a transfer agent that takes them from there.
 Each appears in one rename, with everything in it already on disk: a reader (an SFTP
 sync) never takes half a bundle or half a document, even after a power loss, and
 takes no temporary name for a finished one (a bundle's is `.tmp-BUNDLEID/`, a
-document's `.NAME.tmp-…`, swept when the document is written again).
+document's `.NAME.tmp-…`). Each temporary is held (flock) by its writer until the
+rename, so that what a killed writer left is removed when the same bundle or document
+is written again, or at the next start (sweep_target), and the live temporary of
+another daemon sharing the target never is.
+
+What is already at a final name is looked at, never through a link, never opened if
+it is a FIFO or device: a folder TARGET/BUNDLEID/ or a file with the document's bytes
+is delivered already; anything else there is the admin's to look at, never replaced.
 
 When the target is group-writable (the transfer agent's group), so are the folders of
 each bundle: the agent must be able to move or delete what it has taken, and umask
@@ -15,8 +22,10 @@ each bundle: the agent must be able to move or delete what it has taken, and uma
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +33,34 @@ from daemon.answers import Receipt
 from daemon.bundle import Bundle
 from daemon.errors import Rejected, Retryable
 from daemon.fsops import (
+    NotAFile,
     add_group_write,
     copy_file,
     fsync_dir,
     fsync_tree,
+    kind_of,
+    open_if_regular,
+    read_bounded,
     rename_noreplace,
     write_json,
 )
 from daemon.manifest import sent_parts
 from daemon.names import folder_name_for_id
-from daemon.temps import create_locked, drop_unfinished, temp_prefix
+from daemon.temps import (
+    create_locked,
+    drop_every_unfinished,
+    drop_folder_unless_held,
+    drop_unfinished,
+    hold_new_folder,
+    temp_prefix,
+)
+
+# Where no lock can be asked (NFS without lockd), or for the temporary documents of
+# versions that took none, a temp is a leftover only once untouched this long: no
+# write of one bundle takes a day, and until then a reader ignores it anyway.
+STALE_AFTER = 24 * 3600.0
+_BUNDLE_TEMP = re.compile(r"\.tmp-[0-9a-f]{64}")
+_UNLOCKED_DOCUMENT_TEMP = re.compile(r"\.tmp-[0-9a-f]{32}-.+")  # before 31170dc
 
 
 class DirectoryDeliverer:
@@ -49,15 +76,17 @@ class DirectoryDeliverer:
         bid = manifest["bundle_id"]
         final = self.target / bid
         body = {"delivered_to": str(final)}
-        if final.exists():
-            return Receipt(200, {**body, "already_delivered": True}, None)
         tmp = self.target / f".tmp-{bid}"
-        made = False  # only a .tmp- folder this attempt made is removed when it fails
+        held: int | None = None  # the lock on the .tmp- folder this attempt made
         try:
-            if tmp.exists():
-                shutil.rmtree(tmp)
-            tmp.mkdir(parents=True)
-            made = True
+            if _delivered(final):
+                return Receipt(200, {**body, "already_delivered": True}, None)
+            try:
+                held = hold_new_folder(tmp)  # a killed writer's is replaced
+            except BlockingIOError:
+                raise Retryable(f"another outboxd is writing this bundle to [delivery] "
+                                f"target {self.target} at this moment ({tmp.name}); "
+                                "tried again later") from None
             write_json(tmp / "manifest.json", manifest)
             # Every file under its manifest `name`, the one field that is right for a
             # folded name and for a converted image alike (original_name is neither).
@@ -74,20 +103,49 @@ class DirectoryDeliverer:
             # publishes them: else a power loss could leave TARGET/BUNDLEID/ without
             # some of them, which a retry takes for delivered.
             fsync_tree(tmp)
-            tmp.rename(final)
-            made = False
+            try:
+                rename_noreplace(tmp, final)
+            except FileExistsError:
+                # Another daemon delivered it meanwhile (or put something else there).
+                if _delivered(final):
+                    return Receipt(200, {**body, "already_delivered": True}, None)
+                raise
+            os.close(held)
+            held = None
             fsync_dir(self.target)
-        except BaseException as exc:
-            # Half a bundle is of no use to anyone: a full disk gets its space back, and
-            # one refused here (a file swapped for a link: quarantined) never comes again
-            # under this id, so its .tmp- folder would stay in the target for good.
-            if made:
+        except OSError as exc:
+            raise Retryable(f"cannot write to [delivery] target {self.target}: "
+                            f"{exc.strerror or exc}") from None
+        finally:
+            if held is not None:
+                # Not published. Half a bundle is of no use to anyone: a full disk gets
+                # its space back, and one refused here (a file swapped for a link:
+                # quarantined) never comes again under this id, so its .tmp- folder
+                # would stay in the target for good. Removed before the lock is let go.
                 shutil.rmtree(tmp, ignore_errors=True)
-            if isinstance(exc, OSError):
-                raise Retryable(f"cannot write to [delivery] target {self.target}: "
-                                f"{exc.strerror or exc}") from None
-            raise
+                os.close(held)
         return Receipt(201, body, None)
+
+
+def _delivered(final: Path) -> bool:
+    """Whether TARGET/BUNDLEID/ is there as a folder (delivered); False if nothing is.
+    Anything else under that name (a link, a file) is no bundle outboxd wrote: refused."""
+    try:
+        mode = os.lstat(final).st_mode
+    except FileNotFoundError:
+        return False
+    if stat.S_ISDIR(mode):
+        return True
+    raise _in_the_way(final, f"is a {kind_of(mode)}, not a bundle folder")
+
+
+def _in_the_way(final: Path, what: str) -> Rejected:
+    """The rejection for something at a final name that outboxd neither reads nor replaces."""
+    refused = Rejected(f"[delivery] target already holds {final.name}, which is not what "
+                       "outboxd writes there", 409, f"{final} {what}")
+    refused.fix = ("look at it and remove or rename it in the target (outboxd never opens, "
+                   "follows or replaces it), then move the bundle back into the outbox")
+    return refused
 
 
 def write_document(target: Path, name: str, data: bytes) -> Receipt:
@@ -97,14 +155,8 @@ def write_document(target: Path, name: str, data: bytes) -> Receipt:
     other bytes is the clerk's to look at, never replaced."""
     final = target / name
     try:
-        if final.exists():
-            if final.read_bytes() == data:
-                return Receipt(200, {"path": str(final), "already_there": True}, None)
-            refused = Rejected(f"[delivery] target already holds {name} with other "
-                               "content", 409, f"{final} exists and differs")
-            refused.fix = ("move that file away if it is an old version the transfer agent "
-                           "has not taken, then move the bundle back into the outbox")
-            raise refused
+        if _holds(final, data):
+            return Receipt(200, {"path": str(final), "already_there": True}, None)
         drop_unfinished(target, [name])
         tmp = target / f"{temp_prefix(name)}{os.urandom(6).hex()}"
         fd = create_locked(tmp)
@@ -115,7 +167,7 @@ def write_document(target: Path, name: str, data: bytes) -> Receipt:
                 os.fsync(fh.fileno())
                 rename_noreplace(tmp, final)  # still locked: no sweep takes it before
         except FileExistsError:
-            tmp.unlink()
+            tmp.unlink(missing_ok=True)
             return write_document(target, name, data)  # another writer's: compare it
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -125,3 +177,46 @@ def write_document(target: Path, name: str, data: bytes) -> Receipt:
         raise Retryable(f"cannot write to [delivery] target {target}: "
                         f"{exc.strerror or exc}") from None
     return Receipt(201, {"path": str(final)}, None)
+
+
+def _holds(final: Path, data: bytes) -> bool:
+    """Whether TARGET/NAME is a file with exactly these bytes; False if nothing is there.
+    One with other bytes, or anything that is no file (a link, a FIFO, a device, a
+    folder: never opened), is refused, and stays as it is."""
+    try:
+        fh = open_if_regular(final)
+    except NotAFile as exc:
+        raise _in_the_way(final, str(exc)) from None
+    if fh is None:
+        return False
+    with fh:
+        # Sized first: a large file of other bytes is not read at all.
+        if os.fstat(fh.fileno()).st_size == len(data) and read_bounded(fh, len(data)) == data:
+            return True
+    refused = Rejected(f"[delivery] target already holds {final.name} with other content",
+                       409, f"{final} exists and differs")
+    refused.fix = ("move that file away if it is an old version the transfer agent has not "
+                   "taken, then move the bundle back into the outbox")
+    raise refused
+
+
+def sweep_target(target: Path) -> None:
+    """Remove what writers killed before their rename left in the target: `.tmp-BUNDLEID/`
+    folders and `.NAME.tmp-…` documents that no live writer holds (another daemon
+    sharing the target keeps its own), and the unlocked temporary documents of earlier
+    versions (`.tmp-<32 hex>-NAME`) once untouched for STALE_AFTER. For the daemon's
+    start: a leftover whose bundle never comes again would stay for good."""
+    drop_every_unfinished(target)
+    with os.scandir(target) as entries:
+        names = [e.name for e in entries]
+    for name in names:
+        path = target / name
+        if _BUNDLE_TEMP.fullmatch(name):
+            drop_folder_unless_held(path, older_than=STALE_AFTER)
+        elif _UNLOCKED_DOCUMENT_TEMP.fullmatch(name):
+            try:
+                st = os.lstat(path)
+                if not stat.S_ISDIR(st.st_mode) and time.time() - st.st_mtime >= STALE_AFTER:
+                    path.unlink()
+            except FileNotFoundError:
+                pass

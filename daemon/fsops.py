@@ -87,7 +87,13 @@ def open_regular(path: Path, rel: str | None = None) -> BinaryIO:
 
 
 class NotAFile(ValueError):
-    """A file the admin named is a FIFO, socket or device, or larger than its limit."""
+    """What is at a path is no regular file (a FIFO, socket, device, folder or link), or a
+    file larger than its limit; the message says which."""
+
+
+def _not_a_file(mode: int) -> NotAFile:
+    return NotAFile("is a folder, not a file" if stat.S_ISDIR(mode) else
+                    f"is a {kind_of(mode)}, not a regular file")
 
 
 def read_admin_file(path: Path, limit: int) -> bytes:
@@ -100,14 +106,37 @@ def read_admin_file(path: Path, limit: int) -> bytes:
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)
-        raise NotAFile("is a folder, not a file" if stat.S_ISDIR(mode) else
-                       f"is a {kind_of(mode)}, not a regular file")
+        raise _not_a_file(mode)
     os.set_blocking(fd, True)
     with os.fdopen(fd, "rb") as fh:
         data = read_bounded(fh, limit)
     if data is None:
         raise NotAFile(f"is larger than {limit:,} bytes")
     return data
+
+
+def open_if_regular(path: Path) -> BinaryIO | None:
+    """path opened for reading if a regular file is there, None if nothing is. Anything
+    else there (a link, a folder, a FIFO, socket or device) raises NotAFile saying what
+    it is, and is never opened nor followed: looked at first (lstat), then opened with
+    O_NOFOLLOW | O_NONBLOCK and looked at again (fstat), for one put there meanwhile."""
+    try:
+        mode = os.lstat(path).st_mode
+        if not stat.S_ISREG(mode):
+            raise _not_a_file(mode)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _not_a_file(stat.S_IFLNK) from None
+        raise
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise _not_a_file(mode)
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
 
 
 def folders_below(root: Path, folder: Path) -> list[Path]:

@@ -19,7 +19,9 @@ import errno
 import fcntl
 import os
 import re
+import shutil
 import stat
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -46,6 +48,12 @@ def drop_unfinished(folder: Path, names: Iterable[str]) -> None:
     ours) is left alone, and so is the temp of a write still under way."""
     _drop_matching(folder, "|".join(re.escape(temp_prefix(n)) + _TEMP_TAIL.pattern
                                     for n in names))
+
+
+def drop_every_unfinished(folder: Path) -> None:
+    """drop_unfinished for every name: each temp that write_atomic (or a writer of its
+    pattern) left in folder, for a folder whose files only outboxd writes."""
+    _drop_matching(folder, r"\..+\.tmp-" + _TEMP_TAIL.pattern)
 
 
 def drop_stale_copies(folder: Path, name: str, middle: str) -> None:
@@ -82,17 +90,10 @@ def _drop_unless_held(path: str) -> None:
     try:
         if os.fstat(fd).st_ino != st.st_ino:
             return  # replaced meanwhile: a new write's, which a later sweep judges
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except (BlockingIOError, PermissionError):
-            # Its writer is alive (a concurrent run of the same command). EACCES is how
-            # an SMB share (and POSIX, for a byte-range lock) says the same.
-            return
-        except OSError as exc:
-            if exc.errno not in _NO_LOCKS:
-                raise
-            # No lock to ask here: no writer could take one either (create_locked).
+        if _try_lock(fd) is False:
+            return  # its writer is alive (a concurrent run of the same command)
         # Unlinked while locked: a writer that locks it now finds it gone (create_locked).
+        # Where no lock can be asked, no writer could take one either.
         os.unlink(path)
     finally:
         os.close(fd)
@@ -130,6 +131,86 @@ def create_locked(path: Path) -> int:
         os.close(fd)  # a sweep took it between the open and the lock: make it again
     raise FileNotFoundError(errno.ENOENT, "removed by a concurrent clean-up, three times",
                             str(path))
+
+
+def hold_new_folder(path: Path) -> int:
+    """A new folder at path, held (flock on the folder) until the descriptor returned is
+    closed: as create_locked for a file, so that drop_folder_unless_held leaves it alone
+    while its writer lives. One already there that no one holds (a killed writer's) is
+    removed first; BlockingIOError if a live writer holds it, or a sweep took ours from
+    under us three times."""
+    for _ in range(3):
+        try:
+            os.mkdir(path, 0o750)
+        except FileExistsError:
+            if not drop_folder_unless_held(path):
+                break
+            continue
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            # Not waited for: who holds a folder we made this instant is a sweep that
+            # took it for a leftover (it goes), or a writer that made its own there.
+            held = _try_lock(fd)
+            if held is None or (held and _still_at(path, fd)):
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+    raise BlockingIOError(errno.EWOULDBLOCK, "held by another writer", str(path))
+
+
+def drop_folder_unless_held(path: Path, older_than: float | None = None) -> bool:
+    """Remove the temp folder at path unless its writer lives (it holds the folder's lock:
+    hold_new_folder); True if nothing is there afterwards. Where no lock can be asked
+    (NFS without lockd), a writer's liveness cannot be told: with `older_than` (seconds)
+    only a folder untouched that long is removed, without it any (as before the locks).
+    Anything else under a temp folder's name (a link, a file) is removed, never followed."""
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISDIR(st.st_mode):
+            os.unlink(path)
+            return True
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return True
+    try:
+        held = _try_lock(fd)
+        if held is False:
+            return False
+        # A file time against the wall clock: the only clock a file's age is known by.
+        if held is None and older_than is not None and time.time() - st.st_mtime < older_than:
+            return False
+        if not _still_at(path, fd):
+            return False  # renamed or replaced meanwhile: a later look judges the new one
+        shutil.rmtree(path)  # locked (where locks are): no writer takes it up meanwhile
+        return True
+    except FileNotFoundError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def _try_lock(fd: int) -> bool | None:
+    """An exclusive flock on fd without waiting: True if taken, False if another holds
+    it, None where the file system has no lock to give."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except (BlockingIOError, PermissionError):
+        return False  # EACCES: how SMB (and POSIX byte-range locks) say "held"
+    except OSError as exc:
+        if exc.errno not in _NO_LOCKS:
+            raise
+        return None
+    return True
+
+
+def _still_at(path: Path, fd: int) -> bool:
+    """Whether path still names what fd has open (not removed or replaced since)."""
+    try:
+        return os.lstat(path).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False
 
 
 @contextlib.contextmanager

@@ -4,9 +4,16 @@ with everything in it on disk, never half, never a temporary name a reader takes
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
+import signal
 import stat
+import subprocess
+import sys
+import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,10 +21,11 @@ import pytest
 from test_deliver import INVOICE_XML, attachment, make_bundle, pdf, put
 
 from daemon import directory, fsops
+from daemon.answers import Receipt
 from daemon.bundle import Conversion
 from daemon.config import DeliveryConfig
 from daemon.deliver import make_deliverer
-from daemon.directory import DirectoryDeliverer, write_document
+from daemon.directory import STALE_AFTER, DirectoryDeliverer, sweep_target, write_document
 from daemon.errors import InputError, Rejected, Retryable
 from daemon.manifest import build_manifest, safe_filename
 
@@ -244,3 +252,225 @@ class TestDocuments:
         assert (target / "INV--A.xml").read_bytes() == b"<Invoice>old</Invoice>"
         again = write_document(target, "INV--A.xml", b"<Invoice>old</Invoice>")
         assert again.status == 200 and os.listdir(target) == ["INV--A.xml"]
+
+
+def _write_in_thread(target: Path, name: str, data: bytes) -> BaseException | Receipt:
+    """write_document run where a FIFO it opened would block it: if it is still running
+    after 10 s, the FIFO is opened for writing (which lets its read end) so that the test
+    fails instead of hanging."""
+    out: list[BaseException | Receipt] = []
+
+    def run() -> None:
+        try:
+            out.append(write_document(target, name, data))
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            out.append(exc)
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(10)
+    if worker.is_alive():
+        os.close(os.open(target / name, os.O_WRONLY | os.O_NONBLOCK))
+        worker.join(10)
+        out.append(AssertionError("write_document blocked on the FIFO"))
+    return out[0] if len(out) == 1 else out[-1]
+
+
+class TestWhatIsAlreadyAtTheDocumentsName:
+    """TARGET/NAME that is no file outboxd wrote: looked at, never opened, followed or
+    replaced; refused with what is there and what to do (docs/protocol.md, section 8)."""
+
+    def test_a_fifo_is_refused_without_being_opened(self, tmp_path: Path) -> None:
+        """A FIFO at the document's name: refused at once naming it (reading it blocked
+        the delivery worker for good), and left as it is."""
+        target = tmp_path / "target"
+        target.mkdir()
+        os.mkfifo(target / "INV--A.xml")
+        outcome = _write_in_thread(target, "INV--A.xml", b"<Invoice/>")
+        assert isinstance(outcome, Rejected), outcome
+        assert "INV--A.xml" in str(outcome) and "is a FIFO" in outcome.body
+        assert outcome.fix is not None and "remove or rename it" in outcome.fix
+        assert stat.S_ISFIFO(os.lstat(target / "INV--A.xml").st_mode)
+        assert os.listdir(target) == ["INV--A.xml"]
+
+    @pytest.mark.parametrize("kind", ["link to the same bytes", "dangling link", "folder"])
+    def test_a_link_or_a_folder_is_refused_and_left_as_it_is(
+            self, tmp_path: Path, kind: str) -> None:
+        """A link at the document's name is not followed (one to a file with the same
+        bytes was taken for delivered; a dangling one sent the write round for good), and
+        a folder there was retried for good ("Is a directory"): each is refused, naming
+        what it is, and stays."""
+        target = tmp_path / "target"
+        target.mkdir()
+        outside = tmp_path / "elsewhere.xml"
+        outside.write_bytes(b"<Invoice/>")
+        final = target / "INV--A.xml"
+        if kind == "folder":
+            final.mkdir()
+        else:
+            final.symlink_to(outside if kind == "link to the same bytes" else tmp_path / "no")
+        with pytest.raises(Rejected) as info:
+            write_document(target, "INV--A.xml", b"<Invoice/>")
+        what = "a folder, not a file" if kind == "folder" else "a symbolic link, not a regular"
+        assert f"is {what}" in info.value.body
+        assert "INV--A.xml" in str(info.value) and info.value.fix is not None
+        assert final.is_dir() if kind == "folder" else final.is_symlink()
+        assert outside.read_bytes() == b"<Invoice/>" and os.listdir(target) == ["INV--A.xml"]
+
+    @pytest.mark.skipif(os.geteuid() != 0, reason="making a device file needs root")
+    def test_a_device_is_refused_without_being_opened(self, tmp_path: Path) -> None:
+        """A device file at the document's name (here a copy of /dev/null) is refused as
+        a device, not read (it was, and refused for 'other content')."""
+        target = tmp_path / "target"
+        target.mkdir()
+        try:
+            os.mknod(target / "INV--A.xml", stat.S_IFCHR | 0o600, os.makedev(1, 3))
+        except PermissionError:
+            pytest.skip("no device files here (a user namespace)")
+        with pytest.raises(Rejected) as info:
+            write_document(target, "INV--A.xml", b"<Invoice/>")
+        assert "is a device file, not a regular file" in info.value.body
+        assert stat.S_ISCHR(os.lstat(target / "INV--A.xml").st_mode)
+
+
+class TestWhatIsAlreadyAtTheBundlesName:
+    @pytest.mark.parametrize("kind", ["link to a folder", "file"])
+    def test_a_link_or_a_file_at_the_bundle_id_is_not_taken_for_delivered(
+            self, tmp_path: Path, kind: str) -> None:
+        """TARGET/BUNDLEID as a link to a folder elsewhere, or as a file, was taken for a
+        delivered bundle (nothing was written and the bundle counted as sent): refused,
+        naming what is there, left as it is, and nothing written through the link."""
+        bundle = make_bundle(tmp_path / "work")
+        manifest = build_manifest(bundle)
+        target = tmp_path / "target"
+        target.mkdir()
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        final = target / manifest["bundle_id"]
+        if kind == "file":
+            final.write_bytes(b"not a bundle")
+        else:
+            final.symlink_to(elsewhere)
+        with pytest.raises(Rejected) as info:
+            DirectoryDeliverer(target).deliver(bundle, manifest)
+        what = "file" if kind == "file" else "symbolic link"
+        assert f"is a {what}, not a bundle folder" in info.value.body
+        assert manifest["bundle_id"] in str(info.value) and info.value.fix is not None
+        assert os.listdir(target) == [manifest["bundle_id"]] and os.listdir(elsewhere) == []
+        assert final.is_symlink() if kind != "file" else final.read_bytes() == b"not a bundle"
+
+
+def _hold(path: Path) -> int:
+    """A live writer's hold on a temp (what create_locked and hold_new_folder take)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+class TestTemporaries:
+    """`.tmp-BUNDLEID/` and `.NAME.tmp-…` are held by their writer until renamed: what a
+    killed writer left goes, another daemon's live one stays (docs/protocol.md, 7)."""
+
+    def test_a_tmp_folder_another_daemon_holds_is_left_alone(self, tmp_path: Path) -> None:
+        """Two daemons sharing one target deliver the same bundle (a copy of it dropped
+        twice): the second's attempt removed the first's `.tmp-BUNDLEID/` in the middle
+        of its writing. Now it is retried later, and the first's folder stays whole."""
+        bundle = make_bundle(tmp_path / "work")
+        manifest = build_manifest(bundle)
+        target = tmp_path / "target"
+        live = target / f".tmp-{manifest['bundle_id']}"
+        live.mkdir(parents=True)
+        (live / "manifest.json").write_text("being written")
+        fd = _hold(live)
+        try:
+            with pytest.raises(Retryable, match="another outboxd is writing this bundle"):
+                DirectoryDeliverer(target).deliver(bundle, manifest)
+            assert (live / "manifest.json").read_text() == "being written"
+            assert os.listdir(target) == [live.name]
+        finally:
+            os.close(fd)
+        assert DirectoryDeliverer(target).deliver(bundle, manifest).status == 201
+        assert os.listdir(target) == [manifest["bundle_id"]]
+
+    def test_the_start_sweep_takes_leftovers_only(self, tmp_path: Path) -> None:
+        """sweep_target removes a `.tmp-BUNDLEID/` and a `.NAME.tmp-…` no writer holds,
+        and an old version's unlocked `.tmp-<32 hex>-NAME` once a day old; it leaves the
+        held ones, a fresh old-style one, the delivered bundles and documents, and
+        anything else in the target."""
+        target = tmp_path / "target"
+        target.mkdir()
+        names = {
+            "left bundle": f".tmp-{'a' * 64}", "held bundle": f".tmp-{'b' * 64}",
+            "left document": ".X--1.xml.tmp-0123456789ab",
+            "held document": ".X--2.xml.tmp-0123456789ab",
+            "old document": f".tmp-{'c' * 32}-X--3.xml",
+            "fresh old document": f".tmp-{'d' * 32}-X--4.xml",
+            "delivered": "e" * 64, "document": "X--5.xml", "agent's": ".sync-state",
+            "other temp": f".tmp-{'f' * 63}"}
+        for label, name in names.items():
+            if "bundle" in label or label == "delivered":
+                (target / name).mkdir()
+                (target / name / "manifest.json").write_text("{}")
+            else:
+                (target / name).write_bytes(b"x")
+        day_ago = time.time() - STALE_AFTER - 60
+        os.utime(target / names["old document"], (day_ago, day_ago))
+        fds = [_hold(target / names["held bundle"]), _hold(target / names["held document"])]
+        try:
+            sweep_target(target)
+        finally:
+            for fd in fds:
+                os.close(fd)
+        gone = {"left bundle", "left document", "old document"}
+        assert sorted(os.listdir(target)) == sorted(n for label, n in names.items()
+                                                    if label not in gone)
+
+    def test_where_no_lock_can_be_had_only_a_day_old_tmp_folder_is_swept(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """On a share without locks (NFS without lockd: ENOLCK) a live writer cannot be
+        told from a dead one: the start sweep removes a `.tmp-BUNDLEID/` only once it is
+        untouched for a day, never one a writer may be filling now."""
+        target = tmp_path / "target"
+        target.mkdir()
+        old, fresh = target / f".tmp-{'a' * 64}", target / f".tmp-{'b' * 64}"
+        old.mkdir()
+        fresh.mkdir()
+        day_ago = time.time() - STALE_AFTER - 60
+        os.utime(old, (day_ago, day_ago))
+
+        def no_locks(fd: int, op: int) -> None:
+            raise OSError(errno.ENOLCK, "No locks available")
+        monkeypatch.setattr(fcntl, "flock", no_locks)
+        sweep_target(target)
+        assert os.listdir(target) == [fresh.name]
+
+
+_HOLDER = """
+import sys, time
+from pathlib import Path
+from daemon.temps import hold_new_folder
+fd = hold_new_folder(Path(sys.argv[1]))
+(Path(sys.argv[1]) / "manifest.json").write_text("half")
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_killed_writers_tmp_folder_is_swept_and_a_live_ones_is_not(tmp_path: Path) -> None:
+    """A real writer process holds `.tmp-BUNDLEID/` while it fills it: the start sweep
+    of another daemon leaves it alone. Killed (SIGKILL), the kernel drops its hold, and
+    the next sweep removes what it left."""
+    target = tmp_path / "target"
+    target.mkdir()
+    tmp = target / f".tmp-{'a' * 64}"
+    writer = subprocess.Popen([sys.executable, "-c", _HOLDER, str(tmp)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout is not None and writer.stdout.readline() == "held\n"
+        sweep_target(target)
+        assert (tmp / "manifest.json").read_text() == "half"
+    finally:
+        writer.kill()
+        writer.wait(10)
+    assert writer.returncode == -signal.SIGKILL
+    sweep_target(target)
+    assert os.listdir(target) == []

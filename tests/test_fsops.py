@@ -19,6 +19,7 @@ from daemon.fsops import (
     free_name,
     hash_file,
     move_tree,
+    open_if_regular,
     open_regular,
     read_admin_file,
     read_bounded,
@@ -318,6 +319,26 @@ class TestMoveTree:
         """A missing source is an error, not a silent success."""
         with pytest.raises(OSError):
             move_tree(tmp_path / "missing", tmp_path / "dst")
+
+
+class TestOpenIfRegular:
+    """What is already at a name outboxd writes (the directory target): a file read, and
+    anything else named, never opened, followed or waited on."""
+
+    def test_a_file_is_opened_and_nothing_there_is_none(self, tmp_path: Path) -> None:
+        (tmp_path / "a.xml").write_bytes(b"<a/>")
+        with open_if_regular(tmp_path / "a.xml") as fh:  # type: ignore[union-attr]
+            assert fh.read() == b"<a/>"
+        assert open_if_regular(tmp_path / "none.xml") is None
+
+    def test_a_fifo_a_link_a_device_and_a_folder_are_named_not_opened(
+            self, tmp_path: Path) -> None:
+        os.mkfifo(tmp_path / "fifo")
+        (tmp_path / "link").symlink_to(tmp_path / "fifo")
+        for path, what in [(tmp_path / "fifo", "a FIFO"), (tmp_path / "link", "a symbolic link"),
+                           (Path("/dev/zero"), "a device file"), (tmp_path, "a folder")]:
+            with pytest.raises(NotAFile, match=f"^is {what}, not a"):
+                open_if_regular(path)
 
 
 class TestReadAdminFile:

@@ -291,3 +291,19 @@ def test_a_bundle_that_cannot_be_looked_at_is_said_plainly_and_looked_at_again(
     settle_all(svc, clock)
     assert svc.pipeline.live.get("INV-1.xml") is None  # claimed and sent
     assert list((tmp_path / "target").iterdir())
+
+
+def test_the_start_clears_what_a_killed_run_left_half_written_in_the_directory_target(
+        make_service: Any, tmp_path: Path) -> None:
+    """A daemon killed while it wrote a bundle and a document to the directory target
+    left `.tmp-BUNDLEID/` and `.NAME.tmp-…` there; one whose bundle never comes again
+    (moved away meanwhile) stayed for good. The next start removes both (no writer holds
+    them), and leaves the delivered bundle beside them."""
+    target = tmp_path / "target"
+    half = target / f".tmp-{'a' * 64}"
+    (half / "attachments").mkdir(parents=True)
+    (half / "manifest.json").write_text("{}")
+    (target / ".INV-1--INV-1.xml.tmp-0123456789ab").write_bytes(b"<Invoice")
+    (target / ("b" * 64)).mkdir()
+    make_service()
+    assert os.listdir(target) == ["b" * 64]

@@ -6,6 +6,11 @@ checked against its sha256 and stored as ``STORE/documents/KEY.xml``. A repeat
 with the same content is answered with the stored 2xx body, a key reused with
 other content 422. Stored answers live on disk (``response.json``), so they
 survive a restart.
+
+A key counts as received only once its whole answer is on disk: a store folder or a
+document without one (a store copied by hand, a receiver of an earlier version, or a
+second one on the same store killed mid-store) is stored again when the sender
+retries, never answered 500 for good, nor with a cut answer.
 """
 
 from __future__ import annotations
@@ -13,17 +18,26 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import uuid
 from pathlib import Path
 from typing import Any, Protocol
 
 from daemon.errors import Refusal
-from daemon.fsops import fsync_dir, fsync_tree, rename_noreplace, write_atomic
+from daemon.fsops import (
+    NotAFile,
+    fsync_dir,
+    fsync_tree,
+    read_admin_file,
+    rename_noreplace,
+    write_atomic,
+)
 from daemon.manifest import MANIFEST_VERSION, bundle_id_from_manifest
 from daemon.receiver.checks import expected_parts
 from daemon.receiver.multipart import Body, Multipart, html5_escaped
 
 MAX_MANIFEST = 8 << 20
+MAX_ANSWER = 1 << 20  # far above the receipt this receiver writes
 
 
 class Memory(Protocol):
@@ -87,7 +101,14 @@ def receive_bundle(server: Memory, stream: Body, key: str, boundary: bytes, stag
     write_atomic(staging / "manifest.json", bytes(raw))  # exactly the bytes received
     write_atomic(staging / "response.json", body)
     fsync_tree(staging)
-    rename_noreplace(staging, server.store / key)
+    dest = server.store / key
+    try:
+        rename_noreplace(staging, dest)
+    except FileExistsError:
+        # STORE/KEY/ without a whole answer (stored_response found none): not received.
+        # Set aside first, so the name never holds a mix of both.
+        _set_aside(dest, server.store)
+        rename_noreplace(staging, dest)
     fsync_dir(server.store)
     server.remember(key, body)
     return 201, body
@@ -109,7 +130,7 @@ def receive_document(server: Memory, stream: Body, key: str, length: int, stagin
         os.fsync(fh.fileno())
     folder = server.store / "documents"
     answer = folder / f"{key}.response.json"
-    stored = answer.read_bytes() if answer.exists() else None
+    stored = whole_answer(answer)
     if digest.hexdigest() != key:
         if stored is not None:
             raise Refusal(422, "this Idempotency-Key was already used for a document with "
@@ -121,11 +142,38 @@ def receive_document(server: Memory, stream: Body, key: str, length: int, stagin
     body = json.dumps({"receipt_id": f"rcpt-{uuid.uuid4().hex}", "document_key": key,
                        "bundle_id": bundle_id}).encode()
     folder.mkdir(exist_ok=True)
-    if not (folder / f"{key}.xml").exists():  # else stored before a crash; its name is its hash
-        rename_noreplace(part, folder / f"{key}.xml")
-    write_atomic(answer, body)
+    # A KEY.xml there without its answer may be cut short (see the module's docstring):
+    # replaced in one step by these bytes, whose sha256 is KEY, before the answer says so.
+    os.replace(part, folder / f"{key}.xml")
     fsync_dir(folder)
+    write_atomic(answer, body)
     return 201, body
+
+
+def whole_answer(path: Path) -> bytes | None:
+    """The stored answer at path if it is whole (a JSON object with a receipt_id), else
+    None: nothing there, or a cut or empty file, or something that is no file (never
+    opened if it is a FIFO or a device)."""
+    try:
+        data = read_admin_file(path, MAX_ANSWER)
+    except (FileNotFoundError, NotADirectoryError, NotAFile):
+        return None
+    try:
+        parsed = json.loads(data)
+    except ValueError:
+        return None
+    return data if isinstance(parsed, dict) and "receipt_id" in parsed else None
+
+
+def _set_aside(dest: Path, store: Path) -> None:
+    """Move what is at dest out of the way, under a staging name (swept at the next start
+    if this removal fails), and remove it."""
+    aside = store / f".tmp-{uuid.uuid4()}"
+    os.rename(dest, aside)
+    if aside.is_dir() and not aside.is_symlink():
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        aside.unlink(missing_ok=True)
 
 
 def _receive_file(mp: Multipart, name: str, entry: dict[str, Any], dest: Path) -> None:

@@ -32,7 +32,7 @@ from daemon import logs
 from daemon.errors import Refusal, UsageError
 from daemon.manifest import utc_now_iso
 from daemon.receiver.multipart import Body
-from daemon.receiver.receive import receive_bundle, receive_document
+from daemon.receiver.receive import receive_bundle, receive_document, whole_answer
 
 MAX_BODY = 2 << 30  # 2 GiB: larger requests are refused before a byte is read
 MAX_DRAIN = 64 << 20  # refused bodies up to this size are read and dropped (see _finish)
@@ -118,13 +118,14 @@ class ReceiverServer(ThreadingHTTPServer):
             self.in_progress.discard(key)
 
     def stored_response(self, key: str) -> bytes | None:
-        """The 2xx body of a finished request with this key, from memory or from disk."""
+        """The 2xx body of a finished request with this key, from memory or from disk;
+        None also for STORE/KEY/ without a whole response.json (receive.py: stored again)."""
         with self.lock:
             if key not in self.responses:
-                try:
-                    self.responses[key] = (self.store / key / "response.json").read_bytes()
-                except FileNotFoundError:
+                body = whole_answer(self.store / key / "response.json")
+                if body is None:
                     return None
+                self.responses[key] = body
             return self.responses[key]
 
     def remember(self, key: str, body: bytes) -> None:

@@ -159,3 +159,60 @@ class TestDocuments:
         wrong = send(UBL.replace(b"INV-2001", b"INV-2002"), "c" * 64)
         assert wrong.status_code == 400 and "sha256" in wrong.json()["error"]
         assert sorted(p.name for p in (store / "documents").glob("*.xml")) == [f"{key}.xml"]
+
+
+class TestHalfStoredState:
+    """What a store may hold that is not a whole answer (a receiver of an older version or
+    a second one on the same store killed mid-store, a copy made by hand): that key
+    counts as not received, so the sender's retry is stored again and answered, instead
+    of a 500 for every repeat for good."""
+
+    @pytest.mark.parametrize("answer", [None, b'{"receipt_id": "rc', b"", "folder"])
+    def test_a_key_folder_without_a_whole_answer_is_stored_again_and_answered_201(
+            self, tmp_path: Path, store: Path, url: str, answer: bytes | str | None) -> None:
+        """STORE/KEY/ with no response.json, a cut one, an empty one or a folder in its
+        place: the repeat of that key gets 201 with a new receipt, STORE/KEY/ then holds
+        the whole bundle and its answer, and the next repeat gets 200 with that answer."""
+        sent = make_sent(tmp_path)
+        half = store / sent.key
+        (half / "attachments").mkdir(parents=True)
+        (half / "batch-42.xml").write_bytes(UBL[:10])
+        if answer == "folder":
+            (half / "response.json").mkdir()
+        elif isinstance(answer, bytes):
+            (half / "response.json").write_bytes(answer)
+        first = post(url, sent)
+        assert first.status_code == 201, first.text
+        assert first.json()["receipt_id"].startswith("rcpt-")
+        assert (half / "response.json").read_bytes() == first.content
+        assert (half / "batch-42.xml").read_bytes() == UBL
+        assert (half / "manifest.json").read_bytes() == sent.manifest_bytes()
+        assert (half / "attachments" / "INV_7_1" / "scan.bin").read_bytes() == \
+            sent.files[2][2].read_bytes()
+        again = post(url, sent)
+        assert again.status_code == 200 and again.content == first.content
+        assert sorted(p.name for p in store.iterdir()) == [sent.key, "requests.jsonl"]
+
+    def test_a_document_without_a_whole_answer_is_stored_again(
+            self, store: Path, url: str) -> None:
+        """STORE/documents/KEY.xml cut short and KEY.response.json half written: the
+        repeat of that document is stored whole and answered 201, then 200."""
+        import hashlib
+
+        import httpx
+        key = hashlib.sha256(UBL).hexdigest()
+        folder = store / "documents"
+        folder.mkdir(parents=True)
+        (folder / f"{key}.xml").write_bytes(UBL[:20])
+        (folder / f"{key}.response.json").write_bytes(b'{"receipt_')
+
+        def send() -> httpx.Response:
+            return httpx.post(url, content=UBL, headers={
+                "Content-Type": "application/xml", "Idempotency-Key": key})
+
+        first = send()
+        assert first.status_code == 201, first.text
+        assert (folder / f"{key}.xml").read_bytes() == UBL
+        assert (folder / f"{key}.response.json").read_bytes() == first.content
+        again = send()
+        assert again.status_code == 200 and again.content == first.content
