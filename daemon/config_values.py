@@ -6,11 +6,33 @@ fix and never quotes a secret (these lines reach logs and terminals)."""
 from __future__ import annotations
 
 import math
+import os
 import re
+from collections.abc import Callable
+from pathlib import PurePath
 from typing import Annotated
 
 import httpx
 from pydantic import BeforeValidator
+
+# A value in an error line is there to be recognised, not read whole: a 40 KB value
+# pasted into a variable or the file by mistake must not make a 40 KB log line.
+SHOWN_CHARS = 200
+
+
+def shown(text: str, quote: Callable[[str], str] = repr) -> str:
+    """`text` quoted for an error line: whole up to SHOWN_CHARS characters, else its
+    start and how long it is: 'xxx…'… (40,000 characters). Mask a secret before: a cut
+    may remove what the mask looks for (the "@" after a url's password)."""
+    if len(text) <= SHOWN_CHARS:
+        return quote(text)
+    return f"{quote(text[:SHOWN_CHARS])}… ({len(text):,} characters)"
+
+
+def unquoted(text: str) -> str:
+    """`text` as an error line shows a name or a path, without quotes, cut as shown() cuts."""
+    return shown(text, str)
+
 
 # The longest duration any key may have: one year. inf, nan or 1e300 pass a float
 # field (and `ge=0`), then overflow the loop's timers and select() at run time;
@@ -137,6 +159,29 @@ def path_given(value: object, fix: str) -> object:
     if isinstance(value, str) and not value.strip():
         raise ValueError(f"must not be empty (that would be the daemon's current folder) — "
                          f"{fix}")
+    return path_fits(value)
+
+
+# Linux's PATH_MAX (with its closing NUL) and NAME_MAX. Every system call refuses a longer
+# path (ENAMETOOLONG), and a NUL ends one in C: said at load, naming the key, not as an
+# OSError or ValueError the first time the daemon uses the path.
+MAX_PATH_BYTES = 4095
+MAX_NAME_BYTES = 255
+
+
+def path_fits(value: object) -> object:
+    """A path value (before pydantic makes it a Path) that Linux can use at all."""
+    if not isinstance(value, str | PurePath):
+        return value  # not a path: pydantic says so, naming the key
+    raw = os.fsencode(value)
+    if b"\0" in raw:
+        raise ValueError("holds a NUL character (\\0), which no path may hold — fix the path")
+    if len(raw) > MAX_PATH_BYTES:
+        raise ValueError(f"is {len(raw):,} bytes long; a path on Linux has at most "
+                         f"{MAX_PATH_BYTES:,} — fix the path")
+    if any(len(name) > MAX_NAME_BYTES for name in raw.split(b"/")):
+        raise ValueError(f"holds a folder or file name longer than {MAX_NAME_BYTES} bytes, "
+                         "which Linux does not allow — fix the path")
     return value
 
 
