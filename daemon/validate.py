@@ -34,6 +34,7 @@ from daemon.sniff import (
     file_type,
     kind_for_extension,
     sniff,
+    what_is_empty,
 )
 
 TARGET_DPI = 300.0
@@ -146,9 +147,13 @@ def _per_cm(frame: Frame) -> str:
 # -------------------------------------------------------------------- rules
 
 def empty_file(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Finding]:
-    if check.empty:
+    size, filled = check.attachment.size, check.filetype.empty_of
+    if check.empty and (not size or not filled):
         yield check.finding("empty-file", "is empty (0 bytes) — the copy probably failed; "
                             "put the complete file here")
+    elif check.empty:
+        yield check.finding("empty-file", f"is empty ({what_is_empty(size, filled)}) — "
+                            "export or copy the file again and put the complete file here")
 
 
 def too_large(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Finding]:

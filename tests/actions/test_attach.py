@@ -146,18 +146,22 @@ def test_attach_refuses_a_name_that_exists(cfg: Env, timesheet: Path, capsys) ->
     assert (cfg.outbox / "INV-1001" / "timesheet.pdf").read_bytes() == b"%PDF-old"
 
 
-@pytest.mark.parametrize("what", ["empty", "the invoice"])
+@pytest.mark.parametrize("what", ["empty", "blank", "zeros", "the invoice"])
 def test_attach_refuses_what_would_only_get_the_bundle_quarantined(
         cfg: Env, tmp_path: Path, capsys, what: str) -> None:
-    """An empty file or a copy of the invoice file is refused with the daemon's rule
-    (empty-file, copy-of-invoice) and the fix; the sidecar is left as it was."""
+    """An empty file (0 bytes, blank lines only, zero bytes only) or a copy of the invoice
+    file is refused with the daemon's rule (empty-file, copy-of-invoice) and the fix; the
+    sidecar is left as it was."""
     drop_bundle(cfg.outbox, "INV-1001", {"a.pdf": pdf_bytes()})
-    data = b"" if what == "empty" else (cfg.outbox / "INV-1001.xml").read_bytes()
+    data = {"empty": b"", "blank": b"\r\n\r\n", "zeros": b"\0" * 4096}.get(what) \
+        if what != "the invoice" else (cfg.outbox / "INV-1001.xml").read_bytes()
     src = write(tmp_path / "home" / "scan.pdf", data)
     assert attach(cfg, "INV-1001", str(src)) == 1
     err = capsys.readouterr().err
-    code = "[empty-file]" if what == "empty" else "[copy-of-invoice]"
+    code = "[copy-of-invoice]" if what == "the invoice" else "[empty-file]"
     assert str(src) in err and code in err and "nothing was changed" in err
+    if what in ("blank", "zeros"):
+        assert f"{src} is empty ({len(data):,} bytes: " in err
     assert sorted(p.name for p in (cfg.outbox / "INV-1001").iterdir()) == ["a.pdf"]
 
 
