@@ -596,5 +596,5 @@ class TestNothingDecoded:
         over = outbox.validate(name, data, channel=channel,
                                cfg=ValidationConfig(max_image_pixels=100))
         assert codes(over) == ["image-too-large"]
-        assert "1,024 pixels; the limit is 100 pixels ([validation] max_image_pixels)" in \
-            only(over, "image-too-large").message
+        assert "is 32 × 32 = 1,024 pixels; the limit is 100 pixels ([validation] " \
+            "max_image_pixels" in only(over, "image-too-large").message
