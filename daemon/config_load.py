@@ -21,8 +21,8 @@ from daemon.config import (
     Settings,
     environment_overrides,
 )
-from daemon.config_values import MASK, SHOWN_CHARS, mask_userinfo, shown, unquoted
-from daemon.errors import ConfigError, not_utf8
+from daemon.config_values import MASK, mask_userinfo
+from daemon.errors import SHOWN_CHARS, ConfigError, not_utf8, shown, unquoted
 from daemon.fsops import NotAFile, folders_below, read_admin_file, refuse_links
 
 
@@ -50,7 +50,7 @@ def _secret_key(key: str) -> bool:
 def _show(key: str, value: Any) -> str:
     """A value for an error line; anything that might be a secret (a typo of `token`
     included) is masked, since these lines reach logs and terminals, and a long value
-    is cut (config_values.shown)."""
+    is cut (errors.shown)."""
     if _secret_key(key):
         return "''" if value == "" else f"'{MASK}'"  # an empty value gives nothing away
     if isinstance(value, list | dict):

@@ -27,11 +27,10 @@ from daemon.config_values import (
     has_userinfo,
     path_fits,
     path_given,
-    shown,
     token_problem,
     url_problem,
 )
-from daemon.errors import ConfigError
+from daemon.errors import ConfigError, shown
 from daemon.fsops import NotAFile, read_admin_file
 
 # Labels such as "Invoice number: 1001", "Invoice no. 1001", "Fakturanummer 1001",

@@ -8,31 +8,11 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Callable
 from pathlib import PurePath
 from typing import Annotated
 
 import httpx
 from pydantic import BeforeValidator
-
-# A value in an error line is there to be recognised, not read whole: a 40 KB value
-# pasted into a variable or the file by mistake must not make a 40 KB log line.
-SHOWN_CHARS = 200
-
-
-def shown(text: str, quote: Callable[[str], str] = repr) -> str:
-    """`text` quoted for an error line: whole up to SHOWN_CHARS characters, else its
-    start and how long it is: 'xxx…'… (40,000 characters). Mask a secret before: a cut
-    may remove what the mask looks for (the "@" after a url's password)."""
-    if len(text) <= SHOWN_CHARS:
-        return quote(text)
-    return f"{quote(text[:SHOWN_CHARS])}… ({len(text):,} characters)"
-
-
-def unquoted(text: str) -> str:
-    """`text` as an error line shows a name or a path, without quotes, cut as shown() cuts."""
-    return shown(text, str)
-
 
 # The longest duration any key may have: one year. inf, nan or 1e300 pass a float
 # field (and `ge=0`), then overflow the loop's timers and select() at run time;
