@@ -304,3 +304,16 @@ def test_attach_adds_to_an_inline_files_table_keeping_its_entries(
     assert {(a.original_name, a.document_type, a.note) for a in bundle.attachments} == {
         ("contract.pdf", "Contract", ""), ("timesheet.pdf", "Timesheet", "Oct")}
     assert bundle.errors == ()
+
+
+@pytest.mark.parametrize("option", ["--note", "--type"])
+def test_attach_refuses_a_note_or_type_longer_than_attachments_toml_takes(
+        cfg: Env, timesheet: Path, capsys, option: str) -> None:
+    """A --note (or --type) of 5,000 characters would only get the bundle stopped for
+    attachments.toml: refused before anything is written, with the limit and the fix."""
+    write(cfg.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+    assert attach(cfg, "INV-1001", str(timesheet), option, "y" * 5_000) == 2
+    err = capsys.readouterr().err
+    assert f"attach: {option} is 5,000 characters long; a type or a note may have at most " \
+        "2,000 — shorten it" in err
+    assert not (cfg.outbox / "INV-1001").exists()
