@@ -128,6 +128,12 @@ def url_problem(url: str) -> str | None:
         return "must name a host, e.g. https://operator.example/api/bundles"
     if "%20" in parsed.host or " " in parsed.host:
         return "the host must not contain spaces"
+    # DNS carries no longer name (RFC 1035): it would fail at every delivery, not here.
+    host = parsed.raw_host
+    if b":" not in host and (len(host) > 253 or any(len(part) > 63
+                                                     for part in host.split(b"."))):
+        return ("the host name is longer than a host name may be (253 characters, 63 "
+                "between two dots) — check the url")
     if parsed.port is not None and not 1 <= parsed.port <= 65535:
         return "the port must be a number from 1 to 65535"
     return None

@@ -213,6 +213,19 @@ class TestUrl:
         text = minimal(outbox).replace(f'url = "{URL}"', f'url = "{url}"')
         assert load_settings(config_file(tmp_path, text)).delivery.url == url
 
+    @pytest.mark.parametrize("host", ["x" * 64 + ".example", ("a" * 60 + ".") * 5 + "se"],
+                             ids=["label-of-64", "name-of-307"])
+    def test_a_host_name_longer_than_dns_carries_is_refused(
+            self, tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch,
+            host: str) -> None:
+        """A host no resolver can look up (a part between dots over 63 characters, or the
+        whole name over 253: a value pasted wrong) is refused at load, not retried at
+        every delivery."""
+        line = problem_from_environment(tmp_path, outbox, monkeypatch,
+                                        "OUTBOXD_DELIVERY__URL", f"https://{host}/api",
+                                        "[delivery] url")
+        assert "the host name is longer than a host name may be" in line
+
     @pytest.mark.parametrize("url,secret", [
         ("http://bob:VerySecretPw@operator.example:99999/x", "VerySecretPw"),
         ("http://bob:pa/ssw0rd@operator.example/x", "ssw0rd"),  # "/" splits it: port 'pa'
