@@ -5,6 +5,7 @@ the disk), the error lines people read, and the folders the daemon writes to.
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from pathlib import Path
@@ -21,7 +22,7 @@ from daemon.config import (
     environment_overrides,
 )
 from daemon.config_values import MASK, mask_userinfo
-from daemon.errors import ConfigError, not_utf8
+from daemon.errors import SHOWN_CHARS, ConfigError, not_utf8, shown, unquoted
 from daemon.fsops import NotAFile, folders_below, read_admin_file, refuse_links
 
 
@@ -38,21 +39,37 @@ CONFIG_LIMIT = 1 << 20
 _SECRET_WORDS = ("token", "secret", "password", "passwd", "tokn", "key", "auth", "bearer")
 
 
+def _secret_key(key: str) -> bool:
+    """A key whose value may be a secret: one holding a secret's word, or a typo of one
+    that holds none ("toekn", "tken", "pasword")."""
+    lower = key.lower()
+    return any(word in lower for word in _SECRET_WORDS) or bool(
+        difflib.get_close_matches(lower, ("token", "secret", "password"), cutoff=0.7))
+
+
 def _show(key: str, value: Any) -> str:
     """A value for an error line; anything that might be a secret (a typo of `token`
-    included) is masked, since these lines reach logs and terminals."""
-    if any(word in key.lower() for word in _SECRET_WORDS):
+    included) is masked, since these lines reach logs and terminals, and a long value
+    is cut (errors.shown)."""
+    if _secret_key(key):
         return "''" if value == "" else f"'{MASK}'"  # an empty value gives nothing away
     if isinstance(value, list | dict):
-        # A url written as a list or a table (a wrong type) still shows its parts.
-        items = value.values() if isinstance(value, dict) else value
-        return "[" + ", ".join(_show(key, v) for v in items) + "]"
+        # A url written as a list or a table (a wrong type) still shows its parts; as many
+        # as fit in about one cut value, then how many there are.
+        items = list(value.values() if isinstance(value, dict) else value)
+        parts: list[str] = []
+        for item in items:
+            if sum(len(p) + 2 for p in parts) > SHOWN_CHARS:
+                parts.append(f"… ({len(items):,} items)")
+                break
+            parts.append(_show(key, item))
+        return "[" + ", ".join(parts) + "]"
     if isinstance(value, str):
         # A url (under any key, a typo of `url` too, mistyped before its "//") may carry
         # a password; an over-masked line is better than a leaked one. (A value without
-        # "@" comes back as it is.)
-        return repr(mask_userinfo(value))
-    return repr(value)
+        # "@" comes back as it is.) Masked before the cut, which may cut off the "@".
+        return shown(mask_userinfo(value))
+    return unquoted(repr(value))
 
 
 def _origin(section: str, key: str, env: dict[str, dict[str, Any]] | None) -> str:
@@ -61,13 +78,15 @@ def _origin(section: str, key: str, env: dict[str, dict[str, Any]] | None) -> st
     for a key that is not there."""
     if key not in (env or {}).get(section, {}):
         return ""
-    return f" (from OUTBOXD_{section.upper()}__{key.upper()})"
+    return f" (from {unquoted(f'OUTBOXD_{section.upper()}__{key.upper()}')})"
 
 
 def _describe(err: ErrorDetails, env: dict[str, dict[str, Any]] | None = None) -> str:
     loc = [str(p) for p in err["loc"]]
     section, key = (loc[0], ".".join(loc[1:])) if loc else ("", "")
-    where = f"[{section}] {key}".strip() if key else (f"[{section}]" if section else "config")
+    # A mistyped key may be as long as a value: cut as one.
+    where = f"[{unquoted(section)}] {unquoted(key)}".strip() if key else (
+        f"[{unquoted(section)}]" if section else "config")
     msg = err["msg"].removeprefix("Value error, ")
     origin = _origin(section, loc[1], env) if len(loc) > 1 else ""
     if origin and origin.removeprefix(" (from ").removesuffix(")") not in msg:
@@ -76,14 +95,43 @@ def _describe(err: ErrorDetails, env: dict[str, dict[str, Any]] | None = None) -
         known = _known_keys(section) if key else list(SECTIONS)
         what = "key" if key else "section"
         value = err.get("input")
-        shown = f" = {_show(key, value)}" if key and not isinstance(value, dict) else ""
-        return f"{where}{shown}: unknown {what}; allowed: {', '.join(known)}"
+        part = f" = {_show(key, value)}" if key and not isinstance(value, dict) else ""
+        return f"{where}{part}: unknown {what}; allowed: {', '.join(known)}"
     if err["type"] == "missing":
         return f"{where}: required but not set"
     value = err.get("input")
     if key and value is not None and not isinstance(value, dict):
         return f"{where} = {_show(key, value)}: {msg}"
     return f"{where}: {msg}"
+
+
+# pydantic reports each bad item of a list, and each unknown key, on its own: a list of
+# 10,000 bad items from one variable would be 10,000 lines. A few show what is wrong;
+# the rest are counted.
+LINES_PER_KEY = 5
+MAX_LINES = 50
+
+
+def _problem_lines(errors: list[ErrorDetails], env: dict[str, dict[str, Any]]) -> list[str]:
+    """One line per problem, at most LINES_PER_KEY for one key and MAX_LINES in all, each
+    followed by one that counts the rest."""
+    lines: list[str] = []
+    per_key: dict[tuple[str, ...], int] = {}
+    for err in errors:
+        key = tuple(str(p) for p in err["loc"][:2])
+        per_key[key] = per_key.get(key, 0) + 1
+        if per_key[key] <= LINES_PER_KEY:
+            lines.append(_describe(err, env))
+    for key, count in per_key.items():
+        if count > LINES_PER_KEY:
+            where = f"[{unquoted(key[0])}] {unquoted(key[1])}" if len(key) > 1 else \
+                f"[{unquoted(key[0])}]"
+            lines.append(f"{where}: {count - LINES_PER_KEY:,} more problems like the ones "
+                         "above")
+    if len(lines) > MAX_LINES:
+        lines[MAX_LINES - 1:] = [f"{len(lines) - MAX_LINES + 1:,} more problems — fix the "
+                                 "ones above and check again"]
+    return lines
 
 
 def _known_keys(section: str) -> list[str]:
@@ -95,28 +143,30 @@ def _known_keys(section: str) -> list[str]:
 def _read_toml(path: Path) -> dict[str, Any]:
     """The configuration file's tables; ConfigError saying what keeps it from being read.
     (pydantic-settings skips a missing TOML file silently; a daemon must not.)"""
+    where = unquoted(str(path))
     try:
         return tomllib.loads(read_admin_file(path, CONFIG_LIMIT).decode("utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"configuration file {path} does not exist — pass -c FILE, set "
+        raise ConfigError(f"configuration file {where} does not exist — pass -c FILE, set "
                           "OUTBOXD_CONFIG, or create it (see config.example.toml)") from None
     except NotAFile as exc:
-        raise ConfigError(f"configuration file {path} {exc} — pass -c FILE with the file "
+        raise ConfigError(f"configuration file {where} {exc} — pass -c FILE with the file "
                           "itself (see config.example.toml)") from None
     except PermissionError:
-        raise ConfigError(f"cannot read {path}: permission denied — outboxd runs as its own "
+        raise ConfigError(f"cannot read {where}: permission denied — outboxd runs as its own "
                           "user: give the file to the group outboxd runs as (chgrp outboxd, "
                           "chmod 0640; it may hold the token), or run as a user that may "
                           "read it") from None
     except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from None
+        # strerror, not the OSError: its text repeats the path whole.
+        raise ConfigError(f"cannot read {where}: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path} {not_utf8(exc)}") from None
+        raise ConfigError(f"{where} {not_utf8(exc)}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+        raise ConfigError(f"{where} is not valid TOML: {exc}") from None
     except RecursionError:
         # tomllib parses nested arrays and tables recursively; no setting nests past two.
-        raise ConfigError(f"{path} is not valid TOML: its values are nested too deeply for "
+        raise ConfigError(f"{where} is not valid TOML: its values are nested too deeply for "
                           "a configuration — see config.example.toml") from None
 
 
@@ -127,14 +177,15 @@ def load_settings(path: Path) -> Settings:
         settings = Settings(**raw)
     except ValidationError as exc:
         env = environment_overrides()
-        raise ConfigError([_describe(e, env) for e in exc.errors()], source=str(path)) from None
+        raise ConfigError(_problem_lines(exc.errors(), env),
+                          source=unquoted(str(path))) from None
     env = environment_overrides()
     outbox = settings.outbox.path
     if not outbox.is_dir():
         key = f"[outbox] path{_origin('outbox', 'path', env)}"
-        raise ConfigError(f"{key} = \"{outbox}\": the outbox does not exist or is not a "
+        raise ConfigError(f"{key} = {_quoted(outbox)}: the outbox does not exist or is not a "
                           "folder — is a mount missing? Create it or fix the path",
-                          source=str(path))
+                          source=unquoted(str(path)))
     try:
         # An unreadable or unusable token_file stops the start, not a POST.
         settings.delivery.bearer_token()
@@ -142,8 +193,13 @@ def load_settings(path: Path) -> Settings:
         key = "[delivery] token_file"
         problems = [p.replace(key, key + _origin("delivery", "token_file", env), 1)
                     for p in exc.problems]
-        raise ConfigError(problems, source=str(path)) from None
+        raise ConfigError(problems, source=unquoted(str(path))) from None
     return settings
+
+
+def _quoted(path: Path) -> str:
+    """A path in double quotes, as the key's value is written in the file; cut if long."""
+    return shown(str(path), lambda text: f'"{text}"')
 
 
 def _written_folders(settings: Settings) -> tuple[tuple[Path, str], ...]:
@@ -156,10 +212,10 @@ def _written_folders(settings: Settings) -> tuple[tuple[Path, str], ...]:
 def _unwritable(key: str, folder: Path, at: Path) -> str:
     """The line for a folder this user cannot write in, or (at: its nearest existing
     ancestor) cannot create."""
-    return (f"{key}: cannot {'write in' if at == folder else 'create'} {folder}: {at} is "
-            "not writable by this user, or is on a read-only file system — give the "
-            f"daemon's user write access (under systemd: add it to ReadWritePaths=), or "
-            f"fix {key}")
+    return (f"{key}: cannot {'write in' if at == folder else 'create'} "
+            f"{unquoted(str(folder))}: {unquoted(str(at))} is not writable by this user, or "
+            "is on a read-only file system — give the daemon's user write access (under "
+            f"systemd: add it to ReadWritePaths=), or fix {key}")
 
 
 def log_config_anyway(path: Path) -> LogConfig:
@@ -193,8 +249,8 @@ def prepare_folders(settings: Settings) -> None:
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise ConfigError(f"{key}: cannot create {folder}: {exc.strerror} — create it "
-                              f"or fix {key}") from None
+            raise ConfigError(f"{key}: cannot create {unquoted(str(folder))}: {exc.strerror} — "
+                              f"create it or fix {key}") from None
         # One that exists already may still refuse every write (its owner, a read-only
         # mount, a systemd sandbox): found now, not at the first archive.
         if not os.access(folder, os.W_OK | os.X_OK):
@@ -209,8 +265,8 @@ def _link_on_the_way(settings: Settings, folder: Path, key: str) -> str | None:
     try:
         refuse_links(folders_below(settings.outbox.path, folder))
     except OSError as exc:
-        return (f"{key}: {exc.filename} is a symbolic link; outboxd never writes through "
-                f"one — set {key} to the real folder, or remove the link")
+        return (f"{key}: {unquoted(str(exc.filename))} is a symbolic link; outboxd never "
+                f"writes through one — set {key} to the real folder, or remove the link")
     return None
 
 
@@ -224,10 +280,10 @@ def _processing_apart(settings: Settings) -> str | None:
         apart = False  # gone meanwhile: the claims will say what is wrong
     if not apart:
         return None
-    return (f"[paths] processing = \"{processing}\" is on another file system than the "
-            f"outbox {outbox}: claims are renames and need the same one — remove the key "
-            "for the default (inside the outbox) or choose a folder on the outbox's file "
-            "system")
+    return (f"[paths] processing = {_quoted(processing)} is on another file system than the "
+            f"outbox {unquoted(str(outbox))}: claims are renames and need the same one — "
+            "remove the key for the default (inside the outbox) or choose a folder on the "
+            "outbox's file system")
 
 
 def _nearest(path: Path) -> Path:
@@ -249,8 +305,8 @@ def folder_problems(settings: Settings) -> list[str]:
         if (link := _link_on_the_way(settings, folder, key)) is not None:
             problems.append(link)
         elif not start.is_dir():
-            problems.append(f"{key}: cannot create {folder}: {start} is not a folder — "
-                            f"fix {key}")
+            problems.append(f"{key}: cannot create {unquoted(str(folder))}: "
+                            f"{unquoted(str(start))} is not a folder — fix {key}")
         elif not os.access(start, os.W_OK | os.X_OK):
             problems.append(_unwritable(key, folder, start))
     if (apart := _processing_apart(settings)) is not None:

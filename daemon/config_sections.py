@@ -25,11 +25,12 @@ from daemon.config_values import (
     TOKEN_RULE,
     Seconds,
     has_userinfo,
+    path_fits,
     path_given,
     token_problem,
     url_problem,
 )
-from daemon.errors import ConfigError
+from daemon.errors import ConfigError, shown
 from daemon.fsops import NotAFile, read_admin_file
 
 # Labels such as "Invoice number: 1001", "Invoice no. 1001", "Fakturanummer 1001",
@@ -127,9 +128,10 @@ class ValidationConfig(Section):
     @field_validator("allowed_types")
     @classmethod
     def _known_types(cls, value: list[str]) -> list[str]:
-        unknown = [t for t in value if t not in KNOWN_TYPES]
+        unknown = [shown(t) for t in value if t not in KNOWN_TYPES]
         if unknown:
-            raise ValueError(f"unknown types {unknown}; known: {sorted(KNOWN_TYPES)}")
+            raise ValueError(f"unknown types [{', '.join(unknown)}]; known: "
+                             f"{sorted(KNOWN_TYPES)}")
         return value
 
 
@@ -202,10 +204,16 @@ class DeliveryConfig(Section):
                 return True
             if word in ("false", "0", "no", "off"):
                 return False
+            path_fits(value)
             if not Path(value).is_file():
                 raise ValueError("must be true, false, or the path of an existing CA bundle "
                                  "file")
         return value
+
+    @field_validator("client_cert", "client_key", "token_file", mode="before")
+    @classmethod
+    def _path_fits(cls, value: object) -> object:
+        return path_fits(value)
 
     @field_validator("client_cert", "client_key")
     @classmethod

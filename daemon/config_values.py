@@ -6,7 +6,9 @@ fix and never quotes a secret (these lines reach logs and terminals)."""
 from __future__ import annotations
 
 import math
+import os
 import re
+from pathlib import PurePath
 from typing import Annotated
 
 import httpx
@@ -126,6 +128,12 @@ def url_problem(url: str) -> str | None:
         return "must name a host, e.g. https://operator.example/api/bundles"
     if "%20" in parsed.host or " " in parsed.host:
         return "the host must not contain spaces"
+    # DNS carries no longer name (RFC 1035): it would fail at every delivery, not here.
+    host = parsed.raw_host
+    if b":" not in host and (len(host) > 253 or any(len(part) > 63
+                                                     for part in host.split(b"."))):
+        return ("the host name is longer than a host name may be (253 characters, 63 "
+                "between two dots) — check the url")
     if parsed.port is not None and not 1 <= parsed.port <= 65535:
         return "the port must be a number from 1 to 65535"
     return None
@@ -137,6 +145,29 @@ def path_given(value: object, fix: str) -> object:
     if isinstance(value, str) and not value.strip():
         raise ValueError(f"must not be empty (that would be the daemon's current folder) — "
                          f"{fix}")
+    return path_fits(value)
+
+
+# Linux's PATH_MAX (with its closing NUL) and NAME_MAX. Every system call refuses a longer
+# path (ENAMETOOLONG), and a NUL ends one in C: said at load, naming the key, not as an
+# OSError or ValueError the first time the daemon uses the path.
+MAX_PATH_BYTES = 4095
+MAX_NAME_BYTES = 255
+
+
+def path_fits(value: object) -> object:
+    """A path value (before pydantic makes it a Path) that Linux can use at all."""
+    if not isinstance(value, str | PurePath):
+        return value  # not a path: pydantic says so, naming the key
+    raw = os.fsencode(value)
+    if b"\0" in raw:
+        raise ValueError("holds a NUL character (\\0), which no path may hold — fix the path")
+    if len(raw) > MAX_PATH_BYTES:
+        raise ValueError(f"is {len(raw):,} bytes long; a path on Linux has at most "
+                         f"{MAX_PATH_BYTES:,} — fix the path")
+    if any(len(name) > MAX_NAME_BYTES for name in raw.split(b"/")):
+        raise ValueError(f"holds a folder or file name longer than {MAX_NAME_BYTES} bytes, "
+                         "which Linux does not allow — fix the path")
     return value
 
 

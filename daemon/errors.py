@@ -23,6 +23,8 @@ calls them, so the pipeline only ever decides on *our* kinds:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 
 class OutboxdError(Exception):
     """Base of every error outboxd raises on purpose."""
@@ -171,3 +173,23 @@ OS_FIX = "check that the path exists, that this user may read and write it, and 
 def refused(exc: OSError) -> str:
     """The line for an OSError the environment answered a command with: what, and the fix."""
     return f"{describe(exc)} — {OS_FIX}"
+
+
+# A value in an error line is there to be recognised, not read whole: a 40 KB value
+# pasted into a variable, or a megabyte of text in attachments.toml, must not make a
+# line of that size in the log, NAME.errors.txt or REASON.txt.
+SHOWN_CHARS = 200
+
+
+def shown(text: str, quote: Callable[[str], str] = repr) -> str:
+    """`text` quoted for an error line: whole up to SHOWN_CHARS characters, else its
+    start and how long it is: 'xxx…'… (40,000 characters). Mask a secret before: a cut
+    may remove what the mask looks for (the "@" after a url's password)."""
+    if len(text) <= SHOWN_CHARS:
+        return quote(text)
+    return f"{quote(text[:SHOWN_CHARS])}… ({len(text):,} characters)"
+
+
+def unquoted(text: str) -> str:
+    """`text` as an error line shows a name or a path, without quotes, cut as shown() cuts."""
+    return shown(text, str)

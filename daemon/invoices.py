@@ -30,7 +30,7 @@ from daemon.bundle import InvoiceFormat
 from daemon.errors import DuplicateInvoiceIds, HostileInput, InputError, UnusablePdf
 from daemon.fsops import open_regular, read_bounded
 from daemon.names import printable, stem
-from daemon.sniff import is_pdf
+from daemon.sniff import is_pdf, nothing_in, what_is_empty
 
 UBL_INVOICE = "{urn:oasis:names:specification:ubl:schema:xsd:Invoice-2}Invoice"
 UBL_CREDIT_NOTE = "{urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2}CreditNote"
@@ -216,24 +216,33 @@ def read_invoice_file(path: Path, rel: str, pdf_id_pattern: str) -> InvoiceRead:
     """The invoice ids of one invoice file; raises InputError for files that break a rule."""
     with open_regular(path, rel) as fh:
         data = fh.read(1024)
-        # Only XML and PDF are read whole; anything else is named by its head.
-        if (xml := _is_xml(data)) or is_pdf(data):
+        # Only XML and PDF are read whole, and a head with nothing in it (to tell whether
+        # the file is empty); anything else is named by its head.
+        xml, pdf, blank = _is_xml(data), is_pdf(data), bool(nothing_in(data))
+        whole = len(data) < 1024
+        if not whole and (xml or pdf or blank):
             # Sized by fstat first: a file over the limit is refused unread.
             rest = read_bounded(fh, MAX_INVOICE_BYTES - len(data))
-            if rest is None:
+            if rest is None and not blank:
                 raise _too_large(rel, f"is over {MAX_INVOICE_BYTES >> 20} MiB",
                                  _SPLIT_XML if xml else _SPLIT_PDF)
-            data += rest
-    return read_invoice_bytes(data, path.name, rel, pdf_id_pattern)
+            whole, data = rest is not None, data + (rest or b"")
+    return read_invoice_bytes(data, path.name, rel, pdf_id_pattern, whole)
 
 
-def read_invoice_bytes(data: bytes, name: str, rel: str, pdf_id_pattern: str) -> InvoiceRead:
+def read_invoice_bytes(data: bytes, name: str, rel: str, pdf_id_pattern: str,
+                       whole: bool = True) -> InvoiceRead:
     """The invoice ids of the content `data` of the invoice file `name` (read by the
-    caller, who hashes the same bytes); raises InputError for files that break a rule."""
+    caller, who hashes the same bytes; `whole`: all of the file, not only its head);
+    raises InputError for files that break a rule."""
     fallback = (stem(name),)
     head = data[:1024]
     if not head:
         raise InputError("empty-file", rel, "the invoice file is empty — export it again")
+    if whole and (nothing := nothing_in(data)):
+        # Else "anything else": one invoice named after the stem, sent with nothing in it.
+        raise InputError("empty-file", rel, f"the invoice file is empty "
+                         f"({what_is_empty(len(data), nothing)}) — export it again")
     if _is_xml(head):
         if head.startswith(_UTF32_BOMS):
             # expat reads UTF-16 but not UTF-32; refused plainly rather than sent unread.

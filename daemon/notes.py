@@ -13,12 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from daemon.bundle import Finding
-from daemon.errors import InputError, not_utf8
+from daemon.errors import InputError, not_utf8, shown
 from daemon.fsops import kind_of, read_regular
 from daemon.names import CASE_WORDS
 
 MANIFEST_NAME = "attachments.toml"
 MAX_NOTES_BYTES = 1 << 20  # a notes file larger than this is not a notes file
+# A type is a word or two and a note a line or a few sentences for the person who
+# receives the file; both go into the manifest, the journal and every receipt. Longer
+# text (a megabyte pasted by mistake, a whole letter) belongs in a document of its own.
+MAX_VALUE_CHARS = 2000
 CHANNELS = ("e-invoice", "external-print", "original-print")
 
 
@@ -55,16 +59,25 @@ class Notes:
         for key in sorted(set(self.files) - used):
             near = by_fold.get(_nfc(key).casefold())
             if near is not None:
-                message = (f"names {key!r}, which is not in the folder; {near!r} is, "
+                message = (f"names {shown(key)}, which is not in the folder; {shown(near)} is, "
                            f"written in other {CASE_WORDS} — write the name in "
                            f"{MANIFEST_NAME} exactly as the file's (upper and lower case "
                            "count here), or rename the file")
             else:
-                message = (f"names {key!r}, which is not in the folder — add the file or "
+                message = (f"names {shown(key)}, which is not in the folder — add the file or "
                            "remove its entry")
             findings.append(_error("attachments-toml-missing-file", where, message,
                                    invoice_id))
         return findings
+
+
+def value_problem(key: str, value: str) -> str | None:
+    """Why `value` cannot be a file's type or note (`key`), or None."""
+    if len(value) > MAX_VALUE_CHARS:
+        return (f"{key} is {len(value):,} characters long; a type or a note may have at most "
+                f"{MAX_VALUE_CHARS:,} — shorten it, and put longer text in a document of "
+                "its own")
+    return None
 
 
 def type_not_allowed(name: str, doc_type: str, from_entry: bool, allowed: list[str],
@@ -73,10 +86,10 @@ def type_not_allowed(name: str, doc_type: str, from_entry: bool, allowed: list[s
     set another: a type the clerk wrote, or the default one they never saw."""
     listed = ", ".join(allowed) or "none"
     if from_entry:
-        return (f"has the document type {doc_type!r} (in {where}), which is not one of the "
+        return (f"has the document type {shown(doc_type)} (in {where}), which is not one of the "
                 f"document types allowed: {listed} — change its type there to one of those")
     example = f' type = "{allowed[0]}"' if allowed else ""
-    return (f"has no type in {where}, and the default type {doc_type!r} ([attachments] "
+    return (f"has no type in {where}, and the default type {shown(doc_type)} ([attachments] "
             f"default_document_type) is not one of the document types allowed: {listed} "
             f"— give it one of those in {where}, e.g. [files.\"{name}\"]{example}")
 
@@ -138,19 +151,27 @@ def read_notes(folder: Path, rel: str, findings: list[Finding]) -> Notes:
         if key == "channel" and isinstance(value, str) and value in CHANNELS:
             notes.channel = value
         elif key == "channel":
-            findings.append(_error("attachments-toml-invalid", where, f"channel = {value!r} is "
-                                 f"not a channel — use one of {', '.join(CHANNELS)}"))
+            findings.append(_error("attachments-toml-invalid", where, f"channel = "
+                                   f"{shown(repr(value), str)} is not a channel — use one of "
+                                   f"{', '.join(CHANNELS)}"))
         elif key == "files" and isinstance(value, dict):
             for fname, entry in value.items():
                 bad = [k for k in (entry if isinstance(entry, dict) else {})
                        if k not in ("type", "note")]
                 if not isinstance(entry, dict) or bad or not all(
                         isinstance(v, str) for v in entry.values()):
-                    findings.append(_error("attachments-toml-invalid", where, f"[files.{fname!r}] "
-                                         "may only hold type = \"…\" and note = \"…\""))
+                    findings.append(_error("attachments-toml-invalid", where,
+                                           f"[files.{shown(fname)}] may only hold type = "
+                                           "\"…\" and note = \"…\""))
+                    continue
+                problems = [p for k, v in entry.items() if (p := value_problem(k, v))]
+                if problems:
+                    findings.extend(_error("attachments-toml-invalid", where,
+                                           f"[files.{shown(fname)}] {p}") for p in problems)
                     continue
                 notes.files[fname] = entry
         else:
-            findings.append(_error("attachments-toml-invalid", where, f"unknown key {key!r} — "
-                                 "allowed: channel, [files.\"NAME\"] with type and note"))
+            findings.append(_error("attachments-toml-invalid", where, f"unknown key "
+                                   f"{shown(key)} — allowed: channel, [files.\"NAME\"] with "
+                                   "type and note"))
     return notes

@@ -81,7 +81,9 @@ class Frame:
 class ImageFacts:
     frames: tuple[Frame, ...] = ()
     error: str | None = None  # why Pillow could not open it
-    too_large: str | None = None  # Pillow's decompression-bomb guard tripped
+    # Pillow's decompression-bomb guard tripped: its pixels ("300,000,000 pixels"); the
+    # page it tripped on is the last of `frames` when its header could be read.
+    too_large: str | None = None
     too_many_pages: bool = False  # a TIFF of more than MAX_TIFF_PAGES pages (not all read)
     animation_frames: int = 1  # an animated PNG's frames, as its header declares them
 
@@ -200,8 +202,9 @@ _PILLOW_LOCK = threading.Lock()
 
 
 @contextmanager
-def pillow_limit(max_pixels: int) -> Iterator[None]:
-    """Pillow with MAX_IMAGE_PIXELS = max_pixels and bomb warnings as errors, for this call."""
+def pillow_limit(max_pixels: int | None) -> Iterator[None]:
+    """Pillow with MAX_IMAGE_PIXELS = max_pixels (None: no limit) and bomb warnings as
+    errors, for this call."""
     with _PILLOW_LOCK, warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         saved = Image.MAX_IMAGE_PIXELS
@@ -254,7 +257,9 @@ def probe_image(fh: BinaryIO, kind: str, max_pixels: int) -> ImageFacts:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         # Pillow's text quotes 2× the limit for the error; say the pixels only.
         found = re.search(r"\((\d+) pixels\)", str(exc))
-        return ImageFacts(too_large=f"{int(found[1]):,} pixels" if found else "too large")
+        oversized = _header_only(fh, kind, len(frames))
+        return ImageFacts(frames=tuple(frames) + ((oversized,) if oversized else ()),
+                          too_large=f"{int(found[1]):,} pixels" if found else "too large")
     except UnidentifiedImageError:
         return ImageFacts(error="Pillow does not recognise it")
     except UserWarning:  # only the TIFF warnings made errors above
@@ -264,6 +269,23 @@ def probe_image(fh: BinaryIO, kind: str, max_pixels: int) -> ImageFacts:
     finally:
         fh.seek(0)
     return ImageFacts(frames=tuple(frames), animation_frames=animation)
+
+
+def _header_only(fh: BinaryIO, kind: str, page: int) -> Frame | None:
+    """Page `page` (0: the first) as its header describes it, read with Pillow's limit
+    lifted: the guard stops Image.open before the image's width and height can be asked,
+    and people fix an image by its size, not by its pixel count. Nothing is decoded here
+    either (no load()): opening and seeking read headers only."""
+    fh.seek(0)
+    try:
+        with pillow_limit(None), Image.open(fh, formats=[_PIL_FORMATS[kind]]) as im:
+            if page:
+                im.seek(page)
+            return _frame(im, kind)
+    except Exception:  # noqa: BLE001 — then the pixel count alone is said
+        return None
+    finally:
+        fh.seek(0)
 
 
 def _png_verified(im: Image.Image) -> bool:

@@ -36,6 +36,8 @@ class FileType:
     warning: str | None = None  # e.g. CSV in Windows-1252
     # Text of one field per line: a one-column table once its name says .csv (validate.py).
     one_column: bool = False
+    # An "empty" file that has bytes: what they are (BLANK or ZEROS), for its error.
+    empty_of: str = ""
 
 
 _TYPES: dict[str, tuple[str, str]] = {
@@ -82,9 +84,34 @@ IMAGE_KINDS = frozenset({"tiff", "png", "jpeg", "gif", "bmp", "webp"})
 TEXT_KINDS = frozenset({"csv", "text", "xml", "utf16"})
 
 
-def file_type(kind: str, warning: str | None = None, one_column: bool = False) -> FileType:
+def file_type(kind: str, warning: str | None = None, one_column: bool = False,
+              empty_of: str = "") -> FileType:
     mime, label = _TYPES[kind]
-    return FileType(kind, mime, label, warning, one_column)
+    return FileType(kind, mime, label, warning, one_column, empty_of)
+
+
+# A file with bytes but nothing in them is empty to the person who opens it: an export of
+# no rows (a blank line, a byte-order mark), or a copy that reserved the file's size and
+# never filled it (zero bytes). Told as empty, not as text without a delimiter or a file
+# of unknown type.
+BLANK = "blank lines and spaces, no text"
+ZEROS = "all zero, as a copy that did not finish leaves a file"
+_BLANK_BYTES = b" \t\r\n\f\v\x1a"  # \x1a: DOS end-of-file in old exports
+
+
+def what_is_empty(size: int, empty_of: str) -> str:
+    """"5 bytes: blank lines and spaces, no text", for the error of an empty file."""
+    return f"{size:,} byte{'s' * (size != 1)}: {empty_of}"
+
+
+def nothing_in(data: bytes) -> str:
+    """BLANK or ZEROS when the whole content `data` holds nothing (UTF-8 or ASCII blanks
+    after a byte-order mark, or zero bytes only), else ""."""
+    if data and not data.strip(b"\0"):
+        return ZEROS
+    if not data.removeprefix(codecs.BOM_UTF8).translate(None, _BLANK_BYTES):
+        return BLANK
+    return ""
 
 
 _EXTENSIONS: dict[str, str] = {
@@ -129,6 +156,8 @@ def sniff(fh: BinaryIO, deep: bool = True) -> FileType:
 def _sniff(fh: BinaryIO, head: bytes, deep: bool = True) -> FileType:
     if not head:
         return file_type("empty")
+    if not head.strip(b"\0") and _rest_only(fh, head, b"\0", deep):
+        return file_type("empty", empty_of=ZEROS)
     kind = _binary_magic(head)
     if kind == "zip" and deep:
         return file_type(_zip_kind(fh, head))
@@ -139,8 +168,9 @@ def _sniff(fh: BinaryIO, head: bytes, deep: bool = True) -> FileType:
     if head.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(_URL_SHORTCUT):
         return file_type("shortcut")
     if _is_utf16_text(head):
-        return file_type("utf16")
-    return _text_kind(fh, head)
+        return file_type("empty", empty_of=BLANK) if _blank_utf16(head) else \
+            file_type("utf16")
+    return _text_kind(fh, head, deep)
 
 
 def is_pdf(head: bytes) -> bool:
@@ -233,12 +263,14 @@ def _zip_kind(fh: BinaryIO, head: bytes) -> str:
 _ALLOWED_CONTROLS = frozenset("\t\n\r\f\x1a")  # \x1a: DOS end-of-file in old exports
 
 
-def _text_kind(fh: BinaryIO, head: bytes) -> FileType:
+def _text_kind(fh: BinaryIO, head: bytes, deep: bool = True) -> FileType:
     truncated = len(head) == HEAD_BYTES
     decoded = _decode(fh, head, truncated)
     if decoded is None:
         return file_type("unknown")
     text, encoding = decoded
+    if not text.replace("\x1a", "").strip() and _rest_only(fh, head, _BLANK_BYTES, deep):
+        return file_type("empty", empty_of=BLANK)
     if any(ch < " " and ch not in _ALLOWED_CONTROLS for ch in text):
         return file_type("unknown")  # NULs and friends: binary data that happens to decode
     if truncated:
@@ -251,6 +283,25 @@ def _text_kind(fh: BinaryIO, head: bytes) -> FileType:
     if encoding == "cp1252" and kind in ("csv", "text"):
         warning = "is in Windows-1252, not UTF-8"
     return file_type(kind, warning, kind == "text" and _one_column(text))
+
+
+def _rest_only(fh: BinaryIO, head: bytes, allowed: bytes, deep: bool) -> bool:
+    """The file past `head` holds only bytes of `allowed` (true when the head is all of
+    it). Read only when `deep`, and up to TEXT_SCAN_BYTES: false when not known."""
+    if len(head) < HEAD_BYTES:
+        return True
+    if not deep:
+        return False
+    fh.seek(HEAD_BYTES)
+    remaining = TEXT_SCAN_BYTES - HEAD_BYTES
+    while remaining > 0:
+        chunk = fh.read(min(HEAD_BYTES, remaining))
+        if not chunk:
+            return True
+        if chunk.translate(None, allowed):
+            return False
+        remaining -= len(chunk)
+    return False
 
 
 def _is_utf16_text(head: bytes) -> bool:
@@ -267,6 +318,15 @@ def _is_utf16_text(head: bytes) -> bool:
         except UnicodeDecodeError:
             return False
     return not any(ch < " " and ch not in _ALLOWED_CONTROLS for ch in text)
+
+
+def _blank_utf16(head: bytes) -> bool:
+    """UTF-16 text (the whole file in `head`) of nothing but its byte-order mark and
+    blanks: an empty sheet saved as Excel's "Unicode Text"."""
+    try:
+        return len(head) < HEAD_BYTES and not head.decode("utf-16").strip()
+    except UnicodeDecodeError:
+        return False
 
 
 def _decode(fh: BinaryIO, head: bytes, truncated: bool) -> tuple[str, str] | None:

@@ -34,6 +34,7 @@ from daemon.sniff import (
     file_type,
     kind_for_extension,
     sniff,
+    what_is_empty,
 )
 
 TARGET_DPI = 300.0
@@ -146,9 +147,13 @@ def _per_cm(frame: Frame) -> str:
 # -------------------------------------------------------------------- rules
 
 def empty_file(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Finding]:
-    if check.empty:
+    size, filled = check.attachment.size, check.filetype.empty_of
+    if check.empty and (not size or not filled):
         yield check.finding("empty-file", "is empty (0 bytes) — the copy probably failed; "
                             "put the complete file here")
+    elif check.empty:
+        yield check.finding("empty-file", f"is empty ({what_is_empty(size, filled)}) — "
+                            "export or copy the file again and put the complete file here")
 
 
 def too_large(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Finding]:
@@ -228,9 +233,12 @@ def image_readable(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Fi
     if facts is None:
         return
     limit = cfg.max_image_pixels
-    fix = (f"the limit is {limit:,} pixels ([validation] max_image_pixels) — scale the image "
-           "down or save it as PDF")
-    if facts.too_large is not None:
+    fix = (f"the limit is {limit:,} pixels ([validation] max_image_pixels, which an "
+           "administrator can raise) — scan it at a lower resolution or scale it down, or "
+           "save it as PDF")
+    if facts.too_large is not None and not any(f.width * f.height > limit
+                                               for f in facts.frames):
+        # Its header could not be read again: the pixel count Pillow gave is all there is.
         yield check.finding("image-too-large", f"is an image of {facts.too_large}; {fix}")
         return
     if facts.too_many_pages:
@@ -248,8 +256,8 @@ def image_readable(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Fi
         pixels = frame.width * frame.height
         if pixels > limit:
             where = f"page {number} is" if several else "is"
-            yield check.finding("image-too-large", f"{where} {frame.width} × {frame.height}"
-                                f" = {pixels:,} pixels; {fix}")
+            yield check.finding("image-too-large", f"{where} {frame.width:,} × "
+                                f"{frame.height:,} = {pixels:,} pixels; {fix}")
 
 
 def tiff_resolution(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Finding]:

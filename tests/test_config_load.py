@@ -180,6 +180,93 @@ class TestSecretsInErrors:
         assert "[delivery] tokn" in text and "[delivery] token" in text
         assert "s3cr3t-value" not in text and "12345" not in text
 
+    @pytest.mark.parametrize("typo", ["toekn", "tken", "otken", "pasword", "secert"])
+    def test_a_typo_of_token_without_its_letters_in_order_does_not_print_the_secret(
+            self, tmp_path: Path, outbox: Path, typo: str) -> None:
+        """A key that is a typo of token, secret or password (letters swapped or left
+        out, so that it holds none of those words) may well hold the token: its value is
+        masked like token's."""
+        problems = problems_of(config_file(tmp_path, minimal(
+            outbox, f'{typo} = "s3cr3t-value"\n')))
+        line = one_problem_with(problems, f"[delivery] {typo} = '********'", "unknown key")
+        assert "s3cr3t-value" not in "\n".join(problems) and "s3cr3t" not in line
+
+    def test_a_long_url_is_masked_before_it_is_cut(
+            self, tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A long url whose "@" after the password lies beyond the part shown: the password
+        is masked still (the mask is made on the whole value, then cut)."""
+        url = "http//bob:pa55word" + "x" * 300 + "@host/" + "p" * 300
+        monkeypatch.setenv("OUTBOXD_DELIVERY__URL", url)
+        problems = problems_of(config_file(tmp_path, minimal(outbox)))
+        line = one_problem_with(problems, "[delivery] url")
+        assert "pa55word" not in line and "bob" not in line and "********@host/" in line
+
+
+class TestLongValues:
+    """A value pasted by mistake (40 KB in an environment variable, a huge string in the
+    file) is shown by its first 200 characters and its length, so that one error does
+    not make a 40 KB log line."""
+
+    def test_a_huge_value_from_the_environment_is_shown_cut_with_its_length(
+            self, tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """OUTBOXD_OUTBOX__COMPLETION of 40,000 characters: the line names the variable,
+        shows 200 of them and says how many there are, and the rule."""
+        monkeypatch.setenv("OUTBOXD_OUTBOX__COMPLETION", "x" * 40_000)
+        problems = problems_of(config_file(tmp_path, minimal(outbox)))
+        line = one_problem_with(problems, "[outbox] completion (from "
+                                "OUTBOXD_OUTBOX__COMPLETION) = '" + "x" * 200 + "'… (40,000 "
+                                "characters): Input should be 'settle' or 'marker'")
+        assert len(line) < 400
+
+    def test_a_huge_key_value_and_list_in_the_file_are_cut(self, tmp_path: Path,
+                                                           outbox: Path) -> None:
+        """In the file too: an unknown key of 5,000 characters with a value of 40,000, an
+        unknown type of 40,000 in allowed_types (shown in the value and in the rule's
+        text) and an unknown section of 5,000: every line stays short, each says how long
+        the cut text is."""
+        extra = (f'[validation]\nallowed_types = ["{"t" * 40_000}"]\n'
+                 f'[log]\n{"k" * 5_000} = "{"v" * 40_000}"\n[{"s" * 5_000}]\na = 1\n')
+        problems = problems_of(config_file(tmp_path, minimal(outbox, extra)))
+        assert len(problems) == 3
+        assert all(len(line) < 1_000 for line in problems), [len(p) for p in problems]
+        types = one_problem_with(problems, "[validation] allowed_types", "unknown types")
+        assert types.count("'… (40,000 characters)") == 2
+        one_problem_with(problems, "[log] " + "k" * 200 + "… (5,000 characters) = '"
+                         + "v" * 200 + "'… (40,000 characters): unknown key")
+        one_problem_with(problems, "[" + "s" * 200 + "… (5,000 characters)]: unknown section")
+
+    def test_a_list_of_thousands_of_bad_items_gives_a_few_lines(
+            self, tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """OUTBOXD_OUTBOX__INVOICE_PATTERNS with 10,000 numbers (each a bad item to
+        pydantic): five lines show what is wrong, one counts the rest."""
+        monkeypatch.setenv("OUTBOXD_OUTBOX__INVOICE_PATTERNS", repr(list(range(10_000))))
+        problems = problems_of(config_file(tmp_path, minimal(outbox)))
+        assert len(problems) == 6
+        one_problem_with(problems, "[outbox] invoice_patterns.4 (from "
+                         "OUTBOXD_OUTBOX__INVOICE_PATTERNS) = 4: Input should be a valid string")
+        assert problems[-1] == ("[outbox] invoice_patterns: 9,995 more problems like the "
+                                "ones above")
+
+    def test_thousands_of_unknown_keys_give_fifty_lines(self, tmp_path: Path,
+                                                        outbox: Path) -> None:
+        """A file of 3,000 unknown keys: 49 are named, the last line counts the rest."""
+        extra = "[log]\n" + "".join(f"k{n} = {n}\n" for n in range(3_000))
+        problems = problems_of(config_file(tmp_path, minimal(outbox, extra)))
+        assert len(problems) == 50
+        assert problems[48].startswith("[log] k48 = 48: unknown key")
+        assert problems[-1] == "2,951 more problems — fix the ones above and check again"
+
+    def test_a_configuration_path_too_long_to_open_is_named_cut(self, tmp_path: Path) -> None:
+        """-c with a path of 5,000 characters (no file can have it): the error names it
+        once, cut, with what the system says."""
+        path = tmp_path / ("c" * 5_000)
+        with pytest.raises(ConfigError) as info:
+            load_settings(path)
+        [line] = info.value.problems
+        assert line.startswith(f"cannot read {str(path)[:200]}… ({len(str(path)):,} "
+                               "characters): File name too long")
+        assert len(line) < 400
+
 
 def test_processing_on_another_file_system_than_the_outbox_stops_the_start(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -213,6 +213,19 @@ class TestUrl:
         text = minimal(outbox).replace(f'url = "{URL}"', f'url = "{url}"')
         assert load_settings(config_file(tmp_path, text)).delivery.url == url
 
+    @pytest.mark.parametrize("host", ["x" * 64 + ".example", ("a" * 60 + ".") * 5 + "se"],
+                             ids=["label-of-64", "name-of-307"])
+    def test_a_host_name_longer_than_dns_carries_is_refused(
+            self, tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch,
+            host: str) -> None:
+        """A host no resolver can look up (a part between dots over 63 characters, or the
+        whole name over 253: a value pasted wrong) is refused at load, not retried at
+        every delivery."""
+        line = problem_from_environment(tmp_path, outbox, monkeypatch,
+                                        "OUTBOXD_DELIVERY__URL", f"https://{host}/api",
+                                        "[delivery] url")
+        assert "the host name is longer than a host name may be" in line
+
     @pytest.mark.parametrize("url,secret", [
         ("http://bob:VerySecretPw@operator.example:99999/x", "VerySecretPw"),
         ("http://bob:pa/ssw0rd@operator.example/x", "ssw0rd"),  # "/" splits it: port 'pa'
@@ -298,3 +311,43 @@ class TestEmptyPaths:
                 'target = ""\n')
         line = one_problem_with(problems_of(config_file(tmp_path, text)), "[delivery] target")
         assert "must not be empty" in line
+
+
+class TestPathsLinuxCannotUse:
+    """A path no system call takes (longer than 4,095 bytes, a name longer than 255, a NUL)
+    is refused at load, naming the key: not an OSError's traceback the first time the
+    daemon uses it, and not its whole value twice in one line."""
+
+    @pytest.mark.parametrize("variable,key", [
+        ("OUTBOXD_OUTBOX__PATH", "[outbox] path"),
+        ("OUTBOXD_PATHS__SENT", "[paths] sent"),
+        ("OUTBOXD_DELIVERY__VERIFY", "[delivery] verify"),
+        ("OUTBOXD_DELIVERY__CLIENT_CERT", "[delivery] client_cert"),
+    ])
+    def test_a_path_longer_than_linux_allows_is_a_config_error(
+            self, tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch,
+            variable: str, key: str) -> None:
+        """40,000 characters pasted as a path: one short line with the key, the length
+        and the limit."""
+        line = problem_from_environment(tmp_path, outbox, monkeypatch, variable,
+                                        "/" + "x" * 39_999, key)
+        assert "is 40,000 bytes long; a path on Linux has at most 4,095 — fix the path" \
+            in line
+        assert len(line) < 500
+
+    def test_a_name_in_a_path_longer_than_linux_allows_is_a_config_error(
+            self, tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A folder name of 300 characters (Linux takes 255 bytes) in client_key."""
+        line = problem_from_environment(tmp_path, outbox, monkeypatch,
+                                        "OUTBOXD_DELIVERY__CLIENT_KEY",
+                                        f"{tmp_path}/{'k' * 300}/key.pem",
+                                        "[delivery] client_key")
+        assert "holds a folder or file name longer than 255 bytes" in line
+
+    def test_a_nul_in_a_folder_path_is_a_config_error(self, tmp_path: Path,
+                                                      outbox: Path) -> None:
+        """A NUL in [paths] sent ("\\u0000" in TOML) is refused at load, not a ValueError
+        when the daemon creates its folders."""
+        problems = problems_of(config_file(tmp_path, minimal(
+            outbox, f'[paths]\nsent = "{tmp_path}/se\\u0000nt"\n')))
+        one_problem_with(problems, "[paths] sent", "holds a NUL character")

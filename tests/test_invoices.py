@@ -241,6 +241,21 @@ class TestOtherXml:
             read(write(tmp_path / "empty.xml", b""))
         assert info.value.code == "empty-file"
 
+    @pytest.mark.parametrize("data,what", [
+        (b"\r\n\r\n", "4 bytes: blank lines and spaces, no text"),
+        (b"\xef\xbb\xbf\n", "4 bytes: blank lines and spaces, no text"),
+        (b"\0" * 2048, "2,048 bytes: all zero, as a copy that did not finish leaves a file"),
+    ], ids=["blank-lines", "byte-order-mark", "zero-bytes"])
+    def test_a_file_with_nothing_in_its_bytes_is_empty_not_an_invoice_named_by_its_stem(
+            self, tmp_path: Path, data: bytes, what: str) -> None:
+        """An export of blank lines, or a copy that set the size and wrote nothing: the
+        invoice file is empty (empty-file, with what its bytes are), not "anything else"
+        sent as the invoice INV-7 with nothing in it."""
+        with pytest.raises(InputError) as info:
+            read(write(tmp_path / "INV-7.xml", data))
+        assert info.value.code == "empty-file"
+        assert info.value.message == f"the invoice file is empty ({what}) — export it again"
+
 
 class TestHostileXml:
     def hostile(self, path: Path) -> HostileInput:

@@ -11,9 +11,18 @@ from pathlib import Path
 
 import pytest
 from helpers import pdf_bytes
-from PIL import Image, TiffImagePlugin
+from PIL import Image, ImageFile, TiffImagePlugin
 from pypdf import PdfWriter
-from validating import INVOICE, Outbox, codes, image_bytes, only, png_claiming, tiff_pages
+from validating import (
+    INVOICE,
+    Outbox,
+    codes,
+    image_bytes,
+    only,
+    png_claiming,
+    tiff_claiming,
+    tiff_pages,
+)
 
 from daemon import probe, sniff, validate
 from daemon.bundle import Finding
@@ -327,6 +336,29 @@ class TestImages:
         """A 100 000 × 100 000 PNG header is refused from the header alone, quickly."""
         bundle = outbox.validate("bomb.png", png_claiming(100_000, 100_000))
         assert codes(bundle, "error") == ["image-too-large"]
+
+    @pytest.mark.parametrize("name,data,channel", [
+        ("bomb.png", png_claiming(40_000, 30_000), "e-invoice"),
+        ("bomb.tif", tiff_claiming(40_000, 30_000), "external-print"),
+    ], ids=["png", "tiff"])
+    def test_an_image_over_twice_the_limit_is_told_by_its_width_and_height(
+            self, outbox: Outbox, monkeypatch: pytest.MonkeyPatch, name: str, data: bytes,
+            channel: str) -> None:
+        """Past twice max_image_pixels Pillow's guard stops before the size can be asked:
+        the header is read again with the guard lifted, so that the error says the
+        image's width × height (what a clerk scans or saves smaller) and the key an
+        administrator can raise; no pixel is decoded for it."""
+        def no_decoding(self: object) -> None:
+            raise AssertionError("pixels were decoded")
+        monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+        monkeypatch.setattr(Image.Image, "load", no_decoding)
+        bundle = outbox.validate(name, data, channel=channel)
+        assert codes(bundle, "error") == ["image-too-large"]
+        assert only(bundle, "image-too-large").line() == (
+            f"INV-1001/{name}: is 40,000 × 30,000 = 1,200,000,000 pixels; the limit is "
+            "89,478,485 pixels ([validation] max_image_pixels, which an administrator can "
+            "raise) — scan it at a lower resolution or scale it down, or save it as PDF")
+        assert Image.MAX_IMAGE_PIXELS == 89_478_485  # the guard is back in place
 
     def test_just_over_default_limit_is_an_error_not_a_warning(self, outbox: Outbox) -> None:
         """Between 1× and 2× Pillow's limit Pillow only warns; we refuse."""

@@ -93,6 +93,51 @@ class TestText:
         assert "export it again as CSV with the same delimiter on every line" in line
 
 
+class TestEmptyFiles:
+    """A file with bytes but nothing in them is as empty to the clerk as one of 0 bytes:
+    each kind gets the one empty-file error, saying what its bytes are and to export or
+    copy it again, not "lines do not share one delimiter" or "a file of unknown type"."""
+
+    @pytest.mark.parametrize("name,data", [
+        ("hours.csv", b"\r\n\r\n  \r\n"),
+        ("hours.csv", b"\xef\xbb\xbf\n"),  # a byte-order mark and a line break
+        ("hours.csv", b"\xff\xfe" + " \r\n".encode("utf-16-le")),  # "Unicode Text"
+        ("hours.csv", b"\n" * 70_000),  # past the head the sniffer reads first
+        ("notes.txt", b"  \n\t\n"),
+        ("data.xml", b"\n\n"),
+        ("data.json", b"  "),
+    ], ids=["csv", "csv-bom", "csv-utf16", "csv-long", "txt", "xml", "json"])
+    def test_a_file_of_blank_lines_and_spaces_is_empty(self, outbox: Outbox, name: str,
+                                                       data: bytes) -> None:
+        """Blank lines and spaces only (an export of no rows), on a channel that takes
+        plain text too: empty-file alone, with its size and the fix."""
+        bundle = outbox.validate(name, data, cfg=ValidationConfig(
+            allowed_types=["pdf", "csv", "text"]))
+        assert codes(bundle) == ["empty-file"]
+        assert only(bundle, "empty-file").line() == (
+            f"INV-1001/{name}: is empty ({len(data):,} bytes: blank lines and spaces, no "
+            "text) — export or copy the file again and put the complete file here")
+
+    @pytest.mark.parametrize("size", [1, 4096, 70_000])
+    def test_a_file_of_zero_bytes_only_is_empty(self, outbox: Outbox, size: int) -> None:
+        """A scan.pdf whose bytes are all zero (a copy that set the file's size and never
+        wrote it): empty-file, not "content is a file of unknown type, not a PDF"."""
+        bundle = outbox.validate("scan.pdf", b"\0" * size)
+        assert codes(bundle) == ["empty-file"]
+        assert only(bundle, "empty-file").message == (
+            f"is empty ({size:,} byte{'s' * (size > 1)}: all zero, as a copy that did not "
+            "finish leaves a file) — export or copy the file again and put the complete "
+            "file here")
+
+    def test_data_after_blank_lines_or_zero_bytes_is_no_empty_file(self,
+                                                                   outbox: Outbox) -> None:
+        """Blank lines, or zero bytes, at the start of a file that holds more further on
+        (past the first 64 KiB read) do not make it empty."""
+        blank_first = outbox.validate("hours.csv", b"\n" * 70_000 + b"a;b\n1;2\n")
+        zeros_first = outbox.validate("data.bin", b"\0" * 70_000 + b"\x01")
+        assert "empty-file" not in codes(blank_first) + codes(zeros_first)
+
+
 class TestTiffResolution:
     @pytest.mark.parametrize("per_cm,shown", [
         (117.9, "page 1 is 299.47 DPI (117.9 pixels per centimetre)"),
@@ -551,5 +596,5 @@ class TestNothingDecoded:
         over = outbox.validate(name, data, channel=channel,
                                cfg=ValidationConfig(max_image_pixels=100))
         assert codes(over) == ["image-too-large"]
-        assert "1,024 pixels; the limit is 100 pixels ([validation] max_image_pixels)" in \
-            only(over, "image-too-large").message
+        assert "is 32 × 32 = 1,024 pixels; the limit is 100 pixels ([validation] " \
+            "max_image_pixels" in only(over, "image-too-large").message

@@ -48,6 +48,19 @@ def png_claiming(width: int, height: int) -> bytes:
     return bytes(data)
 
 
+def tiff_claiming(width: int, height: int) -> bytes:
+    """A tiny one-page TIFF at 300 DPI whose header claims width × height (its strip
+    would never hold them)."""
+    data = bytearray(image_bytes("TIFF", dpi=(300, 300)))
+    ifd = struct.unpack_from("<I", data, 4)[0]
+    for n in range(struct.unpack_from("<H", data, ifd)[0]):
+        entry = ifd + 2 + 12 * n
+        tag = struct.unpack_from("<H", data, entry)[0]
+        if tag in (256, 257):  # ImageWidth, ImageLength: as LONGs
+            struct.pack_into("<HHII", data, entry, tag, 4, 1, width if tag == 256 else height)
+    return bytes(data)
+
+
 class Outbox:
     """Writes files under tmp_path/outbox and builds the Bundle the matcher would."""
 

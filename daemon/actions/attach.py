@@ -32,7 +32,7 @@ from tomlkit.items import AoT, InlineTable, Item, Table
 from daemon.actions import EXIT_OK
 from daemon.actions.common import settings_of
 from daemon.config import Settings
-from daemon.errors import InputError, OutboxdError, UsageError, describe, not_utf8
+from daemon.errors import InputError, OutboxdError, UsageError, describe, not_utf8, shown
 from daemon.fsops import (
     copy_into,
     fsync_dir,
@@ -44,8 +44,9 @@ from daemon.fsops import (
 from daemon.invoices import read_invoice_file
 from daemon.lookalikes import look_alike_findings
 from daemon.names import folder_name_for_id, is_ignored, name_problem
-from daemon.notes import MANIFEST_NAME
+from daemon.notes import MANIFEST_NAME, value_problem
 from daemon.scan import Candidate, Listing, list_outbox
+from daemon.sniff import sniff, what_is_empty
 from daemon.temps import create_locked, drop_stale_copies, folder_locked
 
 
@@ -146,9 +147,13 @@ def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None 
     if problem or is_ignored(name, settings.outbox.ignore_patterns) or name == MANIFEST_NAME:
         raise UsageError(f"attach: {name!r} cannot be an attachment name "
                          f"({problem or 'outboxd ignores or reserves that name'}) — rename it")
+    for option, value in (("--type", doc_type), ("--note", note)):
+        if value and (problem := value_problem(option, value)):
+            raise UsageError(f"attach: {problem}")
     allowed = settings.attachments.document_types
     if doc_type and allowed is not None and doc_type not in allowed:
-        raise UsageError(f"attach: --type {doc_type!r} is not allowed — use one of {allowed}")
+        raise UsageError(f"attach: --type {shown(doc_type)} is not allowed — use one of "
+                         f"{allowed}")
     unread: list[str] = []
     found = holders(invoice_id, settings, unread)
     if not found:
@@ -210,8 +215,9 @@ def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None 
 
 
 def refuse_what_would_be_quarantined(src: Path, cand: Candidate) -> None:
-    """An empty file, or a copy of the invoice file itself, only gets the bundle stopped
-    (empty-file, copy-of-invoice): refused before anything is written, with the rule."""
+    """An empty file (also one of only blank lines or zero bytes), or a copy of the invoice
+    file itself, only gets the bundle stopped (empty-file, copy-of-invoice): refused before
+    anything is written, with the rule."""
     try:
         size, digest = hash_file(src, str(src))
         invoice = hash_file(cand.invoice, cand.invoice.name)[1] if size else ""
@@ -221,6 +227,15 @@ def refuse_what_would_be_quarantined(src: Path, cand: Candidate) -> None:
     if size == 0:
         raise AttachRefused(f"{src} is empty (0 bytes) — the copy probably failed; nothing "
                             "was changed: attach the complete file  [empty-file]")
+    try:
+        with open_regular(src, str(src)) as fh:
+            filetype = sniff(fh)
+    except InputError:
+        filetype = None  # gone or replaced meanwhile: the copy says what it is
+    if filetype is not None and filetype.kind == "empty":
+        raise AttachRefused(f"{src} is empty ({what_is_empty(size, filetype.empty_of)}) — "
+                            "nothing was changed: export or copy the file again and attach "
+                            "the complete file  [empty-file]")
     if digest == invoice:
         raise AttachRefused(f"{src} is byte-identical to the invoice file "
                             f"{cand.invoice.name}; a copy of the invoice is not an attachment "

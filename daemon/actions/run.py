@@ -8,7 +8,7 @@ from daemon import logs
 from daemon.actions import EXIT_FAILED, EXIT_USAGE
 from daemon.actions.common import settings_of
 from daemon.config_load import config_path, log_config_anyway
-from daemon.errors import ConfigError, OutboxdError, refused
+from daemon.errors import ConfigError, OutboxdError, refused, unquoted
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
         return Service(settings, config_path=path).run()
     except ConfigError as exc:
         logs.get().error("outboxd cannot start: configuration error",
-                         source=str(exc.source or config_path(args.config)),
+                         source=exc.source or unquoted(str(config_path(args.config))),
                          problems=list(exc.problems))
         return EXIT_USAGE
     except OutboxdError as exc:

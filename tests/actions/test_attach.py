@@ -146,18 +146,22 @@ def test_attach_refuses_a_name_that_exists(cfg: Env, timesheet: Path, capsys) ->
     assert (cfg.outbox / "INV-1001" / "timesheet.pdf").read_bytes() == b"%PDF-old"
 
 
-@pytest.mark.parametrize("what", ["empty", "the invoice"])
+@pytest.mark.parametrize("what", ["empty", "blank", "zeros", "the invoice"])
 def test_attach_refuses_what_would_only_get_the_bundle_quarantined(
         cfg: Env, tmp_path: Path, capsys, what: str) -> None:
-    """An empty file or a copy of the invoice file is refused with the daemon's rule
-    (empty-file, copy-of-invoice) and the fix; the sidecar is left as it was."""
+    """An empty file (0 bytes, blank lines only, zero bytes only) or a copy of the invoice
+    file is refused with the daemon's rule (empty-file, copy-of-invoice) and the fix; the
+    sidecar is left as it was."""
     drop_bundle(cfg.outbox, "INV-1001", {"a.pdf": pdf_bytes()})
-    data = b"" if what == "empty" else (cfg.outbox / "INV-1001.xml").read_bytes()
+    data = {"empty": b"", "blank": b"\r\n\r\n", "zeros": b"\0" * 4096}.get(what) \
+        if what != "the invoice" else (cfg.outbox / "INV-1001.xml").read_bytes()
     src = write(tmp_path / "home" / "scan.pdf", data)
     assert attach(cfg, "INV-1001", str(src)) == 1
     err = capsys.readouterr().err
-    code = "[empty-file]" if what == "empty" else "[copy-of-invoice]"
+    code = "[copy-of-invoice]" if what == "the invoice" else "[empty-file]"
     assert str(src) in err and code in err and "nothing was changed" in err
+    if what in ("blank", "zeros"):
+        assert f"{src} is empty ({len(data):,} bytes: " in err
     assert sorted(p.name for p in (cfg.outbox / "INV-1001").iterdir()) == ["a.pdf"]
 
 
@@ -300,3 +304,16 @@ def test_attach_adds_to_an_inline_files_table_keeping_its_entries(
     assert {(a.original_name, a.document_type, a.note) for a in bundle.attachments} == {
         ("contract.pdf", "Contract", ""), ("timesheet.pdf", "Timesheet", "Oct")}
     assert bundle.errors == ()
+
+
+@pytest.mark.parametrize("option", ["--note", "--type"])
+def test_attach_refuses_a_note_or_type_longer_than_attachments_toml_takes(
+        cfg: Env, timesheet: Path, capsys, option: str) -> None:
+    """A --note (or --type) of 5,000 characters would only get the bundle stopped for
+    attachments.toml: refused before anything is written, with the limit and the fix."""
+    write(cfg.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+    assert attach(cfg, "INV-1001", str(timesheet), option, "y" * 5_000) == 2
+    err = capsys.readouterr().err
+    assert f"attach: {option} is 5,000 characters long; a type or a note may have at most " \
+        "2,000 — shorten it" in err
+    assert not (cfg.outbox / "INV-1001").exists()

@@ -119,3 +119,18 @@ def test_a_missing_configuration_is_reported_as_json_off_a_terminal(env: Env) ->
     assert r.returncode == 2
     [line] = _json_lines(r.stderr)
     assert "nope.toml does not exist" in line["problems"][0]
+
+
+def test_a_huge_configuration_path_is_logged_cut(env: Env,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """OUTBOXD_CONFIG of 5,000 characters (a value pasted wrong): the JSON line that stops
+    the start names it by its first 200 characters and its length, in its source and its
+    problem, not twice whole."""
+    path = "/" + "c" * 4_999
+    monkeypatch.setenv("OUTBOXD_CONFIG", path)
+    r = run(env, "run")
+    assert r.returncode == 2
+    [line] = _json_lines(r.stderr)
+    assert line["source"] == f"{path[:200]}… (5,000 characters)"
+    assert line["problems"] == [f"cannot read {path[:200]}… (5,000 characters): File name "
+                                "too long"]
