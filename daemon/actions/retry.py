@@ -73,8 +73,10 @@ def find(ref: str, settings: Settings) -> Path:
     else:
         hits = [f for f in folders if f.name == ref]
     if not hits:
-        raise RetryRefused(f"no quarantined bundle {ref!r} in {root} — give the folder, its "
-                           "name, or the 12-character id after '--'")
+        raise RetryRefused(f"no quarantined bundle {ref!r} in {root} (one moved back into "
+                           "the outbox is no longer there) — give the folder, its name "
+                           "(NAME--3fa2b1c4d5e6), or the 12-character id that follows '--' in "
+                           "that name")
     if len(hits) > 1:
         raise RetryRefused(f"{ref!r} names {len(hits)} quarantined folders: "
                            f"{', '.join(str(h.relative_to(root)) for h in hits)} — give the "
