@@ -343,6 +343,11 @@ def run(directory: Path | None, once: bool, pace: float, timeout: float,
     if missed:
         print("\nNot at their expected end: " + ", ".join(
             f"{s.invoice_file} (expected {s.expect})" for s in missed), file=out)
+    elif not progress["done"]:  # exit 1 all the same: say why
+        print("\nStopped (Ctrl-C or --timeout) before every sample had reached its end.",
+              file=out)
+    elif once:  # the live view said nothing of the verdict the exit code gives
+        print("\nEvery sample reached its expected end.", file=out)
     print(f"\nEverything the demo made is in {ws.root} (remove it when done).", file=out)
     return 0 if progress["done"] and not missed else 1
 
