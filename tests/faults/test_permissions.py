@@ -112,6 +112,7 @@ def test_retry_by_a_user_who_may_not_write_the_journal_moves_nothing(open_root: 
     journal.close()
     subprocess.run(["chown", "-R", f"{NOBODY}:{NOBODY}", str(env.outbox), str(env.quarantine)],
                    check=True)
+    os.chmod(env.config, 0o644)  # whatever umask an earlier test in this process left
     os.chmod(env.state, 0o755)
     os.chmod(env.state / "journal.sqlite3", 0o644)  # readable, not writable, by NOBODY
     done = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
