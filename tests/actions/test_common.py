@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -59,7 +61,9 @@ def test_only_run_and_config_check_need_the_token_file_the_service_alone_can_rea
         capsys.readouterr()
         assert main(["config", "--check", "-c", str(path)]) == 2
         assert "[delivery] token_file" in capsys.readouterr().err
-        assert main(["run", "-c", str(path)]) == 2
-        assert "[delivery] token_file" in capsys.readouterr().err
     finally:
         logs.configure()
+    # In a process of its own: `run` blocks the stop signals until its handlers are in.
+    done = subprocess.run([sys.executable, "-m", "daemon", "run", "-c", str(path)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "[delivery] token_file" in done.stderr
