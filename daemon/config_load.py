@@ -170,8 +170,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
                           "a configuration — see config.example.toml") from None
 
 
-def load_settings(path: Path) -> Settings:
-    """Read, override, validate. Raises ConfigError naming every bad key."""
+def load_settings(path: Path, token: bool = True) -> Settings:
+    """Read, override, validate. Raises ConfigError naming every bad key. `token`: read
+    [delivery] token_file too, as delivering needs it (a systemd credential, which only
+    the running service can read: the commands that send nothing leave it)."""
     raw = _read_toml(path)
     try:
         settings = Settings(**raw)
@@ -188,7 +190,8 @@ def load_settings(path: Path) -> Settings:
                           source=unquoted(str(path)))
     try:
         # An unreadable or unusable token_file stops the start, not a POST.
-        settings.delivery.bearer_token()
+        if token:
+            settings.delivery.bearer_token()
     except ConfigError as exc:
         key = "[delivery] token_file"
         problems = [p.replace(key, key + _origin("delivery", "token_file", env), 1)

@@ -81,13 +81,19 @@ class Reloading:
             return
         try:
             new = load_settings(self.config_path)
-            prepare_folders(new)
         except ConfigError as exc:
             self.log.error("configuration not reloaded; keeping the old one", error=str(exc))
             return
+        # Before the folders are made: a refused reload leaves nothing behind in an
+        # outbox (or state dir) the daemon does not watch.
         if new.outbox.path != self.settings.outbox.path or \
                 new.paths.state_dir != self.settings.paths.state_dir:
             self.log.error("outbox path and state_dir need a restart; keeping the old ones")
+            return
+        try:
+            prepare_folders(new)
+        except ConfigError as exc:
+            self.log.error("configuration not reloaded; keeping the old one", error=str(exc))
             return
         # Made before the deliverer: its connection pool is sized for the threads in force.
         new, later = _in_force(new, self.settings)

@@ -114,6 +114,24 @@ def test_a_reload_that_moves_the_outbox_is_refused_and_the_old_settings_stay(
     assert loop.reconfigured == [] and loop.marked == [] and loop.rescans == 0
 
 
+def test_a_refused_reload_to_another_outbox_or_state_dir_makes_no_folder_there(
+        tmp_path: Path) -> None:
+    """A reload that would move the outbox or the journal is refused as a whole, so it
+    creates nothing for them either: no `.outboxd/processing` in the other outbox, no
+    `sent/` or `quarantine/` beside it, no other state dir (an admin who edits the path
+    and reloads would otherwise find folders on a share the daemon does not watch)."""
+    loop = running(tmp_path)
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    path = config(other, outbox="outbox")
+    loop.config_path = path
+    loop._do_reload()
+    assert ("error", "outbox path and state_dir need a restart; keeping the old ones") \
+        in loop.log.lines
+    assert sorted(p.name for p in other.iterdir()) == ["config.toml", "outbox"]
+    assert list((other / "outbox").iterdir()) == []
+
+
 def test_a_reload_reads_every_bundle_again_and_rescans_at_once(tmp_path: Path) -> None:
     """Patterns, rules and policies may differ after a reload: what was read is forgotten,
     every known bundle is stepped again, the outbox is listed again and the next rescan

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import stat
 import uuid
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from daemon.actions.common import settings_of
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError, UsageError, describe, not_utf8, shown
 from daemon.fsops import (
+    add_group_write,
     copy_into,
     fsync_dir,
     hash_file,
@@ -184,7 +186,10 @@ def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None 
     if os.path.lexists(dest):
         raise AttachRefused(f"{rel} already exists; nothing was changed — rename FILE or "
                             "remove the old one")
+    made = [f for f in (folder.parent, folder)
+            if f != settings.outbox.path and not os.path.lexists(f)]
     folder.mkdir(parents=True, exist_ok=True)
+    share_with_the_daemon(made, settings.outbox.path)
     # An attach of this name killed before its rename left its copy, whose in-progress
     # name keeps the bundle waiting for good: running it again finishes it.
     drop_stale_copies(folder, name, "[0-9a-f]{8}")
@@ -212,6 +217,19 @@ def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None 
             tmp.unlink()
     fsync_dir(folder)
     return dest
+
+
+def share_with_the_daemon(made: list[Path], outbox: Path) -> None:
+    """The folders attach made, group-writable where the outbox is (the tmpfiles
+    snippet's setgid outbox gives them its group): the daemon moves a sidecar into
+    processing, which takes write permission on the folder itself, and under umask 027
+    a folder attach made as root or as a clerk would be its maker's alone."""
+    try:
+        if os.lstat(outbox).st_mode & stat.S_IWGRP:
+            for folder in made:
+                add_group_write(folder)  # never through a link put in its place
+    except OSError:
+        pass  # the file is attached; the daemon says so if it cannot move the folder
 
 
 def refuse_what_would_be_quarantined(src: Path, cand: Candidate) -> None:

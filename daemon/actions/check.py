@@ -114,6 +114,23 @@ def _owners(path: Path, ps: Settings, listed: Lister) -> list[Candidate]:
                 and any(t.name == path.name for t in look_alike_sidecars(c)))]
 
 
+def _attachment_of(path: Path, settings: Settings, listed: Lister
+                   ) -> tuple[Settings, list[Candidate]]:
+    """The bundles a file is an attachment of, to the daemon: those whose sidecar (or a
+    look-alike of it) is the file's folder (SIDECAR/FILE) or that folder's parent
+    (SIDECAR/ID/FILE); never for a file directly in the configured outbox."""
+    folder, outbox = path.parent.resolve(), settings.outbox.path.resolve()
+    for _ in ("SIDECAR/FILE", "SIDECAR/ID/FILE"):
+        if folder == outbox or folder.parent == folder:
+            break
+        ps = _outbox_settings(settings, folder.parent)
+        owners = _owners(folder, ps, listed)
+        if owners:
+            return ps, owners
+        folder = folder.parent
+    return settings, []
+
+
 def targets(paths: Iterable[Path], settings: Settings) -> Iterator[tuple[Target, Settings]]:
     """What each PATH means: the whole outbox, one invoice file, or a sidecar folder."""
     listed = _lister()
@@ -126,6 +143,14 @@ def targets(paths: Iterable[Path], settings: Settings) -> Iterator[tuple[Target,
             raise UsageError(f"check: {raw} is a symbolic link; outboxd never follows links "
                              "— name the file or folder itself")
         if path.is_file():
+            ps, owners = _attachment_of(path, settings, listed)
+            if owners:  # not an invoice of its own, whatever its name: its bundle's report
+                rel = path.resolve().relative_to(ps.outbox.path)
+                yield Target(None, f"{rel}: an attachment of "
+                             f"{', '.join(c.invoice.name for c in owners)}; checked with "
+                             "its bundle"), ps
+                yield from ((Target(cand), ps) for cand in owners)
+                continue
             s = _outbox_settings(settings, path.parent.resolve())
             if not is_invoice_name(path.name, s.outbox.invoice_patterns,
                                    s.outbox.ignore_patterns):

@@ -10,11 +10,13 @@ from daemon.config import Settings
 from daemon.config_load import config_path, load_settings
 
 
-def settings_of(args: argparse.Namespace) -> tuple[Settings, Path]:
+def settings_of(args: argparse.Namespace, token: bool = False) -> tuple[Settings, Path]:
     """The settings, with logging set up from their [log]: what pypdf, Pillow or httpx
     say while a command works comes out in the configured format (JSON included), not
-    as bare lines. A file that cannot be loaded is cli.main's to report."""
+    as bare lines. A file that cannot be loaded is cli.main's to report. `token`: only
+    for a command that delivers, or checks what delivering needs (run, config --check);
+    the others work where the service's token_file cannot be read."""
     path = config_path(args.config)
-    settings = load_settings(path)
+    settings = load_settings(path, token=token)
     logs.configure(settings.log)
     return settings, path

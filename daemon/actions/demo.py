@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -275,6 +277,16 @@ def _view(out: TextIO) -> Any:
     return LineView(out)
 
 
+def invoked_as() -> str:
+    """outboxd as this demo was started, for the command it suggests: the README installs
+    it as `.venv/bin/outboxd`, not on PATH, where a bare `outboxd` is not found."""
+    me = Path(sys.argv[0])
+    if me.name != "outboxd":
+        return shlex.join(OUTBOXD)  # python -m daemon demo
+    found = shutil.which("outboxd")
+    return "outboxd" if found and Path(found).resolve() == me.resolve() else shlex.quote(str(me))
+
+
 def where_to_look(ws: Workspace, status_page: Path | None, out: TextIO) -> None:
     print("\nWhere to look:", file=out)
     rows = [("outbox", ws.outbox, "drop your own files here (sidecar first, invoice last)"),
@@ -289,7 +301,8 @@ def where_to_look(ws: Workspace, status_page: Path | None, out: TextIO) -> None:
         rows.insert(3, ("status page", status_page, "what the clerks see on the share"))
     for label, path, what in rows:
         print(f"  {label:<12} {path}\n  {'':<12} {what}", file=out)
-    print(f"  {'status':<12} outboxd status -c {ws.config}", file=out)
+    print(f"  {'status':<12} {invoked_as()} status -c {shlex.quote(str(ws.config))}",
+          file=out)
 
 
 def _drop(ws: Workspace, files: dict[str, bytes]) -> None:
@@ -330,6 +343,11 @@ def run(directory: Path | None, once: bool, pace: float, timeout: float,
     if missed:
         print("\nNot at their expected end: " + ", ".join(
             f"{s.invoice_file} (expected {s.expect})" for s in missed), file=out)
+    elif not progress["done"]:  # exit 1 all the same: say why
+        print("\nStopped (Ctrl-C or --timeout) before every sample had reached its end.",
+              file=out)
+    elif once:  # the live view said nothing of the verdict the exit code gives
+        print("\nEvery sample reached its expected end.", file=out)
     print(f"\nEverything the demo made is in {ws.root} (remove it when done).", file=out)
     return 0 if progress["done"] and not missed else 1
 

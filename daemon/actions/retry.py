@@ -73,8 +73,10 @@ def find(ref: str, settings: Settings) -> Path:
     else:
         hits = [f for f in folders if f.name == ref]
     if not hits:
-        raise RetryRefused(f"no quarantined bundle {ref!r} in {root} — give the folder, its "
-                           "name, or the 12-character id after '--'")
+        raise RetryRefused(f"no quarantined bundle {ref!r} in {root} (one moved back into "
+                           "the outbox is no longer there) — give the folder, its name "
+                           "(NAME--3fa2b1c4d5e6), or the 12-character id that follows '--' in "
+                           "that name")
     if len(hits) > 1:
         raise RetryRefused(f"{ref!r} names {len(hits)} quarantined folders: "
                            f"{', '.join(str(h.relative_to(root)) for h in hits)} — give the "
@@ -201,12 +203,25 @@ def _journal_retried(settings: Settings, folder: Path) -> None:
         journal.close()
 
 
+def refuse_a_journal_out_of_reach(settings: Settings) -> None:
+    """A journal this user may not write (a member of the daemon's group, say): refused
+    before any move, as the move would leave the bundle's row quarantined, with no folder
+    behind it, for good. A full disk is not foreseen here; the move goes on then."""
+    path = settings.journal_path
+    if path.exists() and not (os.access(path, os.W_OK)
+                              and os.access(path.parent, os.W_OK | os.X_OK)):
+        raise RetryRefused(f"this user may not write the journal {path}, where retry records "
+                           "what it moved back; nothing was moved — run it as the daemon's "
+                           "user (sudo -u outboxd outboxd retry …) or as root")
+
+
 def run(args: argparse.Namespace) -> int:
     settings, _ = settings_of(args)
     folders = list(dict.fromkeys(find(ref, settings) for ref in args.bundles))
     notes: list[str] = []
     for folder in folders:  # all refusals before any move
         plan(folder, settings, notes)
+    refuse_a_journal_out_of_reach(settings)
     for note in notes:
         print(f"outboxd: note: {note}", file=sys.stderr)
     for folder in folders:
@@ -214,6 +229,6 @@ def run(args: argparse.Namespace) -> int:
         try:
             _journal_retried(settings, folder)
         except OutboxdError as exc:  # the move is what counts; the journal is a record
-            print(f"outboxd: note: {exc}")
+            print(f"outboxd: note: {exc}", file=sys.stderr)
         print(f"{folder.name}: back in the outbox: {', '.join(names)}")
     return EXIT_OK

@@ -18,7 +18,7 @@ def run(args: argparse.Namespace) -> int:
     # also a configuration that does not load, logged as far as its [log] can be read.
     try:
         try:
-            settings, path = settings_of(args)
+            settings, path = settings_of(args, token=True)
         except ConfigError:
             logs.configure(log_config_anyway(config_path(args.config)))
             raise

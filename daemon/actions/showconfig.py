@@ -27,7 +27,7 @@ def _problems(settings: Settings) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings, path = settings_of(args)
+    settings, path = settings_of(args, token=args.check)
     if args.check:
         if problems := _problems(settings):
             raise ConfigError(problems, source=str(path))

@@ -53,6 +53,27 @@ def test_attach_into_single_invoice_sidecar_creating_it(cfg: Env, timesheet: Pat
         "attachments.toml", "timesheet.pdf"]
 
 
+def test_the_folders_attach_makes_are_group_writable_where_the_outbox_is(
+        cfg: Env, timesheet: Path) -> None:
+    """Run as root or as a clerk (umask 027), attach makes the sidecar (and an invoice's
+    subfolder) writable by the outbox's group when the outbox itself is: the daemon, a
+    member of that group, must move the folder into processing, which takes write
+    permission on the folder itself; an owner-only folder held the bundle as "cannot
+    move … permission denied". In an outbox only its owner may write, nothing changes."""
+    import stat
+    cfg.outbox.chmod(0o2770)
+    write(cfg.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+    write(cfg.outbox / "batch-42.xml", batch_xml("INV-2001", "INV-2002"))
+    assert attach(cfg, "INV-1001", str(timesheet)) == 0
+    assert attach(cfg, "INV-2002", str(timesheet)) == 0
+    for folder in ("INV-1001", "batch-42", "batch-42/INV-2002"):
+        assert (cfg.outbox / folder).stat().st_mode & stat.S_IWGRP, folder
+    cfg.outbox.chmod(0o750)
+    write(cfg.outbox / "INV-1002.xml", ubl_invoice("INV-1002"))
+    assert attach(cfg, "INV-1002", str(timesheet)) == 0
+    assert not (cfg.outbox / "INV-1002").stat().st_mode & stat.S_IWGRP
+
+
 def test_an_attach_run_meanwhile_does_not_take_the_copy_in_progress(
         cfg: Env, timesheet: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two attaches of one file name at once: the second's sweep of killed attaches'

@@ -116,6 +116,27 @@ def test_sidecar_folder_path_checks_its_invoice_file(cfg: Env, capsys) -> None:
     assert code == 0 and out.startswith("INV-1001.xml")
 
 
+def test_an_attachment_path_checks_the_bundle_it_belongs_to_not_a_new_invoice(
+        cfg: Env, capsys) -> None:
+    """A PDF in a sidecar (or in its invoice-id subfolder) is an attachment to the daemon:
+    `check INV-1001/scan.pdf` says whose it is and reports that bundle, with the
+    attachment's own error, instead of calling the PDF a valid invoice that waits for
+    attachments of its own."""
+    drop_bundle(cfg.outbox, "INV-1001", {"timesheet.pdf": pdf_bytes(),
+                                         "scan.pdf": encrypted_pdf()})
+    code, out = check(cfg, capsys, cfg.outbox / "INV-1001" / "scan.pdf")
+    assert code == 1
+    assert out.startswith("INV-1001/scan.pdf: an attachment of INV-1001.xml")
+    assert "invoice INV-1001: 2 attachment(s)" in out and "[pdf-encrypted]" in out
+    assert "invoice scan:" not in out
+    write(cfg.outbox / "batch-42.xml", batch_xml("INV-1", "INV-2"))
+    write(cfg.outbox / "batch-42" / "INV-1" / "a.pdf", pdf_bytes())
+    write(cfg.outbox / "batch-42" / "INV-2" / "notes.txt", b"plain text\n")
+    code, out = check(cfg, capsys, cfg.outbox / "batch-42" / "INV-2" / "notes.txt")
+    assert code == 1 and out.startswith("batch-42/INV-2/notes.txt: an attachment of batch-42.xml")
+    assert "invoice INV-1: 1 attachment(s)" in out and "[type-not-allowed]" in out
+
+
 def snapshot_tree(root: Path) -> dict[str, tuple[int, int]]:
     out = {}
     for dirpath, dirs, files in os.walk(root):

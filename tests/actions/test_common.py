@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,3 +36,34 @@ def test_settings_of_loads_the_named_file_and_logs_in_its_format_and_level(
         logs.configure()  # the next test in this process logs at the default level again
     record = json.loads(line)
     assert record["event"] == "at the level" and record["detail"] == "x"
+
+
+def test_only_run_and_config_check_need_the_token_file_the_service_alone_can_read(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`token_file = "/run/credentials/outboxd.service/token"`, as docs/operations.md
+    sets it, exists only inside the running service. The commands an admin runs beside
+    it (status, check, send, attach, retry, config) send nothing and do not need it: they
+    work, while `run` and `config --check`, which check what delivering needs, still
+    refuse it (exit 2, naming the key)."""
+    from daemon.cli import main
+    (tmp_path / "outbox").mkdir()
+    path = tmp_path / "config.toml"
+    path.write_text(f'[outbox]\npath = "{tmp_path / "outbox"}"\n'
+                    f'[paths]\nstate_dir = "{tmp_path / "state"}"\n'
+                    '[delivery]\nurl = "http://127.0.0.1:9/bundles"\n'
+                    f'token_file = "{tmp_path / "credentials" / "token"}"\n'
+                    '[log]\nformat = "json"\n', encoding="utf-8")
+    try:
+        assert main(["status", "-c", str(path)]) == 0
+        assert main(["check", "-c", str(path)]) == 0
+        assert main(["config", "-c", str(path)]) == 0
+        assert main(["send", "-c", str(path), "INV-1"]) == 1  # no such invoice, not exit 2
+        capsys.readouterr()
+        assert main(["config", "--check", "-c", str(path)]) == 2
+        assert "[delivery] token_file" in capsys.readouterr().err
+    finally:
+        logs.configure()
+    # In a process of its own: `run` blocks the stop signals until its handlers are in.
+    done = subprocess.run([sys.executable, "-m", "daemon", "run", "-c", str(path)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "[delivery] token_file" in done.stderr

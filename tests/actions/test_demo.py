@@ -59,3 +59,30 @@ def test_the_live_table_shows_every_sample_on_an_80_by_24_terminal(
                                                      for s in samples)
     printed = screen.getvalue()
     assert " shows " in printed and printed.count("\n") > 24  # the whole table
+
+
+def test_the_status_command_it_suggests_runs_as_typed_from_a_venv_not_on_path(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Started as the README says (`.venv/bin/outboxd demo`, not on PATH), the closing
+    "Where to look" gives `.venv/bin/outboxd status -c …`, which runs where a bare
+    `outboxd status` is "command not found"; an outboxd on PATH is named bare."""
+    import io
+
+    from daemon.actions.demo import Workspace, where_to_look
+    venv_bin = tmp_path / ".venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    (venv_bin / "outboxd").write_text("#!/bin/sh\n")
+    (venv_bin / "outboxd").chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path / "elsewhere"))
+    monkeypatch.setattr("sys.argv", [".venv/bin/outboxd", "demo"])
+    ws = Workspace(tmp_path / "ws")
+    out = io.StringIO()
+    where_to_look(ws, None, out)
+    [line] = [ln for ln in out.getvalue().splitlines() if ln.strip().startswith("status ")]
+    assert line.split(None, 1)[1] == f".venv/bin/outboxd status -c {ws.config}"
+    monkeypatch.setenv("PATH", str(venv_bin))
+    out = io.StringIO()
+    where_to_look(ws, None, out)
+    [line] = [ln for ln in out.getvalue().splitlines() if ln.strip().startswith("status ")]
+    assert line.split(None, 1)[1] == f"outboxd status -c {ws.config}"

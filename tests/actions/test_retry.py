@@ -79,8 +79,14 @@ def test_retry_refuses_when_a_name_is_taken_and_changes_nothing(cfg: Env, capsys
 
 
 def test_retry_of_an_unknown_id_exits_1_naming_it(cfg: Env, capsys) -> None:
+    """An id in no quarantine folder (one already retried, say): exit 1, naming it and
+    what to give instead; the id is what follows '--' in the folder's name, not an
+    argument to put after a '--' on the command line."""
     assert main(["retry", "-c", str(cfg.config), "aaaaaaaaaaaa"]) == 1
-    assert "no quarantined bundle 'aaaaaaaaaaaa'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no quarantined bundle 'aaaaaaaaaaaa'" in err
+    assert "moved back into the outbox is no longer there" in err
+    assert "the 12-character id that follows '--' in that name" in err
 
 
 def test_ambiguous_prefix_is_refused_listing_the_folders(cfg: Env, capsys) -> None:

@@ -86,3 +86,40 @@ def test_unreadable_invoice_fixed_with_chmod_is_sent(open_root: Path, receiver) 
             proc.kill()  # no daemon left behind; the log check below says why
             proc.wait()
     no_traceback(log.read_text())
+
+
+def test_retry_by_a_user_who_may_not_write_the_journal_moves_nothing(open_root: Path) -> None:
+    """`outboxd retry` records the retry in the journal. Run by a user who may read but
+    not write it (a member of the daemon's group), it refuses before moving anything
+    (exit 1, naming the journal and whom to run it as): moved anyway, the bundle's row
+    stayed `quarantined` with no folder behind it, and `status` listed it twice once it
+    was quarantined again."""
+    import json
+
+    from helpers import ubl_invoice, write
+
+    from daemon.journal import Journal
+    env = Env(open_root)
+    env.outbox.mkdir()
+    env.write_config("http://127.0.0.1:9/bundles")
+    folder = env.quarantine / "2026-11-26" / "INV-1--3f2a9c01b7e4"
+    write(folder / "INV-1.xml", ubl_invoice("INV-1"))
+    write(folder / "INV-1" / "a.pdf", pdf_bytes())
+    write(folder / "reason.json", json.dumps({"invoice_file": "INV-1.xml"}).encode())
+    env.state.mkdir()
+    journal = Journal(env.state / "journal.sqlite3")
+    journal.create("INV-1.xml", "quarantined", archive_dir=str(folder))
+    journal.close()
+    subprocess.run(["chown", "-R", f"{NOBODY}:{NOBODY}", str(env.outbox), str(env.quarantine)],
+                   check=True)
+    os.chmod(env.config, 0o644)  # whatever umask an earlier test in this process left
+    os.chmod(env.state, 0o755)
+    os.chmod(env.state / "journal.sqlite3", 0o644)  # readable, not writable, by NOBODY
+    done = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
+                           "--clear-groups", *OUTBOXD, "retry", "-c", str(env.config),
+                           "3f2a9c01b7e4"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "journal" in done.stderr and "sudo -u" in done.stderr
+    assert "nothing was moved" in done.stderr
+    assert (folder / "INV-1.xml").exists() and list(env.outbox.iterdir()) == []
+    no_traceback(done.stderr)

@@ -16,7 +16,7 @@ OUTBOXD = [sys.executable, "-m", "daemon"]
 def test_demo_once_exits_0_with_samples_sent_and_quarantined_with_reasons(
         tmp_path: Path) -> None:
     """`outboxd demo --once --dir TMP` starts receiver and daemon, drops the samples, and
-    exits 0 once each reached its expected end: the good ones in sent/ and in the
+    exits 0 once each reached its expected end, saying so: the good ones in sent/ and in the
     receiver's store, the 200-DPI TIFF and the encrypted PDF in quarantine/ with REASON.txt
     naming the rule; the receiver and the daemon are stopped afterwards."""
     ws = tmp_path / "demo"
@@ -35,6 +35,7 @@ def test_demo_once_exits_0_with_samples_sent_and_quarantined_with_reasons(
     assert "200 DPI" in reasons["INV-5001"] and "tiff-resolution" in reasons["INV-5001"]
     assert "encrypted" in reasons["INV-6001"] and "pdf-encrypted" in reasons["INV-6001"]
     assert "Where to look" in done.stdout and str(ws) in done.stdout
+    assert "\nEvery sample reached its expected end.\n" in done.stdout  # not the code alone
     log = (ws / "daemon.log").read_text().splitlines()
     assert json.loads(log[-1])["event"] == "stopped"
 
