@@ -127,7 +127,7 @@ class DirectoryDeliverer:
             held = None
             fsync_dir(self.target)
         except OSError as exc:
-            if held is not None and not still_at(tmp, held):
+            if isinstance(exc, FileNotFoundError) and held is not None and not _ours(tmp, held):
                 raise Retryable(f"cannot write to [delivery] target {self.target}: "
                                 f"{tmp.name} was removed while it was written (by another "
                                 "outboxd's start, on a share whose locks do not reach "
@@ -141,10 +141,19 @@ class DirectoryDeliverer:
                 # quarantined) never comes again under this id, so its .tmp- folder
                 # would stay in the target for good. Removed before the lock is let go;
                 # not one that is no longer ours (another writer's, made since).
-                if still_at(tmp, held):
+                if _ours(tmp, held):
                     shutil.rmtree(tmp, ignore_errors=True)
                 os.close(held)
         return Receipt(201, body, None)
+
+
+def _ours(tmp: Path, held: int) -> bool:
+    """Whether tmp is still the folder this attempt made (held); False if that cannot be
+    told (the target gone): then it is neither published nor removed by this attempt."""
+    try:
+        return still_at(tmp, held)
+    except OSError:
+        return False
 
 
 def _delivered(final: Path) -> bool:
