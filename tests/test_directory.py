@@ -536,6 +536,30 @@ class TestTemporaries:
             for fd in other:
                 os.close(fd)
 
+    def test_a_tmp_folder_that_cannot_be_looked_at_any_more_is_a_plain_retry(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The share going away in the middle of a write: the look at whether the
+        `.tmp-BUNDLEID/` is still this attempt's fails too (EIO). The attempt is retried,
+        naming the target, and removes nothing it cannot tell is its own."""
+        bundle = make_bundle(tmp_path / "work")
+        target = tmp_path / "target"
+        target.mkdir()
+
+        def share_gone(*args: Any) -> Any:
+            raise OSError(errno.EIO, "Input/output error")
+        monkeypatch.setattr(directory, "copy_file", lambda src, dst: share_gone())
+        monkeypatch.setattr(directory, "still_at", share_gone)
+        with pytest.raises(Retryable, match="cannot write to \\[delivery\\] target .*: "
+                           "Input/output error"):
+            DirectoryDeliverer(target).deliver(bundle, build_manifest(bundle))
+
+        monkeypatch.setattr(directory, "copy_file", lambda src, dst: (_ for _ in ()).throw(
+            FileNotFoundError(errno.ENOENT, "No such file or directory")))
+        with pytest.raises(Retryable, match="removed while it was written"):
+            DirectoryDeliverer(target).deliver(bundle, build_manifest(bundle))
+        # Not removed by the attempt that could not tell it was its own: the start sweep's.
+        assert [p.name for p in target.iterdir()] == [f".tmp-{build_manifest(bundle)['bundle_id']}"]
+
     def test_a_sweep_never_empties_a_folder_its_writer_renames_meanwhile(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A sweep that took a live `.tmp-BUNDLEID/` for a leftover (another host's, on a
