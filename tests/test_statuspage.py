@@ -21,6 +21,7 @@ from daemon.answers import classify
 from daemon.config import Settings
 from daemon.config_sections import DeliveryConfig
 from daemon.deliver import HttpDeliverer
+from daemon.einvoice.transport import bundle_outcome
 from daemon.errors import Paused, Retryable
 from daemon.journal import Journal, now_iso, parse_iso
 from daemon.pause import HELD_BACK
@@ -642,6 +643,9 @@ def test_a_pause_for_a_configuration_problem_is_said_in_a_clerks_words(
         "PURL.xml": str(deliverer.failure(httpx.InvalidURL("Invalid port"))),
     }
     errors["HELD.xml"] = f"{HELD_BACK}{errors['P401.xml']} (the answer to P401.xml)"
+    with pytest.raises(Paused) as refused:  # ubl-embedded: one document's 401 for the file
+        classify(httpx.Response(401, content=body, request=req))
+    errors["PDOCS.xml"] = str(bundle_outcome([("INV-1", refused.value)], ["INV-2"]))
     for name, error in errors.items():
         journal.create(name, "retrying", attempts=1, next_attempt_at=now_iso(),
                        last_error=error)
@@ -658,6 +662,7 @@ def test_a_pause_for_a_configuration_problem_is_said_in_a_clerks_words(
                                         "(HTTP 403).")
     assert "fix outboxd's token" in cells["P401.xml"]
     assert cells["HELD.xml"] == cells["P401.xml"]  # held back behind it: told the same
+    assert cells["PDOCS.xml"] == cells["P401.xml"]
     assert "was not found (HTTP 404)" in cells["P404.xml"]
     assert "has moved (HTTP 301)" in cells["P301.xml"]
     assert "A proxy server" in cells["P407.xml"] and cells["PCONNECT.xml"] == cells["P407.xml"]
@@ -677,8 +682,6 @@ def test_the_receivers_answer_to_a_bundle_put_off_stays_off_the_clerks_page(
     error page, the receiver's internals): the clerks' page shows the status alone, for a
     bundle and for a ubl-embedded file whose documents were put off."""
     from claimed import Scripted, claimed
-
-    from daemon.einvoice.transport import bundle_outcome
     req = httpx.Request("POST", "http://127.0.0.1:9/b")
     inside = b"<html><body>Internal error: db=prod-7 user=svc_einvoice</body></html>"
     with pytest.raises(Retryable) as caught:
