@@ -9,7 +9,9 @@ and an exclusive one needs the file open for writing (a read-only descriptor get
 EBADF), so a sweep opens a temp for writing where it may. Where no lock can be had at
 all (an NFS mount without its lock daemon answers ENOLCK), temps are written and swept
 as before the locks: a write must not fail, nor a leftover stay for good, for want of
-a lock.
+a lock. A lock on a folder (hold_new_folder, folder_locked) is another matter: NFS and
+SMB give folders no lock of their own, so the kernel grants one that holds on this host
+only; a caller that shares folders with other hosts must not count on it.
 """
 
 from __future__ import annotations
@@ -230,8 +232,9 @@ def still_at(path: Path, fd: int) -> bool:
 def folder_locked(folder: Path) -> Iterator[None]:
     """Hold an exclusive lock (flock) on folder itself while the block runs, so that
     two runs of a command that read, change and replace a file in it (`attach` and
-    its attachments.toml) take turns. Where no lock can be had on a folder (NFS and
-    SMB lock only files open for writing), the block runs unlocked, as before."""
+    its attachments.toml) take turns. On NFS and SMB the lock holds on this host only
+    (see the module's docstring), and where none can be had the block runs unlocked,
+    as before."""
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         _wait_for_lock(fd)
