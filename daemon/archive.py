@@ -347,27 +347,34 @@ def _look_alike_steps(invoice_file: str, look_alikes: list[str],
 
 
 def reason_text(record: dict[str, Any]) -> str:
+    """REASON.txt, each line as `outboxd status` and the status page show names and
+    answers (escaped_controls): a rejection quotes the receiver's answer, whose control
+    characters (an escape sequence, a NUL, a line break) must neither reach the terminal
+    that shows the file nor break its lines; and a name's bidirectional controls
+    ("INV-7" + U+202E + "lmx.pdf" reads "INV-7fdp.xml") show as \\u202e, in the first
+    line and the look-alikes' lines as in the reasons."""
+    return "\n".join(escaped_controls(line) for line in _reason_lines(record))
+
+
+def _reason_lines(record: dict[str, Any]) -> list[str]:
     lines = [f"outboxd quarantined {record['invoice_file']} (bundle {record['bundle_id']})",
              f"at {record['quarantined_at']} for these reasons:", ""]
     for r in record["reasons"]:
-        # A rejection quotes the receiver's answer: its control characters (an escape
-        # sequence, a NUL, a line break) neither reach the terminal that shows the file
-        # nor break its lines, as in `outboxd status`.
-        lines.append(escaped_controls(f"- {r['file']}: {r['message']}  [{r['code']}]"))
+        lines.append(f"- {r['file']}: {r['message']}  [{r['code']}]")
     accepted = record.get("accepted_documents") or []
     # Found before the claim, so never with documents accepted (those come of a delivery).
     spelling = [r for r in record["reasons"] if r["code"] == "sidecar-spelling"]
     if spelling and not accepted:
-        return "\n".join(lines + _look_alike_steps(
+        return lines + _look_alike_steps(
             record["invoice_file"], [r["file"] for r in spelling],
-            [str(r["message"]) for r in spelling]))
+            [str(r["message"]) for r in spelling])
     if not accepted:
         # Not every quarantined bundle has a sidecar (one without attachments has none).
         lines += ["", "Nothing was sent. Fix what is listed above, then move the invoice file, "
                   "and its sidecar folder if this folder holds one, from this folder back "
                   "into the outbox;",
                   "outboxd will check and send them again.", ""]
-        return "\n".join(lines)
+        return lines
     # Part of the file is with the receiver already: the one thing a clerk must not do
     # is send those invoices again, so they are named first, with their receipts.
     ids = ", ".join(str(d["invoice_id"]) for d in accepted)
@@ -376,10 +383,9 @@ def reason_text(record: dict[str, Any]) -> str:
     lines += ["", "The receiver has ACCEPTED these invoices of this file — they are "
               "delivered; do NOT send them again:"]
     for d in accepted:
-        lines.append(escaped_controls(
-            f"- invoice {d['invoice_id']}: receipt {d['receipt_id'] or '(none given)'}"
-            f" (HTTP {d['status']}, document {d['name']}, Idempotency-Key "
-            f"{d['idempotency_key']})"))
+        lines.append(f"- invoice {d['invoice_id']}: receipt {d['receipt_id'] or '(none given)'}"
+                     f" (HTTP {d['status']}, document {d['name']}, Idempotency-Key "
+                     f"{d['idempotency_key']})")
     lines += ["No other invoice of this file was delivered.", "",
               "Fix what is listed above, then move the invoice file, and its sidecar folder "
               f"if this folder holds one, from this folder back into the outbox without "
@@ -389,4 +395,4 @@ def reason_text(record: dict[str, Any]) -> str:
               "has seen as already delivered).",
               f"Do NOT export the file again with {them} in it: a new export is a new "
               f"document to the receiver, which would then have {them} twice.", ""]
-    return "\n".join(lines)
+    return lines

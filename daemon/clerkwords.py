@@ -1,5 +1,5 @@
 """What the clerks' status page says of a delivery paused for a configuration problem
-(docs/folder-convention.md, section 6).
+or put off by the receiver (docs/folder-convention.md, section 6).
 
 A pause's error is written for the admin ("HTTP 401: check [delivery] url and token",
 the receiver's answer after it): the journal, `outboxd status` and the log keep it so.
@@ -37,6 +37,23 @@ _PAUSES: tuple[tuple[re.Pattern[str], str, str], ...] = (
      "outboxd's settings for the operator (its address or token) cannot be used.",
      "those settings"),
 )
+
+
+# How answers.classify() names an answer that puts a bundle off (408, 409, 425, 429, 5xx);
+# finish.py and einvoice/transport.py add the receiver's answer after it.
+_PUT_OFF = re.compile(r"HTTP \d{3} from the receiver")
+
+
+def for_clerks(error: str | None) -> str | None:
+    """A retrying bundle's error as the clerks' page shows it: a pause in plain words
+    (paused_for_clerks), an answer that put it off without what the receiver said (an
+    error page, its internals: anything; the admin has it in `outboxd status` and the
+    log), any other error as it is."""
+    if (words := paused_for_clerks(error)) is not None:
+        return words
+    if error and (m := _PUT_OFF.match(error)):
+        return m[0]
+    return error
 
 
 def paused_for_clerks(error: str | None) -> str | None:

@@ -8,7 +8,9 @@ takes no temporary name for a finished one (a bundle's is `.tmp-BUNDLEID/`, a
 document's `.NAME.tmp-…`). Each temporary is held (flock) by its writer until the
 rename, so that what a killed writer left is removed when the same bundle or document
 is written again, or at the next start (sweep_target), and the live temporary of
-another daemon sharing the target never is.
+another daemon sharing the target never is (on a network file system, where a
+folder's lock does not reach other hosts, only one a day old is). A bundle folder is
+renamed into place only if it is still the one this attempt made and filled.
 
 What is already at a final name is looked at, never through a link, never opened if
 it is a FIFO or device: a folder TARGET/BUNDLEID/ or a file with the document's bytes
@@ -21,6 +23,7 @@ each bundle: the agent must be able to move or delete what it has taken, and uma
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -47,19 +50,23 @@ from daemon.fsops import (
 from daemon.manifest import sent_parts
 from daemon.names import folder_name_for_id
 from daemon.temps import (
+    SET_ASIDE,
     create_locked,
     drop_every_unfinished,
     drop_folder_unless_held,
     drop_unfinished,
     hold_new_folder,
+    still_at,
     temp_prefix,
 )
+from daemon.watch import NETWORK_FS, fs_type
 
 # Where no lock can be asked (NFS without lockd), or for the temporary documents of
 # versions that took none, a temp is a leftover only once untouched this long: no
 # write of one bundle takes a day, and until then a reader ignores it anyway.
 STALE_AFTER = 24 * 3600.0
 _BUNDLE_TEMP = re.compile(r"\.tmp-[0-9a-f]{64}")
+_SET_ASIDE = re.compile(r"\.tmp-[0-9a-f]{64}" + re.escape(SET_ASIDE) + "[0-9a-f]{12}")
 _UNLOCKED_DOCUMENT_TEMP = re.compile(r"\.tmp-[0-9a-f]{32}-.+")  # before 31170dc
 
 
@@ -92,8 +99,12 @@ class DirectoryDeliverer:
             # folded name and for a converted image alike (original_name is neither).
             copy_file(bundle.invoice_file.path, tmp / manifest["invoice_file"]["name"])
             for att, name in sent_parts(bundle, manifest):
+                # Never with its parents: a .tmp- folder taken from us (removed by a
+                # start on another host, whose lock ours does not reach) must not come
+                # back half-filled, to be renamed into place without the files above.
+                (tmp / "attachments").mkdir(exist_ok=True)
                 folder = tmp / "attachments" / folder_name_for_id(att.invoice_id)
-                folder.mkdir(parents=True, exist_ok=True)
+                folder.mkdir(exist_ok=True)
                 _, path, _, _, _ = att.sent  # a converted image goes as its PDF
                 copy_file(path, folder / name)
             if os.stat(self.target).st_mode & stat.S_IWGRP:
@@ -103,6 +114,8 @@ class DirectoryDeliverer:
             # publishes them: else a power loss could leave TARGET/BUNDLEID/ without
             # some of them, which a retry takes for delivered.
             fsync_tree(tmp)
+            if not still_at(tmp, held):
+                raise FileNotFoundError(errno.ENOENT, "taken meanwhile", str(tmp))
             try:
                 rename_noreplace(tmp, final)
             except FileExistsError:
@@ -114,6 +127,11 @@ class DirectoryDeliverer:
             held = None
             fsync_dir(self.target)
         except OSError as exc:
+            if isinstance(exc, FileNotFoundError) and held is not None and not _ours(tmp, held):
+                raise Retryable(f"cannot write to [delivery] target {self.target}: "
+                                f"{tmp.name} was removed while it was written (by another "
+                                "outboxd's start, on a share whose locks do not reach "
+                                "other hosts); tried again later") from None
             raise Retryable(f"cannot write to [delivery] target {self.target}: "
                             f"{exc.strerror or exc}") from None
         finally:
@@ -121,10 +139,21 @@ class DirectoryDeliverer:
                 # Not published. Half a bundle is of no use to anyone: a full disk gets
                 # its space back, and one refused here (a file swapped for a link:
                 # quarantined) never comes again under this id, so its .tmp- folder
-                # would stay in the target for good. Removed before the lock is let go.
-                shutil.rmtree(tmp, ignore_errors=True)
+                # would stay in the target for good. Removed before the lock is let go;
+                # not one that is no longer ours (another writer's, made since).
+                if _ours(tmp, held):
+                    shutil.rmtree(tmp, ignore_errors=True)
                 os.close(held)
         return Receipt(201, body, None)
+
+
+def _ours(tmp: Path, held: int) -> bool:
+    """Whether tmp is still the folder this attempt made (held); False if that cannot be
+    told (the target gone): then it is neither published nor removed by this attempt."""
+    try:
+        return still_at(tmp, held)
+    except OSError:
+        return False
 
 
 def _delivered(final: Path) -> bool:
@@ -205,14 +234,22 @@ def sweep_target(target: Path) -> None:
     folders and `.NAME.tmp-…` documents that no live writer holds (another daemon
     sharing the target keeps its own), and the unlocked temporary documents of earlier
     versions (`.tmp-<32 hex>-NAME`) once untouched for STALE_AFTER. For the daemon's
-    start: a leftover whose bundle never comes again would stay for good."""
+    start: a leftover whose bundle never comes again would stay for good.
+
+    On a network file system a lock on a folder holds on this host only (NFS and SMB
+    pass a file's lock on to the server, not a folder's): a `.tmp-BUNDLEID/` that another
+    host writes now looks free, so there only one untouched for STALE_AFTER goes."""
     drop_every_unfinished(target)
+    local_locks = fs_type(target) in NETWORK_FS
     with os.scandir(target) as entries:
         names = [e.name for e in entries]
     for name in names:
         path = target / name
         if _BUNDLE_TEMP.fullmatch(name):
-            drop_folder_unless_held(path, older_than=STALE_AFTER)
+            drop_folder_unless_held(path, older_than=STALE_AFTER, local_locks=local_locks)
+        elif _SET_ASIDE.fullmatch(name) and not path.is_symlink():
+            # One a removal was killed in (drop_folder_unless_held): no writer's any more.
+            shutil.rmtree(path, ignore_errors=True)
         elif _UNLOCKED_DOCUMENT_TEMP.fullmatch(name):
             try:
                 st = os.lstat(path)

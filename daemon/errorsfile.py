@@ -11,6 +11,7 @@ from typing import Any
 from daemon.bundle import Finding
 from daemon.errors import InputError
 from daemon.fsops import read_regular, write_atomic
+from daemon.names import escaped_controls
 from daemon.scan import Candidate
 
 ERRORS_HEADER = ("# outboxd: this bundle is held because of the errors below. Fix them;\n"
@@ -41,7 +42,8 @@ def write_errors_file(path: Path, errors: tuple[Finding, ...], log: Any) -> None
         if ours:
             path.unlink()
         return
-    text = ERRORS_HEADER + "".join(f"{f.line()}\n" for f in errors)
+    # As the page shows these lines: a name's bidirectional controls (U+202E) as \u202e.
+    text = ERRORS_HEADER + "".join(f"{escaped_controls(f.line())}\n" for f in errors)
     if os.path.lexists(path) and not ours:
         log.error("not replacing a file outboxd did not write", file=path.name)
     elif current != text:

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from daemon import logs
-from daemon.clerkwords import paused_for_clerks
+from daemon.clerkwords import for_clerks
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError
 from daemon.fsops import read_regular, write_atomic
@@ -184,10 +184,11 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
                           "Quarantined today once in quarantine/)", table(
                               ["File", "Invoices", "Now", "Since"], sending)))
 
-    # A pause for a configuration problem in a clerk's words; the admin's own (the setting
-    # to fix, the receiver's answer) stays in `outboxd status` and the log.
+    # A pause for a configuration problem in a clerk's words, and never the receiver's
+    # answer; the admin's own (the setting to fix, what the receiver said) stays in
+    # `outboxd status` and the log.
     retrying = [[text(r.invoice_file), text(r.attempts), text(readable(r.next_attempt_at)),
-                 text(paused_for_clerks(r.last_error) or r.last_error)]
+                 text(for_clerks(r.last_error))]
                 for r in sec["retrying"]]
     parts.append(section("retrying", "Retrying (outboxd tries again by itself; nothing is "
                           "lost)", table(["File", "Attempts", "Next try", "Last error"],

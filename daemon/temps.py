@@ -9,7 +9,9 @@ and an exclusive one needs the file open for writing (a read-only descriptor get
 EBADF), so a sweep opens a temp for writing where it may. Where no lock can be had at
 all (an NFS mount without its lock daemon answers ENOLCK), temps are written and swept
 as before the locks: a write must not fail, nor a leftover stay for good, for want of
-a lock.
+a lock. A lock on a folder (hold_new_folder, folder_locked) is another matter: NFS and
+SMB give folders no lock of their own, so the kernel grants one that holds on this host
+only; a caller that shares folders with other hosts must not count on it.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ def temp_prefix(name: str) -> str:
 
 
 _TEMP_TAIL = re.compile(r"[0-9a-f]{12}")
+# What a temp folder is renamed to for its removal (drop_folder_unless_held), then 12 hex.
+SET_ASIDE = ".gone-"
 
 
 def drop_unfinished(folder: Path, names: Iterable[str]) -> None:
@@ -151,7 +155,7 @@ def hold_new_folder(path: Path) -> int:
             # Not waited for: who holds a folder we made this instant is a sweep that
             # took it for a leftover (it goes), or a writer that made its own there.
             held = _try_lock(fd)
-            if held is None or (held and _still_at(path, fd)):
+            if held is None or (held and still_at(path, fd)):
                 return fd
         except BaseException:
             os.close(fd)
@@ -160,12 +164,20 @@ def hold_new_folder(path: Path) -> int:
     raise BlockingIOError(errno.EWOULDBLOCK, "held by another writer", str(path))
 
 
-def drop_folder_unless_held(path: Path, older_than: float | None = None) -> bool:
+def drop_folder_unless_held(path: Path, older_than: float | None = None,
+                            local_locks: bool = False) -> bool:
     """Remove the temp folder at path unless its writer lives (it holds the folder's lock:
     hold_new_folder); True if nothing is there afterwards. Where no lock can be asked
-    (NFS without lockd), a writer's liveness cannot be told: with `older_than` (seconds)
-    only a folder untouched that long is removed, without it any (as before the locks).
-    Anything else under a temp folder's name (a link, a file) is removed, never followed."""
+    (NFS without lockd), or `local_locks` (a network file system: a lock on a folder
+    holds on this host only, a writer on another is not seen), a writer's liveness cannot
+    be told: with `older_than` (seconds) only a folder untouched that long is removed,
+    without it any. Anything else under a temp folder's name (a link, a file) is removed,
+    never followed.
+
+    The folder is first renamed out of the way (`NAME.gone-…`, one step), then removed:
+    removed in place, a writer unseen by the lock could rename it into place half-way
+    through, and the removal went on emptying the published folder. Renamed away, its
+    writer finds its temp gone (still_at) and tries again."""
     try:
         st = os.lstat(path)
         if not stat.S_ISDIR(st.st_mode):
@@ -179,11 +191,14 @@ def drop_folder_unless_held(path: Path, older_than: float | None = None) -> bool
         if held is False:
             return False
         # A file time against the wall clock: the only clock a file's age is known by.
-        if held is None and older_than is not None and time.time() - st.st_mtime < older_than:
+        if ((held is None or local_locks) and older_than is not None
+                and time.time() - st.st_mtime < older_than):
             return False
-        if not _still_at(path, fd):
+        if not still_at(path, fd):
             return False  # renamed or replaced meanwhile: a later look judges the new one
-        shutil.rmtree(path)  # locked (where locks are): no writer takes it up meanwhile
+        aside = path.with_name(f"{path.name}{SET_ASIDE}{os.urandom(6).hex()}")
+        os.rename(path, aside)  # FileNotFoundError: its writer renamed it first
+        shutil.rmtree(aside)  # swept at the next start if this fails (SET_ASIDE)
         return True
     except FileNotFoundError:
         return True
@@ -205,7 +220,7 @@ def _try_lock(fd: int) -> bool | None:
     return True
 
 
-def _still_at(path: Path, fd: int) -> bool:
+def still_at(path: Path, fd: int) -> bool:
     """Whether path still names what fd has open (not removed or replaced since)."""
     try:
         return os.lstat(path).st_ino == os.fstat(fd).st_ino
@@ -217,8 +232,9 @@ def _still_at(path: Path, fd: int) -> bool:
 def folder_locked(folder: Path) -> Iterator[None]:
     """Hold an exclusive lock (flock) on folder itself while the block runs, so that
     two runs of a command that read, change and replace a file in it (`attach` and
-    its attachments.toml) take turns. Where no lock can be had on a folder (NFS and
-    SMB lock only files open for writing), the block runs unlocked, as before."""
+    its attachments.toml) take turns. On NFS and SMB the lock holds on this host only
+    (see the module's docstring), and where none can be had the block runs unlocked,
+    as before."""
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         _wait_for_lock(fd)

@@ -315,6 +315,26 @@ class TestReasons:
                               "one, from this folder back into the outbox;\noutboxd will "
                               "check and send them again.\n")
 
+    def test_reason_txt_shows_a_names_bidirectional_controls_escaped_on_every_line(
+            self, tmp_path: Path) -> None:
+        """An invoice file "INV-7" + U+202E + "lmx.pdf" reads "INV-7fdp.xml" on screen; the
+        page and `outboxd status` show it as INV-7\\u202elmx.pdf. REASON.txt, which the
+        clerk reads, showed it raw in its first line, its steps and the look-alikes'
+        lines (only the reason lines were escaped): every line now shows it as the page
+        does. reason.json keeps the exact names, for scripts."""
+        name, look_alike = "INV-7\u202elmx", "inv-7\u202elmx"
+        record = reason_record(BID, f"{name}.pdf", [Finding(
+            "sidecar-spelling", look_alike, f"this folder looks like the sidecar {name}")],
+            "2026-12-03T07:50:12Z")
+        write_papers(tmp_path, reason_papers(record))
+        text = (tmp_path / "REASON.txt").read_text("utf-8")
+        assert text.startswith(f"outboxd quarantined INV-7\\u202elmx.pdf (bundle {BID})\n")
+        assert "\n- inv-7\\u202elmx\n" in text
+        assert "To send INV-7\\u202elmx.pdf with its files:" in text
+        assert "\u202e" not in text
+        data = json.loads((tmp_path / "reason.json").read_text("utf-8"))
+        assert data["invoice_file"] == f"{name}.pdf" and data["reasons"][0]["file"] == look_alike
+
     def test_reason_txt_of_a_look_alike_in_other_case_says_to_mend_the_case(
             self, tmp_path: Path) -> None:
         """inv-7/ made on Windows beside INV-7.xml, quarantined for sidecar-spelling (the

@@ -16,6 +16,7 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_deliver import INVOICE_XML, attachment, make_bundle, pdf, put
@@ -442,6 +443,157 @@ class TestTemporaries:
         monkeypatch.setattr(fcntl, "flock", no_locks)
         sweep_target(target)
         assert os.listdir(target) == [fresh.name]
+
+
+    def test_on_a_network_file_system_only_a_day_old_tmp_folder_is_swept(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """NFS and SMB keep a lock on a folder on the host that took it: a daemon
+        starting on one host found the `.tmp-BUNDLEID/` another host was writing free,
+        and removed it at once. On a network file system the start sweep removes one
+        only once untouched for a day (a document's `.NAME.tmp-…` file, whose lock the
+        server keeps, still goes when no one holds it); and what a removal killed
+        half-way left (`.tmp-BUNDLEID.gone-…`) goes."""
+        target = tmp_path / "target"
+        target.mkdir()
+        old, fresh = target / f".tmp-{'a' * 64}", target / f".tmp-{'b' * 64}"
+        aside = target / f".tmp-{'c' * 64}.gone-0123456789ab"
+        for folder in (old, fresh, aside):
+            (folder / "attachments").mkdir(parents=True)
+        (target / ".X--1.xml.tmp-0123456789ab").write_bytes(b"<Inv")
+        day_ago = time.time() - STALE_AFTER - 60
+        os.utime(old, (day_ago, day_ago))
+        monkeypatch.setattr(directory, "fs_type", lambda path: "nfs4")
+        sweep_target(target)
+        assert os.listdir(target) == [fresh.name]
+
+    def test_a_tmp_folder_taken_from_its_writer_is_never_published(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A lock on a folder holds only on the host that took it on NFS and SMB: another
+        host's daemon may take a live `.tmp-BUNDLEID/` for a leftover and remove it while
+        it is written. The writer made it again for its next attachment (mkdir with its
+        parents) and renamed that into place: TARGET/BUNDLEID/ without its manifest and
+        invoice file, which a transfer agent takes and a retry counts as delivered. Now
+        that write fails and is retried; nothing is published half."""
+        bundle = make_bundle(tmp_path / "work")
+        manifest = build_manifest(bundle)
+        target = tmp_path / "target"
+        target.mkdir()
+        tmp = target / f".tmp-{manifest['bundle_id']}"
+        real_copy = directory.copy_file
+        copies: list[Path] = []
+
+        def copy_then_taken(src: Path, dst: Path) -> None:
+            real_copy(src, dst)
+            copies.append(dst)
+            if len(copies) == 1:  # the invoice file is in: the other host's sweep comes
+                assert sweep_folder(tmp)
+
+        def sweep_folder(path: Path) -> bool:
+            from daemon.temps import drop_folder_unless_held
+            monkeypatch.setattr(fcntl, "flock", lambda fd, op: None)  # that host's own lock
+            try:
+                return drop_folder_unless_held(path)
+            finally:
+                monkeypatch.undo()
+
+        monkeypatch.setattr(directory, "copy_file", copy_then_taken)
+        with pytest.raises(Retryable, match="removed while it was written"):
+            DirectoryDeliverer(target).deliver(bundle, manifest)
+        assert os.listdir(target) == []
+        monkeypatch.setattr(directory, "copy_file", real_copy)
+        assert DirectoryDeliverer(target).deliver(bundle, manifest).status == 201
+        final = target / manifest["bundle_id"]
+        assert json.loads((final / "manifest.json").read_text("utf-8")) == manifest
+
+    def test_another_writers_tmp_folder_made_in_its_place_is_neither_published_nor_removed(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Its `.tmp-BUNDLEID/` taken from a writer (see above) once everything was in it,
+        another daemon made its own under that name at once, and holds it: the first
+        writer's rename would publish that one half-written, and its clean-up remove
+        it. It leaves that folder alone and tries again."""
+        bundle = make_bundle(tmp_path / "work")
+        manifest = build_manifest(bundle)
+        target = tmp_path / "target"
+        target.mkdir()
+        tmp = target / f".tmp-{manifest['bundle_id']}"
+        real_sync = directory.fsync_tree
+        other: list[int] = []
+
+        def taken_and_made_again(path: Path) -> None:
+            real_sync(path)
+            os.rename(tmp, target / "elsewhere")  # taken by a removal on another host
+            tmp.mkdir()
+            (tmp / "manifest.json").write_text("being written")
+            other.append(_hold(tmp))
+
+        monkeypatch.setattr(directory, "fsync_tree", taken_and_made_again)
+        try:
+            with pytest.raises(Retryable, match="removed while it was written"):
+                DirectoryDeliverer(target).deliver(bundle, manifest)
+            assert sorted(os.listdir(target)) == sorted([tmp.name, "elsewhere"])
+            assert os.listdir(tmp) == ["manifest.json"]
+        finally:
+            for fd in other:
+                os.close(fd)
+
+    def test_a_tmp_folder_that_cannot_be_looked_at_any_more_is_a_plain_retry(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The share going away in the middle of a write: the look at whether the
+        `.tmp-BUNDLEID/` is still this attempt's fails too (EIO). The attempt is retried,
+        naming the target, and removes nothing it cannot tell is its own."""
+        bundle = make_bundle(tmp_path / "work")
+        target = tmp_path / "target"
+        target.mkdir()
+
+        def share_gone(*args: Any) -> Any:
+            raise OSError(errno.EIO, "Input/output error")
+        monkeypatch.setattr(directory, "copy_file", lambda src, dst: share_gone())
+        monkeypatch.setattr(directory, "still_at", share_gone)
+        with pytest.raises(Retryable, match="cannot write to \\[delivery\\] target .*: "
+                           "Input/output error"):
+            DirectoryDeliverer(target).deliver(bundle, build_manifest(bundle))
+
+        monkeypatch.setattr(directory, "copy_file", lambda src, dst: (_ for _ in ()).throw(
+            FileNotFoundError(errno.ENOENT, "No such file or directory")))
+        with pytest.raises(Retryable, match="removed while it was written"):
+            DirectoryDeliverer(target).deliver(bundle, build_manifest(bundle))
+        # Not removed by the attempt that could not tell it was its own: the start sweep's.
+        assert [p.name for p in target.iterdir()] == [f".tmp-{build_manifest(bundle)['bundle_id']}"]
+
+    def test_a_sweep_never_empties_a_folder_its_writer_renames_meanwhile(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A sweep that took a live `.tmp-BUNDLEID/` for a leftover (another host's, on a
+        share whose folder locks hold only locally) removed it in place, entry by entry
+        through the folder it had opened: a rename by its writer in the middle published
+        TARGET/BUNDLEID/ and the sweep went on emptying it. The sweep moves the folder
+        out of the writer's way in one step first: either the writer's rename comes
+        first, and its folder stays whole, or it finds its temp gone and tries again."""
+        target = tmp_path / "target"
+        tmp, final = target / f".tmp-{'a' * 64}", target / ("a" * 64)
+        tmp.mkdir(parents=True)
+        for name in ("manifest.json", "INV-1.xml", "scan.pdf"):
+            (tmp / name).write_text(name)
+        real_scandir = os.scandir
+        renamed: list[bool] = []
+
+        def writer_renames_meanwhile(path: Any = ".") -> Any:
+            if isinstance(path, int) and not renamed:  # rmtree has the folder open
+                try:
+                    os.rename(tmp, final)
+                    renamed.append(True)
+                except FileNotFoundError:
+                    renamed.append(False)  # the writer finds its temp gone: retried
+            return real_scandir(path)
+
+        monkeypatch.setattr(fcntl, "flock", lambda fd, op: None)  # a lock held elsewhere
+        monkeypatch.setattr(os, "scandir", writer_renames_meanwhile)
+        from daemon.temps import drop_folder_unless_held
+        drop_folder_unless_held(tmp)
+        monkeypatch.undo()
+        assert renamed  # the writer's rename came while the sweep was at it
+        if final.exists():
+            assert sorted(os.listdir(final)) == ["INV-1.xml", "manifest.json", "scan.pdf"]
+        assert [n for n in os.listdir(target) if n != final.name] == []
 
 
 _HOLDER = """

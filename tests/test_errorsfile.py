@@ -42,6 +42,20 @@ class TestErrorsFile:
         assert len(run_once(p, now=2000.0)) == 1
         assert mine.read_bytes() == b"my own notes"
 
+    def test_a_names_bidirectional_controls_are_shown_escaped_in_the_errors_file(
+            self, tmp_path: Path) -> None:
+        """An attachment "scan" + U+202E + "fdp.exe" reads "scanexe.pdf" on screen. The
+        page shows the held bundle's error lines "as in NAME.errors.txt" with such a
+        character as \\u202e; the errors file, which the clerk opens on the share, had it
+        raw. It shows it as the page does."""
+        p, s = make(tmp_path, policy={"invalid": "hold"})
+        drop_bundle(s.outbox.path, "INV-1", {"scan\u202efdp.exe": b""})
+        assert run_once(p) == []
+        text = (s.outbox.path / "INV-1.errors.txt").read_text("utf-8")
+        assert "INV-1/scan\\u202efdp.exe" in text and "\u202e" not in text
+        [row] = p.j.rows(("held",))
+        assert any("scan\u202efdp.exe" in r["file"] for r in row.reasons)  # exact in the journal
+
     def test_the_errors_file_goes_when_the_held_invoice_file_leaves_the_outbox(
             self, tmp_path: Path) -> None:
         """Under invalid = "hold", a clerk who takes the held invoice file and its folder out

@@ -21,7 +21,8 @@ from daemon.answers import classify
 from daemon.config import Settings
 from daemon.config_sections import DeliveryConfig
 from daemon.deliver import HttpDeliverer
-from daemon.errors import Paused
+from daemon.einvoice.transport import bundle_outcome
+from daemon.errors import Paused, Retryable
 from daemon.journal import Journal, now_iso, parse_iso
 from daemon.pause import HELD_BACK
 from daemon.release import Idle
@@ -337,7 +338,8 @@ def test_a_bundle_on_its_way_to_quarantine_is_not_said_to_be_on_its_way_to_sent(
 def test_a_receivers_control_characters_never_reach_the_page_raw(journal: Journal) -> None:
     """A receiver answered 400/503 with NULs and terminal escape sequences in its body:
     they went raw into the page (not allowed in HTML; `grep` called the page a binary
-    file, `type` in a terminal ran them). They are shown as \\xNN, as in `status`."""
+    file, `type` in a terminal ran them). They are shown as \\xNN, as in `status`; the
+    answer to a bundle put off is not shown at all (see below)."""
     body = "\x00bad\x1b[31mred\x1b[0m\x9b"
     journal.create("Q.xml", "quarantined", archive_dir="/q/2026-12-04/Q--0123456789ab",
                    reasons=[{"code": "rejected", "file": "Q.xml", "message": f"HTTP 400: {body}"}])
@@ -348,7 +350,8 @@ def test_a_receivers_control_characters_never_reach_the_page_raw(journal: Journa
     assert not any(ord(c) < 32 and c not in "\n\t" or 0x7f <= ord(c) <= 0x9f for c in text)
     page = Page(text)
     assert "HTTP 400: \\x00bad\\x1b[31mred\\x1b[0m\\x9b" in page.text["quarantined"]
-    assert "\\x1b[31mred" in page.text["retrying"]
+    assert "HTTP 503 from the receiver" in page.text["retrying"]
+    assert "red" not in page.text["retrying"]
 
 
 def test_a_quarantined_bundle_moved_back_by_hand_leaves_quarantined_today(
@@ -640,6 +643,9 @@ def test_a_pause_for_a_configuration_problem_is_said_in_a_clerks_words(
         "PURL.xml": str(deliverer.failure(httpx.InvalidURL("Invalid port"))),
     }
     errors["HELD.xml"] = f"{HELD_BACK}{errors['P401.xml']} (the answer to P401.xml)"
+    with pytest.raises(Paused) as refused:  # ubl-embedded: one document's 401 for the file
+        classify(httpx.Response(401, content=body, request=req))
+    errors["PDOCS.xml"] = str(bundle_outcome([("INV-1", refused.value)], ["INV-2"]))
     for name, error in errors.items():
         journal.create(name, "retrying", attempts=1, next_attempt_at=now_iso(),
                        last_error=error)
@@ -656,6 +662,7 @@ def test_a_pause_for_a_configuration_problem_is_said_in_a_clerks_words(
                                         "(HTTP 403).")
     assert "fix outboxd's token" in cells["P401.xml"]
     assert cells["HELD.xml"] == cells["P401.xml"]  # held back behind it: told the same
+    assert cells["PDOCS.xml"] == cells["P401.xml"]
     assert "was not found (HTTP 404)" in cells["P404.xml"]
     assert "has moved (HTTP 301)" in cells["P301.xml"]
     assert "A proxy server" in cells["P407.xml"] and cells["PCONNECT.xml"] == cells["P407.xml"]
@@ -665,6 +672,37 @@ def test_a_pause_for_a_configuration_problem_is_said_in_a_clerks_words(
     kept = {r.invoice_file: r.last_error for r in journal.recent()}
     assert kept["P401.xml"] == ("HTTP 401: check [delivery] url and token: "
                                 '{"error": "token expired for api-user 7"}')
+
+
+def test_the_receivers_answer_to_a_bundle_put_off_stays_off_the_clerks_page(
+        tmp_path: Path) -> None:
+    """A bundle put off by the receiver (503, 429 …) is retried with its error and the
+    receiver's answer after it ("HTTP 503 from the receiver: <html>…"), as the journal,
+    `outboxd status` and the log keep it for the admin. The answer may hold anything (an
+    error page, the receiver's internals): the clerks' page shows the status alone, for a
+    bundle and for a ubl-embedded file whose documents were put off."""
+    from claimed import Scripted, claimed
+    req = httpx.Request("POST", "http://127.0.0.1:9/b")
+    inside = b"<html><body>Internal error: db=prod-7 user=svc_einvoice</body></html>"
+    with pytest.raises(Retryable) as caught:
+        classify(httpx.Response(503, content=inside, request=req))
+    busy = caught.value
+    with pytest.raises(Retryable) as caught:
+        classify(httpx.Response(429, content=b'{"detail": "quota of tenant 88"}', request=req))
+    documents = bundle_outcome([("INV-1", caught.value), ("INV-2", busy)], ["INV-3"])
+    shown: dict[str, str] = {}
+    for name, error in (("bundle", busy), ("documents", documents)):
+        p, _, row = claimed(tmp_path / name)
+        p.finish.d = Scripted(error)
+        p.finish.attempt(row)
+        [kept] = [r for r in p.j.recent() if r.state == "retrying"]
+        assert "prod-7" in (kept.last_error or "") or "tenant 88" in (kept.last_error or "")
+        page = Page(render(p.j.recent(), [], datetime.now(UTC)))
+        [cells] = [r.split("\t") for r in page.rows["retrying"]]
+        shown[name] = cells[3]
+        p.j.close()
+    assert shown == {"bundle": "HTTP 503 from the receiver",
+                     "documents": "HTTP 429 from the receiver"}
 
 
 def test_a_clean_stop_writes_the_page_once_more_saying_outboxd_is_stopped(

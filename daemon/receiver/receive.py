@@ -105,6 +105,11 @@ def receive_bundle(server: Memory, stream: Body, key: str, boundary: bytes, stag
     try:
         rename_noreplace(staging, dest)
     except FileExistsError:
+        if (theirs := whole_answer(dest / "response.json")) is not None:
+            # Stored whole meanwhile by another receiver on this store: its answer is
+            # the key's, and what the sender gets (a repeat, as the draft has it).
+            server.remember(key, theirs)
+            return 200, theirs
         # STORE/KEY/ without a whole answer (stored_response found none): not received.
         # Set aside first, so the name never holds a mix of both.
         _set_aside(dest, server.store)

@@ -5,6 +5,7 @@ HTTP by httpx."""
 
 from __future__ import annotations
 
+import shutil
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
@@ -191,6 +192,34 @@ class TestHalfStoredState:
             sent.files[2][2].read_bytes()
         again = post(url, sent)
         assert again.status_code == 200 and again.content == first.content
+        assert sorted(p.name for p in store.iterdir()) == [sent.key, "requests.jsonl"]
+
+    def test_a_key_another_receiver_stored_whole_meanwhile_is_answered_with_its_answer(
+            self, tmp_path: Path, store: Path, url: str,
+            monkeypatch: pytest.MonkeyPatch) -> None:
+        """Two receivers on one store, the same key at once: each found no answer and
+        stored the bundle; the second found STORE/KEY/ there at its rename and took it
+        for half stored, replacing the first's whole bundle and answer, so the first
+        sender's receipt no longer matched the store. A whole answer found there at
+        that moment is the key's answer: 200 with it, the store left as it is."""
+        from daemon.receiver import receive
+        sent = make_sent(tmp_path)
+        theirs = b'{"receipt_id": "rcpt-theirs", "bundle_id": "%s"}' % sent.key.encode()
+        real_rename = receive.rename_noreplace
+        raced: list[Path] = []
+
+        def other_receiver_first(src: Path, dst: Path) -> None:
+            if dst == store / sent.key and not raced:
+                raced.append(dst)
+                shutil.copytree(src, dst)
+                (dst / "response.json").write_bytes(theirs)
+            real_rename(src, dst)
+
+        monkeypatch.setattr(receive, "rename_noreplace", other_receiver_first)
+        answer = post(url, sent)
+        assert answer.status_code == 200 and answer.content == theirs
+        assert (store / sent.key / "response.json").read_bytes() == theirs
+        assert post(url, sent).content == theirs
         assert sorted(p.name for p in store.iterdir()) == [sent.key, "requests.jsonl"]
 
     def test_a_document_without_a_whole_answer_is_stored_again(
