@@ -35,6 +35,7 @@ from daemon.fsops import (
 from daemon.journal.records import utc_day
 from daemon.names import (
     CASE_WORDS,
+    EXACT_WORDS,
     FILE_WORDS,
     FORM_WORDS,
     NAME_MAX,
@@ -283,6 +284,11 @@ def _renamed(invoice_file: str, which: str, messages: list[str]) -> str:
     accents written otherwise only by typing the name again on the computer that named
     the invoice file. A message without either word (none is made so) is taken for
     accents, as before case variants were found."""
+    if any(EXACT_WORDS in m for m in messages):
+        # A space or dot at an end, an extension, no sidecar suffix: the line above
+        # gives the sidecar's name (this record does not keep it).
+        return (f"rename {which} to the sidecar's name its line above gives, exactly as "
+                "written there, with no space or dot before or after it")
     case = any(CASE_WORDS in m for m in messages)
     form = any(FORM_WORDS in m for m in messages) or not case
     if not form:

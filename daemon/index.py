@@ -10,9 +10,10 @@ share a sidecar, so a name may concern several keys.
 It also keeps each bundle's look-alike sidecars (`Candidate.look_alikes`: `inv-7/`
 made on Windows beside the ERP's `INV-7.xml`, or a Mac's decomposed `Räkning-7/`),
 found by the listing and kept up to date by events, so that no bundle's read has
-to list the root: the root's names that are not invoice files by fold key
-(`names.fold_key`: case and Unicode form folded), and the bundles by the fold key
-of their sidecar. An event on a root name is then one dict lookup away from the
+to list the root: the root's names that are not invoice files by their key
+(`scan.alike_key`: case and Unicode form folded, a space or dot at an end, the
+sidecar suffix or an invoice extension cut), and the bundles by the key of their
+sidecar. An event on a root name is then one dict lookup away from the
 bundles it may be a look-alike of.
 """
 
@@ -23,8 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from daemon.config import OutboxConfig, ShareConfig
-from daemon.names import fold_key
-from daemon.scan import Candidate, Listing, candidate_for, look, with_look_alikes
+from daemon.scan import Candidate, Listing, alike_key, candidate_for, look, with_look_alikes
 
 
 class OutboxIndex:
@@ -73,7 +73,7 @@ class OutboxIndex:
         self.candidates[key] = cand
         for n in self._names_of(cand):
             self._by_name[n].add(key)
-        fold = fold_key(cand.sidecar.name)
+        fold = alike_key(self.cfg, cand.sidecar.name)
         self._by_fold[fold] = (*self._by_fold.get(fold, ()), key)
         return self._refresh(fold) - {key}
 
@@ -89,7 +89,7 @@ class OutboxIndex:
                 keys.discard(key)
                 if not keys:
                     del self._by_name[n]
-        fold = fold_key(cand.sidecar.name)
+        fold = alike_key(self.cfg, cand.sidecar.name)
         rest = tuple(k for k in self._by_fold.get(fold, ()) if k != key)
         if rest:
             self._by_fold[fold] = rest
@@ -103,6 +103,12 @@ class OutboxIndex:
         keys = list(self.candidates)
         for key in keys:
             self.remove(key)
+        # The keys follow the sidecar suffix and the invoice patterns too.
+        folds: dict[str, tuple[str, ...]] = {}
+        for name in (n for names in self._folds.values() for n in names):
+            fold = alike_key(self.cfg, name)
+            folds[fold] = (*folds.get(fold, ()), name)
+        self._folds = folds
         for key in keys:
             self.add(candidate_for(self.cfg, key))
 
@@ -143,7 +149,7 @@ class OutboxIndex:
         keys.update(now.candidates)
         if name in self.candidates:
             keys.add(name)
-        fold = fold_key(name)
+        fold = alike_key(self.cfg, name)
         names = self._folds.get(fold, ())
         came = name in now.stats and not now.candidates and name not in names
         went = not (name in now.stats and not now.candidates) and name in names

@@ -15,35 +15,48 @@ from daemon.bundle import Finding
 from daemon.config import Settings
 from daemon.names import (
     CASE_WORDS,
+    EXACT_WORDS,
     FORM_WORDS,
+    edge_words,
     fold_key,
     is_invoice_name,
     spelled_otherwise,
     spelling_twins,
     stem,
+    trimmed,
 )
-from daemon.scan import Candidate, owner_of
+from daemon.scan import Candidate, alike_kind, owner_of
 
 
 def look_alike_sidecars(cand: Candidate) -> list[Path]:
     """Entries beside the invoice file named like its sidecar but for upper and lower
-    case (`inv-7/` made on Windows beside the ERP's INV-7.xml) or Unicode form (a Mac's
-    decomposed accents beside an ERP's composed ones), whether or not the sidecar
-    itself is there.
+    case (`inv-7/` made on Windows beside the ERP's INV-7.xml), Unicode form (a Mac's
+    decomposed accents beside an ERP's composed ones) or a space or dot at an end
+    (`INV-7 /`), and folders named by a clerk's other common slips (scan.alike_kind:
+    `INV-7.xml/`, the invoice file's name copied; `INV-7/` where sidecars are
+    INV-7.att), whether or not the sidecar itself is there.
 
-    Case variants are those a listing of the outbox found (Candidate.look_alikes: one
-    root name among 2^n spellings cannot be looked up), the two Unicode forms are
+    Those variants are the ones a listing of the outbox found (Candidate.look_alikes:
+    one root name among 2^n spellings cannot be looked up), the two Unicode forms are
     looked up here as well (a candidate made without a listing has them too). One that
-    is the sidecar of a look-alike invoice file of the same extension (the Mac's own
-    Räkning-7.xml beside the ERP's, inv-7/ of inv-7.xml beside INV-7.xml) is that
-    file's, not a mistake (scan.look_alikes_of). Both are asked of the outbox as it is
-    now: a look-alike renamed, or an invoice file come, since the listing changes the
-    answer before the index has heard of it. An lstat or two, only for a bundle that
-    has a look-alike or a name with accents."""
+    is the sidecar of another invoice file of the same extension (the Mac's own
+    Räkning-7.xml beside the ERP's, inv-7/ of inv-7.xml beside INV-7.xml, `INV-7 /` of
+    `INV-7 .xml`) is that file's, not a mistake (scan.look_alikes_of). Both are asked
+    of the outbox as it is now: a look-alike renamed, or an invoice file come, since
+    the listing changes the answer before the index has heard of it. An lstat or two,
+    only for a bundle that has a look-alike or a name with accents."""
     parent = cand.sidecar.parent
-    names = sorted({*cand.look_alikes, *spelling_twins(cand.sidecar.name)})
-    return [parent / n for n in names if os.path.lexists(parent / n)
-            and not os.path.lexists(parent / owner_of(cand, n))]
+    found = []
+    for name in sorted({*cand.look_alikes, *spelling_twins(cand.sidecar.name)}):
+        path, owner = parent / name, owner_of(cand, name)
+        if not os.path.lexists(path) or owner and os.path.lexists(parent / owner):
+            continue
+        # Only a folder is made by copying the invoice file's name; a file so named
+        # (`INV-7.xml ` beside INV-7.xml) is listed as no invoice file (leftalone.py).
+        if alike_kind(cand, name) == "invoice" and (path.is_symlink() or not path.is_dir()):
+            continue
+        found.append(path)
+    return found
 
 
 def look_alike_findings(cand: Candidate) -> list[Finding]:
@@ -56,20 +69,57 @@ def look_alike_findings(cand: Candidate) -> list[Finding]:
             for twin in twins]
 
 
+def _named_otherwise(cand: Candidate, name: str) -> str:
+    """How a look-alike that is not the sidecar's name but for case and Unicode form
+    is named otherwise, or "" for one that is (fold_key: the same name to Windows)."""
+    side = cand.sidecar.name
+    kind, suffix = alike_kind(cand, name), side[len(cand.name):]
+    if kind == "invoice":
+        ext = trimmed(name)[len(stem(trimmed(name))):]
+        return (f"it is named like an invoice file, extension ({ext}) and all: a sidecar "
+                f"is named like its invoice file without the extension"
+                f"{f' and with {suffix} after it' if suffix else ''}")
+    if kind == "suffix":
+        return (f"its name lacks the ending {suffix} that each sidecar has here (the admin "
+                f"set [outbox] sidecar_suffix = \"{suffix}\")")
+    if fold_key(name) == fold_key(side):
+        return ""
+    has, should = edge_words(name), edge_words(side)
+    said = (f"its name has {has}" + (f" where the sidecar's name has {should}" if should
+                                     else ", which the sidecar's name has not")
+            if has else f"its name lacks what the sidecar's name has: {should}")
+    if trimmed(name) != trimmed(side):
+        form = spelled_otherwise(trimmed(name), trimmed(side))[1]
+        said += (f", and it is spelled with {FORM_WORDS}" if form else
+                 f", and it differs in {CASE_WORDS}")
+    # Windows drops a trailing space or dot from what it is given, so it shows such a
+    # folder under a short made-up name, or cannot open it.
+    return (f"{said} (easy to miss, and Windows may show such a name otherwise or not open "
+            "it at all)")
+
+
+def _accents(name: str, side: str) -> bool:
+    """`name` differs from the sidecar's name `side` in Unicode form: only typing it
+    again on the computer that named the invoice file mends that."""
+    name, side = trimmed(name), trimmed(side)
+    return name != side and fold_key(name) == fold_key(side) and spelled_otherwise(
+        name, side)[1]
+
+
 def _look_alike_message(cand: Candidate, twin: Path, folders: list[str]) -> str:
     """`folders`: cand's look-alikes that are folders; two or more are told to merge."""
     side = cand.sidecar.name
     what = "folder" if twin.name in folders else "file"
-    head = f"this {what} looks like the sidecar {side} of {cand.invoice.name}, but the two names"
+    head = f"this {what} looks like the sidecar {side} of {cand.invoice.name}, but"
+    otherwise = _named_otherwise(cand, twin.name)
+    if otherwise:
+        return _named_otherwise_message(cand, twin, folders, f"{head} {otherwise}")
+    head += " the two names"
     case, form = spelled_otherwise(twin.name, side)
     differ = (f"differ only in {CASE_WORDS}" if not form else
               f"{f'differ in {CASE_WORDS} and ' if case else ''}are spelled with {FORM_WORDS}")
     if what == "file":
-        # Renamed to the sidecar's name it would still be no folder (`not-a-folder`).
-        return (f"{head} {differ}, and a sidecar is a folder, so it is not taken as an "
-                f"attachment — make the folder {side} (its name as written here) and move "
-                "this file into it under a name with its type's extension (.pdf, .tif …), "
-                "or remove the file if it is no attachment")
+        return f"{head} {differ}, {_file_fix(side)}"
     # Windows (and so a clerk on the share) takes the two for one name: say why they are
     # two here, and that renaming it anywhere mends it.
     why = (": Windows takes them for one name, Linux, where outboxd runs, for two, so it "
@@ -87,17 +137,45 @@ def _look_alike_message(cand: Candidate, twin: Path, folders: list[str]) -> str:
             f"or move its files into the folder {side} made there")
 
 
+def _file_fix(side: str) -> str:
+    # Renamed to the sidecar's name it would still be no folder (`not-a-folder`).
+    return (f"and a sidecar is a folder, so it is not taken as an attachment — make the "
+            f"folder {side} (its name as written here) and move this file into it under a "
+            "name with its type's extension (.pdf, .tif …), or remove the file if it is no "
+            "attachment")
+
+
+def _named_otherwise_message(cand: Candidate, twin: Path, folders: list[str],
+                             said: str) -> str:
+    """The message of a look-alike named otherwise than the sidecar but for case and
+    form (`said`: what it is and how it differs): the fix names the sidecar's name."""
+    side = cand.sidecar.name
+    if twin.name not in folders:
+        return f"{said}; {_file_fix(side)}"
+    said += ("; Linux, where outboxd runs, takes it for another name, so it is not taken "
+             "as the sidecar")
+    others = [f for f in folders if f != twin.name]
+    if others:
+        return f"{said} — {_merge(cand, others, folders)}"
+    edges = edge_words(side)
+    typed = (f", typing it on the computer that named {cand.invoice.name}"
+             if _accents(twin.name, side) else "")
+    return (f"{said} — rename it to {side}, {EXACT_WORDS}"
+            f"{f' (with {edges})' if edges else ''}{typed}, or move its files into the "
+            f"folder {side} if that one is there too")
+
+
 def _merge(cand: Candidate, others: list[str], folders: list[str]) -> str:
     """Several look-alike folders: renamed one by one, the second cannot take the name."""
     side, one = cand.sidecar.name, len(others) == 1
     s = "" if one else "s"
     # Typed again on the computer that named the invoice file, a name is right in case
     # and form alike; where every folder differs in case alone, any computer will do.
+    exact = any(_named_otherwise(cand, f) for f in folders)
     rename = (f"on the computer that named {cand.invoice.name}, rename one of them by "
-              f"typing its name again as {side}" if any(
-                  spelled_otherwise(f, side)[1] for f in folders) else
-              f"rename one of them to {side}, each letter in upper or lower case as "
-              "written here")
+              f"typing its name again as {side}" if any(_accents(f, side) for f in folders)
+              else f"rename one of them to {side}, " + (
+                  EXACT_WORDS if exact else "each letter in upper or lower case as written here"))
     return (f"and {', '.join(others)} {'looks' if one else 'look'} like it too: only one "
             f"folder can be named {side}, so do not rename each of them — merge them into "
             f"one folder named exactly {side}: {rename}, move the files of the other{s} "

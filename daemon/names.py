@@ -169,12 +169,41 @@ def fold_key(name: str) -> str:
     return unicodedata.normalize("NFC", name).casefold()
 
 
+# The ends of a name a clerk does not see or cannot keep: a space before or after it
+# (a name copied with one; U+00A0 from a web page or a mail), and a dot after it.
+# Windows drops a trailing space or dot from what it names, and a Mac's SMB client
+# writes them as U+F028 and U+F029 (Samba stores those as they come).
+_EDGES = re.compile(r"\A\s+|[\s.\uf028\uf029]+\Z")
+_EDGE_WORDS = {".": "a dot", "\uf029": "a dot", " ": "a space", "\uf028": "a space",
+               "\u00a0": "a non-breaking space"}
+
+
+def trimmed(name: str) -> str:
+    """`name` without those ends (itself when nothing else is left of it)."""
+    return _EDGES.sub("", name) or name
+
+
+def edge_words(name: str) -> str:
+    """What `name` has at its ends that trimmed() takes off, in words ("a space at the
+    end", "a space at the start and a dot at the end"), or ""."""
+    said = []
+    for m in _EDGES.finditer(name):
+        if len(m[0]) == len(name):
+            break  # nothing but those: trimmed() keeps the name
+        kinds = dict.fromkeys(_EDGE_WORDS.get(c, "a blank character") for c in m[0])
+        said.append(f"{' and '.join(kinds)} at the {'start' if m.start() == 0 else 'end'}")
+    return " and ".join(said)
+
+
 # How a sidecar-spelling message (match.py) names the difference. REASON.txt picks its
 # steps by these words (archive.py): a quarantine record keeps the messages, not the
 # sidecar's name, and a message says exactly what the daemon found.
 CASE_WORDS = "upper and lower case"
 FORM_WORDS = "different Unicode characters"
 FILE_WORDS = "this file looks like the sidecar"  # a file, where the sidecar is a folder
+# A look-alike named otherwise (a space or dot at an end, the invoice file's extension,
+# no sidecar suffix): the fix is the sidecar's name, which the message gives.
+EXACT_WORDS = "exactly as written here"
 
 
 def _forms(name: str) -> tuple[bool, bool]:

@@ -40,10 +40,55 @@ class TestTouched:
         assert idx.touched(nfd)[0] == {f"{nfc}.xml"}
         assert idx.touched(nfc)[0] == {f"{nfc}.xml"}
 
+    def test_a_folder_with_a_space_at_its_end_made_after_the_listing_concerns_the_bundle(
+            self, tmp_path: Path) -> None:
+        """`INV-7 /` made beside INV-7.xml after the listing: its event concerns INV-7.xml
+        and makes it the bundle's look-alike (no listing of the root); removed, its event
+        takes it away again."""
+        write(tmp_path / "INV-7.xml", b"<x/>")
+        idx = make(tmp_path)
+        idx.replace(list_outbox(idx.cfg))
+        (tmp_path / "INV-7 ").mkdir()
+        assert idx.touched("INV-7 ")[0] == {"INV-7.xml"}
+        assert idx.candidates["INV-7.xml"].look_alikes == ("INV-7 ",)
+        (tmp_path / "INV-7 ").rmdir()
+        assert idx.touched("INV-7 ")[0] == {"INV-7.xml"}
+        assert idx.candidates["INV-7.xml"].look_alikes == ()
+
+    def test_an_invoice_file_whose_sidecar_it_is_takes_the_look_alike_away(
+            self, tmp_path: Path) -> None:
+        """`INV-7 /` is INV-7.xml's look-alike until `INV-7 .xml` comes: then it is that
+        file's sidecar, and no mistake of INV-7.xml's (both are stepped again)."""
+        write(tmp_path / "INV-7.xml", b"<x/>")
+        (tmp_path / "INV-7 ").mkdir()
+        idx = make(tmp_path)
+        idx.replace(list_outbox(idx.cfg))
+        assert idx.candidates["INV-7.xml"].look_alikes == ("INV-7 ",)
+        write(tmp_path / "INV-7 .xml", b"<x/>")
+        assert idx.touched("INV-7 .xml")[0] == {"INV-7.xml", "INV-7 .xml"}
+        assert idx.candidates["INV-7.xml"].look_alikes == ()
+
+    def test_a_rebuild_under_a_sidecar_suffix_finds_the_bare_stem_folder(
+            self, tmp_path: Path) -> None:
+        """A reload that sets [outbox] sidecar_suffix = ".att": the folder INV-7/, the
+        sidecar until then, is now a look-alike of INV-7.att/ (its event concerns the
+        bundle), and so is inv-7.ATT/: the names the index keeps meet under the new key
+        before the next listing."""
+        write(tmp_path / "INV-7.xml", b"<x/>")
+        (tmp_path / "INV-7").mkdir()
+        (tmp_path / "inv-7.ATT").mkdir()  # a folder of no bundle until the reload
+        idx = make(tmp_path)
+        idx.replace(list_outbox(idx.cfg))
+        idx.cfg = OutboxConfig(path=tmp_path, sidecar_suffix=".att")
+        idx.rebuild()
+        assert idx.candidates["INV-7.xml"].look_alikes == ("INV-7", "inv-7.ATT")
+        assert idx.touched("INV-7")[0] == {"INV-7.xml"}
+
     def test_a_rebuild_under_another_sidecar_suffix_maps_the_new_names(
             self, tmp_path: Path) -> None:
         """A reload that sets [outbox] sidecar_suffix: the bundles already indexed take
-        their sidecar's new name (events on it concern them), not the old one."""
+        their sidecar's new name (events on it concern them); the old one, the bare stem,
+        concerns them only as a look-alike of the new one would."""
         write(tmp_path / "INV-1.xml", b"<x/>")
         idx = make(tmp_path)
         idx.replace(list_outbox(idx.cfg))
@@ -51,7 +96,9 @@ class TestTouched:
         idx.rebuild()
         assert idx.candidates["INV-1.xml"].sidecar == tmp_path / "INV-1.files"
         assert idx.touched("INV-1.files")[0] == {"INV-1.xml"}
-        assert idx.touched("INV-1")[0] == set()
+        assert idx.touched("INV-1")[0] == {"INV-1.xml"}
+        assert idx.candidates["INV-1.xml"].look_alikes == ()
+        assert idx.touched("INV-1.old")[0] == set()
 
     def test_two_invoice_files_with_one_stem_share_their_sidecar(self, tmp_path: Path) -> None:
         """A.xml and A.pdf share the sidecar A/: an event in it concerns both."""
@@ -87,12 +134,15 @@ class TestTouched:
         assert keys == set() and what.others == ("notes.docx",)
 
     def test_sidecar_suffix_is_part_of_the_sidecar_name(self, tmp_path: Path) -> None:
-        """With sidecar_suffix = ".att", INV-1.att/ is INV-1.xml's sidecar; INV-1/ is not."""
+        """With sidecar_suffix = ".att", INV-1.att/ is INV-1.xml's sidecar; INV-1/ is not,
+        but an event on it concerns the bundle, as one on a look-alike does."""
         write(tmp_path / "INV-1.xml", b"<x/>")
         idx = make(tmp_path, sidecar_suffix=".att")
         idx.replace(list_outbox(idx.cfg))
         assert idx.touched("INV-1.att")[0] == {"INV-1.xml"}
-        assert idx.touched("INV-1")[0] == set()
+        assert idx.touched("INV-1")[0] == {"INV-1.xml"}
+        assert idx.candidates["INV-1.xml"].look_alikes == ()
+        assert idx.touched("INV-1.old")[0] == set()
 
 
 class TestLookAlikes:

@@ -92,3 +92,32 @@ def test_a_look_alike_file_beside_a_look_alike_folder_keeps_its_own_fix(
     found = told(outbox, "INV-7.xml")
     assert "rename it to INV-7," in found["inv-7"] and "merge" not in found["inv-7"]
     assert found["Inv-7"].startswith("this file looks like") and "merge" not in found["Inv-7"]
+
+
+def test_a_folder_with_a_space_beside_one_in_other_case_are_told_to_merge_exactly(
+        outbox: Path) -> None:
+    """`INV-7 /` and inv-7/ beside INV-7.xml: merged into one folder named exactly INV-7
+    — "each letter in upper or lower case" would not mend the space."""
+    write(outbox / "INV-7 " / "a.pdf", PDF)
+    write(outbox / "inv-7" / "b.pdf", PDF)
+    write(outbox / "INV-7.xml", b"<Invoice/>")
+    found = told(outbox, "INV-7.xml")
+    assert set(found) == {"INV-7 ", "inv-7"}
+    for message in found.values():
+        assert "merge them into one folder named exactly INV-7: rename one of them to " \
+            "INV-7, exactly as written here, move the files of the other into it" in message
+    assert found["INV-7 "].startswith("this folder looks like the sidecar INV-7 of "
+                                      "INV-7.xml, but its name has a space at the end")
+
+
+def test_a_file_with_a_dot_at_its_end_is_told_to_go_into_the_sidecar_folder(
+        outbox: Path) -> None:
+    """A file `INV-7.` beside INV-7.xml (a scan saved without its extension): a sidecar is
+    a folder, so the file is told to go into the folder INV-7, as a file in other case is."""
+    write(outbox / "INV-7.", b"%PDF-1.4")
+    write(outbox / "INV-7.xml", b"<Invoice/>")
+    message = told(outbox, "INV-7.xml")["INV-7."]
+    assert message.startswith("this file looks like the sidecar INV-7 of INV-7.xml, but its "
+                              "name has a dot at the end")
+    assert "make the folder INV-7 (its name as written here) and move this file into it" \
+        in message

@@ -449,6 +449,57 @@ class TestStructure:
         assert "rename it to INV-7," in f.message and "Unicode" not in f.message
         assert b.attachments == () and b.sidecar is None
 
+    @pytest.mark.parametrize("folder,said", [
+        ("INV-7 ", "its name has a space at the end, which the sidecar's name has not"),
+        ("INV-7.", "its name has a dot at the end, which the sidecar's name has not"),
+        ("\u00a0INV-7", "its name has a non-breaking space at the start"),
+        ("INV-7.XML", "it is named like an invoice file, extension (.XML) and all")])
+    def test_a_sidecar_named_with_a_space_dot_or_extension_is_an_error_naming_it(
+            self, outbox: Path, folder: str, said: str) -> None:
+        """`INV-7 /`, `INV-7./`, a non-breaking space, or the invoice file's name copied
+        with its extension, beside INV-7.xml: the clerk sees the folder there, so the
+        invoice neither goes without its files nor takes them by a name that is not the
+        sidecar's — an error names the folder, what is wrong with its name, and the name
+        to give it."""
+        write(outbox / folder / "a.pdf", PDF)
+        write(outbox / "INV-7.xml", ubl_invoice("INV-7"))
+        s = settings(outbox)
+        b = assemble(list_outbox(s.outbox).candidates["INV-7.xml"], s)
+        f = finding(b, "sidecar-spelling")
+        assert f.severity == "error" and f.file == folder
+        assert f.message.startswith(f"this folder looks like the sidecar INV-7 of INV-7.xml, "
+                                    f"but {said}")
+        assert "rename it to INV-7, exactly as written here, or move its files into the " \
+            "folder INV-7 if that one is there too" in f.message
+        assert b.attachments == () and b.sidecar is None
+
+    def test_under_a_sidecar_suffix_the_bare_stem_folder_is_an_error_naming_the_suffix(
+            self, outbox: Path) -> None:
+        """[outbox] sidecar_suffix = ".att" and a clerk's INV-7/ beside INV-7.xml, as it
+        would be without the suffix: an error that names the suffix and the sidecar's
+        name; the sidecar INV-7.att/ beside it is still taken."""
+        write(outbox / "INV-7" / "a.pdf", PDF)
+        write(outbox / "INV-7.att" / "b.pdf", PDF)
+        write(outbox / "INV-7.xml", ubl_invoice("INV-7"))
+        s = settings(outbox, outbox={"sidecar_suffix": ".att"})
+        b = assemble(list_outbox(s.outbox).candidates["INV-7.xml"], s)
+        f = finding(b, "sidecar-spelling")
+        assert f.file == "INV-7"
+        assert "its name lacks the ending .att that each sidecar has here (the admin set " \
+            "[outbox] sidecar_suffix = \".att\")" in f.message
+        assert "rename it to INV-7.att, exactly as written here" in f.message
+        assert layout(b) == {"INV-7": ["b.pdf"]}
+
+    def test_a_file_named_like_the_invoice_file_with_a_space_is_no_look_alike(
+            self, outbox: Path) -> None:
+        """`INV-7.xml ` (a file) beside INV-7.xml is no folder made by copying the name:
+        the page lists it as no invoice file; it does not hold INV-7.xml back."""
+        write(outbox / "INV-7.xml ", b"<x/>")
+        write(outbox / "INV-7.xml", ubl_invoice("INV-7"))
+        s = settings(outbox)
+        b = assemble(list_outbox(s.outbox).candidates["INV-7.xml"], s)
+        assert not [f for f in b.findings if f.code == "sidecar-spelling"]
+
     def test_a_look_alike_in_other_case_and_form_says_both(self, outbox: Path) -> None:
         """räkning-7/ made on a Mac (lower case, accents decomposed) beside the ERP's
         Räkning-7.xml: the message names both differences and the name to type."""

@@ -11,6 +11,7 @@ from daemon.names import (
     NAME_MAX,
     NameKind,
     classify,
+    edge_words,
     escaped_controls,
     fit_name,
     fold_key,
@@ -22,6 +23,7 @@ from daemon.names import (
     spelled_otherwise,
     spelling_twins,
     stem,
+    trimmed,
 )
 
 PATTERNS = ["*.xml", "*.pdf"]
@@ -251,3 +253,27 @@ def test_ids_of_only_dots_never_name_the_folder_or_its_parent() -> None:
     assert folder_name_for_id("..") == "__" and folder_name_for_id(".") == "_"
     assert folder_name_for_id("") == "_"
     assert folder_name_for_id("a..b") == "a..b"
+
+
+class TestEdges:
+    @pytest.mark.parametrize("name", ["INV-7 ", "INV-7.", " INV-7", "\u00a0INV-7",
+                                      "INV-7\u00a0", "INV-7. ", "INV-7\uf028", "INV-7\uf029"])
+    def test_a_space_or_dot_a_clerk_does_not_see_is_trimmed_off(self, name: str) -> None:
+        """A space before or after a name (a plain or a non-breaking one), a dot after it,
+        and the characters a Mac's SMB client writes for a trailing space or dot: the name
+        without them is the one the clerk meant."""
+        assert trimmed(name) == "INV-7"
+
+    def test_a_dot_before_a_name_and_a_name_of_nothing_else_are_kept(self) -> None:
+        """A leading dot makes a hidden name, not a slip; "." and "  " are no names to
+        trim to nothing."""
+        assert trimmed(".INV-7") == ".INV-7"
+        assert trimmed(".") == "." and trimmed("  ") == "  "
+
+    def test_edge_words_say_what_is_at_which_end(self) -> None:
+        """What the sidecar-spelling message names: each kind once, at the start or end."""
+        assert edge_words("INV-7 ") == "a space at the end"
+        assert edge_words("INV-7.") == "a dot at the end"
+        assert edge_words(" INV-7. ") == "a space at the start and a dot and a space at the end"
+        assert edge_words("\u00a0INV-7") == "a non-breaking space at the start"
+        assert edge_words("INV-7") == "" and edge_words("  ") == ""

@@ -156,6 +156,53 @@ class TestLookAlikesInTheListing:
         assert listing.candidates["INV-7.xml"].look_alikes == ("inv-7",)
         assert listing.candidates["inv-7.pdf"].look_alikes == ()
 
+    @pytest.mark.parametrize("folder", ["INV-7 ", "INV-7.", " INV-7", "\u00a0INV-7",
+                                        "INV-7\u00a0", "inv-7 ", "INV-7\uf028"])
+    def test_a_folder_named_like_the_sidecar_but_for_a_space_or_dot_at_an_end_is_found(
+            self, outbox: Path, folder: str) -> None:
+        """`INV-7 /` (a name copied with its space; a Mac's, stored as U+F028 by Samba),
+        `INV-7./`, ` INV-7/` and the non-breaking space beside INV-7.xml: the listing gives
+        the candidate that folder as a look-alike, as it does one in other case."""
+        touch(outbox / "INV-7.xml")
+        touch(outbox / folder / "a.pdf")
+        touch(outbox / "INV-70" / "a.pdf")
+        assert list_outbox(cfg_for(outbox)).candidates["INV-7.xml"].look_alikes == (folder,)
+
+    def test_the_sidecar_of_an_invoice_file_with_a_space_in_its_name_is_none(
+            self, outbox: Path) -> None:
+        """`INV-7 .xml` beside INV-7.xml: two bundles on Linux, and `INV-7 /` is the
+        first one's sidecar, INV-7/ the second's — neither is a look-alike of the other."""
+        touch(outbox / "INV-7.xml")
+        touch(outbox / "INV-7 .xml")
+        touch(outbox / "INV-7 " / "a.pdf")
+        touch(outbox / "INV-7" / "b.pdf")
+        listing = list_outbox(cfg_for(outbox))
+        assert listing.candidates["INV-7.xml"].look_alikes == ()
+        assert listing.candidates["INV-7 .xml"].look_alikes == ()
+
+    def test_a_folder_named_with_an_invoice_extension_is_found(self, outbox: Path) -> None:
+        """A folder made by copying an invoice file's name, extension and all (INV-7.XML/,
+        INV-7.pdf/ beside INV-7.xml): a look-alike; one with another extension is not,
+        nor is the sidecar of the invoice file INV-7.pdf.xml."""
+        touch(outbox / "INV-7.xml")
+        for folder in ("INV-7.XML", "INV-7.pdf", "INV-7.doc", "INV-8.pdf"):
+            touch(outbox / folder / "a.pdf")
+        assert list_outbox(cfg_for(outbox)).candidates["INV-7.xml"].look_alikes == (
+            "INV-7.XML", "INV-7.pdf")
+        touch(outbox / "INV-7.pdf.xml")
+        assert list_outbox(cfg_for(outbox)).candidates["INV-7.xml"].look_alikes == (
+            "INV-7.XML",)
+
+    def test_under_a_sidecar_suffix_the_bare_stem_folder_is_found(self, outbox: Path) -> None:
+        """[outbox] sidecar_suffix = ".att": INV-7.xml's sidecar is INV-7.att/, and a folder
+        INV-7/ beside it (as without the suffix) is a look-alike, as are inv-7.ATT/ and
+        INV-7.att / — the sidecar itself is not."""
+        touch(outbox / "INV-7.xml")
+        for folder in ("INV-7", "INV-7.att", "inv-7.ATT", "INV-7.att ", "INV-70"):
+            touch(outbox / folder / "a.pdf")
+        cand = list_outbox(cfg_for(outbox, sidecar_suffix=".att")).candidates["INV-7.xml"]
+        assert cand.look_alikes == ("INV-7", "INV-7.att ", "inv-7.ATT")
+
     def test_a_known_candidate_takes_the_look_alikes_of_the_new_listing(
             self, outbox: Path) -> None:
         """A rescan keeps the candidates it knows, but their look-alikes are those of the
