@@ -271,6 +271,53 @@ def test_a_mac_spelled_sidecar_holds_the_invoice_until_renamed_then_it_goes_with
     assert not (env.outbox / f"{nfc}.errors.txt").exists()
 
 
+@pytest.mark.parametrize("folder,outbox,said", [
+    ("INV-7 ", {}, "its name has a space at the end"),
+    ("INV-7.", {}, "its name has a dot at the end"),
+    ("\u00a0INV-7", {}, "its name has a non-breaking space at the start"),
+    ("INV-7", {"sidecar_suffix": ".att"}, "its name lacks the ending .att")])
+def test_a_sidecar_named_almost_right_holds_the_invoice_until_renamed_then_it_goes_with_it(
+        env: Env, receiver: Receiver, start_daemon, folder: str, outbox: dict[str, str],
+        said: str) -> None:
+    """Under unattached = "send" a clerk's `INV-7 /` (or `INV-7./`, a non-breaking space,
+    or INV-7/ where sidecars are INV-7.att) beside INV-7.xml: the invoice is neither sent
+    without the timesheet the clerk sees there nor with it by a name not the sidecar's —
+    it is held, and the errors file, the status page and `outboxd check` name the folder
+    and the name to give it. Renamed so, the bundle goes out with its file."""
+    from test_statuspage import Page
+
+    env.write_config(receiver.url, outbox=outbox,
+                     policy={"unattached": "send", "invalid": "hold"})
+    start_daemon()
+    side = "INV-7" + outbox.get("sidecar_suffix", "")
+    timesheet = pdf_bytes(2)
+    (env.outbox / folder).mkdir()
+    (env.outbox / folder / "timesheet.pdf").write_bytes(timesheet)
+    drop_bundle(env.outbox, "INV-7", {})
+    wait_state(env, "INV-7.xml", "held")
+    fix = f"rename it to {side}, exactly as written here"
+    errors = (env.outbox / "INV-7.errors.txt").read_text(encoding="utf-8")
+    assert f"{folder}: this folder looks like the sidecar {side} of INV-7.xml, but {said}" \
+        in errors
+    assert fix in errors
+    page_file = env.outbox / "outboxd-status.html"
+    wait_for(lambda: page_file.exists() and fix in Page(
+        page_file.read_text(encoding="utf-8")).text.get("held", ""), what="the fix on the page")
+    checked = outboxd(env, "check", str(env.outbox / "INV-7.xml"))
+    assert checked.returncode == 1
+    assert f"{folder}: this folder looks like the sidecar {side}" in checked.stdout
+    assert fix in checked.stdout and "[sidecar-spelling]" in checked.stdout
+    assert receiver.accepted() == []
+
+    (env.outbox / folder).rename(env.outbox / side)  # the clerk's fix
+    [sent] = wait_for(env.sent_bundles, what="the bundle in sent/ once the folder is renamed")
+    wait_for(lambda: (sent / "receipt.json").exists(), what="receipt.json")
+    assert (sent / side / "timesheet.pdf").read_bytes() == timesheet
+    [invoice] = manifest_of(sent)["invoices"]
+    assert [a["original_name"] for a in invoice["attachments"]] == ["timesheet.pdf"]
+    assert not (env.outbox / "INV-7.errors.txt").exists()
+
+
 def test_a_look_alike_left_by_a_quarantine_is_on_the_page_and_stops_retry_until_renamed(
         env: Env, receiver: Receiver, start_daemon) -> None:
     """A Windows clerk's inv-7/ beside the ERP's INV-7.xml: the invoice file is
