@@ -48,12 +48,13 @@ def look_alike_sidecars(cand: Candidate) -> list[Path]:
     parent = cand.sidecar.parent
     found = []
     for name in sorted({*cand.look_alikes, *spelling_twins(cand.sidecar.name)}):
-        path, owner = parent / name, owner_of(cand, name)
-        if not os.path.lexists(path) or owner and os.path.lexists(parent / owner):
+        path, owner, kind = parent / name, owner_of(cand, name), alike_kind(cand, name)
+        if kind is None or not os.path.lexists(path) \
+                or owner and os.path.lexists(parent / owner):
             continue
         # Only a folder is made by copying the invoice file's name; a file so named
         # (`INV-7.xml ` beside INV-7.xml) is listed as no invoice file (leftalone.py).
-        if alike_kind(cand, name) == "invoice" and (path.is_symlink() or not path.is_dir()):
+        if kind == "invoice" and (path.is_symlink() or not path.is_dir()):
             continue
         found.append(path)
     return found
