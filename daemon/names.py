@@ -71,6 +71,11 @@ def is_ignored(name: str, ignore_patterns: Sequence[str] = ()) -> bool:
     return classify(name, ignore_patterns) is not NameKind.OTHER
 
 
+def matches(name: str, patterns: Sequence[str]) -> bool:
+    """`name` matches one of the glob `patterns`, ignoring upper and lower case."""
+    return _match(name, patterns)
+
+
 def is_invoice_name(name: str, invoice_patterns: Sequence[str],
                     ignore_patterns: Sequence[str] = ()) -> bool:
     return not is_ignored(name, ignore_patterns) and _match(name, invoice_patterns)
@@ -180,6 +185,9 @@ _EDGE_WORDS = {".": "a dot", "\uf029": "a dot", " ": "a space", "\uf028": "a spa
 
 def trimmed(name: str) -> str:
     """`name` without those ends (itself when nothing else is left of it)."""
+    # Most names have none: two character tests, no regex (a rescan keys every name).
+    if not (name[:1].isspace() or name[-1:].isspace() or name[-1:] in ".\uf028\uf029"):
+        return name
     return _EDGES.sub("", name) or name
 
 

@@ -21,6 +21,7 @@ from daemon.names import (
     fold_key,
     is_invoice_name,
     is_share_file,
+    matches,
     name_problem,
     printable,
     spelling_twins,
@@ -117,7 +118,7 @@ def alike_key(cfg: OutboxConfig, name: str) -> str:
     if suffix and len(name) > len(suffix) and \
             name[-len(suffix):].casefold() == suffix.casefold():
         name = name[:-len(suffix)]
-    elif is_invoice_name(name, cfg.invoice_patterns):
+    elif "." in name and matches(name, cfg.invoice_patterns):
         name = stem(name)
     return fold_key(trimmed(name))
 
