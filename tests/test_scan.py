@@ -203,6 +203,17 @@ class TestLookAlikesInTheListing:
         cand = list_outbox(cfg_for(outbox, sidecar_suffix=".att")).candidates["INV-7.xml"]
         assert cand.look_alikes == ("INV-7", "INV-7.att ", "inv-7.ATT")
 
+    def test_a_suffix_in_other_case_is_no_invoice_files_sidecar(self, outbox: Path) -> None:
+        """sidecar_suffix = ".att" with INV-7.xml and inv-7.xml: inv-7.ATT/ is the sidecar
+        of neither (that of inv-7.xml is inv-7.att/), so it is a look-alike of both, not
+        taken for inv-7.xml's and left unsaid."""
+        touch(outbox / "INV-7.xml")
+        touch(outbox / "inv-7.xml")
+        touch(outbox / "inv-7.ATT" / "a.pdf")
+        listing = list_outbox(cfg_for(outbox, sidecar_suffix=".att"))
+        assert listing.candidates["INV-7.xml"].look_alikes == ("inv-7.ATT",)
+        assert listing.candidates["inv-7.xml"].look_alikes == ("inv-7.ATT",)
+
     def test_a_known_candidate_takes_the_look_alikes_of_the_new_listing(
             self, outbox: Path) -> None:
         """A rescan keeps the candidates it knows, but their look-alikes are those of the
