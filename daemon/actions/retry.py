@@ -32,8 +32,8 @@ from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError, UsageError
 from daemon.fsops import fsync_dir, is_regular_file, move_tree
 from daemon.lookalikes import look_alike_findings
-from daemon.names import fold_key, is_invoice_name
-from daemon.scan import candidate_for
+from daemon.names import is_invoice_name
+from daemon.scan import alike_key, candidate_for
 from daemon.temps import drop_unfinished
 
 # NAME--BUNDLEID12, or NAME--BUNDLEID12-2 when the archive name was taken.
@@ -128,16 +128,17 @@ def plan(folder: Path, settings: Settings, notes: list[str] | None = None) -> li
 
 def _refuse_look_alikes(folder: Path, invoice: str, settings: Settings) -> None:
     """Refuses while the outbox holds a look-alike of the bundle's sidecar (its name
-    differs only in upper and lower case or Unicode form: `sidecar-spelling`). The
+    differs only in upper and lower case, Unicode form, a space or dot at an end, an
+    invoice file's extension, or the sidecar suffix: `sidecar-spelling`). The
     look-alike of a bundle quarantined for it stays in the outbox (REASON.txt says to
     mend it there first); moved back before that, the invoice file is held or
     quarantined again at once. The daemon's own rule (lookalikes.look_alike_findings),
     on the names of the outbox as they are now."""
     cand = candidate_for(settings.outbox, invoice)
-    fold = fold_key(cand.sidecar.name)
+    key = alike_key(settings.outbox, cand.sidecar.name)
     with os.scandir(settings.outbox.path) as it:
         names = tuple(e.name for e in it if e.name != cand.sidecar.name
-                      and fold_key(e.name) == fold)
+                      and alike_key(settings.outbox, e.name) == key)
     findings = look_alike_findings(replace(cand, look_alikes=names))
     if findings:
         lines = "\n".join(f"  {f.file}: {f.message}  [{f.code}]" for f in findings)

@@ -228,6 +228,22 @@ def test_retry_refuses_for_a_look_alike_in_other_unicode_form(cfg: Env, capsys) 
     assert sorted(p.name for p in cfg.outbox.iterdir()) == [nfd]
 
 
+@pytest.mark.parametrize("look_alike", ["INV-7 ", "INV-7.", " INV-7", "INV-7.XML"])
+def test_retry_refuses_for_a_look_alike_with_a_space_dot_or_extension(
+        cfg: Env, capsys, look_alike: str) -> None:
+    """INV-7 with a space or dot at an end, or named with the invoice's extension, is a
+    look-alike to the daemon as much as inv-7/ is: moved back beside it, INV-7.xml would
+    be held or quarantined again at once, so retry refuses and moves nothing."""
+    spelling_quarantined(cfg, look_alike)
+    before_q, before_o = tree(cfg.quarantine), tree(cfg.outbox)
+    assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 1
+    err = capsys.readouterr().err
+    assert "nothing was moved — the outbox still holds a look-alike of the sidecar of " \
+        "INV-7.xml" in err
+    assert f"  {look_alike}: this folder" in err and "[sidecar-spelling]" in err
+    assert tree(cfg.quarantine) == before_q and tree(cfg.outbox) == before_o
+
+
 def test_a_refused_look_alike_keeps_every_other_bundle_of_the_command_in_quarantine(
         cfg: Env, capsys) -> None:
     """retry of two bundles, one of which still has its look-alike in the outbox: all
