@@ -5,7 +5,6 @@ the disk), the error lines people read, and the folders the daemon writes to.
 
 from __future__ import annotations
 
-import difflib
 import os
 import tomllib
 from pathlib import Path
@@ -21,7 +20,7 @@ from daemon.config import (
     Settings,
     environment_overrides,
 )
-from daemon.config_values import MASK, mask_userinfo
+from daemon.config_values import MASK, looks_secret, mask_secrets
 from daemon.errors import SHOWN_CHARS, ConfigError, not_utf8, shown, unquoted
 from daemon.fsops import NotAFile, folders_below, read_admin_file, refuse_links
 
@@ -36,22 +35,13 @@ def config_path(cli_value: str | None) -> Path:
 
 # A configuration file is a few KB; the bound keeps /dev/zero-like mistakes finite.
 CONFIG_LIMIT = 1 << 20
-_SECRET_WORDS = ("token", "secret", "password", "passwd", "tokn", "key", "auth", "bearer")
-
-
-def _secret_key(key: str) -> bool:
-    """A key whose value may be a secret: one holding a secret's word, or a typo of one
-    that holds none ("toekn", "tken", "pasword")."""
-    lower = key.lower()
-    return any(word in lower for word in _SECRET_WORDS) or bool(
-        difflib.get_close_matches(lower, ("token", "secret", "password"), cutoff=0.7))
 
 
 def _show(key: str, value: Any) -> str:
     """A value for an error line; anything that might be a secret (a typo of `token`
     included) is masked, since these lines reach logs and terminals, and a long value
     is cut (errors.shown)."""
-    if _secret_key(key):
+    if looks_secret(key):
         return "''" if value == "" else f"'{MASK}'"  # an empty value gives nothing away
     if isinstance(value, list | dict):
         # A url written as a list or a table (a wrong type) still shows its parts; as many
@@ -66,9 +56,10 @@ def _show(key: str, value: Any) -> str:
         return "[" + ", ".join(parts) + "]"
     if isinstance(value, str):
         # A url (under any key, a typo of `url` too, mistyped before its "//") may carry
-        # a password; an over-masked line is better than a leaked one. (A value without
-        # "@" comes back as it is.) Masked before the cut, which may cut off the "@".
-        return shown(mask_userinfo(value))
+        # a password or a token in its query, any value an Authorization header; an
+        # over-masked line is better than a leaked one. Masked before the cut, which may
+        # cut off the "@".
+        return shown(mask_secrets(value))
     return unquoted(repr(value))
 
 
