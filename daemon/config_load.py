@@ -21,7 +21,14 @@ from daemon.config import (
     environment_overrides,
 )
 from daemon.config_values import MASK, looks_secret, mask_secrets
-from daemon.errors import SHOWN_CHARS, ConfigError, not_utf8, shown, unquoted
+from daemon.errors import (
+    SHOWN_CHARS,
+    ConfigError,
+    double_quoted,
+    not_utf8,
+    shown,
+    unquoted,
+)
 from daemon.fsops import NotAFile, folders_below, read_admin_file, refuse_links
 
 
@@ -176,8 +183,8 @@ def load_settings(path: Path, token: bool = True) -> Settings:
     outbox = settings.outbox.path
     if not outbox.is_dir():
         key = f"[outbox] path{_origin('outbox', 'path', env)}"
-        raise ConfigError(f"{key} = {_quoted(outbox)}: the outbox does not exist or is not a "
-                          "folder — is a mount missing? Create it or fix the path",
+        raise ConfigError(f"{key} = {double_quoted(str(outbox))}: the outbox does not exist "
+                          "or is not a folder — is a mount missing? Create it or fix the path",
                           source=unquoted(str(path)))
     try:
         # An unreadable or unusable token_file stops the start, not a POST.
@@ -189,11 +196,6 @@ def load_settings(path: Path, token: bool = True) -> Settings:
                     for p in exc.problems]
         raise ConfigError(problems, source=unquoted(str(path))) from None
     return settings
-
-
-def _quoted(path: Path) -> str:
-    """A path in double quotes, as the key's value is written in the file; cut if long."""
-    return shown(str(path), lambda text: f'"{text}"')
 
 
 def _written_folders(settings: Settings) -> tuple[tuple[Path, str], ...]:
@@ -274,8 +276,8 @@ def _processing_apart(settings: Settings) -> str | None:
         apart = False  # gone meanwhile: the claims will say what is wrong
     if not apart:
         return None
-    return (f"[paths] processing = {_quoted(processing)} is on another file system than the "
-            f"outbox {unquoted(str(outbox))}: claims are renames and need the same one — "
+    return (f"[paths] processing = {double_quoted(str(processing))} is on another file system "
+            f"than the outbox {unquoted(str(outbox))}: claims are renames and need the same one — "
             "remove the key for the default (inside the outbox) or choose a folder on the "
             "outbox's file system")
 

@@ -239,6 +239,21 @@ class TestLongValues:
                                 "characters): Input should be 'settle' or 'marker'")
         assert len(line) < 400
 
+    def test_a_long_token_file_path_that_cannot_be_read_is_shown_cut(
+            self, tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A token_file of 3,000 characters (within Linux's limits) that does not exist:
+        the line names the key and the variable, shows the path's first 200 characters
+        and its length, and why, as for every other value."""
+        token_file = str(tmp_path / "/".join(["d" * 200] * 15))
+        monkeypatch.setenv("OUTBOXD_DELIVERY__TOKEN_FILE", token_file)
+        with pytest.raises(ConfigError) as info:
+            load_settings(config_file(tmp_path, minimal(outbox)))
+        [line] = info.value.problems
+        assert line.startswith("[delivery] token_file (from OUTBOXD_DELIVERY__TOKEN_FILE) = "
+                               f'"{token_file[:200]}"… ({len(token_file):,} characters): '
+                               "cannot be read")
+        assert len(line) < 400
+
     def test_a_huge_key_value_and_list_in_the_file_are_cut(self, tmp_path: Path,
                                                            outbox: Path) -> None:
         """In the file too: an unknown key of 5,000 characters with a value of 40,000, an
