@@ -412,7 +412,7 @@ def test_a_folder_that_cannot_be_listed_keeps_each_path_checked_as_itself(
     """A folder one may enter but not list (mode 0711; the listing looks for look-alike
     sidecars): a name that is no invoice file is still the usage error (exit 2, "not an
     invoice file"), and an invoice file in it is still read and checked (exit 0)."""
-    import daemon.actions.check as check_module
+    import daemon.actions.check_targets as check_module
 
     def unlistable(*_: object, **__: object) -> None:
         raise PermissionError(13, "Permission denied", str(cfg.outbox))
