@@ -91,9 +91,9 @@ def _owners(path: Path, ps: Settings, listed: Lister) -> list[Candidate]:
 
 def _attachment_of(path: Path, settings: Settings, listed: Lister
                    ) -> tuple[Settings, list[Candidate]]:
-    """The bundles a file is an attachment of, to the daemon: those whose sidecar (or a
-    look-alike of it) is the file's folder (SIDECAR/FILE) or that folder's parent
-    (SIDECAR/ID/FILE); never for a file directly in the configured outbox."""
+    """The bundles a file (or folder) is part of, to the daemon: those whose sidecar (or a
+    look-alike of it) is the path's folder (SIDECAR/FILE, SIDECAR/ID/) or that folder's
+    parent (SIDECAR/ID/FILE); never for a path directly in the configured outbox."""
     folder, outbox = path.parent.resolve(), settings.outbox.path.resolve()
     for _ in ("SIDECAR/FILE", "SIDECAR/ID/FILE"):
         if folder == outbox or folder.parent == folder:
@@ -104,6 +104,17 @@ def _attachment_of(path: Path, settings: Settings, listed: Lister
             return ps, owners
         folder = folder.parent
     return settings, []
+
+
+def _with_its_bundle(path: Path, what: str, ps: Settings, owners: list[Candidate]
+                     ) -> Iterator[tuple[Target, Settings]]:
+    """A note saying whose part `path` is, then those bundles to check. The path relative
+    to the outbox as resolved: the configured one may be reached through a link."""
+    rel = path.resolve().relative_to(ps.outbox.path.resolve())
+    yield Target(None, f"{rel}{'/' if path.is_dir() else ''}: {what} "
+                 f"{', '.join(c.invoice.name for c in owners)}; checked with its "
+                 "bundle"), ps
+    yield from ((Target(cand), ps) for cand in owners)
 
 
 def targets(paths: Iterable[Path], settings: Settings) -> Iterator[tuple[Target, Settings]]:
@@ -120,11 +131,7 @@ def targets(paths: Iterable[Path], settings: Settings) -> Iterator[tuple[Target,
         if path.is_file():
             ps, owners = _attachment_of(path, settings, listed)
             if owners:  # not an invoice of its own, whatever its name: its bundle's report
-                rel = path.resolve().relative_to(ps.outbox.path)
-                yield Target(None, f"{rel}: an attachment of "
-                             f"{', '.join(c.invoice.name for c in owners)}; checked with "
-                             "its bundle"), ps
-                yield from ((Target(cand), ps) for cand in owners)
+                yield from _with_its_bundle(path, "an attachment of", ps, owners)
                 continue
             s = _outbox_settings(settings, path.parent.resolve())
             if not is_invoice_name(path.name, s.outbox.invoice_patterns,
@@ -149,15 +156,18 @@ def targets(paths: Iterable[Path], settings: Settings) -> Iterator[tuple[Target,
         if not path.is_dir():
             raise UsageError(f"check: {raw} is neither a file nor a folder")
         folder = path.resolve()
-        owners = []
         if folder != settings.outbox.path.resolve():
             # A sidecar folder (or a look-alike of one): the invoice files beside it.
             ps = _outbox_settings(settings, folder.parent)
-            owners = _owners(folder, ps, listed)
-            for cand in owners:
-                yield Target(cand), ps
-        if owners:
-            continue
+            if owners := _owners(folder, ps, listed):
+                yield from ((Target(cand), ps) for cand in owners)
+                continue
+            # An invoice's subfolder in a sidecar (SIDECAR/ID/): attachments all the same,
+            # not an outbox of invoice files of its own.
+            ps, owners = _attachment_of(folder, settings, listed)
+            if owners:
+                yield from _with_its_bundle(folder, "a folder in the sidecar of", ps, owners)
+                continue
         # Not an outbox of its own, though it may hold PDFs: what the status page says.
         left = _left_by_quarantine(folder, settings, journal)
         while journal.notes:
