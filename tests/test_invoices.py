@@ -245,12 +245,14 @@ class TestOtherXml:
         (b"\r\n\r\n", "4 bytes: blank lines and spaces, no text"),
         (b"\xef\xbb\xbf\n", "4 bytes: blank lines and spaces, no text"),
         (b"\0" * 2048, "2,048 bytes: all zero, as a copy that did not finish leaves a file"),
-    ], ids=["blank-lines", "byte-order-mark", "zero-bytes"])
+        ("\r\n \r\n".encode("utf-16"), "12 bytes: blank lines and spaces, no text"),
+    ], ids=["blank-lines", "byte-order-mark", "zero-bytes", "utf-16-blank-lines"])
     def test_a_file_with_nothing_in_its_bytes_is_empty_not_an_invoice_named_by_its_stem(
             self, tmp_path: Path, data: bytes, what: str) -> None:
-        """An export of blank lines, or a copy that set the size and wrote nothing: the
-        invoice file is empty (empty-file, with what its bytes are), not "anything else"
-        sent as the invoice INV-7 with nothing in it."""
+        """An export of blank lines (in UTF-16 too, as an attachment of blank lines is
+        empty in it), or a copy that set the size and wrote nothing: the invoice file is
+        empty (empty-file, with what its bytes are), not "anything else" sent as the
+        invoice INV-7 with nothing in it."""
         with pytest.raises(InputError) as info:
             read(write(tmp_path / "INV-7.xml", data))
         assert info.value.code == "empty-file"
