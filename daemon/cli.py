@@ -96,9 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _add(sub, "check")
     p.add_argument("paths", nargs="*", type=Path, metavar="PATH",
-                   help="an invoice file, a sidecar folder, an attachment in one (its "
-                        "bundle is checked) or the whole outbox (default: the configured "
-                        "outbox)")
+                   help="an invoice file, a sidecar folder, an attachment or an "
+                        "invoice's subfolder in one (its bundle is checked) or the whole "
+                        "outbox (default: the configured outbox)")
     p.add_argument("--rules", action="store_true",
                    help="print the versions of the e-invoice rules instead")
 

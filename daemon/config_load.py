@@ -5,7 +5,6 @@ the disk), the error lines people read, and the folders the daemon writes to.
 
 from __future__ import annotations
 
-import difflib
 import os
 import tomllib
 from pathlib import Path
@@ -21,8 +20,15 @@ from daemon.config import (
     Settings,
     environment_overrides,
 )
-from daemon.config_values import MASK, mask_userinfo
-from daemon.errors import SHOWN_CHARS, ConfigError, not_utf8, shown, unquoted
+from daemon.config_values import MASK, looks_secret, mask_secrets
+from daemon.errors import (
+    SHOWN_CHARS,
+    ConfigError,
+    double_quoted,
+    not_utf8,
+    shown,
+    unquoted,
+)
 from daemon.fsops import NotAFile, folders_below, read_admin_file, refuse_links
 
 
@@ -36,22 +42,13 @@ def config_path(cli_value: str | None) -> Path:
 
 # A configuration file is a few KB; the bound keeps /dev/zero-like mistakes finite.
 CONFIG_LIMIT = 1 << 20
-_SECRET_WORDS = ("token", "secret", "password", "passwd", "tokn", "key", "auth", "bearer")
-
-
-def _secret_key(key: str) -> bool:
-    """A key whose value may be a secret: one holding a secret's word, or a typo of one
-    that holds none ("toekn", "tken", "pasword")."""
-    lower = key.lower()
-    return any(word in lower for word in _SECRET_WORDS) or bool(
-        difflib.get_close_matches(lower, ("token", "secret", "password"), cutoff=0.7))
 
 
 def _show(key: str, value: Any) -> str:
     """A value for an error line; anything that might be a secret (a typo of `token`
     included) is masked, since these lines reach logs and terminals, and a long value
     is cut (errors.shown)."""
-    if _secret_key(key):
+    if looks_secret(key):
         return "''" if value == "" else f"'{MASK}'"  # an empty value gives nothing away
     if isinstance(value, list | dict):
         # A url written as a list or a table (a wrong type) still shows its parts; as many
@@ -66,9 +63,10 @@ def _show(key: str, value: Any) -> str:
         return "[" + ", ".join(parts) + "]"
     if isinstance(value, str):
         # A url (under any key, a typo of `url` too, mistyped before its "//") may carry
-        # a password; an over-masked line is better than a leaked one. (A value without
-        # "@" comes back as it is.) Masked before the cut, which may cut off the "@".
-        return shown(mask_userinfo(value))
+        # a password or a token in its query, any value an Authorization header; an
+        # over-masked line is better than a leaked one. Masked before the cut, which may
+        # cut off the "@".
+        return shown(mask_secrets(value))
     return unquoted(repr(value))
 
 
@@ -185,8 +183,8 @@ def load_settings(path: Path, token: bool = True) -> Settings:
     outbox = settings.outbox.path
     if not outbox.is_dir():
         key = f"[outbox] path{_origin('outbox', 'path', env)}"
-        raise ConfigError(f"{key} = {_quoted(outbox)}: the outbox does not exist or is not a "
-                          "folder — is a mount missing? Create it or fix the path",
+        raise ConfigError(f"{key} = {double_quoted(str(outbox))}: the outbox does not exist "
+                          "or is not a folder — is a mount missing? Create it or fix the path",
                           source=unquoted(str(path)))
     try:
         # An unreadable or unusable token_file stops the start, not a POST.
@@ -198,11 +196,6 @@ def load_settings(path: Path, token: bool = True) -> Settings:
                     for p in exc.problems]
         raise ConfigError(problems, source=unquoted(str(path))) from None
     return settings
-
-
-def _quoted(path: Path) -> str:
-    """A path in double quotes, as the key's value is written in the file; cut if long."""
-    return shown(str(path), lambda text: f'"{text}"')
 
 
 def _written_folders(settings: Settings) -> tuple[tuple[Path, str], ...]:
@@ -283,8 +276,8 @@ def _processing_apart(settings: Settings) -> str | None:
         apart = False  # gone meanwhile: the claims will say what is wrong
     if not apart:
         return None
-    return (f"[paths] processing = {_quoted(processing)} is on another file system than the "
-            f"outbox {unquoted(str(outbox))}: claims are renames and need the same one — "
+    return (f"[paths] processing = {double_quoted(str(processing))} is on another file system "
+            f"than the outbox {unquoted(str(outbox))}: claims are renames and need the same one — "
             "remove the key for the default (inside the outbox) or choose a folder on the "
             "outbox's file system")
 

@@ -30,7 +30,7 @@ from daemon.config_values import (
     token_problem,
     url_problem,
 )
-from daemon.errors import ConfigError, shown
+from daemon.errors import ConfigError, double_quoted, shown
 from daemon.fsops import NotAFile, read_admin_file
 
 # Labels such as "Invoice number: 1001", "Invoice no. 1001", "Fakturanummer 1001",
@@ -261,7 +261,7 @@ class DeliveryConfig(Section):
             return self.token.get_secret_value()
         if self.token_file is None:
             return None
-        where = f"[delivery] token_file = \"{self.token_file}\""
+        where = f"[delivery] token_file = {double_quoted(str(self.token_file))}"
         try:
             # A token is a line; 64 KiB is room for any, and /dev/zero is refused.
             token = read_admin_file(self.token_file, 1 << 16).decode("utf-8").strip()

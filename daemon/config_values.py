@@ -5,6 +5,7 @@ fix and never quotes a secret (these lines reach logs and terminals)."""
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
@@ -75,6 +76,50 @@ def token_problem(token: str) -> str | None:
 _URL_USERINFO = re.compile(r"^(\s*[A-Za-z][A-Za-z0-9+.-]*://).*@", re.DOTALL)
 MASK = "********"
 
+# Words in the name of a key, or of a url's query parameter, whose value may be a secret
+# (api_key, access_token, X-Amz-Signature, sig of a shared-access url, password, auth).
+SECRET_WORDS = ("tok", "tkn", "secret", "pass", "pwd", "key", "auth", "bearer", "cred",
+                "sig")
+_CLOSE_TO_SECRET = ("token", "secret", "password")
+
+
+def looks_secret(name: str) -> bool:
+    """A name whose value may be a secret: one holding a secret's word, or a typo of one
+    that holds none ("toekn", "tken", "pasword")."""
+    lower = name.lower()
+    return any(word in lower for word in SECRET_WORDS) or (
+        len(lower) <= 64 and bool(difflib.get_close_matches(lower, _CLOSE_TO_SECRET,
+                                                            cutoff=0.7)))
+
+
+# "name=value" parts of a text, between "?", "&", "#" or ";": a url's query and fragment,
+# wherever they stand in a value (an unparseable url, a list item).
+_PARAM_SEPARATORS = re.compile(r"([?&#;])")
+# The credentials of an HTTP Authorization header written out ("Bearer abc…").
+_AUTH_HEADER = re.compile(r"\b(Bearer|Basic)(\s+)[^\s'\",;]+", re.IGNORECASE)
+
+
+def _mask_params(text: str) -> str:
+    """`text` with the value of every name=value part whose name looks secret masked."""
+    parts = _PARAM_SEPARATORS.split(text)
+    for i in range(0, len(parts), 2):
+        name, eq, value = parts[i].partition("=")
+        if eq and value and looks_secret(name):
+            parts[i] = f"{name}={MASK}"
+    return "".join(parts)
+
+
+def secret_params(url: str) -> list[str]:
+    """The values, as written, of the url's query and fragment parameters whose names look
+    secret (`?access_token=…`), for what must never show them."""
+    query = url.partition("?")[2] or url.partition("#")[2]
+    values = []
+    for part in _PARAM_SEPARATORS.split(query)[::2]:
+        name, eq, value = part.partition("=")
+        if eq and value and looks_secret(name):
+            values.append(value)
+    return values
+
 
 def mask_userinfo(text: str) -> str:
     """`text` with everything between "scheme://" and the last "@" masked (for error lines,
@@ -87,17 +132,26 @@ def mask_userinfo(text: str) -> str:
     return f"{text[:keep]}{MASK}@{text.rpartition('@')[2]}"
 
 
+def mask_secrets(text: str) -> str:
+    """`text`, a value for an error line, with what may be a secret in it masked: a url's
+    user name and password, the values of query parameters named like a secret
+    (`?token=`, `&api_key=`), and an Authorization header's credentials. The password
+    first: an unencoded "?" or "&" in it would otherwise split it."""
+    return _AUTH_HEADER.sub(rf"\1\2{MASK}", _mask_params(mask_userinfo(text)))
+
+
 def mask_url(url: str) -> str:
-    """The url with the password of its userinfo (Basic auth, deliver.py) masked; the user
-    name and everything else as given."""
+    """The url with the password of its userinfo (Basic auth, deliver.py) and the values of
+    query parameters named like a secret masked; the user name and everything else as
+    given."""
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL:
-        return mask_userinfo(url)
-    if not parsed.password:
-        return url
-    user = parsed.userinfo.partition(b":")[0]  # as written (percent-encoded)
-    return str(parsed.copy_with(userinfo=user + b":" + MASK.encode()))
+        return mask_secrets(url)
+    if parsed.password:
+        user = parsed.userinfo.partition(b":")[0]  # as written (percent-encoded)
+        url = str(parsed.copy_with(userinfo=user + b":" + MASK.encode()))
+    return _mask_params(url)
 
 
 def url_problem(url: str) -> str | None:

@@ -33,7 +33,7 @@ from daemon.answers import (
 )
 from daemon.bundle import Bundle
 from daemon.config import DeliveryConfig
-from daemon.config_values import has_userinfo
+from daemon.config_values import has_userinfo, secret_params
 from daemon.directory import DirectoryDeliverer
 from daemon.errors import ConfigError, Paused, Retryable, refused
 from daemon.manifest import sent_parts
@@ -149,19 +149,29 @@ class _NoCookies(http.cookiejar.CookieJar):
         pass
 
 
+# A query value shorter than this is no credential, and taken out of every answer it
+# would garble the answer (a "1" of `?auth=1` out of "HTTP 401").
+MIN_QUERY_SECRET = 8
+
+
 def _url_secrets(url: str | None) -> list[str]:
     """The password of the url's userinfo (Basic auth) in every form an error may quote:
     decoded, as written in the url (any case of %-escapes), and the user:password pair
-    in base64, as a Basic Authorization header (which a receiver may echo) carries it."""
+    in base64, as a Basic Authorization header (which a receiver may echo) carries it;
+    and the values of its query parameters named like a secret (`?access_token=`),
+    as written and decoded, which an answer quoting the request's url would show."""
     try:
         parsed = httpx.URL(url or "")
     except httpx.InvalidURL:
         return []
+    found = [form for value in secret_params(url or "")
+             for form in (value, urllib.parse.unquote_plus(value))
+             if len(form) >= MIN_QUERY_SECRET]
     if not parsed.password:
-        return []
+        return found
     written = parsed.userinfo.decode("ascii", "replace").partition(":")[2]
     pair = base64.b64encode(f"{parsed.username}:{parsed.password}".encode()).decode("ascii")
-    return [p for p in (parsed.password, written, pair) if p]
+    return [p for p in (parsed.password, written, pair) if p] + found
 
 
 # Each character that HTML or XML may write as an entity, with every spelling of it:

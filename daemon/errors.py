@@ -193,3 +193,9 @@ def shown(text: str, quote: Callable[[str], str] = repr) -> str:
 def unquoted(text: str) -> str:
     """`text` as an error line shows a name or a path, without quotes, cut as shown() cuts."""
     return shown(text, str)
+
+
+def double_quoted(text: str) -> str:
+    """`text` in double quotes, as a path is written in the configuration file; cut as
+    shown() cuts."""
+    return shown(text, lambda part: f'"{part}"')

@@ -202,9 +202,9 @@ _PILLOW_LOCK = threading.Lock()
 
 
 @contextmanager
-def pillow_limit(max_pixels: int | None) -> Iterator[None]:
-    """Pillow with MAX_IMAGE_PIXELS = max_pixels (None: no limit) and bomb warnings as
-    errors, for this call."""
+def pillow_limit(max_pixels: int) -> Iterator[None]:
+    """Pillow with MAX_IMAGE_PIXELS = max_pixels and bomb warnings as errors, for this
+    call."""
     with _PILLOW_LOCK, warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         saved = Image.MAX_IMAGE_PIXELS
@@ -257,7 +257,7 @@ def probe_image(fh: BinaryIO, kind: str, max_pixels: int) -> ImageFacts:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         # Pillow's text quotes 2× the limit for the error; say the pixels only.
         found = re.search(r"\((\d+) pixels\)", str(exc))
-        oversized = _header_only(fh, kind, len(frames))
+        oversized = _header_only(fh, kind, len(frames), max_pixels)
         return ImageFacts(frames=tuple(frames) + ((oversized,) if oversized else ()),
                           too_large=f"{int(found[1]):,} pixels" if found else "too large")
     except UnidentifiedImageError:
@@ -271,17 +271,22 @@ def probe_image(fh: BinaryIO, kind: str, max_pixels: int) -> ImageFacts:
     return ImageFacts(frames=tuple(frames), animation_frames=animation)
 
 
-def _header_only(fh: BinaryIO, kind: str, page: int) -> Frame | None:
-    """Page `page` (0: the first) as its header describes it, read with Pillow's limit
-    lifted: the guard stops Image.open before the image's width and height can be asked,
-    and people fix an image by its size, not by its pixel count. Nothing is decoded here
-    either (no load()): opening and seeking read headers only."""
+def _header_only(fh: BinaryIO, kind: str, page: int, max_pixels: int) -> Frame | None:
+    """Page `page` (0: the first) as its header describes it, past Pillow's guard: it
+    stops Image.open before the image's width and height can be asked, and people fix an
+    image by its size, not by its pixel count. The guard stands in Image.open, so the
+    format's own class is made here directly; the limit itself is never lifted, as
+    Image.MAX_IMAGE_PIXELS is one for every thread of the process (a read on another
+    thread meanwhile would decode a bomb). Nothing is decoded (no load()): making the
+    image and seeking read headers only."""
     fh.seek(0)
     try:
-        with pillow_limit(None), Image.open(fh, formats=[_PIL_FORMATS[kind]]) as im:
-            if page:
-                im.seek(page)
-            return _frame(im, kind)
+        with pillow_limit(max_pixels):
+            factory = Image.OPEN[_PIL_FORMATS[kind]][0]
+            with factory(fh, "") as im:
+                if page:
+                    im.seek(page)
+                return _frame(im, kind)
     except Exception:  # noqa: BLE001 — then the pixel count alone is said
         return None
     finally:

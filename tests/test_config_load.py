@@ -201,6 +201,27 @@ class TestSecretsInErrors:
         line = one_problem_with(problems, "[delivery] url")
         assert "pa55word" not in line and "bob" not in line and "********@host/" in line
 
+    def test_a_token_in_a_urls_query_or_a_written_out_header_is_not_printed(
+            self, tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A receiver that takes its key in the url (`?access_token=…`, `&api_key=…`,
+        a shared-access `sig=`), a url with a space at its end, one under a mistyped key,
+        and an Authorization header pasted into a list: the error lines name each key,
+        keep what is not secret, and mask every secret value; so does a key like
+        `api_tok` from the environment."""
+        monkeypatch.setenv("OUTBOXD_DELIVERY__API_TOK", "Secret-5-env")
+        problems = problems_of(config_file(tmp_path, minimal(outbox).replace(
+            f'url = "{URL}"', 'url = "https://op.example/api?x=1&access_token=Secret-1 "\n'
+            'ulr = "https://op.example/api?api_key=Secret-2#sig=Secret-3"\n'
+            'headers = ["Authorization: Bearer Secret-4"]')))
+        text = "\n".join(problems)
+        for n in range(1, 6):
+            assert f"Secret-{n}" not in text
+        for start in ("[delivery] url = 'https://op.example/api?x=1&access_token=********'",
+                      "[delivery] ulr = 'https://op.example/api?api_key=********#sig=********'",
+                      "[delivery] headers = ['Authorization: Bearer ********']",
+                      "[delivery] api_tok (from OUTBOXD_DELIVERY__API_TOK) = '********'"):
+            assert any(p.startswith(start) for p in problems), (start, problems)
+
 
 class TestLongValues:
     """A value pasted by mistake (40 KB in an environment variable, a huge string in the
@@ -216,6 +237,21 @@ class TestLongValues:
         line = one_problem_with(problems, "[outbox] completion (from "
                                 "OUTBOXD_OUTBOX__COMPLETION) = '" + "x" * 200 + "'… (40,000 "
                                 "characters): Input should be 'settle' or 'marker'")
+        assert len(line) < 400
+
+    def test_a_long_token_file_path_that_cannot_be_read_is_shown_cut(
+            self, tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A token_file of 3,000 characters (within Linux's limits) that does not exist:
+        the line names the key and the variable, shows the path's first 200 characters
+        and its length, and why, as for every other value."""
+        token_file = str(tmp_path / "/".join(["d" * 200] * 15))
+        monkeypatch.setenv("OUTBOXD_DELIVERY__TOKEN_FILE", token_file)
+        with pytest.raises(ConfigError) as info:
+            load_settings(config_file(tmp_path, minimal(outbox)))
+        [line] = info.value.problems
+        assert line.startswith("[delivery] token_file (from OUTBOXD_DELIVERY__TOKEN_FILE) = "
+                               f'"{token_file[:200]}"… ({len(token_file):,} characters): '
+                               "cannot be read")
         assert len(line) < 400
 
     def test_a_huge_key_value_and_list_in_the_file_are_cut(self, tmp_path: Path,

@@ -571,6 +571,23 @@ class TestAnswersThatEchoSecrets:
         assert "Basic ***" in info.value.body
         assert encoded not in info.value.body and "Passw0rdX" not in info.value.body
 
+    def test_a_key_in_the_urls_query_echoed_with_the_url_is_scrubbed(
+            self, tmp_path: Path) -> None:
+        """A receiver that takes its key in the url's query (`?access_token=…`) and quotes
+        the request's url in its error page: the key is kept neither as written
+        (%-escaped) nor decoded. A short value such as `?auth=1` is no credential and
+        stays (taking every "1" out of the answer would garble it)."""
+        cfg = http_cfg(url="http://127.0.0.1:9/b?auth=1&access_token=Qy%2BSecretKey9")
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            request.read()
+            return httpx.Response(400, text=f"no such tenant at {request.url} "
+                                            "(key Qy+SecretKey9)")
+        with pytest.raises(Rejected) as info:
+            send(tmp_path, cfg, handler)
+        assert "SecretKey9" not in str(info.value) + info.value.body
+        assert "?auth=1&access_token=***" in info.value.body
+
     @pytest.mark.parametrize("escape", [
         lambda t: html.escape(t), lambda t: html.escape(t, quote=False),
         lambda t: html.escape(t).replace("&#x27;", "&apos;"),

@@ -245,16 +245,37 @@ class TestOtherXml:
         (b"\r\n\r\n", "4 bytes: blank lines and spaces, no text"),
         (b"\xef\xbb\xbf\n", "4 bytes: blank lines and spaces, no text"),
         (b"\0" * 2048, "2,048 bytes: all zero, as a copy that did not finish leaves a file"),
-    ], ids=["blank-lines", "byte-order-mark", "zero-bytes"])
+        ("\r\n \r\n".encode("utf-16"), "12 bytes: blank lines and spaces, no text"),
+    ], ids=["blank-lines", "byte-order-mark", "zero-bytes", "utf-16-blank-lines"])
     def test_a_file_with_nothing_in_its_bytes_is_empty_not_an_invoice_named_by_its_stem(
             self, tmp_path: Path, data: bytes, what: str) -> None:
-        """An export of blank lines, or a copy that set the size and wrote nothing: the
-        invoice file is empty (empty-file, with what its bytes are), not "anything else"
-        sent as the invoice INV-7 with nothing in it."""
+        """An export of blank lines (in UTF-16 too, as an attachment of blank lines is
+        empty in it), or a copy that set the size and wrote nothing: the invoice file is
+        empty (empty-file, with what its bytes are), not "anything else" sent as the
+        invoice INV-7 with nothing in it."""
         with pytest.raises(InputError) as info:
             read(write(tmp_path / "INV-7.xml", data))
         assert info.value.code == "empty-file"
         assert info.value.message == f"the invoice file is empty ({what}) — export it again"
+
+    @pytest.mark.parametrize("start", [b"%PDF-1.7\n", b"\n<?xml", b"\xef\xbb\xbf<"],
+                             ids=["pdf", "blank-first", "byte-order-mark"])
+    def test_telling_a_file_is_not_empty_neither_copies_nor_scans_it_whole(
+            self, start: bytes) -> None:
+        """Every invoice read asks whether the file is empty (nothing_in). A 5 MB
+        invoice with something in its first bytes is told at once: no copy of its 5 MB
+        is made for it (it was two, doubling the read of a 5 MB PDF invoice)."""
+        import tracemalloc
+
+        from daemon.sniff import nothing_in
+        data = start + b"x" * 5_000_000
+        tracemalloc.start()
+        try:
+            assert nothing_in(data) == ""
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 100_000, f"{peak:,} bytes allocated to tell the file is not empty"
 
 
 class TestHostileXml:

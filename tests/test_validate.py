@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import signal
+import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -359,6 +360,39 @@ class TestImages:
             "89,478,485 pixels ([validation] max_image_pixels, which an administrator can "
             "raise) — scan it at a lower resolution or scale it down, or save it as PDF")
         assert Image.MAX_IMAGE_PIXELS == 89_478_485  # the guard is back in place
+
+    def test_reading_a_bombs_size_never_lifts_the_limit_another_thread_decodes_under(
+            self, outbox: Outbox, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Pillow's limit (Image.MAX_IMAGE_PIXELS) is one for every thread, and the
+        daemon reads on threads when it has no reader processes. While the width and
+        height of an image far over the limit are read, the limit stays in place: an
+        image opened on another thread meanwhile is still refused as a bomb (with the
+        limit lifted for that read, it was opened, ready to be decoded)."""
+        bomb = png_claiming(40_000, 30_000)
+        factory, accept = Image.OPEN["PNG"]
+        reader = threading.current_thread()
+        meanwhile: list[str] = []
+
+        def open_a_bomb_elsewhere() -> None:
+            try:
+                Image.open(io.BytesIO(bomb)).close()
+                meanwhile.append("opened")
+            except Image.DecompressionBombError:
+                meanwhile.append("refused")
+
+        def watched(fp: object, filename: object = "") -> object:
+            if threading.current_thread() is reader:  # each time validation makes one
+                other = threading.Thread(target=open_a_bomb_elsewhere)
+                other.start()
+                other.join()
+            return factory(fp, filename)
+
+        monkeypatch.setitem(Image.OPEN, "PNG", (watched, accept))
+        bundle = outbox.validate("bomb.png", bomb)
+        assert only(bundle, "image-too-large").message.startswith(
+            "is 40,000 × 30,000 = 1,200,000,000 pixels")
+        assert len(meanwhile) >= 2  # the open that tripped the guard, and the size's read
+        assert meanwhile == ["refused"] * len(meanwhile)
 
     def test_just_over_default_limit_is_an_error_not_a_warning(self, outbox: Outbox) -> None:
         """Between 1× and 2× Pillow's limit Pillow only warns; we refuse."""

@@ -225,7 +225,9 @@ def share_with_the_daemon(made: list[Path], outbox: Path) -> None:
     processing, which takes write permission on the folder itself, and under umask 027
     a folder attach made as root or as a clerk would be its maker's alone."""
     try:
-        if os.lstat(outbox).st_mode & stat.S_IWGRP:
+        # The outbox itself, through the link its configured path may be (a link's own
+        # mode is always rwxrwxrwx); the folders attach made are never followed.
+        if os.stat(outbox).st_mode & stat.S_IWGRP:
             for folder in made:
                 add_group_write(folder)  # never through a link put in its place
     except OSError:

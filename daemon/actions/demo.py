@@ -184,6 +184,10 @@ def reached(sample: demo_samples.Sample, seen: Seen | None) -> bool:
     return sample.expect_code is None or sample.expect_code in seen.codes
 
 
+def so_far(seen: Seen | None) -> str:
+    return "not seen yet" if seen is None else f"now {seen.state}"
+
+
 class LineView:
     """One line per change, for pipes and logs."""
 
@@ -321,6 +325,7 @@ def run(directory: Path | None, once: bool, pace: float, timeout: float,
     previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(
         KeyboardInterrupt()))
     progress = {"done": False}
+    stopped_by = f"--timeout {timeout:g} s"  # unless Ctrl-C comes first
     status_page: Path | None = None
     print(f"outboxd demo in {ws.root}", file=out, flush=True)
     try:
@@ -333,6 +338,7 @@ def run(directory: Path | None, once: bool, pace: float, timeout: float,
         print(f"receiver on {url}; daemon watching {ws.outbox}\n", file=out, flush=True)
         _watch(ws, settings, samples, once, pace, timeout, out, progress)
     except KeyboardInterrupt:
+        stopped_by = "Ctrl-C"
         print("\nstopping the daemon and the receiver", file=out, flush=True)
     finally:
         children.stop()
@@ -340,12 +346,14 @@ def run(directory: Path | None, once: bool, pace: float, timeout: float,
     where_to_look(ws, status_page, out)
     final = observe_safely(ws)
     missed = [s for s in samples if not reached(s, final.get(s.invoice_file))]
-    if missed:
+    if not progress["done"]:  # exit 1: stopped before the end, which is no sample's fault
+        left = ", ".join(f"{s.invoice_file} (expected {s.expect}, "
+                         f"{so_far(final.get(s.invoice_file))})" for s in missed)
+        print(f"\nStopped ({stopped_by}) before every sample had reached its end"
+              + (f"; not there yet: {left}" if left else "") + ".", file=out)
+    elif missed:
         print("\nNot at their expected end: " + ", ".join(
             f"{s.invoice_file} (expected {s.expect})" for s in missed), file=out)
-    elif not progress["done"]:  # exit 1 all the same: say why
-        print("\nStopped (Ctrl-C or --timeout) before every sample had reached its end.",
-              file=out)
     elif once:  # the live view said nothing of the verdict the exit code gives
         print("\nEvery sample reached its expected end.", file=out)
     print(f"\nEverything the demo made is in {ws.root} (remove it when done).", file=out)

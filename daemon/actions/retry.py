@@ -22,8 +22,11 @@ import contextlib
 import os
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from daemon.actions import EXIT_OK
 from daemon.actions.common import settings_of
@@ -35,6 +38,9 @@ from daemon.lookalikes import look_alike_findings
 from daemon.names import is_invoice_name
 from daemon.scan import alike_key, candidate_for
 from daemon.temps import drop_unfinished
+
+if TYPE_CHECKING:
+    from daemon.journal import Journal, Row
 
 # NAME--BUNDLEID12, or NAME--BUNDLEID12-2 when the archive name was taken.
 FOLDER_RE = re.compile(r"^(?P<name>.+)--(?P<id>[0-9a-f]{12})(?:-\d+)?$")
@@ -156,17 +162,18 @@ def retry(folder: Path, settings: Settings) -> list[str]:
     drop_unfinished(folder, PAPER_NAMES)
     order = plan(folder, settings)
     moved: list[str] = []
-    try:
-        for name in order:
-            move_tree(folder / name, outbox / name)
-            moved.append(name)
-    except OSError as exc:
-        # Someone dropped a file of that name this very moment: put back what we moved.
-        for name in reversed(moved):
-            with contextlib.suppress(OSError):
-                move_tree(outbox / name, folder / name)
-        raise RetryRefused(f"cannot move {folder / order[len(moved)]} back into the outbox "
-                           f"({exc.strerror or exc}); nothing was moved") from None
+    with recorded_first(settings, folder):  # all of it moves, or none and the record goes
+        try:
+            for name in order:
+                move_tree(folder / name, outbox / name)
+                moved.append(name)
+        except OSError as exc:
+            # Someone dropped a file of that name this very moment: put back what we moved.
+            for name in reversed(moved):
+                with contextlib.suppress(OSError):
+                    move_tree(outbox / name, folder / name)
+            raise RetryRefused(f"cannot move {folder / order[len(moved)]} back into the "
+                               f"outbox ({exc.strerror or exc}); nothing was moved") from None
     fsync_dir(outbox)
     left: list[str] = []
     for paper in PAPER_NAMES:
@@ -188,26 +195,59 @@ def retry(folder: Path, settings: Settings) -> list[str]:
     return moved
 
 
-def _journal_retried(settings: Settings, folder: Path) -> None:
-    """Mark the quarantined row as retried (state `gone` with that detail), when a journal
-    exists: the bundle comes back as a new row. Never creates a state dir."""
+@contextmanager
+def recorded_first(settings: Settings, folder: Path) -> Iterator[None]:
+    """The bundle's quarantined row marked retried (state `gone` with that detail) before
+    its files move, and quarantined again if they do not: moved first, a journal write
+    that then failed (locked, a full disk) left the row quarantined with no folder behind
+    it for good, and `status` listed the bundle twice once it was quarantined again.
+    When a journal exists; never creates a state dir. The bundle comes back as a new
+    row."""
     if not settings.journal_path.exists():
+        yield
         return
     from daemon.journal import Journal
-    journal = Journal(settings.journal_path)
     try:
-        for row in journal.rows(("quarantined",)):
-            if row.archive_dir and Path(row.archive_dir).resolve() == folder:
-                journal.transition(row.id, "gone", "retried: moved back into the outbox by "
-                                   "outboxd retry", archive_dir=None)
+        journal = Journal(settings.journal_path)
+    except OutboxdError as exc:
+        raise RetryRefused(f"{folder.name}: nothing was moved — {exc}") from None
+    marked: list[Row] = []
+    try:
+        try:
+            for row in journal.rows(("quarantined",)):
+                if row.archive_dir and Path(row.archive_dir).resolve() == folder:
+                    journal.transition(row.id, "gone", "retried: moved back into the outbox "
+                                       "by outboxd retry", archive_dir=None)
+                    marked.append(row)
+        except OutboxdError as exc:
+            _put_back(journal, marked)
+            raise RetryRefused(f"{folder.name}: retry cannot record the move in the "
+                               f"journal, so nothing was moved — {exc}") from None
+        try:
+            yield
+        except BaseException:
+            _put_back(journal, marked)
+            raise
     finally:
         journal.close()
 
 
+def _put_back(journal: Journal, rows: list[Row]) -> None:
+    """Rows marked retried whose bundle did not move: quarantined again, as they were."""
+    for row in rows:
+        try:
+            journal.transition(row.id, "quarantined", "retry refused: still in quarantine",
+                               since=row.since, archive_dir=row.archive_dir)
+        except OutboxdError as exc:
+            print(f"outboxd: note: {row.invoice_file} stays in quarantine, but the journal "
+                  f"could not be told so ({exc}); `outboxd status` leaves it out until it is "
+                  "retried or quarantined again", file=sys.stderr)
+
+
 def refuse_a_journal_out_of_reach(settings: Settings) -> None:
     """A journal this user may not write (a member of the daemon's group, say): refused
-    before any move, as the move would leave the bundle's row quarantined, with no folder
-    behind it, for good. A full disk is not foreseen here; the move goes on then."""
+    before any bundle moves, with whom to run it as (recorded_first refuses each bundle
+    on any write that fails; this says it once, before the first)."""
     path = settings.journal_path
     if path.exists() and not (os.access(path, os.W_OK)
                               and os.access(path.parent, os.W_OK | os.X_OK)):
@@ -227,9 +267,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"outboxd: note: {note}", file=sys.stderr)
     for folder in folders:
         names = retry(folder, settings)
-        try:
-            _journal_retried(settings, folder)
-        except OutboxdError as exc:  # the move is what counts; the journal is a record
-            print(f"outboxd: note: {exc}", file=sys.stderr)
         print(f"{folder.name}: back in the outbox: {', '.join(names)}")
     return EXIT_OK

@@ -9,7 +9,7 @@ from daemon.actions import EXIT_OK
 from daemon.actions.common import settings_of
 from daemon.config import Settings
 from daemon.config_load import folder_problems
-from daemon.errors import ConfigError
+from daemon.errors import ConfigError, unquoted
 
 
 def _problems(settings: Settings) -> list[str]:
@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     settings, path = settings_of(args, token=args.check)
     if args.check:
         if problems := _problems(settings):
-            raise ConfigError(problems, source=str(path))
+            raise ConfigError(problems, source=unquoted(str(path)))
         print(f"{path}: configuration is valid")
     else:
         print(json.dumps(settings.masked(), indent=2))

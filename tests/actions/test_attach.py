@@ -74,6 +74,29 @@ def test_the_folders_attach_makes_are_group_writable_where_the_outbox_is(
     assert not (cfg.outbox / "INV-1002").stat().st_mode & stat.S_IWGRP
 
 
+def test_an_outbox_configured_through_a_link_is_judged_by_the_folder_itself(
+        cfg: Env, timesheet: Path) -> None:
+    """[outbox] path may be a link to the share (/srv/invoices/outbox → a mount); a
+    link's own mode is always rwxrwxrwx. Whether attach's folders are group-writable
+    follows the outbox folder it leads to: owner-only there, owner-only here (they
+    were made group-writable in every outbox reached through a link); never writable by
+    others."""
+    import stat
+    cfg.outbox.chmod(0o750)
+    link = cfg.root / "share-link"
+    link.symlink_to(cfg.outbox)
+    cfg.write_config("http://127.0.0.1:9/bundles", outbox={"path": str(link)})
+    write(cfg.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+    assert attach(cfg, "INV-1001", str(timesheet)) == 0
+    mode = (cfg.outbox / "INV-1001").stat().st_mode
+    assert not mode & (stat.S_IWGRP | stat.S_IWOTH)
+    cfg.outbox.chmod(0o2770)
+    write(cfg.outbox / "INV-1002.xml", ubl_invoice("INV-1002"))
+    assert attach(cfg, "INV-1002", str(timesheet)) == 0
+    mode = (cfg.outbox / "INV-1002").stat().st_mode
+    assert mode & stat.S_IWGRP and not mode & stat.S_IWOTH
+
+
 def test_an_attach_run_meanwhile_does_not_take_the_copy_in_progress(
         cfg: Env, timesheet: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two attaches of one file name at once: the second's sweep of killed attaches'

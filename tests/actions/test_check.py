@@ -137,6 +137,39 @@ def test_an_attachment_path_checks_the_bundle_it_belongs_to_not_a_new_invoice(
     assert "invoice INV-1: 1 attachment(s)" in out and "[type-not-allowed]" in out
 
 
+def test_an_invoices_subfolder_in_a_sidecar_checks_its_bundle_not_invoices_of_its_own(
+        cfg: Env, capsys) -> None:
+    """`check batch-42/INV-2` (the folder of one invoice of a multi-invoice file) says
+    whose it is and reports that bundle: taken for an outbox of its own, its INV-2.pdf
+    was called a valid PDF invoice that waits for attachments."""
+    write(cfg.outbox / "batch-42.xml", batch_xml("INV-1", "INV-2"))
+    write(cfg.outbox / "batch-42" / "INV-1" / "a.pdf", pdf_bytes())
+    write(cfg.outbox / "batch-42" / "INV-2" / "INV-2.pdf", encrypted_pdf())
+    code, out = check(cfg, capsys, cfg.outbox / "batch-42" / "INV-2")
+    assert code == 1
+    assert out.startswith("batch-42/INV-2/: a folder in the sidecar of batch-42.xml; "
+                          "checked with its bundle\nbatch-42.xml  (ubl")
+    assert "invoice INV-2: 1 attachment(s)" in out and "[pdf-encrypted]" in out
+    assert "INV-2.pdf  (pdf" not in out and "1 bundle(s) checked, 1 invalid" in out
+
+
+def test_an_attachment_in_an_outbox_configured_through_a_link_is_checked_with_its_bundle(
+        cfg: Env, capsys) -> None:
+    """[outbox] path may reach the share through a link (/srv/invoices → a mount): an
+    attachment named under it is told relative to the outbox, with its bundle, as in
+    any outbox (it ended in a traceback: the resolved path was not below the
+    configured one)."""
+    drop_bundle(cfg.outbox, "INV-1001", {"scan.pdf": pdf_bytes()})
+    link = cfg.root / "share-link"
+    link.symlink_to(cfg.outbox)
+    cfg.write_config("http://127.0.0.1:9/bundles", outbox={"path": str(link)})
+    code, out = check(cfg, capsys, link / "INV-1001" / "scan.pdf")
+    assert code == 0
+    assert out.startswith("INV-1001/scan.pdf: an attachment of INV-1001.xml; checked with "
+                          "its bundle\nINV-1001.xml")
+    assert "invoice INV-1001: 1 attachment(s)" in out
+
+
 def snapshot_tree(root: Path) -> dict[str, tuple[int, int]]:
     out = {}
     for dirpath, dirs, files in os.walk(root):
@@ -412,7 +445,7 @@ def test_a_folder_that_cannot_be_listed_keeps_each_path_checked_as_itself(
     """A folder one may enter but not list (mode 0711; the listing looks for look-alike
     sidecars): a name that is no invoice file is still the usage error (exit 2, "not an
     invoice file"), and an invoice file in it is still read and checked (exit 0)."""
-    import daemon.actions.check as check_module
+    import daemon.actions.check_targets as check_module
 
     def unlistable(*_: object, **__: object) -> None:
         raise PermissionError(13, "Permission denied", str(cfg.outbox))

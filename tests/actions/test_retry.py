@@ -265,3 +265,75 @@ def test_the_sidecar_of_another_invoice_file_is_no_look_alike_for_retry(cfg: Env
     assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 0
     assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-7.xml", "inv-7",
                                                            "inv-7.xml"]
+
+
+def journal_with_quarantined_row(env: Env, folder: Path) -> int:
+    """A journal whose row of the bundle in `folder` is quarantined, as the daemon left it."""
+    from daemon.journal import Journal
+    env.state.mkdir(exist_ok=True)
+    journal = Journal(env.state / "journal.sqlite3")
+    try:
+        return journal.create("INV-1001.xml", "quarantined", archive_dir=str(folder))
+    finally:
+        journal.close()
+
+
+def test_a_journal_write_that_fails_moves_nothing_and_the_bundle_stays_quarantined(
+        cfg: Env, capsys) -> None:
+    """retry records the retry in the journal before it moves anything. A journal it
+    may write but whose write fails (here locked by another writer for longer than
+    SQLite waits; a full disk alike): exit 1, nothing moved, the row still quarantined
+    with its folder. Moved first, the bundle was back in the outbox while its row stayed
+    quarantined with no folder behind it, and `status` listed it twice."""
+    import sqlite3
+    folder = quarantined(cfg)
+    row_id = journal_with_quarantined_row(cfg, folder)
+    before_q = tree(cfg.quarantine)
+    holder = sqlite3.connect(cfg.state / "journal.sqlite3", isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        code = main(["retry", "-c", str(cfg.config), BID[:12]])
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "nothing was moved" in err and "journal" in err
+    assert list(cfg.outbox.iterdir()) == [] and tree(cfg.quarantine) == before_q
+    db = sqlite3.connect(cfg.state / "journal.sqlite3")
+    try:
+        assert db.execute("SELECT state, archive_dir FROM bundles WHERE id = ?",
+                          (row_id,)).fetchone() == ("quarantined", str(folder))
+    finally:
+        db.close()
+
+
+def test_a_move_refused_after_the_record_puts_the_row_back_in_quarantine(
+        cfg: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The retry is recorded first; a move then refused (a file of that name dropped into
+    the outbox this very moment) moves nothing and puts the row back: quarantined, with
+    its folder and since as before, so `status` still lists it where it is."""
+    import sqlite3
+
+    from daemon.actions import retry as retry_action
+    folder = quarantined(cfg)
+    row_id = journal_with_quarantined_row(cfg, folder)
+    db = sqlite3.connect(cfg.state / "journal.sqlite3")
+    since = db.execute("SELECT since FROM bundles WHERE id = ?", (row_id,)).fetchone()[0]
+    moves: list[str] = []
+
+    def refused_at_the_invoice(src: Path, dst: Path) -> None:
+        if src.name == "INV-1001.xml":
+            raise FileExistsError(17, "File exists", str(dst))
+        moves.append(src.name)
+        os.rename(src, dst)
+    monkeypatch.setattr(retry_action, "move_tree", refused_at_the_invoice)
+    try:
+        assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 1
+        assert "nothing was moved" in capsys.readouterr().err
+        assert moves  # the sidecar had gone out, and came back
+        assert list(cfg.outbox.iterdir()) == [] and (folder / "INV-1001" / "scan.pdf").exists()
+        assert db.execute("SELECT state, archive_dir, since FROM bundles WHERE id = ?",
+                          (row_id,)).fetchone() == ("quarantined", str(folder), since)
+    finally:
+        db.close()

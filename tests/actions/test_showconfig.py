@@ -59,3 +59,22 @@ def test_ca_files_httpx_reads_from_the_environment_are_tried_by_check_as_by_run(
     err = capsys.readouterr().err
     assert "verify = true cannot be used" in err
     assert f"SSL_CERT_FILE={env.root / 'missing-ca.pem'}" in err
+
+
+def test_the_configuration_path_of_a_refused_check_is_shown_cut(env: Env, capsys) -> None:
+    """A configuration file deep in folders (a path of some 1,000 characters) whose
+    state_dir cannot be made: `config --check` heads its problems with the file's first
+    200 characters and the length, as `run` and every other error line show a long
+    path, not the whole path."""
+    blocker = env.root / "a-file"
+    blocker.write_text("x\n")
+    env.write_config("http://127.0.0.1:9/x", paths={"state_dir": str(blocker / "state")})
+    deep = env.root.joinpath(*["d" * 200] * 4)
+    deep.mkdir(parents=True)
+    config = deep / "config.toml"
+    config.write_bytes(env.config.read_bytes())
+    assert main(["config", "--check", "-c", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert f"configuration error in {str(config)[:200]}… ({len(str(config)):,} " \
+        "characters):" in err
+    assert str(config) not in err

@@ -80,3 +80,20 @@ def _receiver_gone(ws: Path) -> bool:
     port = int(match.group(1))
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_a_demo_stopped_by_its_timeout_says_so_not_that_samples_failed(
+        tmp_path: Path) -> None:
+    """`demo --once` that reaches --timeout first exits 1 and says why: stopped by the
+    timeout, with each sample not at its end yet and where it is so far. It used to list
+    them as "Not at their expected end", samples never even dropped among them, as if
+    the daemon had failed them."""
+    ws = tmp_path / "demo"
+    done = subprocess.run([*OUTBOXD, "demo", "--once", "--dir", str(ws), "--pace", "60",
+                           "--timeout", "1"], capture_output=True, text=True, timeout=150)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "\nStopped (--timeout 1 s) before every sample had reached its end; not there " \
+           "yet: " in done.stdout
+    assert "INV-6001.xml (expected quarantined, not seen yet)" in done.stdout
+    assert "Not at their expected end" not in done.stdout
+    assert "Every sample reached its expected end" not in done.stdout

@@ -1,0 +1,273 @@
+"""What each PATH given to `outboxd check` means to the daemon: the whole outbox, one
+invoice file, a sidecar folder (or a look-alike of one), an attachment in one, or a
+folder a quarantine left behind; as Targets, each a bundle to check or a note.
+
+Read only, as check is: listings of the folders named, and the journal opened read-only
+for what the status page would say of a folder.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from daemon.config import Settings
+from daemon.errors import OutboxdError, UsageError
+from daemon.journal import Journal, Row
+from daemon.journal.readonly import read_journal
+from daemon.journal.records import UNREADABLE_REASONS
+from daemon.leftalone import SPELLING, LeftBehind, left_behind
+from daemon.lookalikes import look_alike_sidecars
+from daemon.names import NameKind, classify, is_ignored, is_invoice_name, printable
+from daemon.scan import Candidate, Listing, candidate_for, list_outbox, refused_code
+from daemon.strays import ByStem, by_stem, came_late
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One invoice file to check, or a note about a path that holds none."""
+
+    cand: Candidate | None
+    note: str = ""
+    error: bool = False  # the note is an error (an unusable invoice file name)
+
+
+def _outbox_settings(settings: Settings, folder: Path) -> Settings:
+    """The same configuration, with the outbox set to the folder a PATH lies in, so that
+    an invoice file outside the configured outbox is checked by the same rules."""
+    if folder == settings.outbox.path.resolve():
+        return settings
+    return settings.model_copy(update={"outbox": settings.outbox.model_copy(
+        update={"path": folder})})
+
+
+Lister = Callable[[Settings], Listing]
+
+
+def _lister() -> Lister:
+    """list_outbox of a folder, once per folder for all the PATHs given: the candidates
+    carry the look-alike sidecars (case variants) that only a listing finds."""
+    seen: dict[Path, Listing] = {}
+
+    def listed(s: Settings) -> Listing:
+        if s.outbox.path not in seen:
+            seen[s.outbox.path] = list_outbox(s.outbox, s.share)
+        return seen[s.outbox.path]
+    return listed
+
+
+def _listing_if_any(listed: Lister, s: Settings) -> Listing | None:
+    """The folder's listing, or None when it cannot be listed (a folder one may enter
+    but not read): a PATH in it is then checked as itself, and a name that is no
+    invoice file stays a usage error (exit 2), not a failure to list (exit 1)."""
+    try:
+        return listed(s)
+    except OSError:
+        return None
+
+
+def _owners(path: Path, ps: Settings, listed: Lister) -> list[Candidate]:
+    """The invoice files beside `path` that the daemon reads it with: those whose sidecar
+    it is, and those whose sidecar it looks like (the name in other upper and lower case
+    or in the other Unicode form), which the daemon holds or quarantines for
+    `sidecar-spelling`. Read as a folder (or file) of its own, a look-alike would be
+    called valid, or its attachments taken for invoice files, while the invoice beside
+    it is held. `ps`: the settings with the outbox set to path's folder."""
+    listing = _listing_if_any(listed, ps)
+    if listing is None:
+        return []
+    return [c for c in listing.candidates.values()
+            if c.sidecar.name == path.name or (
+                path.name in c.look_alikes  # cheap: most bundles have none
+                and any(t.name == path.name for t in look_alike_sidecars(c)))]
+
+
+def _attachment_of(path: Path, settings: Settings, listed: Lister
+                   ) -> tuple[Settings, list[Candidate]]:
+    """The bundles a file (or folder) is part of, to the daemon: those whose sidecar (or a
+    look-alike of it) is the path's folder (SIDECAR/FILE, SIDECAR/ID/) or that folder's
+    parent (SIDECAR/ID/FILE); never for a path directly in the configured outbox."""
+    folder, outbox = path.parent.resolve(), settings.outbox.path.resolve()
+    for _ in ("SIDECAR/FILE", "SIDECAR/ID/FILE"):
+        if folder == outbox or folder.parent == folder:
+            break
+        ps = _outbox_settings(settings, folder.parent)
+        owners = _owners(folder, ps, listed)
+        if owners:
+            return ps, owners
+        folder = folder.parent
+    return settings, []
+
+
+def _with_its_bundle(path: Path, what: str, ps: Settings, owners: list[Candidate]
+                     ) -> Iterator[tuple[Target, Settings]]:
+    """A note saying whose part `path` is, then those bundles to check. The path relative
+    to the outbox as resolved: the configured one may be reached through a link."""
+    rel = path.resolve().relative_to(ps.outbox.path.resolve())
+    yield Target(None, f"{rel}{'/' if path.is_dir() else ''}: {what} "
+                 f"{', '.join(c.invoice.name for c in owners)}; checked with its "
+                 "bundle"), ps
+    yield from ((Target(cand), ps) for cand in owners)
+
+
+def targets(paths: Iterable[Path], settings: Settings) -> Iterator[tuple[Target, Settings]]:
+    """What each PATH means: the whole outbox, one invoice file, or a sidecar folder."""
+    listed = _lister()
+    journal = _Journal(settings)
+    for raw in paths:
+        path = Path(os.path.abspath(raw))
+        if not os.path.lexists(path):
+            raise UsageError(f"check: {raw} does not exist")
+        if path.is_symlink():
+            raise UsageError(f"check: {raw} is a symbolic link; outboxd never follows links "
+                             "— name the file or folder itself")
+        if path.is_file():
+            ps, owners = _attachment_of(path, settings, listed)
+            if owners:  # not an invoice of its own, whatever its name: its bundle's report
+                yield from _with_its_bundle(path, "an attachment of", ps, owners)
+                continue
+            s = _outbox_settings(settings, path.parent.resolve())
+            if not is_invoice_name(path.name, s.outbox.invoice_patterns,
+                                   s.outbox.ignore_patterns):
+                owners = _owners(path, s, listed)
+                if owners:  # a file where a sidecar folder should be: the daemon's error
+                    yield from ((Target(cand), s) for cand in owners)
+                    continue
+                # The daemon would never send it: "valid" would be a promise it breaks.
+                why = ("the daemon ignores it: a hidden, temporary or lock file, or one of "
+                       "[outbox] ignore_patterns" if is_ignored(
+                           path.name, s.outbox.ignore_patterns) else
+                       f"its name matches none of [outbox] invoice_patterns = "
+                       f"{s.outbox.invoice_patterns}")
+                raise UsageError(f"check: {raw} is not an invoice file for outboxd ({why}) "
+                                 "— name an invoice file, its sidecar folder, or the outbox")
+            # As the daemon has it, from a listing: with its look-alike sidecars.
+            listing = _listing_if_any(listed, s)
+            yield Target((listing.candidates.get(path.name) if listing else None)
+                         or candidate_for(s.outbox, path.name)), s
+            continue
+        if not path.is_dir():
+            raise UsageError(f"check: {raw} is neither a file nor a folder")
+        folder = path.resolve()
+        if folder != settings.outbox.path.resolve():
+            # A sidecar folder (or a look-alike of one): the invoice files beside it.
+            ps = _outbox_settings(settings, folder.parent)
+            if owners := _owners(folder, ps, listed):
+                yield from ((Target(cand), ps) for cand in owners)
+                continue
+            # An invoice's subfolder in a sidecar (SIDECAR/ID/): attachments all the same,
+            # not an outbox of invoice files of its own.
+            ps, owners = _attachment_of(folder, settings, listed)
+            if owners:
+                yield from _with_its_bundle(folder, "a folder in the sidecar of", ps, owners)
+                continue
+        # Not an outbox of its own, though it may hold PDFs: what the status page says.
+        left = _left_by_quarantine(folder, settings, journal)
+        while journal.notes:
+            yield Target(None, journal.notes.pop(0)), settings
+        if left is not None:
+            yield Target(None, f"{folder.name}/: {left.why}  [sidecar-spelling]", True), settings
+            continue
+        s = _outbox_settings(settings, folder)
+        listing = listed(s)
+        if not listing.candidates and not listing.refused and folder != \
+                settings.outbox.path.resolve():
+            yield Target(None, f"{folder.name}/: no invoice files in it and no invoice file "
+                               "of that name beside it; a sidecar without its invoice file "
+                               "waits for it"), s
+        for name, problem in listing.refused:
+            yield Target(None, f"{name}: {problem}  [{refused_code(problem)}]", True), s
+        for name in _orphan_folders(s, listing):
+            late = came_late(name, s.outbox, journal.finished)
+            yield Target(None, f"{late.name}/: {late.why}" if late else
+                         f"{printable(name)}/: no invoice file of that name beside it; "
+                         "a sidecar without its invoice file waits for it"), s
+        while journal.notes:  # the journal read for a late folder could not be read
+            yield Target(None, journal.notes.pop(0)), settings
+        for cand in listing.candidates.values():
+            yield Target(cand), s
+
+
+class _Journal:
+    """What the journal knows for check, read once per run and read only: the rows
+    quarantined for a look-alike sidecar. `notes` says, once, what it could not tell."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.path = settings.journal_path
+        self._rows: list[Row] | None = None
+        self._finished: ByStem | None = None
+        self.notes: list[str] = []
+        self._said = False  # the note that the journal cannot be read: once a run
+
+    def finished(self) -> ByStem:
+        """The invoice files sent or quarantined lately (a folder that came late)."""
+        if self._finished is None:
+            self._finished = by_stem(self._ask(lambda j: j.finished_files()) or [])
+        return self._finished
+
+    def spelling_rows(self) -> list[Row]:
+        if self._rows is None:
+            self._rows = self._read()
+        return self._rows
+
+    def _ask(self, question: Callable[[Journal], T]) -> T | None:
+        """The journal's answer; None (and one note) where there is none to read."""
+        if not self.path.exists():
+            return None  # no journal yet: nothing was sent or quarantined
+        try:
+            return read_journal(self.path, question)
+        except (sqlite3.Error, ValueError, OutboxdError) as exc:
+            why = str(exc) if isinstance(exc, OutboxdError) else (
+                f"cannot read the journal {self.path}: {exc} — check [paths] state_dir and "
+                "its permissions, or run check as the daemon's user")
+            if not self._said:
+                self._said = True
+                self.notes.append(f"note: {why}; check goes on without what the daemon "
+                                  "knows (look-alike folders a quarantine left in the "
+                                  "outbox, attachments that came after their invoice left)")
+            return None
+
+    def _read(self) -> list[Row]:
+        rows = self._ask(lambda j: j.quarantined_for(SPELLING))
+        if rows is None:
+            return []
+        for row in rows:
+            if any(r["code"] == UNREADABLE_REASONS for r in row.reasons):
+                self.notes.append(
+                    f"note: {row.invoice_file}: the journal's reasons for its quarantine "
+                    "cannot be read (not a JSON list of findings), so check cannot tell "
+                    "which look-alike folders it left in the outbox — REASON.txt in "
+                    f"{row.archive_dir} says  [{UNREADABLE_REASONS}]")
+        return rows
+
+
+def _left_by_quarantine(folder: Path, settings: Settings, journal: _Journal
+                        ) -> LeftBehind | None:
+    """The folder as the status page lists it when a quarantine left it in the outbox
+    (a look-alike of the quarantined bundle's sidecar), from the journal; None when it
+    is not, or the journal cannot tell (none yet, unreadable: journal.notes says)."""
+    if folder.parent != settings.outbox.path.resolve():
+        return None
+    rows = journal.spelling_rows()
+    return next((x for x in left_behind(rows, settings.outbox.path, settings.quarantine_dir)
+                 if x.name == printable(folder.name)), None)
+
+
+def _orphan_folders(s: Settings, listing: Listing) -> list[str]:
+    """Folders of an outbox that are no bundle's sidecar nor a look-alike of one (those
+    are told with their bundle): sidecars waiting for their invoice file, or folders put
+    there by mistake, which a check of the whole outbox would otherwise pass over."""
+    taken = {s.sent_dir.name if s.sent_dir.parent == s.outbox.path else "",
+             s.quarantine_dir.name if s.quarantine_dir.parent == s.outbox.path else ""}
+    for cand in listing.candidates.values():
+        taken |= {cand.sidecar.name, *(t.name for t in look_alike_sidecars(cand))}
+    return sorted(n for n, st in listing.stats.items()
+                  if stat.S_ISDIR(st.st_mode) and n not in taken
+                  and classify(n, s.outbox.ignore_patterns) is NameKind.OTHER)
