@@ -3,10 +3,13 @@ never makes a second delivery that the receiver cannot recognise."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import signal
+from pathlib import Path
 
-from conftest import Env
+from conftest import Env, journal_states
 from helpers import drop_bundle, pdf_bytes, wait_for
 
 
@@ -63,3 +66,69 @@ def test_kill_while_retrying_keeps_the_claimed_bundle_and_delivers_later(
     [archived] = wait_for(env.sent_bundles, what="delivery after restart")
     assert (archived / "INV-7002" / "a.pdf").exists()
     assert len(back.accepted()) == 1
+
+
+def _csv(tag: str, size: int) -> bytes:
+    """A CSV attachment of about `size` bytes, its content unique to tag."""
+    line = f"{tag},row,".encode()
+    return b"".join(line + b"%08d\n" % n for n in range(size // (len(line) + 9)))
+
+
+def _temps(target: Path) -> list[str]:
+    return [n for n in os.listdir(target) if n.startswith(".")] if target.exists() else []
+
+
+def test_kill_inside_the_directory_target_write_publishes_each_bundle_once_and_whole(
+        env: Env, start_daemon) -> None:
+    """SIGKILL of `outboxd run` while it writes a bundle into the directory target (its
+    `.tmp-BUNDLEID/` folder half-filled): the restarted daemon publishes the bundle once,
+    with every file the manifest names and their hashes, the killed write's temporary
+    gone; the bundle is `sent` with its folder in sent/, nothing left in the outbox."""
+    target = env.root / "target"
+    env.write_config("http://127.0.0.1:9/unused", delivery={
+        "transport": "directory", "target": str(target)}, policy={"unattached": "send"},
+        einvoice={"preflight": "off"}, service={"reader_processes": 0})
+    names: list[str] = []
+    left_half = False
+    for attempt in range(6):  # a write may end before the kill lands: another bundle then
+        daemon = start_daemon()
+        name = f"INV-7100-{attempt}"
+        names.append(name)
+        # Large enough that the copies (each fsynced) outlast the look below.
+        drop_bundle(env.outbox, name, {f"sheet-{i}.csv": _csv(f"{name}-{i}", 2_000_000)
+                                       for i in range(8)})
+        wait_for(lambda: _temps(target), timeout=30, interval=0.001,
+                 what="the daemon to begin writing into the target")
+        daemon.stop(signal.SIGKILL)
+        if [n for n in _temps(target) if n.startswith(".tmp-")]:
+            left_half = True
+            break
+    assert left_half, "no kill landed inside a write"
+
+    start_daemon()
+    wait_for(lambda: len(env.sent_bundles()) == len(names) and not _temps(target),
+             timeout=60, what="every bundle sent and the target without temporaries")
+    published = sorted(p for p in target.iterdir())
+    assert len(published) == len(names)
+    seen = []
+    for folder in published:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        assert manifest["bundle_id"] == folder.name
+        seen.append(manifest["invoice_file"]["original_name"])
+        expected = {"manifest.json": None,
+                    manifest["invoice_file"]["name"]: manifest["invoice_file"]["sha256"]}
+        for invoice in manifest["invoices"]:
+            for att in invoice["attachments"]:
+                expected[f"attachments/{invoice['id']}/{att['name']}"] = att["sha256"]
+        files = {str(p.relative_to(folder)): p for p in folder.rglob("*") if p.is_file()}
+        assert set(files) == set(expected)
+        for rel, sha in expected.items():
+            if sha is not None:
+                assert hashlib.sha256(files[rel].read_bytes()).hexdigest() == sha
+        assert len(expected) == 2 + 8
+    assert sorted(seen) == sorted(f"{n}.xml" for n in names)
+    assert set(journal_states(env).values()) == {"sent"}
+    assert env.quarantined() == []
+    assert list(env.processing.iterdir()) == []
+    assert [p.name for p in env.outbox.iterdir()
+            if p.name not in (".outboxd", "outboxd-status.html")] == []
