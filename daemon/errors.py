@@ -150,6 +150,11 @@ class ReaderFailed(OutboxdError):
     bundle's (it died every time, or the daemon is stopping): never an input error."""
 
 
+class ReaderStopped(ReaderFailed):
+    """The read was dropped because the daemon is stopping: nothing went wrong, and the
+    next start reads the bundle again."""
+
+
 def describe(exc: OSError) -> str:
     """An OSError for people: what went wrong and on which file."""
     where = f" ({exc.filename})" if exc.filename else ""

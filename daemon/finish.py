@@ -29,6 +29,7 @@ from daemon.errors import (
     OutboxdError,
     Paused,
     ReaderFailed,
+    ReaderStopped,
     Rejected,
     Retryable,
     describe,
@@ -199,7 +200,7 @@ class Finisher(Moves, Recovery):
         # and tried again on the move back-off, as a failed conversion is; never
         # quarantined for it, never a row `delivering` unexplained.
         except ReaderFailed as exc:
-            return self._unreadable_again(row, str(exc))
+            return self._unreadable_again(row, str(exc), expected=isinstance(exc, ReaderStopped))
         except OutboxdError:
             raise  # the journal's own: the workers retry it
         except Exception as exc:  # noqa: BLE001 - see above
@@ -226,7 +227,7 @@ class Finisher(Moves, Recovery):
                        f"{describe(exc)}" if isinstance(exc, OSError) else
                        f"cannot convert an image to PDF: {exc}")
                 return self._move_failed(row, why, "bundle cannot be prepared for delivery; "
-                                         "will retry")
+                                         "will retry", expected=isinstance(exc, ReaderStopped))
         if bundle.errors:
             return damaged(list(bundle.errors))
         bid = bundle_id_of(bundle)
@@ -330,9 +331,10 @@ class Finisher(Moves, Recovery):
             row, state=DELIVERED, bundle_id=manifest["bundle_id"], next_attempt_at=None,
             **written))
 
-    def _unreadable_again(self, row: Row, why: str) -> float:
+    def _unreadable_again(self, row: Row, why: str, expected: bool = False) -> float:
         return self._move_failed(row, f"cannot read the bundle again in {row.work_dir}: {why}",
-                                 "bundle cannot be prepared for delivery; will retry")
+                                 "bundle cannot be prepared for delivery; will retry",
+                                 expected)
 
     def _retry_later(self, row_id: int, attempts: int, exc: Retryable | Paused,
                      log: Any, deliverer: Deliverer | None = None,

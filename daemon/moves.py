@@ -46,9 +46,11 @@ class Moves:
         return left if left > 0 else None
 
     def _move_failed(self, row: Row, error: str,
-                     event: str = "bundle cannot be moved; will retry") -> float:
+                     event: str = "bundle cannot be moved; will retry",
+                     expected: bool = False) -> float:
         """Record why a move (or another write of ours) failed and when it is tried next;
-        the row keeps its state (never sent or quarantined before the folder is there)."""
+        the row keeps its state (never sent or quarantined before the folder is there).
+        `expected`: nothing went wrong (the daemon is stopping), logged at info."""
         failures = self._move_faults.get(row.id, (0, 0.0))[0] + 1
         cfg = self.s.delivery
         delay = max(cfg.retry_base_seconds, backoff(failures, cfg.retry_base_seconds,
@@ -63,7 +65,7 @@ class Moves:
         else:
             self.j.update(row.id, **fields)
         log = bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids)
-        (log.error if failures == 1 else log.warning)(
+        (log.info if expected else log.error if failures == 1 else log.warning)(
             event, error=error, failures=failures,
             retry_in=round(delay, 3))
         return delay

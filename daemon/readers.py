@@ -50,7 +50,7 @@ from typing import Any
 from daemon import errors, logs, reader_process
 from daemon.bundle import Bundle
 from daemon.config import LogConfig, Settings
-from daemon.errors import InputError, ReaderFailed
+from daemon.errors import InputError, ReaderFailed, ReaderStopped
 from daemon.reader_pool import Call, ChildUnavailable, Pool, Restarts
 from daemon.reader_process import needs_engine
 from daemon.scan import Candidate
@@ -204,10 +204,10 @@ class Readers:
             threads, self._threads = self._threads, None
             waiting, self._reads_waiting = list(self._reads_waiting), collections.deque()
         for call, _, _ in waiting:
-            call.done(ReaderFailed(STOPPING))
+            call.done(ReaderStopped(STOPPING))
         for pool in pools:
             for call in pool.stop():
-                call.done(ReaderFailed(STOPPING))
+                call.done(ReaderStopped(STOPPING))
         if threads is not None:
             threads.shutdown(wait=False, cancel_futures=True)
 
@@ -252,7 +252,7 @@ class Readers:
             if not refused:
                 self._reads_out += 1
         if refused:
-            done(ReaderFailed(STOPPING))
+            done(ReaderStopped(STOPPING))
             return
         self._route(call)
 
@@ -268,7 +268,7 @@ class Readers:
             dropped = [w for w in self._reads_waiting if w[2]]
             self._reads_waiting = collections.deque(w for w in self._reads_waiting if not w[2])
         for _, done, _ in dropped:
-            done(ReaderFailed(STOPPING))  # never held a slot: not through _read_done
+            done(ReaderStopped(STOPPING))  # never held a slot: not through _read_done
         return len(dropped)
 
     def _read_done(self, done: Done, result: Result) -> None:
@@ -294,7 +294,7 @@ class Readers:
             with self._lock:
                 pool, threads, stopping = self._pool, self._threads, self._stopping
             if stopping:
-                call.done(ReaderFailed(STOPPING))
+                call.done(ReaderStopped(STOPPING))
                 return
             if pool is None:
                 break
@@ -310,11 +310,11 @@ class Readers:
             here = threads.submit(self._evaluate_here, call.cand, call.settings, call.known,
                                   call.work_dir)
         except RuntimeError:  # shut down by stop() just now
-            call.done(ReaderFailed(STOPPING))
+            call.done(ReaderStopped(STOPPING))
             return
         # A call that stop() cancels still answers: a delivery worker may wait on it.
         here.add_done_callback(lambda f: call.done(
-            ReaderFailed(STOPPING) if f.cancelled() else f.result()))
+            ReaderStopped(STOPPING) if f.cancelled() else f.result()))
 
     def assemble_many(self, jobs: list[tuple[Candidate, Bundle]], settings: Settings
                       ) -> Iterator[Result]:

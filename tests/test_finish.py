@@ -25,7 +25,7 @@ from helpers import drop_bundle, pdf_bytes, ubl_invoice  # noqa: E402
 from daemon import convert, finish  # noqa: E402
 from daemon.answers import Receipt  # noqa: E402
 from daemon.bundle import Bundle  # noqa: E402
-from daemon.errors import Paused, ReaderFailed, Rejected, Retryable  # noqa: E402
+from daemon.errors import Paused, ReaderFailed, ReaderStopped, Rejected, Retryable  # noqa: E402
 from daemon.finish import PAUSED, Finisher  # noqa: E402
 from daemon.journal import seconds_until  # noqa: E402
 from daemon.scan import list_outbox  # noqa: E402
@@ -193,6 +193,27 @@ def test_a_conversion_whose_reader_died_each_time_is_retried_not_quarantined(
     assert p.finish.attempt(row) is None
     [entry] = s.sent_dir.glob("*/*")
     assert (entry / "INV-1.converted" / "scan.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_a_conversion_dropped_because_the_daemon_stops_is_no_error_in_the_log(
+        tmp_path: Path) -> None:
+    """A clean stop ends the reader processes under a conversion: nothing went wrong, so
+    the log says it at info level (journald showed an error for every such bundle at a
+    clean stop); the row still says why it waits, and nothing is quarantined."""
+    p, s, row = claimed_png(tmp_path)
+
+    def stopping(cand: Any, bundle: Bundle, work: Path, settings: Any) -> Bundle:
+        raise ReaderStopped("the daemon is stopping")
+
+    p.finish.materialise = stopping
+    with capture_logs() as logs:
+        delay = p.finish.attempt(row)
+    assert delay is not None
+    [entry] = [e for e in logs if e["event"].startswith("bundle cannot be prepared")]
+    assert entry["log_level"] == "info"
+    waiting = p.j.get(row)
+    assert waiting.state == "retrying" and "the daemon is stopping" in (waiting.last_error or "")
+    assert list(s.quarantine_dir.glob("*/*")) == []
 
 
 def test_an_image_changed_in_processing_before_its_conversion_is_quarantined_as_damaged(
