@@ -81,6 +81,22 @@ def is_invoice_name(name: str, invoice_patterns: Sequence[str],
     return not is_ignored(name, ignore_patterns) and _match(name, invoice_patterns)
 
 
+@functools.lru_cache(maxsize=64)
+def _extensions(patterns: tuple[str, ...]) -> tuple[str, ...]:
+    # "xml" of "*.xml" and of "INV-*.xml"; none of "*" or "INV-*".
+    return tuple(p.rpartition(".")[2] for p in patterns if "." in p)
+
+
+def has_invoice_extension(name: str, invoice_patterns: Sequence[str]) -> bool:
+    """`name` matches an invoice pattern by an extension the pattern spells out: only
+    then is what follows its last dot an invoice file's extension. Under a pattern
+    without one (`*`, `INV-*`) `INV-7.2` is an invoice number, not INV-7 with an
+    extension."""
+    dot = name.rfind(".")
+    return dot > 0 and _match(name, invoice_patterns) and _match(
+        name[dot + 1:], _extensions(tuple(invoice_patterns)))
+
+
 def is_share_file(name: str, status_page: str, release_suffix: str) -> bool:
     """outboxd's own files for the people on the share: the status page and
     release files NAME.send-anyway. Neither an invoice file nor litter: never read as an
