@@ -195,7 +195,10 @@ def fold_key(name: str) -> str:
 # Windows drops a trailing space or dot from what it names, and a Mac's SMB client
 # writes them as U+F028 and U+F029 (Samba stores those as they come).
 _EDGES = re.compile(r"\A\s+|[\s.\uf028\uf029]+\Z")
-_EDGE_WORDS = {".": "a dot", "\uf029": "a dot", " ": "a space", "\uf028": "a space",
+# A Mac's dot or space is said as such: beside a sidecar whose name ends in a dot,
+# "a dot at the end where the sidecar's name has a dot at the end" would say nothing.
+_EDGE_WORDS = {".": "a dot", "\uf029": "a dot as a Mac writes it to a share",
+               " ": "a space", "\uf028": "a space as a Mac writes it to a share",
                "\u00a0": "a non-breaking space"}
 
 

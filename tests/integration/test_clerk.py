@@ -272,9 +272,9 @@ def test_a_mac_spelled_sidecar_holds_the_invoice_until_renamed_then_it_goes_with
 
 
 @pytest.mark.parametrize("folder,outbox,said", [
-    ("INV-7 ", {}, "its name has a space at the end"),
-    ("INV-7.", {}, "its name has a dot at the end"),
-    ("\u00a0INV-7", {}, "its name has a non-breaking space at the start"),
+    ("INV-7 ", {}, "its name \"INV-7 \" has a space at the end"),
+    ("INV-7.", {}, "its name \"INV-7.\" has a dot at the end"),
+    ("\u00a0INV-7", {}, "its name \"\u00a0INV-7\" has a non-breaking space at the start"),
     ("INV-7", {"sidecar_suffix": ".att"}, "its name lacks the ending .att")])
 def test_a_sidecar_named_almost_right_holds_the_invoice_until_renamed_then_it_goes_with_it(
         env: Env, receiver: Receiver, start_daemon, folder: str, outbox: dict[str, str],
