@@ -283,10 +283,12 @@ def test_a_sidecar_named_almost_right_holds_the_invoice_until_renamed_then_it_go
     or INV-7/ where sidecars are INV-7.att) beside INV-7.xml: the invoice is neither sent
     without the timesheet the clerk sees there nor with it by a name not the sidecar's —
     it is held, and the errors file, the status page and `outboxd check` name the folder
-    and the name to give it. Renamed so, the bundle goes out with its file."""
+    and the name to give it. Renamed so, the bundle goes out with its file — at the
+    rename's event, not at a rescan."""
     from test_statuspage import Page
 
-    env.write_config(receiver.url, outbox=outbox,
+    # No rescan within the test: the folder's event alone finds it, and its rename.
+    env.write_config(receiver.url, outbox={**outbox, "rescan_seconds": 600},
                      policy={"unattached": "send", "invalid": "hold"})
     start_daemon()
     side = "INV-7" + outbox.get("sidecar_suffix", "")
