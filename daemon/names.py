@@ -210,6 +210,12 @@ def trimmed(name: str) -> str:
     return _EDGES.sub("", name) or name
 
 
+def visible(name: str) -> str:
+    """`name` in quotes if it has such an end: "rename INV-7  to the sidecar's name"
+    reads as renaming INV-7 to itself."""
+    return f'"{name}"' if trimmed(name) != name else name
+
+
 def edge_words(name: str) -> str:
     """What `name` has at its ends that trimmed() takes off, in words ("a space at the
     end", "a space at the start and a dot at the end"), or ""."""
