@@ -41,6 +41,7 @@ from daemon.names import (
     NAME_MAX,
     escaped_controls,
     fit_bytes,
+    visible,
 )
 from daemon.temps import drop_unfinished
 
@@ -288,7 +289,7 @@ def _renamed(invoice_file: str, which: str, messages: list[str]) -> str:
         # A space or dot at an end, an extension, no sidecar suffix: the line above
         # gives the sidecar's name (this record does not keep it).
         return (f"rename {which} to the sidecar's name its line above gives, exactly as "
-                "written there, with no space or dot before or after it")
+                "written there, with nothing before or after it")
     case = any(CASE_WORDS in m for m in messages)
     form = any(FORM_WORDS in m for m in messages) or not case
     if not form:
@@ -306,9 +307,10 @@ def _folder_step(invoice_file: str, folders: list[tuple[str, str]]) -> str:
     name of the sidecar, so they are merged into one (or the extra ones removed)."""
     messages = [m for _, m in folders]
     if len(folders) == 1:
-        return (f"In the outbox, {_renamed(invoice_file, folders[0][0], messages)}. If this "
-                "folder holds a folder of that name too, move the look-alike's files into "
-                "that folder here instead, then delete the look-alike from the outbox.")
+        rename = _renamed(invoice_file, visible(folders[0][0]), messages)
+        return (f"In the outbox, {rename}. If this folder holds a folder of that name too, "
+                "move the look-alike's files into that folder here instead, then delete the "
+                "look-alike from the outbox.")
     rename = _renamed(invoice_file, "one of them", messages)
     return ("In the outbox, merge those folders into one: only one folder can have the "
             "sidecar's name, so they cannot each be renamed to it. "
@@ -333,7 +335,7 @@ def _look_alike_steps(invoice_file: str, look_alikes: list[str],
     files = [n for n, m in zip(look_alikes, messages, strict=True) if m.startswith(FILE_WORDS)]
     steps = [_folder_step(invoice_file, folders)] if folders else []
     if files:
-        which = files[0] if len(files) == 1 else "each of those files"
+        which = visible(files[0]) if len(files) == 1 else "each of those files"
         steps.append(f"In the outbox, move {which} into the sidecar folder its line above "
                      "names (make that folder if it is not there), under a name with its "
                      "type's extension (.pdf, .tif …), or remove it if it is no attachment.")
@@ -346,7 +348,7 @@ def _look_alike_steps(invoice_file: str, look_alikes: list[str],
             f"{'It is' if one else 'They are'} still in the outbox, under "
             f"{'that name' if one else 'those names'}"
             + ("" if files else f", with everything in {'it' if one else 'them'}") + ":",
-            *(f"- {name}" for name in look_alikes),
+            *(f"- {visible(name)}" for name in look_alikes),
             "", f"To send {invoice_file} with {'its' if one else 'their'} files:",
             *(f"{n}. {step}" for n, step in enumerate(steps, start=1)),
             "outboxd will check and send them again.", ""]

@@ -20,6 +20,7 @@ from daemon.names import (
     edge_words,
     fold_key,
     is_invoice_name,
+    printable,
     spelled_otherwise,
     spelling_twins,
     stem,
@@ -86,9 +87,11 @@ def _named_otherwise(cand: Candidate, name: str) -> str:
     if fold_key(name) == fold_key(side):
         return ""
     has, should = edge_words(name), edge_words(side)
-    said = (f"its name has {has}" + (f" where the sidecar's name has {should}" if should
-                                     else ", which the sidecar's name has not")
-            if has else f"its name lacks what the sidecar's name has: {should}")
+    # In quotes: a space at an end is not seen in a line that names the folder.
+    shown = f'its name "{printable(name)}"'
+    said = (f"{shown} has {has}" + (f" where the sidecar's name has {should}" if should
+                                    else ", which the sidecar's name has not")
+            if has else f"{shown} lacks what the sidecar's name has: {should}")
     if trimmed(name) != trimmed(side):
         form = spelled_otherwise(trimmed(name), trimmed(side))[1]
         said += (f", and it is spelled with {FORM_WORDS}" if form else

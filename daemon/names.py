@@ -81,6 +81,22 @@ def is_invoice_name(name: str, invoice_patterns: Sequence[str],
     return not is_ignored(name, ignore_patterns) and _match(name, invoice_patterns)
 
 
+@functools.lru_cache(maxsize=64)
+def _extensions(patterns: tuple[str, ...]) -> tuple[str, ...]:
+    # "xml" of "*.xml" and of "INV-*.xml"; none of "*" or "INV-*".
+    return tuple(p.rpartition(".")[2] for p in patterns if "." in p)
+
+
+def has_invoice_extension(name: str, invoice_patterns: Sequence[str]) -> bool:
+    """`name` matches an invoice pattern by an extension the pattern spells out: only
+    then is what follows its last dot an invoice file's extension. Under a pattern
+    without one (`*`, `INV-*`) `INV-7.2` is an invoice number, not INV-7 with an
+    extension."""
+    dot = name.rfind(".")
+    return dot > 0 and _match(name, invoice_patterns) and _match(
+        name[dot + 1:], _extensions(tuple(invoice_patterns)))
+
+
 def is_share_file(name: str, status_page: str, release_suffix: str) -> bool:
     """outboxd's own files for the people on the share: the status page and
     release files NAME.send-anyway. Neither an invoice file nor litter: never read as an
@@ -179,7 +195,10 @@ def fold_key(name: str) -> str:
 # Windows drops a trailing space or dot from what it names, and a Mac's SMB client
 # writes them as U+F028 and U+F029 (Samba stores those as they come).
 _EDGES = re.compile(r"\A\s+|[\s.\uf028\uf029]+\Z")
-_EDGE_WORDS = {".": "a dot", "\uf029": "a dot", " ": "a space", "\uf028": "a space",
+# A Mac's dot or space is said as such: beside a sidecar whose name ends in a dot,
+# "a dot at the end where the sidecar's name has a dot at the end" would say nothing.
+_EDGE_WORDS = {".": "a dot", "\uf029": "a dot as a Mac writes it to a share",
+               " ": "a space", "\uf028": "a space as a Mac writes it to a share",
                "\u00a0": "a non-breaking space"}
 
 
@@ -189,6 +208,12 @@ def trimmed(name: str) -> str:
     if not (name[:1].isspace() or name[-1:].isspace() or name[-1:] in ".\uf028\uf029"):
         return name
     return _EDGES.sub("", name) or name
+
+
+def visible(name: str) -> str:
+    """`name` in quotes if it has such an end: "rename INV-7  to the sidecar's name"
+    reads as renaming INV-7 to itself."""
+    return f'"{name}"' if trimmed(name) != name else name
 
 
 def edge_words(name: str) -> str:

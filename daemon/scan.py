@@ -19,9 +19,9 @@ from daemon.names import (
     NameKind,
     classify,
     fold_key,
+    has_invoice_extension,
     is_invoice_name,
     is_share_file,
-    matches,
     name_problem,
     printable,
     spelling_twins,
@@ -118,7 +118,7 @@ def alike_key(cfg: OutboxConfig, name: str) -> str:
     if suffix and len(name) > len(suffix) and \
             name[-len(suffix):].casefold() == suffix.casefold():
         name = name[:-len(suffix)]
-    elif "." in name and matches(name, cfg.invoice_patterns):
+    elif "." in name and has_invoice_extension(name, cfg.invoice_patterns):
         name = stem(name)
     return fold_key(trimmed(name))
 

@@ -351,12 +351,13 @@ class TestReasons:
     def test_reason_txt_of_a_look_alike_with_a_space_says_to_give_the_sidecars_name(
             self, tmp_path: Path) -> None:
         """`INV-7 /` beside INV-7.xml, quarantined for sidecar-spelling: REASON.txt says to
-        rename it to the name its line gives, with no space or dot before or after it —
-        not to mend its upper and lower case or its accents, which are right."""
+        rename it to the name its line gives, with nothing before or after it — not to
+        mend its upper and lower case or its accents, which are right. The folder's name
+        is in quotes, its space shown: "rename INV-7  to …" reads as INV-7 to itself."""
         text = _look_alike_reason(tmp_path, "INV-7 /a.pdf")
-        assert "- INV-7 \n" in text
-        assert "1. In the outbox, rename INV-7  to the sidecar's name its line above gives, " \
-            "exactly as written there, with no space or dot before or after it." in text
+        assert '- "INV-7 "\n' in text
+        assert '1. In the outbox, rename "INV-7 " to the sidecar\'s name its line above ' \
+            "gives, exactly as written there, with nothing before or after it." in text
         assert "upper or lower case" not in text and "typing its name again" not in text
 
     def test_reason_txt_of_two_look_alike_folders_says_to_merge_them(

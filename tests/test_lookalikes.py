@@ -107,7 +107,7 @@ def test_a_folder_with_a_space_beside_one_in_other_case_are_told_to_merge_exactl
         assert "merge them into one folder named exactly INV-7: rename one of them to " \
             "INV-7, exactly as written here, move the files of the other into it" in message
     assert found["INV-7 "].startswith("this folder looks like the sidecar INV-7 of "
-                                      "INV-7.xml, but its name has a space at the end")
+                                      "INV-7.xml, but its name \"INV-7 \" has a space at the end")
 
 
 def test_a_file_with_a_dot_at_its_end_is_told_to_go_into_the_sidecar_folder(
@@ -118,6 +118,17 @@ def test_a_file_with_a_dot_at_its_end_is_told_to_go_into_the_sidecar_folder(
     write(outbox / "INV-7.xml", b"<Invoice/>")
     message = told(outbox, "INV-7.xml")["INV-7."]
     assert message.startswith("this file looks like the sidecar INV-7 of INV-7.xml, but its "
-                              "name has a dot at the end")
+                              "name \"INV-7.\" has a dot at the end")
     assert "make the folder INV-7 (its name as written here) and move this file into it" \
         in message
+
+
+def test_a_macs_dot_beside_a_sidecar_that_ends_in_a_dot_is_told_apart(outbox: Path) -> None:
+    """`ACME Inc..xml` (its sidecar `ACME Inc./`) and a folder a Mac made as `ACME Inc.`
+    on a share that keeps its dot as U+F029: the message tells the two dots apart, not
+    "a dot at the end where the sidecar's name has a dot at the end"."""
+    write(outbox / "ACME Inc\uf029" / "a.pdf", PDF)
+    write(outbox / "ACME Inc..xml", b"<Invoice/>")
+    message = told(outbox, "ACME Inc..xml")["ACME Inc\uf029"]
+    assert "has a dot as a Mac writes it to a share at the end where the sidecar's name " \
+        "has a dot at the end" in message

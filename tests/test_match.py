@@ -450,9 +450,9 @@ class TestStructure:
         assert b.attachments == () and b.sidecar is None
 
     @pytest.mark.parametrize("folder,said", [
-        ("INV-7 ", "its name has a space at the end, which the sidecar's name has not"),
-        ("INV-7.", "its name has a dot at the end, which the sidecar's name has not"),
-        ("\u00a0INV-7", "its name has a non-breaking space at the start"),
+        ("INV-7 ", "its name \"INV-7 \" has a space at the end, which the sidecar's name has not"),
+        ("INV-7.", "its name \"INV-7.\" has a dot at the end, which the sidecar's name has not"),
+        ("\u00a0INV-7", "its name \"\u00a0INV-7\" has a non-breaking space at the start"),
         ("INV-7.XML", "it is named like an invoice file, extension (.XML) and all")])
     def test_a_sidecar_named_with_a_space_dot_or_extension_is_an_error_naming_it(
             self, outbox: Path, folder: str, said: str) -> None:

@@ -193,6 +193,18 @@ class TestLookAlikesInTheListing:
         assert list_outbox(cfg_for(outbox)).candidates["INV-7.xml"].look_alikes == (
             "INV-7.XML",)
 
+    @pytest.mark.parametrize("patterns", [["*"], ["INV-*"]])
+    def test_under_patterns_without_an_extension_a_dotted_invoice_number_is_no_look_alike(
+            self, outbox: Path, patterns: list[str]) -> None:
+        """invoice_patterns = ["*"] (or "INV-*"): INV-7.2/ and INV-7.old/ beside INV-7.xml
+        are folders of other names, not INV-7 with an invoice file's extension — INV-7.xml
+        is not held for them. A case variant still is a look-alike."""
+        touch(outbox / "INV-7.xml")
+        for folder in ("INV-7.2", "INV-7.old", "inv-7"):
+            touch(outbox / folder / "a.pdf")
+        cand = list_outbox(cfg_for(outbox, invoice_patterns=patterns)).candidates["INV-7.xml"]
+        assert cand.look_alikes == ("inv-7",)
+
     def test_under_a_sidecar_suffix_the_bare_stem_folder_is_found(self, outbox: Path) -> None:
         """[outbox] sidecar_suffix = ".att": INV-7.xml's sidecar is INV-7.att/, and a folder
         INV-7/ beside it (as without the suffix) is a look-alike, as are inv-7.ATT/ and
