@@ -11,7 +11,7 @@ from typing import Any
 from daemon.bundle import Finding
 from daemon.errors import InputError
 from daemon.fsops import read_regular, write_atomic
-from daemon.names import escaped_controls
+from daemon.names import ERRORS_SUFFIX, escaped_controls
 from daemon.scan import Candidate
 
 ERRORS_HEADER = ("# outboxd: this bundle is held because of the errors below. Fix them;\n"
@@ -19,7 +19,7 @@ ERRORS_HEADER = ("# outboxd: this bundle is held because of the errors below. Fi
 
 
 def errors_file_for(cand: Candidate) -> Path:
-    return cand.invoice.with_name(cand.name + ".errors.txt")
+    return cand.invoice.with_name(cand.name + ERRORS_SUFFIX)
 
 
 def _text(path: Path) -> str | None:

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from daemon.config import OutboxConfig, ShareConfig
+from daemon.names import ERRORS_SUFFIX
 from daemon.scan import Candidate, Listing, alike_key, candidate_for, look, with_look_alikes
 
 
@@ -47,7 +48,7 @@ class OutboxIndex:
         name = cand.name
         # Look-alikes of the sidecar are found by their fold key (_by_fold), not here.
         return [cand.invoice.name, cand.sidecar.name, cand.marker.name,
-                f"{name}.errors.txt", *self._extra_names(name)]
+                f"{name}{ERRORS_SUFFIX}", *self._extra_names(name)]
 
     def _refresh(self, fold: str) -> set[str]:
         """Set the look-alikes of the bundles whose sidecar folds to `fold` from the

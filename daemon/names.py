@@ -76,9 +76,15 @@ def matches(name: str, patterns: Sequence[str]) -> bool:
     return _match(name, patterns)
 
 
+# NAME.errors.txt is outboxd's own (errorsfile.py), whatever [outbox] invoice_patterns
+# an admin widens: under "*.txt" or "*" it would be read, and sent, as an invoice.
+ERRORS_SUFFIX = ".errors.txt"
+
+
 def is_invoice_name(name: str, invoice_patterns: Sequence[str],
                     ignore_patterns: Sequence[str] = ()) -> bool:
-    return not is_ignored(name, ignore_patterns) and _match(name, invoice_patterns)
+    return not is_ignored(name, ignore_patterns) and _match(name, invoice_patterns) \
+        and not name.endswith(ERRORS_SUFFIX)
 
 
 @functools.lru_cache(maxsize=64)

@@ -16,6 +16,7 @@ from pathlib import Path
 from daemon.config import OutboxConfig, ShareConfig
 from daemon.fsops import kind_of
 from daemon.names import (
+    ERRORS_SUFFIX,
     NameKind,
     classify,
     fold_key,
@@ -203,13 +204,15 @@ def _sort(cfg: OutboxConfig, name: str, mode: int, share: ShareConfig | None = N
     share = share or _DEFAULT_SHARE
     if is_share_file(name, share.status_page, share.release_suffix):
         return "", None  # the status page and release files (for the share)
+    if cfg.completion == "marker" and name.endswith(cfg.marker_suffix):
+        return "", None  # a marker, also under patterns that would take it ("*")
     if is_invoice_name(name, cfg.invoice_patterns, cfg.ignore_patterns):
         problem = name_problem(name)
         if problem is None and not stat.S_ISREG(mode):
             problem = (f"is a {kind_of(mode)}, {NOT_A_FILE} outboxd never follows or "
                        "opens it — put the invoice file itself there")
         return ("refused", problem) if problem else ("candidate", None)
-    if name.endswith(cfg.marker_suffix) or name.endswith(".errors.txt"):
+    if name.endswith(cfg.marker_suffix) or name.endswith(ERRORS_SUFFIX):
         return "", None
     return "other", None
 

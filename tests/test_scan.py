@@ -56,6 +56,29 @@ class TestListOutbox:
         assert sorted(listing.candidates) == ["INV-3.XML", "Scan.Pdf"]
         assert listing.candidates["INV-3.XML"].sidecar == outbox / "INV-3"
 
+    @pytest.mark.parametrize("patterns", [["*.xml", "*.txt"], ["*"]])
+    def test_outboxds_own_errors_file_is_no_invoice_under_wide_patterns(
+            self, outbox: Path, patterns: list[str]) -> None:
+        """An admin who adds "*.txt" (or "*") to invoice_patterns does not make the
+        INV-7.errors.txt outboxd wrote beside a held bundle an invoice of its own, to be
+        read and sent; a clerk's notes.txt is one, as the patterns say."""
+        touch(outbox / "INV-7.xml")
+        touch(outbox / "INV-7.errors.txt")
+        touch(outbox / "notes.txt")
+        listing = list_outbox(cfg_for(outbox, invoice_patterns=patterns))
+        assert sorted(listing.candidates) == ["INV-7.xml", "notes.txt"]
+        assert "INV-7.errors.txt" not in listing.others
+
+    def test_a_marker_is_no_invoice_under_a_pattern_that_takes_every_name(
+            self, outbox: Path) -> None:
+        """With completion = "marker" and invoice_patterns = ["*"], INV-7.ready is the
+        marker of the invoice file INV-7, not a second invoice file waiting for its own."""
+        touch(outbox / "INV-7")
+        touch(outbox / "INV-7.ready")
+        listing = list_outbox(cfg_for(outbox, invoice_patterns=["*"], completion="marker"))
+        assert list(listing.candidates) == ["INV-7"]
+        assert listing.others == ()
+
     def test_custom_patterns_replace_the_default(self, outbox: Path) -> None:
         """invoice_patterns decides: with ["*.xml"] a PDF is just another root file."""
         touch(outbox / "a.xml")
