@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from daemon.pipeline import Pipeline
     from daemon.publish import Publisher
 
+NOT_RELOADED = "configuration not reloaded; keeping the old one"
 # Read once at start (the watcher, the delivery threads): a SIGHUP says so instead.
 RESTART_ONLY = (("outbox", "watch"), ("outbox", "poll_interval_seconds"),
                 ("delivery", "concurrency"))
@@ -81,19 +82,16 @@ class Reloading:
             return
         try:
             new = load_settings(self.config_path)
-        except ConfigError as exc:
-            self.log.error("configuration not reloaded; keeping the old one", error=str(exc))
-            return
-        # Before the folders are made: a refused reload leaves nothing behind in an
-        # outbox (or state dir) the daemon does not watch.
-        if new.outbox.path != self.settings.outbox.path or \
-                new.paths.state_dir != self.settings.paths.state_dir:
-            self.log.error("outbox path and state_dir need a restart; keeping the old ones")
-            return
-        try:
+            # Before the folders are made: a refused reload leaves nothing behind in an
+            # outbox (or state dir) the daemon does not watch.
+            if new.outbox.path != self.settings.outbox.path or \
+                    new.paths.state_dir != self.settings.paths.state_dir:
+                self.log.error("outbox path and state_dir need a restart; keeping the old "
+                               "ones")
+                return
             prepare_folders(new)
         except ConfigError as exc:
-            self.log.error("configuration not reloaded; keeping the old one", error=str(exc))
+            self.log.error(NOT_RELOADED, error=str(exc))
             return
         # Made before the deliverer: its connection pool is sized for the threads in force.
         new, later = _in_force(new, self.settings)
@@ -104,7 +102,7 @@ class Reloading:
         except ConfigError as exc:
             if deliverer is not None:
                 deliverer.close()  # its connection pool: one refused reload each SIGHUP
-            self.log.error("configuration not reloaded; keeping the old one", error=str(exc))
+            self.log.error(NOT_RELOADED, error=str(exc))
             return
         if later:
             # The watcher and the delivery threads are made once, at start.
