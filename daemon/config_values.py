@@ -99,13 +99,23 @@ _PARAM_SEPARATORS = re.compile(r"([?&#;])")
 _AUTH_HEADER = re.compile(r"\b(Bearer|Basic)(\s+)[^\s'\",;]+", re.IGNORECASE)
 
 
-def _mask_params(text: str) -> str:
-    """`text` with the value of every name=value part whose name looks secret masked."""
+def _secret_params(text: str) -> tuple[list[str], list[tuple[int, str, str]]]:
+    """`text` split at the separators, and (index, name, value) of each of its name=value
+    parts whose name looks secret."""
     parts = _PARAM_SEPARATORS.split(text)
+    secret = []
     for i in range(0, len(parts), 2):
         name, eq, value = parts[i].partition("=")
         if eq and value and looks_secret(name):
-            parts[i] = f"{name}={MASK}"
+            secret.append((i, name, value))
+    return parts, secret
+
+
+def _mask_params(text: str) -> str:
+    """`text` with the value of every name=value part whose name looks secret masked."""
+    parts, secret = _secret_params(text)
+    for i, name, _ in secret:
+        parts[i] = f"{name}={MASK}"
     return "".join(parts)
 
 
@@ -113,12 +123,7 @@ def secret_params(url: str) -> list[str]:
     """The values, as written, of the url's query and fragment parameters whose names look
     secret (`?access_token=…`), for what must never show them."""
     query = url.partition("?")[2] or url.partition("#")[2]
-    values = []
-    for part in _PARAM_SEPARATORS.split(query)[::2]:
-        name, eq, value = part.partition("=")
-        if eq and value and looks_secret(name):
-            values.append(value)
-    return values
+    return [value for _, _, value in _secret_params(query)[1]]
 
 
 def mask_userinfo(text: str) -> str:
