@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from daemon.bundle import Finding
-from daemon.errors import InputError, not_utf8, shown
+from daemon.errors import InputError, not_utf8, shown, unquoted
 from daemon.fsops import kind_of, read_regular
 from daemon.names import CASE_WORDS
 
@@ -152,7 +152,7 @@ def read_notes(folder: Path, rel: str, findings: list[Finding]) -> Notes:
             notes.channel = value
         elif key == "channel":
             findings.append(_error("attachments-toml-invalid", where, f"channel = "
-                                   f"{shown(repr(value), str)} is not a channel — use one of "
+                                   f"{unquoted(repr(value))} is not a channel — use one of "
                                    f"{', '.join(CHANNELS)}"))
         elif key == "files" and isinstance(value, dict):
             for fname, entry in value.items():
