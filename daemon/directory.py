@@ -52,10 +52,11 @@ from daemon.names import folder_name_for_id
 from daemon.temps import (
     SET_ASIDE,
     create_locked,
-    drop_every_unfinished,
     drop_folder_unless_held,
     drop_unfinished,
+    drop_unless_held,
     hold_new_folder,
+    is_unfinished,
     still_at,
     temp_prefix,
 )
@@ -239,13 +240,14 @@ def sweep_target(target: Path) -> None:
     On a network file system a lock on a folder holds on this host only (NFS and SMB
     pass a file's lock on to the server, not a folder's): a `.tmp-BUNDLEID/` that another
     host writes now looks free, so there only one untouched for STALE_AFTER goes."""
-    drop_every_unfinished(target)
     local_locks = fs_type(target) in NETWORK_FS
-    with os.scandir(target) as entries:
-        names = [e.name for e in entries]
-    for name in names:
+    with os.scandir(target) as entries:  # one listing: a target may hold many bundles
+        found = [(e.name, e.is_dir(follow_symlinks=False)) for e in entries]
+    for name, is_dir in found:
         path = target / name
-        if _BUNDLE_TEMP.fullmatch(name):
+        if is_unfinished(name) and not is_dir:
+            drop_unless_held(path)
+        elif _BUNDLE_TEMP.fullmatch(name):
             drop_folder_unless_held(path, older_than=STALE_AFTER, local_locks=local_locks)
         elif _SET_ASIDE.fullmatch(name) and not path.is_symlink():
             # One a removal was killed in (drop_folder_unless_held): no writer's any more.

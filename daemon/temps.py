@@ -54,10 +54,20 @@ def drop_unfinished(folder: Path, names: Iterable[str]) -> None:
                                     for n in names))
 
 
-def drop_every_unfinished(folder: Path) -> None:
-    """drop_unfinished for every name: each temp that write_atomic (or a writer of its
-    pattern) left in folder, for a folder whose files only outboxd writes."""
-    _drop_matching(folder, r"\..+\.tmp-" + _TEMP_TAIL.pattern)
+_ANY_TEMP = re.compile(r"\..+\.tmp-" + _TEMP_TAIL.pattern)
+
+
+def is_unfinished(name: str) -> bool:
+    """Whether `name` is a temp's that write_atomic (or a writer of its pattern) makes, of
+    any NAME: for a folder whose files only outboxd writes."""
+    return _ANY_TEMP.fullmatch(name) is not None
+
+
+def drop_unless_held(path: Path) -> None:
+    """Remove the temp file at path unless its writer lives (it holds the lock:
+    create_locked); a link is removed, never followed; nothing there is fine."""
+    with contextlib.suppress(FileNotFoundError):
+        _drop_unless_held(str(path))
 
 
 def drop_stale_copies(folder: Path, name: str, middle: str) -> None:
@@ -76,8 +86,7 @@ def _drop_matching(folder: Path, pattern: str) -> None:
         stale = [e.path for e in entries
                  if own.fullmatch(e.name) and not e.is_dir(follow_symlinks=False)]
     for path in stale:
-        with contextlib.suppress(FileNotFoundError):
-            _drop_unless_held(path)
+        drop_unless_held(Path(path))
 
 
 def _drop_unless_held(path: str) -> None:
