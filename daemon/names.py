@@ -235,7 +235,7 @@ def edge_words(name: str) -> str:
 
 
 # How a sidecar-spelling message (match.py) names the difference. REASON.txt picks its
-# steps by these words (archive.py): a quarantine record keeps the messages, not the
+# steps by these words (reasontext.py): a quarantine record keeps the messages, not the
 # sidecar's name, and a message says exactly what the daemon found.
 CASE_WORDS = "upper and lower case"
 FORM_WORDS = "different Unicode characters"

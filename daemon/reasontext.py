@@ -1,0 +1,146 @@
+"""REASON.txt: what a quarantine tells the clerk who opens the bundle's folder in
+quarantine/ (docs/folder-convention.md): the reasons, as `outboxd status` and the
+status page show them, and the steps that send the bundle again, in the clerk's words
+(a look-alike sidecar's rename, invoices the receiver has accepted already).
+archive.reason_papers writes it beside reason.json, from the same record.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from daemon.names import (
+    CASE_WORDS,
+    EXACT_WORDS,
+    FILE_WORDS,
+    FORM_WORDS,
+    escaped_controls,
+    visible,
+)
+
+
+def _renamed(invoice_file: str, which: str, messages: list[str]) -> str:
+    """How to rename `which`, by what the look-alikes' messages say differs. A case
+    mistake (Windows takes the names for one) is mended by renaming on any computer;
+    accents written otherwise only by typing the name again on the computer that named
+    the invoice file. A message without either word (none is made so) is taken for
+    accents, as before case variants were found."""
+    if any(EXACT_WORDS in m for m in messages):
+        # A space or dot at an end, an extension, no sidecar suffix: the line above
+        # gives the sidecar's name (this record does not keep it).
+        return (f"rename {which} to the sidecar's name its line above gives, exactly as "
+                "written there, with nothing before or after it")
+    case = any(CASE_WORDS in m for m in messages)
+    form = any(FORM_WORDS in m for m in messages) or not case
+    if not form:
+        return (f"rename {which} so that each letter is in upper or lower case as in the "
+                "invoice file's name (Windows takes the two names for one, Linux, where "
+                "outboxd runs, for two)")
+    return (f"rename {which} by typing its name again on the computer that named "
+            f"{invoice_file}, so that its accents "
+            f"{'and its upper and lower case letters ' if case else ''}are written as in "
+            "the invoice file's name")
+
+
+def _folder_step(invoice_file: str, folders: list[tuple[str, str]]) -> str:
+    """Step 1 for look-alike folders: one is renamed; several cannot all take the one
+    name of the sidecar, so they are merged into one (or the extra ones removed)."""
+    messages = [m for _, m in folders]
+    if len(folders) == 1:
+        rename = _renamed(invoice_file, visible(folders[0][0]), messages)
+        return (f"In the outbox, {rename}. If this folder holds a folder of that name too, "
+                "move the look-alike's files into that folder here instead, then delete the "
+                "look-alike from the outbox.")
+    rename = _renamed(invoice_file, "one of them", messages)
+    return ("In the outbox, merge those folders into one: only one folder can have the "
+            "sidecar's name, so they cannot each be renamed to it. "
+            f"{rename[0].upper()}{rename[1:]}, move the "
+            "files of the others into it and delete the emptied folders (or delete a "
+            "folder that holds nothing for this invoice). If this folder holds a folder of "
+            "that name too, move all their files into that folder here instead, then delete "
+            "the look-alikes from the outbox.")
+
+
+def _look_alike_steps(invoice_file: str, look_alikes: list[str],
+                      messages: list[str]) -> list[str]:
+    """What to do when a look-alike of the sidecar (`sidecar-spelling`) is among the
+    reasons. It was no part of the bundle, so the claim left it in the outbox: "move the
+    sidecar folder back" would send the clerk looking for it here, and the invoice file
+    moved back before the look-alike is mended is quarantined again at once. A folder is
+    renamed (several are merged); a file (a sidecar is a folder) goes into the sidecar
+    folder, or away."""
+    one = len(look_alikes) == 1
+    folders = [(n, m) for n, m in zip(look_alikes, messages, strict=True)
+               if not m.startswith(FILE_WORDS)]
+    files = [n for n, m in zip(look_alikes, messages, strict=True) if m.startswith(FILE_WORDS)]
+    steps = [_folder_step(invoice_file, folders)] if folders else []
+    if files:
+        which = visible(files[0]) if len(files) == 1 else "each of those files"
+        steps.append(f"In the outbox, move {which} into the sidecar folder its line above "
+                     "names (make that folder if it is not there), under a name with its "
+                     "type's extension (.pdf, .tif …), or remove it if it is no attachment.")
+    steps += ["Fix anything else listed above.",
+              "Then move the invoice file, and its sidecar folder if this folder holds one, "
+              "from this folder back into the outbox;"]
+    return ["", "Nothing was sent. Not everything is in this folder: outboxd did not take "
+            f"the look-alike{'' if one else 's'} named below as the sidecar, so "
+            f"{'it was' if one else 'they were'} not moved here. "
+            f"{'It is' if one else 'They are'} still in the outbox, under "
+            f"{'that name' if one else 'those names'}"
+            + ("" if files else f", with everything in {'it' if one else 'them'}") + ":",
+            *(f"- {visible(name)}" for name in look_alikes),
+            "", f"To send {invoice_file} with {'its' if one else 'their'} files:",
+            *(f"{n}. {step}" for n, step in enumerate(steps, start=1)),
+            "outboxd will check and send them again.", ""]
+
+
+def reason_text(record: dict[str, Any]) -> str:
+    """REASON.txt, each line as `outboxd status` and the status page show names and
+    answers (escaped_controls): a rejection quotes the receiver's answer, whose control
+    characters (an escape sequence, a NUL, a line break) must neither reach the terminal
+    that shows the file nor break its lines; and a name's bidirectional controls
+    ("INV-7" + U+202E + "lmx.pdf" reads "INV-7fdp.xml") show as \\u202e, in the first
+    line and the look-alikes' lines as in the reasons."""
+    return "\n".join(escaped_controls(line) for line in _reason_lines(record))
+
+
+def _reason_lines(record: dict[str, Any]) -> list[str]:
+    lines = [f"outboxd quarantined {record['invoice_file']} (bundle {record['bundle_id']})",
+             f"at {record['quarantined_at']} for these reasons:", ""]
+    for r in record["reasons"]:
+        lines.append(f"- {r['file']}: {r['message']}  [{r['code']}]")
+    accepted = record.get("accepted_documents") or []
+    # Found before the claim, so never with documents accepted (those come of a delivery).
+    spelling = [r for r in record["reasons"] if r["code"] == "sidecar-spelling"]
+    if spelling and not accepted:
+        return lines + _look_alike_steps(
+            record["invoice_file"], [r["file"] for r in spelling],
+            [str(r["message"]) for r in spelling])
+    if not accepted:
+        # Not every quarantined bundle has a sidecar (one without attachments has none).
+        lines += ["", "Nothing was sent. Fix what is listed above, then move the invoice file, "
+                  "and its sidecar folder if this folder holds one, from this folder back "
+                  "into the outbox;",
+                  "outboxd will check and send them again.", ""]
+        return lines
+    # Part of the file is with the receiver already: the one thing a clerk must not do
+    # is send those invoices again, so they are named first, with their receipts.
+    ids = ", ".join(str(d["invoice_id"]) for d in accepted)
+    one = len(accepted) == 1
+    them = f"invoice {ids}" if one else f"invoices {ids}"
+    lines += ["", "The receiver has ACCEPTED these invoices of this file — they are "
+              "delivered; do NOT send them again:"]
+    for d in accepted:
+        lines.append(f"- invoice {d['invoice_id']}: receipt {d['receipt_id'] or '(none given)'}"
+                     f" (HTTP {d['status']}, document {d['name']}, Idempotency-Key "
+                     f"{d['idempotency_key']})")
+    lines += ["No other invoice of this file was delivered.", "",
+              "Fix what is listed above, then move the invoice file, and its sidecar folder "
+              f"if this folder holds one, from this folder back into the outbox without "
+              f"changing {them} in it:",
+              f"outboxd will not deliver {'it' if one else 'them'} twice (each document's "
+              "Idempotency-Key is made from its bytes, and the receiver answers a key it "
+              "has seen as already delivered).",
+              f"Do NOT export the file again with {them} in it: a new export is a new "
+              f"document to the receiver, which would then have {them} twice.", ""]
+    return lines
