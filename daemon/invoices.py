@@ -27,10 +27,11 @@ from defusedxml.ElementTree import DefusedXMLParser
 from lxml import etree
 
 from daemon.bundle import InvoiceFormat
+from daemon.emptiness import nothing_in, what_is_empty
 from daemon.errors import DuplicateInvoiceIds, HostileInput, InputError, UnusablePdf
 from daemon.fsops import open_regular, read_bounded
 from daemon.names import printable, stem
-from daemon.sniff import is_pdf, nothing_in, what_is_empty
+from daemon.sniff import is_pdf
 
 UBL_INVOICE = "{urn:oasis:names:specification:ubl:schema:xsd:Invoice-2}Invoice"
 UBL_CREDIT_NOTE = "{urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2}CreditNote"

@@ -13,10 +13,11 @@ import codecs
 import csv
 import io
 import itertools
-import re
 import zipfile
 from dataclasses import dataclass
 from typing import BinaryIO
+
+from daemon.emptiness import BLANK, BLANK_BYTES, ZEROS, nothing_in
 
 HEAD_BYTES = 64 * 1024  # enough for every magic, the ODF mimetype and a CSV sample
 # Text is checked for valid UTF-8 beyond the head (a Windows-1252 "ö" on line
@@ -89,43 +90,6 @@ def file_type(kind: str, warning: str | None = None, one_column: bool = False,
               empty_of: str = "") -> FileType:
     mime, label = _TYPES[kind]
     return FileType(kind, mime, label, warning, one_column, empty_of)
-
-
-# A file with bytes but nothing in them is empty to the person who opens it: an export of
-# no rows (a blank line, a byte-order mark), or a copy that reserved the file's size and
-# never filled it (zero bytes). Told as empty, not as text without a delimiter or a file
-# of unknown type.
-BLANK = "blank lines and spaces, no text"
-ZEROS = "all zero, as a copy that did not finish leaves a file"
-_BLANK_BYTES = b" \t\r\n\f\v\x1a"  # \x1a: DOS end-of-file in old exports
-
-
-def what_is_empty(size: int, empty_of: str) -> str:
-    """"5 bytes: blank lines and spaces, no text", for the error of an empty file."""
-    return f"{size:,} byte{'s' * (size != 1)}: {empty_of}"
-
-
-# Searched, not stripped or translated: each search stops at the first byte with
-# something in it, the first of nearly every file, where those would scan (and copy) the
-# whole of a 5 MB invoice at every read.
-_NOT_ZERO = re.compile(rb"[^\0]")
-_NOT_BLANK = re.compile(b"[^" + re.escape(_BLANK_BYTES) + b"]")
-_ONE_BLANK = b"[" + re.escape(_BLANK_BYTES) + b"]"
-_BLANK_UTF16 = {codecs.BOM_UTF16_LE: re.compile(b"(?:" + _ONE_BLANK + b"\0)*"),
-                codecs.BOM_UTF16_BE: re.compile(b"(?:\0" + _ONE_BLANK + b")*")}
-
-
-def nothing_in(data: bytes) -> str:
-    """BLANK or ZEROS when the whole content `data` holds nothing (blanks after a UTF-8 or
-    UTF-16 byte-order mark, or without one; or zero bytes only), else ""."""
-    if data and _NOT_ZERO.search(data) is None:
-        return ZEROS
-    if (blank_utf16 := _BLANK_UTF16.get(data[:2])) is not None:
-        # An empty sheet saved as Excel's "Unicode Text".
-        return BLANK if blank_utf16.fullmatch(data, 2) else ""
-    if _NOT_BLANK.search(data, 3 if data.startswith(codecs.BOM_UTF8) else 0) is None:
-        return BLANK
-    return ""
 
 
 _EXTENSIONS: dict[str, str] = {
@@ -284,7 +248,7 @@ def _text_kind(fh: BinaryIO, head: bytes, deep: bool = True) -> FileType:
     if decoded is None:
         return file_type("unknown")
     text, encoding = decoded
-    if not text.replace("\x1a", "").strip() and _rest_only(fh, head, _BLANK_BYTES, deep):
+    if not text.replace("\x1a", "").strip() and _rest_only(fh, head, BLANK_BYTES, deep):
         return file_type("empty", empty_of=BLANK)
     if any(ch < " " and ch not in _ALLOWED_CONTROLS for ch in text):
         return file_type("unknown")  # NULs and friends: binary data that happens to decode

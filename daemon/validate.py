@@ -23,6 +23,7 @@ from typing import BinaryIO
 from daemon import convert
 from daemon.bundle import Attachment, Bundle, Finding, Severity
 from daemon.config import ValidationConfig
+from daemon.emptiness import what_is_empty
 from daemon.errors import InputError
 from daemon.fsops import open_regular, read_bounded
 from daemon.probe import MAX_TIFF_PAGES, Frame, ImageFacts, PdfFacts, probe_image, probe_pdf
@@ -34,7 +35,6 @@ from daemon.sniff import (
     file_type,
     kind_for_extension,
     sniff,
-    what_is_empty,
 )
 
 TARGET_DPI = 300.0

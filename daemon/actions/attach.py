@@ -33,6 +33,7 @@ from tomlkit.items import AoT, InlineTable, Item, Table
 from daemon.actions import EXIT_OK
 from daemon.actions.common import settings_of
 from daemon.config import Settings
+from daemon.emptiness import what_is_empty
 from daemon.errors import InputError, OutboxdError, UsageError, describe, not_utf8, shown
 from daemon.fsops import (
     add_group_write,
@@ -48,7 +49,7 @@ from daemon.lookalikes import look_alike_findings
 from daemon.names import folder_name_for_id, is_ignored, name_problem
 from daemon.notes import MANIFEST_NAME, value_problem
 from daemon.scan import Candidate, Listing, list_outbox
-from daemon.sniff import sniff, what_is_empty
+from daemon.sniff import sniff
 from daemon.temps import create_locked, drop_stale_copies, folder_locked
 
 
