@@ -19,11 +19,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from daemon.actions import demo_samples
+from daemon.actions.demo_views import Seen, reached, so_far, view_for
 from daemon.actions.samples import write_then_rename
 from daemon.config import Settings
 from daemon.config_load import load_settings
@@ -31,13 +31,6 @@ from daemon.errors import OutboxdError, UsageError
 from daemon.journal import SHOWN_AS, Journal
 
 OUTBOXD = [sys.executable, "-m", "daemon"]
-
-
-@dataclass
-class Seen:
-    state: str = "-"
-    detail: str = ""
-    codes: tuple[str, ...] = ()
 
 
 class Workspace:
@@ -178,109 +171,6 @@ def observe(settings: Settings) -> dict[str, Seen]:
     return out
 
 
-def reached(sample: demo_samples.Sample, seen: Seen | None) -> bool:
-    if seen is None or seen.state != sample.expect:
-        return False
-    return sample.expect_code is None or sample.expect_code in seen.codes
-
-
-def so_far(seen: Seen | None) -> str:
-    return "not seen yet" if seen is None else f"now {seen.state}"
-
-
-class LineView:
-    """One line per change, for pipes and logs."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.last: dict[str, tuple[str, str]] = {}
-
-    def __enter__(self) -> LineView:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        pass
-
-    def note(self, text: str) -> None:
-        print(f"{time.strftime('%H:%M:%S')}  {text}", file=self.out, flush=True)
-
-    def show(self, samples: list[demo_samples.Sample], seen: dict[str, Seen]) -> None:
-        for sample in samples:
-            now = seen.get(sample.invoice_file)
-            if now is None or self.last.get(sample.invoice_file) == (now.state, now.detail):
-                continue
-            self.last[sample.invoice_file] = (now.state, now.detail)
-            extra = f"  {now.detail}" if now.detail else ""
-            print(f"{time.strftime('%H:%M:%S')}  {sample.invoice_file:<16} {now.state:<12}"
-                  f"{extra}", file=self.out, flush=True)
-
-
-class TableView:
-    """A live table on a terminal. One too tall for the terminal is shown one line a
-    sample (rich's live view would cut the rows below the screen's end, the quarantined
-    samples among them); the whole table is printed when the demo stops."""
-
-    def __init__(self, console: Any = None) -> None:
-        from rich.console import Console
-        from rich.live import Live
-        self.console = console or Console()
-        self.live = Live(console=self.console, refresh_per_second=8, transient=False)
-        self._whole: Any = None
-
-    def __enter__(self) -> TableView:
-        self.live.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._whole is not None:
-            self.live.update(self._whole)  # the last render, printed in full at the stop
-        self.live.__exit__(None, None, None)
-
-    def note(self, text: str) -> None:
-        self.console.print(f"{time.strftime('%H:%M:%S')}  {text}", markup=False,
-                           highlight=False)
-
-    def show(self, samples: list[demo_samples.Sample], seen: dict[str, Seen]) -> None:
-        self._whole = table = self._table(samples, seen, compact=False)
-        # One line for the cursor below it; notes scroll above the live view.
-        if len(self.console.render_lines(table, pad=False)) > self.console.size.height - 1:
-            table = self._table(samples, seen, compact=True)
-        self.live.update(table)
-
-    @staticmethod
-    def _table(samples: list[demo_samples.Sample], seen: dict[str, Seen],
-               compact: bool) -> Any:
-        from rich.table import Table
-        colour = {"sent": "green", "quarantined": "red", "waiting": "yellow",
-                  "held": "red", "retrying": "yellow"}
-        table = Table(title="outboxd demo", expand=True)
-        table.add_column("invoice file", no_wrap=True)
-        if not compact:
-            table.add_column("shows", ratio=2, overflow="fold")
-        table.add_column("state", no_wrap=True)
-        table.add_column("detail", ratio=3, overflow="ellipsis" if compact else "fold",
-                         no_wrap=compact)
-        table.add_column("expected", no_wrap=True)
-        for sample in samples:
-            now = seen.get(sample.invoice_file)
-            state = now.state if now else "-"
-            mark = "✓" if reached(sample, now) else " "
-            cells = [sample.invoice_file, *([] if compact else [sample.shows]),
-                     f"[{colour.get(state, 'white')}]{state}[/]",
-                     now.detail if now else "", f"{mark} {sample.expect}"]
-            table.add_row(*cells)
-        return table
-
-
-def _view(out: TextIO) -> Any:
-    if out.isatty():
-        try:
-            return TableView()
-        except ImportError:
-            pass
-    return LineView(out)
-
-
 def invoked_as() -> str:
     """outboxd as this demo was started, for the command it suggests: the README installs
     it as `.venv/bin/outboxd`, not on PATH, where a bare `outboxd` is not found."""
@@ -375,7 +265,7 @@ def _watch(ws: Workspace, settings: Settings, samples: list[demo_samples.Sample]
     released: set[str] = set()
     next_drop = time.monotonic()
     deadline = time.monotonic() + timeout
-    with _view(out) as view:
+    with view_for(out) as view:
         while True:
             now = time.monotonic()
             if pending and now >= next_drop:

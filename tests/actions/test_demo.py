@@ -36,7 +36,7 @@ def test_the_live_table_shows_every_sample_on_an_80_by_24_terminal(
     from rich.console import Console
 
     from daemon.actions import demo_samples
-    from daemon.actions.demo import Seen, TableView
+    from daemon.actions.demo_views import Seen, TableView
     screen = io.StringIO()
     console = Console(file=screen, width=80, height=24, force_terminal=True,
                       color_system=None)
