@@ -4,8 +4,8 @@ It makes a workspace, starts the reference receiver on a free loopback port
 and the daemon (both as child processes, exactly as they run for real) with
 short timings, drops the samples of `demo_samples` one after another, and
 shows each bundle move (settling → waiting → sent / quarantined) by reading
-the daemon's journal — as a live table on a terminal (rich), one line per
-change otherwise. rich is imported here only, never on the daemon's path.
+the daemon's journal (demo_views.py: a live table on a terminal, one line per
+change otherwise).
 """
 
 from __future__ import annotations
