@@ -71,11 +71,6 @@ def is_ignored(name: str, ignore_patterns: Sequence[str] = ()) -> bool:
     return classify(name, ignore_patterns) is not NameKind.OTHER
 
 
-def matches(name: str, patterns: Sequence[str]) -> bool:
-    """`name` matches one of the glob `patterns`, ignoring upper and lower case."""
-    return _match(name, patterns)
-
-
 # NAME.errors.txt is outboxd's own (errorsfile.py), whatever [outbox] invoice_patterns
 # an admin widens: under "*.txt" or "*" it would be read, and sent, as an invoice.
 ERRORS_SUFFIX = ".errors.txt"
