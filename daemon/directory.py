@@ -48,6 +48,7 @@ from daemon.fsops import (
     write_json,
 )
 from daemon.manifest import sent_parts
+from daemon.mounts import NETWORK_FS, fs_type
 from daemon.names import folder_name_for_id
 from daemon.temps import (
     SET_ASIDE,
@@ -60,7 +61,6 @@ from daemon.temps import (
     still_at,
     temp_prefix,
 )
-from daemon.watch import NETWORK_FS, fs_type
 
 # Where no lock can be asked (NFS without lockd), or for the temporary documents of
 # versions that took none, a temp is a leftover only once untouched this long: no

@@ -35,6 +35,7 @@ from watchdog.observers.inotify_c import (
     WatchDescriptor,
 )
 
+from daemon.mounts import NETWORK_FS, fs_type
 from daemon.osthreads import show_name
 from daemon.poll import Poller
 from daemon.scan import WATCHED_DEPTH
@@ -58,29 +59,6 @@ _MASK = Mask(_C.IN_CREATE | _C.IN_DELETE | _C.IN_MODIFY | _C.IN_CLOSE_WRITE | _C
              | _C.IN_ONLYDIR | _C.IN_EXCL_UNLINK)
 _NEW_DIR = _C.IN_CREATE | _C.IN_MOVED_TO
 _ID = CallbackId(1)
-
-NETWORK_FS = {"nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "9p", "afs", "ceph",
-              "fuse.glusterfs", "davfs", "fuse.rclone"}
-
-
-def fs_type(path: Path) -> str | None:
-    """The file-system type of the mount holding path, from /proc/self/mounts."""
-    try:
-        target = os.path.realpath(path)
-        best, best_type = "", None
-        with open("/proc/self/mounts", encoding="utf-8") as fh:
-            for line in fh:
-                parts = line.split()
-                if len(parts) < 3:
-                    continue
-                mount = parts[1].replace("\\040", " ")
-                if (target == mount or target.startswith(mount.rstrip("/") + "/")) \
-                        and len(mount) > len(best):
-                    best, best_type = mount, parts[2]
-        return best_type
-    except OSError:
-        return None
-
 
 def choose_mode(mode: str, path: Path) -> str:
     if mode != "auto":

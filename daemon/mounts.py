@@ -1,0 +1,32 @@
+"""Which file system a path is on: the watcher picks polling on a network file system
+(watch.py), and a directory target's start sweep trusts a folder's lock only on a
+local one (directory.py). Apart from watch.py so that a delivery, and the commands
+that read bundles, need not import the watcher (watchdog).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+NETWORK_FS = {"nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "9p", "afs", "ceph",
+              "fuse.glusterfs", "davfs", "fuse.rclone"}
+
+
+def fs_type(path: Path) -> str | None:
+    """The file-system type of the mount holding path, from /proc/self/mounts."""
+    try:
+        target = os.path.realpath(path)
+        best, best_type = "", None
+        with open("/proc/self/mounts", encoding="utf-8") as fh:
+            for line in fh:
+                parts = line.split()
+                if len(parts) < 3:
+                    continue
+                mount = parts[1].replace("\\040", " ")
+                if (target == mount or target.startswith(mount.rstrip("/") + "/")) \
+                        and len(mount) > len(best):
+                    best, best_type = mount, parts[2]
+        return best_type
+    except OSError:
+        return None
