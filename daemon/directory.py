@@ -171,10 +171,16 @@ def _delivered(final: Path) -> bool:
 
 def _in_the_way(final: Path, what: str) -> Rejected:
     """The rejection for something at a final name that outboxd neither reads nor replaces."""
-    refused = Rejected(f"[delivery] target already holds {final.name}, which is not what "
-                       "outboxd writes there", 409, f"{final} {what}")
-    refused.fix = ("look at it and remove or rename it in the target (outboxd never opens, "
-                   "follows or replaces it), then move the bundle back into the outbox")
+    return _taken(f"[delivery] target already holds {final.name}, which is not what outboxd "
+                  "writes there", f"{final} {what}",
+                  "look at it and remove or rename it in the target (outboxd never opens, "
+                  "follows or replaces it), then move the bundle back into the outbox")
+
+
+def _taken(message: str, detail: str, fix: str) -> Rejected:
+    """A final name held by what outboxd did not write: quarantined (409), with the fix."""
+    refused = Rejected(message, 409, detail)
+    refused.fix = fix
     return refused
 
 
@@ -223,11 +229,10 @@ def _holds(final: Path, data: bytes) -> bool:
         # Sized first: a large file of other bytes is not read at all.
         if os.fstat(fh.fileno()).st_size == len(data) and read_bounded(fh, len(data)) == data:
             return True
-    refused = Rejected(f"[delivery] target already holds {final.name} with other content",
-                       409, f"{final} exists and differs")
-    refused.fix = ("move that file away if it is an old version the transfer agent has not "
-                   "taken, then move the bundle back into the outbox")
-    raise refused
+    raise _taken(f"[delivery] target already holds {final.name} with other content",
+                 f"{final} exists and differs",
+                 "move that file away if it is an old version the transfer agent has not "
+                 "taken, then move the bundle back into the outbox")
 
 
 def sweep_target(target: Path) -> None:
