@@ -19,14 +19,13 @@ from daemon.names import (
     FORM_WORDS,
     edge_words,
     fold_key,
-    is_invoice_name,
     printable,
     spelled_otherwise,
     spelling_twins,
     stem,
     trimmed,
 )
-from daemon.scan import Candidate, alike_kind, owner_of
+from daemon.scan import Candidate, alike_kind, is_invoice_file, owner_of
 
 
 def look_alike_sidecars(cand: Candidate) -> list[Path]:
@@ -223,8 +222,7 @@ def _invoice_file_of_sidecar(folder: str, settings: Settings) -> str | None:
     try:
         with os.scandir(cfg.path) as it:
             found = sorted(e.name for e in it if stem(e.name) == name
-                           and is_invoice_name(e.name, cfg.invoice_patterns,
-                                               cfg.ignore_patterns)
+                           and is_invoice_file(cfg, e.name)
                            and e.is_file(follow_symlinks=False))
     except OSError:
         return None

@@ -31,9 +31,9 @@ from daemon.claim import unclaim
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError
 from daemon.journal import IN_FLIGHT, Journal, journal_time
-from daemon.names import fit_bytes, is_invoice_name, stem
+from daemon.names import fit_bytes, stem
 from daemon.readback import record_of
-from daemon.scan import candidate_for
+from daemon.scan import candidate_for, is_invoice_file
 from daemon.temps import drop_unfinished
 
 _reported: set[Path] = set()  # work folders whose problem was logged (swept every rescan)
@@ -69,8 +69,7 @@ def _owner_gone(name: str) -> bool:
 
 def _invoice_in(work: Path, settings: Settings) -> str | None:
     names = [e.name for e in os.scandir(work) if e.is_file(follow_symlinks=False)
-             and is_invoice_name(e.name, settings.outbox.invoice_patterns,
-                                 settings.outbox.ignore_patterns)]
+             and is_invoice_file(settings.outbox, e.name)]
     return names[0] if len(names) == 1 else None
 
 

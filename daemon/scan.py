@@ -196,6 +196,15 @@ def refused_code(problem: str) -> str:
     return "not-a-file" if NOT_A_FILE in problem else "bad-name"
 
 
+def is_invoice_file(cfg: OutboxConfig, name: str) -> bool:
+    """Whether a root entry of this name is an invoice file under cfg: its patterns and
+    not its ignore patterns; never outboxd's own NAME.errors.txt (names.is_invoice_name)
+    nor, where completion is "marker", a marker, whatever the patterns take ("*")."""
+    if cfg.completion == "marker" and name.endswith(cfg.marker_suffix):
+        return False
+    return is_invoice_name(name, cfg.invoice_patterns, cfg.ignore_patterns)
+
+
 def _sort(cfg: OutboxConfig, name: str, mode: int, share: ShareConfig | None = None,
           ) -> tuple[str, str | None]:
     """What one root entry is: ("candidate"|"other"|"refused"|"", problem)."""
@@ -204,9 +213,7 @@ def _sort(cfg: OutboxConfig, name: str, mode: int, share: ShareConfig | None = N
     share = share or _DEFAULT_SHARE
     if is_share_file(name, share.status_page, share.release_suffix):
         return "", None  # the status page and release files (for the share)
-    if cfg.completion == "marker" and name.endswith(cfg.marker_suffix):
-        return "", None  # a marker, also under patterns that would take it ("*")
-    if is_invoice_name(name, cfg.invoice_patterns, cfg.ignore_patterns):
+    if is_invoice_file(cfg, name):
         problem = name_problem(name)
         if problem is None and not stat.S_ISREG(mode):
             problem = (f"is a {kind_of(mode)}, {NOT_A_FILE} outboxd never follows or "

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from daemon.config_sections import OutboxConfig
-from daemon.names import is_ignored, is_invoice_name, printable, stem
+from daemon.names import is_ignored, printable, stem
+from daemon.scan import is_invoice_file
 
 # What outboxd writes beside a bundle it archived: the folder came from quarantine/ or sent/.
 _PAPERS = {"reason.json": "quarantine/", "receipt.json": "sent/"}
@@ -119,8 +120,7 @@ def _look(folder: Path, cfg: OutboxConfig) -> Stray | None:
     # beside them may as well be an attachment, which moved into the outbox would be
     # sent as an invoice.
     archived = any(paper in names for paper in _PAPERS)
-    invoices = [n for n in names if is_invoice_name(n, cfg.invoice_patterns,
-                                                    cfg.ignore_patterns)
+    invoices = [n for n in names if is_invoice_file(cfg, n)
                 and (archived or stem(n) + cfg.sidecar_suffix in folders)]
     if not invoices:
         return None

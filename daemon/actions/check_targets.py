@@ -23,8 +23,15 @@ from daemon.journal.readonly import read_journal
 from daemon.journal.records import UNREADABLE_REASONS
 from daemon.leftalone import SPELLING, LeftBehind, left_behind
 from daemon.lookalikes import look_alike_sidecars
-from daemon.names import NameKind, classify, is_ignored, is_invoice_name, printable
-from daemon.scan import Candidate, Listing, candidate_for, list_outbox, refused_code
+from daemon.names import ERRORS_SUFFIX, NameKind, classify, is_ignored, printable
+from daemon.scan import (
+    Candidate,
+    Listing,
+    candidate_for,
+    is_invoice_file,
+    list_outbox,
+    refused_code,
+)
 from daemon.strays import ByStem, by_stem, came_late
 
 T = TypeVar("T")
@@ -134,8 +141,7 @@ def targets(paths: Iterable[Path], settings: Settings) -> Iterator[tuple[Target,
                 yield from _with_its_bundle(path, "an attachment of", ps, owners)
                 continue
             s = _outbox_settings(settings, path.parent.resolve())
-            if not is_invoice_name(path.name, s.outbox.invoice_patterns,
-                                   s.outbox.ignore_patterns):
+            if not is_invoice_file(s.outbox, path.name):
                 owners = _owners(path, s, listed)
                 if owners:  # a file where a sidecar folder should be: the daemon's error
                     yield from ((Target(cand), s) for cand in owners)
@@ -144,6 +150,12 @@ def targets(paths: Iterable[Path], settings: Settings) -> Iterator[tuple[Target,
                 why = ("the daemon ignores it: a hidden, temporary or lock file, or one of "
                        "[outbox] ignore_patterns" if is_ignored(
                            path.name, s.outbox.ignore_patterns) else
+                       f"it is a marker ([outbox] completion = \"marker\"): the invoice file "
+                       f"it releases is {path.name[:-len(s.outbox.marker_suffix)]}"
+                       if s.outbox.completion == "marker" and path.name.endswith(
+                           s.outbox.marker_suffix) else
+                       "it is the list of errors outboxd writes beside a held bundle"
+                       if path.name.endswith(ERRORS_SUFFIX) else
                        f"its name matches none of [outbox] invoice_patterns = "
                        f"{s.outbox.invoice_patterns}")
                 raise UsageError(f"check: {raw} is not an invoice file for outboxd ({why}) "

@@ -35,8 +35,7 @@ from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError, UsageError
 from daemon.fsops import fsync_dir, is_regular_file, move_tree
 from daemon.lookalikes import look_alike_findings
-from daemon.names import is_invoice_name
-from daemon.scan import alike_key, candidate_for
+from daemon.scan import alike_key, candidate_for, is_invoice_file
 from daemon.temps import drop_unfinished
 
 if TYPE_CHECKING:
@@ -110,8 +109,7 @@ def _invoice_name(folder: Path, settings: Settings, notes: list[str] | None = No
     except (OSError, ValueError, RecursionError):
         pass  # unreadable, cut short or edited: the invoice file is told by its name
     files = [p.name for p in folder.iterdir() if is_regular_file(p)
-             and p.name not in PAPER_NAMES and is_invoice_name(
-                 p.name, settings.outbox.invoice_patterns, settings.outbox.ignore_patterns)]
+             and p.name not in PAPER_NAMES and is_invoice_file(settings.outbox, p.name)]
     if len(files) != 1:
         raise RetryRefused(f"{folder}: cannot tell the invoice file ({', '.join(files) or 'none'}"
                            ") — move the files back into the outbox by hand")

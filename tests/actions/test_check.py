@@ -279,6 +279,25 @@ def test_a_hidden_file_is_refused_as_ignored_not_as_a_pattern_mismatch(env: Env,
     assert "daemon ignores it" in err and "matches none of" not in err
 
 
+@pytest.mark.parametrize("name", ["INV-7.ready", "INV-7.errors.txt"])
+def test_a_marker_or_errors_file_is_refused_as_what_it_is_under_a_pattern_taking_all(
+        env: Env, capsys, name: str) -> None:
+    """Under invoice_patterns = ["*"] and completion = "marker", `check INV-7.ready`
+    checked the marker as an invoice file of its own (an empty one), and so did `check
+    INV-7.errors.txt`, outboxd's own list of errors: the daemon takes neither for an
+    invoice, and check refuses them saying what they are."""
+    env.write_config("http://127.0.0.1:9/bundles",
+                     outbox={"invoice_patterns": ["*"], "completion": "marker"})
+    write(env.outbox / "INV-7", ubl_invoice("INV-7"))
+    write(env.outbox / name, b"")
+    assert main(["check", "-c", str(env.config), str(env.outbox / name)]) == 2
+    captured = capsys.readouterr()
+    assert "is not an invoice file for outboxd" in captured.err
+    assert ("it is a marker" in captured.err and "it releases is INV-7" in captured.err) \
+        if name.endswith(".ready") else "errors outboxd writes" in captured.err
+    assert "invoice INV-7" not in captured.out
+
+
 SVEFAKTURA = (b'<?xml version="1.0"?>\n<Invoice xmlns="urn:sfti:documents:BasicInvoice:1:0">'
               b'<ID>SV-1</ID></Invoice>\n')
 
