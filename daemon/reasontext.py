@@ -61,6 +61,15 @@ def _folder_step(invoice_file: str, folders: list[tuple[str, str]]) -> str:
             "the look-alikes from the outbox.")
 
 
+# How a clerk moves a quarantined bundle back. Sidecar first, as the ERP writes a bundle:
+# an invoice file that is back first settles alone while a clerk goes back for its folder,
+# and under [policy] unattached = "send" goes out without it (or, with the folder copied
+# slowly between two shares, with the part copied so far). Not every quarantined bundle
+# has a sidecar (one without attachments has none).
+MOVE_BACK = ("move back into the outbox from this folder first the sidecar folder, if this "
+             "folder holds one, then the invoice file")
+
+
 def _look_alike_steps(invoice_file: str, look_alikes: list[str],
                       messages: list[str]) -> list[str]:
     """What to do when a look-alike of the sidecar (`sidecar-spelling`) is among the
@@ -80,8 +89,7 @@ def _look_alike_steps(invoice_file: str, look_alikes: list[str],
                      "names (make that folder if it is not there), under a name with its "
                      "type's extension (.pdf, .tif …), or remove it if it is no attachment.")
     steps += ["Fix anything else listed above.",
-              "Then move the invoice file, and its sidecar folder if this folder holds one, "
-              "from this folder back into the outbox;"]
+              f"Then {MOVE_BACK};"]
     return ["", "Nothing was sent. Not everything is in this folder: outboxd did not take "
             f"the look-alike{'' if one else 's'} named below as the sidecar, so "
             f"{'it was' if one else 'they were'} not moved here. "
@@ -117,10 +125,7 @@ def _reason_lines(record: dict[str, Any]) -> list[str]:
             record["invoice_file"], [r["file"] for r in spelling],
             [str(r["message"]) for r in spelling])
     if not accepted:
-        # Not every quarantined bundle has a sidecar (one without attachments has none).
-        lines += ["", "Nothing was sent. Fix what is listed above, then move the invoice file, "
-                  "and its sidecar folder if this folder holds one, from this folder back "
-                  "into the outbox;",
+        lines += ["", f"Nothing was sent. Fix what is listed above, then {MOVE_BACK};",
                   "outboxd will check and send them again.", ""]
         return lines
     # Part of the file is with the receiver already: the one thing a clerk must not do
@@ -135,9 +140,8 @@ def _reason_lines(record: dict[str, Any]) -> list[str]:
                      f" (HTTP {d['status']}, document {d['name']}, Idempotency-Key "
                      f"{d['idempotency_key']})")
     lines += ["No other invoice of this file was delivered.", "",
-              "Fix what is listed above, then move the invoice file, and its sidecar folder "
-              f"if this folder holds one, from this folder back into the outbox without "
-              f"changing {them} in it:",
+              f"Fix what is listed above, then {MOVE_BACK}, without changing {them} "
+              "in it:",
               f"outboxd will not deliver {'it' if one else 'them'} twice (each document's "
               "Idempotency-Key is made from its bytes, and the receiver answers a key it "
               "has seen as already delivered).",

@@ -267,6 +267,23 @@ class TestReasons:
              "status": 201, "name": "INV-1--C.xml"}]
         assert [r["code"] for r in data["reasons"]] == ["rejected"]
 
+    def test_reason_txt_says_to_move_the_sidecar_folder_back_before_the_invoice_file(
+            self, tmp_path: Path) -> None:
+        """Every REASON.txt (plain, a look-alike's, a partly delivered bundle's) says to move
+        the sidecar folder back into the outbox first and the invoice file last, as the
+        guide and the ERP's good practice do: it said "the invoice file, and its sidecar
+        folder", and an invoice file back first settles alone, and under unattached =
+        "send" goes out before its folder follows."""
+        order = ("move back into the outbox from this folder first the sidecar folder, if "
+                 "this folder holds one, then the invoice file")
+        look_alike = reason_record(BID, "INV-7.xml", [Finding(
+            "sidecar-spelling", "inv-7", "this folder looks like the sidecar INV-7")],
+            "2026-12-03T07:50:12Z")
+        for record in (self._record(), look_alike, self._partly_accepted()):
+            text = reason_papers(record)["REASON.txt"].decode("utf-8")
+            assert order in text
+            assert "move the invoice file, and its sidecar folder" not in text
+
     def test_reason_txt_names_the_accepted_invoices_and_says_not_to_send_them_again(
             self, tmp_path: Path) -> None:
         """A partly delivered bundle's REASON.txt does not say "Nothing was sent": it names
@@ -305,15 +322,15 @@ class TestReasons:
             f"- {nfd}\n" in text
         assert f"1. In the outbox, rename {nfd} by typing its name again on the computer " \
             f"that named {nfc}.xml" in text
-        assert "3. Then move the invoice file, and its sidecar folder if this folder " \
-            "holds one, from this folder back into the outbox" in text
+        assert "3. Then move back into the outbox from this folder first the sidecar " \
+            "folder, if this folder holds one, then the invoice file;" in text
         assert "move the invoice file and its sidecar folder from this folder" not in text
         other = reason_papers(self._record())["REASON.txt"].decode("utf-8")
         # Not "and its sidecar folder": a bundle quarantined without attachments has none.
         assert other.endswith("\n\nNothing was sent. Fix what is listed above, then move "
-                              "the invoice file, and its sidecar folder if this folder holds "
-                              "one, from this folder back into the outbox;\noutboxd will "
-                              "check and send them again.\n")
+                              "back into the outbox from this folder first the sidecar "
+                              "folder, if this folder holds one, then the invoice file;\n"
+                              "outboxd will check and send them again.\n")
 
     def test_reason_txt_shows_a_names_bidirectional_controls_escaped_on_every_line(
             self, tmp_path: Path) -> None:
@@ -375,7 +392,7 @@ class TestReasons:
             "move the files of the others into it and delete the emptied folders (or " \
             "delete a folder that holds nothing for this invoice)." in text
         assert "rename each of those folders" not in text
-        assert "3. Then move the invoice file" in text
+        assert "3. Then move back into the outbox from this folder first the sidecar" in text
 
     def test_reason_txt_of_a_look_alike_file_says_to_move_it_into_the_sidecar(
             self, tmp_path: Path) -> None:
@@ -388,7 +405,7 @@ class TestReasons:
         assert "1. In the outbox, move inv-7 into the sidecar folder its line above names " \
             "(make that folder if it is not there)" in text
         assert "rename inv-7" not in text and "everything in it" not in text
-        assert "3. Then move the invoice file" in text
+        assert "3. Then move back into the outbox from this folder first the sidecar" in text
 
     def test_receipt(self, tmp_path: Path) -> None:
         """The receipt paper stores the receipt as JSON in receipt.json."""
