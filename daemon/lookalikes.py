@@ -155,7 +155,12 @@ def _named_otherwise_message(cand: Candidate, twin: Path, folders: list[str],
     side = cand.sidecar.name
     if twin.name not in folders:
         return f"{said}; {_file_fix(side)}"
-    said += ("; Linux, where outboxd runs, takes it for another name, so it is not taken "
+    # A name with a space or dot at an end is one Windows mangles: say why it differs here.
+    # One with the invoice file's extension, or without the suffix, is another name on
+    # any computer, and blaming Linux for it would mislead.
+    said += ("; so it is not taken as the sidecar"
+             if alike_kind(cand, twin.name) in ("invoice", "suffix") else
+             "; Linux, where outboxd runs, takes it for another name, so it is not taken "
              "as the sidecar")
     others = [f for f in folders if f != twin.name]
     if others:

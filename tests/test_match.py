@@ -490,6 +490,24 @@ class TestStructure:
         assert "rename it to INV-7.att, exactly as written here" in f.message
         assert layout(b) == {"INV-7": ["b.pdf"]}
 
+    @pytest.mark.parametrize("folder,suffix", [("INV-7.XML", ""), ("INV-7.pdf", ""),
+                                               ("INV-7", ".att")])
+    def test_a_look_alike_with_an_extension_or_without_the_suffix_does_not_blame_linux(
+            self, outbox: Path, folder: str, suffix: str) -> None:
+        """A folder named with the invoice file's extension, or without the sidecar suffix,
+        is another name on any computer: the message says so it is not taken as the
+        sidecar, not that "Linux, where outboxd runs, takes it for another name", which
+        is why a space or a dot at an end (mangled by Windows) differs."""
+        write(outbox / folder / "a.pdf", PDF)
+        write(outbox / "INV-7.xml", ubl_invoice("INV-7"))
+        s = settings(outbox, outbox={"sidecar_suffix": suffix})
+        b = assemble(list_outbox(s.outbox).candidates["INV-7.xml"], s)
+        f = finding(b, "sidecar-spelling")
+        assert f.file == folder
+        assert "Linux" not in f.message
+        assert f"; so it is not taken as the sidecar — rename it to INV-7{suffix}, exactly " \
+            "as written here" in f.message
+
     def test_a_file_named_like_the_invoice_file_with_a_space_is_no_look_alike(
             self, outbox: Path) -> None:
         """`INV-7.xml ` (a file) beside INV-7.xml is no folder made by copying the name:
