@@ -298,6 +298,23 @@ def test_a_marker_or_errors_file_is_refused_as_what_it_is_under_a_pattern_taking
     assert "invoice INV-7" not in captured.out
 
 
+@pytest.mark.parametrize("name", ["INV-7.send-anyway", "outboxd-status.html"])
+def test_a_release_file_or_the_status_page_is_refused_as_what_it_is_under_a_pattern_taking_all(
+        env: Env, capsys, name: str) -> None:
+    """Under invoice_patterns = ["*"] the daemon takes neither a release file nor the
+    status page for an invoice (they are outboxd's files for the share), but `check` on
+    one checked it as an invoice file of its own; it refuses it, saying what it is."""
+    env.write_config("http://127.0.0.1:9/bundles", outbox={"invoice_patterns": ["*"]})
+    write(env.outbox / "INV-7", ubl_invoice("INV-7"))
+    write(env.outbox / name, b"")
+    assert main(["check", "-c", str(env.config), str(env.outbox / name)]) == 2
+    captured = capsys.readouterr()
+    assert "is not an invoice file for outboxd" in captured.err
+    assert ("releases INV-7" in captured.err) if name.endswith(".send-anyway") \
+        else "the status page outboxd writes" in captured.err
+    assert f"invoice {name}" not in captured.out and "empty" not in captured.out
+
+
 SVEFAKTURA = (b'<?xml version="1.0"?>\n<Invoice xmlns="urn:sfti:documents:BasicInvoice:1:0">'
               b'<ID>SV-1</ID></Invoice>\n')
 
