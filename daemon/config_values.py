@@ -9,6 +9,7 @@ import difflib
 import math
 import os
 import re
+import urllib.parse
 from pathlib import PurePath
 from typing import Annotated
 
@@ -106,7 +107,8 @@ def _secret_params(text: str) -> tuple[list[str], list[tuple[int, str, str]]]:
     secret = []
     for i in range(0, len(parts), 2):
         name, eq, value = parts[i].partition("=")
-        if eq and value and looks_secret(name):
+        # Judged decoded: a receiver reads `?t%6Fken=` as `?token=`.
+        if eq and value and looks_secret(urllib.parse.unquote_plus(name)):
             secret.append((i, name, value))
     return parts, secret
 

@@ -227,7 +227,7 @@ def _invoice_file_of_sidecar(folder: str, settings: Settings) -> str | None:
     try:
         with os.scandir(cfg.path) as it:
             found = sorted(e.name for e in it if stem(e.name) == name
-                           and is_invoice_file(cfg, e.name)
+                           and is_invoice_file(cfg, e.name, settings.share)
                            and e.is_file(follow_symlinks=False))
     except OSError:
         return None

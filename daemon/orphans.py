@@ -69,7 +69,7 @@ def _owner_gone(name: str) -> bool:
 
 def _invoice_in(work: Path, settings: Settings) -> str | None:
     names = [e.name for e in os.scandir(work) if e.is_file(follow_symlinks=False)
-             and is_invoice_file(settings.outbox, e.name)]
+             and is_invoice_file(settings.outbox, e.name, settings.share)]
     return names[0] if len(names) == 1 else None
 
 

@@ -196,10 +196,14 @@ def refused_code(problem: str) -> str:
     return "not-a-file" if NOT_A_FILE in problem else "bad-name"
 
 
-def is_invoice_file(cfg: OutboxConfig, name: str) -> bool:
+def is_invoice_file(cfg: OutboxConfig, name: str, share: ShareConfig | None = None) -> bool:
     """Whether a root entry of this name is an invoice file under cfg: its patterns and
-    not its ignore patterns; never outboxd's own NAME.errors.txt (names.is_invoice_name)
-    nor, where completion is "marker", a marker, whatever the patterns take ("*")."""
+    not its ignore patterns; never outboxd's own NAME.errors.txt (names.is_invoice_name),
+    the share's status page or a release file, nor, where completion is "marker", a
+    marker, whatever the patterns take ("*")."""
+    share = share or _DEFAULT_SHARE
+    if is_share_file(name, share.status_page, share.release_suffix):
+        return False  # the status page and release files (for the share)
     if cfg.completion == "marker" and name.endswith(cfg.marker_suffix):
         return False
     return is_invoice_name(name, cfg.invoice_patterns, cfg.ignore_patterns)
@@ -211,15 +215,14 @@ def _sort(cfg: OutboxConfig, name: str, mode: int, share: ShareConfig | None = N
     if stat.S_ISDIR(mode) or classify(name, cfg.ignore_patterns) is not NameKind.OTHER:
         return "", None
     share = share or _DEFAULT_SHARE
-    if is_share_file(name, share.status_page, share.release_suffix):
-        return "", None  # the status page and release files (for the share)
-    if is_invoice_file(cfg, name):
+    if is_invoice_file(cfg, name, share):
         problem = name_problem(name)
         if problem is None and not stat.S_ISREG(mode):
             problem = (f"is a {kind_of(mode)}, {NOT_A_FILE} outboxd never follows or "
                        "opens it — put the invoice file itself there")
         return ("refused", problem) if problem else ("candidate", None)
-    if name.endswith(cfg.marker_suffix) or name.endswith(ERRORS_SUFFIX):
+    if name.endswith((cfg.marker_suffix, ERRORS_SUFFIX)) or is_share_file(
+            name, share.status_page, share.release_suffix):
         return "", None
     return "other", None
 

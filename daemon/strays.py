@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from daemon.archive import PAPER_NAMES
 from daemon.config_sections import OutboxConfig
 from daemon.names import is_ignored, printable, stem
 from daemon.scan import is_invoice_file
@@ -120,7 +121,8 @@ def _look(folder: Path, cfg: OutboxConfig) -> Stray | None:
     # beside them may as well be an attachment, which moved into the outbox would be
     # sent as an invoice.
     archived = any(paper in names for paper in _PAPERS)
-    invoices = [n for n in names if is_invoice_file(cfg, n)
+    # outboxd's papers are no invoice files, whatever the patterns take ("*").
+    invoices = [n for n in names if n not in PAPER_NAMES and is_invoice_file(cfg, n)
                 and (archived or stem(n) + cfg.sidecar_suffix in folders)]
     if not invoices:
         return None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from daemon.cli import COMMANDS, main
@@ -80,3 +83,17 @@ def test_output_to_a_full_device_is_one_line(tmp_path) -> None:
     assert done.returncode == 1
     assert "No space left on device" in done.stderr and "Traceback" not in done.stderr
     assert "Exception ignored" not in done.stderr
+
+
+def test_the_one_shot_commands_import_no_watcher_and_no_xslt_engine() -> None:
+    """check, send, status, retry and attach are run by people and scripts, often: they
+    import neither watchdog (the daemon's watcher; send and check reached it through
+    the directory transport) nor saxonche (loaded only when e-invoice rules are run).
+    A fresh interpreter, so that what other tests imported does not count."""
+    code = ("import sys\n"
+            "import daemon.actions.check, daemon.actions.send, daemon.actions.status\n"
+            "import daemon.actions.retry, daemon.actions.attach\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'watchdog', 'saxonche'}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert done.stdout.strip() == "[]"

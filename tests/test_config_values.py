@@ -20,6 +20,7 @@ from helpers import (
 
 from daemon.config import Settings
 from daemon.config_load import load_settings
+from daemon.config_values import secret_params
 from daemon.errors import ConfigError
 
 
@@ -286,6 +287,20 @@ class TestUrl:
                                              "tenant=7&access_token=********&sig=********")
         assert "Secret" not in repr(masked)
         assert s.delivery.url == url  # the delivery itself still has it
+
+    def test_masked_hides_a_secret_parameter_whose_name_is_percent_encoded(
+            self, tmp_path: Path, outbox: Path) -> None:
+        """`?t%6Fken=` is `?token=` to the receiver, which decodes the name: its value is
+        masked as `?token=`'s is, in `outboxd config` and in what the deliverer scrubs
+        from an answer (secret_params)."""
+        url = ("http://127.0.0.1:18787/bundles?tenant=7&t%6Fken=Tok-Secret-1"
+               "&p%61ssword=Pw-Secret-2&access%5Ftoken=Tok-Secret-3")
+        s = load_settings(config_file(tmp_path, minimal(outbox).replace(
+            f'url = "{URL}"', f'url = "{url}"')))
+        masked = s.masked()["delivery"]["url"]
+        assert masked == ("http://127.0.0.1:18787/bundles?tenant=7&t%6Fken=********"
+                          "&p%61ssword=********&access%5Ftoken=********")
+        assert secret_params(url) == ["Tok-Secret-1", "Pw-Secret-2", "Tok-Secret-3"]
 
     def test_masked_leaves_a_url_without_password_as_given(self, tmp_path: Path,
                                                            outbox: Path) -> None:

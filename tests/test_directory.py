@@ -425,6 +425,27 @@ class TestTemporaries:
         assert sorted(os.listdir(target)) == sorted(n for label, n in names.items()
                                                     if label not in gone)
 
+    def test_a_held_document_temp_named_also_like_an_old_style_one_is_never_swept(
+            self, tmp_path: Path) -> None:
+        """An invoice file named tmp-<32 hex>-X makes document temps that match both the
+        locked pattern (`.NAME.tmp-…`) and the old unlocked one (`.tmp-<32 hex>-NAME`,
+        removed once a day old). Its writer's lock decides, whatever its age: a held one
+        stays, one no writer holds goes."""
+        target = tmp_path / "target"
+        target.mkdir()
+        held = target / f".tmp-{'c' * 32}-X--1.xml.tmp-0123456789ab"
+        left = target / f".tmp-{'c' * 32}-X--2.xml.tmp-0123456789ab"
+        for path in (held, left):
+            path.write_bytes(b"x")
+            day_ago = time.time() - STALE_AFTER - 60
+            os.utime(path, (day_ago, day_ago))
+        fd = _hold(held)
+        try:
+            sweep_target(target)
+        finally:
+            os.close(fd)
+        assert os.listdir(target) == [held.name]
+
     def test_where_no_lock_can_be_had_only_a_day_old_tmp_folder_is_swept(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """On a share without locks (NFS without lockd: ENOLCK) a live writer cannot be

@@ -216,6 +216,40 @@ def test_a_conversion_dropped_because_the_daemon_stops_is_no_error_in_the_log(
     assert list(s.quarantine_dir.glob("*/*")) == []
 
 
+def test_a_read_again_dropped_because_the_daemon_stops_is_no_error_in_the_log(
+        tmp_path: Path) -> None:
+    """After a restart a claimed bundle is read again in its work folder (by the
+    readers); a clean stop that drops that read is no error either: logged at info,
+    the row says why it waits, nothing quarantined. A reader that died each time is
+    still an error."""
+    p, s, row = claimed(tmp_path)
+    p.finish._validated.clear()  # as after a restart: read again before the POST
+
+    def stopping(cand: Any, settings: Any) -> Bundle:
+        raise ReaderStopped("the daemon is stopping")
+
+    p.finish.evaluate = stopping
+    with capture_logs() as logs:
+        delay = p.finish.attempt(row)
+    assert delay is not None
+    [entry] = [e for e in logs if e["event"].startswith("bundle cannot be prepared")]
+    assert entry["log_level"] == "info"
+    waiting = p.j.get(row)
+    assert waiting.state == "retrying" and "the daemon is stopping" in (waiting.last_error or "")
+    assert list(s.quarantine_dir.glob("*/*")) == []
+
+    def died(cand: Any, settings: Any) -> Bundle:
+        raise ReaderFailed("INV-1.xml: a reader process died while reading it each time")
+
+    p.finish.evaluate = died
+    later = p.finish.clock() + 3600  # past the back-off of the dropped attempt
+    p.finish.clock = lambda: later
+    with capture_logs() as logs:
+        p.finish.attempt(row)
+    [entry] = [e for e in logs if e["event"].startswith("bundle cannot be prepared")]
+    assert entry["log_level"] in ("error", "warning")
+
+
 def test_an_image_changed_in_processing_before_its_conversion_is_quarantined_as_damaged(
         tmp_path: Path) -> None:
     """The PNG in the work folder no longer gives the PDF that was validated: the

@@ -267,7 +267,7 @@ class TestOtherXml:
         is made for it (it was two, doubling the read of a 5 MB PDF invoice)."""
         import tracemalloc
 
-        from daemon.sniff import nothing_in
+        from daemon.emptiness import nothing_in
         data = start + b"x" * 5_000_000
         tracemalloc.start()
         try:

@@ -69,6 +69,22 @@ class TestListOutbox:
         assert sorted(listing.candidates) == ["INV-7.xml", "notes.txt"]
         assert "INV-7.errors.txt" not in listing.others
 
+    @pytest.mark.parametrize("completion", ["settle", "marker"])
+    def test_is_invoice_file_says_what_the_listing_takes_for_an_invoice_file(
+            self, outbox: Path, completion: str) -> None:
+        """check, retry, orphans and look-alikes ask is_invoice_file whether a name is an
+        invoice file; under invoice_patterns = ["*"] it answers as the daemon's listing
+        does for every kind of root file: the status page, a release file, a marker,
+        the errors file, a hidden or temporary file and a plain invoice file."""
+        names = ["INV-7", "INV-7.xml", "INV-7.ready", "INV-7.errors.txt",
+                 "INV-7.send-anyway", "outboxd-status.html", ".hidden.xml", "INV-7.xml.part"]
+        for name in names:
+            touch(outbox / name)
+        cfg = cfg_for(outbox, invoice_patterns=["*"], completion=completion)
+        listed = set(list_outbox(cfg).candidates)
+        assert {n for n in names if scan_mod.is_invoice_file(cfg, n)} == listed
+        assert "INV-7.send-anyway" not in listed and "outboxd-status.html" not in listed
+
     def test_a_marker_is_no_invoice_under_a_pattern_that_takes_every_name(
             self, outbox: Path) -> None:
         """With completion = "marker" and invoice_patterns = ["*"], INV-7.ready is the

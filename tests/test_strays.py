@@ -128,3 +128,17 @@ def test_a_link_in_the_root_is_not_followed(tmp_path: Path) -> None:
     outbox.mkdir()
     os.symlink(elsewhere, outbox / "Linked")
     assert StrayFolders().find(OutboxConfig(path=outbox), []) == []
+
+
+def test_outboxds_papers_in_a_folder_moved_back_are_no_invoice_files_under_a_pattern_taking_all(
+        tmp_path: Path) -> None:
+    """Under invoice_patterns = ["*"] a folder moved back whole from quarantine/ was said
+    to hold "the invoice files Q1.xml, REASON.txt, reason.json", to be moved into the
+    outbox, in the same line that says REASON.txt and reason.json may stay behind (so
+    are a release file and the errors file): only Q1.xml is an invoice file."""
+    box = tmp_path / "Q1--0123456789ab"
+    for name in ("Q1.xml", "REASON.txt", "reason.json", "Q1.send-anyway", "Q1.errors.txt"):
+        write(box / name, b"x")
+    found = StrayFolders().find(OutboxConfig(path=tmp_path, invoice_patterns=["*"]), [])
+    assert [x.name for x in found] == ["Q1--0123456789ab"]
+    assert found[0].why.startswith("holds the invoice file Q1.xml, but outboxd reads")

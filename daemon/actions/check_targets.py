@@ -23,7 +23,7 @@ from daemon.journal.readonly import read_journal
 from daemon.journal.records import UNREADABLE_REASONS
 from daemon.leftalone import SPELLING, LeftBehind, left_behind
 from daemon.lookalikes import look_alike_sidecars
-from daemon.names import ERRORS_SUFFIX, NameKind, classify, is_ignored, printable
+from daemon.names import ERRORS_SUFFIX, NameKind, classify, is_ignored, printable, stem
 from daemon.scan import (
     Candidate,
     Listing,
@@ -124,6 +124,36 @@ def _with_its_bundle(path: Path, what: str, ps: Settings, owners: list[Candidate
     yield from ((Target(cand), ps) for cand in owners)
 
 
+def _released(bundle: str, s: Settings, listed: Lister) -> str:
+    """The invoice files a marker or release file of NAME `bundle` is for, as a clerk
+    finds them (INV-7.xml, not INV-7)."""
+    listing = _listing_if_any(listed, s)
+    files = sorted(n for n in (listing.candidates if listing else ()) if stem(n) == bundle)
+    return ", ".join(files) if files else (f"an invoice file named {bundle} with its "
+                                           "extension (none is in the outbox now)")
+
+
+def _why_not_an_invoice(name: str, s: Settings, listed: Lister) -> str:
+    """Why the daemon takes a root file of this name for no invoice file (is_invoice_file),
+    in the words of what it is."""
+    out, share = s.outbox, s.share
+    if is_ignored(name, out.ignore_patterns):
+        return ("the daemon ignores it: a hidden, temporary or lock file, or one of [outbox] "
+                "ignore_patterns")
+    if share.status_page and name == share.status_page:
+        return "it is the status page outboxd writes for the share ([share] status_page)"
+    if name.endswith(share.release_suffix) and name != share.release_suffix:
+        return (f"it is a release file ([share] release_suffix): it sends "
+                f"{_released(name[:-len(share.release_suffix)], s, listed)} without "
+                "attachments")
+    if out.completion == "marker" and name.endswith(out.marker_suffix):
+        return (f"it is a marker ([outbox] completion = \"marker\"): it releases "
+                f"{_released(name[:-len(out.marker_suffix)], s, listed)}")
+    if name.endswith(ERRORS_SUFFIX):
+        return "it is the list of errors outboxd writes beside a held bundle"
+    return f"its name matches none of [outbox] invoice_patterns = {out.invoice_patterns}"
+
+
 def targets(paths: Iterable[Path], settings: Settings) -> Iterator[tuple[Target, Settings]]:
     """What each PATH means: the whole outbox, one invoice file, or a sidecar folder."""
     listed = _lister()
@@ -141,25 +171,15 @@ def targets(paths: Iterable[Path], settings: Settings) -> Iterator[tuple[Target,
                 yield from _with_its_bundle(path, "an attachment of", ps, owners)
                 continue
             s = _outbox_settings(settings, path.parent.resolve())
-            if not is_invoice_file(s.outbox, path.name):
+            if not is_invoice_file(s.outbox, path.name, s.share):
                 owners = _owners(path, s, listed)
                 if owners:  # a file where a sidecar folder should be: the daemon's error
                     yield from ((Target(cand), s) for cand in owners)
                     continue
                 # The daemon would never send it: "valid" would be a promise it breaks.
-                why = ("the daemon ignores it: a hidden, temporary or lock file, or one of "
-                       "[outbox] ignore_patterns" if is_ignored(
-                           path.name, s.outbox.ignore_patterns) else
-                       f"it is a marker ([outbox] completion = \"marker\"): the invoice file "
-                       f"it releases is {path.name[:-len(s.outbox.marker_suffix)]}"
-                       if s.outbox.completion == "marker" and path.name.endswith(
-                           s.outbox.marker_suffix) else
-                       "it is the list of errors outboxd writes beside a held bundle"
-                       if path.name.endswith(ERRORS_SUFFIX) else
-                       f"its name matches none of [outbox] invoice_patterns = "
-                       f"{s.outbox.invoice_patterns}")
-                raise UsageError(f"check: {raw} is not an invoice file for outboxd ({why}) "
-                                 "— name an invoice file, its sidecar folder, or the outbox")
+                raise UsageError(f"check: {raw} is not an invoice file for outboxd "
+                                 f"({_why_not_an_invoice(path.name, s, listed)}) — name an invoice "
+                                 "file, its sidecar folder, or the outbox")
             # As the daemon has it, from a listing: with its look-alike sidecars.
             listing = _listing_if_any(listed, s)
             yield Target((listing.candidates.get(path.name) if listing else None)

@@ -108,8 +108,8 @@ def _invoice_name(folder: Path, settings: Settings, notes: list[str] | None = No
                          "reason.json (no document) is removed with outboxd's papers")
     except (OSError, ValueError, RecursionError):
         pass  # unreadable, cut short or edited: the invoice file is told by its name
-    files = [p.name for p in folder.iterdir() if is_regular_file(p)
-             and p.name not in PAPER_NAMES and is_invoice_file(settings.outbox, p.name)]
+    files = [p.name for p in folder.iterdir() if is_regular_file(p) and p.name not in
+             PAPER_NAMES and is_invoice_file(settings.outbox, p.name, settings.share)]
     if len(files) != 1:
         raise RetryRefused(f"{folder}: cannot tell the invoice file ({', '.join(files) or 'none'}"
                            ") — move the files back into the outbox by hand")

@@ -293,9 +293,44 @@ def test_a_marker_or_errors_file_is_refused_as_what_it_is_under_a_pattern_taking
     assert main(["check", "-c", str(env.config), str(env.outbox / name)]) == 2
     captured = capsys.readouterr()
     assert "is not an invoice file for outboxd" in captured.err
-    assert ("it is a marker" in captured.err and "it releases is INV-7" in captured.err) \
+    assert ("it is a marker" in captured.err and "it releases INV-7)" in captured.err) \
         if name.endswith(".ready") else "errors outboxd writes" in captured.err
     assert "invoice INV-7" not in captured.out
+
+
+def test_a_marker_names_the_invoice_files_it_releases_with_their_extension(
+        env: Env, capsys) -> None:
+    """`check INV-7.ready` beside INV-7.xml and INV-7.pdf said "the invoice file it
+    releases is INV-7", a file the clerk does not see: it names the files themselves,
+    and where none is there yet, what their name will be."""
+    env.write_config("http://127.0.0.1:9/bundles", outbox={"completion": "marker"})
+    write(env.outbox / "INV-7.xml", ubl_invoice("INV-7"))
+    write(env.outbox / "INV-7.pdf", pdf_bytes())
+    write(env.outbox / "INV-7.ready", b"")
+    write(env.outbox / "INV-8.ready", b"")
+    assert main(["check", "-c", str(env.config), str(env.outbox / "INV-7.ready")]) == 2
+    assert "it releases INV-7.pdf, INV-7.xml)" in capsys.readouterr().err
+    assert main(["check", "-c", str(env.config), str(env.outbox / "INV-8.ready")]) == 2
+    assert ("it releases an invoice file named INV-8 with its extension (none is in the "
+            "outbox now))") in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["INV-7.send-anyway", "outboxd-status.html"])
+def test_a_release_file_or_the_status_page_is_refused_as_what_it_is_under_a_pattern_taking_all(
+        env: Env, capsys, name: str) -> None:
+    """Under invoice_patterns = ["*"] the daemon takes neither a release file nor the
+    status page for an invoice (they are outboxd's files for the share), but `check` on
+    one checked it as an invoice file of its own; it refuses it, saying what it is."""
+    env.write_config("http://127.0.0.1:9/bundles", outbox={"invoice_patterns": ["*"]})
+    write(env.outbox / "INV-7", ubl_invoice("INV-7"))
+    write(env.outbox / name, b"")
+    assert main(["check", "-c", str(env.config), str(env.outbox / name)]) == 2
+    captured = capsys.readouterr()
+    assert "is not an invoice file for outboxd" in captured.err
+    assert ("it sends INV-7 without attachments" in captured.err) \
+        if name.endswith(".send-anyway") \
+        else "the status page outboxd writes" in captured.err
+    assert f"invoice {name}" not in captured.out and "empty" not in captured.out
 
 
 SVEFAKTURA = (b'<?xml version="1.0"?>\n<Invoice xmlns="urn:sfti:documents:BasicInvoice:1:0">'

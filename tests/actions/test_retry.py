@@ -337,3 +337,24 @@ def test_a_move_refused_after_the_record_puts_the_row_back_in_quarantine(
                           (row_id,)).fetchone() == ("quarantined", str(folder), since)
     finally:
         db.close()
+
+
+def test_a_release_file_archived_with_the_bundle_is_no_second_invoice_file_for_retry(
+        env: Env, capsys) -> None:
+    """A bundle released by INV-1001.send-anyway keeps that file in its folder. With
+    reason.json cut short, retry tells the invoice file by its name: under
+    invoice_patterns = ["*"] it took the release file for a second invoice file and
+    refused ("cannot tell the invoice file"), though the daemon never reads one as an
+    invoice. It now moves the bundle back."""
+    env.write_config("http://127.0.0.1:9/bundles", outbox={"invoice_patterns": ["*"]})
+    folder = env.quarantine / "2026-11-26" / f"INV-1001--{BID[:12]}"
+    write(folder / "INV-1001.xml", ubl_invoice("INV-1001"))
+    write(folder / "INV-1001" / "scan.pdf", pdf_bytes())
+    write(folder / "INV-1001.send-anyway", b"")
+    write(folder / "reason.json", b'{"bundle_id": "' + BID.encode() + b'", "invoi')
+    write(folder / "REASON.txt", b"why")
+    assert main(["retry", "-c", str(env.config), str(folder)]) == 0
+    assert "cannot tell the invoice file" not in capsys.readouterr().err
+    assert sorted(p.name for p in env.outbox.iterdir()) == [
+        "INV-1001", "INV-1001.send-anyway", "INV-1001.xml"]
+    assert not folder.exists()
