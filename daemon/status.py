@@ -136,7 +136,8 @@ def left_alone(settings: Settings) -> list[tuple[str, str]]:
             return read_journal(path, lambda j: j.finished_files()) if path.exists() else []
         except (sqlite3.Error, OSError):
             return []  # the counts above say what is wrong with the journal
-    strays = StrayFolders().find(settings.outbox, listing.candidates, finished)
+    strays = StrayFolders().find(settings.outbox, settings.share, listing.candidates,
+                                  finished)
     return sorted(out + [(f"{x.name}/", x.why) for x in strays])
 
 

@@ -360,7 +360,7 @@ class StatusPage:
         # The loop passes the invoice files it knows; listing is the fallback.
         files = list(invoice_files if invoice_files is not None else list_outbox(
             settings.outbox, share).candidates)
-        strays = self._strays.find(settings.outbox, files, journal.finished_files)
+        strays = self._strays.find(settings.outbox, share, files, journal.finished_files)
         self.stray_names = frozenset(x.name for x in strays)
         if names:
             states = {r.invoice_file: r.state for r in rows if r.state in LIVE}

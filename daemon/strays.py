@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from daemon.archive import PAPER_NAMES
-from daemon.config_sections import OutboxConfig
+from daemon.config_sections import OutboxConfig, ShareConfig
 from daemon.names import is_ignored, printable, stem
 from daemon.scan import is_invoice_file
 
@@ -56,15 +56,21 @@ class StrayFolders:
     folder's mtime), so that the page, looked at every 2 s, looks into a folder once per
     change. Whether a folder without invoice files came late is asked again each time:
     its invoice file may be sent after the folder came (a late folder beside a bundle
-    being delivered), which changes no mtime."""
+    being delivered), which changes no mtime. What a folder holds is also looked at
+    again after a reload that changed the sections: the patterns and the share's names
+    decide what an invoice file is."""
 
     def __init__(self) -> None:
         self._seen: dict[str, tuple[int, Stray | None]] = {}
+        self._under: tuple[OutboxConfig, ShareConfig] | None = None
 
-    def find(self, cfg: OutboxConfig, invoice_files: Iterable[str],
+    def find(self, cfg: OutboxConfig, share: ShareConfig, invoice_files: Iterable[str],
              finished: Callable[[], Finished] = tuple) -> list[Stray]:
-        """`finished` is asked once a call at most, and only when a folder without
-        invoice files is there."""
+        """`share` names the status page and the release files, which are never invoice
+        files, whatever the patterns take ("*"). `finished` is asked once a call at most,
+        and only when a folder without invoice files is there."""
+        if self._under != (cfg, share):
+            self._seen, self._under = {}, (cfg, share)
         found: list[Stray] = []
         asked: list[ByStem] = []
 
@@ -90,7 +96,8 @@ class StrayFolders:
             except OSError:
                 continue
             last = self._seen.get(e.name)
-            held = last[1] if last and last[0] == mtime else _look(Path(e.path), cfg)
+            held = (last[1] if last and last[0] == mtime
+                    else _look(Path(e.path), cfg, share))
             seen[e.name] = (mtime, held)
             stray = held if held is not None else came_late(e.name, cfg, left)
             if stray is not None:
@@ -99,7 +106,7 @@ class StrayFolders:
         return found
 
 
-def _look(folder: Path, cfg: OutboxConfig) -> Stray | None:
+def _look(folder: Path, cfg: OutboxConfig, share: ShareConfig) -> Stray | None:
     """The folder as one holding invoice files; None when it holds none or cannot be
     looked into."""
     try:
@@ -122,7 +129,7 @@ def _look(folder: Path, cfg: OutboxConfig) -> Stray | None:
     # sent as an invoice.
     archived = any(paper in names for paper in _PAPERS)
     # outboxd's papers are no invoice files, whatever the patterns take ("*").
-    invoices = [n for n in names if n not in PAPER_NAMES and is_invoice_file(cfg, n)
+    invoices = [n for n in names if n not in PAPER_NAMES and is_invoice_file(cfg, n, share)
                 and (archived or stem(n) + cfg.sidecar_suffix in folders)]
     if not invoices:
         return None

@@ -294,3 +294,22 @@ def test_a_file_of_thousands_of_invoices_is_one_readable_line_with_a_count() -> 
                     f"2026-05-01T11:59:00.000Z; no attachments: {first_ten}, … and 2990 "
                     "more; deadline none (hold)")
     assert json.loads(as_json(data))["bundles"][0]["invoice_ids"] == ids
+
+
+def test_status_lists_a_folder_moved_back_without_the_shares_custom_release_file(
+        settings: Settings) -> None:
+    """`outboxd status` names the invoice files of a folder nothing is sent from with the
+    configured `[share]` names: under invoice_patterns = ["*"] a release file Q1.go
+    (release_suffix = ".go") is no invoice file to move into the outbox."""
+    from helpers import write
+
+    from daemon.config import ShareConfig
+    from daemon.status import left_alone
+    s = settings.model_copy(update={
+        "outbox": settings.outbox.model_copy(update={"invoice_patterns": ["*"]}),
+        "share": ShareConfig(release_suffix=".go")})
+    box = s.outbox.path / "Q1--0123456789ab"
+    for name in ("Q1.xml", "reason.json", "Q1.go"):
+        write(box / name, b"x")
+    rows = dict(left_alone(s))
+    assert rows["Q1--0123456789ab/"].startswith("holds the invoice file Q1.xml, but")

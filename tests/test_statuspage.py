@@ -770,3 +770,21 @@ def test_a_stop_whose_journal_cannot_be_read_still_says_stopped(
         update={"status_page": ""})})
     (outbox / "outboxd-status.html").unlink()
     assert not page.stopped(journal, off) and list(outbox.iterdir()) == []
+
+
+def test_a_folder_nothing_is_sent_from_is_listed_without_the_shares_custom_release_file(
+        journal: Journal, tmp_path: Path) -> None:
+    """Under invoice_patterns = ["*"] and `[share] release_suffix = ".go"`, the page's
+    section of folders nothing is sent from names only the invoice file of a folder
+    moved back from quarantine/, not its release file Q1.go nor the page's own name."""
+    outbox = tmp_path / "outbox"
+    box = outbox / "Q1--0123456789ab"
+    for name in ("Q1.xml", "reason.json", "Q1.go", "Status.html"):
+        write(box / name, b"x")
+    settings = Settings(outbox={"path": outbox, "invoice_patterns": ["*"]},
+                        share={"release_suffix": ".go", "status_page": "Status.html"},
+                        delivery={"url": "http://127.0.0.1:9/"})
+    assert StatusPage().refresh(journal, settings)
+    page = Page((outbox / "Status.html").read_text(encoding="utf-8"))
+    assert "holds the invoice file Q1.xml, but" in page.text["strays"]
+    assert "Q1.go" not in page.text["strays"]

@@ -11,10 +11,11 @@ import pytest
 from helpers import write
 
 from daemon import strays
-from daemon.config_sections import OutboxConfig
+from daemon.config_sections import OutboxConfig, ShareConfig
 from daemon.strays import StrayFolders
 
 SENT = ("L1.xml", "sent", "2026-05-01T10:31:00.000Z", "/srv/sent/2026-05-01/L1--0123")
+SHARE = ShareConfig()
 QUARANTINED = ("Q1.xml", "quarantined", "2026-05-01T11:02:00.000Z",
                "/srv/quarantine/2026-05-01/Q1--4567")
 
@@ -31,7 +32,7 @@ def test_a_folder_named_for_an_invoice_file_that_left_says_what_happened_and_wha
     move the invoice file back from its quarantine folder (named, not the server's path)."""
     folder(tmp_path, "L1")
     folder(tmp_path, "Q1")
-    found = StrayFolders().find(OutboxConfig(path=tmp_path), [],
+    found = StrayFolders().find(OutboxConfig(path=tmp_path), SHARE, [],
                                 lambda: [SENT, QUARANTINED])
     why = {x.name: x.why for x in found}
     assert why["L1"].startswith("named as the attachments of L1.xml, which was sent at "
@@ -50,7 +51,7 @@ def test_a_sidecar_waiting_for_its_invoice_file_or_beside_it_is_not_listed(
     the outbox, even when one of that name was sent before (a name used again)."""
     folder(tmp_path, "NEW-1")
     folder(tmp_path, "L1")
-    found = StrayFolders().find(OutboxConfig(path=tmp_path), ["L1.xml"], lambda: [SENT])
+    found = StrayFolders().find(OutboxConfig(path=tmp_path), SHARE, ["L1.xml"], lambda: [SENT])
     assert found == []
 
 
@@ -70,12 +71,13 @@ def test_a_folder_that_came_while_its_invoice_was_being_sent_is_listed_once_it_i
         return rows
     looks: list[Path] = []
     real = strays._look
-    monkeypatch.setattr(strays, "_look", lambda f, cfg: looks.append(f) or real(f, cfg))
+    monkeypatch.setattr(strays, "_look",
+                        lambda f, cfg, share: looks.append(f) or real(f, cfg, share))
     found = StrayFolders()
     cfg = OutboxConfig(path=tmp_path)
-    assert found.find(cfg, [], finished) == []
+    assert found.find(cfg, SHARE, [], finished) == []
     rows.append(SENT)
-    assert [x.name for x in found.find(cfg, [], finished)] == ["L1"]
+    assert [x.name for x in found.find(cfg, SHARE, [], finished)] == ["L1"]
     assert len(asked) == 2 and len(looks) == 2
 
 
@@ -88,7 +90,7 @@ def test_an_invoice_file_is_told_only_beside_its_sidecar_or_in_an_archived_folde
     (tmp_path / "Batch" / "D1.xml").write_bytes(b"<Invoice/>")
     (tmp_path / "Batch" / "extra.pdf").write_bytes(b"%PDF-1.4")
     folder(tmp_path, "NEW-1")
-    found = StrayFolders().find(OutboxConfig(path=tmp_path), [])
+    found = StrayFolders().find(OutboxConfig(path=tmp_path), SHARE, [])
     assert [x.name for x in found] == ["Batch"]
     assert found[0].why.startswith("holds the invoice file D1.xml, but outboxd reads")
 
@@ -101,7 +103,7 @@ def test_a_sidecar_waiting_for_its_invoice_file_is_not_listed(tmp_path: Path) ->
     write(tmp_path / "INV-1" / "timesheet.pdf", b"%PDF-1.7\n")
     write(tmp_path / "INV-1" / "INV-1" / "contract.pdf", b"%PDF-1.7\n")
     write(tmp_path / "inv-2" / "scan.pdf", b"%PDF-1.7\n")  # a look-alike left by a quarantine
-    assert StrayFolders().find(OutboxConfig(path=tmp_path), []) == []
+    assert StrayFolders().find(OutboxConfig(path=tmp_path), SHARE, []) == []
 
 
 def test_a_dragged_folder_or_an_archive_folder_moved_back_is_listed(tmp_path: Path) -> None:
@@ -112,7 +114,7 @@ def test_a_dragged_folder_or_an_archive_folder_moved_back_is_listed(tmp_path: Pa
     write(tmp_path / "Batch" / "D1" / "timesheet.pdf", b"%PDF-1.7\n")
     write(tmp_path / "Q1--0123456789ab" / "Q1.pdf", b"%PDF-1.7\n")
     write(tmp_path / "Q1--0123456789ab" / "reason.json", b"{}")
-    found = StrayFolders().find(OutboxConfig(path=tmp_path), [])
+    found = StrayFolders().find(OutboxConfig(path=tmp_path), SHARE, [])
     assert [x.name for x in found] == ["Batch", "Q1--0123456789ab"]
     assert "holds the invoice file D1.xml" in found[0].why
     assert "a folder from quarantine/ moved back whole" in found[1].why
@@ -127,7 +129,7 @@ def test_a_link_in_the_root_is_not_followed(tmp_path: Path) -> None:
     outbox = tmp_path / "outbox"
     outbox.mkdir()
     os.symlink(elsewhere, outbox / "Linked")
-    assert StrayFolders().find(OutboxConfig(path=outbox), []) == []
+    assert StrayFolders().find(OutboxConfig(path=outbox), SHARE, []) == []
 
 
 def test_outboxds_papers_in_a_folder_moved_back_are_no_invoice_files_under_a_pattern_taking_all(
@@ -139,6 +141,38 @@ def test_outboxds_papers_in_a_folder_moved_back_are_no_invoice_files_under_a_pat
     box = tmp_path / "Q1--0123456789ab"
     for name in ("Q1.xml", "REASON.txt", "reason.json", "Q1.send-anyway", "Q1.errors.txt"):
         write(box / name, b"x")
-    found = StrayFolders().find(OutboxConfig(path=tmp_path, invoice_patterns=["*"]), [])
+    found = StrayFolders().find(OutboxConfig(path=tmp_path, invoice_patterns=["*"]), SHARE, [])
     assert [x.name for x in found] == ["Q1--0123456789ab"]
     assert found[0].why.startswith("holds the invoice file Q1.xml, but outboxd reads")
+
+
+def test_the_shares_own_names_in_a_folder_moved_back_are_no_invoice_files_under_custom_names(
+        tmp_path: Path) -> None:
+    """With `[share] release_suffix = ".go"` and `status_page = "Status.html"` and
+    invoice_patterns = ["*"], a release file (Q1.go) and a copy of the page in a folder
+    moved back whole were listed as invoice files to move into the outbox: the folder is
+    looked at with the share's names, not the defaults."""
+    box = tmp_path / "Q1--0123456789ab"
+    for name in ("Q1.xml", "reason.json", "Q1.go", "Status.html"):
+        write(box / name, b"x")
+    share = ShareConfig(release_suffix=".go", status_page="Status.html")
+    found = StrayFolders().find(OutboxConfig(path=tmp_path, invoice_patterns=["*"]), share, [])
+    assert [x.name for x in found] == ["Q1--0123456789ab"]
+    assert found[0].why.startswith("holds the invoice file Q1.xml, but outboxd reads")
+    assert "Q1.go" not in found[0].why and "Status.html" not in found[0].why
+
+
+def test_a_reload_that_renames_the_release_files_looks_into_an_unchanged_folder_again(
+        tmp_path: Path) -> None:
+    """What a folder holds is remembered until the folder changes; a reload that changes
+    the release suffix changes what is an invoice file in it, so the page must not keep
+    the verdict made under the old names."""
+    box = tmp_path / "Q1--0123456789ab"
+    for name in ("Q1.xml", "reason.json", "Q1.go"):
+        write(box / name, b"x")
+    cfg = OutboxConfig(path=tmp_path, invoice_patterns=["*"])
+    found = StrayFolders()
+    before = found.find(cfg, SHARE, [])
+    assert before[0].why.startswith("holds the invoice files Q1.go, Q1.xml, but")
+    after = found.find(cfg, ShareConfig(release_suffix=".go"), [])
+    assert after[0].why.startswith("holds the invoice file Q1.xml, but outboxd reads")
