@@ -27,6 +27,23 @@ from typing import Any
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
+# The manifest part is held in memory to be parsed, so it has a limit; the file parts
+# are streamed and have none here. outboxd's own limits bound one attachment's entry
+# (json.dumps, ensure_ascii=False): a type and a note of at most 2,000 characters each,
+# 12,000 bytes at worst as JSON (\u0001 escapes), 24,000; three file names of at most
+# 255 bytes, 1,530 at worst escaped, 4,590; hashes, sizes, types and keys, about 600:
+# about 29,200 bytes, call it 30,000 (plus 1,600 per invoice for its id). A typical
+# entry is about 300 bytes, and 4,300 with two 2,000-character plain notes. 64 MiB is
+# then at least 2,200 attachments of every value at its worst, 15,000 with two full
+# plain notes each, and 200,000 typical ones: beyond any bundle a person assembles,
+# where 1 MiB was reached by 3,500 attachments or 250 with long notes. outboxd sets no
+# cap on the attachments of one bundle, so only that many can reach it.
+MAX_MANIFEST = 64 << 20
+# A manifest entry is at least about 200 bytes ("part", "name", "original_name",
+# "size", "sha256", "content_type", "document_type", "note"): no bundle within
+# MAX_MANIFEST has more file parts than this, for a parser that wants a cap on them.
+MAX_FILE_PARTS = MAX_MANIFEST // 200 + 1
+
 
 class Refusal(Exception):
     """An answer other than 2xx: HTTP status and a message for the sender's log."""

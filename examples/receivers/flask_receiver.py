@@ -8,7 +8,8 @@ part order is seen and no file is held in memory), checks every part against
 the manifest (bundle_check.py), stores the bundle atomically and answers as
 the protocol says: 201 with a receipt, 200 with the same body for a repeated
 Idempotency-Key, 409 while that key is in progress, 422 for a key reused with
-other content, 400 for anything malformed, 401 for a bad token.
+other content, 400 for anything malformed, 401 for a bad token, 413 for a
+manifest over MAX_MANIFEST (bundle_check.py).
 """
 
 from __future__ import annotations
@@ -32,10 +33,17 @@ from werkzeug.sansio.multipart import (
 from werkzeug.serving import make_server
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bundle_check import PartSink, Refusal, Store, check_part, check_token, parse_manifest  # noqa: E402
+from bundle_check import (  # noqa: E402
+    MAX_MANIFEST,
+    PartSink,
+    Refusal,
+    Store,
+    check_part,
+    check_token,
+    parse_manifest,
+)
 
 CHUNK = 64 * 1024
-MAX_MANIFEST = 1 << 20
 
 
 def _events(boundary: bytes):
@@ -74,7 +82,7 @@ def receive(store: Store, token: str | None) -> tuple[int, bytes]:
                 raise Refusal(400, "part 'manifest' is not followed by the file parts")
             raw += event.data
             if len(raw) > MAX_MANIFEST:
-                raise Refusal(400, "part 'manifest' is too large")
+                raise Refusal(413, f"part 'manifest' is over {MAX_MANIFEST} bytes")
             if not event.more_data:
                 break
         manifest, expected = parse_manifest(bytes(raw), key, store)

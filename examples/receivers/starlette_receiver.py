@@ -27,7 +27,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bundle_check import PartSink, Refusal, Store, check_part, check_token, parse_manifest  # noqa: E402
+from bundle_check import (  # noqa: E402
+    MAX_FILE_PARTS,
+    MAX_MANIFEST,
+    PartSink,
+    Refusal,
+    Store,
+    check_part,
+    check_token,
+    parse_manifest,
+)
 
 CHUNK = 64 * 1024
 
@@ -38,7 +47,10 @@ async def receive(request: Request, store: Store, token: str | None) -> tuple[in
         raise Refusal(400, "Content-Type must be multipart/form-data")
     key = request.headers.get("idempotency-key", "")
     try:
-        form = await request.form(max_files=10_000, max_fields=1)
+        # Starlette's own defaults (1 MiB a field, 1,000 files) refuse bundles outboxd
+        # makes: the manifest is the one field, and MAX_FILE_PARTS is what it can list.
+        form = await request.form(max_files=MAX_FILE_PARTS, max_fields=1,
+                                  max_part_size=MAX_MANIFEST)
     except Exception as exc:  # noqa: BLE001 - any parser complaint is a malformed request
         raise Refusal(400, f"malformed multipart body: {exc}") from None
     try:

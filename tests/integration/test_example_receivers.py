@@ -107,6 +107,33 @@ def test_daemon_delivers_every_bundle_to_the_example_receiver(
                     att["original_name"] and '"' not in att["original_name"])
 
 
+def test_example_receiver_takes_a_bundle_whose_manifest_is_over_a_mebibyte(
+        env: Env, example: Example, start_daemon) -> None:
+    """300 attachments, each with a type and a note of 2,000 characters (attachments.toml
+    allows that much): a manifest of about 1.3 MB, which the examples refused (1 MiB,
+    Flask's own limit and Starlette's default for a field), so the bundle was quarantined
+    as rejected. Both take it with 201 and store every part."""
+    env.write_config(example.url)
+    start_daemon()
+    ids = ["INV-7201", "INV-7202"]
+    for inv in ids:
+        entries = []
+        for i in range(150):
+            write(env.outbox / "batch-72" / inv / f"rows-{i:03}.csv", f"a;b\n{i};2\n".encode())
+            entries.append(f'[files."rows-{i:03}.csv"]\ntype = "{"T" * 2000}"\n'
+                           f'note = "{"n" * 2000}"\n')
+        write(env.outbox / "batch-72" / inv / "attachments.toml", "".join(entries).encode())
+    write(env.outbox / ".batch.tmp", peppol_batch(ids)).rename(env.outbox / "batch-72.xml")
+    wait_for(lambda: env.sent_bundles() or env.quarantined(), timeout=60,
+             what="the bundle in sent/ or quarantine/")
+    assert env.quarantined() == []
+    receipt = json.loads((env.sent_bundles()[0] / "receipt.json").read_text())
+    assert receipt["response"]["status"] == 201
+    stored = example.store / receipt["manifest"]["bundle_id"]
+    assert (stored / "manifest.json").stat().st_size > 1 << 20
+    assert (stored / "attachment-300").read_bytes() == b"a;b\n149;2\n"
+
+
 def _post(url: str, manifest: dict, files: list[tuple[str, str, bytes, str]],
           key: str | None = None) -> httpx.Response:
     parts = [("manifest", (None, json.dumps(manifest).encode(), "application/json"))]
