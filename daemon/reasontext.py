@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from daemon.journal import readable
 from daemon.names import (
     CASE_WORDS,
     EXACT_WORDS,
@@ -68,6 +69,7 @@ def _folder_step(invoice_file: str, folders: list[tuple[str, str]]) -> str:
 # has a sidecar (one without attachments has none).
 MOVE_BACK = ("move back into the outbox from this folder first the sidecar folder, if this "
              "folder holds one, then the invoice file")
+AGAIN = "outboxd will check and send them again."
 
 
 def _look_alike_steps(invoice_file: str, look_alikes: list[str],
@@ -89,7 +91,7 @@ def _look_alike_steps(invoice_file: str, look_alikes: list[str],
                      "names (make that folder if it is not there), under a name with its "
                      "type's extension (.pdf, .tif …), or remove it if it is no attachment.")
     steps += ["Fix anything else listed above.",
-              f"Then {MOVE_BACK};"]
+              f"Then {MOVE_BACK}; {AGAIN}"]
     return ["", "Nothing was sent. Not everything is in this folder: outboxd did not take "
             f"the look-alike{'' if one else 's'} named below as the sidecar, so "
             f"{'it was' if one else 'they were'} not moved here. "
@@ -98,8 +100,7 @@ def _look_alike_steps(invoice_file: str, look_alikes: list[str],
             + ("" if files else f", with everything in {'it' if one else 'them'}") + ":",
             *(f"- {visible(name)}" for name in look_alikes),
             "", f"To send {invoice_file} with {'its' if one else 'their'} files:",
-            *(f"{n}. {step}" for n, step in enumerate(steps, start=1)),
-            "outboxd will check and send them again.", ""]
+            *(f"{n}. {step}" for n, step in enumerate(steps, start=1)), ""]
 
 
 def reason_text(record: dict[str, Any]) -> str:
@@ -113,8 +114,12 @@ def reason_text(record: dict[str, Any]) -> str:
 
 
 def _reason_lines(record: dict[str, Any]) -> list[str]:
-    lines = [f"outboxd quarantined {record['invoice_file']} (bundle {record['bundle_id']})",
-             f"at {record['quarantined_at']} for these reasons:", ""]
+    """Each sentence on a line of its own, never one across two (Notepad shows a long
+    line wrapped, and a sentence broken in the middle reads as two); a colon's list
+    follows on the next lines. The time as the status page shows it: reason.json
+    keeps it in ISO 8601, for programs."""
+    lines = [f"outboxd quarantined {record['invoice_file']} (bundle {record['bundle_id']}) "
+             f"at {readable(record['quarantined_at'])} for these reasons:", ""]
     for r in record["reasons"]:
         lines.append(f"- {r['file']}: {r['message']}  [{r['code']}]")
     accepted = record.get("accepted_documents") or []
@@ -125,8 +130,8 @@ def _reason_lines(record: dict[str, Any]) -> list[str]:
             record["invoice_file"], [r["file"] for r in spelling],
             [str(r["message"]) for r in spelling])
     if not accepted:
-        lines += ["", f"Nothing was sent. Fix what is listed above, then {MOVE_BACK};",
-                  "outboxd will check and send them again.", ""]
+        lines += ["", f"Nothing was sent. Fix what is listed above, then {MOVE_BACK}; {AGAIN}",
+                  ""]
         return lines
     # Part of the file is with the receiver already: the one thing a clerk must not do
     # is send those invoices again, so they are named first, with their receipts.
@@ -141,8 +146,7 @@ def _reason_lines(record: dict[str, Any]) -> list[str]:
                      f"{d['idempotency_key']})")
     lines += ["No other invoice of this file was delivered.", "",
               f"Fix what is listed above, then {MOVE_BACK}, without changing {them} "
-              "in it:",
-              f"outboxd will not deliver {'it' if one else 'them'} twice (each document's "
+              f"in it: outboxd will not deliver {'it' if one else 'them'} twice (each document's "
               "Idempotency-Key is made from its bytes, and the receiver answers a key it "
               "has seen as already delivered).",
               f"Do NOT export the file again with {them} in it: a new export is a new "

@@ -329,8 +329,40 @@ class TestReasons:
         # Not "and its sidecar folder": a bundle quarantined without attachments has none.
         assert other.endswith("\n\nNothing was sent. Fix what is listed above, then move "
                               "back into the outbox from this folder first the sidecar "
-                              "folder, if this folder holds one, then the invoice file;\n"
+                              "folder, if this folder holds one, then the invoice file; "
                               "outboxd will check and send them again.\n")
+
+    def test_reason_txt_shows_the_time_as_the_page_does_and_reason_json_keeps_iso(
+            self, tmp_path: Path) -> None:
+        """A clerk reads REASON.txt and the status page: REASON.txt said
+        2026-12-03T07:50:12Z where the page says 2026-12-03 07:50:12 UTC. REASON.txt now
+        uses the page's form; reason.json, for programs, keeps ISO 8601."""
+        write_papers(tmp_path, reason_papers(self._record()))
+        text = (tmp_path / "REASON.txt").read_text("utf-8")
+        assert text.startswith(f"outboxd quarantined INV-1.xml (bundle {BID}) at "
+                               "2026-12-03 07:50:12 UTC for these reasons:\n")
+        assert "07:50:12Z" not in text
+        data = json.loads((tmp_path / "reason.json").read_text("utf-8"))
+        assert data["quarantined_at"] == "2026-12-03T07:50:12Z"
+
+    def test_every_sentence_of_reason_txt_ends_where_its_line_ends(
+            self, tmp_path: Path) -> None:
+        """Notepad wraps a long line but shows a line break as one: a sentence broken
+        across lines ("…then the invoice file;" / "outboxd will check and send them
+        again.", "(bundle …)" / "at … for these reasons:") read as two. In every kind of
+        REASON.txt (plain, partly delivered, look-alike folder, two folders, a file) each
+        line that is no list item ends its sentence (. or :) and begins a new one."""
+        texts = [reason_papers(r)["REASON.txt"].decode("utf-8")
+                 for r in (self._record(), self._partly_accepted())]
+        texts += [_look_alike_reason(tmp_path / "one", "inv-7/a.pdf"),
+                  _look_alike_reason(tmp_path / "two", "inv-7/a.pdf", "INV-7 /b.pdf"),
+                  _look_alike_reason(tmp_path / "file", "INV-7.pdf")]
+        for text in texts:
+            prose = [line for line in text.splitlines() if line and not line.startswith("- ")]
+            assert len(prose) >= 2
+            for line in prose:
+                assert line.endswith((".", ":")), line
+                assert line[0].isupper() or line[0].isdigit() or line.startswith("outboxd "), line
 
     def test_reason_txt_shows_a_names_bidirectional_controls_escaped_on_every_line(
             self, tmp_path: Path) -> None:
@@ -345,7 +377,7 @@ class TestReasons:
             "2026-12-03T07:50:12Z")
         write_papers(tmp_path, reason_papers(record))
         text = (tmp_path / "REASON.txt").read_text("utf-8")
-        assert text.startswith(f"outboxd quarantined INV-7\\u202elmx.pdf (bundle {BID})\n")
+        assert text.startswith(f"outboxd quarantined INV-7\\u202elmx.pdf (bundle {BID}) at ")
         assert "\n- inv-7\\u202elmx\n" in text
         assert "To send INV-7\\u202elmx.pdf with its files:" in text
         assert "\u202e" not in text
