@@ -195,17 +195,27 @@ def test_a_conversion_whose_reader_died_each_time_is_retried_not_quarantined(
     assert (entry / "INV-1.converted" / "scan.pdf").read_bytes().startswith(b"%PDF")
 
 
-def test_a_conversion_dropped_because_the_daemon_stops_is_no_error_in_the_log(
-        tmp_path: Path) -> None:
-    """A clean stop ends the reader processes under a conversion: nothing went wrong, so
+@pytest.mark.parametrize("where", ["conversion", "read again"])
+def test_a_read_or_conversion_dropped_because_the_daemon_stops_is_no_error_in_the_log(
+        tmp_path: Path, where: str) -> None:
+    """A clean stop ends the reader processes under a claimed bundle's image conversion,
+    or under its read again after a restart (before the POST): nothing went wrong, so
     the log says it at info level (journald showed an error for every such bundle at a
-    clean stop); the row still says why it waits, and nothing is quarantined."""
-    p, s, row = claimed_png(tmp_path)
-
-    def stopping(cand: Any, bundle: Bundle, work: Path, settings: Any) -> Bundle:
+    clean stop); the row still says why it waits, and nothing is quarantined. A reader
+    that died each time is still an error."""
+    def stopping(*args: Any) -> Bundle:
         raise ReaderStopped("the daemon is stopping")
 
-    p.finish.materialise = stopping
+    def died(*args: Any) -> Bundle:
+        raise ReaderFailed("INV-1.xml: a reader process died under it each time")
+
+    if where == "conversion":
+        p, s, row = claimed_png(tmp_path)
+        p.finish.materialise = stopping
+    else:
+        p, s, row = claimed(tmp_path)
+        p.finish._validated.clear()  # as after a restart: read again before the POST
+        p.finish.evaluate = stopping
     with capture_logs() as logs:
         delay = p.finish.attempt(row)
     assert delay is not None
@@ -215,33 +225,10 @@ def test_a_conversion_dropped_because_the_daemon_stops_is_no_error_in_the_log(
     assert waiting.state == "retrying" and "the daemon is stopping" in (waiting.last_error or "")
     assert list(s.quarantine_dir.glob("*/*")) == []
 
-
-def test_a_read_again_dropped_because_the_daemon_stops_is_no_error_in_the_log(
-        tmp_path: Path) -> None:
-    """After a restart a claimed bundle is read again in its work folder (by the
-    readers); a clean stop that drops that read is no error either: logged at info,
-    the row says why it waits, nothing quarantined. A reader that died each time is
-    still an error."""
-    p, s, row = claimed(tmp_path)
-    p.finish._validated.clear()  # as after a restart: read again before the POST
-
-    def stopping(cand: Any, settings: Any) -> Bundle:
-        raise ReaderStopped("the daemon is stopping")
-
-    p.finish.evaluate = stopping
-    with capture_logs() as logs:
-        delay = p.finish.attempt(row)
-    assert delay is not None
-    [entry] = [e for e in logs if e["event"].startswith("bundle cannot be prepared")]
-    assert entry["log_level"] == "info"
-    waiting = p.j.get(row)
-    assert waiting.state == "retrying" and "the daemon is stopping" in (waiting.last_error or "")
-    assert list(s.quarantine_dir.glob("*/*")) == []
-
-    def died(cand: Any, settings: Any) -> Bundle:
-        raise ReaderFailed("INV-1.xml: a reader process died while reading it each time")
-
-    p.finish.evaluate = died
+    if where == "conversion":
+        p.finish.materialise = died
+    else:
+        p.finish.evaluate = died
     later = p.finish.clock() + 3600  # past the back-off of the dropped attempt
     p.finish.clock = lambda: later
     with capture_logs() as logs:
