@@ -647,3 +647,31 @@ def test_a_killed_writers_tmp_folder_is_swept_and_a_live_ones_is_not(tmp_path: P
     assert writer.returncode == -signal.SIGKILL
     sweep_target(target)
     assert os.listdir(target) == []
+
+
+def test_a_tmp_folder_swapped_for_a_link_while_set_aside_is_not_followed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Someone who may write in the target swaps a killed writer's `.tmp-BUNDLEID/` for a
+    link to a folder elsewhere between the start sweep's look and its rename: the link is
+    what is renamed aside, and it is removed, never followed; the folder it points to
+    keeps its files and the sweep raises nothing."""
+    from daemon import temps
+    target = tmp_path / "target"
+    target.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("mine")
+    leftover = target / f".tmp-{'a' * 64}"
+    leftover.mkdir()
+    real_rename = os.rename
+
+    def swapped_first(src: Any, dst: Any) -> None:
+        if Path(src) == leftover:
+            real_rename(leftover, tmp_path / "moved-away")
+            os.symlink(elsewhere, leftover)
+        real_rename(src, dst)
+
+    monkeypatch.setattr(temps.os, "rename", swapped_first)
+    sweep_target(target)
+    assert (elsewhere / "keep.txt").read_text() == "mine"
+    assert os.listdir(target) == []
