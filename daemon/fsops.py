@@ -219,11 +219,24 @@ def add_group_write(folder: Path) -> None:
     in its place."""
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
-        mode = os.fstat(fd).st_mode
-        if not mode & stat.S_IWGRP:
-            os.fchmod(fd, stat.S_IMODE(mode) | stat.S_IWGRP)
+        add_group_write_fd(fd)
     finally:
         os.close(fd)
+
+
+def add_group_write_fd(fd: int) -> None:
+    """Give the folder open at fd group write permission."""
+    mode = os.fstat(fd).st_mode
+    if not mode & stat.S_IWGRP:
+        os.fchmod(fd, stat.S_IMODE(mode) | stat.S_IWGRP)
+
+
+def add_group_write_below(held: int) -> None:
+    """Give the folder open at `held` and every folder below it group write permission,
+    each reached from its parent's descriptor (os.fwalk), never by a path: a folder
+    swapped for a link meanwhile, in a folder others may write in, is never followed."""
+    for _folder, _dirs, _files, fd in os.fwalk(dir_fd=held):
+        add_group_write_fd(fd)
 
 
 def write_atomic(path: Path, data: bytes, sync: bool = True) -> None:

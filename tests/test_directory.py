@@ -675,3 +675,34 @@ def test_a_tmp_folder_swapped_for_a_link_while_set_aside_is_not_followed(
     sweep_target(target)
     assert (elsewhere / "keep.txt").read_text() == "mine"
     assert os.listdir(target) == []
+
+
+def test_a_tmp_folder_swapped_for_a_link_while_made_group_writable_is_not_followed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A member of a group-writable target's group swaps the `.tmp-BUNDLEID/` being made
+    group-writable for a link to a folder elsewhere: outboxd changes the permissions of
+    no folder there (each folder is reached from the one held, never by its path), and
+    the bundle is tried again later."""
+    bundle = make_bundle(tmp_path / "work")
+    manifest = build_manifest(bundle)
+    target = tmp_path / "target"
+    target.mkdir()
+    os.chmod(target, 0o2770)
+    tmp = target / f".tmp-{manifest['bundle_id']}"
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "attachments").mkdir(parents=True)
+    for sub in ("INV-1", "INV-2"):
+        (elsewhere / "attachments" / sub).mkdir()
+    os.chmod(elsewhere / "attachments", 0o750)
+    real_fchmod = os.fchmod
+
+    def swap_after_the_first(fd: int, mode: int) -> None:
+        real_fchmod(fd, mode)
+        if not os.path.islink(tmp):
+            os.rename(tmp, tmp_path / "moved-away")
+            os.symlink(elsewhere, tmp)
+
+    monkeypatch.setattr(os, "fchmod", swap_after_the_first)
+    with pytest.raises(Retryable):
+        DirectoryDeliverer(target).deliver(bundle, manifest)
+    assert stat.S_IMODE(os.stat(elsewhere / "attachments").st_mode) == 0o750
