@@ -239,18 +239,22 @@ def add_group_write_below(held: int) -> None:
         add_group_write_fd(fd)
 
 
-def write_atomic(path: Path, data: bytes, sync: bool = True) -> None:
+def write_atomic(path: Path, data: bytes, sync: bool = True, mode: int | None = None) -> None:
     """Write a whole file or nothing: temp name, fsync, rename, fsync the folder.
 
     The temp name is new (O_EXCL) and never followed (O_NOFOLLOW): a link a
     share user planted under a guessable name cannot redirect the write.
     `sync=False` skips both syncs: for a caller that syncs the file and its
-    folder itself before anything depends on them (`archive.place`).
+    folder itself before anything depends on them (`archive.place`). `mode`: the
+    file's permissions whatever the umask, set on the temp before its rename (a chmod
+    of the final name would follow a link put there meanwhile).
     """
     tmp = path.with_name(f"{temp_prefix(path.name)}{uuid.uuid4().hex[:12]}")
     fd = create_locked(tmp)
     try:
         with os.fdopen(fd, "wb") as fh:
+            if mode is not None:
+                os.fchmod(fd, mode)
             fh.write(data)
             if sync:
                 fh.flush()
