@@ -134,10 +134,9 @@ def reason_papers(record: dict[str, Any]) -> dict[str, bytes]:
 def write_papers(folder: Path, papers: Mapping[str, bytes], sync: bool = True) -> None:
     """Each paper written whole or not at all (temp name + rename)."""
     for name, data in papers.items():
-        write_atomic(folder / name, data, sync=sync)
-        if name == "REASON.txt":
-            # REASON.txt is for people on the share: readable by the group as well.
-            os.chmod(folder / name, 0o640)
+        # REASON.txt is for people on the share: readable by the group as well.
+        write_atomic(folder / name, data, sync=sync,
+                     mode=0o640 if name == "REASON.txt" else None)
 
 
 def _someone_elses(entry: Path, papers: Mapping[str, bytes], bundle_id: str) -> bool:

@@ -17,6 +17,7 @@ from pathlib import Path
 from daemon import GROUP_SIGNALS, __version__
 from daemon.actions import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from daemon.errors import ConfigError, OutboxdError, UsageError, refused
+from daemon.names import for_terminal
 
 
 class _Parser(argparse.ArgumentParser):
@@ -225,13 +226,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"outboxd: configuration error in {exc.source}:" if exc.source else
               "outboxd: configuration error:", file=sys.stderr)
         for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
+            print(for_terminal(f"  {problem}"), file=sys.stderr)
         return EXIT_USAGE
     except UsageError as exc:
-        print(f"outboxd: {exc}", file=sys.stderr)
+        # Names and invoice ids in a refusal are a clerk's or an invoice's: never raw to
+        # the admin's terminal (an escape sequence, a right-to-left override).
+        print(for_terminal(f"outboxd: {exc}"), file=sys.stderr)
         return EXIT_USAGE
     except OutboxdError as exc:
-        print(f"outboxd: {exc}", file=sys.stderr)
+        print(for_terminal(f"outboxd: {exc}"), file=sys.stderr)
         return EXIT_FAILED
     except BrokenPipeError:
         if command in ("run", "receiver", "demo"):
@@ -242,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         # The environment, not a bug: no permission, a full disk, a path that went away,
         # stdout on a full device. One line (`run` logs its own, see actions/run.py).
-        print(f"outboxd: {refused(exc)}", file=sys.stderr)
+        print(for_terminal(f"outboxd: {refused(exc)}"), file=sys.stderr)
         if exc.filename is None:
             # Most likely stdout itself (a full device): nothing more from its last flush.
             with contextlib.suppress(OSError):

@@ -155,6 +155,10 @@ def mask_url(url: str) -> str:
         parsed = httpx.URL(url)
     except httpx.InvalidURL:
         return mask_secrets(url)
+    if "@" in url and not parsed.userinfo:
+        # An "@" outside the userinfo: a password with a raw # ? or / ("bob:1234#pw@host"
+        # parses as host bob, port 1234). Over-masked, as a url that does not parse.
+        return mask_secrets(url)
     if parsed.password:
         user = parsed.userinfo.partition(b":")[0]  # as written (percent-encoded)
         url = str(parsed.copy_with(userinfo=user + b":" + MASK.encode()))

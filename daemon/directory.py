@@ -37,7 +37,7 @@ from daemon.bundle import Bundle
 from daemon.errors import Rejected, Retryable
 from daemon.fsops import (
     NotAFile,
-    add_group_write,
+    add_group_write_below,
     copy_file,
     fsync_dir,
     fsync_tree,
@@ -109,8 +109,7 @@ class DirectoryDeliverer:
                 _, path, _, _, _ = att.sent  # a converted image goes as its PDF
                 copy_file(path, folder / name)
             if os.stat(self.target).st_mode & stat.S_IWGRP:
-                for sub, _dirs, _files in os.walk(tmp):
-                    add_group_write(Path(sub))
+                add_group_write_below(held)  # from the folder held, never by its path
             # The entries of the files and folders just made, before the rename that
             # publishes them: else a power loss could leave TARGET/BUNDLEID/ without
             # some of them, which a retry takes for delivered.

@@ -219,25 +219,42 @@ def add_group_write(folder: Path) -> None:
     in its place."""
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
-        mode = os.fstat(fd).st_mode
-        if not mode & stat.S_IWGRP:
-            os.fchmod(fd, stat.S_IMODE(mode) | stat.S_IWGRP)
+        add_group_write_fd(fd)
     finally:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes, sync: bool = True) -> None:
+def add_group_write_fd(fd: int) -> None:
+    """Give the folder open at fd group write permission."""
+    mode = os.fstat(fd).st_mode
+    if not mode & stat.S_IWGRP:
+        os.fchmod(fd, stat.S_IMODE(mode) | stat.S_IWGRP)
+
+
+def add_group_write_below(held: int) -> None:
+    """Give the folder open at `held` and every folder below it group write permission,
+    each reached from its parent's descriptor (os.fwalk), never by a path: a folder
+    swapped for a link meanwhile, in a folder others may write in, is never followed."""
+    for _folder, _dirs, _files, fd in os.fwalk(dir_fd=held):
+        add_group_write_fd(fd)
+
+
+def write_atomic(path: Path, data: bytes, sync: bool = True, mode: int | None = None) -> None:
     """Write a whole file or nothing: temp name, fsync, rename, fsync the folder.
 
     The temp name is new (O_EXCL) and never followed (O_NOFOLLOW): a link a
     share user planted under a guessable name cannot redirect the write.
     `sync=False` skips both syncs: for a caller that syncs the file and its
-    folder itself before anything depends on them (`archive.place`).
+    folder itself before anything depends on them (`archive.place`). `mode`: the
+    file's permissions whatever the umask, set on the temp before its rename (a chmod
+    of the final name would follow a link put there meanwhile).
     """
     tmp = path.with_name(f"{temp_prefix(path.name)}{uuid.uuid4().hex[:12]}")
     fd = create_locked(tmp)
     try:
         with os.fdopen(fd, "wb") as fh:
+            if mode is not None:
+                os.fchmod(fd, mode)
             fh.write(data)
             if sync:
                 fh.flush()

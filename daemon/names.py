@@ -163,6 +163,12 @@ def escaped_controls(text: str) -> str:
     return _TERMINAL_CONTROL.sub(lambda m: _escape(m[0]), text)
 
 
+def for_terminal(text: str) -> str:
+    """A command's message of one or more lines, each as escaped_controls makes it: the
+    names and invoice ids in it come from the share and from invoices."""
+    return "\n".join(escaped_controls(line) for line in text.split("\n"))
+
+
 def printable(name: str) -> str:
     """A name as shown in logs, findings, the journal and the page: the bytes of a name
     that is not UTF-8, and control characters, as \\xNN, bidirectional controls as

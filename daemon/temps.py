@@ -207,7 +207,14 @@ def drop_folder_unless_held(path: Path, older_than: float | None = None,
             return False  # renamed or replaced meanwhile: a later look judges the new one
         aside = path.with_name(f"{path.name}{SET_ASIDE}{os.urandom(6).hex()}")
         os.rename(path, aside)  # FileNotFoundError: its writer renamed it first
-        shutil.rmtree(aside)  # swept at the next start if this fails (SET_ASIDE)
+        if still_at(aside, fd):
+            shutil.rmtree(aside)  # swept at the next start if this fails (SET_ASIDE)
+        elif stat.S_ISLNK(os.lstat(aside).st_mode):
+            # Swapped for a link between the look above and the rename (one who may
+            # write in the folder): the link goes, what it points to is never touched.
+            os.unlink(aside)
+        # Else another folder put there meanwhile: not emptied here, but as every
+        # SET_ASIDE folder, by the next start (only one who may delete in it moves one).
         return True
     except FileNotFoundError:
         return True

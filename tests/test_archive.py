@@ -11,6 +11,7 @@ import stat
 import unicodedata
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import ubl_invoice, write
@@ -618,3 +619,33 @@ class TestPlace:
         assert text.splitlines()[1] == '  "manifest": {'
         for obj in ({}, [], {"a": []}, {"a": {"b": {"c": {"d": [1, "é"]}}}}, None, "x"):
             assert json.loads(archive.readable_json(obj)) == obj
+
+
+def test_reason_txt_is_made_group_readable_before_its_rename_never_through_a_link(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """REASON.txt is group-readable (0640) whatever the daemon's umask, its mode set on
+    the temp file before the rename: a share user who swaps the new REASON.txt for a link
+    to a file of the daemon's (a token file kept 0600) at that moment gets that file's
+    mode changed by nothing."""
+    from daemon import archive
+    secret = tmp_path / "token"
+    secret.write_text("s3cr3t")
+    os.chmod(secret, 0o600)
+    folder = tmp_path / "quarantine-entry"
+    folder.mkdir()
+    real_write = archive.write_atomic
+
+    def swapped_after(path: Path, data: bytes, *args: Any, **kwargs: Any) -> None:
+        real_write(path, data, *args, **kwargs)
+        if path.name == "REASON.txt":
+            assert stat.S_IMODE(os.lstat(path).st_mode) == 0o640
+            path.unlink()
+            path.symlink_to(secret)
+
+    monkeypatch.setattr(archive, "write_atomic", swapped_after)
+    old = os.umask(0o077)
+    try:
+        archive.write_papers(folder, archive.reason_papers(TestReasons()._record()))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(secret).st_mode) == 0o600

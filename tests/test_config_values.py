@@ -382,3 +382,17 @@ class TestPathsLinuxCannotUse:
             outbox, f'[paths]\nsent = "{tmp_path}/se\\u0000nt"\n')))
         assert any(p.startswith("[paths] sent = ") and "holds a NUL character (\\0), which "
                    "no path may hold — fix the path" in p for p in problems), problems
+
+
+@pytest.mark.parametrize("url", ["https://bob:1234#s3cr3t@host/bundles",
+                                 "https://bob:1234?s3cr3t@host/bundles",
+                                 "https://bob:1234/s3cr3t@host/bundles"])
+def test_a_password_with_an_unencoded_hash_or_slash_is_masked_by_outboxd_config(
+        url: str) -> None:
+    """A password written with a raw # ? or / (`bob:1234#s3cr3t@host`) makes the url parse
+    as host `bob`, port 1234, with no password at all: `outboxd config` still masks
+    everything up to the last "@", as for a url that does not parse."""
+    from daemon.config_values import mask_url
+    masked = mask_url(url)
+    assert "s3cr3t" not in masked and "1234" not in masked
+    assert masked.endswith("@host/bundles")

@@ -647,3 +647,62 @@ def test_a_killed_writers_tmp_folder_is_swept_and_a_live_ones_is_not(tmp_path: P
     assert writer.returncode == -signal.SIGKILL
     sweep_target(target)
     assert os.listdir(target) == []
+
+
+def test_a_tmp_folder_swapped_for_a_link_while_set_aside_is_not_followed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Someone who may write in the target swaps a killed writer's `.tmp-BUNDLEID/` for a
+    link to a folder elsewhere between the start sweep's look and its rename: the link is
+    what is renamed aside, and it is removed, never followed; the folder it points to
+    keeps its files and the sweep raises nothing."""
+    from daemon import temps
+    target = tmp_path / "target"
+    target.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("mine")
+    leftover = target / f".tmp-{'a' * 64}"
+    leftover.mkdir()
+    real_rename = os.rename
+
+    def swapped_first(src: Any, dst: Any) -> None:
+        if Path(src) == leftover:
+            real_rename(leftover, tmp_path / "moved-away")
+            os.symlink(elsewhere, leftover)
+        real_rename(src, dst)
+
+    monkeypatch.setattr(temps.os, "rename", swapped_first)
+    sweep_target(target)
+    assert (elsewhere / "keep.txt").read_text() == "mine"
+    assert os.listdir(target) == []
+
+
+def test_a_tmp_folder_swapped_for_a_link_while_made_group_writable_is_not_followed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A member of a group-writable target's group swaps the `.tmp-BUNDLEID/` being made
+    group-writable for a link to a folder elsewhere: outboxd changes the permissions of
+    no folder there (each folder is reached from the one held, never by its path), and
+    the bundle is tried again later."""
+    bundle = make_bundle(tmp_path / "work")
+    manifest = build_manifest(bundle)
+    target = tmp_path / "target"
+    target.mkdir()
+    os.chmod(target, 0o2770)
+    tmp = target / f".tmp-{manifest['bundle_id']}"
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "attachments").mkdir(parents=True)
+    for sub in ("INV-1", "INV-2"):
+        (elsewhere / "attachments" / sub).mkdir()
+    os.chmod(elsewhere / "attachments", 0o750)
+    real_fchmod = os.fchmod
+
+    def swap_after_the_first(fd: int, mode: int) -> None:
+        real_fchmod(fd, mode)
+        if not os.path.islink(tmp):
+            os.rename(tmp, tmp_path / "moved-away")
+            os.symlink(elsewhere, tmp)
+
+    monkeypatch.setattr(os, "fchmod", swap_after_the_first)
+    with pytest.raises(Retryable):
+        DirectoryDeliverer(target).deliver(bundle, manifest)
+    assert stat.S_IMODE(os.stat(elsewhere / "attachments").st_mode) == 0o750

@@ -46,7 +46,7 @@ from daemon.fsops import (
 )
 from daemon.invoices import read_invoice_file
 from daemon.lookalikes import look_alike_findings
-from daemon.names import folder_name_for_id, is_ignored, name_problem
+from daemon.names import folder_name_for_id, for_terminal, is_ignored, name_problem
 from daemon.notes import MANIFEST_NAME, value_problem
 from daemon.scan import Candidate, Listing, list_outbox
 from daemon.sniff import sniff
@@ -270,5 +270,6 @@ def run(args: argparse.Namespace) -> int:
     if not src.exists():
         raise UsageError(f"attach: {src} does not exist")
     dest = attach(args.invoice_id, src, settings, args.doc_type, args.note)
-    print(f"{args.invoice_id}: attached as {dest.relative_to(settings.outbox.path)}")
+    print(for_terminal(f"{args.invoice_id}: attached as "
+                       f"{dest.relative_to(settings.outbox.path)}"))
     return EXIT_OK

@@ -35,6 +35,7 @@ from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError, UsageError
 from daemon.fsops import fsync_dir, is_regular_file, move_tree
 from daemon.lookalikes import look_alike_findings
+from daemon.names import for_terminal
 from daemon.scan import alike_key, candidate_for, is_invoice_file
 from daemon.temps import drop_unfinished
 
@@ -188,8 +189,9 @@ def retry(folder: Path, settings: Settings) -> list[str]:
     except OSError:
         left = left or [p.name for p in folder.iterdir()]
     if left:
-        print(f"outboxd: note: {folder}: left in place, as it is not outboxd's to remove: "
-              f"{', '.join(left)} — remove it by hand", file=sys.stderr)
+        print(for_terminal(f"outboxd: note: {folder}: left in place, as it is not outboxd's "
+                           f"to remove: {', '.join(left)} — remove it by hand"),
+              file=sys.stderr)
     return moved
 
 
@@ -237,9 +239,10 @@ def _put_back(journal: Journal, rows: list[Row]) -> None:
             journal.transition(row.id, "quarantined", "retry refused: still in quarantine",
                                since=row.since, archive_dir=row.archive_dir)
         except OutboxdError as exc:
-            print(f"outboxd: note: {row.invoice_file} stays in quarantine, but the journal "
-                  f"could not be told so ({exc}); `outboxd status` leaves it out until it is "
-                  "retried or quarantined again", file=sys.stderr)
+            print(for_terminal(f"outboxd: note: {row.invoice_file} stays in quarantine, but "
+                               f"the journal could not be told so ({exc}); `outboxd status` "
+                               "leaves it out until it is retried or quarantined again"),
+                  file=sys.stderr)
 
 
 def refuse_a_journal_out_of_reach(settings: Settings) -> None:
@@ -262,8 +265,8 @@ def run(args: argparse.Namespace) -> int:
         plan(folder, settings, notes)
     refuse_a_journal_out_of_reach(settings)
     for note in notes:
-        print(f"outboxd: note: {note}", file=sys.stderr)
+        print(for_terminal(f"outboxd: note: {note}"), file=sys.stderr)
     for folder in folders:
         names = retry(folder, settings)
-        print(f"{folder.name}: back in the outbox: {', '.join(names)}")
+        print(for_terminal(f"{folder.name}: back in the outbox: {', '.join(names)}"))
     return EXIT_OK

@@ -22,7 +22,7 @@ from daemon.actions.common import settings_of
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError
 from daemon.finish import evaluate
-from daemon.names import NAME_MAX, stem
+from daemon.names import NAME_MAX, for_terminal, stem
 from daemon.release import overlong, rename_shorter, write_release
 from daemon.scan import Candidate, list_outbox
 
@@ -99,7 +99,7 @@ def send(target: str, settings: Settings, without_attachments: bool) -> str:
 
 def run(args: argparse.Namespace) -> int:
     settings, _ = settings_of(args)
-    print(send(args.target, settings, args.without_attachments))
+    print(for_terminal(send(args.target, settings, args.without_attachments)))
     return EXIT_OK
 
 

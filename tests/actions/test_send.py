@@ -95,3 +95,25 @@ def test_the_command_a_refusal_offers_works_when_pasted_into_a_shell(env: Env,
     offered = str(info.value).rsplit("send without them: ", 1)[1]
     assert shlex.split(offered) == ["outboxd", "send", "--without-attachments", "--", name]
 
+
+
+def test_send_shows_a_bidi_control_in_a_file_name_escaped_on_the_terminal(
+        env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    """A clerk's file named `INV\\u202elmx.pdf` (shown by a terminal as INVfdp.xml) or with
+    a C1 escape (U+009B) reaches an admin's terminal through `outboxd send`, on its answer
+    and on its refusal, as \\u202e and \\x9b, never raw."""
+    from daemon.cli import main
+    config = env.write_config("http://127.0.0.1:9/bundles")
+    write(env.outbox / "INV\u202elmx.xml", ubl_invoice("INV-9"))
+    write(env.outbox / "b\x9b31m.xml", ubl_invoice("INV-9"))
+    assert main(["send", "-c", str(config), "INV-9"]) != 0
+    err = capsys.readouterr().err
+    assert "\u202e" not in err and "\x9b" not in err
+    assert "INV\\u202elmx.xml" in err and "b\\x9b31m.xml" in err
+    (env.outbox / "b\x9b31m.xml").unlink()
+    (env.outbox / "INV\u202elmx").mkdir()
+    write(env.outbox / "INV\u202elmx" / "a.pdf", b"%PDF-1.4\n1 0 obj<<>>endobj\n%%EOF\n")
+    main(["send", "-c", str(config), "INV-9"])
+    captured = capsys.readouterr()
+    assert "\u202e" not in captured.out + captured.err
+    assert "INV\\u202elmx.xml" in captured.out + captured.err
