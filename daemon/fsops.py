@@ -17,7 +17,7 @@ import os
 import shutil
 import stat
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -212,6 +212,48 @@ def fsync_tree(root: Path) -> None:
     written in them are on disk before a rename of root publishes it all."""
     for folder, _dirs, _files in os.walk(root, topdown=False):
         fsync_dir(Path(folder))
+
+
+def make_folders_below(root: Path, parts: Iterable[str],
+                       made: Callable[[int], None] | None = None) -> int:
+    """ROOT/PART/PART… made where missing and opened, each reached from its parent's
+    descriptor and never through a link (O_NOFOLLOW): a folder a user of the share swaps
+    for a link between a check and the writes cannot send them elsewhere. The open
+    descriptor of the last folder (the caller closes it; held_path names that very
+    folder for path-based calls); `made` is called with the descriptor of each folder
+    made here. NotADirectoryError (its filename the part) when one of them is a link or
+    no folder. ROOT itself is followed (a configured path may be a link)."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in parts:
+            try:
+                os.mkdir(part, dir_fd=fd)
+                new = True
+            except FileExistsError:
+                new = False
+            try:
+                inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+                                | os.O_CLOEXEC, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise NotADirectoryError(errno.ENOTDIR, "a link or no folder",
+                                             part) from None
+                raise
+            os.close(fd)
+            fd = inner
+            if new and made is not None:
+                made(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def held_path(fd: int) -> Path:
+    """The folder open at fd, by a name that stays that folder whatever becomes of the
+    path it was opened by (Linux's /proc/self/fd: followed as a folder on the way to a
+    name in it, even under O_NOFOLLOW, which concerns the last name only)."""
+    return Path(f"/proc/self/fd/{fd}")
 
 
 def add_group_write(folder: Path) -> None:

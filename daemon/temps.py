@@ -245,13 +245,16 @@ def still_at(path: Path, fd: int) -> bool:
 
 
 @contextlib.contextmanager
-def folder_locked(folder: Path) -> Iterator[None]:
+def folder_locked(folder: Path | int) -> Iterator[None]:
     """Hold an exclusive lock (flock) on folder itself while the block runs, so that
     two runs of a command that read, change and replace a file in it (`attach` and
     its attachments.toml) take turns. On NFS and SMB the lock holds on this host only
     (see the module's docstring), and where none can be had the block runs unlocked,
-    as before."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    as before. `folder` an int: the folder open at that descriptor (opened again, so
+    that the lock ends with the block)."""
+    fd = (os.open(f"/proc/self/fd/{folder}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+          if isinstance(folder, int) else
+          os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC))
     try:
         _wait_for_lock(fd)
         yield

@@ -24,6 +24,7 @@ import contextlib
 import os
 import stat
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import tomlkit
@@ -36,10 +37,11 @@ from daemon.config import Settings
 from daemon.emptiness import what_is_empty
 from daemon.errors import InputError, OutboxdError, UsageError, describe, not_utf8, shown
 from daemon.fsops import (
-    add_group_write,
+    add_group_write_fd,
     copy_into,
-    fsync_dir,
     hash_file,
+    held_path,
+    make_folders_below,
     open_regular,
     rename_noreplace,
     write_atomic,
@@ -107,10 +109,12 @@ def _not_a_table(item: object) -> str:
     return f"files = {text[:40]}{'…' if len(text) > 40 else ''} is not a table"
 
 
-def record(folder: Path, name: str, doc_type: str | None, note: str | None) -> None:
-    """Set [files."NAME"] type/note in folder/attachments.toml, keeping everything else."""
+def record(folder: Path, name: str, doc_type: str | None, note: str | None,
+           label: str | None = None) -> None:
+    """Set [files."NAME"] type/note in folder/attachments.toml, keeping everything else;
+    `label`: the folder's name for messages, when `folder` is a held path."""
     path = folder / MANIFEST_NAME
-    shown = f"{folder.name}/{MANIFEST_NAME}"
+    shown = f"{label or folder.name}/{MANIFEST_NAME}"
     if os.path.lexists(path):
         try:
             with open_regular(path, shown) as fh:
@@ -187,14 +191,32 @@ def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None 
     if os.path.lexists(dest):
         raise AttachRefused(f"{rel} already exists; nothing was changed — rename FILE or "
                             "remove the old one")
-    made = [f for f in (folder.parent, folder)
-            if f != settings.outbox.path and not os.path.lexists(f)]
-    folder.mkdir(parents=True, exist_ok=True)
-    share_with_the_daemon(made, settings.outbox.path)
+    # Made and held from the outbox down, never through a link: the sidecar (or its ID/)
+    # a clerk swaps for a link after the checks above cannot take the copy and
+    # attachments.toml elsewhere, where attach (often run as root) would write them.
+    try:
+        held = make_folders_below(settings.outbox.path, folder.relative_to(
+            settings.outbox.path).parts, share_with_the_daemon(settings.outbox.path))
+    except NotADirectoryError as exc:
+        raise AttachRefused(f"{exc.filename} in the sidecar {cand.sidecar.name} is not a "
+                            "folder (a link or a file took its place) — make it a real "
+                            "folder; nothing was changed") from None
+    try:
+        _copy_in(src, held_path(held), name, rel, doc_type, note, folder.name)
+        os.fsync(held)
+    finally:
+        os.close(held)
+    return dest
+
+
+def _copy_in(src: Path, here: Path, name: str, rel: Path, doc_type: str | None,
+             note: str | None, label: str) -> None:
+    """src copied into the held folder `here` as name, its type and note recorded."""
+    dest = here / name
     # An attach of this name killed before its rename left its copy, whose in-progress
     # name keeps the bundle waiting for good: running it again finishes it.
-    drop_stale_copies(folder, name, "[0-9a-f]{8}")
-    tmp = folder / f".{name}.{uuid.uuid4().hex[:8]}.tmp"  # in-progress: the bundle waits
+    drop_stale_copies(here, name, "[0-9a-f]{8}")
+    tmp = here / f".{name}.{uuid.uuid4().hex[:8]}.tmp"  # in-progress: the bundle waits
     try:
         # Locked until renamed: an attach of the same name run meanwhile leaves it be.
         with os.fdopen(create_locked(tmp), "wb") as fout:
@@ -203,36 +225,39 @@ def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None 
                     copy_into(fin, fout)
             except InputError as exc:
                 raise AttachRefused(f"{src}: {exc.message}") from None
-            with folder_locked(folder):
+            with folder_locked(int(here.name)):
                 # Another attach of this name may have landed while we copied: then its
                 # entry in attachments.toml is left as it wrote it.
                 if os.path.lexists(dest):
                     raise FileExistsError(dest)
                 if doc_type or note:
-                    record(folder, name, doc_type, note)
+                    record(here, name, doc_type, note, label)
                 rename_noreplace(tmp, dest)
     except FileExistsError:
         raise AttachRefused(f"{rel} appeared meanwhile; nothing was changed") from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-    fsync_dir(folder)
-    return dest
 
 
-def share_with_the_daemon(made: list[Path], outbox: Path) -> None:
-    """The folders attach made, group-writable where the outbox is (the tmpfiles
-    snippet's setgid outbox gives them its group): the daemon moves a sidecar into
-    processing, which takes write permission on the folder itself, and under umask 027
-    a folder attach made as root or as a clerk would be its maker's alone."""
+def share_with_the_daemon(outbox: Path) -> Callable[[int], None] | None:
+    """What to do with each folder attach makes (by its descriptor): group-writable where
+    the outbox is (the tmpfiles snippet's setgid outbox gives them its group), since the
+    daemon moves a sidecar into processing, which takes write permission on the folder
+    itself, and under umask 027 a folder attach made as root or as a clerk would be its
+    maker's alone; None where the outbox is not group-writable."""
     try:
         # The outbox itself, through the link its configured path may be (a link's own
-        # mode is always rwxrwxrwx); the folders attach made are never followed.
-        if os.stat(outbox).st_mode & stat.S_IWGRP:
-            for folder in made:
-                add_group_write(folder)  # never through a link put in its place
+        # mode is always rwxrwxrwx).
+        if not os.stat(outbox).st_mode & stat.S_IWGRP:
+            return None
     except OSError:
-        pass  # the file is attached; the daemon says so if it cannot move the folder
+        return None
+
+    def shared(fd: int) -> None:
+        with contextlib.suppress(OSError):  # attached all the same; the daemon says so
+            add_group_write_fd(fd)          # if it cannot move the folder
+    return shared
 
 
 def refuse_what_would_be_quarantined(src: Path, cand: Candidate) -> None:

@@ -74,6 +74,41 @@ def test_the_folders_attach_makes_are_group_writable_where_the_outbox_is(
     assert not (cfg.outbox / "INV-1002").stat().st_mode & stat.S_IWGRP
 
 
+@pytest.mark.parametrize("made_by", ["clerk", "attach"])
+def test_a_sidecar_swapped_for_a_link_after_the_checks_takes_nothing_elsewhere(
+        cfg: Env, timesheet: Path, capsys, monkeypatch: pytest.MonkeyPatch,
+        made_by: str) -> None:
+    """attach (often run as root) checks that the sidecar is a real folder, then writes
+    the copy and attachments.toml into it. A clerk who swaps the sidecar for a link to
+    another folder in between (whether the sidecar was there or attach had to make it)
+    had both written through the link, attachments.toml replacing any file of that name
+    there. The folders are now made and held from the outbox down, never through a
+    link: attach refuses, and nothing is written elsewhere."""
+    write(cfg.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+    if made_by == "clerk":
+        (cfg.outbox / "INV-1001").mkdir()
+    elsewhere = cfg.root / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "attachments.toml").write_text("# not outboxd's\n")
+    from daemon.actions import attach as attach_mod
+    real = attach_mod.refuse_what_would_be_quarantined
+
+    def checked_then_swapped(src: Path, cand: object) -> None:
+        real(src, cand)  # type: ignore[arg-type]
+        sidecar = cfg.outbox / "INV-1001"
+        if sidecar.is_dir():
+            sidecar.rename(cfg.root / "moved-away")
+        sidecar.symlink_to(elsewhere)
+
+    monkeypatch.setattr(attach_mod, "refuse_what_would_be_quarantined", checked_then_swapped)
+    code = attach(cfg, "INV-1001", str(timesheet), "--type", "Timesheet")
+    err = capsys.readouterr().err
+    assert code != 0
+    assert "INV-1001 in the sidecar INV-1001 is not a folder" in err and "Traceback" not in err
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["attachments.toml"]
+    assert (elsewhere / "attachments.toml").read_text() == "# not outboxd's\n"
+
+
 def test_an_outbox_configured_through_a_link_is_judged_by_the_folder_itself(
         cfg: Env, timesheet: Path) -> None:
     """[outbox] path may be a link to the share (/srv/invoices/outbox → a mount); a
