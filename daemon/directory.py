@@ -41,6 +41,7 @@ from daemon.fsops import (
     copy_file,
     fsync_dir,
     fsync_tree,
+    held_path,
     kind_of,
     open_if_regular,
     read_bounded,
@@ -95,16 +96,19 @@ class DirectoryDeliverer:
                 raise Retryable(f"another outboxd is writing this bundle to [delivery] "
                                 f"target {self.target} at this moment ({tmp.name}); "
                                 "tried again later") from None
-            write_json(tmp / "manifest.json", manifest)
+            # Written into the very folder held, never by its path: one that a member of
+            # the target's group swaps for a link meanwhile takes no file elsewhere, and
+            # one taken from us (removed by a start on another host, whose lock ours does
+            # not reach) takes no more files and never comes back half-filled, to be
+            # renamed into place without the files above (still_at, below).
+            here = held_path(held)
+            write_json(here / "manifest.json", manifest)
             # Every file under its manifest `name`, the one field that is right for a
             # folded name and for a converted image alike (original_name is neither).
-            copy_file(bundle.invoice_file.path, tmp / manifest["invoice_file"]["name"])
+            copy_file(bundle.invoice_file.path, here / manifest["invoice_file"]["name"])
             for att, name in sent_parts(bundle, manifest):
-                # Never with its parents: a .tmp- folder taken from us (removed by a
-                # start on another host, whose lock ours does not reach) must not come
-                # back half-filled, to be renamed into place without the files above.
-                (tmp / "attachments").mkdir(exist_ok=True)
-                folder = tmp / "attachments" / folder_name_for_id(att.invoice_id)
+                (here / "attachments").mkdir(exist_ok=True)  # never with its parents
+                folder = here / "attachments" / folder_name_for_id(att.invoice_id)
                 folder.mkdir(exist_ok=True)
                 _, path, _, _, _ = att.sent  # a converted image goes as its PDF
                 copy_file(path, folder / name)
@@ -113,7 +117,7 @@ class DirectoryDeliverer:
             # The entries of the files and folders just made, before the rename that
             # publishes them: else a power loss could leave TARGET/BUNDLEID/ without
             # some of them, which a retry takes for delivered.
-            fsync_tree(tmp)
+            fsync_tree(here)
             if not still_at(tmp, held):
                 raise FileNotFoundError(errno.ENOENT, "taken meanwhile", str(tmp))
             try:

@@ -130,11 +130,12 @@ def test_every_folder_of_a_bundle_is_synced_before_the_rename_publishes_it(
     """The folders of TARGET/.tmp-BUNDLEID/ (the attachments' too) are synced before it
     is renamed into place: else a power loss could leave TARGET/BUNDLEID/ without some of
     its files, which a retry then takes for delivered."""
-    synced: list[Path] = []
-    real = fsops.fsync_dir
+    synced: set[tuple[int, int]] = set()  # the folders synced, by identity: the
+    real = fsops.fsync_dir                  # deliverer writes by the held folder's fd
 
     def noted(path: Path) -> None:
-        synced.append(Path(path))
+        st = os.stat(path)
+        synced.add((st.st_dev, st.st_ino))
         real(path)
     monkeypatch.setattr(fsops, "fsync_dir", noted)
     bundle = make_bundle(tmp_path / "work")
@@ -142,9 +143,11 @@ def test_every_folder_of_a_bundle_is_synced_before_the_rename_publishes_it(
     target = tmp_path / "target"
     target.mkdir()
     DirectoryDeliverer(target).deliver(bundle, manifest)
-    tmp = target / f".tmp-{manifest['bundle_id']}"  # its name before the rename
-    assert {tmp, tmp / "attachments", tmp / "attachments" / "INV-1",
-            tmp / "attachments" / "INV-2"} <= set(synced)
+    final = target / manifest["bundle_id"]  # the same folders, renamed into place
+    published = {(st.st_dev, st.st_ino) for st in (
+        os.stat(final), os.stat(final / "attachments"),
+        os.stat(final / "attachments" / "INV-1"), os.stat(final / "attachments" / "INV-2"))}
+    assert published <= synced
 
 
 
@@ -486,6 +489,36 @@ class TestTemporaries:
         monkeypatch.setattr(directory, "fs_type", lambda path: "nfs4")
         sweep_target(target)
         assert os.listdir(target) == [fresh.name]
+
+    def test_a_tmp_folder_swapped_for_a_link_mid_write_takes_no_file_elsewhere(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A member of the target's group (a transfer agent's account) swaps the
+        `.tmp-BUNDLEID/` being written for a link to another folder: the files still to
+        come went through the link, outside the target, before the last check refused
+        to publish. They are written into the very folder held, never by its path:
+        nothing lands elsewhere, nothing is published, and the attempt is retried."""
+        bundle = make_bundle(tmp_path / "work")
+        manifest = build_manifest(bundle)
+        target = tmp_path / "target"
+        target.mkdir()
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        tmp = target / f".tmp-{manifest['bundle_id']}"
+        real_copy = directory.copy_file
+        copies: list[Path] = []
+
+        def copy_then_swapped(src: Path, dst: Path) -> None:
+            real_copy(src, dst)
+            copies.append(dst)
+            if len(copies) == 1:  # the invoice file is in: the folder is swapped
+                tmp.rename(target / "moved-aside")
+                tmp.symlink_to(elsewhere)
+
+        monkeypatch.setattr(directory, "copy_file", copy_then_swapped)
+        with pytest.raises(Retryable):
+            DirectoryDeliverer(target).deliver(bundle, manifest)
+        assert list(elsewhere.iterdir()) == []
+        assert not (target / manifest["bundle_id"]).exists()
 
     def test_a_tmp_folder_taken_from_its_writer_is_never_published(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
