@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -370,6 +371,30 @@ def _hold(path: Path) -> int:
     return fd
 
 
+def _staged(tmp_path: Path) -> tuple[Any, dict[str, Any], Path, Path]:
+    """A bundle, its manifest, an empty target, and the `.tmp-BUNDLEID/` its write uses."""
+    bundle = make_bundle(tmp_path / "work")
+    manifest = build_manifest(bundle)
+    target = tmp_path / "target"
+    target.mkdir()
+    return bundle, manifest, target, target / f".tmp-{manifest['bundle_id']}"
+
+
+def _after_the_invoice(monkeypatch: pytest.MonkeyPatch, then: Callable[[], None]) -> None:
+    """The deliverer's copies as ever, `then` run once, when the invoice file (the first
+    copy) is in: what happens to the `.tmp-` folder in the middle of a write."""
+    real_copy = directory.copy_file
+    copies: list[Path] = []
+
+    def copy_then(src: Path, dst: Path) -> None:
+        real_copy(src, dst)
+        copies.append(dst)
+        if len(copies) == 1:
+            then()
+
+    monkeypatch.setattr(directory, "copy_file", copy_then)
+
+
 class TestTemporaries:
     """`.tmp-BUNDLEID/` and `.NAME.tmp-…` are held by their writer until renamed: what a
     killed writer left goes, another daemon's live one stays (docs/protocol.md, 7)."""
@@ -497,24 +522,15 @@ class TestTemporaries:
         come went through the link, outside the target, before the last check refused
         to publish. They are written into the very folder held, never by its path:
         nothing lands elsewhere, nothing is published, and the attempt is retried."""
-        bundle = make_bundle(tmp_path / "work")
-        manifest = build_manifest(bundle)
-        target = tmp_path / "target"
-        target.mkdir()
+        bundle, manifest, target, tmp = _staged(tmp_path)
         elsewhere = tmp_path / "elsewhere"
         elsewhere.mkdir()
-        tmp = target / f".tmp-{manifest['bundle_id']}"
-        real_copy = directory.copy_file
-        copies: list[Path] = []
 
-        def copy_then_swapped(src: Path, dst: Path) -> None:
-            real_copy(src, dst)
-            copies.append(dst)
-            if len(copies) == 1:  # the invoice file is in: the folder is swapped
-                tmp.rename(target / "moved-aside")
-                tmp.symlink_to(elsewhere)
+        def swapped() -> None:
+            tmp.rename(target / "moved-aside")
+            tmp.symlink_to(elsewhere)
 
-        monkeypatch.setattr(directory, "copy_file", copy_then_swapped)
+        _after_the_invoice(monkeypatch, swapped)
         with pytest.raises(Retryable):
             DirectoryDeliverer(target).deliver(bundle, manifest)
         assert list(elsewhere.iterdir()) == []
@@ -528,29 +544,18 @@ class TestTemporaries:
         parents) and renamed that into place: TARGET/BUNDLEID/ without its manifest and
         invoice file, which a transfer agent takes and a retry counts as delivered. Now
         that write fails and is retried; nothing is published half."""
-        bundle = make_bundle(tmp_path / "work")
-        manifest = build_manifest(bundle)
-        target = tmp_path / "target"
-        target.mkdir()
-        tmp = target / f".tmp-{manifest['bundle_id']}"
+        bundle, manifest, target, tmp = _staged(tmp_path)
         real_copy = directory.copy_file
-        copies: list[Path] = []
 
-        def copy_then_taken(src: Path, dst: Path) -> None:
-            real_copy(src, dst)
-            copies.append(dst)
-            if len(copies) == 1:  # the invoice file is in: the other host's sweep comes
-                assert sweep_folder(tmp)
-
-        def sweep_folder(path: Path) -> bool:
+        def taken_by_another_hosts_sweep() -> None:
             from daemon.temps import drop_folder_unless_held
             monkeypatch.setattr(fcntl, "flock", lambda fd, op: None)  # that host's own lock
             try:
-                return drop_folder_unless_held(path)
+                assert drop_folder_unless_held(tmp)
             finally:
                 monkeypatch.undo()
 
-        monkeypatch.setattr(directory, "copy_file", copy_then_taken)
+        _after_the_invoice(monkeypatch, taken_by_another_hosts_sweep)
         with pytest.raises(Retryable, match="removed while it was written"):
             DirectoryDeliverer(target).deliver(bundle, manifest)
         assert os.listdir(target) == []
@@ -565,11 +570,7 @@ class TestTemporaries:
         another daemon made its own under that name at once, and holds it: the first
         writer's rename would publish that one half-written, and its clean-up remove
         it. It leaves that folder alone and tries again."""
-        bundle = make_bundle(tmp_path / "work")
-        manifest = build_manifest(bundle)
-        target = tmp_path / "target"
-        target.mkdir()
-        tmp = target / f".tmp-{manifest['bundle_id']}"
+        bundle, manifest, target, tmp = _staged(tmp_path)
         real_sync = directory.fsync_tree
         other: list[int] = []
 

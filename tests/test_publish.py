@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +18,20 @@ from daemon.config import Settings  # noqa: E402
 from daemon.journal import Journal  # noqa: E402
 from daemon.publish import MIDNIGHT, PAGE, STATUS, Publisher  # noqa: E402
 from daemon.timers import Timers  # noqa: E402
+
+
+def _asker(publisher: Publisher, journal: Journal, settings: Settings) -> Callable[[], bool]:
+    """Whether the publisher asks for the page now: scheduled and fired once (the page
+    and STATUS=, not the day's end), at one fixed time."""
+    timers = Timers()
+
+    def page_asked() -> bool:
+        publisher.schedule(journal, timers, 1000.0)
+        due = timers.due_at(PAGE) is not None
+        for key in timers.pop_due(1100.0):
+            publisher.fire(key, journal, settings, {}, 1000.0)
+        return due
+    return page_asked
 
 
 def test_the_end_of_the_utc_day_publishes_again_with_no_change_of_the_journal(
@@ -87,14 +102,7 @@ def test_an_event_or_a_listing_without_a_look_alike_shown_as_left_behind_asks_fo
     journal.create("INV-7.xml", "quarantined", archive_dir=str(folder), reasons=[
         {"code": "sidecar-spelling", "file": "inv-7", "message": "rename it to INV-7"}])
     publisher = Publisher(clock=lambda: 1000.0)
-    timers = Timers()
-
-    def page_asked() -> bool:
-        publisher.schedule(journal, timers, 1000.0)
-        due = timers.due_at(PAGE) is not None
-        for key in timers.pop_due(1100.0):  # the page and STATUS=, not the day's end
-            publisher.fire(key, journal, settings, {}, 1000.0)
-        return due
+    page_asked = _asker(publisher, journal, settings)
 
     assert page_asked() and publisher.page.left_names == {"inv-7"}
     assert not page_asked()  # idle
@@ -158,14 +166,7 @@ def test_an_event_on_a_name_with_a_right_to_left_override_asks_for_the_page(
     journal.create("INV-7\u202e.xml", "quarantined", archive_dir=str(folder), reasons=[
         {"code": "sidecar-spelling", "file": "inv-7\u202e", "message": "rename it"}])
     publisher = Publisher(clock=lambda: 1000.0)
-    timers = Timers()
-
-    def page_asked() -> bool:
-        publisher.schedule(journal, timers, 1000.0)
-        due = timers.due_at(PAGE) is not None
-        for key in timers.pop_due(1100.0):
-            publisher.fire(key, journal, settings, {}, 1000.0)
-        return due
+    page_asked = _asker(publisher, journal, settings)
 
     assert page_asked()
     assert publisher.page.left_names == {"inv-7\u202e"}
