@@ -22,13 +22,13 @@ from typing import Any
 
 from daemon.bundle import Finding, reasons_of
 from daemon.errors import InputError
-from daemon.fsops import (
+from daemon.fsops import read_regular
+from daemon.fswrite import (
     add_group_write,
     free_name,
     fsync_dir,
     fsync_file,
     move_tree,
-    read_regular,
     refuse_links,
     write_atomic,
 )

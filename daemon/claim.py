@@ -15,7 +15,7 @@ from pathlib import Path
 
 from daemon.bundle import Finding
 from daemon.errors import ClaimLost
-from daemon.fsops import fsync_dir, rename_noreplace
+from daemon.fswrite import fsync_dir, rename_noreplace
 from daemon.names import NAME_MAX, fit_bytes
 from daemon.scan import Candidate
 

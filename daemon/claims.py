@@ -19,7 +19,7 @@ from daemon.config import Settings
 from daemon.convert import unconverted
 from daemon.errors import ClaimLost, InputError, OutboxdError
 from daemon.finish import Finisher
-from daemon.fsops import folders_below, refuse_links
+from daemon.fswrite import folders_below, refuse_links
 from daemon.journal import CLAIMING, Journal, Row
 from daemon.logs import bundle_log
 from daemon.manifest import bundle_id_of

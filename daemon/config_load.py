@@ -29,7 +29,8 @@ from daemon.errors import (
     shown,
     unquoted,
 )
-from daemon.fsops import NotAFile, folders_below, read_admin_file, refuse_links
+from daemon.fsops import NotAFile, read_admin_file
+from daemon.fswrite import folders_below, refuse_links
 
 
 def config_path(cli_value: str | None) -> Path:

@@ -38,7 +38,8 @@ from PIL import Image
 from daemon.bundle import Attachment, Bundle, Conversion, Finding
 from daemon.config import ValidationConfig
 from daemon.errors import InputError
-from daemon.fsops import open_regular, write_atomic
+from daemon.fsops import open_regular
+from daemon.fswrite import write_atomic
 from daemon.manifest import sent_keys
 from daemon.names import NAME_MAX, fit_bytes, fit_name
 from daemon.probe import pillow_limit, probe_pdf

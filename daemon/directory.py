@@ -35,16 +35,13 @@ from typing import Any
 from daemon.answers import Receipt
 from daemon.bundle import Bundle
 from daemon.errors import Rejected, Retryable
-from daemon.fsops import (
-    NotAFile,
+from daemon.fsops import NotAFile, kind_of, open_if_regular, read_bounded
+from daemon.fswrite import (
     add_group_write_below,
     copy_file,
     fsync_dir,
     fsync_tree,
     held_path,
-    kind_of,
-    open_if_regular,
-    read_bounded,
     rename_noreplace,
     write_json,
 )

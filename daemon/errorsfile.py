@@ -10,7 +10,8 @@ from typing import Any
 
 from daemon.bundle import Finding
 from daemon.errors import InputError
-from daemon.fsops import read_regular, write_atomic
+from daemon.fsops import read_regular
+from daemon.fswrite import write_atomic
 from daemon.names import ERRORS_SUFFIX, escaped_controls
 from daemon.scan import Candidate
 

@@ -32,7 +32,8 @@ from pathlib import Path
 
 from daemon.config import ShareConfig
 from daemon.errors import InputError
-from daemon.fsops import fsync_dir, open_regular, rename_noreplace
+from daemon.fsops import open_regular
+from daemon.fswrite import fsync_dir, rename_noreplace
 from daemon.names import NAME_MAX, fit_name, name_problem, printable, stem
 from daemon.scan import Candidate
 from daemon.temps import create_locked, drop_stale_copies

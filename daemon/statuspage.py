@@ -24,7 +24,8 @@ from daemon import logs
 from daemon.clerkwords import for_clerks
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError
-from daemon.fsops import read_regular, write_atomic
+from daemon.fsops import read_regular
+from daemon.fswrite import write_atomic
 from daemon.journal import CLAIMING, DELIVERED, LIVE, QUARANTINING, Journal, Row, readable
 from daemon.leftalone import SPELLING, LeftBehind, left_behind
 from daemon.names import attachment_folders, stem

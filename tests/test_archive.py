@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from helpers import ubl_invoice, write
 
-from daemon import archive, fsops
+from daemon import archive, fswrite
 from daemon.archive import (
     move_into_place,
     reason_papers,
@@ -163,7 +163,7 @@ class TestMoveIntoPlace:
                 raise OSError(errno.EXDEV, "Invalid cross-device link")
             real_rename(src, dst)
 
-        monkeypatch.setattr(fsops.os, "rename", rename)
+        monkeypatch.setattr(fswrite.os, "rename", rename)
         target = tmp_path / "sent" / "d" / "x"
         move_into_place(work, target)
         monkeypatch.undo()
@@ -458,7 +458,7 @@ def _synced(monkeypatch: pytest.MonkeyPatch) -> set[tuple[int, int]]:
         seen.add((st.st_dev, st.st_ino))
         real_fsync(fd)
 
-    monkeypatch.setattr(fsops.os, "fsync", fsync)
+    monkeypatch.setattr(fswrite.os, "fsync", fsync)
     return seen
 
 

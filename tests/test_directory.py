@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from test_deliver import INVOICE_XML, attachment, make_bundle, pdf, put
 
-from daemon import directory, fsops
+from daemon import directory, fswrite
 from daemon.answers import Receipt
 from daemon.bundle import Conversion
 from daemon.config import DeliveryConfig
@@ -132,13 +132,13 @@ def test_every_folder_of_a_bundle_is_synced_before_the_rename_publishes_it(
     is renamed into place: else a power loss could leave TARGET/BUNDLEID/ without some of
     its files, which a retry then takes for delivered."""
     synced: set[tuple[int, int]] = set()  # the folders synced, by identity: the
-    real = fsops.fsync_dir                  # deliverer writes by the held folder's fd
+    real = fswrite.fsync_dir                  # deliverer writes by the held folder's fd
 
     def noted(path: Path) -> None:
         st = os.stat(path)
         synced.add((st.st_dev, st.st_ino))
         real(path)
-    monkeypatch.setattr(fsops, "fsync_dir", noted)
+    monkeypatch.setattr(fswrite, "fsync_dir", noted)
     bundle = make_bundle(tmp_path / "work")
     manifest = build_manifest(bundle)
     target = tmp_path / "target"

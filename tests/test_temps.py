@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.fsops import write_atomic
+from daemon.fswrite import write_atomic
 from daemon.temps import create_locked, drop_stale_copies, drop_unfinished, folder_locked
 
 
@@ -25,9 +25,9 @@ class TestSweeps:
         drop_unfinished removes it (a link of that shape too, without following it) and
         leaves every other name, however alike, and a folder."""
         kill_inside_write = (
-            "import os, sys; from pathlib import Path; from daemon import fsops\n"
+            "import os, sys; from pathlib import Path; from daemon import fswrite\n"
             "os.replace = lambda *a: os.kill(os.getpid(), 9)\n"
-            "fsops.write_atomic(Path(sys.argv[1]) / 'receipt.json', b'{}')\n")
+            "fswrite.write_atomic(Path(sys.argv[1]) / 'receipt.json', b'{}')\n")
         done = subprocess.run([sys.executable, "-c", kill_inside_write, str(tmp_path)])
         assert done.returncode == -signal.SIGKILL
         [left] = os.listdir(tmp_path)

@@ -36,13 +36,12 @@ from daemon.actions.common import settings_of
 from daemon.config import Settings
 from daemon.emptiness import what_is_empty
 from daemon.errors import InputError, OutboxdError, UsageError, describe, not_utf8, shown
-from daemon.fsops import (
+from daemon.fsops import hash_file, open_regular
+from daemon.fswrite import (
     add_group_write_fd,
     copy_into,
-    hash_file,
     held_path,
     make_folders_below,
-    open_regular,
     rename_noreplace,
     write_atomic,
 )

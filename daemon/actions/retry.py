@@ -3,7 +3,7 @@
 The bundle goes back in its original layout: sidecar folder (and marker,
 release file) first, the invoice file last, so the daemon never sees an
 invoice file without its attachments. Every move is a rename that never
-replaces (`fsops.move_tree`: rename_noreplace, or copy + fsync + rename +
+replaces (`fswrite.move_tree`: rename_noreplace, or copy + fsync + rename +
 delete across file systems). outboxd's papers (REASON.txt, reason.json,
 receipt.json) do not go back; the quarantine folder goes away. If the
 outbox already holds any of the names, or a look-alike of the sidecar that
@@ -33,7 +33,8 @@ from daemon.actions.common import settings_of
 from daemon.archive import PAPER_NAMES, reason_of
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError, UsageError
-from daemon.fsops import fsync_dir, is_regular_file, move_tree
+from daemon.fsops import is_regular_file
+from daemon.fswrite import fsync_dir, move_tree
 from daemon.lookalikes import look_alike_findings
 from daemon.names import for_terminal
 from daemon.scan import alike_key, candidate_for, is_invoice_file

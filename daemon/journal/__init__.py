@@ -28,7 +28,7 @@ from urllib.parse import quote
 
 from daemon import logs
 from daemon.errors import JournalError, JournalLost
-from daemon.fsops import fsync_dir
+from daemon.fswrite import fsync_dir
 from daemon.journal.documents import Documents
 from daemon.journal.records import (
     _FIELDS,
