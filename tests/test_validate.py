@@ -26,9 +26,10 @@ from validating import (
 )
 
 from daemon import probe, sniff, validate
+from daemon.attachment_rules import AttachmentCheck
 from daemon.bundle import Finding
 from daemon.config import ValidationConfig
-from daemon.validate import RULES, AttachmentCheck, validate_bundle
+from daemon.validate import RULES, validate_bundle
 
 
 @pytest.fixture
