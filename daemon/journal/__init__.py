@@ -14,16 +14,13 @@ content, and so its bundle id, may still change).
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import fields
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 from daemon import logs
@@ -31,10 +28,6 @@ from daemon.errors import JournalError, JournalLost
 from daemon.fswrite import fsync_dir
 from daemon.journal.documents import Documents
 from daemon.journal.records import (
-    _FIELDS,
-    _JSON_FIELDS,
-    _SENT_INVOICES_FROM,
-    ATTEMPTING,
     CLAIMING,
     DELIVERED,
     IN_FLIGHT,
@@ -46,7 +39,6 @@ from daemon.journal.records import (
     STATES,
     VERSION,
     Row,
-    decoded,
     iso_in,
     journal_time,
     now_iso,
@@ -56,9 +48,8 @@ from daemon.journal.records import (
     shown_state,
     upgrade,
 )
+from daemon.journal.rows import Rows
 from daemon.journal.views import Views
-
-_ROW_FIELDS = frozenset(f.name for f in fields(Row))
 
 __all__ = [
     "LIVE",
@@ -82,7 +73,11 @@ __all__ = [
 ]
 
 
-class Journal(Views, Documents):
+class Journal(Rows, Views, Documents):
+    """The connection and its transactions: opened (and upgraded), group commit and
+    the syncs that make a commit durable, a write failure backed off, the file
+    watched for deletion. The rows, the views and the documents are its mixins."""
+
     def __init__(self, path: Path, readonly: bool = False, immutable: bool = False) -> None:
         self.path = path = Path(path)
         self._lock = threading.RLock()
@@ -277,133 +272,3 @@ class Journal(Views, Documents):
                 yield
             finally:
                 self._batch_depth -= 1
-
-    @staticmethod
-    def _encode(fields: dict[str, Any]) -> dict[str, Any]:
-        bad = set(fields) - set(_FIELDS)
-        if bad:
-            raise ValueError(f"unknown journal fields {bad}")
-        return {k: json.dumps(v, ensure_ascii=False) if k in _JSON_FIELDS and v is not None
-                else v for k, v in fields.items()}
-
-    @staticmethod
-    def _row(r: sqlite3.Row) -> Row:
-        # Only the columns a Row has: updated_at is the journal's own, documents is read
-        # through accepted_documents(), and a column a later outboxd added is its own
-        # (a journal it upgraded still reads here, after going back to this version).
-        return Row(**decoded({k: r[k] for k in r.keys() if k in _ROW_FIELDS}))
-
-    def create(self, invoice_file: str, state: str, detail: str = "", durable: bool = True,
-               since: str | None = None, **fields: Any) -> int:
-        """A new row in `state` (since `since`, or now), with its transition from nothing."""
-        fields = self._encode({"invoice_file": invoice_file, **fields})
-        at = now_iso()
-        cols = ", ".join(fields)
-        marks = ", ".join("?" for _ in fields)
-        with self._tx(durable) as db:
-            cur = db.execute(f"INSERT INTO bundles (state, since, updated_at, {cols}) "
-                             f"VALUES (?, ?, ?, {marks})",
-                             (state, since or at, at, *fields.values()))
-            row_id = int(cur.lastrowid or 0)
-            if state in ("sent", DELIVERED):
-                db.execute(_SENT_INVOICES_FROM + "b.id = ?", (row_id,))
-            db.execute("INSERT INTO transitions (bundle_row, at, from_state, to_state, detail) "
-                       "VALUES (?, ?, NULL, ?, ?)", (row_id, at, state, detail))
-        return row_id
-
-    def transition(self, row_id: int, state: str, detail: str = "", durable: bool = True,
-                   since: str | None = None, **fields: Any) -> None:
-        """Move a row to `state` (and update fields) in one committed transaction;
-        `since`: when its stretch there began, if not now (a wait going on, a delivery
-        before its archive). A detail other than the row's last is recorded even in the
-        same state: it says why the row is there (Finisher.recover reads it)."""
-        enc = self._encode(fields)
-        at = now_iso()
-        sets = "".join(f", {k} = ?" for k in enc)
-        with self._tx(durable) as db:
-            prev = db.execute("SELECT state FROM bundles WHERE id = ?", (row_id,)).fetchone()
-            if prev is None:
-                raise JournalError(f"journal row {row_id} does not exist")
-            # Delivering and retrying are one stretch in flight: each attempt passes
-            # through both, and `since` must say how long the bundle has been failing.
-            same = prev["state"] == state or {prev["state"], state} <= ATTEMPTING
-            since = since or (None if same else at)
-            db.execute(f"UPDATE bundles SET state = ?, since = COALESCE(?, since), "
-                       f"updated_at = ?{sets} WHERE id = ?",
-                       (state, since, at, *enc.values(), row_id))
-            if state == DELIVERED and prev["state"] != DELIVERED:
-                db.execute(_SENT_INVOICES_FROM + "b.id = ?", (row_id,))
-            if prev["state"] != state or (detail and detail != self.last_detail(row_id)):
-                db.execute("INSERT INTO transitions (bundle_row, at, from_state, to_state, "
-                           "detail) VALUES (?, ?, ?, ?, ?)",
-                           (row_id, at, prev["state"], state, detail))
-
-    def update(self, row_id: int, **fields: Any) -> None:
-        """Change fields without a state change (e.g. a new deadline)."""
-        enc = self._encode(fields)
-        if not enc:
-            return
-        sets = ", ".join(f"{k} = ?" for k in enc)
-        with self._tx() as db:
-            db.execute(f"UPDATE bundles SET {sets}, updated_at = ? WHERE id = ?",
-                       (*enc.values(), now_iso(), row_id))
-
-    def get(self, row_id: int) -> Row:
-        with self._lock:
-            r = self._db.execute("SELECT * FROM bundles WHERE id = ?", (row_id,)).fetchone()
-        if r is None:
-            raise JournalError(f"journal row {row_id} does not exist")
-        return self._row(r)
-
-    def rows(self, states: tuple[str, ...]) -> list[Row]:
-        marks = ", ".join("?" for _ in states)
-        with self._lock:
-            rs = self._db.execute(f"SELECT * FROM bundles WHERE state IN ({marks}) ORDER BY id",
-                                  states).fetchall()
-        return [self._row(r) for r in rs]
-
-    def was_sent(self, bundle_id: str) -> bool:
-        """Sent, or claimed and on its way: the same content again is a duplicate."""
-        with self._lock:
-            r = self._db.execute("SELECT 1 FROM bundles WHERE bundle_id = ? AND state IN "
-                                 "('sent', ?, ?, 'delivering', 'retrying') LIMIT 1",
-                                 (bundle_id, DELIVERED, CLAIMING)).fetchone()
-        return r is not None
-
-    def sent_invoice_ids(self, invoice_ids: list[str], except_bundle: str) -> list[str]:
-        """Those of invoice_ids already sent in another bundle."""
-        if not invoice_ids:
-            return []
-        marks = ", ".join("?" for _ in invoice_ids)
-        with self._lock:
-            # Filled when a row becomes DELIVERED: the receiver has it.
-            rs = self._db.execute(f"SELECT DISTINCT invoice_id FROM sent_invoices WHERE "
-                                  f"invoice_id IN ({marks}) AND bundle_id != ?",
-                                  (*invoice_ids, except_bundle)).fetchall()
-        sent = {r["invoice_id"] for r in rs}
-        return [i for i in invoice_ids if i in sent]
-
-    def is_empty(self) -> bool:
-        with self._lock:
-            return self._db.execute("SELECT 1 FROM bundles LIMIT 1").fetchone() is None
-
-    def import_sent(self, records: list[dict[str, Any]]) -> None:
-        """Rows in state `sent` for bundles found in sent/ (a journal started afresh).
-
-        Each record: bundle_id, invoice_file, invoice_ids, archive_dir,
-        receipt_id, delivered_at. One transaction for all.
-        """
-        with self._tx() as db:
-            for rec in records:
-                at = rec.get("delivered_at") or now_iso()
-                cur = db.execute(
-                    "INSERT INTO bundles (bundle_id, invoice_file, invoice_ids, state, since, "
-                    "archive_dir, receipt_id, updated_at) VALUES (?, ?, ?, 'sent', ?, ?, ?, ?)",
-                    (rec["bundle_id"], rec["invoice_file"],
-                     json.dumps(rec["invoice_ids"], ensure_ascii=False), at,
-                     rec["archive_dir"], rec.get("receipt_id"), now_iso()))
-                row_id = int(cur.lastrowid or 0)
-                db.execute(_SENT_INVOICES_FROM + "b.id = ?", (row_id,))
-                db.execute("INSERT INTO transitions (bundle_row, at, from_state, to_state, "
-                           "detail) VALUES (?, ?, NULL, 'sent', 'read back from sent/')",
-                           (row_id, now_iso()))

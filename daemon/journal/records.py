@@ -7,7 +7,8 @@ that the shape of the data reads on one page.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import sqlite3
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -241,3 +242,14 @@ class Row:
     @property
     def shown_state(self) -> str:
         return shown_state(self.state, self.last_error is not None)
+
+
+_ROW_FIELDS = frozenset(f.name for f in fields(Row))
+
+
+def row_of(r: sqlite3.Row) -> Row:
+    """The Row of a database row. Only the columns a Row has: updated_at is the
+    journal's own, documents is read through accepted_documents(), and a column a later
+    outboxd added is its own (a journal it upgraded still reads here, after going back
+    to this version)."""
+    return Row(**decoded({k: r[k] for k in r.keys() if k in _ROW_FIELDS}))

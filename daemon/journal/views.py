@@ -18,6 +18,7 @@ from daemon.journal.records import (
     UNREADABLE_REASONS,
     Row,
     iso_in,
+    row_of,
     shown_state,
 )
 
@@ -26,10 +27,6 @@ class Views:
     _db: sqlite3.Connection
     _lock: threading.RLock
     _column_names: list[str] | None
-
-    @staticmethod
-    def _row(r: sqlite3.Row) -> Row:
-        raise NotImplementedError  # the journal's
 
     def _shown_counts(self, states: tuple[str, ...] | None = None) -> dict[str, int]:
         """Rows per state as `status` names them. The state index answers the counts;
@@ -90,7 +87,7 @@ class Views:
                 f"EXISTS (SELECT 1 FROM json_each(b.invoice_ids) AS j WHERE j.value IN "
                 f"({id_marks})) ORDER BY b.id LIMIT 1",
                 (*states, row_id, *invoice_ids)).fetchone()
-        return None if r is None else self._row(r)
+        return None if r is None else row_of(r)
 
     def finished_files(self, days: int = 7) -> list[tuple[str, str, str, str | None]]:
         """(invoice_file, state, since, archive_dir) of the rows sent or quarantined in
@@ -118,7 +115,7 @@ class Views:
                 f"SELECT {cols} FROM bundles WHERE state IN ({marks}) "
                 f"UNION ALL SELECT {cols} FROM bundles WHERE state IN ('sent', 'quarantined') "
                 "AND since >= ? ORDER BY id", (*unfinished, cutoff)).fetchall()
-        return [self._row(r) for r in rs]
+        return [row_of(r) for r in rs]
 
     def quarantined_for(self, code: str) -> list[Row]:
         """The quarantined rows with a reason of `code`, oldest first, without the
@@ -136,7 +133,7 @@ class Views:
             rs = self._db.execute(
                 f"SELECT {cols} FROM bundles WHERE state = 'quarantined' AND "
                 f"instr(reasons, '\"code\": \"{code}\"') > 0 ORDER BY id").fetchall()
-        rows = [self._row(r) for r in rs]
+        rows = [row_of(r) for r in rs]
         return [r for r in rows
                 if any(x.get("code") in (code, UNREADABLE_REASONS) for x in r.reasons)]
 
@@ -146,13 +143,3 @@ class Views:
                 self._column_names = [r[1] for r in
                                       self._db.execute("PRAGMA table_info(bundles)")]
         return self._column_names
-
-    def last_detail(self, row_id: int) -> str | None:
-        """The detail of the row's latest transition (why it is in its state)."""
-        with self._lock:
-            # Newest first by the key: the scan back from the end of the table stops at
-            # the row's latest transition. Asked only at a start, for rows retrying,
-            # which have no index of their own; a reload asks the workers' memory.
-            r = self._db.execute("SELECT detail FROM transitions WHERE bundle_row = ? "
-                                 "ORDER BY id DESC LIMIT 1", (row_id,)).fetchone()
-        return None if r is None else r[0]
