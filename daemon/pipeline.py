@@ -1,5 +1,6 @@
 """The pipeline for one bundle up to its claim: settle → read → match →
-validate → decide → claim (the claims themselves: `claims.Claims`). What
+validate → decide → claim (the decision: `decide.Decisions`; the claims
+themselves: `claims.Claims`). What
 follows the claim (deliver, archive, quarantine, recovery) is
 `finish.Finisher`.
 
@@ -9,33 +10,24 @@ step that changes the world is announced in the journal first.
 
 from __future__ import annotations
 
-import errno
 import os
 from typing import Any
 
-from daemon import logs, release
-from daemon.bundle import Bundle, Finding, reasons_of
+from daemon import logs
+from daemon.bundle import Bundle
 from daemon.claim import (
     taken_meanwhile,
 )
-from daemon.claims import Claims, assemble_here
+from daemon.claims import assemble_here
 from daemon.config import Settings
+from daemon.decide import Decisions
 from daemon.deliver import Deliverer
 from daemon.errors import InputError, ReaderFailed, describe
-from daemon.errorsfile import errors_file_for, write_errors_file
 from daemon.finish import Finisher
 from daemon.fsops import NOT_THE_FILES_FAULT
-from daemon.journal import (
-    LIVE,
-    Journal,
-    Row,
-    iso_in,
-    now_iso,
-    readable,
-    seconds_until,
-)
+from daemon.journal import LIVE, Journal, Row
 from daemon.manifest import bundle_id_of
-from daemon.names import NameKind, attachment_folders, classify
+from daemon.names import NameKind, classify
 from daemon.scan import Candidate, Snapshot, candidate_for, marker_wait, snapshot
 from daemon.settle import SettleTracker
 from daemon.step import IDLE, Claim, Known, Next
@@ -45,7 +37,8 @@ __all__ = ["IDLE", "Next", "Pipeline"]
 # A copy at work that has not changed for this long is shown as stuck (_busy).
 STUCK_SECONDS = 600.0
 
-class Pipeline(Claims):
+
+class Pipeline(Decisions):
     """Runs on the loop thread only: it owns the live (pre-claim) journal rows,
     which it keeps in memory so that stepping a bundle costs no query."""
 
@@ -273,117 +266,6 @@ class Pipeline(Claims):
             self.live[key] = self.j.get(row_id)
         else:
             self.live.pop(key, None)
-
-    def _decide(self, cand: Candidate, known: Known, row: Row | None, now: float) -> Next:
-        bundle, bid, key = known.bundle, known.bundle_id, cand.invoice.name
-        self._resumed.discard(key)
-        assert bundle is not None
-        policy = self.s.policy
-        if bundle.errors and policy.invalid == "hold":
-            self._errors_file(cand, known, bundle.errors)
-            self._live(row, key, "held", bundle_id=bid, invoice_ids=list(bundle.invoice_ids),
-                       reasons=reasons_of(bundle.errors))
-            return IDLE
-        # Not held (it passes, or is quarantined after a reload set invalid = "quarantine"):
-        # an errors file written while it was held must not stay behind in the outbox.
-        self._errors_file(cand, known, ())
-        if bundle.errors:
-            return self._claim(cand, known, row, list(bundle.errors), now)
-        if (self.claiming(bid) or self.j.was_sent(bid)) and policy.duplicates == "quarantine":
-            return self._claim(cand, known, row, [Finding(
-                "duplicate", key, f"this exact bundle ({bid[:12]}) was sent before — remove "
-                "it, or, if it is meant to be a new bundle, change a file, a type or a note "
-                "(another channel in attachments.toml alone does not make a new bundle)")],
-                now)
-        unattached = bundle.unattached_ids
-        if unattached and policy.unattached != "send":
-            if release.release_file(cand, self.s.share) is not None:  # "send anyway"
-                return self._claim(cand, known, row, [], now)
-            deadline = self._deadline(row, bundle.invoice_ids)
-            left = None if deadline is None else self._due_in(key, deadline, now)
-            if left is None or left > 0:
-                began = self._wait_began(row, bundle.invoice_ids)
-                self._live(row, key, "waiting", since=began, wait_began=began, bundle_id=bid,
-                           deadline=deadline, invoice_ids=list(bundle.invoice_ids),
-                           unattached_ids=list(unattached))
-                return IDLE if left is None else Next(at=now + left)
-            if policy.unattached == "quarantine":
-                # One reason per invoice, naming it in `invoice_id` as well: a script maps
-                # each to its invoice without reading the message.
-                return self._claim(cand, known, row, [Finding(
-                    "unattached-invoice", key, f"invoice {i} had no attachments by the end "
-                    f"of its wait ({readable(deadline)}) — add them to the folder "
-                    f"{attachment_folders(cand.sidecar.name, bundle.invoice_ids, (i,))[0]} "
-                    "and move the bundle back into the outbox", invoice_id=i)
-                    for i in unattached], now)
-        return self._claim(cand, known, row, [], now)
-
-    def _deadline(self, row: Row | None, ids: tuple[str, ...]) -> str | None:
-        """The end of an unattached bundle's wait ([policy] unattached), as the journal keeps it
-        (wall-clock: it survives a restart). None under hold, whatever an earlier policy
-        set. Fixed when the wait starts, for the invoices then in the file: a changed
-        attachment_wait_seconds applies to waits that start after it (the page showed
-        this one's deadline); other invoices under the same file name wait anew."""
-        if self.s.policy.unattached == "hold":
-            return None
-        if row is not None and row.deadline and set(row.invoice_ids) == set(ids):
-            return row.deadline  # the same invoices (a re-export may reorder them)
-        return iso_in(self.s.policy.attachment_wait_seconds)
-
-    @staticmethod
-    def _wait_began(row: Row | None, ids: tuple[str, ...]) -> str:
-        """When the bundle's wait for attachments began, which `since` shows while it
-        waits. The wait goes on, as its deadline does (_deadline), while the bundle holds
-        the same invoices: a change of its files (it settles and is read again, or is
-        held a while) or a restart begins no new wait; other invoices begin their own."""
-        if row is not None and set(row.invoice_ids) == set(ids):
-            if row.state == "waiting":
-                return row.since
-            if row.wait_began:
-                return row.wait_began
-        return now_iso()
-
-    def _due_in(self, key: str, deadline: str, now: float) -> float:
-        """Seconds until `deadline`, on the loop's monotonic clock once it was read: a
-        step of the wall clock meanwhile moves no wait (One clock)."""
-        due = self._due.get(key)
-        if due is None or due[0] != deadline:
-            due = (deadline, now + seconds_until(deadline))
-            self._due[key] = due
-        return due[1] - now
-
-    def _errors_file(self, cand: Candidate, known: Known, errors: tuple[Finding, ...]) -> None:
-        """Write NAME.errors.txt for a held bundle, or remove it once it passes.
-
-        Only a file that carries our header is ours to replace or remove; a
-        person's file of that name is left alone. Done once per snapshot.
-        """
-        if known.errors_file_done is bool(errors):
-            return
-        known.errors_file_done = bool(errors)
-        self._write_errors_file(cand, errors, logs.bundle_log(
-            self.log, cand.invoice.name, known.bundle_id or None,
-            known.bundle.invoice_ids if known.bundle else ()))
-
-    def _clear_errors_file(self, cand: Candidate, row: Row) -> None:
-        """Remove our NAME.errors.txt (only ours) for a held bundle that left the outbox."""
-        self._write_errors_file(cand, (), logs.bundle_log(
-            self.log, cand.invoice.name, row.bundle_id, row.invoice_ids))
-
-    @staticmethod
-    def _write_errors_file(cand: Candidate, errors: tuple[Finding, ...], log: Any) -> None:
-        path = errors_file_for(cand)
-        try:
-            write_errors_file(path, errors, log)
-        except OSError as exc:
-            # The file is only the clerk's copy: the journal, `status` and the status
-            # page hold the reasons, so the bundle is still held (or passes) without it.
-            # A NAME near the length limit has no room for the suffix (ENAMETOOLONG).
-            log.error("cannot write or remove the errors file beside the invoice file; "
-                      "its errors are on the status page and in `outboxd status`",
-                      file=path.name, error=str(exc),
-                      fix="shorten the invoice file's name" if exc.errno == errno.ENAMETOOLONG
-                           else "check the outbox's free space and permissions")
 
     def forget(self, key: str) -> None:
         self.tracker.forget(key)

@@ -234,7 +234,7 @@ class Row:
     archive_dir: str | None
     receipt_id: str | None
     response: dict[str, Any] | None
-    # When the bundle's current wait for attachments began (pipeline._wait_began): kept
+    # When the bundle's current wait for attachments began (decide._wait_began): kept
     # while its files settle again in the middle of the wait. None in a journal opened
     # read-only that predates the column.
     wait_began: str | None = None
