@@ -229,6 +229,7 @@ class Claims:
         if changed is not None:
             log.info("bundle changed while being claimed; settling again", changed=changed)
             return self._undo_claim(c.cand, row_id, c.work, "changed while being claimed")
+        assert isinstance(after, Bundle)  # matched again, else changed_since_read said so
         if c.reasons:
             return self._quarantine_now(row_id, c.reasons)
         self.j.transition(row_id, "delivering", "claimed", durable=False)

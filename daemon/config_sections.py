@@ -60,12 +60,12 @@ class OutboxConfig(Section):
     ignore_patterns: list[str] = []
     sidecar_suffix: str = ""
     completion: Literal["settle", "marker"] = "settle"
-    settle_seconds: Seconds = Field(5.0, ge=0)
-    marker_suffix: str = Field(".ready", min_length=1)
+    settle_seconds: Seconds = Field(default=5.0, ge=0)
+    marker_suffix: str = Field(default=".ready", min_length=1)
     watch: Literal["auto", "inotify", "polling"] = "auto"
     # At least 0.05 s: each poll stats every entry, and a tiny interval is a busy loop.
-    poll_interval_seconds: Seconds = Field(2.0, ge=0.05)
-    rescan_seconds: Seconds = Field(60.0, gt=0)
+    poll_interval_seconds: Seconds = Field(default=2.0, ge=0.05)
+    rescan_seconds: Seconds = Field(default=60.0, gt=0)
 
     @field_validator("path", mode="before")
     @classmethod
@@ -114,15 +114,15 @@ class InvoicesConfig(Section):
 
 
 class AttachmentsConfig(Section):
-    default_document_type: str = Field("Attachment", min_length=1)
+    default_document_type: str = Field(default="Attachment", min_length=1)
     document_types: list[str] | None = None
 
 
 class ValidationConfig(Section):
     channel: Literal["e-invoice", "external-print", "original-print"] = "e-invoice"
     allowed_types: list[str] = PEPPOL_TYPES
-    max_attachment_bytes: int = Field(5_000_000, gt=0)
-    max_image_pixels: int = Field(89_478_485, gt=0)
+    max_attachment_bytes: int = Field(default=5_000_000, gt=0)
+    max_image_pixels: int = Field(default=89_478_485, gt=0)
     convert_images: bool = False
 
     @field_validator("allowed_types")
@@ -137,13 +137,13 @@ class ValidationConfig(Section):
 
 class PolicyConfig(Section):
     unattached: Literal["warn", "quarantine", "hold", "send"] = "warn"
-    attachment_wait_seconds: Seconds = Field(300.0, ge=0)
+    attachment_wait_seconds: Seconds = Field(default=300.0, ge=0)
     invalid: Literal["quarantine", "hold"] = "quarantine"
     duplicates: Literal["quarantine", "send"] = "quarantine"
     # A fresh journal reads bundle ids back from sent/ receipts of this many days.
     # At most 100 years: from about 700,000 days "today minus the window" falls
     # before year 1 and the start fails with OverflowError.
-    duplicate_window_days: int = Field(400, ge=0, le=36_500)
+    duplicate_window_days: int = Field(default=400, ge=0, le=36_500)
 
 
 class DeliveryConfig(Section):
@@ -153,16 +153,16 @@ class DeliveryConfig(Section):
     url: str | None = None
     target: Path | None = None
     safe_filenames: bool = True
-    timeout_seconds: Seconds = Field(60.0, gt=0)
-    connect_timeout_seconds: Seconds = Field(5.0, gt=0)
-    concurrency: int = Field(4, ge=1, le=64)
+    timeout_seconds: Seconds = Field(default=60.0, gt=0)
+    connect_timeout_seconds: Seconds = Field(default=5.0, gt=0)
+    concurrency: int = Field(default=4, ge=1, le=64)
     verify: bool | str = True
     client_cert: Path | None = None
     client_key: Path | None = None
     token: SecretStr | None = None
     token_file: Path | None = None
-    retry_base_seconds: Seconds = Field(1.0, gt=0)
-    retry_max_seconds: Seconds = Field(300.0, gt=0)
+    retry_base_seconds: Seconds = Field(default=1.0, gt=0)
+    retry_max_seconds: Seconds = Field(default=300.0, gt=0)
 
     # Field validators (validate_default runs them on None too) so that the
     # problem names "[delivery] url" / "[delivery] target"; transport precedes them.
@@ -291,7 +291,7 @@ class LogConfig(Section):
 
 
 class ServiceConfig(Section):
-    shutdown_grace_seconds: Seconds = Field(20.0, ge=0)
+    shutdown_grace_seconds: Seconds = Field(default=20.0, ge=0)
     # Child processes that read, validate and pre-flight bundles (readers.py);
     # "auto" = min(2, CPUs); 0 = on threads of the daemon's own process.
     reader_processes: Literal["auto"] | int = "auto"
@@ -314,7 +314,7 @@ class ShareConfig(Section):
     (docs/folder-convention.md, section 6)."""
 
     status_page: str = "outboxd-status.html"  # "" turns the page off
-    release_suffix: str = Field(".send-anyway", min_length=2, pattern=r"^\.[^/\\]+$")
+    release_suffix: str = Field(default=".send-anyway", min_length=2, pattern=r"^\.[^/\\]+$")
 
     @field_validator("status_page")
     @classmethod

@@ -46,7 +46,7 @@ class InvoiceRead:
     invoice_ids: tuple[str, ...]
 
 
-class _BareDoctypeParser(DefusedXMLParser):  # type: ignore[misc]
+class _BareDoctypeParser(DefusedXMLParser):
     """Allows `<!DOCTYPE x>` alone; refuses a DOCTYPE that points at or declares anything."""
 
     def defused_start_doctype_decl(self, name: str, sysid: str | None, pubid: str | None,

@@ -60,8 +60,10 @@ def _thread_excepthook(args: threading.ExceptHookArgs) -> None:
     if args.exc_type is SystemExit:
         return
     name = args.thread.name if args.thread else "?"
+    # A dying thread hands the exception itself (exc_value is None only for a hook
+    # called by hand), its traceback in __traceback__; True: the one being handled.
     logging.getLogger("outboxd").error(
-        "thread died", exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+        "thread died", exc_info=args.exc_value if args.exc_value is not None else True,
         extra={"thread_name": name})
 
 

@@ -117,8 +117,8 @@ class Moves:
         """Quarantine a claimed bundle; None when done, else the delay before the move is
         tried again (the row stays `quarantining` with last_error meanwhile)."""
         first = self.j.get(row_id).state != QUARANTINING
-        self.j.transition(row_id, QUARANTINING, reasons=reasons_of(reasons),
-                          **({"last_error": None} if first else {}))
+        cleared: dict[str, Any] = {"last_error": None} if first else {}
+        self.j.transition(row_id, QUARANTINING, reasons=reasons_of(reasons), **cleared)
         row = self.j.get(row_id)
         assert row.bundle_id
         # Seconds, as reason.json always had them; from the journal, so that a retried

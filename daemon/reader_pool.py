@@ -125,7 +125,7 @@ class Pool(Deaths):
         call_id, problem = reader_wire.loads(child.conn.recv_bytes())
         if call_id != 0:
             raise EOFError("a reader process did not start as expected")
-        return problem  # type: ignore[no-any-return]
+        return problem
 
     @property
     def ended(self) -> bool:

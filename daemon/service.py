@@ -28,6 +28,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Hashable
 from concurrent.futures import Executor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -346,10 +347,14 @@ class Service(Changes, Reloading):
         processes above all: left running, the exit would wait for them forever."""
         self._release_state_dir()
         watcher = getattr(self, "watcher", None)  # set only once open() got that far
-        for stop in (lambda: self._readers and self._readers.stop(),
-                     lambda: watcher and watcher.stop(),
-                     lambda: self._reader and self._reader.shutdown(wait=False,
-                                                                    cancel_futures=True)):
+        stops: list[Callable[[], None]] = []
+        if self._readers:
+            stops.append(self._readers.stop)
+        if watcher:
+            stops.append(watcher.stop)
+        if self._reader:
+            stops.append(partial(self._reader.shutdown, wait=False, cancel_futures=True))
+        for stop in stops:
             try:
                 stop()
             except Exception:  # noqa: BLE001 - the start's own error is the one to report

@@ -132,15 +132,15 @@ def check(paths: list[Path], settings: Settings, out: TextIO | None = None,
         except InputError as exc:
             lines = [f"{target.cand.invoice.name}", "  errors:",
                      f"    {exc.file}: {exc.message}  [{exc.code}]", "  => INVALID"]
-            bundle = None
+            invalid = True
         except OSError as exc:
             lines = [f"{target.cand.invoice.name}", "  errors:",
                      f"    {target.cand.invoice.name}: cannot be read ({exc.strerror}) — "
                      "check the file's permissions  [unreadable]", "  => INVALID"]
-            bundle = None
+            invalid = True
         else:
             lines = report(bundle, s)
-        invalid = bundle is None or bool(bundle.errors)
+            invalid = bool(bundle.errors)
         failed = failed or invalid
         n_invalid += invalid
         # The file's name (C1 controls are no bad name), ids, notes, an error's text.
