@@ -11,6 +11,7 @@ import importlib
 import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -201,6 +202,23 @@ def _stdout_to_devnull() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # `run` blocks the group signals (below) and the service unblocks them and installs
+    # its own handlers; a caller that embeds main (a test, a wrapper) gets back what it
+    # had on every way out — a config error, a failed start, a stop — and stays
+    # interruptible. A signal that came while blocked is delivered to it then.
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())
+    handlers = {sig: signal.getsignal(sig) for sig in GROUP_SIGNALS}
+    try:
+        return _main(argv)
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            for sig, handler in handlers.items():
+                if handler is not None:  # None: set outside Python, cannot be put back
+                    signal.signal(sig, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     # Archives, receipts and the journal hold money-bearing documents: group
     # may read, others get nothing.
     os.umask(0o027)
