@@ -14,6 +14,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from daemon import GROUP_SIGNALS, __version__
 from daemon.actions import EXIT_FAILED, EXIT_OK, EXIT_USAGE
@@ -209,13 +210,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())
     handlers = {sig: signal.getsignal(sig) for sig in GROUP_SIGNALS}
     try:
-        return _main(argv)
-    finally:
-        if threading.current_thread() is threading.main_thread():
-            for sig, handler in handlers.items():
-                if handler is not None:  # None: set outside Python, cannot be put back
-                    signal.signal(sig, handler)
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        code = _main(argv)
+    except BaseException:
+        _restore_signals(mask, handlers)
+        raise
+    try:
+        _restore_signals(mask, handlers)
+    except KeyboardInterrupt:
+        return 130  # a Ctrl-C that came while they were blocked: as one during the command
+    return code
+
+
+def _restore_signals(mask: set[signal.Signals],
+                     handlers: dict[signal.Signals, Any]) -> None:
+    if threading.current_thread() is threading.main_thread():
+        for sig, handler in handlers.items():
+            if handler is not None:  # None: set outside Python, cannot be put back
+                signal.signal(sig, handler)
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def _main(argv: Sequence[str] | None) -> int:

@@ -169,3 +169,23 @@ def test_run_that_ends_with_a_stop_leaves_the_signals_as_it_found_them(
     before = _signals()
     assert main(["run", "-c", str(lean.config)]) == 0
     assert _signals() == before
+
+
+def test_a_ctrl_c_while_run_loads_a_bad_configuration_is_an_interrupt_not_a_traceback(
+        env: Env, capsys, restored_logging: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ctrl-C (SIGINT) that comes while `run` loads a configuration that then fails
+    waits, blocked; when main puts the mask back it takes effect as an interrupt:
+    exit 130 after the configuration error, no KeyboardInterrupt out of main, SIGINT
+    unblocked again."""
+    from daemon.actions import common
+    env.write_config("ftp://operator.example/x")
+    real_load = common.load_settings
+
+    def interrupted_load(*args: Any, **kwargs: Any) -> Any:
+        signal.raise_signal(signal.SIGINT)  # blocked: pending until main returns
+        return real_load(*args, **kwargs)
+    monkeypatch.setattr(common, "load_settings", interrupted_load)
+    before = _signals()
+    assert main(["run", "-c", str(env.config)]) == 130
+    assert _signals() == before
+    assert "configuration error" in capsys.readouterr().err
