@@ -159,6 +159,10 @@ def mask_url(url: str) -> str:
         user = parsed.userinfo.partition(b":")[0]  # as written (percent-encoded)
         parsed = parsed.copy_with(userinfo=user + b":" + MASK.encode())
     shown = str(parsed)
+    if "//" not in shown:
+        # No authority (mailto:…, a bare word): no host to show, none that a mask can
+        # move. Such a url is never posted to (url_problem); masked as unparsed.
+        return mask_secrets(url)
     # The authority ends at the first / ? or # after "//" (httpx leaves none in it):
     # what follows is masked on its own, so that no mask can hide or move the host.
     start = shown.index("//") + 2

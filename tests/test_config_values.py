@@ -445,3 +445,17 @@ def test_the_url_outboxd_config_shows_is_the_url_deliveries_use(url: str) -> Non
     assert shown.username == used.username
     assert not used.password or shown.password == "********"
     assert "VerySecretPw" not in mask_url(url) and "Tok-1234" not in mask_url(url)
+
+
+@pytest.mark.parametrize("url,expected", [
+    ("mailto:bob:s3cr3t@example.org", "********@example.org"),
+    ("http:/bob:s3cr3t@host/x", "********@host/x"),
+    ("operator", "operator")])
+def test_outboxd_config_shows_an_unchecked_url_without_an_authority(
+        tmp_path: Path, outbox: Path, url: str, expected: str) -> None:
+    """transport = "directory" leaves `url` unchecked (it is never used): `outboxd config`
+    still prints it, masked, where building the shown form from the parse looked for a
+    "//" that is not there and failed."""
+    text = (f'[outbox]\npath = "{outbox}"\n[delivery]\ntransport = "directory"\n'
+            f'target = "{tmp_path / "target"}"\nurl = "{url}"\n')
+    assert load_settings(config_file(tmp_path, text)).masked()["delivery"]["url"] == expected
