@@ -11,8 +11,10 @@ import importlib
 import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from daemon import GROUP_SIGNALS, __version__
 from daemon.actions import EXIT_FAILED, EXIT_OK, EXIT_USAGE
@@ -201,6 +203,34 @@ def _stdout_to_devnull() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # `run` blocks the group signals (below) and the service unblocks them and installs
+    # its own handlers; a caller that embeds main (a test, a wrapper) gets back what it
+    # had on every way out — a config error, a failed start, a stop — and stays
+    # interruptible. A signal that came while blocked is delivered to it then.
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())
+    handlers = {sig: signal.getsignal(sig) for sig in GROUP_SIGNALS}
+    try:
+        code = _main(argv)
+    except BaseException:
+        _restore_signals(mask, handlers)
+        raise
+    try:
+        _restore_signals(mask, handlers)
+    except KeyboardInterrupt:
+        return 130  # a Ctrl-C that came while they were blocked: as one during the command
+    return code
+
+
+def _restore_signals(mask: set[int | signal.Signals],
+                     handlers: dict[signal.Signals, Any]) -> None:
+    if threading.current_thread() is threading.main_thread():
+        for sig, handler in handlers.items():
+            if handler is not None:  # None: set outside Python, cannot be put back
+                signal.signal(sig, handler)
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     # Archives, receipts and the journal hold money-bearing documents: group
     # may read, others get nothing.
     os.umask(0o027)

@@ -32,6 +32,7 @@ from daemon.config_values import (
 )
 from daemon.errors import ConfigError, double_quoted, shown
 from daemon.fsops import NotAFile, read_admin_file
+from daemon.notes import MAX_VALUE_CHARS
 
 # Labels such as "Invoice number: 1001", "Invoice no. 1001", "Fakturanummer 1001",
 # "Fakturanr: 1001"; the group is the id.
@@ -116,6 +117,17 @@ class InvoicesConfig(Section):
 class AttachmentsConfig(Section):
     default_document_type: str = Field(default="Attachment", min_length=1)
     document_types: list[str] | None = None
+
+    @field_validator("default_document_type")
+    @classmethod
+    def _type_fits(cls, value: str) -> str:
+        # It stands for an attachments.toml `type`, and goes where that does (the
+        # manifest, the journal, every receipt): the same bound, said at load.
+        if len(value) > MAX_VALUE_CHARS:
+            raise ValueError(f"is {len(value):,} characters long; a document type may have "
+                             f"at most {MAX_VALUE_CHARS:,} (as `type` in attachments.toml) — "
+                             'give a short type, such as "Attachment"')
+        return value
 
 
 class ValidationConfig(Section):

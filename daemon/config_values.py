@@ -148,21 +148,38 @@ def mask_secrets(text: str) -> str:
 
 
 def mask_url(url: str) -> str:
-    """The url with the password of its userinfo (Basic auth, deliver.py) and the values of
-    query parameters named like a secret masked; the user name and everything else as
-    given."""
+    """The url as httpx parses it (the form deliveries use, so the host shown is the host
+    connected to), with the password of its userinfo (Basic auth, deliver.py) and the
+    values of query parameters named like a secret masked; the user name as written."""
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL:
         return mask_secrets(url)
-    if "@" in url and not parsed.userinfo:
-        # An "@" outside the userinfo: a password with a raw # ? or / ("bob:1234#pw@host"
-        # parses as host bob, port 1234). Over-masked, as a url that does not parse.
-        return mask_secrets(url)
     if parsed.password:
         user = parsed.userinfo.partition(b":")[0]  # as written (percent-encoded)
-        url = str(parsed.copy_with(userinfo=user + b":" + MASK.encode()))
-    return _mask_params(url)
+        parsed = parsed.copy_with(userinfo=user + b":" + MASK.encode())
+    shown = str(parsed)
+    if "//" not in shown:
+        # No authority (mailto:…, a bare word): no host to show, none that a mask can
+        # move. Such a url is never posted to (url_problem); masked as unparsed.
+        return mask_secrets(url)
+    # The authority ends at the first / ? or # after "//" (httpx leaves none in it):
+    # what follows is masked on its own, so that no mask can hide or move the host.
+    start = shown.index("//") + 2
+    end = min((i for i in (shown.find(c, start) for c in "/?#") if i >= 0), default=len(shown))
+    head, rest = shown[:end], shown[end:]
+    if "@" in rest:
+        # An "@" after the host: a password with a raw / ? or # ("bob:1234/pw@host" goes
+        # to host bob, port 1234). The host stays the one parsed; what may be the rest
+        # of a password, up to the last "@", is masked. url_problem refuses such a url.
+        rest = f"{rest[0]}{MASK}{rest[rest.rindex('@'):]}"
+    return head + _mask_params(rest)
+
+
+# What url_problem says of a url whose user name or password holds a raw / ? # or @: the
+# host then ends early, and requests go elsewhere than meant.
+_ENCODE_USERINFO = ("in a user name or password write / ? # : @ as %2F %3F %23 %3A %40 "
+                    "(better: give the receiver's key as token or token_file)")
 
 
 def url_problem(url: str) -> str | None:
@@ -176,14 +193,18 @@ def url_problem(url: str) -> str | None:
         return "must not start or end with a space"
     if not url.lower().startswith(("http://", "https://")):
         return "must start with http:// or https://"
+    if "#" in url:
+        # HTTP never sends a fragment, so a "#" is only ever a mistake, and a dangerous
+        # one in a password: "http://bob:1234#pw@host" is host bob, port 1234.
+        return ("must not hold a # (HTTP never sends what follows it, and a # in a "
+                f"password ends the host there) — {_ENCODE_USERINFO}")
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL as exc:
         reason = str(exc)
         # A "/" or ":" in a password splits the url elsewhere than meant
         # ("bob:pa/ss@host" reads as host "bob", port "pa"): say so.
-        hint = (" (in a user name or password write / : @ as %2F %3A %40)"
-                if "@" in url else "")
+        hint = f" ({_ENCODE_USERINFO})" if "@" in url else ""
         if reason.startswith("Invalid port"):
             return f"the port must be a number from 1 to 65535{hint}"
         if reason.startswith(("Invalid IPv4", "Invalid IPv6", "Invalid IDNA")):
@@ -193,6 +214,13 @@ def url_problem(url: str) -> str | None:
         return "must name a host, e.g. https://operator.example/api/bundles"
     if "%20" in parsed.host or " " in parsed.host:
         return "the host must not contain spaces"
+    if b"@" in parsed.raw_path:
+        # "http://bob:1234/pw@host" and "…:1234?pw@host" parse as host bob, port 1234: a
+        # password with a raw / or ? would send every bundle, and the password, to the
+        # wrong host. A real "@" in a path or query is rare and can be written %40.
+        return ("holds an @ after the host (a / or ? in a password ends the host before "
+                f"it, and requests go to another host) — {_ENCODE_USERINFO}; an @ meant in "
+                "the path or query is written %40")
     # DNS carries no longer name (RFC 1035): it would fail at every delivery, not here.
     host = parsed.raw_host
     if b":" not in host and (len(host) > 253 or any(len(part) > 63

@@ -34,7 +34,7 @@ from typing import Any
 
 from daemon.answers import Receipt
 from daemon.bundle import Bundle
-from daemon.errors import Rejected, Retryable
+from daemon.errors import Rejected, Retryable, describe, refused
 from daemon.fsops import NotAFile, kind_of, open_if_regular, read_bounded
 from daemon.fswrite import (
     add_group_write_below,
@@ -67,6 +67,10 @@ STALE_AFTER = 24 * 3600.0
 _BUNDLE_TEMP = re.compile(r"\.tmp-[0-9a-f]{64}")
 _SET_ASIDE = re.compile(r"\.tmp-[0-9a-f]{64}" + re.escape(SET_ASIDE) + "[0-9a-f]{12}")
 _UNLOCKED_DOCUMENT_TEMP = re.compile(r"\.tmp-[0-9a-f]{32}-.+")  # before 31170dc
+# What an admin does about a leftover the start sweep could not remove.
+LEFTOVER_FIX = ("it is what a write killed before it finished left, never a delivered "
+                "bundle or document: remove it (rm -r), or let outboxd's user write to it "
+                "and to the folders in it, and outboxd removes it at its next start")
 
 
 class DirectoryDeliverer:
@@ -235,12 +239,31 @@ def _holds(final: Path, data: bytes) -> bool:
                  "taken, then move the bundle back into the outbox")
 
 
-def sweep_target(target: Path) -> None:
+def clear_target(target: Path, log: Any) -> None:
+    """The start's sweep of the target (sweep_target), with a warning for each leftover
+    that stays (its name, the error, the fix), or one if the target cannot be listed."""
+    try:
+        kept = sweep_target(target)
+    except OSError as exc:
+        log.warning("cannot clear leftovers in [delivery] target", target=str(target),
+                    error=refused(exc))
+        return
+    for name, why in kept:
+        log.warning("cannot clear a leftover in [delivery] target", target=str(target),
+                    leftover=name, error=describe(why), fix=LEFTOVER_FIX)
+
+
+def sweep_target(target: Path) -> list[tuple[str, OSError]]:
     """Remove what writers killed before their rename left in the target: `.tmp-BUNDLEID/`
     folders and `.NAME.tmp-…` documents that no live writer holds (another daemon
     sharing the target keeps its own), and the unlocked temporary documents of earlier
     versions (`.tmp-<32 hex>-NAME`) once untouched for STALE_AFTER. For the daemon's
     start: a leftover whose bundle never comes again would stay for good.
+
+    Each leftover that cannot be removed (a folder in it the daemon's user may not
+    write) is returned with the error, and the sweep goes on with the others: one such
+    leftover must not keep every later one. An OSError from listing the target itself
+    is raised.
 
     On a network file system a lock on a folder holds on this host only (NFS and SMB
     pass a file's lock on to the server, not a folder's): a `.tmp-BUNDLEID/` that another
@@ -248,19 +271,28 @@ def sweep_target(target: Path) -> None:
     local_locks = fs_type(target) in NETWORK_FS
     with os.scandir(target) as entries:  # one listing: a target may hold many bundles
         found = [(e.name, e.is_dir(follow_symlinks=False)) for e in entries]
+    kept: list[tuple[str, OSError]] = []
     for name, is_dir in found:
-        path = target / name
-        if is_unfinished(name) and not is_dir:
-            drop_unless_held(path)
-        elif _BUNDLE_TEMP.fullmatch(name):
-            drop_folder_unless_held(path, older_than=STALE_AFTER, local_locks=local_locks)
-        elif _SET_ASIDE.fullmatch(name) and not path.is_symlink():
-            # One a removal was killed in (drop_folder_unless_held): no writer's any more.
-            shutil.rmtree(path, ignore_errors=True)
-        elif _UNLOCKED_DOCUMENT_TEMP.fullmatch(name):
-            try:
-                st = os.lstat(path)
-                if not stat.S_ISDIR(st.st_mode) and time.time() - st.st_mtime >= STALE_AFTER:
-                    path.unlink()
-            except FileNotFoundError:
-                pass
+        try:
+            _sweep_one(target / name, is_dir, local_locks)
+        except FileNotFoundError:
+            pass  # gone meanwhile: nothing left to clear
+        except OSError as exc:
+            kept.append((name, exc))
+    return kept
+
+
+def _sweep_one(path: Path, is_dir: bool, local_locks: bool) -> None:
+    """Remove path if it is a leftover of sweep_target's kinds; OSError if it cannot be."""
+    name = path.name
+    if is_unfinished(name) and not is_dir:
+        drop_unless_held(path)
+    elif _BUNDLE_TEMP.fullmatch(name):
+        drop_folder_unless_held(path, older_than=STALE_AFTER, local_locks=local_locks)
+    elif _SET_ASIDE.fullmatch(name) and not path.is_symlink():
+        # One a removal was killed in (drop_folder_unless_held): no writer's any more.
+        shutil.rmtree(path)
+    elif _UNLOCKED_DOCUMENT_TEMP.fullmatch(name):
+        st = os.lstat(path)
+        if not stat.S_ISDIR(st.st_mode) and time.time() - st.st_mtime >= STALE_AFTER:
+            path.unlink()

@@ -38,7 +38,7 @@ from daemon.changes import RESCAN, Changes, WatcherLike
 from daemon.config import Settings
 from daemon.config_load import prepare_folders
 from daemon.deliver import Deliverer, make_deliverer
-from daemon.directory import sweep_target
+from daemon.directory import clear_target
 from daemon.errors import JournalError, OutboxdError, refused
 from daemon.finish import evaluate
 from daemon.index import OutboxIndex
@@ -239,11 +239,8 @@ class Service(Changes, Reloading):
             self.schedule(row_id, delay)
         sweep_orphans(self.journal, s)  # work folders no journal row knows: finish or put back
         if s.delivery.transport == "directory" and s.delivery.target is not None:
-            try:  # what a killed run left half-written there, whose bundle may never come again
-                sweep_target(s.delivery.target)
-            except OSError as exc:
-                self.log.warning("cannot clear leftovers in [delivery] target",
-                                 target=str(s.delivery.target), error=refused(exc))
+            # What a killed run left half-written there, whose bundle may never come again.
+            clear_target(s.delivery.target, self.log)
         # The startup scan: bundles dropped while we were down.
         listing = list_outbox(s.outbox, s.share)
         self._report(listing)

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
+import structlog
+from conftest import Env
 
+from daemon import GROUP_SIGNALS
 from daemon.cli import COMMANDS, main
 
 
@@ -97,3 +104,88 @@ def test_the_one_shot_commands_import_no_watcher_and_no_xslt_engine() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60, check=True)
     assert done.stdout.strip() == "[]"
+
+
+@pytest.fixture
+def restored_logging() -> Iterator[None]:
+    """`run` sets up logging for the process (JSON to stderr): put back after the test."""
+    config, handlers, level = structlog.get_config(), logging.root.handlers[:], \
+        logging.root.level
+    yield
+    structlog.configure(**config)
+    logging.root.handlers[:], logging.root.level = handlers, level
+
+
+def _signals() -> tuple[set[signal.Signals], list[Any]]:
+    """Which group signals this thread blocks, and their handlers."""
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, ())
+    return ({s for s in GROUP_SIGNALS if s in blocked},
+            [signal.getsignal(s) for s in GROUP_SIGNALS])
+
+
+@pytest.mark.parametrize("blocked_before", [False, True], ids=["none", "sighup-blocked"])
+def test_run_with_a_configuration_that_does_not_load_leaves_the_signals_as_it_found_them(
+        env: Env, capsys, restored_logging: None, blocked_before: bool) -> None:
+    """`main(["run", …])` blocks SIGTERM, SIGHUP and SIGINT while it starts: a
+    configuration error (exit 2) used to return with them still blocked, leaving the
+    caller unable to be stopped. Now it returns with the mask and handlers it found —
+    all unblocked, or a caller's own blocked SIGHUP still blocked."""
+    env.write_config("ftp://operator.example/x")
+    if blocked_before:
+        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGHUP])
+    try:
+        before = _signals()
+        assert main(["run", "-c", str(env.config)]) == 2
+        assert _signals() == before
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, GROUP_SIGNALS)  # as before the test
+    assert "configuration error" in capsys.readouterr().err
+
+
+def test_run_whose_start_fails_leaves_the_signals_as_it_found_them(
+        lean: Env, restored_logging: None) -> None:
+    """A start that fails after the service took the signals over (its journal path is
+    a folder: exit 1) returns with them unblocked and the caller's handlers back, not
+    the stopped service's (a Ctrl-C would have asked a dead service to stop)."""
+    lean.write_config("http://127.0.0.1:9/bundles")
+    (lean.state / "journal.sqlite3").mkdir(parents=True)
+    before = _signals()
+    assert main(["run", "-c", str(lean.config)]) == 1
+    assert _signals() == before
+
+
+def test_run_that_ends_with_a_stop_leaves_the_signals_as_it_found_them(
+        lean: Env, restored_logging: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A daemon run in this process and stopped by SIGTERM right after its start (exit 0)
+    returns with the signals unblocked and the caller's handlers back."""
+    from daemon.service import Service
+    lean.write_config("http://127.0.0.1:9/bundles")
+    real_open = Service.open
+
+    def open_then_stop(self: Service) -> None:
+        real_open(self)
+        signal.raise_signal(signal.SIGTERM)  # to this thread: the service's handler
+    monkeypatch.setattr(Service, "open", open_then_stop)
+    before = _signals()
+    assert main(["run", "-c", str(lean.config)]) == 0
+    assert _signals() == before
+
+
+def test_a_ctrl_c_while_run_loads_a_bad_configuration_is_an_interrupt_not_a_traceback(
+        env: Env, capsys, restored_logging: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ctrl-C (SIGINT) that comes while `run` loads a configuration that then fails
+    waits, blocked; when main puts the mask back it takes effect as an interrupt:
+    exit 130 after the configuration error, no KeyboardInterrupt out of main, SIGINT
+    unblocked again."""
+    from daemon.actions import common
+    env.write_config("ftp://operator.example/x")
+    real_load = common.load_settings
+
+    def interrupted_load(*args: Any, **kwargs: Any) -> Any:
+        signal.raise_signal(signal.SIGINT)  # blocked: pending until main returns
+        return real_load(*args, **kwargs)
+    monkeypatch.setattr(common, "load_settings", interrupted_load)
+    before = _signals()
+    assert main(["run", "-c", str(env.config)]) == 130
+    assert _signals() == before
+    assert "configuration error" in capsys.readouterr().err

@@ -275,3 +275,21 @@ def test_a_poll_interval_below_a_twentieth_of_a_second_is_refused(
     line = one_problem_with(problems_of(config_file(tmp_path, text)),
                             "[outbox] poll_interval_seconds")
     assert "0.05" in line
+
+
+def test_a_default_document_type_longer_than_a_type_may_be_is_refused(
+        tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """[attachments] default_document_type stands for attachments.toml's `type`, which may
+    have at most 2,000 characters: 2,001 (a paste gone wrong) is refused at load with the
+    usual line naming the key, cut, with the length and the bound; 2,000 pass."""
+    line = problem_from_environment(tmp_path, outbox, monkeypatch,
+                                    "OUTBOXD_ATTACHMENTS__DEFAULT_DOCUMENT_TYPE", "T" * 2001,
+                                    "[attachments] default_document_type")
+    assert line.startswith(f"[attachments] default_document_type (from "
+                           f"OUTBOXD_ATTACHMENTS__DEFAULT_DOCUMENT_TYPE) = '{'T' * 200}'… "
+                           "(2,001 characters): ")
+    assert "is 2,001 characters long; a document type may have at most 2,000" in line
+    monkeypatch.delenv("OUTBOXD_ATTACHMENTS__DEFAULT_DOCUMENT_TYPE")
+    text = minimal(outbox, f'[attachments]\ndefault_document_type = "{"T" * 2000}"\n')
+    assert load_settings(config_file(tmp_path, text)).attachments.default_document_type \
+        == "T" * 2000

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 from helpers import (
     URL,
@@ -20,7 +21,7 @@ from helpers import (
 
 from daemon.config import Settings
 from daemon.config_load import load_settings
-from daemon.config_values import secret_params
+from daemon.config_values import secret_params, url_problem
 from daemon.errors import ConfigError
 
 
@@ -201,15 +202,19 @@ class TestUrl:
         assert rule in line
 
     @pytest.mark.parametrize("url", [
-        "https://operator.example:8443/api/bundles?tenant=a@b#x",
+        "https://operator.example:8443/api/bundles?tenant=a%40b",
         "http://[::1]:8787/bundles",
+        "http://bob:p%23s%2Fs%3Fw%40rd@operator.example/x",
+        "http://bob:@operator.example/x",
+        "http://bob@example.org:pw@operator.example/x",
         "https://fakturamottagning.exempel.se/inkorg",
         "http://bob:VerySecretPw@127.0.0.1:18787/bundles",
         "HTTPS://Operator.Example/x",
         "http://operator.example/my bundles",  # httpx sends the space as %20
     ])
     def test_usable_urls_are_accepted(self, tmp_path: Path, outbox: Path, url: str) -> None:
-        """Ports, IPv6, query strings, user and password, upper-case schemes, a space in the
+        """Ports, IPv6, query strings, user and password (with %-encoded / ? # @, with an
+        empty password, with a raw @ in the user name), upper-case schemes, a space in the
         path pass as given."""
         text = minimal(outbox).replace(f'url = "{URL}"', f'url = "{url}"')
         assert load_settings(config_file(tmp_path, text)).delivery.url == url
@@ -384,15 +389,73 @@ class TestPathsLinuxCannotUse:
                    "no path may hold — fix the path" in p for p in problems), problems
 
 
-@pytest.mark.parametrize("url", ["https://bob:1234#s3cr3t@host/bundles",
-                                 "https://bob:1234?s3cr3t@host/bundles",
-                                 "https://bob:1234/s3cr3t@host/bundles"])
-def test_a_password_with_an_unencoded_hash_or_slash_is_masked_by_outboxd_config(
-        url: str) -> None:
-    """A password written with a raw # ? or / (`bob:1234#s3cr3t@host`) makes the url parse
-    as host `bob`, port 1234, with no password at all: `outboxd config` still masks
-    everything up to the last "@", as for a url that does not parse."""
+# A password written with a raw # ? or / ends the host before it: httpx takes
+# "bob:1234#s3cr3t@host" for host bob, port 1234 (and no password at all).
+MISPARSED = ["https://bob:1234#s3cr3t@host/bundles",
+             "https://bob:1234?s3cr3t@host/bundles",
+             "https://bob:1234/s3cr3t@host/bundles"]
+
+
+@pytest.mark.parametrize("url", MISPARSED + ["https://host/in#part",
+                                             "https://host/in?from=clerk@example.org"])
+def test_a_url_with_a_fragment_or_an_at_after_the_host_is_refused(
+        tmp_path: Path, outbox: Path, url: str) -> None:
+    """`outboxd run`, `config --check` and a reload (all load_settings) refuse a url with
+    a # or an @ after its host instead of posting to the host httpx reads (bob:1234): the
+    line names the key and the fix (%23 %2F %3F %40, or the token) and never the
+    password."""
+    text = minimal(outbox).replace(f'url = "{URL}"', f'url = "{url}"')
+    line = one_problem_with(problems_of(config_file(tmp_path, text)), "[delivery] url")
+    assert "write / ? # : @ as %2F %3F %23 %3A %40" in line
+    assert "token or token_file" in line
+    assert "s3cr3t" not in line
+
+
+@pytest.mark.parametrize("url", MISPARSED)
+def test_outboxd_config_shows_the_host_httpx_connects_to(url: str) -> None:
+    """Where such a url is printed unchecked (transport = "directory" ignores it), the
+    masked form still names the host httpx parses (bob, port 1234), not the host after
+    the "@" it only seems to name; what may be the password is masked."""
     from daemon.config_values import mask_url
     masked = mask_url(url)
-    assert "s3cr3t" not in masked and "1234" not in masked
-    assert masked.endswith("@host/bundles")
+    assert masked.startswith("https://bob:1234") and "s3cr3t" not in masked
+    assert httpx.URL(masked).host == "bob" and httpx.URL(masked).port == 1234
+
+
+ACCEPTED = ["http://bob:VerySecretPw@127.0.0.1:18787/bundles?tenant=7&access_token=Tok-1234",
+            "http://bob:p%23s%2Fs%3Fw%40rd@operator.example/x",
+            "http://bob@example.org:VerySecretPw@operator.example:8443/x",
+            "http://bob:@operator.example/x",
+            "http://bob:VerySecretPw@[::1]:8787/bundles",
+            "http://[::1]/bundles",
+            "HTTPS://Operator.Example/my bundles?q=a%40b",
+            "http://b%C3%B6b:p%C3%A4ss@xn--bcher-kva.example/x"]
+
+
+@pytest.mark.parametrize("url", ACCEPTED)
+def test_the_url_outboxd_config_shows_is_the_url_deliveries_use(url: str) -> None:
+    """For every kind of url the check accepts (userinfo with @ or %-encoded characters,
+    an empty password, IPv6, a query), the masked url parses to the same scheme, host,
+    port and path as the url the deliverer posts to, and shows no password."""
+    from daemon.config_values import mask_url
+    assert url_problem(url) is None
+    used, shown = httpx.URL(url), httpx.URL(mask_url(url))
+    assert (shown.scheme, shown.host, shown.port, shown.path) == \
+        (used.scheme, used.host, used.port, used.path)
+    assert shown.username == used.username
+    assert not used.password or shown.password == "********"
+    assert "VerySecretPw" not in mask_url(url) and "Tok-1234" not in mask_url(url)
+
+
+@pytest.mark.parametrize("url,expected", [
+    ("mailto:bob:s3cr3t@example.org", "********@example.org"),
+    ("http:/bob:s3cr3t@host/x", "********@host/x"),
+    ("operator", "operator")])
+def test_outboxd_config_shows_an_unchecked_url_without_an_authority(
+        tmp_path: Path, outbox: Path, url: str, expected: str) -> None:
+    """transport = "directory" leaves `url` unchecked (it is never used): `outboxd config`
+    still prints it, masked, where building the shown form from the parse looked for a
+    "//" that is not there and failed."""
+    text = (f'[outbox]\npath = "{outbox}"\n[delivery]\ntransport = "directory"\n'
+            f'target = "{tmp_path / "target"}"\nurl = "{url}"\n')
+    assert load_settings(config_file(tmp_path, text)).masked()["delivery"]["url"] == expected

@@ -8,18 +8,23 @@ import errno
 import fcntl
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
+from structlog.testing import capture_logs
 from test_deliver import INVOICE_XML, attachment, make_bundle, pdf, put
 
 from daemon import directory, fswrite
@@ -27,7 +32,13 @@ from daemon.answers import Receipt
 from daemon.bundle import Conversion
 from daemon.config import DeliveryConfig
 from daemon.deliver import make_deliverer
-from daemon.directory import STALE_AFTER, DirectoryDeliverer, sweep_target, write_document
+from daemon.directory import (
+    STALE_AFTER,
+    DirectoryDeliverer,
+    clear_target,
+    sweep_target,
+    write_document,
+)
 from daemon.errors import InputError, Rejected, Retryable
 from daemon.manifest import build_manifest, safe_filename
 
@@ -740,3 +751,91 @@ def test_a_tmp_folder_swapped_for_a_link_while_made_group_writable_is_not_follow
     with pytest.raises(Retryable):
         DirectoryDeliverer(target).deliver(bundle, manifest)
     assert stat.S_IMODE(os.stat(elsewhere / "attachments").st_mode) == 0o750
+
+
+NOBODY = 65534
+
+
+@contextmanager
+def unprivileged() -> Iterator[None]:
+    """The code inside runs as a user a chmod binds: as such a user itself, or, run as root
+    (whom no mode stops), with the effective user and group of nobody, restored after."""
+    if os.geteuid() != 0:
+        yield
+        return
+    try:
+        os.setegid(NOBODY)
+        os.seteuid(NOBODY)
+    except OSError as exc:
+        os.setegid(0)
+        pytest.skip(f"cannot act as nobody here ({exc.strerror})")
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+
+
+@pytest.fixture
+def stuck_target() -> Iterator[tuple[Path, list[Path], list[Path]]]:
+    """A target with two killed writers' `.tmp-BUNDLEID/` whose `attachments/INV-1/` the
+    daemon's user may not write (chmod 0555, real folders), between leftovers it may
+    remove: (target, the stuck ones, the others). In a folder nobody can reach (pytest's
+    tmp folders are root's only), everything in it nobody's when the tests run as root."""
+    root = Path(tempfile.mkdtemp(prefix="outboxd-sweep-"))
+    os.chmod(root, 0o755)
+    target = root / "target"
+    stuck = [target / f".tmp-{c * 64}" for c in "ac"]
+    cleared = [target / f".tmp-{c * 64}" for c in "bdef"] + [
+        target / f".X--{n}.xml.tmp-0123456789ab" for n in range(4)]
+    try:
+        for folder in stuck + cleared[:4]:
+            (folder / "attachments" / "INV-1").mkdir(parents=True)
+            (folder / "attachments" / "INV-1" / "a.pdf").write_bytes(b"%PDF")
+        for document in cleared[4:]:
+            document.write_bytes(b"<Invoice")
+        if os.geteuid() == 0:
+            for path in [root, target, *target.rglob("*")]:
+                os.chown(path, NOBODY, NOBODY)
+        for folder in stuck:
+            os.chmod(folder / "attachments" / "INV-1", 0o555)
+        yield target, stuck, cleared
+    finally:
+        for path in root.rglob("*"):
+            if path.is_dir() and not path.is_symlink():
+                os.chmod(path, 0o755)
+        shutil.rmtree(root)
+
+
+def test_the_start_sweep_goes_on_past_a_leftover_it_cannot_remove(
+        stuck_target: tuple[Path, list[Path], list[Path]]) -> None:
+    """The sweep removes every leftover it can, and returns each one it could not with
+    the error: the first such leftover used to end the whole sweep, keeping every later
+    one."""
+    target, stuck, cleared = stuck_target
+    with unprivileged():
+        kept = sweep_target(target)
+    assert sorted(name for name, _ in kept) == sorted(f.name for f in stuck)
+    assert all(isinstance(exc, PermissionError) for _, exc in kept)
+    assert not any(path.exists() for path in cleared)
+    # What stays is each stuck leftover, set aside for the next start to finish.
+    left = sorted(os.listdir(target))
+    assert len(left) == 2 and all(name.startswith((stuck[0].name, stuck[1].name))
+                                  for name in left)
+
+
+def test_the_start_names_each_leftover_it_cannot_remove_and_the_fix(
+        stuck_target: tuple[Path, list[Path], list[Path]]) -> None:
+    """At the start (clear_target), each leftover that stays is one warning naming the
+    leftover, the error and what to do, without a traceback; the others are gone."""
+    target, stuck, cleared = stuck_target
+    with capture_logs() as logs, unprivileged():
+        clear_target(target, structlog.get_logger())
+    assert sorted(e["leftover"] for e in logs) == sorted(f.name for f in stuck)
+    for event in logs:
+        assert event["event"] == "cannot clear a leftover in [delivery] target"
+        assert event["log_level"] == "warning" and "exc_info" not in event
+        assert event["target"] == str(target)
+        assert event["error"].startswith("Permission denied (")
+        assert "remove it (rm -r), or let outboxd's user write to it" in event["fix"]
+    assert not any(path.exists() for path in cleared)

@@ -22,9 +22,11 @@ from daemon.scan import candidate_for
 class Log:
     def __init__(self) -> None:
         self.lines: list[tuple[str, str]] = []
+        self.fields: list[dict[str, Any]] = []
 
     def error(self, event: str, **kw: Any) -> None:
         self.lines.append(("error", event))
+        self.fields.append(kw)
 
     def warning(self, event: str, **kw: Any) -> None:
         self.lines.append(("warning", event))
@@ -217,3 +219,20 @@ def test_a_reload_keeps_the_running_concurrency_until_the_next_start(tmp_path: P
     assert made == [4, 4]
     assert ("warning", "these settings take effect at the next start") not in loop.log.lines
     assert ("info", "configuration reloaded") in loop.log.lines
+
+
+def test_a_reload_to_a_url_whose_password_holds_a_raw_hash_is_refused(tmp_path: Path) -> None:
+    """A reload to transport "http" with url "http://bob:1234#pw@host/in" (which httpx
+    reads as host bob, port 1234) is refused like a start: the old settings stay, and
+    the error names [delivery] url and %23 but not the password."""
+    loop = running(tmp_path)
+    old = loop.settings
+    path = config(tmp_path)
+    path.write_text(path.read_text().replace(
+        'transport = "directory"', 'url = "http://bob:1234#S3cr3tPw@127.0.0.1:9/in"'),
+        encoding="utf-8")
+    loop._do_reload()
+    assert loop.settings is old and loop.reconfigured == []
+    assert loop.log.lines == [("error", "configuration not reloaded; keeping the old one")]
+    error = loop.log.fields[0]["error"]
+    assert "[delivery] url" in error and "%23" in error and "S3cr3tPw" not in error

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,40 @@ def test_systemd_analyze_rates_the_unit_at_most_1_5() -> None:
     if match is None:
         pytest.skip(f"this systemd-analyze cannot rate a unit file offline: {done.stderr[:200]}")
     assert float(match.group(1)) <= 1.5, done.stdout
+
+
+OPERATIONS = SYSTEMD.parent / "docs" / "operations.md"
+
+
+def test_the_credential_file_the_unit_loads_is_made_before_the_first_start() -> None:
+    """systemd does not start a unit whose LoadCredential= file is missing (exit code 243,
+    EXIT_CREDENTIALS, before outboxd runs: outboxd logs nothing). operations.md makes
+    that very file in its install steps, says it must exist before the first start and
+    what a start without it looks like, and the unit says so beside the line."""
+    [credential] = _settings()["LoadCredential"]
+    name, _, source = credential.partition(":")
+    assert name == "token" and source.startswith("/")
+    guide = OPERATIONS.read_text(encoding="utf-8")
+    assert f"install -m 0600 /dev/null {source}" in guide
+    assert f"**`{source}` must exist before the first start**" in guide
+    assert "exit code 243" in guide and "`EXIT_CREDENTIALS`" in guide
+    assert "| the service does not start, exit code 243 (`EXIT_CREDENTIALS`)" in guide
+    unit = UNIT.read_text(encoding="utf-8")
+    assert f"# {source} MUST EXIST before the first start" in unit
+    assert "exit code 243 (EXIT_CREDENTIALS" in unit
+
+
+def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path) -> None:
+    """`systemd-analyze verify` finds nothing wrong in the unit. ExecStart= names this
+    test's own outboxd: verify checks that the command exists, and /usr/bin/outboxd is
+    where a package installs it, not where the tests run."""
+    tool = shutil.which("systemd-analyze")
+    outboxd = shutil.which("outboxd") or str(Path(sys.executable).parent / "outboxd")
+    if tool is None or not Path(outboxd).is_file():
+        pytest.skip("needs systemd-analyze and an installed outboxd")
+    unit = tmp_path / UNIT.name
+    unit.write_text(UNIT.read_text(encoding="utf-8").replace("/usr/bin/outboxd", outboxd),
+                    encoding="utf-8")
+    done = subprocess.run([tool, "verify", str(unit)], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0 and done.stderr == "", done.stderr

@@ -78,3 +78,17 @@ def test_the_configuration_path_of_a_refused_check_is_shown_cut(env: Env, capsys
     assert f"configuration error in {str(config)[:200]}… ({len(str(config)):,} " \
         "characters):" in err
     assert str(config) not in err
+
+
+def test_a_url_whose_password_holds_a_raw_hash_is_refused_by_check(env: Env,
+                                                                     capsys) -> None:
+    """url = "http://bob:1234#pw@host/in": httpx would post to host bob, port 1234.
+    `config --check` refuses it (exit 2) naming the key and the fix (%23, or the token),
+    where it said "valid", and never prints the password."""
+    env.write_config("http://bob:1234#S3cr3tPw@127.0.0.1:9/bundles")
+    assert main(["config", "--check", "-c", str(env.config)]) == 2
+    out, err = capsys.readouterr()
+    assert "[delivery] url = 'http://********@127.0.0.1:9/bundles': must not hold a #" \
+        in err
+    assert "%23" in err and "token or token_file" in err
+    assert "S3cr3tPw" not in out + err and "configuration is valid" not in out
