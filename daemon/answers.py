@@ -58,7 +58,7 @@ def parse_retry_after(value: str | None) -> float | None:
         return float(digits)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # a zone or year past a C long overflows
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)

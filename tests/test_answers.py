@@ -244,6 +244,23 @@ class TestClassify:
             assert parse_retry_after(odd) is None, odd
         assert parse_retry_after(" 120 ") == 120.0
 
+    @pytest.mark.parametrize("date", ["Sun, 06 Nov 1994 08:49:37 +9999999999999",
+                                      "Sun, 06 Nov 19946666666666666666666 08:49:37 GMT"])
+    def test_a_retry_after_date_too_large_to_read_is_ignored_like_garbage(
+            self, date: str) -> None:
+        """An HTTP date whose zone or year overflows the date parser (OverflowError, not
+        ValueError) is ignored as any unreadable Retry-After: a 503 is retried on the
+        usual back-off, and a 400 still quarantines the bundle. Before, the error escaped
+        classify(): the attempt ended as an "unexpected error" with a traceback and a
+        rejected bundle was retried for good instead of quarantined."""
+        assert parse_retry_after(date) is None
+        with pytest.raises(Retryable) as retried:
+            classify(response(503, headers={"Retry-After": date}))
+        assert retried.value.retry_after is None
+        with pytest.raises(Rejected) as rejected:
+            classify(response(400, b"bad manifest", headers={"Retry-After": date}))
+        assert rejected.value.status == 400 and "bad manifest" in rejected.value.body
+
     @pytest.mark.parametrize("status", [400, 413, 415, 422])
     def test_other_4xx_rejected_with_truncated_body(self, status: int) -> None:
         """Other 4xx reject the bundle with the status and the first 2,000 characters."""

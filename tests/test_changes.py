@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fakeloop import Counts, FakeClock, settle_all  # noqa: E402
+from fakeloop import RESCAN, Counts, FakeClock, settle_all  # noqa: E402
 from helpers import pdf_bytes, refuse_stat, ubl_invoice, write  # noqa: E402
 
 from daemon import service as service_module  # noqa: E402
@@ -63,6 +63,37 @@ def test_waiting_bundles_cost_nothing_between_rescans(make_service: Any, clock: 
     clock.t = rescan_due
     svc.turn()
     assert counts.snapshots == 1 and counts.steps == ["INV-7.xml"]
+
+
+def test_unchanged_bundles_with_sidecars_cost_a_snapshot_at_the_rescan_and_nothing_more(
+        make_service: Any, clock: FakeClock, counts: Counts, tmp_path: Path) -> None:
+    """50 bundles held with their sidecars (the lone-invoice shortcut does not apply to
+    them): the rescan snapshots each once, finds it as last stepped and steps none —
+    no journal query, no read — and sets the next rescan a whole period later. An event
+    on one of them whose files did not change steps that one, from the rows kept in
+    memory: still no journal query."""
+    outbox = tmp_path / "outbox"
+    for n in range(50):
+        write(outbox / f"INV-{n}.xml", ubl_invoice(f"INV-{n}"))
+        write(outbox / f"INV-{n}" / "scan.pdf", b"")  # empty-file: held, sidecar and all
+    svc = make_service(invalid="hold")
+    settle_all(svc, clock)
+    assert svc.journal.summary().get("held") == 50
+
+    counts.reset()
+    rescan_due = svc.timers.due_at(service_module.RESCAN)
+    assert rescan_due is not None
+    clock.t = rescan_due
+    svc.turn()
+    assert (counts.snapshots, len(counts.sql), counts.reads, counts.steps) == (50, 0, 0, [])
+    assert svc.timers.due_at(service_module.RESCAN) == rescan_due + RESCAN
+
+    counts.reset()
+    svc.hint("INV-7")
+    svc.turn()
+    assert (counts.snapshots, counts.steps, counts.reads) == (1, ["INV-7.xml"], 0)
+    assert counts.sql == []
+    assert svc.pipeline.live["INV-7.xml"].state == "held"
 
 
 def test_an_event_on_one_sidecar_steps_exactly_that_bundle(make_service: Any, clock: FakeClock,

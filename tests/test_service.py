@@ -61,7 +61,8 @@ def test_a_claim_that_fails_is_retried_on_the_loop_clock(make_service: Any, cloc
                                                          counts: Counts,
                                                          tmp_path: Path) -> None:
     """A claim that cannot move files is retried when a rescan period has passed on the
-    loop's own clock (at 0 as at 10⁹), and the bundle is then delivered."""
+    loop's own clock (at 0 as at 10⁹) — not sooner, even on an event — and the bundle is
+    then delivered."""
     svc = make_service()
     processing = svc.settings.processing_dir
     processing.rmdir()
@@ -77,6 +78,10 @@ def test_a_claim_that_fails_is_retried_on_the_loop_clock(make_service: Any, cloc
 
     processing.unlink()
     processing.mkdir()
+    clock.t = due - 1
+    svc.hint("INV-1")  # an event before the pause is over: looked at, not claimed yet
+    svc.turn()
+    assert (tmp_path / "outbox" / "INV-1.xml").exists()
     clock.t = due
     svc.turn()
     assert not (tmp_path / "outbox" / "INV-1.xml").exists()  # claimed
