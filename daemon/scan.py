@@ -1,8 +1,8 @@
 """Scan: list the outbox as it is now (the folder is the truth, events are hints).
 
 Lists invoice files and their sidecars, and takes the snapshot (names,
-sizes, modification times, permissions) that settling compares. Never follows a link,
-never opens anything: only lstat.
+sizes, modification and change times, permissions) that settling compares. Never
+follows a link, never opens anything: only lstat.
 """
 
 from __future__ import annotations
@@ -39,10 +39,14 @@ from daemon.names import (
 WATCHED_DEPTH = 4
 SNAPSHOT_DEPTH = WATCHED_DEPTH + 1
 
-# relative path, kind, size, mtime_ns, and who may read it (mode, uid, gid): an
-# unreadable file fixed with chmod/chown must count as a change, or it would
-# never be read again.
-Entry = tuple[str, str, int, int, int, int, int]
+# relative path, kind, size, mtime_ns, who may read it (mode, uid, gid), ctime_ns: an
+# unreadable file fixed with chmod/chown must count as a change, or it would never be
+# read again. The change time, because size and modification time miss a file
+# rewritten or replaced with both kept (a sync tool copying the source's time, a
+# share that keeps times to the second): a bundle held or waiting on what was read
+# before would go on showing that for good. A rename changes it too, so a sidecar
+# moved away and back while a reader looked (and found it missing) is a change.
+Entry = tuple[str, str, int, int, int, int, int, int]
 
 
 @dataclass(frozen=True)
@@ -95,8 +99,8 @@ def _kind(mode: int) -> str:
     return "x"  # link, FIFO, socket, device: validation reports it
 
 
-def _meta(st: os.stat_result) -> tuple[int, int, int, int]:
-    return st.st_mtime_ns, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid
+def _meta(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    return st.st_mtime_ns, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_ctime_ns
 
 
 def candidate_for(cfg: OutboxConfig, invoice_file: str) -> Candidate:
@@ -296,14 +300,14 @@ def _walk(folder: Path, rel: str, depth: int, cfg: OutboxConfig) -> Iterator[tup
         except FileNotFoundError:
             # Renamed or deleted while we looked (a copy finishing): something
             # is at work, so this snapshot must not settle.
-            yield (child_rel, "gone", 0, 0, 0, 0, 0), True
+            yield (child_rel, "gone", 0, 0, 0, 0, 0, 0), True
             continue
         except OSError:
             # Listed but not looked at: a folder with read but no search permission, a
             # share's hiccup. The bundle may settle, and its read then says what is wrong
             # (the loop's look and the rescan must not fail for one bundle); a chmod that
             # mends it changes this entry, and the bundle is read again.
-            yield (child_rel, "unreadable", 0, 0, 0, 0, 0), False
+            yield (child_rel, "unreadable", 0, 0, 0, 0, 0, 0), False
             continue
         kind = _kind(st.st_mode)
         yield (child_rel, kind, st.st_size if kind == "f" else 0, *_meta(st)), busy
@@ -343,6 +347,9 @@ def snapshot(cand: Candidate, cfg: OutboxConfig,
             entries.append((cand.marker.name, _kind(mst.st_mode), mst.st_size, *_meta(mst)))
     side = _lstat(cand.sidecar, root)
     if side is not None and stat.S_ISDIR(side.st_mode):  # lstat: a link is never followed
+        # The folder itself too: its change time is all that a rename of it away and back
+        # leaves behind (its entries keep theirs).
+        entries.append((cand.sidecar.name, "d", 0, *_meta(side)))
         for entry, in_progress in _walk(cand.sidecar, cand.sidecar.name, 1, cfg):
             entries.append(entry)
             busy = busy or in_progress
