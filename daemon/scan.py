@@ -47,6 +47,7 @@ SNAPSHOT_DEPTH = WATCHED_DEPTH + 1
 # before would go on showing that for good. A rename changes it too, so a sidecar
 # moved away and back while a reader looked (and found it missing) is a change.
 Entry = tuple[str, str, int, int, int, int, int, int]
+MTIME, CTIME = 3, 7  # where an Entry has them
 
 
 @dataclass(frozen=True)
