@@ -2,7 +2,7 @@
 
 Lists invoice files and their sidecars, and takes the snapshot (names,
 sizes, modification and change times, permissions) that settling compares. Never
-follows a link, never opens anything: only lstat.
+follows a link, never opens a file: lstat and folder listings only.
 """
 
 from __future__ import annotations
@@ -287,33 +287,48 @@ def look(cfg: OutboxConfig, name: str, share: ShareConfig | None = None) -> List
     return Listing({}, (printable(name),) if kind == "other" else (), stats=stats)
 
 
-def _walk(folder: Path, rel: str, depth: int, cfg: OutboxConfig) -> Iterator[tuple[Entry, bool]]:
+_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _walk(parent: int | None, name: str | Path, rel: str, depth: int, cfg: OutboxConfig
+          ) -> Iterator[tuple[Entry, bool]]:
+    """The entries below the folder `name` (relative to the folder open at `parent`; None:
+    a path). Each folder is opened relative to the one above it, held open while its
+    entries are walked, and never through a link: a share user who swaps it, or a folder
+    above it, for a link after its lstat gets nothing outside the outbox listed."""
     try:
-        with os.scandir(folder) as it:
-            children = sorted(it, key=lambda e: e.name)
+        fd = os.open(name, _FOLDER, dir_fd=parent)
     except OSError:
-        return
-    for e in children:
-        busy = classify(e.name, cfg.ignore_patterns) is NameKind.IN_PROGRESS
-        child_rel = f"{rel}/{e.name}"
+        return  # gone, or a link since its lstat: the next look sees what it became
+    try:
         try:
-            st = e.stat(follow_symlinks=False)
-        except FileNotFoundError:
-            # Renamed or deleted while we looked (a copy finishing): something
-            # is at work, so this snapshot must not settle.
-            yield (child_rel, "gone", 0, 0, 0, 0, 0, 0), True
-            continue
+            with os.scandir(fd) as it:
+                children = sorted(it, key=lambda e: e.name)
         except OSError:
-            # Listed but not looked at: a folder with read but no search permission, a
-            # share's hiccup. The bundle may settle, and its read then says what is wrong
-            # (the loop's look and the rescan must not fail for one bundle); a chmod that
-            # mends it changes this entry, and the bundle is read again.
-            yield (child_rel, "unreadable", 0, 0, 0, 0, 0, 0), False
-            continue
-        kind = _kind(st.st_mode)
-        yield (child_rel, kind, st.st_size if kind == "f" else 0, *_meta(st)), busy
-        if kind == "d" and depth + 1 < SNAPSHOT_DEPTH:  # its entries are at depth + 2
-            yield from _walk(Path(e.path), child_rel, depth + 1, cfg)
+            return
+        for e in children:
+            busy = classify(e.name, cfg.ignore_patterns) is NameKind.IN_PROGRESS
+            child_rel = f"{rel}/{e.name}"
+            try:
+                st = e.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                # Renamed or deleted while we looked (a copy finishing): something
+                # is at work, so this snapshot must not settle.
+                yield (child_rel, "gone", 0, 0, 0, 0, 0, 0), True
+                continue
+            except OSError:
+                # Listed but not looked at: a folder with read but no search permission,
+                # a share's hiccup. The bundle may settle, and its read then says what is
+                # wrong (the loop's look and the rescan must not fail for one bundle); a
+                # chmod that mends it changes this entry, and the bundle is read again.
+                yield (child_rel, "unreadable", 0, 0, 0, 0, 0, 0), False
+                continue
+            kind = _kind(st.st_mode)
+            yield (child_rel, kind, st.st_size if kind == "f" else 0, *_meta(st)), busy
+            if kind == "d" and depth + 1 < SNAPSHOT_DEPTH:  # its entries are at depth + 2
+                yield from _walk(fd, e.name, child_rel, depth + 1, cfg)
+    finally:
+        os.close(fd)
 
 
 def _lstat(path: Path, root: Mapping[str, os.stat_result] | None) -> os.stat_result | None:
@@ -351,7 +366,7 @@ def snapshot(cand: Candidate, cfg: OutboxConfig,
         # The folder itself too: its change time is all that a rename of it away and back
         # leaves behind (its entries keep theirs).
         entries.append((cand.sidecar.name, "d", 0, *_meta(side)))
-        for entry, in_progress in _walk(cand.sidecar, cand.sidecar.name, 1, cfg):
+        for entry, in_progress in _walk(None, cand.sidecar, cand.sidecar.name, 1, cfg):
             entries.append(entry)
             busy = busy or in_progress
     # An entry of the sidecar's name spelled otherwise (match.py reports it): that it

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -529,6 +531,56 @@ class TestSnapshot:
         snap = snapshot(self._cand(outbox, cfg), cfg)
         assert ("INV-1/link.pdf", "x", 0) == snap.entries[2][:3]
 
+    @pytest.mark.parametrize("swapped", ["the sidecar", "a folder above the one listed"])
+    def test_a_folder_swapped_for_a_link_after_its_lstat_is_never_walked(
+            self, outbox: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+            swapped: str) -> None:
+        """A share user swaps the sidecar for a link to a folder outside the outbox after
+        the rescan's listing took its lstat, or swaps it once the walk has lstat'ed its
+        subfolder INV-1/ID: the snapshot lists nothing out there (each folder is opened
+        relative to the one above it, held open, never through a link)."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-1.xml")
+        touch(outbox / "INV-1" / "ID" / "a.pdf")
+        outside = tmp_path / "outside"
+        touch(outside / "secret.pdf")
+        touch(outside / "ID" / "secret.pdf")
+        cand = self._cand(outbox, cfg)
+        side = outbox / "INV-1"
+
+        def swap() -> None:
+            if not side.is_symlink():
+                side.rename(tmp_path / "moved")
+                side.symlink_to(outside, target_is_directory=True)
+        listed: list[str] = []
+        real_scandir = os.scandir
+
+        class Looking:
+            """os.scandir, noting where each listing really is, and swapping the sidecar
+            once the walk has lstat'ed INV-1/ID."""
+
+            def __init__(self, path: int | str) -> None:
+                listed.append(os.readlink(f"/proc/self/fd/{path}") if isinstance(path, int)
+                              else os.path.realpath(path))
+                self._entries = list(real_scandir(path))
+
+            def __enter__(self) -> list[object]:
+                return [_SwapsAfterLstat(e, swap) if e.name == "ID" else e
+                        for e in self._entries]
+
+            def __exit__(self, *a: object) -> None:
+                return None
+
+        stats = list_outbox(cfg).stats
+        if swapped == "the sidecar":
+            swap()
+        monkeypatch.setattr(scan_mod.os, "scandir", Looking)
+        snap = snapshot(cand, cfg, stats)
+        assert side.is_symlink()
+        assert snap is not None
+        assert not [p for p in listed if p.startswith(str(outside))]
+        assert not [e for e in snap.entries if "secret" in e[0]]
+
     def test_file_vanishing_mid_walk_does_not_crash_and_is_busy(
             self, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A sidecar file deleted between listing and stat (a copy renaming its temp file)
@@ -621,3 +673,19 @@ class TestRescanFromTheListing:
         again = list_outbox(cfg, known=first.candidates)
         assert again.candidates["INV-1.xml"] is first.candidates["INV-1.xml"]
         assert "INV-2.xml" not in again.candidates
+
+
+class _SwapsAfterLstat:
+    """A directory entry whose lstat is taken, then `swap` runs (a share user's swap loop
+    hitting the window between a folder's lstat and its listing)."""
+
+    def __init__(self, entry: os.DirEntry[str], swap: Callable[[], None]) -> None:
+        self._entry, self._swap, self.name, self.path = entry, swap, entry.name, entry.path
+
+    def stat(self, *, follow_symlinks: bool = True) -> os.stat_result:
+        st = self._entry.stat(follow_symlinks=follow_symlinks)
+        self._swap()
+        return st
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._entry, name)
