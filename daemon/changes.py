@@ -108,6 +108,10 @@ class Changes:
         """The one full pass: list the outbox and snapshot every bundle; only those
         that look different from their last step are stepped."""
         sweep_orphans(self.journal, self.settings)  # work folders no journal row knows
+        # A dead watcher restarted before the listing: what changes after its first look
+        # is an event, what came before is listed here (restarted after, a file dropped in
+        # between waited for the next rescan).
+        self._start_watcher()
         try:
             known = None if self._relist else self.index.candidates
             listing = list_outbox(self.settings.outbox, self.settings.share, known)
@@ -137,7 +141,6 @@ class Changes:
             snap = snapshot(cand, outbox, stats)
             if snap is None or snap != tracker.last(key):
                 self._mark(key, snap)
-        self._start_watcher()
 
     def _start_watcher(self) -> None:
         """Start or restart the watcher; a failure is logged and retried at the next rescan."""

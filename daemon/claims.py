@@ -206,8 +206,9 @@ class Claims:
     def _claim_failed(self, c: Claim, row_id: int, exc: OSError, now: float,
                       moved: bool = True) -> Next:
         """Permissions, a share that went away: put back whatever moved and try
-        again after a rescan period rather than at once. The files are as they
-        were (renames change no snapshot), so what was read stands."""
+        again after a rescan period rather than at once. The files put back are as
+        they were, but the renames changed their change times (scan.Entry): the bundle
+        settles again and is read once more before that next claim."""
         key = c.cand.invoice.name
         assert c.known.bundle is not None
         undone = self._undo_claim(c.cand, row_id, c.work, "claim failed", moved,

@@ -147,8 +147,9 @@ class Pipeline(Decisions):
         assert since is not None  # observed just before
         if now - since < STUCK_SECONDS:
             return Next(at=since + STUCK_SECONDS)
-        names = [e[0] for e in snap.entries[1:]
-                 if classify(e[0].rsplit("/", 1)[-1], self.s.outbox.ignore_patterns)
+        names = [e[0] for e in snap.entries  # in the sidecar: not the folder itself
+                 if "/" in e[0]
+                 and classify(e[0].rsplit("/", 1)[-1], self.s.outbox.ignore_patterns)
                  is NameKind.IN_PROGRESS]
         if not names:
             return IDLE  # a file that went while we looked: its event is on the way

@@ -5,11 +5,14 @@ skipped, so our own `.outboxd/` is never entered) and, under each top-level
 folder, its entries down to `scan.WATCHED_DEPTH` (the root's entries are
 depth 1) — what an inotify watch would report.
 Each entry costs exactly one lstat (the DirEntry's stat without following
-links), each walked folder one listing: nothing is opened, a link to a folder
-is an entry and never walked. Nothing deeper is polled: a folder inside
-SIDECAR/ID/ is refused as nested too deep, and mending that shows at the
-depths polled. The periodic rescan catches whatever a poll missed, one level
-deeper too (a copy still writing there keeps its bundle from settling).
+links), each walked folder one listing: no file is opened, a link to a folder
+is an entry and never walked. A folder is opened for its listing relative to
+its parent, held open meanwhile, and never through a link: one swapped in for
+it, or for a folder above it, after its lstat is never walked. Nothing
+deeper is polled: a folder inside SIDECAR/ID/ is refused as nested too deep,
+and mending that shows at the depths polled. The periodic rescan catches
+whatever a poll missed, one level deeper too (a copy still writing there keeps
+its bundle from settling).
 
 Each top-level name keeps what its entries looked like; the walk is compared
 with the last one by dict lookups, so a poll in which a thousand folders were
@@ -29,7 +32,9 @@ from pathlib import Path
 from daemon.osthreads import show_name
 from daemon.scan import WATCHED_DEPTH
 
-Scandir = Callable[[str], AbstractContextManager[Iterator[os.DirEntry[str]]]]
+# os.scandir of a folder held open (its descriptor): the entries' lstat is relative to it.
+Scandir = Callable[[int], AbstractContextManager[Iterator[os.DirEntry[str]]]]
+_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
 # mode, size, mtime_ns, ctime_ns, inode, uid, gid: a rewrite shows in size or
 # mtime, chmod/chown in mode, uid, gid (and ctime, which a share may not keep),
@@ -112,43 +117,62 @@ class Poller:
 
     def _walk(self) -> Walk | None:
         walk: Walk = {}
-        # Dot-names are skipped before they cost an lstat: .outboxd/ is our own.
-        for name, path, st in self._list(str(self.root), skip_dots=True):
-            if not stat.S_ISDIR(st.st_mode):
-                walk[name] = _state(st)
-                continue
-            tree: Tree = {}
-            if not self._tree(path, "", 1, _state(st), tree):
-                return None
-            walk[name] = tree
+        # The root is the admin's path (a link there is theirs to make); below it, none.
+        root = os.open(self.root, _FOLDER)
+        try:
+            # Dot-names are skipped before they cost an lstat: .outboxd/ is our own.
+            for name, st in self._list(root, skip_dots=True):
+                if not stat.S_ISDIR(st.st_mode):
+                    walk[name] = _state(st)
+                    continue
+                tree: Tree = {}
+                if not self._tree(root, name, "", 1, _state(st), tree):
+                    return None
+                walk[name] = tree
+        finally:
+            os.close(root)
         return walk
 
-    def _tree(self, path: str, key: str, depth: int, state: State, into: Tree) -> bool:
-        """Record the folder at `depth` (`key`: its path below the top-level folder) and
-        its entries down to WATCHED_DEPTH into `into`; False if a stop came meanwhile."""
+    def _tree(self, parent: int, name: str, key: str, depth: int, state: State,
+              into: Tree) -> bool:
+        """Record the folder `name` of the folder open at `parent`, at `depth` (`key`: its
+        path below the top-level folder), and its entries down to WATCHED_DEPTH into
+        `into`; False if a stop came meanwhile."""
         if self._stopping.is_set():
             return False
         try:
-            children = self._list(path)
+            # O_NOFOLLOW: a link put in its place since its lstat is refused (ELOOP), and
+            # one put in place of a folder above it is not on the way (parent is held).
+            fd = os.open(name, _FOLDER | os.O_NOFOLLOW, dir_fd=parent)
         except OSError:
-            # Not permitted, or gone since its parent was listed: no entries this poll.
+            # Not permitted, gone or replaced since its parent was listed: no entries
+            # this poll, and its lstat then shows what it became.
             into[key] = state + _UNLISTED
             return True
-        into[key] = state
-        for name, child_path, st in children:
-            child = f"{key}/{name}" if key else name
-            if stat.S_ISDIR(st.st_mode) and depth + 1 < WATCHED_DEPTH:
-                if not self._tree(child_path, child, depth + 1, _state(st), into):
-                    return False
-            else:
-                into[child] = _state(st)
-        return True
+        try:
+            try:
+                children = self._list(fd)
+            except OSError:
+                into[key] = state + _UNLISTED
+                return True
+            into[key] = state
+            for child_name, st in children:
+                child = f"{key}/{child_name}" if key else child_name
+                if stat.S_ISDIR(st.st_mode) and depth + 1 < WATCHED_DEPTH:
+                    if not self._tree(fd, child_name, child, depth + 1, _state(st), into):
+                        return False
+                else:
+                    into[child] = _state(st)
+            return True
+        finally:
+            os.close(fd)
 
-    def _list(self, path: str, skip_dots: bool = False) -> list[tuple[str, str, os.stat_result]]:
-        """A folder's entries with their lstat, read in full before any is walked, so no
-        listing stays open across the walk below it. Raises OSError if it cannot be listed."""
-        found: list[tuple[str, str, os.stat_result]] = []
-        with self._scandir(path) as it:
+    def _list(self, folder: int, skip_dots: bool = False) -> list[tuple[str, os.stat_result]]:
+        """The entries of the folder open at `folder` with their lstat, read in full before
+        any is walked, so no listing stays open across the walk below it (only the
+        folders above it, WATCHED_DEPTH at most). Raises OSError if it cannot be listed."""
+        found: list[tuple[str, os.stat_result]] = []
+        with self._scandir(folder) as it:
             for e in it:
                 if skip_dots and e.name.startswith("."):
                     continue
@@ -158,5 +182,5 @@ class Poller:
                     # Gone since it was listed, or not ours to look at: absent this poll,
                     # so its coming back is a change.
                     continue
-                found.append((e.name, e.path, st))
+                found.append((e.name, st))
         return found

@@ -1,8 +1,8 @@
 """Scan: list the outbox as it is now (the folder is the truth, events are hints).
 
 Lists invoice files and their sidecars, and takes the snapshot (names,
-sizes, modification times, permissions) that settling compares. Never follows a link,
-never opens anything: only lstat.
+sizes, modification and change times, permissions) that settling compares. Never
+follows a link, never opens a file: lstat and folder listings only.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import stat
 from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Final
 
 from daemon.config import OutboxConfig, ShareConfig
 from daemon.fsops import kind_of
@@ -39,10 +40,17 @@ from daemon.names import (
 WATCHED_DEPTH = 4
 SNAPSHOT_DEPTH = WATCHED_DEPTH + 1
 
-# relative path, kind, size, mtime_ns, and who may read it (mode, uid, gid): an
-# unreadable file fixed with chmod/chown must count as a change, or it would
-# never be read again.
-Entry = tuple[str, str, int, int, int, int, int]
+# relative path, kind, size, mtime_ns, who may read it (mode, uid, gid), ctime_ns: an
+# unreadable file fixed with chmod/chown must count as a change, or it would never be
+# read again. The change time, because size and modification time miss a file
+# rewritten or replaced with both kept (a sync tool copying the source's time, a
+# share that keeps times to the second): a bundle held or waiting on what was read
+# before would go on showing that for good. A rename changes it too, so a sidecar
+# moved away and back while a reader looked (and found it missing) is a change.
+Entry = tuple[str, str, int, int, int, int, int, int]
+# Where an Entry has them (Final: literal indexes, so a type checker knows their type).
+MTIME: Final = 3
+CTIME: Final = 7
 
 
 @dataclass(frozen=True)
@@ -95,8 +103,8 @@ def _kind(mode: int) -> str:
     return "x"  # link, FIFO, socket, device: validation reports it
 
 
-def _meta(st: os.stat_result) -> tuple[int, int, int, int]:
-    return st.st_mtime_ns, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid
+def _meta(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    return st.st_mtime_ns, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_ctime_ns
 
 
 def candidate_for(cfg: OutboxConfig, invoice_file: str) -> Candidate:
@@ -282,33 +290,48 @@ def look(cfg: OutboxConfig, name: str, share: ShareConfig | None = None) -> List
     return Listing({}, (printable(name),) if kind == "other" else (), stats=stats)
 
 
-def _walk(folder: Path, rel: str, depth: int, cfg: OutboxConfig) -> Iterator[tuple[Entry, bool]]:
+_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _walk(parent: int | None, name: str | Path, rel: str, depth: int, cfg: OutboxConfig
+          ) -> Iterator[tuple[Entry, bool]]:
+    """The entries below the folder `name` (relative to the folder open at `parent`; None:
+    a path). Each folder is opened relative to the one above it, held open while its
+    entries are walked, and never through a link: a share user who swaps it, or a folder
+    above it, for a link after its lstat gets nothing outside the outbox listed."""
     try:
-        with os.scandir(folder) as it:
-            children = sorted(it, key=lambda e: e.name)
+        fd = os.open(name, _FOLDER, dir_fd=parent)
     except OSError:
-        return
-    for e in children:
-        busy = classify(e.name, cfg.ignore_patterns) is NameKind.IN_PROGRESS
-        child_rel = f"{rel}/{e.name}"
+        return  # gone, or a link since its lstat: the next look sees what it became
+    try:
         try:
-            st = e.stat(follow_symlinks=False)
-        except FileNotFoundError:
-            # Renamed or deleted while we looked (a copy finishing): something
-            # is at work, so this snapshot must not settle.
-            yield (child_rel, "gone", 0, 0, 0, 0, 0), True
-            continue
+            with os.scandir(fd) as it:
+                children = sorted(it, key=lambda e: e.name)
         except OSError:
-            # Listed but not looked at: a folder with read but no search permission, a
-            # share's hiccup. The bundle may settle, and its read then says what is wrong
-            # (the loop's look and the rescan must not fail for one bundle); a chmod that
-            # mends it changes this entry, and the bundle is read again.
-            yield (child_rel, "unreadable", 0, 0, 0, 0, 0), False
-            continue
-        kind = _kind(st.st_mode)
-        yield (child_rel, kind, st.st_size if kind == "f" else 0, *_meta(st)), busy
-        if kind == "d" and depth + 1 < SNAPSHOT_DEPTH:  # its entries are at depth + 2
-            yield from _walk(Path(e.path), child_rel, depth + 1, cfg)
+            return
+        for e in children:
+            busy = classify(e.name, cfg.ignore_patterns) is NameKind.IN_PROGRESS
+            child_rel = f"{rel}/{e.name}"
+            try:
+                st = e.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                # Renamed or deleted while we looked (a copy finishing): something
+                # is at work, so this snapshot must not settle.
+                yield (child_rel, "gone", 0, 0, 0, 0, 0, 0), True
+                continue
+            except OSError:
+                # Listed but not looked at: a folder with read but no search permission,
+                # a share's hiccup. The bundle may settle, and its read then says what is
+                # wrong (the loop's look and the rescan must not fail for one bundle); a
+                # chmod that mends it changes this entry, and the bundle is read again.
+                yield (child_rel, "unreadable", 0, 0, 0, 0, 0, 0), False
+                continue
+            kind = _kind(st.st_mode)
+            yield (child_rel, kind, st.st_size if kind == "f" else 0, *_meta(st)), busy
+            if kind == "d" and depth + 1 < SNAPSHOT_DEPTH:  # its entries are at depth + 2
+                yield from _walk(fd, e.name, child_rel, depth + 1, cfg)
+    finally:
+        os.close(fd)
 
 
 def _lstat(path: Path, root: Mapping[str, os.stat_result] | None) -> os.stat_result | None:
@@ -343,7 +366,10 @@ def snapshot(cand: Candidate, cfg: OutboxConfig,
             entries.append((cand.marker.name, _kind(mst.st_mode), mst.st_size, *_meta(mst)))
     side = _lstat(cand.sidecar, root)
     if side is not None and stat.S_ISDIR(side.st_mode):  # lstat: a link is never followed
-        for entry, in_progress in _walk(cand.sidecar, cand.sidecar.name, 1, cfg):
+        # The folder itself too: its change time is all that a rename of it away and back
+        # leaves behind (its entries keep theirs).
+        entries.append((cand.sidecar.name, "d", 0, *_meta(side)))
+        for entry, in_progress in _walk(None, cand.sidecar, cand.sidecar.name, 1, cfg):
             entries.append(entry)
             busy = busy or in_progress
     # An entry of the sidecar's name spelled otherwise (match.py reports it): that it

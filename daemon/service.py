@@ -241,6 +241,11 @@ class Service(Changes, Reloading):
         if s.delivery.transport == "directory" and s.delivery.target is not None:
             # What a killed run left half-written there, whose bundle may never come again.
             clear_target(s.delivery.target, self.log)
+        # The watcher first: what changes once it has taken its first look is an event
+        # (a poller's first walk only records), and what came before is in the listing
+        # after it. Listed first, a file dropped in between was in neither until a rescan.
+        self.watcher = self._make_watcher(s, self.hint)
+        self._start_watcher()
         # The startup scan: bundles dropped while we were down.
         listing = list_outbox(s.outbox, s.share)
         self._report(listing)
@@ -251,8 +256,6 @@ class Service(Changes, Reloading):
         self.pipeline.start(set(listing.candidates))
         for key in listing.candidates:
             self._mark(key)
-        self.watcher = self._make_watcher(s, self.hint)
-        self._start_watcher()
         self.workers.start(s.delivery.concurrency)
         now = self.clock()
         self.timers.at(RESCAN, now + s.outbox.rescan_seconds)

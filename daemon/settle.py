@@ -1,17 +1,18 @@
 """Settle: a bundle is ready when nothing in it has changed for settle_seconds.
 
 "Close-write" does not mean "done": scanners and SMB copies close and
-reopen files, so only a snapshot (names, sizes, mtimes) that stays the same
-for the whole period counts, and any change restarts the clock.
+reopen files, so only a snapshot (names, sizes, times) that stays the same
+for the whole period counts, and any change restarts the clock. The period is
+counted on the daemon's monotonic clock from when a change was seen; the files'
+times (the file server's clock, which may be off) are only compared with each
+other.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from daemon.scan import Snapshot
+from daemon.scan import CTIME, MTIME, Snapshot
 
 
 @dataclass
@@ -21,11 +22,9 @@ class _Seen:
 
 
 class SettleTracker:
-    def __init__(self, settle_seconds: float,
-                 wall_ns: Callable[[], int] = time.time_ns) -> None:
+    def __init__(self, settle_seconds: float) -> None:
         self.settle_seconds = settle_seconds
         self._seen: dict[str, _Seen] = {}
-        self._wall_ns = wall_ns  # file times are wall-clock; only compared, never waited for
 
     def observe(self, key: str, snap: Snapshot, now: float) -> bool:
         """Record what key looks like now; True once it has been still long enough."""
@@ -37,16 +36,20 @@ class SettleTracker:
         return not snap.busy and now - seen.since >= self.settle_seconds
 
     def written_before(self, snap: Snapshot) -> bool:
-        """Every file in snap was last written a whole quiet period ago (by the
-        file-system clock): the bundle was finished elsewhere and moved in, the usual
-        way an ERP drops one. Such a version is likely to settle unchanged, so it
-        may be read while the period runs (it still settles before any claim, and
-        a read of a version that then changes is thrown away). A copy at work has
-        a fresh modification time and is not read before it settles."""
-        if snap.busy:
+        """Every file in snap was last written a whole quiet period before the latest
+        change the file system recorded in the bundle (its newest change time: the
+        sidecar or a file moved or renamed in): the bundle was finished elsewhere and
+        moved in, the usual way an ERP drops one. Such a version is likely to settle
+        unchanged, so it may be read while the period runs (it still settles before
+        any claim, and a read of a version that then changes is thrown away). A copy
+        at work has a file written as lately as that change and is not read before it
+        settles. Both times are the file server's own: on a share whose clock is
+        minutes off outboxd's, or with files dated 1980 or 2100, the daemon's clock
+        would read every copy at work as written long ago, or nothing ever so."""
+        if snap.busy or not snap.entries:
             return False
-        limit = self._wall_ns() - int(self.settle_seconds * 1e9)
-        return all(e[3] <= limit for e in snap.entries if e[1] == "f")
+        limit = max(e[CTIME] for e in snap.entries) - int(self.settle_seconds * 1e9)
+        return all(e[MTIME] <= limit for e in snap.entries if e[1] == "f")
 
     def still_since(self, key: str) -> float | None:
         """Since when key has looked as it does now (monotonic); None if never seen."""

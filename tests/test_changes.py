@@ -14,10 +14,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fakeloop import RESCAN, Counts, FakeClock, settle_all  # noqa: E402
+from fakeloop import RESCAN, SETTLE, Counts, FakeClock, FakeWatcher, Inline, settle_all  # noqa: E402
 from helpers import pdf_bytes, refuse_stat, ubl_invoice, write  # noqa: E402
 
 from daemon import service as service_module  # noqa: E402
+from daemon.config import Settings  # noqa: E402
+from daemon.service import Service  # noqa: E402
 from daemon.settle import PACE_PER_ENTRY  # noqa: E402
 
 
@@ -156,7 +158,7 @@ def test_events_on_a_bundle_of_many_files_are_answered_at_a_pace(
     t0 = clock.t
     svc.turn()
     assert counts.steps == ["INV-1.xml"]  # found at start: looked at at once
-    pace = 500 * PACE_PER_ENTRY  # the invoice file and 499 attachments: 50 ms
+    pace = 501 * PACE_PER_ENTRY  # the invoice file, its sidecar, 499 attachments: 50 ms
     for n in range(1, 5):  # four more files within the next 40 ms: each event is paced
         clock.t = t0 + 0.01 * n
         write(outbox / "INV-1" / f"a{n}.pdf", b"%PDF-1.4 one more")
@@ -170,7 +172,7 @@ def test_events_on_a_bundle_of_many_files_are_answered_at_a_pace(
     svc.turn()  # the paced look: every file copied meanwhile is seen
     assert counts.steps == ["INV-1.xml"] * 2
     assert svc.pipeline.tracker.still_since("INV-1.xml") == paced
-    assert len(svc.pipeline.tracker.last("INV-1.xml").entries) == 504
+    assert len(svc.pipeline.tracker.last("INV-1.xml").entries) == 505
 
     for f in (outbox / "INV-1").iterdir():  # the clerk empties the folder: a small bundle
         f.unlink()
@@ -179,10 +181,10 @@ def test_events_on_a_bundle_of_many_files_are_answered_at_a_pace(
     svc.turn()
     assert counts.steps == ["INV-1.xml"] * 2  # still paced by the last (big) look
     again = svc.timers.due_at(("bundle", "INV-1.xml"))
-    assert again == pytest.approx(paced + 504 * PACE_PER_ENTRY)
+    assert again == pytest.approx(paced + 505 * PACE_PER_ENTRY)
     clock.t = again
     svc.turn()
-    assert counts.steps == ["INV-1.xml"] * 3  # its time has come: a look of one entry
+    assert counts.steps == ["INV-1.xml"] * 3  # its time has come: a look of two entries
     clock.t += 0.001
     svc.hint("INV-1")
     svc.turn()
@@ -265,3 +267,59 @@ def test_a_sidecar_file_that_cannot_be_looked_at_ends_neither_the_rescan_nor_the
     assert row.state == "settling" and row.last_error is not None
     assert "Permission denied" in row.last_error and "INV-1/locked.pdf" in row.last_error
     assert "check that outboxd's user may read the file" in row.last_error
+
+
+class _DropsAsItStarts(FakeWatcher):
+    """A watcher whose (re)start takes its first look at the outbox, as the poller's first
+    walk does, while a clerk drops an invoice file: the watcher takes it for there
+    already, and reports no event for it."""
+
+    def __init__(self, outbox: Path, name: str, dead: bool = False) -> None:
+        self.outbox, self.name, self.dead = outbox, name, dead
+
+    def ensure_alive(self) -> bool:
+        if not self.dead and self.restarts:
+            return False
+        write(self.outbox / self.name, ubl_invoice(self.name.removesuffix(".xml")))
+        self.dead, self.restarts = False, self.restarts + 1
+        return True
+
+
+def test_an_invoice_dropped_while_the_watcher_starts_is_found_without_waiting_for_a_rescan(
+        tmp_path: Path, clock: FakeClock, counts: Counts) -> None:
+    """The start lists the outbox and starts the watcher: an invoice file dropped as the
+    watcher takes its first look was in neither the listing nor an event. The watcher is
+    started first, so the listing after it has the file, and the bundle is stepped at
+    once rather than a rescan (60 s) later."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    s = Settings(outbox={"path": str(outbox), "settle_seconds": SETTLE, "rescan_seconds": RESCAN},
+                 paths={"state_dir": str(tmp_path / "state")}, policy={"unattached": "hold"},
+                 delivery={"transport": "directory", "target": str(tmp_path / "target")},
+                 einvoice={"preflight": "off"})
+    svc = Service(s, clock=clock, watcher_factory=lambda s, hint: _DropsAsItStarts(
+        outbox, "INV-2.xml"), reader=Inline())
+    try:
+        svc.open()
+        settle_all(svc, clock)
+        assert clock.t < svc.timers.due_at(service_module.RESCAN)  # no rescan came yet
+        assert svc.journal.summary().get("waiting") == 1
+        assert counts.steps[0] == "INV-2.xml"
+    finally:
+        svc.request_stop()
+        svc._shutdown()
+
+
+def test_an_invoice_dropped_while_the_rescan_restarts_a_dead_watcher_is_found_by_it(
+        make_service: Any, clock: FakeClock, counts: Counts, tmp_path: Path) -> None:
+    """The rescan restarts a watcher that died (the share went away a while): one dropped
+    as the new watcher takes its first look is found by that rescan's listing, not by
+    the next rescan's."""
+    outbox = tmp_path / "outbox"
+    svc = make_service()
+    svc.watcher = _DropsAsItStarts(outbox, "INV-3.xml", dead=True)
+    clock.t = svc.timers.due_at(service_module.RESCAN)
+    settle_all(svc, clock)
+    assert svc.watcher.restarts == 1
+    assert clock.t < svc.timers.due_at(service_module.RESCAN)  # the next rescan not yet
+    assert svc.journal.summary().get("waiting") == 1

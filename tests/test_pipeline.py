@@ -31,6 +31,7 @@ from helpers import (  # noqa: E402
     pdf_bytes,
     pin_wall,
     ubl_invoice,
+    wait_for,
     write,
 )
 
@@ -604,6 +605,40 @@ class TestReadingEarly:
         assert claimed is not None
         assert sorted(a.original_name for a in p.finish._validated[claimed].attachments) == \
             ["a.pdf", "b.pdf"]
+
+    def test_a_read_that_found_the_sidecar_renamed_away_is_not_taken_once_it_is_back(
+            self, tmp_path: Path) -> None:
+        """The sidecar renamed away while its first version was read, and back before the
+        next look (between two polls on a share): the read found no attachments, and its
+        files are as they were. The read is not taken for the version that settles: under
+        unattached = "hold" the bundle would wait for attachments it has for good; it is
+        read again and sent with them."""
+        p, s = make(tmp_path, outbox={"settle_seconds": 5}, policy={"unattached": "hold"})
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        cand = list_outbox(s.outbox).candidates["INV-1.xml"]
+        side = s.outbox.path / "INV-1"
+        first = p.step(cand, 100.0)
+        assert first.read is not None
+        ctime = os.lstat(side).st_ctime_ns
+        side.rename(s.outbox.path / "elsewhere")
+        without = evaluate(cand, s)
+        assert not isinstance(without, BaseException) and without.unattached_ids == ("INV-1",)
+        (s.outbox.path / "elsewhere").rename(side)
+
+        def moved_on() -> bool:  # or else the kernel's clock for change times had not
+            if os.lstat(side).st_ctime_ns != ctime:
+                return True
+            side.rename(s.outbox.path / "elsewhere")
+            (s.outbox.path / "elsewhere").rename(side)
+            return False
+        wait_for(moved_on, timeout=5, interval=0.001, what="a change time of its own")
+        p.took_read("INV-1.xml", first.read, without, 100.5)
+        again = p.step(cand, 105.0)
+        assert again.claimed is None and "INV-1.xml" not in {
+            r.invoice_file for r in p.j.rows(("waiting",))}
+        assert step(p, cand, 110.0).claimed is not None
+        [row] = p.j.rows(("delivering",))
+        assert [a.original_name for a in p.finish._validated[row.id].attachments] == ["a.pdf"]
 
     def test_a_later_version_written_long_ago_is_read_at_once(self, tmp_path: Path) -> None:
         """A version whose files were all last written a whole quiet period ago (moved in

@@ -25,10 +25,11 @@ from daemon.scan import WATCHED_DEPTH  # noqa: E402
 
 
 class _Entry:
-    """A DirEntry that shows only what the poller may use: name, path and lstat."""
+    """A DirEntry that shows only what the poller may use: name and lstat (`path`: where
+    it is, for the counts)."""
 
-    def __init__(self, counted: Counted, entry: os.DirEntry[str]) -> None:
-        self.name, self.path = entry.name, entry.path
+    def __init__(self, counted: Counted, entry: os.DirEntry[str], folder: str) -> None:
+        self.name, self.path = entry.name, os.path.join(folder, entry.name)
         self._counted, self._entry = counted, entry
 
     def stat(self, *, follow_symlinks: bool = True) -> os.stat_result:
@@ -38,19 +39,20 @@ class _Entry:
 
 
 class _Listing:
-    def __init__(self, counted: Counted, path: str) -> None:
-        self._counted, self._it = counted, os.scandir(path)
+    def __init__(self, counted: Counted, fd: int, path: str) -> None:
+        self._counted, self._it, self._path = counted, os.scandir(fd), path
 
     def __enter__(self) -> Iterator[_Entry]:
-        return (_Entry(self._counted, e) for e in self._it)
+        return (_Entry(self._counted, e, self._path) for e in self._it)
 
     def __exit__(self, *exc: object) -> None:
         self._it.close()
 
 
 class Counted:
-    """os.scandir, counting each listing and each lstat; `refuse` holds folders whose
-    listing fails as an unreadable (or vanished) folder's would."""
+    """os.scandir of a folder held open, counting each listing and each lstat by the
+    folder's path (where the descriptor really is); `refuse` holds folders whose listing
+    fails as an unreadable (or vanished) folder's would."""
 
     def __init__(self) -> None:
         self.listed: list[str] = []
@@ -58,12 +60,13 @@ class Counted:
         self.refuse: set[str] = set()
         self.on_list: Callable[[str], None] = lambda _: None
 
-    def __call__(self, path: str) -> _Listing:
+    def __call__(self, fd: int) -> _Listing:
+        path = os.readlink(f"/proc/self/fd/{fd}")
         self.listed.append(path)
         self.on_list(path)
         if path in self.refuse:
             raise PermissionError(13, "Permission denied", path)
-        return _Listing(self, path)
+        return _Listing(self, fd, path)
 
     def reset(self) -> None:
         self.listed.clear()
@@ -425,3 +428,40 @@ def test_our_own_reads_are_not_hints(outbox: Path) -> None:
     for rel in ("A.xml", "A/a.pdf", "A/ID/x.pdf", "A/ID/sub/y.pdf"):
         (outbox / rel).read_bytes()
     assert p.poll() == []
+
+
+@pytest.mark.parametrize("swapped", ["the folder", "a folder above it"])
+def test_a_folder_swapped_for_a_link_during_a_walk_is_never_walked(
+        outbox: Path, tmp_path: Path, swapped: str) -> None:
+    """A share user swaps a sidecar, or a folder above one being walked, for a link to a
+    folder outside the outbox between its lstat and its listing (a swap loop can hit the
+    window): the poll never lists or lstats anything out there, and the link is a change.
+    Each folder is opened relative to its parent held open, and never through a link."""
+    outside = tmp_path / "outside"
+    for top in ("A", "B"):
+        write(outside / top / "secret.txt")
+        write(outside / top / "ID" / "sub" / "secret.txt")
+    counted = Counted()
+    p = poller(outbox, counted)
+    p.poll()
+    done: list[str] = []
+
+    def swap(name: str) -> None:
+        (outbox / name).rename(tmp_path / f"moved-{name}")
+        (outbox / name).symlink_to(outside / name, target_is_directory=True)
+        done.append(name)
+
+    def on_list(path: str) -> None:
+        if done:
+            return
+        if swapped == "the folder" and path in (str(outbox / "A"), str(outbox / "B")):
+            # The other top folder, lstat'ed as a folder with the root, not yet listed.
+            swap("B" if path == str(outbox / "A") else "A")
+        elif swapped == "a folder above it" and path == str(outbox / "A" / "ID"):
+            swap("A")  # A/ID/sub is listed next, by its path through A
+    counted.on_list = on_list
+    counted.reset()
+    p.poll()
+    assert done and (outbox / done[0]).is_symlink()
+    assert not [x for x in counted.listed + counted.stats if x.startswith(str(outside) + "/")]
+    assert p.poll() == done  # the link in place of the folder: a change

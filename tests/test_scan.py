@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import os
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from daemon import scan as scan_mod
 from daemon.config import OutboxConfig
 from daemon.scan import Candidate, list_outbox, snapshot
-from tests.helpers import refuse_stat
+from tests.helpers import refuse_stat, wait_for
 
 
 def cfg_for(outbox: Path, **kw: object) -> OutboxConfig:
@@ -314,7 +316,7 @@ class TestSnapshot:
         cand = self._cand(outbox, cfg)
         first = snapshot(cand, cfg)
         assert first is not None and not first.busy
-        assert [e[0] for e in first.entries] == ["INV-1.xml", "INV-1/a.pdf"]
+        assert [e[0] for e in first.entries] == ["INV-1.xml", "INV-1", "INV-1/a.pdf"]
         assert snapshot(cand, cfg) == first
 
     def test_no_sidecar(self, outbox: Path) -> None:
@@ -344,7 +346,7 @@ class TestSnapshot:
         touch(outbox / nfc / "b.pdf")  # the right sidecar too: both are part of it
         snap = snapshot(cand, cfg)
         assert snap is not None
-        assert [e[0] for e in snap.entries] == [f"{nfc}.xml", f"{nfc}/b.pdf", nfd]
+        assert [e[0] for e in snap.entries] == [f"{nfc}.xml", nfc, f"{nfc}/b.pdf", nfd]
 
     def test_sidecar_file_size_change(self, outbox: Path) -> None:
         """A sidecar file that grows changes the snapshot (even with the same mtime)."""
@@ -368,6 +370,55 @@ class TestSnapshot:
         st = f.stat()
         os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
         assert snapshot(cand, cfg) != before
+
+    @pytest.mark.parametrize("where", ["INV-1.xml", "INV-1/a.pdf"])
+    def test_a_file_replaced_with_its_size_and_mtime_kept_changes_the_snapshot(
+            self, outbox: Path, where: str) -> None:
+        """An invoice file or attachment replaced by other bytes of the same size with its
+        modification time kept (a sync tool copying the source's time, renamed over it)
+        changes the snapshot by its change time: else a bundle held or waiting on what was
+        read before would never be read again."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-1.xml", b"<a>1</a>")
+        f = touch(outbox / "INV-1" / "a.pdf", b"1234")
+        f = outbox / where
+        cand = self._cand(outbox, cfg)
+        before = snapshot(cand, cfg)
+        st = os.lstat(f)
+
+        def replaced() -> bool:
+            tmp = touch(f.with_name(".sync"), bytes(reversed(f.read_bytes())))
+            os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
+            tmp.rename(f)
+            # Until the kernel's clock for change times has moved on since the first write.
+            return os.lstat(f).st_ctime_ns != st.st_ctime_ns
+        wait_for(replaced, timeout=5, interval=0.001, what="a change time of its own")
+        after_st = os.lstat(f)
+        assert (after_st.st_size, after_st.st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+        assert snapshot(cand, cfg) != before
+        assert snapshot(cand, cfg, list_outbox(cfg).stats) != before  # the rescan's way too
+
+    def test_a_sidecar_renamed_away_and_back_changes_the_snapshot(self, outbox: Path) -> None:
+        """A sidecar renamed to another name and back (a clerk's slip undone, between two
+        polls) keeps its entries as they were; the folder's change time shows it, so a read
+        taken meanwhile, which found no sidecar, is not taken for this version."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-1.xml")
+        touch(outbox / "INV-1" / "a.pdf")
+        cand = self._cand(outbox, cfg)
+        before = snapshot(cand, cfg)
+        side = outbox / "INV-1"
+        ctime = os.lstat(side).st_ctime_ns
+
+        def away_and_back() -> bool:
+            side.rename(outbox / "elsewhere")
+            (outbox / "elsewhere").rename(side)
+            return os.lstat(side).st_ctime_ns != ctime
+        wait_for(away_and_back, timeout=5, interval=0.001, what="a change time of its own")
+        after = snapshot(cand, cfg)
+        assert after is not None and before is not None
+        assert [e[0] for e in after.entries] == [e[0] for e in before.entries]
+        assert after != before
 
     def test_sidecar_file_rename(self, outbox: Path) -> None:
         """A sidecar file renamed (same size, same mtime) changes the snapshot."""
@@ -403,7 +454,7 @@ class TestSnapshot:
         snap = snapshot(self._cand(outbox, cfg, "batch.xml"), cfg)
         assert scan_mod.SNAPSHOT_DEPTH == scan_mod.WATCHED_DEPTH + 1 == 5
         assert [e[0] for e in snap.entries] == [
-            "batch.xml", "batch/INV-1", "batch/INV-1/x", "batch/INV-1/x/y",
+            "batch.xml", "batch", "batch/INV-1", "batch/INV-1/x", "batch/INV-1/x/y",
             "batch/INV-1/x/y/w", "batch/INV-1/x/y/z.pdf.part"]
         assert snap.busy
 
@@ -478,7 +529,57 @@ class TestSnapshot:
         (outbox / "INV-1").mkdir()
         (outbox / "INV-1" / "link.pdf").symlink_to(tmp_path / "big.pdf")
         snap = snapshot(self._cand(outbox, cfg), cfg)
-        assert ("INV-1/link.pdf", "x", 0) == snap.entries[1][:3]
+        assert ("INV-1/link.pdf", "x", 0) == snap.entries[2][:3]
+
+    @pytest.mark.parametrize("swapped", ["the sidecar", "a folder above the one listed"])
+    def test_a_folder_swapped_for_a_link_after_its_lstat_is_never_walked(
+            self, outbox: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+            swapped: str) -> None:
+        """A share user swaps the sidecar for a link to a folder outside the outbox after
+        the rescan's listing took its lstat, or swaps it once the walk has lstat'ed its
+        subfolder INV-1/ID: the snapshot lists nothing out there (each folder is opened
+        relative to the one above it, held open, never through a link)."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-1.xml")
+        touch(outbox / "INV-1" / "ID" / "a.pdf")
+        outside = tmp_path / "outside"
+        touch(outside / "secret.pdf")
+        touch(outside / "ID" / "secret.pdf")
+        cand = self._cand(outbox, cfg)
+        side = outbox / "INV-1"
+
+        def swap() -> None:
+            if not side.is_symlink():
+                side.rename(tmp_path / "moved")
+                side.symlink_to(outside, target_is_directory=True)
+        listed: list[str] = []
+        real_scandir = os.scandir
+
+        class Looking:
+            """os.scandir, noting where each listing really is, and swapping the sidecar
+            once the walk has lstat'ed INV-1/ID."""
+
+            def __init__(self, path: int | str) -> None:
+                listed.append(os.readlink(f"/proc/self/fd/{path}") if isinstance(path, int)
+                              else os.path.realpath(path))
+                self._entries = list(real_scandir(path))
+
+            def __enter__(self) -> list[object]:
+                return [_SwapsAfterLstat(e, swap) if e.name == "ID" else e
+                        for e in self._entries]
+
+            def __exit__(self, *a: object) -> None:
+                return None
+
+        stats = list_outbox(cfg).stats
+        if swapped == "the sidecar":
+            swap()
+        monkeypatch.setattr(scan_mod.os, "scandir", Looking)
+        snap = snapshot(cand, cfg, stats)
+        assert side.is_symlink()
+        assert snap is not None
+        assert not [p for p in listed if p.startswith(str(outside))]
+        assert not [e for e in snap.entries if "secret" in e[0]]
 
     def test_file_vanishing_mid_walk_does_not_crash_and_is_busy(
             self, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -520,7 +621,7 @@ class TestSnapshot:
         refuse_stat(monkeypatch, {"locked.pdf"})
         snap = snapshot(self._cand(outbox, cfg), cfg)
         assert snap is not None and not snap.busy
-        assert [e[:3] for e in snap.entries[1:]] == [("INV-1/a.pdf", "f", 1),
+        assert [e[:3] for e in snap.entries[2:]] == [("INV-1/a.pdf", "f", 1),
                                                    ("INV-1/locked.pdf", "unreadable", 0)]
 
 
@@ -572,3 +673,19 @@ class TestRescanFromTheListing:
         again = list_outbox(cfg, known=first.candidates)
         assert again.candidates["INV-1.xml"] is first.candidates["INV-1.xml"]
         assert "INV-2.xml" not in again.candidates
+
+
+class _SwapsAfterLstat:
+    """A directory entry whose lstat is taken, then `swap` runs (a share user's swap loop
+    hitting the window between a folder's lstat and its listing)."""
+
+    def __init__(self, entry: os.DirEntry[str], swap: Callable[[], None]) -> None:
+        self._entry, self._swap, self.name, self.path = entry, swap, entry.name, entry.path
+
+    def stat(self, *, follow_symlinks: bool = True) -> os.stat_result:
+        st = self._entry.stat(follow_symlinks=follow_symlinks)
+        self._swap()
+        return st
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._entry, name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.scan import Snapshot
+from daemon.scan import Entry, Snapshot
 from daemon.settle import PACE_FROM, PACE_PER_ENTRY, Pacer, SettleTracker
 
 A = Snapshot((("INV-1.xml", "f", 10, 1),), busy=False)
@@ -119,3 +119,43 @@ def test_a_small_look_and_a_bundle_gone_end_the_pacing() -> None:
     assert pacer.not_before("B.xml", 0.0) is not None
     pacer.forget("B.xml")
     assert pacer.not_before("B.xml", 0.0) is None
+
+
+def _entry(rel: str, kind: str, mtime: float, ctime: float) -> Entry:
+    """An entry with the file server's times (seconds): mtime, and ctime, its change time."""
+    return (rel, kind, 10 if kind == "f" else 0, int(mtime * 1e9), 0o640, 0, 0, int(ctime * 1e9))
+
+
+# The file server's clock, whatever the daemon's says: 1980, 2023 (ten minutes either side
+# of a daemon that has none here), 2100.
+SERVER_NOWS = [315_532_800.0, 1_700_000_000.0 - 600, 1_700_000_000.0 + 600, 4_102_444_800.0]
+
+
+class TestWrittenBefore:
+    @pytest.mark.parametrize("now", SERVER_NOWS)
+    def test_a_copy_at_work_is_never_taken_for_files_written_long_ago(self, now: float) -> None:
+        """A file being copied into the sidecar has a modification time as late as the
+        bundle's latest change, by the file server's clock: not read early, whether that
+        clock says 1980, 2100 or ten minutes off (the daemon's own clock is not asked)."""
+        snap = Snapshot((_entry("INV-1.xml", "f", now - 3600, now - 3600),
+                         _entry("INV-1", "d", now - 1, now - 1),
+                         _entry("INV-1/a.pdf", "f", now, now)), busy=False)
+        assert not SettleTracker(5).written_before(snap)
+
+    @pytest.mark.parametrize("now", SERVER_NOWS)
+    def test_a_sidecar_moved_in_whole_is_taken_for_files_written_long_ago(
+            self, now: float) -> None:
+        """A sidecar finished elsewhere and moved in (its folder's change time is the
+        move, its files were written an hour before) may be read while it settles,
+        whatever the file server's clock says."""
+        snap = Snapshot((_entry("INV-1.xml", "f", now - 3600, now - 3600),
+                         _entry("INV-1", "d", now - 3600, now),
+                         _entry("INV-1/a.pdf", "f", now - 3600, now - 3600)), busy=False)
+        assert SettleTracker(5).written_before(snap)
+
+    def test_files_moved_in_within_a_quiet_period_of_their_writing_are_not(self) -> None:
+        """Written a second before the move, with settle_seconds = 5: not yet long ago."""
+        now = 1_700_000_000.0
+        snap = Snapshot((_entry("INV-1.xml", "f", now - 1, now),), busy=False)
+        assert not SettleTracker(5).written_before(snap)
+        assert SettleTracker(0.5).written_before(snap)
