@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from daemon import logs
 from daemon.config import Settings
-from daemon.config_load import load_settings, prepare_folders
+from daemon.config_load import folder_problems, load_settings, prepare_folders
 from daemon.deliver import Deliverer
-from daemon.errors import ConfigError
+from daemon.errors import ConfigError, double_quoted, unquoted
 
 if TYPE_CHECKING:
     from daemon.index import OutboxIndex
@@ -30,6 +30,18 @@ NOT_RELOADED = "configuration not reloaded; keeping the old one"
 # Read once at start (the watcher, the delivery threads): a SIGHUP says so instead.
 RESTART_ONLY = (("outbox", "watch"), ("outbox", "poll_interval_seconds"),
                 ("delivery", "concurrency"))
+
+
+def _moved(new: Settings, running: Settings) -> list[str]:
+    """The lines for a new outbox or state_dir: the watcher and the journal are there
+    already, so either needs a restart."""
+    return [f"{key} = {double_quoted(str(now))}: a new {what} needs a restart (systemctl "
+            f"restart outboxd); or set it back to {double_quoted(str(was))}"
+            for key, what, now, was in (
+                ("[outbox] path", "outbox", new.outbox.path, running.outbox.path),
+                ("[paths] state_dir", "state_dir", new.paths.state_dir,
+                 running.paths.state_dir))
+            if now != was]
 
 
 def _receiver(s: Settings) -> tuple[object, ...]:
@@ -82,13 +94,14 @@ class Reloading:
             return
         try:
             new = load_settings(self.config_path)
-            # Before the folders are made: a refused reload leaves nothing behind in an
-            # outbox (or state dir) the daemon does not watch.
-            if new.outbox.path != self.settings.outbox.path or \
-                    new.paths.state_dir != self.settings.paths.state_dir:
-                self.log.error("outbox path and state_dir need a restart; keeping the old "
-                               "ones")
-                return
+            # Before a folder is made: a refused reload leaves nothing behind, neither in
+            # an outbox (or state dir) the daemon does not watch nor beside the old ones
+            # (a new sent/ made before the new quarantine/ turned out impossible).
+            source = unquoted(str(self.config_path))
+            if moved := _moved(new, self.settings):
+                raise ConfigError(moved, source=source)
+            if problems := folder_problems(new):
+                raise ConfigError(problems, source=source)
             prepare_folders(new)
         except ConfigError as exc:
             self.log.error(NOT_RELOADED, error=str(exc))

@@ -111,8 +111,11 @@ def test_a_reload_that_moves_the_outbox_is_refused_and_the_old_settings_stay(
     config(tmp_path, outbox="other-outbox", duplicates="send")
     loop._do_reload()
     assert loop.settings is old
-    assert ("error", "outbox path and state_dir need a restart; keeping the old ones") \
-        in loop.log.lines
+    assert loop.log.lines == [("error", "configuration not reloaded; keeping the old one")]
+    [error] = [f["error"] for f in loop.log.fields]
+    assert f'[outbox] path = "{tmp_path / "other-outbox"}": a new outbox needs a restart' \
+        in error and f'set it back to "{tmp_path / "outbox"}"' in error
+    assert "state_dir" not in error
     assert loop.reconfigured == [] and loop.marked == [] and loop.rescans == 0
 
 
@@ -128,8 +131,9 @@ def test_a_refused_reload_to_another_outbox_or_state_dir_makes_no_folder_there(
     path = config(other, outbox="outbox")
     loop.config_path = path
     loop._do_reload()
-    assert ("error", "outbox path and state_dir need a restart; keeping the old ones") \
-        in loop.log.lines
+    assert loop.log.lines == [("error", "configuration not reloaded; keeping the old one")]
+    [error] = [f["error"] for f in loop.log.fields]
+    assert "[outbox] path" in error and "[paths] state_dir" in error
     assert sorted(p.name for p in other.iterdir()) == ["config.toml", "outbox"]
     assert list((other / "outbox").iterdir()) == []
 
@@ -236,3 +240,24 @@ def test_a_reload_to_a_url_whose_password_holds_a_raw_hash_is_refused(tmp_path: 
     assert loop.log.lines == [("error", "configuration not reloaded; keeping the old one")]
     error = loop.log.fields[0]["error"]
     assert "[delivery] url" in error and "%23" in error and "S3cr3tPw" not in error
+
+
+def test_a_reload_refused_for_one_folder_makes_none_of_the_others(tmp_path: Path) -> None:
+    """A reload that moves [paths] sent to a new folder and [paths] quarantine to one
+    that cannot be made is refused as a whole, naming [paths] quarantine and its fix;
+    the new sent folder is not made either (an admin would find an empty folder that no
+    configuration in force names)."""
+    loop = running(tmp_path)
+    old = loop.settings
+    (tmp_path / "a-file").write_text("not a folder")
+    path = config(tmp_path)
+    path.write_text(path.read_text().replace(
+        "[paths]\n", f'[paths]\nsent = "{tmp_path / "new-sent"}"\n'
+                     f'quarantine = "{tmp_path / "a-file" / "quarantine"}"\n'),
+        encoding="utf-8")
+    loop._do_reload()
+    assert loop.settings is old and loop.reconfigured == []
+    assert loop.log.lines == [("error", "configuration not reloaded; keeping the old one")]
+    [error] = [f["error"] for f in loop.log.fields]
+    assert "[paths] quarantine: cannot create" in error and "fix [paths] quarantine" in error
+    assert not (tmp_path / "new-sent").exists()
