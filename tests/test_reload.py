@@ -15,7 +15,7 @@ from daemon.config import Settings
 from daemon.config_load import load_settings
 from daemon.errors import ConfigError
 from daemon.index import OutboxIndex
-from daemon.reload import Reloading
+from daemon.reload import SAME_CREDENTIALS, Reloading, sends_as
 from daemon.scan import candidate_for
 
 
@@ -30,6 +30,7 @@ class Log:
 
     def warning(self, event: str, **kw: Any) -> None:
         self.lines.append(("warning", event))
+        self.fields.append(kw)
 
     def info(self, event: str, **kw: Any) -> None:
         self.lines.append(("info", event))
@@ -40,6 +41,7 @@ class Finish:
 
     def __init__(self, rows: list[int]) -> None:
         self.rows = rows
+        self.paused = set(rows)  # as Finisher.paused: their last attempt was paused
         self.asked: list[bool] = []
 
     def after_reload(self, receiver_changed: bool) -> list[int]:
@@ -62,6 +64,7 @@ class Loop(Reloading):
         self.publish = SimpleNamespace(page=SimpleNamespace(reconfigure=lambda old, new: None))
         self._make_deliverer = lambda s: f"deliverer for {s.delivery.target}"
         self._reload, self._relist = True, False
+        self._sends_as = sends_as(settings)
         self.reconfigured: list[tuple[Settings, str]] = []
         self.marked: list[str] = []
         self.scheduled: list[tuple[int, float]] = []
@@ -261,3 +264,47 @@ def test_a_reload_refused_for_one_folder_makes_none_of_the_others(tmp_path: Path
     [error] = [f["error"] for f in loop.log.fields]
     assert "[paths] quarantine: cannot create" in error and "fix [paths] quarantine" in error
     assert not (tmp_path / "new-sent").exists()
+
+
+def http_config(tmp_path: Path, token: str) -> Path:
+    """A configuration for the http transport whose token is in tmp_path/token (as a
+    systemd credential is), the file holding `token`."""
+    (tmp_path / "outbox").mkdir(exist_ok=True)
+    (tmp_path / "token").write_text(token + "\n", encoding="utf-8")
+    path = tmp_path / "config.toml"
+    path.write_text(f'[outbox]\npath = "{tmp_path / "outbox"}"\n'
+                    f'[paths]\nstate_dir = "{tmp_path / "state"}"\n'
+                    f'[delivery]\nurl = "http://127.0.0.1:9/in"\n'
+                    f'token_file = "{tmp_path / "token"}"\n', encoding="utf-8")
+    return path
+
+
+def test_a_reload_with_the_same_token_while_deliveries_are_paused_says_so_and_how_to_fix(
+        tmp_path: Path) -> None:
+    """Two bundles paused by the receiver's 401; the admin reloads, but token_file still
+    holds the token in force (a systemd credential is copied only at start). The paused
+    bundles are still tried at once, and one warning says that the url and token are the
+    same, how many bundles wait, and that a credential needs systemctl restart; neither
+    it nor any other line carries the token. A reload that brings a new token, or one
+    with nothing paused, says nothing of the kind."""
+    path = http_config(tmp_path, "OLD-t0ken-123")
+    loop = Loop(load_settings(path), path, rows=[3, 5])
+    loop._do_reload()
+    assert loop.scheduled == [(3, 0.0), (5, 0.0)]
+    assert ("warning", SAME_CREDENTIALS) in loop.log.lines
+    [warning] = [f for f in loop.log.fields if "fix" in f]
+    assert warning["bundles"] == 2
+    assert "/run/credentials" in warning["fix"] and "systemctl restart outboxd" in \
+        warning["fix"]
+    assert "OLD-t0ken-123" not in repr(loop.log.fields)
+
+    loop.log.lines.clear()
+    (tmp_path / "token").write_text("NEW-t0ken-456\n", encoding="utf-8")
+    loop._do_reload()
+    assert ("info", "configuration reloaded") in loop.log.lines
+    assert ("warning", SAME_CREDENTIALS) not in loop.log.lines
+
+    loop.log.lines.clear()
+    loop.pipeline.finish.paused.clear()
+    loop._do_reload()
+    assert ("warning", SAME_CREDENTIALS) not in loop.log.lines

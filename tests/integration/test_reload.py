@@ -51,3 +51,41 @@ def test_a_waiting_invoice_that_a_reload_makes_no_invoice_file_is_left_alone_not
         if "Waiting for attachments:" in status else ""
     assert "P-77.pdf" not in waiting
     assert "P-77.pdf: not an invoice file" in status
+
+
+def test_a_token_rotated_in_token_file_is_used_at_the_next_reload_and_never_shown(
+        env: Env, start_receiver, start_daemon) -> None:
+    """The operator issues a new token and refuses the old one (401): the bundle pauses,
+    for an hour (retry_max_seconds). A reload while token_file still holds the old token
+    (as a systemd credential does until a restart) warns that the url and token are the
+    same, and the bundle stays paused; once the new token is in the file, the next
+    reload sends it at once. Neither token is ever in the daemon's log, `outboxd
+    status` (text and JSON) or the status page."""
+    old, new = "old-T0KEN-4f2a9", "new-T0KEN-8c1d7"
+    token_file = env.root / "token"
+    token_file.write_text(old + "\n")
+    receiver = start_receiver("--token", new)
+    env.write_config(receiver.url, delivery={"token_file": str(token_file),
+                                             "retry_max_seconds": 3600})
+    daemon = start_daemon()
+    drop_bundle(env.outbox, "INV-T1", {})
+    wait_for(lambda: journal_states(env).get("INV-T1.xml") == "retrying"
+             and any(r["status"] == 401 for r in receiver.requests()),
+             what="the bundle paused by the receiver's 401")
+
+    daemon.popen.send_signal(signal.SIGHUP)
+    wait_for(lambda: "the reload brought the same [delivery] url and token" in daemon.stderr(),
+             what="the warning that the reload brought the same token")
+    assert journal_states(env)["INV-T1.xml"] == "retrying" and env.sent_bundles() == []
+
+    token_file.write_text(new + "\n")
+    daemon.popen.send_signal(signal.SIGHUP)
+    [sent] = wait_for(env.sent_bundles, what="the paused bundle in sent/ with the new token")
+    assert sent.name.startswith("INV-T1--")
+    assert [r["status"] for r in receiver.requests()][-1] == 201
+
+    shown = [daemon.stderr(), (env.outbox / "outboxd-status.html").read_text()]
+    for args in (["status"], ["status", "--json"]):
+        shown.append(subprocess.run([*OUTBOXD, *args, "-c", str(env.config)],
+                                    capture_output=True, text=True, timeout=60).stdout)
+    assert not [text for text in shown if old in text or new in text]
