@@ -89,3 +89,29 @@ def test_a_token_rotated_in_token_file_is_used_at_the_next_reload_and_never_show
         shown.append(subprocess.run([*OUTBOXD, *args, "-c", str(env.config)],
                                     capture_output=True, text=True, timeout=60).stdout)
     assert not [text for text in shown if old in text or new in text]
+
+
+def test_a_bundle_whose_post_was_under_way_at_a_reload_to_another_url_names_its_receiver(
+        env: Env, start_receiver, start_daemon, tmp_path) -> None:
+    """The admin moves [delivery] url to a second receiver while the first one has taken
+    a bundle's POST but not answered it. The POST times out (its outcome unknown, so the
+    bundle cannot count as sent there): the bundle goes to the new receiver at once, and
+    receipt.json says which receiver accepted it (`delivered_to`, the new url). The old
+    receiver kept its copy — an answer that never came cannot be told from a refusal."""
+    first = start_receiver("--hold-first", "30", store=tmp_path / "first", process=True)
+    second = start_receiver(store=tmp_path / "second")
+    env.write_config(first.url, delivery={"timeout_seconds": 5})
+    daemon = start_daemon()
+    drop_bundle(env.outbox, "INV-U1", {})
+    wait_for(lambda: [p for p in first.store.iterdir() if len(p.name) == 64]
+             if first.store.is_dir() else [], what="the first receiver to store the bundle")
+
+    env.write_config(second.url, delivery={"timeout_seconds": 5})
+    daemon.popen.send_signal(signal.SIGHUP)
+    [sent] = wait_for(env.sent_bundles, what="the bundle in sent/ after the reload")
+
+    receipt = json.loads((sent / "receipt.json").read_text())
+    assert receipt["delivered_to"] == second.url
+    assert receipt["response"]["status"] == 201 and receipt["attempts"] == 2
+    assert [r["idempotency_key"] for r in second.accepted()] == \
+        [receipt["manifest"]["bundle_id"]]
