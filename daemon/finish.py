@@ -112,6 +112,10 @@ class Finisher(Moves, Recovery):
     def d(self, deliverer: Deliverer) -> None:
         self.deliverers.current = deliverer
 
+    def read_claimed_again(self) -> None:
+        """Every claimed bundle is read and checked again at its next attempt."""
+        self._validated.clear()
+
     def hand_over(self, row_id: int, bundle: Bundle) -> None:
         """The validated bundle of a row just claimed, at its place in processing."""
         self._validated[row_id] = bundle

@@ -79,6 +79,11 @@ class Pipeline(Decisions):
     def reconfigure(self, settings: Settings, deliverer: Deliverer) -> None:
         """Take a reloaded configuration (the old deliverer is closed once its attempts
         under way have ended)."""
+        if settings.delivery.format != self.s.delivery.format:
+            # A claimed bundle was checked for the format it was claimed under; ubl-embedded
+            # builds and checks documents that a "bundle" check never made. Read again at
+            # its next attempt, as after a restart, it is never sent unchecked.
+            self.finish.read_claimed_again()
         self.s = self.finish.s = settings
         self.tracker.settle_seconds = settings.outbox.settle_seconds
         self._due.clear()  # each wait's deadline read again (the wall clock may be right now)

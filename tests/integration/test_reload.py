@@ -115,3 +115,29 @@ def test_a_bundle_whose_post_was_under_way_at_a_reload_to_another_url_names_its_
     assert receipt["response"]["status"] == 201 and receipt["attempts"] == 2
     assert [r["idempotency_key"] for r in second.accepted()] == \
         [receipt["manifest"]["bundle_id"]]
+
+
+def test_a_claimed_bundle_is_checked_again_for_the_format_a_reload_switches_to(
+        env: Env, start_receiver, start_daemon) -> None:
+    """A PDF invoice with its attachment is claimed under [delivery] format = "bundle"
+    and put off by the receiver (503, Retry-After 2). The admin switches to
+    "ubl-embedded", which sends UBL only: at its next attempt the bundle is read and
+    checked again for the new format, as after a restart, and quarantined as not UBL —
+    not posted, and not reported as changed in the processing folder, which it was not."""
+    receiver = start_receiver("--fail-first", "503", "--retry-after", "2")
+    env.write_config(receiver.url)
+    daemon = start_daemon()
+    (env.outbox / "P-9").mkdir()
+    (env.outbox / "P-9" / "contract.pdf").write_bytes(text_pdf(["Contract"]))
+    (env.outbox / "P-9.pdf").write_bytes(text_pdf(["Invoice number: P-9"]))
+    wait_for(lambda: journal_states(env).get("P-9.pdf") == "retrying",
+             what="the bundle put off by the receiver")
+
+    env.write_config(receiver.url, delivery={"format": "ubl-embedded"})
+    daemon.popen.send_signal(signal.SIGHUP)
+    [folder] = wait_for(env.quarantined, what="the bundle quarantined under ubl-embedded")
+
+    reasons = json.loads((folder / "reason.json").read_text())["reasons"]
+    assert [r["code"] for r in reasons] == ["not-ubl"]
+    assert "processing folder" not in (folder / "REASON.txt").read_text()
+    assert [r["status"] for r in receiver.requests()] == [503]
