@@ -78,6 +78,7 @@ class DirectoryDeliverer:
 
     def __init__(self, target: Path) -> None:
         self.target = target
+        self.destination = str(target)  # as receipt.json names it (HttpDeliverer's)
 
     def close(self) -> None:
         pass

@@ -112,6 +112,10 @@ class Finisher(Moves, Recovery):
     def d(self, deliverer: Deliverer) -> None:
         self.deliverers.current = deliverer
 
+    def read_claimed_again(self) -> None:
+        """Every claimed bundle is read and checked again at its next attempt."""
+        self._validated.clear()
+
     def hand_over(self, row_id: int, bundle: Bundle) -> None:
         """The validated bundle of a row just claimed, at its place in processing."""
         self._validated[row_id] = bundle
@@ -310,6 +314,9 @@ class Finisher(Moves, Recovery):
         delivered_at = now_iso()
         record = {"manifest": manifest, "response": receipt.as_dict(), "attempts": attempts,
                   "delivered_at": delivered_at}
+        if (destination := getattr(deliverer, "destination", None)) is not None:
+            # This attempt's receiver (a reload may have named another since it began).
+            record["delivered_to"] = destination
         # The archive folder is chosen and recorded with the receipt, in one
         # commit, durable before anything moves. Its day is the delivery's, as the
         # row's `since` once sent (moves.archive_sent), however late the move comes.

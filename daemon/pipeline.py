@@ -28,7 +28,14 @@ from daemon.fsops import NOT_THE_FILES_FAULT
 from daemon.journal import LIVE, Journal, Row
 from daemon.manifest import bundle_id_of
 from daemon.names import NameKind, classify
-from daemon.scan import Candidate, Snapshot, candidate_for, marker_wait, snapshot
+from daemon.scan import (
+    Candidate,
+    Snapshot,
+    candidate_for,
+    is_invoice_file,
+    marker_wait,
+    snapshot,
+)
 from daemon.settle import SettleTracker
 from daemon.step import IDLE, Claim, Known, Next
 
@@ -36,6 +43,8 @@ __all__ = ["IDLE", "Next", "Pipeline"]
 
 # A copy at work that has not changed for this long is shown as stuck (_busy).
 STUCK_SECONDS = 600.0
+NO_LONGER_AN_INVOICE = ("no longer an invoice file under the reloaded [outbox] "
+                        "invoice_patterns or ignore_patterns; left alone in the outbox")
 
 
 class Pipeline(Decisions):
@@ -70,6 +79,11 @@ class Pipeline(Decisions):
     def reconfigure(self, settings: Settings, deliverer: Deliverer) -> None:
         """Take a reloaded configuration (the old deliverer is closed once its attempts
         under way have ended)."""
+        if settings.delivery.format != self.s.delivery.format:
+            # A claimed bundle was checked for the format it was claimed under; ubl-embedded
+            # builds and checks documents that a "bundle" check never made. Read again at
+            # its next attempt, as after a restart, it is never sent unchecked.
+            self.finish.read_claimed_again()
         self.s = self.finish.s = settings
         self.tracker.settle_seconds = settings.outbox.settle_seconds
         self._due.clear()  # each wait's deadline read again (the wall clock may be right now)
@@ -79,7 +93,11 @@ class Pipeline(Decisions):
     def step(self, cand: Candidate, now: float, snap: Snapshot | None = None) -> Next:
         """Look at one invoice file in the outbox; `now` is the loop's monotonic time."""
         key = cand.invoice.name
-        snap = snap or snapshot(cand, self.s.outbox)
+        # A reload may have narrowed the patterns (or named the file a release file or
+        # the status page): such a file is left alone from now on, as a start would
+        # leave it, not sent at its old deadline.
+        invoice = is_invoice_file(self.s.outbox, key, self.s.share)
+        snap = (snap or snapshot(cand, self.s.outbox)) if invoice else None
         row = self.live.get(key)
         if snap is None:
             self.forget(key)
@@ -88,7 +106,8 @@ class Pipeline(Decisions):
                     # Its errors file would go on saying "this bundle is held" for a
                     # bundle that is no longer there.
                     self._clear_errors_file(cand, row)
-                self._live(row, key, "gone", detail="the invoice file left the outbox")
+                self._live(row, key, "gone", detail="the invoice file left the outbox"
+                           if invoice else NO_LONGER_AN_INVOICE)
             return Next(gone=True)
         last = self.tracker.last(key)
         first = last is None

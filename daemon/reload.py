@@ -11,15 +11,16 @@ reload is how an admin says the url or token is fixed.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from daemon import logs
 from daemon.config import Settings
-from daemon.config_load import load_settings, prepare_folders
+from daemon.config_load import folder_problems, load_settings, prepare_folders
 from daemon.deliver import Deliverer
-from daemon.errors import ConfigError
+from daemon.errors import ConfigError, double_quoted, unquoted
 
 if TYPE_CHECKING:
     from daemon.index import OutboxIndex
@@ -32,9 +33,42 @@ RESTART_ONLY = (("outbox", "watch"), ("outbox", "poll_interval_seconds"),
                 ("delivery", "concurrency"))
 
 
+def _moved(new: Settings, running: Settings) -> list[str]:
+    """The lines for a new outbox or state_dir: the watcher and the journal are there
+    already, so either needs a restart."""
+    return [f"{key} = {double_quoted(str(now))}: a new {what} needs a restart (systemctl "
+            f"restart outboxd); or set it back to {double_quoted(str(was))}"
+            for key, what, now, was in (
+                ("[outbox] path", "outbox", new.outbox.path, running.outbox.path),
+                ("[paths] state_dir", "state_dir", new.paths.state_dir,
+                 running.paths.state_dir))
+            if now != was]
+
+
 def _receiver(s: Settings) -> tuple[object, ...]:
     """Where bundles go: when this changes, no earlier answer decides the next attempt."""
     return s.delivery.transport, s.delivery.url, s.delivery.target
+
+
+def sends_as(s: Settings) -> tuple[object, ...]:
+    """What a receiver's 401, 403 or 404 answered: where bundles go and the token they
+    carry. The token only as a digest: this is kept to compare at the next reload, and
+    never shown. ConfigError: the token file cannot be read."""
+    token = s.delivery.bearer_token()
+    return (*_receiver(s), hashlib.sha256(token.encode()).hexdigest() if token else None)
+
+
+# A reload is how an admin says the url or token is fixed; one that brings the same
+# ones (a systemd credential copied only at start, a token in the service's environment)
+# would otherwise only earn the paused bundles the same answer again, unexplained.
+SAME_CREDENTIALS = ("deliveries paused by the receiver's answer are tried again, but the "
+                    "reload brought the same [delivery] url and token")
+SAME_CREDENTIALS_FIX = (
+    "if they are refused again: put the receiver's token in the file token_file names (or "
+    "[delivery] token), or fix [delivery] url, and reload. A token_file under "
+    "/run/credentials (systemd LoadCredential=, as the shipped unit passes "
+    "/etc/outboxd/token) and OUTBOXD_DELIVERY__TOKEN are read from what the service got "
+    "at its start: after changing them, run systemctl restart outboxd")
 
 
 def _in_force(new: Settings, running: Settings) -> tuple[Settings, list[str]]:
@@ -63,6 +97,7 @@ class Reloading:
     _make_deliverer: Callable[[Settings], Deliverer]
     _reload: bool
     _relist: bool
+    _sends_as: tuple[object, ...] | None  # sends_as() of the settings in force
 
     def _start_rules(self, s: Settings) -> None:
         raise NotImplementedError  # the service's
@@ -82,13 +117,15 @@ class Reloading:
             return
         try:
             new = load_settings(self.config_path)
-            # Before the folders are made: a refused reload leaves nothing behind in an
-            # outbox (or state dir) the daemon does not watch.
-            if new.outbox.path != self.settings.outbox.path or \
-                    new.paths.state_dir != self.settings.paths.state_dir:
-                self.log.error("outbox path and state_dir need a restart; keeping the old "
-                               "ones")
-                return
+            # Before a folder is made: a refused reload leaves nothing behind, neither in
+            # an outbox (or state dir) the daemon does not watch nor beside the old ones
+            # (a new sent/ made before the new quarantine/ turned out impossible).
+            source = unquoted(str(self.config_path))
+            if moved := _moved(new, self.settings):
+                raise ConfigError(moved, source=source)
+            if problems := folder_problems(new):
+                raise ConfigError(problems, source=source)
+            new_sends_as = sends_as(new)
             prepare_folders(new)
         except ConfigError as exc:
             self.log.error(NOT_RELOADED, error=str(exc))
@@ -124,3 +161,7 @@ class Reloading:
         for row_id in self.pipeline.finish.after_reload(receiver_changed):
             self.schedule(row_id, 0.0)
         self.log.info("configuration reloaded")
+        if self.pipeline.finish.paused and new_sends_as == self._sends_as:
+            self.log.warning(SAME_CREDENTIALS, bundles=len(self.pipeline.finish.paused),
+                             fix=SAME_CREDENTIALS_FIX)
+        self._sends_as = new_sends_as

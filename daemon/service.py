@@ -50,7 +50,7 @@ from daemon.pipeline import Next, Pipeline
 from daemon.publish import Publisher
 from daemon.readback import restore_sent
 from daemon.readers import Readers, needs_engine
-from daemon.reload import Reloading
+from daemon.reload import Reloading, sends_as
 from daemon.scan import Candidate, Snapshot, list_outbox, snapshot
 from daemon.settle import Pacer
 from daemon.timers import Timers, Waker
@@ -80,6 +80,7 @@ class Service(Changes, Reloading):
         self._stopping = False
         self._wake = Waker()
         self._relist = False  # the next rescan classifies every name again (after a reload)
+        self._sends_as: tuple[object, ...] | None = None  # (reload.py) url and token in force
         self._reload = False
         self._hints: set[str] = set()
         self._hint_lock = threading.Lock()
@@ -224,6 +225,7 @@ class Service(Changes, Reloading):
         self._start_rules(s)  # a broken install stops the start (exit 2)
         self.journal = Journal(s.journal_path)
         restore_sent(self.journal, s.sent_dir, s.policy.duplicate_window_days)  # before sending
+        self._sends_as = sends_as(s)
         self.pipeline = Pipeline(s, self.journal, self._make_deliverer(s))
         self.pipeline.finish.archive_later = self.workers.archive_later
         self.pipeline.finish.clock = self.clock  # its move retries are scheduled on it

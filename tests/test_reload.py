@@ -15,7 +15,7 @@ from daemon.config import Settings
 from daemon.config_load import load_settings
 from daemon.errors import ConfigError
 from daemon.index import OutboxIndex
-from daemon.reload import Reloading
+from daemon.reload import SAME_CREDENTIALS, Reloading, sends_as
 from daemon.scan import candidate_for
 
 
@@ -30,6 +30,7 @@ class Log:
 
     def warning(self, event: str, **kw: Any) -> None:
         self.lines.append(("warning", event))
+        self.fields.append(kw)
 
     def info(self, event: str, **kw: Any) -> None:
         self.lines.append(("info", event))
@@ -40,6 +41,7 @@ class Finish:
 
     def __init__(self, rows: list[int]) -> None:
         self.rows = rows
+        self.paused = set(rows)  # as Finisher.paused: their last attempt was paused
         self.asked: list[bool] = []
 
     def after_reload(self, receiver_changed: bool) -> list[int]:
@@ -62,6 +64,7 @@ class Loop(Reloading):
         self.publish = SimpleNamespace(page=SimpleNamespace(reconfigure=lambda old, new: None))
         self._make_deliverer = lambda s: f"deliverer for {s.delivery.target}"
         self._reload, self._relist = True, False
+        self._sends_as = sends_as(settings)
         self.reconfigured: list[tuple[Settings, str]] = []
         self.marked: list[str] = []
         self.scheduled: list[tuple[int, float]] = []
@@ -111,8 +114,11 @@ def test_a_reload_that_moves_the_outbox_is_refused_and_the_old_settings_stay(
     config(tmp_path, outbox="other-outbox", duplicates="send")
     loop._do_reload()
     assert loop.settings is old
-    assert ("error", "outbox path and state_dir need a restart; keeping the old ones") \
-        in loop.log.lines
+    assert loop.log.lines == [("error", "configuration not reloaded; keeping the old one")]
+    [error] = [f["error"] for f in loop.log.fields]
+    assert f'[outbox] path = "{tmp_path / "other-outbox"}": a new outbox needs a restart' \
+        in error and f'set it back to "{tmp_path / "outbox"}"' in error
+    assert "state_dir" not in error
     assert loop.reconfigured == [] and loop.marked == [] and loop.rescans == 0
 
 
@@ -128,8 +134,9 @@ def test_a_refused_reload_to_another_outbox_or_state_dir_makes_no_folder_there(
     path = config(other, outbox="outbox")
     loop.config_path = path
     loop._do_reload()
-    assert ("error", "outbox path and state_dir need a restart; keeping the old ones") \
-        in loop.log.lines
+    assert loop.log.lines == [("error", "configuration not reloaded; keeping the old one")]
+    [error] = [f["error"] for f in loop.log.fields]
+    assert "[outbox] path" in error and "[paths] state_dir" in error
     assert sorted(p.name for p in other.iterdir()) == ["config.toml", "outbox"]
     assert list((other / "outbox").iterdir()) == []
 
@@ -236,3 +243,68 @@ def test_a_reload_to_a_url_whose_password_holds_a_raw_hash_is_refused(tmp_path: 
     assert loop.log.lines == [("error", "configuration not reloaded; keeping the old one")]
     error = loop.log.fields[0]["error"]
     assert "[delivery] url" in error and "%23" in error and "S3cr3tPw" not in error
+
+
+def test_a_reload_refused_for_one_folder_makes_none_of_the_others(tmp_path: Path) -> None:
+    """A reload that moves [paths] sent to a new folder and [paths] quarantine to one
+    that cannot be made is refused as a whole, naming [paths] quarantine and its fix;
+    the new sent folder is not made either (an admin would find an empty folder that no
+    configuration in force names)."""
+    loop = running(tmp_path)
+    old = loop.settings
+    (tmp_path / "a-file").write_text("not a folder")
+    path = config(tmp_path)
+    path.write_text(path.read_text().replace(
+        "[paths]\n", f'[paths]\nsent = "{tmp_path / "new-sent"}"\n'
+                     f'quarantine = "{tmp_path / "a-file" / "quarantine"}"\n'),
+        encoding="utf-8")
+    loop._do_reload()
+    assert loop.settings is old and loop.reconfigured == []
+    assert loop.log.lines == [("error", "configuration not reloaded; keeping the old one")]
+    [error] = [f["error"] for f in loop.log.fields]
+    assert "[paths] quarantine: cannot create" in error and "fix [paths] quarantine" in error
+    assert not (tmp_path / "new-sent").exists()
+
+
+def http_config(tmp_path: Path, token: str) -> Path:
+    """A configuration for the http transport whose token is in tmp_path/token (as a
+    systemd credential is), the file holding `token`."""
+    (tmp_path / "outbox").mkdir(exist_ok=True)
+    (tmp_path / "token").write_text(token + "\n", encoding="utf-8")
+    path = tmp_path / "config.toml"
+    path.write_text(f'[outbox]\npath = "{tmp_path / "outbox"}"\n'
+                    f'[paths]\nstate_dir = "{tmp_path / "state"}"\n'
+                    f'[delivery]\nurl = "http://127.0.0.1:9/in"\n'
+                    f'token_file = "{tmp_path / "token"}"\n', encoding="utf-8")
+    return path
+
+
+def test_a_reload_with_the_same_token_while_deliveries_are_paused_says_so_and_how_to_fix(
+        tmp_path: Path) -> None:
+    """Two bundles paused by the receiver's 401; the admin reloads, but token_file still
+    holds the token in force (a systemd credential is copied only at start). The paused
+    bundles are still tried at once, and one warning says that the url and token are the
+    same, how many bundles wait, and that a credential needs systemctl restart; neither
+    it nor any other line carries the token. A reload that brings a new token, or one
+    with nothing paused, says nothing of the kind."""
+    path = http_config(tmp_path, "OLD-t0ken-123")
+    loop = Loop(load_settings(path), path, rows=[3, 5])
+    loop._do_reload()
+    assert loop.scheduled == [(3, 0.0), (5, 0.0)]
+    assert ("warning", SAME_CREDENTIALS) in loop.log.lines
+    [warning] = [f for f in loop.log.fields if "fix" in f]
+    assert warning["bundles"] == 2
+    assert "/run/credentials" in warning["fix"] and "systemctl restart outboxd" in \
+        warning["fix"]
+    assert "OLD-t0ken-123" not in repr(loop.log.fields)
+
+    loop.log.lines.clear()
+    (tmp_path / "token").write_text("NEW-t0ken-456\n", encoding="utf-8")
+    loop._do_reload()
+    assert ("info", "configuration reloaded") in loop.log.lines
+    assert ("warning", SAME_CREDENTIALS) not in loop.log.lines
+
+    loop.log.lines.clear()
+    loop.pipeline.finish.paused.clear()
+    loop._do_reload()
+    assert ("warning", SAME_CREDENTIALS) not in loop.log.lines

@@ -62,6 +62,7 @@ class EmbeddedDeliverer:
             self.inner = DirectoryDeliverer(cfg.target)
         else:
             self.inner = HttpDeliverer(cfg, transport)
+        self.destination = self.inner.destination
         self.progress: Progress | None = None
 
     def scrub(self, text: str) -> str:
