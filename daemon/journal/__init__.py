@@ -153,11 +153,23 @@ class Journal(Rows, Views, Documents):
                               "receipts in sent/)", reported=True)
 
     def _migrate(self) -> None:
-        """Bring a journal of an earlier version up to this one's schema."""
+        """Bring a journal of an earlier version up to this one's schema, and say so: the
+        admin who upgraded sees that it happened, once."""
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version < VERSION:
             with self._tx() as db:
                 upgrade(db, version)
+            self.log.info("journal upgraded", journal=str(self.path), from_schema=version,
+                          to_schema=VERSION)
+        elif version > VERSION:
+            # Read on: a later outboxd that only added columns leaves it readable here
+            # (records.row_of). Going back is not promised, so not done silently.
+            self.log.warning(
+                "journal written by a newer outboxd: this one reads the columns it knows "
+                "and leaves the rest; going back to an older version is not promised — "
+                "install the newer one again (the operations guide, section Upgrade, says "
+                "how to go back by hand)",
+                journal=str(self.path), schema=version, known_schema=VERSION)
 
     def close(self) -> None:
         with self._lock:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
@@ -247,3 +248,36 @@ def test_the_bundles_of_each_earlier_schema_resume_where_they_were(
         "waiting", since, deadline, since)
     assert held.state == "held" and (s.outbox.path / "INV-H.errors.txt").exists()
     assert now_iso() < deadline
+
+
+def test_the_upgrade_is_logged_once_and_a_journal_of_a_newer_outboxd_with_a_warning(
+        tmp_path: Path) -> None:
+    """The admin sees in the log that the first start upgraded the journal, from which
+    schema to which, and nothing of it at the next start. A journal a newer outboxd
+    upgraded (an admin who went back to this version) is opened with a warning naming
+    both schemas and what to do, instead of silently."""
+    path = tmp_path / "journal.sqlite3"
+    old_journal(path, SCHEMAS[0], [])
+    for _ in range(2):
+        with capture_logs() as records:
+            Journal(path).close()
+        if _ == 0:
+            [upgraded] = [r for r in records if r["event"].startswith("journal upgraded")]
+            assert (upgraded["log_level"], upgraded["from_schema"], upgraded["to_schema"]) == (
+                "info", 0, VERSION)
+    assert [r["event"] for r in records] == []
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version = {VERSION + 1}")
+    db.commit()
+    db.close()
+    with capture_logs() as records:
+        j = Journal(path)
+    try:
+        [newer] = records
+        assert newer["log_level"] == "warning"
+        assert (newer["schema"], newer["known_schema"]) == (VERSION + 1, VERSION)
+        assert "section Upgrade" in newer["event"] and "newer outboxd" in newer["event"]
+        assert j.get(j.create("a.xml", "settling")).state == "settling"
+    finally:
+        j.close()
+    assert columns(path)[0] == VERSION + 1  # never "upgraded" down
