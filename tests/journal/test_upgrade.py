@@ -253,9 +253,13 @@ def test_the_bundles_of_each_earlier_schema_resume_where_they_were(
 def test_the_upgrade_is_logged_once_and_a_journal_of_a_newer_outboxd_with_a_warning(
         tmp_path: Path) -> None:
     """The admin sees in the log that the first start upgraded the journal, from which
-    schema to which, and nothing of it at the next start. A journal a newer outboxd
+    schema to which, and nothing of it at the next start (nor at the first start of all,
+    which makes a new journal). A journal a newer outboxd
     upgraded (an admin who went back to this version) is opened with a warning naming
     both schemas and what to do, instead of silently."""
+    with capture_logs() as records:
+        Journal(tmp_path / "new.sqlite3").close()
+    assert records == []  # a new journal is made, not upgraded
     path = tmp_path / "journal.sqlite3"
     old_journal(path, SCHEMAS[0], [])
     for _ in range(2):
