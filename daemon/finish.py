@@ -232,9 +232,9 @@ class Finisher(Moves, Recovery):
                        f"cannot convert an image to PDF: {exc}")
                 return self._move_failed(row, why, "bundle cannot be prepared for delivery; "
                                          "will retry", expected=isinstance(exc, ReaderStopped))
-        if bundle.errors:
-            return damaged(list(bundle.errors))
         bid = bundle_id_of(bundle)
+        if bundle.errors and not (read_again and self.sent_as_claimed(row, bundle, bid, log)):
+            return damaged(list(bundle.errors))
         warnings = self.outgoing_warnings(bundle, bid)
         manifest = build_manifest(bundle, safe_filenames=self.s.delivery.safe_filenames,
                                   warnings=warnings, bundle_id=bid)

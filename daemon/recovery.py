@@ -71,6 +71,21 @@ class Recovery:
             due.append((row.id, delay))
         return due
 
+    def sent_as_claimed(self, row: Row, bundle: Bundle, bid: str, log: Any) -> bool:
+        """A claimed bundle read again after a restart, its files those its claim
+        recorded, in which the rules in force now (a new version's, a setting changed
+        meanwhile) find errors: True, and it is sent as it was checked at its claim. Its
+        sending may have begun (a POST cut short may have reached the receiver):
+        quarantined, REASON.txt would say nothing was sent, and the corrected copy the
+        clerk then drops would reach the receiver as a second, different bundle. A claim
+        cut short (recover) sent nothing, and is checked by the rules in force."""
+        if bid != row.bundle_id:
+            return False  # other bytes than were claimed: judged as they are
+        log.warning("bundle claimed before the restart is sent as it was checked then; "
+                    "the rules in force now find errors in it",
+                    errors=[f.line() for f in bundle.errors])
+        return True
+
     def _finish_claim(self, row: Row) -> bool:
         """A claim cut short by a crash: True if the bundle is now ours to finish."""
         assert row.work_dir

@@ -16,11 +16,19 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from claimed import folders, make, quiet_logs  # noqa: E402, F401 - quiet_logs: autouse
+from claimed import (  # noqa: E402, F401 - quiet_logs: autouse
+    Idempotent,
+    NeverPost,
+    claimed,
+    folders,
+    make,
+    quiet_logs,
+)
 from helpers import drop_bundle, pdf_bytes, write  # noqa: E402
 
+from daemon.answers import Receipt  # noqa: E402
 from daemon.config import Settings  # noqa: E402
-from daemon.finish import evaluate  # noqa: E402
+from daemon.finish import Finisher, evaluate  # noqa: E402
 from daemon.manifest import bundle_id_of  # noqa: E402
 from daemon.pipeline import Pipeline  # noqa: E402
 from daemon.scan import list_outbox  # noqa: E402
@@ -218,3 +226,45 @@ class TestRecovery:
         p.finish.evaluate = evaluate
         p.finish._move_faults.clear()  # its back-off over
         assert p.finish.attempt(row) is None and p.j.get(row).state == "sent"
+
+
+class TestRulesOfANewVersion:
+    """An upgrade brings new rules (pre-flight, validation) and may come with changed
+    settings; a bundle claimed before it was checked by the rules of its time."""
+
+    @staticmethod
+    def _stricter(s: Settings) -> Settings:
+        # PDF no longer allowed: what today's rules find in the bundle claimed before.
+        return s.model_copy(update={"validation": s.validation.model_copy(
+            update={"allowed_types": ["png"]})})
+
+    def test_a_bundle_whose_sending_began_before_a_restart_is_sent_as_claimed(
+            self, tmp_path: Path) -> None:
+        """A bundle claimed and being sent when outboxd stopped (the receiver may have it:
+        a POST cut short) is sent again as claimed after a restart, with the same bundle
+        id, though the rules in force now find errors in it. It was quarantined with
+        "Nothing was sent" in REASON.txt while the receiver had it (found by upgrading a
+        pilot's outboxd from before pre-flight during a delivery), and the corrected copy
+        the clerk then dropped would have reached the receiver as a second bundle."""
+        p, s, row = claimed(tmp_path)
+        bid = p.j.get(row).bundle_id
+        fin = Finisher(self._stricter(s), p.j, NeverPost())
+        assert [r for r, _ in fin.recover()] == [row]
+        fin.d = receiver = Idempotent(Receipt(200, {"receipt_id": "r-1"}, "r-1"))
+        assert fin.attempt(row) is None
+        got = p.j.get(row)
+        assert receiver.posts == 1
+        assert got.state == "sent" and got.bundle_id == bid and got.receipt_id == "r-1"
+        assert list(s.quarantine_dir.glob("*/*")) == []
+
+    def test_a_claim_cut_short_before_a_restart_meets_the_rules_in_force_now(
+            self, tmp_path: Path) -> None:
+        """A claim a crash cut short sent nothing: it is checked by the rules in force
+        when it is finished, and quarantined (nothing was sent) if they find errors."""
+        p, s, work, row = TestRecovery._half_claimed(tmp_path, pdf_bytes())
+        fin = Finisher(self._stricter(s), p.j, NeverPost())
+        assert fin.recover() == [(row, 0.0)]
+        assert fin.attempt(row) is None
+        assert p.j.get(row).state == "quarantined"
+        [folder] = folders(s.quarantine_dir)
+        assert "type-not-allowed" in (folder / "reason.json").read_text()

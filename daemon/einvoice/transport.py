@@ -84,13 +84,19 @@ class EmbeddedDeliverer:
             raise InputError(first.code, first.file, first.message)
         bid = manifest["bundle_id"]
         done = self.progress.accepted_documents(bid) if self.progress else {}
+        # One document per invoice id in a bundle, whose id covers the invoice file and
+        # the attachments: one accepted under another key was built from these very
+        # files by an earlier outboxd (an upgrade in the middle of a delivery; before
+        # f57bb15 a batch with a byte order mark lost its declaration), and the receiver
+        # has it. Sent again under the new key, it would be taken as a second document.
+        by_invoice = {r.get("invoice_id"): r for r in done.values()}
         records: list[dict[str, Any]] = []
         failed: list[tuple[str, Retryable | Paused]] = []
         held: list[str] = []  # invoices not posted in this attempt (see below)
         stop = False
         for doc in plan.documents:
             key = document_key(doc)
-            record = done.get(key)
+            record = done.get(key) or by_invoice.get(doc.invoice_id)
             if record is None:
                 if stop:
                     held.append(doc.invoice_id)

@@ -110,8 +110,10 @@ class Journal(Rows, Views, Documents):
                 self._db.execute("PRAGMA journal_mode=WAL")
                 # NORMAL until a write announces an effect; see _tx(durable=).
                 self._db.execute("PRAGMA synchronous=NORMAL")
+                new = self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'bundles'"
+                                       ).fetchone() is None
                 self._db.executescript(SCHEMA)
-                self._migrate()
+                self._migrate(new)
             self._db.row_factory = sqlite3.Row
         except sqlite3.Error as exc:
             raise JournalError(f"cannot open the journal {path}: {exc} — check [paths] "
@@ -152,12 +154,26 @@ class Journal(Rows, Views, Documents):
                               "a fresh journal (bundles already sent are read back from the "
                               "receipts in sent/)", reported=True)
 
-    def _migrate(self) -> None:
-        """Bring a journal of an earlier version up to this one's schema."""
+    def _migrate(self, new: bool) -> None:
+        """Bring a journal of an earlier version (or a `new` one: SCHEMA lacks the
+        columns upgrade adds) up to this one's schema, and say so: the admin who upgraded
+        sees that it happened, once."""
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version < VERSION:
             with self._tx() as db:
                 upgrade(db, version)
+            if not new:
+                self.log.info("journal upgraded", journal=str(self.path),
+                              from_schema=version, to_schema=VERSION)
+        elif version > VERSION:
+            # Read on: a later outboxd that only added columns leaves it readable here
+            # (records.row_of). Going back is not promised, so not done silently.
+            self.log.warning(
+                "journal written by a newer outboxd: this one reads the columns it knows "
+                "and leaves the rest; going back to an older version is not promised — "
+                "install the newer one again (the operations guide, section Upgrade, says "
+                "how to go back by hand)",
+                journal=str(self.path), schema=version, known_schema=VERSION)
 
     def close(self) -> None:
         with self._lock:
