@@ -81,6 +81,11 @@ class Recovery:
         cut short (recover) sent nothing, and is checked by the rules in force."""
         if bid != row.bundle_id:
             return False  # other bytes than were claimed: judged as they are
+        if self.s.delivery.format == "ubl-embedded":
+            # Each document is built and checked at delivery and none may go unchecked
+            # (a reload or restart may also have switched the format since the claim);
+            # documents already accepted are in the journal, and REASON.txt names them.
+            return False
         log.warning("bundle claimed before the restart is sent as it was checked then; "
                     "the rules in force now find errors in it",
                     errors=[f.line() for f in bundle.errors])
