@@ -47,6 +47,17 @@ def findings_of(reasons: list[dict[str, Any]]) -> list[Finding]:
             for r in reasons]
 
 
+def below(path: Path, rel: str) -> tuple[Path, str]:
+    """A bundle's file as (root, its path below root), for fsops.open_below: root is the
+    folder holding the invoice file (the outbox, or the claimed bundle's work folder),
+    trusted as the admin configured it; below it no link is followed. `rel` is how the
+    file is shown (its path from that folder: "INV-1/ID/scan.pdf"), so it says how many
+    of `path`'s parts lie below root; the root travels in the path, and the reader
+    wire carries nothing more."""
+    depth = rel.count("/") + 1
+    return path.parents[depth - 1], "/".join(path.parts[-depth:])
+
+
 @dataclass(frozen=True)
 class InvoiceFile:
     path: Path  # where it is now (outbox or processing)
@@ -58,6 +69,11 @@ class InvoiceFile:
     # The file could not be read: its one id is its stem, a stand-in, or (an id said twice)
     # the distinct ids it holds (match.assemble).
     ids_unknown: bool = False
+
+    @property
+    def where(self) -> tuple[Path, str]:
+        """(root, name): the folder holding it, and its name there (bundle.below)."""
+        return self.path.parent, self.path.name
 
 
 @dataclass(frozen=True)
@@ -88,6 +104,11 @@ class Attachment:
     converted: Conversion | None = None  # what is validated and sent instead of the image
 
     @property
+    def where(self) -> tuple[Path, str]:
+        """(root, path below it) of the file, to open it with fsops.open_below."""
+        return below(self.path, self.rel)
+
+    @property
     def sent(self) -> tuple[str, Path, str, int, str]:
         """Name, path, content type, size and sha256 of what is sent for this attachment."""
         c = self.converted
@@ -96,6 +117,12 @@ class Attachment:
         if c.path is None:
             raise RuntimeError(f"{self.rel}: the converted PDF was not written after the claim")
         return c.name, c.path, "application/pdf", c.size, c.sha256
+
+    @property
+    def sent_where(self) -> tuple[Path, str]:
+        """(root, path below it) of what is sent (`sent`): a converted image's PDF lies in
+        the work folder as deep as the image does (convert.converted_path)."""
+        return below(self.sent[1], self.rel)
 
 
 @dataclass(frozen=True)

@@ -30,16 +30,17 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 from PIL import Image
 
-from daemon.bundle import Attachment, Bundle, Conversion, Finding
+from daemon.bundle import Attachment, Bundle, Conversion, Finding, below
 from daemon.config import ValidationConfig
 from daemon.errors import InputError
-from daemon.fsops import open_regular
-from daemon.fswrite import write_atomic
+from daemon.fsops import hash_of, open_below, open_in
+from daemon.fswrite import held_path, make_folders_below, write_atomic
 from daemon.manifest import sent_keys
 from daemon.names import NAME_MAX, fit_bytes, fit_name
 from daemon.probe import pillow_limit, probe_pdf
@@ -91,8 +92,10 @@ def convert(att: Attachment, taken: set[str], max_pixels: int
             ) -> tuple[Attachment, bytes | None, list[Finding]]:
     """Convert in memory; the attachment comes back with ``converted`` set (path None)."""
     try:
-        with open_regular(att.path, att.rel) as fh:
+        with open_below(*att.where, att.rel) as fh:
             pdf = image_to_pdf(fh.read(), max_pixels)
+    except InputError as exc:  # a link or a FIFO put where the image was checked
+        return att, None, [Finding(exc.code, exc.file, exc.message, "error", att.invoice_id)]
     except Exception as exc:  # noqa: BLE001 - img2pdf/PIL raise many kinds on odd images
         return att, None, [Finding("conversion-failed", att.rel, f"cannot be converted to PDF "
                                    f"({type(exc).__name__}: {str(exc)[:200]}) — export it as "
@@ -154,7 +157,8 @@ def materialise(atts: tuple[Attachment, ...], work_dir: Path,
 
     InputError when the image in the work folder cannot be read or no longer gives
     the validated PDF (the bundle is damaged there); OSError only from writing the PDF
-    (a full disk, a share gone): that is the environment, and worth another try."""
+    (a full disk, a share gone, a link where a folder on its way belongs): that is the
+    environment, and worth another try."""
     out: list[Attachment] = []
     for att in atts:
         conv = att.converted
@@ -162,32 +166,48 @@ def materialise(atts: tuple[Attachment, ...], work_dir: Path,
             out.append(att)
             continue
         target = converted_path(work_dir, att)
-        if not _same(target, conv.sha256):
-            try:
-                with open_regular(att.path, att.rel) as fh:
-                    pdf = image_to_pdf(fh.read(), max_pixels)
-            except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-                # Pillow's own text quotes twice the limit for its error: say ours.
-                raise InputError("processing-damaged", att.rel, f"has more pixels than "
-                                 f"[validation] max_image_pixels = {max_pixels:,} allows, "
-                                 "unlike when it was validated (it changed in the processing "
-                                 "folder) — check it and move the bundle back to the "
-                                 "outbox") from None
-            except Exception as exc:  # noqa: BLE001 - an OSError, or img2pdf/PIL on odd bytes
-                raise InputError("processing-damaged", att.rel, f"cannot be converted again "
-                                 f"in the processing folder ({exc}) — check it and move the "
-                                 "bundle back to the outbox") from None
-            if hashlib.sha256(pdf).hexdigest() != conv.sha256:
-                raise InputError("processing-damaged", att.rel, "gives another PDF than when "
-                                 "it was validated (it changed in the processing folder) — "
-                                 "check it and move the bundle back to the outbox")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            # A kill inside an earlier attempt's write left its temp file beside the
-            # target; it would travel into the archive with the folder.
-            drop_unfinished(target.parent, [target.name])
-            write_atomic(target, pdf)
+        folder, _, name = below(target, att.rel)[1].rpartition("/")
+        # Its folders made and opened from the processing folder, never through a link
+        # (NotADirectoryError naming one that is, an OSError: said and tried again): the
+        # PDF is read, and written, in the very folder held (held_path).
+        held = make_folders_below(work_dir.parent, [work_dir.name, *folder.split("/")])
+        try:
+            if not _same(held, name, att.rel, conv.sha256):
+                pdf = _convert_again(att, conv, max_pixels)
+                # A kill inside an earlier attempt's write left its temp file beside the
+                # target; it would travel into the archive with the folder.
+                drop_unfinished(held_path(held), [name])
+                write_atomic(held_path(held) / name, pdf)
+        finally:
+            os.close(held)
         out.append(replace(att, converted=replace(conv, path=target)))
     return tuple(out)
+
+
+def _convert_again(att: Attachment, conv: Conversion, max_pixels: int) -> bytes:
+    """The image of a claimed bundle converted again: the PDF validated, or InputError."""
+    try:
+        with open_below(*att.where, att.rel) as fh:
+            pdf = image_to_pdf(fh.read(), max_pixels)
+    except InputError as exc:  # a link or a FIFO where the image was checked
+        raise InputError("processing-damaged", exc.file, f"{exc.message} (it changed in "
+                         "the processing folder)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        # Pillow's own text quotes twice the limit for its error: say ours.
+        raise InputError("processing-damaged", att.rel, f"has more pixels than "
+                         f"[validation] max_image_pixels = {max_pixels:,} allows, "
+                         "unlike when it was validated (it changed in the processing "
+                         "folder) — check it and move the bundle back to the "
+                         "outbox") from None
+    except Exception as exc:  # noqa: BLE001 - an OSError, or img2pdf/PIL on odd bytes
+        raise InputError("processing-damaged", att.rel, f"cannot be converted again "
+                         f"in the processing folder ({exc}) — check it and move the "
+                         "bundle back to the outbox") from None
+    if hashlib.sha256(pdf).hexdigest() != conv.sha256:
+        raise InputError("processing-damaged", att.rel, "gives another PDF than when "
+                         "it was validated (it changed in the processing folder) — "
+                         "check it and move the bundle back to the outbox")
+    return pdf
 
 
 def materialise_bundle(bundle: Bundle, work_dir: Path, max_pixels: int) -> Bundle:
@@ -203,8 +223,11 @@ def unconverted(bundle: Bundle) -> Bundle:
                                              for a in bundle.attachments))
 
 
-def _same(path: Path, sha256: str) -> bool:
+def _same(folder: int, name: str, rel: str, sha256: str) -> bool:
+    """The PDF `name` that an earlier attempt wrote into the folder open at `folder` has
+    the bytes validated (a link there is no PDF: it is written anew)."""
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest() == sha256
-    except OSError:
+        with open_in(folder, name, rel) as fh:
+            return hash_of(fh)[1] == sha256
+    except (OSError, InputError):
         return False

@@ -35,7 +35,7 @@ from typing import Any
 from daemon.answers import Receipt
 from daemon.bundle import Bundle
 from daemon.errors import Rejected, Retryable, describe, refused
-from daemon.fsops import NotAFile, kind_of, open_if_regular, read_bounded
+from daemon.fsops import NotAFile, kind_of, open_below, open_if_regular, read_bounded
 from daemon.fswrite import (
     add_group_write_below,
     copy_file,
@@ -107,13 +107,17 @@ class DirectoryDeliverer:
             write_json(here / "manifest.json", manifest)
             # Every file under its manifest `name`, the one field that is right for a
             # folded name and for a converted image alike (original_name is neither).
-            copy_file(bundle.invoice_file.path, here / manifest["invoice_file"]["name"])
+            # Each file read from below the work folder, never through a link (open_below).
+            inv = bundle.invoice_file
+            with open_below(*inv.where, inv.name) as fin:
+                copy_file(fin, here / manifest["invoice_file"]["name"])
             for att, name in sent_parts(bundle, manifest):
                 (here / "attachments").mkdir(exist_ok=True)  # never with its parents
                 folder = here / "attachments" / folder_name_for_id(att.invoice_id)
                 folder.mkdir(exist_ok=True)
-                _, path, _, _, _ = att.sent  # a converted image goes as its PDF
-                copy_file(path, folder / name)
+                # A converted image goes as its PDF (Attachment.sent_where).
+                with open_below(*att.sent_where, att.rel) as fin:
+                    copy_file(fin, folder / name)
             if os.stat(self.target).st_mode & stat.S_IWGRP:
                 add_group_write_below(held)  # from the folder held, never by its path
             # The entries of the files and folders just made, before the rename that

@@ -12,6 +12,8 @@ import errno
 import hashlib
 import os
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -52,24 +54,28 @@ NOT_THE_FILES_FAULT = frozenset({
     errno.EINTR})
 
 
-def open_regular(path: Path, rel: str | None = None) -> BinaryIO:
-    """Open a regular file for reading, refusing links, FIFOs, sockets and devices.
+_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
-    O_NOFOLLOW refuses a link in the last component; O_NONBLOCK keeps a FIFO
-    that slipped in between lstat and open from blocking us; fstat then
-    checks what we actually opened.
-    """
-    shown = rel or path.name
+
+def _refused(exc: OSError, shown: str) -> Exception:
+    """What an open that failed raises: a link as HostileInput, the machine's or the
+    share's fault as the OSError it is (read again later, not blamed on the file),
+    anything else as an InputError naming the file and the fix."""
+    if exc.errno == errno.ELOOP:
+        return HostileInput("symlink", shown, "is a symbolic link; outboxd never follows "
+                            "links — put the file itself in the folder")
+    if exc.errno in NOT_THE_FILES_FAULT:
+        return exc
+    return InputError("unreadable", shown, f"cannot be read ({exc.strerror}) — check the "
+                      "file's permissions")
+
+
+def _open_file(name: Path | str, folder: int | None, shown: str) -> BinaryIO:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(name, _FILE, dir_fd=folder)
     except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise HostileInput("symlink", shown, "is a symbolic link; outboxd never follows "
-                               "links — put the file itself in the folder") from None
-        if exc.errno in NOT_THE_FILES_FAULT:
-            raise  # the machine or the share: the bundle is read again later, not blamed
-        raise InputError("unreadable", shown, f"cannot be read ({exc.strerror}) — check the "
-                         "file's permissions") from None
+        raise _refused(exc, shown) from None
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
         os.close(fd)
@@ -77,6 +83,120 @@ def open_regular(path: Path, rel: str | None = None) -> BinaryIO:
                            "file — put a regular file there")
     os.set_blocking(fd, True)
     return os.fdopen(fd, "rb")
+
+
+def open_regular(path: Path, rel: str | None = None) -> BinaryIO:
+    """Open a regular file for reading, refusing links, FIFOs, sockets and devices.
+
+    O_NOFOLLOW refuses a link in the last component; O_NONBLOCK keeps a FIFO
+    that slipped in between lstat and open from blocking us; fstat then
+    checks what we actually opened. The folders above are taken as the path
+    says: a bundle's files are opened with open_below instead.
+    """
+    return _open_file(path, None, rel or path.name)
+
+
+def open_in(folder: int, name: str, shown: str) -> BinaryIO:
+    """The regular file `name` of the folder open at `folder`, as open_regular opens one."""
+    return _open_file(name, folder, shown)
+
+
+def _folder_in(parent: int, name: str, shown: str, where: str) -> int:
+    """The folder `name` of the folder open at `parent`, never through a link (`where`:
+    it as shown, `shown`: what is being reached through it)."""
+    try:
+        return os.open(name, _FOLDER | os.O_NOFOLLOW, dir_fd=parent)
+    except PermissionError:
+        raise unreadable_folder(shown, "" if where == shown else where) from None
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTDIR, errno.ELOOP):
+            raise _refused(exc, shown) from None
+    raise _not_a_folder(parent, name, shown, where)
+
+
+def unreadable_folder(shown: str, where: str = "") -> InputError:
+    """A folder outboxd's user may not list (`where`: it, when `shown` lies in it). Said
+    as a rule and a fix, not as "[Errno 13] …" with the server's path: the status page on
+    the share and `outboxd status` show this line. A folder copied in by another user
+    or program keeps its permissions."""
+    lies_in = f"lies in {where}, which " if where else "the folder "
+    return InputError("unreadable-folder", shown, f"{lies_in}cannot be read (permission "
+                      "denied) — give outboxd's user read access to it, as to the other "
+                      "folders in the outbox")
+
+
+def _not_a_folder(parent: int, name: str, shown: str, where: str) -> HostileInput:
+    # O_DIRECTORY | O_NOFOLLOW refuses a link as a non-folder (ENOTDIR): say which it is.
+    try:
+        mode = os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode
+    except OSError:
+        mode = 0
+    lies_in = "" if where == shown else f"lies in {where}, which "
+    if stat.S_ISLNK(mode):
+        return HostileInput("symlink", shown, f"{lies_in}is a symbolic link; outboxd never "
+                            "follows links — put the folder itself there")
+    # A folder again by now (swapped back): what it was when opened is not known.
+    what = f"a {kind_of(mode)}" if mode and not stat.S_ISDIR(mode) else "no folder"
+    return HostileInput("not-a-folder", shown, f"{lies_in}is {what} — put the folder "
+                        "itself there")
+
+
+def _open_folder(root: Path, parts: list[str], shown: str) -> int:
+    """The folder `parts` below `root`, open (see folder_below); a folder refused on the
+    way is named by its path below root (the clerk's path for a bundle's files)."""
+    try:
+        fd = os.open(root, _FOLDER)
+    except OSError as exc:
+        raise _refused(exc, shown) from None
+    try:
+        for n, part in enumerate(parts):
+            inner = _folder_in(fd, part, shown, "/".join(parts[:n + 1]))
+            os.close(fd)
+            fd = inner
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+@contextmanager
+def folder_below(root: Path, rel: str = "", shown: str | None = None) -> Iterator[int]:
+    """The folder `rel` ("A/B", "" for root itself) below the trusted folder `root`, open
+    while the block runs: root by its path (the outbox the admin configured, which may be
+    or lie behind a link, or a claimed bundle's work folder), each folder below it opened
+    from the one above with O_DIRECTORY | O_NOFOLLOW. So no folder below root is ever
+    reached through a link, not even one swapped in for it after it was looked at.
+    A link, a FIFO or device on the way raises HostileInput naming `shown` (default
+    `rel`), other failures as open_regular's do."""
+    fd = _open_folder(root, [p for p in rel.split("/") if p], shown or rel or root.name)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def folder_in(parent: int, name: str, shown: str) -> Iterator[int]:
+    """The folder `name` of the folder open at `parent`, open while the block runs, as
+    folder_below opens each folder on its way."""
+    fd = _folder_in(parent, name, shown, shown)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def open_below(root: Path, rel: str, shown: str | None = None) -> BinaryIO:
+    """The regular file `rel` below the trusted folder `root` (a bundle's file: see
+    bundle.below), each folder on its way opened as folder_below opens it and the file as
+    open_regular opens one; errors name `shown` (default `rel`)."""
+    folder, _, name = rel.rpartition("/")
+    said = shown or rel
+    fd = _open_folder(root, [p for p in folder.split("/") if p], said)
+    try:
+        return _open_file(name, fd, said)
+    finally:
+        os.close(fd)
 
 
 class NotAFile(ValueError):
@@ -134,12 +254,17 @@ def open_if_regular(path: Path) -> BinaryIO | None:
 
 def hash_file(path: Path, rel: str | None = None) -> tuple[int, str]:
     """Size and SHA-256 of a regular file, read in chunks."""
+    with open_regular(path, rel) as fh:
+        return hash_of(fh)
+
+
+def hash_of(fh: BinaryIO) -> tuple[int, str]:
+    """Size and SHA-256 of the rest of an open file, read in chunks."""
     digest = hashlib.sha256()
     size = 0
-    with open_regular(path, rel) as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
+    while chunk := fh.read(CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
     return size, digest.hexdigest()
 
 

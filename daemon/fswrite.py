@@ -213,13 +213,17 @@ def rename_noreplace(src: Path, dst: Path) -> None:
     os.rename(src, dst)
 
 
-def copy_file(src: Path, dst: Path) -> None:
-    """Copy a regular input file to a new dst (never through a link), fsynced."""
-    with open_regular(src) as fin:
-        fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o640)
-        with os.fdopen(fd, "wb") as fout:
-            copy_into(fin, fout)
+def copy_file(src: Path | BinaryIO, dst: Path) -> None:
+    """Copy a regular input file to a new dst (never through a link), fsynced. `src`: its
+    path, or the file opened already (a bundle's, opened below its folder: open_below)."""
+    if isinstance(src, Path):
+        with open_regular(src) as fin:
+            copy_file(fin, dst)
+        return
+    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o640)
+    with os.fdopen(fd, "wb") as fout:
+        copy_into(src, fout)
 
 
 def copy_into(fin: BinaryIO, fout: BinaryIO) -> None:

@@ -19,7 +19,7 @@ import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from xml.etree.ElementTree import Element, ParseError
 
 from defusedxml import DefusedXmlException, DTDForbidden
@@ -29,7 +29,7 @@ from lxml import etree
 from daemon.bundle import InvoiceFormat
 from daemon.emptiness import nothing_in, what_is_empty
 from daemon.errors import DuplicateInvoiceIds, HostileInput, InputError, UnusablePdf
-from daemon.fsops import open_regular, read_bounded
+from daemon.fsops import open_below, read_bounded
 from daemon.names import printable, stem
 from daemon.sniff import is_pdf
 
@@ -214,21 +214,27 @@ _SPLIT_PDF = "export it again smaller (a lower scan resolution) or as one file p
 
 
 def read_invoice_file(path: Path, rel: str, pdf_id_pattern: str) -> InvoiceRead:
-    """The invoice ids of one invoice file; raises InputError for files that break a rule."""
-    with open_regular(path, rel) as fh:
-        data = fh.read(1024)
-        # Only XML and PDF are read whole, and a head with nothing in it (to tell whether
-        # the file is empty); anything else is named by its head.
-        xml, pdf, blank = _is_xml(data), is_pdf(data), bool(nothing_in(data))
-        whole = len(data) < 1024
-        if not whole and (xml or pdf or blank):
-            # Sized by fstat first: a file over the limit is refused unread.
-            rest = read_bounded(fh, MAX_INVOICE_BYTES - len(data))
-            if rest is None and not blank:
-                raise _too_large(rel, f"is over {MAX_INVOICE_BYTES >> 20} MiB",
-                                 _SPLIT_XML if xml else _SPLIT_PDF)
-            whole, data = rest is not None, data + (rest or b"")
-    return read_invoice_bytes(data, path.name, rel, pdf_id_pattern, whole)
+    """The invoice ids of one invoice file; raises InputError for files that break a rule.
+    Opened from the folder holding it (fsops.open_below), as every file of a bundle."""
+    with open_below(path.parent, path.name, rel) as fh:
+        return read_invoice_from(fh, path.name, rel, pdf_id_pattern)
+
+
+def read_invoice_from(fh: BinaryIO, name: str, rel: str, pdf_id_pattern: str) -> InvoiceRead:
+    """read_invoice_file of the invoice file `name`, open at `fh` (at its start)."""
+    data = fh.read(1024)
+    # Only XML and PDF are read whole, and a head with nothing in it (to tell whether
+    # the file is empty); anything else is named by its head.
+    xml, pdf, blank = _is_xml(data), is_pdf(data), bool(nothing_in(data))
+    whole = len(data) < 1024
+    if not whole and (xml or pdf or blank):
+        # Sized by fstat first: a file over the limit is refused unread.
+        rest = read_bounded(fh, MAX_INVOICE_BYTES - len(data))
+        if rest is None and not blank:
+            raise _too_large(rel, f"is over {MAX_INVOICE_BYTES >> 20} MiB",
+                             _SPLIT_XML if xml else _SPLIT_PDF)
+        whole, data = rest is not None, data + (rest or b"")
+    return read_invoice_bytes(data, name, rel, pdf_id_pattern, whole)
 
 
 def read_invoice_bytes(data: bytes, name: str, rel: str, pdf_id_pattern: str,

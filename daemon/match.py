@@ -3,7 +3,9 @@
 
 Structure only — which file belongs to which invoice, with which document
 type and note. What the files contain is validation's job. Nothing here
-opens a file that is not a regular file (lstat first, then fsops).
+opens a file that is not a regular file (lstat first, then fsops), nor
+anything through a link: each folder is opened from the one above it and
+held, each file from its folder (see assemble).
 """
 
 from __future__ import annotations
@@ -13,13 +15,22 @@ import json
 import os
 import stat
 import unicodedata
+from contextlib import ExitStack
 from pathlib import Path
 
 from daemon.bundle import Attachment, Bundle, Finding, InvoiceFile
 from daemon.config import Settings
-from daemon.errors import DuplicateInvoiceIds, InputError, UnusablePdf
-from daemon.fsops import hash_file, kind_of, read_regular
-from daemon.invoices import InvoiceRead, read_invoice_bytes, read_invoice_file
+from daemon.errors import DuplicateInvoiceIds, HostileInput, InputError, UnusablePdf
+from daemon.fsops import (
+    folder_below,
+    folder_in,
+    hash_of,
+    kind_of,
+    open_in,
+    read_bounded,
+    unreadable_folder,
+)
+from daemon.invoices import InvoiceRead, read_invoice_bytes, read_invoice_from
 from daemon.lookalikes import how_spelled, look_alike_findings, orphan_folder_message
 from daemon.manifest import safe_filename, sent_name
 from daemon.names import (
@@ -43,29 +54,28 @@ def _err(code: str, file: str, message: str, invoice_id: str | None = None) -> F
     return Finding(code, file, message, "error", invoice_id)
 
 
-def _listdir(folder: Path, rel: str) -> list[os.DirEntry[str]]:
+def _listdir(folder: int, rel: str) -> list[os.DirEntry[str]]:
+    """The entries of the folder open at `folder`, by name. Their stat() is relative to
+    that folder: only while it is held open."""
     try:
         with os.scandir(folder) as it:
             return sorted(it, key=lambda e: e.name)
     except PermissionError:
-        # A folder copied in by another user or program keeps its permissions. Said as
-        # a rule and a fix, not as "[Errno 13] …" with the server's path: the status page
-        # on the share and `outboxd status` show this line.
-        raise InputError("unreadable-folder", printable(rel), "the folder cannot be read "
-                         "(permission denied) — give outboxd's user read access to it, as "
-                         "to the other folders in the outbox") from None
+        raise unreadable_folder(printable(rel)) from None
 
 
-def _collect(folder: Path, rel: str, invoice_id: str, settings: Settings,
+def _collect(fd: int, folder: Path, rel: str, invoice_id: str, settings: Settings,
              findings: list[Finding], allow_subfolders: bool, copying: list[str],
              entries: list[os.DirEntry[str]] | None = None) -> tuple[list[Attachment], Notes]:
-    """The attachments in one folder (`entries`: its listing, if taken already), with its
-    attachments.toml applied; in-progress names found are added to `copying`."""
-    notes = read_notes(folder, rel, findings)
+    """The attachments in one folder (open at `fd`; `folder`: its path, `entries`: its
+    listing, if taken already), with its attachments.toml applied; in-progress names
+    found are added to `copying`. Every file is opened from the folder held open, so
+    what is hashed lies in the folder listed, never behind a link swapped in since."""
+    notes = read_notes(fd, rel, findings)
     atts: list[Attachment] = []
     names: set[str] = set()
     used: set[str] = set()  # the keys of attachments.toml that name a file here
-    for e in _listdir(folder, rel) if entries is None else entries:
+    for e in _listdir(fd, rel) if entries is None else entries:
         shown = f"{rel}/{e.name}"
         if e.name == MANIFEST_NAME:
             continue
@@ -92,9 +102,9 @@ def _collect(folder: Path, rel: str, invoice_id: str, settings: Settings,
                                  "file itself there", invoice_id))
             continue
         names.add(e.name)
-        path = Path(e.path)
         try:
-            size, digest = hash_file(path, shown)
+            with open_in(fd, e.name, shown) as fh:
+                size, digest = hash_of(fh)
         except InputError as exc:
             findings.append(_err(exc.code, exc.file, exc.message, invoice_id))
             continue
@@ -107,18 +117,19 @@ def _collect(folder: Path, rel: str, invoice_id: str, settings: Settings,
             findings.append(_err("document-type-not-allowed", shown, type_not_allowed(
                 e.name, doc_type, bool(entry.get("type")), allowed, f"{rel}/{MANIFEST_NAME}"),
                 invoice_id))
-        atts.append(Attachment(path, shown, e.name, invoice_id, size, digest, doc_type,
-                               entry.get("note", "")))
+        atts.append(Attachment(folder / e.name, shown, e.name, invoice_id, size, digest,
+                               doc_type, entry.get("note", "")))
     findings.extend(notes.missing(used, names, f"{rel}/{MANIFEST_NAME}", invoice_id))
     return atts, notes
 
 
-def match_attachments(sidecar: Path, ids: tuple[str, ...], settings: Settings,
+def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Settings,
                       ids_unknown: bool = False
                       ) -> tuple[list[Attachment], list[Finding], str | None, str]:
     """Attachments per invoice id, structural findings, the channel override, and the
-    digest of what was read beside the attachments (_sidecar_digest). `ids_unknown`:
-    the invoice file could not be read, and `ids` is its stem standing in."""
+    digest of what was read beside the attachments (_sidecar_digest), of the sidecar
+    open at `fd` (`sidecar`: its path). `ids_unknown`: the invoice file could not be
+    read, and `ids` is its stem standing in."""
     findings: list[Finding] = []
     rel = sidecar.name
     # Keyed by the folder name's composed (NFC) form: a Mac writes "ä" in a folder name it
@@ -138,9 +149,9 @@ def match_attachments(sidecar: Path, ids: tuple[str, ...], settings: Settings,
         by_folder.setdefault(folder, invoice_id)
     single = len(ids) == 1
     atts: list[Attachment] = []
-    listing = _listdir(sidecar, rel)  # once: for the root's files and for its subfolders
+    listing = _listdir(fd, rel)  # once: for the root's files and for its subfolders
     copying: list[str] = []
-    root_atts, root_notes = _collect(sidecar, rel, ids[0], settings, findings,
+    root_atts, root_notes = _collect(fd, sidecar, rel, ids[0], settings, findings,
                                      allow_subfolders=True, copying=copying, entries=listing)
     if single:
         atts.extend(root_atts)
@@ -174,10 +185,18 @@ def match_attachments(sidecar: Path, ids: tuple[str, ...], settings: Settings,
             findings.append(_err("orphan-attachment", f"{rel}/{e.name}",
                                  orphan_folder_message(e.name, by_folder, ids, rel, settings)))
             continue
-        sub, notes = _collect(Path(e.path), f"{rel}/{e.name}", owner, settings, findings,
-                              allow_subfolders=False, copying=copying)
+        where = f"{rel}/{e.name}"
+        try:
+            with folder_in(fd, e.name, where) as sub_fd:
+                sub, notes = _collect(sub_fd, sidecar / e.name, where, owner, settings,
+                                      findings, allow_subfolders=False, copying=copying)
+        except HostileInput as exc:
+            # Swapped for a link (or a file) since it was listed: never entered. The
+            # finding changes the sidecar digest, and the snapshot has changed too.
+            findings.append(_err(exc.code, exc.file, exc.message, owner))
+            continue
         atts.extend(sub)
-        where = f"{rel}/{e.name}/{MANIFEST_NAME}"
+        where = f"{where}/{MANIFEST_NAME}"
         notes_read.append((where, notes.sha256))
         if notes.channel and channel and notes.channel != channel:
             # One bundle is one delivery on one channel: which of two wins is no guess to
@@ -284,50 +303,83 @@ def assemble(cand: Candidate, settings: Settings, known: Bundle | None = None) -
     `known`: this bundle as read before (the claim re-checks by hashes). If the
     invoice file still has the same bytes, its ids and findings are taken
     from there instead of parsing it again.
+
+    The folder holding the invoice file (the outbox, or the work folder after a claim)
+    is held open for the whole read; the invoice file and the sidecar are opened from
+    it, each folder below from the one above (fsops.folder_below): nothing outside it
+    is listed, opened or parsed, whatever is swapped for a link meanwhile.
     """
-    findings: list[Finding] = []
-    rel = cand.invoice.name
-    # Hashed and parsed from one read; a file too large for memory is read twice.
-    data = read_regular(cand.invoice, rel, MAX_INVOICE_IN_MEMORY)
-    if data is not None:
-        size, digest = len(data), hashlib.sha256(data).hexdigest()
-    else:
-        size, digest = hash_file(cand.invoice, rel)
-    ids_unknown = False
-    if known is not None and known.invoice_file.sha256 == digest:
-        read = InvoiceRead(known.invoice_file.format, known.invoice_ids)
-        ids_unknown = known.invoice_file.ids_unknown
-        findings.extend(f for f in known.findings if f.file == rel)
-    else:
-        pattern = settings.invoices.pdf_id_pattern
-        try:
-            read = read_invoice_file(cand.invoice, rel, pattern) if data is None else \
-                read_invoice_bytes(data, cand.invoice.name, rel, pattern)
-        except InputError as exc:
-            findings.append(_err(exc.code, exc.file, exc.message))
-            # A PDF that breaks the PDF rules is still a PDF (as `check` shows it). A file
-            # that says an id twice is refused all the same, but its ids were read: they,
-            # not its stem, are what the journal and `status --json` name.
-            read = InvoiceRead("pdf" if isinstance(exc, UnusablePdf) else "other",
-                               exc.invoice_ids if isinstance(exc, DuplicateInvoiceIds)
-                               else (stem(cand.invoice.name),))
-            ids_unknown = True
-    inv = InvoiceFile(cand.invoice, cand.invoice.name, size, digest, read.format,
-                      read.invoice_ids, ids_unknown)
     attachments: list[Attachment] = []
     channel = None
-    sidecar: Path | None = None
     sidecar_digest = ""
-    if os.path.lexists(cand.sidecar):
-        if cand.sidecar.is_symlink() or not cand.sidecar.is_dir():
-            findings.append(_err("not-a-folder", cand.sidecar.name, "the sidecar is not a "
-                                 "folder (a link or a file); outboxd never follows links — "
-                                 "make it a real folder"))
-        else:
-            sidecar = cand.sidecar
+    with folder_below(cand.invoice.parent, "", cand.invoice.name) as root, \
+            ExitStack() as stack:
+        inv, findings = _invoice_file(root, cand, settings, known)
+        fd = _sidecar(root, cand, findings, stack)
+        if fd is not None:
             attachments, more, channel, sidecar_digest = match_attachments(
-                cand.sidecar, read.invoice_ids, settings, ids_unknown)
+                fd, cand.sidecar, inv.invoice_ids, settings, inv.ids_unknown)
             findings.extend(more)
+    sidecar = cand.sidecar if fd is not None else None
     findings.extend(look_alike_findings(cand))
     return Bundle(inv, sidecar, tuple(attachments), channel or settings.validation.channel,
                   tuple(findings), sidecar_digest)
+
+
+def _invoice_file(root: int, cand: Candidate, settings: Settings, known: Bundle | None
+                  ) -> tuple[InvoiceFile, list[Finding]]:
+    """The invoice file of the folder open at `root`, read (or taken from `known`, if it
+    has the same bytes), and what is wrong with it."""
+    findings: list[Finding] = []
+    rel = cand.invoice.name
+    with open_in(root, rel, rel) as fh:
+        # Hashed and parsed from one read; a file too large for memory is read twice.
+        data = read_bounded(fh, MAX_INVOICE_IN_MEMORY)
+        if data is not None:
+            size, digest = len(data), hashlib.sha256(data).hexdigest()
+        else:
+            fh.seek(0)
+            size, digest = hash_of(fh)
+        ids_unknown = False
+        if known is not None and known.invoice_file.sha256 == digest:
+            read = InvoiceRead(known.invoice_file.format, known.invoice_ids)
+            ids_unknown = known.invoice_file.ids_unknown
+            findings.extend(f for f in known.findings if f.file == rel)
+        else:
+            pattern = settings.invoices.pdf_id_pattern
+            try:
+                if data is None:
+                    fh.seek(0)
+                    read = read_invoice_from(fh, rel, rel, pattern)
+                else:
+                    read = read_invoice_bytes(data, rel, rel, pattern)
+            except InputError as exc:
+                findings.append(_err(exc.code, exc.file, exc.message))
+                # A PDF that breaks the PDF rules is still a PDF (as `check` shows it). A
+                # file that says an id twice is refused all the same, but its ids were
+                # read: they, not its stem, are what the journal and `status --json` name.
+                read = InvoiceRead("pdf" if isinstance(exc, UnusablePdf) else "other",
+                                   exc.invoice_ids if isinstance(exc, DuplicateInvoiceIds)
+                                   else (stem(rel),))
+                ids_unknown = True
+    return InvoiceFile(cand.invoice, rel, size, digest, read.format, read.invoice_ids,
+                       ids_unknown), findings
+
+
+def _sidecar(root: int, cand: Candidate, findings: list[Finding], stack: ExitStack
+             ) -> int | None:
+    """The sidecar of the folder open at `root`, open until `stack` closes; None if there
+    is none, or (with a finding) if it is no folder: a link is never followed."""
+    name = cand.sidecar.name
+    try:
+        mode = os.stat(name, dir_fd=root, follow_symlinks=False).st_mode
+    except OSError:  # not there (what os.path.lexists answers for any OSError)
+        return None
+    if stat.S_ISDIR(mode):
+        try:
+            return stack.enter_context(folder_in(root, name, name))
+        except HostileInput:
+            pass  # swapped for a link (or a file) since its lstat: said as one
+    findings.append(_err("not-a-folder", name, "the sidecar is not a folder (a link or a "
+                         "file); outboxd never follows links — make it a real folder"))
+    return None

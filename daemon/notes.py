@@ -10,11 +10,10 @@ import stat
 import tomllib
 import unicodedata
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from daemon.bundle import Finding
 from daemon.errors import InputError, not_utf8, shown, unquoted
-from daemon.fsops import kind_of, read_regular
+from daemon.fsops import kind_of, open_in, read_bounded
 from daemon.names import CASE_WORDS
 
 MANIFEST_NAME = "attachments.toml"
@@ -102,13 +101,13 @@ def _error(code: str, file: str, message: str, invoice_id: str | None = None) ->
     return Finding(code, file, message, "error", invoice_id)
 
 
-def read_notes(folder: Path, rel: str, findings: list[Finding]) -> Notes:
-    """The folder's attachments.toml (empty Notes if there is none); what is wrong in it
-    goes to `findings`."""
-    path = folder / MANIFEST_NAME
+def read_notes(folder: int, rel: str, findings: list[Finding]) -> Notes:
+    """The attachments.toml of the folder open at `folder` (`rel`: that folder as shown;
+    empty Notes if there is none); what is wrong in it goes to `findings`. Opened from
+    the folder held open, never by a path a link swapped in could lead elsewhere."""
     where = f"{rel}/{MANIFEST_NAME}"
     try:
-        st = os.lstat(path)
+        st = os.stat(MANIFEST_NAME, dir_fd=folder, follow_symlinks=False)
     except OSError:  # not there (what os.path.lexists answers for any OSError)
         return Notes()
     digest = ""
@@ -117,10 +116,11 @@ def read_notes(folder: Path, rel: str, findings: list[Finding]) -> Notes:
             findings.append(_error("not-a-file", where, f"is a {kind_of(st.st_mode)} — put a "
                                  "regular file there"))
             return Notes()
-        # Through open_regular: a FIFO swapped in after the lstat must not block us. An
-        # OSError (no descriptors, a share gone) is the machine's, not the clerk's: it is
-        # raised, and the bundle read again later, as for an attachment's bytes.
-        raw = read_regular(path, where, MAX_NOTES_BYTES)
+        # Opened as open_regular opens: a FIFO swapped in after the lstat must not block
+        # us. An OSError (no descriptors, a share gone) is the machine's, not the clerk's:
+        # it is raised, and the bundle read again later, as for an attachment's bytes.
+        with open_in(folder, MANIFEST_NAME, where) as fh:
+            raw = read_bounded(fh, MAX_NOTES_BYTES)
         if raw is None:
             # Cut short, the rest would be read as if it were the whole file.
             findings.append(_error("attachments-toml-invalid", where, f"is larger than "

@@ -8,17 +8,18 @@ from pathlib import Path
 from typing import BinaryIO
 
 from daemon.errors import InputError
-from daemon.fsops import open_regular
+from daemon.fsops import open_below
 
 
 class OpenWhenRead:
     """A regular file for httpx's multipart body that holds a file descriptor only
-    while its part is being sent: opened (as open_regular does) at the first read,
-    closed at its end. Opened all at once, the 20,000 files of one sidecar ran the
-    daemon out of file descriptors, and the bundle was quarantined as unreadable.
+    while its part is being sent: opened (by fsops.open_below: from the bundle's work
+    folder, never through a link) at the first read, closed at its end. Opened all at
+    once, the 20,000 files of one sidecar ran the daemon out of file descriptors, and
+    the bundle was quarantined as unreadable.
 
     It is looked at once when made (a link, a FIFO, a file gone: the same errors as
-    open_regular, before anything is sent) and gives httpx its size by seek/tell, as
+    open_below, before anything is sent) and gives httpx its size by seek/tell, as
     an open file would, for the Content-Length. Opened only later, the file may have
     been replaced or rewritten since it was checked (`size`: the size checked): then
     other bytes than the manifest's would go, or a body that breaks its Content-Length
@@ -26,9 +27,13 @@ class OpenWhenRead:
     modification time it had when made, and gives exactly that many bytes; otherwise
     reading it raises InputError naming it."""
 
-    def __init__(self, path: Path, rel: str | None = None, size: int | None = None) -> None:
-        self.path, self.rel = path, rel
-        with open_regular(path, rel) as fh:
+    def __init__(self, where: tuple[Path, str], shown: str | None = None,
+                 size: int | None = None) -> None:
+        """`where`: (root, path below it) of the file (bundle.below), `shown`: its name
+        in errors (default: the path below root)."""
+        self.root, self.rel = where
+        self.shown = shown or self.rel
+        with open_below(self.root, self.rel, self.shown) as fh:
             self._seen = self._look(fh)
         self._size = self._seen[0]
         if size is not None and size != self._size:
@@ -43,7 +48,7 @@ class OpenWhenRead:
         return st.st_size, st.st_mtime_ns
 
     def _changed(self) -> InputError:
-        return InputError("processing-damaged", self.rel or self.path.name,
+        return InputError("processing-damaged", self.shown,
                           "is not the file that was checked: it was changed or replaced "
                           "while the bundle was being sent — check it, then move the "
                           "bundle back into the outbox")
@@ -62,7 +67,7 @@ class OpenWhenRead:
         if self._fh is None:
             if self._pos >= self._size:
                 return b""  # read to its end and checked there: no second open
-            fh = open_regular(self.path, self.rel)
+            fh = open_below(self.root, self.rel, self.shown)
             if self._look(fh) != self._seen:
                 fh.close()
                 raise self._changed()

@@ -3,7 +3,7 @@
 People rename files ("scan.pdf" that is really a TIFF, an .exe called
 "invoice.pdf"), so the extension only tells us what the sender *meant*;
 validation compares the two. Everything here reads a bounded head of an
-already-open file — the caller opened it with ``fsops.open_regular`` — and
+already-open file — the caller opened it with ``fsops.open_below`` — and
 for ZIP containers only the central directory (names, never contents).
 """
 

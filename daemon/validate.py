@@ -35,7 +35,7 @@ from daemon.attachment_rules import (
 from daemon.bundle import Attachment, Bundle, Finding
 from daemon.config import ValidationConfig
 from daemon.errors import InputError
-from daemon.fsops import open_regular, read_bounded
+from daemon.fsops import open_below, read_bounded
 from daemon.probe import probe_image, probe_pdf
 from daemon.sniff import IMAGE_KINDS, ZIP_KINDS, file_type, kind_for_extension, sniff
 
@@ -62,7 +62,7 @@ def check_attachment(att: Attachment, bundle: Bundle, cfg: ValidationConfig,
                      ) -> tuple[Attachment, list[Finding]]:
     """Open once, sniff, probe, run the channel's rules; the attachment comes back annotated."""
     try:
-        fh = open_regular(att.path, att.rel)
+        fh = open_below(*att.where, att.rel)
     except InputError as exc:
         return att, [Finding(exc.code, exc.file, exc.message, "error", att.invoice_id)]
     with fh:

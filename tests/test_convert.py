@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from pypdf import PdfReader
+from swaps import opened_in, swap_for_link
 
 from daemon.bundle import Attachment, Bundle, InvoiceFile
 from daemon.config import ValidationConfig
-from daemon.convert import converted_path, image_to_pdf, materialise
+from daemon.convert import convert, converted_path, image_to_pdf, materialise
 from daemon.errors import InputError
 from daemon.manifest import build_manifest, bundle_id_from_manifest, bundle_id_of
 from daemon.validate import validate_bundle
@@ -238,3 +239,63 @@ def test_an_image_over_the_pixel_limit_is_never_decoded_at_delivery(
         materialise(b.attachments, tmp_path / "work", cfg.max_image_pixels)
     assert caught.value.code == "processing-damaged" and caught.value.file == "INV-1/scan.png"
     assert "[validation] max_image_pixels = 10,000" in caught.value.message
+
+
+class TestFoldersSwappedForLinks:
+    """A folder on the way to an image, or to its PDF in the work folder, swapped for a
+    link to an outside folder holding files of the same names: nothing outside is
+    opened, converted or written (inotify on the outside folder is the witness)."""
+
+    @pytest.fixture
+    def outside(self, tmp_path: Path) -> Path:
+        folder = tmp_path / "outside"
+        folder.mkdir()
+        (folder / "scan.png").write_bytes(image("PNG", (80, 80)))
+        return folder
+
+    def test_an_image_is_converted_only_from_its_own_folder(
+            self, tmp_path: Path, outside: Path) -> None:
+        """The sidecar swapped after the image was checked: its conversion is an error
+        naming the link and the fix, the outside image never read."""
+        b = bundle_of(tmp_path, {"scan.png": image("PNG")}, "external-print")
+        swap_for_link(tmp_path / "INV-1", outside)
+        with opened_in(outside) as opened:
+            att, pdf, problems = convert(b.attachments[0], set(), MAX_PIXELS)
+        assert opened == []
+        assert pdf is None and att.converted is None
+        [f] = problems
+        assert (f.code, f.file, f.invoice_id) == ("symlink", "INV-1/scan.png", "INV-1")
+        assert "lies in INV-1, which is a symbolic link" in f.message
+
+    def test_an_image_swapped_in_the_work_folder_is_never_converted_from_outside(
+            self, tmp_path: Path, outside: Path) -> None:
+        """At delivery (materialise), the claimed sidecar swapped for a link: the bundle is
+        processing-damaged (quarantined, the link named), the outside image never read."""
+        b = validate_bundle(bundle_of(tmp_path, {"scan.png": image("PNG")}, "external-print"),
+                            ValidationConfig(convert_images=True))
+        assert b.errors == ()
+        swap_for_link(tmp_path / "INV-1", outside)
+        with opened_in(outside) as opened, pytest.raises(InputError) as caught:
+            materialise(b.attachments, tmp_path / "work", MAX_PIXELS)
+        assert opened == []
+        assert (caught.value.code, caught.value.file) == ("processing-damaged", "INV-1/scan.png")
+        assert "lies in INV-1, which is a symbolic link" in caught.value.message
+
+    def test_a_pdf_folder_that_is_a_link_is_neither_read_nor_written(
+            self, tmp_path: Path, outside: Path) -> None:
+        """NAME.converted/ in the work folder made a link to an outside folder that holds
+        a scan.pdf with the very bytes validated: it is not taken for the PDF written
+        before (nor read), and nothing is written there; an OSError naming the folder,
+        which delivery shows and tries again."""
+        png = image("PNG")
+        b = validate_bundle(bundle_of(tmp_path, {"scan.png": png}, "external-print"),
+                            ValidationConfig(convert_images=True))
+        (outside / "scan.pdf").write_bytes(image_to_pdf(png, MAX_PIXELS))
+        work = tmp_path / "work"
+        work.mkdir()
+        (work / "INV-1.converted").symlink_to(outside)
+        with opened_in(outside) as opened, pytest.raises(OSError) as caught:
+            materialise(b.attachments, work, MAX_PIXELS)
+        assert opened == []
+        assert caught.value.filename == "INV-1.converted"
+        assert sorted(p.name for p in outside.iterdir()) == ["scan.pdf", "scan.png"]

@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 import pytest
 from pypdf import PdfWriter
+from swaps import opened_in, swap_for_link
 
 from daemon import __version__
 from daemon.answers import BODY_LIMIT, Receipt
@@ -700,6 +701,36 @@ def test_an_attachment_replaced_before_its_part_is_sent_is_not_sent_in_its_place
     assert "changed or replaced" in info.value.message
     assert receiver.accepted() == []
     assert len(os.listdir("/proc/self/fd")) <= open_before
+
+
+def test_a_part_whose_folder_became_a_link_is_never_sent_from_outside(
+        tmp_path: Path, start_receiver: Any) -> None:
+    """The invoice's folder in the work folder swapped, between the part's check and its
+    sending, for a link to an outside folder holding a file of the same name, size and
+    time (opened by its path, it would pass the part's own check and go out in its
+    place): the file is opened from the work folder with no link followed on the way,
+    so it is an InputError naming the file, the link and the fix (the bundle is
+    quarantined as processing-damaged), the outside file is never opened, and the
+    receiver accepts nothing."""
+    receiver = start_receiver(process=True)
+    bundle = make_bundle(tmp_path / "work")
+    att = bundle.attachments[1]  # batch-42/INV-2/spec.csv
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "spec.csv").write_bytes(b"a;b\n9;9\n")  # as long as the real one
+    st = att.path.stat()
+    os.utime(outside / "spec.csv", ns=(st.st_atime_ns, st.st_mtime_ns))
+    d = HttpDeliverer(http_cfg(url=receiver.url), transport=_ReplacesOneFile(
+        lambda: swap_for_link(att.path.parent, outside)))
+    try:
+        with opened_in(outside) as opened, pytest.raises(InputError) as info:
+            d.deliver(bundle, build_manifest(bundle))
+    finally:
+        d.close()
+    assert opened == []
+    assert (info.value.code, info.value.file) == ("symlink", att.rel)
+    assert "lies in batch-42/INV-2, which is a symbolic link" in info.value.message
+    assert receiver.accepted() == []
 
 
 def test_an_answer_that_breaks_off_after_its_status_line_is_retried_as_such(

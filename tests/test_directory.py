@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 import structlog
 from structlog.testing import capture_logs
+from swaps import opened_in, swap_for_link
 from test_deliver import INVOICE_XML, attachment, make_bundle, pdf, put
 
 from daemon import directory, fswrite
@@ -44,6 +45,29 @@ from daemon.manifest import build_manifest, safe_filename
 
 
 class TestDirectoryDeliverer:
+    def test_a_file_whose_folder_became_a_link_is_never_copied_from_outside(
+            self, tmp_path: Path) -> None:
+        """An invoice's folder in the work folder swapped for a link to an outside folder
+        holding a file of the same name after the bundle was checked: the copy reads it
+        from the work folder with no link followed on the way, so the outside file is
+        never opened, nothing is published, and an InputError names the file, the link
+        and the fix (the bundle is quarantined as processing-damaged)."""
+        bundle = make_bundle(tmp_path / "work")
+        manifest = build_manifest(bundle)
+        att = bundle.attachments[1]  # batch-42/INV-2/spec.csv
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        (outside / "spec.csv").write_bytes(b"a;b\n9;9\n")
+        swap_for_link(att.path.parent, outside)
+        target = tmp_path / "target"
+        target.mkdir()
+        with opened_in(outside) as opened, pytest.raises(InputError) as info:
+            DirectoryDeliverer(target).deliver(bundle, manifest)
+        assert opened == []
+        assert (info.value.code, info.value.file) == ("symlink", att.rel)
+        assert "lies in batch-42/INV-2, which is a symbolic link" in info.value.message
+        assert os.listdir(target) == []
+
     def test_writes_bundle_folder(self, tmp_path: Path) -> None:
         """TARGET/BUNDLEID/ holds manifest.json, the invoice file and
         attachments/INVOICE_ID/NAME with the original bytes; no .tmp-* left.

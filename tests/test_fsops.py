@@ -5,17 +5,24 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import shutil
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
+from helpers import raised, without_blocking
+from swaps import opened_in, swap_for_link
 
 from daemon import fsops
 from daemon.errors import HostileInput, InputError
 from daemon.fsops import (
     NotAFile,
+    folder_below,
     hash_file,
+    open_below,
     open_if_regular,
+    open_in,
     open_regular,
     read_admin_file,
     read_bounded,
@@ -189,3 +196,117 @@ class TestReadAdminFile:
         (tmp_path / "big").write_bytes(b"x" * 101)
         with pytest.raises(NotAFile, match="larger than 100 bytes"):
             read_admin_file(tmp_path / "big", 100)
+
+
+class TestOpenBelow:
+    """A bundle's files and folders, opened below the folder holding the invoice file (the
+    outbox, or the work folder): that root as configured (it may be a link), every
+    folder below it from the one above with O_NOFOLLOW, so no link is followed."""
+
+    @pytest.fixture
+    def root(self, tmp_path: Path) -> Path:
+        (tmp_path / "outbox" / "INV-1" / "ID").mkdir(parents=True)
+        (tmp_path / "outbox" / "INV-1" / "ID" / "a.pdf").write_bytes(b"%PDF-inside")
+        (tmp_path / "outside").mkdir()
+        (tmp_path / "outside" / "a.pdf").write_bytes(b"%PDF-outside")
+        return tmp_path / "outbox"
+
+    def test_a_file_below_the_root_is_read_and_the_root_may_be_a_link(
+            self, root: Path, tmp_path: Path) -> None:
+        """The file opens through its folders; an outbox configured as a link (the admin's
+        choice) is followed, as the folder the rest is found below."""
+        with open_below(root, "INV-1/ID/a.pdf") as fh:
+            assert fh.read() == b"%PDF-inside"
+        (tmp_path / "share").symlink_to(root)
+        with open_below(tmp_path / "share", "INV-1/ID/a.pdf") as fh:
+            assert fh.read() == b"%PDF-inside"
+
+    @pytest.mark.parametrize("swapped", ["INV-1", "INV-1/ID"])
+    def test_a_folder_on_the_way_that_is_a_link_is_refused_naming_it(
+            self, root: Path, tmp_path: Path, swapped: str) -> None:
+        """The sidecar, or a folder in it, made a link to an outside folder holding a file
+        of the same name at the same place: HostileInput `symlink` naming the file, the
+        folder that is a link and the fix; the outside file is never opened."""
+        outside = tmp_path / "outside"
+        (outside / "ID").mkdir()
+        (outside / "ID" / "a.pdf").write_bytes(b"%PDF-outside")
+        swap_for_link(root / swapped, outside)
+        with opened_in(outside) as opened, opened_in(outside / "ID") as opened_deeper, \
+                pytest.raises(HostileInput) as info:
+            open_below(root, "INV-1/ID/a.pdf")
+        assert opened == [] and opened_deeper == []
+        assert (info.value.code, info.value.file) == ("symlink", "INV-1/ID/a.pdf")
+        assert info.value.message == (f"lies in {swapped}, which is a symbolic link; outboxd "
+                                      "never follows links — put the folder itself there")
+
+    def test_the_file_is_named_as_shown_and_the_folder_by_its_path_below_the_root(
+            self, root: Path, tmp_path: Path) -> None:
+        """`shown` (the file as the clerk knows it: an image whose PDF is sent) names the
+        file; the folder refused is named by its path below the root."""
+        swap_for_link(root / "INV-1" / "ID", tmp_path / "outside")
+        with pytest.raises(HostileInput) as info:
+            open_below(root, "INV-1/ID/a.pdf", "INV-1/ID/a.png")
+        assert info.value.file == "INV-1/ID/a.png"
+        assert info.value.message.startswith("lies in INV-1/ID, which is a symbolic link")
+
+    def test_a_fifo_or_a_file_on_the_way_is_refused_without_waiting(
+            self, root: Path, tmp_path: Path) -> None:
+        """A FIFO where a folder belongs is refused at once (never opened: it would block),
+        with `not-a-folder` saying what it is; so is a regular file."""
+        shutil.rmtree(root / "INV-1" / "ID")
+        os.mkfifo(root / "INV-1" / "ID")
+        info = without_blocking(lambda: raised(lambda: open_below(root, "INV-1/ID/a.pdf")),
+                                root / "INV-1" / "ID", "open_below")
+        assert isinstance(info, HostileInput)
+        assert (info.code, info.file) == ("not-a-folder", "INV-1/ID/a.pdf")
+        assert info.message == ("lies in INV-1/ID, which is a FIFO — put the folder itself "
+                                "there")
+        os.unlink(root / "INV-1" / "ID")
+        (root / "INV-1" / "ID").write_bytes(b"")
+        with pytest.raises(HostileInput, match="which is a file — put the folder"):
+            open_below(root, "INV-1/ID/a.pdf")
+
+    def test_the_file_itself_is_refused_as_open_regular_refuses_it(
+            self, root: Path, tmp_path: Path) -> None:
+        """The last part a link or a FIFO: the same errors as open_regular's."""
+        target = root / "INV-1" / "ID" / "a.pdf"
+        target.unlink()
+        target.symlink_to(tmp_path / "outside" / "a.pdf")
+        with pytest.raises(HostileInput) as link:
+            open_below(root, "INV-1/ID/a.pdf")
+        assert (link.value.code, link.value.file) == ("symlink", "INV-1/ID/a.pdf")
+        target.unlink()
+        os.mkfifo(target)
+        with pytest.raises(HostileInput, match="is a FIFO, not a regular file"):
+            open_below(root, "INV-1/ID/a.pdf")
+
+    def test_a_folder_on_the_way_that_is_gone_or_unreadable_names_the_file(
+            self, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A folder gone meanwhile is `unreadable`; one outboxd's user may not open (the
+        test runs as root: the refusal is put in os.open's place) is `unreadable-folder`
+        with the fix; neither is an OSError with the server's path."""
+        with pytest.raises(InputError) as gone:
+            open_below(root, "INV-9/a.pdf")
+        assert (gone.value.code, gone.value.file) == ("unreadable", "INV-9/a.pdf")
+        real = os.open
+
+        def deny(name: Any, flags: int, *args: Any, dir_fd: int | None = None) -> int:
+            if name == "ID":
+                raise PermissionError(errno.EACCES, "Permission denied", name)
+            return real(name, flags, *args, dir_fd=dir_fd)
+        monkeypatch.setattr(fsops.os, "open", deny)
+        with pytest.raises(InputError) as denied:
+            open_below(root, "INV-1/ID/a.pdf")
+        assert (denied.value.code, denied.value.file) == ("unreadable-folder", "INV-1/ID/a.pdf")
+        assert denied.value.message.startswith("lies in INV-1/ID, which cannot be read "
+                                               "(permission denied) — give outboxd's user")
+        assert str(root) not in str(denied.value)
+
+    def test_a_folder_is_held_open_for_its_listing(self, root: Path, tmp_path: Path) -> None:
+        """folder_below gives the folder itself: listed from its descriptor, what is in it
+        stays what was there when it was opened, whatever its path becomes."""
+        with folder_below(root, "INV-1/ID") as fd:
+            swap_for_link(root / "INV-1", tmp_path / "outside")
+            assert os.listdir(fd) == ["a.pdf"]
+            with open_in(fd, "a.pdf", "INV-1/ID/a.pdf") as fh:
+                assert fh.read() == b"%PDF-inside"

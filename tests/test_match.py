@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from helpers import UBL_NS, pdf_bytes, ubl_invoice, write
+from swaps import opened_in, swap_when_opened
 
 from daemon import match as match_module
 from daemon.bundle import Attachment, Bundle, Conversion, Finding, InvoiceFile
@@ -289,22 +290,34 @@ class TestStructure:
         assert f.invoice_id == "INV-1"
         assert layout(b)["INV-1"] == ["ok.pdf"]
 
+    @pytest.mark.parametrize("refused", ["open", "list"])
     @pytest.mark.parametrize("unreadable", ["batch", "batch/INV-2"])
     def test_a_folder_that_cannot_be_read_is_said_as_a_rule_and_a_fix(
-            self, outbox: Path, monkeypatch: pytest.MonkeyPatch, unreadable: str) -> None:
-        """A sidecar, or an invoice's subfolder, that outboxd's user may not list (chmod
-        000, or another user's folder; the test runs as root, so the refusal is put in
-        os.scandir's place): an error naming the folder relative to the outbox and the
-        fix, not "[Errno 13] Permission denied: '/srv/…'" on the clerk's status page."""
+            self, outbox: Path, monkeypatch: pytest.MonkeyPatch, unreadable: str,
+            refused: str) -> None:
+        """A sidecar, or an invoice's subfolder, that outboxd's user may not open or list
+        (chmod 000, or another user's folder; the test runs as root, so the refusal is
+        put in os.open's or os.scandir's place): an error naming the folder relative to
+        the outbox and the fix, not "[Errno 13] Permission denied: '/srv/…'" on the
+        clerk's status page."""
         write(outbox / "batch" / "INV-1" / "a.pdf", PDF)
         write(outbox / "batch" / "INV-2" / "b.pdf", PDF)
-        real = os.scandir
+        real_open, real_scandir = os.open, os.scandir
 
-        def scandir(path: Any) -> Any:
-            if Path(path) == outbox / unreadable:
-                raise PermissionError(13, "Permission denied", str(path))
-            return real(path)
+        def denied(fd: int, name: str = "") -> bool:
+            return Path(os.readlink(f"/proc/self/fd/{fd}"), name) == outbox / unreadable
 
+        def open_(name: Any, flags: int, *args: Any, dir_fd: int | None = None) -> int:
+            if refused == "open" and dir_fd is not None and denied(dir_fd, name):
+                raise PermissionError(13, "Permission denied", str(name))
+            return real_open(name, flags, *args, dir_fd=dir_fd)
+
+        def scandir(fd: Any) -> Any:
+            if refused == "list" and denied(fd):
+                raise PermissionError(13, "Permission denied", str(fd))
+            return real_scandir(fd)
+
+        monkeypatch.setattr(match_module.os, "open", open_)
         monkeypatch.setattr(match_module.os, "scandir", scandir)
         with pytest.raises(InputError) as info:
             match(outbox, "batch.xml", batch_xml("INV-1", "INV-2"))
@@ -1046,3 +1059,95 @@ class TestNamesThatAreNotUtf8:
         assert codes(b) == ["bad-name"]
         assert finding(b, "bad-name").file == "INV-7/scan-\\xe5.pdf"
         self.assert_all_utf8(b)
+
+
+class TestFoldersSwappedForLinks:
+    """A share user swaps a folder of the bundle for a link to a folder outside the outbox
+    (holding files of the same names) after matching looked at it and before it opens
+    what is in it. Nothing outside is listed, opened, hashed or parsed: every folder is
+    opened from the one above it and held, every file from the folder held (inotify on
+    the outside folder is the witness). The swap changes the bundle's snapshot, so it
+    is read again, and then finds the link where the sidecar was."""
+
+    @pytest.fixture
+    def outside(self, tmp_path: Path) -> Path:
+        folder = tmp_path / "outside"
+        write(folder / "a.pdf", PDF + b"secret")
+        write(folder / "b.pdf", PDF + b"secret")
+        write(folder / "attachments.toml", b'channel = "original-print"\n')
+        return folder
+
+    def test_a_sidecar_swapped_after_its_check_is_never_listed(
+            self, outbox: Path, outside: Path) -> None:
+        """Swapped as matching goes to list it: an error that the sidecar is no folder,
+        no attachment, and not even the outside folder opened."""
+        write(outbox / "INV-1" / "a.pdf", PDF)
+        cand = candidate(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        with opened_in(outside) as opened, \
+                swap_when_opened("INV-1", outbox / "INV-1", outside) as swapped:
+            b = assemble(cand, settings(outbox))
+        assert swapped, "the sidecar was never opened by its name"
+        assert opened == []
+        assert finding(b, "not-a-folder").file == "INV-1"
+        assert b.attachments == () and b.sidecar is None
+
+    def test_an_invoices_folder_swapped_after_the_listing_is_never_entered(
+            self, outbox: Path, outside: Path) -> None:
+        """batch/INV-2/ swapped after the sidecar was listed: an error of invoice INV-2
+        that its folder is a link (the fix said), INV-1's attachment still matched."""
+        write(outbox / "batch" / "INV-1" / "a.pdf", PDF)
+        write(outbox / "batch" / "INV-2" / "b.pdf", PDF)
+        cand = candidate(outbox, "batch.xml", batch_xml("INV-1", "INV-2"))
+        with opened_in(outside) as opened, \
+                swap_when_opened("INV-2", outbox / "batch" / "INV-2", outside) as swapped:
+            b = assemble(cand, settings(outbox))
+        assert swapped and opened == []
+        f = finding(b, "symlink")
+        assert (f.file, f.invoice_id) == ("batch/INV-2", "INV-2")
+        assert "never follows links" in f.message and "put the folder itself" in f.message
+        assert layout(b) == {"INV-1": ["a.pdf"], "INV-2": []}
+
+    def test_attachments_toml_is_read_from_the_folder_listed(
+            self, outbox: Path, outside: Path) -> None:
+        """The sidecar swapped as its attachments.toml is opened: the notes read are the
+        real folder's (its channel), never the outside file of that name."""
+        write(outbox / "INV-1" / "a.pdf", PDF)
+        write(outbox / "INV-1" / "attachments.toml", b'channel = "external-print"\n')
+        cand = candidate(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        with opened_in(outside) as opened, \
+                swap_when_opened("attachments.toml", outbox / "INV-1", outside) as swapped:
+            b = assemble(cand, settings(outbox))
+        assert swapped and opened == []
+        assert b.channel == "external-print" and b.errors == ()
+
+    def test_an_attachment_is_hashed_in_the_folder_listed(
+            self, outbox: Path, outside: Path) -> None:
+        """The sidecar swapped as an attachment is opened for its hash: the hash is the real
+        file's, the outside file of the same name never opened."""
+        write(outbox / "INV-1" / "a.pdf", PDF)
+        cand = candidate(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        with opened_in(outside) as opened, \
+                swap_when_opened("a.pdf", outbox / "INV-1", outside) as swapped:
+            b = assemble(cand, settings(outbox))
+        assert swapped and opened == []
+        [att] = b.attachments
+        assert att.sha256 == hashlib.sha256(PDF).hexdigest() and att.size == len(PDF)
+
+    def test_the_invoice_file_and_sidecar_are_read_from_the_one_folder_held(
+            self, outbox: Path, outside: Path) -> None:
+        """After a claim the bundle is matched again in its work folder: a work folder
+        swapped for a link once its invoice file was read is not followed for the
+        sidecar (the folder holding the invoice file is opened once, and the sidecar
+        from it), so the bundle read is the real one."""
+        work = outbox.parent / "processing" / "work-1"
+        write(work / "INV-1" / "a.pdf", PDF)
+        write(outside / "INV-1" / "a.pdf", PDF + b"secret")
+        write(outside / "INV-1.xml", ubl_invoice("INV-9"))
+        cand = candidate(work, "INV-1.xml", ubl_invoice("INV-1"))
+        with opened_in(outside) as opened, opened_in(outside / "INV-1") as inside, \
+                swap_when_opened("INV-1.xml", work, outside) as swapped:
+            b = assemble(cand, settings(outbox))
+        assert swapped and opened == [] and inside == []
+        assert b.invoice_ids == ("INV-1",)
+        [att] = b.attachments
+        assert att.sha256 == hashlib.sha256(PDF).hexdigest()

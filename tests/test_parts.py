@@ -22,7 +22,7 @@ def test_a_part_holds_a_descriptor_only_while_it_is_read_and_gives_its_bytes(
     path = tmp_path / "a.pdf"
     path.write_bytes(b"%PDF-" + b"x" * 995)
     before = open_fds()
-    part = OpenWhenRead(path, "INV-1/a.pdf", 1000)
+    part = OpenWhenRead((tmp_path, "a.pdf"), "INV-1/a.pdf", 1000)
     assert open_fds() == before
     assert part.seek(0, os.SEEK_END) == 1000 and part.tell() == 1000
     part.seek(0)
@@ -40,8 +40,8 @@ def test_a_file_changed_after_it_was_checked_is_never_sent_in_its_place(
     path = tmp_path / "a.pdf"
     path.write_bytes(b"%PDF-1.4 one")
     with pytest.raises(InputError, match="is not the file that was checked"):
-        OpenWhenRead(path, "INV-1/a.pdf", 5)
-    part = OpenWhenRead(path, "INV-1/a.pdf", 12)
+        OpenWhenRead((tmp_path, "a.pdf"), "INV-1/a.pdf", 5)
+    part = OpenWhenRead((tmp_path, "a.pdf"), "INV-1/a.pdf", 12)
     path.write_bytes(b"%PDF-1.4 two")
     os.utime(path, ns=(0, 1))
     with pytest.raises(InputError) as info:
@@ -55,4 +55,4 @@ def test_a_link_in_the_files_place_is_refused_before_anything_is_sent(
     (tmp_path / "real.pdf").write_bytes(b"%PDF")
     os.symlink(tmp_path / "real.pdf", tmp_path / "a.pdf")
     with pytest.raises(HostileInput):
-        OpenWhenRead(tmp_path / "a.pdf", "INV-1/a.pdf")
+        OpenWhenRead((tmp_path, "a.pdf"), "INV-1/a.pdf")

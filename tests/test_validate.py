@@ -14,6 +14,7 @@ import pytest
 from helpers import pdf_bytes
 from PIL import Image, ImageFile, TiffImagePlugin
 from pypdf import PdfWriter
+from swaps import opened_in, swap_for_link
 from validating import (
     INVOICE,
     Outbox,
@@ -228,6 +229,28 @@ class TestAlwaysErrors:
         bundle = outbox.validate("link.pdf")
         assert codes(bundle) == ["symlink"]
         only(bundle, "symlink")
+
+    def test_a_sidecar_swapped_for_a_link_after_matching_is_never_followed(
+            self, outbox: Outbox, tmp_path: Path) -> None:
+        """The sidecar swapped for a link to an outside folder holding a good PDF of the
+        same name, between matching and validation: the file is opened from the outbox
+        with each folder on its way never followed, so the outside PDF is never opened
+        or parsed; the attachment's finding names the link and the fix (and the swap
+        changed the snapshot, so the bundle is read again)."""
+        outbox.write("a.pdf", pdf_bytes())
+        bundle = outbox.bundle("a.pdf")
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        (outside / "a.pdf").write_bytes(pdf_bytes(3))
+        swap_for_link(outbox.root / "INV-1001", outside)
+        with opened_in(outside) as opened:
+            checked = validate_bundle(bundle, ValidationConfig())
+        assert opened == []
+        assert codes(checked) == ["symlink"]
+        f = only(checked, "symlink")
+        assert f.file == "INV-1001/a.pdf" and f.invoice_id == "INV-1001"
+        assert "lies in INV-1001, which is a symbolic link" in f.message
+        assert checked.attachments[0].pages is None
 
     def test_each_attachment_is_judged_on_its_own(self, outbox: Outbox) -> None:
         """One bad file does not hide another's findings or spoil a good one."""

@@ -24,7 +24,7 @@ from xml.sax.saxutils import escape
 
 from daemon.bundle import Attachment, Bundle, Finding
 from daemon.errors import InputError
-from daemon.fsops import open_regular
+from daemon.fsops import open_below
 
 NS_INVOICE = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
 NS_CREDIT_NOTE = "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2"
@@ -287,7 +287,7 @@ def documents_for(bundle: Bundle, mime_codes: frozenset[str]) -> Plan:
         return Plan((), (Finding("not-ubl", rel, f"is not a UBL Invoice/CreditNote ({inv.format})"
                                  "; [delivery] format = \"ubl-embedded\" sends UBL 2.1 only — "
                                  "export the invoice as Peppol BIS 3 UBL", "error"),))
-    with open_regular(inv.path, rel) as fh:
+    with open_below(*inv.where, rel) as fh:
         data = fh.read()
     try:
         slices, encoding, decl = scan(data, rel)
@@ -323,8 +323,14 @@ def documents_for(bundle: Bundle, mime_codes: frozenset[str]) -> Plan:
                                         "them", "error", att.invoice_id))
                 continue
             seen[name.casefold()] = repr(att.rel)
-            with open_regular(att.path, att.rel) as fh:
-                refs.append(reference(att, fh.read(), mime, cac, cbc, declare))
+            try:
+                with open_below(*att.where, att.rel) as fh:
+                    content = fh.read()
+            except InputError as exc:  # a link or a FIFO put where the file was checked
+                findings.append(Finding(exc.code, exc.file, exc.message, "error",
+                                        att.invoice_id))
+                continue
+            refs.append(reference(att, content, mime, cac, cbc, declare))
         docs.append(build(data, sl, whole, decl, encoding, refs))
     return Plan(tuple(docs) if not findings else (), tuple(findings))
 

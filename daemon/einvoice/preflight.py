@@ -133,8 +133,9 @@ def _findings(doc: Document, found: list[engine_mod.Assertion], rel: str, mode: 
 
 
 def read_and_preflight(path: Path, rel: str, mode: Mode) -> Result:
-    """Open the invoice file safely (no links, FIFOs, devices) and pre-flight it."""
-    from daemon.fsops import open_regular
-    with open_regular(path, rel) as fh:
+    """Open the invoice file safely (no links, FIFOs, devices; from the folder holding
+    it, as every file of a bundle) and pre-flight it."""
+    from daemon.fsops import open_below
+    with open_below(path.parent, path.name, rel) as fh:
         data = fh.read()
     return preflight(data, rel, mode)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from helpers import pdf_bytes
 from lxml import etree
+from swaps import opened_in, swap_for_link
 
 from daemon.bundle import Attachment, Bundle, InvoiceFile
 from daemon.einvoice import embedded_findings, mime_codes, preflight
@@ -32,7 +33,8 @@ def bundle_of(tmp_path: Path, invoice: bytes, files: dict[str, tuple[str, bytes,
         p = tmp_path / "INV" / invoice_id / name
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(data)
-        atts.append(Attachment(p, f"INV/{name}", name, invoice_id, len(data),
+        # rel as matching gives it: the file's path from the folder holding INV.xml.
+        atts.append(Attachment(p, f"INV/{invoice_id}/{name}", name, invoice_id, len(data),
                                hashlib.sha256(data).hexdigest(), "Timesheet",
                                "Hours" if name.endswith(".pdf") else "", content_type=ctype))
     inv = InvoiceFile(path, "INV.xml", len(invoice), hashlib.sha256(invoice).hexdigest(), "ubl",
@@ -245,3 +247,23 @@ def test_a_file_named_like_one_the_norwegian_example_already_embeds_is_a_collisi
     assert plan.documents == ()
     [f] = plan.findings
     assert f.code == "embed-name-collision" and "'Hours-spent.csv'" in f.message
+
+
+def test_an_attachment_whose_folder_became_a_link_is_never_embedded_from_outside(
+        tmp_path: Path) -> None:
+    """The invoice's folder swapped for a link to an outside folder holding a PDF of the
+    same name, after validation: the document is not built (an error names the link and
+    the fix, which holds the bundle at validation and quarantines it at delivery), and
+    the outside PDF is never opened."""
+    b = bundle_of(tmp_path, BASE, {"a.pdf": ("Snippet1", pdf_bytes(), "application/pdf")})
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "a.pdf").write_bytes(pdf_bytes(2))
+    swap_for_link(tmp_path / "INV" / "Snippet1", outside)
+    with opened_in(outside) as opened:
+        found = embedded_findings(b)
+    assert opened == []
+    [f] = found
+    assert (f.code, f.file, f.invoice_id) == ("symlink", "INV/Snippet1/a.pdf", "Snippet1")
+    assert "lies in INV/Snippet1, which is a symbolic link" in f.message
+    assert "put the folder itself there" in f.message
