@@ -223,11 +223,12 @@ class Finisher(Moves, Recovery):
             except InputError as exc:
                 return damaged([Finding(exc.code, exc.file, exc.message)])
             except (OSError, ReaderFailed) as exc:
-                # A full disk or a share gone while writing the PDF, or a reader that died
-                # under the conversion each time (the daemon stopping, too): the bundle is
-                # fine, so it waits and tries again, as a failed move does; never
-                # quarantined, and never converted here instead.
-                why = (f"cannot write a PDF made from an image into {row.work_dir}: "
+                # No descriptors left, a full disk or a share gone while reading the image
+                # or writing its PDF, or a reader that died under the conversion each
+                # time (the daemon stopping, too): the bundle is fine, so it waits and
+                # tries again, as a failed move does; never quarantined, and never
+                # converted here instead.
+                why = (f"cannot read an image or write its PDF in {row.work_dir}: "
                        f"{describe(exc)}" if isinstance(exc, OSError) else
                        f"cannot convert an image to PDF: {exc}")
                 return self._move_failed(row, why, "bundle cannot be prepared for delivery; "
