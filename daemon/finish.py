@@ -19,7 +19,7 @@ from daemon import logs, release
 from daemon.answers import BODY_LIMIT
 from daemon.archive import target_for
 from daemon.bundle import Bundle, Finding, findings_of
-from daemon.claim import moved_candidate
+from daemon.claim import held_work, moved_candidate
 from daemon.config import Settings
 from daemon.convert import materialise_bundle
 from daemon.deliver import Deliverer, Shared, backoff
@@ -267,7 +267,8 @@ class Finisher(Moves, Recovery):
         try:
             if (bind_journal := getattr(deliverer, "bind_journal", None)) is not None:
                 bind_journal(self.j)  # ubl-embedded: documents already accepted
-            receipt = deliverer.deliver(bundle, manifest)
+            with held_work(bundle) as rooted:  # never a work folder swapped for a link
+                receipt = deliverer.deliver(rooted, manifest)
         except InputError as exc:
             if not counted:
                 count()
