@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import re
 import threading
 import unicodedata
 from dataclasses import replace
@@ -1151,3 +1152,17 @@ class TestFoldersSwappedForLinks:
         assert b.invoice_ids == ("INV-1",)
         [att] = b.attachments
         assert att.sha256 == hashlib.sha256(PDF).hexdigest()
+
+
+def test_every_code_of_matching_and_of_opening_a_bundles_files_is_in_the_folder_convention(
+        ) -> None:
+    """A clerk reads `[not-a-folder]` in REASON.txt or in `outboxd check`'s output: each
+    code that matching, attachments.toml and the opening of a bundle's files give is
+    named in docs/folder-convention.md, beside the rule it stands for."""
+    daemon = Path(match_module.__file__).parent
+    source = "".join((daemon / name).read_text("utf-8")
+                     for name in ("fsops.py", "match.py", "notes.py"))
+    codes = set(re.findall(r'(?:_err|_error|InputError|HostileInput)\("([a-z-]+)"', source))
+    assert {"symlink", "not-a-folder", "unreadable-folder"} <= codes
+    doc = (daemon.parent / "docs" / "folder-convention.md").read_text("utf-8")
+    assert sorted(c for c in codes if f"`{c}`" not in doc) == []
