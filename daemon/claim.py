@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
-from daemon.bundle import Finding
+from daemon.bundle import Bundle, Finding
 from daemon.errors import ClaimLost
-from daemon.fswrite import fsync_dir, rename_noreplace
+from daemon.fsops import folder_below
+from daemon.fswrite import fsync_dir, held_path, rename_noreplace
 from daemon.names import NAME_MAX, fit_bytes
 from daemon.scan import Candidate
 
@@ -36,6 +38,19 @@ def moved_candidate(cand: Candidate, work: Path) -> Candidate:
     """The same bundle, as it lies inside its work folder after the claim."""
     return Candidate(cand.name, work / cand.invoice.name, work / cand.sidecar.name,
                      work / cand.marker.name)
+
+
+@contextmanager
+def held_work(bundle: Bundle) -> Iterator[Bundle]:
+    """The claimed bundle, its files found below its work folder held open while the
+    block runs (Bundle.rooted_at): the work folder opened from the processing folder
+    with O_NOFOLLOW, as every folder below it is. Opened by its path at each file, a
+    work folder swapped for a link after the check would have had the delivery read,
+    and send, what the link leads to. HostileInput naming the invoice file and the work
+    folder when that is a link (the bundle is processing-damaged)."""
+    work = bundle.invoice_file.path.parent
+    with folder_below(work.parent, work.name, bundle.invoice_file.name) as fd:
+        yield bundle.rooted_at(held_path(fd))
 
 
 def _parts(cand: Candidate, with_marker: bool, companions: Sequence[Path] = ()) -> list[Path]:

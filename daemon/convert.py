@@ -90,12 +90,16 @@ def converted_name(att: Attachment, taken: set[str]) -> str:
 
 def convert(att: Attachment, taken: set[str], max_pixels: int
             ) -> tuple[Attachment, bytes | None, list[Finding]]:
-    """Convert in memory; the attachment comes back with ``converted`` set (path None)."""
+    """Convert in memory; the attachment comes back with ``converted`` set (path None).
+
+    An OSError reading the image (no descriptors left, a share gone) is raised: the
+    machine's fault, read again later, never a finding that would stop the bundle."""
     try:
-        with open_below(*att.where, att.rel) as fh:
-            pdf = image_to_pdf(fh.read(), max_pixels)
+        data = _read_image(att)
     except InputError as exc:  # a link or a FIFO put where the image was checked
         return att, None, [Finding(exc.code, exc.file, exc.message, "error", att.invoice_id)]
+    try:
+        pdf = image_to_pdf(data, max_pixels)
     except Exception as exc:  # noqa: BLE001 - img2pdf/PIL raise many kinds on odd images
         return att, None, [Finding("conversion-failed", att.rel, f"cannot be converted to PDF "
                                    f"({type(exc).__name__}: {str(exc)[:200]}) — export it as "
@@ -155,10 +159,10 @@ def materialise(atts: tuple[Attachment, ...], work_dir: Path,
                 max_pixels: int) -> tuple[Attachment, ...]:
     """Write each conversion into the claimed work folder (once) and point it there.
 
-    InputError when the image in the work folder cannot be read or no longer gives
-    the validated PDF (the bundle is damaged there); OSError only from writing the PDF
-    (a full disk, a share gone, a link where a folder on its way belongs): that is the
-    environment, and worth another try."""
+    InputError when the image in the work folder is refused (a link, a FIFO) or no
+    longer gives the validated PDF (the bundle is damaged there); OSError from reading
+    the image or writing the PDF (no descriptors left, a full disk, a share gone, a link
+    where a folder on its way belongs): that is the environment, and worth another try."""
     out: list[Attachment] = []
     for att in atts:
         conv = att.converted
@@ -185,13 +189,15 @@ def materialise(atts: tuple[Attachment, ...], work_dir: Path,
 
 
 def _convert_again(att: Attachment, conv: Conversion, max_pixels: int) -> bytes:
-    """The image of a claimed bundle converted again: the PDF validated, or InputError."""
+    """The image of a claimed bundle converted again: the PDF validated, or InputError
+    (an OSError reading it is raised as it is: tried again, as a failed write is)."""
     try:
-        with open_below(*att.where, att.rel) as fh:
-            pdf = image_to_pdf(fh.read(), max_pixels)
+        data = _read_image(att)
     except InputError as exc:  # a link or a FIFO where the image was checked
         raise InputError("processing-damaged", exc.file, f"{exc.message} (it changed in "
                          "the processing folder)") from None
+    try:
+        pdf = image_to_pdf(data, max_pixels)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         # Pillow's own text quotes twice the limit for its error: say ours.
         raise InputError("processing-damaged", att.rel, f"has more pixels than "
@@ -199,7 +205,7 @@ def _convert_again(att: Attachment, conv: Conversion, max_pixels: int) -> bytes:
                          "unlike when it was validated (it changed in the processing "
                          "folder) — check it and move the bundle back to the "
                          "outbox") from None
-    except Exception as exc:  # noqa: BLE001 - an OSError, or img2pdf/PIL on odd bytes
+    except Exception as exc:  # noqa: BLE001 - img2pdf/PIL on odd bytes
         raise InputError("processing-damaged", att.rel, f"cannot be converted again "
                          f"in the processing folder ({exc}) — check it and move the "
                          "bundle back to the outbox") from None
@@ -221,6 +227,14 @@ def unconverted(bundle: Bundle) -> Bundle:
         return bundle
     return replace(bundle, attachments=tuple(replace(a, converted=None)
                                              for a in bundle.attachments))
+
+
+def _read_image(att: Attachment) -> bytes:
+    """The image's bytes, opened below its bundle's folder (InputError for a link or a
+    FIFO there). Read apart from the conversion, whose catch-all would take an OSError
+    of the machine (EMFILE, EIO) for a fault of the image and stop the bundle for it."""
+    with open_below(*att.where, att.rel) as fh:
+        return fh.read()
 
 
 def _same(folder: int, name: str, rel: str, sha256: str) -> bool:

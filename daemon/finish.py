@@ -19,7 +19,7 @@ from daemon import logs, release
 from daemon.answers import BODY_LIMIT
 from daemon.archive import target_for
 from daemon.bundle import Bundle, Finding, findings_of
-from daemon.claim import moved_candidate
+from daemon.claim import held_work, moved_candidate
 from daemon.config import Settings
 from daemon.convert import materialise_bundle
 from daemon.deliver import Deliverer, Shared, backoff
@@ -223,11 +223,12 @@ class Finisher(Moves, Recovery):
             except InputError as exc:
                 return damaged([Finding(exc.code, exc.file, exc.message)])
             except (OSError, ReaderFailed) as exc:
-                # A full disk or a share gone while writing the PDF, or a reader that died
-                # under the conversion each time (the daemon stopping, too): the bundle is
-                # fine, so it waits and tries again, as a failed move does; never
-                # quarantined, and never converted here instead.
-                why = (f"cannot write a PDF made from an image into {row.work_dir}: "
+                # No descriptors left, a full disk or a share gone while reading the image
+                # or writing its PDF, or a reader that died under the conversion each
+                # time (the daemon stopping, too): the bundle is fine, so it waits and
+                # tries again, as a failed move does; never quarantined, and never
+                # converted here instead.
+                why = (f"cannot read an image or write its PDF in {row.work_dir}: "
                        f"{describe(exc)}" if isinstance(exc, OSError) else
                        f"cannot convert an image to PDF: {exc}")
                 return self._move_failed(row, why, "bundle cannot be prepared for delivery; "
@@ -266,7 +267,8 @@ class Finisher(Moves, Recovery):
         try:
             if (bind_journal := getattr(deliverer, "bind_journal", None)) is not None:
                 bind_journal(self.j)  # ubl-embedded: documents already accepted
-            receipt = deliverer.deliver(bundle, manifest)
+            with held_work(bundle) as rooted:  # never a work folder swapped for a link
+                receipt = deliverer.deliver(rooted, manifest)
         except InputError as exc:
             if not counted:
                 count()

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
+import os
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
 from pypdf import PdfReader
 from swaps import opened_in, swap_for_link
 
+from daemon import fsops
 from daemon.bundle import Attachment, Bundle, InvoiceFile
 from daemon.config import ValidationConfig
 from daemon.convert import convert, converted_path, image_to_pdf, materialise
@@ -299,3 +303,47 @@ class TestFoldersSwappedForLinks:
         assert opened == []
         assert caught.value.filename == "INV-1.converted"
         assert sorted(p.name for p in outside.iterdir()) == ["scan.pdf", "scan.png"]
+
+
+def refuse_opening(monkeypatch: pytest.MonkeyPatch, name: str, code: int) -> None:
+    """os.open of `name` (from its folder's descriptor) fails with `code`, as it does
+    when the process has no descriptor left (EMFILE) or the share is gone (EIO)."""
+    real = os.open
+
+    def refuse(path: Any, flags: int, *args: Any, dir_fd: int | None = None) -> int:
+        if path == name:
+            raise OSError(code, os.strerror(code), path)
+        return real(path, flags, *args, dir_fd=dir_fd)
+    monkeypatch.setattr(fsops.os, "open", refuse)
+
+
+class TestTheMachinesFaults:
+    """No descriptors left or a share gone while the image is read is the machine's
+    fault, not the image's: raised as the OSError it is (the bundle is read again, or
+    its delivery tried again, later), never a finding that holds or quarantines it."""
+
+    @pytest.mark.parametrize("code", [errno.EMFILE, errno.EIO])
+    def test_an_image_that_cannot_be_opened_at_validation_is_no_finding(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int) -> None:
+        """At validation (convert): the OSError, not conversion-failed."""
+        b = bundle_of(tmp_path, {"scan.png": image("PNG")}, "external-print")
+        refuse_opening(monkeypatch, "scan.png", code)
+        with pytest.raises(OSError) as caught:
+            convert(b.attachments[0], set(), MAX_PIXELS)
+        assert not isinstance(caught.value, InputError)
+        assert caught.value.errno == code
+
+    @pytest.mark.parametrize("code", [errno.EMFILE, errno.EIO])
+    def test_an_image_that_cannot_be_opened_at_delivery_is_retried_not_damaged(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int) -> None:
+        """At delivery (materialise): the OSError, which delivery retries, not
+        processing-damaged, which quarantines a good bundle; no PDF is written."""
+        b = validate_bundle(bundle_of(tmp_path, {"scan.png": image("PNG")}, "external-print"),
+                            ValidationConfig(convert_images=True))
+        assert b.errors == ()
+        refuse_opening(monkeypatch, "scan.png", code)
+        with pytest.raises(OSError) as caught:
+            materialise(b.attachments, tmp_path / "work", MAX_PIXELS)
+        assert not isinstance(caught.value, InputError)
+        assert caught.value.errno == code
+        assert not (tmp_path / "work" / "INV-1.converted" / "scan.pdf").exists()

@@ -8,6 +8,8 @@ from __future__ import annotations
 import errno
 import io
 import json
+import os
+import shutil
 import sys
 import threading
 from pathlib import Path
@@ -21,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from claimed import NeverPost, Scripted, claimed, make, restart, step  # noqa: E402
 from helpers import drop_bundle, pdf_bytes, ubl_invoice  # noqa: E402
+from swaps import opened_in, swap_for_link  # noqa: E402
 
 from daemon import convert, finish  # noqa: E402
 from daemon.answers import Receipt  # noqa: E402
@@ -699,3 +702,27 @@ def test_a_refusal_that_names_its_own_fix_is_quarantined_with_that_fix_alone(
         "version, then move the bundle back")
     assert "receiver" not in reason["message"]
 
+
+
+def test_a_work_folder_swapped_for_a_link_before_the_delivery_sends_nothing_from_it(
+        tmp_path: Path) -> None:
+    """The work folder swapped, between the claim and the delivery, for a link to a copy
+    of it outside processing (the same names, sizes and times: each file would pass
+    its part's check). The delivery (the directory transport here) opens the work
+    folder from the processing folder, never through a link: none of the copy's files
+    is read, nothing is delivered, and the bundle is quarantined as processing-damaged
+    with the link named."""
+    p, s, row = claimed(tmp_path)
+    work = Path(p.j.get(row).work_dir or "")
+    outside = tmp_path / "outside"
+    shutil.copytree(work, outside)  # copy2: the times are kept
+    swap_for_link(work, outside)
+    with opened_in(outside) as opened, opened_in(outside / "INV-1") as inside:
+        assert p.finish.attempt(row) is None
+    assert "INV-1.xml" not in opened and inside == []
+    assert os.listdir(tmp_path / "target") == []
+    done = p.j.get(row)
+    assert done.state == "quarantined"
+    [reason] = done.reasons
+    assert (reason["code"], reason["file"]) == ("processing-damaged", "INV-1.xml")
+    assert f"lies in {work.name}, which is a symbolic link" in reason["message"]

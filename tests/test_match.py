@@ -6,6 +6,8 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import re
+import resource
 import threading
 import unicodedata
 from dataclasses import replace
@@ -13,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import UBL_NS, pdf_bytes, ubl_invoice, write
+from helpers import UBL_NS, pdf_bytes, raised, ubl_invoice, write
 from swaps import opened_in, swap_when_opened
 
 from daemon import match as match_module
@@ -1151,3 +1153,67 @@ class TestFoldersSwappedForLinks:
         assert b.invoice_ids == ("INV-1",)
         [att] = b.attachments
         assert att.sha256 == hashlib.sha256(PDF).hexdigest()
+
+
+def test_every_code_of_matching_and_of_opening_a_bundles_files_is_in_the_folder_convention(
+        ) -> None:
+    """A clerk reads `[not-a-folder]` in REASON.txt or in `outboxd check`'s output: each
+    code that matching, attachments.toml and the opening of a bundle's files give is
+    named in docs/folder-convention.md, beside the rule it stands for."""
+    daemon = Path(match_module.__file__).parent
+    source = "".join((daemon / name).read_text("utf-8")
+                     for name in ("fsops.py", "match.py", "notes.py"))
+    codes = set(re.findall(r'(?:_err|_error|InputError|HostileInput)\("([a-z-]+)"', source))
+    assert {"symlink", "not-a-folder", "unreadable-folder"} <= codes
+    doc = (daemon.parent / "docs" / "folder-convention.md").read_text("utf-8")
+    assert sorted(c for c in codes if f"`{c}`" not in doc) == []
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+def _limit_with_free(free: int) -> int:
+    """The RLIMIT_NOFILE under which exactly `free` more descriptors can be open at once
+    (the kernel gives the lowest free numbers below the limit)."""
+    used = {int(n) for n in os.listdir("/proc/self/fd")}
+    used = {fd for fd in used if _is_open(fd)}  # not the listing's own, closed by now
+    limit, left = 0, free
+    while left or limit in used:
+        if limit not in used:
+            left -= 1
+        limit += 1
+    return limit
+
+
+@pytest.mark.parametrize("free", [1, 2, 3])
+def test_matching_a_large_sidecar_holds_four_descriptors_and_leaks_none(
+        outbox: Path, free: int) -> None:
+    """A sidecar of 40 invoices' folders of 25 files each is matched with four
+    descriptors open at most (the outbox, the sidecar, one invoice's folder, one file
+    or a listing), never one per file or folder. With fewer to spare (a daemon at its
+    `ulimit -n`), matching fails with the OSError EMFILE, which the daemon retries,
+    not with a finding about the bundle, and every folder it opened is closed again."""
+    ids = [f"INV-{n:02d}" for n in range(40)]
+    for i in ids:
+        for k in range(25):
+            write(outbox / "batch" / i / f"page-{k:02d}.pdf", PDF + f"{i}-{k}".encode())
+    cand = candidate(outbox, "batch.xml", batch_xml(*ids))
+    s = settings(outbox)
+    before = sorted(fd for fd in map(int, os.listdir("/proc/self/fd")) if _is_open(fd))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (_limit_with_free(4), hard))
+        b = assemble(cand, s)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (_limit_with_free(free), hard))
+        failed = raised(lambda: assemble(cand, s))
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert b.errors == () and len(b.attachments) == 1000
+    assert isinstance(failed, OSError) and not isinstance(failed, InputError)
+    assert failed.errno == errno.EMFILE
+    assert sorted(fd for fd in map(int, os.listdir("/proc/self/fd")) if _is_open(fd)) == before
