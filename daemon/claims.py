@@ -178,7 +178,7 @@ class Claims:
         fields: dict[str, Any] = {
             "bundle_id": c.known.bundle_id, "invoice_ids": list(bundle.invoice_ids),
             "unattached_ids": list(bundle.unattached_ids), "work_dir": str(c.work),
-            "reasons": reasons_of(c.reasons)}
+            "reasons": reasons_of(c.reasons), "channel": bundle.channel}
         if c.row is None:
             return self.j.create(key, CLAIMING, **fields)
         self.j.transition(c.row.id, CLAIMING, **fields)
