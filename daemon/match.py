@@ -90,7 +90,13 @@ def _collect(fd: int, folder: Path, rel: str, invoice_id: str, settings: Setting
             # and one file must read the same in the log, NAME.errors.txt and on the page.
             findings.append(_err("bad-name", printable(shown), problem, invoice_id))
             continue
-        st = e.stat(follow_symlinks=False)
+        try:
+            st = e.stat(follow_symlinks=False)
+        except OSError as exc:
+            # Listed from the folder held open (its path is the name alone): the error
+            # names the file as the clerk finds it, in its folder.
+            exc.filename = shown
+            raise
         if stat.S_ISDIR(st.st_mode):
             if not allow_subfolders:
                 findings.append(_err("nested-too-deep", shown, "folders nest no deeper than "
