@@ -25,7 +25,8 @@ from daemon.logs import bundle_log
 from daemon.manifest import bundle_id_of
 from daemon.match import assemble
 from daemon.names import printable
-from daemon.scan import Candidate
+from daemon.scan import Candidate, snapshot
+from daemon.settle import SettleTracker
 from daemon.step import IDLE, Claim, Known, Next
 
 # Claims made together (one journal commit, one sync of the outbox): enough to
@@ -53,6 +54,7 @@ class Claims:
     j: Journal
     log: Any
     finish: Finisher
+    tracker: SettleTracker
     live: dict[str, Row]
     _claim_paused: dict[str, float]
     _held: list[Claim] | None
@@ -178,7 +180,7 @@ class Claims:
         fields: dict[str, Any] = {
             "bundle_id": c.known.bundle_id, "invoice_ids": list(bundle.invoice_ids),
             "unattached_ids": list(bundle.unattached_ids), "work_dir": str(c.work),
-            "reasons": reasons_of(c.reasons)}
+            "reasons": reasons_of(c.reasons), "channel": bundle.channel}
         if c.row is None:
             return self.j.create(key, CLAIMING, **fields)
         self.j.transition(c.row.id, CLAIMING, **fields)
@@ -207,17 +209,31 @@ class Claims:
                       moved: bool = True) -> Next:
         """Permissions, a share that went away: put back whatever moved and try
         again after a rescan period rather than at once. The files put back are as
-        they were, but the renames changed their change times (scan.Entry): the bundle
-        settles again and is read once more before that next claim."""
+        they were (_put_back), so what was read stands for that next claim."""
         key = c.cand.invoice.name
         assert c.known.bundle is not None
         undone = self._undo_claim(c.cand, row_id, c.work, "claim failed", moved,
                                   last_error=not_moved(exc))
+        if moved and undone.claimed is None:
+            self._put_back(c)
         bundle_log(self.log, key, c.known.bundle_id, c.known.bundle.invoice_ids).error(
             "cannot claim bundle; will try again", error=str(exc),
             retry_in=self.s.outbox.rescan_seconds)
         self._claim_paused[key] = now + self.s.outbox.rescan_seconds
         return undone if undone.claimed is not None else Next(at=self._claim_paused[key])
+
+    def _put_back(self, c: Claim) -> None:
+        """The renames of a claim undone changed the change times (scan.Entry) of the
+        invoice file, sidecar and marker, and nothing else: the bundle stays settled and
+        read as it was. Else each retry of a claim that keeps failing (a folder outboxd
+        may not move, for hours) read the whole bundle again, every rescan period.
+        Anything else that changed meanwhile is a change: settled and read again."""
+        cand, known = c.cand, c.known
+        after = snapshot(cand, self.s.outbox)
+        if after is not None and self.tracker.put_back(
+                cand.invoice.name, known.snap, after,
+                {cand.invoice.name, cand.sidecar.name, cand.marker.name}):
+            known.snap = after
 
     def _verify(self, c: Claim, row_id: int, after: Bundle | BaseException) -> Next:
         """After the move: the same bytes as validated (`after`: the moved bundle

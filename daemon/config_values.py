@@ -176,6 +176,19 @@ def mask_url(url: str) -> str:
     return head + _mask_params(rest)
 
 
+def receiver_address(url: str) -> str:
+    """Where bundles go, for papers others read (receipt.json in sent/, which the people
+    on the share see): the url's scheme, host, port and path only. Not its user name
+    (an API key is often given as one, `https://KEY@host` or `https://KEY:@host`), its
+    password, or its query (a key under any name, such as an Azure function's `?code=`,
+    which mask_url cannot know for one); the admin's own view is mask_url's."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return MASK  # never posted to (url_problem): nothing of it is needed
+    return str(parsed.copy_with(userinfo=b"", query=None, fragment=None))
+
+
 # What url_problem says of a url whose user name or password holds a raw / ? # or @: the
 # host then ends early, and requests go elsewhere than meant.
 _ENCODE_USERINFO = ("in a user name or password write / ? # : @ as %2F %3F %23 %3A %40 "

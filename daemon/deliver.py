@@ -33,7 +33,7 @@ from daemon.answers import (
 )
 from daemon.bundle import Bundle
 from daemon.config import DeliveryConfig
-from daemon.config_values import has_userinfo, mask_url, secret_params
+from daemon.config_values import has_userinfo, receiver_address, secret_params
 from daemon.directory import DirectoryDeliverer
 from daemon.errors import ConfigError, Paused, Retryable, refused
 from daemon.manifest import sent_parts
@@ -205,7 +205,7 @@ class HttpDeliverer:
     def __init__(self, cfg: DeliveryConfig, transport: httpx.BaseTransport | None = None) -> None:
         self.cfg = cfg
         # receipt.json names it: after a reload to another url, which receiver took a bundle.
-        self.destination = mask_url(cfg.url or "")
+        self.destination = receiver_address(cfg.url or "")
         # identity: an answer is a few hundred bytes; a compressed one could unpack to
         # gigabytes before read_answer's limit is reached.
         headers = {"User-Agent": f"outboxd/{__version__}", "Accept-Encoding": "identity"}

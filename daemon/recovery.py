@@ -81,6 +81,11 @@ class Recovery:
         cut short (recover) sent nothing, and is checked by the rules in force."""
         if bid != row.bundle_id:
             return False  # other bytes than were claimed: judged as they are
+        if row.channel is not None and bundle.channel != row.channel:
+            # The same bytes on another channel (an attachments.toml edited in processing,
+            # [validation] channel changed): checked for none it would go out on, so
+            # judged as it is. No bundle goes out on a channel it was not checked for.
+            return False
         if self.s.delivery.format == "ubl-embedded":
             # Each document is built and checked at delivery and none may go unchecked
             # (a reload or restart may also have switched the format since the claim);

@@ -10,15 +10,23 @@ other.
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass
 
-from daemon.scan import CTIME, MTIME, Snapshot
+from daemon.scan import CTIME, MTIME, Entry, Snapshot
 
 
 @dataclass
 class _Seen:
     snapshot: Snapshot
     since: float  # monotonic time the snapshot last changed
+
+
+def _untimed(e: Entry) -> tuple[object, ...]:
+    """An entry without what a rename changes: a file's change time, and a folder's
+    modification time as well (some file systems count the rewrite of its ".." as
+    one)."""
+    return (*e[:MTIME], *e[MTIME + 1:CTIME]) if e[1] == "d" else e[:CTIME]
 
 
 class SettleTracker:
@@ -50,6 +58,22 @@ class SettleTracker:
             return False
         limit = max(e[CTIME] for e in snap.entries) - int(self.settle_seconds * 1e9)
         return all(e[MTIME] <= limit for e in snap.entries if e[1] == "f")
+
+    def put_back(self, key: str, before: Snapshot, after: Snapshot,
+                 moved: Container[str]) -> bool:
+        """A claim undone: `after` is what `key` looks like once outboxd's own renames put
+        the root entries `moved` back. If it differs from `before` (what was read) in
+        their change times alone, which those renames changed, it takes before's place,
+        still as settled as before was: True. Else it is a change like any other."""
+        seen = self._seen.get(key)
+        if seen is None or seen.snapshot != before or before.busy != after.busy \
+                or len(before.entries) != len(after.entries):
+            return False
+        if not all(b == a or (b[0] in moved and _untimed(b) == _untimed(a))
+                   for b, a in zip(before.entries, after.entries, strict=True)):
+            return False
+        seen.snapshot = after
+        return True
 
     def still_since(self, key: str) -> float | None:
         """Since when key has looked as it does now (monotonic); None if never seen."""

@@ -17,6 +17,7 @@ from claimed import folders, make, quiet_logs, step  # noqa: E402, F401 - quiet_
 from helpers import drop_bundle, pdf_bytes, write  # noqa: E402
 
 from daemon.config import Settings  # noqa: E402
+from daemon.finish import evaluate  # noqa: E402
 from daemon.pipeline import Pipeline  # noqa: E402
 from daemon.scan import list_outbox  # noqa: E402
 
@@ -75,6 +76,48 @@ class TestClaimFailure:
         assert error.startswith("cannot move INV-1 into processing: permission denied — ")
         assert "write access to the outbox and to the bundle's folders themselves" in error
         assert str(s.outbox.path) not in error and "Errno" not in error
+
+    def test_a_claim_undone_for_a_folder_it_may_not_move_is_retried_without_a_read(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The invoice file moved into processing and back, as a sidecar outboxd may not
+        move is refused (another user's folder; the test runs as root, so the refusal
+        is put in the rename's place): the renames change the change times of what they
+        moved, and nothing else. The retry a rescan period later claims the bundle as it
+        was read, without reading it again; each retry of a claim refused for hours
+        read the whole bundle once more. A file changed meanwhile is read again."""
+        import os
+
+        from daemon import claim as claim_module
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes(), "b.pdf": pdf_bytes(2)})
+        sidecar = s.outbox.path / "INV-1"
+        rename = os.rename
+        refusals = [2]
+
+        def refusing(src: object, dst: object, *args: object, **kw: object) -> None:
+            if Path(str(src)) == sidecar and refusals[0] > 0:
+                refusals[0] -= 1
+                raise PermissionError(13, "Permission denied", str(src), str(dst))
+            rename(src, dst, *args, **kw)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(claim_module.os, "rename", refusing)
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        invoice_ctime = (s.outbox.path / "INV-1.xml").stat().st_ctime_ns
+        first = step(p, cand, 0.0)
+        assert first.claimed is None and first.at == s.outbox.rescan_seconds
+        assert (s.outbox.path / "INV-1.xml").stat().st_ctime_ns != invoice_ctime  # moved back
+
+        again = p.step(cand, s.outbox.rescan_seconds)
+        assert again.read is None and again.claimed is None and refusals == [0]
+        edited = pdf_bytes(3)
+        (sidecar / "b.pdf").write_bytes(edited)  # a change: read again
+        changed = p.step(cand, 2 * s.outbox.rescan_seconds)
+        assert changed.read is not None
+        p.took_read(cand.invoice.name, changed.read, evaluate(cand, p.s))
+        row_id = p.step(cand, 2 * s.outbox.rescan_seconds).claimed
+        assert row_id is not None and p.finish.attempt(row_id) is None
+        [sent] = folders(s.sent_dir)
+        assert (sent / "INV-1" / "b.pdf").read_bytes() == edited
 
     def test_a_link_put_in_place_of_the_outboxd_folder_is_never_claimed_through(
             self, tmp_path: Path) -> None:

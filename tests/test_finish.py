@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from PIL import Image
 from structlog.testing import capture_logs
@@ -28,6 +29,8 @@ from swaps import opened_in, swap_for_link  # noqa: E402
 from daemon import convert, finish  # noqa: E402
 from daemon.answers import Receipt  # noqa: E402
 from daemon.bundle import Bundle  # noqa: E402
+from daemon.config import DeliveryConfig  # noqa: E402
+from daemon.deliver import HttpDeliverer  # noqa: E402
 from daemon.errors import Paused, ReaderFailed, ReaderStopped, Rejected, Retryable  # noqa: E402
 from daemon.finish import PAUSED, Finisher  # noqa: E402
 from daemon.journal import seconds_until  # noqa: E402
@@ -726,3 +729,26 @@ def test_a_work_folder_swapped_for_a_link_before_the_delivery_sends_nothing_from
     [reason] = done.reasons
     assert (reason["code"], reason["file"]) == ("processing-damaged", "INV-1.xml")
     assert f"lies in {work.name}, which is a symbolic link" in reason["message"]
+
+
+@pytest.mark.parametrize("url, secret", [
+    ("https://API-KEY-123@op.example/in", "API-KEY-123"),
+    ("https://API-KEY-123:@op.example/in", "API-KEY-123"),
+    ("https://bob:pw-456@op.example/in", "bob"),
+    ("https://op.example/in?code=AZ-FUNC-KEY", "AZ-FUNC-KEY"),
+    ("https://op.example/in?t%6Fken=TOK-789", "TOK-789"),
+])
+def test_the_receipt_names_its_receiver_without_any_part_of_the_url_that_may_be_a_key(
+        tmp_path: Path, url: str, secret: str) -> None:
+    """receipt.json lies in sent/, which the people on the share read: `delivered_to`
+    is the url's scheme, host, port and path, never its user name (an API key given as
+    one), password or query (a key under any name, such as an Azure function's
+    `?code=`, or a %-encoded `token`)."""
+    p, s, row = claimed(tmp_path)
+    p.finish.d = HttpDeliverer(DeliveryConfig(url=url), transport=httpx.MockTransport(
+        lambda request: httpx.Response(201, json={"receipt_id": "r-1"})))
+    assert p.finish.attempt(row) is None
+    [entry] = s.sent_dir.glob("*/*")
+    text = (entry / "receipt.json").read_text("utf-8")
+    assert json.loads(text)["delivered_to"] == "https://op.example/in"
+    assert secret not in text

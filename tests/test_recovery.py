@@ -5,6 +5,7 @@ journal, real files and the directory transport."""
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -256,6 +258,29 @@ class TestRulesOfANewVersion:
         assert receiver.posts == 1
         assert got.state == "sent" and got.bundle_id == bid and got.receipt_id == "r-1"
         assert list(s.quarantine_dir.glob("*/*")) == []
+
+    def test_a_bundle_read_again_on_another_channel_is_never_sent_as_claimed(
+            self, tmp_path: Path) -> None:
+        """The bundle id does not cover the channel: a claimed e-invoice bundle with a PNG
+        whose attachments.toml a clerk edited inside processing to original-print (PDF
+        only) has the same id after a restart. It was sent as claimed, with a manifest
+        saying original-print and the PNG, checked for no channel it went out on; it is
+        judged as it is now, and quarantined for the PNG."""
+        image = io.BytesIO()
+        Image.new("RGB", (8, 8)).save(image, format="PNG")
+        p, s, row = claimed(tmp_path, {"photo.png": image.getvalue()})
+        assert p.j.get(row).channel == "e-invoice"
+        work = Path(p.j.get(row).work_dir or "")
+        (work / "INV-1" / "attachments.toml").write_text('channel = "original-print"\n')
+        fin = Finisher(s, p.j, NeverPost())
+        assert [r for r, _ in fin.recover()] == [row]
+        fin.d = receiver = Idempotent(Receipt(200, {"receipt_id": "r-1"}, "r-1"))
+        assert fin.attempt(row) is None
+        assert receiver.posts == 0 and list(s.sent_dir.glob("*/*")) == []
+        assert p.j.get(row).state == "quarantined"
+        [folder] = folders(s.quarantine_dir)
+        [reason] = json.loads((folder / "reason.json").read_text())["reasons"]
+        assert reason["file"] == "INV-1/photo.png" and "original-print" in reason["message"]
 
     def test_a_claim_cut_short_before_a_restart_meets_the_rules_in_force_now(
             self, tmp_path: Path) -> None:
