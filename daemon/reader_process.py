@@ -64,6 +64,8 @@ def main(conn: Connection, cache_dir: str, engine: bool, log: LogConfig) -> None
         logs.get().warning("reader could not load Pillow's plugins ahead", error=str(exc))
     if engine:
         from daemon.einvoice import load
+        from daemon.einvoice.engine import take_saxon_reports
+        take_saxon_reports()  # one rule check at a time here: fd 2 may be taken aside
         try:
             load(_cache_dir)
         except OutboxdError as exc:

@@ -25,12 +25,16 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from daemon import logs
 from daemon.einvoice.artefacts import (
     ALL_RULE_SETS,
     SCHXSLT_PIPELINE,
@@ -55,6 +59,46 @@ REINSTALL = ("reinstall outboxd with its dependencies (pip install --force-reins
 _PAST_SAXON_DEPTH = "boolean(" + "/*" * 101 + ")"
 TOO_DEEP = ("nests elements more than 100 deep, deeper than the e-invoice rules read — "
             "export the invoice again")
+
+
+# SaxonC writes a dynamic error's report (a type error in a rule on an odd invoice)
+# to fd 2 before it raises, as lines no log collector can read. In a reader process,
+# which runs one rule check at a time, that report is taken aside and logged as one
+# event instead (take_saxon_reports). Not in the daemon's own process: fd 2 is shared
+# by its threads, and their log lines would be taken aside with it.
+_REPORT_LIMIT = 2000  # characters of a report kept in the log event
+_reports: int | None = None  # the memfd Saxon's reports are written to, once enabled
+
+
+def take_saxon_reports() -> None:
+    """From now on, what Saxon writes to fd 2 during a rule check is logged as one event
+    (for a reader process, single-threaded; see above)."""
+    global _reports
+    if _reports is None:
+        _reports = os.memfd_create("outboxd-saxon-reports", os.MFD_CLOEXEC)
+
+
+@contextmanager
+def _saxon_reports(rel: str) -> Iterator[None]:
+    sink = _reports
+    if sink is None:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.ftruncate(sink, 0)
+    os.lseek(sink, 0, os.SEEK_SET)
+    os.dup2(sink, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.lseek(sink, 0, os.SEEK_SET)
+        said = os.read(sink, 4 * _REPORT_LIMIT).decode("utf-8", "replace").strip()
+        if said:
+            logs.get().info("e-invoice rule engine reported", file=rel,
+                            report=" ".join(said.split())[:_REPORT_LIMIT])
 
 
 @dataclass(frozen=True)
@@ -159,9 +203,10 @@ class Engine:
             raise InputError("invalid-xml", rel, TOO_DEEP)
         builder, executables = self._thread_state()
         try:
-            node = builder.parse_xml(xml_text=text)
-            svrls = [executables[rs.name].transform_to_string(xdm_node=node)
-                     for rs in rule_sets]
+            with _saxon_reports(rel):
+                node = builder.parse_xml(xml_text=text)
+                svrls = [executables[rs.name].transform_to_string(xdm_node=node)
+                         for rs in rule_sets]
         except self._saxon_error as exc:
             raise InputError("invalid-xml", rel, _unchecked(str(exc))) from None
         return [a for svrl in svrls for a in self._assertions(svrl)]

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 from conftest import OUTBOXD, Env, Receiver
-from einvoice.broken import BROKEN, EXAMPLES, with_id
+from einvoice.broken import BASE, BROKEN, EXAMPLES, with_id
 from helpers import drop_bundle, text_pdf, wait_for, write
 
 
@@ -113,3 +113,32 @@ def test_engine_that_cannot_load_is_a_configuration_error_naming_what_to_reinsta
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_saxons_report_of_a_rule_it_cannot_run_is_one_json_log_event(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """An invoice with two IDs of its own makes a rule's XPath fail with a type error
+    (XPTY0004): Saxon writes a report of many lines to fd 2 before it raises. In the
+    shipped reader processes that report is one JSON log event naming the file; the
+    bundle is quarantined as not checkable, nothing is sent, and every line the daemon
+    writes to stderr is JSON."""
+    env.write_config(receiver.url, policy={"unattached": "send"})
+    daemon = start_daemon()
+    base = with_id(BASE, "TWO-1")
+    first = base.index(b"<cbc:ID>TWO-1</cbc:ID>") + len(b"<cbc:ID>TWO-1</cbc:ID>")
+    drop_bundle(env.outbox, "TWO-1", {}, base[:first] + b"<cbc:ID>TWO-2</cbc:ID>" + base[first:])
+    [quarantined] = wait_for(env.quarantined, timeout=60, what="the invoice quarantined")
+    assert daemon.stop() == 0
+
+    records = []
+    for line in (line for line in daemon.stderr().splitlines() if line.strip()):
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            raise AssertionError(f"not a JSON line: {line!r}") from None
+    [report] = [r for r in records if r["event"] == "e-invoice rule engine reported"]
+    assert report["file"] == "TWO-1.xml" and "XPTY0004" in report["report"]
+    reasons = json.loads((quarantined / "reason.json").read_text())["reasons"]
+    assert [r["code"] for r in reasons] == ["invalid-xml"]
+    assert "cannot be checked by the e-invoice rules" in reasons[0]["message"]
+    assert receiver.requests() == []
