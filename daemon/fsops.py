@@ -55,7 +55,9 @@ NOT_THE_FILES_FAULT = frozenset({
 
 
 _FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+# A folder opened for its listing (with O_NOFOLLOW below a trusted root): here, the
+# poller and the snapshot walk alike.
+FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
 
 def _refused(exc: OSError, shown: str) -> Exception:
@@ -105,7 +107,7 @@ def _folder_in(parent: int, name: str, shown: str, where: str) -> int:
     """The folder `name` of the folder open at `parent`, never through a link (`where`:
     it as shown, `shown`: what is being reached through it)."""
     try:
-        return os.open(name, _FOLDER | os.O_NOFOLLOW, dir_fd=parent)
+        return os.open(name, FOLDER | os.O_NOFOLLOW, dir_fd=parent)
     except PermissionError:
         raise unreadable_folder(shown, "" if where == shown else where) from None
     except OSError as exc:
@@ -145,7 +147,7 @@ def _open_folder(root: Path, parts: list[str], shown: str) -> int:
     """The folder `parts` below `root`, open (see folder_below); a folder refused on the
     way is named by its path below root (the clerk's path for a bundle's files)."""
     try:
-        fd = os.open(root, _FOLDER)
+        fd = os.open(root, FOLDER)
     except OSError as exc:
         raise _refused(exc, shown) from None
     try:

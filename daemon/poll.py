@@ -29,12 +29,12 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+from daemon.fsops import FOLDER
 from daemon.osthreads import show_name
 from daemon.scan import WATCHED_DEPTH
 
 # os.scandir of a folder held open (its descriptor): the entries' lstat is relative to it.
 Scandir = Callable[[int], AbstractContextManager[Iterator[os.DirEntry[str]]]]
-_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
 # mode, size, mtime_ns, ctime_ns, inode, uid, gid: a rewrite shows in size or
 # mtime, chmod/chown in mode, uid, gid (and ctime, which a share may not keep),
@@ -118,7 +118,7 @@ class Poller:
     def _walk(self) -> Walk | None:
         walk: Walk = {}
         # The root is the admin's path (a link there is theirs to make); below it, none.
-        root = os.open(self.root, _FOLDER)
+        root = os.open(self.root, FOLDER)
         try:
             # Dot-names are skipped before they cost an lstat: .outboxd/ is our own.
             for name, st in self._list(root, skip_dots=True):
@@ -143,7 +143,7 @@ class Poller:
         try:
             # O_NOFOLLOW: a link put in its place since its lstat is refused (ELOOP), and
             # one put in place of a folder above it is not on the way (parent is held).
-            fd = os.open(name, _FOLDER | os.O_NOFOLLOW, dir_fd=parent)
+            fd = os.open(name, FOLDER | os.O_NOFOLLOW, dir_fd=parent)
         except OSError:
             # Not permitted, gone or replaced since its parent was listed: no entries
             # this poll, and its lstat then shows what it became.

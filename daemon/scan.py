@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Final
 
 from daemon.config import OutboxConfig, ShareConfig
-from daemon.fsops import kind_of
+from daemon.fsops import FOLDER, kind_of
 from daemon.names import (
     ERRORS_SUFFIX,
     NameKind,
@@ -290,9 +290,6 @@ def look(cfg: OutboxConfig, name: str, share: ShareConfig | None = None) -> List
     return Listing({}, (printable(name),) if kind == "other" else (), stats=stats)
 
 
-_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
 def _walk(parent: int | None, name: str | Path, rel: str, depth: int, cfg: OutboxConfig
           ) -> Iterator[tuple[Entry, bool]]:
     """The entries below the folder `name` (relative to the folder open at `parent`; None:
@@ -300,7 +297,7 @@ def _walk(parent: int | None, name: str | Path, rel: str, depth: int, cfg: Outbo
     entries are walked, and never through a link: a share user who swaps it, or a folder
     above it, for a link after its lstat gets nothing outside the outbox listed."""
     try:
-        fd = os.open(name, _FOLDER, dir_fd=parent)
+        fd = os.open(name, FOLDER | os.O_NOFOLLOW, dir_fd=parent)
     except OSError:
         return  # gone, or a link since its lstat: the next look sees what it became
     try:
