@@ -313,8 +313,8 @@ class TestFaults:
         assert journal.get(row).state == "settling" and not journal._db.in_transaction
 
     def test_deleted_or_replaced_journal_is_noticed(self, tmp_path: Path) -> None:
-        """check() and every write raise JournalLost once the file at the path is not the
-        one we opened (deleted, or replaced by another file)."""
+        """check() and every durable write raise JournalLost once the file at the path is
+        not the one we opened (deleted, or replaced by another file)."""
         from daemon.errors import JournalLost
         path = tmp_path / "j.sqlite3"
         j = Journal(path)
@@ -326,6 +326,35 @@ class TestFaults:
             path.write_bytes(b"")
             with pytest.raises(JournalLost):
                 j.create("a.xml", "settling")
+        finally:
+            j.close()
+
+    def test_only_what_comes_before_an_effect_looks_at_the_journal_file(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A write that announces nothing (durable=False) does not stat the journal file
+        (the loop and the workers make many: each look hands the interpreter lock over);
+        a durable write does, and so does make_durable(), which makes such writes durable
+        before an archive moves: a journal replaced after them stops the daemon there
+        (JournalLost) instead of syncing the deleted file's WAL and moving on."""
+        path = tmp_path / "j.sqlite3"
+        j = Journal(path)
+        looks: list[None] = []
+        real = j._file_identity
+        monkeypatch.setattr(j, "_file_identity", lambda: looks.append(None) or real())
+        try:
+            rid = j.create("a.xml", "settling", durable=False)
+            j.transition(rid, "waiting", durable=False)
+            with j.batch(durable=False):
+                j.transition(rid, "settling", durable=False)
+            assert looks == []
+            j.transition(rid, CLAIMING, bundle_id=BID_A, work_dir="/w")
+            assert len(looks) == 1
+            j.transition(rid, DELIVERED, durable=False)  # a receipt before its archive
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink()
+            path.write_bytes(b"")
+            with pytest.raises(JournalLost, match="deleted or replaced"):
+                j.make_durable()
         finally:
             j.close()
 

@@ -204,13 +204,22 @@ class Journal(Rows, Views, Documents):
     def _tx(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
         """One transaction. `durable`: it is on disk when this returns (the record
         must survive a power loss because an effect follows it); the sync that
-        does that also makes every earlier commit durable, in order."""
+        does that also makes every earlier commit durable, in order.
+
+        Only a durable one looks at the journal file first (check(): a stat by
+        path). One that announces nothing needs no such look before it: no effect
+        follows it until a durable commit or make_durable(), which look, and the
+        loop looks at each turn. Else each of the loop's and the workers' many
+        small commits stats the file and hands the interpreter lock over once more."""
         with self._lock:
             if self._batch_depth:
                 # Inside batch(): the lock is this thread's, the transaction is open.
                 yield self._db
                 return
-            self.check()
+            if durable:
+                self.check()
+            elif self._lost is not None:
+                raise self._lost
             if time.monotonic() < self._failing_until:
                 raise JournalError(self._failure, reported=True)
             try:
@@ -265,7 +274,10 @@ class Journal(Rows, Views, Documents):
     def make_durable(self) -> None:
         """Every commit made so far is on disk when this returns (a commit made
         with durable=False whose effect comes later). One sync, shared as above;
-        none when they are all covered already."""
+        none when they are all covered already. JournalLost, before any sync, when
+        the journal file was deleted or replaced: the commits it was to make durable
+        (without a look of their own, see _tx) went into a file no restart reads."""
+        self.check()
         self._sync(self._committed)
 
     def _wal(self) -> int:

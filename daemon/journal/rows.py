@@ -25,6 +25,9 @@ from daemon.journal.records import (
     row_of,
 )
 
+# ATTEMPTING as SQL, for transition()'s `since`.
+_IN_FLIGHT_STRETCH = ", ".join(f"'{s}'" for s in sorted(ATTEMPTING))
+
 
 class Rows:
     _db: sqlite3.Connection
@@ -68,23 +71,31 @@ class Rows:
         enc = self._encode(fields)
         at = now_iso()
         sets = "".join(f", {k} = ?" for k in enc)
+        attempting = state in ATTEMPTING
         with self._tx(durable) as db:
-            prev = db.execute("SELECT state FROM bundles WHERE id = ?", (row_id,)).fetchone()
-            if prev is None:
+            # Two statements, no read of the row first (each statement is a hand-off of
+            # the interpreter lock; the loop makes two transitions a claimed bundle).
+            # Both compare with the state before the UPDATE: the transition is written
+            # first, and an UPDATE's expressions read the row's old values.
+            # A state change, or in the same state a detail other than its last one.
+            db.execute("INSERT INTO transitions (bundle_row, at, from_state, to_state, detail) "
+                       "SELECT id, ?, state, ?, ? FROM bundles WHERE id = ? AND CASE "
+                       "WHEN state != ? THEN 1 WHEN ? = '' THEN 0 ELSE ? IS NOT "
+                       "(SELECT detail FROM transitions WHERE bundle_row = ? "
+                       "ORDER BY id DESC LIMIT 1) END",
+                       (at, state, detail, row_id, state, detail, detail, row_id))
+            if state == DELIVERED:
+                db.execute(_SENT_INVOICES_FROM + "b.id = ? AND b.state != ?",
+                           (row_id, DELIVERED))
+            # `since`: kept in the same state, and while delivering and retrying, which
+            # are one stretch in flight (each attempt passes through both, and `since`
+            # must say how long the bundle has been failing).
+            cur = db.execute(f"UPDATE bundles SET state = ?, since = COALESCE(?, CASE WHEN "
+                             f"state = ? OR (? AND state IN ({_IN_FLIGHT_STRETCH})) "
+                             f"THEN since ELSE ? END), updated_at = ?{sets} WHERE id = ?",
+                             (state, since, state, attempting, at, at, *enc.values(), row_id))
+            if cur.rowcount != 1:
                 raise JournalError(f"journal row {row_id} does not exist")
-            # Delivering and retrying are one stretch in flight: each attempt passes
-            # through both, and `since` must say how long the bundle has been failing.
-            same = prev["state"] == state or {prev["state"], state} <= ATTEMPTING
-            since = since or (None if same else at)
-            db.execute(f"UPDATE bundles SET state = ?, since = COALESCE(?, since), "
-                       f"updated_at = ?{sets} WHERE id = ?",
-                       (state, since, at, *enc.values(), row_id))
-            if state == DELIVERED and prev["state"] != DELIVERED:
-                db.execute(_SENT_INVOICES_FROM + "b.id = ?", (row_id,))
-            if prev["state"] != state or (detail and detail != self.last_detail(row_id)):
-                db.execute("INSERT INTO transitions (bundle_row, at, from_state, to_state, "
-                           "detail) VALUES (?, ?, ?, ?, ?)",
-                           (row_id, at, prev["state"], state, detail))
 
     def update(self, row_id: int, **fields: Any) -> None:
         """Change fields without a state change (e.g. a new deadline)."""
