@@ -80,16 +80,20 @@ def claim(cand: Candidate, work: Path, with_marker: bool,
     except OSError:
         work.rmdir()  # ours and still empty: nothing was claimed
         raise
-    finish_claim(cand, work, with_marker, companions, sync)
+    # The work folder is ours and new: it holds the invoice file only, so nothing of
+    # the rest can be there already (no look per part, as recovery needs).
+    finish_claim(cand, work, with_marker, companions, sync, fresh=True)
     return moved_candidate(cand, work)
 
 
 def finish_claim(cand: Candidate, work: Path, with_marker: bool,
-                 companions: Sequence[Path] = (), sync: bool = True) -> None:
-    """Move what is still in the outbox; also used by recovery after a crash mid-claim."""
+                 companions: Sequence[Path] = (), sync: bool = True,
+                 fresh: bool = False) -> None:
+    """Move what is still in the outbox; also used by recovery after a crash mid-claim
+    (a part already in the work folder stays; `fresh`: the claim just made it)."""
     for part in _parts(cand, with_marker, companions)[1:]:
         target = work / part.name
-        if not os.path.lexists(target):
+        if fresh or not os.path.lexists(target):
             os.rename(part, target)
     if sync:
         sync_claimed([work], cand.invoice.parent)

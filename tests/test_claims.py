@@ -5,8 +5,9 @@ step with a real journal, real files and the directory transport."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,10 +17,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from claimed import folders, make, quiet_logs, step  # noqa: E402, F401 - quiet_logs: autouse
 from helpers import drop_bundle, pdf_bytes, write  # noqa: E402
 
+from daemon.bundle import Bundle  # noqa: E402
 from daemon.config import Settings  # noqa: E402
 from daemon.finish import evaluate  # noqa: E402
 from daemon.pipeline import Pipeline  # noqa: E402
-from daemon.scan import list_outbox  # noqa: E402
+from daemon.scan import Candidate, list_outbox  # noqa: E402
 
 
 class TestClaimFailure:
@@ -278,3 +280,86 @@ class TestChangedWhileClaimed:
                 "code"]
         assert p.j.get(row_id).state == end
         return end, what
+
+
+class TestABatchOfClaims:
+    """The claims of one loop turn, made together (claim_held): what the loop's thread
+    spends on the journal for them, and when delivery gets the first."""
+
+    @staticmethod
+    def _held(tmp_path: Path, n: int) -> Pipeline:
+        """n bundles settling (each its live row, as in the daemon), read, and decided in
+        one turn: their claims held."""
+        p, s = make(tmp_path, outbox={"settle_seconds": 1})
+        pdf = pdf_bytes()
+        for i in range(n):
+            drop_bundle(s.outbox.path, f"INV-{i}", {"a.pdf": pdf})
+        cands = list(list_outbox(s.outbox).candidates.values())
+        for cand in cands:
+            assert step(p, cand, 0.0).claimed is None  # settling
+        p.hold_claims()
+        for cand in cands:
+            assert step(p, cand, 5.0).claimed is None  # held for the end of the turn
+        return p
+
+    def test_a_batch_costs_few_commits_statements_and_looks_at_the_journal_file(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """32 claims: one durable commit records them all, and the bundles found unchanged
+        go to delivery in groups of 1, 2, 4, ... (6 commits); at most 5 statements a
+        bundle in all, each transition two, and one look at the journal file (before the
+        durable commit) — where a transition each read its row first and each hand-over
+        was its own commit with its own look. Every bundle is still recorded settling →
+        claiming → delivering ("claimed") and handed to delivery."""
+        from daemon.claims import CLAIM_BATCH
+        p = self._held(tmp_path, CLAIM_BATCH)
+        statements: list[str] = []
+        looks: list[None] = []
+        real = p.j._file_identity
+        monkeypatch.setattr(p.j, "_file_identity", lambda: looks.append(None) or real())
+        commits = p.j.changes
+        p.j._db.set_trace_callback(statements.append)
+        results = list(p.claim_held(5.0))
+        p.j._db.set_trace_callback(None)
+        rows = [nxt.claimed for _, nxt in results if not isinstance(nxt, Exception)]
+        assert len(results) == CLAIM_BATCH and None not in rows
+        assert p.j.changes - commits == 1 + 6
+        assert len(statements) <= 5 * CLAIM_BATCH, len(statements)
+        assert len(looks) == 1
+        db = sqlite3.connect(p.s.journal_path)
+        try:
+            for row_id in rows:
+                assert p.j.get(row_id).state == "delivering"
+                assert list(db.execute(
+                    "SELECT from_state, to_state, detail FROM transitions WHERE bundle_row = ? "
+                    "ORDER BY id", (row_id,))) == [
+                    (None, "settling", ""), ("settling", "claiming", ""),
+                    ("claiming", "delivering", "claimed")]
+        finally:
+            db.close()
+        assert all(p.finish.attempt(row_id) is None for row_id in rows)
+        assert len(folders(p.s.sent_dir)) == CLAIM_BATCH
+
+    def test_the_first_of_a_batch_goes_to_delivery_before_the_rest_is_checked(
+            self, tmp_path: Path) -> None:
+        """The check after the move comes back bundle by bundle (from the readers): the
+        first bundle found unchanged is handed to delivery before the second one's check
+        is even taken, so delivery starts while the rest of the batch is checked."""
+        from daemon.match import assemble
+        p = self._held(tmp_path, 4)
+        taken: list[int] = []
+
+        def one_by_one(jobs: list[tuple[Candidate, Bundle]], settings: Settings
+                       ) -> Iterator[Bundle]:
+            for i, (cand, known) in enumerate(jobs):
+                taken.append(i)
+                yield assemble(cand, settings, known=known)
+
+        p.assemble_many = one_by_one
+        held = p.claim_held(5.0)
+        _, first = next(held)
+        assert not isinstance(first, Exception) and first.claimed is not None
+        assert taken == [0]
+        assert p.j.get(first.claimed).state == "delivering"
+        rest = list(held)
+        assert taken == [0, 1, 2, 3] and len(rest) == 3
+        assert all(not isinstance(n, Exception) and n.claimed is not None for _, n in rest)
