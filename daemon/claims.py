@@ -126,8 +126,7 @@ class Claims:
                    ) -> Iterator[tuple[str, Next | Exception]]:
         try:
             # Journal first, for all of them: a crash after any rename finds its record.
-            with self.j.batch():
-                row_ids = [self._record_claim(c) for c in claims]
+            row_ids = self._record_claims(claims)
         except OutboxdError as exc:
             for c in claims:
                 yield c.cand.invoice.name, exc
@@ -189,17 +188,25 @@ class Claims:
                 ready, group = [], group * 2
         yield from self._hand_over(ready)
 
-    def _record_claim(self, c: Claim) -> int:
-        bundle, key = c.known.bundle, c.cand.invoice.name
-        assert bundle is not None
-        fields: dict[str, Any] = {
-            "bundle_id": c.known.bundle_id, "invoice_ids": list(bundle.invoice_ids),
-            "unattached_ids": list(bundle.unattached_ids), "work_dir": str(c.work),
-            "reasons": reasons_of(c.reasons), "channel": bundle.channel}
-        if c.row is None:
-            return self.j.create(key, CLAIMING, **fields)
-        self.j.transition(c.row.id, CLAIMING, **fields)
-        return c.row.id
+    def _record_claims(self, claims: list[Claim]) -> list[int]:
+        """`claiming` for each, in one durable commit: the live rows moved with one
+        transitions() (two statements for the batch), a bundle without one given its row."""
+        made: dict[int, int] = {}
+        moves: list[tuple[int, dict[str, Any]]] = []
+        with self.j.batch():
+            for i, c in enumerate(claims):
+                bundle = c.known.bundle
+                assert bundle is not None
+                fields: dict[str, Any] = {
+                    "bundle_id": c.known.bundle_id, "invoice_ids": list(bundle.invoice_ids),
+                    "unattached_ids": list(bundle.unattached_ids), "work_dir": str(c.work),
+                    "reasons": reasons_of(c.reasons), "channel": bundle.channel}
+                if c.row is None:
+                    made[i] = self.j.create(c.cand.invoice.name, CLAIMING, **fields)
+                else:
+                    moves.append((c.row.id, fields))
+            self.j.transitions(moves, CLAIMING)
+        return [made[i] if c.row is None else c.row.id for i, c in enumerate(claims)]
 
     def _move(self, c: Claim, row_id: int, now: float) -> Next | Candidate:
         """The renames of one claim (its syncs follow for all together); the bundle
@@ -278,9 +285,8 @@ class Claims:
         if not ready:
             return
         try:
-            with self.j.batch(durable=False):
-                for _, row_id, _ in ready:
-                    self.j.transition(row_id, "delivering", "claimed", durable=False)
+            self.j.transitions([(row_id, {}) for _, row_id, _ in ready], "delivering",
+                               "claimed", durable=False)
         except OutboxdError as exc:
             for c, _, _ in ready:
                 yield c.cand.invoice.name, exc

@@ -68,6 +68,31 @@ class TestTransitions:
             (None, "settling"), ("settling", CLAIMING), (CLAIMING, "delivering")]
         assert journal.get(rid).bundle_id == BID_A
 
+    def test_several_rows_move_together_each_with_its_own_fields(
+            self, journal: Journal) -> None:
+        """transitions() moves several rows in one commit: each gets its own values, its
+        own transition from its own state, and `since` as transition() sets it (kept
+        while retrying becomes delivering, new on a change of state); a row that does not
+        exist writes nothing for any of them."""
+        a = journal.create("INV-1.xml", "settling")
+        b = journal.create("INV-2.xml", "retrying", since="2026-01-01T00:00:00.000Z")
+        before = journal.changes
+        journal.transitions([(a, {"bundle_id": BID_A, "work_dir": "/w/a"}),
+                             (b, {"bundle_id": BID_B, "work_dir": "/w/b"})], "delivering",
+                            "claimed")
+        assert journal.changes == before + 1
+        ra, rb = journal.get(a), journal.get(b)
+        assert (ra.state, ra.bundle_id, ra.work_dir) == ("delivering", BID_A, "/w/a")
+        assert (rb.state, rb.bundle_id, rb.work_dir) == ("delivering", BID_B, "/w/b")
+        assert rb.since == "2026-01-01T00:00:00.000Z" and ra.since != rb.since
+        assert transitions(journal.path, a)[-1] == ("settling", "delivering", "claimed")
+        assert transitions(journal.path, b)[-1] == ("retrying", "delivering", "claimed")
+        with pytest.raises(JournalError, match="does not exist"):
+            journal.transitions([(a, {}), (999, {})], "retrying")
+        assert journal.get(a).state == "delivering" and len(transitions(journal.path, a)) == 2
+        with pytest.raises(ValueError):
+            journal.transitions([(a, {"attempts": 1}), (b, {})], "retrying")
+
     def test_same_state_updates_fields_without_transition(self, journal: Journal) -> None:
         """transition() to the current state changes fields but records no transition
         and keeps `since`."""

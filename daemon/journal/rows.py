@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -68,34 +69,55 @@ class Rows:
         `since`: when its stretch there began, if not now (a wait going on, a delivery
         before its archive). A detail other than the row's last is recorded even in the
         same state: it says why the row is there (Finisher.recover reads it)."""
-        enc = self._encode(fields)
+        self.transitions([(row_id, fields)], state, detail, durable, since)
+
+    def transitions(self, rows: Sequence[tuple[int, dict[str, Any]]], state: str,
+                    detail: str = "", durable: bool = True, since: str | None = None) -> None:
+        """transition() of several rows to one state, each with its own values of the
+        same fields, in one transaction of two statements (a batch of claims, the
+        hand-over of those found unchanged): each statement hands the interpreter lock
+        over and must win it back from the delivery workers. JournalError, and nothing
+        written, when a row does not exist."""
+        if not rows:
+            return
+        encoded = [(row_id, self._encode(fields)) for row_id, fields in rows]
+        names = list(encoded[0][1])
+        if any(list(enc) != names for _, enc in encoded):
+            raise ValueError("transitions() takes the same fields for every row")
         at = now_iso()
-        sets = "".join(f", {k} = ?" for k in enc)
-        attempting = state in ATTEMPTING
+        ids = [row_id for row_id, _ in encoded]
+        marks = ", ".join("?" for _ in ids)
+        one = "(" + ", ".join("?" for _ in range(1 + len(names))) + ")"
+        values = [v for row_id, enc in encoded for v in (row_id, *enc.values())]
+        # Python's sqlite3 counts the rows changed only of a statement that begins with
+        # UPDATE: the values are a table in FROM, not a WITH before it.
+        sets = "".join(f", {k} = v.column{i}" for i, k in enumerate(names, start=2))
         with self._tx(durable) as db:
-            # Two statements, no read of the row first (each statement is a hand-off of
-            # the interpreter lock; the loop makes two transitions a claimed bundle).
-            # Both compare with the state before the UPDATE: the transition is written
-            # first, and an UPDATE's expressions read the row's old values.
-            # A state change, or in the same state a detail other than its last one.
+            # No read of the rows first: both statements compare with the state before
+            # the UPDATE (the transitions are written first, and an UPDATE's expressions
+            # read a row's old values). A transition is a state change, or in the same
+            # state a detail other than the row's last one.
             db.execute("INSERT INTO transitions (bundle_row, at, from_state, to_state, detail) "
-                       "SELECT id, ?, state, ?, ? FROM bundles WHERE id = ? AND CASE "
+                       f"SELECT id, ?, state, ?, ? FROM bundles WHERE id IN ({marks}) AND CASE "
                        "WHEN state != ? THEN 1 WHEN ? = '' THEN 0 ELSE ? IS NOT "
-                       "(SELECT detail FROM transitions WHERE bundle_row = ? "
-                       "ORDER BY id DESC LIMIT 1) END",
-                       (at, state, detail, row_id, state, detail, detail, row_id))
+                       "(SELECT t.detail FROM transitions AS t WHERE t.bundle_row = bundles.id "
+                       "ORDER BY t.id DESC LIMIT 1) END ORDER BY id",
+                       (at, state, detail, *ids, state, detail, detail))
             if state == DELIVERED:
-                db.execute(_SENT_INVOICES_FROM + "b.id = ? AND b.state != ?",
-                           (row_id, DELIVERED))
+                db.execute(_SENT_INVOICES_FROM + f"b.id IN ({marks}) AND b.state != ?",
+                           (*ids, DELIVERED))
             # `since`: kept in the same state, and while delivering and retrying, which
             # are one stretch in flight (each attempt passes through both, and `since`
             # must say how long the bundle has been failing).
-            cur = db.execute(f"UPDATE bundles SET state = ?, since = COALESCE(?, CASE WHEN "
-                             f"state = ? OR (? AND state IN ({_IN_FLIGHT_STRETCH})) "
-                             f"THEN since ELSE ? END), updated_at = ?{sets} WHERE id = ?",
-                             (state, since, state, attempting, at, at, *enc.values(), row_id))
-            if cur.rowcount != 1:
-                raise JournalError(f"journal row {row_id} does not exist")
+            cur = db.execute(
+                "UPDATE bundles SET state = ?, since = COALESCE(?, CASE WHEN state = ? OR "
+                f"(? AND state IN ({_IN_FLIGHT_STRETCH})) THEN since ELSE ? END), "
+                f"updated_at = ?{sets} FROM (VALUES {', '.join([one] * len(ids))}) AS v "
+                "WHERE bundles.id = v.column1",
+                (state, since, state, state in ATTEMPTING, at, at, *values))
+            if cur.rowcount != len(ids):
+                missing = ids[0] if len(ids) == 1 else ids
+                raise JournalError(f"journal row {missing} does not exist")
 
     def update(self, row_id: int, **fields: Any) -> None:
         """Change fields without a state change (e.g. a new deadline)."""
