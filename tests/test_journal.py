@@ -93,6 +93,18 @@ class TestTransitions:
         with pytest.raises(ValueError):
             journal.transitions([(a, {"attempts": 1}), (b, {})], "retrying")
 
+    def test_temporary_data_stays_in_memory(self, journal: Journal) -> None:
+        """A statement that moves many rows keeps what it changed for its own rollback;
+        past 64 KiB (a batch of 32 claims) SQLite would spill it into a temporary file in
+        /var/tmp or /tmp, outside the state dir a locked-down service may write. The
+        journal keeps it in memory, and a batch of 32 claims goes through."""
+        assert journal._db.execute("PRAGMA temp_store").fetchone()[0] == 2  # MEMORY
+        rows = [journal.create(f"INV-{i}.xml", "settling") for i in range(32)]
+        journal.transitions([(r, {"bundle_id": BID_A, "work_dir": f"/w/{r}",
+                                  "reasons": [], "invoice_ids": [f"INV-{r}"]})
+                             for r in rows], CLAIMING)
+        assert [r.id for r in journal.rows((CLAIMING,))] == rows
+
     def test_same_state_updates_fields_without_transition(self, journal: Journal) -> None:
         """transition() to the current state changes fields but records no transition
         and keeps `since`."""

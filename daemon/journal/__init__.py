@@ -110,6 +110,11 @@ class Journal(Rows, Views, Documents):
                 self._db.execute("PRAGMA journal_mode=WAL")
                 # NORMAL until a write announces an effect; see _tx(durable=).
                 self._db.execute("PRAGMA synchronous=NORMAL")
+                # A statement that moves many rows (transitions()) keeps the pages it
+                # changed for its own rollback; beyond 64 KiB SQLite would spill them to
+                # a temporary file in /var/tmp or /tmp, which a locked-down service may
+                # not be able to write (and which costs a create and an unlink each).
+                self._db.execute("PRAGMA temp_store=MEMORY")
                 new = self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'bundles'"
                                        ).fetchone() is None
                 self._db.executescript(SCHEMA)
