@@ -51,6 +51,7 @@ from daemon import errors, logs, reader_process
 from daemon.bundle import Bundle
 from daemon.config import LogConfig, Settings
 from daemon.errors import InputError, ReaderFailed, ReaderStopped
+from daemon.match import known_part
 from daemon.reader_pool import Call, ChildUnavailable, Pool, Restarts
 from daemon.reader_process import needs_engine
 from daemon.scan import Candidate
@@ -234,9 +235,10 @@ class Readers:
                known: Bundle | None = None) -> None:
         """Evaluate in a reader for the loop; `done(bundle or exception)` once, from
         another thread. With `known`: only match it again by hashes (match.assemble), as
-        after a claim — handed to a child at once, ahead of reads still waiting."""
+        after a claim — handed to a child at once, ahead of reads still waiting, with
+        only what that check takes of `known` (match.known_part)."""
         if known is not None:
-            self._route(Call(cand, settings, done, known, TRIES))
+            self._route(Call(cand, settings, done, known_part(known), TRIES))
             return
         self._read(cand, settings, done, for_loop=True)
 

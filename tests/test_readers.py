@@ -33,6 +33,7 @@ from daemon.bundle import Bundle  # noqa: E402
 from daemon.config import Settings  # noqa: E402
 from daemon.errors import HostileInput, InputError, ReaderFailed  # noqa: E402
 from daemon.finish import evaluate  # noqa: E402
+from daemon.match import assemble  # noqa: E402
 from daemon.readers import Readers  # noqa: E402
 from daemon.scan import Candidate, candidate_for  # noqa: E402
 
@@ -123,6 +124,43 @@ def test_child_results_equal_the_daemons_own_for_every_kind_of_bundle(
     [att] = results["PRINT"].attachments
     assert att.converted is not None and att.converted.name == "scan.pdf"
     assert isinstance(results["LINK"], HostileInput)
+
+
+def test_a_check_by_hashes_in_a_child_is_sent_only_the_invoice_files_part(
+        children: Readers, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check after a claim (submit with `known`) comes back from a child equal to
+    match.assemble with the whole bundle read before, in this process — for an invoice
+    file that reads, and for one that does not (its finding and stand-in id are taken
+    from what was read before) — while what goes down the pipe is only what that check
+    takes of the bundle: its invoice file and the findings about it, not the
+    attachments, their paths and the sidecar, which the child reads again anyway."""
+    s = settings_for(root)
+    outbox = s.outbox.path
+    drop_bundle(outbox, "CHK-OK", {"a.pdf": pdf_bytes(2), "b.txt": b"notes"},
+                ubl_invoice("CHK-OK"))
+    drop_bundle(outbox, "CHK-BAD", {"a.pdf": pdf_bytes()}, b"<not an invoice")
+    sent: list[Bundle | None] = []
+    real_send = readers.Pool.send
+
+    def send(pool: readers.Pool, call: Any, version: int, blob: bytes) -> bool:
+        sent.append(call.known)
+        return real_send(pool, call, version, blob)
+
+    monkeypatch.setattr(readers.Pool, "send", send)
+    for name in ("CHK-OK", "CHK-BAD"):
+        cand = candidate_for(s.outbox, f"{name}.xml")
+        before = evaluate(cand, s)
+        assert before.attachments and before.findings, name
+        box: Future[Bundle | BaseException] = Future()
+        children.submit(cand, s, box.set_result, known=before)
+        there = box.result(timeout=120)
+        assert there == assemble(cand, s, known=before), name
+        known = sent.pop()
+        assert known is not None and known.invoice_file == before.invoice_file
+        assert known.attachments == () and known.sidecar is None
+        assert known.findings == tuple(f for f in before.findings if f.file == f"{name}.xml")
+    assert isinstance(there, Bundle) and there.invoice_file.ids_unknown
+    assert [f.file for f in there.errors] == ["CHK-BAD.xml"]
 
 
 def test_a_reloaded_configuration_reaches_the_children(children: Readers, root: Path) -> None:
