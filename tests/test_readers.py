@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from einvoice.broken import BROKEN  # noqa: E402
 from helpers import drop_bundle, pdf_bytes, ubl_invoice, wait_for, write  # noqa: E402
 
-from daemon import convert, readers  # noqa: E402
+from daemon import convert, reader_wire, readers  # noqa: E402
 from daemon.bundle import Bundle  # noqa: E402
 from daemon.config import Settings  # noqa: E402
 from daemon.errors import HostileInput, InputError, ReaderFailed  # noqa: E402
@@ -161,6 +161,37 @@ def test_a_check_by_hashes_in_a_child_is_sent_only_the_invoice_files_part(
         assert known.findings == tuple(f for f in before.findings if f.file == f"{name}.xml")
     assert isinstance(there, Bundle) and there.invoice_file.ids_unknown
     assert [f.file for f in there.errors] == ["CHK-BAD.xml"]
+
+
+def test_the_settings_cross_to_each_child_once_per_version_not_with_every_call(
+        children: Readers, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Eight reads and checks under one Settings object carry its pickle at most once
+    per child (the first call of that version there); a new Settings object (a
+    reload) is sent once more per child, and judged by."""
+    s = settings_for(root)
+    drop_bundle(s.outbox.path, "ONCE", {"a.pdf": pdf_bytes()}, ubl_invoice("ONCE"))
+    cand = candidate_for(s.outbox, "ONCE.xml")
+    blobs: list[bytes] = []
+    real_dumps = reader_wire.dumps
+
+    def dumps(message: Any) -> bytes:
+        if isinstance(message, tuple) and len(message) == 6 and message[2] is not None:
+            blobs.append(message[2])
+        return real_dumps(message)
+
+    monkeypatch.setattr(reader_wire, "dumps", dumps)
+    bundle = in_child(children, cand, s)
+    assert isinstance(bundle, Bundle) and not bundle.errors
+    boxes: list[Future[Bundle | BaseException]] = [Future() for _ in range(8)]
+    for i, box in enumerate(boxes):  # all in flight at once: both children take some
+        children.submit(cand, s, box.set_result, known=bundle if i % 2 else None)
+    assert all(box.result(timeout=120) == boxes[0].result() for box in boxes[::2])
+    assert 1 <= len(blobs) <= len(children.pids())
+    sent = len(blobs)
+    smaller = settings_for(root, validation={"max_attachment_bytes": 10})
+    after = in_child(children, cand, smaller)
+    assert isinstance(after, Bundle) and after.errors  # the new version was judged by
+    assert len(blobs) == sent + 1
 
 
 def test_a_reloaded_configuration_reaches_the_children(children: Readers, root: Path) -> None:
