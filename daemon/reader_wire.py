@@ -10,7 +10,8 @@ split off that string (it is already normalised, so nothing needs parsing), on
 public types stay as they are; only the pipe's own pickler knows this.
 
 Messages: to a reader `(call id, settings version, settings pickle or None,
-Candidate, known Bundle or None, work folder or None)`; back `(call id, packed outcome)`, call id 0
+Candidate, known Bundle or None (for a check by hashes only its invoice file's part,
+match.known_part), work folder or None)`; back `(call id, packed outcome)`, call id 0
 being the reader's "ready" with why the engine did not load (or None).
 """
 
