@@ -5,7 +5,8 @@ The bench's own bundles (bench/corpus.py) are written to a temp folder; the real
 reader pool is started as the daemon starts it (`Readers.configure`, `[einvoice]
 preflight = "off"`, as in the throughput burst) and each pass sends every bundle
 through `evaluate` (the loop's reads, `Readers.submit`), then through the check by
-hashes after a claim (`Readers.assemble_many` with the bundles just read). The
+hashes after a claim (`Readers.assemble_many` with the bundles just read,
+`claims.CLAIM_BATCH` at a time, as the loop claims them in a burst). The
 children's CPU is read from /proc/<pid>/stat (utime + stime, clock ticks: with 300
 bundles a tick is 0.03 ms a bundle), this process's with `process_time` and per
 thread (`readers` is the collector). A pass before the measured ones warms up.
@@ -27,6 +28,7 @@ from pathlib import Path
 
 from bench.corpus import write_bundles
 from daemon.bundle import Bundle
+from daemon.claims import CLAIM_BATCH
 from daemon.config import Settings
 from daemon.config_load import load_settings
 from daemon.readers import Readers, Result
@@ -75,6 +77,13 @@ def _evaluate_all(readers: Readers, cands: list[Candidate], settings: Settings) 
     return bundles
 
 
+def _check_all(readers: Readers, cands: list[Candidate], bundles: list[Bundle],
+               settings: Settings) -> list[Result]:
+    jobs = list(zip(cands, bundles, strict=True))
+    return [result for start in range(0, len(jobs), CLAIM_BATCH)
+            for result in readers.assemble_many(jobs[start:start + CLAIM_BATCH], settings)]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.readers", description=__doc__)
     ap.add_argument("--n", type=int, default=300, help="bundles (default 300)")
@@ -103,15 +112,14 @@ def main(argv: list[str] | None = None) -> int:
                 return sum(_cpu(s) for s in stats)
 
             bundles = _evaluate_all(readers, cands, settings)  # warm-up
-            list(readers.assemble_many(list(zip(cands, bundles, strict=True)), settings))
+            _check_all(readers, cands, bundles, settings)
             figures: dict[str, list[float]] = {k: [] for k in ("ev_c", "ev_p", "ck_c", "ck_p")}
             threads_before = _threads()
             for _ in range(args.passes):
                 c0, p0 = children(), time.process_time()
                 bundles = _evaluate_all(readers, cands, settings)
                 c1, p1 = children(), time.process_time()
-                checked = list(readers.assemble_many(list(zip(cands, bundles, strict=True)),
-                                                     settings))
+                checked = _check_all(readers, cands, bundles, settings)
                 c2, p2 = children(), time.process_time()
                 if not all(isinstance(b, Bundle) for b in checked):
                     raise RuntimeError(f"a check failed: {checked[:3]}")

@@ -325,9 +325,24 @@ class Readers:
         each result is yielded, in order, as soon as it is back, so the first bundle
         of a batch goes to delivery while the rest are still being checked."""
         gather = _Gather(len(jobs))
-        for i, (cand, known) in enumerate(jobs):
-            self.submit(cand, settings, functools.partial(gather.put, i), known)
+        self._route_all([Call(cand, settings, functools.partial(gather.put, i),
+                              known_part(known), TRIES)
+                         for i, (cand, known) in enumerate(jobs)])
         return self._gathered(gather, jobs, settings)
+
+    def _route_all(self, calls: list[Call]) -> None:
+        """Calls under one Settings (a claim batch's checks), handed to the children at
+        once, ahead of reads still waiting: each child's share in one message (in
+        a burst the loop claims 32 at a time, and each message wakes a child and
+        costs the loop a write); else each as _route hands it on."""
+        with self._lock:
+            pool, stopping = self._pool, self._stopping
+        if calls and pool is not None and not stopping:
+            version, blob = self._settings_blob(calls[0].settings)
+            if pool.send_all(calls, version, blob):
+                return
+        for call in calls:  # retired just now, threads here, or stopping
+            self._route(call)
 
     def _gathered(self, gather: _Gather, jobs: list[tuple[Candidate, Bundle]],
                   settings: Settings) -> Iterator[Result]:

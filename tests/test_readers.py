@@ -163,6 +163,36 @@ def test_a_check_by_hashes_in_a_child_is_sent_only_the_invoice_files_part(
     assert [f.file for f in there.errors] == ["CHK-BAD.xml"]
 
 
+def test_a_claim_batchs_checks_go_to_each_child_in_one_message_and_come_back_one_by_one(
+        children: Readers, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """assemble_many of six bundles (a claim batch) writes one message down each
+    child's pipe, not one a bundle (each message wakes a child and costs the loop a
+    write), and every check comes back, in order, equal to match.assemble with the
+    bundle read before in this process — one whose attachment changed meanwhile too."""
+    s = settings_for(root)
+    names = [f"BATCH-{i}" for i in range(6)]
+    for name in names:
+        drop_bundle(s.outbox.path, name, {"a.pdf": pdf_bytes()}, ubl_invoice(name))
+    jobs = [(cand, evaluate(cand, s)) for cand in
+            (candidate_for(s.outbox, f"{name}.xml") for name in names)]
+    (s.outbox.path / "BATCH-3" / "a.pdf").write_bytes(pdf_bytes(2))  # changed since read
+    messages: list[int] = []
+    real_dumps = reader_wire.dumps
+
+    def dumps(message: Any) -> bytes:
+        if isinstance(message, tuple) and len(message) == 3:
+            messages.append(len(message[2]))  # (version, settings pickle, calls)
+        return real_dumps(message)
+
+    monkeypatch.setattr(reader_wire, "dumps", dumps)
+    results = list(children.assemble_many(jobs, s))
+    assert len(messages) == len(children.pids()) == 2 and sum(messages) == 6
+    for (cand, before), there in zip(jobs, results, strict=True):
+        assert there == assemble(cand, s, known=before), cand.name
+    assert isinstance(results[3], Bundle)
+    assert results[3].attachments[0].sha256 != jobs[3][1].attachments[0].sha256
+
+
 def test_the_settings_cross_to_each_child_once_per_version_not_with_every_call(
         children: Readers, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Eight reads and checks under one Settings object carry its pickle at most once
@@ -175,8 +205,8 @@ def test_the_settings_cross_to_each_child_once_per_version_not_with_every_call(
     real_dumps = reader_wire.dumps
 
     def dumps(message: Any) -> bytes:
-        if isinstance(message, tuple) and len(message) == 6 and message[2] is not None:
-            blobs.append(message[2])
+        if isinstance(message, tuple) and len(message) == 3 and message[1] is not None:
+            blobs.append(message[1])  # (version, settings pickle, calls)
         return real_dumps(message)
 
     monkeypatch.setattr(reader_wire, "dumps", dumps)
@@ -488,11 +518,13 @@ def test_checks_after_a_claim_are_yielded_in_order_as_each_comes_back(
     one is still being checked."""
     r = Readers(tmp_path)
     answers: list[Any] = []
-    monkeypatch.setattr(r, "submit", lambda cand, s, done, known=None: answers.append(done))
+    monkeypatch.setattr(r, "_route_all", lambda calls: answers.extend(c.done for c in calls))
     s = settings_for(tmp_path)
-    jobs = [(candidate_for(s.outbox, f"INV-{i}.xml"), object()) for i in range(3)]
+    jobs = [(cand, Bundle(InvoiceFile(cand.invoice, cand.invoice.name, 1, "a" * 64, "ubl",
+                                      (cand.name,)), None, (), "e-invoice"))
+            for cand in (candidate_for(s.outbox, f"INV-{i}.xml") for i in range(3))]
     first, second = object(), object()
-    results = r.assemble_many(jobs, s)  # type: ignore[arg-type]
+    results = r.assemble_many(jobs, s)
     assert len(answers) == 3  # all sent before any is waited for
     answers[0](first)
     assert next(results) is first  # 1 and 2 not answered yet
