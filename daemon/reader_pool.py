@@ -5,7 +5,8 @@ Why not concurrent.futures.ProcessPoolExecutor: its plumbing (a feeder thread
 pickling each call, a manager thread with a wakeup pipe and a selector built per
 wait, a Future per call) cost about a fifth of the daemon's interpreter time in a
 burst, ~0.5 ms per call. Here the thread that submits a call pickles it and
-writes it to the child with the fewest calls outstanding; the collector waits
+writes it to the child with the fewest calls outstanding (the checks of a claim
+batch: each child's share in one message, `send_all`); the collector waits
 on every child's pipe and process sentinel at once (one poll, registered once),
 reads a result (the read releases the interpreter lock), unpickles it and calls
 the call's `done`. Nothing else runs per call. A child takes requests off its
