@@ -326,15 +326,12 @@ class Readers:
         of a batch goes to delivery while the rest are still being checked."""
         gather = _Gather(len(jobs))
         self._route_all([Call(cand, settings, functools.partial(gather.put, i),
-                              known_part(known), TRIES)
-                         for i, (cand, known) in enumerate(jobs)])
+                              known_part(known), TRIES) for i, (cand, known) in enumerate(jobs)])
         return self._gathered(gather, jobs, settings)
 
     def _route_all(self, calls: list[Call]) -> None:
-        """Calls under one Settings (a claim batch's checks), handed to the children at
-        once, ahead of reads still waiting: each child's share in one message (in
-        a burst the loop claims 32 at a time, and each message wakes a child and
-        costs the loop a write); else each as _route hands it on."""
+        """Calls under one Settings (a claim batch's checks, 32 in a burst): each child's
+        share in one message (one wake-up, one write of the loop's); else as _route."""
         with self._lock:
             pool, stopping = self._pool, self._stopping
         if calls and pool is not None and not stopping:
