@@ -331,6 +331,15 @@ def assemble(cand: Candidate, settings: Settings, known: Bundle | None = None) -
                   tuple(findings), sidecar_digest)
 
 
+def known_part(bundle: Bundle) -> Bundle:
+    """What assemble(known=bundle) takes from the bundle read before (_invoice_file): its
+    invoice file and the findings about that file. A check by hashes in a reader process
+    is sent this, not the attachments and their paths, which it reads again anyway."""
+    name = bundle.invoice_file.name
+    return Bundle(bundle.invoice_file, None, (), bundle.channel,
+                  tuple(f for f in bundle.findings if f.file == name))
+
+
 def _invoice_file(root: int, cand: Candidate, settings: Settings, known: Bundle | None
                   ) -> tuple[InvoiceFile, list[Finding]]:
     """The invoice file of the folder open at `root`, read (or taken from `known`, if it

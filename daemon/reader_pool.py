@@ -5,7 +5,8 @@ Why not concurrent.futures.ProcessPoolExecutor: its plumbing (a feeder thread
 pickling each call, a manager thread with a wakeup pipe and a selector built per
 wait, a Future per call) cost about a fifth of the daemon's interpreter time in a
 burst, ~0.5 ms per call. Here the thread that submits a call pickles it and
-writes it to the child with the fewest calls outstanding; the collector waits
+writes it to the child with the fewest calls outstanding (the checks of a claim
+batch: each child's share in one message, `send_all`); the collector waits
 on every child's pipe and process sentinel at once (one poll, registered once),
 reads a result (the read releases the interpreter lock), unpickles it and calls
 the call's `done`. Nothing else runs per call. A child takes requests off its
@@ -202,31 +203,46 @@ class Pool(Deaths):
     # -- calls -----------------------------------------------------------------------
     def send(self, call: Call, version: int, blob: bytes) -> bool:
         """Hand the call to the child with the fewest calls; False once retired."""
+        return self.send_all([call], version, blob)
+
+    def send_all(self, calls: list[Call], version: int, blob: bytes) -> bool:
+        """Hand each call to the child with the fewest calls (counting those handed out
+        before it), the calls of one child written down its pipe in one message (a
+        claim batch's checks: one wake-up of each child, one write of the caller's);
+        False once retired (none taken)."""
+        taken: dict[Child, list[tuple[int, Call]]] = {}
         with self._lock:
             if self._closed:
                 return False
             if not self._children:  # its only child is being replaced: sent once it is
-                self._parked.append(call)
+                self._parked.extend(calls)
                 return True
-            child = min(self._children, key=fewest_calls)
-            if not child.calls and child.ready:
-                if not any(c.busy_since is not None for c in self._children):
-                    self._wake("t")  # the collector waits without a timeout: set one
-                child.busy_since = time.monotonic()
-            self._next_id += 1
-            call_id = self._next_id
-            child.calls[call_id] = call
+            for call in calls:
+                child = min(self._children, key=fewest_calls)
+                if not child.calls and child.ready:
+                    if not any(c.busy_since is not None for c in self._children):
+                        self._wake("t")  # the collector waits without a timeout: set one
+                    child.busy_since = time.monotonic()
+                self._next_id += 1
+                child.calls[self._next_id] = call
+                taken.setdefault(child, []).append((self._next_id, call))
+        for child, mine in taken.items():
+            self._write(child, version, blob, mine)
+        return True
+
+    @staticmethod
+    def _write(child: Child, version: int, blob: bytes, calls: list[tuple[int, Call]]) -> None:
         with child.send_lock:  # one writer at a time; the version goes with the first
             fresh = child.version != version
-            data = reader_wire.dumps((call_id, version, blob if fresh else None,
-                                      call.cand, call.known, call.work_dir))
+            data = reader_wire.dumps((version, blob if fresh else None,
+                                      tuple((call_id, call.cand, call.known, call.work_dir)
+                                            for call_id, call in calls)))
             try:
                 child.conn.send_bytes(data)
             except (OSError, ValueError):
-                return True  # it died: the collector repeats its calls
+                return  # it died: the collector repeats its calls
             child.version = version
-            child.written.append(call_id)
-        return True
+            child.written.extend(call_id for call_id, _ in calls)
 
     def _collect(self) -> None:
         """The one thread that reads results and notices deaths."""

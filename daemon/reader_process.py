@@ -74,11 +74,12 @@ def main(conn: Connection, cache_dir: str, engine: bool, log: LogConfig) -> None
             _warm_up()
     _send(conn, (0, _load_error))
     while True:
-        call_id, version, blob, cand, known, work_dir = reader_wire.loads(inbox.get())
-        result = call(cand, version, blob, known, work_dir)
-        _send(conn, (call_id, result))
-        if _converted(result, work_dir):
-            _give_back_memory()
+        version, blob, calls = reader_wire.loads(inbox.get())
+        for call_id, cand, known, work_dir in calls:  # each answered as soon as it is done
+            result = call(cand, version, blob, known, work_dir)
+            _send(conn, (call_id, result))
+            if _converted(result, work_dir):
+                _give_back_memory()
 
 
 def _take(conn: Connection, inbox: queue.SimpleQueue[bytes]) -> None:

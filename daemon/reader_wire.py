@@ -9,9 +9,12 @@ split off that string (it is already normalised, so nothing needs parsing), on
 3.12 and later with the plain constructor, which parses lazily there. The
 public types stay as they are; only the pipe's own pickler knows this.
 
-Messages: to a reader `(call id, settings version, settings pickle or None,
-Candidate, known Bundle or None, work folder or None)`; back `(call id, packed outcome)`, call id 0
-being the reader's "ready" with why the engine did not load (or None).
+Messages: to a reader `(settings version, settings pickle or None, calls)`, each call
+`(call id, Candidate, known Bundle or None (for a check by hashes only its invoice
+file's part, match.known_part), work folder or None)` — one call, or the checks of a
+claim batch that went to this reader; back, for each call, `(call id, packed
+outcome)`, call id 0 being the reader's "ready" with why the engine did not load (or
+None).
 """
 
 from __future__ import annotations

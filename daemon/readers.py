@@ -51,6 +51,7 @@ from daemon import errors, logs, reader_process
 from daemon.bundle import Bundle
 from daemon.config import LogConfig, Settings
 from daemon.errors import InputError, ReaderFailed, ReaderStopped
+from daemon.match import known_part
 from daemon.reader_pool import Call, ChildUnavailable, Pool, Restarts
 from daemon.reader_process import needs_engine
 from daemon.scan import Candidate
@@ -234,9 +235,10 @@ class Readers:
                known: Bundle | None = None) -> None:
         """Evaluate in a reader for the loop; `done(bundle or exception)` once, from
         another thread. With `known`: only match it again by hashes (match.assemble), as
-        after a claim — handed to a child at once, ahead of reads still waiting."""
+        after a claim — handed to a child at once, ahead of reads still waiting, with
+        only what that check takes of `known` (match.known_part)."""
         if known is not None:
-            self._route(Call(cand, settings, done, known, TRIES))
+            self._route(Call(cand, settings, done, known_part(known), TRIES))
             return
         self._read(cand, settings, done, for_loop=True)
 
@@ -323,9 +325,21 @@ class Readers:
         each result is yielded, in order, as soon as it is back, so the first bundle
         of a batch goes to delivery while the rest are still being checked."""
         gather = _Gather(len(jobs))
-        for i, (cand, known) in enumerate(jobs):
-            self.submit(cand, settings, functools.partial(gather.put, i), known)
+        self._route_all([Call(cand, settings, functools.partial(gather.put, i),
+                              known_part(known), TRIES) for i, (cand, known) in enumerate(jobs)])
         return self._gathered(gather, jobs, settings)
+
+    def _route_all(self, calls: list[Call]) -> None:
+        """Calls under one Settings (a claim batch's checks, 32 in a burst): each child's
+        share in one message (one wake-up, one write of the loop's); else as _route."""
+        with self._lock:
+            pool, stopping = self._pool, self._stopping
+        if calls and pool is not None and not stopping:
+            version, blob = self._settings_blob(calls[0].settings)
+            if pool.send_all(calls, version, blob):
+                return
+        for call in calls:  # retired just now, threads here, or stopping
+            self._route(call)
 
     def _gathered(self, gather: _Gather, jobs: list[tuple[Candidate, Bundle]],
                   settings: Settings) -> Iterator[Result]:

@@ -27,11 +27,12 @@ from helpers import raised, wait_for  # noqa: E402
 from test_reader_pool import Answers, _pool, bundles, submit  # noqa: E402
 from test_readers import alive, in_child, not_here, print_bundle, settings_for  # noqa: E402
 
-from daemon import convert, readers  # noqa: E402
+from daemon import convert, reader_process, readers  # noqa: E402
 from daemon.bundle import Bundle  # noqa: E402
 from daemon.config import Settings  # noqa: E402
 from daemon.errors import InputError, ReaderFailed  # noqa: E402
 from daemon.finish import evaluate  # noqa: E402
+from daemon.match import assemble, known_part  # noqa: E402
 from daemon.reader_pool import Call, Restarts  # noqa: E402
 from daemon.readers import Readers  # noqa: E402
 
@@ -54,6 +55,36 @@ def test_calls_outstanding_on_killed_children_are_repeated_on_their_replacements
     assert answers == {c.name: evaluate(c, s) for c in (b0, b1)}
     assert r.restarts == 2
     assert len(r.pids()) == 2 and not set(r.pids()) & set(pids)
+
+
+def test_a_claim_batchs_checks_on_a_killed_reader_are_all_repeated_on_its_replacement(
+        tmp_path: Path) -> None:
+    """Four checks after a claim written to a paused reader as one message: it is
+    killed with none answered; its replacement answers all four, each equal to the
+    check in this process, with one restart and each check repeated (only the first
+    was under way, so only it spent a try)."""
+    s = settings_for(tmp_path, einvoice={"preflight": "off"})
+    cands = bundles(s, "D0", "D1", "D2", "D3")
+    restarts = Restarts(limit=5)
+    warnings: list[dict[str, Any]] = []
+    pool = _pool(tmp_path, s, reader_process.main, restarts, warnings)
+    try:
+        [pid] = pool.pids()
+        os.kill(pid, signal.SIGSTOP)
+        before = [evaluate(c, s) for c in cands]
+        boxes: list[Future[Bundle | BaseException]] = [Future() for _ in cands]
+        calls = [Call(c, s, box.set_result, known_part(b), 3)
+                 for c, b, box in zip(cands, before, boxes, strict=True)]
+        assert pool.send_all(calls, 1, pickle.dumps(s))
+        [child] = pool._children
+        assert list(child.written) == sorted(child.calls) and len(child.calls) == 4
+        os.kill(pid, signal.SIGKILL)
+        got = [box.result(timeout=120) for box in boxes]
+        assert got == [assemble(c, s, known=b) for c, b in zip(cands, before, strict=True)]
+        assert restarts.total == 1 and pool.pids() != [pid]
+        assert [call.tries for call in calls] == [2, 3, 3, 3]
+    finally:
+        pool.stop()
 
 
 def test_a_call_whose_reader_dies_every_time_is_answered_not_lost(

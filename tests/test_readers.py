@@ -28,11 +28,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from einvoice.broken import BROKEN  # noqa: E402
 from helpers import drop_bundle, pdf_bytes, ubl_invoice, wait_for, write  # noqa: E402
 
-from daemon import convert, readers  # noqa: E402
-from daemon.bundle import Bundle  # noqa: E402
+from daemon import convert, reader_wire, readers  # noqa: E402
+from daemon.bundle import Bundle, InvoiceFile  # noqa: E402
 from daemon.config import Settings  # noqa: E402
 from daemon.errors import HostileInput, InputError, ReaderFailed  # noqa: E402
 from daemon.finish import evaluate  # noqa: E402
+from daemon.match import assemble  # noqa: E402
 from daemon.readers import Readers  # noqa: E402
 from daemon.scan import Candidate, candidate_for  # noqa: E402
 
@@ -123,6 +124,104 @@ def test_child_results_equal_the_daemons_own_for_every_kind_of_bundle(
     [att] = results["PRINT"].attachments
     assert att.converted is not None and att.converted.name == "scan.pdf"
     assert isinstance(results["LINK"], HostileInput)
+
+
+def test_a_check_by_hashes_in_a_child_is_sent_only_the_invoice_files_part(
+        children: Readers, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check after a claim (submit with `known`) comes back from a child equal to
+    match.assemble with the whole bundle read before, in this process — for an invoice
+    file that reads, and for one that does not (its finding and stand-in id are taken
+    from what was read before) — while what goes down the pipe is only what that check
+    takes of the bundle: its invoice file and the findings about it, not the
+    attachments, their paths and the sidecar, which the child reads again anyway."""
+    s = settings_for(root)
+    outbox = s.outbox.path
+    drop_bundle(outbox, "CHK-OK", {"a.pdf": pdf_bytes(2), "b.txt": b"notes"},
+                ubl_invoice("CHK-OK"))
+    drop_bundle(outbox, "CHK-BAD", {"a.pdf": pdf_bytes()}, b"<not an invoice")
+    sent: list[Bundle | None] = []
+    real_send = readers.Pool.send
+
+    def send(pool: readers.Pool, call: Any, version: int, blob: bytes) -> bool:
+        sent.append(call.known)
+        return real_send(pool, call, version, blob)
+
+    monkeypatch.setattr(readers.Pool, "send", send)
+    for name in ("CHK-OK", "CHK-BAD"):
+        cand = candidate_for(s.outbox, f"{name}.xml")
+        before = evaluate(cand, s)
+        assert before.attachments and before.findings, name
+        box: Future[Bundle | BaseException] = Future()
+        children.submit(cand, s, box.set_result, known=before)
+        there = box.result(timeout=120)
+        assert there == assemble(cand, s, known=before), name
+        known = sent.pop()
+        assert known is not None and known.invoice_file == before.invoice_file
+        assert known.attachments == () and known.sidecar is None
+        assert known.findings == tuple(f for f in before.findings if f.file == f"{name}.xml")
+    assert isinstance(there, Bundle) and there.invoice_file.ids_unknown
+    assert [f.file for f in there.errors] == ["CHK-BAD.xml"]
+
+
+def test_a_claim_batchs_checks_go_to_each_child_in_one_message_and_come_back_one_by_one(
+        children: Readers, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """assemble_many of six bundles (a claim batch) writes one message down each
+    child's pipe, not one a bundle (each message wakes a child and costs the loop a
+    write), and every check comes back, in order, equal to match.assemble with the
+    bundle read before in this process — one whose attachment changed meanwhile too."""
+    s = settings_for(root)
+    names = [f"BATCH-{i}" for i in range(6)]
+    for name in names:
+        drop_bundle(s.outbox.path, name, {"a.pdf": pdf_bytes()}, ubl_invoice(name))
+    jobs = [(cand, evaluate(cand, s)) for cand in
+            (candidate_for(s.outbox, f"{name}.xml") for name in names)]
+    (s.outbox.path / "BATCH-3" / "a.pdf").write_bytes(pdf_bytes(2))  # changed since read
+    messages: list[int] = []
+    real_dumps = reader_wire.dumps
+
+    def dumps(message: Any) -> bytes:
+        if isinstance(message, tuple) and len(message) == 3:
+            messages.append(len(message[2]))  # (version, settings pickle, calls)
+        return real_dumps(message)
+
+    monkeypatch.setattr(reader_wire, "dumps", dumps)
+    results = list(children.assemble_many(jobs, s))
+    assert len(messages) == len(children.pids()) == 2 and sum(messages) == 6
+    for (cand, before), there in zip(jobs, results, strict=True):
+        assert there == assemble(cand, s, known=before), cand.name
+    assert isinstance(results[3], Bundle)
+    assert results[3].attachments[0].sha256 != jobs[3][1].attachments[0].sha256
+
+
+def test_the_settings_cross_to_each_child_once_per_version_not_with_every_call(
+        children: Readers, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Eight reads and checks under one Settings object carry its pickle at most once
+    per child (the first call of that version there); a new Settings object (a
+    reload) is sent once more per child, and judged by."""
+    s = settings_for(root)
+    drop_bundle(s.outbox.path, "ONCE", {"a.pdf": pdf_bytes()}, ubl_invoice("ONCE"))
+    cand = candidate_for(s.outbox, "ONCE.xml")
+    blobs: list[bytes] = []
+    real_dumps = reader_wire.dumps
+
+    def dumps(message: Any) -> bytes:
+        if isinstance(message, tuple) and len(message) == 3 and message[1] is not None:
+            blobs.append(message[1])  # (version, settings pickle, calls)
+        return real_dumps(message)
+
+    monkeypatch.setattr(reader_wire, "dumps", dumps)
+    bundle = in_child(children, cand, s)
+    assert isinstance(bundle, Bundle) and not bundle.errors
+    boxes: list[Future[Bundle | BaseException]] = [Future() for _ in range(8)]
+    for i, box in enumerate(boxes):  # all in flight at once: both children take some
+        children.submit(cand, s, box.set_result, known=bundle if i % 2 else None)
+    assert all(box.result(timeout=120) == boxes[0].result() for box in boxes[::2])
+    assert 1 <= len(blobs) <= len(children.pids())
+    sent = len(blobs)
+    smaller = settings_for(root, validation={"max_attachment_bytes": 10})
+    after = in_child(children, cand, smaller)
+    assert isinstance(after, Bundle) and after.errors  # the new version was judged by
+    assert len(blobs) == sent + 1
 
 
 def test_a_reloaded_configuration_reaches_the_children(children: Readers, root: Path) -> None:
@@ -419,11 +518,13 @@ def test_checks_after_a_claim_are_yielded_in_order_as_each_comes_back(
     one is still being checked."""
     r = Readers(tmp_path)
     answers: list[Any] = []
-    monkeypatch.setattr(r, "submit", lambda cand, s, done, known=None: answers.append(done))
+    monkeypatch.setattr(r, "_route_all", lambda calls: answers.extend(c.done for c in calls))
     s = settings_for(tmp_path)
-    jobs = [(candidate_for(s.outbox, f"INV-{i}.xml"), object()) for i in range(3)]
+    jobs = [(cand, Bundle(InvoiceFile(cand.invoice, cand.invoice.name, 1, "a" * 64, "ubl",
+                                      (cand.name,)), None, (), "e-invoice"))
+            for cand in (candidate_for(s.outbox, f"INV-{i}.xml") for i in range(3))]
     first, second = object(), object()
-    results = r.assemble_many(jobs, s)  # type: ignore[arg-type]
+    results = r.assemble_many(jobs, s)
     assert len(answers) == 3  # all sent before any is waited for
     answers[0](first)
     assert next(results) is first  # 1 and 2 not answered yet
@@ -473,7 +574,9 @@ def test_drop_reads_drops_the_loops_queued_reads_but_not_a_deliverys(
         r.materialise(cand, bundle, tmp_path / "work", s)),  # type: ignore[arg-type]
         daemon=True).start()
     wait_for(lambda: len(handed) == 6, what="the conversion handed to a reader")
-    r.submit(cand, s, lambda result: None, known=bundle)  # type: ignore[arg-type]
-    assert len(handed) == 7 and handed[6].known is bundle
+    checked = Bundle(InvoiceFile(cand.invoice, "INV-1.xml", 1, "a" * 64, "ubl", ("INV-1",)),
+                     None, (), "e-invoice")
+    r.submit(cand, s, lambda result: None, known=checked)
+    assert len(handed) == 7 and handed[6].known == checked
     handed[5].done(bundle)
     assert converted.result(timeout=5) is bundle

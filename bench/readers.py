@@ -1,0 +1,151 @@
+"""`python -m bench.readers [--n N] [--passes P] [--workers W]`: the CPU the reader
+processes spend a bundle, and what the daemon's own process spends on their calls.
+
+The bench's own bundles (bench/corpus.py) are written to a temp folder; the real
+reader pool is started as the daemon starts it (`Readers.configure`, `[einvoice]
+preflight = "off"`, as in the throughput burst) and each pass sends every bundle
+through `evaluate` (the loop's reads, `Readers.submit`), then through the check by
+hashes after a claim (`Readers.assemble_many` with the bundles just read,
+`claims.CLAIM_BATCH` at a time, as the loop claims them in a burst). The
+children's CPU is read from /proc/<pid>/stat (utime + stime, clock ticks: with 300
+bundles a tick is 0.03 ms a bundle), this process's with `process_time` and per
+thread (`readers` is the collector). A pass before the measured ones warms up.
+Compare with `python -m bench.evaluate`: the same work in one process, no pipe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from bench.corpus import write_bundles
+from daemon.bundle import Bundle
+from daemon.claims import CLAIM_BATCH
+from daemon.config import Settings
+from daemon.config_load import load_settings
+from daemon.readers import Readers, Result
+from daemon.scan import Candidate, candidate_for
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu(stat: str) -> float:
+    fields = Path(stat).read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def _threads() -> dict[str, float]:
+    """CPU seconds of each thread of this process, by name and id."""
+    out: dict[str, float] = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            raw = Path(f"/proc/self/task/{tid}/stat").read_text()
+        except OSError:
+            continue
+        out[f"{raw[raw.index('(') + 1:raw.rindex(')')]}:{tid}"] = _cpu(
+            f"/proc/self/task/{tid}/stat")
+    return out
+
+
+def _evaluate_all(readers: Readers, cands: list[Candidate], settings: Settings) -> list[Bundle]:
+    results: list[Result | None] = [None] * len(cands)
+    left = [len(cands)]
+    cond = threading.Condition()
+
+    def put(i: int, result: Result) -> None:
+        with cond:
+            results[i] = result
+            left[0] -= 1
+            cond.notify()
+
+    for i, cand in enumerate(cands):
+        readers.submit(cand, settings, functools.partial(put, i))
+    with cond:
+        if not cond.wait_for(lambda: left[0] == 0, 120):
+            raise RuntimeError("the readers did not answer in time")
+    bundles = [r for r in results if isinstance(r, Bundle) and not r.errors]
+    if len(bundles) != len(cands):
+        raise RuntimeError(f"every bench bundle must read valid: {results[:3]}")
+    return bundles
+
+
+def _check_all(readers: Readers, cands: list[Candidate], bundles: list[Bundle],
+               settings: Settings) -> list[Result]:
+    jobs = list(zip(cands, bundles, strict=True))
+    return [result for start in range(0, len(jobs), CLAIM_BATCH)
+            for result in readers.assemble_many(jobs[start:start + CLAIM_BATCH], settings)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.readers", description=__doc__)
+    ap.add_argument("--n", type=int, default=300, help="bundles (default 300)")
+    ap.add_argument("--passes", type=int, default=5, help="measured passes (default 5)")
+    ap.add_argument("--workers", type=int, default=2, help="reader processes (default 2)")
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="outboxd-readers-") as tmp:
+        work = Path(tmp)
+        root = work / "outbox"
+        write_bundles(root, args.n)
+        config = work / "config.toml"
+        config.write_text(f'[outbox]\npath = {json.dumps(str(root))}\n'
+                          f'[paths]\nstate_dir = {json.dumps(str(work / "state"))}\n'
+                          '[delivery]\nurl = "http://127.0.0.1:9/bundles"\n'
+                          '[einvoice]\npreflight = "off"\n[log]\nformat = "json"\n'
+                          f'[service]\nreader_processes = {args.workers}\n')
+        settings = load_settings(config)
+        cands = [candidate_for(settings.outbox, f"INV-B{i:05d}.xml")
+                 for i in range(1, args.n + 1)]
+        readers = Readers(work / "state")
+        readers.configure(settings)
+        try:
+            stats = [f"/proc/{pid}/stat" for pid in readers.pids()]
+
+            def children() -> float:
+                return sum(_cpu(s) for s in stats)
+
+            bundles = _evaluate_all(readers, cands, settings)  # warm-up
+            _check_all(readers, cands, bundles, settings)
+            figures: dict[str, list[float]] = {k: [] for k in ("ev_c", "ev_p", "ck_c", "ck_p")}
+            threads_before = _threads()
+            for _ in range(args.passes):
+                c0, p0 = children(), time.process_time()
+                bundles = _evaluate_all(readers, cands, settings)
+                c1, p1 = children(), time.process_time()
+                checked = _check_all(readers, cands, bundles, settings)
+                c2, p2 = children(), time.process_time()
+                if not all(isinstance(b, Bundle) for b in checked):
+                    raise RuntimeError(f"a check failed: {checked[:3]}")
+                for key, value in (("ev_c", c1 - c0), ("ev_p", p1 - p0),
+                                   ("ck_c", c2 - c1), ("ck_p", p2 - p1)):
+                    figures[key].append(value / args.n * 1e3)
+            threads_after = _threads()
+        finally:
+            readers.stop()
+
+    def line(xs: list[float]) -> str:
+        return (f"{statistics.median(xs):.3f} ms ("
+                + " ".join(f"{x:.2f}" for x in xs) + ")")
+
+    print(f"{args.n} bundles, {args.workers} reader processes, {args.passes} passes; "
+          "median (each pass) CPU a bundle:")
+    print(f"evaluate: children {line(figures['ev_c'])}; this process {line(figures['ev_p'])}")
+    print(f"check:    children {line(figures['ck_c'])}; this process {line(figures['ck_p'])}")
+    total = [a + b for a, b in zip(figures["ev_c"], figures["ck_c"], strict=True)]
+    print(f"both:     children {line(total)}")
+    spent = {k.split(":")[0]: (v - threads_before.get(k, 0.0)) / (args.n * args.passes) * 1e3
+             for k, v in threads_after.items()}
+    print("this process by thread, a bundle: "
+          + ", ".join(f"{k} {v:.3f} ms" for k, v in spent.items() if v > 0))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
