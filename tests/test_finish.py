@@ -713,22 +713,37 @@ def test_a_work_folder_swapped_for_a_link_before_the_delivery_sends_nothing_from
     of it outside processing (the same names, sizes and times: each file would pass
     its part's check). The delivery (the directory transport here) opens the work
     folder from the processing folder, never through a link: none of the copy's files
-    is read, nothing is delivered, and the bundle is quarantined as processing-damaged
-    with the link named."""
+    is read, nothing is delivered. It is processing-damaged, with the link named; but
+    its quarantine neither writes its papers through the link nor moves the link into
+    quarantine/: the bundle stays, `quarantining`, its row saying why and what to do,
+    and is quarantined once its folder is back in place."""
     p, s, row = claimed(tmp_path)
     work = Path(p.j.get(row).work_dir or "")
     outside = tmp_path / "outside"
     shutil.copytree(work, outside)  # copy2: the times are kept
-    swap_for_link(work, outside)
+    real = swap_for_link(work, outside)
     with opened_in(outside) as opened, opened_in(outside / "INV-1") as inside:
-        assert p.finish.attempt(row) is None
+        assert p.finish.attempt(row) is not None
     assert "INV-1.xml" not in opened and inside == []
     assert os.listdir(tmp_path / "target") == []
-    done = p.j.get(row)
-    assert done.state == "quarantined"
-    [reason] = done.reasons
+    assert sorted(os.listdir(outside)) == ["INV-1", "INV-1.xml"]  # no papers written there
+    assert work.is_symlink() and list(s.quarantine_dir.glob("*/*")) == []
+    stuck = p.j.get(row)
+    assert stuck.state == "quarantining"
+    [reason] = stuck.reasons
     assert (reason["code"], reason["file"]) == ("processing-damaged", "INV-1.xml")
     assert f"lies in {work.name}, which is a symbolic link" in reason["message"]
+    assert "is a symbolic link or no longer the folder outboxd claimed" in (
+        stuck.last_error or "")
+    assert "put the bundle's folder itself back" in (stuck.last_error or "")
+
+    work.unlink()
+    os.rename(real, work)  # the admin puts the folder back
+    p.finish._move_faults.clear()  # its back-off over
+    assert p.finish.attempt(row) is None
+    [entry] = s.quarantine_dir.glob("*/*")
+    assert p.j.get(row).state == "quarantined" and (entry / "reason.json").is_file()
+    assert sorted(os.listdir(outside)) == ["INV-1", "INV-1.xml"]
 
 
 @pytest.mark.parametrize("url, secret", [
