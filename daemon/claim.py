@@ -7,6 +7,7 @@ can watch the same outbox and only one of them sends a bundle.
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import uuid
@@ -17,9 +18,10 @@ from pathlib import Path
 from daemon.bundle import Bundle, Finding
 from daemon.errors import ClaimLost
 from daemon.fsops import folder_below
-from daemon.fswrite import fsync_dir, held_path, rename_noreplace
+from daemon.fswrite import fsync_dir, held_path, hold_folder, rename_noreplace
 from daemon.names import NAME_MAX, fit_bytes
 from daemon.scan import Candidate
+from daemon.temps import still_at
 
 
 def work_dir_for(processing: Path, name: str, bundle_id: str) -> Path:
@@ -114,26 +116,42 @@ def unclaim(cand: Candidate, work: Path) -> list[str]:
     Never replaces: if someone dropped a new file under the same name in the
     meantime, ours stays in the work folder and the caller decides.
     """
-    inside = moved_candidate(cand, work)
+    try:
+        # Listed and moved from the work folder held, never through a link a user of the
+        # share put in its place: its files are not ours to bring into the outbox. Such
+        # a bundle stays (all of it "stuck": quarantined, whose move refuses the link).
+        held = hold_folder(work)
+    except OSError:
+        return [work.name]
+    try:
+        return _put_back(cand, work, held)
+    finally:
+        os.close(held)
+
+
+def _put_back(cand: Candidate, work: Path, held: int) -> list[str]:
+    here = held_path(held)
     if os.path.lexists(cand.invoice):
         # A new invoice file of the same name arrived: keep our whole bundle
         # together (its sidecar must not go back and join the new invoice).
-        return sorted(p.name for p in work.iterdir())
+        return sorted(os.listdir(held))
     stuck: list[str] = []
     # Sidecar, marker and companions (a release file) first, invoice last: the
     # bundle is complete in the outbox again at the moment its invoice file reappears.
-    others = [work / n for n in sorted(os.listdir(work)) if n != cand.invoice.name]
-    for src, dst in [*((p, cand.invoice.parent / p.name) for p in others),
-                     (inside.invoice, cand.invoice)]:
+    others = [n for n in sorted(os.listdir(held)) if n != cand.invoice.name]
+    for name in [*others, cand.invoice.name]:
+        src = here / name
         if not os.path.lexists(src):
             continue
         try:
-            rename_noreplace(src, dst)
+            rename_noreplace(src, cand.invoice.parent / name)
         except FileExistsError:
-            stuck.append(src.name)
+            stuck.append(name)
     fsync_dir(cand.invoice.parent)
     if not stuck:
         try:
+            if not still_at(work, held):
+                raise OSError(errno.ENOTDIR, "not the folder held", str(work))
             work.rmdir()
         except OSError:
             stuck.append(work.name)
