@@ -11,17 +11,20 @@ import errno
 import os
 import socket
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from daemon.bundle import Bundle, Finding
 from daemon.errors import ClaimLost
 from daemon.fsops import folder_below
-from daemon.fswrite import fsync_dir, held_path, hold_folder, rename_noreplace
+from daemon.fswrite import fsync_dir, held_path, hold_folder, not_the_folder, rename_noreplace
 from daemon.names import NAME_MAX, fit_bytes
 from daemon.scan import Candidate
 from daemon.temps import still_at
+
+T = TypeVar("T")
 
 
 def work_dir_for(processing: Path, name: str, bundle_id: str) -> Path:
@@ -53,6 +56,21 @@ def held_work(bundle: Bundle) -> Iterator[Bundle]:
     work = bundle.invoice_file.path.parent
     with folder_below(work.parent, work.name, bundle.invoice_file.name) as fd:
         yield bundle.rooted_at(held_path(fd))
+
+
+def read_in_place(work: Path, read: Callable[[], T]) -> T:
+    """What `read` reads of the claimed bundle in `work` by its paths (in the readers,
+    which no descriptor of ours reaches: a bundle read again after a restart), the work
+    folder held meanwhile: never a link when the read begins, and still that folder when
+    it ends. Else OSError naming it (processing-damaged; its quarantine refuses a link)."""
+    held = hold_folder(work)
+    try:
+        got = read()
+        if not still_at(work, held):
+            raise not_the_folder(work)
+        return got
+    finally:
+        os.close(held)
 
 
 def _parts(cand: Candidate, with_marker: bool, companions: Sequence[Path] = ()) -> list[Path]:

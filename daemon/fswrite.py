@@ -246,11 +246,11 @@ def hold_folder(path: Path) -> int:
         return os.open(path, _HELD_FOLDER)
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise _not_the_folder(path) from None
+            raise not_the_folder(path) from None
         raise
 
 
-def _not_the_folder(path: Path) -> OSError:
+def not_the_folder(path: Path) -> OSError:
     return OSError(errno.ELOOP, "is a symbolic link or no longer the folder outboxd claimed; "
                    "outboxd never writes, copies or moves through one — put the bundle's "
                    "folder itself back under this name", str(path))
@@ -370,9 +370,9 @@ def _rename(src: Path, dst: Path, held: int | None) -> None:
     """rename_noreplace(src, dst), of the held folder only: checked before, and after
     (a link swapped in between the two is put back and refused)."""
     if held is not None and not still_at(src, held):
-        raise _not_the_folder(src)
+        raise not_the_folder(src)
     rename_noreplace(src, dst)
     if held is not None and not still_at(dst, held):
         with contextlib.suppress(OSError):
             rename_noreplace(dst, src)
-        raise _not_the_folder(src)
+        raise not_the_folder(src)

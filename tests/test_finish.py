@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from claimed import NeverPost, Scripted, claimed, make, restart, step  # noqa: E402
 from helpers import drop_bundle, pdf_bytes, ubl_invoice  # noqa: E402
-from swaps import opened_in, swap_for_link  # noqa: E402
+from swaps import opened_in, swap_for_link, swap_when_opened  # noqa: E402
 
 from daemon import convert, finish  # noqa: E402
 from daemon.answers import Receipt  # noqa: E402
@@ -744,6 +744,39 @@ def test_a_work_folder_swapped_for_a_link_before_the_delivery_sends_nothing_from
     [entry] = s.quarantine_dir.glob("*/*")
     assert p.j.get(row).state == "quarantined" and (entry / "reason.json").is_file()
     assert sorted(os.listdir(outside)) == ["INV-1", "INV-1.xml"]
+
+
+@pytest.mark.parametrize("when", ["before", "during"])
+def test_a_work_folder_swapped_for_a_link_is_not_read_again_after_a_restart(
+        tmp_path: Path, when: str) -> None:
+    """After a restart the claimed bundle is read again by its paths (in the readers).
+    Its work folder a link to a copy when the read begins: nothing of the copy is read.
+    Swapped for the link while it is read (at the open of its invoice file): what was
+    read is not taken. Either way nothing is posted, and the bundle is
+    processing-damaged, stays `quarantining` (its move refuses the link) with the link
+    named in its row."""
+    p, s, row = claimed(tmp_path)
+    work = Path(p.j.get(row).work_dir or "")
+    outside = tmp_path / "outside"
+    shutil.copytree(work, outside)
+    fin = restart(p, s, row)
+    if when == "before":
+        swap_for_link(work, outside)
+        with opened_in(outside) as opened:
+            assert fin.attempt(row) is not None
+        assert opened == []
+    else:
+        with swap_when_opened("INV-1.xml", work, outside) as swapped:
+            assert fin.attempt(row) is not None
+        assert swapped, "the swap was made"
+    assert sorted(os.listdir(outside)) == ["INV-1", "INV-1.xml"]
+    stuck = p.j.get(row)
+    assert stuck.state == "quarantining"
+    [reason] = stuck.reasons
+    assert (reason["code"], reason["file"]) == ("processing-damaged", "INV-1.xml")
+    assert "no longer the folder outboxd claimed" in reason["message"]
+    assert "no longer the folder outboxd claimed" in (stuck.last_error or "")
+    assert os.listdir(tmp_path / "target") == []
 
 
 @pytest.mark.parametrize("url, secret", [
