@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from daemon.bundle import Bundle, Finding
 from daemon.errors import ClaimLost
-from daemon.fsops import folder_below
+from daemon.fsops import folder_below, opened_from
 from daemon.fswrite import fsync_dir, held_path, hold_folder, not_the_folder, rename_noreplace
 from daemon.names import NAME_MAX, fit_bytes
 from daemon.scan import Candidate
@@ -48,14 +48,15 @@ def moved_candidate(cand: Candidate, work: Path) -> Candidate:
 @contextmanager
 def held_work(bundle: Bundle) -> Iterator[Bundle]:
     """The claimed bundle, its files found below its work folder held open while the
-    block runs (Bundle.rooted_at): the work folder opened from the processing folder
+    block runs (fsops.opened_from): the work folder opened from the processing folder
     with O_NOFOLLOW, as every folder below it is. Opened by its path at each file, a
     work folder swapped for a link after the check would have had the delivery read,
     and send, what the link leads to. HostileInput naming the invoice file and the work
     folder when that is a link (the bundle is processing-damaged)."""
     work = bundle.invoice_file.path.parent
-    with folder_below(work.parent, work.name, bundle.invoice_file.name) as fd:
-        yield bundle.rooted_at(held_path(fd))
+    with folder_below(work.parent, work.name, bundle.invoice_file.name) as fd, \
+            opened_from(work, fd):
+        yield bundle
 
 
 def read_in_place(work: Path, read: Callable[[], T]) -> T:

@@ -746,6 +746,33 @@ def test_a_work_folder_swapped_for_a_link_before_the_delivery_sends_nothing_from
     assert sorted(os.listdir(outside)) == ["INV-1", "INV-1.xml"]
 
 
+def test_a_work_folder_swapped_during_the_delivery_sends_what_was_checked_and_stays(
+        tmp_path: Path) -> None:
+    """The work folder swapped for a link to a look-alike copy just as its attachment is
+    opened to be sent: the delivery opens every file from the work folder it holds,
+    so the checked bytes go and nothing of the copy is opened. The archive move then
+    refuses the link: the bundle stays `delivered` (never shown sent without its folder
+    in sent/), its row naming the link and the fix, and nothing is written in the copy."""
+    p, s, row = claimed(tmp_path)
+    work = Path(p.j.get(row).work_dir or "")
+    outside = tmp_path / "outside"
+    shutil.copytree(work, outside)
+    (outside / "INV-1" / "a.pdf").write_bytes(b"%PDF-1.4 not the checked one")
+    with opened_in(outside) as opened, opened_in(outside / "INV-1") as inside, \
+            swap_when_opened("a.pdf", work, outside) as swapped:
+        assert p.finish.attempt(row) is not None
+    assert swapped, "the swap was made"
+    assert opened == [] and inside == []
+    [delivered] = (tmp_path / "target").iterdir()
+    [sent] = delivered.glob("attachments/*/a.pdf")
+    assert sent.read_bytes() == pdf_bytes()
+    stuck = p.j.get(row)
+    assert stuck.state == "delivered" and list(s.sent_dir.glob("*/*")) == []
+    assert "no longer the folder outboxd claimed" in (stuck.last_error or "")
+    assert sorted(os.listdir(outside)) == ["INV-1", "INV-1.xml"]
+    assert work.is_symlink() and (swapped[0] / "INV-1.xml").is_file()
+
+
 @pytest.mark.parametrize("when", ["before", "during"])
 def test_a_work_folder_swapped_for_a_link_is_not_read_again_after_a_restart(
         tmp_path: Path, when: str) -> None:
