@@ -10,10 +10,8 @@ the entry and its day folder are synced once, after the move (`place`).
 from __future__ import annotations
 
 import errno
-import filecmp
 import json
 import os
-import shutil
 import stat
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -22,20 +20,23 @@ from typing import Any
 
 from daemon.bundle import Finding, reasons_of
 from daemon.errors import InputError
-from daemon.fsops import read_regular
+from daemon.fsops import CHUNK, open_in, open_regular, read_regular
 from daemon.fswrite import (
     add_group_write,
     free_name,
     fsync_dir,
     fsync_file,
+    held_path,
+    hold_folder,
     move_tree,
     refuse_links,
+    remove_held,
     write_atomic,
 )
 from daemon.journal.records import utc_day
 from daemon.names import NAME_MAX, fit_bytes
 from daemon.reasontext import reason_text
-from daemon.temps import drop_unfinished
+from daemon.temps import drop_unfinished, still_at
 
 # Room left in a path component for free_name's "-NNN" and move_tree's ".NAME.partial".
 _ARCHIVE_NAME_MAX = NAME_MAX - 15
@@ -54,29 +55,48 @@ def target_for(root: Path, name: str, bundle_id: str, at: str | None = None) -> 
     return free_name(root / day, fit_bytes(name, _ARCHIVE_NAME_MAX - len(tail)) + tail)
 
 
-def _holds_copy_of(target: Path, work: Path) -> bool:
-    """Every file still in work is in target with the same bytes (or link text)."""
-    for dirpath, _dirs, files in os.walk(work):
+def _holds_copy_of(target: Path, held: int) -> bool:
+    """Every file still in the folder open at `held` is in target with the same bytes (or
+    link text). The folder is walked from its descriptor (os.fwalk follows no link)."""
+    for dirpath, _dirs, files, fd in os.fwalk(dir_fd=held, onerror=_raise):
         for f in files:
-            src = Path(dirpath, f)
-            dst = target / src.relative_to(work)
-            if src.is_symlink():
-                if not dst.is_symlink() or os.readlink(src) != os.readlink(dst):
+            dst = target / dirpath / f
+            st = os.stat(f, dir_fd=fd, follow_symlinks=False)
+            if stat.S_ISLNK(st.st_mode):
+                if not dst.is_symlink() or os.readlink(f, dir_fd=fd) != os.readlink(dst):
                     return False
-            elif dst.is_symlink() or not dst.is_file() \
-                    or not filecmp.cmp(src, dst, shallow=False):
+            elif not stat.S_ISREG(st.st_mode) or dst.is_symlink() or not dst.is_file() \
+                    or not _same_bytes(fd, f, dst):
                 return False
     return True
 
 
-def move_into_place(work: Path, target: Path, sync: bool = True) -> Path:
+def _raise(exc: OSError) -> None:
+    raise exc  # a folder that cannot be listed is not known to be copied
+
+
+def _same_bytes(folder: int, name: str, dst: Path) -> bool:
+    try:
+        with open_in(folder, name, name) as fin, open_regular(dst) as fout:
+            while (chunk := fin.read(CHUNK)) == fout.read(CHUNK):
+                if not chunk:
+                    return True
+    except InputError:
+        pass  # a link or a FIFO put in either place since it was looked at: no copy
+    return False
+
+
+def move_into_place(work: Path, target: Path, sync: bool = True,
+                    held: int | None = None) -> Path:
     """Move work → target; safe to call again after a crash at any point in it.
 
     Returns where the bundle now lies: `target`, or a free name beside it if
     `target` was taken by something that is not this bundle. `sync=False`
-    leaves the sync of target's folder to the caller (`place`).
+    leaves the sync of target's folder to the caller (`place`). `held`: the work
+    folder, open (fswrite.hold_folder; else opened here): a link put in its place
+    is never followed, moved, copied from nor removed through (OSError).
     """
-    if not work.exists():
+    if not os.path.lexists(work):
         if target.exists():
             return target  # an earlier run finished the move
         # Neither is there: a share that went away (processing lives on it), or
@@ -84,17 +104,23 @@ def move_into_place(work: Path, target: Path, sync: bool = True) -> Path:
         raise FileNotFoundError(errno.ENOENT, "the processing folder is not there (is the "
                                 "share mounted?) and the bundle is not in the archive either",
                                 str(work))
+    if held is None:
+        held = hold_folder(work)
+        try:
+            return move_into_place(work, target, sync, held)
+        finally:
+            os.close(held)
     if target.exists():
-        if _holds_copy_of(target, work):
+        if _holds_copy_of(target, held):
             # Crashed after the cross-file-system copy was renamed into place
             # but before (or while) the source was deleted: the target is
             # complete (it is only renamed there after every file was fsynced).
-            shutil.rmtree(work)
+            remove_held(work, held)
             return target
         # Someone else's archive entry under the same name (two daemons, or a
         # duplicate archived at the same time): never delete ours for it.
         target = free_name(target.parent, target.name)
-    move_tree(work, target, sync=sync)
+    move_tree(work, target, sync=sync, held=held)
     return target
 
 
@@ -185,12 +211,28 @@ def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str)
     instead of a sync of the paper, the work folder and the target folder in turn.
     """
     if os.path.lexists(work):
-        # A kill inside an earlier write of the papers (a retried archive) left its temp
-        # file here; it must not travel into the entry.
-        drop_unfinished(work, papers)
-        write_papers(work, papers, sync=False)
-        _make_folder(target.parent)
-        placed = move_into_place(work, target, sync=False)
+        # The work folder held open, never through a link a user of the share put in its
+        # place (OSError naming it: the bundle stays, and its row says why): the papers
+        # are written into, and the folder moved, copied and removed as, that very folder.
+        held = hold_folder(work)
+        try:
+            here = held_path(held)
+            # A kill inside an earlier write of the papers (a retried archive) left its
+            # temp file here; it must not travel into the entry.
+            drop_unfinished(here, papers)
+            write_papers(here, papers, sync=False)
+            _make_folder(target.parent)
+            placed = move_into_place(work, target, sync=False, held=held)
+            # Renamed (one file system): the papers are synced in the folder held. Else
+            # the entry is a copy whose every file was synced before it was renamed.
+            moved = still_at(placed, held)
+            _writable_as_root(placed)
+            if moved:
+                for name in papers:
+                    fsync_file(here / name)
+                os.fsync(held)
+        finally:
+            os.close(held)
     else:
         # Moved before a crash (raises when the target is not there either). A power
         # loss may have kept the rename and lost the papers' bytes, which were not
@@ -201,10 +243,10 @@ def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str)
             return placed
         drop_unfinished(placed, papers)
         write_papers(placed, papers, sync=False)
-    _writable_as_root(placed)
-    for name in papers:
-        fsync_file(placed / name)
-    fsync_dir(placed)
+        _writable_as_root(placed)
+        for name in papers:
+            fsync_file(placed / name)
+        fsync_dir(placed)
     fsync_dir(placed.parent)
     return placed
 

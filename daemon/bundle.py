@@ -174,21 +174,3 @@ class Bundle:
 
     def with_findings(self, more: list[Finding] | tuple[Finding, ...]) -> Bundle:
         return replace(self, findings=self.findings + tuple(more))
-
-    def rooted_at(self, root: Path) -> Bundle:
-        """The same bundle, each path below the folder holding its invoice file taken
-        below `root` instead: that very folder by another name (fswrite.held_path of it
-        held open), so that `where` of each file starts there (claim.held_work)."""
-        here = self.invoice_file.path.parent
-
-        def moved(path: Path) -> Path:
-            return root / path.relative_to(here)
-
-        def conv(c: Conversion | None) -> Conversion | None:
-            return replace(c, path=moved(c.path)) if c is not None and c.path else c
-
-        return replace(
-            self, invoice_file=replace(self.invoice_file, path=moved(self.invoice_file.path)),
-            sidecar=None if self.sidecar is None else moved(self.sidecar),
-            attachments=tuple(replace(a, path=moved(a.path), converted=conv(a.converted))
-                              for a in self.attachments))

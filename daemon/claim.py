@@ -7,19 +7,24 @@ can watch the same outbox and only one of them sends a bundle.
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from daemon.bundle import Bundle, Finding
 from daemon.errors import ClaimLost
-from daemon.fsops import folder_below
-from daemon.fswrite import fsync_dir, held_path, rename_noreplace
+from daemon.fsops import folder_below, opened_from
+from daemon.fswrite import fsync_dir, held_path, hold_folder, not_the_folder, rename_noreplace
 from daemon.names import NAME_MAX, fit_bytes
 from daemon.scan import Candidate
+from daemon.temps import still_at
+
+T = TypeVar("T")
 
 
 def work_dir_for(processing: Path, name: str, bundle_id: str) -> Path:
@@ -43,14 +48,30 @@ def moved_candidate(cand: Candidate, work: Path) -> Candidate:
 @contextmanager
 def held_work(bundle: Bundle) -> Iterator[Bundle]:
     """The claimed bundle, its files found below its work folder held open while the
-    block runs (Bundle.rooted_at): the work folder opened from the processing folder
+    block runs (fsops.opened_from): the work folder opened from the processing folder
     with O_NOFOLLOW, as every folder below it is. Opened by its path at each file, a
     work folder swapped for a link after the check would have had the delivery read,
     and send, what the link leads to. HostileInput naming the invoice file and the work
     folder when that is a link (the bundle is processing-damaged)."""
     work = bundle.invoice_file.path.parent
-    with folder_below(work.parent, work.name, bundle.invoice_file.name) as fd:
-        yield bundle.rooted_at(held_path(fd))
+    with folder_below(work.parent, work.name, bundle.invoice_file.name) as fd, \
+            opened_from(work, fd):
+        yield bundle
+
+
+def read_in_place(work: Path, read: Callable[[], T]) -> T:
+    """What `read` reads of the claimed bundle in `work` by its paths (in the readers,
+    which no descriptor of ours reaches: a bundle read again after a restart), the work
+    folder held meanwhile: never a link when the read begins, and still that folder when
+    it ends. Else OSError naming it (processing-damaged; its quarantine refuses a link)."""
+    held = hold_folder(work)
+    try:
+        got = read()
+        if not still_at(work, held):
+            raise not_the_folder(work)
+        return got
+    finally:
+        os.close(held)
 
 
 def _parts(cand: Candidate, with_marker: bool, companions: Sequence[Path] = ()) -> list[Path]:
@@ -118,26 +139,42 @@ def unclaim(cand: Candidate, work: Path) -> list[str]:
     Never replaces: if someone dropped a new file under the same name in the
     meantime, ours stays in the work folder and the caller decides.
     """
-    inside = moved_candidate(cand, work)
+    try:
+        # Listed and moved from the work folder held, never through a link a user of the
+        # share put in its place: its files are not ours to bring into the outbox. Such
+        # a bundle stays (all of it "stuck": quarantined, whose move refuses the link).
+        held = hold_folder(work)
+    except OSError:
+        return [work.name]
+    try:
+        return _put_back(cand, work, held)
+    finally:
+        os.close(held)
+
+
+def _put_back(cand: Candidate, work: Path, held: int) -> list[str]:
+    here = held_path(held)
     if os.path.lexists(cand.invoice):
         # A new invoice file of the same name arrived: keep our whole bundle
         # together (its sidecar must not go back and join the new invoice).
-        return sorted(p.name for p in work.iterdir())
+        return sorted(os.listdir(held))
     stuck: list[str] = []
     # Sidecar, marker and companions (a release file) first, invoice last: the
     # bundle is complete in the outbox again at the moment its invoice file reappears.
-    others = [work / n for n in sorted(os.listdir(work)) if n != cand.invoice.name]
-    for src, dst in [*((p, cand.invoice.parent / p.name) for p in others),
-                     (inside.invoice, cand.invoice)]:
+    others = [n for n in sorted(os.listdir(held)) if n != cand.invoice.name]
+    for name in [*others, cand.invoice.name]:
+        src = here / name
         if not os.path.lexists(src):
             continue
         try:
-            rename_noreplace(src, dst)
+            rename_noreplace(src, cand.invoice.parent / name)
         except FileExistsError:
-            stuck.append(src.name)
+            stuck.append(name)
     fsync_dir(cand.invoice.parent)
     if not stuck:
         try:
+            if not still_at(work, held):
+                raise OSError(errno.ENOTDIR, "not the folder held", str(work))
             work.rmdir()
         except OSError:
             stuck.append(work.name)

@@ -40,7 +40,7 @@ from daemon.bundle import Attachment, Bundle, Conversion, Finding, below
 from daemon.config import ValidationConfig
 from daemon.errors import InputError
 from daemon.fsops import hash_of, open_below, open_in
-from daemon.fswrite import held_path, make_folders_below, write_atomic
+from daemon.fswrite import held_path, hold_folder, make_folders_below, write_atomic
 from daemon.manifest import sent_keys
 from daemon.names import NAME_MAX, fit_bytes, fit_name
 from daemon.probe import pillow_limit, probe_pdf
@@ -164,35 +164,51 @@ def materialise(atts: tuple[Attachment, ...], work_dir: Path,
     the image or writing the PDF (no descriptors left, a full disk, a share gone, a link
     where a folder on its way belongs): that is the environment, and worth another try."""
     out: list[Attachment] = []
-    for att in atts:
-        conv = att.converted
-        if conv is None:
-            out.append(att)
-            continue
-        target = converted_path(work_dir, att)
-        folder, _, name = below(target, att.rel)[1].rpartition("/")
-        # Its folders made and opened from the processing folder, never through a link
-        # (NotADirectoryError naming one that is, an OSError: said and tried again): the
-        # PDF is read, and written, in the very folder held (held_path).
-        held = make_folders_below(work_dir.parent, [work_dir.name, *folder.split("/")])
-        try:
-            if not _same(held, name, att.rel, conv.sha256):
-                pdf = _convert_again(att, conv, max_pixels)
-                # A kill inside an earlier attempt's write left its temp file beside the
-                # target; it would travel into the archive with the folder.
-                drop_unfinished(held_path(held), [name])
-                write_atomic(held_path(held) / name, pdf)
-        finally:
-            os.close(held)
-        out.append(replace(att, converted=replace(conv, path=target)))
+    if not any(att.converted for att in atts):
+        return atts
+    # The work folder opened from the processing folder, never through a link, and never
+    # made: one that vanished (moved away by hand, a share gone) is not recreated empty
+    # to hold a lone PDF, and a link put in its place is not followed. Either is an
+    # OSError naming it: the delivery says so and tries again later.
+    work = hold_folder(work_dir)
+    try:
+        root = held_path(work)
+        for att in atts:
+            conv = att.converted
+            if conv is None:
+                out.append(att)
+                continue
+            target = converted_path(work_dir, att)
+            folder, _, name = below(target, att.rel)[1].rpartition("/")
+            # Its folders made and opened from the work folder held, never through a link
+            # (NotADirectoryError naming one that is, an OSError: said and tried again):
+            # the PDF is read, and written, in the very folder held (held_path).
+            held = make_folders_below(root, folder.split("/"))
+            try:
+                if not _same(held, name, att.rel, conv.sha256):
+                    # Read below the folder held when it lies in it, as a claimed
+                    # bundle's image does (a bundle read elsewhere: from its own root).
+                    pdf = _convert_again(att, conv, max_pixels,
+                                         root if att.where[0] == work_dir else None)
+                    # A kill inside an earlier attempt's write left its temp file beside
+                    # the target; it would travel into the archive with the folder.
+                    drop_unfinished(held_path(held), [name])
+                    write_atomic(held_path(held) / name, pdf)
+            finally:
+                os.close(held)
+            out.append(replace(att, converted=replace(conv, path=target)))
+    finally:
+        os.close(work)
     return tuple(out)
 
 
-def _convert_again(att: Attachment, conv: Conversion, max_pixels: int) -> bytes:
+def _convert_again(att: Attachment, conv: Conversion, max_pixels: int,
+                   work: Path | None) -> bytes:
     """The image of a claimed bundle converted again: the PDF validated, or InputError
-    (an OSError reading it is raised as it is: tried again, as a failed write is)."""
+    (an OSError reading it is raised as it is: tried again, as a failed write is).
+    `work`: the work folder held (held_path) that the image lies in, read below it."""
     try:
-        data = _read_image(att)
+        data = _read_image(att, work)
     except InputError as exc:  # a link or a FIFO where the image was checked
         raise InputError("processing-damaged", exc.file, f"{exc.message} (it changed in "
                          "the processing folder)") from None
@@ -229,11 +245,12 @@ def unconverted(bundle: Bundle) -> Bundle:
                                              for a in bundle.attachments))
 
 
-def _read_image(att: Attachment) -> bytes:
+def _read_image(att: Attachment, work: Path | None = None) -> bytes:
     """The image's bytes, opened below its bundle's folder (InputError for a link or a
     FIFO there). Read apart from the conversion, whose catch-all would take an OSError
     of the machine (EMFILE, EIO) for a fault of the image and stop the bundle for it."""
-    with open_below(*att.where, att.rel) as fh:
+    root, rel = att.where
+    with open_below(root if work is None else work, rel, att.rel) as fh:
         return fh.read()
 
 

@@ -19,7 +19,7 @@ from daemon import logs, release
 from daemon.answers import BODY_LIMIT
 from daemon.archive import target_for
 from daemon.bundle import Bundle, Finding, findings_of
-from daemon.claim import held_work, moved_candidate
+from daemon.claim import held_work, moved_candidate, read_in_place
 from daemon.config import Settings
 from daemon.convert import materialise_bundle
 from daemon.deliver import Deliverer, Shared, backoff
@@ -125,7 +125,8 @@ class Finisher(Moves, Recovery):
         restart, when that is gone) read and validated again in processing."""
         validated = self._validated.get(row.id)
         if validated is None:
-            validated = self.evaluate(self._moved(row), self.s)
+            validated = read_in_place(Path(row.work_dir or ""),
+                                      lambda: self.evaluate(self._moved(row), self.s))
             self._validated[row.id] = validated
         return validated
 

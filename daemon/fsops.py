@@ -14,6 +14,7 @@ import os
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import BinaryIO
 
@@ -150,13 +151,27 @@ def _open_folder(root: Path, parts: list[str], shown: str) -> int:
         fd = os.open(root, FOLDER)
     except OSError as exc:
         raise _refused(exc, shown) from None
+    if not parts:
+        return fd
+    try:
+        return _walk(fd, parts, shown)
+    finally:
+        os.close(fd)
+
+
+def _walk(top: int, parts: list[str], shown: str) -> int:
+    """The folder `parts` below the folder open at `top` (left open), opened as
+    _open_folder opens each: a new descriptor, the caller's to close."""
+    fd = top
     try:
         for n, part in enumerate(parts):
             inner = _folder_in(fd, part, shown, "/".join(parts[:n + 1]))
-            os.close(fd)
+            if fd != top:
+                os.close(fd)
             fd = inner
     except BaseException:
-        os.close(fd)
+        if fd != top:
+            os.close(fd)
         raise
     return fd
 
@@ -188,13 +203,38 @@ def folder_in(parent: int, name: str, shown: str) -> Iterator[int]:
         os.close(fd)
 
 
+# The folder a claimed bundle's delivery holds open (claim.held_work), by the path its
+# files are found below, for this thread's attempt: open_below opens them from it.
+_held: ContextVar[tuple[str, int] | None] = ContextVar("held_folder", default=None)
+
+
+@contextmanager
+def opened_from(root: Path, fd: int) -> Iterator[None]:
+    """While the block runs (in this thread), every file open_below opens below `root`
+    is opened from `fd`, the folder root names held open, and never by root's path: a
+    folder swapped for a link meanwhile is never followed, and no path is walked again."""
+    token = _held.set((str(root), fd))
+    try:
+        yield
+    finally:
+        _held.reset(token)
+
+
 def open_below(root: Path, rel: str, shown: str | None = None) -> BinaryIO:
     """The regular file `rel` below the trusted folder `root` (a bundle's file: see
     bundle.below), each folder on its way opened as folder_below opens it and the file as
-    open_regular opens one; errors name `shown` (default `rel`)."""
+    open_regular opens one; errors name `shown` (default `rel`). Below a folder held
+    (opened_from), from its descriptor."""
     folder, _, name = rel.rpartition("/")
     said = shown or rel
-    fd = _open_folder(root, [p for p in folder.split("/") if p], said)
+    held = _held.get()
+    if held is not None and held[0] == str(root):
+        parts = [p for p in folder.split("/") if p]
+        if not parts:
+            return _open_file(name, held[1], said)  # the invoice file: one open
+        fd = _walk(held[1], parts, said)
+    else:
+        fd = _open_folder(root, [p for p in folder.split("/") if p], said)
     try:
         return _open_file(name, fd, said)
     finally:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from daemon.fsops import CHUNK, kind_of, open_regular
-from daemon.temps import create_locked, temp_prefix
+from daemon.temps import create_locked, still_at, temp_prefix
 
 
 def folders_below(root: Path, folder: Path) -> list[Path]:
@@ -233,28 +233,80 @@ def copy_into(fin: BinaryIO, fout: BinaryIO) -> None:
     os.fsync(fout.fileno())
 
 
-def _copy_entry(src: Path, dst: Path) -> None:
-    """Copy one entry without following links or opening FIFOs and devices; fsync files."""
-    st = os.lstat(src)
+_HELD_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def hold_folder(path: Path) -> int:
+    """The folder at `path` open (the caller closes it), never through a link: a bundle's
+    work folder, which a user of the share may swap for a link to anywhere. What is
+    then written into, copied from or removed below it is reached from this descriptor,
+    and the folder is only moved or removed by its name while that name is still it
+    (`still_at`). OSError naming `path` when a link or no folder is there."""
+    try:
+        return os.open(path, _HELD_FOLDER)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise not_the_folder(path) from None
+        raise
+
+
+def not_the_folder(path: Path) -> OSError:
+    return OSError(errno.ELOOP, "is a symbolic link or no longer the folder outboxd claimed; "
+                   "outboxd never writes, copies or moves through one — put the bundle's "
+                   "folder itself back under this name", str(path))
+
+
+def _copy_entry(parent: int, name: str, dst: Path) -> None:
+    """Copy the entry `name` of the folder open at `parent` without following links or
+    opening FIFOs and devices (each folder opened from the one above, O_NOFOLLOW);
+    fsync files."""
+    st = os.stat(name, dir_fd=parent, follow_symlinks=False)
     if stat.S_ISDIR(st.st_mode):
-        os.mkdir(dst, 0o750)
-        for name in sorted(os.listdir(src)):
-            _copy_entry(src / name, dst / name)
-        fsync_dir(dst)
+        fd = os.open(name, _HELD_FOLDER, dir_fd=parent)
+        try:
+            _copy_folder(fd, dst)
+        finally:
+            os.close(fd)
     elif stat.S_ISREG(st.st_mode):
-        copy_file(src, dst)
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                     dir_fd=parent)
+        with os.fdopen(fd, "rb") as fin:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped since the look above
+                raise OSError(errno.EAGAIN, "changed while it was copied", name)
+            copy_file(fin, dst)
     elif stat.S_ISLNK(st.st_mode):
-        os.symlink(os.readlink(src), dst)
+        os.symlink(os.readlink(name, dir_fd=parent), dst)
     elif stat.S_ISFIFO(st.st_mode):
         os.mkfifo(dst, 0o640)
     else:
         # A socket or device node carries no document and cannot be recreated
         # without privileges; leave a note where it was instead.
         note = dst.with_name(dst.name + ".not-copied.txt")
-        note.write_text(f"{src.name} was a {kind_of(st.st_mode)}; outboxd does not copy "
+        note.write_text(f"{name} was a {kind_of(st.st_mode)}; outboxd does not copy "
                         "those.\n", encoding="utf-8")
         return
     os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+
+
+def _copy_folder(fd: int, dst: Path) -> None:
+    os.mkdir(dst, 0o750)
+    for name in sorted(os.listdir(fd)):
+        _copy_entry(fd, name, dst / name)
+    fsync_dir(dst)
+
+
+def remove_held(path: Path, held: int) -> None:
+    """Remove the folder open at `held`, which lies at `path`: what it holds reached from
+    the descriptor (shutil.rmtree with dir_fd never follows a link), the folder itself
+    by its name only while that is still it. A folder swapped for a link keeps whatever
+    the link leads to; an empty folder of ours that was moved elsewhere stays there."""
+    for name in os.listdir(held):
+        if stat.S_ISDIR(os.stat(name, dir_fd=held, follow_symlinks=False).st_mode):
+            shutil.rmtree(name, dir_fd=held)
+        else:
+            os.unlink(name, dir_fd=held)
+    if still_at(path, held):
+        os.rmdir(path)
 
 
 def _remove(path: Path) -> None:
@@ -264,7 +316,7 @@ def _remove(path: Path) -> None:
     shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
 
 
-def move_tree(src: Path, dst: Path, sync: bool = True) -> None:
+def move_tree(src: Path, dst: Path, sync: bool = True, held: int | None = None) -> None:
     """Move a file or folder to dst, which must not exist.
 
     Same file system: one atomic rename. Across file systems: copy to a
@@ -272,11 +324,13 @@ def move_tree(src: Path, dst: Path, sync: bool = True) -> None:
     source — a crash leaves the source intact or a complete copy.
     `sync=False`: the caller syncs dst's folder after a same-file-system
     rename (it has more to sync there); the copy is synced before its source
-    is deleted whatever the caller says.
+    is deleted whatever the caller says. `held`: the folder at src, open
+    (hold_folder): only that folder is moved, copied from its descriptor and
+    removed through it; OSError when src names anything else (a link put there).
     """
     dst.parent.mkdir(parents=True, exist_ok=True)
     try:
-        rename_noreplace(src, dst)
+        _rename(src, dst, held)
         if sync:
             fsync_dir(dst.parent)
         return
@@ -288,7 +342,16 @@ def move_tree(src: Path, dst: Path, sync: bool = True) -> None:
     tmp = dst.with_name(f".{dst.name}.partial")
     _remove(tmp)
     try:
-        _copy_entry(src, tmp)
+        if held is None:
+            parent = os.open(src.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                _copy_entry(parent, src.name, tmp)
+            finally:
+                os.close(parent)
+        else:
+            _copy_folder(held, tmp)
+            st = os.fstat(held)
+            os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
         rename_noreplace(tmp, dst)
     except BaseException:
         # A full disk, a path too long, a share gone: the source is intact, so
@@ -297,4 +360,19 @@ def move_tree(src: Path, dst: Path, sync: bool = True) -> None:
             _remove(tmp)
         raise
     fsync_dir(dst.parent)
-    shutil.rmtree(src) if src.is_dir() and not src.is_symlink() else src.unlink()
+    if held is not None:
+        remove_held(src, held)
+    else:
+        shutil.rmtree(src) if src.is_dir() and not src.is_symlink() else src.unlink()
+
+
+def _rename(src: Path, dst: Path, held: int | None) -> None:
+    """rename_noreplace(src, dst), of the held folder only: checked before, and after
+    (a link swapped in between the two is put back and refused)."""
+    if held is not None and not still_at(src, held):
+        raise not_the_folder(src)
+    rename_noreplace(src, dst)
+    if held is not None and not still_at(dst, held):
+        with contextlib.suppress(OSError):
+            rename_noreplace(dst, src)
+        raise not_the_folder(src)

@@ -6,20 +6,30 @@ delivery and the rows paused).
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from daemon import release
 from daemon.bundle import Bundle, reasons_of
-from daemon.claim import changed_during_claim, finish_claim, moved_candidate, unclaim
+from daemon.claim import (
+    changed_during_claim,
+    finish_claim,
+    moved_candidate,
+    read_in_place,
+    unclaim,
+)
 from daemon.config import Settings
 from daemon.errors import InputError, ReaderFailed
+from daemon.fswrite import fsync_dir, held_path, hold_folder
 from daemon.journal import CLAIMING, IN_FLIGHT, QUARANTINING, Journal, Row, seconds_until
 from daemon.logs import bundle_log
 from daemon.manifest import bundle_id_of
 from daemon.notify import notify
 from daemon.scan import Candidate, candidate_for, snapshot
+from daemon.temps import still_at
 
 # The transition's detail of an attempt that found a configuration problem (401,
 # 403, 404: the url or token is ours to fix): a restart tries such a bundle at once,
@@ -100,15 +110,31 @@ class Recovery:
         """A claim cut short by a crash: True if the bundle is now ours to finish."""
         assert row.work_dir
         work = Path(row.work_dir)
-        if not (work / row.invoice_file).exists():
-            if work.is_dir() and not any(work.iterdir()):
-                work.rmdir()
+        try:
+            # The rest of the bundle is moved into the work folder held, never through a
+            # link put in its place (OSError naming it: the row says so, and the next
+            # start tries again).
+            held: int | None = hold_folder(work)
+        except FileNotFoundError:
+            held = None
+        if held is None or not os.path.lexists(held_path(held) / row.invoice_file):
+            if held is not None:
+                with contextlib.suppress(OSError):
+                    if not os.listdir(held) and still_at(work, held):
+                        work.rmdir()
+                os.close(held)
             self.j.transition(row.id, "settling", "claim did not happen", work_dir=None,
                               last_error=None)
             return False
         cand = candidate_for(self.s.outbox, row.invoice_file)
-        finish_claim(cand, work, self.s.outbox.completion == "marker",
-                     companions=[release.path_for(cand, self.s.share)])
+        try:
+            finish_claim(cand, held_path(held), self.s.outbox.completion == "marker",
+                         companions=[release.path_for(cand, self.s.share)], sync=False)
+            os.fsync(held)
+        finally:
+            os.close(held)
+        for folder in (work.parent, cand.invoice.parent):
+            fsync_dir(folder)
         changed = self._check_claimed(row, cand, work)
         if changed is not None:
             return changed == QUARANTINING  # a quarantine is finished by an attempt
@@ -133,7 +159,7 @@ class Recovery:
         notify(f"EXTEND_TIMEOUT_USEC={RECOVERY_READ_USEC}")
         moved = moved_candidate(cand, work)
         try:
-            bundle = self.evaluate(moved, self.s)
+            bundle = read_in_place(work, lambda: self.evaluate(moved, self.s))
         except Exception as exc:  # noqa: BLE001 - the attempt reads it again, says what is wrong
             if not isinstance(exc, InputError | OSError | ReaderFailed):  # not stop the start
                 self.log.exception("unexpected error reading a claimed bundle again",

@@ -174,3 +174,24 @@ class TestUnclaim:
         assert sorted(p.name for p in cand.sidecar.iterdir()) == ["other.pdf"]
         assert (work / "INV-1" / "a.pdf").exists()
         assert cand.invoice.read_bytes() == b"<Invoice/>"
+
+    def test_a_work_folder_swapped_for_a_link_brings_nothing_into_the_outbox(
+            self, outbox: Path, processing: Path, tmp_path: Path) -> None:
+        """The work folder swapped for a link (to a folder holding files of the bundle's
+        names) before the claim is undone: nothing where the link leads is moved into the
+        outbox, the link is not removed, and the whole bundle is reported stuck (it is
+        then quarantined, and its quarantine refuses the link)."""
+        cand = drop(outbox)
+        work = work_dir_for(processing, cand.name, BID)
+        claim(cand, work, with_marker=False)
+        outside = tmp_path / "outside"
+        (outside / "INV-1").mkdir(parents=True)
+        (outside / "INV-1.xml").write_bytes(b"someone else's")
+        real = work.with_name(work.name + ".real")
+        work.rename(real)
+        work.symlink_to(outside)
+        assert unclaim(cand, work) == [work.name]
+        assert not cand.invoice.exists() and not cand.sidecar.exists()
+        assert sorted(p.name for p in outside.iterdir()) == ["INV-1", "INV-1.xml"]
+        assert work.is_symlink()
+        assert sorted(p.name for p in real.iterdir()) == ["INV-1", "INV-1.xml"]

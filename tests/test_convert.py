@@ -175,7 +175,7 @@ def test_manifest_records_the_conversion_and_the_receiver_can_recompute_the_id(
     png = image("PNG")
     b = validate_bundle(bundle_of(tmp_path, {"scan.png": png}, "external-print"),
                         ValidationConfig(convert_images=True))
-    work = tmp_path / "work"
+    work = tmp_path  # the bundle's own folder, as a claimed bundle's work folder
     atts = materialise(b.attachments, work, MAX_PIXELS)
     [att] = atts
     assert att.converted.path == converted_path(work, att) == work / "INV-1.converted" / "scan.pdf"
@@ -200,10 +200,10 @@ def test_a_conversion_half_written_before_a_kill_leaves_no_temp_file_to_archive(
     drops the temp file, so the folder that goes into the archive holds the PDF only."""
     b = validate_bundle(bundle_of(tmp_path, {"scan.png": image("PNG")}, "external-print"),
                         ValidationConfig(convert_images=True))
-    folder = tmp_path / "work" / "INV-1.converted"
-    folder.mkdir(parents=True)
+    folder = tmp_path / "INV-1.converted"
+    folder.mkdir()
     (folder / ".scan.pdf.tmp-0123456789ab").write_bytes(b"%PDF-half")
-    [att] = materialise(b.attachments, tmp_path / "work", MAX_PIXELS)
+    [att] = materialise(b.attachments, tmp_path, MAX_PIXELS)
     assert sorted(p.name for p in folder.iterdir()) == ["scan.pdf"]
     assert hashlib.sha256(att.converted.path.read_bytes()).hexdigest() == att.converted.sha256
 
@@ -222,7 +222,7 @@ def test_an_image_under_a_raised_pixel_limit_is_converted_whatever_pillows_own_l
                                   "original-print"), cfg)
     assert b.errors == ()
     assert all(a.converted is not None for a in b.attachments)
-    written = materialise(b.attachments, tmp_path / "work", cfg.max_image_pixels)
+    written = materialise(b.attachments, tmp_path, cfg.max_image_pixels)
     assert all(a.converted and a.converted.path and a.converted.path.is_file()
                for a in written)
     assert Image.MAX_IMAGE_PIXELS == 1000  # Pillow's own limit is left as it was
@@ -240,7 +240,7 @@ def test_an_image_over_the_pixel_limit_is_never_decoded_at_delivery(
     assert b.errors == ()
     (tmp_path / "INV-1" / "scan.png").write_bytes(image("PNG", (300, 300)))
     with pytest.raises(InputError) as caught:
-        materialise(b.attachments, tmp_path / "work", cfg.max_image_pixels)
+        materialise(b.attachments, tmp_path, cfg.max_image_pixels)
     assert caught.value.code == "processing-damaged" and caught.value.file == "INV-1/scan.png"
     assert "[validation] max_image_pixels = 10,000" in caught.value.message
 
@@ -280,7 +280,7 @@ class TestFoldersSwappedForLinks:
         assert b.errors == ()
         swap_for_link(tmp_path / "INV-1", outside)
         with opened_in(outside) as opened, pytest.raises(InputError) as caught:
-            materialise(b.attachments, tmp_path / "work", MAX_PIXELS)
+            materialise(b.attachments, tmp_path, MAX_PIXELS)
         assert opened == []
         assert (caught.value.code, caught.value.file) == ("processing-damaged", "INV-1/scan.png")
         assert "lies in INV-1, which is a symbolic link" in caught.value.message
@@ -295,14 +295,55 @@ class TestFoldersSwappedForLinks:
         b = validate_bundle(bundle_of(tmp_path, {"scan.png": png}, "external-print"),
                             ValidationConfig(convert_images=True))
         (outside / "scan.pdf").write_bytes(image_to_pdf(png, MAX_PIXELS))
-        work = tmp_path / "work"
-        work.mkdir()
+        work = tmp_path
         (work / "INV-1.converted").symlink_to(outside)
         with opened_in(outside) as opened, pytest.raises(OSError) as caught:
             materialise(b.attachments, work, MAX_PIXELS)
         assert opened == []
         assert caught.value.filename == "INV-1.converted"
         assert sorted(p.name for p in outside.iterdir()) == ["scan.pdf", "scan.png"]
+
+
+class TestTheWorkFolderHeld:
+    """materialise reaches the work folder only from the processing folder, by its
+    descriptor: it neither recreates one that vanished nor follows a link put there."""
+
+    def test_a_work_folder_that_vanished_is_not_made_again(self, tmp_path: Path) -> None:
+        """The work folder moved away (by hand, a share gone) before the delivery wrote
+        its PDF: an OSError naming it (the delivery waits and tries again), and no empty
+        work folder holding a lone PDF appears in processing."""
+        bundle_dir = tmp_path / "claimed"
+        bundle_dir.mkdir()
+        b = validate_bundle(bundle_of(bundle_dir, {"scan.png": image("PNG")},
+                                      "external-print"), ValidationConfig(convert_images=True))
+        os.rename(bundle_dir, tmp_path / "moved-away")
+        with pytest.raises(FileNotFoundError) as caught:
+            materialise(b.attachments, bundle_dir, MAX_PIXELS)
+        assert caught.value.filename == str(bundle_dir)
+        assert not os.path.lexists(bundle_dir)
+
+    def test_a_work_folder_swapped_for_a_link_is_neither_read_nor_written(
+            self, tmp_path: Path) -> None:
+        """The work folder itself swapped for a link to a folder holding the same image:
+        nothing there is read and no PDF is written there; an OSError naming the work
+        folder and the fix."""
+        bundle_dir = tmp_path / "claimed"
+        bundle_dir.mkdir()
+        b = validate_bundle(bundle_of(bundle_dir, {"scan.png": image("PNG")},
+                                      "external-print"), ValidationConfig(convert_images=True))
+        outside = tmp_path / "outside"
+        (outside / "INV-1").mkdir(parents=True)
+        (outside / "INV-1" / "scan.png").write_bytes((bundle_dir / "INV-1" / "scan.png")
+                                                     .read_bytes())
+        swap_for_link(bundle_dir, outside)
+        with opened_in(outside) as opened, opened_in(outside / "INV-1") as inside, \
+                pytest.raises(OSError) as caught:
+            materialise(b.attachments, bundle_dir, MAX_PIXELS)
+        assert opened == [] and inside == []
+        assert caught.value.filename == str(bundle_dir)
+        assert "put the bundle's folder itself back" in str(caught.value)
+        assert sorted(os.listdir(outside)) == ["INV-1"]
+        assert os.listdir(outside / "INV-1") == ["scan.png"]
 
 
 def refuse_opening(monkeypatch: pytest.MonkeyPatch, name: str, code: int) -> None:
@@ -343,7 +384,7 @@ class TestTheMachinesFaults:
         assert b.errors == ()
         refuse_opening(monkeypatch, "scan.png", code)
         with pytest.raises(OSError) as caught:
-            materialise(b.attachments, tmp_path / "work", MAX_PIXELS)
+            materialise(b.attachments, tmp_path, MAX_PIXELS)
         assert not isinstance(caught.value, InputError)
         assert caught.value.errno == code
         assert not (tmp_path / "work" / "INV-1.converted" / "scan.pdf").exists()

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from claimed import NeverPost, Scripted, claimed, make, restart, step  # noqa: E402
 from helpers import drop_bundle, pdf_bytes, ubl_invoice  # noqa: E402
-from swaps import opened_in, swap_for_link  # noqa: E402
+from swaps import opened_in, swap_for_link, swap_when_opened  # noqa: E402
 
 from daemon import convert, finish  # noqa: E402
 from daemon.answers import Receipt  # noqa: E402
@@ -713,22 +713,97 @@ def test_a_work_folder_swapped_for_a_link_before_the_delivery_sends_nothing_from
     of it outside processing (the same names, sizes and times: each file would pass
     its part's check). The delivery (the directory transport here) opens the work
     folder from the processing folder, never through a link: none of the copy's files
-    is read, nothing is delivered, and the bundle is quarantined as processing-damaged
-    with the link named."""
+    is read, nothing is delivered. It is processing-damaged, with the link named; but
+    its quarantine neither writes its papers through the link nor moves the link into
+    quarantine/: the bundle stays, `quarantining`, its row saying why and what to do,
+    and is quarantined once its folder is back in place."""
     p, s, row = claimed(tmp_path)
     work = Path(p.j.get(row).work_dir or "")
     outside = tmp_path / "outside"
     shutil.copytree(work, outside)  # copy2: the times are kept
-    swap_for_link(work, outside)
+    real = swap_for_link(work, outside)
     with opened_in(outside) as opened, opened_in(outside / "INV-1") as inside:
-        assert p.finish.attempt(row) is None
+        assert p.finish.attempt(row) is not None
     assert "INV-1.xml" not in opened and inside == []
     assert os.listdir(tmp_path / "target") == []
-    done = p.j.get(row)
-    assert done.state == "quarantined"
-    [reason] = done.reasons
+    assert sorted(os.listdir(outside)) == ["INV-1", "INV-1.xml"]  # no papers written there
+    assert work.is_symlink() and list(s.quarantine_dir.glob("*/*")) == []
+    stuck = p.j.get(row)
+    assert stuck.state == "quarantining"
+    [reason] = stuck.reasons
     assert (reason["code"], reason["file"]) == ("processing-damaged", "INV-1.xml")
     assert f"lies in {work.name}, which is a symbolic link" in reason["message"]
+    assert "is a symbolic link or no longer the folder outboxd claimed" in (
+        stuck.last_error or "")
+    assert "put the bundle's folder itself back" in (stuck.last_error or "")
+
+    work.unlink()
+    os.rename(real, work)  # the admin puts the folder back
+    p.finish._move_faults.clear()  # its back-off over
+    assert p.finish.attempt(row) is None
+    [entry] = s.quarantine_dir.glob("*/*")
+    assert p.j.get(row).state == "quarantined" and (entry / "reason.json").is_file()
+    assert sorted(os.listdir(outside)) == ["INV-1", "INV-1.xml"]
+
+
+def test_a_work_folder_swapped_during_the_delivery_sends_what_was_checked_and_stays(
+        tmp_path: Path) -> None:
+    """The work folder swapped for a link to a look-alike copy just as its attachment is
+    opened to be sent: the delivery opens every file from the work folder it holds,
+    so the checked bytes go and nothing of the copy is opened. The archive move then
+    refuses the link: the bundle stays `delivered` (never shown sent without its folder
+    in sent/), its row naming the link and the fix, and nothing is written in the copy."""
+    p, s, row = claimed(tmp_path)
+    work = Path(p.j.get(row).work_dir or "")
+    outside = tmp_path / "outside"
+    shutil.copytree(work, outside)
+    (outside / "INV-1" / "a.pdf").write_bytes(b"%PDF-1.4 not the checked one")
+    with opened_in(outside) as opened, opened_in(outside / "INV-1") as inside, \
+            swap_when_opened("a.pdf", work, outside) as swapped:
+        assert p.finish.attempt(row) is not None
+    assert swapped, "the swap was made"
+    assert opened == [] and inside == []
+    [delivered] = (tmp_path / "target").iterdir()
+    [sent] = delivered.glob("attachments/*/a.pdf")
+    assert sent.read_bytes() == pdf_bytes()
+    stuck = p.j.get(row)
+    assert stuck.state == "delivered" and list(s.sent_dir.glob("*/*")) == []
+    assert "no longer the folder outboxd claimed" in (stuck.last_error or "")
+    assert sorted(os.listdir(outside)) == ["INV-1", "INV-1.xml"]
+    assert work.is_symlink() and (swapped[0] / "INV-1.xml").is_file()
+
+
+@pytest.mark.parametrize("when", ["before", "during"])
+def test_a_work_folder_swapped_for_a_link_is_not_read_again_after_a_restart(
+        tmp_path: Path, when: str) -> None:
+    """After a restart the claimed bundle is read again by its paths (in the readers).
+    Its work folder a link to a copy when the read begins: nothing of the copy is read.
+    Swapped for the link while it is read (at the open of its invoice file): what was
+    read is not taken. Either way nothing is posted, and the bundle is
+    processing-damaged, stays `quarantining` (its move refuses the link) with the link
+    named in its row."""
+    p, s, row = claimed(tmp_path)
+    work = Path(p.j.get(row).work_dir or "")
+    outside = tmp_path / "outside"
+    shutil.copytree(work, outside)
+    fin = restart(p, s, row)
+    if when == "before":
+        swap_for_link(work, outside)
+        with opened_in(outside) as opened:
+            assert fin.attempt(row) is not None
+        assert opened == []
+    else:
+        with swap_when_opened("INV-1.xml", work, outside) as swapped:
+            assert fin.attempt(row) is not None
+        assert swapped, "the swap was made"
+    assert sorted(os.listdir(outside)) == ["INV-1", "INV-1.xml"]
+    stuck = p.j.get(row)
+    assert stuck.state == "quarantining"
+    [reason] = stuck.reasons
+    assert (reason["code"], reason["file"]) == ("processing-damaged", "INV-1.xml")
+    assert "no longer the folder outboxd claimed" in reason["message"]
+    assert "no longer the folder outboxd claimed" in (stuck.last_error or "")
+    assert os.listdir(tmp_path / "target") == []
 
 
 @pytest.mark.parametrize("url, secret", [

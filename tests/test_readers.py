@@ -338,6 +338,7 @@ def test_a_claimed_bundles_images_are_converted_into_its_work_folder_in_a_child(
     buf = io.BytesIO()
     Image.new("RGB", (30, 30), "black").save(buf, "PNG", dpi=(300, 300))
     (s.outbox.path / "CONV" / "scan.png").write_bytes(buf.getvalue())
+    (root / "work-CONV-2").mkdir()
     with pytest.raises(InputError) as damaged:
         children.materialise(cand, bundle, root / "work-CONV-2", s)
     assert (damaged.value.code, damaged.value.file) == ("processing-damaged", "CONV/scan.png")

@@ -104,6 +104,33 @@ class TestRecovery:
         r = p.j.get(row)
         assert (r.state, r.last_error, r.shown_state) == ("delivering", None, "delivering")
 
+    def test_a_half_done_claim_whose_work_folder_is_a_link_moves_nothing_through_it(
+            self, tmp_path: Path) -> None:
+        """A half-done claim whose work folder was swapped for a link (to a folder that
+        holds an invoice file of the same name) before the start: the sidecar left in the
+        outbox is not moved where the link leads, nothing there is read, and the row says
+        why (retrying, the link named and the fix) until a start finds the folder back."""
+        p, s, work, row = self._half_claimed(tmp_path, pdf_bytes())
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        (outside / "INV-1.xml").write_bytes(b"someone else's")
+        real = work.with_name(work.name + ".real")
+        work.rename(real)
+        work.symlink_to(outside)
+        p.finish.evaluate = _never_read
+        assert p.finish.recover() == []
+        assert os.listdir(outside) == ["INV-1.xml"]
+        assert (s.outbox.path / "INV-1" / "a.pdf").exists()
+        r = p.j.get(row)
+        assert r.state == "claiming" and r.shown_state == "retrying"
+        assert "no longer the folder outboxd claimed" in (r.last_error or "")
+        assert "put the bundle's folder itself back" in (r.last_error or "")
+        work.unlink()
+        real.rename(work)
+        p.finish.evaluate = evaluate
+        assert p.finish.recover() == [(row, 0.0)]
+        assert (work / "INV-1" / "a.pdf").exists()
+
     def test_each_claim_read_again_at_start_asks_systemd_for_more_start_time(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """Reading an interrupted claim again happens before READY: each one sends

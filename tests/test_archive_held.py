@@ -1,0 +1,170 @@
+"""The archive and the quarantine reach a claimed bundle's work folder only through the
+folder they hold open: a work folder swapped for a link (by a user of the share, whose
+outbox holds .outboxd/processing/) at any moment of the move makes outboxd write,
+copy, rename or remove nothing outside it, and the bundle stays where it is."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from swaps import swap_for_link
+
+from daemon import archive, fswrite
+
+BID = "0123456789abcdef" * 4
+PAPERS = {"receipt.json": b'{"bundle_id": "' + BID.encode() + b'"}\n'}
+
+
+def _work(root: Path) -> Path:
+    work = root / "processing" / "INV-1--0123"
+    (work / "INV-1").mkdir(parents=True)
+    (work / "INV-1.xml").write_bytes(b"<Invoice/>")
+    (work / "INV-1" / "a.pdf").write_bytes(b"%PDF-a")
+    return work
+
+
+def _outside(root: Path) -> Path:
+    outside = root / "outside"
+    (outside / "INV-1").mkdir(parents=True)
+    (outside / "INV-1.xml").write_bytes(b"not ours")
+    return outside
+
+
+def _listing(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def test_a_work_folder_that_is_a_link_is_neither_written_into_nor_moved(
+        tmp_path: Path) -> None:
+    """Swapped before the archive: OSError naming the work folder and the fix; no paper
+    is written where the link leads, and the link is not moved into the archive."""
+    work, outside = _work(tmp_path), _outside(tmp_path)
+    real = swap_for_link(work, outside)
+    target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
+    with pytest.raises(OSError) as caught:
+        archive.place(work, target, PAPERS, BID)
+    assert caught.value.filename == str(work)
+    assert "put the bundle's folder itself back" in str(caught.value)
+    assert _listing(outside) == ["INV-1", "INV-1.xml"]
+    assert work.is_symlink() and not os.path.lexists(target)
+    assert _listing(real) == ["INV-1", "INV-1.xml", "INV-1/a.pdf"]
+
+
+@pytest.mark.parametrize("across", [False, True], ids=["rename", "copy"])
+def test_a_work_folder_swapped_after_its_papers_were_written_is_not_moved(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, across: bool) -> None:
+    """Swapped for a link after the papers went into the folder held and before the move
+    (in one file system, or to another one: a copy): the link is neither renamed into
+    the archive nor copied from, nothing where it leads is removed, and the real folder
+    keeps the bundle and its papers."""
+    work, outside = _work(tmp_path), _outside(tmp_path)
+    made = archive._make_folder
+    moved: list[Path] = []
+
+    def swap_then_make(folder: Path) -> None:
+        moved.append(swap_for_link(work, outside))
+        made(folder)
+
+    monkeypatch.setattr(archive, "_make_folder", swap_then_make)
+    if across:
+        rename = fswrite.rename_noreplace
+
+        def exdev(src: Path, dst: Path) -> None:
+            if Path(src) == work:
+                raise OSError(errno.EXDEV, "Invalid cross-device link")
+            rename(src, dst)
+        monkeypatch.setattr(fswrite, "rename_noreplace", exdev)
+    target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
+    with pytest.raises(OSError, match="no longer the folder outboxd claimed"):
+        archive.place(work, target, PAPERS, BID)
+    assert _listing(outside) == ["INV-1", "INV-1.xml"]
+    assert work.is_symlink() and os.listdir(target.parent) == []
+    assert _listing(moved[0]) == ["INV-1", "INV-1.xml", "INV-1/a.pdf", "receipt.json"]
+
+
+def test_a_link_swapped_in_at_the_rename_itself_is_put_back_and_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Swapped between the last look and the rename: what was renamed is found not to
+    be the folder held, is renamed back under the work folder's name, and the move is
+    refused; the archive holds nothing, the link leads where it did."""
+    work, outside = _work(tmp_path), _outside(tmp_path)
+    rename = fswrite.rename_noreplace
+    moved: list[Path] = []
+
+    def swap_then_rename(src: Path, dst: Path) -> None:
+        if Path(src) == work and not moved:
+            moved.append(swap_for_link(work, outside))
+        rename(src, dst)
+
+    monkeypatch.setattr(fswrite, "rename_noreplace", swap_then_rename)
+    target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
+    with pytest.raises(OSError, match="no longer the folder outboxd claimed"):
+        archive.place(work, target, PAPERS, BID)
+    assert work.is_symlink() and os.readlink(work) == str(outside)
+    assert os.listdir(target.parent) == []
+    assert _listing(outside) == ["INV-1", "INV-1.xml"]
+    assert "receipt.json" in os.listdir(moved[0])
+
+
+def test_a_copy_across_file_systems_removes_only_the_folder_held(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After the copy into the archive (another file system), the source is removed from
+    the folder held: a work folder swapped for a link just then keeps what the link
+    leads to, and the entry is complete."""
+    work, outside = _work(tmp_path), _outside(tmp_path)
+    rename = fswrite.rename_noreplace
+    sync = fswrite.fsync_dir
+    moved: list[Path] = []
+
+    def exdev(src: Path, dst: Path) -> None:
+        if Path(src) == work:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        rename(src, dst)
+
+    def swap_after_publish(path: Path) -> None:
+        sync(path)
+        if Path(path) == target.parent and not moved:
+            moved.append(swap_for_link(work, outside))
+
+    monkeypatch.setattr(fswrite, "rename_noreplace", exdev)
+    monkeypatch.setattr(fswrite, "fsync_dir", swap_after_publish)
+    target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
+    assert archive.place(work, target, PAPERS, BID) == target
+    assert moved, "the swap was made"
+    assert _listing(outside) == ["INV-1", "INV-1.xml"]
+    assert _listing(target) == ["INV-1", "INV-1.xml", "INV-1/a.pdf", "receipt.json"]
+    assert _listing(moved[0]) == []  # emptied from its descriptor, left where it went
+
+
+def test_an_earlier_complete_copy_is_recognised_from_the_folder_held(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crash after the cross-file-system copy was renamed into place: the retry finds
+    the complete copy (compared from the folder held) and removes the work folder."""
+    work = _work(tmp_path)
+    target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
+    rename = fswrite.rename_noreplace
+
+    def exdev(src: Path, dst: Path) -> None:
+        if Path(src) == work:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        rename(src, dst)
+
+    monkeypatch.setattr(fswrite, "rename_noreplace", exdev)
+    remove = fswrite.remove_held
+    died: list[Any] = []
+
+    def dies(path: Path, held: int) -> None:
+        died.append(path)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fswrite, "remove_held", dies)
+    with pytest.raises(KeyboardInterrupt):
+        archive.place(work, target, PAPERS, BID)
+    monkeypatch.setattr(fswrite, "remove_held", remove)
+    assert archive.place(work, target, PAPERS, BID) == target
+    assert not os.path.lexists(work)
+    assert [p.name for p in target.parent.iterdir()] == [target.name]
