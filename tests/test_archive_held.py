@@ -34,6 +34,18 @@ def _outside(root: Path) -> Path:
     return outside
 
 
+def _across_file_systems(monkeypatch: pytest.MonkeyPatch, work: Path) -> None:
+    """The archive on another file system than the work folder: its rename fails with
+    EXDEV, so the move copies (every other rename goes on as it is)."""
+    rename = fswrite.rename_noreplace
+
+    def exdev(src: Path, dst: Path) -> None:
+        if Path(src) == work:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        rename(src, dst)
+    monkeypatch.setattr(fswrite, "rename_noreplace", exdev)
+
+
 def _listing(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
 
@@ -71,13 +83,7 @@ def test_a_work_folder_swapped_after_its_papers_were_written_is_not_moved(
 
     monkeypatch.setattr(archive, "_make_folder", swap_then_make)
     if across:
-        rename = fswrite.rename_noreplace
-
-        def exdev(src: Path, dst: Path) -> None:
-            if Path(src) == work:
-                raise OSError(errno.EXDEV, "Invalid cross-device link")
-            rename(src, dst)
-        monkeypatch.setattr(fswrite, "rename_noreplace", exdev)
+        _across_file_systems(monkeypatch, work)
     target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
     with pytest.raises(OSError, match="no longer the folder outboxd claimed"):
         archive.place(work, target, PAPERS, BID)
@@ -116,21 +122,15 @@ def test_a_copy_across_file_systems_removes_only_the_folder_held(
     the folder held: a work folder swapped for a link just then keeps what the link
     leads to, and the entry is complete."""
     work, outside = _work(tmp_path), _outside(tmp_path)
-    rename = fswrite.rename_noreplace
     sync = fswrite.fsync_dir
     moved: list[Path] = []
-
-    def exdev(src: Path, dst: Path) -> None:
-        if Path(src) == work:
-            raise OSError(errno.EXDEV, "Invalid cross-device link")
-        rename(src, dst)
 
     def swap_after_publish(path: Path) -> None:
         sync(path)
         if Path(path) == target.parent and not moved:
             moved.append(swap_for_link(work, outside))
 
-    monkeypatch.setattr(fswrite, "rename_noreplace", exdev)
+    _across_file_systems(monkeypatch, work)
     monkeypatch.setattr(fswrite, "fsync_dir", swap_after_publish)
     target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
     assert archive.place(work, target, PAPERS, BID) == target
@@ -146,14 +146,7 @@ def test_an_earlier_complete_copy_is_recognised_from_the_folder_held(
     the complete copy (compared from the folder held) and removes the work folder."""
     work = _work(tmp_path)
     target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
-    rename = fswrite.rename_noreplace
-
-    def exdev(src: Path, dst: Path) -> None:
-        if Path(src) == work:
-            raise OSError(errno.EXDEV, "Invalid cross-device link")
-        rename(src, dst)
-
-    monkeypatch.setattr(fswrite, "rename_noreplace", exdev)
+    _across_file_systems(monkeypatch, work)
     remove = fswrite.remove_held
     died: list[Any] = []
 
