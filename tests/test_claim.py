@@ -6,12 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
+from swaps import swap_when_opened
 
 from daemon.claim import claim, finish_claim, moved_candidate, unclaim, work_dir_for
 from daemon.errors import ClaimLost
 from daemon.fswrite import hold_folder
 from daemon.scan import Candidate
-from tests.swaps import swap_when_opened
 
 BID = "0123456789ab" + "c" * 52
 
