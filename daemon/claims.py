@@ -17,7 +17,7 @@ from daemon.bundle import Bundle, Finding, reasons_of
 from daemon.claim import changed_during_claim, claim, sync_claimed, unclaim, work_dir_for
 from daemon.config import Settings
 from daemon.convert import unconverted
-from daemon.errors import ClaimLost, InputError, OutboxdError
+from daemon.errors import ClaimLost, InputError, JournalError, JournalLost, OutboxdError
 from daemon.finish import Finisher
 from daemon.fswrite import folders_below, refuse_links
 from daemon.journal import CLAIMING, Journal, Row
@@ -287,10 +287,17 @@ class Claims:
         try:
             self.j.transitions([(row_id, {}) for _, row_id, _ in ready], "delivering",
                                "claimed", durable=False)
-        except OutboxdError as exc:
+        except JournalLost as exc:
             for c, _, _ in ready:
                 yield c.cand.invoice.name, exc
             return
+        except JournalError:
+            # A write failure (logged by the journal, once): the claims stand, durable,
+            # their files in processing. Handed over all the same, each attempt records
+            # `delivering` itself before anything is sent, on the journal's back-off
+            # (Finisher.attempt); else the rows stayed `claiming`, shown as being sent,
+            # until a restart.
+            pass
         for c, row_id, bundle in ready:
             self.finish.hand_over(row_id, bundle)
             bundle_log(self.log, c.cand.invoice.name, c.known.bundle_id, bundle.invoice_ids

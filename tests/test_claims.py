@@ -340,6 +340,39 @@ class TestABatchOfClaims:
         assert all(p.finish.attempt(row_id) is None for row_id in rows)
         assert len(folders(p.s.sent_dir)) == CLAIM_BATCH
 
+    def test_a_hand_over_whose_commit_fails_is_delivered_once_the_journal_writes_again(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The journal refuses the commit that hands a group of claimed bundles to
+        delivery (a full disk): the claims stand (`claiming`, files in processing) and
+        each is still handed over; its attempt records `delivering` itself before
+        anything is sent (a JournalError while the journal still fails, which the
+        workers retry), and the bundles are sent once it writes again — not left
+        `claiming`, shown as being sent, until a restart."""
+        from daemon.errors import JournalError
+        p = self._held(tmp_path, 3)
+        real = p.j.transitions
+        failing = [True]
+
+        def refuse(rows: list[tuple[int, dict[str, object]]], state: str, *a: object,
+                   **kw: object) -> None:
+            if state == "delivering" and failing[0]:
+                raise JournalError("journal write failed: disk full", reported=True)
+            real(rows, state, *a, **kw)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(p.j, "transitions", refuse)
+        results = list(p.claim_held(5.0))
+        assert [isinstance(n, Exception) for _, n in results] == [False] * 3
+        rows = [n.claimed for _, n in results if not isinstance(n, Exception)]
+        assert None not in rows
+        assert all(p.j.get(r).state == "claiming" for r in rows if r is not None)
+        with pytest.raises(JournalError):
+            p.finish.attempt(rows[0] or 0)
+        assert folders(p.s.sent_dir) == []
+        failing[0] = False
+        assert all(p.finish.attempt(r) is None for r in rows if r is not None)
+        assert all(p.j.get(r).state == "sent" for r in rows if r is not None)
+        assert len(folders(p.s.sent_dir)) == 3
+
     def test_the_first_of_a_batch_goes_to_delivery_before_the_rest_is_checked(
             self, tmp_path: Path) -> None:
         """The check after the move comes back bundle by bundle (from the readers): the

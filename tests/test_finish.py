@@ -32,8 +32,9 @@ from daemon.bundle import Bundle  # noqa: E402
 from daemon.config import DeliveryConfig  # noqa: E402
 from daemon.deliver import HttpDeliverer  # noqa: E402
 from daemon.errors import Paused, ReaderFailed, ReaderStopped, Rejected, Retryable  # noqa: E402
-from daemon.finish import PAUSED, Finisher  # noqa: E402
+from daemon.finish import Finisher  # noqa: E402
 from daemon.journal import seconds_until  # noqa: E402
+from daemon.recovery import PAUSED  # noqa: E402
 from daemon.scan import list_outbox  # noqa: E402
 
 
