@@ -7,6 +7,7 @@ pipeline's live rows, its memory of what was read, and its journal).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -73,7 +74,9 @@ class Claims:
         meantime, ours cannot go back and is quarantined beside it instead (handed to
         the delivery workers when that move must be retried). `moved=False`: nothing
         was moved, and the work folder is not even looked at (it may lie behind a link)."""
-        stuck = unclaim(cand, work) if moved and work.exists() else []
+        # lexists: a link in its place (even one leading nowhere) is not "nothing moved":
+        # unclaim refuses it and the bundle is reported stuck, where it was claimed.
+        stuck = unclaim(cand, work) if moved and os.path.lexists(work) else []
         if stuck:
             return self._quarantine_now(row_id, [changed_during_claim(cand.invoice.name, stuck)])
         self.j.transition(row_id, "settling", why, work_dir=None, **fields)

@@ -5,6 +5,7 @@ step with a real journal, real files and the directory transport."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import sys
 from collections.abc import Callable, Iterator
@@ -146,6 +147,30 @@ class TestClaimFailure:
         assert row_id is not None and p.finish.attempt(row_id) is None
         assert p.j.get(row_id).state == "sent"
         assert list(elsewhere.iterdir()) == []
+
+
+    def test_a_work_folder_swapped_for_a_dangling_link_during_the_claim_is_reported_stuck(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The new work folder moved aside and replaced by a link that leads nowhere just
+        before the invoice file is renamed into it: the bundle stays together in the
+        folder claimed, and its row says quarantining with the link named — not
+        settling with no work folder, as though nothing had been claimed, while its
+        files lay in a folder no row knows."""
+        from swaps import swap_when_opened
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        work = s.processing_dir / "INV-1--fixed"
+        monkeypatch.setattr("daemon.claims.work_dir_for", lambda *_: work)
+        with swap_when_opened("INV-1.xml", work, tmp_path / "nowhere",
+                              renamed=True) as swapped:
+            assert step(p, cand, 0.0).claimed is not None
+        [real] = swapped
+        assert sorted(os.listdir(real)) == ["INV-1", "INV-1.xml"]
+        assert not (s.outbox.path / "INV-1.xml").exists()
+        [row] = p.j.rows(("quarantining",))
+        assert row.work_dir == str(work)
+        assert str(work) in (row.last_error or "") and "symbolic link" in (row.last_error or "")
 
 
 class TestUndoneClaim:
