@@ -7,6 +7,7 @@ can watch the same outbox and only one of them sends a bundle.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import socket
@@ -93,31 +94,57 @@ def claim(cand: Candidate, work: Path, with_marker: bool,
     bundles and syncs each folder once (`sync_claimed`) before any effect follows.
     """
     work.mkdir(parents=True)
+    # Held from here on, and every part renamed into the folder held (dst_dir_fd), never
+    # by `work`'s path: a work folder a user of the share swapped for a link meanwhile
+    # would have had the invoice file renamed out of the outbox to where the link leads.
+    held = hold_folder(work)
     try:
-        os.rename(cand.invoice, work / cand.invoice.name)
-    except FileNotFoundError:
-        work.rmdir()
-        raise ClaimLost(f"{cand.invoice.name} was taken by someone else") from None
-    except OSError:
-        work.rmdir()  # ours and still empty: nothing was claimed
-        raise
-    # The work folder is ours and new: it holds the invoice file only, so nothing of
-    # the rest can be there already (no look per part, as recovery needs).
-    finish_claim(cand, work, with_marker, companions, sync, fresh=True)
+        try:
+            os.rename(cand.invoice, cand.invoice.name, dst_dir_fd=held)
+        except FileNotFoundError:
+            _remove_if_ours(work, held)
+            raise ClaimLost(f"{cand.invoice.name} was taken by someone else") from None
+        except OSError:
+            _remove_if_ours(work, held)  # ours and still empty: nothing was claimed
+            raise
+        # The work folder is ours and new: it holds the invoice file only, so nothing of
+        # the rest can be there already (no look per part, as recovery needs).
+        finish_claim(cand, held, with_marker, companions, fresh=True)
+        if not still_at(work, held):
+            # Moved away with the bundle in it, a link or another folder in its place:
+            # the bundle is safe where the folder went, and nothing is done through the
+            # name (the caller's undo finds it stuck; its quarantine refuses the link).
+            raise not_the_folder(work)
+        if sync:
+            sync_claimed([work], cand.invoice.parent)
+    finally:
+        os.close(held)
     return moved_candidate(cand, work)
 
 
-def finish_claim(cand: Candidate, work: Path, with_marker: bool,
-                 companions: Sequence[Path] = (), sync: bool = True,
-                 fresh: bool = False) -> None:
-    """Move what is still in the outbox; also used by recovery after a crash mid-claim
-    (a part already in the work folder stays; `fresh`: the claim just made it)."""
+def _remove_if_ours(work: Path, held: int) -> None:
+    with contextlib.suppress(OSError):
+        if still_at(work, held):
+            work.rmdir()
+
+
+def finish_claim(cand: Candidate, held: int, with_marker: bool,
+                 companions: Sequence[Path] = (), fresh: bool = False) -> None:
+    """Move what is still in the outbox into the work folder open at `held` (renamed into
+    it by descriptor, never through the folder's path); also used by recovery after a
+    crash mid-claim (a part already in the work folder stays; `fresh`: the claim just
+    made it). The caller syncs."""
     for part in _parts(cand, with_marker, companions)[1:]:
-        target = work / part.name
-        if fresh or not os.path.lexists(target):
-            os.rename(part, target)
-    if sync:
-        sync_claimed([work], cand.invoice.parent)
+        if fresh or not _in_folder(held, part.name):
+            os.rename(part, part.name, dst_dir_fd=held)
+
+
+def _in_folder(held: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=held, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def sync_claimed(works: Sequence[Path], outbox: Path) -> None:

@@ -7,6 +7,7 @@ pipeline's live rows, its memory of what was read, and its journal).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -17,7 +18,7 @@ from daemon.bundle import Bundle, Finding, reasons_of
 from daemon.claim import changed_during_claim, claim, sync_claimed, unclaim, work_dir_for
 from daemon.config import Settings
 from daemon.convert import unconverted
-from daemon.errors import ClaimLost, InputError, OutboxdError
+from daemon.errors import ClaimLost, InputError, JournalError, JournalLost, OutboxdError
 from daemon.finish import Finisher
 from daemon.fswrite import folders_below, refuse_links
 from daemon.journal import CLAIMING, Journal, Row
@@ -73,7 +74,9 @@ class Claims:
         meantime, ours cannot go back and is quarantined beside it instead (handed to
         the delivery workers when that move must be retried). `moved=False`: nothing
         was moved, and the work folder is not even looked at (it may lie behind a link)."""
-        stuck = unclaim(cand, work) if moved and work.exists() else []
+        # lexists: a link in its place (even one leading nowhere) is not "nothing moved":
+        # unclaim refuses it and the bundle is reported stuck, where it was claimed.
+        stuck = unclaim(cand, work) if moved and os.path.lexists(work) else []
         if stuck:
             return self._quarantine_now(row_id, [changed_during_claim(cand.invoice.name, stuck)])
         self.j.transition(row_id, "settling", why, work_dir=None, **fields)
@@ -287,10 +290,17 @@ class Claims:
         try:
             self.j.transitions([(row_id, {}) for _, row_id, _ in ready], "delivering",
                                "claimed", durable=False)
-        except OutboxdError as exc:
+        except JournalLost as exc:
             for c, _, _ in ready:
                 yield c.cand.invoice.name, exc
             return
+        except JournalError:
+            # A write failure (logged by the journal, once): the claims stand, durable,
+            # their files in processing. Handed over all the same, each attempt records
+            # `delivering` itself before anything is sent, on the journal's back-off
+            # (Finisher.attempt); else the rows stayed `claiming`, shown as being sent,
+            # until a restart.
+            pass
         for c, row_id, bundle in ready:
             self.finish.hand_over(row_id, bundle)
             bundle_log(self.log, c.cand.invoice.name, c.known.bundle_id, bundle.invoice_ids

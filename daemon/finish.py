@@ -22,7 +22,7 @@ from daemon.bundle import Bundle, Finding, findings_of
 from daemon.claim import held_work, moved_candidate, read_in_place
 from daemon.config import Settings
 from daemon.convert import materialise_bundle
-from daemon.deliver import Deliverer, Shared, backoff
+from daemon.deliver import Deliverer, Shared
 from daemon.einvoice import check_bundle
 from daemon.errors import (
     InputError,
@@ -36,11 +36,11 @@ from daemon.errors import (
 )
 from daemon.fsops import NOT_THE_FILES_FAULT, is_regular_file
 from daemon.journal import (
+    CLAIMING,
     DELIVERED,
     QUARANTINING,
     Journal,
     Row,
-    iso_in,
     now_iso,
 )
 from daemon.logs import bundle_log
@@ -48,8 +48,9 @@ from daemon.manifest import build_manifest, bundle_id_of
 from daemon.match import assemble, sent_names_distinct
 from daemon.moves import Moves
 from daemon.names import stem
-from daemon.pause import HELD_BACK, DeliveryPause
-from daemon.recovery import PAUSED, Recovery
+from daemon.pause import DeliveryPause
+from daemon.recovery import Recovery
+from daemon.retries import Retries
 from daemon.scan import Candidate, candidate_for
 from daemon.validate import validate_bundle
 from daemon.versions import Versions
@@ -69,7 +70,7 @@ def materialise_here(cand: Candidate, bundle: Bundle, work_dir: Path,
     return materialise_bundle(bundle, work_dir, settings.validation.max_image_pixels)
 
 
-class Finisher(Moves, Recovery):
+class Finisher(Moves, Recovery, Retries):
     def __init__(self, settings: Settings, journal: Journal, deliverer: Deliverer) -> None:
         self.s = settings
         self.j = journal
@@ -171,6 +172,11 @@ class Finisher(Moves, Recovery):
             return self.archive_sent(row_id, row)
         if row.state == QUARANTINING:
             return self.quarantine(row_id, findings_of(row.reasons))
+        if row.state == CLAIMING and row_id in self._validated:
+            # Claimed and checked, but the hand-over's commit failed (Claims._hand_over):
+            # recorded now, before anything is sent (a JournalError: the workers retry).
+            self.j.transition(row_id, "delivering", "claimed", durable=False)
+            row = self.j.get(row_id)
         if row.state not in ("delivering", "retrying"):
             return None  # finished meanwhile (quarantined, sent)
         log = bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids)
@@ -345,58 +351,3 @@ class Finisher(Moves, Recovery):
         return self._move_failed(row, f"cannot read the bundle again in {row.work_dir}: {why}",
                                  "bundle cannot be prepared for delivery; will retry",
                                  expected)
-
-    def _retry_later(self, row_id: int, attempts: int, exc: Retryable | Paused,
-                     log: Any, deliverer: Deliverer | None = None,
-                     invoice_file: str = "") -> float:
-        """An attempt that failed for now: recorded with why and when the next comes."""
-        paused = isinstance(exc, Paused)
-        # A pause a new configuration may end: a reload or a restart tries it at once.
-        # Not one that also carries a Retry-After (ubl-embedded: another document of
-        # the bundle was put off), whose floor stands.
-        fixable = paused and exc.retry_after is None
-        if fixable:
-            self.paused.add(row_id)  # before the look below: a reload after it finds the row
-        cfg = self.s.delivery
-        delay = backoff(attempts, cfg.retry_base_seconds, cfg.retry_max_seconds,
-                        exc.retry_after)
-        if paused:
-            delay = max(delay, cfg.retry_max_seconds)
-        if fixable and deliverer is not None and deliverer is not self.deliverers.current:
-            delay = 0.0  # a reload during the POST: the answer was the old configuration's
-        error = str(exc) + (f": {exc.body[:200]}" if exc.body else "")
-        if paused and deliverer is self.deliverers.current:
-            self.pause.begin(deliverer, row_id, delay, f"{error} (the answer to {invoice_file})")
-        self.j.transition(row_id, "retrying", PAUSED if fixable else "", durable=False,
-                          attempts=attempts, last_error=error, next_attempt_at=iso_in(delay))
-        (log.error if paused else log.warning)(
-            "delivery paused: configuration problem" if paused else "delivery failed; "
-            "will retry", error=error, attempts=attempts, retry_in=round(delay, 3))
-        return delay
-
-    def _held_back(self, row_id: int, wait: float, why: str, log: Any) -> float:
-        """A bundle not posted because deliveries are paused (pause.py): it shows why, and
-        a reload tries it at once, as a paused one."""
-        self.paused.add(row_id)
-        self.j.transition(row_id, "retrying", PAUSED, durable=False,
-                          last_error=f"{HELD_BACK}{why}",
-                          next_attempt_at=iso_in(wait))
-        log.debug("delivery held back: deliveries are paused", retry_in=round(wait, 3))
-        return wait
-
-    def _pause_ended(self, deliverer: Deliverer) -> None:
-        """The receiver answered with `deliverer` and did not pause: the bundles held
-        back go now."""
-        for row_id, delay in self.pause.end(deliverer).items():
-            if self.resume is not None:
-                self.resume(row_id, delay)
-
-    def after_reload(self, receiver_changed: bool) -> list[int]:
-        """The rows to try again at once after a reload: those paused for a
-        configuration problem, which the new one may have fixed, and when the
-        receiver changed, every retry and every attempt under way (another
-        receiver's Retry-After, or its outage, says nothing of the new one). A row
-        whose attempt is under way goes again as soon as it ends (workers.py)."""
-        if receiver_changed:
-            return [row.id for row in self.j.rows(("delivering", "retrying"))]
-        return sorted(self.paused.copy())

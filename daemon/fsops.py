@@ -228,13 +228,18 @@ def open_below(root: Path, rel: str, shown: str | None = None) -> BinaryIO:
     folder, _, name = rel.rpartition("/")
     said = shown or rel
     held = _held.get()
-    if held is not None and held[0] == str(root):
+    if held is None:
+        fd = _open_folder(root, [p for p in folder.split("/") if p], said)
+    elif held[0] == str(root):
         parts = [p for p in folder.split("/") if p]
         if not parts:
             return _open_file(name, held[1], said)  # the invoice file: one open
         fd = _walk(held[1], parts, said)
     else:
-        fd = _open_folder(root, [p for p in folder.split("/") if p], said)
+        # While a bundle's folder is held, every file opened is that bundle's: one
+        # elsewhere is our bug, and opening it by its path would follow a link put in
+        # place of its folder — the very thing the folder is held against.
+        raise RuntimeError(f"{said}: opened below {root} while {held[0]} is held")
     try:
         return _open_file(name, fd, said)
     finally:

@@ -312,13 +312,17 @@ def assemble(cand: Candidate, settings: Settings, known: Bundle | None = None) -
     The folder holding the invoice file (the outbox, or the work folder after a claim)
     is held open for the whole read; the invoice file and the sidecar are opened from
     it, each folder below from the one above (fsops.folder_below): nothing outside it
-    is listed, opened or parsed, whatever is swapped for a link meanwhile.
+    is listed, opened or parsed, whatever is swapped for a link meanwhile. After a claim
+    (`known`) the work folder itself is opened from processing as held_work opens it:
+    one swapped for a link is HostileInput, never read where the link leads.
     """
     attachments: list[Attachment] = []
     channel = None
     sidecar_digest = ""
-    with folder_below(cand.invoice.parent, "", cand.invoice.name) as root, \
-            ExitStack() as stack:
+    top, rel = cand.invoice.parent, ""
+    if known is not None:
+        top, rel = top.parent, top.name
+    with folder_below(top, rel, cand.invoice.name) as root, ExitStack() as stack:
         inv, findings = _invoice_file(root, cand, settings, known)
         fd = _sidecar(root, cand, findings, stack)
         if fd is not None:

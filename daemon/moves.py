@@ -8,6 +8,7 @@ per-row state of the deliveries).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,15 @@ class Moves:
     _validated: dict[int, Bundle]
 
     def _work_present(self, row: Row) -> bool:
+        """The work folder and its invoice file are there (else the share is away, or
+        someone moved them). A link in the work folder's place counts as there, whether
+        or not it leads anywhere: the read or the move that follows refuses it and says
+        so, rather than "is the share mounted?" for ever."""
+        if row.work_dir is None:
+            return False
         try:
-            return row.work_dir is not None and Path(row.work_dir, row.invoice_file).is_file()
+            return os.path.islink(row.work_dir) or \
+                Path(row.work_dir, row.invoice_file).is_file()
         except OSError:
             return False
 

@@ -30,11 +30,12 @@ from daemon.archive import PAPER_NAMES, move_into_place, reason_of, target_for
 from daemon.claim import unclaim
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError
+from daemon.fswrite import held_path, hold_folder, not_the_folder
 from daemon.journal import IN_FLIGHT, Journal, journal_time
 from daemon.names import fit_bytes, stem
 from daemon.readback import record_of
 from daemon.scan import candidate_for, is_invoice_file
-from daemon.temps import drop_unfinished
+from daemon.temps import drop_unfinished, still_at
 
 _reported: set[Path] = set()  # work folders whose problem was logged (swept every rescan)
 
@@ -67,8 +68,8 @@ def _owner_gone(name: str) -> bool:
     return False
 
 
-def _invoice_in(work: Path, settings: Settings) -> str | None:
-    names = [e.name for e in os.scandir(work) if e.is_file(follow_symlinks=False)
+def _invoice_in(held: int, settings: Settings) -> str | None:
+    names = [e.name for e in os.scandir(held) if e.is_file(follow_symlinks=False)
              and is_invoice_file(settings.outbox, e.name, settings.share)]
     return names[0] if len(names) == 1 else None
 
@@ -98,11 +99,26 @@ def sweep(journal: Journal, settings: Settings) -> int:
 
 
 def _finish(journal: Journal, settings: Settings, work: Path) -> int:
-    # The one killed may have been writing a paper: its temp file goes nowhere.
-    drop_unfinished(work, PAPER_NAMES)
+    # Held while it is cleaned, read and moved, never through a link a user of the share
+    # put in its place after the listing (OSError naming it: sweep logs it, looks again):
+    # what the link leads to is neither removed, read as our papers, nor moved.
+    held = hold_folder(work)
     try:
+        return _finish_held(journal, settings, work, held)
+    finally:
+        os.close(held)
+
+
+def _finish_held(journal: Journal, settings: Settings, work: Path, held: int) -> int:
+    # The one killed may have been writing a paper: its temp file goes nowhere.
+    drop_unfinished(held_path(held), PAPER_NAMES)
+    try:
+        # Read by the work folder's path (errors name it), then found still to be the
+        # folder held: never papers read where a link swapped in meanwhile led.
         rec = record_of(work)
         reason = reason_of(work) if rec is None else None
+        if not still_at(work, held):
+            raise not_the_folder(work)
     except InputError as exc:
         # Neither finishing nor putting back is safe: a stray receipt.json may stand
         # for a bundle the receiver took (putting it back would send it twice).
@@ -125,7 +141,7 @@ def _finish(journal: Journal, settings: Settings, work: Path) -> int:
         # import_sent makes its `since`.
         target = target_for(settings.sent_dir, stem(rec["invoice_file"]), rec["bundle_id"],
                             rec["delivered_at"])
-        rec["archive_dir"] = str(move_into_place(work, target))
+        rec["archive_dir"] = str(move_into_place(work, target, held=held))
         journal.import_sent([rec])
         logs.get().warning("delivered bundle unknown to the journal archived in sent/",
                            bundle_id=rec["bundle_id"], invoice_file=rec["invoice_file"],
@@ -136,7 +152,7 @@ def _finish(journal: Journal, settings: Settings, work: Path) -> int:
         at = journal_time(reason.get("quarantined_at"))  # its folder's day and `since`
         target = target_for(settings.quarantine_dir, stem(invoice_file), reason["bundle_id"],
                             at)
-        target = move_into_place(work, target)
+        target = move_into_place(work, target, held=held)
         journal.create(invoice_file, "quarantined", "orphaned work folder finished", since=at,
                        bundle_id=reason["bundle_id"], reasons=reason.get("reasons", []),
                        archive_dir=str(target))
@@ -144,7 +160,7 @@ def _finish(journal: Journal, settings: Settings, work: Path) -> int:
                            bundle_id=reason["bundle_id"], invoice_file=invoice_file,
                            archive=str(target))
         return 1
-    invoice = _invoice_in(work, settings)
+    invoice = _invoice_in(held, settings)
     if invoice is None:
         _once(work, logs.get().error, "work folder unknown to the journal holds no single "
               "invoice file; left for a person to look at", work_dir=str(work))

@@ -128,8 +128,8 @@ class Recovery:
             return False
         cand = candidate_for(self.s.outbox, row.invoice_file)
         try:
-            finish_claim(cand, held_path(held), self.s.outbox.completion == "marker",
-                         companions=[release.path_for(cand, self.s.share)], sync=False)
+            finish_claim(cand, held, self.s.outbox.completion == "marker",
+                         companions=[release.path_for(cand, self.s.share)])
             os.fsync(held)
         finally:
             os.close(held)

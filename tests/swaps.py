@@ -65,10 +65,12 @@ def opened_in(folder: Path) -> Iterator[list[str]]:
 # armed by swap_when_opened, at most once.
 _armed: list[Callable[[str, tuple[Any, ...]], bool]] = []
 _AUDITED = {"open", "os.scandir", "os.listdir"}
+# A rename, for swap_when_renamed only (a rename's first argument is its source).
+_RENAMED = "os.rename"
 
 
 def _hook(event: str, args: tuple[Any, ...]) -> None:
-    if event in _AUDITED and _armed:
+    if (event in _AUDITED or event == _RENAMED) and _armed:
         action = _armed[0]
         if action(event, args):
             _armed.clear()
@@ -78,11 +80,14 @@ _installed = False
 
 
 @contextmanager
-def swap_when_opened(name: str, folder: Path, outside: Path) -> Iterator[list[Path]]:
+def swap_when_opened(name: str, folder: Path, outside: Path, renamed: bool = False
+                     ) -> Iterator[list[Path]]:
     """While the block runs: at the first open or listing of a path whose last part is
     `name` (a relative name opened from a folder's descriptor counts as well), swap
     `folder` for a link to `outside` (swap_for_link), just before the system call.
-    Yields a list that holds the real folder's new place once the swap was made."""
+    Yields a list that holds the real folder's new place once the swap was made.
+    `renamed`: at the first rename of a path whose last part is `name` instead (just
+    before it moves), e.g. a claim's rename of the invoice file into its work folder."""
     global _installed
     if not _installed:
         sys.addaudithook(_hook)
@@ -90,6 +95,8 @@ def swap_when_opened(name: str, folder: Path, outside: Path) -> Iterator[list[Pa
     done: list[Path] = []
 
     def action(event: str, args: tuple[Any, ...]) -> bool:
+        if (event == _RENAMED) != renamed:
+            return False
         path = args[0] if args else None
         if isinstance(path, int) or path is None:
             return False

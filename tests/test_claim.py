@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from swaps import swap_when_opened
 
 from daemon.claim import claim, finish_claim, moved_candidate, unclaim, work_dir_for
 from daemon.errors import ClaimLost
+from daemon.fswrite import hold_folder
 from daemon.scan import Candidate
 
 BID = "0123456789ab" + "c" * 52
@@ -103,6 +106,40 @@ class TestClaim:
         assert not work.exists() and cand.sidecar.is_dir()
 
 
+    @pytest.mark.parametrize("at", ["INV-1.xml", "INV-1"])
+    def test_a_work_folder_swapped_for_a_link_during_the_claim_gets_nothing_moved_there(
+            self, outbox: Path, processing: Path, tmp_path: Path, at: str) -> None:
+        """The new work folder swapped for a link to a folder outside just before the
+        rename of the invoice file (or of the sidecar) into it: nothing is moved to
+        where the link leads; the whole bundle is together in the folder claimed (moved
+        aside by the swap), and the claim fails naming the work folder (its undo then finds
+        the bundle stuck and quarantines it, whose move refuses the link)."""
+        cand = drop(outbox)
+        work = work_dir_for(processing, cand.name, BID)
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        with swap_when_opened(at, work, outside, renamed=True) as swapped, \
+                pytest.raises(OSError) as raised:
+            claim(cand, work, with_marker=False)
+        assert swapped, "the swap was made"
+        assert raised.value.filename == str(work)
+        assert "symbolic link" in str(raised.value)
+        assert list(outside.iterdir()) == []
+        [real] = swapped
+        assert sorted(p.name for p in real.iterdir()) == ["INV-1", "INV-1.xml"]
+        assert (real / "INV-1.xml").read_bytes() == b"<Invoice/>"
+        assert work.is_symlink()
+
+
+def finish_held(cand: Candidate, work: Path, with_marker: bool) -> None:
+    """finish_claim as recovery calls it: into the work folder held."""
+    held = hold_folder(work)
+    try:
+        finish_claim(cand, held, with_marker)
+    finally:
+        os.close(held)
+
+
 class TestFinishClaim:
     def test_completes_half_done_claim(self, outbox: Path, processing: Path) -> None:
         """After a crash between the invoice move and the sidecar move, finish_claim moves
@@ -111,7 +148,7 @@ class TestFinishClaim:
         work = work_dir_for(processing, cand.name, BID)
         work.mkdir()
         cand.invoice.rename(work / cand.invoice.name)  # the claim rename happened
-        finish_claim(cand, work, with_marker=True)
+        finish_held(cand, work, with_marker=True)
         assert sorted(p.name for p in work.iterdir()) == ["INV-1", "INV-1.ready", "INV-1.xml"]
         assert not cand.sidecar.exists() and not cand.marker.exists()
 
@@ -120,7 +157,7 @@ class TestFinishClaim:
         cand = drop(outbox)
         work = work_dir_for(processing, cand.name, BID)
         claim(cand, work, with_marker=False)
-        finish_claim(cand, work, with_marker=False)
+        finish_held(cand, work, with_marker=False)
         assert sorted(p.name for p in work.iterdir()) == ["INV-1", "INV-1.xml"]
         assert (work / "INV-1" / "a.pdf").read_bytes() == b"%PDF-a"
 
@@ -131,7 +168,7 @@ class TestFinishClaim:
         claim(cand, work, with_marker=False)
         (outbox / "INV-1").mkdir()
         (outbox / "INV-1" / "new.pdf").write_bytes(b"new")
-        finish_claim(cand, work, with_marker=False)
+        finish_held(cand, work, with_marker=False)
         assert (work / "INV-1" / "a.pdf").exists() and not (work / "INV-1" / "new.pdf").exists()
         assert (outbox / "INV-1" / "new.pdf").exists()
 

@@ -5,6 +5,7 @@ step with a real journal, real files and the directory transport."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import sys
 from collections.abc import Callable, Iterator
@@ -146,6 +147,30 @@ class TestClaimFailure:
         assert row_id is not None and p.finish.attempt(row_id) is None
         assert p.j.get(row_id).state == "sent"
         assert list(elsewhere.iterdir()) == []
+
+
+    def test_a_work_folder_swapped_for_a_dangling_link_during_the_claim_is_reported_stuck(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The new work folder moved aside and replaced by a link that leads nowhere just
+        before the invoice file is renamed into it: the bundle stays together in the
+        folder claimed, and its row says quarantining with the link named — not
+        settling with no work folder, as though nothing had been claimed, while its
+        files lay in a folder no row knows."""
+        from swaps import swap_when_opened
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        work = s.processing_dir / "INV-1--fixed"
+        monkeypatch.setattr("daemon.claims.work_dir_for", lambda *_: work)
+        with swap_when_opened("INV-1.xml", work, tmp_path / "nowhere",
+                              renamed=True) as swapped:
+            assert step(p, cand, 0.0).claimed is not None
+        [real] = swapped
+        assert sorted(os.listdir(real)) == ["INV-1", "INV-1.xml"]
+        assert not (s.outbox.path / "INV-1.xml").exists()
+        [row] = p.j.rows(("quarantining",))
+        assert row.work_dir == str(work)
+        assert str(work) in (row.last_error or "") and "symbolic link" in (row.last_error or "")
 
 
 class TestUndoneClaim:
@@ -339,6 +364,39 @@ class TestABatchOfClaims:
             db.close()
         assert all(p.finish.attempt(row_id) is None for row_id in rows)
         assert len(folders(p.s.sent_dir)) == CLAIM_BATCH
+
+    def test_a_hand_over_whose_commit_fails_is_delivered_once_the_journal_writes_again(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The journal refuses the commit that hands a group of claimed bundles to
+        delivery (a full disk): the claims stand (`claiming`, files in processing) and
+        each is still handed over; its attempt records `delivering` itself before
+        anything is sent (a JournalError while the journal still fails, which the
+        workers retry), and the bundles are sent once it writes again — not left
+        `claiming`, shown as being sent, until a restart."""
+        from daemon.errors import JournalError
+        p = self._held(tmp_path, 3)
+        real = p.j.transitions
+        failing = [True]
+
+        def refuse(rows: list[tuple[int, dict[str, object]]], state: str, *a: object,
+                   **kw: object) -> None:
+            if state == "delivering" and failing[0]:
+                raise JournalError("journal write failed: disk full", reported=True)
+            real(rows, state, *a, **kw)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(p.j, "transitions", refuse)
+        results = list(p.claim_held(5.0))
+        assert [isinstance(n, Exception) for _, n in results] == [False] * 3
+        rows = [n.claimed for _, n in results if not isinstance(n, Exception)]
+        assert None not in rows
+        assert all(p.j.get(r).state == "claiming" for r in rows if r is not None)
+        with pytest.raises(JournalError):
+            p.finish.attempt(rows[0] or 0)
+        assert folders(p.s.sent_dir) == []
+        failing[0] = False
+        assert all(p.finish.attempt(r) is None for r in rows if r is not None)
+        assert all(p.j.get(r).state == "sent" for r in rows if r is not None)
+        assert len(folders(p.s.sent_dir)) == 3
 
     def test_the_first_of_a_batch_goes_to_delivery_before_the_rest_is_checked(
             self, tmp_path: Path) -> None:

@@ -32,8 +32,9 @@ from daemon.bundle import Bundle  # noqa: E402
 from daemon.config import DeliveryConfig  # noqa: E402
 from daemon.deliver import HttpDeliverer  # noqa: E402
 from daemon.errors import Paused, ReaderFailed, ReaderStopped, Rejected, Retryable  # noqa: E402
-from daemon.finish import PAUSED, Finisher  # noqa: E402
+from daemon.finish import Finisher  # noqa: E402
 from daemon.journal import seconds_until  # noqa: E402
+from daemon.recovery import PAUSED  # noqa: E402
 from daemon.scan import list_outbox  # noqa: E402
 
 
@@ -827,3 +828,24 @@ def test_the_receipt_names_its_receiver_without_any_part_of_the_url_that_may_be_
     text = (entry / "receipt.json").read_text("utf-8")
     assert json.loads(text)["delivered_to"] == "https://op.example/in"
     assert secret not in text
+
+
+@pytest.mark.parametrize("leads", ["nowhere", "to a copy"])
+def test_a_work_folder_replaced_by_a_link_says_so_not_that_the_share_is_away(
+        tmp_path: Path, leads: str) -> None:
+    """A claimed bundle's work folder moved aside and replaced by a link (one leading
+    nowhere, or to a copy of the bundle): the attempt neither reads nor sends through it;
+    the row names the link and the fix — not "is the share mounted?", which sent the
+    admin looking at the wrong thing for as long as the link stayed."""
+    p, s, row_id = claimed(tmp_path)
+    work = Path(p.j.get(row_id).work_dir or "")
+    target = tmp_path / "copy"
+    if leads == "to a copy":
+        shutil.copytree(work, target)
+    swap_for_link(work, target)
+    fin = Finisher(s, p.j, NeverPost())
+    assert fin.attempt(row_id) is not None
+    row = p.j.get(row_id)
+    assert row.state == "quarantining" and row.shown_state == "retrying"
+    assert "symbolic link" in (row.last_error or "") and str(work) in (row.last_error or "")
+    assert "share mounted" not in (row.last_error or "")

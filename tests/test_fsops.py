@@ -211,6 +211,21 @@ class TestOpenBelow:
         (tmp_path / "outside" / "a.pdf").write_bytes(b"%PDF-outside")
         return tmp_path / "outbox"
 
+    def test_while_a_folder_is_held_a_file_below_another_root_is_refused(
+            self, root: Path, tmp_path: Path) -> None:
+        """While a claimed bundle's folder is held (opened_from), a file asked for below
+        any other root is refused, never opened by its path (which would follow a link
+        put in place of a folder on the way: what the folder is held against)."""
+        held = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            with fsops.opened_from(root, held):
+                assert open_below(root, "INV-1/ID/a.pdf").read() == b"%PDF-inside"
+                with pytest.raises(RuntimeError) as refused:
+                    open_below(tmp_path / "outside", "a.pdf")
+        finally:
+            os.close(held)
+        assert "a.pdf" in str(refused.value) and str(root) in str(refused.value)
+
     def test_a_file_below_the_root_is_read_and_the_root_may_be_a_link(
             self, root: Path, tmp_path: Path) -> None:
         """The file opens through its folders; an outbox configured as a link (the admin's

@@ -1080,6 +1080,29 @@ class TestFoldersSwappedForLinks:
         write(folder / "attachments.toml", b'channel = "original-print"\n')
         return folder
 
+    def test_a_work_folder_swapped_for_a_link_is_never_read_by_the_check_after_a_claim(
+            self, outbox: Path, tmp_path: Path) -> None:
+        """The check by hashes after a claim (assemble with `known`), its work folder
+        swapped for a link to a copy of the bundle outside: an error naming the invoice
+        file and that the work folder is a link (the claim is then undone, and the
+        bundle quarantined as stuck), never a match read where the link leads."""
+        work = tmp_path / "processing" / "INV-1--w"
+        write(work / "INV-1" / "a.pdf", PDF)
+        write(work / "INV-1.xml", ubl_invoice("INV-1"))
+        cand = Candidate("INV-1", work / "INV-1.xml", work / "INV-1", work / "INV-1.ready")
+        s = settings(outbox)
+        known = assemble(cand, s)
+        copy = tmp_path / "copy"
+        write(copy / "INV-1" / "a.pdf", PDF)
+        write(copy / "INV-1.xml", ubl_invoice("INV-1"))
+        work.rename(tmp_path / "aside")
+        work.symlink_to(copy)
+        with opened_in(copy) as opened, pytest.raises(InputError) as refused:
+            assemble(cand, s, known=known)
+        assert opened == []
+        assert refused.value.file == "INV-1.xml"
+        assert "link" in refused.value.message
+
     def test_a_sidecar_swapped_after_its_check_is_never_listed(
             self, outbox: Path, outside: Path) -> None:
         """Swapped as matching goes to list it: an error that the sidecar is no folder,

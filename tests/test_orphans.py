@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from helpers import without_blocking
 from structlog.testing import capture_logs
+from swaps import opened_in, swap_when_opened
 
 from daemon.claim import work_dir_for
 from daemon.config import DeliveryConfig, OutboxConfig, PathsConfig, Settings
@@ -164,5 +165,39 @@ def test_an_orphan_is_archived_in_the_day_folder_of_its_delivery_or_quarantine(
             [row] = j.rows((state,))
             assert row.archive_dir == str(entry) and row.since[:10] == entry.parent.name
             assert day is None or entry.parent.name == day
+    finally:
+        j.close()
+
+
+def test_an_orphan_swapped_for_a_link_after_the_listing_is_never_read_cleaned_or_moved(
+        settings: Settings, tmp_path: Path) -> None:
+    """An orphaned work folder swapped for a link to a folder outside (holding a
+    receipt.json and a file named like a paper's temp) between the sweep's listing and
+    its work on the folder: nothing where the link leads is opened, listed or removed, no
+    bundle is recorded as sent, nothing is archived, the real folder is left as it was,
+    and one error line names the work folder (the next rescan looks again)."""
+    w = work(settings, "INV-6")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "receipt.json").write_text(json.dumps({
+        "manifest": {"bundle_id": BID, "invoice_file": {"name": "INV-6.xml"},
+                     "invoices": [{"id": "INV-6"}]},
+        "response": {"receipt_id": "r"}, "delivered_at": "2026-01-01T00:00:00.000Z"}))
+    (outside / ".receipt.json.tmp-0123456789ab").write_bytes(b"someone's")
+    j = Journal(settings.journal_path)
+    try:
+        with capture_logs() as logs, opened_in(outside) as opened, \
+                swap_when_opened(w.name, w, outside) as swapped:
+            assert sweep(j, settings) == 0
+        assert swapped, "the swap was made"
+        assert opened == []
+        assert sorted(os.listdir(outside)) == [".receipt.json.tmp-0123456789ab",
+                                               "receipt.json"]
+        assert not j.was_sent(BID)
+        assert not list(settings.sent_dir.iterdir())
+        [real] = swapped
+        assert sorted(os.listdir(real)) == ["INV-6", "INV-6.xml"]
+        [error] = [e for e in logs if e["log_level"] == "error"]
+        assert error["work_dir"] == str(w) and str(w) in error["error"]
     finally:
         j.close()
