@@ -1,7 +1,8 @@
 """What the reader pool (reader_pool.py) keeps of each reader process and each call,
 and the small tools its collector uses: the order calls went down a child's pipe
 (the one under way is the first of them not answered), the poll object that
-registers each descriptor once, and the signal mask a child is spawned under.
+registers each descriptor once, and the signal mask a child is spawned under; and
+for readers.py's blocking calls, the results gathered one by one (Gather, raised).
 """
 
 from __future__ import annotations
@@ -117,3 +118,31 @@ def signals_blocked() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def raised(result: Result | None) -> Bundle:
+    """The bundle a blocking call got back, or its exception raised."""
+    assert result is not None
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+class Gather:
+    """Results of n calls, each waited for on its own (lighter than Futures)."""
+
+    def __init__(self, n: int) -> None:
+        self.results: list[Result | None] = [None] * n
+        self._back = [False] * n
+        self._cond = threading.Condition(threading.Lock())
+
+    def put(self, i: int, result: Result) -> None:
+        with self._cond:
+            self.results[i], self._back[i] = result, True
+            self._cond.notify_all()
+
+    def wait_for(self, i: int, timeout: float | None) -> Result | None:
+        """Result i once it is back; None if it is not back within timeout."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._back[i], timeout)
+            return self.results[i]

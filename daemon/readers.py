@@ -52,6 +52,7 @@ from daemon.bundle import Bundle
 from daemon.config import LogConfig, Settings
 from daemon.errors import InputError, ReaderFailed, ReaderStopped
 from daemon.match import known_part
+from daemon.reader_child import Gather, raised
 from daemon.reader_pool import Call, ChildUnavailable, Pool, Restarts
 from daemon.reader_process import needs_engine
 from daemon.scan import Candidate
@@ -324,7 +325,7 @@ class Readers:
         check by hashes after a claim, off this process's lock. All are sent at once;
         each result is yielded, in order, as soon as it is back, so the first bundle
         of a batch goes to delivery while the rest are still being checked."""
-        gather = _Gather(len(jobs))
+        gather = Gather(len(jobs))
         self._route_all([Call(cand, settings, functools.partial(gather.put, i),
                               known_part(known), TRIES) for i, (cand, known) in enumerate(jobs)])
         return self._gathered(gather, jobs, settings)
@@ -341,7 +342,7 @@ class Readers:
         for call in calls:  # retired just now, threads here, or stopping
             self._route(call)
 
-    def _gathered(self, gather: _Gather, jobs: list[tuple[Candidate, Bundle]],
+    def _gathered(self, gather: Gather, jobs: list[tuple[Candidate, Bundle]],
                   settings: Settings) -> Iterator[Result]:
         # The loop waits here: never longer than CHECK_WAIT in all (readers busy with
         # long pre-flights, a reader stuck in a hostile PDF); what is not back by then,
@@ -358,9 +359,9 @@ class Readers:
 
     def evaluate(self, cand: Candidate, settings: Settings) -> Bundle:
         """finish.evaluate in a reader, waiting for it (for a delivery worker)."""
-        gather = _Gather(1)
+        gather = Gather(1)
         self._read(cand, settings, functools.partial(gather.put, 0), for_loop=False)
-        return _raised(gather.wait_for(0, None))
+        return raised(gather.wait_for(0, None))
 
     def materialise(self, cand: Candidate, bundle: Bundle, work_dir: Path,
                     settings: Settings) -> Bundle:
@@ -370,38 +371,10 @@ class Readers:
         without a time limit (the same conversion ran within it before the claim; a
         slow share is not hostile). Raises the InputError or OSError of the conversion,
         or ReaderFailed: a reader died under it each time, or the daemon is stopping."""
-        gather = _Gather(1)
+        gather = Gather(1)
         self._route(Call(cand, settings, functools.partial(gather.put, 0), bundle, TRIES,
                          work_dir=work_dir))
-        return _raised(gather.wait_for(0, None))
-
-
-def _raised(result: Result | None) -> Bundle:
-    """The bundle a blocking call got back, or its exception raised."""
-    assert result is not None
-    if isinstance(result, BaseException):
-        raise result
-    return result
-
-
-class _Gather:
-    """Results of n calls, each waited for on its own (lighter than Futures)."""
-
-    def __init__(self, n: int) -> None:
-        self.results: list[Result | None] = [None] * n
-        self._back = [False] * n
-        self._cond = threading.Condition(threading.Lock())
-
-    def put(self, i: int, result: Result) -> None:
-        with self._cond:
-            self.results[i], self._back[i] = result, True
-            self._cond.notify_all()
-
-    def wait_for(self, i: int, timeout: float | None) -> Result | None:
-        """Result i once it is back; None if it is not back within timeout."""
-        with self._cond:
-            self._cond.wait_for(lambda: self._back[i], timeout)
-            return self.results[i]
+        return raised(gather.wait_for(0, None))
 
 
 def _thread_pool() -> ThreadPoolExecutor:
