@@ -112,8 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="send even though invoices in it have no attachments")
 
     p = _add(sub, "attach")
-    p.add_argument("invoice_id", metavar="INVOICE_ID")
-    p.add_argument("file", type=Path, metavar="FILE")
+    p.add_argument("invoice_id", metavar="INVOICE_ID",
+                   help="the invoice id (the number inside the invoice file, not its name)")
+    p.add_argument("file", type=Path, metavar="FILE",
+                   help="the file to copy into that invoice's sidecar folder")
     p.add_argument("--type", dest="doc_type", metavar="T",
                    help="document type, e.g. Timesheet (else the default type)")
     p.add_argument("--note", metavar="N", help="a free-text note sent with the file")
@@ -157,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --once: give up after this long (default %(default)s)")
 
     p = _add(sub, "help", config=False)
-    p.add_argument("topic", nargs="?", metavar="COMMAND")
+    p.add_argument("topic", nargs="?", metavar="COMMAND",
+                   help="the command to show (default: all commands)")
     return parser
 
 

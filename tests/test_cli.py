@@ -41,6 +41,20 @@ def test_help_command_and_command_help_show_options_and_an_example(command: str,
     assert f"outboxd {command}" in direct.split("example:")[1]
 
 
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_command_help_explains_every_positional_argument(command: str, capsys) -> None:
+    """`outboxd CMD --help` gives each positional argument a line of its own that says
+    what to put there (attach's INVOICE_ID and FILE were shown bare)."""
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    out = capsys.readouterr().out
+    section = out.split("positional arguments:")[1].split("options:")[0] \
+        if "positional arguments:" in out else ""
+    bare = [line.strip() for line in section.splitlines()
+            if line.strip() and line.startswith("  ") and line.strip().isupper()]
+    assert not bare, f"outboxd {command} --help leaves unexplained: {bare}"
+
+
 def test_unknown_command_says_outboxd_once(capsys) -> None:
     assert main(["frobnicate"]) == 2
     err = capsys.readouterr().err

@@ -80,3 +80,47 @@ def test_every_documented_default_is_the_codes_default() -> None:
                 wrong.append(f"[{section}] {key}: the page shows {cell!r}, the code's "
                              f"default is {expected!r}")
     assert not wrong, "docs/configuration.md: " + "; ".join(wrong)
+
+
+def _bounds(field: Any) -> tuple[Any, Any, Any]:
+    """(ge, gt, le) of a field's annotated_types metadata, None where absent."""
+    ge = gt = le = None
+    for m in field.metadata:
+        ge = getattr(m, "ge", ge)
+        gt = getattr(m, "gt", gt)
+        le = getattr(m, "le", le)
+    return ge, gt, le
+
+
+def _words(number: Any) -> str:
+    return f"{number:g}" if isinstance(number, float) else str(number)
+
+
+def test_every_documented_numeric_bound_is_the_codes_bound() -> None:
+    """A key the code bounds (`ge`, `gt`, `le`) shows that bound in its "allowed" cell:
+    "0 or more", "more than 0", "1 to 64" — a bound changed in the code fails here."""
+    text = DOC.read_text(encoding="utf-8")
+    body = text[text.index("## Every key"):]
+    allowed: dict[tuple[str, str], str] = {}
+    section = None
+    for line in body.splitlines():
+        if m := _HEADING.match(line):
+            section = m.group(1)
+        elif section and (m := re.match(r"^\| `([a-z_]+)` \|[^|]+\|[^|]+\| ([^|]+) \|", line)):
+            allowed[(section, m.group(1))] = m.group(2).strip()
+    wrong = []
+    for section_name, model in config_sections().items():
+        for key, field in model.model_fields.items():
+            ge, gt, le = _bounds(field)
+            if ge is None and gt is None:
+                continue
+            if le is not None:
+                expected = f"{_words(ge)} to {_words(le)}"
+            elif gt is not None:
+                expected = f"more than {_words(gt)}"
+            else:
+                expected = f"{_words(ge)} or more"
+            if allowed.get((section_name, key)) != expected:
+                wrong.append(f"[{section_name}] {key}: the page allows "
+                             f"{allowed.get((section_name, key))!r}, the code {expected!r}")
+    assert not wrong, "docs/configuration.md's bounds differ: " + "; ".join(wrong)
