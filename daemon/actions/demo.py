@@ -27,7 +27,8 @@ from daemon.actions.demo_views import Seen, reached, so_far, view_for
 from daemon.actions.samples import write_then_rename
 from daemon.config import Settings
 from daemon.config_load import load_settings
-from daemon.errors import OutboxdError, UsageError
+from daemon.errors import InputError, OutboxdError, UsageError
+from daemon.fsops import read_regular
 from daemon.journal import SHOWN_AS, Journal
 
 OUTBOXD = [sys.executable, "-m", "daemon"]
@@ -163,12 +164,32 @@ def observe(settings: Settings) -> dict[str, Seen]:
             detail = f"receipt {row.receipt_id}" if row.receipt_id else "sent"
             if row.archive_dir:
                 detail += f" → {Path(row.archive_dir).relative_to(settings.sent_dir.parent)}"
+                # First, so that the table's one-line form (which cuts the end) keeps it.
+                detail = "".join(f"warning: {w}; " for w in
+                                 _warnings_of(Path(row.archive_dir))) + detail
         elif state in ("quarantined", "held"):
             detail = "; ".join(f"{r['file']}: {r['message']}" for r in row.reasons)
         elif state == "retrying":
             detail = f"attempt {row.attempts}: {row.last_error}"
         out[row.invoice_file] = Seen(state, detail, tuple(r["code"] for r in row.reasons))
     return out
+
+
+_WARNINGS: dict[Path, list[str]] = {}
+
+
+def _warnings_of(archive: Path) -> list[str]:
+    """The warnings a sent bundle went with (an invoice released without attachments,
+    and who released it), as its receipt.json's manifest has them: the journal does not
+    keep them. Read once per bundle; a receipt that cannot be read shows none."""
+    if archive not in _WARNINGS:
+        try:
+            data = read_regular(archive / "receipt.json", limit=4 << 20)
+            found = json.loads(data or b"{}")["manifest"]["warnings"]
+            _WARNINGS[archive] = [str(w["message"]) for w in found]
+        except (OSError, InputError, ValueError, KeyError, TypeError):
+            return []
+    return _WARNINGS[archive]
 
 
 def invoked_as() -> str:

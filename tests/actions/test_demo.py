@@ -86,3 +86,56 @@ def test_the_status_command_it_suggests_runs_as_typed_from_a_venv_not_on_path(
     where_to_look(ws, None, out)
     [line] = [ln for ln in out.getvalue().splitlines() if ln.strip().startswith("status ")]
     assert line.split(None, 1)[1] == f"outboxd status -c {ws.config}"
+
+
+def test_a_sent_bundle_s_line_shows_the_warning_it_went_with(tmp_path: Path) -> None:
+    """The journal keeps no warnings, but the README promises INV-4001 ends "sent, with
+    the warning saying who released it": the demo's line for a sent bundle shows its
+    receipt.json's warnings ahead of the receipt id and folder; one without warnings
+    shows the receipt id and folder alone."""
+    import io
+    import json
+
+    from daemon.actions import demo_samples
+    from daemon.actions.demo import Workspace, observe
+    from daemon.actions.demo_views import LineView
+    from daemon.config_load import load_settings
+    from daemon.journal import Journal
+    from daemon.release import warning_text
+    ws = Workspace.make(tmp_path / "demo")
+    ws.outbox.mkdir()
+    ws.write_config("http://127.0.0.1:9/bundles", True)
+    settings = load_settings(ws.config)
+    release = ws.outbox / "INV-4001.send-anyway"
+    release.write_bytes(b"")
+    folders = {}
+    for name, warnings in (("INV-4001", [warning_text("INV-4001", release)]),
+                           ("INV-1001", [])):
+        folders[name] = folder = ws.sent / "2026-12-05" / f"{name}--0123456789ab"
+        folder.mkdir(parents=True)
+        (folder / "receipt.json").write_text(json.dumps({"manifest": {"warnings": [
+            {"code": "unattached-invoice", "invoice_id": name, "file": f"{name}.xml",
+             "message": w} for w in warnings]}}))
+    settings.paths.state_dir.mkdir(parents=True, exist_ok=True)
+    journal = Journal(settings.journal_path)
+    try:
+        for name, folder in folders.items():
+            journal.create(f"{name}.xml", "sent", bundle_id=name * 4, receipt_id=f"r-{name}",
+                           archive_dir=str(folder))
+    finally:
+        journal.close()
+    seen = observe(settings)
+    assert seen["INV-4001.xml"].detail.startswith(
+        "warning: invoice INV-4001 is sent without attachments (released by "
+        "INV-4001.send-anyway")
+    assert seen["INV-4001.xml"].detail.endswith(
+        "receipt r-INV-4001 → sent/2026-12-05/INV-4001--0123456789ab")
+    assert seen["INV-1001.xml"].detail == \
+        "receipt r-INV-1001 → sent/2026-12-05/INV-1001--0123456789ab"
+    screen = io.StringIO()
+    samples = [s for s in demo_samples.build(".send-anyway", True)
+               if s.invoice_file == "INV-4001.xml"]
+    LineView(screen).show(samples, seen)
+    [line] = screen.getvalue().splitlines()
+    assert "INV-4001.xml" in line and "sent" in line and "released by INV-4001.send-anyway" \
+        in line

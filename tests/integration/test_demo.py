@@ -17,7 +17,8 @@ def test_demo_once_exits_0_with_samples_sent_and_quarantined_with_reasons(
         tmp_path: Path) -> None:
     """`outboxd demo --once --dir TMP` starts receiver and daemon, drops the samples, and
     exits 0 once each reached its expected end, saying so: the good ones in sent/ and in the
-    receiver's store, the 200-DPI TIFF and the encrypted PDF in quarantine/ with REASON.txt
+    receiver's store (the one released without attachments shown with the warning saying
+    who released it), the 200-DPI TIFF and the encrypted PDF in quarantine/ with REASON.txt
     naming the rule; the receiver and the daemon are stopped afterwards."""
     ws = tmp_path / "demo"
     done = subprocess.run([*OUTBOXD, "demo", "--once", "--dir", str(ws), "--pace", "0.2",
@@ -36,6 +37,10 @@ def test_demo_once_exits_0_with_samples_sent_and_quarantined_with_reasons(
     assert "encrypted" in reasons["INV-6001"] and "pdf-encrypted" in reasons["INV-6001"]
     assert "Where to look" in done.stdout and str(ws) in done.stdout
     assert "\nEvery sample reached its expected end.\n" in done.stdout  # not the code alone
+    # The released one's line says so on screen, not only in its receipt.json.
+    assert any("INV-4001.xml" in line and " sent " in line
+               and "released by INV-4001.send-anyway" in line
+               for line in done.stdout.splitlines()), done.stdout
     log = (ws / "daemon.log").read_text().splitlines()
     assert json.loads(log[-1])["event"] == "stopped"
 
