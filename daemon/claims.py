@@ -68,20 +68,36 @@ class Claims:
     def forget(self, key: str) -> None:
         raise NotImplementedError  # the pipeline's
 
-    def _undo_claim(self, cand: Candidate, row_id: int, work: Path, why: str,
-                    moved: bool = True, **fields: Any) -> Next:
-        """Put a claimed bundle back to settle again; if a same-named file arrived in the
-        meantime, ours cannot go back and is quarantined beside it instead (handed to
-        the delivery workers when that move must be retried). `moved=False`: nothing
-        was moved, and the work folder is not even looked at (it may lie behind a link)."""
+    def _undo_claim(self, cand: Candidate, row_id: int, work: Path, why: str, log: Any,
+                    moved: bool = True, **fields: Any) -> Next | None:
+        """Put a claimed bundle back to settle again (None: the caller says why it went
+        back). If a same-named file arrived in the meantime, ours cannot go back and is
+        quarantined beside it instead (handed to the delivery workers when that move must
+        be retried), and so is a bundle whose work folder is no longer the one claimed;
+        that is logged here, as what happens to it. `moved=False`: nothing was moved, and
+        the work folder is not even looked at (it may lie behind a link)."""
         # lexists: a link in its place (even one leading nowhere) is not "nothing moved":
         # unclaim refuses it and the bundle is reported stuck, where it was claimed.
         stuck = unclaim(cand, work) if moved and os.path.lexists(work) else []
+        if stuck == [work.name]:
+            # The folder itself could not be used: a link (or another folder) in its place.
+            # The bundle lies wherever the folder went; its quarantine refuses the link and
+            # is retried until a person puts the folder back.
+            what = "is a symbolic link" if os.path.islink(work) else \
+                "is no longer the folder outboxd claimed"
+            log.error(f"work folder {what}; the bundle is reported stuck", work_dir=str(work),
+                      fix="put the bundle's folder itself back under this name")
+            return self._quarantine_now(row_id, [Finding(
+                "processing-damaged", cand.invoice.name, f"its work folder {work.name} {what} "
+                "since it was claimed; outboxd never moves a bundle through one — put the "
+                "bundle's folder itself back under that name in the processing folder")])
         if stuck:
+            log.warning("new files of the same names arrived while the bundle was being "
+                        "claimed; it is quarantined beside them", names=stuck)
             return self._quarantine_now(row_id, [changed_during_claim(cand.invoice.name, stuck)])
         self.j.transition(row_id, "settling", why, work_dir=None, **fields)
         self.live[cand.invoice.name] = self.j.get(row_id)
-        return IDLE
+        return None
 
     def _quarantine_now(self, row_id: int, reasons: list[Finding]) -> Next:
         """Quarantine at claim time; a move that failed is retried by the delivery workers
@@ -237,15 +253,17 @@ class Claims:
         they were (_put_back), so what was read stands for that next claim."""
         key = c.cand.invoice.name
         assert c.known.bundle is not None
-        undone = self._undo_claim(c.cand, row_id, c.work, "claim failed", moved,
+        log = bundle_log(self.log, key, c.known.bundle_id, c.known.bundle.invoice_ids)
+        undone = self._undo_claim(c.cand, row_id, c.work, "claim failed", log, moved,
                                   last_error=not_moved(exc))
-        if moved and undone.claimed is None:
-            self._put_back(c)
-        bundle_log(self.log, key, c.known.bundle_id, c.known.bundle.invoice_ids).error(
-            "cannot claim bundle; will try again", error=str(exc),
-            retry_in=self.s.outbox.rescan_seconds)
         self._claim_paused[key] = now + self.s.outbox.rescan_seconds
-        return undone if undone.claimed is not None else Next(at=self._claim_paused[key])
+        if undone is not None:  # not put back: quarantined, as logged
+            return undone if undone.claimed is not None else Next(at=self._claim_paused[key])
+        if moved:
+            self._put_back(c)
+        log.error("cannot claim bundle; will try again", error=str(exc),
+                  retry_in=self.s.outbox.rescan_seconds)
+        return Next(at=self._claim_paused[key])
 
     def _put_back(self, c: Claim) -> None:
         """The renames of a claim undone changed the change times (scan.Entry) of the
@@ -269,9 +287,13 @@ class Claims:
         self.forget(key)
         changed = changed_since_read(bundle, after, c.known.bundle_id)
         if changed is not None:
-            bundle_log(self.log, key, c.known.bundle_id, bundle.invoice_ids).info(
-                "bundle changed while being claimed; settling again", changed=changed)
-            return self._undo_claim(c.cand, row_id, c.work, "changed while being claimed")
+            log = bundle_log(self.log, key, c.known.bundle_id, bundle.invoice_ids)
+            undone = self._undo_claim(c.cand, row_id, c.work, "changed while being claimed",
+                                      log)
+            if undone is not None:
+                return undone
+            log.info("bundle changed while being claimed; settling again", changed=changed)
+            return IDLE
         assert isinstance(after, Bundle)  # matched again, else changed_since_read said so
         if c.reasons:
             return self._quarantine_now(row_id, c.reasons)

@@ -155,22 +155,76 @@ class TestClaimFailure:
         before the invoice file is renamed into it: the bundle stays together in the
         folder claimed, and its row says quarantining with the link named — not
         settling with no work folder, as though nothing had been claimed, while its
-        files lay in a folder no row knows."""
+        files lay in a folder no row knows. The log says so, once, at error, naming the
+        link; never "cannot claim bundle; will try again", which it will not; and its
+        reason names the work folder, not new files in the outbox."""
+        import io
+
         from swaps import swap_when_opened
+
+        from daemon import logs
+        from daemon.config import LogConfig
         p, s = make(tmp_path)
         drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
         cand = next(iter(list_outbox(s.outbox).candidates.values()))
         work = s.processing_dir / "INV-1--fixed"
         monkeypatch.setattr("daemon.claims.work_dir_for", lambda *_: work)
+        out = io.StringIO()
+        logs.configure(LogConfig(format="json"), out)
         with swap_when_opened("INV-1.xml", work, tmp_path / "nowhere",
                               renamed=True) as swapped:
             assert step(p, cand, 0.0).claimed is not None
+        logged = [json.loads(line) for line in out.getvalue().splitlines()]  # each line JSON
         [real] = swapped
         assert sorted(os.listdir(real)) == ["INV-1", "INV-1.xml"]
         assert not (s.outbox.path / "INV-1.xml").exists()
         [row] = p.j.rows(("quarantining",))
         assert row.work_dir == str(work)
         assert str(work) in (row.last_error or "") and "symbolic link" in (row.last_error or "")
+        [reason] = row.reasons
+        assert reason["code"] == "processing-damaged" and work.name in reason["message"]
+        events = [e["event"] for e in logged]
+        assert not any("will try again" in e or "settling again" in e for e in events), events
+        [said] = [e for e in logged if e["event"].startswith("work folder")]
+        assert said["event"] == "work folder is a symbolic link; the bundle is reported stuck"
+        assert said["level"] == "error" and said["work_dir"] == str(work)
+        assert said["invoice_file"] == "INV-1.xml"
+
+    def test_a_work_folder_swapped_for_a_link_before_the_check_is_logged_as_stuck(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The work folder swapped for a link after the bundle was moved into it and
+        before the check by hashes: the check cannot match it again, and the bundle
+        cannot go back (nothing is moved through the link), so it is reported stuck
+        (quarantining, the link named). The log says that, at error, naming the link —
+        not "bundle changed while being claimed; settling again", which it does not."""
+        from structlog.testing import capture_logs
+        from swaps import swap_for_link
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        work = s.processing_dir / "INV-1--fixed"
+        monkeypatch.setattr("daemon.claims.work_dir_for", lambda *_: work)
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        check = p.assemble_many
+        real: list[Path] = []
+
+        def swapped_first(jobs: list[tuple[Candidate, Bundle]], st: Settings) -> object:
+            real.append(swap_for_link(work, outside))
+            return check(jobs, st)
+
+        monkeypatch.setattr(p, "assemble_many", swapped_first)
+        with capture_logs() as logged:
+            assert step(p, cand, 0.0).claimed is not None
+        assert sorted(os.listdir(real[0])) == ["INV-1", "INV-1.xml"]
+        assert list(outside.iterdir()) == [] and not (s.outbox.path / "INV-1.xml").exists()
+        [row] = p.j.rows(("quarantining",))
+        assert str(work) in (row.last_error or "") and "symbolic link" in (row.last_error or "")
+        events = [e["event"] for e in logged]
+        assert not any("settling again" in e or "will try again" in e for e in events), events
+        [said] = [e for e in logged if e["event"].startswith("work folder")]
+        assert said["event"] == "work folder is a symbolic link; the bundle is reported stuck"
+        assert said["log_level"] == "error" and said["work_dir"] == str(work)
 
 
 class TestUndoneClaim:
@@ -186,7 +240,7 @@ class TestUndoneClaim:
         row = p.j.create("INV-1.xml", "claiming", bundle_id="ab" * 32, work_dir=str(work))
         claim(cand, work, with_marker=False)
         write(s.outbox.path / "INV-1.xml", b"<Inv>new</Inv>")  # the ERP drops a new version
-        p._undo_claim(cand, row, work, "changed while being claimed")
+        p._undo_claim(cand, row, work, "changed while being claimed", p.log)
         assert (s.outbox.path / "INV-1.xml").read_bytes() == b"<Inv>new</Inv>"
         [q] = folders(s.quarantine_dir)
         assert (q / "INV-1.xml").read_bytes() == b"<Inv>old</Inv>"
