@@ -28,6 +28,7 @@ claim and the delivery gives the same bytes, hash and bundle id again.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -162,7 +163,9 @@ def materialise(atts: tuple[Attachment, ...], work_dir: Path,
     InputError when the image in the work folder is refused (a link, a FIFO) or no
     longer gives the validated PDF (the bundle is damaged there); OSError from reading
     the image or writing the PDF (no descriptors left, a full disk, a share gone, a link
-    where a folder on its way belongs): that is the environment, and worth another try."""
+    where a folder on its way belongs): that is the environment, and worth another try.
+    An image that does not lie in work_dir is refused (OSError naming both), never read
+    by its own path."""
     out: list[Attachment] = []
     if not any(att.converted for att in atts):
         return atts
@@ -173,6 +176,14 @@ def materialise(atts: tuple[Attachment, ...], work_dir: Path,
     work = hold_folder(work_dir)
     try:
         root = held_path(work)
+        for att in atts:
+            if att.converted and att.where[0] != work_dir:
+                # Our bug: read by its own path, the image would be opened through
+                # whatever link stands in its folder's place (the work folder is held
+                # against exactly that). Said and tried again; nothing read or written.
+                raise OSError(errno.EINVAL, f"{att.rel}: the image lies outside the work "
+                              "folder it is converted in", str(att.path), None,
+                              str(work_dir))
         for att in atts:
             conv = att.converted
             if conv is None:
@@ -186,10 +197,7 @@ def materialise(atts: tuple[Attachment, ...], work_dir: Path,
             held = make_folders_below(root, folder.split("/"))
             try:
                 if not _same(held, name, att.rel, conv.sha256):
-                    # Read below the folder held when it lies in it, as a claimed
-                    # bundle's image does (a bundle read elsewhere: from its own root).
-                    pdf = _convert_again(att, conv, max_pixels,
-                                         root if att.where[0] == work_dir else None)
+                    pdf = _convert_again(att, conv, max_pixels, root)
                     # A kill inside an earlier attempt's write left its temp file beside
                     # the target; it would travel into the archive with the folder.
                     drop_unfinished(held_path(held), [name])
@@ -202,8 +210,7 @@ def materialise(atts: tuple[Attachment, ...], work_dir: Path,
     return tuple(out)
 
 
-def _convert_again(att: Attachment, conv: Conversion, max_pixels: int,
-                   work: Path | None) -> bytes:
+def _convert_again(att: Attachment, conv: Conversion, max_pixels: int, work: Path) -> bytes:
     """The image of a claimed bundle converted again: the PDF validated, or InputError
     (an OSError reading it is raised as it is: tried again, as a failed write is).
     `work`: the work folder held (held_path) that the image lies in, read below it."""

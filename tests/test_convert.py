@@ -322,6 +322,27 @@ class TestTheWorkFolderHeld:
         assert caught.value.filename == str(bundle_dir)
         assert not os.path.lexists(bundle_dir)
 
+    def test_an_image_outside_the_work_folder_given_is_refused_not_read_by_its_path(
+            self, tmp_path: Path) -> None:
+        """A bundle whose image lies elsewhere than the work folder materialise is given
+        (our bug: delivery always passes the bundle's own): an OSError naming both paths,
+        the image never opened by its own path (which a link in its folder's place
+        would lead anywhere), and nothing written into the work folder."""
+        bundle_dir = tmp_path / "elsewhere"
+        bundle_dir.mkdir()
+        b = validate_bundle(bundle_of(bundle_dir, {"scan.png": image("PNG")},
+                                      "external-print"), ValidationConfig(convert_images=True))
+        work = tmp_path / "work"
+        work.mkdir()
+        with opened_in(bundle_dir / "INV-1") as opened, pytest.raises(OSError) as caught:
+            materialise(b.attachments, work, MAX_PIXELS)
+        assert opened == []
+        assert not isinstance(caught.value, InputError)  # no fault of the bundle's
+        assert caught.value.filename == str(bundle_dir / "INV-1" / "scan.png")
+        assert caught.value.filename2 == str(work)
+        assert "INV-1/scan.png: the image lies outside the work folder" in str(caught.value)
+        assert os.listdir(work) == []
+
     def test_a_work_folder_swapped_for_a_link_is_neither_read_nor_written(
             self, tmp_path: Path) -> None:
         """The work folder itself swapped for a link to a folder holding the same image:

@@ -30,6 +30,7 @@ from helpers import drop_bundle, pdf_bytes, ubl_invoice, wait_for, write  # noqa
 
 from daemon import convert, reader_wire, readers  # noqa: E402
 from daemon.bundle import Bundle, InvoiceFile  # noqa: E402
+from daemon.claim import claim  # noqa: E402
 from daemon.config import Settings  # noqa: E402
 from daemon.errors import HostileInput, InputError, ReaderFailed  # noqa: E402
 from daemon.finish import evaluate  # noqa: E402
@@ -297,17 +298,22 @@ def test_evaluate_waits_for_a_child_and_raises_its_input_error(children: Readers
         children.evaluate(candidate_for(s.outbox, "GONE.xml"), s)
 
 
+def claimed(s: Settings, name: str) -> tuple[Candidate, Path]:
+    """The bundle `name` dropped into the outbox, claimed into a work folder of its own:
+    what a conversion at delivery is given (it reads images only below that folder)."""
+    work = s.outbox.path.parent / f"work-{name}"
+    return claim(candidate_for(s.outbox, f"{name}.xml"), work, with_marker=False), work
+
+
 def print_bundle(s: Settings, name: str) -> tuple[Candidate, Bundle, Path]:
-    """A bundle with a PNG on external print, validated with convert_images on (its PDF
-    recorded, not written), and the empty work folder its conversion is written into."""
+    """A bundle with a PNG on external print, claimed into its work folder and validated
+    there with convert_images on (its PDF recorded, not written yet)."""
     drop_bundle(s.outbox.path, name, {"scan.png": png_300_dpi(),
                                       "attachments.toml": b'channel = "external-print"\n'},
                 ubl_invoice(name))
-    cand = candidate_for(s.outbox, f"{name}.xml")
+    cand, work = claimed(s, name)
     bundle = evaluate(cand, s)
     assert not bundle.errors and bundle.attachments[0].converted is not None
-    work = s.outbox.path.parent / f"work-{name}"
-    work.mkdir()
     return cand, bundle, work
 
 
@@ -337,10 +343,10 @@ def test_a_claimed_bundles_images_are_converted_into_its_work_folder_in_a_child(
 
     buf = io.BytesIO()
     Image.new("RGB", (30, 30), "black").save(buf, "PNG", dpi=(300, 300))
-    (s.outbox.path / "CONV" / "scan.png").write_bytes(buf.getvalue())
-    (root / "work-CONV-2").mkdir()
+    (work / "CONV" / "scan.png").write_bytes(buf.getvalue())
+    att.converted.path.unlink()  # not written yet: converted again, from the new image
     with pytest.raises(InputError) as damaged:
-        children.materialise(cand, bundle, root / "work-CONV-2", s)
+        children.materialise(cand, bundle, work, s)
     assert (damaged.value.code, damaged.value.file) == ("processing-damaged", "CONV/scan.png")
 
 
@@ -368,11 +374,9 @@ def test_a_reader_gives_back_the_memory_a_large_image_took_once_converted(
     r.configure(s)
     try:
         [pid] = r.pids()
-        cand = candidate_for(s.outbox, "BIG.xml")
+        cand, work = claimed(s, "BIG")
         bundle = in_child(r, cand, s)
         assert isinstance(bundle, Bundle) and bundle.attachments[0].converted is not None
-        work = tmp_path / "work-BIG"
-        work.mkdir()
         r.materialise(cand, bundle, work, s)
         # The answer goes out before the memory is given back: wait for the reader.
         _, peak = wait_for(lambda: (m := resident_mb(pid))[0] < m[1] / 2 and m, timeout=30,
