@@ -60,3 +60,12 @@ def test_commands_section_names_every_command_and_each_of_its_options() -> None:
     assert "`outboxd --version`" in commands
     assert not missing, f"README.md, Commands, does not name: {', '.join(missing)}"
     assert "-c/--config FILE" in commands
+
+
+def test_the_exit_code_table_names_a_demo_dir_that_cannot_be_used_as_a_usage_error() -> None:
+    """`outboxd demo --dir` with a folder that is not empty (or cannot be made) exits 2:
+    the exit-code table's row for 2 says so, as it does for the other commands' usage
+    errors."""
+    commands = _section(README.read_text(encoding="utf-8"), "Commands")
+    [row] = [line for line in commands.splitlines() if line.startswith("| 2 |")]
+    assert "`--dir` for `demo` that is not an empty folder" in row

@@ -59,8 +59,11 @@ class Workspace:
         # line: one line naming it and the fix, exit 2, never a traceback.
         try:
             if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+                # Never "remove it": what is in it is the user's, not the demo's.
                 raise UsageError(f"--dir {directory}: not an empty folder — the demo starts "
-                                 "from nothing; remove it or name a new folder")
+                                 "from nothing (files of an earlier run would mix with its "
+                                 "own); name a new or empty folder, or leave out --dir for "
+                                 "a temporary one")
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UsageError(f"--dir {directory}: cannot create or use that folder "

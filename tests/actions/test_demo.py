@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,19 @@ def test_a_sent_bundle_s_line_shows_the_warning_it_went_with(tmp_path: Path) -> 
     [line] = screen.getvalue().splitlines()
     assert "INV-4001.xml" in line and "sent" in line and "released by INV-4001.send-anyway" \
         in line
+
+
+def test_a_dir_that_is_not_empty_is_one_line_naming_it_and_the_fix_and_is_left_alone(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--dir naming a folder with files in it: exit 2 with one line naming the folder and
+    the fix (a new or empty folder, or no --dir), never telling the user to remove it
+    (its files are theirs); nothing in it is touched and nothing is started."""
+    (tmp_path / "old.txt").write_text("x")
+    assert main(["demo", "--dir", str(tmp_path), "--once"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    [line] = err.splitlines()
+    assert line.startswith(f"outboxd: --dir {tmp_path}: not an empty folder")
+    assert "name a new or empty folder, or leave out --dir" in line
+    assert "remove" not in line
+    assert os.listdir(tmp_path) == ["old.txt"] and (tmp_path / "old.txt").read_text() == "x"
