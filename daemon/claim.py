@@ -8,14 +8,14 @@ can watch the same outbox and only one of them sends a bundle.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import socket
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from daemon.bundle import Bundle, Finding
 from daemon.errors import ClaimLost
@@ -135,11 +135,12 @@ def finish_claim(cand: Candidate, held: int, with_marker: bool,
     crash mid-claim (a part already in the work folder stays; `fresh`: the claim just
     made it). The caller syncs."""
     for part in _parts(cand, with_marker, companions)[1:]:
-        if fresh or not _in_folder(held, part.name):
+        if fresh or not in_folder(held, part.name):
             os.rename(part, part.name, dst_dir_fd=held)
 
 
-def _in_folder(held: int, name: str) -> bool:
+def in_folder(held: int, name: str) -> bool:
+    """Whether the folder open at `held` has an entry `name` (a link counts, unfollowed)."""
     try:
         os.stat(name, dir_fd=held, follow_symlinks=False)
     except FileNotFoundError:
@@ -160,8 +161,25 @@ def taken_meanwhile(cand: Candidate) -> bool:
     return not os.path.lexists(cand.invoice)
 
 
-def unclaim(cand: Candidate, work: Path) -> list[str]:
-    """Put a claimed bundle back into the outbox; returns names that could not go back.
+LEFTOVER = ".outboxd-put-back"
+"""The mark an unclaim leaves in a work folder it emptied but could not remove: the
+orphan sweep removes such a folder once it is empty and never puts what is in it (files
+someone dropped in after the bundle went back) into the outbox as a bundle."""
+
+
+@dataclass(frozen=True)
+class Unclaimed:
+    """What an unclaim did. `stuck`: names that could not go back (the bundle is
+    quarantined where it lies); `[work.name]` when the work folder itself could not be
+    used (a link or another folder in its place). `leftover`: every file went back, only
+    the emptied work folder could not be removed (why): the bundle settles again."""
+
+    stuck: list[str]
+    leftover: str | None = None
+
+
+def unclaim(cand: Candidate, work: Path) -> Unclaimed:
+    """Put a claimed bundle back into the outbox.
 
     Never replaces: if someone dropped a new file under the same name in the
     meantime, ours stays in the work folder and the caller decides.
@@ -172,19 +190,19 @@ def unclaim(cand: Candidate, work: Path) -> list[str]:
         # a bundle stays (all of it "stuck": quarantined, whose move refuses the link).
         held = hold_folder(work)
     except OSError:
-        return [work.name]
+        return Unclaimed([work.name])
     try:
         return _put_back(cand, work, held)
     finally:
         os.close(held)
 
 
-def _put_back(cand: Candidate, work: Path, held: int) -> list[str]:
+def _put_back(cand: Candidate, work: Path, held: int) -> Unclaimed:
     here = held_path(held)
     if os.path.lexists(cand.invoice):
         # A new invoice file of the same name arrived: keep our whole bundle
         # together (its sidecar must not go back and join the new invoice).
-        return sorted(os.listdir(held))
+        return Unclaimed(sorted(os.listdir(held)))
     stuck: list[str] = []
     # Sidecar, marker and companions (a release file) first, invoice last: the
     # bundle is complete in the outbox again at the moment its invoice file reappears.
@@ -198,14 +216,34 @@ def _put_back(cand: Candidate, work: Path, held: int) -> list[str]:
         except FileExistsError:
             stuck.append(name)
     fsync_dir(cand.invoice.parent)
-    if not stuck:
-        try:
-            if not still_at(work, held):
-                raise OSError(errno.ENOTDIR, "not the folder held", str(work))
-            work.rmdir()
-        except OSError:
-            stuck.append(work.name)
-    return stuck
+    if stuck:
+        return Unclaimed(stuck)
+    try:
+        if not still_at(work, held):
+            raise not_the_folder(work)
+        work.rmdir()
+    except OSError as exc:
+        # The bundle is back in the outbox (synced just now): only the folder is left,
+        # a file dropped into it after the listing, or a link swapped in for it. Marked
+        # (when it is still ours at that name) so that the orphan sweep never takes what
+        # is in it for a claimed bundle; a link in its place the sweep never looks into.
+        with contextlib.suppress(OSError):  # unmarked: swept as any claim's folder is
+            if still_at(work, held):
+                _mark_leftover(held)
+        return Unclaimed([], leftover=exc.strerror or str(exc))
+    return Unclaimed([])
+
+
+def log_leftover(log: Any, work: Path, why: str) -> None:
+    log.warning("bundle put back into the outbox; its emptied work folder could not be "
+                "removed and is left to the next rescan", work_dir=str(work), error=why)
+
+
+def _mark_leftover(held: int) -> None:
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(LEFTOVER, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, 0o640, dir_fd=held))
+    os.fsync(held)
 
 
 def changed_during_claim(invoice_file: str, stuck: list[str]) -> Finding:

@@ -15,7 +15,15 @@ from typing import Any
 
 from daemon import release
 from daemon.bundle import Bundle, Finding, reasons_of
-from daemon.claim import changed_during_claim, claim, sync_claimed, unclaim, work_dir_for
+from daemon.claim import (
+    Unclaimed,
+    changed_during_claim,
+    claim,
+    log_leftover,
+    sync_claimed,
+    unclaim,
+    work_dir_for,
+)
 from daemon.config import Settings
 from daemon.convert import unconverted
 from daemon.errors import ClaimLost, InputError, JournalError, JournalLost, OutboxdError
@@ -78,7 +86,8 @@ class Claims:
         the work folder is not even looked at (it may lie behind a link)."""
         # lexists: a link in its place (even one leading nowhere) is not "nothing moved":
         # unclaim refuses it and the bundle is reported stuck, where it was claimed.
-        stuck = unclaim(cand, work) if moved and os.path.lexists(work) else []
+        undone = unclaim(cand, work) if moved and os.path.lexists(work) else Unclaimed([])
+        stuck = undone.stuck
         if stuck == [work.name]:
             # The folder itself could not be used: a link (or another folder) in its place.
             # The bundle lies wherever the folder went; its quarantine refuses the link and
@@ -95,6 +104,10 @@ class Claims:
             log.warning("new files of the same names arrived while the bundle was being "
                         "claimed; it is quarantined beside them", names=stuck)
             return self._quarantine_now(row_id, [changed_during_claim(cand.invoice.name, stuck)])
+        if undone.leftover is not None:
+            # The bundle is back in the outbox: it settles again. Only its emptied work
+            # folder is left (marked: the orphan sweep removes it, never sends from it).
+            log_leftover(log, work, undone.leftover)
         self.j.transition(row_id, "settling", why, work_dir=None, **fields)
         self.live[cand.invoice.name] = self.j.get(row_id)
         return None

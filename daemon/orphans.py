@@ -27,7 +27,7 @@ from typing import Any
 
 from daemon import logs
 from daemon.archive import PAPER_NAMES, move_into_place, reason_of, target_for
-from daemon.claim import unclaim
+from daemon.claim import LEFTOVER, in_folder, unclaim
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError
 from daemon.fswrite import held_path, hold_folder, not_the_folder
@@ -110,6 +110,8 @@ def _finish(journal: Journal, settings: Settings, work: Path) -> int:
 
 
 def _finish_held(journal: Journal, settings: Settings, work: Path, held: int) -> int:
+    if in_folder(held, LEFTOVER):
+        return _leftover(work, held)
     # The one killed may have been writing a paper: its temp file goes nowhere.
     drop_unfinished(held_path(held), PAPER_NAMES)
     try:
@@ -165,7 +167,7 @@ def _finish_held(journal: Journal, settings: Settings, work: Path, held: int) ->
         _once(work, logs.get().error, "work folder unknown to the journal holds no single "
               "invoice file; left for a person to look at", work_dir=str(work))
         return 0
-    stuck = unclaim(candidate_for(settings.outbox, invoice), work)
+    stuck = unclaim(candidate_for(settings.outbox, invoice), work).stuck
     if stuck:
         _once(work, logs.get().error, "work folder unknown to the journal cannot go back: the "
               "outbox holds files of the same names; compare them and move the right ones",
@@ -173,4 +175,25 @@ def _finish_held(journal: Journal, settings: Settings, work: Path, held: int) ->
         return 0
     logs.get().warning("claimed bundle unknown to the journal put back into the outbox",
                        invoice_file=invoice, work_dir=str(work))
+    return 1
+
+
+def _leftover(work: Path, held: int) -> int:
+    """A work folder whose bundle was put back into the outbox, and that could not be
+    removed then: what is in it besides the mark was dropped in afterwards, and is never
+    taken for a bundle (put into the outbox, archived). Removed once it is empty."""
+    others = sorted(n for n in os.listdir(held) if n != LEFTOVER)
+    if others:
+        _once(work, logs.get().error, "work folder of a bundle put back into the outbox "
+              "holds files put there afterwards; they are not sent — move them where they "
+              "belong (an invoice into the outbox) and the next rescan removes the folder",
+              work_dir=str(work), names=others)
+        return 0
+    if not still_at(work, held):
+        raise not_the_folder(work)
+    os.unlink(LEFTOVER, dir_fd=held)
+    work.rmdir()
+    _reported.discard(work)
+    logs.get().info("emptied work folder of a bundle put back into the outbox removed",
+                    work_dir=str(work))
     return 1

@@ -17,6 +17,7 @@ from daemon.bundle import Bundle, reasons_of
 from daemon.claim import (
     changed_during_claim,
     finish_claim,
+    log_leftover,
     moved_candidate,
     read_in_place,
     unclaim,
@@ -172,7 +173,8 @@ class Recovery:
             self._validated[row.id] = bundle
             return None
         log = bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids)
-        stuck = unclaim(cand, work)
+        undone = unclaim(cand, work)
+        stuck = undone.stuck
         if stuck:
             self.j.transition(row.id, QUARANTINING, "changed while being claimed",
                               reasons=reasons_of([changed_during_claim(row.invoice_file, stuck)]),
@@ -180,6 +182,8 @@ class Recovery:
             log.warning("bundle changed while being claimed; quarantined beside the new files",
                         new_bundle_id=bundle_id_of(bundle), stuck=stuck)
             return QUARANTINING
+        if undone.leftover is not None:
+            log_leftover(log, work, undone.leftover)
         self.j.transition(row.id, "settling", "changed while being claimed", work_dir=None,
                           last_error=None)
         log.warning("bundle changed while being claimed (before a restart); settling again",

@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 from swaps import swap_when_opened
 
-from daemon.claim import claim, finish_claim, moved_candidate, unclaim, work_dir_for
+from daemon.claim import (
+    LEFTOVER,
+    Unclaimed,
+    claim,
+    finish_claim,
+    moved_candidate,
+    unclaim,
+    work_dir_for,
+)
 from daemon.errors import ClaimLost
 from daemon.fswrite import hold_folder
 from daemon.scan import Candidate
@@ -179,7 +187,7 @@ class TestUnclaim:
         cand = drop(outbox, marker=True)
         work = work_dir_for(processing, cand.name, BID)
         claim(cand, work, with_marker=True)
-        assert unclaim(cand, work) == []
+        assert unclaim(cand, work) == Unclaimed([])
         assert cand.invoice.read_bytes() == b"<Invoice/>"
         assert (cand.sidecar / "sub" / "b.pdf").read_bytes() == b"%PDF-b"
         assert cand.marker.exists()
@@ -192,7 +200,7 @@ class TestUnclaim:
         work = work_dir_for(processing, cand.name, BID)
         claim(cand, work, with_marker=False)
         cand.invoice.write_bytes(b"<Invoice>new</Invoice>")
-        stuck = unclaim(cand, work)
+        stuck = unclaim(cand, work).stuck
         assert stuck == ["INV-1", "INV-1.xml"]
         assert not cand.sidecar.exists()
         assert cand.invoice.read_bytes() == b"<Invoice>new</Invoice>"
@@ -206,7 +214,7 @@ class TestUnclaim:
         claim(cand, work, with_marker=False)
         cand.sidecar.mkdir()
         (cand.sidecar / "other.pdf").write_bytes(b"other")
-        stuck = unclaim(cand, work)
+        stuck = unclaim(cand, work).stuck
         assert stuck == ["INV-1"]
         assert sorted(p.name for p in cand.sidecar.iterdir()) == ["other.pdf"]
         assert (work / "INV-1" / "a.pdf").exists()
@@ -227,8 +235,30 @@ class TestUnclaim:
         real = work.with_name(work.name + ".real")
         work.rename(real)
         work.symlink_to(outside)
-        assert unclaim(cand, work) == [work.name]
+        assert unclaim(cand, work) == Unclaimed([work.name])
         assert not cand.invoice.exists() and not cand.sidecar.exists()
         assert sorted(p.name for p in outside.iterdir()) == ["INV-1", "INV-1.xml"]
         assert work.is_symlink()
         assert sorted(p.name for p in real.iterdir()) == ["INV-1", "INV-1.xml"]
+
+    def test_a_file_dropped_into_the_emptied_work_folder_leaves_the_bundle_back_not_stuck(
+            self, outbox: Path, processing: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Every file went back, but a file dropped into the work folder after its listing
+        keeps it from being removed: the bundle is reported back (nothing stuck), the
+        folder as a leftover, marked for the orphan sweep; the dropped file stays."""
+        from daemon import claim as claim_module
+        cand = drop(outbox)
+        work = work_dir_for(processing, cand.name, BID)
+        claim(cand, work, with_marker=False)
+        real_fsync = claim_module.fsync_dir
+
+        def dropped_in_then_fsync(folder: Path) -> None:
+            (work / "late.xml").write_bytes(b"dropped in by a clerk")
+            real_fsync(folder)
+
+        monkeypatch.setattr(claim_module, "fsync_dir", dropped_in_then_fsync)
+        undone = unclaim(cand, work)
+        assert undone.stuck == [] and undone.leftover is not None
+        assert cand.invoice.read_bytes() == b"<Invoice/>"
+        assert (cand.sidecar / "sub" / "b.pdf").read_bytes() == b"%PDF-b"
+        assert sorted(p.name for p in work.iterdir()) == [LEFTOVER, "late.xml"]

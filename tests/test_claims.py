@@ -250,6 +250,40 @@ class TestUndoneClaim:
             "changed-during-claim"
 
 
+    def test_an_undone_claim_whose_emptied_work_folder_cannot_be_removed_settles_again(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Every file went back into the outbox, but a file dropped into the work folder
+        kept it from being removed: the row settles again (not quarantined: the bundle is
+        in the outbox, a quarantine would have nothing) and the leftover is logged."""
+        from structlog.testing import capture_logs
+
+        from daemon import claim as claim_module
+        from daemon.claim import LEFTOVER, claim, work_dir_for
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        work = work_dir_for(s.processing_dir, "INV-1", "ab" * 32)
+        row = p.j.create("INV-1.xml", "claiming", bundle_id="ab" * 32, work_dir=str(work))
+        claim(cand, work, with_marker=False)
+        real_fsync = claim_module.fsync_dir
+
+        def dropped_in_then_fsync(folder: Path) -> None:
+            write(work / "late.pdf", b"dropped in")
+            real_fsync(folder)
+
+        monkeypatch.setattr(claim_module, "fsync_dir", dropped_in_then_fsync)
+        with capture_logs() as logged:
+            assert p._undo_claim(cand, row, work, "changed while being claimed", p.log) is None
+        got = p.j.get(row)
+        assert got.state == "settling" and got.work_dir is None
+        assert (s.outbox.path / "INV-1.xml").exists()
+        assert (s.outbox.path / "INV-1" / "a.pdf").exists()
+        assert folders(s.quarantine_dir) == []
+        assert sorted(x.name for x in work.iterdir()) == [LEFTOVER, "late.pdf"]
+        [said] = [e for e in logged if e["event"].startswith("bundle put back")]
+        assert said["work_dir"] == str(work)
+
+
 E_INVOICE = b'channel = "e-invoice"\n'
 ORIGINAL_PRINT = b'channel = "original-print"\n'
 

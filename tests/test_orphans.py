@@ -201,3 +201,27 @@ def test_an_orphan_swapped_for_a_link_after_the_listing_is_never_read_cleaned_or
         assert error["work_dir"] == str(w) and str(w) in error["error"]
     finally:
         j.close()
+
+
+def test_a_leftover_work_folder_of_a_bundle_put_back_is_never_sent_from_and_removed_once_empty(
+        settings: Settings) -> None:
+    """An emptied work folder an unclaim could not remove (claim.LEFTOVER in it) holding an
+    invoice file dropped in afterwards: the sweep neither puts that into the outbox nor
+    archives it; says so once; and removes the folder once the file is taken out."""
+    from daemon.claim import LEFTOVER
+    w = settings.processing_dir / f"INV-9--{BID[:12]}--{this_host()}-{dead_pid()}-abcdef"
+    w.mkdir()
+    (w / LEFTOVER).write_bytes(b"")
+    (w / "INV-9.xml").write_bytes(b"<x/>")
+    j = Journal(settings.paths.state_dir / "j.db")
+    with capture_logs() as logged:
+        assert sweep(j, settings) == 0
+        assert sweep(j, settings) == 0
+    assert not (settings.outbox.path / "INV-9.xml").exists()
+    assert (w / "INV-9.xml").read_bytes() == b"<x/>"
+    said = [e for e in logged if e["event"].startswith("work folder of a bundle put back")]
+    assert len(said) == 1 and said[0]["names"] == ["INV-9.xml"]
+    (w / "INV-9.xml").unlink()
+    assert sweep(j, settings) == 1
+    assert not w.exists()
+    assert j.rows(("settling", "sent", "quarantined")) == []
