@@ -8,6 +8,7 @@ it takes effect, so `recover()` can always tell what was under way.
 
 from __future__ import annotations
 
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -82,6 +83,12 @@ class Finisher(Moves, Recovery, Retries):
         # Written by the loop thread, taken by delivery workers (dict operations
         # are atomic); after a restart a row is not here and is validated again.
         self._validated: dict[int, Bundle] = {}
+        # Which configuration's format the checks in _validated were made for: raised by
+        # a reload that switches it (read_claimed_again), with the checks dropped under
+        # the lock, so that a check made for the old format during that reload is never
+        # stored, nor posted with the new format's deliverer.
+        self._checked_for = 0
+        self._checks_lock = threading.Lock()
         # How a claimed bundle is read again after a restart: the daemon's reader
         # processes (readers.py) when it has them, else here.
         self.evaluate: Callable[[Candidate, Settings], Bundle] = evaluate
@@ -114,22 +121,39 @@ class Finisher(Moves, Recovery, Retries):
         self.deliverers.current = deliverer
 
     def read_claimed_again(self) -> None:
-        """Every claimed bundle is read and checked again at its next attempt."""
-        self._validated.clear()
+        """Every claimed bundle is read and checked again at its next attempt (called
+        after `s` is the new configuration: a read begun after this one uses it)."""
+        with self._checks_lock:
+            self._checked_for += 1
+            self._validated.clear()
 
     def hand_over(self, row_id: int, bundle: Bundle) -> None:
         """The validated bundle of a row just claimed, at its place in processing."""
         self._validated[row_id] = bundle
 
-    def _claimed_bundle(self, row: Row) -> Bundle:
-        """The bundle to deliver: as validated before the claim, or (after a
-        restart, when that is gone) read and validated again in processing."""
+    def _claimed_bundle(self, row: Row) -> tuple[Bundle, int]:
+        """The bundle to deliver: as validated before the claim, or (after a restart or
+        a switch of format, when that is gone) read and validated again in processing;
+        with the format's generation it was checked for (`_checked_for`)."""
+        checked_for = self._checked_for  # first: `s` is at least as new as this
         validated = self._validated.get(row.id)
         if validated is None:
+            settings = self.s
             validated = read_in_place(Path(row.work_dir or ""),
-                                      lambda: self.evaluate(self._moved(row), self.s))
-            self._validated[row.id] = validated
-        return validated
+                                      lambda: self.evaluate(self._moved(row), settings))
+            with self._checks_lock:
+                if checked_for == self._checked_for:  # else made for a format now gone
+                    self._validated[row.id] = validated
+        return validated, checked_for
+
+    def _checked_for_gone(self, checked_for: int, log: Any) -> bool:
+        """A reload switched the format since the bundle was checked: nothing is decided
+        on that check; the attempt comes again at once and checks it for the new one."""
+        if checked_for == self._checked_for:
+            return False
+        log.info("delivery format changed by a reload during the attempt; the bundle is "
+                 "checked again for the new format before anything is decided")
+        return True
 
     def _moved(self, row: Row) -> Candidate:
         """The row's bundle as it lies in its work folder."""
@@ -198,7 +222,7 @@ class Finisher(Moves, Recovery, Retries):
         # Read again only after a restart; a bundle handed over at its claim was not.
         read_again = row_id not in self._validated
         try:
-            bundle = self._claimed_bundle(row)
+            bundle, checked_for = self._claimed_bundle(row)
         except (InputError, OSError) as exc:
             if isinstance(exc, OSError) and exc.errno in NOT_THE_FILES_FAULT:
                 # No descriptors left, a share gone: the machine's, not the bundle's.
@@ -240,6 +264,8 @@ class Finisher(Moves, Recovery, Retries):
                        f"cannot convert an image to PDF: {exc}")
                 return self._move_failed(row, why, "bundle cannot be prepared for delivery; "
                                          "will retry", expected=isinstance(exc, ReaderStopped))
+        if self._checked_for_gone(checked_for, log):
+            return 0.0  # before its errors quarantine it: they may be the old format's
         bid = bundle_id_of(bundle)
         if bundle.errors and not (read_again and self.sent_as_claimed(row, bundle, bid, log)):
             return damaged(list(bundle.errors))
@@ -265,6 +291,9 @@ class Finisher(Moves, Recovery, Retries):
         counted = (read_again or row.state != "delivering" or row.next_attempt_at is not None
                    or row.bundle_id != manifest["bundle_id"])
         deliverer = self.deliverers.take()  # this attempt's, even if a reload replaces it
+        if self._checked_for_gone(checked_for, log):
+            self.deliverers.give_back(deliverer)  # maybe the new format's already
+            return 0.0
         held = self.pause.hold(deliverer, row_id, self.s.delivery.retry_max_seconds)
         if held is not None:
             self.deliverers.give_back(deliverer)

@@ -79,12 +79,14 @@ class Pipeline(Decisions):
     def reconfigure(self, settings: Settings, deliverer: Deliverer) -> None:
         """Take a reloaded configuration (the old deliverer is closed once its attempts
         under way have ended)."""
-        if settings.delivery.format != self.s.delivery.format:
+        switched = settings.delivery.format != self.s.delivery.format
+        self.s = self.finish.s = settings
+        if switched:
             # A claimed bundle was checked for the format it was claimed under; ubl-embedded
             # builds and checks documents that a "bundle" check never made. Read again at
-            # its next attempt, as after a restart, it is never sent unchecked.
+            # its next attempt, as after a restart, it is never sent unchecked. After the
+            # settings above: a read that sees the new generation uses the new format.
             self.finish.read_claimed_again()
-        self.s = self.finish.s = settings
         self.tracker.settle_seconds = settings.outbox.settle_seconds
         self._due.clear()  # each wait's deadline read again (the wall clock may be right now)
         self.finish.deliverers.replace(deliverer)

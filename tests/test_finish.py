@@ -849,3 +849,43 @@ def test_a_work_folder_replaced_by_a_link_says_so_not_that_the_share_is_away(
     assert row.state == "quarantining" and row.shown_state == "retrying"
     assert "symbolic link" in (row.last_error or "") and str(work) in (row.last_error or "")
     assert "share mounted" not in (row.last_error or "")
+
+
+def test_a_format_switched_by_a_reload_during_the_read_again_is_checked_for_before_sending(
+        tmp_path: Path) -> None:
+    """A claimed PDF invoice is read again (its check dropped) under [delivery] format =
+    "bundle"; a reload to "ubl-embedded" lands between that read and the storing of its
+    check. The check made for the old format is neither stored nor sent with the new
+    format's deliverer: the attempt comes again at once, checks the bundle for
+    ubl-embedded and quarantines it as not UBL, having posted nothing."""
+    from helpers import write
+
+    p, s = make(tmp_path)
+    write(s.outbox.path / "P-9" / "contract.pdf", pdf_bytes())
+    write(s.outbox.path / "P-9.pdf", pdf_bytes(text_marker="Invoice number: P-9"))
+    [cand] = list_outbox(s.outbox).candidates.values()
+    row = step(p, cand, 1000.0).claimed
+    assert row is not None
+    p.finish.read_claimed_again()  # its check gone, as after a restart
+    old, new = Scripted(Receipt(201, {}, "r-1")), Scripted(Receipt(201, {}, "r-2"))
+    p.finish.d = old
+    ubl = s.model_copy(update={"delivery": s.delivery.model_copy(
+        update={"format": "ubl-embedded"})})
+    checked: list[str] = []
+
+    def read_then_reload(c: Any, settings: Any) -> Bundle:
+        bundle = finish.evaluate(c, settings)
+        checked.append(settings.delivery.format)
+        if len(checked) == 1:
+            p.reconfigure(ubl, new)  # the SIGHUP, between the read and its store
+        return bundle
+
+    p.finish.evaluate = read_then_reload
+    assert p.finish.attempt(row) == 0.0
+    assert old.posts == 0 and new.posts == 0
+    assert p.finish.attempt(row) is None
+    assert checked == ["bundle", "ubl-embedded"]
+    assert old.posts == 0 and new.posts == 0
+    done = p.j.get(row)
+    assert done.state == "quarantined"
+    assert [r["code"] for r in done.reasons] == ["not-ubl"]
