@@ -184,13 +184,14 @@ _WARNINGS: dict[Path, list[str]] = {}
 def _warnings_of(archive: Path) -> list[str]:
     """The warnings a sent bundle went with (an invoice released without attachments,
     and who released it), as its receipt.json's manifest has them: the journal does not
-    keep them. Read once per bundle; a receipt that cannot be read shows none."""
+    keep them. Read once per bundle; a receipt that cannot be read shows none (it lies on
+    the share: JSON nested thousands deep is a RecursionError, not a ValueError)."""
     if archive not in _WARNINGS:
         try:
             data = read_regular(archive / "receipt.json", limit=4 << 20)
             found = json.loads(data or b"{}")["manifest"]["warnings"]
             _WARNINGS[archive] = [str(w["message"]) for w in found]
-        except (OSError, InputError, ValueError, KeyError, TypeError):
+        except (OSError, InputError, ValueError, KeyError, TypeError, RecursionError):
             return []
     return _WARNINGS[archive]
 

@@ -156,3 +156,37 @@ def test_a_dir_that_is_not_empty_is_one_line_naming_it_and_the_fix_and_is_left_a
     assert "name a new or empty folder, or leave out --dir" in line
     assert "remove" not in line
     assert os.listdir(tmp_path) == ["old.txt"] and (tmp_path / "old.txt").read_text() == "x"
+
+
+def test_a_receipt_the_demo_cannot_read_as_one_shows_no_warnings_without_a_traceback_or_hang(
+        tmp_path: Path) -> None:
+    """receipt.json in sent/ lies on the share, where anyone may replace it: a link, a
+    FIFO, a file over the 4 MiB the demo reads, bad JSON, JSON nested too deep for the
+    parser, or another shape: the sent bundle's line shows no warnings, the demo neither
+    raises nor blocks."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent.parent))
+    from helpers import without_blocking
+
+    from daemon.actions.demo import _warnings_of
+    outside = tmp_path / "outside.json"
+    outside.write_text('{"manifest": {"warnings": [{"message": "from outside"}]}}')
+    bodies: dict[str, bytes] = {
+        "huge": b" " * (5 << 20) + b"{}",
+        "bad-json": b"{not json",
+        "deep": b"[" * 200_000,
+        "shape": b'{"manifest": {"warnings": "text"}}',
+        "not-an-object": b"[1, 2]",
+    }
+    for name, body in bodies.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "receipt.json").write_bytes(body)
+        assert _warnings_of(tmp_path / name) == [], name
+    (tmp_path / "link").mkdir()
+    (tmp_path / "link" / "receipt.json").symlink_to(outside)
+    assert _warnings_of(tmp_path / "link") == []
+    (tmp_path / "fifo").mkdir()
+    os.mkfifo(tmp_path / "fifo" / "receipt.json")
+    assert without_blocking(lambda: _warnings_of(tmp_path / "fifo"),
+                            tmp_path / "fifo" / "receipt.json", "the demo's receipt read") == []
