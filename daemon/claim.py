@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from daemon.bundle import Bundle, Finding
-from daemon.errors import ClaimLost
+from daemon.errors import ClaimLost, NothingClaimed
 from daemon.fsops import folder_below, opened_from
 from daemon.fswrite import fsync_dir, held_path, hold_folder, not_the_folder, rename_noreplace
 from daemon.names import NAME_MAX, fit_bytes
@@ -88,25 +88,30 @@ def _parts(cand: Candidate, with_marker: bool, companions: Sequence[Path] = ()) 
 
 def claim(cand: Candidate, work: Path, with_marker: bool,
           companions: Sequence[Path] = (), sync: bool = True) -> Candidate:
-    """Move invoice file, then sidecar and marker into `work`; ClaimLost if we lost the race.
+    """Move invoice file, then sidecar and marker into `work`; ClaimLost if we lost the race,
+    NothingClaimed if it failed before any file left the outbox (another OSError: after).
 
     `sync=False` leaves the folder syncs to the caller, who claims several
     bundles and syncs each folder once (`sync_claimed`) before any effect follows.
     """
-    work.mkdir(parents=True)
-    # Held from here on, and every part renamed into the folder held (dst_dir_fd), never
-    # by `work`'s path: a work folder a user of the share swapped for a link meanwhile
-    # would have had the invoice file renamed out of the outbox to where the link leads.
-    held = hold_folder(work)
+    try:
+        work.mkdir(parents=True)
+        # Held from here on, and every part renamed into the folder held (dst_dir_fd),
+        # never by `work`'s path: a work folder a user of the share swapped for a link
+        # meanwhile would have had the invoice file renamed out of the outbox to where
+        # the link leads.
+        held = hold_folder(work)
+    except OSError as exc:
+        raise NothingClaimed(exc) from exc
     try:
         try:
             os.rename(cand.invoice, cand.invoice.name, dst_dir_fd=held)
         except FileNotFoundError:
             _remove_if_ours(work, held)
             raise ClaimLost(f"{cand.invoice.name} was taken by someone else") from None
-        except OSError:
+        except OSError as exc:
             _remove_if_ours(work, held)  # ours and still empty: nothing was claimed
-            raise
+            raise NothingClaimed(exc) from exc
         # The work folder is ours and new: it holds the invoice file only, so nothing of
         # the rest can be there already (no look per part, as recovery needs).
         finish_claim(cand, held, with_marker, companions, fresh=True)

@@ -26,7 +26,14 @@ from daemon.claim import (
 )
 from daemon.config import Settings
 from daemon.convert import unconverted
-from daemon.errors import ClaimLost, InputError, JournalError, JournalLost, OutboxdError
+from daemon.errors import (
+    ClaimLost,
+    InputError,
+    JournalError,
+    JournalLost,
+    NothingClaimed,
+    OutboxdError,
+)
 from daemon.finish import Finisher
 from daemon.fswrite import folders_below, refuse_links
 from daemon.journal import CLAIMING, Journal, Row
@@ -256,6 +263,8 @@ class Claims:
                               work_dir=None)
             log.info("bundle taken by another daemon")
             return IDLE
+        except NothingClaimed as exc:  # nothing left the outbox: nothing to put back
+            return self._claim_failed(c, row_id, exc.cause, now, moved=False)
         except OSError as exc:
             return self._claim_failed(c, row_id, exc, now)
 

@@ -109,6 +109,17 @@ class ClaimLost(OutboxdError):
     """The files vanished or changed under us while claiming."""
 
 
+class NothingClaimed(OutboxdError):
+    """A claim that failed before any file left the outbox (its work folder could not be
+    made or held, or the invoice file not renamed into it): `cause`, the OSError. There
+    is nothing to put back, and the work folder's name is not even looked at (a link a
+    user of the share swapped in for it is no bundle of ours, stuck or otherwise)."""
+
+    def __init__(self, cause: OSError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
 class JournalError(OutboxdError):
     """The SQLite journal cannot be opened or written.
 

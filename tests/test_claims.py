@@ -190,6 +190,35 @@ class TestClaimFailure:
         assert said["level"] == "error" and said["work_dir"] == str(work)
         assert said["invoice_file"] == "INV-1.xml"
 
+    def test_a_new_work_folder_swapped_for_a_link_before_anything_moved_leaves_the_bundle_to_settle(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The work folder just made is swapped for a link before outboxd holds it: no
+        file left the outbox, so the row settles again with the error and the claim is
+        retried later — not quarantined as stuck (its quarantine would retry for ever on
+        a link while the bundle lies in the outbox). The link is left alone."""
+        from daemon import claim as claim_module
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        work = s.processing_dir / "INV-1--fixed"
+        monkeypatch.setattr("daemon.claims.work_dir_for", lambda *_: work)
+        real_hold = claim_module.hold_folder
+
+        def swapped_then_held(path: Path) -> int:
+            path.rename(tmp_path / "moved-aside")
+            path.symlink_to(tmp_path / "moved-aside")
+            return real_hold(path)
+
+        monkeypatch.setattr(claim_module, "hold_folder", swapped_then_held)
+        nxt = step(p, cand, 0.0)
+        assert nxt.claimed is None and nxt.at == s.outbox.rescan_seconds
+        assert (s.outbox.path / "INV-1.xml").exists()
+        assert (s.outbox.path / "INV-1" / "a.pdf").exists()
+        [row] = p.j.rows(("settling",))
+        assert "symbolic link" in (row.last_error or "") and row.work_dir is None
+        assert p.j.rows(("quarantining", "quarantined")) == []
+        assert work.is_symlink()
+
     def test_a_work_folder_swapped_for_a_link_before_the_check_is_logged_as_stuck(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """The work folder swapped for a link after the bundle was moved into it and
