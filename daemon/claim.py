@@ -251,6 +251,20 @@ def _mark_leftover(held: int) -> None:
     os.fsync(held)
 
 
+def stuck_in_work_folder(invoice_file: str, work: Path, log: Any) -> Finding:
+    """Why a bundle cannot go back when its work folder itself could not be used (unclaim
+    gave `[work.name]`: a link or another folder in its place); logged at error. The
+    bundle lies wherever the folder went; its quarantine refuses the link and is retried
+    until a person puts the folder back."""
+    what = "is a symbolic link" if os.path.islink(work) else \
+        "is no longer the folder outboxd claimed"
+    log.error(f"work folder {what}; the bundle is reported stuck", work_dir=str(work),
+              fix="put the bundle's folder itself back under this name")
+    return Finding("processing-damaged", invoice_file, f"its work folder {work.name} {what} "
+                   "since it was claimed; outboxd never moves a bundle through one — put the "
+                   "bundle's folder itself back under that name in the processing folder")
+
+
 def changed_during_claim(invoice_file: str, stuck: list[str]) -> Finding:
     """Why a claimed bundle that changed cannot go back: unclaim() found new files of its
     names in the outbox."""

@@ -20,6 +20,7 @@ from daemon.claim import (
     changed_during_claim,
     claim,
     log_leftover,
+    stuck_in_work_folder,
     sync_claimed,
     unclaim,
     work_dir_for,
@@ -99,14 +100,8 @@ class Claims:
             # The folder itself could not be used: a link (or another folder) in its place.
             # The bundle lies wherever the folder went; its quarantine refuses the link and
             # is retried until a person puts the folder back.
-            what = "is a symbolic link" if os.path.islink(work) else \
-                "is no longer the folder outboxd claimed"
-            log.error(f"work folder {what}; the bundle is reported stuck", work_dir=str(work),
-                      fix="put the bundle's folder itself back under this name")
-            return self._quarantine_now(row_id, [Finding(
-                "processing-damaged", cand.invoice.name, f"its work folder {work.name} {what} "
-                "since it was claimed; outboxd never moves a bundle through one — put the "
-                "bundle's folder itself back under that name in the processing folder")])
+            return self._quarantine_now(row_id, [stuck_in_work_folder(cand.invoice.name,
+                                                                      work, log)])
         if stuck:
             log.warning("new files of the same names arrived while the bundle was being "
                         "claimed; it is quarantined beside them", names=stuck)

@@ -20,6 +20,7 @@ from daemon.claim import (
     log_leftover,
     moved_candidate,
     read_in_place,
+    stuck_in_work_folder,
     unclaim,
 )
 from daemon.config import Settings
@@ -175,6 +176,11 @@ class Recovery:
         log = bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids)
         undone = unclaim(cand, work)
         stuck = undone.stuck
+        if stuck == [work.name]:  # the folder itself swapped: the bundle is where it went
+            self.j.transition(row.id, QUARANTINING, "work folder replaced", last_error=None,
+                              reasons=reasons_of([stuck_in_work_folder(row.invoice_file,
+                                                                       work, log)]))
+            return QUARANTINING
         if stuck:
             self.j.transition(row.id, QUARANTINING, "changed while being claimed",
                               reasons=reasons_of([changed_during_claim(row.invoice_file, stuck)]),

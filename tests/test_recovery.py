@@ -191,6 +191,34 @@ class TestRecovery:
         assert json.loads((q / "reason.json").read_text())["reasons"][0]["code"] == \
             "changed-during-claim"
 
+    def test_a_changed_half_done_claim_whose_work_folder_is_swapped_before_it_goes_back(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """As above (changed files, found at the next start), but the work folder is
+        swapped for a link between that read and the put-back: nothing is moved through
+        the link, and the row is quarantining for its work folder (processing-damaged,
+        naming it and the fix) — not for "new files named <work folder> appeared in the
+        outbox", which none did."""
+        from daemon import claim as claim_module
+        from daemon import recovery
+        p, s, work, row = self._half_claimed(tmp_path, pdf_bytes())
+        write(s.outbox.path / "INV-1" / "a.pdf", pdf_bytes(pages=2))
+        aside = tmp_path / "aside"
+
+        def swapped_then_unclaimed(cand: Any, w: Path) -> Any:
+            w.rename(aside)
+            w.symlink_to(aside)
+            return claim_module.unclaim(cand, w)
+
+        monkeypatch.setattr(recovery, "unclaim", swapped_then_unclaimed)
+        p.finish.recover()
+        r = p.j.get(row)
+        assert r.state == "quarantining"
+        [reason] = r.reasons
+        assert reason["code"] == "processing-damaged"
+        assert work.name in reason["message"] and "symbolic link" in reason["message"]
+        assert sorted(os.listdir(aside)) == ["INV-1", "INV-1.xml"]
+        assert not (s.outbox.path / "INV-1.xml").exists()
+
     def test_a_half_done_claim_that_cannot_be_read_for_an_unexpected_reason_is_finished(
             self, tmp_path: Path) -> None:
         """The read of the recovery's check fails with an error no rule names (a bug in a
