@@ -168,6 +168,8 @@ def _finish_held(journal: Journal, settings: Settings, work: Path, held: int) ->
               "invoice file; left for a person to look at", work_dir=str(work))
         return 0
     stuck = unclaim(candidate_for(settings.outbox, invoice), work).stuck
+    if stuck == [work.name]:
+        raise not_the_folder(work)  # swapped since it was held: sweep says so, looks again
     if stuck:
         _once(work, logs.get().error, "work folder unknown to the journal cannot go back: the "
               "outbox holds files of the same names; compare them and move the right ones",

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import without_blocking
@@ -225,3 +226,28 @@ def test_a_leftover_work_folder_of_a_bundle_put_back_is_never_sent_from_and_remo
     assert sweep(j, settings) == 1
     assert not w.exists()
     assert j.rows(("settling", "sent", "quarantined")) == []
+
+
+def test_an_orphan_swapped_for_a_link_just_before_it_goes_back_is_said_so_not_as_a_name_clash(
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The orphan is swapped for a link between the sweep's look and its put-back: nothing
+    is moved through the link, and the one error line says the work folder is a link and
+    that it will be tried again — not that the outbox holds files of the same names."""
+    from daemon import claim as claim_module
+    from daemon import orphans
+    w = work(settings, "INV-8")
+    aside = tmp_path / "aside"
+
+    def swapped_then_unclaimed(cand: Any, folder: Path) -> Any:
+        folder.rename(aside)
+        folder.symlink_to(aside)
+        return claim_module.unclaim(cand, folder)
+
+    monkeypatch.setattr(orphans, "unclaim", swapped_then_unclaimed)
+    with capture_logs() as logged:
+        assert sweep(Journal(settings.paths.state_dir / "j.db"), settings) == 0
+    assert not (settings.outbox.path / "INV-8.xml").exists()
+    assert sorted(os.listdir(aside)) == ["INV-8", "INV-8.xml"]
+    [said] = [e for e in logged if e["log_level"] == "error"]
+    assert said["event"].endswith("cannot be finished; will try again")
+    assert "symbolic link" in said["error"] and said["work_dir"] == str(w)
