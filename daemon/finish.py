@@ -88,6 +88,10 @@ class Finisher(Moves, Recovery, Retries):
         # the lock, so that a check made for the old format during that reload is never
         # stored, nor posted with the new format's deliverer.
         self._checked_for = 0
+        # Rows handed over at their claim whose `delivering` may not be written yet (the
+        # hand-over's commit failed): kept apart from their checks, which a switch of
+        # format drops, so that their attempt still records it and sends.
+        self._handed_over: set[int] = set()
         self._checks_lock = threading.Lock()
         # How a claimed bundle is read again after a restart: the daemon's reader
         # processes (readers.py) when it has them, else here.
@@ -129,6 +133,7 @@ class Finisher(Moves, Recovery, Retries):
 
     def hand_over(self, row_id: int, bundle: Bundle) -> None:
         """The validated bundle of a row just claimed, at its place in processing."""
+        self._handed_over.add(row_id)
         self._validated[row_id] = bundle
 
     def _claimed_bundle(self, row: Row) -> tuple[Bundle, int]:
@@ -196,11 +201,12 @@ class Finisher(Moves, Recovery, Retries):
             return self.archive_sent(row_id, row)
         if row.state == QUARANTINING:
             return self.quarantine(row_id, findings_of(row.reasons))
-        if row.state == CLAIMING and row_id in self._validated:
+        if row.state == CLAIMING and row_id in self._handed_over:
             # Claimed and checked, but the hand-over's commit failed (Claims._hand_over):
             # recorded now, before anything is sent (a JournalError: the workers retry).
             self.j.transition(row_id, "delivering", "claimed", durable=False)
             row = self.j.get(row_id)
+        self._handed_over.discard(row_id)
         if row.state not in ("delivering", "retrying"):
             return None  # finished meanwhile (quarantined, sent)
         log = bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids)

@@ -515,6 +515,33 @@ class TestABatchOfClaims:
         assert all(p.j.get(r).state == "sent" for r in rows if r is not None)
         assert len(folders(p.s.sent_dir)) == 3
 
+    def test_a_hand_over_whose_commit_fails_is_delivered_after_a_switch_of_format_too(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """As above, and a reload switches [delivery] format before the attempts (their
+        checks are dropped, to be made again): the rows still `claiming` are recorded
+        `delivering` by their attempt, read again and sent — not left `claiming`, shown
+        as being sent, with no attempt, until a restart."""
+        from daemon.errors import JournalError
+        p = self._held(tmp_path, 2)
+        real = p.j.transitions
+
+        def refuse(rows: list[tuple[int, dict[str, object]]], state: str, *a: object,
+                   **kw: object) -> None:
+            if state == "delivering":
+                raise JournalError("journal write failed: disk full", reported=True)
+            real(rows, state, *a, **kw)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(p.j, "transitions", refuse)
+        results = list(p.claim_held(5.0))
+        monkeypatch.setattr(p.j, "transitions", real)
+        rows = [n.claimed for _, n in results if not isinstance(n, Exception)]
+        assert len(rows) == 2 and None not in rows
+        assert all(p.j.get(r).state == "claiming" for r in rows if r is not None)
+        p.finish.read_claimed_again()  # a reload switched the format
+        assert all(p.finish.attempt(r) is None for r in rows if r is not None)
+        assert all(p.j.get(r).state == "sent" for r in rows if r is not None)
+        assert len(folders(p.s.sent_dir)) == 2
+
     def test_the_first_of_a_batch_goes_to_delivery_before_the_rest_is_checked(
             self, tmp_path: Path) -> None:
         """The check after the move comes back bundle by bundle (from the readers): the
