@@ -2,7 +2,9 @@
 
 The rename of the invoice file is the claim: on one file system exactly one
 rename of a name succeeds, so several daemons (several hosts on one share)
-can watch the same outbox and only one of them sends a bundle.
+can watch the same outbox and only one of them sends a bundle. After the renames,
+whether the bundle matched again in its work folder is the one validated
+(`changed_since_read`), and the validated bundle at its new paths (`moved_into`).
 """
 
 from __future__ import annotations
@@ -13,14 +15,16 @@ import socket
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 from daemon.bundle import Bundle, Finding
+from daemon.convert import unconverted
 from daemon.errors import ClaimLost, NothingClaimed
 from daemon.fsops import folder_below, opened_from
 from daemon.fswrite import fsync_dir, held_path, hold_folder, not_the_folder, rename_noreplace
+from daemon.manifest import bundle_id_of
 from daemon.names import NAME_MAX, fit_bytes
 from daemon.scan import Candidate
 from daemon.temps import still_at
@@ -272,3 +276,39 @@ def changed_during_claim(invoice_file: str, stuck: list[str]) -> Finding:
                    f"claimed, new files named {', '.join(stuck)} appeared in the outbox; this "
                    "is the earlier version — compare the two and move the right one back into "
                    "the outbox")
+
+
+def changed_since_read(validated: Bundle, moved: Bundle | BaseException,
+                       validated_id: str | None = None) -> str | None:
+    """What differs in the bundle matched again after the claim from what was validated
+    (None: nothing, it goes on): its bytes (the bundle id), or what the id does not
+    cover but decides what is validated and sent — the channel (an attachments.toml
+    that says original-print now would otherwise go out validated for e-invoice) and
+    the rest read from the sidecar (Bundle.sidecar_digest). `validated_id`: the
+    validated bundle's id, when known (not computed again unless it converted images)."""
+    if not isinstance(moved, Bundle):
+        return f"cannot be matched again: {moved}"
+    # assemble() converts nothing: compare with the id of what was matched.
+    if validated_id is None or any(a.converted for a in validated.attachments):
+        validated_id = bundle_id_of(unconverted(validated))
+    if bundle_id_of(moved) != validated_id:
+        return "its files (another bundle id)"
+    if moved.channel != validated.channel:
+        return f"its channel ({validated.channel} -> {moved.channel})"
+    if moved.sidecar_digest != validated.sidecar_digest:
+        return "attachments.toml or another entry of its sidecar"
+    return None
+
+
+def moved_into(validated: Bundle, moved: Bundle) -> Bundle:
+    """The validated bundle with the paths of its files after the claim.
+
+    Both have the same bundle id, so the files are the same bytes; only
+    where they lie has changed.
+    """
+    where = {(a.invoice_id, a.original_name): a.path for a in moved.attachments}
+    return replace(validated,
+                   invoice_file=replace(validated.invoice_file, path=moved.invoice_file.path),
+                   sidecar=moved.sidecar,
+                   attachments=tuple(replace(a, path=where[(a.invoice_id, a.original_name)])
+                                     for a in validated.attachments))

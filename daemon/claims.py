@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +17,16 @@ from daemon.bundle import Bundle, Finding, reasons_of
 from daemon.claim import (
     Unclaimed,
     changed_during_claim,
+    changed_since_read,
     claim,
     log_leftover,
+    moved_into,
     stuck_in_work_folder,
     sync_claimed,
     unclaim,
     work_dir_for,
 )
 from daemon.config import Settings
-from daemon.convert import unconverted
 from daemon.errors import (
     ClaimLost,
     InputError,
@@ -39,7 +39,6 @@ from daemon.finish import Finisher
 from daemon.fswrite import folders_below, refuse_links
 from daemon.journal import CLAIMING, Journal, Row
 from daemon.logs import bundle_log
-from daemon.manifest import bundle_id_of
 from daemon.match import assemble
 from daemon.names import printable
 from daemon.scan import Candidate, snapshot
@@ -350,28 +349,6 @@ class Claims:
             yield c.cand.invoice.name, Next(claimed=row_id, gone=True)
 
 
-def changed_since_read(validated: Bundle, moved: Bundle | BaseException,
-                       validated_id: str | None = None) -> str | None:
-    """What differs in the bundle matched again after the claim from what was validated
-    (None: nothing, it goes on): its bytes (the bundle id), or what the id does not
-    cover but decides what is validated and sent — the channel (an attachments.toml
-    that says original-print now would otherwise go out validated for e-invoice) and
-    the rest read from the sidecar (Bundle.sidecar_digest). `validated_id`: the
-    validated bundle's id, when known (not computed again unless it converted images)."""
-    if not isinstance(moved, Bundle):
-        return f"cannot be matched again: {moved}"
-    # assemble() converts nothing: compare with the id of what was matched.
-    if validated_id is None or any(a.converted for a in validated.attachments):
-        validated_id = bundle_id_of(unconverted(validated))
-    if bundle_id_of(moved) != validated_id:
-        return "its files (another bundle id)"
-    if moved.channel != validated.channel:
-        return f"its channel ({validated.channel} -> {moved.channel})"
-    if moved.sidecar_digest != validated.sidecar_digest:
-        return "attachments.toml or another entry of its sidecar"
-    return None
-
-
 def _validated(c: Claim) -> Bundle:
     assert c.known.bundle is not None  # only a bundle that was read is claimed
     return c.known.bundle
@@ -387,17 +364,3 @@ def assemble_here(jobs: list[tuple[Candidate, Bundle]], settings: Settings
         except (InputError, OSError) as exc:
             out.append(exc)
     return out
-
-
-def moved_into(validated: Bundle, moved: Bundle) -> Bundle:
-    """The validated bundle with the paths of its files after the claim.
-
-    Both have the same bundle id, so the files are the same bytes; only
-    where they lie has changed.
-    """
-    where = {(a.invoice_id, a.original_name): a.path for a in moved.attachments}
-    return replace(validated,
-                   invoice_file=replace(validated.invoice_file, path=moved.invoice_file.path),
-                   sidecar=moved.sidecar,
-                   attachments=tuple(replace(a, path=where[(a.invoice_id, a.original_name)])
-                                     for a in validated.attachments))
