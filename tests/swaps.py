@@ -34,6 +34,17 @@ def swap_for_link(folder: Path, outside: Path) -> Path:
     return real
 
 
+def linked_aside_before(call: Callable[[Any, Path], Any], aside: Path
+                        ) -> Callable[[Any, Path], Any]:
+    """`call(cand, folder)`, the folder first moved to `aside` and a link to it put in its
+    place: the bundle is whole behind the link (to stand in for unclaim, say)."""
+    def swapped_then(cand: Any, folder: Path) -> Any:
+        folder.rename(aside)
+        folder.symlink_to(aside)
+        return call(cand, folder)
+    return swapped_then
+
+
 @contextmanager
 def opened_in(folder: Path) -> Iterator[list[str]]:
     """The names opened in `folder` while the block runs ("" for the folder itself,

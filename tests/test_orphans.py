@@ -6,12 +6,11 @@ import json
 import os
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 from helpers import without_blocking
 from structlog.testing import capture_logs
-from swaps import opened_in, swap_when_opened
+from swaps import linked_aside_before, opened_in, swap_when_opened
 
 from daemon.claim import work_dir_for
 from daemon.config import DeliveryConfig, OutboxConfig, PathsConfig, Settings
@@ -237,13 +236,8 @@ def test_an_orphan_swapped_for_a_link_just_before_it_goes_back_is_said_so_not_as
     from daemon import orphans
     w = work(settings, "INV-8")
     aside = tmp_path / "aside"
-
-    def swapped_then_unclaimed(cand: Any, folder: Path) -> Any:
-        folder.rename(aside)
-        folder.symlink_to(aside)
-        return claim_module.unclaim(cand, folder)
-
-    monkeypatch.setattr(orphans, "unclaim", swapped_then_unclaimed)
+    monkeypatch.setattr(orphans, "unclaim",
+                        linked_aside_before(claim_module.unclaim, aside))
     with capture_logs() as logged:
         assert sweep(Journal(settings.paths.state_dir / "j.db"), settings) == 0
     assert not (settings.outbox.path / "INV-8.xml").exists()

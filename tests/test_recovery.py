@@ -27,6 +27,7 @@ from claimed import (  # noqa: E402, F401 - quiet_logs: autouse
     quiet_logs,
 )
 from helpers import drop_bundle, pdf_bytes, write  # noqa: E402
+from swaps import linked_aside_before  # noqa: E402
 
 from daemon.answers import Receipt  # noqa: E402
 from daemon.config import Settings  # noqa: E402
@@ -203,13 +204,8 @@ class TestRecovery:
         p, s, work, row = self._half_claimed(tmp_path, pdf_bytes())
         write(s.outbox.path / "INV-1" / "a.pdf", pdf_bytes(pages=2))
         aside = tmp_path / "aside"
-
-        def swapped_then_unclaimed(cand: Any, w: Path) -> Any:
-            w.rename(aside)
-            w.symlink_to(aside)
-            return claim_module.unclaim(cand, w)
-
-        monkeypatch.setattr(recovery, "unclaim", swapped_then_unclaimed)
+        monkeypatch.setattr(recovery, "unclaim",
+                            linked_aside_before(claim_module.unclaim, aside))
         p.finish.recover()
         r = p.j.get(row)
         assert r.state == "quarantining"
