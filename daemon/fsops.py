@@ -59,6 +59,9 @@ _FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 # A folder opened for its listing (with O_NOFOLLOW below a trusted root): here, the
 # poller and the snapshot walk alike.
 FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+# A folder never reached through a link: each one below a trusted root, and a bundle's
+# work folder held by its path (fswrite.hold_folder, temps, strays).
+FOLDER_NOFOLLOW = FOLDER | os.O_NOFOLLOW
 
 
 def _refused(exc: OSError, shown: str) -> Exception:
@@ -108,7 +111,7 @@ def _folder_in(parent: int, name: str, shown: str, where: str) -> int:
     """The folder `name` of the folder open at `parent`, never through a link (`where`:
     it as shown, `shown`: what is being reached through it)."""
     try:
-        return os.open(name, FOLDER | os.O_NOFOLLOW, dir_fd=parent)
+        return os.open(name, FOLDER_NOFOLLOW, dir_fd=parent)
     except PermissionError:
         raise unreadable_folder(shown, "" if where == shown else where) from None
     except OSError as exc:

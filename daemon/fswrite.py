@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from daemon.fsops import CHUNK, kind_of, open_regular
+from daemon.fsops import CHUNK, FOLDER, FOLDER_NOFOLLOW, kind_of, open_regular
 from daemon.temps import create_locked, still_at, temp_prefix
 
 
@@ -52,7 +52,7 @@ def refuse_links(folders: Iterable[Path]) -> None:
 
 
 def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    fd = os.open(path, FOLDER)
     try:
         os.fsync(fd)
     finally:
@@ -75,7 +75,7 @@ def make_folders_below(root: Path, parts: Iterable[str],
     folder for path-based calls); `made` is called with the descriptor of each folder
     made here. NotADirectoryError (its filename the part) when one of them is a link or
     no folder. ROOT itself is followed (a configured path may be a link)."""
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    fd = os.open(root, FOLDER)
     try:
         for part in parts:
             try:
@@ -84,8 +84,7 @@ def make_folders_below(root: Path, parts: Iterable[str],
             except FileExistsError:
                 new = False
             try:
-                inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
-                                | os.O_CLOEXEC, dir_fd=fd)
+                inner = os.open(part, FOLDER_NOFOLLOW, dir_fd=fd)
             except OSError as exc:
                 if exc.errno in (errno.ELOOP, errno.ENOTDIR):
                     raise NotADirectoryError(errno.ENOTDIR, "a link or no folder",
@@ -111,7 +110,7 @@ def held_path(fd: int) -> Path:
 def add_group_write(folder: Path) -> None:
     """Give a folder group write permission, never through a link someone may have put
     in its place."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    fd = os.open(folder, FOLDER_NOFOLLOW)
     try:
         add_group_write_fd(fd)
     finally:
@@ -233,9 +232,6 @@ def copy_into(fin: BinaryIO, fout: BinaryIO) -> None:
     os.fsync(fout.fileno())
 
 
-_HELD_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
 def hold_folder(path: Path) -> int:
     """The folder at `path` open (the caller closes it), never through a link: a bundle's
     work folder, which a user of the share may swap for a link to anywhere. What is
@@ -243,7 +239,7 @@ def hold_folder(path: Path) -> int:
     and the folder is only moved or removed by its name while that name is still it
     (`still_at`). OSError naming `path` when a link or no folder is there."""
     try:
-        return os.open(path, _HELD_FOLDER)
+        return os.open(path, FOLDER_NOFOLLOW)
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR):
             raise not_the_folder(path) from None
@@ -262,7 +258,7 @@ def _copy_entry(parent: int, name: str, dst: Path) -> None:
     fsync files."""
     st = os.stat(name, dir_fd=parent, follow_symlinks=False)
     if stat.S_ISDIR(st.st_mode):
-        fd = os.open(name, _HELD_FOLDER, dir_fd=parent)
+        fd = os.open(name, FOLDER_NOFOLLOW, dir_fd=parent)
         try:
             _copy_folder(fd, dst)
         finally:
@@ -343,7 +339,7 @@ def move_tree(src: Path, dst: Path, sync: bool = True, held: int | None = None) 
     _remove(tmp)
     try:
         if held is None:
-            parent = os.open(src.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            parent = os.open(src.parent, FOLDER)
             try:
                 _copy_entry(parent, src.name, tmp)
             finally:

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-from daemon.fsops import FOLDER
+from daemon.fsops import FOLDER, FOLDER_NOFOLLOW
 from daemon.osthreads import show_name
 from daemon.scan import WATCHED_DEPTH
 
@@ -143,7 +143,7 @@ class Poller:
         try:
             # O_NOFOLLOW: a link put in its place since its lstat is refused (ELOOP), and
             # one put in place of a folder above it is not on the way (parent is held).
-            fd = os.open(name, FOLDER | os.O_NOFOLLOW, dir_fd=parent)
+            fd = os.open(name, FOLDER_NOFOLLOW, dir_fd=parent)
         except OSError:
             # Not permitted, gone or replaced since its parent was listed: no entries
             # this poll, and its lstat then shows what it became.

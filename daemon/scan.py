@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Final
 
 from daemon.config import OutboxConfig, ShareConfig
-from daemon.fsops import FOLDER, kind_of
+from daemon.fsops import FOLDER_NOFOLLOW, kind_of
 from daemon.names import (
     ERRORS_SUFFIX,
     NameKind,
@@ -297,7 +297,7 @@ def _walk(parent: int | None, name: str | Path, rel: str, depth: int, cfg: Outbo
     entries are walked, and never through a link: a share user who swaps it, or a folder
     above it, for a link after its lstat gets nothing outside the outbox listed."""
     try:
-        fd = os.open(name, FOLDER | os.O_NOFOLLOW, dir_fd=parent)
+        fd = os.open(name, FOLDER_NOFOLLOW, dir_fd=parent)
     except OSError:
         return  # gone, or a link since its lstat: the next look sees what it became
     try:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from daemon.archive import PAPER_NAMES
 from daemon.config_sections import OutboxConfig, ShareConfig
+from daemon.fsops import FOLDER_NOFOLLOW
 from daemon.names import is_ignored, printable, stem
 from daemon.scan import is_invoice_file
 
@@ -111,7 +112,7 @@ def _look(folder: Path, cfg: OutboxConfig, share: ShareConfig) -> Stray | None:
     looked into."""
     try:
         # Never through a link put in the folder's place since the root was listed.
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(folder, FOLDER_NOFOLLOW)
     except OSError:
         return None
     try:

@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from daemon.fsops import FOLDER, FOLDER_NOFOLLOW
 from daemon.names import fit_bytes
 
 # What flock answers where the file system has no lock to give (NFS without lockd,
@@ -159,7 +160,7 @@ def hold_new_folder(path: Path) -> int:
             if not drop_folder_unless_held(path):
                 break
             continue
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(path, FOLDER_NOFOLLOW)
         try:
             # Not waited for: who holds a folder we made this instant is a sweep that
             # took it for a leftover (it goes), or a writer that made its own there.
@@ -192,7 +193,7 @@ def drop_folder_unless_held(path: Path, older_than: float | None = None,
         if not stat.S_ISDIR(st.st_mode):
             os.unlink(path)
             return True
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(path, FOLDER_NOFOLLOW)
     except FileNotFoundError:
         return True
     try:
@@ -252,9 +253,9 @@ def folder_locked(folder: Path | int) -> Iterator[None]:
     (see the module's docstring), and where none can be had the block runs unlocked,
     as before. `folder` an int: the folder open at that descriptor (opened again, so
     that the lock ends with the block)."""
-    fd = (os.open(f"/proc/self/fd/{folder}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    fd = (os.open(f"/proc/self/fd/{folder}", FOLDER)
           if isinstance(folder, int) else
-          os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC))
+          os.open(folder, FOLDER_NOFOLLOW))
     try:
         _wait_for_lock(fd)
         yield
