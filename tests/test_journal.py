@@ -93,6 +93,14 @@ class TestTransitions:
         with pytest.raises(ValueError):
             journal.transitions([(a, {"attempts": 1}), (b, {})], "retrying")
 
+    def test_a_row_given_twice_is_refused_as_such(self, journal: Journal) -> None:
+        """The same row twice in one transitions() is the caller's mistake, refused
+        before anything is written, not reported as a row that does not exist."""
+        a = journal.create("INV-1.xml", "settling")
+        with pytest.raises(ValueError, match="each row once"):
+            journal.transitions([(a, {"attempts": 1}), (a, {"attempts": 2})], "retrying")
+        assert journal.get(a).state == "settling" and len(transitions(journal.path, a)) == 1
+
     def test_temporary_data_stays_in_memory(self, journal: Journal) -> None:
         """A statement that moves many rows keeps what it changed for its own rollback;
         past 64 KiB (a batch of 32 claims) SQLite would spill it into a temporary file in

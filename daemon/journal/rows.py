@@ -77,9 +77,12 @@ class Rows:
         same fields, in one transaction of two statements (a batch of claims, the
         hand-over of those found unchanged): each statement hands the interpreter lock
         over and must win it back from the delivery workers. JournalError, and nothing
-        written, when a row does not exist."""
+        written, when a row does not exist; ValueError for a row given twice (one
+        UPDATE changes it once, which would read as a row that does not exist)."""
         if not rows:
             return
+        if len({row_id for row_id, _ in rows}) != len(rows):
+            raise ValueError("transitions() takes each row once")
         encoded = [(row_id, self._encode(fields)) for row_id, fields in rows]
         names = list(encoded[0][1])
         if any(list(enc) != names for _, enc in encoded):
