@@ -186,8 +186,9 @@ def _finish_held(journal: Journal, settings: Settings, work: Path, held: int,
         rec["archive_dir"] = str(move_into_place(work, target, held=held))
         journal.import_sent([rec])
         logs.get().warning("delivered bundle unknown to the journal archived in sent/",
-                           work_dir=str(work), bundle_id=rec["bundle_id"], invoice_file=rec["invoice_file"],
-                           invoice_ids=rec["invoice_ids"], archive=rec["archive_dir"])
+                           work_dir=str(work), bundle_id=rec["bundle_id"],
+                           invoice_file=rec["invoice_file"], invoice_ids=rec["invoice_ids"],
+                           archive=rec["archive_dir"])
         return 1
     if reason is not None:
         invoice_file = str(reason["invoice_file"])
@@ -199,8 +200,8 @@ def _finish_held(journal: Journal, settings: Settings, work: Path, held: int,
                        bundle_id=reason["bundle_id"], reasons=reason.get("reasons", []),
                        archive_dir=str(target))
         logs.get().warning("quarantined bundle unknown to the journal moved to quarantine/",
-                           work_dir=str(work), bundle_id=reason["bundle_id"], invoice_file=invoice_file,
-                           archive=str(target))
+                           work_dir=str(work), bundle_id=reason["bundle_id"],
+                           invoice_file=invoice_file, archive=str(target))
         return 1
     invoice = _invoice_in(held, settings)
     if invoice is None:
