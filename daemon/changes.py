@@ -16,7 +16,6 @@ from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from daemon.names import spelling_twins
-from daemon.orphans import sweep as sweep_orphans
 from daemon.scan import Listing, Snapshot, list_outbox, same_lone_file, snapshot
 from daemon.watch import OVERFLOW
 
@@ -25,6 +24,7 @@ if TYPE_CHECKING:
     from daemon.index import OutboxIndex
     from daemon.journal import Journal
     from daemon.leftalone import LeftAlone
+    from daemon.orphans import Orphans
     from daemon.pipeline import Pipeline
     from daemon.publish import Publisher
     from daemon.settle import Pacer
@@ -53,6 +53,7 @@ class Changes:
     journal: Journal
     watcher: WatcherLike
     left_alone: LeftAlone
+    orphans: Orphans
     _wake: Waker
     _hints: set[str]
     _hint_lock: threading.Lock
@@ -107,7 +108,7 @@ class Changes:
     def rescan(self) -> None:
         """The one full pass: list the outbox and snapshot every bundle; only those
         that look different from their last step are stepped."""
-        sweep_orphans(self.journal, self.settings)  # work folders no journal row knows
+        self.orphans.sweep(self.journal, self.settings)  # work folders no journal row knows
         # A dead watcher restarted before the listing: what changes after its first look
         # is an event, what came before is listed here (restarted after, a file dropped in
         # between waited for the next rescan).

@@ -16,6 +16,15 @@ The papers are read through fsops.read_regular: a receipt.json or reason.json
 that is a FIFO, link or device is never opened (a FIFO would block the sweep
 forever) and the folder is left for a person, with one error line: outboxd
 writes its papers only as regular files, so what the folder means is unknown.
+
+Only a journal lost can leave a bundle of ours in a work folder no row names: every
+claim names its folder in the journal before it makes it, and a row leaves a folder
+only once that is archived, emptied or marked (claim.LEFTOVER). So the above is done
+only for the folders that were there when a journal made afresh was first swept (the
+lost journal's, `Orphans`). Any other folder of our name that no row knows was put
+there by a person (a backup restored, a copy): nothing in it is sent, archived or
+moved, and one error line names it. An empty work folder (a failed claim's whose
+removal failed too) holds nothing to lose and is removed.
 """
 
 from __future__ import annotations
@@ -74,46 +83,77 @@ def _invoice_in(held: int, settings: Settings) -> str | None:
     return names[0] if len(names) == 1 else None
 
 
-def sweep(journal: Journal, settings: Settings) -> int:
-    """Finish every orphaned work folder of ours; how many were handled."""
-    log = logs.get()
-    try:
-        entries = [e for e in os.scandir(settings.processing_dir)
-                   if e.is_dir(follow_symlinks=False) and not e.name.startswith(".")]
-    except OSError:
-        return 0  # the share is away; the next rescan looks again
-    if not entries:
-        return 0  # the usual case: no journal query at all
-    known = {row.work_dir for row in journal.rows(IN_FLIGHT) if row.work_dir}
-    handled = 0
-    for entry in entries:
-        work = Path(entry.path)
-        if str(work) in known or not _owner_gone(entry.name):
-            continue
+class Orphans:
+    """The sweep of one daemon run, which knows the work folders a lost journal left:
+    those found at its first sweep on a journal made afresh (Journal.afresh)."""
+
+    def __init__(self) -> None:
+        self._inherited: set[Path] | None = None  # None: not swept yet
+
+    def sweep(self, journal: Journal, settings: Settings) -> int:
+        """Finish every orphaned work folder of ours; how many were handled."""
+        log = logs.get()
         try:
-            handled += _finish(journal, settings, work)
-        except (OSError, ValueError, KeyError, OutboxdError) as exc:
-            _once(work, log.error, "work folder unknown to the journal cannot be finished; "
-                  "will try again", work_dir=str(work), error=str(exc))
-    return handled
+            entries = [e for e in os.scandir(settings.processing_dir)
+                       if e.is_dir(follow_symlinks=False) and not e.name.startswith(".")]
+        except OSError:
+            return 0  # the share is away; the next rescan looks again
+        if self._inherited is None:
+            self._inherited = {Path(e.path) for e in entries} if journal.afresh else set()
+        if not entries:
+            return 0  # the usual case: no journal query at all
+        known = {row.work_dir for row in journal.rows(IN_FLIGHT) if row.work_dir}
+        handled = 0
+        for entry in entries:
+            work = Path(entry.path)
+            if str(work) in known or not _owner_gone(entry.name):
+                continue
+            try:
+                done = _finish(journal, settings, work, work in self._inherited)
+            except (OSError, ValueError, KeyError, OutboxdError) as exc:
+                _once(work, log.error, "work folder unknown to the journal cannot be "
+                      "finished; will try again", work_dir=str(work), error=str(exc))
+                continue
+            if done:
+                # Gone from processing/: a folder of that name put there later is not it.
+                self._inherited.discard(work)
+            handled += done
+        return handled
 
 
-def _finish(journal: Journal, settings: Settings, work: Path) -> int:
+def sweep(journal: Journal, settings: Settings) -> int:
+    """One sweep of a run of its own: as the first sweep of a daemon on `journal`."""
+    return Orphans().sweep(journal, settings)
+
+
+def _finish(journal: Journal, settings: Settings, work: Path, inherited: bool) -> int:
     # Held while it is cleaned, read and moved, never through a link a user of the share
     # put in its place after the listing (OSError naming it: sweep logs it, looks again):
     # what the link leads to is neither removed, read as our papers, nor moved.
     held = hold_folder(work)
     try:
-        return _finish_held(journal, settings, work, held)
+        return _finish_held(journal, settings, work, held, inherited)
     finally:
         os.close(held)
 
 
-def _finish_held(journal: Journal, settings: Settings, work: Path, held: int) -> int:
+def _finish_held(journal: Journal, settings: Settings, work: Path, held: int,
+                 inherited: bool) -> int:
     if in_folder(held, LEFTOVER):
         return _leftover(work, held)
-    # The one killed may have been writing a paper: its temp file goes nowhere.
-    drop_unfinished(held_path(held), PAPER_NAMES)
+    if inherited:
+        # The one killed may have been writing a paper: its temp file goes nowhere.
+        drop_unfinished(held_path(held), PAPER_NAMES)
+    if not os.listdir(held):
+        # A claim that failed, whose removal of its folder failed too: nothing to lose.
+        return _remove_empty(work, held, "empty work folder unknown to the journal removed")
+    if not inherited:
+        _once(work, logs.get().error, "work folder unknown to the journal was not left by "
+              "outboxd (copied in by someone, e.g. a backup restored?): nothing in it is "
+              "sent, archived or moved — to send what is in it, move its files into the "
+              "outbox (sidecar folder first, invoice file last); then remove the folder",
+              work_dir=str(work))
+        return 0
     try:
         # Read by the work folder's path (errors name it), then found still to be the
         # folder held: never papers read where a link swapped in meanwhile led.
@@ -146,8 +186,9 @@ def _finish_held(journal: Journal, settings: Settings, work: Path, held: int) ->
         rec["archive_dir"] = str(move_into_place(work, target, held=held))
         journal.import_sent([rec])
         logs.get().warning("delivered bundle unknown to the journal archived in sent/",
-                           bundle_id=rec["bundle_id"], invoice_file=rec["invoice_file"],
-                           invoice_ids=rec["invoice_ids"], archive=rec["archive_dir"])
+                           work_dir=str(work), bundle_id=rec["bundle_id"],
+                           invoice_file=rec["invoice_file"], invoice_ids=rec["invoice_ids"],
+                           archive=rec["archive_dir"])
         return 1
     if reason is not None:
         invoice_file = str(reason["invoice_file"])
@@ -159,8 +200,8 @@ def _finish_held(journal: Journal, settings: Settings, work: Path, held: int) ->
                        bundle_id=reason["bundle_id"], reasons=reason.get("reasons", []),
                        archive_dir=str(target))
         logs.get().warning("quarantined bundle unknown to the journal moved to quarantine/",
-                           bundle_id=reason["bundle_id"], invoice_file=invoice_file,
-                           archive=str(target))
+                           work_dir=str(work), bundle_id=reason["bundle_id"],
+                           invoice_file=invoice_file, archive=str(target))
         return 1
     invoice = _invoice_in(held, settings)
     if invoice is None:
@@ -194,8 +235,16 @@ def _leftover(work: Path, held: int) -> int:
     if not still_at(work, held):
         raise not_the_folder(work)
     os.unlink(LEFTOVER, dir_fd=held)
+    return _remove_empty(work, held, "emptied work folder of a bundle put back into the "
+                         "outbox removed")
+
+
+def _remove_empty(work: Path, held: int, event: str) -> int:
+    """The empty work folder held at `held` removed by its name while that is still it
+    (rmdir never follows a link, and removes no folder with anything in it)."""
+    if not still_at(work, held):
+        raise not_the_folder(work)
     work.rmdir()
     _reported.discard(work)
-    logs.get().info("emptied work folder of a bundle put back into the outbox removed",
-                    work_dir=str(work))
+    logs.get().info(event, work_dir=str(work))
     return 1

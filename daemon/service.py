@@ -45,7 +45,7 @@ from daemon.index import OutboxIndex
 from daemon.journal import Journal
 from daemon.leftalone import LeftAlone
 from daemon.notify import notify, watchdog_interval
-from daemon.orphans import sweep as sweep_orphans
+from daemon.orphans import Orphans
 from daemon.pipeline import Next, Pipeline
 from daemon.publish import Publisher
 from daemon.readback import restore_sent
@@ -239,7 +239,10 @@ class Service(Changes, Reloading):
                                  share=s.share)
         for row_id, delay in self.pipeline.finish.recover():
             self.schedule(row_id, delay)
-        sweep_orphans(self.journal, s)  # work folders no journal row knows: finish or put back
+        # Work folders no journal row knows: finished or put back (a lost journal's), or
+        # left for a person; this run's sweeps remember which were there first.
+        self.orphans = Orphans()
+        self.orphans.sweep(self.journal, s)
         if s.delivery.transport == "directory" and s.delivery.target is not None:
             # What a killed run left half-written there, whose bundle may never come again.
             clear_target(s.delivery.target, self.log)

@@ -245,3 +245,101 @@ def test_an_orphan_swapped_for_a_link_just_before_it_goes_back_is_said_so_not_as
     [said] = [e for e in logged if e["log_level"] == "error"]
     assert said["event"].endswith("cannot be finished; will try again")
     assert "symbolic link" in said["error"] and said["work_dir"] == str(w)
+
+
+def test_a_folder_of_our_name_copied_in_on_a_journal_that_was_not_lost_is_never_sent_or_moved(
+        settings: Settings) -> None:
+    """A person copies folders named like ours (this host, a pid no longer running) into
+    processing/ — a backup restored — while the journal is the one the daemon always had
+    (every claim of it names its folder in a row first): nothing in them is put into the
+    outbox, archived or quarantined, and one error line names each folder, once."""
+    Journal(settings.journal_path).close()  # the journal of earlier runs
+    plain = work(settings, "INV-1")
+    delivered = work(settings, "INV-2")
+    (delivered / "receipt.json").write_text(json.dumps({
+        "manifest": {"bundle_id": BID, "invoice_file": {"name": "INV-2.xml"},
+                     "invoices": [{"id": "INV-2"}]},
+        "response": {"receipt_id": "r"}, "delivered_at": "2026-01-01T00:00:00.000Z"}))
+    j = Journal(settings.journal_path)
+    try:
+        with capture_logs() as logged:
+            assert sweep(j, settings) == 0
+            assert sweep(j, settings) == 0
+        assert sorted(os.listdir(settings.outbox.path)) == [".outboxd"]
+        assert list(settings.sent_dir.iterdir()) == []
+        assert sorted(os.listdir(plain)) == ["INV-1", "INV-1.xml"]
+        assert "receipt.json" in os.listdir(delivered)
+        assert j.rows(("settling", "sent", "quarantined")) == []
+        said = [e for e in logged if e["log_level"] == "error"]
+        assert sorted(e["work_dir"] for e in said) == sorted([str(plain), str(delivered)])
+        assert all("was not left by outboxd" in e["event"] and "move its files into the "
+                   "outbox" in e["event"] for e in said)
+    finally:
+        j.close()
+
+
+def test_a_folder_copied_in_after_the_first_sweep_of_a_lost_journal_is_left_alone(
+        settings: Settings) -> None:
+    """On a journal made afresh (the old one lost) the folders its daemon left are put
+    back at the first sweep; a folder of our name copied in after that, seen by a later
+    sweep of the same run, is nobody's claim: it stays, with one error line naming it."""
+    from daemon.orphans import Orphans
+    left = work(settings, "INV-1")
+    j = Journal(settings.journal_path)
+    run = Orphans()
+    try:
+        assert j.afresh
+        assert run.sweep(j, settings) == 1
+        assert (settings.outbox.path / "INV-1.xml").exists() and not left.exists()
+        copied = work(settings, "INV-5")
+        with capture_logs() as logged:
+            assert run.sweep(j, settings) == 0
+        assert not (settings.outbox.path / "INV-5.xml").exists()
+        assert sorted(os.listdir(copied)) == ["INV-5", "INV-5.xml"]
+        [said] = [e for e in logged if e["log_level"] == "error"]
+        assert said["work_dir"] == str(copied) and "was not left by outboxd" in said["event"]
+    finally:
+        j.close()
+
+
+@pytest.mark.parametrize("afresh", [True, False])
+def test_an_empty_work_folder_of_a_failed_claim_is_removed_with_an_info_line(
+        settings: Settings, afresh: bool) -> None:
+    """A claim failed and so did the removal of its new, empty work folder (the row went
+    back to settling): the sweep removes that folder, with an info line and no error
+    asking a person to look — on a journal of earlier runs and on one made afresh."""
+    if not afresh:
+        Journal(settings.journal_path).close()
+    w = settings.processing_dir / f"INV-6--{BID[:12]}--{this_host()}-{dead_pid()}-abcdef"
+    w.mkdir()
+    j = Journal(settings.journal_path)
+    try:
+        with capture_logs() as logged:
+            assert sweep(j, settings) == 1
+        assert not w.exists()
+        assert [e["log_level"] for e in logged] == ["info"]
+        assert logged[0]["work_dir"] == str(w) and "empty work folder" in logged[0]["event"]
+    finally:
+        j.close()
+
+
+def test_an_empty_work_folder_swapped_for_a_link_after_the_listing_is_never_removed_through_it(
+        settings: Settings, tmp_path: Path) -> None:
+    """An empty work folder swapped for a link to an empty folder outside between the
+    sweep's listing and its removal: neither the link, nor where it leads, nor the real
+    folder (moved aside) is removed; one error line names the work folder."""
+    w = settings.processing_dir / f"INV-7--{BID[:12]}--{this_host()}-{dead_pid()}-abcdef"
+    w.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    j = Journal(settings.journal_path)
+    try:
+        with capture_logs() as logged, swap_when_opened(w.name, w, outside) as swapped:
+            assert sweep(j, settings) == 0
+        assert swapped, "the swap was made"
+        [real] = swapped
+        assert w.is_symlink() and outside.is_dir() and real.is_dir()
+        [error] = [e for e in logged if e["log_level"] == "error"]
+        assert error["work_dir"] == str(w)
+    finally:
+        j.close()

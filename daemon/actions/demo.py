@@ -28,7 +28,7 @@ from daemon.actions.samples import write_then_rename
 from daemon.config import Settings
 from daemon.config_load import load_settings
 from daemon.errors import InputError, OutboxdError, UsageError
-from daemon.fsops import read_regular
+from daemon.fsops import open_below, read_bounded
 from daemon.journal import SHOWN_AS, Journal
 
 OUTBOXD = [sys.executable, "-m", "daemon"]
@@ -148,8 +148,11 @@ def start_daemon(ws: Workspace, children: Children, timeout: float = 30) -> None
         time.sleep(0.05)
 
 
-def observe(settings: Settings) -> dict[str, Seen]:
-    """invoice file -> what the journal says about its latest row."""
+def observe(settings: Settings, receipts: Receipts | None = None) -> dict[str, Seen]:
+    """invoice file -> what the journal says about its latest row. `receipts`: the
+    warnings read so far in this run (None: read afresh)."""
+    if receipts is None:
+        receipts = Receipts(settings.sent_dir)
     if not settings.journal_path.exists():
         return {}
     journal = Journal(settings.journal_path, readonly=True)
@@ -169,7 +172,7 @@ def observe(settings: Settings) -> dict[str, Seen]:
                 detail += f" → {Path(row.archive_dir).relative_to(settings.sent_dir.parent)}"
                 # First, so that the table's one-line form (which cuts the end) keeps it.
                 detail = "".join(f"warning: {w}; " for w in
-                                 _warnings_of(Path(row.archive_dir))) + detail
+                                 receipts.warnings_of(Path(row.archive_dir))) + detail
         elif state in ("quarantined", "held"):
             detail = "; ".join(f"{r['file']}: {r['message']}" for r in row.reasons)
         elif state == "retrying":
@@ -178,22 +181,31 @@ def observe(settings: Settings) -> dict[str, Seen]:
     return out
 
 
-_WARNINGS: dict[Path, list[str]] = {}
+class Receipts:
+    """The warnings sent bundles went with (an invoice released without attachments, and
+    who released it), as their receipt.json's manifests have them: the journal does not
+    keep them. Each read once, for one run of the demo (its own: a second run in the same
+    process, or one over another folder, never sees this one's)."""
 
+    def __init__(self, sent_dir: Path) -> None:
+        self.sent_dir = sent_dir
+        self._warnings: dict[Path, list[str]] = {}
 
-def _warnings_of(archive: Path) -> list[str]:
-    """The warnings a sent bundle went with (an invoice released without attachments,
-    and who released it), as its receipt.json's manifest has them: the journal does not
-    keep them. Read once per bundle; a receipt that cannot be read shows none (it lies on
-    the share: JSON nested thousands deep is a RecursionError, not a ValueError)."""
-    if archive not in _WARNINGS:
-        try:
-            data = read_regular(archive / "receipt.json", limit=4 << 20)
-            found = json.loads(data or b"{}")["manifest"]["warnings"]
-            _WARNINGS[archive] = [str(w["message"]) for w in found]
-        except (OSError, InputError, ValueError, KeyError, TypeError, RecursionError):
-            return []
-    return _WARNINGS[archive]
+    def warnings_of(self, archive: Path) -> list[str]:
+        """A receipt that cannot be read shows none: it lies on the share, where anyone
+        may put a link in place of it or of a folder above it (never followed: opened
+        below the demo's own sent/ as the daemon opens a bundle's files), a FIFO, or
+        JSON nested thousands deep (a RecursionError, not a ValueError)."""
+        if archive not in self._warnings:
+            try:
+                rel = archive.relative_to(self.sent_dir).as_posix()
+                with open_below(self.sent_dir, f"{rel}/receipt.json") as fh:
+                    data = read_bounded(fh, 4 << 20)
+                found = json.loads(data or b"{}")["manifest"]["warnings"]
+                self._warnings[archive] = [str(w["message"]) for w in found]
+            except (OSError, InputError, ValueError, KeyError, TypeError, RecursionError):
+                return []
+        return self._warnings[archive]
 
 
 def invoked_as() -> str:
@@ -242,16 +254,18 @@ def run(directory: Path | None, once: bool, pace: float, timeout: float,
     progress = {"done": False}
     stopped_by = f"--timeout {timeout:g} s"  # unless Ctrl-C comes first
     status_page: Path | None = None
+    receipts: Receipts | None = None  # this run's: the warnings read once each
     print(f"outboxd demo in {ws.root}", file=out, flush=True)
     try:
         url = start_receiver(ws, children)
         ws.write_config(url, release_supported)
         settings = load_settings(ws.config)
+        receipts = Receipts(settings.sent_dir)
         page = getattr(getattr(settings, "share", None), "status_page", "")
         status_page = ws.outbox / page if page else None
         start_daemon(ws, children)
         print(f"receiver on {url}; daemon watching {ws.outbox}\n", file=out, flush=True)
-        _watch(ws, settings, samples, once, pace, timeout, out, progress)
+        _watch(ws, settings, samples, once, pace, timeout, out, progress, receipts)
     except KeyboardInterrupt:
         stopped_by = "Ctrl-C"
         print("\nstopping the daemon and the receiver", file=out, flush=True)
@@ -259,7 +273,7 @@ def run(directory: Path | None, once: bool, pace: float, timeout: float,
         children.stop()
         signal.signal(signal.SIGTERM, previous)
     where_to_look(ws, status_page, out)
-    final = observe_safely(ws)
+    final = observe_safely(ws, receipts)
     missed = [s for s in samples if not reached(s, final.get(s.invoice_file))]
     if not progress["done"]:  # exit 1: stopped before the end, which is no sample's fault
         left = ", ".join(f"{s.invoice_file} (expected {s.expect}, "
@@ -275,16 +289,16 @@ def run(directory: Path | None, once: bool, pace: float, timeout: float,
     return 0 if progress["done"] and not missed else 1
 
 
-def observe_safely(ws: Workspace) -> dict[str, Seen]:
+def observe_safely(ws: Workspace, receipts: Receipts | None = None) -> dict[str, Seen]:
     try:
-        return observe(load_settings(ws.config))
+        return observe(load_settings(ws.config), receipts)
     except OutboxdError:
         return {}
 
 
 def _watch(ws: Workspace, settings: Settings, samples: list[demo_samples.Sample],
            once: bool, pace: float, timeout: float, out: TextIO,
-           progress: dict[str, bool]) -> None:
+           progress: dict[str, bool], receipts: Receipts) -> None:
     """Drop the samples and show them move; returns when --once is done or timed out."""
     pending = list(samples)
     released: set[str] = set()
@@ -298,7 +312,7 @@ def _watch(ws: Workspace, settings: Settings, samples: list[demo_samples.Sample]
                 _drop(ws, sample.files)
                 view.note(f"dropped {', '.join(sample.files)}  ({sample.shows})")
                 next_drop = now + pace
-            seen = observe(settings)
+            seen = observe(settings, receipts)
             for sample in samples:
                 state = seen.get(sample.invoice_file)
                 if sample.when_waiting and state and state.state == "waiting" \

@@ -99,6 +99,10 @@ class Journal(Rows, Views, Documents):
         self.log = logs.get()
         self.changes = 0  # committed write transactions: the loop republishes status on change
         self._identity: tuple[int, int] | None = None  # set once the file exists
+        # Made by this open (a first start, or one after the journal was lost): what an
+        # earlier journal knew, such as the work folders its daemon left, it cannot vouch
+        # for (orphans.Orphans).
+        self.afresh = False
         try:
             if readonly:
                 # immutable: a read-only state dir where SQLite cannot create the
@@ -119,6 +123,7 @@ class Journal(Rows, Views, Documents):
                                        ).fetchone() is None
                 self._db.executescript(SCHEMA)
                 self._migrate(new)
+                self.afresh = new
             self._db.row_factory = sqlite3.Row
         except sqlite3.Error as exc:
             raise JournalError(f"cannot open the journal {path}: {exc} — check [paths] "

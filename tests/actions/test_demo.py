@@ -169,7 +169,8 @@ def test_a_receipt_the_demo_cannot_read_as_one_shows_no_warnings_without_a_trace
     sys.path.insert(0, str(Path(__file__).parent.parent))
     from helpers import without_blocking
 
-    from daemon.actions.demo import _warnings_of
+    from daemon.actions.demo import Receipts
+    _warnings_of = Receipts(tmp_path).warnings_of
     outside = tmp_path / "outside.json"
     outside.write_text('{"manifest": {"warnings": [{"message": "from outside"}]}}')
     bodies: dict[str, bytes] = {
@@ -190,3 +191,59 @@ def test_a_receipt_the_demo_cannot_read_as_one_shows_no_warnings_without_a_trace
     os.mkfifo(tmp_path / "fifo" / "receipt.json")
     assert without_blocking(lambda: _warnings_of(tmp_path / "fifo"),
                             tmp_path / "fifo" / "receipt.json", "the demo's receipt read") == []
+
+
+def _sent_folder(sent: Path, name: str, warning: str) -> Path:
+    import json
+    folder = sent / "2026-12-05" / f"{name}--0123456789ab"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "receipt.json").write_text(json.dumps({"manifest": {"warnings": [
+        {"code": "unattached-invoice", "message": warning}]}}))
+    return folder
+
+
+def test_the_demo_never_reads_a_receipt_through_a_link_in_a_folder_above_it(
+        tmp_path: Path) -> None:
+    """A day folder of sent/, or a bundle's folder in it, that is a link to a folder
+    outside holding a receipt.json with warnings: the demo shows none of them (nothing
+    below its own sent/ is reached through a link); the real folder's warning is shown."""
+    from daemon.actions.demo import Receipts
+    sent, outside = tmp_path / "sent", tmp_path / "outside"
+    real = _sent_folder(sent, "INV-1", "the real one")
+    _sent_folder(outside, "INV-2", "from outside")
+    (sent / "2026-12-06").symlink_to(outside / "2026-12-05")
+    (sent / "2026-12-05" / "INV-3--0123456789ab").symlink_to(
+        outside / "2026-12-05" / "INV-2--0123456789ab")
+    receipts = Receipts(sent)
+    assert receipts.warnings_of(sent / "2026-12-06" / "INV-2--0123456789ab") == []
+    assert receipts.warnings_of(sent / "2026-12-05" / "INV-3--0123456789ab") == []
+    assert receipts.warnings_of(real) == ["the real one"]
+    assert receipts.warnings_of(outside / "2026-12-05" / "INV-2--0123456789ab") == []
+
+
+def test_the_warnings_read_are_one_run_s_and_never_shown_by_the_next(tmp_path: Path) -> None:
+    """The demo's view keeps the warnings it read for its own run only: a receipt read
+    again by a second run in the same process (the same folder, another receipt) shows
+    that run's warning, not the first one's; within a run each receipt is read once."""
+    from daemon.actions.demo import Receipts, Workspace, observe
+    from daemon.config_load import load_settings
+    from daemon.journal import Journal
+    ws = Workspace.make(tmp_path / "demo")
+    ws.outbox.mkdir()
+    ws.write_config("http://127.0.0.1:9/bundles", True)
+    settings = load_settings(ws.config)
+    folder = _sent_folder(settings.sent_dir, "INV-1", "first run")
+    settings.paths.state_dir.mkdir(parents=True, exist_ok=True)
+    journal = Journal(settings.journal_path)
+    try:
+        journal.create("INV-1.xml", "sent", bundle_id="a" * 64, receipt_id="r",
+                       archive_dir=str(folder))
+    finally:
+        journal.close()
+    first = Receipts(settings.sent_dir)
+    assert observe(settings, first)["INV-1.xml"].detail.startswith("warning: first run; ")
+    _sent_folder(settings.sent_dir, "INV-1", "second run")
+    assert observe(settings, first)["INV-1.xml"].detail.startswith("warning: first run; ")
+    assert observe(settings)["INV-1.xml"].detail.startswith("warning: second run; ")
+    assert observe(settings, Receipts(settings.sent_dir))["INV-1.xml"].detail.startswith(
+        "warning: second run; ")
