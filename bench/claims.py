@@ -126,6 +126,10 @@ def measure(work: Path, n: int, readers: bool = True, profile: Path | None = Non
     finally:
         if pool is not None:
             pool.stop()
+        # Each round has its own journal: left open, every round of a run kept its
+        # database and WAL descriptors (of files removed with the round's folder).
+        p.j.close()
+        p.finish.deliverers.current.close()
 
 
 def count_syscalls(trace: Path, n: int) -> dict[str, object]:
