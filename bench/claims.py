@@ -55,12 +55,17 @@ def prepared(work: Path, n: int, reader_processes: int | str = "auto"
         "service": {"reader_processes": reader_processes}})
     for folder in (s.sent_dir, s.quarantine_dir, s.processing_dir, s.paths.state_dir):
         folder.mkdir(parents=True, exist_ok=True)
-    p = Pipeline(s, Journal(s.journal_path), HttpDeliverer(s.delivery))
     cands = list(list_outbox(s.outbox).candidates.values())
+    reads = {cand.invoice.name: evaluate(cand, s) for cand in cands}
+    for name, bundle in reads.items():
+        # One with errors would be quarantined in the timed claims, not claimed to be sent.
+        if bundle.errors:
+            raise RuntimeError(f"{name}: " + "; ".join(f.line() for f in bundle.errors))
+    p = Pipeline(s, Journal(s.journal_path), HttpDeliverer(s.delivery))
     for cand in cands:  # each gets its live row and its read, as before a burst's claims
         nxt = p.step(cand, 1000.0)
         if nxt.read is not None:
-            p.took_read(cand.invoice.name, nxt.read, evaluate(cand, s))
+            p.took_read(cand.invoice.name, nxt.read, reads[cand.invoice.name])
     p.hold_claims()
     for cand in cands:
         p.step(cand, 1001.0)
@@ -172,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 fig = measure(Path(tmp), args.bundles, not args.no_readers, args.profile,
                               args.markers)
-            except RuntimeError as exc:  # a bench bundle not claimed: no figure to give
+            except RuntimeError as exc:  # a bench bundle invalid or not claimed: no figure
                 raise SystemExit(str(exc)) from None
         runs.append(fig.a_bundle())
     out: dict[str, object] = dict(runs[0])

@@ -55,6 +55,26 @@ def test_the_statements_are_those_sqlite_ran_on_the_journal_during_the_claims(
     assert plain.a_bundle()["statements_a_bundle"] == round(plain.statements / 2, 2)
 
 
+def test_an_invalid_bench_bundle_stops_the_measurement_before_any_claim(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bench bundle that does not read valid would be quarantined, not claimed for
+    delivery: the driver refuses it, naming the file and what is wrong, before anything
+    is claimed or timed (every file still in the outbox)."""
+    monkeypatch.setattr(claims, "write_bundles", _bundles_with_a_broken_pdf)
+    with pytest.raises(RuntimeError, match=r"INV-B00002\.xml.*timesheet\.pdf"):
+        claims.measure(tmp_path, n=2, readers=False)
+    outbox = tmp_path / "outbox"
+    assert (outbox / "INV-B00002.xml").is_file()
+    assert (outbox / "INV-B00002" / "timesheet.pdf").is_file()
+    assert not any((outbox / ".outboxd" / "processing").iterdir())
+
+
+def _bundles_with_a_broken_pdf(root: Path, n: int) -> None:
+    from bench.corpus import write_bundles
+    write_bundles(root, n)
+    (root / "INV-B00002" / "timesheet.pdf").write_bytes(b"%PDF-1.7\n" + b"\x00" * 64)
+
+
 def test_a_measurement_leaves_nothing_open_in_its_folder(tmp_path: Path) -> None:
     """Each round is a fresh outbox and journal: the journal (its file and the WAL it
     holds open) is closed once measured, not left open for every round of the run."""
