@@ -105,7 +105,14 @@ class Figures:
 def by_thread(before: dict[str, float], after: dict[str, float], calls: int
               ) -> dict[str, float]:
     """ms of CPU a call of each thread (by name) between two `_threads()` readings."""
-    return {k.split(":")[0]: (v - before.get(k, 0.0)) / calls * 1e3 for k, v in after.items()}
+    spent: dict[str, float] = {}
+    for key, cpu in after.items():
+        # Threads the OS shows under one name (on 3.11 every thread not named by
+        # osthreads.show_name is `python`, as the main thread) are added up: one of
+        # them alone stood for all, whichever /proc listed last.
+        name = key.rsplit(":", 1)[0]
+        spent[name] = spent.get(name, 0.0) + (cpu - before.get(key, 0.0)) / calls * 1e3
+    return spent
 
 
 def _settings(work: Path, n: int, workers: int) -> tuple[Settings, list[Candidate]]:
