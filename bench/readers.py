@@ -72,9 +72,15 @@ def _evaluate_all(readers: Readers, cands: list[Candidate], settings: Settings) 
     with cond:
         if not cond.wait_for(lambda: left[0] == 0, 120):
             raise RuntimeError("the readers did not answer in time")
-    bundles = [r for r in results if isinstance(r, Bundle) and not r.errors]
-    if len(bundles) != len(cands):
-        raise RuntimeError(f"every bench bundle must read valid: {results[:3]}")
+    bundles: list[Bundle] = []
+    for cand, result in zip(cands, results, strict=True):
+        # The one that failed, by name: the first three results said nothing of a later one.
+        if not isinstance(result, Bundle):
+            raise RuntimeError(f"{cand.invoice.name}: not read: {result!r}")
+        if result.errors:
+            raise RuntimeError(f"{cand.invoice.name}: "
+                               + "; ".join(f.line() for f in result.errors))
+        bundles.append(result)
     return bundles
 
 
@@ -151,8 +157,9 @@ def measure(work: Path, n: int = 300, passes: int = 5, workers: int = 2) -> Figu
             c1, p1 = children(), time.process_time()
             checked = _check_all(readers, cands, bundles, settings)
             c2, p2 = children(), time.process_time()
-            if not all(isinstance(b, Bundle) for b in checked):
-                raise RuntimeError(f"a check failed: {checked[:3]}")
+            for cand, result in zip(cands, checked, strict=True):
+                if not isinstance(result, Bundle):
+                    raise RuntimeError(f"{cand.invoice.name}: check failed: {result!r}")
             for key, value in (("ev_c", c1 - c0), ("ev_p", p1 - p0),
                                ("ck_c", c2 - c1), ("ck_p", p2 - p1)):
                 figures[key].append(value / n * 1e3)
@@ -190,7 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2, help="reader processes (default 2)")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="outboxd-readers-") as tmp:
-        fig = measure(Path(tmp), args.n, args.passes, args.workers)
+        try:
+            fig = measure(Path(tmp), args.n, args.passes, args.workers)
+        except RuntimeError as exc:  # a bench bundle that does not read valid: no figures
+            raise SystemExit(str(exc)) from None
     print(report(fig))
     return 0
 

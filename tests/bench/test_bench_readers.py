@@ -36,6 +36,22 @@ def test_every_pass_gives_one_figure_a_bundle_and_the_report_shows_their_median(
     assert multiprocessing.active_children() == []
 
 
+def test_an_invalid_bench_bundle_stops_the_measurement_naming_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bench bundle that does not read valid is not measured as the usual bundle: the
+    run stops with an error that names its invoice file and what is wrong with it."""
+    monkeypatch.setattr(readers, "write_bundles", _bundles_with_a_broken_pdf)
+    with pytest.raises(RuntimeError, match=r"INV-B00004\.xml.*timesheet\.pdf"):
+        readers.measure(tmp_path, n=4, passes=1, workers=1)
+    assert multiprocessing.active_children() == []
+
+
+def _bundles_with_a_broken_pdf(root: Path, n: int) -> None:
+    from bench.corpus import write_bundles
+    write_bundles(root, n)
+    (root / "INV-B00004" / "timesheet.pdf").write_bytes(b"%PDF-1.7\n" + b"\x00" * 64)
+
+
 def test_threads_of_one_name_are_added_up_not_one_of_them_shown() -> None:
     """Threads the OS shows under one name (the main thread and any unnamed thread are
     all `python` on 3.11) are added up under it; a thread started meanwhile counts from
