@@ -140,8 +140,11 @@ def measure(work: Path, n: int, readers: bool = True, profile: Path | None = Non
 def count_syscalls(trace: Path, n: int) -> dict[str, object]:
     """Syscalls of the thread that left the markers, between them, from `strace -f -o`."""
     lines = trace.read_text().splitlines()
-    start = next(i for i, ln in enumerate(lines) if MARK_START in ln)
-    end = next(i for i, ln in enumerate(lines) if MARK_END in ln)
+    start = next((i for i, ln in enumerate(lines) if MARK_START in ln), None)
+    end = next((i for i, ln in enumerate(lines) if MARK_END in ln), None)
+    if start is None or end is None:
+        raise RuntimeError(f"{trace}: no markers of bench.claims in it: record it with "
+                           "`strace -f -o FILE python -m bench.claims --markers`")
     tid = lines[start].split()[0]
     counts: collections.Counter[str] = collections.Counter()
     call = re.compile(r"^\S+\s+(?:<\.\.\. )?(\w+)")
@@ -169,7 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logs.configure(LogConfig(format="json"), open(os.devnull, "w"))
     if args.count_syscalls:
-        print(json.dumps(count_syscalls(args.count_syscalls, args.bundles)))
+        try:
+            print(json.dumps(count_syscalls(args.count_syscalls, args.bundles)))
+        except (OSError, RuntimeError) as exc:
+            raise SystemExit(str(exc)) from None
         return 0
     runs: list[dict[str, float]] = []
     for _ in range(args.rounds):

@@ -146,3 +146,13 @@ def test_count_syscalls_counts_the_loop_threads_calls_between_the_markers(
     assert counted == {"syscalls_a_bundle": 2.5,
                        "by_call_a_bundle": {"pwrite64": 1.0, "fcntl": 0.5, "write": 0.5,
                                             "rename": 0.5}}
+
+
+def test_count_syscalls_of_a_trace_without_markers_says_how_to_record_one(
+        tmp_path: Path) -> None:
+    """A trace recorded without --markers has nothing to count: the error names the file
+    and the command that records one, instead of a bare StopIteration."""
+    trace = tmp_path / "plain.strace"
+    trace.write_text(STRACE.replace("/outboxd-bench-claims-end", "/elsewhere"))
+    with pytest.raises(SystemExit, match=r"plain\.strace: no markers.*--markers"):
+        claims.main(["--count-syscalls", str(trace)])
