@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.corpus import write_bundles
@@ -71,9 +72,15 @@ def _evaluate_all(readers: Readers, cands: list[Candidate], settings: Settings) 
     with cond:
         if not cond.wait_for(lambda: left[0] == 0, 120):
             raise RuntimeError("the readers did not answer in time")
-    bundles = [r for r in results if isinstance(r, Bundle) and not r.errors]
-    if len(bundles) != len(cands):
-        raise RuntimeError(f"every bench bundle must read valid: {results[:3]}")
+    bundles: list[Bundle] = []
+    for cand, result in zip(cands, results, strict=True):
+        # The one that failed, by name: the first three results said nothing of a later one.
+        if not isinstance(result, Bundle):
+            raise RuntimeError(f"{cand.invoice.name}: not read: {result!r}")
+        if result.errors:
+            raise RuntimeError(f"{cand.invoice.name}: "
+                               + "; ".join(f.line() for f in result.errors))
+        bundles.append(result)
     return bundles
 
 
@@ -84,6 +91,105 @@ def _check_all(readers: Readers, cands: list[Candidate], bundles: list[Bundle],
             for result in readers.assemble_many(jobs[start:start + CLAIM_BATCH], settings)]
 
 
+@dataclass(frozen=True)
+class Figures:
+    """CPU a bundle (ms) in each measured pass, and this process's by thread."""
+
+    bundles: int
+    workers: int
+    evaluate_children: tuple[float, ...]
+    evaluate_here: tuple[float, ...]  # this process's
+    check_children: tuple[float, ...]
+    check_here: tuple[float, ...]
+    by_thread: tuple[tuple[str, float], ...]  # thread name, ms a bundle over all passes
+
+    @property
+    def passes(self) -> int:
+        return len(self.evaluate_children)
+
+
+def by_thread(before: dict[str, float], after: dict[str, float], calls: int
+              ) -> dict[str, float]:
+    """ms of CPU a call of each thread (by name) between two `_threads()` readings."""
+    spent: dict[str, float] = {}
+    for key, cpu in after.items():
+        # Threads the OS shows under one name (on 3.11 every thread not named by
+        # osthreads.show_name is `python`, as the main thread) are added up: one of
+        # them alone stood for all, whichever /proc listed last.
+        name = key.rsplit(":", 1)[0]
+        spent[name] = spent.get(name, 0.0) + (cpu - before.get(key, 0.0)) / calls * 1e3
+    return spent
+
+
+def _settings(work: Path, n: int, workers: int) -> tuple[Settings, list[Candidate]]:
+    root = work / "outbox"
+    write_bundles(root, n)
+    config = work / "config.toml"
+    config.write_text(f'[outbox]\npath = {json.dumps(str(root))}\n'
+                      f'[paths]\nstate_dir = {json.dumps(str(work / "state"))}\n'
+                      '[delivery]\nurl = "http://127.0.0.1:9/bundles"\n'
+                      '[einvoice]\npreflight = "off"\n[log]\nformat = "json"\n'
+                      f'[service]\nreader_processes = {workers}\n')
+    settings = load_settings(config)
+    return settings, [candidate_for(settings.outbox, f"INV-B{i:05d}.xml")
+                      for i in range(1, n + 1)]
+
+
+def measure(work: Path, n: int = 300, passes: int = 5, workers: int = 2) -> Figures:
+    """n bench bundles in `work`, read and checked by the real pool: a warm-up pass,
+    then `passes` measured ones."""
+    settings, cands = _settings(work, n, workers)
+    readers = Readers(work / "state")
+    readers.configure(settings)
+    try:
+        stats = [f"/proc/{pid}/stat" for pid in readers.pids()]
+
+        def children() -> float:
+            return sum(_cpu(s) for s in stats)
+
+        bundles = _evaluate_all(readers, cands, settings)  # warm-up
+        _check_all(readers, cands, bundles, settings)
+        figures: dict[str, list[float]] = {k: [] for k in ("ev_c", "ev_p", "ck_c", "ck_p")}
+        threads_before = _threads()
+        for _ in range(passes):
+            c0, p0 = children(), time.process_time()
+            bundles = _evaluate_all(readers, cands, settings)
+            c1, p1 = children(), time.process_time()
+            checked = _check_all(readers, cands, bundles, settings)
+            c2, p2 = children(), time.process_time()
+            for cand, result in zip(cands, checked, strict=True):
+                if not isinstance(result, Bundle):
+                    raise RuntimeError(f"{cand.invoice.name}: check failed: {result!r}")
+            for key, value in (("ev_c", c1 - c0), ("ev_p", p1 - p0),
+                               ("ck_c", c2 - c1), ("ck_p", p2 - p1)):
+                figures[key].append(value / n * 1e3)
+        threads_after = _threads()
+    finally:
+        readers.stop()
+    return Figures(n, workers, tuple(figures["ev_c"]), tuple(figures["ev_p"]),
+                   tuple(figures["ck_c"]), tuple(figures["ck_p"]),
+                   tuple(by_thread(threads_before, threads_after, n * passes).items()))
+
+
+def report(fig: Figures) -> str:
+    """The lines main() prints."""
+
+    def line(xs: tuple[float, ...]) -> str:
+        return (f"{statistics.median(xs):.3f} ms ("
+                + " ".join(f"{x:.2f}" for x in xs) + ")")
+
+    total = tuple(a + b for a, b in zip(fig.evaluate_children, fig.check_children, strict=True))
+    return "\n".join((
+        f"{fig.bundles} bundles, {fig.workers} reader processes, {fig.passes} passes; "
+        "median (each pass) CPU a bundle:",
+        f"evaluate: children {line(fig.evaluate_children)}; "
+        f"this process {line(fig.evaluate_here)}",
+        f"check:    children {line(fig.check_children)}; this process {line(fig.check_here)}",
+        f"both:     children {line(total)}",
+        "this process by thread, a bundle: "
+        + ", ".join(f"{k} {v:.3f} ms" for k, v in fig.by_thread if v > 0)))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.readers", description=__doc__)
     ap.add_argument("--n", type=int, default=300, help="bundles (default 300)")
@@ -91,59 +197,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2, help="reader processes (default 2)")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="outboxd-readers-") as tmp:
-        work = Path(tmp)
-        root = work / "outbox"
-        write_bundles(root, args.n)
-        config = work / "config.toml"
-        config.write_text(f'[outbox]\npath = {json.dumps(str(root))}\n'
-                          f'[paths]\nstate_dir = {json.dumps(str(work / "state"))}\n'
-                          '[delivery]\nurl = "http://127.0.0.1:9/bundles"\n'
-                          '[einvoice]\npreflight = "off"\n[log]\nformat = "json"\n'
-                          f'[service]\nreader_processes = {args.workers}\n')
-        settings = load_settings(config)
-        cands = [candidate_for(settings.outbox, f"INV-B{i:05d}.xml")
-                 for i in range(1, args.n + 1)]
-        readers = Readers(work / "state")
-        readers.configure(settings)
         try:
-            stats = [f"/proc/{pid}/stat" for pid in readers.pids()]
-
-            def children() -> float:
-                return sum(_cpu(s) for s in stats)
-
-            bundles = _evaluate_all(readers, cands, settings)  # warm-up
-            _check_all(readers, cands, bundles, settings)
-            figures: dict[str, list[float]] = {k: [] for k in ("ev_c", "ev_p", "ck_c", "ck_p")}
-            threads_before = _threads()
-            for _ in range(args.passes):
-                c0, p0 = children(), time.process_time()
-                bundles = _evaluate_all(readers, cands, settings)
-                c1, p1 = children(), time.process_time()
-                checked = _check_all(readers, cands, bundles, settings)
-                c2, p2 = children(), time.process_time()
-                if not all(isinstance(b, Bundle) for b in checked):
-                    raise RuntimeError(f"a check failed: {checked[:3]}")
-                for key, value in (("ev_c", c1 - c0), ("ev_p", p1 - p0),
-                                   ("ck_c", c2 - c1), ("ck_p", p2 - p1)):
-                    figures[key].append(value / args.n * 1e3)
-            threads_after = _threads()
-        finally:
-            readers.stop()
-
-    def line(xs: list[float]) -> str:
-        return (f"{statistics.median(xs):.3f} ms ("
-                + " ".join(f"{x:.2f}" for x in xs) + ")")
-
-    print(f"{args.n} bundles, {args.workers} reader processes, {args.passes} passes; "
-          "median (each pass) CPU a bundle:")
-    print(f"evaluate: children {line(figures['ev_c'])}; this process {line(figures['ev_p'])}")
-    print(f"check:    children {line(figures['ck_c'])}; this process {line(figures['ck_p'])}")
-    total = [a + b for a, b in zip(figures["ev_c"], figures["ck_c"], strict=True)]
-    print(f"both:     children {line(total)}")
-    spent = {k.split(":")[0]: (v - threads_before.get(k, 0.0)) / (args.n * args.passes) * 1e3
-             for k, v in threads_after.items()}
-    print("this process by thread, a bundle: "
-          + ", ".join(f"{k} {v:.3f} ms" for k, v in spent.items() if v > 0))
+            fig = measure(Path(tmp), args.n, args.passes, args.workers)
+        except RuntimeError as exc:  # a bench bundle that does not read valid: no figures
+            raise SystemExit(str(exc)) from None
+    print(report(fig))
     return 0
 
 
