@@ -42,9 +42,10 @@ WARM_UP = 5
 def claim_all(outbox: Path, url: str, state: Path, n: int) -> tuple[Pipeline, list[int]]:
     """A pipeline on `outbox` posting to `url`, with n corpus bundles claimed."""
     write_bundles(outbox, n)
-    s = Settings(outbox={"path": str(outbox), "settle_seconds": 0, "rescan_seconds": 30},
-                 paths={"state_dir": str(state)}, delivery={"url": url},
-                 einvoice={"preflight": "off"})
+    s = Settings.model_validate({
+        "outbox": {"path": str(outbox), "settle_seconds": 0, "rescan_seconds": 30},
+        "paths": {"state_dir": str(state)}, "delivery": {"url": url},
+        "einvoice": {"preflight": "off"}})
     for folder in (s.sent_dir, s.quarantine_dir, s.processing_dir, s.paths.state_dir):
         folder.mkdir(parents=True, exist_ok=True)
     p = Pipeline(s, Journal(s.journal_path), HttpDeliverer(s.delivery))

@@ -15,12 +15,14 @@ later start).
 
 from __future__ import annotations
 
+import functools
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bench.context import Context
 from bench.corpus import _settings_for, invoice_xml, pdf_attachment
@@ -94,6 +96,16 @@ def _passes(data: bytes, rel: str) -> None:
                          + "; ".join(f.line() for f in result.errors[:3]))
 
 
+def _assertions(eng: einvoice.Engine, executable: Any, node: Any) -> object:
+    """One rule set over a parsed document, its SVRL read as pre-flight reads it."""
+    return eng._assertions(executable.transform_to_string(xdm_node=node))
+
+
+def _parse(eng: einvoice.Engine, data: bytes) -> object:
+    """The bytes parsed with a parser made as pre-flight makes one for each document."""
+    return eng._etree.fromstring(data, eng.parser())
+
+
 def _steps(ctx: Context, eng: einvoice.Engine, data: bytes) -> None:
     """Where one invoice's pre-flight goes: each step alone, medians of INVOICE_RUNS."""
     [doc] = documents(data, "invoice.xml")
@@ -108,8 +120,7 @@ def _steps(ctx: Context, eng: einvoice.Engine, data: bytes) -> None:
     for rs in ALL_RULE_SETS:
         if rs in wanted:
             steps.append((rs.name, f"{rs.name} rules (Saxon, SVRL read by lxml)",
-                          lambda ex=executables[rs.name]: eng._assertions(
-                              ex.transform_to_string(xdm_node=node))))
+                          functools.partial(_assertions, eng, executables[rs.name], node)))
     for key, what, fn in steps:
         times = _times_ms(fn, INVOICE_RUNS)
         ctx.results.add(f"preflight_invoice_{key}", f"preflight: invoice, {what}",
@@ -131,7 +142,6 @@ def preflight(ctx: Context) -> None:
               f"a new process, as the daemon at start; {how}; imports before it "
               f"{imports:.2f} s")
     eng = einvoice.load()  # this process's engine, for the medians (not timed)
-    etree = eng._etree
     invoice = invoice_xml("INV-B00001")
     print(f"building the {BIG_PDF_BYTES / 1e6:.1f} MB PDF and the embedded document …",
           flush=True)
@@ -142,8 +152,8 @@ def preflight(ctx: Context) -> None:
         _passes(data, rel)  # also warms this thread's Saxon clones up
         size = (f"{len(data) / 1e6:.2f} MB" if len(data) >= 1e6
                 else f"{len(data) / 1e3:.1f} KB")
-        rules = _times_ms(lambda d=data, n=rel: einvoice.preflight(d, n, "error"), runs)
-        parse = _times_ms(lambda d=data: etree.fromstring(d, eng.parser()), runs)
+        rules = _times_ms(functools.partial(einvoice.preflight, data, rel, "error"), runs)
+        parse = _times_ms(functools.partial(_parse, eng, data), runs)
         pre, lx = statistics.median(rules), statistics.median(parse)
         r.add(f"preflight_{key}", f"preflight: {what} ({size})", pre, "ms",
               f"median of {runs} (max {max(rules):.1f} ms); XSD + EN 16931 + Peppol rules")
