@@ -39,14 +39,18 @@ class Figures:
         return statistics.median(self.per_pass_ms)
 
 
-def _setup(work: Path, n: int, preflight: bool) -> tuple[Settings, list[Candidate]]:
+def outbox_of_bundles(work: Path, n: int, preflight: bool, more: str = ""
+                      ) -> tuple[Settings, list[Candidate]]:
+    """n bench bundles in `work`/outbox, the settings of a daemon on it (`more`: TOML
+    sections added to its config) and each bundle's candidate, as the loop finds it."""
     root = work / "outbox"
     write_bundles(root, n)
     config = work / "config.toml"
     config.write_text(f'[outbox]\npath = {json.dumps(str(root))}\n'
                       f'[paths]\nstate_dir = {json.dumps(str(work / "state"))}\n'
                       '[delivery]\nurl = "http://127.0.0.1:9/bundles"\n'
-                      f'[einvoice]\npreflight = "{"error" if preflight else "off"}"\n')
+                      f'[einvoice]\npreflight = "{"error" if preflight else "off"}"\n'
+                      + more)
     settings = load_settings(config)
     return settings, [candidate_for(settings.outbox, f"INV-B{i:05d}.xml")
                       for i in range(1, n + 1)]
@@ -54,7 +58,7 @@ def _setup(work: Path, n: int, preflight: bool) -> tuple[Settings, list[Candidat
 
 def measure(work: Path, n: int = 100, passes: int = 7, preflight: bool = False,
             profile: bool = False) -> Figures:
-    settings, cands = _setup(work, n, preflight)
+    settings, cands = outbox_of_bundles(work, n, preflight)
     for cand in cands:  # warm up (imports, caches); every bench bundle must be valid
         errors = evaluate(cand, settings).errors
         if errors:

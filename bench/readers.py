@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
 import statistics
 import sys
@@ -27,13 +26,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.corpus import write_bundles
+from bench.evaluate import outbox_of_bundles
 from daemon.bundle import Bundle
 from daemon.claims import CLAIM_BATCH
 from daemon.config import Settings
-from daemon.config_load import load_settings
 from daemon.readers import Readers, Result
-from daemon.scan import Candidate, candidate_for
+from daemon.scan import Candidate
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -121,24 +119,11 @@ def by_thread(before: dict[str, float], after: dict[str, float], calls: int
     return spent
 
 
-def _settings(work: Path, n: int, workers: int) -> tuple[Settings, list[Candidate]]:
-    root = work / "outbox"
-    write_bundles(root, n)
-    config = work / "config.toml"
-    config.write_text(f'[outbox]\npath = {json.dumps(str(root))}\n'
-                      f'[paths]\nstate_dir = {json.dumps(str(work / "state"))}\n'
-                      '[delivery]\nurl = "http://127.0.0.1:9/bundles"\n'
-                      '[einvoice]\npreflight = "off"\n[log]\nformat = "json"\n'
-                      f'[service]\nreader_processes = {workers}\n')
-    settings = load_settings(config)
-    return settings, [candidate_for(settings.outbox, f"INV-B{i:05d}.xml")
-                      for i in range(1, n + 1)]
-
-
 def measure(work: Path, n: int = 300, passes: int = 5, workers: int = 2) -> Figures:
     """n bench bundles in `work`, read and checked by the real pool: a warm-up pass,
     then `passes` measured ones."""
-    settings, cands = _settings(work, n, workers)
+    settings, cands = outbox_of_bundles(
+        work, n, False, f'[log]\nformat = "json"\n[service]\nreader_processes = {workers}\n')
     readers = Readers(work / "state")
     readers.configure(settings)
     try:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import readers
+from bench import evaluate, readers
 
 
 def test_every_pass_gives_one_figure_a_bundle_and_the_report_shows_their_median(
@@ -40,7 +40,7 @@ def test_an_invalid_bench_bundle_stops_the_measurement_naming_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A bench bundle that does not read valid is not measured as the usual bundle: the
     run stops with an error that names its invoice file and what is wrong with it."""
-    monkeypatch.setattr(readers, "write_bundles", _bundles_with_a_broken_pdf)
+    monkeypatch.setattr(evaluate, "write_bundles", _bundles_with_a_broken_pdf)  # writes its outbox
     with pytest.raises(RuntimeError, match=r"INV-B00004\.xml.*timesheet\.pdf"):
         readers.measure(tmp_path, n=4, passes=1, workers=1)
     assert multiprocessing.active_children() == []
