@@ -85,13 +85,14 @@ def _parts(cand: Candidate, with_marker: bool, companions: Sequence[Path] = ()) 
     return parts
 
 
-def claim(cand: Candidate, work: Path, with_marker: bool,
-          companions: Sequence[Path] = (), sync: bool = True) -> Candidate:
+def claim(cand: Candidate, work: Path, with_marker: bool, companions: Sequence[Path] = (),
+          held_open: list[tuple[Path, int]] | None = None) -> Candidate:
     """Move invoice file, then sidecar and marker into `work`; ClaimLost if we lost the race,
     NothingClaimed if it failed before any file left the outbox (another OSError: after).
 
-    `sync=False` leaves the folder syncs to the caller, who claims several
-    bundles and syncs each folder once (`sync_claimed`) before any effect follows.
+    `held_open` leaves the folder syncs to the caller, who claims several bundles and
+    syncs each folder once (`sync_claimed`) before any effect follows: the work folder
+    claimed is added to it still held, the caller's to sync through and close.
     """
     try:
         work.mkdir(parents=True)
@@ -102,6 +103,7 @@ def claim(cand: Candidate, work: Path, with_marker: bool,
         held = hold_folder(work)
     except OSError as exc:
         raise NothingClaimed(exc) from exc
+    kept = False
     try:
         try:
             os.rename(cand.invoice, cand.invoice.name, dst_dir_fd=held)
@@ -118,10 +120,14 @@ def claim(cand: Candidate, work: Path, with_marker: bool,
         # bundle is safe where the folder went, and nothing is done through the name
         # (the caller's undo finds it stuck; its quarantine refuses the link).
         still_held(work, held)
-        if sync:
-            sync_claimed([work], cand.invoice.parent)
+        if held_open is None:
+            sync_claimed([(work, held)], cand.invoice.parent)
+        else:
+            held_open.append((work, held))
+            kept = True
     finally:
-        os.close(held)
+        if not kept:
+            os.close(held)
     return moved_candidate(cand, work)
 
 
@@ -151,10 +157,14 @@ def in_folder(held: int, name: str) -> bool:
     return True
 
 
-def sync_claimed(works: Sequence[Path], outbox: Path) -> None:
-    """Make claims durable: each work folder, the folder(s) holding them (their new
-    names), and the outbox they left, once."""
-    for folder in [*works, *dict.fromkeys(w.parent for w in works), outbox]:
+def sync_claimed(claimed: Sequence[tuple[Path, int]], outbox: Path) -> None:
+    """Make claims durable: each work folder (at its path, held at its descriptor) through
+    the descriptor, the very folder the parts were renamed into, whatever its name has
+    become since; the folder(s) holding them (their new names), and the outbox they
+    left, once."""
+    for _work, held in claimed:
+        os.fsync(held)
+    for folder in [*dict.fromkeys(work.parent for work, _held in claimed), outbox]:
         fsync_dir(folder)
 
 
