@@ -22,12 +22,11 @@ from typing import Any, TypeVar
 from daemon.bundle import Bundle, Finding
 from daemon.convert import unconverted
 from daemon.errors import ClaimLost, NothingClaimed
-from daemon.fsops import folder_below, opened_from
-from daemon.fswrite import fsync_dir, held_path, hold_folder, not_the_folder, rename_noreplace
+from daemon.fsops import held_folder, hold_folder, opened_from, still_at, still_held
+from daemon.fswrite import fsync_dir, held_path, rename_noreplace
 from daemon.manifest import bundle_id_of
 from daemon.names import NAME_MAX, fit_bytes
 from daemon.scan import Candidate
-from daemon.temps import still_at
 
 T = TypeVar("T")
 
@@ -53,14 +52,14 @@ def moved_candidate(cand: Candidate, work: Path) -> Candidate:
 @contextmanager
 def held_work(bundle: Bundle) -> Iterator[Bundle]:
     """The claimed bundle, its files found below its work folder held open while the
-    block runs (fsops.opened_from): the work folder opened from the processing folder
-    with O_NOFOLLOW, as every folder below it is. Opened by its path at each file, a
-    work folder swapped for a link after the check would have had the delivery read,
-    and send, what the link leads to. HostileInput naming the invoice file and the work
-    folder when that is a link (the bundle is processing-damaged)."""
+    block runs (fsops.opened_from): the work folder held as every step after the claim
+    holds it (fsops.hold_folder), each folder below it opened with O_NOFOLLOW. Opened by
+    its path at each file, a work folder swapped for a link after the check would have
+    had the delivery read, and send, what the link leads to. HostileInput naming the
+    invoice file and the work folder when that is a link (the bundle is
+    processing-damaged)."""
     work = bundle.invoice_file.path.parent
-    with folder_below(work.parent, work.name, bundle.invoice_file.name) as fd, \
-            opened_from(work, fd):
+    with held_folder(work, bundle.invoice_file.name) as fd, opened_from(work, fd):
         yield bundle
 
 
@@ -69,14 +68,10 @@ def read_in_place(work: Path, read: Callable[[], T]) -> T:
     which no descriptor of ours reaches: a bundle read again after a restart), the work
     folder held meanwhile: never a link when the read begins, and still that folder when
     it ends. Else OSError naming it (processing-damaged; its quarantine refuses a link)."""
-    held = hold_folder(work)
-    try:
+    with held_folder(work) as held:
         got = read()
-        if not still_at(work, held):
-            raise not_the_folder(work)
+        still_held(work, held)
         return got
-    finally:
-        os.close(held)
 
 
 def _parts(cand: Candidate, with_marker: bool, companions: Sequence[Path] = ()) -> list[Path]:
@@ -90,13 +85,14 @@ def _parts(cand: Candidate, with_marker: bool, companions: Sequence[Path] = ()) 
     return parts
 
 
-def claim(cand: Candidate, work: Path, with_marker: bool,
-          companions: Sequence[Path] = (), sync: bool = True) -> Candidate:
+def claim(cand: Candidate, work: Path, with_marker: bool, companions: Sequence[Path] = (),
+          held_open: list[tuple[Path, int]] | None = None) -> Candidate:
     """Move invoice file, then sidecar and marker into `work`; ClaimLost if we lost the race,
     NothingClaimed if it failed before any file left the outbox (another OSError: after).
 
-    `sync=False` leaves the folder syncs to the caller, who claims several
-    bundles and syncs each folder once (`sync_claimed`) before any effect follows.
+    `held_open` leaves the folder syncs to the caller, who claims several bundles and
+    syncs each folder once (`sync_claimed`) before any effect follows: the work folder
+    claimed is added to it still held, the caller's to sync through and close.
     """
     try:
         work.mkdir(parents=True)
@@ -107,6 +103,7 @@ def claim(cand: Candidate, work: Path, with_marker: bool,
         held = hold_folder(work)
     except OSError as exc:
         raise NothingClaimed(exc) from exc
+    kept = False
     try:
         try:
             os.rename(cand.invoice, cand.invoice.name, dst_dir_fd=held)
@@ -119,15 +116,18 @@ def claim(cand: Candidate, work: Path, with_marker: bool,
         # The work folder is ours and new: it holds the invoice file only, so nothing of
         # the rest can be there already (no look per part, as recovery needs).
         finish_claim(cand, held, with_marker, companions, fresh=True)
-        if not still_at(work, held):
-            # Moved away with the bundle in it, a link or another folder in its place:
-            # the bundle is safe where the folder went, and nothing is done through the
-            # name (the caller's undo finds it stuck; its quarantine refuses the link).
-            raise not_the_folder(work)
-        if sync:
-            sync_claimed([work], cand.invoice.parent)
+        # Moved away with the bundle in it, a link or another folder in its place: the
+        # bundle is safe where the folder went, and nothing is done through the name
+        # (the caller's undo finds it stuck; its quarantine refuses the link).
+        still_held(work, held)
+        if held_open is None:
+            sync_claimed([(work, held)], cand.invoice.parent)
+        else:
+            held_open.append((work, held))
+            kept = True
     finally:
-        os.close(held)
+        if not kept:
+            os.close(held)
     return moved_candidate(cand, work)
 
 
@@ -157,10 +157,14 @@ def in_folder(held: int, name: str) -> bool:
     return True
 
 
-def sync_claimed(works: Sequence[Path], outbox: Path) -> None:
-    """Make claims durable: each work folder, the folder(s) holding them (their new
-    names), and the outbox they left, once."""
-    for folder in [*works, *dict.fromkeys(w.parent for w in works), outbox]:
+def sync_claimed(claimed: Sequence[tuple[Path, int]], outbox: Path) -> None:
+    """Make claims durable: each work folder (at its path, held at its descriptor) through
+    the descriptor, the very folder the parts were renamed into, whatever its name has
+    become since; the folder(s) holding them (their new names), and the outbox they
+    left, once."""
+    for _work, held in claimed:
+        os.fsync(held)
+    for folder in [*dict.fromkeys(work.parent for work, _held in claimed), outbox]:
         fsync_dir(folder)
 
 
@@ -228,8 +232,7 @@ def _put_back(cand: Candidate, work: Path, held: int) -> Unclaimed:
     if stuck:
         return Unclaimed(stuck)
     try:
-        if not still_at(work, held):
-            raise not_the_folder(work)
+        still_held(work, held)
         work.rmdir()
     except OSError as exc:
         # The bundle is back in the outbox (synced just now): only the folder is left,

@@ -173,26 +173,38 @@ class Claims:
                                                               moved=False)
             return
         moved: list[tuple[Claim, int, Candidate]] = []
-        for c, row_id in zip(claims, row_ids, strict=True):
-            try:
-                nxt = self._move(c, row_id, now)
-            except Exception as exc:  # noqa: BLE001 - one bundle's failure is its own
-                yield c.cand.invoice.name, exc
-                continue
-            if isinstance(nxt, Candidate):
-                moved.append((c, row_id, nxt))
-            else:
-                yield c.cand.invoice.name, nxt
-        if not moved:
-            return
+        # Each work folder claimed stays held until it is synced through its descriptor:
+        # one moved away or swapped for a link meanwhile neither fails the batch's syncs
+        # (by its path: not found) nor has them sync where the link leads.
+        held: list[tuple[Path, int]] = []
+        failed: OSError | None = None
         try:
-            sync_claimed([c.work for c, _, _ in moved], self.s.outbox.path)
-        except OSError as exc:  # as a failed move: put them back, try again later
+            for c, row_id in zip(claims, row_ids, strict=True):
+                try:
+                    nxt = self._move(c, row_id, now, held)
+                except Exception as exc:  # noqa: BLE001 - one bundle's failure is its own
+                    yield c.cand.invoice.name, exc
+                    continue
+                if isinstance(nxt, Candidate):
+                    moved.append((c, row_id, nxt))
+                else:
+                    yield c.cand.invoice.name, nxt
+            if moved:
+                try:
+                    sync_claimed(held, self.s.outbox.path)
+                except OSError as exc:
+                    failed = exc
+        finally:
+            for _work, fd in held:
+                os.close(fd)
+        if failed is not None:  # as a failed move: put them back, try again later
             for c, row_id, _ in moved:
                 try:
-                    yield c.cand.invoice.name, self._claim_failed(c, row_id, exc, now)
+                    yield c.cand.invoice.name, self._claim_failed(c, row_id, failed, now)
                 except Exception as undo:  # noqa: BLE001 - the share may be gone for the undo too
                     yield c.cand.invoice.name, undo
+            return
+        if not moved:
             return
         # The files may have changed between validation and the move. The id
         # covers every byte of the attachments (hashes), the sidecar digest the
@@ -241,16 +253,18 @@ class Claims:
             self.j.transitions(moves, CLAIMING)
         return [made[i] if c.row is None else c.row.id for i, c in enumerate(claims)]
 
-    def _move(self, c: Claim, row_id: int, now: float) -> Next | Candidate:
-        """The renames of one claim (its syncs follow for all together); the bundle
-        as it lies in its work folder, or what to do when the move failed."""
+    def _move(self, c: Claim, row_id: int, now: float, held: list[tuple[Path, int]]
+              ) -> Next | Candidate:
+        """The renames of one claim (its syncs follow for all together: its work folder
+        is added to `held`); the bundle as it lies in its work folder, or what to do when
+        the move failed."""
         cand, key = c.cand, c.cand.invoice.name
         assert c.known.bundle is not None
         self.live.pop(key, None)
         log = bundle_log(self.log, key, c.known.bundle_id, c.known.bundle.invoice_ids)
         try:
             return claim(cand, c.work, self.s.outbox.completion == "marker",
-                         companions=[release.path_for(cand, self.s.share)], sync=False)
+                         companions=[release.path_for(cand, self.s.share)], held_open=held)
         except ClaimLost:
             self.forget(key)
             self.j.transition(row_id, "gone", "claimed by another daemon", durable=False,

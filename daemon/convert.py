@@ -40,8 +40,8 @@ from PIL import Image
 from daemon.bundle import Attachment, Bundle, Conversion, Finding, below
 from daemon.config import ValidationConfig
 from daemon.errors import InputError
-from daemon.fsops import hash_of, open_below, open_in
-from daemon.fswrite import held_path, hold_folder, make_folders_below, write_atomic
+from daemon.fsops import hash_of, hold_folder, open_below, open_in
+from daemon.fswrite import held_path, make_folders_below, write_atomic
 from daemon.manifest import sent_keys
 from daemon.names import NAME_MAX, fit_bytes, fit_name
 from daemon.probe import pillow_limit, probe_pdf

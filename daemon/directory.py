@@ -35,7 +35,14 @@ from typing import Any
 from daemon.answers import Receipt
 from daemon.bundle import Bundle
 from daemon.errors import Rejected, Retryable, describe, refused
-from daemon.fsops import NotAFile, kind_of, open_below, open_if_regular, read_bounded
+from daemon.fsops import (
+    NotAFile,
+    kind_of,
+    open_below,
+    open_if_regular,
+    read_bounded,
+    still_at,
+)
 from daemon.fswrite import (
     add_group_write_below,
     copy_file,
@@ -56,7 +63,6 @@ from daemon.temps import (
     drop_unless_held,
     hold_new_folder,
     is_unfinished,
-    still_at,
     temp_prefix,
 )
 

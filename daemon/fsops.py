@@ -60,7 +60,7 @@ _FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 # poller and the snapshot walk alike.
 FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 # A folder never reached through a link: each one below a trusted root, and a bundle's
-# work folder held by its path (fswrite.hold_folder, temps, strays).
+# work folder held by its path (hold_folder, temps, strays).
 FOLDER_NOFOLLOW = FOLDER | os.O_NOFOLLOW
 
 
@@ -183,8 +183,8 @@ def _walk(top: int, parts: list[str], shown: str) -> int:
 def folder_below(root: Path, rel: str = "", shown: str | None = None) -> Iterator[int]:
     """The folder `rel` ("A/B", "" for root itself) below the trusted folder `root`, open
     while the block runs: root by its path (the outbox the admin configured, which may be
-    or lie behind a link, or a claimed bundle's work folder), each folder below it opened
-    from the one above with O_DIRECTORY | O_NOFOLLOW. So no folder below root is ever
+    or lie behind a link; a claimed bundle's work folder is held_folder's), each folder
+    below it opened from the one above with O_DIRECTORY | O_NOFOLLOW. So none is ever
     reached through a link, not even one swapped in for it after it was looked at.
     A link, a FIFO or device on the way raises HostileInput naming `shown` (default
     `rel`), other failures as open_regular's do."""
@@ -204,6 +204,58 @@ def folder_in(parent: int, name: str, shown: str) -> Iterator[int]:
         yield fd
     finally:
         os.close(fd)
+
+
+def hold_folder(path: Path, shown: str | None = None) -> int:
+    """A claimed bundle's work folder at `path`, open (the caller closes it), never through
+    a link a user of the share swapped in for it: every step after the claim holds it so,
+    reaches what is in it from this descriptor, and moves or removes it by its name only
+    while that is still it (still_held). The folders above are the daemon's own.
+    Refused with `shown` (a bundle read for the clerk): as folder_below refuses a folder on
+    its way (HostileInput, InputError naming `shown`, or the machine's or share's OSError).
+    Without (for the admin): a link or no folder as not_the_folder(path), else as is."""
+    try:
+        return os.open(path, FOLDER_NOFOLLOW)
+    except OSError as exc:
+        refused = exc
+    if shown is not None:
+        # Which folder on the way failed, and how, is what folder_below tells apart:
+        # walked again as it walks (raises, or holds a folder put back meanwhile).
+        return _open_folder(path.parent, [path.name], shown)
+    if refused.errno in (errno.ELOOP, errno.ENOTDIR):
+        raise not_the_folder(path)
+    raise refused
+
+
+@contextmanager
+def held_folder(path: Path, shown: str | None = None) -> Iterator[int]:
+    """hold_folder(path, shown), open while the block runs."""
+    fd = hold_folder(path, shown)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def not_the_folder(path: Path) -> OSError:
+    return OSError(errno.ELOOP, "is a symbolic link or no longer the folder outboxd claimed; "
+                   "outboxd never writes, copies or moves through one — put the bundle's "
+                   "folder itself back under this name", str(path))
+
+
+def still_at(path: Path, fd: int) -> bool:
+    """Whether path still names what fd has open (not removed or replaced since)."""
+    try:
+        return os.lstat(path).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def still_held(path: Path, fd: int) -> None:
+    """not_the_folder(path) unless path still names the folder held at `fd` (hold_folder):
+    moved away, or a link or another folder in its place since it was held."""
+    if not still_at(path, fd):
+        raise not_the_folder(path)
 
 
 # The folder a claimed bundle's delivery holds open (claim.held_work), by the path its

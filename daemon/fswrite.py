@@ -21,8 +21,17 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from daemon.fsops import CHUNK, FOLDER, FOLDER_NOFOLLOW, kind_of, open_regular
-from daemon.temps import create_locked, still_at, temp_prefix
+from daemon.fsops import (
+    CHUNK,
+    FOLDER,
+    FOLDER_NOFOLLOW,
+    kind_of,
+    not_the_folder,
+    open_regular,
+    still_at,
+    still_held,
+)
+from daemon.temps import create_locked, temp_prefix
 
 
 def folders_below(root: Path, folder: Path) -> list[Path]:
@@ -232,26 +241,6 @@ def copy_into(fin: BinaryIO, fout: BinaryIO) -> None:
     os.fsync(fout.fileno())
 
 
-def hold_folder(path: Path) -> int:
-    """The folder at `path` open (the caller closes it), never through a link: a bundle's
-    work folder, which a user of the share may swap for a link to anywhere. What is
-    then written into, copied from or removed below it is reached from this descriptor,
-    and the folder is only moved or removed by its name while that name is still it
-    (`still_at`). OSError naming `path` when a link or no folder is there."""
-    try:
-        return os.open(path, FOLDER_NOFOLLOW)
-    except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise not_the_folder(path) from None
-        raise
-
-
-def not_the_folder(path: Path) -> OSError:
-    return OSError(errno.ELOOP, "is a symbolic link or no longer the folder outboxd claimed; "
-                   "outboxd never writes, copies or moves through one — put the bundle's "
-                   "folder itself back under this name", str(path))
-
-
 def _copy_entry(parent: int, name: str, dst: Path) -> None:
     """Copy the entry `name` of the folder open at `parent` without following links or
     opening FIFOs and devices (each folder opened from the one above, O_NOFOLLOW);
@@ -321,7 +310,7 @@ def move_tree(src: Path, dst: Path, sync: bool = True, held: int | None = None) 
     `sync=False`: the caller syncs dst's folder after a same-file-system
     rename (it has more to sync there); the copy is synced before its source
     is deleted whatever the caller says. `held`: the folder at src, open
-    (hold_folder): only that folder is moved, copied from its descriptor and
+    (fsops.hold_folder): only that folder is moved, copied from its descriptor and
     removed through it; OSError when src names anything else (a link put there).
     """
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -365,8 +354,8 @@ def move_tree(src: Path, dst: Path, sync: bool = True, held: int | None = None) 
 def _rename(src: Path, dst: Path, held: int | None) -> None:
     """rename_noreplace(src, dst), of the held folder only: checked before, and after
     (a link swapped in between the two is put back and refused)."""
-    if held is not None and not still_at(src, held):
-        raise not_the_folder(src)
+    if held is not None:
+        still_held(src, held)
     rename_noreplace(src, dst)
     if held is not None and not still_at(dst, held):
         with contextlib.suppress(OSError):

@@ -25,6 +25,7 @@ from daemon.fsops import (
     folder_below,
     folder_in,
     hash_of,
+    held_folder,
     kind_of,
     open_in,
     read_bounded,
@@ -313,16 +314,15 @@ def assemble(cand: Candidate, settings: Settings, known: Bundle | None = None) -
     is held open for the whole read; the invoice file and the sidecar are opened from
     it, each folder below from the one above (fsops.folder_below): nothing outside it
     is listed, opened or parsed, whatever is swapped for a link meanwhile. After a claim
-    (`known`) the work folder itself is opened from processing as held_work opens it:
+    (`known`) the work folder itself is held as held_work holds it (fsops.hold_folder):
     one swapped for a link is HostileInput, never read where the link leads.
     """
     attachments: list[Attachment] = []
     channel = None
     sidecar_digest = ""
-    top, rel = cand.invoice.parent, ""
-    if known is not None:
-        top, rel = top.parent, top.name
-    with folder_below(top, rel, cand.invoice.name) as root, ExitStack() as stack:
+    top, said = cand.invoice.parent, cand.invoice.name
+    opened = folder_below(top, "", said) if known is None else held_folder(top, said)
+    with opened as root, ExitStack() as stack:
         inv, findings = _invoice_file(root, cand, settings, known)
         fd = _sidecar(root, cand, findings, stack)
         if fd is not None:

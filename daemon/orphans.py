@@ -39,12 +39,13 @@ from daemon.archive import PAPER_NAMES, move_into_place, reason_of, target_for
 from daemon.claim import LEFTOVER, in_folder, unclaim
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError
-from daemon.fswrite import held_path, hold_folder, not_the_folder
+from daemon.fsops import held_folder, not_the_folder, still_held
+from daemon.fswrite import held_path
 from daemon.journal import IN_FLIGHT, Journal, journal_time
 from daemon.names import fit_bytes, stem
 from daemon.readback import record_of
 from daemon.scan import candidate_for, is_invoice_file
-from daemon.temps import drop_unfinished, still_at
+from daemon.temps import drop_unfinished
 
 _reported: set[Path] = set()  # work folders whose problem was logged (swept every rescan)
 
@@ -130,11 +131,8 @@ def _finish(journal: Journal, settings: Settings, work: Path, inherited: bool) -
     # Held while it is cleaned, read and moved, never through a link a user of the share
     # put in its place after the listing (OSError naming it: sweep logs it, looks again):
     # what the link leads to is neither removed, read as our papers, nor moved.
-    held = hold_folder(work)
-    try:
+    with held_folder(work) as held:
         return _finish_held(journal, settings, work, held, inherited)
-    finally:
-        os.close(held)
 
 
 def _finish_held(journal: Journal, settings: Settings, work: Path, held: int,
@@ -159,8 +157,7 @@ def _finish_held(journal: Journal, settings: Settings, work: Path, held: int,
         # folder held: never papers read where a link swapped in meanwhile led.
         rec = record_of(work)
         reason = reason_of(work) if rec is None else None
-        if not still_at(work, held):
-            raise not_the_folder(work)
+        still_held(work, held)
     except InputError as exc:
         # Neither finishing nor putting back is safe: a stray receipt.json may stand
         # for a bundle the receiver took (putting it back would send it twice).
@@ -232,8 +229,7 @@ def _leftover(work: Path, held: int) -> int:
               "belong (an invoice into the outbox) and the next rescan removes the folder",
               work_dir=str(work), names=others)
         return 0
-    if not still_at(work, held):
-        raise not_the_folder(work)
+    still_held(work, held)
     os.unlink(LEFTOVER, dir_fd=held)
     return _remove_empty(work, held, "emptied work folder of a bundle put back into the "
                          "outbox removed")
@@ -242,8 +238,7 @@ def _leftover(work: Path, held: int) -> int:
 def _remove_empty(work: Path, held: int, event: str) -> int:
     """The empty work folder held at `held` removed by its name while that is still it
     (rmdir never follows a link, and removes no folder with anything in it)."""
-    if not still_at(work, held):
-        raise not_the_folder(work)
+    still_held(work, held)
     work.rmdir()
     _reported.discard(work)
     logs.get().info(event, work_dir=str(work))

@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from daemon.fsops import FOLDER, FOLDER_NOFOLLOW
+from daemon.fsops import FOLDER, FOLDER_NOFOLLOW, still_at
 from daemon.names import fit_bytes
 
 # What flock answers where the file system has no lock to give (NFS without lockd,
@@ -235,14 +235,6 @@ def _try_lock(fd: int) -> bool | None:
             raise
         return None
     return True
-
-
-def still_at(path: Path, fd: int) -> bool:
-    """Whether path still names what fd has open (not removed or replaced since)."""
-    try:
-        return os.lstat(path).st_ino == os.fstat(fd).st_ino
-    except FileNotFoundError:
-        return False
 
 
 @contextlib.contextmanager

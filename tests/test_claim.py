@@ -18,7 +18,7 @@ from daemon.claim import (
     work_dir_for,
 )
 from daemon.errors import ClaimLost
-from daemon.fswrite import hold_folder
+from daemon.fsops import hold_folder
 from daemon.scan import Candidate
 
 BID = "0123456789ab" + "c" * 52

@@ -542,6 +542,73 @@ class TestABatchOfClaims:
         assert all(p.j.get(r).state == "sent" for r in rows if r is not None)
         assert len(folders(p.s.sent_dir)) == 2
 
+    def test_a_work_folder_moved_away_before_the_syncs_fails_no_other_claim_of_the_batch(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """One work folder of a batch moved out of processing (by a person on the share)
+        after its renames and before the batch's syncs: the other bundles' claims stand
+        and they go to delivery (their folders are synced through the descriptors held
+        since the renames), not put back into the outbox and paused for a rescan period
+        for a folder that is not theirs. The moved bundle keeps its files where it went."""
+        from daemon import claims
+        p = self._held(tmp_path, 3)
+        aside = tmp_path / "aside"
+        real_claim = claims.claim
+
+        def claimed_then_moved_away(cand: Candidate, work: Path, *a: object,
+                                    **kw: object) -> Candidate:
+            moved = real_claim(cand, work, *a, **kw)  # type: ignore[arg-type]
+            if cand.invoice.name == "INV-0.xml":
+                work.rename(aside)
+            return moved
+
+        monkeypatch.setattr(claims, "claim", claimed_then_moved_away)
+        results = dict(p.claim_held(5.0))
+        for key in ("INV-1.xml", "INV-2.xml"):
+            nxt = results[key]
+            assert not isinstance(nxt, Exception) and nxt.claimed is not None, nxt
+            assert p.j.get(nxt.claimed).state == "delivering"
+            assert not (p.s.outbox.path / key).exists()
+        assert sorted(x.name for x in aside.iterdir()) == ["INV-0", "INV-0.xml"]
+        assert (aside / "INV-0" / "a.pdf").exists()
+        gone = results["INV-0.xml"]
+        assert not isinstance(gone, Exception) and gone.claimed is None
+
+    def test_a_work_folder_swapped_for_a_link_before_the_syncs_is_synced_not_the_link(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """One work folder of a batch swapped for a link to a folder outside (by a person
+        on the share) after its renames and before the batch's syncs: the folder the
+        parts were renamed into is synced, wherever it went, and what the link leads to
+        never is (nothing outboxd does goes through a link in the outbox)."""
+        from daemon import claims
+        p = self._held(tmp_path, 2)
+        aside, outside = tmp_path / "aside", tmp_path / "outside"
+        outside.mkdir()
+        real_claim, real_fsync = claims.claim, os.fsync
+        synced: list[str] = []
+
+        def claimed_then_swapped(cand: Candidate, work: Path, *a: object,
+                                 **kw: object) -> Candidate:
+            moved = real_claim(cand, work, *a, **kw)  # type: ignore[arg-type]
+            if cand.invoice.name == "INV-0.xml":
+                work.rename(aside)
+                work.symlink_to(outside)
+            return moved
+
+        def noted(fd: int) -> None:
+            synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+            real_fsync(fd)
+
+        monkeypatch.setattr(claims, "claim", claimed_then_swapped)
+        monkeypatch.setattr(os, "fsync", noted)
+        results = dict(p.claim_held(5.0))
+        monkeypatch.setattr(os, "fsync", real_fsync)
+        assert str(aside) in synced
+        assert str(outside) not in synced
+        assert list(outside.iterdir()) == []
+        kept = results["INV-1.xml"]
+        assert not isinstance(kept, Exception) and kept.claimed is not None
+        assert p.j.get(kept.claimed).state == "delivering"
+
     def test_the_first_of_a_batch_goes_to_delivery_before_the_rest_is_checked(
             self, tmp_path: Path) -> None:
         """The check after the move comes back bundle by bundle (from the readers): the

@@ -325,3 +325,87 @@ class TestOpenBelow:
             assert os.listdir(fd) == ["a.pdf"]
             with open_in(fd, "a.pdf", "INV-1/ID/a.pdf") as fh:
                 assert fh.read() == b"%PDF-inside"
+
+
+class TestHoldFolder:
+    """A claimed bundle's work folder, held by one function for every step after the claim:
+    never through a link, refused in the clerk's words (a bundle read for delivery,
+    `shown`) or the admin's (not_the_folder), whichever the caller reads out."""
+
+    @pytest.fixture
+    def work(self, tmp_path: Path) -> Path:
+        (tmp_path / "processing" / "INV-1--w").mkdir(parents=True)
+        (tmp_path / "processing" / "INV-1--w" / "INV-1.xml").write_bytes(b"<Invoice/>")
+        (tmp_path / "outside").mkdir()
+        return tmp_path / "processing" / "INV-1--w"
+
+    def test_the_folder_is_held_whatever_its_name_becomes(self, work: Path,
+                                                          tmp_path: Path) -> None:
+        """Held, the folder is listed from its descriptor even after its name is swapped
+        for a link; the name is then no longer it (still_held says so, for the admin)."""
+        with fsops.held_folder(work, "INV-1.xml") as fd:
+            swap_for_link(work, tmp_path / "outside")
+            assert os.listdir(fd) == ["INV-1.xml"]
+            assert not fsops.still_at(work, fd)
+            with pytest.raises(OSError) as gone:
+                fsops.still_held(work, fd)
+        assert gone.value.errno == errno.ELOOP and gone.value.filename == str(work)
+        assert "put the bundle's folder itself back" in (gone.value.strerror or "")
+
+    def test_a_link_in_its_place_is_refused_naming_it_to_clerk_and_admin(
+            self, work: Path, tmp_path: Path) -> None:
+        """A link where the work folder was: the clerk reads the invoice file's
+        `symlink` error naming the work folder; the admin reads not_the_folder."""
+        swap_for_link(work, tmp_path / "outside")
+        with pytest.raises(HostileInput) as clerk:
+            fsops.hold_folder(work, "INV-1.xml")
+        assert (clerk.value.code, clerk.value.file) == ("symlink", "INV-1.xml")
+        assert clerk.value.message.startswith("lies in INV-1--w, which is a symbolic link")
+        with pytest.raises(OSError) as admin:
+            fsops.hold_folder(work)
+        assert admin.value.errno == errno.ELOOP and admin.value.filename == str(work)
+        assert "no longer the folder outboxd claimed" in (admin.value.strerror or "")
+
+    def test_a_file_in_its_place_is_no_folder_to_clerk_and_admin(self, work: Path) -> None:
+        """A file where the work folder was: `not-a-folder` saying it is a file for the
+        clerk, not_the_folder for the admin."""
+        shutil.rmtree(work)
+        work.write_bytes(b"not a folder")
+        with pytest.raises(HostileInput) as clerk:
+            fsops.hold_folder(work, "INV-1.xml")
+        assert (clerk.value.code, clerk.value.file) == ("not-a-folder", "INV-1.xml")
+        assert clerk.value.message.startswith("lies in INV-1--w, which is a file")
+        with pytest.raises(OSError) as admin:
+            fsops.hold_folder(work)
+        assert admin.value.errno == errno.ELOOP and admin.value.filename == str(work)
+
+    def test_a_missing_folder_is_unreadable_for_the_clerk_and_not_found_for_the_admin(
+            self, work: Path) -> None:
+        """Gone (moved away by hand, a share that went): the clerk's `unreadable` naming
+        the invoice file; the admin's FileNotFoundError as it is (recovery tells that
+        apart from a link)."""
+        shutil.rmtree(work)
+        with pytest.raises(InputError) as clerk:
+            fsops.hold_folder(work, "INV-1.xml")
+        assert (clerk.value.code, clerk.value.file) == ("unreadable", "INV-1.xml")
+        with pytest.raises(FileNotFoundError):
+            fsops.hold_folder(work)
+
+    def test_a_folder_that_may_not_be_read_is_said_as_such(
+            self, work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Permission denied on the work folder (never on the processing folder): the
+        clerk's `unreadable-folder` naming where the invoice file lies; the admin's
+        PermissionError as it is."""
+        real = os.open
+
+        def deny(name: Any, flags: int, *args: Any, dir_fd: int | None = None) -> int:
+            if str(name).endswith("INV-1--w"):
+                raise PermissionError(errno.EACCES, "Permission denied", str(name))
+            return real(name, flags, *args, dir_fd=dir_fd)
+        monkeypatch.setattr(fsops.os, "open", deny)
+        with pytest.raises(InputError) as clerk:
+            fsops.hold_folder(work, "INV-1.xml")
+        assert (clerk.value.code, clerk.value.file) == ("unreadable-folder", "INV-1.xml")
+        assert clerk.value.message.startswith("lies in INV-1--w, which cannot be read")
+        with pytest.raises(PermissionError):
+            fsops.hold_folder(work)
