@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from daemon.names import spelling_twins
 from daemon.scan import Listing, Snapshot, list_outbox, same_lone_file, snapshot
-from daemon.watch import OVERFLOW
+from daemon.watch import OVERFLOW, ROOT_LOST
 
 if TYPE_CHECKING:
     from daemon.config import Settings
@@ -90,6 +90,14 @@ class Changes:
         for name in names:
             if name == OVERFLOW:
                 self.log.warning("the watcher lost events; rescanning the outbox")
+                self.rescan_soon()
+                continue
+            if name == ROOT_LOST:
+                # Said at once: else nothing told the admin until the next rescan, and
+                # an outbox made again in its place went unwatched until then.
+                self.log.warning("the outbox folder went away or was replaced (removed, "
+                                 "moved, unmounted, or no longer readable); looking at it "
+                                 "again", outbox=str(self.settings.outbox.path))
                 self.rescan_soon()
                 continue
             try:

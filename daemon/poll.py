@@ -33,6 +33,10 @@ from daemon.fsops import FOLDER, FOLDER_NOFOLLOW
 from daemon.osthreads import show_name
 from daemon.scan import WATCHED_DEPTH
 
+# The hint for "the outbox itself cannot be listed" (the inotify watcher's too): no entry
+# is named "/", so it is no bundle's.
+ROOT_LOST = "/"
+
 # os.scandir of a folder held open (its descriptor): the entries' lstat is relative to it.
 Scandir = Callable[[int], AbstractContextManager[Iterator[os.DirEntry[str]]]]
 
@@ -68,6 +72,7 @@ class Poller:
         self._last: Walk | None = None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._lost = False
 
     def start(self) -> None:
         """Take the first walk here (it only records, so whatever changes once start()
@@ -79,7 +84,7 @@ class Poller:
         show_name(self._thread, "watcher-poll")
 
     def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._thread is not None and self._thread.is_alive() and not self._lost
 
     def stop(self) -> None:
         self._stopping.set()
@@ -94,7 +99,10 @@ class Poller:
                 changed = self.poll()
             except OSError:
                 # The root cannot be listed (the share went away): the thread ends,
-                # alive() says so, and the next rescan restarts it (or logs why not).
+                # alive() says so, and the loop, told at once, rescans, which restarts
+                # it (or logs why not, and tries again at the next rescan).
+                self._lost = True  # dead from now: the rescan it asks for restarts it
+                self.on_hint(ROOT_LOST)
                 return
             for top in changed:
                 if self._stopping.is_set():

@@ -141,6 +141,9 @@ class Reloading:
                 deliverer.close()  # its connection pool: one refused reload each SIGHUP
             self.log.error(NOT_RELOADED, error=str(exc))
             return
+        # First: the reload's own lines are in the [log] format it brings (after a switch
+        # to json, every line is JSON).
+        logs.configure(new.log)
         if later:
             # The watcher and the delivery threads are made once, at start.
             self.log.warning("these settings take effect at the next start", settings=later)
@@ -150,7 +153,6 @@ class Reloading:
         self.index.cfg, self.index.share = new.outbox, new.share
         self.index.rebuild()  # the bundles' sidecars and markers as the new names say
         self.pipeline.reconfigure(new, deliverer)
-        logs.configure(new.log)
         # Patterns, rules and policies may differ now: every bundle is read and
         # decided again, and the next rescan comes at once.
         self.pipeline.known.clear()

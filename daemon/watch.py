@@ -37,7 +37,7 @@ from watchdog.observers.inotify_c import (
 
 from daemon.mounts import NETWORK_FS, fs_type
 from daemon.osthreads import show_name
-from daemon.poll import Poller
+from daemon.poll import ROOT_LOST, Poller
 from daemon.scan import WATCHED_DEPTH
 
 # A folder renamed back into place keeps its inode, and a folder made with its
@@ -49,13 +49,17 @@ warnings.filterwarnings("ignore", message="Callback with id", category=RuntimeWa
                         module=r"(watchdog(\..*)?|daemon\.watch)")
 
 OVERFLOW = ""  # the hint for "events were lost": the loop rescans everything
+# ROOT_LOST (poll.py), the hint for "the outbox folder itself went away" (removed, moved
+# aside, unmounted, or the share cannot be listed): the loop says so at once and rescans,
+# which restarts the watcher or logs why it cannot.
 
 # Folder levels watched: each watch reports its folder's entries, so the watches
 # see entries down to scan.WATCHED_DEPTH.
 WATCH_DEPTH = WATCHED_DEPTH - 1
 _C = InotifyConstants
 _MASK = Mask(_C.IN_CREATE | _C.IN_DELETE | _C.IN_MODIFY | _C.IN_CLOSE_WRITE | _C.IN_ATTRIB
-             | _C.IN_MOVED_FROM | _C.IN_MOVED_TO | _C.IN_DELETE_SELF | _C.IN_DONT_FOLLOW
+             | _C.IN_MOVED_FROM | _C.IN_MOVED_TO | _C.IN_DELETE_SELF | _C.IN_MOVE_SELF
+             | _C.IN_DONT_FOLLOW
              | _C.IN_ONLYDIR | _C.IN_EXCL_UNLINK)
 _NEW_DIR = _C.IN_CREATE | _C.IN_MOVED_TO
 _ID = CallbackId(1)
@@ -64,6 +68,15 @@ def choose_mode(mode: str, path: Path) -> str:
     if mode != "auto":
         return mode
     return "polling" if fs_type(path) in NETWORK_FS else "inotify"
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """The folder at `path` as the file system knows it; None when there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 class _OutboxInotify:
@@ -85,6 +98,9 @@ class _OutboxInotify:
         self._lock = threading.Lock()
         self._named: set[int] = set()  # threads that have called us, named "watcher"
         self._add("")  # raises OSError when the outbox is not there
+        # A watch follows its folder's inode: the outbox moved aside (and another made in
+        # its place) would go on being watched where nobody drops anything.
+        self._identity = _identity(root)
         self._fd.start()
         show_name(self._fd, "watcher")
         with os.scandir(root) as it:
@@ -137,6 +153,9 @@ class _OutboxInotify:
         self._name_caller()
         with self._lock:
             rel = self._rel.get(event.wd)
+        if rel == "" and event.mask & _C.IN_MOVE_SELF:
+            self.on_hint(ROOT_LOST)  # alive() says False from now on: the path is another's
+            return
         if rel is None or not event.name:
             return  # a watch we dropped, or an event on the watched folder itself
         name = os.fsdecode(event.name)
@@ -155,6 +174,8 @@ class _OutboxInotify:
             rel = self._rel.pop(wd, None)
             if rel is not None and self._wd.get(rel) == wd:
                 self._forget(rel)
+        if rel == "":
+            self.on_hint(ROOT_LOST)  # removed or unmounted: no event comes from it any more
 
     def _forget(self, rel: str) -> None:
         """rel is no longer watched (called under the lock; its descriptor is gone)."""
@@ -178,7 +199,7 @@ class _OutboxInotify:
     def alive(self) -> bool:
         with self._lock:
             watching_root = "" in self._wd
-        return self._fd.is_alive() and watching_root
+        return self._fd.is_alive() and watching_root and _identity(self.root) == self._identity
 
     def stop(self) -> None:
         with contextlib.suppress(OSError):

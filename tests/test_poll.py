@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from helpers import wait_for, write  # noqa: E402
 
-from daemon.poll import Poller, Scandir  # noqa: E402
+from daemon.poll import ROOT_LOST, Poller, Scandir  # noqa: E402
 from daemon.scan import WATCHED_DEPTH  # noqa: E402
 
 
@@ -416,6 +416,24 @@ def test_the_thread_ends_when_the_root_goes(tmp_path: Path) -> None:
         assert p.alive()
         root.rmdir()
         assert wait_for(lambda: not p.alive(), what="the poller thread to end")
+    finally:
+        p.stop()
+
+
+def test_the_root_gone_is_hinted_at_once_and_the_poller_is_dead_from_then(
+        tmp_path: Path) -> None:
+    """The share gone: the loop is told at once (ROOT_LOST: it logs it and rescans, which
+    restarts the watcher or says why not), not first at the next rescan, and alive() is
+    False by the time the hint comes, so that rescan does restart it."""
+    root = tmp_path / "outbox"
+    root.mkdir()
+    hints: list[tuple[str, bool]] = []  # each hint, and whether alive() said so then
+    p = poller(root, interval=0.05, on_hint=lambda top: hints.append((top, p.alive())))
+    p.start()
+    try:
+        root.rmdir()
+        wait_for(lambda: hints, what="the hint that the root went")
+        assert hints == [(ROOT_LOST, False)]
     finally:
         p.stop()
 

@@ -228,6 +228,25 @@ def test_a_reload_keeps_the_running_concurrency_until_the_next_start(tmp_path: P
     assert ("info", "configuration reloaded") in loop.log.lines
 
 
+def test_the_reloads_own_lines_are_in_the_log_format_it_brings(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """A reload that switches [log] format (console to json) and sets a value that waits
+    for the next start: its warning and "configuration reloaded" come after the new
+    format is in place, so that after a switch to json every line is JSON."""
+    import daemon.reload
+    loop = running(tmp_path)
+    loop._make_deliverer = lambda s: None  # type: ignore[assignment,return-value]
+    monkeypatch.setattr(daemon.reload.logs, "configure",
+                        lambda cfg: loop.log.lines.append(("configure", cfg.format)))
+    path = config(tmp_path)
+    path.write_text(path.read_text() + 'concurrency = 2\n[log]\nformat = "json"\n',
+                    encoding="utf-8")
+    loop._do_reload()
+    assert loop.log.lines.index(("configure", "json")) < loop.log.lines.index(
+        ("warning", "these settings take effect at the next start"))
+    assert ("info", "configuration reloaded") in loop.log.lines
+
+
 def test_a_reload_to_a_url_whose_password_holds_a_raw_hash_is_refused(tmp_path: Path) -> None:
     """A reload to transport "http" with url "http://bob:1234#pw@host/in" (which httpx
     reads as host bob, port 1234) is refused like a start: the old settings stay, and

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from helpers import needs_proc, os_thread_name  # noqa: E402
 
-from daemon.watch import OVERFLOW, Watcher, choose_mode  # noqa: E402
+from daemon.watch import OVERFLOW, ROOT_LOST, Watcher, choose_mode  # noqa: E402
 
 
 class TestWatcher:
@@ -177,6 +177,43 @@ class TestOutboxInotify:
             root.rmdir()
             wait_for(lambda: not w.alive(), what="the watcher to notice")
             assert not w.alive()
+        finally:
+            w.stop()
+
+    def test_an_outbox_removed_is_hinted_at_once(self, tmp_path: Path) -> None:
+        """The watched outbox removed (or unmounted): the loop is told at once (ROOT_LOST,
+        it logs it and rescans), not first at the next rescan."""
+        from helpers import wait_for
+        root = tmp_path / "outbox"
+        root.mkdir()
+        w, got = self.watch(root)
+        try:
+            root.rmdir()
+            wait_for(lambda: ROOT_LOST in got, what="the hint that the outbox went")
+            assert not w.alive()
+        finally:
+            w.stop()
+
+    def test_an_outbox_moved_aside_and_made_again_is_watched_again(self,
+                                                                   tmp_path: Path) -> None:
+        """An admin moves the outbox aside and makes a new one in its place (or a share is
+        mounted anew): the watch followed the old folder, where nobody drops anything. The
+        loop is told at once (ROOT_LOST), the watcher is not alive, and the restart the
+        rescan makes watches the new folder: a file dropped there is hinted."""
+        from helpers import wait_for
+        root = tmp_path / "outbox"
+        root.mkdir()
+        w, got = self.watch(root)
+        try:
+            root.rename(tmp_path / "outbox.old")
+            root.mkdir()
+            wait_for(lambda: ROOT_LOST in got, what="the hint that the outbox moved")
+            assert not w.alive()
+            assert w.ensure_alive() and w.alive()
+            got.clear()
+            (root / "INV-1.xml").write_bytes(b"x")
+            wait_for(lambda: "INV-1.xml" in got, what="a hint from the new outbox")
+            assert "INV-1.xml" in got
         finally:
             w.stop()
 

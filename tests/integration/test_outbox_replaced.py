@@ -1,0 +1,64 @@
+"""The outbox folder itself replaced under a running daemon (an admin moves it aside and
+puts a new one in its place; a share mounted anew): the real daemon, watching by inotify
+or by polling, and the reference receiver on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from conftest import Env, Receiver, journal_states
+from helpers import drop_bundle, wait_for
+
+pytestmark = pytest.mark.usefixtures("lean")
+
+# No rescan within the test: what it checks must come from the watcher being told.
+QUIET = {"rescan_seconds": 600, "poll_interval_seconds": 0.2}
+
+
+@pytest.mark.parametrize("watch", ["inotify", "polling"])
+def test_an_outbox_replaced_by_a_new_folder_is_watched_again_at_once(
+        env: Env, receiver: Receiver, start_daemon, watch: str) -> None:
+    """The outbox is moved aside and a new, empty one takes its place. The daemon watches
+    the new folder: a bundle dropped there is sent without waiting for the next rescan
+    (ten minutes here). Watching by inotify, whose watch followed the old folder, it says
+    so in the log at once; before, the watch went on following the old folder, silently,
+    and every bundle waited for a rescan. The poller lists the path at each poll, so it
+    sees the new folder as it is."""
+    env.write_config(receiver.url, outbox={**QUIET, "watch": watch})
+    daemon = start_daemon()
+    new = env.root / "outbox.new"
+    new.mkdir()
+    os.rename(env.outbox, env.root / "outbox.old")
+    os.rename(new, env.outbox)
+    if watch == "inotify":
+        wait_for(lambda: "the outbox folder went away or was replaced" in daemon.stderr(),
+                 what="the log line that the outbox was replaced")
+
+    drop_bundle(env.outbox, "INV-R1", {})
+    wait_for(lambda: journal_states(env).get("INV-R1.xml") == "sent",
+             what="the bundle dropped into the new outbox to be sent")
+
+    assert [p.name.split("--")[0] for p in env.sent_bundles()] == ["INV-R1"]
+    assert len(receiver.accepted()) == 1
+    assert daemon.popen.poll() is None
+    assert (watch == "inotify") == ("the outbox folder went away or was replaced"
+                                    in daemon.stderr())
+
+
+@pytest.mark.parametrize("watch", ["inotify", "polling"])
+def test_an_outbox_taken_away_is_said_in_the_log_at_once(
+        env: Env, receiver: Receiver, start_daemon, watch: str) -> None:
+    """The outbox moved away with nothing in its place (a share unmounted): the log says
+    so at once, naming the outbox, not first at the next rescan (ten minutes here); the
+    daemon keeps running."""
+    env.write_config(receiver.url, outbox={**QUIET, "watch": watch})
+    daemon = start_daemon()
+    os.rename(env.outbox, env.root / "outbox.old")
+    wait_for(lambda: "the outbox folder went away or was replaced" in daemon.stderr(),
+             what="the log line that the outbox went away")
+
+    line = next(x for x in daemon.stderr().splitlines()
+                if "the outbox folder went away or was replaced" in x)
+    assert str(env.outbox) in line
+    assert daemon.popen.poll() is None
