@@ -144,7 +144,7 @@ class ReceiverHandler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     # A stalled sender must not hold its key forever: each wait, and (multipart.Body)
     # the whole body, beyond its length at MIN_BODY_RATE.
-    timeout: float = 120
+    timeout = 120.0
     server: ReceiverServer
     server_version = "outboxd-receiver"
 
