@@ -68,11 +68,14 @@ def parse_retry_after(value: str | None) -> float | None:
 def _decoded(content: bytes) -> Any:
     """A JSON answer decoded from its bytes (a byte-order mark, UTF-16 or UTF-32 as JSON
     allows), or _NOT_JSON: also for NaN or infinity, which strict readers of the receipt
-    could not read, and for nesting past the parser. Lone surrogates ("\\ud800") become
-    U+FFFD: they decode, but no UTF-8 file or database can hold them."""
+    could not read, and for nesting past the parser or past MAX_JSON_DEPTH. Lone
+    surrogates ("\\ud800") become U+FFFD: they decode, but no UTF-8 file or database can
+    hold them."""
     try:
         value = json.loads(content, parse_constant=_not_finite, parse_float=_finite_float)
     except (ValueError, RecursionError):  # RecursionError: nested thousands deep
+        return _NOT_JSON
+    if _too_deep(value):
         return _NOT_JSON
     # Only a \u escape gives a lone surrogate (JSON has no \U); in UTF-16 or UTF-32
     # the escape's bytes are spread out, so such answers are always walked.
@@ -82,6 +85,25 @@ def _decoded(content: bytes) -> Any:
 
 
 _NOT_JSON = object()
+# What is kept of an answer is walked (scrub_json, two frames a level) and written
+# again (receipt.json, the journal) by recursive code: JSON nested deeper than this is
+# kept as text, as JSON nested past the parser is. json.loads itself takes ~1,000
+# levels, which ran the walk out of stack; real receipts nest a few.
+MAX_JSON_DEPTH = 100
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether lists and objects in `value` nest deeper than MAX_JSON_DEPTH (found
+    without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                return True
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict)
+                                                  else item))
+    return False
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 

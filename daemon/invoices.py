@@ -171,6 +171,11 @@ def _pdf_ids(data: bytes, pattern: re.Pattern[str], rel: str) -> list[str]:
         for page in reader.pages:
             for m in pattern.finditer(page.extract_text() or ""):
                 ids.setdefault(m.group(1))
+            # pypdf keeps every object it resolved, each page's decoded content with it:
+            # a few KB of Flate a page that decode to 75 MB each (its own limit) made the
+            # memory grow with the pages, past what the machine has. Dropped page by
+            # page; what a later page needs is read again from the file.
+            reader.resolved_objects.clear()
     except Exception:  # noqa: BLE001 - text pypdf cannot extract: the stem stands in
         return []
     return [_checked_id(found, rel) for found in ids]

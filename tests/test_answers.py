@@ -57,6 +57,25 @@ class TestAnswersThatMisbehave:
                     send(tmp_path, cfg, real=True)
                 assert info.value.body == "[" * BODY_LIMIT
 
+    @pytest.mark.parametrize("status", [201, 400])
+    def test_json_the_parser_takes_but_too_deep_to_walk_is_kept_as_text(
+            self, tmp_path: Path, status: int) -> None:
+        """JSON nested 700 deep, which json.loads still takes, with a \\u escape in it (so
+        it is walked string by string for lone surrogates): the walk, two frames a level,
+        ran out of stack and its RecursionError escaped classify. A 201 is a receipt, a
+        400 a rejection, each with the text cut to BODY_LIMIT, as for deeper JSON."""
+        body = b"[" * 700 + b'"\\u0041"' + b"]" * 700
+        answer = _http(f"{status} X", "Content-Type: application/json\r\n", body)
+        with _raw_server(lambda c: c.sendall(answer)) as port:
+            cfg = http_cfg(url=f"http://127.0.0.1:{port}/b")
+            if status == 201:
+                receipt, _, _, _ = send(tmp_path, cfg, real=True)
+                assert receipt.status == 201 and receipt.body == body.decode()[:BODY_LIMIT]
+            else:
+                with pytest.raises(Rejected) as info:
+                    send(tmp_path, cfg, real=True)
+                assert info.value.body == body.decode()[:BODY_LIMIT]
+
     def test_a_lone_surrogate_in_a_json_answer_becomes_a_replacement_character(
             self, tmp_path: Path) -> None:
         """{"receipt_id": "\\ud800"} decodes to text no UTF-8 file or database holds:

@@ -371,6 +371,50 @@ class TestPdf:
         path = write(tmp_path / "p.pdf", text_pdf(["Ref #Q-3 and Invoice number: A-17"]))
         assert read_invoice_file(path, "p.pdf", r"Ref #(\S+)").invoice_ids == ("Q-3",)
 
+    def test_reading_page_after_page_holds_one_page_s_content_not_all_of_them(
+            self, tmp_path: Path) -> None:
+        """A small PDF whose every page holds 20 MB of content that Flate squeezes into a
+        few KB (an inline image): pypdf kept every page's decoded content, so the memory
+        of reading its text grew with the pages (30 pages: 600 MB; a 20 MB file of such
+        pages ran a reader into the OOM killer before its time limit). Peak memory of a
+        child process reading it stays near that of one page."""
+        path = tmp_path / "bomb.pdf"
+        code = (
+            "import io, resource, sys, zlib\n"
+            "from pypdf import PdfWriter\n"
+            "from pypdf.generic import DictionaryObject, NameObject, StreamObject\n"
+            "from daemon.invoices import read_invoice_file\n"
+            "from daemon.config import DEFAULT_PDF_ID_PATTERN\n"
+            "w = PdfWriter()\n"
+            "font = w._add_object(DictionaryObject({NameObject('/Type'): NameObject('/Font'),"
+            " NameObject('/Subtype'): NameObject('/Type1'),"
+            " NameObject('/BaseFont'): NameObject('/Helvetica')}))\n"
+            "content = zlib.compress(b'BT /F1 12 Tf 72 720 Td (Invoice number: A-17) Tj ET\\n'"
+            " b'BI /W 1 /H 1 /BPC 8 /CS /G ID ' + b'x' * 20_000_000 + b' EI\\n', 9)\n"
+            "for _ in range(30):\n"
+            "    page = w.add_blank_page(595, 842)\n"
+            "    stream = StreamObject()\n"
+            "    stream._data = content  # compressed already, as /Filter says\n"
+            "    stream[NameObject('/Filter')] = NameObject('/FlateDecode')\n"
+            "    page[NameObject('/Contents')] = w._add_object(stream)\n"
+            "    page[NameObject('/Resources')] = DictionaryObject("
+            "{NameObject('/Font'): DictionaryObject({NameObject('/F1'): font})})\n"
+            "with open(sys.argv[1], 'wb') as fh:\n"
+            "    w.write(fh)\n"
+            "del w, content\n"
+            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+            "ids = read_invoice_file(__import__('pathlib').Path(sys.argv[1]), 'bomb.pdf',"
+            " DEFAULT_PDF_ID_PATTERN).invoice_ids\n"
+            "grew = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before\n"
+            "print(ids, grew // 1024)\n")
+        done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                              text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        ids, grew_mb = done.stdout.rsplit(" ", 1)
+        assert ids == "('A-17',)"
+        assert path.stat().st_size < 2_000_000  # the whole file: a few KB a page
+        assert int(grew_mb) < 250, f"reading 30 pages of 20 MB each took {grew_mb} MB more"
+
     def test_pdf_without_text_falls_back_to_stem(self, tmp_path: Path) -> None:
         """A PDF without a matching text (a scan) is one invoice named after the stem."""
         assert read(write(tmp_path / "INV-1002.pdf", pdf_bytes(2))) == InvoiceRead(

@@ -36,7 +36,7 @@ from daemon.actions.common import settings_of
 from daemon.config import Settings
 from daemon.emptiness import what_is_empty
 from daemon.errors import InputError, OutboxdError, UsageError, describe, not_utf8, shown
-from daemon.fsops import hash_file, open_regular
+from daemon.fsops import hash_file, open_regular, read_bounded
 from daemon.fswrite import (
     add_group_write_fd,
     copy_into,
@@ -48,7 +48,7 @@ from daemon.fswrite import (
 from daemon.invoices import read_invoice_file
 from daemon.lookalikes import look_alike_findings
 from daemon.names import folder_name_for_id, for_terminal, is_ignored, name_problem
-from daemon.notes import MANIFEST_NAME, value_problem
+from daemon.notes import MANIFEST_NAME, MAX_NOTES_BYTES, value_problem
 from daemon.scan import Candidate, Listing, list_outbox
 from daemon.sniff import sniff
 from daemon.temps import create_locked, drop_stale_copies, folder_locked
@@ -117,7 +117,12 @@ def record(folder: Path, name: str, doc_type: str | None, note: str | None,
     if os.path.lexists(path):
         try:
             with open_regular(path, shown) as fh:
-                doc = tomlkit.parse(fh.read().decode("utf-8"))
+                raw = read_bounded(fh, MAX_NOTES_BYTES)  # anyone on the share writes it
+            if raw is None:
+                raise AttachRefused(f"{shown} is larger than {MAX_NOTES_BYTES >> 20} MiB, "
+                                    "far more than notes on attachments need — keep only "
+                                    "the notes and the channel; nothing was changed")
+            doc = tomlkit.parse(raw.decode("utf-8"))
         except UnicodeDecodeError as exc:
             raise AttachRefused(f"{shown} {not_utf8(exc)}; nothing was changed") from None
         except (InputError, TOMLKitError) as exc:

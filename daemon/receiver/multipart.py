@@ -8,6 +8,7 @@ memory. Anything malformed is a Refusal(400).
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from io import BufferedIOBase
 from typing import NamedTuple
@@ -17,20 +18,28 @@ from daemon.errors import Refusal
 CHUNK = 1 << 16
 MAX_PART_HEADERS = 16 << 10
 MAX_PREAMBLE = 1024
+# The slowest average a body may arrive at once its grace is used up. A socket timeout
+# only bounds each wait: a sender trickling a byte at a time never trips it, and would
+# hold its Idempotency-Key (every retry of the real sender answered 409) and a thread.
+MIN_BODY_RATE = 16 << 10
 _PARAM = re.compile(r';\s*([A-Za-z0-9!#$%&\'*+.^_`|~-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
 
 
 class Body:
-    """Content-Length bytes of rfile, read in bounded chunks and never past the end."""
+    """Content-Length bytes of rfile, read in bounded chunks and never past the end,
+    within `grace` seconds plus its length at MIN_BODY_RATE (TimeoutError after)."""
 
-    def __init__(self, rfile: BufferedIOBase, length: int) -> None:
+    def __init__(self, rfile: BufferedIOBase, length: int, grace: float) -> None:
         self.rfile = rfile
         self.remaining = length
         self.buf = bytearray()
+        self.deadline = time.monotonic() + grace + length / MIN_BODY_RATE
 
     def _fill(self) -> bool:
         if self.remaining == 0:
             return False
+        if time.monotonic() > self.deadline:
+            raise TimeoutError("the body arrived slower than the receiver waits for")
         # read1: take what has arrived, so a slow sender is processed as it goes.
         chunk = self.rfile.read1(min(CHUNK, self.remaining))
         if not chunk:

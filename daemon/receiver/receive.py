@@ -70,7 +70,8 @@ def receive_bundle(server: Memory, stream: Body, key: str, boundary: bytes, stag
         manifest = json.loads(raw)
         if not isinstance(manifest, dict):
             raise ValueError("not a JSON object")
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
+        # RecursionError: nested deeper than the parser goes, a malformed request too.
         raise Refusal(400, f"part 'manifest' is not valid JSON: {exc}") from None
     if manifest.get("manifest_version") != MANIFEST_VERSION:
         raise Refusal(400, f"part 'manifest': manifest_version must be {MANIFEST_VERSION}, "

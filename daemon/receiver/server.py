@@ -142,7 +142,9 @@ class ReceiverHandler(BaseHTTPRequestHandler):
     # HTTP/1.1 keep-alive; without TCP_NODELAY every answer waits ~40 ms on delayed ACK.
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
-    timeout = 120  # a stalled sender must not hold its key forever
+    # A stalled sender must not hold its key forever: each wait, and (multipart.Body)
+    # the whole body, beyond its length at MIN_BODY_RATE.
+    timeout = 120.0
     server: ReceiverServer
     server_version = "outboxd-receiver"
 
@@ -221,7 +223,7 @@ class ReceiverHandler(BaseHTTPRequestHandler):
                               "(64 lowercase hex digits)")
             self.server.claim(key)
             claimed = True
-            body = self._body = Body(self.rfile, length)
+            body = self._body = Body(self.rfile, length, self.timeout)
             if self._expect_pending:
                 self._expect_pending = False
                 self.send_response_only(100)
@@ -266,7 +268,8 @@ class ReceiverHandler(BaseHTTPRequestHandler):
         still waiting for "100 Continue" sends no body at all.
         """
         raw = self.headers.get("Content-Length", "0").strip()
-        body = self._body or (Body(self.rfile, int(raw)) if raw.isdigit() else None)
+        body = self._body or (Body(self.rfile, int(raw), self.timeout) if raw.isdigit()
+                               else None)
         if (self.close_connection or self._expect_pending or body is None
                 or "Transfer-Encoding" in self.headers or body.remaining > MAX_DRAIN):
             self.close_connection = True

@@ -396,3 +396,24 @@ def test_attach_refuses_a_note_or_type_longer_than_attachments_toml_takes(
     assert f"attach: {option} is 5,000 characters long; a type or a note may have at most " \
         "2,000 — shorten it" in err
     assert not (cfg.outbox / "INV-1001").exists()
+
+
+@pytest.mark.parametrize("toml, said", [
+    (b"x = " + b"[" * 100_000 + b"]" * 100_000 + b"\n", "nested"),
+    (b"# " + b"x" * (2 << 20) + b"\n", "larger than"),
+])
+def test_attach_refuses_an_attachments_toml_nested_too_deep_or_too_large(
+        cfg: Env, timesheet: Path, capsys, toml: bytes, said: str) -> None:
+    """An attachments.toml anyone on the share can write, nested 100,000 deep (past tomlkit's
+    recursion limit) or far larger than notes need: attach (often run as root) ends with
+    one line naming the file, the rule and the fix, no traceback, and reads no more of it
+    than the daemon does; nothing is changed."""
+    drop_bundle(cfg.outbox, "INV-1001", {"contract.pdf": pdf_bytes()})
+    write(cfg.outbox / "INV-1001" / "attachments.toml", toml)
+    assert attach(cfg, "INV-1001", str(timesheet), "--type", "Timesheet") == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("outboxd: INV-1001/attachments.toml") and said in line
+    assert "nothing was changed" in line
+    assert sorted(p.name for p in (cfg.outbox / "INV-1001").iterdir()) == [
+        "attachments.toml", "contract.pdf"]
+    assert (cfg.outbox / "INV-1001" / "attachments.toml").read_bytes() == toml

@@ -122,9 +122,12 @@ class TestRefusing:
         assert resp.status_code == 201, resp.text
         assert stored_bundles(store) == [sent.key]
 
-    @pytest.mark.parametrize("manifest", [b"{not json", b'{"manifest_version": 2}', b"[]"])
+    @pytest.mark.parametrize("manifest", [b"{not json", b'{"manifest_version": 2}', b"[]",
+                                          b"[" * 100_000 + b"]" * 100_000,
+                                          b'{"a": ' * 100_000 + b"1" + b"}" * 100_000])
     def test_bad_manifest_is_400(self, tmp_path: Path, url: str, manifest: bytes) -> None:
-        """A manifest that is not JSON, not an object or not version 1 is refused."""
+        """A manifest that is not JSON, not an object or not version 1 is refused; so is
+        one nested deeper than the JSON parser goes (a malformed request, not a 500)."""
         sent = make_sent(tmp_path)
         with ExitStack() as stack:
             parts = sent.parts(stack)

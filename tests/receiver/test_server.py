@@ -212,3 +212,43 @@ def _handlers() -> int:
     """Threads of this process serving a connection of a threaded HTTP server."""
     import threading
     return sum("process_request_thread" in t.name for t in threading.enumerate())
+
+
+class TestSlowSenders:
+    def test_a_sender_trickling_its_body_loses_its_key_after_the_time_its_length_allows(
+            self, tmp_path: Path, store: Path, url: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Slow-loris: one byte now and then never trips the socket's idle timeout, so
+        without a deadline for the whole body a sender held its Idempotency-Key (and a
+        handler thread) for as long as it liked, and the real sender got 409 forever. The
+        body must arrive within the handler's timeout plus its length at MIN_BODY_RATE;
+        then the connection is closed and the key is free again."""
+        from daemon.receiver import multipart
+        from daemon.receiver import server as server_module
+        monkeypatch.setattr(server_module.ReceiverHandler, "timeout", 1.0)
+        monkeypatch.setattr(multipart, "MIN_BODY_RATE", 1 << 30)  # the deadline: ~1 s
+        sent = make_sent(tmp_path)
+        head, body = raw_request(sent, url)
+        with connect(url) as sock:
+            sock.sendall(head + b"Expect: 100-continue\r\n\r\n")
+            interim = b""
+            while not interim.endswith(b"\r\n\r\n"):
+                interim += sock.recv(1)
+            assert interim.startswith(b"HTTP/1.1 100")  # the key is now held
+            assert post(url, sent).status_code == 409
+            sock.settimeout(0.3)
+            closed = False
+            for byte in body[:100]:  # ~30 s at most; the deadline is ~1 s
+                try:
+                    sock.sendall(bytes([byte]))
+                    closed = sock.recv(1024) == b""
+                except TimeoutError:
+                    continue  # nothing from the receiver yet: trickle on
+                except ConnectionError:
+                    closed = True
+                if closed:
+                    break
+            assert closed, "the receiver kept reading a body trickled one byte at a time"
+        resp = post(url, sent)
+        assert resp.status_code == 201, resp.text
+        assert stored_bundles(store) == [sent.key]
