@@ -104,6 +104,8 @@ def _too_deep(value: Any) -> bool:
             stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict)
                                                   else item))
     return False
+
+
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
