@@ -61,6 +61,9 @@ class Changes:
     _pacer: Pacer
     _relist: bool
 
+    def schedule(self, row_id: int, delay: float) -> None:
+        raise NotImplementedError  # the service's
+
     def hint(self, top: str) -> None:
         """From the watcher thread: something happened to the root entry `top`."""
         with self._hint_lock:
@@ -117,6 +120,8 @@ class Changes:
         """The one full pass: list the outbox and snapshot every bundle; only those
         that look different from their last step are stepped."""
         self.orphans.sweep(self.journal, self.settings)  # work folders no journal row knows
+        for row_id in self.pipeline.retry_stranded():  # claims whose folder was away
+            self.schedule(row_id, 0.0)
         # A dead watcher restarted before the listing: what changes after its first look
         # is an event, what came before is listed here (restarted after, a file dropped in
         # between waited for the next rescan).

@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from daemon.bundle import Bundle, Finding
+from daemon.config import Settings
 from daemon.convert import unconverted
-from daemon.errors import ClaimLost, NothingClaimed
+from daemon.errors import ClaimLost, InputError, NothingClaimed
 from daemon.fsops import held_folder, hold_folder, opened_from, still_at, still_held
 from daemon.fswrite import fsync_dir, held_path, rename_noreplace
 from daemon.manifest import bundle_id_of
-from daemon.names import NAME_MAX, fit_bytes
+from daemon.match import assemble
+from daemon.names import NAME_MAX, fit_bytes, printable
 from daemon.scan import Candidate
 
 T = TypeVar("T")
@@ -315,3 +317,28 @@ def moved_into(validated: Bundle, moved: Bundle) -> Bundle:
                    sidecar=moved.sidecar,
                    attachments=tuple(replace(a, path=where[(a.invoice_id, a.original_name)])
                                      for a in validated.attachments))
+
+
+def not_moved(exc: OSError) -> str:
+    """Why a claim could not move a bundle, for `status` and the page on the share."""
+    if isinstance(exc, PermissionError) and exc.filename:
+        # Moving a folder to another folder rewrites its "..": Linux asks for write
+        # access to the folder itself, which one copied in by another user may not give.
+        return (f"cannot move {printable(Path(exc.filename).name)} into processing: "
+                "permission denied — outboxd's user needs write access to the outbox and "
+                "to the bundle's folders themselves (a folder copied in by another user "
+                "keeps that user's permissions; a sticky bit on an outbox outboxd does not "
+                "own lets only the owner of a file move it)")
+    return f"cannot move into processing: {exc}"
+
+
+def assemble_here(jobs: list[tuple[Candidate, Bundle]], settings: Settings
+                  ) -> list[Bundle | BaseException]:
+    """match.assemble(cand, known=bundle) for each, in this thread."""
+    out: list[Bundle | BaseException] = []
+    for cand, known in jobs:
+        try:
+            out.append(assemble(cand, settings, known=known))
+        except (InputError, OSError) as exc:
+            out.append(exc)
+    return out

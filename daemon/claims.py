@@ -21,6 +21,7 @@ from daemon.claim import (
     claim,
     log_leftover,
     moved_into,
+    not_moved,
     stuck_in_work_folder,
     sync_claimed,
     unclaim,
@@ -29,7 +30,6 @@ from daemon.claim import (
 from daemon.config import Settings
 from daemon.errors import (
     ClaimLost,
-    InputError,
     JournalError,
     JournalLost,
     NothingClaimed,
@@ -39,8 +39,6 @@ from daemon.finish import Finisher
 from daemon.fswrite import folders_below, refuse_links
 from daemon.journal import CLAIMING, Journal, Row
 from daemon.logs import bundle_log
-from daemon.match import assemble
-from daemon.names import printable
 from daemon.scan import Candidate, snapshot
 from daemon.settle import SettleTracker
 from daemon.step import IDLE, Claim, Known, Next
@@ -48,19 +46,6 @@ from daemon.step import IDLE, Claim, Known, Next
 # Claims made together (one journal commit, one sync of the outbox): enough to
 # amortise the syncs, few enough that delivery of the first starts soon.
 CLAIM_BATCH = 32
-
-
-def not_moved(exc: OSError) -> str:
-    """Why a claim could not move a bundle, for `status` and the page on the share."""
-    if isinstance(exc, PermissionError) and exc.filename:
-        # Moving a folder to another folder rewrites its "..": Linux asks for write
-        # access to the folder itself, which one copied in by another user may not give.
-        return (f"cannot move {printable(Path(exc.filename).name)} into processing: "
-                "permission denied — outboxd's user needs write access to the outbox and "
-                "to the bundle's folders themselves (a folder copied in by another user "
-                "keeps that user's permissions; a sticky bit on an outbox outboxd does not "
-                "own lets only the owner of a file move it)")
-    return f"cannot move into processing: {exc}"
 
 
 class Claims:
@@ -73,6 +58,8 @@ class Claims:
     tracker: SettleTracker
     live: dict[str, Row]
     _claim_paused: dict[str, float]
+    # Claims to undo whose work folder was not there: row id -> (bundle, folder, why).
+    _stranded: dict[int, tuple[Candidate, Path, str]]
     _held: list[Claim] | None
     _held_ids: set[str]  # the bundle ids in _held: the duplicate check asks once per decision
     # How moved bundles are matched again after a claim: the daemon's reader
@@ -91,9 +78,11 @@ class Claims:
         be retried), and so is a bundle whose work folder is no longer the one claimed;
         that is logged here, as what happens to it. `moved=False`: nothing was moved, and
         the work folder is not even looked at (it may lie behind a link)."""
-        # lexists: a link in its place (even one leading nowhere) is not "nothing moved":
-        # unclaim refuses it and the bundle is reported stuck, where it was claimed.
-        undone = unclaim(cand, work) if moved and os.path.lexists(work) else Unclaimed([])
+        if moved and not os.path.lexists(work):
+            # lexists: a link in its place (even one leading nowhere) is there: unclaim
+            # refuses it and the bundle is reported stuck, where it was claimed.
+            return self._stranded_claim(cand, row_id, work, why, log)
+        undone = unclaim(cand, work) if moved else Unclaimed([])
         stuck = undone.stuck
         if stuck == [work.name]:
             # The folder itself could not be used: a link (or another folder) in its place.
@@ -112,6 +101,39 @@ class Claims:
         self.j.transition(row_id, "settling", why, work_dir=None, **fields)
         self.live[cand.invoice.name] = self.j.get(row_id)
         return None
+
+    def _stranded_claim(self, cand: Candidate, row_id: int, work: Path, why: str,
+                        log: Any) -> Next:
+        """A claim to undo whose work folder is not there after files moved into it: the
+        share that holds it went away (or someone moved the folder). Nothing is back in
+        the outbox, so the row stays `claiming` and says why (status: retrying), and the
+        undo is made once the folder is there again (retry_stranded, at each rescan).
+        Taken for "nothing moved", it settled and then went `gone` while the bundle sat
+        in a folder no row named, for good. After a restart, recovery finishes the claim."""
+        self.j.update(row_id, last_error=f"its work folder {work} is not there (is the "
+                      "share mounted?) — the bundle goes back into the outbox when it is")
+        self._stranded[row_id] = (cand, work, why)
+        log.warning("claim cannot be undone: its work folder is not there; tried again at "
+                    "each rescan", work_dir=str(work), reason=why)
+        return IDLE
+
+    def retry_stranded(self) -> list[int]:
+        """Each claim _stranded_claim left, undone now that its work folder is there
+        again; the rows to hand to the delivery workers (a quarantine whose move failed)."""
+        due: list[int] = []
+        for row_id, (cand, work, why) in list(self._stranded.items()):
+            if not os.path.lexists(work):
+                continue
+            del self._stranded[row_id]
+            row = self.j.get(row_id)
+            log = bundle_log(self.log, cand.invoice.name, row.bundle_id, row.invoice_ids)
+            nxt = self._undo_claim(cand, row_id, work, why, log, last_error=None)
+            if nxt is None:
+                log.info("work folder there again; bundle put back into the outbox, "
+                         "settling again", work_dir=str(work))
+            elif nxt.claimed is not None:
+                due.append(nxt.claimed)
+        return due
 
     def _quarantine_now(self, row_id: int, reasons: list[Finding]) -> Next:
         """Quarantine at claim time; a move that failed is retried by the delivery workers
@@ -366,15 +388,3 @@ class Claims:
 def _validated(c: Claim) -> Bundle:
     assert c.known.bundle is not None  # only a bundle that was read is claimed
     return c.known.bundle
-
-
-def assemble_here(jobs: list[tuple[Candidate, Bundle]], settings: Settings
-                  ) -> list[Bundle | BaseException]:
-    """match.assemble(cand, known=bundle) for each, in this thread."""
-    out: list[Bundle | BaseException] = []
-    for cand, known in jobs:
-        try:
-            out.append(assemble(cand, settings, known=known))
-        except (InputError, OSError) as exc:
-            out.append(exc)
-    return out

@@ -11,14 +11,15 @@ step that changes the world is announced in the journal first.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from daemon import logs
 from daemon.bundle import Bundle
 from daemon.claim import (
+    assemble_here,
     taken_meanwhile,
 )
-from daemon.claims import assemble_here
 from daemon.config import Settings
 from daemon.decide import Decisions
 from daemon.deliver import Deliverer
@@ -63,6 +64,7 @@ class Pipeline(Decisions):
         # quiet period under way.
         self._early_spent: set[str] = set()
         self._claim_paused: dict[str, float] = {}  # invoice file -> monotonic retry time
+        self._stranded: dict[int, tuple[Candidate, Path, str]] = {}
         # invoice file -> (its journal deadline, the monotonic time it falls due): the
         # wall-clock deadline is read once per process, then waited for on one clock.
         self._due: dict[str, tuple[str, float]] = {}

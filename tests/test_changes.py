@@ -143,6 +143,41 @@ def test_the_events_of_a_claim_step_no_bundle_and_a_new_file_of_that_name_is_ste
     assert counts.steps == ["INV-1.xml"]
 
 
+def test_a_claim_stranded_while_its_work_folder_was_away_goes_back_at_the_rescan(
+        make_service: Any, clock: FakeClock, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The share holding processing/ is away when the claim's check by hashes reads the
+    bundle: the claim cannot be undone and stays `claiming`, saying why. The first
+    rescan after the work folder is back puts the bundle back into the outbox, where it
+    settles again (the claim is not left to a restart, nor the bundle to a person)."""
+    outbox, away = tmp_path / "outbox", tmp_path / "away"
+    write(outbox / "INV-1" / "a.pdf", pdf_bytes())
+    write(outbox / "INV-1.xml", ubl_invoice("INV-1"))
+    svc = make_service()
+    check = svc.pipeline.assemble_many
+    works: list[Path] = []
+
+    def share_gone_first(jobs: list[Any], st: Settings) -> object:
+        if not works:
+            works.append(jobs[0][0].invoice.parent)  # the moved bundle's work folder
+            works[0].rename(away)
+        return check(jobs, st)
+
+    monkeypatch.setattr(svc.pipeline, "assemble_many", share_gone_first)
+    svc.hint("INV-1.xml")
+    settle_all(svc, clock)
+    [row] = svc.journal.rows(("claiming",))
+    assert "is not there" in (row.last_error or "") and not (outbox / "INV-1.xml").exists()
+
+    away.rename(works[0])  # the share is back
+    rescan_due = svc.timers.due_at(service_module.RESCAN)
+    assert rescan_due is not None
+    clock.t = rescan_due
+    svc.turn()
+    assert (outbox / "INV-1.xml").exists() and (outbox / "INV-1" / "a.pdf").exists()
+    assert svc.journal.get(row.id).state == "settling" and not works[0].exists()
+
+
 def test_events_on_a_bundle_of_many_files_are_answered_at_a_pace(
         make_service: Any, clock: FakeClock, counts: Counts, tmp_path: Path) -> None:
     """A sidecar copied in one file at a time raises an event a file, and each look walks

@@ -66,7 +66,8 @@ class TestClaimFailure:
         drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
         sidecar = s.outbox.path / "INV-1"
 
-        def refused(*_: object, **__: object) -> None:
+        def refused(cand: Candidate, work: Path, *_: object, **__: object) -> None:
+            work.mkdir()  # as claim() does before its first rename
             raise PermissionError(13, "Permission denied", str(sidecar),
                                   str(s.processing_dir / "INV-1"))
 
@@ -311,6 +312,44 @@ class TestUndoneClaim:
         assert sorted(x.name for x in work.iterdir()) == [LEFTOVER, "late.pdf"]
         [said] = [e for e in logged if e["event"].startswith("bundle put back")]
         assert said["work_dir"] == str(work)
+
+    def test_a_claim_undone_while_its_work_folder_is_away_waits_for_it_and_then_goes_back(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The share holding processing/ goes away between the claim's renames and the
+        check by hashes (soak: `umount -l` of the outbox): the check cannot read the
+        bundle, and the undo cannot see the work folder. Nothing is back in the outbox,
+        so the row stays `claiming` and says why (not "settling", then "gone", with the
+        bundle left in a folder no row names); once the folder is there again, the
+        undo at a rescan puts the bundle back into the outbox to settle again."""
+        from structlog.testing import capture_logs
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        work = s.processing_dir / "INV-1--fixed"
+        monkeypatch.setattr("daemon.claims.work_dir_for", lambda *_: work)
+        away = tmp_path / "away"  # where the unmounted share's folder is out of sight
+        check = p.assemble_many
+
+        def share_gone_first(jobs: list[tuple[Candidate, Bundle]], st: Settings) -> object:
+            work.rename(away)
+            return check(jobs, st)
+
+        monkeypatch.setattr(p, "assemble_many", share_gone_first)
+        with capture_logs() as logged:
+            assert step(p, cand, 0.0).claimed is None
+        [row] = p.j.rows(("claiming",))
+        assert row.work_dir == str(work) and "is not there" in (row.last_error or "")
+        assert not (s.outbox.path / "INV-1.xml").exists()
+        assert sorted(x.name for x in away.iterdir()) == ["INV-1", "INV-1.xml"]
+        assert any(e["event"].startswith("claim cannot be undone") for e in logged)
+        assert p.retry_stranded() == [] and p.j.get(row.id).state == "claiming"
+        away.rename(work)  # the share is back
+        assert p.retry_stranded() == []
+        back = p.j.get(row.id)
+        assert back.state == "settling" and back.work_dir is None and back.last_error is None
+        assert (s.outbox.path / "INV-1.xml").exists()
+        assert (s.outbox.path / "INV-1" / "a.pdf").exists()
+        assert not work.exists() and folders(s.quarantine_dir) == []
 
 
 E_INVOICE = b'channel = "e-invoice"\n'
