@@ -283,7 +283,10 @@ def tracebacks(root: Path) -> int:
 FELT = ("bundle cannot be moved; will retry", "delivery failed; will retry",
         "recovering bundle", "claimed bundle unknown to the journal put back into the outbox",
         "bundle taken by another daemon", "bundle left the outbox while being read (claimed by "
-        "another daemon, or the share went away)", "cannot claim bundle; will try again")
+        "another daemon, or the share went away)", "cannot claim bundle; will try again",
+        "bundle changed while being claimed; settling again",
+        "claim cannot be undone: its work folder is not there; tried again at each rescan",
+        "work folder there again; bundle put back into the outbox, settling again")
 
 
 def felt(root: Path) -> Counter[str]:
