@@ -133,7 +133,8 @@ class Claims:
                          "settling again", work_dir=str(work))
             elif nxt.claimed is not None:
                 due.append(nxt.claimed)
-        return due
+        # And the claims a restart could not finish (recovery), on the same occasion.
+        return due + self.finish.finish_claims_again()
 
     def _quarantine_now(self, row_id: int, reasons: list[Finding]) -> Next:
         """Quarantine at claim time; a move that failed is retried by the delivery workers

@@ -78,6 +78,7 @@ class Finisher(Moves, Recovery, Retries):
         self.deliverers = Shared(deliverer)
         self.log = logs.get()
         self._move_faults: dict[int, tuple[int, float]] = {}  # see moves.Moves
+        self._unfinished: set[int] = set()  # see recovery.Recovery
         self.clock: Callable[[], float] = time.monotonic  # the loop's, when it has one
         # Bundles validated before their claim, by row id, until they are finished.
         # Written by the loop thread, taken by delivery workers (dict operations

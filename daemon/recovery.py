@@ -7,6 +7,7 @@ delivery and the rows paused).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -48,6 +49,7 @@ class Recovery:
     j: Journal
     log: Any
     paused: set[int]
+    _unfinished: set[int]  # claiming rows recover() could not finish (OSError)
     _validated: dict[int, Bundle]
     evaluate: Callable[[Candidate, Settings], Bundle]
 
@@ -63,24 +65,49 @@ class Recovery:
             log = bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids)
             log.info("recovering bundle", state=row.state)
             delay = 0.0
-            if row.state == CLAIMING:
-                try:
-                    if not self._finish_claim(row):
-                        continue
-                except OSError as exc:
-                    log.error("cannot finish an interrupted claim; will retry at next start",
-                              error=str(exc))
-                    # Said in the row too: left `claiming` without why, it showed as on its
-                    # way ("delivering", the page's "Being sent") until the next start.
-                    self.j.update(row.id, last_error=f"cannot finish an interrupted claim "
-                                  f"into {row.work_dir}: {exc} — tried again at the next "
-                                  "start of outboxd")
-                    continue
+            if row.state == CLAIMING and not self._finish_or_wait(row, log):
+                continue
             elif row.state == "retrying" and self.j.last_detail(row.id) == PAUSED:
                 self.paused.add(row.id)  # the configuration may be fixed by now: at once
             elif row.state == "retrying" and row.next_attempt_at:
                 delay = max(0.0, seconds_until(row.next_attempt_at))
             due.append((row.id, delay))
+        return due
+
+    def _finish_or_wait(self, row: Row, log: Any) -> bool:
+        """_finish_claim, or (OSError) the row left `claiming`, saying why, and tried again
+        at each rescan (finish_claims_again): True if the bundle is now ours to finish."""
+        try:
+            done = self._finish_claim(row)
+        except OSError as exc:
+            error = (f"cannot finish an interrupted claim into {row.work_dir}: {exc} — "
+                     "tried again at each rescan")
+            if error != row.last_error:  # once, not at every rescan that finds it so
+                log.error("cannot finish an interrupted claim; will retry at each rescan",
+                          error=str(exc))
+            # Said in the row too: left `claiming` without why, it showed as on its way
+            # ("delivering", the page's "Being sent") for as long as that took.
+            self.j.update(row.id, last_error=error)
+            self._unfinished.add(row.id)
+            return False
+        self._unfinished.discard(row.id)
+        return done
+
+    def finish_claims_again(self) -> list[int]:
+        """The claims recover() could not finish, tried again (at each rescan: the share
+        may be back, the folder put back); the rows now ours to deliver or quarantine.
+        Left to the next start, a bundle whose work folder was out of sight at the start
+        waited for an admin to restart outboxd."""
+        due: list[int] = []
+        for row_id in sorted(self._unfinished):
+            row = self.j.get(row_id)
+            if row.state != CLAIMING:
+                self._unfinished.discard(row_id)
+                continue
+            log = bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids)
+            if self._finish_or_wait(row, log):
+                log.info("interrupted claim finished", work_dir=row.work_dir)
+                due.append(row_id)
         return due
 
     def sent_as_claimed(self, row: Row, bundle: Bundle, bid: str, log: Any) -> bool:
@@ -119,6 +146,17 @@ class Recovery:
             held: int | None = hold_folder(work)
         except FileNotFoundError:
             held = None
+        cand = candidate_for(self.s.outbox, row.invoice_file)
+        if held is None and not os.path.lexists(cand.invoice):
+            # Neither the work folder nor the invoice file in the outbox: the share that
+            # holds processing/ is away (an outbox mounted anew, empty, where the daemon
+            # started), or someone moved the folder. Taken for "the claim did not
+            # happen", the row settled and went, and the bundle was left in a folder no
+            # row names, for a person (orphans.py), when the folder came back.
+            raise FileNotFoundError(errno.ENOENT, "the work folder is not there and the "
+                                    "invoice file is not in the outbox either (is the share "
+                                    "mounted?) — if someone moved the folder, put it back "
+                                    "under this name", str(work))
         if held is None or not os.path.lexists(held_path(held) / row.invoice_file):
             if held is not None:
                 with contextlib.suppress(OSError):
@@ -128,7 +166,6 @@ class Recovery:
             self.j.transition(row.id, "settling", "claim did not happen", work_dir=None,
                               last_error=None)
             return False
-        cand = candidate_for(self.s.outbox, row.invoice_file)
         try:
             finish_claim(cand, held, self.s.outbox.completion == "marker",
                          companions=[release.path_for(cand, self.s.share)])

@@ -81,10 +81,10 @@ class TestRecovery:
     def test_a_claim_that_cannot_be_finished_at_start_says_why_until_the_next_start(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A half-done claim whose finishing fails at start (the share refuses the move)
-        waits for the next start. It stayed `claiming` with no error: `status` said
-        "delivering" and the page listed it under "Being sent" for as long as that took,
-        though nothing was on its way. It is retrying with why; the next start that
-        finishes the claim clears the error."""
+        waits (tried again at each rescan, and at the next start). It stayed `claiming`
+        with no error: `status` said "delivering" and the page listed it under "Being
+        sent" for as long as that took, though nothing was on its way. It is retrying
+        with why; the next try that finishes the claim clears the error."""
         from daemon import recovery
         p, s, work, row = self._half_claimed(tmp_path, pdf_bytes())
         real = recovery.finish_claim
@@ -104,6 +104,33 @@ class TestRecovery:
         assert p.finish.recover() == [(row, 0.0)]
         r = p.j.get(row)
         assert (r.state, r.last_error, r.shown_state) == ("delivering", None, "delivering")
+
+    def test_a_claim_whose_work_folder_is_away_at_start_waits_for_it_and_is_finished(
+            self, tmp_path: Path) -> None:
+        """A restart while a claim's work folder is out of sight (the share that holds
+        processing/ away, an empty outbox mounted in its place; or the folder moved by
+        someone): neither the folder nor the invoice file in the outbox. That is no "claim
+        that did not happen": settled, the row went `gone` and the bundle, when its folder
+        came back, lay in a folder no row names, left for a person for good. The row stays
+        `claiming`, says why, and a rescan after the folder is back finishes the claim;
+        the bundle is delivered."""
+        p, s, work, row = self._half_claimed(tmp_path, pdf_bytes())
+        (s.outbox.path / "INV-1").rename(work / "INV-1")  # the whole bundle claimed
+        away = tmp_path / "away"
+        work.rename(away)  # the share is away
+        assert p.finish.recover() == []
+        r = p.j.get(row)
+        assert (r.state, r.work_dir, r.shown_state) == ("claiming", str(work), "retrying")
+        assert "is not there" in (r.last_error or "") and "rescan" in (r.last_error or "")
+        assert p.retry_stranded() == [] and p.j.get(row).state == "claiming"
+        away.rename(work)  # the share is back
+        assert p.retry_stranded() == [row]
+        r = p.j.get(row)
+        assert (r.state, r.last_error) == ("delivering", None)
+        assert p.retry_stranded() == []  # finished: not tried again
+        assert p.finish.attempt(row) is None
+        assert p.j.get(row).state == "sent"
+        assert (folders(s.sent_dir)[0] / "INV-1" / "a.pdf").exists()
 
     def test_a_half_done_claim_whose_work_folder_is_a_link_moves_nothing_through_it(
             self, tmp_path: Path) -> None:
