@@ -82,7 +82,13 @@ class Claims:
             # lexists: a link in its place (even one leading nowhere) is there: unclaim
             # refuses it and the bundle is reported stuck, where it was claimed.
             return self._stranded_claim(cand, row_id, work, why, log)
-        undone = unclaim(cand, work) if moved else Unclaimed([])
+        try:
+            undone = unclaim(cand, work) if moved else Unclaimed([])
+        except OSError as exc:
+            # A rename back refused half-way (the share gone meanwhile, permissions): what
+            # did not go back is still in the work folder, which the row must go on
+            # naming. Raised, the row stayed `claiming` unexplained until a restart.
+            return self._stranded_claim(cand, row_id, work, why, log, exc)
         stuck = undone.stuck
         if stuck == [work.name]:
             # The folder itself could not be used: a link (or another folder) in its place.
@@ -103,18 +109,28 @@ class Claims:
         return None
 
     def _stranded_claim(self, cand: Candidate, row_id: int, work: Path, why: str,
-                        log: Any) -> Next:
+                        log: Any, failed: OSError | None = None) -> Next:
         """A claim to undo whose work folder is not there after files moved into it: the
-        share that holds it went away (or someone moved the folder). Nothing is back in
-        the outbox, so the row stays `claiming` and says why (status: retrying), and the
-        undo is made once the folder is there again (retry_stranded, at each rescan).
-        Taken for "nothing moved", it settled and then went `gone` while the bundle sat
-        in a folder no row named, for good. After a restart, recovery finishes the claim."""
-        self.j.update(row_id, last_error=f"its work folder {work} is not there (is the "
-                      "share mounted?) — the bundle goes back into the outbox when it is")
+        share that holds it went away (or someone moved the folder); or (`failed`) whose
+        files could not all be moved back. Not all is back in the outbox, so the row stays
+        `claiming` and says why (status: retrying), and the undo is made again once the
+        folder is there (retry_stranded, at each rescan). Taken for "nothing moved", it
+        settled and then went `gone` while the bundle sat in a folder no row named, for
+        good. After a restart, recovery finishes the claim."""
+        if failed is None:
+            error = (f"its work folder {work} is not there (is the share mounted?) — the "
+                     "bundle goes back into the outbox when it is")
+            event = "claim cannot be undone: its work folder is not there"
+        else:
+            error = (f"cannot move the bundle back from {work} into the outbox: "
+                     f"{failed.strerror or failed} — tried again at each rescan")
+            event = "claim cannot be undone: its files cannot go back into the outbox"
+        said = self.j.get(row_id).last_error == error  # once, not at every rescan
+        self.j.update(row_id, last_error=error)
         self._stranded[row_id] = (cand, work, why)
-        log.warning("claim cannot be undone: its work folder is not there; tried again at "
-                    "each rescan", work_dir=str(work), reason=why)
+        if not said:
+            log.warning(f"{event}; tried again at each rescan", work_dir=str(work),
+                        reason=why, **({"error": str(failed)} if failed else {}))
         return IDLE
 
     def retry_stranded(self) -> list[int]:

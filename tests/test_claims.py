@@ -351,6 +351,43 @@ class TestUndoneClaim:
         assert (s.outbox.path / "INV-1" / "a.pdf").exists()
         assert not work.exists() and folders(s.quarantine_dir) == []
 
+    def test_an_undo_whose_renames_back_fail_half_way_keeps_the_row_and_is_retried(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The undo of a claim moves the sidecar back, then the share refuses the rename of
+        the invoice file (EIO). What did not go back is still in the work folder: the row
+        stays `claiming` naming it, says why (retrying), and the next rescan's retry puts
+        the rest back; the bundle settles again, every file in the outbox. Raised instead,
+        the row stayed `claiming` unexplained and nothing tried again until a restart."""
+        from daemon import claim as claim_module
+        from daemon.claim import claim, work_dir_for
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        work = work_dir_for(s.processing_dir, "INV-1", "ab" * 32)
+        row = p.j.create("INV-1.xml", "claiming", bundle_id="ab" * 32, work_dir=str(work))
+        claim(cand, work, with_marker=False)
+        real = claim_module.rename_noreplace
+
+        def invoice_refused(src: Path, dst: Path) -> None:
+            if src.name == "INV-1.xml":
+                raise OSError(5, "Input/output error", str(src))
+            real(src, dst)
+
+        monkeypatch.setattr(claim_module, "rename_noreplace", invoice_refused)
+        assert p._undo_claim(cand, row, work, "changed while being claimed", p.log) is not None
+        r = p.j.get(row)
+        assert (r.state, r.work_dir, r.shown_state) == ("claiming", str(work), "retrying")
+        assert "cannot move the bundle back" in (r.last_error or "")
+        assert "Input/output error" in (r.last_error or "")
+        assert (work / "INV-1.xml").exists() and (s.outbox.path / "INV-1" / "a.pdf").exists()
+
+        monkeypatch.setattr(claim_module, "rename_noreplace", real)  # the share is back
+        assert p.retry_stranded() == []
+        r = p.j.get(row)
+        assert (r.state, r.work_dir, r.last_error) == ("settling", None, None)
+        assert (s.outbox.path / "INV-1.xml").exists()
+        assert (s.outbox.path / "INV-1" / "a.pdf").exists() and not work.exists()
+
 
 E_INVOICE = b'channel = "e-invoice"\n'
 ORIGINAL_PRINT = b'channel = "original-print"\n'
