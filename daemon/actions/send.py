@@ -25,6 +25,7 @@ from daemon.finish import evaluate
 from daemon.names import NAME_MAX, for_terminal, stem
 from daemon.release import overlong, rename_shorter, write_release
 from daemon.scan import Candidate, list_outbox
+from daemon.statelock import running
 
 
 class SendRefused(OutboxdError):
@@ -92,9 +93,22 @@ def send(target: str, settings: Settings, without_attachments: bool) -> str:
     except (KeyError, OSError):
         user = None
     if not write_release(cand, settings.share, user):
-        return f"{cand.invoice.name}: already released; the daemon sends it"
+        return f"{cand.invoice.name}: already released; {_who_sends(settings)}"
     return (f"{cand.invoice.name}: released without attachments for {', '.join(missing)}; "
-            "a running daemon sends it now, a stopped one at its next start")
+            f"{_who_sends(settings)}")
+
+
+def _who_sends(settings: Settings) -> str:
+    """When the release takes effect: a helpdesk told "sent now" while the service is
+    stopped waits for an invoice that is not moving."""
+    state_dir = settings.paths.state_dir
+    up = running(state_dir)
+    if up:
+        return "the running daemon sends it now"
+    if up is False:
+        return (f"but no outboxd is running with the state dir {state_dir}, so it is sent "
+                "only once outboxd starts (systemctl start outboxd)")
+    return "a running daemon sends it now, a stopped one at its next start"
 
 
 def run(args: argparse.Namespace) -> int:

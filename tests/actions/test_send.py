@@ -10,6 +10,7 @@ from helpers import ubl_invoice, write
 
 from daemon.actions.send import SendRefused, resolve, send
 from daemon.config_load import load_settings
+from daemon.statelock import LOCK_NAME, hold, release
 
 
 def test_the_stem_of_an_invoice_file_names_its_bundle(env: Env) -> None:
@@ -117,3 +118,27 @@ def test_send_shows_a_bidi_control_in_a_file_name_escaped_on_the_terminal(
     captured = capsys.readouterr()
     assert "\u202e" not in captured.out + captured.err
     assert "INV\\u202elmx.xml" in captured.out + captured.err
+
+
+def test_send_says_when_no_daemon_runs_to_send_the_release(env: Env) -> None:
+    """With the service stopped, `send` said "a running daemon sends it now", and a
+    helpdesk waited for an invoice that was not moving. It now asks the state dir's lock:
+    stopped, it says the invoice goes out only once outboxd starts; running, that it goes
+    now."""
+    settings = load_settings(env.write_config("http://127.0.0.1:9/bundles",
+                                              einvoice={"preflight": "off"}))
+    env.state.mkdir(exist_ok=True)
+    (env.state / LOCK_NAME).write_text("4242\n")  # left by a daemon that stopped
+    write(env.outbox / "INV-S1.xml", ubl_invoice("INV-S1"))
+    said = send("INV-S1", settings, without_attachments=True)
+    assert said == ("INV-S1.xml: released without attachments for INV-S1; but no outboxd "
+                    f"is running with the state dir {env.state}, so it is sent only once "
+                    "outboxd starts (systemctl start outboxd)")
+    write(env.outbox / "INV-S2.xml", ubl_invoice("INV-S2"))
+    hold(env.state)
+    try:
+        said = send("INV-S2", settings, without_attachments=True)
+    finally:
+        release(env.state)
+    assert said == ("INV-S2.xml: released without attachments for INV-S2; the running "
+                    "daemon sends it now")
