@@ -14,6 +14,7 @@ import argparse
 import getpass
 import os
 import shlex
+import sqlite3
 from pathlib import Path
 
 from daemon.actions import EXIT_OK
@@ -22,6 +23,8 @@ from daemon.actions.common import settings_of
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError
 from daemon.finish import evaluate
+from daemon.journal import Journal, Row
+from daemon.journal.readonly import read_journal
 from daemon.names import NAME_MAX, for_terminal, stem
 from daemon.release import overlong, rename_shorter, write_release
 from daemon.scan import Candidate, list_outbox
@@ -58,8 +61,37 @@ def resolve(target: str, settings: Settings) -> Candidate:
     if len(found) > 1:
         raise SendRefused(f"invoice id {target!r} is in {len(found)} invoice files: "
                           f"{', '.join(c.invoice.name for c, _ in found)} — name the file")
-    raise SendRefused(f"no invoice file or invoice id {target!r} in {settings.outbox.path} — "
-                      "outboxd status lists what waits" + unread_note(unread))
+    gone = _left_the_outbox(name, settings)
+    raise SendRefused(f"no invoice file or invoice id {target!r} in {settings.outbox.path}"
+                      + (f": {gone}" if gone else " — outboxd status lists what waits")
+                      + unread_note(unread))
+
+
+def _left_the_outbox(name: str, settings: Settings) -> str | None:
+    """What the journal (this week's finished bundles, every unfinished one) says became of
+    the invoice file or id `name` that is no longer in the outbox: a helpdesk asked to
+    "send INV-1001" learns it went out, or where it is stuck, not only that it is not
+    there."""
+    def latest(journal: Journal) -> Row | None:
+        rows = [r for r in journal.recent() if name in (r.invoice_file,
+                stem(r.invoice_file)) or name in r.invoice_ids]
+        return rows[-1] if rows else None
+    try:
+        row = read_journal(settings.journal_path, latest) \
+            if settings.journal_path.exists() else None
+    except (sqlite3.Error, OSError, OutboxdError):
+        return None  # the refusal stands without it; `outboxd status` says what is wrong
+    if row is None:
+        return None
+    state, where = row.shown_state, row.archive_dir
+    if state == "sent":
+        return f"{row.invoice_file} was sent at {row.since} ({where}); nothing to release"
+    if state == "quarantined":
+        short = (row.bundle_id or "")[:12]
+        return (f"{row.invoice_file} was quarantined at {row.since} ({where}) — see "
+                f"REASON.txt there; once fixed: outboxd retry {short}")
+    return (f"{row.invoice_file} left the outbox and is {state} since {row.since}; nothing "
+            "to release — outboxd status shows how it goes")
 
 
 def send(target: str, settings: Settings, without_attachments: bool) -> str:

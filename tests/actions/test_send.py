@@ -10,6 +10,7 @@ from helpers import ubl_invoice, write
 
 from daemon.actions.send import SendRefused, resolve, send
 from daemon.config_load import load_settings
+from daemon.journal import Journal
 from daemon.statelock import LOCK_NAME, hold, release
 
 
@@ -142,3 +143,39 @@ def test_send_says_when_no_daemon_runs_to_send_the_release(env: Env) -> None:
         release(env.state)
     assert said == ("INV-S2.xml: released without attachments for INV-S2; the running "
                     "daemon sends it now")
+
+
+def test_send_of_a_bundle_that_left_the_outbox_says_what_became_of_it(env: Env) -> None:
+    """`send INV-1` for an invoice already sent (or quarantined, or being delivered) said
+    only "no invoice file or invoice id 'INV-1'", and a helpdesk looked for a lost
+    invoice. The refusal now adds what the journal knows: sent, and where; quarantined,
+    and the retry command; in delivery, and since when."""
+    settings = load_settings(env.write_config("http://127.0.0.1:9/bundles",
+                                              einvoice={"preflight": "off"}))
+    env.state.mkdir(exist_ok=True)
+    j = Journal(env.state / "journal.sqlite3")
+    j.create("INV-1.xml", "sent", since="2026-12-01T10:00:00.000Z", bundle_id="a" * 64,
+             invoice_ids=["INV-1"], archive_dir=str(env.sent / "2026-12-01" / "INV-1--a"))
+    j.create("batch-3.xml", "quarantined", bundle_id="b" * 64, invoice_ids=["INV-31"],
+             archive_dir="/q/batch-3--b")
+    j.create("INV-7.xml", "retrying", since="2026-12-01T11:00:00.000Z",
+             invoice_ids=["INV-7"])
+    j.close()
+    with pytest.raises(SendRefused) as info:
+        send("INV-1", settings, without_attachments=True)
+    assert str(info.value) == (
+        f"no invoice file or invoice id 'INV-1' in {env.outbox}: INV-1.xml was sent at "
+        f"2026-12-01T10:00:00.000Z ({env.sent}/2026-12-01/INV-1--a); nothing to release")
+    with pytest.raises(SendRefused) as info:
+        send("INV-31", settings, without_attachments=True)
+    assert "batch-3.xml was quarantined at" in str(info.value)
+    assert "(/q/batch-3--b) — see REASON.txt there; once fixed: outboxd retry bbbbbbbbbbbb" \
+        in str(info.value)
+    with pytest.raises(SendRefused) as info:
+        send("INV-7.xml", settings, without_attachments=True)
+    assert str(info.value).endswith(
+        ": INV-7.xml left the outbox and is retrying since 2026-12-01T11:00:00.000Z; "
+        "nothing to release — outboxd status shows how it goes")
+    with pytest.raises(SendRefused) as info:
+        send("INV-9", settings, without_attachments=True)
+    assert str(info.value).endswith(" — outboxd status lists what waits")
