@@ -166,11 +166,13 @@ def render(data: dict[str, Any], limit: int = 20, now: datetime | None = None,
         if not rows:
             continue
         hidden = 0
-        if state in FINAL_STATES and len(rows) > limit:
-            # Most recent first; rows come in journal order, which breaks ties.
+        if state in FINAL_STATES:
+            # Most recent first, however many: rows come in journal order (when outboxd
+            # first saw each file), so a bundle retried or sent late sat among old ones.
+            # Journal order breaks ties.
             rows = [b for _, b in sorted(enumerate(rows), key=lambda ib: (ib[1]["since"], ib[0]),
                                          reverse=True)]
-            hidden, rows = len(rows) - limit, rows[:limit]
+            hidden, rows = max(0, len(rows) - limit), rows[:limit]
         lines += ["", f"{title}:"]
         for b in rows:
             # Ids not read yet (settling, or a file that cannot be read): no empty "[]".

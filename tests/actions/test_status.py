@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from conftest import Env
 
 from daemon.cli import main
 from daemon.journal import Journal
+from daemon.journal.records import iso_of
 
 
 def test_status_text_shows_20_most_recent_sent_and_how_many_more(env: Env, capsys) -> None:
@@ -229,3 +231,23 @@ def test_a_name_with_a_right_to_left_override_is_escaped_in_the_text_exact_in_js
     assert main(["status", "-c", str(env.config), "--json"]) == 0
     [bundle] = json.loads(capsys.readouterr().out)["bundles"]
     assert bundle["invoice_file"] == name and bundle["unattached_ids"] == ["INV-7\u2066"]
+
+
+def test_sent_and_quarantined_are_listed_most_recent_first_also_under_the_limit(
+        env: Env, capsys) -> None:
+    """Under the limit the sent list came in journal order (when each file was first
+    seen): a bundle that waited and went out last sat above ones sent long before it,
+    while over the limit the same list was most recent first. Now always most recent
+    first."""
+    env.write_config("http://127.0.0.1:9/bundles")
+    env.state.mkdir()
+    j = Journal(env.state / "journal.sqlite3")
+    now = datetime.now(UTC)
+    for name, hours_ago in (("LATE.xml", 1), ("EARLY.xml", 3), ("MID.xml", 2)):
+        j.create(name, "sent", since=iso_of(now - timedelta(hours=hours_ago)),
+                 bundle_id=name.ljust(64, "0"), invoice_ids=[name])
+    j.close()
+    assert main(["status", "-c", str(env.config)]) == 0
+    sent = capsys.readouterr().out.split("Sent recently:")[1].splitlines()
+    assert [line.split()[0] for line in sent if line.strip()] == [
+        "LATE.xml", "MID.xml", "EARLY.xml"]
