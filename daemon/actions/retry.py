@@ -21,6 +21,7 @@ import argparse
 import contextlib
 import os
 import re
+import stat
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,10 +34,10 @@ from daemon.actions.common import settings_of
 from daemon.archive import PAPER_NAMES, reason_of
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError, UsageError
-from daemon.fsops import is_regular_file
+from daemon.fsops import is_regular_file, kind_of
 from daemon.fswrite import fsync_dir, move_tree
 from daemon.lookalikes import look_alike_findings
-from daemon.names import for_terminal
+from daemon.names import NameKind, classify, for_terminal
 from daemon.scan import alike_key, candidate_for, is_invoice_file
 from daemon.temps import drop_unfinished
 
@@ -128,6 +129,7 @@ def plan(folder: Path, settings: Settings, notes: list[str] | None = None) -> li
         raise RetryRefused(f"the outbox already holds {', '.join(taken)}; nothing was moved — "
                            "move or rename that first, then retry")
     _refuse_look_alikes(folder, invoice, settings)
+    _refuse_what_is_no_file(folder, parts, settings)
     # Invoice file last: the bundle is complete the moment the daemon can see it.
     return [n for n in parts if n != invoice] + [invoice]
 
@@ -152,6 +154,30 @@ def _refuse_look_alikes(folder: Path, invoice: str, settings: Settings) -> None:
                            f"look-alike of the sidecar of {invoice}, and moved back now it "
                            f"would be held or quarantined again:\n{lines}\nMend that in the "
                            "outbox first, then retry")
+
+
+def _refuse_what_is_no_file(folder: Path, parts: list[str], settings: Settings) -> None:
+    """Refuses while what would go back holds a link, FIFO or device (quarantine/ is
+    writable from the share): moved back, the daemon never opens it and quarantines the
+    bundle again at once (`not-a-file`), so it is mended here first. Names the daemon
+    passes over (desktop litter, copies in progress) are its own matter."""
+    found: list[str] = []
+    todo = list(parts)
+    while todo:
+        rel = todo.pop(0)
+        if classify(Path(rel).name, settings.outbox.ignore_patterns) is not NameKind.OTHER:
+            continue
+        mode = os.lstat(folder / rel).st_mode
+        if stat.S_ISDIR(mode):
+            todo += sorted(f"{rel}/{n}" for n in os.listdir(folder / rel))
+        elif not stat.S_ISREG(mode):
+            found.append(f"  {rel}: is a {kind_of(mode)}, not a regular file; outboxd never "
+                         "opens or follows it — put the file itself there (or remove it)  "
+                         "[not-a-file]")
+    if found:
+        raise RetryRefused(f"{folder.name}: nothing was moved — moved back now, the bundle "
+                           "would be quarantined again at once:\n" + "\n".join(found)
+                           + f"\nMend that in {folder} first, then retry")
 
 
 def retry(folder: Path, settings: Settings) -> list[str]:
