@@ -156,6 +156,9 @@ def render(data: dict[str, Any], limit: int = 20, now: datetime | None = None,
          [b for b in bundles if needs_attention(b, now)]),
         ("Waiting for attachments", "waiting", []), ("Held (invalid)", "held", []),
         ("Retrying", "retrying", []),
+        # Counted above: which ones, and since when (the page's "Being sent"), so that a
+        # receiver slow to answer is seen before an hour makes it "Needs attention".
+        ("Delivering", "delivering", []),
         # Settling with an error waits for a person; one in flight is retried by the daemon.
         ("Not moving (last error)", "", [b for b in bundles if b["last_error"]
                                          and b["state"] == "settling"]),

@@ -251,3 +251,19 @@ def test_sent_and_quarantined_are_listed_most_recent_first_also_under_the_limit(
     sent = capsys.readouterr().out.split("Sent recently:")[1].splitlines()
     assert [line.split()[0] for line in sent if line.strip()] == [
         "LATE.xml", "MID.xml", "EARLY.xml"]
+
+
+def test_bundles_being_delivered_are_listed_with_since_when(env: Env, capsys) -> None:
+    """The counts said "delivering: 1" and no section said which bundle, nor since when
+    (the status page lists them under "Being sent"): a receiver that holds an upload
+    showed nowhere until an hour made it "Needs attention". They are now listed."""
+    env.write_config("http://127.0.0.1:9/bundles")
+    env.state.mkdir()
+    j = Journal(env.state / "journal.sqlite3")
+    since = iso_of(datetime.now(UTC) - timedelta(minutes=5))
+    j.create("D-1.xml", "delivering", since=since, invoice_ids=["D-1"], attempts=1)
+    j.close()
+    assert main(["status", "-c", str(env.config)]) == 0
+    out = capsys.readouterr().out
+    assert "delivering: 1" in out
+    assert f"Delivering:\n  D-1.xml [D-1] delivering since {since}" in out
