@@ -213,9 +213,8 @@ def test_an_empty_path_argument_is_a_usage_error_not_the_current_folder(
     """`outboxd check "$FILE"` with FILE not set checked the folder the admin stood in
     as if it were the outbox (Path("") is "."), `receiver --store ""` stored there and
     `demo --dir ""` worked there (the same argument type, not run here: unfixed they
-    would run on), and `-c ""` fell
-    back to /etc/outboxd/config.toml. An empty path is now refused, exit 2,
-    naming the argument."""
+    would run on), and `-c ""` fell back to /etc/outboxd/config.toml. An empty path is
+    now refused, exit 2, naming the argument."""
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 2
     err = capsys.readouterr().err
