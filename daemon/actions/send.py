@@ -61,6 +61,12 @@ def resolve(target: str, settings: Settings) -> Candidate:
     if len(found) > 1:
         raise SendRefused(f"invoice id {target!r} is in {len(found)} invoice files: "
                           f"{', '.join(c.invoice.name for c, _ in found)} — name the file")
+    if os.sep not in target or path.parent == settings.outbox.path.resolve():
+        # A file of that name the daemon will not use (a link, a name not UTF-8): why,
+        # rather than "no invoice file" beside a file the admin sees in the outbox.
+        for shown_name, why in listing.refused:
+            if name in (shown_name, stem(shown_name)):
+                raise SendRefused(f"{shown_name}: {why}; nothing was released")
     gone = _left_the_outbox(name, settings)
     raise SendRefused(f"no invoice file or invoice id {target!r} in {settings.outbox.path}"
                       + (f": {gone}" if gone else " — outboxd status lists what waits")

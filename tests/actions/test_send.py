@@ -179,3 +179,21 @@ def test_send_of_a_bundle_that_left_the_outbox_says_what_became_of_it(env: Env) 
     with pytest.raises(SendRefused) as info:
         send("INV-9", settings, without_attachments=True)
     assert str(info.value).endswith(" — outboxd status lists what waits")
+
+
+def test_send_of_an_invoice_file_that_is_a_link_says_why_it_is_not_sent(env: Env) -> None:
+    """INV-L.xml in the outbox is a symbolic link: `send INV-L` said "no invoice file
+    or invoice id 'INV-L'" beside a file the admin sees there. It now says why outboxd
+    leaves it alone (never following a link), and writes nothing."""
+    settings = load_settings(env.write_config("http://127.0.0.1:9/bundles",
+                                              einvoice={"preflight": "off"}))
+    target = write(env.root / "elsewhere.xml", ubl_invoice("INV-L"))
+    (env.outbox / "INV-L.xml").symlink_to(target)
+    for name in ("INV-L", "INV-L.xml"):
+        with pytest.raises(SendRefused) as info:
+            send(name, settings, without_attachments=True)
+        assert str(info.value).startswith(
+            "INV-L.xml: is a symbolic link, not a regular file; outboxd never follows or "
+            "opens it")
+        assert str(info.value).endswith("; nothing was released")
+    assert [p.name for p in env.outbox.iterdir()] == ["INV-L.xml"]
