@@ -77,7 +77,8 @@ def find(ref: str, settings: Settings) -> Path:
     key = ref.strip().lower()
     folders = quarantined_folders(root)
     if re.fullmatch(r"[0-9a-f]{12,64}", key):
-        hits = [f for f in folders if FOLDER_RE.match(f.name)["id"] == key[:12]]  # type: ignore[index]
+        hits = [f for f in folders if FOLDER_RE.match(f.name)["id"] == key[:12]  # type: ignore[index]
+                and _id_fits(f, key)]
     else:
         hits = [f for f in folders if f.name == ref]
     if not hits:
@@ -90,6 +91,21 @@ def find(ref: str, settings: Settings) -> Path:
                            f"{', '.join(str(h.relative_to(root)) for h in hits)} — give the "
                            "folder itself")
     return hits[0]
+
+
+def _id_fits(folder: Path, key: str) -> bool:
+    """Whether the id given (more than the folder name's 12 characters: a full id pasted
+    from `status --json` or a log) is the one reason.json records. A mistyped or other
+    bundle's id that only shares the first 12 characters must not move this one; a
+    folder without a readable reason.json is judged by its name alone."""
+    if len(key) <= 12:
+        return True
+    try:
+        record = reason_of(folder)
+    except (InputError, OSError, ValueError, RecursionError):
+        return True
+    recorded = record.get("bundle_id") if record is not None else None
+    return not isinstance(recorded, str) or recorded.lower().startswith(key)
 
 
 def _invoice_name(folder: Path, settings: Settings, notes: list[str] | None = None) -> str:

@@ -386,3 +386,19 @@ def test_retry_refuses_a_bundle_holding_a_link_or_fifo_moving_nothing(
     bad.unlink()
     assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 0
     assert (cfg.outbox / "INV-1001" / ".DS_Store").is_symlink()
+
+
+def test_a_full_bundle_id_must_be_the_one_recorded_not_only_its_first_12_characters(
+        cfg: Env, capsys) -> None:
+    """`retry` with 64 characters compared only the first 12: a full id mistyped after
+    them (or another bundle's sharing them) moved this bundle back. Longer than 12, the
+    id must be the start of the bundle id reason.json records; the right one still
+    works."""
+    folder = quarantined(cfg)
+    before = tree(folder)
+    wrong = BID[:12] + "1" * 52
+    assert main(["retry", "-c", str(cfg.config), wrong]) == 1
+    assert f"no quarantined bundle '{wrong}'" in capsys.readouterr().err
+    assert tree(folder) == before and list(cfg.outbox.iterdir()) == []
+    assert main(["retry", "-c", str(cfg.config), BID]) == 0
+    assert not folder.exists() and (cfg.outbox / "INV-1001.xml").is_file()
