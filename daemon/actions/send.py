@@ -27,7 +27,7 @@ from daemon.journal import Journal, Row
 from daemon.journal.readonly import read_journal
 from daemon.names import NAME_MAX, for_terminal, stem
 from daemon.release import overlong, rename_shorter, write_release
-from daemon.scan import Candidate, list_outbox
+from daemon.scan import Candidate, list_outbox, marker_wait
 from daemon.statelock import running
 
 
@@ -130,10 +130,13 @@ def send(target: str, settings: Settings, without_attachments: bool) -> str:
         user = getpass.getuser()
     except (KeyError, OSError):
         user = None
+    # Released, it still waits for its marker: "sends it now" would be untrue.
+    marker = (f"; it still {marker_wait(cand)}" if settings.outbox.completion == "marker"
+              and not os.path.lexists(cand.marker) else "")
     if not write_release(cand, settings.share, user):
-        return f"{cand.invoice.name}: already released; {_who_sends(settings)}"
-    return (f"{cand.invoice.name}: released without attachments for {', '.join(missing)}; "
-            f"{_who_sends(settings)}")
+        return f"{cand.invoice.name}: already released{marker or f'; {_who_sends(settings)}'}"
+    return (f"{cand.invoice.name}: released without attachments for {', '.join(missing)}"
+            f"{marker or f'; {_who_sends(settings)}'}")
 
 
 def _who_sends(settings: Settings) -> str:

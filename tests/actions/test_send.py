@@ -197,3 +197,26 @@ def test_send_of_an_invoice_file_that_is_a_link_says_why_it_is_not_sent(env: Env
             "opens it")
         assert str(info.value).endswith("; nothing was released")
     assert [p.name for p in env.outbox.iterdir()] == ["INV-L.xml"]
+
+
+def test_send_under_marker_completion_says_the_bundle_still_waits_for_its_marker(
+        env: Env) -> None:
+    """[outbox] completion = "marker" and no INV-M.ready yet: `send --without-attachments`
+    said "sends it now", and the bundle stayed where it was. The release is written, and
+    the answer says it still waits for its marker and how to give it one; with the
+    marker there it says nothing of it."""
+    settings = load_settings(env.write_config("http://127.0.0.1:9/bundles",
+                                              outbox={"completion": "marker"},
+                                              einvoice={"preflight": "off"}))
+    write(env.outbox / "INV-M.xml", ubl_invoice("INV-M"))
+    said = send("INV-M", settings, without_attachments=True)
+    assert said == ("INV-M.xml: released without attachments for INV-M; it still waits "
+                    "for its marker file INV-M.ready ([outbox] completion = \"marker\"): "
+                    "the sender puts it there once the bundle is complete — if it is, "
+                    "create that empty file")
+    assert (env.outbox / "INV-M.send-anyway").is_file()
+    write(env.outbox / "INV-N.xml", ubl_invoice("INV-N"))
+    write(env.outbox / "INV-N.ready", b"")
+    said = send("INV-N", settings, without_attachments=True)
+    assert said.startswith("INV-N.xml: released without attachments for INV-N; ")
+    assert "marker" not in said
