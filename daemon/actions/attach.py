@@ -299,13 +299,14 @@ def refuse_what_the_channel_refuses(src: Path, cand: Candidate, invoice_id: str,
     quarantined — a whole file of invoices at once: refused before anything is written,
     with each rule broken, as `outboxd check` would word it."""
     try:
-        size, digest = hash_file(src, str(src))
         bundle = assemble(cand, settings)
     except InputError as exc:
         raise AttachRefused(f"{exc.file}: {exc.message}; nothing was changed  [{exc.code}]"
                             ) from None
+    # Not hashed a second time: the one rule that needs the digest (copy-of-invoice) was
+    # applied above; check_attachment opens src itself, never through a link.
     att = Attachment(path=src.absolute(), rel=src.name, original_name=src.name,
-                     invoice_id=invoice_id, size=size, sha256=digest,
+                     invoice_id=invoice_id, size=os.stat(src).st_size, sha256="",
                      document_type=settings.attachments.default_document_type)
     errors = [f for f in check_attachment(att, bundle, settings.validation)[1]
               if f.severity == "error"]
