@@ -103,11 +103,19 @@ def _messages(reasons: list[dict[str, Any]]) -> str:
                    "them all)" if more > 0 else "")
 
 
-def _detail(b: dict[str, Any]) -> str:
+# What happens at a waiting bundle's deadline, by [policy] unattached: a helpdesk asked
+# "will it go?" read a bare time.
+AT_DEADLINE = {"warn": "then sent without them, with a warning",
+               "quarantine": "then quarantined"}
+
+
+def _detail(b: dict[str, Any], unattached: str | None = None) -> str:
     state = b["state"]
     if state == "waiting":
+        then = AT_DEADLINE.get(unattached or "")
+        deadline = f"{b['deadline']}, {then}" if b["deadline"] and then else b["deadline"]
         text = (f"no attachments: {_ids(b['unattached_ids'])}; "
-                f"deadline {b['deadline'] or 'none (hold)'}")
+                f"deadline {deadline or 'none (hold)'}")
     elif state == "held":
         text = _messages(b["reasons"])
     elif state == "retrying":
@@ -150,11 +158,12 @@ def left_alone(settings: Settings) -> list[tuple[str, str]]:
 
 
 def render(data: dict[str, Any], limit: int = 20, now: datetime | None = None,
-           left: list[tuple[str, str]] | None = None) -> str:
+           left: list[tuple[str, str]] | None = None, unattached: str | None = None) -> str:
     """The sections README.md's Commands table lists for `outboxd status` (waiting, held,
     retrying, quarantined, sent), after "Needs attention" (anything in one state for over an hour);
     of sent and quarantined only the `limit` most recent (a busy week holds thousands),
-    with a line saying how many more there are."""
+    with a line saying how many more there are. `unattached`: [policy] unattached, to say
+    what happens at a waiting bundle's deadline."""
     now = now or datetime.now(UTC)
     counts = data["counts"]
     lines = ["  ".join(f"{state}: {n}" for state, n in counts.items())]
@@ -188,7 +197,7 @@ def render(data: dict[str, Any], limit: int = 20, now: datetime | None = None,
         for b in rows:
             # Ids not read yet (settling, or a file that cannot be read): no empty "[]".
             ids = f" [{_ids(b['invoice_ids'])}]" if b["invoice_ids"] else ""
-            lines.append(escaped_controls(f"  {b['invoice_file']}{ids} {_detail(b)}"))
+            lines.append(escaped_controls(f"  {b['invoice_file']}{ids} {_detail(b, unattached)}"))
         if hidden:
             lines.append(f"  … and {hidden} more (outboxd status --json lists them all)")
     if left:

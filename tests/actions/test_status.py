@@ -7,6 +7,7 @@ import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from conftest import Env
 
 from daemon.cli import main
@@ -267,3 +268,20 @@ def test_bundles_being_delivered_are_listed_with_since_when(env: Env, capsys) ->
     out = capsys.readouterr().out
     assert "delivering: 1" in out
     assert f"Delivering:\n  D-1.xml [D-1] delivering since {since}" in out
+
+
+@pytest.mark.parametrize(("policy", "then"), [
+    ("warn", ", then sent without them, with a warning"), ("quarantine", ", then quarantined")])
+def test_a_waiting_bundle_says_what_happens_at_its_deadline(env: Env, capsys, policy: str,
+                                                           then: str) -> None:
+    """"deadline 2026-…" alone left a helpdesk asking whether the invoice will go: the
+    line now says what [policy] unattached does then."""
+    env.write_config("http://127.0.0.1:9/bundles", policy={"unattached": policy})
+    env.state.mkdir()
+    j = Journal(env.state / "journal.sqlite3")
+    j.create("W.xml", "waiting", invoice_ids=["W"], unattached_ids=["W"],
+             deadline="2030-01-01T00:00:00.000Z")
+    j.close()
+    assert main(["status", "-c", str(env.config)]) == 0
+    out = capsys.readouterr().out
+    assert f"no attachments: W; deadline 2030-01-01T00:00:00.000Z{then}\n" in out + "\n"
