@@ -36,7 +36,7 @@ class _Parser(argparse.ArgumentParser):
 def _config_arg(p: argparse.ArgumentParser, top: bool) -> None:
     # Accepted before or after the subcommand; the subcommand's copy must not
     # overwrite a value given before it, hence SUPPRESS.
-    p.add_argument("-c", "--config", metavar="FILE",
+    p.add_argument("-c", "--config", metavar="FILE", type=lambda text: str(_path(text)),
                    default=None if top else argparse.SUPPRESS,
                    help="configuration file (else $OUTBOXD_CONFIG, else "
                         "/etc/outboxd/config.toml)")
@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="show the N most recent sent and quarantined (default %(default)s)")
 
     p = _add(sub, "check")
-    p.add_argument("paths", nargs="*", type=Path, metavar="PATH",
+    p.add_argument("paths", nargs="*", type=_path, metavar="PATH",
                    help="an invoice file, a sidecar folder, an attachment or an "
                         "invoice's subfolder in one (its bundle is checked) or the whole "
                         "outbox (default: the configured outbox)")
@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add(sub, "attach")
     p.add_argument("invoice_id", metavar="INVOICE_ID",
                    help="the invoice id (the number inside the invoice file, not its name)")
-    p.add_argument("file", type=Path, metavar="FILE",
+    p.add_argument("file", type=_path, metavar="FILE",
                    help="the file to copy into that invoice's sidecar folder")
     p.add_argument("--type", dest="doc_type", metavar="T",
                    help="document type, e.g. Timesheet (else the default type)")
@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add(sub, "receiver", config=False)
     p.add_argument("--listen", default="127.0.0.1:8787", metavar="HOST:PORT",
                    help="address to listen on (port 0: any free port; default %(default)s)")
-    p.add_argument("--store", required=True, type=Path, metavar="DIR",
+    p.add_argument("--store", required=True, type=_path, metavar="DIR",
                    help="folder that receives the bundles")
     p.add_argument("--token", default=None, help="require this bearer token "
                    "(else $OUTBOXD_RECEIVER_TOKEN)")
@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "--fail-first gives none (default 0)")
 
     p = _add(sub, "demo", config=False)
-    p.add_argument("--dir", type=Path, default=None, metavar="DIR",
+    p.add_argument("--dir", type=_path, default=None, metavar="DIR",
                    help="an empty or new folder for the workspace (default: a new temporary "
                         "folder, kept afterwards)")
     p.add_argument("--once", action="store_true",
@@ -172,6 +172,16 @@ def _help(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         raise UsageError(f"help: unknown command {args.topic!r} — see outboxd --help")
     parser.parse_args([args.topic, "--help"])  # prints and exits 0 via SystemExit
     return EXIT_OK
+
+
+def _path(text: str) -> Path:
+    """A path given on the command line. An empty one (`"$FILE"` of a variable not set)
+    would be Path("."), the current folder: `check ""` checked whatever folder the admin
+    stood in as if it were the outbox."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path — give a file or folder (a shell "
+                                         "variable that is not set?)")
+    return Path(text)
 
 
 def _count(text: str) -> int:

@@ -158,7 +158,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
                           "read it") from None
     except OSError as exc:
         # strerror, not the OSError: its text repeats the path whole.
-        raise ConfigError(f"cannot read {where}: {exc.strerror or exc}") from None
+        raise ConfigError(f"cannot read {where}: {exc.strerror or exc} — pass -c FILE with "
+                          "the path of the configuration file (see config.example.toml)"
+                          ) from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{where} {not_utf8(exc)}") from None
     except tomllib.TOMLDecodeError as exc:

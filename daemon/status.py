@@ -15,6 +15,7 @@ from daemon.journal.readonly import read_journal
 from daemon.leftalone import not_an_invoice
 from daemon.names import escaped_controls, first_of
 from daemon.scan import list_outbox
+from daemon.statuspage import still_quarantined
 from daemon.strays import StrayFolders
 
 
@@ -39,7 +40,14 @@ def _bundle(row: Row) -> dict[str, Any]:
 
 
 def _read(journal: Journal) -> dict[str, Any]:
-    return {"counts": journal.counts(), "bundles": [_bundle(r) for r in journal.recent()]}
+    rows = journal.recent()
+    # A quarantined bundle moved back into the outbox by hand, as REASON.txt offers (retry
+    # marks its row, a move by hand cannot): listed, it read as quarantined beside its own
+    # new row (sent, or waiting again). Not counted or listed, as on the status page.
+    kept = [r for r in rows if still_quarantined(r, today="")]
+    counts = journal.counts()
+    counts["quarantined"] = max(0, counts["quarantined"] - (len(rows) - len(kept)))
+    return {"counts": counts, "bundles": [_bundle(r) for r in kept]}
 
 
 def collect(settings: Settings) -> dict[str, Any]:
@@ -95,11 +103,19 @@ def _messages(reasons: list[dict[str, Any]]) -> str:
                    "them all)" if more > 0 else "")
 
 
-def _detail(b: dict[str, Any]) -> str:
+# What happens at a waiting bundle's deadline, by [policy] unattached: a helpdesk asked
+# "will it go?" read a bare time.
+AT_DEADLINE = {"warn": "then sent without them, with a warning",
+               "quarantine": "then quarantined"}
+
+
+def _detail(b: dict[str, Any], unattached: str | None = None) -> str:
     state = b["state"]
     if state == "waiting":
+        then = AT_DEADLINE.get(unattached or "")
+        deadline = f"{b['deadline']}, {then}" if b["deadline"] and then else b["deadline"]
         text = (f"no attachments: {_ids(b['unattached_ids'])}; "
-                f"deadline {b['deadline'] or 'none (hold)'}")
+                f"deadline {deadline or 'none (hold)'}")
     elif state == "held":
         text = _messages(b["reasons"])
     elif state == "retrying":
@@ -142,11 +158,12 @@ def left_alone(settings: Settings) -> list[tuple[str, str]]:
 
 
 def render(data: dict[str, Any], limit: int = 20, now: datetime | None = None,
-           left: list[tuple[str, str]] | None = None) -> str:
+           left: list[tuple[str, str]] | None = None, unattached: str | None = None) -> str:
     """The sections README.md's Commands table lists for `outboxd status` (waiting, held,
     retrying, quarantined, sent), after "Needs attention" (anything in one state for over an hour);
     of sent and quarantined only the `limit` most recent (a busy week holds thousands),
-    with a line saying how many more there are."""
+    with a line saying how many more there are. `unattached`: [policy] unattached, to say
+    what happens at a waiting bundle's deadline."""
     now = now or datetime.now(UTC)
     counts = data["counts"]
     lines = ["  ".join(f"{state}: {n}" for state, n in counts.items())]
@@ -156,6 +173,9 @@ def render(data: dict[str, Any], limit: int = 20, now: datetime | None = None,
          [b for b in bundles if needs_attention(b, now)]),
         ("Waiting for attachments", "waiting", []), ("Held (invalid)", "held", []),
         ("Retrying", "retrying", []),
+        # Counted above: which ones, and since when (the page's "Being sent"), so that a
+        # receiver slow to answer is seen before an hour makes it "Needs attention".
+        ("Delivering", "delivering", []),
         # Settling with an error waits for a person; one in flight is retried by the daemon.
         ("Not moving (last error)", "", [b for b in bundles if b["last_error"]
                                          and b["state"] == "settling"]),
@@ -166,16 +186,18 @@ def render(data: dict[str, Any], limit: int = 20, now: datetime | None = None,
         if not rows:
             continue
         hidden = 0
-        if state in FINAL_STATES and len(rows) > limit:
-            # Most recent first; rows come in journal order, which breaks ties.
+        if state in FINAL_STATES:
+            # Most recent first, however many: rows come in journal order (when outboxd
+            # first saw each file), so a bundle retried or sent late sat among old ones.
+            # Journal order breaks ties.
             rows = [b for _, b in sorted(enumerate(rows), key=lambda ib: (ib[1]["since"], ib[0]),
                                          reverse=True)]
-            hidden, rows = len(rows) - limit, rows[:limit]
+            hidden, rows = max(0, len(rows) - limit), rows[:limit]
         lines += ["", f"{title}:"]
         for b in rows:
             # Ids not read yet (settling, or a file that cannot be read): no empty "[]".
             ids = f" [{_ids(b['invoice_ids'])}]" if b["invoice_ids"] else ""
-            lines.append(escaped_controls(f"  {b['invoice_file']}{ids} {_detail(b)}"))
+            lines.append(escaped_controls(f"  {b['invoice_file']}{ids} {_detail(b, unattached)}"))
         if hidden:
             lines.append(f"  … and {hidden} more (outboxd status --json lists them all)")
     if left:

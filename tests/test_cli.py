@@ -203,3 +203,20 @@ def test_a_ctrl_c_while_run_loads_a_bad_configuration_is_an_interrupt_not_a_trac
     assert main(["run", "-c", str(env.config)]) == 130
     assert _signals() == before
     assert "configuration error" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["check", ""], ["check", "/tmp", " "], ["attach", "INV-1", ""],
+                                  ["status", "-c", ""],
+                                  ["-c", "", "status"]])
+def test_an_empty_path_argument_is_a_usage_error_not_the_current_folder(
+        argv: list[str], capsys, tmp_path, monkeypatch) -> None:
+    """`outboxd check "$FILE"` with FILE not set checked the folder the admin stood in
+    as if it were the outbox (Path("") is "."), `receiver --store ""` stored there and
+    `demo --dir ""` worked there (the same argument type, not run here: unfixed they
+    would run on), and `-c ""` fell back to /etc/outboxd/config.toml. An empty path is
+    now refused, exit 2, naming the argument."""
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "an empty path — give a file or folder (a shell variable that is not set?)" in err
+    assert "Traceback" not in err and list(tmp_path.iterdir()) == []

@@ -303,6 +303,18 @@ class TestLongValues:
                                "characters): File name too long")
         assert len(line) < 400
 
+    def test_a_configuration_path_through_a_file_says_what_to_pass(self, tmp_path: Path
+                                                                    ) -> None:
+        """-c with a path through a file (a FIFO, a file taken for a folder): "cannot read
+        …: Not a directory" said what, not what to do. It now says to pass -c FILE with
+        the configuration file's path."""
+        (tmp_path / "plain").write_text("")
+        with pytest.raises(ConfigError) as info:
+            load_settings(tmp_path / "plain" / "config.toml")
+        assert info.value.problems == [
+            f"cannot read {tmp_path}/plain/config.toml: Not a directory — pass -c FILE with "
+            "the path of the configuration file (see config.example.toml)"]
+
 
 def test_processing_on_another_file_system_than_the_outbox_stops_the_start(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

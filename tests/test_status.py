@@ -124,12 +124,15 @@ class TestJson:
         (a name taken gets -2, a long one is shortened). A bundle still being moved
         names no folder yet (the journal holds the target before the move is done), but
         its receipt id once the receiver gave one."""
+        # A quarantined bundle is listed while its invoice file is in its folder.
+        q_folder = settings.outbox.path.parent / "quarantine/2031-05-06/Q--bbbbbbbbbbbb"
+        q_folder.mkdir(parents=True)
+        (q_folder / "Q.xml").write_bytes(b"<Invoice/>")
         j = Journal(settings.journal_path)
         try:
             j.create("S.xml", "sent", bundle_id="a" * 64, invoice_ids=["S"],
                      receipt_id="rcpt-1", archive_dir="/srv/sent/2031-05-06/S--aaaaaaaaaaaa-2")
-            j.create("Q.xml", "quarantined", bundle_id="b" * 64,
-                     archive_dir="/srv/quarantine/2031-05-06/Q--bbbbbbbbbbbb")
+            j.create("Q.xml", "quarantined", bundle_id="b" * 64, archive_dir=str(q_folder))
             j.create("D.xml", DELIVERED, bundle_id="c" * 64, receipt_id="rcpt-2",
                      archive_dir="/srv/sent/2031-05-06/D--cccccccccccc")
         finally:
@@ -138,7 +141,7 @@ class TestJson:
                    for b in json.loads(as_json(collect(settings)))["bundles"]}
         assert by_file["S.xml"]["receipt_id"] == "rcpt-1"
         assert by_file["S.xml"]["folder"] == "/srv/sent/2031-05-06/S--aaaaaaaaaaaa-2"
-        assert by_file["Q.xml"]["folder"] == "/srv/quarantine/2031-05-06/Q--bbbbbbbbbbbb"
+        assert by_file["Q.xml"]["folder"] == str(q_folder)
         assert by_file["Q.xml"]["receipt_id"] is None
         assert by_file["D.xml"]["state"] == "delivering"
         assert by_file["D.xml"]["folder"] is None and by_file["D.xml"]["receipt_id"] == "rcpt-2"
@@ -313,3 +316,28 @@ def test_status_lists_a_folder_moved_back_without_the_shares_custom_release_file
         write(box / name, b"x")
     rows = dict(left_alone(s))
     assert rows["Q1--0123456789ab/"].startswith("holds the invoice file Q1.xml, but")
+
+
+def test_a_quarantined_bundle_moved_back_by_hand_is_neither_listed_nor_counted(
+        settings: Settings) -> None:
+    """REASON.txt offers to move a fixed bundle back by hand (retry marks its row, a move
+    by hand cannot): `status` went on listing and counting it as quarantined beside its
+    new row, sent. As the status page does, a quarantined row whose invoice file has
+    left its folder is left out; one whose folder holds it stays."""
+    quarantine = settings.outbox.path.parent / "quarantine" / "2031-05-06"
+    moved, kept = quarantine / "M--aaaaaaaaaaaa", quarantine / "K--bbbbbbbbbbbb"
+    moved.mkdir(parents=True)
+    kept.mkdir()
+    (moved / "REASON.txt").write_text("why")  # the papers stay behind
+    (kept / "K.xml").write_bytes(b"<Invoice/>")
+    j = Journal(settings.journal_path)
+    try:
+        j.create("M.xml", "quarantined", bundle_id="a" * 64, archive_dir=str(moved))
+        j.create("K.xml", "quarantined", bundle_id="b" * 64, archive_dir=str(kept))
+        j.create("M.xml", "sent", bundle_id="c" * 64, invoice_ids=["M"])
+    finally:
+        j.close()
+    data = collect(settings)
+    assert data["counts"]["quarantined"] == 1 and data["counts"]["sent"] == 1
+    assert [(b["invoice_file"], b["state"]) for b in data["bundles"]] == [
+        ("K.xml", "quarantined"), ("M.xml", "sent")]

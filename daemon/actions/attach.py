@@ -33,6 +33,7 @@ from tomlkit.items import AoT, InlineTable, Item, Table
 
 from daemon.actions import EXIT_OK
 from daemon.actions.common import settings_of
+from daemon.bundle import Attachment
 from daemon.config import Settings
 from daemon.emptiness import what_is_empty
 from daemon.errors import InputError, OutboxdError, UsageError, describe, not_utf8, shown
@@ -47,11 +48,13 @@ from daemon.fswrite import (
 )
 from daemon.invoices import read_invoice_file
 from daemon.lookalikes import look_alike_findings
+from daemon.match import assemble
 from daemon.names import folder_name_for_id, for_terminal, is_ignored, name_problem
 from daemon.notes import MANIFEST_NAME, MAX_NOTES_BYTES, value_problem
 from daemon.scan import Candidate, Listing, list_outbox
 from daemon.sniff import sniff
 from daemon.temps import create_locked, drop_stale_copies, folder_locked
+from daemon.validate import check_attachment
 
 
 class AttachRefused(OutboxdError):
@@ -189,6 +192,7 @@ def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None 
                             f"sidecar {cand.sidecar.name}; mend as follows, then attach again\n"
                             + "\n".join(f"  {f.file}: {f.message}  [{f.code}]" for f in twins))
     refuse_what_would_be_quarantined(src, cand)
+    refuse_what_the_channel_refuses(src, cand, invoice_id, settings)
     folder = target_folder(cand, ids, invoice_id)
     dest = folder / name
     rel = dest.relative_to(settings.outbox.path)
@@ -291,6 +295,30 @@ def refuse_what_would_be_quarantined(src: Path, cand: Candidate) -> None:
                             f"{cand.invoice.name}; a copy of the invoice is not an attachment "
                             "— nothing was changed: attach the intended document  "
                             "[copy-of-invoice]")
+
+
+def refuse_what_the_channel_refuses(src: Path, cand: Candidate, invoice_id: str,
+                                    settings: Settings) -> None:
+    """A file the daemon's rules for this bundle's channel reject (over max_attachment_bytes,
+    a type the channel does not allow, a damaged or encrypted PDF) only gets the bundle
+    quarantined — a whole file of invoices at once: refused before anything is written,
+    with each rule broken, as `outboxd check` would word it."""
+    try:
+        bundle = assemble(cand, settings)
+    except InputError as exc:
+        raise AttachRefused(f"{exc.file}: {exc.message}; nothing was changed  [{exc.code}]"
+                            ) from None
+    # Not hashed a second time: the one rule that needs the digest (copy-of-invoice) was
+    # applied above; check_attachment opens src itself, never through a link.
+    att = Attachment(path=src.absolute(), rel=src.name, original_name=src.name,
+                     invoice_id=invoice_id, size=os.stat(src).st_size, sha256="",
+                     document_type=settings.attachments.default_document_type)
+    errors = [f for f in check_attachment(att, bundle, settings.validation)[1]
+              if f.severity == "error"]
+    if errors:
+        raise AttachRefused(f"{src} would only get {cand.invoice.name} quarantined; nothing "
+                            "was changed:\n" + "\n".join(f"  {f.message}  [{f.code}]"
+                                                          for f in errors))
 
 
 def run(args: argparse.Namespace) -> int:

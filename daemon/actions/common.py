@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from daemon import logs
 from daemon.config import Settings
 from daemon.config_load import config_path, load_settings
+from daemon.errors import ConfigError
 
 
 def settings_of(args: argparse.Namespace, token: bool = False) -> tuple[Settings, Path]:
@@ -17,6 +19,14 @@ def settings_of(args: argparse.Namespace, token: bool = False) -> tuple[Settings
     for a command that delivers, or checks what delivering needs (run, config --check);
     the others work where the service's token_file cannot be read."""
     path = config_path(args.config)
-    settings = load_settings(path, token=token)
+    try:
+        settings = load_settings(path, token=token)
+    except ConfigError as exc:
+        if exc.source is None and not args.config and os.environ.get("OUTBOXD_CONFIG"):
+            # The file itself cannot be read, and no -c named it: a stale $OUTBOXD_CONFIG
+            # in an admin's shell is otherwise a path from nowhere.
+            exc.problems = [*exc.problems, "(that file is named by $OUTBOXD_CONFIG in "
+                            "this environment; -c FILE names another)"]
+        raise
     logs.configure(settings.log)
     return settings, path

@@ -21,6 +21,7 @@ import argparse
 import contextlib
 import os
 import re
+import stat
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,10 +34,10 @@ from daemon.actions.common import settings_of
 from daemon.archive import PAPER_NAMES, reason_of
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError, UsageError
-from daemon.fsops import is_regular_file
+from daemon.fsops import is_regular_file, kind_of
 from daemon.fswrite import fsync_dir, move_tree
 from daemon.lookalikes import look_alike_findings
-from daemon.names import for_terminal
+from daemon.names import NameKind, classify, for_terminal
 from daemon.scan import alike_key, candidate_for, is_invoice_file
 from daemon.temps import drop_unfinished
 
@@ -76,7 +77,8 @@ def find(ref: str, settings: Settings) -> Path:
     key = ref.strip().lower()
     folders = quarantined_folders(root)
     if re.fullmatch(r"[0-9a-f]{12,64}", key):
-        hits = [f for f in folders if FOLDER_RE.match(f.name)["id"] == key[:12]]  # type: ignore[index]
+        hits = [f for f in folders if FOLDER_RE.match(f.name)["id"] == key[:12]  # type: ignore[index]
+                and _id_fits(f, key)]
     else:
         hits = [f for f in folders if f.name == ref]
     if not hits:
@@ -89,6 +91,21 @@ def find(ref: str, settings: Settings) -> Path:
                            f"{', '.join(str(h.relative_to(root)) for h in hits)} — give the "
                            "folder itself")
     return hits[0]
+
+
+def _id_fits(folder: Path, key: str) -> bool:
+    """Whether the id given (more than the folder name's 12 characters: a full id pasted
+    from `status --json` or a log) is the one reason.json records. A mistyped or other
+    bundle's id that only shares the first 12 characters must not move this one; a
+    folder without a readable reason.json is judged by its name alone."""
+    if len(key) <= 12:
+        return True
+    try:
+        record = reason_of(folder)
+    except (InputError, OSError, ValueError, RecursionError):
+        return True
+    recorded = record.get("bundle_id") if record is not None else None
+    return not isinstance(recorded, str) or recorded.lower().startswith(key)
 
 
 def _invoice_name(folder: Path, settings: Settings, notes: list[str] | None = None) -> str:
@@ -128,6 +145,7 @@ def plan(folder: Path, settings: Settings, notes: list[str] | None = None) -> li
         raise RetryRefused(f"the outbox already holds {', '.join(taken)}; nothing was moved — "
                            "move or rename that first, then retry")
     _refuse_look_alikes(folder, invoice, settings)
+    _refuse_what_is_no_file(folder, parts, settings)
     # Invoice file last: the bundle is complete the moment the daemon can see it.
     return [n for n in parts if n != invoice] + [invoice]
 
@@ -152,6 +170,30 @@ def _refuse_look_alikes(folder: Path, invoice: str, settings: Settings) -> None:
                            f"look-alike of the sidecar of {invoice}, and moved back now it "
                            f"would be held or quarantined again:\n{lines}\nMend that in the "
                            "outbox first, then retry")
+
+
+def _refuse_what_is_no_file(folder: Path, parts: list[str], settings: Settings) -> None:
+    """Refuses while what would go back holds a link, FIFO or device (quarantine/ is
+    writable from the share): moved back, the daemon never opens it and quarantines the
+    bundle again at once (`not-a-file`), so it is mended here first. Names the daemon
+    passes over (desktop litter, copies in progress) are its own matter."""
+    found: list[str] = []
+    todo = list(parts)
+    while todo:
+        rel = todo.pop(0)
+        if classify(Path(rel).name, settings.outbox.ignore_patterns) is not NameKind.OTHER:
+            continue
+        mode = os.lstat(folder / rel).st_mode
+        if stat.S_ISDIR(mode):
+            todo += sorted(f"{rel}/{n}" for n in os.listdir(folder / rel))
+        elif not stat.S_ISREG(mode):
+            found.append(f"  {rel}: is a {kind_of(mode)}, not a regular file; outboxd never "
+                         "opens or follows it — put the file itself there (or remove it)  "
+                         "[not-a-file]")
+    if found:
+        raise RetryRefused(f"{folder.name}: nothing was moved — moved back now, the bundle "
+                           "would be quarantined again at once:\n" + "\n".join(found)
+                           + f"\nMend that in {folder} first, then retry")
 
 
 def retry(folder: Path, settings: Settings) -> list[str]:

@@ -14,6 +14,7 @@ import argparse
 import getpass
 import os
 import shlex
+import sqlite3
 from pathlib import Path
 
 from daemon.actions import EXIT_OK
@@ -22,9 +23,12 @@ from daemon.actions.common import settings_of
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError
 from daemon.finish import evaluate
+from daemon.journal import Journal, Row
+from daemon.journal.readonly import read_journal
 from daemon.names import NAME_MAX, for_terminal, stem
 from daemon.release import overlong, rename_shorter, write_release
-from daemon.scan import Candidate, list_outbox
+from daemon.scan import Candidate, list_outbox, marker_wait
+from daemon.statelock import running
 
 
 class SendRefused(OutboxdError):
@@ -57,8 +61,43 @@ def resolve(target: str, settings: Settings) -> Candidate:
     if len(found) > 1:
         raise SendRefused(f"invoice id {target!r} is in {len(found)} invoice files: "
                           f"{', '.join(c.invoice.name for c, _ in found)} — name the file")
-    raise SendRefused(f"no invoice file or invoice id {target!r} in {settings.outbox.path} — "
-                      "outboxd status lists what waits" + unread_note(unread))
+    if os.sep not in target or path.parent == settings.outbox.path.resolve():
+        # A file of that name the daemon will not use (a link, a name not UTF-8): why,
+        # rather than "no invoice file" beside a file the admin sees in the outbox.
+        for shown_name, why in listing.refused:
+            if name in (shown_name, stem(shown_name)):
+                raise SendRefused(f"{shown_name}: {why}; nothing was released")
+    gone = _left_the_outbox(name, settings)
+    raise SendRefused(f"no invoice file or invoice id {target!r} in {settings.outbox.path}"
+                      + (f": {gone}" if gone else " — outboxd status lists what waits")
+                      + unread_note(unread))
+
+
+def _left_the_outbox(name: str, settings: Settings) -> str | None:
+    """What the journal (this week's finished bundles, every unfinished one) says became of
+    the invoice file or id `name` that is no longer in the outbox: a helpdesk asked to
+    "send INV-1001" learns it went out, or where it is stuck, not only that it is not
+    there."""
+    def latest(journal: Journal) -> Row | None:
+        rows = [r for r in journal.recent() if name in (r.invoice_file,
+                stem(r.invoice_file)) or name in r.invoice_ids]
+        return rows[-1] if rows else None
+    try:
+        row = read_journal(settings.journal_path, latest) \
+            if settings.journal_path.exists() else None
+    except (sqlite3.Error, OSError, OutboxdError):
+        return None  # the refusal stands without it; `outboxd status` says what is wrong
+    if row is None:
+        return None
+    state, where = row.shown_state, row.archive_dir
+    if state == "sent":
+        return f"{row.invoice_file} was sent at {row.since} ({where}); nothing to release"
+    if state == "quarantined":
+        short = (row.bundle_id or "")[:12]
+        return (f"{row.invoice_file} was quarantined at {row.since} ({where}) — see "
+                f"REASON.txt there; once fixed: outboxd retry {short}")
+    return (f"{row.invoice_file} left the outbox and is {state} since {row.since}; nothing "
+            "to release — outboxd status shows how it goes")
 
 
 def send(target: str, settings: Settings, without_attachments: bool) -> str:
@@ -91,10 +130,26 @@ def send(target: str, settings: Settings, without_attachments: bool) -> str:
         user = getpass.getuser()
     except (KeyError, OSError):
         user = None
+    # Released, it still waits for its marker: "sends it now" would be untrue.
+    marker = (f"; it still {marker_wait(cand)}" if settings.outbox.completion == "marker"
+              and not os.path.lexists(cand.marker) else "")
     if not write_release(cand, settings.share, user):
-        return f"{cand.invoice.name}: already released; the daemon sends it"
-    return (f"{cand.invoice.name}: released without attachments for {', '.join(missing)}; "
-            "a running daemon sends it now, a stopped one at its next start")
+        return f"{cand.invoice.name}: already released{marker or f'; {_who_sends(settings)}'}"
+    return (f"{cand.invoice.name}: released without attachments for {', '.join(missing)}"
+            f"{marker or f'; {_who_sends(settings)}'}")
+
+
+def _who_sends(settings: Settings) -> str:
+    """When the release takes effect: a helpdesk told "sent now" while the service is
+    stopped waits for an invoice that is not moving."""
+    state_dir = settings.paths.state_dir
+    up = running(state_dir)
+    if up:
+        return "the running daemon sends it now"
+    if up is False:
+        return (f"but no outboxd is running with the state dir {state_dir}, so it is sent "
+                "only once outboxd starts (systemctl start outboxd)")
+    return "a running daemon sends it now, a stopped one at its next start"
 
 
 def run(args: argparse.Namespace) -> int:

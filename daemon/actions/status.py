@@ -53,5 +53,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(status.as_json(data))  # the contract's two keys; the page's extras are text
     else:
-        print(status.render(data, limit=args.limit, left=status.left_alone(settings)))
+        print(status.render(data, limit=args.limit, left=status.left_alone(settings),
+                            unattached=settings.policy.unattached))
     return EXIT_OK

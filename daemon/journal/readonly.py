@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 from daemon.errors import JournalError
+from daemon.fsops import kind_of
 from daemon.journal import Journal
 
 T = TypeVar("T")
@@ -35,6 +37,15 @@ def read_journal(path: Path, read: Callable[[Journal], T]) -> T:
     (a state dir the user may not write to), opened immutable. Raises sqlite3.Error (or
     JournalError from opening it) when neither works: each command says what that means
     to it."""
+    # A FIFO there would block SQLite's open for good (`status` hung), a device be read.
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = stat.S_IFREG  # gone or out of reach: SQLite's open says so, as before
+    if not stat.S_ISREG(mode):
+        raise JournalError(f"the journal {path} is a {kind_of(mode)}, not a file — move it "
+                           "away (outboxd starts a new journal and reads what was sent back "
+                           "from the receipts in sent/)")
     wal = f"{path}-wal"
     if not os.path.lexists(wal):
         # No daemon has it open (its last close checkpointed and removed the WAL): the

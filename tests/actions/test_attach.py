@@ -417,3 +417,26 @@ def test_attach_refuses_an_attachments_toml_nested_too_deep_or_too_large(
     assert sorted(p.name for p in (cfg.outbox / "INV-1001").iterdir()) == [
         "attachments.toml", "contract.pdf"]
     assert (cfg.outbox / "INV-1001" / "attachments.toml").read_bytes() == toml
+
+
+def test_attach_refuses_a_file_the_channel_rejects_naming_the_rule(
+        cfg: Env, tmp_path: Path, capsys) -> None:
+    """A file over [validation] max_attachment_bytes, or an executable named .pdf, was
+    attached (exit 0), and the daemon then quarantined the whole file of invoices at
+    once. attach now checks the file by the bundle's channel rules first: it refuses
+    (exit 1) with each rule broken, and writes nothing."""
+    cfg.write_config("http://127.0.0.1:9/bundles",
+                     validation={"max_attachment_bytes": 1000})
+    write(cfg.outbox / "batch-3.xml", batch_xml("INV-31", "INV-32"))
+    big = write(tmp_path / "home" / "scan.pdf", pdf_bytes(1) + b"%" * 2000 + b"\n")
+    code = attach(cfg, "INV-32", str(big))
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"{big} would only get batch-3.xml quarantined; nothing was changed" in err
+    assert "the limit is 1,000 bytes ([validation] max_attachment_bytes)" in err
+    assert "[too-large]" in err and "Traceback" not in err
+    exe = write(tmp_path / "home" / "timesheet.pdf", b"MZ\x90\x00" + b"\x00" * 200)
+    code = attach(cfg, "INV-32", str(exe))
+    err = capsys.readouterr().err
+    assert code == 1 and "[extension-mismatch]" in err and "[type-not-allowed]" in err
+    assert sorted(p.name for p in cfg.outbox.iterdir()) == ["batch-3.xml"]

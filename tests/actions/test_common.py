@@ -67,3 +67,21 @@ def test_only_run_and_config_check_need_the_token_file_the_service_alone_can_rea
     done = subprocess.run([sys.executable, "-m", "daemon", "run", "-c", str(path)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "[delivery] token_file" in done.stderr
+
+
+def test_a_configuration_file_named_by_the_environment_says_so_when_it_cannot_be_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stale $OUTBOXD_CONFIG in an admin's shell: "configuration file X does not exist"
+    named a path the admin never typed. The error now says the environment named it;
+    with -c the file is the admin's own and nothing is added."""
+    from daemon.errors import ConfigError
+    missing = tmp_path / "old.toml"
+    monkeypatch.setenv("OUTBOXD_CONFIG", str(missing))
+    with pytest.raises(ConfigError) as info:
+        settings_of(argparse.Namespace(config=None))
+    assert info.value.problems[0].startswith(f"configuration file {missing} does not exist")
+    assert info.value.problems[-1] == ("(that file is named by $OUTBOXD_CONFIG in this "
+                                       "environment; -c FILE names another)")
+    with pytest.raises(ConfigError) as info:
+        settings_of(argparse.Namespace(config=str(missing)))
+    assert len(info.value.problems) == 1

@@ -358,3 +358,47 @@ def test_a_release_file_archived_with_the_bundle_is_no_second_invoice_file_for_r
     assert sorted(p.name for p in env.outbox.iterdir()) == [
         "INV-1001", "INV-1001.send-anyway", "INV-1001.xml"]
     assert not folder.exists()
+
+
+@pytest.mark.parametrize("what", ["link", "fifo"])
+def test_retry_refuses_a_bundle_holding_a_link_or_fifo_moving_nothing(
+        cfg: Env, capsys, what: str) -> None:
+    """quarantine/ is writable from the share: a link (or FIFO) put into the sidecar was
+    moved back, and the daemon quarantined the bundle again at once (not-a-file). retry
+    now refuses (exit 1), naming it and the rule, and moves nothing; a link of a name
+    the daemon passes over (desktop litter) does not stop it."""
+    folder = quarantined(cfg)
+    bad = folder / "INV-1001" / "evil.pdf"
+    if what == "link":
+        bad.symlink_to("/etc/hostname")
+    else:
+        os.mkfifo(bad)
+    (folder / "INV-1001" / ".DS_Store").symlink_to("/etc/hostname")
+    before = tree(folder)
+    assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 1
+    err = capsys.readouterr().err
+    kind = "symbolic link" if what == "link" else "FIFO"
+    assert f"{folder.name}: nothing was moved — moved back now, the bundle would be " \
+        "quarantined again at once" in err
+    assert f"INV-1001/evil.pdf: is a {kind}, not a regular file" in err
+    assert "[not-a-file]" in err and ".DS_Store" not in err and "Traceback" not in err
+    assert tree(folder) == before and list(cfg.outbox.iterdir()) == []
+    bad.unlink()
+    assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 0
+    assert (cfg.outbox / "INV-1001" / ".DS_Store").is_symlink()
+
+
+def test_a_full_bundle_id_must_be_the_one_recorded_not_only_its_first_12_characters(
+        cfg: Env, capsys) -> None:
+    """`retry` with 64 characters compared only the first 12: a full id mistyped after
+    them (or another bundle's sharing them) moved this bundle back. Longer than 12, the
+    id must be the start of the bundle id reason.json records; the right one still
+    works."""
+    folder = quarantined(cfg)
+    before = tree(folder)
+    wrong = BID[:12] + "1" * 52
+    assert main(["retry", "-c", str(cfg.config), wrong]) == 1
+    assert f"no quarantined bundle '{wrong}'" in capsys.readouterr().err
+    assert tree(folder) == before and list(cfg.outbox.iterdir()) == []
+    assert main(["retry", "-c", str(cfg.config), BID]) == 0
+    assert not folder.exists() and (cfg.outbox / "INV-1001.xml").is_file()

@@ -10,6 +10,8 @@ from helpers import ubl_invoice, write
 
 from daemon.actions.send import SendRefused, resolve, send
 from daemon.config_load import load_settings
+from daemon.journal import Journal
+from daemon.statelock import LOCK_NAME, hold, release
 
 
 def test_the_stem_of_an_invoice_file_names_its_bundle(env: Env) -> None:
@@ -117,3 +119,104 @@ def test_send_shows_a_bidi_control_in_a_file_name_escaped_on_the_terminal(
     captured = capsys.readouterr()
     assert "\u202e" not in captured.out + captured.err
     assert "INV\\u202elmx.xml" in captured.out + captured.err
+
+
+def test_send_says_when_no_daemon_runs_to_send_the_release(env: Env) -> None:
+    """With the service stopped, `send` said "a running daemon sends it now", and a
+    helpdesk waited for an invoice that was not moving. It now asks the state dir's lock:
+    stopped, it says the invoice goes out only once outboxd starts; running, that it goes
+    now."""
+    settings = load_settings(env.write_config("http://127.0.0.1:9/bundles",
+                                              einvoice={"preflight": "off"}))
+    env.state.mkdir(exist_ok=True)
+    (env.state / LOCK_NAME).write_text("4242\n")  # left by a daemon that stopped
+    write(env.outbox / "INV-S1.xml", ubl_invoice("INV-S1"))
+    said = send("INV-S1", settings, without_attachments=True)
+    assert said == ("INV-S1.xml: released without attachments for INV-S1; but no outboxd "
+                    f"is running with the state dir {env.state}, so it is sent only once "
+                    "outboxd starts (systemctl start outboxd)")
+    write(env.outbox / "INV-S2.xml", ubl_invoice("INV-S2"))
+    hold(env.state)
+    try:
+        said = send("INV-S2", settings, without_attachments=True)
+    finally:
+        release(env.state)
+    assert said == ("INV-S2.xml: released without attachments for INV-S2; the running "
+                    "daemon sends it now")
+
+
+def test_send_of_a_bundle_that_left_the_outbox_says_what_became_of_it(env: Env) -> None:
+    """`send INV-1` for an invoice already sent (or quarantined, or being delivered) said
+    only "no invoice file or invoice id 'INV-1'", and a helpdesk looked for a lost
+    invoice. The refusal now adds what the journal knows: sent, and where; quarantined,
+    and the retry command; in delivery, and since when."""
+    settings = load_settings(env.write_config("http://127.0.0.1:9/bundles",
+                                              einvoice={"preflight": "off"}))
+    env.state.mkdir(exist_ok=True)
+    j = Journal(env.state / "journal.sqlite3")
+    j.create("INV-1.xml", "sent", since="2026-12-01T10:00:00.000Z", bundle_id="a" * 64,
+             invoice_ids=["INV-1"], archive_dir=str(env.sent / "2026-12-01" / "INV-1--a"))
+    j.create("batch-3.xml", "quarantined", bundle_id="b" * 64, invoice_ids=["INV-31"],
+             archive_dir="/q/batch-3--b")
+    j.create("INV-7.xml", "retrying", since="2026-12-01T11:00:00.000Z",
+             invoice_ids=["INV-7"])
+    j.close()
+    with pytest.raises(SendRefused) as info:
+        send("INV-1", settings, without_attachments=True)
+    assert str(info.value) == (
+        f"no invoice file or invoice id 'INV-1' in {env.outbox}: INV-1.xml was sent at "
+        f"2026-12-01T10:00:00.000Z ({env.sent}/2026-12-01/INV-1--a); nothing to release")
+    with pytest.raises(SendRefused) as info:
+        send("INV-31", settings, without_attachments=True)
+    assert "batch-3.xml was quarantined at" in str(info.value)
+    assert "(/q/batch-3--b) — see REASON.txt there; once fixed: outboxd retry bbbbbbbbbbbb" \
+        in str(info.value)
+    with pytest.raises(SendRefused) as info:
+        send("INV-7.xml", settings, without_attachments=True)
+    assert str(info.value).endswith(
+        ": INV-7.xml left the outbox and is retrying since 2026-12-01T11:00:00.000Z; "
+        "nothing to release — outboxd status shows how it goes")
+    with pytest.raises(SendRefused) as info:
+        send("INV-9", settings, without_attachments=True)
+    assert str(info.value).endswith(" — outboxd status lists what waits")
+
+
+def test_send_of_an_invoice_file_that_is_a_link_says_why_it_is_not_sent(env: Env) -> None:
+    """INV-L.xml in the outbox is a symbolic link: `send INV-L` said "no invoice file
+    or invoice id 'INV-L'" beside a file the admin sees there. It now says why outboxd
+    leaves it alone (never following a link), and writes nothing."""
+    settings = load_settings(env.write_config("http://127.0.0.1:9/bundles",
+                                              einvoice={"preflight": "off"}))
+    target = write(env.root / "elsewhere.xml", ubl_invoice("INV-L"))
+    (env.outbox / "INV-L.xml").symlink_to(target)
+    for name in ("INV-L", "INV-L.xml"):
+        with pytest.raises(SendRefused) as info:
+            send(name, settings, without_attachments=True)
+        assert str(info.value).startswith(
+            "INV-L.xml: is a symbolic link, not a regular file; outboxd never follows or "
+            "opens it")
+        assert str(info.value).endswith("; nothing was released")
+    assert [p.name for p in env.outbox.iterdir()] == ["INV-L.xml"]
+
+
+def test_send_under_marker_completion_says_the_bundle_still_waits_for_its_marker(
+        env: Env) -> None:
+    """[outbox] completion = "marker" and no INV-M.ready yet: `send --without-attachments`
+    said "sends it now", and the bundle stayed where it was. The release is written, and
+    the answer says it still waits for its marker and how to give it one; with the
+    marker there it says nothing of it."""
+    settings = load_settings(env.write_config("http://127.0.0.1:9/bundles",
+                                              outbox={"completion": "marker"},
+                                              einvoice={"preflight": "off"}))
+    write(env.outbox / "INV-M.xml", ubl_invoice("INV-M"))
+    said = send("INV-M", settings, without_attachments=True)
+    assert said == ("INV-M.xml: released without attachments for INV-M; it still waits "
+                    "for its marker file INV-M.ready ([outbox] completion = \"marker\"): "
+                    "the sender puts it there once the bundle is complete — if it is, "
+                    "create that empty file")
+    assert (env.outbox / "INV-M.send-anyway").is_file()
+    write(env.outbox / "INV-N.xml", ubl_invoice("INV-N"))
+    write(env.outbox / "INV-N.ready", b"")
+    said = send("INV-N", settings, without_attachments=True)
+    assert said.startswith("INV-N.xml: released without attachments for INV-N; ")
+    assert "marker" not in said

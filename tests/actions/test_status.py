@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from conftest import Env
 
 from daemon.cli import main
 from daemon.journal import Journal
+from daemon.journal.records import iso_of
 
 
 def test_status_text_shows_20_most_recent_sent_and_how_many_more(env: Env, capsys) -> None:
@@ -229,3 +232,56 @@ def test_a_name_with_a_right_to_left_override_is_escaped_in_the_text_exact_in_js
     assert main(["status", "-c", str(env.config), "--json"]) == 0
     [bundle] = json.loads(capsys.readouterr().out)["bundles"]
     assert bundle["invoice_file"] == name and bundle["unattached_ids"] == ["INV-7\u2066"]
+
+
+def test_sent_and_quarantined_are_listed_most_recent_first_also_under_the_limit(
+        env: Env, capsys) -> None:
+    """Under the limit the sent list came in journal order (when each file was first
+    seen): a bundle that waited and went out last sat above ones sent long before it,
+    while over the limit the same list was most recent first. Now always most recent
+    first."""
+    env.write_config("http://127.0.0.1:9/bundles")
+    env.state.mkdir()
+    j = Journal(env.state / "journal.sqlite3")
+    now = datetime.now(UTC)
+    for name, hours_ago in (("LATE.xml", 1), ("EARLY.xml", 3), ("MID.xml", 2)):
+        j.create(name, "sent", since=iso_of(now - timedelta(hours=hours_ago)),
+                 bundle_id=name.ljust(64, "0"), invoice_ids=[name])
+    j.close()
+    assert main(["status", "-c", str(env.config)]) == 0
+    sent = capsys.readouterr().out.split("Sent recently:")[1].splitlines()
+    assert [line.split()[0] for line in sent if line.strip()] == [
+        "LATE.xml", "MID.xml", "EARLY.xml"]
+
+
+def test_bundles_being_delivered_are_listed_with_since_when(env: Env, capsys) -> None:
+    """The counts said "delivering: 1" and no section said which bundle, nor since when
+    (the status page lists them under "Being sent"): a receiver that holds an upload
+    showed nowhere until an hour made it "Needs attention". They are now listed."""
+    env.write_config("http://127.0.0.1:9/bundles")
+    env.state.mkdir()
+    j = Journal(env.state / "journal.sqlite3")
+    since = iso_of(datetime.now(UTC) - timedelta(minutes=5))
+    j.create("D-1.xml", "delivering", since=since, invoice_ids=["D-1"], attempts=1)
+    j.close()
+    assert main(["status", "-c", str(env.config)]) == 0
+    out = capsys.readouterr().out
+    assert "delivering: 1" in out
+    assert f"Delivering:\n  D-1.xml [D-1] delivering since {since}" in out
+
+
+@pytest.mark.parametrize(("policy", "then"), [
+    ("warn", ", then sent without them, with a warning"), ("quarantine", ", then quarantined")])
+def test_a_waiting_bundle_says_what_happens_at_its_deadline(env: Env, capsys, policy: str,
+                                                           then: str) -> None:
+    """"deadline 2026-…" alone left a helpdesk asking whether the invoice will go: the
+    line now says what [policy] unattached does then."""
+    env.write_config("http://127.0.0.1:9/bundles", policy={"unattached": policy})
+    env.state.mkdir()
+    j = Journal(env.state / "journal.sqlite3")
+    j.create("W.xml", "waiting", invoice_ids=["W"], unattached_ids=["W"],
+             deadline="2030-01-01T00:00:00.000Z")
+    j.close()
+    assert main(["status", "-c", str(env.config)]) == 0
+    out = capsys.readouterr().out
+    assert f"no attachments: W; deadline 2030-01-01T00:00:00.000Z{then}\n" in out + "\n"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
 import pytest
+from helpers import raised, without_blocking
 
+from daemon.errors import JournalError
 from daemon.journal import Journal
 from daemon.journal.readonly import read_journal
 
@@ -63,3 +66,14 @@ def test_a_daemon_that_opens_the_journal_during_a_read_is_read_in_step_with(
         assert read_journal(path, read) == 2
     finally:
         daemon[0].close()
+
+
+def test_a_journal_that_is_a_fifo_is_an_error_naming_it_not_a_hang(tmp_path: Path) -> None:
+    """journal.sqlite3 a FIFO in the state dir: `outboxd status` hung for good in SQLite's
+    open. It is refused without opening it, naming the file and what to do."""
+    path = tmp_path / "journal.sqlite3"
+    os.mkfifo(path)
+    error = without_blocking(lambda: raised(lambda: read_journal(path, lambda j: j.counts())),
+                             path, "read_journal")
+    assert isinstance(error, JournalError)
+    assert str(error).startswith(f"the journal {path} is a FIFO, not a file — move it away")
