@@ -7,6 +7,9 @@ status page — the clerk sees only the share.
 And the look-alikes of a quarantined bundle's sidecar (`sidecar-spelling`): no part
 of the bundle, they stayed in the outbox, where nothing else would say that they
 wait for a person (`left_behind`, for the status page).
+
+And a quarantined bundle moved back into the outbox by hand (`still_quarantined`, for
+the status page and `status`): no longer listed as quarantined beside its new row.
 """
 
 from __future__ import annotations
@@ -128,3 +131,45 @@ def _shown(folder: Path, root: Path) -> str:
         return str(Path(root.name) / folder.relative_to(root))
     except ValueError:  # quarantined under another [paths] quarantine
         return str(folder)
+
+
+def still_quarantined(rows: Sequence[Row], today: str, outbox: Path) -> list[Row]:
+    """`rows` (in journal order) without the quarantined ones of `today` (a YYYY-MM-DD
+    prefix; "" for every day) that were moved back into the outbox by hand, as REASON.txt
+    offers (`outboxd retry` marks its row so, a move by hand cannot): listed, such a
+    bundle read as waiting for a fix beside its own new row, sent or waiting again.
+
+    Moved back means: its invoice file is not in its quarantine folder, and it is in the
+    outbox again or a later row has it (the daemon saw it there). The file merely not in
+    its folder says nothing of where the bundle is — the folder renamed by a clerk, the
+    share holding quarantine/ not mounted — and such a bundle is still listed and
+    counted: it still waits for a person. Nor does a folder that cannot be looked at
+    (permissions, a stale NFS handle). One lstat per quarantined row of `today`, more
+    only for one whose invoice file is not in its folder."""
+    later: set[str] = set()  # invoice files of a row after the one looked at
+    kept: list[Row] = []
+    for row in reversed(rows):
+        if not _moved_back(row, today, outbox, later):
+            kept.append(row)
+        later.add(row.invoice_file)
+    kept.reverse()
+    return kept
+
+
+def _moved_back(row: Row, today: str, outbox: Path, later: set[str]) -> bool:
+    if row.state != "quarantined" or not row.archive_dir or not row.since.startswith(today):
+        return False
+    try:
+        os.lstat(Path(row.archive_dir) / row.invoice_file)
+        return False
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    except OSError:
+        return False
+    if row.invoice_file in later:
+        return True
+    try:
+        os.lstat(outbox / row.invoice_file)
+    except OSError:
+        return False
+    return True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from daemon.bundle import findings_of, reasons_of
@@ -12,10 +13,9 @@ from daemon.config import Settings
 from daemon.errors import JournalError
 from daemon.journal import STATES, Journal, Row, parse_iso
 from daemon.journal.readonly import read_journal
-from daemon.leftalone import not_an_invoice
+from daemon.leftalone import not_an_invoice, still_quarantined
 from daemon.names import escaped_controls, first_of
 from daemon.scan import list_outbox
-from daemon.statuspage import still_quarantined
 from daemon.strays import StrayFolders
 
 
@@ -39,12 +39,12 @@ def _bundle(row: Row) -> dict[str, Any]:
             "folder": row.archive_dir if state in FINAL_STATES else None}
 
 
-def _read(journal: Journal) -> dict[str, Any]:
+def _read(journal: Journal, outbox: Path) -> dict[str, Any]:
     rows = journal.recent()
     # A quarantined bundle moved back into the outbox by hand, as REASON.txt offers (retry
     # marks its row, a move by hand cannot): listed, it read as quarantined beside its own
     # new row (sent, or waiting again). Not counted or listed, as on the status page.
-    kept = [r for r in rows if still_quarantined(r, today="")]
+    kept = still_quarantined(rows, "", outbox)
     counts = journal.counts()
     counts["quarantined"] = max(0, counts["quarantined"] - (len(rows) - len(kept)))
     return {"counts": counts, "bundles": [_bundle(r) for r in kept]}
@@ -55,7 +55,7 @@ def collect(settings: Settings) -> dict[str, Any]:
     if not path.exists():
         return {"counts": dict.fromkeys(STATES, 0), "bundles": []}
     try:
-        return read_journal(path, _read)
+        return read_journal(path, lambda journal: _read(journal, settings.outbox.path))
     except sqlite3.Error as exc:
         raise JournalError(f"cannot read the journal {path}: {exc} — if it is damaged, stop "
                            "outboxd and move the file away; outboxd starts a new journal and "

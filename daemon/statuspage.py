@@ -13,7 +13,6 @@ that is longer, at most `PAGE_PACE_MAX` (the clocks are injected for tests).
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -27,7 +26,7 @@ from daemon.errors import InputError, OutboxdError
 from daemon.fsops import read_regular
 from daemon.fswrite import write_atomic
 from daemon.journal import CLAIMING, DELIVERED, LIVE, QUARANTINING, Journal, Row, readable
-from daemon.leftalone import SPELLING, LeftBehind, left_behind
+from daemon.leftalone import SPELLING, LeftBehind, left_behind, still_quarantined
 from daemon.names import attachment_folders, stem
 from daemon.pagehtml import WRITTEN_MARK, ids, lines, page, section, shown, table, text
 from daemon.release import (
@@ -69,28 +68,6 @@ def sections(rows: Sequence[Row], today: str) -> dict[str, list[Row]]:
                         and r.since.startswith(today)],
         "sent": [r for r in rows if r.state == "sent" and r.since.startswith(today)],
     }
-
-
-def still_quarantined(row: Row, today: str) -> bool:
-    """False for a quarantined row of `today` whose invoice file has left its quarantine
-    folder: moved back into the outbox by hand, as REASON.txt says (`outboxd retry` marks
-    its row so, a move by hand cannot), or removed. "Quarantined today" lists what today's
-    quarantine folders hold; a bundle sent since must not stay listed there as waiting
-    for a fix. True for every other row.
-
-    One lstat per row of today only (yesterday's are not listed: no look on the share for
-    them at every refresh). Only "not there" hides a row: a folder that cannot be looked
-    at (permissions, a share gone) says nothing, and the row stays listed as the journal
-    has it rather than vanish from the page."""
-    if row.state != "quarantined" or not row.archive_dir or not row.since.startswith(today):
-        return True
-    try:
-        os.lstat(Path(row.archive_dir) / row.invoice_file)
-    except (FileNotFoundError, NotADirectoryError):
-        return False
-    except OSError:
-        return True
-    return True
 
 
 def _on_its_way(row: Row) -> str:
@@ -355,7 +332,7 @@ class StatusPage:
         """The page's body (without the time it is written) as of `now`."""
         share = settings.share
         today = now.astimezone(UTC).strftime("%Y-%m-%d")
-        rows = [r for r in journal.recent(days=1) if still_quarantined(r, today)]
+        rows = still_quarantined(journal.recent(days=1), today, settings.outbox.path)
         idle: list[Idle] = []
         names = release_names(settings.outbox.path, share)  # names only: no stat
         # The loop passes the invoice files it knows; listing is the fallback.

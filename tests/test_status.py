@@ -341,3 +341,31 @@ def test_a_quarantined_bundle_moved_back_by_hand_is_neither_listed_nor_counted(
     assert data["counts"]["quarantined"] == 1 and data["counts"]["sent"] == 1
     assert [(b["invoice_file"], b["state"]) for b in data["bundles"]] == [
         ("K.xml", "quarantined"), ("M.xml", "sent")]
+
+
+def test_a_quarantined_bundle_out_of_its_folder_but_not_moved_back_stays_listed_and_counted(
+        settings: Settings) -> None:
+    """Only a bundle moved back into the outbox leaves `status`: its invoice file in the
+    outbox, or a later row of it. One whose quarantine folder a clerk renamed, or whose
+    quarantine/ is on a share not mounted (the folder not there at all), still waits for
+    a person; it vanished from the list and the count while nothing had moved it back.
+    One moved back while no daemon runs (in the outbox, no new row yet) is left out."""
+    quarantine = settings.outbox.path.parent / "quarantine" / "2031-05-06"
+    renamed, away, back = (quarantine / f"{n}--{c * 12}" for n, c in
+                           (("R", "a"), ("A", "b"), ("B", "c")))
+    renamed.mkdir(parents=True)
+    (renamed / "R.xml").write_bytes(b"<Invoice/>")
+    renamed.rename(quarantine / "R -- looked at by Anna")  # the clerk renames the folder
+    back.mkdir()
+    (settings.outbox.path / "B.xml").write_bytes(b"<Invoice/>")  # moved back by hand
+    j = Journal(settings.journal_path)
+    try:
+        for name, folder, c in (("R.xml", renamed, "a"), ("A.xml", away, "b"),
+                                ("B.xml", back, "c")):
+            j.create(name, "quarantined", bundle_id=c * 64, archive_dir=str(folder))
+    finally:
+        j.close()
+    data = collect(settings)
+    assert data["counts"]["quarantined"] == 2
+    assert sorted(b["invoice_file"] for b in data["bundles"]) == ["A.xml", "R.xml"]
+    assert all(b["state"] == "quarantined" for b in data["bundles"])

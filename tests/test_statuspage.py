@@ -381,6 +381,26 @@ def test_a_quarantined_bundle_moved_back_by_hand_leaves_quarantined_today(
     assert "1Quarantined today" in page.text["top"]
 
 
+def test_a_quarantined_bundle_whose_folder_a_clerk_renamed_stays_on_the_page(
+        journal: Journal, tmp_path: Path) -> None:
+    """An invoice file not in its quarantine folder took the bundle off "Quarantined
+    today" whatever the reason: a clerk who renamed the folder (or a quarantine/ share
+    not mounted) made a bundle that still waits for a fix vanish from the page and its
+    count. Only one moved back (in the outbox again, or seen there: a later row) goes."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    folder = tmp_path / "quarantine" / "2026-12-04" / "NAMED-1--aaaaaaaaaaaa"
+    write(folder / "NAMED-1.xml", b"<Invoice/>")
+    journal.create("NAMED-1.xml", "quarantined", archive_dir=str(folder),
+                   reasons=[{"code": "rejected", "file": "NAMED-1.xml", "message": "HTTP 400"}])
+    folder.rename(folder.with_name("NAMED-1 ask Bob"))
+    settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
+    assert StatusPage().refresh(journal, settings)
+    page = Page((outbox / "outboxd-status.html").read_text(encoding="utf-8"))
+    assert "NAMED-1--aaaaaaaaaaaa" in page.text["quarantined"]
+    assert "1Quarantined today" in page.text["top"]
+
+
 def test_a_quarantine_folder_that_cannot_be_looked_at_keeps_its_bundle_listed(
         journal: Journal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Only an invoice file that is not there takes a bundle off "Quarantined today": a
