@@ -316,7 +316,11 @@ def refuse_what_the_channel_refuses(src: Path, cand: Candidate, invoice_id: str,
     errors = [f for f in check_attachment(att, bundle, settings.validation)[1]
               if f.severity == "error"]
     if errors:
-        raise AttachRefused(f"{src} would only get {cand.invoice.name} quarantined; nothing "
+        # What the daemon does with an invalid bundle is [policy] invalid: "quarantined"
+        # under hold sent an admin to quarantine/ for a bundle that stays in the outbox.
+        fate = "quarantined" if settings.policy.invalid == "quarantine" else \
+            "held in the outbox, unsent ([policy] invalid = \"hold\")"
+        raise AttachRefused(f"{src} would only get {cand.invoice.name} {fate}; nothing "
                             "was changed:\n" + "\n".join(f"  {f.message}  [{f.code}]"
                                                           for f in errors))
 

@@ -440,3 +440,21 @@ def test_attach_refuses_a_file_the_channel_rejects_naming_the_rule(
     err = capsys.readouterr().err
     assert code == 1 and "[extension-mismatch]" in err and "[type-not-allowed]" in err
     assert sorted(p.name for p in cfg.outbox.iterdir()) == ["batch-3.xml"]
+
+
+def test_attach_refusing_a_file_says_the_bundle_would_be_held_under_policy_hold(
+        cfg: Env, tmp_path: Path, capsys) -> None:
+    """Under [policy] invalid = "hold" a bundle with a file its channel rejects stays in
+    the outbox, held: the refusal said it would be quarantined, sending the admin to
+    quarantine/ for what would never be there."""
+    cfg.write_config("http://127.0.0.1:9/bundles", policy={"invalid": "hold"},
+                     validation={"max_attachment_bytes": 1000})
+    write(cfg.outbox / "batch-3.xml", batch_xml("INV-31", "INV-32"))
+    big = write(tmp_path / "home" / "scan.pdf", pdf_bytes(1) + b"%" * 2000 + b"\n")
+    code = attach(cfg, "INV-32", str(big))
+    err = capsys.readouterr().err
+    assert code == 1 and "[too-large]" in err
+    assert (f"{big} would only get batch-3.xml held in the outbox, unsent ([policy] "
+            'invalid = "hold"); nothing was changed') in err
+    assert "quarantined" not in err
+    assert sorted(p.name for p in cfg.outbox.iterdir()) == ["batch-3.xml"]
