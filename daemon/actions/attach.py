@@ -32,7 +32,7 @@ from tomlkit.exceptions import TOMLKitError
 from tomlkit.items import AoT, InlineTable, Item, Table
 
 from daemon.actions import EXIT_OK
-from daemon.actions.common import settings_of
+from daemon.actions.common import invalid_fate, settings_of
 from daemon.bundle import Attachment
 from daemon.config import Settings
 from daemon.emptiness import what_is_empty
@@ -316,11 +316,8 @@ def refuse_what_the_channel_refuses(src: Path, cand: Candidate, invoice_id: str,
     errors = [f for f in check_attachment(att, bundle, settings.validation)[1]
               if f.severity == "error"]
     if errors:
-        # What the daemon does with an invalid bundle is [policy] invalid: "quarantined"
-        # under hold sent an admin to quarantine/ for a bundle that stays in the outbox.
-        fate = "quarantined" if settings.policy.invalid == "quarantine" else \
-            "held in the outbox, unsent ([policy] invalid = \"hold\")"
-        raise AttachRefused(f"{src} would only get {cand.invoice.name} {fate}; nothing "
+        raise AttachRefused(f"{src} would only get {cand.invoice.name} "
+                            f"{invalid_fate(settings)}; nothing "
                             "was changed:\n" + "\n".join(f"  {f.message}  [{f.code}]"
                                                           for f in errors))
 

@@ -30,3 +30,12 @@ def settings_of(args: argparse.Namespace, token: bool = False) -> tuple[Settings
         raise
     logs.configure(settings.log)
     return settings, path
+
+
+def invalid_fate(settings: Settings) -> str:
+    """What the daemon does with a bundle with errors, by [policy] invalid, for a refusal
+    that says why it spares the admin that: "quarantined" under hold sent them to look in
+    quarantine/ for a bundle that stays in the outbox."""
+    if settings.policy.invalid == "quarantine":
+        return "quarantined"
+    return 'held in the outbox, unsent ([policy] invalid = "hold")'

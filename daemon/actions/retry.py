@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from daemon.actions import EXIT_OK
-from daemon.actions.common import settings_of
+from daemon.actions.common import invalid_fate, settings_of
 from daemon.archive import PAPER_NAMES, reason_of
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError, UsageError
@@ -174,8 +174,9 @@ def _refuse_look_alikes(folder: Path, invoice: str, settings: Settings) -> None:
 
 def _refuse_what_is_no_file(folder: Path, parts: list[str], settings: Settings) -> None:
     """Refuses while what would go back holds a link, FIFO or device (quarantine/ is
-    writable from the share): moved back, the daemon never opens it and quarantines the
-    bundle again at once (`not-a-file`), so it is mended here first. Names the daemon
+    writable from the share): moved back, the daemon never opens it and stops the bundle
+    again at once (`not-a-file`: quarantined, or held under [policy] invalid = "hold"),
+    so it is mended here first. Names the daemon
     passes over (desktop litter, copies in progress) are its own matter."""
     found: list[str] = []
     todo = list(parts)
@@ -191,8 +192,10 @@ def _refuse_what_is_no_file(folder: Path, parts: list[str], settings: Settings) 
                          "opens or follows it — put the file itself there (or remove it)  "
                          "[not-a-file]")
     if found:
+        fate = invalid_fate(settings)
+        fate += " again" if fate == "quarantined" else ""
         raise RetryRefused(f"{folder.name}: nothing was moved — moved back now, the bundle "
-                           "would be quarantined again at once:\n" + "\n".join(found)
+                           f"would be {fate} at once:\n" + "\n".join(found)
                            + f"\nMend that in {folder} first, then retry")
 
 

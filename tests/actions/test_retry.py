@@ -388,6 +388,21 @@ def test_retry_refuses_a_bundle_holding_a_link_or_fifo_moving_nothing(
     assert (cfg.outbox / "INV-1001" / ".DS_Store").is_symlink()
 
 
+def test_retry_refusing_a_link_under_policy_hold_says_the_bundle_would_be_held(
+        env: Env, capsys) -> None:
+    """Under [policy] invalid = "hold" a bundle moved back with a link in it is held in
+    the outbox, not quarantined: the refusal said "quarantined again at once"."""
+    env.write_config("http://127.0.0.1:9/bundles", policy={"invalid": "hold"})
+    folder = quarantined(env)
+    (folder / "INV-1001" / "evil.pdf").symlink_to("/etc/hostname")
+    assert main(["retry", "-c", str(env.config), BID[:12]]) == 1
+    err = capsys.readouterr().err
+    assert (f"{folder.name}: nothing was moved — moved back now, the bundle would be held "
+            'in the outbox, unsent ([policy] invalid = "hold") at once') in err
+    assert "INV-1001/evil.pdf: is a symbolic link" in err and "quarantined" not in err
+    assert list(env.outbox.iterdir()) == []
+
+
 def test_a_full_bundle_id_must_be_the_one_recorded_not_only_its_first_12_characters(
         cfg: Env, capsys) -> None:
     """`retry` with 64 characters compared only the first 12: a full id mistyped after
