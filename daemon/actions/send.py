@@ -147,8 +147,11 @@ def _who_sends(settings: Settings) -> str:
     if up:
         return "the running daemon sends it now"
     if up is False:
-        return (f"but no outboxd is running with the state dir {state_dir}, so it is sent "
-                "only once outboxd starts (systemctl start outboxd)")
+        # Only this host's: several hosts may watch one outbox (each its own state dir),
+        # and another's daemon sends the release as soon as it sees it.
+        return (f"but no outboxd is running on this host with the state dir {state_dir}, "
+                "so it is sent once outboxd starts (systemctl start outboxd), or by an "
+                "outboxd on another host that watches this outbox")
     return "a running daemon sends it now, a stopped one at its next start"
 
 
