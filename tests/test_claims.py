@@ -288,13 +288,8 @@ class TestUndoneClaim:
         from structlog.testing import capture_logs
 
         from daemon import claim as claim_module
-        from daemon.claim import LEFTOVER, claim, work_dir_for
-        p, s = make(tmp_path)
-        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
-        cand = next(iter(list_outbox(s.outbox).candidates.values()))
-        work = work_dir_for(s.processing_dir, "INV-1", "ab" * 32)
-        row = p.j.create("INV-1.xml", "claiming", bundle_id="ab" * 32, work_dir=str(work))
-        claim(cand, work, with_marker=False)
+        from daemon.claim import LEFTOVER
+        p, s, cand, work, row = claimed_row(tmp_path)
         real_fsync = claim_module.fsync_dir
 
         def dropped_in_then_fsync(folder: Path) -> None:
@@ -359,13 +354,7 @@ class TestUndoneClaim:
         the rest back; the bundle settles again, every file in the outbox. Raised instead,
         the row stayed `claiming` unexplained and nothing tried again until a restart."""
         from daemon import claim as claim_module
-        from daemon.claim import claim, work_dir_for
-        p, s = make(tmp_path)
-        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
-        cand = next(iter(list_outbox(s.outbox).candidates.values()))
-        work = work_dir_for(s.processing_dir, "INV-1", "ab" * 32)
-        row = p.j.create("INV-1.xml", "claiming", bundle_id="ab" * 32, work_dir=str(work))
-        claim(cand, work, with_marker=False)
+        p, s, cand, work, row = claimed_row(tmp_path)
         real = claim_module.rename_noreplace
 
         def invoice_refused(src: Path, dst: Path) -> None:
@@ -387,6 +376,19 @@ class TestUndoneClaim:
         assert (r.state, r.work_dir, r.last_error) == ("settling", None, None)
         assert (s.outbox.path / "INV-1.xml").exists()
         assert (s.outbox.path / "INV-1" / "a.pdf").exists() and not work.exists()
+
+
+def claimed_row(tmp_path: Path) -> tuple[Pipeline, Settings, Candidate, Path, int]:
+    """A bundle INV-1 with one PDF claimed into its work folder, its row `claiming`: what
+    an undo starts from."""
+    from daemon.claim import claim, work_dir_for
+    p, s = make(tmp_path)
+    drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+    cand = next(iter(list_outbox(s.outbox).candidates.values()))
+    work = work_dir_for(s.processing_dir, "INV-1", "ab" * 32)
+    row = p.j.create("INV-1.xml", "claiming", bundle_id="ab" * 32, work_dir=str(work))
+    claim(cand, work, with_marker=False)
+    return p, s, cand, work, row
 
 
 E_INVOICE = b'channel = "e-invoice"\n'

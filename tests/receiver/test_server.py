@@ -34,10 +34,7 @@ class TestIdempotency:
         with connect(url) as sock:
             # The receiver answers 100 Continue only once it holds the key: our sync point.
             sock.sendall(head + b"Expect: 100-continue\r\n\r\n")
-            interim = b""
-            while not interim.endswith(b"\r\n\r\n"):
-                interim += sock.recv(1)
-            assert interim.startswith(b"HTTP/1.1 100")
+            assert interim_answer(sock).startswith(b"HTTP/1.1 100")
             sock.sendall(body[:1000])
             assert post(url, sent).status_code == 409
             sock.sendall(body[1000:])
@@ -231,10 +228,7 @@ class TestSlowSenders:
         head, body = raw_request(sent, url)
         with connect(url) as sock:
             sock.sendall(head + b"Expect: 100-continue\r\n\r\n")
-            interim = b""
-            while not interim.endswith(b"\r\n\r\n"):
-                interim += sock.recv(1)
-            assert interim.startswith(b"HTTP/1.1 100")  # the key is now held
+            assert interim_answer(sock).startswith(b"HTTP/1.1 100")  # the key is now held
             assert post(url, sent).status_code == 409
             sock.settimeout(0.3)
             closed = False
@@ -252,3 +246,12 @@ class TestSlowSenders:
         resp = post(url, sent)
         assert resp.status_code == 201, resp.text
         assert stored_bundles(store) == [sent.key]
+
+
+def interim_answer(sock: socket.socket) -> bytes:
+    """The receiver's interim answer to "Expect: 100-continue", read to its blank line
+    (byte by byte: nothing of what follows it is taken)."""
+    interim = b""
+    while not interim.endswith(b"\r\n\r\n"):
+        interim += sock.recv(1)
+    return interim
