@@ -132,5 +132,7 @@ def test_a_huge_configuration_path_is_logged_cut(env: Env,
     assert r.returncode == 2
     [line] = _json_lines(r.stderr)
     assert line["source"] == f"{path[:200]}… (5,000 characters)"
-    assert line["problems"] == [f"cannot read {path[:200]}… (5,000 characters): File name "
-                                "too long"]
+    assert line["problems"] == [
+        f"cannot read {path[:200]}… (5,000 characters): File name too long — pass -c FILE "
+        "with the path of the configuration file (see config.example.toml)",
+        "(that file is named by $OUTBOXD_CONFIG in this environment; -c FILE names another)"]
