@@ -171,10 +171,12 @@ def _read_toml(path: Path) -> dict[str, Any]:
                           "a configuration — see config.example.toml") from None
 
 
-def load_settings(path: Path, token: bool = True) -> Settings:
+def load_settings(path: Path, token: bool = True, outbox: bool = True) -> Settings:
     """Read, override, validate. Raises ConfigError naming every bad key. `token`: read
     [delivery] token_file too, as delivering needs it (a systemd credential, which only
-    the running service can read: the commands that send nothing leave it)."""
+    the running service can read: the commands that send nothing leave it). `outbox`:
+    refuse an outbox that is not a folder (`status` reports from the journal without
+    it: a share not mounted is when an admin needs to see what is stuck)."""
     raw = _read_toml(path)
     try:
         settings = Settings(**raw)
@@ -183,11 +185,10 @@ def load_settings(path: Path, token: bool = True) -> Settings:
         raise ConfigError(_problem_lines(exc.errors(), env),
                           source=unquoted(str(path))) from None
     env = environment_overrides()
-    outbox = settings.outbox.path
-    if not outbox.is_dir():
+    if outbox and (missing := outbox_missing(settings.outbox.path)):
         key = f"[outbox] path{_origin('outbox', 'path', env)}"
-        raise ConfigError(f"{key} = {double_quoted(str(outbox))}: the outbox does not exist "
-                          "or is not a folder — is a mount missing? Create it or fix the path",
+        raise ConfigError(f"{key} = {double_quoted(str(settings.outbox.path))}: the outbox "
+                          f"{missing}",
                           source=unquoted(str(path)))
     try:
         # An unreadable or unusable token_file stops the start, not a POST.
@@ -199,6 +200,21 @@ def load_settings(path: Path, token: bool = True) -> Settings:
                     for p in exc.problems]
         raise ConfigError(problems, source=unquoted(str(path))) from None
     return settings
+
+
+def outbox_missing(outbox: Path) -> str | None:
+    """What is wrong with `outbox` as the outbox, with what to check, to follow "the
+    outbox PATH"; None if it is a folder. A share that is not mounted leaves its mount
+    point missing or empty: "create it" alone would have files dropped on the local disk,
+    where the clerks never see them."""
+    try:
+        if outbox.is_dir():
+            return None
+        why = "does not exist or is not a folder"
+    except OSError as exc:  # EACCES on a parent, a stale NFS handle: is_dir raises those
+        why = f"cannot be looked at ({exc.strerror or exc})"
+    return (f"{why} — is its share not mounted? Mount it (findmnt lists what is mounted) "
+            "or fix the path; create the folder only if the outbox is a plain local one")
 
 
 def _written_folders(settings: Settings) -> tuple[tuple[Path, str], ...]:

@@ -220,3 +220,19 @@ def test_an_empty_path_argument_is_a_usage_error_not_the_current_folder(
     err = capsys.readouterr().err
     assert "an empty path — give a file or folder (a shell variable that is not set?)" in err
     assert "Traceback" not in err and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("argv", [["check"], ["send", "INV-1", "--without-attachments"],
+                                  ["attach", "INV-1", "/etc/hostname"], ["retry", "abc"]])
+def test_commands_that_act_on_the_outbox_refuse_a_missing_one_naming_it_and_the_mount(
+        env: Env, capsys, argv: list[str]) -> None:
+    """check, send, attach and retry act on the outbox: with its share not mounted they
+    refuse (exit 2), naming the outbox and asking whether its share is mounted — not only
+    "create it", which would put the clerks' files on the local disk."""
+    env.write_config("http://127.0.0.1:9/bundles")
+    env.outbox.rmdir()
+    assert main([*argv, "-c", str(env.config)]) == 2
+    err = capsys.readouterr().err
+    assert f'[outbox] path = "{env.outbox}": the outbox does not exist' in err
+    assert "share not mounted? Mount it" in err
+    assert "only if the outbox is a plain local one" in err

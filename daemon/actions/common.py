@@ -12,15 +12,17 @@ from daemon.config_load import config_path, load_settings
 from daemon.errors import ConfigError
 
 
-def settings_of(args: argparse.Namespace, token: bool = False) -> tuple[Settings, Path]:
+def settings_of(args: argparse.Namespace, token: bool = False, outbox: bool = True
+                ) -> tuple[Settings, Path]:
     """The settings, with logging set up from their [log]: what pypdf, Pillow or httpx
     say while a command works comes out in the configured format (JSON included), not
     as bare lines. A file that cannot be loaded is cli.main's to report. `token`: only
     for a command that delivers, or checks what delivering needs (run, config --check);
-    the others work where the service's token_file cannot be read."""
+    the others work where the service's token_file cannot be read. `outbox`: refuse an
+    outbox that is not there (all but `status`, which reports from the journal)."""
     path = config_path(args.config)
     try:
-        settings = load_settings(path, token=token)
+        settings = load_settings(path, token=token, outbox=outbox)
     except ConfigError as exc:
         if exc.source is None and not args.config and os.environ.get("OUTBOXD_CONFIG"):
             # The file itself cannot be read, and no -c named it: a stale $OUTBOXD_CONFIG

@@ -10,6 +10,8 @@ from pathlib import Path
 from daemon import status
 from daemon.actions import EXIT_OK
 from daemon.actions.common import settings_of
+from daemon.config import Settings
+from daemon.config_load import outbox_missing
 from daemon.statelock import running
 
 # Below this, SQLite's next write (a WAL frame, a checkpoint) may not fit.
@@ -29,8 +31,30 @@ def no_room(state_dir: Path) -> str | None:
     return f"has only {free // 1024} KB free" if free < _ROOM else None
 
 
+def outbox_away(settings: Settings) -> str | None:
+    """The line for an outbox this command cannot see, or None. The counts are the
+    journal's either way; without the outbox an admin must not read "waiting: 3" as
+    three files there, nor an empty "nothing sent from these" as a tidy outbox."""
+    outbox = settings.outbox.path
+    why = outbox_missing(outbox)
+    if why is None:
+        try:
+            with os.scandir(outbox):
+                return None
+        except OSError as exc:
+            why = (f"cannot be listed by this user ({exc.strerror or exc}) — run "
+                   "status as the daemon's user (sudo -u outboxd), or check the share's "
+                   "mount and permissions")
+    return (f"outboxd: the outbox {outbox} {why}. What follows is what the "
+            "journal holds; files it lists as waiting may not be in the outbox now")
+
+
 def run(args: argparse.Namespace) -> int:
-    settings, _ = settings_of(args)
+    # Not refused without the outbox: a share not mounted is when an admin needs this.
+    settings, _ = settings_of(args, outbox=False)
+    away = outbox_away(settings)
+    if away:
+        print(away, file=sys.stderr)
     if not settings.journal_path.exists():
         # All zeros would look like an idle daemon; a mistyped state_dir is likelier.
         print(f"outboxd: no journal at {settings.journal_path} — outboxd has not run with "
@@ -53,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(status.as_json(data))  # the contract's two keys; the page's extras are text
     else:
+        if away:
+            print(away.removeprefix("outboxd: ") + "\n")  # read where the counts are
         print(status.render(data, limit=args.limit, left=status.left_alone(settings),
                             unattached=settings.policy.unattached))
     return EXIT_OK

@@ -285,3 +285,60 @@ def test_a_waiting_bundle_says_what_happens_at_its_deadline(env: Env, capsys, po
     assert main(["status", "-c", str(env.config)]) == 0
     out = capsys.readouterr().out
     assert f"no attachments: W; deadline 2030-01-01T00:00:00.000Z{then}\n" in out + "\n"
+
+
+def test_status_reports_from_the_journal_when_the_outbox_is_not_mounted(
+        env: Env, capsys) -> None:
+    """The outbox's share not mounted (its folder gone): `status` and `status --json`
+    still print what the journal holds, exit 0, with one line on stderr naming the outbox
+    and what to check; the text repeats it at its top, the JSON stays the contract's."""
+    env.write_config("http://127.0.0.1:9/bundles")
+    env.state.mkdir()
+    j = Journal(env.state / "journal.sqlite3")
+    j.create("W.xml", "waiting", unattached_ids=["W"])
+    j.close()
+    env.outbox.rmdir()
+    assert main(["status", "-c", str(env.config)]) == 0
+    captured = capsys.readouterr()
+    err = captured.err.splitlines()
+    away = [line for line in err if str(env.outbox) in line]
+    assert len(away) == 1
+    assert away[0].startswith(f"outboxd: the outbox {env.outbox} does not exist")
+    assert "not mounted" in away[0] and "what the journal holds" in away[0]
+    first, rest = captured.out.split("\n", 1)
+    assert first == away[0].removeprefix("outboxd: ")
+    assert "waiting: 1" in rest and "W.xml" in rest
+    assert main(["status", "-c", str(env.config), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["counts"]["waiting"] == 1
+    assert sum(str(env.outbox) in line for line in captured.err.splitlines()) == 1
+
+
+def test_status_says_when_this_user_cannot_list_the_outbox(
+        env: Env, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """An outbox this user may not list (status run as the admin, not the daemon's user):
+    the counts still come, and a line says the outbox cannot be listed and how to look.
+    (The tests run as root, who may list anything: the refusal is made here.)"""
+    env.write_config("http://127.0.0.1:9/bundles")
+    real = os.scandir
+
+    def refuse(path: Any = ".") -> Any:
+        if str(path) == str(env.outbox):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+    monkeypatch.setattr("daemon.actions.status.os.scandir", refuse)
+    assert main(["status", "-c", str(env.config)]) == 0
+    captured = capsys.readouterr()
+    assert (f"outboxd: the outbox {env.outbox} cannot be listed by this user "
+            "(Permission denied)") in captured.err
+    assert "sudo -u outboxd" in captured.err
+    assert captured.out.startswith(f"the outbox {env.outbox} cannot be listed")
+
+
+def test_status_says_nothing_of_the_outbox_when_it_is_there(env: Env, capsys) -> None:
+    """The usual case: no line about the outbox, the text begins with the counts."""
+    env.write_config("http://127.0.0.1:9/bundles")
+    assert main(["status", "-c", str(env.config)]) == 0
+    captured = capsys.readouterr()
+    assert str(env.outbox) not in captured.err
+    assert captured.out.startswith("settling: 0")
