@@ -190,16 +190,22 @@ def load_settings(path: Path, token: bool = True, outbox: bool = True) -> Settin
         raise ConfigError(f"{key} = {double_quoted(str(settings.outbox.path))}: the outbox "
                           f"{missing}",
                           source=unquoted(str(path)))
+    # An unreadable or unusable token_file stops the start, not a POST.
+    if token and (problems := token_problems(settings)):
+        raise ConfigError(problems, source=unquoted(str(path)))
+    return settings
+
+
+def token_problems(settings: Settings) -> list[str]:
+    """What keeps [delivery] token (or token_file) from being used, each line naming the
+    key and the fix; empty if nothing does."""
     try:
-        # An unreadable or unusable token_file stops the start, not a POST.
-        if token:
-            settings.delivery.bearer_token()
+        settings.delivery.bearer_token()
     except ConfigError as exc:
         key = "[delivery] token_file"
-        problems = [p.replace(key, key + _origin("delivery", "token_file", env), 1)
-                    for p in exc.problems]
-        raise ConfigError(problems, source=unquoted(str(path))) from None
-    return settings
+        origin = _origin("delivery", "token_file", environment_overrides())
+        return [p.replace(key, key + origin, 1) for p in exc.problems]
+    return []
 
 
 def outbox_missing(outbox: Path) -> str | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from conftest import Env
 
 from daemon.cli import main
@@ -92,3 +94,39 @@ def test_a_url_whose_password_holds_a_raw_hash_is_refused_by_check(env: Env,
         in err
     assert "%23" in err and "token or token_file" in err
     assert "S3cr3tPw" not in out + err and "configuration is valid" not in out
+
+
+def test_config_prints_the_configuration_and_warns_of_a_token_file_run_cannot_read(
+        env: Env, capsys) -> None:
+    """`config` without --check and a token_file that is missing, or empty: the
+    configuration is printed as ever (exit 0), and a warning on stderr names the file,
+    what is wrong and that `run` will not start; with a good token file, no warning."""
+    token = env.root / "token"
+    env.write_config("http://127.0.0.1:9/x", delivery={"token_file": str(token)})
+    assert main(["config", "-c", str(env.config)]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["delivery"]["token_file"] == str(token)
+    assert captured.err.startswith(f'outboxd: warning: [delivery] token_file = "{token}": '
+                                   "cannot be read (No such file or directory) — check the "
+                                   "path and permissions")
+    assert "outboxd run does not start until this is fixed" in captured.err
+    assert len(captured.err.splitlines()) == 1
+    token.write_text("\n")
+    assert main(["config", "-c", str(env.config)]) == 0
+    assert "the file is empty — put the token in it" in capsys.readouterr().err
+    token.write_text("s3cret-token\n")
+    assert main(["config", "-c", str(env.config)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and "s3cret-token" not in captured.out
+
+
+def test_a_systemd_credential_that_is_not_there_is_explained_as_one(
+        env: Env, capsys) -> None:
+    """token_file under /run/credentials/ (there only while the service runs): the
+    warning says so and names the variable that points `config` at the real file."""
+    env.write_config("http://127.0.0.1:9/x", delivery={
+        "token_file": "/run/credentials/outboxd-test-absent.service/token"})
+    assert main(["config", "-c", str(env.config)]) == 0
+    err = capsys.readouterr().err
+    assert "a systemd credential, there only while the service runs" in err
+    assert "OUTBOXD_DELIVERY__TOKEN_FILE=/etc/outboxd/token" in err
