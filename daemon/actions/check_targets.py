@@ -165,6 +165,10 @@ def targets(paths: Iterable[Path], settings: Settings) -> Iterator[tuple[Target,
         if path.is_symlink():
             raise UsageError(f"check: {raw} is a symbolic link; outboxd never follows links "
                              "— name the file or folder itself")
+        if (own := _own_folder(path, settings)) is not None:
+            raise UsageError(f"check: {raw} is {own}, not something to check — name an "
+                             "invoice file, its sidecar folder, or the outbox (outboxd "
+                             "status shows what is being delivered)")
         if path.is_file():
             ps, owners = _attachment_of(path, settings, listed)
             if owners:  # not an invoice of its own, whatever its name: its bundle's report
@@ -278,6 +282,22 @@ class _Journal:
                     "which look-alike folders it left in the outbox — REASON.txt in "
                     f"{row.archive_dir} says  [{UNREADABLE_REASONS}]")
         return rows
+
+
+def _own_folder(path: Path, settings: Settings) -> str | None:
+    """What `path` is if it is (or is in) outboxd's own working folder: `.outboxd` in the
+    outbox, or the processing folder where claimed bundles are being delivered. Read as
+    a sidecar folder, it was "a sidecar without its invoice file waits for it": a clerk
+    or admin waited, or put an invoice file beside it."""
+    where = path.resolve()
+    for folder, what in ((settings.processing_dir, "outboxd's processing folder, where "
+                          "it keeps the bundles it is delivering"),
+                         (settings.outbox.path / ".outboxd", "outboxd's own working folder "
+                          "in the outbox")):
+        inside = folder.resolve()
+        if where == inside or inside in where.parents:
+            return what if where == inside else f"in {what}"
+    return None
 
 
 def _left_by_quarantine(folder: Path, settings: Settings, journal: _Journal

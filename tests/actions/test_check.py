@@ -718,3 +718,23 @@ def test_an_invoice_file_that_is_a_link_or_fifo_is_reported_as_not_a_file_not_a_
     assert "N\\x07.xml: the name holds control characters — rename the file  [bad-name]" in out
     assert "L.xml: is a symbolic link, not a regular file; outboxd never follows or opens " \
            "it — put the invoice file itself there  [bad-name]" not in out
+
+
+def test_check_of_outboxds_own_folders_is_a_usage_error_not_a_waiting_sidecar(
+        cfg: Env, capsys) -> None:
+    """`check OUTBOX/.outboxd`, its processing/ folder or a bundle being delivered in it:
+    not "a sidecar without its invoice file waits for it" (nothing will come) but that it
+    is outboxd's own working folder, exit 2; the whole outbox still passes over it."""
+    work = cfg.processing / "INV-1001--0123456789ab"
+    write(work / "INV-1001.xml", ubl_invoice("INV-1001"))
+    for path, what in ((cfg.outbox / ".outboxd", "is outboxd's own working folder"),
+                       (cfg.processing, "is outboxd's processing folder"),
+                       (work, "is in outboxd's processing folder"),
+                       (work / "INV-1001.xml", "is in outboxd's processing folder")):
+        assert main(["check", "-c", str(cfg.config), str(path)]) == 2
+        captured = capsys.readouterr()
+        assert captured.err.startswith(f"outboxd: check: {path} {what}")
+        assert "not something to check" in captured.err
+        assert "waits for it" not in captured.out + captured.err
+    code, out = check(cfg, capsys, cfg.outbox)
+    assert code == 0 and ".outboxd" not in out and "processing" not in out
