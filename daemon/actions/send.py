@@ -25,6 +25,7 @@ from daemon.errors import InputError, OutboxdError
 from daemon.finish import evaluate
 from daemon.journal import Journal, Row
 from daemon.journal.readonly import read_journal
+from daemon.journal.records import LIVE
 from daemon.names import NAME_MAX, for_terminal, stem
 from daemon.release import overlong, rename_shorter, write_release
 from daemon.scan import Candidate, list_outbox, marker_wait
@@ -96,6 +97,21 @@ def _left_the_outbox(name: str, settings: Settings) -> str | None:
         short = (row.bundle_id or "")[:12]
         return (f"{row.invoice_file} was quarantined at {row.since} ({where}) — see "
                 f"REASON.txt there; once fixed: outboxd retry {short}")
+    if state in LIVE:
+        # Its row says "in the outbox", the outbox says otherwise: the file was deleted
+        # or moved where no daemon saw it go ("left the outbox and is waiting" was both).
+        listed = f"the journal still lists it as {state} (since {row.since}) until"
+        up = running(settings.paths.state_dir)
+        if up:
+            why = f"deleted or moved away, unseen yet by the running daemon; {listed} its " \
+                  "next rescan"
+        elif up is False:
+            why = f"deleted or moved while outboxd was stopped; {listed} outboxd starts " \
+                  "and looks"
+        else:
+            why = f"deleted or moved (while outboxd was stopped?); {listed} the daemon " \
+                  "next looks at the outbox"
+        return f"{row.invoice_file} was {why}; nothing was released"
     return (f"{row.invoice_file} left the outbox and is {state} since {row.since}; nothing "
             "to release — outboxd status shows how it goes")
 

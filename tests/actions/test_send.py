@@ -223,3 +223,39 @@ def test_send_under_marker_completion_says_the_bundle_still_waits_for_its_marker
     said = send("INV-N", settings, without_attachments=True)
     assert said.startswith("INV-N.xml: released without attachments for INV-N; ")
     assert "marker" not in said
+
+
+def test_send_of_a_waiting_invoice_deleted_while_the_daemon_was_stopped_says_so(
+        env: Env) -> None:
+    """INV-W.xml waited for attachments, then was deleted while outboxd was stopped: the
+    journal still has it as waiting. `send INV-W` said it "left the outbox and is
+    waiting" — both cannot be. It now says the file was deleted or moved while outboxd
+    was stopped, that the journal lists it as waiting until the daemon looks, and that
+    nothing was released (no release file is written)."""
+    settings = load_settings(env.write_config("http://127.0.0.1:9/bundles",
+                                              einvoice={"preflight": "off"}))
+    env.state.mkdir(exist_ok=True)
+    (env.state / LOCK_NAME).write_text("4242\n")  # left by a daemon that stopped
+    j = Journal(env.state / "journal.sqlite3")
+    j.create("INV-W.xml", "waiting", since="2026-12-01T09:00:00.000Z",
+             invoice_ids=["INV-W"], unattached_ids=["INV-W"])
+    j.close()
+    for name in ("INV-W", "INV-W.xml"):
+        with pytest.raises(SendRefused) as info:
+            send(name, settings, without_attachments=True)
+        assert str(info.value) == (
+            f"no invoice file or invoice id {name!r} in {env.outbox}: INV-W.xml was deleted "
+            "or moved while outboxd was stopped; the journal still lists it as waiting "
+            "(since 2026-12-01T09:00:00.000Z) until outboxd starts and looks; nothing was "
+            "released")
+    hold(env.state)
+    try:
+        with pytest.raises(SendRefused) as info:
+            send("INV-W", settings, without_attachments=True)
+    finally:
+        release(env.state)
+    assert "INV-W.xml was deleted or moved away, unseen yet by the running daemon; the " \
+        "journal still lists it as waiting (since 2026-12-01T09:00:00.000Z) until its " \
+        "next rescan; nothing was released" in str(info.value)
+    assert "left the outbox" not in str(info.value)
+    assert sorted(p.name for p in env.outbox.iterdir()) == []
