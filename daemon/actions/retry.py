@@ -21,6 +21,7 @@ import argparse
 import contextlib
 import os
 import re
+import sqlite3
 import stat
 import sys
 from collections.abc import Iterator
@@ -34,9 +35,12 @@ from daemon.actions.common import invalid_fate, settings_of
 from daemon.archive import PAPER_NAMES, reason_of
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError, UsageError
+from daemon.finish import evaluate
 from daemon.fsops import is_regular_file, kind_of
 from daemon.fswrite import fsync_dir, move_tree
+from daemon.journal.readonly import read_journal
 from daemon.lookalikes import look_alike_findings
+from daemon.manifest import bundle_id_of
 from daemon.names import NameKind, classify, for_terminal
 from daemon.scan import alike_key, candidate_for, is_invoice_file
 from daemon.temps import drop_unfinished
@@ -146,6 +150,7 @@ def plan(folder: Path, settings: Settings, notes: list[str] | None = None) -> li
                            "move or rename that first, then retry")
     _refuse_look_alikes(folder, invoice, settings)
     _refuse_what_is_no_file(folder, parts, settings)
+    _refuse_a_duplicate(folder, invoice, settings)
     # Invoice file last: the bundle is complete the moment the daemon can see it.
     return [n for n in parts if n != invoice] + [invoice]
 
@@ -197,6 +202,48 @@ def _refuse_what_is_no_file(folder: Path, parts: list[str], settings: Settings) 
         raise RetryRefused(f"{folder.name}: nothing was moved — moved back now, the bundle "
                            f"would be {fate} at once:\n" + "\n".join(found)
                            + f"\nMend that in {folder} first, then retry")
+
+
+def _refuse_a_duplicate(folder: Path, invoice: str, settings: Settings) -> None:
+    """Refuses a bundle the journal has as sent (or on its way) while [policy] duplicates
+    = "quarantine": moved back as it is, the daemon quarantines it again at once as a
+    `duplicate`. The id reason.json records is only a hint (a clerk may have changed a
+    file in the folder since, which makes a new bundle): the bundle is read as it is now,
+    as the daemon would read it, and only its own id counts. Where it cannot be told (no
+    reason.json, no journal, a bundle that does not read) the daemon decides, as before."""
+    if settings.policy.duplicates != "quarantine" or not settings.journal_path.exists():
+        return
+    try:
+        record = reason_of(folder)
+    except (InputError, OSError, ValueError, RecursionError):
+        return
+    recorded = record.get("bundle_id") if record is not None else None
+    if not isinstance(recorded, str) or not _was_sent(recorded, settings):
+        return
+    here = settings.model_copy(update={"outbox": settings.outbox.model_copy(
+        update={"path": folder})})
+    try:
+        now = bundle_id_of(evaluate(candidate_for(here.outbox, invoice), here))
+    except (InputError, OSError):
+        return
+    if now != recorded:
+        return  # changed since: a new bundle, which the daemon takes as such
+    raise RetryRefused(
+        f"{folder.name}: nothing was moved — this exact bundle ({now[:12]}) is recorded as "
+        "sent in the journal, and under [policy] duplicates = \"quarantine\" it would be "
+        "quarantined again at once as a duplicate. If it is meant to be a new bundle, "
+        f"change a file, a type or a note in {folder}, then retry; to send the same bundle "
+        "again, set [policy] duplicates = \"send\" (for every bundle: reload outboxd), "
+        "then retry; if it came by mistake, leave it or remove it")
+
+
+def _was_sent(bundle_id: str, settings: Settings) -> bool:
+    """Whether the journal has bundle_id as sent or on its way (the daemon's test of a
+    duplicate); False where it cannot be read (the move's own record then says why)."""
+    try:
+        return read_journal(settings.journal_path, lambda j: j.was_sent(bundle_id))
+    except (sqlite3.Error, OutboxdError, OSError):
+        return False
 
 
 def retry(folder: Path, settings: Settings) -> list[str]:

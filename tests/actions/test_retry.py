@@ -417,3 +417,73 @@ def test_a_full_bundle_id_must_be_the_one_recorded_not_only_its_first_12_charact
     assert tree(folder) == before and list(cfg.outbox.iterdir()) == []
     assert main(["retry", "-c", str(cfg.config), BID]) == 0
     assert not folder.exists() and (cfg.outbox / "INV-1001.xml").is_file()
+
+
+def duplicate_in_quarantine(env: Env) -> tuple[Path, str]:
+    """INV-1001 as it was sent (its id in the journal, read from the outbox as the daemon
+    reads it), then the same files dropped again and quarantined as a duplicate."""
+    from daemon.config_load import load_settings
+    from daemon.finish import evaluate
+    from daemon.journal import Journal
+    from daemon.manifest import bundle_id_of
+    from daemon.scan import candidate_for
+
+    settings = load_settings(env.config)
+    write(env.outbox / "INV-1001" / "scan.pdf", pdf_bytes())
+    write(env.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+    bid = bundle_id_of(evaluate(candidate_for(settings.outbox, "INV-1001.xml"), settings))
+    env.state.mkdir(exist_ok=True)
+    j = Journal(env.state / "journal.sqlite3")
+    j.create("INV-1001.xml", "sent", bundle_id=bid, invoice_ids=["INV-1001"])
+    j.close()
+    folder = env.quarantine / "2026-11-27" / f"INV-1001--{bid[:12]}"
+    folder.mkdir(parents=True)
+    for name in ("INV-1001", "INV-1001.xml"):
+        (env.outbox / name).rename(folder / name)
+    write(folder / "reason.json", json.dumps({
+        "bundle_id": bid, "invoice_file": "INV-1001.xml", "quarantined_at": "x",
+        "reasons": [{"code": "duplicate", "file": "INV-1001.xml", "message": "sent before",
+                     "invoice_id": None}]}).encode())
+    write(folder / "REASON.txt", b"why")
+    return folder, bid
+
+
+def test_retry_refuses_a_duplicate_the_daemon_would_quarantine_again_moving_nothing(
+        cfg: Env, capsys) -> None:
+    """A bundle quarantined as a duplicate of one the journal has as sent, under
+    [policy] duplicates = "quarantine": moved back, the daemon quarantined it again at
+    once. retry now refuses it (exit 1), moves nothing, leaves the journal as it was, and
+    says what to do: change a file (a new bundle) or set the policy."""
+    folder, bid = duplicate_in_quarantine(cfg)
+    before_q, before_o = tree(cfg.quarantine), tree(cfg.outbox)
+    journal_before = (cfg.state / "journal.sqlite3").read_bytes()
+    assert main(["retry", "-c", str(cfg.config), bid[:12]]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"outboxd: {folder.name}: nothing was moved — this exact bundle "
+                          f"({bid[:12]}) is recorded as sent in the journal")
+    assert 'quarantined again at once as a duplicate' in err
+    assert f"change a file, a type or a note in {folder}, then retry" in err
+    assert 'set [policy] duplicates = "send"' in err
+    assert tree(cfg.quarantine) == before_q and tree(cfg.outbox) == before_o
+    assert (cfg.state / "journal.sqlite3").read_bytes() == journal_before
+
+
+def test_retry_moves_a_duplicate_back_once_a_file_in_it_was_changed(cfg: Env,
+                                                                     capsys) -> None:
+    """The fix the refusal offers: a file changed in the quarantine folder makes a new
+    bundle (another id than reason.json records), which retry moves back as any other."""
+    folder, bid = duplicate_in_quarantine(cfg)
+    write(folder / "INV-1001" / "scan.pdf", pdf_bytes() + b"\n% timesheet, corrected\n")
+    assert main(["retry", "-c", str(cfg.config), bid[:12]]) == 0
+    assert "back in the outbox" in capsys.readouterr().out
+    assert (cfg.outbox / "INV-1001.xml").is_file() and not folder.exists()
+
+
+def test_retry_moves_a_duplicate_back_when_the_policy_sends_duplicates(env: Env,
+                                                                       capsys) -> None:
+    """Under [policy] duplicates = "send" the daemon sends it again: retry's contract
+    (move it back) stands, with no refusal."""
+    env.write_config("http://127.0.0.1:9/bundles", policy={"duplicates": "send"})
+    folder, bid = duplicate_in_quarantine(env)
+    assert main(["retry", "-c", str(env.config), bid[:12]]) == 0
+    assert (env.outbox / "INV-1001.xml").is_file() and not folder.exists()
