@@ -103,6 +103,9 @@ class Changes:
                 self.log.warning("the outbox folder went away or was replaced (removed, "
                                  "moved, unmounted, or no longer readable); looking at it "
                                  "again", outbox=str(self.settings.outbox.path))
+                # The page (in the outbox) waits for that look, which is in this turn: a
+                # page timer due first would fail, a second error line for the outage.
+                self.publish.outbox_away(True)
                 self.rescan_soon()
                 continue
             try:

@@ -66,10 +66,13 @@ def test_an_outbox_away_is_said_once_looked_at_on_a_back_off_and_its_return_once
     failed and the fix; ten more failed looks, 1 s, 2 s, 4 s … apart and at most 30 s
     (rescan_seconds is 60), add no line. Once it is back the next look (within 30 s, not a
     rescan period) restarts the watcher, says so once with how long it was away, and finds
-    an invoice dropped meanwhile; then rescans are a whole period apart again."""
+    an invoice dropped meanwhile; then rescans are a whole period apart again. The status
+    page, due as the outbox went, is not tried (its error would be a second line), and is
+    written once the outbox is back."""
     outbox, away = tmp_path / "outbox", tmp_path / "away"
     svc = make_service()
     svc.watcher = watcher = ShareWatcher(outbox)
+    svc.turn()  # the first status page is due: it waits for the outbox, and says nothing
     with capture_logs() as logged:
         outbox.rename(away)
         watcher.alive = False
@@ -97,6 +100,9 @@ def test_an_outbox_away_is_said_once_looked_at_on_a_back_off_and_its_return_once
         [back] = [e for e in logged if e["event"] == "the outbox is there again; watching it"]
         assert back["outbox"] == str(outbox) and back["away_seconds"] == clock.t - began
         assert "INV-9.xml" in counts.steps
+        assert not (outbox / "outboxd-status.html").exists()
+        svc.turn()
+        assert (outbox / "outboxd-status.html").exists()  # written once the outbox is back
 
         assert svc.timers.due_at(service_module.RESCAN) == clock.t + RESCAN
         _look(svc, clock)
