@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from daemon.journal import Journal
     from daemon.leftalone import LeftAlone
     from daemon.orphans import Orphans
+    from daemon.outage import Outage
     from daemon.pipeline import Pipeline
     from daemon.publish import Publisher
     from daemon.settle import Pacer
@@ -54,6 +55,7 @@ class Changes:
     watcher: WatcherLike
     left_alone: LeftAlone
     orphans: Orphans
+    outage: Outage
     _wake: Waker
     _hints: set[str]
     _hint_lock: threading.Lock
@@ -101,6 +103,9 @@ class Changes:
                 self.log.warning("the outbox folder went away or was replaced (removed, "
                                  "moved, unmounted, or no longer readable); looking at it "
                                  "again", outbox=str(self.settings.outbox.path))
+                # The page (in the outbox) waits for that look, which is in this turn: a
+                # page timer due first would fail, a second error line for the outage.
+                self.publish.outbox_away(True)
                 self.rescan_soon()
                 continue
             try:
@@ -125,13 +130,14 @@ class Changes:
         # A dead watcher restarted before the listing: what changes after its first look
         # is an event, what came before is listed here (restarted after, a file dropped in
         # between waited for the next rescan).
-        self._start_watcher()
+        watching = self._start_watcher()
         try:
             known = None if self._relist else self.index.candidates
             listing = list_outbox(self.settings.outbox, self.settings.share, known)
         except OSError as exc:
-            self.log.error("cannot list the outbox", error=str(exc))
+            self._looked(exc, watching)
             return
+        self._looked(None, watching)
         self._relist = False
         self._report(listing)
         self.publish.listed(listing.stats)
@@ -156,13 +162,25 @@ class Changes:
             if snap is None or snap != tracker.last(key):
                 self._mark(key, snap)
 
-    def _start_watcher(self) -> None:
-        """Start or restart the watcher; a failure is logged and retried at the next rescan."""
+    def _start_watcher(self) -> OSError | None:
+        """Start or restart the watcher; why it cannot (for `_looked`), else None."""
         try:
-            if self.watcher.ensure_alive() and self.watcher.restarts > 1:
-                self.log.warning("watcher was dead; restarted",
-                                 restarts=self.watcher.restarts - 1)
+            restarted = self.watcher.ensure_alive()
         except OSError as exc:
-            self.log.error("cannot watch the outbox; retrying at the next rescan",
-                           outbox=str(self.settings.outbox.path), error=str(exc))
+            return exc
+        if restarted and self.watcher.restarts > 1 and not self.outage.on:
+            # After an outage its end says so ("watching it"); restarts counts its looks.
+            self.log.warning("watcher was dead; restarted", restarts=self.watcher.restarts - 1)
+        return None
 
+    def _looked(self, listing: OSError | None, watching: OSError | None) -> None:
+        """The outbox looked at (listed, its watcher started): an outage begins, goes on
+        or ends. While it lasts the next rescan comes within seconds, not a period later:
+        the outbox is looked at again soon after it is back (outage.py)."""
+        now = self.clock()
+        self.publish.outbox_away(listing is not None)
+        if listing is None and watching is None:
+            self.outage.over(now)
+            return
+        delay = self.outage.failed(now, listing, watching, self.settings.outbox.rescan_seconds)
+        self.timers.sooner(RESCAN, now + delay)

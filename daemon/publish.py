@@ -41,6 +41,15 @@ class Publisher:
         self._page_changes = -1
         self._page_hinted = False
         self._dirs: frozenset[tuple[str, int]] = frozenset()  # the root's folders, last listed
+        self._away = False  # the outbox, and so the page in it, cannot be reached
+
+    def outbox_away(self, away: bool) -> None:
+        """The outbox cannot be listed (True) or can again (False). The page is in it: no
+        write is tried meanwhile (each would fail, its error a second line for the one
+        outage), and once it is back the page is written again at once."""
+        if self._away and not away:
+            self._page_hinted = True
+        self._away = away
 
     def hinted(self) -> None:
         """A release file, or an invoice file that cannot be used, came or went: the page
@@ -89,7 +98,7 @@ class Publisher:
                 or journal.failure != self._status_failure) and timers.due_at(STATUS) is None:
             timers.at(STATUS, max(now, self._status_at + STATUS_EVERY))
         if (journal.changes != self._page_changes or self._page_hinted) \
-                and timers.due_at(PAGE) is None:
+                and not self._away and timers.due_at(PAGE) is None:
             timers.at(PAGE, max(now, self.page.next_at()))
 
     def fire(self, key: Hashable, journal: Journal, settings: Settings,
@@ -101,6 +110,8 @@ class Publisher:
         elif key == STATUS:
             self._status_at = now
             self._publish_status(journal)
+        elif key == PAGE and self._away:
+            self._page_hinted = True  # set before the outbox went: written once it is back
         elif key == PAGE:
             self._page_changes, self._page_hinted = journal.changes, False
             self.page.refresh(journal, settings, candidates, refused)

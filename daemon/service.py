@@ -46,6 +46,7 @@ from daemon.journal import Journal
 from daemon.leftalone import LeftAlone
 from daemon.notify import notify, watchdog_interval
 from daemon.orphans import Orphans
+from daemon.outage import Outage
 from daemon.pipeline import Next, Pipeline
 from daemon.publish import Publisher
 from daemon.readback import restore_sent
@@ -96,6 +97,7 @@ class Service(Changes, Reloading):
         # reload is read again (the channel, the rules or the patterns may differ now).
         self._results: deque[tuple[str, Snapshot, Bundle | BaseException, Settings]] = deque()
         self.left_alone = LeftAlone(self.log)
+        self.outage = Outage(self.log, settings.outbox.path)  # the outbox away: said once
         self._keepalive = watchdog_interval()
         self.publish = Publisher(clock)  # STATUS= and the share's status page
 
@@ -250,7 +252,7 @@ class Service(Changes, Reloading):
         # (a poller's first walk only records), and what came before is in the listing
         # after it. Listed first, a file dropped in between was in neither until a rescan.
         self.watcher = self._make_watcher(s, self.hint)
-        self._start_watcher()
+        watching = self._start_watcher()
         # The startup scan: bundles dropped while we were down.
         listing = list_outbox(s.outbox, s.share)
         self._report(listing)
@@ -264,6 +266,7 @@ class Service(Changes, Reloading):
         self.workers.start(s.delivery.concurrency)
         now = self.clock()
         self.timers.at(RESCAN, now + s.outbox.rescan_seconds)
+        self._looked(None, watching)  # a watcher that cannot start: tried again soon
         if self._keepalive:
             self.timers.at(WATCHDOG, now + self._keepalive)
         self.log.info("outboxd running", outbox=str(s.outbox.path), watch=self.watcher.mode,

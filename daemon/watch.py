@@ -97,6 +97,7 @@ class _OutboxInotify:
         self._under: dict[str, set[str]] = {}
         self._lock = threading.Lock()
         self._named: set[int] = set()  # threads that have called us, named "watcher"
+        self._stopped = False
         self._add("")  # raises OSError when the outbox is not there
         # A watch follows its folder's inode: the outbox moved aside (and another made in
         # its place) would go on being watched where nobody drops anything.
@@ -174,8 +175,11 @@ class _OutboxInotify:
             rel = self._rel.pop(wd, None)
             if rel is not None and self._wd.get(rel) == wd:
                 self._forget(rel)
-        if rel == "":
-            self.on_hint(ROOT_LOST)  # removed or unmounted: no event comes from it any more
+        # Removed or unmounted: no event comes from it any more. Not our own stop, whose
+        # close deletes every watch: the restart after an outbox went said so a second time
+        # and looked at once again, outside the back-off of its outage.
+        if rel == "" and not self._stopped:
+            self.on_hint(ROOT_LOST)
 
     def _forget(self, rel: str) -> None:
         """rel is no longer watched (called under the lock; its descriptor is gone)."""
@@ -202,6 +206,7 @@ class _OutboxInotify:
         return self._fd.is_alive() and watching_root and _identity(self.root) == self._identity
 
     def stop(self) -> None:
+        self._stopped = True
         with contextlib.suppress(OSError):
             self._fd.stop()
 

@@ -178,3 +178,35 @@ def test_an_event_on_a_name_with_a_right_to_left_override_asks_for_the_page(
     publisher.touched(["Batch\u202e"])
     assert page_asked()
     journal.close()
+
+
+def test_no_page_is_written_while_the_outbox_is_away_and_it_is_written_once_back(
+        tmp_path: Path) -> None:
+    """The page lives in the outbox: while the outbox cannot be listed, a journal that
+    changes asks for no page (each write would fail, and its error be a second line for
+    the one outage), nor does a page timer set before; once the outbox is back, the page
+    is asked for at once, with no other change."""
+    settings = _settings(tmp_path)
+    journal = Journal(tmp_path / "journal.sqlite3")
+    now = [1000.0]  # the page's own pace (2 s) passes between the asks
+    publisher = Publisher(clock=lambda: now[0])
+    page_asked = _asker(publisher, journal, settings)
+    page = settings.outbox.path / settings.share.status_page
+    assert page_asked() and page.exists()
+    page.unlink()
+    now[0] += 10.0
+
+    timers = Timers()
+    journal.create("INV-1.xml", "settling")
+    publisher.schedule(journal, timers, 1000.0)  # set before the outbox went
+    publisher.outbox_away(True)
+    publisher.fire(PAGE, journal, settings, {}, 1000.0)
+    assert not page.exists()
+    journal.create("INV-2.xml", "settling")
+    assert not page_asked()
+
+    now[0] += 10.0
+    publisher.outbox_away(False)
+    assert page_asked() and page.exists()
+    assert not page_asked()
+    journal.close()

@@ -217,6 +217,26 @@ class TestOutboxInotify:
         finally:
             w.stop()
 
+    def test_a_watcher_stopped_to_be_restarted_says_nothing_of_its_own_stop(
+            self, tmp_path: Path) -> None:
+        """The outbox moved aside: hinted once (ROOT_LOST). The restart the loop makes stops
+        the old watcher, whose watches all go with it: that is no second ROOT_LOST (before,
+        the log said twice that the outbox went, and the loop looked again at once,
+        outside its outage's back-off)."""
+        from helpers import wait_for
+        root = tmp_path / "outbox"
+        root.mkdir()
+        w, got = self.watch(root)
+        try:
+            root.rename(tmp_path / "outbox.old")
+            wait_for(lambda: ROOT_LOST in got, what="the hint that the outbox moved")
+            with pytest.raises(OSError):
+                w.ensure_alive()  # stops the old watcher; the new one finds no outbox
+            w.stop()
+            assert got.count(ROOT_LOST) == 1
+        finally:
+            w.stop()
+
 
 @needs_proc
 def test_the_watcher_threads_show_as_watcher_to_the_os(tmp_path: Path) -> None:

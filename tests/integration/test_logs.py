@@ -26,8 +26,8 @@ def test_every_stderr_line_is_json_through_start_reload_watcher_restart_and_stop
     shutil.rmtree(env.outbox)  # the inotify watch dies with its folder
     wait_for(lambda: "cannot list the outbox" in daemon.stderr(), what="the missing outbox")
     env.outbox.mkdir()
-    wait_for(lambda: "watcher was dead; restarted" in daemon.stderr(),
-             what="the watcher restart")
+    wait_for(lambda: "the outbox is there again; watching it" in daemon.stderr(),
+             what="the watcher restarted once the outbox is back")
     drop_bundle(env.outbox, "INV-L2", {"b.pdf": pdf_bytes(2)})
     wait_for(lambda: len(env.sent_bundles()) == 2, what="a bundle sent after the restart")
     assert daemon.stop(signal.SIGTERM) == 0

@@ -4,7 +4,9 @@ or by polling, and the reference receiver on 127.0.0.1."""
 
 from __future__ import annotations
 
+import json
 import os
+from typing import Any
 
 import pytest
 from conftest import Env, Receiver, journal_states
@@ -62,3 +64,44 @@ def test_an_outbox_taken_away_is_said_in_the_log_at_once(
                 if "the outbox folder went away or was replaced" in x)
     assert str(env.outbox) in line
     assert daemon.popen.poll() is None
+
+
+def _records(daemon: Any) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in daemon.stderr().splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("watch", ["inotify", "polling"])
+def test_an_outbox_that_comes_back_is_watched_within_seconds_and_its_outage_said_once(
+        env: Env, receiver: Receiver, start_daemon, watch: str) -> None:
+    """The outbox is moved away (a share gone) and, once the log says so, moved back: one
+    error line for the outage, one line when it is back (naming the outbox, with how long
+    it was away), and a bundle dropped right after is sent within seconds — not at the
+    next rescan, ten minutes away (before, it waited for that rescan, and every rescan
+    of the outage logged two errors)."""
+    env.write_config(receiver.url, outbox={**QUIET, "watch": watch})
+    daemon = start_daemon()
+    # The page the start writes is in the outbox: written before it goes (else that write
+    # may fail, and say so, before the loop has heard the outbox went).
+    wait_for((env.outbox / "outboxd-status.html").exists, what="the status page")
+    away = env.root / "outbox.away"
+    os.rename(env.outbox, away)
+    wait_for(lambda: any(r["event"].startswith("cannot list the outbox")
+                         for r in _records(daemon)), what="the error that the outbox is away")
+    os.rename(away, env.outbox)
+    wait_for(lambda: any(r["event"] == "the outbox is there again; watching it"
+                         for r in _records(daemon)), timeout=30,
+             what="the log line that the outbox is back")
+    drop_bundle(env.outbox, "INV-B1", {})
+    wait_for(lambda: journal_states(env).get("INV-B1.xml") == "sent", timeout=30,
+             what="the bundle dropped once the outbox was back to be sent")
+
+    records = _records(daemon)
+    errors = [r for r in records if r["level"] == "error"]
+    assert [r["event"] for r in errors] == [
+        "cannot list the outbox; looking again every few seconds until it is back"]
+    assert errors[0]["outbox"] == str(env.outbox) and errors[0]["fix"]
+    [back] = [r for r in records if r["event"] == "the outbox is there again; watching it"]
+    assert back["outbox"] == str(env.outbox) and back["away_seconds"] >= 0
+    assert not any(r["event"] == "watcher was dead; restarted" for r in records)
+    assert sum(r["event"].startswith("the outbox folder went away") for r in records) == 1
+    assert len(receiver.accepted()) == 1 and daemon.popen.poll() is None
