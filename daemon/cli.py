@@ -132,8 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="address to listen on (port 0: any free port; default %(default)s)")
     p.add_argument("--store", required=True, type=_path, metavar="DIR",
                    help="folder that receives the bundles")
-    p.add_argument("--token", default=None, help="require this bearer token "
-                   "(else $OUTBOXD_RECEIVER_TOKEN)")
+    secret = p.add_mutually_exclusive_group()
+    secret.add_argument("--token", default=None, help="require this bearer token (seen by "
+                        "every user of this machine in `ps`: prefer --token-file or "
+                        "$OUTBOXD_RECEIVER_TOKEN)")
+    secret.add_argument("--token-file", type=_path, default=None, metavar="FILE",
+                        help="require the bearer token this file holds (spaces and line "
+                             "ends around it ignored)")
     p.add_argument("--fail-first", default="", metavar="STATUS,…",
                    help="answer the first requests with these statuses, one each in "
                         "turn (fault injection); 'pass' answers its request normally, "

@@ -1,9 +1,9 @@
 """Opening inputs with the safety rules built in.
 
 Every input is opened here: never through a symbolic link, never a FIFO,
-socket or device (opening a FIFO would block the daemon forever), and read
-within a limit. What the daemon writes, and how it moves bundles, is
-`fswrite.py`.
+socket or device (opening a FIFO would block the daemon forever, and opening a
+device may act on it: a tape rewinds), and read within a limit. What the daemon
+writes, and how it moves bundles, is `fswrite.py`.
 """
 
 from __future__ import annotations
@@ -55,7 +55,12 @@ NOT_THE_FILES_FAULT = frozenset({
     errno.EINTR})
 
 
-_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+# A name is first opened as a handle only (O_PATH): the file itself is not opened — a
+# FIFO is not joined, a device's driver never called — and a link is held, not
+# followed (with O_NOFOLLOW). Looked at through the handle (fstat), only a regular file
+# is then opened for reading, through /proc/self/fd: that very inode, not the name
+# again, which may name something else by then.
+_HANDLE = os.O_PATH | os.O_CLOEXEC
 # A folder opened for its listing (with O_NOFOLLOW below a trusted root): here, the
 # poller and the snapshot walk alike.
 FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
@@ -64,13 +69,46 @@ FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 FOLDER_NOFOLLOW = FOLDER | os.O_NOFOLLOW
 
 
+def opened_if_regular(name: Path | str, folder: int | None = None, follow: bool = False,
+                      flags: int = os.O_RDONLY) -> tuple[int | None, int]:
+    """(descriptor, mode) of what `name` (in the folder open at `folder`) is: opened with
+    `flags` only if a regular file, else None — a FIFO, socket, device, folder or (unless
+    `follow`) link is looked at, never opened (see _HANDLE). The caller closes the
+    descriptor and says what a mode other than a regular file's means. Raises the
+    OSError of the look (ENOENT: nothing there) or of the open (EACCES)."""
+    handle = os.open(name, _HANDLE | (0 if follow else os.O_NOFOLLOW), dir_fd=folder)
+    try:
+        st = os.fstat(handle)
+        if not stat.S_ISREG(st.st_mode):
+            return None, st.st_mode
+        try:
+            fd = os.open(f"/proc/self/fd/{handle}", flags | os.O_CLOEXEC)
+        except FileNotFoundError:
+            # The handle is ours and open: only a missing /proc makes its name absent.
+            raise OSError(errno.ENOSYS, "/proc is not mounted: outboxd opens files "
+                          "through /proc/self/fd, so as never to open a FIFO or device "
+                          "— mount /proc") from None
+    finally:
+        os.close(handle)
+    again = os.fstat(fd)
+    if (again.st_ino, again.st_dev) != (st.st_ino, st.st_dev):
+        os.close(fd)  # not /proc's magic link (something mounted over it): never trusted
+        raise OSError(errno.EXDEV, "/proc/self/fd reopened another file than the one "
+                      "looked at — /proc is not the kernel's")
+    return fd, st.st_mode
+
+
+def _symlink(shown: str) -> HostileInput:
+    return HostileInput("symlink", shown, "is a symbolic link; outboxd never follows "
+                        "links — put the file itself in the folder")
+
+
 def _refused(exc: OSError, shown: str) -> Exception:
     """What an open that failed raises: a link as HostileInput, the machine's or the
     share's fault as the OSError it is (read again later, not blamed on the file),
     anything else as an InputError naming the file and the fix."""
     if exc.errno == errno.ELOOP:
-        return HostileInput("symlink", shown, "is a symbolic link; outboxd never follows "
-                            "links — put the file itself in the folder")
+        return _symlink(shown)
     if exc.errno in NOT_THE_FILES_FAULT:
         return exc
     return InputError("unreadable", shown, f"cannot be read ({exc.strerror}) — check the "
@@ -79,25 +117,26 @@ def _refused(exc: OSError, shown: str) -> Exception:
 
 def _open_file(name: Path | str, folder: int | None, shown: str) -> BinaryIO:
     try:
-        fd = os.open(name, _FILE, dir_fd=folder)
+        fd, mode = opened_if_regular(name, folder)
     except OSError as exc:
+        if exc.errno in (errno.ENOSYS, errno.EXDEV):
+            raise  # the machine's, not the file's
         raise _refused(exc, shown) from None
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
-        os.close(fd)
-        raise HostileInput("not-a-file", shown, f"is a {kind_of(st.st_mode)}, not a regular "
+    if fd is None:
+        if stat.S_ISLNK(mode):
+            raise _symlink(shown)
+        raise HostileInput("not-a-file", shown, f"is a {kind_of(mode)}, not a regular "
                            "file — put a regular file there")
-    os.set_blocking(fd, True)
     return os.fdopen(fd, "rb")
 
 
 def open_regular(path: Path, rel: str | None = None) -> BinaryIO:
     """Open a regular file for reading, refusing links, FIFOs, sockets and devices.
 
-    O_NOFOLLOW refuses a link in the last component; O_NONBLOCK keeps a FIFO
-    that slipped in between lstat and open from blocking us; fstat then
-    checks what we actually opened. The folders above are taken as the path
-    says: a bundle's files are opened with open_below instead.
+    A link in the last component, or a FIFO, socket or device, is refused without
+    being opened, even one put there after the caller looked (opened_if_regular). The
+    folders above are taken as the path says: a bundle's files are opened with
+    open_below instead.
     """
     return _open_file(path, None, rel or path.name)
 
@@ -314,15 +353,12 @@ def _not_a_file(mode: int) -> NotAFile:
 def read_admin_file(path: Path, limit: int) -> bytes:
     """A file the configuration names (the configuration itself, token_file, the TLS
     files). A link is followed: the admin chose the path, and may keep a secret
-    elsewhere. But a FIFO, socket or device is refused before anything is read (a FIFO
+    elsewhere. But a FIFO, socket or device is refused without being opened (a FIFO
     would block for good, /dev/zero never ends), and so is more than `limit` bytes.
     Raises OSError, or NotAFile saying what the path is."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
+    fd, mode = opened_if_regular(path, follow=True)
+    if fd is None:
         raise _not_a_file(mode)
-    os.set_blocking(fd, True)
     with os.fdopen(fd, "rb") as fh:
         data = read_bounded(fh, limit)
     if data is None:
@@ -333,24 +369,13 @@ def read_admin_file(path: Path, limit: int) -> bytes:
 def open_if_regular(path: Path) -> BinaryIO | None:
     """path opened for reading if a regular file is there, None if nothing is. Anything
     else there (a link, a folder, a FIFO, socket or device) raises NotAFile saying what
-    it is, and is never opened nor followed: looked at first (lstat), then opened with
-    O_NOFOLLOW | O_NONBLOCK and looked at again (fstat), for one put there meanwhile."""
+    it is, and is never opened nor followed (opened_if_regular)."""
     try:
-        mode = os.lstat(path).st_mode
-        if not stat.S_ISREG(mode):
-            raise _not_a_file(mode)
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd, mode = opened_if_regular(path)
     except FileNotFoundError:
         return None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise _not_a_file(stat.S_IFLNK) from None
-        raise
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
+    if fd is None:
         raise _not_a_file(mode)
-    os.set_blocking(fd, True)
     return os.fdopen(fd, "rb")
 
 

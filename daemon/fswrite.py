@@ -28,6 +28,7 @@ from daemon.fsops import (
     kind_of,
     not_the_folder,
     open_regular,
+    opened_if_regular,
     still_at,
     still_held,
 )
@@ -253,11 +254,10 @@ def _copy_entry(parent: int, name: str, dst: Path) -> None:
         finally:
             os.close(fd)
     elif stat.S_ISREG(st.st_mode):
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
-                     dir_fd=parent)
-        with os.fdopen(fd, "rb") as fin:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped since the look above
-                raise OSError(errno.EAGAIN, "changed while it was copied", name)
+        file, _ = opened_if_regular(name, parent)
+        if file is None:  # swapped since the look above: never opened
+            raise OSError(errno.EAGAIN, "changed while it was copied", name)
+        with os.fdopen(file, "rb") as fin:
             copy_file(fin, dst)
     elif stat.S_ISLNK(st.st_mode):
         os.symlink(os.readlink(name, dir_fd=parent), dst)

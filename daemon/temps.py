@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from daemon.fsops import FOLDER, FOLDER_NOFOLLOW, still_at
+from daemon.fsops import FOLDER, FOLDER_NOFOLLOW, opened_if_regular, still_at
 from daemon.names import fit_bytes
 
 # What flock answers where the file system has no lock to give (NFS without lockd,
@@ -114,13 +114,13 @@ def _drop_unless_held(path: str) -> None:
 
 
 def _open_to_lock(path: str) -> int | None:
-    """path opened for an exclusive flock, never through a link or blocking on a FIFO:
-    for writing where we may (NFS and SMB need it), else for reading (a group's
-    temp we may only read, on a local disk); None if we may do neither."""
-    flags = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    """path opened for an exclusive flock, never through a link, nor a FIFO or device
+    put there since it was looked at (opened_if_regular): for writing where we may (NFS
+    and SMB need it), else for reading (a group's temp we may only read, on a local
+    disk); None if we may do neither, or if no regular file is there any more."""
     for mode in (os.O_RDWR, os.O_RDONLY):
         try:
-            return os.open(path, mode | flags)
+            return opened_if_regular(path, flags=mode)[0]
         except PermissionError:
             continue
     return None

@@ -4,9 +4,38 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 from daemon import logs
+from daemon.config_values import TOKEN_RULE, token_problem
 from daemon.errors import UsageError
+from daemon.fsops import NotAFile, read_admin_file
+
+
+def token_in(path: Path) -> str:
+    """The token --token-file names, read as the daemon reads its token_file (spaces and
+    line ends around it dropped); a file it cannot use is a UsageError naming it, never
+    quoting what it holds."""
+    where = f"--token-file {path}"
+    try:
+        # A token is a line; 64 KiB is room for any, and /dev/zero is refused.
+        token = read_admin_file(path, 1 << 16).decode("utf-8").strip()
+        problem = token_problem(token)
+    except OSError as exc:
+        raise UsageError(f"{where}: cannot be read ({exc.strerror or exc}) — check the path "
+                         "and permissions") from None
+    except NotAFile as exc:
+        raise UsageError(f"{where} {exc} — name a file that holds the token alone") from None
+    except UnicodeDecodeError:
+        problem = "contains bytes that are not text (not ASCII)"
+    if problem:
+        raise UsageError(f"{where}: the token in the file {problem}; {TOKEN_RULE} — the "
+                         "file must hold the token alone, on one line")
+    if not token:
+        # An empty file would mean "no token": every sender let in, which is not what
+        # naming a token file asks for.
+        raise UsageError(f"{where}: the file is empty — put the token in it")
+    return token
 
 
 def run(args: argparse.Namespace) -> int:
@@ -19,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--fail-first takes HTTP statuses like 503,429 (pass for a normal "
                          f"answer, STATUS:SECONDS for one with Retry-After), not "
                          f"{args.fail_first!r}") from None
-    token = args.token or os.environ.get("OUTBOXD_RECEIVER_TOKEN") or None
+    token = (token_in(args.token_file) if args.token_file is not None
+             else args.token or os.environ.get("OUTBOXD_RECEIVER_TOKEN") or None)
     return receiver.run(args.listen, args.store, token=token, fail_first=fail_first,
                         hold_first=args.hold_first, retry_after=args.retry_after)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import hmac
+import io
 import json
 import re
 import shutil
@@ -31,6 +32,7 @@ from typing import Any
 from daemon import logs
 from daemon.errors import Refusal, UsageError
 from daemon.manifest import utc_now_iso
+from daemon.receiver import limits
 from daemon.receiver.multipart import Body
 from daemon.receiver.receive import receive_bundle, receive_document, whole_answer
 
@@ -87,6 +89,7 @@ class ReceiverServer(ThreadingHTTPServer):
         self.retry_after = retry_after  # sent with injected 429/503 answers
         self.in_progress: set[str] = set()
         self.responses: dict[str, bytes] = {}
+        self.slots = threading.BoundedSemaphore(limits.MAX_CONNECTIONS)
         store.mkdir(parents=True, exist_ok=True)
         for leftover in store.glob(".tmp-*"):  # staging of a receiver that died mid-request
             shutil.rmtree(leftover, ignore_errors=True)
@@ -96,6 +99,26 @@ class ReceiverServer(ThreadingHTTPServer):
         # HTTPServer.server_bind asks DNS for getfqdn(host), which can stall for seconds.
         socketserver.TCPServer.server_bind(self)
         self.server_name, self.server_port = str(self.server_address[0]), self.server_address[1]
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        # A thread per connection, but only so many at once: one more is answered 503.
+        if not self.slots.acquire(blocking=False):
+            logs.get().warning(f"receiver: over {limits.MAX_CONNECTIONS} connections at "
+                               "once; answered 503", client=str(client_address[0]))
+            limits.turn_away(request)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()  # no thread started to release it
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
 
     def take_hold(self) -> float:
         with self.lock:
@@ -147,6 +170,24 @@ class ReceiverHandler(BaseHTTPRequestHandler):
     timeout = 120.0
     server: ReceiverServer
     server_version = "outboxd-receiver"
+
+    def setup(self) -> None:
+        super().setup()
+        # The request's head read within limits.HEAD_SECONDS (parse_request reads it).
+        self.rfile.close()
+        self._head = limits.HeadTimed(self.connection, self.connection.makefile("rb", 0),
+                                      self.timeout)
+        self.rfile = io.BufferedReader(self._head)
+
+    def handle_one_request(self) -> None:
+        self._head.head()
+        super().handle_one_request()
+
+    def parse_request(self) -> bool:
+        try:
+            return super().parse_request()
+        finally:
+            self._head.done()
 
     def handle(self) -> None:
         try:

@@ -4,7 +4,9 @@ receiver, read before anything listens."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from helpers import run_receiver
 
@@ -20,3 +22,48 @@ class TestStartUpErrors:
         assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
         [line] = done.stderr.splitlines()
         assert repr(value) in line and "STATUS:SECONDS" in line
+
+
+class TestTokenFile:
+    """--token-file: the token out of the command line, which every user of the machine
+    sees in `ps`."""
+
+    def test_the_token_the_file_holds_is_required_and_not_in_the_command_line(
+            self, tmp_path: Path, start_receiver: Any) -> None:
+        """The file's token, spaces and line end around it dropped, is the one required:
+        a wrong one is answered 401, the right one is let past the token check (400 for
+        the empty request that follows); the token is nowhere in the process's arguments."""
+        secret = tmp_path / "token"
+        secret.write_text("  s3cret-token\n")
+        receiver = start_receiver("--token-file", str(secret), process=True)
+        with open(f"/proc/{receiver.popen.pid}/cmdline", "rb") as fh:
+            cmdline = fh.read()
+        wrong = httpx.post(receiver.url, headers={"Authorization": "Bearer s3cret"})
+        right = httpx.post(receiver.url, headers={"Authorization": "Bearer s3cret-token"})
+        assert b"s3cret" not in cmdline and str(secret).encode() in cmdline
+        assert wrong.status_code == 401
+        assert right.status_code == 400, right.text
+
+    def test_token_and_token_file_at_once_are_refused(self, tmp_path: Path) -> None:
+        """Both at once: which one counts would be a guess; exit 2 naming both."""
+        (tmp_path / "token").write_text("a\n")
+        done = run_receiver("--listen", "127.0.0.1:0", "--store", str(tmp_path / "s"),
+                            "--token", "b", "--token-file", str(tmp_path / "token"))
+        assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
+        assert "--token-file" in done.stderr and "not allowed with argument --token" in done.stderr
+
+    @pytest.mark.parametrize("problem", ["missing", "folder", "empty", "two words"])
+    def test_a_token_file_it_cannot_use_is_one_line_naming_it_and_exit_2(
+            self, tmp_path: Path, problem: str) -> None:
+        """A file that is not there, no file, empty, or whose content is no token: one line
+        naming the file and the fix, never quoting what it holds; exit 2, nothing listens."""
+        path = tmp_path / "token"
+        if problem == "folder":
+            path.mkdir()
+        elif problem != "missing":
+            path.write_text("" if problem == "empty" else "two words\n")
+        done = run_receiver("--listen", "127.0.0.1:0", "--store", str(tmp_path / "s"),
+                            "--token-file", str(path))
+        assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
+        [line] = done.stderr.splitlines()
+        assert f"--token-file {path}" in line and "words" not in line
