@@ -20,7 +20,7 @@ from typing import Any
 
 from daemon.bundle import Finding, reasons_of
 from daemon.errors import InputError
-from daemon.fsops import CHUNK, hold_folder, open_in, open_regular, read_regular, still_at
+from daemon.fsops import CHUNK, open_in, open_regular, read_regular
 from daemon.fswrite import (
     add_group_write,
     free_name,
@@ -36,6 +36,7 @@ from daemon.journal.records import utc_day
 from daemon.names import NAME_MAX, fit_bytes
 from daemon.reasontext import reason_text
 from daemon.temps import drop_unfinished
+from daemon.workfolder import hold_folder, still_at
 
 # Room left in a path component for free_name's "-NNN" and move_tree's ".NAME.partial".
 _ARCHIVE_NAME_MAX = NAME_MAX - 15
@@ -92,7 +93,7 @@ def move_into_place(work: Path, target: Path, sync: bool = True,
     Returns where the bundle now lies: `target`, or a free name beside it if
     `target` was taken by something that is not this bundle. `sync=False`
     leaves the sync of target's folder to the caller (`place`). `held`: the work
-    folder, open (fsops.hold_folder; else opened here): a link put in its place
+    folder, open (workfolder.hold_folder; else opened here): a link put in its place
     is never followed, moved, copied from nor removed through (OSError).
     """
     if not os.path.lexists(work):

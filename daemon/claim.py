@@ -23,12 +23,13 @@ from daemon.bundle import Bundle, Finding
 from daemon.config import Settings
 from daemon.convert import unconverted
 from daemon.errors import ClaimLost, InputError, NothingClaimed
-from daemon.fsops import held_folder, hold_folder, opened_from, still_at, still_held
+from daemon.fsops import opened_from
 from daemon.fswrite import fsync_dir, held_path, rename_noreplace
 from daemon.manifest import bundle_id_of
 from daemon.match import assemble
 from daemon.names import NAME_MAX, fit_bytes, printable
 from daemon.scan import Candidate
+from daemon.workfolder import held_folder, hold_folder, still_at, still_held
 
 T = TypeVar("T")
 
@@ -55,7 +56,7 @@ def moved_candidate(cand: Candidate, work: Path) -> Candidate:
 def held_work(bundle: Bundle) -> Iterator[Bundle]:
     """The claimed bundle, its files found below its work folder held open while the
     block runs (fsops.opened_from): the work folder held as every step after the claim
-    holds it (fsops.hold_folder), each folder below it opened with O_NOFOLLOW. Opened by
+    holds it (workfolder.hold_folder), each folder below it opened with O_NOFOLLOW. Opened by
     its path at each file, a work folder swapped for a link after the check would have
     had the delivery read, and send, what the link leads to. HostileInput naming the
     invoice file and the work folder when that is a link (the bundle is

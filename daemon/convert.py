@@ -40,12 +40,13 @@ from PIL import Image
 from daemon.bundle import Attachment, Bundle, Conversion, Finding, below
 from daemon.config import ValidationConfig
 from daemon.errors import InputError
-from daemon.fsops import hash_of, hold_folder, open_below, open_in
+from daemon.fsops import hash_of, open_below, open_in
 from daemon.fswrite import held_path, make_folders_below, write_atomic
 from daemon.manifest import sent_keys
 from daemon.names import NAME_MAX, fit_bytes, fit_name
 from daemon.probe import pillow_limit, probe_pdf
 from daemon.temps import drop_unfinished
+from daemon.workfolder import hold_folder
 
 PRINT_CHANNELS = frozenset({"external-print", "original-print"})
 CONVERTIBLE = frozenset({"png", "jpeg"})

@@ -35,14 +35,7 @@ from typing import Any
 from daemon.answers import Receipt
 from daemon.bundle import Bundle
 from daemon.errors import Rejected, Retryable, describe, refused
-from daemon.fsops import (
-    NotAFile,
-    kind_of,
-    open_below,
-    open_if_regular,
-    read_bounded,
-    still_at,
-)
+from daemon.fsops import NotAFile, kind_of, open_below, open_if_regular, read_bounded
 from daemon.fswrite import (
     add_group_write_below,
     copy_file,
@@ -65,6 +58,7 @@ from daemon.temps import (
     is_unfinished,
     temp_prefix,
 )
+from daemon.workfolder import still_at
 
 # Where no lock can be asked (NFS without lockd), or for the temporary documents of
 # versions that took none, a temp is a leftover only once untouched this long: no

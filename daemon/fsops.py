@@ -186,7 +186,7 @@ def _not_a_folder(parent: int, name: str, shown: str, where: str) -> HostileInpu
                         "itself there")
 
 
-def _open_folder(root: Path, parts: list[str], shown: str) -> int:
+def walk_to_folder(root: Path, parts: list[str], shown: str) -> int:
     """The folder `parts` below `root`, open (see folder_below); a folder refused on the
     way is named by its path below root (the clerk's path for a bundle's files)."""
     try:
@@ -203,7 +203,7 @@ def _open_folder(root: Path, parts: list[str], shown: str) -> int:
 
 def _walk(top: int, parts: list[str], shown: str) -> int:
     """The folder `parts` below the folder open at `top` (left open), opened as
-    _open_folder opens each: a new descriptor, the caller's to close."""
+    walk_to_folder opens each: a new descriptor, the caller's to close."""
     fd = top
     try:
         for n, part in enumerate(parts):
@@ -227,7 +227,7 @@ def folder_below(root: Path, rel: str = "", shown: str | None = None) -> Iterato
     reached through a link, not even one swapped in for it after it was looked at.
     A link, a FIFO or device on the way raises HostileInput naming `shown` (default
     `rel`), other failures as open_regular's do."""
-    fd = _open_folder(root, [p for p in rel.split("/") if p], shown or rel or root.name)
+    fd = walk_to_folder(root, [p for p in rel.split("/") if p], shown or rel or root.name)
     try:
         yield fd
     finally:
@@ -243,58 +243,6 @@ def folder_in(parent: int, name: str, shown: str) -> Iterator[int]:
         yield fd
     finally:
         os.close(fd)
-
-
-def hold_folder(path: Path, shown: str | None = None) -> int:
-    """A claimed bundle's work folder at `path`, open (the caller closes it), never through
-    a link a user of the share swapped in for it: every step after the claim holds it so,
-    reaches what is in it from this descriptor, and moves or removes it by its name only
-    while that is still it (still_held). The folders above are the daemon's own.
-    Refused with `shown` (a bundle read for the clerk): as folder_below refuses a folder on
-    its way (HostileInput, InputError naming `shown`, or the machine's or share's OSError).
-    Without (for the admin): a link or no folder as not_the_folder(path), else as is."""
-    try:
-        return os.open(path, FOLDER_NOFOLLOW)
-    except OSError as exc:
-        refused = exc
-    if shown is not None:
-        # Which folder on the way failed, and how, is what folder_below tells apart:
-        # walked again as it walks (raises, or holds a folder put back meanwhile).
-        return _open_folder(path.parent, [path.name], shown)
-    if refused.errno in (errno.ELOOP, errno.ENOTDIR):
-        raise not_the_folder(path)
-    raise refused
-
-
-@contextmanager
-def held_folder(path: Path, shown: str | None = None) -> Iterator[int]:
-    """hold_folder(path, shown), open while the block runs."""
-    fd = hold_folder(path, shown)
-    try:
-        yield fd
-    finally:
-        os.close(fd)
-
-
-def not_the_folder(path: Path) -> OSError:
-    return OSError(errno.ELOOP, "is a symbolic link or no longer the folder outboxd claimed; "
-                   "outboxd never writes, copies or moves through one — put the bundle's "
-                   "folder itself back under this name", str(path))
-
-
-def still_at(path: Path, fd: int) -> bool:
-    """Whether path still names what fd has open (not removed or replaced since)."""
-    try:
-        return os.lstat(path).st_ino == os.fstat(fd).st_ino
-    except FileNotFoundError:
-        return False
-
-
-def still_held(path: Path, fd: int) -> None:
-    """not_the_folder(path) unless path still names the folder held at `fd` (hold_folder):
-    moved away, or a link or another folder in its place since it was held."""
-    if not still_at(path, fd):
-        raise not_the_folder(path)
 
 
 # The folder a claimed bundle's delivery holds open (claim.held_work), by the path its
@@ -323,7 +271,7 @@ def open_below(root: Path, rel: str, shown: str | None = None) -> BinaryIO:
     said = shown or rel
     held = _held.get()
     if held is None:
-        fd = _open_folder(root, [p for p in folder.split("/") if p], said)
+        fd = walk_to_folder(root, [p for p in folder.split("/") if p], said)
     elif held[0] == str(root):
         parts = [p for p in folder.split("/") if p]
         if not parts:

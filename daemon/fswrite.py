@@ -21,18 +21,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from daemon.fsops import (
-    CHUNK,
-    FOLDER,
-    FOLDER_NOFOLLOW,
-    kind_of,
-    not_the_folder,
-    open_regular,
-    opened_if_regular,
-    still_at,
-    still_held,
-)
+from daemon.fsops import CHUNK, FOLDER, FOLDER_NOFOLLOW, kind_of, open_regular, opened_if_regular
 from daemon.temps import create_locked, temp_prefix
+from daemon.workfolder import not_the_folder, still_at, still_held
 
 
 def folders_below(root: Path, folder: Path) -> list[Path]:
@@ -310,7 +301,7 @@ def move_tree(src: Path, dst: Path, sync: bool = True, held: int | None = None) 
     `sync=False`: the caller syncs dst's folder after a same-file-system
     rename (it has more to sync there); the copy is synced before its source
     is deleted whatever the caller says. `held`: the folder at src, open
-    (fsops.hold_folder): only that folder is moved, copied from its descriptor and
+    (workfolder.hold_folder): only that folder is moved, copied from its descriptor and
     removed through it; OSError when src names anything else (a link put there).
     """
     dst.parent.mkdir(parents=True, exist_ok=True)

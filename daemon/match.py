@@ -25,7 +25,6 @@ from daemon.fsops import (
     folder_below,
     folder_in,
     hash_of,
-    held_folder,
     kind_of,
     open_in,
     read_bounded,
@@ -46,6 +45,7 @@ from daemon.names import (
 )
 from daemon.notes import MANIFEST_NAME, Notes, read_notes, type_not_allowed
 from daemon.scan import Candidate
+from daemon.workfolder import held_folder
 
 # An invoice file up to this size is read once for its hash and its ids.
 MAX_INVOICE_IN_MEMORY = 32 << 20
@@ -314,7 +314,7 @@ def assemble(cand: Candidate, settings: Settings, known: Bundle | None = None) -
     is held open for the whole read; the invoice file and the sidecar are opened from
     it, each folder below from the one above (fsops.folder_below): nothing outside it
     is listed, opened or parsed, whatever is swapped for a link meanwhile. After a claim
-    (`known`) the work folder itself is held as held_work holds it (fsops.hold_folder):
+    (`known`) the work folder itself is held as held_work holds it (workfolder.hold_folder):
     one swapped for a link is HostileInput, never read where the link leads.
     """
     attachments: list[Attachment] = []

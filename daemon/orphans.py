@@ -39,13 +39,13 @@ from daemon.archive import PAPER_NAMES, move_into_place, reason_of, target_for
 from daemon.claim import LEFTOVER, in_folder, unclaim
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError
-from daemon.fsops import held_folder, not_the_folder, still_held
 from daemon.fswrite import held_path
 from daemon.journal import IN_FLIGHT, Journal, journal_time
 from daemon.names import fit_bytes, stem
 from daemon.readback import record_of
 from daemon.scan import candidate_for, is_invoice_file
 from daemon.temps import drop_unfinished
+from daemon.workfolder import held_folder, not_the_folder, still_held
 
 _reported: set[Path] = set()  # work folders whose problem was logged (swept every rescan)
 

@@ -26,13 +26,13 @@ from daemon.claim import (
 )
 from daemon.config import Settings
 from daemon.errors import InputError, ReaderFailed
-from daemon.fsops import hold_folder, still_at
 from daemon.fswrite import fsync_dir, held_path
 from daemon.journal import CLAIMING, IN_FLIGHT, QUARANTINING, Journal, Row, seconds_until
 from daemon.logs import bundle_log
 from daemon.manifest import bundle_id_of
 from daemon.notify import notify
 from daemon.scan import Candidate, candidate_for, snapshot
+from daemon.workfolder import hold_folder, still_at
 
 # The transition's detail of an attempt that found a configuration problem (401,
 # 403, 404: the url or token is ours to fix): a restart tries such a bundle at once,

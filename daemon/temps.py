@@ -27,8 +27,9 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from daemon.fsops import FOLDER, FOLDER_NOFOLLOW, opened_if_regular, still_at
+from daemon.fsops import FOLDER, FOLDER_NOFOLLOW, opened_if_regular
 from daemon.names import fit_bytes
+from daemon.workfolder import still_at
 
 # What flock answers where the file system has no lock to give (NFS without lockd,
 # some FUSE file systems), or none for this descriptor: the lock cannot be asked.

@@ -18,8 +18,8 @@ from daemon.claim import (
     work_dir_for,
 )
 from daemon.errors import ClaimLost
-from daemon.fsops import hold_folder
 from daemon.scan import Candidate
+from daemon.workfolder import hold_folder
 
 BID = "0123456789ab" + "c" * 52
 

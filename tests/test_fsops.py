@@ -14,7 +14,7 @@ import pytest
 from helpers import raised, without_blocking
 from swaps import opened_in, swap_for_link
 
-from daemon import fsops
+from daemon import fsops, workfolder
 from daemon.errors import HostileInput, InputError
 from daemon.fsops import (
     NotAFile,
@@ -343,12 +343,12 @@ class TestHoldFolder:
                                                           tmp_path: Path) -> None:
         """Held, the folder is listed from its descriptor even after its name is swapped
         for a link; the name is then no longer it (still_held says so, for the admin)."""
-        with fsops.held_folder(work, "INV-1.xml") as fd:
+        with workfolder.held_folder(work, "INV-1.xml") as fd:
             swap_for_link(work, tmp_path / "outside")
             assert os.listdir(fd) == ["INV-1.xml"]
-            assert not fsops.still_at(work, fd)
+            assert not workfolder.still_at(work, fd)
             with pytest.raises(OSError) as gone:
-                fsops.still_held(work, fd)
+                workfolder.still_held(work, fd)
         assert gone.value.errno == errno.ELOOP and gone.value.filename == str(work)
         assert "put the bundle's folder itself back" in (gone.value.strerror or "")
 
@@ -358,11 +358,11 @@ class TestHoldFolder:
         `symlink` error naming the work folder; the admin reads not_the_folder."""
         swap_for_link(work, tmp_path / "outside")
         with pytest.raises(HostileInput) as clerk:
-            fsops.hold_folder(work, "INV-1.xml")
+            workfolder.hold_folder(work, "INV-1.xml")
         assert (clerk.value.code, clerk.value.file) == ("symlink", "INV-1.xml")
         assert clerk.value.message.startswith("lies in INV-1--w, which is a symbolic link")
         with pytest.raises(OSError) as admin:
-            fsops.hold_folder(work)
+            workfolder.hold_folder(work)
         assert admin.value.errno == errno.ELOOP and admin.value.filename == str(work)
         assert "no longer the folder outboxd claimed" in (admin.value.strerror or "")
 
@@ -372,11 +372,11 @@ class TestHoldFolder:
         shutil.rmtree(work)
         work.write_bytes(b"not a folder")
         with pytest.raises(HostileInput) as clerk:
-            fsops.hold_folder(work, "INV-1.xml")
+            workfolder.hold_folder(work, "INV-1.xml")
         assert (clerk.value.code, clerk.value.file) == ("not-a-folder", "INV-1.xml")
         assert clerk.value.message.startswith("lies in INV-1--w, which is a file")
         with pytest.raises(OSError) as admin:
-            fsops.hold_folder(work)
+            workfolder.hold_folder(work)
         assert admin.value.errno == errno.ELOOP and admin.value.filename == str(work)
 
     def test_a_missing_folder_is_unreadable_for_the_clerk_and_not_found_for_the_admin(
@@ -386,10 +386,10 @@ class TestHoldFolder:
         apart from a link)."""
         shutil.rmtree(work)
         with pytest.raises(InputError) as clerk:
-            fsops.hold_folder(work, "INV-1.xml")
+            workfolder.hold_folder(work, "INV-1.xml")
         assert (clerk.value.code, clerk.value.file) == ("unreadable", "INV-1.xml")
         with pytest.raises(FileNotFoundError):
-            fsops.hold_folder(work)
+            workfolder.hold_folder(work)
 
     def test_a_folder_that_may_not_be_read_is_said_as_such(
             self, work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -404,8 +404,8 @@ class TestHoldFolder:
             return real(name, flags, *args, dir_fd=dir_fd)
         monkeypatch.setattr(fsops.os, "open", deny)
         with pytest.raises(InputError) as clerk:
-            fsops.hold_folder(work, "INV-1.xml")
+            workfolder.hold_folder(work, "INV-1.xml")
         assert (clerk.value.code, clerk.value.file) == ("unreadable-folder", "INV-1.xml")
         assert clerk.value.message.startswith("lies in INV-1--w, which cannot be read")
         with pytest.raises(PermissionError):
-            fsops.hold_folder(work)
+            workfolder.hold_folder(work)
