@@ -16,6 +16,7 @@ from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
+from daemon.deliver import backoff_ceiling
 from daemon.errors import describe
 
 FIRST_LOOK = 1.0  # seconds after the first failed look
@@ -44,7 +45,7 @@ class Outage:
         self.since: float | None = None  # monotonic: when the first look failed
         self._said: tuple[str, Hashable] | None = None  # the failure the log last told of
         self._unlisted = False  # the listing failed at some look of this outage
-        self._delay = 0.0
+        self._looks = 0  # failed looks in this outage
 
     @property
     def on(self) -> bool:
@@ -72,9 +73,8 @@ class Outage:
             else:
                 self.log.error("cannot watch the outbox; listing it every few seconds "
                                "until the watcher starts", fix=WATCH_FIX, **fields)
-        cap = min(rescan_seconds, LONGEST_LOOK)
-        self._delay = min(cap, FIRST_LOOK if not self._delay else self._delay * 2)
-        return self._delay
+        self._looks += 1
+        return backoff_ceiling(self._looks, FIRST_LOOK, min(rescan_seconds, LONGEST_LOOK))
 
     def over(self, now: float) -> None:
         """A look at which the outbox was listed and watched: the outage, if any, ends."""
@@ -87,4 +87,4 @@ class Outage:
         else:
             self.log.info("the outbox is watched again", outbox=str(self.outbox),
                              unwatched_seconds=lasted)
-        self.since, self._said, self._unlisted, self._delay = None, None, False, 0.0
+        self.since, self._said, self._unlisted, self._looks = None, None, False, 0
