@@ -104,12 +104,19 @@ def _id_fits(folder: Path, key: str) -> bool:
     folder without a readable reason.json is judged by its name alone."""
     if len(key) <= 12:
         return True
+    recorded = _recorded_id(folder)
+    return recorded is None or recorded.lower().startswith(key)
+
+
+def _recorded_id(folder: Path) -> str | None:
+    """The bundle id the folder's reason.json records; None where there is none to read
+    (no reason.json, one that is no file, cut short or edited)."""
     try:
         record = reason_of(folder)
     except (InputError, OSError, ValueError, RecursionError):
-        return True
+        return None
     recorded = record.get("bundle_id") if record is not None else None
-    return not isinstance(recorded, str) or recorded.lower().startswith(key)
+    return recorded if isinstance(recorded, str) else None
 
 
 def _invoice_name(folder: Path, settings: Settings, notes: list[str] | None = None) -> str:
@@ -213,12 +220,8 @@ def _refuse_a_duplicate(folder: Path, invoice: str, settings: Settings) -> None:
     reason.json, no journal, a bundle that does not read) the daemon decides, as before."""
     if settings.policy.duplicates != "quarantine" or not settings.journal_path.exists():
         return
-    try:
-        record = reason_of(folder)
-    except (InputError, OSError, ValueError, RecursionError):
-        return
-    recorded = record.get("bundle_id") if record is not None else None
-    if not isinstance(recorded, str) or not _was_sent(recorded, settings):
+    recorded = _recorded_id(folder)
+    if recorded is None or not _was_sent(recorded, settings):
         return
     here = settings.model_copy(update={"outbox": settings.outbox.model_copy(
         update={"path": folder})})
