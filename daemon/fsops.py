@@ -98,6 +98,10 @@ def opened_if_regular(name: Path | str, folder: int | None = None, follow: bool 
     return fd, st.st_mode
 
 
+# What opened_if_regular raises when /proc cannot be used: the machine's, not the file's.
+_PROC_FAULTS = frozenset({errno.ENOSYS, errno.EXDEV})
+
+
 def _symlink(shown: str) -> HostileInput:
     return HostileInput("symlink", shown, "is a symbolic link; outboxd never follows "
                         "links — put the file itself in the folder")
@@ -109,7 +113,7 @@ def _refused(exc: OSError, shown: str) -> Exception:
     anything else as an InputError naming the file and the fix."""
     if exc.errno == errno.ELOOP:
         return _symlink(shown)
-    if exc.errno in NOT_THE_FILES_FAULT:
+    if exc.errno in NOT_THE_FILES_FAULT or exc.errno in _PROC_FAULTS:
         return exc
     return InputError("unreadable", shown, f"cannot be read ({exc.strerror}) — check the "
                       "file's permissions")
@@ -119,8 +123,6 @@ def _open_file(name: Path | str, folder: int | None, shown: str) -> BinaryIO:
     try:
         fd, mode = opened_if_regular(name, folder)
     except OSError as exc:
-        if exc.errno in (errno.ENOSYS, errno.EXDEV):
-            raise  # the machine's, not the file's
         raise _refused(exc, shown) from None
     if fd is None:
         if stat.S_ISLNK(mode):
