@@ -125,10 +125,11 @@ class Claims:
             error = (f"cannot move the bundle back from {work} into the outbox: "
                      f"{failed.strerror or failed} — tried again at each rescan")
             event = "claim cannot be undone: its files cannot go back into the outbox"
-        said = self.j.get(row_id).last_error == error  # once, not at every rescan
-        self.j.update(row_id, last_error=error)
         self._stranded[row_id] = (cand, work, why)
-        if not said:
+        # Written and said once, not at every rescan that finds it so (each write would
+        # also have the status page written again).
+        if self.j.get(row_id).last_error != error:
+            self.j.update(row_id, last_error=error)
             log.warning(f"{event}; tried again at each rescan", work_dir=str(work),
                         reason=why, **({"error": str(failed)} if failed else {}))
         return IDLE

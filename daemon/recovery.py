@@ -82,12 +82,13 @@ class Recovery:
         except OSError as exc:
             error = (f"cannot finish an interrupted claim into {row.work_dir}: {exc} — "
                      "tried again at each rescan")
-            if error != row.last_error:  # once, not at every rescan that finds it so
+            # Said in the row too: left `claiming` without why, it showed as on its way
+            # ("delivering", the page's "Being sent") for as long as that took. Written
+            # and said once, not at every rescan that finds it so.
+            if error != row.last_error:
+                self.j.update(row.id, last_error=error)
                 log.error("cannot finish an interrupted claim; will retry at each rescan",
                           error=str(exc))
-            # Said in the row too: left `claiming` without why, it showed as on its way
-            # ("delivering", the page's "Being sent") for as long as that took.
-            self.j.update(row.id, last_error=error)
             self._unfinished.add(row.id)
             return False
         self._unfinished.discard(row.id)
