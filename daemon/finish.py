@@ -50,6 +50,7 @@ from daemon.match import assemble, sent_names_distinct
 from daemon.moves import Moves
 from daemon.names import stem
 from daemon.pause import DeliveryPause
+from daemon.readonce import KEPT_BYTES, keeping_reads
 from daemon.recovery import Recovery
 from daemon.retries import Retries
 from daemon.scan import Candidate, candidate_for
@@ -58,10 +59,12 @@ from daemon.versions import Versions
 
 
 def evaluate(cand: Candidate, settings: Settings) -> Bundle:
-    """Read, match and validate; raises InputError only if the invoice file is unreadable."""
-    bundle = validate_bundle(assemble(cand, settings), settings.validation)
-    bundle = sent_names_distinct(bundle, settings.delivery.safe_filenames)
-    return check_bundle(bundle, settings)  # pre-flight, ubl-embedded (docs/einvoice.md)
+    """Read, match and validate; raises InputError only if the invoice file is unreadable.
+    Each file is opened and read once, for its hash and its checks alike (readonce.py)."""
+    with keeping_reads(KEPT_BYTES):
+        bundle = validate_bundle(assemble(cand, settings), settings.validation)
+        bundle = sent_names_distinct(bundle, settings.delivery.safe_filenames)
+        return check_bundle(bundle, settings)  # pre-flight, ubl-embedded (docs/einvoice.md)
 
 
 def materialise_here(cand: Candidate, bundle: Bundle, work_dir: Path,

@@ -345,6 +345,17 @@ def hash_of(fh: BinaryIO) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
+def hashed_read(fh: BinaryIO, limit: int) -> tuple[int, str, bytes | None]:
+    """Size and SHA-256 of the rest of an open file, and its bytes if they are at most
+    `limit`: read once whole (read_bounded) when it fits, else hashed in chunks."""
+    start = fh.tell()
+    data = read_bounded(fh, limit)
+    if data is not None:
+        return len(data), hashlib.sha256(data).hexdigest(), data
+    fh.seek(start)  # larger than the limit, or grew past it while being read
+    return (*hash_of(fh), None)
+
+
 def read_regular(path: Path, rel: str | None = None, limit: int = 1 << 25) -> bytes | None:
     """The whole content of a regular file (opened as open_regular does), or None if it
     holds more than `limit` bytes: callers then read it in chunks instead."""

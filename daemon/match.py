@@ -24,10 +24,9 @@ from daemon.errors import DuplicateInvoiceIds, HostileInput, InputError, Unusabl
 from daemon.fsops import (
     folder_below,
     folder_in,
-    hash_of,
+    hashed_read,
     kind_of,
     open_in,
-    read_bounded,
     unreadable_folder,
 )
 from daemon.invoices import InvoiceRead, read_invoice_bytes, read_invoice_from
@@ -44,6 +43,7 @@ from daemon.names import (
     stem,
 )
 from daemon.notes import MANIFEST_NAME, Notes, read_notes, type_not_allowed
+from daemon.readonce import hash_keeping, keep
 from daemon.scan import Candidate
 from daemon.workfolder import held_folder
 
@@ -110,7 +110,7 @@ def _collect(fd: int, folder: Path, rel: str, invoice_id: str, settings: Setting
         names.add(e.name)
         try:
             with open_in(fd, e.name, shown) as fh:
-                size, digest = hash_of(fh)
+                size, digest = hash_keeping(fh, folder / e.name)  # validated from it
         except InputError as exc:
             findings.append(_err(exc.code, exc.file, exc.message, invoice_id))
             continue
@@ -352,12 +352,8 @@ def _invoice_file(root: int, cand: Candidate, settings: Settings, known: Bundle 
     rel = cand.invoice.name
     with open_in(root, rel, rel) as fh:
         # Hashed and parsed from one read; a file too large for memory is read twice.
-        data = read_bounded(fh, MAX_INVOICE_IN_MEMORY)
-        if data is not None:
-            size, digest = len(data), hashlib.sha256(data).hexdigest()
-        else:
-            fh.seek(0)
-            size, digest = hash_of(fh)
+        size, digest, data = hashed_read(fh, MAX_INVOICE_IN_MEMORY)
+        keep(cand.invoice, data)  # for pre-flight, within finish.evaluate
         ids_unknown = False
         if known is not None and known.invoice_file.sha256 == digest:
             read = InvoiceRead(known.invoice_file.format, known.invoice_ids)

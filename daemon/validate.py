@@ -36,8 +36,16 @@ from daemon.bundle import Attachment, Bundle, Finding
 from daemon.config import ValidationConfig
 from daemon.errors import InputError
 from daemon.fsops import open_below, read_bounded
-from daemon.probe import probe_image, probe_pdf
-from daemon.sniff import IMAGE_KINDS, ZIP_KINDS, file_type, kind_for_extension, sniff
+from daemon.probe import ImageFacts, PdfFacts, probe_image, probe_pdf
+from daemon.readonce import kept_read
+from daemon.sniff import (
+    IMAGE_KINDS,
+    ZIP_KINDS,
+    FileType,
+    file_type,
+    kind_for_extension,
+    sniff,
+)
 
 # An attachment up to this size (and max_attachment_bytes) is read into memory once for
 # sniffing and probing; a larger limit in the configuration must not mean larger buffers.
@@ -60,36 +68,26 @@ RULES: dict[str, tuple[Rule, ...]] = {
 def check_attachment(att: Attachment, bundle: Bundle, cfg: ValidationConfig,
                      cache: convert.KeyOwners | None = None
                      ) -> tuple[Attachment, list[Finding]]:
-    """Open once, sniff, probe, run the channel's rules; the attachment comes back annotated."""
-    try:
-        fh = open_below(*att.where, att.rel)
-    except InputError as exc:
-        return att, [Finding(exc.code, exc.file, exc.message, "error", att.invoice_id)]
-    with fh:
-        src: BinaryIO = fh
-        in_memory = min(cfg.max_attachment_bytes, MAX_IN_MEMORY)
-        if att.size <= in_memory:
-            # One read into memory: pypdf and the sniffer then seek and read in
-            # small steps on a BytesIO instead of a buffered file.
-            data = read_bounded(fh, in_memory)
-            src = io.BytesIO(data) if data is not None else fh
-        # A file over the size limit is refused anyway: nothing in it is parsed (a
-        # hostile PDF for pypdf, a ZIP directory of millions, a TIFF of many pages).
-        within = att.size <= cfg.max_attachment_bytes
-        named = kind_for_extension(att.original_name)
-        filetype = sniff(src, deep=within)
-        if filetype.one_column and named == "csv":
-            # A one-column table has no delimiter to share; its .csv name says it is one.
-            filetype = file_type("csv", filetype.warning)
-        if not within and filetype.kind == "zip" and named in ZIP_KINDS:
-            # Its directory was not read: taken for what its extension says, so that
-            # the size is the one error reported.
-            filetype = file_type(named)
-        pdf = image = None
-        if filetype.kind == "pdf" and within:
-            pdf = probe_pdf(src)
-        elif filetype.kind in IMAGE_KINDS and within:
-            image = probe_image(src, filetype.kind, cfg.max_image_pixels)
+    """Open once, sniff, probe, run the channel's rules; the attachment comes back annotated.
+    Within readonce.keeping_reads, from the bytes matching read and hashed, not opened."""
+    named = kind_for_extension(att.original_name)
+    data = kept_read(att.path)
+    if data is not None:
+        filetype, pdf, image = _content(io.BytesIO(data), att, named, cfg)
+    else:
+        try:
+            fh = open_below(*att.where, att.rel)
+        except InputError as exc:
+            return att, [Finding(exc.code, exc.file, exc.message, "error", att.invoice_id)]
+        with fh:
+            src: BinaryIO = fh
+            in_memory = min(cfg.max_attachment_bytes, MAX_IN_MEMORY)
+            if att.size <= in_memory:
+                # One read into memory: pypdf and the sniffer then seek and read in
+                # small steps on a BytesIO instead of a buffered file.
+                data = read_bounded(fh, in_memory)
+                src = io.BytesIO(data) if data is not None else fh
+            filetype, pdf, image = _content(src, att, named, cfg)
     check = AttachmentCheck(att, filetype, named,
                             bundle.channel, bundle.invoice_file.sha256,
                             bundle.invoice_file.name, pdf=pdf, image=image)
@@ -106,6 +104,27 @@ def check_attachment(att: Attachment, bundle: Bundle, cfg: ValidationConfig,
         att, findings = convert.checked(att, bundle, cfg, findings,
                                         {} if cache is None else cache)
     return att, findings
+
+
+def _content(src: BinaryIO, att: Attachment, named: str | None, cfg: ValidationConfig
+             ) -> tuple[FileType, PdfFacts | None, ImageFacts | None]:
+    """What the attachment open at `src` is, sniffed, and what the probes found in it."""
+    # A file over the size limit is refused anyway: nothing in it is parsed (a
+    # hostile PDF for pypdf, a ZIP directory of millions, a TIFF of many pages).
+    within = att.size <= cfg.max_attachment_bytes
+    filetype = sniff(src, deep=within)
+    if filetype.one_column and named == "csv":
+        # A one-column table has no delimiter to share; its .csv name says it is one.
+        filetype = file_type("csv", filetype.warning)
+    if not within and filetype.kind == "zip" and named in ZIP_KINDS:
+        # Its directory was not read: taken for what its extension says, so that
+        # the size is the one error reported.
+        filetype = file_type(named)
+    if filetype.kind == "pdf" and within:
+        return filetype, probe_pdf(src), None
+    if filetype.kind in IMAGE_KINDS and within:
+        return filetype, None, probe_image(src, filetype.kind, cfg.max_image_pixels)
+    return filetype, None, None
 
 
 def validate_bundle(bundle: Bundle, cfg: ValidationConfig) -> Bundle:

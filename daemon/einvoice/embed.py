@@ -25,6 +25,7 @@ from xml.sax.saxutils import escape
 from daemon.bundle import Attachment, Bundle, Finding
 from daemon.errors import InputError
 from daemon.fsops import open_below
+from daemon.readonce import kept_read
 
 NS_INVOICE = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
 NS_CREDIT_NOTE = "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2"
@@ -287,8 +288,10 @@ def documents_for(bundle: Bundle, mime_codes: frozenset[str]) -> Plan:
         return Plan((), (Finding("not-ubl", rel, f"is not a UBL Invoice/CreditNote ({inv.format})"
                                  "; [delivery] format = \"ubl-embedded\" sends UBL 2.1 only — "
                                  "export the invoice as Peppol BIS 3 UBL", "error"),))
-    with open_below(*inv.where, rel) as fh:
-        data = fh.read()
+    data = kept_read(inv.path)  # within finish.evaluate: the bytes matching hashed
+    if data is None:
+        with open_below(*inv.where, rel) as fh:
+            data = fh.read()
     try:
         slices, encoding, decl = scan(data, rel)
     except InputError as exc:
@@ -324,8 +327,10 @@ def documents_for(bundle: Bundle, mime_codes: frozenset[str]) -> Plan:
                 continue
             seen[name.casefold()] = repr(att.rel)
             try:
-                with open_below(*att.where, att.rel) as fh:
-                    content = fh.read()
+                content = kept_read(att.path)
+                if content is None:
+                    with open_below(*att.where, att.rel) as fh:
+                        content = fh.read()
             except InputError as exc:  # a link or a FIFO put where the file was checked
                 findings.append(Finding(exc.code, exc.file, exc.message, "error",
                                         att.invoice_id))

@@ -134,8 +134,12 @@ def _findings(doc: Document, found: list[engine_mod.Assertion], rel: str, mode: 
 
 def read_and_preflight(path: Path, rel: str, mode: Mode) -> Result:
     """Open the invoice file safely (no links, FIFOs, devices; from the folder holding
-    it, as every file of a bundle) and pre-flight it."""
+    it, as every file of a bundle) and pre-flight it; within finish.evaluate, the bytes
+    matching read and hashed instead (readonce.py)."""
     from daemon.fsops import open_below
-    with open_below(path.parent, path.name, rel) as fh:
-        data = fh.read()
+    from daemon.readonce import kept_read
+    data = kept_read(path)
+    if data is None:
+        with open_below(path.parent, path.name, rel) as fh:
+            data = fh.read()
     return preflight(data, rel, mode)
