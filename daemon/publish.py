@@ -119,7 +119,11 @@ class Publisher:
     def stopped(self, journal: Journal, settings: Settings,
                 candidates: Mapping[str, Candidate],
                 refused: Mapping[str, str] | None = None) -> None:
-        """A clean stop: the page says outboxd is stopped (STOPPING=1 tells systemd)."""
+        """A clean stop: the page says outboxd is stopped (STOPPING=1 tells systemd).
+        Not while the outbox is away, unless it is back since the last look: the write
+        would fail, a warning and an error more for the one outage already said."""
+        if self._away and not os.path.isdir(settings.outbox.path):
+            return
         self.page.stopped(journal, settings, candidates, refused)
 
     def _publish_status(self, journal: Journal) -> None:

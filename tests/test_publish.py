@@ -210,3 +210,31 @@ def test_no_page_is_written_while_the_outbox_is_away_and_it_is_written_once_back
     assert page_asked() and page.exists()
     assert not page_asked()
     journal.close()
+
+
+def test_a_stop_while_the_outbox_is_away_writes_no_page_and_logs_nothing_more(
+        tmp_path: Path) -> None:
+    """A stop (SIGTERM) during an outage: the page's write at the stop would fail, and
+    logged a warning and an error more for the one outage already said. None is tried;
+    but an outbox back since the last look (the next look not yet due) gets the page
+    saying outboxd is stopped, or the clerks' page would go on showing it running."""
+    from structlog.testing import capture_logs
+
+    settings = _settings(tmp_path)
+    journal = Journal(tmp_path / "journal.sqlite3")
+    publisher = Publisher(clock=lambda: 1000.0)
+    outbox = settings.outbox.path
+    page = outbox / settings.share.status_page
+    publisher.outbox_away(True)
+    outbox.rename(tmp_path / "outbox.away")
+    with capture_logs() as logged:
+        publisher.stopped(journal, settings, {})
+    assert logged == []
+    assert not page.exists() and not (tmp_path / "outbox.away" / page.name).exists()
+
+    (tmp_path / "outbox.away").rename(outbox)  # back before the next look
+    with capture_logs() as logged:
+        publisher.stopped(journal, settings, {})
+    assert logged == []
+    assert page.exists() and "stopped" in page.read_text(encoding="utf-8")
+    journal.close()
