@@ -45,6 +45,7 @@ from daemon.fswrite import held_path, make_folders_below, write_atomic
 from daemon.manifest import sent_keys
 from daemon.names import NAME_MAX, fit_bytes, fit_name
 from daemon.probe import pillow_limit, probe_pdf
+from daemon.readonce import kept_read
 from daemon.temps import drop_unfinished
 from daemon.workfolder import hold_folder
 
@@ -256,7 +257,11 @@ def unconverted(bundle: Bundle) -> Bundle:
 def _read_image(att: Attachment, work: Path | None = None) -> bytes:
     """The image's bytes, opened below its bundle's folder (InputError for a link or a
     FIFO there). Read apart from the conversion, whose catch-all would take an OSError
-    of the machine (EMFILE, EIO) for a fault of the image and stop the bundle for it."""
+    of the machine (EMFILE, EIO) for a fault of the image and stop the bundle for it.
+    Within finish.evaluate, the bytes matching hashed and validation probed (readonce):
+    converted is then what was checked, and the image is not opened a second time."""
+    if work is None and (kept := kept_read(att.path)) is not None:
+        return kept
     root, rel = att.where
     with open_below(root if work is None else work, rel, att.rel) as fh:
         return fh.read()

@@ -47,12 +47,13 @@ def is_regular_file(path: Path) -> bool:
 
 
 # Errors of the machine or of the share, not of the file: no descriptors or memory left,
-# a share that went away or timed out. A bundle that meets one is read again after a
-# while; an "unreadable" finding would quarantine it for what a clerk cannot mend.
+# a share that went away or timed out, a /proc that opened_if_regular cannot use (ENOSYS,
+# EXDEV). A bundle that meets one is read again after a while; an "unreadable" finding
+# would quarantine it for what a clerk cannot mend.
 NOT_THE_FILES_FAULT = frozenset({
     errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EIO, errno.ESTALE, errno.ENOTCONN,
     errno.ETIMEDOUT, errno.EHOSTDOWN, errno.EHOSTUNREACH, errno.ECONNRESET, errno.EAGAIN,
-    errno.EINTR})
+    errno.EINTR, errno.ENOSYS, errno.EXDEV})
 
 
 # A name is first opened as a handle only (O_PATH): the file itself is not opened — a
@@ -67,6 +68,12 @@ FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 # A folder never reached through a link: each one below a trusted root, and a bundle's
 # work folder held by its path (hold_folder, temps, strays).
 FOLDER_NOFOLLOW = FOLDER | os.O_NOFOLLOW
+
+
+# What the admin does about a /proc that cannot be used (the unit's ProcSubset=pid keeps
+# /proc/self/fd; a container needs the kernel's procfs mounted at /proc).
+_PROC_FIX = ("outboxd needs the kernel's /proc mounted, with /proc/self/fd (the systemd "
+             "unit keeps it with ProcSubset=pid)")
 
 
 def opened_if_regular(name: Path | str, folder: int | None = None, follow: bool = False,
@@ -86,20 +93,16 @@ def opened_if_regular(name: Path | str, folder: int | None = None, follow: bool 
         except FileNotFoundError:
             # The handle is ours and open: only a missing /proc makes its name absent.
             raise OSError(errno.ENOSYS, "/proc is not mounted: outboxd opens files "
-                          "through /proc/self/fd, so as never to open a FIFO or device "
-                          "— mount /proc") from None
+                          "through /proc/self/fd, so as never to open a FIFO or device — "
+                          f"{_PROC_FIX}") from None
     finally:
         os.close(handle)
     again = os.fstat(fd)
     if (again.st_ino, again.st_dev) != (st.st_ino, st.st_dev):
         os.close(fd)  # not /proc's magic link (something mounted over it): never trusted
         raise OSError(errno.EXDEV, "/proc/self/fd reopened another file than the one "
-                      "looked at — /proc is not the kernel's")
+                      f"looked at — /proc is not the kernel's: {_PROC_FIX}")
     return fd, st.st_mode
-
-
-# What opened_if_regular raises when /proc cannot be used: the machine's, not the file's.
-_PROC_FAULTS = frozenset({errno.ENOSYS, errno.EXDEV})
 
 
 def _symlink(shown: str) -> HostileInput:
@@ -113,7 +116,7 @@ def _refused(exc: OSError, shown: str) -> Exception:
     anything else as an InputError naming the file and the fix."""
     if exc.errno == errno.ELOOP:
         return _symlink(shown)
-    if exc.errno in NOT_THE_FILES_FAULT or exc.errno in _PROC_FAULTS:
+    if exc.errno in NOT_THE_FILES_FAULT:
         return exc
     return InputError("unreadable", shown, f"cannot be read ({exc.strerror}) — check the "
                       "file's permissions")

@@ -218,6 +218,18 @@ _SPLIT_XML = ("split it into files of fewer invoices, or move large attachments 
 _SPLIT_PDF = "export it again smaller (a lower scan resolution) or as one file per invoice"
 
 
+def read_xml_invoice(root: Path, below: str, rel: str) -> bytes:
+    """The whole XML invoice file `below` the folder `root` (opened as open_below opens a
+    bundle's file; `rel`: its name in errors), for a step that reads it again after
+    matching (pre-flight, ubl-embedded). Bounded as matching bounds it: one that grew
+    past MAX_INVOICE_BYTES since raises invoice-too-large, as it would have then."""
+    with open_below(root, below, rel) as fh:
+        data = read_bounded(fh, MAX_INVOICE_BYTES)
+    if data is None:
+        raise _too_large(rel, f"is over {MAX_INVOICE_BYTES >> 20} MiB", _SPLIT_XML)
+    return data
+
+
 def read_invoice_file(path: Path, rel: str, pdf_id_pattern: str) -> InvoiceRead:
     """The invoice ids of one invoice file; raises InputError for files that break a rule.
     Opened from the folder holding it (fsops.open_below), as every file of a bundle."""

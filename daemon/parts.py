@@ -11,6 +11,14 @@ from daemon.errors import InputError
 from daemon.fsops import open_below
 
 
+def changed_since_checked(shown: str) -> InputError:
+    """A claimed bundle's file that no longer holds the bytes it was checked with."""
+    return InputError("processing-damaged", shown,
+                      "is not the file that was checked: it was changed or replaced "
+                      "while the bundle was being sent — check it, then move the "
+                      "bundle back into the outbox")
+
+
 class OpenWhenRead:
     """A regular file for httpx's multipart body that holds a file descriptor only
     while its part is being sent: opened (by fsops.open_below: from the bundle's work
@@ -48,10 +56,7 @@ class OpenWhenRead:
         return st.st_size, st.st_mtime_ns
 
     def _changed(self) -> InputError:
-        return InputError("processing-damaged", self.shown,
-                          "is not the file that was checked: it was changed or replaced "
-                          "while the bundle was being sent — check it, then move the "
-                          "bundle back into the outbox")
+        return changed_since_checked(self.shown)
 
     def tell(self) -> int:
         return self._fh.tell() if self._fh is not None else self._pos

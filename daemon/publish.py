@@ -42,6 +42,8 @@ class Publisher:
         self._page_hinted = False
         self._dirs: frozenset[tuple[str, int]] = frozenset()  # the root's folders, last listed
         self._away = False  # the outbox, and so the page in it, cannot be reached
+        self._away_since: datetime | None = None  # wall clock, for STATUS= (shown, not kept)
+        self._status_hinted = False  # STATUS= reads differently with no change of the journal
 
     def outbox_away(self, away: bool) -> None:
         """The outbox cannot be listed (True) or can again (False). The page is in it: no
@@ -49,6 +51,11 @@ class Publisher:
         outage), and once it is back the page is written again at once."""
         if self._away and not away:
             self._page_hinted = True
+        if away != self._away:
+            # STATUS= says so at once (`systemctl status`): the counts alone would read
+            # as an idle daemon while nothing dropped in the outbox can be seen.
+            self._away_since = self.wall() if away else None
+            self._status_hinted = True
         self._away = away
 
     def hinted(self) -> None:
@@ -94,8 +101,8 @@ class Publisher:
                                                          microsecond=0)
             # A due time on the loop's clock, worked out from the wall clock once a day.
             timers.at(MIDNIGHT, now + (tomorrow - wall).total_seconds() + 1.0)
-        if (journal.changes != self._status_changes
-                or journal.failure != self._status_failure) and timers.due_at(STATUS) is None:
+        if (journal.changes != self._status_changes or journal.failure != self._status_failure
+                or self._status_hinted) and timers.due_at(STATUS) is None:
             timers.at(STATUS, max(now, self._status_at + STATUS_EVERY))
         if (journal.changes != self._page_changes or self._page_hinted) \
                 and not self._away and timers.due_at(PAGE) is None:
@@ -129,13 +136,18 @@ class Publisher:
     def _publish_status(self, journal: Journal) -> None:
         """STATUS= for systemd: the counts, only when they read differently; first, while
         the journal cannot be written, why (nothing moves then, and the counts alone
-        would read as an idle daemon in `systemctl status`)."""
+        would read as an idle daemon in `systemctl status`), and while the outbox cannot
+        be reached, since when."""
         self._status_changes, self._status_failure = journal.changes, journal.failure
+        self._status_hinted = False
         counts = journal.summary(self.wall())
         parts = [f"{counts[s]} {s}" for s in STATUS_ORDER if counts.get(s)]
         text = ", ".join([*parts, f"{counts.get('sent today', 0)} sent today"])
         if journal.failure:
             text = f"journal cannot be written, nothing moves: {journal.failure}; {text}"
+        if self._away_since is not None:
+            since = self._away_since.astimezone(UTC).strftime("%H:%M:%S")
+            text = f"outbox not reachable since {since} UTC; {text}"
         if text != self._text:
             self._text = text
             notify(f"STATUS={text}")

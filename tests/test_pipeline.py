@@ -30,6 +30,7 @@ from helpers import (  # noqa: E402
     drop_bundle,
     pdf_bytes,
     pin_wall,
+    raised,
     ubl_invoice,
     wait_for,
     write,
@@ -269,6 +270,39 @@ class TestDecisions:
                     start + s.outbox.rescan_seconds)
         assert p.step(cand, start + 10 * s.outbox.rescan_seconds) == IDLE
 
+    @pytest.mark.parametrize("proc", ["missing", "another file"])
+    def test_a_read_failed_by_an_unusable_proc_is_tried_again_saying_proc_is_needed(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, proc: str) -> None:
+        """The race-free open goes through /proc/self/fd: with /proc not mounted (ENOSYS)
+        or not the kernel's (EXDEV) the machine is at fault, as with no descriptors
+        left. The bundle waits and is read again, saying that outboxd needs /proc
+        (ProcSubset=pid), not told to fix its permissions."""
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        cand = list_outbox(s.outbox).candidates["INV-1.xml"]
+        nxt = p.step(cand, 0.0)
+        assert nxt.read is not None
+        real_open = os.open
+        other = tmp_path / "other"
+        other.write_bytes(b"not the file looked at")
+
+        def reopen(path: Any, flags: int, *args: Any, **kw: Any) -> int:
+            if str(path).startswith("/proc/self/fd/"):
+                if proc == "missing":
+                    raise FileNotFoundError(errno.ENOENT, "No such file or directory")
+                return real_open(other, flags)  # as if something were mounted over it
+            return real_open(path, flags, *args, **kw)
+        monkeypatch.setattr(os, "open", reopen)
+        failed = raised(lambda: evaluate(cand, s))
+        monkeypatch.undo()
+        assert isinstance(failed, OSError)
+        assert failed.errno == (errno.ENOSYS if proc == "missing" else errno.EXDEV)
+        p.took_read("INV-1.xml", nxt.read, failed, 0.0)
+        wait = p.step(cand, 1.0)
+        assert wait.read is None and wait.at == s.outbox.rescan_seconds
+        error = p.live["INV-1.xml"].last_error or ""
+        assert "ProcSubset=pid" in error and "tries again" in error
+        assert "permission" not in error
 
 class TestWaitingDeadlines:
     """The end of an unattached bundle's wait ([policy] unattached): kept in the journal as

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -145,6 +146,41 @@ def test_status_says_why_nothing_moves_while_the_journal_cannot_be_written(
     journal.create("INV-1.xml", "settling")
     turn(1004.0)
     assert sent[-1] == "STATUS=1 settling, 0 sent today"
+
+
+def test_status_says_since_when_the_outbox_is_not_reachable_and_goes_back_when_it_is(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An outbox away (a share unmounted) changes no count, so `systemctl status` read
+    as an idle daemon: STATUS= is sent again at once and begins with since when (UTC) the
+    outbox is not reachable, and goes back to the counts alone once it is there again."""
+    journal = Journal(tmp_path / "journal.sqlite3")
+    wall = [datetime(2031, 5, 6, 12, 0, 0, tzinfo=UTC)]
+    publisher = Publisher(clock=lambda: 1000.0, wall=lambda: wall[0])
+    timers = Timers()
+    path = tmp_path / "n.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(path))
+        sock.settimeout(5.0)
+        monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+
+        def turn(now: float) -> None:
+            publisher.schedule(journal, timers, now)
+            for key in timers.pop_due(now):
+                publisher.fire(key, journal, _settings(tmp_path), {}, now)
+
+        turn(1000.0)
+        assert sock.recv(4096) == b"STATUS=0 sent today"
+        wall[0] = datetime(2031, 5, 6, 12, 34, 56, tzinfo=UTC)
+        publisher.outbox_away(True)
+        wall[0] = datetime(2031, 5, 6, 12, 35, 30, tzinfo=UTC)
+        turn(1002.0)
+        assert sock.recv(4096) == b"STATUS=outbox not reachable since 12:34:56 UTC; " \
+            b"0 sent today"
+        publisher.outbox_away(True)  # a later look that fails too: the same outage
+        publisher.outbox_away(False)
+        turn(1004.0)
+        assert sock.recv(4096) == b"STATUS=0 sent today"
+    journal.close()
 
 
 def test_an_event_on_a_name_with_a_right_to_left_override_asks_for_the_page(

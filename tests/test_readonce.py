@@ -75,6 +75,24 @@ def test_evaluate_opens_each_file_of_a_bundle_once(tmp_path: Path,
     assert Counter(in_outbox) == {"": 1, "INV-1.xml": 1, "INV-1": 1}
 
 
+def test_evaluate_on_a_print_channel_converting_images_opens_the_image_once(
+        tmp_path: Path) -> None:
+    """On a print channel with convert_images, evaluate converts the PNG to PDF from the
+    bytes matching kept (those validation probed), not from a second open of the image
+    (inotify counts the opens)."""
+    outbox = tmp_path / "outbox"
+    drop_bundle(outbox, "INV-1", {"photo.png": png()})
+    s = settings_for(outbox)
+    s = s.model_copy(update={"validation": s.validation.model_copy(
+        update={"channel": "external-print", "convert_images": True})})
+    with opened_in(outbox / "INV-1") as in_sidecar:
+        bundle = evaluate(candidate_for(s.outbox, "INV-1.xml"), s)
+    [photo] = bundle.attachments
+    assert photo.converted is not None and photo.converted.pages == 1
+    assert bundle.errors == ()
+    assert Counter(in_sidecar) == {"": 1, "photo.png": 1}
+
+
 def test_evaluate_judges_every_kind_of_file_as_validation_of_the_opened_file_does(
         tmp_path: Path) -> None:
     """Validated from the bytes matching kept, a bundle gets the very content types,

@@ -136,10 +136,9 @@ def read_and_preflight(path: Path, rel: str, mode: Mode) -> Result:
     """Open the invoice file safely (no links, FIFOs, devices; from the folder holding
     it, as every file of a bundle) and pre-flight it; within finish.evaluate, the bytes
     matching read and hashed instead (readonce.py)."""
-    from daemon.fsops import open_below
+    from daemon.invoices import read_xml_invoice
     from daemon.readonce import kept_read
     data = kept_read(path)
     if data is None:
-        with open_below(path.parent, path.name, rel) as fh:
-            data = fh.read()
+        data = read_xml_invoice(path.parent, path.name, rel)
     return preflight(data, rel, mode)

@@ -6,6 +6,7 @@ import base64
 import hashlib
 from pathlib import Path
 
+import pytest
 from helpers import pdf_bytes
 from lxml import etree
 from swaps import opened_in, swap_for_link
@@ -267,3 +268,32 @@ def test_an_attachment_whose_folder_became_a_link_is_never_embedded_from_outside
     assert (f.code, f.file, f.invoice_id) == ("symlink", "INV/Snippet1/a.pdf", "Snippet1")
     assert "lies in INV/Snippet1, which is a symbolic link" in f.message
     assert "put the folder itself there" in f.message
+
+
+def test_files_grown_past_their_limit_since_their_check_are_refused_not_read_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pre-flight and ubl-embedded read the invoice file again when matching kept no
+    bytes (at delivery, or a bundle past 16 MiB): bounded as matching bounds it, so one
+    grown past the limit since is invoice-too-large, never read into memory whatever its
+    size. An attachment is read up to the size it was checked at: one grown since is
+    refused as the multipart delivery refuses it."""
+    import daemon.invoices
+    from daemon.einvoice import read_and_preflight
+    from daemon.errors import InputError
+    b = bundle_of(tmp_path, BASE, {"a.pdf": ("Snippet1", pdf_bytes(), "application/pdf")})
+    monkeypatch.setattr(daemon.invoices, "MAX_INVOICE_BYTES", len(BASE) + 100)
+    with (tmp_path / "INV" / "Snippet1" / "a.pdf").open("ab") as fh:
+        fh.write(b"\n" * 10)  # still a PDF: only its size tells
+    plan = documents_for(b, mime_codes())
+    assert plan.documents == ()
+    [finding] = plan.findings
+    assert (finding.code, finding.file) == ("processing-damaged", "INV/Snippet1/a.pdf")
+    assert "not the file that was checked" in finding.message
+    with (tmp_path / "INV.xml").open("ab") as fh:
+        fh.write(b"\n" * 200)  # still well-formed XML, past the limit
+    for read in (lambda: read_and_preflight(b.invoice_file.path, "INV.xml", "error"),
+                 lambda: documents_for(b, mime_codes())):
+        with pytest.raises(InputError) as caught:
+            read()
+        assert (caught.value.code, caught.value.file) == ("invoice-too-large", "INV.xml")
+        assert "split it into files of fewer invoices" in caught.value.message
