@@ -62,6 +62,7 @@ class Changes:
     _dirty: dict[str, Snapshot | None]
     _pacer: Pacer
     _relist: bool
+    _root_lost: bool  # the watcher said the outbox folder itself went: the next look tells
 
     def schedule(self, row_id: int, delay: float) -> None:
         raise NotImplementedError  # the service's
@@ -98,11 +99,11 @@ class Changes:
                 self.rescan_soon()
                 continue
             if name == ROOT_LOST:
-                # Said at once: else nothing told the admin until the next rescan, and
-                # an outbox made again in its place went unwatched until then.
-                self.log.warning("the outbox folder went away or was replaced (removed, "
-                                 "moved, unmounted, or no longer readable); looking at it "
-                                 "again", outbox=str(self.settings.outbox.path))
+                # Looked at at once (else an outbox made again in its place went unwatched
+                # until the next rescan), and said by that look: an outage's one error
+                # line if it is away, else that it was replaced. Said here as well, a
+                # share that comes and goes logged three lines each time.
+                self._root_lost = True
                 # The page (in the outbox) waits for that look, which is in this turn: a
                 # page timer due first would fail, a second error line for the outage.
                 self.publish.outbox_away(True)
@@ -135,8 +136,14 @@ class Changes:
             known = None if self._relist else self.index.candidates
             listing = list_outbox(self.settings.outbox, self.settings.share, known)
         except OSError as exc:
+            self._root_lost = False  # the outage's line says it
             self._looked(exc, watching)
             return
+        if self._root_lost and not self.outage.on:
+            self.log.warning("the outbox folder was replaced (moved aside and made again, or "
+                             "a share mounted anew); watching the new one",
+                             outbox=str(self.settings.outbox.path))
+        self._root_lost = False
         self._looked(None, watching)
         self._relist = False
         self._report(listing)

@@ -81,6 +81,7 @@ class Service(Changes, Reloading):
         self._stopping = False
         self._wake = Waker()
         self._relist = False  # the next rescan classifies every name again (after a reload)
+        self._root_lost = False
         self._sends_as: tuple[object, ...] | None = None  # (reload.py) url and token in force
         self._reload = False
         self._hints: set[str] = set()
