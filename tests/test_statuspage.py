@@ -381,18 +381,25 @@ def test_a_quarantined_bundle_moved_back_by_hand_leaves_quarantined_today(
     assert "1Quarantined today" in page.text["top"]
 
 
+def quarantined_today(journal: Journal, tmp_path: Path, stem: str) -> tuple[Path, Path]:
+    """An outbox, and a bundle STEM quarantined (rejected) with its invoice file in its
+    quarantine folder: the outbox and that folder."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    folder = tmp_path / "quarantine" / "2026-12-04" / f"{stem}--aaaaaaaaaaaa"
+    write(folder / f"{stem}.xml", b"<Invoice/>")
+    journal.create(f"{stem}.xml", "quarantined", archive_dir=str(folder),
+                   reasons=[{"code": "rejected", "file": f"{stem}.xml", "message": "HTTP 400"}])
+    return outbox, folder
+
+
 def test_a_quarantined_bundle_whose_folder_a_clerk_renamed_stays_on_the_page(
         journal: Journal, tmp_path: Path) -> None:
     """An invoice file not in its quarantine folder took the bundle off "Quarantined
     today" whatever the reason: a clerk who renamed the folder (or a quarantine/ share
     not mounted) made a bundle that still waits for a fix vanish from the page and its
     count. Only one moved back (in the outbox again, or seen there: a later row) goes."""
-    outbox = tmp_path / "outbox"
-    outbox.mkdir()
-    folder = tmp_path / "quarantine" / "2026-12-04" / "NAMED-1--aaaaaaaaaaaa"
-    write(folder / "NAMED-1.xml", b"<Invoice/>")
-    journal.create("NAMED-1.xml", "quarantined", archive_dir=str(folder),
-                   reasons=[{"code": "rejected", "file": "NAMED-1.xml", "message": "HTTP 400"}])
+    outbox, folder = quarantined_today(journal, tmp_path, "NAMED-1")
     folder.rename(folder.with_name("NAMED-1 ask Bob"))
     settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
     assert StatusPage().refresh(journal, settings)
@@ -407,12 +414,7 @@ def test_a_quarantine_folder_that_cannot_be_looked_at_keeps_its_bundle_listed(
     quarantine folder outboxd cannot look into (permissions, a share gone, a stale NFS
     handle) said "gone" too, and every bundle quarantined today vanished from the page
     and its count while the journal and the folders still held them."""
-    outbox = tmp_path / "outbox"
-    outbox.mkdir()
-    folder = tmp_path / "quarantine" / "2026-12-04" / "LOCKED-1--aaaaaaaaaaaa"
-    write(folder / "LOCKED-1.xml", b"<Invoice/>")
-    journal.create("LOCKED-1.xml", "quarantined", archive_dir=str(folder),
-                   reasons=[{"code": "rejected", "file": "LOCKED-1.xml", "message": "HTTP 400"}])
+    outbox, folder = quarantined_today(journal, tmp_path, "LOCKED-1")
     real_lstat = os.lstat
 
     def denied(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
