@@ -33,6 +33,7 @@ from daemon.invoices import InvoiceRead, read_invoice_bytes, read_invoice_from
 from daemon.lookalikes import how_spelled, look_alike_findings, orphan_folder_message
 from daemon.manifest import safe_filename, sent_name
 from daemon.names import (
+    CASE_WORDS,
     NameKind,
     classify,
     fold_key,
@@ -142,17 +143,18 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
     # makes as "a" and a combining mark (NFD), an ERP writes the id composed. The two look
     # the same and a Mac clerk cannot type the other form; the id is outboxd's to match.
     by_folder: dict[str, str] = {}
+    # Ids whose folders differ only in upper and lower case have one folder to Windows,
+    # and so on the share: a clerk who made one cannot make the other (it "exists").
+    by_fold: dict[str, str] = {}
     for invoice_id in ids:
         folder = _nfc(folder_name_for_id(invoice_id))
-        if folder in by_folder:
-            prev = by_folder[folder]
-            how = (f"differ {how_spelled(invoice_id, prev)}, and an invoice's folder is found "
-                   f"in either writing, so both would have the folder {folder!r}"
-                   if _nfc(prev) == _nfc(invoice_id) else
-                   f"map to the same folder name {folder!r}")
+        prev = by_fold.get(fold_key(folder))
+        if prev is not None:
             findings.append(_err("id-folder-collision", rel, f"invoice ids {prev!r} and "
-                                 f"{invoice_id!r} {how} — give the invoices distinct ids"))
+                                 f"{invoice_id!r} {_id_collision(prev, invoice_id, folder)}"
+                                 " — give the invoices distinct ids"))
         by_folder.setdefault(folder, invoice_id)
+        by_fold.setdefault(fold_key(folder), invoice_id)
     single = len(ids) == 1
     atts: list[Attachment] = []
     listing = _listdir(fd, rel)  # once: for the root's files and for its subfolders
@@ -218,6 +220,20 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
 
 def _nfc(name: str) -> str:
     return unicodedata.normalize("NFC", name)
+
+
+def _id_collision(prev: str, invoice_id: str, folder: str) -> str:
+    """How two ids of one file come to one folder (`folder`: the second one's)."""
+    other = _nfc(folder_name_for_id(prev))
+    if _nfc(prev) == _nfc(invoice_id):
+        return (f"differ {how_spelled(invoice_id, prev)}, and an invoice's folder is found "
+                f"in either writing, so both would have the folder {folder!r}")
+    if other == folder:
+        return f"map to the same folder name {folder!r}"
+    named = ("differ" if (other, folder) == (_nfc(prev), _nfc(invoice_id)) else
+             f"map to the folder names {other!r} and {folder!r}, which differ")
+    return (f"{named} only in {CASE_WORDS}: Windows, and so the share, takes the two "
+            "folders for one, so only one of them can be made there")
 
 
 def _sidecar_digest(notes_read: list[tuple[str, str]], findings: list[Finding],

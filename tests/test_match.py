@@ -281,6 +281,25 @@ class TestSeveralInvoices:
         assert "'A/1'" in f.message and "'A:1'" in f.message and "A_1" in f.message
         assert f.file == "coll"
 
+    def test_ids_that_differ_only_in_case_collide_as_one_folder_on_the_share(
+            self, outbox: Path) -> None:
+        """'INV-1' and 'inv-1' in one file: Windows, and so a clerk on the share, takes
+        their folders for one, so the second can never be made there (and a file put in
+        the one the clerk sees could be meant for either invoice). An error naming both
+        ids and why, as for ids that map to one folder name; ids whose folder names
+        differ only in case after the mapping ('A/2' and 'a:2') say those names."""
+        write(outbox / "coll" / "INV-1" / "a.pdf", PDF)
+        write(outbox / "coll" / "inv-1" / "b.pdf", PDF)
+        b = match(outbox, "coll.xml", batch_xml("INV-1", "inv-1", "A/2", "a:2"))
+        found = [f for f in b.findings if f.code == "id-folder-collision"]
+        assert [f.file for f in found] == ["coll", "coll"]
+        assert found[0].message == (
+            "invoice ids 'INV-1' and 'inv-1' differ only in upper and lower case: Windows, "
+            "and so the share, takes the two folders for one, so only one of them can be "
+            "made there — give the invoices distinct ids")
+        assert "'A/2' and 'a:2' map to the folder names 'A_2' and 'a_2', which differ only "\
+            "in upper and lower case" in found[1].message
+
 
 class TestStructure:
     def test_nesting_too_deep(self, outbox: Path) -> None:
