@@ -43,7 +43,7 @@ from daemon.names import (
     printable,
     stem,
 )
-from daemon.notes import MANIFEST_NAME, Notes, read_notes, type_not_allowed
+from daemon.notes import MANIFEST_NAME, Notes, misnamed_notes, read_notes, type_not_allowed
 from daemon.readonce import hash_keeping, keep
 from daemon.scan import Candidate
 from daemon.workfolder import held_folder
@@ -85,6 +85,9 @@ def _collect(fd: int, folder: Path, rel: str, invoice_id: str, settings: Setting
         if kind is NameKind.IN_PROGRESS:
             copying.append(shown)
         if kind is not NameKind.OTHER:
+            continue
+        if misnamed := misnamed_notes(e.name):
+            findings.append(_err("attachments-toml-invalid", shown, misnamed, invoice_id))
             continue
         problem = name_problem(e.name)
         if problem:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from daemon.bundle import Finding
 from daemon.errors import InputError, not_utf8, shown, unquoted
 from daemon.fsops import kind_of, open_in, read_bounded
-from daemon.names import CASE_WORDS
+from daemon.names import CASE_WORDS, fold_key, trimmed
 
 MANIFEST_NAME = "attachments.toml"
 MAX_NOTES_BYTES = 1 << 20  # a notes file larger than this is not a notes file
@@ -68,6 +68,25 @@ class Notes:
             findings.append(_error("attachments-toml-missing-file", where, message,
                                    invoice_id))
         return findings
+
+
+# Names a clerk gives the notes file by mistake: another case (the share takes it for the
+# same name), one letter short, or ".txt" after it (Notepad adds it, and Windows hides it).
+_NOTES_SLIPS = frozenset(f"{stem}.toml{txt}" for stem in ("attachments", "attachment")
+                         for txt in ("", ".txt"))
+
+
+def misnamed_notes(name: str) -> str | None:
+    """Why the file `name` is taken for a misnamed attachments.toml, or None. Such a file
+    is no attachment: sent as one (as text), the types, notes and channel the clerk wrote
+    in it would silently not apply."""
+    if name == MANIFEST_NAME or fold_key(trimmed(name)) not in _NOTES_SLIPS:
+        return None
+    notepad = (" (Windows Notepad adds .txt unless \"Save as type\" is \"All files\", and "
+               "Windows hides it)" if fold_key(trimmed(name)).endswith(".txt") else "")
+    return (f"is named like {MANIFEST_NAME}, but the types, notes and channel in it are read "
+            f"only from a file named exactly {MANIFEST_NAME}, in lower case{notepad} — "
+            f"rename it to {MANIFEST_NAME}, or remove it")
 
 
 def value_problem(key: str, value: str) -> str | None:

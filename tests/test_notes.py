@@ -15,12 +15,13 @@ from daemon.match import assemble
 from daemon.scan import Candidate
 
 
-def bundle_with(tmp_path: Path, toml: str) -> Bundle:
-    """INV-1.xml with INV-1/scan.pdf and INV-1/attachments.toml holding `toml`."""
+def bundle_with(tmp_path: Path, toml: str, notes_name: str = "attachments.toml") -> Bundle:
+    """INV-1.xml with INV-1/scan.pdf and INV-1/attachments.toml (or `notes_name`) holding
+    `toml`."""
     outbox = tmp_path / "outbox"
     invoice = write(outbox / "INV-1.xml", ubl_invoice("INV-1"))
     write(outbox / "INV-1" / "scan.pdf", pdf_bytes())
-    write(outbox / "INV-1" / "attachments.toml", toml.encode("utf-8"))
+    write(outbox / "INV-1" / notes_name, toml.encode("utf-8"))
     settings = Settings(outbox={"path": str(outbox)},
                         paths={"state_dir": str(tmp_path / "state")},
                         delivery={"url": "http://127.0.0.1:9/x"})
@@ -69,3 +70,23 @@ def test_what_a_finding_quotes_from_attachments_toml_is_cut(tmp_path: Path) -> N
     assert messages[1].startswith("names '" + "n" * 200 + "'… (304 characters), which is "
                                   "not in the folder")
     assert messages[2].startswith("unknown key '" + "k" * 200 + "'… (5,000 characters)")
+
+
+@pytest.mark.parametrize(("name", "notepad"), [
+    ("Attachments.toml", False), ("ATTACHMENTS.TOML", False), ("attachment.toml", False),
+    ("attachments.toml.txt", True), ("attachments.toml ", False)])
+def test_a_notes_file_named_almost_attachments_toml_is_an_error_not_an_attachment(
+        tmp_path: Path, name: str, notepad: bool) -> None:
+    """A clerk's notes file under another case, one letter short, or with the ".txt"
+    Notepad adds (hidden on Windows): its types and notes would not apply, and sent as a
+    text attachment (or refused as "a plain text file — export it as PDF") it would say
+    nothing of the slip. It is no attachment; the error names it and says to rename it."""
+    b = bundle_with(tmp_path, '[files."scan.pdf"]\ntype = "T"\n', name)
+    [error] = b.errors
+    assert (error.code, error.file) == ("attachments-toml-invalid", f"INV-1/{name}")
+    assert error.message.startswith(
+        "is named like attachments.toml, but the types, notes and channel in it are read "
+        "only from a file named exactly attachments.toml, in lower case")
+    assert error.message.endswith("— rename it to attachments.toml, or remove it")
+    assert ("Notepad adds .txt" in error.message) is notepad
+    assert [a.original_name for a in b.attachments] == ["scan.pdf"]
