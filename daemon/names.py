@@ -114,13 +114,17 @@ def stem(name: str) -> str:
 def folder_name_for_id(invoice_id: str) -> str:
     """An invoice id as a folder name: unsafe and control characters become '_'.
 
-    An id of only dots ("." or "..") would name the folder itself or its
-    parent, so its dots become '_' too; an empty id becomes "_".
+    So do dots and spaces at the end: Windows drops them from a name, so a clerk
+    who makes the folder "INV-7." on the share gets "INV-7", and could never
+    make the folder of that id. That takes in an id of only dots ("." or "..",
+    which would name the folder itself or its parent); an empty id becomes "_".
     """
     folder = "".join("_" if c in _FOLDER_UNSAFE or ord(c) < 32 or ord(c) == 127 else c
                      for c in invoice_id)
+    kept = len(folder.rstrip(". "))
+    folder = folder[:kept] + "_" * (len(folder) - kept)
     # An id is data and may be longer than a file system takes in one name.
-    return fit_name(folder if folder.strip(".") else folder.replace(".", "_") or "_")
+    return fit_name(folder or "_")
 
 
 def attachment_folders(sidecar: str, invoice_ids: Sequence[str],

@@ -281,6 +281,19 @@ class TestSeveralInvoices:
         assert "'A/1'" in f.message and "'A:1'" in f.message and "A_1" in f.message
         assert f.file == "coll"
 
+    def test_an_id_ending_in_a_dot_has_a_folder_a_windows_clerk_can_make(
+            self, outbox: Path) -> None:
+        """Windows drops the dot at the end of "INV-1.": the clerk's folder for that id
+        would come out as "INV-1", which names no invoice. The id's folder is "INV-1_"
+        (as for a '/' in an id), and that is where the status page sends the clerk."""
+        from daemon.names import attachment_folders
+        write(outbox / "b" / "INV-1_" / "a.pdf", PDF)
+        write(outbox / "b" / "INV-2" / "b.pdf", PDF)
+        b = match(outbox, "b.xml", batch_xml("INV-1.", "INV-2"))
+        assert b.errors == ()
+        assert layout(b) == {"INV-1.": ["a.pdf"], "INV-2": ["b.pdf"]}
+        assert attachment_folders("b", b.invoice_ids, ("INV-1.",)) == ["b/INV-1_"]
+
     def test_ids_that_differ_only_in_case_collide_as_one_folder_on_the_share(
             self, outbox: Path) -> None:
         """'INV-1' and 'inv-1' in one file: Windows, and so a clerk on the share, takes

@@ -111,6 +111,17 @@ class TestFolderNameForId:
         """Each of / \\ : * ? \" < > | and control characters becomes '_'; the rest stays."""
         assert folder_name_for_id(invoice_id) == folder
 
+    @pytest.mark.parametrize("invoice_id,folder", [
+        ("INV-7.", "INV-7_"), ("INV-7. .", "INV-7___"), ("INV 7.5", "INV 7.5"),
+        (".5", ".5"), ("..", "__")])
+    def test_dots_and_spaces_at_the_end_become_underscore(self, invoice_id: str,
+                                                          folder: str) -> None:
+        """Windows drops a dot or space at the end of a name: the folder "INV-7." made on
+        the share is "INV-7", so the id's folder would be one no clerk can make. Those
+        ends become '_', as the characters that cannot stand in a folder name do; a dot
+        or space inside the id stays."""
+        assert folder_name_for_id(invoice_id) == folder
+
     def test_distinct_ids_can_collide(self) -> None:
         """'A/1' and 'A:1' map to one folder name (match reports that as an error)."""
         assert folder_name_for_id("A/1") == folder_name_for_id("A:1")
