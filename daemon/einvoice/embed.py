@@ -121,8 +121,12 @@ def scan(data: bytes, rel: str) -> tuple[list[Slice], str, bytes]:
         found = re.search(rb"""encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""", decl)
         if found:
             encoding = found.group(1).decode("ascii")
-    elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        encoding = "utf-16"
+    elif data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in data[:4]:
+        # A NUL among the first bytes is UTF-16 or UTF-32 without a byte order mark
+        # (XML 1.0, appendix F), which expat reads as well: taken for UTF-8, the block
+        # went in as UTF-8 bytes amid UTF-16 ones and the error blamed the invoice.
+        encoding = "utf-32" if data[:4] in (b"\x00\x00\x00<", b"<\x00\x00\x00",
+                                            b"\x00\x00\xfe\xff", b"\xff\xfe\x00\x00") else "utf-16"
     if not ASCII_COMPATIBLE.match(encoding):
         raise InputError("embed-encoding", rel, f"is encoded as {encoding}; attachments can "
                          "be embedded only in UTF-8 (or another ASCII-compatible encoding) — "

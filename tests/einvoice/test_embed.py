@@ -297,3 +297,21 @@ def test_files_grown_past_their_limit_since_their_check_are_refused_not_read_who
             read()
         assert (caught.value.code, caught.value.file) == ("invoice-too-large", "INV.xml")
         assert "split it into files of fewer invoices" in caught.value.message
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be", "utf-32-le"])
+def test_a_utf16_or_utf32_invoice_without_byte_order_mark_is_an_encoding_error(
+        tmp_path: Path, codec: str) -> None:
+    """UTF-16 without a byte order mark (XML allows telling it by its first bytes, and
+    outboxd reads its ids) was taken for UTF-8: the references went in as UTF-8 bytes
+    amid UTF-16 ones, and the clerk read that the invoice is "not one UBL document".
+    It is the `embed-encoding` error that says to export the invoice as UTF-8."""
+    text = BASE.decode("utf-8").replace('encoding="UTF-8"', f'encoding="{codec[:6].upper()}"')
+    b = bundle_of(tmp_path, text.encode(codec),
+                  {"a.pdf": ("Snippet1", pdf_bytes(), "application/pdf")})
+    plan = documents_for(b, mime_codes())
+    assert plan.documents == ()
+    [f] = plan.findings
+    assert (f.code, f.file, f.severity) == ("embed-encoding", "INV.xml", "error")
+    assert f.message.startswith(f"is encoded as {codec[:6]}") and "export the invoice as UTF-8" \
+        in f.message
