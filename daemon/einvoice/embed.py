@@ -26,6 +26,7 @@ from daemon.bundle import Attachment, Bundle, Finding
 from daemon.errors import InputError
 from daemon.fsops import open_below, read_bounded
 from daemon.invoices import read_xml_invoice
+from daemon.notes import MANIFEST_NAME
 from daemon.parts import changed_since_checked
 from daemon.readonce import kept_read
 
@@ -331,6 +332,13 @@ def documents_for(bundle: Bundle, mime_codes: frozenset[str]) -> Plan:
                                         "them", "error", att.invoice_id))
                 continue
             seen[name.casefold()] = repr(att.rel)
+            if (bad := _not_xml(att.note or att.document_type)) is not None:
+                what = "note" if att.note else "document type"
+                findings.append(Finding("embed-note-character", att.rel, f"has a {what} in "
+                                        f"{MANIFEST_NAME} holding the character U+{bad:04X}, "
+                                        "which an XML document cannot carry — remove it from "
+                                        f"the {what}", "error", att.invoice_id))
+                continue
             try:
                 content = kept_read(att.path)
                 if content is None:
@@ -342,6 +350,17 @@ def documents_for(bundle: Bundle, mime_codes: frozenset[str]) -> Plan:
             refs.append(reference(att, content, mime, cac, cbc, declare))
         docs.append(build(data, sl, whole, decl, encoding, refs))
     return Plan(tuple(docs) if not findings else (), tuple(findings))
+
+
+# What XML 1.0 cannot hold even as a character reference (its production Char): a
+# control character, U+FFFE, U+FFFF. TOML lets attachments.toml write them ("\u0001").
+_NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _not_xml(text: str) -> int | None:
+    """The code point of the first character of `text` that XML cannot hold, or None."""
+    found = _NOT_XML_CHAR.search(text)
+    return ord(found.group()) if found else None
 
 
 def _read_checked(att: Attachment) -> bytes:

@@ -315,3 +315,25 @@ def test_a_utf16_or_utf32_invoice_without_byte_order_mark_is_an_encoding_error(
     assert (f.code, f.file, f.severity) == ("embed-encoding", "INV.xml", "error")
     assert f.message.startswith(f"is encoded as {codec[:6]}") and "export the invoice as UTF-8" \
         in f.message
+
+
+def test_a_note_holding_a_control_character_is_an_error_naming_the_attachment(
+        tmp_path: Path) -> None:
+    """attachments.toml may write a control character into a note ("\\u0001"); XML cannot
+    hold one, even escaped. The built document was not well-formed and the clerk read
+    that the invoice is "not one UBL document — export the invoice again", which no
+    export mends. The error names the attachment and the note."""
+    from dataclasses import replace
+    b = bundle_of(tmp_path, BASE, {"a.pdf": ("Snippet1", pdf_bytes(), "application/pdf"),
+                                   "b.png": ("Snippet1", PNG, "image/png")})
+    b = replace(b, attachments=tuple(replace(a, note="Hours\x01 for October")
+                                     if a.original_name == "a.pdf" else a
+                                     for a in b.attachments))
+    plan = documents_for(b, mime_codes())
+    assert plan.documents == ()
+    [f] = plan.findings
+    assert (f.code, f.file, f.severity, f.invoice_id) == (
+        "embed-note-character", "INV/Snippet1/a.pdf", "error", "Snippet1")
+    assert "note in attachments.toml holding the character U+0001" in f.message
+    assert f.message.endswith("remove it from the note")
+    assert [g.code for g in embedded_findings(b)] == ["embed-note-character"]
