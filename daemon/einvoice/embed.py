@@ -304,6 +304,14 @@ def documents_for(bundle: Bundle, mime_codes: frozenset[str]) -> Plan:
         return Plan((), (Finding(exc.code, exc.file, exc.message, "error"),))
     whole = len(slices) == 1 and _is_document_element(data, slices[0])
     findings: list[Finding] = []
+    cut = {sl.invoice_id for sl in slices}
+    # An invoice inside another one's element (in its UBLExtensions, say) is read as an
+    # invoice of the file but is no document of its own: its attachments would go nowhere.
+    findings.extend(Finding("embed-split", rel, f"invoice {invoice_id} lies inside another "
+                            "invoice's element, so it cannot be sent as a document of its "
+                            "own — export each invoice as an Invoice/CreditNote element of "
+                            "its own", "error", invoice_id)
+                    for invoice_id in inv.invoice_ids if invoice_id not in cut)
     docs: list[Document] = []
     for sl in slices:
         if not whole and sl.inherited:

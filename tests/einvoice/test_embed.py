@@ -337,3 +337,24 @@ def test_a_note_holding_a_control_character_is_an_error_naming_the_attachment(
     assert "note in attachments.toml holding the character U+0001" in f.message
     assert f.message.endswith("remove it from the note")
     assert [g.code for g in embedded_findings(b)] == ["embed-note-character"]
+
+
+def test_an_invoice_inside_another_invoices_element_is_a_split_error_naming_it(
+        tmp_path: Path) -> None:
+    """An Invoice inside another's UBLExtensions is an invoice of the file (its id is
+    read, its attachments matched) but no document of its own. The clerk read "the
+    document built for invoice Snippet1 is not one UBL document (too many values to
+    unpack (expected 1))"; the error names the inner invoice and what to do."""
+    ext = (b'<ext:UBLExtensions xmlns:ext="urn:oasis:names:specification:ubl:schema:xsd:'
+           b'CommonExtensionComponents-2"><ext:UBLExtension><ext:ExtensionContent>'
+           + body(with_id(BASE, "INNER"))
+           + b"</ext:ExtensionContent></ext:UBLExtension></ext:UBLExtensions>")
+    data = BASE.replace(b"<cbc:CustomizationID>", ext + b"<cbc:CustomizationID>", 1)
+    b = bundle_of(tmp_path, data, {"a.pdf": ("INNER", pdf_bytes(), "application/pdf")},
+                  ids=("Snippet1", "INNER"))
+    found = embedded_findings(b)
+    [f] = found
+    assert (f.code, f.file, f.severity, f.invoice_id) == ("embed-split", "INV.xml", "error",
+                                                          "INNER")
+    assert f.message.startswith("invoice INNER lies inside another invoice's element")
+    assert "unpack" not in f.message
