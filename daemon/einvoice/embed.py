@@ -340,9 +340,15 @@ def documents_for(bundle: Bundle, mime_codes: frozenset[str]) -> Plan:
                                         "them", "error", att.invoice_id))
                 continue
             seen[name.casefold()] = repr(att.rel)
+            if (bad := _not_xml(name)) is not None:  # U+FFFE, U+FFFF: a name may hold them
+                findings.append(Finding("embed-character", att.rel, f"has a name holding "
+                                        f"the character U+{bad:04X}, which an XML document "
+                                        "cannot carry — rename the file", "error",
+                                        att.invoice_id))
+                continue
             if (bad := _not_xml(att.note or att.document_type)) is not None:
                 what = "note" if att.note else "document type"
-                findings.append(Finding("embed-note-character", att.rel, f"has a {what} in "
+                findings.append(Finding("embed-character", att.rel, f"has a {what} in "
                                         f"{MANIFEST_NAME} holding the character U+{bad:04X}, "
                                         "which an XML document cannot carry — remove it from "
                                         f"the {what}", "error", att.invoice_id))

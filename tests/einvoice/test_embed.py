@@ -333,10 +333,10 @@ def test_a_note_holding_a_control_character_is_an_error_naming_the_attachment(
     assert plan.documents == ()
     [f] = plan.findings
     assert (f.code, f.file, f.severity, f.invoice_id) == (
-        "embed-note-character", "INV/Snippet1/a.pdf", "error", "Snippet1")
+        "embed-character", "INV/Snippet1/a.pdf", "error", "Snippet1")
     assert "note in attachments.toml holding the character U+0001" in f.message
     assert f.message.endswith("remove it from the note")
-    assert [g.code for g in embedded_findings(b)] == ["embed-note-character"]
+    assert [g.code for g in embedded_findings(b)] == ["embed-character"]
 
 
 def test_an_invoice_inside_another_invoices_element_is_a_split_error_naming_it(
@@ -358,3 +358,17 @@ def test_an_invoice_inside_another_invoices_element_is_a_split_error_naming_it(
                                                           "INNER")
     assert f.message.startswith("invoice INNER lies inside another invoice's element")
     assert "unpack" not in f.message
+
+
+def test_a_name_holding_a_character_xml_cannot_carry_is_an_error_naming_the_file(
+        tmp_path: Path) -> None:
+    """U+FFFF is no control character, so a file may be named with it, but XML cannot
+    hold it: the clerk read "not one UBL document — export the invoice again". The
+    error names the attachment and says to rename it."""
+    b = bundle_of(tmp_path, BASE, {"a\uffff.pdf": ("Snippet1", pdf_bytes(), "application/pdf")})
+    plan = documents_for(b, mime_codes())
+    assert plan.documents == ()
+    [f] = plan.findings
+    assert (f.code, f.file) == ("embed-character", "INV/Snippet1/a\uffff.pdf")
+    assert "name holding the character U+FFFF" in f.message and f.message.endswith(
+        "rename the file")
