@@ -26,6 +26,7 @@ from daemon.bundle import Attachment, Bundle, Finding
 from daemon.errors import InputError
 from daemon.fsops import open_below, read_bounded
 from daemon.invoices import read_xml_invoice
+from daemon.notes import MANIFEST_NAME
 from daemon.parts import changed_since_checked
 from daemon.readonce import kept_read
 
@@ -121,8 +122,12 @@ def scan(data: bytes, rel: str) -> tuple[list[Slice], str, bytes]:
         found = re.search(rb"""encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""", decl)
         if found:
             encoding = found.group(1).decode("ascii")
-    elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        encoding = "utf-16"
+    elif data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in data[:4]:
+        # A NUL among the first bytes is UTF-16 or UTF-32 without a byte order mark
+        # (XML 1.0, appendix F), which expat reads as well: taken for UTF-8, the block
+        # went in as UTF-8 bytes amid UTF-16 ones and the error blamed the invoice.
+        encoding = "utf-32" if data[:4] in (b"\x00\x00\x00<", b"<\x00\x00\x00",
+                                            b"\x00\x00\xfe\xff", b"\xff\xfe\x00\x00") else "utf-16"
     if not ASCII_COMPATIBLE.match(encoding):
         raise InputError("embed-encoding", rel, f"is encoded as {encoding}; attachments can "
                          "be embedded only in UTF-8 (or another ASCII-compatible encoding) — "
@@ -299,6 +304,14 @@ def documents_for(bundle: Bundle, mime_codes: frozenset[str]) -> Plan:
         return Plan((), (Finding(exc.code, exc.file, exc.message, "error"),))
     whole = len(slices) == 1 and _is_document_element(data, slices[0])
     findings: list[Finding] = []
+    cut = {sl.invoice_id for sl in slices}
+    # An invoice inside another one's element (in its UBLExtensions, say) is read as an
+    # invoice of the file but is no document of its own: its attachments would go nowhere.
+    findings.extend(Finding("embed-split", rel, f"invoice {invoice_id} lies inside another "
+                            "invoice's element, so it cannot be sent as a document of its "
+                            "own — export each invoice as an Invoice/CreditNote element of "
+                            "its own", "error", invoice_id)
+                    for invoice_id in inv.invoice_ids if invoice_id not in cut)
     docs: list[Document] = []
     for sl in slices:
         if not whole and sl.inherited:
@@ -327,6 +340,19 @@ def documents_for(bundle: Bundle, mime_codes: frozenset[str]) -> Plan:
                                         "them", "error", att.invoice_id))
                 continue
             seen[name.casefold()] = repr(att.rel)
+            if (bad := _not_xml(name)) is not None:  # U+FFFE, U+FFFF: a name may hold them
+                findings.append(Finding("embed-character", att.rel, f"has a name holding "
+                                        f"the character U+{bad:04X}, which an XML document "
+                                        "cannot carry — rename the file", "error",
+                                        att.invoice_id))
+                continue
+            if (bad := _not_xml(att.note or att.document_type)) is not None:
+                what = "note" if att.note else "document type"
+                findings.append(Finding("embed-character", att.rel, f"has a {what} in "
+                                        f"{MANIFEST_NAME} holding the character U+{bad:04X}, "
+                                        "which an XML document cannot carry — remove it from "
+                                        f"the {what}", "error", att.invoice_id))
+                continue
             try:
                 content = kept_read(att.path)
                 if content is None:
@@ -338,6 +364,17 @@ def documents_for(bundle: Bundle, mime_codes: frozenset[str]) -> Plan:
             refs.append(reference(att, content, mime, cac, cbc, declare))
         docs.append(build(data, sl, whole, decl, encoding, refs))
     return Plan(tuple(docs) if not findings else (), tuple(findings))
+
+
+# What XML 1.0 cannot hold even as a character reference (its production Char): a
+# control character, U+FFFE, U+FFFF. TOML lets attachments.toml write them ("\u0001").
+_NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _not_xml(text: str) -> int | None:
+    """The code point of the first character of `text` that XML cannot hold, or None."""
+    found = _NOT_XML_CHAR.search(text)
+    return ord(found.group()) if found else None
 
 
 def _read_checked(att: Attachment) -> bytes:

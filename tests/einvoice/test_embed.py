@@ -297,3 +297,78 @@ def test_files_grown_past_their_limit_since_their_check_are_refused_not_read_who
             read()
         assert (caught.value.code, caught.value.file) == ("invoice-too-large", "INV.xml")
         assert "split it into files of fewer invoices" in caught.value.message
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be", "utf-32-le"])
+def test_a_utf16_or_utf32_invoice_without_byte_order_mark_is_an_encoding_error(
+        tmp_path: Path, codec: str) -> None:
+    """UTF-16 without a byte order mark (XML allows telling it by its first bytes, and
+    outboxd reads its ids) was taken for UTF-8: the references went in as UTF-8 bytes
+    amid UTF-16 ones, and the clerk read that the invoice is "not one UBL document".
+    It is the `embed-encoding` error that says to export the invoice as UTF-8."""
+    text = BASE.decode("utf-8").replace('encoding="UTF-8"', f'encoding="{codec[:6].upper()}"')
+    b = bundle_of(tmp_path, text.encode(codec),
+                  {"a.pdf": ("Snippet1", pdf_bytes(), "application/pdf")})
+    plan = documents_for(b, mime_codes())
+    assert plan.documents == ()
+    [f] = plan.findings
+    assert (f.code, f.file, f.severity) == ("embed-encoding", "INV.xml", "error")
+    assert f.message.startswith(f"is encoded as {codec[:6]}") and "export the invoice as UTF-8" \
+        in f.message
+
+
+def test_a_note_holding_a_control_character_is_an_error_naming_the_attachment(
+        tmp_path: Path) -> None:
+    """attachments.toml may write a control character into a note ("\\u0001"); XML cannot
+    hold one, even escaped. The built document was not well-formed and the clerk read
+    that the invoice is "not one UBL document — export the invoice again", which no
+    export mends. The error names the attachment and the note."""
+    from dataclasses import replace
+    b = bundle_of(tmp_path, BASE, {"a.pdf": ("Snippet1", pdf_bytes(), "application/pdf"),
+                                   "b.png": ("Snippet1", PNG, "image/png")})
+    b = replace(b, attachments=tuple(replace(a, note="Hours\x01 for October")
+                                     if a.original_name == "a.pdf" else a
+                                     for a in b.attachments))
+    plan = documents_for(b, mime_codes())
+    assert plan.documents == ()
+    [f] = plan.findings
+    assert (f.code, f.file, f.severity, f.invoice_id) == (
+        "embed-character", "INV/Snippet1/a.pdf", "error", "Snippet1")
+    assert "note in attachments.toml holding the character U+0001" in f.message
+    assert f.message.endswith("remove it from the note")
+    assert [g.code for g in embedded_findings(b)] == ["embed-character"]
+
+
+def test_an_invoice_inside_another_invoices_element_is_a_split_error_naming_it(
+        tmp_path: Path) -> None:
+    """An Invoice inside another's UBLExtensions is an invoice of the file (its id is
+    read, its attachments matched) but no document of its own. The clerk read "the
+    document built for invoice Snippet1 is not one UBL document (too many values to
+    unpack (expected 1))"; the error names the inner invoice and what to do."""
+    ext = (b'<ext:UBLExtensions xmlns:ext="urn:oasis:names:specification:ubl:schema:xsd:'
+           b'CommonExtensionComponents-2"><ext:UBLExtension><ext:ExtensionContent>'
+           + body(with_id(BASE, "INNER"))
+           + b"</ext:ExtensionContent></ext:UBLExtension></ext:UBLExtensions>")
+    data = BASE.replace(b"<cbc:CustomizationID>", ext + b"<cbc:CustomizationID>", 1)
+    b = bundle_of(tmp_path, data, {"a.pdf": ("INNER", pdf_bytes(), "application/pdf")},
+                  ids=("Snippet1", "INNER"))
+    found = embedded_findings(b)
+    [f] = found
+    assert (f.code, f.file, f.severity, f.invoice_id) == ("embed-split", "INV.xml", "error",
+                                                          "INNER")
+    assert f.message.startswith("invoice INNER lies inside another invoice's element")
+    assert "unpack" not in f.message
+
+
+def test_a_name_holding_a_character_xml_cannot_carry_is_an_error_naming_the_file(
+        tmp_path: Path) -> None:
+    """U+FFFF is no control character, so a file may be named with it, but XML cannot
+    hold it: the clerk read "not one UBL document — export the invoice again". The
+    error names the attachment and says to rename it."""
+    b = bundle_of(tmp_path, BASE, {"a\uffff.pdf": ("Snippet1", pdf_bytes(), "application/pdf")})
+    plan = documents_for(b, mime_codes())
+    assert plan.documents == ()
+    [f] = plan.findings
+    assert (f.code, f.file) == ("embed-character", "INV/Snippet1/a\uffff.pdf")
+    assert "name holding the character U+FFFF" in f.message and f.message.endswith(
+        "rename the file")
