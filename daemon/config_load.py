@@ -133,7 +133,7 @@ PLAIN_MESSAGES = {
     "int_from_float": "must be a whole number, e.g. 4",
     "bool_parsing": "must be true or false",
     "bool_type": "must be true or false",
-    "string_type": 'must be text in quotes, e.g. "abc"',
+    "string_type": "must be text in quotes",
 }
 
 
@@ -149,7 +149,7 @@ def _problem_lines(errors: list[ErrorDetails], env: dict[str, dict[str, Any]]) -
     followed by one that counts the rest."""
     lines: list[str] = []
     per_key: dict[tuple[str, ...], int] = {}
-    for err in errors:
+    for err in _one_per_union(errors):
         key = tuple(str(p) for p in err["loc"][:2])
         per_key[key] = per_key.get(key, 0) + 1
         if per_key[key] <= LINES_PER_KEY:
@@ -164,6 +164,29 @@ def _problem_lines(errors: list[ErrorDetails], env: dict[str, dict[str, Any]]) -
         lines[MAX_LINES - 1:] = [f"{len(lines) - MAX_LINES + 1:,} more problems — fix the "
                                  "ones above and check again"]
     return lines
+
+
+def _one_per_union(errors: list[ErrorDetails]) -> list[ErrorDetails]:
+    """A key of several types (`verify`: true/false or a path) fails once per type, each
+    error's location ending in the type's tag ("verify.bool", "verify.str"): one error
+    for the key, whose message lists what each type would take."""
+    out: list[ErrorDetails] = []
+    merged: dict[tuple[Any, ...], ErrorDetails] = {}
+    for err in errors:
+        loc = err["loc"]
+        if len(loc) < 3 or not isinstance(loc[2], str):
+            out.append(err)
+            continue
+        plain = PLAIN_MESSAGES.get(err["type"], err["msg"].replace("Input should be",
+                                                                   "must be"))
+        if loc[:2] in merged:
+            first = merged[loc[:2]]
+            first["msg"] = f"{first['msg']}, or {plain.removeprefix('must be ')}"
+            continue
+        merged[loc[:2]] = ErrorDetails(type="union", loc=loc[:2], msg=plain,
+                                       input=err.get("input"))
+        out.append(merged[loc[:2]])
+    return out
 
 
 def _known_keys(section: str) -> list[str]:

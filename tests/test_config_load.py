@@ -127,6 +127,14 @@ class TestErrors:
         text = "\n".join(problems)
         assert "Input" not in text and "class" not in text and "Config" not in text
 
+    def test_a_key_of_two_types_is_one_line_naming_both(
+            self, tmp_path: Path, outbox: Path) -> None:
+        """`verify = 3` (true, false or a CA bundle's path) is one line for the key, not a
+        line per type under made-up keys ("verify.bool", "verify.str")."""
+        problems = problems_of(config_file(tmp_path, minimal(outbox).replace(
+            "[delivery]\n", "[delivery]\nverify = 3\n")))
+        assert problems == ["[delivery] verify = 3: must be true or false, or text in quotes"]
+
     def test_unknown_key_names_key_value_and_allowed(self, tmp_path: Path, outbox: Path) -> None:
         """An unknown key is an error naming [section] key, its value and the allowed keys."""
         text = minimal(outbox).replace("[delivery]\n", "settle_secs = 3\n\n[delivery]\n")
