@@ -97,11 +97,44 @@ def _describe(err: ErrorDetails, env: dict[str, dict[str, Any]] | None = None) -
         part = f" = {_show(key, value)}" if key and not isinstance(value, dict) else ""
         return f"{where}{part}: unknown {what}; allowed: {', '.join(known)}"
     if err["type"] == "missing":
-        return f"{where}: required but not set"
+        return REQUIRED_SECTION.get(section, f"{where}: required but not set — add it "
+                                    "(config.example.toml shows each key)") if not key \
+            else f"{where}: required but not set — add it (config.example.toml shows it)"
+    if not key and err["type"] in ("model_type", "dict_type"):
+        return (f"{where}: must be a section — write [{unquoted(section)}] on a line of its "
+                "own and its keys below it, one per line (see config.example.toml)")
+    msg = PLAIN_MESSAGES.get(err["type"], msg.replace("Input should be", "must be"))
     value = err.get("input")
     if key and value is not None and not isinstance(value, dict):
         return f"{where} = {_show(key, value)}: {msg}"
     return f"{where}: {msg}"
+
+
+# The two sections without which nothing can start, said with the key they need: pydantic
+# names only the section ("[delivery]: required"), and an admin looks for a key to set.
+REQUIRED_SECTION = {
+    "outbox": '[outbox] path: required but not set — add a section [outbox] with path = '
+              '"/srv/invoices/outbox", the folder people drop invoices into',
+    "delivery": '[delivery] url: required but not set — add a section [delivery] with '
+                'url = "https://…", the operator\'s address (or transport = "directory" '
+                'and target = "/a/folder")',
+}
+
+# pydantic's wording for a wrong type names Python's classes ("a valid path for <class
+# 'pathlib.Path'>") and its parser ("unable to parse string"): an admin needs what to write.
+PLAIN_MESSAGES = {
+    "path_type": 'must be a path in quotes, e.g. "/srv/invoices/outbox"',
+    "list_type": 'must be a list in square brackets, e.g. ["*.xml", "*.pdf"] (from the '
+                 "environment: as JSON)",
+    "float_parsing": "must be a number, e.g. 5 or 0.5",
+    "float_type": "must be a number, e.g. 5 or 0.5",
+    "int_parsing": "must be a whole number, e.g. 4",
+    "int_type": "must be a whole number, e.g. 4",
+    "int_from_float": "must be a whole number, e.g. 4",
+    "bool_parsing": "must be true or false",
+    "bool_type": "must be true or false",
+    "string_type": "must be text in quotes",
+}
 
 
 # pydantic reports each bad item of a list, and each unknown key, on its own: a list of
@@ -116,7 +149,7 @@ def _problem_lines(errors: list[ErrorDetails], env: dict[str, dict[str, Any]]) -
     followed by one that counts the rest."""
     lines: list[str] = []
     per_key: dict[tuple[str, ...], int] = {}
-    for err in errors:
+    for err in _one_per_union(errors):
         key = tuple(str(p) for p in err["loc"][:2])
         per_key[key] = per_key.get(key, 0) + 1
         if per_key[key] <= LINES_PER_KEY:
@@ -131,6 +164,29 @@ def _problem_lines(errors: list[ErrorDetails], env: dict[str, dict[str, Any]]) -
         lines[MAX_LINES - 1:] = [f"{len(lines) - MAX_LINES + 1:,} more problems — fix the "
                                  "ones above and check again"]
     return lines
+
+
+def _one_per_union(errors: list[ErrorDetails]) -> list[ErrorDetails]:
+    """A key of several types (`verify`: true/false or a path) fails once per type, each
+    error's location ending in the type's tag ("verify.bool", "verify.str"): one error
+    for the key, whose message lists what each type would take."""
+    out: list[ErrorDetails] = []
+    merged: dict[tuple[Any, ...], ErrorDetails] = {}
+    for err in errors:
+        loc = err["loc"]
+        if len(loc) < 3 or not isinstance(loc[2], str):
+            out.append(err)
+            continue
+        plain = PLAIN_MESSAGES.get(err["type"], err["msg"].replace("Input should be",
+                                                                   "must be"))
+        if loc[:2] in merged:
+            first = merged[loc[:2]]
+            first["msg"] = f"{first['msg']}, or {plain.removeprefix('must be ')}"
+            continue
+        merged[loc[:2]] = ErrorDetails(type="union", loc=loc[:2], msg=plain,
+                                       input=err.get("input"))
+        out.append(merged[loc[:2]])
+    return out
 
 
 def _known_keys(section: str) -> list[str]:

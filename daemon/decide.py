@@ -69,9 +69,11 @@ class Decisions(Claims):
                 # each to its invoice without reading the message.
                 return self._claim(cand, known, row, [Finding(
                     "unattached-invoice", key, f"invoice {i} had no attachments by the end "
-                    f"of its wait ({readable(deadline)}) — add them to the folder "
+                    f"of its wait ({readable(deadline)}) — put them in the folder "
                     f"{attachment_folders(cand.sidecar.name, bundle.invoice_ids, (i,))[0]} "
-                    "and move the bundle back into the outbox", invoice_id=i)
+                    "(make it if there is none) and move the bundle back into the outbox; "
+                    "or, to send it without them, move the invoice file back with a file "
+                    f"{cand.name}{self.s.share.release_suffix} beside it", invoice_id=i)
                     for i in unattached], now)
         return self._claim(cand, known, row, [], now)
 

@@ -207,6 +207,13 @@ def orphan_folder_message(name: str, by_folder: dict[str, str], ids: tuple[str, 
                 f"of {rel} into the outbox, beside {owner}")
     # by_folder's keys are composed (NFC): a folder in the other Unicode form matched.
     twin = next((f for f in by_folder if fold_key(f) == fold_key(name)), None)
+    if twin is None and len(ids) == 1:
+        # One invoice: its files may lie in the sidecar itself, which is what a clerk who
+        # made a folder "October" in it most likely meant.
+        return (f"names no invoice of this file; its one invoice is {ids[0]}, whose "
+                f"attachments go directly in {rel}/ — move the files of {name}/ up into "
+                f"{rel}/ and remove the empty folder (or rename it to "
+                f"{next(iter(by_folder), ids[0])})")
     if twin is None:
         return f"names no invoice of this file; {listed} — rename the folder to one of those ids"
     # Found in the other Unicode form too (match_attachments): only the case is wrong.

@@ -103,8 +103,10 @@ def _collect(fd: int, folder: Path, rel: str, invoice_id: str, settings: Setting
             raise
         if stat.S_ISDIR(st.st_mode):
             if not allow_subfolders:
-                findings.append(_err("nested-too-deep", shown, "folders nest no deeper than "
-                                     "SIDECAR/INVOICE_ID/ — move the files up", invoice_id))
+                findings.append(_err("nested-too-deep", shown, f"is a folder inside {rel}/, "
+                                     f"the folder of invoice {invoice_id}, whose attachments "
+                                     f"must lie directly in it — move the files of {e.name}/ "
+                                     f"up into {rel}/ and remove the empty folder", invoice_id))
             continue
         if not stat.S_ISREG(st.st_mode):
             findings.append(_err("not-a-file", shown, f"is a {kind_of(st.st_mode)}, not a "

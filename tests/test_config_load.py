@@ -98,6 +98,43 @@ class TestErrors:
         problems = problems_of(config_file(tmp_path, text))
         assert one_problem_with(problems, "[outbox] path", "required")
 
+    def test_a_missing_section_is_said_with_the_key_to_set_and_how(
+            self, tmp_path: Path, outbox: Path) -> None:
+        """A file without [delivery] (or without [outbox]) is not "[delivery]: required":
+        the line names the key an admin must set and shows how to write it."""
+        text = f'[outbox]\npath = "{outbox}"\n'
+        line = one_problem_with(problems_of(config_file(tmp_path, text)),
+                                "[delivery] url: required but not set")
+        assert 'add a section [delivery] with url = "https://' in line
+        assert 'transport = "directory"' in line
+        line = one_problem_with(problems_of(config_file(tmp_path, f'[delivery]\nurl = "{URL}"\n')),
+                                "[outbox] path: required but not set")
+        assert 'add a section [outbox] with path = "' in line
+
+    def test_a_value_of_the_wrong_type_says_what_to_write_without_python_words(
+            self, tmp_path: Path, outbox: Path) -> None:
+        """A wrong type reads as what to write ("must be a number"), never as pydantic's
+        "Input should be", nor with a Python class (<class 'pathlib.Path'>, OutboxConfig)."""
+        text = ('delivery = 5\n[outbox]\npath = 5\nsettle_seconds = "five"\n'
+                'invoice_patterns = "*.xml"\n[log]\nlevel = "loud"\n')
+        problems = problems_of(config_file(tmp_path, text))
+        one_problem_with(problems, "[outbox] path = 5: must be a path in quotes")
+        one_problem_with(problems, "[outbox] settle_seconds = 'five': must be a number")
+        one_problem_with(problems, "[outbox] invoice_patterns = '*.xml': must be a list in "
+                         'square brackets, e.g. ["*.xml", "*.pdf"]')
+        one_problem_with(problems, "[delivery]: must be a section — write [delivery] on a line")
+        one_problem_with(problems, "[log] level = 'loud': must be ")
+        text = "\n".join(problems)
+        assert "Input" not in text and "class" not in text and "Config" not in text
+
+    def test_a_key_of_two_types_is_one_line_naming_both(
+            self, tmp_path: Path, outbox: Path) -> None:
+        """`verify = 3` (true, false or a CA bundle's path) is one line for the key, not a
+        line per type under made-up keys ("verify.bool", "verify.str")."""
+        problems = problems_of(config_file(tmp_path, minimal(outbox).replace(
+            "[delivery]\n", "[delivery]\nverify = 3\n")))
+        assert problems == ["[delivery] verify = 3: must be true or false, or text in quotes"]
+
     def test_unknown_key_names_key_value_and_allowed(self, tmp_path: Path, outbox: Path) -> None:
         """An unknown key is an error naming [section] key, its value and the allowed keys."""
         text = minimal(outbox).replace("[delivery]\n", "settle_secs = 3\n\n[delivery]\n")
@@ -236,7 +273,7 @@ class TestLongValues:
         problems = problems_of(config_file(tmp_path, minimal(outbox)))
         line = one_problem_with(problems, "[outbox] completion (from "
                                 "OUTBOXD_OUTBOX__COMPLETION) = '" + "x" * 200 + "'… (40,000 "
-                                "characters): Input should be 'settle' or 'marker'")
+                                "characters): must be 'settle' or 'marker'")
         assert len(line) < 400
 
     def test_a_long_token_file_path_that_cannot_be_read_is_shown_cut(
@@ -279,7 +316,7 @@ class TestLongValues:
         problems = problems_of(config_file(tmp_path, minimal(outbox)))
         assert len(problems) == 6
         one_problem_with(problems, "[outbox] invoice_patterns.4 (from "
-                         "OUTBOXD_OUTBOX__INVOICE_PATTERNS) = 4: Input should be a valid string")
+                         "OUTBOXD_OUTBOX__INVOICE_PATTERNS) = 4: must be text in quotes")
         assert problems[-1] == ("[outbox] invoice_patterns: 9,995 more problems like the "
                                 "ones above")
 

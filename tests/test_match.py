@@ -111,6 +111,18 @@ class TestSingleInvoice:
         assert "INV-1" in f.message
         assert b.attachments == ()
 
+    def test_a_subfolder_of_a_one_invoice_sidecar_says_to_move_its_files_up(
+            self, outbox: Path) -> None:
+        """A clerk who made INV-1/October/ for a file of one invoice is told what fits
+        that case: the files go directly into INV-1/ (or rename the folder to the id)."""
+        write(outbox / "INV-1" / "October" / "x.pdf", PDF)
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        f = finding(b, "orphan-attachment")
+        assert f.message == ("names no invoice of this file; its one invoice is INV-1, whose "
+                             "attachments go directly in INV-1/ — move the files of October/ "
+                             "up into INV-1/ and remove the empty folder (or rename it to "
+                             "INV-1)")
+
     @pytest.mark.parametrize("ids", [("Fäktura-8",), ("Fäktura-8", "Fäktura-9")])
     def test_id_folder_written_by_a_mac_is_that_invoices(self, outbox: Path,
                                                           ids: tuple[str, ...]) -> None:
@@ -323,6 +335,10 @@ class TestStructure:
         f = finding(b, "nested-too-deep")
         assert f.file == "batch/INV-1/deeper"
         assert f.invoice_id == "INV-1"
+        assert f.message == ("is a folder inside batch/INV-1/, the folder of invoice INV-1, "
+                             "whose attachments must lie directly in it — move the files of "
+                             "deeper/ up into batch/INV-1/ and remove the empty folder")
+        assert "SIDECAR" not in f.message
         assert layout(b)["INV-1"] == ["ok.pdf"]
 
     @pytest.mark.parametrize("refused", ["open", "list"])

@@ -111,9 +111,9 @@ class TestDecisions:
             "unattached-invoice"
 
     @pytest.mark.parametrize(("ids", "folders_named"), [
-        (["INV-1"], ["the folder INV-1_att and move"]),
-        (["A/1", "B-2"], ["the folder INV-1_att/A_1 and move", "the folder INV-1_att/B-2 and"
-                                                               " move"])])
+        (["INV-1"], ["the folder INV-1_att (make it"]),
+        (["A/1", "B-2"], ["the folder INV-1_att/A_1 (make it", "the folder INV-1_att/B-2 "
+                                                                "(make it"])])
     def test_an_unattached_quarantine_names_the_folder_the_attachments_go_into(
             self, tmp_path: Path, ids: list[str], folders_named: list[str]) -> None:
         """REASON.txt said "add them to the sidecar folder", a word the clerk never sees:
@@ -134,6 +134,21 @@ class TestDecisions:
         for reason, named in zip(reasons, folders_named, strict=True):
             assert named in reason["message"]
             assert named in (q / "REASON.txt").read_text()
+
+    def test_an_unattached_quarantine_says_how_to_send_it_without_attachments(
+            self, tmp_path: Path) -> None:
+        """A clerk whose invoice really has no attachments learns from REASON.txt the
+        other way out than adding files: move it back with its release file beside it
+        (the share's "send anyway", named with the configured suffix)."""
+        p, s = make(tmp_path, share={"release_suffix": ".go"},
+                    policy={"unattached": "quarantine", "attachment_wait_seconds": 0})
+        drop_bundle(s.outbox.path, "INV-1", {})
+        assert run_once(p) == []
+        [q] = folders(s.quarantine_dir)
+        [reason] = json.loads((q / "reason.json").read_text())["reasons"]
+        assert reason["message"].endswith("or, to send it without them, move the invoice "
+                                          "file back with a file INV-1.go beside it")
+        assert "a file INV-1.go beside it" in (q / "REASON.txt").read_text()
 
     def test_reason_json_names_the_invoices_of_the_file_and_of_each_reason(
             self, tmp_path: Path) -> None:
