@@ -18,6 +18,7 @@ from daemon.errorsfile import errors_file_for, write_errors_file
 from daemon.journal import Row, iso_in, now_iso, readable, seconds_until
 from daemon.names import attachment_folders
 from daemon.scan import Candidate
+from daemon.sharedsidecar import is_shared
 from daemon.step import IDLE, Known, Next
 
 
@@ -36,7 +37,9 @@ class Decisions(Claims):
         self._resumed.discard(key)
         assert bundle is not None
         policy = self.s.policy
-        if bundle.errors and policy.invalid == "hold":
+        # A sidecar shared with another invoice file is held whatever the policy: moved
+        # to quarantine/ with the folder, this bundle would take the other's attachments.
+        if bundle.errors and (policy.invalid == "hold" or is_shared(bundle.errors)):
             self._errors_file(cand, known, bundle.errors)
             self._live(row, key, "held", bundle_id=bid, invoice_ids=list(bundle.invoice_ids),
                        reasons=reasons_of(bundle.errors))

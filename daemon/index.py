@@ -25,7 +25,15 @@ from dataclasses import replace
 
 from daemon.config import OutboxConfig, ShareConfig
 from daemon.names import ERRORS_SUFFIX
-from daemon.scan import Candidate, Listing, alike_key, candidate_for, look, with_look_alikes
+from daemon.scan import (
+    Candidate,
+    Listing,
+    alike_key,
+    candidate_for,
+    look,
+    with_look_alikes,
+    with_sharers,
+)
 
 
 class OutboxIndex:
@@ -43,6 +51,8 @@ class OutboxIndex:
         # takes four times a tuple's memory.
         self._folds: dict[str, tuple[str, ...]] = {}
         self._by_fold: dict[str, tuple[str, ...]] = {}
+        # The invoice files of each sidecar name (nearly always one).
+        self._by_sidecar: dict[str, tuple[str, ...]] = {}
 
     def _names_of(self, cand: Candidate) -> list[str]:
         name = cand.name
@@ -76,7 +86,22 @@ class OutboxIndex:
             self._by_name[n].add(key)
         fold = alike_key(self.cfg, cand.sidecar.name)
         self._by_fold[fold] = (*self._by_fold.get(fold, ()), key)
-        return self._refresh(fold) - {key}
+        changed = self._refresh(fold)
+        side = cand.sidecar.name
+        self._by_sidecar[side] = (*self._by_sidecar.get(side, ()), key)
+        return (changed | self._share(side)) - {key}
+
+    def _share(self, side: str) -> set[str]:
+        """Set the sharers of the bundles of sidecar `side`; the keys whose changed."""
+        keys = self._by_sidecar.get(side, ())
+        if len(keys) == 1 and not self.candidates[keys[0]].sharers:
+            return set()  # a lone invoice file, the usual case
+        return with_sharers([self.candidates[k] for k in keys], self.candidates)
+
+    def sharing(self, key: str) -> tuple[str, ...]:
+        """The invoice files indexed with the sidecar of `key` (itself included)."""
+        cand = self.candidates.get(key)
+        return self._by_sidecar.get(cand.sidecar.name, ()) if cand is not None else ()
 
     def remove(self, key: str) -> set[str]:
         """Forget an invoice file; the keys of the bundles whose look-alikes changed (its
@@ -96,7 +121,13 @@ class OutboxIndex:
             self._by_fold[fold] = rest
         else:
             self._by_fold.pop(fold, None)
-        return self._refresh(fold)
+        side = cand.sidecar.name
+        left = tuple(k for k in self._by_sidecar.get(side, ()) if k != key)
+        if left:
+            self._by_sidecar[side] = left
+        else:
+            self._by_sidecar.pop(side, None)
+        return self._refresh(fold) | self._share(side)
 
     def rebuild(self) -> None:
         """Derive every candidate again from the configuration (after a reload: another
@@ -130,8 +161,10 @@ class OutboxIndex:
             known = self.candidates[key]
             # A rescan's listing hands back the very candidates it was given (`known`),
             # unless their look-alikes changed: 20,000 identity checks, nothing more.
-            if cand is not known and cand.look_alikes != known.look_alikes:
-                self.candidates[key] = replace(known, look_alikes=cand.look_alikes)
+            if cand is not known and (cand.look_alikes, cand.sharers) != (
+                    known.look_alikes, known.sharers):
+                self.candidates[key] = replace(known, look_alikes=cand.look_alikes,
+                                               sharers=cand.sharers)
         return new - old, old - new
 
     def touched(self, name: str) -> tuple[set[str], Listing]:
@@ -150,6 +183,9 @@ class OutboxIndex:
         keys.update(now.candidates)
         if name in self.candidates:
             keys.add(name)
+            # Another invoice file of its sidecar (held for `sidecar-shared`) is read
+            # again at once when this one goes, is renamed or changes.
+            keys.update(self.sharing(name))
         fold = alike_key(self.cfg, name)
         names = self._folds.get(fold, ())
         came = name in now.stats and not now.candidates and name not in names

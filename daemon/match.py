@@ -46,6 +46,7 @@ from daemon.names import (
 from daemon.notes import MANIFEST_NAME, Notes, misnamed_notes, read_notes, type_not_allowed
 from daemon.readonce import hash_keeping, keep
 from daemon.scan import Candidate
+from daemon.sharedsidecar import shared_sidecar_findings
 from daemon.workfolder import held_folder
 
 # An invoice file up to this size is read once for its hash and its ids.
@@ -352,6 +353,7 @@ def assemble(cand: Candidate, settings: Settings, known: Bundle | None = None) -
             findings.extend(more)
     sidecar = cand.sidecar if fd is not None else None
     findings.extend(look_alike_findings(cand))
+    findings.extend(shared_sidecar_findings(cand))
     return Bundle(inv, sidecar, tuple(attachments), channel or settings.validation.channel,
                   tuple(findings), sidecar_digest)
 

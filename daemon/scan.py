@@ -73,6 +73,13 @@ class Candidate:
     # recovery) has none; the two Unicode forms of the sidecar's name, which can be
     # looked up, are looked up for every candidate (spelling_twins).
     look_alikes: tuple[str, ...] = ()
+    # The other invoice files in the root whose sidecar is this one's (INV-1.pdf, the
+    # ERP's print, beside INV-1.xml: both have INV-1/), as the listing found them and
+    # the index keeps them since. They travel with the candidate as look-alikes do: into
+    # the snapshot (one that goes, renamed or moved into the folder, changes this
+    # bundle, which is then read again) and to the reader, which asks the outbox as it
+    # is whether they are still there (sharedsidecar.py, `sidecar-shared`).
+    sharers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -184,6 +191,31 @@ def with_look_alikes(cand: Candidate, names: Iterable[str] | None,
     return cand if cand.look_alikes == found else replace(cand, look_alikes=found)
 
 
+def with_sharers(cands: Iterable[Candidate], candidates: dict[str, Candidate]) -> set[str]:
+    """Set the sharers of `cands` (invoice files of one sidecar, in `candidates`) to the
+    others of them; the keys whose sharers changed."""
+    names = sorted(c.invoice.name for c in cands)
+    changed = set()
+    for name in names:
+        cand = candidates[name]
+        others = tuple(n for n in names if n != name)
+        if cand.sharers != others:
+            candidates[name] = replace(cand, sharers=others)
+            changed.add(name)
+    return changed
+
+
+def _with_sharers(candidates: dict[str, Candidate]) -> None:
+    """Set each candidate's sharers: the other invoice files of the same sidecar."""
+    groups: dict[str, list[Candidate]] = {}
+    for cand in candidates.values():
+        groups.setdefault(cand.sidecar.name, []).append(cand)
+    for group in groups.values():
+        # A lone file keeps the very candidate it had (a rescan's `known`): none to set.
+        if len(group) > 1 or group[0].sharers:
+            with_sharers(group, candidates)
+
+
 def _with_look_alikes(cfg: OutboxConfig, candidates: dict[str, Candidate],
                       folds: Mapping[str, tuple[str, ...]]) -> None:
     """Set each candidate's look_alikes from the listing's other names (`folds`)."""
@@ -270,6 +302,7 @@ def list_outbox(cfg: OutboxConfig, share: ShareConfig | None = None,
             others.append(printable(e.name))
     by_fold = {f: tuple(names) for f, names in folds.items()}
     _with_look_alikes(cfg, candidates, by_fold)
+    _with_sharers(candidates)
     return Listing(candidates, tuple(others), tuple(refused), stats, by_fold)
 
 
@@ -369,6 +402,12 @@ def snapshot(cand: Candidate, cfg: OutboxConfig,
         for entry, in_progress in _walk(None, cand.sidecar, cand.sidecar.name, 1, cfg):
             entries.append(entry)
             busy = busy or in_progress
+        # Another invoice file of this sidecar holds the bundle (`sidecar-shared`) while
+        # the folder is there: that it went or came is a change of the bundle.
+        for other in cand.sharers:
+            ost = _lstat(cand.invoice.with_name(other), root)
+            if ost is not None:
+                entries.append((other, _kind(ost.st_mode), ost.st_size, *_meta(ost)))
     # An entry of the sidecar's name spelled otherwise (match.py reports it): that it
     # came or went is a change of the bundle, though its files are not.
     for twin in dict.fromkeys((*cand.look_alikes, *spelling_twins(cand.sidecar.name))):

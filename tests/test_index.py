@@ -6,6 +6,8 @@ import sys
 import unicodedata
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parent))
 
 from helpers import write  # noqa: E402
@@ -205,6 +207,53 @@ class TestLookAlikes:
         (tmp_path / "inv-7").rmdir()
         idx.replace(list_outbox(idx.cfg, known=idx.candidates))
         assert idx.candidates["INV-7.xml"].look_alikes == ()
+
+
+
+class TestSharers:
+    def test_an_invoice_file_of_the_same_sidecar_that_comes_concerns_the_other(
+            self, tmp_path: Path) -> None:
+        """INV-1.pdf dropped beside INV-1.xml: its event marks INV-1.xml too, and each
+        candidate names the other as a sharer of INV-1/ (no listing of the root)."""
+        write(tmp_path / "INV-1.xml", b"<x/>")
+        idx = make(tmp_path)
+        idx.replace(list_outbox(idx.cfg))
+        write(tmp_path / "INV-1.pdf", b"%PDF")
+        assert idx.touched("INV-1.pdf")[0] == {"INV-1.xml", "INV-1.pdf"}
+        assert idx.candidates["INV-1.xml"].sharers == ("INV-1.pdf",)
+        assert idx.candidates["INV-1.pdf"].sharers == ("INV-1.xml",)
+
+    @pytest.mark.parametrize("patterns", [["*.xml", "*.pdf"], ["*"]])
+    def test_an_invoice_file_that_goes_marks_the_other_and_leaves_it_alone(
+            self, tmp_path: Path, patterns: list[str]) -> None:
+        """INV-1.pdf moved into INV-1/: its event marks INV-1.xml at once (it is read
+        again without waiting for a rescan) — also under a pattern that spells out no
+        extension ("*"), where the name does not meet the sidecar as a look-alike would;
+        once the gone file's step removes it, the other has no sharer left and is to be
+        stepped again."""
+        write(tmp_path / "INV-1.xml", b"<x/>")
+        write(tmp_path / "INV-1.pdf", b"%PDF")
+        (tmp_path / "INV-1").mkdir()
+        idx = make(tmp_path, invoice_patterns=patterns)
+        idx.replace(list_outbox(idx.cfg))
+        (tmp_path / "INV-1.pdf").rename(tmp_path / "INV-1" / "INV-1.pdf")
+        assert idx.touched("INV-1.pdf")[0] == {"INV-1.xml", "INV-1.pdf"}
+        assert idx.remove("INV-1.pdf") == {"INV-1.xml"}
+        assert idx.candidates["INV-1.xml"].sharers == ()
+
+    def test_a_full_listing_gives_the_known_bundles_their_sharers(
+            self, tmp_path: Path) -> None:
+        """A sharer that came or went without an event (polling, lost events) is known
+        after the next listing: the rescan's snapshots then see it."""
+        write(tmp_path / "INV-1.xml", b"<x/>")
+        idx = make(tmp_path)
+        idx.replace(list_outbox(idx.cfg))
+        write(tmp_path / "INV-1.pdf", b"%PDF")
+        idx.replace(list_outbox(idx.cfg, known=idx.candidates))
+        assert idx.candidates["INV-1.xml"].sharers == ("INV-1.pdf",)
+        (tmp_path / "INV-1.pdf").unlink()
+        assert idx.replace(list_outbox(idx.cfg, known=idx.candidates)) == (set(), {"INV-1.pdf"})
+        assert idx.candidates["INV-1.xml"].sharers == ()
 
 
 class TestReplace:

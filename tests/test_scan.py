@@ -296,6 +296,73 @@ class TestLookAlikesInTheListing:
         assert snapshot(cand, cfg, listing.stats) == after
 
 
+
+class TestSharersInTheListing:
+    def test_invoice_files_of_one_stem_share_the_sidecar(self, outbox: Path) -> None:
+        """INV-1.xml and its print INV-1.pdf have one sidecar INV-1/: each candidate
+        names the other as a sharer; a file of another stem shares nothing."""
+        touch(outbox / "INV-1.xml")
+        touch(outbox / "INV-1.pdf")
+        touch(outbox / "INV-2.xml")
+        cands = list_outbox(cfg_for(outbox)).candidates
+        assert cands["INV-1.xml"].sharers == ("INV-1.pdf",)
+        assert cands["INV-1.pdf"].sharers == ("INV-1.xml",)
+        assert cands["INV-2.xml"].sharers == ()
+
+    def test_under_a_sidecar_suffix_they_share_the_suffixed_folder(self, outbox: Path) -> None:
+        """With sidecar_suffix ".att" both files' sidecar is INV-1.att/, and they share it."""
+        touch(outbox / "INV-1.xml")
+        touch(outbox / "INV-1.pdf")
+        cands = list_outbox(cfg_for(outbox, sidecar_suffix=".att")).candidates
+        assert cands["INV-1.xml"].sidecar.name == cands["INV-1.pdf"].sidecar.name == "INV-1.att"
+        assert cands["INV-1.xml"].sharers == ("INV-1.pdf",)
+
+    def test_an_ignored_file_or_one_outside_the_patterns_shares_nothing(
+            self, outbox: Path) -> None:
+        """INV-1.pdf under ignore_patterns, or INV-1.txt (no invoice pattern), is no
+        invoice file, so INV-1.xml has the folder to itself."""
+        touch(outbox / "INV-1.xml")
+        touch(outbox / "INV-1.pdf")
+        touch(outbox / "INV-1.txt")
+        cands = list_outbox(cfg_for(outbox, ignore_patterns=["*.pdf"])).candidates
+        assert list(cands) == ["INV-1.xml"] and cands["INV-1.xml"].sharers == ()
+
+    def test_a_known_candidate_takes_the_sharers_of_the_new_listing(
+            self, outbox: Path) -> None:
+        """A rescan hands back the known candidates, each with the sharers there now."""
+        touch(outbox / "INV-1.xml")
+        cfg = cfg_for(outbox)
+        first = list_outbox(cfg)
+        touch(outbox / "INV-1.pdf")
+        again = list_outbox(cfg, known=first.candidates)
+        assert again.candidates["INV-1.xml"].sharers == ("INV-1.pdf",)
+        (outbox / "INV-1.pdf").unlink()
+        third = list_outbox(cfg, known=again.candidates)
+        assert third.candidates["INV-1.xml"].sharers == ()
+
+    def test_the_snapshot_holds_a_sharer_only_while_the_sidecar_is_there(
+            self, outbox: Path) -> None:
+        """Without the folder the two are plain invoices, each snapshot its own file; with
+        it, the other file is in the snapshot, so its going changes the bundle (from its
+        own lstat or the listing's stats alike)."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-1.xml")
+        touch(outbox / "INV-1.pdf")
+        cand = list_outbox(cfg).candidates["INV-1.xml"]
+        alone = snapshot(cand, cfg)
+        assert alone is not None and [e[0] for e in alone.entries] == ["INV-1.xml"]
+        touch(outbox / "INV-1" / "a.pdf")
+        listing = list_outbox(cfg)
+        shared = snapshot(cand, cfg)
+        assert shared is not None and [e[0] for e in shared.entries] == [
+            "INV-1.xml", "INV-1", "INV-1/a.pdf", "INV-1.pdf"]
+        assert snapshot(cand, cfg, listing.stats) == shared
+        (outbox / "INV-1.pdf").rename(outbox / "INV-1" / "INV-1.pdf")
+        moved = snapshot(cand, cfg)
+        assert moved is not None and "INV-1.pdf" not in [e[0] for e in moved.entries]
+        assert moved != shared
+
+
 class TestSnapshot:
     def _cand(self, outbox: Path, cfg: OutboxConfig, name: str = "INV-1.xml") -> Candidate:
         return list_outbox(cfg).candidates[name]

@@ -52,6 +52,7 @@ from daemon.match import assemble
 from daemon.names import folder_name_for_id, for_terminal, is_ignored, name_problem
 from daemon.notes import MANIFEST_NAME, MAX_NOTES_BYTES, value_problem
 from daemon.scan import Candidate, Listing, list_outbox
+from daemon.sharedsidecar import shared_message, sidecar_sharers
 from daemon.sniff import sniff
 from daemon.temps import create_locked, drop_stale_copies, folder_locked
 from daemon.validate import check_attachment
@@ -191,6 +192,7 @@ def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None 
                             f"{'a name looks' if len(twins) == 1 else 'names look'} like its "
                             f"sidecar {cand.sidecar.name}; mend as follows, then attach again\n"
                             + "\n".join(f"  {f.file}: {f.message}  [{f.code}]" for f in twins))
+    refuse_a_shared_sidecar(cand)
     refuse_what_would_be_quarantined(src, cand)
     refuse_what_the_channel_refuses(src, cand, invoice_id, settings)
     folder = target_folder(cand, ids, invoice_id)
@@ -266,6 +268,19 @@ def share_with_the_daemon(outbox: Path) -> Callable[[int], None] | None:
         with contextlib.suppress(OSError):  # attached all the same; the daemon says so
             add_group_write_fd(fd)          # if it cannot move the folder
     return shared
+
+
+def refuse_a_shared_sidecar(cand: Candidate) -> None:
+    """Refuses while another invoice file in the outbox has the same sidecar (INV-1.pdf
+    beside INV-1.xml): the daemon holds both while the folder is there
+    (`sidecar-shared`), so a file put in it (or the folder made for it) would hold the
+    invoice rather than go with it. `cand` is from a listing: it has its sharers."""
+    others = sidecar_sharers(cand)
+    if others:
+        raise AttachRefused(f"nothing was changed: another invoice file has the sidecar "
+                            f"{cand.sidecar.name} of {cand.invoice.name}; mend as follows, "
+                            f"then attach again\n  {cand.sidecar.name}: "
+                            f"{shared_message(cand, others)}  [sidecar-shared]")
 
 
 def refuse_what_would_be_quarantined(src: Path, cand: Candidate) -> None:

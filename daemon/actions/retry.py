@@ -43,6 +43,7 @@ from daemon.lookalikes import look_alike_findings
 from daemon.manifest import bundle_id_of
 from daemon.names import NameKind, classify, for_terminal
 from daemon.scan import alike_key, candidate_for, is_invoice_file
+from daemon.sharedsidecar import shared_message, sharers_listed
 from daemon.temps import drop_unfinished
 
 if TYPE_CHECKING:
@@ -156,6 +157,7 @@ def plan(folder: Path, settings: Settings, notes: list[str] | None = None) -> li
         raise RetryRefused(f"the outbox already holds {', '.join(taken)}; nothing was moved — "
                            "move or rename that first, then retry")
     _refuse_look_alikes(folder, invoice, settings)
+    _refuse_a_shared_sidecar(folder, parts, invoice, settings)
     _refuse_what_is_no_file(folder, parts, settings)
     _refuse_a_duplicate(folder, invoice, settings)
     # Invoice file last: the bundle is complete the moment the daemon can see it.
@@ -182,6 +184,25 @@ def _refuse_look_alikes(folder: Path, invoice: str, settings: Settings) -> None:
                            f"look-alike of the sidecar of {invoice}, and moved back now it "
                            f"would be held or quarantined again:\n{lines}\nMend that in the "
                            "outbox first, then retry")
+
+
+def _refuse_a_shared_sidecar(folder: Path, parts: list[str], invoice: str,
+                             settings: Settings) -> None:
+    """Refuses while another invoice file in the outbox has the bundle's sidecar and the
+    sidecar would be there (moved back with the bundle, or in the outbox already): the
+    daemon would hold both files (`sidecar-shared`) instead of sending either. The
+    daemon's own rule (sharedsidecar.shared_sidecar_findings), on the outbox as it is."""
+    cand = candidate_for(settings.outbox, invoice)
+    side = cand.sidecar.name
+    others = list(sharers_listed(settings.outbox, settings.share, invoice))
+    if not others or side not in parts and not (
+            os.path.isdir(cand.sidecar) and not os.path.islink(cand.sidecar)):
+        return
+    raise RetryRefused(f"{folder.name}: nothing was moved — the outbox holds "
+                       f"{', '.join(others)}, whose sidecar is {side} too, and moved back "
+                       "now both would be held:\n"
+                       f"  {side}: {shared_message(cand, others)}  [sidecar-shared]\n"
+                       "Mend that in the outbox first, then retry")
 
 
 def _refuse_what_is_no_file(folder: Path, parts: list[str], settings: Settings) -> None:

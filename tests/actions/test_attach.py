@@ -458,3 +458,25 @@ def test_attach_refusing_a_file_says_the_bundle_would_be_held_under_policy_hold(
             'invalid = "hold"); nothing was changed') in err
     assert "quarantined" not in err
     assert sorted(p.name for p in cfg.outbox.iterdir()) == ["batch-3.xml"]
+
+
+@pytest.mark.parametrize("folder", [False, True])
+def test_attach_refuses_while_another_invoice_file_has_the_same_sidecar(
+        cfg: Env, timesheet: Path, capsys, folder: bool) -> None:
+    """INV-1001.xml (invoice R-77) beside its print INV-1001.pdf: both have the sidecar
+    INV-1001/, so a file attached there (or the folder made for it) would hold both
+    (`sidecar-shared`) instead of going out. attach names both files, the folder and the
+    fix, and writes nothing, whether or not the folder is there yet."""
+    write(cfg.outbox / "INV-1001.xml", ubl_invoice("R-77"))
+    write(cfg.outbox / "INV-1001.pdf", pdf_bytes(3))
+    if folder:
+        write(cfg.outbox / "INV-1001" / "contract.pdf", pdf_bytes(2))
+    before = sorted(str(p.relative_to(cfg.outbox)) for p in cfg.outbox.rglob("*"))
+    assert attach(cfg, "R-77", str(timesheet)) == 1
+    err = capsys.readouterr().err
+    [line] = [x for x in err.splitlines() if x.startswith("  INV-1001: ")]
+    assert line.startswith("  INV-1001: INV-1001.pdf and INV-1001.xml both have the "
+                           "attachments folder INV-1001/")
+    assert "move INV-1001.pdf into INV-1001/" in line and line.endswith("  [sidecar-shared]")
+    assert "nothing was changed" in err and "Traceback" not in err
+    assert sorted(str(p.relative_to(cfg.outbox)) for p in cfg.outbox.rglob("*")) == before

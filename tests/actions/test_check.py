@@ -738,3 +738,23 @@ def test_check_of_outboxds_own_folders_is_a_usage_error_not_a_waiting_sidecar(
         assert "waits for it" not in captured.out + captured.err
     code, out = check(cfg, capsys, cfg.outbox)
     assert code == 0 and ".outboxd" not in out and "processing" not in out
+
+
+def test_two_invoice_files_with_one_sidecar_are_reported_as_the_daemon_holds_them(
+        cfg: Env, capsys) -> None:
+    """INV-1.xml and its print INV-1.pdf beside INV-1/: the daemon holds both
+    (`sidecar-shared`). `check` says so for either file, the folder or the whole outbox:
+    both files invalid, exit 1. Without the folder the two are valid invoices."""
+    xml = write(cfg.outbox / "INV-1.xml", ubl_invoice("INV-1"))
+    write(cfg.outbox / "INV-1.pdf", pdf_bytes(3))
+    code, out = check(cfg, capsys)
+    assert code == 0 and "[sidecar-shared]" not in out
+    write(cfg.outbox / "INV-1" / "timesheet.pdf", pdf_bytes(2))
+    code, out = check(cfg, capsys, xml)
+    assert code == 1 and out.startswith("INV-1.xml  (ubl,")
+    assert "    INV-1: INV-1.pdf and INV-1.xml both have the attachments folder INV-1/" in out
+    assert "[sidecar-shared]" in out and out.endswith("1 bundle(s) checked, 1 invalid\n")
+    code, out = check(cfg, capsys)
+    assert code == 1 and out.count("[sidecar-shared]") == 2
+    assert out.endswith("2 bundle(s) checked, 2 invalid\n")
+    assert check(cfg, capsys, cfg.outbox / "INV-1") == (1, out)

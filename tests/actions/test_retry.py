@@ -487,3 +487,40 @@ def test_retry_moves_a_duplicate_back_when_the_policy_sends_duplicates(env: Env,
     folder, bid = duplicate_in_quarantine(env)
     assert main(["retry", "-c", str(env.config), bid[:12]]) == 0
     assert (env.outbox / "INV-1001.xml").is_file() and not folder.exists()
+
+
+@pytest.mark.parametrize("sidecar_in", ["quarantine", "outbox"])
+def test_retry_refuses_beside_another_invoice_file_of_its_sidecar_and_changes_nothing(
+        cfg: Env, capsys, sidecar_in: str) -> None:
+    """INV-1001.pdf (the print) is in the outbox, and the sidecar INV-1001/ would be there
+    (moved back with the bundle, or left in the outbox): moved back, INV-1001.xml and the
+    print would both be held (`sidecar-shared`). retry refuses with exit 1, naming both
+    files, the folder and the fix, and moves nothing; with the print gone it goes
+    back."""
+    folder = quarantined(cfg)
+    if sidecar_in == "outbox":
+        (folder / "INV-1001").rename(cfg.outbox / "INV-1001")
+    write(cfg.outbox / "INV-1001.pdf", pdf_bytes(3))
+    before_q, before_o = tree(cfg.quarantine), tree(cfg.outbox)
+    assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"outboxd: {folder.name}: nothing was moved — the outbox holds "
+                          "INV-1001.pdf, whose sidecar is INV-1001 too")
+    assert "  INV-1001: INV-1001.pdf and INV-1001.xml both have the attachments folder " \
+        "INV-1001/" in err and "[sidecar-shared]" in err and "Traceback" not in err
+    assert tree(cfg.quarantine) == before_q and tree(cfg.outbox) == before_o
+    (cfg.outbox / "INV-1001.pdf").unlink()  # the clerk takes the print out of the outbox
+    assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 0
+    assert (cfg.outbox / "INV-1001.xml").exists() and not folder.exists()
+
+
+def test_retry_without_a_sidecar_beside_the_print_alone_moves_back(cfg: Env) -> None:
+    """No sidecar in the bundle nor in the outbox: the two files are plain invoices
+    without attachments, and retry moves the bundle back beside the print."""
+    folder = quarantined(cfg)
+    for p in (folder / "INV-1001").iterdir():
+        p.unlink()
+    (folder / "INV-1001").rmdir()
+    write(cfg.outbox / "INV-1001.pdf", pdf_bytes(3))
+    assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 0
+    assert (cfg.outbox / "INV-1001.xml").exists()
