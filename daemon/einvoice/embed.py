@@ -24,9 +24,8 @@ from xml.sax.saxutils import escape
 
 from daemon.bundle import Attachment, Bundle, Finding
 from daemon.errors import InputError
-from daemon.fsops import open_below, read_bounded
 from daemon.invoices import read_xml_invoice
-from daemon.parts import changed_since_checked
+from daemon.parts import read_checked
 from daemon.readonce import kept_read
 
 NS_INVOICE = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
@@ -330,7 +329,7 @@ def documents_for(bundle: Bundle, mime_codes: frozenset[str]) -> Plan:
             try:
                 content = kept_read(att.path)
                 if content is None:
-                    content = _read_checked(att)
+                    content = read_checked(att)
             except InputError as exc:  # a link or a FIFO put where the file was checked
                 findings.append(Finding(exc.code, exc.file, exc.message, "error",
                                         att.invoice_id))
@@ -338,17 +337,6 @@ def documents_for(bundle: Bundle, mime_codes: frozenset[str]) -> Plan:
             refs.append(reference(att, content, mime, cac, cbc, declare))
         docs.append(build(data, sl, whole, decl, encoding, refs))
     return Plan(tuple(docs) if not findings else (), tuple(findings))
-
-
-def _read_checked(att: Attachment) -> bytes:
-    """The attachment's bytes, read up to the size it was checked at (validation allowed
-    no more than [validation] max_attachment_bytes): one written into since is refused
-    as the multipart delivery refuses it, not read whole whatever its size."""
-    with open_below(*att.where, att.rel) as fh:
-        content = read_bounded(fh, att.size)
-    if content is None or len(content) != att.size:
-        raise changed_since_checked(att.rel)
-    return content
 
 
 def _is_document_element(data: bytes, sl: Slice) -> bool:
