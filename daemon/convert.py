@@ -44,6 +44,7 @@ from daemon.fsops import hash_of, open_below, open_in
 from daemon.fswrite import held_path, make_folders_below, write_atomic
 from daemon.manifest import sent_keys
 from daemon.names import NAME_MAX, fit_bytes, fit_name
+from daemon.parts import read_checked
 from daemon.probe import pillow_limit, probe_pdf
 from daemon.readonce import kept_read
 from daemon.temps import drop_unfinished
@@ -219,6 +220,8 @@ def _convert_again(att: Attachment, conv: Conversion, max_pixels: int, work: Pat
     try:
         data = _read_image(att, work)
     except InputError as exc:  # a link or a FIFO where the image was checked
+        if exc.code == "processing-damaged":  # written into since: says so itself
+            raise
         raise InputError("processing-damaged", exc.file, f"{exc.message} (it changed in "
                          "the processing folder)") from None
     try:
@@ -259,11 +262,14 @@ def _read_image(att: Attachment, work: Path | None = None) -> bytes:
     FIFO there). Read apart from the conversion, whose catch-all would take an OSError
     of the machine (EMFILE, EIO) for a fault of the image and stop the bundle for it.
     Within finish.evaluate, the bytes matching hashed and validation probed (readonce):
-    converted is then what was checked, and the image is not opened a second time."""
-    if work is None and (kept := kept_read(att.path)) is not None:
+    converted is then what was checked, and the image is not opened a second time.
+    At delivery (`work`: the work folder held), read as every re-read of a claimed
+    bundle's file is (parts.read_checked): within the size it was checked at."""
+    if work is not None:
+        return read_checked(att, work)
+    if (kept := kept_read(att.path)) is not None:
         return kept
-    root, rel = att.where
-    with open_below(root if work is None else work, rel, att.rel) as fh:
+    with open_below(*att.where, att.rel) as fh:
         return fh.read()
 
 

@@ -163,8 +163,16 @@ def write_atomic(path: Path, data: bytes, sync: bool = True, mode: int | None = 
 
 
 def fsync_file(path: Path) -> None:
-    """Sync a file written earlier without a sync of its own (never through a link)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    """Sync a file written earlier without a sync of its own: an archive entry's paper,
+    in a folder people on the share may write in (the work folder in the outbox, sent/,
+    quarantine/). One of them may have put a FIFO, device or link in its place: that is
+    never opened nor followed (opened_if_regular), but an OSError naming it, and the
+    archive's next try writes the paper again (write_papers replaces it)."""
+    fd, mode = opened_if_regular(path)
+    if fd is None:
+        raise OSError(errno.EINVAL, f"is a {kind_of(mode)}, not the file outboxd wrote "
+                      "there; outboxd never opens one — it writes the file again at its "
+                      "next try", str(path))
     try:
         os.fsync(fd)
     finally:

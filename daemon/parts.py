@@ -7,8 +7,9 @@ import os
 from pathlib import Path
 from typing import BinaryIO
 
+from daemon.bundle import Attachment
 from daemon.errors import InputError
-from daemon.fsops import open_below
+from daemon.fsops import open_below, read_bounded
 
 
 def changed_since_checked(shown: str) -> InputError:
@@ -17,6 +18,19 @@ def changed_since_checked(shown: str) -> InputError:
                       "is not the file that was checked: it was changed or replaced "
                       "while the bundle was being sent — check it, then move the "
                       "bundle back into the outbox")
+
+
+def read_checked(att: Attachment, root: Path | None = None) -> bytes:
+    """A claimed attachment's bytes, read up to the size it was checked at (validation
+    allowed no more than [validation] max_attachment_bytes): one written into since is
+    refused as the multipart delivery refuses it, not read whole whatever its size.
+    `root`: the folder it lies below when not its own (`att.where`): the work folder
+    held (workfolder.hold_folder, fswrite.held_path)."""
+    with open_below(att.where[0] if root is None else root, att.where[1], att.rel) as fh:
+        content = read_bounded(fh, att.size)
+    if content is None or len(content) != att.size:
+        raise changed_since_checked(att.rel)
+    return content
 
 
 class OpenWhenRead:

@@ -32,7 +32,7 @@ from daemon.logs import bundle_log
 from daemon.manifest import bundle_id_of
 from daemon.notify import notify
 from daemon.scan import Candidate, candidate_for, snapshot
-from daemon.workfolder import hold_folder, still_at
+from daemon.workfolder import folder_identity, hold_folder, still_at
 
 # The transition's detail of an attempt that found a configuration problem (401,
 # 403, 404: the url or token is ours to fix): a restart tries such a bundle at once,
@@ -50,6 +50,9 @@ class Recovery:
     log: Any
     paused: set[int]
     _unfinished: set[int]  # claiming rows recover() could not finish (OSError)
+    # The processing folder this start made afresh (its identity): a share away leaves
+    # an empty folder where it was mounted, in which no work folder is to be seen.
+    processing_made: tuple[int, int] | None = None
     _validated: dict[int, Bundle]
     evaluate: Callable[[Candidate, Settings], Bundle]
 
@@ -149,11 +152,16 @@ class Recovery:
             held = None
         cand = candidate_for(self.s.outbox, row.invoice_file)
         if held is None and not os.path.lexists(cand.invoice):
-            # Neither the work folder nor the invoice file in the outbox: the share that
-            # holds processing/ is away (an outbox mounted anew, empty, where the daemon
-            # started), or someone moved the folder. Taken for "the claim did not
-            # happen", the row settled and went, and the bundle was left in a folder no
-            # row names, for a person (orphans.py), when the folder came back.
+            if self._never_made(work, cand):
+                self.j.transition(row.id, "gone", "claim did not happen; the invoice file "
+                                  "is no longer in the outbox", work_dir=None,
+                                  last_error=None)
+                return False
+            # Neither the work folder nor the invoice file in the outbox, and the folder
+            # may be out of sight: the share that holds processing/ is away (an outbox
+            # mounted anew, empty, where the daemon started). Taken for "the claim did
+            # not happen", the row went, and the bundle was left in a folder no row
+            # names, for a person (orphans.py), when the share came back.
             raise FileNotFoundError(errno.ENOENT, "the work folder is not there and the "
                                     "invoice file is not in the outbox either (is the share "
                                     "mounted?) — if someone moved the folder, put it back "
@@ -185,6 +193,18 @@ class Recovery:
             self.j.transition(row.id, "delivering", "claim finished after restart",
                               last_error=None)
         return True
+
+    def _never_made(self, work: Path, cand: Candidate) -> bool:
+        """A claim's missing work folder that was never made (a crash between the claim's
+        record and its folder; the bundle deleted since, while outboxd was stopped): the
+        outbox and the processing folder are there, the latter not the one this start
+        made afresh (where the share, away, would have had it), and nothing of the
+        bundle is left in the outbox (a sidecar still there: the claim may have moved
+        the invoice file before its folder went out of sight)."""
+        processing = folder_identity(work.parent)
+        return (os.path.isdir(self.s.outbox.path) and processing is not None
+                and processing != self.processing_made and os.path.isdir(work.parent)
+                and not os.path.lexists(cand.sidecar))
 
     def _check_claimed(self, row: Row, cand: Candidate, work: Path) -> str | None:
         """The check after a claim (claims.py), which the crash came before: the bundle

@@ -89,6 +89,9 @@ def running(state_dir: Path) -> bool | None:
     if path in _held:
         return True
     try:
+        # Opened by its name, not looked at first (fsops.opened_if_regular): the state dir
+        # is the admin's, writable by the daemon's user and root only, who could do worse
+        # there than plant a FIFO or device; no one on the share reaches it.
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError:
         return None

@@ -39,6 +39,7 @@ from daemon.mounts import NETWORK_FS, fs_type
 from daemon.osthreads import show_name
 from daemon.poll import ROOT_LOST, Poller
 from daemon.scan import WATCHED_DEPTH
+from daemon.workfolder import folder_identity
 
 # A folder renamed back into place keeps its inode, and a folder made with its
 # subfolder at once is added twice (as the new sidecar's subfolder and at its own
@@ -70,15 +71,6 @@ def choose_mode(mode: str, path: Path) -> str:
     return "polling" if fs_type(path) in NETWORK_FS else "inotify"
 
 
-def _identity(path: Path) -> tuple[int, int] | None:
-    """The folder at `path` as the file system knows it; None when there is none."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
-
-
 class _OutboxInotify:
     """Non-recursive inotify watches on the outbox root and its sidecar folders.
 
@@ -101,7 +93,7 @@ class _OutboxInotify:
         self._add("")  # raises OSError when the outbox is not there
         # A watch follows its folder's inode: the outbox moved aside (and another made in
         # its place) would go on being watched where nobody drops anything.
-        self._identity = _identity(root)
+        self._identity = folder_identity(root)
         self._fd.start()
         show_name(self._fd, "watcher")
         with os.scandir(root) as it:
@@ -203,7 +195,8 @@ class _OutboxInotify:
     def alive(self) -> bool:
         with self._lock:
             watching_root = "" in self._wd
-        return self._fd.is_alive() and watching_root and _identity(self.root) == self._identity
+        return (self._fd.is_alive() and watching_root
+                and folder_identity(self.root) == self._identity)
 
     def stop(self) -> None:
         self._stopped = True

@@ -47,6 +47,15 @@ def held_folder(path: Path, shown: str | None = None) -> Iterator[int]:
         os.close(fd)
 
 
+def folder_identity(path: Path) -> tuple[int, int] | None:
+    """The folder at `path` as the file system knows it; None when there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 def not_the_folder(path: Path) -> OSError:
     return OSError(errno.ELOOP, "is a symbolic link or no longer the folder outboxd claimed; "
                    "outboxd never writes, copies or moves through one — put the bundle's "

@@ -226,11 +226,14 @@ def without_blocking(call: Callable[[], T], fifo: Path, what: str) -> T:
     return result[0]
 
 
-def run_receiver(*args: str) -> subprocess.CompletedProcess[str]:
-    """`outboxd receiver ARGS` as a process, bounded: a receiver that starts after all
-    would serve forever, and the timeout fails the test instead of hanging the run."""
+def run_receiver(*args: str, env: dict[str, str] | None = None
+                 ) -> subprocess.CompletedProcess[str]:
+    """`outboxd receiver ARGS` as a process (`env`: added to the environment), bounded: a
+    receiver that starts after all would serve forever, and the timeout fails the test
+    instead of hanging the run."""
     return subprocess.run([sys.executable, "-m", "daemon", "receiver", *args],
-                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+                          env=None if env is None else {**os.environ, **env})
 
 
 def raised(call: Callable[[], object]) -> Exception | None:

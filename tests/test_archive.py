@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from helpers import ubl_invoice, write
+from swaps import opened_in
 
 from daemon import archive, fswrite
 from daemon.archive import (
@@ -100,6 +101,34 @@ class TestMoveIntoPlace:
         content = tree(target)
         assert move_into_place(work, target) == target
         assert tree(target) == content and not work.exists()
+
+    def test_a_paper_swapped_for_a_fifo_before_its_sync_is_never_opened(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Someone on the share puts a FIFO where receipt.json was just written, before
+        the paper is synced in its new entry: the FIFO is never opened (only looked at),
+        the archive fails naming it, and its next try writes the receipt again in the
+        entry, which then holds the paper outboxd wrote. Opened by its name, the FIFO
+        was joined (a device's driver would have been called)."""
+        work = make_work(tmp_path / "work")
+        target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123456789ab"
+        papers = {"receipt.json": json.dumps({"bundle_id": BID}).encode()}
+        real = archive.write_papers
+
+        def then_a_fifo(folder: Path, papers: Any, sync: bool = True) -> None:
+            real(folder, papers, sync=sync)
+            os.unlink(folder / "receipt.json")
+            os.mkfifo(folder / "receipt.json")
+
+        monkeypatch.setattr(archive, "write_papers", then_a_fifo)
+        with opened_in(work) as opened, pytest.raises(OSError) as caught:
+            archive.place(work, target, papers, BID)
+        assert "receipt.json" not in opened
+        assert "FIFO" in str(caught.value) and str(caught.value.filename).endswith(
+            "receipt.json")
+        assert stat.S_ISFIFO(os.lstat(target / "receipt.json").st_mode)
+        monkeypatch.setattr(archive, "write_papers", real)
+        assert archive.place(work, target, papers, BID) == target
+        assert (target / "receipt.json").read_bytes() == papers["receipt.json"]
 
     def test_missing_work_and_missing_target_is_an_error(self, tmp_path: Path) -> None:
         """Neither the work folder nor the target is there (a share that went away): an

@@ -233,16 +233,40 @@ def test_an_image_over_the_pixel_limit_is_never_decoded_at_delivery(
     """An image swapped in the processing folder for one over [validation]
     max_image_pixels (a bomb after its validation): its conversion at delivery is
     refused under the configured limit, a processing-damaged error naming the file,
-    never decoded."""
+    never decoded. Both images are of one size (bytes after the end of the shorter),
+    as one grown is refused before it is decoded at all."""
     cfg = ValidationConfig(convert_images=True, max_image_pixels=10_000)
-    b = validate_bundle(bundle_of(tmp_path, {"scan.png": image("PNG", (50, 50))},
-                                  "original-print"), cfg)
+    small, bomb = image("PNG", (50, 50)), image("PNG", (300, 300))
+    size = max(len(small), len(bomb))
+    small, bomb = small.ljust(size, b"\0"), bomb.ljust(size, b"\0")
+    b = validate_bundle(bundle_of(tmp_path, {"scan.png": small}, "original-print"), cfg)
     assert b.errors == ()
-    (tmp_path / "INV-1" / "scan.png").write_bytes(image("PNG", (300, 300)))
+    (tmp_path / "INV-1" / "scan.png").write_bytes(bomb)
     with pytest.raises(InputError) as caught:
         materialise(b.attachments, tmp_path, cfg.max_image_pixels)
     assert caught.value.code == "processing-damaged" and caught.value.file == "INV-1/scan.png"
     assert "[validation] max_image_pixels = 10,000" in caught.value.message
+
+
+def test_an_image_written_into_in_the_work_folder_is_not_the_file_that_was_checked(
+        tmp_path: Path) -> None:
+    """At delivery (materialise), an image grown in the processing folder since its
+    check (bytes appended after its end, which the decoder never looks at): it is read
+    only up to the size it was checked at, as the other re-reads of a claimed bundle
+    (the multipart parts, ubl-embedded) read theirs, and the bundle is
+    processing-damaged, "is not the file that was checked". Read whole, it gave the
+    PDF validated and was sent as checked, however large it had grown."""
+    cfg = ValidationConfig(convert_images=True)
+    b = validate_bundle(bundle_of(tmp_path, {"scan.png": image("PNG")}, "external-print"),
+                        cfg)
+    assert b.errors == ()
+    with (tmp_path / "INV-1" / "scan.png").open("ab") as fh:
+        fh.write(b"\0" * 4096)
+    with pytest.raises(InputError) as caught:
+        materialise(b.attachments, tmp_path, cfg.max_image_pixels)
+    assert (caught.value.code, caught.value.file) == ("processing-damaged", "INV-1/scan.png")
+    assert "is not the file that was checked" in caught.value.message
+    assert not (tmp_path / "INV-1.converted" / "scan.pdf").exists()
 
 
 class TestFoldersSwappedForLinks:

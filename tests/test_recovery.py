@@ -31,11 +31,13 @@ from swaps import linked_aside_before  # noqa: E402
 
 from daemon.answers import Receipt  # noqa: E402
 from daemon.config import Settings  # noqa: E402
+from daemon.config_load import prepare_folders  # noqa: E402
 from daemon.finish import Finisher, evaluate  # noqa: E402
 from daemon.manifest import bundle_id_of  # noqa: E402
 from daemon.pipeline import Pipeline  # noqa: E402
 from daemon.scan import list_outbox  # noqa: E402
 from daemon.statuspage import sections  # noqa: E402
+from daemon.workfolder import folder_identity  # noqa: E402
 
 
 def _never_read(*_: object) -> Any:
@@ -108,22 +110,27 @@ class TestRecovery:
     def test_a_claim_whose_work_folder_is_away_at_start_waits_for_it_and_is_finished(
             self, tmp_path: Path) -> None:
         """A restart while a claim's work folder is out of sight (the share that holds
-        processing/ away, an empty outbox mounted in its place; or the folder moved by
-        someone): neither the folder nor the invoice file in the outbox. That is no "claim
-        that did not happen": settled, the row went `gone` and the bundle, when its folder
-        came back, lay in a folder no row names, left for a person for good. The row stays
-        `claiming`, says why, and a rescan after the folder is back finishes the claim;
-        the bundle is delivered."""
+        processing/ away, an empty outbox mounted in its place, whose processing folder
+        the start makes afresh): neither the folder nor the invoice file in the outbox.
+        That is no "claim that did not happen": settled, the row went `gone` and the
+        bundle, when its folder came back, lay in a folder no row names, left for a
+        person for good. The row stays `claiming`, says why, and a rescan after the share
+        is back finishes the claim; the bundle is delivered."""
         p, s, work, row = self._half_claimed(tmp_path, pdf_bytes())
         (s.outbox.path / "INV-1").rename(work / "INV-1")  # the whole bundle claimed
         away = tmp_path / "away"
-        work.rename(away)  # the share is away
+        s.outbox.path.rename(away)  # the share is away: an empty folder where it was
+        s.outbox.path.mkdir()
+        made = prepare_folders(s)
+        assert s.processing_dir in made
+        p.finish.processing_made = folder_identity(s.processing_dir)
         assert p.finish.recover() == []
         r = p.j.get(row)
         assert (r.state, r.work_dir, r.shown_state) == ("claiming", str(work), "retrying")
         assert "is not there" in (r.last_error or "") and "rescan" in (r.last_error or "")
         assert p.retry_stranded() == [] and p.j.get(row).state == "claiming"
-        away.rename(work)  # the share is back
+        s.outbox.path.rename(tmp_path / "mountpoint")
+        away.rename(s.outbox.path)  # the share is back
         assert p.retry_stranded() == [row]
         r = p.j.get(row)
         assert (r.state, r.last_error) == ("delivering", None)
@@ -131,6 +138,54 @@ class TestRecovery:
         assert p.finish.attempt(row) is None
         assert p.j.get(row).state == "sent"
         assert (folders(s.sent_dir)[0] / "INV-1" / "a.pdf").exists()
+
+    def test_a_claim_cut_short_before_its_work_folder_whose_bundle_was_deleted_is_gone(
+            self, tmp_path: Path) -> None:
+        """A crash between the claim's journal record and its work folder, then the
+        clerk deletes the bundle while outboxd is stopped: the outbox and its processing
+        folder are there (not made afresh by this start), and neither the work folder
+        nor the invoice file nor the sidecar. The claim did not happen and the bundle is
+        gone, as one deleted before its claim: the row ends `gone` with why, and is not
+        tried again at each rescan. It stayed `claiming` for ever, shown as retrying."""
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        row = p.j.create("INV-1.xml", "claiming", bundle_id="ab" * 32,
+                         work_dir=str(s.processing_dir / "INV-1--abababababab--x"))
+        (s.outbox.path / "INV-1.xml").unlink()  # the clerk deletes the bundle
+        for f in (s.outbox.path / "INV-1").iterdir():
+            f.unlink()
+        (s.outbox.path / "INV-1").rmdir()
+        assert p.finish.recover() == []
+        r = p.j.get(row)
+        assert (r.state, r.work_dir, r.last_error) == ("gone", None, None)
+        assert "claim did not happen" in (p.j.last_detail(row) or "")
+        assert p.retry_stranded() == [] and p.j.get(row).state == "gone"
+
+    @pytest.mark.parametrize("where", ["outbox away", "processing made afresh",
+                                       "sidecar still there"])
+    def test_a_claim_with_no_work_folder_whose_folder_may_be_out_of_sight_waits(
+            self, tmp_path: Path, where: str) -> None:
+        """No work folder and no invoice file in the outbox, but the work folder may be
+        out of sight: the outbox not there (the share away), its processing folder the one
+        this start made (an empty folder where the share was mounted), or the sidecar
+        still in the outbox (a claim half done before the folder went). The row stays
+        `claiming` and says why: taken for "gone", the bundle would lie in a folder no
+        row names once the share is back."""
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        row = p.j.create("INV-1.xml", "claiming", bundle_id="ab" * 32,
+                         work_dir=str(s.processing_dir / "INV-1--abababababab--x"))
+        (s.outbox.path / "INV-1.xml").unlink()
+        if where == "outbox away":
+            s.outbox.path.rename(tmp_path / "away")
+        elif where == "processing made afresh":
+            s.processing_dir.rmdir()
+            assert s.processing_dir in prepare_folders(s)
+            p.finish.processing_made = folder_identity(s.processing_dir)
+        assert p.finish.recover() == []
+        r = p.j.get(row)
+        assert (r.state, r.shown_state) == ("claiming", "retrying")
+        assert "is not there" in (r.last_error or "")
 
     def test_a_half_done_claim_whose_work_folder_is_a_link_moves_nothing_through_it(
             self, tmp_path: Path) -> None:

@@ -38,6 +38,22 @@ def token_in(path: Path) -> str:
     return token
 
 
+def token_given(token: str, where: str) -> str:
+    """A token given as --token or $OUTBOXD_RECEIVER_TOKEN (`where`), held to the rule
+    the daemon holds its own token to (config_values.token_problem): one with a space, a
+    line break or a non-ASCII character can never come in a sender's Authorization
+    header, and every request would be refused. A UsageError saying which kind of
+    character, never quoting the token."""
+    if not token:
+        # Taken for "no token", every sender was let in: not what naming one asks for.
+        raise UsageError(f"{where} is empty — give the token, or leave {where} out for a "
+                         "receiver that requires none")
+    if (problem := token_problem(token)) is not None:
+        raise UsageError(f"{where}: the token {problem}; {TOKEN_RULE} — no sender could "
+                         "send it, so every request would be refused")
+    return token
+
+
 def run(args: argparse.Namespace) -> int:
     from daemon import receiver
     from daemon.receiver.server import parse_faults
@@ -48,7 +64,14 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--fail-first takes HTTP statuses like 503,429 (pass for a normal "
                          f"answer, STATUS:SECONDS for one with Retry-After), not "
                          f"{args.fail_first!r}") from None
-    token = (token_in(args.token_file) if args.token_file is not None
-             else args.token or os.environ.get("OUTBOXD_RECEIVER_TOKEN") or None)
+    env = os.environ.get("OUTBOXD_RECEIVER_TOKEN")
+    if args.token_file is not None:
+        token: str | None = token_in(args.token_file)
+    elif args.token is not None:
+        token = token_given(args.token, "--token")
+    elif env:  # set but empty: unset, as a shell's `VAR=` leaves it
+        token = token_given(env, "$OUTBOXD_RECEIVER_TOKEN")
+    else:
+        token = None
     return receiver.run(args.listen, args.store, token=token, fail_first=fail_first,
                         hold_first=args.hold_first, retry_after=args.retry_after)

@@ -24,10 +24,9 @@ from xml.sax.saxutils import escape
 
 from daemon.bundle import Attachment, Bundle, Finding
 from daemon.errors import InputError
-from daemon.fsops import open_below, read_bounded
 from daemon.invoices import read_xml_invoice
 from daemon.notes import MANIFEST_NAME
-from daemon.parts import changed_since_checked
+from daemon.parts import read_checked
 from daemon.readonce import kept_read
 
 NS_INVOICE = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
@@ -356,7 +355,7 @@ def documents_for(bundle: Bundle, mime_codes: frozenset[str]) -> Plan:
             try:
                 content = kept_read(att.path)
                 if content is None:
-                    content = _read_checked(att)
+                    content = read_checked(att)
             except InputError as exc:  # a link or a FIFO put where the file was checked
                 findings.append(Finding(exc.code, exc.file, exc.message, "error",
                                         att.invoice_id))
@@ -375,17 +374,6 @@ def _not_xml(text: str) -> int | None:
     """The code point of the first character of `text` that XML cannot hold, or None."""
     found = _NOT_XML_CHAR.search(text)
     return ord(found.group()) if found else None
-
-
-def _read_checked(att: Attachment) -> bytes:
-    """The attachment's bytes, read up to the size it was checked at (validation allowed
-    no more than [validation] max_attachment_bytes): one written into since is refused
-    as the multipart delivery refuses it, not read whole whatever its size."""
-    with open_below(*att.where, att.rel) as fh:
-        content = read_bounded(fh, att.size)
-    if content is None or len(content) != att.size:
-        raise changed_since_checked(att.rel)
-    return content
 
 
 def _is_document_element(data: bytes, sl: Slice) -> bool:

@@ -67,3 +67,32 @@ class TestTokenFile:
         assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
         [line] = done.stderr.splitlines()
         assert f"--token-file {path}" in line and "words" not in line
+
+
+class TestToken:
+    """--token and $OUTBOXD_RECEIVER_TOKEN: held to the rule the daemon holds its own
+    [delivery] token to."""
+
+    @pytest.mark.parametrize(("given", "value"), [
+        *((given, value) for given in ("--token", "$OUTBOXD_RECEIVER_TOKEN")
+          for value in ("tw0 w0rds", "l1ne\nbr3ak", "caf\u00e9-t0ken")),
+        ("--token", "")])  # an empty variable is no token given, as a shell's `VAR=` leaves it
+    def test_a_token_no_sender_could_send_is_one_line_naming_it_and_exit_2(
+            self, tmp_path: Path, value: str, given: str) -> None:
+        """A token with a space, a line break or a non-ASCII character can never match
+        what a sender sends (the daemon refuses such a token of its own), and an empty
+        --token would let every sender in: refused at start, one line naming the option
+        and what is wrong, never quoting the token; exit 2, nothing listens. Before,
+        the receiver started and refused every request."""
+        args = ["--listen", "127.0.0.1:0", "--store", str(tmp_path / "s")]
+        if given == "--token":
+            done = run_receiver(*args, "--token", value)
+        else:
+            done = run_receiver(*args, env={"OUTBOXD_RECEIVER_TOKEN": value})
+        assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
+        [line] = done.stderr.splitlines()
+        assert given in line
+        assert ("is empty" in line) if not value else ("visible ASCII" in line)
+        assert all(part not in line for part in ("w0rds", "l1ne", "br3ak", "caf", "t0ken"))
+        assert not (tmp_path / "s").exists()
+
