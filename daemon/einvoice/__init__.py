@@ -24,6 +24,7 @@ from daemon.einvoice.engine import Assertion, Engine, load
 from daemon.einvoice.preflight import (
     Mode,
     Result,
+    check_built,
     check_document,
     documents,
     preflight,
@@ -31,8 +32,8 @@ from daemon.einvoice.preflight import (
 )
 from daemon.errors import InputError
 
-__all__ = ["Engine", "Mode", "Result", "check_bundle", "load", "mime_codes", "preflight",
-           "preflight_bundle", "read_and_preflight", "rules_versions"]
+__all__ = ["Engine", "Mode", "Result", "check_bundle", "check_document", "load", "mime_codes",
+           "preflight", "preflight_bundle", "read_and_preflight", "rules_versions"]
 
 
 # `outboxd check` says which invoices the rules did not look at, and why.
@@ -81,8 +82,9 @@ def check_bundle(bundle: Bundle, settings: Settings) -> Bundle:
 
 
 def embedded_findings(bundle: Bundle) -> list[Finding]:
-    """Build each document as it will be sent; it must pass the XSD and every fatal rule,
-    whatever [einvoice] preflight says (docs/einvoice.md)."""
+    """Build each document as it will be sent; it must pass the XSD (whatever its
+    CustomizationID) and every fatal rule, whatever [einvoice] preflight says
+    (docs/einvoice.md)."""
     plan = documents_for(bundle, mime_codes())
     if plan.findings:
         return list(plan.findings)
@@ -96,7 +98,7 @@ def embedded_findings(bundle: Bundle) -> list[Finding]:
                                "error", doc.invoice_id))
             continue
         try:
-            failed = check_document(parsed, fatal_only=True) or []
+            failed = check_built(parsed)
         except InputError as exc:  # Saxon could not read it (nesting past its limit)
             out.append(Finding(exc.code, exc.file, exc.message, "error", doc.invoice_id))
             continue
@@ -109,8 +111,9 @@ def embedded_findings(bundle: Bundle) -> list[Finding]:
             where = f" ({a.location})" if a.location else ""
             out.append(Finding("einvoice-rule", bundle.invoice_file.name, (
                 f"invoice {doc.invoice_id} breaks [{a.rule}] {a.text}{where} — ubl-embedded "
-                "never sends a document that breaks a fatal rule, whatever [einvoice] "
-                "preflight says: correct the invoice in the ERP and export it again")
+                "never sends a document that fails the UBL 2.1 schema or a fatal rule, "
+                "whatever [einvoice] preflight says: correct the invoice in the ERP and "
+                "export it again")
                 if a in own else (
                 f"the document built for invoice {doc.invoice_id} with its "
                 f"attachments inside breaks [{a.rule}] {a.text}{where} — fix "
@@ -124,6 +127,6 @@ def _own_failures(doc: EmbeddedDocument, rel: str) -> set[Assertion]:
     start, end = doc.inserted
     try:
         [parsed] = documents(doc.data[:start] + doc.data[end:], rel)
-        return set(check_document(parsed, fatal_only=True) or [])
+        return set(check_built(parsed))
     except (InputError, ValueError):
         return set()

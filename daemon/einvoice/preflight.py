@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from daemon.bundle import Finding, Severity
 from daemon.einvoice import engine as engine_mod
-from daemon.einvoice.artefacts import rule_sets_for
+from daemon.einvoice.artefacts import RuleSet, rule_sets_for
 from daemon.errors import InputError
 
 Mode = Literal["error", "warn", "off"]
@@ -73,16 +73,25 @@ def documents(data: bytes, rel: str) -> list[Document]:
     return out
 
 
-def check_document(doc: Document, fatal_only: bool = False,
-                   ) -> list[engine_mod.Assertion] | None:
+def check_document(doc: Document) -> list[engine_mod.Assertion] | None:
     """XSD + the document's rule sets; None when its CustomizationID names no EN 16931 rules."""
     rule_sets = rule_sets_for(doc.customization_id)
-    if rule_sets is None:
-        return None
-    eng = engine_mod.load()
-    found = eng.xsd_errors(doc.root_name, doc.tree) + eng.schematron(
-        rule_sets, doc.tree, doc.text, doc.rel)
-    return [a for a in found if a.fatal] if fatal_only else found
+    return None if rule_sets is None else _run(doc, rule_sets)
+
+
+def check_built(doc: Document) -> list[engine_mod.Assertion]:
+    """The fatal assertions of a document ubl-embedded built: the UBL 2.1 XSD whatever its
+    CustomizationID — ubl-embedded builds UBL 2.1 documents only, and one outside EN 16931
+    went out unchecked, without its cbc:IssueDate — then the rule sets it names, if any."""
+    return [a for a in _run(doc, rule_sets_for(doc.customization_id) or ()) if a.fatal]
+
+
+def _run(doc: Document, rule_sets: tuple[RuleSet, ...]) -> list[engine_mod.Assertion]:
+    eng = engine_mod.load()  # loaded once per process: the XSD and rules are compiled there
+    found = eng.xsd_errors(doc.root_name, doc.tree)
+    if rule_sets:
+        found += eng.schematron(rule_sets, doc.tree, doc.text, doc.rel)
+    return found
 
 
 def preflight(data: bytes, rel: str, mode: Mode = "error") -> Result:
