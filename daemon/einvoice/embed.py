@@ -71,6 +71,20 @@ ASCII_COMPATIBLE = re.compile(r"(utf-?8|us-ascii|ascii|iso-?8859-\d+|latin-?1|"
                               r"windows-125\d|cp125\d)$", re.I)
 
 
+# UTF-16 LE (UTF-32 LE starts the same), UTF-16 BE, UTF-32 BE.
+WIDE_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
+
+
+def wide_encoding(data: bytes) -> str | None:
+    """"utf-16" or "utf-32" when the file is encoded so, else None: by its byte order
+    mark, or without one by a NUL among its first bytes (XML 1.0, appendix F), which
+    expat reads too."""
+    if not data.startswith(WIDE_BOMS) and b"\x00" not in data[:4]:
+        return None
+    return "utf-32" if data[:4] in (b"\x00\x00\x00<", b"<\x00\x00\x00", b"\x00\x00\xfe\xff",
+                                    b"\xff\xfe\x00\x00") else "utf-16"
+
+
 @dataclass
 class Slice:
     """One Invoice/CreditNote of a file and where its attachments go."""
@@ -122,12 +136,10 @@ def scan(data: bytes, rel: str) -> tuple[list[Slice], str, bytes]:
         found = re.search(rb"""encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""", decl)
         if found:
             encoding = found.group(1).decode("ascii")
-    elif data.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in data[:4]:
-        # A NUL among the first bytes is UTF-16 or UTF-32 without a byte order mark
-        # (XML 1.0, appendix F), which expat reads as well: taken for UTF-8, the block
-        # went in as UTF-8 bytes amid UTF-16 ones and the error blamed the invoice.
-        encoding = "utf-32" if data[:4] in (b"\x00\x00\x00<", b"<\x00\x00\x00",
-                                            b"\x00\x00\xfe\xff", b"\xff\xfe\x00\x00") else "utf-16"
+    elif (wide := wide_encoding(data)) is not None:
+        # Taken for UTF-8, the block went in as UTF-8 bytes amid UTF-16 ones and the
+        # error blamed the invoice.
+        encoding = wide
     if not ASCII_COMPATIBLE.match(encoding):
         raise InputError("embed-encoding", rel, f"is encoded as {encoding}; attachments can "
                          "be embedded only in UTF-8 (or another ASCII-compatible encoding) — "

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from daemon.bundle import Finding, Severity
 from daemon.einvoice import engine as engine_mod
 from daemon.einvoice.artefacts import RuleSet, rule_sets_for
+from daemon.einvoice.embed import WIDE_BOMS, wide_encoding
 from daemon.errors import InputError
 
 Mode = Literal["error", "warn", "off"]
@@ -57,8 +58,7 @@ def documents(data: bytes, rel: str) -> list[Document]:
     try:
         root = etree.fromstring(data, eng.parser())
     except etree.XMLSyntaxError as exc:
-        raise InputError("invalid-xml", rel, f"is not well-formed XML ({exc}) — export the "
-                         "invoice again") from None
+        raise InputError("invalid-xml", rel, _unreadable(data, exc)) from None
     out: list[Document] = []
     for el in root.iter(*ROOTS):
         text = etree.tostring(el, encoding="ascii", xml_declaration=False).decode("ascii")
@@ -71,6 +71,18 @@ def documents(data: bytes, rel: str) -> list[Document]:
             customization_id=(cid.text or "").strip() if cid is not None else None,
             tree=tree, text=text, rel=rel))
     return out
+
+
+def _unreadable(data: bytes, exc: Exception) -> str:
+    """Why lxml could not read the file. UTF-16 without a byte order mark (and without a
+    declaration, which lxml would go by) read as "Char 0x0 out of allowed range", which
+    no clerk can act on; XML requires the mark of UTF-16, and UTF-8 needs none."""
+    wide = wide_encoding(data)
+    if wide is not None and not data.startswith(WIDE_BOMS):
+        name = wide.upper()
+        return (f"is {name} without a byte order mark ({name} XML needs one to be read) — "
+                "export the invoice as UTF-8")
+    return f"is not well-formed XML ({exc}) — export the invoice again"
 
 
 def check_document(doc: Document) -> list[engine_mod.Assertion] | None:
