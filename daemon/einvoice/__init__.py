@@ -51,34 +51,46 @@ def preflight_bundle(bundle: Bundle, mode: Mode) -> Bundle:
     """
     if mode == "off":
         return bundle
+    return bundle.with_findings(_preflight(bundle, mode)[0])
+
+
+def _preflight(bundle: Bundle, mode: Mode) -> tuple[tuple[Finding, ...], tuple[Finding, ...]]:
+    """Pre-flight's findings on the invoice file, and those of them that are fatal."""
     inv = bundle.invoice_file
     if inv.ids_unknown and inv.format == "other":
         # Not "a non-UBL invoice file": a Peppol batch with an id twice, or XML that is
         # not well-formed, could not be read at all (its error says why).
-        return bundle.with_findings([Finding(
-            NOT_PREFLIGHTED, inv.name, "not checked against the e-invoice rules: the "
-            "invoice file could not be read (see its error)", "note")])
+        return (Finding(NOT_PREFLIGHTED, inv.name, "not checked against the e-invoice "
+                        "rules: the invoice file could not be read (see its error)",
+                        "note"),), ()
     if inv.format != "ubl":
-        return bundle.with_findings([Finding(
-            NOT_PREFLIGHTED, inv.name, f"not checked against the e-invoice rules: a "
-            f"{FORMAT_NAMES.get(inv.format, inv.format)} invoice file (only EN 16931 UBL "
-            "is)", "note")])
+        return (Finding(NOT_PREFLIGHTED, inv.name, f"not checked against the e-invoice "
+                        f"rules: a {FORMAT_NAMES.get(inv.format, inv.format)} invoice file "
+                        "(only EN 16931 UBL is)", "note"),), ()
     try:
         result = read_and_preflight(inv.path, inv.name, mode)
     except InputError as exc:
-        return bundle.with_findings([Finding(exc.code, exc.file, exc.message, "error")])
+        return (Finding(exc.code, exc.file, exc.message, "error"),), ()
     notes = [Finding(NOT_PREFLIGHTED, inv.name, f"not checked against the e-invoice rules: "
                      f"invoice {why}", "note") for why in result.not_checked]
-    return bundle.with_findings(result.findings + tuple(notes))
+    return result.findings + tuple(notes), result.fatal
 
 
 def check_bundle(bundle: Bundle, settings: Settings) -> Bundle:
     """Everything this subpackage checks on a read and validated bundle."""
-    bundle = preflight_bundle(bundle, settings.einvoice.preflight)
-    if settings.delivery.format == "ubl-embedded" and bundle.channel == "e-invoice" \
-            and not bundle.errors:
-        bundle = bundle.with_findings(embedded_findings(bundle))
-    return bundle
+    mode = settings.einvoice.preflight
+    found, fatal = _preflight(bundle, mode) if mode != "off" else ((), ())
+    checked = bundle.with_findings(found)
+    if settings.delivery.format != "ubl-embedded" or bundle.channel != "e-invoice" \
+            or checked.errors:
+        return checked
+    plan = documents_for(bundle, mime_codes())
+    if plan.findings:
+        return checked.with_findings(plan.findings)
+    # Each built document is checked for the XSD and every fatal rule, a failure an
+    # error: what pre-flight found fatal (under "warn", warnings) was listed twice.
+    kept = tuple(f for f in found if f not in fatal)
+    return bundle.with_findings(kept + tuple(_built_findings(bundle, plan.documents)))
 
 
 def embedded_findings(bundle: Bundle) -> list[Finding]:
@@ -86,10 +98,13 @@ def embedded_findings(bundle: Bundle) -> list[Finding]:
     CustomizationID) and every fatal rule, whatever [einvoice] preflight says
     (docs/einvoice.md)."""
     plan = documents_for(bundle, mime_codes())
-    if plan.findings:
-        return list(plan.findings)
+    return list(plan.findings) if plan.findings else _built_findings(bundle, plan.documents)
+
+
+def _built_findings(bundle: Bundle, built: tuple[EmbeddedDocument, ...]) -> list[Finding]:
+    """Each built document checked; a rule its invoice breaks on its own named as such."""
     out: list[Finding] = []
-    for doc in plan.documents:
+    for doc in built:
         try:
             [parsed] = documents(doc.data, bundle.invoice_file.name)
         except (InputError, ValueError) as exc:

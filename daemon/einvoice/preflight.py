@@ -45,6 +45,7 @@ class Result:
     checked: bool  # False: no document of the file is EN 16931 UBL (Svefaktura, PDF, …)
     findings: tuple[Finding, ...] = ()
     not_checked: tuple[str, ...] = field(default=())  # invoice ids not pre-flighted, and why
+    fatal: tuple[Finding, ...] = ()  # those findings that are fatal assertions or XSD errors
 
     @property
     def errors(self) -> tuple[Finding, ...]:
@@ -119,6 +120,7 @@ def preflight(data: bytes, rel: str, mode: Mode = "error") -> Result:
     docs = documents(data, rel)
     several = len(docs) > 1
     findings: list[Finding] = []
+    fatal: list[Finding] = []
     skipped: list[str] = []
     checked = False
     for doc in docs:
@@ -129,27 +131,32 @@ def preflight(data: bytes, rel: str, mode: Mode = "error") -> Result:
                 if doc.customization_id else "it has no CustomizationID"))
             continue
         checked = True
-        findings.extend(_findings(doc, found, rel, mode, several))
-    return Result(checked, tuple(findings), tuple(skipped))
+        for finding, is_fatal in _findings(doc, found, rel, mode, several):
+            findings.append(finding)
+            if is_fatal:
+                fatal.append(finding)
+    return Result(checked, tuple(findings), tuple(skipped), tuple(fatal))
 
 
 def _findings(doc: Document, found: list[engine_mod.Assertion], rel: str, mode: Mode,
-              several: bool) -> list[Finding]:
+              several: bool) -> list[tuple[Finding, bool]]:
+    """Each finding with whether it is fatal (an assertion the rules flag fatal, an XSD
+    error, or a summary counting one)."""
     who = f"invoice {doc.invoice_id}: " if several else ""
-    out: list[Finding] = []
+    out: list[tuple[Finding, bool]] = []
     for a in found[:MAX_FINDINGS]:
         severity: Severity = "error" if a.fatal and mode == "error" else "warning"
         where = f" ({a.location})" if a.location else ""
         tail = f" — {FIX}" if a.fatal else ""
-        out.append(Finding("einvoice-rule", rel, f"{who}[{a.rule}] {a.text}{where}{tail}",
-                           severity, invoice_id=doc.invoice_id or None))
+        out.append((Finding("einvoice-rule", rel, f"{who}[{a.rule}] {a.text}{where}{tail}",
+                            severity, invoice_id=doc.invoice_id or None), a.fatal))
     if len(found) > MAX_FINDINGS:
         more = found[MAX_FINDINGS:]
         fatal = any(a.fatal for a in more)
-        out.append(Finding("einvoice-rule", rel, f"{who}{len(more)} more findings "
-                           f"({', '.join(sorted({a.rule for a in more})[:10])}) — {FIX}",
-                           "error" if fatal and mode == "error" else "warning",
-                           invoice_id=doc.invoice_id or None))
+        out.append((Finding("einvoice-rule", rel, f"{who}{len(more)} more findings "
+                            f"({', '.join(sorted({a.rule for a in more})[:10])}) — {FIX}",
+                            "error" if fatal and mode == "error" else "warning",
+                            invoice_id=doc.invoice_id or None), fatal))
     return out
 
 
