@@ -25,7 +25,7 @@ from xml.sax.saxutils import escape
 from daemon.bundle import Attachment, Bundle, Finding
 from daemon.errors import InputError
 from daemon.fsops import open_below, read_bounded
-from daemon.invoices import read_xml_invoice
+from daemon.invoices import WIDE_BOMS, read_xml_invoice
 from daemon.notes import MANIFEST_NAME
 from daemon.parts import changed_since_checked
 from daemon.readonce import kept_read
@@ -71,18 +71,16 @@ ASCII_COMPATIBLE = re.compile(r"(utf-?8|us-ascii|ascii|iso-?8859-\d+|latin-?1|"
                               r"windows-125\d|cp125\d)$", re.I)
 
 
-# UTF-16 LE (UTF-32 LE starts the same), UTF-16 BE, UTF-32 BE.
-WIDE_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
-
-
-def wide_encoding(data: bytes) -> str | None:
-    """"utf-16" or "utf-32" when the file is encoded so, else None: by its byte order
-    mark, or without one by a NUL among its first bytes (XML 1.0, appendix F), which
-    expat reads too."""
-    if not data.startswith(WIDE_BOMS) and b"\x00" not in data[:4]:
+def wide_encoding(data: bytes) -> tuple[str, bool] | None:
+    """("utf-16" or "utf-32", whether a byte order mark says so) when the file is encoded
+    so, else None. Without the mark, a NUL among the first bytes tells (XML 1.0,
+    appendix F), and expat reads it so too."""
+    for bom, codec in WIDE_BOMS:
+        if data.startswith(bom):
+            return codec[:6], True
+    if b"\x00" not in data[:4]:
         return None
-    return "utf-32" if data[:4] in (b"\x00\x00\x00<", b"<\x00\x00\x00", b"\x00\x00\xfe\xff",
-                                    b"\xff\xfe\x00\x00") else "utf-16"
+    return ("utf-32" if data[:4] in (b"\x00\x00\x00<", b"<\x00\x00\x00") else "utf-16"), False
 
 
 @dataclass
@@ -139,7 +137,7 @@ def scan(data: bytes, rel: str) -> tuple[list[Slice], str, bytes]:
     elif (wide := wide_encoding(data)) is not None:
         # Taken for UTF-8, the block went in as UTF-8 bytes amid UTF-16 ones and the
         # error blamed the invoice.
-        encoding = wide
+        encoding = wide[0]
     if not ASCII_COMPATIBLE.match(encoding):
         raise InputError("embed-encoding", rel, f"is encoded as {encoding}; attachments can "
                          "be embedded only in UTF-8 (or another ASCII-compatible encoding) — "

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from daemon.bundle import Finding, Severity
 from daemon.einvoice import engine as engine_mod
 from daemon.einvoice.artefacts import RuleSet, rule_sets_for
-from daemon.einvoice.embed import WIDE_BOMS, wide_encoding
+from daemon.einvoice.embed import wide_encoding
 from daemon.errors import InputError
 
 Mode = Literal["error", "warn", "off"]
@@ -79,8 +79,8 @@ def _unreadable(data: bytes, exc: Exception) -> str:
     declaration, which lxml would go by) read as "Char 0x0 out of allowed range", which
     no clerk can act on; XML requires the mark of UTF-16, and UTF-8 needs none."""
     wide = wide_encoding(data)
-    if wide is not None and not data.startswith(WIDE_BOMS):
-        name = wide.upper()
+    if wide is not None and not wide[1]:
+        name = wide[0].upper()
         return (f"is {name} without a byte order mark ({name} XML needs one to be read) — "
                 "export the invoice as UTF-8")
     return f"is not well-formed XML ({exc}) — export the invoice again"
