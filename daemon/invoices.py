@@ -183,9 +183,9 @@ def _pdf_ids(data: bytes, pattern: re.Pattern[str], rel: str) -> list[str]:
 
 # XML in UTF-16 or UTF-32 must start with its byte-order mark (XML 1.0, F.1); UTF-32
 # first, as its little-endian mark begins with UTF-16's.
-_WIDE_BOMS = ((b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
-              (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
-_UTF32_BOMS = tuple(bom for bom, codec in _WIDE_BOMS if codec.startswith("utf-32"))
+WIDE_BOMS = ((b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
+             (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+_UTF32_BOMS = tuple(bom for bom, codec in WIDE_BOMS if codec.startswith("utf-32"))
 
 
 def _is_xml(head: bytes) -> bool:
@@ -193,7 +193,7 @@ def _is_xml(head: bytes) -> bool:
     mark, or the same in UTF-16/32 after theirs (an invoice saved as "Unicode")."""
     if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
         return True
-    for bom, codec in _WIDE_BOMS:
+    for bom, codec in WIDE_BOMS:
         if head.startswith(bom):
             text = head[len(bom):].decode(codec, "ignore")
             return text.lstrip(" \t\r\n").startswith("<")

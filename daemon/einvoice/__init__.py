@@ -24,6 +24,7 @@ from daemon.einvoice.engine import Assertion, Engine, load
 from daemon.einvoice.preflight import (
     Mode,
     Result,
+    check_built,
     check_document,
     documents,
     preflight,
@@ -31,8 +32,8 @@ from daemon.einvoice.preflight import (
 )
 from daemon.errors import InputError
 
-__all__ = ["Engine", "Mode", "Result", "check_bundle", "load", "mime_codes", "preflight",
-           "preflight_bundle", "read_and_preflight", "rules_versions"]
+__all__ = ["Engine", "Mode", "Result", "check_bundle", "check_document", "load", "mime_codes",
+           "preflight", "preflight_bundle", "read_and_preflight", "rules_versions"]
 
 
 # `outboxd check` says which invoices the rules did not look at, and why.
@@ -50,44 +51,60 @@ def preflight_bundle(bundle: Bundle, mode: Mode) -> Bundle:
     """
     if mode == "off":
         return bundle
+    return bundle.with_findings(_preflight(bundle, mode)[0])
+
+
+def _preflight(bundle: Bundle, mode: Mode) -> tuple[tuple[Finding, ...], tuple[Finding, ...]]:
+    """Pre-flight's findings on the invoice file, and those of them that are fatal."""
     inv = bundle.invoice_file
     if inv.ids_unknown and inv.format == "other":
         # Not "a non-UBL invoice file": a Peppol batch with an id twice, or XML that is
         # not well-formed, could not be read at all (its error says why).
-        return bundle.with_findings([Finding(
-            NOT_PREFLIGHTED, inv.name, "not checked against the e-invoice rules: the "
-            "invoice file could not be read (see its error)", "note")])
+        return (Finding(NOT_PREFLIGHTED, inv.name, "not checked against the e-invoice "
+                        "rules: the invoice file could not be read (see its error)",
+                        "note"),), ()
     if inv.format != "ubl":
-        return bundle.with_findings([Finding(
-            NOT_PREFLIGHTED, inv.name, f"not checked against the e-invoice rules: a "
-            f"{FORMAT_NAMES.get(inv.format, inv.format)} invoice file (only EN 16931 UBL "
-            "is)", "note")])
+        return (Finding(NOT_PREFLIGHTED, inv.name, f"not checked against the e-invoice "
+                        f"rules: a {FORMAT_NAMES.get(inv.format, inv.format)} invoice file "
+                        "(only EN 16931 UBL is)", "note"),), ()
     try:
         result = read_and_preflight(inv.path, inv.name, mode)
     except InputError as exc:
-        return bundle.with_findings([Finding(exc.code, exc.file, exc.message, "error")])
+        return (Finding(exc.code, exc.file, exc.message, "error"),), ()
     notes = [Finding(NOT_PREFLIGHTED, inv.name, f"not checked against the e-invoice rules: "
                      f"invoice {why}", "note") for why in result.not_checked]
-    return bundle.with_findings(result.findings + tuple(notes))
+    return result.findings + tuple(notes), result.fatal
 
 
 def check_bundle(bundle: Bundle, settings: Settings) -> Bundle:
     """Everything this subpackage checks on a read and validated bundle."""
-    bundle = preflight_bundle(bundle, settings.einvoice.preflight)
-    if settings.delivery.format == "ubl-embedded" and bundle.channel == "e-invoice" \
-            and not bundle.errors:
-        bundle = bundle.with_findings(embedded_findings(bundle))
-    return bundle
+    mode = settings.einvoice.preflight
+    found, fatal = _preflight(bundle, mode) if mode != "off" else ((), ())
+    checked = bundle.with_findings(found)
+    if settings.delivery.format != "ubl-embedded" or bundle.channel != "e-invoice" \
+            or checked.errors:
+        return checked
+    plan = documents_for(bundle, mime_codes())
+    if plan.findings:
+        return checked.with_findings(plan.findings)
+    # Each built document is checked for the XSD and every fatal rule, a failure an
+    # error: what pre-flight found fatal (under "warn", warnings) was listed twice.
+    kept = tuple(f for f in found if f not in fatal)
+    return bundle.with_findings(kept + tuple(_built_findings(bundle, plan.documents)))
 
 
 def embedded_findings(bundle: Bundle) -> list[Finding]:
-    """Build each document as it will be sent; it must pass the XSD and every fatal rule,
-    whatever [einvoice] preflight says (docs/einvoice.md)."""
+    """Build each document as it will be sent; it must pass the XSD (whatever its
+    CustomizationID) and every fatal rule, whatever [einvoice] preflight says
+    (docs/einvoice.md)."""
     plan = documents_for(bundle, mime_codes())
-    if plan.findings:
-        return list(plan.findings)
+    return list(plan.findings) if plan.findings else _built_findings(bundle, plan.documents)
+
+
+def _built_findings(bundle: Bundle, built: tuple[EmbeddedDocument, ...]) -> list[Finding]:
+    """Each built document checked; a rule its invoice breaks on its own named as such."""
     out: list[Finding] = []
-    for doc in plan.documents:
+    for doc in built:
         try:
             [parsed] = documents(doc.data, bundle.invoice_file.name)
         except (InputError, ValueError) as exc:
@@ -96,7 +113,7 @@ def embedded_findings(bundle: Bundle) -> list[Finding]:
                                "error", doc.invoice_id))
             continue
         try:
-            failed = check_document(parsed, fatal_only=True) or []
+            failed = check_built(parsed)
         except InputError as exc:  # Saxon could not read it (nesting past its limit)
             out.append(Finding(exc.code, exc.file, exc.message, "error", doc.invoice_id))
             continue
@@ -109,8 +126,9 @@ def embedded_findings(bundle: Bundle) -> list[Finding]:
             where = f" ({a.location})" if a.location else ""
             out.append(Finding("einvoice-rule", bundle.invoice_file.name, (
                 f"invoice {doc.invoice_id} breaks [{a.rule}] {a.text}{where} — ubl-embedded "
-                "never sends a document that breaks a fatal rule, whatever [einvoice] "
-                "preflight says: correct the invoice in the ERP and export it again")
+                "never sends a document that fails the UBL 2.1 schema or a fatal rule, "
+                "whatever [einvoice] preflight says: correct the invoice in the ERP and "
+                "export it again")
                 if a in own else (
                 f"the document built for invoice {doc.invoice_id} with its "
                 f"attachments inside breaks [{a.rule}] {a.text}{where} — fix "
@@ -124,6 +142,6 @@ def _own_failures(doc: EmbeddedDocument, rel: str) -> set[Assertion]:
     start, end = doc.inserted
     try:
         [parsed] = documents(doc.data[:start] + doc.data[end:], rel)
-        return set(check_document(parsed, fatal_only=True) or [])
+        return set(check_built(parsed))
     except (InputError, ValueError):
         return set()

@@ -14,7 +14,8 @@ from typing import Any, Literal
 
 from daemon.bundle import Finding, Severity
 from daemon.einvoice import engine as engine_mod
-from daemon.einvoice.artefacts import rule_sets_for
+from daemon.einvoice.artefacts import RuleSet, rule_sets_for
+from daemon.einvoice.embed import wide_encoding
 from daemon.errors import InputError
 
 Mode = Literal["error", "warn", "off"]
@@ -44,6 +45,7 @@ class Result:
     checked: bool  # False: no document of the file is EN 16931 UBL (Svefaktura, PDF, …)
     findings: tuple[Finding, ...] = ()
     not_checked: tuple[str, ...] = field(default=())  # invoice ids not pre-flighted, and why
+    fatal: tuple[Finding, ...] = ()  # those findings that are fatal assertions or XSD errors
 
     @property
     def errors(self) -> tuple[Finding, ...]:
@@ -57,8 +59,7 @@ def documents(data: bytes, rel: str) -> list[Document]:
     try:
         root = etree.fromstring(data, eng.parser())
     except etree.XMLSyntaxError as exc:
-        raise InputError("invalid-xml", rel, f"is not well-formed XML ({exc}) — export the "
-                         "invoice again") from None
+        raise InputError("invalid-xml", rel, _unreadable(data, exc)) from None
     out: list[Document] = []
     for el in root.iter(*ROOTS):
         text = etree.tostring(el, encoding="ascii", xml_declaration=False).decode("ascii")
@@ -73,16 +74,37 @@ def documents(data: bytes, rel: str) -> list[Document]:
     return out
 
 
-def check_document(doc: Document, fatal_only: bool = False,
-                   ) -> list[engine_mod.Assertion] | None:
+def _unreadable(data: bytes, exc: Exception) -> str:
+    """Why lxml could not read the file. UTF-16 without a byte order mark (and without a
+    declaration, which lxml would go by) read as "Char 0x0 out of allowed range", which
+    no clerk can act on; XML requires the mark of UTF-16, and UTF-8 needs none."""
+    wide = wide_encoding(data)
+    if wide is not None and not wide[1]:
+        name = wide[0].upper()
+        return (f"is {name} without a byte order mark ({name} XML needs one to be read) — "
+                "export the invoice as UTF-8")
+    return f"is not well-formed XML ({exc}) — export the invoice again"
+
+
+def check_document(doc: Document) -> list[engine_mod.Assertion] | None:
     """XSD + the document's rule sets; None when its CustomizationID names no EN 16931 rules."""
     rule_sets = rule_sets_for(doc.customization_id)
-    if rule_sets is None:
-        return None
-    eng = engine_mod.load()
-    found = eng.xsd_errors(doc.root_name, doc.tree) + eng.schematron(
-        rule_sets, doc.tree, doc.text, doc.rel)
-    return [a for a in found if a.fatal] if fatal_only else found
+    return None if rule_sets is None else _run(doc, rule_sets)
+
+
+def check_built(doc: Document) -> list[engine_mod.Assertion]:
+    """The fatal assertions of a document ubl-embedded built: the UBL 2.1 XSD whatever its
+    CustomizationID — ubl-embedded builds UBL 2.1 documents only, and one outside EN 16931
+    went out unchecked, without its cbc:IssueDate — then the rule sets it names, if any."""
+    return [a for a in _run(doc, rule_sets_for(doc.customization_id) or ()) if a.fatal]
+
+
+def _run(doc: Document, rule_sets: tuple[RuleSet, ...]) -> list[engine_mod.Assertion]:
+    eng = engine_mod.load()  # loaded once per process: the XSD and rules are compiled there
+    found = eng.xsd_errors(doc.root_name, doc.tree)
+    if rule_sets:
+        found += eng.schematron(rule_sets, doc.tree, doc.text, doc.rel)
+    return found
 
 
 def preflight(data: bytes, rel: str, mode: Mode = "error") -> Result:
@@ -98,6 +120,7 @@ def preflight(data: bytes, rel: str, mode: Mode = "error") -> Result:
     docs = documents(data, rel)
     several = len(docs) > 1
     findings: list[Finding] = []
+    fatal: list[Finding] = []
     skipped: list[str] = []
     checked = False
     for doc in docs:
@@ -108,27 +131,32 @@ def preflight(data: bytes, rel: str, mode: Mode = "error") -> Result:
                 if doc.customization_id else "it has no CustomizationID"))
             continue
         checked = True
-        findings.extend(_findings(doc, found, rel, mode, several))
-    return Result(checked, tuple(findings), tuple(skipped))
+        for finding, is_fatal in _findings(doc, found, rel, mode, several):
+            findings.append(finding)
+            if is_fatal:
+                fatal.append(finding)
+    return Result(checked, tuple(findings), tuple(skipped), tuple(fatal))
 
 
 def _findings(doc: Document, found: list[engine_mod.Assertion], rel: str, mode: Mode,
-              several: bool) -> list[Finding]:
+              several: bool) -> list[tuple[Finding, bool]]:
+    """Each finding with whether it is fatal (an assertion the rules flag fatal, an XSD
+    error, or a summary counting one)."""
     who = f"invoice {doc.invoice_id}: " if several else ""
-    out: list[Finding] = []
+    out: list[tuple[Finding, bool]] = []
     for a in found[:MAX_FINDINGS]:
         severity: Severity = "error" if a.fatal and mode == "error" else "warning"
         where = f" ({a.location})" if a.location else ""
         tail = f" — {FIX}" if a.fatal else ""
-        out.append(Finding("einvoice-rule", rel, f"{who}[{a.rule}] {a.text}{where}{tail}",
-                           severity, invoice_id=doc.invoice_id or None))
+        out.append((Finding("einvoice-rule", rel, f"{who}[{a.rule}] {a.text}{where}{tail}",
+                            severity, invoice_id=doc.invoice_id or None), a.fatal))
     if len(found) > MAX_FINDINGS:
         more = found[MAX_FINDINGS:]
         fatal = any(a.fatal for a in more)
-        out.append(Finding("einvoice-rule", rel, f"{who}{len(more)} more findings "
-                           f"({', '.join(sorted({a.rule for a in more})[:10])}) — {FIX}",
-                           "error" if fatal and mode == "error" else "warning",
-                           invoice_id=doc.invoice_id or None))
+        out.append((Finding("einvoice-rule", rel, f"{who}{len(more)} more findings "
+                            f"({', '.join(sorted({a.rule for a in more})[:10])}) — {FIX}",
+                            "error" if fatal and mode == "error" else "warning",
+                            invoice_id=doc.invoice_id or None), fatal))
     return out
 
 

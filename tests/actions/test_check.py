@@ -758,3 +758,33 @@ def test_two_invoice_files_with_one_sidecar_are_reported_as_the_daemon_holds_the
     assert code == 1 and out.count("[sidecar-shared]") == 2
     assert out.endswith("2 bundle(s) checked, 2 invalid\n")
     assert check(cfg, capsys, cfg.outbox / "INV-1") == (1, out)
+
+
+def test_under_warn_a_rule_an_embedded_document_breaks_is_listed_once_as_the_error(
+        cfg: Env, capsys) -> None:
+    """ubl-embedded never sends a document that breaks a fatal rule, even under
+    `preflight = "warn"`; `check` listed such a rule twice, as pre-flight's warning and
+    as the embedded document's error. It is listed once, as the error; a warning-level
+    rule stays a warning. When no document can be built (a TIFF inside), pre-flight's
+    warning is kept: nothing else names the rule then."""
+    cfg.write_config("http://127.0.0.1:9/bundles", delivery={"format": "ubl-embedded"},
+                     einvoice={"preflight": "warn"})
+    bad = ubl_invoice("INV-1").replace(
+        b'<cbc:PayableAmount currencyID="EUR">125.00<',
+        b'<cbc:PayableAmount currencyID="EUR">9.00<').replace(
+        b"<cbc:IssueDate>", b"<cbc:UUID>u-1</cbc:UUID><cbc:IssueDate>", 1)
+    inv = drop_bundle(cfg.outbox, "INV-1", {"a.pdf": pdf_bytes()}, bad)
+    code, out = check(cfg, capsys, inv)
+    assert code == 1 and out.count("[BR-CO-16]") == 1
+    assert "INV-1.xml: invoice INV-1 breaks [BR-CO-16]" in out.split("  warnings:")[0]
+    assert "INV-1.xml: [UBL-CR-005] A UBL invoice should not include the UUID" in \
+        out.split("  warnings:")[1]
+    assert "=> INVALID (1 error(s), 1 warning(s))" in out
+
+    cfg.write_config("http://127.0.0.1:9/bundles", delivery={"format": "ubl-embedded"},
+                     einvoice={"preflight": "warn"},
+                     validation={"allowed_types": ["pdf", "tiff"]})
+    write(cfg.outbox / "INV-1" / "scan.tif", tiff(300))
+    code, out = check(cfg, capsys, inv)
+    assert code == 1 and "[embed-type-not-allowed]" in out
+    assert "INV-1.xml: [BR-CO-16]" in out.split("  warnings:")[1]

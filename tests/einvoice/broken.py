@@ -50,3 +50,19 @@ def nested(depth: int) -> bytes:
 def body(data: bytes) -> bytes:
     """The document without its XML declaration, to wrap several in one file."""
     return data.split(b"?>\n", 1)[1]
+
+
+# Peppol BIS 4A (UBL 2.1, before EN 16931): no EN 16931 rules are chosen for it
+# (docs/einvoice.md).
+BIS_4A = ("urn:www.cenbii.eu:transaction:biitrns010:ver2.0:extended:"
+          "urn:www.peppol.eu:bis:peppol4a:ver2.0")
+
+
+def outside_en16931(data: bytes, customization_id: str | None) -> bytes:
+    """The document with another CustomizationID, or none."""
+    head, rest = data.split(b"<cbc:CustomizationID>", 1)
+    tail = rest.split(b"</cbc:CustomizationID>", 1)[1]
+    if customization_id is None:
+        return head.rstrip(b" ") + tail.lstrip(b"\n")
+    return head + f"<cbc:CustomizationID>{customization_id}</cbc:CustomizationID>".encode() \
+        + tail

@@ -15,7 +15,7 @@ from daemon.bundle import Attachment, Bundle, InvoiceFile
 from daemon.einvoice import embedded_findings, mime_codes, preflight
 from daemon.einvoice.embed import documents_for
 
-from .broken import BASE, EXAMPLES, body, nested, with_id
+from .broken import BASE, BIS_4A, EXAMPLES, body, nested, outside_en16931, with_id
 
 NS = {"cac": "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2",
       "cbc": "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"}
@@ -372,3 +372,42 @@ def test_a_name_holding_a_character_xml_cannot_carry_is_an_error_naming_the_file
     assert (f.code, f.file) == ("embed-character", "INV/Snippet1/a\uffff.pdf")
     assert "name holding the character U+FFFF" in f.message and f.message.endswith(
         "rename the file")
+
+
+@pytest.mark.parametrize("customization_id", [BIS_4A, None])
+def test_an_embedded_invoice_outside_en16931_must_still_pass_the_ubl_schema(
+        tmp_path: Path, customization_id: str | None) -> None:
+    """Every document ubl-embedded builds is a UBL 2.1 Invoice or CreditNote, so it is
+    checked against the UBL 2.1 schema whatever its CustomizationID (the EN 16931 rules
+    stay chosen by it). One without cbc:IssueDate was embedded and sent unchecked; it is
+    the einvoice-rule error naming the invoice, the schema rule and the ERP fix."""
+    data = outside_en16931(BASE, customization_id)
+    assert preflight(data, "INV.xml").not_checked  # pre-flight itself does not check it
+    broken = data.replace(b"    <cbc:IssueDate>2017-11-13</cbc:IssueDate>\n", b"")
+    assert broken != data
+    found = embedded_findings(bundle_of(
+        tmp_path, broken, {"a.pdf": ("Snippet1", pdf_bytes(), "application/pdf")}))
+    assert found
+    assert all((f.code, f.file, f.severity, f.invoice_id) ==
+               ("einvoice-rule", "INV.xml", "error", "Snippet1") for f in found)
+    assert found[0].message.startswith("invoice Snippet1 breaks [UBL-XSD] Element "
+                                       "'cbc:DueDate': This element is not expected.")
+    assert "cbc:IssueDate" in found[0].message
+    assert "correct the invoice in the ERP" in found[0].message
+
+
+def test_a_valid_embedded_invoice_outside_en16931_passes_the_ubl_schema(
+        tmp_path: Path) -> None:
+    """The schema check does not refuse what is valid UBL 2.1: the same invoice with its
+    cbc:IssueDate, its attachment inside, has no finding, with or without a
+    CustomizationID, and nor does a credit note."""
+    note = (EXAMPLES / "base-creditnote-correction.xml").read_bytes()
+    for name, data in (("bis4a", outside_en16931(BASE, BIS_4A)),
+                       ("none", outside_en16931(BASE, None)),
+                       ("note", outside_en16931(note, BIS_4A))):
+        (tmp_path / name).mkdir()
+        b = bundle_of(tmp_path / name, data,
+                      {"a.pdf": ("Snippet1", pdf_bytes(), "application/pdf")})
+        [doc] = documents_for(b, mime_codes()).documents
+        assert doc.inserted[0] < doc.inserted[1]  # the attachment went in
+        assert embedded_findings(b) == [], name

@@ -146,3 +146,28 @@ def test_the_greek_national_example_fails_only_the_xsd() -> None:
     assert error.invoice_id == "061828591|01/10/2020|0|1.1|0|1"
     assert [f.message.split("]")[0] for f in result.findings if f.severity == "warning"] == [
         "[GR-S-008-1"]
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_byte_order_mark_says_so_and_to_export_utf8(codec: str) -> None:
+    """A UTF-16 invoice with neither byte order mark nor declaration (XML requires the
+    mark of UTF-16) read "is not well-formed XML (Invalid character: Char 0x0 out of
+    allowed range …)", which tells a clerk nothing. The error says what is missing and
+    to export the invoice as UTF-8; with the mark the same invoice is checked."""
+    text = BASE.decode("utf-8").split("?>\n", 1)[1]
+    with pytest.raises(InputError) as info:
+        preflight(text.encode(codec), "INV-9.xml")
+    assert (info.value.code, info.value.file) == ("invalid-xml", "INV-9.xml")
+    assert info.value.message == ("is UTF-16 without a byte order mark (UTF-16 XML needs "
+                                  "one to be read) — export the invoice as UTF-8")
+    result = preflight(text.encode("utf-16"), "INV-9.xml")  # with its byte order mark
+    assert result.checked and result.errors == ()
+
+
+def test_xml_that_is_not_well_formed_still_says_so() -> None:
+    """Only UTF-16 without its mark gets that message: broken UTF-8 keeps lxml's."""
+    with pytest.raises(InputError) as info:
+        preflight(BASE[:-40], "INV-9.xml")
+    assert info.value.code == "invalid-xml"
+    assert info.value.message.startswith("is not well-formed XML (")
+    assert info.value.message.endswith("— export the invoice again")

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from conftest import Env, Receiver
-from einvoice.broken import EXAMPLES, body, with_id
+from einvoice.broken import BIS_4A, EXAMPLES, body, outside_en16931, with_id
 from helpers import drop_bundle, pdf_bytes, ubl_invoice, wait_for, write
 from lxml import etree
 from PIL import Image
@@ -150,3 +150,29 @@ def test_directory_transport_writes_one_file_per_invoice(env: Env, start_daemon,
     assert set(files) == {"batch--A-1.xml", "batch--B-2.xml"}
     assert set(embedded(files["batch--B-2.xml"])) == {"b.pdf"}
     assert embedded(files["batch--A-1.xml"]) == {}
+
+
+def test_an_invoice_outside_en16931_without_its_issue_date_is_never_sent(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """A UBL 2.1 invoice whose CustomizationID names no EN 16931 rules (Peppol BIS 4A)
+    and lacks cbc:IssueDate was embedded and POSTed unchecked. Every built document is
+    checked against the UBL 2.1 schema: that one is quarantined with the schema error
+    and never posted, while the same invoice with its issue date is sent."""
+    env.write_config(receiver.url, **EMBEDDED)
+    start_daemon()
+    good = outside_en16931(ubl_invoice("OK-1"), BIS_4A)
+    bad = outside_en16931(ubl_invoice("BAD-1"), BIS_4A).replace(
+        b"  <cbc:IssueDate>2026-11-02</cbc:IssueDate>\n", b"")
+    assert b"IssueDate" not in bad and b"IssueDate" in good
+    drop_bundle(env.outbox, "BAD-1", {"a.pdf": pdf_bytes()}, bad)
+    drop_bundle(env.outbox, "OK-1", {"a.pdf": pdf_bytes(2)}, good)
+    [q] = wait_for(env.quarantined, what="BAD-1 quarantined")
+    [sent] = wait_for(env.sent_bundles, what="OK-1 sent")
+    assert q.name.startswith("BAD-1--") and sent.name.startswith("OK-1--")
+    reason = (q / "REASON.txt").read_text()
+    assert "BAD-1.xml: invoice BAD-1 breaks [UBL-XSD] Element 'cbc:DueDate'" in reason
+    assert "cbc:IssueDate" in reason and "correct the invoice in the ERP" in reason
+    [doc] = stored_documents(receiver).values()
+    assert etree.fromstring(doc).findtext("cbc:ID", namespaces=NS) == "OK-1"
+    assert set(embedded(doc)) == {"a.pdf"}
+    assert len(receiver.requests()) == 1
