@@ -372,7 +372,7 @@ class TestPdfMatrix:
         bundle = outbox.validate("scan.pdf", b"x" * 2000 + pdf_bytes())
         assert codes(bundle) == ["extension-mismatch", "type-not-allowed"]
         assert only(bundle, "extension-mismatch").message.startswith(
-            "content is a plain text file, not a PDF — export the document as PDF")
+            "content is a plain text file, not a PDF — export it as PDF")
 
 
 def pdf_a() -> bytes:
@@ -532,8 +532,43 @@ class TestOfficeMatrix:
         bundle = outbox.validate("hours.xlsx", zip_of({"hours.csv": "a;b\n"}))
         assert codes(bundle) == ["extension-mismatch", "type-not-allowed"]
         assert only(bundle, "extension-mismatch").message == (
-            "content is a ZIP archive, not an Excel workbook (XLSX) — export the document "
-            "as XLSX and put that file here")
+            "content is a ZIP archive, not an Excel workbook (XLSX) — export it as PDF and "
+            "put that file here")
+
+    def test_a_plain_zip_named_docx_on_e_invoice_gets_one_fix_the_channel_takes(
+            self, outbox: Outbox) -> None:
+        """A ZIP named .docx on e-invoice (which takes no DOCX): both of its lines give the
+        channel's one fix, export as PDF; neither tells the clerk to make a DOCX."""
+        bundle = outbox.validate("letter.docx", zip_of({"letter.txt": "Dear"}))
+        assert codes(bundle) == ["extension-mismatch", "type-not-allowed"]
+        assert [f.line() for f in bundle.findings] == [
+            "INV-1001/letter.docx: content is a ZIP archive, not a Word document (DOCX) — "
+            "export it as PDF and put that file here",
+            "INV-1001/letter.docx: is a ZIP archive; the e-invoice channel allows CSV, JPEG, "
+            "ODS, PDF, PNG, XLSX — export it as PDF and put that file here"]
+        assert "as DOCX" not in bundle.findings[0].message
+
+    def test_a_pdf_named_for_a_type_the_channel_refuses_is_told_to_be_renamed_only(
+            self, outbox: Outbox) -> None:
+        """A PDF named .docx on e-invoice: renaming it is the fix; exporting a DOCX (which
+        that channel refuses) is not offered."""
+        bundle = outbox.validate("letter.docx", pdf_bytes())
+        assert codes(bundle) == ["extension-mismatch"]
+        assert only(bundle, "extension-mismatch").message == (
+            "content is a PDF, not a Word document (DOCX) — rename it to match its content")
+
+    def test_a_misnamed_file_on_a_channel_without_pdf_lists_what_it_takes(
+            self, outbox: Outbox) -> None:
+        """Where allowed_types has no PDF, a ZIP named .png is told the types the channel
+        takes, on the mismatch line too, which has no list before its fix."""
+        cfg = ValidationConfig(allowed_types=["png", "jpeg"])
+        bundle = outbox.validate("photo.png", zip_of({"a.txt": "a"}), cfg=cfg)
+        assert codes(bundle) == ["extension-mismatch", "type-not-allowed"]
+        assert only(bundle, "extension-mismatch").message == (
+            "content is a ZIP archive, not a PNG image — convert it to one of JPEG, PNG and "
+            "put that file here")
+        assert only(bundle, "type-not-allowed").message.endswith(
+            "allows JPEG, PNG — convert it to one of those and put that file here")
 
     def test_a_docx_on_e_invoice_is_refused_with_the_fix_and_taken_once_allowed(
             self, outbox: Outbox) -> None:
@@ -573,7 +608,8 @@ class TestOfficeMatrix:
         assert codes(bundle) == ["extension-mismatch", "type-not-allowed"]
         assert only(bundle, "extension-mismatch").message == (
             "content is an Excel workbook with macros (XLSM), not an Excel workbook (XLSX) "
-            "— export the document as XLSX and put that file here")
+            "— save it as an Excel Workbook (.xlsx, which keeps no macros) or export it as "
+            "PDF and put that file here")
 
 
 class TestNothingDecoded:
