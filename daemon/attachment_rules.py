@@ -22,7 +22,8 @@ from daemon.sniff import IMAGE_KINDS, TEXT_KINDS, FileType, file_type
 
 TARGET_DPI = 300.0
 DPI_TOLERANCE = 0.5  # "rounds to 300": 299.5–300.5, so 118.11 px/cm passes
-IN_ITS_PLACE = "put that file here"
+# The clerk must replace the refused file, not add a second one beside it.
+IN_ITS_PLACE = "put that file in its place"
 
 # Never allowed, whatever allowed_types says (config only knows KNOWN_TYPES anyway).
 NEVER_ALLOWED = frozenset({"exe", "elf", "zip", "xml", "shortcut", "unknown", "empty", "heic",
@@ -130,10 +131,11 @@ def empty_file(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Findin
     size, filled = check.attachment.size, check.filetype.empty_of
     if check.empty and (not size or not filled):
         yield check.finding("empty-file", "is empty (0 bytes) — the copy probably failed; "
-                            "put the complete file here")
+                            "put the complete file in its place")
     elif check.empty:
         yield check.finding("empty-file", f"is empty ({what_is_empty(size, filled)}) — "
-                            "export or copy the file again and put the complete file here")
+                            "export or copy the file again and put the complete file in "
+                            "its place")
 
 
 def too_large(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Finding]:
@@ -299,7 +301,7 @@ def animated_image(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Fi
         yield check.finding("image-animated", f"is an animated PNG of "
                             f"{facts.animation_frames} frames; printed, it would show only "
                             "its first — save the picture you mean as a PNG of one frame, "
-                            "or export it as PDF, and put that file here")
+                            f"or export it as PDF, and {IN_ITS_PLACE}")
 
 
 def pdf_recommended(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Finding]:
