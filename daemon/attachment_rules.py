@@ -22,6 +22,8 @@ from daemon.sniff import IMAGE_KINDS, TEXT_KINDS, FileType, file_type
 
 TARGET_DPI = 300.0
 DPI_TOLERANCE = 0.5  # "rounds to 300": 299.5–300.5, so 118.11 px/cm passes
+# The clerk must replace the refused file, not add a second one beside it.
+IN_ITS_PLACE = "put that file in its place"
 
 # Never allowed, whatever allowed_types says (config only knows KNOWN_TYPES anyway).
 NEVER_ALLOWED = frozenset({"exe", "elf", "zip", "xml", "shortcut", "unknown", "empty", "heic",
@@ -129,10 +131,11 @@ def empty_file(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Findin
     size, filled = check.attachment.size, check.filetype.empty_of
     if check.empty and (not size or not filled):
         yield check.finding("empty-file", "is empty (0 bytes) — the copy probably failed; "
-                            "put the complete file here")
+                            "put the complete file in its place")
     elif check.empty:
         yield check.finding("empty-file", f"is empty ({what_is_empty(size, filled)}) — "
-                            "export or copy the file again and put the complete file here")
+                            "export or copy the file again and put the complete file in "
+                            "its place")
 
 
 def too_large(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Finding]:
@@ -143,21 +146,15 @@ def too_large(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Finding
                             "lower colour depth, or split it into several files")
 
 
-def type_not_allowed(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Finding]:
-    if check.empty:
-        return
-    allowed = allowed_kinds(check.channel, cfg)
-    if check.kind in allowed:
-        return
-    names = ", ".join(_short(k) for k in sorted(allowed)) or "nothing"
-    lower_name = check.attachment.rel.lower()
+def _refused_fix(check: AttachmentCheck, allowed: frozenset[str], listed: bool) -> str:
+    """What to do with a file whose content the channel does not take: one fix, said by
+    type-not-allowed and, for a misnamed file, by extension-mismatch too, so that the
+    two lines never give the clerk two different fixes (or a type the channel refuses).
+    `listed`: the message has just listed the types the channel allows."""
     if check.kind == "shortcut":
-        yield check.finding("type-not-allowed",
-                            f"is {_a(check.filetype.label)}, not the file itself; the "
-                            f"receiver could not open it — copy the file itself here (on "
-                            f"Windows drag it without holding Alt; on a Mac copy the "
-                            f"original, not an alias) and remove the shortcut")
-        return
+        return ("copy the file itself here (on Windows drag it without holding Alt; on a "
+                "Mac copy the original, not an alias) and remove the shortcut")
+    lower_name = check.attachment.rel.lower()
     fix = "export it as PDF" if "pdf" in allowed else "convert it to one of those"
     if check.kind == "heic" and "jpeg" in allowed:
         fix = "export it as JPEG or PDF"
@@ -172,18 +169,36 @@ def type_not_allowed(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[
         fix = "open it in Excel and save it as an Excel Workbook (.xlsx), or export it as PDF,"
     elif check.kind == "ole" and "docx" in allowed and lower_name.endswith((".doc", ".dot")):
         fix = "open it in Word and save it as a Word Document (.docx), or export it as PDF,"
+    elif "pdf" not in allowed and not listed:
+        names = ", ".join(_short(k) for k in sorted(allowed)) or "nothing"
+        fix = f"convert it to one of {names}"
+    return f"{fix} and {IN_ITS_PLACE}"
+
+
+def type_not_allowed(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Finding]:
+    if check.empty:
+        return
+    allowed = allowed_kinds(check.channel, cfg)
+    if check.kind in allowed:
+        return
+    names = ", ".join(_short(k) for k in sorted(allowed)) or "nothing"
+    if check.kind == "shortcut":
+        fix = _refused_fix(check, allowed, listed=True)
+        yield check.finding("type-not-allowed", f"is {_a(check.filetype.label)}, not the "
+                            f"file itself; the receiver could not open it — {fix}")
+        return
     if check.kind == "text" and check.ext_kind == "csv" and "csv" in allowed:
         # Named .csv, so the clerk believes it is CSV: say why it is not.
         yield check.finding("type-not-allowed",
                             f"is not CSV: its lines do not share one delimiter (comma, "
                             f"semicolon or tab), so it is {_a(check.filetype.label)}; the "
                             f"{check.channel} channel allows {names} — export it again as "
-                            "CSV with the same delimiter on every line, or as PDF, and put "
-                            "that file here")
+                            "CSV with the same delimiter on every line, or as PDF, and "
+                            f"{IN_ITS_PLACE}")
         return
     yield check.finding("type-not-allowed",
                         f"is {_a(check.filetype.label)}; the {check.channel} channel allows "
-                        f"{names} — {fix} and put that file here")
+                        f"{names} — {_refused_fix(check, allowed, listed=True)}")
 
 
 def extension_mismatch(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Finding]:
@@ -193,11 +208,18 @@ def extension_mismatch(check: AttachmentCheck, cfg: ValidationConfig) -> Iterato
     if promised in TEXT_KINDS and check.kind in TEXT_KINDS:
         return  # .csv / .txt: either agrees with CSV or text content
     wanted = file_type(promised).label
-    if check.kind in IMAGE_KINDS or check.kind in ("pdf", "csv", "xlsx", "ods", "docx"):
-        fix = (f"rename it to match its content, or export the document as "
-               f"{_short(promised)} and put that file here")
+    allowed = allowed_kinds(check.channel, cfg)
+    export = f"export the document as {_short(promised)} and {IN_ITS_PLACE}"
+    if check.kind not in allowed:
+        # type-not-allowed follows: the same fix, the channel's (a ZIP named .docx on
+        # e-invoice must not be told "export it as DOCX", a type that channel refuses).
+        fix = _refused_fix(check, allowed, listed=False)
+    elif promised not in allowed:
+        fix = "rename it to match its content"
+    elif check.kind in IMAGE_KINDS or check.kind in ("pdf", "csv", "xlsx", "ods", "docx"):
+        fix = f"rename it to match its content, or {export}"
     else:
-        fix = f"export the document as {_short(promised)} and put that file here"
+        fix = export
     yield check.finding("extension-mismatch",
                         f"content is {_a(check.filetype.label)}, not {_a(wanted)} — {fix}")
 
@@ -279,7 +301,7 @@ def animated_image(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Fi
         yield check.finding("image-animated", f"is an animated PNG of "
                             f"{facts.animation_frames} frames; printed, it would show only "
                             "its first — save the picture you mean as a PNG of one frame, "
-                            "or export it as PDF, and put that file here")
+                            f"or export it as PDF, and {IN_ITS_PLACE}")
 
 
 def pdf_recommended(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Finding]:

@@ -20,6 +20,7 @@ from daemon.config import (
     Settings,
     environment_overrides,
 )
+from daemon.config_sections import URL_EXAMPLE
 from daemon.config_values import MASK, looks_secret, mask_secrets
 from daemon.errors import (
     SHOWN_CHARS,
@@ -115,9 +116,8 @@ def _describe(err: ErrorDetails, env: dict[str, dict[str, Any]] | None = None) -
 REQUIRED_SECTION = {
     "outbox": '[outbox] path: required but not set — add a section [outbox] with path = '
               '"/srv/invoices/outbox", the folder people drop invoices into',
-    "delivery": '[delivery] url: required but not set — add a section [delivery] with '
-                'url = "https://…", the operator\'s address (or transport = "directory" '
-                'and target = "/a/folder")',
+    "delivery": f"[delivery] url: required but not set — add a section [delivery] with "
+                f"{URL_EXAMPLE}",
 }
 
 # pydantic's wording for a wrong type names Python's classes ("a valid path for <class

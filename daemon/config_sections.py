@@ -44,6 +44,11 @@ DEFAULT_PDF_ID_PATTERN = (
 )
 # The six attachment formats Peppol BIS Billing 3.0 allows.
 PEPPOL_TYPES = ["pdf", "png", "jpeg", "csv", "xlsx", "ods"]
+# What to write for the url, said alike for a [delivery] without one, an empty one and no
+# [delivery] at all (config_load.REQUIRED_SECTION): an admin needs an example, not only
+# "required for transport = "http"".
+URL_EXAMPLE = ('url = "https://…", the operator\'s address (or transport = "directory" and '
+               'target = "/a/folder")')
 KNOWN_TYPES = {"pdf", "tiff", "png", "jpeg", "gif", "bmp", "webp", "csv", "text",
                "xlsx", "ods", "docx"}
 
@@ -184,8 +189,10 @@ class DeliveryConfig(Section):
         # Parsed now, as httpx will parse it: a url it cannot POST to would
         # otherwise pass, and every delivery be retried without end.
         if info.data.get("transport") == "http":
+            if value is None:
+                raise ValueError(f"required but not set — add {URL_EXAMPLE}")
             if not value:
-                raise ValueError("required for transport = \"http\"")
+                raise ValueError(f"is empty — set {URL_EXAMPLE}")
             problem = url_problem(value)
             if problem:
                 raise ValueError(problem)
@@ -249,7 +256,8 @@ class DeliveryConfig(Section):
     @classmethod
     def _target_given(cls, value: Path | None, info: ValidationInfo) -> Path | None:
         if info.data.get("transport") == "directory" and value is None:
-            raise ValueError("required for transport = \"directory\"")
+            raise ValueError('required for transport = "directory" but not set — add '
+                             'target = "/a/folder", the folder to write bundles into')
         return value
 
     @model_validator(mode="after")

@@ -107,12 +107,13 @@ def convert(att: Attachment, taken: set[str], max_pixels: int
     except Exception as exc:  # noqa: BLE001 - img2pdf/PIL raise many kinds on odd images
         return att, None, [Finding("conversion-failed", att.rel, f"cannot be converted to PDF "
                                    f"({type(exc).__name__}: {str(exc)[:200]}) — export it as "
-                                   "PDF and put that file here", "error", att.invoice_id)]
+                                   "PDF and put that file in its place", "error",
+                                   att.invoice_id)]
     facts = probe_pdf(io.BytesIO(pdf))
     if facts.error is not None or not facts.pages:
         return att, None, [Finding("conversion-failed", att.rel, f"converts to an unreadable "
-                                   f"PDF ({facts.error}) — export it as PDF and put that file "
-                                   "here", "error", att.invoice_id)]
+                                   f"PDF ({facts.error}) — export it as PDF and put that file in "
+                                   "its place", "error", att.invoice_id)]
     conv = Conversion(name=converted_name(att, taken), size=len(pdf),
                       sha256=hashlib.sha256(pdf).hexdigest(), pages=facts.pages,
                       original_content_type=att.content_type)

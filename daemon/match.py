@@ -43,7 +43,14 @@ from daemon.names import (
     printable,
     stem,
 )
-from daemon.notes import MANIFEST_NAME, Notes, misnamed_notes, read_notes, type_not_allowed
+from daemon.notes import (
+    MANIFEST_NAME,
+    MissingCheck,
+    Notes,
+    misnamed_notes,
+    read_notes,
+    type_not_allowed,
+)
 from daemon.readonce import hash_keeping, keep
 from daemon.scan import Candidate
 from daemon.sharedsidecar import shared_sidecar_findings
@@ -69,11 +76,14 @@ def _listdir(folder: int, rel: str) -> list[os.DirEntry[str]]:
 
 def _collect(fd: int, folder: Path, rel: str, invoice_id: str, settings: Settings,
              findings: list[Finding], allow_subfolders: bool, copying: list[str],
-             entries: list[os.DirEntry[str]] | None = None) -> tuple[list[Attachment], Notes]:
+             entries: list[os.DirEntry[str]] | None = None,
+             later: list[MissingCheck] | None = None) -> tuple[list[Attachment], Notes]:
     """The attachments in one folder (open at `fd`; `folder`: its path, `entries`: its
     listing, if taken already), with its attachments.toml applied; in-progress names
     found are added to `copying`. Every file is opened from the folder held open, so
-    what is hashed lies in the folder listed, never behind a link swapped in since."""
+    what is hashed lies in the folder listed, never behind a link swapped in since.
+    `later`: the check of entries that name no file here goes there, to be run once the
+    invoices' subfolders are read (an entry may name a file in one of them)."""
     notes = read_notes(fd, rel, findings)
     atts: list[Attachment] = []
     names: set[str] = set()
@@ -132,7 +142,12 @@ def _collect(fd: int, folder: Path, rel: str, invoice_id: str, settings: Setting
                 invoice_id))
         atts.append(Attachment(folder / e.name, shown, e.name, invoice_id, size, digest,
                                doc_type, entry.get("note", "")))
-    findings.extend(notes.missing(used, names, f"{rel}/{MANIFEST_NAME}", invoice_id))
+    where = f"{rel}/{MANIFEST_NAME}"
+    if later is None:
+        findings.extend(notes.missing(used, names, where, invoice_id))
+    else:
+        later.append(lambda elsewhere: notes.missing(used, names, where, invoice_id,
+                                                     elsewhere))
     return atts, notes
 
 
@@ -165,8 +180,10 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
     atts: list[Attachment] = []
     listing = _listdir(fd, rel)  # once: for the root's files and for its subfolders
     copying: list[str] = []
+    later: list[MissingCheck] = []
     root_atts, root_notes = _collect(fd, sidecar, rel, ids[0], settings, findings,
-                                     allow_subfolders=True, copying=copying, entries=listing)
+                                     allow_subfolders=True, copying=copying, entries=listing,
+                                     later=later)
     if single:
         atts.extend(root_atts)
     else:
@@ -220,6 +237,12 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
                                  "a bundle has one channel: set it once, in the sidecar root"))
         elif notes.channel and not channel:
             channel, channel_from = notes.channel, where
+    elsewhere: dict[str, list[str]] = {}
+    if not single:
+        for a in atts:
+            elsewhere.setdefault(_nfc(a.original_name), []).append(a.rel.rpartition("/")[0])
+    for check in later:
+        findings.extend(check(elsewhere))
     kept = _distinct_names(atts, settings.delivery.safe_filenames, findings)
     return kept, findings, channel, _sidecar_digest(notes_read, findings, copying)
 

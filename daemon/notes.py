@@ -9,10 +9,11 @@ import os
 import stat
 import tomllib
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from daemon.bundle import Finding
-from daemon.errors import InputError, not_utf8, shown, unquoted
+from daemon.errors import InputError, double_quoted, not_utf8, shown, unquoted
 from daemon.fsops import kind_of, open_in, read_bounded
 from daemon.names import CASE_WORDS, fold_key, trimmed
 
@@ -23,6 +24,9 @@ MAX_NOTES_BYTES = 1 << 20  # a notes file larger than this is not a notes file
 # text (a megabyte pasted by mistake, a whole letter) belongs in a document of its own.
 MAX_VALUE_CHARS = 2000
 CHANNELS = ("e-invoice", "external-print", "original-print")
+# Notes.missing of one folder, put off until the folders where the entries' files may lie
+# instead are known (the argument: Notes.missing's `elsewhere`).
+MissingCheck = Callable[[dict[str, list[str]]], list[Finding]]
 
 
 @dataclass
@@ -49,15 +53,30 @@ class Notes:
                 return key, entry
         return None, {}
 
-    def missing(self, used: set[str], names: set[str], where: str,
-                invoice_id: str) -> list[Finding]:
+    def missing(self, used: set[str], names: set[str], where: str, invoice_id: str,
+                elsewhere: dict[str, list[str]] | None = None) -> list[Finding]:
         """An error for each entry (not in `used`) that names no file of the folder;
-        for one that differs from a file's name only in case, it names that file."""
+        for one that differs from a file's name only in case, it names that file.
+        `elsewhere`: for the root of a file of several invoices, the subfolders (as
+        shown) where each file name (NFC) lies, whose own attachments.toml the entry
+        belongs in: said so, not only "not in the folder"."""
         by_fold = {_nfc(n).casefold(): n for n in names}
         findings = []
         for key in sorted(set(self.files) - used):
             near = by_fold.get(_nfc(key).casefold())
-            if near is not None:
+            # "A/scan.pdf" (a path, as the clerk sees the file from here) names it too.
+            folder, _, base = _nfc(key).rpartition("/")
+            subs = [sub for sub in (elsewhere or {}).get(base, [])
+                    if not folder or sub.rpartition("/")[2] == folder]
+            if subs and near is None:
+                into = (f"{subs[0]}/{MANIFEST_NAME}" if len(subs) == 1 else
+                        f"the {MANIFEST_NAME} of each of those folders")
+                message = (f"names {shown(key)}, which is not in this folder but in "
+                           f"{' and '.join(f'{sub}/' for sub in subs)} — move the entry "
+                           f"into {into}, as [files.{double_quoted(base)}]: in a file of "
+                           "several invoices, each invoice's folder has its own "
+                           f"{MANIFEST_NAME}")
+            elif near is not None:
                 message = (f"names {shown(key)}, which is not in the folder; {shown(near)} is, "
                            f"written in other {CASE_WORDS} — write the name in "
                            f"{MANIFEST_NAME} exactly as the file's (upper and lower case "

@@ -62,17 +62,27 @@ def _folder_step(invoice_file: str, folders: list[tuple[str, str]]) -> str:
             "the look-alikes from the outbox.")
 
 
-# How a clerk moves a quarantined bundle back. Sidecar first, as the ERP writes a bundle:
-# an invoice file that is back first settles alone while a clerk goes back for its folder,
-# and under [policy] unattached = "send" goes out without it (or, with the folder copied
-# slowly between two shares, with the part copied so far). Not every quarantined bundle
-# has a sidecar (one without attachments has none).
-MOVE_BACK = ("move back into the outbox from this folder first the sidecar folder, if this "
-             "folder holds one, then the invoice file")
-AGAIN = "outboxd will check and send them again."
+# How a clerk moves a quarantined bundle back, in steps numbered on from the fix. The
+# attachments' folder first, as the ERP writes a bundle: an invoice file that is back
+# first settles alone while a clerk goes back for its folder, and under [policy]
+# unattached = "send" goes out without it (or, with the folder copied slowly between two
+# shares, with the part copied so far). Not every quarantined bundle has that folder (one
+# without attachments has none). The record keeps no sidecar name ([outbox]
+# sidecar_suffix may add to the invoice file's), so the folder is described, not named.
+def _move_back_steps(record: dict[str, Any], first: int) -> list[str]:
+    """Steps `first` and `first + 1`, then what an admin can run instead of them (README:
+    `outboxd retry` moves the same files back, and refuses what would stop again)."""
+    invoice_file, second = record["invoice_file"], first + 1
+    return [f"{first}. If this folder holds a folder of attachments (named like the invoice "
+            "file), move that folder back into the outbox.",
+            f"{second}. Last, move {invoice_file} back into the outbox (back before its "
+            "attachments, it could be sent without them). outboxd then checks the files and "
+            "sends them again.",
+            f"Instead of steps {first} and {second}, an admin can run the command outboxd "
+            f"retry {str(record['bundle_id'])[:12]} (it moves the files back itself)."]
 
 
-def _look_alike_steps(invoice_file: str, look_alikes: list[str],
+def _look_alike_steps(record: dict[str, Any], look_alikes: list[str],
                       messages: list[str]) -> list[str]:
     """What to do when a look-alike of the sidecar (`sidecar-spelling`) is among the
     reasons. It was no part of the bundle, so the claim left it in the outbox: "move the
@@ -80,6 +90,7 @@ def _look_alike_steps(invoice_file: str, look_alikes: list[str],
     moved back before the look-alike is mended is quarantined again at once. A folder is
     renamed (several are merged); a file (a sidecar is a folder) goes into the sidecar
     folder, or away."""
+    invoice_file = record["invoice_file"]
     one = len(look_alikes) == 1
     folders = [(n, m) for n, m in zip(look_alikes, messages, strict=True)
                if not m.startswith(FILE_WORDS)]
@@ -90,8 +101,7 @@ def _look_alike_steps(invoice_file: str, look_alikes: list[str],
         steps.append(f"In the outbox, move {which} into the sidecar folder its line above "
                      "names (make that folder if it is not there), under a name with its "
                      "type's extension (.pdf, .tif …), or remove it if it is no attachment.")
-    steps += ["Fix anything else listed above.",
-              f"Then {MOVE_BACK}; {AGAIN}"]
+    steps.append("Fix anything else listed above.")
     return ["", "Nothing was sent. Not everything is in this folder: outboxd did not take "
             f"the look-alike{'' if one else 's'} named below as the sidecar, so "
             f"{'it was' if one else 'they were'} not moved here. "
@@ -100,7 +110,8 @@ def _look_alike_steps(invoice_file: str, look_alikes: list[str],
             + ("" if files else f", with everything in {'it' if one else 'them'}") + ":",
             *(f"- {visible(name)}" for name in look_alikes),
             "", f"To send {invoice_file} with {'its' if one else 'their'} files:",
-            *(f"{n}. {step}" for n, step in enumerate(steps, start=1)), ""]
+            *(f"{n}. {step}" for n, step in enumerate(steps, start=1)),
+            *_move_back_steps(record, len(steps) + 1), ""]
 
 
 def reason_text(record: dict[str, Any]) -> str:
@@ -127,12 +138,12 @@ def _reason_lines(record: dict[str, Any]) -> list[str]:
     spelling = [r for r in record["reasons"] if r["code"] == "sidecar-spelling"]
     if spelling and not accepted:
         return lines + _look_alike_steps(
-            record["invoice_file"], [r["file"] for r in spelling],
+            record, [r["file"] for r in spelling],
             [str(r["message"]) for r in spelling])
     if not accepted:
-        lines += ["", f"Nothing was sent. Fix what is listed above, then {MOVE_BACK}; {AGAIN}",
-                  ""]
-        return lines
+        return lines + ["", "Nothing was sent. To send it again:",
+                        "1. Fix what is listed above, in this folder.",
+                        *_move_back_steps(record, 2), ""]
     # Part of the file is with the receiver already: the one thing a clerk must not do
     # is send those invoices again, so they are named first, with their receipts.
     ids = ", ".join(str(d["invoice_id"]) for d in accepted)
@@ -145,10 +156,12 @@ def _reason_lines(record: dict[str, Any]) -> list[str]:
                      f" (HTTP {d['status']}, document {d['name']}, Idempotency-Key "
                      f"{d['idempotency_key']})")
     lines += ["No other invoice of this file was delivered.", "",
-              f"Fix what is listed above, then {MOVE_BACK}, without changing {them} "
-              f"in it: outboxd will not deliver {'it' if one else 'them'} twice (each document's "
+              "To send the others:",
+              f"1. Fix what is listed above, in this folder, without changing {them} in "
+              f"it: outboxd will not deliver {'it' if one else 'them'} twice (each document's "
               "Idempotency-Key is made from its bytes, and the receiver answers a key it "
               "has seen as already delivered).",
+              *_move_back_steps(record, 2),
               f"Do NOT export the file again with {them} in it: a new export is a new "
               f"document to the receiver, which would then have {them} twice.", ""]
     return lines

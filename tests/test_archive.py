@@ -299,20 +299,29 @@ class TestReasons:
 
     def test_reason_txt_says_to_move_the_sidecar_folder_back_before_the_invoice_file(
             self, tmp_path: Path) -> None:
-        """Every REASON.txt (plain, a look-alike's, a partly delivered bundle's) says to move
-        the sidecar folder back into the outbox first and the invoice file last, as the
-        guide and the ERP's good practice do: it said "the invoice file, and its sidecar
-        folder", and an invoice file back first settles alone, and under unattached =
-        "send" goes out before its folder follows."""
-        order = ("move back into the outbox from this folder first the sidecar folder, if "
-                 "this folder holds one, then the invoice file")
+        """Every REASON.txt (plain, a look-alike's, a partly delivered bundle's) says, in
+        numbered steps, to move the folder of attachments back into the outbox first and
+        the invoice file last, as the guide and the ERP's good practice do (an invoice
+        file back first settles alone, and under unattached = "send" goes out before its
+        folder follows), and names the `outboxd retry` command an admin can run instead,
+        as README offers. It said all this in one sentence ("move back into the outbox
+        from this folder first the sidecar folder, if this folder holds one, then the
+        invoice file"), without the command."""
         look_alike = reason_record(BID, "INV-7.xml", [Finding(
             "sidecar-spelling", "inv-7", "this folder looks like the sidecar INV-7")],
             "2026-12-03T07:50:12Z")
-        for record in (self._record(), look_alike, self._partly_accepted()):
+        for record, first in ((self._record(), 2), (look_alike, 3),
+                              (self._partly_accepted(), 2)):
             text = reason_papers(record)["REASON.txt"].decode("utf-8")
-            assert order in text
-            assert "move the invoice file, and its sidecar folder" not in text
+            name = record["invoice_file"]
+            assert (f"\n{first}. If this folder holds a folder of attachments (named like the "
+                    "invoice file), move that folder back into the outbox.\n"
+                    f"{first + 1}. Last, move {name} back into the outbox (back before its "
+                    "attachments, it could be sent without them). outboxd then checks the "
+                    "files and sends them again.\n"
+                    f"Instead of steps {first} and {first + 1}, an admin can run the command "
+                    f"outboxd retry {BID[:12]} (it moves the files back itself).\n") in text
+            assert "first the sidecar folder" not in text
 
     def test_reason_txt_names_the_accepted_invoices_and_says_not_to_send_them_again(
             self, tmp_path: Path) -> None:
@@ -352,15 +361,13 @@ class TestReasons:
             f"- {nfd}\n" in text
         assert f"1. In the outbox, rename {nfd} by typing its name again on the computer " \
             f"that named {nfc}.xml" in text
-        assert "3. Then move back into the outbox from this folder first the sidecar " \
-            "folder, if this folder holds one, then the invoice file;" in text
+        assert "2. Fix anything else listed above.\n3. If this folder holds a folder of " \
+            "attachments" in text
         assert "move the invoice file and its sidecar folder from this folder" not in text
         other = reason_papers(self._record())["REASON.txt"].decode("utf-8")
-        # Not "and its sidecar folder": a bundle quarantined without attachments has none.
-        assert other.endswith("\n\nNothing was sent. Fix what is listed above, then move "
-                              "back into the outbox from this folder first the sidecar "
-                              "folder, if this folder holds one, then the invoice file; "
-                              "outboxd will check and send them again.\n")
+        # "If this folder holds": a bundle quarantined without attachments has none.
+        assert "\n\nNothing was sent. To send it again:\n1. Fix what is listed above, in " \
+            "this folder.\n2. If this folder holds a folder of attachments" in other
 
     def test_reason_txt_shows_the_time_as_the_page_does_and_reason_json_keeps_iso(
             self, tmp_path: Path) -> None:
@@ -454,7 +461,7 @@ class TestReasons:
             "move the files of the others into it and delete the emptied folders (or " \
             "delete a folder that holds nothing for this invoice)." in text
         assert "rename each of those folders" not in text
-        assert "3. Then move back into the outbox from this folder first the sidecar" in text
+        assert "\n3. If this folder holds a folder of attachments" in text
 
     def test_reason_txt_of_a_look_alike_file_says_to_move_it_into_the_sidecar(
             self, tmp_path: Path) -> None:
@@ -467,7 +474,7 @@ class TestReasons:
         assert "1. In the outbox, move inv-7 into the sidecar folder its line above names " \
             "(make that folder if it is not there)" in text
         assert "rename inv-7" not in text and "everything in it" not in text
-        assert "3. Then move back into the outbox from this folder first the sidecar" in text
+        assert "\n3. If this folder holds a folder of attachments" in text
 
     def test_receipt(self, tmp_path: Path) -> None:
         """The receipt paper stores the receipt as JSON in receipt.json."""

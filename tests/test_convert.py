@@ -15,6 +15,7 @@ from PIL import Image
 from pypdf import PdfReader
 from swaps import opened_in, swap_for_link
 
+from daemon import convert as convert_module
 from daemon import fsops
 from daemon.bundle import Attachment, Bundle, InvoiceFile
 from daemon.config import ValidationConfig
@@ -81,6 +82,21 @@ def test_without_the_flag_images_on_print_channels_are_errors(tmp_path: Path) ->
     b = validate_bundle(bundle_of(tmp_path, {"scan.png": image("PNG")}, "external-print"),
                         ValidationConfig())
     assert [f.code for f in b.errors] == ["type-not-allowed"]
+
+
+def test_an_image_that_cannot_be_converted_is_to_be_replaced_by_a_pdf(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """conversion-failed names the fix, and that the PDF goes in the image's place (not
+    beside it, where the image would still be refused)."""
+    def fail(data: bytes, max_pixels: int) -> bytes:
+        raise ValueError("odd image")
+
+    monkeypatch.setattr(convert_module, "image_to_pdf", fail)
+    b = validate_bundle(bundle_of(tmp_path, {"scan.png": image("PNG")}, "original-print"),
+                        ValidationConfig(convert_images=True))
+    assert [f.line() for f in b.errors] == [
+        "INV-1/scan.png: cannot be converted to PDF (ValueError: odd image) — export it as "
+        "PDF and put that file in its place"]
 
 
 def test_images_on_the_e_invoice_channel_are_never_converted(tmp_path: Path) -> None:

@@ -135,6 +135,30 @@ class TestSingleInvoice:
         assert b.errors == ()
         assert layout(b) == {i: ["tid.pdf"] for i in ids}
 
+    @pytest.mark.parametrize("ids", [("A", "B"), ("INV-1",)], ids=["several", "one"])
+    def test_a_synology_eadir_folder_is_ignored_once_named_in_ignore_patterns(
+            self, outbox: Path, ids: tuple[str, ...]) -> None:
+        """A Synology NAS makes @eaDir/ (its thumbnails) in every folder it indexes: in the
+        sidecar and in an invoice's folder. Unlisted, the one in the sidecar is an
+        orphan-attachment; with [outbox] ignore_patterns = ["@eaDir"], as
+        folder-convention.md advises, neither is an error nor an attachment."""
+        sidecar = outbox / "INV-1"
+        thumb = Path("@eaDir") / "scan.pdf" / "SYNOFILE_THUMB_M.jpg"
+        for i in ids if len(ids) > 1 else ():
+            write(sidecar / i / "scan.pdf", PDF)
+            write(sidecar / i / thumb, b"\xff\xd8\xff")
+        if len(ids) == 1:
+            write(sidecar / "scan.pdf", PDF)
+        write(sidecar / thumb, b"\xff\xd8\xff")
+        data = batch_xml(*ids) if len(ids) > 1 else ubl_invoice(ids[0])
+        b = match(outbox, "INV-1.xml", data)
+        assert {(f.code, f.file) for f in b.errors} == {
+            ("orphan-attachment", "INV-1/@eaDir"),
+            *(("nested-too-deep", f"INV-1/{i}/@eaDir") for i in ids if len(ids) > 1)}
+        b = match(outbox, "INV-1.xml", data, outbox={"ignore_patterns": ["@eaDir"]})
+        assert b.findings == ()
+        assert layout(b) == {i: ["scan.pdf"] for i in ids}
+
     def test_another_invoices_sidecar_inside_this_one_says_move_it_out(
             self, outbox: Path) -> None:
         """A clerk who puts NS2/ (the sidecar of NS2.xml, in the outbox) into NS1/ is told
@@ -967,6 +991,46 @@ class TestAttachmentsToml:
         f = finding(match(outbox, "INV-1.xml", ubl_invoice("INV-1")),
                     "attachments-toml-missing-file")
         assert f.file == "INV-1/attachments.toml" and "'gone.pdf'" in f.message
+
+    @pytest.mark.parametrize("key", ["scan.pdf", "A/scan.pdf"])
+    def test_a_root_entry_for_a_file_in_an_invoice_folder_says_where_it_belongs(
+            self, outbox: Path, key: str) -> None:
+        """A file of invoices A and B, its attachments in INV-1/A/ and INV-1/B/, and an
+        entry for scan.pdf (or A/scan.pdf) in INV-1/attachments.toml: the file is there,
+        in A/, so "not in the folder" left the clerk puzzled. The message says the file is
+        in INV-1/A/ and that the entry belongs in INV-1/A/attachments.toml, with its key."""
+        write(outbox / "INV-1" / "A" / "scan.pdf", PDF)
+        write(outbox / "INV-1" / "B" / "other.pdf", PDF)
+        write(outbox / "INV-1" / "attachments.toml", f'[files."{key}"]\ntype = "X"\n'.encode())
+        b = match(outbox, "INV-1.xml", batch_xml("A", "B"))
+        [f] = b.errors
+        assert (f.code, f.file) == ("attachments-toml-missing-file", "INV-1/attachments.toml")
+        assert f.message == (
+            f"names {key!r}, which is not in this folder but in INV-1/A/ — move the entry "
+            'into INV-1/A/attachments.toml, as [files."scan.pdf"]: in a file of several '
+            "invoices, each invoice's folder has its own attachments.toml")
+
+    def test_a_root_entry_for_files_in_two_invoice_folders_names_both(
+            self, outbox: Path) -> None:
+        """scan.pdf lies in INV-1/A/ and INV-1/B/: the root entry names both folders, and
+        that each folder's own attachments.toml takes the entry."""
+        write(outbox / "INV-1" / "A" / "scan.pdf", PDF)
+        write(outbox / "INV-1" / "B" / "scan.pdf", pdf_bytes(2))
+        write(outbox / "INV-1" / "attachments.toml", b'[files."scan.pdf"]\ntype = "X"\n')
+        b = match(outbox, "INV-1.xml", batch_xml("A", "B"))
+        f = finding(b, "attachments-toml-missing-file")
+        assert "not in this folder but in INV-1/A/ and INV-1/B/ — move the entry into " \
+            "the attachments.toml of each of those folders" in f.message
+
+    def test_a_root_entry_for_a_file_nowhere_in_a_several_invoice_sidecar_is_missing(
+            self, outbox: Path) -> None:
+        """An entry for a file in no folder of the sidecar keeps its plain message."""
+        write(outbox / "INV-1" / "A" / "scan.pdf", PDF)
+        write(outbox / "INV-1" / "attachments.toml", b'[files."gone.pdf"]\ntype = "X"\n')
+        f = finding(match(outbox, "INV-1.xml", batch_xml("A", "B")),
+                    "attachments-toml-missing-file")
+        assert f.message == ("names 'gone.pdf', which is not in the folder — add the file or "
+                             "remove its entry")
 
     @pytest.mark.parametrize("on_disk,in_toml", [("NFD", "NFC"), ("NFC", "NFD")])
     def test_an_entry_names_its_file_in_either_writing_of_accents(

@@ -116,7 +116,7 @@ class TestEmptyFiles:
         assert codes(bundle) == ["empty-file"]
         assert only(bundle, "empty-file").line() == (
             f"INV-1001/{name}: is empty ({len(data):,} bytes: blank lines and spaces, no "
-            "text) — export or copy the file again and put the complete file here")
+            "text) — export or copy the file again and put the complete file in its place")
 
     @pytest.mark.parametrize("size", [1, 4096, 70_000])
     def test_a_file_of_zero_bytes_only_is_empty(self, outbox: Outbox, size: int) -> None:
@@ -127,7 +127,7 @@ class TestEmptyFiles:
         assert only(bundle, "empty-file").message == (
             f"is empty ({size:,} byte{'s' * (size > 1)}: all zero, as a copy that did not "
             "finish leaves a file) — export or copy the file again and put the complete "
-            "file here")
+            "file in its place")
 
     def test_data_after_blank_lines_or_zero_bytes_is_no_empty_file(self,
                                                                    outbox: Outbox) -> None:
@@ -169,7 +169,7 @@ class TestFilesOfOtherKinds:
         assert only(bundle, "type-not-allowed").line() == (
             "INV-1001/IMG_1234.HEIC: is a HEIC image (as iPhones save photos); the e-invoice "
             "channel allows CSV, JPEG, ODS, PDF, PNG, XLSX — export it as JPEG or PDF and "
-            "put that file here")
+            "put that file in its place")
 
     @pytest.mark.parametrize("name", ["hours.xls", "letter.doc"])
     def test_an_office_97_2003_file_is_named_as_such(self, outbox: Outbox,
@@ -181,13 +181,13 @@ class TestFilesOfOtherKinds:
         assert codes(bundle) == ["type-not-allowed"]
         assert only(bundle, "type-not-allowed").message == (
             "is an Office 97–2003 file (an old .xls, .doc or .ppt, or an Outlook .msg); the "
-            "original-print channel allows PDF — export it as PDF and put that file here")
+            "original-print channel allows PDF — export it as PDF and put that file in its place")
 
     @pytest.mark.parametrize(("name", "fix"), [
         ("hours.xls", "open it in Excel and save it as an Excel Workbook (.xlsx), or export "
-                      "it as PDF, and put that file here"),
-        ("letter.DOC", "export it as PDF and put that file here"),
-        ("mail.msg", "export it as PDF and put that file here")])
+                      "it as PDF, and put that file in its place"),
+        ("letter.DOC", "export it as PDF and put that file in its place"),
+        ("mail.msg", "export it as PDF and put that file in its place")])
     def test_an_office_97_2003_file_on_e_invoice_is_told_the_format_its_program_saves(
             self, outbox: Outbox, name: str, fix: str) -> None:
         """On e-invoice, which takes XLSX by default: an old .xls is told to be saved as
@@ -207,7 +207,7 @@ class TestFilesOfOtherKinds:
         bundle = outbox.validate("letter.doc", ole, cfg=cfg)
         assert only(bundle, "type-not-allowed").message.endswith(
             " — open it in Word and save it as a Word Document (.docx), or export it as "
-            "PDF, and put that file here")
+            "PDF, and put that file in its place")
 
     @pytest.mark.parametrize("name", ["hours.csv", "hours.txt"])
     def test_text_in_utf16_is_told_to_be_saved_as_utf8(self, outbox: Outbox,
@@ -220,7 +220,7 @@ class TestFilesOfOtherKinds:
         message = only(bundle, "type-not-allowed").message
         assert message.startswith("is a text file in UTF-16 (Excel's \"Unicode Text\");")
         assert message.endswith('— save it again as "CSV UTF-8", or export it as PDF, and '
-                                "put that file here")
+                                "put that file in its place")
 
 
 def apng(frames: int, dpi: tuple[int, int] = (300, 300)) -> bytes:
@@ -243,7 +243,7 @@ class TestConvertedImages:
         assert only(bundle, "image-animated").line() == (
             "INV-1001/anim.png: is an animated PNG of 3 frames; printed, it would show only "
             "its first — save the picture you mean as a PNG of one frame, or export it as "
-            "PDF, and put that file here")
+            "PDF, and put that file in its place")
         assert bundle.attachments[0].converted is None
 
     def test_an_animated_png_on_e_invoice_goes_as_it_is(self, outbox: Outbox) -> None:
@@ -372,7 +372,7 @@ class TestPdfMatrix:
         bundle = outbox.validate("scan.pdf", b"x" * 2000 + pdf_bytes())
         assert codes(bundle) == ["extension-mismatch", "type-not-allowed"]
         assert only(bundle, "extension-mismatch").message.startswith(
-            "content is a plain text file, not a PDF — export the document as PDF")
+            "content is a plain text file, not a PDF — export it as PDF")
 
 
 def pdf_a() -> bytes:
@@ -438,7 +438,7 @@ class TestTiffMatrix:
         assert codes(bundle) == ["extension-mismatch"]
         assert only(bundle, "extension-mismatch").line() == (
             "INV-1001/scan.pdf: content is a TIFF image, not a PDF — rename it to match its "
-            "content, or export the document as PDF and put that file here")
+            "content, or export the document as PDF and put that file in its place")
 
     def test_a_tiff_on_e_invoice_is_refused_by_the_default_types(
             self, outbox: Outbox) -> None:
@@ -485,7 +485,7 @@ class TestImageMatrix:
         assert codes(bundle) == ["type-not-allowed"]
         assert only(bundle, "type-not-allowed").message.endswith(
             "the e-invoice channel allows CSV, JPEG, ODS, PDF, PNG, XLSX — export it as PDF "
-            "and put that file here")
+            "and put that file in its place")
 
 
 def image_of(fmt: str, mode: str, **save: object) -> bytes:
@@ -524,7 +524,7 @@ class TestOfficeMatrix:
             bundle = outbox.validate(name, data, channel=channel)
             assert codes(bundle) == ["type-not-allowed"]
             assert only(bundle, "type-not-allowed").message.endswith(
-                "— export it as PDF and put that file here")
+                "— export it as PDF and put that file in its place")
 
     def test_a_plain_zip_named_xlsx_is_no_workbook(self, outbox: Outbox) -> None:
         """A ZIP without a workbook inside, named .xlsx: its content contradicts the name
@@ -532,8 +532,43 @@ class TestOfficeMatrix:
         bundle = outbox.validate("hours.xlsx", zip_of({"hours.csv": "a;b\n"}))
         assert codes(bundle) == ["extension-mismatch", "type-not-allowed"]
         assert only(bundle, "extension-mismatch").message == (
-            "content is a ZIP archive, not an Excel workbook (XLSX) — export the document "
-            "as XLSX and put that file here")
+            "content is a ZIP archive, not an Excel workbook (XLSX) — export it as PDF and "
+            "put that file in its place")
+
+    def test_a_plain_zip_named_docx_on_e_invoice_gets_one_fix_the_channel_takes(
+            self, outbox: Outbox) -> None:
+        """A ZIP named .docx on e-invoice (which takes no DOCX): both of its lines give the
+        channel's one fix, export as PDF; neither tells the clerk to make a DOCX."""
+        bundle = outbox.validate("letter.docx", zip_of({"letter.txt": "Dear"}))
+        assert codes(bundle) == ["extension-mismatch", "type-not-allowed"]
+        assert [f.line() for f in bundle.findings] == [
+            "INV-1001/letter.docx: content is a ZIP archive, not a Word document (DOCX) — "
+            "export it as PDF and put that file in its place",
+            "INV-1001/letter.docx: is a ZIP archive; the e-invoice channel allows CSV, JPEG, "
+            "ODS, PDF, PNG, XLSX — export it as PDF and put that file in its place"]
+        assert "as DOCX" not in bundle.findings[0].message
+
+    def test_a_pdf_named_for_a_type_the_channel_refuses_is_told_to_be_renamed_only(
+            self, outbox: Outbox) -> None:
+        """A PDF named .docx on e-invoice: renaming it is the fix; exporting a DOCX (which
+        that channel refuses) is not offered."""
+        bundle = outbox.validate("letter.docx", pdf_bytes())
+        assert codes(bundle) == ["extension-mismatch"]
+        assert only(bundle, "extension-mismatch").message == (
+            "content is a PDF, not a Word document (DOCX) — rename it to match its content")
+
+    def test_a_misnamed_file_on_a_channel_without_pdf_lists_what_it_takes(
+            self, outbox: Outbox) -> None:
+        """Where allowed_types has no PDF, a ZIP named .png is told the types the channel
+        takes, on the mismatch line too, which has no list before its fix."""
+        cfg = ValidationConfig(allowed_types=["png", "jpeg"])
+        bundle = outbox.validate("photo.png", zip_of({"a.txt": "a"}), cfg=cfg)
+        assert codes(bundle) == ["extension-mismatch", "type-not-allowed"]
+        assert only(bundle, "extension-mismatch").message == (
+            "content is a ZIP archive, not a PNG image — convert it to one of JPEG, PNG and "
+            "put that file in its place")
+        assert only(bundle, "type-not-allowed").message.endswith(
+            "allows JPEG, PNG — convert it to one of those and put that file in its place")
 
     def test_a_docx_on_e_invoice_is_refused_with_the_fix_and_taken_once_allowed(
             self, outbox: Outbox) -> None:
@@ -542,7 +577,7 @@ class TestOfficeMatrix:
         bundle = outbox.validate("letter.docx", DOCX)
         assert only(bundle, "type-not-allowed").line() == (
             "INV-1001/letter.docx: is a Word document (DOCX); the e-invoice channel allows "
-            "CSV, JPEG, ODS, PDF, PNG, XLSX — export it as PDF and put that file here")
+            "CSV, JPEG, ODS, PDF, PNG, XLSX — export it as PDF and put that file in its place")
         cfg = ValidationConfig(allowed_types=["pdf", "docx"])
         assert codes(outbox.validate("letter.docx", DOCX, cfg=cfg)) == ["pdf-recommended"]
 
@@ -573,7 +608,8 @@ class TestOfficeMatrix:
         assert codes(bundle) == ["extension-mismatch", "type-not-allowed"]
         assert only(bundle, "extension-mismatch").message == (
             "content is an Excel workbook with macros (XLSM), not an Excel workbook (XLSX) "
-            "— export the document as XLSX and put that file here")
+            "— save it as an Excel Workbook (.xlsx, which keeps no macros) or export it as "
+            "PDF and put that file in its place")
 
 
 class TestNothingDecoded:

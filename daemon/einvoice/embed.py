@@ -338,7 +338,8 @@ def documents_for(bundle: Bundle, mime_codes: frozenset[str]) -> Plan:
             if mime not in mime_codes:
                 findings.append(Finding("embed-type-not-allowed", att.rel, f"is {mime}; Peppol "
                                         f"allows only {', '.join(sorted(mime_codes))} inside an "
-                                        "invoice — export it as PDF and put that file here",
+                                        "invoice — export it as PDF and put that file in its "
+                                        "place",
                                         "error", att.invoice_id))
                 continue
             name = PurePosixPath(att.original_name).name

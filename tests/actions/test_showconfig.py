@@ -22,6 +22,35 @@ def test_a_ca_bundle_that_does_not_load_is_refused_by_check_as_by_run(env: Env,
     assert str(env.config) in err
 
 
+def test_an_empty_or_missing_url_is_told_with_what_to_write(env: Env, capsys) -> None:
+    """`url = ""`, and a [delivery] without url, said only `required for transport =
+    "http"`: `config --check` now gives the example the missing [delivery] section gets
+    (the operator's https address, or the directory transport)."""
+    example = ('url = "https://…", the operator\'s address (or transport = "directory" and '
+               'target = "/a/folder")')
+    env.write_config("")
+    assert main(["config", "--check", "-c", str(env.config)]) == 2
+    err = capsys.readouterr().err
+    assert f"[delivery] url = '': is empty — set {example}\n" in err
+    assert "required for transport" not in err
+    text = env.config.read_text().replace('url = ""\n', "")
+    env.config.write_text(text)
+    assert main(["config", "--check", "-c", str(env.config)]) == 2
+    err = capsys.readouterr().err
+    assert f"[delivery] url: required but not set — add {example}\n" in err
+    assert "required for transport" not in err
+
+
+def test_a_directory_transport_without_target_is_told_what_to_write(env: Env,
+                                                                  capsys) -> None:
+    """transport = "directory" without target: the line says what to add, with an
+    example, not only that it is required."""
+    env.write_config("", delivery={"transport": "directory"})
+    assert main(["config", "--check", "-c", str(env.config)]) == 2
+    assert '[delivery] target: required for transport = "directory" but not set — add ' \
+        'target = "/a/folder", the folder to write bundles into\n' in capsys.readouterr().err
+
+
 def test_a_usable_configuration_is_valid(env: Env, capsys) -> None:
     """The same check passes a configuration run takes, and says so on stdout."""
     env.write_config("https://127.0.0.1:9/bundles")

@@ -133,6 +133,10 @@ def test_types_outside_the_peppol_list_and_case_equal_names_are_errors(tmp_path:
     assert plan.documents == ()
     assert sorted(f.code for f in plan.findings) == ["embed-name-collision",
                                                      "embed-type-not-allowed"]
+    # The clerk replaces the TIFF by a PDF, not adds one beside it (still refused).
+    [refused] = [f for f in plan.findings if f.code == "embed-type-not-allowed"]
+    assert refused.file.endswith("scan.tif") and refused.message.endswith(
+        "inside an invoice — export it as PDF and put that file in its place")
 
 
 def test_embedded_document_that_breaks_a_fatal_rule_is_an_error_in_any_mode(
