@@ -50,7 +50,7 @@ from daemon.invoices import read_invoice_file
 from daemon.lookalikes import look_alike_findings
 from daemon.match import assemble
 from daemon.names import folder_name_for_id, for_terminal, is_ignored, name_problem
-from daemon.notes import MANIFEST_NAME, MAX_NOTES_BYTES, value_problem
+from daemon.notes import MANIFEST_NAME, MAX_NOTES_BYTES, misnamed_notes, value_problem
 from daemon.scan import Candidate, Listing, list_outbox
 from daemon.sharedsidecar import shared_message, sidecar_sharers
 from daemon.sniff import sniff
@@ -162,6 +162,12 @@ def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None 
     if problem or is_ignored(name, settings.outbox.ignore_patterns) or name == MANIFEST_NAME:
         raise UsageError(f"attach: {name!r} cannot be an attachment name "
                          f"({problem or 'outboxd ignores or reserves that name'}) — rename it")
+    if misnamed_notes(name):
+        # The daemon stops the bundle for such a file (attachments-toml-invalid): copied
+        # in, it would hold or quarantine the invoice it was meant to go with.
+        raise UsageError(f"attach: {name!r} cannot be an attachment name (outboxd takes it "
+                         f"for a misnamed {MANIFEST_NAME} and stops the bundle for it) — "
+                         "rename it; a file's type and note are given with --type and --note")
     for option, value in (("--type", doc_type), ("--note", note)):
         if value and (problem := value_problem(option, value)):
             raise UsageError(f"attach: {problem}")

@@ -480,3 +480,22 @@ def test_attach_refuses_while_another_invoice_file_has_the_same_sidecar(
     assert "move INV-1001.pdf into INV-1001/" in line and line.endswith("  [sidecar-shared]")
     assert "nothing was changed" in err and "Traceback" not in err
     assert sorted(str(p.relative_to(cfg.outbox)) for p in cfg.outbox.rglob("*")) == before
+
+
+@pytest.mark.parametrize("name", ["Attachments.toml", "attachment.toml",
+                                  "attachments.toml.txt"])
+def test_attach_refuses_a_file_named_like_attachments_toml(
+        env: Env, tmp_path: Path, capsys, name: str) -> None:
+    """A file named almost attachments.toml is an error in a sidecar (the daemon takes it
+    for a misnamed notes file, attachments-toml-invalid): attach refuses it as it refuses
+    attachments.toml itself, exit 2, writing nothing, even where the channel would take
+    its text (allowed_types with "text"), and says to rename it."""
+    env.write_config("http://127.0.0.1:9/bundles",
+                     validation={"allowed_types": ["pdf", "text", "csv"]})
+    write(env.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+    src = write(tmp_path / "home" / name, b'[files."a.pdf"]\ntype = "Timesheet"\n')
+    assert attach(env, "INV-1001", str(src)) == 2
+    err = capsys.readouterr().err
+    assert f"{name!r} cannot be an attachment name" in err and "rename it" in err
+    assert "misnamed attachments.toml" in err and "Traceback" not in err
+    assert not (env.outbox / "INV-1001").exists()
