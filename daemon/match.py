@@ -50,6 +50,7 @@ from daemon.notes import (
     MANIFEST_NAME,
     MissingCheck,
     Notes,
+    SidecarNotes,
     misnamed_notes,
     read_notes,
     type_not_allowed,
@@ -183,10 +184,10 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
     atts: list[Attachment] = []
     listing = _listdir(fd, rel)  # once: for the root's files and for its subfolders
     copying: list[str] = []
-    later: list[MissingCheck] = []
+    sidecar_notes = SidecarNotes()
     root_atts, root_notes = _collect(fd, sidecar, rel, ids[0], settings, findings,
                                      allow_subfolders=True, copying=copying, entries=listing,
-                                     later=later)
+                                     later=sidecar_notes.later)
     if single:
         atts.extend(root_atts)
     else:
@@ -194,9 +195,7 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
             findings.append(_err("orphan-attachment", a.rel, "is in the sidecar root, but this "
                                  f"file holds several invoices ({', '.join(ids)}) — move it "
                                  "into the subfolder of its invoice"))
-    channel = root_notes.channel
-    channel_from = f"{rel}/{MANIFEST_NAME}"
-    notes_read = [(channel_from, root_notes.sha256)]
+    sidecar_notes.add(root_notes, f"{rel}/{MANIFEST_NAME}", findings)
     for e in listing:
         if not e.is_dir(follow_symlinks=False):
             continue
@@ -230,24 +229,12 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
             findings.append(_err(exc.code, exc.file, exc.message, owner))
             continue
         atts.extend(sub)
-        where = f"{where}/{MANIFEST_NAME}"
-        notes_read.append((where, notes.sha256))
-        if notes.channel and channel and notes.channel != channel:
-            # One bundle is one delivery on one channel: which of two wins is no guess to
-            # make with money-bearing documents, whose rules differ per channel.
-            findings.append(_err("attachments-toml-invalid", where, f"sets channel = "
-                                 f"{notes.channel!r}, but {channel_from} sets {channel!r} — "
-                                 "a bundle has one channel: set it once, in the sidecar root"))
-        elif notes.channel and not channel:
-            channel, channel_from = notes.channel, where
-    elsewhere: dict[str, list[str]] = {}
-    if not single:
-        for a in atts:
-            elsewhere.setdefault(_nfc(a.original_name), []).append(a.rel.rpartition("/")[0])
-    for check in later:
-        findings.extend(check(elsewhere))
+        sidecar_notes.add(notes, f"{where}/{MANIFEST_NAME}", findings)
+    # A file of one invoice has its files in the root: no root entry belongs elsewhere.
+    findings.extend(sidecar_notes.missing_elsewhere(() if single else atts))
     kept = distinct_names(atts, settings.delivery.safe_filenames, findings)
-    return kept, findings, channel, _sidecar_digest(notes_read, findings, copying)
+    return (kept, findings, sidecar_notes.channel,
+            _sidecar_digest(sidecar_notes.read, findings, copying))
 
 
 def _nfc(name: str) -> str:
