@@ -30,14 +30,15 @@ from daemon.names import (
     stem,
     trimmed,
 )
-from daemon.scan import Candidate, alike_kind, is_invoice_file, owner_of
+from daemon.scan import Candidate, is_invoice_file
+from daemon.sidecarnames import alike_kind, owner_of
 
 
 def look_alike_sidecars(cand: Candidate) -> list[Path]:
     """Entries beside the invoice file named like its sidecar but for upper and lower
     case (`inv-7/` made on Windows beside the ERP's INV-7.xml), Unicode form (a Mac's
     decomposed accents beside an ERP's composed ones) or a space or dot at an end
-    (`INV-7 /`), and folders named by a clerk's other common slips (scan.alike_kind:
+    (`INV-7 /`), and folders named by a clerk's other common slips (sidecarnames.alike_kind:
     `INV-7.xml/`, the invoice file's name copied; `INV-7/` where sidecars are
     INV-7.att), whether or not the sidecar itself is there.
 
@@ -46,7 +47,7 @@ def look_alike_sidecars(cand: Candidate) -> list[Path]:
     looked up here as well (a candidate made without a listing has them too). One that
     is the sidecar of another invoice file of the same extension (the Mac's own
     Räkning-7.xml beside the ERP's, inv-7/ of inv-7.xml beside INV-7.xml, `INV-7 /` of
-    `INV-7 .xml`) is that file's, not a mistake (scan.look_alikes_of). Both are asked
+    `INV-7 .xml`) is that file's, not a mistake (sidecarnames.look_alikes_of). Both are asked
     of the outbox as it is now: a look-alike renamed, or an invoice file come, since
     the listing changes the answer before the index has heard of it. An lstat or two,
     only for a bundle that has a look-alike or a name with accents."""
