@@ -45,8 +45,9 @@ from daemon.journal import (
     now_iso,
 )
 from daemon.logs import bundle_log
+from daemon.lookalikes import sent_names_distinct
 from daemon.manifest import build_manifest, bundle_id_of
-from daemon.match import assemble, sent_names_distinct
+from daemon.match import assemble
 from daemon.moves import Moves
 from daemon.names import stem
 from daemon.pause import DeliveryPause

@@ -11,7 +11,7 @@ It also keeps each bundle's look-alike sidecars (`Candidate.look_alikes`: `inv-7
 made on Windows beside the ERP's `INV-7.xml`, or a Mac's decomposed `Räkning-7/`),
 found by the listing and kept up to date by events, so that no bundle's read has
 to list the root: the root's names that are not invoice files by their key
-(`scan.alike_key`: case and Unicode form folded, a space or dot at an end, the
+(`sidecarnames.alike_key`: case and Unicode form folded, a space or dot at an end, the
 sidecar suffix or an invoice extension cut), and the bundles by the key of their
 sidecar. An event on a root name is then one dict lookup away from the
 bundles it may be a look-alike of.
@@ -28,12 +28,10 @@ from daemon.names import ERRORS_SUFFIX
 from daemon.scan import (
     Candidate,
     Listing,
-    alike_key,
     candidate_for,
     look,
-    with_look_alikes,
-    with_sharers,
 )
+from daemon.sidecarnames import alike_key, with_look_alikes, with_sharers
 
 
 class OutboxIndex:

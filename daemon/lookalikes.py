@@ -3,36 +3,42 @@ them: look-alike sidecars, entries beside an invoice file named like its sidecar
 for upper and lower case or Unicode form (docs/folder-convention.md, section 3;
 `sidecar-spelling`: the matcher reports them with the bundle, `check`, `attach` and
 `retry` ask the same rule of the outbox as it is); a sidecar's subfolder that is no
-invoice's folder (`orphan-attachment`); two attachments whose names collide.
+invoice's folder (`orphan-attachment`); two ids of one file whose folders are one
+folder to Windows (`id-folder-collision`); two attachments of one invoice whose names
+collide as received or as sent (`name-collision`).
 """
 
 from __future__ import annotations
 
 import os
+import unicodedata
 from pathlib import Path
 
-from daemon.bundle import Finding
+from daemon.bundle import Attachment, Bundle, Finding
 from daemon.config import Settings
+from daemon.manifest import safe_filename, sent_name
 from daemon.names import (
     CASE_WORDS,
     EXACT_WORDS,
     FORM_WORDS,
     edge_words,
     fold_key,
+    folder_name_for_id,
     printable,
     spelled_otherwise,
     spelling_twins,
     stem,
     trimmed,
 )
-from daemon.scan import Candidate, alike_kind, is_invoice_file, owner_of
+from daemon.scan import Candidate, is_invoice_file
+from daemon.sidecarnames import alike_kind, owner_of
 
 
 def look_alike_sidecars(cand: Candidate) -> list[Path]:
     """Entries beside the invoice file named like its sidecar but for upper and lower
     case (`inv-7/` made on Windows beside the ERP's INV-7.xml), Unicode form (a Mac's
     decomposed accents beside an ERP's composed ones) or a space or dot at an end
-    (`INV-7 /`), and folders named by a clerk's other common slips (scan.alike_kind:
+    (`INV-7 /`), and folders named by a clerk's other common slips (sidecarnames.alike_kind:
     `INV-7.xml/`, the invoice file's name copied; `INV-7/` where sidecars are
     INV-7.att), whether or not the sidecar itself is there.
 
@@ -41,7 +47,7 @@ def look_alike_sidecars(cand: Candidate) -> list[Path]:
     looked up here as well (a candidate made without a listing has them too). One that
     is the sidecar of another invoice file of the same extension (the Mac's own
     Räkning-7.xml beside the ERP's, inv-7/ of inv-7.xml beside INV-7.xml, `INV-7 /` of
-    `INV-7 .xml`) is that file's, not a mistake (scan.look_alikes_of). Both are asked
+    `INV-7 .xml`) is that file's, not a mistake (sidecarnames.look_alikes_of). Both are asked
     of the outbox as it is now: a look-alike renamed, or an invoice file come, since
     the listing changes the answer before the index has heard of it. An lstat or two,
     only for a bundle that has a look-alike or a name with accents."""
@@ -251,3 +257,93 @@ def how_spelled(name: str, other: str) -> str:
     if case and form:
         return f"only in {CASE_WORDS} and {accents}"
     return f"only in {CASE_WORDS}" if case else f"only {accents}"
+
+
+def id_collision(prev: str, invoice_id: str, folder: str) -> str:
+    """How two ids of one file come to one folder (`folder`: the second one's)."""
+    other = _nfc(folder_name_for_id(prev))
+    if _nfc(prev) == _nfc(invoice_id):
+        return (f"differ {how_spelled(invoice_id, prev)}, and an invoice's folder is found "
+                f"in either writing, so both would have the folder {folder!r}")
+    if other == folder:
+        return f"map to the same folder name {folder!r}"
+    named = ("differ" if (other, folder) == (_nfc(prev), _nfc(invoice_id)) else
+             f"map to the folder names {other!r} and {folder!r}, which differ")
+    return (f"{named} only in {CASE_WORDS}: Windows, and so the share, takes the two "
+            "folders for one, so only one of them can be made there")
+
+
+def distinct_names(atts: list[Attachment], safe: bool, findings: list[Finding]
+                   ) -> list[Attachment]:
+    """One invoice's attachments must have distinct names as received and as stored.
+
+    Names that differ only in case or Unicode normalisation (Mac clients
+    write NFD) are one name on many file systems; with safe_filenames,
+    'a b.pdf' and 'a_b.pdf' are sent under one name. Either way a receiver
+    would store one file over the other. A single invoice may use the root
+    and ID/ at once, so this runs over everything collected.
+    """
+    kept: list[Attachment] = []
+    taken: dict[tuple[str, str], Attachment] = {}
+    for a in atts:
+        keys = [(a.invoice_id, fold_key(a.original_name))]
+        if safe:
+            keys.append((a.invoice_id, fold_key(safe_filename(a.original_name))))
+        clash = next((taken[k] for k in keys if k in taken), None)
+        if clash is None:
+            taken.update(dict.fromkeys(keys, a))
+            kept.append(a)
+            continue
+        findings.append(_err("name-collision", a.rel, _collision(a, clash), a.invoice_id))
+    return kept
+
+
+def _collision(a: Attachment, clash: Attachment) -> str:
+    """How a's name collides with clash's, said so that names that print the same (the
+    same name in two folders of one invoice, accents written two ways) still differ."""
+    if a.original_name == clash.original_name:
+        said = f"has the same name as {clash.rel!r}"
+    elif fold_key(a.original_name) == fold_key(clash.original_name):
+        said = f"differs from {clash.rel!r} {how_spelled(a.original_name, clash.original_name)}"
+    else:
+        said = (f"differs from {clash.rel!r} only in characters that are folded when sent "
+                f"(both become {safe_filename(a.original_name)!r})")
+    here, there = a.rel.rpartition("/")[0], clash.rel.rpartition("/")[0]
+    if here == there or _nfc(here) != _nfc(there):
+        return f"{said} — rename one of them"
+    # Two folders of one id, in either Unicode form: both are the invoice's
+    # (match.match_attachments).
+    return (f"{said}, and both folders are those of invoice {a.invoice_id}: their names "
+            f"differ {how_spelled(here, there)} — rename one of them, or move the files of "
+            "one folder into the other")
+
+
+def sent_names_distinct(bundle: Bundle, safe: bool) -> Bundle:
+    """What goes out for one invoice goes out under distinct names, conversions included.
+
+    distinct_names checked the names on disk; an image converted to PDF is sent
+    under a new name, which convert.converted_name keeps apart from the others
+    wherever it can. Anything left (a converted 'scan.png.pdf' beside a file of
+    that name) is an error here, before a receiver or a target folder sees two
+    files under one name."""
+    if not any(a.converted for a in bundle.attachments):
+        return bundle  # the sent names are the names distinct_names kept apart
+    taken: dict[tuple[str, str], Attachment] = {}
+    findings: list[Finding] = []
+    for a in bundle.attachments:
+        sent = a.converted.name if a.converted else a.original_name
+        key = (a.invoice_id, fold_key(sent_name(sent, safe)))
+        clash = taken.setdefault(key, a)
+        if clash is not a:
+            findings.append(_err("name-collision", a.rel, f"would be sent as {sent!r}, as "
+                                 f"{clash.rel!r} is (an image is sent as its PDF) — rename "
+                                 "one of them", a.invoice_id))
+    return bundle.with_findings(findings) if findings else bundle
+
+
+def _nfc(name: str) -> str:
+    return unicodedata.normalize("NFC", name)
+
+
+def _err(code: str, file: str, message: str, invoice_id: str | None = None) -> Finding:
+    return Finding(code, file, message, "error", invoice_id)

@@ -30,10 +30,13 @@ from daemon.fsops import (
     unreadable_folder,
 )
 from daemon.invoices import InvoiceRead, read_invoice_bytes, read_invoice_from
-from daemon.lookalikes import how_spelled, look_alike_findings, orphan_folder_message
-from daemon.manifest import safe_filename, sent_name
+from daemon.lookalikes import (
+    distinct_names,
+    id_collision,
+    look_alike_findings,
+    orphan_folder_message,
+)
 from daemon.names import (
-    CASE_WORDS,
     NameKind,
     classify,
     fold_key,
@@ -47,6 +50,7 @@ from daemon.notes import (
     MANIFEST_NAME,
     MissingCheck,
     Notes,
+    SidecarNotes,
     misnamed_notes,
     read_notes,
     type_not_allowed,
@@ -172,7 +176,7 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
         prev = by_fold.get(fold_key(folder))
         if prev is not None:
             findings.append(_err("id-folder-collision", rel, f"invoice ids {prev!r} and "
-                                 f"{invoice_id!r} {_id_collision(prev, invoice_id, folder)}"
+                                 f"{invoice_id!r} {id_collision(prev, invoice_id, folder)}"
                                  " — give the invoices distinct ids"))
         by_folder.setdefault(folder, invoice_id)
         by_fold.setdefault(fold_key(folder), invoice_id)
@@ -180,10 +184,10 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
     atts: list[Attachment] = []
     listing = _listdir(fd, rel)  # once: for the root's files and for its subfolders
     copying: list[str] = []
-    later: list[MissingCheck] = []
+    sidecar_notes = SidecarNotes()
     root_atts, root_notes = _collect(fd, sidecar, rel, ids[0], settings, findings,
                                      allow_subfolders=True, copying=copying, entries=listing,
-                                     later=later)
+                                     later=sidecar_notes.later)
     if single:
         atts.extend(root_atts)
     else:
@@ -191,9 +195,7 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
             findings.append(_err("orphan-attachment", a.rel, "is in the sidecar root, but this "
                                  f"file holds several invoices ({', '.join(ids)}) — move it "
                                  "into the subfolder of its invoice"))
-    channel = root_notes.channel
-    channel_from = f"{rel}/{MANIFEST_NAME}"
-    notes_read = [(channel_from, root_notes.sha256)]
+    sidecar_notes.add(root_notes, f"{rel}/{MANIFEST_NAME}", findings)
     for e in listing:
         if not e.is_dir(follow_symlinks=False):
             continue
@@ -227,42 +229,16 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
             findings.append(_err(exc.code, exc.file, exc.message, owner))
             continue
         atts.extend(sub)
-        where = f"{where}/{MANIFEST_NAME}"
-        notes_read.append((where, notes.sha256))
-        if notes.channel and channel and notes.channel != channel:
-            # One bundle is one delivery on one channel: which of two wins is no guess to
-            # make with money-bearing documents, whose rules differ per channel.
-            findings.append(_err("attachments-toml-invalid", where, f"sets channel = "
-                                 f"{notes.channel!r}, but {channel_from} sets {channel!r} — "
-                                 "a bundle has one channel: set it once, in the sidecar root"))
-        elif notes.channel and not channel:
-            channel, channel_from = notes.channel, where
-    elsewhere: dict[str, list[str]] = {}
-    if not single:
-        for a in atts:
-            elsewhere.setdefault(_nfc(a.original_name), []).append(a.rel.rpartition("/")[0])
-    for check in later:
-        findings.extend(check(elsewhere))
-    kept = _distinct_names(atts, settings.delivery.safe_filenames, findings)
-    return kept, findings, channel, _sidecar_digest(notes_read, findings, copying)
+        sidecar_notes.add(notes, f"{where}/{MANIFEST_NAME}", findings)
+    # A file of one invoice has its files in the root: no root entry belongs elsewhere.
+    findings.extend(sidecar_notes.missing_elsewhere(() if single else atts))
+    kept = distinct_names(atts, settings.delivery.safe_filenames, findings)
+    return (kept, findings, sidecar_notes.channel,
+            _sidecar_digest(sidecar_notes.read, findings, copying))
 
 
 def _nfc(name: str) -> str:
     return unicodedata.normalize("NFC", name)
-
-
-def _id_collision(prev: str, invoice_id: str, folder: str) -> str:
-    """How two ids of one file come to one folder (`folder`: the second one's)."""
-    other = _nfc(folder_name_for_id(prev))
-    if _nfc(prev) == _nfc(invoice_id):
-        return (f"differ {how_spelled(invoice_id, prev)}, and an invoice's folder is found "
-                f"in either writing, so both would have the folder {folder!r}")
-    if other == folder:
-        return f"map to the same folder name {folder!r}"
-    named = ("differ" if (other, folder) == (_nfc(prev), _nfc(invoice_id)) else
-             f"map to the folder names {other!r} and {folder!r}, which differ")
-    return (f"{named} only in {CASE_WORDS}: Windows, and so the share, takes the two "
-            "folders for one, so only one of them can be made there")
 
 
 def _sidecar_digest(notes_read: list[tuple[str, str]], findings: list[Finding],
@@ -279,73 +255,6 @@ def _sidecar_digest(notes_read: list[tuple[str, str]], findings: list[Finding],
                        [[f.code, f.file, f.invoice_id] for f in findings], copying],
                       ensure_ascii=False)
     return hashlib.sha256(data.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def _distinct_names(atts: list[Attachment], safe: bool, findings: list[Finding]
-                    ) -> list[Attachment]:
-    """One invoice's attachments must have distinct names as received and as stored.
-
-    Names that differ only in case or Unicode normalisation (Mac clients
-    write NFD) are one name on many file systems; with safe_filenames,
-    'a b.pdf' and 'a_b.pdf' are sent under one name. Either way a receiver
-    would store one file over the other. A single invoice may use the root
-    and ID/ at once, so this runs over everything collected.
-    """
-    kept: list[Attachment] = []
-    taken: dict[tuple[str, str], Attachment] = {}
-    for a in atts:
-        keys = [(a.invoice_id, fold_key(a.original_name))]
-        if safe:
-            keys.append((a.invoice_id, fold_key(safe_filename(a.original_name))))
-        clash = next((taken[k] for k in keys if k in taken), None)
-        if clash is None:
-            taken.update(dict.fromkeys(keys, a))
-            kept.append(a)
-            continue
-        findings.append(_err("name-collision", a.rel, _collision(a, clash), a.invoice_id))
-    return kept
-
-
-def _collision(a: Attachment, clash: Attachment) -> str:
-    """How a's name collides with clash's, said so that names that print the same (the
-    same name in two folders of one invoice, accents written two ways) still differ."""
-    if a.original_name == clash.original_name:
-        said = f"has the same name as {clash.rel!r}"
-    elif fold_key(a.original_name) == fold_key(clash.original_name):
-        said = f"differs from {clash.rel!r} {how_spelled(a.original_name, clash.original_name)}"
-    else:
-        said = (f"differs from {clash.rel!r} only in characters that are folded when sent "
-                f"(both become {safe_filename(a.original_name)!r})")
-    here, there = a.rel.rpartition("/")[0], clash.rel.rpartition("/")[0]
-    if here == there or _nfc(here) != _nfc(there):
-        return f"{said} — rename one of them"
-    # Two folders of one id, in either Unicode form: both are the invoice's (match_attachments).
-    return (f"{said}, and both folders are those of invoice {a.invoice_id}: their names "
-            f"differ {how_spelled(here, there)} — rename one of them, or move the files of "
-            "one folder into the other")
-
-
-def sent_names_distinct(bundle: Bundle, safe: bool) -> Bundle:
-    """What goes out for one invoice goes out under distinct names, conversions included.
-
-    _distinct_names checked the names on disk; an image converted to PDF is sent
-    under a new name, which convert.converted_name keeps apart from the others
-    wherever it can. Anything left (a converted 'scan.png.pdf' beside a file of
-    that name) is an error here, before a receiver or a target folder sees two
-    files under one name."""
-    if not any(a.converted for a in bundle.attachments):
-        return bundle  # the sent names are the names _distinct_names kept apart
-    taken: dict[tuple[str, str], Attachment] = {}
-    findings: list[Finding] = []
-    for a in bundle.attachments:
-        sent = a.converted.name if a.converted else a.original_name
-        key = (a.invoice_id, fold_key(sent_name(sent, safe)))
-        clash = taken.setdefault(key, a)
-        if clash is not a:
-            findings.append(_err("name-collision", a.rel, f"would be sent as {sent!r}, as "
-                                 f"{clash.rel!r} is (an image is sent as its PDF) — rename "
-                                 "one of them", a.invoice_id))
-    return bundle.with_findings(findings) if findings else bundle
 
 
 def assemble(cand: Candidate, settings: Settings, known: Bundle | None = None) -> Bundle:

@@ -9,10 +9,10 @@ import os
 import stat
 import tomllib
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from daemon.bundle import Finding
+from daemon.bundle import Attachment, Finding
 from daemon.errors import InputError, double_quoted, not_utf8, shown, unquoted
 from daemon.fsops import kind_of, open_in, read_bounded
 from daemon.names import CASE_WORDS, fold_key, trimmed
@@ -87,6 +87,42 @@ class Notes:
             findings.append(_error("attachments-toml-missing-file", where, message,
                                    invoice_id))
         return findings
+
+
+@dataclass
+class SidecarNotes:
+    """The attachments.toml files of one sidecar, as matching reads them folder by folder,
+    the root's first: the bundle's one channel, each file's digest (the sidecar digest
+    covers them), and the checks of the root's entries, put off until the invoices'
+    folders are read (an entry may name a file in one of them: Notes.missing's
+    `elsewhere`)."""
+
+    channel: str | None = None
+    channel_from: str = ""  # the attachments.toml that set `channel`, as shown
+    read: list[tuple[str, str]] = field(default_factory=list)  # (file as shown, sha256)
+    later: list[MissingCheck] = field(default_factory=list)
+
+    def add(self, notes: Notes, where: str, findings: list[Finding]) -> None:
+        """Take one folder's notes (`where`: its attachments.toml, as shown); a channel
+        other than the one set already goes to `findings`."""
+        self.read.append((where, notes.sha256))
+        if notes.channel and self.channel and notes.channel != self.channel:
+            # One bundle is one delivery on one channel: which of two wins is no guess to
+            # make with money-bearing documents, whose rules differ per channel.
+            findings.append(_error("attachments-toml-invalid", where, f"sets channel = "
+                                   f"{notes.channel!r}, but {self.channel_from} sets "
+                                   f"{self.channel!r} — a bundle has one channel: set it "
+                                   "once, in the sidecar root"))
+        elif notes.channel and not self.channel:
+            self.channel, self.channel_from = notes.channel, where
+
+    def missing_elsewhere(self, atts: Iterable[Attachment]) -> list[Finding]:
+        """The checks put off (`later`), told in which folders the files of `atts` (the
+        attachments of the invoices' folders) lie."""
+        elsewhere: dict[str, list[str]] = {}
+        for a in atts:
+            elsewhere.setdefault(_nfc(a.original_name), []).append(a.rel.rpartition("/")[0])
+        return [f for check in self.later for f in check(elsewhere)]
 
 
 # Names a clerk gives the notes file by mistake: another case (the share takes it for the

@@ -5,13 +5,15 @@ Unicode form. Asked of the outbox as a listing finds it, as the daemon asks it."
 from __future__ import annotations
 
 import unicodedata
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from helpers import write
 
+from daemon.bundle import Attachment, Bundle, Conversion, InvoiceFile
 from daemon.config import OutboxConfig
-from daemon.lookalikes import look_alike_findings
+from daemon.lookalikes import look_alike_findings, sent_names_distinct
 from daemon.scan import list_outbox
 
 PDF = b"%PDF-1.4"
@@ -132,3 +134,21 @@ def test_a_macs_dot_beside_a_sidecar_that_ends_in_a_dot_is_told_apart(outbox: Pa
     message = told(outbox, "ACME Inc..xml")["ACME Inc\uf029"]
     assert "has a dot as a Mac writes it to a share at the end where the sidecar's name " \
         "has a dot at the end" in message
+
+
+def test_a_converted_image_sent_under_another_attachments_name_is_an_error(tmp_path: Path) -> None:
+    """After conversion, two attachments of one invoice that would go out under one
+    name (here 'scan.png' sent as its PDF 'scan.png.pdf', beside a file of that name)
+    are a name-collision naming both; without a conversion nothing is reported."""
+    inv = InvoiceFile(tmp_path / "INV-1.xml", "INV-1.xml", 1, "0" * 64, "ubl", ("INV-1",))
+    pdf = Attachment(tmp_path / "p", "INV-1/scan.png.pdf", "scan.png.pdf", "INV-1", 1,
+                     "1" * 64, "Attachment")
+    png = Attachment(tmp_path / "i", "INV-1/scan.png", "scan.png", "INV-1", 1, "2" * 64,
+                     "Attachment")
+    plain = Bundle(inv, tmp_path / "INV-1", (pdf, png), "external-print")
+    assert sent_names_distinct(plain, safe=True) is plain
+    conv = replace(png, converted=Conversion("scan.png.pdf", 1, "3" * 64, 1, "image/png"))
+    checked = sent_names_distinct(replace(plain, attachments=(pdf, conv)), safe=True)
+    assert [(f.code, f.file) for f in checked.errors] == [("name-collision",
+                                                           "INV-1/scan.png")]
+    assert "'INV-1/scan.png.pdf'" in checked.errors[0].message

@@ -11,7 +11,6 @@ import re
 import resource
 import threading
 import unicodedata
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +19,10 @@ from helpers import UBL_NS, pdf_bytes, raised, ubl_invoice, write
 from swaps import opened_in, swap_when_opened
 
 from daemon import match as match_module
-from daemon.bundle import Attachment, Bundle, Conversion, Finding, InvoiceFile
+from daemon.bundle import Bundle, Finding
 from daemon.config import Settings
 from daemon.errors import InputError
-from daemon.match import assemble, sent_names_distinct
+from daemon.match import assemble
 from daemon.scan import Candidate, list_outbox
 
 PDF = pdf_bytes()
@@ -687,24 +686,6 @@ class TestStructure:
         assert "name-collision" not in codes(b)
         assert sorted(a.original_name for a in b.attachments) == ["Τιμολόγιο.pdf", "Счёт.pdf"]
 
-    def test_a_converted_image_sent_under_another_attachments_name_is_an_error(
-            self, tmp_path: Path) -> None:
-        """After conversion, two attachments of one invoice that would go out under one
-        name (here 'scan.png' sent as its PDF 'scan.png.pdf', beside a file of that name)
-        are a name-collision naming both; without a conversion nothing is reported."""
-        inv = InvoiceFile(tmp_path / "INV-1.xml", "INV-1.xml", 1, "0" * 64, "ubl", ("INV-1",))
-        pdf = Attachment(tmp_path / "p", "INV-1/scan.png.pdf", "scan.png.pdf", "INV-1", 1,
-                         "1" * 64, "Attachment")
-        png = Attachment(tmp_path / "i", "INV-1/scan.png", "scan.png", "INV-1", 1, "2" * 64,
-                         "Attachment")
-        plain = Bundle(inv, tmp_path / "INV-1", (pdf, png), "external-print")
-        assert sent_names_distinct(plain, safe=True) is plain
-        conv = replace(png, converted=Conversion("scan.png.pdf", 1, "3" * 64, 1, "image/png"))
-        checked = sent_names_distinct(replace(plain, attachments=(pdf, conv)), safe=True)
-        assert [(f.code, f.file) for f in checked.errors] == [("name-collision",
-                                                               "INV-1/scan.png")]
-        assert "'INV-1/scan.png.pdf'" in checked.errors[0].message
-
     def test_an_attachments_toml_over_the_limit_is_an_error_not_read_in_part(
             self, outbox: Path) -> None:
         """An attachments.toml over 1 MiB is reported as such; nothing in it is applied
@@ -1298,7 +1279,7 @@ def test_every_code_of_matching_and_of_opening_a_bundles_files_is_in_the_folder_
     named in docs/folder-convention.md, beside the rule it stands for."""
     daemon = Path(match_module.__file__).parent
     source = "".join((daemon / name).read_text("utf-8")
-                     for name in ("fsops.py", "match.py", "notes.py"))
+                     for name in ("fsops.py", "match.py", "notes.py", "lookalikes.py"))
     codes = set(re.findall(r'(?:_err|_error|InputError|HostileInput)\("([a-z-]+)"', source))
     assert {"symlink", "not-a-folder", "unreadable-folder"} <= codes
     doc = (daemon.parent / "docs" / "folder-convention.md").read_text("utf-8")

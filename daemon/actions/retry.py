@@ -42,8 +42,9 @@ from daemon.journal.readonly import read_journal
 from daemon.lookalikes import look_alike_findings
 from daemon.manifest import bundle_id_of
 from daemon.names import NameKind, classify, for_terminal
-from daemon.scan import alike_key, candidate_for, is_invoice_file
+from daemon.scan import candidate_for, is_invoice_file
 from daemon.sharedsidecar import shared_message, sharers_listed
+from daemon.sidecarnames import alike_key
 from daemon.temps import drop_unfinished
 
 if TYPE_CHECKING:

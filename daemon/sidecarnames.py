@@ -1,0 +1,125 @@
+"""The root names that meet one invoice file's sidecar, beside the invoice file itself:
+the look-alikes of the sidecar's name (`inv-7/` made on Windows beside the ERP's
+INV-7.xml; what a clerk is told of them is lookalikes.py's) and the other invoice files
+whose sidecar it is too (INV-1.pdf, the ERP's print, beside INV-1.xml: sharedsidecar.py).
+
+Found on the candidates when the outbox is listed (scan.list_outbox) and kept up to
+date from the watcher's events (index.OutboxIndex): both group names, neither looks at
+the outbox, so that no bundle's read has to list the root.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container, Iterable, Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from daemon.config import OutboxConfig
+from daemon.names import fold_key, has_invoice_extension, stem, trimmed
+
+if TYPE_CHECKING:
+    # For annotations only: scan imports this module (list_outbox groups its
+    # candidates here), so importing scan at run time would be circular.
+    from daemon.scan import Candidate
+
+
+def alike_key(cfg: OutboxConfig, name: str) -> str:
+    """Where a root name meets the sidecars it may be mistaken for (Listing.folds,
+    OutboxIndex): case and Unicode form folded (names.fold_key), the ends a clerk does
+    not see taken off (names.trimmed), and the sidecar suffix or an invoice file's
+    extension cut: `inv-7 /`, `INV-7./`, `INV-7.xml/` and, where sidecars are
+    NAME.att, `INV-7/` all meet `INV-7/` (or `INV-7.att/`). Coarse, so that an event
+    on a name stays one lookup: look_alikes_of sorts out which of them is one."""
+    name = trimmed(name)
+    suffix = cfg.sidecar_suffix
+    if suffix and len(name) > len(suffix) and \
+            name[-len(suffix):].casefold() == suffix.casefold():
+        name = name[:-len(suffix)]
+    elif "." in name and has_invoice_extension(name, cfg.invoice_patterns):
+        name = stem(name)
+    return fold_key(trimmed(name))
+
+
+def alike_kind(cand: Candidate, name: str) -> str | None:
+    """How root entry `name` looks like cand's sidecar, or None: "spelling" (the same
+    name to a person: but for upper and lower case, Unicode form, or a space or dot at
+    an end), "invoice" (named like the invoice file with an extension, as a folder made
+    by copying the file's name is: `INV-7.XML/`, `INV-7.pdf/`), "suffix" (the invoice file's name
+    without its extension, where sidecars take [outbox] sidecar_suffix)."""
+    key = fold_key(trimmed(name))
+    if key == fold_key(trimmed(cand.sidecar.name)):
+        return "spelling"
+    base = trimmed(stem(trimmed(name)))
+    if base != trimmed(name) and fold_key(base) == fold_key(trimmed(cand.name)):
+        return "invoice"  # in a bucket (alike_key), an extension is an invoice file's
+    if cand.name != cand.sidecar.name and key == fold_key(trimmed(cand.name)):
+        return "suffix"
+    return None
+
+
+def look_alikes_of(cand: Candidate, names: Iterable[str],
+                   invoices: Container[str]) -> tuple[str, ...]:
+    """Of the root `names` that meet cand's sidecar (alike_key), its look-alikes
+    (alike_kind): all but the sidecar itself and the sidecar of another invoice file of
+    the same extension (`invoices`: the invoice files in the outbox). Two invoice files
+    whose names differ only in case or form (INV-7.xml, inv-7.xml), or in a space at
+    an end (`INV-7 .xml`), are two bundles on Linux, each with its sidecar spelled as
+    it is; neither's is a mistake of the other. A folder beside a look-alike of
+    another extension (inv-7/ of inv-7.pdf beside INV-7.xml) stays one: to a person it
+    is the folder of both files, as A/ is of A.xml and A.pdf."""
+    side = cand.sidecar.name
+    return tuple(sorted(n for n in names
+                        if n != side and alike_kind(cand, n) is not None
+                        and owner_of(cand, n) not in invoices))
+
+
+def owner_of(cand: Candidate, sidecar: str) -> str:
+    """The invoice file of cand's extension whose sidecar `sidecar` would be (the
+    sidecar suffix taken off, the extension put on); "" for a name without the suffix,
+    which is no invoice file's sidecar."""
+    suffix = cand.sidecar.name[len(cand.name):]
+    if not sidecar.endswith(suffix) or len(sidecar) == len(suffix):
+        return ""
+    return sidecar[:len(sidecar) - len(suffix)] + cand.invoice.name[len(cand.name):]
+
+
+def with_look_alikes(cand: Candidate, names: Iterable[str] | None,
+                     invoices: Container[str]) -> Candidate:
+    """cand with its look-alikes among `names` (the root's names that meet its sidecar,
+    alike_key); cand itself when they are as it has them."""
+    # No name of that key (a lone invoice file, the usual backlog): none.
+    found = look_alikes_of(cand, names, invoices) if names else ()
+    return cand if cand.look_alikes == found else replace(cand, look_alikes=found)
+
+
+def with_sharers(cands: Iterable[Candidate], candidates: dict[str, Candidate]) -> set[str]:
+    """Set the sharers of `cands` (invoice files of one sidecar, in `candidates`) to the
+    others of them; the keys whose sharers changed."""
+    names = sorted(c.invoice.name for c in cands)
+    changed = set()
+    for name in names:
+        cand = candidates[name]
+        others = tuple(n for n in names if n != name)
+        if cand.sharers != others:
+            candidates[name] = replace(cand, sharers=others)
+            changed.add(name)
+    return changed
+
+
+def set_sharers(candidates: dict[str, Candidate]) -> None:
+    """Set each candidate's sharers: the other invoice files of the same sidecar."""
+    groups: dict[str, list[Candidate]] = {}
+    for cand in candidates.values():
+        groups.setdefault(cand.sidecar.name, []).append(cand)
+    for group in groups.values():
+        # A lone file keeps the very candidate it had (a rescan's `known`): none to set.
+        if len(group) > 1 or group[0].sharers:
+            with_sharers(group, candidates)
+
+
+def set_look_alikes(cfg: OutboxConfig, candidates: dict[str, Candidate],
+                      folds: Mapping[str, tuple[str, ...]]) -> None:
+    """Set each candidate's look_alikes from the listing's other names (`folds`)."""
+    for key, cand in candidates.items():
+        candidates[key] = with_look_alikes(cand, folds.get(alike_key(cfg, cand.sidecar.name)),
+                                           candidates)
