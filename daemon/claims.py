@@ -42,6 +42,7 @@ from daemon.logs import bundle_log
 from daemon.scan import Candidate, snapshot
 from daemon.settle import SettleTracker
 from daemon.step import IDLE, Claim, Known, Next
+from daemon.workfolder import folder_mark
 
 # Claims made together (one journal commit, one sync of the outbox): enough to
 # amortise the syncs, few enough that delivery of the first starts soon.
@@ -278,6 +279,9 @@ class Claims:
         transitions() (two statements for the batch), a bundle without one given its row."""
         made: dict[int, int] = {}
         moves: list[tuple[int, dict[str, Any]]] = []
+        # The processing folder claimed into, kept with each claim (a stat a batch, no
+        # statement of its own): see Recovery._never_made.
+        claimed_in = folder_mark(self.s.processing_dir)
         with self.j.batch():
             for i, c in enumerate(claims):
                 bundle = c.known.bundle
@@ -285,7 +289,8 @@ class Claims:
                 fields: dict[str, Any] = {
                     "bundle_id": c.known.bundle_id, "invoice_ids": list(bundle.invoice_ids),
                     "unattached_ids": list(bundle.unattached_ids), "work_dir": str(c.work),
-                    "reasons": reasons_of(c.reasons), "channel": bundle.channel}
+                    "reasons": reasons_of(c.reasons), "channel": bundle.channel,
+                    "claimed_in": claimed_in}
                 if c.row is None:
                     made[i] = self.j.create(c.cand.invoice.name, CLAIMING, **fields)
                 else:

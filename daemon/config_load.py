@@ -318,16 +318,12 @@ def log_config_anyway(path: Path) -> LogConfig:
     return LogConfig(**good)
 
 
-def prepare_folders(settings: Settings) -> list[Path]:
-    """Create the folders the daemon writes to (the outbox itself must exist); those it
-    made, not there before (a processing folder made afresh: the share may be away)."""
-    made = []
+def prepare_folders(settings: Settings) -> None:
+    """Create the folders the daemon writes to (the outbox itself must exist)."""
     for folder, key in _written_folders(settings):
         if (link := _link_on_the_way(settings, folder, key)) is not None:
             raise ConfigError(link)
         try:
-            if not os.path.isdir(folder):
-                made.append(folder)
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(f"{key}: cannot create {unquoted(str(folder))}: {exc.strerror} — "
@@ -338,7 +334,6 @@ def prepare_folders(settings: Settings) -> list[Path]:
             raise ConfigError(_unwritable(key, folder, folder))
     if (apart := _processing_apart(settings)) is not None:
         raise ConfigError(apart)
-    return made
 
 
 def _link_on_the_way(settings: Settings, folder: Path, key: str) -> str | None:

@@ -32,7 +32,7 @@ from daemon.logs import bundle_log
 from daemon.manifest import bundle_id_of
 from daemon.notify import notify
 from daemon.scan import Candidate, candidate_for, snapshot
-from daemon.workfolder import folder_identity, hold_folder, still_at
+from daemon.workfolder import folder_mark, hold_folder, still_at
 
 # The transition's detail of an attempt that found a configuration problem (401,
 # 403, 404: the url or token is ours to fix): a restart tries such a bundle at once,
@@ -50,9 +50,6 @@ class Recovery:
     log: Any
     paused: set[int]
     _unfinished: set[int]  # claiming rows recover() could not finish (OSError)
-    # The processing folder this start made afresh (its identity): a share away leaves
-    # an empty folder where it was mounted, in which no work folder is to be seen.
-    processing_made: tuple[int, int] | None = None
     _validated: dict[int, Bundle]
     evaluate: Callable[[Candidate, Settings], Bundle]
 
@@ -152,7 +149,7 @@ class Recovery:
             held = None
         cand = candidate_for(self.s.outbox, row.invoice_file)
         if held is None and not os.path.lexists(cand.invoice):
-            if self._never_made(work, cand):
+            if self._never_made(row, work, cand):
                 self.j.transition(row.id, "gone", "claim did not happen; the invoice file "
                                   "is no longer in the outbox", work_dir=None,
                                   last_error=None)
@@ -194,16 +191,17 @@ class Recovery:
                               last_error=None)
         return True
 
-    def _never_made(self, work: Path, cand: Candidate) -> bool:
+    def _never_made(self, row: Row, work: Path, cand: Candidate) -> bool:
         """A claim's missing work folder that was never made (a crash between the claim's
         record and its folder; the bundle deleted since, while outboxd was stopped): the
-        outbox and the processing folder are there, the latter not the one this start
-        made afresh (where the share, away, would have had it), and nothing of the
-        bundle is left in the outbox (a sidecar still there: the claim may have moved
-        the invoice file before its folder went out of sight)."""
-        processing = folder_identity(work.parent)
-        return (os.path.isdir(self.s.outbox.path) and processing is not None
-                and processing != self.processing_made and os.path.isdir(work.parent)
+        outbox is there, the processing folder there is the very one the claim was
+        recorded for (row.claimed_in: a share away leaves an empty folder where it was
+        mounted, and the processing folder a start makes there, or made there at an
+        earlier start, is another), and nothing of the bundle is left in the outbox (a
+        sidecar still there: the claim may have moved the invoice file before its folder
+        went out of sight)."""
+        return (row.claimed_in is not None and os.path.isdir(self.s.outbox.path)
+                and folder_mark(work.parent) == row.claimed_in
                 and not os.path.lexists(cand.sidecar))
 
     def _check_claimed(self, row: Row, cand: Candidate, work: Path) -> str | None:

@@ -57,7 +57,6 @@ from daemon.settle import Pacer
 from daemon.timers import Timers, Waker
 from daemon.watch import Watcher
 from daemon.workers import JOURNAL_RETRY, DeliveryWorkers
-from daemon.workfolder import folder_identity
 
 WATCHDOG: Hashable = ("watchdog",)
 
@@ -222,7 +221,7 @@ class Service(Changes, Reloading):
         # stop (exit 0 after READY) or a reload at the first turn.
         self._install_signals()
         s = self.settings
-        made = prepare_folders(s)
+        prepare_folders(s)
         # Before anything of the state dir is used: a second daemon on it stops here.
         statelock.hold(s.paths.state_dir)
         self._state_dir = s.paths.state_dir
@@ -233,8 +232,6 @@ class Service(Changes, Reloading):
         self.pipeline = Pipeline(s, self.journal, self._make_deliverer(s))
         self.pipeline.finish.archive_later = self.workers.archive_later
         self.pipeline.finish.clock = self.clock  # its move retries are scheduled on it
-        if s.processing_dir in made:  # a work folder missing from it may be out of sight
-            self.pipeline.finish.processing_made = folder_identity(s.processing_dir)
         # Bundles held back by a pause, and corrections behind the version they follow.
         self.pipeline.finish.resume = self.schedule
         if self._readers is not None:  # a claimed bundle read again after a restart too

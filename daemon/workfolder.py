@@ -56,6 +56,13 @@ def folder_identity(path: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
+def folder_mark(path: Path) -> str | None:
+    """folder_identity(path) as the journal keeps it ("device:inode"); None when there is
+    none."""
+    identity = folder_identity(path)
+    return None if identity is None else f"{identity[0]}:{identity[1]}"
+
+
 def not_the_folder(path: Path) -> OSError:
     return OSError(errno.ELOOP, "is a symbolic link or no longer the folder outboxd claimed; "
                    "outboxd never writes, copies or moves through one — put the bundle's "

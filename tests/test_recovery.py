@@ -25,6 +25,7 @@ from claimed import (  # noqa: E402, F401 - quiet_logs: autouse
     folders,
     make,
     quiet_logs,
+    step,
 )
 from helpers import drop_bundle, pdf_bytes, write  # noqa: E402
 from swaps import linked_aside_before  # noqa: E402
@@ -33,11 +34,12 @@ from daemon.answers import Receipt  # noqa: E402
 from daemon.config import Settings  # noqa: E402
 from daemon.config_load import prepare_folders  # noqa: E402
 from daemon.finish import Finisher, evaluate  # noqa: E402
+from daemon.journal import Journal  # noqa: E402
 from daemon.manifest import bundle_id_of  # noqa: E402
 from daemon.pipeline import Pipeline  # noqa: E402
 from daemon.scan import list_outbox  # noqa: E402
 from daemon.statuspage import sections  # noqa: E402
-from daemon.workfolder import folder_identity  # noqa: E402
+from daemon.workfolder import folder_mark  # noqa: E402
 
 
 def _never_read(*_: object) -> Any:
@@ -66,7 +68,8 @@ class TestRecovery:
         work.mkdir()
         (s.outbox.path / "INV-1.xml").rename(work / "INV-1.xml")
         return p, s, work, p.j.create("INV-1.xml", "claiming", bundle_id=bid,
-                                      work_dir=str(work))
+                                      work_dir=str(work),
+                                      claimed_in=folder_mark(s.processing_dir))
 
     def test_a_half_done_claim_is_finished_and_delivered(self, tmp_path: Path) -> None:
         """Invoice already in the work folder, sidecar still in the outbox: recovery moves
@@ -121,9 +124,7 @@ class TestRecovery:
         away = tmp_path / "away"
         s.outbox.path.rename(away)  # the share is away: an empty folder where it was
         s.outbox.path.mkdir()
-        made = prepare_folders(s)
-        assert s.processing_dir in made
-        p.finish.processing_made = folder_identity(s.processing_dir)
+        prepare_folders(s)
         assert p.finish.recover() == []
         r = p.j.get(row)
         assert (r.state, r.work_dir, r.shown_state) == ("claiming", str(work), "retrying")
@@ -139,51 +140,118 @@ class TestRecovery:
         assert p.j.get(row).state == "sent"
         assert (folders(s.sent_dir)[0] / "INV-1" / "a.pdf").exists()
 
+    @staticmethod
+    def _cut_short(tmp_path: Path) -> tuple[Settings, int]:
+        """A claim of INV-1 recorded as the loop records it (its journal row, with the
+        processing folder it is made in), then a crash before its work folder was made:
+        the bundle still in the outbox, the journal closed."""
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        [cand] = list_outbox(s.outbox).candidates.values()
+        p.hold_claims()
+        assert step(p, cand, 1000.0).claimed is None  # held for the end of the turn
+        [row] = p._record_claims(p._held or [])
+        p.j.close()
+        return s, row
+
+    @staticmethod
+    def _start(s: Settings, prepare: bool = True) -> Finisher:
+        """A start of outboxd on the journal: its folders prepared (unless the outbox is
+        not there), the claims it finds recovered (none of them handed to delivery)."""
+        if prepare:
+            prepare_folders(s)
+        fin = Finisher(s, Journal(s.journal_path), NeverPost())
+        assert fin.recover() == []
+        return fin
+
+    @staticmethod
+    def _delete_sidecar(outbox: Path) -> None:
+        for f in (outbox / "INV-1").iterdir():
+            f.unlink()
+        (outbox / "INV-1").rmdir()
+
+    def _delete_bundle(self, outbox: Path) -> None:
+        (outbox / "INV-1.xml").unlink()
+        self._delete_sidecar(outbox)
+
     def test_a_claim_cut_short_before_its_work_folder_whose_bundle_was_deleted_is_gone(
             self, tmp_path: Path) -> None:
         """A crash between the claim's journal record and its work folder, then the
-        clerk deletes the bundle while outboxd is stopped: the outbox and its processing
-        folder are there (not made afresh by this start), and neither the work folder
-        nor the invoice file nor the sidecar. The claim did not happen and the bundle is
-        gone, as one deleted before its claim: the row ends `gone` with why, and is not
-        tried again at each rescan. It stayed `claiming` for ever, shown as retrying."""
-        p, s = make(tmp_path)
-        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
-        row = p.j.create("INV-1.xml", "claiming", bundle_id="ab" * 32,
-                         work_dir=str(s.processing_dir / "INV-1--abababababab--x"))
-        (s.outbox.path / "INV-1.xml").unlink()  # the clerk deletes the bundle
-        for f in (s.outbox.path / "INV-1").iterdir():
-            f.unlink()
-        (s.outbox.path / "INV-1").rmdir()
-        assert p.finish.recover() == []
-        r = p.j.get(row)
+        clerk deletes the bundle while outboxd is stopped: the outbox is there, its
+        processing folder is the very one the claim was recorded for, and neither the
+        work folder nor the invoice file nor the sidecar is. The claim did not happen and
+        the bundle is gone, as one deleted before its claim: the row ends `gone` with
+        why, and is not tried again at each rescan. It stayed `claiming` for ever, shown
+        as retrying."""
+        s, row = self._cut_short(tmp_path)
+        self._delete_bundle(s.outbox.path)
+        fin = self._start(s)
+        r = fin.j.get(row)
         assert (r.state, r.work_dir, r.last_error) == ("gone", None, None)
-        assert "claim did not happen" in (p.j.last_detail(row) or "")
-        assert p.retry_stranded() == [] and p.j.get(row).state == "gone"
+        assert "claim did not happen" in (fin.j.last_detail(row) or "")
+        assert fin.finish_claims_again() == [] and fin.j.get(row).state == "gone"
 
-    @pytest.mark.parametrize("where", ["outbox away", "processing made afresh",
-                                       "sidecar still there"])
+    @pytest.mark.parametrize("moved", [False, True], ids=["before its work folder",
+                                                          "into its work folder"])
+    def test_a_claim_cut_short_waits_through_two_starts_while_the_share_is_away(
+            self, tmp_path: Path, moved: bool) -> None:
+        """The share that holds the outbox is away at two starts in a row: an empty
+        folder where it is mounted, in which the first start made .outboxd/processing.
+        At the second start that processing folder was not made by it, yet it is not the
+        one the claim was recorded for: the row still waits, saying why (it was `gone`,
+        and the bundle, on the share, for a person to move back). Once the share is back
+        the claim is settled again (nothing moved yet) or finished (all moved)."""
+        s, row = self._cut_short(tmp_path)
+        r = Journal(s.journal_path).get(row)
+        work = Path(r.work_dir or "")
+        if moved:
+            work.mkdir()
+            (s.outbox.path / "INV-1.xml").rename(work / "INV-1.xml")
+            (s.outbox.path / "INV-1").rename(work / "INV-1")
+        away = tmp_path / "away"
+        s.outbox.path.rename(away)  # the share is away: an empty folder where it was
+        s.outbox.path.mkdir()
+        for _start in range(2):
+            fin = self._start(s)
+            r = fin.j.get(row)
+            assert (r.state, r.work_dir, r.shown_state) == ("claiming", str(work), "retrying")
+            assert "is the share mounted?" in (r.last_error or "")
+            fin.j.close()
+        s.outbox.path.rename(tmp_path / "mountpoint")
+        away.rename(s.outbox.path)  # the share is back
+        fin = Finisher(s, Journal(s.journal_path), NeverPost())
+        assert fin.recover() == ([(row, 0.0)] if moved else [])
+        assert fin.j.get(row).state == ("delivering" if moved else "settling")
+        assert (work / "INV-1" / "a.pdf").exists() == moved
+        assert (s.outbox.path / "INV-1" / "a.pdf").exists() != moved
+
+    @pytest.mark.parametrize("where", ["outbox away", "processing folder another",
+                                       "sidecar still there", "claimed by an earlier version"])
     def test_a_claim_with_no_work_folder_whose_folder_may_be_out_of_sight_waits(
             self, tmp_path: Path, where: str) -> None:
         """No work folder and no invoice file in the outbox, but the work folder may be
-        out of sight: the outbox not there (the share away), its processing folder the one
-        this start made (an empty folder where the share was mounted), or the sidecar
-        still in the outbox (a claim half done before the folder went). The row stays
-        `claiming` and says why: taken for "gone", the bundle would lie in a folder no
-        row names once the share is back."""
-        p, s = make(tmp_path)
-        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
-        row = p.j.create("INV-1.xml", "claiming", bundle_id="ab" * 32,
-                         work_dir=str(s.processing_dir / "INV-1--abababababab--x"))
+        out of sight: the outbox not there (the share away); the processing folder found
+        not the one the claim was recorded for (the same outbox path, processing/ made
+        anew: a share remounted, a folder put in its place); the sidecar still in the
+        outbox (a claim half done before the folder went); or no processing folder
+        recorded with the claim (an outboxd before this one). The row stays `claiming` and
+        says why: taken for "gone", the bundle would lie in a folder no row names once the
+        share is back."""
+        s, row = self._cut_short(tmp_path)
         (s.outbox.path / "INV-1.xml").unlink()
         if where == "outbox away":
             s.outbox.path.rename(tmp_path / "away")
-        elif where == "processing made afresh":
-            s.processing_dir.rmdir()
-            assert s.processing_dir in prepare_folders(s)
-            p.finish.processing_made = folder_identity(s.processing_dir)
-        assert p.finish.recover() == []
-        r = p.j.get(row)
+        elif where == "processing folder another":
+            self._delete_sidecar(s.outbox.path)
+            # Renamed, not removed: a new folder could get the freed inode number again.
+            s.processing_dir.rename(s.processing_dir.with_name("aside"))
+        elif where == "claimed by an earlier version":
+            self._delete_sidecar(s.outbox.path)
+            j = Journal(s.journal_path)
+            j.update(row, claimed_in=None)
+            j.close()
+        fin = self._start(s, prepare=where != "outbox away")
+        r = fin.j.get(row)
         assert (r.state, r.shown_state) == ("claiming", "retrying")
         assert "is not there" in (r.last_error or "")
 

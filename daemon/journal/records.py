@@ -88,11 +88,11 @@ _SENT_INVOICES_FROM = ("INSERT INTO sent_invoices (invoice_id, bundle_id) SELECT
 _JSON_FIELDS = ("invoice_ids", "unattached_ids", "reasons", "response")
 _FIELDS = ("bundle_id", "invoice_file", "invoice_ids", "deadline", "unattached_ids",
            "attempts", "next_attempt_at", "last_error", "reasons", "work_dir", "archive_dir",
-           "receipt_id", "response", "wait_began", "channel")
+           "receipt_id", "response", "wait_began", "channel", "claimed_in")
 
 # Schema versions (PRAGMA user_version): 1 sent_invoices; 2 the columns documents
-# (ubl-embedded, added unversioned before) and wait_began; 3 channel.
-VERSION = 3
+# (ubl-embedded, added unversioned before) and wait_began; 3 channel; 4 claimed_in.
+VERSION = 4
 
 
 def upgrade(db: Any, version: int) -> None:
@@ -101,7 +101,7 @@ def upgrade(db: Any, version: int) -> None:
         # sent_invoices is new in version 1: fill it from the rows already sent.
         db.execute(_SENT_INVOICES_FROM + "state IN ('sent', ?)", (DELIVERED,))
     cols = {r[1] for r in db.execute("PRAGMA table_info(bundles)")}
-    for col in ("documents", "wait_began", "channel"):
+    for col in ("documents", "wait_began", "channel", "claimed_in"):
         if col not in cols:
             db.execute(f"ALTER TABLE bundles ADD COLUMN {col} TEXT")
     if "wait_began" not in cols:
@@ -242,6 +242,11 @@ class Row:
     # that one read again after a restart is "sent as claimed" only on that channel
     # (recovery.sent_as_claimed). None: claimed before the column, or not claimed.
     channel: str | None = None
+    # The processing folder the claim was recorded for, as workfolder.folder_mark gives it
+    # (device and inode): a claim cut short before its work folder was made is taken for
+    # one that did not happen only where that very folder is found again (recovery). None:
+    # claimed before the column, not claimed, or no processing folder at the claim.
+    claimed_in: str | None = None
 
     @property
     def shown_state(self) -> str:

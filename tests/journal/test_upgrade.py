@@ -117,7 +117,7 @@ def test_a_journal_of_each_earlier_schema_is_upgraded_once_and_reads_as_written(
     j = Journal(path)
     try:
         version, cols, sent_ids = columns(path)
-        assert version == VERSION and {"documents", "wait_began", "channel"} <= cols
+        assert version == VERSION and {"documents", "wait_began", "channel", "claimed_in"} <= cols
         assert sent_ids == [("S-1", "cd" * 32), ("S-2", "cd" * 32), ("V-1", "ef" * 32)]
         rows = {r.invoice_file: r for r in j.rows(
             ("waiting", "sent", "delivered", "retrying", "held"))}
