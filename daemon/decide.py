@@ -14,7 +14,7 @@ from typing import Any
 from daemon import logs, release
 from daemon.bundle import Finding, reasons_of
 from daemon.claims import Claims
-from daemon.errorsfile import errors_file_for, write_errors_file
+from daemon.errorsfile import HeldErrors, errors_file_for
 from daemon.journal import Row, iso_in, now_iso, readable, seconds_until
 from daemon.names import attachment_folders
 from daemon.scan import Candidate
@@ -27,6 +27,7 @@ class Decisions(Claims):
 
     _due: dict[str, tuple[str, float]]  # invoice file -> (deadline, monotonic time due)
     _resumed: set[str]
+    errors_files: HeldErrors  # what each NAME.errors.txt explains
 
     def _live(self, row: Row | None, key: str, state: str, detail: str = "",
               since: str | None = None, **fields: Any) -> None:
@@ -115,7 +116,8 @@ class Decisions(Claims):
         return due[1] - now
 
     def _errors_file(self, cand: Candidate, known: Known, errors: tuple[Finding, ...]) -> None:
-        """Write NAME.errors.txt for a held bundle, or remove it once it passes.
+        """Write NAME.errors.txt for a held bundle, or take it out of that file once it
+        passes (the file goes when no bundle of the NAME is held).
 
         Only a file that carries our header is ours to replace or remove; a
         person's file of that name is left alone. Done once per snapshot.
@@ -128,21 +130,21 @@ class Decisions(Claims):
             known.bundle.invoice_ids if known.bundle else ()))
 
     def _clear_errors_file(self, cand: Candidate, row: Row) -> None:
-        """Remove our NAME.errors.txt (only ours) for a held bundle that left the outbox."""
+        """Take a held bundle that left the outbox out of its NAME.errors.txt (only ours):
+        removed, or rewritten for another invoice file of the NAME still held."""
         self._write_errors_file(cand, (), logs.bundle_log(
             self.log, cand.invoice.name, row.bundle_id, row.invoice_ids))
 
-    @staticmethod
-    def _write_errors_file(cand: Candidate, errors: tuple[Finding, ...], log: Any) -> None:
-        path = errors_file_for(cand)
+    def _write_errors_file(self, cand: Candidate, errors: tuple[Finding, ...],
+                           log: Any) -> None:
         try:
-            write_errors_file(path, errors, log)
+            self.errors_files.update(cand, errors, log)
         except OSError as exc:
             # The file is only the clerk's copy: the journal, `status` and the status
             # page hold the reasons, so the bundle is still held (or passes) without it.
             # A NAME near the length limit has no room for the suffix (ENAMETOOLONG).
             log.error("cannot write or remove the errors file beside the invoice file; "
                       "its errors are on the status page and in `outboxd status`",
-                      file=path.name, error=str(exc),
+                      file=errors_file_for(cand).name, error=str(exc),
                       fix="shorten the invoice file's name" if exc.errno == errno.ENAMETOOLONG
                            else "check the outbox's free space and permissions")

@@ -185,19 +185,37 @@ def _pdf_ids(data: bytes, pattern: re.Pattern[str], rel: str) -> list[str]:
 # first, as its little-endian mark begins with UTF-16's.
 WIDE_BOMS = ((b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
              (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
-_UTF32_BOMS = tuple(bom for bom, codec in WIDE_BOMS if codec.startswith("utf-32"))
+
+
+def wide_encoding(data: bytes) -> tuple[str, bool] | None:
+    """("utf-16" or "utf-32", whether a byte order mark says so) when the file is encoded
+    so, else None. Without the mark, a NUL among the first bytes tells (XML 1.0,
+    appendix F), and expat reads it so too."""
+    for bom, codec in WIDE_BOMS:
+        if data.startswith(bom):
+            return codec[:6], True
+    if b"\x00" not in data[:4]:
+        return None
+    return ("utf-32" if data[:4] in (b"\x00\x00\x00<", b"<\x00\x00\x00") else "utf-16"), False
 
 
 def _is_xml(head: bytes) -> bool:
     """Whether the content starts as XML: `<` after blanks and a UTF-8 byte-order
-    mark, or the same in UTF-16/32 after theirs (an invoice saved as "Unicode")."""
+    mark, or the same in UTF-16/32 (an invoice saved as "Unicode") after their mark or,
+    without it, in either byte order: an ASCII character's NULs come after it in
+    little-endian and before it in big-endian, so a NUL first byte tells big-endian."""
     if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
         return True
     for bom, codec in WIDE_BOMS:
         if head.startswith(bom):
-            text = head[len(bom):].decode(codec, "ignore")
-            return text.lstrip(" \t\r\n").startswith("<")
-    return False
+            return _starts_with_tag(head[len(bom):], codec)
+    wide = wide_encoding(head)
+    order = "-be" if head.startswith(b"\x00") else "-le"
+    return wide is not None and _starts_with_tag(head, wide[0] + order)
+
+
+def _starts_with_tag(data: bytes, codec: str) -> bool:
+    return data.decode(codec, "ignore").lstrip(" \t\r\n").startswith("<")
 
 
 # Invoice files are read whole, and an XML one is parsed into a tree: at ~150 bytes
@@ -268,8 +286,9 @@ def read_invoice_bytes(data: bytes, name: str, rel: str, pdf_id_pattern: str,
         raise InputError("empty-file", rel, f"the invoice file is empty "
                          f"({what_is_empty(len(data), nothing)}) — export it again")
     if _is_xml(head):
-        if head.startswith(_UTF32_BOMS):
-            # expat reads UTF-16 but not UTF-32; refused plainly rather than sent unread.
+        if (wide := wide_encoding(head)) is not None and wide[0] == "utf-32":
+            # expat reads UTF-16 but not UTF-32 (with its mark or without, in either
+            # byte order); refused plainly rather than sent unread.
             raise InputError("invalid-xml", rel, "is XML in UTF-32, which outboxd cannot "
                              "read — export the invoice again as UTF-8")
         # Counted in the bytes, before any tree: '<' is 0x3C in UTF-8 and UTF-16 alike.

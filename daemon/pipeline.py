@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon import logs
-from daemon.bundle import Bundle
+from daemon.bundle import Bundle, findings_of
 from daemon.claim import (
     assemble_here,
     taken_meanwhile,
@@ -24,6 +24,7 @@ from daemon.config import Settings
 from daemon.decide import Decisions
 from daemon.deliver import Deliverer
 from daemon.errors import InputError, ReaderFailed, describe
+from daemon.errorsfile import HeldErrors
 from daemon.finish import Finisher
 from daemon.fsops import NOT_THE_FILES_FAULT
 from daemon.journal import LIVE, Journal, Row
@@ -70,6 +71,7 @@ class Pipeline(Decisions):
         self._due: dict[str, tuple[str, float]] = {}
         # Waiting or held rows taken over at start, not decided again since.
         self._resumed: set[str] = set()
+        self.errors_files = HeldErrors()
         self._held: list[Claim] | None = None  # claims waiting for claim_held()
         self._held_ids: set[str] = set()
         # How moved bundles are matched again after a claim: the daemon's reader
@@ -106,7 +108,7 @@ class Pipeline(Decisions):
         if snap is None:
             self.forget(key)
             if row:
-                if row.state == "held":
+                if row.state == "held" or self.errors_files.explains(cand):
                     # Its errors file would go on saying "this bundle is held" for a
                     # bundle that is no longer there.
                     self._clear_errors_file(cand, row)
@@ -302,12 +304,20 @@ class Pipeline(Decisions):
     def start(self, present: set[str]) -> None:
         """Take over the live rows of a previous run: those whose invoice file is
         no longer in the outbox are gone, the others are remembered."""
+        gone = []
         for row in self.j.rows(LIVE):
             if row.invoice_file in present:
                 self.live[row.invoice_file] = row
                 if row.state in ("waiting", "held"):
                     self._resumed.add(row.invoice_file)
+                if row.state == "held":  # its NAME.errors.txt explains it until it is read
+                    self.errors_files.remember(candidate_for(
+                        self.s.outbox, row.invoice_file), tuple(findings_of(row.reasons)))
             else:
-                if row.state == "held":  # taken out while we were stopped: as in step()
-                    self._clear_errors_file(candidate_for(self.s.outbox, row.invoice_file), row)
-                self.j.transition(row.id, "gone", "not in the outbox at start", durable=False)
+                gone.append(row)
+        # After all held rows are remembered: the errors file of a NAME with another
+        # held invoice file is rewritten for that one, not removed.
+        for row in gone:
+            if row.state == "held":  # taken out while we were stopped: as in step()
+                self._clear_errors_file(candidate_for(self.s.outbox, row.invoice_file), row)
+            self.j.transition(row.id, "gone", "not in the outbox at start", durable=False)

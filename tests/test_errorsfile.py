@@ -8,6 +8,7 @@ import os
 import stat
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -23,7 +24,10 @@ from claimed import (  # noqa: E402, F401 - quiet_logs: autouse
 )
 from helpers import drop_bundle, pdf_bytes, without_blocking, write  # noqa: E402
 
+from daemon import errorsfile  # noqa: E402
+from daemon.config import Settings  # noqa: E402
 from daemon.directory import DirectoryDeliverer  # noqa: E402
+from daemon.pipeline import IDLE  # noqa: E402
 from daemon.scan import list_outbox  # noqa: E402
 
 
@@ -171,3 +175,110 @@ class TestErrorsFile:
             assert os.path.isfile(os.path.join(os.fsencode(q), b"INV-7", b"Bilagor-\xe5",
                                                b"b.pdf"))
             assert not (s.outbox.path / "INV-7.xml").exists()
+
+
+def _sections(text: str) -> dict[str, list[str]]:
+    """The lines of a NAME.errors.txt under each "== FILE ==" heading."""
+    found: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.splitlines():
+        if line.startswith("== ") and line.endswith(" =="):
+            current = found.setdefault(line[3:-3], [])
+        elif current is not None and line:
+            current.append(line)
+    return found
+
+
+def _two_held(tmp_path: Path) -> tuple[Any, Settings, Path]:
+    """Under invalid = "hold", INV-1.xml (empty) and INV-1.pdf (encrypted), no sidecar:
+    two bundles of one NAME held for different reasons, one INV-1.errors.txt. Once
+    good, a file is sent at once (unattached = "send")."""
+    p, s = make(tmp_path, policy={"invalid": "hold", "unattached": "send"})
+    write(s.outbox.path / "INV-1.xml", b"")
+    write(s.outbox.path / "INV-1.pdf", pdf_bytes(encrypt=True))
+    assert run_once(p) == []
+    return p, s, s.outbox.path / "INV-1.errors.txt"
+
+
+XML_LINE = "INV-1.xml: the invoice file is empty — export it again"
+
+
+class TestOneNameTwoInvoiceFiles:
+    """INV-1.xml and INV-1.pdf (the default invoice_patterns take both) share
+    INV-1.errors.txt: it explains every held bundle of that NAME, a section for each."""
+
+    def test_both_held_bundles_of_one_name_are_explained_each_under_its_file(
+            self, tmp_path: Path) -> None:
+        """Held for different reasons, each bundle's errors are in the one errors file,
+        under its invoice file's name: neither overwrites the other's."""
+        p, _, errors_file = _two_held(tmp_path)
+        text = errors_file.read_text("utf-8")
+        assert text.startswith(errorsfile.ERRORS_HEADER_MANY)
+        sections = _sections(text)
+        assert list(sections) == ["INV-1.pdf", "INV-1.xml"]
+        assert sections["INV-1.xml"] == [XML_LINE]
+        assert len(sections["INV-1.pdf"]) == 1
+        assert sections["INV-1.pdf"][0].startswith("INV-1.pdf: is an encrypted PDF")
+        assert {r.invoice_file for r in p.j.rows(("held",))} == {"INV-1.xml", "INV-1.pdf"}
+
+    def test_when_one_passes_the_errors_file_still_explains_the_other(
+            self, tmp_path: Path) -> None:
+        """INV-1.pdf is replaced by a good PDF and passes and is sent:
+        INV-1.errors.txt stays, now the single-bundle text for INV-1.xml."""
+        p, s, errors_file = _two_held(tmp_path)
+        write(s.outbox.path / "INV-1.pdf", pdf_bytes())
+        assert len(run_once(p, now=2000.0)) == 1
+        assert errors_file.read_text("utf-8") == errorsfile.ERRORS_HEADER + XML_LINE + "\n"
+        assert [r.invoice_file for r in p.j.rows(("held",))] == ["INV-1.xml"]
+
+    def test_when_one_leaves_the_outbox_the_errors_file_still_explains_the_other(
+            self, tmp_path: Path) -> None:
+        """The clerk takes INV-1.pdf out of the outbox: INV-1.errors.txt stays for
+        INV-1.xml; once that leaves too, the errors file goes."""
+        p, s, errors_file = _two_held(tmp_path)
+        cands = list_outbox(s.outbox).candidates
+        (s.outbox.path / "INV-1.pdf").rename(tmp_path / "INV-1.pdf")
+        assert step(p, cands["INV-1.pdf"], 2000.0).gone
+        assert errors_file.read_text("utf-8") == errorsfile.ERRORS_HEADER + XML_LINE + "\n"
+        (s.outbox.path / "INV-1.xml").rename(tmp_path / "INV-1.xml")
+        assert step(p, cands["INV-1.xml"], 2001.0).gone
+        assert not errors_file.exists()
+
+    def test_one_taken_out_while_stopped_leaves_the_others_explanation(
+            self, tmp_path: Path) -> None:
+        """INV-1.pdf is taken out while the daemon is stopped: the next start rewrites
+        INV-1.errors.txt for INV-1.xml, still held, rather than removing it."""
+        p, s, errors_file = _two_held(tmp_path)
+        (s.outbox.path / "INV-1.pdf").rename(tmp_path / "INV-1.pdf")
+        p.j.close()
+        again, _ = make(tmp_path, policy={"invalid": "hold", "unattached": "send"})
+        again.start({"INV-1.xml"})
+        assert errors_file.read_text("utf-8") == errorsfile.ERRORS_HEADER + XML_LINE + "\n"
+        assert [r.invoice_file for r in again.j.rows(("held",))] == ["INV-1.xml"]
+
+    def test_a_held_file_read_again_after_a_restart_keeps_the_others_section(
+            self, tmp_path: Path) -> None:
+        """After a restart, INV-1.xml is read again and still held: the errors file keeps
+        INV-1.pdf's section, which the journal holds, though INV-1.pdf was not read yet."""
+        p, s, errors_file = _two_held(tmp_path)
+        before = errors_file.read_text("utf-8")
+        errors_file.unlink()  # so that the rewrite is seen
+        p.j.close()
+        again, _ = make(tmp_path, policy={"invalid": "hold", "unattached": "send"})
+        again.start({"INV-1.xml", "INV-1.pdf"})
+        assert step(again, list_outbox(s.outbox).candidates["INV-1.xml"], 3000.0) == IDLE
+        assert errors_file.read_text("utf-8") == before
+
+    def test_a_persons_file_of_the_name_is_left_alone_while_both_are_held(
+            self, tmp_path: Path) -> None:
+        """A NAME.errors.txt that outboxd did not write stays as it is while two bundles
+        of that NAME are held, and after one of them passes."""
+        p, s = make(tmp_path, policy={"invalid": "hold", "unattached": "send"})
+        mine = write(s.outbox.path / "INV-1.errors.txt", b"my own notes")
+        write(s.outbox.path / "INV-1.xml", b"")
+        write(s.outbox.path / "INV-1.pdf", pdf_bytes(encrypt=True))
+        assert run_once(p) == []
+        write(s.outbox.path / "INV-1.pdf", pdf_bytes())
+        assert len(run_once(p, now=2000.0)) == 1
+        assert mine.read_bytes() == b"my own notes"
+        assert [r.invoice_file for r in p.j.rows(("held",))] == ["INV-1.xml"]

@@ -214,6 +214,32 @@ class TestOtherXml:
         data = ("\ufeff" + text).encode(codec) if codec.endswith("-be") else text.encode(codec)
         assert read(write(tmp_path / "wide.xml", data)) == InvoiceRead("ubl", ("INV-16",))
 
+    @pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+    @pytest.mark.parametrize("declared", [True, False])
+    def test_utf16_without_byte_order_mark_is_xml_in_either_byte_order(
+            self, tmp_path: Path, codec: str, declared: bool) -> None:
+        """UTF-16 without its byte order mark, with or without a declaration, is XML
+        in big-endian as in little-endian: the first bytes tell (XML 1.0, appendix F).
+        Big-endian was "anything else" named by its stem (so not UBL under
+        ubl-embedded, a "non-UBL invoice file" to pre-flight), little-endian UBL."""
+        text = ubl_invoice("INV-16").decode().replace('encoding="UTF-8"', 'encoding="UTF-16"')
+        if not declared:
+            text = "\r\n " + text.split("?>\n", 1)[1]  # blanks before the root too
+        assert read(write(tmp_path / "wide.xml", text.encode(codec))) == \
+            InvoiceRead("ubl", ("INV-16",))
+
+    @pytest.mark.parametrize("codec", ["utf-32", "utf-32-le", "utf-32-be"])
+    def test_xml_in_utf32_is_refused_with_the_fix_with_or_without_its_mark(
+            self, tmp_path: Path, codec: str) -> None:
+        """UTF-32 XML, which the parser cannot read, is the same invalid-xml asking for
+        UTF-8 without its byte order mark, in either byte order (little-endian was "not
+        well-formed", big-endian "anything else")."""
+        text = ubl_invoice("INV-32").decode().replace('encoding="UTF-8"', 'encoding="UTF-32"')
+        with pytest.raises(InputError) as info:
+            read(write(tmp_path / "wide.xml", text.encode(codec)))
+        assert info.value.code == "invalid-xml"
+        assert info.value.message.startswith("is XML in UTF-32, which outboxd cannot read")
+
     def test_xml_in_utf32_is_refused_with_the_fix(self, tmp_path: Path) -> None:
         """UTF-32 XML, which the parser cannot read, is invalid-xml asking for UTF-8,
         not "anything else" sent unread."""
@@ -580,3 +606,36 @@ class TestFastPath:
             read(write(tmp_path / "bad.xml", data))
         assert info.value.code == "invalid-xml"
         assert "is not well-formed XML (" in info.value.message
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+@pytest.mark.parametrize(("fmt", "preflight", "code", "message"), [
+    ("bundle", "error", "invalid-xml", "is UTF-16 without a byte order mark (UTF-16 XML "
+     "needs one to be read) — export the invoice as UTF-8"),
+    ("ubl-embedded", "error", "invalid-xml", "is UTF-16 without a byte order mark (UTF-16 "
+     "XML needs one to be read) — export the invoice as UTF-8"),
+    ("ubl-embedded", "off", "embed-encoding", "is encoded as utf-16; attachments can be "
+     "embedded only in UTF-8"),
+], ids=["bundle", "embedded", "embedded-without-preflight"])
+def test_a_utf16_invoice_without_its_mark_gets_the_encoding_error_in_either_byte_order(
+        tmp_path: Path, codec: str, fmt: str, preflight: str, code: str, message: str) -> None:
+    """A bundle whose INV-1.xml is UTF-16 without a byte order mark, read and checked as
+    the daemon does (finish.evaluate): big-endian gets the error that says to export
+    it as UTF-8, as little-endian does. It was a "non-UBL invoice file" (a
+    not-preflighted note in bundle mode, `not-ubl` under ubl-embedded)."""
+    from claimed import make
+
+    from daemon.finish import evaluate
+    from daemon.scan import list_outbox
+
+    _, s = make(tmp_path, delivery={"format": fmt}, einvoice={"preflight": preflight})
+    write(s.outbox.path / "INV-1" / "a.pdf", pdf_bytes())
+    text = ubl_invoice("INV-1").decode().split("?>\n", 1)[1]
+    write(s.outbox.path / "INV-1.xml", text.encode(codec))
+    [cand] = list_outbox(s.outbox).candidates.values()
+    bundle = evaluate(cand, s)
+    assert bundle.invoice_file.format == "ubl"
+    [error] = bundle.errors
+    assert (error.code, error.file) == (code, "INV-1.xml")
+    assert error.message.startswith(message)
+    assert all(f.code not in ("not-ubl", "not-preflighted") for f in bundle.findings)

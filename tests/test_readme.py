@@ -69,3 +69,22 @@ def test_the_exit_code_table_names_a_demo_dir_that_cannot_be_used_as_a_usage_err
     commands = _section(README.read_text(encoding="utf-8"), "Commands")
     [row] = [line for line in commands.splitlines() if line.startswith("| 2 |")]
     assert "`--dir` for `demo` that is not an empty folder" in row
+
+
+def test_the_readme_says_which_invoices_preflight_checks_as_the_code_decides() -> None:
+    """Pre-flight checks a UBL invoice only when its CustomizationID names EN 16931
+    (einvoice/artefacts.rule_sets_for). The Configuration section said "every UBL
+    invoice is checked"; it names the prefix, and says that invoices outside EN 16931
+    are not checked and that `check` notes them as `not-preflighted`."""
+    from daemon.einvoice.artefacts import EN16931, PEPPOL_BIS3, rule_sets_for
+
+    assert rule_sets_for(EN16931) is not None and rule_sets_for(PEPPOL_BIS3) is not None
+    assert rule_sets_for("urn:www.cenbii.eu:transaction:biitrns010:ver2.0") is None
+    assert rule_sets_for(None) is None
+    text = README.read_text(encoding="utf-8")
+    paragraph = " ".join(_section(text, "Configuration").split())
+    assert "every ubl invoice is checked" not in " ".join(text.split()).lower()
+    assert f"`{EN16931}…`" in paragraph
+    assert "Invoices outside EN 16931 by their CustomizationID" in paragraph
+    assert "are not checked against these rules" in paragraph
+    assert "`not-preflighted`" in paragraph

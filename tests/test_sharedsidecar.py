@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from claimed import folders, make, quiet_logs, run_once  # noqa: E402, F401 - autouse
+from claimed import folders, make, quiet_logs, run_once, step  # noqa: E402, F401 - autouse
 from helpers import pdf_bytes, ubl_invoice, write  # noqa: E402
 
 from daemon.config import OutboxConfig  # noqa: E402
@@ -95,6 +95,7 @@ class TestDecision:
         assert "INV-1.pdf and INV-1.xml both have the attachments folder INV-1/" in (
             outbox / "INV-1.errors.txt").read_text()
 
+        pdf = list_outbox(s.outbox).candidates["INV-1.pdf"]
         os.rename(outbox / "INV-1.pdf", outbox / "INV-1" / "INV-1.pdf")
         [row] = run_once(p, now=2000.0)
         assert p.j.get(row).state == "sent"
@@ -103,6 +104,8 @@ class TestDecision:
         [invoice] = manifest["invoices"]
         assert sorted(a["original_name"] for a in invoice["attachments"]) == [
             "INV-1.pdf", "timesheet.pdf"]
+        # INV-1.errors.txt explains INV-1.pdf until the step its move brings finds it gone.
+        assert step(p, pdf, 2000.0).gone
         assert not (outbox / "INV-1.errors.txt").exists()
 
     def test_another_error_beside_the_clash_is_held_too(self, tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from xml.sax.saxutils import escape
 
 from daemon.bundle import Attachment, Bundle, Finding
 from daemon.errors import InputError
-from daemon.invoices import WIDE_BOMS, read_xml_invoice
+from daemon.invoices import read_xml_invoice, wide_encoding
 from daemon.notes import MANIFEST_NAME
 from daemon.parts import read_checked
 from daemon.readonce import kept_read
@@ -68,18 +68,6 @@ BEFORE = {f"{NS_INVOICE} Invoice": _names(_INVOICE_BEFORE),
 UTF8_BOM = b"\xef\xbb\xbf"
 ASCII_COMPATIBLE = re.compile(r"(utf-?8|us-ascii|ascii|iso-?8859-\d+|latin-?1|"
                               r"windows-125\d|cp125\d)$", re.I)
-
-
-def wide_encoding(data: bytes) -> tuple[str, bool] | None:
-    """("utf-16" or "utf-32", whether a byte order mark says so) when the file is encoded
-    so, else None. Without the mark, a NUL among the first bytes tells (XML 1.0,
-    appendix F), and expat reads it so too."""
-    for bom, codec in WIDE_BOMS:
-        if data.startswith(bom):
-            return codec[:6], True
-    if b"\x00" not in data[:4]:
-        return None
-    return ("utf-32" if data[:4] in (b"\x00\x00\x00<", b"<\x00\x00\x00") else "utf-16"), False
 
 
 @dataclass

@@ -15,8 +15,8 @@ from typing import Any, Literal
 from daemon.bundle import Finding, Severity
 from daemon.einvoice import engine as engine_mod
 from daemon.einvoice.artefacts import RuleSet, rule_sets_for
-from daemon.einvoice.embed import wide_encoding
 from daemon.errors import InputError
+from daemon.invoices import wide_encoding
 
 Mode = Literal["error", "warn", "off"]
 
