@@ -16,19 +16,17 @@ The cost follows what changes, not how much waits in the outbox:
   connection pool.
 One thread (this loop) owns the outbox: snapshots, decisions, claims. How hints
 and the rescan become dirty bundles is `changes.Changes`; SIGHUP is
-`reload.Reloading`.
+`reload.Reloading`; the stop (and a start that failed) is `stopping.Stopping`.
 """
 
 from __future__ import annotations
 
 import signal
-import sqlite3
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Hashable
 from concurrent.futures import Executor
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +52,7 @@ from daemon.readers import Readers, needs_engine
 from daemon.reload import Reloading, sends_as
 from daemon.scan import Candidate, Snapshot, list_outbox, snapshot
 from daemon.settle import Pacer
+from daemon.stopping import Stopping
 from daemon.timers import Timers, Waker
 from daemon.watch import Watcher
 from daemon.workers import JOURNAL_RETRY, DeliveryWorkers
@@ -61,7 +60,7 @@ from daemon.workers import JOURNAL_RETRY, DeliveryWorkers
 WATCHDOG: Hashable = ("watchdog",)
 
 
-class Service(Changes, Reloading):
+class Service(Changes, Reloading, Stopping):
     def __init__(self, settings: Settings, config_path: Path | None = None,
                  deliverer_factory: Callable[[Settings], Deliverer] | None = None,
                  clock: Callable[[], float] = time.monotonic,
@@ -337,70 +336,3 @@ class Service(Changes, Reloading):
         if self._readers is None:
             self._readers = Readers(cache)
         self._readers.configure(s)  # ConfigError: the engine cannot load
-
-    def _log_abandoned(self) -> None:
-        """Which bundles a stop left in flight, one bundle event each: the log says what
-        the next start resumes (and why the receiver may see a POST of it twice)."""
-        for row_id in sorted(self.workers.running()):
-            try:
-                row = self.journal.get(row_id)
-            except (OutboxdError, sqlite3.Error):  # the stop goes on; the row stays as it is
-                continue
-            logs.bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids).warning(
-                "delivery abandoned at stop; resumes at next start with the same "
-                "Idempotency-Key", state=row.state)
-
-    def _abandon_start(self) -> None:
-        """open() failed (a damaged journal, a full disk, a CA file that is not one):
-        stop what it had started, so the process can exit with the error. The reader
-        processes above all: left running, the exit would wait for them forever."""
-        self._release_state_dir()
-        watcher = getattr(self, "watcher", None)  # set only once open() got that far
-        stops: list[Callable[[], None]] = []
-        if self._readers:
-            stops.append(self._readers.stop)
-        if watcher:
-            stops.append(watcher.stop)
-        if self._reader:
-            stops.append(partial(self._reader.shutdown, wait=False, cancel_futures=True))
-        for stop in stops:
-            try:
-                stop()
-            except Exception:  # noqa: BLE001 - the start's own error is the one to report
-                self.log.exception("could not stop a part started before the failure")
-
-    def _shutdown(self) -> None:
-        notify("STOPPING=1")
-        self.log.info("stopping", grace_seconds=self.settings.service.shutdown_grace_seconds)
-        self.watcher.stop()
-        if self._reader is not None:
-            self._reader.shutdown(wait=False, cancel_futures=True)
-        # The deliveries first: one waiting for a reader (an image converted into its
-        # work folder, a bundle read again after a restart) ends within the grace
-        # period rather than failing for a reader gone. The loop's reads still queued
-        # are dropped before (done again at the next start): worked through, they
-        # would take the readers' time from those deliveries.
-        if self._readers is not None:
-            self._readers.drop_reads()
-        delivered = self.workers.stop(self.settings.service.shutdown_grace_seconds)
-        if self._readers is not None:
-            self._readers.stop()
-        # After the deliveries, whose outcome it lists: the clerks' page must not go on
-        # showing everything as moving while nothing is (a kill cannot say so, a stop can).
-        self.publish.stopped(self.journal, self.settings, self.index.candidates,
-                             self.left_alone.refused)
-        if not delivered:
-            # The journal still says "delivering": the next start resumes with
-            # the same Idempotency-Key, so the receiver can tell a repeat.
-            self.log.warning("abandoning deliveries still in flight; they resume at next start")
-            self._log_abandoned()
-        else:
-            self.pipeline.finish.d.close()
-            self.journal.close()
-        self._release_state_dir()
-        self.log.info("stopped")
-
-    def _release_state_dir(self) -> None:
-        if self._state_dir is not None:
-            statelock.release(self._state_dir)
-            self._state_dir = None

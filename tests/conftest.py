@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from helpers import wait_for  # noqa: E402
 
 # The loop without timing (a fake clock, a fake watcher, counts of its work): the
-# fixtures of the loop's tests, test_service.py and test_changes.py.
+# fixtures of the loop's tests (test_service.py, test_changes.py, test_stopping.py …).
 pytest_plugins = ["fakeloop"]
 
 OUTBOXD = [sys.executable, "-m", "daemon"]

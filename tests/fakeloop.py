@@ -1,7 +1,8 @@
 """The loop without timing, shared by the loop's tests (test_service.py,
-test_changes.py): a fake clock, a fake watcher, reads done inline, and counts of
-the work whose cost must follow what changes — snapshots taken, SQL statements
-sent to the journal, bundles read and validated, bundles stepped.
+test_changes.py, test_outage.py, test_stopping.py): a fake clock, a fake watcher,
+reads done inline, and counts of the work whose cost must follow what changes —
+snapshots taken, SQL statements sent to the journal, bundles read and validated,
+bundles stepped.
 
 A test module takes the fixtures by importing them (`from fakeloop import …`).
 """

@@ -1,0 +1,58 @@
+"""The stop sequence (stopping.py), on the loop without timing (fakeloop): the parts
+closed in the right order, and what a stop abandons named in the log.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+
+def test_a_stop_drops_the_loops_queued_reads_before_it_waits_for_the_deliveries(
+        make_service: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At a stop the loop's reads still queued for the readers are dropped first, then
+    the deliveries get their grace period (the readers still serving them), and only
+    then do the readers stop."""
+    svc = make_service()
+    order: list[str] = []
+
+    class Readers:
+        def drop_reads(self) -> int:
+            order.append("reads dropped")
+            return 0
+
+        def stop(self) -> None:
+            order.append("readers stopped")
+
+    real = svc.workers.stop
+
+    def stop(grace: float) -> bool:
+        order.append("deliveries waited for")
+        return bool(real(grace))
+
+    monkeypatch.setattr(svc, "_readers", Readers())
+    monkeypatch.setattr(svc.workers, "stop", stop)
+    svc.request_stop()
+    svc._shutdown()
+    assert order == ["reads dropped", "deliveries waited for", "readers stopped"]
+
+
+def test_a_stop_that_abandons_a_delivery_names_the_bundle_in_the_log(
+        make_service: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stop whose grace period runs out while a delivery hangs said only "abandoning
+    deliveries still in flight": each abandoned bundle now has its own bundle event
+    (bundle_id, invoice_file, invoice_ids), so the log says what the next start resumes."""
+    svc = make_service()
+    row = svc.journal.create("SLOW-1.xml", "delivering", bundle_id="d" * 64,
+                             invoice_ids=["SLOW-1"])
+    monkeypatch.setattr(svc.workers, "stop", lambda grace: False)
+    monkeypatch.setattr(svc.workers, "running", lambda: {row})
+    svc.request_stop()
+    with capture_logs() as logs:
+        svc._shutdown()
+    [event] = [e for e in logs if e["event"].startswith("delivery abandoned at stop")]
+    assert (event["invoice_file"], event["bundle_id"], event["invoice_ids"]) == \
+        ("SLOW-1.xml", "d" * 64, ["SLOW-1"])
+    assert event["log_level"] == "warning"
