@@ -247,8 +247,10 @@ def test_a_bundle_that_cannot_be_looked_at_is_said_plainly_and_looked_at_again(
     write(outbox / "INV-1" / "a.pdf", pdf_bytes())  # no event: the fake watcher is silent
     clock.t = due
     settle_all(svc, clock)
-    assert svc.pipeline.live.get("INV-1.xml") is None  # claimed and sent
-    assert list((tmp_path / "target").iterdir())
+    assert svc.pipeline.live.get("INV-1.xml") is None  # claimed
+    # Delivered by a worker thread, after the turn that handed it over.
+    assert wait_for(lambda: list((tmp_path / "target").glob("*/manifest.json")),
+                    what="the bundle in the directory target")
 
 
 def test_the_start_clears_what_a_killed_run_left_half_written_in_the_directory_target(
