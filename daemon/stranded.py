@@ -98,9 +98,9 @@ class Stranded:
         key = row.invoice_file
         other = self.live.get(key)
         if other is not None and other.id != row.id:
+            # Durable: lost in a crash, the next start took two settling rows for one name.
             self.j.transition(row.id, "gone", f"claim did not happen; the bundle now in the "
-                              f"outbox under this name goes on as row {other.id}",
-                              durable=False)
+                              f"outbox under this name goes on as row {other.id}")
             bundle_log(self.log, key, row.bundle_id, row.invoice_ids).info(
                 "claim ended; the bundle in the outbox under its name has a row already",
                 row=other.id)
