@@ -115,8 +115,8 @@ class Recovery:
             if self._finish_or_wait(row, log):
                 log.info("interrupted claim finished", work_dir=row.work_dir)
                 due.append(row_id)
-            elif (now := self.j.get(row_id)).state == "settling":
-                settling.append(now)
+            elif (after := self.j.get(row_id)).state == "settling":
+                settling.append(after)
         return due, settling
 
     def sent_as_claimed(self, row: Row, bundle: Bundle, bid: str, log: Any) -> bool:
@@ -176,7 +176,7 @@ class Recovery:
                     if not os.listdir(held) and still_at(work, held):
                         work.rmdir()
                 os.close(held)
-            # The invoice file nowhere, and the work folder there but empty: the way out
+            # The invoice file nowhere, and the work folder there without it: the way out
             # operations.md gives for a claim whose bundle is really gone (or whose bundle,
             # dropped again, another row has claimed). Settling, the row stood for no
             # bundle in the outbox until a restart.
