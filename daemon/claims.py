@@ -1,8 +1,9 @@
 """Claims, made together: the bundles a turn of the loop decided to send or
 quarantine are recorded in one journal commit, renamed into processing,
 synced once, checked again by hashes (in the reader processes), and handed
-to delivery one by one. Part of `pipeline.Pipeline` (a mixin: it shares the
-pipeline's live rows, its memory of what was read, and its journal).
+to delivery one by one; one that cannot be undone now waits (stranded.py). Part of
+`pipeline.Pipeline` (a mixin: it shares the pipeline's live rows, its memory of what
+was read, and its journal).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from daemon.logs import bundle_log
 from daemon.scan import Candidate, snapshot
 from daemon.settle import SettleTracker
 from daemon.step import IDLE, Claim, Known, Next
+from daemon.stranded import Stranded
 from daemon.workfolder import folder_mark
 
 # Claims made together (one journal commit, one sync of the outbox): enough to
@@ -49,7 +51,7 @@ from daemon.workfolder import folder_mark
 CLAIM_BATCH = 32
 
 
-class Claims:
+class Claims(Stranded):
     """The claim steps of the pipeline (loop thread only)."""
 
     s: Settings
@@ -59,8 +61,6 @@ class Claims:
     tracker: SettleTracker
     live: dict[str, Row]
     _claim_paused: dict[str, float]
-    # Claims to undo whose work folder was not there: row id -> (bundle, folder, why).
-    _stranded: dict[int, tuple[Candidate, Path, str]]
     _held: list[Claim] | None
     _held_ids: set[str]  # the bundle ids in _held: the duplicate check asks once per decision
     # How moved bundles are matched again after a claim: the daemon's reader
@@ -105,54 +105,8 @@ class Claims:
             # The bundle is back in the outbox: it settles again. Only its emptied work
             # folder is left (marked: the orphan sweep removes it, never sends from it).
             log_leftover(log, work, undone.leftover)
-        self.j.transition(row_id, "settling", why, work_dir=None, **fields)
-        self.live[cand.invoice.name] = self.j.get(row_id)
+        self._settle_again(row_id, cand.invoice.name, why, **fields)
         return None
-
-    def _stranded_claim(self, cand: Candidate, row_id: int, work: Path, why: str,
-                        log: Any, failed: OSError | None = None) -> Next:
-        """A claim to undo whose work folder is not there after files moved into it: the
-        share that holds it went away (or someone moved the folder); or (`failed`) whose
-        files could not all be moved back. Not all is back in the outbox, so the row stays
-        `claiming` and says why (status: retrying), and the undo is made again once the
-        folder is there (retry_stranded, at each rescan). Taken for "nothing moved", it
-        settled and then went `gone` while the bundle sat in a folder no row named, for
-        good. After a restart, recovery finishes the claim."""
-        if failed is None:
-            error = (f"its work folder {work} is not there (is the share mounted?) — the "
-                     "bundle goes back into the outbox when it is")
-            event = "claim cannot be undone: its work folder is not there"
-        else:
-            error = (f"cannot move the bundle back from {work} into the outbox: "
-                     f"{failed.strerror or failed} — tried again at each rescan")
-            event = "claim cannot be undone: its files cannot go back into the outbox"
-        self._stranded[row_id] = (cand, work, why)
-        # Written and said once, not at every rescan that finds it so (each write would
-        # also have the status page written again).
-        if self.j.get(row_id).last_error != error:
-            self.j.update(row_id, last_error=error)
-            log.warning(f"{event}; tried again at each rescan", work_dir=str(work),
-                        reason=why, **({"error": str(failed)} if failed else {}))
-        return IDLE
-
-    def retry_stranded(self) -> list[int]:
-        """Each claim _stranded_claim left, undone now that its work folder is there
-        again; the rows to hand to the delivery workers (a quarantine whose move failed)."""
-        due: list[int] = []
-        for row_id, (cand, work, why) in list(self._stranded.items()):
-            if not os.path.lexists(work):
-                continue
-            del self._stranded[row_id]
-            row = self.j.get(row_id)
-            log = bundle_log(self.log, cand.invoice.name, row.bundle_id, row.invoice_ids)
-            nxt = self._undo_claim(cand, row_id, work, why, log, last_error=None)
-            if nxt is None:
-                log.info("work folder there again; bundle put back into the outbox, "
-                         "settling again", work_dir=str(work))
-            elif nxt.claimed is not None:
-                due.append(nxt.claimed)
-        # And the claims a restart could not finish (recovery), on the same occasion.
-        return due + self.finish.finish_claims_again()
 
     def _quarantine_now(self, row_id: int, reasons: list[Finding]) -> Next:
         """Quarantine at claim time; a move that failed is retried by the delivery workers

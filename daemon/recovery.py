@@ -39,6 +39,9 @@ from daemon.workfolder import folder_mark, hold_folder, still_at
 # as a reload does.
 PAUSED = "paused: configuration problem"
 
+# The detail of a claim that did not happen, whose invoice file is not in the outbox.
+NOT_HAPPENED_GONE = "claim did not happen; the invoice file is no longer in the outbox"
+
 # The start time systemd is asked to add for each interrupted claim read again before
 # READY (sd_notify EXTEND_TIMEOUT_USEC): far above what one bundle's read takes.
 RECOVERY_READ_USEC = 60_000_000
@@ -94,12 +97,15 @@ class Recovery:
         self._unfinished.discard(row.id)
         return done
 
-    def finish_claims_again(self) -> list[int]:
+    def finish_claims_again(self) -> tuple[list[int], list[Row]]:
         """The claims recover() could not finish, tried again (at each rescan: the share
-        may be back, the folder put back); the rows now ours to deliver or quarantine.
-        Left to the next start, a bundle whose work folder was out of sight at the start
-        waited for an admin to restart outboxd."""
+        may be back, the folder put back): the rows now ours to deliver or quarantine, and
+        those settling again (the claim did not happen, or its bundle changed), for the
+        pipeline to take back (stranded.Stranded._take_back). Left to the next start, a
+        bundle whose work folder was out of sight at the start waited for an admin to
+        restart outboxd."""
         due: list[int] = []
+        settling: list[Row] = []
         for row_id in sorted(self._unfinished):
             row = self.j.get(row_id)
             if row.state != CLAIMING:
@@ -109,7 +115,9 @@ class Recovery:
             if self._finish_or_wait(row, log):
                 log.info("interrupted claim finished", work_dir=row.work_dir)
                 due.append(row_id)
-        return due
+            elif (after := self.j.get(row_id)).state == "settling":
+                settling.append(after)
+        return due, settling
 
     def sent_as_claimed(self, row: Row, bundle: Bundle, bid: str, log: Any) -> bool:
         """A claimed bundle read again after a restart, its files those its claim
@@ -150,8 +158,7 @@ class Recovery:
         cand = candidate_for(self.s.outbox, row.invoice_file)
         if held is None and not os.path.lexists(cand.invoice):
             if self._never_made(row, work, cand):
-                self.j.transition(row.id, "gone", "claim did not happen; the invoice file "
-                                  "is no longer in the outbox", work_dir=None,
+                self.j.transition(row.id, "gone", NOT_HAPPENED_GONE, work_dir=None,
                                   last_error=None)
                 return False
             # Neither the work folder nor the invoice file in the outbox, and the folder
@@ -169,8 +176,14 @@ class Recovery:
                     if not os.listdir(held) and still_at(work, held):
                         work.rmdir()
                 os.close(held)
-            self.j.transition(row.id, "settling", "claim did not happen", work_dir=None,
-                              last_error=None)
+            # The invoice file nowhere, and the work folder there without it: the way out
+            # operations.md gives for a claim whose bundle is really gone (or whose bundle,
+            # dropped again, another row has claimed). Settling, the row stood for no
+            # bundle in the outbox until a restart.
+            there = os.path.lexists(cand.invoice)
+            self.j.transition(row.id, "settling" if there else "gone",
+                              "claim did not happen" if there else NOT_HAPPENED_GONE,
+                              work_dir=None, last_error=None)
             return False
         try:
             finish_claim(cand, held, self.s.outbox.completion == "marker",

@@ -189,7 +189,7 @@ class TestRecovery:
         r = fin.j.get(row)
         assert (r.state, r.work_dir, r.last_error) == ("gone", None, None)
         assert "claim did not happen" in (fin.j.last_detail(row) or "")
-        assert fin.finish_claims_again() == [] and fin.j.get(row).state == "gone"
+        assert fin.finish_claims_again() == ([], []) and fin.j.get(row).state == "gone"
 
     @pytest.mark.parametrize("moved", [False, True], ids=["before its work folder",
                                                           "into its work folder"])
