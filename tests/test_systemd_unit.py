@@ -8,9 +8,12 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from daemon import cli
+from daemon.actions import EXIT_FAILED, EXIT_USAGE
 from daemon.config import ServiceConfig
 
 SYSTEMD = Path(__file__).resolve().parent.parent / "systemd"
@@ -102,3 +105,33 @@ def test_systemd_analyze_verify_accepts_the_unit(tmp_path: Path) -> None:
     done = subprocess.run([tool, "verify", str(unit)], capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0 and done.stderr == "", done.stderr
+
+
+def test_a_configuration_error_is_not_restarted_but_other_failures_are(tmp_path: Path,
+                                                                      capsys: Any) -> None:
+    """`outboxd run` on a bad configuration exits with a code the unit does not restart
+    (it would fail the same way every RestartSec= for ever), while an exit of a failure
+    that may pass (1: the environment, e.g. the state dir held by another daemon) is
+    restarted by Restart=on-failure."""
+    bad = tmp_path / "config.toml"
+    bad.write_text('[outbox]\npath = "/nonexistent/outbox"\nno_such_key = 1\n', encoding="utf-8")
+    code = cli.main(["run", "-c", str(bad)])
+    assert "no_such_key" in capsys.readouterr().err
+    unit = _settings()
+    assert unit["Restart"] == ["on-failure"]
+    prevented = {int(c) for v in unit.get("RestartPreventExitStatus", []) for c in v.split()}
+    assert code == EXIT_USAGE and code in prevented
+    assert EXIT_FAILED not in prevented
+
+
+def test_the_unit_waits_for_the_mounts_of_every_folder_it_may_write() -> None:
+    """RequiresMountsFor= names the outbox and the folders beside it (not only their
+    parent): a share mounted on the outbox folder itself is waited for, and a share that
+    failed to mount keeps outboxd from starting on the empty mount point."""
+    unit = _settings()
+    required = {p for v in unit["RequiresMountsFor"] for p in v.split()}
+    tmpfiles = (SYSTEMD / "outboxd.tmpfiles.conf").read_text(encoding="utf-8")
+    for folder in ("outbox", "sent", "quarantine"):
+        path = f"{unit['ReadWritePaths'][0]}/{folder}"
+        assert path in required, path
+        assert re.search(rf"^d {re.escape(path)}\s", tmpfiles, re.M), path
