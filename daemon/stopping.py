@@ -36,6 +36,19 @@ if TYPE_CHECKING:
     from daemon.workers import DeliveryWorkers
 
 
+# What a stop may take beyond the deliveries' grace: the readers' own stop (up to
+# reader_pool.STOP_GRACE for each of its steps, when a child must be killed), the
+# clerks' page (seconds with tens of thousands waiting) and the journal's close.
+AFTER_GRACE_SECONDS = 30.0
+
+
+def stop_budget(grace: float) -> str:
+    """The EXTEND_TIMEOUT_USEC= message for a stop with this grace: systemd then waits
+    the whole stop out, also with a shutdown_grace_seconds raised in the configuration
+    alone, above the unit's TimeoutStopSec= (which only ever lengthens, never shortens)."""
+    return f"EXTEND_TIMEOUT_USEC={int((grace + AFTER_GRACE_SECONDS) * 1_000_000)}"
+
+
 class Stopping:
     settings: Settings
     log: Any
@@ -51,8 +64,10 @@ class Stopping:
     _state_dir: Path | None  # held (statelock) from open() to the stop
 
     def _shutdown(self) -> None:
+        grace = self.settings.service.shutdown_grace_seconds
         notify("STOPPING=1")
-        self.log.info("stopping", grace_seconds=self.settings.service.shutdown_grace_seconds)
+        notify(stop_budget(grace))
+        self.log.info("stopping", grace_seconds=grace)
         self.watcher.stop()
         if self._reader is not None:
             self._reader.shutdown(wait=False, cancel_futures=True)
@@ -63,7 +78,7 @@ class Stopping:
         # would take the readers' time from those deliveries.
         if self._readers is not None:
             self._readers.drop_reads()
-        delivered = self.workers.stop(self.settings.service.shutdown_grace_seconds)
+        delivered = self.workers.stop(grace)
         if self._readers is not None:
             self._readers.stop()
         # After the deliveries, whose outcome it lists: the clerks' page must not go on

@@ -48,6 +48,23 @@ def test_ready_after_startup_and_stopping_on_sigterm(env: Env, receiver: Receive
         messages.append(notify_socket.recv(4096).decode())
 
 
+def test_a_stop_asks_systemd_for_its_grace_beyond_the_units_stop_timeout(
+        env: Env, receiver: Receiver, start_daemon, notify_socket: socket.socket) -> None:
+    """A shutdown_grace_seconds raised in the configuration alone (45 s, above the unit's
+    TimeoutStopSec=30) is not cut short by systemd's kill: at SIGTERM the daemon sends
+    EXTEND_TIMEOUT_USEC= for the grace plus what its readers, page and journal take."""
+    env.write_config(receiver.url, service={"shutdown_grace_seconds": 45})
+    daemon = start_daemon()
+    assert notify_socket.recv(4096).decode() == "READY=1"
+    assert daemon.stop(signal.SIGTERM) == 0
+    messages: list[str] = []
+    while not any(m.startswith("EXTEND_TIMEOUT_USEC=") for m in messages):
+        messages.append(notify_socket.recv(4096).decode())
+    [extend] = [m for m in messages if m.startswith("EXTEND_TIMEOUT_USEC=")]
+    assert "STOPPING=1" in messages
+    assert int(extend.partition("=")[2]) >= (45 + 20) * 1_000_000
+
+
 def test_sighup_reloads_a_good_config_and_keeps_the_old_on_a_bad_one(
         env: Env, receiver: Receiver, start_daemon) -> None:
     """SIGHUP with a bad new config logs it and keeps running on the old one; SIGHUP with a
