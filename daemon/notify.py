@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
+import time
+from collections.abc import Callable
 
 
 def notify(message: str) -> bool:
@@ -36,3 +38,29 @@ def watchdog_interval() -> float | None:
         return int(usec) / 2_000_000
     except ValueError:
         return None
+
+
+# How long one part of a long start step may take before systemd ends the start: as
+# long as the default TimeoutStartSec=, counted afresh from each part done.
+START_PART_SECONDS = 90
+
+
+class StartProgress:
+    """Before READY=1, a start step of many parts (reading sent/ back into a new journal:
+    a receipt per bundle of up to 400 days, on a share) tells systemd after each part that
+    the start goes on. Without it systemd ends a start that takes over TimeoutStartSec=,
+    and Restart= begins it again from the start, for ever; a part that hangs is still
+    ended. Said at most once a second; also shown by `systemctl status` (STATUS=)."""
+
+    def __init__(self, what: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self._what = what
+        self._clock = clock
+        self._last: float | None = None
+
+    def __call__(self, part: str) -> None:
+        now = self._clock()
+        if self._last is not None and now - self._last < 1.0:
+            return
+        self._last = now
+        notify(f"STATUS=starting: {self._what} ({part})\n"
+               f"EXTEND_TIMEOUT_USEC={START_PART_SECONDS * 1_000_000}")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from daemon.errors import InputError
 from daemon.fsops import read_regular
 from daemon.journal import Journal, journal_time
 from daemon.journal.records import iso_of
+from daemon.notify import StartProgress
 
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -83,8 +85,11 @@ def record_of(folder: Path, day: str | None = None) -> dict[str, Any] | None:
         return None  # RecursionError: JSON nested deeper than the parser goes
 
 
-def sent_records(sent_dir: Path, window_days: int) -> tuple[list[dict[str, Any]], int]:
-    """Records for every receipt in the window, and how many entries had none usable."""
+def sent_records(sent_dir: Path, window_days: int,
+                 progress: Callable[[str], None] = lambda day: None,
+                 ) -> tuple[list[dict[str, Any]], int]:
+    """Records for every receipt in the window, and how many entries had none usable;
+    `progress(day)` after each day folder."""
     oldest = (datetime.now(UTC) - timedelta(days=window_days)).strftime("%Y-%m-%d")
     records: list[dict[str, Any]] = []
     unusable = 0
@@ -123,6 +128,7 @@ def sent_records(sent_dir: Path, window_days: int) -> tuple[list[dict[str, Any]]
                     unusable += 1
                 else:
                     records.append(rec)
+        progress(day)
     return records, unusable
 
 
@@ -130,7 +136,8 @@ def restore_sent(journal: Journal, sent_dir: Path, window_days: int) -> int:
     """On an empty journal, record what sent/ holds; the number of bundles read back."""
     if not journal.is_empty():
         return 0
-    records, unusable = sent_records(sent_dir, window_days)
+    records, unusable = sent_records(
+        sent_dir, window_days, StartProgress("reading sent/ back into a new journal"))
     if records:
         journal.import_sent(records)
     log = logs.get()

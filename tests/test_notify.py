@@ -66,3 +66,26 @@ def test_an_abstract_notify_socket_is_reached(monkeypatch: pytest.MonkeyPatch) -
         monkeypatch.setenv("NOTIFY_SOCKET", "@" + name)
         assert notify("READY=1")
         assert sock.recv(4096) == b"READY=1"
+
+
+def test_start_progress_is_said_at_most_once_a_second(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A start step of thousands of quick parts sends EXTEND_TIMEOUT_USEC= once a second,
+    not once a part (the socket queues only a few datagrams)."""
+    from daemon.notify import StartProgress
+    now = [100.0]
+    path = tmp_path / "n.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(path))
+        sock.setblocking(False)
+        monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+        progress = StartProgress("reading", clock=lambda: now[0])
+        for part in ("a", "b", "c"):
+            progress(part)
+            now[0] += 0.6
+        got = []
+        with pytest.raises(BlockingIOError):
+            while True:
+                got.append(sock.recv(4096).decode())
+    assert [m.splitlines()[0] for m in got] == ["STATUS=starting: reading (a)",
+                                                "STATUS=starting: reading (c)"]

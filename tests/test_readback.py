@@ -169,3 +169,27 @@ def test_a_day_folder_that_cannot_be_listed_is_logged_and_the_others_read(
         records, _ = sent_records(sent, 400)
     assert [r["bundle_id"] for r in records] == [BID]
     assert [e for e in logs if "cannot be read" in e["event"] and e["folder"] == str(locked)]
+
+
+def test_reading_sent_back_tells_systemd_the_start_goes_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading back a large sent/ (400 days of receipts on a share) may outlast systemd's
+    TimeoutStartSec=: before READY=1, restore_sent sends EXTEND_TIMEOUT_USEC= (with a
+    STATUS= naming the step) as it goes through the day folders, so systemd does not end
+    the start (and Restart= begin the whole read again, for ever)."""
+    import socket
+    sent = tmp_path / "sent"
+    receipt(sent / day(1) / "INV-1--abababababab", BID)
+    path = tmp_path / "notify.sock"
+    j = Journal(tmp_path / "j.sqlite3")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(path))
+        sock.settimeout(5)
+        monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+        try:
+            assert restore_sent(j, sent, 400) == 1
+        finally:
+            j.close()
+        message = sock.recv(4096).decode()
+    assert "EXTEND_TIMEOUT_USEC=90000000" in message.splitlines()
+    assert message.startswith("STATUS=starting: reading sent/ back")
