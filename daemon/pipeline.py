@@ -305,8 +305,16 @@ class Pipeline(Decisions):
         """Take over the live rows of a previous run: those whose invoice file is
         no longer in the outbox are gone, the others are remembered."""
         gone = []
-        for row in self.j.rows(LIVE):
+        for row in self.j.rows(LIVE):  # by row id: the latest row of a name last
             if row.invoice_file in present:
+                earlier = self.live.get(row.invoice_file)
+                if earlier is not None:
+                    # Two rows for one invoice file: a claim that ended at this start (or
+                    # at a rescan, cut short by a crash) as one that did not happen, while
+                    # the bundle dropped again had its own row. The later one follows the
+                    # bundle; the other, left settling, stood for nothing until a restart.
+                    self._resumed.discard(row.invoice_file)
+                    self._end_beside(earlier, row)
                 self.live[row.invoice_file] = row
                 if row.state in ("waiting", "held"):
                     self._resumed.add(row.invoice_file)
