@@ -305,12 +305,20 @@ class Pipeline(Decisions):
         """Take over the live rows of a previous run: those whose invoice file is
         no longer in the outbox are gone, the others are remembered."""
         gone = []
-        for row in self.j.rows(LIVE):
+        for row in self.j.rows(LIVE):  # by row id: the latest row of a name last
             if row.invoice_file in present:
+                earlier = self.live.get(row.invoice_file)
+                if earlier is not None:
+                    # Two rows for one invoice file: a claim that ended at this start (or
+                    # at a rescan, cut short by a crash) as one that did not happen, while
+                    # the bundle dropped again had its own row. The later one follows the
+                    # bundle; the other, left settling, stood for nothing until a restart.
+                    self._resumed.discard(row.invoice_file)
+                    self._end_beside(earlier, row)
                 self.live[row.invoice_file] = row
                 if row.state in ("waiting", "held"):
                     self._resumed.add(row.invoice_file)
-                if row.state == "held":  # its NAME.errors.txt explains it until it is read
+                if _explained(row):  # its NAME.errors.txt explains it until it is read
                     self.errors_files.remember(candidate_for(
                         self.s.outbox, row.invoice_file), tuple(findings_of(row.reasons)))
             else:
@@ -318,6 +326,14 @@ class Pipeline(Decisions):
         # After all held rows are remembered: the errors file of a NAME with another
         # held invoice file is rewritten for that one, not removed.
         for row in gone:
-            if row.state == "held":  # taken out while we were stopped: as in step()
+            if _explained(row):  # taken out while we were stopped: as in step()
                 self._clear_errors_file(candidate_for(self.s.outbox, row.invoice_file), row)
             self.j.transition(row.id, "gone", "not in the outbox at start", durable=False)
+
+
+def _explained(row: Row) -> bool:
+    """Whether NAME.errors.txt may explain the live row's bundle: held, or held and
+    settling again since one of its files changed (its reasons kept: the errors file
+    stays until the bundle is read and decided again). Taken out of the outbox so, its
+    errors file went on saying it was held, for good."""
+    return row.state == "held" or (row.state == "settling" and bool(row.reasons))

@@ -12,9 +12,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+from daemon.config import Settings
 from daemon.finish import Finisher
 from daemon.journal import Journal, Row
 from daemon.logs import bundle_log
+from daemon.recovery import NOT_HAPPENED_GONE
 from daemon.scan import Candidate
 from daemon.step import IDLE, Next
 
@@ -22,6 +24,7 @@ from daemon.step import IDLE, Next
 class Stranded:
     """The stranded-claim steps of the pipeline (loop thread only)."""
 
+    s: Settings
     j: Journal
     log: Any
     finish: Finisher
@@ -71,7 +74,11 @@ class Stranded:
             row = self.j.get(row_id)
             log = bundle_log(self.log, cand.invoice.name, row.bundle_id, row.invoice_ids)
             nxt = self._undo_claim(cand, row_id, work, why, log, last_error=None)
-            if nxt is None:
+            if nxt is None and self.j.get(row_id).state == "gone":
+                log.warning("work folder there again without the bundle, which is not in "
+                            "the outbox either: the claim ends as one that did not happen",
+                            work_dir=str(work))
+            elif nxt is None:
                 log.info("work folder there again; bundle put back into the outbox, "
                          "settling again", work_dir=str(work))
             elif nxt.claimed is not None:
@@ -83,7 +90,14 @@ class Stranded:
 
     def _settle_again(self, row_id: int, key: str, why: str, **fields: Any) -> None:
         """A claim undone, its bundle back in the outbox under `key`: the row settles
-        again, as the pipeline's (_take_back)."""
+        again, as the pipeline's (_take_back). With no invoice file of that name in the
+        outbox (its work folder came back empty: operations.md's way out for a bundle
+        lost with it), the row ends `gone`, as recovery ends such a claim: settling, it
+        stood for no bundle, shown so until a restart."""
+        if not os.path.lexists(self.s.outbox.path / key):
+            self.j.transition(row_id, "gone", NOT_HAPPENED_GONE, work_dir=None,
+                              **{**fields, "last_error": None})
+            return
         self.j.transition(row_id, "settling", why, work_dir=None, **fields)
         self._take_back(self.j.get(row_id))
 
@@ -95,14 +109,18 @@ class Stranded:
         a restart. If the pipeline already follows a bundle under that name (stepped
         before the rescan that ended the claim, or dropped again meanwhile), that row goes
         on, and this one ends."""
-        key = row.invoice_file
-        other = self.live.get(key)
+        other = self.live.get(row.invoice_file)
         if other is not None and other.id != row.id:
-            # Durable: lost in a crash, the next start took two settling rows for one name.
-            self.j.transition(row.id, "gone", f"claim did not happen; the bundle now in the "
-                              f"outbox under this name goes on as row {other.id}")
-            bundle_log(self.log, key, row.bundle_id, row.invoice_ids).info(
-                "claim ended; the bundle in the outbox under its name has a row already",
-                row=other.id)
+            self._end_beside(row, other)
             return
-        self.live[key] = row
+        self.live[row.invoice_file] = row
+
+    def _end_beside(self, row: Row, other: Row) -> None:
+        """`row`, a claim's that did not go through, ends `gone`: `other` already stands
+        for the bundle in the outbox under that name. Durable: lost in a crash, the next
+        start found two rows for one name (and ends one of them so, Pipeline.start)."""
+        self.j.transition(row.id, "gone", f"claim did not happen; the bundle now in the "
+                          f"outbox under this name goes on as row {other.id}")
+        bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids).info(
+            "claim ended; the bundle in the outbox under its name has a row already",
+            row=other.id)

@@ -98,6 +98,31 @@ class TestErrorsFile:
             ["INV-2.errors.txt"]
         assert [again.j.get(r).state for r in (1, 2)] == ["gone", "gone"]
 
+    def test_the_errors_file_goes_with_a_held_bundle_changed_then_taken_out_while_stopped(
+            self, tmp_path: Path) -> None:
+        """A held bundle's file changes (the clerk begins to mend it): it is settling
+        again when outboxd stops. Its files are taken out of the outbox meanwhile: the next
+        start ends its row and removes INV-1.errors.txt. Only a row still `held` had its
+        errors file removed: the file stayed, saying a bundle that is no longer there is
+        held, for good."""
+        p, s = make(tmp_path, outbox={"settle_seconds": 30}, policy={"invalid": "hold"})
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": b""})
+        [cand] = list_outbox(s.outbox).candidates.values()
+        step(p, cand, 1000.0)
+        assert step(p, cand, 1031.0) == IDLE
+        assert [r.invoice_file for r in p.j.rows(("held",))] == ["INV-1.xml"]
+        assert (s.outbox.path / "INV-1.errors.txt").exists()
+        write(s.outbox.path / "INV-1" / "a.pdf", pdf_bytes())  # being mended
+        step(p, cand, 1040.0)
+        assert [r.invoice_file for r in p.j.rows(("settling",))] == ["INV-1.xml"]
+        p.j.close()
+        for name in ("INV-1.xml", "INV-1"):
+            (s.outbox.path / name).rename(tmp_path / name)
+        again, _ = make(tmp_path, outbox={"settle_seconds": 30}, policy={"invalid": "hold"})
+        again.start(set())
+        assert not (s.outbox.path / "INV-1.errors.txt").exists()
+        assert again.j.get(1).state == "gone"
+
     def test_a_held_bundle_quarantined_after_a_reload_leaves_no_errors_file(
             self, tmp_path: Path) -> None:
         """A bundle held under invalid = "hold" is quarantined once a reload sets invalid =

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -159,3 +163,71 @@ class TestStrandedClaimEndedAtARescan:
         assert run_once(p, 2000.0) == [live.id]
         assert p.j.get(row).state == "gone" and _standing(p) == [(live.id, "sent")]
         assert p.j.counts()["settling"] == 0
+
+    def test_a_claim_whose_work_folder_comes_back_without_the_bundle_ends_gone(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The share holding processing/ goes away in the middle of a claim (the check
+        after the move cannot read the bundle): the claim waits for its work folder.
+        The bundle turns out to be lost with that folder, and the admin takes
+        operations.md's way out: an empty folder under the work folder's name. At the
+        next rescan the claim ends `gone` ("claim did not happen"), the folder removed.
+        It was put in the pipeline as `settling`, though no invoice file of that name
+        was in the outbox: shown so in status, on the page and in STATUS= until a
+        restart, and logged as "bundle put back into the outbox"."""
+        s = _settings(tmp_path)
+        p = _start(s)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        [cand] = list_outbox(s.outbox).candidates.values()
+        work = s.processing_dir / "INV-1--fixed"
+        monkeypatch.setattr("daemon.claims.work_dir_for", lambda *_: work)
+        check = p.assemble_many
+
+        def share_gone_first(jobs: list[Any], st: Settings) -> object:
+            work.rename(tmp_path / "away")  # out of sight, and later lost with the share
+            return check(jobs, st)
+
+        monkeypatch.setattr(p, "assemble_many", share_gone_first)
+        assert step(p, cand, 1000.0).claimed is None
+        [row] = p.j.rows(("claiming",))
+        work.mkdir()  # the way out
+        with capture_logs() as logged:
+            assert p.retry_stranded() == []
+        r = p.j.get(row.id)
+        assert (r.state, r.work_dir, r.last_error) == ("gone", None, None)
+        assert "claim did not happen" in (p.j.last_detail(row.id) or "")
+        assert not work.exists() and "INV-1.xml" not in p.live
+        assert p.j.counts()["settling"] == 0
+        assert not any("put back into the outbox" in e["event"] for e in logged)
+        [said] = [e for e in logged if e.get("work_dir") == str(work)]
+        assert "not in the outbox" in said["event"]
+
+    def test_a_restart_after_the_way_out_leaves_one_row_for_the_bundle_dropped_again(
+            self, tmp_path: Path) -> None:
+        """A claim waits for a work folder that is nowhere; the clerk drops the bundle
+        again, still settling when outboxd stops. The admin makes the empty folder of
+        operations.md's way out and restarts outboxd instead of waiting for a rescan: the
+        claim ends at the start, with the bundle dropped again in the outbox under its
+        name, which has its own row. One row stands for that bundle and is sent; the
+        claim's row ends `gone` naming it. Both were taken over as `settling`, and the
+        claim's showed so (status, page, STATUS= counts) after the other was sent, until
+        the next restart."""
+        s = _settings(tmp_path, settle_seconds=30)
+        row = _claim_cut_short(s)
+        work = _bundle_really_gone(s, row)
+        p = _start(s)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes(text_marker="corrected")})
+        [cand] = list_outbox(s.outbox).candidates.values()
+        assert step(p, cand, 1000.0).claimed is None  # settling, not yet settled
+        live = p.live["INV-1.xml"].id
+        p.j.close()
+        work.mkdir()  # the way out, then a restart
+        again = _start(s)
+        assert again.j.get(row).state == "gone"
+        assert f"row {live}" in (again.j.last_detail(row) or "")
+        assert again.live["INV-1.xml"].id == live
+        assert [r.id for r in again.j.rows(LIVE)] == [live]
+        [cand] = list_outbox(s.outbox).candidates.values()
+        step(again, cand, 2000.0)
+        assert run_once(again, 2100.0) == [live]
+        assert _standing(again) == [(live, "sent")]
+        assert again.j.counts()["settling"] == 0
