@@ -72,7 +72,8 @@ def write_errors_file(path: Path, held: Mapping[str, tuple[Finding, ...]], log: 
         return
     text = errors_text(held)
     if os.path.lexists(path) and not ours:
-        log.error("not replacing a file outboxd did not write", file=path.name)
+        log.error("not replacing a file outboxd did not write: rename or remove it to see "
+                  "outboxd's explanation of the held bundle there", file=path.name)
     elif current != text:
         write_atomic(path, text.encode("utf-8"))
 

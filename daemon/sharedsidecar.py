@@ -63,7 +63,8 @@ def shared_message(cand: Candidate, others: list[str]) -> str:
         print_of = (f"if one of them is a print or copy of another, move it into {side} as an "
                     "attachment (or out of the outbox)")
     two = "the two" if len(files) == 2 else "them"
-    return (f"{named} both have the attachments folder {side}; only one invoice file can "
+    return (f"{named} {'both' if len(files) == 2 else 'all'} have the attachments folder "
+            f"{side}; only one invoice file can "
             f"take it, so none of them is sent until that is mended — {print_of}; "
             f"otherwise rename one of {two} and give it its own folder of the new name")
 

@@ -44,6 +44,16 @@ class TestRule:
         assert "if INV-1.pdf is the print of INV-1.xml, move INV-1.pdf into INV-1/ as an " \
             "attachment (or out of the outbox); otherwise rename one of the two" in xml.message
 
+    def test_three_files_of_one_folder_are_said_as_all_not_both(self, tmp_path: Path) -> None:
+        """Three invoice files with one folder: "all have", and "rename one of them"."""
+        print_and_invoice(tmp_path)
+        write(tmp_path / "INV-1.xml2", ubl_invoice("INV-1"))
+        outbox = OutboxConfig(path=tmp_path, invoice_patterns=["*.xml", "*.pdf", "*.xml2"])
+        [finding] = shared_sidecar_findings(list_outbox(outbox).candidates["INV-1.xml"])
+        assert finding.message.startswith(
+            "INV-1.pdf, INV-1.xml and INV-1.xml2 all have the attachments folder INV-1/")
+        assert "rename one of them" in finding.message
+
     def test_without_the_folder_there_is_no_clash(self, tmp_path: Path) -> None:
         """INV-1.xml and INV-1.pdf without INV-1/: two invoices without attachments."""
         write(tmp_path / "INV-1.pdf", pdf_bytes())
