@@ -25,6 +25,7 @@ from daemon.config_values import MASK, looks_secret, mask_secrets
 from daemon.errors import (
     SHOWN_CHARS,
     ConfigError,
+    OutboxNotReachable,
     double_quoted,
     not_utf8,
     shown,
@@ -231,8 +232,9 @@ def load_settings(path: Path, token: bool = True, outbox: bool = True) -> Settin
     """Read, override, validate. Raises ConfigError naming every bad key. `token`: read
     [delivery] token_file too, as delivering needs it (a systemd credential, which only
     the running service can read: the commands that send nothing leave it). `outbox`:
-    refuse an outbox that is not a folder (`status` reports from the journal without
-    it: a share not mounted is when an admin needs to see what is stuck)."""
+    refuse an outbox that is not a folder, as OutboxNotReachable (`status` reports from
+    the journal without it: a share not mounted is when an admin needs to see what is
+    stuck)."""
     raw = _read_toml(path)
     try:
         settings = Settings(**raw)
@@ -243,9 +245,8 @@ def load_settings(path: Path, token: bool = True, outbox: bool = True) -> Settin
     env = environment_overrides()
     if outbox and (missing := outbox_missing(settings.outbox.path)):
         key = f"[outbox] path{_origin('outbox', 'path', env)}"
-        raise ConfigError(f"{key} = {double_quoted(str(settings.outbox.path))}: the outbox "
-                          f"{missing}",
-                          source=unquoted(str(path)))
+        raise OutboxNotReachable(f"{key} = {double_quoted(str(settings.outbox.path))}: the "
+                                 f"outbox {missing}", source=unquoted(str(path)))
     # An unreadable or unusable token_file stops the start, not a POST.
     if token and (problems := token_problems(settings)):
         raise ConfigError(problems, source=unquoted(str(path)))

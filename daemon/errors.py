@@ -6,6 +6,7 @@ calls them, so the pipeline only ever decides on *our* kinds:
 
     OutboxdError
     ├── ConfigError          bad or missing configuration: exit 2, no start
+    │   └── OutboxNotReachable   the outbox is not there (a share not mounted): run exits 1
     ├── UsageError           a command line that cannot be carried out: exit 2
     ├── InputError           one input file breaks a rule (names file, rule, fix)
     │   ├── HostileInput     XML with entities/DTDs, links, FIFOs, devices
@@ -38,6 +39,15 @@ class ConfigError(OutboxdError):
         self.source = source
         where = f"{source}: " if source else ""
         super().__init__(where + "; ".join(self.problems))
+
+
+class OutboxNotReachable(ConfigError):
+    """[outbox] path names no folder that can be looked at: most likely its share is not
+    mounted (yet), or the NAS behind it reboots — the environment's fault, not the file's.
+    `run` exits 1 for it (the start failed, and may pass later: systemd's
+    Restart=on-failure starts it again until the share is there), not the 2 of a
+    configuration error, which the unit does not restart. The other commands refuse it
+    as any configuration error (exit 2): an admin at the prompt is told at once."""
 
 
 class UsageError(OutboxdError):

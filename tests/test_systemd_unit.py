@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from daemon import cli
+from daemon import cli, logs
 from daemon.actions import EXIT_FAILED, EXIT_USAGE
 from daemon.config import ServiceConfig
 
@@ -135,3 +135,40 @@ def test_the_unit_waits_for_the_mounts_of_every_folder_it_may_write() -> None:
         path = f"{unit['ReadWritePaths'][0]}/{folder}"
         assert path in required, path
         assert re.search(rf"^d {re.escape(path)}\s", tmpfiles, re.M), path
+
+
+def test_an_outbox_not_there_at_start_is_restarted_until_its_share_is(tmp_path: Path,
+                                                                     capsys: Any) -> None:
+    """`outboxd run` with a valid configuration whose outbox is not there (a share mounted
+    a minute late, a NAS rebooting) exits 1, which Restart=on-failure restarts and
+    RestartPreventExitStatus= does not prevent: outboxd starts once the share is up,
+    instead of staying dead. The unit's comment beside RestartPreventExitStatus=2 says so,
+    not (as before) that a missing outbox is a 2 that is not restarted."""
+    config = tmp_path / "config.toml"
+    config.write_text(f'[outbox]\npath = "{tmp_path / "gone"}"\n[delivery]\n'
+                      f'url = "http://127.0.0.1:9/x"\n[paths]\n'
+                      f'state_dir = "{tmp_path / "state"}"\n', encoding="utf-8")
+    try:
+        code = cli.main(["run", "-c", str(config)])
+    finally:
+        logs.configure()  # `run` set up the process's logging from the configuration
+    err = capsys.readouterr().err
+    assert "the outbox does not exist" in err and "Mount it" in err
+    unit = _settings()
+    prevented = {int(c) for v in unit.get("RestartPreventExitStatus", []) for c in v.split()}
+    assert code == EXIT_FAILED and code not in prevented
+    assert unit["Restart"] == ["on-failure"]
+    why = _comment_above("RestartPreventExitStatus")
+    assert "An outbox that is not there at start" in why and "exit 1, restarted" in why
+    assert "missing outbox" not in why
+
+
+def _comment_above(key: str) -> str:
+    """The comment lines right above the unit's first `key=` line, joined by spaces."""
+    lines = UNIT.read_text(encoding="utf-8").splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith(f"{key}="))
+    above: list[str] = []
+    while at > 0 and lines[at - 1].startswith("#"):
+        at -= 1
+        above.insert(0, lines[at].lstrip("# "))
+    return " ".join(above)

@@ -8,7 +8,7 @@ from daemon import logs
 from daemon.actions import EXIT_FAILED, EXIT_USAGE
 from daemon.actions.common import settings_of
 from daemon.config_load import config_path, log_config_anyway
-from daemon.errors import ConfigError, OutboxdError, refused, unquoted
+from daemon.errors import ConfigError, OutboxdError, OutboxNotReachable, refused, unquoted
 
 
 def run(args: argparse.Namespace) -> int:
@@ -23,6 +23,15 @@ def run(args: argparse.Namespace) -> int:
             logs.configure(log_config_anyway(config_path(args.config)))
             raise
         return Service(settings, config_path=path).run()
+    except OutboxNotReachable as exc:
+        # A share not mounted yet (not in fstab, a NAS rebooting, a stale NFS handle) is
+        # the environment's, and passes: exit 1, which the unit restarts every
+        # RestartSec=, where a configuration error's 2 is not restarted at all.
+        logs.get().error("outboxd cannot start: the outbox is not reachable; systemd "
+                         "starts it again (Restart=on-failure) until it is",
+                         source=exc.source or unquoted(str(config_path(args.config))),
+                         problems=list(exc.problems))
+        return EXIT_FAILED
     except ConfigError as exc:
         logs.get().error("outboxd cannot start: configuration error",
                          source=exc.source or unquoted(str(config_path(args.config))),

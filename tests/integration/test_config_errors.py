@@ -1,4 +1,5 @@
-"""A bad configuration stops `outboxd run` with exit 2 and a line naming the key."""
+"""A bad configuration stops `outboxd run` with exit 2 and a line naming the key; an outbox
+that is not there (a share not mounted yet) with exit 1, which systemd restarts."""
 
 from __future__ import annotations
 
@@ -52,12 +53,51 @@ def test_missing_config_file_is_an_error(env: Env) -> None:
     assert "nope.toml does not exist" in r.stderr
 
 
-def test_missing_outbox_is_an_error(env: Env) -> None:
-    """An outbox that does not exist (a missing mount) stops the start."""
-    env.write_config("http://127.0.0.1:9/x", outbox={"path": str(env.root / "gone")})
+def test_a_missing_outbox_stops_the_start_with_exit_1_which_systemd_restarts(
+        env: Env) -> None:
+    """An outbox that does not exist (a share not mounted yet, a NAS rebooting) stops the
+    start with exit 1, not the 2 of a configuration error: the unit restarts a 1
+    (Restart=on-failure) but not a 2 (RestartPreventExitStatus=2), and a share that comes
+    up a minute late must not leave outboxd dead until an admin notices. One JSON line
+    (off a terminal) naming the path and the mount, no traceback; nothing is created."""
+    gone = env.root / "gone"
+    env.write_config("http://127.0.0.1:9/x", outbox={"path": str(gone)})
+    r = run(env, "run", "-c", str(env.config))
+    assert r.returncode == 1
+    [line] = _json_lines(r.stderr)
+    assert line["event"].startswith("outboxd cannot start: the outbox is not reachable")
+    assert "configuration error" not in line["event"]
+    [problem] = line["problems"]
+    assert problem.startswith(f'[outbox] path = "{gone}": the outbox does not exist')
+    assert "is its share not mounted? Mount it" in problem
+    assert line["source"] == str(env.config)
+    assert "Traceback" not in r.stderr
+    assert not gone.exists() and not (env.root / "sent").exists()
+
+
+def test_a_configuration_error_beside_a_missing_outbox_still_exits_2(env: Env) -> None:
+    """A bad key is a configuration error even while the outbox's share is away: exit 2
+    (not restarted), naming the key — a 1 would have systemd start a configuration that
+    can never work every 5 s for ever."""
+    env.write_config("http://127.0.0.1:9/x",
+                     outbox={"path": str(env.root / "gone"), "settle_secs": 1})
     r = run(env, "run", "-c", str(env.config))
     assert r.returncode == 2
-    assert "outbox does not exist" in r.stderr
+    [line] = _json_lines(r.stderr)
+    assert line["event"] == "outboxd cannot start: configuration error"
+    assert any("[outbox] settle_secs = 1: unknown key" in p for p in line["problems"])
+    assert "Traceback" not in r.stderr
+
+
+def test_config_check_still_refuses_a_missing_outbox_with_exit_2(env: Env) -> None:
+    """`config --check` answers an admin at the prompt, who is told at once (exit 2, the
+    path and the mount named): only `run` treats a missing outbox as a failure to retry."""
+    env.write_config("http://127.0.0.1:9/x", outbox={"path": str(env.root / "gone")})
+    r = run(env, "config", "--check", "-c", str(env.config))
+    assert r.returncode == 2
+    assert r.stderr.startswith(f"outboxd: configuration error in {env.config}:\n")
+    assert f'[outbox] path = "{env.root / "gone"}": the outbox does not exist' in r.stderr
+    assert "share not mounted? Mount it" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_python_runs_the_same_cli() -> None:
