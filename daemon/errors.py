@@ -86,6 +86,11 @@ class HostileInput(InputError):
     """Input that tries to make us expand, fetch, follow or open something."""
 
 
+class NotOurs(OutboxdError):
+    """A file outboxd writes for people (the status page) cannot be written: something
+    that is not outboxd's own has its name, and outboxd never replaces it."""
+
+
 class DeliveryError(OutboxdError):
     """The receiver did not accept a bundle; ``status`` is None for network faults."""
 

@@ -23,12 +23,12 @@ from daemon import logs
 from daemon.clerkwords import for_clerks
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError
-from daemon.fsops import read_regular
 from daemon.fswrite import write_atomic
 from daemon.journal import CLAIMING, DELIVERED, LIVE, QUARANTINING, Journal, Row, readable
 from daemon.leftalone import SPELLING, LeftBehind, left_behind, still_quarantined
 from daemon.names import attachment_folders, stem
-from daemon.pagehtml import WRITTEN_MARK, ids, lines, page, section, shown, table, text
+from daemon.pagefile import PageFile, is_page, read_head
+from daemon.pagehtml import ids, lines, page, section, shown, table, text
 from daemon.release import (
     Idle,
     idle_releases,
@@ -227,6 +227,7 @@ class StatusPage:
         self._last_error = ""
         self._reported_bad: set[str] = set()
         self._swept: Path | None = None  # the page whose leftover temp files are gone
+        self._file = PageFile()  # a clerk's file of the page's name is never replaced
         self._strays = StrayFolders()
         self._said_left: set[tuple[str, str]] = set()
         # Look-alikes shown as left by a quarantine (as shown: printable): a rename or
@@ -277,8 +278,7 @@ class StatusPage:
             return
         self._last_body = None
         try:
-            data = read_regular(before, limit=16 << 20)
-            if data is not None and WRITTEN_MARK.encode() in data and b"by outboxd" in data:
+            if is_page(read_head(before)):
                 before.unlink()
         except (OSError, InputError) as exc:  # a view: never a reason to refuse a reload
             logs.get().warning("the old status page could not be removed", file=str(before),
@@ -301,11 +301,13 @@ class StatusPage:
             logs.get().warning("status page at the stop shows the lists as last written",
                                error=str(exc))
             body = self._last_body or ""
+        path = settings.outbox.path / settings.share.status_page
         try:
-            write_atomic(settings.outbox.path / settings.share.status_page,
-                         page(body, now, stopped_at=now).encode("utf-8"))
-        except OSError as exc:
-            logs.get().error("cannot write the status page", error=str(exc))
+            self._file.may_replace(path, logs.get())
+            write_atomic(path, page(body, now, stopped_at=now).encode("utf-8"))
+        except (OSError, OutboxdError) as exc:
+            if str(exc) != self._last_error:  # said by the last refresh already
+                logs.get().error("cannot write the status page", error=str(exc))
             return False
         self._last_body = None  # running again, the page is written again whatever it holds
         return True
@@ -316,14 +318,16 @@ class StatusPage:
         now = self.wall()
         body = self._body(journal, settings, invoice_files, refused, now)
         path = settings.outbox.path / settings.share.status_page
-        if body == self._last_body and path.exists():
+        if body == self._last_body and self._file.unchanged(path):
             return False
+        self._file.may_replace(path, logs.get())
         if self._swept != path:
             # A kill between a write's temp file and its rename left that file in the
             # outbox, where the clerks see it: once a start (one listing of the root).
             drop_unfinished(path.parent, [path.name])
             self._swept = path
         write_atomic(path, page(body, now).encode("utf-8"))  # rendered once, above
+        self._file.wrote(path)
         self._last_body = body
         return True
 

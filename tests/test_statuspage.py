@@ -810,3 +810,75 @@ def test_a_folder_nothing_is_sent_from_is_listed_without_the_shares_custom_relea
     page = Page((outbox / "Status.html").read_text(encoding="utf-8"))
     assert "holds the invoice file Q1.xml, but" in page.text["strays"]
     assert "Q1.go" not in page.text["strays"]
+
+
+def test_a_file_or_folder_of_the_pages_name_outboxd_did_not_write_is_left_alone_and_said(
+        journal: Journal, tmp_path: Path) -> None:
+    """A clerk's own file named like the page (or a folder of that name) is theirs: never
+    replaced, neither by a refresh nor at a stop; the log says once which name, why, and
+    the fix. Once it is renamed, the page is written there again."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
+    clock = [100.0]
+    page = StatusPage(clock=lambda: clock[0])
+    mine = outbox / "outboxd-status.html"
+    mine.write_text("<p>our own notes</p>")
+    journal.create("wait.xml", "waiting", unattached_ids=["W-1"])
+    with capture_logs() as logs:
+        assert not page.refresh(journal, settings)
+        clock[0] += MIN_INTERVAL
+        journal.create("more.xml", "waiting", unattached_ids=["M-1"])
+        assert not page.refresh(journal, settings)
+        assert not page.stopped(journal, settings)
+    assert mine.read_text() == "<p>our own notes</p>"
+    errors = [e for e in logs if e["log_level"] == "error"]
+    assert len(errors) == 1, logs
+    assert "outboxd-status.html" in errors[0]["error"]
+    assert "not a status page outboxd wrote" in errors[0]["error"]
+    assert "rename or remove it" in errors[0]["error"]
+    assert sorted(p.name for p in outbox.iterdir()) == ["outboxd-status.html"]
+
+    mine.unlink()
+    mine.mkdir()
+    clock[0] += MIN_INTERVAL
+    with capture_logs() as logs:
+        assert not page.refresh(journal, settings)
+    assert mine.is_dir() and list(mine.iterdir()) == []
+    assert any("is a folder" in e.get("error", "") and "rename or remove it" in e["error"]
+               for e in logs), logs
+
+    mine.rmdir()
+    clock[0] += MIN_INTERVAL
+    assert page.refresh(journal, settings)
+    assert "wait.xml" in mine.read_text() and "more.xml" in mine.read_text()
+
+
+def test_a_page_a_person_edited_is_written_again_and_the_log_says_so(
+        journal: Journal, tmp_path: Path) -> None:
+    """outboxd's page edited by a person (still outboxd's, by its mark) is outboxd's
+    view: written again at the next change, with a warning that says it was changed by
+    someone else, so the edit is not lost without a word. A page only outboxd wrote is
+    rewritten without one."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
+    clock = [100.0]
+    page = StatusPage(clock=lambda: clock[0])
+    target = outbox / "outboxd-status.html"
+    assert page.refresh(journal, settings)
+    journal.create("one.xml", "waiting", unattached_ids=["O-1"])
+    clock[0] += MIN_INTERVAL
+    with capture_logs() as logs:
+        assert page.refresh(journal, settings)
+    assert not [e for e in logs if e["log_level"] in ("warning", "error")], logs
+
+    target.write_text(target.read_text().replace("</body>", "<p>called the customer</p></body>"))
+    journal.create("two.xml", "waiting", unattached_ids=["T-1"])
+    clock[0] += MIN_INTERVAL
+    with capture_logs() as logs:
+        assert page.refresh(journal, settings)
+    assert "two.xml" in target.read_text() and "called the customer" not in target.read_text()
+    warned = [e for e in logs if e["log_level"] == "warning"]
+    assert len(warned) == 1 and "changed by someone" in warned[0]["event"], logs
+    assert warned[0]["file"] == "outboxd-status.html"
