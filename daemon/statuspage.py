@@ -47,6 +47,10 @@ MIN_INTERVAL = 2.0
 # anything changes; paced so, the page costs at most a twentieth.
 PAGE_PACE = 20.0
 PAGE_PACE_MAX = 60.0  # seconds: however costly, the clerks' page is never older than this
+# Of Sent today and Quarantined today, the page lists the latest this many: a busy day
+# sends thousands, each a row of the page rewritten every few seconds, where the clerk
+# looks for the last few. The counts at the top stay whole.
+FINISHED_SHOWN = 100
 
 def sections(rows: Sequence[Row], today: str) -> dict[str, list[Row]]:
     """The rows of each section; `today` is YYYY-MM-DD (UTC)."""
@@ -68,6 +72,20 @@ def sections(rows: Sequence[Row], today: str) -> dict[str, list[Row]]:
                         and r.since.startswith(today)],
         "sent": [r for r in rows if r.state == "sent" and r.since.startswith(today)],
     }
+
+
+def latest(rows: Sequence[Row]) -> tuple[list[Row], int]:
+    """The FINISHED_SHOWN latest of `rows` (journal order), newest first, and how many
+    are left out. Journal order is when outboxd first saw each file: a bundle retried
+    or sent late sat among old ones."""
+    ordered = [r for _, r in sorted(enumerate(rows), key=lambda ir: (ir[1].since, ir[0]),
+                                    reverse=True)]
+    return ordered[:FINISHED_SHOWN], max(0, len(ordered) - FINISHED_SHOWN)
+
+
+def _more(hidden: int, what: str, where: str) -> str:
+    return f'<p class="none">… and {hidden} more {text(what)} ({text(where)})</p>' \
+        if hidden else ""
 
 
 def _on_its_way(row: Row) -> str:
@@ -172,16 +190,22 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
                           "lost)", table(["File", "Attempts", "Next try", "Last error"],
                                          retrying)))
 
+    shown_q, hidden_q = latest(sec["quarantined"])
     quarantined = [[text(Path(r.archive_dir).name if r.archive_dir else r.invoice_file),
                     lines([f"{x['file']}: {x['message']}" for x in r.reasons])]
-                   for r in sec["quarantined"]]
+                   for r in shown_q]
     parts.append(section("quarantined", "Quarantined today (see REASON.txt in each folder)",
-                          table(["Folder", "Reasons"], quarantined)))
+                          table(["Folder", "Reasons"], quarantined) + _more(
+                              hidden_q, "quarantined today", "the earliest; each has its "
+                              "folder in today's folder of quarantine/, with its REASON.txt")))
 
+    shown_s, hidden_s = latest(sec["sent"])
     sent = [[text(r.invoice_file), ids(r.invoice_ids), text(r.receipt_id),
-             text(readable(r.since))] for r in sec["sent"]]
+             text(readable(r.since))] for r in shown_s]
     parts.append(section("sent", "Sent today", table(
-        ["File", "Invoices", "Receipt", "Sent at"], sent)))
+        ["File", "Invoices", "Receipt", "Sent at"], sent) + _more(
+            hidden_s, "sent today", "the earliest; today's folder in sent/ holds them all, "
+            "and outboxd status --json lists them")))
 
     if refused:
         parts.append(section("refused", "Files in the outbox that are left alone (until "

@@ -882,3 +882,35 @@ def test_a_page_a_person_edited_is_written_again_and_the_log_says_so(
     warned = [e for e in logs if e["log_level"] == "warning"]
     assert len(warned) == 1 and "changed by someone" in warned[0]["event"], logs
     assert warned[0]["file"] == "outboxd-status.html"
+
+
+def test_sent_and_quarantined_today_are_cut_to_the_latest_and_say_how_many_more(
+        journal: Journal) -> None:
+    """A busy day sends thousands: Sent today and Quarantined today list the latest
+    FINISHED_SHOWN, newest first, then say how many more there are and where they all
+    are; the counts at the top stay whole."""
+    shown = statuspage.FINISHED_SHOWN
+    for i in range(shown + 5):
+        journal.create(f"ok-{i:04}.xml", "sent", bundle_id=f"{i:064}", receipt_id=f"r-{i}")
+        journal.create(f"bad-{i:04}.xml", "quarantined",
+                       archive_dir=f"/q/d/bad-{i:04}--0123456789ab",
+                       reasons=[{"code": "empty-file", "file": "a.pdf", "message": "empty"}])
+    rows = journal.recent()
+    page = Page(render(rows, [], parse_iso(rows[-1].since)))
+    assert len(page.rows["sent"]) == shown and len(page.rows["quarantined"]) == shown
+    assert page.rows["sent"][0].startswith(f"ok-{shown + 4:04}.xml")  # the latest first
+    assert not any(r.startswith("ok-0004.xml") for r in page.rows["sent"])
+    assert "… and 5 more sent today" in page.text["sent"]
+    assert "sent/" in page.text["sent"] and "outboxd status --json" in page.text["sent"]
+    assert "… and 5 more quarantined today" in page.text["quarantined"]
+    assert "REASON.txt" in page.text["quarantined"]
+    top = page.text["top"].replace("\n", "")
+    assert f"{shown + 5}Sent today" in top and f"{shown + 5}Quarantined today" in top
+
+
+def test_sent_today_under_the_cut_says_nothing_more(journal: Journal) -> None:
+    """Below the cut every bundle is listed and no "… more" line is added."""
+    fill(journal)
+    rows = journal.recent()
+    page = Page(render(rows, [], parse_iso(rows[-1].since)))
+    assert "more" not in page.text["sent"] and "more" not in page.text["quarantined"]
