@@ -75,6 +75,7 @@ def needs_attention(b: dict[str, Any], now: datetime) -> bool:
     return (now - parse_iso(b["since"])).total_seconds() > ATTENTION_SECONDS
 
 
+NO_SET_TIME = "try by itself (no set time)"
 SHOWN_REASONS = 3  # a held bundle's messages in the text form; --json has every one
 # A bundle's invoice ids in the text form: a file of 3,000 invoices was one line of
 # 48,000 characters, its ids twice over; --json has every one.
@@ -119,7 +120,9 @@ def _detail(b: dict[str, Any], unattached: str | None = None) -> str:
     elif state == "held":
         text = _messages(b["reasons"])
     elif state == "retrying":
-        text = f"attempts {b['attempts']}, next {b['next_attempt_at']}"
+        # A stranded claim, a move into sent/ that keeps failing: tried again at the
+        # rescan or on the move back-off, which the journal keeps no time of.
+        text = f"attempts {b['attempts']}, next " + (b["next_attempt_at"] or NO_SET_TIME)
     elif state == "quarantined":
         return "; ".join(_counted([f"{r['file']}: {r['code']}" for r in b["reasons"]]))
     elif state == "sent":

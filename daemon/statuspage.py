@@ -183,7 +183,9 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
     # A pause for a configuration problem in a clerk's words, and never the receiver's
     # answer; the admin's own (the setting to fix, what the receiver said) stays in
     # `outboxd status` and the log.
-    retrying = [[text(r.invoice_file), text(r.attempts), text(readable(r.next_attempt_at)),
+    # No next try set: a stranded claim (tried at each rescan), a move that keeps failing.
+    retrying = [[text(r.invoice_file), text(r.attempts),
+                 text(readable(r.next_attempt_at) or "by itself (no set time)"),
                  text(for_clerks(r.last_error))]
                 for r in sec["retrying"]]
     parts.append(section("retrying", "Retrying (outboxd tries again by itself; nothing is "

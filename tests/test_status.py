@@ -369,3 +369,25 @@ def test_a_quarantined_bundle_out_of_its_folder_but_not_moved_back_stays_listed_
     assert data["counts"]["quarantined"] == 2
     assert sorted(b["invoice_file"] for b in data["bundles"]) == ["A.xml", "R.xml"]
     assert all(b["state"] == "quarantined" for b in data["bundles"])
+
+
+def test_a_stranded_claim_says_it_is_tried_again_by_itself_not_next_none(
+        settings: Settings) -> None:
+    """A claim kept `claiming` because its work folder is out of sight (stranded.py), or a
+    bundle whose move into sent/ keeps failing, is retrying with no time set for its next
+    try (the rescan, the move back-off): status says it is tried again by itself, with
+    why, never "next None"."""
+    j = Journal(settings.journal_path)
+    try:
+        j.create("INV-9.xml", CLAIMING, bundle_id="9" * 64, invoice_ids=["INV-9"],
+                 last_error="its work folder /x is not there (is the share mounted?)")
+        j.create("INV-8.xml", DELIVERED, bundle_id="8" * 64, invoice_ids=["INV-8"],
+                 attempts=1, last_error="No space left on device")
+    finally:
+        j.close()
+    text = render(collect(settings))
+    retrying = text.partition("Retrying:")[2].split("\n\n")[0]
+    assert "INV-9.xml" in retrying and "INV-8.xml" in retrying
+    assert "None" not in text
+    assert "next try by itself (no set time)" in retrying
+    assert "is the share mounted?" in retrying and "No space left on device" in retrying

@@ -914,3 +914,18 @@ def test_sent_today_under_the_cut_says_nothing_more(journal: Journal) -> None:
     rows = journal.recent()
     page = Page(render(rows, [], parse_iso(rows[-1].since)))
     assert "more" not in page.text["sent"] and "more" not in page.text["quarantined"]
+
+
+def test_a_stranded_claim_is_retrying_with_why_and_a_next_try_that_says_by_itself(
+        journal: Journal) -> None:
+    """A claim kept `claiming` because its work folder is out of sight (stranded.py) has
+    no time set for its next try: its Retrying row says it comes by itself instead of
+    leaving the cell blank, and says why."""
+    journal.create("INV-9.xml", "claiming", bundle_id="9" * 64, invoice_ids=["INV-9"],
+                   last_error="its work folder /x is not there (is the share mounted?)")
+    page = Page(render(journal.recent(), [], datetime.now(UTC)))
+    [row] = page.rows["retrying"]
+    name, attempts, next_try, error = row.split("\t")
+    assert name == "INV-9.xml" and next_try == "by itself (no set time)"
+    assert "is the share mounted?" in error
+    assert "INV-9.xml" not in page.text["sending"]
