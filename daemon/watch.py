@@ -11,7 +11,11 @@ dot-folders. watchdog's recursive observer was measured to cost more CPU
 than the rest of the daemon in a burst of renames: it pairs every
 IN_MOVED_FROM with its IN_MOVED_TO by a linear search of a delayed queue and
 follows our own claims into the processing folder; a hint needs neither.
-A queue overflow asks the loop for a full rescan. Polling mode is our own
+A queue overflow asks the loop for a full rescan, once the watcher has watched the
+outbox's folders again as they are (a sidecar made while events were lost had no
+watch). A watch that cannot be added for want of room (the inotify watch limit)
+makes the watcher dead: the loop's restart then fails and says so with the fix
+(outage.py), and lists the outbox every few seconds meanwhile. Polling mode is our own
 poller (poll.py): one lstat per entry per poll over the same names, never
 `.outboxd/`. A watcher whose thread died (share gone) is restarted by
 `ensure_alive()` at the next rescan.
@@ -20,6 +24,7 @@ poller (poll.py): one lstat per entry per poll over the same names, never
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import threading
 import warnings
@@ -64,6 +69,10 @@ _MASK = Mask(_C.IN_CREATE | _C.IN_DELETE | _C.IN_MODIFY | _C.IN_CLOSE_WRITE | _C
              | _C.IN_ONLYDIR | _C.IN_EXCL_UNLINK)
 _NEW_DIR = _C.IN_CREATE | _C.IN_MOVED_TO
 _ID = CallbackId(1)
+# add_watch failing for want of room, not for the folder: the watch limit
+# (fs.inotify.max_user_watches), kernel memory. A folder gone or unreadable is the
+# scan's to report; these leave a folder unwatched that nobody is told of.
+_NO_ROOM = {errno.ENOSPC, errno.ENOMEM, errno.EMFILE}
 
 def choose_mode(mode: str, path: Path) -> str:
     if mode != "auto":
@@ -90,16 +99,27 @@ class _OutboxInotify:
         self._lock = threading.Lock()
         self._named: set[int] = set()  # threads that have called us, named "watcher"
         self._stopped = False
+        self._no_room: OSError | None = None  # a watch that could not be added: dead
         self._add("")  # raises OSError when the outbox is not there
         # A watch follows its folder's inode: the outbox moved aside (and another made in
         # its place) would go on being watched where nobody drops anything.
         self._identity = folder_identity(root)
         self._fd.start()
         show_name(self._fd, "watcher")
-        with os.scandir(root) as it:
-            for e in it:
-                if not e.name.startswith(".") and e.is_dir(follow_symlinks=False):
-                    self._add_tree(e.name)
+        try:
+            self._watch_folders()  # raises OSError at the watch limit
+        except OSError:
+            self.stop()
+            raise
+
+    def _watch_folders(self) -> None:
+        """Watch every folder of the outbox as it is now (one already watched keeps its
+        watch). Raises OSError when a watch cannot be added for want of room."""
+        with os.scandir(self.root) as it:
+            tops = [e.name for e in it
+                    if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)]
+        for name in tops:
+            self._add_tree(name)
 
     def _add(self, rel: str) -> None:
         path = os.fsencode(self.root / rel if rel else self.root)
@@ -110,14 +130,17 @@ class _OutboxInotify:
             self._under.setdefault(rel.split("/", 1)[0], set()).add(rel)
 
     def _add_tree(self, rel: str) -> None:
-        """Watch a folder and its subfolders down to WATCH_DEPTH; gone ones are skipped."""
+        """Watch a folder and its subfolders down to WATCH_DEPTH; gone ones are skipped.
+        Raises OSError when a watch cannot be added for want of room (_NO_ROOM)."""
         try:
             self._add(rel)
             if rel.count("/") + 1 >= WATCH_DEPTH:
                 return
             with os.scandir(self.root / rel) as it:
                 subs = [e.name for e in it if e.is_dir(follow_symlinks=False)]
-        except OSError:
+        except OSError as exc:
+            if exc.errno in _NO_ROOM:
+                raise
             return  # gone again, or not a folder: its event (or the rescan) tells the loop
         for name in subs:
             self._add_tree(f"{rel}/{name}")
@@ -157,7 +180,10 @@ class _OutboxInotify:
         child = f"{rel}/{name}" if rel else name
         if event.mask & _C.IN_ISDIR:
             if event.mask & _NEW_DIR and child.count("/") < WATCH_DEPTH:
-                self._add_tree(child)
+                try:
+                    self._add_tree(child)
+                except OSError as exc:
+                    self._out_of_room(exc)
             elif event.mask & _C.IN_MOVED_FROM:
                 self._drop_tree(child)
         self.on_hint(child.split("/", 1)[0])
@@ -183,7 +209,23 @@ class _OutboxInotify:
             if not under:
                 del self._under[top]
 
+    def _out_of_room(self, exc: OSError) -> None:
+        """A folder that cannot be watched would change unseen until a rescan, silently:
+        the watcher is dead from now on, and the rescan asked for restarts it (or says
+        why it cannot, and lists the outbox every few seconds meanwhile)."""
+        self._no_room = exc
+        self.on_hint(OVERFLOW)
+
     def on_queue_overflow(self) -> None:
+        # Folders made or moved in while events were lost have no watch yet; watchdog
+        # tells on_events_lost (the loop's rescan) only after this has returned.
+        try:
+            self._watch_folders()
+        except OSError as exc:
+            if exc.errno in _NO_ROOM:
+                self._no_room = exc
+            # Else the outbox cannot be listed: its own watch's deletion, or the rescan,
+            # says so.
         self.on_hint(OVERFLOW)
 
     def on_events_lost(self) -> None:
@@ -195,7 +237,7 @@ class _OutboxInotify:
     def alive(self) -> bool:
         with self._lock:
             watching_root = "" in self._wd
-        return (self._fd.is_alive() and watching_root
+        return (self._fd.is_alive() and watching_root and self._no_room is None
                 and folder_identity(self.root) == self._identity)
 
     def stop(self) -> None:

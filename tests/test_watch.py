@@ -3,6 +3,7 @@ in polling mode from the poller (its own tests: test_poll.py)."""
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from pathlib import Path
@@ -303,3 +304,87 @@ def test_watching_a_folder_again_logs_no_library_warning(tmp_path: Path) -> None
     assert done.returncode == 0 and done.stdout == "done\n", done.stderr
     assert "Callback with id" not in done.stderr
     assert done.stderr == ""
+
+
+def test_a_sidecar_made_while_events_were_lost_is_watched_after_the_overflow(
+        tmp_path: Path) -> None:
+    """The kernel's queue overflowed and the creation of a sidecar was among the events
+    lost: no watch was added for it. After the overflow the watcher watches the outbox's
+    folders again as they are, so a file written into that sidecar later is hinted at
+    once, not only at a rescan a period later (the rescan the overflow asks for finds the
+    sidecar, but a watch is the watcher's to add). Lost events are made by dropping every
+    event for a while; the overflow is the kernel's event, handed to the real observer."""
+    from helpers import wait_for
+    from watchdog.observers.inotify_c import InotifyConstants, InotifyEvent
+    got: list[str] = []
+    w = Watcher(tmp_path, "inotify", 1.0, got.append)
+    w.ensure_alive()
+    try:
+        inotify = w._observer  # type: ignore[union-attr]
+        real_on_event = inotify.on_event
+        dropped: list[bytes] = []
+        inotify.on_event = lambda event: dropped.append(event.name)  # type: ignore[method-assign]
+        (tmp_path / "batch-9" / "INV-9").mkdir(parents=True)
+        wait_for(lambda: b"batch-9" in dropped, what="the sidecar's event, dropped")
+        inotify.on_event = real_on_event  # type: ignore[method-assign]
+        inotify._fd.handle_event(InotifyEvent(-1, InotifyConstants.IN_Q_OVERFLOW, 0, b""))
+        assert OVERFLOW in got and w.alive()
+        got.clear()
+        (tmp_path / "batch-9" / "INV-9" / "a.pdf").write_bytes(b"%PDF")
+        wait_for(lambda: "batch-9" in got, timeout=5,
+                 what="a hint from the sidecar made while events were lost")
+        assert set(got) == {"batch-9"}
+    finally:
+        w.stop()
+
+
+def _watch_limit_below_the_root(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
+    """inotify's watch limit (fs.inotify.max_user_watches) reached once the outbox root
+    is watched: every further watch fails as the kernel fails it. The sysctl is the whole
+    host's, so it is not lowered for a test."""
+    import errno
+
+    from watchdog.observers.inotify_c import InotifyFD
+    real = InotifyFD.add_callback
+
+    def add_callback(self: InotifyFD, path: bytes, *a: object) -> object:
+        if path != os.fsencode(root):
+            raise OSError(errno.ENOSPC, "inotify watch limit reached")
+        return real(self, path, *a)  # type: ignore[arg-type]
+    monkeypatch.setattr(InotifyFD, "add_callback", add_callback)
+
+
+def test_a_sidecar_that_cannot_be_watched_at_start_fails_the_start(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At the watch limit a sidecar there at start cannot be watched: the start fails with
+    that error (the loop says "cannot watch the outbox" with the fix, and lists the outbox
+    every few seconds meanwhile) instead of running with the sidecar unwatched, its
+    changes unseen until a rescan and nobody told."""
+    import errno
+    (tmp_path / "INV-1").mkdir()
+    _watch_limit_below_the_root(monkeypatch, tmp_path)
+    w = Watcher(tmp_path, "inotify", 1.0, lambda _: None)
+    with pytest.raises(OSError) as raised:
+        w.ensure_alive()
+    assert raised.value.errno == errno.ENOSPC
+    assert not w.alive()
+    w.stop()
+
+
+def test_a_new_sidecar_that_cannot_be_watched_makes_the_watcher_dead(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sidecar made once the watch limit is reached cannot be watched: the watcher
+    says events are lost (the loop rescans at once) and is dead from then, so that the
+    rescan restarts it, or says why it cannot, instead of files in that sidecar
+    changing unseen."""
+    from helpers import wait_for
+    got: list[str] = []
+    w = Watcher(tmp_path, "inotify", 1.0, got.append)
+    w.ensure_alive()
+    try:
+        _watch_limit_below_the_root(monkeypatch, tmp_path)
+        (tmp_path / "INV-1").mkdir()
+        wait_for(lambda: OVERFLOW in got, what="the lost watch said")
+        assert not w.alive()
+    finally:
+        w.stop()
