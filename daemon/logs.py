@@ -16,7 +16,12 @@ because their processors read the format and level set here last.
 
 from __future__ import annotations
 
+import atexit
+import faulthandler
+import json
 import logging
+import os
+import select
 import sys
 import threading
 import warnings
@@ -27,6 +32,7 @@ import structlog
 from daemon.config import LogConfig
 
 _handler: logging.StreamHandler[TextIO] | None = None
+_format = "json"  # the format set last ("json" or "console")
 
 
 def _bundle_first(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -148,12 +154,14 @@ def _line_factory(*_: Any) -> _Line:
 
 def configure(cfg: LogConfig | None = None, stream: TextIO | None = None) -> None:
     """Set up logging for this process; called again on SIGHUP with the new [log]."""
-    global _handler, _level
+    global _handler, _level, _format
     cfg = cfg or LogConfig()
-    stream = stream or sys.stderr
+    # After take_native_output: the log's own copy of fd 2, fd 2 itself being a pipe.
+    stream = stream or (_native.out if _native is not None else sys.stderr)
     fmt = cfg.format
     if fmt == "auto":
         fmt = "console" if stream.isatty() else "json"
+    _format = fmt
     level = getattr(logging, cfg.level.upper())
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -219,3 +227,149 @@ def bundle_log(log: Any, invoice_file: str, bundle_id: str | None,
     """`log` for one bundle's events: every one carries bundle_id, invoice_file and
     invoice_ids."""
     return log.bind(bundle_id=bundle_id, invoice_file=invoice_file, invoice_ids=list(ids))
+
+
+# --- Output that bypasses logging --------------------------------------------------
+# Native code writes to fd 2 itself: SaxonC's report of a dynamic error in a rule (when
+# pre-flight runs on the daemon's own threads: reader_processes = 0, or the readers kept
+# dying), a C library's message, a library's print() to stdout or sys.stderr. Under
+# journald each of those lines would be a bare line among the JSON. So the daemon's
+# fds 1 and 2 become one pipe, read by a thread that passes a line already JSON (a
+# reader process's own log line: readers inherit fds 1 and 2) as it is, and makes one
+# warning event of the other lines of each read; the log itself writes to a copy of
+# the old fd 2. Nothing of this runs for the daemon's own events.
+GATHER_SECONDS = 0.05
+NATIVE_CHARS = LIST_CHARS  # characters of such output kept in one event
+_END = b"\x00outboxd: end of native output"  # a line that ends the forwarding (_release)
+
+
+class _Native:
+    def __init__(self, out: TextIO, saved: tuple[int, int], read_end: int, write_end: int,
+                 thread: threading.Thread) -> None:
+        self.out, self.saved, self.read_end, self.write_end = out, saved, read_end, write_end
+        self.thread = thread
+
+
+_native: _Native | None = None
+
+
+def take_native_output() -> None:
+    """For `outboxd run` under JSON logging (once, after configure): every line written
+    to the process's fds 1 and 2 outside the log comes out as a JSON log event."""
+    global _native
+    handler = _handler
+    if _native is not None or handler is None or _format != "json":
+        return
+    if handler.stream is not sys.__stderr__:
+        return  # a stream of a caller's own (pytest's capture): fd 2 is not the log's
+    for std in (sys.stdout, sys.stderr):
+        try:
+            std.flush()
+        except (OSError, ValueError):
+            pass
+    saved = (os.dup(1), os.dup(2))  # non-inheritable: reader processes get the pipe
+    out = open(saved[1], "w", encoding=sys.stderr.encoding, errors="backslashreplace",  # noqa: SIM115 - the log's stream for the process's life
+               buffering=1, closefd=False)
+    read_end, write_end = os.pipe()
+    thread = threading.Thread(target=_forward, args=(read_end,), daemon=True,
+                              name="stdio")
+    _native = _Native(out, saved, read_end, write_end, thread)
+    handler.setStream(out)
+    os.dup2(write_end, 1)
+    os.dup2(write_end, 2)
+    if faulthandler.is_enabled():
+        # A crash dump (PYTHONFAULTHANDLER) is written as the process dies, when no
+        # thread forwards the pipe any more: bare lines are better than none.
+        faulthandler.enable(file=out)
+    sys.excepthook = _excepthook
+    thread.start()
+    from daemon.osthreads import show_name
+    show_name(thread)  # "stdio" in top -H, beside the daemon's other threads
+    atexit.register(_release)
+
+
+def _excepthook(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
+    # A bug's traceback as one event, written before the process ends.
+    logging.getLogger("outboxd").critical("outboxd failed", exc_info=(exc_type, exc, tb))
+
+
+def _forward(read_end: int) -> None:
+    rest = b""
+    while True:
+        try:
+            chunk = os.read(read_end, 65536)
+            # A report of many lines comes in several writes: what follows within
+            # GATHER_SECONDS is the same event.
+            while len(chunk) < 262144 and select.select([read_end], [], [], GATHER_SECONDS)[0]:
+                more = os.read(read_end, 65536)
+                if not more:
+                    break
+                chunk += more
+        except OSError:
+            return
+        if not chunk:
+            break
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        if len(rest) > 65536:  # no line end in sight: what came so far
+            lines.append(rest)
+            rest = b""
+        end = next((n for n, line in enumerate(lines) if line.endswith(_END)), None)
+        if end is not None:  # what a reader wrote before it, even half a line, goes too
+            _emit([*lines[:end], lines[end][:-len(_END)]])
+            return
+        _emit(lines)
+    _emit([rest])
+
+
+def _emit(lines: list[bytes]) -> None:
+    text: list[str] = []
+    for raw in lines:
+        line = raw.decode("utf-8", "replace").rstrip("\r")
+        if _is_log_line(line):
+            _say(text)
+            text = []
+            _Line().msg(line)
+        elif line.strip():
+            text.append(line)
+    _say(text)
+
+
+def _is_log_line(line: str) -> bool:
+    if _format != "json":
+        return True  # console lines: everything as it came
+    if not (line.startswith("{") and line.endswith("}")):
+        return False
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
+
+
+def _say(text: list[str]) -> None:
+    if not text:
+        return
+    said = "\n".join(text)
+    extra = {"output_omitted_chars": len(said) - NATIVE_CHARS} if len(said) > NATIVE_CHARS else {}
+    get().warning("output outside the log (a library or a reader process wrote it)",
+                  output=said[:NATIVE_CHARS], **extra)
+
+
+def _release() -> None:
+    """At exit: fds 1 and 2 as they were, and what the pipe holds forwarded first (a
+    reader process may still hold the pipe: its end is not awaited)."""
+    native = _native
+    if native is None:
+        return
+    for std in (sys.stdout, sys.stderr):
+        try:
+            std.flush()
+        except (OSError, ValueError):
+            pass
+    os.dup2(native.saved[0], 1)
+    os.dup2(native.saved[1], 2)
+    try:
+        os.write(native.write_end, _END + b"\n")
+    except OSError:
+        return
+    native.thread.join(timeout=2.0)

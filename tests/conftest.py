@@ -135,10 +135,13 @@ STOP_GRACE = 30.0  # seconds a stopped process may take before it is killed
 
 
 class Proc:
-    def __init__(self, args: list[str], log: Path) -> None:
-        self.log = log
+    """A process of ours; its stderr to `log`, its stdout a pipe, or the file `out`."""
+
+    def __init__(self, args: list[str], log: Path, out: Path | None = None) -> None:
+        self.log, self.out = log, out
         self._fh = open(log, "wb")
-        self.popen = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self._fh,
+        self._out = open(out, "wb") if out is not None else subprocess.PIPE
+        self.popen = subprocess.Popen(args, stdout=self._out, stderr=self._fh,
                                       env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
@@ -153,9 +156,16 @@ class Proc:
             return self.popen.wait()
         finally:
             self._fh.close()
+            if not isinstance(self._out, int):
+                self._out.close()
 
     def stderr(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def stdout(self) -> str:
+        """What it wrote to stdout (only for one started with `out`)."""
+        assert self.out is not None
+        return self.out.read_text(errors="replace")
 
 
 class Receiver:
@@ -312,7 +322,8 @@ def start_daemon(env: Env) -> Iterator[Any]:
     procs: list[Proc] = []
 
     def start() -> Proc:
-        p = Proc([*OUTBOXD, "run", "-c", str(env.config)], env.root / f"daemon{len(procs)}.log")
+        p = Proc([*OUTBOXD, "run", "-c", str(env.config)], env.root / f"daemon{len(procs)}.log",
+                 env.root / f"daemon{len(procs)}.out")
         procs.append(p)
         wait_for(lambda: "outboxd running" in p.stderr() or p.popen.poll() is not None,
                  what="the daemon to start")

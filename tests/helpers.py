@@ -138,6 +138,23 @@ def pin_wall(monkeypatch: pytest.MonkeyPatch, at: datetime,
     return Wall
 
 
+def not_json_lines(text: str) -> list[str]:
+    """The lines of a stream that are not one JSON object each, the first one first (what
+    a log shipper reading JSON lines would drop); blank lines aside."""
+    import json
+    bad = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            if isinstance(json.loads(line), dict):
+                continue
+        except ValueError:
+            pass
+        bad.append(line)
+    return bad
+
+
 def wait_for(condition: Callable[[], T], timeout: float = 20.0, interval: float = 0.05,
              what: str = "condition") -> T:
     """Poll until condition() is truthy; fail with `what` after timeout seconds."""

@@ -5,12 +5,19 @@ from __future__ import annotations
 import io
 import json
 import logging
+import subprocess
+import sys
 import threading
 import warnings
 from collections.abc import Callable
+from pathlib import Path
+
+from helpers import not_json_lines
 
 from daemon import logs
 from daemon.config import LogConfig
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _lines(stream: io.StringIO) -> list[str]:
@@ -189,3 +196,49 @@ def test_a_bundle_event_of_thousands_of_invoices_stays_one_json_line_journald_ke
     assert record["unattached_ids"] == ids[:1] and record["unattached_ids_omitted"] == 5999
     assert len(record["warnings"]) == 1 and record["warnings_omitted"] == 5999
     logs.configure()
+
+
+_NATIVE_SCRIPT = r"""
+import os, sys
+from daemon import logs
+from daemon.config import LogConfig
+logs.configure(LogConfig(format=sys.argv[1]))
+logs.take_native_output()
+logs.get().info("ours")
+os.write(2, b"a C library's line\nand its second\n")
+print("a library's print to stdout", flush=True)
+os.write(2, b'{"event": "a reader process\'s own line", "level": "info"}\n')
+os.write(1, b"said on fd 1 just before the end\n")
+raise RuntimeError("a bug")
+"""
+
+
+def test_under_json_everything_on_fds_1_and_2_comes_out_as_json_lines_on_stderr() -> None:
+    """take_native_output (outboxd run): what native code writes to fd 2, a print to
+    stdout, a reader process's JSON line, a line written just before the process ends
+    and a bug's traceback all reach stderr as one JSON object per line, nothing on
+    stdout; the reader's line as it was written."""
+    r = subprocess.run([sys.executable, "-c", _NATIVE_SCRIPT, "json"], capture_output=True,
+                       text=True, timeout=60, cwd=ROOT)
+    assert r.returncode == 1
+    assert r.stdout == ""
+    assert not_json_lines(r.stderr) == []
+    records = [json.loads(line) for line in r.stderr.splitlines() if line.strip()]
+    outside = "\n".join(r.get("output", "") for r in records)
+    assert "a C library's line\nand its second" in outside
+    assert "a library's print to stdout" in outside
+    assert "said on fd 1 just before the end" in outside
+    assert {"event": "a reader process's own line", "level": "info"} in records
+    [bug] = [r for r in records if r["event"] == "outboxd failed"]
+    assert bug["level"] == "critical" and "RuntimeError: a bug" in bug["exception"]
+
+
+def test_under_console_fds_1_and_2_are_left_as_they_are() -> None:
+    """On a terminal (format = "console") nothing is taken: a print stays on stdout, a
+    native line on stderr as it was written."""
+    r = subprocess.run([sys.executable, "-c", _NATIVE_SCRIPT, "console"], capture_output=True,
+                       text=True, timeout=60, cwd=ROOT)
+    assert r.stdout.splitlines() == ["a library's print to stdout",
+                                     "said on fd 1 just before the end"]
+    assert "a C library's line\nand its second\n" in r.stderr
+    assert "Traceback (most recent call last)" in r.stderr

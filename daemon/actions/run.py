@@ -22,6 +22,8 @@ def run(args: argparse.Namespace) -> int:
         except ConfigError:
             logs.configure(log_config_anyway(config_path(args.config)))
             raise
+        # A library's or native code's own lines on fds 1 and 2 too (JSON logging only).
+        logs.take_native_output()
         return Service(settings, config_path=path).run()
     except OutboxNotReachable as exc:
         # A share not mounted yet (not in fstab, a NAS rebooting, a stale NFS handle) is

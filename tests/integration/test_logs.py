@@ -7,7 +7,8 @@ import shutil
 import signal
 
 from conftest import Env, Receiver
-from helpers import drop_bundle, pdf_bytes, wait_for
+from einvoice.broken import BASE, with_id
+from helpers import drop_bundle, not_json_lines, pdf_bytes, wait_for
 
 
 def test_every_stderr_line_is_json_through_start_reload_watcher_restart_and_stop(
@@ -47,3 +48,26 @@ def test_every_stderr_line_is_json_through_start_reload_watcher_restart_and_stop
     sent = next(r for r in records if r["event"] == "bundle sent")
     assert sent["invoice_ids"] == ["INV-L1"] and len(sent["bundle_id"]) == 64
     assert all(isinstance(r, dict) and "level" in r and "timestamp" in r for r in records)
+
+
+def test_saxons_report_on_the_daemons_own_threads_is_json_on_stderr_and_nothing_on_stdout(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """Pre-flight on the daemon's own threads (reader_processes = 0; also where reader
+    processes keep dying): an invoice with two IDs of its own makes Saxon write a report
+    of many lines straight to fd 2. Every line of stderr is still one JSON object, the
+    report one warning event of its own, and stdout stays empty."""
+    env.write_config(receiver.url, policy={"unattached": "send"},
+                     service={"reader_processes": 0}, log={"format": "auto"})
+    daemon = start_daemon()
+    base = with_id(BASE, "TWO-1")
+    first = base.index(b"<cbc:ID>TWO-1</cbc:ID>") + len(b"<cbc:ID>TWO-1</cbc:ID>")
+    drop_bundle(env.outbox, "TWO-1", {}, base[:first] + b"<cbc:ID>TWO-2</cbc:ID>" + base[first:])
+    wait_for(env.quarantined, timeout=60, what="the invoice quarantined")
+    assert daemon.stop() == 0
+
+    assert not_json_lines(daemon.stderr()) == []
+    assert daemon.stdout() == ""
+    records = [json.loads(line) for line in daemon.stderr().splitlines() if line.strip()]
+    [report] = [r for r in records if "XPTY0004" in r.get("output", "")]
+    assert report["level"] == "warning" and "fn:normalize-space" in report["output"]
+    assert "stopped" in [r["event"] for r in records]
