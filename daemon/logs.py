@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import faulthandler
+import fcntl
 import json
 import logging
 import os
@@ -25,6 +26,7 @@ import select
 import sys
 import threading
 import warnings
+from contextlib import suppress
 from typing import Any, TextIO
 
 import structlog
@@ -239,6 +241,7 @@ def bundle_log(log: Any, invoice_file: str, bundle_id: str | None,
 # warning event of the other lines of each read; the log itself writes to a copy of
 # the old fd 2. Nothing of this runs for the daemon's own events.
 GATHER_SECONDS = 0.05
+PIPE_BYTES = 1 << 20  # the default ceiling of /proc/sys/fs/pipe-max-size
 NATIVE_CHARS = LIST_CHARS  # characters of such output kept in one event
 _END = b"\x00outboxd: end of native output"  # a line that ends the forwarding (_release)
 
@@ -271,6 +274,10 @@ def take_native_output() -> None:
     out = open(saved[1], "w", encoding=sys.stderr.encoding, errors="backslashreplace",  # noqa: SIM115 - the log's stream for the process's life
                buffering=1, closefd=False)
     read_end, write_end = os.pipe()
+    with suppress(OSError):
+        # Room for a long report written by native code that keeps the interpreter's
+        # lock while it writes: with a full pipe, the thread that empties it could not run.
+        fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
     thread = threading.Thread(target=_forward, args=(read_end,), daemon=True,
                               name="stdio")
     _native = _Native(out, saved, read_end, write_end, thread)
@@ -316,10 +323,26 @@ def _forward(read_end: int) -> None:
             rest = b""
         end = next((n for n, line in enumerate(lines) if line.endswith(_END)), None)
         if end is not None:  # what a reader wrote before it, even half a line, goes too
-            _emit([*lines[:end], lines[end][:-len(_END)]])
+            _emit_safely([*lines[:end], lines[end][:-len(_END)]])
             return
+        _emit_safely(lines)
+    _emit_safely([rest])
+
+
+def _emit_safely(lines: list[bytes]) -> None:
+    """_emit, and this thread never ends by an error of it: nobody would empty the pipe
+    then, and every writer to fds 1 and 2 (the reader processes too) would block."""
+    try:
         _emit(lines)
-    _emit([rest])
+    except Exception as exc:  # noqa: BLE001 - see above
+        native = _native
+        if native is None:
+            return
+        with suppress(Exception):
+            native.out.write(json.dumps({
+                "event": "output outside the log could not be logged",
+                "error": f"{type(exc).__name__}: {exc}", "log_level": "error",
+                "output": b"\n".join(lines).decode("utf-8", "replace")[:NATIVE_CHARS]}) + "\n")
 
 
 def _emit(lines: list[bytes]) -> None:

@@ -242,3 +242,44 @@ def test_under_console_fds_1_and_2_are_left_as_they_are() -> None:
                                      "said on fd 1 just before the end"]
     assert "a C library's line\nand its second\n" in r.stderr
     assert "Traceback (most recent call last)" in r.stderr
+
+
+_FAILING_EMIT_SCRIPT = r"""
+import fcntl, os, time
+from daemon import logs
+from daemon.config import LogConfig
+logs.configure(LogConfig(format="json"))
+logs.take_native_output()
+print("pipe", fcntl.fcntl(logs._native.write_end, fcntl.F_GETPIPE_SZ), file=logs._native.out)
+real, calls = logs._emit, []
+def once_broken(lines):
+    calls.append(lines)
+    if len(calls) == 1:
+        raise RuntimeError("a bug in the forwarding")
+    real(lines)
+logs._emit = once_broken
+os.write(2, b"the first native line\n")
+os.write(2, b"x" * 200_000 + b"\n")  # more than a default pipe holds: blocks if nobody reads
+deadline = time.monotonic() + 20
+while not calls and time.monotonic() < deadline:  # the broken batch is behind us
+    time.sleep(0.01)
+os.write(2, b"the last native line\n")
+"""
+
+
+def test_the_forwarding_thread_outlives_an_error_and_the_pipe_holds_a_long_report() -> None:
+    """An error while one batch of native output is logged costs that batch's event (it
+    is written as a plain JSON line instead), not the thread that empties the pipe:
+    without it every later write to fd 2 (a reader process's log line) would block for
+    ever. And the pipe is given 1 MiB, room for a long report written at once."""
+    r = subprocess.run([sys.executable, "-c", _FAILING_EMIT_SCRIPT], capture_output=True,
+                       text=True, timeout=60, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = r.stderr.splitlines()
+    assert lines[0].startswith("pipe ") and int(lines[0].split()[1]) >= 1 << 20
+    assert not_json_lines("\n".join(lines[1:])) == []
+    records = [json.loads(line) for line in lines[1:] if line.strip()]
+    [broken] = [x for x in records if x["event"] == "output outside the log could not be logged"]
+    assert "a bug in the forwarding" in broken["error"]
+    assert "the first native line" in broken["output"]
+    assert any(x.get("output") == "the last native line" for x in records)
