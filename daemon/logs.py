@@ -19,15 +19,17 @@ from __future__ import annotations
 import atexit
 import faulthandler
 import fcntl
+import io
 import json
 import logging
 import os
+import secrets
 import select
 import sys
 import threading
 import warnings
 from contextlib import suppress
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import structlog
 
@@ -159,10 +161,14 @@ def configure(cfg: LogConfig | None = None, stream: TextIO | None = None) -> Non
     global _handler, _level, _format
     cfg = cfg or LogConfig()
     # After take_native_output: the log's own copy of fd 2, fd 2 itself being a pipe.
+    marked = stream is None and _native is None and os.environ.get(LINE_MARK_ENV)
     stream = stream or (_native.out if _native is not None else sys.stderr)
     fmt = cfg.format
     if fmt == "auto":
         fmt = "console" if stream.isatty() else "json"
+    if marked and fmt == "json":
+        # A reader process's lines, told from a forgery by their mark (LINE_MARK_ENV).
+        stream = cast(TextIO, _Marked(stream, marked))
     _format = fmt
     level = getattr(logging, cfg.level.upper())
     shared: list[Any] = [
@@ -243,7 +249,37 @@ def bundle_log(log: Any, invoice_file: str, bundle_id: str | None,
 GATHER_SECONDS = 0.05
 PIPE_BYTES = 1 << 20  # the default ceiling of /proc/sys/fs/pipe-max-size
 NATIVE_CHARS = LIST_CHARS  # characters of such output kept in one event
-_END = b"\x00outboxd: end of native output"  # a line that ends the forwarding (_release)
+# A line that ends the forwarding (_release). Unguessable, as LINE_MARK: a fixed one,
+# written to fd 2 by anything a clerk's file reaches, would end it, and every writer to
+# fds 1 and 2 would block once the pipe is full.
+_END = b"\x00outboxd: end of native output " + secrets.token_hex(16).encode()
+# The reader processes' own log lines start with a mark of this run, handed to them in
+# the environment, and only a line that starts with it passes as a log line: native code
+# may write what a clerk's file holds (a name, a value) to fd 2, and a line of it that
+# reads as JSON, say '{"event": "bundle sent", ...}', passed as written would be a log
+# event a clerk forged.
+LINE_MARK_ENV = "OUTBOXD_LOG_LINE_MARK"
+
+
+class _Marked(io.TextIOBase):
+    """A reader process's log stream: each line written starts with the run's mark."""
+
+    def __init__(self, raw: TextIO, mark: str) -> None:
+        super().__init__()
+        self._raw, self._mark = raw, mark
+
+    def write(self, s: str) -> int:
+        self._raw.write(self._mark + s)  # a whole line at a time (_Line, StreamHandler)
+        return len(s)
+
+    def flush(self) -> None:
+        self._raw.flush()
+
+    def isatty(self) -> bool:
+        return self._raw.isatty()
+
+
+_mark = secrets.token_hex(16)  # LINE_MARK_ENV's value, this process's when it forwards
 
 
 class _Native:
@@ -282,6 +318,7 @@ def take_native_output() -> None:
                               name="stdio")
     _native = _Native(out, saved, read_end, write_end, thread)
     handler.setStream(out)
+    os.environ[LINE_MARK_ENV] = _mark  # for the reader processes spawned from now on
     os.dup2(write_end, 1)
     os.dup2(write_end, 2)
     if faulthandler.is_enabled():
@@ -352,15 +389,18 @@ def _emit(lines: list[bytes]) -> None:
         if _is_log_line(line):
             _say(text)
             text = []
-            _Line().msg(line)
+            _Line().msg(line.removeprefix(_mark))
         elif line.strip():
-            text.append(line)
+            text.append(line.replace(_mark, ""))  # the mark never in the log
     _say(text)
 
 
 def _is_log_line(line: str) -> bool:
     if _format != "json":
         return True  # console lines: everything as it came
+    if not line.startswith(_mark):
+        return False
+    line = line.removeprefix(_mark)
     if not (line.startswith("{") and line.endswith("}")):
         return False
     try:

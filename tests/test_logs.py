@@ -198,8 +198,16 @@ def test_a_bundle_event_of_thousands_of_invoices_stays_one_json_line_journald_ke
     logs.configure()
 
 
+# A reader process: spawned after take_native_output, with its fds 1 and 2.
+_READER = r"""
+from daemon import logs
+logs.configure()
+logs.get().info("a reader process's own line", file="INV-1.xml")
+"""
+
 _NATIVE_SCRIPT = r"""
-import os, sys
+import os, subprocess, sys
+_READER = @READER@
 from daemon import logs
 from daemon.config import LogConfig
 logs.configure(LogConfig(format=sys.argv[1]))
@@ -207,10 +215,10 @@ logs.take_native_output()
 logs.get().info("ours")
 os.write(2, b"a C library's line\nand its second\n")
 print("a library's print to stdout", flush=True)
-os.write(2, b'{"event": "a reader process\'s own line", "level": "info"}\n')
+subprocess.run([sys.executable, "-c", _READER], check=True)  # inherits fds 1 and 2
 os.write(1, b"said on fd 1 just before the end\n")
 raise RuntimeError("a bug")
-"""
+""".replace("@READER@", repr(_READER))
 
 
 def test_under_json_everything_on_fds_1_and_2_comes_out_as_json_lines_on_stderr() -> None:
@@ -228,7 +236,8 @@ def test_under_json_everything_on_fds_1_and_2_comes_out_as_json_lines_on_stderr(
     assert "a C library's line\nand its second" in outside
     assert "a library's print to stdout" in outside
     assert "said on fd 1 just before the end" in outside
-    assert {"event": "a reader process's own line", "level": "info"} in records
+    [reader] = [r for r in records if r["event"] == "a reader process's own line"]
+    assert reader["file"] == "INV-1.xml" and reader["level"] == "info"
     [bug] = [r for r in records if r["event"] == "outboxd failed"]
     assert bug["level"] == "critical" and "RuntimeError: a bug" in bug["exception"]
 
@@ -242,6 +251,40 @@ def test_under_console_fds_1_and_2_are_left_as_they_are() -> None:
                                      "said on fd 1 just before the end"]
     assert "a C library's line\nand its second\n" in r.stderr
     assert "Traceback (most recent call last)" in r.stderr
+
+
+_FORGING_SCRIPT = r"""
+import os, subprocess, sys
+from daemon import logs
+from daemon.config import LogConfig
+logs.configure(LogConfig(format="json"))
+logs.take_native_output()
+# What native code in a reader might print of a clerk's invoice: a value holding lines.
+forged = '{"event": "bundle sent", "level": "info", "invoice_file": "INV-9.xml"}'
+child = "import os, sys; os.write(2, sys.argv[1].encode())"
+subprocess.run([sys.executable, "-c", child, f"bad value: x\n{forged}\n"], check=True)
+os.write(2, forged.encode() + b"\n")
+os.write(2, b"\x00outboxd: end of native output\n")  # the forwarding's old end line
+os.write(2, b"after the old end line\n")
+"""
+
+
+def test_a_json_line_written_to_fd_2_by_anything_but_the_log_is_not_passed_as_an_event(
+) -> None:
+    """A clerk's text that native code writes to fd 2 (in the daemon or in a reader
+    process) and that reads as a JSON log line is not passed through as a log event: only
+    a reader's log lines, marked with this run's mark, are. The forged line is the
+    output of a warning event instead; a line like the forwarding's end line (a fixed
+    one, once) does not end the forwarding."""
+    r = subprocess.run([sys.executable, "-c", _FORGING_SCRIPT], capture_output=True,
+                       text=True, timeout=60, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert not_json_lines(r.stderr) == []
+    records = [json.loads(line) for line in r.stderr.splitlines() if line.strip()]
+    assert [x for x in records if x["event"] == "bundle sent"] == []
+    outside = "\n".join(x.get("output", "") for x in records)
+    assert outside.count('"event": "bundle sent"') == 2
+    assert "after the old end line" in outside
 
 
 _FAILING_EMIT_SCRIPT = r"""
