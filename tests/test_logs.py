@@ -5,14 +5,10 @@ from __future__ import annotations
 import io
 import json
 import logging
-import subprocess
-import sys
 import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-
-from helpers import not_json_lines
 
 from daemon import logs
 from daemon.config import LogConfig
@@ -199,130 +195,3 @@ def test_a_bundle_event_of_thousands_of_invoices_stays_one_json_line_journald_ke
 
 
 # A reader process: spawned after take_native_output, with its fds 1 and 2.
-_READER = r"""
-from daemon import logs
-logs.configure()
-logs.get().info("a reader process's own line", file="INV-1.xml")
-"""
-
-_NATIVE_SCRIPT = r"""
-import os, subprocess, sys
-_READER = @READER@
-from daemon import logs
-from daemon.config import LogConfig
-logs.configure(LogConfig(format=sys.argv[1]))
-logs.take_native_output()
-logs.get().info("ours")
-os.write(2, b"a C library's line\nand its second\n")
-print("a library's print to stdout", flush=True)
-subprocess.run([sys.executable, "-c", _READER], check=True)  # inherits fds 1 and 2
-os.write(1, b"said on fd 1 just before the end\n")
-raise RuntimeError("a bug")
-""".replace("@READER@", repr(_READER))
-
-
-def test_under_json_everything_on_fds_1_and_2_comes_out_as_json_lines_on_stderr() -> None:
-    """take_native_output (outboxd run): what native code writes to fd 2, a print to
-    stdout, a reader process's JSON line, a line written just before the process ends
-    and a bug's traceback all reach stderr as one JSON object per line, nothing on
-    stdout; the reader's line as it was written."""
-    r = subprocess.run([sys.executable, "-c", _NATIVE_SCRIPT, "json"], capture_output=True,
-                       text=True, timeout=60, cwd=ROOT)
-    assert r.returncode == 1
-    assert r.stdout == ""
-    assert not_json_lines(r.stderr) == []
-    records = [json.loads(line) for line in r.stderr.splitlines() if line.strip()]
-    outside = "\n".join(r.get("output", "") for r in records)
-    assert "a C library's line\nand its second" in outside
-    assert "a library's print to stdout" in outside
-    assert "said on fd 1 just before the end" in outside
-    [reader] = [r for r in records if r["event"] == "a reader process's own line"]
-    assert reader["file"] == "INV-1.xml" and reader["level"] == "info"
-    [bug] = [r for r in records if r["event"] == "outboxd failed"]
-    assert bug["level"] == "critical" and "RuntimeError: a bug" in bug["exception"]
-
-
-def test_under_console_fds_1_and_2_are_left_as_they_are() -> None:
-    """On a terminal (format = "console") nothing is taken: a print stays on stdout, a
-    native line on stderr as it was written."""
-    r = subprocess.run([sys.executable, "-c", _NATIVE_SCRIPT, "console"], capture_output=True,
-                       text=True, timeout=60, cwd=ROOT)
-    assert r.stdout.splitlines() == ["a library's print to stdout",
-                                     "said on fd 1 just before the end"]
-    assert "a C library's line\nand its second\n" in r.stderr
-    assert "Traceback (most recent call last)" in r.stderr
-
-
-_FORGING_SCRIPT = r"""
-import os, subprocess, sys
-from daemon import logs
-from daemon.config import LogConfig
-logs.configure(LogConfig(format="json"))
-logs.take_native_output()
-# What native code in a reader might print of a clerk's invoice: a value holding lines.
-forged = '{"event": "bundle sent", "level": "info", "invoice_file": "INV-9.xml"}'
-child = "import os, sys; os.write(2, sys.argv[1].encode())"
-subprocess.run([sys.executable, "-c", child, f"bad value: x\n{forged}\n"], check=True)
-os.write(2, forged.encode() + b"\n")
-os.write(2, b"\x00outboxd: end of native output\n")  # the forwarding's old end line
-os.write(2, b"after the old end line\n")
-"""
-
-
-def test_a_json_line_written_to_fd_2_by_anything_but_the_log_is_not_passed_as_an_event(
-) -> None:
-    """A clerk's text that native code writes to fd 2 (in the daemon or in a reader
-    process) and that reads as a JSON log line is not passed through as a log event: only
-    a reader's log lines, marked with this run's mark, are. The forged line is the
-    output of a warning event instead; a line like the forwarding's end line (a fixed
-    one, once) does not end the forwarding."""
-    r = subprocess.run([sys.executable, "-c", _FORGING_SCRIPT], capture_output=True,
-                       text=True, timeout=60, cwd=ROOT)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert not_json_lines(r.stderr) == []
-    records = [json.loads(line) for line in r.stderr.splitlines() if line.strip()]
-    assert [x for x in records if x["event"] == "bundle sent"] == []
-    outside = "\n".join(x.get("output", "") for x in records)
-    assert outside.count('"event": "bundle sent"') == 2
-    assert "after the old end line" in outside
-
-
-_FAILING_EMIT_SCRIPT = r"""
-import fcntl, os, time
-from daemon import logs
-from daemon.config import LogConfig
-logs.configure(LogConfig(format="json"))
-logs.take_native_output()
-print("pipe", fcntl.fcntl(logs._native.write_end, fcntl.F_GETPIPE_SZ), file=logs._native.out)
-real, calls = logs._emit, []
-def once_broken(lines):
-    calls.append(lines)
-    if len(calls) == 1:
-        raise RuntimeError("a bug in the forwarding")
-    real(lines)
-logs._emit = once_broken
-os.write(2, b"the first native line\n")
-os.write(2, b"x" * 200_000 + b"\n")  # more than a default pipe holds: blocks if nobody reads
-deadline = time.monotonic() + 20
-while not calls and time.monotonic() < deadline:  # the broken batch is behind us
-    time.sleep(0.01)
-os.write(2, b"the last native line\n")
-"""
-
-
-def test_the_forwarding_thread_outlives_an_error_and_the_pipe_holds_a_long_report() -> None:
-    """An error while one batch of native output is logged costs that batch's event (it
-    is written as a plain JSON line instead), not the thread that empties the pipe:
-    without it every later write to fd 2 (a reader process's log line) would block for
-    ever. And the pipe is given 1 MiB, room for a long report written at once."""
-    r = subprocess.run([sys.executable, "-c", _FAILING_EMIT_SCRIPT], capture_output=True,
-                       text=True, timeout=60, cwd=ROOT)
-    assert r.returncode == 0, r.stderr[-2000:]
-    lines = r.stderr.splitlines()
-    assert lines[0].startswith("pipe ") and int(lines[0].split()[1]) >= 1 << 20
-    assert not_json_lines("\n".join(lines[1:])) == []
-    records = [json.loads(line) for line in lines[1:] if line.strip()]
-    [broken] = [x for x in records if x["event"] == "output outside the log could not be logged"]
-    assert "a bug in the forwarding" in broken["error"]
-    assert "the first native line" in broken["output"]
-    assert any(x.get("output") == "the last native line" for x in records)

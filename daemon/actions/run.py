@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from daemon import logs
+from daemon import logs, stdio
 from daemon.actions import EXIT_FAILED, EXIT_USAGE
 from daemon.actions.common import settings_of
 from daemon.config_load import config_path, log_config_anyway
@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
             logs.configure(log_config_anyway(config_path(args.config)))
             raise
         # A library's or native code's own lines on fds 1 and 2 too (JSON logging only).
-        logs.take_native_output()
+        stdio.take_native_output()
         return Service(settings, config_path=path).run()
     except OutboxNotReachable as exc:
         # A share not mounted yet (not in fstab, a NAS rebooting, a stale NFS handle) is
