@@ -168,6 +168,14 @@ def wait_for(condition: Callable[[], T], timeout: float = 20.0, interval: float 
         time.sleep(interval)
 
 
+def published(target: Path) -> list[Path]:
+    """The bundles a directory target has published (TARGET/BUNDLEID/), not the
+    `.tmp-BUNDLEID/` a delivery worker is still filling: pathlib's "*" matches dot-names
+    too, and a wait on "*/manifest.json" returned the temporary, renamed away a moment
+    later."""
+    return sorted(p for p in target.glob("[!.]*") if p.is_dir())
+
+
 MANIFEST_SCHEMA = Path(__file__).resolve().parent.parent / "docs" / "manifest.schema.json"
 
 

@@ -20,7 +20,7 @@ from structlog.testing import capture_logs
 sys.path.insert(0, str(Path(__file__).parent))
 
 from fakeloop import RESCAN, SETTLE, Counts, FakeClock, FakeWatcher, Inline, settle_all  # noqa: E402
-from helpers import pdf_bytes, ubl_invoice, wait_for, write  # noqa: E402
+from helpers import pdf_bytes, published, ubl_invoice, wait_for, write  # noqa: E402
 
 from daemon.config import Settings  # noqa: E402
 from daemon.journal.records import IN_FLIGHT, STATES  # noqa: E402
@@ -185,8 +185,8 @@ def test_a_read_under_way_at_a_reload_is_read_again_under_the_new_settings(
         clock.t += SETTLE
     assert counts.reads == 2
     # Delivered (by the delivery threads) on the new channel: the manifest says so.
-    [manifest] = wait_for(lambda: list((tmp_path / "target").glob("*/manifest.json")))
-    assert json.loads(manifest.read_text())["channel"] == "original-print"
+    [bundle] = wait_for(lambda: published(tmp_path / "target"), what="the bundle published")
+    assert json.loads((bundle / "manifest.json").read_text())["channel"] == "original-print"
 
 
 def test_a_stop_asked_for_while_the_readers_start_is_a_clean_stop(
@@ -249,8 +249,9 @@ def test_a_bundle_that_cannot_be_looked_at_is_said_plainly_and_looked_at_again(
     settle_all(svc, clock)
     assert svc.pipeline.live.get("INV-1.xml") is None  # claimed
     # Delivered by a worker thread, after the turn that handed it over.
-    assert wait_for(lambda: list((tmp_path / "target").glob("*/manifest.json")),
-                    what="the bundle in the directory target")
+    [bundle] = wait_for(lambda: published(tmp_path / "target"),
+                        what="the bundle published in the directory target")
+    assert (bundle / "INV-1.xml").read_bytes() == ubl_invoice("INV-1")
 
 
 def test_the_start_clears_what_a_killed_run_left_half_written_in_the_directory_target(

@@ -50,7 +50,9 @@ def test_quarantined_bundle_fixed_in_place_and_retried_is_delivered(
     assert (sent / "INV-1001" / "scan.pdf").read_bytes() == pdf_bytes()
     assert not (sent / "REASON.txt").exists() and not folder.exists()
     assert len(receiver.accepted()) == 1
-    # The journal records the retry: the old row no longer counts as quarantined.
+    # The journal records the retry: the old row no longer counts as quarantined. The
+    # folder comes into sent/ a moment before the row says so (moves.py): wait for that.
+    wait_state(env, "INV-1001.xml", "sent")
     counts = json.loads(outboxd(env, "status", "--json").stdout)["counts"]
     assert counts["quarantined"] == 0 and counts["sent"] == 1
 
