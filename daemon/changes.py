@@ -63,6 +63,7 @@ class Changes:
     _pacer: Pacer
     _relist: bool
     _root_lost: bool  # the watcher said the outbox folder itself went: the next look tells
+    outbox_back: Callable[[], None]  # reload.py's: a reload that waited for the outbox
 
     def schedule(self, row_id: int, delay: float) -> None:
         raise NotImplementedError  # the service's
@@ -188,6 +189,7 @@ class Changes:
         self.publish.outbox_away(listing is not None)
         if listing is None and watching is None:
             self.outage.over(now)
+            self.outbox_back()
             return
         delay = self.outage.failed(now, listing, watching, self.settings.outbox.rescan_seconds)
         self.timers.sooner(RESCAN, now + delay)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from daemon import logs
 from daemon.config import Settings
-from daemon.config_load import folder_problems, load_settings, prepare_folders
+from daemon.config_load import folder_problems, load_settings, outbox_missing, prepare_folders
 from daemon.deliver import Deliverer
 from daemon.errors import ConfigError, double_quoted, unquoted
 
@@ -26,8 +26,14 @@ if TYPE_CHECKING:
     from daemon.index import OutboxIndex
     from daemon.pipeline import Pipeline
     from daemon.publish import Publisher
+    from daemon.timers import Waker
 
 NOT_RELOADED = "configuration not reloaded; keeping the old one"
+# The outbox in force is away (a share not mounted, a NAS rebooting): the file is not at
+# fault, and the admin who reloaded it (a new token, say) should not have to notice and
+# reload again once the share is back.
+RELOAD_WHEN_BACK = ("configuration not reloaded yet: the outbox is away; it is "
+                    "reloaded once the outbox is back")
 # Read once at start (the watcher, the delivery threads): a SIGHUP says so instead.
 RESTART_ONLY = (("outbox", "watch"), ("outbox", "poll_interval_seconds"),
                 ("delivery", "concurrency"))
@@ -98,6 +104,8 @@ class Reloading:
     _reload: bool
     _relist: bool
     _sends_as: tuple[object, ...] | None  # sends_as() of the settings in force
+    _reload_when_back: bool  # a reload waits for the outbox in force to be back
+    _wake: Waker
 
     def _start_rules(self, s: Settings) -> None:
         raise NotImplementedError  # the service's
@@ -111,18 +119,36 @@ class Reloading:
     def rescan_soon(self) -> None:
         raise NotImplementedError  # the service's
 
+    def outbox_back(self) -> None:
+        """The outbox was listed and watched: a reload that waited for it is done now."""
+        if self._reload_when_back:
+            self._reload_when_back = False
+            self._reload = True
+            self._wake.set()  # this turn has passed its reload: the next one does it
+
     def _do_reload(self) -> None:
         self._reload = False
+        self._reload_when_back = False
         if self.config_path is None:
             return
         try:
-            new = load_settings(self.config_path)
+            # The outbox is looked at below: one away is waited for, not refused.
+            new = load_settings(self.config_path, outbox=False)
             # Before a folder is made: a refused reload leaves nothing behind, neither in
             # an outbox (or state dir) the daemon does not watch nor beside the old ones
             # (a new sent/ made before the new quarantine/ turned out impossible).
             source = unquoted(str(self.config_path))
             if moved := _moved(new, self.settings):
                 raise ConfigError(moved, source=source)
+            if (missing := outbox_missing(new.outbox.path)) is not None:
+                # The outbox in force is away: nothing made (prepare_folders would create
+                # its processing folder on the local disk under a missing mount point),
+                # nothing applied, and done by itself once the outbox is listed again.
+                self.log.warning(RELOAD_WHEN_BACK, outbox=str(new.outbox.path),
+                                 error=f"the outbox {missing}")
+                self._reload_when_back = True
+                self.rescan_soon()  # the outage, and its end, seen within seconds
+                return
             if problems := folder_problems(new):
                 raise ConfigError(problems, source=source)
             new_sends_as = sends_as(new)
@@ -167,3 +193,4 @@ class Reloading:
             self.log.warning(SAME_CREDENTIALS, bundles=len(self.pipeline.finish.paused),
                              fix=SAME_CREDENTIALS_FIX)
         self._sends_as = new_sends_as
+

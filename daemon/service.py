@@ -83,6 +83,7 @@ class Service(Changes, Reloading, Stopping):
         self._root_lost = False
         self._sends_as: tuple[object, ...] | None = None  # (reload.py) url and token in force
         self._reload = False
+        self._reload_when_back = False  # (reload.py) one waits for the outbox to be back
         self._hints: set[str] = set()
         self._hint_lock = threading.Lock()
         self._dirty: dict[str, Snapshot | None] = {}

@@ -149,3 +149,31 @@ def test_a_claimed_bundle_is_checked_again_for_the_format_a_reload_switches_to(
     assert [r["code"] for r in reasons] == ["not-ubl"]
     assert "processing folder" not in (folder / "REASON.txt").read_text()
     assert [r["status"] for r in receiver.requests()] == [503]
+
+
+def test_a_reload_while_the_outbox_is_away_is_applied_once_it_is_back(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """The share is not mounted when the admin reloads a new file (unattached "hold" →
+    "send"): the file is not applied while the outbox is away — the log says so and that
+    it follows by itself — and once the outbox is back the new file is in force without a
+    second reload: an invoice without attachments dropped then goes out at once instead
+    of being held."""
+    env.write_config(receiver.url, policy={"unattached": "hold"})
+    daemon = start_daemon()
+    away = env.root / "unmounted"
+    env.outbox.rename(away)
+    env.write_config(receiver.url, policy={"unattached": "send"})
+    daemon.popen.send_signal(signal.SIGHUP)
+    wait_for(lambda: "reloaded once the outbox is back" in daemon.stderr(),
+             what="the log line that the reload waits for the outbox")
+    assert "configuration reloaded" not in daemon.stderr()
+
+    away.rename(env.outbox)
+    wait_for(lambda: "configuration reloaded" in daemon.stderr(),
+             what="the reload applied once the outbox is back")
+    drop_bundle(env.outbox, "INV-A1", {})
+    [sent] = wait_for(env.sent_bundles, what="the unattached invoice sent under the new file")
+
+    assert sent.name.startswith("INV-A1--")
+    assert [r["status"] for r in receiver.requests()] == [201]
+    assert "configuration not reloaded; keeping the old one" not in daemon.stderr()
