@@ -116,10 +116,27 @@ def _replaced(tmp: Path, path: Path, judged: Judged | None) -> bool:
     try:
         rename_exchange(tmp, path)
     except OSError as exc:
-        raise Stranded(exc.errno, f"a file put at {path.name} while outboxd replaced "
-                        f"its own is at {tmp.name} and could not be put back "
-                        f"({exc.strerror}) — rename it back", str(path)) from None
+        _keep(tmp, path, exc)
     return False
+
+
+def _keep(tmp: Path, path: Path, exc: OSError) -> None:
+    """The person's file at tmp, which could not be exchanged back (exc), put back at
+    its name if that is free now, else at a free name beside it: never left under a
+    temp's name, which a sweep removes. Stranded (never removed) if neither can be."""
+    for there in (path, free_name(path.parent, path.name)):
+        try:
+            rename_noreplace(tmp, there)
+        except OSError:
+            continue
+        if there == path:
+            return
+        raise OSError(errno.EEXIST, f"a file put at {path.name} while outboxd replaced "
+                      f"its own is kept as {there.name} (it could not be put back: "
+                      f"{exc.strerror})", str(path))
+    raise Stranded(exc.errno, f"a file put at {path.name} while outboxd replaced its own "
+                   f"is at {tmp.name} and could not be put back ({exc.strerror}) — rename "
+                   "it back", str(path))
 
 
 def remove_ours(path: Path, look: Look) -> None:

@@ -119,20 +119,30 @@ class TestReplaceOurs:
             replace_ours(page, OURS, judging(page))
         assert page.read_bytes() == THEIRS
 
-    def test_a_persons_file_that_cannot_be_put_back_is_never_removed(
+    def test_a_persons_file_that_cannot_be_exchanged_back_is_kept_beside_it(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        """Should the exchange back fail, the person's file stays where the exchange put
-        it, and the error says where: the temp is not removed then."""
-        real = ourfiles.rename_exchange
-        calls: list[int] = []
+        """Should the exchange back fail, the person's file is not left under the temp's
+        name (a sweep would remove it): it is kept at a free name beside, and the error
+        says which."""
+        fail_after_first_exchange(monkeypatch)
+        page = tmp_path / "status.html"
+        page.write_bytes(OURS)
+        with pytest.raises(OSError, match="is kept as status.html-2"):
+            replace_ours(page, OURS + b"new", judging(page, clerk_puts_theirs(page, "rename")))
+        assert (tmp_path / "status.html-2").read_bytes() == THEIRS
+        assert page.read_bytes() == OURS + b"new"
+        assert names(tmp_path) == ["status.html", "status.html-2"]
 
-        def exchange_once(a: Path, b: Path) -> bool:
-            calls.append(1)
-            if len(calls) > 1:
-                raise OSError(errno.EIO, "Input/output error")
-            return real(a, b)
+    def test_a_persons_file_that_cannot_be_moved_at_all_is_never_removed(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Should no rename put it back either, the person's file stays where the exchange
+        put it, and the error says where: the temp is not removed then."""
+        fail_after_first_exchange(monkeypatch)
 
-        monkeypatch.setattr(ourfiles, "rename_exchange", exchange_once)
+        def no_rename(src: Path, dst: Path) -> None:
+            raise OSError(errno.EIO, "Input/output error")
+
+        monkeypatch.setattr(ourfiles, "rename_noreplace", no_rename)
         page = tmp_path / "status.html"
         page.write_bytes(OURS)
         with pytest.raises(OSError, match="could not be put back") as raised:
@@ -140,6 +150,20 @@ class TestReplaceOurs:
         [kept] = [n for n in names(tmp_path) if n != "status.html"]
         assert kept in str(raised.value)
         assert (tmp_path / kept).read_bytes() == THEIRS
+
+
+def fail_after_first_exchange(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every exchange after the first fails, as an I/O error would."""
+    real = ourfiles.rename_exchange
+    calls: list[int] = []
+
+    def exchange_once(a: Path, b: Path) -> bool:
+        calls.append(1)
+        if len(calls) > 1:
+            raise OSError(errno.EIO, "Input/output error")
+        return real(a, b)
+
+    monkeypatch.setattr(ourfiles, "rename_exchange", exchange_once)
 
 
 class TestRemoveOurs:
