@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from daemon.bundle import Finding
-from daemon.errors import InputError
-from daemon.fsops import read_regular
-from daemon.fswrite import write_atomic
+from daemon.errors import NotOurs
+from daemon.fsops import opened_if_regular
 from daemon.names import ERRORS_SUFFIX, escaped_controls
+from daemon.ourfiles import Judged, remove_ours, replace_ours
 from daemon.scan import Candidate
 
 ERRORS_HEADER = ("# outboxd: this bundle is held because of the errors below. Fix them;\n"
@@ -34,14 +34,37 @@ def errors_file_for(cand: Candidate) -> Path:
     return cand.invoice.with_name(cand.name + ERRORS_SUFFIX)
 
 
-def _text(path: Path) -> str | None:
-    """NAME.errors.txt if it is a regular file we can read, else None. Opened as an
-    input is (never a link, a FIFO or a device: one swapped in would block the loop),
-    and at most 1 MiB: ours is a few lines."""
+def _judge(path: Path) -> tuple[Judged | None, str]:
+    """What is at NAME.errors.txt: (the file, open, and its text) if it is ours, one that
+    starts with one of our headers; (None, "") if nothing is there; NotOurs if anything
+    else is (OSError: it cannot be looked at). Looked at as an input is (never opened if
+    a link, a FIFO or a device: one swapped in would block the loop), and read only up
+    to 1 MiB: ours is a few lines."""
     try:
-        data = read_regular(path, limit=1 << 20)
-        return data.decode("utf-8") if data is not None else None
-    except (InputError, OSError, UnicodeDecodeError):
+        fd, _mode = opened_if_regular(path)
+    except FileNotFoundError:
+        return None, ""
+    except PermissionError:
+        raise NotOurs(f"{path.name}: outboxd may not read it") from None
+    if fd is None:
+        raise NotOurs(f"{path.name}: not a regular file")
+    file = Judged.of(fd)
+    try:
+        size = file.st.st_size
+        text = os.pread(fd, size + 1, 0).decode("utf-8") if size <= 1 << 20 else ""
+    except (OSError, UnicodeDecodeError):
+        text = ""
+    if not text.startswith(_OURS):
+        os.close(fd)
+        raise NotOurs(f"{path.name}: not written by outboxd")
+    return file, text
+
+
+def _ours(path: Path) -> Judged | None:
+    """NAME.errors.txt, open, if it is ours to remove; None if nothing of ours is there."""
+    try:
+        return _judge(path)[0]
+    except NotOurs:
         return None
 
 
@@ -64,18 +87,19 @@ def write_errors_file(path: Path, held: Mapping[str, tuple[Finding, ...]], log: 
     """Write the errors of the held bundles of path's NAME, by invoice file (or, with
     none, remove our file); OSError if that fails. `log` is bound to the invoice file
     whose change this follows."""
-    current = _text(path)
-    ours = current is not None and current.startswith(_OURS)
     if not held:
-        if ours:
-            path.unlink()
+        remove_ours(path, lambda: _ours(path))
         return
     text = errors_text(held)
-    if os.path.lexists(path) and not ours:
+    try:
+        file, current = _judge(path)
+        if file is not None:
+            os.close(file.fd)
+        if current != text:
+            replace_ours(path, text.encode("utf-8"), lambda: _judge(path)[0])
+    except NotOurs:
         log.error("not replacing a file outboxd did not write: rename or remove it to see "
                   "outboxd's explanation of the held bundle there", file=path.name)
-    elif current != text:
-        write_atomic(path, text.encode("utf-8"))
 
 
 class HeldErrors:

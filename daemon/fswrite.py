@@ -17,7 +17,7 @@ import os
 import shutil
 import stat
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -133,6 +133,37 @@ def add_group_write_below(held: int) -> None:
         add_group_write_fd(fd)
 
 
+class Stranded(OSError):
+    """A person's file is at a temp's name and could not be put back at its own: the temp
+    is never removed then."""
+
+
+@contextlib.contextmanager
+def written_temp(path: Path, data: bytes, sync: bool, mode: int | None
+                  ) -> Iterator[tuple[Path, int]]:
+    """A new temp file beside path holding `data` (fsynced unless not `sync`), and its
+    descriptor: locked while the block runs (no sweep takes it before its rename), and
+    removed if the block raises — unless the block says a person's file is at its name
+    then (Stranded)."""
+    tmp = path.with_name(f"{temp_prefix(path.name)}{uuid.uuid4().hex[:12]}")
+    fd = create_locked(tmp)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            if mode is not None:
+                os.fchmod(fd, mode)
+            fh.write(data)
+            fh.flush()  # all of it in the file before its rename, synced or not
+            if sync:
+                os.fsync(fd)
+            yield tmp, fd
+    except Stranded:
+        raise
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 def write_atomic(path: Path, data: bytes, sync: bool = True, mode: int | None = None) -> None:
     """Write a whole file or nothing: temp name, fsync, rename, fsync the folder.
 
@@ -141,23 +172,11 @@ def write_atomic(path: Path, data: bytes, sync: bool = True, mode: int | None = 
     `sync=False` skips both syncs: for a caller that syncs the file and its
     folder itself before anything depends on them (`archive.place`). `mode`: the
     file's permissions whatever the umask, set on the temp before its rename (a chmod
-    of the final name would follow a link put there meanwhile).
+    of the final name would follow a link put there meanwhile). Whatever is at path
+    is replaced: for a name a person may use too, replace_ours.
     """
-    tmp = path.with_name(f"{temp_prefix(path.name)}{uuid.uuid4().hex[:12]}")
-    fd = create_locked(tmp)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            if mode is not None:
-                os.fchmod(fd, mode)
-            fh.write(data)
-            if sync:
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)  # still locked: no sweep takes it before the rename
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with written_temp(path, data, sync, mode) as (tmp, _fd):
+        os.replace(tmp, path)  # still locked: no sweep takes it before the rename
     if sync:
         fsync_dir(path.parent)
 
@@ -195,11 +214,28 @@ def free_name(parent: Path, name: str) -> Path:
 
 _AT_FDCWD = -100
 _RENAME_NOREPLACE = 1
+_RENAME_EXCHANGE = 2
+# What renameat2 answers where the file system (NFS, SMB, some FUSE) or the kernel has
+# no such rename.
+_UNSUPPORTED = frozenset({errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP})
 _renameat2: Any = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
 if _renameat2 is not None:
     _renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
                            ctypes.c_uint]
     _renameat2.restype = ctypes.c_int
+
+
+def _rename2(src: Path, dst: Path, flags: int) -> bool:
+    """renameat2(src, dst, flags): True once done, False where it is not supported;
+    else the OSError (FileExistsError, FileNotFoundError …) naming both."""
+    if _renameat2 is None:
+        return False
+    if _renameat2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), flags) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in _UNSUPPORTED:
+        return False
+    raise OSError(err, os.strerror(err), str(src), None, str(dst))
 
 
 def rename_noreplace(src: Path, dst: Path) -> None:
@@ -209,16 +245,18 @@ def rename_noreplace(src: Path, dst: Path) -> None:
     file an ERP drops under the same name at that moment is never replaced.
     File systems without it (NFS, SMB) fall back to check-then-rename.
     """
-    if _renameat2 is not None:
-        if _renameat2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst),
-                      _RENAME_NOREPLACE) == 0:
-            return
-        err = ctypes.get_errno()
-        if err not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-            raise OSError(err, os.strerror(err), str(src), None, str(dst))
+    if _rename2(src, dst, _RENAME_NOREPLACE):
+        return
     if dst.exists() or dst.is_symlink():
         raise FileExistsError(errno.EEXIST, "target exists", str(dst))
     os.rename(src, dst)
+
+
+def rename_exchange(a: Path, b: Path) -> bool:
+    """Exchange what is at a and at b in one step (renameat2 RENAME_EXCHANGE); both must
+    exist (FileNotFoundError). False where the file system has no such rename (NFS,
+    SMB): nothing was done."""
+    return _rename2(a, b, _RENAME_EXCHANGE)
 
 
 def copy_file(src: Path | BinaryIO, dst: Path) -> None:

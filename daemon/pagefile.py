@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from daemon.errors import NotOurs
-from daemon.fsops import kind_of, open_regular
+from daemon.fsops import kind_of, opened_if_regular
+from daemon.ourfiles import Judged
 from daemon.pagehtml import WRITTEN_MARK
 
 HEAD = 8192  # bytes: the mark is in the page's first two kilobytes, even a stopped one's
@@ -28,13 +29,6 @@ def is_page(head: bytes) -> bool:
     return MARK in head and BY in head
 
 
-def read_head(path: Path) -> bytes:
-    """The first HEAD bytes of the regular file `path` (never a link, FIFO or device:
-    InputError, as open_regular refuses them)."""
-    with open_regular(path) as fh:
-        return fh.read(HEAD)
-
-
 def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
     return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
 
@@ -43,6 +37,38 @@ def not_ours(name: str, what: str) -> NotOurs:
     return NotOurs(f"{name}: {what}, not a status page outboxd wrote; outboxd does not "
                    "replace it — rename or remove it (or set [share] status_page to another "
                    "name), and outboxd writes the status page there again")
+
+
+def _opened(path: Path) -> Judged | None:
+    """The regular file at `path`, open; None if nothing is there; NotOurs naming what
+    else is there (a folder, a link, a FIFO, a device: never opened)."""
+    try:
+        fd, mode = opened_if_regular(path)
+    except FileNotFoundError:
+        return None
+    except PermissionError:
+        raise not_ours(path.name, "is a file outboxd may not read") from None
+    if fd is None:
+        raise not_ours(path.name, "is a folder" if stat.S_ISDIR(mode) else
+                       f"is a {kind_of(mode)}")
+    return Judged.of(fd)
+
+
+def _head(file: Judged) -> bytes:
+    return os.pread(file.fd, HEAD, 0)
+
+
+def old_page(path: Path) -> Judged | None:
+    """The file at `path` if it is a page outboxd wrote (for its removal: remove_ours),
+    else None: a person's file of that name stays."""
+    try:
+        file = _opened(path)
+    except NotOurs:
+        return None
+    if file is not None and not is_page(_head(file)):
+        os.close(file.fd)
+        return None
+    return file
 
 
 class PageFile:
@@ -61,31 +87,31 @@ class PageFile:
         except OSError:
             return False
 
-    def may_replace(self, path: Path, log: Any) -> None:
-        """Raise NotOurs (the name, why, the fix) when what is at `path` is not
-        outboxd's to replace; warn when it is outboxd's page but a person changed it."""
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            return
-        if self._written == _identity(st):
+    def judge(self, path: Path, log: Any) -> Judged | None:
+        """The look of replace_ours: the file at `path`, open, when it is outboxd's to
+        replace, None when nothing is there; NotOurs (the name, why, the fix) when it is
+        not. Warns when it is outboxd's page but a person changed it."""
+        file = _opened(path)
+        if file is None:
+            return None
+        if self._written == _identity(file.st):
             self._warned = False
-            return
-        if stat.S_ISDIR(st.st_mode):
-            raise not_ours(path.name, "is a folder")
-        if not stat.S_ISREG(st.st_mode):
-            raise not_ours(path.name, f"is a {kind_of(st.st_mode)}")
-        if not is_page(read_head(path)):
-            raise not_ours(path.name, "is a file of someone else's")
+            return file
+        try:
+            if not is_page(_head(file)):
+                raise not_ours(path.name, "is a file of someone else's")
+        except BaseException:
+            os.close(file.fd)
+            raise
         if self._written is not None and not self._warned:
             self._warned = True
             log.warning("status page changed by someone other than outboxd since it wrote "
                         "it (a person, or another outboxd given the same [share] "
                         "status_page); written again: it is outboxd's view of the outbox, "
                         "keep notes in a file of another name", file=path.name)
+        return file
 
-    def wrote(self, path: Path) -> None:
-        try:
-            self._written = _identity(os.lstat(path))
-        except OSError:
-            self._written = None
+    def wrote(self, st: os.stat_result) -> None:
+        """The page just written is the file of `st` (replace_ours's answer: taken from
+        the file written, never from the name, which a person may have taken since)."""
+        self._written = _identity(st)

@@ -22,12 +22,12 @@ from pathlib import Path
 from daemon import logs
 from daemon.clerkwords import for_clerks
 from daemon.config import Settings
-from daemon.errors import InputError, OutboxdError
-from daemon.fswrite import write_atomic
+from daemon.errors import OutboxdError
 from daemon.journal import CLAIMING, DELIVERED, LIVE, QUARANTINING, Journal, Row, readable
 from daemon.leftalone import SPELLING, LeftBehind, left_behind, still_quarantined
 from daemon.names import attachment_folders, stem
-from daemon.pagefile import PageFile, is_page, read_head
+from daemon.ourfiles import remove_ours, replace_ours
+from daemon.pagefile import PageFile, old_page
 from daemon.pagehtml import ids, lines, page, section, shown, table, text
 from daemon.release import (
     Idle,
@@ -304,9 +304,8 @@ class StatusPage:
             return
         self._last_body = None
         try:
-            if is_page(read_head(before)):
-                before.unlink()
-        except (OSError, InputError) as exc:  # a view: never a reason to refuse a reload
+            remove_ours(before, lambda: old_page(before))
+        except OSError as exc:  # a view: never a reason to refuse a reload
             logs.get().warning("the old status page could not be removed", file=str(before),
                                error=str(exc))
 
@@ -329,8 +328,8 @@ class StatusPage:
             body = self._last_body or ""
         path = settings.outbox.path / settings.share.status_page
         try:
-            self._file.may_replace(path, logs.get())
-            write_atomic(path, page(body, now, stopped_at=now).encode("utf-8"))
+            self._file.wrote(replace_ours(path, page(body, now, stopped_at=now).encode("utf-8"),
+                                          lambda: self._file.judge(path, logs.get())))
         except (OSError, OutboxdError) as exc:
             if str(exc) != self._last_error:  # said by the last refresh already
                 logs.get().error("cannot write the status page", error=str(exc))
@@ -346,14 +345,14 @@ class StatusPage:
         path = settings.outbox.path / settings.share.status_page
         if body == self._last_body and self._file.unchanged(path):
             return False
-        self._file.may_replace(path, logs.get())
         if self._swept != path:
             # A kill between a write's temp file and its rename left that file in the
             # outbox, where the clerks see it: once a start (one listing of the root).
             drop_unfinished(path.parent, [path.name])
             self._swept = path
-        write_atomic(path, page(body, now).encode("utf-8"))  # rendered once, above
-        self._file.wrote(path)
+        # Rendered once, here; only over a page of outboxd's (judge: NotOurs else).
+        self._file.wrote(replace_ours(path, page(body, now).encode("utf-8"),
+                                      lambda: self._file.judge(path, logs.get())))
         self._last_body = body
         return True
 

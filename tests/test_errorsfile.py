@@ -307,3 +307,63 @@ class TestOneNameTwoInvoiceFiles:
         assert len(run_once(p, now=2000.0)) == 1
         assert mine.read_bytes() == b"my own notes"
         assert [r.invoice_file for r in p.j.rows(("held",))] == ["INV-1.xml"]
+
+
+def clerk_saves_at_look(monkeypatch: pytest.MonkeyPatch, path: Path, nth: int) -> list[int]:
+    """Right after outboxd's `nth` look at NAME.errors.txt from now on (it judged the
+    file its own), a clerk saves a file of that name: a new file renamed over it, as an
+    editor saves. The looks made."""
+    real = errorsfile._judge
+    looks: list[int] = []
+
+    def judge(p: Path) -> Any:
+        looks.append(1)
+        judged = real(p)
+        if len(looks) == nth:
+            draft = path.with_name("draft.txt")
+            draft.write_bytes(b"my own notes")
+            os.rename(draft, path)
+        return judged
+
+    monkeypatch.setattr(errorsfile, "_judge", judge)
+    return looks
+
+
+class TestErrorsFileRace:
+    def test_a_clerks_file_saved_while_the_errors_file_is_rewritten_is_kept(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A held bundle's errors change (another empty attachment): outboxd judges its
+        INV-1.errors.txt its own, and a clerk saves a file of that name before the
+        rename. The clerk's file stays byte for byte, no temp is left, and the log says
+        outboxd's explanation is not written there."""
+        p, s = make(tmp_path, policy={"invalid": "hold"})
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": b""})
+        assert run_once(p) == []
+        errors = s.outbox.path / "INV-1.errors.txt"
+        assert errors.read_text("utf-8").startswith(errorsfile.ERRORS_HEADER)
+        write(s.outbox.path / "INV-1" / "b.pdf", b"")
+        looks = clerk_saves_at_look(monkeypatch, errors, nth=2)  # replace_ours's look
+        with capture_logs() as logs:
+            assert run_once(p, now=2000.0) == []
+        assert len(looks) >= 3  # looked at again after the exchange back
+        assert errors.read_bytes() == b"my own notes"
+        assert sorted(e.name for e in s.outbox.path.iterdir() if e.name.startswith(".")
+                      and e.name != ".outboxd") == []
+        assert any(e["event"].startswith("not replacing a file outboxd did not write")
+                   for e in logs)
+
+    def test_a_clerks_file_saved_while_the_errors_file_is_removed_is_kept(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The held bundle is mended and sent: outboxd judges INV-1.errors.txt its own
+        to remove, and a clerk saves a file of that name before the removal. The clerk's
+        file stays byte for byte, and nothing else is left beside it."""
+        p, s = make(tmp_path, policy={"invalid": "hold"})
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": b""})
+        assert run_once(p) == []
+        errors = s.outbox.path / "INV-1.errors.txt"
+        write(s.outbox.path / "INV-1" / "a.pdf", pdf_bytes())
+        clerk_saves_at_look(monkeypatch, errors, nth=1)
+        assert len(run_once(p, now=2000.0)) == 1
+        assert errors.read_bytes() == b"my own notes"
+        assert sorted(e.name for e in s.outbox.path.iterdir() if e.name != ".outboxd") == \
+            ["INV-1.errors.txt"]

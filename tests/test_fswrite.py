@@ -199,3 +199,18 @@ def test_the_folders_checked_for_links_are_those_inside_the_outbox_only(
     assert folders_below(outbox, outbox / ".outboxd" / "processing") == [
         outbox / ".outboxd", outbox / ".outboxd" / "processing"]
     assert folders_below(outbox, tmp_path / "srv" / "sent") == [tmp_path / "srv" / "sent"]
+
+
+def test_rename_exchange_swaps_two_files_in_one_step(tmp_path: Path) -> None:
+    """rename_exchange swaps what two names hold (each file keeps its inode); with one of
+    them missing it fails and nothing moves."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.write_bytes(b"A")
+    b.write_bytes(b"B")
+    inode_a = os.lstat(a).st_ino
+    assert fswrite.rename_exchange(a, b)
+    assert a.read_bytes() == b"B" and b.read_bytes() == b"A"
+    assert os.lstat(b).st_ino == inode_a
+    with pytest.raises(FileNotFoundError):
+        fswrite.rename_exchange(a, tmp_path / "missing")
+    assert a.read_bytes() == b"B" and sorted(os.listdir(tmp_path)) == ["a", "b"]

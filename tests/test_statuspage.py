@@ -193,10 +193,10 @@ def test_a_costly_refresh_puts_the_next_off_by_twenty_times_its_cpu_at_most_a_mi
     assert page.refresh(journal, settings)
     assert page.next_at() == began + MIN_INTERVAL
 
-    def failing_write(path: Path, data: bytes) -> None:
+    def failing_write(path: Path, data: bytes, look: object) -> os.stat_result:
         clock[0] += 30.0  # a share that hangs, then fails
         raise OSError(5, "Input/output error")
-    monkeypatch.setattr(statuspage, "write_atomic", failing_write)
+    monkeypatch.setattr(statuspage, "replace_ours", failing_write)
     journal.create("newest.xml", "waiting", unattached_ids=["N-3"])
     clock[0] = began = 400.0
     cost[0] = 5.0
