@@ -358,3 +358,15 @@ def config_sections() -> dict[str, type[BaseModel]]:
         assert isinstance(model, type) and issubclass(model, BaseModel), name
         out[name] = model
     return out
+
+
+def page_in_a_new_outbox(tmp_path: Path) -> tuple[Path, Settings, list[float], Any, Path]:
+    """An empty outbox, its settings, a status page's clock (a list, to move it), the
+    page (statuspage.StatusPage on that clock) and the path it is written to."""
+    from daemon.statuspage import StatusPage
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    clock = [100.0]
+    settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
+    return (outbox, settings, clock, StatusPage(clock=lambda: clock[0]),
+            outbox / "outboxd-status.html")

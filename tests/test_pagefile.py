@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import page_in_a_new_outbox
 from structlog.testing import capture_logs
 
 from daemon import pagefile, statuspage
@@ -55,12 +56,7 @@ def test_a_clerks_file_saved_while_the_page_is_rewritten_is_kept_and_said(
     """The page is outboxd's and changes; a clerk saves a file of the page's name between
     the look and the rename: it stays byte for byte, no temp is left, and the log says
     the page is not written there and why."""
-    outbox = tmp_path / "outbox"
-    outbox.mkdir()
-    settings = settings_for(outbox)
-    clock = [100.0]
-    page = StatusPage(clock=lambda: clock[0])
-    target = outbox / "outboxd-status.html"
+    outbox, settings, clock, page, target = page_in_a_new_outbox(tmp_path)
     assert page.refresh(journal, settings)
     journal.create("new.xml", "waiting", unattached_ids=["N-1"])
     clock[0] += 5.0
@@ -120,12 +116,7 @@ def test_a_clerks_file_saved_right_after_a_write_is_not_taken_for_the_page(
     """outboxd remembers its page as the file it wrote, not as whatever has the name
     once the write is done: a clerk's file saved in that instant is not taken for the
     page (which is replaced without a look at its content) at the next refresh."""
-    outbox = tmp_path / "outbox"
-    outbox.mkdir()
-    settings = settings_for(outbox)
-    clock = [100.0]
-    page = StatusPage(clock=lambda: clock[0])
-    target = outbox / "outboxd-status.html"
+    outbox, settings, clock, page, target = page_in_a_new_outbox(tmp_path)
     real = statuspage.replace_ours
 
     def then_the_clerk_saves(path: Path, data: bytes, look: Any) -> os.stat_result:

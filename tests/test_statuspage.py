@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import write
+from helpers import page_in_a_new_outbox, write
 from structlog.testing import capture_logs
 
 from daemon import pagehtml as statuspage_html
@@ -135,12 +135,7 @@ def test_sent_and_quarantined_of_other_days_are_left_out(journal: Journal) -> No
 
 def test_writer_rewrites_only_on_change_and_at_most_every_2_seconds(
         journal: Journal, tmp_path: Path) -> None:
-    outbox = tmp_path / "outbox"
-    outbox.mkdir()
-    settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
-    clock = [100.0]
-    page = StatusPage(clock=lambda: clock[0])
-    target = outbox / "outboxd-status.html"
+    outbox, settings, clock, page, target = page_in_a_new_outbox(tmp_path)
     assert page.refresh(journal, settings) and target.exists()
     journal.create("new.xml", "waiting", unattached_ids=["N-1"])
     clock[0] += 1.0
@@ -817,12 +812,7 @@ def test_a_file_or_folder_of_the_pages_name_outboxd_did_not_write_is_left_alone_
     """A clerk's own file named like the page (or a folder of that name) is theirs: never
     replaced, neither by a refresh nor at a stop; the log says once which name, why, and
     the fix. Once it is renamed, the page is written there again."""
-    outbox = tmp_path / "outbox"
-    outbox.mkdir()
-    settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
-    clock = [100.0]
-    page = StatusPage(clock=lambda: clock[0])
-    mine = outbox / "outboxd-status.html"
+    outbox, settings, clock, page, mine = page_in_a_new_outbox(tmp_path)
     mine.write_text("<p>our own notes</p>")
     journal.create("wait.xml", "waiting", unattached_ids=["W-1"])
     with capture_logs() as logs:
@@ -860,12 +850,7 @@ def test_a_page_a_person_edited_is_written_again_and_the_log_says_so(
     view: written again at the next change, with a warning that says it was changed by
     someone else, so the edit is not lost without a word. A page only outboxd wrote is
     rewritten without one."""
-    outbox = tmp_path / "outbox"
-    outbox.mkdir()
-    settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
-    clock = [100.0]
-    page = StatusPage(clock=lambda: clock[0])
-    target = outbox / "outboxd-status.html"
+    outbox, settings, clock, page, target = page_in_a_new_outbox(tmp_path)
     assert page.refresh(journal, settings)
     journal.create("one.xml", "waiting", unattached_ids=["O-1"])
     clock[0] += MIN_INTERVAL

@@ -83,6 +83,20 @@ def _bundle_really_gone(s: Settings, row: int) -> Path:
     return work
 
 
+def _dropped_again_while_the_claim_waits(tmp_path: Path) -> tuple[Settings, int, Path, Pipeline]:
+    """A claim cut short whose bundle is really gone, waiting for a work folder that is
+    nowhere (`work`, not there); the clerk has dropped the bundle again, and it is still
+    settling in a started pipeline (its own row, live)."""
+    s = _settings(tmp_path, settle_seconds=30)
+    row = _claim_cut_short(s)
+    work = _bundle_really_gone(s, row)
+    p = _start(s)
+    drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes(text_marker="corrected")})
+    [cand] = list_outbox(s.outbox).candidates.values()
+    assert step(p, cand, 1000.0).claimed is None  # settling, not yet settled
+    return s, row, work, p
+
+
 class TestStrandedClaimEndedAtARescan:
     def test_a_claim_whose_share_comes_back_settles_and_is_sent_as_its_one_row(
             self, tmp_path: Path) -> None:
@@ -146,13 +160,7 @@ class TestStrandedClaimEndedAtARescan:
         bundle in the outbox: the live one goes on and is sent, the claim's ends `gone`
         saying which row goes on. Both showed `settling` before, the claim's until a
         restart."""
-        s = _settings(tmp_path, settle_seconds=30)
-        row = _claim_cut_short(s)
-        work = _bundle_really_gone(s, row)
-        p = _start(s)
-        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes(text_marker="corrected")})
-        [cand] = list_outbox(s.outbox).candidates.values()
-        assert step(p, cand, 1000.0).claimed is None  # settling, not yet settled
+        s, row, work, p = _dropped_again_while_the_claim_waits(tmp_path)
         live = p.live["INV-1.xml"]
         assert live.id != row and live.state == "settling"
         work.mkdir()  # the way out
@@ -211,13 +219,7 @@ class TestStrandedClaimEndedAtARescan:
         claim's row ends `gone` naming it. Both were taken over as `settling`, and the
         claim's showed so (status, page, STATUS= counts) after the other was sent, until
         the next restart."""
-        s = _settings(tmp_path, settle_seconds=30)
-        row = _claim_cut_short(s)
-        work = _bundle_really_gone(s, row)
-        p = _start(s)
-        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes(text_marker="corrected")})
-        [cand] = list_outbox(s.outbox).candidates.values()
-        assert step(p, cand, 1000.0).claimed is None  # settling, not yet settled
+        s, row, work, p = _dropped_again_while_the_claim_waits(tmp_path)
         live = p.live["INV-1.xml"].id
         p.j.close()
         work.mkdir()  # the way out, then a restart
