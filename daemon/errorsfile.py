@@ -16,9 +16,8 @@ from typing import Any
 
 from daemon.bundle import Finding
 from daemon.errors import NotOurs
-from daemon.fsops import opened_if_regular
 from daemon.names import ERRORS_SUFFIX, escaped_controls
-from daemon.ourfiles import Judged, remove_ours, replace_ours
+from daemon.ourfiles import Judged, opened, remove_ours, replace_ours
 from daemon.scan import Candidate
 
 ERRORS_HEADER = ("# outboxd: this bundle is held because of the errors below. Fix them;\n"
@@ -40,22 +39,16 @@ def _judge(path: Path) -> tuple[Judged | None, str]:
     else is (OSError: it cannot be looked at). Looked at as an input is (never opened if
     a link, a FIFO or a device: one swapped in would block the loop), and read only up
     to 1 MiB: ours is a few lines."""
-    try:
-        fd, _mode = opened_if_regular(path)
-    except FileNotFoundError:
+    file = opened(path, lambda what: NotOurs(f"{path.name}: {what}"))
+    if file is None:
         return None, ""
-    except PermissionError:
-        raise NotOurs(f"{path.name}: outboxd may not read it") from None
-    if fd is None:
-        raise NotOurs(f"{path.name}: not a regular file")
-    file = Judged.of(fd)
     try:
         size = file.st.st_size
-        text = os.pread(fd, size + 1, 0).decode("utf-8") if size <= 1 << 20 else ""
+        text = os.pread(file.fd, size + 1, 0).decode("utf-8") if size <= 1 << 20 else ""
     except (OSError, UnicodeDecodeError):
         text = ""
     if not text.startswith(_OURS):
-        os.close(fd)
+        os.close(file.fd)
         raise NotOurs(f"{path.name}: not written by outboxd")
     return file, text
 

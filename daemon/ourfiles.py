@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from daemon.errors import NotOurs
+from daemon.fsops import kind_of, opened_if_regular
 from daemon.fswrite import (
     Stranded,
     free_name,
@@ -43,8 +46,27 @@ class Judged:
 
     def is_it(self, st: os.stat_result) -> bool:
         """Whether `st` is that file, unchanged since (a rename changes neither)."""
-        return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size) == (
-            self.st.st_dev, self.st.st_ino, self.st.st_mtime_ns, self.st.st_size)
+        return identity(st) == identity(self.st)
+
+
+def identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    """A file as a look knows it: which file (device, inode) and as it was then."""
+    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def opened(path: Path, refuse: Callable[[str], NotOurs]) -> Judged | None:
+    """The start of a look: the regular file at `path`, open; None if nothing is there;
+    `refuse(what)` raised naming what else is there (a folder, a link, a FIFO, a device:
+    never opened) or a file outboxd may not read."""
+    try:
+        fd, mode = opened_if_regular(path)
+    except FileNotFoundError:
+        return None
+    except PermissionError:
+        raise refuse("is a file outboxd may not read") from None
+    if fd is None:
+        raise refuse("is a folder" if stat.S_ISDIR(mode) else f"is a {kind_of(mode)}")
+    return Judged.of(fd)
 
 
 # A look that judges what is at a name: the file open, if outboxd's own; None if

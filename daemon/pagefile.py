@@ -11,13 +11,11 @@ warning, so that the edit is not lost without a word).
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 from typing import Any
 
 from daemon.errors import NotOurs
-from daemon.fsops import kind_of, opened_if_regular
-from daemon.ourfiles import Judged
+from daemon.ourfiles import Judged, identity, opened
 from daemon.pagehtml import WRITTEN_MARK
 
 HEAD = 8192  # bytes: the mark is in the page's first two kilobytes, even a stopped one's
@@ -29,10 +27,6 @@ def is_page(head: bytes) -> bool:
     return MARK in head and BY in head
 
 
-def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
-    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
-
-
 def not_ours(name: str, what: str) -> NotOurs:
     return NotOurs(f"{name}: {what}, not a status page outboxd wrote; outboxd does not "
                    "replace it — rename or remove it (or set [share] status_page to another "
@@ -40,18 +34,7 @@ def not_ours(name: str, what: str) -> NotOurs:
 
 
 def _opened(path: Path) -> Judged | None:
-    """The regular file at `path`, open; None if nothing is there; NotOurs naming what
-    else is there (a folder, a link, a FIFO, a device: never opened)."""
-    try:
-        fd, mode = opened_if_regular(path)
-    except FileNotFoundError:
-        return None
-    except PermissionError:
-        raise not_ours(path.name, "is a file outboxd may not read") from None
-    if fd is None:
-        raise not_ours(path.name, "is a folder" if stat.S_ISDIR(mode) else
-                       f"is a {kind_of(mode)}")
-    return Judged.of(fd)
+    return opened(path, lambda what: not_ours(path.name, what))
 
 
 def _head(file: Judged) -> bytes:
@@ -83,7 +66,7 @@ class PageFile:
     def unchanged(self, path: Path) -> bool:
         """Whether `path` is the very file outboxd last wrote there (one lstat)."""
         try:
-            return self._written == _identity(os.lstat(path))
+            return self._written == identity(os.lstat(path))
         except OSError:
             return False
 
@@ -94,7 +77,7 @@ class PageFile:
         file = _opened(path)
         if file is None:
             return None
-        if self._written == _identity(file.st):
+        if self._written == identity(file.st):
             self._warned = False
             return file
         try:
@@ -114,4 +97,4 @@ class PageFile:
     def wrote(self, st: os.stat_result) -> None:
         """The page just written is the file of `st` (replace_ours's answer: taken from
         the file written, never from the name, which a person may have taken since)."""
-        self._written = _identity(st)
+        self._written = identity(st)
