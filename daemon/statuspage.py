@@ -328,8 +328,7 @@ class StatusPage:
             body = self._last_body or ""
         path = settings.outbox.path / settings.share.status_page
         try:
-            self._file.wrote(replace_ours(path, page(body, now, stopped_at=now).encode("utf-8"),
-                                          lambda: self._file.judge(path, logs.get())))
+            self._write(path, page(body, now, stopped_at=now))
         except (OSError, OutboxdError) as exc:
             if str(exc) != self._last_error:  # said by the last refresh already
                 logs.get().error("cannot write the status page", error=str(exc))
@@ -350,11 +349,15 @@ class StatusPage:
             # outbox, where the clerks see it: once a start (one listing of the root).
             drop_unfinished(path.parent, [path.name])
             self._swept = path
-        # Rendered once, here; only over a page of outboxd's (judge: NotOurs else).
-        self._file.wrote(replace_ours(path, page(body, now).encode("utf-8"),
-                                      lambda: self._file.judge(path, logs.get())))
+        self._write(path, page(body, now))  # rendered once, here
         self._last_body = body
         return True
+
+    def _write(self, path: Path, html: str) -> None:
+        """The page written at path, only over a page of outboxd's (PageFile.judge:
+        NotOurs else), and remembered as written, to tell a person's change of it."""
+        self._file.wrote(replace_ours(path, html.encode("utf-8"),
+                                      lambda: self._file.judge(path, logs.get())))
 
     def _body(self, journal: Journal, settings: Settings, invoice_files: Iterable[str] | None,
               refused: Mapping[str, str] | None, now: datetime) -> str:
