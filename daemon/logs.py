@@ -152,9 +152,9 @@ def configure(cfg: LogConfig | None = None, stream: TextIO | None = None) -> Non
     """Set up logging for this process; called again on SIGHUP with the new [log]."""
     global _handler, _level, _format
     cfg = cfg or LogConfig()
-    # After take_native_output: the log's own copy of fd 2, fd 2 itself being a pipe.
     from daemon import stdio  # it logs through this module: imported when first used
-    forwarded = stdio.log_stream()  # after take_native_output: fd 2 is a pipe
+    # After take_native_output: the log's own copy of fd 2, fd 2 itself being a pipe.
+    forwarded = stdio.log_stream()
     mark = stream is None and forwarded is None and os.environ.get(stdio.LINE_MARK_ENV)
     stream = stream or forwarded or sys.stderr
     fmt = cfg.format

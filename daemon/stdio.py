@@ -95,11 +95,7 @@ def take_native_output() -> None:
         return
     if handler.stream is not sys.__stderr__:
         return  # a stream of a caller's own (pytest's capture): fd 2 is not the log's
-    for std in (sys.stdout, sys.stderr):
-        try:
-            std.flush()
-        except (OSError, ValueError):
-            pass
+    _flush_std()
     saved = (os.dup(1), os.dup(2))  # non-inheritable: reader processes get the pipe
     out = open(saved[1], "w", encoding=sys.stderr.encoding, errors="backslashreplace",  # noqa: SIM115 - the log's stream for the process's life
                buffering=1, closefd=False)
@@ -124,6 +120,13 @@ def take_native_output() -> None:
     from daemon.osthreads import show_name
     show_name(thread)  # "stdio" in top -H, beside the daemon's other threads
     atexit.register(_release)
+
+
+def _flush_std() -> None:
+    """What Python buffered for fds 1 and 2, written before they are redirected."""
+    for std in (sys.stdout, sys.stderr):
+        with suppress(OSError, ValueError):  # closed, or fd gone: nothing to keep
+            std.flush()
 
 
 def _excepthook(exc_type: type[BaseException], exc: BaseException, tb: Any) -> None:
@@ -218,11 +221,7 @@ def _release() -> None:
     native = _native
     if native is None:
         return
-    for std in (sys.stdout, sys.stderr):
-        try:
-            std.flush()
-        except (OSError, ValueError):
-            pass
+    _flush_std()
     os.dup2(native.saved[0], 1)
     os.dup2(native.saved[1], 2)
     try:
