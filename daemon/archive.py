@@ -21,7 +21,7 @@ from typing import Any
 
 from daemon.bundle import Finding, reasons_of
 from daemon.errors import InputError, NotOurs
-from daemon.fsops import CHUNK, kind_of, open_in, open_regular, opened_if_regular, read_regular
+from daemon.fsops import CHUNK, open_in, open_regular, read_regular
 from daemon.fswrite import (
     add_group_write,
     free_name,
@@ -34,17 +34,14 @@ from daemon.fswrite import (
 )
 from daemon.journal.records import utc_day
 from daemon.names import NAME_MAX, fit_bytes
-from daemon.ourfiles import Judged, replace_ours
+from daemon.ourfiles import replace_ours
+from daemon.papers import PAPER_LIMIT, bundle_named, paper_look
 from daemon.reasontext import reason_text
 from daemon.temps import drop_unfinished
 from daemon.workfolder import hold_folder, still_at
 
 # Room left in a path component for free_name's "-NNN" and move_tree's ".NAME.partial".
 _ARCHIVE_NAME_MAX = NAME_MAX - 15
-# Every paper outboxd writes into a bundle's folder.
-PAPER_NAMES = ("receipt.json", "reason.json", "REASON.txt")
-# A receipt or reason record is a few KB; anything far larger is not one of ours.
-PAPER_LIMIT = 1 << 20
 
 
 def target_for(root: Path, name: str, bundle_id: str, at: str | None = None) -> Path:
@@ -166,7 +163,7 @@ def write_papers(folder: Path, papers: Mapping[str, bytes], sync: bool = True) -
     paper_look judges it this bundle's paper (an earlier try's, whole or cut short);
     anything else is kept and the archive's next try finds it again (OSError)."""
     # The bundle, as its JSON paper (receipt.json or reason.json) names it.
-    bundle_id = next(filter(None, map(_bundle_named, papers.values())), "")
+    bundle_id = next(filter(None, map(bundle_named, papers.values())), "")
     for name, data in papers.items():
         path = folder / name
         try:
@@ -177,48 +174,6 @@ def write_papers(folder: Path, papers: Mapping[str, bytes], sync: bool = True) -
             raise OSError(errno.EEXIST, f"{exc} — outboxd writes its {name} there and never "
                           "over a file it did not write: rename or move that file, and the "
                           "next try writes it", str(path)) from None
-
-
-def paper_look(path: Path, bundle_id: str, expected: bytes | None = None) -> Judged | None:
-    """The look of replace_ours and remove_ours for a paper of the bundle whose id starts
-    with `bundle_id`: the file at path, open, if it is that paper; None if nothing is
-    there; NotOurs (saying what is there) for anything else, never opened if not a regular
-    file. Ours: `expected` (what outboxd writes there), or its beginning (cut short, or
-    padded with NULs, by a power loss before it was synced); a JSON paper that names the
-    bundle (its own content tells it: a receipt, or a reason record). REASON.txt is free
-    text people may add notes to: only `expected` or its beginning is ours."""
-    try:
-        fd, mode = opened_if_regular(path)
-    except FileNotFoundError:
-        return None
-    except PermissionError:
-        raise NotOurs(f"{path.name}: outboxd may not read it") from None
-    if fd is None:
-        raise NotOurs(f"{path.name} is a {kind_of(mode)}, not outboxd's paper")
-    file = Judged.of(fd)
-    data = os.pread(fd, PAPER_LIMIT + 1, 0) if file.st.st_size <= PAPER_LIMIT else b""
-    if expected is not None and data and expected.startswith(data.rstrip(b"\0")) or \
-            expected is not None and not file.st.st_size or \
-            path.name != "REASON.txt" and _names_bundle(data, bundle_id):
-        return file
-    os.close(fd)
-    raise NotOurs(f"{path.name} is not as outboxd wrote it (edited, or someone's own file)")
-
-
-def _names_bundle(data: bytes, bundle_id: str) -> bool:
-    """Whether `data` is a JSON paper (receipt or reason record) of the bundle."""
-    named = _bundle_named(data)
-    return bool(named and bundle_id and named.startswith(bundle_id))
-
-
-def _bundle_named(data: bytes) -> str | None:
-    """The bundle id a JSON paper names (a reason record's, a receipt's manifest's)."""
-    try:
-        found = json.loads(data)
-        named = found.get("bundle_id") or found["manifest"]["bundle_id"]
-    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
-        return None
-    return named if isinstance(named, str) else None
 
 
 def _someone_elses(entry: Path, papers: Mapping[str, bytes], bundle_id: str) -> bool:
