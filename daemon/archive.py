@@ -15,11 +15,12 @@ import os
 import stat
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from daemon.bundle import Finding, reasons_of
-from daemon.errors import InputError
+from daemon.errors import InputError, NotOurs
 from daemon.fsops import CHUNK, open_in, open_regular, read_regular
 from daemon.fswrite import (
     add_group_write,
@@ -30,20 +31,17 @@ from daemon.fswrite import (
     move_tree,
     refuse_links,
     remove_held,
-    write_atomic,
 )
 from daemon.journal.records import utc_day
 from daemon.names import NAME_MAX, fit_bytes
+from daemon.ourfiles import replace_ours
+from daemon.papers import PAPER_LIMIT, bundle_named, paper_look
 from daemon.reasontext import reason_text
 from daemon.temps import drop_unfinished
 from daemon.workfolder import hold_folder, still_at
 
 # Room left in a path component for free_name's "-NNN" and move_tree's ".NAME.partial".
 _ARCHIVE_NAME_MAX = NAME_MAX - 15
-# Every paper outboxd writes into a bundle's folder.
-PAPER_NAMES = ("receipt.json", "reason.json", "REASON.txt")
-# A receipt or reason record is a few KB; anything far larger is not one of ours.
-PAPER_LIMIT = 1 << 20
 
 
 def target_for(root: Path, name: str, bundle_id: str, at: str | None = None) -> Path:
@@ -158,11 +156,24 @@ def reason_papers(record: dict[str, Any]) -> dict[str, bytes]:
 
 
 def write_papers(folder: Path, papers: Mapping[str, bytes], sync: bool = True) -> None:
-    """Each paper written whole or not at all (temp name + rename)."""
+    """Each paper written whole or not at all (temp name + rename), never over a file
+    that is not this bundle's paper: the folder is the bundle's (an invoice file named
+    REASON.txt under invoice_patterns "*") or an entry people on the share write in
+    (a clerk's own notes saved as REASON.txt). What is there is replaced only when
+    paper_look judges it this bundle's paper (an earlier try's, whole or cut short);
+    anything else is kept and the archive's next try finds it again (OSError)."""
+    # The bundle, as its JSON paper (receipt.json or reason.json) names it.
+    bundle_id = next(filter(None, map(bundle_named, papers.values())), "")
     for name, data in papers.items():
-        # REASON.txt is for people on the share: readable by the group as well.
-        write_atomic(folder / name, data, sync=sync,
-                     mode=0o640 if name == "REASON.txt" else None)
+        path = folder / name
+        try:
+            # REASON.txt is for people on the share: readable by the group as well.
+            replace_ours(path, data, partial(paper_look, path, bundle_id, data),
+                         mode=0o640 if name == "REASON.txt" else None, sync=sync)
+        except NotOurs as exc:
+            raise OSError(errno.EEXIST, f"{exc} — outboxd writes its {name} there and never "
+                          "over a file it did not write: rename or move that file, and the "
+                          "next try writes it", str(path)) from None
 
 
 def _someone_elses(entry: Path, papers: Mapping[str, bytes], bundle_id: str) -> bool:

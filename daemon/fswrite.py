@@ -185,13 +185,14 @@ def fsync_file(path: Path) -> None:
     """Sync a file written earlier without a sync of its own: an archive entry's paper,
     in a folder people on the share may write in (the work folder in the outbox, sent/,
     quarantine/). One of them may have put a FIFO, device or link in its place: that is
-    never opened nor followed (opened_if_regular), but an OSError naming it, and the
-    archive's next try writes the paper again (write_papers replaces it)."""
+    never opened nor followed (opened_if_regular), but an OSError naming it; the
+    archive's next tries say so too (write_papers writes over no file it did not write)
+    until someone removes it."""
     fd, mode = opened_if_regular(path)
     if fd is None:
         raise OSError(errno.EINVAL, f"is a {kind_of(mode)}, not the file outboxd wrote "
-                      "there; outboxd never opens one — it writes the file again at its "
-                      "next try", str(path))
+                      "there; outboxd never opens nor replaces one — remove it, and the "
+                      "next try writes the file again", str(path))
     try:
         os.fsync(fd)
     finally:

@@ -35,13 +35,14 @@ from pathlib import Path
 from typing import Any
 
 from daemon import logs
-from daemon.archive import PAPER_NAMES, move_into_place, reason_of, target_for
+from daemon.archive import move_into_place, reason_of, target_for
 from daemon.claim import LEFTOVER, in_folder, unclaim
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError
 from daemon.fswrite import held_path
 from daemon.journal import IN_FLIGHT, Journal, journal_time
 from daemon.names import fit_bytes, stem
+from daemon.papers import PAPER_NAMES
 from daemon.readback import record_of
 from daemon.scan import candidate_for, is_invoice_file
 from daemon.temps import drop_unfinished

@@ -76,11 +76,13 @@ Look = Callable[[], Judged | None]
 _TRIES = 3
 
 
-def replace_ours(path: Path, data: bytes, look: Look) -> os.stat_result:
+def replace_ours(path: Path, data: bytes, look: Look, mode: int | None = None,
+                 sync: bool = True) -> os.stat_result:
     """Write `data` at path as write_atomic does, replacing only a file `look` judges
     outboxd's own (NAME.errors.txt, the status page): a file a person puts at that
     name between the look and the rename is never replaced. The stat of the file written
-    (as it now is at path: the identity to know it by later).
+    (as it now is at path: the identity to know it by later). `mode`, `sync`: as
+    write_atomic's (sync=False: the caller syncs the file and its folder itself).
 
     With nothing at the name, the temp is renamed there only while that stays so
     (rename_noreplace). Over a file judged ours, it is exchanged with it
@@ -97,7 +99,7 @@ def replace_ours(path: Path, data: bytes, look: Look) -> os.stat_result:
     person's file and the exchange back."""
     judged = look()  # before the temp is written: a refusal costs no write
     try:
-        with written_temp(path, data, True, None) as (tmp, fd):
+        with written_temp(path, data, sync, mode) as (tmp, fd):
             written = os.fstat(fd)
             for attempt in range(_TRIES):
                 if attempt:
@@ -114,7 +116,8 @@ def replace_ours(path: Path, data: bytes, look: Look) -> os.stat_result:
     finally:
         if judged is not None:
             os.close(judged.fd)
-    fsync_dir(path.parent)
+    if sync:
+        fsync_dir(path.parent)
     return written
 
 

@@ -22,10 +22,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from daemon.archive import PAPER_NAMES
 from daemon.config_sections import OutboxConfig, ShareConfig
 from daemon.fsops import FOLDER_NOFOLLOW
 from daemon.names import is_ignored, printable, stem
+from daemon.papers import PAPER_NAMES
 from daemon.scan import is_invoice_file
 
 # What outboxd writes beside a bundle it archived: the folder came from quarantine/ or sent/.

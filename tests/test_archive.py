@@ -106,9 +106,10 @@ class TestMoveIntoPlace:
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """Someone on the share puts a FIFO where receipt.json was just written, before
         the paper is synced in its new entry: the FIFO is never opened (only looked at),
-        the archive fails naming it, and its next try writes the receipt again in the
-        entry, which then holds the paper outboxd wrote. Opened by its name, the FIFO
-        was joined (a device's driver would have been called)."""
+        the archive fails naming it, and so does its next try (outboxd writes over no
+        file it did not write); once someone removes the FIFO, the next try writes the
+        receipt in the entry. Opened by its name, the FIFO was joined (a device's driver
+        would have been called)."""
         work = make_work(tmp_path / "work")
         target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123456789ab"
         papers = {"receipt.json": json.dumps({"bundle_id": BID}).encode()}
@@ -127,6 +128,10 @@ class TestMoveIntoPlace:
             "receipt.json")
         assert stat.S_ISFIFO(os.lstat(target / "receipt.json").st_mode)
         monkeypatch.setattr(archive, "write_papers", real)
+        with pytest.raises(OSError, match="receipt.json is a FIFO, not outboxd's paper"):
+            archive.place(work, target, papers, BID)
+        assert stat.S_ISFIFO(os.lstat(target / "receipt.json").st_mode)
+        os.unlink(target / "receipt.json")
         assert archive.place(work, target, papers, BID) == target
         assert (target / "receipt.json").read_bytes() == papers["receipt.json"]
 
@@ -524,15 +529,20 @@ class TestPlace:
         for path in (placed / "receipt.json", placed, placed.parent, placed.parent.parent):
             assert _id(path) in synced, path
 
-    def test_a_fifo_planted_as_the_receipt_is_replaced_not_opened(
+    def test_a_fifo_planted_as_the_receipt_is_neither_opened_nor_replaced(
             self, tmp_path: Path) -> None:
         """After a crash between the move and 'sent', a share user replaced receipt.json
-        in the entry with a FIFO: place never opens it (that would block for good) and
-        writes the receipt again."""
+        in the entry with a FIFO: place never opens it (that would block for good) nor
+        writes over it (it writes over no file it did not write): it fails naming it and
+        what to do, and once the FIFO is gone writes the receipt."""
         import os
         target = tmp_path / "sent" / "d" / "INV-1--0123456789ab"
         make_work(target)
         os.mkfifo(target / "receipt.json")
+        with pytest.raises(OSError, match="receipt.json is a FIFO.*rename or move"):
+            archive.place(tmp_path / "work", target, archive.receipt_papers(self.RECEIPT), BID)
+        assert stat.S_ISFIFO(os.lstat(target / "receipt.json").st_mode)
+        os.unlink(target / "receipt.json")
         placed = archive.place(tmp_path / "work", target,
                                archive.receipt_papers(self.RECEIPT), BID)
         assert placed == target
@@ -570,15 +580,20 @@ class TestPlace:
         assert sorted(os.listdir(placed)) == ["INV-1", "INV-1.xml", "receipt.json"]
         assert (placed / "INV-1" / ".receipt.json.tmp-0123456789ab").read_bytes() == b"theirs"
 
-    def test_a_receipt_nested_past_the_json_parser_is_written_again(
+    def test_a_receipt_nested_past_the_json_parser_is_kept_and_named(
             self, tmp_path: Path) -> None:
         """After a crash between the move and 'sent', receipt.json in the entry holds JSON
         nested thousands deep (no receipt outboxd writes is: answers that deep are kept as
-        text): it is no receipt of another bundle, and place writes ours instead of
-        failing with a RecursionError at every retry."""
+        text): it is not outboxd's, so place keeps it and fails with an error naming it
+        (no RecursionError), and writes ours once it is moved away."""
         target = tmp_path / "sent" / "d" / "INV-1--0123456789ab"
         make_work(target)
-        (target / "receipt.json").write_bytes(b"[" * 100_000 + b"]" * 100_000)
+        deep = b"[" * 100_000 + b"]" * 100_000
+        (target / "receipt.json").write_bytes(deep)
+        with pytest.raises(OSError, match="receipt.json is not as outboxd wrote it"):
+            archive.place(tmp_path / "work", target, archive.receipt_papers(self.RECEIPT), BID)
+        assert (target / "receipt.json").read_bytes() == deep
+        (target / "receipt.json").rename(tmp_path / "theirs.json")
         placed = archive.place(tmp_path / "work", target,
                                archive.receipt_papers(self.RECEIPT), BID)
         assert json.loads((placed / "receipt.json").read_text("utf-8")) == self.RECEIPT
@@ -669,16 +684,17 @@ def test_reason_txt_is_made_group_readable_before_its_rename_never_through_a_lin
     os.chmod(secret, 0o600)
     folder = tmp_path / "quarantine-entry"
     folder.mkdir()
-    real_write = archive.write_atomic
+    real_write = archive.replace_ours
 
-    def swapped_after(path: Path, data: bytes, *args: Any, **kwargs: Any) -> None:
-        real_write(path, data, *args, **kwargs)
+    def swapped_after(path: Path, data: bytes, *args: Any, **kwargs: Any) -> os.stat_result:
+        written = real_write(path, data, *args, **kwargs)
         if path.name == "REASON.txt":
             assert stat.S_IMODE(os.lstat(path).st_mode) == 0o640
             path.unlink()
             path.symlink_to(secret)
+        return written
 
-    monkeypatch.setattr(archive, "write_atomic", swapped_after)
+    monkeypatch.setattr(archive, "replace_ours", swapped_after)
     old = os.umask(0o077)
     try:
         archive.write_papers(folder, archive.reason_papers(TestReasons()._record()))

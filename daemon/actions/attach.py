@@ -14,7 +14,9 @@ renamed into place without ever replacing a file. Those last two steps, and
 the look for a file of that name before them, hold a lock on the folder
 (temps.folder_locked): two attaches into one folder at once take turns, so
 neither loses the other's entry, and one that finds the name taken has
-written nothing.
+written nothing. attachments.toml is a clerk's file: it is replaced only if it is
+still the very file read, byte for byte (ourfiles.replace_ours); an edit saved between
+the read and the write is kept and the attach refused, the copy not put in.
 """
 
 from __future__ import annotations
@@ -36,21 +38,29 @@ from daemon.actions.common import invalid_fate, settings_of
 from daemon.bundle import Attachment
 from daemon.config import Settings
 from daemon.emptiness import what_is_empty
-from daemon.errors import InputError, OutboxdError, UsageError, describe, not_utf8, shown
-from daemon.fsops import hash_file, open_regular, read_bounded
+from daemon.errors import (
+    InputError,
+    NotOurs,
+    OutboxdError,
+    UsageError,
+    describe,
+    not_utf8,
+    shown,
+)
+from daemon.fsops import hash_file, open_regular, opened_if_regular, read_bounded
 from daemon.fswrite import (
     add_group_write_fd,
     copy_into,
     held_path,
     make_folders_below,
     rename_noreplace,
-    write_atomic,
 )
 from daemon.invoices import read_invoice_file
 from daemon.lookalikes import look_alike_findings
 from daemon.match import assemble
 from daemon.names import folder_name_for_id, for_terminal, is_ignored, name_problem
 from daemon.notes import MANIFEST_NAME, MAX_NOTES_BYTES, misnamed_notes, value_problem
+from daemon.ourfiles import Judged, replace_ours
 from daemon.scan import Candidate, Listing, list_outbox
 from daemon.sharedsidecar import shared_message, sidecar_sharers
 from daemon.sniff import sniff
@@ -118,10 +128,13 @@ def record(folder: Path, name: str, doc_type: str | None, note: str | None,
     `label`: the folder's name for messages, when `folder` is a held path."""
     path = folder / MANIFEST_NAME
     shown = f"{label or folder.name}/{MANIFEST_NAME}"
+    read: tuple[os.stat_result, bytes] | None = None  # what the entry is added to
     if os.path.lexists(path):
         try:
             with open_regular(path, shown) as fh:
                 raw = read_bounded(fh, MAX_NOTES_BYTES)  # anyone on the share writes it
+                if raw is not None:
+                    read = os.fstat(fh.fileno()), raw
             if raw is None:
                 raise AttachRefused(f"{shown} is larger than {MAX_NOTES_BYTES >> 20} MiB, "
                                     "far more than notes on attachments need — keep only "
@@ -151,7 +164,36 @@ def record(folder: Path, name: str, doc_type: str | None, note: str | None,
     if note:
         entry["note"] = note
     files[name] = entry
-    write_atomic(path, tomlkit.dumps(doc).encode("utf-8"))
+    try:
+        # It is a clerk's file: what replaces it must be what was read plus the entry.
+        replace_ours(path, tomlkit.dumps(doc).encode("utf-8"), lambda: _as_read(path, read))
+    except NotOurs:
+        raise AttachRefused(f"{shown} was changed or replaced while attach added to it, so "
+                            "it was left as it now is and the file was not copied in; "
+                            "nothing was changed — attach again") from None
+
+
+def _as_read(path: Path, read: tuple[os.stat_result, bytes] | None) -> Judged | None:
+    """The look of replace_ours for attachments.toml: the very file `read` (same file,
+    unchanged, same bytes), open; None if there was none and still is none; NotOurs if
+    anything else is there now (a clerk's edit saved meanwhile, which is never lost)."""
+    try:
+        fd, _mode = opened_if_regular(path)
+    except FileNotFoundError:
+        if read is None:
+            return None
+        raise NotOurs(f"{MANIFEST_NAME}: removed meanwhile") from None
+    if fd is None or read is None:
+        if fd is not None:
+            os.close(fd)
+        raise NotOurs(f"{MANIFEST_NAME}: another file is there now")
+    now = Judged.of(fd)
+    st, raw = read
+    # Bytes compared too: an edit in place within the clock's tick keeps mtime and size.
+    if not Judged(fd, st).is_it(now.st) or os.pread(fd, len(raw) + 1, 0) != raw:
+        os.close(fd)
+        raise NotOurs(f"{MANIFEST_NAME}: changed meanwhile")
+    return now
 
 
 def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None = None,

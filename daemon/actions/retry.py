@@ -5,7 +5,9 @@ release file) first, the invoice file last, so the daemon never sees an
 invoice file without its attachments. Every move is a rename that never
 replaces (`fswrite.move_tree`: rename_noreplace, or copy + fsync + rename +
 delete across file systems). outboxd's papers (REASON.txt, reason.json,
-receipt.json) do not go back; the quarantine folder goes away. If the
+receipt.json) do not go back; the quarantine folder goes away. Only papers as outboxd
+wrote them are removed (papers.remove_papers): a clerk's notes saved as REASON.txt, or a
+folder, link or FIFO of a paper's name, stay, and so does the folder then, with a note. If the
 outbox already holds any of the names, or a look-alike of the sidecar that
 would stop the bundle again (`sidecar-spelling`), nothing is moved at all.
 
@@ -28,11 +30,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from daemon.actions import EXIT_OK
 from daemon.actions.common import invalid_fate, settings_of
-from daemon.archive import PAPER_NAMES, reason_of
+from daemon.archive import reason_of
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError, UsageError
 from daemon.finish import evaluate
@@ -42,6 +44,7 @@ from daemon.journal.readonly import read_journal
 from daemon.lookalikes import look_alike_findings
 from daemon.manifest import bundle_id_of
 from daemon.names import NameKind, classify, for_terminal
+from daemon.papers import PAPER_NAMES, remove_papers
 from daemon.scan import candidate_for, is_invoice_file
 from daemon.sharedsidecar import shared_message, sharers_listed
 from daemon.sidecarnames import alike_key
@@ -110,13 +113,18 @@ def _id_fits(folder: Path, key: str) -> bool:
     return recorded is None or recorded.lower().startswith(key)
 
 
+def _reason_record(folder: Path) -> dict[str, Any] | None:
+    """The folder's reason.json, None where there is none to read."""
+    try:
+        return reason_of(folder)
+    except (InputError, OSError, ValueError, RecursionError):
+        return None
+
+
 def _recorded_id(folder: Path) -> str | None:
     """The bundle id the folder's reason.json records; None where there is none to read
     (no reason.json, one that is no file, cut short or edited)."""
-    try:
-        record = reason_of(folder)
-    except (InputError, OSError, ValueError, RecursionError):
-        return None
+    record = _reason_record(folder)
     recorded = record.get("bundle_id") if record is not None else None
     return recorded if isinstance(recorded, str) else None
 
@@ -137,7 +145,7 @@ def _invoice_name(folder: Path, settings: Settings, notes: list[str] | None = No
         if notes is not None:
             notes.append(f"{exc.file}: {exc.message.partition(' — ')[0]}; ignored, "
                          "never opened — the invoice file was told by its name, and this "
-                         "reason.json (no document) is removed with outboxd's papers")
+                         "reason.json, not outboxd's, stays in the quarantine folder")
     except (OSError, ValueError, RecursionError):
         pass  # unreadable, cut short or edited: the invoice file is told by its name
     files = [p.name for p in folder.iterdir() if is_regular_file(p) and p.name not in
@@ -278,6 +286,8 @@ def retry(folder: Path, settings: Settings) -> list[str]:
     # them) is outboxd's litter: it goes, not into the outbox.
     drop_unfinished(folder, PAPER_NAMES)
     order = plan(folder, settings)
+    # Read before anything moves: what tells outboxd's REASON.txt from a clerk's.
+    record = _reason_record(folder)
     moved: list[str] = []
     with recorded_first(settings, folder):  # all of it moves, or none and the record goes
         try:
@@ -292,25 +302,25 @@ def retry(folder: Path, settings: Settings) -> list[str]:
             raise RetryRefused(f"cannot move {folder / order[len(moved)]} back into the "
                                f"outbox ({exc.strerror or exc}); nothing was moved") from None
     fsync_dir(outbox)
-    left: list[str] = []
-    for paper in PAPER_NAMES:
-        try:
-            (folder / paper).unlink()
-        except FileNotFoundError:
-            pass
-        except OSError:
-            # A folder of that name (a share user's, not outboxd's paper) or one that
-            # may not be removed: the bundle is back, so this is left, not fought over.
-            left.append(paper)
+    # Only what outboxd wrote goes: quarantine/ is the share's too, and a clerk's notes
+    # saved as REASON.txt (or a folder, link or FIFO of a paper's name) are kept.
+    left = remove_papers(folder, _folder_id(folder), record)
     try:
         folder.rmdir()
     except OSError:
         left = left or [p.name for p in folder.iterdir()]
     if left:
-        print(for_terminal(f"outboxd: note: {folder}: left in place, as it is not outboxd's "
-                           f"to remove: {', '.join(left)} — remove it by hand"),
+        print(for_terminal(f"outboxd: note: {folder}: left in place, as outboxd removes only "
+                           f"the papers it wrote: {'; '.join(left)} — the bundle is back in "
+                           "the outbox; keep what you need, then remove the folder by hand"),
               file=sys.stderr)
     return moved
+
+
+def _folder_id(folder: Path) -> str:
+    """The bundle id's start that the folder's name (NAME--ID12) gives, else ""."""
+    named = FOLDER_RE.match(folder.name)
+    return named["id"] if named else ""
 
 
 @contextmanager

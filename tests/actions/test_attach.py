@@ -499,3 +499,59 @@ def test_attach_refuses_a_file_named_like_attachments_toml(
     assert f"{name!r} cannot be an attachment name" in err and "rename it" in err
     assert "misnamed attachments.toml" in err and "Traceback" not in err
     assert not (env.outbox / "INV-1001").exists()
+
+
+CLERKS_TOML = b'# the clerk\'s edit\n[files."contract.pdf"]\ntype = "Contract"\nnote = "signed"\n'
+
+
+@pytest.mark.parametrize("how", ["saved-over", "in-place", "removed"])
+def test_a_clerks_edit_of_attachments_toml_saved_while_attach_ran_is_kept(
+        cfg: Env, timesheet: Path, capsys, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    """attachments.toml changed by a clerk after attach read it and before it wrote it
+    back (saved over by an editor, edited in place, or removed): the clerk's version is
+    kept byte for byte, the copy is not put in (its entry would be missing), and attach
+    exits 1 with one line that says so and to attach again."""
+    drop_bundle(cfg.outbox, "INV-1001", {"contract.pdf": pdf_bytes()})
+    toml = write(cfg.outbox / "INV-1001" / "attachments.toml", b'[files."contract.pdf"]\n')
+    import daemon.actions.attach as attach_mod
+    real_parse = attach_mod.tomlkit.parse
+
+    def parse_then_the_clerk_saves(text: str):  # noqa: ANN202 - as tomlkit.parse's
+        doc = real_parse(text)
+        if how == "saved-over":
+            write(toml.with_name("draft"), CLERKS_TOML)
+            os.rename(toml.with_name("draft"), toml)
+        elif how == "in-place":
+            toml.write_bytes(CLERKS_TOML)
+        else:
+            toml.unlink()
+        return doc
+    monkeypatch.setattr(attach_mod.tomlkit, "parse", parse_then_the_clerk_saves)
+    assert attach(cfg, "INV-1001", str(timesheet), "--type", "Timesheet") == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("outboxd: INV-1001/attachments.toml was changed or replaced")
+    assert "attach again" in line
+    kept = ["attachments.toml", "contract.pdf"] if how != "removed" else ["contract.pdf"]
+    assert sorted(p.name for p in (cfg.outbox / "INV-1001").iterdir()) == kept
+    if how != "removed":
+        assert toml.read_bytes() == CLERKS_TOML
+
+
+def test_an_attachments_toml_made_by_a_clerk_while_attach_ran_is_kept(
+        cfg: Env, timesheet: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No attachments.toml when attach looked; a clerk saves one before attach writes
+    its own: the clerk's file stays as saved, the copy is not put in, exit 1."""
+    drop_bundle(cfg.outbox, "INV-1001", {"contract.pdf": pdf_bytes()})
+    toml = cfg.outbox / "INV-1001" / "attachments.toml"
+    import daemon.actions.attach as attach_mod
+    real_document = attach_mod.tomlkit.document
+
+    def new_document_then_the_clerk_saves():  # noqa: ANN202 - as tomlkit.document's
+        write(toml, CLERKS_TOML)
+        return real_document()
+    monkeypatch.setattr(attach_mod.tomlkit, "document", new_document_then_the_clerk_saves)
+    assert attach(cfg, "INV-1001", str(timesheet), "--type", "Timesheet") == 1
+    assert "attach again" in capsys.readouterr().err
+    assert toml.read_bytes() == CLERKS_TOML
+    assert sorted(p.name for p in (cfg.outbox / "INV-1001").iterdir()) == [
+        "attachments.toml", "contract.pdf"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import unicodedata
 from pathlib import Path
 
@@ -11,9 +12,11 @@ import pytest
 from conftest import Env
 from helpers import pdf_bytes, ubl_invoice, without_blocking, write
 
+from daemon.archive import reason_papers, write_papers
 from daemon.cli import main
 
 BID = "3f2a9c01b7e4" + "0" * 52
+AT = "2026-11-26T10:00:00Z"
 
 
 def quarantined(env: Env, name: str = "INV-1001") -> Path:
@@ -22,9 +25,8 @@ def quarantined(env: Env, name: str = "INV-1001") -> Path:
     write(folder / f"{name}.xml", ubl_invoice(name))
     write(folder / name / "scan.pdf", pdf_bytes())
     write(folder / f"{name}.ready", b"")
-    write(folder / "reason.json", json.dumps({"bundle_id": BID, "invoice_file": f"{name}.xml",
-                                              "reasons": [], "quarantined_at": "x"}).encode())
-    write(folder / "REASON.txt", b"why")
+    write_papers(folder, reason_papers({"bundle_id": BID, "invoice_file": f"{name}.xml",
+                                        "reasons": [], "quarantined_at": AT}))
     return folder
 
 
@@ -106,7 +108,8 @@ def test_retry_from_another_file_system_copies_then_deletes(env: Env, capsys,
     folder = other / "2026-11-26" / f"INV-1--{BID[:12]}"
     write(folder / "INV-1.xml", ubl_invoice("INV-1"))
     write(folder / "INV-1" / "scan.pdf", pdf_bytes())
-    write(folder / "REASON.txt", b"why")
+    write_papers(folder, reason_papers({"bundle_id": BID, "invoice_file": "INV-1.xml",
+                                        "reasons": [], "quarantined_at": AT}))
     assert main(["retry", "-c", str(env.config), BID[:12]]) == 0
     assert (env.outbox / "INV-1" / "scan.pdf").read_bytes() == pdf_bytes()
     assert (env.outbox / "INV-1.xml").read_bytes() == ubl_invoice("INV-1")
@@ -118,7 +121,9 @@ def test_a_fifo_named_reason_json_is_never_opened_and_the_bundle_still_goes_back
         cfg: Env, capsys) -> None:
     """quarantine/ is writable by the share's people: a FIFO planted as reason.json is
     not opened (that blocks for good). retry says so on stderr, tells the invoice file by
-    its name, puts the bundle back and removes the FIFO with outboxd's papers."""
+    its name and puts the bundle back; the FIFO is not outboxd's paper, so it is left (and
+    the folder with it) with a note naming it, and so is REASON.txt, which without
+    reason.json cannot be told from a clerk's notes."""
     folder = quarantined(cfg)
     (folder / "reason.json").unlink()
     os.mkfifo(folder / "reason.json")
@@ -126,9 +131,11 @@ def test_a_fifo_named_reason_json_is_never_opened_and_the_bundle_still_goes_back
                             folder / "reason.json", "retry") == 0
     assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001", "INV-1001.ready",
                                                            "INV-1001.xml"]
-    assert not folder.exists()
+    assert sorted(os.listdir(folder)) == ["REASON.txt", "reason.json"]
+    assert stat.S_ISFIFO(os.lstat(folder / "reason.json").st_mode)
     err = capsys.readouterr().err
     assert "reason.json" in err and "is a FIFO" in err and "told by its name" in err
+    assert "left in place" in err and "reason.json is a FIFO, not outboxd's paper" in err
 
 
 def test_reason_json_naming_a_file_outside_its_folder_moves_nothing_from_there(
@@ -168,11 +175,10 @@ def spelling_quarantined(env: Env, look_alike: str, name: str = "INV-7") -> Path
     and the papers, the look-alike `look_alike` of its sidecar left in the outbox."""
     folder = env.quarantine / "2026-11-26" / f"{name}--{BID[:12]}"
     write(folder / f"{name}.xml", ubl_invoice(name))
-    write(folder / "reason.json", json.dumps({
-        "bundle_id": BID, "invoice_file": f"{name}.xml", "quarantined_at": "x",
+    write_papers(folder, reason_papers({
+        "bundle_id": BID, "invoice_file": f"{name}.xml", "quarantined_at": AT,
         "reasons": [{"code": "sidecar-spelling", "file": look_alike,
-                     "message": f"this folder looks like the sidecar {name}"}]}).encode())
-    write(folder / "REASON.txt", b"why")
+                     "message": f"this folder looks like the sidecar {name}"}]}))
     write(env.outbox / look_alike / "timesheet.pdf", pdf_bytes())
     return folder
 
@@ -345,7 +351,8 @@ def test_a_release_file_archived_with_the_bundle_is_no_second_invoice_file_for_r
     reason.json cut short, retry tells the invoice file by its name: under
     invoice_patterns = ["*"] it took the release file for a second invoice file and
     refused ("cannot tell the invoice file"), though the daemon never reads one as an
-    invoice. It now moves the bundle back."""
+    invoice. It now moves the bundle back (the cut-short reason.json and a REASON.txt
+    that cannot be told from a clerk's notes without it stay, with the folder)."""
     env.write_config("http://127.0.0.1:9/bundles", outbox={"invoice_patterns": ["*"]})
     folder = env.quarantine / "2026-11-26" / f"INV-1001--{BID[:12]}"
     write(folder / "INV-1001.xml", ubl_invoice("INV-1001"))
@@ -357,7 +364,7 @@ def test_a_release_file_archived_with_the_bundle_is_no_second_invoice_file_for_r
     assert "cannot tell the invoice file" not in capsys.readouterr().err
     assert sorted(p.name for p in env.outbox.iterdir()) == [
         "INV-1001", "INV-1001.send-anyway", "INV-1001.xml"]
-    assert not folder.exists()
+    assert sorted(os.listdir(folder)) == ["REASON.txt", "reason.json"]
 
 
 @pytest.mark.parametrize("what", ["link", "fifo"])
@@ -440,11 +447,10 @@ def duplicate_in_quarantine(env: Env) -> tuple[Path, str]:
     folder.mkdir(parents=True)
     for name in ("INV-1001", "INV-1001.xml"):
         (env.outbox / name).rename(folder / name)
-    write(folder / "reason.json", json.dumps({
-        "bundle_id": bid, "invoice_file": "INV-1001.xml", "quarantined_at": "x",
+    write_papers(folder, reason_papers({
+        "bundle_id": bid, "invoice_file": "INV-1001.xml", "quarantined_at": AT,
         "reasons": [{"code": "duplicate", "file": "INV-1001.xml", "message": "sent before",
-                     "invoice_id": None}]}).encode())
-    write(folder / "REASON.txt", b"why")
+                     "invoice_id": None}]}))
     return folder, bid
 
 
@@ -524,3 +530,63 @@ def test_retry_without_a_sidecar_beside_the_print_alone_moves_back(cfg: Env) -> 
     write(cfg.outbox / "INV-1001.pdf", pdf_bytes(3))
     assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 0
     assert (cfg.outbox / "INV-1001.xml").exists()
+
+
+NOTES = b"called the customer on 27 Nov: new PO number is 4711\n"
+
+
+@pytest.mark.parametrize("what", ["notes", "edited", "link", "fifo"])
+def test_a_clerks_reason_txt_is_left_with_the_folder_and_a_note(
+        cfg: Env, capsys, tmp_path: Path, what: str) -> None:
+    """quarantine/ is the share's: a clerk's own notes saved as REASON.txt, outboxd's
+    REASON.txt with the clerk's lines added, or a link or FIFO of that name is not what
+    outboxd wrote. The bundle goes back; that file stays as it is (the link's target
+    untouched), and so does the folder, with a note naming it and saying what to do.
+    outboxd's own reason.json goes."""
+    folder = quarantined(cfg)
+    reason = folder / "REASON.txt"
+    target = write(tmp_path / "elsewhere.txt", NOTES)
+    if what == "notes":
+        reason.write_bytes(NOTES)
+    elif what == "edited":
+        reason.write_bytes(reason.read_bytes() + b"\n" + NOTES)
+    elif what == "link":
+        reason.unlink()
+        reason.symlink_to(target)
+    else:
+        reason.unlink()
+        os.mkfifo(reason)
+    before = os.lstat(reason)
+    assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 0
+    assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001", "INV-1001.ready",
+                                                           "INV-1001.xml"]
+    assert os.listdir(folder) == ["REASON.txt"]
+    after = os.lstat(reason)
+    assert (after.st_ino, after.st_size, after.st_mode) == (before.st_ino, before.st_size,
+                                                            before.st_mode)
+    assert target.read_bytes() == NOTES
+    err = capsys.readouterr().err
+    assert f"{folder}: left in place, as outboxd removes only the papers it wrote" in err
+    assert "REASON.txt" in err and "remove the folder by hand" in err
+
+
+def test_a_clerks_notes_saved_as_reason_txt_as_retry_removes_it_are_kept(
+        cfg: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """outboxd's REASON.txt judged outboxd's, and a clerk saves notes over it before it
+    is removed: the notes are kept under that name, byte for byte."""
+    folder = quarantined(cfg)
+    import daemon.papers as papers
+    real_look, saved = papers.paper_look, []
+
+    def look_then_the_clerk_saves(path: Path, *args: object) -> object:
+        judged = real_look(path, *args)  # type: ignore[arg-type]
+        if path.name == "REASON.txt" and not saved:
+            saved.append(1)
+            write(folder / "draft", NOTES)
+            os.rename(folder / "draft", path)
+        return judged
+    monkeypatch.setattr(papers, "paper_look", look_then_the_clerk_saves)
+    assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 0
+    assert saved == [1]
+    assert os.listdir(folder) == ["REASON.txt"]
+    assert (folder / "REASON.txt").read_bytes() == NOTES

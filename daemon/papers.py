@@ -1,0 +1,98 @@
+"""outboxd's papers in an archive entry (receipt.json, reason.json, REASON.txt): which
+file at a paper's name is outboxd's own, to write again (archive.write_papers) or to
+remove (`outboxd retry`). The entries lie in folders people on the share write in: a
+clerk's notes saved as REASON.txt, or a folder, link or FIFO of a paper's name, are
+never written over nor removed."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from daemon.errors import NotOurs, describe
+from daemon.fsops import kind_of, opened_if_regular
+from daemon.ourfiles import Judged, remove_ours
+from daemon.reasontext import reason_text
+
+# Every paper outboxd writes into a bundle's folder.
+PAPER_NAMES = ("receipt.json", "reason.json", "REASON.txt")
+# A receipt or reason record is a few KB; anything far larger is not one of ours.
+PAPER_LIMIT = 1 << 20
+
+
+def paper_look(path: Path, bundle_id: str, expected: bytes | None = None) -> Judged | None:
+    """The look of replace_ours and remove_ours for a paper of the bundle whose id starts
+    with `bundle_id`: the file at path, open, if it is that paper; None if nothing is
+    there; NotOurs (saying what is there) for anything else, never opened if not a regular
+    file. Ours: `expected` (what outboxd writes there), or its beginning (cut short, or
+    padded with NULs, by a power loss before it was synced); a JSON paper that names the
+    bundle (its own content tells it: a receipt, or a reason record). REASON.txt is free
+    text people may add notes to: only `expected` or its beginning is ours."""
+    try:
+        fd, mode = opened_if_regular(path)
+    except FileNotFoundError:
+        return None
+    except PermissionError:
+        raise NotOurs(f"{path.name}: outboxd may not read it") from None
+    if fd is None:
+        raise NotOurs(f"{path.name} is a {kind_of(mode)}, not outboxd's paper")
+    file = Judged.of(fd)
+    limit = max(PAPER_LIMIT, len(expected or b""))  # anything larger is not ours
+    data = os.pread(fd, limit + 1, 0) if file.st.st_size <= limit else None
+    if data is not None and (
+            expected is not None and expected.startswith(data.rstrip(b"\0"))
+            or path.name != "REASON.txt" and _names_bundle(data, bundle_id)):
+        return file
+    os.close(fd)
+    raise NotOurs(f"{path.name} is not as outboxd wrote it (edited, or someone's own file)")
+
+
+def _names_bundle(data: bytes, bundle_id: str) -> bool:
+    """Whether `data` is a JSON paper (receipt or reason record) of the bundle."""
+    named = bundle_named(data)
+    return bool(named and bundle_id and named.startswith(bundle_id))
+
+
+def bundle_named(data: bytes) -> str | None:
+    """The bundle id a JSON paper names (a reason record's, a receipt's manifest's)."""
+    try:
+        found = json.loads(data)
+        named = found.get("bundle_id") or found["manifest"]["bundle_id"]
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        return None
+    return named if isinstance(named, str) else None
+
+
+def remove_papers(folder: Path, bundle_id: str, record: dict[str, Any] | None) -> list[str]:
+    """outboxd's papers in `folder` (an entry of the bundle whose id starts with
+    bundle_id) removed, each only if paper_look judges it outboxd's: REASON.txt only as
+    written from `record` (reason.json's, read before anything is removed). What is left,
+    each with why."""
+    reason = None
+    named = record.get("bundle_id") if record is not None else None
+    if record is not None and isinstance(named, str) and bundle_id and \
+            named.startswith(bundle_id):
+        try:
+            reason = reason_text(record).encode("utf-8")
+        except (KeyError, TypeError, AttributeError, ValueError):
+            pass  # not a whole reason record: REASON.txt is not judged by it
+    left: list[str] = []
+    for name in PAPER_NAMES:
+        why: list[str] = []
+
+        def look(path: Path = folder / name, why: list[str] = why) -> Judged | None:
+            try:
+                return paper_look(path, bundle_id, reason if path.name == "REASON.txt"
+                                  else None)
+            except NotOurs as exc:
+                why.append(str(exc))
+                return None
+        try:
+            remove_ours(folder / name, look)
+        except OSError as exc:
+            why.append(f"{name}: {describe(exc)}")
+        if why:
+            left.append(why[-1])
+    return left
