@@ -17,6 +17,7 @@ from daemon.claims import Claims
 from daemon.errorsfile import HeldErrors, errors_file_for
 from daemon.journal import Row, iso_in, now_iso, readable, seconds_until
 from daemon.names import attachment_folders
+from daemon.papers import PAPER_NAME_CODE
 from daemon.scan import Candidate
 from daemon.sharedsidecar import is_shared
 from daemon.step import IDLE, Known, Next
@@ -40,7 +41,9 @@ class Decisions(Claims):
         policy = self.s.policy
         # A sidecar shared with another invoice file is held whatever the policy: moved
         # to quarantine/ with the folder, this bundle would take the other's attachments.
-        if bundle.errors and (policy.invalid == "hold" or is_shared(bundle.errors)):
+        # So is a part at a paper's name: its quarantine would wait at that name for good.
+        if bundle.errors and (policy.invalid == "hold" or is_shared(bundle.errors)
+                              or any(f.code == PAPER_NAME_CODE for f in bundle.errors)):
             self._errors_file(cand, known, bundle.errors)
             self._live(row, key, "held", bundle_id=bid, invoice_ids=list(bundle.invoice_ids),
                        reasons=reasons_of(bundle.errors))

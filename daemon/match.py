@@ -55,6 +55,7 @@ from daemon.notes import (
     read_notes,
     type_not_allowed,
 )
+from daemon.papers import paper_name_findings
 from daemon.readonce import hash_keeping, keep
 from daemon.scan import Candidate
 from daemon.sharedsidecar import shared_sidecar_findings
@@ -286,6 +287,10 @@ def assemble(cand: Candidate, settings: Settings, known: Bundle | None = None) -
     sidecar = cand.sidecar if fd is not None else None
     findings.extend(look_alike_findings(cand))
     findings.extend(shared_sidecar_findings(cand))
+    marker = settings.outbox.completion == "marker"
+    findings.extend(paper_name_findings(
+        (("attachments folder", cand.sidecar),) + ((("marker", cand.marker),) if marker else ()),
+        cand.invoice.name))
     return Bundle(inv, sidecar, tuple(attachments), channel or settings.validation.channel,
                   tuple(findings), sidecar_digest)
 

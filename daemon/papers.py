@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from daemon.bundle import Finding
 from daemon.errors import NotOurs, describe
 from daemon.fsops import kind_of, opened_if_regular
 from daemon.ourfiles import Judged, remove_ours
@@ -18,6 +19,38 @@ from daemon.reasontext import reason_text
 
 # Every paper outboxd writes into a bundle's folder.
 PAPER_NAMES = ("receipt.json", "reason.json", "REASON.txt")
+# A bundle part that would lie at a paper's name in the work folder (and so in the
+# archive entry): the invoice file, the sidecar, a marker. Its papers are never written
+# over it (write_papers), so such a bundle could never be archived: refused up front.
+# Attachments lie inside the sidecar, where no paper goes: any name of a paper is theirs.
+PAPER_NAME_CODE = "paper-name"
+PAPER_WORDS = "is one outboxd keeps for its own papers"
+_WHY = (f"({', '.join(PAPER_NAMES)}), which it writes beside every bundle it moves into "
+        "sent/ or quarantine/")
+
+
+def paper_name_problem(name: str) -> str | None:
+    """Why an invoice file of this name is refused (left alone in the outbox), or None."""
+    if name not in PAPER_NAMES:
+        return None
+    return (f"the name {PAPER_WORDS} {_WHY}, so a bundle with it could never be moved "
+            "there — rename the file")
+
+
+def paper_name_findings(parts: tuple[tuple[str, Path], ...], invoice_file: str
+                        ) -> list[Finding]:
+    """The `paper-name` error of each bundle part that is there and would lie at a paper's
+    name beside the invoice file (`parts`: what it is, and its path in the outbox): the
+    sidecar of REASON.txt.xml is REASON.txt. Held whatever [policy] invalid says
+    (decide.py): quarantining it would be stuck at that very name."""
+    return [Finding(PAPER_NAME_CODE, path.name,
+                    f"the name of this {what} {PAPER_WORDS} {_WHY}, so this bundle could "
+                    f"never be moved there — rename {invoice_file} and its {what} alike "
+                    f"to a name that is not {path.name}")
+            for what, path in parts
+            if path.name in PAPER_NAMES and os.path.lexists(path)]
+
+
 # A receipt or reason record is a few KB; anything far larger is not one of ours.
 PAPER_LIMIT = 1 << 20
 

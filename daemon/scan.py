@@ -28,6 +28,7 @@ from daemon.names import (
     spelling_twins,
     stem,
 )
+from daemon.papers import PAPER_NAME_CODE, PAPER_WORDS, paper_name_problem
 from daemon.sidecarnames import alike_key, set_look_alikes, set_sharers
 
 # Sidecars nest no deeper than SIDECAR/INVOICE_ID/FILE (depth 3, the outbox root's
@@ -130,7 +131,9 @@ NOT_A_FILE = "not a regular file;"
 def refused_code(problem: str) -> str:
     """The rule a refused invoice file breaks, for `check`: what it is (a link, a FIFO…),
     or its name."""
-    return "not-a-file" if NOT_A_FILE in problem else "bad-name"
+    if NOT_A_FILE in problem:
+        return "not-a-file"
+    return PAPER_NAME_CODE if PAPER_WORDS in problem else "bad-name"
 
 
 def is_invoice_file(cfg: OutboxConfig, name: str, share: ShareConfig | None = None) -> bool:
@@ -153,7 +156,7 @@ def _sort(cfg: OutboxConfig, name: str, mode: int, share: ShareConfig | None = N
         return "", None
     share = share or _DEFAULT_SHARE
     if is_invoice_file(cfg, name, share):
-        problem = name_problem(name)
+        problem = name_problem(name) or paper_name_problem(name)
         if problem is None and not stat.S_ISREG(mode):
             problem = (f"is a {kind_of(mode)}, {NOT_A_FILE} outboxd never follows or "
                        "opens it — put the invoice file itself there")

@@ -1340,3 +1340,34 @@ def test_matching_a_large_sidecar_holds_five_descriptors_and_leaks_none(
     assert isinstance(failed, OSError) and not isinstance(failed, InputError)
     assert failed.errno == errno.EMFILE
     assert sorted(fd for fd in map(int, os.listdir("/proc/self/fd")) if _is_open(fd)) == before
+
+
+def test_a_sidecar_or_marker_at_an_archive_papers_name_is_a_paper_name_error(
+        outbox: Path) -> None:
+    """REASON.txt.xml's sidecar is REASON.txt/: in the work folder and the archive entry it
+    would lie where outboxd writes REASON.txt, which it never writes over, so the bundle
+    gets `paper-name` naming the folder and saying to rename both alike. Without the
+    folder nothing collides; an attachment named REASON.txt lies inside the sidecar,
+    where no paper goes, and is sent as any attachment. Under completion = "marker" a
+    marker at a paper's name (marker_suffix ".json": reason.json of reason.xml) is one too."""
+    invoice = ubl_invoice("INV-1")
+    assert codes(match(outbox, "REASON.txt.xml", invoice)) == []
+    write(outbox / "REASON.txt" / "a.pdf", PDF)
+    bundle = match(outbox, "REASON.txt.xml", invoice)
+    assert codes(bundle) == ["paper-name"]
+    found = finding(bundle, "paper-name")
+    assert found.file == "REASON.txt"
+    assert "outboxd keeps for its own papers" in found.message
+    assert "rename REASON.txt.xml and its attachments folder alike" in found.message
+
+    write(outbox / "INV-2" / "REASON.txt", PDF)
+    bundle = match(outbox, "INV-2.xml", ubl_invoice("INV-2"))
+    assert codes(bundle) == [] and layout(bundle) == {"INV-2": ["REASON.txt"]}
+
+    marker = {"outbox": {"completion": "marker", "marker_suffix": ".json"}}
+    write(outbox / "reason.json", b"")
+    cand = Candidate("reason", write(outbox / "reason.xml", invoice), outbox / "reason",
+                     outbox / "reason.json")
+    assert [f.file for f in assemble(cand, settings(outbox, **marker)).errors] == [
+        "reason.json"]
+    assert codes(assemble(cand, settings(outbox))) == []

@@ -13,7 +13,7 @@ import pytest
 
 from daemon import scan as scan_mod
 from daemon.config import OutboxConfig
-from daemon.scan import Candidate, list_outbox, snapshot
+from daemon.scan import Candidate, list_outbox, look, refused_code, snapshot
 from tests.helpers import refuse_stat, wait_for
 
 
@@ -712,6 +712,25 @@ class TestRefusedInvoiceNames:
         assert listing.candidates == {}
         [(name, why)] = listing.refused
         assert "UTF-8" in why and "\\xff" in name
+
+
+    def test_an_invoice_file_named_like_an_archive_paper_is_refused_as_paper_name(
+            self, outbox: Path) -> None:
+        """Under invoice_patterns "*" an invoice file REASON.txt, reason.json or
+        receipt.json would lie in its archive entry where outboxd writes that paper, which
+        it never writes over: it is left alone with `paper-name`, saying to rename it.
+        Other names, and a paper's name in another case, stay invoice files."""
+        for name in ("REASON.txt", "reason.json", "receipt.json", "reason.txt", "INV-1.xml"):
+            touch(outbox / name)
+        listing = list_outbox(cfg_for(outbox, invoice_patterns=["*"]))
+        assert sorted(listing.candidates) == ["INV-1.xml", "reason.txt"]
+        refused = dict(listing.refused)
+        assert sorted(refused) == ["REASON.txt", "reason.json", "receipt.json"]
+        for why in refused.values():
+            assert "outboxd keeps for its own papers" in why and "rename the file" in why
+            assert refused_code(why) == "paper-name"
+        assert look(cfg_for(outbox, invoice_patterns=["*"]), "reason.json").refused == (
+            ("reason.json", refused["reason.json"]),)
 
 
 class TestRescanFromTheListing:

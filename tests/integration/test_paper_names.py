@@ -1,0 +1,43 @@
+"""A bundle part named like one of outboxd's papers (REASON.txt, reason.json,
+receipt.json) where outboxd writes them: the sidecar of REASON.txt.xml is REASON.txt/.
+outboxd never writes a paper over a file or folder it did not write, so such a bundle,
+claimed, could never be moved into sent/ or quarantine/; it stays in the outbox, held
+with `paper-name` whatever [policy] invalid says (docs/codes.md). The real daemon,
+watchdog observer and reference receiver."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import Env, Receiver, journal_states
+from helpers import drop_bundle, pdf_bytes, wait_for
+
+pytestmark = pytest.mark.usefixtures("lean")
+
+
+def test_a_sidecar_named_REASON_txt_is_held_in_the_outbox_not_stuck_on_its_way(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """Under the default invalid = "quarantine", REASON.txt.xml with REASON.txt/scan.pdf
+    is held with `paper-name` in REASON.txt.errors.txt (before: claimed and quarantined
+    into a work folder where REASON.txt is its sidecar, stuck `quarantining` for good).
+    Renamed alike by the clerk, it is sent with its attachment."""
+    env.write_config(receiver.url, outbox={"rescan_seconds": 600})
+    start_daemon()
+    drop_bundle(env.outbox, "REASON.txt", {"scan.pdf": pdf_bytes(2)})
+
+    wait_for(lambda: journal_states(env).get("REASON.txt.xml") == "held",
+             what="REASON.txt.xml held")
+    errors = env.outbox / "REASON.txt.errors.txt"
+    wait_for(errors.exists, what="REASON.txt.errors.txt")
+    text = errors.read_text(encoding="utf-8")
+    assert "REASON.txt: the name of this attachments folder is one outboxd keeps for its " \
+           "own papers" in text
+    assert "rename REASON.txt.xml and its attachments folder alike" in text
+    assert (env.outbox / "REASON.txt" / "scan.pdf").is_file()
+    assert env.quarantined() == [] and env.sent_bundles() == [] and receiver.accepted() == []
+
+    (env.outbox / "REASON.txt").rename(env.outbox / "INV-9")  # the clerk's fix
+    (env.outbox / "REASON.txt.xml").rename(env.outbox / "INV-9.xml")
+    [sent] = wait_for(env.sent_bundles, what="INV-9.xml in sent/")
+    wait_for(lambda: (sent / "receipt.json").exists(), what="receipt.json")
+    assert (sent / "INV-9" / "scan.pdf").is_file()
+    assert env.quarantined() == [] and len(receiver.accepted()) == 1
