@@ -164,7 +164,9 @@ def write_papers(folder: Path, papers: Mapping[str, bytes], sync: bool = True) -
     anything else is kept and the archive's next try finds it again (OSError)."""
     # The bundle, as its JSON paper (receipt.json or reason.json) names it.
     bundle_id = next(filter(None, map(bundle_named, papers.values())), "")
-    for name, data in papers.items():
+    # REASON.txt first: an earlier version's is judged by the reason.json beside it as it
+    # was written with it (papers._older_reason), not by the one written now.
+    for name, data in sorted(papers.items(), key=lambda item: item[0] != "REASON.txt"):
         path = folder / name
         try:
             # REASON.txt is for people on the share: readable by the group as well.

@@ -62,7 +62,8 @@ def paper_look(path: Path, bundle_id: str, expected: bytes | None = None) -> Jud
     file. Ours: `expected` (what outboxd writes there), or its beginning (cut short, or
     padded with NULs, by a power loss before it was synced); a JSON paper that names the
     bundle (its own content tells it: a receipt, or a reason record). REASON.txt is free
-    text people may add notes to: only `expected` or its beginning is ours."""
+    text people may add notes to: ours is `expected` or its beginning, or an earlier
+    version's wording (_older_reason)."""
     try:
         fd, mode = opened_if_regular(path)
     except FileNotFoundError:
@@ -76,10 +77,51 @@ def paper_look(path: Path, bundle_id: str, expected: bytes | None = None) -> Jud
     data = os.pread(fd, limit + 1, 0) if file.st.st_size <= limit else None
     if data is not None and (
             expected is not None and expected.startswith(data.rstrip(b"\0"))
-            or path.name != "REASON.txt" and _names_bundle(data, bundle_id)):
+            or path.name != "REASON.txt" and _names_bundle(data, bundle_id)
+            or path.name == "REASON.txt" and _older_reason(path, data, file.st, bundle_id)):
         return file
     os.close(fd)
     raise NotOurs(f"{path.name} is not as outboxd wrote it (edited, or someone's own file)")
+
+
+# How far apart the times of REASON.txt and reason.json may lie when outboxd wrote both:
+# one right after the other (a slow share takes a while), and a copy into the archive
+# keeps both times (fswrite.move_tree).
+_WRITTEN_TOGETHER_NS = 10 * 1_000_000_000
+# The start of REASON.txt's first line in every version outboxd has had; the line goes
+# on with the invoice file and "(bundle ID)", the id in full.
+_HEADER = b"outboxd quarantined "
+
+
+def _older_reason(path: Path, data: bytes, st: os.stat_result, bundle_id: str) -> bool:
+    """Whether REASON.txt (`data`, stat `st`) is as an earlier version of outboxd wrote it
+    for this bundle, whose wording of the steps differs from today's: a move waiting
+    across an upgrade, or `outboxd retry` of an entry quarantined before it, must not
+    wait for an admin. The steps' wording changes between versions; what does not is
+    REASON.txt's first line (_HEADER, then the invoice file and "(bundle ID)") and
+    reason.json, written just before it from the same record. So it is ours when its
+    first line is that header naming the very bundle reason.json beside it names (this
+    bundle), and its time is that of reason.json (_WRITTEN_TOGETHER_NS). A clerk's own
+    notes have no such first line; a REASON.txt a clerk added lines to has a later time
+    than reason.json, and stays theirs as the docs promise (folder-convention.md)."""
+    first = data.split(b"\n", 1)[0]
+    if not first.startswith(_HEADER) or not bundle_id:
+        return False
+    try:
+        fd, _mode = opened_if_regular(path.parent / "reason.json")
+    except OSError:
+        return False
+    if fd is None:
+        return False  # a link, FIFO, folder …: never opened, and no reason record
+    try:
+        beside = os.fstat(fd)
+        record = os.pread(fd, PAPER_LIMIT + 1, 0) if beside.st_size <= PAPER_LIMIT else b""
+    finally:
+        os.close(fd)
+    named = bundle_named(record)
+    return bool(named and named.startswith(bundle_id)
+                and f"(bundle {named})".encode() in first
+                and abs(st.st_mtime_ns - beside.st_mtime_ns) <= _WRITTEN_TOGETHER_NS)
 
 
 def _names_bundle(data: bytes, bundle_id: str) -> bool:
@@ -112,7 +154,8 @@ def remove_papers(folder: Path, bundle_id: str, record: dict[str, Any] | None) -
         except (KeyError, TypeError, AttributeError, ValueError):
             pass  # not a whole reason record: REASON.txt is not judged by it
     left: list[str] = []
-    for name in PAPER_NAMES:
+    # REASON.txt first: an earlier version's is judged by reason.json beside it.
+    for name in sorted(PAPER_NAMES, key=lambda n: n != "REASON.txt"):
         why: list[str] = []
 
         def look(path: Path = folder / name, why: list[str] = why) -> Judged | None:

@@ -14,6 +14,7 @@ from helpers import ubl_invoice, write
 
 from daemon import archive
 from daemon.archive import place, reason_papers, reason_record
+from daemon.papers import remove_papers
 
 BID = "0123456789abcdef" * 4
 NOTES = b"my notes: called the customer, new PO number follows\n"
@@ -75,3 +76,79 @@ def test_an_earlier_tries_paper_is_written_again(tmp_path: Path, left: str) -> N
     assert place(work, target, papers, BID) == target
     assert (target / "REASON.txt").read_bytes() == data
     assert sorted(os.listdir(target)) == ["INV-1", "INV-1.xml", "REASON.txt", "reason.json"]
+
+
+# REASON.txt as outboxd's first version wrote it (its header over two lines, the steps
+# in one sentence): an upgrade changed the wording while this entry's move waited.
+OLD_REASON = (f"outboxd quarantined INV-1.xml (bundle {BID})\n"
+              "at 2026-01-01T00:00:00Z for these reasons:\n\n"
+              "Nothing was sent. Fix what is listed above, then move back into the outbox "
+              "from this folder first the sidecar folder, if this folder holds one, then "
+              "the invoice file;\noutboxd will check and send them again.\n").encode()
+WRITTEN = 1_700_000_000 * 1_000_000_000  # when the earlier version wrote both papers
+
+
+def older_papers(folder: Path, reason: bytes, reason_at: int, json_bid: str = BID) -> None:
+    """reason.json and REASON.txt as an earlier version left them in `folder`, with their
+    times (ns): reason.json at WRITTEN, REASON.txt at `reason_at`."""
+    write(folder / "reason.json",
+          archive.reason_papers(reason_record(json_bid, "INV-1.xml", [],
+                                              "2026-01-01T00:00:00Z"))["reason.json"])
+    write(folder / "REASON.txt", reason)
+    os.utime(folder / "reason.json", ns=(WRITTEN, WRITTEN))
+    os.utime(folder / "REASON.txt", ns=(reason_at, reason_at))
+
+
+def test_an_earlier_versions_reason_txt_is_outboxds_and_written_anew(tmp_path: Path) -> None:
+    """A quarantine move waited across an upgrade that changed REASON.txt's wording: the
+    work folder holds REASON.txt in the old wording beside the reason.json written with it.
+    It is outboxd's (its first line names this bundle, as reason.json does, and both were
+    written together): the move writes today's REASON.txt and goes on, no admin needed."""
+    work = entry(tmp_path / "work")
+    older_papers(work, OLD_REASON, WRITTEN + 1_000_000)
+    papers = reason_papers(record())
+    target = tmp_path / "quarantine" / "d" / "INV-1--0123456789ab"
+    assert place(work, target, papers, BID) == target
+    assert (target / "REASON.txt").read_bytes() == papers["REASON.txt"]
+    assert sorted(os.listdir(target)) == ["INV-1", "INV-1.xml", "REASON.txt", "reason.json"]
+
+
+@pytest.mark.parametrize("case", ["lines-added-later", "another-bundles-header",
+                                  "no-reason-json", "notes-without-header"])
+def test_a_reason_txt_a_clerk_wrote_or_added_to_is_theirs_whatever_its_start(
+        tmp_path: Path, case: str) -> None:
+    """What only looks like an earlier version's REASON.txt stays as it is and the move
+    waits naming it: lines a clerk added (the file is newer than reason.json), a first
+    line naming another bundle than reason.json does, no reason.json beside it, or a
+    clerk's notes without outboxd's first line (written with reason.json all the same)."""
+    target = entry(tmp_path / "quarantine" / "d" / "INV-1--0123456789ab")
+    reason = {"lines-added-later": OLD_REASON + NOTES,
+              "another-bundles-header": OLD_REASON.replace(BID.encode(), b"f" * 64),
+              "no-reason-json": OLD_REASON, "notes-without-header": NOTES}[case]
+    older_papers(target, reason, WRITTEN + (3600 * 10**9 if case == "lines-added-later" else 0))
+    if case == "no-reason-json":
+        (target / "reason.json").unlink()
+    with pytest.raises(OSError, match="REASON.txt is not as outboxd wrote it.*rename or move"):
+        place(tmp_path / "work", target, reason_papers(record()), BID)
+    assert (target / "REASON.txt").read_bytes() == reason
+
+
+def test_retry_removes_an_earlier_versions_reason_txt_and_keeps_a_clerks(
+        tmp_path: Path) -> None:
+    """`outboxd retry` of an entry an earlier version quarantined (remove_papers, with the
+    12-character id of the folder's name): its REASON.txt in the old wording goes with
+    reason.json; the same text with a clerk's lines added later stays, named."""
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    older_papers(ours, OLD_REASON, WRITTEN)
+    rec = archive.reason_of(ours)
+    assert remove_papers(ours, BID[:12], rec) == []
+    assert os.listdir(ours) == []
+
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    older_papers(theirs, OLD_REASON + NOTES, WRITTEN + 3600 * 10**9)
+    [left] = remove_papers(theirs, BID[:12], archive.reason_of(theirs))
+    assert "REASON.txt is not as outboxd wrote it" in left
+    assert (theirs / "REASON.txt").read_bytes() == OLD_REASON + NOTES
+    assert not (theirs / "reason.json").exists()
