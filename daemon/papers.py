@@ -78,7 +78,8 @@ def paper_look(path: Path, bundle_id: str, expected: bytes | None = None) -> Jud
     if data is not None and (
             expected is not None and expected.startswith(data.rstrip(b"\0"))
             or path.name != "REASON.txt" and _names_bundle(data, bundle_id)
-            or path.name == "REASON.txt" and _older_reason(path, data, file.st, bundle_id)):
+            or path.name == "REASON.txt" and _older_reason(path, data, file.st, bundle_id,
+                                                           expected)):
         return file
     os.close(fd)
     raise NotOurs(f"{path.name} is not as outboxd wrote it (edited, or someone's own file)")
@@ -93,7 +94,8 @@ _WRITTEN_TOGETHER_NS = 10 * 1_000_000_000
 _HEADER = b"outboxd quarantined "
 
 
-def _older_reason(path: Path, data: bytes, st: os.stat_result, bundle_id: str) -> bool:
+def _older_reason(path: Path, data: bytes, st: os.stat_result, bundle_id: str,
+                  expected: bytes | None) -> bool:
     """Whether REASON.txt (`data`, stat `st`) is as an earlier version of outboxd wrote it
     for this bundle, whose wording of the steps differs from today's: a move waiting
     across an upgrade, or `outboxd retry` of an entry quarantined before it, must not
@@ -103,9 +105,11 @@ def _older_reason(path: Path, data: bytes, st: os.stat_result, bundle_id: str) -
     first line is that header naming the very bundle reason.json beside it names (this
     bundle), and its time is that of reason.json (_WRITTEN_TOGETHER_NS). A clerk's own
     notes have no such first line; a REASON.txt a clerk added lines to has a later time
-    than reason.json, and stays theirs as the docs promise (folder-convention.md)."""
+    than reason.json, and stays theirs as the docs promise (folder-convention.md); so
+    does one that begins with today's whole text (`expected`) and goes on, whenever the
+    lines were added: that is no earlier wording."""
     first = data.split(b"\n", 1)[0]
-    if not first.startswith(_HEADER) or not bundle_id:
+    if not first.startswith(_HEADER) or not bundle_id or expected and data.startswith(expected):
         return False
     try:
         fd, _mode = opened_if_regular(path.parent / "reason.json")
