@@ -8,6 +8,7 @@ was read, and its journal).
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -265,6 +266,13 @@ class Claims(Stranded):
             return claim(cand, c.work, self.s.outbox.completion == "marker",
                          companions=[release.path_for(cand, self.s.share)], held_open=held)
         except ClaimLost:
+            if self._share_went_away(row_id):
+                # Its invoice file vanished because the share did (a lazy unmount leaves
+                # the empty mount point, where the work folder was just made): nothing
+                # moved; claimed again once the outbox is back, not called another's.
+                return self._claim_failed(c, row_id, OSError(
+                    errno.ENOENT, "the outbox went away while its invoice file was being "
+                    "claimed — is the share mounted?"), now, moved=False)
             self.forget(key)
             self.j.transition(row_id, "gone", "claimed by another daemon", durable=False,
                               work_dir=None)
@@ -274,6 +282,13 @@ class Claims(Stranded):
             return self._claim_failed(c, row_id, exc.cause, now, moved=False)
         except OSError as exc:
             return self._claim_failed(c, row_id, exc, now)
+
+    def _share_went_away(self, row_id: int) -> bool:
+        """The processing folder is no longer the one this claim was recorded in (its
+        identity, `claimed_in`): the outbox's share went away (or was replaced) under the
+        claim. Another daemon that took the bundle leaves the folder as it was."""
+        recorded = self.j.get(row_id).claimed_in
+        return recorded is not None and folder_mark(self.s.processing_dir) != recorded
 
     def _claim_failed(self, c: Claim, row_id: int, exc: OSError, now: float,
                       moved: bool = True) -> Next:

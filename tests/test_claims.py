@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -220,6 +221,47 @@ class TestClaimFailure:
         assert p.j.rows(("quarantining", "quarantined")) == []
         assert work.is_symlink()
 
+    @pytest.mark.parametrize("share_away", [True, False], ids=["share-away", "taken"])
+    def test_an_invoice_file_gone_under_the_claim_is_another_daemons_only_if_the_share_stayed(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, share_away: bool) -> None:
+        """The invoice file is gone when the claim renames it (ENOENT). With the share
+        away (an unmount between the claim's record and its move: the processing folder
+        found is not the one recorded), nothing moved: the log says the outbox went away
+        and the row ends as a claim that did not happen (the bundle gets a row of its own
+        when the share is back) — the soak saw such bundles logged "taken by another
+        daemon", their rows ended as claimed by one. With the processing folder the same
+        (another daemon took the file), that is what happened, and is said so."""
+        from daemon import claims as claims_module
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        real_claim = claims_module.claim
+
+        def file_gone_then_claim(c: Candidate, *args: object, **kwargs: object) -> Candidate:
+            if share_away:  # the mount point's own (new, empty) folder where processing was
+                s.processing_dir.rename(tmp_path / "processing-of-the-share")
+                s.processing_dir.mkdir()
+            (s.outbox.path / "INV-1.xml").rename(tmp_path / "INV-1.xml")
+            return real_claim(c, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(claims_module, "claim", file_gone_then_claim)
+        with capture_logs() as logs:
+            nxt = step(p, cand, 0.0)
+        events = [e["event"] for e in logs]
+        [row] = p.j.rows(("gone",))
+        assert nxt.claimed is None
+        if share_away:
+            # The invoice file is not in the outbox's place (the mount point's): the claim
+            # did not happen; the bundle gets a row of its own when the share is back.
+            assert "claim did not happen" in (p.j.last_detail(row.id) or "")
+            [failed] = [e for e in logs if e["event"] == "cannot claim bundle; will try again"]
+            assert "the outbox went away" in failed["error"]
+            assert "bundle taken by another daemon" not in events
+            assert nxt.at == s.outbox.rescan_seconds
+        else:
+            assert p.j.last_detail(row.id) == "claimed by another daemon"
+            assert "bundle taken by another daemon" in events
+
     def test_a_work_folder_swapped_for_a_link_before_the_check_is_logged_as_stuck(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """The work folder swapped for a link after the bundle was moved into it and
@@ -227,7 +269,6 @@ class TestClaimFailure:
         cannot go back (nothing is moved through the link), so it is reported stuck
         (quarantining, the link named). The log says that, at error, naming the link —
         not "bundle changed while being claimed; settling again", which it does not."""
-        from structlog.testing import capture_logs
         from swaps import swap_for_link
         p, s = make(tmp_path)
         drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
@@ -285,7 +326,6 @@ class TestUndoneClaim:
         """Every file went back into the outbox, but a file dropped into the work folder
         kept it from being removed: the row settles again (not quarantined: the bundle is
         in the outbox, a quarantine would have nothing) and the leftover is logged."""
-        from structlog.testing import capture_logs
 
         from daemon import claim as claim_module
         from daemon.claim import LEFTOVER
@@ -316,7 +356,6 @@ class TestUndoneClaim:
         so the row stays `claiming` and says why (not "settling", then "gone", with the
         bundle left in a folder no row names); once the folder is there again, the
         undo at a rescan puts the bundle back into the outbox to settle again."""
-        from structlog.testing import capture_logs
         p, s = make(tmp_path)
         drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
         cand = next(iter(list_outbox(s.outbox).candidates.values()))
