@@ -13,8 +13,8 @@ from typing import Any
 
 from daemon.bundle import Finding
 from daemon.errors import NotOurs, describe
-from daemon.fsops import kind_of, opened_if_regular
-from daemon.ourfiles import Judged, remove_ours
+from daemon.fsops import opened_if_regular
+from daemon.ourfiles import Judged, opened, remove_ours
 from daemon.reasontext import reason_text
 
 # Every paper outboxd writes into a bundle's folder.
@@ -64,15 +64,10 @@ def paper_look(path: Path, bundle_id: str, expected: bytes | None = None) -> Jud
     bundle (its own content tells it: a receipt, or a reason record). REASON.txt is free
     text people may add notes to: ours is `expected` or its beginning, or an earlier
     version's wording (_older_reason)."""
-    try:
-        fd, mode = opened_if_regular(path)
-    except FileNotFoundError:
+    file = opened(path, lambda what: NotOurs(f"{path.name} {what}, not outboxd's paper"))
+    if file is None:
         return None
-    except PermissionError:
-        raise NotOurs(f"{path.name}: outboxd may not read it") from None
-    if fd is None:
-        raise NotOurs(f"{path.name} is a {kind_of(mode)}, not outboxd's paper")
-    file = Judged.of(fd)
+    fd = file.fd
     limit = max(PAPER_LIMIT, len(expected or b""))  # anything larger is not ours
     data = os.pread(fd, limit + 1, 0) if file.st.st_size <= limit else None
     if data is not None and (
