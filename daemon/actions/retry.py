@@ -304,7 +304,7 @@ def retry(folder: Path, settings: Settings) -> list[str]:
     fsync_dir(outbox)
     # Only what outboxd wrote goes: quarantine/ is the share's too, and a clerk's notes
     # saved as REASON.txt (or a folder, link or FIFO of a paper's name) are kept.
-    left = remove_papers(folder, _folder_id(folder), record)
+    left = remove_papers(folder, _folder_id(folder, record), record)
     try:
         folder.rmdir()
     except OSError:
@@ -317,10 +317,15 @@ def retry(folder: Path, settings: Settings) -> list[str]:
     return moved
 
 
-def _folder_id(folder: Path) -> str:
-    """The bundle id's start that the folder's name (NAME--ID12) gives, else ""."""
+def _folder_id(folder: Path, record: dict[str, Any] | None) -> str:
+    """The bundle id's start that the folder's name (NAME--ID12) gives; for a folder a
+    clerk renamed (given by its path), the id its reason.json records, else "". Without
+    it, outboxd's own papers were left with the folder, called edited or someone's."""
     named = FOLDER_RE.match(folder.name)
-    return named["id"] if named else ""
+    if named:
+        return named["id"]
+    recorded = record.get("bundle_id") if record is not None else None
+    return recorded if isinstance(recorded, str) else ""
 
 
 @contextmanager

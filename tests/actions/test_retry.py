@@ -590,3 +590,20 @@ def test_a_clerks_notes_saved_as_reason_txt_as_retry_removes_it_are_kept(
     assert saved == [1]
     assert os.listdir(folder) == ["REASON.txt"]
     assert (folder / "REASON.txt").read_bytes() == NOTES
+
+
+def test_retry_of_a_folder_a_clerk_renamed_removes_outboxds_papers_and_the_folder(
+        cfg: Env, capsys) -> None:
+    """A quarantine folder renamed by a clerk (its name no longer NAME--ID12), given to
+    retry by its path: the bundle goes back, and outboxd's papers go with the folder as
+    for any other entry — reason.json names the bundle itself. It was left behind with
+    the folder and a note calling it 'not as outboxd wrote it (edited, or someone's own
+    file)', which it is not."""
+    folder = quarantined(cfg)
+    renamed = folder.with_name("INV-1001 fixed")
+    folder.rename(renamed)
+    assert main(["retry", "-c", str(cfg.config), str(renamed)]) == 0
+    assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001", "INV-1001.ready",
+                                                           "INV-1001.xml"]
+    assert not renamed.exists()
+    assert "not as outboxd wrote it" not in capsys.readouterr().err
