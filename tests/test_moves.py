@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from claimed import Idempotent, Scripted, claimed, restart  # noqa: E402
 from helpers import Wall, pdf_bytes, pin_wall  # noqa: E402
 
-from daemon import archive, fswrite, manifest, statuspage  # noqa: E402
+from daemon import archive, fswrite, manifest, pagerender  # noqa: E402
 from daemon.answers import Receipt  # noqa: E402
 from daemon.errors import Rejected  # noqa: E402
 from daemon.journal import DELIVERED  # noqa: E402
@@ -218,8 +218,8 @@ def test_a_bundle_delivered_before_midnight_and_archived_after_it_is_yesterdays(
     assert p.j.summary(AFTER_MIDNIGHT)["sent today"] == 0
     assert p.j.summary(datetime(2031, 5, 6, 23, 59, 59, 950000, tzinfo=UTC))["sent today"] == 1
     rows = p.j.recent(days=3650)
-    assert statuspage.sections(rows, "2031-05-07")["sent"] == []
-    assert [r.id for r in statuspage.sections(rows, "2031-05-06")["sent"]] == [row]
+    assert pagerender.sections(rows, "2031-05-07")["sent"] == []
+    assert [r.id for r in pagerender.sections(rows, "2031-05-06")["sent"]] == [row]
 
 
 def test_a_bundle_whose_quarantine_move_succeeds_after_midnight_is_yesterdays(
@@ -250,5 +250,5 @@ def test_a_bundle_whose_quarantine_move_succeeds_after_midnight_is_yesterdays(
     assert done.state == "quarantined" and reason["quarantined_at"] == "2031-05-06T23:59:59Z"
     assert done.since.startswith("2031-05-06T23:59:59")
     rows = p.j.recent(days=3650)
-    assert statuspage.sections(rows, "2031-05-07")["quarantined"] == []
-    assert [r.id for r in statuspage.sections(rows, "2031-05-06")["quarantined"]] == [row]
+    assert pagerender.sections(rows, "2031-05-07")["quarantined"] == []
+    assert [r.id for r in pagerender.sections(rows, "2031-05-06")["quarantined"]] == [row]
