@@ -3,7 +3,7 @@
 The bundle goes back in its original layout: sidecar folder (and marker,
 release file) first, the invoice file last, so the daemon never sees an
 invoice file without its attachments. Every move is a rename that never
-replaces (`fswrite.move_tree`: rename_noreplace, or copy + fsync + rename +
+replaces (`fsmove.move_tree`: rename_noreplace, or copy + fsync + rename +
 delete across file systems). outboxd's papers (REASON.txt, reason.json,
 receipt.json) do not go back; the quarantine folder goes away. Only papers as outboxd
 wrote them are removed (papers.remove_papers): a clerk's notes saved as REASON.txt, or a
@@ -38,8 +38,9 @@ from daemon.archive import reason_of
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError, UsageError
 from daemon.finish import evaluate
+from daemon.fsmove import move_tree
 from daemon.fsops import is_regular_file, kind_of
-from daemon.fswrite import fsync_dir, move_tree
+from daemon.fswrite import fsync_dir
 from daemon.journal.readonly import read_journal
 from daemon.lookalikes import look_alike_findings
 from daemon.manifest import bundle_id_of
