@@ -21,6 +21,7 @@ from typing import Any
 
 from daemon.bundle import Finding, reasons_of
 from daemon.errors import InputError, NotOurs
+from daemon.fsmove import move_tree, remove_held
 from daemon.fsops import CHUNK, open_in, open_regular, read_regular
 from daemon.fswrite import (
     add_group_write,
@@ -28,9 +29,7 @@ from daemon.fswrite import (
     fsync_dir,
     fsync_file,
     held_path,
-    move_tree,
     refuse_links,
-    remove_held,
 )
 from daemon.journal.records import utc_day
 from daemon.names import NAME_MAX, fit_bytes

@@ -35,10 +35,10 @@ from typing import Any
 from daemon.answers import Receipt
 from daemon.bundle import Bundle
 from daemon.errors import Rejected, Retryable, describe, refused
+from daemon.fsmove import copy_file
 from daemon.fsops import NotAFile, kind_of, open_below, open_if_regular, read_bounded
 from daemon.fswrite import (
     add_group_write_below,
-    copy_file,
     fsync_dir,
     fsync_tree,
     held_path,

@@ -82,7 +82,7 @@ def paper_look(path: Path, bundle_id: str, expected: bytes | None = None) -> Jud
 
 # How far apart the times of REASON.txt and reason.json may lie when outboxd wrote both:
 # one right after the other (a slow share takes a while), and a copy into the archive
-# keeps both times (fswrite.move_tree).
+# keeps both times (fsmove.move_tree).
 _WRITTEN_TOGETHER_NS = 10 * 1_000_000_000
 # The start of REASON.txt's first line in every version outboxd has had; the line goes
 # on with the invoice file and "(bundle ID)", the id in full.

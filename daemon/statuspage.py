@@ -1,10 +1,9 @@
 """The status page: the share as the clerk's screen (docs/folder-convention.md, section 6).
 
-`render()` is a pure function from journal rows (plus the release files that
-do nothing) to one self-contained HTML file: no scripts, no external
-resources, a meta refresh of 10 s, counts at the top, the time it was
-written, and every name HTML-escaped. `StatusPage.refresh()` rewrites the
-file atomically, only when its content changed and at most every
+What it says is pagerender.py's (`render()`, pure); this module keeps the file up to
+date. `StatusPage.refresh()` gathers what the page shows (journal rows, release files
+that do nothing, look-alikes left by a quarantine, folders nothing is sent from) and
+rewrites the file atomically, only when its content changed and at most every
 `MIN_INTERVAL` seconds, or `PAGE_PACE` times the last refresh's CPU when
 that is longer, at most `PAGE_PACE_MAX` (the clocks are injected for tests).
 `StatusPage.stopped()` writes it once more at a clean stop, saying so at its top.
@@ -20,24 +19,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from daemon import logs
-from daemon.clerkwords import for_clerks
 from daemon.config import Settings
 from daemon.errors import OutboxdError
-from daemon.journal import CLAIMING, DELIVERED, LIVE, QUARANTINING, Journal, Row, readable
+from daemon.journal import LIVE, Journal
 from daemon.leftalone import SPELLING, LeftBehind, left_behind, still_quarantined
-from daemon.names import attachment_folders, stem
 from daemon.ourfiles import remove_ours, replace_ours
 from daemon.pagefile import PageFile, old_page
-from daemon.pagehtml import ids, lines, page, section, shown, table, text
-from daemon.release import (
-    Idle,
-    idle_releases,
-    overlong,
-    release_names,
-    rename_shorter,
-)
+from daemon.pagehtml import page
+from daemon.pagerender import render
+from daemon.release import Idle, idle_releases, release_names
 from daemon.scan import list_outbox
-from daemon.strays import Stray, StrayFolders
+from daemon.strays import StrayFolders
 from daemon.temps import drop_unfinished
 
 MIN_INTERVAL = 2.0
@@ -47,194 +39,6 @@ MIN_INTERVAL = 2.0
 # anything changes; paced so, the page costs at most a twentieth.
 PAGE_PACE = 20.0
 PAGE_PACE_MAX = 60.0  # seconds: however costly, the clerks' page is never older than this
-# Of Sent today and Quarantined today, the page lists the latest this many: a busy day
-# sends thousands, each a row of the page rewritten every few seconds, where the clerk
-# looks for the last few. The counts at the top stay whole.
-FINISHED_SHOWN = 100
-
-def sections(rows: Sequence[Row], today: str) -> dict[str, list[Row]]:
-    """The rows of each section; `today` is YYYY-MM-DD (UTC)."""
-    return {
-        "waiting": [r for r in rows if r.state == "waiting"],
-        "held": [r for r in rows if r.state == "held"],
-        # Settling with an error: the invoice file cannot be read (permissions, a share
-        # gone). It waits for a change like a held bundle, and the clerk must see why.
-        # (A bundle in flight with an error is retried by the daemon: "Retrying".)
-        "stuck": [r for r in rows if r.last_error and r.state == "settling"],
-        # As `status` shows them: a delivered or quarantining bundle whose move keeps
-        # failing is retried too (shown_state), and must not vanish from the page.
-        "retrying": [r for r in rows if r.shown_state == "retrying"],
-        # Claimed (gone from the outbox) and on their way: a first attempt may take up to
-        # [delivery] timeout_seconds, more behind others; without this section the files
-        # would be nowhere on the page meanwhile, as if lost.
-        "sending": [r for r in rows if r.shown_state == "delivering"],
-        "quarantined": [r for r in rows if r.state == "quarantined"
-                        and r.since.startswith(today)],
-        "sent": [r for r in rows if r.state == "sent" and r.since.startswith(today)],
-    }
-
-
-def latest(rows: Sequence[Row]) -> tuple[list[Row], int]:
-    """The FINISHED_SHOWN latest of `rows` (journal order), newest first, and how many
-    are left out. Journal order is when outboxd first saw each file: a bundle retried
-    or sent late sat among old ones."""
-    ordered = [r for _, r in sorted(enumerate(rows), key=lambda ir: (ir[1].since, ir[0]),
-                                    reverse=True)]
-    return ordered[:FINISHED_SHOWN], max(0, len(ordered) - FINISHED_SHOWN)
-
-
-def _more(hidden: int, what: str, where: str) -> str:
-    return f'<p class="none">… and {hidden} more {text(what)} ({text(where)})</p>' \
-        if hidden else ""
-
-
-def _on_its_way(row: Row) -> str:
-    """What a bundle of "Being sent" is doing: `status` counts all of them as delivering,
-    but one the receiver rejected, or found invalid at its claim, is on its way to
-    quarantine/, never to Sent today."""
-    if row.state == QUARANTINING or (row.state == CLAIMING and row.reasons):
-        return "being moved into quarantine/ (see its reasons there)"
-    if row.state == CLAIMING:
-        return "being taken from the outbox"
-    if row.state == DELIVERED:
-        return "received by the receiver; being moved into sent/"
-    return "being delivered"
-
-
-def _where_attachments_go(row: Row, sidecar_suffix: str) -> str:
-    """The folder(s) a clerk puts the missing attachments in: the sidecar for a file of
-    one invoice; for a file of several, each invoice's own subfolder (files in the
-    sidecar's root are then an error), the first SHOWN_IDS of them by name."""
-    sidecar = stem(row.invoice_file) + sidecar_suffix
-    if len(row.invoice_ids) < 2:
-        return f"the folder <code>{text(sidecar)}</code>"
-    first, rest = shown(row.unattached_ids)
-    folders = ", ".join([f"<code>{text(f)}</code>"
-                         for f in attachment_folders(sidecar, row.invoice_ids, first)]
-                        + ([text(rest)] if rest else []))
-    return f"each invoice's own folder, named after its invoice id ({folders})"
-
-
-def _how_to_release(row: Row, release_suffix: str) -> str:
-    """The release file to drop; or, where its name would be longer than a file name
-    may be (an invoice file named with 250 characters), how much shorter the invoice file
-    must be named first: no file, and no `outboxd send` (it writes that file), can
-    release it under its name."""
-    name = stem(row.invoice_file)
-    over = overlong(name, release_suffix)
-    if not over:
-        return (f"drop a file named <code>{text(name + release_suffix)}</code> beside the "
-                "invoice to send it without them")
-    return (f"to send it without them, {rename_shorter(over)}, then drop a release file "
-            f"(its new name without the extension, then <code>{text(release_suffix)}</code>) "
-            "beside it: a release file for so long a name would be longer than a file name "
-            "may be")
-
-
-def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
-           release_suffix: str = ".send-anyway", body_only: bool = False,
-           refused: Mapping[str, str] | None = None, sidecar_suffix: str = "",
-           left: Sequence[LeftBehind] = (), strays: Sequence[Stray] = ()) -> str:
-    """The whole page. With body_only the time written is left out (for change checks).
-    `refused`: root files left alone, invoice files that cannot be used and files that
-    are no invoice file (name as shown → why); `left`: the
-    look-alike sidecars a quarantine left in the outbox; `strays`: folders that hold
-    invoice files, from which nothing is sent."""
-    today = written_at.astimezone(UTC).strftime("%Y-%m-%d")
-    sec = sections(rows, today)
-    counts = [("Waiting for attachments", len(sec["waiting"])), ("Held", len(sec["held"])),
-              ("Not moving", len(sec["stuck"])), ("Being sent", len(sec["sending"])),
-              ("Retrying", len(sec["retrying"])),
-              ("Quarantined today", len(sec["quarantined"])),
-              ("Sent today", len(sec["sent"]))]
-    parts: list[str] = []
-    parts.append('<ul class="counts">' + "".join(
-        f"<li><b>{n}</b>{text(title)}</li>" for title, n in counts) + "</ul>")
-
-    waiting = []
-    for r in sec["waiting"]:
-        how = (f"add the attachments to {_where_attachments_go(r, sidecar_suffix)}, or "
-               f"{_how_to_release(r, release_suffix)}")
-        waiting.append([text(r.invoice_file), ids(r.unattached_ids), text(readable(r.since)),
-                        text(readable(r.deadline)) if r.deadline else "none — waits until "
-                        "released", how])
-    parts.append(section("waiting", "Waiting for attachments", table(
-        ["File", "Invoices without attachments", "Since", "Deadline", "How to release"],
-        waiting)))
-
-    held = [[text(r.invoice_file), '<span class="err">' + lines(
-        [f"{x['file']}: {x['message']}" for x in r.reasons]) + "</span>"]
-        for r in sec["held"]]
-    parts.append(section("held", "Held (fix the errors; checked again on every change)",
-                          table(["File", "Errors (as in NAME.errors.txt)"], held)))
-
-    stuck = [[text(r.invoice_file), text(readable(r.since)),
-              f'<span class="err">{text(r.last_error)}</span>'] for r in sec["stuck"]]
-    parts.append(section("stuck", "Not moving (fix what the error says; checked again on "
-                          "every change)", table(["File", "Since", "Error"], stuck)))
-
-    sending = [[text(r.invoice_file), ids(r.invoice_ids), text(_on_its_way(r)),
-                text(readable(r.since))] for r in sec["sending"]]
-    parts.append(section("sending", "Being sent (taken from the outbox; listed under Sent "
-                          "today once the receiver has it and it is in sent/, under "
-                          "Quarantined today once in quarantine/)", table(
-                              ["File", "Invoices", "Now", "Since"], sending)))
-
-    # A pause for a configuration problem in a clerk's words, and never the receiver's
-    # answer; the admin's own (the setting to fix, what the receiver said) stays in
-    # `outboxd status` and the log.
-    # No next try set: a stranded claim (tried at each rescan), a move that keeps failing.
-    retrying = [[text(r.invoice_file), text(r.attempts),
-                 text(readable(r.next_attempt_at) or "by itself (no set time)"),
-                 text(for_clerks(r.last_error))]
-                for r in sec["retrying"]]
-    parts.append(section("retrying", "Retrying (outboxd tries again by itself; nothing is "
-                          "lost)", table(["File", "Attempts", "Next try", "Last error"],
-                                         retrying)))
-
-    shown_q, hidden_q = latest(sec["quarantined"])
-    quarantined = [[text(Path(r.archive_dir).name if r.archive_dir else r.invoice_file),
-                    lines([f"{x['file']}: {x['message']}" for x in r.reasons])]
-                   for r in shown_q]
-    parts.append(section("quarantined", "Quarantined today (see REASON.txt in each folder)",
-                          table(["Folder", "Reasons"], quarantined) + _more(
-                              hidden_q, "quarantined today", "the earliest; each has its "
-                              "folder in today's folder of quarantine/, with its REASON.txt")))
-
-    shown_s, hidden_s = latest(sec["sent"])
-    sent = [[text(r.invoice_file), ids(r.invoice_ids), text(r.receipt_id),
-             text(readable(r.since))] for r in shown_s]
-    parts.append(section("sent", "Sent today", table(
-        ["File", "Invoices", "Receipt", "Sent at"], sent) + _more(
-            hidden_s, "sent today", "the earliest; today's folder in sent/ holds them all, "
-            "and outboxd status --json lists them")))
-
-    if refused:
-        parts.append(section("refused", "Files in the outbox that are left alone (until "
-                              "they change)", table(["File", "Why"], [
-                                  [text(name), f'<span class="err">{text(why)}</span>']
-                                  for name, why in sorted(refused.items())])))
-
-    if strays:
-        parts.append(section("strays", "Folders nothing is sent from (invoice files "
-                              "inside a folder, attachments that came too late)", table(
-                                  ["Folder", "Why, and what to do"], [
-                                  [text(x.name), f'<span class="err">{text(x.why)}</span>']
-                                  for x in strays])))
-
-    if left:
-        parts.append(section("left-behind", "Left in the outbox by a quarantine (mend each in "
-                              "the outbox first, then move its invoice file back)", table(
-                                  ["Name", "Why, and what to do"],
-                                  [[text(x.name), f'<span class="err">{text(x.why)}</span>']
-                                   for x in left])))
-
-    if idle:
-        parts.append(section("releases", "Release files that do nothing", table(
-            ["File", "Why"], [[text(i.name), text(i.why)] for i in idle])))
-
-    body = "\n".join(parts)
-    return body if body_only else page(body, written_at)
 
 
 class StatusPage:

@@ -229,7 +229,7 @@ class ThreadReceiver(Receiver):
         """One set up from `outboxd receiver`'s command line (e.g. --fail-first 503)."""
         from daemon.cli import build_parser
         from daemon.receiver import make_server
-        from daemon.receiver.server import parse_faults
+        from daemon.receiver.faults import parse_faults
         args = build_parser().parse_args(["receiver", "--listen", "127.0.0.1:0", "--store",
                                           str(store), *extra])
         host, _, port = args.listen.rpartition(":")

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -370,3 +371,41 @@ def page_in_a_new_outbox(tmp_path: Path) -> tuple[Path, Settings, list[float], A
     settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
     return (outbox, settings, clock, StatusPage(clock=lambda: clock[0]),
             outbox / "outboxd-status.html")
+
+
+class Page(HTMLParser):
+    """A status page read back (test_pagerender, test_statuspage): text per section id,
+    plus every tag and attribute seen."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.section: str | None = None
+        self.text: dict[str, str] = {}
+        # Per section, each body row's cells joined by a tab.
+        self.rows: dict[str, list[str]] = {}
+        self._cells: list[str] | None = None
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.feed(text)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+        if tag == "section":
+            self.section = dict(attrs)["id"]
+            self.text[self.section] = ""
+        elif tag == "tr":
+            self._cells = []
+        elif tag == "td" and self._cells is not None:
+            self._cells.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "section":
+            self.section = None
+        elif tag == "tr" and self._cells:
+            self.rows.setdefault(self.section or "top", []).append("\t".join(self._cells))
+            self._cells = None
+
+    def handle_data(self, data: str) -> None:
+        key = self.section or "top"
+        self.text[key] = self.text.get(key, "") + data
+        if self._cells:
+            self._cells[-1] += data

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from swaps import swap_for_link
 
-from daemon import archive, fswrite
+from daemon import archive, fsmove
 
 BID = "0123456789abcdef" * 4
 PAPERS = {"receipt.json": b'{"bundle_id": "' + BID.encode() + b'"}\n'}
@@ -37,13 +37,13 @@ def _outside(root: Path) -> Path:
 def _across_file_systems(monkeypatch: pytest.MonkeyPatch, work: Path) -> None:
     """The archive on another file system than the work folder: its rename fails with
     EXDEV, so the move copies (every other rename goes on as it is)."""
-    rename = fswrite.rename_noreplace
+    rename = fsmove.rename_noreplace
 
     def exdev(src: Path, dst: Path) -> None:
         if Path(src) == work:
             raise OSError(errno.EXDEV, "Invalid cross-device link")
         rename(src, dst)
-    monkeypatch.setattr(fswrite, "rename_noreplace", exdev)
+    monkeypatch.setattr(fsmove, "rename_noreplace", exdev)
 
 
 def _listing(folder: Path) -> list[str]:
@@ -98,7 +98,7 @@ def test_a_link_swapped_in_at_the_rename_itself_is_put_back_and_refused(
     be the folder held, is renamed back under the work folder's name, and the move is
     refused; the archive holds nothing, the link leads where it did."""
     work, outside = _work(tmp_path), _outside(tmp_path)
-    rename = fswrite.rename_noreplace
+    rename = fsmove.rename_noreplace
     moved: list[Path] = []
 
     def swap_then_rename(src: Path, dst: Path) -> None:
@@ -106,7 +106,7 @@ def test_a_link_swapped_in_at_the_rename_itself_is_put_back_and_refused(
             moved.append(swap_for_link(work, outside))
         rename(src, dst)
 
-    monkeypatch.setattr(fswrite, "rename_noreplace", swap_then_rename)
+    monkeypatch.setattr(fsmove, "rename_noreplace", swap_then_rename)
     target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
     with pytest.raises(OSError, match="no longer the folder outboxd claimed"):
         archive.place(work, target, PAPERS, BID)
@@ -122,7 +122,7 @@ def test_a_copy_across_file_systems_removes_only_the_folder_held(
     the folder held: a work folder swapped for a link just then keeps what the link
     leads to, and the entry is complete."""
     work, outside = _work(tmp_path), _outside(tmp_path)
-    sync = fswrite.fsync_dir
+    sync = fsmove.fsync_dir
     moved: list[Path] = []
 
     def swap_after_publish(path: Path) -> None:
@@ -131,7 +131,7 @@ def test_a_copy_across_file_systems_removes_only_the_folder_held(
             moved.append(swap_for_link(work, outside))
 
     _across_file_systems(monkeypatch, work)
-    monkeypatch.setattr(fswrite, "fsync_dir", swap_after_publish)
+    monkeypatch.setattr(fsmove, "fsync_dir", swap_after_publish)
     target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
     assert archive.place(work, target, PAPERS, BID) == target
     assert moved, "the swap was made"
@@ -147,17 +147,17 @@ def test_an_earlier_complete_copy_is_recognised_from_the_folder_held(
     work = _work(tmp_path)
     target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
     _across_file_systems(monkeypatch, work)
-    remove = fswrite.remove_held
+    remove = fsmove.remove_held
     died: list[Any] = []
 
     def dies(path: Path, held: int) -> None:
         died.append(path)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(fswrite, "remove_held", dies)
+    monkeypatch.setattr(fsmove, "remove_held", dies)
     with pytest.raises(KeyboardInterrupt):
         archive.place(work, target, PAPERS, BID)
-    monkeypatch.setattr(fswrite, "remove_held", remove)
+    monkeypatch.setattr(fsmove, "remove_held", remove)
     assert archive.place(work, target, PAPERS, BID) == target
     assert not os.path.lexists(work)
     assert [p.name for p in target.parent.iterdir()] == [target.name]

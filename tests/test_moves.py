@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from claimed import Idempotent, Scripted, claimed, restart  # noqa: E402
 from helpers import Wall, pdf_bytes, pin_wall  # noqa: E402
 
-from daemon import archive, fswrite, manifest, statuspage  # noqa: E402
+from daemon import archive, fsmove, manifest, pagerender  # noqa: E402
 from daemon.answers import Receipt  # noqa: E402
 from daemon.errors import Rejected  # noqa: E402
 from daemon.journal import DELIVERED  # noqa: E402
@@ -127,7 +127,7 @@ def test_a_crash_while_deleting_the_source_of_a_copy_into_quarantine_keeps_one_e
     papers written again are those of the first try, so they match it."""
     p, s, row = claimed(tmp_path)
     work = Path(p.j.get(row).work_dir or "")
-    rename, rmtree = fswrite.rename_noreplace, fswrite.shutil.rmtree
+    rename, rmtree = fsmove.rename_noreplace, fsmove.shutil.rmtree
 
     def across(src: Path, dst: Path) -> None:
         if Path(src) == work:
@@ -141,8 +141,8 @@ def test_a_crash_while_deleting_the_source_of_a_copy_into_quarantine_keeps_one_e
             raise _Died
         rmtree(path, *args, **kwargs)
 
-    monkeypatch.setattr(fswrite, "rename_noreplace", across)
-    monkeypatch.setattr(fswrite.shutil, "rmtree", dies_midway)
+    monkeypatch.setattr(fsmove, "rename_noreplace", across)
+    monkeypatch.setattr(fsmove.shutil, "rmtree", dies_midway)
     p.finish.d = Scripted(Rejected("the receiver rejected the bundle with HTTP 400", 400, "no"))
     with pytest.raises(_Died):
         p.finish.attempt(row)
@@ -218,8 +218,8 @@ def test_a_bundle_delivered_before_midnight_and_archived_after_it_is_yesterdays(
     assert p.j.summary(AFTER_MIDNIGHT)["sent today"] == 0
     assert p.j.summary(datetime(2031, 5, 6, 23, 59, 59, 950000, tzinfo=UTC))["sent today"] == 1
     rows = p.j.recent(days=3650)
-    assert statuspage.sections(rows, "2031-05-07")["sent"] == []
-    assert [r.id for r in statuspage.sections(rows, "2031-05-06")["sent"]] == [row]
+    assert pagerender.sections(rows, "2031-05-07")["sent"] == []
+    assert [r.id for r in pagerender.sections(rows, "2031-05-06")["sent"]] == [row]
 
 
 def test_a_bundle_whose_quarantine_move_succeeds_after_midnight_is_yesterdays(
@@ -250,5 +250,5 @@ def test_a_bundle_whose_quarantine_move_succeeds_after_midnight_is_yesterdays(
     assert done.state == "quarantined" and reason["quarantined_at"] == "2031-05-06T23:59:59Z"
     assert done.since.startswith("2031-05-06T23:59:59")
     rows = p.j.recent(days=3650)
-    assert statuspage.sections(rows, "2031-05-07")["quarantined"] == []
-    assert [r.id for r in statuspage.sections(rows, "2031-05-06")["quarantined"]] == [row]
+    assert pagerender.sections(rows, "2031-05-07")["quarantined"] == []
+    assert [r.id for r in pagerender.sections(rows, "2031-05-06")["quarantined"]] == [row]

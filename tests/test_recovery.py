@@ -36,9 +36,9 @@ from daemon.config_load import prepare_folders  # noqa: E402
 from daemon.finish import Finisher, evaluate  # noqa: E402
 from daemon.journal import Journal  # noqa: E402
 from daemon.manifest import bundle_id_of  # noqa: E402
+from daemon.pagerender import sections  # noqa: E402
 from daemon.pipeline import Pipeline  # noqa: E402
 from daemon.scan import list_outbox  # noqa: E402
-from daemon.statuspage import sections  # noqa: E402
 from daemon.workfolder import folder_mark  # noqa: E402
 
 

@@ -47,10 +47,10 @@ from daemon.errors import (
     not_utf8,
     shown,
 )
+from daemon.fsmove import copy_into
 from daemon.fsops import hash_file, open_regular, opened_if_regular, read_bounded
 from daemon.fswrite import (
     add_group_write_fd,
-    copy_into,
     held_path,
     make_folders_below,
     rename_noreplace,

@@ -56,7 +56,7 @@ def token_given(token: str, where: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from daemon import receiver
-    from daemon.receiver.server import parse_faults
+    from daemon.receiver.faults import parse_faults
     logs.configure()
     try:
         fail_first = parse_faults(args.fail_first)

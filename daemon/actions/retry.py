@@ -3,18 +3,14 @@
 The bundle goes back in its original layout: sidecar folder (and marker,
 release file) first, the invoice file last, so the daemon never sees an
 invoice file without its attachments. Every move is a rename that never
-replaces (`fswrite.move_tree`: rename_noreplace, or copy + fsync + rename +
+replaces (`fsmove.move_tree`: rename_noreplace, or copy + fsync + rename +
 delete across file systems). outboxd's papers (REASON.txt, reason.json,
 receipt.json) do not go back; the quarantine folder goes away. Only papers as outboxd
 wrote them are removed (papers.remove_papers): a clerk's notes saved as REASON.txt, or a
-folder, link or FIFO of a paper's name, stay, and so does the folder then, with a note. If the
-outbox already holds any of the names, or a look-alike of the sidecar that
-would stop the bundle again (`sidecar-spelling`), nothing is moved at all.
-
-quarantine/ is writable by the people on the share: reason.json is read
-through fsops.read_regular, so a FIFO, link or device of that name is never
-opened (a FIFO would block the command for good); it is ignored with a note,
-and the invoice file is told by its name as for a folder without reason.json.
+folder, link or FIFO of a paper's name, stay, and so does the folder then, with a note.
+What goes back, and the refusals made before anything moves (a name the outbox already
+holds, a look-alike of the sidecar that would stop the bundle again), are
+retry_plan.py's: if any bundle named is refused, nothing is moved at all.
 """
 
 from __future__ import annotations
@@ -22,261 +18,25 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import re
-import sqlite3
-import stat
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from daemon.actions import EXIT_OK
-from daemon.actions.common import invalid_fate, settings_of
-from daemon.archive import reason_of
+from daemon.actions.common import settings_of
+from daemon.actions.retry_plan import FOLDER_RE, RetryRefused, find, plan, read_reason
 from daemon.config import Settings
-from daemon.errors import InputError, OutboxdError, UsageError
-from daemon.finish import evaluate
-from daemon.fsops import is_regular_file, kind_of
-from daemon.fswrite import fsync_dir, move_tree
-from daemon.journal.readonly import read_journal
-from daemon.lookalikes import look_alike_findings
-from daemon.manifest import bundle_id_of
-from daemon.names import NameKind, classify, for_terminal
+from daemon.errors import OutboxdError
+from daemon.fsmove import move_tree
+from daemon.fswrite import fsync_dir
+from daemon.names import for_terminal
 from daemon.papers import PAPER_NAMES, remove_papers
-from daemon.scan import candidate_for, is_invoice_file
-from daemon.sharedsidecar import shared_message, sharers_listed
-from daemon.sidecarnames import alike_key
 from daemon.temps import drop_unfinished
 
 if TYPE_CHECKING:
     from daemon.journal import Journal, Row
-
-# NAME--BUNDLEID12, or NAME--BUNDLEID12-2 when the archive name was taken.
-FOLDER_RE = re.compile(r"^(?P<name>.+)--(?P<id>[0-9a-f]{12})(?:-\d+)?$")
-
-
-class RetryRefused(OutboxdError):
-    """A retry that would replace something in the outbox, or cannot tell what to move."""
-
-
-def quarantined_folders(root: Path) -> list[Path]:
-    """Every QUARANTINE/YYYY-MM-DD/NAME--ID12 folder (never following links)."""
-    out: list[Path] = []
-    if not root.is_dir():
-        return out
-    for day in sorted(root.iterdir()):
-        if day.is_dir() and not day.is_symlink():
-            out += [f for f in sorted(day.iterdir()) if f.is_dir() and not f.is_symlink()
-                    and FOLDER_RE.match(f.name)]
-    return out
-
-
-def find(ref: str, settings: Settings) -> Path:
-    """A quarantine folder from a path, a folder name, or a bundle id (12+ hex chars)."""
-    root = settings.quarantine_dir.resolve()
-    as_path = Path(os.path.abspath(ref))
-    if os.sep in ref or as_path.is_dir():
-        if not as_path.is_dir() or as_path.is_symlink():
-            raise UsageError(f"retry: {ref} is not a quarantine folder")
-        if as_path.resolve().parent.parent != root:
-            raise UsageError(f"retry: {ref} is not in the quarantine folder {root}")
-        return as_path.resolve()
-    key = ref.strip().lower()
-    folders = quarantined_folders(root)
-    if re.fullmatch(r"[0-9a-f]{12,64}", key):
-        hits = [f for f in folders if FOLDER_RE.match(f.name)["id"] == key[:12]  # type: ignore[index]
-                and _id_fits(f, key)]
-    else:
-        hits = [f for f in folders if f.name == ref]
-    if not hits:
-        raise RetryRefused(f"no quarantined bundle {ref!r} in {root} (one moved back into "
-                           "the outbox is no longer there) — give the folder, its name "
-                           "(NAME--3fa2b1c4d5e6), or the 12-character id that follows '--' in "
-                           "that name")
-    if len(hits) > 1:
-        raise RetryRefused(f"{ref!r} names {len(hits)} quarantined folders: "
-                           f"{', '.join(str(h.relative_to(root)) for h in hits)} — give the "
-                           "folder itself")
-    return hits[0]
-
-
-def _id_fits(folder: Path, key: str) -> bool:
-    """Whether the id given (more than the folder name's 12 characters: a full id pasted
-    from `status --json` or a log) is the one reason.json records. A mistyped or other
-    bundle's id that only shares the first 12 characters must not move this one; a
-    folder without a readable reason.json is judged by its name alone."""
-    if len(key) <= 12:
-        return True
-    recorded = _recorded_id(folder)
-    return recorded is None or recorded.lower().startswith(key)
-
-
-def _reason_record(folder: Path) -> dict[str, Any] | None:
-    """The folder's reason.json, None where there is none to read."""
-    try:
-        return reason_of(folder)
-    except (InputError, OSError, ValueError, RecursionError):
-        return None
-
-
-def _recorded_id(folder: Path) -> str | None:
-    """The bundle id the folder's reason.json records; None where there is none to read
-    (no reason.json, one that is no file, cut short or edited)."""
-    record = _reason_record(folder)
-    recorded = record.get("bundle_id") if record is not None else None
-    return recorded if isinstance(recorded, str) else None
-
-
-def _invoice_name(folder: Path, settings: Settings, notes: list[str] | None = None) -> str:
-    """The bundle's invoice file: the one reason.json names, else the one file in the
-    folder that looks like an invoice file. A reason.json that is not a regular file
-    is never opened; why it was ignored goes to `notes`."""
-    try:
-        record = reason_of(folder)
-        name = record.get("invoice_file") if record is not None else None
-        # Only a plain name of a regular file in this folder: whatever a share user
-        # wrote into reason.json, retry never moves anything from elsewhere.
-        if (isinstance(name, str) and name not in PAPER_NAMES
-                and os.sep not in name and is_regular_file(folder / name)):
-            return name
-    except InputError as exc:
-        if notes is not None:
-            notes.append(f"{exc.file}: {exc.message.partition(' — ')[0]}; ignored, "
-                         "never opened — the invoice file was told by its name, and this "
-                         "reason.json, not outboxd's, stays in the quarantine folder")
-    except (OSError, ValueError, RecursionError):
-        pass  # unreadable, cut short or edited: the invoice file is told by its name
-    files = [p.name for p in folder.iterdir() if is_regular_file(p) and p.name not in
-             PAPER_NAMES and is_invoice_file(settings.outbox, p.name, settings.share)]
-    if len(files) != 1:
-        raise RetryRefused(f"{folder}: cannot tell the invoice file ({', '.join(files) or 'none'}"
-                           ") — move the files back into the outbox by hand")
-    return files[0]
-
-
-def plan(folder: Path, settings: Settings, notes: list[str] | None = None) -> list[str]:
-    """The names to move back, invoice file last; refuses if the outbox holds any of them.
-    What the person should know (a reason.json that was ignored) goes to `notes`."""
-    invoice = _invoice_name(folder, settings, notes)
-    parts = sorted(p.name for p in folder.iterdir() if p.name not in PAPER_NAMES)
-    taken = [n for n in parts if os.path.lexists(settings.outbox.path / n)]
-    if taken:
-        raise RetryRefused(f"the outbox already holds {', '.join(taken)}; nothing was moved — "
-                           "move or rename that first, then retry")
-    _refuse_look_alikes(folder, invoice, settings)
-    _refuse_a_shared_sidecar(folder, parts, invoice, settings)
-    _refuse_what_is_no_file(folder, parts, settings)
-    _refuse_a_duplicate(folder, invoice, settings)
-    # Invoice file last: the bundle is complete the moment the daemon can see it.
-    return [n for n in parts if n != invoice] + [invoice]
-
-
-def _refuse_look_alikes(folder: Path, invoice: str, settings: Settings) -> None:
-    """Refuses while the outbox holds a look-alike of the bundle's sidecar (its name
-    differs only in upper and lower case, Unicode form, a space or dot at an end, an
-    invoice file's extension, or the sidecar suffix: `sidecar-spelling`). The
-    look-alike of a bundle quarantined for it stays in the outbox (REASON.txt says to
-    mend it there first); moved back before that, the invoice file is held or
-    quarantined again at once. The daemon's own rule (lookalikes.look_alike_findings),
-    on the names of the outbox as they are now."""
-    cand = candidate_for(settings.outbox, invoice)
-    key = alike_key(settings.outbox, cand.sidecar.name)
-    with os.scandir(settings.outbox.path) as it:
-        names = tuple(e.name for e in it if e.name != cand.sidecar.name
-                      and alike_key(settings.outbox, e.name) == key)
-    findings = look_alike_findings(replace(cand, look_alikes=names))
-    if findings:
-        lines = "\n".join(f"  {f.file}: {f.message}  [{f.code}]" for f in findings)
-        raise RetryRefused(f"{folder.name}: nothing was moved — the outbox still holds a "
-                           f"look-alike of the sidecar of {invoice}, and moved back now it "
-                           f"would be held or quarantined again:\n{lines}\nMend that in the "
-                           "outbox first, then retry")
-
-
-def _refuse_a_shared_sidecar(folder: Path, parts: list[str], invoice: str,
-                             settings: Settings) -> None:
-    """Refuses while another invoice file in the outbox has the bundle's sidecar and the
-    sidecar would be there (moved back with the bundle, or in the outbox already): the
-    daemon would hold both files (`sidecar-shared`) instead of sending either. The
-    daemon's own rule (sharedsidecar.shared_sidecar_findings), on the outbox as it is."""
-    cand = candidate_for(settings.outbox, invoice)
-    side = cand.sidecar.name
-    others = list(sharers_listed(settings.outbox, settings.share, invoice))
-    if not others or side not in parts and not (
-            os.path.isdir(cand.sidecar) and not os.path.islink(cand.sidecar)):
-        return
-    raise RetryRefused(f"{folder.name}: nothing was moved — the outbox holds "
-                       f"{', '.join(others)}, whose sidecar is {side} too, and moved back "
-                       "now both would be held:\n"
-                       f"  {side}: {shared_message(cand, others)}  [sidecar-shared]\n"
-                       "Mend that in the outbox first, then retry")
-
-
-def _refuse_what_is_no_file(folder: Path, parts: list[str], settings: Settings) -> None:
-    """Refuses while what would go back holds a link, FIFO or device (quarantine/ is
-    writable from the share): moved back, the daemon never opens it and stops the bundle
-    again at once (`not-a-file`: quarantined, or held under [policy] invalid = "hold"),
-    so it is mended here first. Names the daemon
-    passes over (desktop litter, copies in progress) are its own matter."""
-    found: list[str] = []
-    todo = list(parts)
-    while todo:
-        rel = todo.pop(0)
-        if classify(Path(rel).name, settings.outbox.ignore_patterns) is not NameKind.OTHER:
-            continue
-        mode = os.lstat(folder / rel).st_mode
-        if stat.S_ISDIR(mode):
-            todo += sorted(f"{rel}/{n}" for n in os.listdir(folder / rel))
-        elif not stat.S_ISREG(mode):
-            found.append(f"  {rel}: is a {kind_of(mode)}, not a regular file; outboxd never "
-                         "opens or follows it — put the file itself there (or remove it)  "
-                         "[not-a-file]")
-    if found:
-        fate = invalid_fate(settings)
-        fate += " again" if fate == "quarantined" else ""
-        raise RetryRefused(f"{folder.name}: nothing was moved — moved back now, the bundle "
-                           f"would be {fate} at once:\n" + "\n".join(found)
-                           + f"\nMend that in {folder} first, then retry")
-
-
-def _refuse_a_duplicate(folder: Path, invoice: str, settings: Settings) -> None:
-    """Refuses a bundle the journal has as sent (or on its way) while [policy] duplicates
-    = "quarantine": moved back as it is, the daemon quarantines it again at once as a
-    `duplicate`. The id reason.json records is only a hint (a clerk may have changed a
-    file in the folder since, which makes a new bundle): the bundle is read as it is now,
-    as the daemon would read it, and only its own id counts. Where it cannot be told (no
-    reason.json, no journal, a bundle that does not read) the daemon decides, as before."""
-    if settings.policy.duplicates != "quarantine" or not settings.journal_path.exists():
-        return
-    recorded = _recorded_id(folder)
-    if recorded is None or not _was_sent(recorded, settings):
-        return
-    here = settings.model_copy(update={"outbox": settings.outbox.model_copy(
-        update={"path": folder})})
-    try:
-        now = bundle_id_of(evaluate(candidate_for(here.outbox, invoice), here))
-    except (InputError, OSError):
-        return
-    if now != recorded:
-        return  # changed since: a new bundle, which the daemon takes as such
-    raise RetryRefused(
-        f"{folder.name}: nothing was moved — this exact bundle ({now[:12]}) is recorded as "
-        "sent in the journal, and under [policy] duplicates = \"quarantine\" it would be "
-        "quarantined again at once as a duplicate. If it is meant to be a new bundle, "
-        f"change a file, a type or a note in {folder}, then retry; to send the same bundle "
-        "again, set [policy] duplicates = \"send\" and reload outboxd (it applies to "
-        "every bundle), then retry; if it came by mistake, leave it or remove it")
-
-
-def _was_sent(bundle_id: str, settings: Settings) -> bool:
-    """Whether the journal has bundle_id as sent or on its way (the daemon's test of a
-    duplicate); False where it cannot be read (the move's own record then says why)."""
-    try:
-        return read_journal(settings.journal_path, lambda j: j.was_sent(bundle_id))
-    except (sqlite3.Error, OutboxdError, OSError):
-        return False
 
 
 def retry(folder: Path, settings: Settings) -> list[str]:
@@ -287,7 +47,7 @@ def retry(folder: Path, settings: Settings) -> list[str]:
     drop_unfinished(folder, PAPER_NAMES)
     order = plan(folder, settings)
     # Read before anything moves: what tells outboxd's REASON.txt from a clerk's.
-    record = _reason_record(folder)
+    record = read_reason(folder)
     moved: list[str] = []
     with recorded_first(settings, folder):  # all of it moves, or none and the record goes
         try:

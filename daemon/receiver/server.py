@@ -2,8 +2,9 @@
 
 Stdlib only. This is its HTTP side: the server and the state its handler
 threads share, the request's headers, token and length checked before a byte
-of the body is read, the answer, a connection left usable, and `run()`. What
-the body becomes in the store is receive.py's. Idempotency follows the IETF
+of the body is read, the answer (or the one --fail-first injects: faults.py), a
+connection left usable, and `run()`. What the body becomes in the store is
+receive.py's. Idempotency follows the IETF
 Idempotency-Key draft: 409 while a key is in flight (here), the stored 2xx body
 for a repeat, 422 for a key reused with other content (receive.py).
 """
@@ -23,7 +24,6 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -33,40 +33,13 @@ from daemon import logs
 from daemon.errors import Refusal, UsageError
 from daemon.manifest import utc_now_iso
 from daemon.receiver import limits
+from daemon.receiver.faults import Fault
 from daemon.receiver.multipart import Body
 from daemon.receiver.receive import receive_bundle, receive_document, whole_answer
 
 MAX_BODY = 2 << 30  # 2 GiB: larger requests are refused before a byte is read
 MAX_DRAIN = 64 << 20  # refused bodies up to this size are read and dropped (see _finish)
 _KEY = re.compile(r"[0-9a-f]{64}")
-
-
-@dataclass(frozen=True)
-class Fault:
-    """One request's injected answer (--fail-first): `status`, or None to answer that
-    request normally; with Retry-After: `retry_after` when given, else --retry-after's
-    for a 429 or 503."""
-
-    status: int | None
-    retry_after: int | None = None
-
-
-def parse_faults(text: str) -> list[Fault]:
-    """--fail-first's value: STATUS, STATUS:SECONDS or `pass` per request,
-    comma-separated (e.g. "pass,422" or "503,429:3600"). ValueError names the entry it
-    cannot read."""
-    faults: list[Fault] = []
-    for entry in (e.strip() for e in text.split(",")):
-        if not entry:
-            continue
-        if entry == "pass":
-            faults.append(Fault(None))
-            continue
-        status, sep, seconds = entry.partition(":")
-        if sep and not (seconds.isascii() and seconds.isdigit()):  # RFC 9110: delay-seconds
-            raise ValueError(entry)
-        faults.append(Fault(int(status), int(seconds) if sep else None))
-    return faults
 
 
 class ReceiverServer(ThreadingHTTPServer):

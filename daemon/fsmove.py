@@ -1,0 +1,164 @@
+"""Moving and copying with the safety rules built in (fswrite.py writes).
+
+A move is a rename that never replaces where it can be; across file systems it is
+copy + fsync + rename + delete, so a crash leaves either the source or a complete
+copy. A copy never follows a link nor opens a FIFO or device, and is synced before
+anything depends on it. A claimed bundle's work folder (held by
+`workfolder.hold_folder`) is moved only while its name is still it, copied from and
+removed through its descriptor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import stat
+from pathlib import Path
+from typing import BinaryIO
+
+from daemon.fsops import CHUNK, FOLDER, FOLDER_NOFOLLOW, kind_of, open_regular, opened_if_regular
+from daemon.fswrite import fsync_dir, rename_noreplace
+from daemon.workfolder import not_the_folder, still_at, still_held
+
+
+def copy_file(src: Path | BinaryIO, dst: Path) -> None:
+    """Copy a regular input file to a new dst (never through a link), fsynced. `src`: its
+    path, or the file opened already (a bundle's, opened below its folder: open_below)."""
+    if isinstance(src, Path):
+        with open_regular(src) as fin:
+            copy_file(fin, dst)
+        return
+    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o640)
+    with os.fdopen(fd, "wb") as fout:
+        copy_into(src, fout)
+
+
+def copy_into(fin: BinaryIO, fout: BinaryIO) -> None:
+    """The rest of fin into fout, fsynced."""
+    shutil.copyfileobj(fin, fout, CHUNK)
+    fout.flush()
+    os.fsync(fout.fileno())
+
+
+def _copy_entry(parent: int, name: str, dst: Path) -> None:
+    """Copy the entry `name` of the folder open at `parent` without following links or
+    opening FIFOs and devices (each folder opened from the one above, O_NOFOLLOW);
+    fsync files."""
+    st = os.stat(name, dir_fd=parent, follow_symlinks=False)
+    if stat.S_ISDIR(st.st_mode):
+        fd = os.open(name, FOLDER_NOFOLLOW, dir_fd=parent)
+        try:
+            _copy_folder(fd, dst)
+        finally:
+            os.close(fd)
+    elif stat.S_ISREG(st.st_mode):
+        file, _ = opened_if_regular(name, parent)
+        if file is None:  # swapped since the look above: never opened
+            raise OSError(errno.EAGAIN, "changed while it was copied", name)
+        with os.fdopen(file, "rb") as fin:
+            copy_file(fin, dst)
+    elif stat.S_ISLNK(st.st_mode):
+        os.symlink(os.readlink(name, dir_fd=parent), dst)
+    elif stat.S_ISFIFO(st.st_mode):
+        os.mkfifo(dst, 0o640)
+    else:
+        # A socket or device node carries no document and cannot be recreated
+        # without privileges; leave a note where it was instead.
+        note = dst.with_name(dst.name + ".not-copied.txt")
+        note.write_text(f"{name} was a {kind_of(st.st_mode)}; outboxd does not copy "
+                        "those.\n", encoding="utf-8")
+        return
+    os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+
+
+def _copy_folder(fd: int, dst: Path) -> None:
+    os.mkdir(dst, 0o750)
+    for name in sorted(os.listdir(fd)):
+        _copy_entry(fd, name, dst / name)
+    fsync_dir(dst)
+
+
+def remove_held(path: Path, held: int) -> None:
+    """Remove the folder open at `held`, which lies at `path`: what it holds reached from
+    the descriptor (shutil.rmtree with dir_fd never follows a link), the folder itself
+    by its name only while that is still it. A folder swapped for a link keeps whatever
+    the link leads to; an empty folder of ours that was moved elsewhere stays there."""
+    for name in os.listdir(held):
+        if stat.S_ISDIR(os.stat(name, dir_fd=held, follow_symlinks=False).st_mode):
+            shutil.rmtree(name, dir_fd=held)
+        else:
+            os.unlink(name, dir_fd=held)
+    if still_at(path, held):
+        os.rmdir(path)
+
+
+def _remove(path: Path) -> None:
+    """Remove a file or folder we made; nothing if it is not there."""
+    if not os.path.lexists(path):
+        return
+    shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+
+
+def move_tree(src: Path, dst: Path, sync: bool = True, held: int | None = None) -> None:
+    """Move a file or folder to dst, which must not exist.
+
+    Same file system: one atomic rename. Across file systems: copy to a
+    hidden temp name, fsync every file, rename into place, then delete the
+    source — a crash leaves the source intact or a complete copy.
+    `sync=False`: the caller syncs dst's folder after a same-file-system
+    rename (it has more to sync there); the copy is synced before its source
+    is deleted whatever the caller says. `held`: the folder at src, open
+    (workfolder.hold_folder): only that folder is moved, copied from its descriptor and
+    removed through it; OSError when src names anything else (a link put there).
+    """
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _rename(src, dst, held)
+        if sync:
+            fsync_dir(dst.parent)
+        return
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+    # Named after the target, not our pid: a restart after a crash mid-copy
+    # finds and replaces the partial copy instead of leaving it behind.
+    tmp = dst.with_name(f".{dst.name}.partial")
+    _remove(tmp)
+    try:
+        if held is None:
+            parent = os.open(src.parent, FOLDER)
+            try:
+                _copy_entry(parent, src.name, tmp)
+            finally:
+                os.close(parent)
+        else:
+            _copy_folder(held, tmp)
+            st = os.fstat(held)
+            os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+        rename_noreplace(tmp, dst)
+    except BaseException:
+        # A full disk, a path too long, a share gone: the source is intact, so
+        # a half copy is only litter in the archive. Retried later from scratch.
+        with contextlib.suppress(OSError):
+            _remove(tmp)
+        raise
+    fsync_dir(dst.parent)
+    if held is not None:
+        remove_held(src, held)
+    else:
+        shutil.rmtree(src) if src.is_dir() and not src.is_symlink() else src.unlink()
+
+
+def _rename(src: Path, dst: Path, held: int | None) -> None:
+    """rename_noreplace(src, dst), of the held folder only: checked before, and after
+    (a link swapped in between the two is put back and refused)."""
+    if held is not None:
+        still_held(src, held)
+    rename_noreplace(src, dst)
+    if held is not None and not still_at(dst, held):
+        with contextlib.suppress(OSError):
+            rename_noreplace(dst, src)
+        raise not_the_folder(src)
