@@ -63,7 +63,8 @@ def embedded_document(work: Path) -> bytes:
     if bundle.errors:
         raise BenchError("the 5 MB document's bundle is not valid: "
                          + "; ".join(f.line() for f in bundle.errors))
-    plan = documents_for(bundle, einvoice.mime_codes())
+    plan = documents_for(bundle, einvoice.mime_codes(),
+                         safe_filenames=settings.delivery.safe_filenames)
     if plan.findings or len(plan.documents) != 1:
         raise BenchError("the 5 MB document cannot be built: "
                          + "; ".join(f.line() for f in plan.findings))

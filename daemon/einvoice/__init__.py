@@ -6,9 +6,10 @@ The API the rest of outboxd uses:
 * ``preflight(data, rel, mode)`` — check one invoice file's bytes → ``Result``
   (``checked`` False: not pre-flighted, e.g. Svefaktura — ``check`` prints a
   ``not-preflighted`` note); ``read_and_preflight(path, rel, mode)`` opens it safely;
-* ``preflight_bundle(bundle, mode)`` — the same for a read bundle, findings appended;
-* ``check_bundle(bundle, settings)`` — pre-flight, and for ``[delivery] format =
-  "ubl-embedded"`` the embedded documents built and checked (XSD + fatal rules);
+* ``check_bundle(bundle, settings)`` — a read bundle with pre-flight's findings appended
+  (a ``not-preflighted`` note for a file the rules do not look at), and for
+  ``[delivery] format = "ubl-embedded"`` the embedded documents built and checked (XSD +
+  fatal rules): what the daemon, ``check`` and ``send`` run (finish.evaluate);
 * ``rules_versions()`` — the pinned artefact versions, one line each (``check --rules``);
 * ``mime_codes()`` — the attachment mime codes Peppol allows.
 """
@@ -33,25 +34,12 @@ from daemon.einvoice.preflight import (
 from daemon.errors import InputError
 
 __all__ = ["Engine", "Mode", "Result", "check_bundle", "check_document", "load", "mime_codes",
-           "preflight", "preflight_bundle", "read_and_preflight", "rules_versions"]
+           "preflight", "read_and_preflight", "rules_versions"]
 
 
 # `outboxd check` says which invoices the rules did not look at, and why.
 NOT_PREFLIGHTED = "not-preflighted"
 FORMAT_NAMES = {"svefaktura": "Svefaktura", "pdf": "PDF", "other": "non-UBL"}
-
-
-def preflight_bundle(bundle: Bundle, mode: Mode) -> Bundle:
-    """The bundle with the pre-flight findings of its invoice file appended.
-
-    Only UBL files are looked at (Svefaktura, PDF and other files are not
-    pre-flighted: a `not-preflighted` note says so, as it does for a UBL document
-    whose CustomizationID names no EN 16931 rules; docs/einvoice.md); ``mode`` "off"
-    looks at nothing.
-    """
-    if mode == "off":
-        return bundle
-    return bundle.with_findings(_preflight(bundle, mode)[0])
 
 
 def _preflight(bundle: Bundle, mode: Mode) -> tuple[tuple[Finding, ...], tuple[Finding, ...]]:
@@ -84,21 +72,14 @@ def check_bundle(bundle: Bundle, settings: Settings) -> Bundle:
     if settings.delivery.format != "ubl-embedded" or bundle.channel != "e-invoice" \
             or checked.errors:
         return checked
-    plan = documents_for(bundle, mime_codes())
+    plan = documents_for(bundle, mime_codes(),
+                         safe_filenames=settings.delivery.safe_filenames)
     if plan.findings:
         return checked.with_findings(plan.findings)
     # Each built document is checked for the XSD and every fatal rule, a failure an
     # error: what pre-flight found fatal (under "warn", warnings) was listed twice.
     kept = tuple(f for f in found if f not in fatal)
     return bundle.with_findings(kept + tuple(_built_findings(bundle, plan.documents)))
-
-
-def embedded_findings(bundle: Bundle) -> list[Finding]:
-    """Build each document as it will be sent; it must pass the XSD (whatever its
-    CustomizationID) and every fatal rule, whatever [einvoice] preflight says
-    (docs/einvoice.md)."""
-    plan = documents_for(bundle, mime_codes())
-    return list(plan.findings) if plan.findings else _built_findings(bundle, plan.documents)
 
 
 def _built_findings(bundle: Bundle, built: tuple[EmbeddedDocument, ...]) -> list[Finding]:

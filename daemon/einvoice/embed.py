@@ -25,6 +25,7 @@ from xml.sax.saxutils import escape
 from daemon.bundle import Attachment, Bundle, Finding
 from daemon.errors import InputError
 from daemon.invoices import read_xml_invoice, wide_encoding
+from daemon.manifest import sent_name
 from daemon.notes import MANIFEST_NAME
 from daemon.parts import read_checked
 from daemon.readonce import kept_read
@@ -229,10 +230,10 @@ def _attr(value: str) -> str:
     return escape(value, {'"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"})
 
 
-def reference(att: Attachment, data: bytes, mime: str, cac: str, cbc: str,
+def reference(att: Attachment, name: str, data: bytes, mime: str, cac: str, cbc: str,
               declare: str) -> str:
-    """One cac:AdditionalDocumentReference; base64 on one line, never a DocumentTypeCode."""
-    name = PurePosixPath(att.original_name).name
+    """One cac:AdditionalDocumentReference, `name` its cbc:ID and filename; base64 on one
+    line, never a DocumentTypeCode."""
     description = att.note or att.document_type
     return (f"<{cac}AdditionalDocumentReference{declare}><{cbc}ID>{escape(name)}</{cbc}ID>"
             f"<{cbc}DocumentDescription>{escape(description)}</{cbc}DocumentDescription>"
@@ -279,12 +280,15 @@ class Plan:
     findings: tuple[Finding, ...]
 
 
-def documents_for(bundle: Bundle, mime_codes: frozenset[str]) -> Plan:
+def documents_for(bundle: Bundle, mime_codes: frozenset[str], *,
+                  safe_filenames: bool) -> Plan:
     """Every invoice of the bundle as one UBL document with its attachments inside.
 
-    Findings (errors) instead of documents when the rules of embedding
-    (docs/einvoice.md) are broken: not UBL, a type outside the Peppol list, file names equal
-    ignoring case, prefixes declared outside a split invoice.
+    Each file goes in under its name as [delivery] safe_filenames sends it (cbc:ID and
+    filename alike), as a part of a bundle would. Findings (errors) instead of documents
+    when the rules of embedding (docs/einvoice.md) are broken: not UBL, a type outside the
+    Peppol list, file names equal ignoring case as embedded, prefixes declared outside a
+    split invoice.
     """
     inv = bundle.invoice_file
     rel = inv.name
@@ -319,7 +323,8 @@ def documents_for(bundle: Bundle, mime_codes: frozenset[str]) -> Plan:
                                     "Invoice/CreditNote element", "error", sl.invoice_id))
             continue
         cac, cbc, declare = _prefixes(sl)
-        seen = {n.casefold(): f"the document's own {n!r}" for n in sl.filenames}
+        # embedded name, casefolded -> (what holds it, whether it is a folded name)
+        seen = {n.casefold(): (f"the document's own {n!r}", False) for n in sl.filenames}
         refs: list[str] = []
         for att in sorted(bundle.attachments_of(sl.invoice_id), key=lambda a: a.original_name):
             mime = att.content_type
@@ -330,14 +335,15 @@ def documents_for(bundle: Bundle, mime_codes: frozenset[str]) -> Plan:
                                         "place",
                                         "error", att.invoice_id))
                 continue
-            name = PurePosixPath(att.original_name).name
-            if name.casefold() in seen:
-                findings.append(Finding("embed-name-collision", att.rel, f"has the same file "
-                                        f"name as {seen[name.casefold()]} ignoring case; Peppol "
-                                        "needs each embedded file name once — rename one of "
-                                        "them", "error", att.invoice_id))
+            # Access points are the receivers likeliest to refuse a name that is not
+            # plain ASCII: the name is folded as a part's filename is (docs/einvoice.md).
+            name = sent_name(PurePosixPath(att.original_name).name, safe_filenames)
+            folded = name != PurePosixPath(att.original_name).name
+            if (clash := seen.get(name.casefold())) is not None:
+                findings.append(Finding("embed-name-collision", att.rel, _collision(
+                    name, clash[0], folded or clash[1]), "error", att.invoice_id))
                 continue
-            seen[name.casefold()] = repr(att.rel)
+            seen[name.casefold()] = (repr(att.rel), folded)
             if (bad := _not_xml(name)) is not None:  # U+FFFE, U+FFFF: a name may hold them
                 findings.append(Finding("embed-character", att.rel, f"has a name holding "
                                         f"the character U+{bad:04X}, which an XML document "
@@ -359,9 +365,18 @@ def documents_for(bundle: Bundle, mime_codes: frozenset[str]) -> Plan:
                 findings.append(Finding(exc.code, exc.file, exc.message, "error",
                                         att.invoice_id))
                 continue
-            refs.append(reference(att, content, mime, cac, cbc, declare))
+            refs.append(reference(att, name, content, mime, cac, cbc, declare))
         docs.append(build(data, sl, whole, decl, encoding, refs))
     return Plan(tuple(docs) if not findings else (), tuple(findings))
+
+
+def _collision(name: str, other: str, folded: bool) -> str:
+    """Why an attachment embedded as `name` collides with `other` (one of the two names
+    folded by safe_filenames, or not)."""
+    how = (f"would be embedded under the same file name as {other}: {name!r} once "
+           "[delivery] safe_filenames has folded the names to ASCII, ignoring case"
+           if folded else f"has the same file name as {other} ignoring case")
+    return f"{how}; Peppol needs each embedded file name once — rename one of them"
 
 
 # What XML 1.0 cannot hold even as a character reference (its production Char): a

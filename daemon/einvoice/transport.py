@@ -78,7 +78,7 @@ class EmbeddedDeliverer:
     def deliver(self, bundle: Bundle, manifest: dict[str, Any]) -> Receipt:
         if bundle.channel != "e-invoice":
             return self.inner.deliver(bundle, manifest)
-        plan = documents_for(bundle, mime_codes())
+        plan = documents_for(bundle, mime_codes(), safe_filenames=self.cfg.safe_filenames)
         if plan.findings:  # validation passed a moment ago: the files changed since
             first = plan.findings[0]
             raise InputError(first.code, first.file, first.message)

@@ -11,9 +11,10 @@ from helpers import pdf_bytes
 from lxml import etree
 from swaps import opened_in, swap_for_link
 
-from daemon.bundle import Attachment, Bundle, InvoiceFile
-from daemon.einvoice import embedded_findings, mime_codes, preflight
-from daemon.einvoice.embed import documents_for
+from daemon.bundle import Attachment, Bundle, Finding, InvoiceFile
+from daemon.config import Settings
+from daemon.einvoice import check_bundle, mime_codes, preflight
+from daemon.einvoice.embed import Plan, documents_for
 
 from .broken import BASE, BIS_4A, EXAMPLES, body, nested, outside_en16931, with_id
 
@@ -43,6 +44,23 @@ def bundle_of(tmp_path: Path, invoice: bytes, files: dict[str, tuple[str, bytes,
     return Bundle(inv, tmp_path / "INV", tuple(atts), "e-invoice")
 
 
+def built(bundle: Bundle, safe_filenames: bool = True) -> Plan:
+    """The documents (or the findings) the delivery builds: transport.EmbeddedDeliverer's
+    call, [delivery] safe_filenames as given (true by default, as in the config)."""
+    return documents_for(bundle, mime_codes(), safe_filenames=safe_filenames)
+
+
+def embedded_check(bundle: Bundle, safe_filenames: bool = True) -> list[Finding]:
+    """What the daemon's check of a read bundle (finish.evaluate → einvoice.check_bundle)
+    adds under format = "ubl-embedded" with [einvoice] preflight = "off": the findings of
+    building each document and of checking it (XSD, fatal rules), and nothing else."""
+    settings = Settings(outbox={"path": "/nonexistent-outbox"},
+                        delivery={"url": "http://127.0.0.1:9/", "format": "ubl-embedded",
+                                  "safe_filenames": safe_filenames},
+                        einvoice={"preflight": "off"})
+    return list(check_bundle(bundle, settings).findings)
+
+
 def refs(doc: bytes) -> list[etree._Element]:
     return etree.fromstring(doc).findall("cac:AdditionalDocumentReference", NS)
 
@@ -51,7 +69,7 @@ def test_attachments_go_in_as_one_block_and_every_other_byte_stays(tmp_path: Pat
     pdf = pdf_bytes()
     b = bundle_of(tmp_path, BASE, {"timesheet.pdf": ("Snippet1", pdf, "application/pdf"),
                                    "photo.png": ("Snippet1", PNG, "image/png")})
-    [doc] = documents_for(b, mime_codes()).documents
+    [doc] = built(b).documents
     start, end = doc.inserted
     assert doc.data[:start] + doc.data[end:] == BASE
     found = {r.findtext("cbc:ID", namespaces=NS): r for r in refs(doc.data)}
@@ -72,7 +90,7 @@ def test_attachments_go_in_as_one_block_and_every_other_byte_stays(tmp_path: Pat
 def test_new_references_follow_the_existing_ones(tmp_path: Path) -> None:
     data = (EXAMPLES / "Allowance-example.xml").read_bytes()
     b = bundle_of(tmp_path, data, {"a.pdf": ("Snippet1", pdf_bytes(), "application/pdf")})
-    [doc] = documents_for(b, mime_codes()).documents
+    [doc] = built(b).documents
     assert [r.findtext("cbc:ID", namespaces=NS) for r in refs(doc.data)] == [
         "DR35141", "ts12345", "a.pdf"]
     assert preflight(doc.data, "x.xml").errors == ()
@@ -81,7 +99,7 @@ def test_new_references_follow_the_existing_ones(tmp_path: Path) -> None:
 def test_credit_note_gets_them_where_its_schema_wants_them(tmp_path: Path) -> None:
     data = (EXAMPLES / "base-creditnote-correction.xml").read_bytes()
     b = bundle_of(tmp_path, data, {"a.pdf": ("Snippet1", pdf_bytes(), "application/pdf")})
-    [doc] = documents_for(b, mime_codes()).documents
+    [doc] = built(b).documents
     root = etree.fromstring(doc.data)
     names = [etree.QName(c).localname for c in root if isinstance(c.tag, str)]
     i = names.index("AdditionalDocumentReference")
@@ -93,7 +111,7 @@ def test_the_documents_own_prefixes_and_crlf_line_endings_are_used(tmp_path: Pat
     data = BASE.replace(b"xmlns:cac=", b"xmlns:a=").replace(b"<cac:", b"<a:") \
         .replace(b"</cac:", b"</a:").replace(b"\n", b"\r\n")
     b = bundle_of(tmp_path, data, {"a.pdf": ("Snippet1", pdf_bytes(), "application/pdf")})
-    [doc] = documents_for(b, mime_codes()).documents
+    [doc] = built(b).documents
     start, end = doc.inserted
     assert doc.data[start:end].startswith(b"\r\n    <a:AdditionalDocumentReference><cbc:ID>")
     assert b"xmlns" not in doc.data[start:end]
@@ -107,13 +125,13 @@ def test_two_invoices_in_one_file_become_two_documents_byte_for_byte(tmp_path: P
         b"</Batch>\n"
     b = bundle_of(tmp_path, batch, {"a.pdf": ("INV-B", pdf_bytes(), "application/pdf")},
                   ids=("INV-A", "INV-B"))
-    docs = documents_for(b, mime_codes()).documents
+    docs = built(b).documents
     assert [d.invoice_id for d in docs] == ["INV-A", "INV-B"]
     assert docs[0].data == b'<?xml version="1.0" encoding="UTF-8"?>\n' + body(one)
     start, end = docs[1].inserted
     assert docs[1].data[:start] + docs[1].data[end:] == \
         b'<?xml version="1.0" encoding="UTF-8"?>\n' + body(two)
-    assert embedded_findings(b) == []
+    assert embedded_check(b) == []
 
 
 def test_split_invoice_relying_on_the_wrappers_namespaces_is_an_error(tmp_path: Path) -> None:
@@ -121,7 +139,7 @@ def test_split_invoice_relying_on_the_wrappers_namespaces_is_an_error(tmp_path: 
         b'xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"', b"")
     batch = (b'<Batch xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:'
              b'CommonBasicComponents-2">' + inner + b"</Batch>")
-    plan = documents_for(bundle_of(tmp_path, batch, {}), mime_codes())
+    plan = built(bundle_of(tmp_path, batch, {}))
     assert [f.code for f in plan.findings] == ["embed-split"] and "cbc" in plan.findings[0].message
 
 
@@ -129,7 +147,7 @@ def test_types_outside_the_peppol_list_and_case_equal_names_are_errors(tmp_path:
     b = bundle_of(tmp_path, BASE, {"scan.tif": ("Snippet1", b"II*\x00", "image/tiff"),
                                    "A.pdf": ("Snippet1", pdf_bytes(), "application/pdf"),
                                    "a.PDF": ("Snippet1", pdf_bytes(2), "application/pdf")})
-    plan = documents_for(b, mime_codes())
+    plan = built(b)
     assert plan.documents == ()
     assert sorted(f.code for f in plan.findings) == ["embed-name-collision",
                                                      "embed-type-not-allowed"]
@@ -147,7 +165,7 @@ def test_embedded_document_that_breaks_a_fatal_rule_is_an_error_in_any_mode(
                         b"    <cac:AdditionalDocumentReference><cbc:ID></cbc:ID>"
                         b"</cac:AdditionalDocumentReference>\n    <cac:AccountingSupplierParty>")
     b = bundle_of(tmp_path, data, {"a.pdf": ("Snippet1", pdf_bytes(), "application/pdf")})
-    found = embedded_findings(b)
+    found = embedded_check(b)
     assert any("[BR-52]" in f.message and f.severity == "error" for f in found)
 
 
@@ -157,7 +175,7 @@ def test_a_built_document_nesting_deeper_than_the_rules_read_is_an_error_finding
     one nesting 150 deep (Saxon reads 100) is an invalid-xml error of the invoice file,
     not Saxon's exception out of the check."""
     b = bundle_of(tmp_path, nested(150), {"a.pdf": ("Snippet1", pdf_bytes(), "application/pdf")})
-    [f] = embedded_findings(b)
+    [f] = embedded_check(b)
     assert (f.code, f.file, f.severity) == ("invalid-xml", "INV.xml", "error")
     assert f.message.startswith("nests elements more than 100 deep")
 
@@ -171,7 +189,7 @@ def test_an_invoice_without_attachments_that_breaks_a_rule_is_blamed_not_its_att
     data = BASE.replace(b'<cbc:PayableAmount currencyID="EUR">1656.25</cbc:PayableAmount>',
                         b'<cbc:PayableAmount currencyID="EUR">9.99</cbc:PayableAmount>')
     assert data != BASE
-    found = embedded_findings(bundle_of(tmp_path, data, {}))
+    found = embedded_check(bundle_of(tmp_path, data, {}))
     [f] = [f for f in found if "[BR-CO-16]" in f.message]
     assert f.message.startswith("invoice Snippet1 breaks [BR-CO-16]")
     assert "attachments" not in f.message and "correct the invoice in the ERP" in f.message
@@ -187,7 +205,7 @@ def test_an_invoice_file_that_is_not_ubl_is_a_not_ubl_error(tmp_path: Path) -> N
         b = bundle_of(tmp_path / fmt, BASE, {"a.pdf": ("Snippet1", pdf_bytes(),
                                                        "application/pdf")})
         b = replace(b, invoice_file=replace(b.invoice_file, format=fmt))
-        plan = documents_for(b, mime_codes())
+        plan = built(b)
         assert plan.documents == ()
         [finding] = plan.findings
         assert (finding.code, finding.file, finding.severity) == ("not-ubl", "INV.xml", "error")
@@ -204,11 +222,11 @@ def test_split_documents_of_a_file_with_a_utf8_bom_keep_its_bom_and_declaration(
     batch = bom + decl + b"\n<Batch>\n" + body(one) + body(two) + b"</Batch>\n"
     b = bundle_of(tmp_path, batch, {"a.pdf": ("INV-B", pdf_bytes(), "application/pdf")},
                   ids=("INV-A", "INV-B"))
-    docs = documents_for(b, mime_codes()).documents
+    docs = built(b).documents
     assert docs[0].data == bom + decl + b"\n" + body(one)
     start, end = docs[1].inserted
     assert docs[1].data[:start] + docs[1].data[end:] == bom + decl + b"\n" + body(two)
-    assert embedded_findings(b) == []
+    assert embedded_check(b) == []
 
 
 def test_a_rule_the_invoice_itself_breaks_blames_the_invoice_not_its_attachments(
@@ -220,7 +238,7 @@ def test_a_rule_the_invoice_itself_breaks_blames_the_invoice_not_its_attachments
     invoice breaks on its own names the invoice and says to correct it in the ERP."""
     greek = (EXAMPLES.parent / "peppol" / "GR-base-example-correct.xml").read_bytes()
     gr_id = "061828591|01/10/2020|0|1.1|0|1"
-    found = embedded_findings(bundle_of(
+    found = embedded_check(bundle_of(
         tmp_path, greek, {"a.pdf": (gr_id, pdf_bytes(), "application/pdf")}, ids=(gr_id,)))
     [f] = found
     assert f.message.startswith(f"invoice {gr_id} breaks [UBL-XSD] Element "
@@ -234,7 +252,7 @@ def test_a_rule_only_the_built_document_breaks_still_blames_the_attachments(
     """An empty attachment (validation refuses it earlier; here it reaches the builder)
     makes an empty EmbeddedDocumentBinaryObject, which only the built document has: that
     error is about the document with its attachments inside."""
-    found = embedded_findings(bundle_of(tmp_path, BASE, {"empty.pdf": ("Snippet1", b"",
+    found = embedded_check(bundle_of(tmp_path, BASE, {"empty.pdf": ("Snippet1", b"",
                                                                        "application/pdf")}))
     assert found and all(f.message.startswith("the document built for invoice Snippet1 with "
                                               "its attachments inside breaks [")
@@ -248,7 +266,7 @@ def test_a_file_named_like_one_the_norwegian_example_already_embeds_is_a_collisi
     data = (EXAMPLES.parent / "peppol" / "Norwegian-example-1.xml").read_bytes()
     b = bundle_of(tmp_path, data, {"hours-spent.CSV": ("TOSL108", b"a;b\n1;2\n", "text/csv")},
                   ids=("TOSL108",))
-    plan = documents_for(b, mime_codes())
+    plan = built(b)
     assert plan.documents == ()
     [f] = plan.findings
     assert f.code == "embed-name-collision" and "'Hours-spent.csv'" in f.message
@@ -266,7 +284,7 @@ def test_an_attachment_whose_folder_became_a_link_is_never_embedded_from_outside
     (outside / "a.pdf").write_bytes(pdf_bytes(2))
     swap_for_link(tmp_path / "INV" / "Snippet1", outside)
     with opened_in(outside) as opened:
-        found = embedded_findings(b)
+        found = embedded_check(b)
     assert opened == []
     [f] = found
     assert (f.code, f.file, f.invoice_id) == ("symlink", "INV/Snippet1/a.pdf", "Snippet1")
@@ -288,7 +306,7 @@ def test_files_grown_past_their_limit_since_their_check_are_refused_not_read_who
     monkeypatch.setattr(daemon.invoices, "MAX_INVOICE_BYTES", len(BASE) + 100)
     with (tmp_path / "INV" / "Snippet1" / "a.pdf").open("ab") as fh:
         fh.write(b"\n" * 10)  # still a PDF: only its size tells
-    plan = documents_for(b, mime_codes())
+    plan = built(b)
     assert plan.documents == ()
     [finding] = plan.findings
     assert (finding.code, finding.file) == ("processing-damaged", "INV/Snippet1/a.pdf")
@@ -296,7 +314,7 @@ def test_files_grown_past_their_limit_since_their_check_are_refused_not_read_who
     with (tmp_path / "INV.xml").open("ab") as fh:
         fh.write(b"\n" * 200)  # still well-formed XML, past the limit
     for read in (lambda: read_and_preflight(b.invoice_file.path, "INV.xml", "error"),
-                 lambda: documents_for(b, mime_codes())):
+                 lambda: built(b)):
         with pytest.raises(InputError) as caught:
             read()
         assert (caught.value.code, caught.value.file) == ("invoice-too-large", "INV.xml")
@@ -313,7 +331,7 @@ def test_a_utf16_or_utf32_invoice_without_byte_order_mark_is_an_encoding_error(
     text = BASE.decode("utf-8").replace('encoding="UTF-8"', f'encoding="{codec[:6].upper()}"')
     b = bundle_of(tmp_path, text.encode(codec),
                   {"a.pdf": ("Snippet1", pdf_bytes(), "application/pdf")})
-    plan = documents_for(b, mime_codes())
+    plan = built(b)
     assert plan.documents == ()
     [f] = plan.findings
     assert (f.code, f.file, f.severity) == ("embed-encoding", "INV.xml", "error")
@@ -333,14 +351,14 @@ def test_a_note_holding_a_control_character_is_an_error_naming_the_attachment(
     b = replace(b, attachments=tuple(replace(a, note="Hours\x01 for October")
                                      if a.original_name == "a.pdf" else a
                                      for a in b.attachments))
-    plan = documents_for(b, mime_codes())
+    plan = built(b)
     assert plan.documents == ()
     [f] = plan.findings
     assert (f.code, f.file, f.severity, f.invoice_id) == (
         "embed-character", "INV/Snippet1/a.pdf", "error", "Snippet1")
     assert "note in attachments.toml holding the character U+0001" in f.message
     assert f.message.endswith("remove it from the note")
-    assert [g.code for g in embedded_findings(b)] == ["embed-character"]
+    assert [g.code for g in embedded_check(b)] == ["embed-character"]
 
 
 def test_an_invoice_inside_another_invoices_element_is_a_split_error_naming_it(
@@ -356,7 +374,7 @@ def test_an_invoice_inside_another_invoices_element_is_a_split_error_naming_it(
     data = BASE.replace(b"<cbc:CustomizationID>", ext + b"<cbc:CustomizationID>", 1)
     b = bundle_of(tmp_path, data, {"a.pdf": ("INNER", pdf_bytes(), "application/pdf")},
                   ids=("Snippet1", "INNER"))
-    found = embedded_findings(b)
+    found = embedded_check(b)
     [f] = found
     assert (f.code, f.file, f.severity, f.invoice_id) == ("embed-split", "INV.xml", "error",
                                                           "INNER")
@@ -367,10 +385,14 @@ def test_an_invoice_inside_another_invoices_element_is_a_split_error_naming_it(
 def test_a_name_holding_a_character_xml_cannot_carry_is_an_error_naming_the_file(
         tmp_path: Path) -> None:
     """U+FFFF is no control character, so a file may be named with it, but XML cannot
-    hold it: the clerk read "not one UBL document — export the invoice again". The
-    error names the attachment and says to rename it."""
+    hold it: the clerk read "not one UBL document — export the invoice again". With
+    safe_filenames = false, where the name goes in as it is, the error names the
+    attachment and says to rename it; folded (the default), the character is dropped
+    and the file goes in as a.pdf."""
     b = bundle_of(tmp_path, BASE, {"a\uffff.pdf": ("Snippet1", pdf_bytes(), "application/pdf")})
-    plan = documents_for(b, mime_codes())
+    [doc] = built(b).documents
+    assert [r.findtext("cbc:ID", namespaces=NS) for r in refs(doc.data)] == ["a.pdf"]
+    plan = built(b, safe_filenames=False)
     assert plan.documents == ()
     [f] = plan.findings
     assert (f.code, f.file) == ("embed-character", "INV/Snippet1/a\uffff.pdf")
@@ -389,7 +411,7 @@ def test_an_embedded_invoice_outside_en16931_must_still_pass_the_ubl_schema(
     assert preflight(data, "INV.xml").not_checked  # pre-flight itself does not check it
     broken = data.replace(b"    <cbc:IssueDate>2017-11-13</cbc:IssueDate>\n", b"")
     assert broken != data
-    found = embedded_findings(bundle_of(
+    found = embedded_check(bundle_of(
         tmp_path, broken, {"a.pdf": ("Snippet1", pdf_bytes(), "application/pdf")}))
     assert found
     assert all((f.code, f.file, f.severity, f.invoice_id) ==
@@ -412,6 +434,6 @@ def test_a_valid_embedded_invoice_outside_en16931_passes_the_ubl_schema(
         (tmp_path / name).mkdir()
         b = bundle_of(tmp_path / name, data,
                       {"a.pdf": ("Snippet1", pdf_bytes(), "application/pdf")})
-        [doc] = documents_for(b, mime_codes()).documents
+        [doc] = built(b).documents
         assert doc.inserted[0] < doc.inserted[1]  # the attachment went in
-        assert embedded_findings(b) == [], name
+        assert embedded_check(b) == [], name

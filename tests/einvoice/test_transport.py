@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import Receiver
+from helpers import pdf_bytes
+from lxml import etree
 from test_answer_deadline import RawReceiver, assert_timed_out, processing_without_end
 
 from daemon.answers import BODY_LIMIT
@@ -28,7 +30,7 @@ from daemon.journal import Journal, parse_iso
 from daemon.manifest import bundle_id_of
 
 from .broken import BASE, body, with_id
-from .test_embed import bundle_of
+from .test_embed import NS, bundle_of
 
 # Tests of how one answer is classified, or of a request's shape, give the deliverer an
 # httpx.MockTransport at this address (nothing listens on the discard port, and nothing
@@ -46,7 +48,7 @@ def batch_bundle(tmp_path: Path, ids: tuple[str, ...] = ("A", "B")):  # noqa: AN
 def keys_of(bundle: Bundle) -> dict[str, str]:
     """invoice id -> the Idempotency-Key (sha256) of its document, as posted."""
     return {d.invoice_id: document_key(d)
-            for d in documents_for(bundle, mime_codes()).documents}
+            for d in documents_for(bundle, mime_codes(), safe_filenames=True).documents}
 
 
 def posts(receiver: Receiver, keys: dict[str, str]) -> list[tuple[str, int]]:
@@ -191,6 +193,29 @@ def test_directory_transport_writes_one_file_per_invoice_once(tmp_path: Path) ->
     assert [x["status"] for x in first.body["documents"]] == [201, 201]
     second = d.deliver(bundle, {"bundle_id": "d" * 64})  # same bytes there: already delivered
     assert [x["status"] for x in second.body["documents"]] == [200, 200]
+
+
+@pytest.mark.parametrize(("safe_filenames", "sent"), [
+    (True, "Tidrapport_oktober_a.pdf"), (False, "Tidrapport oktober å.pdf")],
+    ids=["folded", "as-is"])
+def test_the_document_delivered_names_its_file_as_safe_filenames_says(
+        tmp_path: Path, safe_filenames: bool, sent: str) -> None:
+    """The deliverer builds each document under the [delivery] safe_filenames it was
+    configured with: 'Tidrapport oktober å.pdf' is written into TARGET's document as
+    'Tidrapport_oktober_a.pdf' (cbc:ID and filename) by default, as it is on disk with
+    safe_filenames = false."""
+    target = tmp_path / "target"
+    target.mkdir()
+    d = EmbeddedDeliverer(DeliveryConfig(transport="directory", target=target,
+                                         format="ubl-embedded", safe_filenames=safe_filenames))
+    bundle = bundle_of(tmp_path, BASE, {"Tidrapport oktober å.pdf": (
+        "Snippet1", pdf_bytes(), "application/pdf")})
+    d.deliver(bundle, {"bundle_id": "e" * 64})
+    [written] = target.iterdir()
+    [ref] = etree.fromstring(written.read_bytes()).findall(
+        "cac:AdditionalDocumentReference", NS)
+    obj = ref.find("cac:Attachment/cbc:EmbeddedDocumentBinaryObject", NS)
+    assert (ref.findtext("cbc:ID", namespaces=NS), obj.get("filename")) == (sent, sent)
 
 
 def test_a_document_of_a_very_long_invoice_id_is_written_under_a_name_that_fits(

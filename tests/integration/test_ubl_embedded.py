@@ -122,6 +122,24 @@ def test_two_invoices_split_in_two_and_a_503_resends_only_the_first(
         assert preflight(doc, "x.xml").errors == ()
 
 
+def test_a_file_with_a_swedish_name_goes_in_under_its_plain_name(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """The real daemon under the default safe_filenames: 'Tidrapport oktober å.pdf'
+    reaches the receiver inside the document as 'Tidrapport_oktober_a.pdf' (cbc:ID and
+    filename), as its multipart part would be named; the file in sent/ keeps its name."""
+    env.write_config(receiver.url, **EMBEDDED)
+    start_daemon()
+    pdf = pdf_bytes()
+    drop_bundle(env.outbox, "INV-S", {"Tidrapport oktober å.pdf": pdf}, ubl_invoice("INV-S"))
+    [archived] = wait_for(env.sent_bundles, what="the bundle sent")
+    [doc] = stored_documents(receiver).values()
+    assert embedded(doc) == {"Tidrapport_oktober_a.pdf": (pdf, "application/pdf",
+                                                          "Attachment")}
+    [ref] = etree.fromstring(doc).findall("cac:AdditionalDocumentReference", NS)
+    assert ref.findtext("cbc:ID", namespaces=NS) == "Tidrapport_oktober_a.pdf"
+    assert [p.name for p in archived.rglob("*.pdf")] == ["Tidrapport oktober å.pdf"]
+
+
 def test_a_tiff_on_this_channel_is_an_error(env: Env, receiver: Receiver,
                                             start_daemon) -> None:
     env.write_config(receiver.url, validation={"allowed_types": ["pdf", "tiff"]}, **EMBEDDED)
