@@ -1375,6 +1375,28 @@ def test_matching_a_large_sidecar_holds_five_descriptors_and_leaks_none(
     assert sorted(fd for fd in map(int, os.listdir("/proc/self/fd")) if _is_open(fd)) == before
 
 
+def test_a_sidecar_or_marker_at_a_papers_name_in_other_case_is_a_paper_name_error(
+        outbox: Path) -> None:
+    """Reason.TXT.xml's sidecar Reason.TXT/ is REASON.txt on a case-insensitive share (an
+    SMB mount, a Mac): outboxd's REASON.txt would meet it, so it is `paper-name` as the
+    exact name is; so is a marker Receipt.JSON of Receipt.xml. The message says the case
+    differs and why that does not help."""
+    invoice = ubl_invoice("INV-1")
+    write(outbox / "Reason.TXT" / "a.pdf", PDF)
+    found = finding(match(outbox, "Reason.TXT.xml", invoice), "paper-name")
+    assert found.file == "Reason.TXT"
+    assert "outboxd keeps for its own papers" in found.message
+    assert "takes Reason.TXT and REASON.txt for one name" in found.message
+    assert "rename Reason.TXT.xml and its attachments folder alike" in found.message
+
+    marker = {"outbox": {"completion": "marker", "marker_suffix": ".JSON"}}
+    write(outbox / "Receipt.JSON", b"")
+    cand = Candidate("Receipt", write(outbox / "Receipt.xml", invoice), outbox / "Receipt",
+                     outbox / "Receipt.JSON")
+    assert [f.file for f in assemble(cand, settings(outbox, **marker)).errors] == [
+        "Receipt.JSON"]
+
+
 def test_a_sidecar_or_marker_at_an_archive_papers_name_is_a_paper_name_error(
         outbox: Path) -> None:
     """REASON.txt.xml's sidecar is REASON.txt/: in the work folder and the archive entry it
