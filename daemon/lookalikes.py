@@ -205,7 +205,10 @@ def orphan_folder_message(name: str, by_folder: dict[str, str], ids: tuple[str, 
     invoice file's sidecar put inside this one, nor for one whose name looks like an
     id's folder (upper and lower case: to Windows the same name), where the message
     would read the same name back to the clerk."""
-    listed = f"its invoices are {', '.join(ids)}"
+    # An id's folder is not always the id ("2026/17" -> 2026_17, CON -> CON_): the name
+    # to rename to is the folder's, or the clerk makes one Windows cannot (CON).
+    listed = "its invoices are " + ", ".join(
+        i if (f := folder_name_for_id(i)) == i else f"{i} (folder {f})" for i in ids)
     owner = None if name == rel else _invoice_file_of_sidecar(name, settings)
     if owner is not None:
         return (f"is named like the sidecar of {owner}, which is in the outbox, but it is "
@@ -221,7 +224,8 @@ def orphan_folder_message(name: str, by_folder: dict[str, str], ids: tuple[str, 
                 f"{rel}/ and remove the empty folder (or rename it to "
                 f"{next(iter(by_folder), ids[0])})")
     if twin is None:
-        return f"names no invoice of this file; {listed} — rename the folder to one of those ids"
+        return (f"names no invoice of this file; {listed} — rename the folder to one of "
+                "those ids (to its folder name where one is given)")
     # Found in the other Unicode form too (match_attachments): only the case is wrong.
     return (f"looks like the folder of invoice {by_folder[twin]}, but the two names differ "
             f"only in {CASE_WORDS}: Windows takes them for one name, Linux, where outboxd "

@@ -111,18 +111,37 @@ def stem(name: str) -> str:
     return name[:dot] if dot > 0 else name
 
 
+# Windows' device names: a file or folder named so, in any case and with any extension
+# ("con", "NUL.txt", "com1.tar.gz", also before spaces: "CON .txt"), is the device, so a
+# clerk can neither make nor open it on the share. Windows takes ¹ ² ³ as digits here.
+_DEVICE = re.compile("(?:CON|PRN|AUX|NUL|(?:COM|LPT)[1-9\u00b9\u00b2\u00b3]) *",
+                     re.IGNORECASE | re.ASCII)
+
+
+def _unsafe_in_folder(char: str) -> bool:
+    # Control characters (Cc) and the invisible format characters (Cf: zero-width space,
+    # joiners, U+FEFF, soft hyphen, bidirectional controls…): two ids that differ only by
+    # one would give folders a clerk cannot tell apart, nor type.
+    return char in _FOLDER_UNSAFE or unicodedata.category(char) in ("Cc", "Cf")
+
+
 def folder_name_for_id(invoice_id: str) -> str:
-    """An invoice id as a folder name: unsafe and control characters become '_'.
+    """An invoice id as a folder name: unsafe, control and invisible format characters
+    become '_'.
 
     So do dots and spaces at the end: Windows drops them from a name, so a clerk
     who makes the folder "INV-7." on the share gets "INV-7", and could never
     make the folder of that id. That takes in an id of only dots ("." or "..",
     which would name the folder itself or its parent); an empty id becomes "_".
+    A Windows device name gets '_' after it ("CON" -> "CON_", "nul.txt" -> "nul_.txt"),
+    as no folder of that name can be made on the share.
     """
-    folder = "".join("_" if c in _FOLDER_UNSAFE or ord(c) < 32 or ord(c) == 127 else c
-                     for c in invoice_id)
+    folder = "".join("_" if _unsafe_in_folder(c) else c for c in invoice_id)
     kept = len(folder.rstrip(". "))
     folder = folder[:kept] + "_" * (len(folder) - kept)
+    base = folder.split(".", 1)[0]
+    if _DEVICE.fullmatch(base):
+        folder = f"{base}_{folder[len(base):]}"
     # An id is data and may be longer than a file system takes in one name.
     return fit_name(folder or "_")
 

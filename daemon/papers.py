@@ -14,6 +14,7 @@ from typing import Any
 from daemon.bundle import Finding
 from daemon.errors import NotOurs, describe
 from daemon.fsops import opened_if_regular
+from daemon.names import fold_key
 from daemon.ourfiles import Judged, opened, remove_ours
 from daemon.reasontext import reason_text
 
@@ -29,12 +30,33 @@ _WHY = (f"({', '.join(PAPER_NAMES)}), which it writes beside every bundle it mov
         "sent/ or quarantine/")
 
 
+# Folded as a case-insensitive file system (an SMB share, a Mac) compares names: there
+# Reason.TXT is REASON.txt, and outboxd's paper would land on the clerk's file.
+_FOLDED = frozenset(fold_key(n) for n in PAPER_NAMES)
+
+
+def is_paper_name(name: str) -> bool:
+    """`name` is a paper's name in any case (bundle parts; outboxd's own papers are
+    looked for under their exact names)."""
+    return fold_key(name) in _FOLDED
+
+
+def _in_any_case(name: str) -> str:
+    return "" if name in PAPER_NAMES else (
+        f" (written in other upper and lower case, but a share, as Windows and a Mac do, "
+        f"takes {name} and {_paper(name)} for one name)")
+
+
+def _paper(name: str) -> str:
+    return next(n for n in PAPER_NAMES if fold_key(n) == fold_key(name))
+
+
 def paper_name_problem(name: str) -> str | None:
     """Why an invoice file of this name is refused (left alone in the outbox), or None."""
-    if name not in PAPER_NAMES:
+    if not is_paper_name(name):
         return None
-    return (f"the name {PAPER_WORDS} {_WHY}, so a bundle with it could never be moved "
-            "there — rename the file")
+    return (f"the name {PAPER_WORDS} {_WHY}{_in_any_case(name)}, so a bundle with it "
+            "could never be moved there — rename the file")
 
 
 def paper_name_findings(parts: tuple[tuple[str, Path], ...], invoice_file: str
@@ -44,11 +66,11 @@ def paper_name_findings(parts: tuple[tuple[str, Path], ...], invoice_file: str
     sidecar of REASON.txt.xml is REASON.txt. Held whatever [policy] invalid says
     (decide.py): quarantining it would be stuck at that very name."""
     return [Finding(PAPER_NAME_CODE, path.name,
-                    f"the name of this {what} {PAPER_WORDS} {_WHY}, so this bundle could "
-                    f"never be moved there — rename {invoice_file} and its {what} alike "
-                    f"to a name that is not {path.name}")
+                    f"the name of this {what} {PAPER_WORDS} {_WHY}{_in_any_case(path.name)}, "
+                    f"so this bundle could never be moved there — rename {invoice_file} and "
+                    f"its {what} alike to a name that is not {path.name}")
             for what, path in parts
-            if path.name in PAPER_NAMES and os.path.lexists(path)]
+            if is_paper_name(path.name) and os.path.lexists(path)]
 
 
 # A receipt or reason record is a few KB; anything far larger is not one of ours.

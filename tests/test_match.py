@@ -329,6 +329,39 @@ class TestSeveralInvoices:
         assert layout(b) == {"INV-1.": ["a.pdf"], "INV-2": ["b.pdf"]}
         assert attachment_folders("b", b.invoice_ids, ("INV-1.",)) == ["b/INV-1_"]
 
+    def test_a_device_name_or_invisible_character_in_an_id_gives_a_folder_a_clerk_can_make(
+            self, outbox: Path) -> None:
+        """Windows cannot make or open a folder CON (nor nul.txt): the id CON's folder is
+        CON_, nul.txt's nul_.txt. An id holding a zero-width space would give a folder
+        that looks like another id's: its folder shows '_' there. Those folders are the
+        ids' attachments, the status page names them, and a folder made under the raw
+        id (before this rule) is an orphan naming the folder to use."""
+        from daemon.names import attachment_folders
+        ids = ("CON", "nul.txt", "INV-\u200b7")
+        write(outbox / "b" / "CON_" / "a.pdf", PDF)
+        write(outbox / "b" / "nul_.txt" / "b.pdf", PDF)
+        write(outbox / "b" / "INV-_7" / "c.pdf", PDF)
+        b = match(outbox, "b.xml", batch_xml(*ids))
+        assert b.errors == ()
+        assert layout(b) == {"CON": ["a.pdf"], "nul.txt": ["b.pdf"], "INV-\u200b7": ["c.pdf"]}
+        assert attachment_folders("b", b.invoice_ids, ids) == [
+            "b/CON_", "b/nul_.txt", "b/INV-_7"]
+
+        write(outbox / "b" / "CON" / "d.pdf", PDF)  # made on Linux, before the rule
+        f = finding(match(outbox, "b.xml", batch_xml(*ids)), "orphan-attachment")
+        assert f.file == "b/CON" and "CON (folder CON_)" in f.message
+
+    def test_ids_whose_folders_meet_by_a_device_name_or_invisible_character_collide(
+            self, outbox: Path) -> None:
+        """'CON' and 'CON_' both have the folder CON_; 'INV7' with a zero-width space
+        and 'INV_7' both INV_7: an id-folder-collision naming the ids and the folder."""
+        write(outbox / "coll" / "CON_" / "a.pdf", PDF)
+        f = finding(match(outbox, "coll.xml", batch_xml("CON", "CON_")), "id-folder-collision")
+        assert "'CON'" in f.message and "'CON_'" in f.message and "'CON_'" in f.message
+        f = finding(match(outbox, "coll.xml", batch_xml("INV\u200b7", "INV_7")),
+                    "id-folder-collision")
+        assert "'INV_7'" in f.message and "same folder name" in f.message
+
     def test_ids_that_differ_only_in_case_collide_as_one_folder_on_the_share(
             self, outbox: Path) -> None:
         """'INV-1' and 'inv-1' in one file: Windows, and so a clerk on the share, takes
@@ -1340,6 +1373,28 @@ def test_matching_a_large_sidecar_holds_five_descriptors_and_leaks_none(
     assert isinstance(failed, OSError) and not isinstance(failed, InputError)
     assert failed.errno == errno.EMFILE
     assert sorted(fd for fd in map(int, os.listdir("/proc/self/fd")) if _is_open(fd)) == before
+
+
+def test_a_sidecar_or_marker_at_a_papers_name_in_other_case_is_a_paper_name_error(
+        outbox: Path) -> None:
+    """Reason.TXT.xml's sidecar Reason.TXT/ is REASON.txt on a case-insensitive share (an
+    SMB mount, a Mac): outboxd's REASON.txt would meet it, so it is `paper-name` as the
+    exact name is; so is a marker Receipt.JSON of Receipt.xml. The message says the case
+    differs and why that does not help."""
+    invoice = ubl_invoice("INV-1")
+    write(outbox / "Reason.TXT" / "a.pdf", PDF)
+    found = finding(match(outbox, "Reason.TXT.xml", invoice), "paper-name")
+    assert found.file == "Reason.TXT"
+    assert "outboxd keeps for its own papers" in found.message
+    assert "takes Reason.TXT and REASON.txt for one name" in found.message
+    assert "rename Reason.TXT.xml and its attachments folder alike" in found.message
+
+    marker = {"outbox": {"completion": "marker", "marker_suffix": ".JSON"}}
+    write(outbox / "Receipt.JSON", b"")
+    cand = Candidate("Receipt", write(outbox / "Receipt.xml", invoice), outbox / "Receipt",
+                     outbox / "Receipt.JSON")
+    assert [f.file for f in assemble(cand, settings(outbox, **marker)).errors] == [
+        "Receipt.JSON"]
 
 
 def test_a_sidecar_or_marker_at_an_archive_papers_name_is_a_paper_name_error(

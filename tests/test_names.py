@@ -122,6 +122,42 @@ class TestFolderNameForId:
         or space inside the id stays."""
         assert folder_name_for_id(invoice_id) == folder
 
+    @pytest.mark.parametrize("invoice_id,folder", [
+        ("CON", "CON_"), ("con", "con_"), ("Prn", "Prn_"), ("AUX", "AUX_"), ("nul", "nul_"),
+        ("COM1", "COM1_"), ("com9", "com9_"), ("LPT1", "LPT1_"), ("lpt9", "lpt9_"),
+        ("COM\u00b9", "COM\u00b9_"), ("COM\u00b2", "COM\u00b2_"),
+        ("LPT\u00b3", "LPT\u00b3_"),
+        ("CON.txt", "CON_.txt"), ("nul.tar", "nul_.tar"), ("com1.tar.gz", "com1_.tar.gz"),
+        ("CON .txt", "CON _.txt"), ("CON.", "CON_"), ("AUX:1", "AUX_1")])
+    def test_a_windows_device_name_gets_an_underscore_after_it(self, invoice_id: str,
+                                                               folder: str) -> None:
+        """Windows takes a folder named CON, PRN, AUX, NUL, COM1…COM9 or LPT1…LPT9 (also
+        with ¹ ² ³ for the digit), in any case and with any extension, for a device: a
+        clerk can neither make nor open it on the share. '_' after the device name makes
+        a folder Windows takes as any other."""
+        assert folder_name_for_id(invoice_id) == folder
+
+    @pytest.mark.parametrize("invoice_id", [
+        "CONSOLE", "CONX", "XCON", "COM10", "COM", "LPT", "NULL", "INV-CON", ".CON",
+        "CON-1", "COM\u2074"])
+    def test_names_that_only_start_like_a_device_stay_as_they_are(self,
+                                                                  invoice_id: str) -> None:
+        """Only the device name itself (before any dot) is a device: ids that merely
+        begin or end with one keep their folder name, so their folders made before
+        stay theirs."""
+        assert folder_name_for_id(invoice_id) == invoice_id
+
+    @pytest.mark.parametrize("char", [
+        "\u200b", "\u200c", "\u200d", "\ufeff", "\u00ad", "\u2060", "\u202a",
+        "\u202e", "\u2066", "\u2069", "\u200e", "\u061c", "\x85", "\x9b"])
+    def test_invisible_characters_become_underscore(self, char: str) -> None:
+        """A zero-width space, joiner, byte-order mark, soft hyphen, bidirectional control
+        or C1 control character in an id becomes '_': INV-7 and INV- + U+200B + 7 would
+        otherwise give two folders that look the same on the share (and one no clerk can
+        type); with '_' the folder shows where the id holds one."""
+        assert folder_name_for_id(f"INV-{char}7") == "INV-_7"
+        assert folder_name_for_id(f"INV-{char}7") != folder_name_for_id("INV-7")
+
     def test_distinct_ids_can_collide(self) -> None:
         """'A/1' and 'A:1' map to one folder name (match reports that as an error)."""
         assert folder_name_for_id("A/1") == folder_name_for_id("A:1")

@@ -719,11 +719,12 @@ class TestRefusedInvoiceNames:
         """Under invoice_patterns "*" an invoice file REASON.txt, reason.json or
         receipt.json would lie in its archive entry where outboxd writes that paper, which
         it never writes over: it is left alone with `paper-name`, saying to rename it.
-        Other names, and a paper's name in another case, stay invoice files."""
-        for name in ("REASON.txt", "reason.json", "receipt.json", "reason.txt", "INV-1.xml"):
+        Other names stay invoice files."""
+        for name in ("REASON.txt", "reason.json", "receipt.json", "REASON.txt.xml",
+                     "INV-1.xml"):
             touch(outbox / name)
         listing = list_outbox(cfg_for(outbox, invoice_patterns=["*"]))
-        assert sorted(listing.candidates) == ["INV-1.xml", "reason.txt"]
+        assert sorted(listing.candidates) == ["INV-1.xml", "REASON.txt.xml"]
         refused = dict(listing.refused)
         assert sorted(refused) == ["REASON.txt", "reason.json", "receipt.json"]
         for why in refused.values():
@@ -731,6 +732,21 @@ class TestRefusedInvoiceNames:
             assert refused_code(why) == "paper-name"
         assert look(cfg_for(outbox, invoice_patterns=["*"]), "reason.json").refused == (
             ("reason.json", refused["reason.json"]),)
+
+
+    @pytest.mark.parametrize("name", ["reason.txt", "Reason.TXT", "REASON.JSON",
+                                      "Receipt.Json"])
+    def test_a_papers_name_in_other_case_is_refused_as_paper_name_too(
+            self, outbox: Path, name: str) -> None:
+        """On a case-insensitive share (SMB, a Mac) Reason.TXT is REASON.txt: outboxd's
+        paper would land on the clerk's invoice file. Refused like the exact name, the
+        message saying which paper it meets and why case does not help."""
+        touch(outbox / name)
+        listing = list_outbox(cfg_for(outbox, invoice_patterns=["*"]))
+        assert listing.candidates == {}
+        [(refused, why)] = listing.refused
+        assert refused == name and refused_code(why) == "paper-name"
+        assert "written in other upper and lower case" in why and "rename the file" in why
 
 
 class TestRescanFromTheListing:

@@ -41,3 +41,25 @@ def test_a_sidecar_named_REASON_txt_is_held_in_the_outbox_not_stuck_on_its_way(
     wait_for(lambda: (sent / "receipt.json").exists(), what="receipt.json")
     assert (sent / "INV-9" / "scan.pdf").is_file()
     assert env.quarantined() == [] and len(receiver.accepted()) == 1
+
+
+def test_a_sidecar_named_like_a_paper_in_other_case_is_held_too(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """Reason.TXT.xml with Reason.TXT/scan.pdf: on the SMB share (or a Mac) Reason.TXT and
+    REASON.txt are one name, so the quarantine's REASON.txt would meet the clerk's folder.
+    Held with `paper-name` saying so, not claimed (before: sent or quarantined as any
+    bundle on Linux, where the two names differ, though the share shows the clash)."""
+    env.write_config(receiver.url, outbox={"rescan_seconds": 600})
+    start_daemon()
+    drop_bundle(env.outbox, "Reason.TXT", {"scan.pdf": pdf_bytes(2)})
+
+    wait_for(lambda: journal_states(env).get("Reason.TXT.xml") == "held",
+             what="Reason.TXT.xml held")
+    errors = env.outbox / "Reason.TXT.errors.txt"
+    wait_for(errors.exists, what="Reason.TXT.errors.txt")
+    text = errors.read_text(encoding="utf-8")
+    assert "Reason.TXT: the name of this attachments folder is one outboxd keeps for its " \
+           "own papers" in text
+    assert "takes Reason.TXT and REASON.txt for one name" in text
+    assert (env.outbox / "Reason.TXT" / "scan.pdf").is_file()
+    assert env.quarantined() == [] and env.sent_bundles() == [] and receiver.accepted() == []

@@ -1,0 +1,52 @@
+"""Invoice ids whose folder a clerk on a Windows share could not make as the id is
+written: a device name (CON) and an invisible character (a zero-width space). The real
+daemon, watchdog observer, status page and reference receiver
+(docs/folder-convention.md, section 3)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import Env, Receiver, journal_states
+from helpers import pdf_bytes, wait_for, write
+from test_statuspage import Page
+
+from daemon.actions.samples import peppol_batch
+
+pytestmark = pytest.mark.usefixtures("lean")
+
+HOLD = {"policy": {"unattached": "hold", "invalid": "hold"}}
+
+
+def test_the_page_names_folders_a_clerk_can_make_and_the_files_put_there_go_with_their_invoices(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """batch.xml holds the invoices CON and INV- + U+200B + 2. While they wait for
+    attachments the page tells the clerk to make batch/CON_ and batch/INV-_2 (Windows
+    cannot make a folder CON, and a zero-width space can be neither seen nor typed);
+    the clerk makes those folders with a PDF each, and the bundle is sent with each
+    PDF as its own invoice's attachment."""
+    env.write_config(receiver.url, **HOLD)
+    start_daemon()
+    ids = ["CON", "INV-\u200b2"]
+    write(env.outbox / ".batch.tmp", peppol_batch(ids)).rename(env.outbox / "batch.xml")
+    wait_for(lambda: journal_states(env).get("batch.xml") == "waiting",
+             what="batch.xml waiting for attachments")
+    page_file = env.outbox / "outboxd-status.html"
+
+    def waiting() -> str:
+        text = page_file.read_text(encoding="utf-8") if page_file.exists() else ""
+        section = Page(text).text.get("waiting", "")
+        return section if "batch.xml" in section else ""
+    section = wait_for(waiting, what="batch.xml on the page under Waiting")
+    assert "batch/CON_" in section and "batch/INV-_2" in section
+
+    write(env.outbox / "batch" / "CON_" / "con.pdf", pdf_bytes())
+    write(env.outbox / "batch" / "INV-_2" / "two.pdf", pdf_bytes(2))
+    [sent] = wait_for(env.sent_bundles, what="batch.xml in sent/")
+    wait_for(lambda: (sent / "receipt.json").exists(), what="receipt.json")
+    manifest = json.loads((sent / "receipt.json").read_text())["manifest"]
+    assert [(i["id"], [a["original_name"] for a in i["attachments"]])
+            for i in manifest["invoices"]] == [("CON", ["con.pdf"]), ("INV-\u200b2", ["two.pdf"])]
+    assert not [w for w in manifest["warnings"] if w["code"] == "unattached-invoice"]
+    assert len(receiver.accepted()) == 1
