@@ -1,4 +1,4 @@
-from daemon.cli import main
+from daemon.entry import main
 
 # Guarded: the pre-flight child process (multiprocessing "spawn") imports this
 # module again as __mp_main__, and must not start a second daemon.

@@ -220,7 +220,9 @@ def _stdout_to_devnull() -> None:
         os.close(devnull)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, hup_blocked_here: bool = False) -> int:
+    """hup_blocked_here: the `outboxd` command's entry point (daemon.entry) blocked
+    SIGHUP before importing this module; every command but `run` unblocks it at once."""
     # `run` blocks the group signals (below) and the service unblocks them and installs
     # its own handlers; a caller that embeds main (a test, a wrapper) gets back what it
     # had on every way out — a config error, a failed start, a stop — and stays
@@ -228,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())
     handlers = {sig: signal.getsignal(sig) for sig in GROUP_SIGNALS}
     try:
-        code = _main(argv)
+        code = _main(argv, hup_blocked_here)
     except BaseException:
         _restore_signals(mask, handlers)
         raise
@@ -248,7 +250,7 @@ def _restore_signals(mask: set[int | signal.Signals],
     signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
-def _main(argv: Sequence[str] | None) -> int:
+def _main(argv: Sequence[str] | None, hup_blocked_here: bool) -> int:
     # Archives, receipts and the journal hold money-bearing documents: group
     # may read, others get nothing.
     os.umask(0o027)
@@ -257,6 +259,9 @@ def _main(argv: Sequence[str] | None) -> int:
         parser = build_parser()
         args = parser.parse_args(argv)
         command = args.command
+        if hup_blocked_here and command != "run":
+            # Only `run` reloads on SIGHUP: the others end by it, as they always did.
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
         if args.command == "help":
             return _help(parser, args)
         if args.command == "demo":

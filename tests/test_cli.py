@@ -236,3 +236,49 @@ def test_commands_that_act_on_the_outbox_refuse_a_missing_one_naming_it_and_the_
     assert f'[outbox] path = "{env.outbox}": the outbox does not exist' in err
     assert "share not mounted? Mount it" in err
     assert "only if the outbox is a plain local one" in err
+
+
+def test_the_entry_point_imports_nothing_heavy_before_it_blocks_sighup() -> None:
+    """The `outboxd` command's entry point (pyproject.toml [project.scripts], and `python -m
+    daemon`) is daemon.entry: importing it loads neither the command line nor argparse, so
+    the SIGHUP it blocks first thing is blocked a few milliseconds after exec, not after
+    the ~0.1 s those imports take. A fresh interpreter, so that what other tests imported
+    does not count."""
+    import tomllib
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    scripts = tomllib.loads((root / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["outboxd"] == "daemon.entry:main"
+    assert "from daemon.entry import main" in (root / "daemon" / "__main__.py").read_text()
+    code = ("import sys, daemon.entry\n"
+            "print(sorted({'daemon.cli', 'argparse', 'daemon.actions'} & set(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_a_hang_up_still_ends_a_command_other_than_run(start_receiver: Any) -> None:
+    """Only `run` keeps the SIGHUP the entry point blocked (its reload): `outboxd receiver`,
+    like every other command, is ended by a SIGHUP (a closed terminal) as before."""
+    receiver = start_receiver(process=True)
+    receiver.popen.send_signal(signal.SIGHUP)
+    assert receiver.popen.wait(timeout=20) == -signal.SIGHUP
+
+
+def test_a_command_other_than_run_runs_with_sighup_as_its_caller_had_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The entry point unblocks SIGHUP for `status` (any command but run) before the
+    command runs, unless its caller had it blocked already: then it stays blocked."""
+    from daemon import entry
+    from daemon.actions import status
+    seen: list[bool] = []
+    monkeypatch.setattr(status, "run", lambda args: seen.append(
+        signal.SIGHUP in signal.pthread_sigmask(signal.SIG_BLOCK, ())) or 0)
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, ())
+    try:
+        assert entry.main(["status"]) == 0
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+        assert entry.main(["status"]) == 0
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+    assert seen == [False, True]

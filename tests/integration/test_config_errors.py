@@ -78,7 +78,7 @@ def test_a_missing_outbox_stops_the_start_with_exit_1_which_systemd_restarts(
 def test_a_configuration_error_beside_a_missing_outbox_still_exits_2(env: Env) -> None:
     """A bad key is a configuration error even while the outbox's share is away: exit 2
     (not restarted), naming the key — a 1 would have systemd start a configuration that
-    can never work every 5 s for ever."""
+    can never work over and over, for ever."""
     env.write_config("http://127.0.0.1:9/x",
                      outbox={"path": str(env.root / "gone"), "settle_secs": 1})
     r = run(env, "run", "-c", str(env.config))

@@ -8,6 +8,8 @@ import signal
 import socket
 import struct
 import subprocess
+import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -216,6 +218,58 @@ def test_sigterm_while_the_daemon_still_imports_is_a_clean_stop(env: Env) -> Non
             proc.wait()
     assert proc.returncode == 0, err
     assert '"stopped"' in err and "Traceback" not in err
+
+
+def test_sighup_from_the_first_imports_until_ready_neither_kills_nor_is_lost(
+        env: Env, notify_socket: socket.socket) -> None:
+    """`kill -HUP` sent again and again from the moment `outboxd run` has imported
+    argparse (a few milliseconds after the interpreter started, before the command line is
+    even parsed) until READY=1: the daemon still starts, says READY and keeps running, and
+    the SIGHUPs that came meanwhile are not lost but one reload after READY. Before, one in
+    that first ~0.1 s ended the process by SIGHUP's default action, an end systemd takes
+    for a clean one and does not restart."""
+    env.write_config("http://127.0.0.1:9/x")
+    # -X importtime: a line on stderr as each module is imported, the earliest sign that
+    # the interpreter runs outboxd's own code.
+    proc = subprocess.Popen([OUTBOXD[0], "-X", "importtime", *OUTBOXD[1:], "run", "-c",
+                             str(env.config)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    argparse_in = threading.Event()
+
+    def read_stderr() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append(line)
+            if line.rpartition("|")[2].strip() == "argparse":
+                argparse_in.set()
+
+    threading.Thread(target=read_stderr, daemon=True).start()
+    sent, ready = 0, False
+    try:
+        assert argparse_in.wait(20) or proc.poll() is not None
+        notify_socket.settimeout(0.001)  # a SIGHUP about every millisecond until READY
+        deadline = time.monotonic() + 30
+        while not ready and proc.poll() is None and time.monotonic() < deadline:
+            proc.send_signal(signal.SIGHUP)
+            sent += 1
+            with contextlib.suppress(TimeoutError):
+                ready = notify_socket.recv(4096) == b"READY=1"
+        alive_at_ready = proc.poll() is None
+        wait_for(lambda: proc.poll() is not None
+                 or any("configuration reloaded" in line for line in lines),
+                 what="the reload the early SIGHUPs ask for")
+        running_after_reload = proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert ready and alive_at_ready, f"exit {proc.returncode}: {''.join(lines)[-1500:]}"
+    assert sent > 1 and running_after_reload
+    assert any("configuration reloaded" in line for line in lines)
+    assert code == 0 and not any("Traceback" in line for line in lines)
 
 
 SLOW = {"token": "wrong", "retry_max_seconds": 3600}  # a pause would last an hour
