@@ -22,8 +22,16 @@ from claimed import folders, make, quiet_logs, run_once, step  # noqa: E402, F40
 from fakeloop import SETTLE, Counts, FakeClock  # noqa: E402
 from helpers import drop_bundle, pdf_bytes, ubl_invoice, write  # noqa: E402
 
-from daemon.cutshort import GRACE_SECONDS, grace_seconds  # noqa: E402
+from daemon.bundle import Finding  # noqa: E402
+from daemon.cutshort import (  # noqa: E402
+    GRACE_SECONDS,
+    XML_CUT_SHORT,
+    grace_seconds,
+    looks_cut_short,
+)
 from daemon.directory import DirectoryDeliverer  # noqa: E402
+from daemon.errors import InputError  # noqa: E402
+from daemon.invoices import read_invoice_bytes  # noqa: E402
 from daemon.journal import Journal  # noqa: E402
 from daemon.pipeline import Pipeline  # noqa: E402
 from daemon.scan import Candidate, list_outbox  # noqa: E402
@@ -245,3 +253,23 @@ def test_the_grace_is_a_timer_of_the_loop(make_service: Any, clock: FakeClock,
     svc.turn()
     [row] = svc.journal.rows(("quarantining", "quarantined"))
     assert [r["code"] for r in row.reasons] == ["pdf-unreadable"]
+
+
+@pytest.mark.parametrize(("data", "cut_short"), [
+    (ubl_invoice("INV-1")[:-40], True),  # cut mid-element
+    (ubl_invoice("INV-1")[:60], True),  # cut mid-tag
+    (ubl_invoice("INV-1")[:300] + bytes(400), True),  # sized first, filled up to here
+    (b"<a><![CDATA[half", True),
+    (ubl_invoice("INV-1").replace(b"</cbc:ID>", b"&amp</cbc:ID>", 1), False),
+    (b"<a></b>", False),
+], ids=["mid-element", "mid-tag", "zero-tail", "mid-cdata", "bare-ampersand", "mismatched"])
+def test_only_xml_that_ends_early_is_said_to_be_cut_short(
+        tmp_path: Path, data: bytes, cut_short: bool) -> None:
+    """invalid-xml says "ends before its last element is closed" (the mark cutshort.py
+    knows it by) for XML whose bytes end before its document does, and only for it."""
+    with pytest.raises(InputError) as info:
+        read_invoice_bytes(data, "INV-1.xml", "INV-1.xml", r"(\d+)")
+    assert info.value.code == "invalid-xml"
+    assert info.value.message.startswith(XML_CUT_SHORT) is cut_short
+    assert looks_cut_short([Finding("invalid-xml", "INV-1.xml", info.value.message)]) \
+        is cut_short
