@@ -14,11 +14,13 @@ from typing import Any
 from daemon import logs, release
 from daemon.bundle import Finding, reasons_of
 from daemon.claims import Claims
+from daemon.cutshort import grace_seconds, looks_cut_short, while_held
 from daemon.errorsfile import HeldErrors, errors_file_for
 from daemon.journal import Row, iso_in, now_iso, readable, seconds_until
 from daemon.names import attachment_folders
 from daemon.papers import PAPER_NAME_CODE
 from daemon.scan import Candidate
+from daemon.settle import SettleTracker
 from daemon.sharedsidecar import is_shared
 from daemon.step import IDLE, Known, Next
 
@@ -29,6 +31,7 @@ class Decisions(Claims):
     _due: dict[str, tuple[str, float]]  # invoice file -> (deadline, monotonic time due)
     _resumed: set[str]
     errors_files: HeldErrors  # what each NAME.errors.txt explains
+    tracker: SettleTracker
 
     def _live(self, row: Row | None, key: str, state: str, detail: str = "",
               since: str | None = None, **fields: Any) -> None:
@@ -48,6 +51,12 @@ class Decisions(Claims):
             self._live(row, key, "held", bundle_id=bid, invoice_ids=list(bundle.invoice_ids),
                        reasons=reasons_of(bundle.errors))
             return IDLE
+        if (until := self._grace_until(key, known, now)) is not None:
+            shown = while_held(bundle.errors, grace_seconds(self.s.outbox.settle_seconds))
+            self._errors_file(cand, known, shown)
+            self._live(row, key, "held", bundle_id=bid, invoice_ids=list(bundle.invoice_ids),
+                       reasons=reasons_of(shown))
+            return Next(at=until)
         # Not held (it passes, or is quarantined after a reload set invalid = "quarantine"):
         # an errors file written while it was held must not stay behind in the outbox.
         self._errors_file(cand, known, ())
@@ -83,6 +92,27 @@ class Decisions(Claims):
                     f"{cand.name}{self.s.share.release_suffix} beside it", invoice_id=i)
                     for i in unattached], now)
         return self._claim(cand, known, row, [], now)
+
+    def _grace_until(self, key: str, known: Known, now: float) -> float | None:
+        """When a version that looks cut short (cutshort.py) is quarantined if it has not
+        changed: a grace after it settled, counted on the loop's clock from when this
+        version was first seen, as its settling was (one held unchanged for longer
+        under invalid = "hold" before a reload is quarantined at once; a restart sees it
+        anew and waits again). None once that time has come, or for any other version;
+        a change is another version. None under completion = "marker": the marker says
+        the copy is done."""
+        assert known.bundle is not None
+        if self.s.outbox.completion == "marker" or not looks_cut_short(known.bundle.errors):
+            return None
+        if known.grace_until is None:
+            ready = self.tracker.ready_at(key)
+            assert ready is not None  # it settled
+            known.grace_until = ready + grace_seconds(self.s.outbox.settle_seconds)
+            if known.grace_until > now:
+                logs.bundle_log(self.log, key, known.bundle_id, known.bundle.invoice_ids
+                                ).info("bundle looks cut short; held in case it is still "
+                                       "being copied", quarantine_in=known.grace_until - now)
+        return known.grace_until if known.grace_until > now else None
 
     def _deadline(self, row: Row | None, ids: tuple[str, ...]) -> str | None:
         """The end of an unattached bundle's wait ([policy] unattached), as the journal keeps it

@@ -21,12 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 from xml.etree.ElementTree import Element, ParseError
+from xml.parsers.expat import errors as expat_errors
 
 from defusedxml import DefusedXmlException, DTDForbidden
 from defusedxml.ElementTree import DefusedXMLParser
 from lxml import etree
 
 from daemon.bundle import InvoiceFormat
+from daemon.cutshort import XML_CUT_SHORT
 from daemon.emptiness import nothing_in, what_is_empty
 from daemon.errors import DuplicateInvoiceIds, HostileInput, InputError, UnusablePdf
 from daemon.fsops import open_below, read_bounded
@@ -38,6 +40,15 @@ UBL_CREDIT_NOTE = "{urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2}Cr
 CBC_ID = "{urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2}ID"
 SVEFAKTURA = "{urn:sfti:documents:BasicInvoice:1:0}Invoice"
 UBL_ROOTS = (UBL_INVOICE, UBL_CREDIT_NOTE)
+
+# What expat says of XML whose bytes end before its document does: cut mid-element, mid-
+# tag, mid-character or mid-CDATA.
+_ENDS_EARLY = frozenset(expat_errors.codes[m] for m in (
+    expat_errors.XML_ERROR_NO_ELEMENTS, expat_errors.XML_ERROR_UNCLOSED_TOKEN,
+    expat_errors.XML_ERROR_PARTIAL_CHAR, expat_errors.XML_ERROR_UNCLOSED_CDATA_SECTION))
+# A copy that sizes the file first and fills it afterwards leaves zeros at its end; four
+# of them, as no text in UTF-8 or UTF-16 ends.
+_ZERO_TAIL = b"\0\0\0\0"
 
 
 @dataclass(frozen=True)
@@ -321,6 +332,12 @@ def _parse_defused(data: bytes, rel: str) -> Element:
                            "never expands or fetches them — export the invoice without a "
                            "DTD") from None
     except ParseError as exc:
+        if exc.code in _ENDS_EARLY or data.endswith(_ZERO_TAIL):
+            # Told apart: a copy still at work explains it (cutshort.py), so the bundle
+            # is looked at once more before it is quarantined.
+            raise InputError("invalid-xml", rel, f"{XML_CUT_SHORT} ({exc}), as a copy "
+                             "stopped before its end leaves it — copy or export the "
+                             "invoice again") from None
         raise InputError("invalid-xml", rel, f"is not well-formed XML ({exc}) — "
                          "export the invoice again") from None
     except (LookupError, ValueError, RecursionError) as exc:

@@ -49,3 +49,6 @@ class Known:
     # When to read it again (monotonic): a fault of the machine or the share, which
     # brings no event when it passes. None: read again when the files change.
     retry_at: float | None = None
+    # When this version, which looks cut short, is quarantined (monotonic; cutshort.py);
+    # None: not decided as one yet.
+    grace_until: float | None = None

@@ -34,7 +34,8 @@ def test_status_json_counts_sent_quarantined_and_waiting(env: Env, receiver: Rec
 
     start_daemon()
     drop_bundle(env.outbox, "INV-8001", {"a.pdf": pdf_bytes()})
-    drop_bundle(env.outbox, "INV-8002", {"empty.pdf": b""})
+    # Of the wrong type: quarantined at once (an empty file would be held a grace first).
+    drop_bundle(env.outbox, "INV-8002", {"scan.pdf": b"MZ\x90\x00" + b"\x00" * 200})
     drop_bundle(env.outbox, "INV-8003", {})
     wait_for(lambda: env.sent_bundles() and env.quarantined(), what="sent and quarantined")
 
@@ -49,7 +50,7 @@ def test_status_json_counts_sent_quarantined_and_waiting(env: Env, receiver: Rec
     by_file = {b["invoice_file"]: b for b in data["bundles"]}
     assert all(set(b) == JSON_BUNDLE_KEYS for b in data["bundles"])
     assert by_file["INV-8001.xml"]["state"] == "sent"
-    assert by_file["INV-8002.xml"]["reasons"][0]["code"] == "empty-file"
+    assert by_file["INV-8002.xml"]["reasons"][0]["code"] == "extension-mismatch"
     waiting = by_file["INV-8003.xml"]
     assert waiting["state"] == "waiting" and waiting["unattached_ids"] == ["INV-8003"]
     assert waiting["deadline"] is None  # hold: no deadline

@@ -1,0 +1,57 @@
+"""A settled version that looks cut short: a copy that stalled mid-file for longer than
+settle_seconds (a slow VPN, a laptop gone to sleep) leaves a file that ends early, and
+it is read as it is. Under [policy] invalid = "quarantine" such a bundle is not moved
+to quarantine at once, where the copy would go on writing into it: it is held for a
+grace period and quarantined only if that very version still fails then
+(docs/folder-convention.md, section 4).
+
+Which findings a still-running copy explains, by the codes of docs/codes.md: a file
+with nothing in it yet, or only the zeros of a copy that sized it first (`empty-file`);
+a PDF that cannot be read or shows no pages (`pdf-unreadable`, `pdf-no-pages`: pypdf
+finds neither the end nor the pages of a PDF cut short); an image that cannot be read
+or ends before its data does (`image-unreadable`); XML that ends before its last
+element is closed (`invalid-xml` with XML_CUT_SHORT, not every `invalid-xml`). A file
+of the wrong type, or any other finding beside these, is no half-written copy: such a
+bundle is quarantined at once, as before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from daemon.bundle import Finding
+
+# The start of the invalid-xml message for XML that ends before its document does
+# (invoices.py): the one invalid-xml a copy still at work explains.
+XML_CUT_SHORT = "is not well-formed XML: it ends before its last element is closed"
+
+CUT_SHORT_CODES = frozenset({"empty-file", "pdf-unreadable", "pdf-no-pages",
+                             "image-unreadable"})
+
+# The least grace, whatever settle_seconds: a copy that stalled past a settle period of
+# 5 s has often stalled for longer, and the grace costs only a late quarantine.
+GRACE_SECONDS = 30.0
+
+
+def looks_cut_short(errors: tuple[Finding, ...] | list[Finding]) -> bool:
+    """Every error is one a copy still at work would explain (and there is one)."""
+    return bool(errors) and all(
+        f.code in CUT_SHORT_CODES
+        or (f.code == "invalid-xml" and f.message.startswith(XML_CUT_SHORT))
+        for f in errors)
+
+
+def grace_seconds(settle_seconds: float) -> float:
+    """How long a version that looks cut short is held before it is quarantined:
+    another settle period, at least GRACE_SECONDS."""
+    return max(float(settle_seconds), GRACE_SECONDS)
+
+
+def while_held(errors: tuple[Finding, ...], seconds: float) -> tuple[Finding, ...]:
+    """The errors as NAME.errors.txt, the status page and `outboxd status` show them
+    during the grace: each saying why the bundle is not quarantined yet, and when it
+    will be."""
+    words = (f"; it looks cut short — outboxd waits {round(seconds)} s in case it is "
+             "still being copied, and quarantines the bundle if nothing in it has "
+             "changed by then")
+    return tuple(replace(f, message=f.message + words) for f in errors)
