@@ -166,6 +166,11 @@ class HeldErrors:
 
     def __init__(self) -> None:
         self._held: dict[Path, dict[str, tuple[Finding, ...]]] = {}
+        # The text outboxd left at each NAME.errors.txt this run where it differs from
+        # what its held bundles say: a write that failed (a full share) left the earlier
+        # text, which is outboxd's, not a clerk's edit. Else the held bundles' text is
+        # what is there (written, or taken over from the journal at start).
+        self._left: dict[Path, str | None] = {}
 
     def remember(self, cand: Candidate, errors: tuple[Finding, ...]) -> None:
         """A bundle held as its journal row says (taken over at start), file untouched."""
@@ -181,14 +186,19 @@ class HeldErrors:
         is. OSError if it cannot be written."""
         path = errors_file_for(cand)
         held = self._held.setdefault(path, {})
-        last = errors_text(held) if held else None  # what outboxd left there
+        last = self._left.pop(path) if path in self._left else (
+            errors_text(held) if held else None)  # what outboxd left there
         if errors:
             held[cand.invoice.name] = errors
         else:
             held.pop(cand.invoice.name, None)
         if not held:
             del self._held[path]
-        write_errors_file(path, held, log, last)
+        try:
+            write_errors_file(path, held, log, last)
+        except BaseException:
+            self._left[path] = last  # still there: replace_ours and remove_ours are one step
+            raise
 
 
 def drop_unfinished_errors(outbox: Path, invoice_files: Iterable[str]) -> None:

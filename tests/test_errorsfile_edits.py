@@ -216,3 +216,28 @@ class TestSavedMeanwhile:
         assert [(e["log_level"], e["fix"]) for e in said] == [
             ("error", "check the outbox's free space and permissions"),
             ("error", "shorten the invoice file's name")]
+
+
+class TestAfterAFailedWrite:
+    def test_an_errors_file_a_failed_rewrite_left_is_not_taken_for_an_edit(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The held bundle's errors change while the share is full: the rewrite fails and
+        outboxd's earlier text stays. At the next change it is rewritten without an
+        "edited" copy or warning: that text is outboxd's own, not a clerk's edit."""
+        p, outbox, errors = _held(tmp_path)
+        real = errorsfile.replace_ours
+
+        def share_full(*args: object, **kwargs: object) -> os.stat_result:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(errorsfile, "replace_ours", share_full)
+        write(outbox / "INV-1" / "b.pdf", b"")
+        assert run_once(p, now=2000.0) == []
+        assert "b.pdf" not in errors.read_text("utf-8")
+        monkeypatch.setattr(errorsfile, "replace_ours", real)
+        write(outbox / "INV-1" / "c.pdf", b"")
+        with capture_logs() as said:
+            assert run_once(p, now=3000.0) == []
+        assert "c.pdf" in errors.read_text("utf-8")
+        assert not (outbox / "INV-1.errors.txt.edited").exists()
+        assert not [e for e in said if e["log_level"] == "warning"]
