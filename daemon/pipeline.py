@@ -328,7 +328,8 @@ class Pipeline(Decisions):
             drop_unfinished_errors(self.s.outbox.path, present)
         except OSError as exc:
             self.log.warning("cannot clear leftover temp files of errors files in the "
-                             "outbox; tried again at the next start", error=str(exc))
+                             "outbox; tried again at the next start", error=str(exc),
+                             fix="let outboxd's user list and delete files in the outbox")
         # Those gone remembered too, as what their NAME.errors.txt says: a file with
         # other text was edited by a clerk, and is kept (errorsfile._Look).
         for row in gone:
