@@ -8,14 +8,13 @@ memory of what was read; a decision to send or quarantine ends in `claims.Claims
 
 from __future__ import annotations
 
-import errno
 from typing import Any
 
 from daemon import logs, release
 from daemon.bundle import Finding, reasons_of
 from daemon.claims import Claims
 from daemon.cutshort import grace_seconds, looks_cut_short, while_held
-from daemon.errorsfile import HeldErrors, errors_file_for
+from daemon.errorsfile import HeldErrors, errors_file_for, report_failure
 from daemon.journal import Row, iso_in, now_iso, readable, seconds_until
 from daemon.names import attachment_folders
 from daemon.papers import PAPER_NAME_CODE
@@ -173,11 +172,4 @@ class Decisions(Claims):
         try:
             self.errors_files.update(cand, errors, log)
         except OSError as exc:
-            # The file is only the clerk's copy: the journal, `status` and the status
-            # page hold the reasons, so the bundle is still held (or passes) without it.
-            # A NAME near the length limit has no room for the suffix (ENAMETOOLONG).
-            log.error("cannot write or remove the errors file beside the invoice file; "
-                      "its errors are on the status page and in `outboxd status`",
-                      file=errors_file_for(cand).name, error=str(exc),
-                      fix="shorten the invoice file's name" if exc.errno == errno.ENAMETOOLONG
-                           else "check the outbox's free space and permissions")
+            report_failure(log, errors_file_for(cand), exc)  # held (or passes) all the same

@@ -5,20 +5,27 @@ is ours to replace or remove; a person's file of that name is left alone.
 Invoice files of one stem (INV-1.xml and its print INV-1.pdf under the default
 invoice_patterns) have one NAME.errors.txt: it explains every held bundle of that NAME,
 each in a section headed by its invoice file's name when there are more than one, and
-goes away only once none of them is held (`HeldErrors`)."""
+goes away only once none of them is held (`HeldErrors`).
+
+A file of ours a clerk typed notes into is still ours by its header, but its text is
+not what outboxd wrote there: before it is replaced or removed, a copy of it is kept
+beside it as NAME.errors.txt.edited, which outboxd never touches (`_Look`)."""
 
 from __future__ import annotations
 
+import errno
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from daemon.bundle import Finding
 from daemon.errors import NotOurs
-from daemon.names import ERRORS_SUFFIX, escaped_controls
+from daemon.fswrite import Stranded, free_name, fsync_dir, rename_noreplace, written_temp
+from daemon.names import ERRORS_SUFFIX, escaped_controls, stem
 from daemon.ourfiles import Judged, opened, remove_ours, replace_ours
 from daemon.scan import Candidate
+from daemon.temps import drop_unfinished_ending, temp_prefix
 
 ERRORS_HEADER = ("# outboxd: this bundle is held because of the errors below. Fix them;\n"
                  "# it is checked again on every change and this file goes away once it passes.\n")
@@ -27,6 +34,9 @@ ERRORS_HEADER_MANY = (
     "# under its name below. Fix them; each is checked again on every change and this\n"
     "# file goes away once none of them is held.\n")
 _OURS = (ERRORS_HEADER, ERRORS_HEADER_MANY)
+# Beside NAME.errors.txt: the copy of one a clerk edited, kept before outboxd's text
+# replaces it (or it is removed). Not a name outboxd writes or removes otherwise.
+EDITED_SUFFIX = ".edited"
 
 
 def errors_file_for(cand: Candidate) -> Path:
@@ -53,12 +63,62 @@ def _judge(path: Path) -> tuple[Judged | None, str]:
     return file, text
 
 
-def _ours(path: Path) -> Judged | None:
-    """NAME.errors.txt, open, if it is ours to remove; None if nothing of ours is there."""
-    try:
-        return _judge(path)[0]
-    except NotOurs:
-        return None
+class _Look:
+    """The look of replace_ours and remove_ours at NAME.errors.txt (NotOurs as _judge's).
+    A file of ours whose text is none outboxd wrote there (`known`: what it last wrote,
+    or as the journal says it did before a restart, and what it writes now) was edited
+    by a clerk: a copy of it is kept beside it first, with a warning, so that the notes
+    are not lost without a word. Each look judges anew: an edit saved between the look
+    and the exchange changes the file's time and size, so replace_ours looks again and
+    the newer text is kept as well. OSError (nothing replaced) if the copy cannot be."""
+
+    def __init__(self, path: Path, known: Iterable[str | None], log: Any) -> None:
+        self.path, self.log = path, log
+        self.known = {text for text in known if text is not None}
+        self.text = ""  # what the last look found there ("": nothing)
+
+    def __call__(self) -> Judged | None:
+        file, text = _judge(self.path)
+        self.text = text
+        if file is None or text in self.known:
+            return file
+        try:
+            kept = _keep_copy(self.path, text)
+        except BaseException:
+            os.close(file.fd)
+            raise
+        self.known.add(text)
+        self.log.warning("the errors file was edited since outboxd wrote it; the edited "
+                         "copy is kept beside it, and outboxd's explanation replaces it "
+                         "(or it goes, once nothing of its name is held)",
+                         file=self.path.name, kept_as=kept.name,
+                         fix=f"move notes you want to keep out of {kept.name} into a "
+                             "file of your own, then remove it")
+        return file
+
+    def removal(self) -> Judged | None:
+        """As a look for remove_ours: a file not ours is none of ours to remove."""
+        try:
+            return self()
+        except NotOurs:
+            return None
+
+
+def _keep_copy(path: Path, text: str) -> Path:
+    """`text` written at NAME.errors.txt.edited beside path (or at a free name beside
+    it: an earlier copy is never replaced); where it went."""
+    there = free_name(path.parent, path.name + EDITED_SUFFIX)
+    with written_temp(there, text.encode("utf-8"), True, None) as (tmp, _fd):
+        for _ in range(3):
+            try:
+                rename_noreplace(tmp, there)
+                break
+            except FileExistsError:  # a file came at that name meanwhile: another one
+                there = free_name(path.parent, path.name + EDITED_SUFFIX)
+        else:
+            raise OSError(errno.EEXIST, "no free name for the edited copy", str(there))
+    fsync_dir(path.parent)
+    return there
 
 
 def _lines(errors: tuple[Finding, ...]) -> str:
@@ -76,20 +136,23 @@ def errors_text(held: Mapping[str, tuple[Finding, ...]]) -> str:
         f"\n== {escaped_controls(name)} ==\n{_lines(held[name])}" for name in sorted(held))
 
 
-def write_errors_file(path: Path, held: Mapping[str, tuple[Finding, ...]], log: Any) -> None:
+def write_errors_file(path: Path, held: Mapping[str, tuple[Finding, ...]], log: Any,
+                      last: str | None = None) -> None:
     """Write the errors of the held bundles of path's NAME, by invoice file (or, with
     none, remove our file); OSError if that fails. `log` is bound to the invoice file
-    whose change this follows."""
+    whose change this follows. `last`: the text outboxd last wrote there (None: none it
+    knows of); a file of ours with any other text is kept as an edited copy (_Look)."""
     if not held:
-        remove_ours(path, lambda: _ours(path))
+        remove_ours(path, _Look(path, (last,), log).removal)
         return
     text = errors_text(held)
+    look = _Look(path, (last, text), log)
     try:
-        file, current = _judge(path)
+        file = look()
         if file is not None:
             os.close(file.fd)
-        if current != text:
-            replace_ours(path, text.encode("utf-8"), lambda: _judge(path)[0])
+        if look.text != text:
+            replace_ours(path, text.encode("utf-8"), look)
     except NotOurs:
         log.error("not replacing a file outboxd did not write: rename or remove it to see "
                   "outboxd's explanation of the held bundle there", file=path.name)
@@ -103,6 +166,11 @@ class HeldErrors:
 
     def __init__(self) -> None:
         self._held: dict[Path, dict[str, tuple[Finding, ...]]] = {}
+        # The text outboxd left at each NAME.errors.txt this run where it differs from
+        # what its held bundles say: a write that failed (a full share) left the earlier
+        # text, which is outboxd's, not a clerk's edit. Else the held bundles' text is
+        # what is there (written, or taken over from the journal at start).
+        self._left: dict[Path, str | None] = {}
 
     def remember(self, cand: Candidate, errors: tuple[Finding, ...]) -> None:
         """A bundle held as its journal row says (taken over at start), file untouched."""
@@ -118,10 +186,57 @@ class HeldErrors:
         is. OSError if it cannot be written."""
         path = errors_file_for(cand)
         held = self._held.setdefault(path, {})
+        last = self._left.pop(path) if path in self._left else (
+            errors_text(held) if held else None)  # what outboxd left there
         if errors:
             held[cand.invoice.name] = errors
         else:
             held.pop(cand.invoice.name, None)
         if not held:
             del self._held[path]
-        write_errors_file(path, held, log)
+        try:
+            write_errors_file(path, held, log, last)
+        except BaseException:
+            self._left[path] = last  # still there: replace_ours and remove_ours are one step
+            raise
+
+
+def drop_unfinished_errors(outbox: Path, invoice_files: Iterable[str]) -> None:
+    """Remove the temp files of NAME.errors.txt that a kill of outboxd (SIGKILL, a power
+    loss) between a temp's writing and its rename left in the outbox, where the clerks
+    would see them for good: those of any NAME, whether its invoice file is still there
+    or not, and those of the `invoice_files` (the outbox's, at start) whose temp names
+    are cut to fit. A live writer's temp (locked) and a clerk's file of a like name stay.
+    OSError if the outbox cannot be listed."""
+    names = {stem(name) + ERRORS_SUFFIX for name in invoice_files}
+    drop_unfinished_ending(outbox, ERRORS_SUFFIX, sorted(
+        n for n in names if not temp_prefix(n).endswith(f"{ERRORS_SUFFIX}.tmp-")))
+
+
+def report_failure(log: Any, path: Path, exc: OSError) -> None:
+    """Log that NAME.errors.txt (`path`) could not be written or removed (`exc`), with
+    what happened and what to do. The file is only the clerk's copy: the journal,
+    `status` and the status page hold the reasons, so the bundle is still held (or
+    passes) without it."""
+    if exc.errno == errno.EEXIST and not isinstance(exc, Stranded):
+        # ourfiles: a person saved a file at the name while outboxd replaced or removed
+        # its own; theirs is kept, under the name the error gives. Nothing to mend.
+        log.warning("a file was saved at the errors file's name while outboxd replaced "
+                    "or removed it; that file was kept, under the name given here",
+                    file=path.name, error=str(exc),
+                    fix="nothing was lost: rename or remove the kept file if it should "
+                        "not be there")
+        return
+    if isinstance(exc, Stranded):
+        fix = "rename the file named here back, as it says"
+    elif exc.errno == errno.EAGAIN:
+        fix = ("nothing to do unless it recurs: it was changed each time outboxd tried, "
+               "and is tried again at the bundle's next change; keep notes in a file of "
+               "another name")
+    elif exc.errno == errno.ENAMETOOLONG:
+        fix = "shorten the invoice file's name"
+    else:
+        fix = "check the outbox's free space and permissions"
+    log.error("cannot write or remove the errors file beside the invoice file; its "
+              "errors are on the status page and in `outboxd status`",
+              file=path.name, error=str(exc), fix=fix)

@@ -92,6 +92,11 @@ def paper_look(path: Path, bundle_id: str, expected: bytes | None = None) -> Jud
     fd = file.fd
     limit = max(PAPER_LIMIT, len(expected or b""))  # anything larger is not ours
     data = os.pread(fd, limit + 1, 0) if file.st.st_size <= limit else None
+    # An empty file (or one of NULs) is the start of any text, so a clerk's empty file
+    # of a paper's name passes for ours too, and is written over or removed. Left so on
+    # purpose: it is what a power loss leaves of outboxd's own paper written unsynced
+    # (archive.place syncs once, after all papers), which must not hold the bundle for
+    # an admin; and an empty file holds nothing of the clerk's to lose but its name.
     if data is not None and (
             expected is not None and expected.startswith(data.rstrip(b"\0"))
             or path.name != "REASON.txt" and _names_bundle(data, bundle_id)

@@ -24,7 +24,7 @@ from daemon.config import Settings
 from daemon.decide import Decisions
 from daemon.deliver import Deliverer
 from daemon.errors import InputError, ReaderFailed, describe
-from daemon.errorsfile import HeldErrors
+from daemon.errorsfile import HeldErrors, drop_unfinished_errors
 from daemon.finish import Finisher
 from daemon.fsops import NOT_THE_FILES_FAULT
 from daemon.journal import LIVE, Journal, Row
@@ -323,6 +323,19 @@ class Pipeline(Decisions):
                         self.s.outbox, row.invoice_file), tuple(findings_of(row.reasons)))
             else:
                 gone.append(row)
+        # What a kill mid-write of an errors file left: before any is written again.
+        try:
+            drop_unfinished_errors(self.s.outbox.path, present)
+        except OSError as exc:
+            self.log.warning("cannot clear leftover temp files of errors files in the "
+                             "outbox; tried again at the next start", error=str(exc),
+                             fix="let outboxd's user list and delete files in the outbox")
+        # Those gone remembered too, as what their NAME.errors.txt says: a file with
+        # other text was edited by a clerk, and is kept (errorsfile._Look).
+        for row in gone:
+            if _explained(row):
+                self.errors_files.remember(candidate_for(
+                    self.s.outbox, row.invoice_file), tuple(findings_of(row.reasons)))
         # After all held rows are remembered: the errors file of a NAME with another
         # held invoice file is rewritten for that one, not removed.
         for row in gone:

@@ -56,6 +56,17 @@ def drop_unfinished(folder: Path, names: Iterable[str]) -> None:
                                     for n in names))
 
 
+def drop_unfinished_ending(folder: Path, suffix: str, names: Iterable[str] = ()) -> None:
+    """drop_unfinished for every NAME in folder that ends with `suffix` (a kind of file
+    outboxd writes in a folder people write in too, whose NAMEs come and go:
+    NAME.errors.txt), and for `names`, whose temp names are cut to fit (temp_prefix) and
+    so may not end with it. A clerk's file of a like name (`.NAME.errors.txt.notes`) is
+    no temp of outboxd's, and stays."""
+    _drop_matching(folder, "|".join([
+        r"\..+" + re.escape(suffix) + r"\.tmp-" + _TEMP_TAIL.pattern,
+        *(re.escape(temp_prefix(n)) + _TEMP_TAIL.pattern for n in names)]))
+
+
 _ANY_TEMP = re.compile(r"\..+\.tmp-" + _TEMP_TAIL.pattern)
 
 

@@ -66,7 +66,9 @@ def test_a_bundles_own_file_named_like_a_paper_is_never_written_over(tmp_path: P
 def test_an_earlier_tries_paper_is_written_again(tmp_path: Path, left: str) -> None:
     """A kill between the writes of two papers, or a power loss that kept a paper's name
     but not its bytes, left outboxd's own paper in the work folder: the next try writes
-    it again (it is outboxd's: what it writes there, or the start of it)."""
+    it again (it is outboxd's: what it writes there, or the start of it). A clerk's
+    empty REASON.txt cannot be told from the zero-length case, and is written over too:
+    it holds nothing to lose (papers.paper_look)."""
     work = entry(tmp_path / "work")
     papers = reason_papers(record())
     data = papers["REASON.txt"]

@@ -1,0 +1,243 @@
+"""NAME.errors.txt's loose ends (daemon/errorsfile.py): a clerk's notes typed into it are
+kept as NAME.errors.txt.edited before outboxd replaces or removes it; the temps a kill
+left of it are swept at start; a file saved at its name while outboxd replaces or removes
+its own is reported as kept, not as a full share. Real journal, real files."""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from claimed import make, quiet_logs, run_once  # noqa: E402, F401 - quiet_logs: autouse
+from helpers import drop_bundle, pdf_bytes, write  # noqa: E402
+
+from daemon import errorsfile, logs, ourfiles  # noqa: E402
+from daemon.pipeline import Pipeline  # noqa: E402
+from daemon.temps import create_locked, temp_prefix  # noqa: E402
+
+NOTES = "\nmy note: Jane will send the signed PDF on Monday\n"
+
+
+def _held(tmp_path: Path) -> tuple[Pipeline, Path, Path]:
+    """A held INV-1 (an empty attachment): the pipeline, the outbox, its errors file."""
+    p, s = make(tmp_path, policy={"invalid": "hold"})
+    drop_bundle(s.outbox.path, "INV-1", {"a.pdf": b""})
+    assert run_once(p) == []
+    errors = s.outbox.path / "INV-1.errors.txt"
+    assert errors.read_text("utf-8").startswith(errorsfile.ERRORS_HEADER)
+    return p, s.outbox.path, errors
+
+
+def _hidden(outbox: Path) -> list[str]:
+    return sorted(e.name for e in outbox.iterdir() if e.name.startswith(".")
+                  and e.name != ".outboxd")
+
+
+class TestEditedErrorsFile:
+    def test_notes_typed_into_the_errors_file_are_kept_when_it_is_rewritten(
+            self, tmp_path: Path) -> None:
+        """A clerk types a note below outboxd's lines in INV-1.errors.txt; then the held
+        bundle's errors change. outboxd writes its new explanation there, and the clerk's
+        edited file is kept beside it as INV-1.errors.txt.edited, with a warning naming
+        both. Before, the note was replaced without a word."""
+        p, outbox, errors = _held(tmp_path)
+        edited = errors.read_text("utf-8") + NOTES
+        errors.write_text(edited, "utf-8")
+        write(outbox / "INV-1" / "b.pdf", b"")  # another error: the file is rewritten
+        with capture_logs() as said:
+            assert run_once(p, now=2000.0) == []
+        assert (outbox / "INV-1.errors.txt.edited").read_text("utf-8") == edited
+        now = errors.read_text("utf-8")
+        assert now.startswith(errorsfile.ERRORS_HEADER) and "b.pdf" in now and NOTES not in now
+        [warned] = [e for e in said if e["event"].startswith("the errors file was edited")]
+        assert warned["file"] == "INV-1.errors.txt"
+        assert warned["kept_as"] == "INV-1.errors.txt.edited"
+        assert warned["log_level"] == "warning"
+        assert _hidden(outbox) == []
+
+    def test_notes_typed_into_the_errors_file_are_kept_when_the_bundle_passes(
+            self, tmp_path: Path) -> None:
+        """The clerk's note is in INV-1.errors.txt when the bundle is mended and sent: the
+        errors file goes, and the edited copy stays as INV-1.errors.txt.edited."""
+        p, outbox, errors = _held(tmp_path)
+        edited = errors.read_text("utf-8") + NOTES
+        errors.write_text(edited, "utf-8")
+        write(outbox / "INV-1" / "a.pdf", pdf_bytes())
+        assert len(run_once(p, now=2000.0)) == 1
+        assert not errors.exists()
+        assert (outbox / "INV-1.errors.txt.edited").read_text("utf-8") == edited
+
+    def test_an_earlier_kept_copy_is_never_replaced(self, tmp_path: Path) -> None:
+        """A copy kept earlier (INV-1.errors.txt.edited) stays as it is; the next edited
+        file is kept at a free name beside it."""
+        p, outbox, errors = _held(tmp_path)
+        write(outbox / "INV-1.errors.txt.edited", b"kept last week")
+        edited = errors.read_text("utf-8") + NOTES
+        errors.write_text(edited, "utf-8")
+        write(outbox / "INV-1" / "a.pdf", pdf_bytes())
+        assert len(run_once(p, now=2000.0)) == 1
+        assert (outbox / "INV-1.errors.txt.edited").read_bytes() == b"kept last week"
+        assert (outbox / "INV-1.errors.txt.edited-2").read_text("utf-8") == edited
+
+    def test_an_unedited_errors_file_goes_without_a_copy(self, tmp_path: Path) -> None:
+        """The errors file as outboxd wrote it is removed when the bundle passes, with no
+        copy and no warning: only an edit is kept."""
+        p, outbox, errors = _held(tmp_path)
+        write(outbox / "INV-1" / "a.pdf", pdf_bytes())
+        with capture_logs() as said:
+            assert len(run_once(p, now=2000.0)) == 1
+        assert sorted(e.name for e in outbox.iterdir() if e.name != ".outboxd") == []
+        assert not [e for e in said if e["log_level"] == "warning"]
+
+    def test_notes_typed_while_outboxd_was_stopped_are_kept(self, tmp_path: Path) -> None:
+        """outboxd knows what it wrote from its journal: a note typed into INV-1.errors.txt
+        while it was stopped is kept when, after the start, the bundle passes; and when
+        the held invoice file was taken out meanwhile, the start keeps it too."""
+        p, outbox, errors = _held(tmp_path)
+        drop_bundle(outbox, "INV-2", {"a.pdf": b""})
+        assert run_once(p) == []
+        for name in ("INV-1", "INV-2"):
+            path = outbox / f"{name}.errors.txt"
+            path.write_text(path.read_text("utf-8") + NOTES, "utf-8")
+        for name in ("INV-2.xml", "INV-2"):
+            (outbox / name).rename(tmp_path / name)
+        p.j.close()
+        again, _ = make(tmp_path, policy={"invalid": "hold"})
+        again.start({"INV-1.xml"})
+        assert not (outbox / "INV-2.errors.txt").exists()
+        assert (outbox / "INV-2.errors.txt.edited").read_text("utf-8").endswith(NOTES)
+        write(outbox / "INV-1" / "a.pdf", pdf_bytes())
+        assert len(run_once(again, now=2000.0)) == 1
+        assert not errors.exists()
+        assert (outbox / "INV-1.errors.txt.edited").read_text("utf-8").endswith(NOTES)
+
+    def test_an_errors_file_unedited_across_a_restart_goes_without_a_copy(
+            self, tmp_path: Path) -> None:
+        """After a restart, outboxd's own unedited errors file is still known as its own
+        (by the journal): removed once the bundle passes, with no copy."""
+        p, outbox, errors = _held(tmp_path)
+        p.j.close()
+        again, _ = make(tmp_path, policy={"invalid": "hold"})
+        again.start({"INV-1.xml"})
+        write(outbox / "INV-1" / "a.pdf", pdf_bytes())
+        assert len(run_once(again, now=2000.0)) == 1
+        assert sorted(e.name for e in outbox.iterdir() if e.name != ".outboxd") == []
+
+
+class TestLeftoverTemps:
+    def test_a_killed_writers_temp_is_swept_and_look_alikes_and_live_temps_stay(
+            self, tmp_path: Path) -> None:
+        """A temp of INV-1.errors.txt left unlocked (its writer was killed) is removed; a
+        clerk's `.INV-1.errors.txt.notes`, a temp a live writer holds (locked), and the
+        status page's own temps are left alone. A NAME long enough that its temp name is
+        cut is swept by its invoice file's name."""
+        outbox = tmp_path / "outbox"
+        outbox.mkdir()
+        left = write(outbox / ".INV-1.errors.txt.tmp-0123456789ab", b"# outboxd: half")
+        gone_name = write(outbox / ".INV-9.errors.txt.tmp-abcdefabcdef", b"")  # file gone
+        notes = write(outbox / ".INV-1.errors.txt.notes", b"mine")
+        other = write(outbox / ".INV-1.errors.txt.tmp-0123", b"not outboxd's shape")
+        long_name = "L" * 230 + ".xml"
+        cut = write(outbox / f"{temp_prefix('L' * 230 + '.errors.txt')}00112233aabb", b"")
+        assert not cut.name.endswith(".errors.txt.tmp-00112233aabb")  # cut to fit
+        live = outbox / ".INV-2.errors.txt.tmp-fedcba987654"
+        fd = create_locked(live)
+        try:
+            errorsfile.drop_unfinished_errors(outbox, ["INV-1.xml", long_name])
+            assert live.exists()
+        finally:
+            os.close(fd)
+        assert not left.exists() and not gone_name.exists() and not cut.exists()
+        assert notes.read_bytes() == b"mine" and other.exists()
+
+    def test_a_start_sweeps_the_temps_a_killed_errors_file_write_left(
+            self, tmp_path: Path) -> None:
+        """The pipeline's start (the daemon's, after its listing) removes a temp of an
+        errors file that a kill mid-write left in the outbox, and leaves a clerk's file
+        of a like name."""
+        p, outbox, _errors = _held(tmp_path)
+        left = write(outbox / ".INV-1.errors.txt.tmp-0123456789ab", b"# outboxd: half")
+        notes = write(outbox / ".INV-1.errors.txt.notes", b"mine")
+        p.j.close()
+        again, _ = make(tmp_path, policy={"invalid": "hold"})
+        again.start({"INV-1.xml"})
+        assert not left.exists()
+        assert notes.read_bytes() == b"mine"
+
+
+class TestSavedMeanwhile:
+    def test_two_files_saved_while_the_errors_file_is_removed_are_reported_as_kept(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The held bundle is mended: outboxd moves its INV-1.errors.txt aside to remove
+        it, but a clerk had saved a file there just before, and saves another right after.
+        Both are kept; the log says so and what to do (rename the kept one if it should
+        not be there), not "check the outbox's free space and permissions"."""
+        p, outbox, errors = _held(tmp_path)
+        write(outbox / "INV-1" / "a.pdf", pdf_bytes())
+        real = ourfiles.rename_noreplace
+        calls: list[Path] = []
+
+        def clerk_saves_around(src: Path, dst: Path) -> None:
+            calls.append(src)
+            if len(calls) == 1 and src == errors:
+                write(errors, b"first save")  # after outboxd's look: not the file judged
+                real(src, dst)
+                write(errors, b"second save")  # before the rename back
+                return
+            real(src, dst)
+
+        monkeypatch.setattr(ourfiles, "rename_noreplace", clerk_saves_around)
+        with capture_logs() as said:
+            assert len(run_once(p, now=2000.0)) == 1
+        assert errors.read_bytes() == b"second save"
+        assert (outbox / "INV-1.errors.txt-2").read_bytes() == b"first save"
+        [told] = [e for e in said if e.get("file") == "INV-1.errors.txt"]
+        assert told["log_level"] == "warning"
+        assert "kept" in told["event"] and "INV-1.errors.txt-2" in told["error"]
+        assert "rename or remove the kept file" in told["fix"]
+        assert "free space" not in told["fix"]
+
+    def test_an_errors_file_failure_of_the_share_still_says_to_check_it(
+            self, tmp_path: Path) -> None:
+        """Any other failure (here: no space left) keeps its fix: check the outbox's free
+        space and permissions; a name too long says to shorten it."""
+        with capture_logs() as said:
+            errorsfile.report_failure(logs.get(), tmp_path / "INV-1.errors.txt",
+                                      OSError(errno.ENOSPC, "No space left on device"))
+            errorsfile.report_failure(logs.get(), tmp_path / "INV-1.errors.txt",
+                                      OSError(errno.ENAMETOOLONG, "File name too long"))
+        assert [(e["log_level"], e["fix"]) for e in said] == [
+            ("error", "check the outbox's free space and permissions"),
+            ("error", "shorten the invoice file's name")]
+
+
+class TestAfterAFailedWrite:
+    def test_an_errors_file_a_failed_rewrite_left_is_not_taken_for_an_edit(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The held bundle's errors change while the share is full: the rewrite fails and
+        outboxd's earlier text stays. At the next change it is rewritten without an
+        "edited" copy or warning: that text is outboxd's own, not a clerk's edit."""
+        p, outbox, errors = _held(tmp_path)
+        real = errorsfile.replace_ours
+
+        def share_full(*args: object, **kwargs: object) -> os.stat_result:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(errorsfile, "replace_ours", share_full)
+        write(outbox / "INV-1" / "b.pdf", b"")
+        assert run_once(p, now=2000.0) == []
+        assert "b.pdf" not in errors.read_text("utf-8")
+        monkeypatch.setattr(errorsfile, "replace_ours", real)
+        write(outbox / "INV-1" / "c.pdf", b"")
+        with capture_logs() as said:
+            assert run_once(p, now=3000.0) == []
+        assert "c.pdf" in errors.read_text("utf-8")
+        assert not (outbox / "INV-1.errors.txt.edited").exists()
+        assert not [e for e in said if e["log_level"] == "warning"]
