@@ -136,14 +136,21 @@ def folder_name_for_id(invoice_id: str) -> str:
     A Windows device name gets '_' after it ("CON" -> "CON_", "nul.txt" -> "nul_.txt"),
     as no folder of that name can be made on the share.
     """
-    folder = "".join("_" if _unsafe_in_folder(c) else c for c in invoice_id)
-    kept = len(folder.rstrip(". "))
-    folder = folder[:kept] + "_" * (len(folder) - kept)
+    folder = id_in_name(invoice_id)
     base = folder.split(".", 1)[0]
     if _DEVICE.fullmatch(base):
         folder = f"{base}_{folder[len(base):]}"
     # An id is data and may be longer than a file system takes in one name.
     return fit_name(folder or "_")
+
+
+def id_in_name(invoice_id: str) -> str:
+    """An invoice id as part of a longer file name (the directory transport's
+    NAME--INVOICEID.xml): its characters as in its folder's name, but no '_' after a
+    device name, which is one only as the whole name (INV--CON.xml is a plain file)."""
+    name = "".join("_" if _unsafe_in_folder(c) else c for c in invoice_id)
+    kept = len(name.rstrip(". "))
+    return name[:kept] + "_" * (len(name) - kept)
 
 
 def attachment_folders(sidecar: str, invoice_ids: Sequence[str],

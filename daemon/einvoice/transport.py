@@ -33,7 +33,7 @@ from daemon.directory import DirectoryDeliverer, write_document
 from daemon.einvoice.artefacts import mime_codes
 from daemon.einvoice.embed import Document, documents_for
 from daemon.errors import InputError, Paused, Rejected, Retryable
-from daemon.names import NAME_MAX, fit_name, folder_name_for_id
+from daemon.names import NAME_MAX, fit_name, id_in_name
 
 # Answers by which the receiver as a whole asks for time (RFC 6585 §4, RFC 9110
 # §15.6.4). A Retry-After on 408, 409 or 425 is about that one request (409: this
@@ -103,7 +103,7 @@ class EmbeddedDeliverer:
                     continue
                 # Cut as when the temporary name needed room beside it (it no longer
                 # does): a long name already delivered is found again under that name.
-                name = fit_name(f"{bundle.name}--{folder_name_for_id(doc.invoice_id)}.xml",
+                name = fit_name(f"{bundle.name}--{fit_name(id_in_name(doc.invoice_id) or '_')}.xml",
                                 NAME_MAX - 38)
                 try:
                     receipt = self._send(doc, key, bid, name)

@@ -195,6 +195,19 @@ def test_directory_transport_writes_one_file_per_invoice_once(tmp_path: Path) ->
     assert [x["status"] for x in second.body["documents"]] == [200, 200]
 
 
+def test_a_document_of_an_invoice_id_that_is_a_windows_device_name_keeps_that_id_in_its_name(
+        tmp_path: Path) -> None:
+    """TARGET/NAME--INVOICEID.xml: the id CON stands in the file name as it is (INV--CON.xml
+    is a name Windows takes), not as the folder a clerk makes for its attachments (CON_),
+    which would write it under another name than the one earlier versions wrote."""
+    target = tmp_path / "target"
+    target.mkdir()
+    d = EmbeddedDeliverer(DeliveryConfig(transport="directory", target=target,
+                                         format="ubl-embedded"))
+    d.deliver(batch_bundle(tmp_path, ("CON", "nul.txt")), {"bundle_id": "d" * 64})
+    assert sorted(p.name for p in target.iterdir()) == ["INV--CON.xml", "INV--nul.txt.xml"]
+
+
 @pytest.mark.parametrize(("safe_filenames", "sent"), [
     (True, "Tidrapport_oktober_a.pdf"), (False, "Tidrapport oktober å.pdf")],
     ids=["folded", "as-is"])
