@@ -224,6 +224,16 @@ def extension_mismatch(check: AttachmentCheck, cfg: ValidationConfig) -> Iterato
                         f"content is {_a(check.filetype.label)}, not {_a(wanted)} — {fix}")
 
 
+def zip_whole(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Finding]:
+    """An XLSX, DOCX, ODS (any ZIP) without the end every such file closes with: sent,
+    no program could open it, and a copy still at work leaves just this (cutshort.py)."""
+    if check.filetype.ends_early:
+        yield check.finding("zip-unreadable", f"is {_a(check.filetype.label)} that ends "
+                            "early: the list of its contents that every such file ends "
+                            "with is missing, as when a copy stops before the end — copy "
+                            f"or save the file again and {IN_ITS_PLACE}")
+
+
 def pdf_readable(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Finding]:
     if check.pdf is not None and (problem := check.pdf.problem()) is not None:
         yield check.finding(*problem)
@@ -305,7 +315,8 @@ def animated_image(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Fi
 
 
 def pdf_recommended(check: AttachmentCheck, cfg: ValidationConfig) -> Iterator[Finding]:
-    broken = check.image is not None and (check.image.error or check.image.too_large)
+    broken = check.filetype.ends_early or (
+        check.image is not None and (check.image.error or check.image.too_large))
     if check.kind != "pdf" and not check.empty and not broken and \
             check.kind in allowed_kinds(check.channel, cfg):
         yield check.finding("pdf-recommended", f"is {_a(check.filetype.label)}; PDF is "

@@ -9,8 +9,10 @@ Which findings a still-running copy explains, by the codes of docs/codes.md: a f
 with nothing in it yet, or only the zeros of a copy that sized it first (`empty-file`);
 a PDF that cannot be read or shows no pages (`pdf-unreadable`, `pdf-no-pages`: pypdf
 finds neither the end nor the pages of a PDF cut short); an image that cannot be read
-or ends before its data does (`image-unreadable`); XML that ends before its last
-element is closed (`invalid-xml` with XML_CUT_SHORT, not every `invalid-xml`). A file
+or ends before its data does (`image-unreadable`); an XLSX, DOCX or ODS (any ZIP)
+without the end record such a file closes with (`zip-unreadable`); XML that ends
+before its last element is closed (`invalid-xml` with XML_CUT_SHORT, not every
+`invalid-xml`). A file
 of the wrong type, or any other finding beside these, is no half-written copy: such a
 bundle is quarantined at once, as before.
 """
@@ -26,7 +28,7 @@ from daemon.bundle import Finding
 XML_CUT_SHORT = "is not well-formed XML: it ends before its last element is closed"
 
 CUT_SHORT_CODES = frozenset({"empty-file", "pdf-unreadable", "pdf-no-pages",
-                             "image-unreadable"})
+                             "image-unreadable", "zip-unreadable"})
 
 # The least grace, whatever settle_seconds: a copy that stalled past a settle period of
 # 5 s has often stalled for longer, and the grace costs only a late quarantine.

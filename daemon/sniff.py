@@ -4,7 +4,8 @@ People rename files ("scan.pdf" that is really a TIFF, an .exe called
 "invoice.pdf"), so the extension only tells us what the sender *meant*;
 validation compares the two. Everything here reads a bounded head of an
 already-open file — the caller opened it with ``fsops.open_below`` — and
-for ZIP containers only the central directory (names, never contents).
+for ZIP containers only their tail (zipend.py) and central directory (names,
+never contents).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from daemon.emptiness import BLANK, BLANK_BYTES, ZEROS, nothing_in
+from daemon.zipend import zip_is_whole
 
 HEAD_BYTES = 64 * 1024  # enough for every magic, the ODF mimetype and a CSV sample
 # Text is checked for valid UTF-8 beyond the head (a Windows-1252 "ö" on line
@@ -40,6 +42,8 @@ class FileType:
     one_column: bool = False
     # An "empty" file that has bytes: what they are (BLANK or ZEROS), for its error.
     empty_of: str = ""
+    # A ZIP (an XLSX, ODS …) without its end: what a copy that stopped part-way leaves.
+    ends_early: bool = False
 
 
 _TYPES: dict[str, tuple[str, str]] = {
@@ -87,9 +91,9 @@ TEXT_KINDS = frozenset({"csv", "text", "xml", "utf16"})
 
 
 def file_type(kind: str, warning: str | None = None, one_column: bool = False,
-              empty_of: str = "") -> FileType:
+              empty_of: str = "", ends_early: bool = False) -> FileType:
     mime, label = _TYPES[kind]
-    return FileType(kind, mime, label, warning, one_column, empty_of)
+    return FileType(kind, mime, label, warning, one_column, empty_of, ends_early)
 
 
 _EXTENSIONS: dict[str, str] = {
@@ -138,6 +142,10 @@ def _sniff(fh: BinaryIO, head: bytes, deep: bool = True) -> FileType:
         return file_type("empty", empty_of=ZEROS)
     kind = _binary_magic(head)
     if kind == "zip" and deep:
+        if not zip_is_whole(fh):
+            # Its directory is not there to say what it is: only an ODS says so in its
+            # first bytes; validate.py takes it for what its extension says otherwise.
+            return file_type("ods" if _ods_by_head(head) else "zip", ends_early=True)
         return file_type(_zip_kind(fh, head))
     if kind:
         return file_type(kind)
@@ -209,9 +217,7 @@ def _binary_magic(head: bytes) -> str | None:
 
 def _zip_kind(fh: BinaryIO, head: bytes) -> str:
     """xlsx / docx / ods by the names in the central directory; else plain zip."""
-    # ODF puts an uncompressed "mimetype" entry first, so the type is readable
-    # straight from the head (what libmagic does) without touching zipfile.
-    if head[30:38] == b"mimetype" and head[38:38 + len(ODS_MIME)] == ODS_MIME.encode():
+    if _ods_by_head(head):
         return "ods"
     try:
         fh.seek(0)
@@ -235,6 +241,12 @@ def _zip_kind(fh: BinaryIO, head: bytes) -> str:
         # A damaged container is still "a ZIP", which is what we report.
         pass
     return "zip"
+
+
+def _ods_by_head(head: bytes) -> bool:
+    # ODF puts an uncompressed "mimetype" entry first, so the type is readable
+    # straight from the head (what libmagic does) without touching zipfile.
+    return head[30:38] == b"mimetype" and head[38:38 + len(ODS_MIME)] == ODS_MIME.encode()
 
 
 # ---------------------------------------------------------------- text / CSV

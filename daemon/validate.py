@@ -31,6 +31,7 @@ from daemon.attachment_rules import (
     tiff_resolution,
     too_large,
     type_not_allowed,
+    zip_whole,
 )
 from daemon.bundle import Attachment, Bundle, Finding
 from daemon.config import ValidationConfig
@@ -55,7 +56,7 @@ MAX_IN_MEMORY = 64 << 20
 # Order is the order of the findings: the mismatch explains best what is wrong
 # ("content is a Windows executable, not a PDF"), so it comes before the type.
 COMMON_RULES: tuple[Rule, ...] = (empty_file, too_large, extension_mismatch, type_not_allowed,
-                                  pdf_readable, image_readable, copy_of_invoice)
+                                  zip_whole, pdf_readable, image_readable, copy_of_invoice)
 RULES: dict[str, tuple[Rule, ...]] = {
     "e-invoice": COMMON_RULES + (pdf_recommended, csv_encoding),
     "external-print": COMMON_RULES + (tiff_resolution, animated_image),
@@ -116,10 +117,11 @@ def _content(src: BinaryIO, att: Attachment, named: str | None, cfg: ValidationC
     if filetype.one_column and named == "csv":
         # A one-column table has no delimiter to share; its .csv name says it is one.
         filetype = file_type("csv", filetype.warning)
-    if not within and filetype.kind == "zip" and named in ZIP_KINDS:
-        # Its directory was not read: taken for what its extension says, so that
-        # the size is the one error reported.
-        filetype = file_type(named)
+    if (not within or filetype.ends_early) and filetype.kind == "zip" and named in ZIP_KINDS:
+        # Its directory was not read (or is not there yet: a copy still at work): taken
+        # for what its extension says, so that the size, or the missing end, is the one
+        # error reported.
+        filetype = file_type(named, ends_early=filetype.ends_early)
     if filetype.kind == "pdf" and within:
         return filetype, probe_pdf(src), None
     if filetype.kind in IMAGE_KINDS and within:

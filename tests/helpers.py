@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from html.parser import HTMLParser
@@ -86,6 +87,36 @@ def ubl_invoice(invoice_id: str) -> bytes:
             f"{_VAT_S.replace('TaxCategory', 'ClassifiedTaxCategory')}</cac:Item>"
             f'<cac:Price><cbc:PriceAmount currencyID="EUR">25.00</cbc:PriceAmount></cac:Price>'
             f"</cac:InvoiceLine>\n</Invoice>\n").encode()
+
+
+# The entries an office program writes first, per type, then the sheet or text itself.
+_OFFICE_ENTRIES = {
+    "xlsx": ("[Content_Types].xml", "_rels/.rels", "xl/workbook.xml",
+             "xl/_rels/workbook.xml.rels", "xl/worksheets/sheet1.xml"),
+    "docx": ("[Content_Types].xml", "_rels/.rels", "word/_rels/document.xml.rels",
+             "word/document.xml"),
+    "ods": ("META-INF/manifest.xml", "styles.xml", "content.xml"),
+}
+ODS_MIMETYPE = b"application/vnd.oasis.opendocument.spreadsheet"
+
+
+def office_file(kind: str, rows: int = 300, comment: bytes = b"") -> bytes:
+    """A whole XLSX, DOCX or ODS (`kind`) as its program lays it out — ODS's stored
+    mimetype first, deflated XML parts, the central directory and end record last —
+    with `rows` rows of varied data, so that a cut falls inside compressed data."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        if kind == "ods":
+            zf.writestr(zipfile.ZipInfo("mimetype"), ODS_MIMETYPE,
+                        compress_type=zipfile.ZIP_STORED)
+        *parts, body = _OFFICE_ENTRIES[kind]
+        for part in parts:
+            zf.writestr(part, f"<{part.rsplit('/', 1)[-1]}/>")
+        zf.writestr(body, "<data>" + "".join(
+            f"<row n='{n}'><c>{n * 7919 % 10007}</c><c>Posten {n ** 3 % 999983}</c></row>"
+            for n in range(rows)) + "</data>")
+        zf.comment = comment
+    return buf.getvalue()
 
 
 def pdf_bytes(pages: int = 1, text_marker: str = "", encrypt: bool = False) -> bytes:

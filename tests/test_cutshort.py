@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from claimed import folders, make, quiet_logs, run_once, step  # noqa: E402, F401
 from fakeloop import SETTLE, Counts, FakeClock  # noqa: E402
-from helpers import drop_bundle, pdf_bytes, ubl_invoice, write  # noqa: E402
+from helpers import drop_bundle, office_file, pdf_bytes, ubl_invoice, write  # noqa: E402
 
 from daemon.bundle import Finding  # noqa: E402
 from daemon.cutshort import (  # noqa: E402
@@ -39,6 +39,8 @@ from daemon.step import IDLE  # noqa: E402
 
 T0 = 1000.0
 WHOLE_PDF = pdf_bytes(2)
+WHOLE_XLSX = office_file("xlsx")
+WHOLE_ODS = office_file("ods")
 
 
 def _png() -> bytes:
@@ -63,6 +65,10 @@ CUT_SHORT = {
                         "pdf-unreadable"),
     "png-cut-in-half": ("photo.png", _png()[: len(_png()) // 2], "image-unreadable"),
     "nothing-yet": ("scan.pdf", b"", "empty-file"),
+    "xlsx-cut-in-half": ("hours.xlsx", WHOLE_XLSX[: len(WHOLE_XLSX) // 2], "zip-unreadable"),
+    "ods-cut-in-half": ("hours.ods", WHOLE_ODS[: len(WHOLE_ODS) // 2], "zip-unreadable"),
+    "xlsx-sized-first": ("hours.xlsx", WHOLE_XLSX[:1000] + bytes(len(WHOLE_XLSX) - 1000),
+                         "zip-unreadable"),
 }
 
 
@@ -121,6 +127,43 @@ class TestHeldThroughTheGrace:
         assert run_once(p, now=T0 + 15) != []
         [sent] = folders(s.sent_dir)
         assert (sent / "INV-1" / "scan.pdf").read_bytes() == WHOLE_PDF
+        assert folders(s.quarantine_dir) == []
+        assert not (outbox / "INV-1.errors.txt").exists()
+
+    def test_a_docx_cut_short_on_a_channel_that_takes_docx_is_held_then_quarantined(
+            self, tmp_path: Path) -> None:
+        """allowed_types with docx: a half-written DOCX is held through the grace, not
+        quarantined as a ZIP archive of the wrong type, then quarantined unchanged."""
+        whole = office_file("docx")
+        p, s = make(tmp_path, validation={"allowed_types": ["pdf", "docx"]})
+        drop_bundle(s.outbox.path, "INV-1", {"letter.docx": whole[:len(whole) // 2]})
+        cand = _only(p)
+        assert step(p, cand, T0).at == T0 + GRACE_SECONDS
+        [row] = p.j.rows(("held",))
+        assert [r["code"] for r in row.reasons] == ["zip-unreadable"]
+        assert "still being copied" in row.reasons[0]["message"]
+        assert folders(s.quarantine_dir) == []
+        assert step(p, cand, T0 + GRACE_SECONDS) == IDLE
+        [q] = folders(s.quarantine_dir)
+        assert [r["code"] for r in _reasons(q)] == ["zip-unreadable"]
+
+    def test_an_xlsx_completed_within_the_grace_is_sent(self, tmp_path: Path) -> None:
+        """The copy of a workbook goes on within the grace: the whole XLSX settles, passes
+        and is sent as it is; nothing is quarantined."""
+        p, s = make(tmp_path, outbox={"settle_seconds": 5})
+        outbox = s.outbox.path
+        drop_bundle(outbox, "INV-1", {"hours.xlsx": WHOLE_XLSX[:-200]})
+        cand = _only(p)
+        step(p, cand, T0)
+        assert step(p, cand, T0 + 5).at == T0 + 5 + GRACE_SECONDS
+        [row] = p.j.rows(("held",))
+        assert [r["code"] for r in row.reasons] == ["zip-unreadable"]
+
+        write(outbox / "INV-1" / "hours.xlsx", WHOLE_XLSX)  # the copy finishes
+        step(p, cand, T0 + 10)
+        assert run_once(p, now=T0 + 15) != []
+        [sent] = folders(s.sent_dir)
+        assert (sent / "INV-1" / "hours.xlsx").read_bytes() == WHOLE_XLSX
         assert folders(s.quarantine_dir) == []
         assert not (outbox / "INV-1.errors.txt").exists()
 

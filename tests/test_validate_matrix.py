@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pikepdf  # img2pdf's own dependency: it writes the AES-256 PDFs pypdf cannot
 import pytest
-from helpers import pdf_bytes
+from helpers import office_file, pdf_bytes
 from PIL import Image, ImageFile, TiffImagePlugin
 from pypdf import PdfWriter
 from validating import Outbox, codes, only, tiff_pages
@@ -610,6 +610,55 @@ class TestOfficeMatrix:
             "content is an Excel workbook with macros (XLSM), not an Excel workbook (XLSX) "
             "— save it as an Excel Workbook (.xlsx, which keeps no macros) or export it as "
             "PDF and put that file in its place")
+
+
+class TestOfficeFilesCutShort:
+    """An office file a stalled copy left half-written: one finding, zip-unreadable,
+    which cutshort.py gives the grace (test_cutshort.py)."""
+
+    @pytest.mark.parametrize("name", ["hours.xlsx", "letter.docx", "hours.ods"])
+    def test_an_office_file_cut_short_is_zip_unreadable_and_nothing_else(
+            self, outbox: Outbox, name: str) -> None:
+        """A cut XLSX, DOCX or ODS (a type the channel takes) is zip-unreadable alone: not
+        "a ZIP archive, not an Excel workbook", not "export it as PDF" (a copy still at
+        work is no wrong type), and an ODS is no longer judged valid and sent broken.
+        Whole, the same file passes."""
+        kind = name.rsplit(".", 1)[1]
+        whole = office_file(kind)
+        cfg = ValidationConfig(allowed_types=["pdf", "xlsx", "ods", "docx"])
+        bundle = outbox.validate(name, whole[:len(whole) // 2], cfg=cfg)
+        assert codes(bundle) == ["zip-unreadable"]
+        assert only(bundle, "zip-unreadable").message.endswith(
+            "that ends early: the list of its contents that every such file ends with is "
+            "missing, as when a copy stops before the end — copy or save the file again "
+            "and put that file in its place")
+        assert codes(outbox.validate(name, whole, cfg=cfg)) == ["pdf-recommended"]
+
+    def test_the_message_names_what_the_file_is(self, outbox: Outbox) -> None:
+        """The line names the file and its type as its name says, the rule and the fix."""
+        data = office_file("xlsx")
+        bundle = outbox.validate("hours.xlsx", data[:-1])
+        assert [f.line() for f in bundle.findings] == [
+            "INV-1001/hours.xlsx: is an Excel workbook (XLSX) that ends early: the list of "
+            "its contents that every such file ends with is missing, as when a copy stops "
+            "before the end — copy or save the file again and put that file in its place"]
+        assert bundle.attachments[0].content_type == XLSX_TYPE
+
+    @pytest.mark.parametrize("name,expected", [
+        ("hours.zip", ["type-not-allowed", "zip-unreadable"]),
+        ("hours", ["type-not-allowed", "zip-unreadable"]),
+        ("scan.pdf", ["extension-mismatch", "type-not-allowed", "zip-unreadable"]),
+    ])
+    def test_a_cut_zip_not_named_as_an_office_file_keeps_its_type_errors(
+            self, outbox: Outbox, name: str, expected: list[str]) -> None:
+        """Cut before its directory says what it is, a ZIP named .zip, nothing or .pdf is
+        a ZIP archive, which no channel takes: its type errors stay beside zip-unreadable
+        (so the bundle is quarantined at once; a cut ODS says what it is in its first
+        bytes and needs no name)."""
+        data = office_file("xlsx")
+        assert codes(outbox.validate(name, data[:len(data) // 2])) == expected
+        ods = office_file("ods")
+        assert codes(outbox.validate("hours", ods[:len(ods) // 2])) == ["zip-unreadable"]
 
 
 class TestNothingDecoded:
