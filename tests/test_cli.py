@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import structlog
-from conftest import Env
+from conftest import OUTBOXD, Env
 
 from daemon import GROUP_SIGNALS
 from daemon.cli import COMMANDS, main
@@ -257,12 +257,27 @@ def test_the_entry_point_imports_nothing_heavy_before_it_blocks_sighup() -> None
     assert done.stdout.strip() == "[]"
 
 
-def test_a_hang_up_still_ends_a_command_other_than_run(start_receiver: Any) -> None:
+def _as_from_a_terminal() -> None:
+    """SIGHUP as a shell in a terminal leaves it to what it starts: default, unblocked.
+    The test's own may be ignored (a run under nohup), and that is inherited."""
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
+
+
+def test_a_hang_up_still_ends_a_command_other_than_run(tmp_path: Any) -> None:
     """Only `run` keeps the SIGHUP the entry point blocked (its reload): `outboxd receiver`,
     like every other command, is ended by a SIGHUP (a closed terminal) as before."""
-    receiver = start_receiver(process=True)
-    receiver.popen.send_signal(signal.SIGHUP)
-    assert receiver.popen.wait(timeout=20) == -signal.SIGHUP
+    receiver = subprocess.Popen(
+        [*OUTBOXD, "receiver", "--listen", "127.0.0.1:0", "--store", str(tmp_path / "store")],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, preexec_fn=_as_from_a_terminal)
+    try:
+        assert receiver.stdout is not None
+        assert "127.0.0.1" in receiver.stdout.readline().decode()  # past its start
+        receiver.send_signal(signal.SIGHUP)
+        assert receiver.wait(timeout=20) == -signal.SIGHUP
+    finally:
+        receiver.kill()
+        receiver.wait()
 
 
 def test_a_command_other_than_run_runs_with_sighup_as_its_caller_had_it(
