@@ -21,6 +21,8 @@ from pypdf import PdfReader
 from pypdf.errors import DependencyError
 from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject
 
+from daemon.pdftail import CUT_INSIDE_UPDATE, ends_inside_update
+
 # Pillow's plugin name per sniffed kind: Image.open is told what we expect,
 # so it never tries the other forty plugins on hostile bytes.
 _PIL_FORMATS = {"tiff": "TIFF", "png": "PNG", "jpeg": "JPEG", "gif": "GIF", "bmp": "BMP",
@@ -49,6 +51,7 @@ class PdfFacts:
     pages: int = 0
     encrypted: bool = False
     error: str | None = None  # why pypdf could not open it
+    cut_short: bool = False  # it ends inside an update that follows its last %%EOF
 
     def problem(self) -> tuple[str, str] | None:
         """(code, message) when no one can use this PDF: encrypted in any
@@ -57,6 +60,9 @@ class PdfFacts:
             return ("pdf-encrypted", "is an encrypted PDF; no encryption is allowed, not "
                     "even one that opens without a password — save a copy without "
                     "password or security settings")
+        if self.cut_short:
+            return ("pdf-unreadable", f"is not a readable PDF: {CUT_INSIDE_UPDATE}, as a copy "
+                    "stopped before its end leaves it — copy the file again")
         if self.error is not None:
             return ("pdf-unreadable", f"is not a readable PDF ({self.error}) — export or "
                     "print the document to PDF again")
@@ -107,6 +113,8 @@ def open_pdf(fh: BinaryIO) -> tuple[PdfReader | None, PdfFacts]:
     fh.seek(0)
     try:
         reader = PdfReader(fh, strict=False)
+        if ends_inside_update(fh):
+            return None, PdfFacts(error=CUT_INSIDE_UPDATE, cut_short=True)
         # pypdf opens owner-password-only PDFs silently (empty user password):
         # ask, and never look further into an encrypted file.
         if reader.is_encrypted:

@@ -4,6 +4,7 @@ right, from walking the whole tree otherwise (probe.py)."""
 from __future__ import annotations
 
 import io
+import random
 import subprocess
 import sys
 from collections.abc import Callable
@@ -204,3 +205,86 @@ def test_a_multi_page_tiff_cut_short_at_a_page_boundary_is_an_error() -> None:
     passed = [cut for cut in sorted(cuts)
               if probe_image(io.BytesIO(data[:cut]), "tiff", 10**8).error is None]
     assert passed == []
+
+
+# ------------------------------------------------- PDFs cut inside an update
+
+def incremental(extra: bytes = b"") -> tuple[bytes, bytes]:
+    """A 3-page PDF and the same file with an update appended (as a signature, a form
+    filled in or notes are saved): a 4th page and, when given, an `extra` attachment."""
+    writer = PdfWriter()
+    for _ in range(3):
+        writer.add_blank_page(200, 200)
+    buf = io.BytesIO()
+    writer.write(buf)
+    first = buf.getvalue()
+    update = PdfWriter(io.BytesIO(first), incremental=True)
+    update.add_blank_page(300, 300)
+    if extra:
+        update.add_attachment("extra.bin", extra)
+    buf = io.BytesIO()
+    update.write(buf)
+    return first, buf.getvalue()
+
+
+class TestCutInsideAnUpdate:
+    def test_a_whole_pdf_with_an_update_is_read_with_the_updates_pages(self) -> None:
+        """The update is read: 4 pages, not the first revision's 3."""
+        _, whole = incremental()
+        assert probe(whole) == PdfFacts(pages=4)
+
+    def test_every_cut_inside_the_update_is_unreadable_not_the_older_revision(self) -> None:
+        """Cut anywhere in its update (from the first bytes of its first object to just
+        before its own %%EOF), pypdf would read the 3-page revision before it; the probe
+        says the file ends inside an update, with the fix: pdf-unreadable, so the grace
+        for files cut short applies."""
+        first, whole = incremental()
+        assert whole.startswith(first) and whole[len(first):].lstrip().startswith(b"2 0 obj")
+        start = len(first) + whole[len(first):].index(b" 0") + 2  # "2 0": the two numbers
+        end = whole.rindex(b"%%EOF")
+        for cut in range(start, end + 4):  # "%%EO": pypdf takes it for the new marker
+            facts = probe(whole[:cut])
+            assert facts.cut_short and facts.pages == 0, f"cut at {cut}: {facts}"
+            assert facts.problem() == (
+                "pdf-unreadable", "is not a readable PDF: it ends inside an update added "
+                "after its end marker, as a copy stopped before its end leaves it — copy "
+                "the file again"), f"cut at {cut}"
+
+    def test_a_copy_that_sized_the_file_first_is_unreadable_inside_the_update(self) -> None:
+        """The update half written, the rest still the zeros of a copy that sized the
+        file first."""
+        first, whole = incremental()
+        data = whole[:len(first) + 60] + bytes(len(whole) - len(first) - 60)
+        assert probe(data).cut_short
+
+    def test_a_long_update_is_looked_through_to_its_start(self, tmp_path: Path) -> None:
+        """An update of 200 KB (an attachment in it), cut halfway, read from a file on disk
+        (as one over the in-memory limit is): the last %%EOF is far from the end, and still
+        found."""
+        first, whole = incremental(extra=random.Random(3).randbytes(200_000))
+        path = tmp_path / "signed.pdf"
+        path.write_bytes(whole[:(len(first) + len(whole)) // 2])
+        with path.open("rb") as fh:
+            assert probe_pdf(fh).cut_short
+            assert fh.tell() == 0
+        assert probe(whole) == PdfFacts(pages=4)
+
+    @pytest.mark.parametrize("junk", [
+        b"\n", b"\r\n\r\n", bytes(5000), b"  \x00\n", b"<html><body>404</body></html>\n",
+        b"%% written by a scanner\n", b"7\n", b"\xff\xfe garbage",
+    ], ids=["newline", "blank-lines", "nuls", "spaces", "html", "comment", "lone-number",
+            "binary"])
+    def test_junk_after_the_end_marker_is_not_an_update(self, junk: bytes) -> None:
+        """Bytes some generators or downloads leave after %%EOF that start no PDF object:
+        the PDF is read as before, in both of its forms."""
+        first, whole = incremental()
+        assert probe(whole + junk) == PdfFacts(pages=4)
+        assert probe(first + junk) == PdfFacts(pages=3)
+
+    def test_an_inline_end_marker_on_the_last_line_is_the_end(self) -> None:
+        """Producers that write "startxref 123%%EOF" on one line: pypdf takes that marker,
+        and so does the probe (nothing follows it)."""
+        _, whole = incremental()
+        inline = whole.rstrip()
+        inline = inline[:inline.rindex(b"\n%%EOF")] + b"%%EOF"
+        assert probe(inline) == PdfFacts(pages=4)
