@@ -10,7 +10,7 @@ import operator
 import re
 from typing import BinaryIO
 
-from PIL import Image
+from PIL import Image, ImageFile
 
 
 def png_verified(im: Image.Image) -> bool:
@@ -71,3 +71,53 @@ def jpeg_reaches_eoi(fh: BinaryIO) -> bool:
 _NOT_FF = re.compile(rb"[^\xff]")
 # The end of a scan: an FF that is neither a stuffed FF 00 nor a restart marker.
 _JPEG_SCAN_END = re.compile(rb"\xff(?=[^\x00\xd0-\xd7])")
+
+
+def bmp_data_end(im: ImageFile.ImageFile) -> int:
+    """Where a BMP's pixel rows end, by its header: uncompressed rows are all the same
+    length. 0 for a compressed (RLE) one, whose end only decoding finds."""
+    tile = im.tile[0] if im.tile else None
+    if tile is None or tile.codec_name != "raw" or not isinstance(tile.args, tuple) or \
+            len(tile.args) < 2 or tile.extents is None:
+        return 0
+    _, top, _, bottom = tile.extents
+    return int(tile.offset) + abs(int(tile.args[1])) * (bottom - top)
+
+
+def gif_reaches_trailer(fh: BinaryIO) -> bool:
+    """The GIF's blocks, each image's colour table and data sub-blocks included, lead
+    from its header to its trailer inside the file. A file that ends between two blocks
+    without it is cut short too (an animation's later frames missing), as a JPEG
+    without its end marker is. What follows the trailer is not read. Like
+    jpeg_reaches_eoi, only a GIF held in memory is walked."""
+    if not isinstance(fh, io.BytesIO):
+        return True
+    data = fh.getvalue()
+    n = len(data)
+    pos = 13 + _colour_table(data, 10)  # header and logical screen descriptor
+    while pos < n:
+        introducer = data[pos]
+        if introducer == 0x3B:  # trailer
+            return True
+        if introducer == 0x21:  # extension: label, then sub-blocks
+            pos += 2
+        elif introducer == 0x2C:  # image: descriptor, colour table, LZW code size
+            if pos + 10 > n:
+                return False
+            pos += 10 + _colour_table(data, pos + 9) + 1
+        else:  # not a GIF block: damaged, or the zeros of a copy that sized it first
+            return False
+        while pos < n and data[pos]:  # sub-blocks, up to the empty one
+            pos += data[pos] + 1
+        if pos >= n:
+            return False
+        pos += 1
+    return False
+
+
+def _colour_table(data: bytes, flags_at: int) -> int:
+    """The bytes of the colour table the flags byte at `flags_at` declares."""
+    if flags_at >= len(data):
+        return 0
+    flags = data[flags_at]
+    return 3 << ((flags & 7) + 1) if flags & 0x80 else 0

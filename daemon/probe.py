@@ -19,7 +19,13 @@ from pypdf import PdfReader
 from pypdf.errors import DependencyError
 from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject
 
-from daemon.imagetail import jpeg_reaches_eoi, png_verified, tiff_data_end
+from daemon.imagetail import (
+    bmp_data_end,
+    gif_reaches_trailer,
+    jpeg_reaches_eoi,
+    png_verified,
+    tiff_data_end,
+)
 from daemon.pdftail import CUT_INSIDE_UPDATE, ends_inside_update
 
 # Pillow's plugin name per sniffed kind: Image.open is told what we expect,
@@ -245,7 +251,8 @@ def probe_image(fh: BinaryIO, kind: str, max_pixels: int) -> ImageFacts:
                 # Page by page, not n_frames: that walks every page first, however many.
                 while True:
                     frames.append(_frame(im, kind))
-                    if kind == "tiff" and tiff_data_end(im) > size:
+                    if kind == "tiff" and tiff_data_end(im) > size or \
+                            kind == "bmp" and bmp_data_end(im) > size:
                         return ImageFacts(error=TRUNCATED)
                     if kind != "tiff":
                         break
@@ -259,7 +266,8 @@ def probe_image(fh: BinaryIO, kind: str, max_pixels: int) -> ImageFacts:
                 animation = int(getattr(im, "n_frames", 1)) if kind == "png" else 1
                 if kind == "png" and not png_verified(im):
                     return ImageFacts(error=DAMAGED)
-        if kind == "jpeg" and not jpeg_reaches_eoi(fh):
+        if kind == "jpeg" and not jpeg_reaches_eoi(fh) or \
+                kind == "gif" and not gif_reaches_trailer(fh):
             return ImageFacts(error=TRUNCATED)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         # Pillow's text quotes 2× the limit for the error; say the pixels only.

@@ -22,7 +22,7 @@ from pypdf.generic import (
     PdfObject,
 )
 
-from daemon.probe import PdfFacts, probe_image, probe_pdf
+from daemon.probe import TRUNCATED, PdfFacts, probe_image, probe_pdf
 
 Edit = Callable[[PdfWriter, DictionaryObject], None]
 
@@ -160,6 +160,10 @@ IMAGES = {
     "four-page jpeg-compressed tiff": ("tiff", {
         "save_all": True, "compression": "jpeg",
         "append_images": [Image.effect_noise((300, 200), 60).convert("RGB")] * 3}),
+    "bmp": ("bmp", {}),
+    "gif": ("gif", {}),
+    "animated gif": ("gif", {"save_all": True, "duration": 500, "append_images": [
+        Image.effect_noise((300, 200), 90).convert("RGB")]}),
 }
 
 
@@ -179,7 +183,7 @@ def test_an_image_cut_short_is_an_error(name: str) -> None:
     assert facts.error is not None and "ends before the image does" in facts.error
 
 
-@pytest.mark.parametrize("kind", ["png", "jpeg", "tiff"])
+@pytest.mark.parametrize("kind", ["png", "jpeg", "tiff", "bmp", "gif"])
 def test_bytes_after_the_end_of_an_image_are_not_an_error(kind: str) -> None:
     """Phones append trailers (a motion photo's video) after a JPEG's end marker."""
     data = _noise(kind.upper()) + b"\xff\xda\x00\x10trailer" + bytes(500)
@@ -288,3 +292,24 @@ class TestCutInsideAnUpdate:
         inline = whole.rstrip()
         inline = inline[:inline.rindex(b"\n%%EOF")] + b"%%EOF"
         assert probe(inline) == PdfFacts(pages=4)
+
+
+@pytest.mark.parametrize("kind", ["gif", "bmp"])
+def test_every_cut_of_a_gif_or_bmp_is_an_error(kind: str) -> None:
+    """Pillow reads only their headers: without a look at their end, a GIF or BMP cut
+    anywhere in its pixels (or, for an animated GIF, between its frames) passed and
+    would print half a picture. Every cut, and for a GIF the zeros of a copy that sized
+    the file first, is an error now; the whole file is not. (A BMP's zeros are black
+    pixels: a BMP of its full size is whole, as far as any reader can tell.)"""
+    frames = [Image.effect_noise((40, 30), 60 + 20 * i).convert("RGB") for i in range(3)]
+    buf = io.BytesIO()
+    frames[0].save(buf, kind.upper(), **({"save_all": True, "append_images": frames[1:]}
+                                         if kind == "gif" else {}))
+    data = buf.getvalue()
+    assert probe_image(io.BytesIO(data), kind, 10**8).error is None
+    passed = [cut for cut in range(40, len(data))
+              if probe_image(io.BytesIO(data[:cut]), kind, 10**8).error is None]
+    assert passed == []
+    sized_first = data[:len(data) // 2] + bytes(len(data) - len(data) // 2)
+    assert kind == "bmp" or probe_image(io.BytesIO(sized_first), kind, 10**8).error \
+        == TRUNCATED
