@@ -8,11 +8,12 @@ grace period and quarantined only if that very version still fails then
 Which findings a still-running copy explains, by the codes of docs/codes.md: a file
 with nothing in it yet, or only the zeros of a copy that sized it first (`empty-file`);
 a PDF that cannot be read or shows no pages (`pdf-unreadable`, `pdf-no-pages`: pypdf
-finds neither the end nor the pages of a PDF cut short); an image that cannot be read
-or ends before its data does (`image-unreadable`); an XLSX, DOCX or ODS (any ZIP)
-without the end record such a file closes with (`zip-unreadable`); XML that ends
-before its last element is closed (`invalid-xml` with XML_CUT_SHORT, not every
-`invalid-xml`). A file
+finds neither the end nor the pages of a PDF cut short; one cut inside an update after
+its %%EOF, which pypdf would read as the revision before, pdftail.py finds); an image
+that cannot be read or ends before its data does (`image-unreadable`); an XLSX, DOCX or
+ODS (any ZIP) without the end record such a file closes with (`zip-unreadable`); XML
+that ends before its last element is closed (`invalid-xml` with XML_CUT_SHORT, not
+every `invalid-xml`). A file
 of the wrong type, or any other finding beside these, is no half-written copy: such a
 bundle is quarantined at once, as before.
 """

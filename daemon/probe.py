@@ -6,8 +6,6 @@ validation rules only ever look at dataclasses.
 from __future__ import annotations
 
 import importlib
-import io
-import operator
 import re
 import threading
 import warnings
@@ -20,6 +18,15 @@ from PIL import Image, UnidentifiedImageError
 from pypdf import PdfReader
 from pypdf.errors import DependencyError
 from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject
+
+from daemon.imagetail import (
+    bmp_data_end,
+    gif_reaches_trailer,
+    jpeg_reaches_eoi,
+    png_verified,
+    tiff_data_end,
+)
+from daemon.pdftail import CUT_INSIDE_UPDATE, ends_inside_update
 
 # Pillow's plugin name per sniffed kind: Image.open is told what we expect,
 # so it never tries the other forty plugins on hostile bytes.
@@ -49,6 +56,7 @@ class PdfFacts:
     pages: int = 0
     encrypted: bool = False
     error: str | None = None  # why pypdf could not open it
+    cut_short: bool = False  # it ends inside an update that follows its last %%EOF
 
     def problem(self) -> tuple[str, str] | None:
         """(code, message) when no one can use this PDF: encrypted in any
@@ -57,6 +65,9 @@ class PdfFacts:
             return ("pdf-encrypted", "is an encrypted PDF; no encryption is allowed, not "
                     "even one that opens without a password — save a copy without "
                     "password or security settings")
+        if self.cut_short:
+            return ("pdf-unreadable", f"is not a readable PDF: {CUT_INSIDE_UPDATE}, as a copy "
+                    "stopped before its end leaves it — copy the file again")
         if self.error is not None:
             return ("pdf-unreadable", f"is not a readable PDF ({self.error}) — export or "
                     "print the document to PDF again")
@@ -107,6 +118,8 @@ def open_pdf(fh: BinaryIO) -> tuple[PdfReader | None, PdfFacts]:
     fh.seek(0)
     try:
         reader = PdfReader(fh, strict=False)
+        if ends_inside_update(fh):
+            return None, PdfFacts(error=CUT_INSIDE_UPDATE, cut_short=True)
         # pypdf opens owner-password-only PDFs silently (empty user password):
         # ask, and never look further into an encrypted file.
         if reader.is_encrypted:
@@ -238,7 +251,8 @@ def probe_image(fh: BinaryIO, kind: str, max_pixels: int) -> ImageFacts:
                 # Page by page, not n_frames: that walks every page first, however many.
                 while True:
                     frames.append(_frame(im, kind))
-                    if kind == "tiff" and _tiff_data_end(im) > size:
+                    if kind == "tiff" and tiff_data_end(im) > size or \
+                            kind == "bmp" and bmp_data_end(im) > size:
                         return ImageFacts(error=TRUNCATED)
                     if kind != "tiff":
                         break
@@ -250,9 +264,10 @@ def probe_image(fh: BinaryIO, kind: str, max_pixels: int) -> ImageFacts:
                         break
                 # An APNG declares its frames in its header (acTL): nothing is decoded.
                 animation = int(getattr(im, "n_frames", 1)) if kind == "png" else 1
-                if kind == "png" and not _png_verified(im):
+                if kind == "png" and not png_verified(im):
                     return ImageFacts(error=DAMAGED)
-        if kind == "jpeg" and not _jpeg_reaches_eoi(fh):
+        if kind == "jpeg" and not jpeg_reaches_eoi(fh) or \
+                kind == "gif" and not gif_reaches_trailer(fh):
             return ImageFacts(error=TRUNCATED)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         # Pillow's text quotes 2× the limit for the error; say the pixels only.
@@ -291,66 +306,6 @@ def _header_only(fh: BinaryIO, kind: str, page: int, max_pixels: int) -> Frame |
         return None
     finally:
         fh.seek(0)
-
-
-def _png_verified(im: Image.Image) -> bool:
-    """Pillow walks the chunks to IEND checking each one's CRC; nothing is decompressed."""
-    try:
-        im.verify()
-    except Exception:  # noqa: BLE001 — a cut or damaged chunk raises OSError, SyntaxError, ...
-        return False
-    return True
-
-
-def _tiff_data_end(im: Image.Image) -> int:
-    """Where the current page's last strip or tile ends, by its tags."""
-    tags = im.tag_v2  # type: ignore[attr-defined]  # TiffImageFile only
-    end = 0
-    for offsets_tag, counts_tag in ((273, 279), (324, 325)):  # strips, tiles
-        offsets, counts = tags.get(offsets_tag), tags.get(counts_tag)
-        if offsets is None or counts is None:
-            continue
-        offsets = offsets if isinstance(offsets, tuple) else (offsets,)
-        counts = counts if isinstance(counts, tuple) else (counts,)
-        # Without a Python loop: a hostile page may list a million strips.
-        end = max(end, max(map(operator.add, offsets, counts), default=0))
-    return int(end)
-
-
-def _jpeg_reaches_eoi(fh: BinaryIO) -> bool:
-    """The JPEG's segments and scans lead from its start to an end-of-image marker
-    inside the file. What follows that marker (a phone's trailer, a second image) is
-    not read; bytes between segments are skipped, as decoders do. Only a JPEG held in
-    memory is walked (validate.MAX_IN_MEMORY, 64 MiB): one larger is not judged here,
-    rather than mapped (a share user shortening it meanwhile would end the process
-    with SIGBUS) or read whole."""
-    if not isinstance(fh, io.BytesIO):
-        return True
-    data = fh.getvalue()
-    pos, n = 2, len(data)  # after SOI, which the sniffer found
-    while True:
-        pos = data.find(b"\xff", pos)
-        code_at = _NOT_FF.search(data, pos + 1) if pos >= 0 else None  # fill FFs skipped
-        if code_at is None:
-            return False
-        code, pos = data[code_at.start()], code_at.start() + 1
-        if code == 0xD9:  # EOI
-            return True
-        if code == 0x00 or 0xD0 <= code <= 0xD7 or code == 0x01:  # no length follows
-            continue
-        if pos + 2 > n:
-            return False
-        pos += int.from_bytes(data[pos:pos + 2], "big")
-        if code == 0xDA:  # SOS: entropy-coded data runs to the next real marker
-            found = _JPEG_SCAN_END.search(data, pos)
-            if found is None:
-                return False
-            pos = found.start()
-
-
-_NOT_FF = re.compile(rb"[^\xff]")
-# The end of a scan: an FF that is neither a stuffed FF 00 nor a restart marker.
-_JPEG_SCAN_END = re.compile(rb"\xff(?=[^\x00\xd0-\xd7])")
 
 
 def _frame(im: Image.Image, kind: str) -> Frame:

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from PIL import Image
+from pypdf import PdfReader, PdfWriter
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -43,6 +44,21 @@ WHOLE_XLSX = office_file("xlsx")
 WHOLE_ODS = office_file("ods")
 
 
+def _signed() -> tuple[bytes, bytes]:
+    """A 2-page PDF and the same file with an update appended after its %%EOF, as a
+    signature is saved: a third page."""
+    update = PdfWriter(io.BytesIO(WHOLE_PDF), incremental=True)
+    update.add_blank_page(300, 300)
+    out = io.BytesIO()
+    update.write(out)
+    return WHOLE_PDF, out.getvalue()
+
+
+UNSIGNED, SIGNED = _signed()
+# A copy stalled inside the update: pypdf alone reads the 2 pages before it.
+SIGNED_CUT = SIGNED[:(len(UNSIGNED) + len(SIGNED)) // 2]
+
+
 def _png() -> bytes:
     out = io.BytesIO()
     Image.frombytes("RGB", (64, 64), random.Random(1).randbytes(64 * 64 * 3)).save(out, "PNG")
@@ -63,6 +79,7 @@ CUT_SHORT = {
     "pdf-cut-in-half": ("scan.pdf", WHOLE_PDF[: len(WHOLE_PDF) // 2], "pdf-unreadable"),
     "pdf-sized-first": ("scan.pdf", WHOLE_PDF[:200] + bytes(len(WHOLE_PDF) - 200),
                         "pdf-unreadable"),
+    "pdf-cut-in-its-update": ("signed.pdf", SIGNED_CUT, "pdf-unreadable"),
     "png-cut-in-half": ("photo.png", _png()[: len(_png()) // 2], "image-unreadable"),
     "nothing-yet": ("scan.pdf", b"", "empty-file"),
     "xlsx-cut-in-half": ("hours.xlsx", WHOLE_XLSX[: len(WHOLE_XLSX) // 2], "zip-unreadable"),
@@ -166,6 +183,30 @@ class TestHeldThroughTheGrace:
         assert (sent / "INV-1" / "hours.xlsx").read_bytes() == WHOLE_XLSX
         assert folders(s.quarantine_dir) == []
         assert not (outbox / "INV-1.errors.txt").exists()
+
+    def test_a_signed_pdf_cut_in_its_signature_is_not_sent_and_whole_is_sent_whole(
+            self, tmp_path: Path) -> None:
+        """A PDF cut inside the update appended after its end marker (its signature) reads
+        as the older, unsigned revision: it is held through the grace, not sent; the copy
+        finishing within the grace sends the whole file, with the update's 3 pages."""
+        p, s = make(tmp_path, outbox={"settle_seconds": 5})
+        outbox = s.outbox.path
+        drop_bundle(outbox, "INV-1", {"signed.pdf": SIGNED_CUT})
+        cand = _only(p)
+        step(p, cand, T0)
+        assert step(p, cand, T0 + 5).at == T0 + 5 + GRACE_SECONDS
+        [row] = p.j.rows(("held",))
+        assert [r["code"] for r in row.reasons] == ["pdf-unreadable"]
+        assert "ends inside an update added after its end marker" in row.reasons[0]["message"]
+        assert folders(s.sent_dir) == [] and folders(s.quarantine_dir) == []
+
+        write(outbox / "INV-1" / "signed.pdf", SIGNED)  # the copy finishes
+        assert step(p, cand, T0 + 10).at == T0 + 15
+        assert run_once(p, now=T0 + 15) != []
+        [sent] = folders(s.sent_dir)
+        assert (sent / "INV-1" / "signed.pdf").read_bytes() == SIGNED
+        assert len(PdfReader(sent / "INV-1" / "signed.pdf").pages) == 3
+        assert folders(s.quarantine_dir) == []
 
     def test_the_grace_is_another_settle_period_when_that_is_longer(
             self, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ right, from walking the whole tree otherwise (probe.py)."""
 from __future__ import annotations
 
 import io
+import random
 import subprocess
 import sys
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from pypdf.generic import (
     PdfObject,
 )
 
-from daemon.probe import PdfFacts, probe_image, probe_pdf
+from daemon.probe import TRUNCATED, PdfFacts, probe_image, probe_pdf
 
 Edit = Callable[[PdfWriter, DictionaryObject], None]
 
@@ -159,6 +160,10 @@ IMAGES = {
     "four-page jpeg-compressed tiff": ("tiff", {
         "save_all": True, "compression": "jpeg",
         "append_images": [Image.effect_noise((300, 200), 60).convert("RGB")] * 3}),
+    "bmp": ("bmp", {}),
+    "gif": ("gif", {}),
+    "animated gif": ("gif", {"save_all": True, "duration": 500, "append_images": [
+        Image.effect_noise((300, 200), 90).convert("RGB")]}),
 }
 
 
@@ -178,7 +183,7 @@ def test_an_image_cut_short_is_an_error(name: str) -> None:
     assert facts.error is not None and "ends before the image does" in facts.error
 
 
-@pytest.mark.parametrize("kind", ["png", "jpeg", "tiff"])
+@pytest.mark.parametrize("kind", ["png", "jpeg", "tiff", "bmp", "gif"])
 def test_bytes_after_the_end_of_an_image_are_not_an_error(kind: str) -> None:
     """Phones append trailers (a motion photo's video) after a JPEG's end marker."""
     data = _noise(kind.upper()) + b"\xff\xda\x00\x10trailer" + bytes(500)
@@ -204,3 +209,107 @@ def test_a_multi_page_tiff_cut_short_at_a_page_boundary_is_an_error() -> None:
     passed = [cut for cut in sorted(cuts)
               if probe_image(io.BytesIO(data[:cut]), "tiff", 10**8).error is None]
     assert passed == []
+
+
+# ------------------------------------------------- PDFs cut inside an update
+
+def incremental(extra: bytes = b"") -> tuple[bytes, bytes]:
+    """A 3-page PDF and the same file with an update appended (as a signature, a form
+    filled in or notes are saved): a 4th page and, when given, an `extra` attachment."""
+    writer = PdfWriter()
+    for _ in range(3):
+        writer.add_blank_page(200, 200)
+    buf = io.BytesIO()
+    writer.write(buf)
+    first = buf.getvalue()
+    update = PdfWriter(io.BytesIO(first), incremental=True)
+    update.add_blank_page(300, 300)
+    if extra:
+        update.add_attachment("extra.bin", extra)
+    buf = io.BytesIO()
+    update.write(buf)
+    return first, buf.getvalue()
+
+
+class TestCutInsideAnUpdate:
+    def test_a_whole_pdf_with_an_update_is_read_with_the_updates_pages(self) -> None:
+        """The update is read: 4 pages, not the first revision's 3."""
+        _, whole = incremental()
+        assert probe(whole) == PdfFacts(pages=4)
+
+    def test_every_cut_inside_the_update_is_unreadable_not_the_older_revision(self) -> None:
+        """Cut anywhere in its update (from the first bytes of its first object to just
+        before its own %%EOF), pypdf would read the 3-page revision before it; the probe
+        says the file ends inside an update, with the fix: pdf-unreadable, so the grace
+        for files cut short applies."""
+        first, whole = incremental()
+        assert whole.startswith(first) and whole[len(first):].lstrip().startswith(b"2 0 obj")
+        start = len(first) + whole[len(first):].index(b" 0") + 2  # "2 0": the two numbers
+        end = whole.rindex(b"%%EOF")
+        for cut in range(start, end + 4):  # "%%EO": pypdf takes it for the new marker
+            facts = probe(whole[:cut])
+            assert facts.cut_short and facts.pages == 0, f"cut at {cut}: {facts}"
+            assert facts.problem() == (
+                "pdf-unreadable", "is not a readable PDF: it ends inside an update added "
+                "after its end marker, as a copy stopped before its end leaves it — copy "
+                "the file again"), f"cut at {cut}"
+
+    def test_a_copy_that_sized_the_file_first_is_unreadable_inside_the_update(self) -> None:
+        """The update half written, the rest still the zeros of a copy that sized the
+        file first."""
+        first, whole = incremental()
+        data = whole[:len(first) + 60] + bytes(len(whole) - len(first) - 60)
+        assert probe(data).cut_short
+
+    def test_a_long_update_is_looked_through_to_its_start(self, tmp_path: Path) -> None:
+        """An update of 200 KB (an attachment in it), cut halfway, read from a file on disk
+        (as one over the in-memory limit is): the last %%EOF is far from the end, and still
+        found."""
+        first, whole = incremental(extra=random.Random(3).randbytes(200_000))
+        path = tmp_path / "signed.pdf"
+        path.write_bytes(whole[:(len(first) + len(whole)) // 2])
+        with path.open("rb") as fh:
+            assert probe_pdf(fh).cut_short
+            assert fh.tell() == 0
+        assert probe(whole) == PdfFacts(pages=4)
+
+    @pytest.mark.parametrize("junk", [
+        b"\n", b"\r\n\r\n", bytes(5000), b"  \x00\n", b"<html><body>404</body></html>\n",
+        b"%% written by a scanner\n", b"7\n", b"\xff\xfe garbage",
+    ], ids=["newline", "blank-lines", "nuls", "spaces", "html", "comment", "lone-number",
+            "binary"])
+    def test_junk_after_the_end_marker_is_not_an_update(self, junk: bytes) -> None:
+        """Bytes some generators or downloads leave after %%EOF that start no PDF object:
+        the PDF is read as before, in both of its forms."""
+        first, whole = incremental()
+        assert probe(whole + junk) == PdfFacts(pages=4)
+        assert probe(first + junk) == PdfFacts(pages=3)
+
+    def test_an_inline_end_marker_on_the_last_line_is_the_end(self) -> None:
+        """Producers that write "startxref 123%%EOF" on one line: pypdf takes that marker,
+        and so does the probe (nothing follows it)."""
+        _, whole = incremental()
+        inline = whole.rstrip()
+        inline = inline[:inline.rindex(b"\n%%EOF")] + b"%%EOF"
+        assert probe(inline) == PdfFacts(pages=4)
+
+
+@pytest.mark.parametrize("kind", ["gif", "bmp"])
+def test_every_cut_of_a_gif_or_bmp_is_an_error(kind: str) -> None:
+    """Pillow reads only their headers: without a look at their end, a GIF or BMP cut
+    anywhere in its pixels (or, for an animated GIF, between its frames) passed and
+    would print half a picture. Every cut, and for a GIF the zeros of a copy that sized
+    the file first, is an error now; the whole file is not. (A BMP's zeros are black
+    pixels: a BMP of its full size is whole, as far as any reader can tell.)"""
+    frames = [Image.effect_noise((40, 30), 60 + 20 * i).convert("RGB") for i in range(3)]
+    buf = io.BytesIO()
+    frames[0].save(buf, kind.upper(), **({"save_all": True, "append_images": frames[1:]}
+                                         if kind == "gif" else {}))
+    data = buf.getvalue()
+    assert probe_image(io.BytesIO(data), kind, 10**8).error is None
+    passed = [cut for cut in range(40, len(data))
+              if probe_image(io.BytesIO(data[:cut]), kind, 10**8).error is None]
+    assert passed == []
+    sized_first = data[:len(data) // 2] + bytes(len(data) - len(data) // 2)
+    assert kind == "bmp" or probe_image(io.BytesIO(sized_first), kind, 10**8).error \
+        == TRUNCATED

@@ -1,0 +1,123 @@
+"""Whether an image file reaches as far as its own structure says, from its headers and
+markers only (nothing is decoded): a file cut short (a broken copy or download, a copy
+still at work) would print half an image. probe.py asks these once Pillow opened it.
+"""
+
+from __future__ import annotations
+
+import io
+import operator
+import re
+from typing import BinaryIO
+
+from PIL import Image, ImageFile
+
+
+def png_verified(im: Image.Image) -> bool:
+    """Pillow walks the chunks to IEND checking each one's CRC; nothing is decompressed."""
+    try:
+        im.verify()
+    except Exception:  # noqa: BLE001 — a cut or damaged chunk raises OSError, SyntaxError, ...
+        return False
+    return True
+
+
+def tiff_data_end(im: Image.Image) -> int:
+    """Where the current page's last strip or tile ends, by its tags."""
+    tags = im.tag_v2  # type: ignore[attr-defined]  # TiffImageFile only
+    end = 0
+    for offsets_tag, counts_tag in ((273, 279), (324, 325)):  # strips, tiles
+        offsets, counts = tags.get(offsets_tag), tags.get(counts_tag)
+        if offsets is None or counts is None:
+            continue
+        offsets = offsets if isinstance(offsets, tuple) else (offsets,)
+        counts = counts if isinstance(counts, tuple) else (counts,)
+        # Without a Python loop: a hostile page may list a million strips.
+        end = max(end, max(map(operator.add, offsets, counts), default=0))
+    return int(end)
+
+
+def jpeg_reaches_eoi(fh: BinaryIO) -> bool:
+    """The JPEG's segments and scans lead from its start to an end-of-image marker
+    inside the file. What follows that marker (a phone's trailer, a second image) is
+    not read; bytes between segments are skipped, as decoders do. Only a JPEG held in
+    memory is walked (validate.MAX_IN_MEMORY, 64 MiB): one larger is not judged here,
+    rather than mapped (a share user shortening it meanwhile would end the process
+    with SIGBUS) or read whole."""
+    if not isinstance(fh, io.BytesIO):
+        return True
+    data = fh.getvalue()
+    pos, n = 2, len(data)  # after SOI, which the sniffer found
+    while True:
+        pos = data.find(b"\xff", pos)
+        code_at = _NOT_FF.search(data, pos + 1) if pos >= 0 else None  # fill FFs skipped
+        if code_at is None:
+            return False
+        code, pos = data[code_at.start()], code_at.start() + 1
+        if code == 0xD9:  # EOI
+            return True
+        if code == 0x00 or 0xD0 <= code <= 0xD7 or code == 0x01:  # no length follows
+            continue
+        if pos + 2 > n:
+            return False
+        pos += int.from_bytes(data[pos:pos + 2], "big")
+        if code == 0xDA:  # SOS: entropy-coded data runs to the next real marker
+            found = _JPEG_SCAN_END.search(data, pos)
+            if found is None:
+                return False
+            pos = found.start()
+
+
+_NOT_FF = re.compile(rb"[^\xff]")
+# The end of a scan: an FF that is neither a stuffed FF 00 nor a restart marker.
+_JPEG_SCAN_END = re.compile(rb"\xff(?=[^\x00\xd0-\xd7])")
+
+
+def bmp_data_end(im: ImageFile.ImageFile) -> int:
+    """Where a BMP's pixel rows end, by its header: uncompressed rows are all the same
+    length. 0 for a compressed (RLE) one, whose end only decoding finds."""
+    tile = im.tile[0] if im.tile else None
+    if tile is None or tile.codec_name != "raw" or not isinstance(tile.args, tuple) or \
+            len(tile.args) < 2 or tile.extents is None:
+        return 0
+    _, top, _, bottom = tile.extents
+    return int(tile.offset) + abs(int(tile.args[1])) * (bottom - top)
+
+
+def gif_reaches_trailer(fh: BinaryIO) -> bool:
+    """The GIF's blocks, each image's colour table and data sub-blocks included, lead
+    from its header to its trailer inside the file. A file that ends between two blocks
+    without it is cut short too (an animation's later frames missing), as a JPEG
+    without its end marker is. What follows the trailer is not read. Like
+    jpeg_reaches_eoi, only a GIF held in memory is walked."""
+    if not isinstance(fh, io.BytesIO):
+        return True
+    data = fh.getvalue()
+    n = len(data)
+    pos = 13 + _colour_table(data, 10)  # header and logical screen descriptor
+    while pos < n:
+        introducer = data[pos]
+        if introducer == 0x3B:  # trailer
+            return True
+        if introducer == 0x21:  # extension: label, then sub-blocks
+            pos += 2
+        elif introducer == 0x2C:  # image: descriptor, colour table, LZW code size
+            if pos + 10 > n:
+                return False
+            pos += 10 + _colour_table(data, pos + 9) + 1
+        else:  # not a GIF block: damaged, or the zeros of a copy that sized it first
+            return False
+        while pos < n and data[pos]:  # sub-blocks, up to the empty one
+            pos += data[pos] + 1
+        if pos >= n:
+            return False
+        pos += 1
+    return False
+
+
+def _colour_table(data: bytes, flags_at: int) -> int:
+    """The bytes of the colour table the flags byte at `flags_at` declares."""
+    if flags_at >= len(data):
+        return 0
+    flags = data[flags_at]
+    return 3 << ((flags & 7) + 1) if flags & 0x80 else 0
