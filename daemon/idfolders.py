@@ -84,6 +84,14 @@ class IdFolders:
         key = fold_key(folder)
         return tuple(i for i in self.ids if any(fold_key(n) == key for n in self.names[i]))
 
+    def folder_to_make(self, invoice_id: str) -> str:
+        """The name to make the invoice's folder under: the Windows-safe one, unless
+        another id of the file has a folder of that name (`CON_` beside `CON`), where
+        its other name (`CON`) is the one that is no other invoice's."""
+        theirs = {fold_key(n) for i in self.ids if i != invoice_id for n in self.names[i]}
+        names = self.names[invoice_id]
+        return next((n for n in names if fold_key(n) not in theirs), names[0])
+
     def shared_folder(self, rel: str, folder: str, sharers: tuple[str, ...]) -> list[Finding]:
         """The error for a folder that is more than one invoice's (none if collisions()
         said it of each pair already): it names the ids and where each one's files go."""

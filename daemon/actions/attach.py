@@ -55,6 +55,7 @@ from daemon.fswrite import (
     make_folders_below,
     rename_noreplace,
 )
+from daemon.idfolders import IdFolders
 from daemon.invoices import read_invoice_file
 from daemon.lookalikes import look_alike_findings
 from daemon.match import assemble
@@ -106,14 +107,15 @@ def target_folder(cand: Candidate, ids: tuple[str, ...], invoice_id: str) -> Pat
     """Where the invoice's attachments go: ID/ for a multi-invoice file (or when a
     one-invoice file already uses ID/), else the sidecar root. ID/ is the folder of the
     id that is there under either of its names (CON/ an ERP made): making CON_/ beside
-    it would give the invoice two folders (`id-two-folders`); else the Windows-safe
-    name the status page gives."""
-    names = id_folder_names(invoice_id)
-    there = [sub for sub in (cand.sidecar / n for n in names)
+    it would give the invoice two folders (`id-two-folders`); else the one to make
+    (IdFolders.folder_to_make: the Windows-safe name the status page gives, unless that
+    is another id's folder too)."""
+    there = [sub for sub in (cand.sidecar / n for n in id_folder_names(invoice_id))
              if sub.is_dir() and not sub.is_symlink()]
     if there:
         return there[0]
-    return cand.sidecar / names[0] if len(ids) > 1 else cand.sidecar
+    made = cand.sidecar / IdFolders(ids).folder_to_make(invoice_id)
+    return made if len(ids) > 1 else cand.sidecar
 
 
 def _not_a_table(item: object) -> str:
