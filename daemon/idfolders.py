@@ -40,7 +40,7 @@ class IdFolders:
     the id is outboxd's to match, so either form is the invoice's folder."""
 
     def __init__(self, ids: Sequence[str]) -> None:
-        self.ids = tuple(ids)
+        self.ids = tuple(dict.fromkeys(ids))  # an id said twice is another error
         self.names = {i: tuple(dict.fromkeys(_nfc(n) for n in id_folder_names(i)))
                       for i in self.ids}
         # The first id of each name; the Windows-safe names come first, so that a
@@ -51,6 +51,12 @@ class IdFolders:
         for i in self.ids:
             for name in self.names[i][1:]:
                 self.by_folder.setdefault(name, i)
+        # Which ids have a folder of each name to Windows (upper and lower case as one):
+        # indexed, as a file may hold thousands of invoices, each with its folder.
+        self._by_fold: dict[str, list[str]] = {}
+        for i in self.ids:
+            for key in dict.fromkeys(fold_key(n) for n in self.names[i]):
+                self._by_fold.setdefault(key, []).append(i)
         self._told: set[frozenset[str]] = set()
 
     def collisions(self, rel: str) -> list[Finding]:
@@ -81,16 +87,15 @@ class IdFolders:
         invoice's folder."""
         if self.owner(folder) is None:
             return ()
-        key = fold_key(folder)
-        return tuple(i for i in self.ids if any(fold_key(n) == key for n in self.names[i]))
+        return tuple(self._by_fold.get(fold_key(folder), ()))
 
     def folder_to_make(self, invoice_id: str) -> str:
         """The name to make the invoice's folder under: the Windows-safe one, unless
         another id of the file has a folder of that name (`CON_` beside `CON`), where
         its other name (`CON`) is the one that is no other invoice's."""
-        theirs = {fold_key(n) for i in self.ids if i != invoice_id for n in self.names[i]}
         names = self.names[invoice_id]
-        return next((n for n in names if fold_key(n) not in theirs), names[0])
+        return next((n for n in names if self._by_fold[fold_key(n)] == [invoice_id]),
+                    names[0])
 
     def shared_folder(self, rel: str, folder: str, sharers: tuple[str, ...]) -> list[Finding]:
         """The error for a folder that is more than one invoice's (none if collisions()
@@ -99,20 +104,23 @@ class IdFolders:
             return []
         key = fold_key(folder)
         said = " and ".join(f"{i!r} ({self._named(i)})" for i in sharers)
+        # The folder is no one's while it is there: each id's files go under a name that
+        # is its alone, and an id that has none can only be given another id.
         alone = {i: [n for n in self.names[i] if fold_key(n) != key] for i in sharers}
-        stay = [i for i in sharers if not alone[i]]
-        if len(stay) > 1:
-            fix = "give the invoices distinct ids"
-        else:
-            moves = [f"the files of invoice {i!r} into a folder {_visible(alone[i][0])}"
-                     f"{self._unmakeable(i, alone[i][0])}" for i in sharers if alone[i]]
-            fix = (f"move {' and '.join(moves)}"
-                   f"{f', leaving those of invoice {stay[0]!r} in it' if stay else ''}, or "
-                   "give the invoices distinct ids")
+        moves = [f"those of invoice {i!r} into a folder {_visible(alone[i][0])}"
+                 f"{self._unmakeable(i, alone[i][0])}" for i in sharers if alone[i]]
+        stuck = [repr(i) for i in sharers if not alone[i]]
+        fix = "give the invoices distinct ids"
+        if moves:
+            rest = (f"invoice {stuck[0]} has no other folder name, so for its files "
+                    if len(stuck) == 1 else f"invoices {', '.join(stuck)} have no other "
+                    "folder name, so for their files " if stuck else "or ")
+            fix = (f"move {' and '.join(moves)}, and remove the emptied folder "
+                   f"{_visible(folder)}; {rest}{fix}")
         return [_err("id-folder-collision", f"{rel}/{folder}",
                      f"is the folder of more than one invoice of this file: {said}, so a file "
-                     f"in it could be meant for either, and none of its files is taken — "
-                     f"{fix}")]
+                     f"in it could be meant for any of them, and none of its files is taken "
+                     f"— {fix}")]
 
     def split(self, rel: str, folders: dict[str, list[str]]) -> list[Finding]:
         """One invoice's folder there under both its names (`folders`: id -> the folders
