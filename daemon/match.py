@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import stat
-import unicodedata
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -29,18 +28,12 @@ from daemon.fsops import (
     open_in,
     unreadable_folder,
 )
+from daemon.idfolders import IdFolders
 from daemon.invoices import InvoiceRead, read_invoice_bytes, read_invoice_from
-from daemon.lookalikes import (
-    distinct_names,
-    id_collision,
-    look_alike_findings,
-    orphan_folder_message,
-)
+from daemon.lookalikes import distinct_names, look_alike_findings, orphan_folder_message
 from daemon.names import (
     NameKind,
     classify,
-    fold_key,
-    folder_name_for_id,
     is_ignored,
     name_problem,
     printable,
@@ -165,22 +158,8 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
     read, and `ids` is its stem standing in."""
     findings: list[Finding] = []
     rel = sidecar.name
-    # Keyed by the folder name's composed (NFC) form: a Mac writes "ä" in a folder name it
-    # makes as "a" and a combining mark (NFD), an ERP writes the id composed. The two look
-    # the same and a Mac clerk cannot type the other form; the id is outboxd's to match.
-    by_folder: dict[str, str] = {}
-    # Ids whose folders differ only in upper and lower case have one folder to Windows,
-    # and so on the share: a clerk who made one cannot make the other (it "exists").
-    by_fold: dict[str, str] = {}
-    for invoice_id in ids:
-        folder = _nfc(folder_name_for_id(invoice_id))
-        prev = by_fold.get(fold_key(folder))
-        if prev is not None:
-            findings.append(_err("id-folder-collision", rel, f"invoice ids {prev!r} and "
-                                 f"{invoice_id!r} {id_collision(prev, invoice_id, folder)}"
-                                 " — give the invoices distinct ids"))
-        by_folder.setdefault(folder, invoice_id)
-        by_fold.setdefault(fold_key(folder), invoice_id)
+    folders = IdFolders(ids)
+    findings.extend(folders.collisions(rel))
     single = len(ids) == 1
     atts: list[Attachment] = []
     listing = _listdir(fd, rel)  # once: for the root's files and for its subfolders
@@ -197,10 +176,11 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
                                  f"file holds several invoices ({', '.join(ids)}) — move it "
                                  "into the subfolder of its invoice"))
     sidecar_notes.add(root_notes, f"{rel}/{MANIFEST_NAME}", findings)
+    taken: dict[str, list[str]] = {}  # id -> the folders taken as its
     for e in listing:
         if not e.is_dir(follow_symlinks=False):
             continue
-        owner = by_folder.get(_nfc(e.name))
+        owner = folders.owner(e.name)
         # The folder of one of the file's invoices is that invoice's, even when its name
         # reads as litter (an id that begins with a dot): its attachments must not be
         # left out unseen, and the invoice sent or held as one without attachments.
@@ -217,8 +197,15 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
             continue
         if owner is None:
             findings.append(_err("orphan-attachment", f"{rel}/{e.name}",
-                                 orphan_folder_message(e.name, by_folder, ids, rel, settings)))
+                                 orphan_folder_message(e.name, folders.by_folder, ids, rel,
+                                                       settings)))
             continue
+        sharers = folders.sharers(e.name)
+        if len(sharers) > 1:
+            # A file in it could be any of theirs: taken as none's, like an orphan's.
+            findings.extend(folders.shared_folder(rel, e.name, sharers))
+            continue
+        taken.setdefault(owner, []).append(e.name)
         where = f"{rel}/{e.name}"
         try:
             with folder_in(fd, e.name, where) as sub_fd:
@@ -231,15 +218,12 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
             continue
         atts.extend(sub)
         sidecar_notes.add(notes, f"{where}/{MANIFEST_NAME}", findings)
+    findings.extend(folders.split(rel, taken))
     # A file of one invoice has its files in the root: no root entry belongs elsewhere.
     findings.extend(sidecar_notes.missing_elsewhere(() if single else atts))
     kept = distinct_names(atts, settings.delivery.safe_filenames, findings)
     return (kept, findings, sidecar_notes.channel,
             _sidecar_digest(sidecar_notes.read, findings, copying))
-
-
-def _nfc(name: str) -> str:
-    return unicodedata.normalize("NFC", name)
 
 
 def _sidecar_digest(notes_read: list[tuple[str, str]], findings: list[Finding],

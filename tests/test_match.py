@@ -334,8 +334,7 @@ class TestSeveralInvoices:
         """Windows cannot make or open a folder CON (nor nul.txt): the id CON's folder is
         CON_, nul.txt's nul_.txt. An id holding a zero-width space would give a folder
         that looks like another id's: its folder shows '_' there. Those folders are the
-        ids' attachments, the status page names them, and a folder made under the raw
-        id (before this rule) is an orphan naming the folder to use."""
+        ids' attachments, and the status page names them."""
         from daemon.names import attachment_folders
         ids = ("CON", "nul.txt", "INV-\u200b7")
         write(outbox / "b" / "CON_" / "a.pdf", PDF)
@@ -347,20 +346,103 @@ class TestSeveralInvoices:
         assert attachment_folders("b", b.invoice_ids, ids) == [
             "b/CON_", "b/nul_.txt", "b/INV-_7"]
 
-        write(outbox / "b" / "CON" / "d.pdf", PDF)  # made on Linux, before the rule
-        f = finding(match(outbox, "b.xml", batch_xml(*ids)), "orphan-attachment")
-        assert f.file == "b/CON" and "CON (folder CON_)" in f.message
 
-    def test_ids_whose_folders_meet_by_a_device_name_or_invisible_character_collide(
+    @pytest.mark.parametrize("invoice_id,folder", [
+        ("CON", "CON_"), ("CON", "CON"), ("INV-7.", "INV-7_"), ("INV-7.", "INV-7."),
+        ("INV-\u200b7", "INV-_7"), ("INV-\u200b7", "INV-\u200b7"),
+        ("nul.txt", "nul_.txt"), ("nul.txt", "nul.txt")])
+    def test_an_ids_folder_is_found_under_the_contracts_name_and_the_windows_safe_one(
+            self, outbox: Path, invoice_id: str, folder: str) -> None:
+        """An ERP on Linux that makes the folders by the contract's rule (only
+        / \\ : * ? " < > | and control characters replaced) makes batch/CON/, batch/INV-7./
+        and a folder with the zero-width space itself; a Windows clerk makes CON_, INV-7_,
+        INV-_7. Either is the invoice's folder, and the status page still names the one a
+        Windows clerk can make."""
+        from daemon.names import attachment_folders, folder_name_for_id
+        write(outbox / "batch" / folder / "a.pdf", PDF)
+        write(outbox / "batch" / "X-2" / "b.pdf", PDF)
+        b = match(outbox, "batch.xml", batch_xml(invoice_id, "X-2"))
+        assert b.errors == ()
+        assert layout(b) == {invoice_id: ["a.pdf"], "X-2": ["b.pdf"]}
+        assert attachment_folders("batch", (invoice_id, "X-2"), (invoice_id,)) == [
+            f"batch/{folder_name_for_id(invoice_id)}"]
+
+    @pytest.mark.parametrize("invoice_id,contract,safe", [
+        ("CON", "CON", "CON_"), ("INV-7.", "INV-7.", "INV-7_"),
+        ("INV-\u200b7", "INV-\u200b7", "INV-_7")])
+    def test_an_ids_folder_under_both_its_names_is_an_error_naming_both(
+            self, outbox: Path, invoice_id: str, contract: str, safe: str) -> None:
+        """batch/CON/ (made by the ERP) and batch/CON_/ (made by a clerk) are both the
+        folder of CON: taking one would leave the other's files behind. An error naming
+        both folders and the fix, for a file of several invoices and for one of one."""
+        write(outbox / "batch" / contract / "a.pdf", PDF)
+        write(outbox / "batch" / safe / "b.pdf", PDF)
+        f = finding(match(outbox, "batch.xml", batch_xml(invoice_id, "X-2")), "id-two-folders")
+        assert f.file == f"batch/{contract}" and f.invoice_id == invoice_id
+        assert f"and so is batch/{safe} (folder {safe}, or " in f.message
+        assert "move the files of one into the other" in f.message
+
+        single = match(outbox, "batch.xml", batch_xml(invoice_id))
+        assert codes(single) == ["id-two-folders"]
+
+    @pytest.mark.parametrize("folder", ["CON", "CON_"])
+    def test_a_one_invoice_file_takes_its_ids_folder_under_either_name_beside_the_root(
+            self, outbox: Path, folder: str) -> None:
+        """A file of one invoice: its attachments may lie in the sidecar itself or in the
+        folder of its id, under either name."""
+        write(outbox / "one" / "root.pdf", PDF)
+        write(outbox / "one" / folder / "sub.pdf", PDF)
+        b = match(outbox, "one.xml", ubl_invoice("CON"))
+        assert b.errors == ()
+        assert layout(b) == {"CON": ["root.pdf", "sub.pdf"]}
+
+    def test_ids_that_meet_only_in_their_windows_names_are_an_error_only_by_a_shared_folder(
             self, outbox: Path) -> None:
-        """'CON' and 'CON_' both have the folder CON_; 'INV7' with a zero-width space
-        and 'INV_7' both INV_7: an id-folder-collision naming the ids and the folder."""
-        write(outbox / "coll" / "CON_" / "a.pdf", PDF)
-        f = finding(match(outbox, "coll.xml", batch_xml("CON", "CON_")), "id-folder-collision")
-        assert "'CON'" in f.message and "'CON_'" in f.message and "'CON_'" in f.message
-        f = finding(match(outbox, "coll.xml", batch_xml("INV\u200b7", "INV_7")),
+        """'CON' and 'CON_' are two ids to the contract (CON's folder is CON, or CON_ as a
+        Windows clerk makes it; CON_'s is CON_). Without a folder CON_ nothing is
+        ambiguous: CON's files in CON/ are its own. A folder CON_ could be either's: an
+        id-folder-collision naming it, the ids, and where CON's files go instead; its
+        files are taken as no invoice's."""
+        (outbox / "coll").mkdir()
+        b = match(outbox, "coll.xml", batch_xml("CON", "CON_"))
+        assert b.errors == () and layout(b) == {"CON": [], "CON_": []}
+        write(outbox / "coll" / "CON" / "a.pdf", PDF)
+        b = match(outbox, "coll.xml", batch_xml("CON", "CON_"))
+        assert b.errors == () and layout(b) == {"CON": ["a.pdf"], "CON_": []}
+
+        write(outbox / "coll" / "CON_" / "b.pdf", PDF)
+        b = match(outbox, "coll.xml", batch_xml("CON", "CON_"))
+        [f] = b.errors
+        assert (f.code, f.file) == ("id-folder-collision", "coll/CON_")
+        assert "'CON' (folder CON_, or CON as a program on the server may name it)" \
+            in f.message and "'CON_' (folder CON_)" in f.message
+        assert f.message.endswith(
+            "— move those of invoice 'CON' into a folder CON (a name a clerk cannot make on "
+            "Windows: make it on the server), and remove the emptied folder CON_; invoice "
+            "'CON_' has no other folder name, so for its files give the invoices distinct ids")
+        assert layout(b) == {"CON": ["a.pdf"], "CON_": []}
+
+    @pytest.mark.parametrize("ids,shared", [
+        (("A.", "A_"), "A_"), (("INV\u200b7", "INV_7"), "INV_7")])
+    def test_other_ids_that_meet_in_a_windows_name_collide_only_by_the_folder_there(
+            self, outbox: Path, ids: tuple[str, str], shared: str) -> None:
+        """'A.' and 'A_' (Windows drops the dot), 'INV' + U+200B + '7' and 'INV_7': distinct
+        to the contract, one Windows name. No error until that folder is there."""
+        (outbox / "coll").mkdir()
+        assert match(outbox, "coll.xml", batch_xml(*ids)).errors == ()
+        write(outbox / "coll" / shared / "a.pdf", PDF)
+        f = finding(match(outbox, "coll.xml", batch_xml(*ids)), "id-folder-collision")
+        assert f.file == f"coll/{shared}" and f"{ids[0]!r}" in f.message
+        assert "is the folder of more than one invoice of this file" in f.message
+
+    def test_ids_equal_by_the_contracts_rule_collide_whatever_folders_are_there(
+            self, outbox: Path) -> None:
+        """'A/1' and 'A:1' both become A_1 by the contract's own rule: an error (SPEC) even
+        with no folder of theirs in the sidecar."""
+        write(outbox / "coll" / "other.pdf", PDF)
+        f = finding(match(outbox, "coll.xml", batch_xml("A/1", "A:1", "B")),
                     "id-folder-collision")
-        assert "'INV_7'" in f.message and "same folder name" in f.message
+        assert f.file == "coll" and "map to the same folder name 'A_1'" in f.message
 
     def test_ids_that_differ_only_in_case_collide_as_one_folder_on_the_share(
             self, outbox: Path) -> None:

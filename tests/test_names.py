@@ -11,11 +11,13 @@ from daemon.names import (
     NAME_MAX,
     NameKind,
     classify,
+    contract_folder_name,
     edge_words,
     escaped_controls,
     fit_name,
     fold_key,
     folder_name_for_id,
+    id_folder_names,
     is_ignored,
     is_invoice_name,
     name_problem,
@@ -161,6 +163,31 @@ class TestFolderNameForId:
     def test_distinct_ids_can_collide(self) -> None:
         """'A/1' and 'A:1' map to one folder name (match reports that as an error)."""
         assert folder_name_for_id("A/1") == folder_name_for_id("A:1")
+
+
+class TestContractFolderName:
+    @pytest.mark.parametrize("invoice_id,folder", [
+        ("INV-2001", "INV-2001"), ("A/1", "A_1"), ('a\\b*c?d"e<f>g|h', "a_b_c_d_e_f_g_h"),
+        ("tab\there", "tab_here"), ("nl\nx\x7f", "nl_x_"),
+        ("CON", "CON"), ("nul.txt", "nul.txt"), ("INV-7.", "INV-7."), ("INV-7 ", "INV-7 "),
+        ("INV-\u200b7", "INV-\u200b7"), ("INV-\x857", "INV-\x857")])
+    def test_only_the_listed_characters_and_control_characters_become_underscore(
+            self, invoice_id: str, folder: str) -> None:
+        """The contract's rule, which an ERP on Linux may follow when it makes the folders:
+        / \\ : * ? " < > | and control characters become '_', nothing else — a device name,
+        a dot or space at the end and an invisible character stay as they are."""
+        assert contract_folder_name(invoice_id) == folder
+
+    @pytest.mark.parametrize("invoice_id,names", [
+        ("INV-2001", ("INV-2001",)), ("A/1", ("A_1",)), ("CON", ("CON_", "CON")),
+        ("INV-7.", ("INV-7_", "INV-7.")), ("INV-\u200b7", ("INV-_7", "INV-\u200b7")),
+        ("nul.txt", ("nul_.txt", "nul.txt")), (".", ("_",)), ("..", ("__",)), ("", ("_",))])
+    def test_an_id_has_its_windows_safe_folder_name_first_then_the_contracts(
+            self, invoice_id: str, names: tuple[str, ...]) -> None:
+        """Both names are the invoice's folder; the Windows-safe one, which a clerk is told
+        to make, comes first. A contract name that cannot be a folder (".", "..", "": the
+        sidecar itself or the outbox) is none of its names."""
+        assert id_folder_names(invoice_id) == names
 
 
 class TestFitName:

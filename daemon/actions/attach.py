@@ -55,10 +55,11 @@ from daemon.fswrite import (
     make_folders_below,
     rename_noreplace,
 )
+from daemon.idfolders import IdFolders
 from daemon.invoices import read_invoice_file
 from daemon.lookalikes import look_alike_findings
 from daemon.match import assemble
-from daemon.names import folder_name_for_id, for_terminal, is_ignored, name_problem
+from daemon.names import for_terminal, id_folder_names, is_ignored, name_problem
 from daemon.notes import MANIFEST_NAME, MAX_NOTES_BYTES, misnamed_notes, value_problem
 from daemon.ourfiles import Judged, replace_ours
 from daemon.scan import Candidate, Listing, list_outbox
@@ -104,11 +105,17 @@ def unread_note(unread: list[str]) -> str:
 
 def target_folder(cand: Candidate, ids: tuple[str, ...], invoice_id: str) -> Path:
     """Where the invoice's attachments go: ID/ for a multi-invoice file (or when a
-    one-invoice file already uses ID/), else the sidecar root."""
-    sub = cand.sidecar / folder_name_for_id(invoice_id)
-    if len(ids) > 1 or (sub.is_dir() and not sub.is_symlink()):
-        return sub
-    return cand.sidecar
+    one-invoice file already uses ID/), else the sidecar root. ID/ is the folder of the
+    id that is there under either of its names (CON/ an ERP made): making CON_/ beside
+    it would give the invoice two folders (`id-two-folders`); else the one to make
+    (IdFolders.folder_to_make: the Windows-safe name the status page gives, unless that
+    is another id's folder too)."""
+    there = [sub for sub in (cand.sidecar / n for n in id_folder_names(invoice_id))
+             if sub.is_dir() and not sub.is_symlink()]
+    if there:
+        return there[0]
+    made = cand.sidecar / IdFolders(ids).folder_to_make(invoice_id)
+    return made if len(ids) > 1 else cand.sidecar
 
 
 def _not_a_table(item: object) -> str:

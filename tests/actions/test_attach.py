@@ -217,6 +217,40 @@ def test_attach_into_three_invoice_file_goes_into_the_id_subfolder_keeping_comme
     assert bundle.unattached_ids == ("INV-1", "INV-3")
 
 
+@pytest.mark.parametrize("made", ["CON", "CON_", None])
+def test_attach_puts_the_file_into_the_ids_folder_under_whichever_name_is_there(
+        cfg: Env, timesheet: Path, made: str | None) -> None:
+    """The folder of the id CON may be CON/ (an ERP on Linux made it by the contract's
+    rule) or CON_/ (the name a Windows clerk can make): attach puts the file into the one
+    that is there, never making the other beside it (two folders of one invoice are an
+    error); with none there it makes CON_/, the name the status page gives."""
+    write(cfg.outbox / "batch.xml", batch_xml("CON", "X-2"))
+    if made:
+        (cfg.outbox / "batch" / made).mkdir(parents=True)
+    assert attach(cfg, "CON", str(timesheet)) == 0
+    folder = made or "CON_"
+    assert (cfg.outbox / "batch" / folder / "timesheet.pdf").exists()
+    assert sorted(p.name for p in (cfg.outbox / "batch").iterdir()) == [folder]
+    s = load_settings(cfg.config)
+    bundle = evaluate(candidate_for(s.outbox, "batch.xml"), s)
+    assert bundle.errors == ()
+    assert [a.original_name for a in bundle.attachments_of("CON")] == ["timesheet.pdf"]
+
+
+def test_attach_makes_an_ids_folder_under_the_name_that_is_no_other_invoices(
+        cfg: Env, timesheet: Path) -> None:
+    """A file holding the ids CON and CON_: a folder CON_ would be CON_'s and CON's
+    Windows name at once (`id-folder-collision`), so attach for CON makes CON/, the
+    name that is its alone (attach runs on the server, which can make it)."""
+    write(cfg.outbox / "batch.xml", batch_xml("CON", "CON_"))
+    assert attach(cfg, "CON", str(timesheet)) == 0
+    assert [p.name for p in (cfg.outbox / "batch").iterdir()] == ["CON"]
+    s = load_settings(cfg.config)
+    bundle = evaluate(candidate_for(s.outbox, "batch.xml"), s)
+    assert bundle.errors == ()
+    assert [a.original_name for a in bundle.attachments_of("CON")] == ["timesheet.pdf"]
+
+
 def test_attach_refuses_a_name_that_exists(cfg: Env, timesheet: Path, capsys) -> None:
     drop_bundle(cfg.outbox, "INV-1001", {"timesheet.pdf": b"%PDF-old"})
     assert attach(cfg, "INV-1001", str(timesheet)) == 1

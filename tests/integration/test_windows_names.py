@@ -50,3 +50,24 @@ def test_the_page_names_folders_a_clerk_can_make_and_the_files_put_there_go_with
             for i in manifest["invoices"]] == [("CON", ["con.pdf"]), ("INV-\u200b2", ["two.pdf"])]
     assert not [w for w in manifest["warnings"] if w["code"] == "unattached-invoice"]
     assert len(receiver.accepted()) == 1
+
+
+def test_folders_an_erp_on_linux_names_by_the_contracts_rule_go_with_their_invoices(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """An ERP on Linux makes each invoice's folder by the contract's rule (only
+    / \\ : * ? " < > | and control characters replaced): batch/CON/ and batch/INV-7./,
+    not the Windows-safe CON_ and INV-7_. Under the default policy (invalid bundles are
+    quarantined) the bundle is sent, each PDF with its own invoice."""
+    env.write_config(receiver.url)
+    start_daemon()
+    write(env.outbox / "batch" / "CON" / "con.pdf", pdf_bytes())
+    write(env.outbox / "batch" / "INV-7." / "seven.pdf", pdf_bytes(2))
+    write(env.outbox / ".batch.tmp", peppol_batch(["CON", "INV-7."])).rename(
+        env.outbox / "batch.xml")
+    [sent] = wait_for(env.sent_bundles, what="batch.xml in sent/")
+    wait_for(lambda: (sent / "receipt.json").exists(), what="receipt.json")
+    manifest = json.loads((sent / "receipt.json").read_text())["manifest"]
+    assert [(i["id"], [a["original_name"] for a in i["attachments"]])
+            for i in manifest["invoices"]] == [("CON", ["con.pdf"]), ("INV-7.", ["seven.pdf"])]
+    assert env.quarantined() == []
+    assert len(receiver.accepted()) == 1
