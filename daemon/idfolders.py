@@ -89,13 +89,27 @@ class IdFolders:
             return ()
         return tuple(self._by_fold.get(fold_key(folder), ()))
 
-    def folder_to_make(self, invoice_id: str) -> str:
-        """The name to make the invoice's folder under: the Windows-safe one, unless
-        another id of the file has a folder of that name (`CON_` beside `CON`), where
-        its other name (`CON`) is the one that is no other invoice's."""
-        names = self.names[invoice_id]
-        return next((n for n in names if self._by_fold[fold_key(n)] == [invoice_id]),
-                    names[0])
+    def alone(self, invoice_id: str, folder: str) -> bool:
+        """Whether a folder of this name (in either Unicode form, in any case) is the
+        invoice's and no other invoice's of the file: the only kind whose files the
+        matcher takes (a folder of `CON_` beside `CON` is both ids')."""
+        return self._by_fold.get(fold_key(folder)) == [invoice_id]
+
+    def own_names(self, invoice_id: str) -> tuple[str, ...]:
+        """The invoice's folder names that are no other invoice's (`alone`), the
+        Windows-safe one first: `()` for `CON_` beside `CON`, whose one name is CON's
+        too, so that it can have no folder of its own in this file."""
+        return tuple(n for n in self.names[invoice_id] if self.alone(invoice_id, n))
+
+    def no_folder_of_its_own(self, invoice_id: str) -> str:
+        """Why an invoice whose every folder name is another's too (own_names is empty)
+        can have no attachments in this file, and the fix."""
+        folder = self.names[invoice_id][0]
+        others = [repr(i) for i in self._by_fold[fold_key(folder)] if i != invoice_id]
+        return (f"invoice {invoice_id!r} has no folder of its own: its folder "
+                f"{_visible(folder)} is also the folder of invoice {' and '.join(others)} "
+                "(as Windows names it, or by outboxd's rule), so none of the files in it "
+                "would be taken — give the invoices distinct ids")
 
     def shared_folder(self, rel: str, folder: str, sharers: tuple[str, ...]) -> list[Finding]:
         """The error for a folder that is more than one invoice's (none if collisions()

@@ -105,17 +105,25 @@ def unread_note(unread: list[str]) -> str:
 
 def target_folder(cand: Candidate, ids: tuple[str, ...], invoice_id: str) -> Path:
     """Where the invoice's attachments go: ID/ for a multi-invoice file (or when a
-    one-invoice file already uses ID/), else the sidecar root. ID/ is the folder of the
-    id that is there under either of its names (CON/ an ERP made): making CON_/ beside
-    it would give the invoice two folders (`id-two-folders`); else the one to make
-    (IdFolders.folder_to_make: the Windows-safe name the status page gives, unless that
-    is another id's folder too)."""
+    one-invoice file already uses ID/), else the sidecar root. ID/ under whichever of
+    its names is there (CON/ an ERP made: CON_/ beside it would be `id-two-folders`),
+    else the first to make (IdFolders.own_names); only a name that is no other
+    invoice's (the daemon takes no file from CON_/ when the file holds CON and CON_).
+    AttachRefused when the id has none."""
+    folders = IdFolders(ids)
     there = [sub for sub in (cand.sidecar / n for n in id_folder_names(invoice_id))
-             if sub.is_dir() and not sub.is_symlink()]
+             if folders.alone(invoice_id, sub.name) and sub.is_dir()
+             and not sub.is_symlink()]
     if there:
         return there[0]
-    made = cand.sidecar / IdFolders(ids).folder_to_make(invoice_id)
-    return made if len(ids) > 1 else cand.sidecar
+    if len(ids) == 1:
+        return cand.sidecar
+    own = folders.own_names(invoice_id)
+    if not own:
+        raise AttachRefused(f"nothing was changed: in {cand.sidecar.name} of "
+                            f"{cand.invoice.name}, {folders.no_folder_of_its_own(invoice_id)}"
+                            " in the invoice file, then attach again")
+    return cand.sidecar / own[0]
 
 
 def _not_a_table(item: object) -> str:

@@ -251,6 +251,36 @@ def test_attach_makes_an_ids_folder_under_the_name_that_is_no_other_invoices(
     assert [a.original_name for a in bundle.attachments_of("CON")] == ["timesheet.pdf"]
 
 
+def test_attach_passes_by_a_folder_that_is_another_invoices_too(
+        cfg: Env, timesheet: Path) -> None:
+    """A file holding the ids CON and CON_ with a folder CON_/ there (made for CON_):
+    that folder is CON's Windows name too, so the daemon takes none of its files. attach
+    for CON puts the file into CON/, the folder that is CON's alone, not into CON_/,
+    where CON would stay without attachments and the bundle be stopped."""
+    write(cfg.outbox / "batch.xml", batch_xml("CON", "CON_"))
+    (cfg.outbox / "batch" / "CON_").mkdir(parents=True)
+    assert attach(cfg, "CON", str(timesheet)) == 0
+    assert (cfg.outbox / "batch" / "CON" / "timesheet.pdf").exists()
+    assert list((cfg.outbox / "batch" / "CON_").iterdir()) == []
+    s = load_settings(cfg.config)
+    bundle = evaluate(candidate_for(s.outbox, "batch.xml"), s)
+    assert [a.original_name for a in bundle.attachments_of("CON")] == ["timesheet.pdf"]
+
+
+def test_attach_refuses_an_invoice_whose_every_folder_name_is_another_invoices_too(
+        cfg: Env, timesheet: Path, capsys) -> None:
+    """The id CON_ beside CON has the one folder name CON_, which is CON's Windows name
+    too: the daemon takes no file from such a folder (id-folder-collision). attach says
+    so and changes nothing, rather than report the file attached."""
+    write(cfg.outbox / "batch.xml", batch_xml("CON", "CON_"))
+    assert attach(cfg, "CON_", str(timesheet)) == 1
+    assert not (cfg.outbox / "batch").exists()
+    err = capsys.readouterr().err
+    assert "nothing was changed" in err
+    assert "CON_" in err and "'CON'" in err
+    assert "give the invoices distinct ids" in err
+
+
 def test_attach_refuses_a_name_that_exists(cfg: Env, timesheet: Path, capsys) -> None:
     drop_bundle(cfg.outbox, "INV-1001", {"timesheet.pdf": b"%PDF-old"})
     assert attach(cfg, "INV-1001", str(timesheet)) == 1
