@@ -73,15 +73,38 @@ _NOT_FF = re.compile(rb"[^\xff]")
 _JPEG_SCAN_END = re.compile(rb"\xff(?=[^\x00\xd0-\xd7])")
 
 
-def bmp_data_end(im: ImageFile.ImageFile) -> int:
-    """Where a BMP's pixel rows end, by its header: uncompressed rows are all the same
-    length. 0 for a compressed (RLE) one, whose end only decoding finds."""
+def bmp_data_end(im: ImageFile.ImageFile, fh: BinaryIO) -> int:
+    """Where a BMP's pixels end, by its header: uncompressed rows are all the same
+    length, padded to 4 bytes, but the last row needs only its pixels (writers that
+    leave out its padding make files Pillow reads whole). 0 for a compressed (RLE)
+    one, whose end only decoding finds. `fh`: the file Pillow opened (its header's bit
+    depth, which Pillow does not keep, gives a row's length without the padding)."""
     tile = im.tile[0] if im.tile else None
     if tile is None or tile.codec_name != "raw" or not isinstance(tile.args, tuple) or \
             len(tile.args) < 2 or tile.extents is None:
         return 0
-    _, top, _, bottom = tile.extents
-    return int(tile.offset) + abs(int(tile.args[1])) * (bottom - top)
+    left, top, right, bottom = tile.extents
+    stride, rows = abs(int(tile.args[1])), bottom - top
+    if rows <= 0:
+        return int(tile.offset)
+    bits = _bmp_bits(fh)
+    last = min(stride, ((right - left) * bits + 7) // 8) if bits else stride
+    return int(tile.offset) + stride * (rows - 1) + last
+
+
+def _bmp_bits(fh: BinaryIO) -> int:
+    """A BMP's bits per pixel, from its info header (an OS/2 one of 12 bytes has it
+    elsewhere); 0 if the header cannot be read."""
+    at = fh.tell()
+    try:
+        fh.seek(14)
+        header = fh.read(16)
+    finally:
+        fh.seek(at)
+    if len(header) < 16:
+        return 0
+    where = 10 if int.from_bytes(header[:4], "little") == 12 else 14
+    return int.from_bytes(header[where:where + 2], "little")
 
 
 def gif_reaches_trailer(fh: BinaryIO) -> bool:

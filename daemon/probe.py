@@ -252,7 +252,7 @@ def probe_image(fh: BinaryIO, kind: str, max_pixels: int) -> ImageFacts:
                 while True:
                     frames.append(_frame(im, kind))
                     if kind == "tiff" and tiff_data_end(im) > size or \
-                            kind == "bmp" and bmp_data_end(im) > size:
+                            kind == "bmp" and bmp_data_end(im, fh) > size:
                         return ImageFacts(error=TRUNCATED)
                     if kind != "tiff":
                         break

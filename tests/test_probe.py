@@ -294,6 +294,22 @@ class TestCutInsideAnUpdate:
         assert probe(inline) == PdfFacts(pages=4)
 
 
+@pytest.mark.parametrize("mode", ["RGB", "1", "P"])
+def test_a_bmp_whose_last_row_lacks_its_padding_is_whole(mode: str) -> None:
+    """Each BMP row is padded to 4 bytes; some writers leave out the padding after the
+    last row. Pillow reads such a file whole (the padding holds no pixel), so it is no
+    file cut short; a cut into the last row's pixels still is."""
+    buf = io.BytesIO()
+    Image.effect_noise((7, 5), 60).convert(mode).save(buf, "BMP")
+    data = buf.getvalue()
+    padding = {"RGB": 3, "1": 3, "P": 1}[mode]  # 7 pixels: 21, 1 or 7 bytes of a row
+    unpadded = data[:-padding]
+    with Image.open(io.BytesIO(unpadded)) as im:
+        im.load()  # Pillow decodes every pixel of it
+    assert probe_image(io.BytesIO(unpadded), "bmp", 10**8).error is None
+    assert probe_image(io.BytesIO(data[:-padding - 1]), "bmp", 10**8).error == TRUNCATED
+
+
 @pytest.mark.parametrize("kind", ["gif", "bmp"])
 def test_every_cut_of_a_gif_or_bmp_is_an_error(kind: str) -> None:
     """Pillow reads only their headers: without a look at their end, a GIF or BMP cut
