@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,9 @@ _OURS = (ERRORS_HEADER, ERRORS_HEADER_MANY)
 # Beside NAME.errors.txt: the copy of one a clerk edited, kept before outboxd's text
 # replaces it (or it is removed). Not a name outboxd writes or removes otherwise.
 EDITED_SUFFIX = ".edited"
+# The names of such copies after NAME.errors.txt (free_name: -2, -3 … beside an earlier
+# one), whose temps a kill may leave too.
+_EDITED_COPY = rf"(?:{re.escape(EDITED_SUFFIX)}(?:-[0-9]+)?)?"
 
 
 def errors_file_for(cand: Candidate) -> Path:
@@ -202,15 +206,17 @@ class HeldErrors:
 
 
 def drop_unfinished_errors(outbox: Path, invoice_files: Iterable[str]) -> None:
-    """Remove the temp files of NAME.errors.txt that a kill of outboxd (SIGKILL, a power
-    loss) between a temp's writing and its rename left in the outbox, where the clerks
-    would see them for good: those of any NAME, whether its invoice file is still there
-    or not, and those of the `invoice_files` (the outbox's, at start) whose temp names
-    are cut to fit. A live writer's temp (locked) and a clerk's file of a like name stay.
-    OSError if the outbox cannot be listed."""
-    names = {stem(name) + ERRORS_SUFFIX for name in invoice_files}
+    """Remove the temp files of NAME.errors.txt, and of the edited copies kept beside it,
+    that a kill of outboxd (SIGKILL, a power loss) between a temp's writing and its
+    rename left in the outbox, where the clerks would see them for good: those of any
+    NAME, whether its invoice file is still there or not, and those of the
+    `invoice_files` (the outbox's, at start) whose temp names are cut to fit. A live
+    writer's temp (locked) and a clerk's file of a like name stay. OSError if the outbox
+    cannot be listed."""
+    names = {stem(name) + ERRORS_SUFFIX + edited
+             for name in invoice_files for edited in ("", EDITED_SUFFIX)}
     drop_unfinished_ending(outbox, ERRORS_SUFFIX, sorted(
-        n for n in names if not temp_prefix(n).endswith(f"{ERRORS_SUFFIX}.tmp-")))
+        n for n in names if temp_prefix(n) != f".{n}.tmp-"), after=_EDITED_COPY)
 
 
 def report_failure(log: Any, path: Path, exc: OSError) -> None:

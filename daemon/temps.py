@@ -56,14 +56,16 @@ def drop_unfinished(folder: Path, names: Iterable[str]) -> None:
                                     for n in names))
 
 
-def drop_unfinished_ending(folder: Path, suffix: str, names: Iterable[str] = ()) -> None:
+def drop_unfinished_ending(folder: Path, suffix: str, names: Iterable[str] = (),
+                           after: str = "") -> None:
     """drop_unfinished for every NAME in folder that ends with `suffix` (a kind of file
     outboxd writes in a folder people write in too, whose NAMEs come and go:
-    NAME.errors.txt), and for `names`, whose temp names are cut to fit (temp_prefix) and
-    so may not end with it. A clerk's file of a like name (`.NAME.errors.txt.notes`) is
-    no temp of outboxd's, and stays."""
+    NAME.errors.txt), or with `suffix` and then what the regular expression `after`
+    matches (the copies outboxd keeps of one, NAME.errors.txt.edited), and for `names`,
+    whose temp names are cut to fit (temp_prefix) and so may not end so. A clerk's file
+    of a like name (`.NAME.errors.txt.notes`) is no temp of outboxd's, and stays."""
     _drop_matching(folder, "|".join([
-        r"\..+" + re.escape(suffix) + r"\.tmp-" + _TEMP_TAIL.pattern,
+        r"\..+" + re.escape(suffix) + after + r"\.tmp-" + _TEMP_TAIL.pattern,
         *(re.escape(temp_prefix(n)) + _TEMP_TAIL.pattern for n in names)]))
 
 

@@ -157,6 +157,24 @@ class TestLeftoverTemps:
         assert not left.exists() and not gone_name.exists() and not cut.exists()
         assert notes.read_bytes() == b"mine" and other.exists()
 
+    def test_a_killed_write_of_an_edited_copy_leaves_no_temp(self, tmp_path: Path) -> None:
+        """The copy of an edited errors file is written under a temp name too
+        (`.INV-1.errors.txt.edited.tmp-…`, or `….edited-2.tmp-…` beside an earlier
+        copy): one a kill left is swept like the errors file's own, for any NAME and for
+        a NAME long enough that its temp name is cut; the kept copies themselves stay."""
+        outbox = tmp_path / "outbox"
+        outbox.mkdir()
+        left = write(outbox / ".INV-1.errors.txt.edited.tmp-0123456789ab", b"# outboxd: x")
+        second = write(outbox / ".INV-9.errors.txt.edited-2.tmp-abcdefabcdef", b"")
+        long_name = "L" * 230 + ".xml"
+        cut = write(outbox / f"{temp_prefix('L' * 230 + '.errors.txt.edited')}00112233aabb",
+                    b"")
+        kept = write(outbox / "INV-1.errors.txt.edited", b"# outboxd: mine")
+        kept2 = write(outbox / "INV-1.errors.txt.edited-2", b"# outboxd: mine too")
+        errorsfile.drop_unfinished_errors(outbox, ["INV-1.xml", long_name])
+        assert not left.exists() and not second.exists() and not cut.exists()
+        assert kept.exists() and kept2.exists()
+
     def test_a_start_sweeps_the_temps_a_killed_errors_file_write_left(
             self, tmp_path: Path) -> None:
         """The pipeline's start (the daemon's, after its listing) removes a temp of an
