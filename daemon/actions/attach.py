@@ -29,26 +29,20 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-import tomlkit
-from tomlkit.exceptions import TOMLKitError
-from tomlkit.items import AoT, InlineTable, Item, Table
-
 from daemon.actions import EXIT_OK
+from daemon.actions.attach_notes import AttachRefused, record
 from daemon.actions.common import invalid_fate, settings_of
 from daemon.bundle import Attachment
 from daemon.config import Settings
 from daemon.emptiness import what_is_empty
 from daemon.errors import (
     InputError,
-    NotOurs,
-    OutboxdError,
     UsageError,
     describe,
-    not_utf8,
     shown,
 )
 from daemon.fsmove import copy_into
-from daemon.fsops import hash_file, open_regular, opened_if_regular, read_bounded
+from daemon.fsops import hash_file, open_regular
 from daemon.fswrite import (
     add_group_write_fd,
     held_path,
@@ -60,17 +54,12 @@ from daemon.invoices import read_invoice_file
 from daemon.lookalikes import look_alike_findings
 from daemon.match import assemble
 from daemon.names import for_terminal, id_folder_names, is_ignored, name_problem
-from daemon.notes import MANIFEST_NAME, MAX_NOTES_BYTES, misnamed_notes, value_problem
-from daemon.ourfiles import Judged, replace_ours
+from daemon.notes import MANIFEST_NAME, misnamed_notes, value_problem
 from daemon.scan import Candidate, Listing, list_outbox
 from daemon.sharedsidecar import shared_message, sidecar_sharers
 from daemon.sniff import sniff
 from daemon.temps import create_locked, drop_stale_copies, folder_locked
 from daemon.validate import check_attachment
-
-
-class AttachRefused(OutboxdError):
-    """The attachment cannot be added as asked; nothing was changed."""
 
 
 def holders(invoice_id: str, settings: Settings, unread: list[str],
@@ -124,91 +113,6 @@ def target_folder(cand: Candidate, ids: tuple[str, ...], invoice_id: str) -> Pat
                             f"{cand.invoice.name}, {folders.no_folder_of_its_own(invoice_id)}"
                             " in the invoice file, then attach again")
     return cand.sidecar / own[0]
-
-
-def _not_a_table(item: object) -> str:
-    """What is wrong with a `files` that is not a table, as the file says it."""
-    if isinstance(item, AoT):
-        return "[[files]] makes files an array of tables, not a table"
-    if isinstance(item, bool):  # tomlkit hands out TOML booleans as plain bools
-        text = "true" if item else "false"
-    else:
-        text = item.as_string().strip() if isinstance(item, Item) else repr(item)
-    return f"files = {text[:40]}{'…' if len(text) > 40 else ''} is not a table"
-
-
-def record(folder: Path, name: str, doc_type: str | None, note: str | None,
-           label: str | None = None) -> None:
-    """Set [files."NAME"] type/note in folder/attachments.toml, keeping everything else;
-    `label`: the folder's name for messages, when `folder` is a held path."""
-    path = folder / MANIFEST_NAME
-    shown = f"{label or folder.name}/{MANIFEST_NAME}"
-    read: tuple[os.stat_result, bytes] | None = None  # what the entry is added to
-    if os.path.lexists(path):
-        try:
-            with open_regular(path, shown) as fh:
-                raw = read_bounded(fh, MAX_NOTES_BYTES)  # anyone on the share writes it
-                if raw is not None:
-                    read = os.fstat(fh.fileno()), raw
-            if raw is None:
-                raise AttachRefused(f"{shown} is larger than {MAX_NOTES_BYTES >> 20} MiB, "
-                                    "far more than notes on attachments need — keep only "
-                                    "the notes and the channel; nothing was changed")
-            doc = tomlkit.parse(raw.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            raise AttachRefused(f"{shown} {not_utf8(exc)}; nothing was changed") from None
-        except (InputError, TOMLKitError) as exc:
-            raise AttachRefused(f"{shown} cannot be read ({exc}) — fix it first; nothing "
-                                "was changed") from None
-    else:
-        doc = tomlkit.document()
-    files = doc.get("files")
-    if files is None:
-        files = tomlkit.table(is_super_table=True)
-        doc["files"] = files
-    elif not isinstance(files, Table | InlineTable):
-        # `files = 5`, `[[files]]`: what `outboxd check` reports as attachments-toml-invalid;
-        # adding to it would be a TypeError, and guessing what was meant could lose entries.
-        raise AttachRefused(f"{shown}: {_not_a_table(files)} — allowed: channel, "
-                            "[files.\"NAME\"] with type and note; fix it first (outboxd check "
-                            "reports it as attachments-toml-invalid); nothing was changed")
-    # An inline table (`files = {…}`) can hold only inline tables.
-    entry = tomlkit.inline_table() if isinstance(files, InlineTable) else tomlkit.table()
-    if doc_type:
-        entry["type"] = doc_type
-    if note:
-        entry["note"] = note
-    files[name] = entry
-    try:
-        # It is a clerk's file: what replaces it must be what was read plus the entry.
-        replace_ours(path, tomlkit.dumps(doc).encode("utf-8"), lambda: _as_read(path, read))
-    except NotOurs:
-        raise AttachRefused(f"{shown} was changed or replaced while attach added to it, so "
-                            "it was left as it now is and the file was not copied in; "
-                            "nothing was changed — attach again") from None
-
-
-def _as_read(path: Path, read: tuple[os.stat_result, bytes] | None) -> Judged | None:
-    """The look of replace_ours for attachments.toml: the very file `read` (same file,
-    unchanged, same bytes), open; None if there was none and still is none; NotOurs if
-    anything else is there now (a clerk's edit saved meanwhile, which is never lost)."""
-    try:
-        fd, _mode = opened_if_regular(path)
-    except FileNotFoundError:
-        if read is None:
-            return None
-        raise NotOurs(f"{MANIFEST_NAME}: removed meanwhile") from None
-    if fd is None or read is None:
-        if fd is not None:
-            os.close(fd)
-        raise NotOurs(f"{MANIFEST_NAME}: another file is there now")
-    now = Judged.of(fd)
-    st, raw = read
-    # Bytes compared too: an edit in place within the clock's tick keeps mtime and size.
-    if not Judged(fd, st).is_it(now.st) or os.pread(fd, len(raw) + 1, 0) != raw:
-        os.close(fd)
-        raise NotOurs(f"{MANIFEST_NAME}: changed meanwhile")
-    return now
 
 
 def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None = None,

@@ -577,7 +577,7 @@ def test_a_clerks_edit_of_attachments_toml_saved_while_attach_ran_is_kept(
     exits 1 with one line that says so and to attach again."""
     drop_bundle(cfg.outbox, "INV-1001", {"contract.pdf": pdf_bytes()})
     toml = write(cfg.outbox / "INV-1001" / "attachments.toml", b'[files."contract.pdf"]\n')
-    import daemon.actions.attach as attach_mod
+    import daemon.actions.attach_notes as attach_mod
     real_parse = attach_mod.tomlkit.parse
 
     def parse_then_the_clerk_saves(text: str):  # noqa: ANN202 - as tomlkit.parse's
@@ -607,7 +607,7 @@ def test_an_attachments_toml_made_by_a_clerk_while_attach_ran_is_kept(
     its own: the clerk's file stays as saved, the copy is not put in, exit 1."""
     drop_bundle(cfg.outbox, "INV-1001", {"contract.pdf": pdf_bytes()})
     toml = cfg.outbox / "INV-1001" / "attachments.toml"
-    import daemon.actions.attach as attach_mod
+    import daemon.actions.attach_notes as attach_mod
     real_document = attach_mod.tomlkit.document
 
     def new_document_then_the_clerk_saves():  # noqa: ANN202 - as tomlkit.document's
