@@ -79,7 +79,8 @@ def test_off_mode_does_not_look_at_the_invoice(env: Env, receiver: Receiver,
 
 def test_svefaktura_and_pdf_invoices_are_not_preflighted(env: Env, receiver: Receiver,
                                                          start_daemon) -> None:
-    """Neither would pass EN 16931; both go out without a pre-flight finding."""
+    """Neither would pass EN 16931; both go out without a pre-flight finding, and the
+    not-preflighted note `check` shows is nothing in their manifests (SPEC §2.2)."""
     env.write_config(receiver.url, policy={"unattached": "send"})
     start_daemon()
     drop_bundle(env.outbox, "SV-1", {}, b'<?xml version="1.0"?>\n<Invoice xmlns='
@@ -87,6 +88,8 @@ def test_svefaktura_and_pdf_invoices_are_not_preflighted(env: Env, receiver: Rec
     write(env.outbox / "PDF-1.pdf", text_pdf(["Invoice number: PDF-1"]))
     wait_for(lambda: {"SV-1", "PDF-1"} <= set(manifests(env)), what="both invoices sent")
     assert all(rule_warnings(m) == [] for m in manifests(env).values())
+    assert all(w["code"] != "not-preflighted" and "not checked" not in w["message"]
+               for m in manifests(env).values() for w in m["warnings"])
 
 
 def test_engine_that_cannot_load_is_a_configuration_error_naming_what_to_reinstall(
