@@ -357,6 +357,15 @@ class TestImages:
         bundle = outbox.validate("p.png", image_bytes("PNG", (20, 20)), cfg=cfg)
         assert codes(bundle, "error") == ["image-too-large"]
 
+    def test_exactly_max_image_pixels_is_allowed(self, outbox: Outbox) -> None:
+        """SPEC §2: only a width × height that exceeds max_image_pixels is an error; an
+        image of exactly that many pixels passes."""
+        cfg = ValidationConfig(max_image_pixels=400)
+        assert codes(outbox.validate("p.png", image_bytes("PNG", (20, 20)), cfg=cfg),
+                     "error") == []
+        assert codes(outbox.validate("q.png", image_bytes("PNG", (20, 21)), cfg=cfg),
+                     "error") == ["image-too-large"]
+
     def test_bomb_header_is_refused_without_decoding(self, outbox: Outbox) -> None:
         """A 100 000 × 100 000 PNG header is refused from the header alone, quickly."""
         bundle = outbox.validate("bomb.png", png_claiming(100_000, 100_000))
@@ -466,6 +475,15 @@ class TestTiffResolution:
         assert outbox.validate("a.tif", tiff_pages((299.6, 300.4)),
                                channel="external-print").findings == ()
         assert codes(outbox.validate("b.tif", tiff_pages((299.4, 300)),
+                                     channel="external-print")) == ["tiff-resolution"]
+
+    def test_the_ends_of_the_tolerance_pass_and_just_past_them_fail(
+            self, outbox: Outbox) -> None:
+        """SPEC §2: the resolution must round to 300, 299.5–300.5 DPI both ends included;
+        300.6 fails."""
+        assert outbox.validate("a.tif", tiff_pages((299.5, 300.5), (300.5, 299.5)),
+                               channel="external-print").findings == ()
+        assert codes(outbox.validate("b.tif", tiff_pages((300, 300.6)),
                                      channel="external-print")) == ["tiff-resolution"]
 
     def test_no_resolution_tags(self, outbox: Outbox) -> None:

@@ -334,12 +334,14 @@ class TestPdfMatrix:
         assert bundle.attachments[0].content_type == "application/pdf"
         assert bundle.attachments[0].pages is not None and bundle.attachments[0].pages >= 1
 
+    @pytest.mark.parametrize("channel", ["e-invoice", "external-print", "original-print"])
     def test_exactly_five_million_bytes_passes_and_one_more_is_too_large(
-            self, outbox: Outbox) -> None:
+            self, outbox: Outbox, channel: str) -> None:
         """Under the default max_attachment_bytes, a PDF of 5,000,000 bytes passes and
-        one of 5,000,001 is too-large, naming both sizes and the fix."""
-        assert outbox.validate("at.pdf", pdf_of_size(5_000_000)).findings == ()
-        bundle = outbox.validate("over.pdf", pdf_of_size(5_000_001))
+        one of 5,000,001 is too-large, naming both sizes and the fix, on every channel
+        (the rules table's "same" for the print channels)."""
+        assert outbox.validate("at.pdf", pdf_of_size(5_000_000), channel=channel).findings == ()
+        bundle = outbox.validate("over.pdf", pdf_of_size(5_000_001), channel=channel)
         assert codes(bundle) == ["too-large"]
         assert only(bundle, "too-large").message.startswith(
             "is 5,000,001 bytes; the limit is 5,000,000 bytes ([validation] "
