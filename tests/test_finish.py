@@ -401,6 +401,30 @@ def test_a_pause_answered_to_a_configuration_replaced_meanwhile_is_retried_at_on
     assert p.j.get(row).state == "retrying"
 
 
+@pytest.mark.parametrize("status", [401, 403, 404])
+def test_a_configuration_problem_is_logged_as_an_error_and_a_receiver_fault_as_a_warning(
+        tmp_path: Path, status: int) -> None:
+    """401/403/404 are logged as errors (an admin must act: the url or token is wrong),
+    the bundle kept for a retry after retry_max_seconds, never quarantined; a 503 is a
+    warning (the receiver's own trouble, retried on the back-off)."""
+    p, s, row = claimed(tmp_path, delivery={"retry_base_seconds": 1,
+                                            "retry_max_seconds": 120})
+    p.finish.d = Scripted(Paused(f"HTTP {status}: check [delivery] url and token", status),
+                          Retryable("HTTP 503 from the receiver", 503))
+    with capture_logs() as logs:
+        assert p.finish.attempt(row) == 120
+    [said] = [e for e in logs if e["event"] == "delivery paused: configuration problem"]
+    assert said["log_level"] == "error" and f"HTTP {status}" in said["error"]
+    assert p.j.get(row).state == "retrying"
+    assert list(s.quarantine_dir.glob("*/*")) == []
+
+    with capture_logs() as logs:
+        p.finish.attempt(row)
+    [said] = [e for e in logs if e["event"] == "delivery failed; will retry"]
+    assert said["log_level"] == "warning" and "HTTP 503" in said["error"]
+    assert [e for e in logs if e["log_level"] == "error"] == []
+
+
 def test_only_paused_rows_come_forward_at_a_reload_unless_the_receiver_changed(
         tmp_path: Path) -> None:
     """A bundle put off by the receiver (503) keeps its schedule at a reload that leaves

@@ -71,6 +71,28 @@ class TestTls:
                 send(tmp_path, http_cfg(url=f"https://127.0.0.1:{port}/b"), real=True)
         assert "CERTIFICATE_VERIFY_FAILED" in str(info.value) and arrived == []
 
+    def test_verify_false_sends_to_a_receiver_nobody_vouches_for_with_or_without_a_cert(
+            self, tmp_path: Path) -> None:
+        """verify = false: the POST goes to a receiver whose certificate no CA known to
+        outboxd signed (a trial setup); with client_cert/client_key as well, the
+        receiver still gets the client's certificate."""
+        ca, cert, key, client_cert, client_key = _certificates(tmp_path)
+        server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(ca))
+        server.load_cert_chain(str(cert), str(key))
+        server.verify_mode = ssl.CERT_OPTIONAL
+        peers: list[Any] = []
+        with _one_answer_server(lambda h: peers.append(h.connection.getpeercert()), "plain",
+                                tls=server) as port:
+            url = f"https://127.0.0.1:{port}/b"
+            bare, _, _, _ = send(tmp_path / "bare", http_cfg(url=url, verify=False),
+                                 real=True)
+            with_cert, _, _, _ = send(tmp_path / "cert", http_cfg(
+                url=url, verify=False, client_cert=client_cert, client_key=client_key),
+                real=True)
+        assert (bare.receipt_id, with_cert.receipt_id) == ("plain", "plain")
+        assert len(peers) == 2 and not peers[0]
+        assert dict(x[0] for x in peers[1]["subject"])["commonName"] == "client"
+
     def test_a_client_key_under_a_passphrase_is_named_and_never_prompted_for(
             self, tmp_path: Path) -> None:
         """A client_key protected by a passphrase: OpenSSL would ask for it on the

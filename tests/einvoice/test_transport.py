@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -18,6 +19,7 @@ from helpers import pdf_bytes
 from lxml import etree
 from test_answer_deadline import RawReceiver, assert_timed_out, processing_without_end
 
+from daemon import __version__
 from daemon.answers import BODY_LIMIT
 from daemon.bundle import Bundle
 from daemon.config import DeliveryConfig, Settings
@@ -93,6 +95,35 @@ def test_each_document_is_posted_as_xml_keyed_by_its_sha256(tmp_path: Path) -> N
     assert [(x["invoice_id"], x["receipt_id"], x["name"]) for x in docs] == [
         ("A", "r1", "INV--A.xml"), ("B", "r2", "INV--B.xml")]
     assert receipt.receipt_id == "r1, r2"
+
+
+def test_each_document_carries_the_user_agent_and_the_bearer_token_of_a_bundle_post(
+        tmp_path: Path) -> None:
+    """The other headers of a bundle's POST go with every document's too: User-Agent
+    outboxd/VERSION, and Authorization: Bearer TOKEN from `token` or from `token_file`
+    (surrounding whitespace stripped); without either, no Authorization."""
+    token_file = tmp_path / "token"
+    token_file.write_text("  from-file\n", encoding="utf-8")
+    cases: list[tuple[dict[str, Any], str | None]] = [
+        ({"token": "s3cret"}, "Bearer s3cret"),
+        ({"token_file": token_file}, "Bearer from-file"),
+        ({}, None)]
+    for n, (extra, expected) in enumerate(cases):
+        seen: list[httpx.Request] = []
+
+        def handler(request: httpx.Request, seen: list[httpx.Request] = seen) -> httpx.Response:
+            seen.append(request)
+            return httpx.Response(201, json={"receipt_id": f"r{len(seen)}"})
+
+        d = EmbeddedDeliverer(DeliveryConfig(url=NOWHERE, format="ubl-embedded", **extra),
+                              httpx.MockTransport(handler))
+        folder = tmp_path / str(n)
+        folder.mkdir()
+        d.deliver(batch_bundle(folder), {"bundle_id": "b" * 64})
+        d.close()
+        assert len(seen) == 2
+        assert [r.headers["User-Agent"] for r in seen] == [f"outboxd/{__version__}"] * 2
+        assert [r.headers.get("Authorization") for r in seen] == [expected] * 2
 
 
 def test_the_receipt_ids_of_a_file_of_many_invoices_are_joined_up_to_a_limit(

@@ -194,3 +194,34 @@ def test_an_invoice_outside_en16931_without_its_issue_date_is_never_sent(
     assert etree.fromstring(doc).findtext("cbc:ID", namespaces=NS) == "OK-1"
     assert set(embedded(doc)) == {"a.pdf"}
     assert len(receiver.requests()) == 1
+
+
+def test_a_bundle_set_to_a_print_channel_still_goes_as_one_multipart_bundle(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """format = "ubl-embedded" is for the e-invoice channel only: a bundle whose
+    attachments.toml sets channel = "external-print" reaches the receiver as one
+    multipart bundle (STORE/BUNDLE_ID/ with its manifest and files, keyed by the bundle
+    id), not as a UBL document; an e-invoice bundle beside it is still embedded."""
+    env.write_config(receiver.url, **EMBEDDED)
+    start_daemon()
+    printed, pdf = ubl_invoice("P-1"), pdf_bytes(2)
+    drop_bundle(env.outbox, "P-1", {"scan.pdf": pdf,
+                                    "attachments.toml": b'channel = "external-print"\n'},
+                printed)
+    drop_bundle(env.outbox, "E-1", {"a.pdf": pdf_bytes(1)}, ubl_invoice("E-1"))
+    wait_for(lambda: len(env.sent_bundles()) == 2
+             and all((b / "receipt.json").exists() for b in env.sent_bundles()),
+             what="both bundles sent, each with its receipt.json")
+    receipts = {b.name.split("--")[0]: json.loads((b / "receipt.json").read_text())
+                for b in env.sent_bundles()}
+    manifest = receipts["P-1"]["manifest"]
+    assert manifest["channel"] == "external-print"
+    stored = receiver.store / manifest["bundle_id"]
+    assert (stored / "P-1.xml").read_bytes() == printed
+    assert json.loads((stored / "manifest.json").read_text()) == manifest
+    [att] = manifest["invoices"][0]["attachments"]
+    assert att["original_name"] == "scan.pdf" and att["sha256"] == hashlib.sha256(pdf).hexdigest()
+    [doc] = stored_documents(receiver).values()
+    assert etree.fromstring(doc).findtext("cbc:ID", namespaces=NS) == "E-1"
+    keys = sorted(r["idempotency_key"] for r in receiver.accepted())
+    assert keys == sorted([manifest["bundle_id"], hashlib.sha256(doc).hexdigest()])

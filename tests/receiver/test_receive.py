@@ -165,6 +165,32 @@ class TestDocuments:
         assert sorted(p.name for p in (store / "documents").glob("*.xml")) == [f"{key}.xml"]
 
 
+    def test_a_document_key_reused_with_other_bytes_gets_422_and_the_first_stays(
+            self, store: Path, url: str) -> None:
+        """The same idempotency semantics as for bundles: once a document is stored under
+        its key, other bytes sent under that key get 422 (the key was used with another
+        payload), not 400, and STORE/documents/KEY.xml and its answer stay the first's;
+        the first document again still gets 200 with the first body."""
+        import hashlib
+
+        import httpx
+        key = hashlib.sha256(UBL).hexdigest()
+
+        def send(data: bytes) -> httpx.Response:
+            return httpx.post(url, content=data, headers={
+                "Content-Type": "application/xml", "Idempotency-Key": key})
+
+        first = send(UBL)
+        other = send(UBL.replace(b"INV-2001", b"INV-2009"))
+        again = send(UBL)
+        assert (first.status_code, other.status_code, again.status_code) == (201, 422, 200)
+        assert "other content" in other.json()["error"]
+        assert again.content == first.content
+        assert (store / "documents" / f"{key}.xml").read_bytes() == UBL
+        assert (store / "documents" / f"{key}.response.json").read_bytes() == first.content
+        assert [line["status"] for line in log_lines(store)] == [201, 422, 200]
+
+
 class TestHalfStoredState:
     """What a store may hold that is not a whole answer (a receiver of an older version or
     a second one on the same store killed mid-store, a copy made by hand): that key

@@ -43,6 +43,30 @@ class TestIdempotency:
             assert resp.status == 201
         assert [line["status"] for line in log_lines(store)] == [409, 201]
 
+    def test_a_document_whose_key_is_still_being_received_gets_409(
+            self, store: Path, url: str) -> None:
+        """ubl-embedded: a second POST of a document whose key is still being received
+        gets 409; the first then gets 201 with its receipt, and the document is stored
+        once, as STORE/documents/KEY.xml."""
+        key = hashlib.sha256(UBL).hexdigest()
+        head = (f"POST /documents HTTP/1.1\r\nHost: x\r\nContent-Type: application/xml\r\n"
+                f"Idempotency-Key: {key}\r\nContent-Length: {len(UBL)}\r\n").encode()
+        with connect(url) as sock:
+            # The receiver answers 100 Continue only once it holds the key: our sync point.
+            sock.sendall(head + b"Expect: 100-continue\r\n\r\n")
+            assert interim_answer(sock).startswith(b"HTTP/1.1 100")
+            sock.sendall(UBL[:10])
+            second = httpx.post(url, content=UBL, headers={
+                "Content-Type": "application/xml", "Idempotency-Key": key})
+            assert second.status_code == 409 and "in progress" in second.json()["error"]
+            sock.sendall(UBL[10:])
+            resp = http.client.HTTPResponse(sock)
+            resp.begin()
+            assert resp.status == 201
+            assert json.loads(resp.read())["receipt_id"].startswith("rcpt-")
+        assert [line["status"] for line in log_lines(store)] == [409, 201]
+        assert [p.name for p in (store / "documents").glob("*.xml")] == [f"{key}.xml"]
+
     def test_stored_answers_survive_a_restart(
             self, tmp_path: Path, store: Path, start: Starter) -> None:
         """A new receiver on the same store answers a repeat with the first body."""
