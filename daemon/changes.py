@@ -178,7 +178,8 @@ class Changes:
             return exc
         if restarted and self.watcher.restarts > 1 and not self.outage.on:
             # After an outage its end says so ("watching it"); restarts counts its looks.
-            self.log.warning("watcher was dead; restarted", restarts=self.watcher.restarts - 1)
+            self.log.warning("watcher was dead; restarted", restarts=self.watcher.restarts - 1,
+                             watch=self.watcher.mode)
         return None
 
     def _looked(self, listing: OSError | None, watching: OSError | None) -> None:

@@ -250,6 +250,7 @@ class Watcher:
     def __init__(self, root: Path, mode: str, poll_interval: float,
                  on_hint: Callable[[str], None]) -> None:
         self.root = root
+        self.requested = mode
         self.mode = choose_mode(mode, root)
         self.poll_interval = poll_interval
         self.on_hint = on_hint
@@ -259,6 +260,9 @@ class Watcher:
 
     def start(self) -> None:
         with self._lock:
+            # Chosen again at every (re)start: a share mounted over the outbox's folder
+            # since the last start (or gone from it) changes what "auto" must pick.
+            self.mode = choose_mode(self.requested, self.root)
             if self.mode != "polling":
                 self._observer = _OutboxInotify(self.root, self.on_hint)
                 return

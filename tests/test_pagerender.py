@@ -417,3 +417,39 @@ def test_a_stranded_claim_is_retrying_with_why_and_a_next_try_that_says_by_itsel
     assert name == "INV-9.xml" and next_try == "by itself (no set time)"
     assert "is the share mounted?" in error
     assert "INV-9.xml" not in page.text["sending"]
+
+
+def test_each_section_shows_the_columns_the_contract_names(journal: Journal) -> None:
+    """SPEC 1.6: Waiting for attachments shows the file, the invoice ids without
+    attachments, since, deadline and how to release (no deadline under hold); Retrying
+    the attempts, next try and last error; Sent today the file, its invoice ids and the
+    receipt id; Quarantined today the folder and reasons."""
+    journal.create("wait.xml", "waiting", invoice_ids=["W-1", "W-2"], unattached_ids=["W-2"],
+                   deadline="2031-05-06T12:05:00.000Z")
+    journal.create("hold.xml", "waiting", invoice_ids=["H-1"], unattached_ids=["H-1"])
+    journal.create("retry.xml", "retrying", attempts=3,
+                   next_attempt_at="2031-05-06T12:00:30.000Z", last_error="HTTP 503")
+    journal.create("ok.xml", "sent", bundle_id="b" * 64, invoice_ids=["OK-1"],
+                   receipt_id="rcpt-42")
+    journal.create("bad.xml", "quarantined", archive_dir="/q/2031-05-06/bad--0123456789ab",
+                   reasons=[{"code": "encrypted", "file": "bad/c.pdf",
+                             "message": "is encrypted"}])
+    rows = journal.recent()
+    page = Page(render(rows, [], parse_iso(rows[0].since)))
+    waiting = page.text["waiting"]
+    for heading in ("File", "Invoices without attachments", "Since", "Deadline",
+                    "How to release"):
+        assert heading in waiting
+    wait_row = waiting[waiting.index("wait.xml"):waiting.index("hold.xml")]
+    assert "W-2" in wait_row and "W-1" not in wait_row
+    assert "2031-05-06 12:05:00 UTC" in wait_row and "wait.send-anyway" in wait_row
+    hold_row = waiting[waiting.index("hold.xml"):]
+    assert "none — waits until released" in hold_row and "hold.send-anyway" in hold_row
+    retrying = page.text["retrying"]
+    for heading in ("Attempts", "Next try", "Last error"):
+        assert heading in retrying
+    assert "3" in retrying and "2031-05-06 12:00:30 UTC" in retrying and "HTTP 503" in retrying
+    sent = page.text["sent"]
+    assert "ok.xml" in sent and "OK-1" in sent and "rcpt-42" in sent
+    quarantined = page.text["quarantined"]
+    assert "bad--0123456789ab" in quarantined and "is encrypted" in quarantined

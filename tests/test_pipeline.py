@@ -609,6 +609,22 @@ class TestMarker:
         assert step(p, cand, 1001.0).claimed == row.id
         assert p.j.get(row.id).last_error is None
 
+    def test_a_marker_does_not_take_files_that_have_not_settled(self, tmp_path: Path) -> None:
+        """SPEC 1.4: under "marker" a bundle is ready when its marker exists *and* its
+        files have settled: a marker written while a copy is still at work in the sidecar
+        (b.pdf.part), or just after a change, does not send it early."""
+        p, s = make(tmp_path, outbox={"completion": "marker", "settle_seconds": 5})
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        part = write(s.outbox.path / "INV-1" / "b.pdf.part", pdf_bytes(2))
+        write(s.outbox.path / "INV-1.ready", b"")
+        [cand] = list_outbox(s.outbox).candidates.values()
+        assert step(p, cand, 1000.0).claimed is None
+        assert step(p, cand, 1100.0).claimed is None  # long after: the copy is at work
+        part.rename(part.with_name("b.pdf"))  # the copy ends: a change
+        assert step(p, cand, 1101.0).claimed is None
+        assert step(p, cand, 1104.0).claimed is None  # not settled yet
+        assert step(p, cand, 1106.5).claimed is not None
+
 
 def _age(root: Path, seconds: float) -> None:
     """Give every file under root a modification time `seconds` in the past (as files

@@ -58,6 +58,65 @@ class TestWatcher:
         assert choose_mode("auto", tmp_path) == "inotify"
         assert choose_mode("polling", tmp_path) == "polling"
 
+    def test_auto_polls_on_each_network_file_system_the_contract_names(
+            self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """SPEC 3: "auto" polls where the outbox is on NFS, SMB/CIFS, sshfs or 9p, where
+        inotify sees no remote writes, and uses inotify on a local one. The mount holding
+        the outbox is the longest mount point above it in the mount table (a name with a
+        space is written there as \\040), not one that merely starts with the same
+        letters."""
+        import io
+
+        from daemon import mounts
+        table = ("/dev/sda1 / ext4 rw 0 0\n"
+                 "srv:/export /srv/nfs nfs rw 0 0\n"
+                 "srv:/export4 /srv/nfs4 nfs4 rw 0 0\n"
+                 "//fs/finance /srv/finance\\040share cifs rw 0 0\n"
+                 "//fs/smb3 /srv/smb3 smb3 rw 0 0\n"
+                 "me@host:/x /srv/sshfs fuse.sshfs rw 0 0\n"
+                 "hostshare /srv/9p 9p rw 0 0\n"
+                 "/dev/sdb1 /srv/nfs/local ext4 rw 0 0\n")
+
+        def mount_table(path: str, *args: object, **kwargs: object) -> io.StringIO:
+            assert path == "/proc/self/mounts"
+            return io.StringIO(table)
+        monkeypatch.setattr(mounts, "open", mount_table, raising=False)
+        for outbox in ("/srv/nfs/outbox", "/srv/nfs4/outbox", "/srv/finance share/outbox",
+                       "/srv/smb3/outbox", "/srv/sshfs/outbox", "/srv/9p/outbox"):
+            assert choose_mode("auto", Path(outbox)) == "polling", outbox
+        for outbox in ("/srv/nfs/local/outbox", "/srv/nfs-copy/outbox", "/var/outbox"):
+            assert choose_mode("auto", Path(outbox)) == "inotify", outbox
+        assert choose_mode("inotify", Path("/srv/nfs/outbox")) == "inotify"
+
+    def test_auto_looks_again_at_the_file_system_when_the_watcher_is_restarted(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A share mounted over the outbox's folder after the start (the daemon began on
+        the empty mount point) makes the watcher dead (another folder is there now); its
+        restart polls, as "auto" does on a network file system, instead of keeping an
+        inotify watch that sees no remote writes, and a file dropped there is hinted."""
+        from helpers import wait_for
+
+        from daemon import watch
+        kind = {"fs": "ext4"}
+        monkeypatch.setattr(watch, "fs_type", lambda path: kind["fs"])
+        root = tmp_path / "outbox"
+        root.mkdir()
+        got: list[str] = []
+        w = Watcher(root, "auto", 0.05, got.append)
+        try:
+            assert w.ensure_alive() and w.mode == "inotify"
+            root.rename(tmp_path / "mountpoint.old")
+            root.mkdir()  # the share, mounted in its place
+            kind["fs"] = "cifs"
+            wait_for(lambda: not w.alive(), what="the watcher to notice")
+            assert w.ensure_alive() and w.alive()
+            assert w.mode == "polling"
+            got.clear()
+            (root / "INV-1.xml").write_bytes(b"x")
+            wait_for(lambda: "INV-1.xml" in got, what="a hint from the poller")
+        finally:
+            w.stop()
+
 
 def test_polling_never_follows_a_symlink_out_of_the_outbox(tmp_path: Path) -> None:
     """watch = "polling" (what "auto" picks on network shares): a link in the outbox to
