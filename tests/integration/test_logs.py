@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import select
 import shutil
 import signal
+import subprocess
+import time
 
-from conftest import Env, Receiver
+from conftest import OUTBOXD, Env, Receiver
 from einvoice.broken import BASE, with_id
 from helpers import drop_bundle, not_json_lines, pdf_bytes, wait_for
 
@@ -108,3 +112,54 @@ def test_every_bundle_event_of_a_run_carries_bundle_id_invoice_file_and_invoice_
     assert ("INV-E2.xml", "bundle sent") in names and ("INV-E1.xml", "bundle sent") in names
     assert any(f == "INV-E3.xml" and "quarantined" in e for f, e in names), names
     assert any(f == "INV-E2.xml" and "wait" in e for f, e in names), names
+
+
+def _read_pty(master: int, until: str, timeout: float = 30.0) -> str:
+    """What the daemon wrote to its terminal until `until` appears (or EOF, or timeout)."""
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while until.encode() not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the daemon closed its end
+                break
+            if not chunk:
+                break
+            seen += chunk
+    return seen.decode(errors="replace")
+
+
+def test_the_default_log_format_is_console_lines_on_a_terminal_and_json_off_one(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """SPEC §8, `[log] format = "auto"` (the default): `outboxd run` by hand on a
+    terminal writes readable console lines; under systemd (stderr a journald stream,
+    here a file) every line is JSON."""
+    env.write_config(receiver.url, log={"format": "auto"})
+    daemon = start_daemon()  # stderr to a file
+    drop_bundle(env.outbox, "INV-T1", {"a.pdf": pdf_bytes()})
+    wait_for(env.sent_bundles, what="the bundle in sent/")
+    assert daemon.stop(signal.SIGTERM) == 0
+    assert not_json_lines(daemon.stderr()) == []
+    assert any(json.loads(line)["event"] == "bundle sent"
+               for line in daemon.stderr().splitlines())
+
+    master, slave = os.openpty()
+    proc = subprocess.Popen([*OUTBOXD, "run", "-c", str(env.config)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    try:
+        shown = _read_pty(master, "outboxd running")
+        proc.send_signal(signal.SIGTERM)
+        shown += _read_pty(master, "stopped")
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    lines = [line for line in shown.splitlines() if line.strip()]
+    assert any("outboxd running" in line for line in lines), shown
+    assert any("stopped" in line for line in lines), shown
+    assert not any(line.lstrip().startswith("{") for line in lines), shown
