@@ -106,6 +106,9 @@ def _describe(err: ErrorDetails, env: dict[str, dict[str, Any]] | None = None) -
         return (f"{where}: must be a section — write [{unquoted(section)}] on a line of its "
                 "own and its keys below it, one per line (see config.example.toml)")
     msg = PLAIN_MESSAGES.get(err["type"], msg.replace("Input should be", "must be"))
+    if err["type"] == "string_too_short":  # pydantic's "String should have at least …"
+        least = err.get("ctx", {}).get("min_length", 1)
+        msg = "must not be empty" if least == 1 else f"must be at least {least} characters"
     value = err.get("input")
     if key and value is not None and not isinstance(value, dict):
         return f"{where} = {_show(key, value)}: {msg}"

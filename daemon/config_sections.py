@@ -334,7 +334,7 @@ class ShareConfig(Section):
     (docs/folder-convention.md, section 6)."""
 
     status_page: str = "outboxd-status.html"  # "" turns the page off
-    release_suffix: str = Field(default=".send-anyway", min_length=2, pattern=r"^\.[^/\\]+$")
+    release_suffix: str = ".send-anyway"
 
     @field_validator("status_page")
     @classmethod
@@ -342,6 +342,15 @@ class ShareConfig(Section):
         if value and ("/" in value or "\\" in value or value.startswith(".")):
             raise ValueError("must be a plain file name in the outbox root (no folders, "
                              "not hidden), or \"\" to turn the page off")
+        return value
+
+    @field_validator("release_suffix")
+    @classmethod
+    def _dot_name(cls, value: str) -> str:
+        # Said in words: pydantic's pattern error showed the admin a regular expression.
+        if len(value) < 2 or not value.startswith(".") or "/" in value or "\\" in value:
+            raise ValueError("must be a dot and at least one more character, without / or "
+                             "\\, e.g. \".send-anyway\"")
         return value
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import subprocess
@@ -297,3 +298,30 @@ def test_a_command_other_than_run_runs_with_sighup_as_its_caller_had_it(
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, before)
     assert seen == [False, True]
+
+
+def test_the_configuration_is_c_before_or_after_the_command_else_outboxd_config_else_etc(
+        tmp_path, monkeypatch, capsys) -> None:
+    """SPEC §6: `-c FILE` (before or after the command) wins over $OUTBOXD_CONFIG, which
+    wins over /etc/outboxd/config.toml; `outboxd config` shows which file was read by the
+    outbox it names."""
+    from daemon.config import DEFAULT_CONFIG_PATH
+    files = {}
+    for name in ("given", "environment"):
+        (tmp_path / name / "outbox").mkdir(parents=True)
+        files[name] = Env(tmp_path / name).write_config("http://127.0.0.1:9/bundles")
+
+    def outbox_shown(argv: list[str]) -> str:
+        assert main(argv) == 0
+        return str(json.loads(capsys.readouterr().out)["outbox"]["path"])
+
+    monkeypatch.setenv("OUTBOXD_CONFIG", str(files["environment"]))
+    given = str(tmp_path / "given" / "outbox")
+    assert outbox_shown(["-c", str(files["given"]), "config"]) == given
+    assert outbox_shown(["config", "-c", str(files["given"])]) == given
+    assert outbox_shown(["config"]) == str(tmp_path / "environment" / "outbox")
+    monkeypatch.delenv("OUTBOXD_CONFIG")
+    if DEFAULT_CONFIG_PATH.exists():
+        pytest.skip(f"{DEFAULT_CONFIG_PATH} exists on this host")
+    assert main(["config"]) == 2
+    assert f"configuration file {DEFAULT_CONFIG_PATH} does not exist" in capsys.readouterr().err

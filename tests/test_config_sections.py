@@ -293,3 +293,26 @@ def test_a_default_document_type_longer_than_a_type_may_be_is_refused(
     text = minimal(outbox, f'[attachments]\ndefault_document_type = "{"T" * 2000}"\n')
     assert load_settings(config_file(tmp_path, text)).attachments.default_document_type \
         == "T" * 2000
+
+
+@pytest.mark.parametrize("extra,key,value,said", [
+    ('[policy]\n', "[outbox] marker_suffix", "''", "must not be empty"),
+    ('[attachments]\ndefault_document_type = ""\n', "[attachments] default_document_type",
+     "''", "must not be empty"),
+    ('[share]\nrelease_suffix = "send"\n', "[share] release_suffix", "'send'",
+     'must be a dot and at least one more character, without / or \\, e.g. ".send-anyway"'),
+    ('[share]\nrelease_suffix = "."\n', "[share] release_suffix", "'.'",
+     'must be a dot and at least one more character, without / or \\, e.g. ".send-anyway"'),
+])
+def test_an_empty_text_or_a_release_suffix_without_its_dot_says_what_to_write(
+        tmp_path: Path, outbox: Path, extra: str, key: str, value: str, said: str) -> None:
+    """SPEC §6: a bad value names the key, the value and what is allowed. An empty
+    marker_suffix or default_document_type said pydantic's "String should have at least 1
+    character", and a release_suffix without its dot showed the regular expression
+    `^\\.[^/\\\\]+$` to the admin; each now says in words what to write."""
+    text = minimal(outbox, extra)
+    if key == "[outbox] marker_suffix":
+        text = text.replace("\n\n[delivery]", '\nmarker_suffix = ""\n[delivery]')
+    [line] = problems_of(config_file(tmp_path, text))
+    assert line == f"{key} = {value}: {said}"
+    assert "String" not in line and "pattern" not in line

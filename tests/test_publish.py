@@ -274,3 +274,40 @@ def test_a_stop_while_the_outbox_is_away_writes_no_page_and_logs_nothing_more(
     assert logged == []
     assert page.exists() and "stopped" in page.read_text(encoding="utf-8")
     journal.close()
+
+
+def test_status_follows_each_change_of_the_counts_at_most_once_a_second(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SPEC §8: STATUS= is updated when the counts change, at most once a second on the
+    loop's clock: changes 0.2 s and 0.5 s after an update are said together at 1 s, the
+    latest counts; a change 3 s later, long after, is said at once."""
+    journal = Journal(tmp_path / "journal.sqlite3")
+    settings = _settings(tmp_path)
+    said: list[tuple[float, str]] = []
+    now = [1000.0]
+    monkeypatch.setattr("daemon.publish.notify", lambda m: said.append((now[0], m)))
+    publisher = Publisher(clock=lambda: now[0],
+                          wall=lambda: datetime(2031, 5, 6, 12, tzinfo=UTC))
+    timers = Timers()
+
+    def turn(at: float) -> None:
+        now[0] = at
+        publisher.schedule(journal, timers, at)
+        for key in timers.pop_due(at):
+            if key == STATUS:
+                publisher.fire(key, journal, settings, {}, at)
+
+    turn(1000.0)
+    journal.create("INV-1.xml", "waiting", invoice_ids=["INV-1"])
+    turn(1000.2)
+    journal.create("INV-2.xml", "waiting", invoice_ids=["INV-2"])
+    turn(1000.5)
+    turn(1000.9)
+    assert said == [(1000.0, "STATUS=0 sent today")]
+    assert timers.due_at(STATUS) == 1001.0
+    turn(1001.0)
+    journal.create("INV-3.xml", "retrying", invoice_ids=["INV-3"])
+    turn(1004.0)
+    assert said == [(1000.0, "STATUS=0 sent today"), (1001.0, "STATUS=2 waiting, 0 sent today"),
+                    (1004.0, "STATUS=2 waiting, 1 retrying, 0 sent today")]
+    journal.close()

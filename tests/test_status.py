@@ -4,6 +4,7 @@ bundles of the journal, for scripts."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -153,6 +154,42 @@ class TestJson:
         for needle in ("waiting: 1", "retrying: 1", "INV-1.xml", "no attachments: INV-1",
                        "attempts 3", "HTTP 503", "INV-4/a.pdf: too-large"):
             assert needle in text
+
+    def test_the_text_lists_what_the_contract_names_in_its_order(
+            self, settings: Settings) -> None:
+        """SPEC §7: counts per state, then waiting for attachments (file, the invoice
+        ids without attachments, since, deadline), held, retrying (attempts, next try,
+        last error), quarantined and sent recently, in that order."""
+        fill(settings)
+        j = Journal(settings.journal_path)
+        try:
+            j.create("INV-8.xml", "held", bundle_id="9" * 64, invoice_ids=["INV-8"],
+                     reasons=[{"code": "too-large", "file": "INV-8/a.pdf",
+                               "message": "too big"}])
+        finally:
+            j.close()
+        lines = render(collect(settings)).splitlines()
+        assert lines[0].split("  ") == ["settling: 0", "waiting: 1", "held: 1",
+                                        "delivering: 1", "retrying: 1", "sent: 2",
+                                        "quarantined: 1"]
+        heads = [line for line in lines[1:] if line and not line.startswith(" ")]
+        assert heads == ["Waiting for attachments:", "Held (invalid):", "Retrying:",
+                         "Delivering:", "Quarantined recently:", "Sent recently:"]
+
+        def under(head: str) -> str:
+            return lines[lines.index(head) + 1]
+        waiting = under("Waiting for attachments:")
+        stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
+        assert re.match(rf"  INV-1\.xml \[INV-1\] waiting since {stamp}; ", waiting)
+        assert "no attachments: INV-1" in waiting
+        assert "deadline 2030-01-01T00:00:00.000Z" in waiting
+        assert re.match(rf"  INV-8\.xml \[INV-8\] held since {stamp}; ", under("Held (invalid):"))
+        assert "INV-8/a.pdf: too big" in under("Held (invalid):")
+        retrying = under("Retrying:")
+        assert re.match(rf"  INV-2\.xml \[INV-2\] retrying since {stamp}; ", retrying)
+        assert "attempts 3, next 2030-01-01T00:00:05.000Z; last error: HTTP 503" in retrying
+        assert under("Quarantined recently:") == "  INV-4.xml INV-4/a.pdf: too-large"
+        assert re.fullmatch(rf"  INV-5\.xml \[INV-5\] at {stamp}", under("Sent recently:"))
 
 
 class TestAttention:

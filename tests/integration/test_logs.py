@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import select
 import shutil
 import signal
+import subprocess
+import time
 
-from conftest import Env, Receiver
+from conftest import OUTBOXD, Env, Receiver
 from einvoice.broken import BASE, with_id
 from helpers import drop_bundle, not_json_lines, pdf_bytes, wait_for
 
@@ -71,3 +75,91 @@ def test_saxons_report_on_the_daemons_own_threads_is_json_on_stderr_and_nothing_
     [report] = [r for r in records if "XPTY0004" in r.get("output", "")]
     assert report["level"] == "warning" and "fn:normalize-space" in report["output"]
     assert "stopped" in [r["event"] for r in records]
+
+
+def test_every_bundle_event_of_a_run_carries_bundle_id_invoice_file_and_invoice_ids(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """SPEC §8: every bundle event carries `bundle_id`, `invoice_file` and `invoice_ids`
+    (docs/operations.md: the id null and the ids empty until the bundle is read). A run
+    with a bundle sent, one that waits for attachments then goes out with a warning,
+    and one quarantined: each line about a bundle has the three keys, and once a bundle
+    was read its events name its 64-hex id and its invoice."""
+    env.write_config(receiver.url, policy={"attachment_wait_seconds": 0.5})
+    daemon = start_daemon()
+    drop_bundle(env.outbox, "INV-E1", {"a.pdf": pdf_bytes()})
+    drop_bundle(env.outbox, "INV-E2", {})
+    drop_bundle(env.outbox, "INV-E3", {"scan.pdf": b"MZ\x90\x00" + b"\x00" * 200})
+    wait_for(lambda: len(env.sent_bundles()) == 2 and len(env.quarantined()) == 1,
+             what="two bundles sent and one quarantined")
+    assert daemon.stop(signal.SIGTERM) == 0
+
+    records = [json.loads(line) for line in daemon.stderr().splitlines() if line.strip()]
+    about_a_bundle = [r for r in records
+                      if {"bundle_id", "invoice_file", "invoice_ids"} & r.keys()]
+    for r in about_a_bundle:
+        assert {"bundle_id", "invoice_file", "invoice_ids"} <= r.keys(), r
+    by_file: dict[str, list[dict]] = {}
+    for r in about_a_bundle:
+        by_file.setdefault(r["invoice_file"], []).append(r)
+    assert set(by_file) == {"INV-E1.xml", "INV-E2.xml", "INV-E3.xml"}
+    for name, events in by_file.items():
+        read = [r for r in events if r["bundle_id"] is not None]
+        # settling comes before the read; every event after it names the bundle
+        assert [r["event"] for r in events if r["bundle_id"] is None] == ["bundle settling"]
+        assert read and {len(r["bundle_id"]) for r in read} == {64}
+        assert all(r["invoice_ids"] == [name.removesuffix(".xml")] for r in read), read
+    names = {(r["invoice_file"], r["event"]) for r in about_a_bundle}
+    assert ("INV-E2.xml", "bundle sent") in names and ("INV-E1.xml", "bundle sent") in names
+    assert any(f == "INV-E3.xml" and "quarantined" in e for f, e in names), names
+    assert any(f == "INV-E2.xml" and "wait" in e for f, e in names), names
+
+
+def _read_pty(master: int, until: str, timeout: float = 30.0) -> str:
+    """What the daemon wrote to its terminal until `until` appears (or EOF, or timeout)."""
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while until.encode() not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the daemon closed its end
+                break
+            if not chunk:
+                break
+            seen += chunk
+    return seen.decode(errors="replace")
+
+
+def test_the_default_log_format_is_console_lines_on_a_terminal_and_json_off_one(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """SPEC §8, `[log] format = "auto"` (the default): `outboxd run` by hand on a
+    terminal writes readable console lines; under systemd (stderr a journald stream,
+    here a file) every line is JSON."""
+    env.write_config(receiver.url, log={"format": "auto"})
+    daemon = start_daemon()  # stderr to a file
+    drop_bundle(env.outbox, "INV-T1", {"a.pdf": pdf_bytes()})
+    wait_for(env.sent_bundles, what="the bundle in sent/")
+    assert daemon.stop(signal.SIGTERM) == 0
+    assert not_json_lines(daemon.stderr()) == []
+    assert any(json.loads(line)["event"] == "bundle sent"
+               for line in daemon.stderr().splitlines())
+
+    master, slave = os.openpty()
+    proc = subprocess.Popen([*OUTBOXD, "run", "-c", str(env.config)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    try:
+        shown = _read_pty(master, "outboxd running")
+        proc.send_signal(signal.SIGTERM)
+        shown += _read_pty(master, "stopped")
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    lines = [line for line in shown.splitlines() if line.strip()]
+    assert any("outboxd running" in line for line in lines), shown
+    assert any("stopped" in line for line in lines), shown
+    assert not any(line.lstrip().startswith("{") for line in lines), shown

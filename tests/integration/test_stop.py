@@ -1,0 +1,74 @@
+"""SIGTERM/SIGINT with a delivery in flight (SPEC §8, docs/operations.md): the daemon
+stops taking new bundles, finishes the delivery when it can within
+`[service] shutdown_grace_seconds`, else leaves it safely for the next start, and exits 0
+either way."""
+
+from __future__ import annotations
+
+import signal
+import time
+from typing import Any
+
+import pytest
+from conftest import Env, journal_states
+from helpers import drop_bundle, pdf_bytes, wait_for
+
+pytestmark = pytest.mark.usefixtures("lean")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_finishes_a_delivery_that_ends_within_the_grace_and_exits_0(
+        env: Env, start_receiver: Any, start_daemon: Any, sig: int) -> None:
+    """The receiver stores the bundle and takes 3 s to answer; the stop comes meanwhile.
+    Within the grace (20 s, the default) the answer arrives: the daemon archives the
+    bundle in sent/ with its receipt before it exits 0, and a bundle dropped after the
+    stop is not taken."""
+    slow = start_receiver("--hold-first", "3", process=True)
+    env.write_config(slow.url)
+    daemon = start_daemon()
+    drop_bundle(env.outbox, "INV-8001", {"a.pdf": pdf_bytes()})
+    wait_for(lambda: [r for r in slow.requests() if r["status"] == 201],
+             what="the receiver to store the bundle")
+    daemon.popen.send_signal(sig)
+    wait_for(lambda: "stopping" in daemon.stderr(), what="the daemon to begin its stop")
+    drop_bundle(env.outbox, "INV-8002", {"b.pdf": pdf_bytes(2)})
+    assert daemon.stop(sig) == 0
+    [archived] = env.sent_bundles()
+    assert (archived / "receipt.json").is_file()
+    assert (archived / "INV-8001" / "a.pdf").read_bytes() == pdf_bytes()
+    assert journal_states(env)["INV-8001.xml"] == "sent"
+    assert list(env.processing.iterdir()) == []
+    # Taken after the stop began: not claimed, still in the outbox for the next start.
+    assert (env.outbox / "INV-8002.xml").is_file()
+    assert journal_states(env).get("INV-8002.xml") not in ("sent", "delivering")
+    assert len(slow.accepted()) == 1
+
+
+def test_a_stop_abandons_a_delivery_past_the_grace_exits_0_and_the_next_start_sends_it_once(
+        env: Env, start_receiver: Any, start_daemon: Any) -> None:
+    """The receiver stores the bundle and sits on its answer for a minute; the stop
+    (grace 1 s) does not wait for it: the daemon exits 0 within seconds, the bundle
+    stays whole in processing, not shown as sent; the next start posts it again with
+    the same Idempotency-Key and archives it once."""
+    slow = start_receiver("--hold-first", "60", process=True)  # its hold outlasts the test
+    env.write_config(slow.url, service={"shutdown_grace_seconds": 1})
+    daemon = start_daemon()
+    drop_bundle(env.outbox, "INV-8003", {"a.pdf": pdf_bytes()})
+    wait_for(lambda: [r for r in slow.requests() if r["status"] == 201],
+             what="the receiver to store the bundle")
+    began = time.monotonic()
+    assert daemon.stop(signal.SIGTERM) == 0
+    # The grace and the stop's own steps, far from the receiver's 60 s hold.
+    assert time.monotonic() - began < 20
+    assert "abandoning deliveries still in flight" in daemon.stderr()
+    assert env.sent_bundles() == []
+    assert journal_states(env)["INV-8003.xml"] == "delivering"
+    [work] = list(env.processing.iterdir())
+    assert (work / "INV-8003.xml").is_file() and (work / "INV-8003" / "a.pdf").is_file()
+
+    start_daemon()
+    [archived] = wait_for(env.sent_bundles, what="the bundle in sent/ after the restart")
+    wait_for(lambda: (archived / "receipt.json").exists(), what="receipt.json")
+    statuses = [r["status"] for r in slow.requests()]
+    assert statuses.count(201) == 1 and statuses[-1] == 200
+    assert set(statuses) <= {200, 201, 409}
