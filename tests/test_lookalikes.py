@@ -1,22 +1,25 @@
 """Look-alike sidecars and what each is told (docs/folder-convention.md, section 3): a
 folder (or file) named like an invoice file's sidecar but for upper and lower case or
-Unicode form. Asked of the outbox as a listing finds it, as the daemon asks it."""
+Unicode form, asked of the outbox as a listing finds it, as the daemon asks it; and, as
+the matcher reports them with a bundle, look-alike sidecars, an id's folder in other case,
+and attachments whose names collide (`name-collision`)."""
 
 from __future__ import annotations
 
+import os
 import unicodedata
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from helpers import write
+from helpers import ubl_invoice, write
+from matching import PDF, batch_xml, codes, finding, layout, match, settings
 
 from daemon.bundle import Attachment, Bundle, Conversion, InvoiceFile
 from daemon.config import OutboxConfig
 from daemon.lookalikes import look_alike_findings, sent_names_distinct
-from daemon.scan import list_outbox
-
-PDF = b"%PDF-1.4"
+from daemon.match import assemble
+from daemon.scan import Candidate, list_outbox
 
 
 @pytest.fixture
@@ -152,3 +155,307 @@ def test_a_converted_image_sent_under_another_attachments_name_is_an_error(tmp_p
     assert [(f.code, f.file) for f in checked.errors] == [("name-collision",
                                                            "INV-1/scan.png")]
     assert "'INV-1/scan.png.pdf'" in checked.errors[0].message
+
+
+class TestLookAlikeSidecarsMatched:
+    """Look-alike sidecars as the matcher reports them with the bundle (`sidecar-spelling`)."""
+
+    @pytest.mark.parametrize("invoice_form,folder_form", [("NFC", "NFD"), ("NFD", "NFC")])
+    def test_a_sidecar_spelled_in_another_unicode_form_is_an_error_naming_it(
+            self, outbox: Path, invoice_form: str, folder_form: str) -> None:
+        """The ERP names the invoice file with composed accents, a Mac clerk makes the
+        folder with decomposed ones (or the other way round): the names look the same
+        but are not. The folder is not taken as the sidecar (its files would be sent
+        by a name that is not theirs), nor ignored (the invoice would go without the
+        attachments the clerk sees beside it): an error names the folder and the fix."""
+        folder = unicodedata.normalize(folder_form, "Räkning-1")
+        write(outbox / folder / "a.pdf", PDF)
+        b = match(outbox, unicodedata.normalize(invoice_form, "Räkning-1") + ".xml",
+                  ubl_invoice("R-1"))
+        f = finding(b, "sidecar-spelling")
+        assert f.severity == "error" and f.file == folder
+        assert f.message.startswith("this folder looks like") and "rename it" in f.message
+        assert b.attachments == () and b.sidecar is None
+
+    def test_a_look_alike_beside_the_right_sidecar_is_an_error_too(self, outbox: Path) -> None:
+        """The ERP's sidecar is there and a Mac clerk made a look-alike beside it: what
+        the clerk put there would stay behind, so the bundle is not valid either."""
+        nfc, nfd = (unicodedata.normalize(f, "Räkning-1") for f in ("NFC", "NFD"))
+        write(outbox / nfc / "a.pdf", PDF)
+        write(outbox / nfd / "timesheet.pdf", PDF)
+        b = match(outbox, nfc + ".xml", ubl_invoice("R-1"))
+        assert finding(b, "sidecar-spelling").file == nfd
+        assert layout(b) == {"R-1": ["a.pdf"]}
+
+    def test_the_sidecar_of_a_look_alike_invoice_file_is_no_error(self, outbox: Path) -> None:
+        """Two invoice files whose names look alike (the ERP's and a Mac's), each with its
+        own sidecar or none: the other's sidecar is not a misspelled one of this file."""
+        nfc, nfd = (unicodedata.normalize(f, "Räkning-1") for f in ("NFC", "NFD"))
+        write(outbox / nfc / "a.pdf", PDF)
+        write(outbox / (nfc + ".xml"), ubl_invoice("R-1"))
+        b = match(outbox, nfd + ".xml", ubl_invoice("R-2"))
+        assert not b.findings and b.attachments == ()
+
+    def test_a_sidecar_named_in_other_case_is_an_error_naming_it(self, outbox: Path) -> None:
+        """A Windows clerk made inv-7/ beside the ERP's INV-7.xml: one name to Windows,
+        two to Linux. Found by the listing, it is the same error as a Unicode look-alike,
+        its message says the names differ only in upper and lower case and what to rename
+        it to; its files are not taken and not ignored."""
+        write(outbox / "inv-7" / "a.pdf", PDF)
+        write(outbox / "INV-7.xml", ubl_invoice("INV-7"))
+        s = settings(outbox)
+        b = assemble(list_outbox(s.outbox).candidates["INV-7.xml"], s)
+        f = finding(b, "sidecar-spelling")
+        assert f.severity == "error" and f.file == "inv-7"
+        assert f.message.startswith("this folder looks like the sidecar INV-7 of INV-7.xml, "
+                                    "but the two names differ only in upper and lower case")
+        assert "rename it to INV-7," in f.message and "Unicode" not in f.message
+        assert b.attachments == () and b.sidecar is None
+
+    @pytest.mark.parametrize("folder,said", [
+        ("INV-7 ", "its name \"INV-7 \" has a space at the end, which the sidecar's name has not"),
+        ("INV-7.", "its name \"INV-7.\" has a dot at the end, which the sidecar's name has not"),
+        ("\u00a0INV-7", "its name \"\u00a0INV-7\" has a non-breaking space at the start"),
+        ("INV-7.XML", "it is named like an invoice file, extension (.XML) and all")])
+    def test_a_sidecar_named_with_a_space_dot_or_extension_is_an_error_naming_it(
+            self, outbox: Path, folder: str, said: str) -> None:
+        """`INV-7 /`, `INV-7./`, a non-breaking space, or the invoice file's name copied
+        with its extension, beside INV-7.xml: the clerk sees the folder there, so the
+        invoice neither goes without its files nor takes them by a name that is not the
+        sidecar's — an error names the folder, what is wrong with its name, and the name
+        to give it."""
+        write(outbox / folder / "a.pdf", PDF)
+        write(outbox / "INV-7.xml", ubl_invoice("INV-7"))
+        s = settings(outbox)
+        b = assemble(list_outbox(s.outbox).candidates["INV-7.xml"], s)
+        f = finding(b, "sidecar-spelling")
+        assert f.severity == "error" and f.file == folder
+        assert f.message.startswith(f"this folder looks like the sidecar INV-7 of INV-7.xml, "
+                                    f"but {said}")
+        assert "rename it to INV-7, exactly as written here, or move its files into the " \
+            "folder INV-7 if that one is there too" in f.message
+        assert b.attachments == () and b.sidecar is None
+
+    def test_under_a_sidecar_suffix_the_bare_stem_folder_is_an_error_naming_the_suffix(
+            self, outbox: Path) -> None:
+        """[outbox] sidecar_suffix = ".att" and a clerk's INV-7/ beside INV-7.xml, as it
+        would be without the suffix: an error that names the suffix and the sidecar's
+        name; the sidecar INV-7.att/ beside it is still taken."""
+        write(outbox / "INV-7" / "a.pdf", PDF)
+        write(outbox / "INV-7.att" / "b.pdf", PDF)
+        write(outbox / "INV-7.xml", ubl_invoice("INV-7"))
+        s = settings(outbox, outbox={"sidecar_suffix": ".att"})
+        b = assemble(list_outbox(s.outbox).candidates["INV-7.xml"], s)
+        f = finding(b, "sidecar-spelling")
+        assert f.file == "INV-7"
+        assert "its name lacks the ending .att that each sidecar has here (the admin set " \
+            "[outbox] sidecar_suffix = \".att\")" in f.message
+        assert "rename it to INV-7.att, exactly as written here" in f.message
+        assert layout(b) == {"INV-7": ["b.pdf"]}
+
+    @pytest.mark.parametrize("folder,suffix", [("INV-7.XML", ""), ("INV-7.pdf", ""),
+                                               ("INV-7", ".att")])
+    def test_a_look_alike_with_an_extension_or_without_the_suffix_does_not_blame_linux(
+            self, outbox: Path, folder: str, suffix: str) -> None:
+        """A folder named with the invoice file's extension, or without the sidecar suffix,
+        is another name on any computer: the message says so it is not taken as the
+        sidecar, not that "Linux, where outboxd runs, takes it for another name", which
+        is why a space or a dot at an end (mangled by Windows) differs."""
+        write(outbox / folder / "a.pdf", PDF)
+        write(outbox / "INV-7.xml", ubl_invoice("INV-7"))
+        s = settings(outbox, outbox={"sidecar_suffix": suffix})
+        b = assemble(list_outbox(s.outbox).candidates["INV-7.xml"], s)
+        f = finding(b, "sidecar-spelling")
+        assert f.file == folder
+        assert "Linux" not in f.message
+        assert f"; so it is not taken as the sidecar — rename it to INV-7{suffix}, exactly " \
+            "as written here" in f.message
+
+    def test_a_file_named_like_the_invoice_file_with_a_space_is_no_look_alike(
+            self, outbox: Path) -> None:
+        """`INV-7.xml ` (a file) beside INV-7.xml is no folder made by copying the name:
+        the page lists it as no invoice file; it does not hold INV-7.xml back."""
+        write(outbox / "INV-7.xml ", b"<x/>")
+        write(outbox / "INV-7.xml", ubl_invoice("INV-7"))
+        s = settings(outbox)
+        b = assemble(list_outbox(s.outbox).candidates["INV-7.xml"], s)
+        assert not [f for f in b.findings if f.code == "sidecar-spelling"]
+
+    def test_a_look_alike_in_other_case_and_form_says_both(self, outbox: Path) -> None:
+        """räkning-7/ made on a Mac (lower case, accents decomposed) beside the ERP's
+        Räkning-7.xml: the message names both differences and the name to type."""
+        nfc, lower_nfd = unicodedata.normalize("NFC", "Räkning-7"), \
+            unicodedata.normalize("NFD", "räkning-7")
+        write(outbox / lower_nfd / "a.pdf", PDF)
+        write(outbox / f"{nfc}.xml", ubl_invoice("R-7"))
+        s = settings(outbox)
+        b = assemble(list_outbox(s.outbox).candidates[f"{nfc}.xml"], s)
+        f = finding(b, "sidecar-spelling")
+        assert f.file == lower_nfd
+        assert "differ in upper and lower case and are spelled with different Unicode " \
+            "characters" in f.message and f"typing its name again as {nfc} " in f.message
+
+    def test_a_listed_look_alike_renamed_since_is_no_error(self, outbox: Path) -> None:
+        """The candidate carries inv-7 from the listing, but the clerk has renamed it to
+        INV-7 since: the read looks, finds the sidecar and no look-alike."""
+        write(outbox / "INV-7" / "a.pdf", PDF)
+        inv = write(outbox / "INV-7.xml", ubl_invoice("INV-7"))
+        cand = Candidate("INV-7", inv, outbox / "INV-7", outbox / "INV-7.ready", ("inv-7",))
+        b = assemble(cand, settings(outbox))
+        assert not b.findings and layout(b) == {"INV-7": ["a.pdf"]}
+
+    def test_a_file_named_like_the_sidecar_is_called_a_file(self, outbox: Path) -> None:
+        nfd = unicodedata.normalize("NFD", "Räkning-1")
+        write(outbox / nfd, b"not a folder")
+        b = match(outbox, unicodedata.normalize("NFC", "Räkning-1") + ".xml",
+                  ubl_invoice("R-1"))
+        assert finding(b, "sidecar-spelling").message.startswith("this file looks like")
+
+    def test_a_file_named_like_the_sidecar_is_told_to_go_into_the_sidecar_folder(
+            self, outbox: Path) -> None:
+        """A file named like the sidecar (its accents written as a Mac writes them):
+        renamed to the sidecar's name it would still be no folder (not-a-folder), so the
+        message says a sidecar is a folder, to make it and move the file into it with its
+        extension, or remove it — not to rename it."""
+        nfc, nfd = (unicodedata.normalize(f, "Räkning-1") for f in ("NFC", "NFD"))
+        write(outbox / nfd, b"%PDF-1.4 saved without extension")
+        b = match(outbox, nfc + ".xml", ubl_invoice("R-1"))
+        message = finding(b, "sidecar-spelling").message
+        assert message.startswith(f"this file looks like the sidecar {nfc} of {nfc}.xml, but "
+                                  "the two names are spelled with different Unicode "
+                                  "characters, and a sidecar is a folder")
+        assert f"make the folder {nfc}" in message and "rename it" not in message
+
+    def test_a_sidecar_spelled_as_its_invoice_file_is_matched_without_a_spelling_error(
+            self, outbox: Path) -> None:
+        """Non-ASCII names spelled alike match as any name does."""
+        name = unicodedata.normalize("NFD", "Räkning-1")
+        write(outbox / name / "a.pdf", PDF)
+        b = match(outbox, name + ".xml", ubl_invoice("R-1"))
+        assert layout(b) == {"R-1": ["a.pdf"]} and not b.findings
+
+
+class TestLookAlikeIdFolders:
+    """A subfolder named like an id's folder but for upper and lower case: an
+    `orphan-attachment` that says so (lookalikes.orphan_folder_message)."""
+
+    def test_invoice_folder_in_other_case_says_so(self, outbox: Path) -> None:
+        """inv-2001/ beside an id INV-2001: one name to Windows, two to Linux."""
+        write(outbox / "batch-42" / "inv-2001" / "x.pdf", PDF)
+        b = match(outbox, "batch-42.xml", batch_xml("INV-2001", "INV-2002"))
+        f = finding(b, "orphan-attachment")
+        assert f.file == "batch-42/inv-2001"
+        assert "looks like the folder of invoice INV-2001" in f.message
+        assert "upper and lower case" in f.message and "rename it to INV-2001" in f.message
+        assert "Unicode" not in f.message
+
+    def test_an_id_folder_in_other_case_and_unicode_form_is_told_the_case_alone(
+            self, outbox: Path) -> None:
+        """A Mac's decomposed 'å-1/' for the id 'Å-1': the Unicode form does not count for an
+        id's folder, so the message speaks of upper and lower case only (renamed on the
+        Mac, it matches), not of accents the clerk need not and cannot retype."""
+        write(outbox / "batch" / unicodedata.normalize("NFD", "å-1") / "x.pdf", PDF)
+        nfc = unicodedata.normalize("NFC", "Å-1")
+        b = match(outbox, "batch.xml", batch_xml(nfc, "X-2"))
+        f = finding(b, "orphan-attachment")
+        assert f"looks like the folder of invoice {nfc}" in f.message
+        assert "differ only in upper and lower case" in f.message
+        assert "Unicode" not in f.message and "accents" not in f.message
+
+
+class TestNameCollisions:
+    """Attachments whose names collide as received or as sent (`name-collision`)."""
+
+    def test_case_collision(self, outbox: Path) -> None:
+        """Names that differ only in case are an error naming both (Windows sees one file)."""
+        write(outbox / "INV-1" / "Scan.pdf", PDF)
+        write(outbox / "INV-1" / "scan.pdf", PDF)
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        f = finding(b, "name-collision")
+        assert f.file == "INV-1/scan.pdf" and "INV-1/Scan.pdf" in f.message
+        assert len(b.attachments) == 1
+
+    def test_names_that_fold_to_one_sent_name_collide(self, outbox: Path) -> None:
+        """With safe_filenames, 'a b.pdf' and 'a_b.pdf' would be sent as one name: an error
+        that says what both become."""
+        write(outbox / "INV-1" / "a b.pdf", PDF)
+        write(outbox / "INV-1" / "a_b.pdf", PDF + b"%2")
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        f = finding(b, "name-collision")
+        assert f.file == "INV-1/a_b.pdf" and "'a_b.pdf'" in f.message
+        assert len(b.attachments) == 1
+
+    def test_names_in_another_script_are_sent_under_distinct_names(self, outbox: Path) -> None:
+        """With safe_filenames, two attachments named in Cyrillic or Greek are not one name
+        ('file.pdf') on the wire: both are kept, and no name-collision is reported."""
+        write(outbox / "INV-1" / "Счёт.pdf", PDF)
+        write(outbox / "INV-1" / "Τιμολόγιο.pdf", PDF + b"%2")
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        assert "name-collision" not in codes(b)
+        assert sorted(a.original_name for a in b.attachments) == ["Τιμολόγιο.pdf", "Счёт.pdf"]
+
+    def test_normalisation_collision(self, outbox: Path) -> None:
+        """Names that differ only in NFC/NFD are an error (macOS and Linux see them differently)."""
+        nfc = unicodedata.normalize("NFC", "Räkning.pdf")
+        nfd = unicodedata.normalize("NFD", "Räkning.pdf")
+        write(outbox / "INV-1" / nfc, PDF)
+        write(outbox / "INV-1" / nfd, PDF)
+        assert len(os.listdir(outbox / "INV-1")) == 2
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        assert codes(b) == ["name-collision"]
+        assert len(b.attachments) == 1
+
+    def test_a_collision_says_whether_case_or_the_writing_of_accents_differs(
+            self, outbox: Path) -> None:
+        """'Räkning.pdf' twice, once with its accent as a separate mark (as a Mac writes
+        it), prints as two identical names: the message says the accents are written
+        differently, and says upper and lower case only where that differs too."""
+        nfc, nfd = (unicodedata.normalize(f, "Räkning.pdf") for f in ("NFC", "NFD"))
+        upper = unicodedata.normalize("NFC", "Öl.pdf")
+        lower = unicodedata.normalize("NFD", "öl.pdf")
+        write(outbox / "INV-1" / nfc, PDF)
+        write(outbox / "INV-1" / nfd, PDF + b"%2")
+        write(outbox / "INV-1" / upper, PDF + b"%3")
+        write(outbox / "INV-1" / lower, PDF + b"%4")
+        write(outbox / "INV-1" / "Scan.pdf", PDF)
+        write(outbox / "INV-1" / "scan.pdf", PDF + b"%2")
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        messages = sorted(f.message for f in b.findings if f.code == "name-collision")
+        accents = ("in how accents are written (one name writes them as separate marks, as "
+                   "Mac computers do, so the two look the same) — rename one of them")
+        assert messages == sorted([
+            # Each names the one taken first (in code-point order: the decomposed ones).
+            f"differs from 'INV-1/{nfd}' only {accents}",
+            f"differs from 'INV-1/{lower}' only in upper and lower case and {accents}",
+            "differs from 'INV-1/Scan.pdf' only in upper and lower case — rename one of them",
+        ])
+
+    def test_same_name_in_root_and_id_folder(self, outbox: Path) -> None:
+        """One invoice with both forms: the same name in the root and the id folder collides."""
+        write(outbox / "INV-1" / "scan.pdf", PDF)
+        write(outbox / "INV-1" / "INV-1" / "SCAN.pdf", PDF + b"%2")
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        f = finding(b, "name-collision")
+        assert f.file == "INV-1/INV-1/SCAN.pdf" and "scan.pdf" in f.message
+        assert len(b.attachments) == 1
+
+    def test_the_same_name_twice_is_said_as_the_same_name(self, outbox: Path) -> None:
+        """scan.pdf in the root and in INV-1/ of a one-invoice sidecar, or a.pdf in the two
+        folders of one id that differ only in Unicode form (both are that invoice's): the
+        message says the names are the same, and where two folders print the same, why
+        both are the invoice's — not that the accents of 'scan.pdf' are written otherwise."""
+        write(outbox / "INV-1" / "scan.pdf", PDF)
+        write(outbox / "INV-1" / "INV-1" / "scan.pdf", PDF + b"%2")
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        assert [f.message for f in b.findings] == [
+            "has the same name as 'INV-1/scan.pdf' — rename one of them"]
+        nfc, nfd = (unicodedata.normalize(f, "Å-1") for f in ("NFC", "NFD"))
+        write(outbox / "b" / nfc / "a.pdf", PDF)
+        write(outbox / "b" / nfd / "a.pdf", PDF + b"%2")
+        b = match(outbox, "b.xml", batch_xml(nfc, "X-2"))
+        f = finding(b, "name-collision")
+        assert f.message.startswith(f"has the same name as 'b/{nfd}/a.pdf', and both folders "
+                                    f"are those of invoice {nfc}: their names differ only in "
+                                    "how accents are written")
+        assert f.message.endswith("— rename one of them, or move the files of one folder "
+                                  "into the other")

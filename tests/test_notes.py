@@ -1,16 +1,23 @@
-"""attachments.toml (daemon/notes.py) as a clerk writes it, read through the matcher: a
+"""attachments.toml (daemon/notes.py) as a clerk writes it, read through the matcher: the
+type, note and channel it sets, the errors that name its file, its key and the fix; a
 type or note longer than any real one is refused, and what a finding quotes from the
 file is cut to a length a person reads (docs/folder-convention.md, section 3)."""
 
 from __future__ import annotations
 
+import errno
+import os
+import unicodedata
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import pdf_bytes, ubl_invoice, write
+from matching import PDF, batch_xml, codes, finding, match
 
 from daemon.bundle import Bundle
 from daemon.config import Settings
+from daemon.errors import InputError
 from daemon.match import assemble
 from daemon.scan import Candidate
 
@@ -90,3 +97,306 @@ def test_a_notes_file_named_almost_attachments_toml_is_an_error_not_an_attachmen
     assert error.message.endswith("— rename it to attachments.toml, or remove it")
     assert ("Notepad adds .txt" in error.message) is notepad
     assert [a.original_name for a in b.attachments] == ["scan.pdf"]
+
+
+class TestAttachmentsToml:
+    def test_type_note_and_channel(self, outbox: Path) -> None:
+        """attachments.toml sets type and note per file and the bundle's channel."""
+        write(outbox / "INV-1" / "timesheet.pdf", PDF)
+        write(outbox / "INV-1" / "other.pdf", PDF)
+        write(outbox / "INV-1" / "attachments.toml", (
+            b'channel = "external-print"\n\n[files."timesheet.pdf"]\ntype = "Timesheet"\n'
+            b'note = "Hours for October"\n'))
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        assert b.errors == ()
+        by_name = {a.original_name: a for a in b.attachments}
+        assert set(by_name) == {"timesheet.pdf", "other.pdf"}  # the toml is no attachment
+        assert (by_name["timesheet.pdf"].document_type, by_name["timesheet.pdf"].note) == (
+            "Timesheet", "Hours for October")
+        assert (by_name["other.pdf"].document_type, by_name["other.pdf"].note) == (
+            "Attachment", "")
+        assert b.channel == "external-print"
+
+    def test_in_an_invoice_subfolder(self, outbox: Path) -> None:
+        """attachments.toml in an invoice subfolder applies to that folder's files."""
+        write(outbox / "b" / "INV-2" / "c.pdf", PDF)
+        write(outbox / "b" / "INV-2" / "attachments.toml",
+              b'[files."c.pdf"]\ntype = "Contract"\nnote = "Signed"\n')
+        write(outbox / "b" / "INV-3" / "d.pdf", PDF)
+        b = match(outbox, "b.xml", batch_xml("INV-2", "INV-3"))
+        assert b.errors == ()
+        assert [(a.document_type, a.note) for a in b.attachments_of("INV-2")] == [
+            ("Contract", "Signed")]
+        assert [a.document_type for a in b.attachments_of("INV-3")] == ["Attachment"]
+
+    def test_two_channels_in_one_bundle_are_an_error_naming_both_files(
+            self, outbox: Path) -> None:
+        """A bundle has one channel: when the attachments.toml of two invoice subfolders
+        set different ones, the bundle has an error naming both files (its attachments'
+        rules differ per channel), not a silent pick of the first."""
+        for invoice_id, channel in (("A-1", "external-print"), ("A-2", "original-print")):
+            write(outbox / "b" / invoice_id / "c.pdf", PDF)
+            write(outbox / "b" / invoice_id / "attachments.toml",
+                  f'channel = "{channel}"\n'.encode())
+        b = match(outbox, "b.xml", batch_xml("A-1", "A-2"))
+        f = finding(b, "attachments-toml-invalid")
+        assert f.file == "b/A-2/attachments.toml"
+        assert "original-print" in f.message and "b/A-1/attachments.toml" in f.message
+        assert "external-print" in f.message and "set it once" in f.message
+
+    def test_the_same_channel_twice_is_no_error(self, outbox: Path) -> None:
+        """The root and a subfolder naming the same channel agree: no finding."""
+        write(outbox / "INV-1" / "attachments.toml", b'channel = "original-print"\n')
+        write(outbox / "INV-1" / "INV-1" / "a.pdf", PDF)
+        write(outbox / "INV-1" / "INV-1" / "attachments.toml", b'channel = "original-print"\n')
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        assert b.errors == () and b.channel == "original-print"
+
+    def test_what_the_bundle_id_leaves_out_is_in_the_sidecar_digest(
+            self, outbox: Path, tmp_path: Path) -> None:
+        """The claim's check compares Bundle.sidecar_digest beside the bundle id: the
+        same sidecar gives the same digest wherever it lies (the outbox, a work folder),
+        and any change to a notes file (in the root or an invoice subfolder, even one the
+        manifest does not show) or a structural error gives another, the id unchanged."""
+        from daemon.manifest import bundle_id_of
+        root_notes = write(outbox / "INV-1" / "attachments.toml", b'channel = "e-invoice"\n')
+        sub_notes = write(outbox / "INV-1" / "INV-1" / "attachments.toml",
+                          b'[files."a.pdf"]\ntype = "Contract"\n')
+        write(outbox / "INV-1" / "INV-1" / "a.pdf", PDF)
+        first = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        assert first.errors == () and first.sidecar_digest
+        moved = tmp_path / "work"
+        moved.mkdir()
+        (outbox / "INV-1").rename(moved / "INV-1")
+        assert match(moved, "INV-1.xml", ubl_invoice("INV-1")).sidecar_digest == \
+            first.sidecar_digest
+        (moved / "INV-1").rename(outbox / "INV-1")
+        digests = {first.sidecar_digest}
+        for change in (lambda: root_notes.write_bytes(b'channel = "e-invoice"  # ERP\n'),
+                       lambda: sub_notes.write_bytes(b'[files."a.pdf"]\ntype = "Contract"\n\n'),
+                       lambda: (outbox / "INV-1" / "b.pdf").symlink_to(tmp_path / "x")):
+            change()
+            b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+            assert bundle_id_of(b) == bundle_id_of(first) and b.sidecar_digest not in digests
+            digests.add(b.sidecar_digest)
+
+    def test_default_document_type_setting(self, outbox: Path) -> None:
+        """A file without an entry gets [attachments] default_document_type."""
+        write(outbox / "INV-1" / "a.pdf", PDF)
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"),
+                  attachments={"default_document_type": "Bilaga"})
+        assert b.attachments[0].document_type == "Bilaga"
+
+    def test_no_channel_uses_the_configured_one(self, outbox: Path) -> None:
+        """Without a channel override the bundle has [validation] channel."""
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"),
+                  validation={"channel": "original-print"})
+        assert b.channel == "original-print"
+
+    def test_unknown_top_level_key(self, outbox: Path) -> None:
+        """An unknown key in attachments.toml is an error naming the key and the toml file."""
+        write(outbox / "INV-1" / "a.pdf", PDF)
+        write(outbox / "INV-1" / "attachments.toml", b'chanel = "e-invoice"\n')
+        f = finding(match(outbox, "INV-1.xml", ubl_invoice("INV-1")), "attachments-toml-invalid")
+        assert f.file == "INV-1/attachments.toml" and "'chanel'" in f.message
+
+    def test_unknown_key_in_a_file_entry(self, outbox: Path) -> None:
+        """A file entry may only hold type and note."""
+        write(outbox / "INV-1" / "a.pdf", PDF)
+        write(outbox / "INV-1" / "attachments.toml", b'[files."a.pdf"]\nkind = "Contract"\n')
+        f = finding(match(outbox, "INV-1.xml", ubl_invoice("INV-1")), "attachments-toml-invalid")
+        assert "a.pdf" in f.message
+
+    def test_unknown_channel(self, outbox: Path) -> None:
+        """A channel that is not one of the three is an error naming the value."""
+        write(outbox / "INV-1" / "attachments.toml", b'channel = "fax"\n')
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        assert "'fax'" in finding(b, "attachments-toml-invalid").message
+        assert b.channel == "e-invoice"
+
+    def test_invalid_toml(self, outbox: Path) -> None:
+        """attachments.toml that is not TOML is an error naming it."""
+        write(outbox / "INV-1" / "attachments.toml", b'[files."a.pdf"\ntype = \n')
+        f = finding(match(outbox, "INV-1.xml", ubl_invoice("INV-1")), "attachments-toml-invalid")
+        assert f.file == "INV-1/attachments.toml"
+
+    def test_an_attachments_toml_nested_thousands_deep_says_so_and_what_to_keep(
+            self, outbox: Path) -> None:
+        """Arrays nested 5,000 deep (past the TOML parser's recursion) are no syntax
+        error a clerk could fix: the message says what is wrong and what a notes file
+        holds, as for one over 1 MiB, instead of "fix the syntax"."""
+        write(outbox / "INV-1" / "a.pdf", PDF)
+        write(outbox / "INV-1" / "attachments.toml", b"x = " + b"[" * 5000 + b"]" * 5000)
+        f = finding(match(outbox, "INV-1.xml", ubl_invoice("INV-1")), "attachments-toml-invalid")
+        assert f.file == "INV-1/attachments.toml"
+        assert f.message == ("cannot be read as TOML: its values are nested too deeply, far "
+                             "more than notes on attachments need — keep only the notes and "
+                             "the channel")
+
+    def test_an_attachments_toml_not_in_utf8_says_to_save_it_as_utf8(self, outbox: Path) -> None:
+        """A note typed in an editor that saves in Windows-1252 ("für" as one byte 0xFC)
+        is said as what it is, with its line and the fix, for NAME.errors.txt: not
+        Python's codec message, and not "fix the syntax", which is fine."""
+        write(outbox / "INV-1" / "a.pdf", PDF)
+        write(outbox / "INV-1" / "attachments.toml",
+              '[files."a.pdf"]\nnote = "Stunden für Oktober"\n'.encode("cp1252"))
+        f = finding(match(outbox, "INV-1.xml", ubl_invoice("INV-1")), "attachments-toml-invalid")
+        assert f.file == "INV-1/attachments.toml"
+        assert f.message == ("is not UTF-8 text (line 2 holds the byte 0xfc: it was saved in "
+                             "another encoding, such as Windows' ANSI) — save it again as UTF-8")
+
+    @pytest.mark.parametrize("code", [errno.EIO, errno.ESTALE])
+    def test_an_attachments_toml_the_share_fails_to_give_is_no_finding(
+            self, outbox: Path, monkeypatch: pytest.MonkeyPatch, code: int) -> None:
+        """An I/O error or a share gone stale while attachments.toml is read is the
+        machine's fault: raised as the OSError it is, so the bundle is read again later
+        (as for an attachment's bytes), not held or quarantined with "fix the syntax"
+        and the server's path on the share."""
+        write(outbox / "INV-1" / "a.pdf", PDF)
+        write(outbox / "INV-1" / "attachments.toml", b'channel = "e-invoice"\n')
+        real_open = os.open
+
+        def failing(path: Any, *args: Any, **kw: Any) -> int:
+            if str(path).endswith("attachments.toml"):
+                raise OSError(code, os.strerror(code), str(path))
+            return real_open(path, *args, **kw)
+        monkeypatch.setattr(os, "open", failing)
+        with pytest.raises(OSError) as info:
+            match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        assert not isinstance(info.value, InputError) and info.value.errno == code
+
+    def test_entry_for_a_missing_file(self, outbox: Path) -> None:
+        """An entry for a file that is not in the folder is an error naming that file."""
+        write(outbox / "INV-1" / "a.pdf", PDF)
+        write(outbox / "INV-1" / "attachments.toml", b'[files."gone.pdf"]\ntype = "Contract"\n')
+        f = finding(match(outbox, "INV-1.xml", ubl_invoice("INV-1")),
+                    "attachments-toml-missing-file")
+        assert f.file == "INV-1/attachments.toml" and "'gone.pdf'" in f.message
+
+    @pytest.mark.parametrize("key", ["scan.pdf", "A/scan.pdf"])
+    def test_a_root_entry_for_a_file_in_an_invoice_folder_says_where_it_belongs(
+            self, outbox: Path, key: str) -> None:
+        """A file of invoices A and B, its attachments in INV-1/A/ and INV-1/B/, and an
+        entry for scan.pdf (or A/scan.pdf) in INV-1/attachments.toml: the file is there,
+        in A/, so "not in the folder" left the clerk puzzled. The message says the file is
+        in INV-1/A/ and that the entry belongs in INV-1/A/attachments.toml, with its key."""
+        write(outbox / "INV-1" / "A" / "scan.pdf", PDF)
+        write(outbox / "INV-1" / "B" / "other.pdf", PDF)
+        write(outbox / "INV-1" / "attachments.toml", f'[files."{key}"]\ntype = "X"\n'.encode())
+        b = match(outbox, "INV-1.xml", batch_xml("A", "B"))
+        [f] = b.errors
+        assert (f.code, f.file) == ("attachments-toml-missing-file", "INV-1/attachments.toml")
+        assert f.message == (
+            f"names {key!r}, which is not in this folder but in INV-1/A/ — move the entry "
+            'into INV-1/A/attachments.toml, as [files."scan.pdf"]: in a file of several '
+            "invoices, each invoice's folder has its own attachments.toml")
+
+    def test_a_root_entry_for_files_in_two_invoice_folders_names_both(
+            self, outbox: Path) -> None:
+        """scan.pdf lies in INV-1/A/ and INV-1/B/: the root entry names both folders, and
+        that each folder's own attachments.toml takes the entry."""
+        write(outbox / "INV-1" / "A" / "scan.pdf", PDF)
+        write(outbox / "INV-1" / "B" / "scan.pdf", pdf_bytes(2))
+        write(outbox / "INV-1" / "attachments.toml", b'[files."scan.pdf"]\ntype = "X"\n')
+        b = match(outbox, "INV-1.xml", batch_xml("A", "B"))
+        f = finding(b, "attachments-toml-missing-file")
+        assert "not in this folder but in INV-1/A/ and INV-1/B/ — move the entry into " \
+            "the attachments.toml of each of those folders" in f.message
+
+    def test_a_root_entry_for_a_file_nowhere_in_a_several_invoice_sidecar_is_missing(
+            self, outbox: Path) -> None:
+        """An entry for a file in no folder of the sidecar keeps its plain message."""
+        write(outbox / "INV-1" / "A" / "scan.pdf", PDF)
+        write(outbox / "INV-1" / "attachments.toml", b'[files."gone.pdf"]\ntype = "X"\n')
+        f = finding(match(outbox, "INV-1.xml", batch_xml("A", "B")),
+                    "attachments-toml-missing-file")
+        assert f.message == ("names 'gone.pdf', which is not in the folder — add the file or "
+                             "remove its entry")
+
+    @pytest.mark.parametrize("on_disk,in_toml", [("NFD", "NFC"), ("NFC", "NFD")])
+    def test_an_entry_names_its_file_in_either_writing_of_accents(
+            self, outbox: Path, on_disk: str, in_toml: str) -> None:
+        """'Räkning.pdf' written by a Mac (accent as a separate mark) and typed in
+        attachments.toml as one letter (or the other way round) look the same: the entry
+        gives the file its type and note, and no missing-file error is reported."""
+        file_name = unicodedata.normalize(on_disk, "Räkning.pdf")
+        key = unicodedata.normalize(in_toml, "Räkning.pdf")
+        write(outbox / "INV-1" / file_name, PDF)
+        write(outbox / "INV-1" / "attachments.toml",
+              f'[files."{key}"]\ntype = "Timesheet"\nnote = "Oktober"\n'.encode())
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        assert b.findings == ()
+        [att] = b.attachments
+        assert (att.original_name, att.document_type, att.note) == (
+            file_name, "Timesheet", "Oktober")
+
+    def test_an_entry_in_other_case_names_the_file_it_means(self, outbox: Path) -> None:
+        """An entry 'Scan.pdf' for the file 'scan.pdf' is still an error (case counts on
+        the server), and its message names the file spelled so and says how to mend it."""
+        write(outbox / "INV-1" / "scan.pdf", PDF)
+        write(outbox / "INV-1" / "attachments.toml", b'[files."Scan.pdf"]\ntype = "X"\n')
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        f = finding(b, "attachments-toml-missing-file")
+        assert f.file == "INV-1/attachments.toml"
+        assert f.message == (
+            "names 'Scan.pdf', which is not in the folder; 'scan.pdf' is, written in other "
+            "upper and lower case — write the name in attachments.toml exactly as the "
+            "file's (upper and lower case count here), or rename the file")
+        assert b.attachments[0].document_type == "Attachment"
+
+    def test_type_outside_document_types(self, outbox: Path) -> None:
+        """With [attachments] document_types set, a type outside it is an error naming the file."""
+        write(outbox / "INV-1" / "a.pdf", PDF)
+        write(outbox / "INV-1" / "b.pdf", PDF)
+        write(outbox / "INV-1" / "attachments.toml", (
+            b'[files."a.pdf"]\ntype = "Timesheet"\n[files."b.pdf"]\ntype = "Memo"\n'))
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"),
+                  attachments={"document_types": ["Timesheet", "Contract"]})
+        f = finding(b, "document-type-not-allowed")
+        assert f.file == "INV-1/b.pdf" and "'Memo'" in f.message and "Timesheet" in f.message
+        assert codes(b) == ["document-type-not-allowed"]
+
+    def test_a_type_outside_document_types_says_where_it_comes_from_and_where_to_set_it(
+            self, outbox: Path) -> None:
+        """A file without an entry gets the default type, which the clerk never wrote:
+        the error says so and shows the entry to write; a type from attachments.toml is
+        told to be changed there. The allowed types are listed as words, not as a
+        Python list."""
+        write(outbox / "INV-1" / "a.pdf", PDF)
+        write(outbox / "INV-1" / "b.pdf", PDF + b"%2")
+        write(outbox / "INV-1" / "attachments.toml", b'[files."b.pdf"]\ntype = "Memo"\n')
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"),
+                  attachments={"document_types": ["Timesheet", "Contract"]})
+        by_file = {f.file: f.message for f in b.findings
+                   if f.code == "document-type-not-allowed"}
+        assert by_file == {
+            "INV-1/a.pdf": "has no type in INV-1/attachments.toml, and the default type "
+                           "'Attachment' ([attachments] default_document_type) is not one of "
+                           "the document types allowed: Timesheet, Contract — give it one of "
+                           "those in INV-1/attachments.toml, e.g. [files.\"a.pdf\"] "
+                           "type = \"Timesheet\"",
+            "INV-1/b.pdf": "has the document type 'Memo' (in INV-1/attachments.toml), which "
+                           "is not one of the document types allowed: Timesheet, Contract — "
+                           "change its type there to one of those",
+        }
+
+    def test_attachments_toml_as_a_link(self, outbox: Path, tmp_path: Path) -> None:
+        """attachments.toml that is a link is an error, never read."""
+        target = write(tmp_path / "t.toml", b'channel = "external-print"\n')
+        write(outbox / "INV-1" / "a.pdf", PDF)
+        (outbox / "INV-1" / "attachments.toml").symlink_to(target)
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        assert finding(b, "not-a-file").file == "INV-1/attachments.toml"
+        assert b.channel == "e-invoice"
+
+    def test_an_attachments_toml_over_the_limit_is_an_error_not_read_in_part(
+            self, outbox: Path) -> None:
+        """An attachments.toml over 1 MiB is reported as such; nothing in it is applied
+        (before, its first MiB was read as if it were the whole file, so an invalid
+        channel after a long comment went unreported)."""
+        write(outbox / "INV-1" / "scan.pdf", PDF)
+        write(outbox / "INV-1" / "attachments.toml",
+              b"# " + b"x" * (1 << 20) + b'\nchannel = "fax"\n')
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        f = finding(b, "attachments-toml-invalid")
+        assert f.file == "INV-1/attachments.toml" and "larger than 1 MiB" in f.message
