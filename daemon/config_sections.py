@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -53,11 +53,34 @@ KNOWN_TYPES = {"pdf", "tiff", "png", "jpeg", "gif", "bmp", "webp", "csv", "text"
                "xlsx", "ods", "docx"}
 
 
+def _words(annotation: Any) -> set[str]:
+    """The words a key of this type may be (a Literal's, also inside a union)."""
+    if get_origin(annotation) is Literal:
+        return {a for a in get_args(annotation) if isinstance(a, str)}
+    return set().union(*(_words(a) for a in get_args(annotation)))
+
+
 class Section(BaseModel):
     # hide_input_in_errors: a ValidationError printed as it is (a section built
     # directly) must not show a token or a url's password; load_settings words
     # its own lines from .errors(), which keeps the input for _show to mask.
     model_config = ConfigDict(extra="forbid", validate_default=True, hide_input_in_errors=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _any_case(cls, data: Any) -> Any:
+        """A key that takes one of a few words takes it in any case: admins used to
+        Python's and journald's spellings write level = "DEBUG", format = "JSON". Only a
+        word that is then allowed is lowered, so an error still shows what was written."""
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        for name, value in data.items():
+            field = cls.model_fields.get(name) if isinstance(name, str) else None
+            if field is not None and isinstance(value, str) \
+                    and value.lower() in _words(field.annotation):
+                out[name] = value.lower()
+        return out
 
 
 class OutboxConfig(Section):
@@ -141,6 +164,15 @@ class ValidationConfig(Section):
     max_attachment_bytes: int = Field(default=5_000_000, gt=0)
     max_image_pixels: int = Field(default=89_478_485, gt=0)
     convert_images: bool = False
+
+    @field_validator("allowed_types", mode="before")
+    @classmethod
+    def _types_any_case(cls, value: Any) -> Any:
+        # As for the one-word keys (Section._any_case): ["PDF", "PNG"] is meant as written.
+        if not isinstance(value, list):
+            return value
+        return [t.lower() if isinstance(t, str) and t.lower() in KNOWN_TYPES else t
+                for t in value]
 
     @field_validator("allowed_types")
     @classmethod

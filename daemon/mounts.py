@@ -7,10 +7,21 @@ that read bundles, need not import the watcher (watchdog).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 NETWORK_FS = {"nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "9p", "afs", "ceph",
               "fuse.glusterfs", "davfs", "fuse.rclone"}
+
+
+# The kernel writes a space, tab, newline and backslash in a mount point as a
+# three-digit octal escape (\040, \011, \012, \134); a share mounted at such a path
+# would otherwise be missed and taken for local.
+_OCTAL = re.compile(r"\\([0-7]{3})")
+
+
+def _unescape(field: str) -> str:
+    return _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), field)
 
 
 def fs_type(path: Path) -> str | None:
@@ -23,7 +34,7 @@ def fs_type(path: Path) -> str | None:
                 parts = line.split()
                 if len(parts) < 3:
                     continue
-                mount = parts[1].replace("\\040", " ")
+                mount = _unescape(parts[1])
                 if (target == mount or target.startswith(mount.rstrip("/") + "/")) \
                         and len(mount) > len(best):
                     best, best_type = mount, parts[2]

@@ -97,7 +97,9 @@ def _counted(items: list[str]) -> list[str]:
 
 
 def _messages(reasons: list[dict[str, Any]]) -> str:
-    shown = _counted([f"{r['file']}: {r['message']}" for r in reasons])
+    # With its code, as a quarantined bundle's and as check and REASON.txt give it:
+    # the code is what docs/codes.md explains and an admin searches for.
+    shown = _counted([f"{r['file']}: {r['message']} [{r['code']}]" for r in reasons])
     more = len(shown) - SHOWN_REASONS
     text = "; ".join(shown[:SHOWN_REASONS])
     return text + (f"; … and {more} more (outboxd status --json or outboxd check lists "

@@ -111,6 +111,49 @@ class TestErrors:
                                 "[outbox] path: required but not set")
         assert 'add a section [outbox] with path = "' in line
 
+    def test_one_word_values_are_taken_in_any_case_from_the_file_and_the_environment(
+            self, tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """An admin used to Python's and journald's spellings writes level = "DEBUG",
+        format = "JSON": every key that takes one of a few words takes it in any case,
+        in the file and from OUTBOXD_SECTION__KEY, and keeps the lower-case word; so do
+        the type names of allowed_types."""
+        text = (f'[outbox]\npath = "{outbox}"\nwatch = "Polling"\ncompletion = "MARKER"\n'
+                f'[delivery]\nurl = "{URL}"\ntransport = "HTTP"\nformat = "UBL-Embedded"\n'
+                '[validation]\nchannel = "E-Invoice"\nallowed_types = ["PDF", "png"]\n'
+                '[policy]\nunattached = "HOLD"\ninvalid = "Hold"\nduplicates = "SEND"\n'
+                '[service]\nreader_processes = "AUTO"\n'
+                '[log]\nlevel = "DEBUG"\nformat = "JSON"\n[einvoice]\npreflight = "OFF"\n')
+        s = load_settings(config_file(tmp_path, text))
+        assert (s.log.level, s.log.format) == ("debug", "json")
+        assert (s.outbox.watch, s.outbox.completion) == ("polling", "marker")
+        assert (s.delivery.transport, s.delivery.format) == ("http", "ubl-embedded")
+        assert (s.validation.channel, s.validation.allowed_types) == ("e-invoice",
+                                                                      ["pdf", "png"])
+        assert (s.policy.unattached, s.policy.invalid, s.policy.duplicates) == (
+            "hold", "hold", "send")
+        assert s.service.reader_processes == "auto"
+        assert s.einvoice.preflight == "off"
+
+        monkeypatch.setenv("OUTBOXD_LOG__LEVEL", "WARNING")
+        monkeypatch.setenv("OUTBOXD_LOG__FORMAT", "Console")
+        monkeypatch.setenv("OUTBOXD_EINVOICE__PREFLIGHT", "Warn")
+        monkeypatch.setenv("OUTBOXD_POLICY__UNATTACHED", "QUARANTINE")
+        s = load_settings(config_file(tmp_path, minimal(outbox)))
+        assert (s.log.level, s.log.format) == ("warning", "console")
+        assert (s.einvoice.preflight, s.policy.unattached) == ("warn", "quarantine")
+
+    def test_a_word_not_allowed_in_any_case_is_shown_as_written_with_the_allowed_ones(
+            self, tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Case does not matter, spelling does: level = "LOUD" is refused, its line shows
+        'LOUD' as written and names the words allowed, from the file or the environment."""
+        line = one_problem_with(problems_of(config_file(tmp_path, minimal(
+            outbox, '[log]\nlevel = "LOUD"\n'))), "[log] level = 'LOUD': must be ")
+        assert all(word in line for word in ("'debug'", "'info'", "'warning'", "'error'"))
+        monkeypatch.setenv("OUTBOXD_LOG__FORMAT", "YAML")
+        line = one_problem_with(problems_of(config_file(tmp_path, minimal(outbox))),
+                                "[log] format (from OUTBOXD_LOG__FORMAT) = 'YAML': must be ")
+        assert all(word in line for word in ("'auto'", "'json'", "'console'"))
+
     def test_a_value_of_the_wrong_type_says_what_to_write_without_python_words(
             self, tmp_path: Path, outbox: Path) -> None:
         """A wrong type reads as what to write ("must be a number"), never as pydantic's

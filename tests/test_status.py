@@ -184,7 +184,7 @@ class TestJson:
         assert "no attachments: INV-1" in waiting
         assert "deadline 2030-01-01T00:00:00.000Z" in waiting
         assert re.match(rf"  INV-8\.xml \[INV-8\] held since {stamp}; ", under("Held (invalid):"))
-        assert "INV-8/a.pdf: too big" in under("Held (invalid):")
+        assert "INV-8/a.pdf: too big [too-large]" in under("Held (invalid):")
         retrying = under("Retrying:")
         assert re.match(rf"  INV-2\.xml \[INV-2\] retrying since {stamp}; ", retrying)
         assert "attempts 3, next 2030-01-01T00:00:05.000Z; last error: HTTP 503" in retrying
@@ -288,6 +288,31 @@ def test_a_held_bundle_shows_its_invoice_ids_and_which_file_each_error_is_about(
     assert "INV-1/a.pdf: " in line
 
 
+def test_a_held_bundle_shows_each_message_with_its_code_as_a_quarantined_one_does(
+        ) -> None:
+    """A held bundle's line gives each finding's code beside its message (the code is
+    what docs/codes.md explains), as a quarantined bundle's line gives its codes; the same
+    finding twice is still listed once with "×2"."""
+    from datetime import UTC, datetime
+
+    def b(name: str, state: str, reasons: list[dict]) -> dict:
+        return {"bundle_id": "a" * 64, "invoice_file": name, "invoice_ids": ["X"],
+                "state": state, "since": "2026-05-01T11:59:00.000Z", "deadline": None,
+                "unattached_ids": [], "attempts": 0, "next_attempt_at": None,
+                "last_error": None, "reasons": reasons}
+    reasons = [{"file": "H/a.pdf", "code": "pdf-encrypted", "message": "encrypted"},
+               {"file": "H.xml", "code": "einvoice-rule", "message": "BR-CO-15 broken"},
+               {"file": "H.xml", "code": "einvoice-rule", "message": "BR-CO-15 broken"}]
+    text = render({"counts": {}, "bundles": [b("H.xml", "held", reasons),
+                                             b("Q.xml", "quarantined", reasons[:1])]},
+                  now=datetime(2026, 5, 1, 12, 0, tzinfo=UTC))
+    [h] = [x for x in text.splitlines() if "H.xml [" in x]
+    [q] = [x for x in text.splitlines() if "Q.xml [" in x]
+    assert h.endswith("H/a.pdf: encrypted [pdf-encrypted]; "
+                      "H.xml: BR-CO-15 broken [einvoice-rule] ×2")
+    assert q.endswith("H/a.pdf: pdf-encrypted")
+
+
 def test_a_rule_broken_many_times_is_listed_once_with_its_count_and_long_lists_are_cut(
         ) -> None:
     """Pre-flight gives one finding per rule broken: a quarantine lists each file and
@@ -310,7 +335,8 @@ def test_a_rule_broken_many_times_is_listed_once_with_its_count_and_long_lists_a
     [q] = [x for x in text.splitlines() if "Q.xml [" in x]
     assert q.endswith("Q.xml: einvoice-rule ×10; Q/a.pdf: pdf-encrypted")
     [h] = [x for x in text.splitlines() if "H.xml [" in x]
-    assert "BR-0 broken; H.xml: BR-1 broken; H.xml: BR-2 broken; … and 2 more" in h
+    assert ("BR-0 broken [einvoice-rule]; H.xml: BR-1 broken [einvoice-rule]; "
+            "H.xml: BR-2 broken [einvoice-rule]; … and 2 more") in h
     assert "BR-3" not in h
 
 

@@ -88,6 +88,30 @@ class TestWatcher:
             assert choose_mode("auto", Path(outbox)) == "inotify", outbox
         assert choose_mode("inotify", Path("/srv/nfs/outbox")) == "inotify"
 
+    def test_auto_polls_on_a_share_whose_mount_point_holds_a_tab_newline_or_backslash(
+            self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The kernel writes a tab, newline and backslash in a mount point as the octal
+        escapes \\011, \\012 and \\134 (as a space is \\040); each is decoded, so an
+        outbox on such a share is known to be on a network file system and polled."""
+        import io
+
+        from daemon import mounts
+        table = ("/dev/sda1 / ext4 rw 0 0\n"
+                 "//fs/a /srv/tab\\011share cifs rw 0 0\n"
+                 "srv:/b /srv/new\\012line nfs4 rw 0 0\n"
+                 "//fs/c /srv/back\\134slash smb3 rw 0 0\n"
+                 "//fs/d /srv/all\\040\\011\\012\\134 cifs rw 0 0\n")
+
+        def mount_table(path: str, *args: object, **kwargs: object) -> io.StringIO:
+            assert path == "/proc/self/mounts"
+            return io.StringIO(table)
+        monkeypatch.setattr(mounts, "open", mount_table, raising=False)
+        for outbox in ("/srv/tab\tshare/outbox", "/srv/new\nline/outbox",
+                       "/srv/back\\slash/outbox", "/srv/all \t\n\\/outbox"):
+            assert mounts.fs_type(Path(outbox)) in mounts.NETWORK_FS, repr(outbox)
+            assert choose_mode("auto", Path(outbox)) == "polling", repr(outbox)
+        assert choose_mode("auto", Path("/srv/tab/outbox")) == "inotify"
+
     def test_auto_looks_again_at_the_file_system_when_the_watcher_is_restarted(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A share mounted over the outbox's folder after the start (the daemon began on

@@ -5,7 +5,9 @@ validate.validate_bundle, with the same configuration and the same
 per-bundle channel override from attachments.toml). Writes nothing and
 creates nothing: no state dir, no journal, no errors file. Findings are
 printed from `Bundle.findings`, whatever their code or severity, so rules
-added later (e-invoice pre-flight) show up here without a change.
+added later (e-invoice pre-flight) show up here without a change; to those
+check adds the `unattached-invoice` finding the daemon gives later, when it
+decides (decide.py) or sends (finish.py), so that the count agrees with it.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from daemon.config import Settings
 from daemon.einvoice import rules_versions
 from daemon.errors import InputError
 from daemon.finish import evaluate
-from daemon.names import escaped_controls
-from daemon.scan import candidate_for, marker_wait
+from daemon.names import attachment_folders, escaped_controls
+from daemon.release import release_file, warning_text
+from daemon.scan import Candidate, candidate_for, marker_wait
 
 PROGRESS_EVERY = 0.2  # seconds between progress lines on a terminal
 
@@ -57,9 +60,10 @@ def report(bundle: Bundle, settings: Settings) -> list[str]:
             facts = ", ".join(x for x in (a.document_type, a.content_type, _pages(a.pages)) if x)
             lines.append(f"    {a.rel}  [{facts}]  {_verdict(by_file.get(a.rel, []))}")
     unattached = bundle.unattached_ids
-    if unattached and not bundle.errors:
-        lines.append("  " + _unattached_note(unattached, settings))
     cand = candidate_for(settings.outbox, inv.name)
+    if unattached and not _invalid(bundle):
+        lines.append("  " + _unattached_note(unattached, settings,
+                                             release_file(cand, settings.share)))
     if settings.outbox.completion == "marker" and not os.path.lexists(cand.marker):
         lines.append("  note: " + marker_wait(cand))  # "valid" alone would promise it goes
     order = ["error", "warning"] + sorted({f.severity for f in bundle.findings}
@@ -75,8 +79,44 @@ def report(bundle: Bundle, settings: Settings) -> list[str]:
     return lines  # escaped where they are printed (ids, types, notes: the sender's text)
 
 
-def _unattached_note(ids: tuple[str, ...], settings: Settings) -> str:
+def _invalid(bundle: Bundle) -> bool:
+    """Errors other than the unattached one check adds: with those the daemon quarantines
+    or holds the bundle at once, without waiting for attachments."""
+    return any(f.code != "unattached-invoice" for f in bundle.errors)
+
+
+def unattached_findings(bundle: Bundle, cand: Candidate, settings: Settings) -> list[Finding]:
+    """The `unattached-invoice` finding the daemon will give each invoice without
+    attachments if the files stay as they are (decide.py, finish.py): a warning where it
+    is sent without them (at once, after its wait, or once a person releases it under
+    "hold"), an error where it is quarantined after its wait. An outcome that comes after
+    a wait counts now, as a file that looks cut short does: check says how the bundle
+    ends as it lies. None beside other errors: the daemon stops the bundle for those."""
+    if not bundle.unattached_ids or bundle.errors:
+        return []
+    name, policy = bundle.invoice_file.name, settings.policy.unattached
+    released = release_file(cand, settings.share)
+    if released is not None or policy in ("send", "warn"):
+        return [Finding("unattached-invoice", name, warning_text(i, released), "warning", i)
+                for i in bundle.unattached_ids]
+    if policy == "hold":
+        return [Finding("unattached-invoice", name, f"invoice {i} has no attachments; "
+                        "released without them, it is sent with this warning", "warning", i)
+                for i in bundle.unattached_ids]
+    folders = attachment_folders(cand.sidecar.name, bundle.invoice_ids, bundle.unattached_ids)
+    return [Finding("unattached-invoice", name, f"invoice {i} has no attachments: the "
+                    f"bundle is quarantined after its wait of "
+                    f"{settings.policy.attachment_wait_seconds:g} s — put them in the folder "
+                    f"{folder} (make it if there is none), or, to send it without them, put "
+                    f"a file {cand.name}{settings.share.release_suffix} beside it", "error", i)
+            for i, folder in zip(bundle.unattached_ids, folders, strict=True)]
+
+
+def _unattached_note(ids: tuple[str, ...], settings: Settings, released: Path | None) -> str:
     p = settings.policy
+    if released is not None and p.unattached != "send":
+        return (f"note: {', '.join(ids)} without attachments: released by {released.name} "
+                "— it goes out at once with a warning")
     what = {"warn": f"waits {p.attachment_wait_seconds:g} s for attachments, then goes out "
                     "with a warning",
             "quarantine": f"waits {p.attachment_wait_seconds:g} s for attachments, then is "
@@ -139,6 +179,7 @@ def check(paths: list[Path], settings: Settings, out: TextIO | None = None,
                      "check the file's permissions  [unreadable]", "  => INVALID"]
             invalid = True
         else:
+            bundle = bundle.with_findings(unattached_findings(bundle, target.cand, s))
             lines = report(bundle, s)
             invalid = bool(bundle.errors)
         failed = failed or invalid

@@ -233,8 +233,9 @@ class ReceiverHandler(BaseHTTPRequestHandler):
             boundary = b"" if is_document else self._boundary()
             length = self._content_length()
             if not _KEY.fullmatch(key):
-                raise Refusal(400, "Idempotency-Key header missing or not a bundle id "
-                              "(64 lowercase hex digits)")
+                raise Refusal(400, "Idempotency-Key header missing or not " + (
+                    "the sha256 of the document's bytes" if is_document else "a bundle id")
+                    + " (64 lowercase hex digits)")
             self.server.claim(key)
             claimed = True
             body = self._body = Body(self.rfile, length, self.timeout)

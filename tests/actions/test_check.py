@@ -788,3 +788,65 @@ def test_under_warn_a_rule_an_embedded_document_breaks_is_listed_once_as_the_err
     code, out = check(cfg, capsys, inv)
     assert code == 1 and "[embed-type-not-allowed]" in out
     assert "INV-1.xml: [BR-CO-16]" in out.split("  warnings:")[1]
+
+
+@pytest.mark.parametrize("policy, verdict, code, kind", [
+    ("send", "=> valid (0 error(s), 1 warning(s))", 0, "warnings"),
+    ("warn", "=> valid (0 error(s), 1 warning(s))", 0, "warnings"),
+    ("hold", "=> valid (0 error(s), 1 warning(s))", 0, "warnings"),
+    ("quarantine", "=> INVALID (1 error(s), 0 warning(s))", 1, "errors"),
+])
+def test_an_invoice_without_attachments_is_counted_as_the_daemon_will_end_it(
+        cfg: Env, capsys, policy: str, verdict: str, code: int, kind: str) -> None:
+    """An invoice without attachments gets the `unattached-invoice` finding the daemon
+    will give it, as a line with its code and in the count: a warning where it is sent
+    without them ("send" at once, "warn" after its wait, "hold" once a person releases
+    it), an error where "quarantine" quarantines it after its wait (exit 1, as for a file
+    that looks cut short: check says how the bundle ends as it lies); the note says the
+    wait."""
+    bare = drop_bundle(cfg.outbox, "INV-1", {})
+    cfg.write_config("http://127.0.0.1:9/bundles", policy={"unattached": policy})
+    got, out = check(cfg, capsys, bare)
+    assert got == code
+    assert "  invoice INV-1: no attachments" in out
+    assert f'[policy] unattached = "{policy}"' in out
+    block = out.split(f"  {kind}:\n")[1]
+    line = block.splitlines()[0]
+    assert line.startswith("    INV-1.xml: invoice INV-1 ")
+    assert line.endswith("  [unattached-invoice]")
+    assert verdict in out
+    if policy == "quarantine":
+        assert "quarantined" in line and "INV-1.send-anyway" in line
+        assert "1 bundle(s) checked, 1 invalid" in out
+
+
+def test_a_released_invoice_without_attachments_is_a_warning_naming_the_release(
+        cfg: Env, capsys) -> None:
+    """With a release file beside it the invoice goes out at once, whatever the policy:
+    check counts the warning the manifest will carry, naming the release, and its note
+    says it goes out at once, not that it waits."""
+    bare = drop_bundle(cfg.outbox, "INV-1", {})
+    write(cfg.outbox / "INV-1.send-anyway", b"")
+    cfg.write_config("http://127.0.0.1:9/bundles", policy={"unattached": "quarantine"})
+    got, out = check(cfg, capsys, bare)
+    assert got == 0
+    assert "note: INV-1 without attachments: released by INV-1.send-anyway — it goes " \
+        "out at once with a warning" in out
+    assert "    INV-1.xml: invoice INV-1 is sent without attachments (released by " \
+        "INV-1.send-anyway" in out
+    assert "=> valid (0 error(s), 1 warning(s))" in out
+
+
+def test_an_unattached_invoice_beside_other_errors_is_not_counted_twice(
+        cfg: Env, capsys) -> None:
+    """A file of two invoices, one without attachments and one with a bad one: the
+    daemon stops the bundle for the error at once, without waiting, so check counts that
+    error alone, under every policy."""
+    bundle = drop_bundle(cfg.outbox, "batch", {"A-1/x.pdf": b""},
+                         invoice=batch_xml("A-1", "A-2"))
+    for policy in ("warn", "quarantine"):
+        cfg.write_config("http://127.0.0.1:9/bundles", policy={"unattached": policy})
+        got, out = check(cfg, capsys, bundle)
+        assert got == 1
+        assert "unattached-invoice" not in out
+        assert "=> INVALID (1 error(s), 0 warning(s))" in out

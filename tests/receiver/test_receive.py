@@ -164,6 +164,22 @@ class TestDocuments:
         assert wrong.status_code == 400 and "sha256" in wrong.json()["error"]
         assert sorted(p.name for p in (store / "documents").glob("*.xml")) == [f"{key}.xml"]
 
+    @pytest.mark.parametrize("key", [None, "../../etc", "A" * 64, "0" * 63])
+    def test_a_document_whose_key_is_not_64_lowercase_hex_is_told_what_the_key_must_be(
+            self, store: Path, url: str, key: str | None) -> None:
+        """A document POST (ubl-embedded) without an Idempotency-Key of 64 lowercase hex
+        digits gets 400 saying the key is the sha256 of the document's bytes (a document
+        has no bundle id), and nothing is stored."""
+        import httpx
+        headers = {"Content-Type": "application/xml"}
+        if key is not None:
+            headers["Idempotency-Key"] = key
+        resp = httpx.post(url, content=UBL, headers=headers)
+        error = resp.json()["error"]
+        assert resp.status_code == 400
+        assert "sha256 of the document's bytes (64 lowercase hex digits)" in error, error
+        assert "bundle id" not in error
+        assert list((store / "documents").glob("*.xml")) == []
 
     def test_a_document_key_reused_with_other_bytes_gets_422_and_the_first_stays(
             self, store: Path, url: str) -> None:
