@@ -10,8 +10,10 @@ import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from html.parser import HTMLParser
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -440,3 +442,34 @@ class Page(HTMLParser):
         self.text[key] = self.text.get(key, "") + data
         if self._cells:
             self._cells[-1] += data
+
+
+@contextmanager
+def answering_receiver(answer: Callable[[], tuple[int, str, bytes]]) -> Iterator[str]:
+    """A throwaway HTTP/1.1 receiver on 127.0.0.1 for answers the reference receiver
+    does not give: each POST is read whole, then answered with what `answer()` returns
+    (status, Content-Type, body; it may block, on the server's thread for that POST).
+    Yields its url; stopped on the way out."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+            self.rfile.read(int(self.headers["Content-Length"]))
+            status, content_type, body = answer()
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/bundles"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 from conftest import Env, Receiver
-from helpers import drop_bundle, pdf_bytes, wait_for
+from helpers import answering_receiver, drop_bundle, pdf_bytes, wait_for
 
 pytestmark = pytest.mark.usefixtures("lean")
 
@@ -26,29 +23,9 @@ LONG_BODY = "".join(f"{n:04d}|" for n in range(1000))  # 5,000 characters
 def rejecting() -> Iterator[str]:
     """A receiver on 127.0.0.1 that reads each POST whole and answers 400 with
     LONG_BODY as text; yields its url."""
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
-            self.rfile.read(int(self.headers["Content-Length"]))
-            body = LONG_BODY.encode()
-            self.send_response(400)
-            self.send_header("Content-Type", "text/plain; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/bundles"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with answering_receiver(
+            lambda: (400, "text/plain; charset=utf-8", LONG_BODY.encode())) as url:
+        yield url
 
 
 def test_a_rejection_is_quarantined_with_its_status_and_the_first_2000_characters_of_the_body(

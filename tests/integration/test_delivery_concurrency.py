@@ -8,12 +8,10 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 from conftest import Env
-from helpers import drop_bundle, pdf_bytes, wait_for
+from helpers import answering_receiver, drop_bundle, pdf_bytes, wait_for
 
 pytestmark = pytest.mark.usefixtures("lean")
 
@@ -49,32 +47,16 @@ class Gate:
 def gated_receiver(gate: Gate) -> Iterator[str]:
     """A receiver on 127.0.0.1 that holds each POST at the gate, then answers 201."""
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    def answer() -> tuple[int, str, bytes]:
+        gate.enter()
+        try:
+            return 201, "application/json", json.dumps(
+                {"receipt_id": f"r-{gate.posts}"}).encode()
+        finally:
+            gate.leave()
 
-        def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
-            self.rfile.read(int(self.headers["Content-Length"]))
-            gate.enter()
-            try:
-                body = json.dumps({"receipt_id": f"r-{gate.posts}"}).encode()
-                self.send_response(201)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-            finally:
-                gate.leave()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/bundles"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with answering_receiver(answer) as url:
+        yield url
 
 
 def test_concurrency_bundles_are_posted_at_once_and_never_more(env: Env, start_daemon) -> None:
