@@ -49,13 +49,9 @@ def gated_receiver(gate: Gate) -> Iterator[str]:
 
     def answer() -> tuple[int, str, bytes]:
         gate.enter()
-        try:
-            return 201, "application/json", json.dumps(
-                {"receipt_id": f"r-{gate.posts}"}).encode()
-        finally:
-            gate.leave()
+        return 201, "application/json", json.dumps({"receipt_id": f"r-{gate.posts}"}).encode()
 
-    with answering_receiver(answer) as url:
+    with answering_receiver(answer, answered=gate.leave) as url:
         yield url
 
 
