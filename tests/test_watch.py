@@ -17,6 +17,18 @@ from helpers import needs_proc, os_thread_name  # noqa: E402
 from daemon.watch import OVERFLOW, ROOT_LOST, Watcher, choose_mode  # noqa: E402
 
 
+def _mount_table(monkeypatch: pytest.MonkeyPatch, table: str) -> None:
+    """daemon.mounts reads `table` as /proc/self/mounts."""
+    import io
+
+    from daemon import mounts
+
+    def mount_table(path: str, *args: object, **kwargs: object) -> io.StringIO:
+        assert path == "/proc/self/mounts"
+        return io.StringIO(table)
+    monkeypatch.setattr(mounts, "open", mount_table, raising=False)
+
+
 class TestWatcher:
     @pytest.mark.parametrize("mode", ["inotify", "polling"])
     def test_a_missing_outbox_raises_oserror_for_the_caller_to_log(self, tmp_path: Path,
@@ -65,9 +77,6 @@ class TestWatcher:
         the outbox is the longest mount point above it in the mount table (a name with a
         space is written there as \\040), not one that merely starts with the same
         letters."""
-        import io
-
-        from daemon import mounts
         table = ("/dev/sda1 / ext4 rw 0 0\n"
                  "srv:/export /srv/nfs nfs rw 0 0\n"
                  "srv:/export4 /srv/nfs4 nfs4 rw 0 0\n"
@@ -77,10 +86,7 @@ class TestWatcher:
                  "hostshare /srv/9p 9p rw 0 0\n"
                  "/dev/sdb1 /srv/nfs/local ext4 rw 0 0\n")
 
-        def mount_table(path: str, *args: object, **kwargs: object) -> io.StringIO:
-            assert path == "/proc/self/mounts"
-            return io.StringIO(table)
-        monkeypatch.setattr(mounts, "open", mount_table, raising=False)
+        _mount_table(monkeypatch, table)
         for outbox in ("/srv/nfs/outbox", "/srv/nfs4/outbox", "/srv/finance share/outbox",
                        "/srv/smb3/outbox", "/srv/sshfs/outbox", "/srv/9p/outbox"):
             assert choose_mode("auto", Path(outbox)) == "polling", outbox
@@ -93,8 +99,6 @@ class TestWatcher:
         """The kernel writes a tab, newline and backslash in a mount point as the octal
         escapes \\011, \\012 and \\134 (as a space is \\040); each is decoded, so an
         outbox on such a share is known to be on a network file system and polled."""
-        import io
-
         from daemon import mounts
         table = ("/dev/sda1 / ext4 rw 0 0\n"
                  "//fs/a /srv/tab\\011share cifs rw 0 0\n"
@@ -102,10 +106,7 @@ class TestWatcher:
                  "//fs/c /srv/back\\134slash smb3 rw 0 0\n"
                  "//fs/d /srv/all\\040\\011\\012\\134 cifs rw 0 0\n")
 
-        def mount_table(path: str, *args: object, **kwargs: object) -> io.StringIO:
-            assert path == "/proc/self/mounts"
-            return io.StringIO(table)
-        monkeypatch.setattr(mounts, "open", mount_table, raising=False)
+        _mount_table(monkeypatch, table)
         for outbox in ("/srv/tab\tshare/outbox", "/srv/new\nline/outbox",
                        "/srv/back\\slash/outbox", "/srv/all \t\n\\/outbox"):
             assert mounts.fs_type(Path(outbox)) in mounts.NETWORK_FS, repr(outbox)
