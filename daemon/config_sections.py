@@ -368,6 +368,15 @@ class ShareConfig(Section):
     status_page: str = "outboxd-status.html"  # "" turns the page off
     release_suffix: str = ".send-anyway"
 
+    @field_validator("status_page", "release_suffix")
+    @classmethod
+    def _no_nul(cls, value: str) -> str:
+        # TOML can write one (\u0000); in a file name it is a ValueError at the first use.
+        if "\0" in value:
+            raise ValueError("holds a NUL character (\\0), which no file name may hold — "
+                             "remove it")
+        return value
+
     @field_validator("status_page")
     @classmethod
     def _plain_name(cls, value: str) -> str:

@@ -25,7 +25,9 @@ def _unescape(field: str) -> str:
 
 
 def fs_type(path: Path) -> str | None:
-    """The file-system type of the mount holding path, from /proc/self/mounts."""
+    """The file-system type of the mount holding path, from /proc/self/mounts: the
+    longest mount point above it, and of two at the same point the later line, which is
+    mounted over the other (an automounted share over its autofs mount)."""
     try:
         target = os.path.realpath(path)
         best, best_type = "", None
@@ -36,7 +38,7 @@ def fs_type(path: Path) -> str | None:
                     continue
                 mount = _unescape(parts[1])
                 if (target == mount or target.startswith(mount.rstrip("/") + "/")) \
-                        and len(mount) > len(best):
+                        and len(mount) >= len(best):
                     best, best_type = mount, parts[2]
         return best_type
     except OSError:

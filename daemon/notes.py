@@ -222,8 +222,9 @@ def read_notes(folder: int, rel: str, findings: list[Finding]) -> Notes:
         return Notes(sha256=digest)
     notes = Notes(sha256=digest)
     for key, value in data.items():
-        if key == "channel" and isinstance(value, str) and value in CHANNELS:
-            notes.channel = value
+        if key == "channel" and isinstance(value, str) and value.lower() in CHANNELS:
+            # In any case, as the configuration's [validation] channel takes it.
+            notes.channel = value.lower()
         elif key == "channel":
             findings.append(_error("attachments-toml-invalid", where, f"channel = "
                                    f"{unquoted(repr(value))} is not a channel — use one of "

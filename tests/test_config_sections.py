@@ -316,3 +316,21 @@ def test_an_empty_text_or_a_release_suffix_without_its_dot_says_what_to_write(
     [line] = problems_of(config_file(tmp_path, text))
     assert line == f"{key} = {value}: {said}"
     assert "String" not in line and "pattern" not in line
+
+
+@pytest.mark.parametrize("key,line", [
+    ("release_suffix", 'release_suffix = ".send\\u0000"'),
+    ("status_page", 'status_page = "outboxd-status\\u0000.html"'),
+])
+def test_a_nul_character_in_a_share_file_name_is_refused_at_load(
+        tmp_path: Path, outbox: Path, key: str, line: str) -> None:
+    """[share] release_suffix and status_page become file names in the outbox; TOML can
+    write a NUL (\\u0000), which no file name may hold. Accepted, it made `outboxd check`
+    (and the daemon, at the first invoice without attachments or the first page) end in
+    a ValueError traceback; it is a configuration error naming the key, its value and the
+    fix, as for a NUL in a path."""
+    [problem] = problems_of(config_file(tmp_path, minimal(outbox, f"[share]\n{line}\n")))
+    assert problem.startswith(f"[share] {key} = '")
+    assert "\\x00" in problem
+    assert problem.endswith("holds a NUL character (\\0), which no file name may hold — "
+                            "remove it")

@@ -152,6 +152,23 @@ class TestAttachmentsToml:
         b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
         assert b.errors == () and b.channel == "original-print"
 
+    def test_a_channel_in_any_case_is_the_channel_as_in_the_configuration(
+            self, outbox: Path) -> None:
+        """A clerk's channel = "External-Print" is read as "external-print", as the
+        configuration's [validation] channel takes it in any case: one spelling of the same
+        word must not send a bundle on the print channel from outboxd.toml but quarantine
+        it from attachments.toml. The root and a subfolder that differ only in case agree,
+        and a word that is no channel in any case is still an error listing the channels."""
+        write(outbox / "INV-1" / "attachments.toml", b'channel = "External-Print"\n')
+        write(outbox / "INV-1" / "INV-1" / "a.pdf", PDF)
+        write(outbox / "INV-1" / "INV-1" / "attachments.toml", b'channel = "EXTERNAL-PRINT"\n')
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        assert b.errors == () and b.channel == "external-print"
+        write(outbox / "INV-2" / "attachments.toml", b'channel = "Print"\n')
+        bad = finding(match(outbox, "INV-2.xml", ubl_invoice("INV-2")), "attachments-toml-invalid")
+        assert bad.message == ("channel = 'Print' is not a channel — use one of e-invoice, "
+                               "external-print, original-print")
+
     def test_what_the_bundle_id_leaves_out_is_in_the_sidecar_digest(
             self, outbox: Path, tmp_path: Path) -> None:
         """The claim's check compares Bundle.sidecar_digest beside the bundle id: the

@@ -113,6 +113,32 @@ class TestWatcher:
             assert choose_mode("auto", Path(outbox)) == "polling", repr(outbox)
         assert choose_mode("auto", Path("/srv/tab/outbox")) == "inotify"
 
+    def test_auto_polls_on_a_share_mounted_over_another_mount_at_the_same_point(
+            self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A share mounted on top of another mount at the same mount point is the one the
+        outbox is on: the mount table lists it later. An NFS or SMB share mounted on
+        demand (fstab's x-systemd.automount) sits over its autofs mount, and a share
+        mounted over the outbox's folder after the start may sit over a local mount there;
+        "auto" must poll both, not take the hidden mount's type and use inotify."""
+        import io
+
+        from daemon import mounts
+        table = ("/dev/sda1 / ext4 rw 0 0\n"
+                 "systemd-1 /srv/invoices autofs rw 0 0\n"
+                 "srv:/invoices /srv/invoices nfs4 rw 0 0\n"
+                 "/dev/sdb1 /srv/local ext4 rw 0 0\n"
+                 "//fs/finance /srv/local cifs rw 0 0\n")
+
+        def mount_table(path: str, *args: object, **kwargs: object) -> io.StringIO:
+            assert path == "/proc/self/mounts"
+            return io.StringIO(table)
+        monkeypatch.setattr(mounts, "open", mount_table, raising=False)
+        assert mounts.fs_type(Path("/srv/invoices/outbox")) == "nfs4"
+        assert mounts.fs_type(Path("/srv/invoices")) == "nfs4"
+        assert mounts.fs_type(Path("/srv/local/outbox")) == "cifs"
+        assert choose_mode("auto", Path("/srv/invoices/outbox")) == "polling"
+        assert choose_mode("auto", Path("/srv/local")) == "polling"
+
     def test_auto_looks_again_at_the_file_system_when_the_watcher_is_restarted(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A share mounted over the outbox's folder after the start (the daemon began on
