@@ -120,8 +120,6 @@ class TestWatcher:
         demand (fstab's x-systemd.automount) sits over its autofs mount, and a share
         mounted over the outbox's folder after the start may sit over a local mount there;
         "auto" must poll both, not take the hidden mount's type and use inotify."""
-        import io
-
         from daemon import mounts
         table = ("/dev/sda1 / ext4 rw 0 0\n"
                  "systemd-1 /srv/invoices autofs rw 0 0\n"
@@ -129,10 +127,7 @@ class TestWatcher:
                  "/dev/sdb1 /srv/local ext4 rw 0 0\n"
                  "//fs/finance /srv/local cifs rw 0 0\n")
 
-        def mount_table(path: str, *args: object, **kwargs: object) -> io.StringIO:
-            assert path == "/proc/self/mounts"
-            return io.StringIO(table)
-        monkeypatch.setattr(mounts, "open", mount_table, raising=False)
+        _mount_table(monkeypatch, table)
         assert mounts.fs_type(Path("/srv/invoices/outbox")) == "nfs4"
         assert mounts.fs_type(Path("/srv/invoices")) == "nfs4"
         assert mounts.fs_type(Path("/srv/local/outbox")) == "cifs"
