@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from daemon import logs, release
+from daemon import logs, release, sentbefore
 from daemon.bundle import Finding, reasons_of
 from daemon.claims import Claims
 from daemon.cutshort import grace_seconds, looks_cut_short, while_held
@@ -62,11 +62,7 @@ class Decisions(Claims):
         if bundle.errors:
             return self._claim(cand, known, row, list(bundle.errors), now)
         if (self.claiming(bid) or self.j.was_sent(bid)) and policy.duplicates == "quarantine":
-            return self._claim(cand, known, row, [Finding(
-                "duplicate", key, f"this exact bundle ({bid[:12]}) was sent before — remove "
-                "it, or, if it is meant to be a new bundle, change a file, a type or a note "
-                "(another channel in attachments.toml alone does not make a new bundle)")],
-                now)
+            return self._claim(cand, known, row, [sentbefore.duplicate(key, bid)], now)
         unattached = bundle.unattached_ids
         if unattached and policy.unattached != "send":
             if release.release_file(cand, self.s.share) is not None:  # "send anyway"

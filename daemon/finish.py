@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from daemon import logs, release
+from daemon import logs, release, sentbefore
 from daemon.answers import BODY_LIMIT
 from daemon.archive import target_for
 from daemon.bundle import Bundle, Finding, findings_of
@@ -181,8 +181,7 @@ class Finisher(Moves, Recovery, Retries):
             out.append(Finding("unattached-invoice", name, release.warning_text(
                 invoice_id, released_by), "warning", invoice_id))
         for invoice_id in self.j.sent_invoice_ids(list(bundle.invoice_ids), bid):
-            out.append(Finding("invoice-id-already-sent", name, f"invoice {invoice_id} was "
-                               "already sent in another bundle", "warning", invoice_id))
+            out.append(sentbefore.already_sent(name, invoice_id))
         return out
 
     def attempt(self, row_id: int) -> float | None:

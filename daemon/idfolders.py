@@ -11,7 +11,7 @@ distinct: only a folder that is there and is more than one invoice's is an error
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from itertools import combinations
 
 from daemon.bundle import Finding
@@ -94,6 +94,14 @@ class IdFolders:
         invoice's and no other invoice's of the file: the only kind whose files the
         matcher takes (a folder of `CON_` beside `CON` is both ids')."""
         return self._by_fold.get(fold_key(folder)) == [invoice_id]
+
+    def found(self, invoice_id: str, folders: Iterable[str]) -> list[str]:
+        """Of `folders` (the subfolders of a sidecar, as they are spelled there), those
+        the matcher takes as the invoice's (`owner`, in either Unicode form, and
+        `alone`), the Windows-safe name first: where `attach` puts its files."""
+        mine = [f for f in folders if self.owner(f) == invoice_id
+                and self.alone(invoice_id, f)]
+        return sorted(mine, key=lambda f: self.names[invoice_id].index(_nfc(f)))
 
     def own_names(self, invoice_id: str) -> tuple[str, ...]:
         """The invoice's folder names that are no other invoice's (`alone`), the

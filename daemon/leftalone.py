@@ -119,17 +119,18 @@ def left_behind(rows: Iterable[Row], outbox: Path, quarantine_root: Path) -> lis
                     or not os.path.lexists(folder / row.invoice_file):
                 continue
             found[name] = LeftBehind(printable(name), row.invoice_file,
-                                     _shown(folder, quarantine_root),
+                                     shared_name(folder, quarantine_root),
                                      str(reason.get("message", "")), row.bundle_id,
                                      tuple(row.invoice_ids), name)
     return sorted(found.values(), key=lambda x: x.name)
 
 
-def _shown(folder: Path, root: Path) -> str:
-    """A quarantine folder as the people on the share know it: quarantine/DAY/NAME--ID."""
+def shared_name(folder: Path, root: Path) -> str:
+    """A quarantine (or sent) folder as the people on the share know it:
+    quarantine/DAY/NAME--ID, not the server's path."""
     try:
         return str(Path(root.name) / folder.relative_to(root))
-    except ValueError:  # quarantined under another [paths] quarantine
+    except ValueError:  # archived under another [paths] quarantine (or sent)
         return str(folder)
 
 

@@ -22,13 +22,6 @@ from daemon.match import assemble
 from daemon.scan import Candidate, list_outbox
 
 
-@pytest.fixture
-def outbox(tmp_path: Path) -> Path:
-    folder = tmp_path / "outbox"
-    folder.mkdir()
-    return folder
-
-
 def told(outbox: Path, invoice_file: str) -> dict[str, str]:
     """Each look-alike of `invoice_file`'s sidecar → its sidecar-spelling message."""
     cand = list_outbox(OutboxConfig(path=outbox)).candidates[invoice_file]

@@ -53,7 +53,7 @@ from daemon.idfolders import IdFolders
 from daemon.invoices import read_invoice_file
 from daemon.lookalikes import look_alike_findings
 from daemon.match import assemble
-from daemon.names import for_terminal, id_folder_names, is_ignored, name_problem
+from daemon.names import for_terminal, is_ignored, name_problem
 from daemon.notes import MANIFEST_NAME, misnamed_notes, value_problem
 from daemon.scan import Candidate, Listing, list_outbox
 from daemon.sharedsidecar import shared_message, sidecar_sharers
@@ -98,13 +98,13 @@ def target_folder(cand: Candidate, ids: tuple[str, ...], invoice_id: str) -> Pat
     its names is there (CON/ an ERP made: CON_/ beside it would be `id-two-folders`),
     else the first to make (IdFolders.own_names); only a name that is no other
     invoice's (the daemon takes no file from CON_/ when the file holds CON and CON_).
-    AttachRefused when the id has none."""
+    A name there in the other Unicode form (a Mac's folder ÅSA-7/, decomposed, for the
+    id written composed) is that folder, as it is to the matcher: a second one made
+    beside it would be `id-two-folders`. AttachRefused when the id has none."""
     folders = IdFolders(ids)
-    there = [sub for sub in (cand.sidecar / n for n in id_folder_names(invoice_id))
-             if folders.alone(invoice_id, sub.name) and sub.is_dir()
-             and not sub.is_symlink()]
+    there = folders.found(invoice_id, _subfolders(cand.sidecar))
     if there:
-        return there[0]
+        return cand.sidecar / there[0]
     if len(ids) == 1:
         return cand.sidecar
     own = folders.own_names(invoice_id)
@@ -113,6 +113,16 @@ def target_folder(cand: Candidate, ids: tuple[str, ...], invoice_id: str) -> Pat
                             f"{cand.invoice.name}, {folders.no_folder_of_its_own(invoice_id)}"
                             " in the invoice file, then attach again")
     return cand.sidecar / own[0]
+
+
+def _subfolders(sidecar: Path) -> list[str]:
+    """The names of the folders in a sidecar as they are spelled there (no links); none
+    where there is no sidecar yet."""
+    try:
+        with os.scandir(sidecar) as entries:
+            return [e.name for e in entries if e.is_dir(follow_symlinks=False)]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
 
 
 def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None = None,

@@ -6,8 +6,10 @@ per-bundle channel override from attachments.toml). Writes nothing and
 creates nothing: no state dir, no journal, no errors file. Findings are
 printed from `Bundle.findings`, whatever their code or severity, so rules
 added later (e-invoice pre-flight) show up here without a change; to those
-check adds the `unattached-invoice` finding the daemon gives later, when it
-decides (decide.py) or sends (finish.py), so that the count agrees with it.
+check adds the findings the daemon gives later, when it decides (decide.py)
+or sends (finish.py), so that the count agrees with it: `unattached-invoice`,
+and from its journal, read only (check_journal.py), `duplicate` and
+`invoice-id-already-sent`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import TextIO
 
 from daemon.actions import EXIT_FAILED, EXIT_OK
+from daemon.actions.check_journal import CheckJournal
 from daemon.actions.check_targets import targets
 from daemon.actions.common import settings_of
 from daemon.bundle import Bundle, Finding
@@ -152,7 +155,8 @@ def check(paths: list[Path], settings: Settings, out: TextIO | None = None,
           err: TextIO | None = None) -> int:
     """Print the report for every bundle in paths; the exit code (0 all valid, 1 an error)."""
     out, err = out or sys.stdout, err or sys.stderr
-    found = list(targets(paths, settings))
+    journal = CheckJournal(settings)
+    found = list(targets(paths, settings, journal))
     seen: set[Path] = set()
     progress = _Progress(err, len(found))
     failed = False
@@ -179,7 +183,13 @@ def check(paths: list[Path], settings: Settings, out: TextIO | None = None,
                      "check the file's permissions  [unreadable]", "  => INVALID"]
             invalid = True
         else:
+            # In the daemon's order: a duplicate is quarantined before any wait for
+            # attachments, and only a bundle that is sent carries the warnings.
+            duplicate, already_sent = journal.sent_findings(bundle, s)
+            bundle = bundle.with_findings(duplicate)
             bundle = bundle.with_findings(unattached_findings(bundle, target.cand, s))
+            if not bundle.errors:
+                bundle = bundle.with_findings(already_sent)
             lines = report(bundle, s)
             invalid = bool(bundle.errors)
         failed = failed or invalid
@@ -187,6 +197,8 @@ def check(paths: list[Path], settings: Settings, out: TextIO | None = None,
         # The file's name (C1 controls are no bad name), ids, notes, an error's text.
         print("\n".join(escaped_controls(line) for line in lines), file=out)
     progress.end()
+    for note in journal.notes:  # what the journal could not tell: once a run, at the end
+        print(escaped_controls(note), file=out)
     print(f"\n{n_bundles} bundle(s) checked, {n_invalid} invalid"
           + ("" if n_bundles else " (no invoice files found)"), file=out)
     return EXIT_FAILED if failed else EXIT_OK

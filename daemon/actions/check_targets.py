@@ -3,25 +3,21 @@ invoice file, a sidecar folder (or a look-alike of one), an attachment in one, o
 folder a quarantine left behind; as Targets, each a bundle to check or a note.
 
 Read only, as check is: listings of the folders named, and the journal opened read-only
-for what the status page would say of a folder.
+(check_journal.py) for what the status page would say of a folder.
 """
 
 from __future__ import annotations
 
 import os
-import sqlite3
 import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
+from daemon.actions.check_journal import CheckJournal
 from daemon.config import Settings
-from daemon.errors import OutboxdError, UsageError
-from daemon.journal import Journal, Row
-from daemon.journal.readonly import read_journal
-from daemon.journal.records import UNREADABLE_REASONS
-from daemon.leftalone import SPELLING, LeftBehind, left_behind
+from daemon.errors import UsageError
+from daemon.leftalone import LeftBehind, left_behind
 from daemon.lookalikes import look_alike_sidecars
 from daemon.names import ERRORS_SUFFIX, NameKind, classify, is_ignored, printable, stem
 from daemon.scan import (
@@ -32,9 +28,7 @@ from daemon.scan import (
     list_outbox,
     refused_code,
 )
-from daemon.strays import ByStem, by_stem, came_late
-
-T = TypeVar("T")
+from daemon.strays import came_late
 
 
 @dataclass(frozen=True)
@@ -154,10 +148,11 @@ def _why_not_an_invoice(name: str, s: Settings, listed: Lister) -> str:
     return f"its name matches none of [outbox] invoice_patterns = {out.invoice_patterns}"
 
 
-def targets(paths: Iterable[Path], settings: Settings) -> Iterator[tuple[Target, Settings]]:
-    """What each PATH means: the whole outbox, one invoice file, or a sidecar folder."""
+def targets(paths: Iterable[Path], settings: Settings, journal: CheckJournal
+            ) -> Iterator[tuple[Target, Settings]]:
+    """What each PATH means: the whole outbox, one invoice file, or a sidecar folder.
+    `journal`: the run's, whose notes are yielded as they come."""
     listed = _lister()
-    journal = _Journal(settings)
     for raw in paths:
         path = Path(os.path.abspath(raw))
         if not os.path.lexists(path):
@@ -231,59 +226,6 @@ def targets(paths: Iterable[Path], settings: Settings) -> Iterator[tuple[Target,
             yield Target(cand), s
 
 
-class _Journal:
-    """What the journal knows for check, read once per run and read only: the rows
-    quarantined for a look-alike sidecar. `notes` says, once, what it could not tell."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.path = settings.journal_path
-        self._rows: list[Row] | None = None
-        self._finished: ByStem | None = None
-        self.notes: list[str] = []
-        self._said = False  # the note that the journal cannot be read: once a run
-
-    def finished(self) -> ByStem:
-        """The invoice files sent or quarantined lately (a folder that came late)."""
-        if self._finished is None:
-            self._finished = by_stem(self._ask(lambda j: j.finished_files()) or [])
-        return self._finished
-
-    def spelling_rows(self) -> list[Row]:
-        if self._rows is None:
-            self._rows = self._read()
-        return self._rows
-
-    def _ask(self, question: Callable[[Journal], T]) -> T | None:
-        """The journal's answer; None (and one note) where there is none to read."""
-        if not self.path.exists():
-            return None  # no journal yet: nothing was sent or quarantined
-        try:
-            return read_journal(self.path, question)
-        except (sqlite3.Error, ValueError, OutboxdError) as exc:
-            why = str(exc) if isinstance(exc, OutboxdError) else (
-                f"cannot read the journal {self.path}: {exc} — check [paths] state_dir and "
-                "its permissions, or run check as the daemon's user")
-            if not self._said:
-                self._said = True
-                self.notes.append(f"note: {why}; check goes on without what the daemon "
-                                  "knows (look-alike folders a quarantine left in the "
-                                  "outbox, attachments that came after their invoice left)")
-            return None
-
-    def _read(self) -> list[Row]:
-        rows = self._ask(lambda j: j.quarantined_for(SPELLING))
-        if rows is None:
-            return []
-        for row in rows:
-            if any(r["code"] == UNREADABLE_REASONS for r in row.reasons):
-                self.notes.append(
-                    f"note: {row.invoice_file}: the journal's reasons for its quarantine "
-                    "cannot be read (not a JSON list of findings), so check cannot tell "
-                    "which look-alike folders it left in the outbox — REASON.txt in "
-                    f"{row.archive_dir} says  [{UNREADABLE_REASONS}]")
-        return rows
-
-
 def _own_folder(path: Path, settings: Settings) -> str | None:
     """What `path` is if it is (or is in) outboxd's own working folder: `.outboxd` in the
     outbox, or the processing folder where claimed bundles are being delivered. Read as
@@ -300,7 +242,7 @@ def _own_folder(path: Path, settings: Settings) -> str | None:
     return None
 
 
-def _left_by_quarantine(folder: Path, settings: Settings, journal: _Journal
+def _left_by_quarantine(folder: Path, settings: Settings, journal: CheckJournal
                         ) -> LeftBehind | None:
     """The folder as the status page lists it when a quarantine left it in the outbox
     (a look-alike of the quarantined bundle's sidecar), from the journal; None when it

@@ -25,6 +25,8 @@ ATTEMPTING = frozenset({"delivering", "retrying"})
 # there; until then it is on its way, or "retrying" while a move keeps failing
 # (last_error says why).
 MOVING = (CLAIMING, DELIVERED, QUARANTINING)
+# Sent, or claimed and on its way: the same content dropped again is a duplicate.
+SENT_OR_GOING = ("sent", DELIVERED, CLAIMING, "delivering", "retrying")
 SHOWN_AS = dict.fromkeys(MOVING, "delivering")
 
 

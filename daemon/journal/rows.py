@@ -19,8 +19,8 @@ from daemon.journal.records import (
     _JSON_FIELDS,
     _SENT_INVOICES_FROM,
     ATTEMPTING,
-    CLAIMING,
     DELIVERED,
+    SENT_OR_GOING,
     Row,
     now_iso,
     row_of,
@@ -148,10 +148,10 @@ class Rows:
 
     def was_sent(self, bundle_id: str) -> bool:
         """Sent, or claimed and on its way: the same content again is a duplicate."""
+        marks = ", ".join("?" for _ in SENT_OR_GOING)
         with self._lock:
-            r = self._db.execute("SELECT 1 FROM bundles WHERE bundle_id = ? AND state IN "
-                                 "('sent', ?, ?, 'delivering', 'retrying') LIMIT 1",
-                                 (bundle_id, DELIVERED, CLAIMING)).fetchone()
+            r = self._db.execute(f"SELECT 1 FROM bundles WHERE bundle_id = ? AND state IN "
+                                 f"({marks}) LIMIT 1", (bundle_id, *SENT_OR_GOING)).fetchone()
         return r is not None
 
     def sent_invoice_ids(self, invoice_ids: list[str], except_bundle: str) -> list[str]:

@@ -11,9 +11,11 @@ from datetime import UTC, datetime
 
 from daemon.journal.records import (
     CLAIMING,
+    DELIVERED,
     IN_FLIGHT,
     LIVE,
     MOVING,
+    SENT_OR_GOING,
     STATES,
     UNREADABLE_REASONS,
     Row,
@@ -27,6 +29,9 @@ class Views:
     _db: sqlite3.Connection
     _lock: threading.RLock
     _column_names: list[str] | None
+
+    def sent_invoice_ids(self, invoice_ids: list[str], except_bundle: str) -> list[str]:
+        raise NotImplementedError  # the rows' (Rows comes first in Journal's bases)
 
     def _shown_counts(self, states: tuple[str, ...] | None = None) -> dict[str, int]:
         """Rows per state as `status` names them. The state index answers the counts;
@@ -107,7 +112,7 @@ class Views:
         field, no view shows it, and the status page asks for this every 2 s.
         """
         cutoff = iso_in(-days * 86400)
-        cols = ", ".join(c for c in self._columns() if c != "response") + ", NULL AS response"
+        cols = self._light_columns()
         with self._lock:
             unfinished = LIVE + IN_FLIGHT
             marks = ", ".join("?" for _ in unfinished)
@@ -128,7 +133,7 @@ class Views:
         reason UNREADABLE_REASONS), so that `check` can say it cannot tell."""
         if not code.replace("-", "").isalnum():
             raise ValueError(f"not a rule code: {code!r}")  # it goes into the SQL text
-        cols = ", ".join(c for c in self._columns() if c != "response") + ", NULL AS response"
+        cols = self._light_columns()
         with self._lock:
             rs = self._db.execute(
                 f"SELECT {cols} FROM bundles WHERE state = 'quarantined' AND "
@@ -136,6 +141,43 @@ class Views:
         rows = [row_of(r) for r in rs]
         return [r for r in rows
                 if any(x.get("code") in (code, UNREADABLE_REASONS) for x in r.reasons)]
+
+    def sent_before(self, bundle_id: str) -> Row | None:
+        """The latest row of this exact bundle sent or on its way (those `was_sent`
+        counts), without the receiver's response: when and where, for `check` to name
+        what a duplicate duplicates."""
+        marks = ", ".join("?" for _ in SENT_OR_GOING)
+        with self._lock:
+            r = self._db.execute(
+                f"SELECT {self._light_columns()} FROM bundles WHERE bundle_id = ? AND state "
+                f"IN ({marks}) ORDER BY since DESC, id DESC LIMIT 1",
+                (bundle_id, *SENT_OR_GOING)).fetchone()
+        return None if r is None else row_of(r)
+
+    def sent_in(self, invoice_ids: list[str], except_bundle: str) -> dict[str, Row | None]:
+        """Those of invoice_ids already sent in another bundle (`sent_invoice_ids`), each
+        with the latest row that sent it (None where the journal keeps no such row): for
+        `check` to say when and in which bundle."""
+        sent = self.sent_invoice_ids(invoice_ids, except_bundle)
+        out: dict[str, Row | None] = dict.fromkeys(sent)
+        if not sent:
+            return out
+        marks = ", ".join("?" for _ in sent)
+        with self._lock:
+            rs = self._db.execute(
+                f"SELECT s.invoice_id AS sent_id, {self._light_columns('b.')} FROM "
+                "sent_invoices AS s JOIN bundles AS b ON b.bundle_id = s.bundle_id WHERE "
+                f"s.invoice_id IN ({marks}) AND s.bundle_id != ? AND b.state IN ('sent', ?) "
+                "ORDER BY b.since, b.id", (*sent, except_bundle, DELIVERED)).fetchall()
+        for r in rs:
+            out[r["sent_id"]] = row_of(r)  # the latest last
+        return out
+
+    def _light_columns(self, prefix: str = "") -> str:
+        """The columns of a row without the receiver's response: the largest field, which
+        no view shows (the status page asks for rows every 2 s)."""
+        return ", ".join(prefix + c for c in self._columns() if c != "response") \
+            + ", NULL AS response"
 
     def _columns(self) -> list[str]:
         if self._column_names is None:

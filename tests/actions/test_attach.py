@@ -237,6 +237,27 @@ def test_attach_puts_the_file_into_the_ids_folder_under_whichever_name_is_there(
     assert [a.original_name for a in bundle.attachments_of("CON")] == ["timesheet.pdf"]
 
 
+@pytest.mark.parametrize("made_form", ["NFD", "NFC"])
+def test_attach_uses_the_ids_folder_a_mac_made_in_the_other_unicode_form(
+        cfg: Env, timesheet: Path, made_form: str) -> None:
+    """The invoice file holds the id ÅSA-7 composed (NFC); a Mac made its folder
+    decomposed (NFD: A and a combining ring), or the other way round. The daemon takes
+    that folder as the invoice's (either form), so attach puts the file into it, never
+    making a second folder in the other form beside it (two folders of one invoice)."""
+    nfc, nfd = (unicodedata.normalize(f, "ÅSA-7") for f in ("NFC", "NFD"))
+    made, written = (nfd, nfc) if made_form == "NFD" else (nfc, nfd)
+    write(cfg.outbox / "batch.xml", batch_xml(written, "X-2"))
+    write(cfg.outbox / "batch" / made / "contract.pdf", pdf_bytes())
+    assert attach(cfg, written, str(timesheet)) == 0
+    assert [p.name for p in (cfg.outbox / "batch").iterdir()] == [made]
+    assert (cfg.outbox / "batch" / made / "timesheet.pdf").exists()
+    s = load_settings(cfg.config)
+    bundle = evaluate(candidate_for(s.outbox, "batch.xml"), s)
+    assert bundle.errors == ()
+    assert sorted(a.original_name for a in bundle.attachments_of(written)) == [
+        "contract.pdf", "timesheet.pdf"]
+
+
 def test_attach_makes_an_ids_folder_under_the_name_that_is_no_other_invoices(
         cfg: Env, timesheet: Path) -> None:
     """A file holding the ids CON and CON_: a folder CON_ would be CON_'s and CON's

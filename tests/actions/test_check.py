@@ -850,3 +850,177 @@ def test_an_unattached_invoice_beside_other_errors_is_not_counted_twice(
         assert got == 1
         assert "unattached-invoice" not in out
         assert "=> INVALID (1 error(s), 0 warning(s))" in out
+
+
+SENT_AT = "2026-11-26T09:30:00.000Z"
+
+
+def _sent_before(cfg: Env, invoice_file: str, invoice_ids: list[str], bundle_id: str,
+                 state: str = "sent") -> Path:
+    """The daemon's journal holding one bundle sent (or, by `state`, on its way) at
+    SENT_AT, archived in sent/2026-11-26/; the journal's path."""
+    from daemon.config_load import load_settings
+    from daemon.journal import Journal
+    s = load_settings(cfg.config)
+    folder = s.sent_dir / "2026-11-26" / f"{Path(invoice_file).stem}--{bundle_id[:12]}"
+    s.journal_path.parent.mkdir(parents=True, exist_ok=True)
+    journal = Journal(s.journal_path)
+    journal.create(invoice_file, state, since=SENT_AT, bundle_id=bundle_id,
+                   invoice_ids=invoice_ids, archive_dir=str(folder))
+    journal.close()
+    return s.journal_path
+
+
+def _bundle_id(cfg: Env, invoice: Path) -> str:
+    """The bundle's id as the daemon computes it from what it reads."""
+    from daemon.config_load import load_settings
+    from daemon.finish import evaluate
+    from daemon.manifest import bundle_id_of
+    from daemon.scan import candidate_for
+    s = load_settings(cfg.config)
+    return bundle_id_of(evaluate(candidate_for(s.outbox, invoice.name), s))
+
+
+def test_a_bundle_sent_before_is_the_duplicate_error_naming_when_and_its_sent_folder(
+        cfg: Env, capsys) -> None:
+    """The exact bundle the journal has as sent: under [policy] duplicates = "quarantine"
+    (the default) check gives the `duplicate` error the daemon quarantines it for,
+    naming when it was sent (the journal's time, as status shows it) and its folder in
+    sent/, exit 1; and it reads the journal without writing anything beside it."""
+    inv = drop_bundle(cfg.outbox, "INV-1", {"t.pdf": pdf_bytes()})
+    bid = _bundle_id(cfg, inv)
+    journal = _sent_before(cfg, "INV-1.xml", ["INV-1"], bid)
+    before = snapshot_tree(cfg.root)
+    code, out = check(cfg, capsys, inv)
+    assert code == 1, out
+    assert (f"    INV-1.xml: this exact bundle ({bid[:12]}) was sent at {SENT_AT} (folder "
+            f"sent/2026-11-26/INV-1--{bid[:12]}) — remove it, or, if it is meant to be a "
+            "new bundle, change a file") in out
+    assert out.count("[duplicate]") == 1 and "[invoice-id-already-sent]" not in out
+    assert "=> INVALID (1 error(s), 0 warning(s))" in out and "note:" not in out
+    assert snapshot_tree(cfg.root) == before
+    assert sorted(p.name for p in journal.parent.iterdir()) == ["journal.sqlite3"]
+
+
+def test_a_bundle_being_sent_is_a_duplicate_without_a_folder_yet(cfg: Env, capsys) -> None:
+    """The same bundle claimed and still being delivered is a duplicate to the daemon
+    too: check says it is being sent since when, and names no folder in sent/ (there is
+    none yet)."""
+    inv = drop_bundle(cfg.outbox, "INV-1", {"t.pdf": pdf_bytes()})
+    bid = _bundle_id(cfg, inv)
+    _sent_before(cfg, "INV-1.xml", ["INV-1"], bid, state="retrying")
+    code, out = check(cfg, capsys, inv)
+    assert code == 1
+    assert (f"this exact bundle ({bid[:12]}) was being sent since {SENT_AT} (outboxd "
+            "status lists it) — remove it") in out
+    assert "folder sent/" not in out and "[duplicate]" in out
+
+
+def test_under_duplicates_send_a_bundle_sent_before_gets_no_finding(cfg: Env, capsys) -> None:
+    """Under [policy] duplicates = "send" the daemon sends the same bundle again with no
+    finding (the same bundle is no "other bundle" for its invoice id): check says
+    nothing either, exit 0."""
+    inv = drop_bundle(cfg.outbox, "INV-1", {"t.pdf": pdf_bytes()})
+    cfg.write_config("http://127.0.0.1:9/bundles", policy={"duplicates": "send"})
+    _sent_before(cfg, "INV-1.xml", ["INV-1"], _bundle_id(cfg, inv))
+    code, out = check(cfg, capsys, inv)
+    assert code == 0, out
+    assert "[duplicate]" not in out and "[invoice-id-already-sent]" not in out
+    assert "=> valid (0 error(s), 0 warning(s))" in out
+
+
+def test_an_invoice_id_sent_in_another_bundle_is_the_warning_naming_that_bundle(
+        cfg: Env, capsys) -> None:
+    """A corrected INV-1.xml whose id the journal has as sent in another bundle: the
+    `invoice-id-already-sent` warning the daemon sends it with, naming the other
+    bundle's file, when it was sent and its folder; a warning, so exit 0."""
+    inv = drop_bundle(cfg.outbox, "INV-1", {"t.pdf": pdf_bytes()})
+    _sent_before(cfg, "INV-1.xml", ["INV-1"], "b" * 64)
+    code, out = check(cfg, capsys, inv)
+    assert code == 0, out
+    assert (f"    INV-1.xml: invoice INV-1 was already sent in another bundle (INV-1.xml, "
+            f"sent at {SENT_AT}, folder sent/2026-11-26/INV-1--bbbbbbbbbbbb)  "
+            "[invoice-id-already-sent]") in out
+    assert "[duplicate]" not in out
+    assert "=> valid (0 error(s), 1 warning(s))" in out
+
+
+def test_an_already_sent_id_is_not_warned_of_for_a_bundle_the_daemon_will_not_send(
+        cfg: Env, capsys) -> None:
+    """The daemon warns of an id already sent only in what it sends: a bundle it
+    quarantines (here: no attachments under unattached = "quarantine") gets that error
+    alone."""
+    inv = drop_bundle(cfg.outbox, "INV-1", {})
+    cfg.write_config("http://127.0.0.1:9/bundles", policy={"unattached": "quarantine"})
+    _sent_before(cfg, "INV-1.xml", ["INV-1"], "b" * 64)
+    code, out = check(cfg, capsys, inv)
+    assert code == 1
+    assert "[unattached-invoice]" in out and "[invoice-id-already-sent]" not in out
+
+
+def test_without_a_journal_check_says_once_that_sent_before_was_not_checked(
+        cfg: Env, capsys) -> None:
+    """A fresh install (no journal): every bundle is checked, and one note says that
+    whether a bundle or an invoice id was sent before was not checked, and why."""
+    for name in ("INV-1", "INV-2"):
+        drop_bundle(cfg.outbox, name, {"t.pdf": pdf_bytes()})
+    code, out = check(cfg, capsys, cfg.outbox)
+    assert code == 0
+    notes = [line for line in out.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1
+    assert notes[0].startswith(f"note: there is no journal at {cfg.state / 'journal.sqlite3'}")
+    assert "whether a bundle or an invoice id was sent before (duplicate, " \
+        "invoice-id-already-sent)" in notes[0]
+    assert "2 bundle(s) checked, 0 invalid" in out
+    assert not cfg.state.exists()
+
+
+def test_a_journal_a_clerk_may_not_read_skips_the_sent_checks_in_one_note(
+        cfg: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clerk's account that may not enter the state dir (stat fails with EACCES):
+    check does not fail; one note names the journal, why, and the checks skipped, and
+    the bundles are checked as without a journal."""
+    import errno
+    inv = drop_bundle(cfg.outbox, "INV-1", {"t.pdf": pdf_bytes()})
+    drop_bundle(cfg.outbox, "INV-2", {"t.pdf": pdf_bytes()})
+    journal = _sent_before(cfg, "INV-1.xml", ["INV-1"], _bundle_id(cfg, inv))
+    real_stat, real_lstat = os.stat, os.lstat
+
+    def denied(real):  # type: ignore[no-untyped-def]
+        def stat(path, *args, **kw):  # type: ignore[no-untyped-def]
+            if Path(path).parent == journal.parent:
+                raise PermissionError(errno.EACCES, "Permission denied", str(path))
+            return real(path, *args, **kw)
+        return stat
+
+    monkeypatch.setattr(os, "stat", denied(real_stat))
+    monkeypatch.setattr(os, "lstat", denied(real_lstat))
+    code = main(["check", "-c", str(cfg.config), str(cfg.outbox)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    notes = [line for line in captured.out.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1
+    assert notes[0].startswith(f"note: cannot read the journal {journal}: Permission denied")
+    assert "whether a bundle or an invoice id was sent before" in notes[0]
+    assert "[duplicate]" not in captured.out and "Traceback" not in captured.err
+
+
+def test_a_journal_sqlite_cannot_open_skips_the_sent_checks_in_one_note(
+        cfg: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A journal that cannot be opened even immutable (unreadable to this user): one
+    note for the run, naming the checks skipped; exit 0."""
+    inv = drop_bundle(cfg.outbox, "INV-1", {"t.pdf": pdf_bytes()})
+    journal = _sent_before(cfg, "INV-1.xml", ["INV-1"], _bundle_id(cfg, inv))
+    if os.geteuid() != 0:
+        journal.chmod(0)
+    _unwritable(journal.parent, monkeypatch, [], immutable_too=True)
+    try:
+        code = main(["check", "-c", str(cfg.config), str(inv)])
+    finally:
+        journal.parent.chmod(0o755)
+        journal.chmod(0o644)
+    captured = capsys.readouterr()
+    assert code == 0
+    [note] = [line for line in captured.out.splitlines() if line.startswith("note: ")]
+    assert str(journal) in note and "sent before (duplicate, invoice-id-already-sent)" in note
+    assert "[duplicate]" not in captured.out and "Traceback" not in captured.err
