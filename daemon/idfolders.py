@@ -16,7 +16,7 @@ from itertools import combinations
 
 from daemon.bundle import Finding
 from daemon.lookalikes import id_collision
-from daemon.names import contract_folder_name, fold_key, folder_name_for_id, id_folder_names
+from daemon.names import contract_folder_name, fold_key, id_folder_names
 
 
 def _nfc(name: str) -> str:
@@ -71,7 +71,7 @@ class IdFolders:
             if prev == invoice_id:
                 continue
             self._told.add(frozenset((prev, invoice_id)))
-            folder = _nfc(folder_name_for_id(invoice_id))
+            folder = self.names[invoice_id][0]
             found.append(_err("id-folder-collision", rel, f"invoice ids {prev!r} and "
                               f"{invoice_id!r} {id_collision(prev, invoice_id, folder)}"
                               " — give the invoices distinct ids"))
