@@ -240,9 +240,15 @@ def name_problem(name: str) -> str | None:
     return None
 
 
+def nfc(name: str) -> str:
+    """`name` composed (NFC): a Mac writes "ä" in a name as "a" and a combining mark,
+    Windows and an ERP as one letter; the two look the same."""
+    return unicodedata.normalize("NFC", name)
+
+
 def fold_key(name: str) -> str:
     """Names that differ only in case or Unicode normalisation fold to one key."""
-    return unicodedata.normalize("NFC", name).casefold()
+    return nfc(name).casefold()
 
 
 # The ends of a name a clerk does not see or cannot keep: a space before or after it
