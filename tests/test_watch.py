@@ -113,6 +113,24 @@ class TestWatcher:
             assert choose_mode("auto", Path(outbox)) == "polling", repr(outbox)
         assert choose_mode("auto", Path("/srv/tab/outbox")) == "inotify"
 
+    def test_auto_polls_on_a_share_mounted_over_another_mount_at_the_same_point(
+            self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A share mounted on demand (fstab's x-systemd.automount) is listed after the
+        autofs mount at the same mount point, which it is mounted over: the later entry
+        is what the outbox is on, so it is polled; a local disk mounted over a share the
+        same way is watched with inotify."""
+        from daemon import mounts
+        table = ("/dev/sda1 / ext4 rw 0 0\n"
+                 "systemd-1 /srv/outbox autofs rw 0 0\n"
+                 "//fs/finance /srv/outbox cifs rw 0 0\n"
+                 "srv:/export /srv/other nfs4 rw 0 0\n"
+                 "/dev/sdb1 /srv/other ext4 rw 0 0\n")
+
+        _mount_table(monkeypatch, table)
+        assert mounts.fs_type(Path("/srv/outbox/INV")) == "cifs"
+        assert choose_mode("auto", Path("/srv/outbox")) == "polling"
+        assert choose_mode("auto", Path("/srv/other/outbox")) == "inotify"
+
     def test_auto_looks_again_at_the_file_system_when_the_watcher_is_restarted(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A share mounted over the outbox's folder after the start (the daemon began on
