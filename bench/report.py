@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bench.corpus import REPO
 from bench.procs import machine_cpu_seconds
+from daemon.mounts import mount_of
 
 BENCHMARKS_MD = REPO / "docs" / "benchmarks.md"
 
@@ -136,19 +137,9 @@ def _cpu_model() -> str:
 
 
 def fs_type(path: Path) -> str:
-    """The file system of `path`: the /proc/mounts entry with the longest matching mount point."""
-    real = os.path.realpath(path)
-    best, kind = "", "unknown"
-    try:
-        for line in Path("/proc/mounts").read_text().splitlines():
-            parts = line.split()
-            mount = parts[1].replace("\\040", " ")
-            inside = real == mount or real.startswith(mount.rstrip("/") + "/")
-            if inside and len(mount) >= len(best):
-                best, kind = mount, parts[2]
-    except OSError:
-        pass
-    return f"{kind} ({best or '?'})"
+    """The file system of `path` as the daemon finds it (daemon.mounts), with its mount point."""
+    mount = mount_of(path)
+    return f"{mount[1]} ({mount[0]})" if mount is not None else "unknown (?)"
 
 
 def git_commit() -> str:

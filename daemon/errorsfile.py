@@ -26,7 +26,7 @@ from daemon.fswrite import Stranded, free_name, fsync_dir, rename_noreplace, wri
 from daemon.names import ERRORS_SUFFIX, escaped_controls, stem
 from daemon.ourfiles import Judged, opened, remove_ours, replace_ours
 from daemon.scan import Candidate
-from daemon.temps import drop_unfinished_ending, temp_prefix
+from daemon.temps import Listed, drop_unfinished_ending, temp_prefix
 
 ERRORS_HEADER = ("# outboxd: this bundle is held because of the errors below. Fix them;\n"
                  "# it is checked again on every change and this file goes away once it passes.\n")
@@ -205,18 +205,20 @@ class HeldErrors:
             raise
 
 
-def drop_unfinished_errors(outbox: Path, invoice_files: Iterable[str]) -> None:
+def drop_unfinished_errors(outbox: Path, invoice_files: Iterable[str],
+                           listed: Listed | None = None) -> None:
     """Remove the temp files of NAME.errors.txt, and of the edited copies kept beside it,
     that a kill of outboxd (SIGKILL, a power loss) between a temp's writing and its
     rename left in the outbox, where the clerks would see them for good: those of any
     NAME, whether its invoice file is still there or not, and those of the
     `invoice_files` (the outbox's, at start) whose temp names are cut to fit. A live
-    writer's temp (locked) and a clerk's file of a like name stay. OSError if the outbox
-    cannot be listed."""
+    writer's temp (locked) and a clerk's file of a like name stay. `listed`: the outbox's
+    entries as the start's listing has them (else it is listed here). OSError if the
+    outbox cannot be listed."""
     names = {stem(name) + ERRORS_SUFFIX + edited
              for name in invoice_files for edited in ("", EDITED_SUFFIX)}
     drop_unfinished_ending(outbox, ERRORS_SUFFIX, sorted(
-        n for n in names if temp_prefix(n) != f".{n}.tmp-"), after=_EDITED_COPY)
+        n for n in names if temp_prefix(n) != f".{n}.tmp-"), after=_EDITED_COPY, listed=listed)
 
 
 def report_failure(log: Any, path: Path, exc: OSError) -> None:

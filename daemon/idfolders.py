@@ -16,11 +16,7 @@ from itertools import combinations
 
 from daemon.bundle import Finding
 from daemon.lookalikes import id_collision
-from daemon.names import contract_folder_name, fold_key, folder_name_for_id, id_folder_names
-
-
-def _nfc(name: str) -> str:
-    return unicodedata.normalize("NFC", name)
+from daemon.names import contract_folder_name, fold_key, id_folder_names, nfc
 
 
 def _visible(name: str) -> str:
@@ -30,9 +26,6 @@ def _visible(name: str) -> str:
                    for c in name)
 
 
-def _err(code: str, file: str, message: str, invoice_id: str | None = None) -> Finding:
-    return Finding(code, file, message, "error", invoice_id)
-
 
 class IdFolders:
     """The folder names of the ids of one invoice file, composed (NFC): a Mac writes "ä"
@@ -41,7 +34,7 @@ class IdFolders:
 
     def __init__(self, ids: Sequence[str]) -> None:
         self.ids = tuple(dict.fromkeys(ids))  # an id said twice is another error
-        self.names = {i: tuple(dict.fromkeys(_nfc(n) for n in id_folder_names(i)))
+        self.names = {i: tuple(dict.fromkeys(nfc(n) for n in id_folder_names(i)))
                       for i in self.ids}
         # The first id of each name; the Windows-safe names come first, so that a
         # message that gives "the" folder gives the one a clerk can make.
@@ -71,15 +64,15 @@ class IdFolders:
             if prev == invoice_id:
                 continue
             self._told.add(frozenset((prev, invoice_id)))
-            folder = _nfc(folder_name_for_id(invoice_id))
-            found.append(_err("id-folder-collision", rel, f"invoice ids {prev!r} and "
+            folder = self.names[invoice_id][0]
+            found.append(Finding("id-folder-collision", rel, f"invoice ids {prev!r} and "
                               f"{invoice_id!r} {id_collision(prev, invoice_id, folder)}"
                               " — give the invoices distinct ids"))
         return found
 
     def owner(self, folder: str) -> str | None:
         """The invoice whose folder `folder` is by name (in either Unicode form)."""
-        return self.by_folder.get(_nfc(folder))
+        return self.by_folder.get(nfc(folder))
 
     def sharers(self, folder: str) -> tuple[str, ...]:
         """The ids that `folder`, one invoice's by name, is the folder of, by name or by
@@ -139,7 +132,7 @@ class IdFolders:
                     "folder name, so for their files " if stuck else "or ")
             fix = (f"move {' and '.join(moves)}, and remove the emptied folder "
                    f"{_visible(folder)}; {rest}{fix}")
-        return [_err("id-folder-collision", f"{rel}/{folder}",
+        return [Finding("id-folder-collision", f"{rel}/{folder}",
                      f"is the folder of more than one invoice of this file: {said}, so a file "
                      f"in it could be meant for any of them, and none of its files is taken "
                      f"— {fix}")]
@@ -150,18 +143,18 @@ class IdFolders:
         send files from two places a clerk sees as two invoices' folders."""
         found = []
         for invoice_id, names in folders.items():
-            by_name = {_nfc(n): n for n in names}  # one of each, in either Unicode form
+            by_name = {nfc(n): n for n in names}  # one of each, in either Unicode form
             if len(by_name) < 2:
                 continue
             # Said at the folder a clerk is not told to make, naming the one that is.
             made, other = sorted(by_name.values(),
-                                 key=lambda n: self.names[invoice_id].index(_nfc(n)))[:2]
-            found.append(_err(
+                                 key=lambda n: self.names[invoice_id].index(nfc(n)))[:2]
+            found.append(Finding(
                 "id-two-folders", f"{rel}/{other}",
                 f"is the folder of invoice {invoice_id!r}, and so is {rel}/{_visible(made)} "
                 f"({self._named(invoice_id)}): only one folder may hold an invoice's "
                 f"attachments — move the files of one into the other and remove the "
-                f"emptied folder", invoice_id))
+                f"emptied folder", invoice_id=invoice_id))
         return found
 
     def _named(self, invoice_id: str) -> str:

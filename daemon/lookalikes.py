@@ -11,7 +11,6 @@ collide as received or as sent (`name-collision`).
 from __future__ import annotations
 
 import os
-import unicodedata
 from pathlib import Path
 
 from daemon.bundle import Attachment, Bundle, Finding
@@ -24,6 +23,7 @@ from daemon.names import (
     edge_words,
     fold_key,
     folder_name_for_id,
+    nfc,
     printable,
     spelled_otherwise,
     spelling_twins,
@@ -265,13 +265,13 @@ def how_spelled(name: str, other: str) -> str:
 
 def id_collision(prev: str, invoice_id: str, folder: str) -> str:
     """How two ids of one file come to one folder (`folder`: the second one's)."""
-    other = _nfc(folder_name_for_id(prev))
-    if _nfc(prev) == _nfc(invoice_id):
+    other = nfc(folder_name_for_id(prev))
+    if nfc(prev) == nfc(invoice_id):
         return (f"differ {how_spelled(invoice_id, prev)}, and an invoice's folder is found "
                 f"in either writing, so both would have the folder {folder!r}")
     if other == folder:
         return f"map to the same folder name {folder!r}"
-    named = ("differ" if (other, folder) == (_nfc(prev), _nfc(invoice_id)) else
+    named = ("differ" if (other, folder) == (nfc(prev), nfc(invoice_id)) else
              f"map to the folder names {other!r} and {folder!r}, which differ")
     return (f"{named} only in {CASE_WORDS}: Windows, and so the share, takes the two "
             "folders for one, so only one of them can be made there")
@@ -313,7 +313,7 @@ def _collision(a: Attachment, clash: Attachment) -> str:
         said = (f"differs from {clash.rel!r} only in characters that are folded when sent "
                 f"(both become {safe_filename(a.original_name)!r})")
     here, there = a.rel.rpartition("/")[0], clash.rel.rpartition("/")[0]
-    if here == there or _nfc(here) != _nfc(there):
+    if here == there or nfc(here) != nfc(there):
         return f"{said} — rename one of them"
     # Two folders of one id, in either Unicode form: both are the invoice's
     # (match.match_attachments).
@@ -344,9 +344,6 @@ def sent_names_distinct(bundle: Bundle, safe: bool) -> Bundle:
                                  "one of them", a.invoice_id))
     return bundle.with_findings(findings) if findings else bundle
 
-
-def _nfc(name: str) -> str:
-    return unicodedata.normalize("NFC", name)
 
 
 def _err(code: str, file: str, message: str, invoice_id: str | None = None) -> Finding:

@@ -25,12 +25,18 @@ def _unescape(field: str) -> str:
 
 
 def fs_type(path: Path) -> str | None:
-    """The file-system type of the mount holding path, from /proc/self/mounts: the
-    longest mount point above it, and of two at the same point the later line, which is
-    mounted over the other (an automounted share over its autofs mount)."""
+    """The file-system type of the mount holding path, from /proc/self/mounts."""
+    mount = mount_of(path)
+    return mount[1] if mount is not None else None
+
+
+def mount_of(path: Path) -> tuple[str, str] | None:
+    """(mount point, file-system type) of the mount holding path: the longest mount
+    point above it, and of two at the same point the later, which is mounted over the
+    earlier (a share mounted on demand over its autofs entry). None if unknown."""
     try:
         target = os.path.realpath(path)
-        best, best_type = "", None
+        best: tuple[str, str] | None = None
         with open("/proc/self/mounts", encoding="utf-8") as fh:
             for line in fh:
                 parts = line.split()
@@ -38,8 +44,8 @@ def fs_type(path: Path) -> str | None:
                     continue
                 mount = _unescape(parts[1])
                 if (target == mount or target.startswith(mount.rstrip("/") + "/")) \
-                        and len(mount) >= len(best):
-                    best, best_type = mount, parts[2]
-        return best_type
+                        and len(mount) >= len(best[0] if best else ""):
+                    best = mount, parts[2]
+        return best
     except OSError:
         return None

@@ -32,8 +32,9 @@ LITTER = ("Thumbs.db", "desktop.ini", ".DS_Store", "._*", ".*", "Icon\r", "*~",
           *(f"*{colon}{stream}{data}" for stream in _STREAMS for colon in (":", "\uf03a")
             for data in ("", ":$DATA")))
 
-# Characters that cannot stand in a folder name on Windows or Linux.
-_FOLDER_UNSAFE = set('/\\:*?"<>|')
+# Characters that cannot stand in a folder name on Windows or Linux, and the control
+# characters of ASCII: one pass over an id (it runs for every id of every bundle read).
+_FOLDER_UNSAFE = re.compile(r'[/\\:*?"<>|\x00-\x1f\x7f]')
 
 
 class NameKind(Enum):
@@ -118,13 +119,6 @@ _DEVICE = re.compile("(?:CON|PRN|AUX|NUL|(?:COM|LPT)[1-9\u00b9\u00b2\u00b3]) *",
                      re.IGNORECASE | re.ASCII)
 
 
-def _unsafe_in_folder(char: str) -> bool:
-    # Control characters (Cc) and the invisible format characters (Cf: zero-width space,
-    # joiners, U+FEFF, soft hyphen, bidirectional controls…): two ids that differ only by
-    # one would give folders a clerk cannot tell apart, nor type.
-    return char in _FOLDER_UNSAFE or unicodedata.category(char) in ("Cc", "Cf")
-
-
 def folder_name_for_id(invoice_id: str) -> str:
     """An invoice id as a folder name: unsafe, control and invisible format characters
     become '_'.
@@ -150,8 +144,7 @@ def contract_folder_name(invoice_id: str) -> str:
     a folder is that invoice's as well as the one folder_name_for_id gives, which is the
     name a clerk is told to make: on Windows this one may be impossible ("CON") or lose
     its end ("INV-7.")."""
-    return fit_name("".join("_" if c in _FOLDER_UNSAFE or _CONTROL.match(c) else c
-                            for c in invoice_id))
+    return fit_name(_FOLDER_UNSAFE.sub("_", invoice_id))
 
 
 def id_folder_names(invoice_id: str) -> tuple[str, ...]:
@@ -167,7 +160,13 @@ def id_in_name(invoice_id: str) -> str:
     """An invoice id as part of a longer file name (the directory transport's
     NAME--INVOICEID.xml): its characters as in its folder's name, but no '_' after a
     device name, which is one only as the whole name (INV--CON.xml is a plain file)."""
-    name = "".join("_" if _unsafe_in_folder(c) else c for c in invoice_id)
+    name = _FOLDER_UNSAFE.sub("_", invoice_id)
+    if not name.isascii():
+        # Control characters beyond ASCII (C1) and the invisible format characters (Cf:
+        # zero-width space, joiners, U+FEFF, soft hyphen, bidirectional controls…): two
+        # ids that differ only by one would give folders a clerk cannot tell apart, nor
+        # type. ASCII has none of them.
+        name = "".join("_" if unicodedata.category(c) in ("Cc", "Cf") else c for c in name)
     kept = len(name.rstrip(". "))
     return name[:kept] + "_" * (len(name) - kept)
 
@@ -241,9 +240,15 @@ def name_problem(name: str) -> str | None:
     return None
 
 
+def nfc(name: str) -> str:
+    """`name` composed (NFC): a Mac writes "ä" in a name as "a" and a combining mark,
+    Windows and an ERP as one letter; the two look the same."""
+    return unicodedata.normalize("NFC", name)
+
+
 def fold_key(name: str) -> str:
     """Names that differ only in case or Unicode normalisation fold to one key."""
-    return unicodedata.normalize("NFC", name).casefold()
+    return nfc(name).casefold()
 
 
 # The ends of a name a clerk does not see or cannot keep: a space before or after it

@@ -8,14 +8,13 @@ import hashlib
 import os
 import stat
 import tomllib
-import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from daemon.bundle import Attachment, Finding
 from daemon.errors import InputError, double_quoted, not_utf8, shown, unquoted
 from daemon.fsops import kind_of, open_in, read_bounded
-from daemon.names import CASE_WORDS, fold_key, trimmed
+from daemon.names import CASE_WORDS, fold_key, nfc, trimmed
 
 MANIFEST_NAME = "attachments.toml"
 MAX_NOTES_BYTES = 1 << 20  # a notes file larger than this is not a notes file
@@ -47,9 +46,9 @@ class Notes:
         Upper and lower case count, as they do for the files' names on the server."""
         if name in self.files:
             return name, self.files[name]
-        composed = _nfc(name)
+        composed = nfc(name)
         for key, entry in self.files.items():
-            if _nfc(key) == composed:
+            if nfc(key) == composed:
                 return key, entry
         return None, {}
 
@@ -60,12 +59,12 @@ class Notes:
         `elsewhere`: for the root of a file of several invoices, the subfolders (as
         shown) where each file name (NFC) lies, whose own attachments.toml the entry
         belongs in: said so, not only "not in the folder"."""
-        by_fold = {_nfc(n).casefold(): n for n in names}
+        by_fold = {fold_key(n): n for n in names}
         findings = []
         for key in sorted(set(self.files) - used):
-            near = by_fold.get(_nfc(key).casefold())
+            near = by_fold.get(fold_key(key))
             # "A/scan.pdf" (a path, as the clerk sees the file from here) names it too.
-            folder, _, base = _nfc(key).rpartition("/")
+            folder, _, base = nfc(key).rpartition("/")
             subs = [sub for sub in (elsewhere or {}).get(base, [])
                     if not folder or sub.rpartition("/")[2] == folder]
             if subs and near is None:
@@ -121,7 +120,7 @@ class SidecarNotes:
         attachments of the invoices' folders) lie."""
         elsewhere: dict[str, list[str]] = {}
         for a in atts:
-            elsewhere.setdefault(_nfc(a.original_name), []).append(a.rel.rpartition("/")[0])
+            elsewhere.setdefault(nfc(a.original_name), []).append(a.rel.rpartition("/")[0])
         return [f for check in self.later for f in check(elsewhere)]
 
 
@@ -166,9 +165,6 @@ def type_not_allowed(name: str, doc_type: str, from_entry: bool, allowed: list[s
             f"default_document_type) is not one of the document types allowed: {listed} "
             f"— give it one of those in {where}, e.g. [files.\"{name}\"]{example}")
 
-
-def _nfc(name: str) -> str:
-    return unicodedata.normalize("NFC", name)
 
 
 def _error(code: str, file: str, message: str, invoice_id: str | None = None) -> Finding:

@@ -40,6 +40,7 @@ from daemon.scan import (
 )
 from daemon.settle import SettleTracker
 from daemon.step import IDLE, Claim, Known, Next
+from daemon.temps import Listed
 
 __all__ = ["IDLE", "Next", "Pipeline"]
 
@@ -301,9 +302,10 @@ class Pipeline(Decisions):
         self._resumed.discard(key)
         self._early_spent.discard(key)
 
-    def start(self, present: set[str]) -> None:
+    def start(self, present: set[str], listed: Listed | None = None) -> None:
         """Take over the live rows of a previous run: those whose invoice file is
-        no longer in the outbox are gone, the others are remembered."""
+        no longer in the outbox are gone, the others are remembered. `listed`: the
+        outbox's entries as the start's listing has them (scan.Listing.stats)."""
         gone = []
         for row in self.j.rows(LIVE):  # by row id: the latest row of a name last
             if row.invoice_file in present:
@@ -325,7 +327,7 @@ class Pipeline(Decisions):
                 gone.append(row)
         # What a kill mid-write of an errors file left: before any is written again.
         try:
-            drop_unfinished_errors(self.s.outbox.path, present)
+            drop_unfinished_errors(self.s.outbox.path, present, listed)
         except OSError as exc:
             self.log.warning("cannot clear leftover temp files of errors files in the "
                              "outbox; tried again at the next start", error=str(exc),

@@ -261,7 +261,10 @@ class Service(Changes, Reloading, Stopping):
         # "changed" and renders the page again (some 2 CPU-s with 20,000 waiting).
         self.publish.folders(listing.stats)
         self.index.replace(listing)
-        self.pipeline.start(set(listing.candidates))
+        # The leftover temps of a killed run's errors files and page, by this listing:
+        # a second and third of an outbox of 20,000 names (on a share) are not needed.
+        self.pipeline.start(set(listing.candidates), listing.stats)
+        self.publish.page.swept(s, listing.stats)
         for key in listing.candidates:
             self._mark(key)
         self.workers.start(s.delivery.concurrency)

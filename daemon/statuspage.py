@@ -12,6 +12,7 @@ that is longer, at most `PAGE_PACE_MAX` (the clocks are injected for tests).
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -30,7 +31,7 @@ from daemon.pagerender import render
 from daemon.release import Idle, idle_releases, release_names
 from daemon.scan import list_outbox
 from daemon.strays import StrayFolders
-from daemon.temps import drop_unfinished
+from daemon.temps import Listed, drop_unfinished
 
 MIN_INTERVAL = 2.0
 # The next refresh waits at least this many times the last one's cost: with 20,000
@@ -148,14 +149,26 @@ class StatusPage:
         path = settings.outbox.path / settings.share.status_page
         if body == self._last_body and self._file.unchanged(path):
             return False
-        if self._swept != path:
-            # A kill between a write's temp file and its rename left that file in the
-            # outbox, where the clerks see it: once a start (one listing of the root).
-            drop_unfinished(path.parent, [path.name])
-            self._swept = path
+        if self._swept != path:  # unless the start's listing served (swept)
+            self._sweep(path)
         self._write(path, page(body, now))  # rendered once, here
         self._last_body = body
         return True
+
+    def swept(self, settings: Settings, listed: Listed) -> None:
+        """At a start, by the start's listing of the outbox (`listed`: scan.Listing.stats,
+        which the errors files' sweep takes too): what _sweep removes. Where it fails,
+        the first refresh sweeps again, and says why if it fails too."""
+        if settings.share.status_page:
+            with contextlib.suppress(OSError):
+                self._sweep(settings.outbox.path / settings.share.status_page, listed)
+
+    def _sweep(self, path: Path, listed: Listed | None = None) -> None:
+        """A kill between a write's temp file and its rename left that file in the
+        outbox, where the clerks see it: removed once a start, or once the page has
+        another name (one listing of the root)."""
+        drop_unfinished(path.parent, [path.name], listed)
+        self._swept = path
 
     def _write(self, path: Path, html: str) -> None:
         """The page written at path, only over a page of outboxd's (PageFile.judge:

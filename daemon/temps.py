@@ -24,7 +24,7 @@ import re
 import shutil
 import stat
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from daemon.fsops import FOLDER, FOLDER_NOFOLLOW, opened_if_regular
@@ -47,26 +47,33 @@ _TEMP_TAIL = re.compile(r"[0-9a-f]{12}")
 SET_ASIDE = ".gone-"
 
 
-def drop_unfinished(folder: Path, names: Iterable[str]) -> None:
+# A folder's entries as a listing of it already has them (name -> lstat), so that a
+# sweep at start need not list a folder of 20,000 names again (scan.Listing.stats).
+Listed = Mapping[str, os.stat_result]
+
+
+def drop_unfinished(folder: Path, names: Iterable[str], listed: Listed | None = None) -> None:
     """Remove the temp files that write_atomic of folder/NAME left when the process was
     killed between creating and renaming them. Only names write_atomic makes are
     touched, a link is removed, never followed, a folder of such a name (never
-    ours) is left alone, and so is the temp of a write still under way."""
+    ours) is left alone, and so is the temp of a write still under way. `listed`: the
+    folder's entries as just listed (else it is listed here)."""
     _drop_matching(folder, "|".join(re.escape(temp_prefix(n)) + _TEMP_TAIL.pattern
-                                    for n in names))
+                                    for n in names), listed)
 
 
 def drop_unfinished_ending(folder: Path, suffix: str, names: Iterable[str] = (),
-                           after: str = "") -> None:
+                           after: str = "", listed: Listed | None = None) -> None:
     """drop_unfinished for every NAME in folder that ends with `suffix` (a kind of file
     outboxd writes in a folder people write in too, whose NAMEs come and go:
     NAME.errors.txt), or with `suffix` and then what the regular expression `after`
     matches (the copies outboxd keeps of one, NAME.errors.txt.edited), and for `names`,
     whose temp names are cut to fit (temp_prefix) and so may not end so. A clerk's file
-    of a like name (`.NAME.errors.txt.notes`) is no temp of outboxd's, and stays."""
+    of a like name (`.NAME.errors.txt.notes`) is no temp of outboxd's, and stays.
+    `listed` as for drop_unfinished."""
     _drop_matching(folder, "|".join([
         r"\..+" + re.escape(suffix) + after + r"\.tmp-" + _TEMP_TAIL.pattern,
-        *(re.escape(temp_prefix(n)) + _TEMP_TAIL.pattern for n in names)]))
+        *(re.escape(temp_prefix(n)) + _TEMP_TAIL.pattern for n in names)]), listed)
 
 
 _ANY_TEMP = re.compile(r"\..+\.tmp-" + _TEMP_TAIL.pattern)
@@ -93,15 +100,20 @@ def drop_stale_copies(folder: Path, name: str, middle: str) -> None:
     _drop_matching(folder, re.escape(f".{name}.") + middle + r"\.tmp")
 
 
-def _drop_matching(folder: Path, pattern: str) -> None:
-    """Unlink each entry of folder whose whole name matches `pattern`, is not a folder,
-    and is not a temp file a live writer holds (a link is removed, never followed)."""
+def _drop_matching(folder: Path, pattern: str, listed: Listed | None = None) -> None:
+    """Unlink each entry of folder (as `listed`, else as listed now) whose whole name
+    matches `pattern`, is not a folder, and is not a temp file a live writer holds (a
+    link is removed, never followed)."""
     own = re.compile(pattern)
-    with os.scandir(folder) as entries:
-        stale = [e.path for e in entries
-                 if own.fullmatch(e.name) and not e.is_dir(follow_symlinks=False)]
-    for path in stale:
-        drop_unless_held(Path(path))
+    if listed is None:
+        with os.scandir(folder) as entries:
+            stale = [e.name for e in entries
+                     if own.fullmatch(e.name) and not e.is_dir(follow_symlinks=False)]
+    else:
+        stale = [name for name, st in listed.items()
+                 if own.fullmatch(name) and not stat.S_ISDIR(st.st_mode)]
+    for name in stale:
+        drop_unless_held(folder / name)
 
 
 def _drop_unless_held(path: str) -> None:

@@ -126,6 +126,27 @@ def test_a_temp_file_of_a_page_write_killed_before_its_rename_is_removed(
     assert sorted(p.name for p in outbox.iterdir()) == ["outboxd-status.html"]
 
 
+def test_the_starts_listing_serves_the_sweep_of_a_page_temp(
+        journal: Journal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At a start the outbox's listing (scan.Listing.stats) is what the page's leftover
+    temp is found by: removed then, and not looked for again (by another listing of the
+    outbox) at the first write."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    left = outbox / ".outboxd-status.html.tmp-0123456789ab"
+    left.write_text("half a page")
+    settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
+    page = StatusPage(clock=lambda: 100.0)
+    page.swept(settings, {e.name: e.stat(follow_symlinks=False) for e in os.scandir(outbox)})
+    assert not left.exists()
+    swept_again: list[Path] = []
+    monkeypatch.setattr(statuspage, "drop_unfinished",
+                        lambda folder, *_: swept_again.append(folder))
+    assert page.refresh(journal, settings)
+    assert swept_again == []
+    assert sorted(p.name for p in outbox.iterdir()) == ["outboxd-status.html"]
+
+
 def test_empty_status_page_setting_writes_nothing(journal: Journal, tmp_path: Path) -> None:
     settings = Settings(outbox={"path": tmp_path}, delivery={"url": "http://127.0.0.1:9/"},
                         share={"status_page": ""})

@@ -119,13 +119,16 @@ class TestWatcher:
         outbox is on: the mount table lists it later. An NFS or SMB share mounted on
         demand (fstab's x-systemd.automount) sits over its autofs mount, and a share
         mounted over the outbox's folder after the start may sit over a local mount there;
-        "auto" must poll both, not take the hidden mount's type and use inotify."""
+        "auto" must poll both, not take the hidden mount's type and use inotify. A local
+        disk mounted over a share the same way is watched with inotify."""
         from daemon import mounts
         table = ("/dev/sda1 / ext4 rw 0 0\n"
                  "systemd-1 /srv/invoices autofs rw 0 0\n"
                  "srv:/invoices /srv/invoices nfs4 rw 0 0\n"
                  "/dev/sdb1 /srv/local ext4 rw 0 0\n"
-                 "//fs/finance /srv/local cifs rw 0 0\n")
+                 "//fs/finance /srv/local cifs rw 0 0\n"
+                 "srv:/export /srv/other nfs4 rw 0 0\n"
+                 "/dev/sdc1 /srv/other ext4 rw 0 0\n")
 
         _mount_table(monkeypatch, table)
         assert mounts.fs_type(Path("/srv/invoices/outbox")) == "nfs4"
@@ -133,6 +136,7 @@ class TestWatcher:
         assert mounts.fs_type(Path("/srv/local/outbox")) == "cifs"
         assert choose_mode("auto", Path("/srv/invoices/outbox")) == "polling"
         assert choose_mode("auto", Path("/srv/local")) == "polling"
+        assert choose_mode("auto", Path("/srv/other/outbox")) == "inotify"
 
     def test_auto_looks_again_at_the_file_system_when_the_watcher_is_restarted(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

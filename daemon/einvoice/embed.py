@@ -337,8 +337,9 @@ def documents_for(bundle: Bundle, mime_codes: frozenset[str], *,
                 continue
             # Access points are the receivers likeliest to refuse a name that is not
             # plain ASCII: the name is folded as a part's filename is (docs/einvoice.md).
-            name = sent_name(PurePosixPath(att.original_name).name, safe_filenames)
-            folded = name != PurePosixPath(att.original_name).name
+            given = PurePosixPath(att.original_name).name
+            name = sent_name(given, safe_filenames)
+            folded = name != given
             if (clash := seen.get(name.casefold())) is not None:
                 findings.append(Finding("embed-name-collision", att.rel, _collision(
                     name, clash[0], folded or clash[1]), "error", att.invoice_id))
