@@ -94,7 +94,7 @@ class IdFolders:
         `alone`), the Windows-safe name first: where `attach` puts its files."""
         mine = [f for f in folders if self.owner(f) == invoice_id
                 and self.alone(invoice_id, f)]
-        return sorted(mine, key=lambda f: self.names[invoice_id].index(_nfc(f)))
+        return sorted(mine, key=lambda f: self.names[invoice_id].index(nfc(f)))
 
     def own_names(self, invoice_id: str) -> tuple[str, ...]:
         """The invoice's folder names that are no other invoice's (`alone`), the
