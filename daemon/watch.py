@@ -251,7 +251,9 @@ class Watcher:
                  on_hint: Callable[[str], None]) -> None:
         self.root = root
         self.requested = mode
-        self.mode = choose_mode(mode, root)
+        # What "auto" picks is chosen at each start, from the mount table as it is then
+        # (read once per start: on a host with thousands of mounts that read is not free).
+        self.mode = mode
         self.poll_interval = poll_interval
         self.on_hint = on_hint
         self._observer: _OutboxInotify | Poller | None = None

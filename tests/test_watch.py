@@ -168,6 +168,32 @@ class TestWatcher:
             w.stop()
 
 
+    def test_auto_reads_the_mount_table_once_at_each_start(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """watch = "auto" reads the mount table once when the watcher starts (not also
+        when it is made), and once again at each restart, which chooses anew."""
+        import io
+
+        from daemon import mounts
+        reads: list[str] = []
+
+        def mount_table(path: str, *args: object, **kwargs: object) -> io.StringIO:
+            reads.append(path)
+            return io.StringIO(f"/dev/sda1 {tmp_path} ext4 rw 0 0\n")
+        monkeypatch.setattr(mounts, "open", mount_table, raising=False)
+        root = tmp_path / "outbox"
+        root.mkdir()
+        w = Watcher(root, "auto", 0.05, lambda _: None)
+        try:
+            assert w.ensure_alive() and w.mode == "inotify"
+            assert reads == ["/proc/self/mounts"]
+            w.stop()
+            assert w.ensure_alive() and w.mode == "inotify"
+            assert reads == ["/proc/self/mounts"] * 2
+        finally:
+            w.stop()
+
+
 def test_polling_never_follows_a_symlink_out_of_the_outbox(tmp_path: Path) -> None:
     """watch = "polling" (what "auto" picks on network shares): a link in the outbox to
     a folder outside it is not walked: a change out there gives no hint for the link,
