@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from daemon import logs, release, sentbefore
+from daemon import logs, release, sentbefore, unattached
 from daemon.bundle import Finding, reasons_of
 from daemon.claims import Claims
 from daemon.cutshort import grace_seconds, looks_cut_short, while_held
 from daemon.errorsfile import HeldErrors, errors_file_for, report_failure
-from daemon.journal import Row, iso_in, now_iso, readable, seconds_until
-from daemon.names import attachment_folders
+from daemon.journal import Row, iso_in, now_iso, seconds_until
 from daemon.papers import PAPER_NAME_CODE
 from daemon.scan import Candidate
 from daemon.settle import SettleTracker
@@ -63,29 +62,19 @@ class Decisions(Claims):
             return self._claim(cand, known, row, list(bundle.errors), now)
         if (self.claiming(bid) or self.j.was_sent(bid)) and policy.duplicates == "quarantine":
             return self._claim(cand, known, row, [sentbefore.duplicate(key, bid)], now)
-        unattached = bundle.unattached_ids
-        if unattached and policy.unattached != "send":
-            if release.release_file(cand, self.s.share) is not None:  # "send anyway"
-                return self._claim(cand, known, row, [], now)
+        rule = unattached.plan(bundle, cand, self.s, release.release_file(
+            cand, self.s.share)) if bundle.unattached_ids else None  # no lstat for the rest
+        if rule is not None and rule.waits:  # not sent at once: by the policy or a release
             deadline = self._deadline(row, bundle.invoice_ids)
             left = None if deadline is None else self._due_in(key, deadline, now)
             if left is None or left > 0:
                 began = self._wait_began(row, bundle.invoice_ids)
                 self._live(row, key, "waiting", since=began, wait_began=began, bundle_id=bid,
                            deadline=deadline, invoice_ids=list(bundle.invoice_ids),
-                           unattached_ids=list(unattached))
+                           unattached_ids=list(rule.unattached_ids))
                 return IDLE if left is None else Next(at=now + left)
-            if policy.unattached == "quarantine":
-                # One reason per invoice, naming it in `invoice_id` as well: a script maps
-                # each to its invoice without reading the message.
-                return self._claim(cand, known, row, [Finding(
-                    "unattached-invoice", key, f"invoice {i} had no attachments by the end "
-                    f"of its wait ({readable(deadline)}) — put them in the folder "
-                    f"{attachment_folders(cand.sidecar.name, bundle.invoice_ids, (i,))[0]} "
-                    "(make it if there is none) and move the bundle back into the outbox; "
-                    "or, to send it without them, move the invoice file back with a file "
-                    f"{cand.name}{self.s.share.release_suffix} beside it", invoice_id=i)
-                    for i in unattached], now)
+            if rule.outcome == unattached.WAIT_THEN_QUARANTINE:
+                return self._claim(cand, known, row, rule.findings(ended=deadline), now)
         return self._claim(cand, known, row, [], now)
 
     def _grace_until(self, key: str, known: Known, now: float) -> float | None:

@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from daemon import logs, release, sentbefore
+from daemon import logs, release, sentbefore, unattached
 from daemon.answers import BODY_LIMIT
 from daemon.archive import target_for
 from daemon.bundle import Bundle, Finding, findings_of
@@ -35,7 +35,7 @@ from daemon.errors import (
     Retryable,
     describe,
 )
-from daemon.fsops import NOT_THE_FILES_FAULT, is_regular_file
+from daemon.fsops import NOT_THE_FILES_FAULT
 from daemon.journal import (
     CLAIMING,
     DELIVERED,
@@ -173,13 +173,11 @@ class Finisher(Moves, Recovery, Retries):
 
     def outgoing_warnings(self, bundle: Bundle, bid: str) -> list[Finding]:
         name = bundle.invoice_file.name
-        out = list(bundle.warnings)
-        released = bundle.invoice_file.path.with_name(stem(name) + self.s.share.release_suffix)
-        # A NAME at the length limit has no room for the suffix: no release file then.
-        released_by = released if is_regular_file(released) else None
-        for invoice_id in bundle.unattached_ids:
-            out.append(Finding("unattached-invoice", name, release.warning_text(
-                invoice_id, released_by), "warning", invoice_id))
+        # Whatever the policy or command that sent it (SPEC 1.5); the release, moved with
+        # the bundle, is in the processing folder beside the invoice file now.
+        out = list(bundle.warnings) + unattached.sent_warnings(
+            name, bundle.unattached_ids, release.found_beside(bundle.invoice_file.path,
+                                                              self.s.share))
         for invoice_id in self.j.sent_invoice_ids(list(bundle.invoice_ids), bid):
             out.append(sentbefore.already_sent(name, invoice_id))
         return out

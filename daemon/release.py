@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import os
 import pwd
-import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from daemon.config import ShareConfig
 from daemon.errors import InputError
-from daemon.fsops import open_regular
+from daemon.fsops import is_regular_file, open_regular
 from daemon.fswrite import fsync_dir, rename_noreplace
 from daemon.names import NAME_MAX, fit_name, name_problem, printable, stem
 from daemon.scan import Candidate
@@ -45,7 +44,13 @@ _TEMP_BASE_MAX = NAME_MAX - len("..") - 7 - len(".tmp")
 
 
 def path_for(cand: Candidate, share: ShareConfig) -> Path:
-    return cand.invoice.with_name(cand.name + share.release_suffix)
+    return beside(cand.invoice, share)
+
+
+def beside(invoice: Path, share: ShareConfig) -> Path:
+    """Where the release of the invoice file at `invoice` is: NAME + suffix beside it,
+    in the outbox or, once claimed, in its processing folder."""
+    return invoice.with_name(stem(invoice.name) + share.release_suffix)
 
 
 def overlong(name: str, suffix: str) -> int:
@@ -65,11 +70,15 @@ def rename_shorter(over: int) -> str:
 def release_file(cand: Candidate, share: ShareConfig) -> Path | None:
     """The release beside this invoice file, if it is a regular file (a link or a FIFO of
     that name releases nothing: outboxd never follows or opens those)."""
-    path = path_for(cand, share)
-    try:
-        return path if stat.S_ISREG(os.lstat(path).st_mode) else None
-    except OSError:
-        return None
+    return found_beside(cand.invoice, share)
+
+
+def found_beside(invoice: Path, share: ShareConfig) -> Path | None:
+    """The release beside the invoice file at `invoice` (in the outbox, or in its
+    processing folder once claimed), if it is a regular file. A NAME at the length limit
+    has no room for the suffix: no release file then."""
+    path = beside(invoice, share)
+    return path if is_regular_file(path) else None
 
 
 def owner_name(path: Path) -> str | None:

@@ -8,6 +8,7 @@ printed from `Bundle.findings`, whatever their code or severity, so rules
 added later (e-invoice pre-flight) show up here without a change; to those
 check adds the findings the daemon gives later, when it decides (decide.py)
 or sends (finish.py), so that the count agrees with it: `unattached-invoice`,
+from the rule the daemon asks (unattached.plan; check only words its outcome),
 and from its journal, read only (check_journal.py), `duplicate` and
 `invoice-id-already-sent`.
 """
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from daemon import unattached
 from daemon.actions import EXIT_FAILED, EXIT_OK
 from daemon.actions.check_journal import CheckJournal
 from daemon.actions.check_targets import targets
@@ -30,8 +32,8 @@ from daemon.config import Settings
 from daemon.einvoice import rules_versions
 from daemon.errors import InputError
 from daemon.finish import evaluate
-from daemon.names import attachment_folders, escaped_controls
-from daemon.release import release_file, warning_text
+from daemon.names import escaped_controls
+from daemon.release import release_file
 from daemon.scan import Candidate, candidate_for, marker_wait
 
 PROGRESS_EVERY = 0.2  # seconds between progress lines on a terminal
@@ -62,11 +64,10 @@ def report(bundle: Bundle, settings: Settings) -> list[str]:
         for a in atts:
             facts = ", ".join(x for x in (a.document_type, a.content_type, _pages(a.pages)) if x)
             lines.append(f"    {a.rel}  [{facts}]  {_verdict(by_file.get(a.rel, []))}")
-    unattached = bundle.unattached_ids
     cand = candidate_for(settings.outbox, inv.name)
-    if unattached and not _invalid(bundle):
-        lines.append("  " + _unattached_note(unattached, settings,
-                                             release_file(cand, settings.share)))
+    rule = unattached.plan(bundle, cand, settings, release_file(cand, settings.share))
+    if rule is not None and not _invalid(bundle):
+        lines.append("  " + _unattached_note(rule, settings))
     if settings.outbox.completion == "marker" and not os.path.lexists(cand.marker):
         lines.append("  note: " + marker_wait(cand))  # "valid" alone would promise it goes
     order = ["error", "warning"] + sorted({f.severity for f in bundle.findings}
@@ -89,46 +90,31 @@ def _invalid(bundle: Bundle) -> bool:
 
 
 def unattached_findings(bundle: Bundle, cand: Candidate, settings: Settings) -> list[Finding]:
-    """The `unattached-invoice` finding the daemon will give each invoice without
-    attachments if the files stay as they are (decide.py, finish.py): a warning where it
-    is sent without them (at once, after its wait, or once a person releases it under
-    "hold"), an error where it is quarantined after its wait. An outcome that comes after
-    a wait counts now, as a file that looks cut short does: check says how the bundle
-    ends as it lies. None beside other errors: the daemon stops the bundle for those."""
-    if not bundle.unattached_ids or bundle.errors:
+    """The `unattached-invoice` findings the daemon will give each invoice without
+    attachments if the files stay as they are (unattached.plan, which the daemon asks
+    too). An outcome that comes after a wait counts now, as a file that looks cut short
+    does: check says how the bundle ends as it lies. None beside other errors: the daemon
+    stops the bundle for those."""
+    if bundle.errors:
         return []
-    name, policy = bundle.invoice_file.name, settings.policy.unattached
-    released = release_file(cand, settings.share)
-    if released is not None or policy in ("send", "warn"):
-        return [Finding("unattached-invoice", name, warning_text(i, released), "warning", i)
-                for i in bundle.unattached_ids]
-    if policy == "hold":
-        return [Finding("unattached-invoice", name, f"invoice {i} has no attachments; "
-                        "released without them, it is sent with this warning", "warning", i)
-                for i in bundle.unattached_ids]
-    folders = attachment_folders(cand.sidecar.name, bundle.invoice_ids, bundle.unattached_ids)
-    return [Finding("unattached-invoice", name, f"invoice {i} has no attachments: the "
-                    f"bundle is quarantined after its wait of "
-                    f"{settings.policy.attachment_wait_seconds:g} s — put them in the folder "
-                    f"{folder} (make it if there is none), or, to send it without them, put "
-                    f"a file {cand.name}{settings.share.release_suffix} beside it", "error", i)
-            for i, folder in zip(bundle.unattached_ids, folders, strict=True)]
+    rule = unattached.plan(bundle, cand, settings, release_file(cand, settings.share))
+    return [] if rule is None else rule.findings()
 
 
-def _unattached_note(ids: tuple[str, ...], settings: Settings, released: Path | None) -> str:
-    p = settings.policy
-    if released is not None and p.unattached != "send":
-        return (f"note: {', '.join(ids)} without attachments: released by {released.name} "
+def _unattached_note(rule: unattached.Plan, settings: Settings) -> str:
+    """What the daemon will do with the bundle, in words: the rule's outcome."""
+    ids, policy = ", ".join(rule.unattached_ids), settings.policy.unattached
+    if rule.by_release:
+        assert rule.released is not None
+        return (f"note: {ids} without attachments: released by {rule.released.name} "
                 "— it goes out at once with a warning")
-    what = {"warn": f"waits {p.attachment_wait_seconds:g} s for attachments, then goes out "
-                    "with a warning",
-            "quarantine": f"waits {p.attachment_wait_seconds:g} s for attachments, then is "
-                          "quarantined",
-            "hold": "waits for attachments until released (outboxd send --without-attachments "
-                    f"or a NAME{settings.share.release_suffix} file)",
-            "send": "goes out at once with a warning"}[p.unattached]
-    return f"note: {', '.join(ids)} without attachments: [policy] unattached = " \
-           f"\"{p.unattached}\" — it {what}"
+    wait = f"waits {rule.wait_seconds:g} s for attachments, then"
+    what = {unattached.WAIT_THEN_SEND: f"{wait} goes out with a warning",
+            unattached.WAIT_THEN_QUARANTINE: f"{wait} is quarantined",
+            unattached.WAIT_FOR_RELEASE: "waits for attachments until released (outboxd send "
+            f"--without-attachments or a NAME{settings.share.release_suffix} file)",
+            unattached.SEND: "goes out at once with a warning"}[rule.outcome]
+    return f"note: {ids} without attachments: [policy] unattached = \"{policy}\" — it {what}"
 
 
 class _Progress:
