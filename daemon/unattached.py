@@ -18,7 +18,7 @@ from daemon.bundle import Bundle, Finding
 from daemon.config import Settings
 from daemon.journal import readable
 from daemon.names import attachment_folders
-from daemon.release import warning_text
+from daemon.release import overlong, rename_shorter, warning_text
 from daemon.scan import Candidate
 
 # What becomes of a bundle with invoices that have no attachments:
@@ -77,21 +77,30 @@ class Plan:
         if self.outcome != WAIT_THEN_QUARANTINE:
             return sent_warnings(self.invoice_file, self.unattached_ids, self.released)
         folders = attachment_folders(self.sidecar, self.invoice_ids, self.unattached_ids)
-        release = f"{self.name}{self.release_suffix}"
+        # A release file for a NAME near the length limit would be longer than a file name
+        # may be: no such file can be made, so the invoice file is to be renamed first.
+        over = overlong(self.name, self.release_suffix)
+        release = (f"a file {self.name}{self.release_suffix}" if not over else
+                   f"a release file (its new name without the extension, then "
+                   f"{self.release_suffix})")
+        why = ("" if not over else ": a release file for so long a name would be longer "
+               "than a file name may be")
         if ended is None:
+            put = f"put {release} beside it" if not over else \
+                f"{rename_shorter(over)}, then put {release} beside it"
             return [Finding(CODE, self.invoice_file, f"invoice {i} has no attachments: the "
                             f"bundle is quarantined after its wait of {self.wait_seconds:g} s "
                             f"— put them in the folder {folder} (make it if there is none), "
-                            f"or, to send it without them, put a file {release} beside it",
-                            "error", i)
+                            f"or, to send it without them, {put}{why}", "error", i)
                     for i, folder in zip(self.unattached_ids, folders, strict=True)]
+        back = f"move the invoice file back with {release} beside it" if not over else \
+            f"{rename_shorter(over)}, then move it back with {release} beside it"
         # One reason per invoice, naming it in `invoice_id` as well: a script maps each to
         # its invoice without reading the message.
         return [Finding(CODE, self.invoice_file, f"invoice {i} had no attachments by the end "
                         f"of its wait ({readable(ended)}) — put them in the folder {folder} "
                         "(make it if there is none) and move the bundle back into the outbox; "
-                        "or, to send it without them, move the invoice file back with a file "
-                        f"{release} beside it", invoice_id=i)
+                        f"or, to send it without them, {back}{why}", invoice_id=i)
                 for i, folder in zip(self.unattached_ids, folders, strict=True)]
 
 

@@ -115,3 +115,21 @@ def test_a_release_is_found_alike_in_the_outbox_and_in_the_processing_folder(
     moved = moved_candidate(cand, work)
     (work / "INV-1.send-anyway").symlink_to(s.outbox.path / "INV-1.send-anyway")
     assert release_file(moved, s.share) is None and found_beside(moved.invoice, s.share) is None
+
+
+def test_a_quarantine_of_a_name_too_long_for_its_release_file_says_to_rename_it_first(
+        tmp_path: Path) -> None:
+    """An invoice file named so long that NAME.send-anyway would be longer than a file
+    name may be: its quarantine finding, foretold and given, does not tell the clerk to
+    make that file (no file system can); it says how much shorter to rename the invoice
+    file first, as the status page does."""
+    s = settings(tmp_path, "quarantine")
+    name = "L" * 245  # 249 bytes with ".xml"; with ".send-anyway" 257, over 255
+    inv = drop_bundle(s.outbox.path, name, {})
+    cand = candidate_for(s.outbox, inv.name)
+    rule = unattached.plan(evaluate(cand, s), cand, s, None)
+    assert rule is not None
+    for f in (*rule.findings(), *rule.findings(ended="2026-11-26T09:30:00.000Z")):
+        assert f"{name}.send-anyway" not in f.message
+        assert "at least 2 characters shorter" in f.message
+        assert "then .send-anyway" in f.message
