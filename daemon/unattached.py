@@ -23,10 +23,10 @@ from daemon.scan import Candidate
 
 # What becomes of a bundle with invoices that have no attachments:
 SEND: Final = "send"  # sent at once, with the warning
-WAIT_THEN_SEND: Final = "wait-then-send"  # waits until its deadline, then is sent with the warning
-WAIT_THEN_QUARANTINE: Final = "wait-then-quarantine"  # waits until its deadline, then quarantined
-WAIT_FOR_RELEASE: Final = "wait-for-release"  # waits until a person releases it (no deadline)
-Outcome = Literal["send", "wait-then-send", "wait-then-quarantine", "wait-for-release"]
+WAIT_THEN_SEND: Final = "wait_then_send"  # waits until its deadline, then is sent with the warning
+WAIT_THEN_QUARANTINE: Final = "wait_then_quarantine"  # waits until its deadline, then quarantined
+WAIT_FOR_RELEASE: Final = "wait_for_release"  # waits until a person releases it (no deadline)
+Outcome = Literal["send", "wait_then_send", "wait_then_quarantine", "wait_for_release"]
 
 CODE = "unattached-invoice"
 # What each policy but "send" does once a bundle's wait is over (or, "hold", never is).
