@@ -7,6 +7,8 @@ watchdog observer and reference receiver."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from conftest import Env, Receiver, journal_states
 from helpers import drop_bundle, pdf_bytes, wait_for
@@ -14,21 +16,25 @@ from helpers import drop_bundle, pdf_bytes, wait_for
 pytestmark = pytest.mark.usefixtures("lean")
 
 
+
+def _held_as_a_paper(env: Env, receiver: Receiver, start_daemon: Any, name: str) -> str:
+    """NAME.xml with NAME/scan.pdf dropped into a running daemon and held: the text of
+    its NAME.errors.txt."""
+    env.write_config(receiver.url, outbox={"rescan_seconds": 600})
+    start_daemon()
+    drop_bundle(env.outbox, name, {"scan.pdf": pdf_bytes(2)})
+    wait_for(lambda: journal_states(env).get(f"{name}.xml") == "held", what=f"{name}.xml held")
+    errors = env.outbox / f"{name}.errors.txt"
+    wait_for(errors.exists, what=errors.name)
+    return errors.read_text(encoding="utf-8")
+
 def test_a_sidecar_named_REASON_txt_is_held_in_the_outbox_not_stuck_on_its_way(
         env: Env, receiver: Receiver, start_daemon) -> None:
     """Under the default invalid = "quarantine", REASON.txt.xml with REASON.txt/scan.pdf
     is held with `paper-name` in REASON.txt.errors.txt (before: claimed and quarantined
     into a work folder where REASON.txt is its sidecar, stuck `quarantining` for good).
     Renamed alike by the clerk, it is sent with its attachment."""
-    env.write_config(receiver.url, outbox={"rescan_seconds": 600})
-    start_daemon()
-    drop_bundle(env.outbox, "REASON.txt", {"scan.pdf": pdf_bytes(2)})
-
-    wait_for(lambda: journal_states(env).get("REASON.txt.xml") == "held",
-             what="REASON.txt.xml held")
-    errors = env.outbox / "REASON.txt.errors.txt"
-    wait_for(errors.exists, what="REASON.txt.errors.txt")
-    text = errors.read_text(encoding="utf-8")
+    text = _held_as_a_paper(env, receiver, start_daemon, "REASON.txt")
     assert "REASON.txt: the name of this attachments folder is one outboxd keeps for its " \
            "own papers" in text
     assert "rename REASON.txt.xml and its attachments folder alike" in text
@@ -49,15 +55,7 @@ def test_a_sidecar_named_like_a_paper_in_other_case_is_held_too(
     REASON.txt are one name, so the quarantine's REASON.txt would meet the clerk's folder.
     Held with `paper-name` saying so, not claimed (before: sent or quarantined as any
     bundle on Linux, where the two names differ, though the share shows the clash)."""
-    env.write_config(receiver.url, outbox={"rescan_seconds": 600})
-    start_daemon()
-    drop_bundle(env.outbox, "Reason.TXT", {"scan.pdf": pdf_bytes(2)})
-
-    wait_for(lambda: journal_states(env).get("Reason.TXT.xml") == "held",
-             what="Reason.TXT.xml held")
-    errors = env.outbox / "Reason.TXT.errors.txt"
-    wait_for(errors.exists, what="Reason.TXT.errors.txt")
-    text = errors.read_text(encoding="utf-8")
+    text = _held_as_a_paper(env, receiver, start_daemon, "Reason.TXT")
     assert "Reason.TXT: the name of this attachments folder is one outboxd keeps for its " \
            "own papers" in text
     assert "takes Reason.TXT and REASON.txt for one name" in text
