@@ -33,6 +33,7 @@ from daemon.errors import (
 )
 from daemon.fsops import NotAFile, read_admin_file
 from daemon.fswrite import folders_below, refuse_links
+from daemon.names import extension_pattern, is_invoice_name
 
 
 def config_path(cli_value: str | None) -> Path:
@@ -246,6 +247,8 @@ def load_settings(path: Path, token: bool = True, outbox: bool = True) -> Settin
         raise ConfigError(_problem_lines(exc.errors(), env),
                           source=unquoted(str(path))) from None
     env = environment_overrides()
+    if problems := share_name_problems(settings, env):
+        raise ConfigError(problems, source=unquoted(str(path)))
     if outbox and (missing := outbox_missing(settings.outbox.path)):
         key = f"[outbox] path{_origin('outbox', 'path', env)}"
         raise OutboxNotReachable(f"{key} = {double_quoted(str(settings.outbox.path))}: the "
@@ -254,6 +257,36 @@ def load_settings(path: Path, token: bool = True, outbox: bool = True) -> Settin
     if token and (problems := token_problems(settings)):
         raise ConfigError(problems, source=unquoted(str(path)))
     return settings
+
+
+def share_name_problems(settings: Settings, env: dict[str, dict[str, Any]]) -> list[str]:
+    """[share] names that [outbox] invoice_patterns would take for invoice files'. Such a
+    name is never read as an invoice (names.is_share_file): under release_suffix = ".pdf"
+    every PDF invoice would wait for good, taken for a release file."""
+    share, patterns = settings.share, settings.outbox.invoice_patterns
+    both = f"[outbox] invoice_patterns{_origin('outbox', 'invoice_patterns', env)} = " \
+        f"{_show('invoice_patterns', patterns)}"
+    problems: list[str] = []
+    if taken := extension_pattern(share.release_suffix, patterns):
+        problems.append(
+            f"[share] release_suffix{_origin('share', 'release_suffix', env)} = "
+            f"{_show('release_suffix', share.release_suffix)} and {both}: the suffix ends in "
+            f"the extension of {_show('invoice_patterns', taken)}, so a release file "
+            f"(NAME{unquoted(share.release_suffix)}) would be an invoice file itself and "
+            "every invoice file ending so would be taken for a release, never sent — set "
+            "release_suffix to a suffix whose extension no pattern names, e.g. "
+            '".send-anyway" (the default)')
+    page = share.status_page
+    if page and (taken := next((p for p in patterns if extension_pattern(page, [p]) and
+                                is_invoice_name(page, [p], settings.outbox.ignore_patterns)),
+                               None)):
+        problems.append(
+            f"[share] status_page{_origin('share', 'status_page', env)} = "
+            f"{_show('status_page', page)} and {both}: {_show('invoice_patterns', taken)} "
+            "takes the page's name for an invoice file's, so an invoice dropped under that "
+            "name would never be sent — give the page a name no pattern takes, e.g. "
+            '"outboxd-status.html" (the default), or "" to turn it off')
+    return problems
 
 
 def token_problems(settings: Settings) -> list[str]:

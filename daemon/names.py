@@ -89,6 +89,21 @@ def _extensions(patterns: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(p.rpartition(".")[2] for p in patterns if "." in p)
 
 
+def extension_pattern(name: str, invoice_patterns: Sequence[str]) -> str | None:
+    """The first invoice pattern that spells out the extension `name` ends in (what follows
+    its last dot, ignoring case): the "pdf" of "*.pdf" or "INV-*.pdf", not the "*" of
+    "*.*", nor "*" or "INV-*", which spell out none. None if no pattern does."""
+    dot = name.rfind(".")
+    if dot < 0:
+        return None
+    ext = name[dot + 1:].lower()
+    for pattern in invoice_patterns:
+        spelled = pattern.rpartition(".")[2] if "." in pattern else ""
+        if spelled.strip("*?") and fnmatch.fnmatchcase(ext, spelled.lower()):
+            return pattern
+    return None
+
+
 def has_invoice_extension(name: str, invoice_patterns: Sequence[str]) -> bool:
     """`name` matches an invoice pattern by an extension the pattern spells out: only
     then is what follows its last dot an invoice file's extension. Under a pattern

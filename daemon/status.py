@@ -12,7 +12,7 @@ from daemon.bundle import findings_of, reasons_of
 from daemon.config import Settings
 from daemon.errors import JournalError
 from daemon.journal import STATES, Journal, Row, parse_iso
-from daemon.journal.readonly import read_journal
+from daemon.journal.readonly import journal_there, read_journal
 from daemon.leftalone import not_an_invoice, still_quarantined
 from daemon.names import escaped_controls, first_of
 from daemon.scan import list_outbox
@@ -50,9 +50,15 @@ def _read(journal: Journal, outbox: Path) -> dict[str, Any]:
     return {"counts": counts, "bundles": [_bundle(r) for r in kept]}
 
 
+# Whom to run status as where this user cannot enter the state dir: the group the
+# daemon's user has may read it (operations.md: the people who read the outbox's folders).
+RUN_AS = ("run it as the daemon's user (sudo -u outboxd outboxd status) or as a member of "
+          "its group outboxd, which may read the state dir")
+
+
 def collect(settings: Settings) -> dict[str, Any]:
     path = settings.journal_path
-    if not path.exists():
+    if not journal_there(path, RUN_AS):
         return {"counts": dict.fromkeys(STATES, 0), "bundles": []}
     try:
         return read_journal(path, lambda journal: _read(journal, settings.outbox.path))

@@ -334,3 +334,50 @@ def test_a_nul_character_in_a_share_file_name_is_refused_at_load(
     assert "\\x00" in problem
     assert problem.endswith("holds a NUL character (\\0), which no file name may hold — "
                             "remove it")
+
+
+def test_a_release_suffix_that_is_an_invoice_extension_is_refused_naming_both_keys(
+        tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """[share] release_suffix = ".pdf" under the default invoice_patterns made the release
+    file INV-1.pdf of INV-1.xml an invoice file itself, and every PDF invoice a release
+    file, never sent. Refused at load (exit 2) in one line naming both keys and values and
+    what to write instead, in any case of letters, from the environment too; a suffix
+    with another extension passes."""
+    for suffix in (".pdf", ".PDF", ".send.pdf"):
+        text = minimal(outbox, f'[share]\nrelease_suffix = "{suffix}"\n')
+        [line] = problems_of(config_file(tmp_path, text))
+        assert line == (
+            f"[share] release_suffix = '{suffix}' and [outbox] invoice_patterns = ['*.xml', "
+            "'*.pdf']: the suffix ends in the extension of '*.pdf', so a release file "
+            f"(NAME{suffix}) would be an invoice file itself and every invoice file ending so "
+            "would be taken for a release, never sent — set release_suffix to a suffix whose "
+            'extension no pattern names, e.g. ".send-anyway" (the default)')
+    monkeypatch.setenv("OUTBOXD_SHARE__RELEASE_SUFFIX", ".xml")
+    [line] = problems_of(config_file(tmp_path, minimal(outbox)))
+    assert line.startswith("[share] release_suffix (from OUTBOXD_SHARE__RELEASE_SUFFIX) = "
+                           "'.xml' and [outbox] invoice_patterns = ['*.xml', '*.pdf']: the "
+                           "suffix ends in the extension of '*.xml'")
+    monkeypatch.delenv("OUTBOXD_SHARE__RELEASE_SUFFIX")
+    for fine in (".pdf-send", ".go"):
+        text = minimal(outbox, f'[share]\nrelease_suffix = "{fine}"\n')
+        assert load_settings(config_file(tmp_path, text)).share.release_suffix == fine
+
+
+def test_a_status_page_named_like_an_invoice_file_is_refused_naming_both_keys(
+        tmp_path: Path, outbox: Path) -> None:
+    """[share] status_page = "status.xml" under the default invoice_patterns: an invoice a
+    clerk drops as status.xml was never read (the page's name is never an invoice), and
+    nobody was told. Refused at load in one line naming both keys and values and what to
+    write instead. A name no pattern takes passes ("status.xml" under ["INV-*.xml"]), as
+    does the default page name under ["*"], which names no extension."""
+    [line] = problems_of(config_file(tmp_path, minimal(
+        outbox, '[share]\nstatus_page = "Status.XML"\n')))
+    assert line == ("[share] status_page = 'Status.XML' and [outbox] invoice_patterns = "
+                    "['*.xml', '*.pdf']: '*.xml' takes the page's name for an invoice file's, "
+                    "so an invoice dropped under that name would never be sent — give the "
+                    'page a name no pattern takes, e.g. "outboxd-status.html" (the default), '
+                    'or "" to turn it off')
+    for patterns, page in (('["INV-*.xml"]', "status.xml"), ('["*"]', "outboxd-status.html")):
+        text = minimal(outbox, f'[share]\nstatus_page = "{page}"\n').replace(
+            "\n\n[delivery]", f"\ninvoice_patterns = {patterns}\n[delivery]")
+        assert load_settings(config_file(tmp_path, text)).share.status_page == page

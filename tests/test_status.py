@@ -65,6 +65,32 @@ class TestCollect:
         assert list(data["counts"]) == STATES_SHOWN
         assert list(settings.paths.state_dir.iterdir()) == []
 
+    def test_a_state_dir_this_user_may_not_enter_is_one_journal_error_saying_whom_to_run_as(
+            self, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A state dir the user may not enter (stat of the journal fails with EACCES, as
+        for a clerk's account): Path.exists() raised PermissionError out of collect. It is
+        a JournalError (exit 1, one line) naming the state dir, why and whom to run
+        status as."""
+        import errno
+        import os
+
+        from daemon.errors import JournalError
+        fill(settings)
+        real_stat = os.stat
+
+        def denied(path: str | os.PathLike[str], *args: object,
+                   **kwargs: object) -> os.stat_result:
+            if Path(path).parent == settings.paths.state_dir:
+                raise PermissionError(errno.EACCES, "Permission denied", str(path))
+            return real_stat(path, *args, **kwargs)  # type: ignore[arg-type]
+        monkeypatch.setattr(os, "stat", denied)
+        with pytest.raises(JournalError) as info:
+            collect(settings)
+        assert str(info.value) == (
+            f"cannot look into the state dir {settings.paths.state_dir} for the journal "
+            "(Permission denied); run it as the daemon's user (sudo -u outboxd outboxd "
+            "status) or as a member of its group outboxd, which may read the state dir")
+
     def test_counts_with_rows(self, settings: Settings) -> None:
         """Counts use the names shown (claiming → delivering); old
         sent rows still count, gone rows do not."""

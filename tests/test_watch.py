@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,15 +18,16 @@ from helpers import needs_proc, os_thread_name  # noqa: E402
 from daemon.watch import OVERFLOW, ROOT_LOST, Watcher, choose_mode  # noqa: E402
 
 
-def _mount_table(monkeypatch: pytest.MonkeyPatch, table: str) -> None:
-    """daemon.mounts reads `table` as /proc/self/mounts."""
+def _mount_table(monkeypatch: pytest.MonkeyPatch, table: str | Callable[[], str]) -> None:
+    """daemon.mounts reads `table` as /proc/self/mounts (a callable: what it returns
+    at each read, for a table that changes)."""
     import io
 
     from daemon import mounts
 
     def mount_table(path: str, *args: object, **kwargs: object) -> io.StringIO:
         assert path == "/proc/self/mounts"
-        return io.StringIO(table)
+        return io.StringIO(table if isinstance(table, str) else table())
     monkeypatch.setattr(mounts, "open", mount_table, raising=False)
 
 
@@ -137,6 +139,49 @@ class TestWatcher:
         assert choose_mode("auto", Path("/srv/invoices/outbox")) == "polling"
         assert choose_mode("auto", Path("/srv/local")) == "polling"
         assert choose_mode("auto", Path("/srv/other/outbox")) == "inotify"
+
+    def test_auto_polls_on_a_share_mounted_on_demand_that_is_not_mounted_yet(
+            self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """An outbox on a share mounted on demand (x-systemd.automount) whose mount
+        table holds only the automounter's autofs entry, even after a look into the
+        folder (the automounter slow, or the look refused), is polled: what is behind
+        it is a share whose type cannot be known yet, not a local disk."""
+        import errno
+
+        from daemon import watch
+        _mount_table(monkeypatch, "/dev/sda1 / ext4 rw 0 0\n"
+                                  "systemd-1 /srv/invoices autofs rw 0 0\n")
+        assert choose_mode("auto", Path("/srv/invoices/outbox")) == "polling"
+
+        def refused(path: object, *args: object, **kwargs: object) -> os.stat_result:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        monkeypatch.setattr(watch.os, "stat", refused)
+        assert choose_mode("auto", Path("/srv/invoices/outbox")) == "polling"
+        assert choose_mode("auto", Path("/var/outbox")) == "inotify"
+
+    def test_auto_looks_into_the_outbox_before_reading_the_mount_table(
+            self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A look into the outbox folder makes the automounter mount a share mounted on
+        demand; "auto" looks before it reads the mount table, so it chooses by the
+        file system really mounted there (here a local disk mounted on demand: inotify),
+        not by the automounter's entry the table held before the look."""
+        from daemon import watch
+        table = ["/dev/sda1 / ext4 rw 0 0\n"
+                 "systemd-1 /srv/invoices autofs rw 0 0\n"]
+        real_stat = os.stat
+        looked: list[str] = []
+
+        def stat(path: str | os.PathLike[str], *args: object,
+                 **kwargs: object) -> os.stat_result:
+            if os.fspath(path).startswith("/srv/invoices"):
+                looked.append(os.fspath(path))
+                table.append("/dev/sdb1 /srv/invoices ext4 rw 0 0\n")  # mounted now
+                return real_stat("/")
+            return real_stat(path, *args, **kwargs)  # type: ignore[arg-type]
+        monkeypatch.setattr(watch.os, "stat", stat)
+        _mount_table(monkeypatch, lambda: "".join(table))
+        assert choose_mode("auto", Path("/srv/invoices/outbox")) == "inotify"
+        assert looked == ["/srv/invoices/outbox"]
 
     def test_auto_looks_again_at_the_file_system_when_the_watcher_is_restarted(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -26,11 +26,19 @@ from typing import TYPE_CHECKING, Any
 
 from daemon.actions import EXIT_OK
 from daemon.actions.common import settings_of
-from daemon.actions.retry_plan import FOLDER_RE, RetryRefused, find, plan, read_reason
+from daemon.actions.retry_plan import (
+    FOLDER_RE,
+    RUN_AS,
+    RetryRefused,
+    find,
+    plan,
+    read_reason,
+)
 from daemon.config import Settings
 from daemon.errors import OutboxdError
 from daemon.fsmove import move_tree
 from daemon.fswrite import fsync_dir
+from daemon.journal.readonly import journal_there
 from daemon.names import for_terminal
 from daemon.papers import PAPER_NAMES, remove_papers
 from daemon.temps import drop_unfinished
@@ -96,7 +104,7 @@ def recorded_first(settings: Settings, folder: Path) -> Iterator[None]:
     it for good, and `status` listed the bundle twice once it was quarantined again.
     When a journal exists; never creates a state dir. The bundle comes back as a new
     row."""
-    if not settings.journal_path.exists():
+    if not journal_there(settings.journal_path, RUN_AS):
         yield
         return
     from daemon.journal import Journal
@@ -143,11 +151,10 @@ def refuse_a_journal_out_of_reach(settings: Settings) -> None:
     before any bundle moves, with whom to run it as (recorded_first refuses each bundle
     on any write that fails; this says it once, before the first)."""
     path = settings.journal_path
-    if path.exists() and not (os.access(path, os.W_OK)
-                              and os.access(path.parent, os.W_OK | os.X_OK)):
+    if journal_there(path, RUN_AS) and not (os.access(path, os.W_OK)
+                                            and os.access(path.parent, os.W_OK | os.X_OK)):
         raise RetryRefused(f"this user may not write the journal {path}, where retry records "
-                           "what it moved back; nothing was moved — run it as the daemon's "
-                           "user (sudo -u outboxd outboxd retry …) or as root")
+                           f"what it moved back; {RUN_AS}")
 
 
 def run(args: argparse.Namespace) -> int:

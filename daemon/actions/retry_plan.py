@@ -28,7 +28,7 @@ from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError, UsageError
 from daemon.finish import evaluate
 from daemon.fsops import is_regular_file, kind_of
-from daemon.journal.readonly import read_journal
+from daemon.journal.readonly import journal_there, read_journal
 from daemon.lookalikes import look_alike_findings
 from daemon.manifest import bundle_id_of
 from daemon.names import NameKind, classify
@@ -43,6 +43,12 @@ FOLDER_RE = re.compile(r"^(?P<name>.+)--(?P<id>[0-9a-f]{12})(?:-\d+)?$")
 
 class RetryRefused(OutboxdError):
     """A retry that would replace something in the outbox, or cannot tell what to move."""
+
+
+# Whom to run retry as where this user cannot use the journal: retry records in it, which
+# only the daemon's user (and root) may (operations.md); its group may only read it.
+RUN_AS = ("nothing was moved — run it as the daemon's user (sudo -u outboxd outboxd retry "
+          "…) or as root")
 
 
 def quarantined_folders(root: Path) -> list[Path]:
@@ -232,7 +238,8 @@ def _refuse_a_duplicate(folder: Path, invoice: str, settings: Settings) -> None:
     file in the folder since, which makes a new bundle): the bundle is read as it is now,
     as the daemon would read it, and only its own id counts. Where it cannot be told (no
     reason.json, no journal, a bundle that does not read) the daemon decides, as before."""
-    if settings.policy.duplicates != "quarantine" or not settings.journal_path.exists():
+    if settings.policy.duplicates != "quarantine" or not journal_there(
+            settings.journal_path, RUN_AS):
         return
     recorded = _recorded_id(folder)
     if recorded is None or not _was_sent(recorded, settings):

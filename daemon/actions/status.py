@@ -12,6 +12,7 @@ from daemon.actions import EXIT_OK
 from daemon.actions.common import settings_of
 from daemon.config import Settings
 from daemon.config_load import outbox_missing
+from daemon.journal.readonly import journal_there
 from daemon.statelock import running
 
 # Below this, SQLite's next write (a WAL frame, a checkpoint) may not fit.
@@ -52,10 +53,12 @@ def outbox_away(settings: Settings) -> str | None:
 def run(args: argparse.Namespace) -> int:
     # Not refused without the outbox: a share not mounted is when an admin needs this.
     settings, _ = settings_of(args, outbox=False)
+    # First: a state dir this user may not enter ends the command in one line.
+    there = journal_there(settings.journal_path, status.RUN_AS)
     away = outbox_away(settings)
     if away:
         print(away, file=sys.stderr)
-    if not settings.journal_path.exists():
+    if not there:
         # All zeros would look like an idle daemon; a mistyped state_dir is likelier.
         print(f"outboxd: no journal at {settings.journal_path} — outboxd has not run with "
               "this configuration yet, or [paths] state_dir points elsewhere than the "
@@ -66,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"outboxd: no outboxd is running with the state dir "
               f"{settings.paths.state_dir}; these are the counts it left — start it "
               "(systemctl start outboxd) for them to move", file=sys.stderr)
-    if settings.journal_path.exists() and (why := no_room(settings.paths.state_dir)):
+    if there and (why := no_room(settings.paths.state_dir)):
         # The daemon logs this once; the counts cannot show it (nothing can be recorded),
         # so they would read as an idle daemon while the outbox fills.
         print(f"outboxd: the state dir {settings.paths.state_dir} {why}: the journal "

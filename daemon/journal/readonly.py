@@ -10,6 +10,7 @@ written from it.
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 import stat
@@ -30,6 +31,22 @@ def _read(path: Path, read: Callable[[Journal], T], immutable: bool) -> T:
         return read(journal)
     finally:
         journal.close()
+
+
+def journal_there(path: Path, fix: str) -> bool:
+    """Whether the journal at `path` is there, for a command beside the daemon. Raises
+    JournalError (the state dir, why, and `fix`: whom to run the command as) where this
+    user cannot tell: Path.exists() raises PermissionError for a state dir it may not
+    enter (a clerk's account), which ended `status` and `retry` with the generic line
+    about a path's permissions and disk space."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+            return False  # as Path.exists() answers them: not there
+        raise JournalError(f"cannot look into the state dir {path.parent} for the journal "
+                           f"({exc.strerror or exc}); {fix}") from None
+    return True
 
 
 def read_journal(path: Path, read: Callable[[Journal], T]) -> T:

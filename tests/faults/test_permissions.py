@@ -123,3 +123,52 @@ def test_retry_by_a_user_who_may_not_write_the_journal_moves_nothing(open_root: 
     assert "nothing was moved" in done.stderr
     assert (folder / "INV-1.xml").exists() and list(env.outbox.iterdir()) == []
     no_traceback(done.stderr)
+
+
+@pytest.mark.parametrize("command,run_as", [
+    ("status", "or as a member of its group outboxd"),
+    ("retry", "or as root"),
+])
+def test_status_and_retry_by_a_user_who_may_not_enter_the_state_dir_say_so_in_one_line(
+        open_root: Path, command: str, run_as: str) -> None:
+    """`outboxd status` or `retry` run by an account that may not enter the state dir (a
+    clerk's; here mode 000): Path.exists() raised PermissionError there, and the command
+    ended with the generic line about a path's permissions and disk space. It says in one
+    line that it cannot look into the state dir, naming it, and whom to run it as; exit 1,
+    no traceback, and retry moves nothing."""
+    import json
+
+    from helpers import ubl_invoice, write
+
+    from daemon.journal import Journal
+    env = Env(open_root)
+    env.outbox.mkdir()
+    env.write_config("http://127.0.0.1:9/bundles")
+    folder = env.quarantine / "2026-11-26" / "INV-1--3f2a9c01b7e4"
+    write(folder / "INV-1.xml", ubl_invoice("INV-1"))
+    write(folder / "INV-1" / "a.pdf", pdf_bytes())
+    write(folder / "reason.json", json.dumps({"invoice_file": "INV-1.xml"}).encode())
+    env.state.mkdir()
+    journal = Journal(env.state / "journal.sqlite3")
+    journal.create("INV-1.xml", "quarantined", archive_dir=str(folder))
+    journal.close()
+    subprocess.run(["chown", "-R", f"{NOBODY}:{NOBODY}", str(env.outbox), str(env.quarantine)],
+                   check=True)
+    os.chmod(env.config, 0o644)  # whatever umask an earlier test in this process left
+    os.chmod(env.state, 0o000)
+    args = [command, "-c", str(env.config)] + (["3f2a9c01b7e4"] if command == "retry" else [])
+    try:
+        done = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
+                               "--clear-groups", *OUTBOXD, *args],
+                              capture_output=True, text=True, timeout=60)
+    finally:
+        os.chmod(env.state, 0o750)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr == (
+        f"outboxd: cannot look into the state dir {env.state} for the journal (Permission "
+        f"denied); {'nothing was moved — ' if command == 'retry' else ''}run it as the "
+        f"daemon's user (sudo -u outboxd outboxd {command}{' …' if command == 'retry' else ''}"
+        f") {run_as}{', which may read the state dir' if command == 'status' else ''}\n")
+    assert done.stdout == ""
+    assert (folder / "INV-1.xml").exists() and list(env.outbox.iterdir()) == []
+    no_traceback(done.stderr)

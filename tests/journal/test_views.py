@@ -84,3 +84,13 @@ class TestQueries:
             set_since(journal.path, ids[name], when)
         assert {r.invoice_file for r in journal.recent()} == {
             "new-sent", "new-q", "old-wait", "old-retry"}
+
+
+def test_views_has_no_stand_in_body_for_the_rows_sent_invoice_ids() -> None:
+    """Views declares Rows' sent_invoice_ids for mypy only (under TYPE_CHECKING): no stub
+    that raises NotImplementedError exists at run time to be called in its place, and
+    Journal's is Rows' own."""
+    from daemon.journal.rows import Rows
+    from daemon.journal.views import Views
+    assert "sent_invoice_ids" not in vars(Views)
+    assert Journal.sent_invoice_ids is Rows.sent_invoice_ids
