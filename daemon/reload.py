@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from daemon import logs
 from daemon.config import Settings
-from daemon.config_load import folder_problems, load_settings, outbox_missing, prepare_folders
+from daemon.config_folders import folder_problems, outbox_missing, prepare_folders
+from daemon.config_load import load_settings
 from daemon.deliver import Deliverer
 from daemon.errors import ConfigError, double_quoted, unquoted
 

@@ -34,7 +34,7 @@ from daemon import GROUP_SIGNALS, einvoice, logs, statelock
 from daemon.bundle import Bundle
 from daemon.changes import RESCAN, Changes, WatcherLike
 from daemon.config import Settings
-from daemon.config_load import prepare_folders
+from daemon.config_folders import prepare_folders
 from daemon.deliver import Deliverer, make_deliverer
 from daemon.directory import clear_target
 from daemon.errors import JournalError, OutboxdError, refused

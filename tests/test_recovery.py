@@ -32,7 +32,7 @@ from swaps import linked_aside_before  # noqa: E402
 
 from daemon.answers import Receipt  # noqa: E402
 from daemon.config import Settings  # noqa: E402
-from daemon.config_load import prepare_folders  # noqa: E402
+from daemon.config_folders import prepare_folders  # noqa: E402
 from daemon.finish import Finisher, evaluate  # noqa: E402
 from daemon.journal import Journal  # noqa: E402
 from daemon.manifest import bundle_id_of  # noqa: E402

@@ -18,7 +18,7 @@ from claimed import quiet_logs, run_once, step  # noqa: E402, F401 - quiet_logs:
 from helpers import drop_bundle, pdf_bytes  # noqa: E402
 
 from daemon.config import Settings  # noqa: E402
-from daemon.config_load import prepare_folders  # noqa: E402
+from daemon.config_folders import prepare_folders  # noqa: E402
 from daemon.directory import DirectoryDeliverer  # noqa: E402
 from daemon.journal import IN_FLIGHT, LIVE, Journal  # noqa: E402
 from daemon.pipeline import Pipeline  # noqa: E402

@@ -9,7 +9,8 @@ import sys
 from daemon.actions import EXIT_OK
 from daemon.actions.common import settings_of
 from daemon.config import Settings
-from daemon.config_load import folder_problems, token_problems
+from daemon.config_folders import folder_problems
+from daemon.config_load import token_problems
 from daemon.errors import ConfigError, unquoted
 
 

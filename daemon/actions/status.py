@@ -11,7 +11,7 @@ from daemon import status
 from daemon.actions import EXIT_OK
 from daemon.actions.common import settings_of
 from daemon.config import Settings
-from daemon.config_load import outbox_missing
+from daemon.config_folders import outbox_missing
 from daemon.journal.readonly import journal_there
 from daemon.statelock import running
 

@@ -1,0 +1,118 @@
+"""The folders a configuration names, as the disk has them: the outbox there (a share
+that is not mounted leaves its mount point missing), the folders the daemon writes to
+created and writable, never through a link, and the processing folder on the outbox's
+file system (claims are renames). `config --check` asks the same without creating
+anything (folder_problems)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from daemon.config import Settings
+from daemon.errors import ConfigError, double_quoted, unquoted
+from daemon.fswrite import folders_below, refuse_links
+
+
+def outbox_missing(outbox: Path) -> str | None:
+    """What is wrong with `outbox` as the outbox, with what to check, to follow "the
+    outbox PATH"; None if it is a folder. A share that is not mounted leaves its mount
+    point missing or empty: "create it" alone would have files dropped on the local disk,
+    where the clerks never see them."""
+    try:
+        if outbox.is_dir():
+            return None
+        why = "does not exist or is not a folder"
+    except OSError as exc:  # EACCES on a parent, a stale NFS handle: is_dir raises those
+        why = f"cannot be looked at ({exc.strerror or exc})"
+    return (f"{why} — is its share not mounted? Mount it (findmnt lists what is mounted) "
+            "or fix the path; create the folder only if the outbox is a plain local one")
+
+
+def _written_folders(settings: Settings) -> tuple[tuple[Path, str], ...]:
+    """The folders the daemon creates and writes to, each with the key that names it."""
+    return ((settings.sent_dir, "[paths] sent"), (settings.quarantine_dir, "[paths] quarantine"),
+            (settings.processing_dir, "[paths] processing"),
+            (settings.paths.state_dir, "[paths] state_dir"))
+
+
+def _unwritable(key: str, folder: Path, at: Path) -> str:
+    """The line for a folder this user cannot write in, or (at: its nearest existing
+    ancestor) cannot create."""
+    return (f"{key}: cannot {'write in' if at == folder else 'create'} "
+            f"{unquoted(str(folder))}: {unquoted(str(at))} is not writable by this user, or "
+            "is on a read-only file system — give the daemon's user write access (under "
+            f"systemd: add it to ReadWritePaths=), or fix {key}")
+
+
+def prepare_folders(settings: Settings) -> None:
+    """Create the folders the daemon writes to (the outbox itself must exist)."""
+    for folder, key in _written_folders(settings):
+        if (link := _link_on_the_way(settings, folder, key)) is not None:
+            raise ConfigError(link)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"{key}: cannot create {unquoted(str(folder))}: {exc.strerror} — "
+                              f"create it or fix {key}") from None
+        # One that exists already may still refuse every write (its owner, a read-only
+        # mount, a systemd sandbox): found now, not at the first archive.
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ConfigError(_unwritable(key, folder, folder))
+    if (apart := _processing_apart(settings)) is not None:
+        raise ConfigError(apart)
+
+
+def _link_on_the_way(settings: Settings, folder: Path, key: str) -> str | None:
+    """The line for a folder the daemon would write through a link (also .outboxd in
+    the outbox, for the default processing folder)."""
+    try:
+        refuse_links(folders_below(settings.outbox.path, folder))
+    except OSError as exc:
+        return (f"{key}: {unquoted(str(exc.filename))} is a symbolic link; outboxd never "
+                f"writes through one — set {key} to the real folder, or remove the link")
+    return None
+
+
+def _processing_apart(settings: Settings) -> str | None:
+    """A claim is a rename (one daemon wins it, atomically): across file
+    systems every claim would fail, and every bundle wait forever with EXDEV."""
+    processing, outbox = settings.processing_dir, settings.outbox.path
+    try:
+        apart = os.stat(_nearest(processing)).st_dev != os.stat(outbox).st_dev
+    except OSError:
+        apart = False  # gone meanwhile: the claims will say what is wrong
+    if not apart:
+        return None
+    return (f"[paths] processing = {double_quoted(str(processing))} is on another file system "
+            f"than the outbox {unquoted(str(outbox))}: claims are renames and need the same one — "
+            "remove the key for the default (inside the outbox) or choose a folder on the "
+            "outbox's file system")
+
+
+def _nearest(path: Path) -> Path:
+    """path, or its nearest ancestor that exists (where a mkdir -p would begin)."""
+    while not os.path.lexists(path) and path.parent != path:
+        path = path.parent
+    return path
+
+
+def folder_problems(settings: Settings) -> list[str]:
+    """What prepare_folders (and a directory transport's target) would fail on, found
+    without creating anything, as the user running this sees it: `config --check`."""
+    folders = list(_written_folders(settings))
+    if settings.delivery.transport == "directory" and settings.delivery.target is not None:
+        folders.append((settings.delivery.target, "[delivery] target"))
+    problems = []
+    for folder, key in folders:
+        start = _nearest(folder)
+        if (link := _link_on_the_way(settings, folder, key)) is not None:
+            problems.append(link)
+        elif not start.is_dir():
+            problems.append(f"{key}: cannot create {unquoted(str(folder))}: "
+                            f"{unquoted(str(start))} is not a folder — fix {key}")
+        elif not os.access(start, os.W_OK | os.X_OK):
+            problems.append(_unwritable(key, folder, start))
+    if (apart := _processing_apart(settings)) is not None:
+        problems.append(apart)
+    return problems
