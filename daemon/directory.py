@@ -46,7 +46,7 @@ from daemon.fswrite import (
     write_json,
 )
 from daemon.manifest import sent_parts
-from daemon.mounts import NETWORK_FS, fs_type
+from daemon.mounts import on_network_share
 from daemon.names import folder_name_for_id
 from daemon.temps import (
     SET_ASIDE,
@@ -272,8 +272,10 @@ def sweep_target(target: Path) -> list[tuple[str, OSError]]:
 
     On a network file system a lock on a folder holds on this host only (NFS and SMB
     pass a file's lock on to the server, not a folder's): a `.tmp-BUNDLEID/` that another
-    host writes now looks free, so there only one untouched for STALE_AFTER goes."""
-    local_locks = fs_type(target) in NETWORK_FS
+    host writes now looks free, so there only one untouched for STALE_AFTER goes. A
+    target on a share mounted on demand is looked into first (on_network_share), and
+    one whose file system still cannot be seen is taken for a network one."""
+    local_locks = on_network_share(target)
     with os.scandir(target) as entries:  # one listing: a target may hold many bundles
         found = [(e.name, e.is_dir(follow_symlinks=False)) for e in entries]
     kept: list[tuple[str, OSError]] = []

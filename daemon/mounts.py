@@ -1,11 +1,12 @@
 """Which file system a path is on: the watcher picks polling on a network file system
 (watch.py), and a directory target's start sweep trusts a folder's lock only on a
-local one (directory.py). Apart from watch.py so that a delivery, and the commands
-that read bundles, need not import the watcher (watchdog).
+local one (directory.py); both ask on_network_share. Apart from watch.py so that a
+delivery, and the commands that read bundles, need not import the watcher (watchdog).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -22,6 +23,21 @@ _OCTAL = re.compile(r"\\([0-7]{3})")
 
 def _unescape(field: str) -> str:
     return _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), field)
+
+
+def on_network_share(path: Path) -> bool:
+    """Whether path is on a network file system, or on a share mounted on demand whose
+    file system cannot be seen yet (taken for a network one, not for a local disk)."""
+    # A share mounted on demand (fstab's x-systemd.automount) shows only its autofs
+    # entry in the mount table until something looks inside it: a stat of the folder
+    # itself makes the automounter mount it first. An error there (the folder not
+    # there yet, no access) leaves the answer to the table as it stands; the caller
+    # reports a missing folder itself.
+    with contextlib.suppress(OSError):
+        os.stat(path)
+    kind = fs_type(path)
+    # Still under autofs after that look: the automounter slow, or the look refused.
+    return kind in NETWORK_FS or kind == "autofs"
 
 
 def fs_type(path: Path) -> str | None:

@@ -40,7 +40,7 @@ from watchdog.observers.inotify_c import (
     WatchDescriptor,
 )
 
-from daemon.mounts import NETWORK_FS, fs_type
+from daemon.mounts import on_network_share
 from daemon.osthreads import show_name
 from daemon.poll import ROOT_LOST, Poller
 from daemon.scan import WATCHED_DEPTH
@@ -77,17 +77,9 @@ _NO_ROOM = {errno.ENOSPC, errno.ENOMEM, errno.EMFILE}
 def choose_mode(mode: str, path: Path) -> str:
     if mode != "auto":
         return mode
-    # A share mounted on demand (fstab's x-systemd.automount) shows only its autofs
-    # entry in the mount table until something looks inside it: a stat of the folder
-    # itself makes the automounter mount it first. An error there (the outbox not
-    # there yet, no access) leaves the choice to the table as it stands; the start
-    # reports a missing outbox itself.
-    with contextlib.suppress(OSError):
-        os.stat(path)
-    kind = fs_type(path)
-    # Still under autofs after that look: a share mounted on demand whose type we
-    # cannot see yet; poll, as for any share, rather than trust inotify on it.
-    return "polling" if kind in NETWORK_FS or kind == "autofs" else "inotify"
+    # A share's events from other hosts never reach inotify, nor do they on a share
+    # mounted on demand whose file system cannot be seen yet: poll there.
+    return "polling" if on_network_share(path) else "inotify"
 
 
 class _OutboxInotify:

@@ -348,6 +348,19 @@ def refuse_stat(monkeypatch: pytest.MonkeyPatch, names: set[str]) -> None:
     monkeypatch.setattr(os, "scandir", Listing)
 
 
+def fake_mount_table(monkeypatch: pytest.MonkeyPatch, table: str | Callable[[], str]) -> None:
+    """daemon.mounts reads `table` as /proc/self/mounts (a callable: what it returns
+    at each read, for a table that changes)."""
+    import io
+
+    from daemon import mounts
+
+    def mount_table(path: str, *args: object, **kwargs: object) -> io.StringIO:
+        assert path == "/proc/self/mounts"
+        return io.StringIO(table if isinstance(table, str) else table())
+    monkeypatch.setattr(mounts, "open", mount_table, raising=False)
+
+
 def config_file(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "config.toml"
     path.write_text(text, encoding="utf-8")

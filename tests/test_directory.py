@@ -24,11 +24,12 @@ from typing import Any
 
 import pytest
 import structlog
+from helpers import fake_mount_table
 from structlog.testing import capture_logs
 from swaps import opened_in, swap_for_link
 from test_deliver import INVOICE_XML, attachment, make_bundle, pdf, put
 
-from daemon import directory, fswrite
+from daemon import directory, fswrite, mounts
 from daemon.answers import Receipt
 from daemon.bundle import Conversion
 from daemon.config import DeliveryConfig
@@ -546,8 +547,54 @@ class TestTemporaries:
         (target / ".X--1.xml.tmp-0123456789ab").write_bytes(b"<Inv")
         day_ago = time.time() - STALE_AFTER - 60
         os.utime(old, (day_ago, day_ago))
-        monkeypatch.setattr(directory, "fs_type", lambda path: "nfs4")
+        monkeypatch.setattr(mounts, "fs_type", lambda path: "nfs4")
         sweep_target(target)
+        assert os.listdir(target) == [fresh.name]
+
+    def test_a_target_on_a_share_mounted_on_demand_is_looked_into_before_it_is_swept(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A target on a share mounted on demand (fstab's x-systemd.automount): the mount
+        table holds only the automounter's autofs entry until something looks inside.
+        The start sweep looks into the target before it reads the table, so it sees the
+        NFS share mounted there and keeps a fresh `.tmp-BUNDLEID/` that another host
+        may be writing, instead of taking the share for a local disk and removing it."""
+        target = tmp_path / "target"
+        target.mkdir()
+        fresh = target / f".tmp-{'b' * 64}"
+        fresh.mkdir()
+        where = os.path.realpath(target)
+        table = ["/dev/sda1 / ext4 rw 0 0\n", f"systemd-1 {where} autofs rw 0 0\n"]
+        real_stat = os.stat
+        looked: list[str] = []
+
+        def stat(path: str | os.PathLike[str], *args: object,
+                 **kwargs: object) -> os.stat_result:
+            if os.fspath(path) == os.fspath(target) and not looked:
+                looked.append(os.fspath(path))
+                table.append(f"srv:/invoices {where} nfs4 rw 0 0\n")  # mounted now
+            return real_stat(path, *args, **kwargs)  # type: ignore[arg-type]
+        monkeypatch.setattr(mounts.os, "stat", stat)
+        fake_mount_table(monkeypatch, lambda: "".join(table))
+        assert sweep_target(target) == []
+        assert looked == [os.fspath(target)]
+        assert os.listdir(target) == [fresh.name]
+
+    def test_a_target_still_under_autofs_after_the_look_is_swept_as_a_share(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A target whose mount table still shows only the automounter's autofs entry
+        after the look into it (the automounter slow): what is behind it is a share whose
+        file system cannot be known yet, so the start sweep trusts no folder lock there
+        and keeps a fresh `.tmp-BUNDLEID/`; only one untouched for a day goes."""
+        target = tmp_path / "target"
+        target.mkdir()
+        old, fresh = target / f".tmp-{'a' * 64}", target / f".tmp-{'b' * 64}"
+        for folder in (old, fresh):
+            folder.mkdir()
+        day_ago = time.time() - STALE_AFTER - 60
+        os.utime(old, (day_ago, day_ago))
+        fake_mount_table(monkeypatch, "/dev/sda1 / ext4 rw 0 0\n"
+                                      f"systemd-1 {os.path.realpath(target)} autofs rw 0 0\n")
+        assert sweep_target(target) == []
         assert os.listdir(target) == [fresh.name]
 
     def test_a_tmp_folder_swapped_for_a_link_mid_write_takes_no_file_elsewhere(

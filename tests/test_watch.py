@@ -6,29 +6,15 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from helpers import needs_proc, os_thread_name  # noqa: E402
+from helpers import fake_mount_table, needs_proc, os_thread_name  # noqa: E402
 
 from daemon.watch import OVERFLOW, ROOT_LOST, Watcher, choose_mode  # noqa: E402
-
-
-def _mount_table(monkeypatch: pytest.MonkeyPatch, table: str | Callable[[], str]) -> None:
-    """daemon.mounts reads `table` as /proc/self/mounts (a callable: what it returns
-    at each read, for a table that changes)."""
-    import io
-
-    from daemon import mounts
-
-    def mount_table(path: str, *args: object, **kwargs: object) -> io.StringIO:
-        assert path == "/proc/self/mounts"
-        return io.StringIO(table if isinstance(table, str) else table())
-    monkeypatch.setattr(mounts, "open", mount_table, raising=False)
 
 
 class TestWatcher:
@@ -88,7 +74,7 @@ class TestWatcher:
                  "hostshare /srv/9p 9p rw 0 0\n"
                  "/dev/sdb1 /srv/nfs/local ext4 rw 0 0\n")
 
-        _mount_table(monkeypatch, table)
+        fake_mount_table(monkeypatch, table)
         for outbox in ("/srv/nfs/outbox", "/srv/nfs4/outbox", "/srv/finance share/outbox",
                        "/srv/smb3/outbox", "/srv/sshfs/outbox", "/srv/9p/outbox"):
             assert choose_mode("auto", Path(outbox)) == "polling", outbox
@@ -108,7 +94,7 @@ class TestWatcher:
                  "//fs/c /srv/back\\134slash smb3 rw 0 0\n"
                  "//fs/d /srv/all\\040\\011\\012\\134 cifs rw 0 0\n")
 
-        _mount_table(monkeypatch, table)
+        fake_mount_table(monkeypatch, table)
         for outbox in ("/srv/tab\tshare/outbox", "/srv/new\nline/outbox",
                        "/srv/back\\slash/outbox", "/srv/all \t\n\\/outbox"):
             assert mounts.fs_type(Path(outbox)) in mounts.NETWORK_FS, repr(outbox)
@@ -132,7 +118,7 @@ class TestWatcher:
                  "srv:/export /srv/other nfs4 rw 0 0\n"
                  "/dev/sdc1 /srv/other ext4 rw 0 0\n")
 
-        _mount_table(monkeypatch, table)
+        fake_mount_table(monkeypatch, table)
         assert mounts.fs_type(Path("/srv/invoices/outbox")) == "nfs4"
         assert mounts.fs_type(Path("/srv/invoices")) == "nfs4"
         assert mounts.fs_type(Path("/srv/local/outbox")) == "cifs"
@@ -149,7 +135,7 @@ class TestWatcher:
         import errno
 
         from daemon import watch
-        _mount_table(monkeypatch, "/dev/sda1 / ext4 rw 0 0\n"
+        fake_mount_table(monkeypatch, "/dev/sda1 / ext4 rw 0 0\n"
                                   "systemd-1 /srv/invoices autofs rw 0 0\n")
         assert choose_mode("auto", Path("/srv/invoices/outbox")) == "polling"
 
@@ -179,7 +165,7 @@ class TestWatcher:
                 return real_stat("/")
             return real_stat(path, *args, **kwargs)  # type: ignore[arg-type]
         monkeypatch.setattr(watch.os, "stat", stat)
-        _mount_table(monkeypatch, lambda: "".join(table))
+        fake_mount_table(monkeypatch, lambda: "".join(table))
         assert choose_mode("auto", Path("/srv/invoices/outbox")) == "inotify"
         assert looked == ["/srv/invoices/outbox"]
 
@@ -191,9 +177,9 @@ class TestWatcher:
         inotify watch that sees no remote writes, and a file dropped there is hinted."""
         from helpers import wait_for
 
-        from daemon import watch
+        from daemon import mounts
         kind = {"fs": "ext4"}
-        monkeypatch.setattr(watch, "fs_type", lambda path: kind["fs"])
+        monkeypatch.setattr(mounts, "fs_type", lambda path: kind["fs"])
         root = tmp_path / "outbox"
         root.mkdir()
         got: list[str] = []
