@@ -248,7 +248,7 @@ def load_settings(path: Path, token: bool = True, outbox: bool = True) -> Settin
         raise ConfigError(_problem_lines(exc.errors(), env),
                           source=unquoted(str(path))) from None
     env = environment_overrides()
-    if problems := share_name_problems(settings, env):
+    if problems := share_name_problems(settings, env) + marker_problems(settings, env):
         raise ConfigError(problems, source=unquoted(str(path)))
     if outbox and (missing := outbox_missing(settings.outbox.path)):
         key = f"[outbox] path{_origin('outbox', 'path', env)}"
@@ -288,6 +288,29 @@ def share_name_problems(settings: Settings, env: dict[str, dict[str, Any]]) -> l
             "name would never be sent — give the page a name no pattern takes, e.g. "
             '"outboxd-status.html" (the default), or "" to turn it off')
     return problems
+
+
+def marker_problems(settings: Settings, env: dict[str, dict[str, Any]]) -> list[str]:
+    """[outbox] marker_suffix ending in an extension invoice_patterns names, under
+    completion = "marker": a name ending in the marker suffix is then never an invoice
+    file (scan.is_invoice_file), so with ".xml" every XML invoice would wait unseen.
+    Under "settle" no marker is looked for, and the suffix is let be."""
+    out = settings.outbox
+    if out.completion != "marker" or not (
+            taken := extension_pattern(out.marker_suffix, out.invoice_patterns)):
+        return []
+    return [
+        f"[outbox] marker_suffix{_origin('outbox', 'marker_suffix', env)} = "
+        f"{_show('marker_suffix', out.marker_suffix)} and [outbox] invoice_patterns"
+        f"{_origin('outbox', 'invoice_patterns', env)} = "
+        f"{_show('invoice_patterns', out.invoice_patterns)} under [outbox] completion"
+        f"{_origin('outbox', 'completion', env)} = 'marker': "
+        f"the suffix ends in the extension of {_show('invoice_patterns', taken)}, so a "
+        f"marker (NAME{unquoted(out.marker_suffix)}) would be named like an invoice file, "
+        "and every invoice file ending so would be taken for a marker, never sent nor "
+        "reported — set "
+        "marker_suffix to a suffix whose extension no pattern names, e.g. \".ready\" (the "
+        "default)"]
 
 
 def token_problems(settings: Settings) -> list[str]:

@@ -381,3 +381,38 @@ def test_a_status_page_named_like_an_invoice_file_is_refused_naming_both_keys(
         text = minimal(outbox, f'[share]\nstatus_page = "{page}"\n').replace(
             "\n\n[delivery]", f"\ninvoice_patterns = {patterns}\n[delivery]")
         assert load_settings(config_file(tmp_path, text)).share.status_page == page
+
+
+def test_a_marker_suffix_that_is_an_invoice_extension_is_refused_under_marker_completion(
+        tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """[outbox] marker_suffix = ".xml" with completion = "marker" under the default
+    invoice_patterns: a name ending in the marker suffix is never an invoice file, so
+    every XML invoice waited unseen. Refused at load in one line naming the keys and
+    values and what to write instead, in any case of letters, from the environment too.
+    Under completion = "settle" no marker is looked for: the same suffix passes."""
+    for suffix in (".xml", ".XML", ".ready.xml"):
+        text = minimal(outbox).replace(
+            "[outbox]\n", f'[outbox]\ncompletion = "marker"\nmarker_suffix = "{suffix}"\n', 1)
+        [line] = problems_of(config_file(tmp_path, text))
+        assert line == (
+            f"[outbox] marker_suffix = '{suffix}' and [outbox] invoice_patterns = ['*.xml', "
+            "'*.pdf'] under [outbox] completion = 'marker': the suffix ends in the extension "
+            f"of '*.xml', so a marker (NAME{suffix}) would be named like an invoice file, and "
+            "every invoice file ending so would be taken for a marker, never sent nor "
+            'reported — set marker_suffix to a suffix whose extension no pattern names, e.g. '
+            '".ready" (the default)')
+    monkeypatch.setenv("OUTBOXD_OUTBOX__MARKER_SUFFIX", ".pdf")
+    monkeypatch.setenv("OUTBOXD_OUTBOX__COMPLETION", "marker")
+    [line] = problems_of(config_file(tmp_path, minimal(outbox)))
+    assert line.startswith("[outbox] marker_suffix (from OUTBOXD_OUTBOX__MARKER_SUFFIX) = "
+                           "'.pdf' and [outbox] invoice_patterns = ['*.xml', '*.pdf'] under "
+                           "[outbox] completion (from OUTBOXD_OUTBOX__COMPLETION) = 'marker': "
+                           "the suffix ends in the extension of '*.pdf'")
+    monkeypatch.setenv("OUTBOXD_OUTBOX__COMPLETION", "settle")
+    assert load_settings(config_file(tmp_path, minimal(outbox))).outbox.marker_suffix == ".pdf"
+    monkeypatch.delenv("OUTBOXD_OUTBOX__MARKER_SUFFIX")
+    monkeypatch.delenv("OUTBOXD_OUTBOX__COMPLETION")
+    for fine in (".xml-ready", ".ready"):
+        text = minimal(outbox).replace(
+            "[outbox]\n", f'[outbox]\ncompletion = "marker"\nmarker_suffix = "{fine}"\n', 1)
+        assert load_settings(config_file(tmp_path, text)).outbox.marker_suffix == fine
