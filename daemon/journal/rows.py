@@ -11,7 +11,7 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daemon.errors import JournalError
 from daemon.journal.records import (
@@ -34,8 +34,11 @@ class Rows:
     _db: sqlite3.Connection
     _lock: threading.RLock
 
-    def _tx(self, durable: bool = True) -> AbstractContextManager[sqlite3.Connection]:
-        raise NotImplementedError  # the journal's
+    if TYPE_CHECKING:
+        # Journal's transaction (Journal is Rows, Views, Documents): declared for mypy
+        # only, so that Rows has no body of its own that could ever be called in its place.
+        def _tx(self, durable: bool = True
+                ) -> AbstractContextManager[sqlite3.Connection]: ...
 
     @staticmethod
     def _encode(fields: dict[str, Any]) -> dict[str, Any]:

@@ -94,3 +94,14 @@ def test_views_has_no_stand_in_body_for_the_rows_sent_invoice_ids() -> None:
     from daemon.journal.views import Views
     assert "sent_invoice_ids" not in vars(Views)
     assert Journal.sent_invoice_ids is Rows.sent_invoice_ids
+
+
+def test_rows_and_documents_have_no_stand_in_body_for_the_journals_tx() -> None:
+    """Rows and Documents declare Journal's _tx for mypy only (under TYPE_CHECKING): no
+    stub that raises NotImplementedError exists at run time to be called in its place,
+    and the one Journal runs is its own."""
+    from daemon.journal.documents import Documents
+    from daemon.journal.rows import Rows
+    assert "_tx" not in vars(Rows)
+    assert "_tx" not in vars(Documents)
+    assert Journal._tx is vars(Journal)["_tx"]
