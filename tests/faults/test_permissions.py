@@ -53,6 +53,31 @@ def open_root() -> Iterator[Path]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def _quarantined_for_nobody(open_root: Path) -> tuple[Env, Path]:
+    """An outbox and a quarantined INV-1 (its folder, reason.json, its journal row) owned
+    by NOBODY, with a configuration anyone may read; the state dir is left to the test."""
+    import json
+
+    from helpers import ubl_invoice, write
+
+    from daemon.journal import Journal
+    env = Env(open_root)
+    env.outbox.mkdir()
+    env.write_config("http://127.0.0.1:9/bundles")
+    folder = env.quarantine / "2026-11-26" / "INV-1--3f2a9c01b7e4"
+    write(folder / "INV-1.xml", ubl_invoice("INV-1"))
+    write(folder / "INV-1" / "a.pdf", pdf_bytes())
+    write(folder / "reason.json", json.dumps({"invoice_file": "INV-1.xml"}).encode())
+    env.state.mkdir()
+    journal = Journal(env.state / "journal.sqlite3")
+    journal.create("INV-1.xml", "quarantined", archive_dir=str(folder))
+    journal.close()
+    subprocess.run(["chown", "-R", f"{NOBODY}:{NOBODY}", str(env.outbox), str(env.quarantine)],
+                   check=True)
+    os.chmod(env.config, 0o644)  # whatever umask an earlier test in this process left
+    return env, folder
+
+
 def test_unreadable_invoice_fixed_with_chmod_is_sent(open_root: Path, receiver) -> None:
     """The daemon runs as an unprivileged user; an invoice file it may not read is reported
     (status shows the error), and after `chmod` alone it is read and sent."""
@@ -94,25 +119,7 @@ def test_retry_by_a_user_who_may_not_write_the_journal_moves_nothing(open_root: 
     (exit 1, naming the journal and whom to run it as): moved anyway, the bundle's row
     stayed `quarantined` with no folder behind it, and `status` listed it twice once it
     was quarantined again."""
-    import json
-
-    from helpers import ubl_invoice, write
-
-    from daemon.journal import Journal
-    env = Env(open_root)
-    env.outbox.mkdir()
-    env.write_config("http://127.0.0.1:9/bundles")
-    folder = env.quarantine / "2026-11-26" / "INV-1--3f2a9c01b7e4"
-    write(folder / "INV-1.xml", ubl_invoice("INV-1"))
-    write(folder / "INV-1" / "a.pdf", pdf_bytes())
-    write(folder / "reason.json", json.dumps({"invoice_file": "INV-1.xml"}).encode())
-    env.state.mkdir()
-    journal = Journal(env.state / "journal.sqlite3")
-    journal.create("INV-1.xml", "quarantined", archive_dir=str(folder))
-    journal.close()
-    subprocess.run(["chown", "-R", f"{NOBODY}:{NOBODY}", str(env.outbox), str(env.quarantine)],
-                   check=True)
-    os.chmod(env.config, 0o644)  # whatever umask an earlier test in this process left
+    env, folder = _quarantined_for_nobody(open_root)
     os.chmod(env.state, 0o755)
     os.chmod(env.state / "journal.sqlite3", 0o644)  # readable, not writable, by NOBODY
     done = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
@@ -136,25 +143,7 @@ def test_status_and_retry_by_a_user_who_may_not_enter_the_state_dir_say_so_in_on
     ended with the generic line about a path's permissions and disk space. It says in one
     line that it cannot look into the state dir, naming it, and whom to run it as; exit 1,
     no traceback, and retry moves nothing."""
-    import json
-
-    from helpers import ubl_invoice, write
-
-    from daemon.journal import Journal
-    env = Env(open_root)
-    env.outbox.mkdir()
-    env.write_config("http://127.0.0.1:9/bundles")
-    folder = env.quarantine / "2026-11-26" / "INV-1--3f2a9c01b7e4"
-    write(folder / "INV-1.xml", ubl_invoice("INV-1"))
-    write(folder / "INV-1" / "a.pdf", pdf_bytes())
-    write(folder / "reason.json", json.dumps({"invoice_file": "INV-1.xml"}).encode())
-    env.state.mkdir()
-    journal = Journal(env.state / "journal.sqlite3")
-    journal.create("INV-1.xml", "quarantined", archive_dir=str(folder))
-    journal.close()
-    subprocess.run(["chown", "-R", f"{NOBODY}:{NOBODY}", str(env.outbox), str(env.quarantine)],
-                   check=True)
-    os.chmod(env.config, 0o644)  # whatever umask an earlier test in this process left
+    env, folder = _quarantined_for_nobody(open_root)
     os.chmod(env.state, 0o000)
     args = [command, "-c", str(env.config)] + (["3f2a9c01b7e4"] if command == "retry" else [])
     try:
