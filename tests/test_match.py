@@ -21,6 +21,7 @@ from swaps import opened_in, swap_when_opened
 
 from daemon import match as match_module
 from daemon.bundle import Bundle
+from daemon.config import Settings
 from daemon.errors import InputError
 from daemon.match import assemble
 from daemon.scan import Candidate
@@ -574,6 +575,15 @@ def _limit_with_free(free: int) -> int:
     return limit
 
 
+def _marked(outbox: Path, stem: str, suffix: str, invoice: bytes) -> tuple[Candidate, Settings]:
+    """STEM.xml with its marker STEM+suffix in the outbox, and settings of marker
+    completion with that suffix."""
+    write(outbox / f"{stem}{suffix}", b"")
+    cand = Candidate(stem, write(outbox / f"{stem}.xml", invoice), outbox / stem,
+                     outbox / f"{stem}{suffix}")
+    return cand, settings(outbox, outbox={"completion": "marker", "marker_suffix": suffix})
+
+
 @pytest.mark.parametrize("free", [1, 2, 3, 4])
 def test_matching_a_large_sidecar_holds_five_descriptors_and_leaks_none(
         outbox: Path, free: int) -> None:
@@ -623,12 +633,8 @@ def test_a_sidecar_or_marker_at_a_papers_name_in_other_case_is_a_paper_name_erro
     assert "takes Reason.TXT and REASON.txt for one name" in found.message
     assert "rename Reason.TXT.xml and its attachments folder alike" in found.message
 
-    marker = {"outbox": {"completion": "marker", "marker_suffix": ".JSON"}}
-    write(outbox / "Receipt.JSON", b"")
-    cand = Candidate("Receipt", write(outbox / "Receipt.xml", invoice), outbox / "Receipt",
-                     outbox / "Receipt.JSON")
-    assert [f.file for f in assemble(cand, settings(outbox, **marker)).errors] == [
-        "Receipt.JSON"]
+    cand, marker = _marked(outbox, "Receipt", ".JSON", invoice)
+    assert [f.file for f in assemble(cand, marker).errors] == ["Receipt.JSON"]
 
 
 def test_a_sidecar_or_marker_at_an_archive_papers_name_is_a_paper_name_error(
@@ -653,10 +659,6 @@ def test_a_sidecar_or_marker_at_an_archive_papers_name_is_a_paper_name_error(
     bundle = match(outbox, "INV-2.xml", ubl_invoice("INV-2"))
     assert codes(bundle) == [] and layout(bundle) == {"INV-2": ["REASON.txt"]}
 
-    marker = {"outbox": {"completion": "marker", "marker_suffix": ".json"}}
-    write(outbox / "reason.json", b"")
-    cand = Candidate("reason", write(outbox / "reason.xml", invoice), outbox / "reason",
-                     outbox / "reason.json")
-    assert [f.file for f in assemble(cand, settings(outbox, **marker)).errors] == [
-        "reason.json"]
+    cand, marker = _marked(outbox, "reason", ".json", invoice)
+    assert [f.file for f in assemble(cand, marker).errors] == ["reason.json"]
     assert codes(assemble(cand, settings(outbox))) == []
