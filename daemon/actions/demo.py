@@ -29,7 +29,7 @@ from daemon.config import Settings
 from daemon.config_load import load_settings
 from daemon.errors import InputError, OutboxdError, UsageError
 from daemon.fsops import open_below, read_bounded
-from daemon.journal import SHOWN_AS, Journal
+from daemon.journal import Journal
 
 OUTBOXD = [sys.executable, "-m", "daemon"]
 
@@ -162,7 +162,10 @@ def observe(settings: Settings, receipts: Receipts | None = None) -> dict[str, S
         journal.close()
     out: dict[str, Seen] = {}
     for row in rows:
-        state = SHOWN_AS.get(row.state, row.state)
+        # As `status` and the page show it: a move that keeps failing is retrying, not
+        # delivering (the demo showed it on its way, with no error, for as long as it
+        # failed).
+        state = row.shown_state
         detail = ""
         if state == "waiting":
             detail = f"no attachments: {', '.join(row.unattached_ids)}"
@@ -177,6 +180,10 @@ def observe(settings: Settings, receipts: Receipts | None = None) -> dict[str, S
             detail = "; ".join(f"{r['file']}: {r['message']}" for r in row.reasons)
         elif state == "retrying":
             detail = f"attempt {row.attempts}: {row.last_error}"
+        elif row.last_error:
+            # A bundle that cannot be read, or waits for a marker or a copy: why it does not
+            # move (it showed as settling, as if about to move, for good).
+            detail = row.last_error
         out[row.invoice_file] = Seen(state, detail, tuple(r["code"] for r in row.reasons))
     return out
 

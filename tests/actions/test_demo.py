@@ -247,3 +247,34 @@ def test_the_warnings_read_are_one_run_s_and_never_shown_by_the_next(tmp_path: P
     assert observe(settings)["INV-1.xml"].detail.startswith("warning: second run; ")
     assert observe(settings, Receipts(settings.sent_dir))["INV-1.xml"].detail.startswith(
         "warning: second run; ")
+
+
+def test_a_stuck_bundle_shows_in_the_demo_as_status_shows_it_with_its_error(
+        tmp_path: Path) -> None:
+    """A delivered bundle whose move into sent/ keeps failing shows as retrying with the
+    error (as `status` and the page show it), not as delivering; a settling bundle that
+    cannot be read shows why it does not move, not a bare "settling"."""
+    from daemon.actions.demo import Workspace, observe
+    from daemon.config_load import load_settings
+    from daemon.journal import Journal
+    ws = Workspace.make(tmp_path / "demo")
+    ws.outbox.mkdir()
+    ws.write_config("http://127.0.0.1:9/bundles", True)
+    settings = load_settings(ws.config)
+    settings.paths.state_dir.mkdir(parents=True, exist_ok=True)
+    journal = Journal(settings.journal_path)
+    try:
+        journal.create("INV-1.xml", "delivered", bundle_id="a" * 64, receipt_id="r", attempts=1,
+                       last_error="delivered (receipt r), but cannot be archived in sent/: "
+                                  "No space left on device")
+        journal.create("INV-2.xml", "settling",
+                       last_error="cannot be read: Permission denied")
+        journal.create("INV-3.xml", "delivered", bundle_id="b" * 64, receipt_id="r3")
+    finally:
+        journal.close()
+    seen = observe(settings)
+    assert seen["INV-1.xml"].state == "retrying"
+    assert "No space left on device" in seen["INV-1.xml"].detail
+    assert seen["INV-2.xml"].state == "settling"
+    assert seen["INV-2.xml"].detail == "cannot be read: Permission denied"
+    assert seen["INV-3.xml"].state == "delivering"  # on its way, no error: as before
