@@ -65,3 +65,12 @@ def paused_for_clerks(error: str | None) -> str | None:
         if m := pattern.match(admin):
             return f"{what.format(*m.groups())} {_WAITS.format(fix=fix)}"
     return None
+
+
+def pause_of(error: str | None) -> str | None:
+    """A pause's error as the admin reads it (without the held-back prefix, which the
+    bundles held behind the paused one carry); None for any other error."""
+    if paused_for_clerks(error) is None:
+        return None
+    assert error is not None
+    return error.removeprefix(HELD_BACK)

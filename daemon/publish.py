@@ -13,6 +13,7 @@ import stat
 from collections.abc import Callable, Container, Hashable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 
+from daemon.clerkwords import pause_of
 from daemon.config import Settings
 from daemon.journal import Journal
 from daemon.names import printable
@@ -25,7 +26,8 @@ STATUS: Hashable = ("status",)
 PAGE: Hashable = ("status-page",)
 MIDNIGHT: Hashable = ("midnight",)  # "today" (UTC) ends: the counts of today change
 STATUS_EVERY = 1.0  # seconds between STATUS= updates at most
-STATUS_ORDER = ("settling", "waiting", "held", "delivering", "retrying")
+STATUS_ORDER = ("settling", "not moving", "waiting", "held", "delivering", "retrying")
+PAUSE_SHOWN = 160  # characters of a pause's error in STATUS= (its receiver's answer after)
 
 
 class Publisher:
@@ -143,6 +145,14 @@ class Publisher:
         counts = journal.summary(self.wall())
         parts = [f"{counts[s]} {s}" for s in STATUS_ORDER if counts.get(s)]
         text = ", ".join([*parts, f"{counts.get('sent today', 0)} sent today"])
+        # A configuration problem (401, 407, a redirect …) pauses every delivery: the
+        # counts alone read as retrying on their own, without the setting to fix.
+        paused = [(e, n) for e, n in journal.retrying_errors().items() if pause_of(e)]
+        if paused:
+            why = pause_of(max(paused, key=lambda en: en[1])[0]) or ""
+            why = why if len(why) <= PAUSE_SHOWN else why[:PAUSE_SHOWN - 1] + "…"
+            text = (f"deliveries paused ({sum(n for _, n in paused)} bundles wait): {why}; "
+                    f"{text}")
         if journal.failure:
             text = f"journal cannot be written, nothing moves: {journal.failure}; {text}"
         if self._away_since is not None:

@@ -311,3 +311,53 @@ def test_status_follows_each_change_of_the_counts_at_most_once_a_second(
     assert said == [(1000.0, "STATUS=0 sent today"), (1001.0, "STATUS=2 waiting, 0 sent today"),
                     (1004.0, "STATUS=2 waiting, 1 retrying, 0 sent today")]
     journal.close()
+
+
+def test_status_counts_a_bundle_that_cannot_be_read_as_not_moving_as_the_page_does(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bundle settling with an error (its invoice file cannot be read) waits for a
+    person: STATUS= counts it "not moving", as the page's "Not moving" does, not as
+    "settling", which read as about to move for as long as nobody fixed it."""
+    journal = Journal(tmp_path / "journal.sqlite3")
+    journal.create("INV-1.xml", "settling", last_error="cannot be read: Permission denied")
+    journal.create("INV-2.xml", "settling")
+    sent: list[str] = []
+    monkeypatch.setattr("daemon.publish.notify", sent.append)
+    publisher = Publisher(clock=lambda: 1000.0,
+                          wall=lambda: datetime(2031, 5, 6, 12, 0, 0, tzinfo=UTC))
+    publisher.fire(STATUS, journal, _settings(tmp_path), {}, 1000.0)
+    publisher.fire(PAGE, journal, _settings(tmp_path), {}, 1000.0)
+    assert sent[-1] == "STATUS=1 settling, 1 not moving, 0 sent today"
+    page = (_settings(tmp_path).outbox.path / "outboxd-status.html").read_text("utf-8")
+    assert "<li><b>1</b>Not moving</li>" in page
+    journal.close()
+
+
+def test_status_says_deliveries_are_paused_and_why_not_merely_retrying(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wrong token pauses every delivery (pause.py): STATUS= leads with the pause and
+    the admin's error (the setting to fix), with how many bundles wait, instead of a
+    bare "3 retrying" that reads as a receiver slow to answer; a bundle put off by a
+    503 alone is counted only. Once no row is paused, the line is the counts alone."""
+    journal = Journal(tmp_path / "journal.sqlite3")
+    paused = "HTTP 401: check [delivery] url and token: unauthorized"
+    first = journal.create("INV-1.xml", "retrying", bundle_id="a" * 64, attempts=1,
+                           last_error=paused)
+    held = [journal.create(f"INV-{n}.xml", "retrying", bundle_id=str(n) * 64,
+                           last_error=f"waiting while deliveries are paused — {paused} "
+                                      "(the answer to INV-1.xml)") for n in (2, 3)]
+    journal.create("INV-4.xml", "retrying", bundle_id="d" * 64, attempts=2,
+                   last_error="HTTP 503 from the receiver: busy")
+    sent: list[str] = []
+    monkeypatch.setattr("daemon.publish.notify", sent.append)
+    publisher = Publisher(clock=lambda: 1000.0,
+                          wall=lambda: datetime(2031, 5, 6, 12, 0, 0, tzinfo=UTC))
+    publisher.fire(STATUS, journal, _settings(tmp_path), {}, 1000.0)
+    assert sent[-1].startswith("STATUS=deliveries paused (3 bundles wait): HTTP 401: check "
+                               "[delivery] url and token")
+    assert sent[-1].endswith("; 4 retrying, 0 sent today")
+    for row in (first, *held):
+        journal.transition(row, "retrying", last_error="HTTP 503 from the receiver: busy")
+    publisher.fire(STATUS, journal, _settings(tmp_path), {}, 1002.0)
+    assert sent[-1] == "STATUS=4 retrying, 0 sent today"
+    journal.close()

@@ -78,7 +78,24 @@ class Views:
             out["sent today"] = self._db.execute(
                 "SELECT COUNT(*) FROM bundles WHERE state = 'sent' AND since >= ?",
                 (today,)).fetchone()[0]
+            # Settling with an error waits for a person (a file that cannot be read, a
+            # marker or a copy that does not come): "not moving", as the page and `status`
+            # list it, not "settling", which reads as about to move, for good.
+            stuck = self._db.execute(
+                "SELECT COUNT(*) FROM bundles WHERE state = 'settling' AND last_error IS NOT "
+                "NULL").fetchone()[0]
+        if stuck:
+            out["not moving"] = stuck
+            out["settling"] -= stuck
         return out
+
+    def retrying_errors(self) -> dict[str, int]:
+        """The errors of the retrying rows (state index), each with how many rows have it:
+        for STATUS= to say that deliveries are paused, and why."""
+        with self._lock:
+            return dict(self._db.execute(
+                "SELECT last_error, COUNT(*) FROM bundles WHERE state = 'retrying' AND "
+                "last_error IS NOT NULL GROUP BY last_error").fetchall())
 
     def earlier_in_flight(self, row_id: int, invoice_ids: list[str]) -> Row | None:
         """The first bundle found before row `row_id` (a lower row id: the order outboxd
