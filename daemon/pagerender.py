@@ -20,6 +20,7 @@ from daemon.names import attachment_folders, stem
 from daemon.pagehtml import ids, lines, page, section, shown, table, text
 from daemon.release import Idle, overlong, rename_shorter
 from daemon.strays import Stray
+from daemon.unattached import AT_DEADLINE
 
 # Of Sent today and Quarantined today, the page lists the latest this many: a busy day
 # sends thousands, each a row of the page rewritten every few seconds, where the clerk
@@ -108,12 +109,14 @@ def _how_to_release(row: Row, release_suffix: str) -> str:
 def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
            release_suffix: str = ".send-anyway", body_only: bool = False,
            refused: Mapping[str, str] | None = None, sidecar_suffix: str = "",
-           left: Sequence[LeftBehind] = (), strays: Sequence[Stray] = ()) -> str:
+           left: Sequence[LeftBehind] = (), strays: Sequence[Stray] = (),
+           unattached: str | None = None) -> str:
     """The whole page. With body_only the time written is left out (for change checks).
     `refused`: root files left alone, invoice files that cannot be used and files that
     are no invoice file (name as shown → why); `left`: the
     look-alike sidecars a quarantine left in the outbox; `strays`: folders that hold
-    invoice files, from which nothing is sent."""
+    invoice files, from which nothing is sent; `unattached`: [policy] unattached, to say
+    what happens at a waiting bundle's deadline."""
     today = written_at.astimezone(UTC).strftime("%Y-%m-%d")
     sec = sections(rows, today)
     counts = [("Waiting for attachments", len(sec["waiting"])), ("Held", len(sec["held"])),
@@ -129,9 +132,13 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
     for r in sec["waiting"]:
         how = (f"add the attachments to {_where_attachments_go(r, sidecar_suffix)}, or "
                f"{_how_to_release(r, release_suffix)}")
+        # With what happens then: a clerk read a bare time, not whether the invoice goes
+        # out without its attachments or into quarantine/ at it.
+        then = AT_DEADLINE.get(unattached or "")
+        deadline = readable(r.deadline) + (f", {then}" if then else "")
         waiting.append([text(r.invoice_file), ids(r.unattached_ids), text(readable(r.since)),
-                        text(readable(r.deadline)) if r.deadline else "none — waits until "
-                        "released", how])
+                        text(deadline) if r.deadline else "none — waits until released",
+                        how])
     parts.append(section("waiting", "Waiting for attachments", table(
         ["File", "Invoices without attachments", "Since", "Deadline", "How to release"],
         waiting)))

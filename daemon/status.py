@@ -17,6 +17,7 @@ from daemon.leftalone import not_an_invoice, still_quarantined
 from daemon.names import escaped_controls, first_of
 from daemon.scan import list_outbox
 from daemon.strays import StrayFolders
+from daemon.unattached import AT_DEADLINE
 
 
 def _bundle(row: Row) -> dict[str, Any]:
@@ -110,12 +111,6 @@ def _messages(reasons: list[dict[str, Any]]) -> str:
     text = "; ".join(shown[:SHOWN_REASONS])
     return text + (f"; … and {more} more (outboxd status --json or outboxd check lists "
                    "them all)" if more > 0 else "")
-
-
-# What happens at a waiting bundle's deadline, by [policy] unattached: a helpdesk asked
-# "will it go?" read a bare time.
-AT_DEADLINE = {"warn": "then sent without them, with a warning",
-               "quarantine": "then quarantined"}
 
 
 def _detail(b: dict[str, Any], unattached: str | None = None) -> str:

@@ -29,6 +29,10 @@ WAIT_FOR_RELEASE: Final = "wait_for_release"  # waits until a person releases it
 Outcome = Literal["send", "wait_then_send", "wait_then_quarantine", "wait_for_release"]
 
 CODE = "unattached-invoice"
+# What happens at a waiting bundle's deadline, by [policy] unattached, as `status` and the
+# status page say it: a helpdesk asked "will it go?" read a bare time.
+AT_DEADLINE: Final = {"warn": "then sent without them, with a warning",
+                      "quarantine": "then quarantined"}
 # What each policy but "send" does once a bundle's wait is over (or, "hold", never is).
 _AFTER_WAIT: dict[str, Outcome] = {"warn": WAIT_THEN_SEND, "quarantine": WAIT_THEN_QUARANTINE,
                                    "hold": WAIT_FOR_RELEASE}

@@ -494,3 +494,21 @@ def test_a_page_a_person_edited_is_written_again_and_the_log_says_so(
     warned = [e for e in logs if e["log_level"] == "warning"]
     assert len(warned) == 1 and "changed by someone" in warned[0]["event"], logs
     assert warned[0]["file"] == "outboxd-status.html"
+
+
+@pytest.mark.parametrize(("policy", "then"), [
+    ("warn", "2031-05-06 12:05:00 UTC, then sent without them, with a warning"),
+    ("quarantine", "2031-05-06 12:05:00 UTC, then quarantined")])
+def test_a_waiting_bundles_deadline_says_what_happens_at_it_as_status_does(
+        journal: Journal, tmp_path: Path, policy: str, then: str) -> None:
+    """The page's Deadline says, by [policy] unattached, whether the invoice is sent
+    without its attachments or quarantined then (as `outboxd status` says it): a bare
+    time left the clerk to guess whether it goes out."""
+    outbox, settings, clock, page, target = page_in_a_new_outbox(tmp_path)
+    settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"},
+                        policy={"unattached": policy})
+    journal.create("INV-1.xml", "waiting", invoice_ids=["INV-1"], unattached_ids=["INV-1"],
+                   deadline="2031-05-06T12:05:00.000Z")
+    assert page.refresh(journal, settings)
+    [row] = Page(target.read_text("utf-8")).rows["waiting"]
+    assert row.split("\t")[3] == then
