@@ -19,9 +19,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from daemon import logs
 from daemon.bundle import Finding, reasons_of
 from daemon.errors import InputError, NotOurs
-from daemon.fsmove import move_tree, remove_held
+from daemon.fsmove import Copied, identity, move_tree, remove_held
 from daemon.fsops import CHUNK, open_in, open_regular, read_regular
 from daemon.fswrite import (
     add_group_write,
@@ -52,20 +53,23 @@ def target_for(root: Path, name: str, bundle_id: str, at: str | None = None) -> 
     return free_name(root / day, fit_bytes(name, _ARCHIVE_NAME_MAX - len(tail)) + tail)
 
 
-def _holds_copy_of(target: Path, held: int) -> bool:
+def _holds_copy_of(target: Path, held: int) -> Copied | None:
     """Every file still in the folder open at `held` is in target with the same bytes (or
-    link text). The folder is walked from its descriptor (os.fwalk follows no link)."""
+    link text): what was compared (for remove_held, which removes only that), else None.
+    The folder is walked from its descriptor (os.fwalk follows no link)."""
+    compared: Copied = {}
     for dirpath, _dirs, files, fd in os.fwalk(dir_fd=held, onerror=_raise):
         for f in files:
             dst = target / dirpath / f
             st = os.stat(f, dir_fd=fd, follow_symlinks=False)
             if stat.S_ISLNK(st.st_mode):
                 if not dst.is_symlink() or os.readlink(f, dir_fd=fd) != os.readlink(dst):
-                    return False
+                    return None
             elif not stat.S_ISREG(st.st_mode) or dst.is_symlink() or not dst.is_file() \
                     or not _same_bytes(fd, f, dst):
-                return False
-    return True
+                return None
+            compared[os.path.join(dirpath, f)] = identity(st)
+    return compared
 
 
 def _raise(exc: OSError) -> None:
@@ -108,17 +112,30 @@ def move_into_place(work: Path, target: Path, sync: bool = True,
         finally:
             os.close(held)
     if target.exists():
-        if _holds_copy_of(target, held):
+        compared = _holds_copy_of(target, held)
+        if compared is not None:
             # Crashed after the cross-file-system copy was renamed into place
             # but before (or while) the source was deleted: the target is
             # complete (it is only renamed there after every file was fsynced).
-            remove_held(work, held)
+            _said_left(work, target, remove_held(work, held, compared))
             return target
         # Someone else's archive entry under the same name (two daemons, or a
         # duplicate archived at the same time): never delete ours for it.
         target = free_name(target.parent, target.name)
-    move_tree(work, target, sync=sync, held=held)
+    _said_left(work, target, move_tree(work, target, sync=sync, held=held))
     return target
+
+
+def _said_left(work: Path, target: Path, left: list[Path]) -> None:
+    """Files put into the work folder (or saved again there) while it was copied into the
+    archive on another file system: not in the entry, kept where they are, and said, as
+    the folder they keep in processing/ is then no bundle's."""
+    if left:
+        logs.get().warning("files put into a work folder while it was copied into the "
+                           "archive are not in the archive entry; kept in the work folder "
+                           "— move them where they belong, then remove the folder",
+                           work_dir=str(work), archive=str(target),
+                           kept=[str(p) for p in left])
 
 
 # One encoder made once: json.dumps with any option builds a new one per call.

@@ -43,15 +43,26 @@ def copy_into(fin: BinaryIO, fout: BinaryIO) -> None:
     os.fsync(fout.fileno())
 
 
-def _copy_entry(parent: int, name: str, dst: Path) -> None:
+Copied = dict[str, tuple[int, int, int, int]]
+"""What a copy took, for the removal of its source: each entry's path below the source
+(`.` the source itself) and its identity as it was looked at before it was read."""
+
+
+def identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    # Inode, size and both times: a file saved again in place changes size or times, a
+    # new one saved over it by rename has another inode.
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _copy_entry(parent: int, name: str, dst: Path, copied: Copied, rel: str) -> None:
     """Copy the entry `name` of the folder open at `parent` without following links or
     opening FIFOs and devices (each folder opened from the one above, O_NOFOLLOW);
-    fsync files."""
+    fsync files. Each file's identity before it was read goes into `copied` at `rel`."""
     st = os.stat(name, dir_fd=parent, follow_symlinks=False)
     if stat.S_ISDIR(st.st_mode):
         fd = os.open(name, FOLDER_NOFOLLOW, dir_fd=parent)
         try:
-            _copy_folder(fd, dst)
+            _copy_folder(fd, dst, copied, rel)
         finally:
             os.close(fd)
     elif stat.S_ISREG(st.st_mode):
@@ -70,29 +81,68 @@ def _copy_entry(parent: int, name: str, dst: Path) -> None:
         note = dst.with_name(dst.name + ".not-copied.txt")
         note.write_text(f"{name} was a {kind_of(st.st_mode)}; outboxd does not copy "
                         "those.\n", encoding="utf-8")
+        copied[rel] = identity(st)
         return
     os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+    copied[rel] = identity(st)
 
 
-def _copy_folder(fd: int, dst: Path) -> None:
+def _copy_folder(fd: int, dst: Path, copied: Copied, rel: str = ".") -> None:
     os.mkdir(dst, 0o750)
     for name in sorted(os.listdir(fd)):
-        _copy_entry(fd, name, dst / name)
+        _copy_entry(fd, name, dst / name, copied, os.path.join(rel, name))
     fsync_dir(dst)
 
 
-def remove_held(path: Path, held: int) -> None:
-    """Remove the folder open at `held`, which lies at `path`: what it holds reached from
-    the descriptor (shutil.rmtree with dir_fd never follows a link), the folder itself
-    by its name only while that is still it. A folder swapped for a link keeps whatever
-    the link leads to; an empty folder of ours that was moved elsewhere stays there."""
-    for name in os.listdir(held):
-        if stat.S_ISDIR(os.stat(name, dir_fd=held, follow_symlinks=False).st_mode):
-            shutil.rmtree(name, dir_fd=held)
-        else:
-            os.unlink(name, dir_fd=held)
-    if still_at(path, held):
-        os.rmdir(path)
+def _remove_copied(parent: int, name: str, rel: str, copied: Copied) -> list[str]:
+    """Remove the entry `name` of the folder open at `parent` as far as `copied` has it
+    (never through a link): a file only while it is the one copied, a folder once it is
+    empty. What is left (rel paths): put there, or saved again, after it was copied."""
+    try:
+        st = os.stat(name, dir_fd=parent, follow_symlinks=False)
+    except FileNotFoundError:
+        return []
+    if not stat.S_ISDIR(st.st_mode):
+        if copied.get(rel) != identity(st):
+            return [rel]
+        os.unlink(name, dir_fd=parent)
+        return []
+    fd = os.open(name, FOLDER_NOFOLLOW, dir_fd=parent)
+    try:
+        left = _remove_copied_below(fd, rel, copied)
+    finally:
+        os.close(fd)
+    if not left:
+        try:
+            os.rmdir(name, dir_fd=parent)
+        except OSError as exc:  # not empty: something came after the listing above
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            left = [rel]
+    return left
+
+
+def _remove_copied_below(held: int, rel: str, copied: Copied) -> list[str]:
+    return [gone for name in sorted(os.listdir(held))
+            for gone in _remove_copied(held, name, os.path.join(rel, name), copied)]
+
+
+def remove_held(path: Path, held: int, copied: Copied) -> list[Path]:
+    """Remove the folder open at `held`, which lies at `path`, as far as it was copied
+    (`copied`): what it holds reached from the descriptor (never through a link), the
+    folder itself by its name only while that is still it and empty. A folder swapped
+    for a link keeps whatever the link leads to; an empty folder of ours that was moved
+    elsewhere stays there. What is left (a file a person put in, or saved again, while
+    the folder was copied: never removed uncopied) is returned, at `path`."""
+    left = _remove_copied_below(held, ".", copied)
+    if not left and still_at(path, held):
+        try:
+            os.rmdir(path)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            left = ["."]
+    return [Path(os.path.normpath(path / rel)) for rel in left]
 
 
 def _remove(path: Path) -> None:
@@ -102,12 +152,15 @@ def _remove(path: Path) -> None:
     shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
 
 
-def move_tree(src: Path, dst: Path, sync: bool = True, held: int | None = None) -> None:
-    """Move a file or folder to dst, which must not exist.
+def move_tree(src: Path, dst: Path, sync: bool = True, held: int | None = None) -> list[Path]:
+    """Move a file or folder to dst, which must not exist; what stayed at src (below).
 
     Same file system: one atomic rename. Across file systems: copy to a
     hidden temp name, fsync every file, rename into place, then delete the
-    source — a crash leaves the source intact or a complete copy.
+    source — a crash leaves the source intact or a complete copy. Only what was
+    copied is deleted: a file put into src, or saved again there, while it was
+    copied (a clerk at work in a quarantined bundle) stays where it is, and its
+    path is returned.
     `sync=False`: the caller syncs dst's folder after a same-file-system
     rename (it has more to sync there); the copy is synced before its source
     is deleted whatever the caller says. `held`: the folder at src, open
@@ -119,7 +172,7 @@ def move_tree(src: Path, dst: Path, sync: bool = True, held: int | None = None) 
         _rename(src, dst, held)
         if sync:
             fsync_dir(dst.parent)
-        return
+        return []
     except OSError as exc:
         if exc.errno != errno.EXDEV:
             raise
@@ -127,15 +180,16 @@ def move_tree(src: Path, dst: Path, sync: bool = True, held: int | None = None) 
     # finds and replaces the partial copy instead of leaving it behind.
     tmp = dst.with_name(f".{dst.name}.partial")
     _remove(tmp)
+    copied: Copied = {}
     try:
         if held is None:
             parent = os.open(src.parent, FOLDER)
             try:
-                _copy_entry(parent, src.name, tmp)
+                _copy_entry(parent, src.name, tmp, copied, ".")
             finally:
                 os.close(parent)
         else:
-            _copy_folder(held, tmp)
+            _copy_folder(held, tmp, copied)
             st = os.fstat(held)
             os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
         rename_noreplace(tmp, dst)
@@ -147,9 +201,13 @@ def move_tree(src: Path, dst: Path, sync: bool = True, held: int | None = None) 
         raise
     fsync_dir(dst.parent)
     if held is not None:
-        remove_held(src, held)
-    else:
-        shutil.rmtree(src) if src.is_dir() and not src.is_symlink() else src.unlink()
+        return remove_held(src, held, copied)
+    parent = os.open(src.parent, FOLDER)
+    try:
+        left = _remove_copied(parent, src.name, ".", copied)
+    finally:
+        os.close(parent)
+    return [Path(os.path.normpath(src / rel)) for rel in left]
 
 
 def _rename(src: Path, dst: Path, held: int | None) -> None:

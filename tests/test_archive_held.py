@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from swaps import swap_for_link
 
-from daemon import archive, fsmove
+from daemon import archive, fsmove, logs
 
 BID = "0123456789abcdef" * 4
 PAPERS = {"receipt.json": b'{"bundle_id": "' + BID.encode() + b'"}\n'}
@@ -150,7 +150,7 @@ def test_an_earlier_complete_copy_is_recognised_from_the_folder_held(
     remove = fsmove.remove_held
     died: list[Any] = []
 
-    def dies(path: Path, held: int) -> None:
+    def dies(path: Path, *_: object) -> None:
         died.append(path)
         raise KeyboardInterrupt
 
@@ -161,3 +161,67 @@ def test_an_earlier_complete_copy_is_recognised_from_the_folder_held(
     assert archive.place(work, target, PAPERS, BID) == target
     assert not os.path.lexists(work)
     assert [p.name for p in target.parent.iterdir()] == [target.name]
+
+
+def test_a_file_dropped_into_the_work_folder_during_a_copy_into_the_archive_is_kept(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Archive on another file system: a file a user of the share puts into the work
+    folder while it is copied is not in the entry, and is never removed with the folder:
+    it stays in the work folder, with the folder, and the log names it."""
+    work = _work(tmp_path)
+    target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
+    late = work / "INV-1" / "late.pdf"
+    _across_file_systems(monkeypatch, work)
+    rename = fsmove.rename_noreplace
+
+    def drop_then_publish(src: Path, dst: Path) -> None:
+        if Path(src).name.endswith(".partial"):  # the copy, complete, is published
+            late.write_bytes(b"%PDF-late")
+        rename(src, dst)
+
+    monkeypatch.setattr(fsmove, "rename_noreplace", drop_then_publish)
+    warned: list[dict[str, Any]] = []
+    monkeypatch.setattr(logs, "get", lambda: _Log(warned))
+    assert archive.place(work, target, PAPERS, BID) == target
+    assert late.read_bytes() == b"%PDF-late"
+    assert _listing(work) == ["INV-1", "INV-1/late.pdf"]
+    assert _listing(target) == ["INV-1", "INV-1.xml", "INV-1/a.pdf", "receipt.json"]
+    assert [w["kept"] for w in warned] == [[str(late)]]
+
+
+def test_a_file_dropped_into_the_work_folder_after_an_earlier_copy_is_kept(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crash after the copy into the archive: the retry removes from the work folder
+    only what it found in the complete copy, never a file put there since."""
+    work = _work(tmp_path)
+    target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
+    _across_file_systems(monkeypatch, work)
+
+    def dies(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fsmove, "remove_held", dies)
+    with pytest.raises(KeyboardInterrupt):
+        archive.place(work, target, PAPERS, BID)
+    monkeypatch.undo()
+    compare = archive._holds_copy_of
+    late = work / "INV-1" / "late.pdf"
+
+    def then_drop(target: Path, held: int) -> Any:
+        found = compare(target, held)
+        late.write_bytes(b"%PDF-late")
+        return found
+
+    monkeypatch.setattr(archive, "_holds_copy_of", then_drop)
+    monkeypatch.setattr(logs, "get", lambda: _Log([]))
+    assert archive.place(work, target, PAPERS, BID) == target
+    assert _listing(work) == ["INV-1", "INV-1/late.pdf"]
+    assert (target / "INV-1" / "a.pdf").read_bytes() == b"%PDF-a"
+
+
+class _Log:
+    def __init__(self, warned: list[dict[str, Any]]) -> None:
+        self.warned = warned
+
+    def warning(self, _event: str, **fields: Any) -> None:
+        self.warned.append(fields)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,80 @@ class TestMoveTree:
         """A missing source is an error, not a silent success."""
         with pytest.raises(OSError):
             move_tree(tmp_path / "missing", tmp_path / "dst")
+
+
+def exdev_then(monkeypatch: pytest.MonkeyPatch, meanwhile: Callable[[], None]) -> None:
+    """As exdev_once, and `meanwhile` runs once the copy is complete, just before it is
+    renamed into place: a person at work in the source folder during the copy."""
+    real = fsmove.rename_noreplace
+    calls: list[object] = []
+
+    def rename(src: Path, dst: Path) -> None:
+        calls.append((src, dst))
+        if len(calls) == 1:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        if len(calls) == 2:
+            meanwhile()
+        real(src, dst)
+
+    monkeypatch.setattr(fsmove, "rename_noreplace", rename)
+
+
+class TestWhatCameDuringACopy:
+    """Across file systems the source is removed after its copy: only what was copied
+    goes; a file a person put into (or saved again in) the source meanwhile is kept."""
+
+    def _bundle(self, root: Path) -> Path:
+        src = root / "quarantine" / "INV-1--x"
+        (src / "INV-1").mkdir(parents=True)
+        (src / "INV-1.xml").write_bytes(b"<Invoice/>")
+        (src / "INV-1" / "a.pdf").write_bytes(b"%PDF-1.4 a")
+        return src
+
+    def test_a_file_dropped_into_the_sidecar_during_the_copy_is_kept(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        src = self._bundle(tmp_path)
+        late = src / "INV-1" / "late.pdf"
+        exdev_then(monkeypatch, lambda: late.write_bytes(b"%PDF-1.4 late"))
+        dst = tmp_path / "outbox" / "INV-1--x"
+        left = move_tree(src, dst)
+        monkeypatch.undo()
+        assert late.read_bytes() == b"%PDF-1.4 late"
+        assert left == [late]
+        assert sorted(p.name for p in dst.rglob("*")) == ["INV-1", "INV-1.xml", "a.pdf"]
+        assert not (src / "INV-1.xml").exists() and not (src / "INV-1" / "a.pdf").exists()
+
+    def test_a_file_saved_again_during_the_copy_is_kept(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        src = self._bundle(tmp_path)
+        again = src / "INV-1" / "a.pdf"
+        exdev_then(monkeypatch, lambda: again.write_bytes(b"%PDF-1.4 a, corrected"))
+        dst = tmp_path / "outbox" / "INV-1--x"
+        left = move_tree(src, dst)
+        monkeypatch.undo()
+        assert again.read_bytes() == b"%PDF-1.4 a, corrected"
+        assert left == [again]
+        assert (dst / "INV-1" / "a.pdf").read_bytes() == b"%PDF-1.4 a"
+
+    def test_a_single_file_replaced_during_its_copy_is_kept(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        src = tmp_path / "q" / "INV-1.xml"
+        src.parent.mkdir()
+        src.write_bytes(b"<Invoice/>")
+
+        def replaced() -> None:
+            (tmp_path / "q" / "new").write_bytes(b"<Invoice>new</Invoice>")
+            os.replace(tmp_path / "q" / "new", src)
+
+        exdev_then(monkeypatch, replaced)
+        left = move_tree(src, tmp_path / "out" / "INV-1.xml")
+        monkeypatch.undo()
+        assert src.read_bytes() == b"<Invoice>new</Invoice>" and left == [src]
+        assert (tmp_path / "out" / "INV-1.xml").read_bytes() == b"<Invoice/>"
+
+    def test_without_a_change_nothing_is_left(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        src = self._bundle(tmp_path)
+        exdev_then(monkeypatch, lambda: None)
+        assert move_tree(src, tmp_path / "outbox" / "INV-1--x") == []
+        assert not src.exists()

@@ -127,22 +127,20 @@ def test_a_crash_while_deleting_the_source_of_a_copy_into_quarantine_keeps_one_e
     papers written again are those of the first try, so they match it."""
     p, s, row = claimed(tmp_path)
     work = Path(p.j.get(row).work_dir or "")
-    rename, rmtree = fsmove.rename_noreplace, fsmove.shutil.rmtree
+    rename = fsmove.rename_noreplace
 
     def across(src: Path, dst: Path) -> None:
         if Path(src) == work:
             raise OSError(errno.EXDEV, "Invalid cross-device link")
         rename(src, dst)
 
-    def dies_midway(path: Any, *args: Any, **kwargs: Any) -> None:
-        # The work folder's contents are removed from its descriptor (dir_fd).
-        if Path(path) == work or kwargs.get("dir_fd") is not None:
-            (work / "INV-1" / "a.pdf").unlink()
-            raise _Died
-        rmtree(path, *args, **kwargs)
+    def dies_midway(*_: Any) -> None:
+        # The work folder's contents are removed from its descriptor, entry by entry.
+        (work / "INV-1" / "a.pdf").unlink()
+        raise _Died
 
     monkeypatch.setattr(fsmove, "rename_noreplace", across)
-    monkeypatch.setattr(fsmove.shutil, "rmtree", dies_midway)
+    monkeypatch.setattr(fsmove, "_remove_copied", dies_midway)
     p.finish.d = Scripted(Rejected("the receiver rejected the bundle with HTTP 400", 400, "no"))
     with pytest.raises(_Died):
         p.finish.attempt(row)

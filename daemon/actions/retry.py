@@ -57,10 +57,11 @@ def retry(folder: Path, settings: Settings) -> list[str]:
     # Read before anything moves: what tells outboxd's REASON.txt from a clerk's.
     record = read_reason(folder)
     moved: list[str] = []
+    came: list[Path] = []  # put into the folder while it was copied: kept there
     with recorded_first(settings, folder):  # all of it moves, or none and the record goes
         try:
             for name in order:
-                move_tree(folder / name, outbox / name)
+                came += move_tree(folder / name, outbox / name)
                 moved.append(name)
         except OSError as exc:
             # Someone dropped a file of that name this very moment: put back what we moved.
@@ -70,6 +71,14 @@ def retry(folder: Path, settings: Settings) -> list[str]:
             raise RetryRefused(f"cannot move {folder / order[len(moved)]} back into the "
                                f"outbox ({exc.strerror or exc}); nothing was moved") from None
     fsync_dir(outbox)
+    if came:
+        # Across file systems the bundle is copied: a file saved into it meanwhile is not
+        # in the copy, and is never removed uncopied (fsmove.move_tree).
+        print(for_terminal(f"outboxd: note: {folder}: saved there while retry copied the "
+                           "bundle back, so not moved with it and kept there: "
+                           f"{'; '.join(str(p.relative_to(folder)) for p in came)} — if it "
+                           "belongs to the bundle, compare it with the one now in the "
+                           "outbox and move the right one there"), file=sys.stderr)
     # Only what outboxd wrote goes: quarantine/ is the share's too, and a clerk's notes
     # saved as REASON.txt (or a folder, link or FIFO of a paper's name) are kept.
     left = remove_papers(folder, _folder_id(folder, record), record)

@@ -117,6 +117,36 @@ def test_retry_from_another_file_system_copies_then_deletes(env: Env, capsys,
     assert not folder.exists()
 
 
+def test_a_file_saved_into_the_bundle_while_retry_copies_it_is_kept_and_named(
+        env: Env, capsys, other_file_system: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Quarantine on another file system: a clerk saves a corrected attachment into the
+    quarantined sidecar while retry copies it into the outbox. That file is not in the
+    copy; it is never deleted with the source: it stays in quarantine, and retry names
+    it (the folder is left)."""
+    from daemon import fsmove
+    other = other_file_system
+    env.write_config("http://127.0.0.1:9/bundles", paths={"quarantine": str(other)})
+    folder = other / "2026-11-26" / f"INV-1--{BID[:12]}"
+    write(folder / "INV-1.xml", ubl_invoice("INV-1"))
+    write(folder / "INV-1" / "scan.pdf", pdf_bytes())
+    write_papers(folder, reason_papers({"bundle_id": BID, "invoice_file": "INV-1.xml",
+                                        "reasons": [], "quarantined_at": AT}))
+    late = folder / "INV-1" / "corrected.pdf"
+    rename = fsmove.rename_noreplace
+
+    def saved_meanwhile(src: Path, dst: Path) -> None:
+        if Path(dst) == env.outbox / "INV-1" and Path(src).name.endswith(".partial"):
+            late.write_bytes(b"%PDF-1.4 corrected")
+        rename(src, dst)
+
+    monkeypatch.setattr(fsmove, "rename_noreplace", saved_meanwhile)
+    assert main(["retry", "-c", str(env.config), BID[:12]]) == 0
+    assert late.read_bytes() == b"%PDF-1.4 corrected"
+    assert sorted(p.name for p in (env.outbox / "INV-1").iterdir()) == ["scan.pdf"]
+    err = capsys.readouterr().err
+    assert "INV-1/corrected.pdf" in err and "kept there" in err
+
+
 def test_a_fifo_named_reason_json_is_never_opened_and_the_bundle_still_goes_back(
         cfg: Env, capsys) -> None:
     """quarantine/ is writable by the share's people: a FIFO planted as reason.json is
@@ -328,11 +358,12 @@ def test_a_move_refused_after_the_record_puts_the_row_back_in_quarantine(
     since = db.execute("SELECT since FROM bundles WHERE id = ?", (row_id,)).fetchone()[0]
     moves: list[str] = []
 
-    def refused_at_the_invoice(src: Path, dst: Path) -> None:
+    def refused_at_the_invoice(src: Path, dst: Path) -> list[Path]:
         if src.name == "INV-1001.xml":
             raise FileExistsError(17, "File exists", str(dst))
         moves.append(src.name)
         os.rename(src, dst)
+        return []
     monkeypatch.setattr(retry_action, "move_tree", refused_at_the_invoice)
     try:
         assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 1
