@@ -266,6 +266,14 @@ def path_fits(value: object) -> object:
     if not isinstance(value, str | PurePath):
         return value  # not a path: pydantic says so, naming the key
     raw = os.fsencode(value)
+    if raw and not raw.startswith(b"/"):
+        # Taken from the folder outboxd happens to start in: / under systemd, another
+        # for `status` run from a shell, so each would find another journal or outbox
+        # (and `config --check` pass where the service then fails).
+        tilde = " (~ is not expanded: write the home folder out)" if raw[:1] == b"~" else ""
+        raise ValueError("is a relative path, which each command would take from the folder "
+                         "it is started in (/ under systemd) — give the whole path, "
+                         f"starting with /{tilde}")
     if b"\0" in raw:
         raise ValueError("holds a NUL character (\\0), which no path may hold — fix the path")
     if len(raw) > MAX_PATH_BYTES:

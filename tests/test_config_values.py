@@ -389,6 +389,40 @@ class TestPathsLinuxCannotUse:
                    "no path may hold — fix the path" in p for p in problems), problems
 
 
+class TestRelativePaths:
+    """A relative path would be taken from the folder each command starts in: `config
+    --check` run in /etc/outboxd passed a path the service (started in /) could not
+    find, and `status` from a shell read another journal. Refused at load, naming the
+    key and the fix."""
+
+    @pytest.mark.parametrize("variable,key,value", [
+        ("OUTBOXD_OUTBOX__PATH", "[outbox] path", "srv/invoices/outbox"),
+        ("OUTBOXD_PATHS__STATE_DIR", "[paths] state_dir", "state"),
+        ("OUTBOXD_PATHS__SENT", "[paths] sent", "./sent"),
+        ("OUTBOXD_DELIVERY__TOKEN_FILE", "[delivery] token_file", "token"),
+        ("OUTBOXD_DELIVERY__VERIFY", "[delivery] verify", "ca.pem"),
+        ("OUTBOXD_DELIVERY__CLIENT_CERT", "[delivery] client_cert", "client.pem"),
+    ])
+    def test_a_relative_path_is_a_config_error_naming_the_key(
+            self, tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch,
+            variable: str, key: str, value: str) -> None:
+        """Even where the relative path exists from the current folder (the mistake
+        `config --check` used to pass), it is refused with the fix."""
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / value).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / value).write_text("x")
+        line = problem_from_environment(tmp_path, outbox, monkeypatch, variable, value, key)
+        assert "is a relative path" in line and "starting with /" in line
+
+    def test_a_path_under_tilde_says_tilde_is_not_expanded(
+            self, tmp_path: Path, outbox: Path) -> None:
+        """state_dir = "~/outboxd" is a folder named "~" to Linux: the fix says so."""
+        problems = problems_of(config_file(tmp_path, minimal(
+            outbox, '[paths]\nstate_dir = "~/outboxd"\n')))
+        line = one_problem_with(problems, "[paths] state_dir")
+        assert "relative path" in line and "~ is not expanded" in line
+
+
 # A password written with a raw # ? or / ends the host before it: httpx takes
 # "bob:1234#s3cr3t@host" for host bob, port 1234 (and no password at all).
 MISPARSED = ["https://bob:1234#s3cr3t@host/bundles",
