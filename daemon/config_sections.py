@@ -22,9 +22,11 @@ from pydantic import (
 )
 
 from daemon.config_values import (
+    CLEARTEXT_CREDENTIALS,
     TOKEN_RULE,
     Seconds,
     has_userinfo,
+    in_the_clear,
     path_fits,
     path_given,
     token_problem,
@@ -301,6 +303,10 @@ class DeliveryConfig(Section):
             raise ValueError("url holds a user name or password (Basic auth) and token or "
                              "token_file is set (Bearer): a request carries one "
                              "Authorization header — keep only the one the receiver expects")
+        if (self.token is not None or self.token_file is not None
+                or has_userinfo(self.url)) and self.transport == "http" \
+                and in_the_clear(self.url):
+            raise ValueError(CLEARTEXT_CREDENTIALS)
         return self
 
     def bearer_token(self) -> str | None:

@@ -6,6 +6,7 @@ fix and never quotes a secret (these lines reach logs and terminals)."""
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import math
 import os
 import re
@@ -245,6 +246,32 @@ def url_problem(url: str) -> str | None:
     return None
 
 
+def in_the_clear(url: str | None) -> bool:
+    """`url` is plain http:// to a host other than this machine's loopback: whatever the
+    request carries (a Bearer token, Basic auth) crosses the network readable by anyone
+    on the way. False for https, 127.0.0.0/8, ::1, localhost, and a url httpx cannot
+    parse (url_problem reports that)."""
+    if not url or not url.lower().startswith("http://"):
+        return False
+    try:
+        host = httpx.URL(url).host.lower()
+    except httpx.InvalidURL:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True  # a name other than localhost: another machine, as far as we know
+
+
+CLEARTEXT_CREDENTIALS = (
+    "url is plain http:// to another machine and a token, token_file or a password in "
+    "the url is set: each request would carry that secret unencrypted across the "
+    "network — use https:// (ask the operator for its https address), or, for a "
+    "receiver on this machine, http://127.0.0.1")
+
+
 def path_given(value: object, fix: str) -> object:
     # Path("") is Path("."): an empty value would silently mean the daemon's
     # current folder (with sent/ and quarantine/ then made inside the outbox).
@@ -266,6 +293,14 @@ def path_fits(value: object) -> object:
     if not isinstance(value, str | PurePath):
         return value  # not a path: pydantic says so, naming the key
     raw = os.fsencode(value)
+    if raw and not raw.startswith(b"/"):
+        # Taken from the folder outboxd happens to start in: / under systemd, another
+        # for `status` run from a shell, so each would find another journal or outbox
+        # (and `config --check` pass where the service then fails).
+        tilde = " (~ is not expanded: write the home folder out)" if raw[:1] == b"~" else ""
+        raise ValueError("is a relative path, which each command would take from the folder "
+                         "it is started in (/ under systemd) — give the whole path, "
+                         f"starting with /{tilde}")
     if b"\0" in raw:
         raise ValueError("holds a NUL character (\\0), which no path may hold — fix the path")
     if len(raw) > MAX_PATH_BYTES:

@@ -167,6 +167,24 @@ def type_not_allowed(name: str, doc_type: str, from_entry: bool, allowed: list[s
 
 
 
+def entry_problem(fname: str, entry: object) -> str | None:
+    """What is wrong with the shape of one [files."NAME"] entry, or None. Names the key
+    the clerk wrote (`tpye`, `note = 5`): "may only hold type and note" alone left them
+    reading a line that seemed to hold just that."""
+    only = 'a file\'s entry may only hold type = "…" and note = "…"'
+    if not isinstance(entry, dict):
+        return (f"is not a table — write [files.{double_quoted(fname)}] on a line of its "
+                f"own, with type = \"…\" and note = \"…\" on the lines below it")
+    unknown = [shown(k) for k in entry if k not in ("type", "note")]
+    if unknown:
+        keys = f"the key {unknown[0]}" if len(unknown) == 1 else f"the keys {', '.join(unknown)}"
+        return f"holds {keys}: {only} — check the spelling"
+    not_text = [k for k, v in entry.items() if not isinstance(v, str)]
+    if not_text:
+        return f"{not_text[0]} is not text: {only} — put the value in quotes"
+    return None
+
+
 def _error(code: str, file: str, message: str, invoice_id: str | None = None) -> Finding:
     return Finding(code, file, message, "error", invoice_id)
 
@@ -227,13 +245,9 @@ def read_notes(folder: int, rel: str, findings: list[Finding]) -> Notes:
                                    f"{', '.join(CHANNELS)}"))
         elif key == "files" and isinstance(value, dict):
             for fname, entry in value.items():
-                bad = [k for k in (entry if isinstance(entry, dict) else {})
-                       if k not in ("type", "note")]
-                if not isinstance(entry, dict) or bad or not all(
-                        isinstance(v, str) for v in entry.values()):
+                if (wrong := entry_problem(fname, entry)) is not None:
                     findings.append(_error("attachments-toml-invalid", where,
-                                           f"[files.{shown(fname)}] may only hold type = "
-                                           "\"…\" and note = \"…\""))
+                                           f"[files.{shown(fname)}] {wrong}"))
                     continue
                 problems = [p for k, v in entry.items() if (p := value_problem(k, v))]
                 if problems:

@@ -204,9 +204,9 @@ class TestUrl:
     @pytest.mark.parametrize("url", [
         "https://operator.example:8443/api/bundles?tenant=a%40b",
         "http://[::1]:8787/bundles",
-        "http://bob:p%23s%2Fs%3Fw%40rd@operator.example/x",
-        "http://bob:@operator.example/x",
-        "http://bob@example.org:pw@operator.example/x",
+        "https://bob:p%23s%2Fs%3Fw%40rd@operator.example/x",
+        "https://bob:@operator.example/x",
+        "https://bob@example.org:pw@operator.example/x",
         "https://fakturamottagning.exempel.se/inkorg",
         "http://bob:VerySecretPw@127.0.0.1:18787/bundles",
         "HTTPS://Operator.Example/x",
@@ -217,6 +217,41 @@ class TestUrl:
         empty password, with a raw @ in the user name), upper-case schemes, a space in the
         path pass as given."""
         text = minimal(outbox).replace(f'url = "{URL}"', f'url = "{url}"')
+        assert load_settings(config_file(tmp_path, text)).delivery.url == url
+
+    @pytest.mark.parametrize("url,secret", [
+        ("http://operator.example/api", 'token = "abc123"\n'),
+        ("http://10.0.0.5:8080/in", 'token = "abc123"\n'),
+        ("http://operator.example/api", "token_file = TOKEN_FILE\n"),
+        ("http://bob:pw@erp.lan/in", ""),
+    ])
+    def test_a_secret_over_plain_http_to_another_machine_is_refused(
+            self, tmp_path: Path, outbox: Path, url: str, secret: str) -> None:
+        """A token, token_file or url password with an http:// url to a host that is not
+        this machine's loopback would cross the network unencrypted at every POST:
+        refused at load with the fix (https, or 127.0.0.1 for a local receiver)."""
+        token_file = tmp_path / "token"
+        token_file.write_text("abc123")
+        extra = secret.replace("TOKEN_FILE", f'"{token_file}"')
+        text = minimal(outbox).replace(f'url = "{URL}"\n', f'url = "{url}"\n{extra}')
+        line = one_problem_with(problems_of(config_file(tmp_path, text)), "[delivery]",
+                                "plain http://")
+        assert "use https://" in line and "http://127.0.0.1" in line
+        assert "abc123" not in line and ":pw@" not in line
+
+    @pytest.mark.parametrize("url,secret", [
+        ("http://127.0.0.1:8787/bundles", 'token = "abc123"\n'),
+        ("http://127.0.0.2/in", 'token = "abc123"\n'),
+        ("http://localhost:8787/in", 'token = "abc123"\n'),
+        ("http://[::1]:8787/in", 'token = "abc123"\n'),
+        ("https://operator.example/api", 'token = "abc123"\n'),
+        ("http://operator.example/api", ""),  # no secret to expose: the admin's choice
+    ])
+    def test_http_is_accepted_on_loopback_or_without_a_secret(
+            self, tmp_path: Path, outbox: Path, url: str, secret: str) -> None:
+        """The reference receiver on this machine, https anywhere, and a receiver on
+        the network that takes no credentials load as given."""
+        text = minimal(outbox).replace(f'url = "{URL}"\n', f'url = "{url}"\n{secret}')
         assert load_settings(config_file(tmp_path, text)).delivery.url == url
 
     @pytest.mark.parametrize("host", ["x" * 64 + ".example", ("a" * 60 + ".") * 5 + "se"],
@@ -387,6 +422,40 @@ class TestPathsLinuxCannotUse:
             outbox, f'[paths]\nsent = "{tmp_path}/se\\u0000nt"\n')))
         assert any(p.startswith("[paths] sent = ") and "holds a NUL character (\\0), which "
                    "no path may hold — fix the path" in p for p in problems), problems
+
+
+class TestRelativePaths:
+    """A relative path would be taken from the folder each command starts in: `config
+    --check` run in /etc/outboxd passed a path the service (started in /) could not
+    find, and `status` from a shell read another journal. Refused at load, naming the
+    key and the fix."""
+
+    @pytest.mark.parametrize("variable,key,value", [
+        ("OUTBOXD_OUTBOX__PATH", "[outbox] path", "srv/invoices/outbox"),
+        ("OUTBOXD_PATHS__STATE_DIR", "[paths] state_dir", "state"),
+        ("OUTBOXD_PATHS__SENT", "[paths] sent", "./sent"),
+        ("OUTBOXD_DELIVERY__TOKEN_FILE", "[delivery] token_file", "token"),
+        ("OUTBOXD_DELIVERY__VERIFY", "[delivery] verify", "ca.pem"),
+        ("OUTBOXD_DELIVERY__CLIENT_CERT", "[delivery] client_cert", "client.pem"),
+    ])
+    def test_a_relative_path_is_a_config_error_naming_the_key(
+            self, tmp_path: Path, outbox: Path, monkeypatch: pytest.MonkeyPatch,
+            variable: str, key: str, value: str) -> None:
+        """Even where the relative path exists from the current folder (the mistake
+        `config --check` used to pass), it is refused with the fix."""
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / value).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / value).write_text("x")
+        line = problem_from_environment(tmp_path, outbox, monkeypatch, variable, value, key)
+        assert "is a relative path" in line and "starting with /" in line
+
+    def test_a_path_under_tilde_says_tilde_is_not_expanded(
+            self, tmp_path: Path, outbox: Path) -> None:
+        """state_dir = "~/outboxd" is a folder named "~" to Linux: the fix says so."""
+        problems = problems_of(config_file(tmp_path, minimal(
+            outbox, '[paths]\nstate_dir = "~/outboxd"\n')))
+        line = one_problem_with(problems, "[paths] state_dir")
+        assert "relative path" in line and "~ is not expanded" in line
 
 
 # A password written with a raw # ? or / ends the host before it: httpx takes

@@ -218,11 +218,29 @@ class TestAttachmentsToml:
         assert f.file == "INV-1/attachments.toml" and "'chanel'" in f.message
 
     def test_unknown_key_in_a_file_entry(self, outbox: Path) -> None:
-        """A file entry may only hold type and note."""
+        """A file entry may only hold type and note; the error names the key the clerk
+        wrote (a typo such as 'tpye'), so that they can find it in the file."""
         write(outbox / "INV-1" / "a.pdf", PDF)
-        write(outbox / "INV-1" / "attachments.toml", b'[files."a.pdf"]\nkind = "Contract"\n')
+        write(outbox / "INV-1" / "attachments.toml", b'[files."a.pdf"]\ntpye = "Contract"\n')
         f = finding(match(outbox, "INV-1.xml", ubl_invoice("INV-1")), "attachments-toml-invalid")
-        assert "a.pdf" in f.message
+        assert "a.pdf" in f.message and "'tpye'" in f.message
+        assert 'type = "…"' in f.message and "spelling" in f.message
+
+    def test_a_value_not_in_quotes_in_a_file_entry_is_named(self, outbox: Path) -> None:
+        """A type or note written without quotes (a number) is an error naming that key
+        and telling to quote it."""
+        write(outbox / "INV-1" / "a.pdf", PDF)
+        write(outbox / "INV-1" / "attachments.toml", b'[files."a.pdf"]\nnote = 2024\n')
+        f = finding(match(outbox, "INV-1.xml", ubl_invoice("INV-1")), "attachments-toml-invalid")
+        assert f.message.startswith("[files.'a.pdf'] note is not text") and "quotes" in f.message
+
+    def test_a_file_entry_that_is_no_table_says_how_to_write_one(self, outbox: Path) -> None:
+        """files."a.pdf" = "Contract" (a value, not a table) is an error that shows the
+        table's header line to write."""
+        write(outbox / "INV-1" / "a.pdf", PDF)
+        write(outbox / "INV-1" / "attachments.toml", b'files."a.pdf" = "Contract"\n')
+        f = finding(match(outbox, "INV-1.xml", ubl_invoice("INV-1")), "attachments-toml-invalid")
+        assert '[files."a.pdf"] on a line of its own' in f.message
 
     def test_unknown_channel(self, outbox: Path) -> None:
         """A channel that is not one of the three is an error naming the value."""
