@@ -130,7 +130,11 @@ def stem(name: str) -> str:
 # Windows' device names: a file or folder named so, in any case and with any extension
 # ("con", "NUL.txt", "com1.tar.gz", also before spaces: "CON .txt"), is the device, so a
 # clerk can neither make nor open it on the share. Windows takes ¹ ² ³ as digits here.
-_DEVICE = re.compile("(?:CON|PRN|AUX|NUL|(?:COM|LPT)[1-9\u00b9\u00b2\u00b3]) *",
+# The list is Microsoft's ("Naming Files, Paths, and Namespaces"), COM0 and LPT0 with
+# it, and the console's CONIN$ and CONOUT$, which Windows resolves as it does CON. Windows
+# 11 takes fewer names for devices (not CON.txt), Windows 10 and Explorer more: a share
+# has clerks on both, so a folder's name must do for every one of them.
+_DEVICE = re.compile(r"(?:CON|CONIN\$|CONOUT\$|PRN|AUX|NUL|(?:COM|LPT)[0-9\u00b9\u00b2\u00b3]) *",
                      re.IGNORECASE | re.ASCII)
 
 

@@ -127,21 +127,25 @@ class TestFolderNameForId:
     @pytest.mark.parametrize("invoice_id,folder", [
         ("CON", "CON_"), ("con", "con_"), ("Prn", "Prn_"), ("AUX", "AUX_"), ("nul", "nul_"),
         ("COM1", "COM1_"), ("com9", "com9_"), ("LPT1", "LPT1_"), ("lpt9", "lpt9_"),
-        ("COM\u00b9", "COM\u00b9_"), ("COM\u00b2", "COM\u00b2_"),
-        ("LPT\u00b3", "LPT\u00b3_"),
+        ("COM\u00b9", "COM\u00b9_"), ("COM\u00b2", "COM\u00b2_"), ("COM\u00b3", "COM\u00b3_"),
+        ("LPT\u00b9", "LPT\u00b9_"), ("lpt\u00b2", "lpt\u00b2_"), ("LPT\u00b3", "LPT\u00b3_"),
+        ("COM0", "COM0_"), ("lpt0", "lpt0_"), ("CONIN$", "CONIN$_"), ("conout$", "conout$_"),
         ("CON.txt", "CON_.txt"), ("nul.tar", "nul_.tar"), ("com1.tar.gz", "com1_.tar.gz"),
+        ("COM0.xml", "COM0_.xml"), ("CONIN$.txt", "CONIN$_.txt"),
+        ("LPT\u00b9.pdf", "LPT\u00b9_.pdf"), ("CONOUT$ .log", "CONOUT$ _.log"),
         ("CON .txt", "CON _.txt"), ("CON.", "CON_"), ("AUX:1", "AUX_1")])
     def test_a_windows_device_name_gets_an_underscore_after_it(self, invoice_id: str,
                                                                folder: str) -> None:
-        """Windows takes a folder named CON, PRN, AUX, NUL, COM1…COM9 or LPT1…LPT9 (also
-        with ¹ ² ³ for the digit), in any case and with any extension, for a device: a
-        clerk can neither make nor open it on the share. '_' after the device name makes
-        a folder Windows takes as any other."""
+        """Windows takes a folder named CON, PRN, AUX, NUL, COM0…COM9 or LPT0…LPT9 (also
+        with ¹ ² ³ for the digit), CONIN$ or CONOUT$, in any case and with any extension,
+        for a device: a clerk can neither make nor open it on the share. '_' after the
+        device name makes a folder Windows takes as any other."""
         assert folder_name_for_id(invoice_id) == folder
 
     @pytest.mark.parametrize("invoice_id", [
         "CONSOLE", "CONX", "XCON", "COM10", "COM", "LPT", "NULL", "INV-CON", ".CON",
-        "CON-1", "COM\u2074"])
+        "CON-1", "COM\u2074", "COM\u2070", "COM00", "LPT01", "CONIN", "CONOUT", "CON$",
+        "CONIN$$", "CONOUT$1", "INV-CONIN$"])
     def test_names_that_only_start_like_a_device_stay_as_they_are(self,
                                                                   invoice_id: str) -> None:
         """Only the device name itself (before any dot) is a device: ids that merely
@@ -181,7 +185,9 @@ class TestContractFolderName:
     @pytest.mark.parametrize("invoice_id,names", [
         ("INV-2001", ("INV-2001",)), ("A/1", ("A_1",)), ("CON", ("CON_", "CON")),
         ("INV-7.", ("INV-7_", "INV-7.")), ("INV-\u200b7", ("INV-_7", "INV-\u200b7")),
-        ("nul.txt", ("nul_.txt", "nul.txt")), (".", ("_",)), ("..", ("__",)), ("", ("_",))])
+        ("nul.txt", ("nul_.txt", "nul.txt")), ("COM0", ("COM0_", "COM0")),
+        ("CONIN$", ("CONIN$_", "CONIN$")), ("LPT\u00b2", ("LPT\u00b2_", "LPT\u00b2")),
+        (".", ("_",)), ("..", ("__",)), ("", ("_",))])
     def test_an_id_has_its_windows_safe_folder_name_first_then_the_contracts(
             self, invoice_id: str, names: tuple[str, ...]) -> None:
         """Both names are the invoice's folder; the Windows-safe one, which a clerk is told

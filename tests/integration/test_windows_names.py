@@ -71,3 +71,39 @@ def test_folders_an_erp_on_linux_names_by_the_contracts_rule_go_with_their_invoi
             for i in manifest["invoices"]] == [("CON", ["con.pdf"]), ("INV-7.", ["seven.pdf"])]
     assert env.quarantined() == []
     assert len(receiver.accepted()) == 1
+
+
+def test_a_waiting_bundle_takes_the_folders_an_earlier_version_named_for_new_device_names(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """COM0 and CONIN$ became device names to outboxd after their folders had been
+    named batch/COM0 and batch/CONIN$ (on the page, in NAME.errors.txt, in REASON.txt).
+    A bundle waiting for them meanwhile is told the new names, COM0_ and CONIN$_; a
+    clerk or ERP that makes the folders by the earlier words is not stopped for it:
+    those folders are still the invoices' and the bundle is sent with each PDF as its
+    own invoice's. (The journal keeps ids, not folder names, so a row written before
+    the change asks nothing else.)"""
+    env.write_config(receiver.url, **HOLD)
+    start_daemon()
+    ids = ["COM0", "CONIN$"]
+    write(env.outbox / ".batch.tmp", peppol_batch(ids)).rename(env.outbox / "batch.xml")
+    wait_for(lambda: journal_states(env).get("batch.xml") == "waiting",
+             what="batch.xml waiting for attachments")
+    page_file = env.outbox / "outboxd-status.html"
+
+    def waiting() -> str:
+        text = page_file.read_text(encoding="utf-8") if page_file.exists() else ""
+        section = Page(text).text.get("waiting", "")
+        return section if "batch.xml" in section else ""
+    section = wait_for(waiting, what="batch.xml on the page under Waiting")
+    assert "batch/COM0_" in section and "batch/CONIN$_" in section
+
+    write(env.outbox / "batch" / "COM0" / "com0.pdf", pdf_bytes())
+    write(env.outbox / "batch" / "CONIN$" / "conin.pdf", pdf_bytes(2))
+    [sent] = wait_for(env.sent_bundles, what="batch.xml in sent/")
+    wait_for(lambda: (sent / "receipt.json").exists(), what="receipt.json")
+    manifest = json.loads((sent / "receipt.json").read_text())["manifest"]
+    assert [(i["id"], [a["original_name"] for a in i["attachments"]])
+            for i in manifest["invoices"]] == [("COM0", ["com0.pdf"]),
+                                               ("CONIN$", ["conin.pdf"])]
+    assert env.quarantined() == []
+    assert len(receiver.accepted()) == 1
