@@ -326,6 +326,57 @@ class TestPrintable:
         assert printable("חשבונית-فاتورة.pdf") == "חשבונית-فاتورة.pdf"
 
 
+class TestInvisibleFormatCharactersShown:
+    """escaped_controls, for what people read (page, `outboxd status`, REASON.txt,
+    NAME.errors.txt), shows the other invisible format characters too; printable, which
+    the journal keeps, does not."""
+
+    @pytest.mark.parametrize(("char", "code"), [
+        ("\u200b", "\\u200b"), ("\u200c", "\\u200c"), ("\u200d", "\\u200d"),
+        ("\u2060", "\\u2060"), ("\ufeff", "\\ufeff"), ("\u00ad", "\\xad"),
+        ("\u180e", "\\u180e"), ("\u0600", "\\u0600"), ("\ufff9", "\\ufff9"),
+        ("\U000e0001", "\\U000e0001"), ("\U0001d173", "\\U0001d173")])
+    def test_a_format_character_is_shown_as_its_code(self, char: str, code: str) -> None:
+        """INV-1 and INV-1 + U+200B looked like one id to a clerk: the format character
+        shows as its code, as Python writes it (\\UNNNNNNNN beyond U+FFFF, so the code
+        ends where it says), and the two read apart."""
+        assert escaped_controls(f"INV-1{char}") == f"INV-1{code}"
+        assert escaped_controls(f"Åsa {char}7") == f"Åsa {code}7"
+        assert escaped_controls(f"INV-1{char}") != escaped_controls("INV-1")
+
+    def test_printable_keeps_them_as_they_are(self) -> None:
+        """What the journal keeps of a name (printable) is unchanged: a row written before
+        still names the file found now, and JSON (`status --json`, reason.json) carries
+        the exact id."""
+        assert printable("INV-1\u200b.xml") == "INV-1\u200b.xml"
+        assert printable("Åsa\ufeff.pdf") == "Åsa\ufeff.pdf"
+
+    def test_escaping_what_is_already_shown_changes_nothing(self) -> None:
+        """A journal's printable name or message, shown again, only gains the codes of its
+        format characters: its \\u202e stays one code, not \\\\u202e."""
+        kept = printable("a\u202eb\u200b\x1b.pdf")
+        assert escaped_controls(kept) == "a\\u202eb\\u200b\\x1b.pdf"
+        assert escaped_controls(escaped_controls(kept)) == escaped_controls(kept)
+
+    @pytest.mark.parametrize("name", [
+        "x👨\u200d👩\u200d👧.pdf", "❤\ufe0f\u200d🔥.pdf", "🏃\u200d♀\ufe0f.pdf",
+        "🏴\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f.pdf"])
+    def test_a_joiner_inside_an_emoji_and_a_flags_tags_are_kept(self, name: str) -> None:
+        """Where a person sees what a format character does — a zero-width joiner between
+        two emoji makes one picture, tags after the black flag make England's — it
+        stays: the page has always shown such names whole."""
+        assert escaped_controls(name) == name
+
+    @pytest.mark.parametrize(("name", "shown"), [
+        ("INV-1\u200d", "INV-1\\u200d"), ("👨\u200d.pdf", "👨\\u200d.pdf"),
+        ("\u200d👨", "\\u200d👨"), ("Å\u200dä", "Å\\u200dä"),
+        ("A\U000e0067", "A\\U000e0067")])
+    def test_a_joiner_or_tag_elsewhere_is_shown(self, name: str, shown: str) -> None:
+        """A joiner not between two emoji, or a tag not after the black flag, shows nothing
+        on screen: shown as its code."""
+        assert escaped_controls(name) == shown
+
+
 def test_ids_of_only_dots_never_name_the_folder_or_its_parent() -> None:
     """An invoice id "." or ".." becomes "_" / "__": used as attachments/ID/ it must not
     point at the folder itself or escape to its parent (directory transport, receiver)."""
