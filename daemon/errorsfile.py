@@ -23,7 +23,7 @@ from typing import Any
 from daemon.bundle import Finding
 from daemon.errors import NotOurs
 from daemon.fswrite import Stranded, free_name, fsync_dir, rename_noreplace, written_temp
-from daemon.names import ERRORS_SUFFIX, escaped_controls, stem
+from daemon.names import ERRORS_SUFFIX, escaped_controls, for_terminal, stem
 from daemon.ourfiles import Judged, opened, remove_ours, replace_ours
 from daemon.scan import Candidate
 from daemon.temps import Listed, drop_unfinished_ending, temp_prefix
@@ -84,7 +84,9 @@ class _Look:
     def __call__(self) -> Judged | None:
         file, text = _judge(self.path)
         self.text = text
-        if file is None or text in self.known:
+        # for_terminal: as an earlier version wrote it, a zero-width space in a name
+        # shown as it is, not as \u200b (an upgrade is no clerk's edit).
+        if file is None or text in self.known or for_terminal(text) in self.known:
             return file
         try:
             kept = _keep_copy(self.path, text)

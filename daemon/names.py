@@ -15,6 +15,8 @@ import unicodedata
 from collections.abc import Sequence
 from enum import Enum
 
+from daemon.invisible import escape, format_characters_shown
+
 # A copy or an editor is still at work on these (Emacs keeps "#NAME#" while a change to
 # NAME is unsaved, as LibreOffice keeps its lock).
 IN_PROGRESS = ("*.tmp", "*.temp", "*.part", "*.partial", "*.crdownload", "*.swp",
@@ -130,7 +132,11 @@ def stem(name: str) -> str:
 # Windows' device names: a file or folder named so, in any case and with any extension
 # ("con", "NUL.txt", "com1.tar.gz", also before spaces: "CON .txt"), is the device, so a
 # clerk can neither make nor open it on the share. Windows takes ¹ ² ³ as digits here.
-_DEVICE = re.compile("(?:CON|PRN|AUX|NUL|(?:COM|LPT)[1-9\u00b9\u00b2\u00b3]) *",
+# The list is Microsoft's ("Naming Files, Paths, and Namespaces"), COM0 and LPT0 with
+# it, and the console's CONIN$ and CONOUT$, which Windows resolves as it does CON. Windows
+# 11 takes fewer names for devices (not CON.txt), Windows 10 and Explorer more: a share
+# has clerks on both, so a folder's name must do for every one of them.
+_DEVICE = re.compile(r"(?:CON|CONIN\$|CONOUT\$|PRN|AUX|NUL|(?:COM|LPT)[0-9\u00b9\u00b2\u00b3]) *",
                      re.IGNORECASE | re.ASCII)
 
 
@@ -213,17 +219,22 @@ BIDI_CONTROLS = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
 _TERMINAL_CONTROL = re.compile(rf"[\x00-\x1f\x7f-\x9f{BIDI_CONTROLS}]")
 
 
-def _escape(char: str) -> str:
-    code = ord(char)
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+def _escaped(text: str) -> str:
+    return _TERMINAL_CONTROL.sub(lambda m: escape(m[0]), text)
 
 
 def escaped_controls(text: str) -> str:
-    """A line for a terminal or a page with every control character as \\xNN and every
-    bidirectional control as \\uNNNN: what the share, an invoice (its ids) or a receiver
-    (its answer) put into it can neither break the line, nor send escape sequences to the
-    terminal that shows it, nor show a name's letters in another order than they are."""
-    return _TERMINAL_CONTROL.sub(lambda m: _escape(m[0]), text)
+    """A line for a terminal, a page or a paper (REASON.txt, NAME.errors.txt) with every
+    control character as \\xNN and every invisible format character (a bidirectional
+    control, a zero-width space …) as \\uNNNN (\\UNNNNNNNN beyond U+FFFF): what the
+    share, an invoice (its ids) or a receiver (its answer) put into it can neither break
+    the line, nor send escape sequences to the terminal that shows it, nor show a name's
+    letters in another order than they are, nor make two ids look the same ("INV-1" and
+    "INV-1" + U+200B); only a joiner inside an emoji and a flag's tags are kept
+    (daemon/invisible.py). For people only: the journal and JSON keep the format
+    characters other than the bidirectional controls as they are (printable)."""
+    shown = _escaped(text)
+    return shown if shown.isascii() else format_characters_shown(shown)
 
 
 def for_terminal(text: str) -> str:
@@ -235,12 +246,15 @@ def for_terminal(text: str) -> str:
 def printable(name: str) -> str:
     """A name as shown in logs, findings, the journal and the page: the bytes of a name
     that is not UTF-8, and control characters, as \\xNN, bidirectional controls as
-    \\uNNNN (escaped_controls), so that it can be written as UTF-8, two such names never
-    look the same, and a name from the share can neither break a line of REASON.txt or
-    `outboxd status`, nor send escape sequences to the terminal that shows it, nor pose
-    as another name."""
+    \\uNNNN, so that it can be written as UTF-8, two such names never look the same,
+    and a name from the share can neither break a line of REASON.txt or `outboxd
+    status`, nor send escape sequences to the terminal that shows it, nor pose as
+    another name. The other invisible format characters (U+200B) stay: escaped_controls
+    shows them wherever a person reads the name."""
     shown = os.fsencode(name).decode("utf-8", "backslashreplace")
-    return escaped_controls(shown)
+    # Not escaped_controls: what the journal kept before stays equal to the name
+    # found now.
+    return _escaped(shown)
 
 
 def name_problem(name: str) -> str | None:

@@ -51,9 +51,11 @@ def text(value: object) -> str:
     Control characters (a receiver's answer may hold NULs and escape sequences) are
     not allowed in an HTML document and would reach a terminal that shows the file:
     shown as \\xNN, as `outboxd status` and REASON.txt show them; bidirectional controls,
-    which would show a name's letters reordered (a spoof), as \\uNNNN. <wbr> adds no
-    character: a name copied from the page is the name. The breaks are placed in the
-    plain text, which is escaped after: none falls inside an entity (&amp;)."""
+    which would show a name's letters reordered (a spoof), and the other invisible
+    format characters (a zero-width space: two ids that look the same), as \\uNNNN.
+    <wbr> adds no character: a name copied from the page is the name. The breaks are
+    placed in the plain text, which is escaped after: none falls inside an entity
+    (&amp;)."""
     plain = escaped_controls("" if value is None else str(value))
     if len(plain) <= RUN:  # most values: no run to break (a render of 20,000 rows)
         return html.escape(plain, quote=True)
@@ -64,7 +66,7 @@ def text(value: object) -> str:
 
 
 # What escaped_controls shows for an invisible character: read as one, never broken.
-_ESCAPE = re.compile(r"\\(?:x[0-9a-f]{2}|u[0-9a-f]{4})")
+_ESCAPE = re.compile(r"\\(?:x[0-9a-f]{2}|u[0-9a-f]{4}|U[0-9a-f]{8})")
 
 
 def _pieces(word: str) -> list[str]:

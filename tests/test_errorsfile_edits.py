@@ -131,6 +131,30 @@ class TestEditedErrorsFile:
         assert sorted(e.name for e in outbox.iterdir() if e.name != ".outboxd") == []
 
 
+    def test_an_earlier_versions_errors_file_showing_a_zero_width_space_raw_is_no_edit(
+            self, tmp_path: Path) -> None:
+        """An earlier version wrote a zero-width space in a name into NAME.errors.txt as it
+        is (invisible); this one writes it as \\u200b. After the upgrade that file is still
+        outboxd's unedited text: rewritten with no .edited copy and no warning telling
+        the clerks it was edited."""
+        p, s = make(tmp_path, policy={"invalid": "hold"})
+        drop_bundle(s.outbox.path, "INV-1", {"a\u200b.pdf": b""})
+        assert run_once(p) == []
+        errors = s.outbox.path / "INV-1.errors.txt"
+        now = errors.read_text("utf-8")
+        assert "a\\u200b.pdf" in now and "\u200b" not in now
+        errors.write_text(now.replace("\\u200b", "\u200b"), "utf-8")  # as it was written
+        p.j.close()
+        again, _ = make(tmp_path, policy={"invalid": "hold"})
+        again.start({"INV-1.xml"})
+        write(s.outbox.path / "INV-1" / "b.pdf", b"")  # another error: the file is rewritten
+        with capture_logs() as said:
+            assert run_once(again, now=2000.0) == []
+        assert "b.pdf" in errors.read_text("utf-8")
+        assert not (s.outbox.path / "INV-1.errors.txt.edited").exists()
+        assert not [e for e in said if e["event"].startswith("the errors file was edited")]
+
+
 class TestLeftoverTemps:
     def test_a_killed_writers_temp_is_swept_and_look_alikes_and_live_temps_stay(
             self, tmp_path: Path) -> None:

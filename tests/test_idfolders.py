@@ -84,7 +84,9 @@ class TestWhichFolderIsWhichIds:
     @pytest.mark.parametrize("invoice_id,folder", [
         ("CON", "CON_"), ("CON", "CON"), ("INV-7.", "INV-7_"), ("INV-7.", "INV-7."),
         ("INV-\u200b7", "INV-_7"), ("INV-\u200b7", "INV-\u200b7"),
-        ("nul.txt", "nul_.txt"), ("nul.txt", "nul.txt")])
+        ("nul.txt", "nul_.txt"), ("nul.txt", "nul.txt"),
+        ("COM0", "COM0_"), ("COM0", "COM0"), ("CONIN$", "CONIN$_"), ("CONIN$", "CONIN$"),
+        ("LPT\u00b9", "LPT\u00b9_"), ("LPT\u00b9", "LPT\u00b9")])
     def test_an_ids_folder_is_found_under_the_contracts_name_and_the_windows_safe_one(
             self, outbox: Path, invoice_id: str, folder: str) -> None:
         """An ERP on Linux that makes the folders by the contract's rule (only

@@ -127,21 +127,25 @@ class TestFolderNameForId:
     @pytest.mark.parametrize("invoice_id,folder", [
         ("CON", "CON_"), ("con", "con_"), ("Prn", "Prn_"), ("AUX", "AUX_"), ("nul", "nul_"),
         ("COM1", "COM1_"), ("com9", "com9_"), ("LPT1", "LPT1_"), ("lpt9", "lpt9_"),
-        ("COM\u00b9", "COM\u00b9_"), ("COM\u00b2", "COM\u00b2_"),
-        ("LPT\u00b3", "LPT\u00b3_"),
+        ("COM\u00b9", "COM\u00b9_"), ("COM\u00b2", "COM\u00b2_"), ("COM\u00b3", "COM\u00b3_"),
+        ("LPT\u00b9", "LPT\u00b9_"), ("lpt\u00b2", "lpt\u00b2_"), ("LPT\u00b3", "LPT\u00b3_"),
+        ("COM0", "COM0_"), ("lpt0", "lpt0_"), ("CONIN$", "CONIN$_"), ("conout$", "conout$_"),
         ("CON.txt", "CON_.txt"), ("nul.tar", "nul_.tar"), ("com1.tar.gz", "com1_.tar.gz"),
+        ("COM0.xml", "COM0_.xml"), ("CONIN$.txt", "CONIN$_.txt"),
+        ("LPT\u00b9.pdf", "LPT\u00b9_.pdf"), ("CONOUT$ .log", "CONOUT$ _.log"),
         ("CON .txt", "CON _.txt"), ("CON.", "CON_"), ("AUX:1", "AUX_1")])
     def test_a_windows_device_name_gets_an_underscore_after_it(self, invoice_id: str,
                                                                folder: str) -> None:
-        """Windows takes a folder named CON, PRN, AUX, NUL, COM1…COM9 or LPT1…LPT9 (also
-        with ¹ ² ³ for the digit), in any case and with any extension, for a device: a
-        clerk can neither make nor open it on the share. '_' after the device name makes
-        a folder Windows takes as any other."""
+        """Windows takes a folder named CON, PRN, AUX, NUL, COM0…COM9 or LPT0…LPT9 (also
+        with ¹ ² ³ for the digit), CONIN$ or CONOUT$, in any case and with any extension,
+        for a device: a clerk can neither make nor open it on the share. '_' after the
+        device name makes a folder Windows takes as any other."""
         assert folder_name_for_id(invoice_id) == folder
 
     @pytest.mark.parametrize("invoice_id", [
         "CONSOLE", "CONX", "XCON", "COM10", "COM", "LPT", "NULL", "INV-CON", ".CON",
-        "CON-1", "COM\u2074"])
+        "CON-1", "COM\u2074", "COM\u2070", "COM00", "LPT01", "CONIN", "CONOUT", "CON$",
+        "CONIN$$", "CONOUT$1", "INV-CONIN$"])
     def test_names_that_only_start_like_a_device_stay_as_they_are(self,
                                                                   invoice_id: str) -> None:
         """Only the device name itself (before any dot) is a device: ids that merely
@@ -181,7 +185,9 @@ class TestContractFolderName:
     @pytest.mark.parametrize("invoice_id,names", [
         ("INV-2001", ("INV-2001",)), ("A/1", ("A_1",)), ("CON", ("CON_", "CON")),
         ("INV-7.", ("INV-7_", "INV-7.")), ("INV-\u200b7", ("INV-_7", "INV-\u200b7")),
-        ("nul.txt", ("nul_.txt", "nul.txt")), (".", ("_",)), ("..", ("__",)), ("", ("_",))])
+        ("nul.txt", ("nul_.txt", "nul.txt")), ("COM0", ("COM0_", "COM0")),
+        ("CONIN$", ("CONIN$_", "CONIN$")), ("LPT\u00b2", ("LPT\u00b2_", "LPT\u00b2")),
+        (".", ("_",)), ("..", ("__",)), ("", ("_",))])
     def test_an_id_has_its_windows_safe_folder_name_first_then_the_contracts(
             self, invoice_id: str, names: tuple[str, ...]) -> None:
         """Both names are the invoice's folder; the Windows-safe one, which a clerk is told
@@ -318,6 +324,57 @@ class TestPrintable:
         assert printable(f"INV{char}lmx.pdf") == f"INV\\u{ord(char):04x}lmx.pdf"
         assert escaped_controls(f"last error: {char}x") == f"last error: \\u{ord(char):04x}x"
         assert printable("חשבונית-فاتورة.pdf") == "חשבונית-فاتورة.pdf"
+
+
+class TestInvisibleFormatCharactersShown:
+    """escaped_controls, for what people read (page, `outboxd status`, REASON.txt,
+    NAME.errors.txt), shows the other invisible format characters too; printable, which
+    the journal keeps, does not."""
+
+    @pytest.mark.parametrize(("char", "code"), [
+        ("\u200b", "\\u200b"), ("\u200c", "\\u200c"), ("\u200d", "\\u200d"),
+        ("\u2060", "\\u2060"), ("\ufeff", "\\ufeff"), ("\u00ad", "\\xad"),
+        ("\u180e", "\\u180e"), ("\u0600", "\\u0600"), ("\ufff9", "\\ufff9"),
+        ("\U000e0001", "\\U000e0001"), ("\U0001d173", "\\U0001d173")])
+    def test_a_format_character_is_shown_as_its_code(self, char: str, code: str) -> None:
+        """INV-1 and INV-1 + U+200B looked like one id to a clerk: the format character
+        shows as its code, as Python writes it (\\UNNNNNNNN beyond U+FFFF, so the code
+        ends where it says), and the two read apart."""
+        assert escaped_controls(f"INV-1{char}") == f"INV-1{code}"
+        assert escaped_controls(f"Åsa {char}7") == f"Åsa {code}7"
+        assert escaped_controls(f"INV-1{char}") != escaped_controls("INV-1")
+
+    def test_printable_keeps_them_as_they_are(self) -> None:
+        """What the journal keeps of a name (printable) is unchanged: a row written before
+        still names the file found now, and JSON (`status --json`, reason.json) carries
+        the exact id."""
+        assert printable("INV-1\u200b.xml") == "INV-1\u200b.xml"
+        assert printable("Åsa\ufeff.pdf") == "Åsa\ufeff.pdf"
+
+    def test_escaping_what_is_already_shown_changes_nothing(self) -> None:
+        """A journal's printable name or message, shown again, only gains the codes of its
+        format characters: its \\u202e stays one code, not \\\\u202e."""
+        kept = printable("a\u202eb\u200b\x1b.pdf")
+        assert escaped_controls(kept) == "a\\u202eb\\u200b\\x1b.pdf"
+        assert escaped_controls(escaped_controls(kept)) == escaped_controls(kept)
+
+    @pytest.mark.parametrize("name", [
+        "x👨\u200d👩\u200d👧.pdf", "❤\ufe0f\u200d🔥.pdf", "🏃\u200d♀\ufe0f.pdf",
+        "🏴\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f.pdf"])
+    def test_a_joiner_inside_an_emoji_and_a_flags_tags_are_kept(self, name: str) -> None:
+        """Where a person sees what a format character does — a zero-width joiner between
+        two emoji makes one picture, tags after the black flag make England's — it
+        stays: the page has always shown such names whole."""
+        assert escaped_controls(name) == name
+
+    @pytest.mark.parametrize(("name", "shown"), [
+        ("INV-1\u200d", "INV-1\\u200d"), ("👨\u200d.pdf", "👨\\u200d.pdf"),
+        ("\u200d👨", "\\u200d👨"), ("Å\u200dä", "Å\\u200dä"),
+        ("A\U000e0067", "A\\U000e0067")])
+    def test_a_joiner_or_tag_elsewhere_is_shown(self, name: str, shown: str) -> None:
+        """A joiner not between two emoji, or a tag not after the black flag, shows nothing
+        on screen: shown as its code."""
+        assert escaped_controls(name) == shown
 
 
 def test_ids_of_only_dots_never_name_the_folder_or_its_parent() -> None:

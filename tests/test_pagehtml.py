@@ -83,3 +83,20 @@ def test_a_name_with_bidirectional_controls_shows_them_as_escapes_never_split() 
         for piece in shown.split("<wbr>")[:-1]:
             at += len(piece)
             assert not any(a < at < b for a, b in escapes), (lead, piece)
+
+
+def test_format_characters_show_as_codes_and_a_long_code_is_never_split() -> None:
+    """A zero-width space in a name shows as \\u200b (INV-1 and INV-1 + U+200B read
+    apart), a format character beyond U+FFFF as \\UNNNNNNNN; no break falls inside
+    either code, wherever the cut every RUN characters would land."""
+    assert text("INV-1\u200b") == "INV-1\\u200b"
+    for lead in range(RUN):
+        name = "x" * lead + "\u200b\U000e0001\ufeff" * 12 + ".xml"
+        shown = text(name)
+        joined = shown.replace("<wbr>", "")
+        assert joined == "x" * lead + "\\u200b\\U000e0001\\ufeff" * 12 + ".xml"
+        escapes = [m.span() for m in re.finditer(r"\\(U[0-9a-f]{8}|u....)", joined)]
+        at = 0
+        for piece in shown.split("<wbr>")[:-1]:
+            at += len(piece)
+            assert not any(a < at < b for a, b in escapes), (lead, piece)

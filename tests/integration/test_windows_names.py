@@ -6,10 +6,11 @@ daemon, watchdog observer, status page and reference receiver
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
-from conftest import Env, Receiver, journal_states
-from helpers import pdf_bytes, wait_for, write
+from conftest import OUTBOXD, Env, Receiver, journal_states
+from helpers import drop_bundle, pdf_bytes, wait_for, write
 from test_statuspage import Page
 
 from daemon.actions.samples import peppol_batch
@@ -71,3 +72,76 @@ def test_folders_an_erp_on_linux_names_by_the_contracts_rule_go_with_their_invoi
             for i in manifest["invoices"]] == [("CON", ["con.pdf"]), ("INV-7.", ["seven.pdf"])]
     assert env.quarantined() == []
     assert len(receiver.accepted()) == 1
+
+
+def test_a_waiting_bundle_takes_the_folders_an_earlier_version_named_for_new_device_names(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """COM0 and CONIN$ became device names to outboxd after their folders had been
+    named batch/COM0 and batch/CONIN$ (on the page, in NAME.errors.txt, in REASON.txt).
+    A bundle waiting for them meanwhile is told the new names, COM0_ and CONIN$_; a
+    clerk or ERP that makes the folders by the earlier words is not stopped for it:
+    those folders are still the invoices' and the bundle is sent with each PDF as its
+    own invoice's. (The journal keeps ids, not folder names, so a row written before
+    the change asks nothing else.)"""
+    env.write_config(receiver.url, **HOLD)
+    start_daemon()
+    ids = ["COM0", "CONIN$"]
+    write(env.outbox / ".batch.tmp", peppol_batch(ids)).rename(env.outbox / "batch.xml")
+    wait_for(lambda: journal_states(env).get("batch.xml") == "waiting",
+             what="batch.xml waiting for attachments")
+    page_file = env.outbox / "outboxd-status.html"
+
+    def waiting() -> str:
+        text = page_file.read_text(encoding="utf-8") if page_file.exists() else ""
+        section = Page(text).text.get("waiting", "")
+        return section if "batch.xml" in section else ""
+    section = wait_for(waiting, what="batch.xml on the page under Waiting")
+    assert "batch/COM0_" in section and "batch/CONIN$_" in section
+
+    write(env.outbox / "batch" / "COM0" / "com0.pdf", pdf_bytes())
+    write(env.outbox / "batch" / "CONIN$" / "conin.pdf", pdf_bytes(2))
+    [sent] = wait_for(env.sent_bundles, what="batch.xml in sent/")
+    wait_for(lambda: (sent / "receipt.json").exists(), what="receipt.json")
+    manifest = json.loads((sent / "receipt.json").read_text())["manifest"]
+    assert [(i["id"], [a["original_name"] for a in i["attachments"]])
+            for i in manifest["invoices"]] == [("COM0", ["com0.pdf"]),
+                                               ("CONIN$", ["conin.pdf"])]
+    assert env.quarantined() == []
+    assert len(receiver.accepted()) == 1
+
+
+def test_a_zero_width_space_shows_as_its_code_where_people_read_and_stays_in_json(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """INV-1 + U+200B (an id and invoice file a clerk cannot tell from INV-1) is
+    quarantined beside a plain INV-1 that is sent. The status page, `outboxd status` and
+    REASON.txt show it as INV-1\\u200b, so the two read apart; `outboxd status --json`
+    and reason.json carry the exact name and id, for scripts."""
+    env.write_config(receiver.url)
+    start_daemon()
+    zw = "INV-1\u200b"
+    drop_bundle(env.outbox, "INV-1", {"a.pdf": pdf_bytes()})
+    drop_bundle(env.outbox, zw, {"scan.pdf": b"MZ\x90\x00" + b"\x00" * 200})
+    wait_for(lambda: journal_states(env) == {"INV-1.xml": "sent", f"{zw}.xml": "quarantined"},
+             what="INV-1 sent and INV-1 + U+200B quarantined")
+    [folder] = env.quarantined()
+    reason = (folder / "REASON.txt").read_text("utf-8")
+    assert "INV-1\\u200b.xml" in reason and "\u200b" not in reason
+    record = json.loads((folder / "reason.json").read_text("utf-8"))
+    assert record["invoice_file"] == f"{zw}.xml" and record["invoice_ids"] == [zw]
+
+    def outboxd_status(*extra: str) -> str:
+        return subprocess.run([*OUTBOXD, "status", "-c", str(env.config), *extra],
+                              capture_output=True, text=True, timeout=60, check=True).stdout
+    text = outboxd_status()
+    assert "INV-1\\u200b.xml [INV-1\\u200b]" in text and "\u200b" not in text
+    by_file = {b["invoice_file"]: b for b in json.loads(outboxd_status("--json"))["bundles"]}
+    assert by_file[f"{zw}.xml"]["invoice_ids"] == [zw]
+
+    page_file = env.outbox / "outboxd-status.html"
+
+    def quarantined() -> str:
+        text = page_file.read_text(encoding="utf-8") if page_file.exists() else ""
+        return Page(text).text.get("quarantined", "")
+    section = wait_for(lambda: "INV-1\\u200b" in quarantined() and quarantined(),
+                       what="INV-1 + U+200B on the page under Quarantined, as its code")
+    assert "\u200b" not in page_file.read_text(encoding="utf-8") and "scan.pdf" in section
