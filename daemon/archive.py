@@ -144,7 +144,8 @@ def _said_left(work: Path, held: int, target: Path, left: list[Path]) -> None:
                 _mark_kept(held, target)
         logs.get().warning("files put into a work folder while it was copied into the "
                            "archive are not in the archive entry; kept in the work folder "
-                           "— move them where they belong, then remove the folder",
+                           "— move them where they belong; once they are out, the next "
+                           "rescan removes the folder",
                            work_dir=str(work), archive=str(target),
                            kept=[str(p) for p in left])
 
