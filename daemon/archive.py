@@ -9,6 +9,7 @@ the entry and its day folder are synced once, after the move (`place`).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -23,7 +24,7 @@ from daemon import logs
 from daemon.bundle import Finding, reasons_of
 from daemon.errors import InputError, NotOurs
 from daemon.fsmove import Copied, identity, move_tree, remove_held
-from daemon.fsops import CHUNK, open_in, open_regular, read_regular
+from daemon.fsops import CHUNK, open_in, open_regular, read_bounded, read_regular
 from daemon.fswrite import (
     add_group_write,
     free_name,
@@ -39,6 +40,12 @@ from daemon.papers import PAPER_LIMIT, bundle_named, paper_look
 from daemon.reasontext import reason_text
 from daemon.temps import drop_unfinished
 from daemon.workfolder import hold_folder, still_at
+
+KEPT = ".outboxd-kept"
+"""The mark an archive leaves in a work folder that keeps files put into it while it was
+copied into the archive on another file system (fsmove.move_tree removes only what it
+copied); its text is the archive entry. The orphan sweep reports such a folder as kept,
+never sends nor moves what is in it, and removes it once nothing but the mark is left."""
 
 # Room left in a path component for free_name's "-NNN" and move_tree's ".NAME.partial".
 _ARCHIVE_NAME_MAX = NAME_MAX - 15
@@ -117,25 +124,59 @@ def move_into_place(work: Path, target: Path, sync: bool = True,
             # Crashed after the cross-file-system copy was renamed into place
             # but before (or while) the source was deleted: the target is
             # complete (it is only renamed there after every file was fsynced).
-            _said_left(work, target, remove_held(work, held, compared))
+            _said_left(work, held, target, remove_held(work, held, compared))
             return target
         # Someone else's archive entry under the same name (two daemons, or a
         # duplicate archived at the same time): never delete ours for it.
         target = free_name(target.parent, target.name)
-    _said_left(work, target, move_tree(work, target, sync=sync, held=held))
+    _said_left(work, held, target, move_tree(work, target, sync=sync, held=held))
     return target
 
 
-def _said_left(work: Path, target: Path, left: list[Path]) -> None:
+def _said_left(work: Path, held: int, target: Path, left: list[Path]) -> None:
     """Files put into the work folder (or saved again there) while it was copied into the
-    archive on another file system: not in the entry, kept where they are, and said, as
-    the folder they keep in processing/ is then no bundle's."""
+    archive on another file system: not in the entry, kept where they are, and said. The
+    folder they keep in processing/ is then no bundle's: marked (KEPT) so that the orphan
+    sweep says why it is there instead of taking it for one a person copied in."""
     if left:
+        with contextlib.suppress(OSError):  # unmarked, it is still never sent from
+            if still_at(work, held):
+                _mark_kept(held, target)
         logs.get().warning("files put into a work folder while it was copied into the "
                            "archive are not in the archive entry; kept in the work folder "
-                           "— move them where they belong, then remove the folder",
+                           "— move them where they belong; once they are out, the next "
+                           "rescan removes the folder",
                            work_dir=str(work), archive=str(target),
                            kept=[str(p) for p in left])
+
+
+def _mark_kept(held: int, target: Path) -> None:
+    try:
+        fd = os.open(KEPT, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o640, dir_fd=held)
+    except FileExistsError:
+        return  # an earlier archive's mark (or someone's file of that name): kept as it is
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(os.fsencode(target))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.fsync(held)
+
+
+def kept_for(held: int) -> str | None:
+    """The archive entry a KEPT mark in the folder open at `held` names; None when the
+    folder has no mark. A mark that is not a regular file outboxd can read is never
+    opened (a FIFO): the entry is then unknown ("")."""
+    try:
+        os.stat(KEPT, dir_fd=held, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    try:
+        with open_in(held, KEPT, KEPT) as fh:
+            data = read_bounded(fh, 4096)
+    except (OSError, InputError):
+        return ""
+    return os.fsdecode(data) if data is not None else ""
 
 
 # One encoder made once: json.dumps with any option builds a new one per call.
@@ -239,7 +280,8 @@ def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str)
     (on ext4 the first of them commits everything, the others find nothing to do),
     instead of a sync of the paper, the work folder and the target folder in turn.
     """
-    if os.path.lexists(work):
+    kept = os.path.lexists(work) and _kept_after(work, target)
+    if os.path.lexists(work) and not kept:
         # The work folder held open, never through a link a user of the share put in its
         # place (OSError naming it: the bundle stays, and its row says why): the papers
         # are written into, and the folder moved, copied and removed as, that very folder.
@@ -267,7 +309,9 @@ def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str)
         # loss may have kept the rename and lost the papers' bytes, which were not
         # synced yet: write them again, unless the folder turns out to be another
         # bundle's entry that took this name.
-        placed = move_into_place(work, target, sync=False)
+        # Or archived before a crash, the work folder kept for files put into it during
+        # the copy (KEPT): they are not the bundle's, never copied into a second entry.
+        placed = target if kept else move_into_place(work, target, sync=False)
         if _someone_elses(placed, papers, bundle_id):
             return placed
         drop_unfinished(placed, papers)
@@ -278,6 +322,16 @@ def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str)
         fsync_dir(placed)
     fsync_dir(placed.parent)
     return placed
+
+
+def _kept_after(work: Path, target: Path) -> bool:
+    """The work folder is one an archive into `target` kept (KEPT names it) and the entry
+    is there: the bundle was archived, only the journal's word of it was lost."""
+    held = hold_folder(work)
+    try:
+        return kept_for(held) == str(target) and os.path.isdir(target)
+    finally:
+        os.close(held)
 
 
 def _writable_as_root(placed: Path) -> None:

@@ -19,10 +19,11 @@ writes its papers only as regular files, so what the folder means is unknown.
 
 Only a journal lost can leave a bundle of ours in a work folder no row names: every
 claim names its folder in the journal before it makes it, and a row leaves a folder
-only once that is archived, emptied or marked (claim.LEFTOVER). So the above is done
-only for the folders that were there when a journal made afresh was first swept (the
-lost journal's, `Orphans`). Any other folder of our name that no row knows was put
-there by a person (a backup restored, a copy): nothing in it is sent, archived or
+only once that is archived, emptied or marked (claim.LEFTOVER; archive.KEPT: files put
+into it while it was copied into the archive on another file system, kept there). So
+the above is done only for the folders that were there when a journal made afresh was
+first swept (the lost journal's, `Orphans`). Any other folder of our name that no row
+knows was put there by a person (a backup restored, a copy): nothing in it is sent, archived or
 moved, and one error line names it. An empty work folder (a failed claim's whose
 removal failed too) holds nothing to lose and is removed.
 """
@@ -35,10 +36,11 @@ from pathlib import Path
 from typing import Any
 
 from daemon import logs
-from daemon.archive import move_into_place, reason_of, target_for
+from daemon.archive import KEPT, kept_for, move_into_place, reason_of, target_for
 from daemon.claim import LEFTOVER, in_folder, unclaim
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError
+from daemon.fsops import FOLDER_NOFOLLOW
 from daemon.fswrite import held_path
 from daemon.journal import IN_FLIGHT, Journal, journal_time
 from daemon.names import fit_bytes, stem
@@ -140,6 +142,9 @@ def _finish_held(journal: Journal, settings: Settings, work: Path, held: int,
                  inherited: bool) -> int:
     if in_folder(held, LEFTOVER):
         return _leftover(work, held)
+    entry = kept_for(held)
+    if entry is not None:
+        return _kept(work, held, entry)
     if inherited:
         # The one killed may have been writing a paper: its temp file goes nowhere.
         drop_unfinished(held_path(held), PAPER_NAMES)
@@ -234,6 +239,60 @@ def _leftover(work: Path, held: int) -> int:
     os.unlink(LEFTOVER, dir_fd=held)
     return _remove_empty(work, held, "emptied work folder of a bundle put back into the "
                          "outbox removed")
+
+
+def _kept(work: Path, held: int, entry: str) -> int:
+    """A work folder whose bundle is archived (copied into sent/ or quarantine/ on another
+    file system, `entry`), kept for files put into it during the copy (archive.KEPT): they
+    are in no archive entry and never sent. Said once a run until a person takes them
+    out; then the folder, its emptied subfolders and the mark are removed."""
+    files = _files_below(held, "")
+    if files:
+        _once(work, logs.get().warning, "work folder kept because files were put into it "
+              "while its bundle was being archived (copied into the archive on another file "
+              "system); they are in no archive entry and not sent — compare them with the "
+              "archive entry, move them where they belong (a corrected file into the outbox "
+              "with its bundle) and the next rescan removes the folder",
+              work_dir=str(work), archive=entry or "unknown (its mark cannot be read)",
+              names=files)
+        return 0
+    still_held(work, held)
+    try:
+        _remove_folders_below(held)
+    except OSError:
+        return 0  # a file put in since the look above: said at the next rescan
+    os.unlink(KEPT, dir_fd=held)
+    return _remove_empty(work, held, "emptied work folder kept after an archive removed")
+
+
+def _files_below(folder: int, rel: str) -> list[str]:
+    """Every entry but a folder (and but the mark) below the folder open at `folder`,
+    reached without following a link."""
+    found: list[str] = []
+    for e in sorted(os.scandir(folder), key=lambda e: e.name):
+        path = os.path.join(rel, e.name)
+        if e.is_dir(follow_symlinks=False):
+            below = os.open(e.name, FOLDER_NOFOLLOW, dir_fd=folder)
+            try:
+                found += _files_below(below, path)
+            finally:
+                os.close(below)
+        elif path != KEPT:
+            found.append(path)
+    return found
+
+
+def _remove_folders_below(folder: int) -> None:
+    """The (empty) folders below the folder open at `folder` removed, deepest first:
+    rmdir removes no folder with anything in it (OSError)."""
+    for e in list(os.scandir(folder)):
+        if e.is_dir(follow_symlinks=False):
+            below = os.open(e.name, FOLDER_NOFOLLOW, dir_fd=folder)
+            try:
+                _remove_folders_below(below)
+            finally:
+                os.close(below)
+            os.rmdir(e.name, dir_fd=folder)
 
 
 def _remove_empty(work: Path, held: int, event: str) -> int:

@@ -184,9 +184,36 @@ def test_a_file_dropped_into_the_work_folder_during_a_copy_into_the_archive_is_k
     monkeypatch.setattr(logs, "get", lambda: _Log(warned))
     assert archive.place(work, target, PAPERS, BID) == target
     assert late.read_bytes() == b"%PDF-late"
-    assert _listing(work) == ["INV-1", "INV-1/late.pdf"]
+    assert _listing(work) == [archive.KEPT, "INV-1", "INV-1/late.pdf"]
     assert _listing(target) == ["INV-1", "INV-1.xml", "INV-1/a.pdf", "receipt.json"]
     assert [w["kept"] for w in warned] == [[str(late)]]
+
+
+def test_a_kept_work_folder_is_marked_with_its_entry_and_never_archived_twice(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The work folder kept for a file dropped in during the copy is marked with the
+    archive entry (archive.KEPT, for the orphan sweep). An archive tried again (the
+    journal's word of the first one lost) finds the entry done: the dropped file is not
+    copied into a second entry beside it, nor papers written into the kept folder."""
+    work = _work(tmp_path)
+    target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
+    late = work / "INV-1" / "late.pdf"
+    _across_file_systems(monkeypatch, work)
+    rename = fsmove.rename_noreplace
+
+    def drop_then_publish(src: Path, dst: Path) -> None:
+        if Path(src).name.endswith(".partial"):
+            late.write_bytes(b"%PDF-late")
+        rename(src, dst)
+
+    monkeypatch.setattr(fsmove, "rename_noreplace", drop_then_publish)
+    monkeypatch.setattr(logs, "get", lambda: _Log([]))
+    assert archive.place(work, target, PAPERS, BID) == target
+    assert (work / archive.KEPT).read_bytes() == os.fsencode(target)
+    assert archive.place(work, target, PAPERS, BID) == target
+    assert [p.name for p in target.parent.iterdir()] == [target.name]
+    assert _listing(work) == [archive.KEPT, "INV-1", "INV-1/late.pdf"]
+    assert _listing(target) == ["INV-1", "INV-1.xml", "INV-1/a.pdf", "receipt.json"]
 
 
 def test_a_file_dropped_into_the_work_folder_after_an_earlier_copy_is_kept(
@@ -215,7 +242,7 @@ def test_a_file_dropped_into_the_work_folder_after_an_earlier_copy_is_kept(
     monkeypatch.setattr(archive, "_holds_copy_of", then_drop)
     monkeypatch.setattr(logs, "get", lambda: _Log([]))
     assert archive.place(work, target, PAPERS, BID) == target
-    assert _listing(work) == ["INV-1", "INV-1/late.pdf"]
+    assert _listing(work) == [archive.KEPT, "INV-1", "INV-1/late.pdf"]
     assert (target / "INV-1" / "a.pdf").read_bytes() == b"%PDF-a"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -341,5 +342,55 @@ def test_an_empty_work_folder_swapped_for_a_link_after_the_listing_is_never_remo
         assert w.is_symlink() and outside.is_dir() and real.is_dir()
         [error] = [e for e in logged if e["log_level"] == "error"]
         assert error["work_dir"] == str(w)
+    finally:
+        j.close()
+
+
+def test_a_work_folder_an_archive_kept_for_a_late_file_is_said_so_and_removed_once_emptied(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """sent/ on another file system: a file put into the work folder while the bundle was
+    copied there keeps the folder in processing/. The sweep says it was kept for that
+    file (naming the file and the archive entry), never that someone copied the folder in;
+    it neither sends nor moves the file; once a person takes the file out, the folder
+    goes."""
+    from daemon import archive, fsmove
+    Journal(settings.journal_path).close()  # the journal of earlier runs: not lost
+    w = work(settings, "INV-3")
+    late = w / "INV-3" / "late.pdf"
+    rename = fsmove.rename_noreplace
+
+    def across_dropping_late(src: Path, dst: Path) -> None:
+        if Path(src) == w:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        if Path(src).name.endswith(".partial"):  # the copy, complete, is published
+            late.write_bytes(b"%PDF-late")
+        rename(src, dst)
+
+    monkeypatch.setattr(fsmove, "rename_noreplace", across_dropping_late)
+    target = settings.sent_dir / "2026-01-01" / f"INV-3--{BID[:12]}"
+    with capture_logs():
+        archive.place(w, target, {"receipt.json": b'{"bundle_id": "' + BID.encode() + b'"}'},
+                      BID)
+    monkeypatch.undo()
+    j = Journal(settings.journal_path)
+    try:
+        with capture_logs() as logged:
+            assert sweep(j, settings) == 0
+            assert sweep(j, settings) == 0
+        assert late.read_bytes() == b"%PDF-late"
+        assert sorted(os.listdir(settings.outbox.path)) == [".outboxd"]
+        [said] = [e for e in logged if e["log_level"] in ("warning", "error")]
+        assert said["event"].startswith("work folder kept because files were put into it "
+                                        "while its bundle was being archived")
+        assert "not left by outboxd" not in said["event"]
+        assert said["work_dir"] == str(w) and said["archive"] == str(target)
+        assert said["names"] == ["INV-3/late.pdf"]
+        late.rename(settings.outbox.path / "late.pdf")
+        with capture_logs() as logged:
+            assert sweep(j, settings) == 1
+        assert not w.exists() and target.is_dir()
+        assert [e["event"] for e in logged] == ["emptied work folder kept after an archive "
+                                               "removed"]
+        assert j.rows(("settling", "sent", "quarantined")) == []
     finally:
         j.close()

@@ -1,11 +1,14 @@
 """What `outboxd demo` shows while it runs (demo.py): each sample's state as the
 journal has it, as a live table on a terminal (rich, imported here only, never on the
-daemon's path), one line per change otherwise."""
+daemon's path), one line per change otherwise. Times are UTC and say so, as on every
+other surface: the day folders in sent/ and quarantine/ are UTC days, and a local time
+beside them disagrees with their date near midnight."""
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from daemon.actions import demo_samples
@@ -26,6 +29,18 @@ def reached(sample: demo_samples.Sample, seen: Seen | None) -> bool:
     return sample.expect_code is None or sample.expect_code in seen.codes
 
 
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def stamp(clock: Clock) -> str:
+    """The time a line is printed at: 'HH:MM:SS UTC'."""
+    return clock().astimezone(UTC).strftime("%H:%M:%S UTC")
+
+
 def so_far(seen: Seen | None) -> str:
     return "not seen yet" if seen is None else f"now {seen.state}"
 
@@ -33,8 +48,9 @@ def so_far(seen: Seen | None) -> str:
 class LineView:
     """One line per change, for pipes and logs."""
 
-    def __init__(self, out: TextIO) -> None:
+    def __init__(self, out: TextIO, clock: Clock = utc_now) -> None:
         self.out = out
+        self.clock = clock
         self.last: dict[str, tuple[str, str]] = {}
 
     def __enter__(self) -> LineView:
@@ -44,7 +60,7 @@ class LineView:
         pass
 
     def note(self, text: str) -> None:
-        print(f"{time.strftime('%H:%M:%S')}  {text}", file=self.out, flush=True)
+        print(f"{stamp(self.clock)}  {text}", file=self.out, flush=True)
 
     def show(self, samples: list[demo_samples.Sample], seen: dict[str, Seen]) -> None:
         for sample in samples:
@@ -53,7 +69,7 @@ class LineView:
                 continue
             self.last[sample.invoice_file] = (now.state, now.detail)
             extra = f"  {now.detail}" if now.detail else ""
-            print(f"{time.strftime('%H:%M:%S')}  {sample.invoice_file:<16} {now.state:<12}"
+            print(f"{stamp(self.clock)}  {sample.invoice_file:<16} {now.state:<12}"
                   f"{extra}", file=self.out, flush=True)
 
 
@@ -62,10 +78,11 @@ class TableView:
     sample (rich's live view would cut the rows below the screen's end, the quarantined
     samples among them); the whole table is printed when the demo stops."""
 
-    def __init__(self, console: Any = None) -> None:
+    def __init__(self, console: Any = None, clock: Clock = utc_now) -> None:
         from rich.console import Console
         from rich.live import Live
         self.console = console or Console()
+        self.clock = clock
         self.live = Live(console=self.console, refresh_per_second=8, transient=False)
         self._whole: Any = None
 
@@ -79,7 +96,7 @@ class TableView:
         self.live.__exit__(None, None, None)
 
     def note(self, text: str) -> None:
-        self.console.print(f"{time.strftime('%H:%M:%S')}  {text}", markup=False,
+        self.console.print(f"{stamp(self.clock)}  {text}", markup=False,
                            highlight=False)
 
     def show(self, samples: list[demo_samples.Sample], seen: dict[str, Seen]) -> None:
