@@ -6,6 +6,8 @@ import re
 import socket
 import subprocess
 import sys
+import time
+import zlib
 from pathlib import Path
 
 import pytest
@@ -441,6 +443,26 @@ class TestPdf:
         assert path.stat().st_size < 2_000_000  # the whole file: a few KB a page
         assert int(grew_mb) < 250, f"reading 30 pages of 20 MB each took {grew_mb} MB more"
 
+    @pytest.mark.parametrize("content, form", [
+        (b"BT /F1 12 Tf 72 720 Td (a) Tj ET\n" * 60_000, b""),
+        (b"/Fm0 Do\n" * 4_000, b"BT /F1 12 Tf 72 720 Td (a) Tj ET\n" * 60),
+    ], ids=["text-operators", "one-form-drawn-again-and-again"])
+    def test_a_small_pdf_with_too_much_page_content_to_search_is_refused_quickly(
+            self, tmp_path: Path, content: bytes, form: bytes) -> None:
+        """A PDF invoice of a few KB whose Flate decodes to a page of 60,000 text
+        operators, or whose page draws one form 4,000 times: pypdf's search for the
+        invoice number took seconds per such page, minutes for a file of a few such
+        pages (a reader held to its 120 s limit, `outboxd check` with none). Refused as
+        invoice-too-large naming the file, within a second or two."""
+        path = write(tmp_path / "INV-5.pdf", flate_pdf(content, form))
+        assert path.stat().st_size < 20_000
+        start = time.process_time()
+        with pytest.raises(InputError) as info:
+            read(path)
+        assert (info.value.code, info.value.file) == ("invoice-too-large", "INV-5.pdf")
+        assert "to search for its invoice number" in info.value.message
+        assert time.process_time() - start < 5
+
     def test_pdf_without_text_falls_back_to_stem(self, tmp_path: Path) -> None:
         """A PDF without a matching text (a scan) is one invoice named after the stem."""
         assert read(write(tmp_path / "INV-1002.pdf", pdf_bytes(2))) == InvoiceRead(
@@ -639,3 +661,32 @@ def test_a_utf16_invoice_without_its_mark_gets_the_encoding_error_in_either_byte
     assert (error.code, error.file) == (code, "INV-1.xml")
     assert error.message.startswith(message)
     assert all(f.code not in ("not-ubl", "not-preflighted") for f in bundle.findings)
+
+
+def flate_pdf(content: bytes, form: bytes = b"") -> bytes:
+    """A one-page PDF whose page content is `content`, Flate-compressed (`form`: the
+    content of a form XObject /Fm0 the page may draw), written object by object."""
+    def stream(data: bytes, extra: bytes = b"") -> bytes:
+        packed = zlib.compress(data, 9)
+        return (b"<< /Length %d /Filter /FlateDecode%s >>\nstream\n" % (len(packed), extra)
+                + packed + b"\nendstream")
+    font = b"<< /Font << /F1 5 0 R >> >>"
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
+               b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
+               b"/Resources << /Font << /F1 5 0 R >> /XObject << /Fm0 6 0 R >> >> >>",
+               stream(content),
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+               stream(form, b" /Type /XObject /Subtype /Form /BBox [0 0 595 842] "
+                      b"/Resources " + font)]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % at for at in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1, xref)
+    return bytes(out)
