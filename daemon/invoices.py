@@ -168,14 +168,16 @@ def _xml_ids(root: Any, rel: str) -> tuple[InvoiceFormat, list[str]]:
 
 
 # What the text of a PDF invoice file is searched in, all its pages together. pypdf parses
-# page content in Python, about a million words of it (numbers, names, operators) in a
-# few seconds, twice per page (the operators, then the text): a 10 KB file whose Flate
-# decodes to megabytes of text operators, or whose pages draw one large form again and
-# again, held a read (and `outboxd check`) for minutes. A real invoice's page holds a
-# few thousand words. Counted by the blanks between words, so the data of an inline
-# image (one word however long, skipped by pypdf at C speed) costs nothing.
-MAX_PDF_CONTENT_WORDS = 400_000
-MAX_PDF_TEXT_OPERATORS = 200_000
+# page content in Python, twice per page (the operators, then the text): a 10 KB file
+# whose Flate decodes to megabytes of text operators, or whose pages draw one large form
+# again and again, held a read (and `outboxd check`) for minutes. A dense page of invoice
+# lines (120 rows of 6 cells, each its own text run, and rules) holds about 14,000 words
+# and 4,400 operations and is searched in ~45 ms: the limits let some 200 such pages
+# through (a long itemised invoice), and bound a hostile file to ~10-20 s. Counted by the
+# blanks between words, so the data of an inline image (one word however long, skipped
+# by pypdf at C speed) costs nothing.
+MAX_PDF_CONTENT_WORDS = 3_000_000
+MAX_PDF_TEXT_OPERATORS = 1_000_000
 
 
 class _TextTooLarge(Exception):
