@@ -1,6 +1,7 @@
 """The credentials of [delivery] (docs/configuration.md): a Bearer token (`token`, or
 `token_file` read here) or Basic auth in the url — one kind at a time, and never over
-plain http:// to another machine. Kept apart from the section's model
+plain http:// to another machine unless `allow_plain_http` says the network between is
+trusted (then with a warning at each start and reload). Kept apart from the model
 (config_sections.py) as the one place that decides what a request carries and how
 it travels. Every line names the rule and the fix, and never quotes a secret."""
 
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from daemon.config_values import TOKEN_RULE, has_userinfo, token_problem
+from daemon.config_values import TOKEN_RULE, has_userinfo, receiver_address, token_problem
 from daemon.errors import ConfigError, double_quoted
 from daemon.fsops import NotAFile, read_admin_file
 
@@ -43,7 +44,9 @@ CLEARTEXT_CREDENTIALS = (
     "url is plain http:// to another machine and a token, token_file or a password in "
     "the url is set: each request would carry that secret unencrypted across the "
     "network — use https:// (ask the operator for its https address), or, for a "
-    "receiver on this machine, http://127.0.0.1")
+    "receiver on this machine, http://127.0.0.1; only where every network between is "
+    "yours and trusted (a container network, a TLS proxy on this host reached by name), "
+    "set allow_plain_http = true")
 
 
 def credentials_problem(cfg: DeliveryConfig) -> str | None:
@@ -56,10 +59,33 @@ def credentials_problem(cfg: DeliveryConfig) -> str | None:
         return ("url holds a user name or password (Basic auth) and token or token_file "
                 "is set (Bearer): a request carries one Authorization header — keep only "
                 "the one the receiver expects")
-    if (bearer or has_userinfo(cfg.url)) and cfg.transport == "http" \
-            and in_the_clear(cfg.url):
+    if _secret_in_the_clear(cfg) and not cfg.allow_plain_http:
         return CLEARTEXT_CREDENTIALS
     return None
+
+
+def _secret_in_the_clear(cfg: DeliveryConfig) -> str | None:
+    """Which secret each request would carry unencrypted across the network, or None."""
+    if cfg.transport != "http" or not in_the_clear(cfg.url):
+        return None
+    if cfg.token is not None:
+        return "the token"
+    if cfg.token_file is not None:
+        return "the token of token_file"
+    return "the credentials in the url (Basic auth)" if has_userinfo(cfg.url) else None
+
+
+def plain_http_warning(cfg: DeliveryConfig) -> str | None:
+    """The warning for a secret allow_plain_http lets go in the clear, or None. Logged at
+    each start and reload, and said by `config` and `config --check`: the key is the
+    admin's choice, and should not be forgotten once the network around it changes."""
+    secret = _secret_in_the_clear(cfg)
+    if secret is None or not cfg.allow_plain_http:
+        return None
+    return (f"[delivery] allow_plain_http = true: {secret} goes to "
+            f"{receiver_address(cfg.url or '')} over plain http://, unencrypted — anyone who "
+            "can see the traffic on the way can read it and send as outboxd; keep this only "
+            "where every network between is yours and trusted, else use https://")
 
 
 def read_token_file(path: Path) -> str:

@@ -209,6 +209,9 @@ class DeliveryConfig(Section):
     client_key: Path | None = None
     token: SecretStr | None = None
     token_file: Path | None = None
+    # The admin's word that plain http:// to another machine is safe for a secret (a
+    # container network, a TLS proxy on this host): config_credentials.py.
+    allow_plain_http: bool = False
     retry_base_seconds: Seconds = Field(default=1.0, gt=0)
     retry_max_seconds: Seconds = Field(default=300.0, gt=0)
 
