@@ -21,19 +21,16 @@ from pydantic import (
     model_validator,
 )
 
+from daemon.config_credentials import credentials_problem, read_token_file
 from daemon.config_values import (
-    CLEARTEXT_CREDENTIALS,
     TOKEN_RULE,
     Seconds,
-    has_userinfo,
-    in_the_clear,
     path_fits,
     path_given,
     token_problem,
     url_problem,
 )
-from daemon.errors import ConfigError, double_quoted, shown
-from daemon.fsops import NotAFile, read_admin_file
+from daemon.errors import shown
 from daemon.notes import MAX_VALUE_CHARS
 
 # Labels such as "Invoice number: 1001", "Invoice no. 1001", "Fakturanummer 1001",
@@ -212,6 +209,9 @@ class DeliveryConfig(Section):
     client_key: Path | None = None
     token: SecretStr | None = None
     token_file: Path | None = None
+    # The admin's word that plain http:// to another machine is safe for a secret (a
+    # container network, a TLS proxy on this host): config_credentials.py.
+    allow_plain_http: bool = False
     retry_base_seconds: Seconds = Field(default=1.0, gt=0)
     retry_max_seconds: Seconds = Field(default=300.0, gt=0)
 
@@ -295,18 +295,9 @@ class DeliveryConfig(Section):
         return value
 
     @model_validator(mode="after")
-    def _one_kind_of_credentials(self) -> DeliveryConfig:
-        # httpx turns a url's user:password into Basic auth, which replaces the Bearer
-        # header: every POST would go without the token and earn a 401.
-        if (self.token is not None or self.token_file is not None) and self.url and \
-                has_userinfo(self.url):
-            raise ValueError("url holds a user name or password (Basic auth) and token or "
-                             "token_file is set (Bearer): a request carries one "
-                             "Authorization header — keep only the one the receiver expects")
-        if (self.token is not None or self.token_file is not None
-                or has_userinfo(self.url)) and self.transport == "http" \
-                and in_the_clear(self.url):
-            raise ValueError(CLEARTEXT_CREDENTIALS)
+    def _credentials(self) -> DeliveryConfig:
+        if problem := credentials_problem(self):
+            raise ValueError(problem)
         return self
 
     def bearer_token(self) -> str | None:
@@ -317,30 +308,7 @@ class DeliveryConfig(Section):
         """
         if self.token is not None:
             return self.token.get_secret_value()
-        if self.token_file is None:
-            return None
-        where = f"[delivery] token_file = {double_quoted(str(self.token_file))}"
-        try:
-            # A token is a line; 64 KiB is room for any, and /dev/zero is refused.
-            token = read_admin_file(self.token_file, 1 << 16).decode("utf-8").strip()
-            problem = token_problem(token)
-        except OSError as exc:
-            raise ConfigError(f"{where}: cannot be read ({exc.strerror}) — check the path and "
-                              "permissions") from None
-        except NotAFile as exc:
-            raise ConfigError(f"{where} {exc} — point it to a file that holds the token "
-                              "alone") from None
-        except UnicodeDecodeError:
-            # Not the decoder's message: it quotes the offending byte.
-            problem = "contains bytes that are not text (not ASCII)"
-        if problem:
-            raise ConfigError(f"{where}: the token in the file {problem}; {TOKEN_RULE} — the "
-                              "file must hold the token alone, on one line")
-        if not token:
-            # A secret not yet deployed: sending without one would only earn 401s.
-            raise ConfigError(f"{where}: the file is empty — put the token in it, or remove "
-                              "token_file to send no Authorization header")
-        return token
+        return None if self.token_file is None else read_token_file(self.token_file)
 
 
 class LogConfig(Section):

@@ -6,7 +6,6 @@ fix and never quotes a secret (these lines reach logs and terminals)."""
 from __future__ import annotations
 
 import difflib
-import ipaddress
 import math
 import os
 import re
@@ -244,32 +243,6 @@ def url_problem(url: str) -> str | None:
     if parsed.port is not None and not 1 <= parsed.port <= 65535:
         return "the port must be a number from 1 to 65535"
     return None
-
-
-def in_the_clear(url: str | None) -> bool:
-    """`url` is plain http:// to a host other than this machine's loopback: whatever the
-    request carries (a Bearer token, Basic auth) crosses the network readable by anyone
-    on the way. False for https, 127.0.0.0/8, ::1, localhost, and a url httpx cannot
-    parse (url_problem reports that)."""
-    if not url or not url.lower().startswith("http://"):
-        return False
-    try:
-        host = httpx.URL(url).host.lower()
-    except httpx.InvalidURL:
-        return False
-    if host == "localhost" or host.endswith(".localhost"):
-        return False
-    try:
-        return not ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return True  # a name other than localhost: another machine, as far as we know
-
-
-CLEARTEXT_CREDENTIALS = (
-    "url is plain http:// to another machine and a token, token_file or a password in "
-    "the url is set: each request would carry that secret unencrypted across the "
-    "network — use https:// (ask the operator for its https address), or, for a "
-    "receiver on this machine, http://127.0.0.1")
 
 
 def path_given(value: object, fix: str) -> object:

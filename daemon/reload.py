@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from daemon import logs
 from daemon.config import Settings
+from daemon.config_credentials import plain_http_warning
 from daemon.config_folders import folder_problems, outbox_missing, prepare_folders
 from daemon.config_load import load_settings
 from daemon.deliver import Deliverer
@@ -190,6 +191,8 @@ class Reloading:
         for row_id in self.pipeline.finish.after_reload(receiver_changed):
             self.schedule(row_id, 0.0)
         self.log.info("configuration reloaded")
+        if warning := plain_http_warning(new.delivery):
+            self.log.warning(warning)
         if self.pipeline.finish.paused and new_sends_as == self._sends_as:
             self.log.warning(SAME_CREDENTIALS, bundles=len(self.pipeline.finish.paused),
                              fix=SAME_CREDENTIALS_FIX)

@@ -34,6 +34,7 @@ from daemon import GROUP_SIGNALS, einvoice, logs, statelock
 from daemon.bundle import Bundle
 from daemon.changes import RESCAN, Changes, WatcherLike
 from daemon.config import Settings
+from daemon.config_credentials import plain_http_warning
 from daemon.config_folders import prepare_folders
 from daemon.deliver import Deliverer, make_deliverer
 from daemon.directory import clear_target
@@ -229,6 +230,8 @@ class Service(Changes, Reloading, Stopping):
         self.journal = Journal(s.journal_path)
         restore_sent(self.journal, s.sent_dir, s.policy.duplicate_window_days)  # before sending
         self._sends_as = sends_as(s)
+        if warning := plain_http_warning(s.delivery):
+            self.log.warning(warning)
         self.pipeline = Pipeline(s, self.journal, self._make_deliverer(s))
         self.pipeline.finish.archive_later = self.workers.archive_later
         self.pipeline.finish.clock = self.clock  # its move retries are scheduled on it

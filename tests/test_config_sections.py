@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from helpers import (
-    URL,
     config_file,
     minimal,
     one_problem_with,
@@ -195,19 +194,6 @@ class TestSecrets:
         line = problem_from_environment(tmp_path, outbox, monkeypatch,
                                         "OUTBOXD_DELIVERY__TOKEN", "", "[delivery] token")
         assert "is empty" in line and "OUTBOXD_DELIVERY__TOKEN" in line
-
-    @pytest.mark.parametrize("userinfo", ["bob:VerySecretPw@", "apikey@"])
-    def test_a_token_beside_a_password_in_the_url_is_a_config_error(
-            self, tmp_path: Path, outbox: Path, userinfo: str) -> None:
-        """A url with user:password, or a user name alone (httpx sends Basic for either),
-        and a token (Bearer): one request carries one Authorization header, so loading
-        stops saying to keep one; the password is not shown."""
-        text = minimal(outbox).replace(f'url = "{URL}"',
-                                       f'url = "http://{userinfo}127.0.0.1:9/b"')
-        problems = problems_of(config_file(tmp_path, text.replace(
-            "[delivery]\n", '[delivery]\ntoken = "abc"\n')))
-        assert one_problem_with(problems, "[delivery]", "Basic", "Bearer", "keep only")
-        assert "VerySecretPw" not in "\n".join(problems)
 
     def test_no_token(self, tmp_path: Path, outbox: Path) -> None:
         """Without token or token_file there is no bearer token."""

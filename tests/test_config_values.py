@@ -219,41 +219,6 @@ class TestUrl:
         text = minimal(outbox).replace(f'url = "{URL}"', f'url = "{url}"')
         assert load_settings(config_file(tmp_path, text)).delivery.url == url
 
-    @pytest.mark.parametrize("url,secret", [
-        ("http://operator.example/api", 'token = "abc123"\n'),
-        ("http://10.0.0.5:8080/in", 'token = "abc123"\n'),
-        ("http://operator.example/api", "token_file = TOKEN_FILE\n"),
-        ("http://bob:pw@erp.lan/in", ""),
-    ])
-    def test_a_secret_over_plain_http_to_another_machine_is_refused(
-            self, tmp_path: Path, outbox: Path, url: str, secret: str) -> None:
-        """A token, token_file or url password with an http:// url to a host that is not
-        this machine's loopback would cross the network unencrypted at every POST:
-        refused at load with the fix (https, or 127.0.0.1 for a local receiver)."""
-        token_file = tmp_path / "token"
-        token_file.write_text("abc123")
-        extra = secret.replace("TOKEN_FILE", f'"{token_file}"')
-        text = minimal(outbox).replace(f'url = "{URL}"\n', f'url = "{url}"\n{extra}')
-        line = one_problem_with(problems_of(config_file(tmp_path, text)), "[delivery]",
-                                "plain http://")
-        assert "use https://" in line and "http://127.0.0.1" in line
-        assert "abc123" not in line and ":pw@" not in line
-
-    @pytest.mark.parametrize("url,secret", [
-        ("http://127.0.0.1:8787/bundles", 'token = "abc123"\n'),
-        ("http://127.0.0.2/in", 'token = "abc123"\n'),
-        ("http://localhost:8787/in", 'token = "abc123"\n'),
-        ("http://[::1]:8787/in", 'token = "abc123"\n'),
-        ("https://operator.example/api", 'token = "abc123"\n'),
-        ("http://operator.example/api", ""),  # no secret to expose: the admin's choice
-    ])
-    def test_http_is_accepted_on_loopback_or_without_a_secret(
-            self, tmp_path: Path, outbox: Path, url: str, secret: str) -> None:
-        """The reference receiver on this machine, https anywhere, and a receiver on
-        the network that takes no credentials load as given."""
-        text = minimal(outbox).replace(f'url = "{URL}"\n', f'url = "{url}"\n{secret}')
-        assert load_settings(config_file(tmp_path, text)).delivery.url == url
-
     @pytest.mark.parametrize("host", ["x" * 64 + ".example", ("a" * 60 + ".") * 5 + "se"],
                              ids=["label-of-64", "name-of-307"])
     def test_a_host_name_longer_than_dns_carries_is_refused(

@@ -9,6 +9,7 @@ import sys
 from daemon.actions import EXIT_OK
 from daemon.actions.common import settings_of
 from daemon.config import Settings
+from daemon.config_credentials import plain_http_warning
 from daemon.config_folders import folder_problems
 from daemon.config_load import token_problems
 from daemon.errors import ConfigError, unquoted
@@ -30,6 +31,9 @@ def _problems(settings: Settings) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     settings, path = settings_of(args, token=args.check)
+    if warning := plain_http_warning(settings.delivery):
+        # Valid, and said as `run` says it at each start.
+        print(f"outboxd: warning: {warning}", file=sys.stderr)
     if args.check:
         if problems := _problems(settings):
             raise ConfigError(problems, source=unquoted(str(path)))

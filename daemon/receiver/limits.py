@@ -46,6 +46,12 @@ class HeadTimed(io.RawIOBase):
     def head(self) -> None:
         self._reading_head, self._by = True, None
 
+    @property
+    def awaiting(self) -> bool:
+        """Waiting for a request's first byte: a timeout now ends an idle connection (a
+        client's kept-alive one, or one never used), no request is cut short."""
+        return self._reading_head and self._by is None
+
     def done(self) -> None:
         if self._by is not None:
             self._conn.settimeout(self._idle)

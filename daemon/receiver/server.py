@@ -178,6 +178,14 @@ class ReceiverHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         # http.server's own lines (a malformed request line, a timeout): one log event
         # each, so that under JSON logging (off a terminal) every line is JSON.
+        if self._head.awaiting:
+            # The only line said before a request's first byte: the idle timeout. An HTTP
+            # client keeps its connection open after its last POST (httpx until it next
+            # sends), so this came some minutes after every burst, and as a warning
+            # ("Request timed out") read as a fault; nothing was lost.
+            logs.get().debug(f"receiver: idle connection closed: no request within "
+                             f"{self.timeout:g} s", client=self.address_string())
+            return
         logs.get().warning("receiver: " + format % args, client=self.address_string())
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:

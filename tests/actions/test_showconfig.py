@@ -159,3 +159,33 @@ def test_a_systemd_credential_that_is_not_there_is_explained_as_one(
     err = capsys.readouterr().err
     assert "a systemd credential, there only while the service runs" in err
     assert "OUTBOXD_DELIVERY__TOKEN_FILE=/etc/outboxd/token" in err
+
+
+def test_a_secret_allowed_over_plain_http_is_valid_and_warned_of_without_the_secret(
+        env: Env, capsys) -> None:
+    """[delivery] allow_plain_http = true with a token to http://receiver:8080 (a
+    container network): `config --check` says valid, and both `config --check` and
+    `config` say on stderr that the token travels unencrypted, never showing it. Without
+    the key, the check refuses the url."""
+    env.write_config("http://receiver:8080/bundles", delivery={"token": "s3cret-token"})
+    assert main(["config", "--check", "-c", str(env.config)]) == 2
+    assert "plain http://" in capsys.readouterr().err
+    env.write_config("http://receiver:8080/bundles",
+                     delivery={"token": "s3cret-token", "allow_plain_http": True})
+    for command in (["config", "--check"], ["config"]):
+        assert main([*command, "-c", str(env.config)]) == 0
+        out, err = capsys.readouterr()
+        [warning] = err.splitlines()
+        assert warning.startswith("outboxd: warning: [delivery] allow_plain_http = true: the "
+                                  "token goes to http://receiver:8080/bundles over plain "
+                                  "http://, unencrypted")
+        assert "s3cret-token" not in out + err
+        assert ("configuration is valid" in out) == (command == ["config", "--check"])
+
+
+def test_no_plain_http_warning_for_a_local_receiver(env: Env, capsys) -> None:
+    """The key set for a receiver on this machine changes nothing: no warning."""
+    env.write_config("http://127.0.0.1:9/bundles",
+                     delivery={"token": "s3cret-token", "allow_plain_http": True})
+    assert main(["config", "--check", "-c", str(env.config)]) == 0
+    assert capsys.readouterr().err == ""

@@ -92,6 +92,31 @@ def test_sighup_reloads_a_good_config_and_keeps_the_old_on_a_bad_one(
     wait_for(env.sent_bundles, what="the released invoice in sent/")
 
 
+def test_a_secret_allowed_over_plain_http_is_warned_of_at_the_start_and_each_reload(
+        env: Env, start_daemon) -> None:
+    """[delivery] allow_plain_http = true with a token to a receiver reached by a name
+    over plain http:// (a container network): the daemon starts, and logs one warning
+    that the token travels unencrypted, again after a reload; the token is in no line."""
+    import json
+    env.write_config("http://receiver.invalid:8080/bundles",
+                     delivery={"token": "s3cret-token", "allow_plain_http": True})
+    daemon = start_daemon()
+
+    def warnings() -> list[dict[str, Any]]:
+        events = [json.loads(line) for line in daemon.stderr().splitlines()]
+        return [e for e in events if "allow_plain_http" in e["event"]]
+
+    [warning] = warnings()
+    assert warning["level"] == "warning"
+    assert warning["event"].startswith("[delivery] allow_plain_http = true: the token goes "
+                                       "to http://receiver.invalid:8080/bundles over plain "
+                                       "http://, unencrypted")
+    daemon.popen.send_signal(signal.SIGHUP)
+    wait_for(lambda: "configuration reloaded" in daemon.stderr(), what="the reload")
+    wait_for(lambda: len(warnings()) == 2, what="the warning again after the reload")
+    assert "s3cret-token" not in daemon.stderr()
+
+
 def test_status_line_on_the_notify_socket_follows_the_counts(
         env: Env, receiver: Receiver, start_daemon, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:

@@ -279,3 +279,50 @@ def interim_answer(sock: socket.socket) -> bytes:
     while not interim.endswith(b"\r\n\r\n"):
         interim += sock.recv(1)
     return interim
+
+
+class TestIdleConnections:
+    """A connection timing out before a request's first byte is a client keeping it
+    alive, not a fault; one timing out with a request begun is."""
+
+    GET = b"GET / HTTP/1.1\r\nHost: receiver\r\n\r\n"
+
+    def _closed_by_receiver(self, sock: socket.socket) -> None:
+        sock.settimeout(20)
+        while sock.recv(4096):  # the rest of an answer, then the receiver's close
+            pass
+
+    def test_an_idle_kept_alive_connection_timing_out_is_a_debug_line_not_a_warning(
+            self, store: Path, start: Starter, monkeypatch: pytest.MonkeyPatch) -> None:
+        """After its last request a client (httpx) keeps the connection open; the
+        receiver closes it at its timeout. That was logged as the warning "receiver:
+        Request timed out: TimeoutError('timed out')" some minutes after every burst, and
+        read as a fault: now a debug line saying the connection was idle."""
+        from structlog.testing import capture_logs
+
+        from daemon.receiver import server as server_module
+        monkeypatch.setattr(server_module.ReceiverHandler, "timeout", 0.5)
+        url = start(store)
+        with capture_logs() as logged, connect(url) as sock:
+            sock.sendall(self.GET)
+            self._closed_by_receiver(sock)
+        assert [e for e in logged if e["log_level"] == "warning"] == []
+        [idle] = [e for e in logged if "idle" in e["event"]]
+        assert idle["log_level"] == "debug"
+        assert idle["event"] == "receiver: idle connection closed: no request within 0.5 s"
+
+    def test_a_request_head_cut_short_by_the_timeout_stays_a_warning(
+            self, store: Path, start: Starter, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A client that sent part of a request and then nothing: that request is lost,
+        and the line says so as a warning."""
+        from structlog.testing import capture_logs
+
+        from daemon.receiver import server as server_module
+        monkeypatch.setattr(server_module.ReceiverHandler, "timeout", 0.5)
+        url = start(store)
+        with capture_logs() as logged, connect(url) as sock:
+            sock.sendall(self.GET + b"POST /bundles HTTP/1.1\r\nHost: rec")
+            self._closed_by_receiver(sock)
+        [warning] = [e for e in logged if e["log_level"] == "warning"]
+        assert warning["event"].startswith("receiver: Request timed out")
+        assert not [e for e in logged if "idle" in e["event"]]
