@@ -299,13 +299,13 @@ class HttpDeliverer:
                 ("manifest", (None, json.dumps(manifest, ensure_ascii=False).encode("utf-8"),
                               "application/json")),
                 ("invoice", (manifest["invoice_file"]["name"], stack.enter_context(
-                    closing(OpenWhenRead(inv.where, inv.name, inv.size))),
+                    closing(OpenWhenRead(inv.where, inv.name, inv.size, inv.sha256))),
                     INVOICE_TYPES[inv.format])),
             ]
             for n, (att, name) in enumerate(sent_parts(bundle, manifest), start=1):
-                _, _, ctype, size, _ = att.sent  # a converted image goes as its PDF
+                _, _, ctype, size, sha = att.sent  # a converted image goes as its PDF
                 files.append((f"attachment-{n}", (name, stack.enter_context(
-                    closing(OpenWhenRead(att.sent_where, att.rel, size))), ctype)))
+                    closing(OpenWhenRead(att.sent_where, att.rel, size, sha))), ctype)))
             try:
                 request = self.client.build_request(
                     "POST", self.post_url(), files=files,

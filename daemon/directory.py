@@ -29,6 +29,7 @@ import re
 import shutil
 import stat
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from daemon.answers import Receipt
 from daemon.bundle import Bundle
 from daemon.errors import Rejected, Retryable, describe, refused
 from daemon.fsmove import copy_file
-from daemon.fsops import NotAFile, kind_of, open_below, open_if_regular, read_bounded
+from daemon.fsops import NotAFile, kind_of, open_if_regular, read_bounded
 from daemon.fswrite import (
     add_group_write_below,
     fsync_dir,
@@ -48,6 +49,7 @@ from daemon.fswrite import (
 from daemon.manifest import sent_parts
 from daemon.mounts import on_network_share
 from daemon.names import folder_name_for_id
+from daemon.parts import OpenWhenRead
 from daemon.temps import (
     SET_ASIDE,
     create_locked,
@@ -107,16 +109,18 @@ class DirectoryDeliverer:
             write_json(here / "manifest.json", manifest)
             # Every file under its manifest `name`, the one field that is right for a
             # folded name and for a converted image alike (original_name is neither).
-            # Each file read from below the work folder, never through a link (open_below).
+            # Each file read from below the work folder, never through a link, and only
+            # as the bytes that were checked (parts.OpenWhenRead: size, time and hash).
             inv = bundle.invoice_file
-            with open_below(*inv.where, inv.name) as fin:
+            with closing(OpenWhenRead(inv.where, inv.name, inv.size, inv.sha256)) as fin:
                 copy_file(fin, here / manifest["invoice_file"]["name"])
             for att, name in sent_parts(bundle, manifest):
                 (here / "attachments").mkdir(exist_ok=True)  # never with its parents
                 folder = here / "attachments" / folder_name_for_id(att.invoice_id)
                 folder.mkdir(exist_ok=True)
                 # A converted image goes as its PDF (Attachment.sent_where).
-                with open_below(*att.sent_where, att.rel) as fin:
+                _, _, _, size, sha = att.sent
+                with closing(OpenWhenRead(att.sent_where, att.rel, size, sha)) as fin:
                     copy_file(fin, folder / name)
             if os.stat(self.target).st_mode & stat.S_IWGRP:
                 add_group_write_below(held)  # from the folder held, never by its path

@@ -16,14 +16,21 @@ import os
 import shutil
 import stat
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from daemon.fsops import CHUNK, FOLDER, FOLDER_NOFOLLOW, kind_of, open_regular, opened_if_regular
 from daemon.fswrite import fsync_dir, rename_noreplace
 from daemon.workfolder import not_the_folder, still_at, still_held
 
 
-def copy_file(src: Path | BinaryIO, dst: Path) -> None:
+class Readable(Protocol):
+    """What a copy reads from: an open file, or a claimed bundle's file that gives only
+    the bytes checked (parts.OpenWhenRead)."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+def copy_file(src: Path | Readable, dst: Path) -> None:
     """Copy a regular input file to a new dst (never through a link), fsynced. `src`: its
     path, or the file opened already (a bundle's, opened below its folder: open_below)."""
     if isinstance(src, Path):
@@ -36,7 +43,7 @@ def copy_file(src: Path | BinaryIO, dst: Path) -> None:
         copy_into(src, fout)
 
 
-def copy_into(fin: BinaryIO, fout: BinaryIO) -> None:
+def copy_into(fin: Readable, fout: BinaryIO) -> None:
     """The rest of fin into fout, fsynced."""
     shutil.copyfileobj(fin, fout, CHUNK)
     fout.flush()

@@ -53,7 +53,10 @@ def _renderer(fmt: str, stream: TextIO) -> list[Any]:
         return [structlog.processors.format_exc_info,
                 structlog.processors.JSONRenderer(ensure_ascii=False)]
     colors = stream.isatty()
-    return [_bundle_first, structlog.dev.ConsoleRenderer(colors=colors)]
+    # A traceback as the JSON format writes it: structlog's default (through rich) shows
+    # every frame's local variables, and a delivery's hold the bearer token.
+    return [_bundle_first, structlog.dev.ConsoleRenderer(
+        colors=colors, exception_formatter=structlog.dev.plain_traceback)]
 
 
 def _thread_excepthook(args: threading.ExceptHookArgs) -> None:

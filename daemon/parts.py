@@ -3,6 +3,7 @@ while its part is sent, and sent only as the bytes that were checked."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import BinaryIO
@@ -28,7 +29,9 @@ def read_checked(att: Attachment, root: Path | None = None) -> bytes:
     held (workfolder.hold_folder, fswrite.held_path)."""
     with open_below(att.where[0] if root is None else root, att.where[1], att.rel) as fh:
         content = read_bounded(fh, att.size)
-    if content is None or len(content) != att.size:
+    # The same size may hold other bytes (its owner rewrote it, time put back): the hash.
+    if (content is None or len(content) != att.size
+            or hashlib.sha256(content).hexdigest() != att.sha256):
         raise changed_since_checked(att.rel)
     return content
 
@@ -47,13 +50,22 @@ class OpenWhenRead:
     other bytes than the manifest's would go, or a body that breaks its Content-Length
     (h11's error reads as a fault of the request). So the file must keep the size and
     modification time it had when made, and gives exactly that many bytes; otherwise
-    reading it raises InputError naming it."""
+    reading it raises InputError naming it.
+
+    Size and time are not enough: the file's owner (a clerk in the share's group may
+    enter the processing folder) can rewrite it with as many bytes and put its time
+    back. With `sha256` (the hash checked) the bytes read from the start are hashed as
+    they go, and the last chunk is given only if the whole agrees: else InputError, and
+    the body stops short of its Content-Length, so no receiver takes it whole."""
 
     def __init__(self, where: tuple[Path, str], shown: str | None = None,
-                 size: int | None = None) -> None:
+                 size: int | None = None, sha256: str | None = None) -> None:
         """`where`: (root, path below it) of the file (bundle.below), `shown`: its name
         in errors (default: the path below root)."""
         self.root, self.rel = where
+        self._sha256 = sha256
+        self._digest = hashlib.sha256()
+        self._hashed = 0  # bytes hashed, read in order from the file's start
         self.shown = shown or self.rel
         with open_below(self.root, self.rel, self.shown) as fh:
             self._seen = self._look(fh)
@@ -92,16 +104,34 @@ class OpenWhenRead:
                 raise self._changed()
             fh.seek(self._pos)
             self._fh = fh
-        left = max(self._size - self._fh.tell(), 0)
+        at = self._fh.tell()
+        left = max(self._size - at, 0)
         want = left if size < 0 else min(size, left)
         data = self._fh.read(want)
-        if len(data) < want or (len(data) == left and self._look(self._fh) != self._seen):
-            # Cut short, or written into while it was read.
+        self._hash(at, data)
+        if len(data) < want or (len(data) == left and (self._look(self._fh) != self._seen
+                                                       or not self._agrees())):
+            # Cut short, written into while it was read, or other bytes than checked.
             self.close()
             raise self._changed()
         if len(data) == left:
             self.close()
         return data
+
+    def _hash(self, at: int, data: bytes) -> None:
+        """`data`, read at `at`, into the hash of the bytes read in order from the start
+        (read from the start again: hashed again)."""
+        if at == 0:
+            self._digest, self._hashed = hashlib.sha256(), 0
+        if self._sha256 is not None and at == self._hashed:
+            self._digest.update(data)
+            self._hashed += len(data)
+
+    def _agrees(self) -> bool:
+        """At the end: whether the bytes read have the hash checked. Read out of order (a
+        seek into the middle), nothing is known: as before the hash, size and time alone."""
+        return (self._sha256 is None or self._hashed != self._size
+                or self._digest.hexdigest() == self._sha256)
 
     def close(self) -> None:
         if self._fh is not None:

@@ -247,10 +247,11 @@ def test_an_image_under_a_raised_pixel_limit_is_converted_whatever_pillows_own_l
 def test_an_image_over_the_pixel_limit_is_never_decoded_at_delivery(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An image swapped in the processing folder for one over [validation]
-    max_image_pixels (a bomb after its validation): its conversion at delivery is
-    refused under the configured limit, a processing-damaged error naming the file,
-    never decoded. Both images are of one size (bytes after the end of the shorter),
-    as one grown is refused before it is decoded at all."""
+    max_image_pixels (a bomb after its validation), of the same size (bytes after the
+    end of the shorter, as one grown is refused before it is read at all): its bytes are
+    not the ones checked, so it is refused before it is decoded, a processing-damaged
+    error naming the file. And were those its checked bytes, the conversion at delivery
+    still decodes under the configured limit only."""
     cfg = ValidationConfig(convert_images=True, max_image_pixels=10_000)
     small, bomb = image("PNG", (50, 50)), image("PNG", (300, 300))
     size = max(len(small), len(bomb))
@@ -260,6 +261,11 @@ def test_an_image_over_the_pixel_limit_is_never_decoded_at_delivery(
     (tmp_path / "INV-1" / "scan.png").write_bytes(bomb)
     with pytest.raises(InputError) as caught:
         materialise(b.attachments, tmp_path, cfg.max_image_pixels)
+    assert caught.value.code == "processing-damaged" and caught.value.file == "INV-1/scan.png"
+    assert "is not the file that was checked" in caught.value.message
+    as_checked = [replace(a, sha256=hashlib.sha256(bomb).hexdigest()) for a in b.attachments]
+    with pytest.raises(InputError) as caught:
+        materialise(as_checked, tmp_path, cfg.max_image_pixels)
     assert caught.value.code == "processing-damaged" and caught.value.file == "INV-1/scan.png"
     assert "[validation] max_image_pixels = 10,000" in caught.value.message
 

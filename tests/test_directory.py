@@ -69,6 +69,26 @@ class TestDirectoryDeliverer:
         assert "lies in batch-42/INV-2, which is a symbolic link" in info.value.message
         assert os.listdir(target) == []
 
+    def test_a_file_rewritten_after_its_check_with_size_and_time_kept_is_not_published(
+            self, tmp_path: Path) -> None:
+        """A clerk who owns an attachment rewrites it in the work folder after its check,
+        as many bytes, its modification time put back: the copy hashes what it reads, so
+        the bundle is not published with other bytes than its manifest's hash; an
+        InputError names the file (quarantined as processing-damaged)."""
+        bundle = make_bundle(tmp_path / "work")
+        manifest = build_manifest(bundle)
+        att = bundle.attachments[1]  # batch-42/INV-2/spec.csv
+        times = os.stat(att.path)
+        att.path.write_bytes(att.path.read_bytes().replace(b"1", b"9"))
+        os.utime(att.path, ns=(times.st_atime_ns, times.st_mtime_ns))
+        assert os.stat(att.path).st_size == att.size
+        target = tmp_path / "target"
+        target.mkdir()
+        with pytest.raises(InputError) as info:
+            DirectoryDeliverer(target).deliver(bundle, manifest)
+        assert (info.value.code, info.value.file) == ("processing-damaged", att.rel)
+        assert os.listdir(target) == []
+
     def test_writes_bundle_folder(self, tmp_path: Path) -> None:
         """TARGET/BUNDLEID/ holds manifest.json, the invoice file and
         attachments/INVOICE_ID/NAME with the original bytes; no .tmp-* left.

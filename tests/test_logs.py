@@ -10,8 +10,11 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from daemon import logs
-from daemon.config import LogConfig
+from daemon.config import DeliveryConfig, LogConfig
+from daemon.deliver import HttpDeliverer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -195,3 +198,32 @@ def test_a_bundle_event_of_thousands_of_invoices_stays_one_json_line_journald_ke
 
 
 # A reader process: spawned after take_native_output, with its fds 1 and 2.
+
+
+def test_an_unexpected_errors_traceback_never_shows_local_values_such_as_the_token(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """An unexpected error is logged with its traceback (workers.py, a reload, a start
+    that fails). On a terminal (format "console", or "auto" on a tty) that traceback
+    named the code of each frame and not the values of its local variables: structlog's
+    default, through rich, printed every frame's locals, and a delivery's frames hold
+    the bearer token (HttpDeliverer's `token` and `headers`), a url's password, an
+    invoice's bytes. Under either format the traceback is there, the token is not."""
+    def unexpected(cfg: object) -> None:
+        raise RuntimeError("a bug after the token was read")
+
+    monkeypatch.setattr("daemon.deliver.tls_verify", unexpected)
+    token_file = tmp_path / "token"
+    token_file.write_text("T0ken-0f-the-operator\n")  # the frames' code shows no token
+    for fmt in ("console", "json"):
+        out = io.StringIO()
+        logs.configure(LogConfig(format=fmt), out)  # type: ignore[arg-type]
+        try:
+            HttpDeliverer(DeliveryConfig(url="http://127.0.0.1:9/bundles",
+                                         token_file=token_file))
+        except RuntimeError:
+            logs.get().exception("unexpected error while delivering", row=1)
+        finally:
+            logs.configure()
+        text = out.getvalue()
+        assert "a bug after the token was read" in text and "deliver.py" in text, fmt
+        assert "T0ken-0f-the-operator" not in text, f"{fmt}: {text[-2000:]}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -47,6 +48,33 @@ def test_a_file_changed_after_it_was_checked_is_never_sent_in_its_place(
     with pytest.raises(InputError) as info:
         part.read(100)
     assert info.value.code == "processing-damaged" and info.value.file == "INV-1/a.pdf"
+
+
+def test_a_file_rewritten_with_its_size_and_time_kept_never_gives_its_last_bytes(
+        tmp_path: Path) -> None:
+    """The file's owner (a clerk of the share's group may enter the processing folder)
+    rewrites it after its check with as many bytes and puts its modification time back
+    (os.utime, which needs no more than owning it): size and time are as checked, so
+    only the bytes can tell. They are hashed as they are read, and at the end, before
+    its last chunk is given, a hash other than the one checked is an InputError naming
+    the file: the body stops short of its Content-Length and nothing whole is sent."""
+    path = tmp_path / "a.pdf"
+    checked = b"%PDF-1.4 " + b"1" * 200_000
+    path.write_bytes(checked)
+    sha = hashlib.sha256(checked).hexdigest()
+    times = os.stat(path)
+    part = OpenWhenRead((tmp_path, "a.pdf"), "INV-1/a.pdf", len(checked), sha)
+    path.write_bytes(b"%PDF-1.4 " + b"9" * 200_000)
+    os.utime(path, ns=(times.st_atime_ns, times.st_mtime_ns))
+    given = b""
+    with pytest.raises(InputError) as info:
+        while chunk := part.read(65536):
+            given += chunk
+    assert info.value.code == "processing-damaged" and info.value.file == "INV-1/a.pdf"
+    assert len(given) < len(checked)
+    path.write_bytes(checked)  # the checked bytes: given whole, the hash agrees
+    whole = OpenWhenRead((tmp_path, "a.pdf"), "INV-1/a.pdf", len(checked), sha)
+    assert b"".join(iter(lambda: whole.read(65536), b"")) == checked
 
 
 def test_a_link_in_the_files_place_is_refused_before_anything_is_sent(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import socket
+from pathlib import Path
 
 import pytest
 from helpers import ubl_invoice
@@ -27,6 +29,40 @@ def test_every_official_example_passes_without_errors(name: str) -> None:
     result = preflight((EXAMPLES / name).read_bytes(), name)
     assert result.checked
     assert result.errors == ()
+
+
+def test_an_invoice_pointing_elsewhere_makes_the_rules_read_no_file_and_reach_no_host(
+        tmp_path: Path) -> None:
+    """XInclude (of a file, of a url), xsi:schemaLocation and an xml-stylesheet
+    instruction in a UBL invoice are data to the rules: pre-flight (lxml's XSD, Saxon's
+    Schematron) follows none of them. Nothing connects to the address they name, and
+    the file they name is in no finding."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("S3CRET-CONTENT-42")
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setblocking(False)
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    xi = 'xmlns:xi="http://www.w3.org/2001/XInclude"'
+    data = ubl_invoice("INV-1").decode().replace(
+        "?>\n", f'?>\n<?xml-stylesheet href="{url}/s.xsl" type="text/xsl"?>\n', 1).replace(
+        "<Invoice ", '<Invoice xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+        f'xsi:schemaLocation="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2 '
+        f'{url}/invoice.xsd" ', 1).replace(
+        "<cbc:BuyerReference>REF-42</cbc:BuyerReference>",
+        f'<cbc:BuyerReference><xi:include {xi} href="file://{secret}" parse="text"/>'
+        f'<xi:include {xi} href="{url}/x" parse="text"/></cbc:BuyerReference>')
+    try:
+        result = preflight(data.encode(), "INV-1.xml")
+        assert result.checked
+        # Included, the file would be BuyerReference's text; left alone, xi:include is an
+        # element the XSD refuses there.
+        assert any("cbc:BuyerReference': Element content is not allowed" in f.message
+                   for f in result.findings)
+        assert "S3CRET-CONTENT-42" not in repr(result)
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # a connection made would be waiting here
+    finally:
+        listener.close()
 
 
 def test_all_nine_official_examples_are_in_the_fixtures() -> None:

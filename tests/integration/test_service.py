@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from conftest import OUTBOXD, SHIPPED, Env, Receiver, journal_since, journal_states
-from helpers import wait_for
+from helpers import drop_bundle, wait_for
 
 # Daemons here start lean (conftest.LEAN): the service's signals, reloads and files; the one test
 # about the readers asks for SHIPPED.
@@ -403,7 +403,10 @@ def test_files_the_daemon_creates_are_never_readable_by_others(
         env: Env, receiver: Receiver, start_daemon) -> None:
     """outboxd sets umask 027 itself (the journal and the folders it creates hold
     money-bearing documents): started with umask 000, the journal it creates is not
-    readable by others, nor are the state, sent and quarantine folders it makes."""
+    readable by others, nor are the state, sent and quarantine folders it makes, nor
+    what a delivery and a quarantine make (day and entry folders, receipt.json,
+    reason.json, REASON.txt), the status page, or any file of
+    the state dir (the journal's -wal and -shm)."""
     env.write_config(receiver.url)
     cmd = ["sh", "-c", 'umask 000 && exec "$@"', "sh", *OUTBOXD, "run", "-c", str(env.config)]
     from conftest import Proc
@@ -412,8 +415,19 @@ def test_files_the_daemon_creates_are_never_readable_by_others(
         journal = env.state / "journal.sqlite3"
         wait_for(lambda: "outboxd running" in daemon.stderr() and journal.exists(),
                  what="the daemon to start and make its journal")
-        for made in (journal, env.state, env.sent, env.quarantine, env.processing):
-            assert os.stat(made).st_mode & 0o007 == 0, f"{made}: {oct(os.stat(made).st_mode)}"
+        drop_bundle(env.outbox, "INV-1", {"spec.csv": b"a;b\n1;2\n"})  # sent
+        drop_bundle(env.outbox, "INV-2", {"x.exe": b"MZ" + b"\0" * 64})  # quarantined
+        wait_for(lambda: env.sent_bundles() and env.quarantined(),
+                 what="one bundle sent and one quarantined")
+        [sent], [quarantined] = env.sent_bundles(), env.quarantined()
+        page = env.outbox / "outboxd-status.html"
+        wait_for(page.exists, what="the status page")
+        made = [journal, env.state, env.sent, env.quarantine, env.processing, page,
+                sent.parent, sent, sent / "receipt.json", quarantined.parent, quarantined,
+                quarantined / "reason.json", quarantined / "REASON.txt",
+                *env.state.rglob("*")]
+        for path in made:
+            assert os.stat(path).st_mode & 0o007 == 0, f"{path}: {oct(os.stat(path).st_mode)}"
     finally:
         assert daemon.stop() == 0
 
