@@ -31,7 +31,7 @@ from daemon.fswrite import Stranded, free_name, fsync_dir, rename_noreplace, wri
 from daemon.names import ERRORS_SUFFIX, escaped_controls, stem
 from daemon.ourfiles import Judged, opened, remove_ours, replace_ours
 from daemon.scan import Candidate
-from daemon.temps import Listed, drop_unfinished_ending, temp_prefix
+from daemon.temps import TEMP_NAME_BYTES, Listed, drop_unfinished_ending, temp_prefix
 
 ERRORS_HEADER = ("# outboxd: this bundle is held because of the errors below. Fix them;\n"
                  "# it is checked again on every change and this file goes away once it passes.\n")
@@ -46,6 +46,10 @@ EDITED_SUFFIX = ".edited"
 # The names of such copies after NAME.errors.txt (free_name: -2, -3 … beside an earlier
 # one), whose temps a kill may leave too.
 _EDITED_COPY = rf"(?:{re.escape(EDITED_SUFFIX)}(?:-[0-9]+)?)?"
+# An invoice file's name of at most this many characters (UTF-8 takes at most 4 bytes
+# for one) leaves the temp names of its NAME.errors.txt and .edited copy uncut, whatever
+# its characters: the start works out no temp name for it (nearly every name).
+_UNCUT = (TEMP_NAME_BYTES - len(ERRORS_SUFFIX + EDITED_SUFFIX)) // 4
 
 
 _MARK = "\n# written by outboxd (mark "
@@ -249,8 +253,8 @@ def drop_unfinished_errors(outbox: Path, invoice_files: Iterable[str],
     writer's temp (locked) and a clerk's file of a like name stay. `listed`: the outbox's
     entries as the start's listing has them (else it is listed here). OSError if the
     outbox cannot be listed."""
-    names = {stem(name) + ERRORS_SUFFIX + edited
-             for name in invoice_files for edited in ("", EDITED_SUFFIX)}
+    names = {stem(name) + ERRORS_SUFFIX + edited for name in invoice_files
+             if len(name) > _UNCUT for edited in ("", EDITED_SUFFIX)}
     drop_unfinished_ending(outbox, ERRORS_SUFFIX, sorted(
         n for n in names if temp_prefix(n) != f".{n}.tmp-"), after=_EDITED_COPY, listed=listed)
 

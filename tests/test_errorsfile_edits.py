@@ -275,6 +275,33 @@ class TestLeftoverTemps:
         assert not left.exists() and not gone_name.exists() and not cut.exists()
         assert notes.read_bytes() == b"mine" and other.exists()
 
+    def test_a_start_works_out_temp_names_only_for_names_long_enough_to_be_cut(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """20,000 invoice files of usual names (and one of 45 characters, 41 of them of 4
+        UTF-8 bytes: as long as a name surely whole may be) cost no temp name at start:
+        only a name longer than that has its two worked out, and a NAME whose temp names
+        are cut is still swept by them (182 bytes before .errors.txt.edited fit in 200,
+        183 do not)."""
+        worked_out: list[str] = []
+
+        def counted(name: str) -> str:
+            worked_out.append(name)
+            return temp_prefix(name)
+
+        monkeypatch.setattr(errorsfile, "temp_prefix", counted)
+        outbox = tmp_path / "outbox"
+        outbox.mkdir()
+        fits, cut = "L" * 182 + ".xml", "L" * 183 + ".xml"
+        cut_temp = write(outbox / f"{temp_prefix(cut[:-4] + '.errors.txt')}00112233aabb", b"")
+        names = [f"INV-{n:06d}.xml" for n in range(20_000)] + ["\U0001d11e" * 41 + ".xml"]
+        errorsfile.drop_unfinished_errors(outbox, names, listed={})
+        assert worked_out == []
+        errorsfile.drop_unfinished_errors(outbox, [*names, fits, cut])
+        assert sorted(worked_out) == sorted(n[:-4] + errorsfile.ERRORS_SUFFIX + edited
+                                            for n in (fits, cut)
+                                            for edited in ("", errorsfile.EDITED_SUFFIX))
+        assert not cut_temp.exists()
+
     def test_a_killed_write_of_an_edited_copy_leaves_no_temp(self, tmp_path: Path) -> None:
         """The copy of an edited errors file is written under a temp name too
         (`.INV-1.errors.txt.edited.tmp-…`, or `….edited-2.tmp-…` beside an earlier
