@@ -13,7 +13,8 @@ its %%EOF, which pypdf would read as the revision before, pdftail.py finds); an 
 that cannot be read or ends before its data does (`image-unreadable`); an XLSX, DOCX or
 ODS (any ZIP) without the end record such a file closes with (`zip-unreadable`); XML
 that ends before its last element is closed (`invalid-xml` with XML_CUT_SHORT, not
-every `invalid-xml`). A file
+every `invalid-xml`); an attachments.toml that breaks off at its end
+(`attachments-toml-invalid` with TOML_CUT_SHORT, notes.py). A file
 of the wrong type, or any other finding beside these, is no half-written copy: such a
 bundle is quarantined at once, as before.
 """
@@ -28,6 +29,9 @@ from daemon.bundle import Finding
 # (invoices.py): the one invalid-xml a copy still at work explains.
 XML_CUT_SHORT = "is not well-formed XML: it ends before its last element is closed"
 
+# The same for attachments.toml (notes.py): TOML that fails only where its text ends.
+TOML_CUT_SHORT = "cannot be read as TOML: it breaks off at its end"
+
 CUT_SHORT_CODES = frozenset({"empty-file", "pdf-unreadable", "pdf-no-pages",
                              "image-unreadable", "zip-unreadable"})
 
@@ -41,6 +45,7 @@ def looks_cut_short(errors: tuple[Finding, ...] | list[Finding]) -> bool:
     return bool(errors) and all(
         f.code in CUT_SHORT_CODES
         or (f.code == "invalid-xml" and f.message.startswith(XML_CUT_SHORT))
+        or (f.code == "attachments-toml-invalid" and f.message.startswith(TOML_CUT_SHORT))
         for f in errors)
 
 

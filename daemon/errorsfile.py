@@ -9,11 +9,16 @@ goes away only once none of them is held (`HeldErrors`).
 
 A file of ours a clerk typed notes into is still ours by its header, but its text is
 not what outboxd wrote there: before it is replaced or removed, a copy of it is kept
-beside it as NAME.errors.txt.edited, which outboxd never touches (`_Look`)."""
+beside it as NAME.errors.txt.edited, which outboxd never touches (`_Look`). outboxd
+knows its text by the journal and by the mark its last line carries, a digest of the
+lines above it (`_mark`): a crash between the file's writing and its journal record
+leaves a text the journal does not know, which is outboxd's all the same."""
 
 from __future__ import annotations
 
 import errno
+import functools
+import hashlib
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -26,7 +31,7 @@ from daemon.fswrite import Stranded, free_name, fsync_dir, rename_noreplace, wri
 from daemon.names import ERRORS_SUFFIX, escaped_controls, for_terminal, stem
 from daemon.ourfiles import Judged, opened, remove_ours, replace_ours
 from daemon.scan import Candidate
-from daemon.temps import Listed, drop_unfinished_ending, temp_prefix
+from daemon.temps import TEMP_NAME_BYTES, Listed, drop_unfinished_ending, temp_prefix
 
 ERRORS_HEADER = ("# outboxd: this bundle is held because of the errors below. Fix them;\n"
                  "# it is checked again on every change and this file goes away once it passes.\n")
@@ -41,6 +46,28 @@ EDITED_SUFFIX = ".edited"
 # The names of such copies after NAME.errors.txt (free_name: -2, -3 … beside an earlier
 # one), whose temps a kill may leave too.
 _EDITED_COPY = rf"(?:{re.escape(EDITED_SUFFIX)}(?:-[0-9]+)?)?"
+# An invoice file's name of at most this many characters (UTF-8 takes at most 4 bytes
+# for one) leaves the temp names of its NAME.errors.txt and .edited copy uncut, whatever
+# its characters: the start works out no temp name for it (nearly every name).
+_UNCUT = (TEMP_NAME_BYTES - len(ERRORS_SUFFIX + EDITED_SUFFIX)) // 4
+
+
+_MARK = "\n# written by outboxd (mark "
+
+
+def _mark(body: str) -> str:
+    """What follows outboxd's text `body` (its lines), after a blank line: a digest of
+    them, which a clerk's notes typed anywhere in the file no longer match."""
+    digest = hashlib.sha256(body.encode("utf-8")).hexdigest()[:16]
+    return (f"{_MARK}{digest}); notes typed into this file are kept in a .edited copy "
+            "beside it\n")
+
+
+def without_mark(text: str) -> str:
+    """`text` without its mark if it carries the one its lines make, else as it is: an
+    unmarked text is outboxd's only as the journal knows it (or a clerk's edit)."""
+    body = text[:max(text.rfind(_MARK), 0)]
+    return body if text == body + _mark(body) else text
 
 
 def errors_file_for(cand: Candidate) -> Path:
@@ -86,7 +113,7 @@ class _Look:
         self.text = text
         # for_terminal: as an earlier version wrote it, a zero-width space in a name
         # shown as it is, not as \u200b (an upgrade is no clerk's edit).
-        if file is None or text in self.known or for_terminal(text) in self.known:
+        if file is None or any(_unedited(t, self.known) for t in (text, for_terminal(text))):
             return file
         try:
             kept = _keep_copy(self.path, text)
@@ -108,6 +135,14 @@ class _Look:
             return self()
         except NotOurs:
             return None
+
+
+def _unedited(text: str, known: set[str]) -> bool:
+    """Whether `text` is outboxd's as it wrote it: marked by its own lines (whether the
+    journal knows it or not: a crash may have come before its record), or as the journal
+    knows it (`known`), with its mark or without (an outboxd before marks wrote it)."""
+    body = without_mark(text)
+    return body != text or text in known or body + _mark(body) in known
 
 
 def _keep_copy(path: Path, text: str) -> Path:
@@ -134,12 +169,15 @@ def _lines(errors: tuple[Finding, ...]) -> str:
 
 def errors_text(held: Mapping[str, tuple[Finding, ...]]) -> str:
     """The file's text for the held bundles of one NAME, by invoice file: one bundle's
-    lines under the one-bundle header, or a section for each, in name order."""
+    lines under the one-bundle header, or a section for each, in name order; its mark
+    last."""
     if len(held) == 1:
         [errors] = held.values()
-        return ERRORS_HEADER + _lines(errors)
-    return ERRORS_HEADER_MANY + "".join(
-        f"\n== {escaped_controls(name)} ==\n{_lines(held[name])}" for name in sorted(held))
+        body = ERRORS_HEADER + _lines(errors)
+    else:
+        body = ERRORS_HEADER_MANY + "".join(
+            f"\n== {escaped_controls(name)} ==\n{_lines(held[name])}" for name in sorted(held))
+    return body + _mark(body)
 
 
 def write_errors_file(path: Path, held: Mapping[str, tuple[Finding, ...]], log: Any,
@@ -217,10 +255,38 @@ def drop_unfinished_errors(outbox: Path, invoice_files: Iterable[str],
     writer's temp (locked) and a clerk's file of a like name stay. `listed`: the outbox's
     entries as the start's listing has them (else it is listed here). OSError if the
     outbox cannot be listed."""
-    names = {stem(name) + ERRORS_SUFFIX + edited
-             for name in invoice_files for edited in ("", EDITED_SUFFIX)}
+    names = {stem(name) + ERRORS_SUFFIX + edited for name in invoice_files
+             if len(name) > _UNCUT for edited in ("", EDITED_SUFFIX)}
     drop_unfinished_ending(outbox, ERRORS_SUFFIX, sorted(
         n for n in names if temp_prefix(n) != f".{n}.tmp-"), after=_EDITED_COPY, listed=listed)
+
+
+def _if_marked(path: Path) -> Judged | None:
+    """The look of remove_ours for a file outboxd has no row for: only its own unedited
+    text, known by its mark; anything else stays."""
+    try:
+        file, text = _judge(path)
+    except NotOurs:
+        return None
+    if file is not None and without_mark(text) == text:
+        os.close(file.fd)
+        return None
+    return file
+
+
+def drop_orphaned_errors(outbox: Path, invoice_files: Iterable[str],
+                         listed: Listed | None = None) -> None:
+    """Remove each NAME.errors.txt outboxd wrote (its mark, unedited) beside no invoice
+    file of its NAME (`invoice_files`: the outbox's, at start): one a crash between its
+    writing and the journal's record left, whose bundle then left the outbox, would say
+    "held" for good, with no row to take it away. `listed` as for drop_unfinished_errors;
+    OSError if the outbox cannot be listed or a file removed."""
+    names = listed if listed is not None else os.listdir(outbox)
+    stems = {stem(name) for name in invoice_files}
+    for name in names:
+        if name.endswith(ERRORS_SUFFIX) and name[:-len(ERRORS_SUFFIX)] not in stems:
+            path = outbox / name
+            remove_ours(path, functools.partial(_if_marked, path))
 
 
 def report_failure(log: Any, path: Path, exc: OSError) -> None:

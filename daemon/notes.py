@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from daemon.bundle import Attachment, Finding
+from daemon.cutshort import TOML_CUT_SHORT
 from daemon.errors import InputError, double_quoted, not_utf8, shown, unquoted
 from daemon.fsops import kind_of, open_in, read_bounded
 from daemon.names import CASE_WORDS, fold_key, nfc, trimmed
@@ -23,6 +25,8 @@ MAX_NOTES_BYTES = 1 << 20  # a notes file larger than this is not a notes file
 # text (a megabyte pasted by mistake, a whole letter) belongs in a document of its own.
 MAX_VALUE_CHARS = 2000
 CHANNELS = ("e-invoice", "external-print", "original-print")
+# Where tomllib says its error is (its message, in Python 3.11 to 3.14 alike).
+_AT_LINE = re.compile(r"\(at line (\d+), column \d+\)$")
 # Notes.missing of one folder, put off until the folders where the entries' files may lie
 # instead are known (the argument: Notes.missing's `elsewhere`).
 MissingCheck = Callable[[dict[str, list[str]]], list[Finding]]
@@ -189,6 +193,20 @@ def _error(code: str, file: str, message: str, invoice_id: str | None = None) ->
     return Finding(code, file, message, "error", invoice_id)
 
 
+def breaks_off(text: str, exc: tomllib.TOMLDecodeError) -> bool:
+    """TOML that fails only where its text ends, as a copy stopped mid-file leaves it: at
+    the very end (a string, array or table left open, a key without its value), or on a
+    last line no line break follows (a value cut mid-word, `tru`; the zeros of a copy
+    that sized the file first). A mistake saved by a clerk is followed by the rest of
+    the file, or at least by its line break — except on a last line saved without one,
+    which is taken for cut short too: it costs only the grace before the quarantine."""
+    message = str(exc)
+    if message.endswith("(at end of document)"):
+        return True
+    at = _AT_LINE.search(message)
+    return at is not None and int(at.group(1)) == text.count("\n") + 1
+
+
 def read_notes(folder: int, rel: str, findings: list[Finding]) -> Notes:
     """The attachments.toml of the folder open at `folder` (`rel`: that folder as shown;
     empty Notes if there is none); what is wrong in it goes to `findings`. Opened from
@@ -216,12 +234,18 @@ def read_notes(folder: int, rel: str, findings: list[Finding]) -> Notes:
                                  "attachments need — keep only the notes and the channel"))
             return Notes()
         digest = hashlib.sha256(raw).hexdigest()
-        data = tomllib.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        data = tomllib.loads(text)
     except InputError as exc:
         findings.append(_error(exc.code, exc.file, exc.message))
         return Notes()
     except UnicodeDecodeError as exc:
-        findings.append(_error("attachments-toml-invalid", where, not_utf8(exc)))
+        if exc.end == len(exc.object) and exc.reason == "unexpected end of data":
+            findings.append(_error("attachments-toml-invalid", where, f"{TOML_CUT_SHORT} "
+                                   "(inside a character), as a copy stopped before its end "
+                                   "leaves it — copy it again"))
+        else:
+            findings.append(_error("attachments-toml-invalid", where, not_utf8(exc)))
         return Notes(sha256=digest)
     except RecursionError:
         # Arrays or tables nested thousands deep, past tomllib's recursion: no syntax error
@@ -231,8 +255,14 @@ def read_notes(folder: int, rel: str, findings: list[Finding]) -> Notes:
                                "attachments need — keep only the notes and the channel"))
         return Notes(sha256=digest)
     except tomllib.TOMLDecodeError as exc:
-        findings.append(_error("attachments-toml-invalid", where, f"cannot be read as TOML "
-                               f"({exc}) — fix the syntax"))
+        if breaks_off(text, exc):
+            # Told apart: a copy still at work explains it (cutshort.py).
+            findings.append(_error("attachments-toml-invalid", where, f"{TOML_CUT_SHORT} "
+                                   f"({exc}), as a copy stopped before its end leaves it "
+                                   "— copy it again, or fix the syntax"))
+        else:
+            findings.append(_error("attachments-toml-invalid", where, f"cannot be read as "
+                                   f"TOML ({exc}) — fix the syntax"))
         return Notes(sha256=digest)
     notes = Notes(sha256=digest)
     for key, value in data.items():

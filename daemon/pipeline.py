@@ -24,7 +24,7 @@ from daemon.config import Settings
 from daemon.decide import Decisions
 from daemon.deliver import Deliverer
 from daemon.errors import InputError, ReaderFailed, describe
-from daemon.errorsfile import HeldErrors, drop_unfinished_errors
+from daemon.errorsfile import HeldErrors, drop_orphaned_errors, drop_unfinished_errors
 from daemon.finish import Finisher
 from daemon.fsops import NOT_THE_FILES_FAULT
 from daemon.journal import LIVE, Journal, Row
@@ -109,10 +109,11 @@ class Pipeline(Decisions):
         if snap is None:
             self.forget(key)
             if row:
-                if row.state == "held" or self.errors_files.explains(cand):
-                    # Its errors file would go on saying "this bundle is held" for a
-                    # bundle that is no longer there.
-                    self._clear_errors_file(cand, row)
+                # Its errors file would go on saying "this bundle is held" for a bundle
+                # that is no longer there: looked at whatever the row's state, as a crash
+                # between the file's writing and the row's record leaves it explained by
+                # no row (errorsfile.py knows it as outboxd's by its mark).
+                self._clear_errors_file(cand, row)
                 self._live(row, key, "gone", detail="the invoice file left the outbox"
                            if invoice else NO_LONGER_AN_INVOICE)
             return Next(gone=True)
@@ -340,10 +341,15 @@ class Pipeline(Decisions):
                     self.s.outbox, row.invoice_file), tuple(findings_of(row.reasons)))
         # After all held rows are remembered: the errors file of a NAME with another
         # held invoice file is rewritten for that one, not removed.
-        for row in gone:
-            if _explained(row):  # taken out while we were stopped: as in step()
-                self._clear_errors_file(candidate_for(self.s.outbox, row.invoice_file), row)
+        for row in gone:  # taken out while we were stopped: as in step()
+            self._clear_errors_file(candidate_for(self.s.outbox, row.invoice_file), row)
             self.j.transition(row.id, "gone", "not in the outbox at start", durable=False)
+        try:  # and those no row explains, whose bundle left while we were stopped
+            drop_orphaned_errors(self.s.outbox.path, present, listed)
+        except OSError as exc:
+            self.log.warning("cannot remove an errors file of a bundle no longer in the "
+                             "outbox; tried again at the next start", error=str(exc),
+                             fix="let outboxd's user list and delete files in the outbox")
 
 
 def _explained(row: Row) -> bool:

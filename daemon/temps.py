@@ -37,9 +37,13 @@ _NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINV
                        errno.EBADF})
 
 
+# The temp name is ours to choose: its NAME cut to this many bytes, so that it fits even
+# beside a name at the limit.
+TEMP_NAME_BYTES = 200
+
+
 def temp_prefix(name: str) -> str:
-    # The temp name is ours to choose: cut so it fits even beside a name at the limit.
-    return f".{fit_bytes(name, 200)}.tmp-"
+    return f".{fit_bytes(name, TEMP_NAME_BYTES)}.tmp-"
 
 
 _TEMP_TAIL = re.compile(r"[0-9a-f]{12}")

@@ -208,6 +208,28 @@ class TestHeldThroughTheGrace:
         assert len(PdfReader(sent / "INV-1" / "signed.pdf").pages) == 3
         assert folders(s.quarantine_dir) == []
 
+    def test_an_attachments_toml_cut_short_is_held_through_its_grace_then_quarantined(
+            self, tmp_path: Path) -> None:
+        """attachments.toml that breaks off in a string (a copy stopped mid-file) beside a
+        whole PDF: held through the grace, saying it looks cut short, then quarantined
+        unchanged with the plain reason."""
+        notes = b'[files."scan.pdf"]\ntype = "delivery-note"\nnote = "Signed by the dr'
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"scan.pdf": WHOLE_PDF, "attachments.toml": notes})
+        cand = _only(p)
+        assert step(p, cand, T0).at == T0 + GRACE_SECONDS
+        [row] = p.j.rows(("held",))
+        assert [r["code"] for r in row.reasons] == ["attachments-toml-invalid"]
+        assert "still being copied" in row.reasons[0]["message"]
+        assert folders(s.quarantine_dir) == []
+
+        assert step(p, cand, T0 + GRACE_SECONDS) == IDLE
+        [q] = folders(s.quarantine_dir)
+        [reason] = _reasons(q)
+        assert reason["code"] == "attachments-toml-invalid"
+        assert "cut short" not in reason["message"]
+        assert (q / "INV-1" / "attachments.toml").read_bytes() == notes
+
     def test_the_grace_is_another_settle_period_when_that_is_longer(
             self, tmp_path: Path) -> None:
         """With settle_seconds over GRACE_SECONDS, the grace is one more settle period."""
@@ -236,6 +258,20 @@ class TestQuarantinedAtOnce:
         codes = {r["code"] for r in _reasons(q)}
         assert codes & {"extension-mismatch", "type-not-allowed"}
         assert not (s.outbox.path / "INV-1.errors.txt").exists()
+
+    def test_an_attachments_toml_with_a_mistake_in_its_middle_is_quarantined_at_once(
+            self, tmp_path: Path) -> None:
+        """A value without its quotes, with the rest of the file after it, is no copy at
+        work: quarantined at its first decision, told to fix the syntax."""
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"scan.pdf": WHOLE_PDF, "attachments.toml":
+                                             b'[files."scan.pdf"]\ntype = delivery\n'
+                                             b'note = "Signed"\n'})
+        assert run_once(p, now=T0) == []
+        [q] = folders(s.quarantine_dir)
+        [reason] = _reasons(q)
+        assert reason["code"] == "attachments-toml-invalid"
+        assert reason["message"].endswith("fix the syntax")
 
     def test_under_marker_completion_a_cut_short_pdf_is_quarantined_at_once(
             self, tmp_path: Path) -> None:

@@ -209,7 +209,7 @@ def _sections(text: str) -> dict[str, list[str]]:
     for line in text.splitlines():
         if line.startswith("== ") and line.endswith(" =="):
             current = found.setdefault(line[3:-3], [])
-        elif current is not None and line:
+        elif current is not None and line and not line.startswith("# written by outboxd"):
             current.append(line)
     return found
 
@@ -253,7 +253,8 @@ class TestOneNameTwoInvoiceFiles:
         p, s, errors_file = _two_held(tmp_path)
         write(s.outbox.path / "INV-1.pdf", pdf_bytes())
         assert len(run_once(p, now=2000.0)) == 1
-        assert errors_file.read_text("utf-8") == errorsfile.ERRORS_HEADER + XML_LINE + "\n"
+        assert errorsfile.without_mark(errors_file.read_text("utf-8")) == \
+            errorsfile.ERRORS_HEADER + XML_LINE + "\n"
         assert [r.invoice_file for r in p.j.rows(("held",))] == ["INV-1.xml"]
 
     def test_when_one_leaves_the_outbox_the_errors_file_still_explains_the_other(
@@ -264,7 +265,8 @@ class TestOneNameTwoInvoiceFiles:
         cands = list_outbox(s.outbox).candidates
         (s.outbox.path / "INV-1.pdf").rename(tmp_path / "INV-1.pdf")
         assert step(p, cands["INV-1.pdf"], 2000.0).gone
-        assert errors_file.read_text("utf-8") == errorsfile.ERRORS_HEADER + XML_LINE + "\n"
+        assert errorsfile.without_mark(errors_file.read_text("utf-8")) == \
+            errorsfile.ERRORS_HEADER + XML_LINE + "\n"
         (s.outbox.path / "INV-1.xml").rename(tmp_path / "INV-1.xml")
         assert step(p, cands["INV-1.xml"], 2001.0).gone
         assert not errors_file.exists()
@@ -278,7 +280,8 @@ class TestOneNameTwoInvoiceFiles:
         p.j.close()
         again, _ = make(tmp_path, policy={"invalid": "hold", "unattached": "send"})
         again.start({"INV-1.xml"})
-        assert errors_file.read_text("utf-8") == errorsfile.ERRORS_HEADER + XML_LINE + "\n"
+        assert errorsfile.without_mark(errors_file.read_text("utf-8")) == \
+            errorsfile.ERRORS_HEADER + XML_LINE + "\n"
         assert [r.invoice_file for r in again.j.rows(("held",))] == ["INV-1.xml"]
 
     def test_a_held_file_read_again_after_a_restart_keeps_the_others_section(

@@ -9,17 +9,20 @@ import errno
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from claimed import make, quiet_logs, run_once  # noqa: E402, F401 - quiet_logs: autouse
+from claimed import make, quiet_logs, run_once, step  # noqa: E402, F401 - quiet_logs: autouse
 from helpers import drop_bundle, pdf_bytes, write  # noqa: E402
 
 from daemon import errorsfile, logs, ourfiles  # noqa: E402
+from daemon.journal import Journal  # noqa: E402
 from daemon.pipeline import Pipeline  # noqa: E402
+from daemon.scan import list_outbox  # noqa: E402
 from daemon.temps import create_locked, temp_prefix  # noqa: E402
 
 NOTES = "\nmy note: Jane will send the signed PDF on Monday\n"
@@ -155,6 +158,121 @@ class TestEditedErrorsFile:
         assert not [e for e in said if e["event"].startswith("the errors file was edited")]
 
 
+class Killed(BaseException):
+    """The daemon's end at the crash point, as SIGKILL would end it there."""
+
+
+SETTLING = {"policy": {"invalid": "hold"}, "outbox": {"settle_seconds": 5}}
+
+
+def _killed_before_the_held_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                   settle: float = 0) -> tuple[Path, Path]:
+    """INV-1 (an empty attachment) decided held: its errors file is written, and the daemon
+    dies before the journal records the held state (with `settle`, the row says
+    "settling"; with none there is no row yet). The outbox and the errors file."""
+    p, s = make(tmp_path, policy={"invalid": "hold"}, outbox={"settle_seconds": settle})
+    drop_bundle(s.outbox.path, "INV-1", {"a.pdf": b""})
+    if settle:
+        assert run_once(p, now=1000.0 - settle) == []
+        assert [r.state for r in p.j.rows(("settling",))] == ["settling"]
+    recorded = Pipeline._live
+
+    def live(self: Pipeline, row: Any, key: str, state: str, *args: Any, **kw: Any) -> None:
+        if state == "held":
+            raise Killed
+        recorded(self, row, key, state, *args, **kw)
+
+    monkeypatch.setattr(Pipeline, "_live", live)
+    with pytest.raises(Killed):
+        run_once(p)
+    monkeypatch.setattr(Pipeline, "_live", recorded)
+    p.j.close()
+    errors = s.outbox.path / "INV-1.errors.txt"
+    assert errors.read_text("utf-8").startswith(errorsfile.ERRORS_HEADER)
+    journal = Journal(s.journal_path)
+    assert journal.rows(("held",)) == []  # the crash point: no record of it
+    journal.close()
+    return s.outbox.path, errors
+
+
+def _restarted(tmp_path: Path, outbox: Path, settle: float = 0) -> Pipeline:
+    again, _ = make(tmp_path, policy={"invalid": "hold"}, outbox={"settle_seconds": settle})
+    again.start({e.name for e in outbox.glob("*.xml")})
+    return again
+
+
+class TestAfterACrashBeforeTheRecord:
+    """A crash between writing NAME.errors.txt and the journal's record of the held state
+    leaves outboxd's text there with no record of it: outboxd still knows it as its own
+    (by its mark), so it keeps no .edited copy of it, and takes it away."""
+
+    def test_its_errors_file_goes_without_a_copy_when_the_mended_bundle_passes(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The clerk mends the bundle while outboxd is down: at the next start it passes
+        and is sent, and the errors file goes with no INV-1.errors.txt.edited and no
+        warning (before: a copy of outboxd's own text, "edited")."""
+        outbox, errors = _killed_before_the_held_record(tmp_path, monkeypatch)
+        write(outbox / "INV-1" / "a.pdf", pdf_bytes())
+        again = _restarted(tmp_path, outbox)
+        with capture_logs() as said:
+            assert len(run_once(again, now=2000.0)) == 1
+        assert sorted(e.name for e in outbox.iterdir() if e.name != ".outboxd") == []
+        assert not [e for e in said if e["log_level"] == "warning"]
+
+    def test_its_errors_file_goes_when_the_bundle_left_the_outbox_meanwhile(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The clerk takes INV-1 out while outboxd is down: the start removes the errors
+        file no row explains (before: it said "held" for good), with no copy."""
+        outbox, errors = _killed_before_the_held_record(tmp_path, monkeypatch)
+        for name in ("INV-1.xml", "INV-1"):
+            (outbox / name).rename(tmp_path / name)
+        _restarted(tmp_path, outbox)
+        assert sorted(e.name for e in outbox.iterdir() if e.name != ".outboxd") == []
+
+    def test_its_errors_file_goes_when_the_bundle_leaves_the_outbox_after_the_start(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Its row says "settling" (no reasons) after the restart; the clerk then takes
+        INV-1.xml out: the errors file goes with it (before: only a held row's did)."""
+        outbox, errors = _killed_before_the_held_record(tmp_path, monkeypatch, settle=5)
+        again = _restarted(tmp_path, outbox, settle=5)
+        [cand] = list_outbox(again.s.outbox).candidates.values()
+        (outbox / "INV-1.xml").rename(tmp_path / "INV-1.xml")
+        assert step(again, cand, 2000.0).gone
+        assert not errors.exists()
+        assert sorted(e.name for e in outbox.iterdir() if e.name != ".outboxd") == ["INV-1"]
+
+    def test_notes_typed_into_it_are_still_kept(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A note typed above the mark makes the text no longer outboxd's: kept as
+        INV-1.errors.txt.edited when the mended bundle passes; and an errors file no row
+        explains with a note in it stays where it is at a start, as the clerk left it."""
+        outbox, errors = _killed_before_the_held_record(tmp_path, monkeypatch)
+        text = errors.read_text("utf-8")
+        at = text.index("\n# written by outboxd")
+        edited = text[:at] + NOTES + text[at:]
+        errors.write_text(edited, "utf-8")
+        write(outbox / "INV-2.errors.txt", edited.encode())
+        write(outbox / "INV-1" / "a.pdf", pdf_bytes())
+        again = _restarted(tmp_path, outbox)
+        assert len(run_once(again, now=2000.0)) == 1
+        assert not errors.exists()
+        assert (outbox / "INV-1.errors.txt.edited").read_text("utf-8") == edited
+        assert (outbox / "INV-2.errors.txt").read_text("utf-8") == edited
+
+
+def test_an_errors_file_written_before_marks_is_known_by_the_journal(tmp_path: Path) -> None:
+    """An outboxd before marks wrote the errors file without one: after the upgrade its
+    text is still known as outboxd's by the journal, and removed with no copy once the
+    bundle passes."""
+    p, outbox, errors = _held(tmp_path)
+    errors.write_text(errorsfile.without_mark(errors.read_text("utf-8")), "utf-8")
+    p.j.close()
+    again = _restarted(tmp_path, outbox)
+    write(outbox / "INV-1" / "a.pdf", pdf_bytes())
+    assert len(run_once(again, now=2000.0)) == 1
+    assert sorted(e.name for e in outbox.iterdir() if e.name != ".outboxd") == []
+
+
 class TestLeftoverTemps:
     def test_a_killed_writers_temp_is_swept_and_look_alikes_and_live_temps_stay(
             self, tmp_path: Path) -> None:
@@ -180,6 +298,33 @@ class TestLeftoverTemps:
             os.close(fd)
         assert not left.exists() and not gone_name.exists() and not cut.exists()
         assert notes.read_bytes() == b"mine" and other.exists()
+
+    def test_a_start_works_out_temp_names_only_for_names_long_enough_to_be_cut(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """20,000 invoice files of usual names (and one of 45 characters, 41 of them of 4
+        UTF-8 bytes: as long as a name surely whole may be) cost no temp name at start:
+        only a name longer than that has its two worked out, and a NAME whose temp names
+        are cut is still swept by them (182 bytes before .errors.txt.edited fit in 200,
+        183 do not)."""
+        worked_out: list[str] = []
+
+        def counted(name: str) -> str:
+            worked_out.append(name)
+            return temp_prefix(name)
+
+        monkeypatch.setattr(errorsfile, "temp_prefix", counted)
+        outbox = tmp_path / "outbox"
+        outbox.mkdir()
+        fits, cut = "L" * 182 + ".xml", "L" * 183 + ".xml"
+        cut_temp = write(outbox / f"{temp_prefix(cut[:-4] + '.errors.txt')}00112233aabb", b"")
+        names = [f"INV-{n:06d}.xml" for n in range(20_000)] + ["\U0001d11e" * 41 + ".xml"]
+        errorsfile.drop_unfinished_errors(outbox, names, listed={})
+        assert worked_out == []
+        errorsfile.drop_unfinished_errors(outbox, [*names, fits, cut])
+        assert sorted(worked_out) == sorted(n[:-4] + errorsfile.ERRORS_SUFFIX + edited
+                                            for n in (fits, cut)
+                                            for edited in ("", errorsfile.EDITED_SUFFIX))
+        assert not cut_temp.exists()
 
     def test_a_killed_write_of_an_edited_copy_leaves_no_temp(self, tmp_path: Path) -> None:
         """The copy of an edited errors file is written under a temp name too

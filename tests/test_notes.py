@@ -17,9 +17,25 @@ from matching import PDF, batch_xml, codes, finding, match
 
 from daemon.bundle import Bundle
 from daemon.config import Settings
+from daemon.cutshort import TOML_CUT_SHORT, looks_cut_short
 from daemon.errors import InputError
 from daemon.match import assemble
 from daemon.scan import Candidate
+
+# attachments.toml as a clerk or `outboxd attach` writes it, with each kind of value.
+NOTES = """channel = "e-invoice"
+
+[files."scan 1.pdf"]
+type = "delivery-note"
+note = \"\"\"Signed by the driver,
+two pages\"\"\"
+
+[files."hours.xlsx"]
+type = "timesheet"
+note = "März"
+tags = ["a", "b"]
+paid = true
+""".encode()
 
 
 def bundle_with(tmp_path: Path, toml: str, notes_name: str = "attachments.toml") -> Bundle:
@@ -267,6 +283,35 @@ class TestAttachmentsToml:
         assert f.message == ("cannot be read as TOML: its values are nested too deeply, far "
                              "more than notes on attachments need — keep only the notes and "
                              "the channel")
+
+    @pytest.mark.parametrize(("data", "cut_short"), [
+        (NOTES[:NOTES.index(b"Signed") + 3], True),  # inside a string
+        (NOTES[:NOTES.index(b"two pages") + 3], True),  # inside a multi-line string
+        (NOTES[:NOTES.index(b'"b"') + 1], True),  # inside an array
+        (NOTES[:NOTES.index(b"hours.xlsx") + 2], True),  # inside a table's name
+        (NOTES[:NOTES.index(b"true") + 2], True),  # mid-word: `paid = tr`
+        (NOTES[:NOTES.index(b"type =") + 6], True),  # a key without its value
+        (NOTES[:100] + bytes(len(NOTES) - 100), True),  # sized first, filled up to here
+        (NOTES[:NOTES.index("ä".encode()) + 1], True),  # inside a UTF-8 character
+        (NOTES.replace(b'type = "timesheet"', b"type = timesheet"), False),
+        (NOTES.replace(b'[files."scan 1.pdf"]', b'[files."scan 1.pdf"'), False),
+        (NOTES.rstrip(b"\n") + b"\nnote = hello\n", False),
+        (NOTES.replace("ä".encode(), "ä".encode("cp1252")), False),
+    ], ids=["string", "multi-line-string", "array", "table-name", "mid-word", "no-value",
+            "zero-tail", "mid-character", "unquoted-value", "unclosed-table-name",
+            "unquoted-last-line", "not-utf8"])
+    def test_only_an_attachments_toml_that_breaks_off_at_its_end_is_said_to_be_cut_short(
+            self, outbox: Path, data: bytes, cut_short: bool) -> None:
+        """A copy stopped mid-file leaves TOML that fails only where its text ends: that
+        message starts with TOML_CUT_SHORT (what cutshort.py holds the bundle through its
+        grace for). A mistake with more of the file after it, even on the last line when
+        its line break follows, is an error to fix, told as before."""
+        write(outbox / "INV-1" / "a.pdf", PDF)
+        write(outbox / "INV-1" / "attachments.toml", data)
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        [f] = [f for f in b.errors if f.code == "attachments-toml-invalid"]
+        assert f.message.startswith(TOML_CUT_SHORT) is cut_short, f.message
+        assert looks_cut_short(b.errors) is cut_short
 
     def test_an_attachments_toml_not_in_utf8_says_to_save_it_as_utf8(self, outbox: Path) -> None:
         """A note typed in an editor that saves in Windows-1252 ("für" as one byte 0xFC)

@@ -142,6 +142,14 @@ def check(paths: list[Path], settings: Settings, out: TextIO | None = None,
     """Print the report for every bundle in paths; the exit code (0 all valid, 1 an error)."""
     out, err = out or sys.stdout, err or sys.stderr
     journal = CheckJournal(settings)
+    try:
+        return _check(paths, settings, journal, out, err)
+    finally:
+        journal.close()
+
+
+def _check(paths: list[Path], settings: Settings, journal: CheckJournal, out: TextIO,
+           err: TextIO) -> int:
     found = list(targets(paths, settings, journal))
     seen: set[Path] = set()
     progress = _Progress(err, len(found))

@@ -25,12 +25,14 @@ from daemon.journal import Journal
 T = TypeVar("T")
 
 
-def _read(path: Path, read: Callable[[Journal], T], immutable: bool) -> T:
+def _opened(path: Path, read: Callable[[Journal], T], immutable: bool) -> tuple[T, Journal]:
+    """read's answer and the journal it was read from, left open."""
     journal = Journal(path, readonly=True, immutable=immutable)
     try:
-        return read(journal)
-    finally:
+        return read(journal), journal
+    except BaseException:
         journal.close()
+        raise
 
 
 def journal_there(path: Path, fix: str) -> bool:
@@ -54,6 +56,13 @@ def read_journal(path: Path, read: Callable[[Journal], T]) -> T:
     (a state dir the user may not write to), opened immutable. Raises sqlite3.Error (or
     JournalError from opening it) when neither works: each command says what that means
     to it."""
+    result, journal, _ = _first_read(path, read)
+    journal.close()
+    return result
+
+
+def _first_read(path: Path, read: Callable[[Journal], T]) -> tuple[T, Journal, bool]:
+    """read_journal's answer, the journal left open, and whether it was opened immutable."""
     # A FIFO there would block SQLite's open for good (`status` hung), a device be read.
     try:
         mode = os.stat(path).st_mode
@@ -69,19 +78,50 @@ def read_journal(path: Path, read: Callable[[Journal], T]) -> T:
         # file alone is the journal. Read as is, so that SQLite makes no -wal and -shm
         # here, which would be this user's files in the daemon's state dir.
         try:
-            result = _read(path, read, immutable=True)
+            result, journal = _opened(path, read, immutable=True)
         except (sqlite3.Error, JournalError):
             if not os.path.lexists(wal):
                 raise
         else:
             if not os.path.lexists(wal):
-                return result
+                return result, journal, True
+            journal.close()
         # A daemon opened it during the read: without locks, a checkpoint of its may
         # have changed the file under the read (half-written pages: "malformed", or
         # rows missed). Read again, in step with it.
     try:
-        return _read(path, read, immutable=False)
+        return *_opened(path, read, immutable=False), False
     except (sqlite3.OperationalError, JournalError):
         # SQLite says so at the first read ("attempt to write a readonly database") or,
         # by the version and the files already there, at the open ("unable to open").
-        return _read(path, read, immutable=True)
+        return *_opened(path, read, immutable=True), True
+
+
+class JournalReader:
+    """read_journal for many questions of one run (`check` of a whole outbox asks one a
+    bundle): the journal opened once, as read_journal opens it, until close(). Opened
+    immutable, it is opened again, in step, once a daemon has opened the journal since
+    (its WAL is there): a checkpoint may change the file under a read without locks."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self._wal = path, f"{path}-wal"
+        self._journal: Journal | None = None
+        self._immutable = False
+
+    def read(self, question: Callable[[Journal], T]) -> T:
+        """question(journal); raises as read_journal does."""
+        if self._journal is not None and not self._stale():
+            result = question(self._journal)
+            if not self._stale():
+                return result
+        self.close()
+        result, self._journal, self._immutable = _first_read(self.path, question)
+        return result
+
+    def _stale(self) -> bool:
+        return self._immutable and os.path.lexists(self._wal)
+
+    def close(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None

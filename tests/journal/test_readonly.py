@@ -10,8 +10,8 @@ import pytest
 from helpers import raised, without_blocking
 
 from daemon.errors import JournalError
-from daemon.journal import Journal
-from daemon.journal.readonly import read_journal
+from daemon.journal import Journal, readonly
+from daemon.journal.readonly import JournalReader, read_journal
 
 
 def test_a_journal_no_daemon_has_open_is_read_without_making_files_beside_it(
@@ -77,3 +77,54 @@ def test_a_journal_that_is_a_fifo_is_an_error_naming_it_not_a_hang(tmp_path: Pat
                              path, "read_journal")
     assert isinstance(error, JournalError)
     assert str(error).startswith(f"the journal {path} is a FIFO, not a file — move it away")
+
+
+class TestJournalReader:
+    """JournalReader: read_journal for the many questions of one run, one open."""
+
+    def test_many_questions_are_read_from_one_open(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """200 questions open the journal once (read_journal opened it 200 times, about
+        0.2 ms each); close() closes it, and the next question opens it again."""
+        path = tmp_path / "journal.sqlite3"
+        j = Journal(path)
+        j.create("INV-1.xml", "waiting", unattached_ids=["INV-1"])
+        j.close()
+        opened: list[Path] = []
+
+        class Counted(Journal):
+            def __init__(self, at: Path, **kw: bool) -> None:
+                opened.append(at)
+                super().__init__(at, **kw)
+
+        monkeypatch.setattr(readonly, "Journal", Counted)
+        reader = JournalReader(path)
+        assert [reader.read(lambda journal: journal.counts()["waiting"])
+                for _ in range(200)] == [1] * 200
+        assert opened == [path]
+        reader.close()
+        assert reader.read(lambda journal: journal.counts()["waiting"]) == 1
+        assert opened == [path, path]
+        reader.close()
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["journal.sqlite3"]
+
+    def test_a_daemon_that_opens_the_journal_between_questions_is_read_in_step_with(
+            self, tmp_path: Path) -> None:
+        """Opened as one file (no daemon), then a daemon starts and writes: the next
+        question sees its row, read again in step with it (immutable, the open would
+        miss what sits in the daemon's WAL)."""
+        path = tmp_path / "journal.sqlite3"
+        j = Journal(path)
+        j.create("INV-1.xml", "waiting", unattached_ids=["INV-1"])
+        j.close()
+        reader = JournalReader(path)
+        try:
+            assert reader.read(lambda journal: journal.counts()["waiting"]) == 1
+            daemon = Journal(path)
+            try:
+                daemon.create("INV-2.xml", "waiting", unattached_ids=["INV-2"])
+                assert reader.read(lambda journal: journal.counts()["waiting"]) == 2
+            finally:
+                daemon.close()
+        finally:
+            reader.close()
