@@ -12,9 +12,9 @@ made on Windows beside the ERP's `INV-7.xml`, or a Mac's decomposed `Räkning-7/
 found by the listing and kept up to date by events, so that no bundle's read has
 to list the root: the root's names that are not invoice files by their key
 (`sidecarnames.alike_key`: case and Unicode form folded, a space or dot at an end, the
-sidecar suffix or an invoice extension cut), and the bundles by the key of their
-sidecar. An event on a root name is then one dict lookup away from the
-bundles it may be a look-alike of.
+sidecar suffix or an invoice extension cut; a copy's name, `INV-7 (1)/`, under the key
+of what it is a copy of too), and the bundles by the key of their sidecar. An event on
+a root name is then a dict lookup or two away from the bundles it may be a look-alike of.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from daemon.scan import (
     candidate_for,
     look,
 )
-from daemon.sidecarnames import alike_key, with_look_alikes, with_sharers
+from daemon.sidecarnames import alike_key, alike_keys, with_look_alikes, with_sharers
 
 
 class OutboxIndex:
@@ -84,8 +84,10 @@ class OutboxIndex:
             self._by_name[n].add(key)
         fold = alike_key(self.cfg, cand.sidecar.name)
         self._by_fold[fold] = (*self._by_fold.get(fold, ()), key)
-        changed = self._refresh(fold)
         side = cand.sidecar.name
+        # Its sidecar (or a copy of it) may have been another bundle's look-alike as a
+        # copy: `Faktura 2/` of Faktura.xml until Faktura 2.xml comes.
+        changed = set().union(*(self._refresh(f) for f in alike_keys(self.cfg, side)))
         self._by_sidecar[side] = (*self._by_sidecar.get(side, ()), key)
         return (changed | self._share(side)) - {key}
 
@@ -113,19 +115,20 @@ class OutboxIndex:
                 keys.discard(key)
                 if not keys:
                     del self._by_name[n]
-        fold = alike_key(self.cfg, cand.sidecar.name)
+        side = cand.sidecar.name
+        fold = alike_key(self.cfg, side)
         rest = tuple(k for k in self._by_fold.get(fold, ()) if k != key)
         if rest:
             self._by_fold[fold] = rest
         else:
             self._by_fold.pop(fold, None)
-        side = cand.sidecar.name
         left = tuple(k for k in self._by_sidecar.get(side, ()) if k != key)
         if left:
             self._by_sidecar[side] = left
         else:
             self._by_sidecar.pop(side, None)
-        return self._refresh(fold) | self._share(side)
+        changed = set().union(*(self._refresh(f) for f in alike_keys(self.cfg, side)))
+        return changed | self._share(side)
 
     def rebuild(self) -> None:
         """Derive every candidate again from the configuration (after a reload: another
@@ -134,11 +137,11 @@ class OutboxIndex:
         for key in keys:
             self.remove(key)
         # The keys follow the sidecar suffix and the invoice patterns too.
-        folds: dict[str, tuple[str, ...]] = {}
-        for name in (n for names in self._folds.values() for n in names):
-            fold = alike_key(self.cfg, name)
-            folds[fold] = (*folds.get(fold, ()), name)
-        self._folds = folds
+        folds: dict[str, list[str]] = {}
+        for name in dict.fromkeys(n for names in self._folds.values() for n in names):
+            for fold in alike_keys(self.cfg, name):
+                folds.setdefault(fold, []).append(name)
+        self._folds = {f: tuple(names) for f, names in folds.items()}
         for key in keys:
             self.add(candidate_for(self.cfg, key))
 
@@ -184,23 +187,26 @@ class OutboxIndex:
             # Another invoice file of its sidecar (held for `sidecar-shared`) is read
             # again at once when this one goes, is renamed or changes.
             keys.update(self.sharing(name))
-        fold = alike_key(self.cfg, name)
-        names = self._folds.get(fold, ())
-        came = name in now.stats and not now.candidates and name not in names
-        went = not (name in now.stats and not now.candidates) and name in names
-        if came:
-            self._folds[fold] = (*names, name)
-        elif went:
-            rest = tuple(n for n in names if n != name)
-            if rest:
-                self._folds[fold] = rest
-            else:
-                del self._folds[fold]
-        if fold in self._by_fold:
-            # Look-alikes change only when a name of the fold came or went (invoice
-            # files that came or went are refreshed by add and remove); a write inside a
-            # sidecar, the usual event, changes none.
-            if came or went:
-                self._refresh(fold)
-            keys.update(self._by_fold[fold])
+        folds = alike_keys(self.cfg, name)
+        # The name is under all its keys or none: its own tells which.
+        there = name in self._folds.get(folds[0], ())
+        came = name in now.stats and not now.candidates and not there
+        went = not (name in now.stats and not now.candidates) and there
+        for fold in folds:
+            names = self._folds.get(fold, ())
+            if came:
+                self._folds[fold] = (*names, name)
+            elif went:
+                rest = tuple(n for n in names if n != name)
+                if rest:
+                    self._folds[fold] = rest
+                else:
+                    del self._folds[fold]
+            if fold in self._by_fold:
+                # Look-alikes change only when a name of the fold came or went (invoice
+                # files that came or went are refreshed by add and remove); a write
+                # inside a sidecar, the usual event, changes none.
+                if came or went:
+                    self._refresh(fold)
+                keys.update(self._by_fold[fold])
         return keys, now

@@ -18,6 +18,7 @@ from daemon.config import Settings
 from daemon.manifest import safe_filename, sent_name
 from daemon.names import (
     CASE_WORDS,
+    COPY_WORDS,
     EXACT_WORDS,
     FORM_WORDS,
     edge_words,
@@ -31,7 +32,7 @@ from daemon.names import (
     trimmed,
 )
 from daemon.scan import Candidate, is_invoice_file
-from daemon.sidecarnames import alike_kind, owner_of
+from daemon.sidecarnames import alike_kind, copy_owners
 
 
 def look_alike_sidecars(cand: Candidate) -> list[Path]:
@@ -40,27 +41,31 @@ def look_alike_sidecars(cand: Candidate) -> list[Path]:
     decomposed accents beside an ERP's composed ones) or a space or dot at an end
     (`INV-7 /`), and folders named by a clerk's other common slips (sidecarnames.alike_kind:
     `INV-7.xml/`, the invoice file's name copied; `INV-7/` where sidecars are
-    INV-7.att), whether or not the sidecar itself is there.
+    INV-7.att; `INV-7 (1)/` or `INV-7 - Copy/`, a second copy of the folder), whether
+    or not the sidecar itself is there.
 
     Those variants are the ones a listing of the outbox found (Candidate.look_alikes:
     one root name among 2^n spellings cannot be looked up), the two Unicode forms are
     looked up here as well (a candidate made without a listing has them too). One that
     is the sidecar of another invoice file of the same extension (the Mac's own
     Räkning-7.xml beside the ERP's, inv-7/ of inv-7.xml beside INV-7.xml, `INV-7 /` of
-    `INV-7 .xml`) is that file's, not a mistake (sidecarnames.look_alikes_of). Both are asked
+    `INV-7 .xml`, `INV-7 (1)/` of `INV-7 (1).xml`) is that file's, not a mistake
+    (sidecarnames.look_alikes_of). Both are asked
     of the outbox as it is now: a look-alike renamed, or an invoice file come, since
     the listing changes the answer before the index has heard of it. An lstat or two,
     only for a bundle that has a look-alike or a name with accents."""
     parent = cand.sidecar.parent
     found = []
     for name in sorted({*cand.look_alikes, *spelling_twins(cand.sidecar.name)}):
-        path, owner, kind = parent / name, owner_of(cand, name), alike_kind(cand, name)
+        path, kind = parent / name, alike_kind(cand, name)
         if kind is None or not os.path.lexists(path) \
-                or owner and os.path.lexists(parent / owner):
+                or any(os.path.lexists(parent / o) for o in copy_owners(cand, name)):
             continue
         # Only a folder is made by copying the invoice file's name; a file so named
         # (`INV-7.xml ` beside INV-7.xml) is listed as no invoice file (leftalone.py).
-        if kind == "invoice" and (path.is_symlink() or not path.is_dir()):
+        # A file named as a folder's copy (`INV-7 2`, no extension) holds nothing back
+        # either: no copy of the sidecar folder is a file.
+        if kind in ("invoice", "copy") and (path.is_symlink() or not path.is_dir()):
             continue
         found.append(path)
     return found
@@ -81,6 +86,8 @@ def _named_otherwise(cand: Candidate, name: str) -> str:
     is named otherwise, or "" for one that is (fold_key: the same name to Windows)."""
     side = cand.sidecar.name
     kind, suffix = alike_kind(cand, name), side[len(cand.name):]
+    if kind == "copy":
+        return COPY_WORDS
     if kind == "invoice":
         ext = trimmed(name)[len(stem(trimmed(name))):]
         return (f"it is named like an invoice file, extension ({ext}) and all: a sidecar "
@@ -119,6 +126,12 @@ def _look_alike_message(cand: Candidate, twin: Path, folders: list[str]) -> str:
     """`folders`: cand's look-alikes that are folders; two or more are told to merge."""
     side = cand.sidecar.name
     what = "folder" if twin.name in folders else "file"
+    others = [f for f in folders if f != twin.name]
+    if alike_kind(cand, twin.name) == "copy":  # a folder (look_alike_sidecars)
+        said = (f"this folder looks like a copy of the sidecar {side} of "
+                f"{cand.invoice.name}: {COPY_WORDS}, so it is not taken as the sidecar and "
+                "its files are not sent")
+        return f"{said} — {_merge(cand, others, folders) if others else _copy_fix(cand)}"
     head = f"this {what} looks like the sidecar {side} of {cand.invoice.name}, but"
     otherwise = _named_otherwise(cand, twin.name)
     if otherwise:
@@ -134,7 +147,6 @@ def _look_alike_message(cand: Candidate, twin: Path, folders: list[str]) -> str:
     why = (": Windows takes them for one name, Linux, where outboxd runs, for two, so it "
            "is not taken as the sidecar" if not form else " (one writes accents as "
            "separate marks, as Mac computers do), so it is not taken as the sidecar")
-    others = [f for f in folders if f != twin.name]
     if others:
         return f"{head} {differ}{why} — {_merge(cand, others, folders)}"
     if not form:
@@ -177,6 +189,21 @@ def _named_otherwise_message(cand: Candidate, twin: Path, folders: list[str],
     return (f"{said} — rename it to {side}, {EXACT_WORDS}"
             f"{f' (with {edges})' if edges else ''}{typed}, or move its files into the "
             f"folder {side} if that one is there too")
+
+
+def _copy_fix(cand: Candidate) -> str:
+    """A copy of the sidecar most often lies beside the sidecar it was copied from,
+    holding the same files or some more: which of them are this invoice's only the clerk
+    knows, so the fix says to move them, not to rename over a folder that is there."""
+    side = cand.sidecar.name
+    if os.path.lexists(cand.sidecar):
+        return (f"the folder {side} is there too, and only its files are sent: move the "
+                f"files of this folder that belong to {cand.invoice.name} into {side} "
+                "(where both hold a file of one name, keep the right one) and remove the "
+                "emptied folder, or remove this folder if it holds nothing more for this "
+                "invoice")
+    return (f"there is no folder {side}: rename this one to {side}, {EXACT_WORDS}, or "
+            f"move its files into a folder {side}")
 
 
 def _merge(cand: Candidate, others: list[str], folders: list[str]) -> str:

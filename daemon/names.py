@@ -327,6 +327,10 @@ FILE_WORDS = "this file looks like the sidecar"  # a file, where the sidecar is 
 # A look-alike named otherwise (a space or dot at an end, the invoice file's extension,
 # no sidecar suffix): the fix is the sidecar's name, which the message gives.
 EXACT_WORDS = "exactly as written here"
+# A look-alike named as a second copy of the sidecar is (`INV-7 (1)/`, `INV-7 - Copy/`):
+# Windows Explorer and a browser name a second copy so, a Mac's Finder `INV-7 copy/`,
+# `INV-7 2/`; a clerk who copied the folder in may not know.
+COPY_WORDS = "its name is one Windows or a Mac gives a second copy of a folder"
 
 
 def _forms(name: str) -> tuple[bool, bool]:

@@ -12,6 +12,7 @@ from typing import Any
 from daemon.journal import readable
 from daemon.names import (
     CASE_WORDS,
+    COPY_WORDS,
     EXACT_WORDS,
     FILE_WORDS,
     FORM_WORDS,
@@ -26,9 +27,9 @@ def _renamed(invoice_file: str, which: str, messages: list[str]) -> str:
     accents written otherwise only by typing the name again on the computer that named
     the invoice file. A message without either word (none is made so) is taken for
     accents, as before case variants were found."""
-    if any(EXACT_WORDS in m for m in messages):
-        # A space or dot at an end, an extension, no sidecar suffix: the line above
-        # gives the sidecar's name (this record does not keep it).
+    if any(EXACT_WORDS in m or COPY_WORDS in m for m in messages):
+        # A space or dot at an end, an extension, no sidecar suffix, a copy's name: the
+        # line above gives the sidecar's name (this record does not keep it).
         return (f"rename {which} to the sidecar's name its line above gives, exactly as "
                 "written there, with nothing before or after it")
     case = any(CASE_WORDS in m for m in messages)

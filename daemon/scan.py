@@ -29,7 +29,7 @@ from daemon.names import (
     stem,
 )
 from daemon.papers import PAPER_NAME_CODE, PAPER_WORDS, paper_name_problem
-from daemon.sidecarnames import alike_key, set_look_alikes, set_sharers
+from daemon.sidecarnames import alike_keys, set_look_alikes, set_sharers
 
 # Sidecars nest no deeper than SIDECAR/INVOICE_ID/FILE (depth 3, the outbox root's
 # own entries counted as depth 1). The watchers (watch.py, poll.py) report entries
@@ -97,8 +97,9 @@ class Listing:
     # lstat of every root entry as listed: a rescan takes its snapshots from here,
     # so a bundle without a sidecar costs no system call of its own.
     stats: Mapping[str, os.stat_result] = field(default_factory=dict)
-    # The root entries that are not invoice files, by sidecarnames.alike_key: where a look-alike of
-    # a sidecar may be (OutboxIndex keeps them up to date from the watcher's events).
+    # The root entries that are not invoice files, by sidecarnames.alike_keys (a copy's
+    # name under the key of what it is a copy of too): where a look-alike of a sidecar
+    # may be (OutboxIndex keeps them up to date from the watcher's events).
     folds: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
@@ -195,7 +196,9 @@ def list_outbox(cfg: OutboxConfig, share: ShareConfig | None = None,
         # An invoice file is a bundle of its own, never a look-alike of a sidecar: the
         # folds hold the rest (sidecars, .outboxd, the status page: a backlog of lone
         # invoice files keeps next to none).
-        folds.setdefault(alike_key(cfg, e.name), []).append(e.name)
+        # A copy's name (`INV-7 (1)/`) meets the sidecar it is a copy of too.
+        for fold in alike_keys(cfg, e.name):
+            folds.setdefault(fold, []).append(e.name)
         if kind == "refused":
             refused.append((printable(e.name), problem or ""))
         elif kind == "other":

@@ -10,6 +10,7 @@ the outbox, so that no bundle's read has to list the root.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Container, Iterable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -21,6 +22,42 @@ if TYPE_CHECKING:
     # For annotations only: scan imports this module (list_outbox groups its
     # candidates here), so importing scan at run time would be circular.
     from daemon.scan import Candidate
+
+
+# The ends a second copy of a folder gets beside the first: Windows Explorer's
+# "NAME - Copy" (in the language of Windows: Kopia, Kopie, Copie …), Explorer's and a
+# browser's "NAME (1)", a Mac Finder's "NAME copy", "NAME copy 2" and "NAME 2". Numbers of
+# one or two digits only, a Finder's from 2: a name is cut to at most a few bases, so
+# that the names that meet one sidecar stay a handful (an outbox of "Faktura 1" …
+# "Faktura 20000" puts no more than 98 of them beside a "Faktura").
+_COPY_END = re.compile(r"\s+(?:-\s+(?:copy|kopia|kopie|copie|copia|kopi|kopio)"
+                       r"|copy|\([1-9][0-9]?\)|[2-9]|[1-9][0-9])\Z", re.IGNORECASE)
+_COPY_DEPTH = 4  # "INV-7 - Copy (2) - Copy": a copy of a copy is cut to its first
+
+
+def copy_bases(name: str) -> tuple[str, ...]:
+    """The names `name` is a copy of, nearest first, if it ends as a copy of a folder does:
+    `INV-7 - Copy (2)` -> (`INV-7 - Copy`, `INV-7`); () for any other name."""
+    bases: list[str] = []
+    base = trimmed(name)
+    # Every such end starts with a space: most names (INV-B00001) need no regex.
+    while " " in base and len(bases) < _COPY_DEPTH:
+        end = _COPY_END.search(base)
+        if end is None or end.start() == 0:
+            break
+        base = trimmed(base[:end.start()])
+        bases.append(base)
+    return tuple(bases)
+
+
+def alike_keys(cfg: OutboxConfig, name: str) -> tuple[str, ...]:
+    """The keys (alike_key) where a root name may meet a sidecar: its own, and those of
+    the names it is a copy of (copy_bases): `INV-7 (1)/` meets `INV-7/` too."""
+    key = alike_key(cfg, name)
+    bases = copy_bases(name)
+    if not bases:
+        return (key,)
+    return tuple(dict.fromkeys((key, *(alike_key(cfg, b) for b in bases))))
 
 
 def alike_key(cfg: OutboxConfig, name: str) -> str:
@@ -43,14 +80,43 @@ def alike_key(cfg: OutboxConfig, name: str) -> str:
 def alike_kind(cand: Candidate, name: str) -> str | None:
     """How root entry `name` looks like cand's sidecar, or None: "spelling" (the same
     name to a person: but for upper and lower case, Unicode form, or a space or dot at
-    an end), "invoice" (named like the invoice file with an extension, as a folder made
-    by copying the file's name is: `INV-7.XML/`, `INV-7.pdf/`), "suffix" (the invoice file's name
-    without its extension, where sidecars take [outbox] sidecar_suffix)."""
+    an end), "copy" (named as a second copy of the sidecar, or of one of its look-alikes,
+    is: `INV-7 (1)/`, `INV-7 - Copy/`, `INV-7 2/`), "invoice" (named like the invoice file
+    with an extension, as a folder made by copying the file's name is: `INV-7.XML/`,
+    `INV-7.pdf/`), "suffix" (the invoice file's name without its extension, where
+    sidecars take [outbox] sidecar_suffix)."""
+    kind = _plain_kind(cand, name)
+    if kind is not None:
+        return kind
+    side = cand.sidecar.name
+    # Before "invoice": `INV-7.xml (1)/` is a copy, not an extension ".xml (1)".
+    if any(b == side or _plain_kind(cand, b) is not None for b in copy_bases(name)):
+        return "copy"
+    return None
+
+
+def copy_owners(cand: Candidate, name: str) -> tuple[str, ...]:
+    """The invoice files of cand's extension that make `name` theirs, not a look-alike
+    of cand's sidecar: the one whose sidecar it is (owner_of), and for a copy, those of
+    the names it is a copy of before it comes to cand's (`Faktura 2 (1)/` is a copy of
+    the sidecar of Faktura 2.xml, if that is there, not of Faktura.xml's)."""
+    owners = [owner_of(cand, name)]
+    side = cand.sidecar.name
+    for base in copy_bases(name):
+        if base == side or _plain_kind(cand, base) is not None:
+            break
+        owners.append(owner_of(cand, base))
+    return tuple(o for o in owners if o)
+
+
+def _plain_kind(cand: Candidate, name: str) -> str | None:
+    """alike_kind but for copies."""
     key = fold_key(trimmed(name))
     if key == fold_key(trimmed(cand.sidecar.name)):
         return "spelling"
     base = trimmed(stem(trimmed(name)))
-    if base != trimmed(name) and fold_key(base) == fold_key(trimmed(cand.name)):
+    if base != trimmed(name) and fold_key(base) == fold_key(trimmed(cand.name)) \
+            and not copy_bases(name):
         return "invoice"  # in a bucket (alike_key), an extension is an invoice file's
     if cand.name != cand.sidecar.name and key == fold_key(trimmed(cand.name)):
         return "suffix"
@@ -64,13 +130,14 @@ def look_alikes_of(cand: Candidate, names: Iterable[str],
     the same extension (`invoices`: the invoice files in the outbox). Two invoice files
     whose names differ only in case or form (INV-7.xml, inv-7.xml), or in a space at
     an end (`INV-7 .xml`), are two bundles on Linux, each with its sidecar spelled as
-    it is; neither's is a mistake of the other. A folder beside a look-alike of
+    it is; neither's is a mistake of the other, nor a copy of it is (copy_owners:
+    `INV-7 (1)/` beside `INV-7 (1).xml`). A folder beside a look-alike of
     another extension (inv-7/ of inv-7.pdf beside INV-7.xml) stays one: to a person it
     is the folder of both files, as A/ is of A.xml and A.pdf."""
     side = cand.sidecar.name
     return tuple(sorted(n for n in names
                         if n != side and alike_kind(cand, n) is not None
-                        and owner_of(cand, n) not in invoices))
+                        and not any(o in invoices for o in copy_owners(cand, n))))
 
 
 def owner_of(cand: Candidate, sidecar: str) -> str:

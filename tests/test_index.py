@@ -194,6 +194,53 @@ class TestLookAlikes:
         assert idx.remove("inv-7.xml") == {"INV-7.xml"}
         assert idx.candidates["INV-7.xml"].look_alikes == ("inv-7",)
 
+    def test_an_event_on_a_copy_of_the_sidecar_steps_the_bundle_and_names_it(
+            self, tmp_path: Path) -> None:
+        """A clerk copies INV-7/ in Windows Explorer: the event on `INV-7 - Copy` concerns
+        INV-7.xml, whose candidate now carries the copy as a look-alike; removed, its event
+        takes it away again."""
+        write(tmp_path / "INV-7.xml", b"<x/>")
+        write(tmp_path / "INV-8.xml", b"<x/>")
+        idx = make(tmp_path)
+        idx.replace(list_outbox(idx.cfg))
+        (tmp_path / "INV-7 - Copy").mkdir()
+        assert idx.touched("INV-7 - Copy")[0] == {"INV-7.xml"}
+        assert idx.candidates["INV-7.xml"].look_alikes == ("INV-7 - Copy",)
+        assert idx.candidates["INV-8.xml"].look_alikes == ()
+        (tmp_path / "INV-7 - Copy").rmdir()
+        assert idx.touched("INV-7 - Copy")[0] == {"INV-7.xml"}
+        assert idx.candidates["INV-7.xml"].look_alikes == ()
+
+    def test_an_invoice_file_named_as_a_copy_takes_its_sidecar_from_the_original(
+            self, tmp_path: Path) -> None:
+        """`INV-7 (1)/` is INV-7.xml's look-alike until `INV-7 (1).xml` comes: then it is
+        that file's sidecar, and INV-7.xml loses it (and is stepped); when the file leaves
+        the index with the folder left behind, the folder is INV-7.xml's again."""
+        write(tmp_path / "INV-7.xml", b"<x/>")
+        (tmp_path / "INV-7 (1)").mkdir()
+        idx = make(tmp_path)
+        idx.replace(list_outbox(idx.cfg))
+        assert idx.candidates["INV-7.xml"].look_alikes == ("INV-7 (1)",)
+        write(tmp_path / "INV-7 (1).xml", b"<x/>")
+        assert idx.touched("INV-7 (1).xml")[0] == {"INV-7 (1).xml", "INV-7.xml"}
+        assert idx.candidates["INV-7.xml"].look_alikes == ()
+        (tmp_path / "INV-7 (1).xml").unlink()
+        assert idx.remove("INV-7 (1).xml") == {"INV-7.xml"}
+        assert idx.candidates["INV-7.xml"].look_alikes == ("INV-7 (1)",)
+
+    def test_a_rebuild_keeps_a_copy_of_the_sidecar(self, tmp_path: Path) -> None:
+        """After a reload's rebuild, `INV-7 2/` (a Mac's copy) is still INV-7.xml's
+        look-alike, and under a sidecar suffix `INV-7.att - Copy/` is INV-7.att/'s."""
+        write(tmp_path / "INV-7.xml", b"<x/>")
+        for folder in ("INV-7 2", "INV-7.att - Copy"):
+            (tmp_path / folder).mkdir()
+        idx = make(tmp_path)
+        idx.replace(list_outbox(idx.cfg))
+        assert idx.candidates["INV-7.xml"].look_alikes == ("INV-7 2",)
+        idx.cfg = OutboxConfig(path=tmp_path, sidecar_suffix=".att")
+        idx.rebuild()
+        assert idx.candidates["INV-7.xml"].look_alikes == ("INV-7 2", "INV-7.att - Copy")
+
     def test_a_full_listing_gives_the_known_bundles_their_look_alikes(
             self, tmp_path: Path) -> None:
         """A look-alike made or renamed without an event (polling, lost events) is the

@@ -264,6 +264,76 @@ class TestLookAlikeSidecarsMatched:
         assert f"; so it is not taken as the sidecar — rename it to INV-7{suffix}, exactly " \
             "as written here" in f.message
 
+    @pytest.mark.parametrize("folder", ["INV-7 (1)", "INV-7 - Copy", "INV-7 - Kopia",
+                                        "INV-7 copy", "INV-7 2"])
+    def test_a_copy_of_the_sidecar_alone_is_an_error_saying_to_rename_it(
+            self, outbox: Path, folder: str) -> None:
+        """A clerk copied the attachments' folder in (Windows names the copy `INV-7 (1)/`
+        or `INV-7 - Copy/`, a Mac `INV-7 copy/` or `INV-7 2/`) and there is no INV-7/: the
+        invoice neither goes without the files the clerk sees there nor takes them by a
+        name not the sidecar's — an error names the folder as a copy of the sidecar and
+        says to rename it to INV-7."""
+        write(outbox / folder / "a.pdf", PDF)
+        write(outbox / "INV-7.xml", ubl_invoice("INV-7"))
+        s = settings(outbox)
+        b = assemble(list_outbox(s.outbox).candidates["INV-7.xml"], s)
+        f = finding(b, "sidecar-spelling")
+        assert f.severity == "error" and f.file == folder
+        assert f.message == (
+            "this folder looks like a copy of the sidecar INV-7 of INV-7.xml: its name is "
+            "one Windows or a Mac gives a second copy of a folder, so it is not taken as the "
+            "sidecar and its files are not sent — there is no folder INV-7: rename this one "
+            "to INV-7, exactly as written here, or move its files into a folder INV-7")
+        assert b.attachments == () and b.sidecar is None
+
+    def test_a_copy_beside_the_sidecar_is_an_error_saying_to_move_its_files(
+            self, outbox: Path) -> None:
+        """INV-7/ and its Explorer copy `INV-7 - Copy/` with a file more: the copy is an
+        error too (its files would stay behind, and which of them are this invoice's only
+        the clerk knows), told to move its files into INV-7/ or remove it — not to rename
+        it onto a folder that is there. INV-7/'s files are matched as ever."""
+        write(outbox / "INV-7" / "a.pdf", PDF)
+        write(outbox / "INV-7 - Copy" / "a.pdf", PDF)
+        write(outbox / "INV-7 - Copy" / "timesheet.pdf", PDF)
+        write(outbox / "INV-7.xml", ubl_invoice("INV-7"))
+        s = settings(outbox)
+        b = assemble(list_outbox(s.outbox).candidates["INV-7.xml"], s)
+        f = finding(b, "sidecar-spelling")
+        assert f.file == "INV-7 - Copy"
+        assert f.message.startswith("this folder looks like a copy of the sidecar INV-7 of "
+                                    "INV-7.xml")
+        assert "— the folder INV-7 is there too, and only its files are sent: move the " \
+            "files of this folder that belong to INV-7.xml into INV-7 (where both hold a " \
+            "file of one name, keep the right one) and remove the emptied folder, or " \
+            "remove this folder if it holds nothing more for this invoice" in f.message
+        assert "rename" not in f.message
+        assert layout(b) == {"INV-7": ["a.pdf"]}
+
+    def test_two_copies_of_the_sidecar_are_told_to_merge(self, outbox: Path) -> None:
+        """`INV-7 (1)/` and `INV-7 - Copy/` and no INV-7/: renamed one by one, the second
+        rename cannot work, so each is told to merge them into one folder named exactly
+        INV-7."""
+        write(outbox / "INV-7 (1)" / "a.pdf", PDF)
+        write(outbox / "INV-7 - Copy" / "b.pdf", PDF)
+        write(outbox / "INV-7.xml", b"<Invoice/>")
+        found = told(outbox, "INV-7.xml")
+        assert set(found) == {"INV-7 (1)", "INV-7 - Copy"}
+        assert "and INV-7 - Copy looks like it too: only one folder can be named INV-7" \
+            in found["INV-7 (1)"]
+        for message in found.values():
+            assert "merge them into one folder named exactly INV-7: rename one of them to " \
+                "INV-7, exactly as written here" in message
+
+    def test_a_file_named_as_a_copy_of_the_sidecar_is_no_look_alike(
+            self, outbox: Path) -> None:
+        """A file `INV-7 2` (no extension) beside INV-7.xml: no copy of a folder is a file,
+        so it does not hold INV-7.xml back."""
+        write(outbox / "INV-7 2", b"%PDF-1.4")
+        write(outbox / "INV-7.xml", ubl_invoice("INV-7"))
+        s = settings(outbox)
+        b = assemble(list_outbox(s.outbox).candidates["INV-7.xml"], s)
+        assert not [f for f in b.findings if f.code == "sidecar-spelling"]
+
     def test_a_file_named_like_the_invoice_file_with_a_space_is_no_look_alike(
             self, outbox: Path) -> None:
         """`INV-7.xml ` (a file) beside INV-7.xml is no folder made by copying the name:

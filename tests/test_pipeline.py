@@ -203,6 +203,34 @@ class TestDecisions:
             in text
         assert f"rename {nfd} by typing its name again" in text
 
+    def test_a_quarantined_bundle_leaves_a_copy_of_its_sidecar_in_the_outbox(
+            self, tmp_path: Path) -> None:
+        """INV-7/ and a clerk's Explorer copy `INV-7 - Copy/` beside INV-7.xml, under
+        [policy] invalid = "quarantine": the copy stays in the outbox with its files; the
+        invoice file and INV-7/ go to quarantine, and REASON.txt says to rename the copy
+        to the name its line gives, or move its files into INV-7/ there — not "type its
+        name again", which is the fix for accents."""
+        p, s = make(tmp_path, policy={"invalid": "quarantine"})
+        outbox = s.outbox.path
+        write(outbox / "INV-7 - Copy" / "timesheet.pdf", pdf_bytes())
+        write(outbox / "INV-7" / "contract.pdf", pdf_bytes(2))
+        write(outbox / "INV-7.xml", ubl_invoice("INV-7"))
+        assert run_once(p) == []
+        [row] = p.j.rows(("quarantined",))
+        assert [(r["code"], r["file"]) for r in row.reasons] == [
+            ("sidecar-spelling", "INV-7 - Copy")]
+        assert sorted(os.listdir(outbox)) == [".outboxd", "INV-7 - Copy"]
+        [q] = folders(s.quarantine_dir)
+        assert sorted(str(f.relative_to(q)) for f in q.rglob("*")) == [
+            "INV-7", "INV-7.xml", "INV-7/contract.pdf", "REASON.txt", "reason.json"]
+        text = (q / "REASON.txt").read_text(encoding="utf-8")
+        assert "still in the outbox, under that name, with everything in it:\n- " \
+            "INV-7 - Copy\n" in text
+        assert "rename INV-7 - Copy to the sidecar's name its line above gives, exactly " \
+            "as written there" in text
+        assert "move the look-alike's files into that folder here instead" in text
+        assert "typing its name again" not in text
+
     def test_a_delivered_row_is_only_archived_never_posted_again(self, tmp_path: Path) -> None:
         """If archiving failed after the receiver accepted a bundle, the next attempt only
         archives it: the transport is not used again."""

@@ -234,6 +234,58 @@ class TestLookAlikesInTheListing:
         assert list_outbox(cfg_for(outbox)).candidates["INV-7.xml"].look_alikes == (
             "INV-7.XML",)
 
+    @pytest.mark.parametrize("folder", [
+        "INV-7 (1)", "INV-7 (2)", "INV-7 - Copy", "INV-7 - Copy (2)", "INV-7 - Kopia",
+        "INV-7 - Kopie", "INV-7 - Copie", "INV-7 copy", "INV-7 copy 2", "INV-7 2",
+        "inv-7 - copy", "INV-7 - Copy - Copy", "INV-7.xml (1)"])
+    def test_a_folder_named_as_a_copy_of_the_sidecar_is_found(
+            self, outbox: Path, folder: str) -> None:
+        """The names Windows Explorer (in English, Swedish, German, French), a browser or
+        a Mac's Finder gives a second copy of INV-7/ beside INV-7.xml, a copy of a copy,
+        and a copy of a look-alike: the listing gives the candidate that folder as a
+        look-alike (before, it was a folder of another name, and INV-7.xml went without
+        the files in it)."""
+        touch(outbox / "INV-7.xml")
+        touch(outbox / folder / "a.pdf")
+        touch(outbox / "INV-70 (1)" / "a.pdf")
+        assert list_outbox(cfg_for(outbox)).candidates["INV-7.xml"].look_alikes == (folder,)
+
+    @pytest.mark.parametrize("folder", ["INV-7 1", "INV-7-2", "INV-7 (100)", "INV-7 (0)",
+                                        "INV-72", "INV-7 copies", "INV-7 - Copy of"])
+    def test_a_folder_of_another_name_ending_in_a_number_is_no_copy(
+            self, outbox: Path, folder: str) -> None:
+        """Only the ends a copy gets (a Finder numbers its copies from 2, Windows' counts stay
+        small): INV-7-2/, INV-7 1/ or INV-7 (100)/ are folders of other names, and do not
+        hold INV-7.xml back."""
+        touch(outbox / "INV-7.xml")
+        touch(outbox / folder / "a.pdf")
+        assert list_outbox(cfg_for(outbox)).candidates["INV-7.xml"].look_alikes == ()
+
+    def test_the_sidecar_of_an_invoice_file_named_as_a_copy_is_its_own(
+            self, outbox: Path) -> None:
+        """`INV-7 (1).xml` (a second download of an invoice, or so named by the ERP) with its
+        own sidecar `INV-7 (1)/` beside INV-7.xml: the folder is that file's exact sidecar,
+        no copy of INV-7/; and `INV-7 (1) - Copy/` is a copy of it, not of INV-7/. Without
+        `INV-7 (1).xml` both are INV-7.xml's."""
+        touch(outbox / "INV-7.xml")
+        touch(outbox / "INV-7 (1)" / "a.pdf")
+        touch(outbox / "INV-7 (1) - Copy" / "a.pdf")
+        listing = list_outbox(cfg_for(outbox))
+        assert listing.candidates["INV-7.xml"].look_alikes == ("INV-7 (1)", "INV-7 (1) - Copy")
+        touch(outbox / "INV-7 (1).xml")
+        listing = list_outbox(cfg_for(outbox))
+        assert listing.candidates["INV-7.xml"].look_alikes == ()
+        assert listing.candidates["INV-7 (1).xml"].look_alikes == ("INV-7 (1) - Copy",)
+
+    def test_a_backlog_of_numbered_invoice_files_has_no_copies(self, outbox: Path) -> None:
+        """`Faktura.xml` beside `Faktura 2.xml` … `Faktura 12.xml`, each with its sidecar:
+        every folder is its own invoice file's, none a copy of Faktura/."""
+        for name in ("Faktura", *(f"Faktura {i}" for i in range(2, 13))):
+            touch(outbox / f"{name}.xml")
+            touch(outbox / name / "a.pdf")
+        listing = list_outbox(cfg_for(outbox))
+        assert {k: c.look_alikes for k, c in listing.candidates.items() if c.look_alikes} == {}
+
     @pytest.mark.parametrize("patterns", [["*"], ["INV-*"]])
     def test_under_patterns_without_an_extension_a_dotted_invoice_number_is_no_look_alike(
             self, outbox: Path, patterns: list[str]) -> None:

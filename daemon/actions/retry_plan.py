@@ -35,7 +35,7 @@ from daemon.names import NameKind, classify
 from daemon.papers import PAPER_NAMES
 from daemon.scan import candidate_for, is_invoice_file
 from daemon.sharedsidecar import shared_message, sharers_listed
-from daemon.sidecarnames import alike_key
+from daemon.sidecarnames import alike_key, alike_keys
 
 # NAME--BUNDLEID12, or NAME--BUNDLEID12-2 when the archive name was taken.
 FOLDER_RE = re.compile(r"^(?P<name>.+)--(?P<id>[0-9a-f]{12})(?:-\d+)?$")
@@ -166,16 +166,16 @@ def plan(folder: Path, settings: Settings, notes: list[str] | None = None) -> li
 def _refuse_look_alikes(folder: Path, invoice: str, settings: Settings) -> None:
     """Refuses while the outbox holds a look-alike of the bundle's sidecar (its name
     differs only in upper and lower case, Unicode form, a space or dot at an end, an
-    invoice file's extension, or the sidecar suffix: `sidecar-spelling`). The
-    look-alike of a bundle quarantined for it stays in the outbox (REASON.txt says to
-    mend it there first); moved back before that, the invoice file is held or
-    quarantined again at once. The daemon's own rule (lookalikes.look_alike_findings),
-    on the names of the outbox as they are now."""
+    invoice file's extension, or the sidecar suffix, or it is named as a copy of the
+    sidecar is: `sidecar-spelling`). The look-alike of a bundle quarantined for it stays
+    in the outbox (REASON.txt says to mend it there first); moved back before that, the
+    invoice file is held or quarantined again at once. The daemon's own rule
+    (lookalikes.look_alike_findings), on the names of the outbox as they are now."""
     cand = candidate_for(settings.outbox, invoice)
     key = alike_key(settings.outbox, cand.sidecar.name)
     with os.scandir(settings.outbox.path) as it:
         names = tuple(e.name for e in it if e.name != cand.sidecar.name
-                      and alike_key(settings.outbox, e.name) == key)
+                      and key in alike_keys(settings.outbox, e.name))
     findings = look_alike_findings(replace(cand, look_alikes=names))
     if findings:
         lines = "\n".join(f"  {f.file}: {f.message}  [{f.code}]" for f in findings)

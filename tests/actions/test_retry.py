@@ -232,6 +232,19 @@ def test_retry_refuses_while_the_look_alike_still_stands_and_changes_nothing(
     assert tree(cfg.quarantine) == before_q and tree(cfg.outbox) == before_o
 
 
+def test_retry_refuses_while_a_copy_of_the_sidecar_still_stands(cfg: Env, capsys) -> None:
+    """INV-7.xml quarantined for `INV-7 - Copy/` (a clerk's Explorer copy), still in the
+    outbox: moved back, the invoice would be quarantined again at once, so retry refuses,
+    naming the copy and its fix, and moves nothing."""
+    spelling_quarantined(cfg, "INV-7 - Copy")
+    before_q, before_o = tree(cfg.quarantine), tree(cfg.outbox)
+    assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 1
+    err = capsys.readouterr().err
+    assert "  INV-7 - Copy: this folder looks like a copy of the sidecar INV-7 of " \
+        "INV-7.xml" in err and "[sidecar-spelling]" in err
+    assert tree(cfg.quarantine) == before_q and tree(cfg.outbox) == before_o
+
+
 @pytest.mark.parametrize("mend", ["renamed", "removed"])
 def test_retry_works_once_the_look_alike_is_renamed_or_removed(cfg: Env, capsys,
                                                                mend: str) -> None:

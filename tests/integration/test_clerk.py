@@ -322,6 +322,53 @@ def test_a_sidecar_named_almost_right_holds_the_invoice_until_renamed_then_it_go
     assert not (env.outbox / "INV-7.errors.txt").exists()
 
 
+@pytest.mark.parametrize("outbox,policy", [
+    ({"completion": "marker"}, {"invalid": "hold"}),
+    ({}, {"unattached": "hold", "invalid": "hold"})])
+def test_a_copy_of_the_sidecar_holds_the_invoice_until_its_files_are_moved_in(
+        env: Env, receiver: Receiver, start_daemon, outbox: dict[str, str],
+        policy: dict[str, str]) -> None:
+    """A clerk copied INV-7/ in Windows Explorer and put the timesheet into the copy,
+    `INV-7 - Copy/`, beside the ERP's INV-7/ and INV-7.xml (under marker completion and
+    the default unattached = "warn", or under unattached = "hold"). Before, the copy was
+    a folder of another name: INV-7.xml went without the timesheet and nothing said
+    where it was. Now the invoice is held, and the errors file, the status page and
+    `outboxd status` name the copy and say to move its files into INV-7/; moved there
+    (by the move's event: the rescan is far off), the bundle goes out with them."""
+    from test_statuspage import Page
+
+    env.write_config(receiver.url, outbox={**outbox, "rescan_seconds": 600}, policy=policy)
+    start_daemon()
+    timesheet = pdf_bytes(2)
+    (env.outbox / "INV-7 - Copy").mkdir()
+    (env.outbox / "INV-7 - Copy" / "timesheet.pdf").write_bytes(timesheet)
+    drop_bundle(env.outbox, "INV-7", {"contract.pdf": pdf_bytes()})
+    if outbox.get("completion") == "marker":
+        (env.outbox / "INV-7.ready").touch()
+    wait_state(env, "INV-7.xml", "held")
+    said = "INV-7 - Copy: this folder looks like a copy of the sidecar INV-7 of INV-7.xml"
+    fix = "move the files of this folder that belong to INV-7.xml into INV-7"
+    errors = (env.outbox / "INV-7.errors.txt").read_text(encoding="utf-8")
+    assert said in errors and fix in errors
+    page_file = env.outbox / "outboxd-status.html"
+    wait_for(lambda: page_file.exists() and fix in Page(
+        page_file.read_text(encoding="utf-8")).text.get("held", ""), what="the fix on the page")
+    status = outboxd(env, "status")
+    assert "INV-7 - Copy" in status.stdout and fix in status.stdout
+    assert receiver.accepted() == []
+
+    # The clerk's fix: the timesheet into INV-7/, the emptied copy removed.
+    (env.outbox / "INV-7 - Copy" / "timesheet.pdf").rename(env.outbox / "INV-7" / "timesheet.pdf")
+    (env.outbox / "INV-7 - Copy").rmdir()
+    [sent] = wait_for(env.sent_bundles, what="the bundle in sent/ once the copy is gone")
+    wait_for(lambda: (sent / "receipt.json").exists(), what="receipt.json")
+    [invoice] = manifest_of(sent)["invoices"]
+    assert sorted(a["original_name"] for a in invoice["attachments"]) == [
+        "contract.pdf", "timesheet.pdf"]
+    assert (sent / "INV-7" / "timesheet.pdf").read_bytes() == timesheet
+    assert not (env.outbox / "INV-7.errors.txt").exists()
+
+
 def test_a_look_alike_left_by_a_quarantine_is_on_the_page_and_stops_retry_until_renamed(
         env: Env, receiver: Receiver, start_daemon) -> None:
     """A Windows clerk's inv-7/ beside the ERP's INV-7.xml: the invoice file is
