@@ -117,6 +117,31 @@ def test_a_secret_allowed_over_plain_http_is_warned_of_at_the_start_and_each_rel
     assert "s3cret-token" not in daemon.stderr()
 
 
+def test_a_token_in_a_configuration_every_user_may_read_is_warned_of_at_the_start(
+        env: Env, start_daemon) -> None:
+    """[delivery] token in a configuration file of mode 0644: the daemon starts and logs
+    one warning naming the file, its mode and the fix, again at a reload; the token is
+    in no line."""
+    import json
+    env.write_config("http://127.0.0.1:9/bundles", delivery={"token": "s3cret-token"})
+    env.config.chmod(0o644)
+    daemon = start_daemon()
+
+    def warnings() -> list[dict[str, Any]]:
+        events = [json.loads(line) for line in daemon.stderr().splitlines()]
+        return [e for e in events if e["event"].startswith("the configuration file")]
+
+    [warning] = warnings()
+    assert warning["level"] == "warning"
+    assert warning["event"].startswith(f"the configuration file {env.config} holds "
+                                       "[delivery] token, and every user of this machine "
+                                       "may read it (mode 0644)")
+    daemon.popen.send_signal(signal.SIGHUP)
+    wait_for(lambda: "configuration reloaded" in daemon.stderr(), what="the reload")
+    wait_for(lambda: len(warnings()) == 2, what="the warning again after the reload")
+    assert "s3cret-token" not in daemon.stderr()
+
+
 def test_status_line_on_the_notify_socket_follows_the_counts(
         env: Env, receiver: Receiver, start_daemon, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
