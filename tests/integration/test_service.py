@@ -479,3 +479,21 @@ def test_a_second_daemon_on_the_state_dir_stops_and_status_tells_a_stopped_one(
                              capture_output=True, text=True, timeout=60)
     assert stopped.returncode == 0 and stopped.stdout == live.stdout
     assert "no outboxd is running with the state dir" in stopped.stderr
+
+
+def test_run_and_its_reader_processes_never_import_rich(
+        env: Env, start_daemon, monkeypatch: pytest.MonkeyPatch) -> None:
+    """rich is the demo's: structlog.dev would import it (and pygments) in the daemon and
+    in each reader process wherever it is installed, ~5 MB each. Python's import log
+    (inherited by the spawned readers) of a start shows structlog imported by all three
+    processes and no module of rich: a blocked `import rich` is listed by the name asked
+    for (rich, rich.console) and goes no further."""
+    import re
+    monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")
+    # Console logging: the readers' lines stay bare lines (JSON logging wraps them).
+    env.write_config("http://127.0.0.1:9/x", einvoice={"preflight": "off"},
+                     service={"reader_processes": 2}, log={"format": "console"})
+    daemon = start_daemon()
+    imported = lambda: re.findall(r"\| +([\w.]+)$", daemon.stderr(), re.M)  # noqa: E731
+    wait_for(lambda: imported().count("structlog") == 3, what="the two readers' imports")
+    assert {m for m in imported() if m.split(".")[0] == "rich"} <= {"rich", "rich.console"}
