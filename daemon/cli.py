@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from daemon import GROUP_SIGNALS, __version__
+from daemon import GROUP_SIGNALS, __version__, keep_rich_out
 from daemon.actions import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from daemon.errors import ConfigError, OutboxdError, UsageError, refused
 from daemon.names import for_terminal
@@ -272,6 +272,7 @@ def _main(argv: Sequence[str] | None, hup_blocked_here: bool) -> int:
             # handlers Service installs, instead of ending the process with the signal's
             # default (killed by SIGTERM: not the clean stop, exit 0, a stop promises).
             signal.pthread_sigmask(signal.SIG_BLOCK, GROUP_SIGNALS)
+            keep_rich_out()  # before the action imports structlog
         action = importlib.import_module(f"daemon.actions.{ACTIONS[args.command]}")
         return int(action.run(args))
     except ConfigError as exc:

@@ -216,8 +216,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except PermissionError:
         raise ConfigError(f"cannot read {where}: permission denied — outboxd runs as its own "
                           "user: give the file to the group outboxd runs as (chgrp outboxd, "
-                          "chmod 0640; it may hold the token), or run as a user that may "
-                          "read it") from None
+                          "chmod 0640; keep a token in token_file, not here: the people in "
+                          "that group may read the file), or run as a user that may read "
+                          "it") from None
     except OSError as exc:
         # strerror, not the OSError: its text repeats the path whole.
         raise ConfigError(f"cannot read {where}: {exc.strerror or exc} — pass -c FILE with "

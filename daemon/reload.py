@@ -23,6 +23,7 @@ from daemon.config_folders import folder_problems, outbox_missing, prepare_folde
 from daemon.config_load import load_settings
 from daemon.deliver import Deliverer
 from daemon.errors import ConfigError, double_quoted, unquoted
+from daemon.secret_files import exposure_warnings
 
 if TYPE_CHECKING:
     from daemon.index import OutboxIndex
@@ -192,6 +193,8 @@ class Reloading:
             self.schedule(row_id, 0.0)
         self.log.info("configuration reloaded")
         if warning := plain_http_warning(new.delivery):
+            self.log.warning(warning)
+        for warning in exposure_warnings(new, self.config_path):
             self.log.warning(warning)
         if self.pipeline.finish.paused and new_sends_as == self._sends_as:
             self.log.warning(SAME_CREDENTIALS, bundles=len(self.pipeline.finish.paused),

@@ -52,6 +52,7 @@ from daemon.readback import restore_sent
 from daemon.readers import Readers, needs_engine
 from daemon.reload import Reloading, sends_as
 from daemon.scan import Candidate, Snapshot, list_outbox, snapshot
+from daemon.secret_files import exposure_warnings
 from daemon.settle import Pacer
 from daemon.stopping import Stopping
 from daemon.timers import Timers, Waker
@@ -231,6 +232,8 @@ class Service(Changes, Reloading, Stopping):
         restore_sent(self.journal, s.sent_dir, s.policy.duplicate_window_days)  # before sending
         self._sends_as = sends_as(s)
         if warning := plain_http_warning(s.delivery):
+            self.log.warning(warning)
+        for warning in exposure_warnings(s, self.config_path):
             self.log.warning(warning)
         self.pipeline = Pipeline(s, self.journal, self._make_deliverer(s))
         self.pipeline.finish.archive_later = self.workers.archive_later

@@ -89,6 +89,9 @@ class Env:
             lines.append(f"[{section}]")
             lines += [f"{k} = {json.dumps(v)}" for k, v in values.items()]
         self.config.write_text("\n".join(lines) + "\n")
+        # As operations.md installs it: a token in it is then nobody else's to read
+        # (secret_files.py), whatever umask the test process has by then.
+        self.config.chmod(0o640)
         return self.config
 
     def sent_bundles(self) -> list[Path]:

@@ -13,6 +13,7 @@ from daemon.config_credentials import plain_http_warning
 from daemon.config_folders import folder_problems
 from daemon.config_load import token_problems
 from daemon.errors import ConfigError, unquoted
+from daemon.secret_files import exposure_warnings
 
 
 def _problems(settings: Settings) -> list[str]:
@@ -33,6 +34,8 @@ def run(args: argparse.Namespace) -> int:
     settings, path = settings_of(args, token=args.check)
     if warning := plain_http_warning(settings.delivery):
         # Valid, and said as `run` says it at each start.
+        print(f"outboxd: warning: {warning}", file=sys.stderr)
+    for warning in exposure_warnings(settings, path):
         print(f"outboxd: warning: {warning}", file=sys.stderr)
     if args.check:
         if problems := _problems(settings):

@@ -189,3 +189,23 @@ def test_no_plain_http_warning_for_a_local_receiver(env: Env, capsys) -> None:
                      delivery={"token": "s3cret-token", "allow_plain_http": True})
     assert main(["config", "--check", "-c", str(env.config)]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_a_token_in_a_configuration_others_may_read_is_warned_of_by_config(
+        env: Env, capsys) -> None:
+    """[delivery] token in a file of mode 0644: `config --check` still says valid, and
+    both it and `config` say on stderr which file every user may read and the fix,
+    never the token. At the installed 0640 (group root here, no clerk in it): silent."""
+    env.write_config("http://127.0.0.1:9/bundles", delivery={"token": "s3cret-token"})
+    env.config.chmod(0o644)
+    for command in (["config", "--check"], ["config"]):
+        assert main([*command, "-c", str(env.config)]) == 0
+        out, err = capsys.readouterr()
+        [warning] = err.splitlines()
+        assert warning.startswith(f"outboxd: warning: the configuration file {env.config} "
+                                  "holds [delivery] token, and every user of this machine "
+                                  "may read it (mode 0644) — move the token into ")
+        assert "s3cret-token" not in out + err
+    env.config.chmod(0o640)
+    assert main(["config", "--check", "-c", str(env.config)]) == 0
+    assert capsys.readouterr().err == ""

@@ -117,6 +117,31 @@ def test_a_secret_allowed_over_plain_http_is_warned_of_at_the_start_and_each_rel
     assert "s3cret-token" not in daemon.stderr()
 
 
+def test_a_token_in_a_configuration_every_user_may_read_is_warned_of_at_the_start(
+        env: Env, start_daemon) -> None:
+    """[delivery] token in a configuration file of mode 0644: the daemon starts and logs
+    one warning naming the file, its mode and the fix, again at a reload; the token is
+    in no line."""
+    import json
+    env.write_config("http://127.0.0.1:9/bundles", delivery={"token": "s3cret-token"})
+    env.config.chmod(0o644)
+    daemon = start_daemon()
+
+    def warnings() -> list[dict[str, Any]]:
+        events = [json.loads(line) for line in daemon.stderr().splitlines()]
+        return [e for e in events if e["event"].startswith("the configuration file")]
+
+    [warning] = warnings()
+    assert warning["level"] == "warning"
+    assert warning["event"].startswith(f"the configuration file {env.config} holds "
+                                       "[delivery] token, and every user of this machine "
+                                       "may read it (mode 0644)")
+    daemon.popen.send_signal(signal.SIGHUP)
+    wait_for(lambda: "configuration reloaded" in daemon.stderr(), what="the reload")
+    wait_for(lambda: len(warnings()) == 2, what="the warning again after the reload")
+    assert "s3cret-token" not in daemon.stderr()
+
+
 def test_status_line_on_the_notify_socket_follows_the_counts(
         env: Env, receiver: Receiver, start_daemon, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -454,3 +479,21 @@ def test_a_second_daemon_on_the_state_dir_stops_and_status_tells_a_stopped_one(
                              capture_output=True, text=True, timeout=60)
     assert stopped.returncode == 0 and stopped.stdout == live.stdout
     assert "no outboxd is running with the state dir" in stopped.stderr
+
+
+def test_run_and_its_reader_processes_never_import_rich(
+        env: Env, start_daemon, monkeypatch: pytest.MonkeyPatch) -> None:
+    """rich is the demo's: structlog.dev would import it (and pygments) in the daemon and
+    in each reader process wherever it is installed, ~5 MB each. Python's import log
+    (inherited by the spawned readers) of a start shows structlog imported by all three
+    processes and no module of rich: a blocked `import rich` is listed by the name asked
+    for (rich, rich.console) and goes no further."""
+    import re
+    monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")
+    # Console logging: the readers' lines stay bare lines (JSON logging wraps them).
+    env.write_config("http://127.0.0.1:9/x", einvoice={"preflight": "off"},
+                     service={"reader_processes": 2}, log={"format": "console"})
+    daemon = start_daemon()
+    imported = lambda: re.findall(r"\| +([\w.]+)$", daemon.stderr(), re.M)  # noqa: E731
+    wait_for(lambda: imported().count("structlog") == 3, what="the two readers' imports")
+    assert {m for m in imported() if m.split(".")[0] == "rich"} <= {"rich", "rich.console"}
