@@ -50,15 +50,26 @@ def copy_into(fin: Readable, fout: BinaryIO) -> None:
     os.fsync(fout.fileno())
 
 
-Copied = dict[str, tuple[int, int, int, int]]
+Identity = tuple[int, int, int, int, int]
+Copied = dict[str, Identity]
 """What a copy took, for the removal of its source: each entry's path below the source
 (`.` the source itself) and its identity as it was looked at before it was read."""
 
 
-def identity(st: os.stat_result) -> tuple[int, int, int, int]:
+def identity(st: os.stat_result) -> Identity:
     # Inode, size and both times: a file saved again in place changes size or times, a
-    # new one saved over it by rename has another inode.
-    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    # new one saved over it by rename has another inode. The link count: see unchanged.
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_nlink)
+
+
+def unchanged(then: Identity | None, st: os.stat_result) -> bool:
+    """Whether the entry looked at as `st` is the one whose identity was `then`. A file
+    of several names (hard links: one PDF in two invoices' folders) gets a new ctime
+    when one of its names is removed, the removal of its copied source among them:
+    with fewer links than it had, a ctime alone moved is no change of its bytes."""
+    now = identity(st)
+    return then is not None and then[:3] == now[:3] and (
+        then[3] == now[3] or now[4] < then[4])
 
 
 def _copy_entry(parent: int, name: str, dst: Path, copied: Copied, rel: str) -> None:
@@ -110,7 +121,7 @@ def _remove_copied(parent: int, name: str, rel: str, copied: Copied) -> list[str
     except FileNotFoundError:
         return []
     if not stat.S_ISDIR(st.st_mode):
-        if copied.get(rel) != identity(st):
+        if not unchanged(copied.get(rel), st):
             return [rel]
         os.unlink(name, dir_fd=parent)
         return []

@@ -200,3 +200,19 @@ class TestWhatCameDuringACopy:
         exdev_then(monkeypatch, lambda: None)
         assert move_tree(src, tmp_path / "outbox" / "INV-1--x") == []
         assert not src.exists()
+
+    def test_two_names_of_one_file_are_both_removed_once_copied(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """One PDF hard-linked into two invoices' folders (an ERP's `cp -l`, a clerk's
+        `ln`): both names are copied, and both go. Unlinking the first changes the
+        file's ctime (its link count), which is no change a person made: the second
+        name is not kept as if saved again during the copy."""
+        src = self._bundle(tmp_path)
+        (src / "INV-2").mkdir()
+        os.link(src / "INV-1" / "a.pdf", src / "INV-2" / "a.pdf")
+        exdev_then(monkeypatch, lambda: None)
+        dst = tmp_path / "outbox" / "INV-1--x"
+        assert move_tree(src, dst) == []
+        monkeypatch.undo()
+        assert not src.exists()
+        assert (dst / "INV-2" / "a.pdf").read_bytes() == b"%PDF-1.4 a"
