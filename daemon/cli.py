@@ -1,4 +1,4 @@
-"""The command line (README.md, Commands). Parses and dispatches: each command's work is a
+"""The command line (docs/commands.md). Parses and dispatches: each command's work is a
 module in `daemon/actions/`. Errors are caught once here and turned into one
 or two lines on stderr and an exit code: 0 ok, 1 the subject failed, 2 usage
 or configuration."""

@@ -71,7 +71,7 @@ def _folder_step(invoice_file: str, folders: list[tuple[str, str]]) -> str:
 # without attachments has none). The record keeps no sidecar name ([outbox]
 # sidecar_suffix may add to the invoice file's), so the folder is described, not named.
 def _move_back_steps(record: dict[str, Any], first: int) -> list[str]:
-    """Steps `first` and `first + 1`, then what an admin can run instead of them (README:
+    """Steps `first` and `first + 1`, then what an admin can run instead of them (docs/commands.md:
     `outboxd retry` moves the same files back, and refuses what would stop again)."""
     invoice_file, second = record["invoice_file"], first + 1
     return [f"{first}. If this folder holds a folder of attachments (named like the invoice "

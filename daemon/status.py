@@ -165,7 +165,7 @@ def left_alone(settings: Settings) -> list[tuple[str, str]]:
 
 def render(data: dict[str, Any], limit: int = 20, now: datetime | None = None,
            left: list[tuple[str, str]] | None = None, unattached: str | None = None) -> str:
-    """The sections README.md's Commands table lists for `outboxd status` (waiting, held,
+    """The sections docs/commands.md lists for `outboxd status` (waiting, held,
     retrying, quarantined, sent), after "Needs attention" (anything in one state for over an hour);
     of sent and quarantined only the `limit` most recent (a busy week holds thousands),
     with a line saying how many more there are. `unattached`: [policy] unattached, to say

@@ -1,4 +1,4 @@
-"""The command line's help and usage errors (README.md, Commands)."""
+"""The command line's help and usage errors (docs/commands.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`outboxd status` (README.md, Commands; docs/operations.md): counts per state and the
+"""`outboxd status` (docs/commands.md; docs/operations.md): counts per state and the
 bundles of the journal, for scripts."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""One module per command of `outboxd` (README.md, Commands): the work behind each command line.
+"""One module per command of `outboxd` (docs/commands.md): the work behind each command line.
 
 `cli.py` parses and dispatches; each module here has `run(args) -> exit code`
 and raises OutboxdError kinds for expected failures (cli turns them into one

@@ -1,6 +1,6 @@
 """The clerk's workflow end to end: the real daemon and receiver, commands run as
 `python -m daemon …` subprocesses beside them (docs/folder-convention.md, section 6;
-README.md, Commands)."""
+docs/commands.md)."""
 
 from __future__ import annotations
 
