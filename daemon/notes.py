@@ -8,6 +8,7 @@ import hashlib
 import os
 import re
 import stat
+import sys
 import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -263,6 +264,15 @@ def read_notes(folder: int, rel: str, findings: list[Finding]) -> Notes:
         else:
             findings.append(_error("attachments-toml-invalid", where, f"cannot be read as "
                                    f"TOML ({exc}) — fix the syntax"))
+        return Notes(sha256=digest)
+    except ValueError:
+        # tomllib's one other: a whole number past Python's limit on digits (4,300) read
+        # by int(), not a syntax error (a ValueError escaped, and the bundle said nothing).
+        findings.append(_error("attachments-toml-invalid", where, f"cannot be read as TOML: "
+                               f"it holds a number of more than "
+                               f"{sys.get_int_max_str_digits():,} digits, far more than "
+                               "notes on attachments need — keep only the notes and the "
+                               "channel"))
         return Notes(sha256=digest)
     notes = Notes(sha256=digest)
     for key, value in data.items():

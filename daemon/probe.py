@@ -27,6 +27,7 @@ from daemon.imagetail import (
     tiff_data_end,
 )
 from daemon.pdftail import CUT_INSIDE_UPDATE, ends_inside_update
+from daemon.tiffdirs import MAX_TIFF_ENTRIES, directory_entries
 
 # Pillow's plugin name per sniffed kind: Image.open is told what we expect,
 # so it never tries the other forty plugins on hostile bytes.
@@ -240,6 +241,11 @@ def probe_image(fh: BinaryIO, kind: str, max_pixels: int) -> ImageFacts:
     fh.seek(0)
     frames: list[Frame] = []
     try:
+        if kind == "tiff" and (entries := directory_entries(fh, MAX_TIFF_PAGES)) > \
+                MAX_TIFF_ENTRIES:
+            return ImageFacts(error=f"its page directories list {entries:,} entries, far "
+                              "more than the pages of an image hold")
+        fh.seek(0)
         with pillow_limit(max_pixels):  # its warning filters end with it
             if kind == "tiff":
                 # A TIFF cut short at a page boundary: Pillow only warns about the

@@ -313,6 +313,20 @@ class TestAttachmentsToml:
         assert f.message.startswith(TOML_CUT_SHORT) is cut_short, f.message
         assert looks_cut_short(b.errors) is cut_short
 
+    def test_a_number_of_thousands_of_digits_is_said_not_raised(self, outbox: Path) -> None:
+        """A whole number of 5,000 digits is valid TOML that Python's int() refuses past
+        4,300 digits: a ValueError escaped the read of the bundle (a traceback for the
+        admin, nothing for the clerk). It is an error naming the file, what is wrong and
+        what a notes file holds."""
+        write(outbox / "INV-1" / "a.pdf", PDF)
+        write(outbox / "INV-1" / "attachments.toml",
+              b'[files."a.pdf"]\ntype = "Timesheet"\nn = ' + b"7" * 5000 + b"\n")
+        f = finding(match(outbox, "INV-1.xml", ubl_invoice("INV-1")), "attachments-toml-invalid")
+        assert f.file == "INV-1/attachments.toml"
+        assert f.message == ("cannot be read as TOML: it holds a number of more than 4,300 "
+                             "digits, far more than notes on attachments need — keep only "
+                             "the notes and the channel")
+
     def test_an_attachments_toml_not_in_utf8_says_to_save_it_as_utf8(self, outbox: Path) -> None:
         """A note typed in an editor that saves in Windows-1252 ("für" as one byte 0xFC)
         is said as what it is, with its line and the fix, for NAME.errors.txt: not

@@ -36,6 +36,11 @@ CAC = "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
 CBC = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
 EXT = "urn:oasis:names:specification:ubl:schema:xsd:CommonExtensionComponents-2"
 
+# One invoice's attachments in all: its document is built and checked whole in memory, some
+# 8 bytes of a reader's per byte embedded (ten 5 MB scans: 700 MB). 20 MB is four at the
+# default max_attachment_bytes, a reader near 450 MB.
+MAX_EMBEDDED_BYTES = 20_000_000
+
 # The children of Invoice / CreditNote that the UBL 2.1 schema puts before (or
 # are) cac:AdditionalDocumentReference; the block goes after the last of them.
 _HEAD = ["UBLVersionID", "CustomizationID", "ProfileID", "ProfileExecutionID", "ID",
@@ -326,7 +331,10 @@ def documents_for(bundle: Bundle, mime_codes: frozenset[str], *,
         # embedded name, casefolded -> (what holds it, whether it is a folded name)
         seen = {n.casefold(): (f"the document's own {n!r}", False) for n in sl.filenames}
         refs: list[str] = []
-        for att in sorted(bundle.attachments_of(sl.invoice_id), key=lambda a: a.original_name):
+        atts = sorted(bundle.attachments_of(sl.invoice_id), key=lambda a: a.original_name)
+        # Known before any is read: the other checks still run, so that all is said at once.
+        total = sum(a.size for a in atts if a.content_type in mime_codes)
+        for att in atts:
             mime = att.content_type
             if mime not in mime_codes:
                 findings.append(Finding("embed-type-not-allowed", att.rel, f"is {mime}; Peppol "
@@ -358,6 +366,8 @@ def documents_for(bundle: Bundle, mime_codes: frozenset[str], *,
                                         "which an XML document cannot carry — remove it from "
                                         f"the {what}", "error", att.invoice_id))
                 continue
+            if total > MAX_EMBEDDED_BYTES:
+                continue
             try:
                 content = kept_read(att.path)
                 if content is None:
@@ -367,6 +377,14 @@ def documents_for(bundle: Bundle, mime_codes: frozenset[str], *,
                                         att.invoice_id))
                 continue
             refs.append(reference(att, name, content, mime, cac, cbc, declare))
+        if total > MAX_EMBEDDED_BYTES:
+            findings.append(Finding("embed-too-large", rel, f"invoice {sl.invoice_id}'s "
+                                    f"attachments come to {total:,} bytes; ubl-embedded puts "
+                                    f"at most {MAX_EMBEDDED_BYTES:,} bytes of attachments "
+                                    "into one invoice's document — make them smaller (a scan "
+                                    "at a lower resolution, a PDF exported again) or attach "
+                                    "fewer", "error", sl.invoice_id))
+            continue
         docs.append(build(data, sl, whole, decl, encoding, refs))
     return Plan(tuple(docs) if not findings else (), tuple(findings))
 

@@ -13,7 +13,7 @@ from swaps import opened_in, swap_for_link
 
 from daemon.bundle import Attachment, Bundle, Finding, InvoiceFile
 from daemon.config import Settings
-from daemon.einvoice import check_bundle, mime_codes, preflight
+from daemon.einvoice import check_bundle, embed, mime_codes, preflight
 from daemon.einvoice.embed import Plan, documents_for
 
 from .broken import BASE, BIS_4A, EXAMPLES, body, nested, outside_en16931, with_id
@@ -437,3 +437,28 @@ def test_a_valid_embedded_invoice_outside_en16931_passes_the_ubl_schema(
         [doc] = built(b).documents
         assert doc.inserted[0] < doc.inserted[1]  # the attachment went in
         assert embedded_check(b) == [], name
+
+
+def test_attachments_past_the_embedded_limit_are_refused_before_any_is_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An invoice whose attachments come to more than MAX_EMBEDDED_BYTES (20 MB; two
+    PDFs' worth less one byte here) is one embed-too-large error naming the invoice, both
+    sizes and the fix, and no attachment is read into memory for it: ten 5 MB scans
+    took a reader to 700 MB. Attachments exactly at the limit are embedded."""
+    pdf = pdf_bytes()
+    files = {"a.pdf": ("Snippet1", pdf, "application/pdf"),
+             "b.pdf": ("Snippet1", pdf, "application/pdf")}
+    b = bundle_of(tmp_path, BASE, files)
+    monkeypatch.setattr(embed, "MAX_EMBEDDED_BYTES", 2 * len(pdf))
+    assert len(built(b).documents) == 1
+
+    def not_read(*_: object) -> bytes:
+        raise AssertionError("an attachment was read for a document past the limit")
+    monkeypatch.setattr(embed, "MAX_EMBEDDED_BYTES", 2 * len(pdf) - 1)
+    # Outside finish.evaluate nothing is kept (readonce): each attachment is read here.
+    monkeypatch.setattr(embed, "read_checked", not_read)
+    [f] = embedded_check(b)
+    assert (f.code, f.file, f.invoice_id, f.severity) == (
+        "embed-too-large", "INV.xml", "Snippet1", "error")
+    assert f"{2 * len(pdf):,} bytes" in f.message and f"{2 * len(pdf) - 1:,}" in f.message
+    assert "make them smaller" in f.message
