@@ -232,6 +232,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
         # tomllib parses nested arrays and tables recursively; no setting nests past two.
         raise ConfigError(f"{where} is not valid TOML: its values are nested too deeply for "
                           "a configuration — see config.example.toml") from None
+    except ValueError:
+        # Valid TOML that Python's int() refuses: a whole number past 4,300 digits.
+        raise ConfigError(f"{where} is not valid TOML for outboxd: it holds a number of "
+                          "thousands of digits, which no setting takes — see "
+                          "config.example.toml") from None
 
 
 def load_settings(path: Path, token: bool = True, outbox: bool = True) -> Settings:

@@ -81,6 +81,17 @@ class TestErrors:
             load_settings(path)
         assert f"{path} is not valid TOML: its values are nested too deeply" in str(info.value)
 
+    def test_a_number_of_thousands_of_digits_is_an_error_not_a_traceback(
+            self, tmp_path: Path) -> None:
+        """A whole number of 5,000 digits is TOML that Python's int() refuses (past 4,300
+        digits): said as a configuration error naming the file, not a ValueError's
+        traceback from `config --check` or the start."""
+        path = config_file(tmp_path, minimal(tmp_path, "x = " + "1" * 5000 + "\n"))
+        with pytest.raises(ConfigError) as info:
+            load_settings(path)
+        assert f"{path} is not valid TOML for outboxd: it holds a number of thousands" \
+            in str(info.value)
+
     def test_missing_outbox_folder(self, tmp_path: Path) -> None:
         """An outbox that does not exist is an error (probably a missing mount), not created."""
         missing = tmp_path / "mnt" / "outbox"
