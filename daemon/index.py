@@ -68,7 +68,7 @@ class OutboxIndex:
         changed = set()
         for key in keys:
             cand = self.candidates[key]
-            self.candidates[key] = with_look_alikes(cand, names, self.candidates)
+            self.candidates[key] = with_look_alikes(cand, names, self._by_sidecar)
             if self.candidates[key] is not cand:
                 changed.add(key)
         return changed
@@ -85,10 +85,10 @@ class OutboxIndex:
         fold = alike_key(self.cfg, cand.sidecar.name)
         self._by_fold[fold] = (*self._by_fold.get(fold, ()), key)
         side = cand.sidecar.name
-        # Its sidecar (or a copy of it) may have been another bundle's look-alike as a
-        # copy: `Faktura 2/` of Faktura.xml until Faktura 2.xml comes.
-        changed = set().union(*(self._refresh(f) for f in alike_keys(self.cfg, side)))
         self._by_sidecar[side] = (*self._by_sidecar.get(side, ()), key)
+        # Its sidecar (or a copy of it) may have been another bundle's look-alike as a
+        # copy: `Faktura 2/` of Faktura.xml until Faktura 2.pdf (or .xml) comes.
+        changed = set().union(*(self._refresh(f) for f in alike_keys(self.cfg, side)))
         return (changed | self._share(side)) - {key}
 
     def _share(self, side: str) -> set[str]:

@@ -11,6 +11,7 @@ collide as received or as sent (`name-collision`).
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from daemon.bundle import Attachment, Bundle, Finding
@@ -32,10 +33,10 @@ from daemon.names import (
     trimmed,
 )
 from daemon.scan import Candidate, is_invoice_file
-from daemon.sidecarnames import alike_kind, copy_owners
+from daemon.sidecarnames import alike_kind, copied_names, invoice_files_of, owner_of
 
 
-def look_alike_sidecars(cand: Candidate) -> list[Path]:
+def look_alike_sidecars(cand: Candidate, settings: Settings) -> list[Path]:
     """Entries beside the invoice file named like its sidecar but for upper and lower
     case (`inv-7/` made on Windows beside the ERP's INV-7.xml), Unicode form (a Mac's
     decomposed accents beside an ERP's composed ones) or a space or dot at an end
@@ -47,19 +48,19 @@ def look_alike_sidecars(cand: Candidate) -> list[Path]:
     Those variants are the ones a listing of the outbox found (Candidate.look_alikes:
     one root name among 2^n spellings cannot be looked up), the two Unicode forms are
     looked up here as well (a candidate made without a listing has them too). One that
-    is the sidecar of another invoice file of the same extension (the Mac's own
-    Räkning-7.xml beside the ERP's, inv-7/ of inv-7.xml beside INV-7.xml, `INV-7 /` of
-    `INV-7 .xml`, `INV-7 (1)/` of `INV-7 (1).xml`) is that file's, not a mistake
-    (sidecarnames.look_alikes_of). Both are asked
-    of the outbox as it is now: a look-alike renamed, or an invoice file come, since
-    the listing changes the answer before the index has heard of it. An lstat or two,
-    only for a bundle that has a look-alike or a name with accents."""
+    is another invoice file's exact sidecar (the Mac's own Räkning-7.xml beside the
+    ERP's, inv-7/ of inv-7.xml beside INV-7.xml, `INV-7 /` of `INV-7 .xml`; a copy's
+    name of a file of any invoice extension, `Faktura 2/` of `Faktura 2.pdf`) is that
+    file's, not a mistake (sidecarnames.look_alikes_of). Both are asked of the outbox as
+    it is now: a look-alike renamed, or an invoice file come, since the listing changes
+    the answer before the index has heard of it (and retry's look at the names has no
+    index). An lstat or a few, only for a bundle that has a look-alike or a name with
+    accents."""
     parent = cand.sidecar.parent
     found = []
     for name in sorted({*cand.look_alikes, *spelling_twins(cand.sidecar.name)}):
         path, kind = parent / name, alike_kind(cand, name)
-        if kind is None or not os.path.lexists(path) \
-                or any(os.path.lexists(parent / o) for o in copy_owners(cand, name)):
+        if kind is None or not os.path.lexists(path) or _owned(cand, name, kind, settings):
             continue
         # Only a folder is made by copying the invoice file's name; a file so named
         # (`INV-7.xml ` beside INV-7.xml) is listed as no invoice file (leftalone.py).
@@ -71,11 +72,31 @@ def look_alike_sidecars(cand: Candidate) -> list[Path]:
     return found
 
 
-def look_alike_findings(cand: Candidate) -> list[Finding]:
+def _owned(cand: Candidate, name: str, kind: str, settings: Settings) -> bool:
+    """Whether look-alike `name` is another invoice file's in the outbox as it is now
+    (sidecarnames.look_alikes_of's rule): a copy's name, that of a regular file of any
+    invoice pattern (as the listing takes one: no link, marker or release file); another,
+    that of a file of cand's extension."""
+    parent, cfg = cand.sidecar.parent, settings.outbox
+    if kind != "copy":
+        owner = owner_of(cand, name)
+        return bool(owner) and os.path.lexists(parent / owner)
+    for copied in copied_names(cand, name):
+        for owner in invoice_files_of(cand, copied, cfg.invoice_patterns):
+            try:
+                st = os.lstat(parent / owner)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode) and is_invoice_file(cfg, owner, settings.share):
+                return True
+    return False
+
+
+def look_alike_findings(cand: Candidate, settings: Settings) -> list[Finding]:
     """Matching a look-alike would take files that are not the sidecar by name; ignoring
     it would send the invoice without the attachments the clerk can see beside it. So
     it is an error, and the bundle waits (or is quarantined) under `[policy] invalid`."""
-    twins = look_alike_sidecars(cand)
+    twins = look_alike_sidecars(cand, settings)
     folders = [t.name for t in twins if t.is_dir() and not t.is_symlink()]
     return [Finding("sidecar-spelling", twin.name, _look_alike_message(cand, twin, folders))
             for twin in twins]

@@ -269,7 +269,7 @@ def assemble(cand: Candidate, settings: Settings, known: Bundle | None = None) -
                 fd, cand.sidecar, inv.invoice_ids, settings, inv.ids_unknown)
             findings.extend(more)
     sidecar = cand.sidecar if fd is not None else None
-    findings.extend(look_alike_findings(cand))
+    findings.extend(look_alike_findings(cand, settings))
     findings.extend(shared_sidecar_findings(cand))
     marker = settings.outbox.completion == "marker"
     findings.extend(paper_name_findings(

@@ -11,7 +11,7 @@ the outbox, so that no bundle's read has to list the root.
 from __future__ import annotations
 
 import re
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -95,18 +95,19 @@ def alike_kind(cand: Candidate, name: str) -> str | None:
     return None
 
 
-def copy_owners(cand: Candidate, name: str) -> tuple[str, ...]:
-    """The invoice files of cand's extension that make `name` theirs, not a look-alike
-    of cand's sidecar: the one whose sidecar it is (owner_of), and for a copy, those of
-    the names it is a copy of before it comes to cand's (`Faktura 2 (1)/` is a copy of
-    the sidecar of Faktura 2.xml, if that is there, not of Faktura.xml's)."""
-    owners = [owner_of(cand, name)]
+def copied_names(cand: Candidate, name: str) -> tuple[str, ...]:
+    """For a copy of cand's sidecar (alike_kind "copy"), the names whose being another
+    invoice file's exact sidecar makes `name` that file's, not cand's look-alike: its own
+    (`Faktura 2/` of Faktura 2.pdf), and those it is a copy of before it comes to cand's
+    sidecar or a look-alike of it (`Faktura 2 (1)/` is a copy of the sidecar of
+    Faktura 2.pdf, if that is there, not of Faktura.xml's)."""
+    names = [name]
     side = cand.sidecar.name
     for base in copy_bases(name):
         if base == side or _plain_kind(cand, base) is not None:
             break
-        owners.append(owner_of(cand, base))
-    return tuple(o for o in owners if o)
+        names.append(base)
+    return tuple(names)
 
 
 def _plain_kind(cand: Candidate, name: str) -> str | None:
@@ -124,20 +125,31 @@ def _plain_kind(cand: Candidate, name: str) -> str | None:
 
 
 def look_alikes_of(cand: Candidate, names: Iterable[str],
-                   invoices: Container[str]) -> tuple[str, ...]:
+                   owners: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
     """Of the root `names` that meet cand's sidecar (alike_key), its look-alikes
-    (alike_kind): all but the sidecar itself and the sidecar of another invoice file of
-    the same extension (`invoices`: the invoice files in the outbox). Two invoice files
-    whose names differ only in case or form (INV-7.xml, inv-7.xml), or in a space at
-    an end (`INV-7 .xml`), are two bundles on Linux, each with its sidecar spelled as
-    it is; neither's is a mistake of the other, nor a copy of it is (copy_owners:
-    `INV-7 (1)/` beside `INV-7 (1).xml`). A folder beside a look-alike of
-    another extension (inv-7/ of inv-7.pdf beside INV-7.xml) stays one: to a person it
-    is the folder of both files, as A/ is of A.xml and A.pdf."""
+    (alike_kind): all but the sidecar itself and another invoice file's exact sidecar
+    (`owners`: the invoice files in the outbox by their sidecar's name).
+
+    A copy's name (`INV-7 (1)/`, `Faktura 2/`) that is the sidecar of an invoice file of
+    any extension (`INV-7 (1).xml`, `Faktura 2.pdf`), or a copy of one (copied_names), is
+    that file's: a clerk who sees `Faktura 2.pdf` and `Faktura 2/` side by side sees one
+    invoice and its folder. A look-alike of the older kinds is another file's only where
+    that file has cand's extension (owner_of): two invoice files whose names differ only
+    in case or form (INV-7.xml, inv-7.xml), or in a space at an end (`INV-7 .xml`), are
+    two bundles on Linux, each with its sidecar spelled as it is, and neither's is a
+    mistake of the other; but a folder beside a look-alike of another extension (inv-7/
+    of inv-7.pdf beside INV-7.xml) stays one: Windows takes inv-7 and INV-7 for one
+    name, so to a clerk it is the folder of both files, as A/ is of A.xml and A.pdf."""
     side = cand.sidecar.name
-    return tuple(sorted(n for n in names
-                        if n != side and alike_kind(cand, n) is not None
-                        and not any(o in invoices for o in copy_owners(cand, n))))
+    found = []
+    for n in names:
+        kind = alike_kind(cand, n) if n != side else None
+        if kind == "copy":
+            if not any(owners.get(c) for c in copied_names(cand, n)):
+                found.append(n)
+        elif kind is not None and owner_of(cand, n) not in owners.get(n, ()):
+            found.append(n)
+    return tuple(sorted(found))
 
 
 def owner_of(cand: Candidate, sidecar: str) -> str:
@@ -150,12 +162,33 @@ def owner_of(cand: Candidate, sidecar: str) -> str:
     return sidecar[:len(sidecar) - len(suffix)] + cand.invoice.name[len(cand.name):]
 
 
+def invoice_files_of(cand: Candidate, sidecar: str, patterns: Sequence[str]
+                     ) -> tuple[str, ...]:
+    """The names an invoice file whose sidecar is `sidecar` may have, to be looked up
+    (lookalikes.look_alike_sidecars asks the outbox as it is now): the sidecar suffix
+    taken off, cand's own extension put on, and each extension the invoice patterns
+    spell out (`pdf` of `*.pdf`), as spelled and in lower and upper case. A pattern's
+    extension with a wildcard (`*.xm?`) cannot be looked up: such a file is known only
+    once the index has heard of it (look_alikes_of)."""
+    suffix = cand.sidecar.name[len(cand.name):]
+    if not sidecar.endswith(suffix) or len(sidecar) == len(suffix):
+        return ()
+    base = sidecar[:len(sidecar) - len(suffix)]
+    exts = [cand.invoice.name[len(cand.name):]]
+    for pattern in patterns:
+        ext = pattern.rpartition(".")[2] if "." in pattern else ""
+        if ext and not any(c in ext for c in "*?["):
+            exts += [f".{ext}", f".{ext.lower()}", f".{ext.upper()}"]
+    return tuple(dict.fromkeys(base + e for e in exts if e))
+
+
 def with_look_alikes(cand: Candidate, names: Iterable[str] | None,
-                     invoices: Container[str]) -> Candidate:
+                     owners: Mapping[str, Sequence[str]]) -> Candidate:
     """cand with its look-alikes among `names` (the root's names that meet its sidecar,
-    alike_key); cand itself when they are as it has them."""
+    alike_key; `owners` as look_alikes_of has them); cand itself when they are as it has
+    them."""
     # No name of that key (a lone invoice file, the usual backlog): none.
-    found = look_alikes_of(cand, names, invoices) if names else ()
+    found = look_alikes_of(cand, names, owners) if names else ()
     return cand if cand.look_alikes == found else replace(cand, look_alikes=found)
 
 
@@ -187,6 +220,12 @@ def set_sharers(candidates: dict[str, Candidate]) -> None:
 def set_look_alikes(cfg: OutboxConfig, candidates: dict[str, Candidate],
                       folds: Mapping[str, tuple[str, ...]]) -> None:
     """Set each candidate's look_alikes from the listing's other names (`folds`)."""
+    # As the index keeps them (OutboxIndex._by_sidecar): nearly every sidecar has one
+    # invoice file, and a one-tuple is cheaper to make than a list (20,000 a rescan).
+    owners: dict[str, tuple[str, ...]] = {}
+    for key, cand in candidates.items():
+        side = cand.sidecar.name
+        owners[side] = (*owners[side], key) if side in owners else (key,)
     for key, cand in candidates.items():
         candidates[key] = with_look_alikes(cand, folds.get(alike_key(cfg, cand.sidecar.name)),
-                                           candidates)
+                                           owners)

@@ -228,6 +228,40 @@ class TestLookAlikes:
         assert idx.remove("INV-7 (1).xml") == {"INV-7.xml"}
         assert idx.candidates["INV-7.xml"].look_alikes == ("INV-7 (1)",)
 
+    def test_an_invoice_file_of_another_extension_takes_its_sidecar_from_the_original(
+            self, tmp_path: Path) -> None:
+        """`Faktura 2/` is Faktura.xml's look-alike (a Mac's copy of Faktura/) until
+        `Faktura 2.pdf` comes, whose exact sidecar it is: then Faktura.xml loses it and is
+        stepped; when Faktura 2.pdf leaves the index with the folder left behind, the
+        folder is Faktura.xml's again."""
+        write(tmp_path / "Faktura.xml", b"<x/>")
+        (tmp_path / "Faktura 2").mkdir()
+        idx = make(tmp_path)
+        idx.replace(list_outbox(idx.cfg))
+        assert idx.candidates["Faktura.xml"].look_alikes == ("Faktura 2",)
+        write(tmp_path / "Faktura 2.pdf", b"%PDF-1.4")
+        assert idx.touched("Faktura 2.pdf")[0] == {"Faktura 2.pdf", "Faktura.xml"}
+        assert idx.candidates["Faktura.xml"].look_alikes == ()
+        (tmp_path / "Faktura 2.pdf").unlink()
+        assert idx.remove("Faktura 2.pdf") == {"Faktura.xml"}
+        assert idx.candidates["Faktura.xml"].look_alikes == ("Faktura 2",)
+
+    def test_a_copy_of_another_extensions_sidecar_made_later_is_not_the_originals(
+            self, tmp_path: Path) -> None:
+        """With Faktura.xml and Faktura 2.pdf indexed, a folder `Faktura 2/` made after
+        them (its event) is Faktura 2.pdf's sidecar, no look-alike of Faktura.xml; under
+        a sidecar suffix (.att) it is not Faktura 2.pdf's sidecar, and Faktura.xml has it
+        as a copy."""
+        for suffix, held in (("", ()), (".att", ("Faktura 2",))):
+            outbox = tmp_path / (suffix or "plain")
+            write(outbox / "Faktura.xml", b"<x/>")
+            write(outbox / "Faktura 2.pdf", b"%PDF-1.4")
+            idx = make(outbox, sidecar_suffix=suffix)
+            idx.replace(list_outbox(idx.cfg))
+            (outbox / "Faktura 2").mkdir()
+            idx.touched("Faktura 2")
+            assert idx.candidates["Faktura.xml"].look_alikes == held, suffix
+
     def test_a_rebuild_keeps_a_copy_of_the_sidecar(self, tmp_path: Path) -> None:
         """After a reload's rebuild, `INV-7 2/` (a Mac's copy) is still INV-7.xml's
         look-alike, and under a sidecar suffix `INV-7.att - Copy/` is INV-7.att/'s."""

@@ -16,7 +16,6 @@ from helpers import ubl_invoice, write
 from matching import PDF, batch_xml, codes, finding, layout, match, settings
 
 from daemon.bundle import Attachment, Bundle, Conversion, InvoiceFile
-from daemon.config import OutboxConfig
 from daemon.lookalikes import look_alike_findings, sent_names_distinct
 from daemon.match import assemble
 from daemon.scan import Candidate, list_outbox
@@ -24,8 +23,9 @@ from daemon.scan import Candidate, list_outbox
 
 def told(outbox: Path, invoice_file: str) -> dict[str, str]:
     """Each look-alike of `invoice_file`'s sidecar → its sidecar-spelling message."""
-    cand = list_outbox(OutboxConfig(path=outbox)).candidates[invoice_file]
-    findings = look_alike_findings(cand)
+    s = settings(outbox)
+    cand = list_outbox(s.outbox).candidates[invoice_file]
+    findings = look_alike_findings(cand, s)
     assert {f.code for f in findings} <= {"sidecar-spelling"}
     return {f.file: f.message for f in findings}
 
@@ -333,6 +333,51 @@ class TestLookAlikeSidecarsMatched:
         s = settings(outbox)
         b = assemble(list_outbox(s.outbox).candidates["INV-7.xml"], s)
         assert not [f for f in b.findings if f.code == "sidecar-spelling"]
+
+    @pytest.mark.parametrize("owner", ["Faktura 2.pdf", "Faktura 2.xml"])
+    def test_the_sidecar_of_an_invoice_file_of_any_extension_is_no_copy(
+            self, outbox: Path, owner: str) -> None:
+        """Faktura.xml beside `Faktura 2.pdf` (or `Faktura 2.xml`) and its sidecar
+        `Faktura 2/`: the folder is that file's, so Faktura.xml has no sidecar-spelling
+        error (before, one of another extension left it held or quarantined for good)."""
+        write(outbox / "Faktura 2" / "a.pdf", PDF)
+        write(outbox / owner, PDF if owner.endswith(".pdf") else ubl_invoice("F-2"))
+        write(outbox / "Faktura.xml", ubl_invoice("F-1"))
+        s = settings(outbox)
+        b = assemble(list_outbox(s.outbox).candidates["Faktura.xml"], s)
+        assert not [f for f in b.findings if f.code == "sidecar-spelling"]
+
+    @pytest.mark.parametrize("owner,held", [
+        ("Faktura 2.pdf", False), ("Faktura 2.PDF", False), ("Faktura 2.xml", False),
+        ("Faktura 2.txt", True)])
+    def test_a_listed_copy_whose_invoice_file_came_since_is_no_error(
+            self, outbox: Path, owner: str, held: bool) -> None:
+        """The candidate carries `Faktura 2/` from a listing made before `Faktura 2.pdf`
+        came (or from retry's look at the names): the read asks the outbox as it is now
+        and finds the folder that file's exact sidecar, whatever invoice extension it has
+        and in whichever case. A file of no invoice pattern (`Faktura 2.txt`) owns
+        nothing: the copy still holds Faktura.xml back."""
+        write(outbox / "Faktura 2" / "a.pdf", PDF)
+        inv = write(outbox / "Faktura.xml", ubl_invoice("F-1"))
+        write(outbox / owner, PDF)
+        cand = Candidate("Faktura", inv, outbox / "Faktura", outbox / "Faktura.ready",
+                         ("Faktura 2",))
+        b = assemble(cand, settings(outbox))
+        assert [f.file for f in b.findings if f.code == "sidecar-spelling"] == (
+            ["Faktura 2"] if held else [])
+
+    def test_under_a_sidecar_suffix_a_copy_beside_a_file_of_its_name_still_holds(
+            self, outbox: Path) -> None:
+        """Where sidecars are NAME.att, Faktura 2.pdf's sidecar is `Faktura 2.att/`:
+        `Faktura 2/` beside it is no sidecar of it, and still a copy's name to
+        Faktura.xml."""
+        write(outbox / "Faktura 2" / "a.pdf", PDF)
+        inv = write(outbox / "Faktura.xml", ubl_invoice("F-1"))
+        write(outbox / "Faktura 2.pdf", PDF)
+        cand = Candidate("Faktura", inv, outbox / "Faktura.att", outbox / "Faktura.ready",
+                         ("Faktura 2",))
+        b = assemble(cand, settings(outbox, outbox={"sidecar_suffix": ".att"}))
+        assert [f.file for f in b.findings if f.code == "sidecar-spelling"] == ["Faktura 2"]
 
     def test_a_file_named_like_the_invoice_file_with_a_space_is_no_look_alike(
             self, outbox: Path) -> None:

@@ -231,6 +231,27 @@ class TestDecisions:
         assert "move the look-alike's files into that folder here instead" in text
         assert "typing its name again" not in text
 
+    def test_the_sidecar_of_an_invoice_file_of_another_extension_quarantines_nothing(
+            self, tmp_path: Path) -> None:
+        """Under the default patterns and [policy] invalid = "quarantine": Faktura.xml,
+        and the ERP's Faktura 2.pdf with its sidecar `Faktura 2/`. That folder is
+        Faktura 2.pdf's, no copy of Faktura/: Faktura.xml is sent, not quarantined for
+        `sidecar-spelling` (before, only a Faktura 2.xml made the folder its own), and
+        the folder goes with Faktura 2.pdf. Faktura.xml is read first (before, it was
+        quarantined then; read after Faktura 2.pdf had taken its folder, it was not)."""
+        p, s = make(tmp_path, policy={"invalid": "quarantine"})
+        outbox = s.outbox.path
+        drop_bundle(outbox, "Faktura", {"contract.pdf": pdf_bytes(3)}, ubl_invoice("F-1"))
+        write(outbox / "Faktura 2.pdf", pdf_bytes())
+        write(outbox / "Faktura 2" / "timesheet.pdf", pdf_bytes(2))
+        row = step(p, list_outbox(s.outbox).candidates["Faktura.xml"], 1000.0).claimed
+        assert row is not None and p.finish.attempt(row) is None
+        run_once(p)
+        assert p.j.rows(("quarantined", "held")) == []
+        assert sorted(r.invoice_file for r in p.j.rows(("sent",))) == [
+            "Faktura 2.pdf", "Faktura.xml"]
+        assert sorted(os.listdir(outbox)) == [".outboxd"]
+
     def test_a_delivered_row_is_only_archived_never_posted_again(self, tmp_path: Path) -> None:
         """If archiving failed after the receiver accepted a bundle, the next attempt only
         archives it: the transport is not used again."""

@@ -277,6 +277,45 @@ class TestLookAlikesInTheListing:
         assert listing.candidates["INV-7.xml"].look_alikes == ()
         assert listing.candidates["INV-7 (1).xml"].look_alikes == ("INV-7 (1) - Copy",)
 
+    @pytest.mark.parametrize("owner", ["Faktura 2.xml", "Faktura 2.pdf", "Faktura 2.PDF"])
+    def test_the_sidecar_of_an_invoice_file_of_another_extension_is_no_copy(
+            self, outbox: Path, owner: str) -> None:
+        """Under the default patterns (*.xml, *.pdf), `Faktura 2/` beside Faktura.xml and
+        `Faktura 2.pdf` is the exact sidecar of Faktura 2.pdf, as it is of Faktura 2.xml:
+        no copy of Faktura/, so it holds Faktura.xml back for nothing (before, only an
+        invoice file of Faktura.xml's own extension made it its own). A copy of it,
+        `Faktura 2 (1)/`, is Faktura 2.pdf's look-alike, not Faktura.xml's."""
+        touch(outbox / "Faktura.xml")
+        touch(outbox / owner)
+        touch(outbox / "Faktura 2" / "a.pdf")
+        touch(outbox / "Faktura 2 (1)" / "a.pdf")
+        listing = list_outbox(cfg_for(outbox))
+        assert listing.candidates["Faktura.xml"].look_alikes == ()
+        assert listing.candidates[owner].look_alikes == ("Faktura 2 (1)",)
+
+    def test_a_file_of_no_invoice_pattern_owns_no_copy(self, outbox: Path) -> None:
+        """`Faktura 2.txt` is no invoice file under *.xml and *.pdf: `Faktura 2/` beside it
+        is still a copy's name to Faktura.xml."""
+        touch(outbox / "Faktura.xml")
+        touch(outbox / "Faktura 2.txt")
+        touch(outbox / "Faktura 2" / "a.pdf")
+        assert list_outbox(cfg_for(outbox)).candidates["Faktura.xml"].look_alikes == (
+            "Faktura 2",)
+
+    def test_under_a_sidecar_suffix_only_the_suffixed_folder_is_the_other_files(
+            self, outbox: Path) -> None:
+        """Where sidecars are NAME.att, the sidecar of Faktura 2.pdf is `Faktura 2.att/`:
+        `Faktura 2/` is a copy of Faktura/ (itself Faktura.att/ without the suffix) and
+        holds Faktura.xml back, however Faktura 2.pdf is there; `Faktura 2.att/` does
+        not."""
+        touch(outbox / "Faktura.xml")
+        touch(outbox / "Faktura 2.pdf")
+        touch(outbox / "Faktura 2" / "a.pdf")
+        touch(outbox / "Faktura 2.att" / "a.pdf")
+        listing = list_outbox(cfg_for(outbox, sidecar_suffix=".att"))
+        assert listing.candidates["Faktura.xml"].look_alikes == ("Faktura 2",)
+        assert listing.candidates["Faktura 2.pdf"].look_alikes == ("Faktura 2",)
+
     def test_a_backlog_of_numbered_invoice_files_has_no_copies(self, outbox: Path) -> None:
         """`Faktura.xml` beside `Faktura 2.xml` … `Faktura 12.xml`, each with its sidecar:
         every folder is its own invoice file's, none a copy of Faktura/."""

@@ -160,7 +160,7 @@ def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None 
     if os.path.lexists(cand.sidecar) and (cand.sidecar.is_symlink()
                                           or not cand.sidecar.is_dir()):
         raise AttachRefused(f"{cand.sidecar.name} is not a folder — make it a real folder")
-    twins = look_alike_findings(cand)  # cand is from a listing: case variants too
+    twins = look_alike_findings(cand, settings)  # cand is from a listing: case variants too
     if twins:
         # The file would go in the right folder, and the look-alike (with what a clerk
         # put in it) would still hold the bundle: say so, in the words the daemon and

@@ -87,7 +87,7 @@ def _owners(path: Path, ps: Settings, listed: Lister) -> list[Candidate]:
     return [c for c in listing.candidates.values()
             if c.sidecar.name == path.name or (
                 path.name in c.look_alikes  # cheap: most bundles have none
-                and any(t.name == path.name for t in look_alike_sidecars(c)))]
+                and any(t.name == path.name for t in look_alike_sidecars(c, ps)))]
 
 
 def _attachment_of(path: Path, settings: Settings, listed: Lister
@@ -261,7 +261,7 @@ def _orphan_folders(s: Settings, listing: Listing) -> list[str]:
     taken = {s.sent_dir.name if s.sent_dir.parent == s.outbox.path else "",
              s.quarantine_dir.name if s.quarantine_dir.parent == s.outbox.path else ""}
     for cand in listing.candidates.values():
-        taken |= {cand.sidecar.name, *(t.name for t in look_alike_sidecars(cand))}
+        taken |= {cand.sidecar.name, *(t.name for t in look_alike_sidecars(cand, s))}
     return sorted(n for n, st in listing.stats.items()
                   if stat.S_ISDIR(st.st_mode) and n not in taken
                   and classify(n, s.outbox.ignore_patterns) is NameKind.OTHER)

@@ -176,7 +176,7 @@ def _refuse_look_alikes(folder: Path, invoice: str, settings: Settings) -> None:
     with os.scandir(settings.outbox.path) as it:
         names = tuple(e.name for e in it if e.name != cand.sidecar.name
                       and key in alike_keys(settings.outbox, e.name))
-    findings = look_alike_findings(replace(cand, look_alikes=names))
+    findings = look_alike_findings(replace(cand, look_alikes=names), settings)
     if findings:
         lines = "\n".join(f"  {f.file}: {f.message}  [{f.code}]" for f in findings)
         raise RetryRefused(f"{folder.name}: nothing was moved — the outbox still holds a "

@@ -245,6 +245,18 @@ def test_retry_refuses_while_a_copy_of_the_sidecar_still_stands(cfg: Env, capsys
     assert tree(cfg.quarantine) == before_q and tree(cfg.outbox) == before_o
 
 
+def test_retry_works_once_the_copy_is_another_invoice_files_sidecar(cfg: Env, capsys
+                                                                   ) -> None:
+    """INV-7.xml quarantined for `INV-7 2/` (a Mac's copy of INV-7/); the ERP has since put
+    `INV-7 2.pdf` beside that folder, whose exact sidecar it is: it is no copy now, of
+    whatever extension the file is, so retry puts INV-7.xml back."""
+    folder = spelling_quarantined(cfg, "INV-7 2")
+    write(cfg.outbox / "INV-7 2.pdf", pdf_bytes())
+    assert main(["retry", "-c", str(cfg.config), BID[:12]]) == 0
+    assert "back in the outbox: INV-7.xml" in capsys.readouterr().out
+    assert not folder.exists() and (cfg.outbox / "INV-7.xml").exists()
+
+
 @pytest.mark.parametrize("mend", ["renamed", "removed"])
 def test_retry_works_once_the_look_alike_is_renamed_or_removed(cfg: Env, capsys,
                                                                mend: str) -> None:
