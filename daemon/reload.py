@@ -176,7 +176,7 @@ class Reloading:
         if later:
             # The watcher and the delivery threads are made once, at start.
             self.log.warning("these settings take effect at the next start", settings=later)
-        self.publish.page.reconfigure(self.settings, new)
+        self.publish.reconfigure(self.settings, new)
         receiver_changed = _receiver(new) != _receiver(self.settings)
         self.settings = new
         self.index.cfg, self.index.share = new.outbox, new.share

@@ -61,7 +61,7 @@ class Loop(Reloading):
             self.index.add(candidate_for(settings.outbox, name))
         self.pipeline = SimpleNamespace(known={"A.xml": "read"}, finish=Finish(rows),
                                         reconfigure=self._reconfigured)
-        self.publish = SimpleNamespace(page=SimpleNamespace(reconfigure=lambda old, new: None))
+        self.publish = SimpleNamespace(reconfigure=lambda old, new: None)
         self._make_deliverer = lambda s: f"deliverer for {s.delivery.target}"
         self._reload, self._relist = True, False
         self._sends_as = sends_as(settings)
