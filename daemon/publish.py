@@ -60,6 +60,14 @@ class Publisher:
             self._status_hinted = True
         self._away = away
 
+    def reconfigure(self, old: Settings, new: Settings) -> None:
+        """A reload: an old page of another name goes (StatusPage.reconfigure), and the
+        page is written again under the new settings, though the journal may not change
+        for a long while: a new name (or one turned on) would stay unwritten, and the
+        release suffix and the policy the page explains would stay the old ones."""
+        self.page.reconfigure(old, new)
+        self._page_hinted = True
+
     def hinted(self) -> None:
         """A release file, or an invoice file that cannot be used, came or went: the page
         shows those."""

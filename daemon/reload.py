@@ -40,6 +40,12 @@ RELOAD_WHEN_BACK = ("configuration not reloaded yet: the outbox is away; it is "
 # Read once at start (the watcher, the delivery threads): a SIGHUP says so instead.
 RESTART_ONLY = (("outbox", "watch"), ("outbox", "poll_interval_seconds"),
                 ("delivery", "concurrency"))
+# Read only when the journal is new (readback.restore_sent, at a first start or one after
+# the journal was lost): a change would otherwise do nothing without a word, and neither
+# would a restart.
+NEW_JOURNAL_ONLY = (("policy", "duplicate_window_days"),)
+JOURNAL_IS_NOT_NEW = ("these settings are read only when the journal is new (a first start, "
+                      "or one after the journal was lost): the change does nothing now")
 
 
 def _moved(new: Settings, running: Settings) -> list[str]:
@@ -52,6 +58,12 @@ def _moved(new: Settings, running: Settings) -> list[str]:
                 ("[paths] state_dir", "state_dir", new.paths.state_dir,
                  running.paths.state_dir))
             if now != was]
+
+
+def _changed(keys: tuple[tuple[str, str], ...], new: Settings, running: Settings) -> list[str]:
+    """The names of those keys whose value differs in the new settings."""
+    return [f"[{sec}] {key}" for sec, key in keys
+            if getattr(getattr(new, sec), key) != getattr(getattr(running, sec), key)]
 
 
 def _receiver(s: Settings) -> tuple[object, ...]:
@@ -176,7 +188,9 @@ class Reloading:
         if later:
             # The watcher and the delivery threads are made once, at start.
             self.log.warning("these settings take effect at the next start", settings=later)
-        self.publish.page.reconfigure(self.settings, new)
+        if unread := _changed(NEW_JOURNAL_ONLY, new, self.settings):
+            self.log.warning(JOURNAL_IS_NOT_NEW, settings=unread)
+        self.publish.reconfigure(self.settings, new)
         receiver_changed = _receiver(new) != _receiver(self.settings)
         self.settings = new
         self.index.cfg, self.index.share = new.outbox, new.share

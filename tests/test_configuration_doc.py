@@ -124,3 +124,19 @@ def test_every_documented_numeric_bound_is_the_codes_bound() -> None:
                 wrong.append(f"[{section_name}] {key}: the page allows "
                              f"{allowed.get((section_name, key))!r}, the code {expected!r}")
     assert not wrong, "docs/configuration.md's bounds differ: " + "; ".join(wrong)
+
+
+_RELOAD_ROW = re.compile(r"^\| `\[([a-z_]+)\] ([a-z_]+)` \| ")
+
+
+def test_the_reloading_table_says_once_what_a_reload_does_with_each_key() -> None:
+    """An admin looks up any key in "Reloading", "Key by key": each key of the code has
+    exactly one row there (a new key cannot go undocumented for SIGHUP), and no row
+    names a key the code does not know."""
+    text = DOC.read_text(encoding="utf-8")
+    body = text[text.index("### Key by key"):]
+    body = body[:body.index("\n## ", 1)]
+    rows = [(m.group(1), m.group(2)) for line in body.splitlines()
+            if (m := _RELOAD_ROW.match(line))]
+    keys = [(s, k) for s, model in config_sections().items() for k in model.model_fields]
+    assert sorted(rows) == sorted(keys)

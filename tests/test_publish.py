@@ -361,3 +361,23 @@ def test_status_says_deliveries_are_paused_and_why_not_merely_retrying(
     publisher.fire(STATUS, journal, _settings(tmp_path), {}, 1002.0)
     assert sent[-1] == "STATUS=4 retrying, 0 sent today"
     journal.close()
+
+
+def test_a_reload_asks_for_the_page_under_the_new_settings_with_no_change_of_the_journal(
+        tmp_path: Path) -> None:
+    """An idle daemon asks for no page; a reload that renames it asks for one at once,
+    though no journal row changed, and the page is then written under its new name."""
+    journal = Journal(tmp_path / "journal.sqlite3")
+    clock = [1000.0]
+    publisher = Publisher(clock=lambda: clock[0])
+    old = _settings(tmp_path)
+    asked = _asker(publisher, journal, old)
+    assert asked()  # the first turn
+    assert not asked()  # idle
+    new = old.model_copy(update={"share": old.share.model_copy(
+        update={"status_page": "renamed.html"})})
+    clock[0] = 1100.0  # past the page's pace
+    publisher.reconfigure(old, new)
+    assert _asker(publisher, journal, new)()
+    assert (old.outbox.path / "renamed.html").is_file()
+    assert not (old.outbox.path / "outboxd-status.html").exists()

@@ -15,7 +15,7 @@ from daemon.config import Settings
 from daemon.config_load import load_settings
 from daemon.errors import ConfigError
 from daemon.index import OutboxIndex
-from daemon.reload import SAME_CREDENTIALS, Reloading, sends_as
+from daemon.reload import JOURNAL_IS_NOT_NEW, SAME_CREDENTIALS, Reloading, sends_as
 from daemon.scan import candidate_for
 
 
@@ -61,7 +61,7 @@ class Loop(Reloading):
             self.index.add(candidate_for(settings.outbox, name))
         self.pipeline = SimpleNamespace(known={"A.xml": "read"}, finish=Finish(rows),
                                         reconfigure=self._reconfigured)
-        self.publish = SimpleNamespace(page=SimpleNamespace(reconfigure=lambda old, new: None))
+        self.publish = SimpleNamespace(reconfigure=lambda old, new: None)
         self._make_deliverer = lambda s: f"deliverer for {s.delivery.target}"
         self._reload, self._relist = True, False
         self._sends_as = sends_as(settings)
@@ -327,3 +327,21 @@ def test_a_reload_with_the_same_token_while_deliveries_are_paused_says_so_and_ho
     loop.pipeline.finish.paused.clear()
     loop._do_reload()
     assert ("warning", SAME_CREDENTIALS) not in loop.log.lines
+
+
+def test_a_reload_that_changes_the_duplicate_window_says_it_does_nothing_now(
+        tmp_path: Path) -> None:
+    """[policy] duplicate_window_days is read only when the journal is new: a reload that
+    changes it says so, naming the key, instead of taking it without a word; the same
+    value again says nothing."""
+    loop = running(tmp_path)
+    path = config(tmp_path)
+    text = path.read_text().replace("[policy]\n", "[policy]\nduplicate_window_days = 30\n")
+    path.write_text(text, encoding="utf-8")
+    loop._do_reload()
+    assert ("warning", JOURNAL_IS_NOT_NEW) in loop.log.lines
+    assert {"settings": ["[policy] duplicate_window_days"]} in loop.log.fields
+    assert ("info", "configuration reloaded") in loop.log.lines
+    loop.log.lines.clear()
+    loop._do_reload()
+    assert ("warning", JOURNAL_IS_NOT_NEW) not in loop.log.lines

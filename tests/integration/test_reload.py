@@ -177,3 +177,31 @@ def test_a_reload_while_the_outbox_is_away_is_applied_once_it_is_back(
     assert sent.name.startswith("INV-A1--")
     assert [r["status"] for r in receiver.requests()] == [201]
     assert "configuration not reloaded; keeping the old one" not in daemon.stderr()
+
+
+def test_a_status_page_a_reload_renames_or_turns_on_is_written_with_nothing_moving(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """The clerks' page follows a reload at once, though nothing in the outbox changes
+    (the page is otherwise rewritten only when the journal does): renamed, the page is
+    written under its new name and the old one is gone — never neither; turned off and
+    on again, it is written again without waiting for a bundle."""
+    env.write_config(receiver.url)
+    daemon = start_daemon()
+    old, new = env.outbox / "outboxd-status.html", env.outbox / "status-now.html"
+    wait_for(old.is_file, what="the status page of the start")
+
+    def reload(status_page: str, count: int) -> None:
+        env.write_config(receiver.url, share={"status_page": status_page})
+        daemon.popen.send_signal(signal.SIGHUP)
+        wait_for(lambda: daemon.stderr().count("configuration reloaded") == count,
+                 what=f"reload {count}")
+
+    reload(new.name, 1)
+    wait_for(new.is_file, what="the page under the name the reload gave it")
+    assert not old.exists()
+    assert "outboxd" in new.read_text()
+    reload("", 2)
+    wait_for(lambda: not new.exists(), what="the page turned off to go")
+    reload(old.name, 3)
+    wait_for(old.is_file, what="the page turned on again to be written")
+    assert sorted(p.name for p in env.outbox.iterdir()) == [".outboxd", old.name]
