@@ -25,6 +25,7 @@ import select
 import sys
 import threading
 from contextlib import suppress
+from datetime import UTC, datetime
 from typing import Any, TextIO, cast
 
 from daemon import logs
@@ -188,7 +189,8 @@ def _emit_safely(lines: list[bytes]) -> None:
         with suppress(Exception):
             native.out.write(json.dumps({
                 "event": "output outside the log could not be logged",
-                "error": f"{type(exc).__name__}: {exc}", "log_level": "error",
+                "error": f"{type(exc).__name__}: {exc}", "level": "error",
+                "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
                 "output": b"\n".join(lines).decode("utf-8", "replace")[:NATIVE_CHARS]}) + "\n")
 
 
