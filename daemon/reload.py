@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from daemon import logs
+from daemon import logs, stdio
 from daemon.config import Settings
 from daemon.config_credentials import plain_http_warning
 from daemon.config_folders import folder_problems, outbox_missing, prepare_folders
@@ -185,6 +185,9 @@ class Reloading:
         # First: the reload's own lines are in the [log] format it brings (after a switch
         # to json, every line is JSON).
         logs.configure(new.log)
+        # A switch from console to json: what native code and libraries write to fds 1
+        # and 2 themselves becomes log events from now on too, not bare lines.
+        stdio.after_reload()
         if later:
             # The watcher and the delivery threads are made once, at start.
             self.log.warning("these settings take effect at the next start", settings=later)

@@ -25,6 +25,7 @@ import select
 import sys
 import threading
 from contextlib import suppress
+from datetime import UTC, datetime
 from typing import Any, TextIO, cast
 
 from daemon import logs
@@ -86,10 +87,14 @@ def marked(stream: TextIO, mark: str) -> TextIO:
     return cast(TextIO, _Marked(stream, mark))
 
 
+_asked = False  # take_native_output was called: this process is `outboxd run`
+
+
 def take_native_output() -> None:
     """For `outboxd run` under JSON logging (once, after logs.configure): every line
     written to the process's fds 1 and 2 outside the log comes out as a JSON log event."""
-    global _native
+    global _native, _asked
+    _asked = True
     handler = logs.handler()
     if _native is not None or handler is None or logs.current_format() != "json":
         return
@@ -120,6 +125,15 @@ def take_native_output() -> None:
     from daemon.osthreads import show_name
     show_name(thread)  # "stdio" in top -H, beside the daemon's other threads
     atexit.register(_release)
+
+
+def after_reload() -> None:
+    """After a reload's logs.configure, in `outboxd run` only: a switch from console to
+    json takes native output then (it was left alone at start), as it would have at a
+    start in json. Nothing once taken; nothing in a process that never asked (a test
+    driving a reload in pytest's own process)."""
+    if _asked:
+        take_native_output()
 
 
 def _flush_std() -> None:
@@ -175,7 +189,8 @@ def _emit_safely(lines: list[bytes]) -> None:
         with suppress(Exception):
             native.out.write(json.dumps({
                 "event": "output outside the log could not be logged",
-                "error": f"{type(exc).__name__}: {exc}", "log_level": "error",
+                "error": f"{type(exc).__name__}: {exc}", "level": "error",
+                "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
                 "output": b"\n".join(lines).decode("utf-8", "replace")[:NATIVE_CHARS]}) + "\n")
 
 

@@ -126,7 +126,8 @@ os.write(2, b"the last native line\n")
 
 def test_the_forwarding_thread_outlives_an_error_and_the_pipe_holds_a_long_report() -> None:
     """An error while one batch of native output is logged costs that batch's event (it
-    is written as a plain JSON line instead), not the thread that empties the pipe:
+    is written as a plain JSON line instead, with `level` and `timestamp` as every line
+    has: a shipper filtering by level keeps it), not the thread that empties the pipe:
     without it every later write to fd 2 (a reader process's log line) would block for
     ever. And the pipe is given 1 MiB, room for a long report written at once."""
     r = subprocess.run([sys.executable, "-c", _FAILING_EMIT_SCRIPT], capture_output=True,
@@ -138,5 +139,7 @@ def test_the_forwarding_thread_outlives_an_error_and_the_pipe_holds_a_long_repor
     records = [json.loads(line) for line in lines[1:] if line.strip()]
     [broken] = [x for x in records if x["event"] == "output outside the log could not be logged"]
     assert "a bug in the forwarding" in broken["error"]
+    assert broken["level"] == "error" and broken["timestamp"].endswith("Z")
+    assert all({"level", "event", "timestamp"} <= x.keys() for x in records), records
     assert "the first native line" in broken["output"]
     assert any(x.get("output") == "the last native line" for x in records)

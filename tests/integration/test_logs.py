@@ -163,3 +163,30 @@ def test_the_default_log_format_is_console_lines_on_a_terminal_and_json_off_one(
     assert any("outboxd running" in line for line in lines), shown
     assert any("stopped" in line for line in lines), shown
     assert not any(line.lstrip().startswith("{") for line in lines), shown
+
+
+def test_a_reload_from_console_to_json_brings_native_output_into_the_log_too(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """An admin who ran with `[log] format = "console"` under systemd switches to "json"
+    and reloads (SIGHUP): from the reload on, Saxon's report written straight to fd 2
+    (pre-flight on the daemon's own threads) is one JSON event like every other line,
+    not bare lines among the JSON."""
+    sections: dict = {"policy": {"unattached": "send"}, "service": {"reader_processes": 0}}
+    env.write_config(receiver.url, log={"format": "console"}, **sections)
+    daemon = start_daemon()
+    env.write_config(receiver.url, log={"format": "json"}, **sections)
+    daemon.popen.send_signal(signal.SIGHUP)
+    wait_for(lambda: "configuration reloaded" in daemon.stderr(), what="the reload")
+    before = len(daemon.stderr().splitlines())
+    base = with_id(BASE, "TWO-1")
+    first = base.index(b"<cbc:ID>TWO-1</cbc:ID>") + len(b"<cbc:ID>TWO-1</cbc:ID>")
+    drop_bundle(env.outbox, "TWO-1", {}, base[:first] + b"<cbc:ID>TWO-2</cbc:ID>" + base[first:])
+    wait_for(env.quarantined, timeout=60, what="the invoice quarantined")
+    assert daemon.stop() == 0
+
+    after = "\n".join(daemon.stderr().splitlines()[before:])
+    assert not_json_lines(after) == []
+    records = [json.loads(line) for line in after.splitlines() if line.strip()]
+    [report] = [r for r in records if "XPTY0004" in r.get("output", "")]
+    assert report["level"] == "warning"
+    assert daemon.stdout() == ""
