@@ -4,8 +4,8 @@ it, and `token_file`. The shipped install makes the clerks' group and the daemon
 same (`outboxd`: the share is written through it), so a file readable by that group is
 readable by every clerk with an account on the server. Said at each start and reload
 and by `outboxd config`, as a warning: the daemon still works, and the file is the
-admin's. Only modes and group members are looked at (no ACLs, no folders above), and
-nothing here opens a file, let alone quotes one."""
+admin's. Modes, a POSIX access ACL where the file has one, and group members are looked
+at (no folders above), and nothing here opens a file, let alone quotes one."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import grp
 import os
 import pwd
 import stat
+import struct
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,6 +32,14 @@ CONFIG_FIX = (
 TOKEN_FILE_FIX = (
     "chmod 0600 it (owned by root where the unit passes it in with LoadCredential=, else "
     "by outboxd's user), or chmod 0640 with a group no one but outboxd's user is in")
+ACL_FIX = ("; or take the others' entries out of its ACL (getfacl shows them, setfacl -x "
+           "u:NAME or g:NAME removes one)")
+
+# The access ACL as the kernel keeps it (acl_ea_header/acl_ea_entry, little-endian):
+# a version, then (tag, permissions, id) entries.
+_ACL_XATTR = "system.posix_acl_access"
+_USER, _GROUP_OBJ, _GROUP, _MASK = 0x02, 0x04, 0x08, 0x10
+_READ = 0x04
 
 
 def group_members(gid: int) -> set[str]:
@@ -57,6 +66,32 @@ def _group_name(gid: int) -> str:
         return str(gid)
 
 
+def _acl_readers(path: Path, gid: int) -> tuple[set[int], set[int]] | None:
+    """(uids, gids) besides the owner that the file's access ACL lets read it, or None
+    where it has none (the mode says it all). With an ACL the mode's group bits are its
+    mask, not the owning group's: `setfacl -m u:outboxd:r` on a 0600 file shows 0640
+    whatever its group, and a named user it lets read shows in no group."""
+    try:
+        raw = os.getxattr(path, _ACL_XATTR)
+    except OSError:
+        return None  # none set (ENODATA), or a file system without ACLs
+    if len(raw) < 4 or (len(raw) - 4) % 8:
+        return None
+    entries = [struct.unpack_from("<HHI", raw, at) for at in range(4, len(raw), 8)]
+    if any(tag == _MASK and not perm & _READ for tag, perm, _ in entries):
+        return set(), set()
+    readers = [(tag, ident) for tag, perm, ident in entries if perm & _READ]
+    return ({i for t, i in readers if t == _USER},
+            {gid if t == _GROUP_OBJ else i for t, i in readers if t in (_GROUP_OBJ, _GROUP)})
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
 def other_readers(path: Path, service_uids: set[int],
                   members: Callable[[int], set[str]] = group_members) -> str | None:
     """Who besides root, the file's owner and the service (`service_uids`) may read
@@ -71,13 +106,19 @@ def other_readers(path: Path, service_uids: set[int],
     if st.st_mode & stat.S_IROTH:
         return f"every user of this machine may read it ({mode})"
     if not st.st_mode & stat.S_IRGRP:
-        return None
+        return None  # no group, and with an ACL no named entry, may read it either
     trusted = service_uids | {0, st.st_uid}
-    others = sorted(m for m in members(st.st_gid) if _uid_of(m) not in trusted)
+    acl = _acl_readers(path, st.st_gid)
+    users, gids = acl if acl is not None else (set(), {st.st_gid})
+    others = sorted({_user_name(u) for u in users if u not in trusted}
+                    | {m for g in gids for m in members(g) if _uid_of(m) not in trusted})
     if not others:
         return None
     shown = ", ".join(unquoted(m) for m in others[:SHOWN_MEMBERS])
     more = f" and {len(others) - SHOWN_MEMBERS} more" if len(others) > SHOWN_MEMBERS else ""
+    if acl is not None:
+        return (f"its ACL lets users besides outboxd's own read it ({mode}, the group "
+                f"bits being the ACL's mask): {shown}{more}")
     return (f"its group {unquoted(_group_name(st.st_gid))} may read it ({mode}), and "
             f"that group has members besides outboxd's own user: {shown}{more}")
 
@@ -102,10 +143,12 @@ def exposure_warnings(settings: Settings, config: Path | None,
     in_file = "token" not in environment_overrides().get("delivery", {})
     if config is not None and delivery.token is not None and in_file and (
             who := other_readers(config, uids, members)):
+        acl = ACL_FIX if who.startswith("its ACL") else ""
         warnings.append(f"the configuration file {unquoted(str(config))} holds [delivery] "
-                        f"token, and {who} — {CONFIG_FIX}")
+                        f"token, and {who} — {CONFIG_FIX}{acl}")
     if delivery.token_file is not None and (
             who := other_readers(delivery.token_file, uids, members)):
+        acl = ACL_FIX if who.startswith("its ACL") else ""
         warnings.append(f"[delivery] token_file {unquoted(str(delivery.token_file))} "
-                        f"holds the token, and {who} — {TOKEN_FILE_FIX}")
+                        f"holds the token, and {who} — {TOKEN_FILE_FIX}{acl}")
     return warnings

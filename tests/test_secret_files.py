@@ -5,8 +5,10 @@ its member list is given (the machine's own groups are not the test's to change)
 
 from __future__ import annotations
 
+import errno
 import os
 import pwd
+import struct
 from pathlib import Path
 
 import pytest
@@ -128,6 +130,59 @@ class TestTokenFile:
         read access by an ACL, which shows as 0440 group root: only root is in it."""
         path, _ = _with_token_file(tmp_path, outbox, mode)
         assert exposure_warnings(load_settings(path), path) == []
+
+
+def _set_acl(path: Path, user: int, group_obj: int) -> None:
+    """An access ACL as `setfacl -m u:UID:r` leaves it (a named user that may read, the
+    mask r), the owning group's own entry `group_obj` (4: read, 0: none); what `getfacl`
+    would show, written as the kernel keeps it. Skips where the file system has none."""
+    entries = [(0x01, 6, 0xFFFFFFFF), (0x02, 4, user), (0x04, group_obj, 0xFFFFFFFF),
+               (0x10, 4, 0xFFFFFFFF), (0x20, 0, 0xFFFFFFFF)]
+    try:
+        os.setxattr(path, "system.posix_acl_access", struct.pack("<I", 2) + b"".join(
+            struct.pack("<HHI", *e) for e in entries))
+    except OSError as exc:
+        if exc.errno in (errno.ENOTSUP, errno.EPERM):
+            pytest.skip(f"no POSIX ACLs here: {exc}")
+        raise
+
+
+class TestAcl:
+    def test_a_user_an_acl_lets_read_the_token_file_is_warned_of(
+            self, tmp_path: Path, outbox: Path) -> None:
+        """/etc/outboxd/token 0600 root, then `setfacl -m u:nobody:r` for someone not the
+        service: the mode shows 0640 group root, a group with no one in it, yet that user
+        may read the token. The warning names the user and says how to take it away."""
+        path, token = _with_token_file(tmp_path, outbox, 0o600)
+        _set_acl(token, pwd.getpwnam("nobody").pw_uid, group_obj=0)
+        assert os.stat(token).st_mode & 0o777 == 0o640
+        [warning] = exposure_warnings(load_settings(path), path, members=lambda gid: set())
+        assert str(token) in warning and "ACL" in warning and "nobody" in warning
+        assert "setfacl -x" in warning and TOKEN not in warning
+
+    def test_an_acl_for_the_service_alone_is_not_a_group_that_may_read(
+            self, tmp_path: Path, outbox: Path) -> None:
+        """The token file 0600 root:outboxd-with-clerks, read by the service through
+        `setfacl -m u:outboxd:r` (as systemd gives a credential to the service): the
+        mode shows 0640, but the group's own entry reads nothing. No warning: its fix
+        (chmod 0600) would take the service's read away with the ACL's mask."""
+        service = pwd.getpwnam("nobody")
+        state = tmp_path / "state"
+        state.mkdir()
+        os.chown(state, service.pw_uid, -1)  # the daemon's user (test_the_state_dirs...)
+        path, token = _with_token_file(tmp_path, outbox, 0o600)
+        _set_acl(token, service.pw_uid, group_obj=0)
+        assert os.stat(token).st_mode & 0o777 == 0o640
+        assert exposure_warnings(load_settings(path), path, members=clerks) == []
+
+    def test_the_owning_groups_own_acl_entry_decides_for_the_group(
+            self, tmp_path: Path, outbox: Path) -> None:
+        """With an ACL, the group bits of the mode are its mask: the group with clerks
+        in it is warned of where its own entry reads (group_obj r), as without one."""
+        path, token = _with_token_file(tmp_path, outbox, 0o600)
+        _set_acl(token, 0, group_obj=4)
+        [warning] = exposure_warnings(load_settings(path), path, members=clerks)
+        assert str(token) in warning and "alice, bob" in warning
 
 
 def test_more_members_than_shown_are_counted(tmp_path: Path) -> None:
