@@ -114,6 +114,7 @@ class DirectoryDeliverer:
         tmp = self.target / f".tmp-{bid}"
         held: int | None = None  # the lock on the .tmp- folder this attempt made
         self.on_its_mount()
+        _fits_the_layout(manifest["invoice_file"]["name"])
         try:
             if _delivered(final):
                 return Receipt(200, {**body, "already_delivered": True}, None)
@@ -182,6 +183,23 @@ class DirectoryDeliverer:
                     shutil.rmtree(tmp, ignore_errors=True)
                 os.close(held)
         return Receipt(201, body, None)
+
+
+# What a bundle folder holds beside its invoice file, in the case-folded form a target
+# that takes upper and lower case as one (SMB, a casefold folder) compares names in.
+_LAYOUT = frozenset({"manifest.json", "attachments"})
+
+
+def _fits_the_layout(name: str) -> None:
+    """Rejected for an invoice file named as the bundle folder's manifest.json or
+    attachments/ (reachable with invoice_patterns such as "*"): it could never be written
+    beside them, and a retry would meet the same name for ever."""
+    if name.casefold() in _LAYOUT:
+        raise _taken(f"the invoice file {name} cannot be written into a bundle folder of "
+                     "[delivery] target, which holds manifest.json and attachments/ beside it",
+                     f"invoice file named {name}",
+                     "rename the invoice file (and its sidecar folder with it), then put "
+                     "the bundle back into the outbox")
 
 
 def _ours(tmp: Path, held: int) -> bool:
