@@ -16,6 +16,9 @@ What is already at a final name is looked at, never through a link, never opened
 it is a FIFO or device: a folder TARGET/BUNDLEID/ or a file with the document's bytes
 is delivered already; anything else there is the admin's to look at, never replaced.
 
+Nothing is written while the target is off the mount it was on at the start (its share
+unmounted: the bare mount point is on the local disk, where no agent looks).
+
 When the target is group-writable (the transfer agent's group), so are the folders of
 each bundle: the agent must be able to move or delete what it has taken, and umask
 027 made them read-only for it.
@@ -47,7 +50,7 @@ from daemon.fswrite import (
     write_json,
 )
 from daemon.manifest import sent_parts
-from daemon.mounts import on_network_share
+from daemon.mounts import SameMount, on_network_share
 from daemon.names import folder_name_for_id
 from daemon.parts import OpenWhenRead
 from daemon.temps import (
@@ -81,6 +84,25 @@ class DirectoryDeliverer:
     def __init__(self, target: Path) -> None:
         self.target = target
         self.destination = str(target)  # as receipt.json names it (HttpDeliverer's)
+        self.mount = SameMount(target)
+        self.on_its_mount()  # the mount of the start (or of the reload) is the target's
+
+    def on_its_mount(self) -> None:
+        """Retryable if the target is no longer on the mount it was on when this deliverer
+        was made: a share unmounted from under it (its writes would go onto the local
+        disk under the bare mount point, unseen by the transfer agent). A target that
+        cannot be opened is left to the write to report."""
+        try:
+            moved = self.mount.changed()
+        except OSError:
+            return
+        if moved is None:
+            return
+        then, now = (f"{m[1]} mounted at {m[0]}" if m else "an unknown mount" for m in moved)
+        raise Retryable(f"[delivery] target {self.target} is not on the file system it was on "
+                        f"when outboxd started or was last reloaded ({then}; now {now}): is "
+                        "its share unmounted? Nothing is written there until that share is "
+                        "back; if the target is meant to be where it is now, reload outboxd")
 
     def close(self) -> None:
         pass
@@ -91,6 +113,8 @@ class DirectoryDeliverer:
         body = {"delivered_to": str(final)}
         tmp = self.target / f".tmp-{bid}"
         held: int | None = None  # the lock on the .tmp- folder this attempt made
+        self.on_its_mount()
+        _fits_the_layout(manifest["invoice_file"]["name"])
         try:
             if _delivered(final):
                 return Receipt(200, {**body, "already_delivered": True}, None)
@@ -159,6 +183,23 @@ class DirectoryDeliverer:
                     shutil.rmtree(tmp, ignore_errors=True)
                 os.close(held)
         return Receipt(201, body, None)
+
+
+# What a bundle folder holds beside its invoice file, in the case-folded form a target
+# that takes upper and lower case as one (SMB, a casefold folder) compares names in.
+_LAYOUT = frozenset({"manifest.json", "attachments"})
+
+
+def _fits_the_layout(name: str) -> None:
+    """Rejected for an invoice file named as the bundle folder's manifest.json or
+    attachments/ (reachable with invoice_patterns such as "*"): it could never be written
+    beside them, and a retry would meet the same name for ever."""
+    if name.casefold() in _LAYOUT:
+        raise _taken(f"the invoice file {name} cannot be written into a bundle folder of "
+                     "[delivery] target, which holds manifest.json and attachments/ beside it",
+                     f"invoice file named {name}",
+                     "rename the invoice file (and its sidecar folder with it), then put "
+                     "the bundle back into the outbox")
 
 
 def _ours(tmp: Path, held: int) -> bool:

@@ -1,6 +1,7 @@
 """Which file system a path is on: the watcher picks polling on a network file system
 (watch.py), and a directory target's start sweep trusts a folder's lock only on a
-local one (directory.py); both ask on_network_share. Apart from watch.py so that a
+local one (directory.py); both ask on_network_share. A directory target's writes also
+wait while its share is unmounted (SameMount). Apart from watch.py so that a
 delivery, and the commands that read bundles, need not import the watcher (watchdog).
 """
 
@@ -65,3 +66,41 @@ def mount_of(path: Path) -> tuple[str, str] | None:
         return best
     except OSError:
         return None
+
+
+class SameMount:
+    """The mount a folder is on, as first seen, and whether it is still on it. A share
+    unmounted from under a folder written to (a directory target that a transfer agent
+    reads) leaves its empty mount point on the local disk: a write lands there, where
+    no one looking at the share sees it, and the share hides it for good once it is
+    mounted again."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.device: int | None = None
+        self.mount: tuple[str, str] | None = None
+
+    def changed(self) -> tuple[tuple[str, str] | None, tuple[str, str] | None] | None:
+        """None while the folder is on the mount first seen (the first call sees it);
+        else that mount and the one it is on now, each (point, type). OSError if the
+        folder cannot be opened."""
+        device = _device(self.path)
+        if device == self.device:
+            return None
+        now = mount_of(self.path)
+        if self.device is not None and now != self.mount:
+            return self.mount, now
+        # First seen; or the same share mounted again: a network file system gets a new
+        # device number at each mount, a share mounted on demand after each idle timeout.
+        self.device, self.mount = device, now
+        return None
+
+
+def _device(path: Path) -> int:
+    # Opened, not stat'ed: a stat of a share's mount point leaves a share mounted on
+    # demand unmounted and sees the automounter's entry; an open mounts it.
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return os.fstat(fd).st_dev
+    finally:
+        os.close(fd)

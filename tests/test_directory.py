@@ -420,6 +420,25 @@ class TestWhatIsAlreadyAtTheBundlesName:
         assert final.is_symlink() if kind != "file" else final.read_bytes() == b"not a bundle"
 
 
+@pytest.mark.parametrize("name", ["manifest.json", "attachments", "Manifest.JSON"])
+def test_an_invoice_file_named_like_the_bundles_own_entries_is_refused_not_retried(
+        tmp_path: Path, name: str) -> None:
+    """An invoice file whose name is that of the bundle folder's manifest.json or
+    attachments/ (an outbox with invoice_patterns such as "*.json" or "*"; in any case,
+    for a target that takes upper and lower case as one) could never be written there:
+    it was retried for good with "File exists". Refused instead, naming the file and the
+    fix, with nothing left in the target."""
+    bundle = make_bundle(tmp_path / "work", name)
+    manifest = build_manifest(bundle)
+    target = tmp_path / "target"
+    target.mkdir()
+    with pytest.raises(Rejected) as info:
+        DirectoryDeliverer(target).deliver(bundle, manifest)
+    assert name in str(info.value) and info.value.fix is not None
+    assert "rename the invoice file" in info.value.fix
+    assert os.listdir(target) == []
+
+
 def _hold(path: Path) -> int:
     """A live writer's hold on a temp (what create_locked and hold_new_folder take)."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)

@@ -134,6 +134,7 @@ class EmbeddedDeliverer:
 
     def _send(self, doc: Document, key: str, bid: str, name: str) -> Receipt:
         if isinstance(self.inner, DirectoryDeliverer):
+            self.inner.on_its_mount()
             return write_document(self.inner.target, name, doc.data)
         assert self.cfg.url is not None
         headers = {"Content-Type": "application/xml", "Idempotency-Key": key,

@@ -1,0 +1,45 @@
+"""The directory transport's target on a mount of its own (daemon/directory.py, docs/protocol.md
+section 7), with the real kernel: the share a transfer agent reads, unmounted while outboxd
+runs, must not have bundles written onto the local disk under its empty mount point (which
+no agent sees, and which the share hides for good once it is mounted again)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from conftest import Env
+from helpers import drop_bundle, pdf_bytes, wait_for
+
+from faults.conftest import Mounts, bundle_of, no_traceback
+
+pytestmark = pytest.mark.usefixtures("lean")
+
+
+def test_a_target_whose_share_is_unmounted_gets_nothing_until_it_is_mounted_again(
+        env: Env, mounts: Mounts, start_daemon) -> None:
+    """The target's file system unmounted under a running daemon: a bundle dropped then is
+    not written into the bare mount point but waits (`retrying`, the error saying the
+    target is not on the file system it was on), and goes out into the share, once, as
+    soon as a share is mounted there again."""
+    target = mounts.tmpfs(env.root / "target", "8m")
+    env.write_config("http://127.0.0.1:9/unused", delivery={
+        "transport": "directory", "target": str(target)}, policy={"unattached": "send"})
+    daemon = start_daemon()
+    mounts.lazy_unmount(target)
+
+    drop_bundle(env.outbox, "INV-1", {"a.pdf": pdf_bytes()})
+    row = wait_for(lambda: (lambda b: b if b["last_error"] or b["state"] == "sent" else None)(
+        bundle_of(env.config, "INV-1.xml")), timeout=30, what="a delivery attempt")
+    assert row["state"] == "retrying", row
+    assert "file system" in row["last_error"] and str(target) in row["last_error"], row
+    assert os.listdir(target) == [], "written onto the local disk under the mount point"
+
+    mounts.tmpfs(target, "8m")  # the share back (another device number, as a remount gets)
+    wait_for(lambda: bundle_of(env.config, "INV-1.xml")["state"] == "sent", timeout=30,
+             what="the bundle sent once the share is back")
+    [published] = os.listdir(target)
+    assert (Path(target) / published / "manifest.json").is_file()
+    assert env.sent_bundles() and env.quarantined() == []
+    no_traceback(daemon.stderr())
