@@ -10,6 +10,7 @@ whether the bundle matched again in its work folder is the one validated
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import socket
 import uuid
@@ -34,15 +35,35 @@ from daemon.workfolder import held_folder, hold_folder, still_at, still_held
 T = TypeVar("T")
 
 
-def work_dir_for(processing: Path, name: str, bundle_id: str) -> Path:
-    """A folder only this daemon uses: NAME--BUNDLEID12--HOST-PID-RANDOM.
+def host_tag() -> str:
+    """This host as work folder names carry it: its short name, cut to 32 bytes."""
+    return fit_bytes(socket.gethostname().split(".")[0] or "host", 32)
+
+
+OWNER_LEN = 6  # hex digits of owner_of
+
+
+def owner_of(state_dir: Path) -> str:
+    """Which daemon of this host claimed a work folder: 6 hex of its state dir's path.
+
+    Host and pid alone do not tell two daemons of one host apart (each has its own
+    state dir and journal) once the claimer's process is gone: the other one took its
+    folders for its own and called them copies no daemon left. The path, not something
+    kept inside the state dir, so that a journal lost with its state dir's contents
+    still finds the folders its daemon left."""
+    return hashlib.sha256(os.fsencode(os.path.abspath(state_dir))).hexdigest()[:OWNER_LEN]
+
+
+def work_dir_for(processing: Path, name: str, bundle_id: str, owner: str = "") -> Path:
+    """A folder only this daemon uses: NAME--BUNDLEID12--HOST-PID-OWNERRANDOM, OWNER
+    being owner_of(its state dir) ("" in tests of one daemon; folders of outboxd before
+    it have a RANDOM of 6 only).
 
     NAME is shortened when the whole would not fit in one path component (an
     invoice file name of ~226 bytes or more); the invoice file keeps its full
     name inside the folder, and the journal keeps the folder's real name.
     """
-    host = fit_bytes(socket.gethostname().split(".")[0] or "host", 32)
-    tail = f"--{bundle_id[:12]}--{host}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    tail = f"--{bundle_id[:12]}--{host_tag()}-{os.getpid()}-{owner}{uuid.uuid4().hex[:6]}"
     return processing / (fit_bytes(name, NAME_MAX - len(os.fsencode(tail))) + tail)
 
 

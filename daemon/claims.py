@@ -24,6 +24,7 @@ from daemon.claim import (
     log_leftover,
     moved_into,
     not_moved,
+    owner_of,
     stuck_in_work_folder,
     sync_claimed,
     unclaim,
@@ -117,7 +118,8 @@ class Claims(Stranded):
     def _claim(self, cand: Candidate, known: Known, row: Row | None,
                reasons: list[Finding], now: float) -> Next:
         intent = Claim(cand, known, row, reasons,
-                        work_dir_for(self.s.processing_dir, cand.name, known.bundle_id))
+                        work_dir_for(self.s.processing_dir, cand.name, known.bundle_id,
+                                     owner_of(self.s.paths.state_dir)))
         if self._held is not None:
             self._held.append(intent)  # claimed with the others of this turn
             self._held_ids.add(known.bundle_id)

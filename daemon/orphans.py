@@ -1,9 +1,11 @@
 """Work folders in processing/ that no journal row knows (a lost journal, a share that
 went away in the middle of a claim): found and finished, never left there unseen.
 
-A work folder is ours when its HOST-PID tag names this host and a process that is
-not running any more (or us): folders of another daemon on this host or on
-another host of the share are that daemon's business. What is in it decides:
+A work folder is ours when its HOST-PID-OWNER tag names this host, a process that is
+not running any more (or us) and our state dir (claim.owner_of): folders of another
+daemon on this host or on another host of the share are that daemon's business (one
+of this host whose process is gone is named once in a warning: it waits for that
+daemon to start again). What is in it decides:
 
 - receipt.json: the receiver took it and the journal lost the rest → archive it
   in sent/ and record it as sent;
@@ -31,19 +33,18 @@ removal failed too) holds nothing to lose and is removed.
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 from typing import Any
 
 from daemon import logs
 from daemon.archive import KEPT, kept_for, move_into_place, reason_of, target_for
-from daemon.claim import LEFTOVER, in_folder, unclaim
+from daemon.claim import LEFTOVER, OWNER_LEN, host_tag, in_folder, owner_of, unclaim
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError
 from daemon.fsops import FOLDER_NOFOLLOW
 from daemon.fswrite import held_path
 from daemon.journal import IN_FLIGHT, Journal, journal_time
-from daemon.names import fit_bytes, stem
+from daemon.names import stem
 from daemon.papers import PAPER_NAMES
 from daemon.readback import record_of
 from daemon.scan import candidate_for, is_invoice_file
@@ -59,26 +60,34 @@ def _once(work: Path, emit: Any, event: str, **fields: Any) -> None:
         emit(event, **fields)
 
 
-def _owner_gone(name: str) -> bool:
-    """NAME--ID12--HOST-PID-RAND: this host, and PID is us or no longer running."""
+# Whose a work folder is, from its name (_whose).
+OURS = "ours"  # this host's, our state dir's (or an outboxd's before owners), dead or us
+SIBLING = "sibling"  # another daemon of this host (another state dir) whose process is gone
+NOT_OURS = "not ours"  # another host's, a live process's, or no work folder name of ours
+
+
+def _whose(name: str, owner: str) -> str:
+    """NAME--ID12--HOST-PID-[OWNER]RAND: ours when this host, our state dir (a name
+    without OWNER: ours as before owners) and PID us or no longer running."""
     try:
         tag = name.rsplit("--", 1)[1]
-        host, pid_text, _rand = tag.rsplit("-", 2)
+        host, pid_text, rand = tag.rsplit("-", 2)
         pid = int(pid_text)
     except (IndexError, ValueError):
-        return False
-    ours = fit_bytes(socket.gethostname().split(".")[0] or "host", 32)
-    if host != ours:
-        return False
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False  # someone's process runs under that pid
-    return False
+        return NOT_OURS
+    if host != host_tag():
+        return NOT_OURS
+    if pid != os.getpid():
+        try:
+            os.kill(pid, 0)
+            return NOT_OURS  # a live daemon's (another's, or a person's process's pid)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            return NOT_OURS  # someone's process runs under that pid
+    if len(rand) > OWNER_LEN and rand[:OWNER_LEN] != owner:
+        return SIBLING
+    return OURS
 
 
 def _invoice_in(held: int, settings: Settings) -> str | None:
@@ -108,9 +117,21 @@ class Orphans:
             return 0  # the usual case: no journal query at all
         known = {row.work_dir for row in journal.rows(IN_FLIGHT) if row.work_dir}
         handled = 0
+        owner = owner_of(settings.paths.state_dir)
         for entry in entries:
             work = Path(entry.path)
-            if str(work) in known or not _owner_gone(entry.name):
+            if str(work) in known:
+                continue
+            whose = _whose(entry.name, owner)
+            if whose == SIBLING:
+                # Its journal knows it (ours cannot tell a bundle it delivered from one it
+                # did not): finished when that daemon starts again, never by us.
+                _once(work, log.warning, "work folder of another outboxd on this host (its "
+                      "own state dir) whose process is no longer running: left for it — "
+                      "it finishes the bundle when it starts again; if it is not to run "
+                      "again, start it once so that it does", work_dir=str(work))
+                continue
+            if whose != OURS:
                 continue
             try:
                 done = _finish(journal, settings, work, work in self._inherited)

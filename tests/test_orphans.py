@@ -13,7 +13,7 @@ from helpers import without_blocking
 from structlog.testing import capture_logs
 from swaps import linked_aside_before, opened_in, swap_when_opened
 
-from daemon.claim import work_dir_for
+from daemon.claim import owner_of, work_dir_for
 from daemon.config import DeliveryConfig, OutboxConfig, PathsConfig, Settings
 from daemon.journal import Journal
 from daemon.orphans import sweep
@@ -46,9 +46,12 @@ def this_host() -> str:
     return tail.rsplit("-", 2)[0]
 
 
-def work(s: Settings, name: str, host: str | None = None, pid: int | None = None) -> Path:
+def work(s: Settings, name: str, host: str | None = None, pid: int | None = None,
+         owner: str = "") -> Path:
+    """A work folder NAME--ID12--HOST-PID-[OWNER]RAND (no OWNER: as outboxd made them
+    before owners)."""
     host = host or this_host()
-    w = s.processing_dir / f"{name}--{BID[:12]}--{host}-{pid or dead_pid()}-abcdef"
+    w = s.processing_dir / f"{name}--{BID[:12]}--{host}-{pid or dead_pid()}-{owner}abcdef"
     (w / name).mkdir(parents=True)
     (w / f"{name}.xml").write_bytes(b"<x/>")
     (w / name / "a.pdf").write_bytes(b"%PDF-1.4")
@@ -394,3 +397,44 @@ def test_a_work_folder_an_archive_kept_for_a_late_file_is_said_so_and_removed_on
         assert j.rows(("settling", "sent", "quarantined")) == []
     finally:
         j.close()
+
+
+def test_a_dead_daemon_of_this_host_with_another_state_dir_keeps_its_folders(
+        settings: Settings, tmp_path: Path) -> None:
+    """Two daemons of one host (own state dirs) on one share: the folders the other one
+    claimed before it was killed are its business, even to a journal made afresh — never
+    put back or archived by us (its journal knows what it sent), never called copies
+    nobody left (an error that is a lie); one warning each says they wait for it. A
+    folder of our own state dir's dead run is still ours."""
+    other = owner_of(tmp_path / "state-of-the-other")
+    theirs = work(settings, "INV-1", owner=other)
+    delivered = work(settings, "INV-2", owner=other)
+    (delivered / "receipt.json").write_text(json.dumps({
+        "manifest": {"bundle_id": BID, "invoice_file": {"name": "INV-2.xml"},
+                     "invoices": [{"id": "INV-2"}]},
+        "response": {"receipt_id": "r"}, "delivered_at": "2026-01-01T00:00:00.000Z"}))
+    mine = work(settings, "INV-3", owner=owner_of(settings.paths.state_dir))
+    j = Journal(settings.journal_path)
+    try:
+        assert j.afresh
+        with capture_logs() as logged:
+            assert sweep(j, settings) == 1
+        assert (settings.outbox.path / "INV-3.xml").exists() and not mine.exists()
+        assert sorted(os.listdir(theirs)) == ["INV-1", "INV-1.xml"]
+        assert "receipt.json" in os.listdir(delivered) and not j.was_sent(BID)
+        assert not (settings.outbox.path / "INV-1.xml").exists()
+        assert [e for e in logged if e["log_level"] == "error"] == []
+        warned = [e for e in logged if e["log_level"] == "warning"
+                  and "another outboxd on this host" in e["event"]]
+        assert sorted(e["work_dir"] for e in warned) == sorted([str(theirs), str(delivered)])
+    finally:
+        j.close()
+
+
+def test_work_folders_carry_their_daemons_state_dir() -> None:
+    """Two state dirs give two owners, one state dir always the same (so a journal lost
+    still finds its folders), and the owner is in the work folder's tag."""
+    a, b = owner_of(Path("/var/lib/outboxd")), owner_of(Path("/var/lib/outboxd-b"))
+    assert a != b and a == owner_of(Path("/var/lib/outboxd"))
+    tag = work_dir_for(Path("processing"), "INV-1", BID, a).name.rsplit("--", 1)[1]
+    assert tag.rsplit("-", 1)[1].startswith(a)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 
@@ -16,28 +17,40 @@ from faults.conftest import no_traceback
 pytestmark = pytest.mark.usefixtures("lean")
 
 
+def _daemon(env: Env, receiver, n: int, run: int = 0) -> Proc:
+    """Daemon `n` on the shared outbox, with its own state dir and status page (as
+    docs/operations.md tells admins: with one name, a starting daemon's sweep of dead temp
+    files can take the other's page write); run > 0: the same daemon started again."""
+    cfg = env.root / f"config{n}.toml"
+    if not cfg.exists():
+        env.write_config(receiver.url, paths={"state_dir": str(env.root / f"state{n}")},
+                         outbox={"path": str(env.outbox), "settle_seconds": 0.2,
+                                 "rescan_seconds": 2},
+                         share={"status_page": f"outboxd-status-{n}.html"})
+        env.config.rename(cfg)
+    return Proc([*OUTBOXD, "run", "-c", str(cfg)], env.root / f"d{n}-{run}.log")
+
+
+def _running(p: Proc) -> None:
+    # Two daemons start at once (as shipped, each loading the rules in its reader
+    # processes, that took over 20 s on a busy 2-core host). One that exits fails fast.
+    wait_for(lambda: "outboxd running" in p.stderr() or p.popen.poll() is not None,
+             timeout=60, what="daemon start")
+    assert p.popen.poll() is None, p.stderr()
+
+
+def _lines(p: Proc, level: str) -> list[dict]:
+    return [json.loads(line) for line in p.stderr().splitlines()
+            if line.startswith("{") and json.loads(line).get("level") == level]
+
+
 def test_losing_a_claim_race_is_not_an_error(env: Env, receiver) -> None:
     """Two daemons (own state dirs) on one outbox, 40 bundles: each is sent once and the one
     that loses a race logs no error (it is normal work, not a broken bundle)."""
-    procs = []
-    for n in (1, 2):
-        cfg = env.root / f"config{n}.toml"
-        # Each its own status page, as docs/operations.md tells admins: with one name,
-        # a starting daemon's sweep of dead temp files can take the other's page write.
-        env.write_config(receiver.url, paths={"state_dir": str(env.root / f"state{n}")},
-                         outbox={"path": str(env.outbox), "settle_seconds": 0.2,
-                                 "rescan_seconds": 5},
-                         share={"status_page": f"outboxd-status-{n}.html"})
-        env.config.rename(cfg)
-        p = Proc([*OUTBOXD, "run", "-c", str(cfg)], env.root / f"d{n}.log")
-        procs.append(p)
+    procs = [_daemon(env, receiver, n) for n in (1, 2)]
     try:
         for p in procs:
-            # Two daemons start at once (as shipped, each loading the rules in its reader
-            # processes, that took over 20 s on a busy 2-core host). One that exits fails fast.
-            wait_for(lambda p=p: "outboxd running" in p.stderr() or p.popen.poll() is not None,
-                     timeout=60, what="daemon start")
-            assert p.popen.poll() is None, p.stderr()
+            _running(p)
         for i in range(40):
             drop_bundle(env.outbox, f"INV-{i:03}", {"a.pdf": pdf_bytes(1 + i % 3)})
         wait_for(lambda: len(env.sent_bundles()) >= 40, timeout=90, what="40 bundles sent")
@@ -47,9 +60,56 @@ def test_losing_a_claim_race_is_not_an_error(env: Env, receiver) -> None:
     assert len(env.sent_bundles()) == 40
     assert len({r["idempotency_key"] for r in receiver.accepted()}) == 40
     for p in procs:
-        errors = [json.loads(line) for line in p.stderr().splitlines()
-                  if line.startswith("{") and json.loads(line).get("level") == "error"]
-        assert errors == []
+        assert _lines(p, "error") == []
+        no_traceback(p.stderr())
+
+
+def test_a_daemon_killed_mid_burst_leaves_its_claims_to_itself(env: Env, receiver) -> None:
+    """Two daemons of one host (own state dirs), 120 bundles, one killed (SIGKILL) while it
+    holds claims: the other leaves those work folders alone and says so in a warning (not
+    an error calling them copies nobody left); started again, the killed one finishes
+    them. Every bundle is sent once (one request, one Idempotency-Key each), archived
+    once, nothing is left in the outbox or in processing/."""
+    a, b = _daemon(env, receiver, 1), _daemon(env, receiver, 2)
+    procs = [a, b]
+    try:
+        _running(a)
+        _running(b)
+        for i in range(120):
+            drop_bundle(env.outbox, f"INV-{i:03}", {"a.pdf": pdf_bytes(1 + i % 3)})
+        tag = f"-{a.popen.pid}-"
+        wait_for(lambda: any(tag in n for n in os.listdir(env.processing)), timeout=60,
+                 what="a claim of the daemon to be killed")
+        a.popen.kill()
+        a.popen.wait()
+        left = {str(env.processing / n) for n in os.listdir(env.processing) if tag in n}
+        assert left, "the killed daemon held no claim: nothing shown"
+        # Its folders wait for it: the other one's rescans (every 2 s) name them.
+        wait_for(lambda: {e["work_dir"] for e in _lines(b, "warning")
+                          if "another outboxd on this host" in e["event"]} & left,
+                 timeout=30, what="the other daemon to name the killed one's work folders")
+        a = _daemon(env, receiver, 1, run=1)
+        procs.append(a)
+        _running(a)
+        wait_for(lambda: len(env.sent_bundles()) >= 120 and not os.listdir(env.processing),
+                 timeout=120, what="120 bundles sent and processing/ empty")
+    finally:
+        for p in procs:
+            p.stop(signal.SIGTERM)
+    assert len(env.sent_bundles()) == 120
+    assert len({p.name.split("--")[0] for p in env.sent_bundles()}) == 120
+    # Stored once each (201); a POST the kill cut short is sent again by the restart with
+    # the same Idempotency-Key, and the receiver answers it from its store (200), or 409
+    # while the killed one's request is still being read there (tried again).
+    assert len(receiver.accepted()) == 120
+    assert len({r["idempotency_key"] for r in receiver.accepted()}) == 120
+    assert all(r["status"] in (200, 409) for r in receiver.requests() if r["status"] != 201)
+    assert len([d for d in receiver.store.iterdir() if d.is_dir()]) == 120
+    assert sorted(n for n in os.listdir(env.outbox) if not n.startswith("outboxd-status")) \
+        == [".outboxd"]
+    assert env.quarantined() == []
+    for p in procs:
+        assert _lines(p, "error") == [], p.log
         no_traceback(p.stderr())
 
 
