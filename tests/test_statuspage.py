@@ -57,10 +57,10 @@ def test_a_costly_refresh_puts_the_next_off_by_twenty_times_its_cpu_at_most_a_mi
     clock, cpu, cost = [100.0], [0.0], [0.5]
     real_recent = journal.recent
 
-    def costly_recent(days: int = 7) -> Any:
+    def costly_recent(days: int = 7, at: datetime | None = None) -> Any:
         cpu[0] += cost[0]
         clock[0] += 3.0  # the wall time a stalled host adds: not the page's cost
-        return real_recent(days)
+        return real_recent(days, at)
     monkeypatch.setattr(journal, "recent", costly_recent)
 
     page = StatusPage(clock=lambda: clock[0], cpu=lambda: cpu[0])
