@@ -181,7 +181,7 @@ class StatusPage:
         """The page's body (without the time it is written) as of `now`."""
         share = settings.share
         today = now.astimezone(UTC).strftime("%Y-%m-%d")
-        rows = still_quarantined(journal.recent(days=1), today, settings.outbox.path)
+        rows = still_quarantined(journal.recent(days=1, at=now), today, settings.outbox.path)
         idle: list[Idle] = []
         names = release_names(settings.outbox.path, share)  # names only: no stat
         # The loop passes the invoice files it knows; listing is the fallback.

@@ -14,6 +14,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from claimed import folders, make, quiet_logs, run_once  # noqa: E402, F401 - quiet_logs: autouse
 from helpers import UBL_NS, drop_bundle, pdf_bytes  # noqa: E402
 
+from daemon.journal import iso_in  # noqa: E402
+
 WAIT = {"attachment_wait_seconds": 3600}
 
 
@@ -52,7 +54,7 @@ def test_warn_sends_the_whole_file_after_the_wait_warning_only_for_the_unattache
     assert row.unattached_ids == ["B"] and row.invoice_ids == ["A", "B"]
     assert (s.outbox.path / "batch" / "A" / "a.pdf").exists()
     assert folders(s.sent_dir) == []
-    p.j.update(row.id, deadline="2000-01-01T00:00:00.000Z")  # the wait is over
+    p.j.update(row.id, deadline=iso_in(-60))  # the wait is over
     p.live["batch.xml"] = p.j.get(row.id)  # the pipeline keeps its live rows in memory
     [sent_row] = run_once(p, now=2000.0)
     assert p.j.get(sent_row).state == "sent"

@@ -40,7 +40,7 @@ from daemon.config import Settings  # noqa: E402
 from daemon.cutshort import GRACE_SECONDS  # noqa: E402
 from daemon.errors import ReaderFailed  # noqa: E402
 from daemon.finish import evaluate  # noqa: E402
-from daemon.journal import parse_iso  # noqa: E402
+from daemon.journal import iso_in, parse_iso  # noqa: E402
 from daemon.pipeline import Pipeline  # noqa: E402
 from daemon.scan import list_outbox  # noqa: E402
 from daemon.step import IDLE  # noqa: E402
@@ -103,7 +103,7 @@ class TestDecisions:
         [row] = p.j.rows(("waiting",))
         assert row.unattached_ids == ["INV-1"] and row.deadline
         assert (s.outbox.path / "INV-1.xml").exists()
-        p.j.update(row.id, deadline="2000-01-01T00:00:00.000Z")  # the wait is over
+        p.j.update(row.id, deadline=iso_in(-60))  # the wait is over
         p.live["INV-1.xml"] = p.j.get(row.id)  # the pipeline keeps its live rows in memory
         assert run_once(p, now=2000.0) == []
         [q] = folders(s.quarantine_dir)
@@ -383,7 +383,7 @@ class TestWaitingDeadlines:
         drop_bundle(s.outbox.path, "INV-1", {})
         assert run_once(p) == []
         [row] = p.j.rows(("waiting",))
-        p.j.update(row.id, deadline="2000-01-01T00:00:00.000Z")  # long over
+        p.j.update(row.id, deadline=iso_in(-60))  # long over
         held, _ = make(tmp_path, policy={"unattached": "hold"})  # a restart under hold
         held.start({"INV-1.xml"})
         assert run_once(held, now=5000.0) == []
@@ -416,7 +416,7 @@ class TestWaitingDeadlines:
         drop_bundle(s.outbox.path, "INV-1", {})
         assert run_once(p) == []
         [row] = p.j.rows(("waiting",))
-        p.j.update(row.id, deadline="2000-01-01T00:00:00.000Z")  # INV-1's wait is over
+        p.j.update(row.id, deadline=iso_in(-60))  # INV-1's wait is over
         p.live["INV-1.xml"] = p.j.get(row.id)
         drop_bundle(s.outbox.path, "INV-1", {}, ubl_invoice("INV-9"))
         assert run_once(p, now=2000.0) == []
@@ -579,7 +579,7 @@ class TestRestartWhileBusy:
         drop_bundle(s.outbox.path, "B-1", {}, _batch("A-1", "A-2"))
         assert run_once(p) == []
         [row] = p.j.rows(("waiting",))
-        p.j.update(row.id, deadline="2000-01-01T00:00:00.000Z")
+        p.j.update(row.id, deadline=iso_in(-60))
         p.live["B-1.xml"] = p.j.get(row.id)
         drop_bundle(s.outbox.path, "B-1", {}, _batch("A-2", "A-1"))
         assert len(run_once(p, now=2000.0)) == 1 and len(folders(s.sent_dir)) == 1
@@ -676,13 +676,15 @@ class TestMarker:
 
 
 def _age(root: Path, seconds: float) -> None:
-    """Give every file under root a modification time `seconds` in the past (as files
-    written elsewhere and then moved into the outbox keep theirs)."""
+    """Give every file under root a modification time `seconds` before its own (as files
+    written elsewhere and then moved into the outbox keep theirs). Counted from the file
+    system's time, which settle.py compares it with, not from this process's clock: the
+    two differ under a host clock set by hand (faketime), and then a file aged from the
+    process's clock could lie in the file system's future."""
     import os
-    import time
-    then = time.time() - seconds
     for f in [root, *root.rglob("*")]:
         if f.is_file():
+            then = f.stat().st_mtime - seconds
             os.utime(f, (then, then))
 
 

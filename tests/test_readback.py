@@ -62,12 +62,13 @@ def test_a_receipts_delivery_time_comes_back_as_the_journal_writes_times(
     time is read back as the start of the day of the sent/ folder it lies in; one with
     another zone is brought to UTC as the journal's are."""
     sent = tmp_path / "sent"
-    receipt(sent / day(3) / "INV-1--abababababab", BID, delivered_at="last Tuesday")
-    receipt(sent / day(3) / "INV-2--cdcdcdcdcdcd", "cd" * 32, "INV-2.xml",
+    three_ago = day(3)  # once: a run across midnight must expect the folder it made
+    receipt(sent / three_ago / "INV-1--abababababab", BID, delivered_at="last Tuesday")
+    receipt(sent / three_ago / "INV-2--cdcdcdcdcdcd", "cd" * 32, "INV-2.xml",
             delivered_at="2026-01-01T00:30:00")
-    receipt(sent / day(3) / "INV-3--efefefefefef", "ef" * 32, "INV-3.xml",
+    receipt(sent / three_ago / "INV-3--efefefefefef", "ef" * 32, "INV-3.xml",
             delivered_at="2026-01-01T01:30:00+02:00")
-    missing = receipt(sent / day(3) / "INV-4--010101010101", "01" * 32, "INV-4.xml")
+    missing = receipt(sent / three_ago / "INV-4--010101010101", "01" * 32, "INV-4.xml")
     data = json.loads((missing / "receipt.json").read_text())
     del data["delivered_at"]
     (missing / "receipt.json").write_text(json.dumps(data))
@@ -75,19 +76,20 @@ def test_a_receipts_delivery_time_comes_back_as_the_journal_writes_times(
     at = {r["invoice_file"]: r["delivered_at"] for r in records}
     assert at["INV-3.xml"] == "2025-12-31T23:30:00.000Z"
     for name in ("INV-1.xml", "INV-2.xml", "INV-4.xml"):
-        assert at[name] == f"{day(3)}T00:00:00.000Z", name
+        assert at[name] == f"{three_ago}T00:00:00.000Z", name
 
 
 def test_an_unreadable_delivery_time_restored_is_not_sent_today(tmp_path: Path) -> None:
     """The journal read back from a receipt of three days ago whose delivery time is
     unreadable counts it on its folder's day, not among today's sent bundles."""
     sent = tmp_path / "sent"
-    receipt(sent / day(3) / "INV-1--abababababab", BID, delivered_at="")
+    three_ago = day(3)  # once: a run across midnight must expect the folder it made
+    receipt(sent / three_ago / "INV-1--abababababab", BID, delivered_at="")
     j = Journal(tmp_path / "j.sqlite3")
     try:
         assert restore_sent(j, sent, 400) == 1
         [row] = j.rows(("sent",))
-        assert row.since == f"{day(3)}T00:00:00.000Z"
+        assert row.since == f"{three_ago}T00:00:00.000Z"
         assert j.summary()["sent today"] == 0
     finally:
         j.close()

@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 
 from daemon import statuspage
 from daemon.config import Settings
-from daemon.journal import Journal
+from daemon.journal import Journal, parse_iso
 from daemon.release import Idle
 from daemon.statuspage import MIN_INTERVAL, PAGE_PACE, PAGE_PACE_MAX, StatusPage
 
@@ -57,10 +57,10 @@ def test_a_costly_refresh_puts_the_next_off_by_twenty_times_its_cpu_at_most_a_mi
     clock, cpu, cost = [100.0], [0.0], [0.5]
     real_recent = journal.recent
 
-    def costly_recent(days: int = 7) -> Any:
+    def costly_recent(days: int = 7, at: datetime | None = None) -> Any:
         cpu[0] += cost[0]
         clock[0] += 3.0  # the wall time a stalled host adds: not the page's cost
-        return real_recent(days)
+        return real_recent(days, at)
     monkeypatch.setattr(journal, "recent", costly_recent)
 
     page = StatusPage(clock=lambda: clock[0], cpu=lambda: cpu[0])
@@ -194,6 +194,13 @@ def test_a_name_that_slips_through_unescaped_costs_the_page_not_the_daemon(
     assert "surrogates not allowed" in line["error"]
 
 
+def as_written(journal: Journal) -> StatusPage:
+    """A page whose "today" is the day the journal's rows were written, not the host's
+    clock's by the time it looks: a run across midnight UTC would find them yesterday's."""
+    written = parse_iso(max(r.since for r in journal.recent()))
+    return StatusPage(wall=lambda: written)
+
+
 def test_a_quarantined_bundle_moved_back_by_hand_leaves_quarantined_today(
         journal: Journal, tmp_path: Path) -> None:
     """REASON.txt says to fix the files and move the invoice file back into the outbox;
@@ -213,7 +220,7 @@ def test_a_quarantined_bundle_moved_back_by_hand_leaves_quarantined_today(
     journal.create("BACK-1.xml", "sent", bundle_id="a" * 64, invoice_ids=["BACK-1"],
                    receipt_id="rcpt-9")
     settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
-    assert StatusPage().refresh(journal, settings)
+    assert as_written(journal).refresh(journal, settings)
     page = Page((outbox / "outboxd-status.html").read_text(encoding="utf-8"))
     assert "STILL-1--bbbbbbbbbbbb" in page.text["quarantined"]
     assert "BACK-1" not in page.text["quarantined"]
@@ -242,7 +249,7 @@ def test_a_quarantined_bundle_whose_folder_a_clerk_renamed_stays_on_the_page(
     outbox, folder = quarantined_today(journal, tmp_path, "NAMED-1")
     folder.rename(folder.with_name("NAMED-1 ask Bob"))
     settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
-    assert StatusPage().refresh(journal, settings)
+    assert as_written(journal).refresh(journal, settings)
     page = Page((outbox / "outboxd-status.html").read_text(encoding="utf-8"))
     assert "NAMED-1--aaaaaaaaaaaa" in page.text["quarantined"]
     assert "1Quarantined today" in page.text["top"]
@@ -264,7 +271,7 @@ def test_a_quarantine_folder_that_cannot_be_looked_at_keeps_its_bundle_listed(
 
     monkeypatch.setattr(os, "lstat", denied)
     settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
-    assert StatusPage().refresh(journal, settings)
+    assert as_written(journal).refresh(journal, settings)
     page = Page((outbox / "outboxd-status.html").read_text(encoding="utf-8"))
     assert "LOCKED-1--aaaaaaaaaaaa" in page.text["quarantined"]
     assert "1Quarantined today" in page.text["top"]

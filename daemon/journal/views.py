@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from daemon.journal.records import (
@@ -21,6 +21,7 @@ from daemon.journal.records import (
     UNREADABLE_REASONS,
     Row,
     iso_in,
+    iso_of,
     row_of,
     shown_state,
 )
@@ -126,13 +127,15 @@ class Views:
                 (iso_in(-days * 86400),)).fetchall()
         return [(r[0], r[1], r[2], r[3]) for r in rs]
 
-    def recent(self, days: int = 7) -> list[Row]:
-        """Everything not final, plus sent/quarantined of the last `days` days.
+    def recent(self, days: int = 7, at: datetime | None = None) -> list[Row]:
+        """Everything not final, plus sent/quarantined of the `days` days before `at`
+        (now unless given: a view that counts "today" by its own clock gives it, so that
+        the rows it lists and the day it lists them for are of one clock).
 
         Without the receiver's response (`response` is None): it is the largest
         field, no view shows it, and the status page asks for this every 2 s.
         """
-        cutoff = iso_in(-days * 86400)
+        cutoff = iso_of((at or datetime.now(UTC)) - timedelta(days=days))
         cols = self._light_columns()
         with self._lock:
             unfinished = LIVE + IN_FLIGHT

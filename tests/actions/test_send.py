@@ -10,7 +10,7 @@ from helpers import ubl_invoice, write
 
 from daemon.actions.send import SendRefused, resolve, send
 from daemon.config_load import load_settings
-from daemon.journal import Journal
+from daemon.journal import Journal, iso_in
 from daemon.statelock import LOCK_NAME, hold, release
 
 
@@ -157,8 +157,12 @@ def test_send_of_a_bundle_that_left_the_outbox_says_what_became_of_it(env: Env) 
                                               einvoice={"preflight": "off"}))
     env.state.mkdir(exist_ok=True)
     j = Journal(env.state / "journal.sqlite3")
-    j.create("INV-1.xml", "sent", since="2026-12-01T10:00:00.000Z", bundle_id="a" * 64,
-             invoice_ids=["INV-1"], archive_dir=str(env.sent / "2026-12-01" / "INV-1--a"))
+    # Sent an hour ago: `send` looks among the last 7 days' rows, so a fixed date made
+    # this test fail from a week after it (2026-12-08).
+    sent_at = iso_in(-3600)
+    day = sent_at[:10]
+    j.create("INV-1.xml", "sent", since=sent_at, bundle_id="a" * 64,
+             invoice_ids=["INV-1"], archive_dir=str(env.sent / day / "INV-1--a"))
     j.create("batch-3.xml", "quarantined", bundle_id="b" * 64, invoice_ids=["INV-31"],
              archive_dir="/q/batch-3--b")
     j.create("INV-7.xml", "retrying", since="2026-12-01T11:00:00.000Z",
@@ -168,7 +172,7 @@ def test_send_of_a_bundle_that_left_the_outbox_says_what_became_of_it(env: Env) 
         send("INV-1", settings, without_attachments=True)
     assert str(info.value) == (
         f"no invoice file or invoice id 'INV-1' in {env.outbox}: INV-1.xml was sent at "
-        f"2026-12-01T10:00:00.000Z ({env.sent}/2026-12-01/INV-1--a); nothing to release")
+        f"{sent_at} ({env.sent}/{day}/INV-1--a); nothing to release")
     with pytest.raises(SendRefused) as info:
         send("INV-31", settings, without_attachments=True)
     assert "batch-3.xml was quarantined at" in str(info.value)

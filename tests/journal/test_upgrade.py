@@ -187,7 +187,10 @@ def test_the_bundles_of_each_earlier_schema_resume_where_they_were(
     drop_bundle(s.outbox.path, "INV-H", {"notes.txt": b"plain text is not allowed"})
     held_bid = bundle_id_of(evaluate(candidate_for(s.outbox, "INV-H.xml"), s))
     (s.outbox.path / "INV-H.errors.txt").write_text("INV-H/notes.txt: is a plain text file\n")
-    receipt = s.sent_dir / "2031-05-05" / f"INV-S--{'cd' * 6}" / "receipt.json"
+    # Sent yesterday: the rows are taken from recent() (the last 7 days), so a fixed day
+    # failed from a week after it.
+    sent_at = iso_in(-86400)
+    receipt = s.sent_dir / sent_at[:10] / f"INV-S--{'cd' * 6}" / "receipt.json"
     receipt.parent.mkdir(parents=True)
     receipt.write_text('{"manifest": {}, "response": {"receipt_id": "r-S"}}')
     since, deadline = iso_in(-600), iso_in(7200)
@@ -199,7 +202,7 @@ def test_the_bundles_of_each_earlier_schema_resume_where_they_were(
                 "work_dir": str(work), **row}
 
     old_journal(s.journal_path, schema, [
-        {"invoice_file": "INV-S.xml", "state": "sent", "since": "2031-05-05T09:00:00.000Z",
+        {"invoice_file": "INV-S.xml", "state": "sent", "since": sent_at,
          "bundle_id": "cd" * 32, "invoice_ids": '["INV-S"]', "receipt_id": "r-S",
          "archive_dir": str(receipt.parent), "attempts": 1},
         in_flight("INV-C", "claiming"),
