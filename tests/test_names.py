@@ -20,6 +20,7 @@ from daemon.names import (
     id_folder_names,
     is_ignored,
     is_invoice_name,
+    is_share_file,
     name_problem,
     printable,
     spelled_otherwise,
@@ -408,3 +409,14 @@ class TestEdges:
         assert edge_words(" INV-7. ") == "a space at the start and a dot and a space at the end"
         assert edge_words("\u00a0INV-7") == "a non-breaking space at the start"
         assert edge_words("INV-7") == "" and edge_words("  ") == ""
+
+
+def test_another_daemons_status_page_is_a_share_file_whatever_ours_is_called() -> None:
+    """Several daemons on one outbox each write outboxd-status-HOST.html (operations.md):
+    each is a share file for every daemon (never an invoice, never litter), also one
+    whose own page is off; a clerk's other .html file is not."""
+    for ours in ("outboxd-status-a.html", "", "status.html"):
+        assert is_share_file("outboxd-status-b.html", ours, ".send-anyway")
+        assert is_share_file("outboxd-status.html", ours, ".send-anyway")
+        assert not is_share_file("outboxd-status-b.html.xml", ours, ".send-anyway")
+        assert not is_share_file("report.html", ours, ".send-anyway")

@@ -19,8 +19,9 @@ pytestmark = pytest.mark.usefixtures("lean")
 
 def _daemon(env: Env, receiver, n: int, run: int = 0) -> Proc:
     """Daemon `n` on the shared outbox, with its own state dir and status page (as
-    docs/operations.md tells admins: with one name, a starting daemon's sweep of dead temp
-    files can take the other's page write); run > 0: the same daemon started again."""
+    docs/operations.md tells admins: with one name each would overwrite the other's page;
+    a starting daemon's sweep no longer takes the other's page write in progress, which
+    is locked since 1c73ed4: temps.py); run > 0: the same daemon started again."""
     cfg = env.root / f"config{n}.toml"
     if not cfg.exists():
         env.write_config(receiver.url, paths={"state_dir": str(env.root / f"state{n}")},
