@@ -1,8 +1,8 @@
-"""sent/ and quarantine/ on shares of their own (daemon/archivemount.py, docs/operations.md),
-with the real kernel: a share unmounted while outboxd runs must not have archive entries
-written onto the local disk under its empty mount point (where no clerk looks, and which the
-share hides for good once it is mounted again); the bundle waits and is archived into the
-share once it is back."""
+"""sent/, quarantine/ and processing/ on shares of their own (daemon/foldermounts.py,
+docs/operations.md), with the real kernel: a share unmounted while outboxd runs must not
+have archive entries (or claims) written onto the local disk under its empty mount point
+(where no clerk looks, and which the share hides for good once it is mounted again); the
+bundle waits and goes on into the share once it is back."""
 
 from __future__ import annotations
 
