@@ -165,6 +165,10 @@ class Claims(Stranded):
         try:
             # .outboxd lies in the outbox: anyone on the share may put a link there.
             refuse_links(folders_below(self.s.outbox.path, self.s.processing_dir))
+            if (away := self.finish.mounts.away(self.s.processing_dir)) is not None:
+                # Its share unmounted: the claim would put the bundle in flight on the bare
+                # mount point, where the remount hides its work folder.
+                raise OSError(away)
         except OSError as exc:
             for c, row_id in zip(claims, row_ids, strict=True):
                 yield c.cand.invoice.name, self._claim_failed(c, row_id, exc, now,

@@ -35,6 +35,7 @@ from daemon.errors import (
     Retryable,
     describe,
 )
+from daemon.foldermounts import FolderMounts
 from daemon.fsops import NOT_THE_FILES_FAULT
 from daemon.journal import (
     CLAIMING,
@@ -82,6 +83,7 @@ class Finisher(Moves, Recovery, Retries):
         self.deliverers = Shared(deliverer)
         self.log = logs.get()
         self._move_faults: dict[int, tuple[int, float]] = {}  # see moves.Moves
+        self.mounts = FolderMounts(settings)  # a reload's: Pipeline.reconfigure
         self._unfinished: set[int] = set()  # see recovery.Recovery
         self.clock: Callable[[], float] = time.monotonic  # the loop's, when it has one
         # Bundles validated before their claim, by row id, until they are finished.

@@ -1,7 +1,8 @@
 """Which file system a path is on: the watcher picks polling on a network file system
 (watch.py), and a directory target's start sweep trusts a folder's lock only on a
-local one (directory.py); both ask on_network_share. A directory target's writes also
-wait while its share is unmounted (SameMount). Apart from watch.py so that a
+local one (directory.py); both ask on_network_share. A directory target's writes, and
+the moves into sent/, quarantine/ and processing/ (foldermounts.py), also wait while
+their share is unmounted (SameMount). Apart from watch.py so that a
 delivery, and the commands that read bundles, need not import the watcher (watchdog).
 """
 

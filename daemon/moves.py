@@ -1,9 +1,9 @@
 """The end of a claimed bundle on disk: archived in sent/ or quarantined, each
 move (the papers written into the work folder, then one rename) retried on a
-back-off of its own when it fails — a full disk, a share gone, an immutable
-file — without posting again or recording an outcome before its folder is
-there. A part of `Finisher` (a mixin: it shares its journal, settings and the
-per-row state of the deliveries).
+back-off of its own when it fails — a full disk, a share gone (or unmounted from
+under sent/ or quarantine/: foldermounts.py), an immutable file — without posting
+again or recording an outcome before its folder is there. A part of `Finisher` (a
+mixin: it shares its journal, settings and the per-row state of the deliveries).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from daemon.bundle import Bundle, Finding, reasons_of
 from daemon.config import Settings
 from daemon.deliver import backoff
 from daemon.errors import describe
+from daemon.foldermounts import FolderMounts
 from daemon.journal import QUARANTINING, Journal, Row, iso_in, now_iso, parse_iso
 from daemon.logs import bundle_log
 from daemon.names import stem
@@ -28,6 +29,7 @@ class Moves:
     j: Journal
     log: Any
     clock: Callable[[], float]
+    mounts: FolderMounts  # sent/ and quarantine/ on the mounts they were on at the start
     # Moves that failed, per row: how many times in a row, and the monotonic time
     # before which it is not tried again.
     _move_faults: dict[int, tuple[int, float]]
@@ -85,6 +87,9 @@ class Moves:
         delay before the move is tried again."""
         assert row.work_dir and row.bundle_id
         target = self._target(row, root, at)
+        if (away := self.mounts.away(root)) is not None:
+            # Its share unmounted: the bare mount point would take the entry unseen.
+            return self._move_failed(row, f"{failure} {target}: {away}")
         work = Path(row.work_dir)
         try:
             target = place(work, target, papers, row.bundle_id)

@@ -26,6 +26,7 @@ from daemon.deliver import Deliverer
 from daemon.errors import InputError, ReaderFailed, describe
 from daemon.errorsfile import HeldErrors, drop_orphaned_errors, drop_unfinished_errors
 from daemon.finish import Finisher
+from daemon.foldermounts import FolderMounts
 from daemon.fsops import NOT_THE_FILES_FAULT
 from daemon.journal import LIVE, Journal, Row
 from daemon.manifest import bundle_id_of
@@ -86,6 +87,7 @@ class Pipeline(Decisions):
         under way have ended)."""
         switched = settings.delivery.format != self.s.delivery.format
         self.s = self.finish.s = settings
+        self.finish.mounts = FolderMounts(settings, self.finish.mounts)
         if switched:
             # A claimed bundle was checked for the format it was claimed under; ubl-embedded
             # builds and checks documents that a "bundle" check never made. Read again at
