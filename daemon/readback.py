@@ -159,6 +159,15 @@ def restore_sent(journal: Journal, sent_dir: Path, window_days: int) -> int:
 # behind), today's, and tomorrow's (a clock a little ahead). Older ones are not looked at.
 NEWS_DAYS = (-1, 0, 1)
 NEWS_DETAIL = "sent by another daemon: read from sent/"
+# A day's first look knows the journal's rows delivered from two days before it; later
+# looks those delivered since a little before the last look (a move into sent/ that
+# took longer costs one read of its receipt, which the journal then finds sent).
+_SEED = timedelta(days=2)
+_SINCE_LAST = timedelta(minutes=10)
+
+
+def _start_of(day: str) -> datetime:
+    return datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC)
 
 
 class SentNews:
@@ -176,12 +185,13 @@ class SentNews:
         self.sent_dir: Path | None = None
         self._known: dict[str, set[str]] = {}
         self._failing: dict[str, int] = {}  # day → errno, said once until it changes
+        self._last: datetime | None = None  # the wall time of the last look
 
     def look(self, journal: Journal, sent_dir: Path, now: datetime | None = None) -> int:
         """Record what is new in `sent_dir`; the number of bundles learned. (A reload may
         name another sent/: its names are then looked at afresh.)"""
         if sent_dir != self.sent_dir:
-            self.sent_dir, self._known, self._failing = sent_dir, {}, {}
+            self.sent_dir, self._known, self._failing, self._last = sent_dir, {}, {}, None
         at = now or datetime.now(UTC)
         days = [(at + timedelta(days=d)).strftime("%Y-%m-%d") for d in NEWS_DAYS]
         for gone in set(self._known) - set(days):
@@ -194,13 +204,18 @@ class SentNews:
                 continue
             known = self._known.get(day)
             if known is None:
-                known = self._known[day] = self._seed(journal, day)
+                known = self._known[day] = self._seed(journal, day, _start_of(day) - _SEED)
+            elif names - known and self._last is not None:
+                # This daemon's own entries archived since the last look: known by the
+                # journal's few rows since then, not read.
+                known |= self._seed(journal, day, self._last - _SINCE_LAST)
             for name in names - known:
                 known.add(name)
                 read.append((known, name))
                 rec = _entry_record(sent_dir / day / name, day)
                 if rec is not None and not journal.was_sent(rec["bundle_id"]):
                     records.append(rec)
+        self._last = at
         if not records:
             return 0
         try:
@@ -213,12 +228,11 @@ class SentNews:
                         files=[r["invoice_file"] for r in records[:10]])
         return len(records)
 
-    def _seed(self, journal: Journal, day: str) -> set[str]:
-        """The names of the day folder's entries this journal archived or knows."""
+    def _seed(self, journal: Journal, day: str, since: datetime) -> set[str]:
+        """The names of the day folder's entries of this journal's rows sent since
+        `since` (their delivery): what this daemon archived there itself."""
         assert self.sent_dir is not None
         folder = self.sent_dir / day
-        since = (datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC)
-                 - timedelta(days=2))
         return {Path(d).name for d in journal.archived_since(iso_of(since))
                 if Path(d).parent == folder}
 

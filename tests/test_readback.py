@@ -227,8 +227,8 @@ def test_a_running_daemon_learns_what_another_daemon_sent_since_its_last_look(
 def test_a_look_reads_only_receipts_of_entries_it_does_not_know(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The idle cost stays a listing: an entry looked at before, or one this daemon
-    archived itself (its journal names the folder), has its receipt.json never read
-    again; only a new name's is, once."""
+    archived itself (its journal names the folder, before or after the first look), has
+    its receipt.json never read; only a new name's is, once."""
     import daemon.readback as readback
     sent = tmp_path / "sent"
     own = receipt(sent / day(0) / "INV-0--cdcdcdcdcdcd", "cd" * 32, "INV-0.xml")
@@ -250,6 +250,10 @@ def test_a_look_reads_only_receipts_of_entries_it_does_not_know(
         for _ in range(3):
             assert news.look(j, sent) == 0
         assert read == ["INV-1--abababababab"]
+        own3 = receipt(sent / day(0) / "INV-3--010101010101", "01" * 32, "INV-3.xml")
+        row3 = j.create("INV-3.xml", "settling", bundle_id="01" * 32)
+        j.transition(row3, "sent", archive_dir=str(own3))  # archived here since the look
+        assert news.look(j, sent) == 0 and read == ["INV-1--abababababab"]
         receipt(sent / day(0) / "INV-2--efefefefefef", "ef" * 32, "INV-2.xml")
         assert news.look(j, sent) == 1 and read[1:] == ["INV-2--efefefefefef"]
     finally:
