@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from daemon.outage import Outage
     from daemon.pipeline import Pipeline
     from daemon.publish import Publisher
+    from daemon.readback import SentNews
     from daemon.settle import Pacer
     from daemon.timers import Timers, Waker
 
@@ -55,6 +56,7 @@ class Changes:
     watcher: WatcherLike
     left_alone: LeftAlone
     orphans: Orphans
+    sent_news: SentNews
     outage: Outage
     _wake: Waker
     _hints: set[str]
@@ -127,6 +129,8 @@ class Changes:
         """The one full pass: list the outbox and snapshot every bundle; only those
         that look different from their last step are stepped."""
         self.orphans.sweep(self.journal, self.settings)  # work folders no journal row knows
+        # What other daemons sent since the last look, before the bundles are stepped.
+        self.sent_news.look(self.journal, self.settings.sent_dir)
         for row_id in self.pipeline.retry_stranded():  # claims whose folder was away
             self.schedule(row_id, 0.0)
         # A dead watcher restarted before the listing: what changes after its first look

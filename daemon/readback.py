@@ -1,5 +1,7 @@
-"""Read sent/ back into a fresh journal (the journal is a working record, sent/ the
-lasting one: docs/operations.md, Backup).
+"""Read sent/ back into the journal: whole into a fresh one (the journal is a working
+record, sent/ the lasting one: docs/operations.md, Backup), and what other daemons
+sharing the outbox archived there since the last look (`SentNews`, at the start and
+each rescan: docs/operations.md, Several daemons on one share).
 
 A journal that was lost (deleted, or moved away after corruption) must cost
 no second sending: before anything is sent, the bundle ids of the receipts in
@@ -24,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon import logs
-from daemon.errors import InputError
+from daemon.errors import InputError, JournalError
 from daemon.fsops import read_regular
 from daemon.journal import Journal, journal_time
 from daemon.journal.records import iso_of
@@ -85,6 +87,21 @@ def record_of(folder: Path, day: str | None = None) -> dict[str, Any] | None:
         return None  # RecursionError: JSON nested deeper than the parser goes
 
 
+def _entry_record(folder: Path, day: str) -> dict[str, Any] | None:
+    """record_of an entry of sent/, a receipt.json that is no regular file logged."""
+    try:
+        return record_of(folder, day)
+    except InputError as exc:
+        # Not opened, so the daemon goes on; the entry counts as one without a receipt
+        # (its bundle id stays unknown to the journal).
+        logs.get().warning(
+            "receipt in sent/ not read back: it is not a regular file that can be read — "
+            "put the entry's real receipt.json there or remove this one; until then that "
+            "bundle dropped again is not seen as sent",
+            file=exc.file, error=exc.message, code=exc.code)
+        return None
+
+
 def sent_records(sent_dir: Path, window_days: int,
                  progress: Callable[[str], None] = lambda day: None,
                  ) -> tuple[list[dict[str, Any]], int]:
@@ -113,17 +130,7 @@ def sent_records(sent_dir: Path, window_days: int,
             for entry in it:
                 if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
                     continue  # a .partial copy or litter
-                try:
-                    rec = record_of(Path(entry.path), day)
-                except InputError as exc:
-                    # Not opened, so the start goes on; the entry counts as one without
-                    # a receipt (its bundle id stays unknown to the new journal).
-                    logs.get().warning(
-                        "receipt in sent/ not read back: it is not a regular file that can "
-                        "be read — put the entry's real receipt.json there or remove this "
-                        "one; until then that bundle dropped again is not seen as sent",
-                        file=exc.file, error=exc.message, code=exc.code)
-                    rec = None
+                rec = _entry_record(Path(entry.path), day)
                 if rec is None:
                     unusable += 1
                 else:
@@ -145,3 +152,111 @@ def restore_sent(journal: Journal, sent_dir: Path, window_days: int) -> int:
         log.warning("new journal: bundle ids read back from sent/ receipts", bundles=len(records),
                     without_receipt=unusable, window_days=window_days, sent=str(sent_dir))
     return len(records)
+
+
+# What another daemon archived lies in the day folder of its delivery (UTC, by its own
+# clock): yesterday's (delivered before midnight, looked at after it, or a clock a little
+# behind), today's, and tomorrow's (a clock a little ahead). Older ones are not looked at.
+NEWS_DAYS = (-1, 0, 1)
+NEWS_DETAIL = "sent by another daemon: read from sent/"
+# A day's first look knows the journal's rows delivered from two days before it; later
+# looks those delivered since a little before the last look (a move into sent/ that
+# took longer costs one read of its receipt, which the journal then finds sent).
+_SEED = timedelta(days=2)
+_SINCE_LAST = timedelta(minutes=10)
+
+
+def _start_of(day: str) -> datetime:
+    return datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC)
+
+
+class SentNews:
+    """The bundles other daemons (hosts sharing the outbox, each with its own journal)
+    archived in sent/ since the last look, recorded as sent in this journal, so that the
+    same bundle dropped again here is a duplicate and its invoice ids already sent.
+
+    A look lists the day folders of NEWS_DAYS and compares their entries' names with
+    those it knows (seeded from the journal's own archive folders the first time a day is
+    looked at); only the receipt.json of a name not known is read, once. A quiet sent/
+    costs three listings a look, nothing opened.
+    """
+
+    def __init__(self) -> None:
+        self.sent_dir: Path | None = None
+        self._known: dict[str, set[str]] = {}
+        self._failing: dict[str, int] = {}  # day → errno, said once until it changes
+        self._last: datetime | None = None  # the wall time of the last look
+
+    def look(self, journal: Journal, sent_dir: Path, now: datetime | None = None) -> int:
+        """Record what is new in `sent_dir`; the number of bundles learned. (A reload may
+        name another sent/: its names are then looked at afresh.)"""
+        if sent_dir != self.sent_dir:
+            self.sent_dir, self._known, self._failing, self._last = sent_dir, {}, {}, None
+        at = now or datetime.now(UTC)
+        days = [(at + timedelta(days=d)).strftime("%Y-%m-%d") for d in NEWS_DAYS]
+        for gone in set(self._known) - set(days):
+            del self._known[gone]
+        records: list[dict[str, Any]] = []
+        read: list[tuple[set[str], str]] = []
+        for day in days:
+            names = self._names(day)
+            if names is None:
+                continue
+            known = self._known.get(day)
+            if known is None:
+                known = self._known[day] = self._seed(journal, day, _start_of(day) - _SEED)
+            elif names - known and self._last is not None:
+                # This daemon's own entries archived since the last look: known by the
+                # journal's few rows since then, not read.
+                known |= self._seed(journal, day, self._last - _SINCE_LAST)
+            for name in names - known:
+                known.add(name)
+                read.append((known, name))
+                rec = _entry_record(sent_dir / day / name, day)
+                if rec is not None and not journal.was_sent(rec["bundle_id"]):
+                    records.append(rec)
+        self._last = at
+        if not records:
+            return 0
+        try:
+            journal.import_sent(records, NEWS_DETAIL)
+        except JournalError:
+            for known, name in read:  # the journal said why; read again at the next look
+                known.discard(name)
+            return 0
+        logs.get().info("bundles other daemons sent, read from sent/", bundles=len(records),
+                        files=[r["invoice_file"] for r in records[:10]])
+        return len(records)
+
+    def _seed(self, journal: Journal, day: str, since: datetime) -> set[str]:
+        """The names of the day folder's entries of this journal's rows sent since
+        `since` (their delivery): what this daemon archived there itself."""
+        assert self.sent_dir is not None
+        folder = self.sent_dir / day
+        return {Path(d).name for d in journal.archived_since(iso_of(since))
+                if Path(d).parent == folder}
+
+    def _names(self, day: str) -> set[str] | None:
+        """The entries of one day folder (not dot-names: a copy still being made), None
+        when there is none; never through a link."""
+        assert self.sent_dir is not None
+        folder = self.sent_dir / day
+        try:
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if self._failing.get(day) != exc.errno:
+                self._failing[day] = exc.errno or 0
+                logs.get().warning(
+                    "a day folder in sent/ cannot be read; what other daemons sent there is "
+                    "not known here, so a bundle dropped again may be sent again — fix its "
+                    "permissions (or the share)", folder=str(folder), error=str(exc))
+            return None
+        self._failing.pop(day, None)
+        try:
+            with os.scandir(fd) as it:
+                return {e.name for e in it if not e.name.startswith(".")
+                        and e.is_dir(follow_symlinks=False)}
+        finally:
+            os.close(fd)

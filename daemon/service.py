@@ -48,7 +48,7 @@ from daemon.orphans import Orphans
 from daemon.outage import Outage
 from daemon.pipeline import Next, Pipeline
 from daemon.publish import Publisher
-from daemon.readback import restore_sent
+from daemon.readback import SentNews, restore_sent
 from daemon.readers import Readers, needs_engine
 from daemon.reload import Reloading, sends_as
 from daemon.scan import Candidate, Snapshot, list_outbox, snapshot
@@ -230,6 +230,9 @@ class Service(Changes, Reloading, Stopping):
         self._start_rules(s)  # a broken install stops the start (exit 2)
         self.journal = Journal(s.journal_path)
         restore_sent(self.journal, s.sent_dir, s.policy.duplicate_window_days)  # before sending
+        # What other daemons sent while this one was down, before anything is sent too.
+        self.sent_news = SentNews()
+        self.sent_news.look(self.journal, s.sent_dir)
         self._sends_as = sends_as(s)
         if warning := plain_http_warning(s.delivery):
             self.log.warning(warning)

@@ -195,3 +195,107 @@ def test_reading_sent_back_tells_systemd_the_start_goes_on(
         message = sock.recv(4096).decode()
     assert "EXTEND_TIMEOUT_USEC=90000000" in message.splitlines()
     assert message.startswith("STATUS=starting: reading sent/ back")
+
+
+def _detail(j: Journal, bid: str) -> str | None:
+    [row] = [r for r in j.rows(("sent",)) if r.bundle_id == bid]
+    return j.last_detail(row.id)
+
+
+def test_a_running_daemon_learns_what_another_daemon_sent_since_its_last_look(
+        tmp_path: Path) -> None:
+    """Two daemons, each with its own journal, archive into one sent/: what daemon A
+    archived after B's last look is recorded in B's journal at B's next look, marked as
+    another daemon's, so the same bundle dropped again on B is a duplicate and its
+    invoice id already sent (before, B learned it only when started on an empty journal)."""
+    from daemon.readback import NEWS_DETAIL, SentNews
+    sent = tmp_path / "sent"
+    b = Journal(tmp_path / "b.sqlite3")
+    try:
+        b.create("INV-0.xml", "settling")  # not empty: restore_sent does nothing
+        news = SentNews()
+        assert news.look(b, sent) == 0  # no sent/ yet
+        receipt(sent / day(0) / "INV-1--abababababab", BID)  # daemon A's
+        assert not b.was_sent(BID)
+        assert news.look(b, sent) == 1
+        assert b.was_sent(BID)
+        assert b.sent_invoice_ids(["INV-1"], "ff" * 32) == ["INV-1"]
+        assert _detail(b, BID) == NEWS_DETAIL
+        assert news.look(b, sent) == 0 and len(b.rows(("sent",))) == 1
+    finally:
+        b.close()
+
+
+def test_a_look_reads_only_receipts_of_entries_it_does_not_know(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The idle cost stays a listing: an entry looked at before, or one this daemon
+    archived itself (its journal names the folder, before or after the first look), has
+    its receipt.json never read; only a new name's is, once."""
+    import daemon.readback as readback
+    sent = tmp_path / "sent"
+    own = receipt(sent / day(0) / "INV-0--cdcdcdcdcdcd", "cd" * 32, "INV-0.xml")
+    receipt(sent / day(0) / "INV-1--abababababab", BID)
+    j = Journal(tmp_path / "b.sqlite3")
+    read: list[str] = []
+    real = readback.record_of
+
+    def record_of(folder: Path, day: str | None = None) -> Any:
+        read.append(folder.name)
+        return real(folder, day)
+
+    monkeypatch.setattr(readback, "record_of", record_of)
+    try:
+        row = j.create("INV-0.xml", "settling", bundle_id="cd" * 32)
+        j.transition(row, "sent", archive_dir=str(own))
+        news = readback.SentNews()
+        assert news.look(j, sent) == 1 and read == ["INV-1--abababababab"]
+        for _ in range(3):
+            assert news.look(j, sent) == 0
+        assert read == ["INV-1--abababababab"]
+        own3 = receipt(sent / day(0) / "INV-3--010101010101", "01" * 32, "INV-3.xml")
+        row3 = j.create("INV-3.xml", "settling", bundle_id="01" * 32)
+        j.transition(row3, "sent", archive_dir=str(own3))  # archived here since the look
+        assert news.look(j, sent) == 0 and read == ["INV-1--abababababab"]
+        receipt(sent / day(0) / "INV-2--efefefefefef", "ef" * 32, "INV-2.xml")
+        assert news.look(j, sent) == 1 and read[1:] == ["INV-2--efefefefefef"]
+    finally:
+        j.close()
+
+
+def test_a_look_spans_midnight_and_a_clock_a_little_off(tmp_path: Path) -> None:
+    """Another host files a bundle under its delivery's UTC day by its own clock: one sent
+    just before midnight and looked at after it (or by a clock behind) lies in yesterday's
+    folder, one by a clock ahead in tomorrow's; both are learned. Older day folders are
+    not listed (the start's read-back covers them for a new journal)."""
+    from daemon.readback import SentNews
+    sent = tmp_path / "sent"
+    receipt(sent / day(1) / "INV-1--abababababab", BID)
+    receipt(sent / day(-1) / "INV-2--cdcdcdcdcdcd", "cd" * 32, "INV-2.xml")
+    receipt(sent / day(2) / "INV-3--efefefefefef", "ef" * 32, "INV-3.xml")
+    j = Journal(tmp_path / "b.sqlite3")
+    try:
+        assert SentNews().look(j, sent) == 2
+        assert j.was_sent(BID) and j.was_sent("cd" * 32) and not j.was_sent("ef" * 32)
+    finally:
+        j.close()
+
+
+def test_a_look_never_follows_a_link_in_sent(tmp_path: Path) -> None:
+    """A day folder or an entry that is a symbolic link (to receipts elsewhere) is not
+    followed: nothing out of sent/ is read."""
+    from daemon.readback import SentNews
+    sent = tmp_path / "sent"
+    elsewhere = tmp_path / "elsewhere"
+    receipt(elsewhere / "INV-1--abababababab", BID)
+    receipt(tmp_path / "other" / "INV-2--cdcdcdcdcdcd", "cd" * 32, "INV-2.xml")
+    sent.mkdir()
+    (sent / day(0)).symlink_to(elsewhere)
+    (sent / day(1)).mkdir()
+    (sent / day(1) / "INV-2--cdcdcdcdcdcd").symlink_to(tmp_path / "other" / "INV-2--cdcdcdcdcdcd")
+    j = Journal(tmp_path / "b.sqlite3")
+    try:
+        with capture_logs():
+            assert SentNews().look(j, sent) == 0
+        assert not j.was_sent(BID) and not j.was_sent("cd" * 32)
+    finally:
+        j.close()

@@ -174,8 +174,11 @@ class Rows:
         with self._lock:
             return self._db.execute("SELECT 1 FROM bundles LIMIT 1").fetchone() is None
 
-    def import_sent(self, records: list[dict[str, Any]]) -> None:
-        """Rows in state `sent` for bundles found in sent/ (a journal started afresh).
+    def import_sent(self, records: list[dict[str, Any]],
+                    detail: str = "read back from sent/") -> None:
+        """Rows in state `sent` for bundles found in sent/ (a journal started afresh, or
+        what other daemons archived there since the last look); `detail`: the transition's,
+        which tells the two apart.
 
         Each record: bundle_id, invoice_file, invoice_ids, archive_dir,
         receipt_id, delivered_at. One transaction for all.
@@ -192,8 +195,16 @@ class Rows:
                 row_id = int(cur.lastrowid or 0)
                 db.execute(_SENT_INVOICES_FROM + "b.id = ?", (row_id,))
                 db.execute("INSERT INTO transitions (bundle_row, at, from_state, to_state, "
-                           "detail) VALUES (?, ?, NULL, 'sent', 'read back from sent/')",
-                           (row_id, now_iso()))
+                           "detail) VALUES (?, ?, NULL, 'sent', ?)", (row_id, now_iso(), detail))
+
+    def archived_since(self, at: str) -> list[str]:
+        """The archive folders of the rows sent (or delivered, their folder named) since
+        `at`: a range of the (state, since) index, a few days' rows, not every row."""
+        with self._lock:
+            rs = self._db.execute("SELECT archive_dir FROM bundles WHERE state IN ('sent', ?) "
+                                  "AND since >= ? AND archive_dir IS NOT NULL",
+                                  (DELIVERED, at)).fetchall()
+        return [r[0] for r in rs]
 
     def last_detail(self, row_id: int) -> str | None:
         """The detail of the row's latest transition (why it is in its state)."""

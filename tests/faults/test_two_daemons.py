@@ -114,6 +114,44 @@ def test_a_daemon_killed_mid_burst_leaves_its_claims_to_itself(env: Env, receive
         no_traceback(p.stderr())
 
 
+def test_a_bundle_sent_by_one_daemon_and_dropped_again_is_a_duplicate_on_the_other(
+        env: Env, receiver) -> None:
+    """Daemon B runs while daemon A sends INV-1 (B is stopped meanwhile, so A claims it);
+    the ERP drops the same INV-1 again and B picks it up (A stopped now): B has learned
+    from sent/ at its rescan that A sent it, and quarantines it as a duplicate — one POST,
+    one sent/ entry (before, B posted it again and filed a second entry `…-2`)."""
+    a, b = _daemon(env, receiver, 1), _daemon(env, receiver, 2)
+    attachment = pdf_bytes()
+    try:
+        _running(a)
+        _running(b)
+        b.popen.send_signal(signal.SIGSTOP)
+        drop_bundle(env.outbox, "INV-1", {"a.pdf": attachment})
+        wait_for(env.sent_bundles, what="daemon A to send INV-1")
+        a.popen.send_signal(signal.SIGSTOP)
+        b.popen.send_signal(signal.SIGCONT)
+        # B's next rescan (every 2 s) reads the new receipt.
+        wait_for(lambda: any("other daemons sent" in e["event"] for e in _lines(b, "info")),
+                 what="daemon B to read what daemon A sent")
+        drop_bundle(env.outbox, "INV-1", {"a.pdf": attachment})
+        wait_for(lambda: env.quarantined() or len(env.sent_bundles()) > 1,
+                 what="the dropped-again INV-1 to be ended")
+        quarantined = env.quarantined()
+        assert len(env.sent_bundles()) == 1 and quarantined, "sent again"
+        reason = json.loads((quarantined[0] / "reason.json").read_text())
+        assert [r["code"] for r in reason["reasons"]] == ["duplicate"]
+    finally:
+        for p in (a, b):
+            if p.popen.poll() is None:
+                p.popen.send_signal(signal.SIGCONT)
+            p.stop(signal.SIGTERM)
+    assert len(env.sent_bundles()) == 1
+    assert len(receiver.requests()) == 1
+    for p in (a, b):
+        assert _lines(p, "error") == [], p.log
+        no_traceback(p.stderr())
+
+
 def test_config_path_that_is_a_folder_is_named_so(env: Env, receiver, start_daemon) -> None:
     """`-c FOLDER` says the path is a folder (not "does not exist"), at start and on SIGHUP,
     where the old configuration is kept."""
