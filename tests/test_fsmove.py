@@ -16,9 +16,12 @@ from daemon import fsmove
 from daemon.fsmove import move_tree
 
 
-def exdev_once(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+def exdev_then(monkeypatch: pytest.MonkeyPatch,
+               meanwhile: Callable[[], None]) -> list[object]:
     """Make the first no-replace rename in daemon.fsmove fail with EXDEV, as across file
-    systems."""
+    systems, and run `meanwhile` once the copy is complete, just before it is renamed
+    into place: a person at work in the source folder during the copy. The (source,
+    destination) of each rename asked."""
     real = fsmove.rename_noreplace
     calls: list[object] = []
 
@@ -26,10 +29,18 @@ def exdev_once(monkeypatch: pytest.MonkeyPatch) -> list[object]:
         calls.append((src, dst))
         if len(calls) == 1:
             raise OSError(errno.EXDEV, "Invalid cross-device link")
+        if len(calls) == 2:
+            meanwhile()
         real(src, dst)
 
     monkeypatch.setattr(fsmove, "rename_noreplace", rename)
     return calls
+
+
+def exdev_once(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Make the first no-replace rename in daemon.fsmove fail with EXDEV, as across file
+    systems; the (source, destination) of each rename asked."""
+    return exdev_then(monkeypatch, lambda: None)
 
 
 class TestMoveTree:
@@ -123,23 +134,6 @@ class TestMoveTree:
         """A missing source is an error, not a silent success."""
         with pytest.raises(OSError):
             move_tree(tmp_path / "missing", tmp_path / "dst")
-
-
-def exdev_then(monkeypatch: pytest.MonkeyPatch, meanwhile: Callable[[], None]) -> None:
-    """As exdev_once, and `meanwhile` runs once the copy is complete, just before it is
-    renamed into place: a person at work in the source folder during the copy."""
-    real = fsmove.rename_noreplace
-    calls: list[object] = []
-
-    def rename(src: Path, dst: Path) -> None:
-        calls.append((src, dst))
-        if len(calls) == 1:
-            raise OSError(errno.EXDEV, "Invalid cross-device link")
-        if len(calls) == 2:
-            meanwhile()
-        real(src, dst)
-
-    monkeypatch.setattr(fsmove, "rename_noreplace", rename)
 
 
 class TestWhatCameDuringACopy:
