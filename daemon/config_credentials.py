@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from daemon.config_values import TOKEN_RULE, has_userinfo, receiver_address, token_problem
+from daemon.config_values import TOKEN_RULE, has_userinfo, receiver_address, token_of_file
 from daemon.errors import ConfigError, double_quoted
-from daemon.fsops import NotAFile, read_admin_file
+from daemon.fsops import NotAFile
 
 if TYPE_CHECKING:
     from daemon.config_sections import DeliveryConfig
@@ -93,18 +93,13 @@ def read_token_file(path: Path) -> str:
     quoting it, if it cannot be read or holds no usable token."""
     where = f"[delivery] token_file = {double_quoted(str(path))}"
     try:
-        # A token is a line; 64 KiB is room for any, and /dev/zero is refused.
-        token = read_admin_file(path, 1 << 16).decode("utf-8").strip()
-        problem = token_problem(token)
+        token, problem = token_of_file(path)
     except OSError as exc:
         raise ConfigError(f"{where}: cannot be read ({exc.strerror}) — check the path and "
                           "permissions") from None
     except NotAFile as exc:
         raise ConfigError(f"{where} {exc} — point it to a file that holds the token "
                           "alone") from None
-    except UnicodeDecodeError:
-        # Not the decoder's message: it quotes the offending byte.
-        problem = "contains bytes that are not text (not ASCII)"
     if problem:
         raise ConfigError(f"{where}: the token in the file {problem}; {TOKEN_RULE} — the "
                           "file must hold the token alone, on one line")

@@ -10,11 +10,13 @@ import math
 import os
 import re
 import urllib.parse
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Annotated
 
 import httpx
 from pydantic import BeforeValidator
+
+from daemon.fsops import read_admin_file
 
 # The longest duration any key may have: one year. inf, nan or 1e300 pass a float
 # field (and `ge=0`), then overflow the loop's timers and select() at run time;
@@ -70,6 +72,20 @@ def token_problem(token: str) -> str | None:
     if any(ord(ch) > 0x7E for ch in token):
         return "contains a non-ASCII character (an accented letter, a typographic dash or quote…)"
     return None
+
+
+def token_of_file(path: Path) -> tuple[str, str | None]:
+    """The token in the file `path` (spaces and line ends around it dropped) and what
+    keeps it out of a header (token_problem), or None. One reading for the daemon's
+    token_file and the reference receiver's --token-file. OSError and fsops.NotAFile
+    as read_admin_file raises them, for the caller to name its own setting."""
+    try:
+        # A token is a line; 64 KiB is room for any, and /dev/zero is refused.
+        token = read_admin_file(path, 1 << 16).decode("utf-8").strip()
+    except UnicodeDecodeError:
+        # Not the decoder's message: it quotes the offending byte.
+        return "", "contains bytes that are not text (not ASCII)"
+    return token, token_problem(token)
 
 
 # scheme://userinfo@ up to the *last* "@": a password may hold an unencoded "@"

@@ -134,6 +134,21 @@ def pdf_bytes(pages: int = 1, text_marker: str = "", encrypt: bool = False) -> b
     return buf.getvalue()
 
 
+def pdf_of_objects(objects: list[bytes]) -> bytes:
+    """A PDF written by hand: `objects` numbered from 1 (the first the catalog), then the
+    xref table and trailer that point at them."""
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1, xref)
+    return bytes(out)
+
+
 def write(path: Path, data: bytes = b"x") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)

@@ -16,9 +16,12 @@ from daemon import fsmove
 from daemon.fsmove import move_tree
 
 
-def exdev_once(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+def exdev_then(monkeypatch: pytest.MonkeyPatch,
+               meanwhile: Callable[[], None]) -> list[object]:
     """Make the first no-replace rename in daemon.fsmove fail with EXDEV, as across file
-    systems."""
+    systems, and run `meanwhile` once the copy is complete, just before it is renamed
+    into place: a person at work in the source folder during the copy. The (source,
+    destination) of each rename asked."""
     real = fsmove.rename_noreplace
     calls: list[object] = []
 
@@ -26,10 +29,18 @@ def exdev_once(monkeypatch: pytest.MonkeyPatch) -> list[object]:
         calls.append((src, dst))
         if len(calls) == 1:
             raise OSError(errno.EXDEV, "Invalid cross-device link")
+        if len(calls) == 2:
+            meanwhile()
         real(src, dst)
 
     monkeypatch.setattr(fsmove, "rename_noreplace", rename)
     return calls
+
+
+def exdev_once(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Make the first no-replace rename in daemon.fsmove fail with EXDEV, as across file
+    systems; the (source, destination) of each rename asked."""
+    return exdev_then(monkeypatch, lambda: None)
 
 
 class TestMoveTree:
@@ -125,23 +136,6 @@ class TestMoveTree:
             move_tree(tmp_path / "missing", tmp_path / "dst")
 
 
-def exdev_then(monkeypatch: pytest.MonkeyPatch, meanwhile: Callable[[], None]) -> None:
-    """As exdev_once, and `meanwhile` runs once the copy is complete, just before it is
-    renamed into place: a person at work in the source folder during the copy."""
-    real = fsmove.rename_noreplace
-    calls: list[object] = []
-
-    def rename(src: Path, dst: Path) -> None:
-        calls.append((src, dst))
-        if len(calls) == 1:
-            raise OSError(errno.EXDEV, "Invalid cross-device link")
-        if len(calls) == 2:
-            meanwhile()
-        real(src, dst)
-
-    monkeypatch.setattr(fsmove, "rename_noreplace", rename)
-
-
 class TestWhatCameDuringACopy:
     """Across file systems the source is removed after its copy: only what was copied
     goes; a file a person put into (or saved again in) the source meanwhile is kept."""
@@ -153,14 +147,23 @@ class TestWhatCameDuringACopy:
         (src / "INV-1" / "a.pdf").write_bytes(b"%PDF-1.4 a")
         return src
 
-    def test_a_file_dropped_into_the_sidecar_during_the_copy_is_kept(
-            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        src = self._bundle(tmp_path)
-        late = src / "INV-1" / "late.pdf"
-        exdev_then(monkeypatch, lambda: late.write_bytes(b"%PDF-1.4 late"))
-        dst = tmp_path / "outbox" / "INV-1--x"
+    def _move_writing(self, root: Path, monkeypatch: pytest.MonkeyPatch, rel: str,
+                      data: bytes) -> tuple[Path, Path, list[Path]]:
+        """The bundle moved across file systems while its file `rel` is written with `data`
+        during the copy: (that file in the source, the destination, what move_tree left)."""
+        src = self._bundle(root)
+        written = src / rel
+        exdev_then(monkeypatch, lambda: written.write_bytes(data))
+        dst = root / "outbox" / "INV-1--x"
         left = move_tree(src, dst)
         monkeypatch.undo()
+        return written, dst, left
+
+    def test_a_file_dropped_into_the_sidecar_during_the_copy_is_kept(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        late, dst, left = self._move_writing(tmp_path, monkeypatch, "INV-1/late.pdf",
+                                             b"%PDF-1.4 late")
+        src = tmp_path / "quarantine" / "INV-1--x"
         assert late.read_bytes() == b"%PDF-1.4 late"
         assert left == [late]
         assert sorted(p.name for p in dst.rglob("*")) == ["INV-1", "INV-1.xml", "a.pdf"]
@@ -168,12 +171,8 @@ class TestWhatCameDuringACopy:
 
     def test_a_file_saved_again_during_the_copy_is_kept(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        src = self._bundle(tmp_path)
-        again = src / "INV-1" / "a.pdf"
-        exdev_then(monkeypatch, lambda: again.write_bytes(b"%PDF-1.4 a, corrected"))
-        dst = tmp_path / "outbox" / "INV-1--x"
-        left = move_tree(src, dst)
-        monkeypatch.undo()
+        again, dst, left = self._move_writing(tmp_path, monkeypatch, "INV-1/a.pdf",
+                                              b"%PDF-1.4 a, corrected")
         assert again.read_bytes() == b"%PDF-1.4 a, corrected"
         assert left == [again]
         assert (dst / "INV-1" / "a.pdf").read_bytes() == b"%PDF-1.4 a"

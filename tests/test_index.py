@@ -21,6 +21,40 @@ def make(tmp_path: Path, **cfg: object) -> OutboxIndex:
     return OutboxIndex(OutboxConfig(path=tmp_path, **cfg))
 
 
+def made_beside_inv_7(tmp_path: Path, folder: str) -> OutboxIndex:
+    """INV-7.xml and INV-8.xml indexed, then `folder` made: checks that its event concerns
+    INV-7.xml alone, whose candidate now carries it as a look-alike (no listing)."""
+    write(tmp_path / "INV-7.xml", b"<x/>")
+    write(tmp_path / "INV-8.xml", b"<x/>")
+    idx = make(tmp_path)
+    idx.replace(list_outbox(idx.cfg))
+    (tmp_path / folder).mkdir()
+    assert idx.touched(folder)[0] == {"INV-7.xml"}
+    assert idx.candidates["INV-7.xml"].look_alikes == (folder,)
+    assert idx.candidates["INV-8.xml"].look_alikes == ()
+    return idx
+
+
+def assert_newcomer_takes_the_folder(tmp_path: Path, original: str, folder: str,
+                                     newcomer: str) -> None:
+    """`folder` is `original`'s look-alike until the invoice file `newcomer` comes, whose
+    sidecar it is: its event steps both, and original loses the look-alike; when newcomer
+    leaves the index with the folder left behind, remove() names original, whose look-alike
+    the folder is again."""
+    write(tmp_path / original, b"<x/>")
+    (tmp_path / folder).mkdir()
+    idx = make(tmp_path)
+    idx.replace(list_outbox(idx.cfg))
+    assert idx.candidates[original].look_alikes == (folder,)
+    write(tmp_path / newcomer, b"<x/>")
+    assert idx.touched(newcomer)[0] == {newcomer, original}
+    assert idx.candidates[original].look_alikes == ()
+    assert idx.candidates[newcomer].look_alikes == ()
+    (tmp_path / newcomer).unlink()
+    assert idx.remove(newcomer) == {original}
+    assert idx.candidates[original].look_alikes == (folder,)
+
+
 class TestTouched:
     def test_sidecar_marker_and_errors_file_map_to_their_invoice(self, tmp_path: Path) -> None:
         """Events on the sidecar, the marker or NAME.errors.txt concern the invoice file."""
@@ -153,14 +187,7 @@ class TestLookAlikes:
         """A Windows clerk makes inv-7/ beside the ERP's INV-7.xml: the event on inv-7
         concerns INV-7.xml, whose candidate now carries inv-7 as a look-alike (no listing
         of the outbox); renamed to INV-7, both events step it and the look-alike is gone."""
-        write(tmp_path / "INV-7.xml", b"<x/>")
-        write(tmp_path / "INV-8.xml", b"<x/>")
-        idx = make(tmp_path)
-        idx.replace(list_outbox(idx.cfg))
-        (tmp_path / "inv-7").mkdir()
-        assert idx.touched("inv-7")[0] == {"INV-7.xml"}
-        assert idx.candidates["INV-7.xml"].look_alikes == ("inv-7",)
-        assert idx.candidates["INV-8.xml"].look_alikes == ()
+        idx = made_beside_inv_7(tmp_path, "inv-7")
         (tmp_path / "inv-7").rename(tmp_path / "INV-7")
         assert idx.touched("inv-7")[0] == {"INV-7.xml"}
         assert idx.touched("INV-7")[0] == {"INV-7.xml"}
@@ -181,32 +208,14 @@ class TestLookAlikes:
         """inv-7.xml coming beside INV-7.xml makes inv-7/ its own sidecar: INV-7.xml loses
         the look-alike (and is stepped); when inv-7.xml leaves the index with its folder
         left behind, the folder is INV-7.xml's look-alike again, and remove() says so."""
-        write(tmp_path / "INV-7.xml", b"<x/>")
-        (tmp_path / "inv-7").mkdir()
-        idx = make(tmp_path)
-        idx.replace(list_outbox(idx.cfg))
-        assert idx.candidates["INV-7.xml"].look_alikes == ("inv-7",)
-        write(tmp_path / "inv-7.xml", b"<x/>")
-        assert idx.touched("inv-7.xml")[0] == {"inv-7.xml", "INV-7.xml"}
-        assert idx.candidates["INV-7.xml"].look_alikes == ()
-        assert idx.candidates["inv-7.xml"].look_alikes == ()
-        (tmp_path / "inv-7.xml").unlink()
-        assert idx.remove("inv-7.xml") == {"INV-7.xml"}
-        assert idx.candidates["INV-7.xml"].look_alikes == ("inv-7",)
+        assert_newcomer_takes_the_folder(tmp_path, "INV-7.xml", "inv-7", "inv-7.xml")
 
     def test_an_event_on_a_copy_of_the_sidecar_steps_the_bundle_and_names_it(
             self, tmp_path: Path) -> None:
         """A clerk copies INV-7/ in Windows Explorer: the event on `INV-7 - Copy` concerns
         INV-7.xml, whose candidate now carries the copy as a look-alike; removed, its event
         takes it away again."""
-        write(tmp_path / "INV-7.xml", b"<x/>")
-        write(tmp_path / "INV-8.xml", b"<x/>")
-        idx = make(tmp_path)
-        idx.replace(list_outbox(idx.cfg))
-        (tmp_path / "INV-7 - Copy").mkdir()
-        assert idx.touched("INV-7 - Copy")[0] == {"INV-7.xml"}
-        assert idx.candidates["INV-7.xml"].look_alikes == ("INV-7 - Copy",)
-        assert idx.candidates["INV-8.xml"].look_alikes == ()
+        idx = made_beside_inv_7(tmp_path, "INV-7 - Copy")
         (tmp_path / "INV-7 - Copy").rmdir()
         assert idx.touched("INV-7 - Copy")[0] == {"INV-7.xml"}
         assert idx.candidates["INV-7.xml"].look_alikes == ()
@@ -216,17 +225,7 @@ class TestLookAlikes:
         """`INV-7 (1)/` is INV-7.xml's look-alike until `INV-7 (1).xml` comes: then it is
         that file's sidecar, and INV-7.xml loses it (and is stepped); when the file leaves
         the index with the folder left behind, the folder is INV-7.xml's again."""
-        write(tmp_path / "INV-7.xml", b"<x/>")
-        (tmp_path / "INV-7 (1)").mkdir()
-        idx = make(tmp_path)
-        idx.replace(list_outbox(idx.cfg))
-        assert idx.candidates["INV-7.xml"].look_alikes == ("INV-7 (1)",)
-        write(tmp_path / "INV-7 (1).xml", b"<x/>")
-        assert idx.touched("INV-7 (1).xml")[0] == {"INV-7 (1).xml", "INV-7.xml"}
-        assert idx.candidates["INV-7.xml"].look_alikes == ()
-        (tmp_path / "INV-7 (1).xml").unlink()
-        assert idx.remove("INV-7 (1).xml") == {"INV-7.xml"}
-        assert idx.candidates["INV-7.xml"].look_alikes == ("INV-7 (1)",)
+        assert_newcomer_takes_the_folder(tmp_path, "INV-7.xml", "INV-7 (1)", "INV-7 (1).xml")
 
     def test_an_invoice_file_of_another_extension_takes_its_sidecar_from_the_original(
             self, tmp_path: Path) -> None:
@@ -234,17 +233,7 @@ class TestLookAlikes:
         `Faktura 2.pdf` comes, whose exact sidecar it is: then Faktura.xml loses it and is
         stepped; when Faktura 2.pdf leaves the index with the folder left behind, the
         folder is Faktura.xml's again."""
-        write(tmp_path / "Faktura.xml", b"<x/>")
-        (tmp_path / "Faktura 2").mkdir()
-        idx = make(tmp_path)
-        idx.replace(list_outbox(idx.cfg))
-        assert idx.candidates["Faktura.xml"].look_alikes == ("Faktura 2",)
-        write(tmp_path / "Faktura 2.pdf", b"%PDF-1.4")
-        assert idx.touched("Faktura 2.pdf")[0] == {"Faktura 2.pdf", "Faktura.xml"}
-        assert idx.candidates["Faktura.xml"].look_alikes == ()
-        (tmp_path / "Faktura 2.pdf").unlink()
-        assert idx.remove("Faktura 2.pdf") == {"Faktura.xml"}
-        assert idx.candidates["Faktura.xml"].look_alikes == ("Faktura 2",)
+        assert_newcomer_takes_the_folder(tmp_path, "Faktura.xml", "Faktura 2", "Faktura 2.pdf")
 
     def test_a_copy_of_another_extensions_sidecar_made_later_is_not_the_originals(
             self, tmp_path: Path) -> None:

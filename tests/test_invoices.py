@@ -10,7 +10,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from helpers import FIXTURES, pdf_bytes, text_pdf, ubl_invoice, write
+from helpers import FIXTURES, pdf_bytes, pdf_of_objects, text_pdf, ubl_invoice, write
 
 from daemon import invoices
 from daemon.config import DEFAULT_PDF_ID_PATTERN
@@ -706,14 +706,4 @@ def flate_pdf_pages(contents: list[bytes], form: bytes = b"") -> bytes:
                        b"/Contents %d 0 R /Resources << /Font << /F1 3 0 R >> "
                        b"/XObject << /Fm0 4 0 R >> >> >>" % (first + 2 * i + 1))
         objects.append(stream(content))
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % at for at in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1, xref)
-    return bytes(out)
+    return pdf_of_objects(objects)

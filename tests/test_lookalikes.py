@@ -30,6 +30,14 @@ def told(outbox: Path, invoice_file: str) -> dict[str, str]:
     return {f.file: f.message for f in findings}
 
 
+def inv_7_listed(outbox: Path, /, **sections: dict[str, object]) -> Bundle:
+    """INV-7.xml (a UBL invoice) written into the outbox and its bundle assembled as a
+    listing of the outbox finds it, under `sections` of the configuration."""
+    write(outbox / "INV-7.xml", ubl_invoice("INV-7"))
+    s = settings(outbox, **sections)
+    return assemble(list_outbox(s.outbox).candidates["INV-7.xml"], s)
+
+
 def test_two_look_alike_folders_are_told_to_merge_not_each_to_be_renamed(
         outbox: Path) -> None:
     """inv-7/ and Inv-7/ both beside INV-7.xml: renamed one by one to INV-7, the second
@@ -195,9 +203,7 @@ class TestLookAlikeSidecarsMatched:
         its message says the names differ only in upper and lower case and what to rename
         it to; its files are not taken and not ignored."""
         write(outbox / "inv-7" / "a.pdf", PDF)
-        write(outbox / "INV-7.xml", ubl_invoice("INV-7"))
-        s = settings(outbox)
-        b = assemble(list_outbox(s.outbox).candidates["INV-7.xml"], s)
+        b = inv_7_listed(outbox)
         f = finding(b, "sidecar-spelling")
         assert f.severity == "error" and f.file == "inv-7"
         assert f.message.startswith("this folder looks like the sidecar INV-7 of INV-7.xml, "
@@ -218,9 +224,7 @@ class TestLookAlikeSidecarsMatched:
         sidecar's — an error names the folder, what is wrong with its name, and the name
         to give it."""
         write(outbox / folder / "a.pdf", PDF)
-        write(outbox / "INV-7.xml", ubl_invoice("INV-7"))
-        s = settings(outbox)
-        b = assemble(list_outbox(s.outbox).candidates["INV-7.xml"], s)
+        b = inv_7_listed(outbox)
         f = finding(b, "sidecar-spelling")
         assert f.severity == "error" and f.file == folder
         assert f.message.startswith(f"this folder looks like the sidecar INV-7 of INV-7.xml, "
@@ -236,9 +240,7 @@ class TestLookAlikeSidecarsMatched:
         name; the sidecar INV-7.att/ beside it is still taken."""
         write(outbox / "INV-7" / "a.pdf", PDF)
         write(outbox / "INV-7.att" / "b.pdf", PDF)
-        write(outbox / "INV-7.xml", ubl_invoice("INV-7"))
-        s = settings(outbox, outbox={"sidecar_suffix": ".att"})
-        b = assemble(list_outbox(s.outbox).candidates["INV-7.xml"], s)
+        b = inv_7_listed(outbox, outbox={"sidecar_suffix": ".att"})
         f = finding(b, "sidecar-spelling")
         assert f.file == "INV-7"
         assert "its name lacks the ending .att that each sidecar has here (the admin set " \
@@ -255,9 +257,7 @@ class TestLookAlikeSidecarsMatched:
         sidecar, not that "Linux, where outboxd runs, takes it for another name", which
         is why a space or a dot at an end (mangled by Windows) differs."""
         write(outbox / folder / "a.pdf", PDF)
-        write(outbox / "INV-7.xml", ubl_invoice("INV-7"))
-        s = settings(outbox, outbox={"sidecar_suffix": suffix})
-        b = assemble(list_outbox(s.outbox).candidates["INV-7.xml"], s)
+        b = inv_7_listed(outbox, outbox={"sidecar_suffix": suffix})
         f = finding(b, "sidecar-spelling")
         assert f.file == folder
         assert "Linux" not in f.message
@@ -274,9 +274,7 @@ class TestLookAlikeSidecarsMatched:
         name not the sidecar's — an error names the folder as a copy of the sidecar and
         says to rename it to INV-7."""
         write(outbox / folder / "a.pdf", PDF)
-        write(outbox / "INV-7.xml", ubl_invoice("INV-7"))
-        s = settings(outbox)
-        b = assemble(list_outbox(s.outbox).candidates["INV-7.xml"], s)
+        b = inv_7_listed(outbox)
         f = finding(b, "sidecar-spelling")
         assert f.severity == "error" and f.file == folder
         assert f.message == (
@@ -295,9 +293,7 @@ class TestLookAlikeSidecarsMatched:
         write(outbox / "INV-7" / "a.pdf", PDF)
         write(outbox / "INV-7 - Copy" / "a.pdf", PDF)
         write(outbox / "INV-7 - Copy" / "timesheet.pdf", PDF)
-        write(outbox / "INV-7.xml", ubl_invoice("INV-7"))
-        s = settings(outbox)
-        b = assemble(list_outbox(s.outbox).candidates["INV-7.xml"], s)
+        b = inv_7_listed(outbox)
         f = finding(b, "sidecar-spelling")
         assert f.file == "INV-7 - Copy"
         assert f.message.startswith("this folder looks like a copy of the sidecar INV-7 of "
@@ -329,9 +325,7 @@ class TestLookAlikeSidecarsMatched:
         """A file `INV-7 2` (no extension) beside INV-7.xml: no copy of a folder is a file,
         so it does not hold INV-7.xml back."""
         write(outbox / "INV-7 2", b"%PDF-1.4")
-        write(outbox / "INV-7.xml", ubl_invoice("INV-7"))
-        s = settings(outbox)
-        b = assemble(list_outbox(s.outbox).candidates["INV-7.xml"], s)
+        b = inv_7_listed(outbox)
         assert not [f for f in b.findings if f.code == "sidecar-spelling"]
 
     @pytest.mark.parametrize("owner", ["Faktura 2.pdf", "Faktura 2.xml"])
@@ -384,9 +378,7 @@ class TestLookAlikeSidecarsMatched:
         """`INV-7.xml ` (a file) beside INV-7.xml is no folder made by copying the name:
         the page lists it as no invoice file; it does not hold INV-7.xml back."""
         write(outbox / "INV-7.xml ", b"<x/>")
-        write(outbox / "INV-7.xml", ubl_invoice("INV-7"))
-        s = settings(outbox)
-        b = assemble(list_outbox(s.outbox).candidates["INV-7.xml"], s)
+        b = inv_7_listed(outbox)
         assert not [f for f in b.findings if f.code == "sidecar-spelling"]
 
     def test_a_look_alike_in_other_case_and_form_says_both(self, outbox: Path) -> None:

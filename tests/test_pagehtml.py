@@ -10,6 +10,19 @@ import unicodedata
 from daemon.pagehtml import RUN, text
 
 
+def breaks_inside(shown: str, code: str) -> list[str]:
+    """The pieces of `shown` that end at a <wbr> falling inside an escape the regular
+    expression `code` matches (in the text with the breaks taken out)."""
+    joined = shown.replace("<wbr>", "")
+    escapes = [m.span() for m in re.finditer(code, joined)]
+    split, at = [], 0
+    for piece in shown.split("<wbr>")[:-1]:
+        at += len(piece)
+        if any(a < at < b for a, b in escapes):
+            split.append(piece)
+    return split
+
+
 def test_a_long_name_breaks_only_between_the_characters_a_clerk_sees() -> None:
     """A Mac writes "Räkning" as "a" + U+0308 (NFD), Korean names as their letters, and an
     emoji family as three faces joined by U+200D: a <wbr> every RUN code points fell
@@ -78,11 +91,7 @@ def test_a_name_with_bidirectional_controls_shows_them_as_escapes_never_split() 
         assert "<wbr>" in shown
         joined = shown.replace("<wbr>", "")
         assert joined == "x" * lead + "\\u202e\\u2066\\x1b\\u200f" * 12 + ".xml"
-        escapes = [m.span() for m in re.finditer(r"\\(u....|x..)", joined)]
-        at = 0
-        for piece in shown.split("<wbr>")[:-1]:
-            at += len(piece)
-            assert not any(a < at < b for a, b in escapes), (lead, piece)
+        assert breaks_inside(shown, r"\\(u....|x..)") == [], lead
 
 
 def test_format_characters_show_as_codes_and_a_long_code_is_never_split() -> None:
@@ -95,8 +104,4 @@ def test_format_characters_show_as_codes_and_a_long_code_is_never_split() -> Non
         shown = text(name)
         joined = shown.replace("<wbr>", "")
         assert joined == "x" * lead + "\\u200b\\U000e0001\\ufeff" * 12 + ".xml"
-        escapes = [m.span() for m in re.finditer(r"\\(U[0-9a-f]{8}|u....)", joined)]
-        at = 0
-        for piece in shown.split("<wbr>")[:-1]:
-            at += len(piece)
-            assert not any(a < at < b for a, b in escapes), (lead, piece)
+        assert breaks_inside(shown, r"\\(U[0-9a-f]{8}|u....)") == [], lead

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pikepdf  # img2pdf's own dependency: it writes the AES-256 PDFs pypdf cannot
 import pytest
-from helpers import office_file, pdf_bytes
+from helpers import office_file, pdf_bytes, pdf_of_objects
 from PIL import Image, ImageFile, TiffImagePlugin
 from pypdf import PdfWriter
 from validating import Outbox, codes, only, tiff_pages
@@ -263,20 +263,11 @@ class TestConvertedImages:
 def pdf_of_size(size: int) -> bytes:
     """A one-page PDF of exactly `size` bytes (a stream of padding, xref right)."""
     def build(pad: int) -> bytes:
-        objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
-                   b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-                   b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>",
-                   b"<< /Length %d >>\nstream\n" % pad + bytes(pad) + b"\nendstream"]
-        out, offsets = bytearray(b"%PDF-1.4\n"), []
-        for number, body in enumerate(objects, 1):
-            offsets.append(len(out))
-            out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-        xref = len(out)
-        out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-        out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-        out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-            len(objects) + 1, xref)
-        return bytes(out)
+        return pdf_of_objects([b"<< /Type /Catalog /Pages 2 0 R >>",
+                               b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+                               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>",
+                               b"<< /Length %d >>\nstream\n" % pad + bytes(pad)
+                               + b"\nendstream"])
     pad = size - len(build(0))
     while len(data := build(pad)) != size:  # the /Length's digits grow with the pad
         pad -= len(data) - size

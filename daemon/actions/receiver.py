@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 
 from daemon import logs
-from daemon.config_values import TOKEN_RULE, token_problem
+from daemon.config_values import TOKEN_RULE, token_of_file, token_problem
 from daemon.errors import UsageError
-from daemon.fsops import NotAFile, read_admin_file
+from daemon.fsops import NotAFile
 
 
 def token_in(path: Path) -> str:
@@ -18,16 +18,12 @@ def token_in(path: Path) -> str:
     quoting what it holds."""
     where = f"--token-file {path}"
     try:
-        # A token is a line; 64 KiB is room for any, and /dev/zero is refused.
-        token = read_admin_file(path, 1 << 16).decode("utf-8").strip()
-        problem = token_problem(token)
+        token, problem = token_of_file(path)
     except OSError as exc:
         raise UsageError(f"{where}: cannot be read ({exc.strerror or exc}) — check the path "
                          "and permissions") from None
     except NotAFile as exc:
         raise UsageError(f"{where} {exc} — name a file that holds the token alone") from None
-    except UnicodeDecodeError:
-        problem = "contains bytes that are not text (not ASCII)"
     if problem:
         raise UsageError(f"{where}: the token in the file {problem}; {TOKEN_RULE} — the "
                          "file must hold the token alone, on one line")

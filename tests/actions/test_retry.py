@@ -19,12 +19,15 @@ BID = "3f2a9c01b7e4" + "0" * 52
 AT = "2026-11-26T10:00:00Z"
 
 
-def quarantined(env: Env, name: str = "INV-1001") -> Path:
-    """A quarantine folder as the daemon writes it: bundle + marker + papers."""
-    folder = env.quarantine / "2026-11-26" / f"{name}--{BID[:12]}"
+def quarantined(env: Env, name: str = "INV-1001", *, root: Path | None = None,
+                marker: bool = True) -> Path:
+    """A quarantine folder as the daemon writes it, in env's quarantine or under `root`:
+    bundle + marker (unless `marker` is False) + papers."""
+    folder = (root or env.quarantine) / "2026-11-26" / f"{name}--{BID[:12]}"
     write(folder / f"{name}.xml", ubl_invoice(name))
     write(folder / name / "scan.pdf", pdf_bytes())
-    write(folder / f"{name}.ready", b"")
+    if marker:
+        write(folder / f"{name}.ready", b"")
     write_papers(folder, reason_papers({"bundle_id": BID, "invoice_file": f"{name}.xml",
                                         "reasons": [], "quarantined_at": AT}))
     return folder
@@ -105,11 +108,7 @@ def test_retry_from_another_file_system_copies_then_deletes(env: Env, capsys,
     """Quarantine on tmpfs, outbox on disk: the bundle arrives whole, the source goes away."""
     other = other_file_system
     env.write_config("http://127.0.0.1:9/bundles", paths={"quarantine": str(other)})
-    folder = other / "2026-11-26" / f"INV-1--{BID[:12]}"
-    write(folder / "INV-1.xml", ubl_invoice("INV-1"))
-    write(folder / "INV-1" / "scan.pdf", pdf_bytes())
-    write_papers(folder, reason_papers({"bundle_id": BID, "invoice_file": "INV-1.xml",
-                                        "reasons": [], "quarantined_at": AT}))
+    folder = quarantined(env, "INV-1", root=other, marker=False)
     assert main(["retry", "-c", str(env.config), BID[:12]]) == 0
     assert (env.outbox / "INV-1" / "scan.pdf").read_bytes() == pdf_bytes()
     assert (env.outbox / "INV-1.xml").read_bytes() == ubl_invoice("INV-1")
@@ -126,11 +125,7 @@ def test_a_file_saved_into_the_bundle_while_retry_copies_it_is_kept_and_named(
     from daemon import fsmove
     other = other_file_system
     env.write_config("http://127.0.0.1:9/bundles", paths={"quarantine": str(other)})
-    folder = other / "2026-11-26" / f"INV-1--{BID[:12]}"
-    write(folder / "INV-1.xml", ubl_invoice("INV-1"))
-    write(folder / "INV-1" / "scan.pdf", pdf_bytes())
-    write_papers(folder, reason_papers({"bundle_id": BID, "invoice_file": "INV-1.xml",
-                                        "reasons": [], "quarantined_at": AT}))
+    folder = quarantined(env, "INV-1", root=other, marker=False)
     late = folder / "INV-1" / "corrected.pdf"
     rename = fsmove.rename_noreplace
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -10,6 +11,7 @@ import struct
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,20 @@ from helpers import drop_bundle, wait_for
 # Daemons here start lean (conftest.LEAN): the service's signals, reloads and files; the one test
 # about the readers asks for SHIPPED.
 pytestmark = pytest.mark.usefixtures("lean")
+
+
+def log_events(daemon: Any, about: Callable[[str], bool]) -> list[dict[str, Any]]:
+    """The daemon's JSON log lines so far whose event text `about` picks."""
+    events = [json.loads(line) for line in daemon.stderr().splitlines()]
+    return [e for e in events if about(e["event"])]
+
+
+def logged_again_at_reload(daemon: Any, about: Callable[[str], bool]) -> None:
+    """SIGHUP: the daemon reloads and logs the one event `about` picks a second time."""
+    daemon.popen.send_signal(signal.SIGHUP)
+    wait_for(lambda: "configuration reloaded" in daemon.stderr(), what="the reload")
+    wait_for(lambda: len(log_events(daemon, about)) == 2,
+             what="the warning again after the reload")
 
 
 @pytest.fixture
@@ -72,8 +88,6 @@ def test_sighup_reloads_a_good_config_and_keeps_the_old_on_a_bad_one(
         env: Env, receiver: Receiver, start_daemon) -> None:
     """SIGHUP with a bad new config logs it and keeps running on the old one; SIGHUP with a
     good one applies it (here: unattached "hold" → "send" releases a waiting invoice)."""
-    import json
-
     from helpers import drop_bundle, wait_for
     env.write_config(receiver.url, policy={"unattached": "hold"})
     daemon = start_daemon()
@@ -97,23 +111,19 @@ def test_a_secret_allowed_over_plain_http_is_warned_of_at_the_start_and_each_rel
     """[delivery] allow_plain_http = true with a token to a receiver reached by a name
     over plain http:// (a container network): the daemon starts, and logs one warning
     that the token travels unencrypted, again after a reload; the token is in no line."""
-    import json
     env.write_config("http://receiver.invalid:8080/bundles",
                      delivery={"token": "s3cret-token", "allow_plain_http": True})
     daemon = start_daemon()
 
-    def warnings() -> list[dict[str, Any]]:
-        events = [json.loads(line) for line in daemon.stderr().splitlines()]
-        return [e for e in events if "allow_plain_http" in e["event"]]
+    def about(event: str) -> bool:
+        return "allow_plain_http" in event
 
-    [warning] = warnings()
+    [warning] = log_events(daemon, about)
     assert warning["level"] == "warning"
     assert warning["event"].startswith("[delivery] allow_plain_http = true: the token goes "
                                        "to http://receiver.invalid:8080/bundles over plain "
                                        "http://, unencrypted")
-    daemon.popen.send_signal(signal.SIGHUP)
-    wait_for(lambda: "configuration reloaded" in daemon.stderr(), what="the reload")
-    wait_for(lambda: len(warnings()) == 2, what="the warning again after the reload")
+    logged_again_at_reload(daemon, about)
     assert "s3cret-token" not in daemon.stderr()
 
 
@@ -122,23 +132,19 @@ def test_a_token_in_a_configuration_every_user_may_read_is_warned_of_at_the_star
     """[delivery] token in a configuration file of mode 0644: the daemon starts and logs
     one warning naming the file, its mode and the fix, again at a reload; the token is
     in no line."""
-    import json
     env.write_config("http://127.0.0.1:9/bundles", delivery={"token": "s3cret-token"})
     env.config.chmod(0o644)
     daemon = start_daemon()
 
-    def warnings() -> list[dict[str, Any]]:
-        events = [json.loads(line) for line in daemon.stderr().splitlines()]
-        return [e for e in events if e["event"].startswith("the configuration file")]
+    def about(event: str) -> bool:
+        return event.startswith("the configuration file")
 
-    [warning] = warnings()
+    [warning] = log_events(daemon, about)
     assert warning["level"] == "warning"
     assert warning["event"].startswith(f"the configuration file {env.config} holds "
                                        "[delivery] token, and every user of this machine "
                                        "may read it (mode 0644)")
-    daemon.popen.send_signal(signal.SIGHUP)
-    wait_for(lambda: "configuration reloaded" in daemon.stderr(), what="the reload")
-    wait_for(lambda: len(warnings()) == 2, what="the warning again after the reload")
+    logged_again_at_reload(daemon, about)
     assert "s3cret-token" not in daemon.stderr()
 
 

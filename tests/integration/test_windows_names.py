@@ -20,16 +20,9 @@ pytestmark = pytest.mark.usefixtures("lean")
 HOLD = {"policy": {"unattached": "hold", "invalid": "hold"}}
 
 
-def test_the_page_names_folders_a_clerk_can_make_and_the_files_put_there_go_with_their_invoices(
-        env: Env, receiver: Receiver, start_daemon) -> None:
-    """batch.xml holds the invoices CON and INV- + U+200B + 2. While they wait for
-    attachments the page tells the clerk to make batch/CON_ and batch/INV-_2 (Windows
-    cannot make a folder CON, and a zero-width space can be neither seen nor typed);
-    the clerk makes those folders with a PDF each, and the bundle is sent with each
-    PDF as its own invoice's attachment."""
-    env.write_config(receiver.url, **HOLD)
-    start_daemon()
-    ids = ["CON", "INV-\u200b2"]
+def batch_waiting_on_page(env: Env, ids: list[str]) -> str:
+    """batch.xml with `ids` dropped and left waiting for attachments: the text of its
+    Waiting section on the status page once batch.xml is in it."""
     write(env.outbox / ".batch.tmp", peppol_batch(ids)).rename(env.outbox / "batch.xml")
     wait_for(lambda: journal_states(env).get("batch.xml") == "waiting",
              what="batch.xml waiting for attachments")
@@ -39,16 +32,39 @@ def test_the_page_names_folders_a_clerk_can_make_and_the_files_put_there_go_with
         text = page_file.read_text(encoding="utf-8") if page_file.exists() else ""
         section = Page(text).text.get("waiting", "")
         return section if "batch.xml" in section else ""
-    section = wait_for(waiting, what="batch.xml on the page under Waiting")
+    return wait_for(waiting, what="batch.xml on the page under Waiting")
+
+
+def sent_manifest(env: Env) -> dict:
+    """The manifest of the one bundle sent, from its receipt."""
+    [sent] = wait_for(env.sent_bundles, what="batch.xml in sent/")
+    wait_for(lambda: (sent / "receipt.json").exists(), what="receipt.json")
+    manifest: dict = json.loads((sent / "receipt.json").read_text())["manifest"]
+    return manifest
+
+
+def by_invoice(manifest: dict) -> list[tuple[str, list[str]]]:
+    """(invoice id, its attachments' original names) for each invoice of the manifest."""
+    return [(i["id"], [a["original_name"] for a in i["attachments"]])
+            for i in manifest["invoices"]]
+
+
+def test_the_page_names_folders_a_clerk_can_make_and_the_files_put_there_go_with_their_invoices(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """batch.xml holds the invoices CON and INV- + U+200B + 2. While they wait for
+    attachments the page tells the clerk to make batch/CON_ and batch/INV-_2 (Windows
+    cannot make a folder CON, and a zero-width space can be neither seen nor typed);
+    the clerk makes those folders with a PDF each, and the bundle is sent with each
+    PDF as its own invoice's attachment."""
+    env.write_config(receiver.url, **HOLD)
+    start_daemon()
+    section = batch_waiting_on_page(env, ["CON", "INV-\u200b2"])
     assert "batch/CON_" in section and "batch/INV-_2" in section
 
     write(env.outbox / "batch" / "CON_" / "con.pdf", pdf_bytes())
     write(env.outbox / "batch" / "INV-_2" / "two.pdf", pdf_bytes(2))
-    [sent] = wait_for(env.sent_bundles, what="batch.xml in sent/")
-    wait_for(lambda: (sent / "receipt.json").exists(), what="receipt.json")
-    manifest = json.loads((sent / "receipt.json").read_text())["manifest"]
-    assert [(i["id"], [a["original_name"] for a in i["attachments"]])
-            for i in manifest["invoices"]] == [("CON", ["con.pdf"]), ("INV-\u200b2", ["two.pdf"])]
+    manifest = sent_manifest(env)
+    assert by_invoice(manifest) == [("CON", ["con.pdf"]), ("INV-\u200b2", ["two.pdf"])]
     assert not [w for w in manifest["warnings"] if w["code"] == "unattached-invoice"]
     assert len(receiver.accepted()) == 1
 
@@ -65,11 +81,7 @@ def test_folders_an_erp_on_linux_names_by_the_contracts_rule_go_with_their_invoi
     write(env.outbox / "batch" / "INV-7." / "seven.pdf", pdf_bytes(2))
     write(env.outbox / ".batch.tmp", peppol_batch(["CON", "INV-7."])).rename(
         env.outbox / "batch.xml")
-    [sent] = wait_for(env.sent_bundles, what="batch.xml in sent/")
-    wait_for(lambda: (sent / "receipt.json").exists(), what="receipt.json")
-    manifest = json.loads((sent / "receipt.json").read_text())["manifest"]
-    assert [(i["id"], [a["original_name"] for a in i["attachments"]])
-            for i in manifest["invoices"]] == [("CON", ["con.pdf"]), ("INV-7.", ["seven.pdf"])]
+    assert by_invoice(sent_manifest(env)) == [("CON", ["con.pdf"]), ("INV-7.", ["seven.pdf"])]
     assert env.quarantined() == []
     assert len(receiver.accepted()) == 1
 
@@ -85,27 +97,12 @@ def test_a_waiting_bundle_takes_the_folders_an_earlier_version_named_for_new_dev
     the change asks nothing else.)"""
     env.write_config(receiver.url, **HOLD)
     start_daemon()
-    ids = ["COM0", "CONIN$"]
-    write(env.outbox / ".batch.tmp", peppol_batch(ids)).rename(env.outbox / "batch.xml")
-    wait_for(lambda: journal_states(env).get("batch.xml") == "waiting",
-             what="batch.xml waiting for attachments")
-    page_file = env.outbox / "outboxd-status.html"
-
-    def waiting() -> str:
-        text = page_file.read_text(encoding="utf-8") if page_file.exists() else ""
-        section = Page(text).text.get("waiting", "")
-        return section if "batch.xml" in section else ""
-    section = wait_for(waiting, what="batch.xml on the page under Waiting")
+    section = batch_waiting_on_page(env, ["COM0", "CONIN$"])
     assert "batch/COM0_" in section and "batch/CONIN$_" in section
 
     write(env.outbox / "batch" / "COM0" / "com0.pdf", pdf_bytes())
     write(env.outbox / "batch" / "CONIN$" / "conin.pdf", pdf_bytes(2))
-    [sent] = wait_for(env.sent_bundles, what="batch.xml in sent/")
-    wait_for(lambda: (sent / "receipt.json").exists(), what="receipt.json")
-    manifest = json.loads((sent / "receipt.json").read_text())["manifest"]
-    assert [(i["id"], [a["original_name"] for a in i["attachments"]])
-            for i in manifest["invoices"]] == [("COM0", ["com0.pdf"]),
-                                               ("CONIN$", ["conin.pdf"])]
+    assert by_invoice(sent_manifest(env)) == [("COM0", ["com0.pdf"]), ("CONIN$", ["conin.pdf"])]
     assert env.quarantined() == []
     assert len(receiver.accepted()) == 1
 
