@@ -961,7 +961,8 @@ def test_a_reload_keeps_the_mount_of_the_start_for_the_target_it_still_names(
     target, other = tmp_path / "target", tmp_path / "other"
     target.mkdir(), other.mkdir()
     share = {"device": 40, "mount": (str(target), "cifs")}
-    monkeypatch.setattr(mounts, "_device", lambda p: share["device"] if Path(p) == target else 1)
+    monkeypatch.setattr(mounts, "_identity",
+                        lambda p: (share["device"] if Path(p) == target else 1, 1))
     monkeypatch.setattr(mounts, "mount_of", lambda p: share["mount"] if Path(p) == target
                         else ("/", "ext4"))
     running = DirectoryDeliverer(target)

@@ -185,12 +185,12 @@ def test_an_orphan_waits_while_sent_or_quarantine_is_off_its_share(
     devices = {settings.sent_dir: 40, settings.quarantine_dir: 50}
     shares = {d: (str(d), "cifs") for d in devices}
 
-    def device(path: Path) -> int:
-        return devices.get(Path(path), 1)
+    def identity(path: Path) -> tuple[int, int]:
+        return devices.get(Path(path), 1), 1  # (device, inode)
 
     def mount(path: Path) -> tuple[str, str]:
         return shares.get(Path(path), ("/", "ext4"))
-    monkeypatch.setattr(mounts, "_device", device)
+    monkeypatch.setattr(mounts, "_identity", identity)
     monkeypatch.setattr(mounts, "mount_of", mount)
     monkeypatch.setattr("daemon.foldermounts.mount_of", mount)
     folders = FolderMounts(settings)  # noted on the shares, as at the start
