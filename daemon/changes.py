@@ -128,7 +128,7 @@ class Changes:
     def rescan(self) -> None:
         """The one full pass: list the outbox and snapshot every bundle; only those
         that look different from their last step are stepped."""
-        self.orphans.sweep(self.journal, self.settings)  # work folders no journal row knows
+        self.orphans.sweep(self.journal, self.settings, self.pipeline.finish.mounts)  # no row knows
         # What other daemons sent since the last look, before the bundles are stepped.
         self.sent_news.look(self.journal, self.settings.sent_dir)
         for row_id in self.pipeline.retry_stranded():  # claims whose folder was away

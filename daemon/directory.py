@@ -17,7 +17,8 @@ it is a FIFO or device: a folder TARGET/BUNDLEID/ or a file with the document's 
 is delivered already; anything else there is the admin's to look at, never replaced.
 
 Nothing is written while the target is off the mount it was on at the start (its share
-unmounted: the bare mount point is on the local disk, where no agent looks).
+unmounted: the bare mount point is on the local disk, where no agent looks); a reload
+that keeps the target keeps that mount (keep_mount), as sent/ and quarantine/ do.
 
 When the target is group-writable (the transfer agent's group), so are the folders of
 each bundle: the agent must be able to move or delete what it has taken, and umask
@@ -85,7 +86,9 @@ class DirectoryDeliverer:
         self.target = target
         self.destination = str(target)  # as receipt.json names it (HttpDeliverer's)
         self.mount = SameMount(target)
-        self.on_its_mount()  # the mount of the start (or of the reload) is the target's
+        # The mount of the start is the target's (at a reload, keep_mount hands on the
+        # running deliverer's for the same target).
+        self.on_its_mount()
 
     def on_its_mount(self) -> None:
         """Retryable if the target is no longer on the mount it was on when this deliverer
@@ -100,9 +103,9 @@ class DirectoryDeliverer:
             return
         then, now = (f"{m[1]} mounted at {m[0]}" if m else "an unknown mount" for m in moved)
         raise Retryable(f"[delivery] target {self.target} is not on the file system it was on "
-                        f"when outboxd started or was last reloaded ({then}; now {now}): is "
-                        "its share unmounted? Nothing is written there until that share is "
-                        "back; if the target is meant to be where it is now, reload outboxd")
+                        f"when outboxd started ({then}; now {now}): is its share unmounted? "
+                        "Nothing is written there until that share is back; if the target "
+                        "is meant to be where it is now, restart outboxd")
 
     def close(self) -> None:
         pass
@@ -183,6 +186,22 @@ class DirectoryDeliverer:
                     shutil.rmtree(tmp, ignore_errors=True)
                 os.close(held)
         return Receipt(201, body, None)
+
+
+def keep_mount(new: object, running: object) -> None:
+    """At a reload: a new deliverer (or the ubl-embedded one around it) that writes to the
+    target the running one writes to keeps the mount noted for it at the start, as sent/
+    and quarantine/ do (foldermounts.py). A reload made while the target's share is away
+    (a new token, another log level) must not take the bare mount point for its home. A
+    target the reload names anew is noted as it is then."""
+    now, before = _directory_of(new), _directory_of(running)
+    if now is not None and before is not None and now.target == before.target:
+        now.mount = before.mount
+
+
+def _directory_of(deliverer: object) -> DirectoryDeliverer | None:
+    inner = getattr(deliverer, "inner", deliverer)  # EmbeddedDeliverer's transport
+    return inner if isinstance(inner, DirectoryDeliverer) else None
 
 
 # What a bundle folder holds beside its invoice file, in the case-folded form a target

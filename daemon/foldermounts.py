@@ -8,7 +8,7 @@ it. While a folder is off its mount nothing is moved into it: the move or claim 
 retried, with a line naming the folder and both mounts.
 
 Each look costs an open and fstat of the folder; the mount table is read only when its
-device number changed (mounts.SameMount), or when the folder is missing.
+device or inode number changed (mounts.SameMount), or when the folder is missing.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class FolderMounts:
         try:
             moved = seen.changed()
         except FileNotFoundError as exc:
-            if seen.device is None:
+            if seen.seen is None:
                 return None  # never seen: nothing to compare with
             # Missing: removed by hand (made again by the move, as ever), or a share
             # unmounted from above it (then the move would make it on the local disk).

@@ -78,30 +78,35 @@ class SameMount:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.device: int | None = None
+        self.seen: tuple[int, int] | None = None  # the folder's (device, inode) last seen
         self.mount: tuple[str, str] | None = None
 
     def changed(self) -> tuple[tuple[str, str] | None, tuple[str, str] | None] | None:
         """None while the folder is on the mount first seen (the first call sees it);
         else that mount and the one it is on now, each (point, type). OSError if the
         folder cannot be opened."""
-        device = _device(self.path)
-        if device == self.device:
+        seen = _identity(self.path)
+        if seen == self.seen:
             return None
         now = mount_of(self.path)
-        if self.device is not None and now != self.mount:
+        if self.seen is not None and now != self.mount:
             return self.mount, now
         # First seen; or the same share mounted again: a network file system gets a new
-        # device number at each mount, a share mounted on demand after each idle timeout.
-        self.device, self.mount = device, now
+        # device number at each mount, a share mounted on demand after each idle timeout;
+        # or the folder made again by hand on the same mount (a new inode).
+        self.seen, self.mount = seen, now
         return None
 
 
-def _device(path: Path) -> int:
+def _identity(path: Path) -> tuple[int, int]:
+    """The folder's device and inode. The device alone misses a bind mount of a folder
+    of the same file system as its mount point (/data/share bound at /srv/share): when
+    the bind goes, the bare mount point has the same device, and only the inode tells."""
     # Opened, not stat'ed: a stat of a share's mount point leaves a share mounted on
     # demand unmounted and sees the automounter's entry; an open mounts it.
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        return os.fstat(fd).st_dev
+        st = os.fstat(fd)
+        return st.st_dev, st.st_ino
     finally:
         os.close(fd)

@@ -10,6 +10,8 @@ daemon to start again). What is in it decides:
 - receipt.json: the receiver took it and the journal lost the rest → archive it
   in sent/ and record it as sent;
 - reason.json: it was being quarantined → finish the move into quarantine/;
+  either waits (one warning) while that folder is off the mount it was on at the
+  start (foldermounts.py): its share unmounted, the bare mount point would take it;
 - otherwise: a claim that never reached the journal's next step → the files go
   back into the outbox (never replacing anything there) and are read again.
   A bundle sent before is then a duplicate (the journal or sent/ knows its id).
@@ -41,6 +43,7 @@ from daemon.archive import KEPT, kept_for, move_into_place, reason_of, target_fo
 from daemon.claim import LEFTOVER, OWNER_LEN, host_tag, in_folder, owner_of, unclaim
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError
+from daemon.foldermounts import FolderMounts
 from daemon.fsops import FOLDER_NOFOLLOW
 from daemon.fswrite import held_path
 from daemon.journal import IN_FLIGHT, Journal, journal_time
@@ -52,6 +55,7 @@ from daemon.temps import drop_unfinished
 from daemon.workfolder import held_folder, not_the_folder, still_held
 
 _reported: set[Path] = set()  # work folders whose problem was logged (swept every rescan)
+_waiting: set[Path] = set()  # work folders waiting for sent/ or quarantine/ to be back (_waits)
 
 
 def _once(work: Path, emit: Any, event: str, **fields: Any) -> None:
@@ -103,8 +107,10 @@ class Orphans:
     def __init__(self) -> None:
         self._inherited: set[Path] | None = None  # None: not swept yet
 
-    def sweep(self, journal: Journal, settings: Settings) -> int:
-        """Finish every orphaned work folder of ours; how many were handled."""
+    def sweep(self, journal: Journal, settings: Settings, mounts: FolderMounts) -> int:
+        """Finish every orphaned work folder of ours; how many were handled. `mounts`:
+        the running configuration's (Finisher.mounts), so that nothing is archived in a
+        sent/ or quarantine/ whose share is away."""
         log = logs.get()
         try:
             entries = [e for e in os.scandir(settings.processing_dir)
@@ -134,7 +140,7 @@ class Orphans:
             if whose != OURS:
                 continue
             try:
-                done = _finish(journal, settings, work, work in self._inherited)
+                done = _finish(journal, settings, mounts, work, work in self._inherited)
             except (OSError, ValueError, KeyError, OutboxdError) as exc:
                 _once(work, log.error, "work folder unknown to the journal cannot be "
                       "finished; will try again", work_dir=str(work), error=str(exc))
@@ -146,21 +152,22 @@ class Orphans:
         return handled
 
 
-def sweep(journal: Journal, settings: Settings) -> int:
+def sweep(journal: Journal, settings: Settings, mounts: FolderMounts | None = None) -> int:
     """One sweep of a run of its own: as the first sweep of a daemon on `journal`."""
-    return Orphans().sweep(journal, settings)
+    return Orphans().sweep(journal, settings, mounts or FolderMounts(settings))
 
 
-def _finish(journal: Journal, settings: Settings, work: Path, inherited: bool) -> int:
+def _finish(journal: Journal, settings: Settings, mounts: FolderMounts, work: Path,
+            inherited: bool) -> int:
     # Held while it is cleaned, read and moved, never through a link a user of the share
     # put in its place after the listing (OSError naming it: sweep logs it, looks again):
     # what the link leads to is neither removed, read as our papers, nor moved.
     with held_folder(work) as held:
-        return _finish_held(journal, settings, work, held, inherited)
+        return _finish_held(journal, settings, mounts, work, held, inherited)
 
 
-def _finish_held(journal: Journal, settings: Settings, work: Path, held: int,
-                 inherited: bool) -> int:
+def _finish_held(journal: Journal, settings: Settings, mounts: FolderMounts, work: Path,
+                 held: int, inherited: bool) -> int:
     if in_folder(held, LEFTOVER):
         return _leftover(work, held)
     entry = kept_for(held)
@@ -201,6 +208,9 @@ def _finish_held(journal: Journal, settings: Settings, work: Path, held: int,
               "receipt.json that cannot be read as a receipt; left for a person to look "
               "at — if the bundle was delivered, move the folder into sent/ by hand",
               work_dir=str(work))
+        return 0
+    if (rec is not None or reason is not None) and _waits(
+            work, mounts, settings.sent_dir if rec is not None else settings.quarantine_dir):
         return 0
     if rec is not None:
         # In the day folder of its delivery (record_of made it a journal time), which
@@ -243,6 +253,23 @@ def _finish_held(journal: Journal, settings: Settings, work: Path, held: int,
     logs.get().warning("claimed bundle unknown to the journal put back into the outbox",
                        invoice_file=invoice, work_dir=str(work))
     return 1
+
+
+def _waits(work: Path, mounts: FolderMounts, root: Path) -> bool:
+    """Whether root (sent/, quarantine/) is off its mount: then the archive entry would go
+    under the bare mount point, unseen, and be hidden for good at the remount, so the work
+    folder stays where it is. Said once each time it starts waiting (apart from _once:
+    what goes wrong once the share is back is said too)."""
+    away = mounts.away(root)
+    if away is None:
+        _waiting.discard(work)
+        return False
+    if work not in _waiting:
+        _waiting.add(work)
+        logs.get().warning("work folder unknown to the journal waits for its archive "
+                           "folder's share: finished at a rescan once that is back",
+                           work_dir=str(work), error=away)
+    return True
 
 
 def _leftover(work: Path, held: int) -> int:

@@ -23,6 +23,7 @@ from daemon.claim import (
 from daemon.config import Settings
 from daemon.decide import Decisions
 from daemon.deliver import Deliverer
+from daemon.directory import keep_mount
 from daemon.errors import InputError, ReaderFailed, describe
 from daemon.errorsfile import HeldErrors, drop_orphaned_errors, drop_unfinished_errors
 from daemon.finish import Finisher
@@ -88,6 +89,7 @@ class Pipeline(Decisions):
         switched = settings.delivery.format != self.s.delivery.format
         self.s = self.finish.s = settings
         self.finish.mounts = FolderMounts(settings, self.finish.mounts)
+        keep_mount(deliverer, self.finish.deliverers.current)  # a directory target's alike
         if switched:
             # A claimed bundle was checked for the format it was claimed under; ubl-embedded
             # builds and checks documents that a "bundle" check never made. Read again at

@@ -38,6 +38,7 @@ from daemon.directory import (
     STALE_AFTER,
     DirectoryDeliverer,
     clear_target,
+    keep_mount,
     sweep_target,
     write_document,
 )
@@ -949,3 +950,31 @@ def test_the_start_names_each_leftover_it_cannot_remove_and_the_fix(
         assert event["error"].startswith("Permission denied (")
         assert "remove it (rm -r), or let outboxd's user write to it" in event["fix"]
     assert not any(path.exists() for path in cleared)
+
+
+def test_a_reload_keeps_the_mount_of_the_start_for_the_target_it_still_names(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reload builds new deliverers (plain, and ubl-embedded around one); made while the
+    target's share is away, they keep the share noted at the start (keep_mount) and refuse
+    to write onto the bare mount point; a target the reload names anew is noted as it is."""
+    from daemon.einvoice.transport import EmbeddedDeliverer
+    target, other = tmp_path / "target", tmp_path / "other"
+    target.mkdir(), other.mkdir()
+    share = {"device": 40, "mount": (str(target), "cifs")}
+    monkeypatch.setattr(mounts, "_identity",
+                        lambda p: (share["device"] if Path(p) == target else 1, 1))
+    monkeypatch.setattr(mounts, "mount_of", lambda p: share["mount"] if Path(p) == target
+                        else ("/", "ext4"))
+    running = DirectoryDeliverer(target)
+    share["device"], share["mount"] = 1, ("/", "ext4")  # unmounted: the bare mount point
+    for fmt in ("bundle", "ubl-embedded"):
+        cfg = DeliveryConfig(transport="directory", target=target, format=fmt)
+        new = EmbeddedDeliverer(cfg) if fmt == "ubl-embedded" else DirectoryDeliverer(target)
+        keep_mount(new, running)
+        inner = new.inner if isinstance(new, EmbeddedDeliverer) else new
+        assert isinstance(inner, DirectoryDeliverer)
+        with pytest.raises(Retryable, match="is not on the file system it was on"):
+            inner.on_its_mount()
+    elsewhere = DirectoryDeliverer(other)
+    keep_mount(elsewhere, running)
+    elsewhere.on_its_mount()  # on the disk it was on when the reload named it

@@ -31,14 +31,14 @@ class _Kernel:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.devices: dict[Path, int] = {}
         self.mounts: dict[Path, tuple[str, str]] = {}
-        monkeypatch.setattr(mounts, "_device", self._device)
+        monkeypatch.setattr(mounts, "_identity", self._identity)
         monkeypatch.setattr(mounts, "mount_of", self._mount)
         monkeypatch.setattr("daemon.foldermounts.mount_of", self._mount)
 
-    def _device(self, path: Path) -> int:
+    def _identity(self, path: Path) -> tuple[int, int]:
         if not Path(path).is_dir():
             raise FileNotFoundError(2, "No such file or directory", str(path))
-        return self.devices.get(Path(path), 1)
+        return self.devices.get(Path(path), 1), 1  # (device, inode)
 
     def _mount(self, path: Path) -> tuple[str, str] | None:
         return self.mounts.get(Path(path), ("/", "ext4"))
@@ -113,3 +113,22 @@ def test_a_reload_keeps_the_mount_of_the_start_for_a_folder_it_still_names(
     assert reloaded.away(s.sent_dir) is not None
     elsewhere = _settings(tmp_path, "sent2")
     assert FolderMounts(elsewhere, folders).away(elsewhere.sent_dir) is None
+
+
+def test_a_bind_mount_of_a_folder_of_the_same_disk_is_missed_by_no_device_number(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """sent/ a bind mount of a folder of the file system its mount point is on: unbound,
+    the bare mount point has the same device number but another inode; held back all the
+    same, the line naming the bind's mount and the disk's."""
+    kernel = _Kernel(monkeypatch)
+    s = _settings(tmp_path)
+    inode = {"now": 500}
+    monkeypatch.setattr(mounts, "_identity", lambda p: (1, inode["now"] if Path(p) ==
+                                                        s.sent_dir else 1))
+    kernel.mounts[s.sent_dir] = (str(s.sent_dir), "ext4")  # bound there
+    folders = FolderMounts(s)
+    assert folders.away(s.sent_dir) is None
+    inode["now"] = 7  # the bind gone: the bare mount point, same disk
+    kernel.mounts.pop(s.sent_dir)
+    line = folders.away(s.sent_dir)
+    assert line is not None and f"ext4 mounted at {s.sent_dir}; now ext4 mounted at /" in line

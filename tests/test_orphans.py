@@ -13,10 +13,12 @@ from helpers import without_blocking
 from structlog.testing import capture_logs
 from swaps import linked_aside_before, opened_in, swap_when_opened
 
+from daemon import mounts
 from daemon.claim import owner_of, work_dir_for
 from daemon.config import DeliveryConfig, OutboxConfig, PathsConfig, Settings
+from daemon.foldermounts import FolderMounts
 from daemon.journal import Journal
-from daemon.orphans import sweep
+from daemon.orphans import Orphans, sweep
 
 BID = "ab" * 32
 
@@ -173,6 +175,58 @@ def test_an_orphan_is_archived_in_the_day_folder_of_its_delivery_or_quarantine(
         j.close()
 
 
+def test_an_orphan_waits_while_sent_or_quarantine_is_off_its_share(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """sent/ and quarantine/ on shares that are unmounted under the running daemon: an
+    orphan with receipt.json or reason.json is not archived under the bare mount points
+    (the clerks would never see the entry, and the remount would hide it for good); it
+    stays in processing/, said once with the folder and both mounts, and is finished at
+    the first sweep after the shares are back (mounted again: new device numbers)."""
+    devices = {settings.sent_dir: 40, settings.quarantine_dir: 50}
+    shares = {d: (str(d), "cifs") for d in devices}
+
+    def identity(path: Path) -> tuple[int, int]:
+        return devices.get(Path(path), 1), 1  # (device, inode)
+
+    def mount(path: Path) -> tuple[str, str]:
+        return shares.get(Path(path), ("/", "ext4"))
+    monkeypatch.setattr(mounts, "_identity", identity)
+    monkeypatch.setattr(mounts, "mount_of", mount)
+    monkeypatch.setattr("daemon.foldermounts.mount_of", mount)
+    folders = FolderMounts(settings)  # noted on the shares, as at the start
+    sent = work(settings, "INV-2")
+    (sent / "receipt.json").write_text(json.dumps({
+        "manifest": {"bundle_id": BID, "invoice_file": {"name": "INV-2.xml"},
+                     "invoices": [{"id": "INV-2"}]},
+        "response": {"receipt_id": "r"}, "delivered_at": "2031-05-06T10:00:00.000Z"}))
+    quarantined = work(settings, "INV-3")
+    (quarantined / "reason.json").write_text(json.dumps({
+        "bundle_id": BID, "invoice_file": "INV-3.xml", "reasons": [],
+        "quarantined_at": "2031-05-06T10:00:00Z"}))
+    for d in devices:  # both shares unmounted: their bare mount points on the local disk
+        devices[d], shares[d] = 1, ("/", "ext4")
+    orphans = Orphans()
+    j = Journal(settings.journal_path)
+    try:
+        with capture_logs() as logs:
+            assert orphans.sweep(j, settings, folders) == 0
+            assert orphans.sweep(j, settings, folders) == 0  # said once, not at each rescan
+        assert sent.is_dir() and quarantined.is_dir()
+        assert not any(settings.sent_dir.iterdir()) and not any(settings.quarantine_dir.iterdir())
+        assert j.rows(("sent", "quarantined")) == []
+        waits = [e for e in logs if "waits for its archive folder's share" in e["event"]]
+        assert sorted(e["work_dir"] for e in waits) == sorted([str(sent), str(quarantined)])
+        assert all("cifs mounted at" in e["error"] and "ext4 mounted at /" in e["error"]
+                   for e in waits)
+        for d, dev in ((settings.sent_dir, 41), (settings.quarantine_dir, 51)):
+            devices[d], shares[d] = dev, (str(d), "cifs")  # mounted again
+        assert orphans.sweep(j, settings, folders) == 2
+        assert not sent.exists() and not quarantined.exists()
+        assert len(j.rows(("sent",))) == 1 and len(j.rows(("quarantined",))) == 1
+    finally:
+        j.close()
+
+
 def test_an_orphan_swapped_for_a_link_after_the_listing_is_never_read_cleaned_or_moved(
         settings: Settings, tmp_path: Path) -> None:
     """An orphaned work folder swapped for a link to a folder outside (holding a
@@ -293,11 +347,11 @@ def test_a_folder_copied_in_after_the_first_sweep_of_a_lost_journal_is_left_alon
     run = Orphans()
     try:
         assert j.afresh
-        assert run.sweep(j, settings) == 1
+        assert run.sweep(j, settings, FolderMounts(settings)) == 1
         assert (settings.outbox.path / "INV-1.xml").exists() and not left.exists()
         copied = work(settings, "INV-5")
         with capture_logs() as logged:
-            assert run.sweep(j, settings) == 0
+            assert run.sweep(j, settings, FolderMounts(settings)) == 0
         assert not (settings.outbox.path / "INV-5.xml").exists()
         assert sorted(os.listdir(copied)) == ["INV-5", "INV-5.xml"]
         [said] = [e for e in logged if e["log_level"] == "error"]

@@ -138,3 +138,32 @@ def test_no_claim_into_a_processing_folder_whose_share_is_unmounted(
     wait_for(lambda: _row(env, "INV-5.xml").get("state") == "sent", timeout=30,
              what="a bundle dropped into the share once it is back sent")
     no_traceback(daemon.stderr())
+
+
+def test_sent_bind_mounted_from_the_same_disk_is_waited_for_when_the_bind_goes(
+        env: Env, mounts: Mounts, receiver, start_daemon) -> None:
+    """sent/ a bind mount of a folder on the very file system its mount point is on (the
+    share's folder exported from /data, bound at /srv): the device number does not change
+    when the bind is unmounted, the folder does. A bundle delivered then waits as
+    `retrying`, not archived into the bare mount point the clerks never see; bound again,
+    it is archived into the bound folder."""
+    source = env.root / "data-sent"
+    source.mkdir()
+    sent = mounts.bind(source, env.root / "sent")
+    env.write_config(receiver.url, paths={"state_dir": str(env.state), "sent": str(sent)})
+    daemon = start_daemon()
+    mounts.lazy_unmount(sent)
+
+    drop_bundle(env.outbox, "INV-1", {"a.pdf": pdf_bytes()})
+    row = wait_for(_attempted(env, "INV-1.xml"), timeout=30, what="an archive attempt")
+    assert row["state"] == "retrying", row
+    assert str(sent) in row["last_error"], row
+    assert os.listdir(sent) == [], "archived onto the bare mount point"
+
+    mounts.bind(source, sent)
+    wait_for(lambda: bundle_of(env.config, "INV-1.xml")["state"] == "sent", timeout=30,
+             what="the bundle archived once the bind is back")
+    [day] = os.listdir(source)
+    assert [p.name.split("--")[0] for p in (source / day).iterdir()] == ["INV-1"]
+    assert len(receiver.requests()) == 1
+    no_traceback(daemon.stderr())

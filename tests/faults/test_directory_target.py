@@ -6,6 +6,7 @@ no agent sees, and which the share hides for good once it is mounted again)."""
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -42,4 +43,37 @@ def test_a_target_whose_share_is_unmounted_gets_nothing_until_it_is_mounted_agai
     [published] = os.listdir(target)
     assert (Path(target) / published / "manifest.json").is_file()
     assert env.sent_bundles() and env.quarantined() == []
+    no_traceback(daemon.stderr())
+
+
+def test_a_reload_during_the_targets_outage_keeps_the_share_as_its_home(
+        env: Env, mounts: Mounts, start_daemon) -> None:
+    """A reload (SIGHUP: a new log level, say) made while the target's share is unmounted
+    does not take the bare mount point for the target: a bundle dropped after it still
+    waits, nothing is written onto the local disk, and it goes out into the share once that
+    is mounted again — as sent/ and quarantine/ do (docs/protocol.md, section 7)."""
+    target = mounts.tmpfs(env.root / "target", "8m")
+    delivery = {"transport": "directory", "target": str(target)}
+    env.write_config("http://127.0.0.1:9/unused", delivery=delivery,
+                     policy={"unattached": "send"})
+    daemon = start_daemon()
+    mounts.lazy_unmount(target)
+    env.write_config("http://127.0.0.1:9/unused", delivery=delivery,
+                     policy={"unattached": "send"}, log={"level": "debug"})
+    daemon.popen.send_signal(signal.SIGHUP)
+    wait_for(lambda: "configuration reloaded" in daemon.stderr(), timeout=30,
+             what="the reload")
+
+    drop_bundle(env.outbox, "INV-1", {"a.pdf": pdf_bytes()})
+    row = wait_for(lambda: (lambda b: b if b["last_error"] or b["state"] == "sent" else None)(
+        bundle_of(env.config, "INV-1.xml")), timeout=30, what="a delivery attempt")
+    assert row["state"] == "retrying", row
+    assert "file system" in row["last_error"] and str(target) in row["last_error"], row
+    assert os.listdir(target) == [], "written onto the local disk under the mount point"
+
+    mounts.tmpfs(target, "8m")
+    wait_for(lambda: bundle_of(env.config, "INV-1.xml")["state"] == "sent", timeout=30,
+             what="the bundle sent once the share is back")
+    [published] = os.listdir(target)
+    assert (Path(target) / published / "manifest.json").is_file()
     no_traceback(daemon.stderr())
