@@ -94,6 +94,12 @@ def _whose(name: str, owner: str) -> str:
     return OURS
 
 
+def _has_owner(name: str) -> bool:
+    """Whether a work folder's name (one _whose found ours) carries its state dir's
+    OWNER, as every outboxd since owners names them."""
+    return len(name.rsplit("--", 1)[1].rsplit("-", 2)[2]) > OWNER_LEN
+
+
 def _invoice_in(held: int, settings: Settings) -> str | None:
     names = [e.name for e in os.scandir(held) if e.is_file(follow_symlinks=False)
              and is_invoice_file(settings.outbox, e.name, settings.share)]
@@ -179,6 +185,18 @@ def _finish_held(journal: Journal, settings: Settings, mounts: FolderMounts, wor
     if not os.listdir(held):
         # A claim that failed, whose removal of its folder failed too: nothing to lose.
         return _remove_empty(work, held, "empty work folder unknown to the journal removed")
+    if not inherited and not _has_owner(work.name):
+        # Named by an outboxd before owners: ours would be in our journal (a claim names
+        # its folder in a row first), so this is most likely another daemon's of this host
+        # stopped for its upgrade, which finishes it by its own journal; or a copy.
+        _once(work, logs.get().warning, "work folder unknown to the journal, named as "
+              "outboxd named them before its upgrade (no state dir in the name): if "
+              "another outboxd of this host has not been started since its upgrade, it is "
+              "that daemon's — left for it, it finishes the bundle when it starts again; "
+              "if none other runs on this host, it was copied in: nothing in it is sent, "
+              "archived or moved — move its files into the outbox (sidecar folder first, "
+              "invoice file last), then remove the folder", work_dir=str(work))
+        return 0
     if not inherited:
         _once(work, logs.get().error, "work folder unknown to the journal was not left by "
               "outboxd (copied in by someone, e.g. a backup restored?): nothing in it is "

@@ -312,8 +312,9 @@ def test_a_folder_of_our_name_copied_in_on_a_journal_that_was_not_lost_is_never_
     (every claim of it names its folder in a row first): nothing in them is put into the
     outbox, archived or quarantined, and one error line names each folder, once."""
     Journal(settings.journal_path).close()  # the journal of earlier runs
-    plain = work(settings, "INV-1")
-    delivered = work(settings, "INV-2")
+    ours = owner_of(settings.paths.state_dir)
+    plain = work(settings, "INV-1", owner=ours)
+    delivered = work(settings, "INV-2", owner=ours)
     (delivered / "receipt.json").write_text(json.dumps({
         "manifest": {"bundle_id": BID, "invoice_file": {"name": "INV-2.xml"},
                      "invoices": [{"id": "INV-2"}]},
@@ -349,7 +350,7 @@ def test_a_folder_copied_in_after_the_first_sweep_of_a_lost_journal_is_left_alon
         assert j.afresh
         assert run.sweep(j, settings, FolderMounts(settings)) == 1
         assert (settings.outbox.path / "INV-1.xml").exists() and not left.exists()
-        copied = work(settings, "INV-5")
+        copied = work(settings, "INV-5", owner=owner_of(settings.paths.state_dir))
         with capture_logs() as logged:
             assert run.sweep(j, settings, FolderMounts(settings)) == 0
         assert not (settings.outbox.path / "INV-5.xml").exists()
@@ -492,3 +493,30 @@ def test_work_folders_carry_their_daemons_state_dir() -> None:
     assert a != b and a == owner_of(Path("/var/lib/outboxd"))
     tag = work_dir_for(Path("processing"), "INV-1", BID, a).name.rsplit("--", 1)[1]
     assert tag.rsplit("-", 1)[1].startswith(a)
+
+
+def test_a_folder_named_before_owners_another_daemon_left_is_not_called_a_copy_nobody_left(
+        settings: Settings) -> None:
+    """Two daemons of one host upgraded one after the other: the one still on the
+    earlier version is stopped with a bundle in flight, its work folder named as before
+    owners (NAME--ID12--HOST-PID-RAND, no state dir tag), while the upgraded one runs on
+    its own journal of earlier runs. Nothing in it is sent, archived or moved (only its
+    daemon's journal knows what was delivered), and the one warning naming it says it
+    may be another daemon's from before its upgrade — not an error calling it a copy
+    nobody left, which is a lie in the case an upgrade makes."""
+    Journal(settings.journal_path).close()  # the journal of earlier runs
+    theirs = work(settings, "INV-1")
+    j = Journal(settings.journal_path)
+    try:
+        with capture_logs() as logged:
+            assert sweep(j, settings) == 0
+            assert sweep(j, settings) == 0
+        assert sorted(os.listdir(theirs)) == ["INV-1", "INV-1.xml"]
+        assert sorted(os.listdir(settings.outbox.path)) == [".outboxd"]
+        assert [e for e in logged if e["log_level"] == "error"] == []
+        [said] = [e for e in logged if e["log_level"] == "warning"]
+        assert said["work_dir"] == str(theirs)
+        assert "before its upgrade" in said["event"] and "move its files into the " \
+            "outbox" in said["event"]
+    finally:
+        j.close()
