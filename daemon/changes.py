@@ -131,6 +131,10 @@ class Changes:
         self.orphans.sweep(self.journal, self.settings, self.pipeline.finish.mounts)  # no row knows
         # What other daemons sent since the last look, before the bundles are stepped.
         self.sent_news.look(self.journal, self.settings.sent_dir)
+        # Bundles on their way here that another daemon archived: closed at once, not
+        # at the end of their back-off (sentelsewhere.py).
+        for row_id in self.pipeline.finish.closable():
+            self.schedule(row_id, 0.0)
         for row_id in self.pipeline.retry_stranded():  # claims whose folder was away
             self.schedule(row_id, 0.0)
         # A dead watcher restarted before the listing: what changes after its first look

@@ -56,6 +56,7 @@ from daemon.readonce import KEPT_BYTES, keeping_reads
 from daemon.recovery import Recovery
 from daemon.retries import Retries
 from daemon.scan import Candidate, candidate_for
+from daemon.sentelsewhere import SentElsewhere
 from daemon.validate import validate_bundle
 from daemon.versions import Versions
 
@@ -76,7 +77,7 @@ def materialise_here(cand: Candidate, bundle: Bundle, work_dir: Path,
     return materialise_bundle(bundle, work_dir, settings.validation.max_image_pixels)
 
 
-class Finisher(Moves, Recovery, Retries):
+class Finisher(Moves, Recovery, Retries, SentElsewhere):
     def __init__(self, settings: Settings, journal: Journal, deliverer: Deliverer) -> None:
         self.s = settings
         self.j = journal
@@ -84,6 +85,7 @@ class Finisher(Moves, Recovery, Retries):
         self.log = logs.get()
         self._move_faults: dict[int, tuple[int, float]] = {}  # see moves.Moves
         self.mounts = FolderMounts(settings)  # a reload's: Pipeline.reconfigure
+        self.elsewhere: dict[str, dict[str, Any]] = {}  # the service's SentNews.in_flight
         self._unfinished: set[int] = set()  # see recovery.Recovery
         self.clock: Callable[[], float] = time.monotonic  # the loop's, when it has one
         # Bundles validated before their claim, by row id, until they are finished.
@@ -197,6 +199,9 @@ class Finisher(Moves, Recovery, Retries):
     def _attempt(self, row_id: int) -> float | None:
         self.paused.discard(row_id)  # until this attempt is paused again
         row = self.j.get(row_id)
+        if (elsewhere := self.sent_elsewhere(row)) is not None:
+            self.close_sent_elsewhere(row, elsewhere)  # else retried for ever
+            return None
         wait = self._move_wait(row_id)
         if wait is not None:
             return wait  # a failed move is retried on its own back-off, not sooner

@@ -183,6 +183,12 @@ class SentNews:
 
     def __init__(self) -> None:
         self.sent_dir: Path | None = None
+        # Receipts read here of bundles this journal has on their way (delivering,
+        # retrying): another daemon took the bundle over and archived it. By bundle id,
+        # kept while such a row is there (its name is known, so its receipt is not read
+        # again), for the finisher to close the row once its work folder is gone for
+        # good (sentelsewhere.py). Only the loop writes; delivery workers read.
+        self.in_flight: dict[str, dict[str, Any]] = {}
         self._known: dict[str, set[str]] = {}
         self._failing: dict[str, int] = {}  # day → errno, said once until it changes
         self._last: datetime | None = None  # the wall time of the last look
@@ -213,8 +219,14 @@ class SentNews:
                 known.add(name)
                 read.append((known, name))
                 rec = _entry_record(sent_dir / day / name, day)
-                if rec is not None and not journal.was_sent(rec["bundle_id"]):
+                if rec is None:
+                    continue
+                if not journal.was_sent(rec["bundle_id"]):
                     records.append(rec)
+                elif journal.in_flight(rec["bundle_id"]):
+                    self.in_flight[rec["bundle_id"]] = rec
+        for bundle_id in [b for b in self.in_flight if not journal.in_flight(b)]:
+            del self.in_flight[bundle_id]  # closed, or finished here after all
         self._last = at
         if not records:
             return 0

@@ -240,6 +240,7 @@ class Service(Changes, Reloading, Stopping):
             self.log.warning(warning)
         self.pipeline = Pipeline(s, self.journal, self._make_deliverer(s))
         self.pipeline.finish.archive_later = self.workers.archive_later
+        self.pipeline.finish.elsewhere = self.sent_news.in_flight
         self.pipeline.finish.clock = self.clock  # its move retries are scheduled on it
         # Bundles held back by a pause, and corrections behind the version they follow.
         self.pipeline.finish.resume = self.schedule
@@ -251,6 +252,8 @@ class Service(Changes, Reloading, Stopping):
                                  share=s.share)
         for row_id, delay in self.pipeline.finish.recover():
             self.schedule(row_id, delay)
+        for row_id in self.pipeline.finish.closable():  # another daemon archived them
+            self.schedule(row_id, 0.0)
         # Work folders no journal row knows: finished or put back (a lost journal's), or
         # left for a person; this run's sweeps remember which were there first.
         self.orphans = Orphans()

@@ -109,9 +109,12 @@ class Rows:
                        "(SELECT t.detail FROM transitions AS t WHERE t.bundle_row = bundles.id "
                        "ORDER BY t.id DESC LIMIT 1) END ORDER BY id",
                        (at, state, detail, *ids, state, detail, detail))
-            if state == DELIVERED:
-                db.execute(_SENT_INVOICES_FROM + f"b.id IN ({marks}) AND b.state != ?",
-                           (*ids, DELIVERED))
+            if state in (DELIVERED, "sent"):
+                # The receiver has it: its invoice ids are sent, recorded once on the way
+                # in (a row archived after `delivered` has them; one closed as sent by
+                # another daemon, sentelsewhere.py, goes there from `retrying`).
+                db.execute(_SENT_INVOICES_FROM + f"b.id IN ({marks}) AND b.state NOT IN "
+                           "(?, 'sent')", (*ids, DELIVERED))
             # `since`: kept in the same state, and while delivering and retrying, which
             # are one stretch in flight (each attempt passes through both, and `since`
             # must say how long the bundle has been failing).
@@ -156,6 +159,14 @@ class Rows:
             r = self._db.execute(f"SELECT 1 FROM bundles WHERE bundle_id = ? AND state IN "
                                  f"({marks}) LIMIT 1", (bundle_id, *SENT_OR_GOING)).fetchone()
         return r is not None
+
+    def in_flight(self, bundle_id: str) -> list[Row]:
+        """The rows of this bundle on their way here (delivering or retrying)."""
+        with self._lock:
+            rs = self._db.execute("SELECT * FROM bundles WHERE bundle_id = ? AND state IN "
+                                  "('delivering', 'retrying') ORDER BY id",
+                                  (bundle_id,)).fetchall()
+        return [row_of(r) for r in rs]
 
     def sent_invoice_ids(self, invoice_ids: list[str], except_bundle: str) -> list[str]:
         """Those of invoice_ids already sent in another bundle."""
