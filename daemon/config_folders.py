@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from daemon.config import Settings
-from daemon.errors import ConfigError, double_quoted, unquoted
+from daemon.errors import ConfigError, double_quoted, refused, unquoted
 from daemon.fswrite import folders_below, refuse_links
 
 
@@ -45,22 +45,57 @@ def _unwritable(key: str, folder: Path, at: Path) -> str:
             f"systemd: add it to ReadWritePaths=), or fix {key}")
 
 
-def prepare_folders(settings: Settings) -> None:
-    """Create the folders the daemon writes to (the outbox itself must exist)."""
-    for folder, key in _written_folders(settings):
-        if (link := _link_on_the_way(settings, folder, key)) is not None:
+def prepare_folders(settings: Settings, running: Settings | None = None) -> None:
+    """Create the folders the daemon writes to (the outbox itself must exist) and a
+    directory transport's target. At a reload (`running`: the configuration in force) a
+    share may be away under any of them, and a folder made there lands on the local disk
+    under its bare mount point, hidden once the share is back: one the running
+    configuration names too is not made again (the moves and writes into it wait for its
+    share, or make it if it was removed by hand), and a new one is made without its
+    parents — a missing parent refuses the reload, before anything is made."""
+    folders = list(_written_folders(settings))
+    if (target := _target(settings)) is not None:
+        folders.append((target, "[delivery] target"))
+    kept: set[Path] = set()
+    if running is not None:
+        kept = {folder for folder, _ in _written_folders(running)}
+        kept.update(t for t in (_target(running),) if t is not None)
+        if missing := [_no_parent(f, k) for f, k in folders
+                       if f not in kept and not f.parent.is_dir()]:
+            raise ConfigError(missing)
+    for folder, key in folders:
+        # The target as the deliverer made it before: links and access are its writes'.
+        if folder != target and (link := _link_on_the_way(settings, folder, key)) is not None:
             raise ConfigError(link)
+        if folder in kept and not os.path.lexists(folder):
+            continue
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(parents=running is None, exist_ok=True)
         except OSError as exc:
+            if folder == target:
+                raise ConfigError(f"[delivery] target = {str(target)!r} cannot be created: "
+                                  + refused(exc)) from None
             raise ConfigError(f"{key}: cannot create {unquoted(str(folder))}: {exc.strerror} — "
                               f"create it or fix {key}") from None
         # One that exists already may still refuse every write (its owner, a read-only
         # mount, a systemd sandbox): found now, not at the first archive.
-        if not os.access(folder, os.W_OK | os.X_OK):
+        if folder != target and not os.access(folder, os.W_OK | os.X_OK):
             raise ConfigError(_unwritable(key, folder, folder))
     if (apart := _processing_apart(settings)) is not None:
         raise ConfigError(apart)
+
+
+def _target(settings: Settings) -> Path | None:
+    """A directory transport's target (None for HTTP)."""
+    delivery = settings.delivery
+    return delivery.target if delivery.transport == "directory" else None
+
+
+def _no_parent(folder: Path, key: str) -> str:
+    return (f"{key}: {unquoted(str(folder))} is not made at a reload: "
+            f"{unquoted(str(folder.parent))} does not exist — is its share not mounted? A "
+            "reload makes only the last folder of a path (a start makes them all): mount "
+            f"the share or create {unquoted(str(folder.parent))}, then reload again")
 
 
 def _link_on_the_way(settings: Settings, folder: Path, key: str) -> str | None:

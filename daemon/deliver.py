@@ -35,7 +35,7 @@ from daemon.bundle import Bundle
 from daemon.config import DeliveryConfig
 from daemon.config_values import has_userinfo, receiver_address, secret_params
 from daemon.directory import DirectoryDeliverer
-from daemon.errors import ConfigError, Paused, Retryable, refused
+from daemon.errors import ConfigError, Paused, Retryable
 from daemon.manifest import sent_parts
 from daemon.parts import OpenWhenRead
 from daemon.tls import tls_verify, unusable
@@ -361,9 +361,9 @@ class HttpDeliverer:
 
 
 def make_deliverer(cfg: DeliveryConfig) -> Deliverer:
-    """The transport the settings ask for. What makes building it fail (a directory
-    target that cannot be made, CAs httpx reads from the environment) is a ConfigError,
-    as the TLS files' are: for `run`, a reload and `config --check` alike."""
+    """The transport the settings ask for. What makes building it fail (CAs httpx reads
+    from the environment) is a ConfigError, as the TLS files' are: for `run`, a reload and
+    `config --check` alike. A directory target must exist already (prepare_folders)."""
     try:
         return _make_deliverer(cfg)
     except OSError as exc:
@@ -372,11 +372,8 @@ def make_deliverer(cfg: DeliveryConfig) -> Deliverer:
 
 def _transport_error(cfg: DeliveryConfig, exc: OSError) -> ConfigError:
     """An OSError while the transport is built (TLS files are ConfigErrors already):
-    a directory target that cannot be made, or the CAs httpx reads itself (verify =
-    true) from the environment's SSL_CERT_FILE or SSL_CERT_DIR."""
-    if cfg.transport == "directory":
-        return ConfigError(f"[delivery] target = {str(cfg.target)!r} cannot be created: "
-                           + refused(exc))
+    the CAs httpx reads itself (verify = true) from the environment's SSL_CERT_FILE or
+    SSL_CERT_DIR."""
     env = [f"{k}={os.environ[k]}" for k in ("SSL_CERT_FILE", "SSL_CERT_DIR")
            if os.environ.get(k)]
     return unusable("verify = true", exc, f"the environment sets {', '.join(env)}: fix or "
@@ -384,9 +381,8 @@ def _transport_error(cfg: DeliveryConfig, exc: OSError) -> ConfigError:
 
 
 def _make_deliverer(cfg: DeliveryConfig) -> Deliverer:
-    if cfg.transport == "directory":
-        assert cfg.target is not None
-        cfg.target.mkdir(parents=True, exist_ok=True)
+    # A directory target is made by config_folders.prepare_folders (at start with its
+    # parents, at a reload never through a share that is away).
     if cfg.format == "ubl-embedded":
         from daemon.einvoice.transport import EmbeddedDeliverer
         return EmbeddedDeliverer(cfg)

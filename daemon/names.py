@@ -120,16 +120,16 @@ def has_invoice_extension(name: str, invoice_patterns: Sequence[str]) -> bool:
 # default (outboxd-status-HOST.html), whatever this daemon's own [share] status_page.
 # Taken for the clerks' files, each daemon listed the other's page as one to move out of
 # the outbox, and under invoice_patterns = ["*"] claimed and quarantined it every write.
-_OTHER_PAGES = re.compile(r"outboxd-status.*\.html")
+OTHER_PAGES = re.compile(r"outboxd-status.*\.html")
 
 
 def is_share_file(name: str, status_page: str, release_suffix: str) -> bool:
     """outboxd's own files for the people on the share: the status page (this daemon's,
     and any `outboxd-status*.html`: another daemon's on this outbox) and release files
-    NAME.send-anyway. Neither an invoice file nor litter: never read as an invoice, never
-    reported as an odd file."""
+    NAME.send-anyway. Never read as an invoice; not reported as an odd file, except one
+    named like another daemon's page that is none (scan.py looks at its first bytes)."""
     return (bool(status_page) and name == status_page) or bool(
-        _OTHER_PAGES.fullmatch(name)) or (
+        OTHER_PAGES.fullmatch(name)) or (
         bool(release_suffix) and name.endswith(release_suffix) and name != release_suffix)
 
 

@@ -144,6 +144,13 @@ def section(key: str, title: str, content: str) -> str:
     return f'<section id="{key}"><h2>{text(title)}</h2>\n{content}</section>'
 
 
+# How every page outboxd writes begins (the title's first word included, stopped or not):
+# a root file named like another daemon's page is taken for one only if it begins so
+# (scan.py); a clerk's file of such a name is reported, not silently ignored.
+PAGE_START = ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+              '<meta http-equiv="refresh" content="10"><title>outboxd')
+
+
 def page(body: str, written_at: datetime, stopped_at: datetime | None = None) -> str:
     """The whole page around a rendered body, with the time it was written; with
     `stopped_at`, first of all that outboxd is stopped since then (a clean stop), in
@@ -157,9 +164,7 @@ def page(body: str, written_at: datetime, stopped_at: datetime | None = None) ->
                   f'{at.strftime("%H:%M")} UTC ({at.strftime("%Y-%m-%d")}).</b> Nothing is '
                   "sent until it runs again. Nothing is lost: what is in the outbox stays "
                   "there, and what is listed below waits. Tell the admin.</p>\n")
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta http-equiv=\"refresh\" content=\"10\">"
-            f"<title>{title}</title>"
+    return (f"{PAGE_START}{title.removeprefix('outboxd')}</title>"
             f"<style>{STYLE}</style></head>\n<body>\n<h1>Outbox status</h1>\n{banner}"
             f"<p class=\"when\">Written {WRITTEN_MARK}{text(stamp)} by outboxd; this page "
             "reloads every 10 seconds.</p>\n"

@@ -193,9 +193,12 @@ class SentNews:
         self._failing: dict[str, int] = {}  # day → errno, said once until it changes
         self._last: datetime | None = None  # the wall time of the last look
 
-    def look(self, journal: Journal, sent_dir: Path, now: datetime | None = None) -> int:
+    def look(self, journal: Journal, sent_dir: Path, now: datetime | None = None,
+             progress: Callable[[str], None] = lambda part: None) -> int:
         """Record what is new in `sent_dir`; the number of bundles learned. (A reload may
-        name another sent/: its names are then looked at afresh.)"""
+        name another sent/: its names are then looked at afresh.) `progress(part)` before
+        each receipt read: the look at start, before READY, reads every receipt of three
+        busy day folders that this journal does not know (StartProgress)."""
         if sent_dir != self.sent_dir:
             self.sent_dir, self._known, self._failing, self._last = sent_dir, {}, {}, None
         at = now or datetime.now(UTC)
@@ -216,6 +219,7 @@ class SentNews:
                 # journal's few rows since then, not read.
                 known |= self._seed(journal, day, self._last - _SINCE_LAST)
             for name in names - known:
+                progress(f"{day}/{name}")
                 known.add(name)
                 read.append((known, name))
                 rec = _entry_record(sent_dir / day / name, day)

@@ -167,7 +167,7 @@ class Reloading:
             if problems := folder_problems(new):
                 raise ConfigError(problems, source=source)
             new_sends_as = sends_as(new)
-            prepare_folders(new)
+            prepare_folders(new, self.settings)
         except ConfigError as exc:
             self.log.error(NOT_RELOADED, error=str(exc))
             return

@@ -19,6 +19,7 @@ from daemon.config import OutboxConfig, ShareConfig
 from daemon.fsops import FOLDER_NOFOLLOW, kind_of
 from daemon.names import (
     ERRORS_SUFFIX,
+    OTHER_PAGES,
     NameKind,
     classify,
     is_invoice_name,
@@ -28,6 +29,7 @@ from daemon.names import (
     spelling_twins,
     stem,
 )
+from daemon.pagehtml import PAGE_START
 from daemon.papers import PAPER_NAME_CODE, PAPER_WORDS, paper_name_problem
 from daemon.sidecarnames import alike_keys, set_look_alikes, set_sharers
 
@@ -162,10 +164,40 @@ def _sort(cfg: OutboxConfig, name: str, mode: int, share: ShareConfig | None = N
             problem = (f"is a {kind_of(mode)}, {NOT_A_FILE} outboxd never follows or "
                        "opens it — put the invoice file itself there")
         return ("refused", problem) if problem else ("candidate", None)
+    if name != share.status_page and OTHER_PAGES.fullmatch(name) and not _a_page(
+            cfg.path / name, mode):
+        # Named like another daemon's page, but none: a clerk's file, said so.
+        if is_invoice_name(name, cfg.invoice_patterns, cfg.ignore_patterns):
+            return "refused", NOT_A_PAGE
+        return "other", None
     if name.endswith((cfg.marker_suffix, ERRORS_SUFFIX)) or is_share_file(
             name, share.status_page, share.release_suffix):
         return "", None
     return "other", None
+
+
+NOT_A_PAGE = ("is named like an outboxd status page (outboxd-status….html), which every "
+              "outboxd on this outbox leaves alone as another daemon's page, but it is no "
+              "such page — rename it (a name not starting with outboxd-status) to have it "
+              "read")
+
+
+def _a_page(path: Path, mode: int) -> bool:
+    """Whether a root file is a status page outboxd wrote (its first bytes): one read of a
+    few bytes, only for the rare names OTHER_PAGES takes. Never a FIFO or device opened;
+    one that cannot be read is taken for a page (a daemon's, made unreadable here)."""
+    if not stat.S_ISREG(mode):
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return True  # gone (a page is replaced by a rename): its event tells
+    try:
+        return os.read(fd, len(PAGE_START)) == PAGE_START.encode()
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
 
 
 def list_outbox(cfg: OutboxConfig, share: ShareConfig | None = None,

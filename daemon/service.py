@@ -43,7 +43,7 @@ from daemon.finish import evaluate
 from daemon.index import OutboxIndex
 from daemon.journal import Journal
 from daemon.leftalone import LeftAlone
-from daemon.notify import notify, watchdog_interval
+from daemon.notify import StartProgress, notify, watchdog_interval
 from daemon.orphans import Orphans
 from daemon.outage import Outage
 from daemon.pipeline import Next, Pipeline
@@ -232,7 +232,8 @@ class Service(Changes, Reloading, Stopping):
         restore_sent(self.journal, s.sent_dir, s.policy.duplicate_window_days)  # before sending
         # What other daemons sent while this one was down, before anything is sent too.
         self.sent_news = SentNews()
-        self.sent_news.look(self.journal, s.sent_dir)
+        self.sent_news.look(self.journal, s.sent_dir, progress=StartProgress(
+            "reading what other daemons filed in sent/"))
         self._sends_as = sends_as(s)
         if warning := plain_http_warning(s.delivery):
             self.log.warning(warning)

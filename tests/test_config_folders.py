@@ -5,6 +5,7 @@ at start, never through a link, the processing folder on the outbox's file syste
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +85,57 @@ def test_a_folder_the_daemon_writes_that_is_a_link_stops_the_start(
         prepare_folders(s)
     assert f"{link} is a symbolic link" in str(info.value)
     assert list(elsewhere.iterdir()) == []
+
+
+def _on_a_share(root: Path, **paths: str) -> Settings:
+    """sent/, quarantine/ and a directory target below root/share (a share's mount point)."""
+    (root / "outbox").mkdir(exist_ok=True)
+    return Settings(outbox={"path": str(root / "outbox")},
+                    paths={"state_dir": str(root / "state"),
+                           "sent": paths.get("sent", str(root / "share" / "out" / "sent")),
+                           "quarantine": str(root / "share" / "out" / "quarantine")},
+                    delivery={"transport": "directory",
+                              "target": paths.get("target", str(root / "share" / "out" / "t"))})
+
+
+def test_a_reload_while_a_share_is_away_makes_nothing_under_its_bare_mount_point(
+        tmp_path: Path) -> None:
+    """A reload made while the share holding sent/, quarantine/ and the directory target
+    is unmounted (its mount point left bare, as here) does not make them again on the
+    local disk, where the remount would hide them: the running configuration's folders
+    existed at start, and their moves and writes wait for the share."""
+    s = _on_a_share(tmp_path)
+    prepare_folders(s)  # the start, with the share mounted
+    assert (tmp_path / "share" / "out" / "t").is_dir()
+    for entry in (tmp_path / "share").iterdir():  # the share unmounted: its point is bare
+        shutil.rmtree(entry)
+    prepare_folders(s, running=s)
+    assert list((tmp_path / "share").iterdir()) == []
+
+
+def test_a_reload_naming_a_new_folder_below_a_missing_one_is_refused_and_makes_nothing(
+        tmp_path: Path) -> None:
+    """A reload names a new sent/ and a new target: each is made without its parents (the
+    last level only); one whose parent is missing (a share not mounted?) refuses the
+    reload naming that parent, before anything is made."""
+    running = _on_a_share(tmp_path)
+    prepare_folders(running)
+    (tmp_path / "new").mkdir()
+    away = tmp_path / "away" / "out"
+    new = _on_a_share(tmp_path, sent=str(tmp_path / "new" / "sent"), target=str(away / "t"))
+    with pytest.raises(ConfigError) as info:
+        prepare_folders(new, running=running)
+    assert f"[delivery] target: {away / 't'} is not made at a reload: {away} does not " \
+        "exist — is its share not mounted?" in str(info.value)
+    assert not (tmp_path / "away").exists() and list((tmp_path / "new").iterdir()) == []
+    ok = _on_a_share(tmp_path, sent=str(tmp_path / "new" / "sent"),
+                     target=str(tmp_path / "new" / "t"))
+    prepare_folders(ok, running=running)
+    assert (tmp_path / "new" / "sent").is_dir() and (tmp_path / "new" / "t").is_dir()
+
+
+def test_a_start_makes_a_directory_target_with_its_parents(tmp_path: Path) -> None:
+    """At start the directory target is made with all its parents, as the other folders."""
+    s = _on_a_share(tmp_path)
+    prepare_folders(s)
+    assert (tmp_path / "share" / "out" / "t").is_dir()

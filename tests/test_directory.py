@@ -177,10 +177,11 @@ class TestDirectoryDeliverer:
         with pytest.raises(Retryable):
             DirectoryDeliverer(tmp_path / "target").deliver(bundle, build_manifest(bundle))
 
-    def test_make_deliverer_directory_creates_target(self, tmp_path: Path) -> None:
-        """transport = "directory" gives a DirectoryDeliverer and creates the target."""
-        d = make_deliverer(DeliveryConfig(transport="directory", target=tmp_path / "t"))
-        assert isinstance(d, DirectoryDeliverer) and (tmp_path / "t").is_dir()
+    def test_make_deliverer_directory_gives_a_directory_deliverer(self, tmp_path: Path) -> None:
+        """transport = "directory" gives a DirectoryDeliverer; it makes no folder (the
+        target is prepare_folders', which never makes one through a share that is away)."""
+        d = make_deliverer(DeliveryConfig(transport="directory", target=tmp_path / "a" / "t"))
+        assert isinstance(d, DirectoryDeliverer) and not (tmp_path / "a").exists()
 
 
 def test_every_folder_of_a_bundle_is_synced_before_the_rename_publishes_it(

@@ -882,3 +882,28 @@ class _SwapsAfterLstat:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._entry, name)
+
+
+def test_a_clerks_file_named_like_a_status_page_is_reported_and_a_daemons_page_is_not(
+        tmp_path: Path) -> None:
+    """Another daemon's page (outboxd-status-hostb.html, as outboxd writes it, running or
+    stopped) is never listed; a clerk's file of such a name that is no outboxd page is:
+    under patterns that take it, as an invoice file that cannot be used with the rename to
+    make; under others, as a file that is not an invoice file. Never silently ignored."""
+    from datetime import UTC, datetime
+
+    from daemon.pagehtml import page
+    now = datetime(2031, 5, 6, 12, 0, tzinfo=UTC)
+    (tmp_path / "outboxd-status-hostb.html").write_text(page("", now))
+    (tmp_path / "outboxd-status-hostc.html").write_text(page("", now, stopped_at=now))
+    (tmp_path / "outboxd-status-report.html").write_text("<html>my report</html>")
+    os.mkfifo(tmp_path / "outboxd-status-pipe.html")
+    listing = list_outbox(OutboxConfig(path=tmp_path, invoice_patterns=["*"]))
+    assert listing.candidates == {} and listing.others == ()
+    assert [n for n, _ in listing.refused] == ["outboxd-status-pipe.html",
+                                                "outboxd-status-report.html"]
+    assert "no such page — rename it" in dict(listing.refused)["outboxd-status-report.html"]
+    listing = list_outbox(OutboxConfig(path=tmp_path, invoice_patterns=["*.xml"]))
+    assert listing.others == ("outboxd-status-pipe.html", "outboxd-status-report.html")
+    assert look(OutboxConfig(path=tmp_path, invoice_patterns=["*.xml"]),
+                "outboxd-status-hostb.html").others == ()

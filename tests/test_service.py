@@ -268,3 +268,49 @@ def test_the_start_clears_what_a_killed_run_left_half_written_in_the_directory_t
     (target / ("b" * 64)).mkdir()
     make_service()
     assert os.listdir(target) == ["b" * 64]
+
+
+def test_the_start_look_at_what_other_daemons_filed_tells_systemd_the_start_goes_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before READY, the start reads every receipt in sent/'s day folders of yesterday,
+    today and tomorrow that its journal does not know (a busy shared sent/: thousands):
+    it sends EXTEND_TIMEOUT_USEC= (with a STATUS= naming the step) as it goes, as the
+    read-back into a new journal does, so systemd's TimeoutStartSec= does not end the start."""
+    import socket
+    from datetime import UTC, datetime
+
+    from daemon.journal import Journal
+    outbox, state = tmp_path / "outbox", tmp_path / "state"
+    outbox.mkdir()
+    state.mkdir()
+    j = Journal(state / "journal.sqlite3")
+    j.create("INV-0.xml", "settling")  # not empty: no read-back, only the look
+    j.close()
+    entry = tmp_path / "sent" / datetime.now(UTC).strftime("%Y-%m-%d") / "INV-1--abababababab"
+    entry.mkdir(parents=True)
+    (entry / "receipt.json").write_text(json.dumps({
+        "manifest": {"bundle_id": "ab" * 32, "invoice_file": {"name": "INV-1.xml"},
+                     "invoices": [{"id": "INV-1", "attachments": []}]},
+        "response": {"status": 201}, "delivered_at": "2026-01-01T00:00:00.000Z"}))
+    s = Settings(outbox={"path": str(outbox)}, paths={"state_dir": str(state)},
+                 delivery={"transport": "directory", "target": str(tmp_path / "target")},
+                 einvoice={"preflight": "off"})
+    svc = Service(s, watcher_factory=lambda s, hint: FakeWatcher(), reader=Inline())
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(tmp_path / "notify.sock"))
+        sock.setblocking(False)
+        monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify.sock"))
+        try:
+            svc.open()
+            assert svc.journal.was_sent("ab" * 32)
+        finally:
+            svc._shutdown()
+        messages = []
+        while True:
+            try:
+                messages.append(sock.recv(4096).decode())
+            except BlockingIOError:
+                break
+    [ours] = [m for m in messages if "reading what other daemons filed in sent/" in m]
+    assert ours.startswith("STATUS=starting: ")
+    assert "EXTEND_TIMEOUT_USEC=90000000" in ours.splitlines()

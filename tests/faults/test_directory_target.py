@@ -77,3 +77,26 @@ def test_a_reload_during_the_targets_outage_keeps_the_share_as_its_home(
     [published] = os.listdir(target)
     assert (Path(target) / published / "manifest.json").is_file()
     no_traceback(daemon.stderr())
+
+
+def test_a_reload_while_the_share_is_away_makes_no_folder_on_its_bare_mount_point(
+        env: Env, mounts: Mounts, start_daemon) -> None:
+    """sent/, quarantine/ and the target below one share (/share/out/…): a reload made
+    while it is unmounted is applied but makes none of them again under the bare mount
+    point on the local disk, where the remount would hide them."""
+    share = mounts.tmpfs(env.root / "share", "8m")
+    out = share / "out"
+    paths = {"state_dir": str(env.state), "sent": str(out / "sent"),
+             "quarantine": str(out / "quarantine")}
+    delivery = {"transport": "directory", "target": str(out / "target")}
+    env.write_config("http://127.0.0.1:9/unused", delivery=delivery, paths=paths)
+    daemon = start_daemon()
+    assert sorted(os.listdir(out)) == ["quarantine", "sent", "target"]
+    mounts.lazy_unmount(share)
+    env.write_config("http://127.0.0.1:9/unused", delivery=delivery, paths=paths,
+                     log={"level": "debug"})
+    daemon.popen.send_signal(signal.SIGHUP)
+    wait_for(lambda: "configuration reloaded" in daemon.stderr(), timeout=30,
+             what="the reload")
+    assert os.listdir(share) == [], "folders made on the local disk under the mount point"
+    no_traceback(daemon.stderr())
