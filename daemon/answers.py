@@ -80,7 +80,7 @@ def _decoded(content: bytes) -> Any:
     # Only a \u escape gives a lone surrogate (JSON has no \U); in UTF-16 or UTF-32
     # the escape's bytes are spread out, so such answers are always walked.
     if b"\\u" in content or not json.detect_encoding(content).startswith("utf-8"):
-        return scrub_json(value, _no_lone_surrogates)
+        return scrub_json(value, no_lone_surrogates)
     return value
 
 
@@ -120,7 +120,7 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _no_lone_surrogates(text: str) -> str:
+def no_lone_surrogates(text: str) -> str:
     return _LONE_SURROGATE.sub("\ufffd", text)
 
 
@@ -143,6 +143,14 @@ def _receipt_id(decoded: Any) -> str | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         value = str(value)  # a 4,300-digit integer is text of that length too
     return value if isinstance(value, str) else None
+
+
+def kept_receipt_id(answer: Any) -> str | None:
+    """The receipt id of a decoded answer as outboxd keeps it, also one read back from a
+    receipt.json in sent/, which a person may have made or edited: text of at most
+    RECEIPT_ID_LIMIT characters that the journal can store."""
+    receipt_id = _receipt_id(answer)
+    return receipt_id and _quotable(no_lone_surrogates(receipt_id))
 
 
 def _quotable(receipt_id: str) -> str:

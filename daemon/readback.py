@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon import logs
+from daemon.answers import kept_receipt_id, no_lone_surrogates
 from daemon.errors import InputError, JournalError
 from daemon.fsops import read_regular
 from daemon.journal import Journal, journal_time
@@ -76,15 +77,23 @@ def record_of(folder: Path, day: str | None = None) -> dict[str, Any] | None:
         receipt = json.loads(data)
         manifest = receipt["manifest"]
         invoice = manifest["invoice_file"]
-        return {"bundle_id": str(manifest["bundle_id"]),
-                "invoice_file": str(invoice.get("original_name") or invoice["name"]),
-                "invoice_ids": [str(i["id"]) for i in manifest.get("invoices", [])],
-                "archive_dir": str(folder),
-                "receipt_id": (receipt.get("response") or {}).get("receipt_id"),
+        # Each value as the journal can store it: a receipt made or edited by hand (sent/
+        # is on the share) may hold a lone surrogate escape, an object where outboxd
+        # writes text, or sit in a folder whose name is not UTF-8; raised out of the look,
+        # such a value stopped the daemon (and each start after).
+        return {"bundle_id": _kept(manifest["bundle_id"]),
+                "invoice_file": _kept(invoice.get("original_name") or invoice["name"]),
+                "invoice_ids": [_kept(i["id"]) for i in manifest.get("invoices", [])],
+                "archive_dir": _kept(os.fsencode(folder).decode("utf-8", "replace")),
+                "receipt_id": kept_receipt_id(receipt.get("response")),
                 "delivered_at": journal_time(receipt.get("delivered_at"),
                                              day_start(day) if day else None)}
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return None  # RecursionError: JSON nested deeper than the parser goes
+
+
+def _kept(value: object) -> str:
+    return no_lone_surrogates(str(value))
 
 
 def _entry_record(folder: Path, day: str) -> dict[str, Any] | None:

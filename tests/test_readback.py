@@ -299,3 +299,59 @@ def test_a_look_never_follows_a_link_in_sent(tmp_path: Path) -> None:
         assert not j.was_sent(BID) and not j.was_sent("cd" * 32)
     finally:
         j.close()
+
+
+@pytest.mark.parametrize("odd", [
+    {"response": {"status": 201, "receipt_id": {"not": "text"}}},  # bound: no such type
+    {"manifest": {"bundle_id": "\ud800", "invoice_file": {"name": "INV-\udc80.xml"},
+                  "invoices": [{"id": "INV-\ud800"}]}},  # no UTF-8 for the journal
+    {"delivered_at": "9999-12-31T23:59:59-23:59"},  # past datetime's range in UTC
+], ids=["receipt-id-an-object", "lone-surrogates", "time-out-of-range"])
+def test_a_receipt_made_by_hand_in_sent_costs_no_crash_and_no_journal_failure(
+        tmp_path: Path, odd: dict[str, Any]) -> None:
+    """sent/ lies on the share: a receipt.json edited or made by hand that parses as JSON
+    but holds values outboxd never writes (an object for receipt_id, a lone surrogate
+    escape, a time whose UTC is past year 9999) made the look raise out of the loop (the
+    daemon died, and died again at each start on it), or the journal's write fail ("check
+    free space"), so nothing moved for seconds at each rescan and no other daemon's
+    bundle was learned. Now its bundle is learned with what can be kept, beside the
+    others, and the journal goes on."""
+    from daemon.readback import SentNews
+    sent = tmp_path / "sent"
+    receipt(sent / day(0) / "INV-1--abababababab", BID)
+    made = receipt(sent / day(0) / "INV-2--cdcdcdcdcdcd", "cd" * 32, "INV-2.xml")
+    data = json.loads((made / "receipt.json").read_text())
+    for key, value in odd.items():
+        data[key] = {**data.get(key, {}), **value} if key != "delivered_at" else value
+    (made / "receipt.json").write_text(json.dumps(data))
+    j = Journal(tmp_path / "b.sqlite3")
+    try:
+        j.create("INV-0.xml", "settling")
+        assert SentNews().look(j, sent) == 2
+        assert j.was_sent(BID)
+        j.create("INV-3.xml", "settling")  # the journal writes on
+    finally:
+        j.close()
+    fresh = Journal(tmp_path / "fresh.sqlite3")
+    try:
+        with capture_logs():
+            assert restore_sent(fresh, sent, 400) == 2  # a start on a new journal too
+    finally:
+        fresh.close()
+
+
+def test_an_entry_whose_name_is_not_utf8_is_learned_without_a_crash(tmp_path: Path) -> None:
+    """An entry in sent/ named in bytes that are not UTF-8 (made by a client in another
+    locale; outboxd names its entries only from UTF-8 names) gave a folder path the
+    journal cannot store: the look raised out of the loop. Its bundle is learned now."""
+    from daemon.readback import SentNews
+    sent = tmp_path / "sent"
+    (sent / day(0)).mkdir(parents=True)
+    odd = Path(os.fsdecode(bytes(sent / day(0)) + b"/INV-\xe9--abababababab"))
+    receipt(odd, BID)
+    j = Journal(tmp_path / "b.sqlite3")
+    try:
+        j.create("INV-0.xml", "settling")
+        assert SentNews().look(j, sent) == 1 and j.was_sent(BID)
+    finally:
+        j.close()

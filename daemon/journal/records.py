@@ -144,11 +144,10 @@ def journal_time(value: object, fallback: str | None = None) -> str:
     date)."""
     try:
         at = parse_iso(str(value))
-    except ValueError:
+        # A zone that takes the time past datetime's range in UTC (year 9999, -23:59).
+        return iso_of(at) if at.tzinfo is not None else fallback or now_iso()
+    except (ValueError, OverflowError):
         return fallback or now_iso()
-    if at.tzinfo is None:
-        return fallback or now_iso()
-    return iso_of(at)
 
 
 def seconds_until(iso: str) -> float:
