@@ -271,17 +271,27 @@ class SentNews:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            if self._failing.get(day) != exc.errno:
-                self._failing[day] = exc.errno or 0
-                logs.get().warning(
-                    "a day folder in sent/ cannot be read; what other daemons sent there is "
-                    "not known here, so a bundle dropped again may be sent again — fix its "
-                    "permissions (or the share)", folder=str(folder), error=str(exc))
+            self._cannot_read(day, exc)
             return None
-        self._failing.pop(day, None)
         try:
+            # The listing fails too when a share drops meanwhile (EIO, ENOTCONN).
             with os.scandir(fd) as it:
-                return {e.name for e in it if not e.name.startswith(".")
-                        and e.is_dir(follow_symlinks=False)}
+                names = {e.name for e in it if not e.name.startswith(".")
+                         and e.is_dir(follow_symlinks=False)}
+        except OSError as exc:
+            self._cannot_read(day, exc)
+            return None
         finally:
             os.close(fd)
+        self._failing.pop(day, None)
+        return names
+
+    def _cannot_read(self, day: str, exc: OSError) -> None:
+        """Said once per day folder until its error changes; its names wait."""
+        assert self.sent_dir is not None
+        if self._failing.get(day) != exc.errno:
+            self._failing[day] = exc.errno or 0
+            logs.get().warning(
+                "a day folder in sent/ cannot be read; what other daemons sent there is "
+                "not known here, so a bundle dropped again may be sent again — fix its "
+                "permissions (or the share)", folder=str(self.sent_dir / day), error=str(exc))

@@ -355,3 +355,34 @@ def test_an_entry_whose_name_is_not_utf8_is_learned_without_a_crash(tmp_path: Pa
         assert SentNews().look(j, sent) == 1 and j.was_sent(BID)
     finally:
         j.close()
+
+
+def test_a_day_folder_that_fails_while_listed_is_logged_and_looked_at_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """sent/ on a share that drops while a look lists a day folder (EIO, ENOTCONN from
+    the listing itself, after the folder opened): the OSError went out of the look, and
+    the loop — the daemon died at a rescan. Now it is said as a folder that cannot be
+    read, and the next look learns what is there."""
+    import errno
+
+    import daemon.readback as readback
+    sent = tmp_path / "sent"
+    receipt(sent / day(0) / "INV-1--abababababab", BID)
+    real = os.scandir
+
+    def scandir(path: Any = ".") -> Any:
+        if isinstance(path, int):
+            raise OSError(errno.EIO, "Input/output error")
+        return real(path)
+
+    j = Journal(tmp_path / "b.sqlite3")
+    news = readback.SentNews()
+    try:
+        monkeypatch.setattr(readback.os, "scandir", scandir)
+        with capture_logs() as logs:
+            assert news.look(j, sent) == 0
+        assert [e for e in logs if e["event"].startswith("a day folder in sent/ cannot be read")]
+        monkeypatch.setattr(readback.os, "scandir", real)
+        assert news.look(j, sent) == 1 and j.was_sent(BID)
+    finally:
+        j.close()
