@@ -27,7 +27,7 @@ from typing import Any
 
 from daemon import logs
 from daemon.answers import kept_receipt_id, no_lone_surrogates
-from daemon.errors import InputError, JournalError
+from daemon.errors import ConfigError, InputError, JournalError
 from daemon.fsops import read_regular
 from daemon.journal import Journal, journal_time
 from daemon.journal.records import iso_of
@@ -125,25 +125,32 @@ def sent_records(sent_dir: Path, window_days: int,
                       and e.is_dir(follow_symlinks=False))
     except FileNotFoundError:
         return [], 0
+    except OSError as exc:
+        # Nothing may be sent before sent/ is read back: the start stops, saying why
+        # (a share away, permissions), and its supervisor tries again.
+        raise ConfigError(f"[paths] sent = {str(sent_dir)!r} cannot be listed to read back "
+                          f"what was sent into the new journal ({exc.strerror or exc}) — "
+                          "mount its share or fix its permissions; nothing is sent "
+                          "before it is read") from None
     for day in days:
         try:
-            it = os.scandir(sent_dir / day)
+            with os.scandir(sent_dir / day) as it:
+                for entry in it:
+                    if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+                        continue  # a .partial copy or litter
+                    rec = _entry_record(Path(entry.path), day)
+                    if rec is None:
+                        unusable += 1
+                    else:
+                        records.append(rec)
         except OSError as exc:
-            # Permissions changed by hand, a share's hiccup: the start goes on (nothing
-            # is sent before this pass ends), and the day's bundles are not known as sent.
+            # Permissions changed by hand, a share's hiccup (at the open or in the middle
+            # of the listing): the start goes on (nothing is sent before this pass ends),
+            # and the day's bundles not read are not known as sent.
             logs.get().warning("a day folder in sent/ cannot be read; its receipts are not "
                                "read back — fix its permissions, then restart to read it",
                                folder=str(sent_dir / day), error=str(exc))
             continue
-        with it:
-            for entry in it:
-                if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
-                    continue  # a .partial copy or litter
-                rec = _entry_record(Path(entry.path), day)
-                if rec is None:
-                    unusable += 1
-                else:
-                    records.append(rec)
         progress(day)
     return records, unusable
 

@@ -13,6 +13,7 @@ import pytest
 from helpers import without_blocking
 from structlog.testing import capture_logs
 
+from daemon.errors import ConfigError
 from daemon.journal import Journal, parse_iso
 from daemon.readback import restore_sent, sent_records
 
@@ -171,6 +172,65 @@ def test_a_day_folder_that_cannot_be_listed_is_logged_and_the_others_read(
         records, _ = sent_records(sent, 400)
     assert [r["bundle_id"] for r in records] == [BID]
     assert [e for e in logs if "cannot be read" in e["event"] and e["folder"] == str(locked)]
+
+
+def test_a_day_folder_that_fails_in_the_middle_of_its_listing_is_logged_too(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The read back into a new journal: a day folder that opens but fails while it is
+    listed (its share dropping: EIO) raised out of the start as a traceback; it is now
+    said as a folder that cannot be read, as one that does not open is."""
+    import errno
+    sent = tmp_path / "sent"
+    receipt(sent / day(0) / "INV-1--abababababab", BID)
+    broken = receipt(sent / day(1) / "INV-2--cdcdcdcdcdcd", "cd" * 32, "INV-2.xml").parent
+    real = os.scandir
+
+    class Failing:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def __enter__(self) -> Failing:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.inner.close()
+
+        def __iter__(self) -> Failing:
+            return self
+
+        def __next__(self) -> Any:
+            raise OSError(errno.EIO, "Input/output error")
+
+    def scandir(path: Any = ".") -> Any:
+        return Failing(real(path)) if Path(path) == broken else real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with capture_logs() as logs:
+        records, _ = sent_records(sent, 400)
+    assert [r["bundle_id"] for r in records] == [BID]
+    assert [e for e in logs if "cannot be read" in e["event"] and e["folder"] == str(broken)]
+
+
+def test_a_sent_folder_that_cannot_be_listed_stops_the_start_saying_why(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing may be sent before sent/ is read back into a new journal: sent/ that
+    cannot be listed at all (a share away: EIO) stops the start with a configuration
+    error naming the folder and the fix, not an OSError's traceback."""
+    import errno
+    sent = tmp_path / "sent"
+    receipt(sent / day(0) / "INV-1--abababababab", BID)
+    real = os.scandir
+
+    def scandir(path: Any = ".") -> Any:
+        if Path(path) == sent:
+            raise OSError(errno.EIO, "Input/output error", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(ConfigError) as info:
+        sent_records(sent, 400)
+    assert f"[paths] sent = {str(sent)!r} cannot be listed" in str(info.value)
+    assert "nothing is sent before it is read" in str(info.value)
 
 
 def test_reading_sent_back_tells_systemd_the_start_goes_on(
