@@ -108,4 +108,7 @@ def test_a_running_daemons_threads_are_found_by_the_names_it_gives_them(
         daemon = delivery.start_daemon(ctx, "names", rec)
         found = thread_split(daemon.pid)
     assert {name for name, _ in delivery.THREAD_ROWS} <= set(found)
-    assert all(cpu >= 0 and switches > 0 for cpu, switches in found.values())
+    # A thread started a moment ago may not have been switched out yet (it failed so
+    # once on a loaded host): every row is read, and the loop has run.
+    assert all(cpu >= 0 and switches >= 0 for cpu, switches in found.values())
+    assert found["loop"][1] > 0
