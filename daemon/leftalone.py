@@ -1,8 +1,10 @@
 """Root entries of the outbox that the daemon leaves alone: files that are not
 invoice files, and invoice files that cannot be used (a symbolic link, a FIFO or
 device, a name that is not UTF-8 or holds control characters). Each is said once
-in the log; the unusable invoice files are also kept, until they go, for the
-status page — the clerk sees only the share.
+in the log while it stays (forgotten when it goes: a daemon that runs for months must
+not keep every name ever dropped; one dropped again later is said again); the unusable
+invoice files are also kept, until they go, for the status page — the clerk sees only
+the share.
 
 And the look-alikes of a quarantined bundle's sidecar (`sidecar-spelling`): no part
 of the bundle, they stayed in the outbox, where nothing else would say that they
@@ -63,12 +65,15 @@ class LeftAlone:
         other = not_an_invoice(patterns)
         if name is None:
             refused = {**dict.fromkeys(listing.others, other), **dict(listing.refused)}
+            self._said &= refused.keys()
             changed = refused != self.refused
             self.refused = refused
             return changed
         # An event: only `name` can have changed (the usual event costs a look-up).
         shown = printable(name)
         why = dict(listing.refused).get(shown) or (other if shown in listing.others else None)
+        if why is None:
+            self._said.discard(shown)
         if self.refused.get(shown) == why:
             return False
         if why is None:

@@ -221,6 +221,10 @@ class SentNews:
         days = [(at + timedelta(days=d)).strftime("%Y-%m-%d") for d in NEWS_DAYS]
         for gone in set(self._known) - set(days):
             del self._known[gone]
+        # A day out of the window is never looked at again: kept, a share whose day
+        # folders cannot be read would leave one entry a day for the daemon's life.
+        for gone in set(self._failing) - set(days):
+            del self._failing[gone]
         records: list[dict[str, Any]] = []
         read: list[tuple[set[str], str]] = []
         for day in days:

@@ -192,7 +192,7 @@ class StatusPage:
         if names:
             states = {r.invoice_file: r.state for r in rows if r.state in LIVE}
             idle = idle_releases(names, share, files, states)
-            self._report_bad_names(idle)
+        self._report_bad_names(idle)
         left = left_behind(journal.quarantined_for(SPELLING), settings.outbox.path,
                            settings.quarantine_dir)
         self._report_left(left)
@@ -215,10 +215,13 @@ class StatusPage:
         self.left_names = frozenset(x.on_disk for x in left)
 
     def _report_bad_names(self, idle: Iterable[Idle]) -> None:
-        """A release file whose name can never be used, logged once per name: the scanner
-        leaves release files to the page, so this is the only place that sees them."""
-        for i in idle:
-            if i.bad_name and i.name not in self._reported_bad:
-                self._reported_bad.add(i.name)
-                logs.get().error("release file cannot be used; left alone", file=i.name,
-                                 error=f"{i.name}: {i.why}")
+        """A release file whose name can never be used, logged once while it stays: the
+        scanner leaves release files to the page, so this is the only place that sees them."""
+        bad = {i.name: i for i in idle if i.bad_name}
+        for name, i in bad.items():
+            if name not in self._reported_bad:
+                logs.get().error("release file cannot be used; left alone", file=name,
+                                 error=f"{name}: {i.why}")
+        # Only those still there: gone ones are forgotten (months of names never freed),
+        # and one dropped again later is said again.
+        self._reported_bad = set(bad)

@@ -43,6 +43,22 @@ def test_each_name_is_said_once_however_often_it_is_listed() -> None:
         ("info", "README.txt"), ("error", "INV-1.xml")]
 
 
+def test_a_name_is_forgotten_once_it_goes_and_said_again_if_it_comes_back() -> None:
+    """A daemon that runs for months sees thousands of stray root files come and go: it
+    keeps none of those gone (by a listing or an event), and one dropped again later is
+    a new file, said again."""
+    log = Log()
+    seen = LeftAlone(log)
+    for n in range(500):
+        seen.seen(Listing({}, (f"export-{n}.csv",)), ["*.xml"], f"export-{n}.csv")
+        seen.seen(Listing({}, ()), ["*.xml"], f"export-{n}.csv")  # its event: gone
+    seen.seen(Listing({}, ("README.txt",), (LINK,)), ["*.xml"])
+    seen.seen(Listing({}, ()), ["*.xml"])  # a rescan: both gone
+    assert seen._said == set() and seen.refused == {}
+    seen.seen(Listing({}, ("README.txt",)), ["*.xml"])
+    assert [kw["file"] for _, _, kw in log.lines].count("README.txt") == 2
+
+
 def test_a_full_listing_replaces_and_an_event_changes_only_its_name() -> None:
     """Both unusable files from a listing; an event on one that is gone (its look finds
     nothing) drops only that one; a listing without them empties the page's list. Each

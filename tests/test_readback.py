@@ -340,6 +340,37 @@ def test_a_look_spans_midnight_and_a_clock_a_little_off(tmp_path: Path) -> None:
         j.close()
 
 
+def test_a_day_folder_that_could_not_be_read_is_forgotten_once_its_day_is_past(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A day folder the daemon may not list is said once; once its day has left the days
+    looked at, nothing of it is kept (a daemon running for months would keep one entry
+    per such day for good)."""
+    from daemon.readback import SentNews
+    sent = tmp_path / "sent"
+    at = datetime(2031, 5, 6, 12, 0, tzinfo=UTC)
+    locked = receipt(sent / "2031-05-06" / "INV-1--abababababab", BID).parent
+    real = os.open
+
+    def refusing(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if Path(path) == locked:  # as for a folder of mode 000 (the tests may run as root)
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refusing)
+    j = Journal(tmp_path / "b.sqlite3")
+    try:
+        news = SentNews()
+        with capture_logs() as logs:
+            for hours in (0, 1, 2):
+                news.look(j, sent, now=at + timedelta(hours=hours))
+        assert len([e for e in logs if "cannot be read" in e["event"]]) == 1
+        assert set(news._failing) == {"2031-05-06"}
+        news.look(j, sent, now=at + timedelta(days=3))
+        assert news._failing == {} and news._known == {}
+    finally:
+        j.close()
+
+
 def test_a_look_never_follows_a_link_in_sent(tmp_path: Path) -> None:
     """A day folder or an entry that is a symbolic link (to receipts elsewhere) is not
     followed: nothing out of sent/ is read."""

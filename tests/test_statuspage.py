@@ -179,6 +179,25 @@ def test_a_release_file_named_in_latin1_is_listed_escaped_and_logged_once(
     assert "not valid UTF-8" in line["error"]
 
 
+def test_a_bad_release_file_that_goes_is_forgotten_and_said_again_if_dropped_again(
+        journal: Journal, tmp_path: Path) -> None:
+    """A daemon that runs for months keeps no name of a bad release file that went: once
+    it is gone the page forgets it, and one dropped again later is said again."""
+    outbox, settings, clock, page, _ = page_in_a_new_outbox(tmp_path)
+    bad = os.path.join(os.fsencode(outbox), b"Faktura-\xe5.send-anyway")
+    with capture_logs() as logs:
+        for n in range(3):
+            open(bad, "wb").close()
+            clock[0] += 5.0
+            assert page.refresh(journal, settings)
+            os.unlink(bad)
+            journal.create(f"new-{n}.xml", "waiting", unattached_ids=[f"N-{n}"])
+            clock[0] += 5.0
+            assert page.refresh(journal, settings)
+            assert page._reported_bad == set()
+    assert len([e for e in logs if "release file" in e["event"]]) == 3
+
+
 def test_a_name_that_slips_through_unescaped_costs_the_page_not_the_daemon(
         journal: Journal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Last line of defence: should any name with undecodable bytes reach the page
