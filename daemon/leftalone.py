@@ -17,12 +17,13 @@ the status page and `status`): no longer listed as quarantined beside its new ro
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from daemon.journal import Row
+from daemon.journal.views import Finished
 from daemon.names import printable
 from daemon.scan import Listing
 
@@ -155,14 +156,34 @@ def still_quarantined(rows: Sequence[Row], today: str, outbox: Path) -> list[Row
     later: set[str] = set()  # invoice files of a row after the one looked at
     kept: list[Row] = []
     for row in reversed(rows):
-        if not _moved_back(row, today, outbox, later):
+        if not _moved_back(row, today, outbox, lambda r: r.invoice_file in later):
             kept.append(row)
         later.add(row.invoice_file)
     kept.reverse()
     return kept
 
 
-def _moved_back(row: Row, today: str, outbox: Path, later: set[str]) -> bool:
+def moved_back_today(rows: Iterable[Finished], today: str, outbox: Path,
+                     last_rows: Callable[[], Mapping[str, int]]) -> set[int]:
+    """The ids of those of `rows` (today's quarantined, as four columns) that
+    still_quarantined drops, by the same test, without the day's rows as Row:
+    `last_rows()` (invoice file → the id of its latest row among those the page lists)
+    stands for the rows after each, asked once, and only when an invoice file is not
+    in its folder."""
+    known: list[Mapping[str, int]] = []
+
+    def later(row: Row | Finished) -> bool:
+        if not known:
+            known.append(last_rows())
+        return known[0].get(row.invoice_file, row.id) > row.id
+
+    return {r.id for r in rows if _moved_back(r, today, outbox, later)}
+
+
+def _moved_back(row: Row | Finished, today: str, outbox: Path,
+                later: Callable[[Row | Finished], bool]) -> bool:
+    """`later(row)`: whether a row after this one has its invoice file (the daemon saw
+    it in the outbox again)."""
     if row.state != "quarantined" or not row.archive_dir or not row.since.startswith(today):
         return False
     try:
@@ -172,7 +193,7 @@ def _moved_back(row: Row, today: str, outbox: Path, later: set[str]) -> bool:
         pass
     except OSError:
         return False
-    if row.invoice_file in later:
+    if later(row):
         return True
     try:
         os.lstat(outbox / row.invoice_file)

@@ -49,13 +49,13 @@ def sections(rows: Sequence[Row], today: str) -> dict[str, list[Row]]:
     }
 
 
-def latest(rows: Sequence[Row]) -> tuple[list[Row], int]:
+def latest(rows: Sequence[Row], more: int = 0) -> tuple[list[Row], int]:
     """The FINISHED_SHOWN latest of `rows` (journal order), newest first, and how many
-    are left out. Journal order is when outboxd first saw each file: a bundle retried
-    or sent late sat among old ones."""
+    are left out (with `more`, those not given: earlier ones). Journal order is when
+    outboxd first saw each file: a bundle retried or sent late sat among old ones."""
     ordered = [r for _, r in sorted(enumerate(rows), key=lambda ir: (ir[1].since, ir[0]),
                                     reverse=True)]
-    return ordered[:FINISHED_SHOWN], max(0, len(ordered) - FINISHED_SHOWN)
+    return ordered[:FINISHED_SHOWN], max(0, len(ordered) - FINISHED_SHOWN) + more
 
 
 def _more(hidden: int, what: str, where: str) -> str:
@@ -110,20 +110,23 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
            release_suffix: str = ".send-anyway", body_only: bool = False,
            refused: Mapping[str, str] | None = None, sidecar_suffix: str = "",
            left: Sequence[LeftBehind] = (), strays: Sequence[Stray] = (),
-           unattached: str | None = None) -> str:
+           unattached: str | None = None, more: Mapping[str, int] | None = None) -> str:
     """The whole page. With body_only the time written is left out (for change checks).
     `refused`: root files left alone, invoice files that cannot be used and files that
     are no invoice file (name as shown → why); `left`: the
     look-alike sidecars a quarantine left in the outbox; `strays`: folders that hold
     invoice files, from which nothing is sent; `unattached`: [policy] unattached, to say
-    what happens at a waiting bundle's deadline."""
+    what happens at a waiting bundle's deadline; `more`: of the sections "sent" and
+    "quarantined", how many rows of today earlier than those in `rows` (which then hold
+    at least the latest FINISHED_SHOWN of each): counted, never listed."""
     today = written_at.astimezone(UTC).strftime("%Y-%m-%d")
     sec = sections(rows, today)
+    more = more or {}
     counts = [("Waiting for attachments", len(sec["waiting"])), ("Held", len(sec["held"])),
               ("Not moving", len(sec["stuck"])), ("Being sent", len(sec["sending"])),
               ("Retrying", len(sec["retrying"])),
-              ("Quarantined today", len(sec["quarantined"])),
-              ("Sent today", len(sec["sent"]))]
+              ("Quarantined today", len(sec["quarantined"]) + more.get("quarantined", 0)),
+              ("Sent today", len(sec["sent"]) + more.get("sent", 0))]
     parts: list[str] = []
     parts.append('<ul class="counts">' + "".join(
         f"<li><b>{n}</b>{text(title)}</li>" for title, n in counts) + "</ul>")
@@ -173,7 +176,7 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
                           "lost)", table(["File", "Attempts", "Next try", "Last error"],
                                          retrying)))
 
-    shown_q, hidden_q = latest(sec["quarantined"])
+    shown_q, hidden_q = latest(sec["quarantined"], more.get("quarantined", 0))
     quarantined = [[text(Path(r.archive_dir).name if r.archive_dir else r.invoice_file),
                     lines([f"{x['file']}: {x['message']}" for x in r.reasons])]
                    for r in shown_q]
@@ -182,7 +185,7 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
                               hidden_q, "quarantined today", "the earliest; each has its "
                               "folder in today's folder of quarantine/, with its REASON.txt")))
 
-    shown_s, hidden_s = latest(sec["sent"])
+    shown_s, hidden_s = latest(sec["sent"], more.get("sent", 0))
     sent = [[text(r.invoice_file), ids(r.invoice_ids), text(r.receipt_id),
              text(readable(r.since))] for r in shown_s]
     parts.append(section("sent", "Sent today", table(

@@ -22,12 +22,12 @@ from pathlib import Path
 from daemon import logs
 from daemon.config import Settings
 from daemon.errors import OutboxdError
-from daemon.journal import LIVE, Journal
-from daemon.leftalone import SPELLING, LeftBehind, left_behind, still_quarantined
+from daemon.journal import LIVE, Journal, Row
+from daemon.leftalone import SPELLING, LeftBehind, left_behind, moved_back_today
 from daemon.ourfiles import remove_ours, replace_ours
 from daemon.pagefile import PageFile, old_page
 from daemon.pagehtml import page
-from daemon.pagerender import render
+from daemon.pagerender import FINISHED_SHOWN, render
 from daemon.release import Idle, idle_releases, release_names
 from daemon.scan import list_outbox
 from daemon.strays import StrayFolders
@@ -181,7 +181,7 @@ class StatusPage:
         """The page's body (without the time it is written) as of `now`."""
         share = settings.share
         today = now.astimezone(UTC).strftime("%Y-%m-%d")
-        rows = still_quarantined(journal.recent(days=1, at=now), today, settings.outbox.path)
+        rows, more = _journal_rows(journal, now, today, settings.outbox.path)
         idle: list[Idle] = []
         names = release_names(settings.outbox.path, share)  # names only: no stat
         # The loop passes the invoice files it knows; listing is the fallback.
@@ -198,7 +198,7 @@ class StatusPage:
         self._report_left(left)
         return render(rows, idle, now, share.release_suffix, body_only=True, refused=refused,
                       sidecar_suffix=settings.outbox.sidecar_suffix, left=left, strays=strays,
-                      unattached=settings.policy.unattached)
+                      unattached=settings.policy.unattached, more=more)
 
     def _report_left(self, left: Sequence[LeftBehind]) -> None:
         """A look-alike left in the outbox by a quarantine, logged once for as long as it
@@ -225,3 +225,23 @@ class StatusPage:
         # Only those still there: gone ones are forgotten (months of names never freed),
         # and one dropped again later is said again.
         self._reported_bad = set(bad)
+
+
+def _journal_rows(journal: Journal, now: datetime, today: str, outbox: Path
+                  ) -> tuple[list[Row], dict[str, int]]:
+    """The rows the page lists, in journal order: every unfinished one, and of today's
+    sent and quarantined the latest FINISHED_SHOWN; with how many more of those two
+    there are (render's `more`). A busy day's thousands are counted by the index, not
+    read and decoded at every refresh. Quarantined ones moved back by hand are left out
+    of both, as still_quarantined leaves them out of the 24 hours' rows: that takes a
+    look at each of today's folders, by four columns of its row."""
+    quarantined = journal.folders_on("quarantined", today)
+    gone = moved_back_today(quarantined, today, outbox,
+                            lambda: journal.last_row_of_files(days=1, at=now))
+    kept = [r.id for r in quarantined if r.id not in gone]  # the latest first
+    rows = (journal.unfinished() + journal.finished_on("sent", today, FINISHED_SHOWN)
+            + journal.rows_by_id(kept[:FINISHED_SHOWN]))
+    rows.sort(key=lambda r: r.id)
+    more = {"sent": max(0, journal.count_on("sent", today) - FINISHED_SHOWN),
+            "quarantined": max(0, len(kept) - FINISHED_SHOWN)}
+    return rows, more

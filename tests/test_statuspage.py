@@ -55,13 +55,13 @@ def test_a_costly_refresh_puts_the_next_off_by_twenty_times_its_cpu_at_most_a_mi
     outbox.mkdir()
     settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
     clock, cpu, cost = [100.0], [0.0], [0.5]
-    real_recent = journal.recent
+    real_unfinished = journal.unfinished
 
-    def costly_recent(days: int = 7, at: datetime | None = None) -> Any:
+    def costly_unfinished() -> Any:  # read once a refresh
         cpu[0] += cost[0]
         clock[0] += 3.0  # the wall time a stalled host adds: not the page's cost
-        return real_recent(days, at)
-    monkeypatch.setattr(journal, "recent", costly_recent)
+        return real_unfinished()
+    monkeypatch.setattr(journal, "unfinished", costly_unfinished)
 
     page = StatusPage(clock=lambda: clock[0], cpu=lambda: cpu[0])
     began = clock[0]
@@ -538,3 +538,91 @@ def test_a_waiting_bundles_deadline_says_what_happens_at_it_as_status_does(
     assert page.refresh(journal, settings)
     [row] = Page(target.read_text("utf-8")).rows["waiting"]
     assert row.split("\t")[3] == then
+
+
+def a_busy_day(journal: Journal, tmp_path: Path, sent: int, quarantined: int
+               ) -> tuple[Settings, datetime]:
+    """An outbox and a journal of 2031-05-06 (UTC) holding `sent` sent and `quarantined`
+    quarantined rows of that day, their times out of journal order and some the same
+    (a bundle retried or sent late), every fifth quarantined one moved back into the
+    outbox by hand (some with a row of their own since, some not), one whose folder a
+    clerk renamed, rows of the day before and after, and bundles still under way: the
+    settings, and the page's "now"."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    day = tmp_path / "quarantine" / "2031-05-06"
+    now = datetime(2031, 5, 6, 18, 0, tzinfo=UTC)
+
+    def at(i: int) -> str:  # the same time for threes (the cut splits some), shuffled
+        return f"2031-05-06T{(i // 3 * 7) % 17:02}:{(i // 3) % 60:02}:00.000Z"
+
+    for i in range(max(sent, quarantined)):
+        if i < sent:
+            journal.create(f"ok-{i:05}.xml", "sent", bundle_id=f"{i:064}", since=at(i),
+                           invoice_ids=[f"OK-{i}"], receipt_id=f"r-{i}")
+        if i < quarantined:
+            folder = write(day / f"bad-{i:05}--0123456789ab" / f"bad-{i:05}.xml", b"<x/>").parent
+            journal.create(f"bad-{i:05}.xml", "quarantined", archive_dir=str(folder),
+                           since=at(i + 3), reasons=[{"code": "empty-file", "file": "a.pdf",
+                                                      "message": f"empty {i}"}])
+            if i % 5 == 0:  # moved back by hand; every other one seen again since
+                (folder / f"bad-{i:05}.xml").rename(outbox / f"bad-{i:05}.xml")
+                if i % 10 == 0:
+                    (outbox / f"bad-{i:05}.xml").unlink()
+                    journal.create(f"bad-{i:05}.xml", "waiting", unattached_ids=[f"B-{i}"])
+            elif i == 7:
+                folder.rename(folder.with_name("bad-00007 ask Bob"))
+    journal.create("late.xml", "sent", bundle_id="e" * 64, since="2031-05-05T23:59:59.999Z")
+    journal.create("skew.xml", "sent", bundle_id="f" * 64, since="2031-05-07T00:00:00.000Z")
+    journal.create("old.xml", "quarantined", archive_dir=str(tmp_path / "gone"),
+                   since="2031-05-05T20:00:00.000Z")
+    journal.create("retry.xml", "retrying", attempts=2, last_error="HTTP 503")
+    settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
+    return settings, now
+
+
+def test_the_page_of_a_busy_day_is_the_one_every_row_of_the_day_would_give(
+        journal: Journal, tmp_path: Path) -> None:
+    """Of Sent today and Quarantined today the page now reads only the latest it lists
+    and counts the rest in the journal: the same page, byte for byte, as rendering every
+    row of the last 24 hours (with those moved back by hand left out) — the latest
+    first, ties by journal order, the counts and the "… and N more" lines whole."""
+    from daemon.leftalone import still_quarantined
+    from daemon.pagehtml import page
+    from daemon.pagerender import FINISHED_SHOWN, render
+    settings, now = a_busy_day(journal, tmp_path, FINISHED_SHOWN + 40, FINISHED_SHOWN + 60)
+    outbox = settings.outbox.path
+    rows = still_quarantined(journal.recent(days=1, at=now), "2031-05-06", outbox)
+    every_row = page(render(rows, [], now, settings.share.release_suffix, body_only=True,
+                            sidecar_suffix=settings.outbox.sidecar_suffix,
+                            unattached=settings.policy.unattached), now)
+    assert StatusPage(wall=lambda: now).refresh(journal, settings, invoice_files=[])
+    written = (outbox / "outboxd-status.html").read_text(encoding="utf-8")
+    assert written == every_row
+    shown = Page(written)
+    assert f"{FINISHED_SHOWN + 40}Sent today" in shown.text["top"].replace("\n", "")
+    assert "more quarantined today" in shown.text["quarantined"]
+
+
+def test_a_refresh_reads_only_the_rows_it_lists_however_busy_the_day(
+        journal: Journal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every refresh read and decoded each of the last 24 hours' rows (5,695 of a day:
+    18.7 MiB and about a second at each refresh, every 2 s while anything changes) to list
+    the latest FINISHED_SHOWN of two sections. Of thousands sent and quarantined today it
+    now builds the rows it lists and the few under way, and counts the rest in SQL (the
+    quarantined ones still cost a look at their folder each, read as four columns)."""
+    from daemon.journal import views
+    from daemon.pagerender import FINISHED_SHOWN
+    settings, now = a_busy_day(journal, tmp_path, 3000, 1000)
+    built = [0]
+    real_row_of = views.row_of
+
+    def counting(r: Any) -> Any:
+        built[0] += 1
+        return real_row_of(r)
+    monkeypatch.setattr(views, "row_of", counting)
+    assert StatusPage(wall=lambda: now).refresh(journal, settings, invoice_files=[])
+    under_way = 1 + 100  # retry.xml, and the quarantined ones seen again, waiting
+    assert built[0] <= 2 * FINISHED_SHOWN + under_way
+    assert "3000Sent today" in Page(
+        (settings.outbox.path / "outboxd-status.html").read_text()).text["top"].replace("\n", "")

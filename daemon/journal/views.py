@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from daemon.journal.records import (
     CLAIMING,
@@ -25,6 +25,22 @@ from daemon.journal.records import (
     row_of,
     shown_state,
 )
+
+
+class Finished(NamedTuple):
+    """A finished row's columns that say where its files went (Views.folders_on)."""
+    id: int
+    state: str
+    since: str
+    invoice_file: str
+    archive_dir: str | None
+
+
+def _after_prefix(day: str) -> str:
+    """The least string after every string that begins with `day`: `since >= day AND
+    since < this` is `since` beginning with `day` (code point order, as SQLite's BINARY
+    compares UTF-8), as a range the (state, since) index answers."""
+    return day[:-1] + chr(ord(day[-1]) + 1)
 
 
 class Views:
@@ -145,6 +161,70 @@ class Views:
                 f"UNION ALL SELECT {cols} FROM bundles WHERE state IN ('sent', 'quarantined') "
                 "AND since >= ? ORDER BY id", (*unfinished, cutoff)).fetchall()
         return [row_of(r) for r in rs]
+
+    def unfinished(self) -> list[Row]:
+        """Every row not final (the state index), in journal order, without the
+        receiver's response: what the status page lists whole."""
+        cols = self._light_columns()
+        unfinished = LIVE + IN_FLIGHT
+        with self._lock:
+            rs = self._db.execute(
+                f"SELECT {cols} FROM bundles WHERE state IN "
+                f"({', '.join('?' for _ in unfinished)}) ORDER BY id", unfinished).fetchall()
+        return [row_of(r) for r in rs]
+
+    def finished_on(self, state: str, day: str, limit: int | None = None) -> list[Row]:
+        """The rows of `state` (sent, quarantined) whose `since` begins with `day`
+        (YYYY-MM-DD), the latest first (since, then id), at most `limit`: a range of the
+        (state, since) index read backwards, never the whole day's rows."""
+        with self._lock:
+            rs = self._db.execute(
+                f"SELECT {self._light_columns()} FROM bundles WHERE state = ? AND "
+                "since >= ? AND since < ? ORDER BY since DESC, id DESC LIMIT ?",
+                (state, day, _after_prefix(day), -1 if limit is None else limit)).fetchall()
+        return [row_of(r) for r in rs]
+
+    def count_on(self, state: str, day: str) -> int:
+        """How many rows of `state` have a `since` that begins with `day` (the index)."""
+        with self._lock:
+            return int(self._db.execute(
+                "SELECT COUNT(*) FROM bundles WHERE state = ? AND since >= ? AND since < ?",
+                (state, day, _after_prefix(day))).fetchone()[0])
+
+    def folders_on(self, state: str, day: str) -> list[Finished]:
+        """finished_on's rows, all of them, as the four columns a look at their folders
+        needs (no JSON decoded): the status page's quarantined rows of today."""
+        with self._lock:
+            rs = self._db.execute(
+                "SELECT id, state, since, invoice_file, archive_dir FROM bundles WHERE "
+                "state = ? AND since >= ? AND since < ? ORDER BY since DESC, id DESC",
+                (state, day, _after_prefix(day))).fetchall()
+        return [Finished(*r) for r in rs]
+
+    def rows_by_id(self, ids: list[int]) -> list[Row]:
+        """The rows of `ids` (a page's worth: one statement), in journal order, without
+        the receiver's response."""
+        if not ids:
+            return []
+        with self._lock:
+            rs = self._db.execute(
+                f"SELECT {self._light_columns()} FROM bundles WHERE id IN "
+                f"({', '.join('?' for _ in ids)}) ORDER BY id", ids).fetchall()
+        return [row_of(r) for r in rs]
+
+    def last_row_of_files(self, days: int = 7, at: datetime | None = None) -> dict[str, int]:
+        """Invoice file → the id of its latest row among the rows `recent(days, at)`
+        lists, read as two columns: whether a later row has a file."""
+        cutoff = iso_of((at or datetime.now(UTC)) - timedelta(days=days))
+        unfinished = LIVE + IN_FLIGHT
+        marks = ", ".join("?" for _ in unfinished)
+        with self._lock:
+            rs = self._db.execute(
+                f"SELECT invoice_file, MAX(id) FROM (SELECT invoice_file, id FROM bundles "
+                f"WHERE state IN ({marks}) UNION ALL SELECT invoice_file, id FROM bundles "
+                "WHERE state IN ('sent', 'quarantined') AND since >= ?) GROUP BY invoice_file",
+                (*unfinished, cutoff)).fetchall()
+        return {r[0]: r[1] for r in rs}
 
     def quarantined_for(self, code: str) -> list[Row]:
         """The quarantined rows with a reason of `code`, oldest first, without the
