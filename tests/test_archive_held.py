@@ -172,14 +172,7 @@ def test_a_file_dropped_into_the_work_folder_during_a_copy_into_the_archive_is_k
     target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
     late = work / "INV-1" / "late.pdf"
     _across_file_systems(monkeypatch, work)
-    rename = fsmove.rename_noreplace
-
-    def drop_then_publish(src: Path, dst: Path) -> None:
-        if Path(src).name.endswith(".partial"):  # the copy, complete, is published
-            late.write_bytes(b"%PDF-late")
-        rename(src, dst)
-
-    monkeypatch.setattr(fsmove, "rename_noreplace", drop_then_publish)
+    _drop_before_publishing(monkeypatch, late)
     warned: list[dict[str, Any]] = []
     monkeypatch.setattr(logs, "get", lambda: _Log(warned))
     assert archive.place(work, target, PAPERS, BID) == target
@@ -199,14 +192,7 @@ def test_a_kept_work_folder_is_marked_with_its_entry_and_never_archived_twice(
     target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
     late = work / "INV-1" / "late.pdf"
     _across_file_systems(monkeypatch, work)
-    rename = fsmove.rename_noreplace
-
-    def drop_then_publish(src: Path, dst: Path) -> None:
-        if Path(src).name.endswith(".partial"):
-            late.write_bytes(b"%PDF-late")
-        rename(src, dst)
-
-    monkeypatch.setattr(fsmove, "rename_noreplace", drop_then_publish)
+    _drop_before_publishing(monkeypatch, late)
     monkeypatch.setattr(logs, "get", lambda: _Log([]))
     assert archive.place(work, target, PAPERS, BID) == target
     assert (work / archive.KEPT).read_bytes() == os.fsencode(target)
@@ -252,3 +238,16 @@ class _Log:
 
     def warning(self, _event: str, **fields: Any) -> None:
         self.warned.append(fields)
+
+
+def _drop_before_publishing(monkeypatch: pytest.MonkeyPatch, late: Path) -> None:
+    """A user of the share writes `late` into the work folder just as the complete copy
+    is published (renamed from its .partial name into place)."""
+    rename = fsmove.rename_noreplace
+
+    def drop_then_publish(src: Path, dst: Path) -> None:
+        if Path(src).name.endswith(".partial"):
+            late.write_bytes(b"%PDF-late")
+        rename(src, dst)
+
+    monkeypatch.setattr(fsmove, "rename_noreplace", drop_then_publish)

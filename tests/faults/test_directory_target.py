@@ -30,18 +30,10 @@ def test_a_target_whose_share_is_unmounted_gets_nothing_until_it_is_mounted_agai
     daemon = start_daemon()
     mounts.lazy_unmount(target)
 
-    drop_bundle(env.outbox, "INV-1", {"a.pdf": pdf_bytes()})
-    row = wait_for(lambda: (lambda b: b if b["last_error"] or b["state"] == "sent" else None)(
-        bundle_of(env.config, "INV-1.xml")), timeout=30, what="a delivery attempt")
-    assert row["state"] == "retrying", row
-    assert "file system" in row["last_error"] and str(target) in row["last_error"], row
-    assert os.listdir(target) == [], "written onto the local disk under the mount point"
+    _waits_off_its_share(env, target)
 
     mounts.tmpfs(target, "8m")  # the share back (another device number, as a remount gets)
-    wait_for(lambda: bundle_of(env.config, "INV-1.xml")["state"] == "sent", timeout=30,
-             what="the bundle sent once the share is back")
-    [published] = os.listdir(target)
-    assert (Path(target) / published / "manifest.json").is_file()
+    _sent_into_the_share(env, target)
     assert env.sent_bundles() and env.quarantined() == []
     no_traceback(daemon.stderr())
 
@@ -64,18 +56,10 @@ def test_a_reload_during_the_targets_outage_keeps_the_share_as_its_home(
     wait_for(lambda: "configuration reloaded" in daemon.stderr(), timeout=30,
              what="the reload")
 
-    drop_bundle(env.outbox, "INV-1", {"a.pdf": pdf_bytes()})
-    row = wait_for(lambda: (lambda b: b if b["last_error"] or b["state"] == "sent" else None)(
-        bundle_of(env.config, "INV-1.xml")), timeout=30, what="a delivery attempt")
-    assert row["state"] == "retrying", row
-    assert "file system" in row["last_error"] and str(target) in row["last_error"], row
-    assert os.listdir(target) == [], "written onto the local disk under the mount point"
+    _waits_off_its_share(env, target)
 
     mounts.tmpfs(target, "8m")
-    wait_for(lambda: bundle_of(env.config, "INV-1.xml")["state"] == "sent", timeout=30,
-             what="the bundle sent once the share is back")
-    [published] = os.listdir(target)
-    assert (Path(target) / published / "manifest.json").is_file()
+    _sent_into_the_share(env, target)
     no_traceback(daemon.stderr())
 
 
@@ -100,3 +84,22 @@ def test_a_reload_while_the_share_is_away_makes_no_folder_on_its_bare_mount_poin
              what="the reload")
     assert os.listdir(share) == [], "folders made on the local disk under the mount point"
     no_traceback(daemon.stderr())
+
+
+def _waits_off_its_share(env: Env, target: Path) -> None:
+    """INV-1 dropped while the target's share is away: it waits as retrying, naming the
+    target, and nothing is written onto the local disk under the bare mount point."""
+    drop_bundle(env.outbox, "INV-1", {"a.pdf": pdf_bytes()})
+    row = wait_for(lambda: (lambda b: b if b["last_error"] or b["state"] == "sent" else None)(
+        bundle_of(env.config, "INV-1.xml")), timeout=30, what="a delivery attempt")
+    assert row["state"] == "retrying", row
+    assert "file system" in row["last_error"] and str(target) in row["last_error"], row
+    assert os.listdir(target) == [], "written onto the local disk under the mount point"
+
+
+def _sent_into_the_share(env: Env, target: Path) -> None:
+    """INV-1 goes out once the share is back: one bundle folder in it, whole."""
+    wait_for(lambda: bundle_of(env.config, "INV-1.xml")["state"] == "sent", timeout=30,
+             what="the bundle sent once the share is back")
+    [published] = os.listdir(target)
+    assert (Path(target) / published / "manifest.json").is_file()
