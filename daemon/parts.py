@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import BinaryIO
 
-from daemon.bundle import Attachment
+from daemon.bundle import Attachment, InvoiceFile
 from daemon.errors import InputError
 from daemon.fsops import open_below, read_bounded
 
@@ -21,18 +21,21 @@ def changed_since_checked(shown: str) -> InputError:
                       "bundle back into the outbox")
 
 
-def read_checked(att: Attachment, root: Path | None = None) -> bytes:
-    """A claimed attachment's bytes, read up to the size it was checked at (validation
+def read_checked(att: Attachment | InvoiceFile, root: Path | None = None) -> bytes:
+    """A claimed bundle's file's bytes, read up to the size it was checked at (validation
     allowed no more than [validation] max_attachment_bytes): one written into since is
     refused as the multipart delivery refuses it, not read whole whatever its size.
     `root`: the folder it lies below when not its own (`att.where`): the work folder
-    held (workfolder.hold_folder, fswrite.held_path)."""
-    with open_below(att.where[0] if root is None else root, att.where[1], att.rel) as fh:
+    held (workfolder.hold_folder, fswrite.held_path). The invoice file too: ubl-embedded
+    builds its documents from it at each attempt, and one rewritten in the work folder
+    since its check would go out unchecked under the checked one's bundle id."""
+    shown = att.rel if isinstance(att, Attachment) else att.name
+    with open_below(att.where[0] if root is None else root, att.where[1], shown) as fh:
         content = read_bounded(fh, att.size)
     # The same size may hold other bytes (its owner rewrote it, time put back): the hash.
     if (content is None or len(content) != att.size
             or hashlib.sha256(content).hexdigest() != att.sha256):
-        raise changed_since_checked(att.rel)
+        raise changed_since_checked(shown)
     return content
 
 

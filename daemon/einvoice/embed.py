@@ -22,7 +22,6 @@ from xml.sax.saxutils import escape
 from daemon.bundle import Attachment, Bundle, Finding
 from daemon.einvoice.ublscan import CAC, CBC, Slice, is_document_element, scan
 from daemon.errors import InputError
-from daemon.invoices import read_xml_invoice
 from daemon.manifest import sent_name
 from daemon.notes import MANIFEST_NAME
 from daemon.parts import read_checked
@@ -114,7 +113,10 @@ def documents_for(bundle: Bundle, mime_codes: frozenset[str], *,
                                  "export the invoice as Peppol BIS 3 UBL", "error"),))
     data = kept_read(inv.path)  # within finish.evaluate: the bytes matching hashed
     if data is None:
-        data = read_xml_invoice(*inv.where, rel)
+        try:
+            data = read_checked(inv)  # a delivery attempt: the bytes checked, or none
+        except InputError as exc:
+            return Plan((), (Finding(exc.code, exc.file, exc.message, "error"),))
     try:
         slices, encoding, decl = scan(data, rel)
     except InputError as exc:

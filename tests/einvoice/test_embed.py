@@ -295,10 +295,10 @@ def test_an_attachment_whose_folder_became_a_link_is_never_embedded_from_outside
 def test_files_grown_past_their_limit_since_their_check_are_refused_not_read_whole(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Pre-flight and ubl-embedded read the invoice file again when matching kept no
-    bytes (at delivery, or a bundle past 16 MiB): bounded as matching bounds it, so one
-    grown past the limit since is invoice-too-large, never read into memory whatever its
-    size. An attachment is read up to the size it was checked at: one grown since is
-    refused as the multipart delivery refuses it."""
+    bytes (at delivery, or a bundle past 16 MiB), never into memory whatever its size:
+    pre-flight bounded as matching bounds it (one grown past the limit since is
+    invoice-too-large); ubl-embedded, like an attachment, up to the size it was checked
+    at: one grown since is refused as the multipart delivery refuses it."""
     import daemon.invoices
     from daemon.einvoice import read_and_preflight
     from daemon.errors import InputError
@@ -313,12 +313,12 @@ def test_files_grown_past_their_limit_since_their_check_are_refused_not_read_who
     assert "not the file that was checked" in finding.message
     with (tmp_path / "INV.xml").open("ab") as fh:
         fh.write(b"\n" * 200)  # still well-formed XML, past the limit
-    for read in (lambda: read_and_preflight(b.invoice_file.path, "INV.xml", "error"),
-                 lambda: built(b)):
-        with pytest.raises(InputError) as caught:
-            read()
-        assert (caught.value.code, caught.value.file) == ("invoice-too-large", "INV.xml")
-        assert "split it into files of fewer invoices" in caught.value.message
+    with pytest.raises(InputError) as caught:
+        read_and_preflight(b.invoice_file.path, "INV.xml", "error")
+    assert (caught.value.code, caught.value.file) == ("invoice-too-large", "INV.xml")
+    assert "split it into files of fewer invoices" in caught.value.message
+    [finding] = built(b).findings
+    assert (finding.code, finding.file) == ("processing-damaged", "INV.xml")
 
 
 @pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be", "utf-32-le"])
@@ -452,8 +452,12 @@ def test_attachments_past_the_embedded_limit_are_refused_before_any_is_read(
     monkeypatch.setattr(embed, "MAX_EMBEDDED_BYTES", 2 * len(pdf))
     assert len(built(b).documents) == 1
 
-    def not_read(*_: object) -> bytes:
-        raise AssertionError("an attachment was read for a document past the limit")
+    read_checked = embed.read_checked  # the invoice file is read through it too
+
+    def not_read(file: Attachment | InvoiceFile, *rest: Path) -> bytes:
+        if isinstance(file, Attachment):
+            raise AssertionError("an attachment was read for a document past the limit")
+        return read_checked(file, *rest)
     monkeypatch.setattr(embed, "MAX_EMBEDDED_BYTES", 2 * len(pdf) - 1)
     # Outside finish.evaluate nothing is kept (readonce): each attachment is read here.
     monkeypatch.setattr(embed, "read_checked", not_read)

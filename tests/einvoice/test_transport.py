@@ -26,7 +26,7 @@ from daemon.config import DeliveryConfig, Settings
 from daemon.einvoice.artefacts import mime_codes
 from daemon.einvoice.embed import documents_for
 from daemon.einvoice.transport import EmbeddedDeliverer, document_key
-from daemon.errors import Paused, Retryable
+from daemon.errors import InputError, Paused, Retryable
 from daemon.finish import Finisher
 from daemon.journal import Journal, parse_iso
 from daemon.manifest import bundle_id_of
@@ -587,3 +587,41 @@ def test_a_bundle_moved_back_and_rejected_again_still_names_what_was_accepted_be
         assert [(d["invoice_id"], d["receipt_id"]) for d in papers["accepted_documents"]] == [
             ("A", receipts[c.keys["A"]])]
         assert "Nothing was sent" not in (entry / "REASON.txt").read_text()
+
+
+def test_an_invoice_file_rewritten_after_it_was_checked_is_never_delivered_embedded(
+        tmp_path: Path) -> None:
+    """The invoice file in the work folder rewritten between its check and a delivery
+    attempt (a clerk in the share's group edits the amount there; a retry after a
+    restart): its document is built from other bytes than the bundle id and the
+    preflight describe, so nothing goes, and the attempt says processing-damaged, as a
+    multipart part does (parts.OpenWhenRead). Written or posted, the operator would
+    get an invoice nobody checked, filed under the checked one's bundle id."""
+    target = tmp_path / "target"
+    target.mkdir()
+    d = EmbeddedDeliverer(DeliveryConfig(transport="directory", target=target,
+                                         format="ubl-embedded"))
+    bundle = batch_bundle(tmp_path)
+    path = bundle.invoice_file.path
+    path.write_bytes(path.read_bytes().replace(b">1656.25<", b">9656.25<", 1))
+    with pytest.raises(InputError) as caught:
+        d.deliver(bundle, {"bundle_id": "d" * 64})
+    assert caught.value.code == "processing-damaged"
+    assert list(target.iterdir()) == []
+
+
+def test_an_invoice_file_rewritten_after_it_was_checked_is_never_posted_embedded(
+        tmp_path: Path, start_receiver: Callable[..., Receiver]) -> None:
+    """The same over HTTP: a retry after the invoice file was rewritten in the work
+    folder posts nothing (the receiver logs no request) and says processing-damaged."""
+    receiver = start_receiver()
+    d = EmbeddedDeliverer(DeliveryConfig(url=receiver.url, format="ubl-embedded"))
+    bundle = batch_bundle(tmp_path)
+    path = bundle.invoice_file.path
+    data = path.read_bytes()
+    path.write_bytes(data.replace(b">1656.25<", b">9656.25<", 1))
+    with pytest.raises(InputError) as caught:
+        d.deliver(bundle, {"bundle_id": "d" * 64})
+    d.close()
+    assert (caught.value.code, caught.value.file) == ("processing-damaged", "INV.xml")
+    assert receiver.requests() == []
