@@ -141,7 +141,7 @@ def _said_left(work: Path, held: int, target: Path, left: list[Path]) -> None:
     if left:
         with contextlib.suppress(OSError):  # unmarked, it is still never sent from
             if still_at(work, held):
-                _mark_kept(held, target)
+                mark_kept(held, target)
         logs.get().warning("files put into a work folder while it was copied into the "
                            "archive are not in the archive entry; kept in the work folder "
                            "— move them where they belong; once they are out, the next "
@@ -150,7 +150,9 @@ def _said_left(work: Path, held: int, target: Path, left: list[Path]) -> None:
                            kept=[str(p) for p in left])
 
 
-def _mark_kept(held: int, target: Path) -> None:
+def mark_kept(held: int, target: Path | str) -> None:
+    """Mark the folder open at `held` as kept for files put into it while it was
+    archived into `target` (KEPT); an existing mark stays as it is."""
     try:
         fd = os.open(KEPT, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o640, dir_fd=held)

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon import logs
-from daemon.archive import KEPT, kept_for, move_into_place, reason_of, target_for
+from daemon.archive import KEPT, kept_for, mark_kept, move_into_place, reason_of, target_for
 from daemon.claim import LEFTOVER, OWNER_LEN, host_tag, in_folder, owner_of, unclaim
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError
@@ -323,12 +323,19 @@ def _kept(work: Path, held: int, entry: str) -> int:
               names=files)
         return 0
     still_held(work, held)
+    _reported.discard(work)  # taken out: a file put in from now on is said anew
     try:
         _remove_folders_below(held)
     except OSError:
         return 0  # a file put in since the look above: said at the next rescan
     os.unlink(KEPT, dir_fd=held)
-    return _remove_empty(work, held, "emptied work folder kept after an archive removed")
+    try:
+        return _remove_empty(work, held, "emptied work folder kept after an archive removed")
+    except OSError:
+        # A file put in since the look above: without its mark the folder would be taken
+        # for one someone copied in. Marked again; the next rescan says what it keeps.
+        mark_kept(held, entry)
+        return 0
 
 
 def _files_below(folder: int, rel: str) -> list[str]:

@@ -454,6 +454,58 @@ def test_a_work_folder_an_archive_kept_for_a_late_file_is_said_so_and_removed_on
         j.close()
 
 
+def test_a_file_put_into_a_kept_work_folder_as_it_is_removed_keeps_the_folder_kept(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kept work folder found empty, and a clerk drops a file into it in the moment
+    between its emptied subfolders' removal and its own: the folder stays, with its
+    mark, and the next sweep says it is kept for that file (naming it and the archive
+    entry) — never that someone copied it in (its mark removed with the folder left),
+    nor nothing at all (the earlier word of it taken for this one)."""
+    from daemon import archive, fsmove, orphans
+    Journal(settings.journal_path).close()
+    w = work(settings, "INV-4")
+    late = w / "INV-4" / "late.pdf"
+    rename = fsmove.rename_noreplace
+
+    def across_dropping_late(src: Path, dst: Path) -> None:
+        if Path(src) == w:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        if Path(src).name.endswith(".partial"):
+            late.write_bytes(b"%PDF-late")
+        rename(src, dst)
+
+    monkeypatch.setattr(fsmove, "rename_noreplace", across_dropping_late)
+    target = settings.sent_dir / "2026-01-01" / f"INV-4--{BID[:12]}"
+    with capture_logs():
+        archive.place(w, target, {"receipt.json": b'{"bundle_id": "' + BID.encode() + b'"}'},
+                      BID)
+    monkeypatch.undo()
+    j = Journal(settings.journal_path)
+    try:
+        with capture_logs():
+            assert sweep(j, settings) == 0  # kept for late.pdf: said
+        late.rename(settings.outbox.path / "late.pdf")  # taken out by a person
+        remove_folders_below = orphans._remove_folders_below
+
+        def then_a_file_comes(held: int) -> None:
+            remove_folders_below(held)
+            (w / "another.pdf").write_bytes(b"%PDF-another")
+
+        monkeypatch.setattr(orphans, "_remove_folders_below", then_a_file_comes)
+        with capture_logs():
+            assert sweep(j, settings) == 0
+        monkeypatch.undo()
+        assert (w / "another.pdf").read_bytes() == b"%PDF-another"
+        assert (w / archive.KEPT).read_bytes() == os.fsencode(target)
+        with capture_logs() as logged:
+            assert sweep(j, settings) == 0
+        [said] = [e for e in logged if e["log_level"] in ("warning", "error")]
+        assert said["event"].startswith("work folder kept because files were put into it")
+        assert said["names"] == ["another.pdf"] and said["archive"] == str(target)
+    finally:
+        j.close()
+
+
 def test_a_dead_daemon_of_this_host_with_another_state_dir_keeps_its_folders(
         settings: Settings, tmp_path: Path) -> None:
     """Two daemons of one host (own state dirs) on one share: the folders the other one
