@@ -468,6 +468,29 @@ class TestImageMatrix:
         conv = bundle.attachments[0].converted
         assert conv is not None and conv.pages == 1
 
+    @pytest.mark.parametrize("tags,message", [
+        ({0x011A: 300.0, 0x011B: 300.0}, None),
+        ({0x011A: 300.0, 0x011B: 600.0, 0x0128: 2}, "is 300 × 600 DPI"),
+        ({0x0110: "Phone"}, "has no resolution"),
+    ], ids=["exif-no-unit", "exif-x-y-differ", "exif-without-resolution"])
+    def test_a_jpeg_for_external_print_is_judged_by_the_resolution_its_exif_states(
+            self, outbox: Outbox, tags: dict[int, object], message: str | None) -> None:
+        """A photo whose EXIF says 300 DPI without a unit tag (inch, as a TIFF's) passes;
+        one of 300 × 600 DPI, or whose EXIF states no resolution, is told so — before,
+        all three were "72 DPI", a figure none of them holds."""
+        exif = Image.Exif()
+        for tag, value in tags.items():
+            exif[tag] = value
+        buf = io.BytesIO()
+        Image.new("RGB", (16, 16), "white").save(buf, "JPEG", exif=exif)
+        bundle = outbox.validate("photo.jpg", buf.getvalue(), channel="external-print",
+                                 cfg=ValidationConfig(convert_images=True))
+        if message is None:
+            assert bundle.findings == ()
+            return
+        assert only(bundle, "tiff-resolution").message == (
+            f"{message}; external print needs 300 DPI — rescan or export at 300 DPI")
+
     @pytest.mark.parametrize("fmt,name", [("GIF", "a.gif"), ("BMP", "a.bmp"),
                                           ("WEBP", "a.webp")])
     def test_gif_bmp_and_webp_are_outside_the_default_types(
