@@ -368,6 +368,23 @@ class TestPdfMatrix:
             "content is a plain text file, not a PDF — export it as PDF")
 
 
+    @pytest.mark.parametrize("page", [
+        b"<!DOCTYPE html>\n<html><body>Session expired</body></html>\n",
+        b"\n  <HTML><HEAD><TITLE>404</TITLE></HEAD></HTML>\n",
+    ], ids=["doctype", "upper-case-tag"])
+    def test_a_web_page_saved_as_pdf_is_named_a_web_page(
+            self, outbox: Outbox, page: bytes) -> None:
+        """A portal's login or error page saved under .pdf is told as what the clerk would
+        see in a browser, not "a plain text file"; the rules and fixes are as for text."""
+        bundle = outbox.validate("invoice-copy.pdf", page)
+        assert codes(bundle) == ["extension-mismatch", "type-not-allowed"]
+        assert only(bundle, "extension-mismatch").message == (
+            "content is a web page (HTML), as a browser saves it, not a PDF — export it as "
+            "PDF and put that file in its place")
+        assert only(bundle, "type-not-allowed").message.startswith(
+            "is a web page (HTML), as a browser saves it; the e-invoice channel allows ")
+
+
 def pdf_a() -> bytes:
     """A PDF that declares PDF/A-2b conformance in its XMP metadata, as archives write."""
     with pikepdf.open(io.BytesIO(pdf_bytes(2))) as pdf:
