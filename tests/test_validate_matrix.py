@@ -14,6 +14,7 @@ import pytest
 from helpers import office_file, pdf_bytes, pdf_of_objects
 from PIL import Image, ImageFile, TiffImagePlugin
 from pypdf import PdfWriter
+from pypdf.generic import DictionaryObject, NameObject, TextStringObject
 from validating import Outbox, codes, only, tiff_pages
 
 from daemon.config import ValidationConfig
@@ -312,8 +313,10 @@ class TestPdfMatrix:
         lambda: incremental_update(),
         lambda: pdf_bytes(3).replace(b"startxref\n", b"startxref\n9", 1),
         lambda: pdf_a(),
+        lambda: pdf_with(javascript=True),
+        lambda: pdf_with(embedded=True),
     ], ids=["hand-made", "linearised", "xref-stream", "incremental", "broken-startxref",
-            "pdf-a"])
+            "pdf-a", "javascript", "embedded-file"])
     @pytest.mark.parametrize("channel", CHANNELS)
     def test_a_pdf_pypdf_opens_non_strict_passes_every_channel(
             self, outbox: Outbox, make: Callable[[], bytes], channel: str) -> None:
@@ -383,6 +386,25 @@ class TestPdfMatrix:
             "PDF and put that file in its place")
         assert only(bundle, "type-not-allowed").message.startswith(
             "is a web page (HTML), as a browser saves it; the e-invoice channel allows ")
+
+
+def pdf_with(javascript: bool = False, embedded: bool = False) -> bytes:
+    """A PDF that runs JavaScript when opened, or carries a file inside: outboxd's rules
+    are what a receiver can open and print, not what else a PDF holds
+    (docs/folder-convention.md), so either passes as any PDF."""
+    writer = PdfWriter()
+    writer.add_blank_page(595, 842)
+    if javascript:
+        writer.add_open_action(DictionaryObject({
+            NameObject("/S"): NameObject("/JavaScript"),
+            NameObject("/JS"): TextStringObject("app.alert('Invoice');")}))
+    if embedded:
+        writer.add_attachment("hours.csv", b"date;hours\n2026-11-02;8\n")
+    buf = io.BytesIO()
+    writer.write(buf)
+    assert (b"/JavaScript" in buf.getvalue()) == javascript
+    assert (b"/EmbeddedFiles" in buf.getvalue()) == embedded
+    return buf.getvalue()
 
 
 def pdf_a() -> bytes:
