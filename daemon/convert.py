@@ -34,6 +34,7 @@ import io
 import os
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from PIL import Image
 
@@ -45,7 +46,7 @@ from daemon.fswrite import held_path, make_folders_below, write_atomic
 from daemon.manifest import sent_keys
 from daemon.names import NAME_MAX, fit_bytes, fit_name
 from daemon.parts import read_checked
-from daemon.probe import pillow_limit, probe_pdf
+from daemon.probe import frame_dpi, pillow_limit, probe_frame, probe_pdf
 from daemon.readonce import kept_read
 from daemon.temps import drop_unfinished
 from daemon.workfolder import hold_folder
@@ -70,10 +71,31 @@ def image_to_pdf(data: bytes, max_pixels: int) -> bytes:
     an image swapped in after its validation must not be decoded past the limit."""
     import img2pdf
     with pillow_limit(max_pixels):
+        layout = _jpeg_layout(data, img2pdf)
         # The internal engine: pikepdf's writer stamps a time-based /ID into the file,
         # which would change the hash (and the bundle id) between two conversions.
-        out: bytes = img2pdf.convert(data, nodate=True, engine=img2pdf.Engine.internal)
+        out: bytes = img2pdf.convert(data, nodate=True, engine=img2pdf.Engine.internal,
+                                     layout_fun=layout)
     return out
+
+
+# The resolution an image that states none is taken at (docs/folder-convention.md).
+DEFAULT_DPI = 96.0
+
+
+def _jpeg_layout(data: bytes, img2pdf: Any) -> Any:
+    """For a JPEG whose resolution img2pdf would take from Pillow's info["dpi"] wrongly
+    (EXIF's x for y too, 72 DPI made up for EXIF without a resolution or a unit), the
+    page sized at the resolution validation read (probe.py); else img2pdf's own layout
+    (the bytes of every other conversion stay as they were)."""
+    with Image.open(io.BytesIO(data)) as im:
+        if im.format != "JPEG":
+            return img2pdf.default_layout_fun
+        stated = frame_dpi(probe_frame(im, "jpeg")) or (DEFAULT_DPI, DEFAULT_DPI)
+        pillows = im.info.get("dpi")
+    if isinstance(pillows, tuple) and tuple(map(float, pillows)) == stated:
+        return img2pdf.default_layout_fun
+    return img2pdf.get_fixed_dpi_layout_fun(stated)
 
 
 def pdf_name(original_name: str) -> str:

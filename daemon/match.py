@@ -217,7 +217,8 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
             findings.append(_err(exc.code, exc.file, exc.message, owner))
             continue
         atts.extend(sub)
-        sidecar_notes.add(notes, f"{where}/{MANIFEST_NAME}", findings)
+        sidecar_notes.add(notes, f"{where}/{MANIFEST_NAME}", findings, owner)
+    findings.extend(sidecar_notes.channel_for_others(ids, settings.validation.channel))
     findings.extend(folders.split(rel, taken))
     # A file of one invoice has its files in the root: no root entry belongs elsewhere.
     findings.extend(sidecar_notes.missing_elsewhere(() if single else atts))

@@ -105,11 +105,17 @@ class SidecarNotes:
     channel_from: str = ""  # the attachments.toml that set `channel`, as shown
     read: list[tuple[str, str]] = field(default_factory=list)  # (file as shown, sha256)
     later: list[MissingCheck] = field(default_factory=list)
+    # Invoice id -> its folder's attachments.toml that sets a channel; "" for the root's.
+    set_by: dict[str, str] = field(default_factory=dict)
 
-    def add(self, notes: Notes, where: str, findings: list[Finding]) -> None:
-        """Take one folder's notes (`where`: its attachments.toml, as shown); a channel
-        other than the one set already goes to `findings`."""
+    def add(self, notes: Notes, where: str, findings: list[Finding],
+            invoice_id: str = "") -> None:
+        """Take one folder's notes (`where`: its attachments.toml, as shown; `invoice_id`:
+        the invoice whose folder it is, "" for the sidecar root); a channel other than the
+        one set already goes to `findings`."""
         self.read.append((where, notes.sha256))
+        if notes.channel:
+            self.set_by[invoice_id] = where
         if notes.channel and self.channel and notes.channel != self.channel:
             # One bundle is one delivery on one channel: which of two wins is no guess to
             # make with money-bearing documents, whose rules differ per channel.
@@ -119,6 +125,29 @@ class SidecarNotes:
                                    "once, in the sidecar root"))
         elif notes.channel and not self.channel:
             self.channel, self.channel_from = notes.channel, where
+
+    def channel_for_others(self, ids: tuple[str, ...], configured: str) -> list[Finding]:
+        """A file of several invoices goes out on one channel; one set in some invoices'
+        folders but neither in the root nor in the others' would take those others off
+        the `configured` channel unasked (a clerk marks one invoice for print, and the
+        whole file is printed, none of it sent as e-invoice): an error at each such
+        attachments.toml."""
+        if len(ids) < 2 or "" in self.set_by or not self.set_by or \
+                self.channel == configured:
+            return []
+        others = [i for i in ids if i not in self.set_by]
+        if not others:
+            return []
+        shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5
+                                         else "")
+        root = self.channel_from.split("/", 1)[0]
+        return [_error("attachments-toml-invalid", where, f"sets channel = {self.channel!r} "
+                       f"for {invoice_id} only, but the invoice file holds several invoices "
+                       f"and goes out whole on one channel: {shown} would go out on it "
+                       f"too — if every invoice of the file is meant for {self.channel}, "
+                       f"set it in {root}/{MANIFEST_NAME} instead; if not, have the ERP "
+                       f"export {invoice_id} in a file of its own", invoice_id)
+                for invoice_id, where in self.set_by.items()]
 
     def missing_elsewhere(self, atts: Iterable[Attachment]) -> list[Finding]:
         """The checks put off (`later`), told in which folders the files of `atts` (the

@@ -6,6 +6,7 @@ validation rules only ever look at dataclasses.
 from __future__ import annotations
 
 import importlib
+import math
 import re
 import threading
 import warnings
@@ -256,7 +257,7 @@ def probe_image(fh: BinaryIO, kind: str, max_pixels: int) -> ImageFacts:
             with Image.open(fh, formats=[_PIL_FORMATS[kind]]) as im:
                 # Page by page, not n_frames: that walks every page first, however many.
                 while True:
-                    frames.append(_frame(im, kind))
+                    frames.append(probe_frame(im, kind))
                     if kind == "tiff" and tiff_data_end(im) > size or \
                             kind == "bmp" and bmp_data_end(im, fh) > size:
                         return ImageFacts(error=TRUNCATED)
@@ -307,17 +308,59 @@ def _header_only(fh: BinaryIO, kind: str, page: int, max_pixels: int) -> Frame |
             with factory(fh, "") as im:
                 if page:
                     im.seek(page)
-                return _frame(im, kind)
+                return probe_frame(im, kind)
     except Exception:  # noqa: BLE001 — then the pixel count alone is said
         return None
     finally:
         fh.seek(0)
 
 
-def _frame(im: Image.Image, kind: str) -> Frame:
+# EXIF's tags of a JPEG's resolution (those of a TIFF page, in the JPEG's APP1 segment).
+_EXIF_X, _EXIF_Y, _EXIF_UNIT = 0x011A, 0x011B, 0x0128
+
+
+def _jpeg_frame(im: Image.Image) -> Frame:
+    """A JPEG's resolution as the file states it: its JFIF header's density when that
+    has a unit (1 inch, 2 centimetre), else its EXIF X and Y resolution under EXIF's
+    unit, read as a TIFF page's (missing: inch; 1: none; 3: centimetre). Not Pillow's
+    info["dpi"]: it takes EXIF's x for both, and says 72 DPI for a file whose EXIF
+    holds no resolution or no unit (a phone's photo of 300 × 600 DPI, one of 300 DPI
+    without a unit tag, one of none would all be misjudged for print)."""
     width, height = im.size
+    unit, density = im.info.get("jfif_unit"), im.info.get("jfif_density")
+    if unit in (1, 2) and isinstance(density, tuple) and len(density) == 2:
+        return Frame(width, height, float(density[0]), float(density[1]), 2 if unit == 1 else 3)
+    try:
+        exif = im.getexif()
+        x, y, exif_unit = exif.get(_EXIF_X), exif.get(_EXIF_Y), exif.get(_EXIF_UNIT)
+        if x is None or y is None:
+            return Frame(width, height)
+        return Frame(width, height, float(x), float(y),
+                     int(exif_unit) if exif_unit is not None else None)
+    except Exception:  # noqa: BLE001 — damaged EXIF states no resolution that can be used
+        return Frame(width, height)
+
+
+def frame_dpi(frame: Frame) -> tuple[float, float] | None:
+    """The frame's x and y resolution in dots per inch; None when it states none usable
+    (no tags, 0, no unit or an unknown one)."""
+    if frame.unit not in (None, 2, 3) or frame.x_resolution is None or \
+            frame.y_resolution is None:
+        return None
+    scale = 2.54 if frame.unit == 3 else 1.0
+    x, y = frame.x_resolution * scale, frame.y_resolution * scale
+    if not (math.isfinite(x) and math.isfinite(y)) or x <= 0 or y <= 0:
+        return None
+    return x, y
+
+
+def probe_frame(im: Image.Image, kind: str) -> Frame:
+    """The open image's current page as its header describes it."""
+    width, height = im.size
+    if kind == "jpeg":
+        return _jpeg_frame(im)
     if kind != "tiff":
-        dpi = im.info.get("dpi")  # PNG pHYs, JPEG JFIF/EXIF density, in dots per inch
+        dpi = im.info.get("dpi")  # PNG pHYs (per metre), in dots per inch
         if isinstance(dpi, tuple) and len(dpi) == 2:
             try:
                 return Frame(width, height, float(dpi[0]), float(dpi[1]), 2)

@@ -15,7 +15,7 @@ import csv
 import io
 import itertools
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import BinaryIO
 
 from daemon.emptiness import BLANK, BLANK_BYTES, ZEROS, nothing_in
@@ -275,7 +275,17 @@ def _text_kind(fh: BinaryIO, head: bytes, deep: bool = True) -> FileType:
     warning = None
     if encoding == "cp1252" and kind in ("csv", "text"):
         warning = "is in Windows-1252, not UTF-8"
-    return file_type(kind, warning, kind == "text" and _one_column(text))
+    found = file_type(kind, warning, kind == "text" and _one_column(text))
+    if kind == "text" and text.lstrip()[:15].lower().startswith(_HTML_STARTS):
+        # Still text to the rules; only named for what the clerk would see: a portal's
+        # page saved under .pdf (a login or an error page) is no "plain text file".
+        return replace(found, label=HTML_LABEL)
+    return found
+
+
+# How a web page starts (a browser's "save as" and portals' error pages alike).
+_HTML_STARTS = ("<!doctype html", "<html")
+HTML_LABEL = "web page (HTML), as a browser saves it"
 
 
 def _rest_only(fh: BinaryIO, head: bytes, allowed: bytes, deep: bool) -> bool:

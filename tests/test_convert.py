@@ -455,3 +455,21 @@ class TestTheMachinesFaults:
         assert not isinstance(caught.value, InputError)
         assert caught.value.errno == code
         assert not (tmp_path / "work" / "INV-1.converted" / "scan.pdf").exists()
+
+
+@pytest.mark.parametrize("tags,size", [
+    ({0x011A: 300.0, 0x011B: 300.0}, (144, 72)),  # EXIF without a unit: inch, 2 × 1 inch
+    ({0x011A: 300.0, 0x011B: 600.0, 0x0128: 2}, (144, 36)),
+    ({0x0110: "Phone"}, (450, 225)),  # no resolution: 96 DPI, as documented
+], ids=["exif-no-unit", "exif-x-y-differ", "exif-without-resolution"])
+def test_a_jpeg_page_has_the_size_its_exif_resolution_gives(
+        tags: dict[int, Any], size: tuple[int, int]) -> None:
+    """The page is sized at the resolution validation read, not at the 72 DPI Pillow
+    makes up (a 600 × 300 photo of 300 DPI became a page of 8 × 4 inches)."""
+    exif = Image.Exif()
+    for tag, value in tags.items():
+        exif[tag] = value
+    buf = io.BytesIO()
+    Image.new("RGB", (600, 300), "white").save(buf, "JPEG", exif=exif)
+    w, h = page_size(image_to_pdf(buf.getvalue(), MAX_PIXELS))
+    assert (w, h) == (pytest.approx(size[0], abs=0.1), pytest.approx(size[1], abs=0.1))

@@ -662,3 +662,48 @@ def test_a_sidecar_or_marker_at_an_archive_papers_name_is_a_paper_name_error(
     cand, marker = _marked(outbox, "reason", ".json", invoice)
     assert [f.file for f in assemble(cand, marker).errors] == ["reason.json"]
     assert codes(assemble(cand, settings(outbox))) == []
+
+
+class TestChannelOfSeveralInvoices:
+    """A file of several invoices goes out whole, on one channel (docs/folder-convention.md,
+    attachments.toml)."""
+
+    def test_a_channel_set_for_one_invoice_only_is_an_error_naming_the_others(
+            self, outbox: Path) -> None:
+        """external-print in INV-2001's folder alone would print INV-2002 too, whose folder
+        sets nothing (before, the whole file silently went to print): an error at that
+        attachments.toml naming INV-2002 and both fixes."""
+        write(outbox / "batch-42" / "INV-2001" / "scan.pdf", PDF)
+        write(outbox / "batch-42" / "INV-2001" / "attachments.toml",
+              b'channel = "external-print"\n')
+        write(outbox / "batch-42" / "INV-2002" / "spec.pdf", PDF)
+        b = match(outbox, "batch-42.xml", batch_xml("INV-2001", "INV-2002"))
+        f = finding(b, "attachments-toml-invalid")
+        assert f.file == "batch-42/INV-2001/attachments.toml"
+        assert f.invoice_id == "INV-2001"
+        assert f.message == (
+            "sets channel = 'external-print' for INV-2001 only, but the invoice file holds "
+            "several invoices and goes out whole on one channel: INV-2002 would go out on "
+            "it too — if every invoice of the file is meant for external-print, set it in "
+            "batch-42/attachments.toml instead; if not, have the ERP export INV-2001 in a "
+            "file of its own")
+
+    @pytest.mark.parametrize("files", [
+        {"attachments.toml": b'channel = "external-print"\n'},
+        {"INV-2001/attachments.toml": b'channel = "external-print"\n',
+         "INV-2002/attachments.toml": b'channel = "external-print"\n'},
+    ], ids=["in-the-root", "in-every-invoices-folder"])
+    def test_a_channel_meant_for_every_invoice_of_the_file_is_taken(
+            self, outbox: Path, files: dict[str, bytes]) -> None:
+        for name, data in {"INV-2001/scan.pdf": PDF, "INV-2002/spec.pdf": PDF,
+                           **files}.items():
+            write(outbox / "batch-42" / name, data)
+        b = match(outbox, "batch-42.xml", batch_xml("INV-2001", "INV-2002"))
+        assert b.errors == () and b.channel == "external-print"
+
+    def test_the_configured_channel_set_for_one_invoice_changes_nothing_and_is_taken(
+            self, outbox: Path) -> None:
+        write(outbox / "batch-42" / "INV-2001" / "attachments.toml", b'channel = "e-invoice"\n')
+        write(outbox / "batch-42" / "INV-2001" / "scan.pdf", PDF)
+        b = match(outbox, "batch-42.xml", batch_xml("INV-2001", "INV-2002"))
+        assert b.errors == () and b.channel == "e-invoice"

@@ -329,3 +329,38 @@ def test_every_cut_of_a_gif_or_bmp_is_an_error(kind: str) -> None:
     sized_first = data[:len(data) // 2] + bytes(len(data) - len(data) // 2)
     assert kind == "bmp" or probe_image(io.BytesIO(sized_first), kind, 10**8).error \
         == TRUNCATED
+
+
+def _jpeg(dpi: tuple[int, int] | None = None, **exif_tags: float) -> bytes:
+    """A JPEG with a JFIF density of `dpi` (none: JFIF's aspect ratio only) and EXIF tags
+    by name: x (XResolution), y (YResolution), unit (ResolutionUnit)."""
+    exif = Image.Exif()
+    for name, tag in (("x", 0x011A), ("y", 0x011B), ("unit", 0x0128)):
+        if name in exif_tags:
+            exif[tag] = exif_tags[name]
+    if not exif_tags:
+        exif[0x0110] = "Phone"  # EXIF without a resolution: a camera's model only
+    buf = io.BytesIO()
+    Image.new("RGB", (30, 30), "white").save(buf, "JPEG", exif=exif,
+                                             **({"dpi": dpi} if dpi else {}))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("data,resolution", [
+    (_jpeg((300, 300)), (300.0, 300.0, 2)),
+    (_jpeg((72, 72), x=300.0, y=300.0, unit=2), (72.0, 72.0, 2)),  # JFIF's header first
+    (_jpeg(x=300.0, y=300.0, unit=2), (300.0, 300.0, 2)),
+    (_jpeg(x=300.0, y=600.0, unit=2), (300.0, 600.0, 2)),
+    (_jpeg(x=300.0, y=300.0), (300.0, 300.0, None)),
+    (_jpeg(x=118.11, y=118.11, unit=3), (118.11, 118.11, 3)),
+    (_jpeg(x=300.0, y=300.0, unit=1), (300.0, 300.0, 1)),
+    (_jpeg(), (None, None, None)),
+], ids=["jfif", "jfif-over-exif", "exif", "exif-x-y-differ", "exif-no-unit", "exif-cm",
+        "exif-unit-none", "exif-without-resolution"])
+def test_a_jpegs_resolution_is_what_its_jfif_header_or_else_its_exif_states(
+        data: bytes, resolution: tuple[float | None, float | None, int | None]) -> None:
+    """x and y each, and the unit as a TIFF page's (missing = inch): not Pillow's dpi,
+    which takes EXIF's x for y too and makes up 72 DPI where EXIF has no resolution or
+    no unit — a photo of 300 DPI without a unit tag was refused for print as 72 DPI."""
+    [frame] = probe_image(io.BytesIO(data), "jpeg", 10**8).frames
+    assert (frame.x_resolution, frame.y_resolution, frame.unit) == resolution

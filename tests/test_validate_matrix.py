@@ -14,6 +14,7 @@ import pytest
 from helpers import office_file, pdf_bytes, pdf_of_objects
 from PIL import Image, ImageFile, TiffImagePlugin
 from pypdf import PdfWriter
+from pypdf.generic import DictionaryObject, NameObject, TextStringObject
 from validating import Outbox, codes, only, tiff_pages
 
 from daemon.config import ValidationConfig
@@ -312,8 +313,10 @@ class TestPdfMatrix:
         lambda: incremental_update(),
         lambda: pdf_bytes(3).replace(b"startxref\n", b"startxref\n9", 1),
         lambda: pdf_a(),
+        lambda: pdf_with(javascript=True),
+        lambda: pdf_with(embedded=True),
     ], ids=["hand-made", "linearised", "xref-stream", "incremental", "broken-startxref",
-            "pdf-a"])
+            "pdf-a", "javascript", "embedded-file"])
     @pytest.mark.parametrize("channel", CHANNELS)
     def test_a_pdf_pypdf_opens_non_strict_passes_every_channel(
             self, outbox: Outbox, make: Callable[[], bytes], channel: str) -> None:
@@ -366,6 +369,42 @@ class TestPdfMatrix:
         assert codes(bundle) == ["extension-mismatch", "type-not-allowed"]
         assert only(bundle, "extension-mismatch").message.startswith(
             "content is a plain text file, not a PDF — export it as PDF")
+
+
+    @pytest.mark.parametrize("page", [
+        b"<!DOCTYPE html>\n<html><body>Session expired</body></html>\n",
+        b"\n  <HTML><HEAD><TITLE>404</TITLE></HEAD></HTML>\n",
+    ], ids=["doctype", "upper-case-tag"])
+    def test_a_web_page_saved_as_pdf_is_named_a_web_page(
+            self, outbox: Outbox, page: bytes) -> None:
+        """A portal's login or error page saved under .pdf is told as what the clerk would
+        see in a browser, not "a plain text file"; the rules and fixes are as for text."""
+        bundle = outbox.validate("invoice-copy.pdf", page)
+        assert codes(bundle) == ["extension-mismatch", "type-not-allowed"]
+        assert only(bundle, "extension-mismatch").message == (
+            "content is a web page (HTML), as a browser saves it, not a PDF — export it as "
+            "PDF and put that file in its place")
+        assert only(bundle, "type-not-allowed").message.startswith(
+            "is a web page (HTML), as a browser saves it; the e-invoice channel allows ")
+
+
+def pdf_with(javascript: bool = False, embedded: bool = False) -> bytes:
+    """A PDF that runs JavaScript when opened, or carries a file inside: outboxd's rules
+    are what a receiver can open and print, not what else a PDF holds
+    (docs/folder-convention.md), so either passes as any PDF."""
+    writer = PdfWriter()
+    writer.add_blank_page(595, 842)
+    if javascript:
+        writer.add_open_action(DictionaryObject({
+            NameObject("/S"): NameObject("/JavaScript"),
+            NameObject("/JS"): TextStringObject("app.alert('Invoice');")}))
+    if embedded:
+        writer.add_attachment("hours.csv", b"date;hours\n2026-11-02;8\n")
+    buf = io.BytesIO()
+    writer.write(buf)
+    assert (b"/JavaScript" in buf.getvalue()) == javascript
+    assert (b"/EmbeddedFiles" in buf.getvalue()) == embedded
+    return buf.getvalue()
 
 
 def pdf_a() -> bytes:
@@ -467,6 +506,29 @@ class TestImageMatrix:
         assert bundle.findings == ()
         conv = bundle.attachments[0].converted
         assert conv is not None and conv.pages == 1
+
+    @pytest.mark.parametrize("tags,message", [
+        ({0x011A: 300.0, 0x011B: 300.0}, None),
+        ({0x011A: 300.0, 0x011B: 600.0, 0x0128: 2}, "is 300 × 600 DPI"),
+        ({0x0110: "Phone"}, "has no resolution"),
+    ], ids=["exif-no-unit", "exif-x-y-differ", "exif-without-resolution"])
+    def test_a_jpeg_for_external_print_is_judged_by_the_resolution_its_exif_states(
+            self, outbox: Outbox, tags: dict[int, object], message: str | None) -> None:
+        """A photo whose EXIF says 300 DPI without a unit tag (inch, as a TIFF's) passes;
+        one of 300 × 600 DPI, or whose EXIF states no resolution, is told so — before,
+        all three were "72 DPI", a figure none of them holds."""
+        exif = Image.Exif()
+        for tag, value in tags.items():
+            exif[tag] = value
+        buf = io.BytesIO()
+        Image.new("RGB", (16, 16), "white").save(buf, "JPEG", exif=exif)
+        bundle = outbox.validate("photo.jpg", buf.getvalue(), channel="external-print",
+                                 cfg=ValidationConfig(convert_images=True))
+        if message is None:
+            assert bundle.findings == ()
+            return
+        assert only(bundle, "tiff-resolution").message == (
+            f"{message}; external print needs 300 DPI — rescan or export at 300 DPI")
 
     @pytest.mark.parametrize("fmt,name", [("GIF", "a.gif"), ("BMP", "a.bmp"),
                                           ("WEBP", "a.webp")])
