@@ -47,7 +47,8 @@ def day_start(day: str) -> str | None:
 
 def record_of(folder: Path, day: str | None = None) -> dict[str, Any] | None:
     """What the journal needs from one archive entry; None if it has no receipt.json or
-    one that is not a usable receipt (cut short, not JSON, unreadable, over 32 MiB).
+    one that is not a usable receipt (cut short, not JSON, unreadable, over 32 MiB; one
+    that cannot be read is logged here).
 
     `day`: the date of the sent/ folder the entry lies in. A delivery time that cannot
     be read is taken as that day's start, which is the day the entry was filed under,
@@ -58,23 +59,40 @@ def record_of(folder: Path, day: str | None = None) -> dict[str, Any] | None:
     receipt.json is there but is not a regular file that can be read: it is never
     opened, and each caller decides what such an entry means to it.
     """
+    rec = receipt_record(folder, day)
+    if isinstance(rec, Unreadable):
+        logs.get().warning("receipt.json cannot be read; its bundle is not known as sent "
+                           "until it can be", file=str(folder / "receipt.json"),
+                           error=str(rec))
+    return rec if isinstance(rec, dict) else None
+
+
+class Unreadable(str):
+    """What receipt_record says of a receipt.json there that could not be read (EIO,
+    permissions): not the file's fault, so worth reading again."""
+
+
+def receipt_record(folder: Path, day: str | None = None) -> dict[str, Any] | str:
+    """record_of's record, or what is wrong with the entry's receipt (a str, said to
+    the admin; an `Unreadable` when reading it failed). Raises as record_of."""
     path = folder / "receipt.json"
     if not os.path.lexists(path):
-        return None
+        return "it holds no receipt.json"
     try:
         # No paper limit: a receipt keeps the receiver's whole answer and the manifest
         # of every attachment, and one read back as "none" would let the bundle be sent
         # again (read_regular's own bound still stops a file of any size).
         data = read_regular(path, str(path))
     except OSError as exc:
-        # Unreadable (EIO, permissions): as a receipt that is not there, said once here.
-        logs.get().warning("receipt.json cannot be read; its bundle is not known as sent "
-                           "until it can be", file=str(path), error=str(exc))
-        return None
+        return Unreadable(f"its receipt.json cannot be read ({exc})")
     if data is None:
-        return None
+        return "its receipt.json is over 32 MiB, more than any receipt outboxd writes"
     try:
         receipt = json.loads(data)
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
+        return ("its receipt.json is not JSON (empty or cut short: written when its "
+                "host crashed?)" if data.strip() else "its receipt.json is empty")
+    try:
         manifest = receipt["manifest"]
         invoice = manifest["invoice_file"]
         # Each value as the journal can store it: a receipt made or edited by hand (sent/
@@ -89,7 +107,8 @@ def record_of(folder: Path, day: str | None = None) -> dict[str, Any] | None:
                 "delivered_at": journal_time(receipt.get("delivered_at"),
                                              day_start(day) if day else None)}
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
-        return None  # RecursionError: JSON nested deeper than the parser goes
+        return ("its receipt.json is not a receipt outboxd writes (no manifest with a "
+                "bundle_id and an invoice_file)")
 
 
 def _kept(value: object) -> str:
@@ -180,6 +199,26 @@ NEWS_DETAIL = "sent by another daemon: read from sent/"
 # took longer costs one read of its receipt, which the journal then finds sent).
 _SEED = timedelta(days=2)
 _SINCE_LAST = timedelta(minutes=10)
+# An entry's folder name ends in the first 12 hex digits of its bundle id (archive.target_for,
+# "-2", "-3" … when the name was taken).
+_ID12 = re.compile(r".*--([0-9a-f]{12})(?:-[0-9]+)?", re.DOTALL)
+UNUSABLE = ("receipt in sent/ not usable, so this daemon does not know the entry's bundle "
+            "as sent and would send it again if it were dropped here — if the daemon that "
+            "archived it runs (or starts) again it writes the receipt anew, which is then "
+            "read; else put the entry's own receipt.json back (from a backup), or move the "
+            "folder out of sent/ if it is no delivered bundle")
+
+
+def _receipt_seen(folder: Path) -> object:
+    """An entry's receipt.json as its lstat shows it, to tell when it changed: None when
+    there is none; one that cannot be looked at is always new."""
+    try:
+        st = os.lstat(folder / "receipt.json")
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError:
+        return object()
+    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode
 
 
 def _start_of(day: str) -> datetime:
@@ -207,6 +246,10 @@ class SentNews:
         self.in_flight: dict[str, dict[str, Any]] = {}
         self._known: dict[str, set[str]] = {}
         self._failing: dict[str, int] = {}  # day → errno, said once until it changes
+        # day → entry → (its receipt.json as last seen, what was said of it): an entry
+        # whose receipt could not be used is said once, and read again when its
+        # receipt.json changes (the other host, restarted after a crash, writes it anew).
+        self._unusable: dict[str, dict[str, tuple[object, str]]] = {}
         self._last: datetime | None = None  # the wall time of the last look
 
     def look(self, journal: Journal, sent_dir: Path, now: datetime | None = None,
@@ -217,10 +260,13 @@ class SentNews:
         busy day folders that this journal does not know (StartProgress)."""
         if sent_dir != self.sent_dir:
             self.sent_dir, self._known, self._failing, self._last = sent_dir, {}, {}, None
+            self._unusable = {}
         at = now or datetime.now(UTC)
         days = [(at + timedelta(days=d)).strftime("%Y-%m-%d") for d in NEWS_DAYS]
         for gone in set(self._known) - set(days):
             del self._known[gone]
+        for gone in set(self._unusable) - set(days):
+            del self._unusable[gone]
         # A day out of the window is never looked at again: kept, a share whose day
         # folders cannot be read would leave one entry a day for the daemon's life.
         for gone in set(self._failing) - set(days):
@@ -238,11 +284,12 @@ class SentNews:
                 # This daemon's own entries archived since the last look: known by the
                 # journal's few rows since then, not read.
                 known |= self._seed(journal, day, self._last - _SINCE_LAST)
+            self._changed_again(day, names, known)
             for name in names - known:
                 progress(f"{day}/{name}")
                 known.add(name)
                 read.append((known, name))
-                rec = _entry_record(sent_dir / day / name, day)
+                rec = self._read(day, name)
                 if rec is None:
                     continue
                 if not journal.was_sent(rec["bundle_id"]):
@@ -271,6 +318,47 @@ class SentNews:
         folder = self.sent_dir / day
         return {Path(d).name for d in journal.archived_since(iso_of(since))
                 if Path(d).parent == folder}
+
+    def _changed_again(self, day: str, names: set[str], known: set[str]) -> None:
+        """Entries whose receipt could not be used: forgotten once gone from the listing,
+        read again (taken out of `known`) once their receipt.json changed. An lstat each."""
+        assert self.sent_dir is not None
+        unusable = self._unusable.get(day, {})
+        for name in list(unusable):
+            if name not in names:
+                del unusable[name]
+            elif _receipt_seen(self.sent_dir / day / name) != unusable[name][0]:
+                known.discard(name)
+
+    def _read(self, day: str, name: str) -> dict[str, Any] | None:
+        """The record of one entry's receipt; None, said once, when it cannot be used."""
+        assert self.sent_dir is not None
+        folder = self.sent_dir / day / name
+        unusable = self._unusable.setdefault(day, {})
+        seen = _receipt_seen(folder)  # before the read: a change after it is read next time
+        try:
+            rec = receipt_record(folder, day)
+        except InputError as exc:  # never opened
+            rec = f"its receipt.json is not a regular file outboxd may open ({exc.message})"
+        if isinstance(rec, dict):
+            unusable.pop(name, None)
+            ours = _ID12.fullmatch(name)
+            if ours and not rec["bundle_id"].startswith(ours.group(1)):
+                # Taken all the same: the receipt is the record of what was sent (the
+                # folder renamed, or the receipt copied from another entry, whose bundle
+                # then is sent too); refused, its bundle could be sent a second time.
+                logs.get().warning(
+                    "receipt in sent/ names another bundle than its folder does; its bundle "
+                    "is taken as sent, as the receipt says — if the receipt was copied in "
+                    "from another entry, put the entry's own receipt.json back",
+                    folder=str(folder), bundle_id=rec["bundle_id"], folder_id=ours.group(1))
+            return rec
+        if isinstance(rec, Unreadable):
+            seen = object()  # the share's or the permissions' fault: read at each look
+        if unusable.get(name, (None, ""))[1] != rec:
+            logs.get().warning(UNUSABLE, folder=str(folder), error=str(rec))
+        unusable[name] = (seen, str(rec))
+        return None
 
     def _names(self, day: str) -> set[str] | None:
         """The entries of one day folder (not dot-names: a copy still being made), None

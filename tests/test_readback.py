@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -297,13 +298,13 @@ def test_a_look_reads_only_receipts_of_entries_it_does_not_know(
     receipt(sent / day(0) / "INV-1--abababababab", BID)
     j = Journal(tmp_path / "b.sqlite3")
     read: list[str] = []
-    real = readback.record_of
+    real = readback.receipt_record
 
-    def record_of(folder: Path, day: str | None = None) -> Any:
+    def receipt_record(folder: Path, day: str | None = None) -> Any:
         read.append(folder.name)
         return real(folder, day)
 
-    monkeypatch.setattr(readback, "record_of", record_of)
+    monkeypatch.setattr(readback, "receipt_record", receipt_record)
     try:
         row = j.create("INV-0.xml", "settling", bundle_id="cd" * 32)
         j.transition(row, "sent", archive_dir=str(own))
@@ -475,5 +476,105 @@ def test_a_day_folder_that_fails_while_listed_is_logged_and_looked_at_again(
         assert [e for e in logs if e["event"].startswith("a day folder in sent/ cannot be read")]
         monkeypatch.setattr(readback.os, "scandir", real)
         assert news.look(j, sent) == 1 and j.was_sent(BID)
+    finally:
+        j.close()
+
+
+def _cut_short(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:40])
+
+
+def _not_json(path: Path) -> None:
+    path.write_text("<html>502 Bad Gateway</html>")
+
+
+def _empty(path: Path) -> None:
+    path.write_bytes(b"")
+
+
+def _fifo(path: Path) -> None:
+    path.unlink()
+    os.mkfifo(path)
+
+
+def _link(path: Path) -> None:
+    elsewhere = path.parent.parent / "elsewhere.json"
+    path.rename(elsewhere)
+    path.symlink_to(elsewhere)
+
+
+def _too_big(path: Path) -> None:
+    with path.open("r+b") as fh:  # sparse: 33 MiB costs no disk
+        fh.truncate(33 << 20)
+
+
+def _no_manifest(path: Path) -> None:
+    path.write_text(json.dumps({"response": {"status": 201}, "attempts": 1}))
+
+
+def _missing(path: Path) -> None:
+    path.unlink()
+
+
+@pytest.mark.parametrize("spoil", [_cut_short, _not_json, _empty, _fifo, _link, _too_big,
+                                   _no_manifest, _missing],
+                         ids=lambda f: f.__name__.strip("_"))
+def test_an_unusable_receipt_in_sent_is_said_once_and_read_again_once_written_anew(
+        tmp_path: Path, spoil: Callable[[Path], None]) -> None:
+    """Another daemon's entry in sent/ whose receipt.json cannot be used (cut short by a
+    crash of its host, not JSON, empty, a FIFO or link, over 32 MiB, no manifest, none at
+    all) was skipped without a word, and its name never looked at again: the admin never
+    learned that a bundle could be sent twice, and the receipt that host wrote anew after
+    its restart was never read. Now one warning names the folder, what is wrong and what
+    to do — once, not at each rescan — and the receipt is read again once it changes."""
+    from daemon.readback import SentNews
+    sent = tmp_path / "sent"
+    entry = receipt(sent / day(0) / "INV-1--abababababab", BID)
+    good = (entry / "receipt.json").read_bytes()
+    spoil(entry / "receipt.json")
+    j = Journal(tmp_path / "b.sqlite3")
+    try:
+        j.create("INV-0.xml", "settling")
+        news = SentNews()
+        with capture_logs() as logs:
+            for _ in range(3):
+                assert without_blocking(lambda: news.look(j, sent), entry / "receipt.json",
+                                        "looking over sent/") == 0
+        [warning] = [e for e in logs if e["log_level"] == "warning"]
+        assert warning["folder"] == str(entry) and "receipt.json" in warning["error"]
+        assert "not know the entry's bundle as sent" in warning["event"]
+        assert "put the entry's own receipt.json back" in warning["event"]
+        assert not j.was_sent(BID)
+        path = entry / "receipt.json"
+        if os.path.lexists(path):
+            path.unlink()
+        path.write_bytes(good)  # the other host, started again, writes it anew
+        with capture_logs() as logs:
+            assert news.look(j, sent) == 1
+        assert j.was_sent(BID) and not [e for e in logs if e["log_level"] == "warning"]
+        assert news.look(j, sent) == 0
+    finally:
+        j.close()
+
+
+def test_a_receipt_in_a_folder_named_for_another_bundle_is_taken_and_said(
+        tmp_path: Path) -> None:
+    """A receipt whose bundle id is not the one its folder's name ends in (the folder
+    renamed by hand, or a receipt copied in from another entry): its bundle is taken as
+    sent, as the receipt says (refused, it could be sent twice), and one warning names
+    the folder and both ids."""
+    from daemon.readback import SentNews
+    sent = tmp_path / "sent"
+    entry = receipt(sent / day(0) / "INV-1--cdcdcdcdcdcd-2", BID)
+    j = Journal(tmp_path / "b.sqlite3")
+    try:
+        j.create("INV-0.xml", "settling")
+        news = SentNews()
+        with capture_logs() as logs:
+            assert news.look(j, sent) == 1 and news.look(j, sent) == 0
+        assert j.was_sent(BID)
+        [warning] = [e for e in logs if e["log_level"] == "warning"]
+        assert warning["folder"] == str(entry) and warning["folder_id"] == "cdcdcdcdcdcd"
+        assert warning["bundle_id"] == BID
     finally:
         j.close()
