@@ -28,11 +28,18 @@ if TYPE_CHECKING:
     from daemon.outage import Outage
     from daemon.pipeline import Pipeline
     from daemon.publish import Publisher
-    from daemon.readback import SentNews
+    from daemon.sentnews import SentNews
     from daemon.settle import Pacer
     from daemon.timers import Timers, Waker
 
 RESCAN: Hashable = ("rescan",)
+SENT_NEWS: Hashable = ("sent-news",)
+# Of each loop turn, at most about this long (seconds, on the loop's clock) goes to
+# reading receipts another daemon filed in sent/ (sentnews.py): 50,000 of them, read in
+# one go, held the loop 5.5 s (a local disk; on a share a read costs round trips, and
+# the look could outlast WatchdogSec=). Read so, the rest waits for the next turn, which
+# comes at once: fresh bundles and the watchdog's keep-alive wait a few ms at most.
+NEWS_TURN = 0.005
 
 
 class WatcherLike(Protocol):
@@ -129,12 +136,12 @@ class Changes:
         """The one full pass: list the outbox and snapshot every bundle; only those
         that look different from their last step are stepped."""
         self.orphans.sweep(self.journal, self.settings, self.pipeline.finish.mounts)  # no row knows
-        # What other daemons sent since the last look, before the bundles are stepped.
-        self.sent_news.look(self.journal, self.settings.sent_dir)
-        # Bundles on their way here that another daemon archived: closed at once, not
-        # at the end of their back-off (sentelsewhere.py).
-        for row_id in self.pipeline.finish.closable():
-            self.schedule(row_id, 0.0)
+        # What other daemons sent since the last look, before the bundles are stepped; not
+        # while sent/ is off the mount it was on (its share unmounted): its bare mount
+        # point says nothing of what was sent.
+        if self.pipeline.finish.mounts.away(self.settings.sent_dir) is None:
+            self.sent_news.look(self.journal, self.settings.sent_dir, spent=self._news_budget())
+            self._news_read()
         for row_id in self.pipeline.retry_stranded():  # claims whose folder was away
             self.schedule(row_id, 0.0)
         # A dead watcher restarted before the listing: what changes after its first look
@@ -177,6 +184,25 @@ class Changes:
             snap = snapshot(cand, outbox, stats)
             if snap is None or snap != tracker.last(key):
                 self._mark(key, snap)
+
+    def more_news(self) -> None:
+        """The receipts in sent/ a look queued: a turn's share of them (SENT_NEWS). While
+        sent/ is off its mount they wait for the rescan that finds it back."""
+        if self.pipeline.finish.mounts.away(self.settings.sent_dir) is None:
+            self.sent_news.go_on(self.journal, spent=self._news_budget())
+            self._news_read()
+
+    def _news_budget(self) -> Callable[[], bool]:
+        end = self.clock() + NEWS_TURN
+        return lambda: self.clock() >= end
+
+    def _news_read(self) -> None:
+        if self.sent_news.pending:
+            self.timers.at(SENT_NEWS, self.clock())  # the next turn, at once
+        # Bundles on their way here that another daemon archived: closed at once, not
+        # at the end of their back-off (sentelsewhere.py).
+        for row_id in self.pipeline.finish.closable():
+            self.schedule(row_id, 0.0)
 
     def _start_watcher(self) -> OSError | None:
         """Start or restart the watcher; why it cannot (for `_looked`), else None."""

@@ -1,7 +1,7 @@
 """Read sent/ back into the journal: whole into a fresh one (the journal is a working
-record, sent/ the lasting one: docs/operations.md, Backup), and what other daemons
-sharing the outbox archived there since the last look (`SentNews`, at the start and
-each rescan: docs/operations.md, Several daemons on one share).
+record, sent/ the lasting one: docs/operations.md, Backup); one entry's receipt as the
+journal keeps it (`receipt_record`, also for what other daemons archived there:
+sentnews.py).
 
 A journal that was lost (deleted, or moved away after corruption) must cost
 no second sending: before anything is sent, the bundle ids of the receipts in
@@ -27,7 +27,7 @@ from typing import Any
 
 from daemon import logs
 from daemon.answers import kept_receipt_id, no_lone_surrogates
-from daemon.errors import ConfigError, InputError, JournalError
+from daemon.errors import ConfigError, InputError
 from daemon.fsops import read_regular
 from daemon.journal import Journal, journal_time
 from daemon.journal.records import iso_of
@@ -47,7 +47,8 @@ def day_start(day: str) -> str | None:
 
 def record_of(folder: Path, day: str | None = None) -> dict[str, Any] | None:
     """What the journal needs from one archive entry; None if it has no receipt.json or
-    one that is not a usable receipt (cut short, not JSON, unreadable, over 32 MiB).
+    one that is not a usable receipt (cut short, not JSON, unreadable, over 32 MiB; one
+    that cannot be read is logged here).
 
     `day`: the date of the sent/ folder the entry lies in. A delivery time that cannot
     be read is taken as that day's start, which is the day the entry was filed under,
@@ -58,23 +59,43 @@ def record_of(folder: Path, day: str | None = None) -> dict[str, Any] | None:
     receipt.json is there but is not a regular file that can be read: it is never
     opened, and each caller decides what such an entry means to it.
     """
+    rec = receipt_record(folder, day)
+    if isinstance(rec, Unreadable):
+        logs.get().warning("receipt.json cannot be read; its bundle is not known as sent "
+                           "until it can be", file=str(folder / "receipt.json"),
+                           error=str(rec))
+    return rec if isinstance(rec, dict) else None
+
+
+NO_RECEIPT = "it holds no receipt.json"
+
+
+class Unreadable(str):
+    """What receipt_record says of a receipt.json there that could not be read (EIO,
+    permissions): not the file's fault, so worth reading again."""
+
+
+def receipt_record(folder: Path, day: str | None = None) -> dict[str, Any] | str:
+    """record_of's record, or what is wrong with the entry's receipt (a str, said to
+    the admin; an `Unreadable` when reading it failed). Raises as record_of."""
     path = folder / "receipt.json"
     if not os.path.lexists(path):
-        return None
+        return NO_RECEIPT
     try:
         # No paper limit: a receipt keeps the receiver's whole answer and the manifest
         # of every attachment, and one read back as "none" would let the bundle be sent
         # again (read_regular's own bound still stops a file of any size).
         data = read_regular(path, str(path))
     except OSError as exc:
-        # Unreadable (EIO, permissions): as a receipt that is not there, said once here.
-        logs.get().warning("receipt.json cannot be read; its bundle is not known as sent "
-                           "until it can be", file=str(path), error=str(exc))
-        return None
+        return Unreadable(f"its receipt.json cannot be read ({exc})")
     if data is None:
-        return None
+        return "its receipt.json is over 32 MiB, more than any receipt outboxd writes"
     try:
         receipt = json.loads(data)
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
+        return ("its receipt.json is not JSON (empty or cut short: written when its "
+                "host crashed?)" if data.strip() else "its receipt.json is empty")
+    try:
         manifest = receipt["manifest"]
         invoice = manifest["invoice_file"]
         # Each value as the journal can store it: a receipt made or edited by hand (sent/
@@ -89,7 +110,8 @@ def record_of(folder: Path, day: str | None = None) -> dict[str, Any] | None:
                 "delivered_at": journal_time(receipt.get("delivered_at"),
                                              day_start(day) if day else None)}
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
-        return None  # RecursionError: JSON nested deeper than the parser goes
+        return ("its receipt.json is not a receipt outboxd writes (no manifest with a "
+                "bundle_id and an invoice_file)")
 
 
 def _kept(value: object) -> str:
@@ -168,141 +190,3 @@ def restore_sent(journal: Journal, sent_dir: Path, window_days: int) -> int:
         log.warning("new journal: bundle ids read back from sent/ receipts", bundles=len(records),
                     without_receipt=unusable, window_days=window_days, sent=str(sent_dir))
     return len(records)
-
-
-# What another daemon archived lies in the day folder of its delivery (UTC, by its own
-# clock): yesterday's (delivered before midnight, looked at after it, or a clock a little
-# behind), today's, and tomorrow's (a clock a little ahead). Older ones are not looked at.
-NEWS_DAYS = (-1, 0, 1)
-NEWS_DETAIL = "sent by another daemon: read from sent/"
-# A day's first look knows the journal's rows delivered from two days before it; later
-# looks those delivered since a little before the last look (a move into sent/ that
-# took longer costs one read of its receipt, which the journal then finds sent).
-_SEED = timedelta(days=2)
-_SINCE_LAST = timedelta(minutes=10)
-
-
-def _start_of(day: str) -> datetime:
-    return datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC)
-
-
-class SentNews:
-    """The bundles other daemons (hosts sharing the outbox, each with its own journal)
-    archived in sent/ since the last look, recorded as sent in this journal, so that the
-    same bundle dropped again here is a duplicate and its invoice ids already sent.
-
-    A look lists the day folders of NEWS_DAYS and compares their entries' names with
-    those it knows (seeded from the journal's own archive folders the first time a day is
-    looked at); only the receipt.json of a name not known is read, once. A quiet sent/
-    costs three listings a look, nothing opened.
-    """
-
-    def __init__(self) -> None:
-        self.sent_dir: Path | None = None
-        # Receipts read here of bundles this journal has on their way (delivering,
-        # retrying): another daemon took the bundle over and archived it. By bundle id,
-        # kept while such a row is there (its name is known, so its receipt is not read
-        # again), for the finisher to close the row once its work folder is gone for
-        # good (sentelsewhere.py). Only the loop writes; delivery workers read.
-        self.in_flight: dict[str, dict[str, Any]] = {}
-        self._known: dict[str, set[str]] = {}
-        self._failing: dict[str, int] = {}  # day → errno, said once until it changes
-        self._last: datetime | None = None  # the wall time of the last look
-
-    def look(self, journal: Journal, sent_dir: Path, now: datetime | None = None,
-             progress: Callable[[str], None] = lambda part: None) -> int:
-        """Record what is new in `sent_dir`; the number of bundles learned. (A reload may
-        name another sent/: its names are then looked at afresh.) `progress(part)` before
-        each receipt read: the look at start, before READY, reads every receipt of three
-        busy day folders that this journal does not know (StartProgress)."""
-        if sent_dir != self.sent_dir:
-            self.sent_dir, self._known, self._failing, self._last = sent_dir, {}, {}, None
-        at = now or datetime.now(UTC)
-        days = [(at + timedelta(days=d)).strftime("%Y-%m-%d") for d in NEWS_DAYS]
-        for gone in set(self._known) - set(days):
-            del self._known[gone]
-        # A day out of the window is never looked at again: kept, a share whose day
-        # folders cannot be read would leave one entry a day for the daemon's life.
-        for gone in set(self._failing) - set(days):
-            del self._failing[gone]
-        records: list[dict[str, Any]] = []
-        read: list[tuple[set[str], str]] = []
-        for day in days:
-            names = self._names(day)
-            if names is None:
-                continue
-            known = self._known.get(day)
-            if known is None:
-                known = self._known[day] = self._seed(journal, day, _start_of(day) - _SEED)
-            elif names - known and self._last is not None:
-                # This daemon's own entries archived since the last look: known by the
-                # journal's few rows since then, not read.
-                known |= self._seed(journal, day, self._last - _SINCE_LAST)
-            for name in names - known:
-                progress(f"{day}/{name}")
-                known.add(name)
-                read.append((known, name))
-                rec = _entry_record(sent_dir / day / name, day)
-                if rec is None:
-                    continue
-                if not journal.was_sent(rec["bundle_id"]):
-                    records.append(rec)
-                elif journal.in_flight(rec["bundle_id"]):
-                    self.in_flight[rec["bundle_id"]] = rec
-        for bundle_id in [b for b in self.in_flight if not journal.in_flight(b)]:
-            del self.in_flight[bundle_id]  # closed, or finished here after all
-        self._last = at
-        if not records:
-            return 0
-        try:
-            journal.import_sent(records, NEWS_DETAIL)
-        except JournalError:
-            for known, name in read:  # the journal said why; read again at the next look
-                known.discard(name)
-            return 0
-        logs.get().info("bundles other daemons sent, read from sent/", bundles=len(records),
-                        files=[r["invoice_file"] for r in records[:10]])
-        return len(records)
-
-    def _seed(self, journal: Journal, day: str, since: datetime) -> set[str]:
-        """The names of the day folder's entries of this journal's rows sent since
-        `since` (their delivery): what this daemon archived there itself."""
-        assert self.sent_dir is not None
-        folder = self.sent_dir / day
-        return {Path(d).name for d in journal.archived_since(iso_of(since))
-                if Path(d).parent == folder}
-
-    def _names(self, day: str) -> set[str] | None:
-        """The entries of one day folder (not dot-names: a copy still being made), None
-        when there is none; never through a link."""
-        assert self.sent_dir is not None
-        folder = self.sent_dir / day
-        try:
-            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            self._cannot_read(day, exc)
-            return None
-        try:
-            # The listing fails too when a share drops meanwhile (EIO, ENOTCONN).
-            with os.scandir(fd) as it:
-                names = {e.name for e in it if not e.name.startswith(".")
-                         and e.is_dir(follow_symlinks=False)}
-        except OSError as exc:
-            self._cannot_read(day, exc)
-            return None
-        finally:
-            os.close(fd)
-        self._failing.pop(day, None)
-        return names
-
-    def _cannot_read(self, day: str, exc: OSError) -> None:
-        """Said once per day folder until its error changes; its names wait."""
-        assert self.sent_dir is not None
-        if self._failing.get(day) != exc.errno:
-            self._failing[day] = exc.errno or 0
-            logs.get().warning(
-                "a day folder in sent/ cannot be read; what other daemons sent there is "
-                "not known here, so a bundle dropped again may be sent again — fix its "
-                "permissions (or the share)", folder=str(self.sent_dir / day), error=str(exc))

@@ -3,7 +3,7 @@
 Daemons sharing an outbox each keep their own journal (docs/operations.md, Several
 daemons on one share). One may take over and archive a bundle another had claimed: a
 work folder named before owners, an admin moving folders, a daemon started on a new
-journal. The look at sent/ (readback.SentNews) then reads the receipt of a bundle this
+journal. The look at sent/ (sentnews.SentNews) then reads the receipt of a bundle this
 journal has delivering or retrying; once this daemon's work folder for it is gone for
 good, the row ends `sent`, naming the other daemon's entry, instead of retrying "is the
 share mounted?" for ever. Gone for good, strictly: the work folder is missing from the
@@ -40,7 +40,7 @@ class SentElsewhere:
     paused: set[int]
     _move_faults: dict[int, tuple[int, float]]
     _validated: dict[int, Bundle]
-    # readback.SentNews.in_flight (the service hands it over): bundle id → the record of
+    # sentnews.SentNews.in_flight (the service hands it over): bundle id → the record of
     # another daemon's sent/ entry of a bundle on its way here.
     elsewhere: Mapping[str, dict[str, Any]]
 

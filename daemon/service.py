@@ -32,7 +32,7 @@ from typing import Any
 
 from daemon import GROUP_SIGNALS, einvoice, logs, statelock
 from daemon.bundle import Bundle
-from daemon.changes import RESCAN, Changes, WatcherLike
+from daemon.changes import RESCAN, SENT_NEWS, Changes, WatcherLike
 from daemon.config import Settings
 from daemon.config_credentials import plain_http_warning
 from daemon.config_folders import prepare_folders
@@ -48,11 +48,12 @@ from daemon.orphans import Orphans
 from daemon.outage import Outage
 from daemon.pipeline import Next, Pipeline
 from daemon.publish import Publisher
-from daemon.readback import SentNews, restore_sent
+from daemon.readback import restore_sent
 from daemon.readers import Readers, needs_engine
 from daemon.reload import Reloading, sends_as
 from daemon.scan import Candidate, Snapshot, list_outbox, snapshot
 from daemon.secret_files import exposure_warnings
+from daemon.sentnews import SentNews
 from daemon.settle import Pacer
 from daemon.stopping import Stopping
 from daemon.timers import Timers, Waker
@@ -308,6 +309,8 @@ class Service(Changes, Reloading, Stopping):
             elif key == RESCAN:
                 self.timers.at(RESCAN, now + self.settings.outbox.rescan_seconds)
                 self.rescan()
+            elif key == SENT_NEWS:
+                self.more_news()
             elif key == WATCHDOG and self._keepalive:
                 notify("WATCHDOG=1")
                 self.timers.at(WATCHDOG, now + self._keepalive)

@@ -23,7 +23,7 @@ from daemon import logs
 from daemon.config import Settings
 from daemon.errors import OutboxdError
 from daemon.journal import LIVE, Journal, Row
-from daemon.leftalone import SPELLING, LeftBehind, left_behind, moved_back_today
+from daemon.leftalone import SPELLING, LeftBehind, MovedBackToday, left_behind
 from daemon.ourfiles import remove_ours, replace_ours
 from daemon.pagefile import PageFile, old_page
 from daemon.pagehtml import page
@@ -60,6 +60,7 @@ class StatusPage:
         self._swept: Path | None = None  # the page whose leftover temp files are gone
         self._file = PageFile()  # a clerk's file of the page's name is never replaced
         self._strays = StrayFolders()
+        self._moved_back = MovedBackToday()  # the folders of today's quarantined, looked at
         self._said_left: set[tuple[str, str]] = set()
         # Look-alikes shown as left by a quarantine (as shown: printable): a rename or
         # removal of one changes no journal row, so its event must ask for a refresh.
@@ -181,7 +182,7 @@ class StatusPage:
         """The page's body (without the time it is written) as of `now`."""
         share = settings.share
         today = now.astimezone(UTC).strftime("%Y-%m-%d")
-        rows, more = _journal_rows(journal, now, today, settings.outbox.path)
+        rows, more = _journal_rows(journal, now, today, settings.outbox.path, self._moved_back)
         idle: list[Idle] = []
         names = release_names(settings.outbox.path, share)  # names only: no stat
         # The loop passes the invoice files it knows; listing is the fallback.
@@ -227,17 +228,18 @@ class StatusPage:
         self._reported_bad = set(bad)
 
 
-def _journal_rows(journal: Journal, now: datetime, today: str, outbox: Path
-                  ) -> tuple[list[Row], dict[str, int]]:
+def _journal_rows(journal: Journal, now: datetime, today: str, outbox: Path,
+                  moved_back: MovedBackToday) -> tuple[list[Row], dict[str, int]]:
     """The rows the page lists, in journal order: every unfinished one, and of today's
     sent and quarantined the latest FINISHED_SHOWN; with how many more of those two
     there are (render's `more`). A busy day's thousands are counted by the index, not
     read and decoded at every refresh. Quarantined ones moved back by hand are left out
     of both, as still_quarantined leaves them out of the 24 hours' rows: that takes a
-    look at each of today's folders, by four columns of its row."""
+    look at the folders of the ones listed, and of a bounded few of the others in turn
+    (`moved_back`), by four columns of their rows."""
     quarantined = journal.folders_on("quarantined", today)
-    gone = moved_back_today(quarantined, today, outbox,
-                            lambda: journal.last_row_of_files(days=1, at=now))
+    gone = moved_back(quarantined, today, outbox,
+                      lambda: journal.last_row_of_files(days=1, at=now), FINISHED_SHOWN)
     kept = [r.id for r in quarantined if r.id not in gone]  # the latest first
     rows = (journal.unfinished() + journal.finished_on("sent", today, FINISHED_SHOWN)
             + journal.rows_by_id(kept[:FINISHED_SHOWN]))

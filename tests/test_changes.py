@@ -358,3 +358,90 @@ def test_an_invoice_dropped_while_the_rescan_restarts_a_dead_watcher_is_found_by
     assert svc.watcher.restarts == 1
     assert clock.t < svc.timers.due_at(service_module.RESCAN)  # the next rescan not yet
     assert svc.journal.summary().get("waiting") == 1
+
+
+def _other_daemons_receipts(sent: Path, count: int) -> list[str]:
+    """`count` entries another daemon filed in today's sent/ day folder; their bundle ids."""
+    import json
+    from datetime import UTC, datetime
+    folder = sent / datetime.now(UTC).strftime("%Y-%m-%d")
+    ids = []
+    for n in range(count):
+        bid = f"{n:064x}"
+        entry = folder / f"INV-{n}--{bid[:12]}"
+        entry.mkdir(parents=True)
+        (entry / "receipt.json").write_text(json.dumps({
+            "manifest": {"bundle_id": bid, "invoice_file": {"name": f"INV-{n}.xml"},
+                         "invoices": [{"id": f"INV-{n}", "attachments": []}]},
+            "response": {"status": 201, "receipt_id": f"r-{n}"}, "attempts": 1,
+            "delivered_at": "2031-05-06T12:00:00.000Z"}))
+        ids.append(bid)
+    return ids
+
+
+def test_receipts_another_daemon_filed_are_read_a_turns_share_at_a_time(
+        make_service: Any, clock: FakeClock, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rescan that finds thousands of receipts another daemon filed in sent/ read them
+    all on the loop in one go (50,000: 5.5 s on a local disk, more on a share, with no
+    keep-alive to systemd's watchdog and no fresh bundle stepped meanwhile). Each turn now
+    reads receipts only for its share (NEWS_TURN on the loop's clock), the next turn comes
+    at once, and every receipt is read once and learned. Each read here costs 2 ms of the
+    fake clock."""
+    from daemon import changes, sentnews
+    svc = make_service()
+    ids = _other_daemons_receipts(svc.settings.sent_dir, 40)
+    read: list[str] = []
+    real = sentnews.receipt_record
+
+    def costly(folder: Path, day: str | None = None) -> Any:
+        read.append(folder.name)
+        clock.t += 0.002
+        return real(folder, day)
+
+    monkeypatch.setattr(sentnews, "receipt_record", costly)
+    rescan_due = svc.timers.due_at(service_module.RESCAN)
+    assert rescan_due is not None
+    clock.t = rescan_due
+    turns, per_turn = 0, []
+    while turns == 0 or svc.sent_news.pending:
+        before, began = len(read), clock.t
+        wait = svc.turn()
+        turns += 1
+        per_turn.append(len(read) - before)
+        # The loop's clock moved by the turn's share and one read more at most.
+        assert clock.t - began <= changes.NEWS_TURN + 0.002 + 1e-9
+        if svc.sent_news.pending:
+            assert wait == 0.0  # the rest is read at the next turn, not a rescan later
+        assert turns < 100
+    assert max(per_turn) <= 3 and sum(per_turn) == 40 and turns >= 14
+    assert sorted(read) == sorted(set(read))  # each receipt read once
+    assert all(svc.journal.was_sent(b) for b in ids)
+
+
+def test_a_sent_folder_off_its_mount_teaches_the_look_nothing(
+        make_service: Any, clock: FakeClock, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """While sent/ is off the file system it was on at the start (its share unmounted,
+    the bare mount point left), a rescan does not look over it: nothing there is read or
+    recorded. Once the share is back, the next rescan learns what the other daemons
+    filed."""
+    svc = make_service()
+    sent = svc.settings.sent_dir
+    [bid] = _other_daemons_receipts(sent, 1)
+    mounts = svc.pipeline.finish.mounts
+    real_away = mounts.away
+    monkeypatch.setattr(mounts, "away", lambda folder: "share unmounted" if folder == sent
+                        else real_away(folder))
+    for _ in range(2):
+        due = svc.timers.due_at(service_module.RESCAN)
+        assert due is not None
+        clock.t = due
+        svc.turn()
+    assert not svc.journal.was_sent(bid) and not svc.sent_news.pending
+    monkeypatch.setattr(mounts, "away", real_away)
+    due = svc.timers.due_at(service_module.RESCAN)
+    assert due is not None
+    clock.t = due
+    svc.turn()
+    assert svc.journal.was_sent(bid)

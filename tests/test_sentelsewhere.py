@@ -17,7 +17,7 @@ from structlog.testing import capture_logs  # noqa: E402
 
 from daemon.errors import Retryable  # noqa: E402
 from daemon.pipeline import Pipeline  # noqa: E402
-from daemon.readback import SentNews  # noqa: E402
+from daemon.sentnews import SentNews  # noqa: E402
 
 STUCK = "is the share mounted?"
 

@@ -626,3 +626,47 @@ def test_a_refresh_reads_only_the_rows_it_lists_however_busy_the_day(
     assert built[0] <= 2 * FINISHED_SHOWN + under_way
     assert "3000Sent today" in Page(
         (settings.outbox.path / "outboxd-status.html").read_text()).text["top"].replace("\n", "")
+
+
+def test_a_refresh_looks_at_a_bounded_few_of_todays_quarantined_folders(
+        journal: Journal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each refresh looked at the folder of every bundle quarantined today (an lstat each,
+    a round trip each on a share: 3,000 a day cost 3,000 at every page write). Now the
+    folders of the ones listed are looked at at each refresh, the others once and then
+    RELOOKED a refresh in turn; one of the oldest moved back by hand still leaves the
+    count within a round of refreshes, and the page is then the one every row gives."""
+    from daemon.leftalone import RELOOKED, still_quarantined
+    from daemon.pagehtml import page as html_page
+    from daemon.pagerender import FINISHED_SHOWN, render
+    settings, now = a_busy_day(journal, tmp_path, 0, 3000)
+    outbox, quarantine = settings.outbox.path, str(tmp_path / "quarantine")
+    looks = [0]
+    real = os.lstat
+
+    def counting(path: Any, *a: Any, **kw: Any) -> Any:
+        looks[0] += str(path).startswith(quarantine)
+        return real(path, *a, **kw)
+
+    monkeypatch.setattr(os, "lstat", counting)
+    clock = [100.0]
+    status = StatusPage(clock=lambda: clock[0], wall=lambda: now)
+
+    def refresh() -> int:
+        looks[0] = 0
+        clock[0] += PAGE_PACE_MAX
+        status.refresh(journal, settings, invoice_files=[])
+        return looks[0]
+
+    assert refresh() >= 3000  # the first: each folder once
+    # The listed ones (a fifth of those looked at were moved back) and RELOOKED more.
+    assert refresh() <= FINISHED_SHOWN * 5 // 4 + 1 + RELOOKED
+    oldest = tmp_path / "quarantine" / "2031-05-06" / "bad-00001--0123456789ab"
+    (oldest / "bad-00001.xml").rename(outbox / "bad-00001.xml")  # by hand, no event
+    for _ in range(3000 // RELOOKED + 1):
+        assert refresh() <= FINISHED_SHOWN * 5 // 4 + 1 + RELOOKED
+    monkeypatch.setattr(os, "lstat", real)
+    rows = still_quarantined(journal.recent(days=1, at=now), "2031-05-06", outbox)
+    every_row = html_page(render(rows, [], now, settings.share.release_suffix, body_only=True,
+                                 sidecar_suffix=settings.outbox.sidecar_suffix,
+                                 unattached=settings.policy.unattached), now)
+    assert (outbox / "outboxd-status.html").read_text(encoding="utf-8") == every_row
