@@ -146,3 +146,30 @@ def test_full_share_after_delivery_keeps_the_bundle_until_its_receipt_is_written
     assert len(back.requests()) == 1
     assert list(processing.iterdir()) == []
     no_traceback(daemon.stderr())
+
+
+def test_full_receiver_store_answers_507_and_the_bundle_goes_once_there_is_room(
+        env: Env, mounts: Mounts, start_receiver, start_daemon) -> None:
+    """The reference receiver (`outboxd receiver`, a process) has its store on a small
+    tmpfs that is full: each POST is answered 507 "store is full" with the fix, without a
+    traceback and without a half-stored bundle; the daemon keeps the bundle retrying with
+    that answer. Once space is back the bundle is stored and archived, by itself."""
+    store = mounts.tmpfs(env.root / "store", "2m")
+    receiver = start_receiver(store=store, process=True)
+    env.write_config(receiver.url)
+    daemon = start_daemon()
+    filler = fill(store)
+    data = b"a;b;c\n" * 50000
+    drop_bundle(env.outbox, "INV-4", {"hours.csv": data})
+    row = wait_for(lambda: (lambda b: b if b["last_error"] else None)(
+        bundle_of(env.config, "INV-4.xml")), what="the refused delivery")
+    assert row["state"] == "retrying" and "507" in row["last_error"], row
+    assert "store is full" in row["last_error"], row
+    wait_for(lambda: "POST /bundles 507" in receiver.stderr(), what="the receiver's line")
+    assert [p.name for p in store.iterdir() if p.is_dir()] == []  # no staging, no bundle
+
+    filler.unlink()
+    [archived] = wait_for(env.sent_bundles, timeout=30, what="sent once the store has room")
+    assert (archived / "INV-4" / "hours.csv").read_bytes() == data
+    assert [p.name for p in store.iterdir() if p.is_dir()] == [row["bundle_id"]]
+    no_traceback(daemon.stderr(), receiver.stderr())
