@@ -5,7 +5,9 @@ here every write of the daemon on the share meets the full disk — the claim's 
 NAME.errors.txt, the status page, the papers written into the work folder and the rename
 into sent/ on the same file system. Nothing is lost, nothing is recorded as done before it
 is, each refusal says "No space left" and the fix, and all of it goes on by itself once
-space is back, without a restart."""
+space is back, without a restart. Also the other disks the journal's tests
+(tests/faults/test_journal.py) leave: the reference receiver's store, and the state dir's
+compile cache."""
 
 from __future__ import annotations
 
@@ -173,3 +175,15 @@ def test_full_receiver_store_answers_507_and_the_bundle_goes_once_there_is_room(
     assert (archived / "INV-4" / "hours.csv").read_bytes() == data
     assert [p.name for p in store.iterdir() if p.is_dir()] == [row["bundle_id"]]
     no_traceback(daemon.stderr(), receiver.stderr())
+
+
+def test_full_state_dir_leaves_no_compile_cache_temp(env: Env, mounts: Mounts) -> None:
+    """The state dir (a small tmpfs) is full when the e-invoice rules are compiled and
+    cached there, as at a daemon's start: the rules work all the same and no temp file
+    cut short is left to hold the space the journal needs."""
+    from daemon.einvoice.engine import Engine
+    state = mounts.tmpfs(env.state, "1m")
+    fill(state)
+    Engine(state / "einvoice")
+    assert [p.name for p in state.rglob("*")] in (
+        [".filler"], [".filler", "einvoice"], ["einvoice", ".filler"]), list(state.rglob("*"))
