@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from daemon.bundle import Bundle, Finding
 from daemon.config import Settings
 from daemon.convert import unconverted
-from daemon.errors import ClaimLost, InputError, NothingClaimed
+from daemon.errors import ClaimLost, InputError, NothingClaimed, describe
 from daemon.fsops import opened_from
 from daemon.fswrite import fsync_dir, held_path, rename_noreplace
 from daemon.manifest import bundle_id_of
@@ -351,7 +351,7 @@ def not_moved(exc: OSError) -> str:
                 "to the bundle's folders themselves (a folder copied in by another user "
                 "keeps that user's permissions; a sticky bit on an outbox outboxd does not "
                 "own lets only the owner of a file move it)")
-    return f"cannot move into processing: {exc}"
+    return f"cannot move into processing: {describe(exc)}"
 
 
 def assemble_here(jobs: list[tuple[Candidate, Bundle]], settings: Settings

@@ -311,7 +311,7 @@ class Claims(Stranded):
             return undone if undone.claimed is not None else Next(at=self._claim_paused[key])
         if moved:
             self._put_back(c)
-        log.error("cannot claim bundle; will try again", error=str(exc),
+        log.error("cannot claim bundle; will try again", error=not_moved(exc),
                   retry_in=self.s.outbox.rescan_seconds)
         return Next(at=self._claim_paused[key])
 

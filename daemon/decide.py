@@ -14,7 +14,7 @@ from daemon import logs, release, sentbefore, unattached
 from daemon.bundle import Finding, reasons_of
 from daemon.claims import Claims
 from daemon.cutshort import grace_seconds, looks_cut_short, while_held
-from daemon.errorsfile import HeldErrors, errors_file_for, report_failure
+from daemon.errorsfile import HeldErrors, errors_file_for, report_failure, tried_again
 from daemon.journal import Row, iso_in, now_iso, seconds_until
 from daemon.papers import PAPER_NAME_CODE
 from daemon.scan import Candidate
@@ -45,16 +45,16 @@ class Decisions(Claims):
         # So is a part at a paper's name: its quarantine would wait at that name for good.
         if bundle.errors and (policy.invalid == "hold" or is_shared(bundle.errors)
                               or any(f.code == PAPER_NAME_CODE for f in bundle.errors)):
-            self._errors_file(cand, known, bundle.errors)
+            again = self._errors_file(cand, known, bundle.errors, now)
             self._live(row, key, "held", bundle_id=bid, invoice_ids=list(bundle.invoice_ids),
                        reasons=reasons_of(bundle.errors))
-            return IDLE
+            return Next(at=again) if again is not None else IDLE
         if (until := self._grace_until(key, known, now)) is not None:
             shown = while_held(bundle.errors, grace_seconds(self.s.outbox.settle_seconds))
-            self._errors_file(cand, known, shown)
+            again = self._errors_file(cand, known, shown, now)
             self._live(row, key, "held", bundle_id=bid, invoice_ids=list(bundle.invoice_ids),
                        reasons=reasons_of(shown))
-            return Next(at=until)
+            return Next(at=until if again is None else min(until, again))
         # Not held (it passes, or is quarantined after a reload set invalid = "quarantine"):
         # an errors file written while it was held must not stay behind in the outbox.
         self._errors_file(cand, known, ())
@@ -132,19 +132,37 @@ class Decisions(Claims):
             self._due[key] = due
         return due[1] - now
 
-    def _errors_file(self, cand: Candidate, known: Known, errors: tuple[Finding, ...]) -> None:
+    def _errors_file(self, cand: Candidate, known: Known, errors: tuple[Finding, ...],
+                     now: float | None = None) -> float | None:
         """Write NAME.errors.txt for a held bundle, or take it out of that file once it
         passes (the file goes when no bundle of the NAME is held).
 
         Only a file that carries our header is ours to replace or remove; a
-        person's file of that name is left alone. Done once per snapshot.
+        person's file of that name is left alone. Done once per snapshot, unless it
+        failed for a reason that passes with no change of the bundle (a full disk, a
+        quota, permissions): then the loop's time to try again (rescan_seconds after
+        `now`, the loop's clock; None without it), for the clerk would otherwise never
+        get the file of a bundle that stays as it is.
         """
         if known.errors_file_done is bool(errors):
-            return
+            return None
         known.errors_file_done = bool(errors)
-        self._write_errors_file(cand, errors, logs.bundle_log(
-            self.log, cand.invoice.name, known.bundle_id or None,
-            known.bundle.invoice_ids if known.bundle else ()))
+        log = logs.bundle_log(self.log, cand.invoice.name, known.bundle_id or None,
+                              known.bundle.invoice_ids if known.bundle else ())
+        try:
+            self.errors_files.update(cand, errors, log)
+        except OSError as exc:
+            if str(exc) != known.errors_file_error:  # said once, not at each try
+                report_failure(log, errors_file_for(cand), exc)
+            if not tried_again(exc):
+                return None
+            known.errors_file_done, known.errors_file_error = None, str(exc)
+            return None if now is None else now + self.s.outbox.rescan_seconds
+        if known.errors_file_error:
+            known.errors_file_error = ""
+            log.info("errors file beside the invoice file written now",
+                     file=errors_file_for(cand).name)
+        return None
 
     def _clear_errors_file(self, cand: Candidate, row: Row) -> None:
         """Take a held bundle that left the outbox out of its NAME.errors.txt (only ours):

@@ -24,6 +24,7 @@ calls them, so the pipeline only ever decides on *our* kinds:
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable
 
 
@@ -181,10 +182,19 @@ class ReaderStopped(ReaderFailed):
     next start reads the bundle again."""
 
 
+# A write refused for want of room: the file system is full, or the user's quota on it
+# is used up. Nothing outboxd does makes room (it deletes no input), so the line says
+# what the admin does.
+NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT})
+NO_ROOM_FIX = "free space on that file system, or raise the disk quota of outboxd's user there"
+
+
 def describe(exc: OSError) -> str:
-    """An OSError for people: what went wrong and on which file."""
+    """An OSError for people: what went wrong and on which file (and, for a full disk or
+    quota, the fix)."""
     where = f" ({exc.filename})" if exc.filename else ""
-    return f"{exc.strerror or exc}{where}"
+    fix = f" — {NO_ROOM_FIX}" if exc.errno in NO_ROOM else ""
+    return f"{exc.strerror or exc}{where}{fix}"
 
 
 def not_utf8(exc: UnicodeDecodeError) -> str:
@@ -203,7 +213,7 @@ OS_FIX = "check that the path exists, that this user may read and write it, and 
 
 def refused(exc: OSError) -> str:
     """The line for an OSError the environment answered a command with: what, and the fix."""
-    return f"{describe(exc)} — {OS_FIX}"
+    return describe(exc) if exc.errno in NO_ROOM else f"{describe(exc)} — {OS_FIX}"
 
 
 # A value in an error line is there to be recognised, not read whole: a 40 KB value

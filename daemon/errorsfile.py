@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.bundle import Finding
-from daemon.errors import NotOurs
+from daemon.errors import NO_ROOM, NotOurs
 from daemon.fswrite import Stranded, free_name, fsync_dir, rename_noreplace, written_temp
 from daemon.names import ERRORS_SUFFIX, escaped_controls, for_terminal, stem
 from daemon.ourfiles import Judged, opened, remove_ours, replace_ours
@@ -289,6 +289,15 @@ def drop_orphaned_errors(outbox: Path, invoice_files: Iterable[str],
             remove_ours(path, functools.partial(_if_marked, path))
 
 
+def tried_again(exc: OSError) -> bool:
+    """Whether a NAME.errors.txt that could not be written (`exc`) is tried again without
+    a change of its bundle: a full disk, a quota, permissions pass by the admin's hand,
+    which the outbox's events do not tell. Not a person's file at its name (kept, or
+    theirs to rename back), a file changed at each try, nor a name too long."""
+    return not isinstance(exc, Stranded) and exc.errno not in (
+        errno.EEXIST, errno.EAGAIN, errno.ENAMETOOLONG)
+
+
 def report_failure(log: Any, path: Path, exc: OSError) -> None:
     """Log that NAME.errors.txt (`path`) could not be written or removed (`exc`), with
     what happened and what to do. The file is only the clerk's copy: the journal,
@@ -311,8 +320,11 @@ def report_failure(log: Any, path: Path, exc: OSError) -> None:
                "another name")
     elif exc.errno == errno.ENAMETOOLONG:
         fix = "shorten the invoice file's name"
+    elif exc.errno in NO_ROOM:
+        fix = ("free space on the outbox's file system, or raise the disk quota of outboxd's "
+               "user there; outboxd writes the file by itself once it can")
     else:
-        fix = "check the outbox's free space and permissions"
+        fix = "check the outbox's free space and permissions; outboxd tries again by itself"
     log.error("cannot write or remove the errors file beside the invoice file; its "
               "errors are on the status page and in `outboxd status`",
               file=path.name, error=str(exc), fix=fix)

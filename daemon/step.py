@@ -45,6 +45,9 @@ class Known:
     # NAME.errors.txt for this snapshot: written (True, held) or cleared (False: it
     # passes or is quarantined), None not yet; a reload may turn one into the other.
     errors_file_done: bool | None = None
+    # Why NAME.errors.txt could not be written for this snapshot (said once, not at each
+    # try again); "" when it was, or was not tried yet.
+    errors_file_error: str = ""
     error: str | None = None  # why the bundle could not be read (shown by status)
     # When to read it again (monotonic): a fault of the machine or the share, which
     # brings no event when it passes. None: read again when the files change.

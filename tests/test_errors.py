@@ -4,7 +4,10 @@ becomes for people."""
 from __future__ import annotations
 
 import errno
+import os
 from pathlib import Path
+
+import pytest
 
 from daemon.errors import (
     OS_FIX,
@@ -24,8 +27,18 @@ def test_describe_names_what_went_wrong_and_the_file(tmp_path: Path) -> None:
         missing.read_bytes()
     except OSError as exc:
         assert describe(exc) == f"No such file or directory ({missing})"
-    assert describe(OSError(errno.ENOSPC, "No space left on device")) == \
-        "No space left on device"
+    assert describe(OSError(errno.EIO, "Input/output error")) == "Input/output error"
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])
+def test_describe_gives_a_full_disk_or_quota_its_fix(tmp_path: Path, code: int) -> None:
+    """A write refused for want of room (a full file system, a quota used up) names the
+    file and says what the admin does: nothing outboxd does makes room."""
+    said = describe(OSError(code, os.strerror(code), str(tmp_path / "sent")))
+    assert said.startswith(f"{os.strerror(code)} ({tmp_path / 'sent'}) — ")
+    assert "free space on that file system" in said and "quota" in said
+    # refused() gives no second, vaguer fix after it.
+    assert refused(OSError(code, os.strerror(code))).count(" — ") == 1
 
 
 def test_refused_adds_the_one_fix_for_an_environment_error() -> None:

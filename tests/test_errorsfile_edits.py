@@ -393,19 +393,59 @@ class TestSavedMeanwhile:
 
     def test_an_errors_file_failure_of_the_share_still_says_to_check_it(
             self, tmp_path: Path) -> None:
-        """Any other failure (here: no space left) keeps its fix: check the outbox's free
-        space and permissions; a name too long says to shorten it."""
+        """A full outbox or a quota says to free space or raise the quota there; any other
+        failure of the share (here: permission denied) to check its free space and
+        permissions; a name too long says to shorten it."""
         with capture_logs() as said:
-            errorsfile.report_failure(logs.get(), tmp_path / "INV-1.errors.txt",
-                                      OSError(errno.ENOSPC, "No space left on device"))
-            errorsfile.report_failure(logs.get(), tmp_path / "INV-1.errors.txt",
-                                      OSError(errno.ENAMETOOLONG, "File name too long"))
-        assert [(e["log_level"], e["fix"]) for e in said] == [
-            ("error", "check the outbox's free space and permissions"),
-            ("error", "shorten the invoice file's name")]
+            for code in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.ENAMETOOLONG):
+                errorsfile.report_failure(logs.get(), tmp_path / "INV-1.errors.txt",
+                                          OSError(code, os.strerror(code)))
+        fixes = [e["fix"] for e in said]
+        assert all(e["log_level"] == "error" for e in said)
+        for full in fixes[:2]:
+            assert "free space on the outbox's file system" in full and "quota" in full
+            assert "by itself" in full
+        assert fixes[2] == ("check the outbox's free space and permissions; outboxd tries "
+                            "again by itself")
+        assert fixes[3] == "shorten the invoice file's name"
 
 
 class TestAfterAFailedWrite:
+    @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])
+    def test_an_errors_file_the_full_share_refused_is_written_once_space_is_back(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int) -> None:
+        """The outbox is full (or the quota used up) when a bundle is held: its errors
+        file cannot be written, which is said once. The bundle does not change, so no
+        event comes; once space is back the file is written all the same, by the try
+        that the step asked for rescan_seconds later (a stand-in for the full disk,
+        injected where the file is written: tests/faults/test_full_share.py has it on
+        a real full file system)."""
+        p, s = make(tmp_path, policy={"invalid": "hold"})
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": b""})
+        errors = s.outbox.path / "INV-1.errors.txt"
+        real = errorsfile.replace_ours
+
+        def full(*args: object, **kwargs: object) -> os.stat_result:
+            raise OSError(code, os.strerror(code), str(errors))
+
+        monkeypatch.setattr(errorsfile, "replace_ours", full)
+        [cand] = list_outbox(s.outbox).candidates.values()
+        with capture_logs() as said:
+            first = step(p, cand, 1000.0)
+            again = step(p, cand, first.at or 1000.0)  # still full: tried, not said again
+        assert first.at == again.at - 30.0 == 1000.0 + 30.0  # rescan_seconds on
+        assert not errors.exists()
+        told = [e for e in said if "errors file" in e["event"]]
+        assert len(told) == 1 and os.strerror(code) in told[0]["error"], said
+        assert [r.state for r in p.j.unfinished()] == ["held"]
+        monkeypatch.setattr(errorsfile, "replace_ours", real)
+        with capture_logs() as said:
+            done = step(p, cand, again.at or 0.0)
+        assert errors.read_text("utf-8").startswith(errorsfile.ERRORS_HEADER)
+        assert done.at is None  # written: nothing more to try
+        assert [e["event"] for e in said] == [
+            "errors file beside the invoice file written now"]
+
     def test_an_errors_file_a_failed_rewrite_left_is_not_taken_for_an_edit(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """The held bundle's errors change while the share is full: the rewrite fails and

@@ -23,6 +23,7 @@ under a lock (validation takes well under a millisecond).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -235,7 +236,10 @@ def _unchecked(saxon: str) -> str:
 
 
 def _write_quietly(path: Path, text: str) -> None:
-    """Atomically, and never fatal: the cache only saves time."""
+    """Atomically, and never fatal: the cache only saves time. A temp not written whole
+    (a full state dir) is removed: left, each start would add one, holding the very
+    space the journal needs there."""
+    tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".xsl")
@@ -243,7 +247,9 @@ def _write_quietly(path: Path, text: str) -> None:
             fh.write(text)
         os.replace(tmp, path)
     except OSError:
-        pass
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
 
 
 def _drop_stale(current: Path, name: str) -> None:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon import logs
-from daemon.errors import Refusal, UsageError
+from daemon.errors import NO_ROOM, Refusal, UsageError, describe
 from daemon.manifest import utc_now_iso
 from daemon.receiver import limits
 from daemon.receiver.faults import Fault
@@ -62,6 +62,7 @@ class ReceiverServer(ThreadingHTTPServer):
         self.retry_after = retry_after  # sent with injected 429/503 answers
         self.in_progress: set[str] = set()
         self.responses: dict[str, bytes] = {}
+        self.log_failure = ""  # why requests.jsonl could not be appended to, said once
         self.slots = threading.BoundedSemaphore(limits.MAX_CONNECTIONS)
         store.mkdir(parents=True, exist_ok=True)
         for leftover in store.glob(".tmp-*"):  # staging of a receiver that died mid-request
@@ -129,9 +130,23 @@ class ReceiverServer(ThreadingHTTPServer):
             self.responses[key] = body
 
     def append_log(self, record: dict[str, Any]) -> None:
+        """One line in requests.jsonl. One that cannot be written (a full store) costs the
+        line, never the answer: said once per distinct error, and again once it passes."""
         line = json.dumps(record, ensure_ascii=False) + "\n"
-        with self.lock, open(self.store / "requests.jsonl", "a", encoding="utf-8") as fh:
-            fh.write(line)
+        path = self.store / "requests.jsonl"
+        with self.lock:
+            try:
+                with open(path, "a", encoding="utf-8") as fh:
+                    fh.write(line)
+            except OSError as exc:
+                if describe(exc) != self.log_failure:
+                    self.log_failure = describe(exc)
+                    logs.get().error("cannot append to the request log; requests go on "
+                                     "being answered", file=str(path), error=describe(exc))
+                return
+            if self.log_failure:
+                self.log_failure = ""
+                logs.get().info("the request log is written again", file=str(path))
 
 
 class ReceiverHandler(BaseHTTPRequestHandler):
@@ -262,7 +277,13 @@ class ReceiverHandler(BaseHTTPRequestHandler):
         except (ConnectionError, TimeoutError) as exc:
             status, error, gone = 400, f"request body not received: {exc}", True
             self.close_connection = True
-        except Exception as exc:  # a bug or a full disk: answer 500, keep serving
+        except OSError as exc:
+            if exc.errno not in NO_ROOM:
+                status, payload, error = 500, {"error": f"receiver failed: {exc!r}"}, repr(exc)
+            else:  # 507 Insufficient Storage: nothing kept; the sender tries again later
+                error = f"the receiver's store is full: {describe(exc)}"
+                status, payload = 507, {"error": f"{error}; send the request again later"}
+        except Exception as exc:  # a bug: answer 500, keep serving
             status, payload, error = 500, {"error": f"receiver failed: {exc!r}"}, repr(exc)
         finally:
             if staging is not None:
@@ -276,7 +297,8 @@ class ReceiverHandler(BaseHTTPRequestHandler):
         if error:
             record["error"] = error
         self.server.append_log(record)
-        logs.get().info(f"POST {self.path} {status}", client=self.address_string(),
+        (logs.get().error if status == 507 else logs.get().info)(
+            f"POST {self.path} {status}", client=self.address_string(),
                         idempotency_key=key[:12] or None, **({"error": error} if error else {}))
         if status == 201 and (hold := self.server.take_hold()):
             threading.Event().wait(hold)

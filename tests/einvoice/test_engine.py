@@ -4,8 +4,13 @@ removed."""
 
 from __future__ import annotations
 
+import errno
+import os
 import threading
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from daemon.einvoice import preflight
 from daemon.einvoice.artefacts import artefacts_hash
@@ -44,6 +49,36 @@ def test_compiled_rules_are_cached_by_artefact_hash_only_when_asked(tmp_path: Pa
     (cache / names[0]).write_text("not xslt")
     Engine(cache)
     assert (cache / names[0]).read_text().startswith("<?xml")
+
+def test_a_cache_copy_a_full_state_dir_cut_short_leaves_no_temp_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The state dir is full when the compiled rules are written to its cache: the engine
+    works all the same and leaves nothing behind (a temp cut short at each start would
+    hold the space the journal needs). A stand-in for the full disk, injected at the
+    write: tests/faults/test_full_share.py has it on a real full file system."""
+    from daemon.einvoice import engine
+    real = os.fdopen
+
+    class Full:
+        def __init__(self, fh: Any) -> None:
+            self.fh = fh
+
+        def __enter__(self) -> Full:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.fh.close()
+
+        def write(self, text: str) -> int:
+            self.fh.write(text[:4096])
+            self.fh.flush()  # a part on the disk, as a write cut short leaves it
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(engine.os, "fdopen", lambda fd, *a, **k: Full(real(fd, *a, **k)))
+    cache = tmp_path / "cache"
+    Engine(cache)  # compiled and usable: the cache only saves time
+    assert list(cache.iterdir()) == []
+
 
 def test_compiled_copies_under_an_older_key_are_not_used_and_are_removed(
         tmp_path: Path) -> None:

@@ -33,6 +33,23 @@ class Mounts:
         self.points.append(where)
         return where
 
+    def ext4(self, where: Path, size: str = "16M") -> Path:
+        """A small ext4 file system (a loop-mounted image beside `where`, no blocks kept
+        for root): unlike tmpfs, a full one refuses new folders too, as a real share's
+        disk does. Skips the test where loop devices or mkfs.ext4 are not to be had."""
+        image = where.with_name(where.name + ".img")
+        with open(image, "wb") as fh:
+            fh.truncate(_bytes(size))
+        try:
+            _run("mkfs.ext4", "-q", "-m", "0", str(image))
+            where.mkdir(parents=True, exist_ok=True)
+            _run("mount", "-o", "loop", str(image), str(where))
+        except (subprocess.CalledProcessError, FileNotFoundError) as exc:
+            pytest.skip(f"cannot make a loop-mounted ext4 here ({exc}): no mkfs.ext4 or no "
+                        "loop device")
+        self.points.append(where)
+        return where
+
     def bind(self, src: Path, where: Path, readonly: bool = False) -> Path:
         where.mkdir(parents=True, exist_ok=True)
         _run("mount", "--bind", str(src), str(where))
@@ -49,6 +66,11 @@ class Mounts:
         for p in reversed(self.points):
             subprocess.run(["umount", "-l", str(p)], capture_output=True)
         self.points.clear()
+
+
+def _bytes(size: str) -> int:
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    return int(size[:-1]) * units[size[-1].lower()] if size[-1].isalpha() else int(size)
 
 
 def _can_mount(tmp: Path) -> str | None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.client
 import json
+import os
 import socket
 from contextlib import ExitStack
 from pathlib import Path
@@ -13,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from helpers import run_receiver, wait_for
+from structlog.testing import capture_logs
 
 from .conftest import UBL, Starter, connect, log_lines, make_sent, post, raw_request, stored_bundles
 
@@ -157,6 +160,45 @@ class TestTokenAndFaults:
         assert sorted(p.name for p in (r.store / "documents").glob("*.xml")) == sorted(
             f"{k}.xml" for k in (keys[0], keys[4]))
         assert answers[0].json()["document_key"] == keys[0]
+
+
+class TestStoreFull:
+    @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])
+    def test_a_full_store_is_a_507_that_keeps_nothing_and_serving_goes_on(
+            self, tmp_path: Path, store: Path, start: Starter, code: int,
+            monkeypatch: pytest.MonkeyPatch) -> None:
+        """The store's file system is full (or its quota used up) while a bundle is
+        received, and requests.jsonl cannot be appended to either: the sender gets 507
+        naming "store is full" and the fix, no staging is left, the receiver logs it at
+        error and the request log's failure once. Once there is room the same bundle is
+        stored (201) and logged again. (A stand-in for the full disk, injected where the
+        store is written: tests/faults/test_full_share.py has the store on a real full
+        tmpfs.)"""
+        url = start(store)
+        sent = make_sent(tmp_path)
+        from daemon.receiver import receive, server
+
+        def full(*args: object, **kwargs: object) -> None:
+            raise OSError(code, os.strerror(code), str(store / "x"))
+
+        monkeypatch.setattr(receive, "write_atomic", full)
+        monkeypatch.setattr(server, "open", full, raising=False)  # requests.jsonl
+        with capture_logs() as said:
+            answers = [post(url, sent) for _ in range(2)]
+        assert [a.status_code for a in answers] == [507, 507]
+        error = answers[0].json()["error"]
+        assert "store is full" in error and os.strerror(code) in error and "free space" in error
+        assert stored_bundles(store) == [] and list(store.glob(".tmp-*")) == []
+        events = [(e["log_level"], e["event"]) for e in said]
+        assert events.count(("error", "cannot append to the request log; requests go on "
+                             "being answered")) == 1, events
+        assert events.count(("error", "POST /bundles 507")) == 2, events
+        monkeypatch.undo()
+        with capture_logs() as said:
+            assert post(url, sent).status_code == 201
+        assert stored_bundles(store) == [sent.key]
+        assert [line["status"] for line in log_lines(store)] == [201]
+        assert "the request log is written again" in [e["event"] for e in said]
 
 
 class TestStartUpErrors:
