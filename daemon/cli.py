@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
+    parser.set_defaults(commands=sub.choices)  # for an option a command does not know
 
     _add(sub, "run")
 
@@ -273,8 +274,12 @@ def _main(argv: Sequence[str] | None, hup_blocked_here: bool) -> int:
     command = None
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
         command = args.command
+        if unknown:
+            # Said by the command's own parser: its usage line and its name, not the
+            # top-level "usage: outboxd [-h] … COMMAND", which shows none of its options.
+            args.commands[command].error(f"unrecognized arguments: {' '.join(unknown)}")
         if hup_blocked_here and command != "run":
             # Only `run` reloads on SIGHUP: the others end by it, as they always did.
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})

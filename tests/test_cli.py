@@ -71,6 +71,20 @@ def test_subcommand_usage_error_names_the_command(capsys) -> None:
     assert "outboxd: attach: " in err and err.count("outboxd: ") == 1
 
 
+@pytest.mark.parametrize("argv", [["status", "--bogus"], ["run", "extra"],
+                                  ["check", "--frob", "x.xml"]])
+def test_an_option_a_command_does_not_know_is_told_with_that_commands_usage(
+        argv: list[str], capsys) -> None:
+    """`outboxd status --bogus` showed the top-level usage ("outboxd [-h] … COMMAND
+    …"), none of status's options, and did not name the command; now the command's own
+    usage and "outboxd: status: unrecognized arguments: --bogus", exit 2."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"usage: outboxd {argv[0]} " in err
+    assert f"outboxd: {argv[0]}: unrecognized arguments: {argv[1]}" in err
+    assert err.count("outboxd: ") == 1 and "Traceback" not in err
+
+
 @pytest.mark.parametrize("argv", [
     ["demo", "--once", "--timeout", "-5"], ["demo", "--pace", "nan"],
     ["demo", "--pace", "1e308"], ["demo", "--pace", "soon"],
