@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import math
 import os
 import signal
 import sys
@@ -88,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
+    parser.set_defaults(commands=sub.choices)  # for an option a command does not know
 
     _add(sub, "run")
 
@@ -144,10 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "turn (fault injection); 'pass' answers its request normally, "
                         "STATUS:SECONDS sends Retry-After: SECONDS with it (e.g. pass,422 "
                         "or 503,429:3600)")
-    p.add_argument("--hold-first", type=float, default=0.0, metavar="SECONDS",
+    p.add_argument("--hold-first", type=_seconds, default=0.0, metavar="SECONDS",
                    help="store the first bundle, then wait this long before answering "
                         "(a lost answer, for crash trials)")
-    p.add_argument("--retry-after", type=float, default=0.0, metavar="SECONDS",
+    p.add_argument("--retry-after", type=_seconds, default=0.0, metavar="SECONDS",
                    help="Retry-After sent with the injected 429/503 answers that "
                         "--fail-first gives none (default 0)")
 
@@ -158,9 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true",
                    help="stop when every sample reached its end; exit 0 if each reached the "
                         "expected one, 1 otherwise")
-    p.add_argument("--pace", type=float, default=1.0, metavar="SECONDS",
+    p.add_argument("--pace", type=_seconds, default=1.0, metavar="SECONDS",
                    help="pause between two samples (default %(default)s)")
-    p.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
+    p.add_argument("--timeout", type=_seconds, default=120.0, metavar="SECONDS",
                    help="with --once: give up after this long (default %(default)s)")
 
     p = _add(sub, "help", config=False)
@@ -197,6 +199,21 @@ def _count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"{value} is below 0 — give 0 or more")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """A wait given on the command line, as a configuration's durations are: -5 made
+    `demo --once --timeout` give up at once and report the samples as failed (exit 1,
+    not the usage error it is), and nan or 1e308 made `demo --pace` wait for ever."""
+    from daemon.config_values import MAX_SECONDS  # here: it loads pydantic and httpx
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or not 0 <= value <= MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds from 0 to "
+                                         f"{MAX_SECONDS} (one year)")
     return value
 
 
@@ -257,8 +274,12 @@ def _main(argv: Sequence[str] | None, hup_blocked_here: bool) -> int:
     command = None
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
         command = args.command
+        if unknown:
+            # Said by the command's own parser: its usage line and its name, not the
+            # top-level "usage: outboxd [-h] … COMMAND", which shows none of its options.
+            args.commands[command].error(f"unrecognized arguments: {' '.join(unknown)}")
         if hup_blocked_here and command != "run":
             # Only `run` reloads on SIGHUP: the others end by it, as they always did.
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})

@@ -233,8 +233,8 @@ class Recovery:
             bundle = read_in_place(work, lambda: self.evaluate(moved, self.s))
         except Exception as exc:  # noqa: BLE001 - the attempt reads it again, says what is wrong
             if not isinstance(exc, InputError | OSError | ReaderFailed):  # not stop the start
-                self.log.exception("unexpected error reading a claimed bundle again",
-                                   invoice_file=row.invoice_file)
+                bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids
+                           ).exception("unexpected error reading a claimed bundle again")
             return None
         # A copy begun in the sidecar before the crash (an in-progress name) is a change
         # too, as for the check after a claim (claims.py): the id does not cover it.

@@ -94,7 +94,8 @@ class Service(Changes, Reloading, Stopping):
         self.workers = DeliveryWorkers(
             attempt=lambda row_id: self.pipeline.finish.attempt(row_id), schedule=self.schedule,
             wake=self._wake.set, stopping=lambda: self._stopping,
-            retry_max=lambda: self.settings.delivery.retry_max_seconds, clock=clock)
+            retry_max=lambda: self.settings.delivery.retry_max_seconds, clock=clock,
+            log_for=self._row_log)
         self._reader = reader  # a test's own executor: reads on it, in this process
         self._readers: Readers | None = None  # the daemon's reader processes
         # Each read's result with the settings it was made under: one made before a
@@ -104,6 +105,10 @@ class Service(Changes, Reloading, Stopping):
         self.outage = Outage(self.log, settings.outbox.path)  # the outbox away: said once
         self._keepalive = watchdog_interval()
         self.publish = Publisher(clock)  # STATUS= and the share's status page
+
+    def _row_log(self, row_id: int) -> Any:
+        row = self.journal.get(row_id)
+        return logs.bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids)
 
     # -- signals and hints -----------------------------------------------------
     def request_stop(self, *_: Any) -> None:

@@ -21,6 +21,7 @@ import collections
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from daemon import logs
 from daemon.errors import JournalError, OutboxdError
@@ -36,8 +37,12 @@ class DeliveryWorkers:
     def __init__(self, attempt: Callable[[int], float | None],
                  schedule: Callable[[int, float], None], wake: Callable[[], None],
                  stopping: Callable[[], bool], retry_max: Callable[[], float],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 log_for: Callable[[int], Any] | None = None) -> None:
         self._attempt = attempt
+        # A row's log bound to its bundle (logs.bundle_log), for what an attempt lets
+        # escape: a bundle event like any other (SPEC §8), not a bare row number.
+        self._log_for = log_for
         self._schedule = schedule
         self._wake = wake
         self._stopping = stopping
@@ -62,6 +67,16 @@ class DeliveryWorkers:
         for t in self._threads:
             t.start()
             show_name(t)
+
+    def _row_log(self, row_id: int) -> Any:
+        """The log for one row's event: its bundle's keys bound, or the bare log where
+        the journal cannot say which bundle it is (the error may be the journal's)."""
+        if self._log_for is not None:
+            try:
+                return self._log_for(row_id)
+            except Exception:  # noqa: BLE001 - the event is said all the same
+                pass
+        return self.log
 
     def queue(self, row_id: int) -> None:
         with self._cv:
@@ -124,10 +139,12 @@ class DeliveryWorkers:
                 delay = self._attempt(row_id)
             except OutboxdError as exc:
                 if not getattr(exc, "reported", False):  # the journal logs its own, once
-                    self.log.error("delivery step failed", row=row_id, error=str(exc))
+                    self._row_log(row_id).error("delivery step failed", row=row_id,
+                                                error=str(exc))
                 delay = JOURNAL_RETRY if isinstance(exc, JournalError) else self._retry_max()
             except Exception:  # noqa: BLE001 - a bug in one bundle must not stop the others
-                self.log.exception("unexpected error while delivering", row=row_id)
+                self._row_log(row_id).exception("unexpected error while delivering",
+                                                row=row_id)
                 delay = self._retry_max()
             finally:
                 with self._cv:

@@ -15,7 +15,8 @@ import structlog
 from conftest import OUTBOXD, Env
 
 from daemon import GROUP_SIGNALS
-from daemon.cli import COMMANDS, main
+from daemon.cli import COMMANDS, build_parser, main
+from daemon.errors import UsageError
 
 
 def test_help_lists_every_command_with_one_line(capsys) -> None:
@@ -68,6 +69,40 @@ def test_subcommand_usage_error_names_the_command(capsys) -> None:
     assert main(["attach", "INV-1"]) == 2
     err = capsys.readouterr().err
     assert "outboxd: attach: " in err and err.count("outboxd: ") == 1
+
+
+@pytest.mark.parametrize("argv", [["status", "--bogus"], ["run", "extra"],
+                                  ["check", "--frob", "x.xml"]])
+def test_an_option_a_command_does_not_know_is_told_with_that_commands_usage(
+        argv: list[str], capsys) -> None:
+    """`outboxd status --bogus` showed the top-level usage ("outboxd [-h] … COMMAND
+    …"), none of status's options, and did not name the command; now the command's own
+    usage and "outboxd: status: unrecognized arguments: --bogus", exit 2."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"usage: outboxd {argv[0]} " in err
+    assert f"outboxd: {argv[0]}: unrecognized arguments: {argv[1]}" in err
+    assert err.count("outboxd: ") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["demo", "--once", "--timeout", "-5"], ["demo", "--pace", "nan"],
+    ["demo", "--pace", "1e308"], ["demo", "--pace", "soon"],
+    ["receiver", "--store", "st", "--hold-first", "-1"],
+    ["receiver", "--store", "st", "--retry-after", "inf"]])
+def test_a_wait_on_the_command_line_that_is_no_duration_is_a_usage_error(
+        argv: list[str], capsys) -> None:
+    """A wait of demo or receiver that is negative, nan, inf or beyond a year is a usage
+    error (exit 2, main() maps it) found by parsing, before anything starts: `demo --once
+    --timeout -5` ran the demo, gave up at once and reported its samples as failed
+    (exit 1), `--pace nan` waited for ever, and the receiver took `--hold-first -1` and
+    `--retry-after inf`. Parsed only, so that a regression fails here instead of starting
+    a demo or a receiver that never ends."""
+    with pytest.raises(UsageError) as refused:
+        build_parser().parse_args(argv)
+    assert str(refused.value).startswith(f"{argv[0]}: argument {argv[-2]}: ")
+    assert "seconds" in str(refused.value)
+    assert capsys.readouterr().err.startswith(f"usage: outboxd {argv[0]} ")
 
 
 def test_help_for_an_unknown_topic_is_a_usage_error(capsys) -> None:

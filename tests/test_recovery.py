@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from PIL import Image
+from structlog.testing import capture_logs
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -376,9 +377,17 @@ class TestRecovery:
             raise RuntimeError("parser bug")
 
         p.finish.evaluate = broken
-        assert p.finish.recover() == [(row, 0.0)]
+        with capture_logs() as logs:
+            assert p.finish.recover() == [(row, 0.0)]
         assert p.j.get(row).state == "delivering"
         assert (work / "INV-1" / "a.pdf").exists()
+        # A bundle event (SPEC §8): it named the invoice file only, not the bundle id.
+        [line] = [e for e in logs if e["event"] == "unexpected error reading a claimed "
+                  "bundle again"]
+        got = p.j.get(row)
+        assert (line["bundle_id"], line["invoice_file"], line["invoice_ids"]) == \
+            (got.bundle_id, "INV-1.xml", got.invoice_ids)
+        assert len(line["bundle_id"]) == 64
         p.finish.evaluate = evaluate
         assert p.finish.attempt(row) is None and p.j.get(row).state == "sent"
 

@@ -23,6 +23,7 @@ from fakeloop import RESCAN, SETTLE, Counts, FakeClock, FakeWatcher, Inline, set
 from helpers import pdf_bytes, published, ubl_invoice, wait_for, write  # noqa: E402
 
 from daemon.config import Settings  # noqa: E402
+from daemon.errors import OutboxdError  # noqa: E402
 from daemon.journal.records import IN_FLIGHT, STATES  # noqa: E402
 from daemon.service import Service  # noqa: E402
 
@@ -96,6 +97,32 @@ def test_a_claim_that_fails_is_retried_on_the_loop_clock(make_service: Any, cloc
     # The worker threads deliver and archive it on their own: no loop turn, no clock step.
     row = wait_for(sent, what="the retried claim to be delivered and archived")
     assert (tmp_path / "target" / row.bundle_id / "INV-1.xml").exists()
+
+
+@pytest.mark.parametrize("escapes", [RuntimeError("a bug"), OutboxdError("said plainly")],
+                         ids=["unexpected", "outboxd-error"])
+def test_an_error_a_delivery_attempt_lets_escape_is_a_bundle_event_with_its_keys(
+        make_service: Any, clock: FakeClock, tmp_path: Path, escapes: Exception) -> None:
+    """SPEC §8: every bundle event carries bundle_id, invoice_file and invoice_ids. An
+    error that escapes a delivery attempt (a bug, an OutboxdError said plainly) was
+    logged by the delivery worker with the journal's row number alone — the admin could
+    not tell which invoice it was about. Now its line names the bundle like any other."""
+    write(tmp_path / "outbox" / "INV-1.xml", ubl_invoice("INV-1"))
+    svc = make_service(unattached="send")
+
+    def attempt(row_id: int) -> float | None:
+        raise escapes
+    svc.pipeline.finish.attempt = attempt  # type: ignore[method-assign]
+    with capture_logs() as records:
+        settle_all(svc, clock)
+        event = "unexpected error while delivering" if isinstance(escapes, RuntimeError) \
+            else "delivery step failed"
+        [line] = wait_for(lambda: [r for r in records if r["event"] == event],
+                          what="the worker's line about the failed attempt")
+    [row] = svc.journal.rows(ALL_STATES)
+    assert (line["bundle_id"], line["invoice_file"], line["invoice_ids"]) == \
+        (row.bundle_id, "INV-1.xml", ["INV-1"])
+    assert len(line["bundle_id"]) == 64 and line["row"] == row.id
 
 
 def test_the_same_content_twice_in_one_turn_is_one_send_and_one_duplicate(
