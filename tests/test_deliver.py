@@ -87,6 +87,15 @@ def make_bundle(root: Path, invoice_name: str = "batch-42.xml") -> Bundle:
     return Bundle(inv, root / "batch-42", atts, "e-invoice")
 
 
+def big_bundle(root: Path, size: int = 8 << 20) -> Bundle:
+    """make_bundle with one more attachment of `size` bytes: a body larger than the
+    sockets' buffers, which a receiver that stops reading holds back."""
+    b = make_bundle(root)
+    big = attachment(root, "INV-2", "batch-42/INV-2/big.pdf", b"%PDF-1.4\n" + os.urandom(size),
+                     "application/pdf")
+    return Bundle(b.invoice_file, b.sidecar, (*b.attachments, big), b.channel)
+
+
 @contextlib.contextmanager
 def _one_answer_server(note: Any, receipt_id: str,
                        tls: ssl.SSLContext | None = None) -> Iterator[int]:
@@ -776,3 +785,26 @@ def test_an_answer_that_breaks_off_after_its_status_line_is_retried_as_such(
                                       "end (")
     assert "same Idempotency-Key" in str(info.value) and "cannot reach" not in str(info.value)
 
+
+
+def test_a_2xx_answered_before_the_body_was_all_written_is_no_receipt(tmp_path: Path) -> None:
+    """The receiver answers 201 after the request's head and closes the connection while
+    8 MB of the body are still to come: it never had the bundle whole, so the 201 is no
+    receipt (it filed the bundle in sent/); the attempt is retried with the same key."""
+    from test_answer_deadline import RawReceiver
+
+    def answer_at_once(rx: Any, conn: socket.socket, length: int, got: bytes) -> None:
+        conn.sendall(_http("201 Created", "", b'{"receipt_id": "R-early"}'))
+        conn.close()
+        raise OSError("closed")  # no answer after the body: RawReceiver moves on
+
+    bundle = big_bundle(tmp_path / "work")
+    with RawReceiver(lambda rx, conn, n: None, take_body=answer_at_once) as rx:
+        d = HttpDeliverer(http_cfg(url=f"http://127.0.0.1:{rx.port}/bundles"))
+        try:
+            with pytest.raises(Retryable) as info:
+                d.deliver(bundle, build_manifest(bundle))
+        finally:
+            d.close()
+    assert "answered HTTP 201 before it had the whole request" in str(info.value)
+    assert "same Idempotency-Key" in str(info.value)
