@@ -358,3 +358,27 @@ class TestAnswersNotForThisRequest:
         with pytest.raises(Retryable) as info:
             classify(answer)
         assert info.value.retry_after == wait
+
+
+def test_a_100_mb_answer_is_neither_read_whole_nor_held(tmp_path: Path) -> None:
+    """201 announcing and sending 100 MB: the deliverer reads ANSWER_LIMIT of it, keeps
+    BODY_LIMIT characters, and its memory peak stays a few MB (the answer is never held
+    whole); the bundle is sent, as its status says."""
+    import tracemalloc
+
+    def flood(conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 201 Created\r\nContent-Length: 104857600\r\n\r\n")
+        chunk = b"x" * (64 << 10)
+        for _ in range(1600):  # until the client hangs up (OSError, suppressed)
+            conn.sendall(chunk)
+
+    with _raw_server(flood) as port:
+        tracemalloc.start()
+        try:
+            receipt, _, _, _ = send(tmp_path, http_cfg(url=f"http://127.0.0.1:{port}/b"),
+                                    real=True)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert receipt.status == 201 and len(receipt.body) == BODY_LIMIT
+    assert peak < 8 << 20, f"{peak / 2**20:.1f} MB"

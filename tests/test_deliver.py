@@ -808,3 +808,30 @@ def test_a_2xx_answered_before_the_body_was_all_written_is_no_receipt(tmp_path: 
             d.close()
     assert "answered HTTP 201 before it had the whole request" in str(info.value)
     assert "same Idempotency-Key" in str(info.value)
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+@pytest.mark.parametrize("userinfo", ["", "user:pass-word-123@"])
+def test_a_redirect_is_never_followed_with_the_token_or_the_bundle(
+        tmp_path: Path, status: int, userinfo: str) -> None:
+    """A receiver that redirects the POST, to another port of the same host or to the
+    same one: nothing goes there (neither the Authorization header nor the invoice), by
+    the direct transport or the Client that adds Basic auth; the attempt pauses naming
+    the Location, as a configuration problem."""
+    from test_answer_deadline import RawReceiver
+
+    with RawReceiver(lambda rx, conn, n: conn.sendall(_http("201 Created", "", b"{}"))) \
+            as elsewhere:
+        target = f"http://127.0.0.1:{elsewhere.port}/stolen"
+
+        def redirect(rx: Any, conn: socket.socket, n: int) -> None:
+            conn.sendall(_http(f"{status} Moved", f"Location: {target}\r\n", b""))
+
+        with RawReceiver(redirect) as rx:
+            cfg = http_cfg(url=f"http://{userinfo}127.0.0.1:{rx.port}/bundles",
+                           token=None if userinfo else "tok-never-elsewhere")
+            with pytest.raises(Paused) as info:
+                send(tmp_path, cfg, real=True)
+        assert elsewhere.connections == 0
+    assert len(rx.heads) == 1
+    assert f"HTTP {status} redirect to {target}" in str(info.value)
