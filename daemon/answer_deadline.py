@@ -47,14 +47,32 @@ class _AnswerClockStream(httpcore.NetworkStream):
         self._inner = inner
         self._seconds = seconds
         self._deadline: float | None = None
+        # Reads since the request's last write: none means its answer was in the
+        # parser's buffer before it was sent (stale_answer()).
+        self.reads = 0
+        # Never to carry another request (stale_answer()): told to the pool as readable,
+        # which is how httpcore knows an idle connection the server has ended.
+        self.spoiled = False
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         # A request going out (also the next one on a kept-alive connection): its answer
         # gets a clock of its own, started by the first read once the writes are done.
         self._deadline = None
-        self._inner.write(buffer, timeout)
+        self.reads = 0
+        try:
+            self._inner.write(buffer, timeout)
+        except httpcore.WriteTimeout:
+            if not self._inner.get_extra_info("is_readable"):
+                raise
+            # The receiver stopped taking the body and has answered (an early 413 or
+            # 401, the connection left open). httpcore reads the answer after a failed
+            # write but not after a timed-out one: the bundle was retried for ever on a
+            # "timeout", never quarantined or paused as the answer says.
+            raise httpcore.WriteError("the receiver stopped reading the request and "
+                                      "answered before its end") from None
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        self.reads += 1
         now = time.monotonic()
         if self._deadline is None:
             self._deadline = now + self._seconds
@@ -77,6 +95,8 @@ class _AnswerClockStream(httpcore.NetworkStream):
     def get_extra_info(self, info: str) -> typing.Any:
         # httpcore asks for "is_readable" before it reuses a connection, "ssl_object"
         # for ALPN: the real stream's answers.
+        if info == "is_readable" and self.spoiled:
+            return True
         return self._inner.get_extra_info(info)
 
 
@@ -179,12 +199,35 @@ class DeadlineTransport(httpx.BaseTransport):
             extensions=request.extensions)  # the per-operation timeouts, among others
         with _as_httpx_errors():
             answer = self._pool.handle_request(core)
+        stale_answer(answer)
         return httpx.Response(status_code=answer.status, headers=answer.headers,
                               stream=_AnswerBody(typing.cast(Iterable[bytes], answer.stream)),
                               extensions=answer.extensions)
 
     def close(self) -> None:
         self._pool.close()
+
+
+STALE_ANSWER = ("an answer was already waiting on the kept-alive connection before this "
+                "request was sent (the receiver's previous answer ran on past its end: a "
+                "Content-Length shorter than its body, or two answers to one request); it "
+                "is not this bundle's answer")
+
+
+def stale_answer(answer: httpcore.Response) -> None:
+    """Raise httpx.RemoteProtocolError when `answer` came whole before its request was
+    sent: the bytes a receiver wrote after an answer's end (its Content-Length too short,
+    a second answer) stay in the parser's buffer of the kept-alive connection, and the
+    next POST on it read them as its own answer — another bundle's `201` filed this one
+    as sent, whatever the receiver said to it. Not read by the stream since the request
+    was written, it cannot answer it; the connection is closed, never used again, and
+    the bundle is asked again (with its Idempotency-Key) on a fresh one."""
+    stream = answer.extensions.get("network_stream")
+    if not isinstance(stream, _AnswerClockStream) or stream.reads:
+        return  # an upgrade's stream (never asked for), or an answer read off the wire
+    stream.spoiled = True
+    answer.close()  # the pool then drops the connection: its stream says it is readable
+    raise httpx.RemoteProtocolError(STALE_ANSWER)
 
 
 def _core_url(url: httpx.URL) -> httpcore.URL:

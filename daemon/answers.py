@@ -10,7 +10,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -63,6 +63,16 @@ def parse_retry_after(value: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def retry_after_of(headers: httpx.Headers) -> float | None:
+    """The longest wait the answer's Retry-After headers ask for. The field is meant to
+    come once; an answer with several (an application's and its proxy's) had them joined
+    by httpx into one value that is neither digits nor a date, and none was honoured.
+    Each is read alone; those that do not parse are ignored, as a single one is."""
+    waits = [w for value in headers.get_list("Retry-After")
+             if (w := parse_retry_after(value)) is not None]
+    return max(waits, default=None)
 
 
 def _decoded(content: bytes) -> Any:
@@ -186,16 +196,35 @@ def _error_text(response: httpx.Response, scrub: Callable[[str], str]) -> str:
     return json.dumps(scrub_json(decoded, scrub), ensure_ascii=False)[:BODY_LIMIT]
 
 
-def classify(response: httpx.Response, scrub: Callable[[str], str] = unchanged) -> Receipt:
+def classify(response: httpx.Response, scrub: Callable[[str], str] = unchanged, *,
+             sent: Mapping[str, str] | None = None, whole: bool = True) -> Receipt:
     """The table of answers (docs/protocol.md): a Receipt for 2xx, else the DeliveryError to act on.
     `scrub` takes our secrets out of everything kept of the answer (the body, JSON string
     by string, the receipt id, a redirect's address), a text answer before it is cut to
-    BODY_LIMIT, so that a secret the cut would split is still found whole."""
+    BODY_LIMIT, so that a secret the cut would split is still found whole.
+
+    A 2xx is a receipt only for the request it answers: not when the request's body
+    could not all be written (`whole` False: the receiver answered and closed before it
+    had the bundle), nor when its JSON names, under a key of `sent` (`bundle_id`,
+    `idempotency_key`), another value than this request's. Either is retried with the
+    same Idempotency-Key, which a receiver that has the bundle answers as the first
+    time."""
     status = response.status_code
     if 200 <= status < 300:
-        return Receipt(status, *_body(response, scrub))
+        receipt = Receipt(status, *_body(response, scrub))
+        if not whole:
+            raise Retryable(f"the receiver answered HTTP {status} before it had the whole "
+                            "request (it stopped taking it, or closed the connection, "
+                            "while it was sent): no receipt for the bundle; it is asked "
+                            "again with the same Idempotency-Key", status,
+                            _error_text(response, scrub))
+        if (other := _names_another(receipt.body, sent or {})) is not None:
+            raise Retryable(f"the receiver answered HTTP {status} for another request: its "
+                            f"answer names {other}; it is asked again with the same "
+                            "Idempotency-Key", status, _error_text(response, scrub))
+        return receipt
     text = _error_text(response, scrub)
-    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    retry_after = retry_after_of(response.headers)
     if status in RETRY_STATUSES or status >= 500:
         raise Retryable(f"HTTP {status} from the receiver", status, text, retry_after)
     if status in PAUSE_STATUSES:
@@ -208,10 +237,31 @@ def classify(response: httpx.Response, scrub: Callable[[str], str] = unchanged) 
     if 300 <= status < 400:
         # httpx does not follow redirects (a POST body would be lost on many);
         # a redirecting url is our configuration problem, not the bundle's.
-        where = response.headers.get("Location", "?")
+        where = response.headers.get("Location")
+        if where is None:
+            # 300, 304 (a cache in the way answering a POST): no address to go to; "redirect
+            # to ?" sent the admin looking for one.
+            raise Paused(f"HTTP {status} from the receiver, an answer outboxd does not "
+                         "follow and that names no other address: check [delivery] url "
+                         "and what answers on it (a cache or proxy in between?)",
+                         status, text, retry_after)
         raise Paused(f"HTTP {status} redirect to {scrub(where)}: set [delivery] url to "
                      "the final address", status, text, retry_after)
     raise Rejected(f"the receiver rejected the bundle with HTTP {status}", status, text)
+
+
+def _names_another(body: Any, sent: Mapping[str, str]) -> str | None:
+    """'KEY "VALUE", not "OURS"' for the first key of `sent` whose value a JSON answer
+    gives as another string (ids are hex: case does not count); None when it names none
+    or only ours."""
+    if not isinstance(body, dict):
+        return None
+    for key, ours in sent.items():
+        value = body.get(key)
+        if isinstance(value, str) and value.lower() != ours.lower():
+            shown = value if len(value) <= 80 else f"{value[:80]}…"
+            return f'{key} "{shown}", not "{ours}"'
+    return None
 
 
 def _cut_note(seconds: float) -> bytes:

@@ -30,6 +30,9 @@ _PAUSES: tuple[tuple[re.Pattern[str], str, str], ...] = (
     (re.compile(r"HTTP (3\d\d) redirect to "),
      "The operator's address that outboxd sends to has moved (HTTP {0}).",
      "that address in outboxd's settings"),
+    (re.compile(r"HTTP (3\d\d) from the receiver, an answer outboxd does not follow"),
+     "The operator's address that outboxd sends to did not take the file (HTTP {0}).",
+     "that address in outboxd's settings"),
     (re.compile(r"HTTP (407) from a proxy"),
      "A proxy server between outboxd and the operator refused outboxd's credentials "
      "(HTTP {0}).", "outboxd's proxy settings"),
@@ -39,9 +42,11 @@ _PAUSES: tuple[tuple[re.Pattern[str], str, str], ...] = (
 )
 
 
-# How answers.classify() names an answer that puts a bundle off (408, 409, 425, 429, 5xx);
-# finish.py and einvoice/transport.py add the receiver's answer after it.
-_PUT_OFF = re.compile(r"HTTP \d{3} from the receiver")
+# How answers.classify() names an answer that puts a bundle off (408, 409, 425, 429, 5xx,
+# a 2xx that is not this bundle's receipt); finish.py and einvoice/transport.py add the
+# receiver's answer after it.
+_PUT_OFF = re.compile(r"HTTP \d{3} from the receiver|the receiver answered HTTP \d{3} "
+                      r"(?:for another request|before it had the whole request)")
 
 
 def for_clerks(error: str | None) -> str | None:

@@ -127,6 +127,9 @@ class Coalesced(httpx.SyncByteStream):
 
     def __init__(self, parts: Iterable[bytes]) -> None:
         self._parts = parts
+        # All handed to the transport: a 2xx that came while the body was still being
+        # written (the receiver closed) is no receipt (answers.classify).
+        self.finished = False
 
     def __iter__(self) -> Iterator[bytes]:
         # Pieces are joined once (a file's own 64 KiB chunk is passed on as it is):
@@ -142,6 +145,7 @@ class Coalesced(httpx.SyncByteStream):
                 size = 0
         if pending:
             yield b"".join(pending)
+        self.finished = True
 
 
 class _NoCookies(http.cookiejar.CookieJar):
@@ -310,17 +314,23 @@ class HttpDeliverer:
                 request = self.client.build_request(
                     "POST", self.post_url(), files=files,
                     headers={"Idempotency-Key": manifest["bundle_id"]})
-                request.stream = Coalesced(request.stream)  # type: ignore[arg-type]
+                body = Coalesced(request.stream)  # type: ignore[arg-type]
+                request.stream = body
                 response = self.send(request)
             except (httpx.TransportError, httpx.InvalidURL) as exc:
                 raise self.failure(exc) from None
-        return self.answer(response)
+        bid = manifest["bundle_id"]
+        return self.answer(response, {"bundle_id": bid, "idempotency_key": bid},
+                           whole=body.finished)
 
-    def answer(self, response: httpx.Response) -> Receipt:
-        """classify(), with the token and the url's password taken out of what the
-        receiver said: an answer that echoes our headers would otherwise put them in
-        the journal, the papers and the status page on the share (also ubl-embedded's)."""
-        return classify(response, self.scrub if self._secrets else unchanged)
+    def answer(self, response: httpx.Response, sent: dict[str, str] | None = None,
+               whole: bool = True) -> Receipt:
+        """classify() (`sent`: the request's ids; `whole`: its body all written), with the
+        token and the url's password taken out of what the receiver said: an answer that
+        echoes our headers would otherwise put them in the journal, the papers and the
+        status page on the share (also ubl-embedded's)."""
+        return classify(response, self.scrub if self._secrets else unchanged, sent=sent,
+                        whole=whole)
 
     def failure(self, exc: httpx.TransportError | httpx.InvalidURL) -> Retryable | Paused:
         """What an httpx error on the way to the receiver means (also for ubl-embedded's
@@ -340,6 +350,13 @@ class HttpDeliverer:
             # https through a proxy: its 407 answers the CONNECT, before any answer of
             # the receiver's, and httpcore raises it. A setting, as for http:// (classify).
             return Paused(PROXY_WANTS_CREDENTIALS, 407)
+        if isinstance(exc, httpx.RemoteProtocolError):
+            # The request went out, and no answer came back (the connection closed, bytes
+            # that are not HTTP): not "cannot reach", and the receiver may have the bundle.
+            return Retryable(self.scrub(
+                f"no valid answer from the receiver{self._where()} after the request was sent "
+                f"({(str(exc) or type(exc).__name__)[:300]}); it may have the bundle, so it is "
+                "asked again with the same Idempotency-Key"))
         return Retryable(self.scrub(f"cannot reach the receiver{self._where()}: "
                                      f"{str(exc) or type(exc).__name__}"))
 

@@ -23,14 +23,14 @@ from typing import Any
 
 import httpx
 import pytest
-from test_deliver import URL, attachment, http_cfg, make_bundle
+from test_deliver import URL, attachment, big_bundle, http_cfg, make_bundle
 from test_tls import _certificates
 
 from daemon.answer_deadline import environment_proxy
 from daemon.bundle import Bundle
 from daemon.config import DeliveryConfig
 from daemon.deliver import HttpDeliverer, make_deliverer
-from daemon.errors import ConfigError, Retryable
+from daemon.errors import ConfigError, Paused, Rejected, Retryable
 from daemon.manifest import build_manifest
 
 # Long enough that a deliverer without the bound is seen to fail (it gives up only when
@@ -407,3 +407,65 @@ def test_a_given_transport_still_takes_every_post(tmp_path: Path,
     finally:
         d.close()
     assert seen == [URL]
+
+
+class TestAnswersNotTheirs:
+    def test_an_answer_waiting_before_the_request_was_sent_is_not_taken(
+            self, tmp_path: Path) -> None:
+        """The receiver follows its first answer with a second one on the kept-alive
+        connection (or sends more body than its Content-Length says), and refuses every
+        later request. The next POST on that connection read the left-over bytes as its
+        own answer: a 201 that was not its own filed it as sent. Now such an answer
+        is not taken (retried with the same key), the connection is dropped, and the
+        next attempt, on a new connection, gets the receiver's real answer (422)."""
+        def answer(rx: RawReceiver, conn: socket.socket, n: int) -> None:
+            if n == 0:
+                conn.sendall(created("R-first") + created("R-STRAY"))
+            else:
+                conn.sendall(b"HTTP/1.1 422 Unprocessable Content\r\nContent-Length: 7\r\n"
+                             b"\r\nrefused")
+
+        with RawReceiver(answer) as rx:
+            d = HttpDeliverer(http_cfg(url=f"http://127.0.0.1:{rx.port}/b"))
+            outcomes: list[Any] = []
+            try:
+                for n in range(3):
+                    bundle = make_bundle(tmp_path / f"w{n}")
+                    try:
+                        outcomes.append(d.deliver(bundle, build_manifest(bundle)))
+                    except (Retryable, Rejected) as exc:
+                        outcomes.append(exc)
+            finally:
+                d.close()
+        first, stray, real = outcomes
+        assert first.receipt_id == "R-first"
+        assert isinstance(stray, Retryable)
+        assert "an answer was already waiting on the kept-alive connection" in str(stray)
+        assert isinstance(real, Rejected) and real.status == 422
+        assert rx.connections == 2
+
+    @pytest.mark.parametrize(("status", "outcome"), [("413 Content Too Large", Rejected),
+                                                     ("401 Unauthorized", Paused)])
+    def test_an_early_answer_from_a_receiver_that_stops_reading_decides(
+            self, tmp_path: Path, status: str, outcome: type[Exception]) -> None:
+        """The receiver answers after the request's head and stops reading the body,
+        the connection left open: the upload stalls, and once the write times out
+        (timeout_seconds = 1) the answer that came decides — the 413 quarantines, the
+        401 pauses. It was a timeout, retried for ever, the receiver's answer unread."""
+        def answer_at_once(rx: RawReceiver, conn: socket.socket, length: int,
+                           got: bytes) -> None:
+            conn.sendall(f"HTTP/1.1 {status}\r\nContent-Length: 4\r\n\r\nnope".encode())
+            rx.pace(GIVE_UP)  # reads nothing more; the test's end releases it
+            raise OSError("stalled")
+
+        bundle = big_bundle(tmp_path / "work")
+        with RawReceiver(lambda rx, conn, n: None, take_body=answer_at_once) as rx:
+            d = HttpDeliverer(http_cfg(url=f"http://127.0.0.1:{rx.port}/b", timeout_seconds=1))
+            started = time.monotonic()
+            try:
+                with pytest.raises(outcome) as info:
+                    d.deliver(bundle, build_manifest(bundle))
+            finally:
+                d.close()
+        assert info.value.status == int(status[:3])  # type: ignore[attr-defined]
+        assert time.monotonic() - started < GIVE_UP

@@ -12,7 +12,9 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from test_deliver import _http, _raw_server, http_cfg, response, send
 
@@ -291,3 +293,92 @@ class TestClassify:
                               {"content-type": "text/plain; charset=utf-8"}))
         assert info.value.status == status
         assert info.value.body == body[:BODY_LIMIT] and len(info.value.body) == 2000
+
+
+class TestAnswersNotForThisRequest:
+    """A 2xx is a receipt only for the request it answers (classify's `sent`, `whole`)."""
+
+    SENT = {"bundle_id": "ab" * 32, "idempotency_key": "ab" * 32}
+
+    @pytest.mark.parametrize("named", [{"bundle_id": "cd" * 32},
+                                       {"idempotency_key": "other-key"},
+                                       {"bundle_id": "ab" * 32, "idempotency_key": "x"}])
+    def test_a_2xx_naming_another_bundle_id_or_key_is_retried_not_sent(
+            self, named: dict[str, str]) -> None:
+        """A 201 whose JSON names another bundle id or Idempotency-Key than the request
+        carried answers some other request (a receiver or proxy that mixed answers up):
+        retried with the same key, the answer kept in the error, instead of a receipt
+        that filed the bundle in sent/ on another one's word."""
+        answer = response(201, json_body={"receipt_id": "R-9", **named})
+        with pytest.raises(Retryable) as info:
+            classify(answer, sent=self.SENT)
+        [(key, value)] = [(k, v) for k, v in named.items() if v != "ab" * 32]
+        assert f'names {key} "{value}", not "{"ab" * 32}"' in str(info.value)
+        assert info.value.status == 201 and "R-9" in info.value.body
+
+    @pytest.mark.parametrize("named", [{}, {"bundle_id": "AB" * 32}, {"bundle_id": None},
+                                       {"idempotency_key": "ab" * 32}])
+    def test_a_2xx_naming_its_own_ids_or_none_is_a_receipt(
+            self, named: dict[str, Any]) -> None:
+        """Ours in either case of hex, null, or no id at all: the receipt as before."""
+        answer = response(201, json_body={"receipt_id": "R-9", **named})
+        assert classify(answer, sent=self.SENT).receipt_id == "R-9"
+
+    def test_a_2xx_to_a_request_not_all_written_is_retried_not_sent(self) -> None:
+        """The receiver answered 201 and the body could not all be written (it closed the
+        connection, or stopped reading): it never had the bundle whole, so the 201 is
+        no receipt; retried with the same key. A refusal still decides (below)."""
+        with pytest.raises(Retryable) as info:
+            classify(response(201, json_body={"receipt_id": "R-1"}), whole=False)
+        assert "before it had the whole request" in str(info.value)
+        with pytest.raises(Rejected):
+            classify(response(413, b"too large"), whole=False)
+
+    @pytest.mark.parametrize("status", [300, 304])
+    def test_a_3xx_naming_no_address_pauses_without_a_redirect_to_nowhere(
+            self, status: int) -> None:
+        """304 to a POST (a cache in between) or a 300 without Location: paused as a
+        configuration problem, said as an answer that names no address — it read
+        "redirect to ?: set [delivery] url to the final address"."""
+        with pytest.raises(Paused) as info:
+            classify(response(status))
+        assert "redirect to" not in str(info.value)
+        assert f"HTTP {status} from the receiver" in str(info.value)
+        assert "names no other address" in str(info.value)
+
+    @pytest.mark.parametrize(("values", "wait"), [(["120", "5"], 120.0), (["5", "120"], 120.0),
+                                                  (["soon", "30"], 30.0), (["-1", "x"], None)])
+    def test_several_retry_after_headers_wait_the_longest_readable_one(
+            self, values: list[str], wait: float | None) -> None:
+        """Two Retry-After headers (an application's and its proxy's) were joined into
+        "120, 5", neither digits nor a date, and neither was honoured: now each is read
+        alone and the longest readable wait is the floor."""
+        answer = httpx.Response(503, headers=[("Retry-After", v) for v in values],
+                                request=httpx.Request("POST", "http://127.0.0.1:9/x"))
+        with pytest.raises(Retryable) as info:
+            classify(answer)
+        assert info.value.retry_after == wait
+
+
+def test_a_100_mb_answer_is_neither_read_whole_nor_held(tmp_path: Path) -> None:
+    """201 announcing and sending 100 MB: the deliverer reads ANSWER_LIMIT of it, keeps
+    BODY_LIMIT characters, and its memory peak stays a few MB (the answer is never held
+    whole); the bundle is sent, as its status says."""
+    import tracemalloc
+
+    def flood(conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 201 Created\r\nContent-Length: 104857600\r\n\r\n")
+        chunk = b"x" * (64 << 10)
+        for _ in range(1600):  # until the client hangs up (OSError, suppressed)
+            conn.sendall(chunk)
+
+    with _raw_server(flood) as port:
+        tracemalloc.start()
+        try:
+            receipt, _, _, _ = send(tmp_path, http_cfg(url=f"http://127.0.0.1:{port}/b"),
+                                    real=True)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert receipt.status == 201 and len(receipt.body) == BODY_LIMIT
+    assert peak < 8 << 20, f"{peak / 2**20:.1f} MB"

@@ -87,6 +87,15 @@ def make_bundle(root: Path, invoice_name: str = "batch-42.xml") -> Bundle:
     return Bundle(inv, root / "batch-42", atts, "e-invoice")
 
 
+def big_bundle(root: Path, size: int = 8 << 20) -> Bundle:
+    """make_bundle with one more attachment of `size` bytes: a body larger than the
+    sockets' buffers, which a receiver that stops reading holds back."""
+    b = make_bundle(root)
+    big = attachment(root, "INV-2", "batch-42/INV-2/big.pdf", b"%PDF-1.4\n" + os.urandom(size),
+                     "application/pdf")
+    return Bundle(b.invoice_file, b.sidecar, (*b.attachments, big), b.channel)
+
+
 @contextlib.contextmanager
 def _one_answer_server(note: Any, receipt_id: str,
                        tls: ssl.SSLContext | None = None) -> Iterator[int]:
@@ -776,3 +785,53 @@ def test_an_answer_that_breaks_off_after_its_status_line_is_retried_as_such(
                                       "end (")
     assert "same Idempotency-Key" in str(info.value) and "cannot reach" not in str(info.value)
 
+
+
+def test_a_2xx_answered_before_the_body_was_all_written_is_no_receipt(tmp_path: Path) -> None:
+    """The receiver answers 201 after the request's head and closes the connection while
+    8 MB of the body are still to come: it never had the bundle whole, so the 201 is no
+    receipt (it filed the bundle in sent/); the attempt is retried with the same key."""
+    from test_answer_deadline import RawReceiver
+
+    def answer_at_once(rx: Any, conn: socket.socket, length: int, got: bytes) -> None:
+        conn.sendall(_http("201 Created", "", b'{"receipt_id": "R-early"}'))
+        conn.close()
+        raise OSError("closed")  # no answer after the body: RawReceiver moves on
+
+    bundle = big_bundle(tmp_path / "work")
+    with RawReceiver(lambda rx, conn, n: None, take_body=answer_at_once) as rx:
+        d = HttpDeliverer(http_cfg(url=f"http://127.0.0.1:{rx.port}/bundles"))
+        try:
+            with pytest.raises(Retryable) as info:
+                d.deliver(bundle, build_manifest(bundle))
+        finally:
+            d.close()
+    assert "answered HTTP 201 before it had the whole request" in str(info.value)
+    assert "same Idempotency-Key" in str(info.value)
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+@pytest.mark.parametrize("userinfo", ["", "user:pass-word-123@"])
+def test_a_redirect_is_never_followed_with_the_token_or_the_bundle(
+        tmp_path: Path, status: int, userinfo: str) -> None:
+    """A receiver that redirects the POST, to another port of the same host or to the
+    same one: nothing goes there (neither the Authorization header nor the invoice), by
+    the direct transport or the Client that adds Basic auth; the attempt pauses naming
+    the Location, as a configuration problem."""
+    from test_answer_deadline import RawReceiver
+
+    with RawReceiver(lambda rx, conn, n: conn.sendall(_http("201 Created", "", b"{}"))) \
+            as elsewhere:
+        target = f"http://127.0.0.1:{elsewhere.port}/stolen"
+
+        def redirect(rx: Any, conn: socket.socket, n: int) -> None:
+            conn.sendall(_http(f"{status} Moved", f"Location: {target}\r\n", b""))
+
+        with RawReceiver(redirect) as rx:
+            cfg = http_cfg(url=f"http://{userinfo}127.0.0.1:{rx.port}/bundles",
+                           token=None if userinfo else "tok-never-elsewhere")
+            with pytest.raises(Paused) as info:
+                send(tmp_path, cfg, real=True)
+        assert elsewhere.connections == 0
+    assert len(rx.heads) == 1
+    assert f"HTTP {status} redirect to {target}" in str(info.value)

@@ -304,6 +304,7 @@ def test_a_pause_for_a_configuration_problem_is_said_in_a_clerks_words(
         "P404.xml": _paused_error(httpx.Response(404, content=body, request=req)),
         "P301.xml": _paused_error(httpx.Response(
             301, headers={"Location": "https://new.example/b"}, request=req)),
+        "P304.xml": _paused_error(httpx.Response(304, request=req)),
         "P407.xml": _paused_error(httpx.Response(407, content=body, request=req)),
         "PCONNECT.xml": str(deliverer.failure(httpx.ProxyError("407 Proxy Auth Required"))),
         "PHEADER.xml": str(deliverer.failure(httpx.LocalProtocolError("Illegal header"))),
@@ -332,6 +333,7 @@ def test_a_pause_for_a_configuration_problem_is_said_in_a_clerks_words(
     assert cells["PDOCS.xml"] == cells["P401.xml"]
     assert "was not found (HTTP 404)" in cells["P404.xml"]
     assert "has moved (HTTP 301)" in cells["P301.xml"]
+    assert "did not take the file (HTTP 304)" in cells["P304.xml"]
     assert "A proxy server" in cells["P407.xml"] and cells["PCONNECT.xml"] == cells["P407.xml"]
     assert "cannot be used" in cells["PHEADER.xml"] and "cannot be used" in cells["PURL.xml"]
     assert cells["BUSY.xml"] == "HTTP 503 from the receiver"
@@ -453,3 +455,24 @@ def test_each_section_shows_the_columns_the_contract_names(journal: Journal) -> 
     assert "ok.xml" in sent and "OK-1" in sent and "rcpt-42" in sent
     quarantined = page.text["quarantined"]
     assert "bad--0123456789ab" in quarantined and "is encrypted" in quarantined
+
+
+@pytest.mark.parametrize(("sent", "whole", "shown"), [
+    ({"bundle_id": "ab" * 32}, True, "the receiver answered HTTP 201 for another request"),
+    (None, False, "the receiver answered HTTP 201 before it had the whole request")])
+def test_a_2xx_that_is_no_receipt_is_shown_to_clerks_without_the_receivers_answer(
+        journal: Journal, sent: dict[str, str] | None, whole: bool, shown: str) -> None:
+    """A 201 naming another bundle, or one that came before the upload ended, is retried
+    with the receiver's answer in the admin's error; the clerks' page says what
+    happened, without the answer (it may hold anything), as for a 503."""
+    req = httpx.Request("POST", "http://127.0.0.1:9/b")
+    answer = httpx.Response(201, json={"receipt_id": "R-1", "bundle_id": "cd" * 32,
+                                       "debug": "db=prod-7"}, request=req)
+    with pytest.raises(Retryable) as caught:
+        classify(answer, sent=sent, whole=whole)
+    journal.create("ODD.xml", "retrying", attempts=1, next_attempt_at=now_iso(),
+                   last_error=f"{caught.value}: {caught.value.body[:200]}")
+    page = Page(render(journal.recent(), [], datetime.now(UTC)))
+    [cells] = [r.split("\t") for r in page.rows["retrying"]]
+    assert cells[3] == shown
+    assert "prod-7" in (journal.recent()[0].last_error or "")

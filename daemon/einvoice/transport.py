@@ -145,7 +145,8 @@ class EmbeddedDeliverer:
         except (httpx.TransportError, httpx.InvalidURL) as exc:
             raise self.inner.failure(exc) from None
         try:
-            return self.inner.answer(response)
+            return self.inner.answer(response, {"bundle_id": bid, "idempotency_key": key,
+                                                "document_key": key})
         except Rejected as exc:
             refused = Rejected(f"the receiver rejected the document of invoice "
                                f"{doc.invoice_id} with HTTP {exc.status}", exc.status, exc.body)
