@@ -42,14 +42,18 @@ from daemon.sidecarnames import alike_keys, set_look_alikes, set_sharers
 WATCHED_DEPTH = 4
 SNAPSHOT_DEPTH = WATCHED_DEPTH + 1
 
-# relative path, kind, size, mtime_ns, who may read it (mode, uid, gid), ctime_ns: an
-# unreadable file fixed with chmod/chown must count as a change, or it would never be
-# read again. The change time, because size and modification time miss a file
+# relative path, kind, size, mtime_ns, who may read it (mode, uid, gid), ctime_ns,
+# inode: an unreadable file fixed with chmod/chown must count as a change, or it would
+# never be read again. The change time, because size and modification time miss a file
 # rewritten or replaced with both kept (a sync tool copying the source's time, a
 # share that keeps times to the second): a bundle held or waiting on what was read
 # before would go on showing that for good. A rename changes it too, so a sidecar
-# moved away and back while a reader looked (and found it missing) is a change.
-Entry = tuple[str, str, int, int, int, int, int, int]
+# moved away and back while a reader looked (and found it missing) is a change. The
+# inode, because some shares keep no change time of their own (a CIFS server that
+# reports the modification time as the change time): a file or folder replaced by
+# another of the same size and times is still another file. The same fields as the
+# poller compares (poll.py), so what it hints as changed is a change here too.
+Entry = tuple[str, str, int, int, int, int, int, int, int]
 # Where an Entry has them (Final: literal indexes, so a type checker knows their type).
 MTIME: Final = 3
 CTIME: Final = 7
@@ -113,8 +117,9 @@ def _kind(mode: int) -> str:
     return "x"  # link, FIFO, socket, device: validation reports it
 
 
-def _meta(st: os.stat_result) -> tuple[int, int, int, int, int]:
-    return st.st_mtime_ns, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_ctime_ns
+def _meta(st: os.stat_result) -> tuple[int, int, int, int, int, int]:
+    return (st.st_mtime_ns, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_ctime_ns,
+            st.st_ino)
 
 
 def candidate_for(cfg: OutboxConfig, invoice_file: str) -> Candidate:
@@ -282,14 +287,14 @@ def _walk(parent: int | None, name: str | Path, rel: str, depth: int, cfg: Outbo
             except FileNotFoundError:
                 # Renamed or deleted while we looked (a copy finishing): something
                 # is at work, so this snapshot must not settle.
-                yield (child_rel, "gone", 0, 0, 0, 0, 0, 0), True
+                yield (child_rel, "gone", 0, 0, 0, 0, 0, 0, 0), True
                 continue
             except OSError:
                 # Listed but not looked at: a folder with read but no search permission,
                 # a share's hiccup. The bundle may settle, and its read then says what is
                 # wrong (the loop's look and the rescan must not fail for one bundle); a
                 # chmod that mends it changes this entry, and the bundle is read again.
-                yield (child_rel, "unreadable", 0, 0, 0, 0, 0, 0), False
+                yield (child_rel, "unreadable", 0, 0, 0, 0, 0, 0, 0), False
                 continue
             kind = _kind(st.st_mode)
             yield (child_rel, kind, st.st_size if kind == "f" else 0, *_meta(st)), busy
