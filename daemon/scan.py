@@ -107,6 +107,10 @@ class Listing:
     # name under the key of what it is a copy of too): where a look-alike of a sidecar
     # may be (OutboxIndex keeps them up to date from the watcher's events).
     folds: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Root entries listed whose lstat failed otherwise than "gone" (a share's ESTALE or
+    # EIO, a name not ours to look at): no stats of them here, so the bundles they
+    # belong to are looked at on their own, never judged on this listing.
+    unlooked: frozenset[str] = frozenset()
 
 
 def _kind(mode: int) -> str:
@@ -215,14 +219,26 @@ def list_outbox(cfg: OutboxConfig, share: ShareConfig | None = None,
     refused: list[tuple[str, str]] = []
     stats: dict[str, os.stat_result] = {}
     folds: dict[str, list[str]] = {}
+    unlooked: set[str] = set()
     with os.scandir(cfg.path) as it:
         entries = sorted(it, key=lambda e: e.name)
     for e in entries:
+        prev = known.get(e.name) if known else None
         try:
             st = stats[e.name] = e.stat(follow_symlinks=False)
         except FileNotFoundError:
             continue  # gone while we listed: its event will tell
-        prev = known.get(e.name) if known else None
+        except OSError:
+            # There, but not looked at: one entry's trouble is no outage of the outbox.
+            # A known invoice file stays a bundle (not "gone"); any other name keeps its
+            # place among the look-alikes, by its name alone.
+            unlooked.add(e.name)
+            if prev is not None:
+                candidates[e.name] = prev
+            else:
+                for fold in alike_keys(cfg, e.name):
+                    folds.setdefault(fold, []).append(e.name)
+            continue
         if prev is not None and stat.S_ISREG(st.st_mode):
             candidates[e.name] = prev
             continue
@@ -243,7 +259,8 @@ def list_outbox(cfg: OutboxConfig, share: ShareConfig | None = None,
     by_fold = {f: tuple(names) for f, names in folds.items()}
     set_look_alikes(cfg, candidates, by_fold)
     set_sharers(candidates)
-    return Listing(candidates, tuple(others), tuple(refused), stats, by_fold)
+    return Listing(candidates, tuple(others), tuple(refused), stats, by_fold,
+                   frozenset(unlooked))
 
 
 def look(cfg: OutboxConfig, name: str, share: ShareConfig | None = None) -> Listing:
