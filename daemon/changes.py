@@ -177,6 +177,14 @@ class Changes:
             if key in appeared:
                 continue
             sidecar = cand.sidecar.name
+            if listing.unlooked and not listing.unlooked.isdisjoint(
+                    (key, sidecar, cand.marker.name, *cand.look_alikes, *cand.sharers,
+                     *spelling_twins(sidecar))):
+                # The listing has no stat of one of its entries: its own look says what
+                # it is (or, failing too, that it cannot be looked at, and when it is
+                # looked at again), not a snapshot that lacks that entry.
+                self._mark(key)
+                continue
             if lone and sidecar not in stats and not cand.look_alikes and not any(
                     t in stats for t in spelling_twins(sidecar)) \
                     and same_lone_file(tracker.last(key), stats.get(key)):

@@ -32,6 +32,7 @@ from pathlib import Path
 from daemon.fsops import FOLDER, FOLDER_NOFOLLOW
 from daemon.osthreads import show_name
 from daemon.scan import WATCHED_DEPTH
+from daemon.workfolder import folder_identity
 
 # The hint for "the outbox itself cannot be listed" (the inotify watcher's too): no entry
 # is named "/", so it is no bundle's.
@@ -73,11 +74,13 @@ class Poller:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._lost = False
+        self._identity: tuple[int, int] | None = None  # the root's (dev, inode) at start
 
     def start(self) -> None:
         """Take the first walk here (it only records, so whatever changes once start()
         returns is hinted) and poll from then on. Raises OSError when the root cannot be
         listed; the caller logs it and tries again at the next rescan."""
+        self._identity = folder_identity(self.root)
         self.poll()
         self._thread = threading.Thread(target=self._run, name="watcher-poll", daemon=True)
         self._thread.start()
@@ -98,6 +101,11 @@ class Poller:
             try:
                 changed = self.poll()
             except OSError:
+                if self._identity is not None and folder_identity(self.root) == self._identity:
+                    # The same folder, one listing failed (a share's EIO or ESTALE mid-way):
+                    # the next poll compares with the last whole walk, so nothing is lost.
+                    # One that keeps failing is the rescan's to say (an outage).
+                    continue
                 # The root cannot be listed (the share went away): the thread ends,
                 # alive() says so, and the loop, told at once, rescans, which restarts
                 # it (or logs why not, and tries again at the next rescan).

@@ -42,14 +42,18 @@ from daemon.sidecarnames import alike_keys, set_look_alikes, set_sharers
 WATCHED_DEPTH = 4
 SNAPSHOT_DEPTH = WATCHED_DEPTH + 1
 
-# relative path, kind, size, mtime_ns, who may read it (mode, uid, gid), ctime_ns: an
-# unreadable file fixed with chmod/chown must count as a change, or it would never be
-# read again. The change time, because size and modification time miss a file
+# relative path, kind, size, mtime_ns, who may read it (mode, uid, gid), ctime_ns,
+# inode: an unreadable file fixed with chmod/chown must count as a change, or it would
+# never be read again. The change time, because size and modification time miss a file
 # rewritten or replaced with both kept (a sync tool copying the source's time, a
 # share that keeps times to the second): a bundle held or waiting on what was read
 # before would go on showing that for good. A rename changes it too, so a sidecar
-# moved away and back while a reader looked (and found it missing) is a change.
-Entry = tuple[str, str, int, int, int, int, int, int]
+# moved away and back while a reader looked (and found it missing) is a change. The
+# inode, because some shares keep no change time of their own (a CIFS server that
+# reports the modification time as the change time): a file or folder replaced by
+# another of the same size and times is still another file. The same fields as the
+# poller compares (poll.py), so what it hints as changed is a change here too.
+Entry = tuple[str, str, int, int, int, int, int, int, int]
 # Where an Entry has them (Final: literal indexes, so a type checker knows their type).
 MTIME: Final = 3
 CTIME: Final = 7
@@ -103,6 +107,10 @@ class Listing:
     # name under the key of what it is a copy of too): where a look-alike of a sidecar
     # may be (OutboxIndex keeps them up to date from the watcher's events).
     folds: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Root entries listed whose lstat failed otherwise than "gone" (a share's ESTALE or
+    # EIO, a name not ours to look at): no stats of them here, so the bundles they
+    # belong to are looked at on their own, never judged on this listing.
+    unlooked: frozenset[str] = frozenset()
 
 
 def _kind(mode: int) -> str:
@@ -113,8 +121,9 @@ def _kind(mode: int) -> str:
     return "x"  # link, FIFO, socket, device: validation reports it
 
 
-def _meta(st: os.stat_result) -> tuple[int, int, int, int, int]:
-    return st.st_mtime_ns, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_ctime_ns
+def _meta(st: os.stat_result) -> tuple[int, int, int, int, int, int]:
+    return (st.st_mtime_ns, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_ctime_ns,
+            st.st_ino)
 
 
 def candidate_for(cfg: OutboxConfig, invoice_file: str) -> Candidate:
@@ -210,14 +219,26 @@ def list_outbox(cfg: OutboxConfig, share: ShareConfig | None = None,
     refused: list[tuple[str, str]] = []
     stats: dict[str, os.stat_result] = {}
     folds: dict[str, list[str]] = {}
+    unlooked: set[str] = set()
     with os.scandir(cfg.path) as it:
         entries = sorted(it, key=lambda e: e.name)
     for e in entries:
+        prev = known.get(e.name) if known else None
         try:
             st = stats[e.name] = e.stat(follow_symlinks=False)
         except FileNotFoundError:
             continue  # gone while we listed: its event will tell
-        prev = known.get(e.name) if known else None
+        except OSError:
+            # There, but not looked at: one entry's trouble is no outage of the outbox.
+            # A known invoice file stays a bundle (not "gone"); any other name keeps its
+            # place among the look-alikes, by its name alone.
+            unlooked.add(e.name)
+            if prev is not None:
+                candidates[e.name] = prev
+            else:
+                for fold in alike_keys(cfg, e.name):
+                    folds.setdefault(fold, []).append(e.name)
+            continue
         if prev is not None and stat.S_ISREG(st.st_mode):
             candidates[e.name] = prev
             continue
@@ -238,7 +259,8 @@ def list_outbox(cfg: OutboxConfig, share: ShareConfig | None = None,
     by_fold = {f: tuple(names) for f, names in folds.items()}
     set_look_alikes(cfg, candidates, by_fold)
     set_sharers(candidates)
-    return Listing(candidates, tuple(others), tuple(refused), stats, by_fold)
+    return Listing(candidates, tuple(others), tuple(refused), stats, by_fold,
+                   frozenset(unlooked))
 
 
 def look(cfg: OutboxConfig, name: str, share: ShareConfig | None = None) -> Listing:
@@ -282,14 +304,14 @@ def _walk(parent: int | None, name: str | Path, rel: str, depth: int, cfg: Outbo
             except FileNotFoundError:
                 # Renamed or deleted while we looked (a copy finishing): something
                 # is at work, so this snapshot must not settle.
-                yield (child_rel, "gone", 0, 0, 0, 0, 0, 0), True
+                yield (child_rel, "gone", 0, 0, 0, 0, 0, 0, 0), True
                 continue
             except OSError:
                 # Listed but not looked at: a folder with read but no search permission,
                 # a share's hiccup. The bundle may settle, and its read then says what is
                 # wrong (the loop's look and the rescan must not fail for one bundle); a
                 # chmod that mends it changes this entry, and the bundle is read again.
-                yield (child_rel, "unreadable", 0, 0, 0, 0, 0, 0), False
+                yield (child_rel, "unreadable", 0, 0, 0, 0, 0, 0, 0), False
                 continue
             kind = _kind(st.st_mode)
             yield (child_rel, kind, st.st_size if kind == "f" else 0, *_meta(st)), busy

@@ -25,8 +25,9 @@ class _Seen:
 def _untimed(e: Entry) -> tuple[object, ...]:
     """An entry without what a rename changes: a file's change time, and a folder's
     modification time as well (some file systems count the rewrite of its ".." as
-    one)."""
-    return (*e[:MTIME], *e[MTIME + 1:CTIME]) if e[1] == "d" else e[:CTIME]
+    one). Its inode stays: a rename keeps it, a file put in its place does not."""
+    kept = (*e[:CTIME], *e[CTIME + 1:])
+    return (*kept[:MTIME], *kept[MTIME + 1:]) if e[1] == "d" else kept
 
 
 class SettleTracker:

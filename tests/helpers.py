@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import subprocess
@@ -327,21 +328,24 @@ URL = "http://127.0.0.1:9/bundles"
 
 class _StatRefused:
     """A directory entry whose lstat fails as in a folder that may be listed but not
-    searched (mode r--, or a share's ACL), whatever the user running the tests."""
+    searched (mode r--, or a share's ACL), whatever the user running the tests; or with
+    `error`, as a share's trouble (ESTALE, EIO) makes it fail."""
 
-    def __init__(self, entry: os.DirEntry[str]) -> None:
+    def __init__(self, entry: os.DirEntry[str], error: int = errno.EACCES) -> None:
         self._entry, self.name, self.path = entry, entry.name, entry.path
+        self._error = error
 
     def stat(self, *, follow_symlinks: bool = True) -> os.stat_result:
-        raise PermissionError(13, "Permission denied", self.path)
+        raise OSError(self._error, os.strerror(self._error), self.path)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._entry, name)
 
 
-def refuse_stat(monkeypatch: pytest.MonkeyPatch, names: set[str]) -> None:
+def refuse_stat(monkeypatch: pytest.MonkeyPatch, names: set[str],
+                error: int = errno.EACCES) -> None:
     """os.scandir everywhere, with the entries called `names` refusing their lstat (root
-    runs the tests: chmod would not refuse it)."""
+    runs the tests: chmod would not refuse it) with `error`."""
     real = os.scandir
 
     class Listing:
@@ -349,10 +353,14 @@ def refuse_stat(monkeypatch: pytest.MonkeyPatch, names: set[str]) -> None:
             self._it = real(path)
 
         def __enter__(self) -> Iterator[Any]:
-            return (_StatRefused(e) if e.name in names else e for e in self._it)
+            return self
 
         def __iter__(self) -> Iterator[Any]:
-            return self.__enter__()
+            return self
+
+        def __next__(self) -> Any:  # os.walk takes entries one by one
+            e = next(self._it)
+            return _StatRefused(e, error) if e.name in names else e
 
         def __exit__(self, *exc: object) -> None:
             self._it.close()

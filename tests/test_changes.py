@@ -5,6 +5,7 @@ bundle(s) it concerns, and hints on a bundle of many files are answered at a pac
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from pathlib import Path
@@ -302,6 +303,52 @@ def test_a_sidecar_file_that_cannot_be_looked_at_ends_neither_the_rescan_nor_the
     assert row.state == "settling" and row.last_error is not None
     assert "Permission denied" in row.last_error and "INV-1/locked.pdf" in row.last_error
     assert "check that outboxd's user may read the file" in row.last_error
+
+
+@pytest.mark.parametrize("error", [errno.ESTALE, errno.EIO], ids=["ESTALE", "EIO"])
+def test_a_root_entry_whose_lstat_fails_is_no_outage_and_its_bundle_is_not_judged_on_it(
+        make_service: Any, clock: FakeClock, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        error: int) -> None:
+    """At a rescan the lstat of one root entry, INV-1's sidecar, fails as a share's
+    trouble makes it (a stale NFS handle, an I/O error). The rescan goes on: INV-2, found
+    by it, is decided, and the outbox is not said to be away (before: the whole listing
+    failed, "cannot list the outbox", and nothing was found until the entry mended).
+    INV-1 is not judged on a listing without its sidecar: its own look fails too, and
+    says so for that bundle; once the lstat works again it goes on with its sidecar."""
+    outbox = tmp_path / "outbox"
+    write(outbox / "INV-1.xml", ubl_invoice("INV-1"))
+    svc = make_service()
+    settle_all(svc, clock)
+    assert _state(svc, "INV-1.xml") == ("waiting", [])
+    write(outbox / "INV-1" / "a.pdf", pdf_bytes())  # no hint: the watcher is silent
+    write(outbox / "INV-2.xml", ubl_invoice("INV-2"))
+    refuse_stat(monkeypatch, {"INV-1"}, error)
+    real_lstat = os.lstat
+
+    def lstat(path: Any, *a: Any, **kw: Any) -> os.stat_result:
+        if os.path.basename(path) == "INV-1":
+            raise OSError(error, os.strerror(error), str(path))
+        return real_lstat(path, *a, **kw)
+    monkeypatch.setattr(os, "lstat", lstat)
+    rescan_due = svc.timers.due_at(service_module.RESCAN)
+    assert rescan_due is not None
+    clock.t = rescan_due
+    settle_all(svc, clock)
+    logged = capsys.readouterr().out
+    assert not svc.outage.on and "cannot list the outbox" not in logged
+    assert _state(svc, "INV-2.xml") == ("waiting", [])
+    [failed] = [line for line in logged.splitlines() if "cannot look at the bundle" in line]
+    assert "invoice_file=INV-1.xml" in failed and os.strerror(error) in failed
+    assert _state(svc, "INV-1.xml") == ("waiting", [])  # not judged on the listing
+
+    monkeypatch.undo()
+    rescan_due = svc.timers.due_at(service_module.RESCAN)
+    assert rescan_due is not None
+    clock.t = rescan_due
+    settle_all(svc, clock)
+    assert "INV-1.xml" not in svc.pipeline.live, "claimed with its sidecar"
+    assert svc.journal.summary().get("waiting") == 1  # INV-2 alone
 
 
 class _DropsAsItStarts(FakeWatcher):

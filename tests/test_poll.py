@@ -6,6 +6,7 @@ files, through a scandir that counts what the poller lists and lstats."""
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import threading
@@ -483,3 +484,27 @@ def test_a_folder_swapped_for_a_link_during_a_walk_is_never_walked(
     assert done and (outbox / done[0]).is_symlink()
     assert not [x for x in counted.listed + counted.stats if x.startswith(str(outside) + "/")]
     assert p.poll() == done  # the link in place of the folder: a change
+
+
+def test_one_failed_listing_of_the_same_root_is_no_root_lost(outbox: Path) -> None:
+    """The root's listing fails once (a share's EIO mid-poll) while the folder is the same:
+    the poller is not dead and hints no ROOT_LOST (which made the loop say the outbox
+    was away, then "replaced"); what changed meanwhile is hinted by the next poll."""
+    counted = Counted()
+    hints: list[str] = []
+    p = poller(outbox, counted, interval=0.05, on_hint=hints.append)
+    fail_once = [str(outbox)]
+
+    def on_list(path: str) -> None:
+        if path in fail_once:
+            fail_once.clear()
+            raise OSError(errno.EIO, "Input/output error", path)
+    p.start()
+    try:
+        counted.on_list = on_list
+        write(outbox / "C.xml")
+        wait_for(lambda: "C.xml" in hints, what="the change hinted after the failed poll")
+        assert not fail_once, "the failed listing happened"
+        assert ROOT_LOST not in hints and p.alive()
+    finally:
+        p.stop()

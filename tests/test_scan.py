@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import os
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -25,6 +26,44 @@ def touch(path: Path, data: bytes = b"x") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return path
+
+
+class _NoChangeTime:
+    """A stat as a share without change times of its own shows it: ctime = mtime."""
+
+    def __init__(self, st: os.stat_result) -> None:
+        self._st = st
+        self.st_ctime_ns = st.st_mtime_ns
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._st, name)
+
+
+def no_change_times(monkeypatch: pytest.MonkeyPatch) -> None:
+    """scan sees every lstat (os.lstat, DirEntry.stat) as such a share shows it."""
+    real_scandir, real_lstat = os.scandir, os.lstat
+
+    class Entry:
+        def __init__(self, entry: os.DirEntry[str]) -> None:
+            self._entry, self.name, self.path = entry, entry.name, entry.path
+
+        def stat(self, *, follow_symlinks: bool = True) -> Any:
+            return _NoChangeTime(self._entry.stat(follow_symlinks=follow_symlinks))
+
+    class Listing:
+        def __init__(self, path: Any = ".") -> None:
+            self._it = real_scandir(path)
+
+        def __enter__(self) -> Iterator[Entry]:
+            return (Entry(e) for e in self._it)
+
+        def __exit__(self, *exc: object) -> None:
+            self._it.close()
+
+    shown = SimpleNamespace(**{n: getattr(os, n) for n in dir(os) if not n.startswith("__")})
+    shown.scandir = Listing
+    shown.lstat = lambda path, **kw: _NoChangeTime(real_lstat(path, **kw))
+    monkeypatch.setattr(scan_mod, "os", shown)
 
 
 @pytest.fixture
@@ -553,6 +592,35 @@ class TestSnapshot:
         wait_for(replaced, timeout=5, interval=0.001, what="a change time of its own")
         after_st = os.lstat(f)
         assert (after_st.st_size, after_st.st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+        assert snapshot(cand, cfg) != before
+        assert snapshot(cand, cfg, list_outbox(cfg).stats) != before  # the rescan's way too
+
+    @pytest.mark.parametrize("where", ["INV-1.xml", "INV-1"])
+    def test_a_file_or_folder_replaced_on_a_share_without_change_times_changes_the_snapshot(
+            self, outbox: Path, monkeypatch: pytest.MonkeyPatch, where: str) -> None:
+        """On a share that keeps no change time of its own (a CIFS server that reports the
+        modification time as the change time), the invoice file or the sidecar replaced
+        by another of the same size and times changes the snapshot by its inode: else the
+        bundle went on as read before (a held one was never read again; one read while
+        settling failed its claim's check and was never sent). An attachment replaced
+        shows in its folder's modification time."""
+        no_change_times(monkeypatch)
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-1.xml", b"<a>1</a>")
+        touch(outbox / "INV-1" / "a.pdf", b"1234")
+        old = outbox / where
+        cand = self._cand(outbox, cfg)
+        before = snapshot(cand, cfg)
+        new = outbox.parent / "new"
+        if old.is_dir():
+            touch(new / "a.pdf", b"4321")
+            os.utime(new / "a.pdf", ns=(0, os.lstat(old / "a.pdf").st_mtime_ns))
+        else:
+            touch(new, bytes(reversed(old.read_bytes())))
+        st = os.lstat(old)
+        os.utime(new, ns=(st.st_atime_ns, st.st_mtime_ns))
+        old.rename(outbox.parent / "away")
+        new.rename(old)
         assert snapshot(cand, cfg) != before
         assert snapshot(cand, cfg, list_outbox(cfg).stats) != before  # the rescan's way too
 
