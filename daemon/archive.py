@@ -23,7 +23,7 @@ from typing import Any
 from daemon import logs
 from daemon.bundle import Finding, reasons_of
 from daemon.errors import InputError, NotOurs
-from daemon.fsmove import Copied, identity, move_tree, remove_held
+from daemon.fsmove import TAG_MAX, Copied, identity, move_tree, remove_held
 from daemon.fsops import CHUNK, open_in, open_regular, read_bounded, read_regular
 from daemon.fswrite import (
     add_group_write,
@@ -47,8 +47,8 @@ copied into the archive on another file system (fsmove.move_tree removes only wh
 copied); its text is the archive entry. The orphan sweep reports such a folder as kept,
 never sends nor moves what is in it, and removes it once nothing but the mark is left."""
 
-# Room left in a path component for free_name's "-NNN" and move_tree's ".NAME.partial".
-_ARCHIVE_NAME_MAX = NAME_MAX - 15
+# Room left in a path component for free_name's "-NNN" and move_tree's ".NAME.TAG.partial".
+_ARCHIVE_NAME_MAX = NAME_MAX - 15 - (TAG_MAX + 1)
 
 
 def target_for(root: Path, name: str, bundle_id: str, at: str | None = None) -> Path:
@@ -95,14 +95,15 @@ def _same_bytes(folder: int, name: str, dst: Path) -> bool:
 
 
 def move_into_place(work: Path, target: Path, sync: bool = True,
-                    held: int | None = None) -> Path:
+                    held: int | None = None, tag: str = "") -> Path:
     """Move work → target; safe to call again after a crash at any point in it.
 
     Returns where the bundle now lies: `target`, or a free name beside it if
     `target` was taken by something that is not this bundle. `sync=False`
     leaves the sync of target's folder to the caller (`place`). `held`: the work
     folder, open (workfolder.hold_folder; else opened here): a link put in its place
-    is never followed, moved, copied from nor removed through (OSError).
+    is never followed, moved, copied from nor removed through (OSError). `tag`: the
+    daemon's (claim.copy_tag), naming its copy under way across file systems.
     """
     if not os.path.lexists(work):
         if target.exists():
@@ -115,7 +116,7 @@ def move_into_place(work: Path, target: Path, sync: bool = True,
     if held is None:
         held = hold_folder(work)
         try:
-            return move_into_place(work, target, sync, held)
+            return move_into_place(work, target, sync, held, tag)
         finally:
             os.close(held)
     if target.exists():
@@ -129,7 +130,7 @@ def move_into_place(work: Path, target: Path, sync: bool = True,
         # Someone else's archive entry under the same name (two daemons, or a
         # duplicate archived at the same time): never delete ours for it.
         target = free_name(target.parent, target.name)
-    _said_left(work, held, target, move_tree(work, target, sync=sync, held=held))
+    _said_left(work, held, target, move_tree(work, target, sync=sync, held=held, tag=tag))
     return target
 
 
@@ -271,9 +272,10 @@ def _make_folder(folder: Path) -> None:
     fsync_dir(folder.parent)
 
 
-def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str) -> Path:
+def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str,
+          tag: str = "") -> Path:
     """Write the papers into the work folder and move it to target; where the entry now
-    lies (see move_into_place). On return the papers, the entry and its folder are on
+    lies (see move_into_place, and for `tag`). On return the papers, the entry and its folder are on
     disk. Safe to call again after a crash or power loss at any point: the papers are
     written from what the caller kept (the journal), not from what the disk holds.
 
@@ -295,7 +297,7 @@ def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str)
             drop_unfinished(here, papers)
             write_papers(here, papers, sync=False)
             _make_folder(target.parent)
-            placed = move_into_place(work, target, sync=False, held=held)
+            placed = move_into_place(work, target, sync=False, held=held, tag=tag)
             # Renamed (one file system): the papers are synced in the folder held. Else
             # the entry is a copy whose every file was synced before it was renamed.
             moved = still_at(placed, held)
@@ -313,7 +315,7 @@ def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str)
         # bundle's entry that took this name.
         # Or archived before a crash, the work folder kept for files put into it during
         # the copy (KEPT): they are not the bundle's, never copied into a second entry.
-        placed = target if kept else move_into_place(work, target, sync=False)
+        placed = target if kept else move_into_place(work, target, sync=False, tag=tag)
         if _someone_elses(placed, papers, bundle_id):
             return placed
         drop_unfinished(placed, papers)
