@@ -61,22 +61,27 @@ def target_for(root: Path, name: str, bundle_id: str, at: str | None = None) -> 
 
 
 def _holds_copy_of(target: Path, held: int) -> Copied | None:
-    """Every file still in the folder open at `held` is in target with the same bytes (or
-    link text): what was compared (for remove_held, which removes only that), else None.
-    The folder is walked from its descriptor (os.fwalk follows no link)."""
+    """The files of the folder open at `held` that target holds with the same bytes (or
+    link text), for remove_held, when target is this folder's copy: it holds them all, or
+    the folder's receipt.json or reason.json (written from the journal before the copy,
+    they name this one delivery or quarantine; the rest were put in, or saved again,
+    after the copy, and stay). Else None. Walked from the descriptor (fwalk: no link)."""
     compared: Copied = {}
+    whole = True
     for dirpath, _dirs, files, fd in os.fwalk(dir_fd=held, onerror=_raise):
         for f in files:
             dst = target / dirpath / f
             st = os.stat(f, dir_fd=fd, follow_symlinks=False)
             if stat.S_ISLNK(st.st_mode):
-                if not dst.is_symlink() or os.readlink(f, dir_fd=fd) != os.readlink(dst):
-                    return None
-            elif not stat.S_ISREG(st.st_mode) or dst.is_symlink() or not dst.is_file() \
-                    or not _same_bytes(fd, f, dst):
-                return None
-            compared[os.path.join(dirpath, f)] = identity(st)
-    return compared
+                same = dst.is_symlink() and os.readlink(f, dir_fd=fd) == os.readlink(dst)
+            else:
+                same = stat.S_ISREG(st.st_mode) and not dst.is_symlink() and dst.is_file() \
+                    and _same_bytes(fd, f, dst)
+            if same:
+                compared[os.path.join(dirpath, f)] = identity(st)
+            whole = whole and same
+    papers = (os.path.join(".", name) for name in ("receipt.json", "reason.json"))
+    return compared if whole or any(p in compared for p in papers) else None
 
 
 def _raise(exc: OSError) -> None:
@@ -102,9 +107,8 @@ def move_into_place(work: Path, target: Path, sync: bool = True,
     `target` was taken by something that is not this bundle. `sync=False`
     leaves the sync of target's folder to the caller (`place`). `held`: the work
     folder, open (workfolder.hold_folder; else opened here): a link put in its place
-    is never followed, moved, copied from nor removed through (OSError). `tag`: the
-    daemon's (claim.copy_tag), naming its copy under way across file systems.
-    """
+    is never followed, moved, copied from nor removed through (OSError). `tag`: see
+    fsmove.partial_name."""
     if not os.path.lexists(work):
         if target.exists():
             return target  # an earlier run finished the move
@@ -122,9 +126,8 @@ def move_into_place(work: Path, target: Path, sync: bool = True,
     if target.exists():
         compared = _holds_copy_of(target, held)
         if compared is not None:
-            # Crashed after the cross-file-system copy was renamed into place
-            # but before (or while) the source was deleted: the target is
-            # complete (it is only renamed there after every file was fsynced).
+            # Crashed after the cross-file-system copy was renamed into place (only
+            # once complete and fsynced), before or while the source was deleted.
             _said_left(work, held, target, remove_held(work, held, compared))
             return target
         # Someone else's archive entry under the same name (two daemons, or a
@@ -136,15 +139,16 @@ def move_into_place(work: Path, target: Path, sync: bool = True,
 
 def _said_left(work: Path, held: int, target: Path, left: list[Path]) -> None:
     """Files put into the work folder (or saved again there) while it was copied into the
-    archive on another file system: not in the entry, kept where they are, and said. The
+    archive on another file system (or after, a crash before its removal): not in the
+    entry, kept where they are, and said. The
     folder they keep in processing/ is then no bundle's: marked (KEPT) so that the orphan
     sweep says why it is there instead of taking it for one a person copied in."""
     if left:
         with contextlib.suppress(OSError):  # unmarked, it is still never sent from
             if still_at(work, held):
                 mark_kept(held, target)
-        logs.get().warning("files put into a work folder while it was copied into the "
-                           "archive are not in the archive entry; kept in the work folder "
+        logs.get().warning("files put into a work folder while it was being archived "
+                           "are not in the archive entry; kept in the work folder "
                            "— move them where they belong; once they are out, the next "
                            "rescan removes the folder",
                            work_dir=str(work), archive=str(target),
