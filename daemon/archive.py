@@ -23,7 +23,7 @@ from typing import Any
 from daemon import logs
 from daemon.bundle import Finding, reasons_of
 from daemon.errors import InputError, NotOurs
-from daemon.fsmove import Copied, identity, move_tree, remove_held
+from daemon.fsmove import TAG_MAX, Copied, identity, move_tree, remove_held
 from daemon.fsops import CHUNK, open_in, open_regular, read_bounded, read_regular
 from daemon.fswrite import (
     add_group_write,
@@ -47,8 +47,8 @@ copied into the archive on another file system (fsmove.move_tree removes only wh
 copied); its text is the archive entry. The orphan sweep reports such a folder as kept,
 never sends nor moves what is in it, and removes it once nothing but the mark is left."""
 
-# Room left in a path component for free_name's "-NNN" and move_tree's ".NAME.partial".
-_ARCHIVE_NAME_MAX = NAME_MAX - 15
+# Room left in a path component for free_name's "-NNN" and move_tree's ".NAME.TAG.partial".
+_ARCHIVE_NAME_MAX = NAME_MAX - 15 - (TAG_MAX + 1)
 
 
 def target_for(root: Path, name: str, bundle_id: str, at: str | None = None) -> Path:
@@ -61,22 +61,27 @@ def target_for(root: Path, name: str, bundle_id: str, at: str | None = None) -> 
 
 
 def _holds_copy_of(target: Path, held: int) -> Copied | None:
-    """Every file still in the folder open at `held` is in target with the same bytes (or
-    link text): what was compared (for remove_held, which removes only that), else None.
-    The folder is walked from its descriptor (os.fwalk follows no link)."""
+    """The files of the folder open at `held` that target holds with the same bytes (or
+    link text), for remove_held, when target is this folder's copy: it holds them all, or
+    the folder's receipt.json or reason.json (written from the journal before the copy,
+    they name this one delivery or quarantine; the rest were put in, or saved again,
+    after the copy, and stay). Else None. Walked from the descriptor (fwalk: no link)."""
     compared: Copied = {}
+    whole = True
     for dirpath, _dirs, files, fd in os.fwalk(dir_fd=held, onerror=_raise):
         for f in files:
             dst = target / dirpath / f
             st = os.stat(f, dir_fd=fd, follow_symlinks=False)
             if stat.S_ISLNK(st.st_mode):
-                if not dst.is_symlink() or os.readlink(f, dir_fd=fd) != os.readlink(dst):
-                    return None
-            elif not stat.S_ISREG(st.st_mode) or dst.is_symlink() or not dst.is_file() \
-                    or not _same_bytes(fd, f, dst):
-                return None
-            compared[os.path.join(dirpath, f)] = identity(st)
-    return compared
+                same = dst.is_symlink() and os.readlink(f, dir_fd=fd) == os.readlink(dst)
+            else:
+                same = stat.S_ISREG(st.st_mode) and not dst.is_symlink() and dst.is_file() \
+                    and _same_bytes(fd, f, dst)
+            if same:
+                compared[os.path.join(dirpath, f)] = identity(st)
+            whole = whole and same
+    papers = (os.path.join(".", name) for name in ("receipt.json", "reason.json"))
+    return compared if whole or any(p in compared for p in papers) else None
 
 
 def _raise(exc: OSError) -> None:
@@ -95,15 +100,15 @@ def _same_bytes(folder: int, name: str, dst: Path) -> bool:
 
 
 def move_into_place(work: Path, target: Path, sync: bool = True,
-                    held: int | None = None) -> Path:
+                    held: int | None = None, tag: str = "") -> Path:
     """Move work → target; safe to call again after a crash at any point in it.
 
     Returns where the bundle now lies: `target`, or a free name beside it if
     `target` was taken by something that is not this bundle. `sync=False`
     leaves the sync of target's folder to the caller (`place`). `held`: the work
     folder, open (workfolder.hold_folder; else opened here): a link put in its place
-    is never followed, moved, copied from nor removed through (OSError).
-    """
+    is never followed, moved, copied from nor removed through (OSError). `tag`: see
+    fsmove.partial_name."""
     if not os.path.lexists(work):
         if target.exists():
             return target  # an earlier run finished the move
@@ -115,35 +120,35 @@ def move_into_place(work: Path, target: Path, sync: bool = True,
     if held is None:
         held = hold_folder(work)
         try:
-            return move_into_place(work, target, sync, held)
+            return move_into_place(work, target, sync, held, tag)
         finally:
             os.close(held)
     if target.exists():
         compared = _holds_copy_of(target, held)
         if compared is not None:
-            # Crashed after the cross-file-system copy was renamed into place
-            # but before (or while) the source was deleted: the target is
-            # complete (it is only renamed there after every file was fsynced).
+            # Crashed after the cross-file-system copy was renamed into place (only
+            # once complete and fsynced), before or while the source was deleted.
             _said_left(work, held, target, remove_held(work, held, compared))
             return target
         # Someone else's archive entry under the same name (two daemons, or a
         # duplicate archived at the same time): never delete ours for it.
         target = free_name(target.parent, target.name)
-    _said_left(work, held, target, move_tree(work, target, sync=sync, held=held))
+    _said_left(work, held, target, move_tree(work, target, sync=sync, held=held, tag=tag))
     return target
 
 
 def _said_left(work: Path, held: int, target: Path, left: list[Path]) -> None:
     """Files put into the work folder (or saved again there) while it was copied into the
-    archive on another file system: not in the entry, kept where they are, and said. The
+    archive on another file system (or after, a crash before its removal): not in the
+    entry, kept where they are, and said. The
     folder they keep in processing/ is then no bundle's: marked (KEPT) so that the orphan
     sweep says why it is there instead of taking it for one a person copied in."""
     if left:
         with contextlib.suppress(OSError):  # unmarked, it is still never sent from
             if still_at(work, held):
                 mark_kept(held, target)
-        logs.get().warning("files put into a work folder while it was copied into the "
-                           "archive are not in the archive entry; kept in the work folder "
+        logs.get().warning("files put into a work folder while it was being archived "
+                           "are not in the archive entry; kept in the work folder "
                            "— move them where they belong; once they are out, the next "
                            "rescan removes the folder",
                            work_dir=str(work), archive=str(target),
@@ -271,9 +276,10 @@ def _make_folder(folder: Path) -> None:
     fsync_dir(folder.parent)
 
 
-def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str) -> Path:
+def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str,
+          tag: str = "") -> Path:
     """Write the papers into the work folder and move it to target; where the entry now
-    lies (see move_into_place). On return the papers, the entry and its folder are on
+    lies (see move_into_place, and for `tag`). On return the papers, the entry and its folder are on
     disk. Safe to call again after a crash or power loss at any point: the papers are
     written from what the caller kept (the journal), not from what the disk holds.
 
@@ -295,7 +301,7 @@ def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str)
             drop_unfinished(here, papers)
             write_papers(here, papers, sync=False)
             _make_folder(target.parent)
-            placed = move_into_place(work, target, sync=False, held=held)
+            placed = move_into_place(work, target, sync=False, held=held, tag=tag)
             # Renamed (one file system): the papers are synced in the folder held. Else
             # the entry is a copy whose every file was synced before it was renamed.
             moved = still_at(placed, held)
@@ -313,7 +319,7 @@ def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str)
         # bundle's entry that took this name.
         # Or archived before a crash, the work folder kept for files put into it during
         # the copy (KEPT): they are not the bundle's, never copied into a second entry.
-        placed = target if kept else move_into_place(work, target, sync=False)
+        placed = target if kept else move_into_place(work, target, sync=False, tag=tag)
         if _someone_elses(placed, papers, bundle_id):
             return placed
         drop_unfinished(placed, papers)

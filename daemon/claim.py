@@ -54,6 +54,14 @@ def owner_of(state_dir: Path) -> str:
     return hashlib.sha256(os.fsencode(os.path.abspath(state_dir))).hexdigest()[:OWNER_LEN]
 
 
+def copy_tag(state_dir: Path) -> str:
+    """This daemon as its copies under way into the archive are named (fsmove.partial_name):
+    HOST-OWNER, as its work folders name it but without the pid, so that it finds its own
+    copy again after a crash. The host too: two hosts on one share may both keep their
+    state in the default /var/lib/outboxd."""
+    return f"{host_tag()}-{owner_of(state_dir)}"
+
+
 def work_dir_for(processing: Path, name: str, bundle_id: str, owner: str = "") -> Path:
     """A folder only this daemon uses: NAME--BUNDLEID12--HOST-PID-OWNERRANDOM, OWNER
     being owner_of(its state dir) ("" in tests of one daemon; folders of outboxd before

@@ -51,7 +51,7 @@ from daemon.fswrite import (
     write_json,
 )
 from daemon.manifest import sent_parts
-from daemon.mounts import SameMount, on_network_share
+from daemon.mounts import SameMount, on_network_share, shown
 from daemon.names import folder_name_for_id
 from daemon.parts import OpenWhenRead
 from daemon.temps import (
@@ -101,7 +101,7 @@ class DirectoryDeliverer:
             return
         if moved is None:
             return
-        then, now = (f"{m[1]} mounted at {m[0]}" if m else "an unknown mount" for m in moved)
+        then, now = (shown(m) for m in moved)
         raise Retryable(f"[delivery] target {self.target} is not on the file system it was on "
                         f"when outboxd started ({then}; now {now}): is its share unmounted? "
                         "Nothing is written there until that share is back; if the target "

@@ -7,8 +7,8 @@ is where the clerks learn what failed); a claim made there leaves a bundle in fl
 it. While a folder is off its mount nothing is moved into it: the move or claim waits,
 retried, with a line naming the folder and both mounts.
 
-Each look costs an open and fstat of the folder; the mount table is read only when its
-device or inode number changed (mounts.SameMount), or when the folder is missing.
+Each look costs an open and fstat of the folder; the mount table is read too for a folder
+on a share (mounts.SameMount), and when the folder is missing.
 """
 
 from __future__ import annotations
@@ -17,16 +17,12 @@ from pathlib import Path
 
 from daemon.config import Settings
 from daemon.errors import describe
-from daemon.mounts import SameMount, mount_of
+from daemon.mounts import SameMount, mount_of, shown
 
 
 def _keys(settings: Settings) -> tuple[tuple[Path, str], ...]:
     return ((settings.sent_dir, "[paths] sent"), (settings.quarantine_dir, "[paths] quarantine"),
             (settings.processing_dir, "[paths] processing"))
-
-
-def _shown(mount: tuple[str, str] | None) -> str:
-    return f"{mount[1]} mounted at {mount[0]}" if mount else "an unknown mount"
 
 
 class FolderMounts:
@@ -69,15 +65,15 @@ class FolderMounts:
             if there == seen.mount:
                 return None
             return (f"{key} {folder} is not there ({describe(exc)}): it was on "
-                    f"{_shown(seen.mount)} when outboxd started, and that file system is "
-                    f"not mounted now ({folder} would be made on {_shown(there)}) — is its "
+                    f"{shown(seen.mount)} when outboxd started, and that file system is "
+                    f"not mounted now ({folder} would be made on {shown(there)}) — is its "
                     "share unmounted? Nothing is moved there until the share is back; "
                     "mount it, and the bundle goes on by itself")
         except OSError:
             return None
         if moved is None:
             return None
-        then, now = (_shown(m) for m in moved)
+        then, now = (shown(m) for m in moved)
         return (f"{key} {folder} is not on the file system it was on when outboxd started "
                 f"({then}; now {now}) — is its share unmounted? Nothing is moved there "
                 "until that share is back; mount it, and the bundle goes on by itself. If "

@@ -2,10 +2,10 @@
 
 A move is a rename that never replaces where it can be; across file systems it is
 copy + fsync + rename + delete, so a crash leaves either the source or a complete
-copy. A copy never follows a link nor opens a FIFO or device, and is synced before
-anything depends on it. A claimed bundle's work folder (held by
-`workfolder.hold_folder`) is moved only while its name is still it, copied from and
-removed through its descriptor.
+copy (the copy under way named for its daemon: partial_name). A copy never follows a
+link nor opens a FIFO or device, and is synced before anything depends on it. A claimed
+bundle's work folder (held by `workfolder.hold_folder`) is moved only while its name is
+still it, copied from and removed through its descriptor.
 """
 
 from __future__ import annotations
@@ -170,7 +170,23 @@ def _remove(path: Path) -> None:
     shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
 
 
-def move_tree(src: Path, dst: Path, sync: bool = True, held: int | None = None) -> list[Path]:
+TAG_MAX = 39
+"""The bytes a daemon's tag in a partial copy's name takes at most (claim.copy_tag: a host
+of up to 32 bytes, "-", 6 hex)."""
+
+
+def partial_name(dst: Path, tag: str = "") -> Path:
+    """Where a copy across file systems to dst is made before it is renamed there:
+    `.NAME.TAG.partial`. TAG is the daemon's (claim.copy_tag: its host and state dir), so
+    that a copy another daemon makes to the same name at the same time (two daemons
+    archiving into one sent/, the same bundle dropped again) is never taken for a leftover
+    and removed under it, while a daemon restarted after a crash mid-copy finds its own.
+    Without a tag (`outboxd retry`): `.NAME.partial`."""
+    return dst.with_name(f".{dst.name}.{tag}.partial" if tag else f".{dst.name}.partial")
+
+
+def move_tree(src: Path, dst: Path, sync: bool = True, held: int | None = None,
+              tag: str = "") -> list[Path]:
     """Move a file or folder to dst, which must not exist; what stayed at src (below).
 
     Same file system: one atomic rename. Across file systems: copy to a
@@ -183,7 +199,8 @@ def move_tree(src: Path, dst: Path, sync: bool = True, held: int | None = None) 
     rename (it has more to sync there); the copy is synced before its source
     is deleted whatever the caller says. `held`: the folder at src, open
     (workfolder.hold_folder): only that folder is moved, copied from its descriptor and
-    removed through it; OSError when src names anything else (a link put there).
+    removed through it; OSError when src names anything else (a link put there). `tag`:
+    the daemon's, in the temp name (partial_name).
     """
     dst.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -194,9 +211,9 @@ def move_tree(src: Path, dst: Path, sync: bool = True, held: int | None = None) 
     except OSError as exc:
         if exc.errno != errno.EXDEV:
             raise
-    # Named after the target, not our pid: a restart after a crash mid-copy
-    # finds and replaces the partial copy instead of leaving it behind.
-    tmp = dst.with_name(f".{dst.name}.partial")
+    # Named after the target and the daemon, not our pid: a restart after a crash
+    # mid-copy finds and replaces its partial copy instead of leaving it behind.
+    tmp = partial_name(dst, tag)
     _remove(tmp)
     copied: Copied = {}
     try:

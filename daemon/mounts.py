@@ -12,14 +12,37 @@ import contextlib
 import os
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 NETWORK_FS = {"nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "9p", "afs", "ceph",
               "fuse.glusterfs", "davfs", "fuse.rclone"}
 
 
+class Mount(NamedTuple):
+    """What tells one mount from another, from /proc/self/mountinfo. Two alike are the
+    same share mounted again: its mount ID is new at each mount, and so is a network
+    file system's device number (and a share's mounted on demand, after each idle
+    timeout), so neither is kept. Another share mounted at the point (the wrong
+    //server/share), or the lower of two stacked mounts showing through once the upper
+    is gone, differs in its source or root even where its type is the same."""
+
+    point: str  # where it is mounted
+    type: str  # its file-system type: cifs, nfs4, ext4 …
+    source: str  # what is mounted: //server/share, server:/export, /dev/sdb1
+    root: str  # the folder of that file system mounted there: "/", or a bind's folder
+
+
+def shown(mount: Mount | None) -> str:
+    """A mount as a line for the admin names it: `cifs //fs/finance mounted at /srv/sent`."""
+    if mount is None:
+        return "an unknown mount"
+    folder = f" (its folder {mount.root})" if mount.root != "/" else ""
+    return f"{mount.type} {mount.source}{folder} mounted at {mount.point}"
+
+
 # The kernel writes a space, tab, newline and backslash in a mount point as a
-# three-digit octal escape (\040, \011, \012, \134); a share mounted at such a path
-# would otherwise be missed and taken for local.
+# three-digit octal escape (\040, \011, \012, \134) in a mount point, root and
+# source; a share mounted at such a path would otherwise be missed and taken for local.
 _OCTAL = re.compile(r"\\([0-7]{3})")
 
 
@@ -43,29 +66,50 @@ def on_network_share(path: Path) -> bool:
 
 
 def fs_type(path: Path) -> str | None:
-    """The file-system type of the mount holding path, from /proc/self/mounts."""
+    """The file-system type of the mount holding path, from /proc/self/mountinfo."""
     mount = mount_of(path)
-    return mount[1] if mount is not None else None
+    return mount.type if mount is not None else None
 
 
-def mount_of(path: Path) -> tuple[str, str] | None:
-    """(mount point, file-system type) of the mount holding path: the longest mount
-    point above it, and of two at the same point the later, which is mounted over the
-    earlier (a share mounted on demand over its autofs entry). None if unknown."""
+def mount_of(path: Path) -> Mount | None:
+    """The mount holding path: the longest mount point above it, and of two at the same
+    point the one mounted over the other (a share mounted on demand over its autofs
+    entry). None if unknown."""
     try:
         target = os.path.realpath(path)
-        best: tuple[str, str] | None = None
-        with open("/proc/self/mounts", encoding="utf-8") as fh:
+        best: Mount | None = None
+        best_parent = -1
+        with open("/proc/self/mountinfo", encoding="utf-8") as fh:
             for line in fh:
-                parts = line.split()
-                if len(parts) < 3:
+                entry = _entry(line)
+                if entry is None:
                     continue
-                mount = _unescape(parts[1])
-                if (target == mount or target.startswith(mount.rstrip("/") + "/")) \
-                        and len(mount) >= len(best[0] if best else ""):
-                    best = mount, parts[2]
+                ident, parent, mount = entry
+                if not (target == mount.point
+                        or target.startswith(mount.point.rstrip("/") + "/")):
+                    continue
+                if best is None or len(mount.point) > len(best.point) or (
+                        mount.point == best.point and ident != best_parent):
+                    # At the same point: the later line, unless it is the mount the one
+                    # found is mounted on (the table lists a mount's parent first as a
+                    # rule, but a mount moved with --move may come after it).
+                    best, best_parent = mount, parent
         return best
     except OSError:
+        return None
+
+
+def _entry(line: str) -> tuple[int, int, Mount] | None:
+    """(mount ID, parent's mount ID, the mount) of one line of /proc/self/mountinfo:
+    `ID PARENT MAJ:MIN ROOT POINT OPTIONS [OPTIONAL…] - TYPE SOURCE SUPEROPTIONS`.
+    None for a line that is not one."""
+    fields = line.split()
+    try:
+        dash = fields.index("-", 6)
+        return int(fields[0]), int(fields[1]), Mount(
+            _unescape(fields[4]), fields[dash + 1], _unescape(fields[dash + 2]),
+            _unescape(fields[3]))
+    except (ValueError, IndexError):
         return None
 
 
@@ -79,21 +123,26 @@ class SameMount:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.seen: tuple[int, int] | None = None  # the folder's (device, inode) last seen
-        self.mount: tuple[str, str] | None = None
+        self.mount: Mount | None = None
 
-    def changed(self) -> tuple[tuple[str, str] | None, tuple[str, str] | None] | None:
+    def changed(self) -> tuple[Mount | None, Mount | None] | None:
         """None while the folder is on the mount first seen (the first call sees it);
-        else that mount and the one it is on now, each (point, type). OSError if the
-        folder cannot be opened."""
+        else that mount and the one it is on now. OSError if the folder cannot be
+        opened."""
         seen = _identity(self.path)
-        if seen == self.seen:
+        if seen == self.seen and os.major(seen[0]) != 0:
+            # The same folder of the same disk. A network share, tmpfs or FUSE file system
+            # has an anonymous device number (major 0), which the kernel gives the next
+            # such mount once it is unmounted, and its root may have any other's inode (a
+            # FUSE root's is always 1): another share mounted there can look the same, so
+            # for those the mount table is read at each look.
             return None
         now = mount_of(self.path)
         if self.seen is not None and now != self.mount:
             return self.mount, now
-        # First seen; or the same share mounted again: a network file system gets a new
-        # device number at each mount, a share mounted on demand after each idle timeout;
-        # or the folder made again by hand on the same mount (a new inode).
+        # First seen; or the same share mounted again (Mount: the same source, root, type
+        # and point; a new device number); or the folder made again by hand on the same
+        # mount (a new inode).
         self.seen, self.mount = seen, now
         return None
 

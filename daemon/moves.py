@@ -15,6 +15,7 @@ from typing import Any
 
 from daemon.archive import place, reason_papers, reason_record, receipt_papers, target_for
 from daemon.bundle import Bundle, Finding, reasons_of
+from daemon.claim import copy_tag
 from daemon.config import Settings
 from daemon.deliver import backoff
 from daemon.errors import describe
@@ -92,7 +93,8 @@ class Moves:
             return self._move_failed(row, f"{failure} {target}: {away}")
         work = Path(row.work_dir)
         try:
-            target = place(work, target, papers, row.bundle_id)
+            target = place(work, target, papers, row.bundle_id,
+                           copy_tag(self.s.paths.state_dir))
         except OSError as exc:
             return self._move_failed(row, f"{failure} {target}: {describe(exc)}")
         self._move_faults.pop(row.id, None)

@@ -40,7 +40,15 @@ from typing import Any
 
 from daemon import logs
 from daemon.archive import KEPT, kept_for, mark_kept, move_into_place, reason_of, target_for
-from daemon.claim import LEFTOVER, OWNER_LEN, host_tag, in_folder, owner_of, unclaim
+from daemon.claim import (
+    LEFTOVER,
+    OWNER_LEN,
+    copy_tag,
+    host_tag,
+    in_folder,
+    owner_of,
+    unclaim,
+)
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError
 from daemon.foldermounts import FolderMounts
@@ -230,12 +238,13 @@ def _finish_held(journal: Journal, settings: Settings, mounts: FolderMounts, wor
     if (rec is not None or reason is not None) and _waits(
             work, mounts, settings.sent_dir if rec is not None else settings.quarantine_dir):
         return 0
+    tag = copy_tag(settings.paths.state_dir)
     if rec is not None:
         # In the day folder of its delivery (record_of made it a journal time), which
         # import_sent makes its `since`.
         target = target_for(settings.sent_dir, stem(rec["invoice_file"]), rec["bundle_id"],
                             rec["delivered_at"])
-        rec["archive_dir"] = str(move_into_place(work, target, held=held))
+        rec["archive_dir"] = str(move_into_place(work, target, held=held, tag=tag))
         journal.import_sent([rec])
         logs.get().warning("delivered bundle unknown to the journal archived in sent/",
                            work_dir=str(work), bundle_id=rec["bundle_id"],
@@ -247,7 +256,7 @@ def _finish_held(journal: Journal, settings: Settings, mounts: FolderMounts, wor
         at = journal_time(reason.get("quarantined_at"))  # its folder's day and `since`
         target = target_for(settings.quarantine_dir, stem(invoice_file), reason["bundle_id"],
                             at)
-        target = move_into_place(work, target, held=held)
+        target = move_into_place(work, target, held=held, tag=tag)
         journal.create(invoice_file, "quarantined", "orphaned work folder finished", since=at,
                        bundle_id=reason["bundle_id"], reasons=reason.get("reasons", []),
                        archive_dir=str(target))

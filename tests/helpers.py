@@ -372,14 +372,28 @@ def refuse_stat(monkeypatch: pytest.MonkeyPatch, names: set[str],
 
 
 def fake_mount_table(monkeypatch: pytest.MonkeyPatch, table: str | Callable[[], str]) -> None:
-    """daemon.mounts reads `table` as /proc/self/mounts (a callable: what it returns
-    at each read, for a table that changes)."""
+    """daemon.mounts reads `table`, written as /proc/self/mounts lines (SOURCE POINT TYPE
+    OPTIONS 0 0), as the /proc/self/mountinfo the kernel would give for them: each the
+    root of its file system, mounted in the order listed (a callable: what it returns at
+    each read, for a table that changes)."""
+
+    def mountinfo() -> str:
+        lines = (table if isinstance(table, str) else table()).splitlines()
+        return "".join(f"{n} 1 0:{n} / {point} {options} - {kind} {source} {options}\n"
+                       for n, (source, point, kind, options, *_) in
+                       enumerate((line.split() for line in lines if line.strip()), 2))
+    fake_mountinfo(monkeypatch, mountinfo)
+
+
+def fake_mountinfo(monkeypatch: pytest.MonkeyPatch, table: str | Callable[[], str]) -> None:
+    """daemon.mounts reads `table` as /proc/self/mountinfo (a callable: what it returns
+    at each read)."""
     import io
 
     from daemon import mounts
 
     def mount_table(path: str, *args: object, **kwargs: object) -> io.StringIO:
-        assert path == "/proc/self/mounts"
+        assert path == "/proc/self/mountinfo"
         return io.StringIO(table if isinstance(table, str) else table())
     monkeypatch.setattr(mounts, "open", mount_table, raising=False)
 

@@ -17,7 +17,7 @@ import pytest
 from helpers import ubl_invoice, write
 from swaps import opened_in
 
-from daemon import archive, fswrite
+from daemon import archive, fsmove, fswrite
 from daemon.archive import (
     move_into_place,
     reason_papers,
@@ -26,6 +26,7 @@ from daemon.archive import (
     write_papers,
 )
 from daemon.bundle import Finding
+from daemon.claim import copy_tag
 from daemon.config import Settings
 from daemon.match import assemble
 from daemon.scan import list_outbox
@@ -143,12 +144,18 @@ class TestMoveIntoPlace:
             move_into_place(tmp_path / "gone", target)
         assert not target.exists()
 
-    def test_long_names_give_a_target_that_fits(self, tmp_path: Path) -> None:
-        """target_for shortens NAME so NAME--ID12, a -N suffix and the .partial temp name
-        all fit in one path component."""
+    def test_long_names_give_a_target_that_fits(self, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+        """target_for shortens NAME so NAME--ID12, a -N suffix and the temp name of a copy
+        under way, with the longest daemon tag (a long host name), all fit in one path
+        component."""
         t = target_for(tmp_path, "Å" * 123, "0123456789ab" * 5)
         assert t.name.endswith("--0123456789ab")
-        assert len(f".{t.name}-999.partial".encode()) <= 255
+        monkeypatch.setattr("socket.gethostname", lambda: "Ö" * 100 + ".example.org")
+        longest = copy_tag(tmp_path / "state")
+        assert len(longest.encode()) == fsmove.TAG_MAX
+        assert len(fsmove.partial_name(t.with_name(f"{t.name}-999"), longest).name.encode()) \
+            <= 255
 
     def test_crash_after_copy_removes_source_because_target_complete(
             self, tmp_path: Path) -> None:
@@ -183,6 +190,45 @@ class TestMoveIntoPlace:
         assert got == target.with_name("x-2")
         assert tree(got) == content and not work.exists()
         assert tree(target) == {"INV-1.xml": b"<Invoice>other</Invoice>"}
+
+    def test_two_daemons_archiving_one_bundle_at_once_never_remove_each_others_copy(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Two daemons on one share (each journal knows only its own deliveries) archive the
+        same bundle, dropped again while the first was archived, into one sent/ on another
+        file system: one target name (NAME--ID12, the same day). The second, starting while
+        the first's copy is complete but not yet renamed into place, never removes that copy
+        (each copies under its own name): the first finds the name taken at its rename and
+        its retry archives beside it; each entry holds its own receipt, nothing is left."""
+        works = {d: make_work(tmp_path / d / "INV-1--0123") for d in ("a", "b")}
+        papers = {d: {"receipt.json": json.dumps({"bundle_id": BID, "by": d}).encode()}
+                  for d in works}
+        target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123456789ab"
+        rename = fswrite.rename_noreplace
+        partials_then: list[list[str]] = []
+
+        def across(src: Path, dst: Path) -> None:
+            if Path(src) in works.values():
+                raise OSError(errno.EXDEV, "Invalid cross-device link")
+            if Path(dst) == target and not partials_then:
+                # Daemon a's copy is complete, about to be renamed: daemon b archives now.
+                partials_then.append([])
+                assert archive.place(works["b"], target, papers["b"], BID, "hostb-bbbbbb") \
+                    == target
+                partials_then.append(sorted(os.listdir(src)) if os.path.lexists(src) else [])
+            rename(src, dst)
+        monkeypatch.setattr("daemon.fsmove.rename_noreplace", across)
+
+        with pytest.raises(FileExistsError):  # the name taken by b's entry: tried again
+            archive.place(works["a"], target, papers["a"], BID, "hosta-aaaaaa")
+        assert partials_then[-1] == ["INV-1", "INV-1.xml", "receipt.json"], \
+            "daemon a's complete copy was removed under it"
+        beside = archive.place(works["a"], target, papers["a"], BID, "hosta-aaaaaa")
+        assert beside == target.with_name(target.name + "-2")
+        for d, entry in (("b", target), ("a", beside)):
+            assert json.loads((entry / "receipt.json").read_bytes())["by"] == d
+            assert (entry / "INV-1" / "sub" / "b.pdf").read_bytes() == b"%PDF-b"
+        assert sorted(os.listdir(target.parent)) == [target.name, beside.name]
+        assert not any(os.path.lexists(w) for w in works.values())
 
     def test_across_file_systems(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """EXDEV on rename: copied in full, source removed, no partial folder left behind."""

@@ -202,6 +202,55 @@ def test_a_kept_work_folder_is_marked_with_its_entry_and_never_archived_twice(
     assert _listing(target) == ["INV-1", "INV-1.xml", "INV-1/a.pdf", "receipt.json"]
 
 
+def test_a_file_put_into_the_work_folder_between_a_crash_and_the_retry_is_kept_not_archived_twice(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crash after the cross-file-system copy was renamed into place, before its source
+    was removed; a user of the share then puts a file into the work folder and saves one
+    of the bundle's again. The retry knows the entry for this very bundle's copy (its
+    receipt.json is the one in the work folder, byte for byte): it removes what the entry
+    holds as it is and keeps the rest in the work folder, marked and said, as a file put
+    in during the copy is — no second entry NAME--ID-2 with the leftovers and papers."""
+    work = _work(tmp_path)
+    target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
+    _across_file_systems(monkeypatch, work)
+
+    def dies(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fsmove, "remove_held", dies)
+    with pytest.raises(KeyboardInterrupt):
+        archive.place(work, target, PAPERS, BID)
+    monkeypatch.undo()
+    (work / "INV-1" / "late.pdf").write_bytes(b"%PDF-late")
+    (work / "INV-1.xml").write_bytes(b"<Invoice>saved again</Invoice>")
+    warned: list[dict[str, Any]] = []
+    monkeypatch.setattr(logs, "get", lambda: _Log(warned))
+    assert archive.place(work, target, PAPERS, BID) == target
+    assert [p.name for p in target.parent.iterdir()] == [target.name]
+    assert _listing(target) == ["INV-1", "INV-1.xml", "INV-1/a.pdf", "receipt.json"]
+    assert (target / "INV-1.xml").read_bytes() == b"<Invoice/>"
+    assert _listing(work) == [archive.KEPT, "INV-1", "INV-1.xml", "INV-1/late.pdf"]
+    assert (work / archive.KEPT).read_bytes() == os.fsencode(target)
+    assert [sorted(w["kept"]) for w in warned] == [
+        sorted([str(work / "INV-1" / "late.pdf"), str(work / "INV-1.xml")])]
+
+
+def test_an_entry_under_the_name_with_another_receipt_is_not_taken_for_the_copy(
+        tmp_path: Path) -> None:
+    """An entry under the target name that holds the bundle's files but another receipt
+    (the same bundle archived by another daemon) is not this work folder's copy: nothing
+    is removed from the work folder for it, which goes to a free name beside it."""
+    work = _work(tmp_path)
+    target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
+    (target / "INV-1").mkdir(parents=True)
+    (target / "INV-1.xml").write_bytes(b"<Invoice/>")
+    (target / "INV-1" / "a.pdf").write_bytes(b"%PDF-a")
+    (target / "receipt.json").write_bytes(b'{"bundle_id": "' + BID.encode() + b'", "x": 1}\n')
+    assert archive.place(work, target, PAPERS, BID) == target.with_name(target.name + "-2")
+    assert (target / "receipt.json").read_bytes() != PAPERS["receipt.json"]
+    assert not os.path.lexists(work)
+
+
 def test_a_file_dropped_into_the_work_folder_after_an_earlier_copy_is_kept(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A crash after the copy into the archive: the retry removes from the work folder

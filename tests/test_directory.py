@@ -44,6 +44,7 @@ from daemon.directory import (
 )
 from daemon.errors import InputError, Rejected, Retryable
 from daemon.manifest import build_manifest, safe_filename
+from daemon.mounts import Mount
 
 
 class TestDirectoryDeliverer:
@@ -961,13 +962,14 @@ def test_a_reload_keeps_the_mount_of_the_start_for_the_target_it_still_names(
     from daemon.einvoice.transport import EmbeddedDeliverer
     target, other = tmp_path / "target", tmp_path / "other"
     target.mkdir(), other.mkdir()
-    share = {"device": 40, "mount": (str(target), "cifs")}
+    share: dict[str, Any] = {"device": 40, "mount": Mount(str(target), "cifs", "//fs/agent", "/")}
     monkeypatch.setattr(mounts, "_identity",
                         lambda p: (share["device"] if Path(p) == target else 1, 1))
+    disk = Mount("/", "ext4", "/dev/sda1", "/")
     monkeypatch.setattr(mounts, "mount_of", lambda p: share["mount"] if Path(p) == target
-                        else ("/", "ext4"))
+                        else disk)
     running = DirectoryDeliverer(target)
-    share["device"], share["mount"] = 1, ("/", "ext4")  # unmounted: the bare mount point
+    share["device"], share["mount"] = 1, disk  # unmounted: the bare mount point
     for fmt in ("bundle", "ubl-embedded"):
         cfg = DeliveryConfig(transport="directory", target=target, format=fmt)
         new = EmbeddedDeliverer(cfg) if fmt == "ubl-embedded" else DirectoryDeliverer(target)

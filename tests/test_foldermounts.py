@@ -13,6 +13,9 @@ from daemon import mounts
 from daemon.config import Settings
 from daemon.config_folders import prepare_folders
 from daemon.foldermounts import FolderMounts
+from daemon.mounts import Mount
+
+DISK = Mount("/", "ext4", "/dev/sda1", "/")
 
 
 def _settings(tmp_path: Path, sent: str = "sent") -> Settings:
@@ -26,11 +29,11 @@ def _settings(tmp_path: Path, sent: str = "sent") -> Settings:
 
 class _Kernel:
     """Each folder's device and mount as a test sets them (every folder else: device 1 on
-    ext4 at /)."""
+    the disk mounted at /)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.devices: dict[Path, int] = {}
-        self.mounts: dict[Path, tuple[str, str]] = {}
+        self.mounts: dict[Path, Mount] = {}
         monkeypatch.setattr(mounts, "_identity", self._identity)
         monkeypatch.setattr(mounts, "mount_of", self._mount)
         monkeypatch.setattr("daemon.foldermounts.mount_of", self._mount)
@@ -40,11 +43,12 @@ class _Kernel:
             raise FileNotFoundError(2, "No such file or directory", str(path))
         return self.devices.get(Path(path), 1), 1  # (device, inode)
 
-    def _mount(self, path: Path) -> tuple[str, str] | None:
-        return self.mounts.get(Path(path), ("/", "ext4"))
+    def _mount(self, path: Path) -> Mount | None:
+        return self.mounts.get(Path(path), DISK)
 
-    def share_at(self, folder: Path, device: int) -> None:
-        self.devices[folder], self.mounts[folder] = device, (str(folder), "cifs")
+    def share_at(self, folder: Path, device: int, source: str = "//fs/finance") -> None:
+        self.devices[folder], self.mounts[folder] = device, Mount(str(folder), "cifs",
+                                                                  source, "/")
 
     def unmount(self, folder: Path) -> None:
         self.devices.pop(folder), self.mounts.pop(folder)
@@ -63,7 +67,7 @@ def test_a_folder_on_its_share_is_fine_and_off_it_is_named_with_both_mounts(
     kernel.unmount(tmp_path / "sent")
     line = folders.away(s.sent_dir)
     assert line is not None and line.startswith(f"[paths] sent {s.sent_dir} ")
-    assert f"cifs mounted at {s.sent_dir}; now ext4 mounted at /" in line
+    assert f"cifs //fs/finance mounted at {s.sent_dir}; now ext4 /dev/sda1 mounted at /" in line
     assert folders.away(s.quarantine_dir) is None  # on the disk it was on
     kernel.share_at(tmp_path / "sent", 41)
     assert folders.away(s.sent_dir) is None
@@ -89,14 +93,15 @@ def test_a_folder_inside_a_share_that_went_is_held_back_though_missing(
     (tmp_path / "share").mkdir()
     s = _settings(tmp_path, "share/sent")
     kernel.share_at(s.sent_dir, 40)
-    kernel.mounts[s.sent_dir] = (str(tmp_path / "share"), "nfs4")
+    kernel.mounts[s.sent_dir] = Mount(str(tmp_path / "share"), "nfs4", "srv:/finance", "/")
     folders = FolderMounts(s)
     shutil.rmtree(tmp_path / "share")
     (tmp_path / "share").mkdir()  # the bare mount point
     kernel.unmount(s.sent_dir)
     line = folders.away(s.sent_dir)
     assert line is not None and "is not there" in line
-    assert f"nfs4 mounted at {tmp_path / 'share'}" in line and "ext4 mounted at /" in line
+    assert f"nfs4 srv:/finance mounted at {tmp_path / 'share'}" in line
+    assert "ext4 /dev/sda1 mounted at /" in line
 
 
 def test_a_reload_keeps_the_mount_of_the_start_for_a_folder_it_still_names(
@@ -125,10 +130,11 @@ def test_a_bind_mount_of_a_folder_of_the_same_disk_is_missed_by_no_device_number
     inode = {"now": 500}
     monkeypatch.setattr(mounts, "_identity", lambda p: (1, inode["now"] if Path(p) ==
                                                         s.sent_dir else 1))
-    kernel.mounts[s.sent_dir] = (str(s.sent_dir), "ext4")  # bound there
+    kernel.mounts[s.sent_dir] = Mount(str(s.sent_dir), "ext4", "/dev/sda1", "/data/sent")
     folders = FolderMounts(s)
     assert folders.away(s.sent_dir) is None
     inode["now"] = 7  # the bind gone: the bare mount point, same disk
     kernel.mounts.pop(s.sent_dir)
     line = folders.away(s.sent_dir)
-    assert line is not None and f"ext4 mounted at {s.sent_dir}; now ext4 mounted at /" in line
+    assert line is not None and (f"ext4 /dev/sda1 (its folder /data/sent) mounted at "
+                                 f"{s.sent_dir}; now ext4 /dev/sda1 mounted at /") in line

@@ -115,6 +115,26 @@ class TestMoveTree:
         assert sorted(os.listdir(dst)) == ["f"]
         assert os.listdir(dst.parent) == ["dst"]
 
+    def test_a_daemon_replaces_its_own_leftover_copy_and_never_anothers(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The copy under way is named for its daemon (partial_name's tag): a retry after a
+        crash mid-copy replaces that daemon's own leftover, while another daemon's copy to
+        the same name (under way on another host sharing the archive) is left as it is."""
+        src = tmp_path / "src"
+        src.mkdir()
+        (src / "f").write_bytes(b"new")
+        dst = tmp_path / "out" / "dst"
+        mine, theirs = (fsmove.partial_name(dst, t) for t in ("hosta-aaaaaa", "hostb-bbbbbb"))
+        for partial in (mine, theirs):
+            partial.mkdir(parents=True)
+            (partial / "f").write_bytes(b"half")
+        exdev_once(monkeypatch)
+        move_tree(src, dst, tag="hosta-aaaaaa")
+        monkeypatch.undo()
+        assert sorted(os.listdir(dst)) == ["f"] and (dst / "f").read_bytes() == b"new"
+        assert sorted(os.listdir(dst.parent)) == [".dst.hostb-bbbbbb.partial", "dst"]
+        assert (theirs / "f").read_bytes() == b"half"
+
     def test_fifo_across_file_systems_is_recreated_not_opened(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A FIFO in a quarantined sidecar is recreated as a FIFO on the other side (opening

@@ -18,6 +18,7 @@ from daemon.claim import owner_of, work_dir_for
 from daemon.config import DeliveryConfig, OutboxConfig, PathsConfig, Settings
 from daemon.foldermounts import FolderMounts
 from daemon.journal import Journal
+from daemon.mounts import Mount, shown
 from daemon.orphans import Orphans, sweep
 
 BID = "ab" * 32
@@ -183,13 +184,15 @@ def test_an_orphan_waits_while_sent_or_quarantine_is_off_its_share(
     stays in processing/, said once with the folder and both mounts, and is finished at
     the first sweep after the shares are back (mounted again: new device numbers)."""
     devices = {settings.sent_dir: 40, settings.quarantine_dir: 50}
-    shares = {d: (str(d), "cifs") for d in devices}
+    homes = {d: Mount(str(d), "cifs", f"//fs/{d.name}", "/") for d in devices}
+    shares = dict(homes)
+    disk = Mount("/", "ext4", "/dev/sda1", "/")
 
     def identity(path: Path) -> tuple[int, int]:
         return devices.get(Path(path), 1), 1  # (device, inode)
 
-    def mount(path: Path) -> tuple[str, str]:
-        return shares.get(Path(path), ("/", "ext4"))
+    def mount(path: Path) -> Mount:
+        return shares.get(Path(path), disk)
     monkeypatch.setattr(mounts, "_identity", identity)
     monkeypatch.setattr(mounts, "mount_of", mount)
     monkeypatch.setattr("daemon.foldermounts.mount_of", mount)
@@ -204,7 +207,7 @@ def test_an_orphan_waits_while_sent_or_quarantine_is_off_its_share(
         "bundle_id": BID, "invoice_file": "INV-3.xml", "reasons": [],
         "quarantined_at": "2031-05-06T10:00:00Z"}))
     for d in devices:  # both shares unmounted: their bare mount points on the local disk
-        devices[d], shares[d] = 1, ("/", "ext4")
+        devices[d], shares[d] = 1, disk
     orphans = Orphans()
     j = Journal(settings.journal_path)
     try:
@@ -216,10 +219,11 @@ def test_an_orphan_waits_while_sent_or_quarantine_is_off_its_share(
         assert j.rows(("sent", "quarantined")) == []
         waits = [e for e in logs if "waits for its archive folder's share" in e["event"]]
         assert sorted(e["work_dir"] for e in waits) == sorted([str(sent), str(quarantined)])
-        assert all("cifs mounted at" in e["error"] and "ext4 mounted at /" in e["error"]
-                   for e in waits)
+        for home in homes.values():  # each line names the share it waits for, and the disk
+            assert any(f"{shown(home)}; now ext4 /dev/sda1 mounted at /" in e["error"]
+                       for e in waits), (home, waits)
         for d, dev in ((settings.sent_dir, 41), (settings.quarantine_dir, 51)):
-            devices[d], shares[d] = dev, (str(d), "cifs")  # mounted again
+            devices[d], shares[d] = dev, homes[d]  # mounted again
         assert orphans.sweep(j, settings, folders) == 2
         assert not sent.exists() and not quarantined.exists()
         assert len(j.rows(("sent",))) == 1 and len(j.rows(("quarantined",))) == 1

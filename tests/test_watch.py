@@ -210,17 +210,17 @@ class TestWatcher:
 
         def mount_table(path: str, *args: object, **kwargs: object) -> io.StringIO:
             reads.append(path)
-            return io.StringIO(f"/dev/sda1 {tmp_path} ext4 rw 0 0\n")
+            return io.StringIO(f"30 1 8:1 / {tmp_path} rw - ext4 /dev/sda1 rw\n")
         monkeypatch.setattr(mounts, "open", mount_table, raising=False)
         root = tmp_path / "outbox"
         root.mkdir()
         w = Watcher(root, "auto", 0.05, lambda _: None)
         try:
             assert w.ensure_alive() and w.mode == "inotify"
-            assert reads == ["/proc/self/mounts"]
+            assert reads == ["/proc/self/mountinfo"]
             w.stop()
             assert w.ensure_alive() and w.mode == "inotify"
-            assert reads == ["/proc/self/mounts"] * 2
+            assert reads == ["/proc/self/mountinfo"] * 2
         finally:
             w.stop()
 

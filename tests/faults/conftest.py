@@ -27,9 +27,11 @@ class Mounts:
     def __init__(self) -> None:
         self.points: list[Path] = []
 
-    def tmpfs(self, where: Path, size: str = "2m") -> Path:
+    def tmpfs(self, where: Path, size: str = "2m", source: str = "tmpfs") -> Path:
+        """A tmpfs at `where`; `source`: the name the mount table gives it, as a share's
+        //server/share (a stand-in for one share or another)."""
         where.mkdir(parents=True, exist_ok=True)
-        _run("mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(where))
+        _run("mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", source, str(where))
         self.points.append(where)
         return where
 

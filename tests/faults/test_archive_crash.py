@@ -1,10 +1,12 @@
-"""SIGKILL between writing receipt.json and the archive move: the restarted daemon
-ends with one complete archive entry and posts nothing again (the receipt is written
-without a sync of its own and synced after the move, so this point must be safe)."""
+"""SIGKILL between writing receipt.json and the archive move, or between the copy into
+sent/ on another file system and its source's removal: the restarted daemon ends with
+one complete archive entry and posts nothing again (the receipt is written without a
+sync of its own and synced after the move, so the first point must be safe)."""
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 from collections.abc import Callable, Iterator
@@ -12,9 +14,9 @@ from pathlib import Path
 
 import pytest
 from conftest import Env
-from helpers import drop_bundle, pdf_bytes, wait_for
+from helpers import drop_bundle, pdf_bytes, wait_for, write
 
-from faults.conftest import bundle_of, no_traceback
+from faults.conftest import Mounts, bundle_of, no_traceback
 
 
 @pytest.fixture
@@ -63,4 +65,43 @@ def test_kill_after_the_receipt_before_the_move_archives_once_without_a_second_p
     assert receipt["response"]["status"] == 201
     assert len(receiver.requests()) == 1
     assert list(env.processing.iterdir()) == []
+    no_traceback(restarted.stderr())
+
+
+@pytest.mark.usefixtures("lean")
+def test_kill_between_the_copy_into_sent_and_its_sources_removal_archives_once(
+        env: Env, mounts: Mounts, receiver, start_daemon) -> None:
+    """sent/ on another file system: the bundle is copied into it, then its work folder
+    removed. An immutable attachment holds that removal up (the entry complete, the
+    bundle retrying); a clerk puts a file into the work folder then, and the daemon is
+    SIGKILLed. After the restart (the flag gone) sent/ holds the one entry, not a second
+    NAME--ID-2 with the leftovers and the receipt; the clerk's file stays in the work
+    folder, marked as kept; one POST."""
+    sent = mounts.tmpfs(env.root / "sent", "8m")
+    env.write_config(receiver.url, paths={"state_dir": str(env.state), "sent": str(sent)})
+    daemon = start_daemon()
+    stuck = write(env.outbox / "INV-8" / "a.pdf", pdf_bytes())
+    if subprocess.run(["chattr", "+i", str(stuck)], capture_output=True).returncode:
+        pytest.skip("chattr +i is not available here (needs root and ext4/xfs/btrfs)")
+    try:
+        drop_bundle(env.outbox, "INV-8", {})
+        row = wait_for(lambda: (lambda b: b if b["last_error"] else None)(
+            bundle_of(env.config, "INV-8.xml")), what="the removal after the copy to fail")
+        assert row["state"] == "retrying" and "Operation not permitted" in row["last_error"]
+        [entry] = env.sent_bundles()
+        [work] = env.processing.iterdir()
+        (work / "INV-8" / "note.pdf").write_bytes(b"%PDF-1.4 a clerk's note")
+        daemon.stop(signal.SIGKILL)
+    finally:
+        for held in (stuck, *env.processing.glob("*/INV-8/a.pdf")):
+            subprocess.run(["chattr", "-i", str(held)], capture_output=True)
+
+    restarted = start_daemon()
+    wait_for(lambda: bundle_of(env.config, "INV-8.xml")["state"] == "sent", what="state sent")
+    assert env.sent_bundles() == [entry]
+    assert sorted(p.name for p in entry.iterdir()) == ["INV-8", "INV-8.xml", "receipt.json"]
+    assert (entry / "INV-8" / "a.pdf").read_bytes() == pdf_bytes()
+    assert sorted(os.listdir(work)) == [".outboxd-kept", "INV-8"]
+    assert os.listdir(work / "INV-8") == ["note.pdf"]
+    assert len(receiver.requests()) == 1
     no_traceback(restarted.stderr())

@@ -58,6 +58,35 @@ def test_sent_whose_share_is_unmounted_gets_nothing_until_it_is_mounted_again(
     no_traceback(daemon.stderr())
 
 
+def test_sent_with_another_share_mounted_in_its_place_gets_nothing_until_its_own_is_back(
+        env: Env, mounts: Mounts, receiver, start_daemon) -> None:
+    """sent/'s share unmounted and another share of the same type mounted at its point
+    (the wrong //server/share): a bundle delivered then is not archived into that share
+    but waits as `retrying`, the error naming both shares; once sent/'s own share is
+    mounted there again, it is archived into it, without a second POST."""
+    sent = mounts.tmpfs(env.root / "sent", "8m", source="//fs/finance")
+    env.write_config(receiver.url, paths={"state_dir": str(env.state), "sent": str(sent)})
+    daemon = start_daemon()
+    mounts.lazy_unmount(sent)
+    mounts.tmpfs(sent, "8m", source="//fs/hr")
+
+    drop_bundle(env.outbox, "INV-1", {"a.pdf": pdf_bytes()})
+    row = wait_for(_attempted(env, "INV-1.xml"), timeout=30, what="an archive attempt")
+    assert row["state"] == "retrying", row
+    assert f"tmpfs //fs/finance mounted at {sent}; now tmpfs //fs/hr mounted at {sent}" \
+        in row["last_error"], row
+    assert os.listdir(sent) == [], "archived into another share"
+
+    mounts.lazy_unmount(sent)
+    mounts.tmpfs(sent, "8m", source="//fs/finance")
+    wait_for(lambda: bundle_of(env.config, "INV-1.xml")["state"] == "sent", timeout=30,
+             what="the bundle archived once its own share is back")
+    [archived] = env.sent_bundles()
+    assert (archived / "INV-1.xml").is_file() and (archived / "receipt.json").is_file()
+    assert len(receiver.requests()) == 1
+    no_traceback(daemon.stderr())
+
+
 def test_quarantine_whose_share_is_unmounted_gets_nothing_until_it_is_mounted_again(
         env: Env, mounts: Mounts, receiver, start_daemon) -> None:
     """quarantine/'s file system unmounted under a running daemon: an invalid bundle is not
