@@ -1,8 +1,9 @@
 """The invisible format characters of a line shown to people (Unicode category Cf: the
 zero-width space and joiners, U+FEFF, the soft hyphen, the tags of U+E0000…) as codes,
 so that "INV-1" and "INV-1" + U+200B no longer look like one id on the status page, in
-`outboxd status`, REASON.txt and NAME.errors.txt (names.escaped_controls, which shows
-control characters and bidirectional controls so already)."""
+`outboxd status`, REASON.txt and NAME.errors.txt; and control characters and
+bidirectional controls as codes wherever a text from the share, an invoice or a receiver
+is shown (escaped_controls, for_terminal): the one way outboxd shows such characters."""
 
 from __future__ import annotations
 
@@ -69,3 +70,38 @@ def format_characters_shown(text: str) -> str:
     bmp, every = _format_characters()
     rx = every if _BEYOND_BMP.search(text) else bmp
     return rx.sub(lambda m: _shown(text, m), text)
+
+
+# The invisible characters that reorder what follows them on screen (Unicode's
+# bidirectional marks, embeddings, overrides and isolates): "INV\u202elmx.pdf" shows as
+# "INVfdp.xml", a PDF posing as an invoice XML. Not control characters to SPEC §2 (such
+# a name is used, not refused), but never shown raw.
+BIDI_CONTROLS = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+# For a terminal, also C1 (U+0080–U+009F: U+009B starts an escape sequence in some).
+_TERMINAL_CONTROL = re.compile(rf"[\x00-\x1f\x7f-\x9f{BIDI_CONTROLS}]")
+
+
+def controls_escaped(text: str) -> str:
+    """`text` with its control characters and bidirectional controls as codes only: a
+    name as the journal keeps it (names.printable)."""
+    return _TERMINAL_CONTROL.sub(lambda m: escape(m[0]), text)
+
+
+def escaped_controls(text: str) -> str:
+    """A line for a terminal, a page or a paper (REASON.txt, NAME.errors.txt) with every
+    control character as \\xNN and every invisible format character (a bidirectional
+    control, a zero-width space …) as \\uNNNN (\\UNNNNNNNN beyond U+FFFF): what the
+    share, an invoice (its ids) or a receiver (its answer) put into it can neither break
+    the line, nor send escape sequences to the terminal that shows it, nor show a name's
+    letters in another order than they are, nor make two ids look the same ("INV-1" and
+    "INV-1" + U+200B); only a joiner inside an emoji and a flag's tags are kept
+    (_shown). For people only: the journal and JSON keep the format
+    characters other than the bidirectional controls as they are (printable)."""
+    shown = controls_escaped(text)
+    return shown if shown.isascii() else format_characters_shown(shown)
+
+
+def for_terminal(text: str) -> str:
+    """A command's message of one or more lines, each as escaped_controls makes it: the
+    names and invoice ids in it come from the share and from invoices."""
+    return "\n".join(escaped_controls(line) for line in text.split("\n"))

@@ -11,10 +11,11 @@ from typing import Any
 from daemon.bundle import findings_of, reasons_of
 from daemon.config import Settings
 from daemon.errors import JournalError
+from daemon.invisible import escaped_controls
 from daemon.journal import STATES, Journal, Row, parse_iso
 from daemon.journal.readonly import journal_there, read_journal
 from daemon.leftalone import not_an_invoice, still_quarantined
-from daemon.names import escaped_controls, first_of
+from daemon.names import first_of
 from daemon.scan import list_outbox
 from daemon.strays import StrayFolders
 from daemon.unattached import AT_DEADLINE

@@ -23,10 +23,11 @@ from daemon.actions.common import settings_of
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError
 from daemon.finish import evaluate
+from daemon.invisible import for_terminal
 from daemon.journal import Journal, Row
 from daemon.journal.readonly import read_journal
 from daemon.journal.records import LIVE
-from daemon.names import NAME_MAX, for_terminal, stem
+from daemon.names import NAME_MAX, stem
 from daemon.release import overlong, rename_shorter, write_release
 from daemon.scan import Candidate, list_outbox, marker_wait
 from daemon.statelock import running
