@@ -16,6 +16,7 @@ because their processors read the format and level set here last.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
@@ -26,6 +27,7 @@ from typing import Any, TextIO
 import structlog
 
 from daemon.config import LogConfig
+from daemon.invisible import escaped_controls, for_terminal
 
 _handler: logging.StreamHandler[TextIO] | None = None
 _format = "json"  # the format set last ("json" or "console")
@@ -48,15 +50,68 @@ def _bundle_first(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+# Values whose text is many lines by nature: their line breaks stay (JSON writes them as
+# \n, the console as lines); every other control character in them is shown as its code.
+_MANY_LINES = frozenset({"exception", "output"})
+
+
+def _shown(value: Any, lines: bool = False) -> Any:
+    if isinstance(value, str):
+        if value.isascii() and value.isprintable():
+            return value  # nearly every value: no look at each character
+        return for_terminal(value) if lines else escaped_controls(value)
+    if isinstance(value, list | tuple):
+        shown = [_shown(v) for v in value]
+        return value if shown == value else shown
+    if isinstance(value, dict):
+        return {k: _shown(v) for k, v in value.items()}
+    return value
+
+
+def _names_shown(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Every text in a record as escaped_controls shows it, in both formats: a name from
+    the share (a file, a sidecar, an attachment), an invoice id, a receiver's answer.
+    A newline, U+2028 or U+0085 in one would end the record where a reader splits lines
+    and let the rest pose as a record of its own; ESC and C1 would drive the terminal
+    that shows it (`journalctl`, `jq -r`, `outboxd run`); a bidirectional control would
+    show a name's letters reordered, a zero-width space two names as one; a byte that is
+    not UTF-8 would lose the whole line. Shown as \\x1b, \\u2028, \\u202e, \\u200b, \\xff,
+    as the status page, `outboxd status` and the papers show them."""
+    for key, value in event.items():
+        if not isinstance(value, int | float | None):  # the counts, ids' nulls
+            event[key] = _shown(value, key in _MANY_LINES)
+    return event
+
+
 def _renderer(fmt: str, stream: TextIO) -> list[Any]:
+    # The traceback made text first, so that _names_shown sees it (an exception's message
+    # may quote a name).
     if fmt == "json":
-        return [structlog.processors.format_exc_info,
+        return [structlog.processors.format_exc_info, _names_shown,
                 structlog.processors.JSONRenderer(ensure_ascii=False)]
     colors = stream.isatty()
     # A traceback as the JSON format writes it: structlog's default (through rich) shows
     # every frame's local variables, and a delivery's hold the bearer token.
-    return [_bundle_first, structlog.dev.ConsoleRenderer(
-        colors=colors, exception_formatter=structlog.dev.plain_traceback)]
+    console = structlog.dev.ConsoleRenderer(colors=colors,
+                                            exception_formatter=structlog.dev.plain_traceback)
+    if hasattr(console, "columns"):  # structlog 25.5 and later
+        default, *columns = console.columns
+        if isinstance(default.formatter, structlog.dev.KeyValueColumnFormatter):
+            console.columns = [structlog.dev.Column("", dataclasses.replace(
+                default.formatter, value_repr=_console_value)), *columns]
+    return [structlog.processors.format_exc_info, _names_shown, _bundle_first, console]
+
+
+def _console_value(value: Any) -> str:
+    """A value on a console line, in quotes where it has spaces, as structlog shows it,
+    but not as repr() writes it: _names_shown made it safe to show, and repr() would
+    double each backslash of a code (a name's \\x1b shown as \\\\x1b, unlike everywhere
+    else)."""
+    if isinstance(value, str):
+        return f"'{value}'" if set(value) & {" ", "=", '"', "'"} else value
+    if isinstance(value, list):
+        return f"[{', '.join(_console_value(v) for v in value)}]"
+    return repr(value)
 
 
 def _thread_excepthook(args: threading.ExceptHookArgs) -> None:

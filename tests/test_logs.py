@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import threading
 import warnings
 from collections.abc import Callable
@@ -227,3 +228,68 @@ def test_an_unexpected_errors_traceback_never_shows_local_values_such_as_the_tok
         text = out.getvalue()
         assert "a bug after the token was read" in text and "deliver.py" in text, fmt
         assert "T0ken-0f-the-operator" not in text, f"{fmt}: {text[-2000:]}"
+
+
+def _utf8_stream() -> io.TextIOWrapper:
+    """A stream as journald's or a terminal's: it takes only what UTF-8 can write."""
+    return io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict")
+
+
+def _written(stream: io.TextIOWrapper) -> str:
+    stream.flush()
+    assert isinstance(stream.buffer, io.BytesIO)
+    return stream.buffer.getvalue().decode("utf-8")
+
+
+def test_a_name_with_a_byte_that_is_not_utf8_loses_no_log_line() -> None:
+    """A sidecar named in Latin-1 (os.fsdecode gives its 0xFC as a lone surrogate): the
+    line naming it raw cannot be written as UTF-8, and was dropped without a word. It is
+    written, the byte shown as \\xfc, in both formats, our records and a library's."""
+    name = os.fsdecode(b"M\xfcller-scans")
+    for fmt in ("json", "console"):
+        out = _utf8_stream()
+        logs.configure(LogConfig(format=fmt), out)
+        logs.get().warning("sidecar without its invoice file", folder=name)
+        logging.getLogger("watchdog.observers.inotify").warning("cannot watch %s", name)
+        lines = _written(out).splitlines()
+        if fmt == "json":  # whose backslash JSON writes as \\
+            lines = [" ".join(map(str, json.loads(line).values())) for line in lines]
+        assert len(lines) == 2 and all("M\\xfcller-scans" in line for line in lines), lines
+    logs.configure()
+
+
+def test_a_library_record_and_a_traceback_show_a_name_as_codes_and_keep_their_lines() -> None:
+    """A library's record (watchdog naming a path) and an exception's message quote a
+    name as it is: each is shown as our own values are (\\x1b, \\u2028), one record a
+    line; a traceback keeps its own lines, only the name's line break is a code."""
+    out = io.StringIO()
+    logs.configure(LogConfig(format="json"), out)
+    logging.getLogger("watchdog.observers.inotify").error("cannot watch %s",
+                                                          "INV-\x1b[2J\u2028x")
+    try:
+        raise ValueError("bad name 'INV-\x1b]8;;http:\\\\evil\x07'")
+    except ValueError:
+        logs.get().exception("unexpected error", invoice_file="INV-1\u2028.xml")
+    text = out.getvalue()
+    assert "\x1b" not in text and "\u2028" not in text
+    lib, ours = (json.loads(line) for line in text.split("\n") if line)
+    assert lib["event"] == "cannot watch INV-\\x1b[2J\\u2028x"
+    assert ours["invoice_file"] == "INV-1\\u2028.xml"
+    assert "\nValueError: bad name 'INV-\\x1b]8;;http:\\\\evil\\x07'" in ours["exception"]
+    logs.configure()
+
+
+def test_console_lines_show_a_names_codes_as_the_status_page_does_not_doubled() -> None:
+    """On the console a name reads as everywhere else, INV-\\x1b[2J.xml, in the event, in
+    a value in quotes and in a list: not repr()'s 'INV-\\\\x1b[2J.xml', which would read
+    as another name (with two backslashes) than the page and `outboxd status` show."""
+    out = io.StringIO()
+    logs.configure(LogConfig(format="console"), out)
+    logs.get().warning("bundle quarantined", invoice_file="INV-\x9b2J.xml", invoice_ids=["I"],
+                       reasons=["INV-7/a\x1b[2J.pdf: the name holds control characters"],
+                       error="INV-\u202e1.xml: gone")
+    [line] = _lines(out)
+    assert "bundle quarantined: INV-\\x9b2J.xml [I]" in line
+    assert "reasons=['INV-7/a\\x1b[2J.pdf: the name holds control characters']" in line
+    assert "error='INV-\\u202e1.xml: gone'" in line
+    logs.configure()
