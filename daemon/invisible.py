@@ -118,3 +118,26 @@ def for_terminal(text: str) -> str:
     """A command's message of one or more lines, each as escaped_controls makes it: the
     names and invoice ids in it come from the share and from invoices."""
     return "\n".join(escaped_controls(line) for line in text.split("\n"))
+
+
+def _json_code(char: str) -> str:
+    code = ord(char)
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # beyond U+FFFF, JSON writes the UTF-16 pair
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
+def json_escaped(text: str) -> str:
+    """A JSON value as json.dumps(…, ensure_ascii=False) wrote it, with the characters
+    escaped_controls shows as codes written as JSON's own \\uNNNN instead: for scripts
+    (`outboxd status --json`) each value stays exactly the name or id it is, and the JSON
+    text, on a terminal or through a reader that splits lines at U+2028, can neither
+    drive the terminal nor break a line nor hide a character. Not for a whole document:
+    its own line breaks are no part of a value."""
+    if text.isascii() and text.isprintable():
+        return text
+    text = _TERMINAL_CONTROL.sub(lambda m: _json_code(m[0]), text)
+    return text if text.isascii() else _format_characters()[1].sub(
+        lambda m: _json_code(m[0]), text)
+

@@ -4,11 +4,12 @@ test_names.py (TestInvisibleFormatCharactersShown), where they were written firs
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
 
-from daemon.invisible import escaped_controls, for_terminal
+from daemon.invisible import escaped_controls, for_terminal, json_escaped
 from daemon.names import printable
 
 
@@ -43,3 +44,18 @@ def test_escaping_what_is_shown_again_changes_nothing() -> None:
     once = escaped_controls(os.fsdecode(b"a\xe2\x80\xa8\x1b\xff\xe2\x80\x8b.pdf"))
     assert once == "a\\u2028\\x1b\\xff\\u200b.pdf"
     assert escaped_controls(once) == once
+
+
+def test_json_escaped_keeps_each_value_exact_and_its_text_free_of_what_would_drive_a_terminal(
+) -> None:
+    """`status --json` for scripts: every troublesome character of a value — C1's CSI,
+    DEL, U+2028, a bidi control, a zero-width space, a tag beyond U+FFFF, a byte that is
+    not UTF-8 — is written as JSON's \\uNNNN, so the text is safe to show and parses back
+    to the exact name."""
+    name = os.fsdecode(b"INV-\xc2\x9b2J\x7f\xe2\x80\xa8\xe2\x80\xae\xe2\x80\x8b\xf3\xa0\x80\x81"
+                       b"\xff.xml")
+    text = json_escaped(json.dumps({"invoice_file": name}, ensure_ascii=False))
+    assert text == ('{"invoice_file": "INV-\\u009b2J\\u007f\\u2028\\u202e\\u200b'
+                    '\\udb40\\udc01\\udcff.xml"}')
+    assert json.loads(text) == {"invoice_file": name}
+    assert json_escaped('{"a": "Åsa"}') == '{"a": "Åsa"}'
