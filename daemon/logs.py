@@ -64,7 +64,7 @@ def _shown(value: Any, lines: bool = False) -> Any:
         shown = [_shown(v) for v in value]
         return value if shown == value else shown
     if isinstance(value, dict):
-        return {k: _shown(v) for k, v in value.items()}
+        return {_shown(k): _shown(v) for k, v in value.items()}
     return value
 
 
