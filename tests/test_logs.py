@@ -242,9 +242,11 @@ def _written(stream: io.TextIOWrapper) -> str:
 
 
 def test_a_name_with_a_byte_that_is_not_utf8_loses_no_log_line() -> None:
-    """A sidecar named in Latin-1 (os.fsdecode gives its 0xFC as a lone surrogate): the
-    line naming it raw cannot be written as UTF-8, and was dropped without a word. It is
-    written, the byte shown as \\xfc, in both formats, our records and a library's."""
+    """A sidecar named in Latin-1 (os.fsdecode gives its 0xFC as a lone surrogate): a
+    line naming it raw cannot be written as UTF-8: dropped without a word on a stream
+    that takes only UTF-8, shown as \\udcfc (a code no other output uses) on stderr. It
+    is written, the byte shown as \\xfc as everywhere else, in both formats, our records
+    and a library's."""
     name = os.fsdecode(b"M\xfcller-scans")
     for fmt in ("json", "console"):
         out = _utf8_stream()
