@@ -62,7 +62,7 @@ def _shown(value: Any, lines: bool = False) -> Any:
         return for_terminal(value) if lines else escaped_controls(value)
     if isinstance(value, list | tuple):
         shown = [_shown(v) for v in value]
-        return value if shown == value else shown
+        return value if shown == list(value) else shown
     if isinstance(value, dict):
         return {_shown(k): _shown(v) for k, v in value.items()}
     return value
@@ -78,16 +78,24 @@ def _names_shown(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     not UTF-8 would lose the whole line. Shown as \\x1b, \\u2028, \\u202e, \\u200b, \\xff,
     as the status page, `outboxd status` and the papers show them."""
     for key, value in event.items():
-        if not isinstance(value, int | float | None):  # the counts, ids' nulls
+        # Not the counts, nulls, nor exc_info (an exception, or its tuple from a library's
+        # record), which _traceback_shown shows once it is text.
+        if not isinstance(value, int | float | None) and key != "exc_info":
             event[key] = _shown(value, key in _MANY_LINES)
     return event
 
 
+def _traceback_shown(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    """A traceback (made text by format_exc_info, after _names_shown) as _names_shown
+    shows a text of many lines: an exception's message may quote a name."""
+    if isinstance(event.get("exception"), str):
+        event["exception"] = for_terminal(event["exception"])
+    return event
+
+
 def _renderer(fmt: str, stream: TextIO) -> list[Any]:
-    # The traceback made text first, so that _names_shown sees it (an exception's message
-    # may quote a name).
     if fmt == "json":
-        return [structlog.processors.format_exc_info, _names_shown,
+        return [structlog.processors.format_exc_info, _traceback_shown,
                 structlog.processors.JSONRenderer(ensure_ascii=False)]
     colors = stream.isatty()
     # A traceback as the JSON format writes it: structlog's default (through rich) shows
@@ -99,7 +107,7 @@ def _renderer(fmt: str, stream: TextIO) -> list[Any]:
         if isinstance(default.formatter, structlog.dev.KeyValueColumnFormatter):
             console.columns = [structlog.dev.Column("", dataclasses.replace(
                 default.formatter, value_repr=_console_value)), *columns]
-    return [structlog.processors.format_exc_info, _names_shown, _bundle_first, console]
+    return [structlog.processors.format_exc_info, _traceback_shown, _bundle_first, console]
 
 
 def _console_value(value: Any) -> str:
@@ -177,6 +185,7 @@ _PROCESSORS: list[Any] = [
     structlog.contextvars.merge_contextvars,
     structlog.processors.add_log_level,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
+    _names_shown,  # before _bounded: a code is longer than its character
     _bounded,
     _rendered,
 ]
@@ -237,10 +246,11 @@ def configure(cfg: LogConfig | None = None, stream: TextIO | None = None) -> Non
         logger_factory=_line_factory,
         cache_logger_on_first_use=False,
     )
+    # Records from other libraries: their logger name says who spoke.
+    foreign: list[Any] = [*shared, structlog.stdlib.add_logger_name,
+                          structlog.stdlib.ExtraAdder(), _names_shown]
     formatter = structlog.stdlib.ProcessorFormatter(
-        # Records from other libraries: their logger name says who spoke.
-        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name,
-                           structlog.stdlib.ExtraAdder()],
+        foreign_pre_chain=foreign,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                     *_renderer(fmt, stream)],
     )

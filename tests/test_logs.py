@@ -295,3 +295,21 @@ def test_console_lines_show_a_names_codes_as_the_status_page_does_not_doubled() 
     assert "reasons=['INV-7/a\\x1b[2J.pdf: the name holds control characters']" in line
     assert "error='INV-\\u202e1.xml: gone'" in line
     logs.configure()
+
+
+def test_a_batch_of_ids_full_of_invisible_characters_still_stays_under_journalds_limit(
+        ) -> None:
+    """Each zero-width space of an invoice id is shown as \\u200b, six characters for
+    one: counted before they were shown, 6,000 such ids made a line of over 100 KB,
+    which journald splits into pieces that are not JSON. The ids are cut as shown."""
+    out = io.StringIO()
+    logs.configure(LogConfig(format="json"), out)
+    ids = [f"{chr(0x200b) * 30}{n:06d}" for n in range(6000)]
+    logs.get().info("bundle waiting", invoice_file="batch.xml", invoice_ids=ids,
+                    bundle_id="a" * 64)
+    [line] = _lines(out)
+    record = json.loads(line)
+    assert len(line.encode()) < 48 * 1024
+    assert record["invoice_ids"][0] == "\\u200b" * 30 + "000000"
+    assert record["invoice_ids_omitted"] == 6000 - len(record["invoice_ids"])
+    logs.configure()
