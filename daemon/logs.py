@@ -155,9 +155,10 @@ def _rendered(logger: Any, method: str, event: dict[str, Any]) -> Any:
 # journald splits a line longer than its LineMax (48 KiB by default) into pieces, none
 # of them JSON. A batch of thousands of invoices made bundle events far longer than that
 # with its invoice_ids alone (and a sidecar of thousands of bad files its reasons): a
-# list in an event keeps its first items up to this many characters, and says how many
-# it leaves out. The lists of one event (invoice_ids, unattached_ids, warnings…) share
-# the room. The journal, `outboxd status` and the papers keep every item.
+# list in an event keeps its first items up to this many characters (counted as bytes of
+# UTF-8: ids of emoji take four each), and says how many it leaves out. The lists of one
+# event (invoice_ids, unattached_ids, warnings…) share the room. The journal, `outboxd
+# status` and the papers keep every item.
 LIST_CHARS = 16_000
 
 
@@ -166,7 +167,8 @@ def _bounded(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     for key, value in list(event.items()):
         if isinstance(value, list | tuple) and value:
             for n, item in enumerate(value):
-                room -= len(item) if isinstance(item, str) else len(repr(item))
+                text = item if isinstance(item, str) else repr(item)
+                room -= len(text.encode("utf-8", "surrogatepass"))
                 if room < 0 and n > 0:
                     event[key] = list(value[:n])
                     event[f"{key}_omitted"] = len(value) - n

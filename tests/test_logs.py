@@ -313,3 +313,17 @@ def test_a_batch_of_ids_full_of_invisible_characters_still_stays_under_journalds
     assert record["invoice_ids"][0] == "\\u200b" * 30 + "000000"
     assert record["invoice_ids_omitted"] == 6000 - len(record["invoice_ids"])
     logs.configure()
+
+
+def test_a_batch_of_ids_of_emoji_stays_under_journalds_limit_counted_in_bytes() -> None:
+    """An id of emoji (which a person sees, so shown as they are) takes four bytes a
+    character: 16,000 characters of them made a 64 KB line, which journald splits. The
+    room of a record's lists is counted in bytes."""
+    out = io.StringIO()
+    logs.configure(LogConfig(format="json"), out)
+    ids = [f"{chr(0x1F9FE) * 20}{n:06d}" for n in range(6000)]
+    logs.get().info("bundle waiting", invoice_file="batch.xml", invoice_ids=ids)
+    [line] = _lines(out)
+    assert len(line.encode()) < 48 * 1024
+    assert json.loads(line)["invoice_ids"][0] == chr(0x1F9FE) * 20 + "000000"
+    logs.configure()
