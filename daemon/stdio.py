@@ -29,11 +29,13 @@ from datetime import UTC, datetime
 from typing import Any, TextIO, cast
 
 from daemon import logs
+from daemon.invisible import for_terminal
 from daemon.logs import LIST_CHARS
+from daemon.names import fit_bytes
 
 GATHER_SECONDS = 0.05
 PIPE_BYTES = 1 << 20  # the default ceiling of /proc/sys/fs/pipe-max-size
-NATIVE_CHARS = LIST_CHARS  # characters of such output kept in one event
+NATIVE_CHARS = LIST_CHARS  # bytes of such output kept in one event, as shown
 # A line that ends the forwarding (_release). Unguessable, as LINE_MARK: a fixed one,
 # written to fd 2 by anything a clerk's file reaches, would end it, and every writer to
 # fds 1 and 2 would block once the pipe is full.
@@ -224,10 +226,14 @@ def _is_log_line(line: str) -> bool:
 def _say(text: list[str]) -> None:
     if not text:
         return
-    said = "\n".join(text)
-    extra = {"output_omitted_chars": len(said) - NATIVE_CHARS} if len(said) > NATIVE_CHARS else {}
+    # Shown as the log shows every text before it is cut (a code is longer than its
+    # character: 16,000 control bytes were an 80 KB line), and cut in bytes of UTF-8:
+    # journald splits a line over 48 KiB into pieces that are not JSON.
+    said = for_terminal("\n".join(text))
+    kept = fit_bytes(said, NATIVE_CHARS)
+    extra = {"output_omitted_chars": len(said) - len(kept)} if kept != said else {}
     logs.get().warning("output outside the log (a library or a reader process wrote it)",
-                  output=said[:NATIVE_CHARS], **extra)
+                  output=kept, **extra)
 
 
 def _release() -> None:
