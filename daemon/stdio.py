@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO, cast
 
 from daemon import logs
-from daemon.invisible import for_terminal
+from daemon.invisible import escaped_controls, for_terminal
 from daemon.logs import LIST_CHARS
 from daemon.names import fit_bytes
 
@@ -203,7 +203,9 @@ def _emit(lines: list[bytes]) -> None:
         if _is_log_line(line):
             _say(text)
             text = []
-            logs.write_line(line.removeprefix(_mark))
+            # A reader's line is shown already (a no-op here); under console logging after
+            # a reload from JSON (the pipe stays) every line passes, a native one too.
+            logs.write_line(escaped_controls(line.removeprefix(_mark)))
         elif line.strip():
             text.append(line.replace(_mark, ""))  # the mark never in the log
     _say(text)

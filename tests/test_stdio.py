@@ -168,3 +168,26 @@ def test_native_output_of_control_bytes_stays_one_line_journald_keeps_whole() ->
     [event] = [json.loads(line) for line in lines if b"output outside the log" in line]
     assert event["output"].startswith("\\x01\\x1b\\x01\\x1b")
     assert event["output_omitted_chars"] > 0
+
+
+_RELOADED_TO_CONSOLE_SCRIPT = r"""
+import os
+from daemon import logs, stdio
+from daemon.config import LogConfig
+logs.configure(LogConfig(format="json"))
+stdio.take_native_output()
+logs.configure(LogConfig(format="console"))  # a reload: the pipe stays
+os.write(2, b"a native line quoting INV-\x1b[2J\xc2\x9b1.xml\n")
+"""
+
+
+def test_after_a_reload_to_console_a_native_line_still_reaches_the_log_shown_as_codes(
+) -> None:
+    """A reload from JSON to console logging keeps the pipe of fds 1 and 2, and every
+    line from it passes as a console line: a native line quoting a name with ESC or C1's
+    CSI passed raw, to the terminal or journal. It is shown as the log shows text."""
+    r = subprocess.run([sys.executable, "-c", _RELOADED_TO_CONSOLE_SCRIPT],
+                       capture_output=True, timeout=60, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert b"a native line quoting INV-\\x1b[2J\\x9b1.xml" in r.stderr
+    assert b"\x1b" not in r.stderr and b"\xc2\x9b" not in r.stderr
