@@ -20,7 +20,7 @@ from typing import Any
 from daemon import GROUP_SIGNALS, __version__, keep_rich_out
 from daemon.actions import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from daemon.errors import ConfigError, OutboxdError, UsageError, refused
-from daemon.names import for_terminal
+from daemon.invisible import for_terminal
 
 
 class _Parser(argparse.ArgumentParser):

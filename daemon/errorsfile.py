@@ -28,7 +28,8 @@ from typing import Any
 from daemon.bundle import Finding
 from daemon.errors import NO_ROOM, NotOurs
 from daemon.fswrite import Stranded, free_name, fsync_dir, rename_noreplace, written_temp
-from daemon.names import ERRORS_SUFFIX, escaped_controls, for_terminal, stem
+from daemon.invisible import escaped_controls, for_terminal
+from daemon.names import ERRORS_SUFFIX, stem
 from daemon.ourfiles import Judged, opened, remove_ours, replace_ours
 from daemon.scan import Candidate
 from daemon.temps import TEMP_NAME_BYTES, Listed, drop_unfinished_ending, temp_prefix

@@ -1,8 +1,9 @@
 """The invisible format characters of a line shown to people (Unicode category Cf: the
 zero-width space and joiners, U+FEFF, the soft hyphen, the tags of U+E0000…) as codes,
 so that "INV-1" and "INV-1" + U+200B no longer look like one id on the status page, in
-`outboxd status`, REASON.txt and NAME.errors.txt (names.escaped_controls, which shows
-control characters and bidirectional controls so already)."""
+`outboxd status`, REASON.txt and NAME.errors.txt; and control characters and
+bidirectional controls as codes wherever a text from the share, an invoice or a receiver
+is shown (escaped_controls, for_terminal): the one way outboxd shows such characters."""
 
 from __future__ import annotations
 
@@ -69,3 +70,74 @@ def format_characters_shown(text: str) -> str:
     bmp, every = _format_characters()
     rx = every if _BEYOND_BMP.search(text) else bmp
     return rx.sub(lambda m: _shown(text, m), text)
+
+
+# The invisible characters that reorder what follows them on screen (Unicode's
+# bidirectional marks, embeddings, overrides and isolates): "INV\u202elmx.pdf" shows as
+# "INVfdp.xml", a PDF posing as an invoice XML. Not control characters to SPEC §2 (such
+# a name is used, not refused), but never shown raw.
+BIDI_CONTROLS = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+# For a terminal, also C1 (U+0080–U+009F: U+009B starts an escape sequence in some).
+# U+2028 and U+2029 end a line to Python's splitlines, JavaScript and log viewers built
+# on them (as U+0085, a C1): raw in a log record, a name cuts it in two, and its second
+# part may pose as a record of its own. A lone surrogate (a byte of a name that is not
+# UTF-8, as os.fsdecode gives it) cannot be written as UTF-8: the line would be lost.
+_TERMINAL_CONTROL = re.compile(
+    rf"[\x00-\x1f\x7f-\x9f{BIDI_CONTROLS}\u2028\u2029\ud800-\udfff]")
+
+
+def _code(char: str) -> str:
+    # A byte that is not UTF-8 as that byte (\xff), as names.printable shows it.
+    code = ord(char)
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else escape(char)
+
+
+def controls_escaped(text: str) -> str:
+    """`text` with its control characters, bidirectional controls, line and paragraph
+    separators and undecodable bytes as codes only: a name as the journal keeps it
+    (names.printable)."""
+    return _TERMINAL_CONTROL.sub(lambda m: _code(m[0]), text)
+
+
+def escaped_controls(text: str) -> str:
+    """A line for a terminal, a log, a page or a paper (REASON.txt, NAME.errors.txt) with
+    every control character and undecodable byte as \\xNN, the line and paragraph
+    separators and every invisible format character (a bidirectional control, a
+    zero-width space …) as \\uNNNN (\\UNNNNNNNN beyond U+FFFF): what the share, an
+    invoice (its ids) or a receiver (its answer) put into it can neither break the line,
+    nor send escape sequences to the terminal that shows it, nor show a name's letters
+    in another order than they are, nor make two ids look the same ("INV-1" and "INV-1"
+    + U+200B); only a joiner inside an emoji and a flag's tags are kept (_shown). For
+    people only: the journal and `status --json` keep the format characters other than
+    the bidirectional controls as they are (names.printable)."""
+    shown = controls_escaped(text)
+    return shown if shown.isascii() else format_characters_shown(shown)
+
+
+def for_terminal(text: str) -> str:
+    """A command's message of one or more lines, each as escaped_controls makes it: the
+    names and invoice ids in it come from the share and from invoices."""
+    return "\n".join(escaped_controls(line) for line in text.split("\n"))
+
+
+def _json_code(char: str) -> str:
+    code = ord(char)
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # beyond U+FFFF, JSON writes the UTF-16 pair
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
+def json_escaped(text: str) -> str:
+    """A JSON value as json.dumps(…, ensure_ascii=False) wrote it, with the characters
+    escaped_controls shows as codes written as JSON's own \\uNNNN instead: for scripts
+    (`outboxd status --json`) each value stays exactly the name or id it is, and the JSON
+    text, on a terminal or through a reader that splits lines at U+2028, can neither
+    drive the terminal nor break a line nor hide a character. Not for a whole document:
+    its own line breaks are no part of a value."""
+    if text.isascii() and text.isprintable():
+        return text
+    text = _TERMINAL_CONTROL.sub(lambda m: _json_code(m[0]), text)
+    return text if text.isascii() else _format_characters()[1].sub(
+        lambda m: _json_code(m[0]), text)
+

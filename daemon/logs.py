@@ -16,6 +16,7 @@ because their processors read the format and level set here last.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
@@ -26,6 +27,7 @@ from typing import Any, TextIO
 import structlog
 
 from daemon.config import LogConfig
+from daemon.invisible import escaped_controls, for_terminal
 
 _handler: logging.StreamHandler[TextIO] | None = None
 _format = "json"  # the format set last ("json" or "console")
@@ -48,15 +50,76 @@ def _bundle_first(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+# Values whose text is many lines by nature: their line breaks stay (JSON writes them as
+# \n, the console as lines); every other control character in them is shown as its code.
+_MANY_LINES = frozenset({"exception", "output"})
+
+
+def _shown(value: Any, lines: bool = False) -> Any:
+    if isinstance(value, str):
+        if value.isascii() and value.isprintable():
+            return value  # nearly every value: no look at each character
+        return for_terminal(value) if lines else escaped_controls(value)
+    if isinstance(value, list | tuple):
+        shown = [_shown(v) for v in value]
+        return value if shown == list(value) else shown
+    if isinstance(value, dict):
+        return {_shown(k): _shown(v) for k, v in value.items()}
+    return value
+
+
+def _names_shown(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Every text in a record as escaped_controls shows it, in both formats: a name from
+    the share (a file, a sidecar, an attachment), an invoice id, a receiver's answer.
+    A newline, U+2028 or U+0085 in one would end the record where a reader splits lines
+    and let the rest pose as a record of its own; ESC and C1 would drive the terminal
+    that shows it (`journalctl`, `jq -r`, `outboxd run`); a bidirectional control would
+    show a name's letters reordered, a zero-width space two names as one; a byte that is
+    not UTF-8 would lose the whole line. Shown as \\x1b, \\u2028, \\u202e, \\u200b, \\xff,
+    as the status page, `outboxd status` and the papers show them."""
+    for key, value in event.items():
+        # Not the counts, nulls, nor exc_info (an exception, or its tuple from a library's
+        # record), which _traceback_shown shows once it is text.
+        if not isinstance(value, int | float | None) and key != "exc_info":
+            event[key] = _shown(value, key in _MANY_LINES)
+    return event
+
+
+def _traceback_shown(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    """A traceback (made text by format_exc_info, after _names_shown) as _names_shown
+    shows a text of many lines: an exception's message may quote a name."""
+    if isinstance(event.get("exception"), str):
+        event["exception"] = for_terminal(event["exception"])
+    return event
+
+
 def _renderer(fmt: str, stream: TextIO) -> list[Any]:
     if fmt == "json":
-        return [structlog.processors.format_exc_info,
+        return [structlog.processors.format_exc_info, _traceback_shown,
                 structlog.processors.JSONRenderer(ensure_ascii=False)]
     colors = stream.isatty()
     # A traceback as the JSON format writes it: structlog's default (through rich) shows
     # every frame's local variables, and a delivery's hold the bearer token.
-    return [_bundle_first, structlog.dev.ConsoleRenderer(
-        colors=colors, exception_formatter=structlog.dev.plain_traceback)]
+    console = structlog.dev.ConsoleRenderer(colors=colors,
+                                            exception_formatter=structlog.dev.plain_traceback)
+    if hasattr(console, "columns"):  # structlog 25.5 and later
+        default, *columns = console.columns
+        if isinstance(default.formatter, structlog.dev.KeyValueColumnFormatter):
+            console.columns = [structlog.dev.Column("", dataclasses.replace(
+                default.formatter, value_repr=_console_value)), *columns]
+    return [structlog.processors.format_exc_info, _traceback_shown, _bundle_first, console]
+
+
+def _console_value(value: Any) -> str:
+    """A value on a console line, in quotes where it has spaces, as structlog shows it,
+    but not as repr() writes it: _names_shown made it safe to show, and repr() would
+    double each backslash of a code (a name's \\x1b shown as \\\\x1b, unlike everywhere
+    else)."""
+    if isinstance(value, str):
+        return f"'{value}'" if set(value) & {" ", "=", '"', "'"} else value
+    if isinstance(value, list):
+        return f"[{', '.join(_console_value(v) for v in value)}]"
+    return repr(value)
 
 
 def _thread_excepthook(args: threading.ExceptHookArgs) -> None:
@@ -92,9 +155,10 @@ def _rendered(logger: Any, method: str, event: dict[str, Any]) -> Any:
 # journald splits a line longer than its LineMax (48 KiB by default) into pieces, none
 # of them JSON. A batch of thousands of invoices made bundle events far longer than that
 # with its invoice_ids alone (and a sidecar of thousands of bad files its reasons): a
-# list in an event keeps its first items up to this many characters, and says how many
-# it leaves out. The lists of one event (invoice_ids, unattached_ids, warnings…) share
-# the room. The journal, `outboxd status` and the papers keep every item.
+# list in an event keeps its first items up to this many characters (counted as bytes of
+# UTF-8: ids of emoji take four each), and says how many it leaves out. The lists of one
+# event (invoice_ids, unattached_ids, warnings…) share the room. The journal, `outboxd
+# status` and the papers keep every item.
 LIST_CHARS = 16_000
 
 
@@ -103,7 +167,8 @@ def _bounded(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     for key, value in list(event.items()):
         if isinstance(value, list | tuple) and value:
             for n, item in enumerate(value):
-                room -= len(item) if isinstance(item, str) else len(repr(item))
+                text = item if isinstance(item, str) else repr(item)
+                room -= len(text.encode("utf-8", "surrogatepass"))
                 if room < 0 and n > 0:
                     event[key] = list(value[:n])
                     event[f"{key}_omitted"] = len(value) - n
@@ -122,6 +187,7 @@ _PROCESSORS: list[Any] = [
     structlog.contextvars.merge_contextvars,
     structlog.processors.add_log_level,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
+    _names_shown,  # before _bounded: a code is longer than its character
     _bounded,
     _rendered,
 ]
@@ -182,10 +248,11 @@ def configure(cfg: LogConfig | None = None, stream: TextIO | None = None) -> Non
         logger_factory=_line_factory,
         cache_logger_on_first_use=False,
     )
+    # Records from other libraries: their logger name says who spoke.
+    foreign: list[Any] = [*shared, structlog.stdlib.add_logger_name,
+                          structlog.stdlib.ExtraAdder(), _names_shown]
     formatter = structlog.stdlib.ProcessorFormatter(
-        # Records from other libraries: their logger name says who spoke.
-        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name,
-                           structlog.stdlib.ExtraAdder()],
+        foreign_pre_chain=foreign,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                     *_renderer(fmt, stream)],
     )

@@ -15,7 +15,7 @@ import unicodedata
 from collections.abc import Sequence
 from enum import Enum
 
-from daemon.invisible import escape, format_characters_shown
+from daemon.invisible import controls_escaped
 
 # A copy or an editor is still at work on these (Emacs keeps "#NAME#" while a change to
 # NAME is unsaved, as LibreOffice keeps its lock).
@@ -219,39 +219,6 @@ def first_of(items: Sequence[str], limit: int) -> tuple[Sequence[str], str]:
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# The invisible characters that reorder what follows them on screen (Unicode's
-# bidirectional marks, embeddings, overrides and isolates): "INV\u202elmx.pdf" shows as
-# "INVfdp.xml", a PDF posing as an invoice XML. Not control characters to SPEC §2 (such
-# a name is used, not refused), but never shown raw.
-BIDI_CONTROLS = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
-# For a terminal, also C1 (U+0080–U+009F: U+009B starts an escape sequence in some).
-_TERMINAL_CONTROL = re.compile(rf"[\x00-\x1f\x7f-\x9f{BIDI_CONTROLS}]")
-
-
-def _escaped(text: str) -> str:
-    return _TERMINAL_CONTROL.sub(lambda m: escape(m[0]), text)
-
-
-def escaped_controls(text: str) -> str:
-    """A line for a terminal, a page or a paper (REASON.txt, NAME.errors.txt) with every
-    control character as \\xNN and every invisible format character (a bidirectional
-    control, a zero-width space …) as \\uNNNN (\\UNNNNNNNN beyond U+FFFF): what the
-    share, an invoice (its ids) or a receiver (its answer) put into it can neither break
-    the line, nor send escape sequences to the terminal that shows it, nor show a name's
-    letters in another order than they are, nor make two ids look the same ("INV-1" and
-    "INV-1" + U+200B); only a joiner inside an emoji and a flag's tags are kept
-    (daemon/invisible.py). For people only: the journal and JSON keep the format
-    characters other than the bidirectional controls as they are (printable)."""
-    shown = _escaped(text)
-    return shown if shown.isascii() else format_characters_shown(shown)
-
-
-def for_terminal(text: str) -> str:
-    """A command's message of one or more lines, each as escaped_controls makes it: the
-    names and invoice ids in it come from the share and from invoices."""
-    return "\n".join(escaped_controls(line) for line in text.split("\n"))
-
-
 def printable(name: str) -> str:
     """A name as shown in logs, findings, the journal and the page: the bytes of a name
     that is not UTF-8, and control characters, as \\xNN, bidirectional controls as
@@ -263,7 +230,7 @@ def printable(name: str) -> str:
     shown = os.fsencode(name).decode("utf-8", "backslashreplace")
     # Not escaped_controls: what the journal kept before stays equal to the name
     # found now.
-    return _escaped(shown)
+    return controls_escaped(shown)
 
 
 def name_problem(name: str) -> str | None:

@@ -10,7 +10,8 @@ import unicodedata
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from daemon.names import escaped_controls, first_of
+from daemon.invisible import escaped_controls
+from daemon.names import first_of
 
 STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.5em;color:#222}

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from daemon.clerkwords import pause_of
 from daemon.config import Settings
+from daemon.invisible import escaped_controls
 from daemon.journal import Journal
 from daemon.names import printable
 from daemon.notify import notify
@@ -166,6 +167,10 @@ class Publisher:
         if self._away_since is not None:
             since = self._away_since.astimezone(UTC).strftime("%H:%M:%S")
             text = f"outbox not reachable since {since} UTC; {text}"
+        # One line, shown as the log shows it: a line break would end STATUS= and make
+        # the rest an assignment of its own to systemd (MAINPID=, READY=), and a receiver's
+        # answer or an error quoted in it reaches `systemctl status` on a terminal.
+        text = escaped_controls(text)
         if text != self._text:
             self._text = text
             notify(f"STATUS={text}")

@@ -9,16 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from daemon.invisible import escaped_controls
 from daemon.journal import readable
-from daemon.names import (
-    CASE_WORDS,
-    COPY_WORDS,
-    EXACT_WORDS,
-    FILE_WORDS,
-    FORM_WORDS,
-    escaped_controls,
-    visible,
-)
+from daemon.names import CASE_WORDS, COPY_WORDS, EXACT_WORDS, FILE_WORDS, FORM_WORDS, visible
 
 
 def _renamed(invoice_file: str, which: str, messages: list[str]) -> str:

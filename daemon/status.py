@@ -11,10 +11,11 @@ from typing import Any
 from daemon.bundle import findings_of, reasons_of
 from daemon.config import Settings
 from daemon.errors import JournalError
+from daemon.invisible import escaped_controls, json_escaped
 from daemon.journal import STATES, Journal, Row, parse_iso
 from daemon.journal.readonly import journal_there, read_journal
 from daemon.leftalone import not_an_invoice, still_quarantined
-from daemon.names import escaped_controls, first_of
+from daemon.names import first_of
 from daemon.scan import list_outbox
 from daemon.strays import StrayFolders
 from daemon.unattached import AT_DEADLINE
@@ -221,8 +222,8 @@ def as_json(data: dict[str, Any]) -> str:
     """
     def value(v: Any) -> str:
         if isinstance(v, list):
-            items = ",\n    ".join(json.dumps(x, ensure_ascii=False) for x in v)
+            items = ",\n    ".join(json_escaped(json.dumps(x, ensure_ascii=False)) for x in v)
             return f"[\n    {items}\n  ]" if v else "[]"
-        return json.dumps(v, ensure_ascii=False)
+        return json_escaped(json.dumps(v, ensure_ascii=False))
     body = ",\n".join(f"  {json.dumps(k)}: {value(v)}" for k, v in data.items())
     return "{\n" + body + "\n}"

@@ -29,11 +29,13 @@ from datetime import UTC, datetime
 from typing import Any, TextIO, cast
 
 from daemon import logs
+from daemon.invisible import escaped_controls, for_terminal
 from daemon.logs import LIST_CHARS
+from daemon.names import fit_bytes
 
 GATHER_SECONDS = 0.05
 PIPE_BYTES = 1 << 20  # the default ceiling of /proc/sys/fs/pipe-max-size
-NATIVE_CHARS = LIST_CHARS  # characters of such output kept in one event
+NATIVE_CHARS = LIST_CHARS  # bytes of such output kept in one event, as shown
 # A line that ends the forwarding (_release). Unguessable, as LINE_MARK: a fixed one,
 # written to fd 2 by anything a clerk's file reaches, would end it, and every writer to
 # fds 1 and 2 would block once the pipe is full.
@@ -201,7 +203,9 @@ def _emit(lines: list[bytes]) -> None:
         if _is_log_line(line):
             _say(text)
             text = []
-            logs.write_line(line.removeprefix(_mark))
+            # A reader's line is shown already (a no-op here); under console logging after
+            # a reload from JSON (the pipe stays) every line passes, a native one too.
+            logs.write_line(escaped_controls(line.removeprefix(_mark)))
         elif line.strip():
             text.append(line.replace(_mark, ""))  # the mark never in the log
     _say(text)
@@ -224,10 +228,14 @@ def _is_log_line(line: str) -> bool:
 def _say(text: list[str]) -> None:
     if not text:
         return
-    said = "\n".join(text)
-    extra = {"output_omitted_chars": len(said) - NATIVE_CHARS} if len(said) > NATIVE_CHARS else {}
+    # Shown as the log shows every text before it is cut (a code is longer than its
+    # character: 16,000 control bytes were an 80 KB line), and cut in bytes of UTF-8:
+    # journald splits a line over 48 KiB into pieces that are not JSON.
+    said = for_terminal("\n".join(text))
+    kept = fit_bytes(said, NATIVE_CHARS)
+    extra = {"output_omitted_chars": len(said) - len(kept)} if kept != said else {}
     logs.get().warning("output outside the log (a library or a reader process wrote it)",
-                  output=said[:NATIVE_CHARS], **extra)
+                  output=kept, **extra)
 
 
 def _release() -> None:

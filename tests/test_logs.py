@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import threading
 import warnings
 from collections.abc import Callable
@@ -227,3 +228,102 @@ def test_an_unexpected_errors_traceback_never_shows_local_values_such_as_the_tok
         text = out.getvalue()
         assert "a bug after the token was read" in text and "deliver.py" in text, fmt
         assert "T0ken-0f-the-operator" not in text, f"{fmt}: {text[-2000:]}"
+
+
+def _utf8_stream() -> io.TextIOWrapper:
+    """A stream as journald's or a terminal's: it takes only what UTF-8 can write."""
+    return io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict")
+
+
+def _written(stream: io.TextIOWrapper) -> str:
+    stream.flush()
+    assert isinstance(stream.buffer, io.BytesIO)
+    return stream.buffer.getvalue().decode("utf-8")
+
+
+def test_a_name_with_a_byte_that_is_not_utf8_loses_no_log_line() -> None:
+    """A sidecar named in Latin-1 (os.fsdecode gives its 0xFC as a lone surrogate): a
+    line naming it raw cannot be written as UTF-8: dropped without a word on a stream
+    that takes only UTF-8, shown as \\udcfc (a code no other output uses) on stderr. It
+    is written, the byte shown as \\xfc as everywhere else, in both formats, our records
+    and a library's."""
+    name = os.fsdecode(b"M\xfcller-scans")
+    for fmt in ("json", "console"):
+        out = _utf8_stream()
+        logs.configure(LogConfig(format=fmt), out)
+        logs.get().warning("sidecar without its invoice file", folder=name)
+        logging.getLogger("watchdog.observers.inotify").warning("cannot watch %s", name)
+        lines = _written(out).splitlines()
+        if fmt == "json":  # whose backslash JSON writes as \\
+            lines = [" ".join(map(str, json.loads(line).values())) for line in lines]
+        assert len(lines) == 2 and all("M\\xfcller-scans" in line for line in lines), lines
+    logs.configure()
+
+
+def test_a_library_record_and_a_traceback_show_a_name_as_codes_and_keep_their_lines() -> None:
+    """A library's record (watchdog naming a path) and an exception's message quote a
+    name as it is: each is shown as our own values are (\\x1b, \\u2028), one record a
+    line; a traceback keeps its own lines, only the name's line break is a code."""
+    out = io.StringIO()
+    logs.configure(LogConfig(format="json"), out)
+    logging.getLogger("watchdog.observers.inotify").error("cannot watch %s",
+                                                          "INV-\x1b[2J\u2028x")
+    try:
+        raise ValueError("bad name 'INV-\x1b]8;;http:\\\\evil\x07'")
+    except ValueError:
+        logs.get().exception("unexpected error", invoice_file="INV-1\u2028.xml")
+    text = out.getvalue()
+    assert "\x1b" not in text and "\u2028" not in text
+    lib, ours = (json.loads(line) for line in text.split("\n") if line)
+    assert lib["event"] == "cannot watch INV-\\x1b[2J\\u2028x"
+    assert ours["invoice_file"] == "INV-1\\u2028.xml"
+    assert "\nValueError: bad name 'INV-\\x1b]8;;http:\\\\evil\\x07'" in ours["exception"]
+    logs.configure()
+
+
+def test_console_lines_show_a_names_codes_as_the_status_page_does_not_doubled() -> None:
+    """On the console a name reads as everywhere else, INV-\\x1b[2J.xml, in the event, in
+    a value in quotes and in a list: not repr()'s 'INV-\\\\x1b[2J.xml', which would read
+    as another name (with two backslashes) than the page and `outboxd status` show."""
+    out = io.StringIO()
+    logs.configure(LogConfig(format="console"), out)
+    logs.get().warning("bundle quarantined", invoice_file="INV-\x9b2J.xml", invoice_ids=["I"],
+                       reasons=["INV-7/a\x1b[2J.pdf: the name holds control characters"],
+                       error="INV-\u202e1.xml: gone")
+    [line] = _lines(out)
+    assert "bundle quarantined: INV-\\x9b2J.xml [I]" in line
+    assert "reasons=['INV-7/a\\x1b[2J.pdf: the name holds control characters']" in line
+    assert "error='INV-\\u202e1.xml: gone'" in line
+    logs.configure()
+
+
+def test_a_batch_of_ids_full_of_invisible_characters_still_stays_under_journalds_limit(
+        ) -> None:
+    """Each zero-width space of an invoice id is shown as \\u200b, six characters for
+    one: counted before they were shown, 6,000 such ids made a line of over 100 KB,
+    which journald splits into pieces that are not JSON. The ids are cut as shown."""
+    out = io.StringIO()
+    logs.configure(LogConfig(format="json"), out)
+    ids = [f"{chr(0x200b) * 30}{n:06d}" for n in range(6000)]
+    logs.get().info("bundle waiting", invoice_file="batch.xml", invoice_ids=ids,
+                    bundle_id="a" * 64)
+    [line] = _lines(out)
+    record = json.loads(line)
+    assert len(line.encode()) < 48 * 1024
+    assert record["invoice_ids"][0] == "\\u200b" * 30 + "000000"
+    assert record["invoice_ids_omitted"] == 6000 - len(record["invoice_ids"])
+    logs.configure()
+
+
+def test_a_batch_of_ids_of_emoji_stays_under_journalds_limit_counted_in_bytes() -> None:
+    """An id of emoji (which a person sees, so shown as they are) takes four bytes a
+    character: 16,000 characters of them made a 64 KB line, which journald splits. The
+    room of a record's lists is counted in bytes."""
+    out = io.StringIO()
+    logs.configure(LogConfig(format="json"), out)
+    ids = [f"{chr(0x1F9FE) * 20}{n:06d}" for n in range(6000)]
+    logs.get().info("bundle waiting", invoice_file="batch.xml", invoice_ids=ids)
+    [line] = _lines(out)
+    assert len(line.encode()) < 48 * 1024
+    assert json.loads(line)["invoice_ids"][0] == chr(0x1F9FE) * 20 + "000000"
+    logs.configure()

@@ -7,13 +7,13 @@ import unicodedata
 
 import pytest
 
+from daemon.invisible import escaped_controls
 from daemon.names import (
     NAME_MAX,
     NameKind,
     classify,
     contract_folder_name,
     edge_words,
-    escaped_controls,
     fit_name,
     fold_key,
     folder_name_for_id,

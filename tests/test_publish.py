@@ -384,3 +384,25 @@ def test_a_reload_asks_for_the_page_under_the_new_settings_with_no_change_of_the
     assert _asker(publisher, journal, new)()
     assert (old.outbox.path / "renamed.html").is_file()
     assert not (old.outbox.path / "outboxd-status.html").exists()
+
+
+def test_status_is_one_assignment_shown_as_the_log_shows_it_whatever_an_error_quotes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """STATUS= quotes errors (the journal's, a pause's receiver answer): a line break in
+    one would end STATUS= and hand systemd the rest as an assignment of its own
+    (MAINPID=1 from the main process, which systemd obeys); C1's CSI or U+2028 would
+    reach `systemctl status` on a terminal. Each is shown as its code, as in the log."""
+    journal = Journal(tmp_path / "journal.sqlite3")
+    sent: list[str] = []
+    monkeypatch.setattr("daemon.publish.notify", sent.append)
+    publisher = Publisher(clock=lambda: 1000.0,
+                          wall=lambda: datetime(2031, 5, 6, 12, 0, 0, tzinfo=UTC))
+    timers = Timers()
+    journal._failed(sqlite3.OperationalError("disk I/O error\nMAINPID=1\x9b2J\u2028x"))
+    publisher.schedule(journal, timers, 1000.0)
+    for key in timers.pop_due(1000.0):
+        publisher.fire(key, journal, _settings(tmp_path), {}, 1000.0)
+    [status] = sent
+    assert status.count("\n") == 0 and "MAINPID=1" in status
+    assert "disk I/O error\\x0aMAINPID=1\\x9b2J\\u2028x" in status
+    journal.close()

@@ -12,7 +12,7 @@ import pytest
 from helpers import Page, page_in_a_new_outbox, write
 from structlog.testing import capture_logs
 
-from daemon import statuspage
+from daemon import pagehtml, statuspage
 from daemon.config import Settings
 from daemon.journal import Journal, parse_iso
 from daemon.release import Idle
@@ -201,12 +201,16 @@ def test_a_bad_release_file_that_goes_is_forgotten_and_said_again_if_dropped_aga
 def test_a_name_that_slips_through_unescaped_costs_the_page_not_the_daemon(
         journal: Journal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Last line of defence: should any name with undecodable bytes reach the page
-    unescaped, refresh() logs that the page cannot be written and returns; it never
-    raises into the daemon's loop."""
+    unescaped (escaped_controls shows such a byte as \\xe5, so only a page that skipped
+    it), refresh() logs that the page cannot be written and returns; it never raises
+    into the daemon's loop."""
     (tmp_path / "x.send-anyway").touch()
     raw = os.fsdecode(b"Faktura-\xe5.send-anyway")
     monkeypatch.setattr(statuspage, "idle_releases", lambda *_: [Idle(raw, "no invoice")])
     settings = Settings(outbox={"path": tmp_path}, delivery={"url": "http://127.0.0.1:9/"})
+    assert StatusPage().refresh(journal, settings)
+    assert "Faktura-\\xe5.send-anyway" in (tmp_path / "outboxd-status.html").read_text()
+    monkeypatch.setattr(pagehtml, "escaped_controls", lambda text: text)
     with capture_logs() as logs:
         assert not StatusPage().refresh(journal, settings)
     [line] = [e for e in logs if e["event"] == "cannot write the status page"]

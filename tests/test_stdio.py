@@ -143,3 +143,51 @@ def test_the_forwarding_thread_outlives_an_error_and_the_pipe_holds_a_long_repor
     assert all({"level", "event", "timestamp"} <= x.keys() for x in records), records
     assert "the first native line" in broken["output"]
     assert any(x.get("output") == "the last native line" for x in records)
+
+
+_CONTROL_BYTES_SCRIPT = r"""
+import os
+from daemon import logs, stdio
+from daemon.config import LogConfig
+logs.configure(LogConfig(format="json"))
+stdio.take_native_output()
+# What a library might print of a clerk's binary file: control bytes, then a name.
+os.write(2, b"\x01\x1b" * 15_000 + b" INV-\xe2\x80\xa81.xml\n")
+"""
+
+
+def test_native_output_of_control_bytes_stays_one_line_journald_keeps_whole() -> None:
+    """Native output is shown as every text of the log is (\\x01, \\x1b, \\u2028), and
+    cut after that, in bytes: cut first, 16,000 control bytes made an 80 KB line, which
+    journald splits into pieces that are not JSON."""
+    r = subprocess.run([sys.executable, "-c", _CONTROL_BYTES_SCRIPT], capture_output=True,
+                       timeout=60, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = [line for line in r.stderr.split(b"\n") if line.strip()]
+    assert max(map(len, lines)) < 48 * 1024
+    [event] = [json.loads(line) for line in lines if b"output outside the log" in line]
+    assert event["output"].startswith("\\x01\\x1b\\x01\\x1b")
+    assert event["output_omitted_chars"] > 0
+
+
+_RELOADED_TO_CONSOLE_SCRIPT = r"""
+import os
+from daemon import logs, stdio
+from daemon.config import LogConfig
+logs.configure(LogConfig(format="json"))
+stdio.take_native_output()
+logs.configure(LogConfig(format="console"))  # a reload: the pipe stays
+os.write(2, b"a native line quoting INV-\x1b[2J\xc2\x9b1.xml\n")
+"""
+
+
+def test_after_a_reload_to_console_a_native_line_still_reaches_the_log_shown_as_codes(
+) -> None:
+    """A reload from JSON to console logging keeps the pipe of fds 1 and 2, and every
+    line from it passes as a console line: a native line quoting a name with ESC or C1's
+    CSI passed raw, to the terminal or journal. It is shown as the log shows text."""
+    r = subprocess.run([sys.executable, "-c", _RELOADED_TO_CONSOLE_SCRIPT],
+                       capture_output=True, timeout=60, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert b"a native line quoting INV-\\x1b[2J\\x9b1.xml" in r.stderr
+    assert b"\x1b" not in r.stderr and b"\xc2\x9b" not in r.stderr

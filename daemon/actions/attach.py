@@ -50,10 +50,11 @@ from daemon.fswrite import (
     rename_noreplace,
 )
 from daemon.idfolders import IdFolders
+from daemon.invisible import for_terminal
 from daemon.invoices import read_invoice_file
 from daemon.lookalikes import look_alike_findings
 from daemon.match import assemble
-from daemon.names import for_terminal, is_ignored, name_problem
+from daemon.names import is_ignored, name_problem
 from daemon.notes import MANIFEST_NAME, misnamed_notes, value_problem
 from daemon.scan import Candidate, Listing, list_outbox
 from daemon.sharedsidecar import shared_message, sidecar_sharers

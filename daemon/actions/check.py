@@ -32,7 +32,7 @@ from daemon.config import Settings
 from daemon.einvoice import rules_versions
 from daemon.errors import InputError
 from daemon.finish import evaluate
-from daemon.names import escaped_controls
+from daemon.invisible import escaped_controls
 from daemon.release import release_file
 from daemon.scan import Candidate, candidate_for, marker_wait
 

@@ -38,8 +38,8 @@ from daemon.config import Settings
 from daemon.errors import OutboxdError
 from daemon.fsmove import move_tree
 from daemon.fswrite import fsync_dir
+from daemon.invisible import for_terminal
 from daemon.journal.readonly import journal_there
-from daemon.names import for_terminal
 from daemon.papers import PAPER_NAMES, remove_papers
 from daemon.temps import drop_unfinished
 

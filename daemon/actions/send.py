@@ -23,10 +23,11 @@ from daemon.actions.common import settings_of
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError
 from daemon.finish import evaluate
+from daemon.invisible import escaped_controls, for_terminal
 from daemon.journal import Journal, Row
 from daemon.journal.readonly import read_journal
 from daemon.journal.records import LIVE
-from daemon.names import NAME_MAX, for_terminal, stem
+from daemon.names import NAME_MAX, stem
 from daemon.release import overlong, rename_shorter, write_release
 from daemon.scan import Candidate, list_outbox, marker_wait
 from daemon.statelock import running
@@ -181,5 +182,20 @@ def release_command(name: str) -> str:
     """The command that releases `name`, as it can be pasted into a shell: quoted where
     the name holds spaces or shell characters, and after `--` where it begins with `-`
     (an option otherwise)."""
-    return f"outboxd send --without-attachments -- {shlex.quote(name)}"
+    if escaped_controls(name) == name:
+        return f"outboxd send --without-attachments -- {shlex.quote(name)}"
+    return f"outboxd send --without-attachments -- {_bash_quoted(name)}"
 
+
+def _bash_quoted(name: str) -> str:
+    """A name with characters shown as codes (U+200B as \\u200b) in bash's $'…', each
+    such character as its bytes (\\xe2\\x80\\x8b), which bash reads back as the name's
+    own bytes in any locale: quoted as shown, '…\\u200b…' would name another file, with
+    a backslash in it (and bash's \\u200b is only a character in a UTF-8 locale)."""
+    def code(c: str) -> str:
+        if c in "\\'":
+            return "\\" + c
+        if escaped_controls(c) == c:
+            return c
+        return "".join(f"\\x{b:02x}" for b in os.fsencode(c))
+    return "$'" + "".join(map(code, name)) + "'"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shlex
+import subprocess
 
 import pytest
 from conftest import Env
@@ -10,6 +12,7 @@ from helpers import ubl_invoice, write
 
 from daemon.actions.send import SendRefused, resolve, send
 from daemon.config_load import load_settings
+from daemon.invisible import for_terminal
 from daemon.journal import Journal, iso_in
 from daemon.statelock import LOCK_NAME, hold, release
 
@@ -263,3 +266,26 @@ def test_send_of_a_waiting_invoice_deleted_while_the_daemon_was_stopped_says_so(
         "next rescan; nothing was released" in str(info.value)
     assert "left the outbox" not in str(info.value)
     assert sorted(p.name for p in env.outbox.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["INV-zw\u200b1.xml", "INV-bidi\u202elmx.pdf.xml",
+                                  "INV-csi\x9b2J.xml", "INV-ls\u2028it's\\x41.xml",
+                                  "Åsa 👨\u200d👩\u200d👧.xml"])
+def test_the_command_offered_for_a_name_shown_with_codes_releases_that_file_in_bash(
+        env: Env, name: str) -> None:
+    """A name with an invisible or control character is shown with its code (U+200B as
+    \\u200b); the command send offered quoted it so, '…\\u200b…', which names another
+    file, with a backslash in it. As printed (for_terminal), it now gives bash the
+    exact name back: in $'…', each such character as its bytes, which bash reads in any
+    locale (here C, as a shell of a bare server may run in)."""
+    settings = load_settings(env.write_config("http://127.0.0.1:9/bundles",
+                                              einvoice={"preflight": "off"}))
+    write(env.outbox / name, ubl_invoice("INV-Q2"))
+    with pytest.raises(SendRefused) as info:
+        send(name, settings, without_attachments=False)
+    printed = for_terminal(str(info.value))
+    offered = printed.rsplit("send without them: ", 1)[1]
+    argv = subprocess.run(["bash", "-c", 'outboxd() { printf "%s\\0" "$@"; }; ' + offered],
+                          capture_output=True, check=True, timeout=30,
+                          env={**os.environ, "LC_ALL": "C"}).stdout.split(b"\0")
+    assert argv[:-1] == [b"send", b"--without-attachments", b"--", os.fsencode(name)]

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import shutil
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 from conftest import OUTBOXD, Env, Receiver
 from einvoice.broken import BASE, with_id
-from helpers import drop_bundle, not_json_lines, pdf_bytes, wait_for
+from helpers import drop_bundle, not_json_lines, pdf_bytes, ubl_invoice, wait_for
 
 
 def test_every_stderr_line_is_json_through_start_reload_watcher_restart_and_stop(
@@ -190,3 +192,109 @@ def test_a_reload_from_console_to_json_brings_native_output_into_the_log_too(
     [report] = [r for r in records if "XPTY0004" in r.get("output", "")]
     assert report["level"] == "warning"
     assert daemon.stdout() == ""
+
+
+# A record a clerk's file name would forge, were a name to end a log line early.
+FORGED = '{"event": "bundle sent", "invoice_file": "INV-FAKE.xml", "level": "info"}'
+# Invoice files outboxd takes as bundles (no control character of ASCII, which makes a
+# name a bad-name error), each with an invoice id of the same trouble: U+2028 and U+0085
+# (line ends to many readers), C1's CSI (an escape sequence to some terminals), the
+# right-to-left override, a zero-width space, and the longest name ext4 takes.
+TAKEN = {"INV-ls\u2028" + FORGED: "ID-ls\u2028" + FORGED, "INV-nel\x85x": "ID-nel\x85x",
+         "INV-csi\x9b2J": "ID-csi\x9b2J", "INV-bidi\u202elmx.pdf": "ID-bidi\u202e1",
+         "INV-zw\u200b1": "ID-zw\u200b1", "INV-" + "L" * 247: "ID-long"}
+# Attachment names of one sidecar: a clear-screen and a hyperlink escape, a newline
+# before a forged record, a byte that is not UTF-8.
+BAD_ATTACHMENTS = [b"clear\x1b[2J.pdf", b"link\x1b]8;;http:\\\\evil\x07click\x1b]8;;\x07.pdf",
+                   b"nl\n" + FORGED.encode() + b".pdf", b"latin1-M\xfcller.pdf"]
+# What none of the lines may hold raw: C0 but the line's own end, DEL, C1, the line and
+# paragraph separators, bidirectional controls, a zero-width space, a lone surrogate.
+UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+                    "\u200b\ud800-\udfff]")
+
+
+def _drop_troublesome_names(outbox: Path) -> None:
+    for name, invoice_id in TAKEN.items():
+        # As drop_bundle, under a short temporary name: the long one has no room for more.
+        (outbox / ".drop.tmp").write_bytes(ubl_invoice(invoice_id))
+        (outbox / ".drop.tmp").rename(outbox / f"{name}.xml")
+    root = os.fsencode(outbox)
+    os.mkdir(os.path.join(root, b"INV-A1"))
+    for raw in BAD_ATTACHMENTS:
+        with open(os.path.join(root, b"INV-A1", raw), "wb") as f:
+            f.write(pdf_bytes())
+    drop_bundle(outbox, "INV-A1", {})
+
+
+def _all_read(text: str) -> bool:
+    return text.count("bundle waiting") >= len(TAKEN) and "INV-A1" in text and (
+        "quarantined" in text)
+
+
+def test_names_from_the_share_never_end_a_json_record_drive_a_terminal_or_hide(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """Real files in a real outbox, named with every character a clerk can put in a name
+    that troubles a log: each record is still one line (also to readers that end lines
+    at U+2028 or U+0085), valid JSON in UTF-8 (a byte that is not UTF-8 loses no line),
+    holds no raw control, bidi control or zero-width space, no forged record appears,
+    and each name and id reads as on the status page: \\u2028, \\x9b, \\u202e, \\u200b."""
+    env.write_config(receiver.url, policy={"unattached": "hold"},
+                     service={"reader_processes": 0}, einvoice={"preflight": "off"})
+    daemon = start_daemon()
+    _drop_troublesome_names(env.outbox)
+    wait_for(lambda: _all_read(daemon.stderr()), what="every bundle read")
+    assert daemon.stop(signal.SIGTERM) == 0
+
+    text = daemon.log.read_bytes().decode("utf-8")  # strict: all of it UTF-8
+    assert UNSAFE.findall(text) == []
+    lines = text.split("\n")
+    assert text.splitlines() == lines[:-1]  # no line ends but the records' own
+    records = [json.loads(line) for line in lines if line]
+    assert not any(r.get("invoice_file") == "INV-FAKE.xml" for r in records)
+    waiting = {r["invoice_file"]: r["invoice_ids"] for r in records
+               if r["event"] == "bundle waiting"}
+    assert waiting["INV-ls\\u2028" + FORGED + ".xml"] == ["ID-ls\\u2028" + FORGED]
+    assert waiting["INV-csi\\x9b2J.xml"] == ["ID-csi\\x9b2J"]
+    assert waiting["INV-bidi\\u202elmx.pdf.xml"] == ["ID-bidi\\u202e1"]
+    assert waiting["INV-zw\\u200b1.xml"] == ["ID-zw\\u200b1"]
+    assert waiting["INV-" + "L" * 247 + ".xml"] == ["ID-long"]
+    [quarantined] = [r for r in records if r["event"] == "bundle quarantined"]
+    said = "\n".join(quarantined["reasons"])
+    for shown in ("clear\\x1b[2J.pdf", "link\\x1b]8;;http:\\\\evil\\x07click",
+                  "nl\\x0a" + FORGED, "latin1-M\\xfcller.pdf"):
+        assert shown in said
+
+
+def test_names_from_the_share_reach_a_terminal_as_codes_on_console_lines(
+        env: Env, receiver: Receiver) -> None:
+    """`outboxd run` by hand, on a terminal, with the same names: the only escape
+    sequences on the terminal are the log's own colours, every record is one line, and
+    the names show as their codes."""
+    env.write_config(receiver.url, policy={"unattached": "hold"}, log={"format": "auto"},
+                     service={"reader_processes": 0}, einvoice={"preflight": "off"})
+    master, slave = os.openpty()
+    proc = subprocess.Popen([*OUTBOXD, "run", "-c", str(env.config)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    try:
+        shown = _read_pty(master, "outboxd running")
+        _drop_troublesome_names(env.outbox)
+        shown += _read_pty(master, "quarantined")
+        wait_for(lambda: len(env.quarantined()) == 1, what="the bad names' bundle quarantined")
+        shown += _read_pty(master, f"INV-{'L' * 247}.xml [ID-long]", timeout=10)
+        proc.send_signal(signal.SIGTERM)
+        shown += _read_pty(master, "stopped")
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", shown)  # the log's colours
+    assert UNSAFE.findall(plain.replace("\r", "")) == []
+    lines = plain.replace("\r\n", "\n").split("\n")
+    assert not any(line.lstrip().startswith("{") for line in lines)
+    for name in ("INV-ls\\u2028" + FORGED, "INV-csi\\x9b2J", "INV-bidi\\u202elmx.pdf",
+                 "INV-zw\\u200b1"):
+        [line] = [line for line in lines if f"bundle waiting: {name}.xml" in line]
+    assert "clear\\x1b[2J.pdf" in plain and "M\\xfcller" in plain

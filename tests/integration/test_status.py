@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 
 import pytest
 from conftest import OUTBOXD, Env, Receiver
-from helpers import drop_bundle, pdf_bytes, wait_for
+from helpers import Page, drop_bundle, pdf_bytes, ubl_invoice, wait_for
 
 # Daemons here start lean (conftest.LEAN): `status` reads the journal, whoever read the bundles.
 pytestmark = pytest.mark.usefixtures("lean")
@@ -58,3 +59,62 @@ def test_status_json_counts_sent_quarantined_and_waiting(env: Env, receiver: Rec
 
     text = status(env).stdout
     assert "Waiting for attachments:" in text and "INV-8003.xml" in text
+
+
+# Invoice files a clerk can name so on the share and outboxd takes (ids of the same
+# trouble): U+2028 (a line's end to many readers) before a forged line, C1's CSI, the
+# right-to-left override, a zero-width space; HTML for the status page.
+TROUBLESOME = {"INV-ls\u2028  INV-FAKE.xml [FAKE] at 2031": "ID-ls\u20281",
+               "INV-csi\x9b2J": "ID-csi\x9b2J", "INV-bidi\u202elmx.pdf": "ID-bidi\u202e1",
+               "INV-zw\u200b1": "ID-zw\u200b1", "INV-<img src=x onerror=alert(1)>": "ID-html"}
+RAW = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u200b]")
+
+
+def test_names_from_the_share_show_as_codes_in_status_check_and_page_json_keeps_them_exact(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """Invoice files dropped under names that trouble a terminal: `outboxd status` shows
+    each name and id as its codes, one line a bundle (no forged line); `status --json`
+    holds none of those characters raw in its text, yet gives scripts each exact name
+    and id; `outboxd check` and the status page show them as status does, the page
+    with a name's HTML as text."""
+    env.write_config(receiver.url, policy={"unattached": "hold"})
+    start_daemon()
+    for name, invoice_id in TROUBLESOME.items():
+        drop_bundle(env.outbox, name, {}, ubl_invoice(invoice_id))
+    wait_for(lambda: json.loads(status(env, "--json").stdout)["counts"]["waiting"] == 5,
+             what="the five invoices waiting for attachments")
+
+    text = status(env).stdout
+    lines = text.rstrip("\n").split("\n")
+    assert RAW.findall(text) == [] and text.splitlines() == lines
+    assert not any(line.startswith("  INV-FAKE") for line in lines)
+    for shown in ("INV-ls\\u2028  INV-FAKE.xml [FAKE] at 2031.xml [ID-ls\\u20281]",
+                  "INV-csi\\x9b2J.xml [ID-csi\\x9b2J]",
+                  "INV-bidi\\u202elmx.pdf.xml [ID-bidi\\u202e1]",
+                  "INV-zw\\u200b1.xml [ID-zw\\u200b1]"):
+        assert sum(line.startswith(f"  {shown} ") for line in lines) == 1, (shown, text)
+
+    as_json = status(env, "--json").stdout
+    assert RAW.findall(as_json) == []
+    assert as_json.splitlines() == as_json.rstrip("\n").split("\n")
+    listed = {b["invoice_file"]: b["invoice_ids"] for b in json.loads(as_json)["bundles"]}
+    assert listed == {f"{name}.xml": [i] for name, i in TROUBLESOME.items()}
+
+    checked = subprocess.run([*OUTBOXD, "check", "-c", str(env.config), str(env.outbox)],
+                             capture_output=True, text=True, timeout=60).stdout
+    assert RAW.findall(checked) == []
+    assert checked.splitlines() == checked.rstrip("\n").split("\n")
+    assert "INV-ls\\u2028  INV-FAKE.xml [FAKE] at 2031.xml" in checked
+
+    page_file = env.outbox / "outboxd-status.html"
+    wait_for(lambda: page_file.exists() and "ID-html" in page_file.read_text(),
+             what="the page listing the invoices")
+    html = page_file.read_text()
+    assert RAW.findall(html) == [] and "<img" not in html
+    page = Page(html)
+    assert not any(tag == "img" for tag, _ in page.tags)
+    waiting = page.text["waiting"]
+    for shown in ("INV-ls\\u2028  INV-FAKE.xml [FAKE] at 2031.xml", "INV-csi\\x9b2J.xml",
+                  "INV-bidi\\u202elmx.pdf.xml", "INV-zw\\u200b1.xml",
+                  "INV-<img src=x onerror=alert(1)>.xml"):
+        assert shown in waiting, (shown, waiting)
