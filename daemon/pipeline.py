@@ -39,6 +39,7 @@ from daemon.scan import (
     is_invoice_file,
     marker_wait,
     snapshot,
+    unlisted_wait,
 )
 from daemon.settle import SettleTracker
 from daemon.step import IDLE, Claim, Known, Next
@@ -121,6 +122,8 @@ class Pipeline(Decisions):
                 self._live(row, key, "gone", detail="the invoice file left the outbox"
                            if invoice else NO_LONGER_AN_INVOICE)
             return Next(gone=True)
+        if snap.unlisted:
+            return self._unlisted(key, row, snap, now)
         last = self.tracker.last(key)
         first = last is None
         settled = self.tracker.observe(key, snap, now)
@@ -135,9 +138,11 @@ class Pipeline(Decisions):
             if not quiet or (last is not None and last != snap):
                 self._resumed.discard(key)
             if key not in self._resumed:
-                # What it waits for is said where it is a name the clerk can act on.
+                # What it waits for is said where it is a name the clerk can act on; that
+                # a folder could not be listed, no longer once it is.
                 self._live(row, key, "settling", **(
                     {"last_error": marker_wait(cand)} if marker_missing and not snap.busy
+                    else {"last_error": None} if last is not None and last.unlisted
                     else {}))
             if snap.busy and not marker_missing:
                 return self._busy(key, snap, now)
@@ -168,6 +173,26 @@ class Pipeline(Decisions):
             self._live(row, key, row.state, last_error=None)  # it reads now
             row = self.live.get(key)
         return self._decide(cand, known, row, now)
+
+    def _unlisted(self, key: str, row: Row | None, snap: Snapshot, now: float) -> Next:
+        """A folder of the sidecar could not be listed: what it holds is unknown, not
+        nothing. Never settled, read or decided on such a look (an empty-seeming sidecar
+        could send the invoice without its attachments, or a read that lists it could
+        send files never seen settle); recorded as a change, so that once it can be
+        listed its files settle a whole quiet period from then. Looked at again at the
+        rescan interval, as no event need come when a share mends."""
+        retry = self.s.outbox.rescan_seconds
+        if self.tracker.last(key) != snap:  # said once for each such look, not each retry
+            folder, why = snap.unlisted[0]
+            logs.bundle_log(self.log, key, None, ()).error(
+                "cannot list a folder of the bundle; will try again", folder=folder,
+                error=why, retry_in=retry,
+                fix="check that the share is reachable and that outboxd's user may open "
+                    "the folder")
+        self.tracker.observe(key, snap, now)
+        self._resumed.discard(key)
+        self._live(row, key, "settling", last_error=unlisted_wait(snap, retry))
+        return Next(at=now + retry)
 
     def _busy(self, key: str, snap: Snapshot, now: float) -> Next:
         """A copy at work (an in-progress name in the sidecar) ends with an event, not a

@@ -92,6 +92,11 @@ class Candidate:
 class Snapshot:
     entries: tuple[Entry, ...]
     busy: bool  # an in-progress name inside the sidecar: a copy is still at work
+    # The folders of the sidecar (itself, or one in it) that could not be listed, each
+    # with why: a share's EIO or ESTALE, a folder outboxd's user may not open. Their
+    # entries are unknown, not none: such a bundle is never settled or judged on this
+    # look (pipeline.py says so and looks again), and once listed it is a change.
+    unlisted: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -280,21 +285,25 @@ def look(cfg: OutboxConfig, name: str, share: ShareConfig | None = None) -> List
     return Listing({}, (printable(name),) if kind == "other" else (), stats=stats)
 
 
-def _walk(parent: int | None, name: str | Path, rel: str, depth: int, cfg: OutboxConfig
-          ) -> Iterator[tuple[Entry, bool]]:
+def _walk(parent: int | None, name: str | Path, rel: str, depth: int, cfg: OutboxConfig,
+          unlisted: list[tuple[str, str]]) -> Iterator[tuple[Entry, bool]]:
     """The entries below the folder `name` (relative to the folder open at `parent`; None:
     a path). Each folder is opened relative to the one above it, held open while its
     entries are walked, and never through a link: a share user who swaps it, or a folder
-    above it, for a link after its lstat gets nothing outside the outbox listed."""
+    above it, for a link after its lstat gets nothing outside the outbox listed. A folder
+    that cannot be opened or listed goes into `unlisted` with why (gone or made a link
+    since its lstat too: the look that follows sees what it became)."""
     try:
         fd = os.open(name, FOLDER_NOFOLLOW, dir_fd=parent)
-    except OSError:
-        return  # gone, or a link since its lstat: the next look sees what it became
+    except OSError as exc:
+        unlisted.append((rel, exc.strerror or str(exc)))
+        return
     try:
         try:
             with os.scandir(fd) as it:
                 children = sorted(it, key=lambda e: e.name)
-        except OSError:
+        except OSError as exc:
+            unlisted.append((rel, exc.strerror or str(exc)))
             return
         for e in children:
             busy = classify(e.name, cfg.ignore_patterns) is NameKind.IN_PROGRESS
@@ -316,7 +325,7 @@ def _walk(parent: int | None, name: str | Path, rel: str, depth: int, cfg: Outbo
             kind = _kind(st.st_mode)
             yield (child_rel, kind, st.st_size if kind == "f" else 0, *_meta(st)), busy
             if kind == "d" and depth + 1 < SNAPSHOT_DEPTH:  # its entries are at depth + 2
-                yield from _walk(fd, e.name, child_rel, depth + 1, cfg)
+                yield from _walk(fd, e.name, child_rel, depth + 1, cfg, unlisted)
     finally:
         os.close(fd)
 
@@ -347,6 +356,7 @@ def snapshot(cand: Candidate, cfg: OutboxConfig,
         return None
     entries: list[Entry] = [(cand.invoice.name, _kind(st.st_mode), st.st_size, *_meta(st))]
     busy = False
+    unlisted: list[tuple[str, str]] = []
     if cfg.completion == "marker":
         mst = _lstat(cand.marker, root)
         if mst is not None:
@@ -356,7 +366,8 @@ def snapshot(cand: Candidate, cfg: OutboxConfig,
         # The folder itself too: its change time is all that a rename of it away and back
         # leaves behind (its entries keep theirs).
         entries.append((cand.sidecar.name, "d", 0, *_meta(side)))
-        for entry, in_progress in _walk(None, cand.sidecar, cand.sidecar.name, 1, cfg):
+        for entry, in_progress in _walk(None, cand.sidecar, cand.sidecar.name, 1, cfg,
+                                        unlisted):
             entries.append(entry)
             busy = busy or in_progress
         # Another invoice file of this sidecar holds the bundle (`sidecar-shared`) while
@@ -371,7 +382,17 @@ def snapshot(cand: Candidate, cfg: OutboxConfig,
         tst = _lstat(cand.sidecar.parent / twin, root)
         if tst is not None:
             entries.append((twin, _kind(tst.st_mode), 0, *_meta(tst)))
-    return Snapshot(tuple(entries), busy)
+    return Snapshot(tuple(entries), busy, tuple(unlisted))
+
+
+def unlisted_wait(snap: Snapshot, retry_seconds: float) -> str:
+    """Why a bundle with a folder that cannot be listed does not move (status, the page)."""
+    folder, why = snap.unlisted[0]
+    more = f" (and {len(snap.unlisted) - 1} more)" if len(snap.unlisted) > 1 else ""
+    return (f"cannot be looked at: the folder {folder}{more} cannot be listed ({why}), so "
+            f"what it holds is unknown — outboxd looks again every {retry_seconds:g} s and "
+            "decides nothing until it can; if this lasts, check that the share is reachable "
+            "and mounted, and that outboxd's user may open the folder")
 
 
 def marker_wait(cand: Candidate) -> str:
