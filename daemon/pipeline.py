@@ -44,6 +44,7 @@ from daemon.scan import (
 from daemon.settle import SettleTracker
 from daemon.step import IDLE, Claim, Known, Next
 from daemon.temps import Listed
+from daemon.vanished import Vanished
 
 __all__ = ["IDLE", "Next", "Pipeline"]
 
@@ -76,6 +77,7 @@ class Pipeline(Decisions):
         # Waiting or held rows taken over at start, not decided again since.
         self._resumed: set[str] = set()
         self.errors_files = HeldErrors()
+        self.vanished = Vanished()  # sidecars gone, not yet confirmed gone
         self._held: list[Claim] | None = None  # claims waiting for claim_held()
         self._held_ids: set[str] = set()
         # How moved bundles are matched again after a claim: the daemon's reader
@@ -122,9 +124,10 @@ class Pipeline(Decisions):
                 self._live(row, key, "gone", detail="the invoice file left the outbox"
                            if invoice else NO_LONGER_AN_INVOICE)
             return Next(gone=True)
+        last = self.tracker.last(key)
+        self.vanished.seen(key, cand.sidecar.name, last, snap)
         if snap.unlisted:
             return self._unlisted(key, row, snap, now)
-        last = self.tracker.last(key)
         first = last is None
         settled = self.tracker.observe(key, snap, now)
         marker_missing = (self.s.outbox.completion == "marker"
@@ -331,6 +334,7 @@ class Pipeline(Decisions):
         self._due.pop(key, None)
         self._resumed.discard(key)
         self._early_spent.discard(key)
+        self.vanished.forget(key)
 
     def start(self, present: set[str], listed: Listed | None = None) -> None:
         """Take over the live rows of a previous run: those whose invoice file is

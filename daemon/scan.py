@@ -116,6 +116,9 @@ class Listing:
     # EIO, a name not ours to look at): no stats of them here, so the bundles they
     # belong to are looked at on their own, never judged on this listing.
     unlooked: frozenset[str] = frozenset()
+    # Root entries listed whose lstat said they are not there: gone while we listed, or
+    # a share's client that cached a failed lookup of a name still there (vanished.py).
+    vanished: frozenset[str] = frozenset()
 
 
 def _kind(mode: int) -> str:
@@ -225,6 +228,7 @@ def list_outbox(cfg: OutboxConfig, share: ShareConfig | None = None,
     stats: dict[str, os.stat_result] = {}
     folds: dict[str, list[str]] = {}
     unlooked: set[str] = set()
+    vanished: set[str] = set()
     with os.scandir(cfg.path) as it:
         entries = sorted(it, key=lambda e: e.name)
     for e in entries:
@@ -232,7 +236,8 @@ def list_outbox(cfg: OutboxConfig, share: ShareConfig | None = None,
         try:
             st = stats[e.name] = e.stat(follow_symlinks=False)
         except FileNotFoundError:
-            continue  # gone while we listed: its event will tell
+            vanished.add(e.name)  # gone while we listed (its event will tell), or is it?
+            continue
         except OSError:
             # There, but not looked at: one entry's trouble is no outage of the outbox.
             # A known invoice file stays a bundle (not "gone"); any other name keeps its
@@ -265,7 +270,7 @@ def list_outbox(cfg: OutboxConfig, share: ShareConfig | None = None,
     set_look_alikes(cfg, candidates, by_fold)
     set_sharers(candidates)
     return Listing(candidates, tuple(others), tuple(refused), stats, by_fold,
-                   frozenset(unlooked))
+                   frozenset(unlooked), frozenset(vanished))
 
 
 def look(cfg: OutboxConfig, name: str, share: ShareConfig | None = None) -> Listing:
