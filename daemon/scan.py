@@ -92,10 +92,8 @@ class Candidate:
 class Snapshot:
     entries: tuple[Entry, ...]
     busy: bool  # an in-progress name inside the sidecar: a copy is still at work
-    # The folders of the sidecar (itself, or one in it) that could not be listed, each
-    # with why: a share's EIO or ESTALE, a folder outboxd's user may not open. Their
-    # entries are unknown, not none: such a bundle is never settled or judged on this
-    # look (pipeline.py says so and looks again), and once listed it is a change.
+    # Folders of the sidecar that could not be listed, with why (a share's EIO or ESTALE,
+    # no permission): entries unknown, not none. Never settled or judged (pipeline.py).
     unlisted: tuple[tuple[str, str], ...] = ()
 
 
@@ -116,8 +114,7 @@ class Listing:
     # EIO, a name not ours to look at): no stats of them here, so the bundles they
     # belong to are looked at on their own, never judged on this listing.
     unlooked: frozenset[str] = frozenset()
-    # Root entries listed whose lstat said they are not there: gone while we listed, or
-    # a share's client that cached a failed lookup of a name still there (vanished.py).
+    # Listed, but their lstat says ENOENT: gone meanwhile, or a share's cached lookup.
     vanished: frozenset[str] = frozenset()
 
 
@@ -239,12 +236,15 @@ def list_outbox(cfg: OutboxConfig, share: ShareConfig | None = None,
             vanished.add(e.name)  # gone while we listed (its event will tell), or is it?
             continue
         except OSError:
-            # There, but not looked at: one entry's trouble is no outage of the outbox.
-            # A known invoice file stays a bundle (not "gone"); any other name keeps its
-            # place among the look-alikes, by its name alone.
+            # There, but not looked at: one entry's trouble is no outage of the outbox. An
+            # invoice file (known, or by its name: at a start) stays a bundle, not "gone";
+            # any other name keeps its place among the look-alikes, by its name alone.
             unlooked.add(e.name)
             if prev is not None:
                 candidates[e.name] = prev
+            elif is_invoice_file(cfg, e.name, share) and not (
+                    name_problem(e.name) or paper_name_problem(e.name)):
+                candidates[e.name] = candidate_for(cfg, e.name)
             else:
                 for fold in alike_keys(cfg, e.name):
                     folds.setdefault(fold, []).append(e.name)
@@ -295,9 +295,8 @@ def _walk(parent: int | None, name: str | Path, rel: str, depth: int, cfg: Outbo
     """The entries below the folder `name` (relative to the folder open at `parent`; None:
     a path). Each folder is opened relative to the one above it, held open while its
     entries are walked, and never through a link: a share user who swaps it, or a folder
-    above it, for a link after its lstat gets nothing outside the outbox listed. A folder
-    that cannot be opened or listed goes into `unlisted` with why (gone or made a link
-    since its lstat too: the look that follows sees what it became)."""
+    above it, for a link after its lstat gets nothing outside the outbox listed. One that
+    cannot be opened or listed goes into `unlisted` with why."""
     try:
         fd = os.open(name, FOLDER_NOFOLLOW, dir_fd=parent)
     except OSError as exc:
