@@ -170,6 +170,7 @@ class Changes:
         appeared, went = self.index.replace(listing)
         for key in appeared | went:
             self._mark(key)
+        self._note_vanished(listing)
         tracker = self.pipeline.tracker
         outbox, stats = self.settings.outbox, listing.stats
         lone = outbox.completion != "marker"  # else a marker may come beside the file
@@ -192,6 +193,15 @@ class Changes:
             snap = snapshot(cand, outbox, stats)
             if snap is None or snap != tracker.last(key):
                 self._mark(key, snap)
+
+    def _note_vanished(self, listing: Listing) -> None:
+        """Sidecars the listing has by name but whose lstat says they are not there: not
+        taken for gone before a fresh listing confirms it (vanished.py). A dict lookup
+        per bundle, and only when the listing found such a name."""
+        if listing.vanished:
+            for key, cand in listing.candidates.items():
+                if cand.sidecar.name in listing.vanished:
+                    self.pipeline.vanished.noted(key)
 
     def more_news(self) -> None:
         """The receipts in sent/ a look queued: a turn's share of them (SENT_NEWS). While

@@ -21,6 +21,7 @@ from daemon.scan import Candidate
 from daemon.settle import SettleTracker
 from daemon.sharedsidecar import is_shared
 from daemon.step import IDLE, Known, Next
+from daemon.vanished import Vanished, Wait
 
 
 class Decisions(Claims):
@@ -30,6 +31,7 @@ class Decisions(Claims):
     _resumed: set[str]
     errors_files: HeldErrors  # what each NAME.errors.txt explains
     tracker: SettleTracker
+    vanished: Vanished
 
     def _live(self, row: Row | None, key: str, state: str, detail: str = "",
               since: str | None = None, **fields: Any) -> None:
@@ -59,9 +61,9 @@ class Decisions(Claims):
         # an errors file written while it was held must not stay behind in the outbox.
         self._errors_file(cand, known, ())
         if bundle.errors:
-            return self._claim(cand, known, row, list(bundle.errors), now)
+            return self._go(cand, known, row, list(bundle.errors), now)
         if (self.claiming(bid) or self.j.was_sent(bid)) and policy.duplicates == "quarantine":
-            return self._claim(cand, known, row, [sentbefore.duplicate(key, bid)], now)
+            return self._go(cand, known, row, [sentbefore.duplicate(key, bid)], now)
         rule = unattached.plan(bundle, cand, self.s, release.release_file(
             cand, self.s.share)) if bundle.unattached_ids else None  # no lstat for the rest
         if rule is not None and rule.waits:  # not sent at once: by the policy or a release
@@ -74,8 +76,23 @@ class Decisions(Claims):
                            unattached_ids=list(rule.unattached_ids))
                 return IDLE if left is None else Next(at=now + left)
             if rule.outcome == unattached.WAIT_THEN_QUARANTINE:
-                return self._claim(cand, known, row, rule.findings(ended=deadline), now)
-        return self._claim(cand, known, row, [], now)
+                return self._go(cand, known, row, rule.findings(ended=deadline), now)
+        return self._go(cand, known, row, [], now)
+
+    def _go(self, cand: Candidate, known: Known, row: Row | None, reasons: list[Finding],
+            now: float) -> Next:
+        """Claim the bundle, to send or quarantine it; not while a sidecar that went
+        away is not yet confirmed gone (vanished.py): it stays, settling, saying why."""
+        try:
+            wait = self.vanished.wait(cand, now, self.s.outbox.rescan_seconds)
+        except OSError as exc:  # the outbox's listing failed: not confirmed, tried again
+            wait = Wait(now + self.s.outbox.rescan_seconds,
+                        f"its folder {cand.sidecar.name} went away, and the outbox cannot be "
+                        f"listed to confirm it ({exc.strerror or exc}) — outboxd tries again")
+        if wait is None:
+            return self._claim(cand, known, row, reasons, now)
+        self._live(row, cand.invoice.name, "settling", last_error=wait.why)
+        return Next(at=wait.at)
 
     def _grace_until(self, key: str, known: Known, now: float) -> float | None:
         """When a version that looks cut short (cutshort.py) is quarantined if it has not

@@ -39,10 +39,12 @@ from daemon.scan import (
     is_invoice_file,
     marker_wait,
     snapshot,
+    unlisted_wait,
 )
 from daemon.settle import SettleTracker
 from daemon.step import IDLE, Claim, Known, Next
 from daemon.temps import Listed
+from daemon.vanished import Vanished
 
 __all__ = ["IDLE", "Next", "Pipeline"]
 
@@ -75,6 +77,7 @@ class Pipeline(Decisions):
         # Waiting or held rows taken over at start, not decided again since.
         self._resumed: set[str] = set()
         self.errors_files = HeldErrors()
+        self.vanished = Vanished()  # sidecars gone, not yet confirmed gone
         self._held: list[Claim] | None = None  # claims waiting for claim_held()
         self._held_ids: set[str] = set()
         # How moved bundles are matched again after a claim: the daemon's reader
@@ -122,6 +125,9 @@ class Pipeline(Decisions):
                            if invoice else NO_LONGER_AN_INVOICE)
             return Next(gone=True)
         last = self.tracker.last(key)
+        self.vanished.seen(key, cand.sidecar.name, last, snap)
+        if snap.unlisted:
+            return self._unlisted(key, row, snap, now)
         first = last is None
         settled = self.tracker.observe(key, snap, now)
         marker_missing = (self.s.outbox.completion == "marker"
@@ -135,9 +141,11 @@ class Pipeline(Decisions):
             if not quiet or (last is not None and last != snap):
                 self._resumed.discard(key)
             if key not in self._resumed:
-                # What it waits for is said where it is a name the clerk can act on.
+                # What it waits for is said where it is a name the clerk can act on; that
+                # a folder could not be listed, no longer once it is.
                 self._live(row, key, "settling", **(
                     {"last_error": marker_wait(cand)} if marker_missing and not snap.busy
+                    else {"last_error": None} if last is not None and last.unlisted
                     else {}))
             if snap.busy and not marker_missing:
                 return self._busy(key, snap, now)
@@ -168,6 +176,26 @@ class Pipeline(Decisions):
             self._live(row, key, row.state, last_error=None)  # it reads now
             row = self.live.get(key)
         return self._decide(cand, known, row, now)
+
+    def _unlisted(self, key: str, row: Row | None, snap: Snapshot, now: float) -> Next:
+        """A folder of the sidecar could not be listed: what it holds is unknown, not
+        nothing. Never settled, read or decided on such a look (an empty-seeming sidecar
+        could send the invoice without its attachments, or a read that lists it could
+        send files never seen settle); recorded as a change, so that once it can be
+        listed its files settle a whole quiet period from then. Looked at again at the
+        rescan interval, as no event need come when a share mends."""
+        retry = self.s.outbox.rescan_seconds
+        if self.tracker.last(key) != snap:  # said once for each such look, not each retry
+            folder, why = snap.unlisted[0]
+            logs.bundle_log(self.log, key, None, ()).error(
+                "cannot list a folder of the bundle; will try again", folder=folder,
+                error=why, retry_in=retry,
+                fix="check that the share is reachable and that outboxd's user may open "
+                    "the folder")
+        self.tracker.observe(key, snap, now)
+        self._resumed.discard(key)
+        self._live(row, key, "settling", last_error=unlisted_wait(snap, retry))
+        return Next(at=now + retry)
 
     def _busy(self, key: str, snap: Snapshot, now: float) -> Next:
         """A copy at work (an in-progress name in the sidecar) ends with an event, not a
@@ -306,6 +334,7 @@ class Pipeline(Decisions):
         self._due.pop(key, None)
         self._resumed.discard(key)
         self._early_spent.discard(key)
+        self.vanished.forget(key)
 
     def start(self, present: set[str], listed: Listed | None = None) -> None:
         """Take over the live rows of a previous run: those whose invoice file is

@@ -92,6 +92,9 @@ class Candidate:
 class Snapshot:
     entries: tuple[Entry, ...]
     busy: bool  # an in-progress name inside the sidecar: a copy is still at work
+    # Folders of the sidecar that could not be listed, with why (a share's EIO or ESTALE,
+    # no permission): entries unknown, not none. Never settled or judged (pipeline.py).
+    unlisted: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,8 @@ class Listing:
     # EIO, a name not ours to look at): no stats of them here, so the bundles they
     # belong to are looked at on their own, never judged on this listing.
     unlooked: frozenset[str] = frozenset()
+    # Listed, but their lstat says ENOENT: gone meanwhile, or a share's cached lookup.
+    vanished: frozenset[str] = frozenset()
 
 
 def _kind(mode: int) -> str:
@@ -220,6 +225,7 @@ def list_outbox(cfg: OutboxConfig, share: ShareConfig | None = None,
     stats: dict[str, os.stat_result] = {}
     folds: dict[str, list[str]] = {}
     unlooked: set[str] = set()
+    vanished: set[str] = set()
     with os.scandir(cfg.path) as it:
         entries = sorted(it, key=lambda e: e.name)
     for e in entries:
@@ -227,14 +233,18 @@ def list_outbox(cfg: OutboxConfig, share: ShareConfig | None = None,
         try:
             st = stats[e.name] = e.stat(follow_symlinks=False)
         except FileNotFoundError:
-            continue  # gone while we listed: its event will tell
+            vanished.add(e.name)  # gone while we listed (its event will tell), or is it?
+            continue
         except OSError:
-            # There, but not looked at: one entry's trouble is no outage of the outbox.
-            # A known invoice file stays a bundle (not "gone"); any other name keeps its
-            # place among the look-alikes, by its name alone.
+            # There, but not looked at: one entry's trouble is no outage of the outbox. An
+            # invoice file (known, or by its name: at a start) stays a bundle, not "gone";
+            # any other name keeps its place among the look-alikes, by its name alone.
             unlooked.add(e.name)
             if prev is not None:
                 candidates[e.name] = prev
+            elif is_invoice_file(cfg, e.name, share) and not (
+                    name_problem(e.name) or paper_name_problem(e.name)):
+                candidates[e.name] = candidate_for(cfg, e.name)
             else:
                 for fold in alike_keys(cfg, e.name):
                     folds.setdefault(fold, []).append(e.name)
@@ -260,7 +270,7 @@ def list_outbox(cfg: OutboxConfig, share: ShareConfig | None = None,
     set_look_alikes(cfg, candidates, by_fold)
     set_sharers(candidates)
     return Listing(candidates, tuple(others), tuple(refused), stats, by_fold,
-                   frozenset(unlooked))
+                   frozenset(unlooked), frozenset(vanished))
 
 
 def look(cfg: OutboxConfig, name: str, share: ShareConfig | None = None) -> Listing:
@@ -280,21 +290,24 @@ def look(cfg: OutboxConfig, name: str, share: ShareConfig | None = None) -> List
     return Listing({}, (printable(name),) if kind == "other" else (), stats=stats)
 
 
-def _walk(parent: int | None, name: str | Path, rel: str, depth: int, cfg: OutboxConfig
-          ) -> Iterator[tuple[Entry, bool]]:
+def _walk(parent: int | None, name: str | Path, rel: str, depth: int, cfg: OutboxConfig,
+          unlisted: list[tuple[str, str]]) -> Iterator[tuple[Entry, bool]]:
     """The entries below the folder `name` (relative to the folder open at `parent`; None:
     a path). Each folder is opened relative to the one above it, held open while its
     entries are walked, and never through a link: a share user who swaps it, or a folder
-    above it, for a link after its lstat gets nothing outside the outbox listed."""
+    above it, for a link after its lstat gets nothing outside the outbox listed. One that
+    cannot be opened or listed goes into `unlisted` with why."""
     try:
         fd = os.open(name, FOLDER_NOFOLLOW, dir_fd=parent)
-    except OSError:
-        return  # gone, or a link since its lstat: the next look sees what it became
+    except OSError as exc:
+        unlisted.append((rel, exc.strerror or str(exc)))
+        return
     try:
         try:
             with os.scandir(fd) as it:
                 children = sorted(it, key=lambda e: e.name)
-        except OSError:
+        except OSError as exc:
+            unlisted.append((rel, exc.strerror or str(exc)))
             return
         for e in children:
             busy = classify(e.name, cfg.ignore_patterns) is NameKind.IN_PROGRESS
@@ -316,7 +329,7 @@ def _walk(parent: int | None, name: str | Path, rel: str, depth: int, cfg: Outbo
             kind = _kind(st.st_mode)
             yield (child_rel, kind, st.st_size if kind == "f" else 0, *_meta(st)), busy
             if kind == "d" and depth + 1 < SNAPSHOT_DEPTH:  # its entries are at depth + 2
-                yield from _walk(fd, e.name, child_rel, depth + 1, cfg)
+                yield from _walk(fd, e.name, child_rel, depth + 1, cfg, unlisted)
     finally:
         os.close(fd)
 
@@ -347,6 +360,7 @@ def snapshot(cand: Candidate, cfg: OutboxConfig,
         return None
     entries: list[Entry] = [(cand.invoice.name, _kind(st.st_mode), st.st_size, *_meta(st))]
     busy = False
+    unlisted: list[tuple[str, str]] = []
     if cfg.completion == "marker":
         mst = _lstat(cand.marker, root)
         if mst is not None:
@@ -356,7 +370,8 @@ def snapshot(cand: Candidate, cfg: OutboxConfig,
         # The folder itself too: its change time is all that a rename of it away and back
         # leaves behind (its entries keep theirs).
         entries.append((cand.sidecar.name, "d", 0, *_meta(side)))
-        for entry, in_progress in _walk(None, cand.sidecar, cand.sidecar.name, 1, cfg):
+        for entry, in_progress in _walk(None, cand.sidecar, cand.sidecar.name, 1, cfg,
+                                        unlisted):
             entries.append(entry)
             busy = busy or in_progress
         # Another invoice file of this sidecar holds the bundle (`sidecar-shared`) while
@@ -371,7 +386,17 @@ def snapshot(cand: Candidate, cfg: OutboxConfig,
         tst = _lstat(cand.sidecar.parent / twin, root)
         if tst is not None:
             entries.append((twin, _kind(tst.st_mode), 0, *_meta(tst)))
-    return Snapshot(tuple(entries), busy)
+    return Snapshot(tuple(entries), busy, tuple(unlisted))
+
+
+def unlisted_wait(snap: Snapshot, retry_seconds: float) -> str:
+    """Why a bundle with a folder that cannot be listed does not move (status, the page)."""
+    folder, why = snap.unlisted[0]
+    more = f" (and {len(snap.unlisted) - 1} more)" if len(snap.unlisted) > 1 else ""
+    return (f"cannot be looked at: the folder {folder}{more} cannot be listed ({why}), so "
+            f"what it holds is unknown — outboxd looks again every {retry_seconds:g} s and "
+            "decides nothing until it can; if this lasts, check that the share is reachable "
+            "and mounted, and that outboxd's user may open the folder")
 
 
 def marker_wait(cand: Candidate) -> str:

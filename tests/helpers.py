@@ -371,6 +371,36 @@ def refuse_stat(monkeypatch: pytest.MonkeyPatch, names: set[str],
     monkeypatch.setattr(os, "scandir", Listing)
 
 
+class _OsWith:
+    """The os module, but for the attributes given (what one module of the daemon sees)."""
+
+    def __init__(self, **replaced: Any) -> None:
+        self.__dict__.update(replaced)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(os, name)
+
+
+def refuse_listing(monkeypatch: pytest.MonkeyPatch, names: set[str], error: int = errno.EIO,
+                   module: Any = None) -> None:
+    """os.scandir failing with `error` (a share's EIO or ESTALE, EACCES where root runs
+    the tests) for the folders called `names`, given by path or held open (by their
+    descriptor): everywhere, or only where `module` calls it (daemon.scan: the snapshot's
+    look fails while a read's own listing works)."""
+    real = os.scandir
+
+    def scandir(path: Any = ".") -> Any:
+        where = os.readlink(f"/proc/self/fd/{path}") if isinstance(path, int) \
+            else os.fsdecode(path)
+        if os.path.basename(where) in names:
+            raise OSError(error, os.strerror(error), where)
+        return real(path)
+    if module is None:
+        monkeypatch.setattr(os, "scandir", scandir)
+    else:
+        monkeypatch.setattr(module, "os", _OsWith(scandir=scandir))
+
+
 def fake_mount_table(monkeypatch: pytest.MonkeyPatch, table: str | Callable[[], str]) -> None:
     """daemon.mounts reads `table`, written as /proc/self/mounts lines (SOURCE POINT TYPE
     OPTIONS 0 0), as the /proc/self/mountinfo the kernel would give for them: each the

@@ -25,17 +25,20 @@ from claimed import (  # noqa: E402, F401 - quiet_logs: autouse
     run_once,
     step,
 )
+from fakeloop import RESCAN, SETTLE, FakeClock  # noqa: E402
 from helpers import (  # noqa: E402
     UBL_NS,
     drop_bundle,
     pdf_bytes,
     pin_wall,
     raised,
+    refuse_listing,
     ubl_invoice,
     wait_for,
     write,
 )
 
+from daemon import scan as scan_module  # noqa: E402
 from daemon.config import Settings  # noqa: E402
 from daemon.cutshort import GRACE_SECONDS  # noqa: E402
 from daemon.errors import ReaderFailed  # noqa: E402
@@ -825,3 +828,50 @@ class TestReadingEarly:
         assert mended.read is not None
         p.took_read("INV-1.xml", mended.read, evaluate(cand, s), 107.5)
         assert p.step(cand, 112.0).claimed is not None
+
+
+@pytest.mark.parametrize("error", [errno.EACCES, errno.EIO, errno.ESTALE],
+                         ids=["EACCES", "EIO", "ESTALE"])
+def test_a_sidecar_the_look_cannot_list_is_never_judged_and_settles_anew_once_it_can(
+        make_service: Any, clock: FakeClock, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, error: int) -> None:
+    """INV-1's sidecar holds a.pdf, but the loop's look cannot list it (a share's EIO or
+    ESTALE, a folder outboxd's user may not open), while a read's own listing could.
+    Under [policy] unattached = "send", for many quiet periods, the bundle is neither
+    read nor sent: its row says settling, naming the folder, the error and what to do.
+    Once the folder can be listed, what it holds settles a whole quiet period from then
+    before it is sent, with a.pdf (before: the look's empty-seeming folder settled and
+    the bundle went out with content outboxd never saw settle)."""
+    outbox = tmp_path / "outbox"
+    write(outbox / "INV-1.xml", ubl_invoice("INV-1"))
+    write(outbox / "INV-1" / "a.pdf", pdf_bytes())
+    with monkeypatch.context() as m:
+        refuse_listing(m, {"INV-1"}, error, module=scan_module)
+        svc = make_service(unattached="send")
+        for _ in range(int(3 * RESCAN / SETTLE)):
+            svc.turn()
+            clock.t += SETTLE
+        row = svc.pipeline.live["INV-1.xml"]
+        assert row.state == "settling", "not judged on a folder it could not list"
+        assert row.last_error is not None and "the folder INV-1 cannot be listed" in \
+            row.last_error and os.strerror(error) in row.last_error
+        assert "check that the share is reachable" in row.last_error
+        # Looked at again without an event, at the rescan interval.
+        due = svc.timers.due_at(("bundle", "INV-1.xml"))
+        assert due is not None and due <= clock.t + RESCAN
+
+    mended, since = clock.t, None
+    while clock.t < mended + 2 * RESCAN:
+        svc.turn()
+        if "INV-1.xml" not in svc.pipeline.live:
+            break  # claimed in this turn, at clock.t
+        since = svc.pipeline.tracker.still_since("INV-1.xml")
+        if since is not None and since >= mended:  # listed: the error is no longer said
+            assert svc.pipeline.live["INV-1.xml"].last_error is None
+        clock.t += SETTLE / 5
+    assert "INV-1.xml" not in svc.pipeline.live, "claimed once listed and settled"
+    assert since is not None and since >= mended and clock.t >= since + SETTLE
+    [row] = svc.journal.rows(("claiming", "delivering", "delivered", "sent"))
+    sent = wait_for(lambda: (d := tmp_path / "target" / row.bundle_id).is_dir() and d,
+                    what="the bundle delivered to the target")
+    assert [str(p.relative_to(sent)) for p in sent.rglob("*.pdf")] == ["attachments/INV-1/a.pdf"]

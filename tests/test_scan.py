@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import unicodedata
 from collections.abc import Callable, Iterator
@@ -15,7 +16,7 @@ import pytest
 from daemon import scan as scan_mod
 from daemon.config import OutboxConfig
 from daemon.scan import Candidate, list_outbox, look, refused_code, snapshot
-from tests.helpers import refuse_stat, wait_for
+from tests.helpers import refuse_listing, refuse_stat, wait_for
 
 
 def cfg_for(outbox: Path, **kw: object) -> OutboxConfig:
@@ -850,6 +851,30 @@ class TestSnapshot:
         assert [e[:3] for e in snap.entries[2:]] == [("INV-1/a.pdf", "f", 1),
                                                    ("INV-1/locked.pdf", "unreadable", 0)]
 
+
+    @pytest.mark.parametrize("folder", ["INV-1", "ID-2"], ids=["sidecar", "invoice-subfolder"])
+    @pytest.mark.parametrize("error", [errno.EACCES, errno.EIO, errno.ESTALE],
+                             ids=["EACCES", "EIO", "ESTALE"])
+    def test_a_folder_of_the_sidecar_that_cannot_be_listed_is_said_not_taken_for_empty(
+            self, outbox: Path, monkeypatch: pytest.MonkeyPatch, folder: str,
+            error: int) -> None:
+        """The sidecar (or a folder in it) is there but its listing fails, as a share's
+        trouble or a folder outboxd may not open makes it: the snapshot names that folder
+        and the error (Snapshot.unlisted), and differs from the snapshot of the same
+        bundle listed (before: it had no entries, the same as an empty folder, and a
+        bundle could settle and be judged on it)."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-1.xml")
+        touch(outbox / "INV-1" / "ID-2" / "a.pdf")
+        cand = self._cand(outbox, cfg)
+        listed = snapshot(cand, cfg)
+        assert listed is not None and listed.unlisted == ()
+        rel = "INV-1" if folder == "INV-1" else "INV-1/ID-2"
+        with monkeypatch.context() as m:
+            refuse_listing(m, {folder}, error, module=scan_mod)
+            snap = snapshot(cand, cfg)
+        assert snap is not None and snap.unlisted == ((rel, os.strerror(error)),)
+        assert snap != listed and (rel, "d") in [e[:2] for e in snap.entries]
 
 class TestRefusedInvoiceNames:
     def test_a_symlinked_invoice_is_refused_with_a_reason(self, outbox: Path,

@@ -6,6 +6,7 @@ sequence is test_stopping.py.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -20,8 +21,9 @@ from structlog.testing import capture_logs
 sys.path.insert(0, str(Path(__file__).parent))
 
 from fakeloop import RESCAN, SETTLE, Counts, FakeClock, FakeWatcher, Inline, settle_all  # noqa: E402
-from helpers import pdf_bytes, published, ubl_invoice, wait_for, write  # noqa: E402
+from helpers import pdf_bytes, published, refuse_stat, ubl_invoice, wait_for, write  # noqa: E402
 
+from daemon.changes import RESCAN as RESCAN_KEY  # noqa: E402
 from daemon.config import Settings  # noqa: E402
 from daemon.errors import OutboxdError  # noqa: E402
 from daemon.journal.records import IN_FLIGHT, STATES  # noqa: E402
@@ -341,3 +343,43 @@ def test_the_start_look_at_what_other_daemons_filed_tells_systemd_the_start_goes
     [ours] = [m for m in messages if "reading what other daemons filed in sent/" in m]
     assert ours.startswith("STATUS=starting: ")
     assert "EXTEND_TIMEOUT_USEC=90000000" in ours.splitlines()
+
+
+@pytest.mark.parametrize("error", [errno.ESTALE, errno.EIO], ids=["ESTALE", "EIO"])
+def test_an_invoice_file_the_start_cannot_look_at_is_still_its_bundle(
+        make_service: Any, clock: FakeClock, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, error: int) -> None:
+    """INV-1 is held (its errors file beside it) when outboxd stops; at the next start the
+    lstat of INV-1.xml fails as a share's trouble makes it. The daemon starts and decides
+    INV-2; INV-1's row is not closed as gone nor its errors file removed (before: the
+    start's listing left the file out, so its bundle was "not in the outbox at start"),
+    and once the file can be looked at it is still held, on the same row."""
+    outbox = tmp_path / "outbox"
+    write(outbox / "INV-1.xml", b"<Invoice>broken")
+    first = make_service(invalid="hold")
+    settle_all(first, clock)
+    [held] = first.journal.rows(("held",))
+    errors_file = outbox / "INV-1.errors.txt"
+    assert errors_file.is_file()
+    first.request_stop()
+    first._shutdown()
+
+    write(outbox / "INV-2.xml", ubl_invoice("INV-2"))
+    with monkeypatch.context() as m:
+        refuse_stat(m, {"INV-1.xml"}, error)
+        real_lstat = os.lstat
+
+        def lstat(path: Any, *a: Any, **kw: Any) -> os.stat_result:
+            if os.path.basename(path) == "INV-1.xml":
+                raise OSError(error, os.strerror(error), str(path))
+            return real_lstat(path, *a, **kw)
+        m.setattr(os, "lstat", lstat)
+        svc = make_service(invalid="hold")
+        settle_all(svc, clock)
+        assert svc.journal.get(held.id).state == "held" and errors_file.is_file()
+        assert svc.journal.summary().get("waiting") == 1  # INV-2
+    due = svc.timers.due_at(RESCAN_KEY)
+    assert due is not None
+    clock.t = due
+    settle_all(svc, clock)
+    assert svc.journal.get(held.id).state == "held" and errors_file.is_file()
