@@ -8,6 +8,7 @@ memory of what was read; a decision to send or quarantine ends in `claims.Claims
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from daemon import logs, release, sentbefore, unattached
@@ -30,6 +31,7 @@ class Decisions(Claims):
     _resumed: set[str]
     errors_files: HeldErrors  # what each NAME.errors.txt explains
     tracker: SettleTracker
+    news_of: Callable[[str], object]  # the service's Changes.news_of
 
     def _live(self, row: Row | None, key: str, state: str, detail: str = "",
               since: str | None = None, **fields: Any) -> None:
@@ -60,6 +62,8 @@ class Decisions(Claims):
         self._errors_file(cand, known, ())
         if bundle.errors:
             return self._claim(cand, known, row, list(bundle.errors), now)
+        if policy.duplicates == "quarantine":
+            self.news_of(bid)  # another daemon's receipt of it, listed and not read yet
         if (self.claiming(bid) or self.j.was_sent(bid)) and policy.duplicates == "quarantine":
             return self._claim(cand, known, row, [sentbefore.duplicate(key, bid)], now)
         rule = unattached.plan(bundle, cand, self.s, release.release_file(
