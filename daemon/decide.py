@@ -154,7 +154,7 @@ class Decisions(Claims):
         log = logs.bundle_log(self.log, cand.invoice.name, known.bundle_id or None,
                               known.bundle.invoice_ids if known.bundle else ())
         try:
-            self.errors_files.update(cand, errors, log)
+            written = self.errors_files.update(cand, errors, log)
         except OSError as exc:
             if str(exc) != known.errors_file_error:  # said once, not at each try
                 report_failure(log, errors_file_for(cand), exc)
@@ -164,8 +164,9 @@ class Decisions(Claims):
             return None if now is None else now + self.s.outbox.rescan_seconds
         if known.errors_file_error:
             known.errors_file_error = ""
-            log.info("errors file beside the invoice file written now",
-                     file=errors_file_for(cand).name)
+            if written and errors:  # not a clerk's file found there meanwhile, kept
+                log.info("errors file beside the invoice file written now",
+                         file=errors_file_for(cand).name)
         return None
 
     def _clear_errors_file(self, cand: Candidate, row: Row) -> None:
