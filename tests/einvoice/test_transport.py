@@ -91,6 +91,9 @@ def test_each_document_is_posted_as_xml_keyed_by_its_sha256(tmp_path: Path) -> N
         assert r.headers["Content-Type"] == "application/xml"
         assert r.headers["Idempotency-Key"] == hashlib.sha256(r.content).hexdigest()
         assert r.headers["X-Outboxd-Bundle-Id"] == "b" * 64
+        # Its length said, not chunked (receivers of one XML document expect it).
+        assert r.headers["Content-Length"] == str(len(r.content))
+        assert "Transfer-Encoding" not in r.headers
     docs = receipt.body["documents"]
     assert [(x["invoice_id"], x["receipt_id"], x["name"]) for x in docs] == [
         ("A", "r1", "INV--A.xml"), ("B", "r2", "INV--B.xml")]
@@ -625,3 +628,33 @@ def test_an_invoice_file_rewritten_after_it_was_checked_is_never_posted_embedded
     d.close()
     assert (caught.value.code, caught.value.file) == ("processing-damaged", "INV.xml")
     assert receiver.requests() == []
+
+
+def test_a_2xx_answered_before_the_document_was_all_written_is_no_receipt(
+        tmp_path: Path) -> None:
+    """The receiver answers 201 after the request's head and closes the connection while
+    most of an 8 MB document is still to come: it never had the document whole, so the
+    201 is no receipt (it was taken, and the bundle filed in sent/), as for a bundle's
+    multipart POST; retried with the same key."""
+    import os
+    import socket
+
+    from test_deliver import _http
+
+    def answer_at_once(rx: Any, conn: socket.socket, length: int, got: bytes) -> None:
+        conn.sendall(_http("201 Created", "", b'{"receipt_id": "R-early"}'))
+        conn.close()
+        raise OSError("closed")  # no answer after the body: RawReceiver moves on
+
+    big = b"%PDF-1.4\n" + os.urandom(6 << 20)
+    bundle = bundle_of(tmp_path, body(with_id(BASE, "A")),
+                       {"big.pdf": ("A", big, "application/pdf")}, ids=("A",))
+    with RawReceiver(lambda rx, conn, n: None, take_body=answer_at_once) as rx:
+        d = EmbeddedDeliverer(DeliveryConfig(url=f"http://127.0.0.1:{rx.port}/docs",
+                                             format="ubl-embedded"))
+        try:
+            with pytest.raises(Retryable) as info:
+                d.deliver(bundle, {"bundle_id": "b" * 64})
+        finally:
+            d.close()
+    assert "answered HTTP 201 before it had the whole request" in str(info.value)
