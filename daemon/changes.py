@@ -198,8 +198,9 @@ class Changes:
         whatever their turn. Not while sent/ is off its mount (more_news)."""
         if self.sent_news.pending and self.pipeline.finish.mounts.away(
                 self.settings.sent_dir) is None:
+            # A bundle on its way here that one of them closes is scheduled by the next
+            # turn's more_news, which comes at once while receipts wait.
             self.sent_news.first(self.journal, bundle_id)
-            self._news_read()
 
     def _news_budget(self) -> Callable[[], bool]:
         end = self.clock() + NEWS_TURN

@@ -162,6 +162,8 @@ class SentNews:
             return 0
         items = [item for key in (bundle_id[:12].lower(), "")
                  for item in self._by_id.pop(key, ()) if item in self._waiting]
+        if not items:
+            return 0
         self._waiting.difference_update(items)
         return self._record(journal, iter(items), lambda part: None, lambda: False)
 
