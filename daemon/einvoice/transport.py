@@ -150,8 +150,12 @@ class EmbeddedDeliverer:
         except (httpx.TransportError, httpx.InvalidURL) as exc:
             raise self.inner.failure(exc) from None
         try:
-            return self.inner.answer(response, {"bundle_id": bid, "idempotency_key": key,
-                                                "document_key": key}, whole=body.finished)
+            # Not bundle_id: a document is the same bytes, and key, in every bundle that
+            # carries it (invoice A in a file of A and B, then in one of A and C), and
+            # a receiver answers its key again with the first POST's answer, naming the
+            # bundle that POST came with.
+            return self.inner.answer(response, {"idempotency_key": key, "document_key": key},
+                                     whole=body.finished)
         except Rejected as exc:
             refused = Rejected(f"the receiver rejected the document of invoice "
                                f"{doc.invoice_id} with HTTP {exc.status}", exc.status, exc.body)

@@ -658,3 +658,29 @@ def test_a_2xx_answered_before_the_document_was_all_written_is_no_receipt(
         finally:
             d.close()
     assert "answered HTTP 201 before it had the whole request" in str(info.value)
+
+
+def test_a_document_the_receiver_has_from_another_bundle_is_accepted_not_retried(
+        tmp_path: Path, start_receiver: Callable[..., Receiver]) -> None:
+    """Invoice A sent in one file (A, B), then again in another (A, C): A's document is
+    the same bytes, so the same Idempotency-Key, and the reference receiver answers it
+    with the stored answer of the first POST, which names the first bundle's id. That
+    is the receipt of this very document (its key is ours), not another request's: the
+    second bundle is sent — it was retried for ever, the same 200 coming back each
+    time."""
+    receiver = start_receiver()
+    first, second = tmp_path / "1", tmp_path / "2"
+    first.mkdir()
+    second.mkdir()
+    cfg = DeliveryConfig(url=receiver.url, format="ubl-embedded")
+    one, two = batch_bundle(first, ("A", "B")), batch_bundle(second, ("A", "C"))
+    assert keys_of(one)["A"] == keys_of(two)["A"]
+    d = EmbeddedDeliverer(cfg)
+    try:
+        d.deliver(one, {"bundle_id": bundle_id_of(one)})
+        receipt = d.deliver(two, {"bundle_id": bundle_id_of(two)})
+    finally:
+        d.close()
+    assert [x["invoice_id"] for x in receipt.body["documents"]] == ["A", "C"]
+    assert [status for _, status in posts(receiver, keys_of(one) | keys_of(two))] == [
+        201, 201, 200, 201]
