@@ -250,17 +250,25 @@ def classify(response: httpx.Response, scrub: Callable[[str], str] = unchanged, 
     raise Rejected(f"the receiver rejected the bundle with HTTP {status}", status, text)
 
 
+# The form of every id outboxd sends (a bundle id, an Idempotency-Key, a document key):
+# SHA-256 in hex.
+_OUR_ID_FORM = re.compile(r"[0-9a-fA-F]{64}")
+
+
 def _names_another(body: Any, sent: Mapping[str, str]) -> str | None:
     """'KEY "VALUE", not "OURS"' for the first key of `sent` whose value a JSON answer
-    gives as another string (ids are hex: case does not count); None when it names none
-    or only ours."""
+    gives as another id in our ids' form (64 hex digits; case does not count); None when
+    it names none or only ours. A value in any other form (the receiver's own numbering
+    under `bundle_id`, a UUID, our id shortened or prefixed) says nothing about which
+    request the answer is for: read as another bundle's, a receiver that writes it so
+    had each of its 2xx retried, the bundle never leaving the outbox."""
     if not isinstance(body, dict):
         return None
     for key, ours in sent.items():
         value = body.get(key)
-        if isinstance(value, str) and value.lower() != ours.lower():
-            shown = value if len(value) <= 80 else f"{value[:80]}…"
-            return f'{key} "{shown}", not "{ours}"'
+        if (isinstance(value, str) and _OUR_ID_FORM.fullmatch(value)
+                and value.lower() != ours.lower()):
+            return f'{key} "{value}", not "{ours}"'
     return None
 
 

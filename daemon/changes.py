@@ -210,6 +210,16 @@ class Changes:
             self.sent_news.go_on(self.journal, spent=self._news_budget())
             self._news_read()
 
+    def news_of(self, bundle_id: str) -> None:
+        """Before a bundle is decided: the receipts in sent/ a look queued that may be its
+        own, read now (SentNews.first), so that one another daemon sent is a duplicate
+        whatever their turn. Not while sent/ is off its mount (more_news)."""
+        if self.sent_news.pending and self.pipeline.finish.mounts.away(
+                self.settings.sent_dir) is None:
+            # A bundle on its way here that one of them closes is scheduled by the next
+            # turn's more_news, which comes at once while receipts wait.
+            self.sent_news.first(self.journal, bundle_id)
+
     def _news_budget(self) -> Callable[[], bool]:
         end = self.clock() + NEWS_TURN
         return lambda: self.clock() >= end

@@ -8,6 +8,7 @@ memory of what was read; a decision to send or quarantine ends in `claims.Claims
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from daemon import logs, release, sentbefore, unattached
@@ -32,6 +33,7 @@ class Decisions(Claims):
     errors_files: HeldErrors  # what each NAME.errors.txt explains
     tracker: SettleTracker
     vanished: Vanished
+    news_of: Callable[[str], object]  # the service's Changes.news_of
 
     def _live(self, row: Row | None, key: str, state: str, detail: str = "",
               since: str | None = None, **fields: Any) -> None:
@@ -62,6 +64,8 @@ class Decisions(Claims):
         self._errors_file(cand, known, ())
         if bundle.errors:
             return self._go(cand, known, row, list(bundle.errors), now)
+        if policy.duplicates == "quarantine":
+            self.news_of(bid)  # another daemon's receipt of it, listed and not read yet
         if (self.claiming(bid) or self.j.was_sent(bid)) and policy.duplicates == "quarantine":
             return self._go(cand, known, row, [sentbefore.duplicate(key, bid)], now)
         rule = unattached.plan(bundle, cand, self.s, release.release_file(
@@ -167,7 +171,7 @@ class Decisions(Claims):
         log = logs.bundle_log(self.log, cand.invoice.name, known.bundle_id or None,
                               known.bundle.invoice_ids if known.bundle else ())
         try:
-            self.errors_files.update(cand, errors, log)
+            written = self.errors_files.update(cand, errors, log)
         except OSError as exc:
             if str(exc) != known.errors_file_error:  # said once, not at each try
                 report_failure(log, errors_file_for(cand), exc)
@@ -177,8 +181,9 @@ class Decisions(Claims):
             return None if now is None else now + self.s.outbox.rescan_seconds
         if known.errors_file_error:
             known.errors_file_error = ""
-            log.info("errors file beside the invoice file written now",
-                     file=errors_file_for(cand).name)
+            if written and errors:  # not a clerk's file found there meanwhile, kept
+                log.info("errors file beside the invoice file written now",
+                         file=errors_file_for(cand).name)
         return None
 
     def _clear_errors_file(self, cand: Candidate, row: Row) -> None:

@@ -182,14 +182,15 @@ def errors_text(held: Mapping[str, tuple[Finding, ...]]) -> str:
 
 
 def write_errors_file(path: Path, held: Mapping[str, tuple[Finding, ...]], log: Any,
-                      last: str | None = None) -> None:
+                      last: str | None = None) -> bool:
     """Write the errors of the held bundles of path's NAME, by invoice file (or, with
-    none, remove our file); OSError if that fails. `log` is bound to the invoice file
-    whose change this follows. `last`: the text outboxd last wrote there (None: none it
-    knows of); a file of ours with any other text is kept as an edited copy (_Look)."""
+    none, remove our file); OSError if that fails, False when a file outboxd did not
+    write is there (kept, and said). `log` is bound to the invoice file whose change
+    this follows. `last`: the text outboxd last wrote there (None: none it knows of);
+    a file of ours with any other text is kept as an edited copy (_Look)."""
     if not held:
         remove_ours(path, _Look(path, (last,), log).removal)
-        return
+        return True
     text = errors_text(held)
     look = _Look(path, (last, text), log)
     try:
@@ -201,6 +202,8 @@ def write_errors_file(path: Path, held: Mapping[str, tuple[Finding, ...]], log: 
     except NotOurs:
         log.error("not replacing a file outboxd did not write: rename or remove it to see "
                   "outboxd's explanation of the held bundle there", file=path.name)
+        return False
+    return True
 
 
 class HeldErrors:
@@ -225,10 +228,11 @@ class HeldErrors:
     def explains(self, cand: Candidate) -> bool:
         return cand.invoice.name in self._held.get(errors_file_for(cand), {})
 
-    def update(self, cand: Candidate, errors: tuple[Finding, ...], log: Any) -> None:
+    def update(self, cand: Candidate, errors: tuple[Finding, ...], log: Any) -> bool:
         """cand's bundle is held with `errors`, or (none) no longer held: its NAME's
         errors file rewritten for all of that NAME still held, or removed once none
-        is. OSError if it cannot be written."""
+        is. OSError if it cannot be written; False if a file outboxd did not write is
+        at its name (write_errors_file)."""
         path = errors_file_for(cand)
         held = self._held.setdefault(path, {})
         last = self._left.pop(path) if path in self._left else (
@@ -240,7 +244,7 @@ class HeldErrors:
         if not held:
             del self._held[path]
         try:
-            write_errors_file(path, held, log, last)
+            return write_errors_file(path, held, log, last)
         except BaseException:
             self._left[path] = last  # still there: replace_ours and remove_ours are one step
             raise

@@ -11,6 +11,7 @@ step that changes the world is announced in the journal first.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,9 @@ class Pipeline(Decisions):
         # How moved bundles are matched again after a claim: the daemon's reader
         # processes when it has them (Readers.assemble_many), else here.
         self.assemble_many = assemble_here
+        # Receipts of a bundle another daemon filed in sent/ that a look listed, read
+        # before the bundle is decided (the service's Changes.news_of).
+        self.news_of: Callable[[str], object] = lambda bundle_id: None
         self.log = logs.get()
 
     # -- reading ---------------------------------------------------------------

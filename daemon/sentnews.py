@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -90,6 +90,11 @@ class SentNews:
         # (day, name) listed, not read yet: in their day's known names already, so a look
         # meanwhile does not queue them twice.
         self._queue: deque[tuple[str, str]] = deque()
+        # The same, by the 12 hex digits their folder name ends in ("" for a name that
+        # ends in none), for `first`; an entry in _queue but no longer in _waiting was
+        # read by it already.
+        self._by_id: dict[str, list[tuple[str, str]]] = {}
+        self._waiting: set[tuple[str, str]] = set()
 
     @property
     def pending(self) -> bool:
@@ -107,7 +112,7 @@ class SentNews:
         `go_on` (without one, every receipt is read now)."""
         if sent_dir != self.sent_dir:
             self.sent_dir, self._known, self._failing, self._last = sent_dir, {}, {}, None
-            self._unusable, self._queue = {}, deque()
+            self._unusable, self._queue, self._by_id, self._waiting = {}, deque(), {}, set()
         at = now or datetime.now(UTC)
         days = [(at + timedelta(days=d)).strftime("%Y-%m-%d") for d in NEWS_DAYS]
         for gone in set(self._known) - set(days):
@@ -132,7 +137,11 @@ class SentNews:
             self._changed_again(day, names, known)
             new = names - known
             known |= new
-            self._queue.extend((day, name) for name in new)
+            for name in new:
+                self._queue.append((day, name))
+                self._waiting.add((day, name))
+                ours = _ID12.fullmatch(name)
+                self._by_id.setdefault(ours.group(1) if ours else "", []).append((day, name))
         self._last = at
         return self.go_on(journal, progress, spent)
 
@@ -141,10 +150,36 @@ class SentNews:
         """Read the receipts the looks queued until `spent()` (asked after each, so at
         least one is read) or none is left, and record what they say in one transaction;
         the number of bundles learned."""
+        return self._record(journal, self._next(), progress, spent)
+
+    def first(self, journal: Journal, bundle_id: str) -> int:
+        """Before the bundle `bundle_id` dropped here is decided: the queued receipts that
+        may be its own (their folder names end in its id's first 12 hex digits, or in
+        none) are read now, not at their turn. A look read every receipt at once, so a
+        bundle another daemon sent and a clerk dropped again was a duplicate; queued,
+        its receipt could come after the decision, and the bundle was sent again."""
+        if not self._queue:
+            return 0
+        items = [item for key in (bundle_id[:12].lower(), "")
+                 for item in self._by_id.pop(key, ()) if item in self._waiting]
+        if not items:
+            return 0
+        self._waiting.difference_update(items)
+        return self._record(journal, iter(items), lambda part: None, lambda: False)
+
+    def _next(self) -> Iterator[tuple[str, str]]:
+        """The queue's entries in turn, but those `first` read already."""
+        while self._queue:
+            item = self._queue.popleft()
+            if item in self._waiting:
+                self._waiting.discard(item)
+                yield item
+
+    def _record(self, journal: Journal, items: Iterable[tuple[str, str]],
+                progress: Callable[[str], None], spent: Callable[[], bool]) -> int:
         records: list[dict[str, Any]] = []
         read: list[tuple[str, str]] = []
-        while self._queue:
-            day, name = self._queue.popleft()
+        for day, name in items:
             progress(f"{day}/{name}")
             read.append((day, name))
             rec = self._read(day, name)
@@ -155,6 +190,8 @@ class SentNews:
                     self.in_flight[rec["bundle_id"]] = rec
             if spent():
                 break
+        if not self._waiting:
+            self._by_id.clear()  # its lists hold only entries read
         for bundle_id in [b for b in self.in_flight if not journal.in_flight(b)]:
             del self.in_flight[bundle_id]  # closed, or finished here after all
         if not records:

@@ -248,6 +248,7 @@ class Service(Changes, Reloading, Stopping):
         self.pipeline = Pipeline(s, self.journal, self._make_deliverer(s))
         self.pipeline.finish.archive_later = self.workers.archive_later
         self.pipeline.finish.elsewhere = self.sent_news.in_flight
+        self.pipeline.news_of = self.news_of
         self.pipeline.finish.clock = self.clock  # its move retries are scheduled on it
         # Bundles held back by a pause, and corrections behind the version they follow.
         self.pipeline.finish.resume = self.schedule

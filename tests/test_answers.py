@@ -301,8 +301,8 @@ class TestAnswersNotForThisRequest:
     SENT = {"bundle_id": "ab" * 32, "idempotency_key": "ab" * 32}
 
     @pytest.mark.parametrize("named", [{"bundle_id": "cd" * 32},
-                                       {"idempotency_key": "other-key"},
-                                       {"bundle_id": "ab" * 32, "idempotency_key": "x"}])
+                                       {"idempotency_key": "CD" * 32},
+                                       {"bundle_id": "ab" * 32, "idempotency_key": "0" * 64}])
     def test_a_2xx_naming_another_bundle_id_or_key_is_retried_not_sent(
             self, named: dict[str, str]) -> None:
         """A 201 whose JSON names another bundle id or Idempotency-Key than the request
@@ -321,6 +321,23 @@ class TestAnswersNotForThisRequest:
     def test_a_2xx_naming_its_own_ids_or_none_is_a_receipt(
             self, named: dict[str, Any]) -> None:
         """Ours in either case of hex, null, or no id at all: the receipt as before."""
+        answer = response(201, json_body={"receipt_id": "R-9", **named})
+        assert classify(answer, sent=self.SENT).receipt_id == "R-9"
+
+    @pytest.mark.parametrize("named", [
+        {"bundle_id": "ab" * 6},                      # our id's 12-character prefix
+        {"bundle_id": "B-2026-000123"},               # the receiver's own numbering
+        {"bundle_id": "3f2a9c" + "0" * 26},           # its own uuid4().hex
+        {"bundle_id": "sha256:" + "ab" * 32},         # ours, written its way
+        {"idempotency_key": "tenant-7:" + "ab" * 32},  # ours, in its namespace
+        {"bundle_id": " " + "ab" * 32 + "\n"}])
+    def test_a_2xx_naming_an_id_in_another_form_than_ours_is_a_receipt(
+            self, named: dict[str, str]) -> None:
+        """Only a value in the form of our ids (64 hex digits) can name another bundle:
+        a receiver that names its own id for the bundle under `bundle_id`, or ours
+        shortened or written its way, answers this request (SPEC §5.1: a 2xx is sent).
+        Read as "another bundle's", such a receiver's every answer was retried, the
+        same 200 coming back each time, and the bundle never left the outbox."""
         answer = response(201, json_body={"receipt_id": "R-9", **named})
         assert classify(answer, sent=self.SENT).receipt_id == "R-9"
 

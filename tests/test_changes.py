@@ -496,3 +496,53 @@ def test_a_sent_folder_off_its_mount_teaches_the_look_nothing(
     clock.t = due
     svc.turn()
     assert svc.journal.was_sent(bid)
+
+
+def test_a_bundle_dropped_again_while_its_receipt_waits_to_be_read_is_a_duplicate(
+        make_service: Any, clock: FakeClock, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another daemon filed INV-X in sent/, listed by a look but its receipt still among
+    the many waiting for their turn's share; INV-X dropped again here settles and is
+    decided meanwhile. Its receipt is read before the decision, so it is quarantined as
+    a duplicate, as when a look read every receipt at once — it was sent a second time."""
+    import hashlib
+    import json
+    from datetime import UTC, datetime
+
+    from daemon import sentnews
+    from daemon.manifest import compute_bundle_id
+    svc = make_service(unattached="send")
+    sent = svc.settings.sent_dir
+    _other_daemons_receipts(sent, 40)
+    data = ubl_invoice("INV-X")
+    bid = compute_bundle_id(hashlib.sha256(data).hexdigest(), [])
+    real = sentnews.receipt_record
+
+    def costly(folder: Path, day: str | None = None) -> Any:
+        clock.t += 0.006  # over a turn's share: one receipt a turn
+        return real(folder, day)
+
+    monkeypatch.setattr(sentnews, "receipt_record", costly)
+    due = svc.timers.due_at(service_module.RESCAN)
+    assert due is not None
+    clock.t = due
+    svc.turn()  # the 40 listed, one read
+    # Filed by the other daemon after that look: listed by the next one, behind the rest.
+    entry = sent / datetime.now(UTC).strftime("%Y-%m-%d") / f"INV-X--{bid[:12]}"
+    entry.mkdir()
+    (entry / "receipt.json").write_text(json.dumps({
+        "manifest": {"bundle_id": bid, "invoice_file": {"name": "INV-X.xml"},
+                     "invoices": [{"id": "INV-X", "attachments": []}]},
+        "response": {"status": 201, "receipt_id": "r-x"}, "attempts": 1,
+        "delivered_at": "2031-05-06T12:00:00.000Z"}))
+    write(tmp_path / "outbox" / "INV-X.xml", data)
+    due = svc.timers.due_at(service_module.RESCAN)
+    assert due is not None
+    clock.t = due
+    svc.turn()  # lists the entry and the dropped invoice
+    for _ in range(6):  # settled and decided, the receipts still being read
+        clock.t += SETTLE / 2
+        svc.turn()
+    assert svc.sent_news.pending  # the look's queue has not come to INV-X's turn
+    assert not (tmp_path / "target" / bid).exists()
+    assert [r.invoice_file for r in svc.journal.quarantined_for("duplicate")] == ["INV-X.xml"]

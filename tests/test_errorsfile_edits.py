@@ -446,6 +446,32 @@ class TestAfterAFailedWrite:
         assert [e["event"] for e in said] == [
             "errors file beside the invoice file written now"]
 
+    def test_a_clerks_file_put_at_the_name_while_the_share_was_full_is_kept_not_said_written(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The share is full when a bundle is held; meanwhile a clerk saves a file of
+        their own at NAME.errors.txt. The try once space is back leaves it as it is and
+        says so; it logged "errors file beside the invoice file written now" as well,
+        which it was not."""
+        p, s = make(tmp_path, policy={"invalid": "hold"})
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": b""})
+        errors = s.outbox.path / "INV-1.errors.txt"
+        real = errorsfile.replace_ours
+
+        def full(*args: object, **kwargs: object) -> os.stat_result:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(errors))
+
+        monkeypatch.setattr(errorsfile, "replace_ours", full)
+        [cand] = list_outbox(s.outbox).candidates.values()
+        first = step(p, cand, 1000.0)
+        errors.write_text("my own notes\n", "utf-8")
+        monkeypatch.setattr(errorsfile, "replace_ours", real)
+        with capture_logs() as said:
+            step(p, cand, first.at or 0.0)
+        assert errors.read_text("utf-8") == "my own notes\n"
+        events = [e["event"] for e in said]
+        assert "errors file beside the invoice file written now" not in events, events
+        assert any(e.startswith("not replacing a file outboxd did not write") for e in events)
+
     def test_an_errors_file_a_failed_rewrite_left_is_not_taken_for_an_edit(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """The held bundle's errors change while the share is full: the rewrite fails and

@@ -379,6 +379,46 @@ def test_a_look_with_a_budget_reads_the_rest_later_each_receipt_once(
         j.close()
 
 
+def test_a_bundles_own_receipts_are_read_first_and_not_again_at_their_turn(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`first(bundle_id)`, before a bundle dropped here is decided: of the receipts a
+    look queued, those whose folder name ends in the bundle's first 12 hex digits, or in
+    no id (a folder renamed by hand), are read at once and the bundle learned; the others
+    wait for their turn, and none is read twice."""
+    import daemon.sentnews as sentnews
+    sent = tmp_path / "sent"
+    ids = [f"{n:02x}" * 32 for n in range(10)]
+    for n, bid in enumerate(ids):
+        receipt(sent / day(0) / f"INV-{n}--{bid[:12]}", bid, f"INV-{n}.xml")
+    receipt(sent / day(0) / "renamed by hand", "ee" * 32, "INV-e.xml")
+    read: list[str] = []
+    real = sentnews.receipt_record
+
+    def counted(folder: Path, on: str | None = None) -> Any:
+        read.append(folder.name)
+        return real(folder, on)
+
+    monkeypatch.setattr(sentnews, "receipt_record", counted)
+    j = Journal(tmp_path / "b.sqlite3")
+    try:
+        j.create("INV-x.xml", "settling")
+        news = sentnews.SentNews()
+        assert news.look(j, sent, spent=lambda: True) == 1 and news.pending
+        n, wanted = next((n, b) for n, b in enumerate(ids) if f"INV-{n}--{b[:12]}" not in read)
+        before = len(read)
+        assert news.first(j, wanted.upper()) >= 1
+        assert sorted(read[before:]) == sorted(
+            {f"INV-{n}--{wanted[:12]}", "renamed by hand"} - set(read[:before]))
+        assert j.was_sent(wanted)
+        assert news.first(j, wanted) == 0 and news.first(j, "ff" * 32) == 0
+        while news.pending:
+            news.go_on(j, spent=lambda: False)
+        assert len(read) == 11 and sorted(read) == sorted(set(read))
+        assert all(j.was_sent(b) for b in [*ids, "ee" * 32])
+    finally:
+        j.close()
+
+
 def test_a_bundle_filed_a_tenth_of_a_second_before_midnight_is_learned_after_it(
         tmp_path: Path) -> None:
     """The other host archives a bundle at 23:59:59.9 UTC, in that day's folder, after

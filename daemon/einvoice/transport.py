@@ -28,7 +28,7 @@ import httpx
 from daemon.answers import BODY_LIMIT, Receipt
 from daemon.bundle import Bundle
 from daemon.config import DeliveryConfig
-from daemon.deliver import RETRY_AFTER_LIMIT, HttpDeliverer
+from daemon.deliver import RETRY_AFTER_LIMIT, Coalesced, HttpDeliverer
 from daemon.directory import DirectoryDeliverer, write_document
 from daemon.einvoice.artefacts import mime_codes
 from daemon.einvoice.embed import Document, documents_for
@@ -140,13 +140,22 @@ class EmbeddedDeliverer:
         headers = {"Content-Type": "application/xml", "Idempotency-Key": key,
                    "X-Outboxd-Bundle-Id": bid}
         try:
+            # Told when all of it was handed over: a 2xx that came before (the receiver
+            # answered and closed) is no receipt, as for a bundle's POST. Its length
+            # given, httpx sends the stream with it, not chunked.
+            body = Coalesced((doc.data,))
             response = self.inner.send(self.inner.client.build_request(
-                "POST", self.inner.post_url(), content=doc.data, headers=headers))
+                "POST", self.inner.post_url(), content=body,
+                headers={**headers, "Content-Length": str(len(doc.data))}))
         except (httpx.TransportError, httpx.InvalidURL) as exc:
             raise self.inner.failure(exc) from None
         try:
-            return self.inner.answer(response, {"bundle_id": bid, "idempotency_key": key,
-                                                "document_key": key})
+            # Not bundle_id: a document is the same bytes, and key, in every bundle that
+            # carries it (invoice A in a file of A and B, then in one of A and C), and
+            # a receiver answers its key again with the first POST's answer, naming the
+            # bundle that POST came with.
+            return self.inner.answer(response, {"idempotency_key": key, "document_key": key},
+                                     whole=body.finished)
         except Rejected as exc:
             refused = Rejected(f"the receiver rejected the document of invoice "
                                f"{doc.invoice_id} with HTTP {exc.status}", exc.status, exc.body)

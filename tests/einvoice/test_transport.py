@@ -91,6 +91,9 @@ def test_each_document_is_posted_as_xml_keyed_by_its_sha256(tmp_path: Path) -> N
         assert r.headers["Content-Type"] == "application/xml"
         assert r.headers["Idempotency-Key"] == hashlib.sha256(r.content).hexdigest()
         assert r.headers["X-Outboxd-Bundle-Id"] == "b" * 64
+        # Its length said, not chunked (receivers of one XML document expect it).
+        assert r.headers["Content-Length"] == str(len(r.content))
+        assert "Transfer-Encoding" not in r.headers
     docs = receipt.body["documents"]
     assert [(x["invoice_id"], x["receipt_id"], x["name"]) for x in docs] == [
         ("A", "r1", "INV--A.xml"), ("B", "r2", "INV--B.xml")]
@@ -625,3 +628,59 @@ def test_an_invoice_file_rewritten_after_it_was_checked_is_never_posted_embedded
     d.close()
     assert (caught.value.code, caught.value.file) == ("processing-damaged", "INV.xml")
     assert receiver.requests() == []
+
+
+def test_a_2xx_answered_before_the_document_was_all_written_is_no_receipt(
+        tmp_path: Path) -> None:
+    """The receiver answers 201 after the request's head and closes the connection while
+    most of an 8 MB document is still to come: it never had the document whole, so the
+    201 is no receipt (it was taken, and the bundle filed in sent/), as for a bundle's
+    multipart POST; retried with the same key."""
+    import os
+    import socket
+
+    from test_deliver import _http
+
+    def answer_at_once(rx: Any, conn: socket.socket, length: int, got: bytes) -> None:
+        conn.sendall(_http("201 Created", "", b'{"receipt_id": "R-early"}'))
+        conn.close()
+        raise OSError("closed")  # no answer after the body: RawReceiver moves on
+
+    big = b"%PDF-1.4\n" + os.urandom(6 << 20)
+    bundle = bundle_of(tmp_path, body(with_id(BASE, "A")),
+                       {"big.pdf": ("A", big, "application/pdf")}, ids=("A",))
+    with RawReceiver(lambda rx, conn, n: None, take_body=answer_at_once) as rx:
+        d = EmbeddedDeliverer(DeliveryConfig(url=f"http://127.0.0.1:{rx.port}/docs",
+                                             format="ubl-embedded"))
+        try:
+            with pytest.raises(Retryable) as info:
+                d.deliver(bundle, {"bundle_id": "b" * 64})
+        finally:
+            d.close()
+    assert "answered HTTP 201 before it had the whole request" in str(info.value)
+
+
+def test_a_document_the_receiver_has_from_another_bundle_is_accepted_not_retried(
+        tmp_path: Path, start_receiver: Callable[..., Receiver]) -> None:
+    """Invoice A sent in one file (A, B), then again in another (A, C): A's document is
+    the same bytes, so the same Idempotency-Key, and the reference receiver answers it
+    with the stored answer of the first POST, which names the first bundle's id. That
+    is the receipt of this very document (its key is ours), not another request's: the
+    second bundle is sent — it was retried for ever, the same 200 coming back each
+    time."""
+    receiver = start_receiver()
+    first, second = tmp_path / "1", tmp_path / "2"
+    first.mkdir()
+    second.mkdir()
+    cfg = DeliveryConfig(url=receiver.url, format="ubl-embedded")
+    one, two = batch_bundle(first, ("A", "B")), batch_bundle(second, ("A", "C"))
+    assert keys_of(one)["A"] == keys_of(two)["A"]
+    d = EmbeddedDeliverer(cfg)
+    try:
+        d.deliver(one, {"bundle_id": bundle_id_of(one)})
+        receipt = d.deliver(two, {"bundle_id": bundle_id_of(two)})
+    finally:
+        d.close()
+    assert [x["invoice_id"] for x in receipt.body["documents"]] == ["A", "C"]
+    assert [status for _, status in posts(receiver, keys_of(one) | keys_of(two))] == [
+        201, 201, 200, 201]
