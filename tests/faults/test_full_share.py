@@ -187,3 +187,37 @@ def test_full_state_dir_leaves_no_compile_cache_temp(env: Env, mounts: Mounts) -
     Engine(state / "einvoice")
     assert [p.name for p in state.rglob("*")] in (
         [".filler"], [".filler", "einvoice"], ["einvoice", ".filler"]), list(state.rglob("*"))
+
+
+def test_a_start_on_a_full_share_without_its_folders_exits_1_and_starts_once_there_is_room(
+        env: Env, mounts: Mounts, receiver, start_daemon) -> None:
+    """A first start (or one after the processing folder, sent/ and quarantine/ were
+    removed) on a share whose disk is full: `run` cannot make them, says so with "No space
+    left on device" and the fix, and exits 1 — which systemd restarts — not the 2 of a
+    configuration error ("create it or fix [paths] …"), which the unit leaves down after
+    the disk is freed. Once space is back, the same configuration starts and makes them."""
+    import json
+    import subprocess
+
+    from faults.conftest import OUTBOXD
+    share = mounts.ext4(env.root / "share")
+    outbox = share / "outbox"
+    outbox.mkdir()
+    env.write_config(receiver.url, outbox={"path": str(outbox)},
+                     paths={"state_dir": str(env.state), "sent": str(share / "sent"),
+                            "quarantine": str(share / "quarantine")})
+    filler = fill(share)
+    r = subprocess.run([*OUTBOXD, "run", "-c", str(env.config)], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 1, r.stderr
+    [line] = [json.loads(x) for x in r.stderr.splitlines()]
+    assert line["event"].startswith("outboxd cannot start: a folder it writes to cannot be made")
+    [problem] = line["problems"]
+    assert "No space left on device" in problem and "free space on that file system" in problem
+    assert "create it or fix" not in problem
+    no_traceback(r.stderr)
+
+    filler.unlink()
+    start_daemon()
+    assert (outbox / ".outboxd" / "processing").is_dir()
+    assert (share / "sent").is_dir() and (share / "quarantine").is_dir()
