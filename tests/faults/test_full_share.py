@@ -44,6 +44,20 @@ def _hidden_litter(outbox: Path) -> list[str]:
                   if p.name.startswith(".") and p.name != ".outboxd")
 
 
+def _claims_failed(env: Env, invoice_file: str) -> int:
+    """How many claims of `invoice_file` the journal has seen fail (each one's row goes
+    back to settling with "claim failed")."""
+    import sqlite3
+    db = sqlite3.connect(env.state / "journal.sqlite3")
+    try:
+        return db.execute("SELECT count(*) FROM transitions AS t JOIN bundles AS b ON "
+                          "b.id = t.bundle_row WHERE b.invoice_file = ? AND t.to_state = "
+                          "'settling' AND t.detail = 'claim failed'", (invoice_file,)
+                          ).fetchone()[0]
+    finally:
+        db.close()
+
+
 def _lines(log: str, event: str) -> list[str]:
     return [line for line in log.splitlines() if event in line]
 
@@ -74,10 +88,12 @@ def test_full_share_holds_every_bundle_says_why_and_goes_on_once_space_is_back(
     wait_for(lambda: _lines(daemon.stderr(), "cannot write the status page"),
              what="the page's failure said")
     # Two more claims tried (rescan_seconds = 5 here) while still full, the errors file
-    # tried again with them: still nothing written, each said once.
-    wait_for(lambda: len(_lines(daemon.stderr(), "cannot claim bundle")) >= 2, timeout=30,
-             what="the claim tried again")
+    # tried again with them: still nothing written, each said once (each try of the
+    # claim leaves its journal row's "claim failed" again).
+    wait_for(lambda: _claims_failed(env, "INV-1.xml") >= 3, timeout=30,
+             what="the claim tried twice more")
     log = daemon.stderr()
+    assert len(_lines(log, "cannot claim bundle")) == 1, _lines(log, "cannot claim bundle")
     [told] = _lines(log, "cannot write or remove the errors file")
     assert "No space left" in told and "free space on the outbox's file system" in told
     assert (outbox / "INV-1.xml").read_bytes() and (outbox / "INV-1" / "a.pdf").read_bytes() \
@@ -100,6 +116,8 @@ def test_full_share_holds_every_bundle_says_why_and_goes_on_once_space_is_back(
     assert list((outbox / ".outboxd" / "processing").iterdir()) == []
     assert _hidden_litter(outbox) == []
     assert _lines(daemon.stderr(), "errors file beside the invoice file written now")
+    [claimed] = _lines(daemon.stderr(), "bundle claimed now; its claim had failed before")
+    assert "No space left on device" in claimed
     no_traceback(daemon.stderr())
 
 
