@@ -11,10 +11,12 @@ for a repeat, 422 for a key reused with other content (receive.py).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hmac
 import io
 import json
+import os
 import re
 import shutil
 import signal
@@ -132,12 +134,11 @@ class ReceiverServer(ThreadingHTTPServer):
     def append_log(self, record: dict[str, Any]) -> None:
         """One line in requests.jsonl. One that cannot be written (a full store) costs the
         line, never the answer: said once per distinct error, and again once it passes."""
-        line = json.dumps(record, ensure_ascii=False) + "\n"
+        line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
         path = self.store / "requests.jsonl"
         with self.lock:
             try:
-                with open(path, "a", encoding="utf-8") as fh:
-                    fh.write(line)
+                append_whole(path, line)
             except OSError as exc:
                 if describe(exc) != self.log_failure:
                     self.log_failure = describe(exc)
@@ -147,6 +148,29 @@ class ReceiverServer(ThreadingHTTPServer):
             if self.log_failure:
                 self.log_failure = ""
                 logs.get().info("the request log is written again", file=str(path))
+
+
+def append_whole(path: Path, line: bytes) -> None:
+    """`line` appended to `path` whole, or not at all: a full store takes part of a
+    write (up to the end of its last block) and refuses the rest, and the part left
+    would be a torn last line that a reader of the log cannot parse — and the next line,
+    appended to it, one more. So the file is cut back to its length before on any
+    failure (the caller holds the server's lock: no other append comes between)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        end = os.fstat(fd).st_size
+        try:
+            done = 0
+            while done < len(line):  # a short write, then the next one says why (ENOSPC)
+                if not (wrote := os.write(fd, line[done:])):
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+                done += wrote
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, end)
+            raise
+    finally:
+        os.close(fd)
 
 
 class ReceiverHandler(BaseHTTPRequestHandler):

@@ -239,3 +239,27 @@ def test_a_start_on_a_full_share_without_its_folders_exits_1_and_starts_once_the
     start_daemon()
     assert (outbox / ".outboxd" / "processing").is_dir()
     assert (share / "sent").is_dir() and (share / "quarantine").is_dir()
+
+
+def test_a_full_receiver_store_leaves_no_torn_line_in_its_request_log(
+        env: Env, mounts: Mounts) -> None:
+    """The reference receiver's store (a small tmpfs) fills while requests.jsonl has room
+    left in its last block only: a longer line would be cut at the block's end, a torn
+    last line that a reader cannot parse and that the next line would be glued to. The
+    line goes in whole or not at all; once there is room the next one is whole."""
+    import json
+
+    from daemon.receiver.server import make_server
+    store = mounts.tmpfs(env.root / "store", "2m")
+    srv = make_server("127.0.0.1", 0, store)
+    log = store / "requests.jsonl"
+    try:
+        srv.append_log({"status": 201, "n": 1})
+        filler = fill(store)
+        srv.append_log({"status": 201, "n": 2, "pad": "x" * 6000})
+        assert [json.loads(x)["n"] for x in log.read_text("utf-8").splitlines()] == [1]
+        filler.unlink()
+        srv.append_log({"status": 201, "n": 3})
+        assert [json.loads(x)["n"] for x in log.read_text("utf-8").splitlines()] == [1, 3]
+    finally:
+        srv.server_close()
