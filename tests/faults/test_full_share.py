@@ -249,17 +249,14 @@ def test_a_full_receiver_store_leaves_no_torn_line_in_its_request_log(
     line goes in whole or not at all; once there is room the next one is whole."""
     import json
 
-    from daemon.receiver.server import make_server
+    from daemon.receiver.requestlog import RequestLog
     store = mounts.tmpfs(env.root / "store", "2m")
-    srv = make_server("127.0.0.1", 0, store)
     log = store / "requests.jsonl"
-    try:
-        srv.append_log({"status": 201, "n": 1})
-        filler = fill(store)
-        srv.append_log({"status": 201, "n": 2, "pad": "x" * 6000})
-        assert [json.loads(x)["n"] for x in log.read_text("utf-8").splitlines()] == [1]
-        filler.unlink()
-        srv.append_log({"status": 201, "n": 3})
-        assert [json.loads(x)["n"] for x in log.read_text("utf-8").splitlines()] == [1, 3]
-    finally:
-        srv.server_close()
+    requests = RequestLog(log)
+    requests.append({"status": 201, "n": 1})
+    filler = fill(store)
+    requests.append({"status": 201, "n": 2, "pad": "x" * 6000})
+    assert [json.loads(x)["n"] for x in log.read_text("utf-8").splitlines()] == [1]
+    filler.unlink()
+    requests.append({"status": 201, "n": 3})
+    assert [json.loads(x)["n"] for x in log.read_text("utf-8").splitlines()] == [1, 3]

@@ -163,41 +163,6 @@ class TestTokenAndFaults:
 
 
 class TestStoreFull:
-    def test_a_log_line_a_full_store_cuts_short_is_taken_back_whole(
-            self, store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        """A full store takes part of a request log line (up to the end of its last
-        block) and refuses the rest: the part is cut off again, so requests.jsonl holds
-        whole lines only — a reader parses every one, and the next line, once there is
-        room, begins on a line of its own instead of being glued to a torn one. (Injected
-        at the write of that file; tests/faults/test_full_share.py fills a real tmpfs.)"""
-        from daemon.receiver.server import ReceiverServer
-        srv = ReceiverServer(("127.0.0.1", 0), store, None, [])
-        path = store / "requests.jsonl"
-        try:
-            srv.append_log({"status": 201, "n": 1})
-            real = os.write
-            full = [True]
-
-            def short(fd: int, data: Any) -> int:
-                if not full[0] or os.readlink(f"/proc/self/fd/{fd}") != str(path):
-                    return real(fd, data)
-                if len(data) > 10:
-                    return real(fd, bytes(data)[:len(data) // 2])  # part, up to the block end
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-            monkeypatch.setattr(os, "write", short)
-            with capture_logs() as said:
-                srv.append_log({"status": 201, "n": 2, "pad": "x" * 5000})
-            assert [e["event"] for e in said] == [
-                "cannot append to the request log; requests go on being answered"]
-            assert [line["n"] for line in log_lines(store)] == [1]
-            full[0] = False  # room again
-            srv.append_log({"status": 201, "n": 3})
-            assert [line["n"] for line in log_lines(store)] == [1, 3]
-            assert path.read_bytes().endswith(b"\n")
-        finally:
-            srv.server_close()
-
     @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])
     def test_a_full_store_is_a_507_that_keeps_nothing_and_serving_goes_on(
             self, tmp_path: Path, store: Path, start: Starter, code: int,
@@ -211,13 +176,13 @@ class TestStoreFull:
         tmpfs.)"""
         url = start(store)
         sent = make_sent(tmp_path)
-        from daemon.receiver import receive, server
+        from daemon.receiver import receive, requestlog
 
         def full(*args: object, **kwargs: object) -> None:
             raise OSError(code, os.strerror(code), str(store / "x"))
 
         monkeypatch.setattr(receive, "write_atomic", full)
-        monkeypatch.setattr(server, "append_whole", full)  # requests.jsonl
+        monkeypatch.setattr(requestlog, "append_whole", full)  # requests.jsonl
         with capture_logs() as said:
             answers = [post(url, sent) for _ in range(2)]
         assert [a.status_code for a in answers] == [507, 507]
