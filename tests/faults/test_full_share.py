@@ -260,3 +260,26 @@ def test_a_full_receiver_store_leaves_no_torn_line_in_its_request_log(
     filler.unlink()
     requests.append({"status": 201, "n": 3})
     assert [json.loads(x)["n"] for x in log.read_text("utf-8").splitlines()] == [1, 3]
+
+
+def test_a_start_on_a_full_state_dir_exits_1_naming_the_file_it_could_not_write(
+        env: Env, mounts: Mounts) -> None:
+    """The state dir (a small tmpfs) is full at a start: `run` exits 1 — restarted by
+    systemd, and so running by itself once there is room — with "No space left on
+    device", the file it could not write (the lock file, in the state dir) and the fix,
+    no traceback."""
+    import json
+    import subprocess
+
+    from faults.conftest import OUTBOXD
+    state = mounts.tmpfs(env.state, "1m")
+    env.write_config("http://127.0.0.1:9/x")
+    fill(state)
+    r = subprocess.run([*OUTBOXD, "run", "-c", str(env.config)], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 1, r.stderr
+    [line] = [json.loads(x) for x in r.stderr.splitlines()]
+    assert "No space left on device" in line["error"], line
+    assert str(state / "outboxd.pid") in line["error"], line
+    assert "free space on that file system" in line["error"], line
+    no_traceback(r.stderr)
