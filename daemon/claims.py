@@ -269,8 +269,8 @@ class Claims(Stranded):
         self.live.pop(key, None)
         log = bundle_log(self.log, key, c.known.bundle_id, c.known.bundle.invoice_ids)
         try:
-            return claim(cand, c.work, self.s.outbox.completion == "marker",
-                         companions=[release.path_for(cand, self.s.share)], held_open=held)
+            moved = claim(cand, c.work, self.s.outbox.completion == "marker",
+                          companions=[release.path_for(cand, self.s.share)], held_open=held)
         except ClaimLost:
             if self._share_went_away(row_id):
                 # Its invoice file vanished because the share did (a lazy unmount leaves
@@ -288,6 +288,11 @@ class Claims(Stranded):
             return self._claim_failed(c, row_id, exc.cause, now, moved=False)
         except OSError as exc:
             return self._claim_failed(c, row_id, exc, now)
+        if c.known.claim_failure is not None:
+            log.info("bundle claimed now; its claim had failed before",
+                     error=c.known.claim_failure[1])
+            c.known.claim_failure = None
+        return moved
 
     def _share_went_away(self, row_id: int) -> bool:
         """The processing folder is no longer the one this claim was recorded in (its
@@ -311,8 +316,12 @@ class Claims(Stranded):
             return undone if undone.claimed is not None else Next(at=self._claim_paused[key])
         if moved:
             self._put_back(c)
-        log.error("cannot claim bundle; will try again", error=not_moved(exc),
-                  retry_in=self.s.outbox.rescan_seconds)
+        # By its kind, not its line: that names the work folder, new at each try.
+        cause = f"{type(exc).__name__}:{exc.errno}"
+        if c.known.claim_failure is None or c.known.claim_failure[0] != cause:
+            log.error("cannot claim bundle; will try again", error=not_moved(exc),
+                      retry_in=self.s.outbox.rescan_seconds)
+        c.known.claim_failure = (cause, not_moved(exc))
         return Next(at=self._claim_paused[key])
 
     def _put_back(self, c: Claim) -> None:

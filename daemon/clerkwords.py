@@ -1,5 +1,6 @@
 """What the clerks' status page says of a delivery paused for a configuration problem
-or put off by the receiver (docs/folder-convention.md, section 6).
+or put off by the receiver, and of a journal that cannot be written
+(docs/folder-convention.md, section 6).
 
 A pause's error is written for the admin ("HTTP 401: check [delivery] url and token",
 the receiver's answer after it): the journal, `outboxd status` and the log keep it so.
@@ -79,3 +80,18 @@ def pause_of(error: str | None) -> str | None:
         return None
     assert error is not None
     return error.removeprefix(HELD_BACK)
+
+
+def unrecorded_for_clerks(failure: str) -> str | None:
+    """Why nothing moves while the journal cannot be written (`failure`, the journal's
+    error for the admin: "database or disk is full — check … [paths] state_dir"), in a
+    clerk's words; None while it can. Nothing is claimed, sent or even recorded as seen
+    then, so the page's lists stand still and a bundle dropped meanwhile is on none of
+    them: without this the clerk reads an idle daemon that ignores their files."""
+    if not failure:
+        return None
+    return ("Nothing is being sent at the moment: outboxd cannot write its records on its "
+            "server (its disk there is full or cannot be written). Nothing is lost: files "
+            "in the outbox stay there, new ones included (they are not listed here until "
+            "then), and what is listed below waits. Tell the admin; everything goes on by "
+            "itself once they have made room.")

@@ -6,11 +6,20 @@ anything (folder_problems)."""
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
 from daemon.config import Settings
-from daemon.errors import ConfigError, double_quoted, refused, unquoted
+from daemon.errors import (
+    NO_ROOM,
+    ConfigError,
+    FolderNotMade,
+    describe,
+    double_quoted,
+    refused,
+    unquoted,
+)
 from daemon.fswrite import folders_below, refuse_links
 
 
@@ -72,6 +81,8 @@ def prepare_folders(settings: Settings, running: Settings | None = None) -> None
         try:
             folder.mkdir(parents=running is None, exist_ok=True)
         except OSError as exc:
+            if (passing := _not_made_yet(key, folder, exc, running is not None)) is not None:
+                raise passing from None
             if folder == target:
                 raise ConfigError(f"[delivery] target = {str(target)!r} cannot be created: "
                                   + refused(exc)) from None
@@ -83,6 +94,30 @@ def prepare_folders(settings: Settings, running: Settings | None = None) -> None
             raise ConfigError(_unwritable(key, folder, folder))
     if (apart := _processing_apart(settings)) is not None:
         raise ConfigError(apart)
+
+
+# A network share that is away or failing answers a mkdir so (a FUSE or SMB mount whose
+# server is gone, a stale NFS handle, a timeout).
+_SHARE_AWAY = frozenset({errno.EIO, errno.ESTALE, errno.ENOTCONN, errno.ETIMEDOUT,
+                         errno.EHOSTDOWN, errno.EHOSTUNREACH, errno.ECONNRESET})
+
+
+def _not_made_yet(key: str, folder: Path, exc: OSError, reload: bool
+                  ) -> FolderNotMade | None:
+    """A folder refused for a reason that passes without a change of the configuration:
+    no room on its file system (or quota), or its share away or failing. "Create it or
+    fix the key" would send the admin to the file, and the exit 2 of a configuration
+    error leaves the daemon down once the disk is freed; None for any other refusal."""
+    if exc.errno in NO_ROOM:
+        fix = describe(exc)  # the error, and the fix: free space, or raise the quota
+    elif exc.errno in _SHARE_AWAY:
+        fix = (f"{exc.strerror or exc} ({exc.filename or folder}) — is its share mounted "
+               "and reachable? Check it (findmnt, the server's or NAS's state)")
+    else:
+        return None
+    then = ("then reload again" if reload
+            else "the next start makes it (systemd starts outboxd again by itself)")
+    return FolderNotMade(f"{key}: cannot create {unquoted(str(folder))}: {fix}; {then}")
 
 
 def _target(settings: Settings) -> Path | None:

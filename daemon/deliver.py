@@ -12,7 +12,6 @@ import base64
 import http.cookiejar
 import json
 import os
-import random
 import re
 import threading
 import urllib.parse
@@ -90,27 +89,6 @@ class Shared:
                 scrub = getattr(retired, "scrub", str)  # never the token, whatever it says
                 logs.get().warning("the replaced deliverer did not close cleanly",
                                    error=scrub(f"{type(exc).__name__}: {exc}"))
-
-
-RETRY_AFTER_LIMIT = 86400.0  # a Retry-After over 24 h counts as 24 h
-
-
-def backoff_ceiling(attempt: int, base: float, cap: float) -> float:
-    """`base` doubled at each attempt after the first, at most `cap`: the back-off's
-    schedule without jitter (the outbox's looks during an outage wait exactly this)."""
-    # Retries go on without limit: clamp the exponent, or 2**n overflows a float.
-    return min(cap, base * 2.0 ** min(max(0, attempt - 1), 60))
-
-
-def backoff(attempt: int, base: float, cap: float, retry_after: float | None = None,
-            rng: random.Random | None = None) -> float:
-    """Exponential backoff with full jitter, capped at `cap`; a server's
-    Retry-After is a floor even above the cap (docs/protocol.md, Answers): a receiver that
-    says "come back in an hour" is not asked again every five minutes."""
-    delay = (rng or random).uniform(0, backoff_ceiling(attempt, base, cap))
-    if retry_after is not None:
-        delay = max(delay, min(retry_after, RETRY_AFTER_LIMIT))
-    return delay
 
 
 WRITE_SIZE = 64 * 1024

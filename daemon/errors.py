@@ -6,7 +6,9 @@ calls them, so the pipeline only ever decides on *our* kinds:
 
     OutboxdError
     ├── ConfigError          bad or missing configuration: exit 2, no start
-    │   └── OutboxNotReachable   the outbox is not there (a share not mounted): run exits 1
+    │   └── NotReady             the environment is not (yet) fit to start in: run exits 1
+    │       ├── OutboxNotReachable   the outbox is not there (a share not mounted)
+    │       └── FolderNotMade        a folder the daemon writes cannot be made (full, away)
     ├── UsageError           a command line that cannot be carried out: exit 2
     ├── InputError           one input file breaks a rule (names file, rule, fix)
     │   ├── HostileInput     XML with entities/DTDs, links, FIFOs, devices
@@ -42,13 +44,31 @@ class ConfigError(OutboxdError):
         super().__init__(where + "; ".join(self.problems))
 
 
-class OutboxNotReachable(ConfigError):
+class NotReady(ConfigError):
+    """A start that the environment stops, not the configuration: it may pass by itself
+    or by the admin's hand without a change of the file. `run` exits 1 for it (the start
+    failed, and may pass later: systemd's Restart=on-failure starts it again until it
+    does), not the 2 of a configuration error, which the unit does not restart. The
+    other commands refuse it as any configuration error (exit 2): an admin at the prompt
+    is told at once. `what`: the start's failure in a few words, for `run`'s line."""
+
+    what = "what it needs is not there yet"
+
+
+class OutboxNotReachable(NotReady):
     """[outbox] path names no folder that can be looked at: most likely its share is not
-    mounted (yet), or the NAS behind it reboots — the environment's fault, not the file's.
-    `run` exits 1 for it (the start failed, and may pass later: systemd's
-    Restart=on-failure starts it again until the share is there), not the 2 of a
-    configuration error, which the unit does not restart. The other commands refuse it
-    as any configuration error (exit 2): an admin at the prompt is told at once."""
+    mounted (yet), or the NAS behind it reboots — the environment's fault, not the file's."""
+
+    what = "the outbox is not reachable"
+
+
+class FolderNotMade(NotReady):
+    """A folder the daemon writes to (sent/, quarantine/, processing, the state dir, a
+    directory target) cannot be made for want of room (a full disk, a used-up quota) or
+    because its share is away: freeing space or mounting the share is the fix, after which
+    the next start makes it."""
+
+    what = "a folder it writes to cannot be made"
 
 
 class UsageError(OutboxdError):

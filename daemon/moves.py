@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from daemon.archive import place, reason_papers, reason_record, receipt_papers, target_for
+from daemon.backoff import backoff
 from daemon.bundle import Bundle, Finding, reasons_of
 from daemon.claim import copy_tag
 from daemon.config import Settings
-from daemon.deliver import backoff
 from daemon.errors import describe
 from daemon.foldermounts import FolderMounts
 from daemon.journal import QUARANTINING, Journal, Row, iso_in, now_iso, parse_iso

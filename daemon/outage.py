@@ -16,7 +16,7 @@ from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
-from daemon.deliver import backoff_ceiling
+from daemon.backoff import backoff_ceiling
 from daemon.errors import describe
 
 FIRST_LOOK = 1.0  # seconds after the first failed look

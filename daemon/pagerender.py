@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from daemon.clerkwords import for_clerks
+from daemon.clerkwords import for_clerks, unrecorded_for_clerks
 from daemon.journal import CLAIMING, DELIVERED, QUARANTINING, Row, readable
 from daemon.leftalone import LeftBehind
 from daemon.names import attachment_folders, stem
@@ -110,7 +110,8 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
            release_suffix: str = ".send-anyway", body_only: bool = False,
            refused: Mapping[str, str] | None = None, sidecar_suffix: str = "",
            left: Sequence[LeftBehind] = (), strays: Sequence[Stray] = (),
-           unattached: str | None = None, more: Mapping[str, int] | None = None) -> str:
+           unattached: str | None = None, more: Mapping[str, int] | None = None,
+           journal_failure: str = "") -> str:
     """The whole page. With body_only the time written is left out (for change checks).
     `refused`: root files left alone, invoice files that cannot be used and files that
     are no invoice file (name as shown → why); `left`: the
@@ -118,7 +119,9 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
     invoice files, from which nothing is sent; `unattached`: [policy] unattached, to say
     what happens at a waiting bundle's deadline; `more`: of the sections "sent" and
     "quarantined", how many rows of today earlier than those in `rows` (which then hold
-    at least the latest FINISHED_SHOWN of each): counted, never listed."""
+    at least the latest FINISHED_SHOWN of each): counted, never listed;
+    `journal_failure`: why the journal cannot be written ("" while it can), said first in
+    a clerk's words."""
     today = written_at.astimezone(UTC).strftime("%Y-%m-%d")
     sec = sections(rows, today)
     more = more or {}
@@ -128,6 +131,8 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
               ("Quarantined today", len(sec["quarantined"]) + more.get("quarantined", 0)),
               ("Sent today", len(sec["sent"]) + more.get("sent", 0))]
     parts: list[str] = []
+    if (unrecorded := unrecorded_for_clerks(journal_failure)) is not None:
+        parts.append(f'<p class="stopped">{text(unrecorded)}</p>')
     parts.append('<ul class="counts">' + "".join(
         f"<li><b>{n}</b>{text(title)}</li>" for title, n in counts) + "</ul>")
 

@@ -42,6 +42,7 @@ class Publisher:
         self._status_changes = -1
         self._status_failure = ""
         self._page_changes = -1
+        self._page_failure = ""  # the journal's failure the page last showed
         self._page_hinted = False
         self._dirs: frozenset[tuple[str, int]] = frozenset()  # the root's folders, last listed
         self._away = False  # the outbox, and so the page in it, cannot be reached
@@ -115,7 +116,10 @@ class Publisher:
         if (journal.changes != self._status_changes or journal.failure != self._status_failure
                 or self._status_hinted) and timers.due_at(STATUS) is None:
             timers.at(STATUS, max(now, self._status_at + STATUS_EVERY))
-        if (journal.changes != self._page_changes or self._page_hinted) \
+        # The page too says why nothing moves while the journal cannot be written, and
+        # stops saying it once it can: neither changes a row.
+        if (journal.changes != self._page_changes or self._page_hinted
+                or journal.failure != self._page_failure) \
                 and not self._away and timers.due_at(PAGE) is None:
             timers.at(PAGE, max(now, self.page.next_at()))
 
@@ -132,6 +136,7 @@ class Publisher:
             self._page_hinted = True  # set before the outbox went: written once it is back
         elif key == PAGE:
             self._page_changes, self._page_hinted = journal.changes, False
+            self._page_failure = journal.failure
             self.page.refresh(journal, settings, candidates, refused)
 
     def stopped(self, journal: Journal, settings: Settings,

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from daemon.backoff import backoff
 from daemon.config import Settings
-from daemon.deliver import Deliverer, Shared, backoff
+from daemon.deliver import Deliverer, Shared
 from daemon.errors import Paused, Retryable
 from daemon.journal import Journal, iso_in
 from daemon.pause import HELD_BACK, DeliveryPause

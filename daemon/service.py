@@ -233,6 +233,8 @@ class Service(Changes, Reloading, Stopping):
         # Before anything of the state dir is used: a second daemon on it stops here.
         statelock.hold(s.paths.state_dir)
         self._state_dir = s.paths.state_dir
+        # Held, before the readers write there: no temp in the compile cache is in use.
+        einvoice.drop_cache_temps(s.paths.state_dir / "einvoice")
         self._start_rules(s)  # a broken install stops the start (exit 2)
         self.journal = Journal(s.journal_path)
         restore_sent(self.journal, s.sent_dir, s.policy.duplicate_window_days)  # before sending

@@ -65,8 +65,14 @@ def hold(state_dir: Path) -> None:
         except OSError:
             os.close(fd)
             raise
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+    except OSError as exc:  # a full state dir: this start ends here, the lock with it
+        os.close(fd)
+        # Written through a descriptor, the error names no file: the admin's line must
+        # say which disk is full (`run` exits 1 with it, and systemd tries again).
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     _held[path] = (fd, 1)
 
 

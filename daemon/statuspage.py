@@ -199,7 +199,8 @@ class StatusPage:
         self._report_left(left)
         return render(rows, idle, now, share.release_suffix, body_only=True, refused=refused,
                       sidecar_suffix=settings.outbox.sidecar_suffix, left=left, strays=strays,
-                      unattached=settings.policy.unattached, more=more)
+                      unattached=settings.policy.unattached, more=more,
+                      journal_failure=journal.failure)
 
     def _report_left(self, left: Sequence[LeftBehind]) -> None:
         """A look-alike left in the outbox by a quarantine, logged once for as long as it

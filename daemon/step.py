@@ -48,6 +48,10 @@ class Known:
     # Why NAME.errors.txt could not be written for this snapshot (said once, not at each
     # try again); "" when it was, or was not tried yet.
     errors_file_error: str = ""
+    # Why the last claim of this snapshot failed, as (cause, error line): said once per
+    # cause while the claim is tried every rescan_seconds (a full share may last hours),
+    # and once more when a claim then works; None: no claim of it failed.
+    claim_failure: tuple[str, str] | None = None
     error: str | None = None  # why the bundle could not be read (shown by status)
     # When to read it again (monotonic): a fault of the machine or the share, which
     # brings no event when it passes. None: read again when the files change.

@@ -82,6 +82,50 @@ class TestClaimFailure:
         assert "write access to the outbox and to the bundle's folders themselves" in error
         assert str(s.outbox.path) not in error and "Errno" not in error
 
+    def test_a_claim_that_keeps_failing_is_said_once_per_cause_and_once_when_it_works(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A share that stays full for hours fails the claim at every rescan, each time
+        with another work folder in the line: "cannot claim bundle" is logged (an error)
+        at the first try only, again when the cause changes (full → permission denied),
+        and once at info when a claim works ("bundle claimed now"); the journal's error
+        (status, the page) stays each try's. Injected here (the work folder's mkdir
+        refused); tests/faults/test_full_share.py fills a real ext4."""
+        import errno
+
+        from daemon import claims as claims_module
+        from daemon.errors import NothingClaimed
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        real_claim = claims_module.claim
+        causes = [errno.ENOSPC, errno.ENOSPC, errno.ENOSPC, errno.EACCES, errno.EACCES]
+
+        def refused_then_claimed(c: Candidate, work: Path, *args: object, **kwargs: object
+                                 ) -> Candidate:
+            if causes:
+                cause = causes.pop(0)
+                raise NothingClaimed(OSError(cause, os.strerror(cause), str(work)))
+            return real_claim(c, work, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(claims_module, "claim", refused_then_claimed)
+        period = s.outbox.rescan_seconds
+        with capture_logs() as logs:
+            for turn in range(5):
+                assert step(p, cand, turn * period).claimed is None
+                [row] = p.j.rows(("settling",))
+                assert os.strerror(errno.ENOSPC if turn < 3 else errno.EACCES).lower() in (
+                    row.last_error or "").lower()
+            row_id = step(p, cand, 5 * period).claimed
+        assert row_id is not None
+        said = [(e["event"], e["log_level"], e.get("error", "")) for e in logs
+                if "claim" in e["event"] and e["event"] != "bundle claimed"]
+        assert [(event, level) for event, level, _ in said] == [
+            ("cannot claim bundle; will try again", "error"),
+            ("cannot claim bundle; will try again", "error"),
+            ("bundle claimed now; its claim had failed before", "info")], said
+        assert "No space left on device" in said[0][2] and "free space" in said[0][2]
+        assert "permission denied" in said[1][2] and "permission denied" in said[2][2]
+
     def test_a_claim_undone_for_a_folder_it_may_not_move_is_retried_without_a_read(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """The invoice file moved into processing and back, as a sidecar outboxd may not

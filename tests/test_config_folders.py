@@ -4,6 +4,7 @@ at start, never through a link, the processing folder on the outbox's file syste
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 
 from daemon.config import Settings
 from daemon.config_folders import folder_problems, prepare_folders
-from daemon.errors import ConfigError
+from daemon.errors import ConfigError, NotReady
 
 
 def test_processing_on_another_file_system_than_the_outbox_stops_the_start(
@@ -139,3 +140,46 @@ def test_a_start_makes_a_directory_target_with_its_parents(tmp_path: Path) -> No
     s = _on_a_share(tmp_path)
     prepare_folders(s)
     assert (tmp_path / "share" / "out" / "t").is_dir()
+
+
+@pytest.mark.parametrize("key", ["sent", "quarantine", "processing", "state_dir", "target"])
+@pytest.mark.parametrize("error", [errno.ENOSPC, errno.EDQUOT, errno.ENOTCONN])
+def test_a_folder_that_a_full_disk_or_an_absent_share_refuses_stops_the_start_to_be_retried(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str, error: int) -> None:
+    """A folder made at start that the disk refuses for want of room (or quota), or whose
+    share is away (injected here; tests/faults/test_full_share.py on a real full ext4),
+    stops the start as the environment's (NotReady: `run` exits 1, which systemd
+    restarts), naming the key, the real cause and its fix — not "create it or fix the
+    key", a configuration error (exit 2) that leaves the daemon down once space is back.
+    Any other refusal (here EACCES) stays a configuration error."""
+    (tmp_path / "outbox").mkdir()
+    folders = {"sent": tmp_path / "sent", "quarantine": tmp_path / "quarantine",
+               "processing": tmp_path / "outbox" / ".outboxd" / "processing",
+               "state_dir": tmp_path / "state", "target": tmp_path / "target"}
+    s = Settings(outbox={"path": str(tmp_path / "outbox")},
+                 paths={"state_dir": str(folders["state_dir"]), "sent": str(folders["sent"]),
+                        "quarantine": str(folders["quarantine"])},
+                 delivery={"transport": "directory", "target": str(folders["target"])})
+    real, refused = Path.mkdir, folders[key]
+    failing = [error]
+
+    def mkdir(self: Path, *args: Any, **kwargs: Any) -> None:
+        if self == refused:
+            raise OSError(failing[0], os.strerror(failing[0]), str(self))
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    with pytest.raises(NotReady) as info:
+        prepare_folders(s)
+    named = "[delivery] target" if key == "target" else f"[paths] {key}"
+    line = str(info.value)
+    assert line.startswith(f"{named}: cannot create {refused}: {os.strerror(error)}"), line
+    if error == errno.ENOTCONN:
+        assert "is its share mounted and reachable?" in line, line
+    else:
+        assert "free space on that file system, or raise the disk quota" in line, line
+    assert "create it or fix" not in line and "the next start makes it" in line, line
+    failing[0] = errno.EACCES
+    with pytest.raises(ConfigError) as info:
+        prepare_folders(s)
+    assert not isinstance(info.value, NotReady), info.value

@@ -1,4 +1,4 @@
-"""Delivery (docs/protocol.md): the multipart request, backoff, secrets scrubbed from
+"""Delivery (docs/protocol.md): the multipart request, secrets scrubbed from
 answers. (What an answer means: test_answers.py; TLS: test_tls.py; the directory
 transport: test_directory.py.)
 
@@ -15,7 +15,6 @@ import html
 import io
 import json
 import os
-import random
 import re
 import resource
 import socket
@@ -39,7 +38,6 @@ from daemon.deliver import (
     WRITE_SIZE,
     Coalesced,
     HttpDeliverer,
-    backoff,
     make_deliverer,
 )
 from daemon.errors import InputError, Paused, Rejected, Retryable
@@ -390,7 +388,7 @@ class TestHttpRequest:
             d.close()
 
 
-# ------------------------------------------------------------------ backoff
+# ------------------------------------------------------------------ secrets
 
 TOKEN = "Sec\\re't9"  # visible ASCII that repr() escapes, as h11 quotes a header
 PASSWORD = "Pass/Word9"  # percent-encoded (Pass%2FWord9) in the url
@@ -482,48 +480,6 @@ def test_a_network_error_without_a_message_is_told_by_its_kind(tmp_path: Path) -
     with pytest.raises(Retryable) as info:
         d.deliver(b, build_manifest(b))
     assert str(info.value) == "cannot reach the receiver at 127.0.0.1:9: ReadError"
-
-
-class TestBackoff:
-    @pytest.mark.parametrize("attempt", [1, 2, 3, 5, 9, 12, 40])
-    def test_within_full_jitter_bounds(self, attempt: int) -> None:
-        """Delay is in [0, min(cap, base * 2**(n-1))]."""
-        rng = random.Random(attempt)
-        ceiling = min(300.0, 1.0 * 2 ** (attempt - 1))
-        delays = [backoff(attempt, 1.0, 300.0, rng=rng) for _ in range(200)]
-        assert all(0 <= d <= ceiling for d in delays)
-        assert max(delays) > ceiling * 0.5  # jitter really spans the range
-
-    def test_jitter_is_random(self) -> None:
-        """Full jitter: not the same delay every time."""
-        rng = random.Random(7)
-        assert len({backoff(4, 1.0, 300.0, rng=rng) for _ in range(20)}) > 1
-
-    def test_seeded_is_reproducible(self) -> None:
-        """Same seed, same delays."""
-        a = [backoff(n, 0.5, 10, rng=random.Random(3)) for n in range(1, 8)]
-        b = [backoff(n, 0.5, 10, rng=random.Random(3)) for n in range(1, 8)]
-        assert a == b
-
-    def test_retry_after_is_a_floor(self) -> None:
-        """Retry-After is honoured as the least delay."""
-        rng = random.Random(1)
-        assert all(backoff(1, 1.0, 300.0, retry_after=30, rng=rng) >= 30 for _ in range(50))
-
-    def test_retry_after_is_a_floor_even_above_retry_max(self) -> None:
-        """A receiver's "come back in an hour" is honoured even above retry_max_seconds
-        (docs/protocol.md, Answers): the next attempt waits the whole hour."""
-        assert backoff(1, 1.0, 300.0, retry_after=3600, rng=random.Random(1)) == 3600.0
-
-    def test_retry_after_over_a_day_counts_as_a_day(self) -> None:
-        """Retry-After values over 24 h wait 24 h, not longer."""
-        assert backoff(1, 1.0, 300.0, retry_after=10 * 86400, rng=random.Random(1)) == 86400.0
-
-    def test_endless_retries_do_not_overflow(self) -> None:
-        """Retries go on without limit: attempt 5000 still gives a delay within the cap."""
-        rng = random.Random(5)
-        assert 0 <= backoff(5000, 1.0, 300.0, rng=rng) <= 300.0
-        assert 0 <= backoff(10**6, 0.05, 0.5, retry_after=0.1, rng=rng) <= 0.5
 
 
 def test_the_body_is_streamed_in_few_large_writes_with_the_same_bytes() -> None:

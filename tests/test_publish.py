@@ -151,6 +151,38 @@ def test_status_says_why_nothing_moves_while_the_journal_cannot_be_written(
     assert sent[-1] == "STATUS=1 settling, 0 sent today"
 
 
+def test_the_page_says_why_nothing_moves_while_the_journal_cannot_be_written(
+        tmp_path: Path) -> None:
+    """A full disk under state_dir changes no row, so the page would go on showing its
+    lists (a bundle waiting, none of the files dropped since) as if outboxd ignored them:
+    the page is written again when writes begin to fail, says first in a clerk's words
+    that nothing is sent, that nothing is lost and to tell the admin — never the admin's
+    error (a path on the server, [paths] state_dir) — and is written again without it
+    once a write succeeds."""
+    settings = _settings(tmp_path)
+    page = settings.outbox.path / "outboxd-status.html"
+    journal = Journal(tmp_path / "journal.sqlite3")
+    journal.create("INV-1.xml", "waiting", invoice_ids=["INV-1"], unattached_ids=["INV-1"])
+    clock = [1000.0]
+    publisher = Publisher(clock=lambda: clock[0])
+    page_asked = _asker(publisher, journal, settings)
+    assert page_asked() and "Nothing is being sent" not in page.read_text("utf-8")
+    assert not page_asked()  # idle
+    journal._failed(sqlite3.OperationalError("database or disk is full"))
+    clock[0] += 3.0  # past the page's pace
+    assert page_asked()
+    text = page.read_text("utf-8")
+    assert "Nothing is being sent at the moment: outboxd cannot write its records" in text
+    assert "Nothing is lost" in text and "Tell the admin" in text
+    assert "state_dir" not in text and str(tmp_path) not in text and "INV-1.xml" in text
+    assert not page_asked()  # said once, not at each turn
+    journal._failing_until = 0.0  # its back-off is over: the next write is tried
+    journal.create("INV-2.xml", "settling")
+    clock[0] += 3.0
+    assert page_asked() and "Nothing is being sent" not in page.read_text("utf-8")
+    journal.close()
+
+
 def test_status_says_since_when_the_outbox_is_not_reachable_and_goes_back_when_it_is(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An outbox away (a share unmounted) changes no count, so `systemctl status` read

@@ -299,6 +299,20 @@ def test_the_start_clears_what_a_killed_run_left_half_written_in_the_directory_t
     assert os.listdir(target) == ["b" * 64]
 
 
+def test_the_start_removes_the_compile_cache_temps_a_killed_run_left(
+        make_service: Any, tmp_path: Path) -> None:
+    """A daemon (or one of its reader processes) killed while it wrote the e-invoice
+    rules' compile cache left a `.tmp-XXXXXXXX.xsl` in the state dir, and each such kill
+    one more, holding space the journal needs. The next start, holding the state dir
+    before its readers write there, removes them; anything else in the cache stays."""
+    cache = tmp_path / "state" / "einvoice"
+    cache.mkdir(parents=True)
+    (cache / ".tmp-k1ll3d_x.xsl").write_text("<xsl:stylesheet cut short")
+    (cache / "notes.txt").write_text("an admin's")
+    make_service()
+    assert os.listdir(cache) == ["notes.txt"]
+
+
 def test_the_start_look_at_what_other_daemons_filed_tells_systemd_the_start_goes_on(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Before READY, the start reads every receipt in sent/'s day folders of yesterday,

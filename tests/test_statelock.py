@@ -66,3 +66,27 @@ def test_within_one_process_the_state_dir_is_held_as_often_as_it_is_taken(
 def test_whether_a_daemon_runs_cannot_be_told_without_the_lock_file(tmp_path: Path) -> None:
     """A state dir no daemon of this version has used: `status` says nothing either way."""
     assert running(tmp_path) is None
+
+
+def test_a_full_state_dir_ends_the_start_naming_the_lock_file_and_holding_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The state dir's disk is full when the daemon writes its process id into the lock
+    file (injected: ENOSPC at that write; tests/faults/test_full_share.py has real full
+    disks): the error names that file, so the admin's line says which disk to free (a
+    write through a descriptor names none), and the lock is not kept: once there is room,
+    the next start in this process takes it."""
+    import errno
+
+    def full(fd: int, data: bytes, offset: int) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(statelock.os, "pwrite", full)
+    with pytest.raises(OSError) as info:
+        hold(tmp_path)
+    assert info.value.errno == errno.ENOSPC
+    assert info.value.filename == str(tmp_path / statelock.LOCK_NAME)
+    assert statelock._held == {} and running(tmp_path) is False
+    monkeypatch.undo()
+    hold(tmp_path)
+    assert running(tmp_path) is True
+    release(tmp_path)

@@ -203,6 +203,38 @@ def test_an_outbox_not_there_at_start_is_restarted_until_its_share_is(tmp_path: 
     assert "missing outbox" not in why
 
 
+def test_a_full_disk_where_a_folder_is_made_at_start_is_restarted_until_there_is_room(
+        tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`outboxd run` whose processing folder a full disk refuses (ENOSPC injected;
+    tests/faults/test_full_share.py on a real full ext4) exits 1, which the unit restarts,
+    not the 2 of a configuration error that RestartPreventExitStatus= leaves down after
+    the disk is freed; its line names the folder, "No space left on device" and the fix."""
+    (tmp_path / "outbox").mkdir()
+    config = tmp_path / "config.toml"
+    config.write_text(f'[outbox]\npath = "{tmp_path / "outbox"}"\n[delivery]\n'
+                      f'url = "http://127.0.0.1:9/x"\n[paths]\n'
+                      f'state_dir = "{tmp_path / "state"}"\n', encoding="utf-8")
+    real, processing = Path.mkdir, tmp_path / "outbox" / ".outboxd" / "processing"
+
+    def mkdir(self: Path, *args: Any, **kwargs: Any) -> None:
+        if self == processing:
+            raise OSError(28, "No space left on device", str(self))
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    try:
+        code = cli.main(["run", "-c", str(config)])
+    finally:
+        logs.configure()  # `run` set up the process's logging from the configuration
+    err = capsys.readouterr().err
+    assert "cannot start: a folder it writes to cannot be made" in err, err
+    assert f"[paths] processing: cannot create {processing}: No space left" in err, err
+    assert "free space on that file system" in err and "configuration error" not in err, err
+    unit = _settings()
+    prevented = {int(c) for v in unit.get("RestartPreventExitStatus", []) for c in v.split()}
+    assert code == EXIT_FAILED and code not in prevented
+
+
 def _comment_above(key: str) -> str:
     """The comment lines right above the unit's first `key=` line, joined by spaces."""
     lines = UNIT.read_text(encoding="utf-8").splitlines()

@@ -8,7 +8,7 @@ from daemon import logs, stdio
 from daemon.actions import EXIT_FAILED, EXIT_USAGE
 from daemon.actions.common import settings_of
 from daemon.config_load import config_path, log_config_anyway
-from daemon.errors import ConfigError, OutboxdError, OutboxNotReachable, refused, unquoted
+from daemon.errors import ConfigError, NotReady, OutboxdError, refused, unquoted
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,12 +25,13 @@ def run(args: argparse.Namespace) -> int:
         # A library's or native code's own lines on fds 1 and 2 too (JSON logging only).
         stdio.take_native_output()
         return Service(settings, config_path=path).run()
-    except OutboxNotReachable as exc:
-        # A share not mounted yet (not in fstab, a NAS rebooting, a stale NFS handle) is
-        # the environment's, and passes: exit 1, which the unit restarts every
-        # RestartSec=, where a configuration error's 2 is not restarted at all.
-        logs.get().error("outboxd cannot start: the outbox is not reachable; systemd "
-                         "starts it again (Restart=on-failure) until it is",
+    except NotReady as exc:
+        # A share not mounted yet (not in fstab, a NAS rebooting, a stale NFS handle), a
+        # full disk where a folder is to be made: the environment's, which passes: exit 1,
+        # which the unit restarts every RestartSec=, where a configuration error's 2 is
+        # not restarted at all (the daemon would stay down after the disk was freed).
+        logs.get().error(f"outboxd cannot start: {exc.what}; systemd starts it again "
+                         "(Restart=on-failure) until it can",
                          source=exc.source or unquoted(str(config_path(args.config))),
                          problems=list(exc.problems))
         return EXIT_FAILED

@@ -3,6 +3,8 @@
 The API the rest of outboxd uses:
 
 * ``load(cache_dir)`` — load the engine once per process (ConfigError if it cannot);
+  ``drop_cache_temps(cache_dir)`` — at the daemon's start, the temps of compile-cache
+  writes a killed process left;
 * ``preflight(data, rel, mode)`` — check one invoice file's bytes → ``Result``
   (``checked`` False: not pre-flighted, e.g. Svefaktura — ``check`` prints a
   ``not-preflighted`` note); ``read_and_preflight(path, rel, mode)`` opens it safely;
@@ -21,7 +23,7 @@ from daemon.config import Settings
 from daemon.einvoice.artefacts import mime_codes, rules_versions
 from daemon.einvoice.embed import Document as EmbeddedDocument
 from daemon.einvoice.embed import documents_for
-from daemon.einvoice.engine import Assertion, Engine, load
+from daemon.einvoice.engine import Assertion, Engine, drop_cache_temps, load
 from daemon.einvoice.preflight import (
     Mode,
     Result,
@@ -33,8 +35,8 @@ from daemon.einvoice.preflight import (
 )
 from daemon.errors import InputError
 
-__all__ = ["Engine", "Mode", "Result", "check_bundle", "check_document", "load", "mime_codes",
-           "preflight", "read_and_preflight", "rules_versions"]
+__all__ = ["Engine", "Mode", "Result", "check_bundle", "check_document", "drop_cache_temps",
+           "load", "mime_codes", "preflight", "read_and_preflight", "rules_versions"]
 
 
 # `outboxd check` says which invoices the rules did not look at, and why.

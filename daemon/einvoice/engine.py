@@ -252,6 +252,29 @@ def _write_quietly(path: Path, text: str) -> None:
                 os.unlink(tmp)
 
 
+# The names _write_quietly's temps get (tempfile.mkstemp: the prefix, 8 characters of
+# its alphabet, the suffix): only such a file is a temp of the cache's.
+_TEMP = re.compile(r"\.tmp-[a-z0-9_]{8}\.xsl")
+
+
+def drop_cache_temps(cache_dir: Path) -> None:
+    """Remove the temps of cache writes that a killed process left in `cache_dir` (its
+    kill between the temp and its rename): no write removes another's, so each would
+    stay for good, holding space in the state dir the journal needs. Only regular files
+    of the temps' own names go; a link or folder of such a name, or any other file,
+    stays. Call it where no cache write is under way: at the daemon's start, holding the
+    state dir, before its reader processes load the engine."""
+    try:
+        with os.scandir(cache_dir) as listing:
+            entries = [e for e in listing if _TEMP.fullmatch(e.name)]
+    except OSError:  # none made yet, or not to be looked at: nothing of ours to remove
+        return
+    for entry in entries:
+        with contextlib.suppress(OSError):
+            if entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+
+
 def _drop_stale(current: Path, name: str) -> None:
     """Compiled copies of this rule set under another key (older rules or compile
     options) are never read again; they go, so the state dir does not grow per update."""

@@ -26,9 +26,10 @@ from typing import Any, Protocol
 import httpx
 
 from daemon.answers import BODY_LIMIT, Receipt
+from daemon.backoff import RETRY_AFTER_LIMIT
 from daemon.bundle import Bundle
 from daemon.config import DeliveryConfig
-from daemon.deliver import RETRY_AFTER_LIMIT, Coalesced, HttpDeliverer
+from daemon.deliver import Coalesced, HttpDeliverer
 from daemon.directory import DirectoryDeliverer, write_document
 from daemon.einvoice.artefacts import mime_codes
 from daemon.einvoice.embed import Document, documents_for

@@ -4,9 +4,10 @@ Stdlib only. This is its HTTP side: the server and the state its handler
 threads share, the request's headers, token and length checked before a byte
 of the body is read, the answer (or the one --fail-first injects: faults.py), a
 connection left usable, and `run()`. What the body becomes in the store is
-receive.py's. Idempotency follows the IETF
-Idempotency-Key draft: 409 while a key is in flight (here), the stored 2xx body
-for a repeat, 422 for a key reused with other content (receive.py).
+receive.py's; the line each request leaves in requests.jsonl, requestlog.py's.
+Idempotency follows the IETF Idempotency-Key draft: 409 while a key is in flight
+(here), the stored 2xx body for a repeat, 422 for a key reused with other content
+(receive.py).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from daemon.receiver import limits
 from daemon.receiver.faults import Fault
 from daemon.receiver.multipart import Body
 from daemon.receiver.receive import receive_bundle, receive_document, whole_answer
+from daemon.receiver.requestlog import RequestLog
 
 MAX_BODY = 2 << 30  # 2 GiB: larger requests are refused before a byte is read
 MAX_DRAIN = 64 << 20  # refused bodies up to this size are read and dropped (see _finish)
@@ -62,7 +64,7 @@ class ReceiverServer(ThreadingHTTPServer):
         self.retry_after = retry_after  # sent with injected 429/503 answers
         self.in_progress: set[str] = set()
         self.responses: dict[str, bytes] = {}
-        self.log_failure = ""  # why requests.jsonl could not be appended to, said once
+        self.request_log = RequestLog(store / "requests.jsonl")
         self.slots = threading.BoundedSemaphore(limits.MAX_CONNECTIONS)
         store.mkdir(parents=True, exist_ok=True)
         for leftover in store.glob(".tmp-*"):  # staging of a receiver that died mid-request
@@ -128,25 +130,6 @@ class ReceiverServer(ThreadingHTTPServer):
     def remember(self, key: str, body: bytes) -> None:
         with self.lock:
             self.responses[key] = body
-
-    def append_log(self, record: dict[str, Any]) -> None:
-        """One line in requests.jsonl. One that cannot be written (a full store) costs the
-        line, never the answer: said once per distinct error, and again once it passes."""
-        line = json.dumps(record, ensure_ascii=False) + "\n"
-        path = self.store / "requests.jsonl"
-        with self.lock:
-            try:
-                with open(path, "a", encoding="utf-8") as fh:
-                    fh.write(line)
-            except OSError as exc:
-                if describe(exc) != self.log_failure:
-                    self.log_failure = describe(exc)
-                    logs.get().error("cannot append to the request log; requests go on "
-                                     "being answered", file=str(path), error=describe(exc))
-                return
-            if self.log_failure:
-                self.log_failure = ""
-                logs.get().info("the request log is written again", file=str(path))
 
 
 class ReceiverHandler(BaseHTTPRequestHandler):
@@ -296,7 +279,7 @@ class ReceiverHandler(BaseHTTPRequestHandler):
                                   "idempotency_key": key or None, "status": status}
         if error:
             record["error"] = error
-        self.server.append_log(record)
+        self.server.request_log.append(record)
         (logs.get().error if status == 507 else logs.get().info)(
             f"POST {self.path} {status}", client=self.address_string(),
                         idempotency_key=key[:12] or None, **({"error": error} if error else {}))

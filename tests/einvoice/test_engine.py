@@ -80,6 +80,35 @@ def test_a_cache_copy_a_full_state_dir_cut_short_leaves_no_temp_file(
     assert list(cache.iterdir()) == []
 
 
+def test_the_temps_a_killed_process_left_in_the_cache_are_removed_and_nothing_else(
+        tmp_path: Path) -> None:
+    """A process killed between a cache write's temp and its rename leaves the temp (no
+    later write removes another's): drop_cache_temps, at a start, removes each regular
+    file named as those temps are (made here by the same mkstemp call), and leaves every
+    other name, a link and a folder of such a name, and the cached copies."""
+    import tempfile
+
+    from daemon.einvoice.engine import drop_cache_temps
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    left = [Path(tempfile.mkstemp(dir=cache, prefix=".tmp-", suffix=".xsl")[1])
+            for _ in range(3)]
+    left[0].write_text("<xsl:stylesheet cut short")
+    kept = [f"cen-{artefacts_hash()[:16]}-compact.xsl", ".tmp-short.xsl", ".tmp-abcdefgh.xsl.1",
+            ".tmp-ABCDEFGH.xsl", ".tmp-abcdefgh.xslt", "tmp-abcdefgh.xsl", "notes.txt"]
+    for name in kept:
+        (cache / name).write_text("kept")
+    outside = tmp_path / "outside.xsl"
+    outside.write_text("not the cache's")
+    (cache / ".tmp-linkedxx.xsl").symlink_to(outside)
+    (cache / ".tmp-folderxx.xsl").mkdir()
+    drop_cache_temps(cache)
+    assert sorted(p.name for p in cache.iterdir()) == sorted(
+        [*kept, ".tmp-linkedxx.xsl", ".tmp-folderxx.xsl"])
+    assert outside.read_text() == "not the cache's"
+    drop_cache_temps(tmp_path / "never-made")  # no cache yet: nothing to do, no error
+
+
 def test_compiled_copies_under_an_older_key_are_not_used_and_are_removed(
         tmp_path: Path) -> None:
     """A copy an older outboxd compiled (other rules, or the full SVRL report) keeps its

@@ -44,6 +44,20 @@ def _hidden_litter(outbox: Path) -> list[str]:
                   if p.name.startswith(".") and p.name != ".outboxd")
 
 
+def _claims_failed(env: Env, invoice_file: str) -> int:
+    """How many claims of `invoice_file` the journal has seen fail (each one's row goes
+    back to settling with "claim failed")."""
+    import sqlite3
+    db = sqlite3.connect(env.state / "journal.sqlite3")
+    try:
+        return db.execute("SELECT count(*) FROM transitions AS t JOIN bundles AS b ON "
+                          "b.id = t.bundle_row WHERE b.invoice_file = ? AND t.to_state = "
+                          "'settling' AND t.detail = 'claim failed'", (invoice_file,)
+                          ).fetchone()[0]
+    finally:
+        db.close()
+
+
 def _lines(log: str, event: str) -> list[str]:
     return [line for line in log.splitlines() if event in line]
 
@@ -74,10 +88,12 @@ def test_full_share_holds_every_bundle_says_why_and_goes_on_once_space_is_back(
     wait_for(lambda: _lines(daemon.stderr(), "cannot write the status page"),
              what="the page's failure said")
     # Two more claims tried (rescan_seconds = 5 here) while still full, the errors file
-    # tried again with them: still nothing written, each said once.
-    wait_for(lambda: len(_lines(daemon.stderr(), "cannot claim bundle")) >= 2, timeout=30,
-             what="the claim tried again")
+    # tried again with them: still nothing written, each said once (each try of the
+    # claim leaves its journal row's "claim failed" again).
+    wait_for(lambda: _claims_failed(env, "INV-1.xml") >= 3, timeout=30,
+             what="the claim tried twice more")
     log = daemon.stderr()
+    assert len(_lines(log, "cannot claim bundle")) == 1, _lines(log, "cannot claim bundle")
     [told] = _lines(log, "cannot write or remove the errors file")
     assert "No space left" in told and "free space on the outbox's file system" in told
     assert (outbox / "INV-1.xml").read_bytes() and (outbox / "INV-1" / "a.pdf").read_bytes() \
@@ -100,6 +116,8 @@ def test_full_share_holds_every_bundle_says_why_and_goes_on_once_space_is_back(
     assert list((outbox / ".outboxd" / "processing").iterdir()) == []
     assert _hidden_litter(outbox) == []
     assert _lines(daemon.stderr(), "errors file beside the invoice file written now")
+    [claimed] = _lines(daemon.stderr(), "bundle claimed now; its claim had failed before")
+    assert "No space left on device" in claimed
     no_traceback(daemon.stderr())
 
 
@@ -187,3 +205,81 @@ def test_full_state_dir_leaves_no_compile_cache_temp(env: Env, mounts: Mounts) -
     Engine(state / "einvoice")
     assert [p.name for p in state.rglob("*")] in (
         [".filler"], [".filler", "einvoice"], ["einvoice", ".filler"]), list(state.rglob("*"))
+
+
+def test_a_start_on_a_full_share_without_its_folders_exits_1_and_starts_once_there_is_room(
+        env: Env, mounts: Mounts, receiver, start_daemon) -> None:
+    """A first start (or one after the processing folder, sent/ and quarantine/ were
+    removed) on a share whose disk is full: `run` cannot make them, says so with "No space
+    left on device" and the fix, and exits 1 — which systemd restarts — not the 2 of a
+    configuration error ("create it or fix [paths] …"), which the unit leaves down after
+    the disk is freed. Once space is back, the same configuration starts and makes them."""
+    import json
+    import subprocess
+
+    from faults.conftest import OUTBOXD
+    share = mounts.ext4(env.root / "share")
+    outbox = share / "outbox"
+    outbox.mkdir()
+    env.write_config(receiver.url, outbox={"path": str(outbox)},
+                     paths={"state_dir": str(env.state), "sent": str(share / "sent"),
+                            "quarantine": str(share / "quarantine")})
+    filler = fill(share)
+    r = subprocess.run([*OUTBOXD, "run", "-c", str(env.config)], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 1, r.stderr
+    [line] = [json.loads(x) for x in r.stderr.splitlines()]
+    assert line["event"].startswith("outboxd cannot start: a folder it writes to cannot be made")
+    [problem] = line["problems"]
+    assert "No space left on device" in problem and "free space on that file system" in problem
+    assert "create it or fix" not in problem
+    no_traceback(r.stderr)
+
+    filler.unlink()
+    start_daemon()
+    assert (outbox / ".outboxd" / "processing").is_dir()
+    assert (share / "sent").is_dir() and (share / "quarantine").is_dir()
+
+
+def test_a_full_receiver_store_leaves_no_torn_line_in_its_request_log(
+        env: Env, mounts: Mounts) -> None:
+    """The reference receiver's store (a small tmpfs) fills while requests.jsonl has room
+    left in its last block only: a longer line would be cut at the block's end, a torn
+    last line that a reader cannot parse and that the next line would be glued to. The
+    line goes in whole or not at all; once there is room the next one is whole."""
+    import json
+
+    from daemon.receiver.requestlog import RequestLog
+    store = mounts.tmpfs(env.root / "store", "2m")
+    log = store / "requests.jsonl"
+    requests = RequestLog(log)
+    requests.append({"status": 201, "n": 1})
+    filler = fill(store)
+    requests.append({"status": 201, "n": 2, "pad": "x" * 6000})
+    assert [json.loads(x)["n"] for x in log.read_text("utf-8").splitlines()] == [1]
+    filler.unlink()
+    requests.append({"status": 201, "n": 3})
+    assert [json.loads(x)["n"] for x in log.read_text("utf-8").splitlines()] == [1, 3]
+
+
+def test_a_start_on_a_full_state_dir_exits_1_naming_the_file_it_could_not_write(
+        env: Env, mounts: Mounts) -> None:
+    """The state dir (a small tmpfs) is full at a start: `run` exits 1 — restarted by
+    systemd, and so running by itself once there is room — with "No space left on
+    device", the file it could not write (the lock file, in the state dir) and the fix,
+    no traceback."""
+    import json
+    import subprocess
+
+    from faults.conftest import OUTBOXD
+    state = mounts.tmpfs(env.state, "1m")
+    env.write_config("http://127.0.0.1:9/x")
+    fill(state)
+    r = subprocess.run([*OUTBOXD, "run", "-c", str(env.config)], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 1, r.stderr
+    [line] = [json.loads(x) for x in r.stderr.splitlines()]
+    assert "No space left on device" in line["error"], line
+    assert str(state / "outboxd.pid") in line["error"], line
+    assert "free space on that file system" in line["error"], line
+    no_traceback(r.stderr)

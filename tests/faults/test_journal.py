@@ -56,6 +56,32 @@ def test_full_state_disk_reports_the_real_error_once_and_recovers(
     no_traceback(daemon.stderr())
 
 
+def test_full_state_disk_is_said_on_the_clerks_page_until_the_journal_is_written_again(
+        env: Env, mounts: Mounts, receiver, start_daemon) -> None:
+    """The state dir (its own small tmpfs) fills while the daemon runs, and an invoice
+    file is dropped (alone: no new folder, which would ask for the page by itself):
+    nothing can be recorded, so no row changes, yet the page in the outbox (on another
+    disk) says at its top, in a clerk's words, that nothing is sent, that nothing is lost
+    and to tell the admin. Once space is back the file is recorded and listed, and the
+    page no longer says so."""
+    mounts.tmpfs(env.state, "8m")
+    env.write_config(receiver.url)
+    daemon = start_daemon()
+    page = env.outbox / "outboxd-status.html"
+    wait_for(page.exists, what="the first page")
+    filler = fill(env.state)
+    drop_bundle(env.outbox, "INV-6", {})
+    wait_for(lambda: "disk is full" in daemon.stderr(), what="the journal error")
+    wait_for(lambda: "Nothing is being sent at the moment" in page.read_text("utf-8"),
+             what="the page to say why nothing moves")
+    assert "state_dir" not in page.read_text("utf-8")
+    filler.unlink()
+    wait_for(lambda: "Nothing is being sent" not in page.read_text("utf-8")
+             and "INV-6.xml" in page.read_text("utf-8"), timeout=30,
+             what="the page listing the file, without it")
+    no_traceback(daemon.stderr())
+
+
 def test_journal_deleted_while_running_stops_daemon_and_costs_no_second_sending(
         env: Env, receiver, start_daemon) -> None:
     """Case 6: the journal deleted under a running daemon is noticed: it stops with a clear

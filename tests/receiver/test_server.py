@@ -176,13 +176,13 @@ class TestStoreFull:
         tmpfs.)"""
         url = start(store)
         sent = make_sent(tmp_path)
-        from daemon.receiver import receive, server
+        from daemon.receiver import receive, requestlog
 
         def full(*args: object, **kwargs: object) -> None:
             raise OSError(code, os.strerror(code), str(store / "x"))
 
         monkeypatch.setattr(receive, "write_atomic", full)
-        monkeypatch.setattr(server, "open", full, raising=False)  # requests.jsonl
+        monkeypatch.setattr(requestlog, "append_whole", full)  # requests.jsonl
         with capture_logs() as said:
             answers = [post(url, sent) for _ in range(2)]
         assert [a.status_code for a in answers] == [507, 507]
