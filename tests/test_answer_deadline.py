@@ -3,18 +3,15 @@ docs/protocol.md): receivers that keep a delivery waiting before their status li
 as a retried timeout, over plain HTTP, TLS, a proxy and Basic auth alike; a kept-alive
 connection gives each request its own time, and an upload's time does not count.
 
-Against a raw-socket receiver on 127.0.0.1, which paces its bytes as a misbehaving
-receiver would; the tests themselves only wait on the deliverer.
+Against a raw-socket receiver on 127.0.0.1 (rawreceiver.py), which paces its bytes as
+a misbehaving receiver would; the tests themselves only wait on the deliverer.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import re
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -23,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+from rawreceiver import RawReceiver, created
 from test_deliver import URL, attachment, http_cfg, make_bundle
 from test_tls import _certificates
 
@@ -40,103 +38,12 @@ PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_P
                    "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
 
 
-class RawReceiver:
-    """A receiver on 127.0.0.1 writing raw bytes, for answers no HTTP server library
-    gives. Each request on a connection (kept alive for the next) is read whole, by
-    `take_body` (at once unless given), then `answer(rx, conn, n)` writes what the n-th
-    request (from 0) gets. With `tls`, TLS from the first byte, or with `tunnel` after
-    a CONNECT, answered 200 (a proxy in front of an https:// receiver). Keeps what the
-    tests assert: connections accepted, each request's head, and how long each body
-    took to arrive."""
-
-    def __init__(self, answer: Callable[[RawReceiver, socket.socket, int], None], *,
-                 tls: ssl.SSLContext | None = None, tunnel: bool = False,
-                 take_body: Callable[[RawReceiver, socket.socket, int, bytes], None]
-                 | None = None) -> None:
-        self._answer = answer
-        self._tls = tls
-        self._tunnel = tunnel
-        self._take_body = take_body or _take_at_once
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        # A small window: a slow reader holds the sender back sooner.
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
-        self.port: int = self.listener.getsockname()[1]
-        self.stopped = threading.Event()
-        self.connections = 0
-        self.heads: list[str] = []
-        self.uploads: list[float] = []
-
-    def pace(self, seconds: float) -> bool:
-        """The receiver's own pace (not a synchronisation): False once the test is over."""
-        return not self.stopped.wait(seconds)
-
-    def __enter__(self) -> RawReceiver:
-        threading.Thread(target=self._serve, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stopped.set()
-        self.listener.close()
-
-    def _serve(self) -> None:
-        n = 0
-        while not self.stopped.is_set():
-            try:
-                conn, _ = self.listener.accept()
-                conn.settimeout(GIVE_UP * 2)  # never a thread left behind for ever
-                if self._tls is not None and not self._tunnel:
-                    conn = self._tls.wrap_socket(conn, server_side=True)
-            except OSError:
-                return
-            self.connections += 1
-            with conn, contextlib.suppress(OSError):
-                while (head := _read_head(conn)) is not None:
-                    text, _, rest = head.partition(b"\r\n\r\n")
-                    self.heads.append(text.decode("latin-1"))
-                    if text.startswith(b"CONNECT ") and self._tls is not None:
-                        conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-                        conn = self._tls.wrap_socket(conn, server_side=True)
-                        continue
-                    length = int(re.search(rb"(?i)content-length: *(\d+)", text).group(1))
-                    started = time.monotonic()
-                    self._take_body(self, conn, length, rest)
-                    self.uploads.append(time.monotonic() - started)
-                    self._answer(self, conn, n)
-                    n += 1
-
-
-def _read_head(conn: socket.socket) -> bytes | None:
-    """A request's head and what came after it; None when the connection ends first."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = conn.recv(65536)
-        if not chunk:
-            return None
-        data += chunk
-    return data
-
-
-def _take_at_once(rx: RawReceiver, conn: socket.socket, length: int, got: bytes) -> None:
-    size = len(got)
-    while size < length:
-        chunk = conn.recv(min(65536, length - size))
-        if not chunk:
-            raise OSError("the request ended early")
-        size += len(chunk)
-
-
 def processing_without_end(rx: RawReceiver, conn: socket.socket, n: int) -> None:
     """`102 Processing` every 0.2 s and never a final answer (until GIVE_UP)."""
     until = time.monotonic() + GIVE_UP
     while time.monotonic() < until and rx.pace(0.2):
         conn.sendall(b"HTTP/1.1 102 Processing\r\n\r\n")
     conn.close()
-
-
-def created(receipt_id: str) -> bytes:
-    body = f'{{"receipt_id": "{receipt_id}"}}'.encode()
-    return (b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
-            + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
 
 
 def deliver_once(tmp_path: Path, cfg: DeliveryConfig) -> Any:
