@@ -1,7 +1,8 @@
 """The receiver's whole answer within [delivery] timeout_seconds (daemon/answer_deadline.py,
 docs/protocol.md): receivers that keep a delivery waiting before their status line end
 as a retried timeout, over plain HTTP, TLS, a proxy and Basic auth alike; a kept-alive
-connection gives each request its own time, and an upload's time does not count.
+connection gives each request its own time, and an upload's time is not taken from the
+answer's; an upload has a bound of its own (timeout_seconds, and as much again a MiB).
 
 Against a raw-socket receiver on 127.0.0.1 (rawreceiver.py), which paces its bytes as
 a misbehaving receiver would; the tests themselves only wait on the deliverer.
@@ -225,6 +226,44 @@ class TestAnswersInTime:
                 d.close()
         assert receipt.receipt_id == "R-big"
         assert rx.uploads[0] > 1.5  # the upload did take longer than timeout_seconds
+
+    def test_an_upload_the_receiver_takes_in_too_slowly_is_a_timeout(
+            self, tmp_path: Path) -> None:
+        """A receiver that reads a 12 MiB bundle at some 320 KiB/s (each write taken
+        within timeout_seconds = 0.5, the whole upload some 40 s) would hold the
+        delivery worker until it is done: the upload's time (0.5 s, and 0.5 s a MiB
+        written) ends the attempt as a retried timeout within seconds, no receipt."""
+        def take_at_a_crawl(rx: RawReceiver, conn: socket.socket, length: int,
+                            got: bytes) -> None:
+            size = len(got)
+            while size < length and rx.pace(0.1):
+                chunk = conn.recv(min(32 << 10, length - size))
+                if not chunk:
+                    raise OSError("the request ended early")
+                size += len(chunk)
+
+        work = tmp_path / "work"
+        bundle = make_bundle(work)
+        big = attachment(work, "INV-2", "batch-42/INV-2/hours.csv", b"1;2\n" * (3 << 20),
+                         "text/csv")
+        bundle = replace(bundle, attachments=(*bundle.attachments, big))
+        with RawReceiver(lambda rx, conn, n: conn.sendall(created("R-slow")),
+                         take_body=take_at_a_crawl) as rx:
+            d = HttpDeliverer(http_cfg(url=f"http://127.0.0.1:{rx.port}/b",
+                                       timeout_seconds=0.5))
+            started = time.monotonic()
+            try:
+                outcome: Any = d.deliver(bundle, build_manifest(bundle))
+            except Retryable as exc:
+                outcome = exc
+            finally:
+                d.close()
+            elapsed = time.monotonic() - started
+        assert isinstance(outcome, Retryable) and outcome.status is None, outcome
+        assert "timed out talking to the receiver (WriteTimeout)" in str(outcome)
+        # At most 0.5 s + 0.5 s for each of the 12 MiB: what was written by then
+        # (the socket buffers' few MiB at once, then the crawl) ends it sooner.
+        assert elapsed < 0.5 * 13 + 1, elapsed
 
     def test_no_proxy_still_sends_the_post_straight(
             self, tmp_path: Path, no_proxies: pytest.MonkeyPatch) -> None:
