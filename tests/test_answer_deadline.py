@@ -86,6 +86,24 @@ def no_proxies(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     return monkeypatch
 
 
+def test_a_connection_the_receiver_never_accepts_is_a_timeout_after_the_connect_bound(
+        tmp_path: Path) -> None:
+    """A receiver whose SYNs go unanswered (here a listener on 127.0.0.1 whose one-place
+    queue is full, so the kernel drops them, as a firewall that drops packets does):
+    with connect_timeout_seconds = 0.5 the attempt is a retried ConnectTimeout within
+    about that, not the kernel's own minutes of SYN retries."""
+    with socket.create_server(("127.0.0.1", 0), backlog=0) as listener:
+        port = listener.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)):  # fills the queue
+            started = time.monotonic()
+            outcome = deliver_once(tmp_path, http_cfg(url=f"http://127.0.0.1:{port}/b",
+                                                      connect_timeout_seconds=0.5))
+            elapsed = time.monotonic() - started
+    assert isinstance(outcome, Retryable) and outcome.status is None, outcome
+    assert "timed out talking to the receiver (ConnectTimeout)" in str(outcome)
+    assert 0.4 <= elapsed < 3, elapsed
+
+
 class TestAnswersThatNeverCome:
     def test_102_processing_without_end_is_a_timeout(self, tmp_path: Path) -> None:
         """A receiver that answers `102 Processing` every 0.2 s and never a final status
