@@ -114,6 +114,20 @@ class TestAnswersThatNeverCome:
         assert "timed out talking to the receiver" in str(outcome)
         assert 0.9 <= elapsed < 5, elapsed
 
+    def test_100_continue_and_then_nothing_is_a_timeout(self, tmp_path: Path) -> None:
+        """A receiver that answers `100 Continue` (unasked: outboxd sends no Expect
+        header) and then nothing until GIVE_UP: with timeout_seconds = 1 the attempt
+        fails as a retried timeout about a second after the request."""
+        def continue_then_silence(rx: RawReceiver, conn: socket.socket, n: int) -> None:
+            conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+            rx.pace(GIVE_UP)
+            conn.close()
+
+        outcome, elapsed = deliver_with_one_second(tmp_path, continue_then_silence)
+        assert isinstance(outcome, Retryable) and outcome.status is None, outcome
+        assert "timed out talking to the receiver" in str(outcome)
+        assert 0.9 <= elapsed < 5, elapsed
+
     def test_a_status_line_sent_a_byte_at_a_time_is_a_timeout(self, tmp_path: Path) -> None:
         """A receiver that sends `HTTP/1.1 201 Created` and its headers one byte every
         0.2 s (the whole answer would take about 9 s): with timeout_seconds = 1 the
