@@ -12,6 +12,18 @@ httpcore.ReadTimeout, which reaches HttpDeliverer.failure as httpx.ReadTimeout: 
 retry, nothing dropped. The body is under the same clock: read_answer keeps what came
 and notes the cut, and the status line decides.
 
+The upload has a clock of its own. httpcore bounds each send() by the write timeout, and
+a send returns once the receiver has taken in a few bytes: a receiver that reads the
+request a little at a time, just often enough, held a delivery worker for as long as
+the bundle's size divided by its pace (4 MB at 30 KB/s: over two minutes with
+timeout_seconds = 3; an hour and more at the default 60). Each request's writes now
+share `seconds` plus `seconds` for every MiB written (UPLOAD_MIB): at the default, at
+least some 17 KiB/s on average, which any link a bundle goes over keeps. When that time
+is up the write fails as httpcore.WriteTimeout, a retry like any timeout. A plain
+connection's bytes go out by one sendall() under what is left of that time (httpcore's
+own write would wait that long again after each partial send); a TLS stream's write is
+one SSL write or one sendall() already, bounded as a whole.
+
 Why a network backend: httpcore's `network_backend=` (public, on ConnectionPool,
 HTTPProxy and SOCKSProxy) sees every read and write of every connection below the HTTP
 parser, also after TLS is started (start_tls hands back a new stream, wrapped in turn)
@@ -38,10 +50,15 @@ import httpx
 
 from daemon.errors import ConfigError
 
+# The upload's time: `seconds`, and `seconds` again for each of these many bytes written.
+UPLOAD_MIB = 1 << 20
+
 
 class _AnswerClockStream(httpcore.NetworkStream):
     """A connection's stream whose reads, from the first after a write until the next
-    write, share `seconds` between them."""
+    write, share `seconds` between them; and whose writes, from the first after a read
+    (or the connection's first) until the next read, share `seconds` and `seconds` more
+    for every UPLOAD_MIB bytes they write."""
 
     def __init__(self, inner: httpcore.NetworkStream, seconds: float) -> None:
         self._inner = inner
@@ -53,14 +70,20 @@ class _AnswerClockStream(httpcore.NetworkStream):
         # Never to carry another request (stale_answer()): told to the pool as readable,
         # which is how httpcore knows an idle connection the server has ended.
         self.spoiled = False
+        self._upload_since: float | None = None  # None: the next write begins a request
+        self._written = 0
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        # A request going out (also the next one on a kept-alive connection): its answer
-        # gets a clock of its own, started by the first read once the writes are done.
+        now = time.monotonic()
+        if self._upload_since is None or self._deadline is not None:
+            # A request going out (also the next one on a kept-alive connection).
+            self._upload_since, self._written = now, 0
+        # Its answer gets a clock of its own, started by the first read once the writes
+        # are done.
         self._deadline = None
         self.reads = 0
         try:
-            self._inner.write(buffer, timeout)
+            self._send(buffer, timeout, now)
         except httpcore.WriteTimeout:
             if not self._inner.get_extra_info("is_readable"):
                 raise
@@ -70,6 +93,26 @@ class _AnswerClockStream(httpcore.NetworkStream):
             # "timeout", never quarantined or paused as the answer says.
             raise httpcore.WriteError("the receiver stopped reading the request and "
                                       "answered before its end") from None
+
+    def _send(self, buffer: bytes, timeout: float | None, now: float) -> None:
+        assert self._upload_since is not None  # set by write()
+        self._written += len(buffer)
+        left = self._upload_since + self._seconds * (1 + self._written / UPLOAD_MIB) - now
+        if left <= 0:
+            raise httpcore.WriteTimeout(f"the receiver did not take the request in within "
+                                        f"{self._seconds:g} s and {self._seconds:g} s a MiB")
+        within = left if timeout is None else min(timeout, left)
+        if self._inner.get_extra_info("ssl_object") is not None:
+            self._inner.write(buffer, within)
+            return
+        sock = self._inner.get_extra_info("socket")
+        try:
+            sock.settimeout(within)
+            sock.sendall(buffer)  # one bound for all of it, unlike a loop of send()
+        except TimeoutError as exc:
+            raise httpcore.WriteTimeout(str(exc) or "timed out") from exc
+        except OSError as exc:
+            raise httpcore.WriteError(str(exc)) from exc
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         self.reads += 1

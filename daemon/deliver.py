@@ -216,9 +216,9 @@ class HttpDeliverer:
         # A transport given (httpx.MockTransport in tests) takes every POST directly.
         self._direct = transport is not None
         if transport is None:
-            # httpx's timeouts are per read: the answer as a whole is bounded by this
-            # transport (answer_deadline.py), also through a proxy of the environment,
-            # so the Client is given it instead of making its own.
+            # httpx's timeouts are per read and send: the upload and the answer as wholes
+            # are bounded by this transport (answer_deadline.py), also through a proxy of
+            # the environment, so the Client is given it instead of making its own.
             try:
                 proxy = environment_proxy(httpx.URL(cfg.url or ""))
             except httpx.InvalidURL:

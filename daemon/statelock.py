@@ -17,10 +17,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import stat
 import time
 from pathlib import Path
 
 from daemon.errors import OutboxdError
+from daemon.fsops import kind_of
 
 LOCK_NAME = "outboxd.pid"
 # A `status` holds its shared lock for a moment: a start that meets it tries again.
@@ -46,7 +48,10 @@ def hold(state_dir: Path) -> None:
         fd, count = _held[path]
         _held[path] = (fd, count + 1)
         return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
+    _refuse_what_is_no_file(path)
+    # Non-blocking as well: a FIFO put there between the look and the open is not waited on.
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
+                 0o640)
     deadline = time.monotonic() + TAKE_SECONDS
     while True:
         try:
@@ -76,6 +81,20 @@ def hold(state_dir: Path) -> None:
     _held[path] = (fd, 1)
 
 
+def _refuse_what_is_no_file(path: Path) -> None:
+    """A FIFO, device or folder under the lock file's name: said, naming it, and not
+    opened (the start ended in "Invalid argument — check that the path exists", from
+    the FIFO's truncation, with no name)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        raise OutboxdError(f"{path}, the file by which one outboxd holds its state dir, is a "
+                           f"{kind_of(mode)}, not a file — move it away (outboxd makes it "
+                           "again)")
+
+
 def release(state_dir: Path) -> None:
     """Give the state dir back (at a stop); the last holder in this process unlocks it."""
     path = state_dir / LOCK_NAME
@@ -95,9 +114,12 @@ def running(state_dir: Path) -> bool | None:
     if path in _held:
         return True
     try:
-        # Opened by its name, not looked at first (fsops.opened_if_regular): the state dir
-        # is the admin's, writable by the daemon's user and root only, who could do worse
-        # there than plant a FIFO or device; no one on the share reaches it.
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return None  # no lock file of a daemon's (hold() refuses to start on it)
+        # Looked at and opened by its name, not as fsops.opened_if_regular does: the state
+        # dir is the admin's, writable by the daemon's user and root only, who could do
+        # worse there than swap a FIFO or device in meanwhile; no one on the share reaches
+        # it. (Non-blocking: such a FIFO is not waited on.)
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError:
         return None

@@ -1,20 +1,18 @@
 """The receiver's whole answer within [delivery] timeout_seconds (daemon/answer_deadline.py,
 docs/protocol.md): receivers that keep a delivery waiting before their status line end
 as a retried timeout, over plain HTTP, TLS, a proxy and Basic auth alike; a kept-alive
-connection gives each request its own time, and an upload's time does not count.
+connection gives each request its own time, and an upload's time is not taken from the
+answer's; an upload has a bound of its own (timeout_seconds, and as much again a MiB).
 
-Against a raw-socket receiver on 127.0.0.1, which paces its bytes as a misbehaving
-receiver would; the tests themselves only wait on the deliverer.
+Against a raw-socket receiver on 127.0.0.1 (rawreceiver.py), which paces its bytes as
+a misbehaving receiver would; the tests themselves only wait on the deliverer.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import re
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -23,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+from rawreceiver import RawReceiver, created
 from test_deliver import URL, attachment, big_bundle, http_cfg, make_bundle
 from test_tls import _certificates
 
@@ -40,103 +39,12 @@ PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "HTTP_P
                    "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
 
 
-class RawReceiver:
-    """A receiver on 127.0.0.1 writing raw bytes, for answers no HTTP server library
-    gives. Each request on a connection (kept alive for the next) is read whole, by
-    `take_body` (at once unless given), then `answer(rx, conn, n)` writes what the n-th
-    request (from 0) gets. With `tls`, TLS from the first byte, or with `tunnel` after
-    a CONNECT, answered 200 (a proxy in front of an https:// receiver). Keeps what the
-    tests assert: connections accepted, each request's head, and how long each body
-    took to arrive."""
-
-    def __init__(self, answer: Callable[[RawReceiver, socket.socket, int], None], *,
-                 tls: ssl.SSLContext | None = None, tunnel: bool = False,
-                 take_body: Callable[[RawReceiver, socket.socket, int, bytes], None]
-                 | None = None) -> None:
-        self._answer = answer
-        self._tls = tls
-        self._tunnel = tunnel
-        self._take_body = take_body or _take_at_once
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        # A small window: a slow reader holds the sender back sooner.
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
-        self.port: int = self.listener.getsockname()[1]
-        self.stopped = threading.Event()
-        self.connections = 0
-        self.heads: list[str] = []
-        self.uploads: list[float] = []
-
-    def pace(self, seconds: float) -> bool:
-        """The receiver's own pace (not a synchronisation): False once the test is over."""
-        return not self.stopped.wait(seconds)
-
-    def __enter__(self) -> RawReceiver:
-        threading.Thread(target=self._serve, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stopped.set()
-        self.listener.close()
-
-    def _serve(self) -> None:
-        n = 0
-        while not self.stopped.is_set():
-            try:
-                conn, _ = self.listener.accept()
-                conn.settimeout(GIVE_UP * 2)  # never a thread left behind for ever
-                if self._tls is not None and not self._tunnel:
-                    conn = self._tls.wrap_socket(conn, server_side=True)
-            except OSError:
-                return
-            self.connections += 1
-            with conn, contextlib.suppress(OSError):
-                while (head := _read_head(conn)) is not None:
-                    text, _, rest = head.partition(b"\r\n\r\n")
-                    self.heads.append(text.decode("latin-1"))
-                    if text.startswith(b"CONNECT ") and self._tls is not None:
-                        conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-                        conn = self._tls.wrap_socket(conn, server_side=True)
-                        continue
-                    length = int(re.search(rb"(?i)content-length: *(\d+)", text).group(1))
-                    started = time.monotonic()
-                    self._take_body(self, conn, length, rest)
-                    self.uploads.append(time.monotonic() - started)
-                    self._answer(self, conn, n)
-                    n += 1
-
-
-def _read_head(conn: socket.socket) -> bytes | None:
-    """A request's head and what came after it; None when the connection ends first."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = conn.recv(65536)
-        if not chunk:
-            return None
-        data += chunk
-    return data
-
-
-def _take_at_once(rx: RawReceiver, conn: socket.socket, length: int, got: bytes) -> None:
-    size = len(got)
-    while size < length:
-        chunk = conn.recv(min(65536, length - size))
-        if not chunk:
-            raise OSError("the request ended early")
-        size += len(chunk)
-
-
 def processing_without_end(rx: RawReceiver, conn: socket.socket, n: int) -> None:
     """`102 Processing` every 0.2 s and never a final answer (until GIVE_UP)."""
     until = time.monotonic() + GIVE_UP
     while time.monotonic() < until and rx.pace(0.2):
         conn.sendall(b"HTTP/1.1 102 Processing\r\n\r\n")
     conn.close()
-
-
-def created(receipt_id: str) -> bytes:
-    body = f'{{"receipt_id": "{receipt_id}"}}'.encode()
-    return (b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
-            + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
 
 
 def deliver_once(tmp_path: Path, cfg: DeliveryConfig) -> Any:
@@ -178,12 +86,44 @@ def no_proxies(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     return monkeypatch
 
 
+def test_a_connection_the_receiver_never_accepts_is_a_timeout_after_the_connect_bound(
+        tmp_path: Path) -> None:
+    """A receiver whose SYNs go unanswered (here a listener on 127.0.0.1 whose one-place
+    queue is full, so the kernel drops them, as a firewall that drops packets does):
+    with connect_timeout_seconds = 0.5 the attempt is a retried ConnectTimeout within
+    about that, not the kernel's own minutes of SYN retries."""
+    with socket.create_server(("127.0.0.1", 0), backlog=0) as listener:
+        port = listener.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)):  # fills the queue
+            started = time.monotonic()
+            outcome = deliver_once(tmp_path, http_cfg(url=f"http://127.0.0.1:{port}/b",
+                                                      connect_timeout_seconds=0.5))
+            elapsed = time.monotonic() - started
+    assert isinstance(outcome, Retryable) and outcome.status is None, outcome
+    assert "timed out talking to the receiver (ConnectTimeout)" in str(outcome)
+    assert 0.4 <= elapsed < 3, elapsed
+
+
 class TestAnswersThatNeverCome:
     def test_102_processing_without_end_is_a_timeout(self, tmp_path: Path) -> None:
         """A receiver that answers `102 Processing` every 0.2 s and never a final status
         (each read's timeout met): with timeout_seconds = 1 the attempt fails as a
         retried timeout about a second after the request, not when the receiver stops."""
         outcome, elapsed = deliver_with_one_second(tmp_path, processing_without_end)
+        assert isinstance(outcome, Retryable) and outcome.status is None, outcome
+        assert "timed out talking to the receiver" in str(outcome)
+        assert 0.9 <= elapsed < 5, elapsed
+
+    def test_100_continue_and_then_nothing_is_a_timeout(self, tmp_path: Path) -> None:
+        """A receiver that answers `100 Continue` (unasked: outboxd sends no Expect
+        header) and then nothing until GIVE_UP: with timeout_seconds = 1 the attempt
+        fails as a retried timeout about a second after the request."""
+        def continue_then_silence(rx: RawReceiver, conn: socket.socket, n: int) -> None:
+            conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+            rx.pace(GIVE_UP)
+            conn.close()
+
+        outcome, elapsed = deliver_with_one_second(tmp_path, continue_then_silence)
         assert isinstance(outcome, Retryable) and outcome.status is None, outcome
         assert "timed out talking to the receiver" in str(outcome)
         assert 0.9 <= elapsed < 5, elapsed
@@ -318,6 +258,52 @@ class TestAnswersInTime:
                 d.close()
         assert receipt.receipt_id == "R-big"
         assert rx.uploads[0] > 1.5  # the upload did take longer than timeout_seconds
+
+    @pytest.mark.parametrize("scheme", ["http", "https"])
+    def test_an_upload_the_receiver_takes_in_too_slowly_is_a_timeout(
+            self, tmp_path: Path, scheme: str) -> None:
+        """A receiver that reads a 12 MiB bundle 16 KiB every 0.1 s (each 64 KiB write
+        taken well within timeout_seconds = 1, the whole upload over a minute) held the
+        delivery worker until it was done: the upload's time (1 s, and 1 s a MiB
+        written) ends the attempt as a retried timeout within seconds, no receipt.
+        Over TLS alike (there a write is one SSL write, bounded as a whole)."""
+        def take_at_a_crawl(rx: RawReceiver, conn: socket.socket, length: int,
+                            got: bytes) -> None:
+            size = len(got)
+            while size < length and rx.pace(0.1):
+                chunk = conn.recv(min(16 << 10, length - size))
+                if not chunk:
+                    raise OSError("the request ended early")
+                size += len(chunk)
+
+        work = tmp_path / "work"
+        bundle = make_bundle(work)
+        big = attachment(work, "INV-2", "batch-42/INV-2/hours.csv", b"1;2\n" * (3 << 20),
+                         "text/csv")
+        bundle = replace(bundle, attachments=(*bundle.attachments, big))
+        tls: dict[str, Any] = {}
+        if scheme == "https":
+            ca, cert, key, _, _ = _certificates(tmp_path)
+            server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            server.load_cert_chain(str(cert), str(key))
+            tls = {"server": server, "verify": str(ca)}
+        with RawReceiver(lambda rx, conn, n: conn.sendall(created("R-slow")),
+                         take_body=take_at_a_crawl, tls=tls.get("server")) as rx:
+            d = HttpDeliverer(http_cfg(url=f"{scheme}://127.0.0.1:{rx.port}/b",
+                                       timeout_seconds=1, verify=tls.get("verify", True)))
+            started = time.monotonic()
+            try:
+                outcome: Any = d.deliver(bundle, build_manifest(bundle))
+            except Retryable as exc:
+                outcome = exc
+            finally:
+                d.close()
+            elapsed = time.monotonic() - started
+        assert isinstance(outcome, Retryable) and outcome.status is None, outcome
+        assert "timed out talking to the receiver (WriteTimeout)" in str(outcome)
+        # At most 1 s + 1 s for each of the 12 MiB: what was written by then (the
+        # socket buffers' few MiB at once, then the crawl) ends it sooner.
+        assert elapsed < 13 + 1, elapsed
 
     def test_no_proxy_still_sends_the_post_straight(
             self, tmp_path: Path, no_proxies: pytest.MonkeyPatch) -> None:

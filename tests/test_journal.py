@@ -357,6 +357,51 @@ class TestFaults:
         row = journal.create("a.xml", "settling")
         assert journal.get(row).state == "settling" and not journal._db.in_transaction
 
+    def test_a_lock_another_process_holds_is_said_as_a_lock_not_as_free_space(
+            self, journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A write that waits out BUSY_SECONDS for another connection's lock (a sqlite3
+        shell, a backup, an `outboxd retry`) names the lock, how long it waited and to
+        try again once that program ends, not free space and permissions; and a command
+        asks can_write() first, with the same answer, before it changes anything."""
+        import daemon.journal
+        monkeypatch.setattr(daemon.journal, "BUSY_SECONDS", 0.2)
+        locked = Journal(journal.path)  # opened with the short wait
+        holder = sqlite3.connect(journal.path, isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            with pytest.raises(JournalError) as first:
+                locked.can_write()
+            locked._failing_until = 0.0
+            with pytest.raises(JournalError) as write:
+                locked.create("a.xml", "settling")
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+            locked.close()
+        for error in (first.value, write.value):
+            assert "locked by another process (waited 0.2 s for it)" in str(error)
+            assert "let it end, then try again" in str(error)
+            assert "free space" not in str(error) and "permissions" not in str(error)
+        assert str(first.value).startswith(f"the journal {journal.path} cannot be written")
+
+    @pytest.mark.parametrize("suffix", ["", "-wal", "-shm"])
+    def test_a_journal_or_a_file_of_it_that_is_a_fifo_is_refused_naming_it(
+            self, tmp_path: Path, suffix: str) -> None:
+        """journal.sqlite3, or its -wal or -shm beside it, a FIFO: `outboxd retry` and
+        `outboxd run` open the journal to write, where SQLite opened the FIFO and said
+        "disk I/O error — check permissions". Refused before SQLite opens anything,
+        naming the file, what it is and to move it away."""
+        from helpers import raised, without_blocking
+        path = tmp_path / "journal.sqlite3"
+        if suffix:
+            Journal(path).close()  # a journal there, its -wal and -shm gone with the close
+        fifo = Path(f"{path}{suffix}")
+        os.mkfifo(fifo)
+        error = without_blocking(lambda: raised(lambda: Journal(path)), fifo, "Journal")
+        assert isinstance(error, JournalError)
+        assert str(error).startswith(str(fifo)) or str(error).startswith(f"the journal {fifo}")
+        assert "is a FIFO" in str(error) and "move it away" in str(error)
+
     def test_deleted_or_replaced_journal_is_noticed(self, tmp_path: Path) -> None:
         """check() and every durable write raise JournalLost once the file at the path is
         not the one we opened (deleted, or replaced by another file)."""

@@ -90,3 +90,22 @@ def test_a_full_state_dir_ends_the_start_naming_the_lock_file_and_holding_nothin
     hold(tmp_path)
     assert running(tmp_path) is True
     release(tmp_path)
+
+
+def test_a_lock_file_that_is_a_fifo_is_refused_naming_it(
+        tmp_path: Path) -> None:
+    """outboxd.pid a FIFO in the state dir: the start opened it and ended in "Invalid
+    argument — check that the path exists" (its truncation), naming nothing. It is
+    refused by its name before any open, and `status` cannot tell whether a daemon runs
+    rather than taking a FIFO for a lock file."""
+    from helpers import raised, without_blocking
+
+    from daemon.errors import OutboxdError
+    fifo = tmp_path / statelock.LOCK_NAME
+    os.mkfifo(fifo)
+    error = without_blocking(lambda: raised(lambda: hold(tmp_path)), fifo, "hold")
+    assert isinstance(error, OutboxdError) and not isinstance(error, StateDirTaken)
+    assert str(error).startswith(f"{fifo}, the file by which one outboxd holds its state "
+                                 "dir, is a FIFO, not a file — move it away")
+    assert statelock._held == {}
+    assert running(tmp_path) is None

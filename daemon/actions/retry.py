@@ -156,23 +156,36 @@ def _put_back(journal: Journal, rows: list[Row]) -> None:
 
 
 def refuse_a_journal_out_of_reach(settings: Settings) -> None:
-    """A journal this user may not write (a member of the daemon's group, say): refused
-    before any bundle moves, with whom to run it as (recorded_first refuses each bundle
-    on any write that fails; this says it once, before the first)."""
+    """A journal this user may not write (a member of the daemon's group, say), or one
+    another process holds locked (a sqlite3 shell, a backup): refused before any bundle
+    is looked at or moves, with whom to run it as, or what it waited for. recorded_first
+    refuses each bundle on any write that fails; this says it once, before the first,
+    within one wait for the lock (each look of the plans at a locked journal would wait
+    as long again)."""
     path = settings.journal_path
-    if journal_there(path, RUN_AS) and not (os.access(path, os.W_OK)
-                                            and os.access(path.parent, os.W_OK | os.X_OK)):
+    if not journal_there(path, RUN_AS):
+        return
+    if not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)):
         raise RetryRefused(f"this user may not write the journal {path}, where retry records "
                            f"what it moved back; {RUN_AS}")
+    from daemon.journal import Journal
+    try:
+        journal = Journal(path)
+        try:
+            journal.can_write()
+        finally:
+            journal.close()
+    except OutboxdError as exc:
+        raise RetryRefused(f"nothing was moved — {exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:
     settings, _ = settings_of(args)
     folders = list(dict.fromkeys(find(ref, settings) for ref in args.bundles))
+    refuse_a_journal_out_of_reach(settings)
     notes: list[str] = []
     for folder in folders:  # all refusals before any move
         plan(folder, settings, notes)
-    refuse_a_journal_out_of_reach(settings)
     for note in notes:
         print(for_terminal(f"outboxd: note: {note}"), file=sys.stderr)
     for folder in folders:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from urllib.parse import quote
 
 from daemon import logs
 from daemon.errors import JournalError, JournalLost
+from daemon.fsops import kind_of
 from daemon.fswrite import fsync_dir
 from daemon.journal.documents import Documents
 from daemon.journal.records import (
@@ -73,6 +75,47 @@ __all__ = [
 ]
 
 
+# How long a statement waits for a lock another process holds on the journal before it
+# fails as "locked" (SQLite's busy timeout; Python's default, said here as the bound the
+# commands document: docs/commands.md, How long a command waits).
+BUSY_SECONDS = 5.0
+
+
+def refuse_what_is_no_file(path: Path, companions: bool) -> None:
+    """JournalError when the journal at `path` (or, with `companions`, its -wal or -shm
+    file, which SQLite opens beside it) is there as something other than a file. SQLite
+    opens each read-write: a FIFO there is opened (its open does not wait, a read of it
+    would) and ends in "disk I/O error — check permissions", a device would be written."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = stat.S_IFREG  # gone or out of reach: SQLite's open says so, as before
+    if not stat.S_ISREG(mode):
+        raise JournalError(f"the journal {path} is a {kind_of(mode)}, not a file — move it "
+                           "away (outboxd starts a new journal and reads what was sent back "
+                           "from the receipts in sent/)")
+    for companion in (f"{path}-wal", f"{path}-shm") if companions else ():
+        try:
+            mode = os.lstat(companion).st_mode
+        except OSError:
+            continue
+        if not stat.S_ISREG(mode):
+            raise JournalError(f"{companion}, a file SQLite keeps beside the journal, is a "
+                               f"{kind_of(mode)} — move it away; it holds nothing of the "
+                               "journal (SQLite makes the file again)")
+
+
+def sqlite_failure(exc: sqlite3.Error, fix: str) -> str:
+    """What a failed statement on the journal means, and the fix: a lock another process
+    holds is no matter of free space or permissions (`fix` is what the caller would say
+    else)."""
+    if getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return (f"locked by another process (waited {BUSY_SECONDS:g} s for it) — a program "
+                "that has it open: a sqlite3 shell, a backup, another outboxd command; let it "
+                "end, then try again")
+    return f"{exc} — {fix}"
+
+
 class Journal(Rows, Views, Documents):
     """The connection and its transactions: opened (and upgraded), group commit and
     the syncs that make a commit durable, a write failure backed off, the file
@@ -103,14 +146,18 @@ class Journal(Rows, Views, Documents):
         # earlier journal knew, such as the work folders its daemon left, it cannot vouch
         # for (orphans.Orphans).
         self.afresh = False
+        # Immutable, SQLite reads the file alone: no -wal, no -shm.
+        refuse_what_is_no_file(path, companions=not immutable)
         try:
             if readonly:
                 # immutable: a read-only state dir where SQLite cannot create the
                 # -shm file; the daemon is not writing there, so nothing is missed.
                 uri = f"file:{quote(str(path))}?mode=ro" + ("&immutable=1" if immutable else "")
-                self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+                self._db = sqlite3.connect(uri, uri=True, check_same_thread=False,
+                                           timeout=BUSY_SECONDS)
             else:
-                self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+                self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None,
+                                           timeout=BUSY_SECONDS)
                 self._db.execute("PRAGMA journal_mode=WAL")
                 # NORMAL until a write announces an effect; see _tx(durable=).
                 self._db.execute("PRAGMA synchronous=NORMAL")
@@ -126,8 +173,8 @@ class Journal(Rows, Views, Documents):
                 self.afresh = new
             self._db.row_factory = sqlite3.Row
         except sqlite3.Error as exc:
-            raise JournalError(f"cannot open the journal {path}: {exc} — check [paths] "
-                               "state_dir and its permissions") from None
+            raise JournalError(f"cannot open the journal {path}: " + sqlite_failure(
+                exc, "check [paths] state_dir and its permissions")) from None
         self._identity = None if readonly else self._file_identity()
         if not readonly:
             # The database and its WAL file by name: synchronous=NORMAL syncs the WAL's
@@ -185,6 +232,20 @@ class Journal(Rows, Views, Documents):
                 "how to go back by hand)",
                 journal=str(self.path), schema=version, known_schema=VERSION)
 
+    def can_write(self) -> None:
+        """JournalError, before anything is changed, when a write cannot begin: another
+        process holds the journal locked beyond BUSY_SECONDS, or SQLite may not write
+        it. What a command that writes asks first: once, not after every look of its."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise JournalError(f"the journal {self.path} cannot be written: " + sqlite_failure(
+                    exc, f"check free space and permissions of [paths] "
+                    f"state_dir ({self.path.parent})")) from None
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -201,8 +262,9 @@ class Journal(Rows, Views, Documents):
 
     def _failed(self, exc: sqlite3.Error) -> JournalError:
         """Log a write failure once per kind, and back off before the next try."""
-        message = (f"journal write failed: {exc} — check free space and permissions of "
-                   f"[paths] state_dir ({self.path.parent})")
+        message = "journal write failed: " + sqlite_failure(
+            exc, f"check free space and permissions of [paths] state_dir "
+            f"({self.path.parent})")
         self._failures += 1
         self._failing_until = time.monotonic() + min(30.0, 0.5 * 2 ** (self._failures - 1))
         if message != self._failure:

@@ -13,14 +13,12 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
-import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 from daemon.errors import JournalError
-from daemon.fsops import kind_of
-from daemon.journal import Journal
+from daemon.journal import Journal, refuse_what_is_no_file
 
 T = TypeVar("T")
 
@@ -63,15 +61,9 @@ def read_journal(path: Path, read: Callable[[Journal], T]) -> T:
 
 def _first_read(path: Path, read: Callable[[Journal], T]) -> tuple[T, Journal, bool]:
     """read_journal's answer, the journal left open, and whether it was opened immutable."""
-    # A FIFO there would block SQLite's open for good (`status` hung), a device be read.
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        mode = stat.S_IFREG  # gone or out of reach: SQLite's open says so, as before
-    if not stat.S_ISREG(mode):
-        raise JournalError(f"the journal {path} is a {kind_of(mode)}, not a file — move it "
-                           "away (outboxd starts a new journal and reads what was sent back "
-                           "from the receipts in sent/)")
+    # A FIFO there would block SQLite's open for good (`status` hung), a device be read:
+    # refused first, whichever way it is then opened.
+    refuse_what_is_no_file(path, companions=False)
     wal = f"{path}-wal"
     if not os.path.lexists(wal):
         # No daemon has it open (its last close checkpointed and removed the WAL): the

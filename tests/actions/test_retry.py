@@ -364,6 +364,46 @@ def test_a_journal_write_that_fails_moves_nothing_and_the_bundle_stays_quarantin
         db.close()
 
 
+def test_a_journal_another_process_holds_is_refused_within_one_wait_naming_the_lock(
+        cfg: Env) -> None:
+    """`outboxd retry` of two bundles while another program holds the journal locked (a
+    sqlite3 shell in exclusive mode, a backup): each look at the journal waited 5 s
+    (two per bundle), then the write failed as "check free space and permissions" after
+    some 25 s. Now, as a process: exit 1 within the one wait, no traceback, one line
+    naming the lock, the wait and the fix; nothing moved."""
+    import sqlite3
+    import subprocess
+    import time
+
+    from conftest import OUTBOXD
+    busy_seconds = 5  # as docs/commands.md says it waits
+    first = quarantined(cfg)
+    second = quarantined(cfg, "INV-1002")
+    journal_with_quarantined_row(cfg, first)
+    before_q = tree(cfg.quarantine)
+    holder = sqlite3.connect(cfg.state / "journal.sqlite3", isolation_level=None)
+    try:
+        holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+        holder.execute("BEGIN EXCLUSIVE")
+        holder.execute("UPDATE bundles SET attempts = attempts")
+        started = time.monotonic()
+        done = subprocess.run([*OUTBOXD, "retry", "-c", str(cfg.config), str(first),
+                               str(second)], capture_output=True, text=True, timeout=120,
+                              stdin=subprocess.DEVNULL)
+        elapsed = time.monotonic() - started
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert "nothing was moved" in done.stderr
+    assert f"locked by another process (waited {busy_seconds} s for it)" in done.stderr
+    assert "let it end, then try again" in done.stderr
+    # One wait and the start of a process (some 1-2 s on a busy test machine), not five.
+    assert elapsed < 2 * busy_seconds + 5, elapsed
+    assert list(cfg.outbox.iterdir()) == [] and tree(cfg.quarantine) == before_q
+
+
 def test_a_move_refused_after_the_record_puts_the_row_back_in_quarantine(
         cfg: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
     """The retry is recorded first; a move then refused (a file of that name dropped into

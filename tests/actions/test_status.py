@@ -342,3 +342,37 @@ def test_status_says_nothing_of_the_outbox_when_it_is_there(env: Env, capsys) ->
     captured = capsys.readouterr()
     assert str(env.outbox) not in captured.err
     assert captured.out.startswith("settling: 0")
+
+
+def test_a_journal_another_process_holds_locked_is_read_as_it_is_within_one_wait(
+        env: Env) -> None:
+    """`outboxd status`, as a process, while another program holds the journal locked in
+    exclusive mode (a sqlite3 shell): it waits at most the 5 s docs/commands.md names,
+    then reads the journal file as it is and exits 0 with the counts, no traceback."""
+    import sqlite3
+    import subprocess
+    import time
+
+    from conftest import OUTBOXD
+    env.write_config("http://127.0.0.1:9/bundles")
+    env.state.mkdir()
+    j = Journal(env.state / "journal.sqlite3")
+    j.create("W.xml", "waiting", unattached_ids=["W"])
+    j.close()
+    holder = sqlite3.connect(env.state / "journal.sqlite3", isolation_level=None)
+    try:
+        holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+        holder.execute("BEGIN EXCLUSIVE")
+        holder.execute("UPDATE bundles SET attempts = attempts")
+        started = time.monotonic()
+        done = subprocess.run([*OUTBOXD, "status", "-c", str(env.config)],
+                              capture_output=True, text=True, timeout=120,
+                              stdin=subprocess.DEVNULL)
+        elapsed = time.monotonic() - started
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stdout.startswith("settling: 0  waiting: 1")
+    assert elapsed < 2 * 5 + 5, elapsed  # one wait and a process's start

@@ -17,7 +17,8 @@ import pytest
 from conftest import Receiver
 from helpers import pdf_bytes
 from lxml import etree
-from test_answer_deadline import RawReceiver, assert_timed_out, processing_without_end
+from rawreceiver import RawReceiver
+from test_answer_deadline import assert_timed_out, processing_without_end
 
 from daemon import __version__
 from daemon.answers import BODY_LIMIT
