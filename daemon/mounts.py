@@ -75,42 +75,55 @@ def mount_of(path: Path) -> Mount | None:
     """The mount holding path: the longest mount point above it, and of two at the same
     point the one mounted over the other (a share mounted on demand over its autofs
     entry). None if unknown."""
+    found = mount_with_options(path)
+    return found[0] if found is not None else None
+
+
+def mount_with_options(path: Path) -> tuple[Mount, tuple[str, ...]] | None:
+    """The mount holding path (as mount_of), with its options as the table lists them:
+    the mount point's (rw, relatime …), then the file system's own (NFS's acregmax=…,
+    CIFS's actimeo=…). Apart from Mount: a share mounted again with other options is
+    still the same share. None if unknown."""
     try:
         target = os.path.realpath(path)
-        best: Mount | None = None
+        best: tuple[Mount, tuple[str, ...]] | None = None
         best_parent = -1
         with open("/proc/self/mountinfo", encoding="utf-8") as fh:
             for line in fh:
                 entry = _entry(line)
                 if entry is None:
                     continue
-                ident, parent, mount = entry
+                ident, parent, mount, options = entry
                 if not (target == mount.point
                         or target.startswith(mount.point.rstrip("/") + "/")):
                     continue
-                if best is None or len(mount.point) > len(best.point) or (
-                        mount.point == best.point and ident != best_parent):
+                if best is None or len(mount.point) > len(best[0].point) or (
+                        mount.point == best[0].point and ident != best_parent):
                     # At the same point: the later line, unless it is the mount the one
                     # found is mounted on (the table lists a mount's parent first as a
                     # rule, but a mount moved with --move may come after it).
-                    best, best_parent = mount, parent
+                    best, best_parent = (mount, options), parent
         return best
     except OSError:
         return None
 
 
-def _entry(line: str) -> tuple[int, int, Mount] | None:
-    """(mount ID, parent's mount ID, the mount) of one line of /proc/self/mountinfo:
+def _entry(line: str) -> tuple[int, int, Mount, tuple[str, ...]] | None:
+    """(mount ID, parent's mount ID, the mount, its options) of one line of
+    /proc/self/mountinfo:
     `ID PARENT MAJ:MIN ROOT POINT OPTIONS [OPTIONAL…] - TYPE SOURCE SUPEROPTIONS`.
     None for a line that is not one."""
     fields = line.split()
     try:
         dash = fields.index("-", 6)
-        return int(fields[0]), int(fields[1]), Mount(
-            _unescape(fields[4]), fields[dash + 1], _unescape(fields[dash + 2]),
-            _unescape(fields[3]))
+        mount = Mount(_unescape(fields[4]), fields[dash + 1], _unescape(fields[dash + 2]),
+                      _unescape(fields[3]))
+        ident, parent = int(fields[0]), int(fields[1])
     except (ValueError, IndexError):
         return None
+    supers = fields[dash + 3] if len(fields) > dash + 3 else ""
+    options = tuple(o for o in f"{fields[5]},{supers}".split(",") if o)
+    return ident, parent, mount, options
 
 
 class SameMount:

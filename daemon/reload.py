@@ -24,6 +24,7 @@ from daemon.config_load import load_settings
 from daemon.deliver import Deliverer
 from daemon.errors import ConfigError, double_quoted, unquoted
 from daemon.secret_files import exposure_warnings
+from daemon.sharecache import LATE_SHARE, late_share
 
 if TYPE_CHECKING:
     from daemon.index import OutboxIndex
@@ -213,6 +214,9 @@ class Reloading:
             self.log.warning(warning)
         for warning in exposure_warnings(new, self.config_path):
             self.log.warning(warning)
+        # A new settle_seconds, or the share mounted again with other options.
+        if late := late_share(new.outbox.path, new.outbox.settle_seconds):
+            self.log.warning(LATE_SHARE, **late.fields())
         if self.pipeline.finish.paused and new_sends_as == self._sends_as:
             self.log.warning(SAME_CREDENTIALS, bundles=len(self.pipeline.finish.paused),
                              fix=SAME_CREDENTIALS_FIX)

@@ -55,6 +55,7 @@ from daemon.scan import Candidate, Snapshot, list_outbox, snapshot
 from daemon.secret_files import exposure_warnings
 from daemon.sentnews import SentNews
 from daemon.settle import Pacer
+from daemon.sharecache import LATE_SHARE, late_share
 from daemon.stopping import Stopping
 from daemon.timers import Timers, Waker
 from daemon.watch import Watcher
@@ -247,6 +248,8 @@ class Service(Changes, Reloading, Stopping):
             self.log.warning(warning)
         for warning in exposure_warnings(s, self.config_path):
             self.log.warning(warning)
+        if late := late_share(s.outbox.path, s.outbox.settle_seconds):
+            self.log.warning(LATE_SHARE, **late.fields())
         self.pipeline = Pipeline(s, self.journal, self._make_deliverer(s))
         self.pipeline.finish.archive_later = self.workers.archive_later
         self.pipeline.finish.elsewhere = self.sent_news.in_flight

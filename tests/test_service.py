@@ -21,13 +21,22 @@ from structlog.testing import capture_logs
 sys.path.insert(0, str(Path(__file__).parent))
 
 from fakeloop import RESCAN, SETTLE, Counts, FakeClock, FakeWatcher, Inline, settle_all  # noqa: E402
-from helpers import pdf_bytes, published, refuse_stat, ubl_invoice, wait_for, write  # noqa: E402
+from helpers import (  # noqa: E402
+    fake_mountinfo,
+    pdf_bytes,
+    published,
+    refuse_stat,
+    ubl_invoice,
+    wait_for,
+    write,
+)
 
 from daemon.changes import RESCAN as RESCAN_KEY  # noqa: E402
 from daemon.config import Settings  # noqa: E402
 from daemon.errors import OutboxdError  # noqa: E402
 from daemon.journal.records import IN_FLIGHT, STATES  # noqa: E402
 from daemon.service import Service  # noqa: E402
+from daemon.sharecache import LATE_SHARE  # noqa: E402
 
 ALL_STATES = tuple(dict.fromkeys(STATES + IN_FLIGHT))  # every state a journal row can have
 
@@ -397,3 +406,34 @@ def test_an_invoice_file_the_start_cannot_look_at_is_still_its_bundle(
     clock.t = due
     settle_all(svc, clock)
     assert svc.journal.get(held.id).state == "held" and errors_file.is_file()
+
+
+def test_an_outbox_share_caching_longer_than_the_settle_time_is_warned_of_at_start_and_reload(
+        make_service: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The outbox on NFS at its defaults (a minute's cache), settle_seconds 5: one warning
+    at the start naming the mount, the values and the fix, and one again at a reload; a
+    reload once the share is mounted with actimeo=1 says nothing more."""
+    outbox = os.path.realpath(tmp_path / "outbox")
+    table = {"options": ""}
+    fake_mountinfo(monkeypatch, lambda: "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n"
+                   f"40 22 0:51 / {outbox} rw - nfs4 srv:/finance rw,vers=4.2,"
+                   f"{table['options']}hard\n")
+    with capture_logs() as logs:
+        svc = make_service()
+    [warning] = [e for e in logs if e["event"] == LATE_SHARE]
+    assert warning["log_level"] == "warning"
+    assert warning["mount"] == f"nfs4 srv:/finance mounted at {outbox}"
+    assert warning["cache_seconds"] == 60 and warning["settle_seconds"] == SETTLE
+    assert warning["fix"].startswith("set [outbox] settle_seconds above 60")
+    svc.config_path = tmp_path / "config.toml"
+    svc.config_path.write_text(
+        f'[outbox]\npath = "{tmp_path / "outbox"}"\nsettle_seconds = {SETTLE}\n'
+        f'[paths]\nstate_dir = "{tmp_path / "state"}"\n'
+        f'[delivery]\ntransport = "directory"\ntarget = "{tmp_path / "target"}"\n')
+    for options, warned in (("", 1), ("acregmin=1,acregmax=1,acdirmin=1,acdirmax=1,", 0)):
+        table["options"] = options
+        svc._request_reload()
+        with capture_logs() as logs:
+            svc.turn()
+        assert any(e["event"] == "configuration reloaded" for e in logs)
+        assert len([e for e in logs if e["event"] == LATE_SHARE]) == warned, options

@@ -35,6 +35,7 @@ from daemon.finish import evaluate
 from daemon.invisible import escaped_controls
 from daemon.release import release_file
 from daemon.scan import Candidate, candidate_for, marker_wait
+from daemon.sharecache import late_share
 
 PROGRESS_EVERY = 0.2  # seconds between progress lines on a terminal
 
@@ -193,6 +194,10 @@ def _check(paths: list[Path], settings: Settings, journal: CheckJournal, out: Te
     progress.end()
     for note in journal.notes:  # what the journal could not tell: once a run, at the end
         print(escaped_controls(note), file=out)
+    # The daemon's outbox, whatever PATHs were given: its settling is what the share may
+    # outrun. A warning: the exit code stays as the bundles make it.
+    if late := late_share(settings.outbox.path, settings.outbox.settle_seconds):
+        print(escaped_controls(f"warning: {late.words()}"), file=out)  # a path: any byte
     print(f"\n{n_bundles} bundle(s) checked, {n_invalid} invalid"
           + ("" if n_bundles else " (no invoice files found)"), file=out)
     return EXIT_FAILED if failed else EXIT_OK

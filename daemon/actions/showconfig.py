@@ -14,6 +14,7 @@ from daemon.config_folders import folder_problems
 from daemon.config_load import token_problems
 from daemon.errors import ConfigError, unquoted
 from daemon.secret_files import exposure_warnings
+from daemon.sharecache import late_share
 
 
 def _problems(settings: Settings) -> list[str]:
@@ -37,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"outboxd: warning: {warning}", file=sys.stderr)
     for warning in exposure_warnings(settings, path):
         print(f"outboxd: warning: {warning}", file=sys.stderr)
+    if late := late_share(settings.outbox.path, settings.outbox.settle_seconds):
+        print(f"outboxd: warning: {late.words()}", file=sys.stderr)
     if args.check:
         if problems := _problems(settings):
             raise ConfigError(problems, source=unquoted(str(path)))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Env
-from helpers import UBL_NS, drop_bundle, pdf_bytes, ubl_invoice, write
+from helpers import UBL_NS, drop_bundle, fake_mountinfo, pdf_bytes, ubl_invoice, write
 from PIL import Image, TiffImagePlugin
 from pypdf import PdfWriter
 
@@ -1051,3 +1051,24 @@ def test_a_check_of_a_whole_outbox_opens_the_journal_once(
     assert "INV-60.xml: invoice INV-60 was already sent in another bundle" in out
     assert opened == [journal]
     assert sorted(p.name for p in journal.parent.iterdir()) == ["journal.sqlite3"]
+
+
+def test_an_outbox_on_a_share_caching_longer_than_the_settle_time_is_a_warning_of_check(
+        cfg: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The outbox on NFS at its defaults (a minute's cache; settle_seconds = 0.3): check
+    prints one warning naming the outbox's mount, the values, the settle time and the
+    fix, and still exits 0 for a valid bundle (a warning, not an error). On a local disk,
+    no such line."""
+    inv = drop_bundle(cfg.outbox, "INV-1001", {"timesheet.pdf": pdf_bytes(1)})
+    code, out = check(cfg, capsys, inv)
+    assert code == 0 and "settle_seconds" not in out
+    outbox = os.path.realpath(cfg.outbox)
+    fake_mountinfo(monkeypatch, "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
+                   f"40 22 0:51 / {outbox} rw,relatime - nfs4 srv:/finance rw,vers=4.2,"
+                   "hard,proto=tcp\n")
+    code, out = check(cfg, capsys, inv)
+    assert code == 0 and "=> valid" in out
+    [line] = [x for x in out.splitlines() if x.startswith("warning: ")]
+    assert f"is on nfs4 srv:/finance mounted at {outbox}" in line
+    assert "up to 60 s late (acregmin=3 (default)" in line
+    assert "settle_seconds = 0.3" in line and "set [outbox] settle_seconds above 60" in line

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 
+import pytest
 from conftest import Env
+from helpers import fake_mountinfo
 
 from daemon.cli import main
 
@@ -209,3 +212,18 @@ def test_a_token_in_a_configuration_others_may_read_is_warned_of_by_config(
     env.config.chmod(0o640)
     assert main(["config", "--check", "-c", str(env.config)]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_config_warns_of_an_outbox_share_caching_longer_than_the_settle_time(
+        env: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`config --check` says on stderr what `run` logs at its start: the outbox on a CIFS
+    share caching folders 30 s, beyond settle_seconds; the configuration is still valid."""
+    env.write_config("https://127.0.0.1:9/bundles")
+    fake_mountinfo(monkeypatch, "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n"
+                   f"40 22 0:51 / {os.path.realpath(env.outbox)} rw - cifs //fs/finance "
+                   "rw,vers=3.1.1,acdirmax=30,acregmax=1\n")
+    assert main(["config", "--check", "-c", str(env.config)]) == 0
+    out, err = capsys.readouterr()
+    assert "configuration is valid" in out
+    assert "outboxd: warning: the outbox " in err
+    assert "up to 30 s late (acregmax=1, acdirmax=30)" in err
