@@ -76,6 +76,10 @@ class _AnswerClockStream(httpcore.NetworkStream):
         self._stalled: httpcore.WriteTimeout | None = None
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if not buffer:
+            # h11's end of a body with a Content-Length: nothing goes out, so no time can
+            # be up for it (a body taken in whole at the bound's end was a "timeout").
+            return
         now = time.monotonic()
         if self._upload_since is None or self._deadline is not None:
             # A request going out (also the next one on a kept-alive connection).

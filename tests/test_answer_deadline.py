@@ -25,6 +25,7 @@ from rawreceiver import RawReceiver, created
 from test_deliver import URL, attachment, big_bundle, http_cfg, make_bundle
 from test_tls import _certificates
 
+from daemon import answer_deadline
 from daemon.answer_deadline import environment_proxy
 from daemon.bundle import Bundle
 from daemon.config import DeliveryConfig
@@ -399,6 +400,29 @@ def test_a_given_transport_still_takes_every_post(tmp_path: Path,
     finally:
         d.close()
     assert seen == [URL]
+
+
+def test_the_end_of_a_request_all_written_in_time_is_no_timeout(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request with a Content-Length ends with an empty write (h11's end of message,
+    which httpcore hands on). Its body all taken in within the upload's time, that
+    empty write comes after the time is up when the last piece went out at its end: it
+    was a WriteTimeout, the attempt retried though the receiver had the whole request
+    (and the same slow link met it again at every retry). Nothing to write takes no
+    time. The clock is the module's, moved by the test."""
+    clock = [100.0]
+    monkeypatch.setattr(answer_deadline.time, "monotonic", lambda: clock[0])
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        stream = answer_deadline.AnswerClockBackend(1.0).connect_tcp(
+            "127.0.0.1", listener.getsockname()[1], timeout=5)
+        conn, _ = listener.accept()
+        try:
+            stream.write(b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nab", timeout=5)
+            clock[0] += 2.0  # past the upload's 1 s (and 1 s a MiB)
+            stream.write(b"", timeout=5)
+        finally:
+            stream.close()
+            conn.close()
 
 
 class TestAnswersNotTheirs:
