@@ -72,25 +72,34 @@ class _AnswerClockStream(httpcore.NetworkStream):
         self.spoiled = False
         self._upload_since: float | None = None  # None: the next write begins a request
         self._written = 0
+        # The upload's timeout, while the answer it was taken for is looked for (write()).
+        self._stalled: httpcore.WriteTimeout | None = None
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if not buffer:
+            # h11's end of a body with a Content-Length: nothing goes out, so no time can
+            # be up for it (a body taken in whole at the bound's end was a "timeout").
+            return
         now = time.monotonic()
         if self._upload_since is None or self._deadline is not None:
             # A request going out (also the next one on a kept-alive connection).
-            self._upload_since, self._written = now, 0
+            self._upload_since, self._written, self._stalled = now, 0, None
         # Its answer gets a clock of its own, started by the first read once the writes
         # are done.
         self._deadline = None
         self.reads = 0
         try:
             self._send(buffer, timeout, now)
-        except httpcore.WriteTimeout:
+        except httpcore.WriteTimeout as exc:
             if not self._inner.get_extra_info("is_readable"):
                 raise
             # The receiver stopped taking the body and has answered (an early 413 or
             # 401, the connection left open). httpcore reads the answer after a failed
             # write but not after a timed-out one: the bundle was retried for ever on a
-            # "timeout", never quarantined or paused as the answer says.
+            # "timeout", never quarantined or paused as the answer says. Over TLS the
+            # socket is readable with the server's session tickets alone, answer or not:
+            # when none comes, read() says the upload's timeout, not the answer's.
+            self._stalled = exc
             raise httpcore.WriteError("the receiver stopped reading the request and "
                                       "answered before its end") from None
 
@@ -120,10 +129,18 @@ class _AnswerClockStream(httpcore.NetworkStream):
         if self._deadline is None:
             self._deadline = now + self._seconds
         left = self._deadline - now
-        if left <= 0:
-            raise httpcore.ReadTimeout(f"the receiver's answer did not come whole within "
-                                       f"{self._seconds:g} s")
-        return self._inner.read(max_bytes, left if timeout is None else min(timeout, left))
+        try:
+            if left <= 0:
+                raise httpcore.ReadTimeout(f"the receiver's answer did not come whole "
+                                           f"within {self._seconds:g} s")
+            got = self._inner.read(max_bytes, left if timeout is None else min(timeout, left))
+        except httpcore.ReadTimeout:
+            if self._stalled is not None:  # nothing came: the upload is what timed out
+                raise self._stalled from None
+            raise
+        if got:
+            self._stalled = None  # an answer came: its own timeouts are the answer's
+        return got
 
     def close(self) -> None:
         self._inner.close()
