@@ -528,3 +528,30 @@ def test_a_rotated_jpeg_of_unequal_resolutions_keeps_each_on_its_own_side(
     assert (float(page.mediabox.width), float(page.mediabox.height)) == (
         pytest.approx(144, abs=0.1), pytest.approx(36, abs=0.1))
     assert page.get("/Rotate") == rotate
+
+
+@pytest.mark.parametrize("orientation", [2, 4, 5, 7])
+def test_a_mirrored_jpeg_is_refused_in_words_a_clerk_can_act_on(
+        tmp_path: Path, orientation: int) -> None:
+    """A photo whose EXIF orientation mirrors it (some front cameras write one) cannot
+    be shown so on a PDF page, which can only be turned: conversion-failed says that
+    and the fix, not img2pdf's advice to run it with --rotation=ifvalid."""
+    data = jpeg_with({0x011A: 300.0, 0x011B: 300.0, 0x0128: 2, 0x0112: orientation})
+    b = validate_bundle(bundle_of(tmp_path, {"photo.jpg": data}, "original-print"),
+                        ValidationConfig(convert_images=True))
+    assert [f.line() for f in b.errors] == [
+        f"INV-1/photo.jpg: cannot be converted to PDF: its EXIF orientation ({orientation}) "
+        "shows it mirrored, and a PDF page can be turned but not mirrored — save the "
+        "image again upright, or export it as PDF, and put that file in its place"]
+
+
+@pytest.mark.parametrize("orientation", [0, 9, 65535])
+def test_a_jpeg_whose_orientation_is_no_orientation_is_converted_as_stored(
+        orientation: int) -> None:
+    """An EXIF orientation outside 1–8 (0: "unknown", as some cameras write) says
+    nothing; image viewers show such a photo as stored, and so does its PDF page."""
+    data = jpeg_with({0x011A: 300.0, 0x011B: 300.0, 0x0128: 2, 0x0112: orientation})
+    page = PdfReader(io.BytesIO(image_to_pdf(data, MAX_PIXELS))).pages[0]
+    assert page.get("/Rotate") in (None, 0)
+    assert (float(page.mediabox.width), float(page.mediabox.height)) == (
+        pytest.approx(144, abs=0.1), pytest.approx(72, abs=0.1))
