@@ -24,6 +24,18 @@ from daemon.invisible import for_terminal
 
 
 class _Parser(argparse.ArgumentParser):
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None,
+                         ) -> tuple[argparse.Namespace, list[str]]:
+        """Arguments a parser does not know are told by that parser: a command's (argparse
+        parses it from the top-level parser's) with that command's usage and name, one
+        before the command with outboxd's own usage. argparse left both to the top-level
+        parser, and a catch-all after it could not tell whose they were."""
+        parsed, unknown = super().parse_known_args(args, namespace)
+        if unknown:
+            self.error(f"unrecognized arguments: {' '.join(unknown)}")
+        return parsed, unknown
+
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
         # main() prefixes "outboxd: " once; a subcommand adds its own name.
@@ -89,7 +101,6 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    parser.set_defaults(commands=sub.choices)  # for an option a command does not know
 
     _add(sub, "run")
 
@@ -274,12 +285,8 @@ def _main(argv: Sequence[str] | None, hup_blocked_here: bool) -> int:
     command = None
     try:
         parser = build_parser()
-        args, unknown = parser.parse_known_args(argv)
+        args = parser.parse_args(argv)
         command = args.command
-        if unknown:
-            # Said by the command's own parser: its usage line and its name, not the
-            # top-level "usage: outboxd [-h] … COMMAND", which shows none of its options.
-            args.commands[command].error(f"unrecognized arguments: {' '.join(unknown)}")
         if hup_blocked_here and command != "run":
             # Only `run` reloads on SIGHUP: the others end by it, as they always did.
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})

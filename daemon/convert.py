@@ -40,7 +40,7 @@ from PIL import Image
 
 from daemon.bundle import Attachment, Bundle, Conversion, Finding, below
 from daemon.config import ValidationConfig
-from daemon.errors import InputError
+from daemon.errors import InputError, UnconvertibleImage
 from daemon.fsops import hash_of, open_below, open_in
 from daemon.fswrite import held_path, make_folders_below, write_atomic
 from daemon.manifest import sent_keys
@@ -71,28 +71,52 @@ def image_to_pdf(data: bytes, max_pixels: int) -> bytes:
     an image swapped in after its validation must not be decoded past the limit."""
     import img2pdf
     with pillow_limit(max_pixels):
-        layout = _jpeg_layout(data, img2pdf)
+        with Image.open(io.BytesIO(data)) as im:
+            layout, rotation = _jpeg_layout(im, img2pdf), _rotation(im, img2pdf)
         # The internal engine: pikepdf's writer stamps a time-based /ID into the file,
         # which would change the hash (and the bundle id) between two conversions.
         out: bytes = img2pdf.convert(data, nodate=True, engine=img2pdf.Engine.internal,
-                                     layout_fun=layout)
+                                     layout_fun=layout, rotation=rotation)
     return out
+
+
+_ORIENTATION = 0x0112  # EXIF's, as a camera turns a photo (1–8)
+_MIRRORED = frozenset({2, 4, 5, 7})
+
+
+def _rotation(im: Image.Image, img2pdf: Any) -> Any:
+    """How img2pdf turns the page: by the image's EXIF orientation (its own reading,
+    /Rotate on the page), except that a value outside 1–8 (0, "unknown", as some cameras
+    write) says nothing — a viewer shows such an image as stored, img2pdf refused it —
+    and an orientation that mirrors the image, which a page cannot show, is refused in
+    words a clerk can act on (img2pdf's own told them to run it with --rotation)."""
+    try:
+        value = im.getexif().get(_ORIENTATION)
+        orientation = None if value is None else int(value)
+    except Exception:  # noqa: BLE001 — damaged EXIF or an odd value: it says nothing
+        orientation = 0
+    if orientation in _MIRRORED:
+        raise UnconvertibleImage(f"its EXIF orientation ({orientation}) shows it mirrored, "
+                                 "and a PDF page can be turned but not mirrored — save the "
+                                 "image again upright, or export it as PDF")
+    if orientation is not None and not 1 <= orientation <= 8:
+        return img2pdf.Rotation.none
+    return img2pdf.Rotation.auto
 
 
 # The resolution an image that states none is taken at (docs/folder-convention.md).
 DEFAULT_DPI = 96.0
 
 
-def _jpeg_layout(data: bytes, img2pdf: Any) -> Any:
+def _jpeg_layout(im: Image.Image, img2pdf: Any) -> Any:
     """For a JPEG whose resolution img2pdf would take from Pillow's info["dpi"] wrongly
     (EXIF's x for y too, 72 DPI made up for EXIF without a resolution or a unit), the
     page sized at the resolution validation read (probe.py); else img2pdf's own layout
     (the bytes of every other conversion stay as they were)."""
-    with Image.open(io.BytesIO(data)) as im:
-        if im.format != "JPEG":
-            return img2pdf.default_layout_fun
-        stated = frame_dpi(probe_frame(im, "jpeg")) or (DEFAULT_DPI, DEFAULT_DPI)
-        pillows = im.info.get("dpi")
+    if im.format != "JPEG":
+        return img2pdf.default_layout_fun
+    stated = frame_dpi(probe_frame(im, "jpeg")) or (DEFAULT_DPI, DEFAULT_DPI)
+    pillows = im.info.get("dpi")
     if isinstance(pillows, tuple) and tuple(map(float, pillows)) == stated:
         return img2pdf.default_layout_fun
     return img2pdf.get_fixed_dpi_layout_fun(stated)
@@ -126,6 +150,10 @@ def convert(att: Attachment, taken: set[str], max_pixels: int
         return att, None, [Finding(exc.code, exc.file, exc.message, "error", att.invoice_id)]
     try:
         pdf = image_to_pdf(data, max_pixels)
+    except UnconvertibleImage as exc:
+        return att, None, [Finding("conversion-failed", att.rel, f"cannot be converted to "
+                                   f"PDF: {exc}, and put that file in its place", "error",
+                                   att.invoice_id)]
     except Exception as exc:  # noqa: BLE001 - img2pdf/PIL raise many kinds on odd images
         return att, None, [Finding("conversion-failed", att.rel, f"cannot be converted to PDF "
                                    f"({type(exc).__name__}: {str(exc)[:200]}) — export it as "

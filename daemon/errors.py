@@ -89,6 +89,11 @@ class InputError(OutboxdError):
         super().__init__(f"{file}: {message}")
 
 
+class UnconvertibleImage(OutboxdError):
+    """An image that a PDF page made from it could not show as the image is shown
+    (convert.py): why, in words for a clerk."""
+
+
 class DuplicateInvoiceIds(InputError):
     """An XML invoice file holds an invoice id more than once. ``invoice_ids``: the
     distinct ids it holds, in file order: known although the file is refused, so the

@@ -15,7 +15,7 @@ import unicodedata
 from collections.abc import Sequence
 from enum import Enum
 
-from daemon.invisible import controls_escaped
+from daemon.invisible import controls_escaped, escape
 
 # A copy or an editor is still at work on these (Emacs keeps "#NAME#" while a change to
 # NAME is unsaved, as LibreOffice keeps its lock).
@@ -34,9 +34,13 @@ LITTER = ("Thumbs.db", "desktop.ini", ".DS_Store", "._*", ".*", "Icon\r", "*~",
           *(f"*{colon}{stream}{data}" for stream in _STREAMS for colon in (":", "\uf03a")
             for data in ("", ":$DATA")))
 
+# Unicode's control characters (category Cc): C0, DEL and C1. C1 is no less one than C0
+# (U+0085 ends a line, U+009B starts a terminal's escape sequence), so a name or a folder
+# holding one is refused as one holding C0 is.
+CONTROLS = r"\x00-\x1f\x7f-\x9f"
 # Characters that cannot stand in a folder name on Windows or Linux, and the control
-# characters of ASCII: one pass over an id (it runs for every id of every bundle read).
-_FOLDER_UNSAFE = re.compile(r'[/\\:*?"<>|\x00-\x1f\x7f]')
+# characters: one pass over an id (it runs for every id of every bundle read).
+_FOLDER_UNSAFE = re.compile(rf'[/\\:*?"<>|{CONTROLS}]')
 
 
 class NameKind(Enum):
@@ -218,7 +222,9 @@ def first_of(items: Sequence[str], limit: int) -> tuple[Sequence[str], str]:
     return (items[:limit], f"… and {more} more") if more > 0 else (items, "")
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(f"[{CONTROLS}]")
+
+
 def printable(name: str) -> str:
     """A name as shown in logs, findings, the journal and the page: the bytes of a name
     that is not UTF-8, and control characters, as \\xNN, bidirectional controls as
@@ -240,9 +246,15 @@ def name_problem(name: str) -> str | None:
     except UnicodeEncodeError:
         # Undecodable bytes arrive as lone surrogates (surrogateescape).
         return "the name is not valid UTF-8 — rename the file"
-    if _CONTROL.search(name):
-        return "the name holds control characters — rename the file"
-    return None
+    found = dict.fromkeys(_CONTROL.findall(name))
+    if not found:
+        return None
+    # Shown as codes: the message goes to the log, REASON.txt and the page, where the raw
+    # character would break the line or be invisible, and a clerk must find it to rename.
+    codes = ", ".join(escape(c) for c in found)
+    if len(found) == 1:
+        return f"the name holds a control character ({codes}) — rename the file"
+    return f"the name holds control characters ({codes}) — rename the file"
 
 
 def nfc(name: str) -> str:

@@ -85,6 +85,22 @@ def test_an_option_a_command_does_not_know_is_told_with_that_commands_usage(
     assert err.count("outboxd: ") == 1 and "Traceback" not in err
 
 
+@pytest.mark.parametrize("argv", [["--bogus", "status"], ["--bogus", "status", "--json"],
+                                  ["-c", "x.toml", "--frob", "check", "x.xml"]])
+def test_an_option_before_the_command_that_outboxd_does_not_know_gets_the_top_level_usage(
+        argv: list[str], capsys) -> None:
+    """An unknown option before the command is one of `outboxd` itself (SPEC §7,
+    docs/commands.md): told with the top-level usage ("usage: outboxd [-h] …") and no
+    command's name — not with the usage of the command after it, which has no such
+    place for it and whose options would not help. Exit 2."""
+    bad = next(a for a in argv if a in ("--bogus", "--frob"))
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: outboxd [-h]")
+    assert f"outboxd: unrecognized arguments: {bad}\n" in err
+    assert err.count("outboxd: ") == 1 and "Traceback" not in err
+
+
 @pytest.mark.parametrize("argv", [
     ["demo", "--once", "--timeout", "-5"], ["demo", "--pace", "nan"],
     ["demo", "--pace", "1e308"], ["demo", "--pace", "soon"],

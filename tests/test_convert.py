@@ -473,3 +473,85 @@ def test_a_jpeg_page_has_the_size_its_exif_resolution_gives(
     Image.new("RGB", (600, 300), "white").save(buf, "JPEG", exif=exif)
     w, h = page_size(image_to_pdf(buf.getvalue(), MAX_PIXELS))
     assert (w, h) == (pytest.approx(size[0], abs=0.1), pytest.approx(size[1], abs=0.1))
+
+
+def without_jfif(jpeg: bytes) -> bytes:
+    """`jpeg` without its JFIF header (APP0), as a camera or phone writes a JPEG: its
+    resolution, if any, is in its EXIF data alone."""
+    out, i = bytearray(jpeg[:2]), 2
+    while jpeg[i + 1] != 0xDA:  # the segments up to the scan
+        length = int.from_bytes(jpeg[i + 2:i + 4], "big")
+        if jpeg[i + 1] != 0xE0:
+            out += jpeg[i:i + 2 + length]
+        i += 2 + length
+    return bytes(out + jpeg[i:])
+
+
+def jpeg_with(tags: dict[int, Any], size: tuple[int, int] = (600, 300), *,
+              jfif_dpi: tuple[int, int] | None = None) -> bytes:
+    """A JPEG with these EXIF tags; with a JFIF header only where `jfif_dpi` is given."""
+    exif = Image.Exif()
+    for tag, value in tags.items():
+        exif[tag] = value
+    buf = io.BytesIO()
+    kw = {"dpi": jfif_dpi} if jfif_dpi else {}
+    Image.new("RGB", size, "white").save(buf, "JPEG", exif=exif, **kw)
+    return buf.getvalue() if jfif_dpi else without_jfif(buf.getvalue())
+
+
+@pytest.mark.parametrize("data", [
+    image("JPEG", dpi=None), without_jfif(image("JPEG", dpi=None)), image("JPEG"),
+    image("JPEG", (600, 300), 72), image("PNG", dpi=None), image("PNG"),
+    jpeg_with({0x0112: 6}, jfif_dpi=(300, 600)),
+], ids=["jpeg-no-resolution", "jpeg-no-jfif-no-exif", "jpeg-jfif-300", "jpeg-jfif-72",
+        "png-no-phys", "png-300", "jpeg-jfif-300x600-rotated"])
+def test_a_conversion_gives_the_bytes_it_gave_before_jpeg_resolutions_were_read(
+        data: bytes) -> None:
+    """An image whose resolution Pillow read rightly, or that states none (taken at 96
+    DPI, img2pdf's default), gives the very PDF img2pdf's own layout made before
+    outboxd read a JPEG's resolution itself: the PDF's hash is in the bundle id, and
+    the same files dropped again after an upgrade must be the duplicate they are."""
+    import img2pdf
+    before = img2pdf.convert(data, nodate=True, engine=img2pdf.Engine.internal)
+    assert image_to_pdf(data, MAX_PIXELS) == before
+
+
+@pytest.mark.parametrize("orientation,rotate", [(6, 90), (8, 270), (3, 180)])
+def test_a_rotated_jpeg_of_unequal_resolutions_keeps_each_on_its_own_side(
+        orientation: int, rotate: int) -> None:
+    """EXIF's x resolution is along the stored image's width, y along its height,
+    whatever its orientation: the page is laid out as stored (600 px at 300 DPI by
+    300 px at 600 DPI: 2 × 0.5 inch) and turned by /Rotate as the orientation says,
+    so a photo of 300 × 600 DPI turned a quarter shows 0.5 × 2 inch, not squashed."""
+    data = jpeg_with({0x011A: 300.0, 0x011B: 600.0, 0x0128: 2, 0x0112: orientation})
+    page = PdfReader(io.BytesIO(image_to_pdf(data, MAX_PIXELS))).pages[0]
+    assert (float(page.mediabox.width), float(page.mediabox.height)) == (
+        pytest.approx(144, abs=0.1), pytest.approx(36, abs=0.1))
+    assert page.get("/Rotate") == rotate
+
+
+@pytest.mark.parametrize("orientation", [2, 4, 5, 7])
+def test_a_mirrored_jpeg_is_refused_in_words_a_clerk_can_act_on(
+        tmp_path: Path, orientation: int) -> None:
+    """A photo whose EXIF orientation mirrors it (some front cameras write one) cannot
+    be shown so on a PDF page, which can only be turned: conversion-failed says that
+    and the fix, not img2pdf's advice to run it with --rotation=ifvalid."""
+    data = jpeg_with({0x011A: 300.0, 0x011B: 300.0, 0x0128: 2, 0x0112: orientation})
+    b = validate_bundle(bundle_of(tmp_path, {"photo.jpg": data}, "original-print"),
+                        ValidationConfig(convert_images=True))
+    assert [f.line() for f in b.errors] == [
+        f"INV-1/photo.jpg: cannot be converted to PDF: its EXIF orientation ({orientation}) "
+        "shows it mirrored, and a PDF page can be turned but not mirrored — save the "
+        "image again upright, or export it as PDF, and put that file in its place"]
+
+
+@pytest.mark.parametrize("orientation", [0, 9, 65535])
+def test_a_jpeg_whose_orientation_is_no_orientation_is_converted_as_stored(
+        orientation: int) -> None:
+    """An EXIF orientation outside 1–8 (0: "unknown", as some cameras write) says
+    nothing; image viewers show such a photo as stored, and so does its PDF page."""
+    data = jpeg_with({0x011A: 300.0, 0x011B: 300.0, 0x0128: 2, 0x0112: orientation})
+    page = PdfReader(io.BytesIO(image_to_pdf(data, MAX_PIXELS))).pages[0]
+    assert page.get("/Rotate") in (None, 0)
+    assert (float(page.mediabox.width), float(page.mediabox.height)) == (
+        pytest.approx(144, abs=0.1), pytest.approx(72, abs=0.1))

@@ -401,7 +401,38 @@ class TestNamesThatAreNotUtf8:
         write(outbox / "INV-7" / "Bilagor\x01" / "b.pdf", PDF)
         b = match(outbox, "INV-7.xml", ubl_invoice("INV-7"))
         assert codes(b) == ["bad-name"]
-        assert "control characters" in finding(b, "bad-name").message
+        assert "control character (\\x01)" in finding(b, "bad-name").message
+
+    @pytest.mark.parametrize("char", ["\x07", "\u0085", "\u009b"])
+    def test_an_attachment_with_a_c0_or_c1_control_character_is_a_bad_name(
+            self, outbox: Path, char: str) -> None:
+        """A file whose name holds a control character of C1 (U+0085 ends a line, U+009B
+        starts a terminal's escape sequence) is refused as one of C0 is: bad-name, the
+        character shown as its code, the fix; it is no attachment, and the
+        attachments.toml entry that names it gives it to nothing."""
+        code = f"\\x{ord(char):02x}"
+        write(outbox / "INV-7" / f"a{char}.pdf", PDF)
+        write(outbox / "INV-7" / "attachments.toml",
+              f'[files."a\\u{ord(char):04x}.pdf"]\ntype = "Timesheet"\n'.encode())
+        b = match(outbox, "INV-7.xml", ubl_invoice("INV-7"))
+        self.assert_all_utf8(b)
+        assert "bad-name" in codes(b) and not b.attachments
+        f = finding(b, "bad-name")
+        assert f.file == f"INV-7/a{code}.pdf"
+        assert f"control character ({code})" in f.message and "rename" in f.message
+
+    @pytest.mark.parametrize("char", ["\x01", "\u0085"])
+    def test_a_subfolder_with_a_c0_or_c1_control_character_is_one_bad_name(
+            self, outbox: Path, char: str) -> None:
+        """A subfolder of a file of several invoices named with a control character, C0
+        or C1, is one bad-name finding shown with the character's code, not also an
+        orphan-attachment; its files are no attachments."""
+        write(outbox / "B-7" / "INV-7" / "a.pdf", PDF)
+        write(outbox / "B-7" / f"INV-8{char}" / "b.pdf", PDF)
+        b = match(outbox, "B-7.xml", batch_xml("INV-7", "INV-8"))
+        assert codes(b) == ["bad-name"]
+        assert finding(b, "bad-name").file == f"B-7/INV-8\\x{ord(char):02x}"
+        assert layout(b) == {"INV-7": ["a.pdf"], "INV-8": []}
 
     def test_an_attachment_whose_name_holds_escape_sequences_is_shown_escaped(
             self, outbox: Path) -> None:

@@ -175,12 +175,14 @@ class TestContractFolderName:
         ("INV-2001", "INV-2001"), ("A/1", "A_1"), ('a\\b*c?d"e<f>g|h', "a_b_c_d_e_f_g_h"),
         ("tab\there", "tab_here"), ("nl\nx\x7f", "nl_x_"),
         ("CON", "CON"), ("nul.txt", "nul.txt"), ("INV-7.", "INV-7."), ("INV-7 ", "INV-7 "),
-        ("INV-\u200b7", "INV-\u200b7"), ("INV-\x857", "INV-\x857")])
+        ("INV-\u200b7", "INV-\u200b7"), ("INV-\x857", "INV-_7"), ("INV-\x9b7", "INV-_7")])
     def test_only_the_listed_characters_and_control_characters_become_underscore(
             self, invoice_id: str, folder: str) -> None:
         """The contract's rule, which an ERP on Linux may follow when it makes the folders:
         / \\ : * ? " < > | and control characters become '_', nothing else — a device name,
-        a dot or space at the end and an invisible character stay as they are."""
+        a dot or space at the end and an invisible character stay as they are. Control
+        characters are Unicode's (Cc), C1 (U+0080–U+009F) with C0: a folder named with
+        one is a bad name, so the contract's name must not keep it."""
         assert contract_folder_name(invoice_id) == folder
 
     @pytest.mark.parametrize("invoice_id,names", [
@@ -289,9 +291,27 @@ class TestNameProblem:
         bad = b"scan\xff.pdf".decode("utf-8", "surrogateescape")
         assert "UTF-8" in (name_problem(bad) or "")
 
-    def test_control_characters(self) -> None:
-        """A name holding a control character is reported."""
-        assert "control" in (name_problem("scan\n.pdf") or "")
+    @pytest.mark.parametrize(("name", "code"), [
+        ("scan\n.pdf", "\\x0a"), ("scan\x7f.pdf", "\\x7f"), ("INV-\u0080.xml", "\\x80"),
+        ("INV-\u009b.xml", "\\x9b"), ("a\u0085b.pdf", "\\x85"), ("a\u009f.pdf", "\\x9f")])
+    def test_control_characters(self, name: str, code: str) -> None:
+        """A name holding a control character, C0 or DEL or C1 (U+0080–U+009F: U+009B
+        starts an escape sequence on some terminals, U+0085 ends a line), is reported,
+        the character shown as its code, with the fix."""
+        problem = name_problem(name) or ""
+        assert f"holds a control character ({code})" in problem and "rename" in problem
+
+    def test_several_control_characters_are_each_named_once(self) -> None:
+        """Each control character of the name is shown, once, in the order found."""
+        assert name_problem("a\x1b[2J\x1b\u0085.pdf") == (
+            "the name holds control characters (\\x1b, \\x85) — rename the file")
+
+    def test_undecodable_bytes_are_not_taken_for_c1_control_characters(self) -> None:
+        """The byte 0x85 of a name that is not UTF-8 (surrogate-escaped, U+DC85) is a name
+        that is not UTF-8, not one with the character U+0085 (which UTF-8 writes as
+        C2 85): the fix differs (save the name as UTF-8 on the computer that made it)."""
+        bad = b"scan\x85.pdf".decode("utf-8", "surrogateescape")
+        assert name_problem(bad) == "the name is not valid UTF-8 — rename the file"
 
 
 class TestPrintable:

@@ -100,7 +100,8 @@ def test_idle_releases_say_why() -> None:
 
 @pytest.mark.parametrize(("raw", "shown", "rule"), [
     (b"Faktura-\xe5.send-anyway", "Faktura-\\xe5.send-anyway", "not valid UTF-8"),
-    (b"Faktura\x01.send-anyway", "Faktura\\x01.send-anyway", "control characters"),
+    (b"Faktura\x01.send-anyway", "Faktura\\x01.send-anyway", "control character"),
+    ("Faktura\u0085.send-anyway".encode(), "Faktura\\x85.send-anyway", "control character"),
 ])
 def test_a_release_whose_name_cannot_be_used_says_so_under_an_escaped_name(
         raw: bytes, shown: str, rule: str) -> None:

@@ -898,6 +898,20 @@ class TestRefusedInvoiceNames:
         assert "UTF-8" in why and "\\xff" in name
 
 
+    @pytest.mark.parametrize("name", ["INV-\x07.xml", "INV-\u009b.xml", "INV-\u0085.pdf"])
+    def test_a_name_with_a_control_character_is_refused_as_bad_name(
+            self, outbox: Path, name: str) -> None:
+        """An invoice file whose name holds a control character, C0 or C1 (U+009B, U+0085
+        alike), is refused under bad-name, shown escaped with the character's code, never
+        read nor sent."""
+        touch(outbox / name)
+        listing = list_outbox(cfg_for(outbox))
+        assert listing.candidates == {}
+        [(shown, why)] = listing.refused
+        code = f"\\x{ord(name[4]):02x}"
+        assert shown == f"INV-{code}{name[5:]}" and refused_code(why) == "bad-name"
+        assert f"control character ({code})" in why and "rename" in why
+
     def test_an_invoice_file_named_like_an_archive_paper_is_refused_as_paper_name(
             self, outbox: Path) -> None:
         """Under invoice_patterns "*" an invoice file REASON.txt, reason.json or

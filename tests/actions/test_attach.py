@@ -586,6 +586,24 @@ def test_attach_refuses_a_file_named_like_attachments_toml(
     assert not (env.outbox / "INV-1001").exists()
 
 
+@pytest.mark.parametrize("char", ["\x07", "\u0085", "\u009b"])
+def test_attach_refuses_a_name_with_a_control_character_c0_or_c1(
+        env: Env, tmp_path: Path, capsys, char: str) -> None:
+    """A file named with a control character, of C1 (U+0085, U+009B) as of C0, would be
+    a bad-name error in the sidecar: attach refuses it, exit 2, writing nothing, and
+    says which character by its code and to rename the file."""
+    env.write_config("http://127.0.0.1:9/bundles")
+    write(env.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+    src = write(tmp_path / "home" / f"scan{char}.pdf", b"%PDF-1.4\n%%EOF\n")
+    assert attach(env, "INV-1001", str(src)) == 2
+    err = capsys.readouterr().err
+    code = f"\\x{ord(char):02x}"
+    assert f"'scan{code}.pdf' cannot be an attachment name" in err
+    assert f"control character ({code})" in err and "rename it" in err
+    assert char not in err and "Traceback" not in err
+    assert not (env.outbox / "INV-1001").exists()
+
+
 CLERKS_TOML = b'# the clerk\'s edit\n[files."contract.pdf"]\ntype = "Contract"\nnote = "signed"\n'
 
 

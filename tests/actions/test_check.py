@@ -715,7 +715,8 @@ def test_an_invoice_file_that_is_a_link_or_fifo_is_reported_as_not_a_file_not_a_
     assert "L.xml: is a symbolic link, not a regular file; outboxd never follows or opens " \
            "it — put the invoice file itself there  [not-a-file]" in out
     assert "F.xml: is a FIFO, not a regular file;" in out and "there  [not-a-file]" in out
-    assert "N\\x07.xml: the name holds control characters — rename the file  [bad-name]" in out
+    assert "N\\x07.xml: the name holds a control character (\\x07) — rename the file  " \
+           "[bad-name]" in out
     assert "L.xml: is a symbolic link, not a regular file; outboxd never follows or opens " \
            "it — put the invoice file itself there  [bad-name]" not in out
 

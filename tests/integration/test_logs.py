@@ -196,13 +196,15 @@ def test_a_reload_from_console_to_json_brings_native_output_into_the_log_too(
 
 # A record a clerk's file name would forge, were a name to end a log line early.
 FORGED = '{"event": "bundle sent", "invoice_file": "INV-FAKE.xml", "level": "info"}'
-# Invoice files outboxd takes as bundles (no control character of ASCII, which makes a
-# name a bad-name error), each with an invoice id of the same trouble: U+2028 and U+0085
-# (line ends to many readers), C1's CSI (an escape sequence to some terminals), the
+# Invoice files outboxd takes as bundles (no control character, which makes a name a
+# bad-name error), each with an invoice id of the same trouble: U+2028 and U+0085 (line
+# ends to many readers), C1's CSI (an escape sequence to some terminals), the
 # right-to-left override, a zero-width space, and the longest name ext4 takes.
-TAKEN = {"INV-ls\u2028" + FORGED: "ID-ls\u2028" + FORGED, "INV-nel\x85x": "ID-nel\x85x",
-         "INV-csi\x9b2J": "ID-csi\x9b2J", "INV-bidi\u202elmx.pdf": "ID-bidi\u202e1",
+TAKEN = {"INV-ls\u2028" + FORGED: "ID-ls\u2028" + FORGED, "INV-nel": "ID-nel\x85x",
+         "INV-csi": "ID-csi\x9b2J", "INV-bidi\u202elmx.pdf": "ID-bidi\u202e1",
          "INV-zw\u200b1": "ID-zw\u200b1", "INV-" + "L" * 247: "ID-long"}
+# Invoice files whose names hold C1's NEL and CSI: bad names, left alone, and said so.
+REFUSED = ["INV-nel\x85x.xml", "INV-csi\x9b2J.xml"]
 # Attachment names of one sidecar: a clear-screen and a hyperlink escape, a newline
 # before a forged record, a byte that is not UTF-8.
 BAD_ATTACHMENTS = [b"clear\x1b[2J.pdf", b"link\x1b]8;;http:\\\\evil\x07click\x1b]8;;\x07.pdf",
@@ -218,6 +220,8 @@ def _drop_troublesome_names(outbox: Path) -> None:
         # As drop_bundle, under a short temporary name: the long one has no room for more.
         (outbox / ".drop.tmp").write_bytes(ubl_invoice(invoice_id))
         (outbox / ".drop.tmp").rename(outbox / f"{name}.xml")
+    for name in REFUSED:
+        (outbox / name).write_bytes(ubl_invoice("ID-refused"))
     root = os.fsencode(outbox)
     os.mkdir(os.path.join(root, b"INV-A1"))
     for raw in BAD_ATTACHMENTS:
@@ -254,7 +258,15 @@ def test_names_from_the_share_never_end_a_json_record_drive_a_terminal_or_hide(
     waiting = {r["invoice_file"]: r["invoice_ids"] for r in records
                if r["event"] == "bundle waiting"}
     assert waiting["INV-ls\\u2028" + FORGED + ".xml"] == ["ID-ls\\u2028" + FORGED]
-    assert waiting["INV-csi\\x9b2J.xml"] == ["ID-csi\\x9b2J"]
+    assert waiting["INV-csi.xml"] == ["ID-csi\\x9b2J"]
+    assert waiting["INV-nel.xml"] == ["ID-nel\\x85x"]
+    left = {r["file"]: r["error"] for r in records
+            if r["event"] == "invoice file cannot be used; left alone"}
+    assert left == {
+        "INV-nel\\x85x.xml": "INV-nel\\x85x.xml: the name holds a control character (\\x85) "
+                             "— rename the file",
+        "INV-csi\\x9b2J.xml": "INV-csi\\x9b2J.xml: the name holds a control character "
+                              "(\\x9b) — rename the file"}
     assert waiting["INV-bidi\\u202elmx.pdf.xml"] == ["ID-bidi\\u202e1"]
     assert waiting["INV-zw\\u200b1.xml"] == ["ID-zw\\u200b1"]
     assert waiting["INV-" + "L" * 247 + ".xml"] == ["ID-long"]
@@ -294,7 +306,8 @@ def test_names_from_the_share_reach_a_terminal_as_codes_on_console_lines(
     assert UNSAFE.findall(plain.replace("\r", "")) == []
     lines = plain.replace("\r\n", "\n").split("\n")
     assert not any(line.lstrip().startswith("{") for line in lines)
-    for name in ("INV-ls\\u2028" + FORGED, "INV-csi\\x9b2J", "INV-bidi\\u202elmx.pdf",
+    for name in ("INV-ls\\u2028" + FORGED, "INV-csi", "INV-bidi\\u202elmx.pdf",
                  "INV-zw\\u200b1"):
         [line] = [line for line in lines if f"bundle waiting: {name}.xml" in line]
+    assert "INV-csi\\x9b2J.xml: the name holds a control character (\\x9b)" in plain
     assert "clear\\x1b[2J.pdf" in plain and "M\\xfcller" in plain

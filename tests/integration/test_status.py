@@ -62,12 +62,14 @@ def test_status_json_counts_sent_quarantined_and_waiting(env: Env, receiver: Rec
 
 
 # Invoice files a clerk can name so on the share and outboxd takes (ids of the same
-# trouble): U+2028 (a line's end to many readers) before a forged line, C1's CSI, the
-# right-to-left override, a zero-width space; HTML for the status page.
+# trouble): U+2028 (a line's end to many readers) before a forged line, the
+# right-to-left override, a zero-width space; HTML for the status page. C1's CSI only in
+# an id: a name holding it is a bad name (CSI_NAME), never a bundle.
 TROUBLESOME = {"INV-ls\u2028  INV-FAKE.xml [FAKE] at 2031": "ID-ls\u20281",
-               "INV-csi\x9b2J": "ID-csi\x9b2J", "INV-bidi\u202elmx.pdf": "ID-bidi\u202e1",
+               "INV-csi": "ID-csi\x9b2J", "INV-bidi\u202elmx.pdf": "ID-bidi\u202e1",
                "INV-zw\u200b1": "ID-zw\u200b1", "INV-<img src=x onerror=alert(1)>": "ID-html"}
 RAW = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u200b]")
+CSI_NAME = "INV-csi\x9b2J.xml"
 
 
 def test_names_from_the_share_show_as_codes_in_status_check_and_page_json_keeps_them_exact(
@@ -81,6 +83,7 @@ def test_names_from_the_share_show_as_codes_in_status_check_and_page_json_keeps_
     start_daemon()
     for name, invoice_id in TROUBLESOME.items():
         drop_bundle(env.outbox, name, {}, ubl_invoice(invoice_id))
+    (env.outbox / CSI_NAME).write_bytes(ubl_invoice("ID-csi2"))
     wait_for(lambda: json.loads(status(env, "--json").stdout)["counts"]["waiting"] == 5,
              what="the five invoices waiting for attachments")
 
@@ -89,7 +92,7 @@ def test_names_from_the_share_show_as_codes_in_status_check_and_page_json_keeps_
     assert RAW.findall(text) == [] and text.splitlines() == lines
     assert not any(line.startswith("  INV-FAKE") for line in lines)
     for shown in ("INV-ls\\u2028  INV-FAKE.xml [FAKE] at 2031.xml [ID-ls\\u20281]",
-                  "INV-csi\\x9b2J.xml [ID-csi\\x9b2J]",
+                  "INV-csi.xml [ID-csi\\x9b2J]",
                   "INV-bidi\\u202elmx.pdf.xml [ID-bidi\\u202e1]",
                   "INV-zw\\u200b1.xml [ID-zw\\u200b1]"):
         assert sum(line.startswith(f"  {shown} ") for line in lines) == 1, (shown, text)
@@ -105,6 +108,8 @@ def test_names_from_the_share_show_as_codes_in_status_check_and_page_json_keeps_
     assert RAW.findall(checked) == []
     assert checked.splitlines() == checked.rstrip("\n").split("\n")
     assert "INV-ls\\u2028  INV-FAKE.xml [FAKE] at 2031.xml" in checked
+    assert "INV-csi\\x9b2J.xml: the name holds a control character (\\x9b) — rename the " \
+        "file  [bad-name]" in checked
 
     page_file = env.outbox / "outboxd-status.html"
     wait_for(lambda: page_file.exists() and "ID-html" in page_file.read_text(),
@@ -114,7 +119,7 @@ def test_names_from_the_share_show_as_codes_in_status_check_and_page_json_keeps_
     page = Page(html)
     assert not any(tag == "img" for tag, _ in page.tags)
     waiting = page.text["waiting"]
-    for shown in ("INV-ls\\u2028  INV-FAKE.xml [FAKE] at 2031.xml", "INV-csi\\x9b2J.xml",
+    for shown in ("INV-ls\\u2028  INV-FAKE.xml [FAKE] at 2031.xml", "INV-csi.xml",
                   "INV-bidi\\u202elmx.pdf.xml", "INV-zw\\u200b1.xml",
                   "INV-<img src=x onerror=alert(1)>.xml"):
         assert shown in waiting, (shown, waiting)
