@@ -32,6 +32,7 @@ from pathlib import Path
 from daemon.actions import EXIT_OK
 from daemon.actions.attach_notes import AttachRefused, record
 from daemon.actions.common import invalid_fate, settings_of
+from daemon.actions.whereabouts import Endings, left_the_outbox
 from daemon.bundle import Attachment
 from daemon.config import Settings
 from daemon.emptiness import what_is_empty
@@ -149,9 +150,7 @@ def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None 
     unread: list[str] = []
     found = holders(invoice_id, settings, unread)
     if not found:
-        raise AttachRefused(f"no invoice file in {settings.outbox.path} holds invoice id "
-                            f"{invoice_id!r} — check the id (outboxd check lists them)"
-                            + unread_note(unread))
+        raise not_in_the_outbox(invoice_id, name, settings, unread)
     if len(found) > 1:
         raise AttachRefused(f"invoice id {invoice_id!r} is in {len(found)} invoice files: "
                             f"{', '.join(c.invoice.name for c, _ in found)} — remove the "
@@ -189,16 +188,34 @@ def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None 
                             "folder (a link or a file took its place) — make it a real "
                             "folder; nothing was changed") from None
     try:
-        _copy_in(src, held_path(held), name, rel, doc_type, note, folder.name)
+        _copy_in(src, held_path(held), name, rel, doc_type, note, folder.name,
+                 lambda: None if os.path.lexists(cand.invoice)
+                 else not_in_the_outbox(invoice_id, name, settings, []))
         os.fsync(held)
     finally:
         os.close(held)
     return dest
 
 
+def not_in_the_outbox(invoice_id: str, name: str, settings: Settings, unread: list[str]
+                      ) -> AttachRefused:
+    """The refusal for an id no invoice file in the outbox holds, with what the journal
+    says became of it: an ERP's script whose attach comes after the bundle went (sent,
+    being delivered, quarantined) learns that, not "check the id"."""
+    gone = left_the_outbox(invoice_id, settings, Endings(
+        sent=f"too late: it went out without {name!r}, which was not attached",
+        moving=f"too late: {name!r} was not attached",
+        quarantined=", then attach again", unseen=f"{name!r} was not attached"))
+    return AttachRefused(f"no invoice file in {settings.outbox.path} holds invoice id "
+                         f"{invoice_id!r}" + (f": {gone}" if gone else
+                                              " — check the id (outboxd check lists them)")
+                         + unread_note(unread))
+
+
 def _copy_in(src: Path, here: Path, name: str, rel: Path, doc_type: str | None,
-             note: str | None, label: str) -> None:
-    """src copied into the held folder `here` as name, its type and note recorded."""
+             note: str | None, label: str, gone: Callable[[], AttachRefused | None]) -> None:
+    """src copied into the held folder `here` as name, its type and note recorded;
+    `gone`: the refusal if the invoice file has left the outbox meanwhile."""
     dest = here / name
     # An attach of this name killed before its rename left its copy, whose in-progress
     # name keeps the bundle waiting for good: running it again finishes it.
@@ -215,6 +232,13 @@ def _copy_in(src: Path, here: Path, name: str, rel: Path, doc_type: str | None,
             with folder_locked(int(here.name)):
                 # Another attach of this name may have landed while we copied: then its
                 # entry in attachments.toml is left as it wrote it.
+                # Claimed by the daemon while we copied (its sidecar moved on with the
+                # claim, or the folder we hold went with it): a file put in now would be
+                # left behind in a sidecar of no invoice, or slip into a claimed bundle,
+                # while attach said "attached".
+                refusal = gone()
+                if refusal is not None:
+                    raise refusal
                 if os.path.lexists(dest):
                     raise FileExistsError(dest)
                 if doc_type or note:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import unicodedata
 from pathlib import Path
 
 import pytest
-from conftest import Env
-from helpers import UBL_NS, drop_bundle, pdf_bytes, ubl_invoice, write
+from conftest import OUTBOXD, Env, Receiver, journal_since
+from helpers import UBL_NS, drop_bundle, pdf_bytes, ubl_invoice, wait_for, write
 
 from daemon.cli import main
 from daemon.config_load import load_settings
 from daemon.finish import evaluate
+from daemon.journal import Journal
 from daemon.scan import candidate_for
 from daemon.temps import drop_stale_copies
 
@@ -640,3 +642,77 @@ def test_an_attachments_toml_made_by_a_clerk_while_attach_ran_is_kept(
     assert toml.read_bytes() == CLERKS_TOML
     assert sorted(p.name for p in (cfg.outbox / "INV-1001").iterdir()) == [
         "attachments.toml", "contract.pdf"]
+
+
+def test_an_attach_after_the_bundle_was_sent_says_it_went_out_without_the_file(
+        env: Env, receiver: Receiver, start_daemon, timesheet: Path) -> None:
+    """An ERP's script attaches a second file after the daemon sent the bundle (its first
+    attach made it whole): `outboxd attach` said "no invoice file holds invoice id … —
+    check the id", and the ERP looked for a typo. As a process beside the running
+    daemon it now exits 1 with one line saying the invoice was sent, when, where, and
+    that the file went out without it; nothing is written into the outbox."""
+    env.write_config(receiver.url, einvoice={"preflight": "off"},
+                     service={"reader_processes": 0})
+    start_daemon()
+    drop_bundle(env.outbox, "INV-S", {"first.pdf": pdf_bytes(1)}, ubl_invoice("INV-S"))
+    wait_for(lambda: env.sent_bundles(), what="the bundle to be sent")
+    late = subprocess.run([*OUTBOXD, "attach", "-c", str(env.config), "INV-S",
+                           str(timesheet)], capture_output=True, text=True, timeout=60)
+    assert late.returncode == 1, late.stderr
+    [line] = late.stderr.splitlines()
+    [archived] = env.sent_bundles()
+    assert line.startswith(f"outboxd: no invoice file in {env.outbox} holds invoice id "
+                           "'INV-S': INV-S.xml was sent at ")
+    assert line.endswith(f"({archived}); too late: it went out without 'timesheet.pdf', "
+                         "which was not attached")
+    assert not (env.outbox / "INV-S").exists()
+
+
+def test_an_attach_to_a_bundle_quarantined_or_in_delivery_says_where_it_is(
+        cfg: Env, timesheet: Path, capsys) -> None:
+    """For an id whose bundle left the outbox, attach says what the journal knows: a
+    quarantined one with the retry command to run before attaching again, one being
+    delivered with "too late", rather than "check the id"."""
+    cfg.state.mkdir(exist_ok=True)
+    j = Journal(cfg.state / "journal.sqlite3")
+    j.create("batch-3.xml", "quarantined", bundle_id="b" * 64, invoice_ids=["INV-31"],
+             archive_dir="/q/batch-3--b")
+    j.create("INV-7.xml", "retrying", since="2026-12-01T11:00:00.000Z",
+             invoice_ids=["INV-7"])
+    j.close()
+    assert attach(cfg, "INV-31", str(timesheet)) == 1
+    [since] = journal_since(cfg, "quarantined", "batch-3.xml")
+    assert capsys.readouterr().err.rstrip().endswith(
+        f"holds invoice id 'INV-31': batch-3.xml was quarantined at {since} (/q/batch-3--b) "
+        "— see REASON.txt there; once fixed: outboxd retry bbbbbbbbbbbb, then attach again")
+    assert attach(cfg, "INV-7", str(timesheet)) == 1
+    assert capsys.readouterr().err.rstrip().endswith(
+        "holds invoice id 'INV-7': INV-7.xml left the outbox and is retrying since "
+        "2026-12-01T11:00:00.000Z; too late: 'timesheet.pdf' was not attached — outboxd "
+        "status shows how it goes")
+    assert list(cfg.outbox.iterdir()) == []
+
+
+def test_an_attach_whose_invoice_the_daemon_claimed_while_it_copied_puts_nothing_in(
+        cfg: Env, timesheet: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """The daemon claims the bundle (invoice file and sidecar moved into processing)
+    while attach copies: the copy was renamed into the folder attach held — now inside
+    the claimed bundle — or into a sidecar it made anew beside no invoice file, and
+    attach said "attached" for a file that did not go out. It now refuses (exit 1),
+    leaves no copy behind, and puts nothing into either folder."""
+    write(cfg.outbox / "INV-C.xml", ubl_invoice("INV-C"))
+    write(cfg.outbox / "INV-C" / "first.pdf", pdf_bytes(1))
+    processing = cfg.root / "processing"
+    processing.mkdir()
+    import daemon.actions.attach as attach_mod
+    real_copy = attach_mod.copy_into
+
+    def copy_while_claimed(fin, fout) -> None:  # noqa: ANN001 - as copy_into's
+        real_copy(fin, fout)
+        (cfg.outbox / "INV-C.xml").rename(processing / "INV-C.xml")
+        (cfg.outbox / "INV-C").rename(processing / "INV-C")
+    monkeypatch.setattr(attach_mod, "copy_into", copy_while_claimed)
+    assert attach(cfg, "INV-C", str(timesheet)) == 1
+    assert "no invoice file in" in capsys.readouterr().err
+    assert sorted(p.name for p in (processing / "INV-C").iterdir()) == ["first.pdf"]
+    assert list(cfg.outbox.iterdir()) == []
