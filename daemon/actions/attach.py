@@ -27,6 +27,7 @@ import os
 import stat
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from daemon.actions import EXIT_OK
@@ -52,9 +53,9 @@ from daemon.fswrite import (
 )
 from daemon.idfolders import IdFolders
 from daemon.invoices import read_invoice_file
-from daemon.lookalikes import look_alike_findings
+from daemon.lookalikes import distinct_names, how_spelled, look_alike_findings
 from daemon.match import assemble
-from daemon.names import for_terminal, is_ignored, name_problem
+from daemon.names import fold_key, for_terminal, is_ignored, name_problem
 from daemon.notes import MANIFEST_NAME, misnamed_notes, value_problem
 from daemon.scan import Candidate, Listing, list_outbox
 from daemon.sharedsidecar import shared_message, sidecar_sharers
@@ -169,14 +170,14 @@ def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None 
                             f"sidecar {cand.sidecar.name}; mend as follows, then attach again\n"
                             + "\n".join(f"  {f.file}: {f.message}  [{f.code}]" for f in twins))
     refuse_a_shared_sidecar(cand)
-    refuse_what_would_be_quarantined(src, cand)
-    refuse_what_the_channel_refuses(src, cand, invoice_id, settings)
     folder = target_folder(cand, ids, invoice_id)
     dest = folder / name
     rel = dest.relative_to(settings.outbox.path)
     if os.path.lexists(dest):
         raise AttachRefused(f"{rel} already exists; nothing was changed — rename FILE or "
                             "remove the old one")
+    refuse_what_would_be_quarantined(src, cand)
+    refuse_what_the_channel_refuses(src, rel, cand, invoice_id, settings)
     # Made and held from the outbox down, never through a link: the sidecar (or its ID/)
     # a clerk swaps for a link after the checks above cannot take the copy and
     # attachments.toml elsewhere, where attach (often run as root) would write them.
@@ -241,6 +242,14 @@ def _copy_in(src: Path, here: Path, name: str, rel: Path, doc_type: str | None,
                     raise refusal
                 if os.path.lexists(dest):
                     raise FileExistsError(dest)
+                # One run with Timesheet.pdf, one with timesheet.pdf: each looked before
+                # the other landed; the second would get the bundle quarantined.
+                twin = _look_alike_of(here, name)
+                if twin is not None:
+                    raise AttachRefused(
+                        f"{rel.parent / twin} appeared meanwhile, a name that differs from "
+                        f"{name!r} {how_spelled(name, twin)}: both would get the bundle "
+                        "stopped (name-collision); nothing was changed — rename FILE")
                 if doc_type or note:
                     record(here, name, doc_type, note, label)
                 rename_noreplace(tmp, dest)
@@ -249,6 +258,15 @@ def _copy_in(src: Path, here: Path, name: str, rel: Path, doc_type: str | None,
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def _look_alike_of(folder: Path, name: str) -> str | None:
+    """A name in folder that is `name` to a Windows or Mac client but not to Linux (it
+    differs only in case or Unicode form), if there is one."""
+    key = fold_key(name)
+    with os.scandir(folder) as entries:
+        return next((e.name for e in entries if e.name != name and fold_key(e.name) == key),
+                    None)
 
 
 def share_with_the_daemon(outbox: Path) -> Callable[[int], None] | None:
@@ -313,12 +331,14 @@ def refuse_what_would_be_quarantined(src: Path, cand: Candidate) -> None:
                             "[copy-of-invoice]")
 
 
-def refuse_what_the_channel_refuses(src: Path, cand: Candidate, invoice_id: str,
+def refuse_what_the_channel_refuses(src: Path, rel: Path, cand: Candidate, invoice_id: str,
                                     settings: Settings) -> None:
     """A file the daemon's rules for this bundle's channel reject (over max_attachment_bytes,
-    a type the channel does not allow, a damaged or encrypted PDF) only gets the bundle
-    quarantined — a whole file of invoices at once: refused before anything is written,
-    with each rule broken, as `outboxd check` would word it."""
+    a type the channel does not allow, a damaged or encrypted PDF), or whose name, put at
+    `rel`, collides with one of the invoice's attachments (Timesheet.pdf beside
+    timesheet.pdf, a name in the other Unicode form: `name-collision`), only gets the
+    bundle quarantined — a whole file of invoices at once: refused before anything is
+    written, with each rule broken, as `outboxd check` would word it."""
     try:
         bundle = assemble(cand, settings)
     except InputError as exc:
@@ -331,6 +351,10 @@ def refuse_what_the_channel_refuses(src: Path, cand: Candidate, invoice_id: str,
                      document_type=settings.attachments.default_document_type)
     errors = [f for f in check_attachment(att, bundle, settings.validation)[1]
               if f.severity == "error"]
+    # As the matcher will see the folder once the file is in: the invoice's attachments,
+    # then this one (so that the finding is this file's).
+    distinct_names([*(a for a in bundle.attachments if a.invoice_id == invoice_id),
+                    replace(att, rel=str(rel))], settings.delivery.safe_filenames, errors)
     if errors:
         raise AttachRefused(f"{src} would only get {cand.invoice.name} "
                             f"{invalid_fate(settings)}; nothing "

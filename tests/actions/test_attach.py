@@ -716,3 +716,47 @@ def test_an_attach_whose_invoice_the_daemon_claimed_while_it_copied_puts_nothing
     assert "no invoice file in" in capsys.readouterr().err
     assert sorted(p.name for p in (processing / "INV-C").iterdir()) == ["first.pdf"]
     assert list(cfg.outbox.iterdir()) == []
+
+
+@pytest.mark.parametrize("there, attached", [
+    ("Timesheet.pdf", "timesheet.pdf"),
+    (unicodedata.normalize("NFD", "Résumé.pdf"), unicodedata.normalize("NFC", "Résumé.pdf")),
+], ids=["case", "unicode-form"])
+def test_attach_refuses_a_name_that_collides_with_an_attachment_but_for_case_or_form(
+        cfg: Env, tmp_path: Path, there: str, attached: str) -> None:
+    """A sidecar holds Timesheet.pdf (or Résumé.pdf as a Mac writes it): `outboxd attach`
+    of timesheet.pdf (Résumé.pdf as typed on Windows) put it in beside, and the bundle was
+    quarantined for name-collision. As a process it now exits 1 naming the rule, and puts
+    nothing in."""
+    write(cfg.outbox / "INV-N.xml", ubl_invoice("INV-N"))
+    write(cfg.outbox / "INV-N" / there, pdf_bytes(1))
+    src = write(tmp_path / "home" / attached, pdf_bytes(2))
+    run = subprocess.run([*OUTBOXD, "attach", "-c", str(cfg.config), "INV-N", str(src)],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1, run.stderr
+    assert f"differs from 'INV-N/{there}' only" in run.stderr
+    assert "[name-collision]" in run.stderr and "Traceback" not in run.stderr
+    assert [p.name for p in (cfg.outbox / "INV-N").iterdir()] == [there]
+
+
+def test_of_two_attaches_at_once_whose_names_differ_only_in_case_the_second_writes_nothing(
+        cfg: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """Two attaches at once, of Timesheet.pdf and timesheet.pdf: both looked before either
+    landed, and both landed, so the bundle was quarantined. The one that finds the other's
+    name there when its copy is done now refuses and leaves no copy."""
+    write(cfg.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+    upper = write(tmp_path / "a" / "Timesheet.pdf", pdf_bytes(3))
+    lower = write(tmp_path / "b" / "timesheet.pdf", pdf_bytes(2))
+    import daemon.actions.attach as attach_mod
+    real_copy, others = attach_mod.copy_into, []
+
+    def copy_while_another_attach_lands(fin, fout) -> None:  # noqa: ANN001 - as copy_into's
+        real_copy(fin, fout)
+        if not others:  # the first copy only: the other attach runs now, whole
+            others.append(None)
+            others[0] = attach(cfg, "INV-1001", str(upper))
+    monkeypatch.setattr(attach_mod, "copy_into", copy_while_another_attach_lands)
+    assert attach(cfg, "INV-1001", str(lower)) == 1
+    assert others == [0]
+    assert "INV-1001/Timesheet.pdf appeared meanwhile" in capsys.readouterr().err
+    assert [p.name for p in (cfg.outbox / "INV-1001").iterdir()] == ["Timesheet.pdf"]
