@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
 import stat
 import uuid
@@ -38,6 +39,8 @@ from daemon.bundle import Attachment
 from daemon.config import Settings
 from daemon.emptiness import what_is_empty
 from daemon.errors import (
+    NO_ROOM,
+    NO_ROOM_FIX,
     InputError,
     UsageError,
     describe,
@@ -181,21 +184,51 @@ def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None 
     # Made and held from the outbox down, never through a link: the sidecar (or its ID/)
     # a clerk swaps for a link after the checks above cannot take the copy and
     # attachments.toml elsewhere, where attach (often run as root) would write them.
+    parts = folder.relative_to(settings.outbox.path).parts
+    shared, made = share_with_the_daemon(settings.outbox.path), []
+
+    def mark_made(fd: int) -> None:
+        made.append(fd)
+        if shared is not None:
+            shared(fd)
     try:
-        held = make_folders_below(settings.outbox.path, folder.relative_to(
-            settings.outbox.path).parts, share_with_the_daemon(settings.outbox.path))
-    except NotADirectoryError as exc:
-        raise AttachRefused(f"{exc.filename} in the sidecar {cand.sidecar.name} is not a "
-                            "folder (a link or a file took its place) — make it a real "
-                            "folder; nothing was changed") from None
-    try:
-        _copy_in(src, held_path(held), name, rel, doc_type, note, folder.name,
-                 lambda: None if os.path.lexists(cand.invoice)
-                 else not_in_the_outbox(invoice_id, name, settings, []))
-        os.fsync(held)
-    finally:
-        os.close(held)
+        try:
+            held = make_folders_below(settings.outbox.path, parts, mark_made)
+        except NotADirectoryError as exc:
+            raise AttachRefused(f"{exc.filename} in the sidecar {cand.sidecar.name} is not a "
+                                "folder (a link or a file took its place) — make it a real "
+                                "folder; nothing was changed") from None
+        try:
+            _copy_in(src, held_path(held), name, rel, doc_type, note, folder.name,
+                     lambda: None if os.path.lexists(cand.invoice)
+                     else not_in_the_outbox(invoice_id, name, settings, []))
+            os.fsync(held)
+        finally:
+            os.close(held)
+    except BaseException as exc:
+        # "Nothing was changed": the folders made for the copy go too (only while
+        # empty), else an empty sidecar is left, one beside no invoice file after a claim.
+        for depth in range(len(parts), len(parts) - len(made), -1):
+            with contextlib.suppress(OSError):
+                os.rmdir(settings.outbox.path.joinpath(*parts[:depth]))
+        if isinstance(exc, OSError):
+            raise AttachRefused(f"could not put {rel} into the outbox {settings.outbox.path}"
+                                f": {_why_not_written(exc)}; nothing was changed") from None
+        raise
     return dest
+
+
+def _why_not_written(exc: OSError) -> str:
+    """Why the outbox took no copy, with the fix: not "Read-only file system
+    (/proc/self/fd/4/.x.pdf.0a1b2c3d.tmp)", a name the admin cannot look up."""
+    if exc.errno in NO_ROOM:
+        return f"{exc.strerror} — {NO_ROOM_FIX}"
+    if exc.errno == errno.EROFS:
+        return f"{exc.strerror} — it is mounted read-only; attach once it may be written"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return (f"{exc.strerror} — run attach as a user who may write there (the daemon's "
+                "user, or a member of the outbox's group)")
+    return f"{exc.strerror or exc} — check the outbox's file system, then attach again"
 
 
 def not_in_the_outbox(invoice_id: str, name: str, settings: Settings, unread: list[str]
