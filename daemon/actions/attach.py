@@ -32,6 +32,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from daemon.actions import EXIT_OK
+from daemon.actions.attach_before import AttachedBefore, attached_before, sent_before
 from daemon.actions.attach_notes import AttachRefused, record
 from daemon.actions.common import invalid_fate, settings_of
 from daemon.actions.whereabouts import Endings, left_the_outbox
@@ -132,7 +133,8 @@ def _subfolders(sidecar: Path) -> list[str]:
 
 def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None = None,
            note: str | None = None) -> Path:
-    """Copy src into the sidecar of the one invoice file holding invoice_id; the new path."""
+    """Copy src into the sidecar of the one invoice file holding invoice_id; the new path.
+    AttachedBefore where this very attach had already done so."""
     name = src.name
     problem = name_problem(name)
     if problem or is_ignored(name, settings.outbox.ignore_patterns) or name == MANIFEST_NAME:
@@ -154,6 +156,7 @@ def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None 
     unread: list[str] = []
     found = holders(invoice_id, settings, unread)
     if not found:
+        sent_before(invoice_id, src, doc_type, note, settings)
         raise not_in_the_outbox(invoice_id, name, settings, unread)
     if len(found) > 1:
         raise AttachRefused(f"invoice id {invoice_id!r} is in {len(found)} invoice files: "
@@ -177,6 +180,9 @@ def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None 
     dest = folder / name
     rel = dest.relative_to(settings.outbox.path)
     if os.path.lexists(dest):
+        if attached_before(src, dest, doc_type, note):
+            raise AttachedBefore(f"{invoice_id}: already attached as {rel} (the same bytes, "
+                                 "type and note); nothing was changed")
         raise AttachRefused(f"{rel} already exists; nothing was changed — rename FILE or "
                             "remove the old one")
     refuse_what_would_be_quarantined(src, cand)
@@ -238,7 +244,8 @@ def not_in_the_outbox(invoice_id: str, name: str, settings: Settings, unread: li
     being delivered, quarantined) learns that, not "check the id"."""
     gone = left_the_outbox(invoice_id, settings, Endings(
         sent=f"too late: it went out without {name!r}, which was not attached",
-        moving=f"too late: {name!r} was not attached",
+        moving=f"too late to attach {name!r} now: it goes out with what its sidecar held "
+               "when it left",
         quarantined=", then attach again", unseen=f"{name!r} was not attached"))
     return AttachRefused(f"no invoice file in {settings.outbox.path} holds invoice id "
                          f"{invoice_id!r}" + (f": {gone}" if gone else
@@ -400,7 +407,11 @@ def run(args: argparse.Namespace) -> int:
     src = Path(args.file)
     if not src.exists():
         raise UsageError(f"attach: {src} does not exist")
-    dest = attach(args.invoice_id, src, settings, args.doc_type, args.note)
+    try:
+        dest = attach(args.invoice_id, src, settings, args.doc_type, args.note)
+    except AttachedBefore as done:
+        print(for_terminal(str(done)))
+        return EXIT_OK
     print(for_terminal(f"{args.invoice_id}: attached as "
                        f"{dest.relative_to(settings.outbox.path)}"))
     return EXIT_OK

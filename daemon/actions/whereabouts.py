@@ -28,19 +28,25 @@ class Endings:
     unseen: str
 
 
-def left_the_outbox(name: str, settings: Settings, ends: Endings) -> str | None:
-    """What the journal (this week's finished bundles, every unfinished one) says became of
-    the invoice file or id `name`; None where it knows nothing of it (or cannot be read:
-    the caller's refusal stands without it; `outboxd status` says what is wrong)."""
+def latest_row(name: str, settings: Settings) -> Row | None:
+    """The journal's latest row (this week's finished bundles, every unfinished one) of the
+    invoice file or id `name`; None where it has none, or cannot be read (the caller's
+    refusal stands without it; `outboxd status` says what is wrong)."""
     def latest(journal: Journal) -> Row | None:
         rows = [r for r in journal.recent() if name in (r.invoice_file,
                 stem(r.invoice_file)) or name in r.invoice_ids]
         return rows[-1] if rows else None
     try:
-        row = read_journal(settings.journal_path, latest) \
+        return read_journal(settings.journal_path, latest) \
             if settings.journal_path.exists() else None
     except (sqlite3.Error, OSError, OutboxdError):
         return None
+
+
+def left_the_outbox(name: str, settings: Settings, ends: Endings) -> str | None:
+    """What the journal says became of the invoice file or id `name` (latest_row), said
+    for the person who asked; None where it knows nothing of it."""
+    row = latest_row(name, settings)
     if row is None:
         return None
     state, where = row.shown_state, row.archive_dir

@@ -654,7 +654,8 @@ def test_an_attach_after_the_bundle_was_sent_says_it_went_out_without_the_file(
     env.write_config(receiver.url, einvoice={"preflight": "off"},
                      service={"reader_processes": 0})
     start_daemon()
-    drop_bundle(env.outbox, "INV-S", {"first.pdf": pdf_bytes(1)}, ubl_invoice("INV-S"))
+    first = write(env.root / "home" / "first.pdf", pdf_bytes(1))
+    drop_bundle(env.outbox, "INV-S", {"first.pdf": first.read_bytes()}, ubl_invoice("INV-S"))
     wait_for(lambda: env.sent_bundles(), what="the bundle to be sent")
     late = subprocess.run([*OUTBOXD, "attach", "-c", str(env.config), "INV-S",
                            str(timesheet)], capture_output=True, text=True, timeout=60)
@@ -666,6 +667,14 @@ def test_an_attach_after_the_bundle_was_sent_says_it_went_out_without_the_file(
     assert line.endswith(f"({archived}); too late: it went out without 'timesheet.pdf', "
                          "which was not attached")
     assert not (env.outbox / "INV-S").exists()
+    # The same attach as the one that made the bundle whole, run again (a job scheduler's
+    # retry after its timeout killed it once the file had landed): done, exit 0.
+    again = subprocess.run([*OUTBOXD, "attach", "-c", str(env.config), "INV-S", str(first)],
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("INV-S: already sent with it — INV-S.xml went out at ")
+    assert again.stdout.rstrip().endswith(
+        f"with {archived}/INV-S/first.pdf (the same bytes, type and note); nothing was changed")
 
 
 def test_an_attach_to_a_bundle_quarantined_or_in_delivery_says_where_it_is(
@@ -688,8 +697,8 @@ def test_an_attach_to_a_bundle_quarantined_or_in_delivery_says_where_it_is(
     assert attach(cfg, "INV-7", str(timesheet)) == 1
     assert capsys.readouterr().err.rstrip().endswith(
         "holds invoice id 'INV-7': INV-7.xml left the outbox and is retrying since "
-        "2026-12-01T11:00:00.000Z; too late: 'timesheet.pdf' was not attached — outboxd "
-        "status shows how it goes")
+        "2026-12-01T11:00:00.000Z; too late to attach 'timesheet.pdf' now: it goes out with "
+        "what its sidecar held when it left — outboxd status shows how it goes")
     assert list(cfg.outbox.iterdir()) == []
 
 
@@ -760,3 +769,25 @@ def test_of_two_attaches_at_once_whose_names_differ_only_in_case_the_second_writ
     assert others == [0]
     assert "INV-1001/Timesheet.pdf appeared meanwhile" in capsys.readouterr().err
     assert [p.name for p in (cfg.outbox / "INV-1001").iterdir()] == ["Timesheet.pdf"]
+
+
+def test_the_same_attach_run_again_after_it_landed_succeeds_and_changes_nothing(
+        cfg: Env, timesheet: Path, capsys) -> None:
+    """A job scheduler kills an attach after its file landed and runs it again: "already
+    exists", exit 1, had the job retried for good. The same file with the same type and
+    note is now "already attached", exit 0, nothing written; other bytes or another note
+    under that name are still refused."""
+    write(cfg.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+    args = ("INV-1001", str(timesheet), "--type", "Timesheet", "--note", "October")
+    assert attach(cfg, *args) == 0
+    sidecar = cfg.outbox / "INV-1001"
+    before = {p.name: p.stat().st_mtime_ns for p in sidecar.iterdir()}
+    capsys.readouterr()
+    assert attach(cfg, *args) == 0
+    assert capsys.readouterr().out == ("INV-1001: already attached as INV-1001/timesheet.pdf "
+                                       "(the same bytes, type and note); nothing was changed\n")
+    assert {p.name: p.stat().st_mtime_ns for p in sidecar.iterdir()} == before
+    assert attach(cfg, *args[:-1], "November") == 1
+    assert "already exists" in capsys.readouterr().err
+    write(timesheet, pdf_bytes(5))
+    assert attach(cfg, *args) == 1
