@@ -342,6 +342,15 @@ def refuse_a_shared_sidecar(cand: Candidate) -> None:
                             f"{shared_message(cand, others)}  [sidecar-shared]")
 
 
+def _not_copied(code: str) -> str:
+    if code == "symlink":
+        # attach runs as root or the daemon's user: a link a clerk made could lead to
+        # any file on the machine, and the copy would put it on the share.
+        return ("is a symbolic link, and attach copies no file through a link — give the "
+                "path of the file itself")
+    return "is not a regular file (a folder, FIFO or device) — give the path of a file"
+
+
 def refuse_what_would_be_quarantined(src: Path, cand: Candidate) -> None:
     """An empty file (also one of only blank lines or zero bytes), or a copy of the invoice
     file itself, only gets the bundle stopped (empty-file, copy-of-invoice): refused before
@@ -350,6 +359,11 @@ def refuse_what_would_be_quarantined(src: Path, cand: Candidate) -> None:
         size, digest = hash_file(src, str(src))
         invoice = hash_file(cand.invoice, cand.invoice.name)[1] if size else ""
     except InputError as exc:
+        if exc.file == str(src) and exc.code in ("symlink", "not-a-file"):
+            # FILE is the caller's, not a clerk's file in the outbox: "put the file itself
+            # in the folder" (the daemon's fix) points nowhere here.
+            raise AttachRefused(f"{src}: {_not_copied(exc.code)}; nothing was changed"
+                                ) from None
         raise AttachRefused(f"{exc.file}: {exc.message}; nothing was changed  [{exc.code}]"
                             ) from None
     if size == 0:

@@ -791,3 +791,29 @@ def test_the_same_attach_run_again_after_it_landed_succeeds_and_changes_nothing(
     assert "already exists" in capsys.readouterr().err
     write(timesheet, pdf_bytes(5))
     assert attach(cfg, *args) == 1
+
+
+def test_attach_of_a_link_fifo_or_folder_refuses_in_one_line_saying_what_to_give(
+        cfg: Env, tmp_path: Path, timesheet: Path) -> None:
+    """FILE a symbolic link, a FIFO or a folder: attach (a process) said "put the file
+    itself in the folder", the daemon's fix for a clerk's file in the outbox, meaningless
+    for a path on the command line. It now exits 1 with one line saying what FILE is
+    and to give the path of a file, never opens the FIFO, and writes nothing."""
+    write(cfg.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+    link = tmp_path / "home" / "link.pdf"
+    link.symlink_to(timesheet)
+    fifo = tmp_path / "home" / "pipe.pdf"
+    os.mkfifo(fifo)
+    folder = tmp_path / "home" / "folder.pdf"
+    folder.mkdir()
+    for src, said in ((link, "is a symbolic link, and attach copies no file through a link "
+                             "— give the path of the file itself"),
+                      (fifo, "is not a regular file (a folder, FIFO or device) — give the "
+                             "path of a file"),
+                      (folder, "is not a regular file (a folder, FIFO or device) — give the "
+                               "path of a file")):
+        run = subprocess.run([*OUTBOXD, "attach", "-c", str(cfg.config), "INV-1001",
+                              str(src)], capture_output=True, text=True, timeout=60)
+        assert (run.returncode, run.stderr.splitlines()) == (
+            1, [f"outboxd: {src}: {said}; nothing was changed"])
+    assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001.xml"]
