@@ -23,19 +23,25 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
 import stat
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from daemon.actions import EXIT_OK
+from daemon.actions.attach_before import AttachedBefore, attached_before, sent_before
 from daemon.actions.attach_notes import AttachRefused, record
 from daemon.actions.common import invalid_fate, settings_of
+from daemon.actions.whereabouts import Endings, left_the_outbox
 from daemon.bundle import Attachment
 from daemon.config import Settings
 from daemon.emptiness import what_is_empty
 from daemon.errors import (
+    NO_ROOM,
+    NO_ROOM_FIX,
     InputError,
     UsageError,
     describe,
@@ -52,9 +58,9 @@ from daemon.fswrite import (
 from daemon.idfolders import IdFolders
 from daemon.invisible import for_terminal
 from daemon.invoices import read_invoice_file
-from daemon.lookalikes import look_alike_findings
+from daemon.lookalikes import distinct_names, how_spelled, look_alike_findings
 from daemon.match import assemble
-from daemon.names import is_ignored, name_problem
+from daemon.names import fold_key, is_ignored, name_problem
 from daemon.notes import MANIFEST_NAME, misnamed_notes, value_problem
 from daemon.scan import Candidate, Listing, list_outbox
 from daemon.sharedsidecar import shared_message, sidecar_sharers
@@ -128,7 +134,8 @@ def _subfolders(sidecar: Path) -> list[str]:
 
 def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None = None,
            note: str | None = None) -> Path:
-    """Copy src into the sidecar of the one invoice file holding invoice_id; the new path."""
+    """Copy src into the sidecar of the one invoice file holding invoice_id; the new path.
+    AttachedBefore where this very attach had already done so."""
     name = src.name
     problem = name_problem(name)
     if problem or is_ignored(name, settings.outbox.ignore_patterns) or name == MANIFEST_NAME:
@@ -150,9 +157,8 @@ def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None 
     unread: list[str] = []
     found = holders(invoice_id, settings, unread)
     if not found:
-        raise AttachRefused(f"no invoice file in {settings.outbox.path} holds invoice id "
-                            f"{invoice_id!r} — check the id (outboxd check lists them)"
-                            + unread_note(unread))
+        sent_before(invoice_id, src, doc_type, note, settings)
+        raise not_in_the_outbox(invoice_id, name, settings, unread)
     if len(found) > 1:
         raise AttachRefused(f"invoice id {invoice_id!r} is in {len(found)} invoice files: "
                             f"{', '.join(c.invoice.name for c, _ in found)} — remove the "
@@ -171,35 +177,87 @@ def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None 
                             f"sidecar {cand.sidecar.name}; mend as follows, then attach again\n"
                             + "\n".join(f"  {f.file}: {f.message}  [{f.code}]" for f in twins))
     refuse_a_shared_sidecar(cand)
-    refuse_what_would_be_quarantined(src, cand)
-    refuse_what_the_channel_refuses(src, cand, invoice_id, settings)
     folder = target_folder(cand, ids, invoice_id)
     dest = folder / name
     rel = dest.relative_to(settings.outbox.path)
     if os.path.lexists(dest):
+        if attached_before(src, dest, doc_type, note):
+            raise AttachedBefore(f"{invoice_id}: already attached as {rel} (the same bytes, "
+                                 "type and note); nothing was changed")
         raise AttachRefused(f"{rel} already exists; nothing was changed — rename FILE or "
                             "remove the old one")
+    refuse_what_would_be_quarantined(src, cand)
+    refuse_what_the_channel_refuses(src, rel, cand, invoice_id, settings)
     # Made and held from the outbox down, never through a link: the sidecar (or its ID/)
     # a clerk swaps for a link after the checks above cannot take the copy and
     # attachments.toml elsewhere, where attach (often run as root) would write them.
+    parts = folder.relative_to(settings.outbox.path).parts
+    shared, made = share_with_the_daemon(settings.outbox.path), []
+
+    def mark_made(fd: int) -> None:
+        made.append(fd)
+        if shared is not None:
+            shared(fd)
     try:
-        held = make_folders_below(settings.outbox.path, folder.relative_to(
-            settings.outbox.path).parts, share_with_the_daemon(settings.outbox.path))
-    except NotADirectoryError as exc:
-        raise AttachRefused(f"{exc.filename} in the sidecar {cand.sidecar.name} is not a "
-                            "folder (a link or a file took its place) — make it a real "
-                            "folder; nothing was changed") from None
-    try:
-        _copy_in(src, held_path(held), name, rel, doc_type, note, folder.name)
-        os.fsync(held)
-    finally:
-        os.close(held)
+        try:
+            held = make_folders_below(settings.outbox.path, parts, mark_made)
+        except NotADirectoryError as exc:
+            raise AttachRefused(f"{exc.filename} in the sidecar {cand.sidecar.name} is not a "
+                                "folder (a link or a file took its place) — make it a real "
+                                "folder; nothing was changed") from None
+        try:
+            _copy_in(src, held_path(held), name, rel, doc_type, note, folder.name,
+                     lambda: None if os.path.lexists(cand.invoice)
+                     else not_in_the_outbox(invoice_id, name, settings, []))
+            os.fsync(held)
+        finally:
+            os.close(held)
+    except BaseException as exc:
+        # "Nothing was changed": the folders made for the copy go too (only while
+        # empty), else an empty sidecar is left, one beside no invoice file after a claim.
+        for depth in range(len(parts), len(parts) - len(made), -1):
+            with contextlib.suppress(OSError):
+                os.rmdir(settings.outbox.path.joinpath(*parts[:depth]))
+        if isinstance(exc, OSError):
+            raise AttachRefused(f"could not put {rel} into the outbox {settings.outbox.path}"
+                                f": {_why_not_written(exc)}; nothing was changed") from None
+        raise
     return dest
 
 
+def _why_not_written(exc: OSError) -> str:
+    """Why the outbox took no copy, with the fix: not "Read-only file system
+    (/proc/self/fd/4/.x.pdf.0a1b2c3d.tmp)", a name the admin cannot look up."""
+    if exc.errno in NO_ROOM:
+        return f"{exc.strerror} — {NO_ROOM_FIX}"
+    if exc.errno == errno.EROFS:
+        return f"{exc.strerror} — it is mounted read-only; attach once it may be written"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return (f"{exc.strerror} — run attach as a user who may write there (the daemon's "
+                "user, or a member of the outbox's group)")
+    return f"{exc.strerror or exc} — check the outbox's file system, then attach again"
+
+
+def not_in_the_outbox(invoice_id: str, name: str, settings: Settings, unread: list[str]
+                      ) -> AttachRefused:
+    """The refusal for an id no invoice file in the outbox holds, with what the journal
+    says became of it: an ERP's script whose attach comes after the bundle went (sent,
+    being delivered, quarantined) learns that, not "check the id"."""
+    gone = left_the_outbox(invoice_id, settings, Endings(
+        sent=f"too late: it went out without {name!r}, which was not attached",
+        moving=f"too late to attach {name!r} now: it goes out with what its sidecar held "
+               "when it left",
+        quarantined=", then attach again", unseen=f"{name!r} was not attached"))
+    return AttachRefused(f"no invoice file in {settings.outbox.path} holds invoice id "
+                         f"{invoice_id!r}" + (f": {gone}" if gone else
+                                              " — check the id (outboxd check lists them)")
+                         + unread_note(unread))
+
+
 def _copy_in(src: Path, here: Path, name: str, rel: Path, doc_type: str | None,
-             note: str | None, label: str) -> None:
-    """src copied into the held folder `here` as name, its type and note recorded."""
+             note: str | None, label: str, gone: Callable[[], AttachRefused | None]) -> None:
+    """src copied into the held folder `here` as name, its type and note recorded;
+    `gone`: the refusal if the invoice file has left the outbox meanwhile."""
     dest = here / name
     # An attach of this name killed before its rename left its copy, whose in-progress
     # name keeps the bundle waiting for good: running it again finishes it.
@@ -216,8 +274,23 @@ def _copy_in(src: Path, here: Path, name: str, rel: Path, doc_type: str | None,
             with folder_locked(int(here.name)):
                 # Another attach of this name may have landed while we copied: then its
                 # entry in attachments.toml is left as it wrote it.
+                # Claimed by the daemon while we copied (its sidecar moved on with the
+                # claim, or the folder we hold went with it): a file put in now would be
+                # left behind in a sidecar of no invoice, or slip into a claimed bundle,
+                # while attach said "attached".
+                refusal = gone()
+                if refusal is not None:
+                    raise refusal
                 if os.path.lexists(dest):
                     raise FileExistsError(dest)
+                # One run with Timesheet.pdf, one with timesheet.pdf: each looked before
+                # the other landed; the second would get the bundle quarantined.
+                twin = _look_alike_of(here, name)
+                if twin is not None:
+                    raise AttachRefused(
+                        f"{rel.parent / twin} appeared meanwhile, a name that differs from "
+                        f"{name!r} {how_spelled(name, twin)}: both would get the bundle "
+                        "stopped (name-collision); nothing was changed — rename FILE")
                 if doc_type or note:
                     record(here, name, doc_type, note, label)
                 rename_noreplace(tmp, dest)
@@ -226,6 +299,15 @@ def _copy_in(src: Path, here: Path, name: str, rel: Path, doc_type: str | None,
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def _look_alike_of(folder: Path, name: str) -> str | None:
+    """A name in folder that is `name` to a Windows or Mac client but not to Linux (it
+    differs only in case or Unicode form), if there is one."""
+    key = fold_key(name)
+    with os.scandir(folder) as entries:
+        return next((e.name for e in entries if e.name != name and fold_key(e.name) == key),
+                    None)
 
 
 def share_with_the_daemon(outbox: Path) -> Callable[[int], None] | None:
@@ -261,6 +343,15 @@ def refuse_a_shared_sidecar(cand: Candidate) -> None:
                             f"{shared_message(cand, others)}  [sidecar-shared]")
 
 
+def _not_copied(code: str) -> str:
+    if code == "symlink":
+        # attach runs as root or the daemon's user: a link a clerk made could lead to
+        # any file on the machine, and the copy would put it on the share.
+        return ("is a symbolic link, and attach copies no file through a link — give the "
+                "path of the file itself")
+    return "is not a regular file (a folder, FIFO or device) — give the path of a file"
+
+
 def refuse_what_would_be_quarantined(src: Path, cand: Candidate) -> None:
     """An empty file (also one of only blank lines or zero bytes), or a copy of the invoice
     file itself, only gets the bundle stopped (empty-file, copy-of-invoice): refused before
@@ -269,6 +360,11 @@ def refuse_what_would_be_quarantined(src: Path, cand: Candidate) -> None:
         size, digest = hash_file(src, str(src))
         invoice = hash_file(cand.invoice, cand.invoice.name)[1] if size else ""
     except InputError as exc:
+        if exc.file == str(src) and exc.code in ("symlink", "not-a-file"):
+            # FILE is the caller's, not a clerk's file in the outbox: "put the file itself
+            # in the folder" (the daemon's fix) points nowhere here.
+            raise AttachRefused(f"{src}: {_not_copied(exc.code)}; nothing was changed"
+                                ) from None
         raise AttachRefused(f"{exc.file}: {exc.message}; nothing was changed  [{exc.code}]"
                             ) from None
     if size == 0:
@@ -290,12 +386,14 @@ def refuse_what_would_be_quarantined(src: Path, cand: Candidate) -> None:
                             "[copy-of-invoice]")
 
 
-def refuse_what_the_channel_refuses(src: Path, cand: Candidate, invoice_id: str,
+def refuse_what_the_channel_refuses(src: Path, rel: Path, cand: Candidate, invoice_id: str,
                                     settings: Settings) -> None:
     """A file the daemon's rules for this bundle's channel reject (over max_attachment_bytes,
-    a type the channel does not allow, a damaged or encrypted PDF) only gets the bundle
-    quarantined — a whole file of invoices at once: refused before anything is written,
-    with each rule broken, as `outboxd check` would word it."""
+    a type the channel does not allow, a damaged or encrypted PDF), or whose name, put at
+    `rel`, collides with one of the invoice's attachments (Timesheet.pdf beside
+    timesheet.pdf, a name in the other Unicode form: `name-collision`), only gets the
+    bundle quarantined — a whole file of invoices at once: refused before anything is
+    written, with each rule broken, as `outboxd check` would word it."""
     try:
         bundle = assemble(cand, settings)
     except InputError as exc:
@@ -308,6 +406,10 @@ def refuse_what_the_channel_refuses(src: Path, cand: Candidate, invoice_id: str,
                      document_type=settings.attachments.default_document_type)
     errors = [f for f in check_attachment(att, bundle, settings.validation)[1]
               if f.severity == "error"]
+    # As the matcher will see the folder once the file is in: the invoice's attachments,
+    # then this one (so that the finding is this file's).
+    distinct_names([*(a for a in bundle.attachments if a.invoice_id == invoice_id),
+                    replace(att, rel=str(rel))], settings.delivery.safe_filenames, errors)
     if errors:
         raise AttachRefused(f"{src} would only get {cand.invoice.name} "
                             f"{invalid_fate(settings)}; nothing "
@@ -320,7 +422,11 @@ def run(args: argparse.Namespace) -> int:
     src = Path(args.file)
     if not src.exists():
         raise UsageError(f"attach: {src} does not exist")
-    dest = attach(args.invoice_id, src, settings, args.doc_type, args.note)
+    try:
+        dest = attach(args.invoice_id, src, settings, args.doc_type, args.note)
+    except AttachedBefore as done:
+        print(for_terminal(str(done)))
+        return EXIT_OK
     print(for_terminal(f"{args.invoice_id}: attached as "
                        f"{dest.relative_to(settings.outbox.path)}"))
     return EXIT_OK

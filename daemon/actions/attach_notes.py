@@ -14,6 +14,7 @@ from tomlkit.items import AoT, InlineTable, Item, Table
 
 from daemon.errors import InputError, NotOurs, OutboxdError, not_utf8
 from daemon.fsops import open_regular, opened_if_regular, read_bounded
+from daemon.names import nfc
 from daemon.notes import MANIFEST_NAME, MAX_NOTES_BYTES
 from daemon.ourfiles import Judged, replace_ours
 
@@ -105,3 +106,24 @@ def _as_read(path: Path, read: tuple[os.stat_result, bytes] | None) -> Judged | 
         os.close(fd)
         raise NotOurs(f"{MANIFEST_NAME}: changed meanwhile")
     return now
+
+
+def records(folder: Path, name: str, doc_type: str | None, note: str | None) -> bool:
+    """Whether folder/attachments.toml already gives the file `name` this type and note
+    (each only where asked for): what an attach run again after it landed finds. One that
+    cannot be read records nothing."""
+    if not (doc_type or note):
+        return True
+    try:
+        with open_regular(folder / MANIFEST_NAME) as fh:
+            raw = read_bounded(fh, MAX_NOTES_BYTES)
+        files = tomlkit.parse((raw or b"").decode("utf-8")).get("files")
+    except (OSError, InputError, UnicodeDecodeError, TOMLKitError):
+        return False
+    if not isinstance(files, Table | InlineTable):
+        return False
+    entry = next((v for k, v in files.items() if nfc(k) == nfc(name)), None)
+    return isinstance(entry, Table | InlineTable) and all(
+        entry.get(key) == value for key, value in (("type", doc_type), ("note", note))
+        if value)
+

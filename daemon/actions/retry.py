@@ -41,7 +41,7 @@ from daemon.fswrite import fsync_dir
 from daemon.invisible import for_terminal
 from daemon.journal.readonly import journal_there
 from daemon.papers import PAPER_NAMES, remove_papers
-from daemon.temps import drop_unfinished
+from daemon.temps import drop_unfinished, folder_locked
 
 if TYPE_CHECKING:
     from daemon.journal import Journal, Row
@@ -181,6 +181,18 @@ def refuse_a_journal_out_of_reach(settings: Settings) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings, _ = settings_of(args)
+    root = settings.quarantine_dir.resolve()
+    if not root.is_dir():
+        return _retry(args, settings)  # find says what is wrong
+    # One retry at a time: an ERP's scripts retrying one bundle at once each found it,
+    # then all but the first found it half moved ("cannot tell the invoice file (none)
+    # — move the files back by hand", "No such file or directory"). Taking turns, the
+    # later ones find it gone, and say so.
+    with folder_locked(root):
+        return _retry(args, settings)
+
+
+def _retry(args: argparse.Namespace, settings: Settings) -> int:
     folders = list(dict.fromkeys(find(ref, settings) for ref in args.bundles))
     refuse_a_journal_out_of_reach(settings)
     notes: list[str] = []

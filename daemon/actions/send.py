@@ -14,19 +14,16 @@ import argparse
 import getpass
 import os
 import shlex
-import sqlite3
 from pathlib import Path
 
 from daemon.actions import EXIT_OK
 from daemon.actions.attach import holders, unread_note
 from daemon.actions.common import settings_of
+from daemon.actions.whereabouts import Endings, left_the_outbox
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError
 from daemon.finish import evaluate
 from daemon.invisible import escaped_controls, for_terminal
-from daemon.journal import Journal, Row
-from daemon.journal.readonly import read_journal
-from daemon.journal.records import LIVE
 from daemon.names import NAME_MAX, stem
 from daemon.release import overlong, rename_shorter, write_release
 from daemon.scan import Candidate, list_outbox, marker_wait
@@ -35,6 +32,10 @@ from daemon.statelock import running
 
 class SendRefused(OutboxdError):
     """The bundle cannot be released as asked; nothing was changed."""
+
+
+_SEND_ENDINGS = Endings(sent="nothing to release", moving="nothing to release",
+                        quarantined="", unseen="nothing was released")
 
 
 def resolve(target: str, settings: Settings) -> Candidate:
@@ -69,52 +70,10 @@ def resolve(target: str, settings: Settings) -> Candidate:
         for shown_name, why in listing.refused:
             if name in (shown_name, stem(shown_name)):
                 raise SendRefused(f"{shown_name}: {why}; nothing was released")
-    gone = _left_the_outbox(name, settings)
+    gone = left_the_outbox(name, settings, _SEND_ENDINGS)
     raise SendRefused(f"no invoice file or invoice id {target!r} in {settings.outbox.path}"
                       + (f": {gone}" if gone else " — outboxd status lists what waits")
                       + unread_note(unread))
-
-
-def _left_the_outbox(name: str, settings: Settings) -> str | None:
-    """What the journal (this week's finished bundles, every unfinished one) says became of
-    the invoice file or id `name` that is no longer in the outbox: a helpdesk asked to
-    "send INV-1001" learns it went out, or where it is stuck, not only that it is not
-    there."""
-    def latest(journal: Journal) -> Row | None:
-        rows = [r for r in journal.recent() if name in (r.invoice_file,
-                stem(r.invoice_file)) or name in r.invoice_ids]
-        return rows[-1] if rows else None
-    try:
-        row = read_journal(settings.journal_path, latest) \
-            if settings.journal_path.exists() else None
-    except (sqlite3.Error, OSError, OutboxdError):
-        return None  # the refusal stands without it; `outboxd status` says what is wrong
-    if row is None:
-        return None
-    state, where = row.shown_state, row.archive_dir
-    if state == "sent":
-        return f"{row.invoice_file} was sent at {row.since} ({where}); nothing to release"
-    if state == "quarantined":
-        short = (row.bundle_id or "")[:12]
-        return (f"{row.invoice_file} was quarantined at {row.since} ({where}) — see "
-                f"REASON.txt there; once fixed: outboxd retry {short}")
-    if state in LIVE:
-        # Its row says "in the outbox", the outbox says otherwise: the file was deleted
-        # or moved where no daemon saw it go ("left the outbox and is waiting" was both).
-        listed = f"the journal still lists it as {state} (since {row.since}) until"
-        up = running(settings.paths.state_dir)
-        if up:
-            why = f"deleted or moved away, unseen yet by the running daemon; {listed} its " \
-                  "next rescan"
-        elif up is False:
-            why = f"deleted or moved while outboxd was stopped; {listed} outboxd starts " \
-                  "and looks"
-        else:
-            why = f"deleted or moved (while outboxd was stopped?); {listed} the daemon " \
-                  "next looks at the outbox"
-        return f"{row.invoice_file} was {why}; nothing was released"
-    return (f"{row.invoice_file} left the outbox and is {state} since {row.since}; nothing "
-            "to release — outboxd status shows how it goes")
 
 
 def send(target: str, settings: Settings, without_attachments: bool) -> str:

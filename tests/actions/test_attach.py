@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import unicodedata
 from pathlib import Path
 
 import pytest
-from conftest import Env
-from helpers import UBL_NS, drop_bundle, pdf_bytes, ubl_invoice, write
+from conftest import OUTBOXD, Env, Receiver, journal_since
+from helpers import UBL_NS, drop_bundle, pdf_bytes, ubl_invoice, wait_for, write
 
 from daemon.cli import main
 from daemon.config_load import load_settings
 from daemon.finish import evaluate
+from daemon.journal import Journal
 from daemon.scan import candidate_for
 from daemon.temps import drop_stale_copies
 
@@ -658,3 +660,178 @@ def test_an_attachments_toml_made_by_a_clerk_while_attach_ran_is_kept(
     assert toml.read_bytes() == CLERKS_TOML
     assert sorted(p.name for p in (cfg.outbox / "INV-1001").iterdir()) == [
         "attachments.toml", "contract.pdf"]
+
+
+def test_an_attach_after_the_bundle_was_sent_says_it_went_out_without_the_file(
+        env: Env, receiver: Receiver, start_daemon, timesheet: Path) -> None:
+    """An ERP's script attaches a second file after the daemon sent the bundle (its first
+    attach made it whole): `outboxd attach` said "no invoice file holds invoice id … —
+    check the id", and the ERP looked for a typo. As a process beside the running
+    daemon it now exits 1 with one line saying the invoice was sent, when, where, and
+    that the file went out without it; nothing is written into the outbox."""
+    env.write_config(receiver.url, einvoice={"preflight": "off"},
+                     service={"reader_processes": 0})
+    start_daemon()
+    first = write(env.root / "home" / "first.pdf", pdf_bytes(1))
+    drop_bundle(env.outbox, "INV-S", {"first.pdf": first.read_bytes()}, ubl_invoice("INV-S"))
+    wait_for(lambda: env.sent_bundles(), what="the bundle to be sent")
+    late = subprocess.run([*OUTBOXD, "attach", "-c", str(env.config), "INV-S",
+                           str(timesheet)], capture_output=True, text=True, timeout=60)
+    assert late.returncode == 1, late.stderr
+    [line] = late.stderr.splitlines()
+    [archived] = env.sent_bundles()
+    assert line.startswith(f"outboxd: no invoice file in {env.outbox} holds invoice id "
+                           "'INV-S': INV-S.xml was sent at ")
+    assert line.endswith(f"({archived}); too late: it went out without 'timesheet.pdf', "
+                         "which was not attached")
+    assert not (env.outbox / "INV-S").exists()
+    # The same attach as the one that made the bundle whole, run again (a job scheduler's
+    # retry after its timeout killed it once the file had landed): done, exit 0.
+    again = subprocess.run([*OUTBOXD, "attach", "-c", str(env.config), "INV-S", str(first)],
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("INV-S: already sent with it — INV-S.xml went out at ")
+    assert again.stdout.rstrip().endswith(
+        f"with {archived}/INV-S/first.pdf (the same bytes, type and note); nothing was changed")
+
+
+def test_an_attach_to_a_bundle_quarantined_or_in_delivery_says_where_it_is(
+        cfg: Env, timesheet: Path, capsys) -> None:
+    """For an id whose bundle left the outbox, attach says what the journal knows: a
+    quarantined one with the retry command to run before attaching again, one being
+    delivered with "too late", rather than "check the id"."""
+    cfg.state.mkdir(exist_ok=True)
+    j = Journal(cfg.state / "journal.sqlite3")
+    j.create("batch-3.xml", "quarantined", bundle_id="b" * 64, invoice_ids=["INV-31"],
+             archive_dir="/q/batch-3--b")
+    j.create("INV-7.xml", "retrying", since="2026-12-01T11:00:00.000Z",
+             invoice_ids=["INV-7"])
+    j.close()
+    assert attach(cfg, "INV-31", str(timesheet)) == 1
+    [since] = journal_since(cfg, "quarantined", "batch-3.xml")
+    assert capsys.readouterr().err.rstrip().endswith(
+        f"holds invoice id 'INV-31': batch-3.xml was quarantined at {since} (/q/batch-3--b) "
+        "— see REASON.txt there; once fixed: outboxd retry bbbbbbbbbbbb, then attach again")
+    assert attach(cfg, "INV-7", str(timesheet)) == 1
+    assert capsys.readouterr().err.rstrip().endswith(
+        "holds invoice id 'INV-7': INV-7.xml left the outbox and is retrying since "
+        "2026-12-01T11:00:00.000Z; too late to attach 'timesheet.pdf' now: it goes out with "
+        "what its sidecar held when it left — outboxd status shows how it goes")
+    assert list(cfg.outbox.iterdir()) == []
+
+
+def test_an_attach_whose_invoice_the_daemon_claimed_while_it_copied_puts_nothing_in(
+        cfg: Env, timesheet: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """The daemon claims the bundle (invoice file and sidecar moved into processing)
+    while attach copies: the copy was renamed into the folder attach held — now inside
+    the claimed bundle — or into a sidecar it made anew beside no invoice file, and
+    attach said "attached" for a file that did not go out. It now refuses (exit 1),
+    leaves no copy behind, and puts nothing into either folder."""
+    write(cfg.outbox / "INV-C.xml", ubl_invoice("INV-C"))
+    write(cfg.outbox / "INV-C" / "first.pdf", pdf_bytes(1))
+    processing = cfg.root / "processing"
+    processing.mkdir()
+    import daemon.actions.attach as attach_mod
+    real_copy = attach_mod.copy_into
+
+    def copy_while_claimed(fin, fout) -> None:  # noqa: ANN001 - as copy_into's
+        real_copy(fin, fout)
+        (cfg.outbox / "INV-C.xml").rename(processing / "INV-C.xml")
+        (cfg.outbox / "INV-C").rename(processing / "INV-C")
+    monkeypatch.setattr(attach_mod, "copy_into", copy_while_claimed)
+    assert attach(cfg, "INV-C", str(timesheet)) == 1
+    assert "no invoice file in" in capsys.readouterr().err
+    assert sorted(p.name for p in (processing / "INV-C").iterdir()) == ["first.pdf"]
+    assert list(cfg.outbox.iterdir()) == []
+
+
+@pytest.mark.parametrize("there, attached", [
+    ("Timesheet.pdf", "timesheet.pdf"),
+    (unicodedata.normalize("NFD", "Résumé.pdf"), unicodedata.normalize("NFC", "Résumé.pdf")),
+], ids=["case", "unicode-form"])
+def test_attach_refuses_a_name_that_collides_with_an_attachment_but_for_case_or_form(
+        cfg: Env, tmp_path: Path, there: str, attached: str) -> None:
+    """A sidecar holds Timesheet.pdf (or Résumé.pdf as a Mac writes it): `outboxd attach`
+    of timesheet.pdf (Résumé.pdf as typed on Windows) put it in beside, and the bundle was
+    quarantined for name-collision. As a process it now exits 1 naming the rule, and puts
+    nothing in."""
+    write(cfg.outbox / "INV-N.xml", ubl_invoice("INV-N"))
+    write(cfg.outbox / "INV-N" / there, pdf_bytes(1))
+    src = write(tmp_path / "home" / attached, pdf_bytes(2))
+    run = subprocess.run([*OUTBOXD, "attach", "-c", str(cfg.config), "INV-N", str(src)],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1, run.stderr
+    assert f"differs from 'INV-N/{there}' only" in run.stderr
+    assert "[name-collision]" in run.stderr and "Traceback" not in run.stderr
+    assert [p.name for p in (cfg.outbox / "INV-N").iterdir()] == [there]
+
+
+def test_of_two_attaches_at_once_whose_names_differ_only_in_case_the_second_writes_nothing(
+        cfg: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """Two attaches at once, of Timesheet.pdf and timesheet.pdf: both looked before either
+    landed, and both landed, so the bundle was quarantined. The one that finds the other's
+    name there when its copy is done now refuses and leaves no copy."""
+    write(cfg.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+    upper = write(tmp_path / "a" / "Timesheet.pdf", pdf_bytes(3))
+    lower = write(tmp_path / "b" / "timesheet.pdf", pdf_bytes(2))
+    import daemon.actions.attach as attach_mod
+    real_copy, others = attach_mod.copy_into, []
+
+    def copy_while_another_attach_lands(fin, fout) -> None:  # noqa: ANN001 - as copy_into's
+        real_copy(fin, fout)
+        if not others:  # the first copy only: the other attach runs now, whole
+            others.append(None)
+            others[0] = attach(cfg, "INV-1001", str(upper))
+    monkeypatch.setattr(attach_mod, "copy_into", copy_while_another_attach_lands)
+    assert attach(cfg, "INV-1001", str(lower)) == 1
+    assert others == [0]
+    assert "INV-1001/Timesheet.pdf appeared meanwhile" in capsys.readouterr().err
+    assert [p.name for p in (cfg.outbox / "INV-1001").iterdir()] == ["Timesheet.pdf"]
+
+
+def test_the_same_attach_run_again_after_it_landed_succeeds_and_changes_nothing(
+        cfg: Env, timesheet: Path, capsys) -> None:
+    """A job scheduler kills an attach after its file landed and runs it again: "already
+    exists", exit 1, had the job retried for good. The same file with the same type and
+    note is now "already attached", exit 0, nothing written; other bytes or another note
+    under that name are still refused."""
+    write(cfg.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+    args = ("INV-1001", str(timesheet), "--type", "Timesheet", "--note", "October")
+    assert attach(cfg, *args) == 0
+    sidecar = cfg.outbox / "INV-1001"
+    before = {p.name: p.stat().st_mtime_ns for p in sidecar.iterdir()}
+    capsys.readouterr()
+    assert attach(cfg, *args) == 0
+    assert capsys.readouterr().out == ("INV-1001: already attached as INV-1001/timesheet.pdf "
+                                       "(the same bytes, type and note); nothing was changed\n")
+    assert {p.name: p.stat().st_mtime_ns for p in sidecar.iterdir()} == before
+    assert attach(cfg, *args[:-1], "November") == 1
+    assert "already exists" in capsys.readouterr().err
+    write(timesheet, pdf_bytes(5))
+    assert attach(cfg, *args) == 1
+
+
+def test_attach_of_a_link_fifo_or_folder_refuses_in_one_line_saying_what_to_give(
+        cfg: Env, tmp_path: Path, timesheet: Path) -> None:
+    """FILE a symbolic link, a FIFO or a folder: attach (a process) said "put the file
+    itself in the folder", the daemon's fix for a clerk's file in the outbox, meaningless
+    for a path on the command line. It now exits 1 with one line saying what FILE is
+    and to give the path of a file, never opens the FIFO, and writes nothing."""
+    write(cfg.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
+    link = tmp_path / "home" / "link.pdf"
+    link.symlink_to(timesheet)
+    fifo = tmp_path / "home" / "pipe.pdf"
+    os.mkfifo(fifo)
+    folder = tmp_path / "home" / "folder.pdf"
+    folder.mkdir()
+    for src, said in ((link, "is a symbolic link, and attach copies no file through a link "
+                             "— give the path of the file itself"),
+                      (fifo, "is not a regular file (a folder, FIFO or device) — give the "
+                             "path of a file"),
+                      (folder, "is not a regular file (a folder, FIFO or device) — give the "
+                               "path of a file")):
+        run = subprocess.run([*OUTBOXD, "attach", "-c", str(cfg.config), "INV-1001",
+                              str(src)], capture_output=True, text=True, timeout=60)
+        assert (run.returncode, run.stderr.splitlines()) == (
+            1, [f"outboxd: {src}: {said}; nothing was changed"])
+    assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001.xml"]

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 import unicodedata
 from pathlib import Path
 
 import pytest
-from conftest import Env
-from helpers import pdf_bytes, ubl_invoice, without_blocking, write
+from conftest import OUTBOXD, Env
+from helpers import pdf_bytes, ubl_invoice, wait_for, without_blocking, write
 
 from daemon.archive import reason_papers, write_papers
 from daemon.cli import main
@@ -698,3 +699,39 @@ def test_retry_of_a_folder_a_clerk_renamed_removes_outboxds_papers_and_the_folde
                                                            "INV-1001.xml"]
     assert not renamed.exists()
     assert "not as outboxd wrote it" not in capsys.readouterr().err
+
+
+def _waits_for_a_lock(pid: int) -> bool:
+    """Whether process pid waits for a flock another holds (/proc/locks: "->" lines)."""
+    return any(line.split()[2:4] == ["FLOCK", "ADVISORY"] and line.split()[5] == str(pid)
+               for line in Path("/proc/locks").read_text().splitlines() if "->" in line)
+
+
+def test_two_retries_of_one_bundle_at_once_take_turns(
+        cfg: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ERP's scripts retry one bundle twice at once: the second found it half moved
+    and said "cannot tell the invoice file (none) — move the files back into the outbox
+    by hand" or "No such file or directory". Retries now take turns: the second (a
+    process) waits while the first moves the bundle, then says it is no longer in
+    quarantine; the bundle is back once, whole."""
+    folder = quarantined(cfg)
+    import daemon.actions.retry as retry_mod
+    real_move, second = retry_mod.move_tree, []
+
+    def move_while_another_retry_runs(src, dst):  # noqa: ANN001, ANN202 - as move_tree's
+        if not second:
+            second.append(subprocess.Popen([*OUTBOXD, "retry", "-c", str(cfg.config),
+                                            folder.name], stdout=subprocess.PIPE,
+                                           stderr=subprocess.PIPE, text=True))
+            # It ran to its end meanwhile (before the fix), or it waits for our lock.
+            wait_for(lambda: second[0].poll() is not None
+                     or _waits_for_a_lock(second[0].pid), timeout=60,
+                     what="the second retry to end or wait")
+        return real_move(src, dst)
+    monkeypatch.setattr(retry_mod, "move_tree", move_while_another_retry_runs)
+    assert main(["retry", "-c", str(cfg.config), folder.name]) == 0
+    out, err = second[0].communicate(timeout=60)
+    assert second[0].returncode == 1, err
+    assert err.startswith(f"outboxd: no quarantined bundle {folder.name!r} in ")
+    assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001", "INV-1001.ready",
+                                                           "INV-1001.xml"]

@@ -1,0 +1,47 @@
+"""An `outboxd attach` run again after it had done its job: the file is in the sidecar,
+or went out with the bundle, with the same bytes, type and note. A job scheduler that
+killed an attach after its file landed runs it again; "already exists" or "no invoice
+file", exit 1, would have it retried for good."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from daemon.actions.attach_notes import records
+from daemon.actions.whereabouts import latest_row
+from daemon.config import Settings
+from daemon.errors import InputError
+from daemon.fsops import hash_file
+
+
+class AttachedBefore(Exception):  # noqa: N818 - not an error: the job was done before
+    """The same attach had already put the file in (and maybe sent it): the line that
+    says so. A job scheduler that killed an attach after the file landed runs it again;
+    "already exists" or "no invoice file", exit 1, would have it retried for good."""
+
+
+def attached_before(src: Path, dest: Path, doc_type: str | None, note: str | None) -> bool:
+    """Whether dest is src as this very attach would put it in (the same bytes, type and
+    note): a job scheduler that killed an attach after it landed runs it again, and
+    "already exists", exit 1, would have it retried for good."""
+    try:
+        same = hash_file(dest, dest.name)[1] == hash_file(src, str(src))[1]
+    except (InputError, OSError):
+        return False  # a link, a folder, a file gone: not what an attach puts there
+    return same and records(dest.parent, dest.name, doc_type, note)
+
+
+def sent_before(invoice_id: str, src: Path, doc_type: str | None, note: str | None,
+                settings: Settings) -> None:
+    """AttachedBefore if the journal has the invoice's bundle as sent, and its folder in
+    sent/ holds src's name with src's bytes, type and note: the attach run again after
+    the first landed and the bundle went with it."""
+    row = latest_row(invoice_id, settings)
+    if row is None or row.shown_state != "sent" or not row.archive_dir:
+        return
+    for top, _folders, files in os.walk(row.archive_dir):  # never into a link
+        if src.name in files and attached_before(src, Path(top) / src.name, doc_type, note):
+            raise AttachedBefore(f"{invoice_id}: already sent with it — {row.invoice_file} "
+                                 f"went out at {row.since} with {Path(top) / src.name} (the "
+                                 "same bytes, type and note); nothing was changed")
