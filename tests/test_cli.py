@@ -337,9 +337,9 @@ def test_a_command_other_than_run_runs_with_sighup_as_its_caller_had_it(
 
 def test_the_configuration_is_c_before_or_after_the_command_else_outboxd_config_else_etc(
         tmp_path, monkeypatch, capsys) -> None:
-    """SPEC §6: `-c FILE` (before or after the command) wins over $OUTBOXD_CONFIG, which
-    wins over /etc/outboxd/config.toml; `outboxd config` shows which file was read by the
-    outbox it names."""
+    """docs/configuration.md, Where it comes from: `-c FILE` (before or after the command)
+    wins over $OUTBOXD_CONFIG, which wins over /etc/outboxd/config.toml; `outboxd config`
+    shows which file was read by the outbox it names."""
     from daemon.config import DEFAULT_CONFIG_PATH
     files = {}
     for name in ("given", "environment"):
