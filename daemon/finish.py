@@ -177,8 +177,9 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere):
 
     def outgoing_warnings(self, bundle: Bundle, bid: str) -> list[Finding]:
         name = bundle.invoice_file.name
-        # Whatever the policy or command that sent it (SPEC 1.5); the release, moved with
-        # the bundle, is in the processing folder beside the invoice file now.
+        # Whatever the policy or command that sent it (docs/protocol.md, section 2); the
+        # release, moved with the bundle, is in the processing folder beside the invoice
+        # file now.
         out = list(bundle.warnings) + unattached.sent_warnings(
             name, bundle.unattached_ids, release.found_beside(bundle.invoice_file.path,
                                                               self.s.share))

@@ -2,10 +2,11 @@
 section 3): the one rule the matcher and `attach` follow.
 
 An invoice's folder is found under either of its names (names.id_folder_names): the
-Windows-safe one a clerk is told to make (`CON_`, `INV-7_`) and the contract's, which
-an ERP on Linux may make (`CON`, `INV-7.`). Where the two forms of different ids meet
-(the ids `CON` and `CON_` both name a folder `CON_`), the contract still holds them
-distinct: only a folder that is there and is more than one invoice's is an error.
+Windows-safe one a clerk is told to make (`CON_`, `INV-7_`) and the one by the first
+rule of that section, which an ERP on Linux may make (`CON`, `INV-7.`). Where the two
+forms of different ids meet (the ids `CON` and `CON_` both name a folder `CON_`), that
+rule still holds them distinct: only a folder that is there and is more than one
+invoice's is an error.
 """
 
 from __future__ import annotations
@@ -53,9 +54,10 @@ class IdFolders:
         self._told: set[frozenset[str]] = set()
 
     def collisions(self, rel: str) -> list[Finding]:
-        """Ids whose folders are one whatever folders are there: equal by the contract's
-        rule (SPEC: an error), or differing only in upper and lower case (Windows, and so
-        the share, takes the two folders for one, so only one can be made there)."""
+        """Ids whose folders are one whatever folders are there: equal by the first rule
+        (docs/folder-convention.md, section 3: an error), or differing only in upper and
+        lower case (Windows, and so the share, takes the two folders for one, so only one
+        can be made there)."""
         found = []
         first: dict[str, str] = {}
         for invoice_id in self.ids:

@@ -74,8 +74,9 @@ def format_characters_shown(text: str) -> str:
 
 # The invisible characters that reorder what follows them on screen (Unicode's
 # bidirectional marks, embeddings, overrides and isolates): "INV\u202elmx.pdf" shows as
-# "INVfdp.xml", a PDF posing as an invoice XML. Not control characters to SPEC §2 (such
-# a name is used, not refused), but never shown raw.
+# "INVfdp.xml", a PDF posing as an invoice XML. Not control characters to `bad-name`
+# (docs/folder-convention.md, section 1: such a name is used, not refused), but never
+# shown raw.
 BIDI_CONTROLS = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
 # For a terminal, also C1 (U+0080–U+009F: U+009B starts an escape sequence in some).
 # U+2028 and U+2029 end a line to Python's splitlines, JavaScript and log viewers built

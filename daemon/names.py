@@ -173,19 +173,20 @@ def folder_name_for_id(invoice_id: str) -> str:
 
 
 def contract_folder_name(invoice_id: str) -> str:
-    """An invoice id as a folder name by the rule outboxd's contract gives (and an ERP on
-    Linux may follow): only `/ \\ : * ? " < > |` and control characters become '_'. Such
-    a folder is that invoice's as well as the one folder_name_for_id gives, which is the
-    name a clerk is told to make: on Windows this one may be impossible ("CON") or lose
-    its end ("INV-7.")."""
+    """An invoice id as a folder name by the first rule of docs/folder-convention.md,
+    section 3, the one outboxd has always promised (and an ERP on Linux may follow):
+    only `/ \\ : * ? " < > |` and control characters become '_'. Such a folder is that
+    invoice's as well as the one folder_name_for_id gives, which is the name a clerk is
+    told to make: on Windows this one may be impossible ("CON") or lose its end
+    ("INV-7.")."""
     return fit_name(_FOLDER_UNSAFE.sub("_", invoice_id))
 
 
 def id_folder_names(invoice_id: str) -> tuple[str, ...]:
     """The names under which a subfolder of a sidecar is the invoice's folder: the
-    Windows-safe one first (folder_name_for_id: the one to make), then the contract's
-    where it differs and can name a folder at all ("", "." and ".." cannot: they are
-    the sidecar itself or the outbox)."""
+    Windows-safe one first (folder_name_for_id: the one to make), then the first rule's
+    (contract_folder_name) where it differs and can name a folder at all ("", "." and
+    ".." cannot: they are the sidecar itself or the outbox)."""
     safe, contract = folder_name_for_id(invoice_id), contract_folder_name(invoice_id)
     return (safe,) if contract in (safe, "", ".", "..") else (safe, contract)
 

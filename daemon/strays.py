@@ -1,9 +1,9 @@
 """Folders in the outbox root that hold invoice files, where nothing is ever sent from:
 a clerk's drag of a folder holding an invoice and its sidecar, or a folder from
 quarantine/ (or sent/) moved back whole. The scanner reads invoice files only directly
-in the outbox (SPEC: not recursively), so such a folder would wait unseen for an invoice
-file of its own name; the status page lists it with the fix (docs/folder-convention.md,
-section 3).
+in the outbox (docs/folder-convention.md, section 1: subfolders are only read as
+sidecars), so such a folder would wait unseen for an invoice file of its own name; the
+status page lists it with the fix (docs/folder-convention.md, section 3).
 
 A folder is listed only when it shows that it is no sidecar: it holds an invoice file
 beside that file's own sidecar folder (a dragged folder), or beside reason.json or

@@ -1,4 +1,4 @@
-"""The one rule for invoices without attachments ([policy] unattached, SPEC 1.5;
+"""The one rule for invoices without attachments ([policy] unattached,
 docs/folder-convention.md, section 5): what the daemon does with such a bundle, and
 the `unattached-invoice` findings it gives.
 

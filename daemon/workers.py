@@ -41,7 +41,8 @@ class DeliveryWorkers:
                  log_for: Callable[[int], Any] | None = None) -> None:
         self._attempt = attempt
         # A row's log bound to its bundle (logs.bundle_log), for what an attempt lets
-        # escape: a bundle event like any other (SPEC §8), not a bare row number.
+        # escape: a bundle event like any other (docs/operations.md, Logs), not a bare
+        # row number.
         self._log_for = log_for
         self._schedule = schedule
         self._wake = wake

@@ -333,10 +333,10 @@ class TestAnswersNotForThisRequest:
         {"bundle_id": " " + "ab" * 32 + "\n"}])
     def test_a_2xx_naming_an_id_in_another_form_than_ours_is_a_receipt(
             self, named: dict[str, str]) -> None:
-        """Only a value in the form of our ids (64 hex digits) can name another bundle:
-        a receiver that names its own id for the bundle under `bundle_id`, or ours
-        shortened or written its way, answers this request (SPEC §5.1: a 2xx is sent).
-        Read as "another bundle's", such a receiver's every answer was retried, the
+        """Only a value in the form of our ids (64 hex digits) can name another bundle: a
+        receiver that names its own id for the bundle under `bundle_id`, or ours shortened
+        or written its way, answers this request (docs/protocol.md, section 5: a 2xx is
+        sent). Read as "another bundle's", such a receiver's every answer was retried, the
         same 200 coming back each time, and the bundle never left the outbox."""
         answer = response(201, json_body={"receipt_id": "R-9", **named})
         assert classify(answer, sent=self.SENT).receipt_id == "R-9"

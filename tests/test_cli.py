@@ -89,8 +89,8 @@ def test_an_option_a_command_does_not_know_is_told_with_that_commands_usage(
                                   ["-c", "x.toml", "--frob", "check", "x.xml"]])
 def test_an_option_before_the_command_that_outboxd_does_not_know_gets_the_top_level_usage(
         argv: list[str], capsys) -> None:
-    """An unknown option before the command is one of `outboxd` itself (SPEC §7,
-    docs/commands.md): told with the top-level usage ("usage: outboxd [-h] …") and no
+    """An unknown option before the command is one of `outboxd` itself (docs/commands.md,
+    For every command): told with the top-level usage ("usage: outboxd [-h] …") and no
     command's name — not with the usage of the command after it, which has no such
     place for it and whose options would not help. Exit 2."""
     bad = next(a for a in argv if a in ("--bogus", "--frob"))
@@ -353,9 +353,9 @@ def test_a_command_other_than_run_runs_with_sighup_as_its_caller_had_it(
 
 def test_the_configuration_is_c_before_or_after_the_command_else_outboxd_config_else_etc(
         tmp_path, monkeypatch, capsys) -> None:
-    """SPEC §6: `-c FILE` (before or after the command) wins over $OUTBOXD_CONFIG, which
-    wins over /etc/outboxd/config.toml; `outboxd config` shows which file was read by the
-    outbox it names."""
+    """docs/configuration.md, Where it comes from: `-c FILE` (before or after the command)
+    wins over $OUTBOXD_CONFIG, which wins over /etc/outboxd/config.toml; `outboxd config`
+    shows which file was read by the outbox it names."""
     from daemon.config import DEFAULT_CONFIG_PATH
     files = {}
     for name in ("given", "environment"):

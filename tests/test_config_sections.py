@@ -292,10 +292,10 @@ def test_a_default_document_type_longer_than_a_type_may_be_is_refused(
 ])
 def test_an_empty_text_or_a_release_suffix_without_its_dot_says_what_to_write(
         tmp_path: Path, outbox: Path, extra: str, key: str, value: str, said: str) -> None:
-    """SPEC §6: a bad value names the key, the value and what is allowed. An empty
-    marker_suffix or default_document_type said pydantic's "String should have at least 1
-    character", and a release_suffix without its dot showed the regular expression
-    `^\\.[^/\\\\]+$` to the admin; each now says in words what to write."""
+    """docs/configuration.md, Checking: a bad value names the key, the value and what is
+    allowed. An empty marker_suffix or default_document_type said pydantic's "String should
+    have at least 1 character", and a release_suffix without its dot showed the regular
+    expression `^\\.[^/\\\\]+$` to the admin; each now says in words what to write."""
     text = minimal(outbox, extra)
     if key == "[outbox] marker_suffix":
         text = text.replace("\n\n[delivery]", '\nmarker_suffix = ""\n[delivery]')

@@ -1,4 +1,4 @@
-"""[policy] unattached (SPEC 1.5, docs/folder-convention.md section 5) as decide.py
+"""[policy] unattached (docs/folder-convention.md section 5) as decide.py
 applies it: "send" does not wait, and in a file of several invoices the policy acts on
 the unattached ones while quarantine and hold take the whole file. Driven with a real
 journal, real files and the directory transport."""

@@ -1,7 +1,7 @@
 """Which subfolder of a sidecar is which invoice's folder (daemon/idfolders.py;
 docs/folder-convention.md, section 3), asked through the matcher as the daemon asks it:
-an id's folder under the Windows-safe name a clerk makes and the contract's name an ERP
-may make, in either Unicode form; one id with two folders (`id-two-folders`); and ids
+an id's folder under the Windows-safe name a clerk makes and the first rule's name an
+ERP may make, in either Unicode form; one id with two folders (`id-two-folders`); and ids
 that share a folder (`id-folder-collision`)."""
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ class TestWhichFolderIsWhichIds:
         ("LPT\u00b9", "LPT\u00b9_"), ("LPT\u00b9", "LPT\u00b9")])
     def test_an_ids_folder_is_found_under_the_contracts_name_and_the_windows_safe_one(
             self, outbox: Path, invoice_id: str, folder: str) -> None:
-        """An ERP on Linux that makes the folders by the contract's rule (only
+        """An ERP on Linux that makes the folders by the first rule (only
         / \\ : * ? " < > | and control characters replaced) makes batch/CON/, batch/INV-7./
         and a folder with the zero-width space itself; a Windows clerk makes CON_, INV-7_,
         INV-_7. Either is the invoice's folder, and the status page still names the one a
@@ -138,7 +138,7 @@ class TestOneIdTwoFolders:
 
 
 class TestIdFolderCollisions:
-    """Ids whose folders are one: by the contract's rule, to Windows, or by a folder
+    """Ids whose folders are one: by the first rule, to Windows, or by a folder
     that is there (`id-folder-collision`)."""
 
     def test_ids_that_differ_only_in_how_accents_are_written_collide_and_say_so(
@@ -164,7 +164,7 @@ class TestIdFolderCollisions:
 
     def test_ids_that_meet_only_in_their_windows_names_are_an_error_only_by_a_shared_folder(
             self, outbox: Path) -> None:
-        """'CON' and 'CON_' are two ids to the contract (CON's folder is CON, or CON_ as a
+        """'CON' and 'CON_' are two ids by the first rule (CON's folder is CON, or CON_ as a
         Windows clerk makes it; CON_'s is CON_). Without a folder CON_ nothing is
         ambiguous: CON's files in CON/ are its own. A folder CON_ could be either's: an
         id-folder-collision naming it, the ids, and where CON's files go instead; its
@@ -193,7 +193,7 @@ class TestIdFolderCollisions:
     def test_other_ids_that_meet_in_a_windows_name_collide_only_by_the_folder_there(
             self, outbox: Path, ids: tuple[str, str], shared: str) -> None:
         """'A.' and 'A_' (Windows drops the dot), 'INV' + U+200B + '7' and 'INV_7': distinct
-        to the contract, one Windows name. No error until that folder is there."""
+        by the first rule, one Windows name. No error until that folder is there."""
         (outbox / "coll").mkdir()
         assert match(outbox, "coll.xml", batch_xml(*ids)).errors == ()
         write(outbox / "coll" / shared / "a.pdf", PDF)
@@ -203,8 +203,9 @@ class TestIdFolderCollisions:
 
     def test_ids_equal_by_the_contracts_rule_collide_whatever_folders_are_there(
             self, outbox: Path) -> None:
-        """'A/1' and 'A:1' both become A_1 by the contract's own rule: an error (SPEC) even
-        with no folder of theirs in the sidecar."""
+        """'A/1' and 'A:1' both become A_1 by the first rule: an error
+        (docs/folder-convention.md, section 3) even with no folder of theirs in the
+        sidecar."""
         write(outbox / "coll" / "other.pdf", PDF)
         f = finding(match(outbox, "coll.xml", batch_xml("A/1", "A:1", "B")),
                     "id-folder-collision")

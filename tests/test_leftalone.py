@@ -75,8 +75,9 @@ def test_a_full_listing_replaces_and_an_event_changes_only_its_name() -> None:
 
 def test_a_file_that_is_no_invoice_file_is_kept_for_the_page_with_what_to_do() -> None:
     """A clerk drops an attachment beside its invoice file instead of into its folder:
-    SPEC has it reported once in the log, which the clerk never sees. It is kept for the
-    page with why it is never sent and where an attachment goes, until it goes."""
+    docs/folder-convention.md (section 1) has it named once in the log, which the clerk
+    never sees. It is kept for the page with why it is never sent and where an attachment
+    goes, until it goes."""
     seen = LeftAlone(Log())
     assert seen.seen(Listing({}, ("hours.xlsx",), (LINK,)), ["*.xml", "*.pdf"]) is True
     why = seen.refused["hours.xlsx"]

@@ -178,11 +178,12 @@ class TestContractFolderName:
         ("INV-\u200b7", "INV-\u200b7"), ("INV-\x857", "INV-_7"), ("INV-\x9b7", "INV-_7")])
     def test_only_the_listed_characters_and_control_characters_become_underscore(
             self, invoice_id: str, folder: str) -> None:
-        """The contract's rule, which an ERP on Linux may follow when it makes the folders:
-        / \\ : * ? " < > | and control characters become '_', nothing else — a device name,
-        a dot or space at the end and an invisible character stay as they are. Control
-        characters are Unicode's (Cc), C1 (U+0080–U+009F) with C0: a folder named with
-        one is a bad name, so the contract's name must not keep it."""
+        """The first rule (docs/folder-convention.md, section 3), which an ERP on Linux may
+        follow when it makes the folders: / \\ : * ? " < > | and control characters become
+        '_', nothing else — a device name, a dot or space at the end and an invisible
+        character stay as they are. Control characters are Unicode's (Cc), C1
+        (U+0080–U+009F) with C0: a folder named with one is a bad name, so the first
+        rule's name must not keep it."""
         assert contract_folder_name(invoice_id) == folder
 
     @pytest.mark.parametrize("invoice_id,names", [

@@ -422,10 +422,10 @@ def test_a_stranded_claim_is_retrying_with_why_and_a_next_try_that_says_by_itsel
 
 
 def test_each_section_shows_the_columns_the_contract_names(journal: Journal) -> None:
-    """SPEC 1.6: Waiting for attachments shows the file, the invoice ids without
-    attachments, since, deadline and how to release (no deadline under hold); Retrying
-    the attempts, next try and last error; Sent today the file, its invoice ids and the
-    receipt id; Quarantined today the folder and reasons."""
+    """docs/folder-convention.md, The status page: Waiting for attachments shows the file,
+    the invoice ids without attachments, since, deadline and how to release (no deadline
+    under hold); Retrying the attempts, next try and last error; Sent today the file, its
+    invoice ids and the receipt id; Quarantined today the folder and reasons."""
     journal.create("wait.xml", "waiting", invoice_ids=["W-1", "W-2"], unattached_ids=["W-2"],
                    deadline="2031-05-06T12:05:00.000Z")
     journal.create("hold.xml", "waiting", invoice_ids=["H-1"], unattached_ids=["H-1"])

@@ -662,9 +662,10 @@ class TestMarker:
         assert p.j.get(row.id).last_error is None
 
     def test_a_marker_does_not_take_files_that_have_not_settled(self, tmp_path: Path) -> None:
-        """SPEC 1.4: under "marker" a bundle is ready when its marker exists *and* its
-        files have settled: a marker written while a copy is still at work in the sidecar
-        (b.pdf.part), or just after a change, does not send it early."""
+        """docs/folder-convention.md, section 4: under "marker" a bundle is ready when its
+        marker exists *and* its files have settled: a marker written while a copy is still
+        at work in the sidecar (b.pdf.part), or just after a change, does not send it
+        early."""
         p, s = make(tmp_path, outbox={"completion": "marker", "settle_seconds": 5})
         drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
         part = write(s.outbox.path / "INV-1" / "b.pdf.part", pdf_bytes(2))

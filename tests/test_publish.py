@@ -313,9 +313,9 @@ def test_a_stop_while_the_outbox_is_away_writes_no_page_and_logs_nothing_more(
 
 def test_status_follows_each_change_of_the_counts_at_most_once_a_second(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """SPEC §8: STATUS= is updated when the counts change, at most once a second on the
-    loop's clock: changes 0.2 s and 0.5 s after an update are said together at 1 s, the
-    latest counts; a change 3 s later, long after, is said at once."""
+    """docs/operations.md, Day to day: STATUS= is updated when the counts change, at most
+    once a second on the loop's clock: changes 0.2 s and 0.5 s after an update are said
+    together at 1 s, the latest counts; a change 3 s later, long after, is said at once."""
     journal = Journal(tmp_path / "journal.sqlite3")
     settings = _settings(tmp_path)
     said: list[tuple[float, str]] = []

@@ -381,7 +381,8 @@ class TestRecovery:
             assert p.finish.recover() == [(row, 0.0)]
         assert p.j.get(row).state == "delivering"
         assert (work / "INV-1" / "a.pdf").exists()
-        # A bundle event (SPEC §8): it named the invoice file only, not the bundle id.
+        # A bundle event (docs/operations.md, Logs): it named the invoice file only, not
+        # the bundle id.
         [line] = [e for e in logs if e["event"] == "unexpected error reading a claimed "
                   "bundle again"]
         got = p.j.get(row)

@@ -114,10 +114,11 @@ def test_a_claim_that_fails_is_retried_on_the_loop_clock(make_service: Any, cloc
                          ids=["unexpected", "outboxd-error"])
 def test_an_error_a_delivery_attempt_lets_escape_is_a_bundle_event_with_its_keys(
         make_service: Any, clock: FakeClock, tmp_path: Path, escapes: Exception) -> None:
-    """SPEC §8: every bundle event carries bundle_id, invoice_file and invoice_ids. An
-    error that escapes a delivery attempt (a bug, an OutboxdError said plainly) was
-    logged by the delivery worker with the journal's row number alone — the admin could
-    not tell which invoice it was about. Now its line names the bundle like any other."""
+    """docs/operations.md, Logs: every bundle event carries bundle_id, invoice_file and
+    invoice_ids. An error that escapes a delivery attempt (a bug, an OutboxdError said
+    plainly) was logged by the delivery worker with the journal's row number alone — the
+    admin could not tell which invoice it was about. Now its line names the bundle like any
+    other."""
     write(tmp_path / "outbox" / "INV-1.xml", ubl_invoice("INV-1"))
     svc = make_service(unattached="send")
 

@@ -183,9 +183,10 @@ class TestJson:
 
     def test_the_text_lists_what_the_contract_names_in_its_order(
             self, settings: Settings) -> None:
-        """SPEC §7: counts per state, then waiting for attachments (file, the invoice
-        ids without attachments, since, deadline), held, retrying (attempts, next try,
-        last error), quarantined and sent recently, in that order."""
+        """docs/commands.md, `outboxd status`: counts per state, then waiting for
+        attachments (file, the invoice ids without attachments, since, deadline), held,
+        retrying (attempts, next try, last error), quarantined and sent recently, in that
+        order."""
         fill(settings)
         j = Journal(settings.journal_path)
         try:

@@ -358,8 +358,8 @@ class TestImages:
         assert codes(bundle, "error") == ["image-too-large"]
 
     def test_exactly_max_image_pixels_is_allowed(self, outbox: Outbox) -> None:
-        """SPEC §2: only a width × height that exceeds max_image_pixels is an error; an
-        image of exactly that many pixels passes."""
+        """docs/folder-convention.md, section 3: only a width × height that exceeds
+        max_image_pixels is an error; an image of exactly that many pixels passes."""
         cfg = ValidationConfig(max_image_pixels=400)
         assert codes(outbox.validate("p.png", image_bytes("PNG", (20, 20)), cfg=cfg),
                      "error") == []
@@ -479,8 +479,8 @@ class TestTiffResolution:
 
     def test_the_ends_of_the_tolerance_pass_and_just_past_them_fail(
             self, outbox: Outbox) -> None:
-        """SPEC §2: the resolution must round to 300, 299.5–300.5 DPI both ends included;
-        300.6 fails."""
+        """docs/folder-convention.md, section 3: the resolution must round to 300,
+        299.5–300.5 DPI both ends included; 300.6 fails."""
         assert outbox.validate("a.tif", tiff_pages((299.5, 300.5), (300.5, 299.5)),
                                channel="external-print").findings == ()
         assert codes(outbox.validate("b.tif", tiff_pages((300, 300.6)),

@@ -60,11 +60,11 @@ class TestWatcher:
 
     def test_auto_polls_on_each_network_file_system_the_contract_names(
             self, monkeypatch: pytest.MonkeyPatch) -> None:
-        """SPEC 3: "auto" polls where the outbox is on NFS, SMB/CIFS, sshfs or 9p, where
-        inotify sees no remote writes, and uses inotify on a local one. The mount holding
-        the outbox is the longest mount point above it in the mount table (a name with a
-        space is written there as \\040), not one that merely starts with the same
-        letters."""
+        """docs/configuration.md, `[outbox] watch`: "auto" polls where the outbox is on
+        NFS, SMB/CIFS, sshfs or 9p, where inotify sees no remote writes, and uses inotify
+        on a local one. The mount holding the outbox is the longest mount point above it in
+        the mount table (a name with a space is written there as \\040), not one that
+        merely starts with the same letters."""
         table = ("/dev/sda1 / ext4 rw 0 0\n"
                  "srv:/export /srv/nfs nfs rw 0 0\n"
                  "srv:/export4 /srv/nfs4 nfs4 rw 0 0\n"

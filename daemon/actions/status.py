@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
               "daemon's", file=sys.stderr)
     elif running(settings.paths.state_dir) is False:
         # A stopped daemon's counts read as live ones ("delivering: 6", next tries in
-        # the past). On stderr: what --json prints stays as the contract shows it.
+        # the past). On stderr: what --json prints stays as docs/operations.md shows it.
         print(f"outboxd: no outboxd is running with the state dir "
               f"{settings.paths.state_dir}; these are the counts it left — start it "
               "(systemctl start outboxd) for them to move", file=sys.stderr)
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
               "itself", file=sys.stderr)
     data = status.collect(settings)
     if args.json:
-        print(status.as_json(data))  # the contract's two keys; the page's extras are text
+        print(status.as_json(data))  # operations.md's two keys; the page's extras are text
     else:
         if away:
             print(away.removeprefix("outboxd: ") + "\n")  # read where the counts are

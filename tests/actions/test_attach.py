@@ -222,10 +222,11 @@ def test_attach_into_three_invoice_file_goes_into_the_id_subfolder_keeping_comme
 @pytest.mark.parametrize("made", ["CON", "CON_", None])
 def test_attach_puts_the_file_into_the_ids_folder_under_whichever_name_is_there(
         cfg: Env, timesheet: Path, made: str | None) -> None:
-    """The folder of the id CON may be CON/ (an ERP on Linux made it by the contract's
-    rule) or CON_/ (the name a Windows clerk can make): attach puts the file into the one
-    that is there, never making the other beside it (two folders of one invoice are an
-    error); with none there it makes CON_/, the name the status page gives."""
+    """The folder of the id CON may be CON/ (an ERP on Linux made it by the first rule of
+    docs/folder-convention.md, section 3) or CON_/ (the name a Windows clerk can make):
+    attach puts the file into the one that is there, never making the other beside it (two
+    folders of one invoice are an error); with none there it makes CON_/, the name the
+    status page gives."""
     write(cfg.outbox / "batch.xml", batch_xml("CON", "X-2"))
     if made:
         (cfg.outbox / "batch" / made).mkdir(parents=True)

@@ -157,8 +157,9 @@ def test_status_says_when_the_state_dir_has_no_room_for_the_journal(
 def test_the_text_lists_what_in_the_outbox_nothing_is_sent_from_as_the_page_does(
         env: Env, capsys) -> None:
     """The admin reads `status`, not the page: a file that is no invoice file, an invoice
-    file that cannot be used, and attachments that came after their invoice file was
-    sent are listed with why, as on the page. `--json` keeps the contract's two keys."""
+    file that cannot be used, and attachments that came after their invoice file was sent
+    are listed with why, as on the page. `--json` keeps its two keys
+    (docs/operations.md)."""
     env.write_config("http://127.0.0.1:9/bundles")
     env.state.mkdir()
     j = Journal(env.state / "journal.sqlite3")
@@ -289,9 +290,10 @@ def test_a_waiting_bundle_says_what_happens_at_its_deadline(env: Env, capsys, po
 
 def test_status_reports_from_the_journal_when_the_outbox_is_not_mounted(
         env: Env, capsys) -> None:
-    """The outbox's share not mounted (its folder gone): `status` and `status --json`
-    still print what the journal holds, exit 0, with one line on stderr naming the outbox
-    and what to check; the text repeats it at its top, the JSON stays the contract's."""
+    """The outbox's share not mounted (its folder gone): `status` and `status --json` still
+    print what the journal holds, exit 0, with one line on stderr naming the outbox and
+    what to check; the text repeats it at its top, the JSON stays as docs/operations.md
+    shows it."""
     env.write_config("http://127.0.0.1:9/bundles")
     env.state.mkdir()
     j = Journal(env.state / "journal.sqlite3")

@@ -29,9 +29,9 @@ def plain_en16931(data: bytes) -> bytes:
 
 
 def test_plain_en16931_is_still_checked_by_the_xsd_and_the_en16931_rules() -> None:
-    """SPEC §2.2: any other `urn:cen.eu:en16931:2017…` gets the UBL 2.1 XSD and the
-    EN 16931 rules: wrong totals break BR-CO-15, a missing IssueDate is an XSD error and
-    breaks BR-03, each an einvoice-rule error."""
+    """docs/einvoice.md, What pre-flight checks: any other `urn:cen.eu:en16931:2017…` gets
+    the UBL 2.1 XSD and the EN 16931 rules: wrong totals break BR-CO-15, a missing
+    IssueDate is an XSD error and breaks BR-03, each an einvoice-rule error."""
     totals, _ = BROKEN["wrong-totals"]
     result = preflight(plain_en16931(totals), "x.xml")
     assert [f.code for f in result.errors if "[BR-CO-15]" in f.message] == ["einvoice-rule"]

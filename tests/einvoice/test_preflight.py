@@ -120,7 +120,7 @@ def test_an_invoice_nesting_deeper_than_the_rules_read_is_an_error_naming_the_fi
 
 @pytest.mark.parametrize("mode", ["error", "warn"])
 def test_past_40_findings_a_document_gets_one_line_counting_the_rest(mode: str) -> None:
-    """SPEC §2.2 asks for one finding per failed assertion; docs/einvoice.md caps that at
+    """docs/einvoice.md gives one finding per failed assertion, and caps that at
     40 per document (a file from the wrong export breaks hundreds) and sums up the rest
     in one line with their rule ids, of the same severity as a fatal rule among them.
     45 document references without an id break BR-52 45 times (and a Peppol rule 45

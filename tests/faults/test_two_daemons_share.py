@@ -1,6 +1,6 @@
-"""Two daemons on one outbox (own state dirs, SPEC §4.2): the files both write or act on
-in the share — a held bundle's NAME.errors.txt, a clerk's NAME.send-anyway — and the
-sweeps of a daemon starting while the other runs."""
+"""Two daemons on one outbox (own state dirs, docs/operations.md section 5): the files
+both write or act on in the share — a held bundle's NAME.errors.txt, a clerk's
+NAME.send-anyway — and the sweeps of a daemon starting while the other runs."""
 
 from __future__ import annotations
 

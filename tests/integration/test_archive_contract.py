@@ -1,6 +1,7 @@
-"""SPEC §4's archive outcomes as a receiver and an admin see them, with a real daemon:
-what a rejection leaves in quarantine/ (its folder name, reason.json, REASON.txt with
-the receiver's answer), and a bundle sent again under [policy] duplicates = "send"."""
+"""The archive outcomes (docs/folder-convention.md, section 7) as a receiver and an admin
+see them, with a real daemon: what a rejection leaves in quarantine/ (its folder name,
+reason.json, REASON.txt with the receiver's answer), and a bundle sent again under
+[policy] duplicates = "send"."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from helpers import answering_receiver, drop_bundle, pdf_bytes, wait_for
 
 pytestmark = pytest.mark.usefixtures("lean")
 
-# A receiver's answer longer than what outboxd keeps of it: SPEC §4 keeps the first
-# 2,000 characters. Each character is told by its place, so a cut anywhere shows.
+# A receiver's answer longer than what outboxd keeps of it: docs/protocol.md, section 5,
+# keeps the first 2,000 characters. Each character is told by its place, so a cut anywhere
+# shows.
 LONG_BODY = "".join(f"{n:04d}|" for n in range(1000))  # 5,000 characters
 
 
@@ -30,11 +32,11 @@ def rejecting() -> Iterator[str]:
 
 def test_a_rejection_is_quarantined_with_its_status_and_the_first_2000_characters_of_the_body(
         env: Env, rejecting: str, start_daemon) -> None:
-    """SPEC §4.3: a bundle the receiver rejects (HTTP 400) lies in
-    QUARANTINE/YYYY-MM-DD/NAME--BUNDLEID12/ (UTC date) with the original layout, a
+    """docs/folder-convention.md, section 7: a bundle the receiver rejects (HTTP 400) lies
+    in QUARANTINE/YYYY-MM-DD/NAME--BUNDLEID12/ (UTC date) with the original layout, a
     reason.json holding bundle_id, invoice_file, reasons [{code, file, message}] and
-    quarantined_at, and a REASON.txt giving the HTTP status and the first 2,000
-    characters of the receiver's body — not fewer, not the rest."""
+    quarantined_at, and a REASON.txt giving the HTTP status and the first 2,000 characters
+    of the receiver's body — not fewer, not the rest."""
     env.write_config(rejecting)
     start_daemon()
     drop_bundle(env.outbox, "INV-7001", {"timesheet.pdf": pdf_bytes()})
@@ -71,7 +73,8 @@ def test_under_duplicates_send_a_bundle_sent_before_is_sent_again_under_a_second
     """[policy] duplicates = "send": the same files dropped again after their delivery
     are posted again (with the same Idempotency-Key, which the receiver answers with the
     stored response), not quarantined; the second archive entry takes the name with
-    `-2` appended, as SPEC §4.3 says for a name that is taken."""
+    `-2` appended, as docs/folder-convention.md (section 7) says for a name that is
+    taken."""
     env.write_config(receiver.url, policy={"duplicates": "send", "unattached": "send"})
     start_daemon()
     pdf = pdf_bytes()

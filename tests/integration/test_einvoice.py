@@ -80,7 +80,8 @@ def test_off_mode_does_not_look_at_the_invoice(env: Env, receiver: Receiver,
 def test_svefaktura_and_pdf_invoices_are_not_preflighted(env: Env, receiver: Receiver,
                                                          start_daemon) -> None:
     """Neither would pass EN 16931; both go out without a pre-flight finding, and the
-    not-preflighted note `check` shows is nothing in their manifests (SPEC §2.2)."""
+    not-preflighted note `check` shows is nothing in their manifests (docs/einvoice.md,
+    What pre-flight checks)."""
     env.write_config(receiver.url, policy={"unattached": "send"})
     start_daemon()
     drop_bundle(env.outbox, "SV-1", {}, b'<?xml version="1.0"?>\n<Invoice xmlns='

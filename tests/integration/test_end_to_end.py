@@ -71,7 +71,8 @@ def test_dropped_bundle_is_posted_once_and_archived_byte_identical(env: Env, rec
     assert receipt["response"]["status"] == 201
     assert receipt["response"]["receipt_id"].startswith("rcpt-")
     assert receipt["attempts"] == 1
-    # SPEC §4.3: the receiver's body kept beside its status, and when it was delivered.
+    # docs/folder-convention.md, section 7: the receiver's body kept beside its status,
+    # and when it was delivered.
     assert set(receipt) >= {"manifest", "response", "attempts", "delivered_at"}
     assert set(receipt["response"]) >= {"status", "body", "receipt_id"}
     assert receipt["response"]["body"]["receipt_id"] == receipt["response"]["receipt_id"]

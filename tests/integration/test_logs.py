@@ -81,8 +81,8 @@ def test_saxons_report_on_the_daemons_own_threads_is_json_on_stderr_and_nothing_
 
 def test_every_bundle_event_of_a_run_carries_bundle_id_invoice_file_and_invoice_ids(
         env: Env, receiver: Receiver, start_daemon) -> None:
-    """SPEC §8: every bundle event carries `bundle_id`, `invoice_file` and `invoice_ids`
-    (docs/operations.md: the id null and the ids empty until the bundle is read). A run
+    """docs/operations.md, Logs: every bundle event carries `bundle_id`, `invoice_file`
+    and `invoice_ids` (the id null and the ids empty until the bundle is read). A run
     with a bundle sent, one that waits for attachments then goes out with a warning,
     and one quarantined: each line about a bundle has the three keys, and once a bundle
     was read its events name its 64-hex id and its invoice."""
@@ -135,8 +135,8 @@ def _read_pty(master: int, until: str, timeout: float = 30.0) -> str:
 
 def test_the_default_log_format_is_console_lines_on_a_terminal_and_json_off_one(
         env: Env, receiver: Receiver, start_daemon) -> None:
-    """SPEC §8, `[log] format = "auto"` (the default): `outboxd run` by hand on a
-    terminal writes readable console lines; under systemd (stderr a journald stream,
+    """docs/configuration.md, `[log] format = "auto"` (the default): `outboxd run` by hand
+    on a terminal writes readable console lines; under systemd (stderr a journald stream,
     here a file) every line is JSON."""
     env.write_config(receiver.url, log={"format": "auto"})
     daemon = start_daemon()  # stderr to a file

@@ -1,5 +1,5 @@
-"""Ignored names in and beside a bundle (SPEC 1.1, docs/folder-convention.md section 1)
-and a sidecar folder moved in whole (SPEC 3), end to end: `outboxd run` with the real
+"""Ignored names in and beside a bundle (docs/folder-convention.md section 1) and a
+sidecar folder moved in whole (section 3), end to end: `outboxd run` with the real
 watcher, posting to the reference receiver on 127.0.0.1."""
 
 from __future__ import annotations

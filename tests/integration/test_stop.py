@@ -1,4 +1,4 @@
-"""SIGTERM/SIGINT with a delivery in flight (SPEC §8, docs/operations.md): the daemon
+"""SIGTERM/SIGINT with a delivery in flight (docs/operations.md, Stopping): the daemon
 stops taking new bundles, finishes the delivery when it can within
 `[service] shutdown_grace_seconds`, else leaves it safely for the next start, and exits 0
 either way."""

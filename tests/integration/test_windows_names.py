@@ -71,7 +71,7 @@ def test_the_page_names_folders_a_clerk_can_make_and_the_files_put_there_go_with
 
 def test_folders_an_erp_on_linux_names_by_the_contracts_rule_go_with_their_invoices(
         env: Env, receiver: Receiver, start_daemon) -> None:
-    """An ERP on Linux makes each invoice's folder by the contract's rule (only
+    """An ERP on Linux makes each invoice's folder by the first rule (only
     / \\ : * ? " < > | and control characters replaced): batch/CON/ and batch/INV-7./,
     not the Windows-safe CON_ and INV-7_. Under the default policy (invalid bundles are
     quarantined) the bundle is sent, each PDF with its own invoice."""
