@@ -3,7 +3,8 @@ a clerk's drag of a folder holding an invoice and its sidecar, or a folder from
 quarantine/ (or sent/) moved back whole. The scanner reads invoice files only directly
 in the outbox (docs/folder-convention.md, section 1: subfolders are only read as
 sidecars), so such a folder would wait unseen for an invoice file of its own name; the
-status page lists it with the fix (docs/folder-convention.md, section 3).
+status page lists it with the fix (docs/folder-convention.md, section 6, "Folders nothing
+is sent from").
 
 A folder is listed only when it shows that it is no sidecar: it holds an invoice file
 beside that file's own sidecar folder (a dragged folder), or beside reason.json or
