@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import struct
 import zlib
 from pathlib import Path
 
 from PIL import Image, TiffImagePlugin
+from pypdf import PdfWriter
+from pypdf.generic import DecodedStreamObject, NameObject
 
 from daemon.bundle import Attachment, Bundle, Finding, InvoiceFile
 from daemon.config import ValidationConfig
@@ -36,6 +39,19 @@ def tiff_pages(*dpis: tuple[float, float] | None, tiffinfo: dict[int, object] | 
                 kw["tiffinfo"] = tiffinfo
             Image.new("L", (16, 16), 255).save(tf, "TIFF", **kw)
             tf.newFrame()
+    return buf.getvalue()
+
+
+def pdf_carrying(size: int) -> bytes:
+    """A one-page PDF of about `size` bytes, most of them one incompressible stream (as a
+    scan's image is): big on disk and in memory, cheap for pypdf to open."""
+    writer = PdfWriter()
+    page = writer.add_blank_page(200, 200)
+    stream = DecodedStreamObject()
+    stream.set_data(os.urandom(max(0, size - 1000)))
+    page[NameObject("/PieceInfo")] = writer._add_object(stream)
+    buf = io.BytesIO()
+    writer.write(buf)
     return buf.getvalue()
 
 
