@@ -102,8 +102,19 @@ class Watched:
                 del self.owners[fd]
 
 
-def fewest_calls(child: Child) -> int:
-    return len(child.calls)
+# A read takes milliseconds; one running this long is a big bundle's (a batch of
+# thousands of invoices pre-flighted takes minutes), and what is queued behind it waits
+# as long: new calls go to a child that is not stuck, where there is one.
+LONG_CALL = 2.0
+
+
+def least_waiting(now: float) -> Callable[[Child], tuple[bool, int]]:
+    """The key that orders children by how long a new call would wait there: behind a
+    call that has run past LONG_CALL last, then by the calls already held."""
+    def key(child: Child) -> tuple[bool, int]:
+        stuck = child.busy_since is not None and now - child.busy_since > LONG_CALL
+        return stuck, len(child.calls)
+    return key
 
 
 @contextlib.contextmanager
