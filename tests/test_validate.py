@@ -24,6 +24,7 @@ from validating import (
     image_bytes,
     only,
     pdf_carrying,
+    pdf_unpacking_to,
     png_claiming,
     tiff_claiming,
     tiff_pages,
@@ -556,3 +557,15 @@ def test_validating_many_large_pdfs_holds_about_one_at_a_time(tmp_path: Path, ke
     assert codes(checked) == [] and [a.pages for a in checked.attachments] == [1] * count
     held_by_matching = count * size if kept else 0
     assert peak - held_by_matching < 4 * size, f"{peak / size:.1f} files' worth at the peak"
+
+
+def test_a_pdf_that_unpacks_past_the_limit_is_unreadable_naming_the_limit(
+        tmp_path: Path) -> None:
+    """A PDF of some 80 KB whose page tree is packed into 80 MB (pypdf stops at 75 MB):
+    pdf-unreadable, and the clerk reads what the file does and the limit in words,
+    not pypdf's "Limit reached while decompressing. 899062 bytes remaining."."""
+    data = pdf_unpacking_to(80_000_000)
+    assert len(data) < 200_000
+    finding = only(Outbox(tmp_path).validate("bomb.pdf", data), "pdf-unreadable")
+    assert "unpacks to more than 75,000,000 bytes" in finding.message
+    assert "pypdf" not in finding.message and "remaining" not in finding.message
