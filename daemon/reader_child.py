@@ -39,8 +39,9 @@ class Call:
     done: Callable[[Result], None]
     known: Bundle | None = None
     tries: int = 1  # deaths of a reader under it still allowed, plus one
-    timed_out: bool = False  # its child was killed for running past READ_TIME_LIMIT
+    timed_out: bool = False  # its child was killed for running past its time limit
     work_dir: Path | None = None
+    limit: float | None = None  # seconds it may run (reader_deaths.time_limit), once sent
 
 
 @dataclass

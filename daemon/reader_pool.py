@@ -45,7 +45,7 @@ from daemon.reader_child import (
     least_waiting,
     signals_blocked,
 )
-from daemon.reader_deaths import Deaths
+from daemon.reader_deaths import Deaths, time_limit
 
 __all__ = ["Call", "ChildUnavailable", "Pool", "Restarts", "Result",
            "signals_blocked"]
@@ -212,6 +212,9 @@ class Pool(Deaths):
         claim batch's checks: one wake-up of each child, one write of the caller's);
         False once retired (none taken)."""
         taken: dict[Child, list[tuple[int, Call]]] = {}
+        for call in calls:
+            if call.limit is None and call.known is None:
+                call.limit = time_limit(call.cand)
         with self._lock:
             if self._closed:
                 return False
