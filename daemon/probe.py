@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from PIL import Image, UnidentifiedImageError
-from pypdf import PdfReader
-from pypdf.errors import DependencyError
+from pypdf import PdfReader, get_configuration
+from pypdf.errors import DependencyError, LimitReachedError
 from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject
 
 from daemon.imagetail import (
@@ -131,6 +131,15 @@ def open_pdf(fh: BinaryIO) -> tuple[PdfReader | None, PdfFacts]:
     except DependencyError as exc:
         # pypdf only needs optional crypto packages for AES-encrypted files.
         return None, PdfFacts(encrypted=True, error=str(exc))
+    except LimitReachedError as exc:
+        # A few KB of Flate can unpack to gigabytes; pypdf stops at its limit and says
+        # so in its own words ("Limit reached while decompressing. 899062 bytes
+        # remaining."), which tell a clerk neither what nor how much.
+        if "decompress" not in str(exc):
+            return None, PdfFacts(error=f"pypdf: {exc}")
+        limit = get_configuration().zlib_maximum_output_length
+        return None, PdfFacts(error=f"part of it unpacks to more than {limit:,} bytes, the "
+                              "most outboxd unpacks: damaged, or made to fill memory")
     except RecursionError:
         return None, PdfFacts(error="pypdf: its object tree loops")
     except Exception as exc:  # noqa: BLE001 — corrupt PDFs raise anything, not just PyPdfError

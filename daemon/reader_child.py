@@ -39,8 +39,9 @@ class Call:
     done: Callable[[Result], None]
     known: Bundle | None = None
     tries: int = 1  # deaths of a reader under it still allowed, plus one
-    timed_out: bool = False  # its child was killed for running past READ_TIME_LIMIT
+    timed_out: bool = False  # its child was killed for running past its time limit
     work_dir: Path | None = None
+    limit: float | None = None  # seconds it may run (reader_deaths.time_limit), once sent
 
 
 @dataclass
@@ -102,8 +103,19 @@ class Watched:
                 del self.owners[fd]
 
 
-def fewest_calls(child: Child) -> int:
-    return len(child.calls)
+# A read takes milliseconds; one running this long is a big bundle's (a batch of
+# thousands of invoices pre-flighted takes minutes), and what is queued behind it waits
+# as long: new calls go to a child that is not stuck, where there is one.
+LONG_CALL = 2.0
+
+
+def least_waiting(now: float) -> Callable[[Child], tuple[bool, int]]:
+    """The key that orders children by how long a new call would wait there: behind a
+    call that has run past LONG_CALL last, then by the calls already held."""
+    def key(child: Child) -> tuple[bool, int]:
+        stuck = child.busy_since is not None and now - child.busy_since > LONG_CALL
+        return stuck, len(child.calls)
+    return key
 
 
 @contextlib.contextmanager

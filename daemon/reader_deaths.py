@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -23,11 +24,37 @@ from typing import Any
 
 from daemon.errors import ReaderFailed, ReadTimedOut
 from daemon.reader_child import Call, Child, Restarts, Watched, call_under_way
+from daemon.scan import Candidate
 
 # Seconds one read may take in a child. Reading a bundle takes milliseconds, pre-flight
 # of a very large invoice seconds: past this only a file that makes a library loop is
 # left. The check after a claim (hashes only) has no limit: a slow share is not hostile.
 READ_TIME_LIMIT = 120.0
+# Pre-flight is work in proportion to the invoices of a file: a 45 MB batch of 15,480
+# took a reader 60 to 140 s on a busy 2-core host, and the size limits let a file that
+# large through (invoices.MAX_INVOICE_BYTES). A read gets this much more time for each
+# MB of its invoice file (a 64 MiB file, the largest taken: 13 minutes in all).
+SECONDS_PER_MB = 10.0
+
+
+def time_limit(cand: Candidate) -> float:
+    """Seconds a read of `cand` may take before its reader is killed (one lstat: by the
+    thread that sends it, never under the pool's lock)."""
+    try:
+        size = os.lstat(cand.invoice).st_size
+    except OSError:
+        size = 0  # gone or unreadable: the read itself says so, quickly
+    return READ_TIME_LIMIT + round(SECONDS_PER_MB * size / 1_000_000)  # whole seconds
+
+
+def _limit(call: Call | None) -> float:
+    return READ_TIME_LIMIT if call is None or call.limit is None else call.limit
+
+
+def _under_way(child: Child) -> Call | None:
+    """The call a child works on (under the pool's lock), if it reached the child."""
+    call_id = call_under_way(child)
+    return None if call_id is None else child.calls.get(call_id)
 
 
 class Deaths:
@@ -128,7 +155,7 @@ class Deaths:
         """Milliseconds until the first read under way runs out of time (poll's timeout;
         None: no read is under way)."""
         with self._lock:
-            ends = [c.busy_since + READ_TIME_LIMIT for c in self._children
+            ends = [c.busy_since + _limit(_under_way(c)) for c in self._children
                     if c.busy_since is not None and not c.dead]
         if not ends:
             return None
@@ -147,14 +174,15 @@ class Deaths:
         now = time.monotonic()
         with self._lock:
             due = [c for c in self._children if not c.dead and c.busy_since is not None
-                   and now >= c.busy_since + READ_TIME_LIMIT]
+                   and now >= c.busy_since + _limit(_under_way(c))]
         # An answer (or the end of the pipe) already waiting is read first: the collector
         # may have been held up, and a read that came back in time is not overdue.
         due = [c for c in due if not _readable(c)]
         killed: list[tuple[Child, Call]] = []
         with self._lock:
             for c in due:
-                if c.dead or c.busy_since is None or now < c.busy_since + READ_TIME_LIMIT:
+                if c.dead or c.busy_since is None or \
+                        now < c.busy_since + _limit(_under_way(c)):
                     continue  # answered or replaced meanwhile
                 under_way = call_under_way(c)
                 if under_way is None:  # its call is still being written: its clock starts
@@ -168,7 +196,7 @@ class Deaths:
                     killed.append((c, call))
         for c, call in killed:
             self.log.warning("a reader ran out of time on a bundle; ending it",
-                             file=call.cand.invoice.name, limit=READ_TIME_LIMIT)
+                             file=call.cand.invoice.name, limit=_limit(call))
             with contextlib.suppress(OSError, ValueError):
                 c.proc.kill()
 
@@ -191,4 +219,4 @@ def _died_each_time(call: Call) -> ReaderFailed:
 
 
 def _timed_out(call: Call) -> ReadTimedOut:
-    return ReadTimedOut(call.cand.invoice.name, READ_TIME_LIMIT)
+    return ReadTimedOut(call.cand.invoice.name, _limit(call))

@@ -5,7 +5,8 @@ Why not concurrent.futures.ProcessPoolExecutor: its plumbing (a feeder thread
 pickling each call, a manager thread with a wakeup pipe and a selector built per
 wait, a Future per call) cost about a fifth of the daemon's interpreter time in a
 burst, ~0.5 ms per call. Here the thread that submits a call pickles it and
-writes it to the child with the fewest calls outstanding (the checks of a claim
+writes it to the child with the fewest calls outstanding, not stuck behind a long one
+(`least_waiting`; the checks of a claim
 batch: each child's share in one message, `send_all`); the collector waits
 on every child's pipe and process sentinel at once (one poll, registered once),
 reads a result (the read releases the interpreter lock), unpickles it and calls
@@ -41,10 +42,10 @@ from daemon.reader_child import (
     Restarts,
     Result,
     Watched,
-    fewest_calls,
+    least_waiting,
     signals_blocked,
 )
-from daemon.reader_deaths import Deaths
+from daemon.reader_deaths import Deaths, time_limit
 
 __all__ = ["Call", "ChildUnavailable", "Pool", "Restarts", "Result",
            "signals_blocked"]
@@ -202,23 +203,27 @@ class Pool(Deaths):
 
     # -- calls -----------------------------------------------------------------------
     def send(self, call: Call, version: int, blob: bytes) -> bool:
-        """Hand the call to the child with the fewest calls; False once retired."""
+        """Hand the call to the child where it waits least; False once retired."""
         return self.send_all([call], version, blob)
 
     def send_all(self, calls: list[Call], version: int, blob: bytes) -> bool:
-        """Hand each call to the child with the fewest calls (counting those handed out
+        """Hand each call to the child where it waits least (counting those handed out
         before it), the calls of one child written down its pipe in one message (a
         claim batch's checks: one wake-up of each child, one write of the caller's);
         False once retired (none taken)."""
         taken: dict[Child, list[tuple[int, Call]]] = {}
+        for call in calls:
+            if call.limit is None and call.known is None:
+                call.limit = time_limit(call.cand)
         with self._lock:
             if self._closed:
                 return False
             if not self._children:  # its only child is being replaced: sent once it is
                 self._parked.extend(calls)
                 return True
+            waiting = least_waiting(time.monotonic())
             for call in calls:
-                child = min(self._children, key=fewest_calls)
+                child = min(self._children, key=waiting)
                 if not child.calls and child.ready:
                     if not any(c.busy_since is not None for c in self._children):
                         self._wake("t")  # the collector waits without a timeout: set one

@@ -292,7 +292,7 @@ class Readers:
                 self._route(call)
 
     def _route(self, call: Call) -> None:
-        """To the child with the fewest calls, or to a thread here."""
+        """To the child where it waits least, or to a thread here."""
         while True:
             with self._lock:
                 pool, threads, stopping = self._pool, self._threads, self._stopping

@@ -74,7 +74,11 @@ def check_attachment(att: Attachment, bundle: Bundle, cfg: ValidationConfig,
     named = kind_for_extension(att.original_name)
     data = kept_read(att.path)
     if data is not None:
-        filetype, pdf, image = _content(io.BytesIO(data), att, named, cfg)
+        # Closed at once: pypdf's reader is a reference cycle holding its stream (and
+        # the copy of the bytes pypdf makes of it) until a full garbage collection,
+        # which made a bundle of many large PDFs cost a reader memory by the file.
+        with io.BytesIO(data) as kept:
+            filetype, pdf, image = _content(kept, att, named, cfg)
     else:
         try:
             fh = open_below(*att.where, att.rel)
@@ -88,7 +92,8 @@ def check_attachment(att: Attachment, bundle: Bundle, cfg: ValidationConfig,
                 # small steps on a BytesIO instead of a buffered file.
                 data = read_bounded(fh, in_memory)
                 src = io.BytesIO(data) if data is not None else fh
-            filetype, pdf, image = _content(src, att, named, cfg)
+            with src:  # closed at once, as above
+                filetype, pdf, image = _content(src, att, named, cfg)
     check = AttachmentCheck(att, filetype, named,
                             bundle.channel, bundle.invoice_file.sha256,
                             bundle.invoice_file.name, pdf=pdf, image=image)

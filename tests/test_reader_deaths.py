@@ -195,6 +195,39 @@ def test_a_read_that_runs_past_the_time_limit_is_tried_once_more_then_an_input_e
         pool.stop()
 
 
+def test_a_read_gets_more_time_for_a_larger_invoice_file(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Pre-flight of a batch file takes time in proportion to its invoices (a 45 MB
+    batch: 60 to 140 s on a busy host, past the 120 s that ends a looping read): a read
+    gets SECONDS_PER_MB more for each MB of its invoice file, so a big batch is read,
+    not killed twice and reported as a file that makes the readers loop. A small file
+    still gets the bare limit, and a read past it is still ended."""
+    from daemon import reader_deaths
+    from daemon.errors import ReadTimedOut
+    monkeypatch.setattr(reader_deaths, "READ_TIME_LIMIT", 0.1)
+    monkeypatch.setattr(reader_deaths, "SECONDS_PER_MB", 10.0)
+    s = settings_for(tmp_path, einvoice={"preflight": "off"})
+    big, small = bundles(s, "SLOW-BIG", "SLOW-SMALL")
+    invoice = big.invoice.read_bytes()
+    big.invoice.write_bytes(invoice.replace(b"<cbc:ID>", b"<!--" + b" " * 300_000 + b"-->"
+                                            b"<cbc:ID>", 1))  # 0.3 MB: 3 s more
+    restarts = Restarts(limit=5)
+    warnings: list[dict[str, Any]] = []
+    pool = _pool(tmp_path, s, reader_targets.slow_reads, restarts, warnings)
+    try:
+        boxes: dict[str, Future[Bundle | BaseException]] = {"SLOW-BIG": Future(),
+                                                            "SLOW-SMALL": Future()}
+        for cand in (big, small):
+            assert pool.send(Call(cand, s, boxes[cand.name].set_result, None, 3), 1,
+                             pickle.dumps(s))
+        assert boxes["SLOW-BIG"].result(timeout=60) == evaluate(big, s)
+        assert isinstance(boxes["SLOW-SMALL"].result(timeout=60), ReadTimedOut)
+        timed_out = [w["file"] for w in warnings if w["event"].startswith("a reader ran out")]
+        assert timed_out == ["SLOW-SMALL.xml", "SLOW-SMALL.xml"]
+    finally:
+        pool.stop()
+
+
 def test_a_check_after_a_claim_is_never_killed_for_time(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The check after a claim only hashes files: one that runs past the read time limit

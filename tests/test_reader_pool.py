@@ -10,6 +10,7 @@ import os
 import pickle
 import signal
 import sys
+import time
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ import reader_targets  # noqa: E402
 from helpers import drop_bundle, pdf_bytes, ubl_invoice, wait_for  # noqa: E402
 from test_readers import alive, in_child, settings_for  # noqa: E402
 
-from daemon import readers  # noqa: E402
+from daemon import reader_child, readers  # noqa: E402
 from daemon.bundle import Bundle  # noqa: E402
 from daemon.config import Settings  # noqa: E402
 from daemon.finish import evaluate  # noqa: E402
@@ -64,6 +65,33 @@ def test_a_call_goes_to_the_child_with_the_fewest_calls(two: tuple[Readers, Sett
     os.kill(q, signal.SIGCONT)
     wait_for(lambda: len(answers) == 2, what="the other reader's answer")
     assert answers == {c.name: evaluate(c, s) for c in (b0, b1)}
+
+
+def test_a_call_does_not_queue_behind_a_call_that_has_run_long(
+        two: tuple[Readers, Settings], monkeypatch: pytest.MonkeyPatch) -> None:
+    """One reader holds a call past LONG_CALL (paused: a batch file of thousands of
+    invoices pre-flighted takes minutes), the other a call just begun: new calls go
+    behind the short one, not the long one, though both hold as many calls (with
+    fewest-calls alone the next went to the first reader and waited the big read out:
+    a small bundle dropped after a 15 MB batch was sent 32 s later instead of 6)."""
+    monkeypatch.setattr(reader_child, "LONG_CALL", 0.5)
+    r, s = two
+    b0, b1, b2, b3 = bundles(s, "L0", "L1", "L2", "L3")
+    p, q = r.pids()
+    for pid in (p, q):
+        os.kill(pid, signal.SIGSTOP)
+    answers: Answers = {}
+    submit(r, b0, s, answers)  # to the first reader: both are idle
+    since = time.monotonic()
+    wait_for(lambda: time.monotonic() - since > 1.0, what="the first call to run long")
+    for cand in (b1, b2, b3):
+        submit(r, cand, s, answers)
+    os.kill(q, signal.SIGCONT)
+    wait_for(lambda: len(answers) == 3, timeout=10, what="the calls behind the short one")
+    assert answers == {c.name: evaluate(c, s) for c in (b1, b2, b3)}
+    os.kill(p, signal.SIGCONT)
+    wait_for(lambda: "L0" in answers, what="the long call's answer")
+    assert answers["L0"] == evaluate(b0, s)
 
 
 def test_a_reload_to_a_new_shape_still_answers_calls_on_the_old_children(

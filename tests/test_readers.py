@@ -386,6 +386,32 @@ def test_a_reader_gives_back_the_memory_a_large_image_took_once_converted(
         r.stop()
 
 
+def test_a_reader_gives_back_the_memory_a_large_batch_file_took(tmp_path: Path) -> None:
+    """Reading a batch file of thousands of invoices (its XML tree) takes a reader's
+    memory up by over 100 MB; a reader lives as long as the daemon, so once the read is
+    answered it gives most of that back (it kept it: a 45 MB batch left a reader 270 MB
+    larger for good)."""
+    s = settings_for(tmp_path, einvoice={"preflight": "off"},
+                     service={"reader_processes": 1})
+    batch = b"<Batch>" + b"".join(ubl_invoice(f"B-{n}").split(b"?>", 1)[1]
+                                  for n in range(6000)) + b"</Batch>"
+    (s.outbox.path / "BATCH.xml").write_bytes(batch)
+    r = Readers(tmp_path / "state" / "einvoice")
+    r.configure(s)
+    try:
+        [pid] = r.pids()
+        before, _ = resident_mb(pid)
+        bundle = in_child(r, candidate_for(s.outbox, "BATCH.xml"), s)
+        assert isinstance(bundle, Bundle) and len(bundle.invoice_file.invoice_ids) == 6000
+        # The answer goes out before the memory is given back: wait for the reader.
+        _, peak = wait_for(lambda: (m := resident_mb(pid))[0] < before + (m[1] - before) / 2
+                           and m, timeout=30, what="the reader's memory back below half its "
+                           "growth")
+        assert peak - before > 100, f"the read never took the memory it should ({peak:.0f} MB)"
+    finally:
+        r.stop()
+
+
 def test_stop_leaves_no_reader_process(tmp_path: Path) -> None:
     """After stop() every reader process has exited, and a later call is answered
     (the daemon is stopping) instead of hanging."""

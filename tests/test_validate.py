@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import os
 import signal
 import threading
+import tracemalloc
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,12 +23,14 @@ from validating import (
     codes,
     image_bytes,
     only,
+    pdf_carrying,
+    pdf_unpacking_to,
     png_claiming,
     tiff_claiming,
     tiff_pages,
 )
 
-from daemon import probe, sniff, validate
+from daemon import probe, readonce, sniff, validate
 from daemon.attachment_rules import AttachmentCheck
 from daemon.bundle import Finding
 from daemon.config import ValidationConfig
@@ -519,3 +523,49 @@ class TestRulesPlugIn:
         assert codes(bundle) == ["spy"]
         (check,) = seen
         assert (check.kind, check.ext_kind, check.pdf and check.pdf.pages) == ("pdf", "pdf", 2)
+
+
+@pytest.mark.parametrize("kept", [True, False], ids=["kept-by-matching", "opened-here"])
+def test_validating_many_large_pdfs_holds_about_one_at_a_time(tmp_path: Path, kept: bool
+                                                              ) -> None:
+    """Memory while a sidecar of many large PDFs is validated stays about one file's
+    worth, however many there are and whenever the garbage collector runs: pypdf's
+    reader is a reference cycle that keeps its stream, and a copy of each 4.9 MB
+    attachment held until a full collection made a reader of 400 such files peak
+    ~140 MB above its idle size (and keep most of it)."""
+    size, count = 1 << 20, 12
+    outbox = Outbox(tmp_path)
+    names = [f"scan-{n:02d}.pdf" for n in range(count)]
+    for name in names:
+        outbox.write(name, pdf_carrying(size))
+    bundle = outbox.bundle(*names)
+    gc.collect()
+    gc.disable()  # a full collection may come late: what is validated must not wait for it
+    tracemalloc.start()
+    try:
+        if kept:
+            with readonce.keeping_reads(readonce.KEPT_BYTES):
+                for att in bundle.attachments:
+                    readonce.keep(att.path, att.path.read_bytes())
+                checked = validate_bundle(bundle, ValidationConfig())
+        else:
+            checked = validate_bundle(bundle, ValidationConfig())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        gc.enable()
+    assert codes(checked) == [] and [a.pages for a in checked.attachments] == [1] * count
+    held_by_matching = count * size if kept else 0
+    assert peak - held_by_matching < 4 * size, f"{peak / size:.1f} files' worth at the peak"
+
+
+def test_a_pdf_that_unpacks_past_the_limit_is_unreadable_naming_the_limit(
+        tmp_path: Path) -> None:
+    """A PDF of some 80 KB whose page tree is packed into 80 MB (pypdf stops at 75 MB):
+    pdf-unreadable, and the clerk reads what the file does and the limit in words,
+    not pypdf's "Limit reached while decompressing. 899062 bytes remaining."."""
+    data = pdf_unpacking_to(80_000_000)
+    assert len(data) < 200_000
+    finding = only(Outbox(tmp_path).validate("bomb.pdf", data), "pdf-unreadable")
+    assert "unpacks to more than 75,000,000 bytes" in finding.message
+    assert "pypdf" not in finding.message and "remaining" not in finding.message

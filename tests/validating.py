@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import struct
 import zlib
 from pathlib import Path
 
 from PIL import Image, TiffImagePlugin
+from pypdf import PdfWriter
+from pypdf.generic import DecodedStreamObject, NameObject
 
 from daemon.bundle import Attachment, Bundle, Finding, InvoiceFile
 from daemon.config import ValidationConfig
@@ -37,6 +40,47 @@ def tiff_pages(*dpis: tuple[float, float] | None, tiffinfo: dict[int, object] | 
             Image.new("L", (16, 16), 255).save(tf, "TIFF", **kw)
             tf.newFrame()
     return buf.getvalue()
+
+
+def pdf_carrying(size: int) -> bytes:
+    """A one-page PDF of about `size` bytes, most of them one incompressible stream (as a
+    scan's image is): big on disk and in memory, cheap for pypdf to open."""
+    writer = PdfWriter()
+    page = writer.add_blank_page(200, 200)
+    stream = DecodedStreamObject()
+    stream.set_data(os.urandom(max(0, size - 1000)))
+    page[NameObject("/PieceInfo")] = writer._add_object(stream)
+    buf = io.BytesIO()
+    writer.write(buf)
+    return buf.getvalue()
+
+
+def pdf_unpacking_to(expanded: int) -> bytes:
+    """A PDF 1.5 of a few KB whose page tree lies in an object stream that Flate unpacks
+    to `expanded` bytes (blanks after the objects): reading its pages unpacks it."""
+    objs = b"1 0 2 60 3 120 "
+    body = (b"<< /Type /Catalog /Pages 2 0 R >>".ljust(60)
+            + b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>".ljust(60)
+            + b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] >>")
+    packer = zlib.compressobj(9)
+    packed = [packer.compress(objs + body)]
+    blanks, left = b" " * (1 << 24), expanded - len(objs) - len(body)
+    while left > 0:
+        packed.append(packer.compress(blanks[:left]))
+        left -= len(blanks)
+    stream = b"".join(packed) + packer.flush()
+    out = io.BytesIO()
+    out.write(b"%PDF-1.5\n")
+    at_stream = out.tell()
+    out.write(b"4 0 obj\n<< /Type /ObjStm /N 3 /First %d /Filter /FlateDecode /Length %d >>"
+              b"\nstream\n" % (len(objs), len(stream)) + stream + b"\nendstream\nendobj\n")
+    at_xref = out.tell()
+    # The cross-reference stream: object 0 free, 1-3 in object stream 4, 4 and 5 plain.
+    rows = [(0, 0, 255), (2, 4, 0), (2, 4, 1), (2, 4, 2), (1, at_stream, 0), (1, at_xref, 0)]
+    table = b"".join(struct.pack(">BIH", kind, a, b) for kind, a, b in rows)
+    out.write(b"5 0 obj\n<< /Type /XRef /Size 6 /W [1 4 2] /Root 1 0 R /Length %d >>\nstream\n"
+              % len(table) + table + b"\nendstream\nendobj\nstartxref\n%d\n%%%%EOF\n" % at_xref)
+    return out.getvalue()
 
 
 def png_claiming(width: int, height: int) -> bytes:

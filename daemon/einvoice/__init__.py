@@ -22,7 +22,7 @@ from daemon.bundle import Bundle, Finding
 from daemon.config import Settings
 from daemon.einvoice.artefacts import mime_codes, rules_versions
 from daemon.einvoice.embed import Document as EmbeddedDocument
-from daemon.einvoice.embed import documents_for
+from daemon.einvoice.embed import Plan, documents_for
 from daemon.einvoice.engine import Assertion, Engine, drop_cache_temps, load
 from daemon.einvoice.preflight import (
     Mode,
@@ -81,13 +81,19 @@ def check_bundle(bundle: Bundle, settings: Settings) -> Bundle:
     # Each built document is checked for the XSD and every fatal rule, a failure an
     # error: what pre-flight found fatal (under "warn", warnings) was listed twice.
     kept = tuple(f for f in found if f not in fatal)
-    return bundle.with_findings(kept + tuple(_built_findings(bundle, plan.documents)))
+    return bundle.with_findings(kept + tuple(_built_findings(bundle, plan)))
 
 
-def _built_findings(bundle: Bundle, built: tuple[EmbeddedDocument, ...]) -> list[Finding]:
+def _built_findings(bundle: Bundle, plan: Plan) -> list[Finding]:
     """Each built document checked; a rule its invoice breaks on its own named as such."""
     out: list[Finding] = []
-    for doc in built:
+    for invoice in plan.invoices:  # one document at a time: each holds its attachments
+        try:
+            doc = plan.build(invoice)
+        except InputError as exc:  # a link or a FIFO put where the file was checked
+            out.append(Finding(exc.code, exc.file, exc.message, "error",
+                               invoice.sl.invoice_id))
+            continue
         try:
             [parsed] = documents(doc.data, bundle.invoice_file.name)
         except (InputError, ValueError) as exc:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from xml.sax.saxutils import escape
@@ -90,9 +91,51 @@ def build(data: bytes, sl: Slice, whole: bool, decl: bytes, encoding: str,
 
 
 @dataclass(frozen=True)
+class Invoice:
+    """One invoice's document to build: its slice, its prefixes for cac/cbc (and their
+    declarations), and each attachment that goes in with its name and type there."""
+
+    sl: Slice
+    prefixes: tuple[str, str, str]
+    attachments: tuple[tuple[Attachment, str, str], ...]
+
+
+@dataclass(frozen=True)
 class Plan:
-    documents: tuple[Document, ...]
+    """What documents_for found: the errors, or how each invoice's document is built."""
+
     findings: tuple[Finding, ...]
+    invoices: tuple[Invoice, ...] = ()
+    data: bytes = b""  # the invoice file's bytes
+    whole: bool = False  # its one invoice is the document element
+    decl: bytes = b""
+    encoding: str = "utf-8"
+
+    def each(self) -> Iterator[Document]:
+        """The documents, built one at a time as they are taken: each holds its
+        attachments base64-encoded, up to MAX_EMBEDDED_BYTES of them, and a batch's
+        documents built together held all of its attachments (8 invoices of 15 MB took
+        a reader ~700 MB past its size, and the daemon's delivery as much). InputError
+        when an attachment can no longer be read as it was checked."""
+        for inv in self.invoices:
+            yield self.build(inv)
+
+    def build(self, inv: Invoice) -> Document:
+        """One invoice's document (InputError: see each)."""
+        cac, cbc, declare = inv.prefixes
+        refs = [reference(att, name, _content(att), mime, cac, cbc, declare)
+                for att, name, mime in inv.attachments]
+        return build(self.data, inv.sl, self.whole, self.decl, self.encoding, refs)
+
+    @property
+    def documents(self) -> tuple[Document, ...]:
+        """Every document at once (for tests and the benchmark: small bundles)."""
+        return tuple(self.each())
+
+
+def _content(att: Attachment) -> bytes:
+    content = kept_read(att.path)  # within finish.evaluate: the bytes matching hashed
+    return read_checked(att) if content is None else content
 
 
 def documents_for(bundle: Bundle, mime_codes: frozenset[str], *,
@@ -108,7 +151,7 @@ def documents_for(bundle: Bundle, mime_codes: frozenset[str], *,
     inv = bundle.invoice_file
     rel = inv.name
     if inv.format != "ubl":
-        return Plan((), (Finding("not-ubl", rel, f"is not a UBL Invoice/CreditNote ({inv.format})"
+        return Plan((Finding("not-ubl", rel, f"is not a UBL Invoice/CreditNote ({inv.format})"
                                  "; [delivery] format = \"ubl-embedded\" sends UBL 2.1 only — "
                                  "export the invoice as Peppol BIS 3 UBL", "error"),))
     data = kept_read(inv.path)  # within finish.evaluate: the bytes matching hashed
@@ -116,11 +159,11 @@ def documents_for(bundle: Bundle, mime_codes: frozenset[str], *,
         try:
             data = read_checked(inv)  # a delivery attempt: the bytes checked, or none
         except InputError as exc:
-            return Plan((), (Finding(exc.code, exc.file, exc.message, "error"),))
+            return Plan((Finding(exc.code, exc.file, exc.message, "error"),))
     try:
         slices, encoding, decl = scan(data, rel)
     except InputError as exc:
-        return Plan((), (Finding(exc.code, exc.file, exc.message, "error"),))
+        return Plan((Finding(exc.code, exc.file, exc.message, "error"),))
     whole = len(slices) == 1 and is_document_element(data, slices[0])
     findings: list[Finding] = []
     cut = {sl.invoice_id for sl in slices}
@@ -131,7 +174,7 @@ def documents_for(bundle: Bundle, mime_codes: frozenset[str], *,
                             "own — export each invoice as an Invoice/CreditNote element of "
                             "its own", "error", invoice_id)
                     for invoice_id in inv.invoice_ids if invoice_id not in cut)
-    docs: list[Document] = []
+    invoices: list[Invoice] = []
     for sl in slices:
         if not whole and sl.inherited:
             findings.append(Finding("embed-split", rel, f"invoice {sl.invoice_id} uses "
@@ -143,7 +186,7 @@ def documents_for(bundle: Bundle, mime_codes: frozenset[str], *,
         cac, cbc, declare = _prefixes(sl)
         # embedded name, casefolded -> (what holds it, whether it is a folded name)
         seen = {n.casefold(): (f"the document's own {n!r}", False) for n in sl.filenames}
-        refs: list[str] = []
+        going: list[tuple[Attachment, str, str]] = []
         atts = sorted(bundle.attachments_of(sl.invoice_id), key=lambda a: a.original_name)
         # Known before any is read: the other checks still run, so that all is said at once.
         total = sum(a.size for a in atts if a.content_type in mime_codes)
@@ -179,17 +222,7 @@ def documents_for(bundle: Bundle, mime_codes: frozenset[str], *,
                                         "which an XML document cannot carry — remove it from "
                                         f"the {what}", "error", att.invoice_id))
                 continue
-            if total > MAX_EMBEDDED_BYTES:
-                continue
-            try:
-                content = kept_read(att.path)
-                if content is None:
-                    content = read_checked(att)
-            except InputError as exc:  # a link or a FIFO put where the file was checked
-                findings.append(Finding(exc.code, exc.file, exc.message, "error",
-                                        att.invoice_id))
-                continue
-            refs.append(reference(att, name, content, mime, cac, cbc, declare))
+            going.append((att, name, mime))
         if total > MAX_EMBEDDED_BYTES:
             findings.append(Finding("embed-too-large", rel, f"invoice {sl.invoice_id}'s "
                                     f"attachments come to {total:,} bytes; ubl-embedded puts "
@@ -198,8 +231,10 @@ def documents_for(bundle: Bundle, mime_codes: frozenset[str], *,
                                     "at a lower resolution, a PDF exported again) or attach "
                                     "fewer", "error", sl.invoice_id))
             continue
-        docs.append(build(data, sl, whole, decl, encoding, refs))
-    return Plan(tuple(docs) if not findings else (), tuple(findings))
+        invoices.append(Invoice(sl, (cac, cbc, declare), tuple(going)))
+    if findings:
+        return Plan(tuple(findings))
+    return Plan((), tuple(invoices), data, whole, decl, encoding)
 
 
 def _collision(name: str, other: str, folded: bool) -> str:

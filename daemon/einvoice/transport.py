@@ -95,7 +95,7 @@ class EmbeddedDeliverer:
         failed: list[tuple[str, Retryable | Paused]] = []
         held: list[str] = []  # invoices not posted in this attempt (see below)
         stop = False
-        for doc in plan.documents:
+        for doc in plan.each():  # built one at a time: each holds its attachments
             key = document_key(doc)
             record = done.get(key) or by_invoice.get(doc.invoice_id)
             if record is None:

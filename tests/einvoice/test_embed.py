@@ -306,9 +306,13 @@ def test_files_grown_past_their_limit_since_their_check_are_refused_not_read_who
     monkeypatch.setattr(daemon.invoices, "MAX_INVOICE_BYTES", len(BASE) + 100)
     with (tmp_path / "INV" / "Snippet1" / "a.pdf").open("ab") as fh:
         fh.write(b"\n" * 10)  # still a PDF: only its size tells
-    plan = built(b)
-    assert plan.documents == ()
-    [finding] = plan.findings
+    # Read as its document is built (one at a time, at delivery an InputError as any
+    # file that changed after its check); the check of a read bundle says it as an error.
+    with pytest.raises(InputError) as refused:
+        list(built(b).each())
+    assert (refused.value.code, refused.value.file) == ("processing-damaged",
+                                                          "INV/Snippet1/a.pdf")
+    [finding] = embedded_check(b)
     assert (finding.code, finding.file) == ("processing-damaged", "INV/Snippet1/a.pdf")
     assert "not the file that was checked" in finding.message
     with (tmp_path / "INV.xml").open("ab") as fh:
