@@ -16,7 +16,8 @@ from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from daemon.names import spelling_twins
-from daemon.scan import Listing, Snapshot, list_outbox, same_lone_file, snapshot
+from daemon.scan import Listing, list_outbox
+from daemon.snapshot import Snapshot, same_lone_file, snapshot
 from daemon.watch import OVERFLOW, ROOT_LOST
 
 if TYPE_CHECKING:

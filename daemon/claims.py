@@ -42,8 +42,9 @@ from daemon.finish import Finisher
 from daemon.fswrite import folders_below, refuse_links
 from daemon.journal import CLAIMING, Journal, Row
 from daemon.logs import bundle_log
-from daemon.scan import Candidate, snapshot
+from daemon.scan import Candidate
 from daemon.settle import SettleTracker
+from daemon.snapshot import snapshot
 from daemon.step import IDLE, Claim, Known, Next
 from daemon.stranded import Stranded
 from daemon.workfolder import folder_mark
@@ -325,7 +326,7 @@ class Claims(Stranded):
         return Next(at=self._claim_paused[key])
 
     def _put_back(self, c: Claim) -> None:
-        """The renames of a claim undone changed the change times (scan.Entry) of the
+        """The renames of a claim undone changed the change times (snapshot.Entry) of the
         invoice file, sidecar and marker, and nothing else: the bundle stays settled and
         read as it was. Else each retry of a claim that keeps failing (a folder outboxd
         may not move, for hours) read the whole bundle again, every rescan period.

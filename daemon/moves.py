@@ -13,7 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from daemon.archive import place, reason_papers, reason_record, receipt_papers, target_for
+from daemon.archive import place, target_for
+from daemon.archive_papers import reason_papers, reason_record, receipt_papers
 from daemon.backoff import backoff
 from daemon.bundle import Bundle, Finding, reasons_of
 from daemon.claim import copy_tag
@@ -137,7 +138,7 @@ class Moves:
         row = self.j.get(row_id)
         assert row.bundle_id
         # Seconds, as reason.json always had them; from the journal, so that a retried
-        # move writes the very same papers (see archive.reason_record).
+        # move writes the very same papers (see archive_papers.reason_record).
         at = parse_iso(row.since).strftime("%Y-%m-%dT%H:%M:%SZ")
         # ubl-embedded: documents the receiver already took are delivered, whatever
         # became of the rest; the papers name them (and their receipts), or the clerk

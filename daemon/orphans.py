@@ -39,7 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from daemon import logs
-from daemon.archive import KEPT, kept_for, mark_kept, move_into_place, reason_of, target_for
+from daemon.archive import KEPT, kept_for, mark_kept, move_into_place, target_for
+from daemon.archive_papers import reason_of
 from daemon.claim import (
     LEFTOVER,
     OWNER_LEN,

@@ -1,5 +1,5 @@
 """outboxd's papers in an archive entry (receipt.json, reason.json, REASON.txt): which
-file at a paper's name is outboxd's own, to write again (archive.write_papers) or to
+file at a paper's name is outboxd's own, to write again (archive_papers.write_papers) or to
 remove (`outboxd retry`). The entries lie in folders people on the share write in: a
 clerk's notes saved as REASON.txt, or a folder, link or FIFO of a paper's name, are
 never written over nor removed."""

@@ -33,16 +33,9 @@ from daemon.fsops import NOT_THE_FILES_FAULT
 from daemon.journal import LIVE, Journal, Row
 from daemon.manifest import bundle_id_of
 from daemon.names import NameKind, classify
-from daemon.scan import (
-    Candidate,
-    Snapshot,
-    candidate_for,
-    is_invoice_file,
-    marker_wait,
-    snapshot,
-    unlisted_wait,
-)
+from daemon.scan import Candidate, candidate_for, is_invoice_file, marker_wait
 from daemon.settle import SettleTracker
+from daemon.snapshot import Snapshot, snapshot, unlisted_wait
 from daemon.step import IDLE, Claim, Known, Next
 from daemon.temps import Listed
 from daemon.vanished import Vanished

@@ -2,7 +2,7 @@
 
 Every `poll_interval_seconds` one walk: the outbox root's entries (dot-names
 skipped, so our own `.outboxd/` is never entered) and, under each top-level
-folder, its entries down to `scan.WATCHED_DEPTH` (the root's entries are
+folder, its entries down to `snapshot.WATCHED_DEPTH` (the root's entries are
 depth 1) — what an inotify watch would report.
 Each entry costs exactly one lstat (the DirEntry's stat without following
 links), each walked folder one listing: no file is opened, a link to a folder
@@ -31,7 +31,7 @@ from pathlib import Path
 
 from daemon.fsops import FOLDER, FOLDER_NOFOLLOW
 from daemon.osthreads import show_name
-from daemon.scan import WATCHED_DEPTH
+from daemon.snapshot import WATCHED_DEPTH
 from daemon.workfolder import folder_identity
 
 # The hint for "the outbox itself cannot be listed" (the inotify watcher's too): no entry

@@ -2,7 +2,7 @@
 quarantine/ (docs/folder-convention.md): the reasons, as `outboxd status` and the
 status page show them, and the steps that send the bundle again, in the clerk's words
 (a look-alike sidecar's rename, invoices the receiver has accepted already).
-archive.reason_papers writes it beside reason.json, from the same record.
+archive_papers.reason_papers writes it beside reason.json, from the same record.
 """
 
 from __future__ import annotations

@@ -31,7 +31,8 @@ from daemon.journal import CLAIMING, IN_FLIGHT, QUARANTINING, Journal, Row, seco
 from daemon.logs import bundle_log
 from daemon.manifest import bundle_id_of
 from daemon.notify import notify
-from daemon.scan import Candidate, candidate_for, snapshot
+from daemon.scan import Candidate, candidate_for
+from daemon.snapshot import snapshot
 from daemon.workfolder import folder_mark, hold_folder, still_at
 
 # The transition's detail of an attempt that found a configuration problem (401,

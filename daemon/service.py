@@ -51,11 +51,12 @@ from daemon.publish import Publisher
 from daemon.readback import restore_sent
 from daemon.readers import Readers, needs_engine
 from daemon.reload import Reloading, sends_as
-from daemon.scan import Candidate, Snapshot, list_outbox, snapshot
+from daemon.scan import Candidate, list_outbox
 from daemon.secret_files import exposure_warnings
 from daemon.sentnews import SentNews
 from daemon.settle import Pacer
 from daemon.sharecache import LATE_SHARE, late_share
+from daemon.snapshot import Snapshot, snapshot
 from daemon.stopping import Stopping
 from daemon.timers import Timers, Waker
 from daemon.watch import Watcher

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Container
 from dataclasses import dataclass
 
-from daemon.scan import CTIME, MTIME, Entry, Snapshot
+from daemon.snapshot import CTIME, MTIME, Entry, Snapshot
 
 
 @dataclass

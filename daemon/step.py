@@ -7,7 +7,8 @@ from pathlib import Path
 
 from daemon.bundle import Bundle, Finding
 from daemon.journal import Row
-from daemon.scan import Candidate, Snapshot
+from daemon.scan import Candidate
+from daemon.snapshot import Snapshot
 
 
 @dataclass(frozen=True)

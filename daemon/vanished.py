@@ -23,7 +23,8 @@ import os
 import stat
 from dataclasses import dataclass
 
-from daemon.scan import Candidate, Snapshot
+from daemon.scan import Candidate
+from daemon.snapshot import Snapshot
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class Wait:
 
 
 def _has(snap: Snapshot, sidecar: str) -> bool:
-    # The sidecar's own entry follows the invoice file's and the marker's (scan.snapshot).
+    # The sidecar's own entry follows the invoice file's and the marker's (snapshot.snapshot).
     return any(e[0] == sidecar and e[1] == "d" for e in snap.entries[1:3])
 
 

@@ -43,7 +43,7 @@ from watchdog.observers.inotify_c import (
 from daemon.mounts import on_network_share
 from daemon.osthreads import show_name
 from daemon.poll import ROOT_LOST, Poller
-from daemon.scan import WATCHED_DEPTH
+from daemon.snapshot import WATCHED_DEPTH
 from daemon.workfolder import folder_identity
 
 # A folder renamed back into place keeps its inode, and a folder made with its
@@ -60,7 +60,7 @@ OVERFLOW = ""  # the hint for "events were lost": the loop rescans everything
 # which restarts the watcher or logs why it cannot.
 
 # Folder levels watched: each watch reports its folder's entries, so the watches
-# see entries down to scan.WATCHED_DEPTH.
+# see entries down to snapshot.WATCHED_DEPTH.
 WATCH_DEPTH = WATCHED_DEPTH - 1
 _C = InotifyConstants
 _MASK = Mask(_C.IN_CREATE | _C.IN_DELETE | _C.IN_MODIFY | _C.IN_CLOSE_WRITE | _C.IN_ATTRIB

@@ -385,7 +385,7 @@ def refuse_listing(monkeypatch: pytest.MonkeyPatch, names: set[str], error: int 
                    module: Any = None) -> None:
     """os.scandir failing with `error` (a share's EIO or ESTALE, EACCES where root runs
     the tests) for the folders called `names`, given by path or held open (by their
-    descriptor): everywhere, or only where `module` calls it (daemon.scan: the snapshot's
+    descriptor): everywhere, or only where `module` calls it (daemon.snapshot: the snapshot's
     look fails while a read's own listing works)."""
     real = os.scandir
 

@@ -18,11 +18,12 @@ from helpers import ubl_invoice, write
 from swaps import opened_in
 
 from daemon import archive, fsmove, fswrite
-from daemon.archive import (
-    move_into_place,
+from daemon.archive import move_into_place, target_for
+from daemon.archive_papers import (
+    readable_json,
     reason_papers,
     reason_record,
-    target_for,
+    receipt_papers,
     write_papers,
 )
 from daemon.bundle import Finding
@@ -531,7 +532,7 @@ class TestReasons:
         """The receipt paper stores the receipt as JSON in receipt.json."""
         receipt = {"manifest": {"bundle_id": BID}, "response": {"status": 201, "body": {},
                    "receipt_id": "r-1"}, "attempts": 2, "delivered_at": "2026-01-01T00:00:00Z"}
-        archive.write_papers(tmp_path, archive.receipt_papers(receipt))
+        write_papers(tmp_path, receipt_papers(receipt))
         assert json.loads((tmp_path / "receipt.json").read_text()) == receipt
 
 
@@ -568,7 +569,7 @@ class TestPlace:
         (tmp_path / "sent").mkdir()
         target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123456789ab"
         synced = _synced(monkeypatch)
-        placed = archive.place(work, target, archive.receipt_papers(self.RECEIPT), BID)
+        placed = archive.place(work, target, receipt_papers(self.RECEIPT), BID)
         assert placed == target and not work.exists()
         assert json.loads((placed / "receipt.json").read_text("utf-8")) == self.RECEIPT
         assert tree(placed) == {**content, "receipt.json": (placed / "receipt.json").read_bytes()}
@@ -586,11 +587,11 @@ class TestPlace:
         make_work(target)
         os.mkfifo(target / "receipt.json")
         with pytest.raises(OSError, match="receipt.json is a FIFO.*rename or move"):
-            archive.place(tmp_path / "work", target, archive.receipt_papers(self.RECEIPT), BID)
+            archive.place(tmp_path / "work", target, receipt_papers(self.RECEIPT), BID)
         assert stat.S_ISFIFO(os.lstat(target / "receipt.json").st_mode)
         os.unlink(target / "receipt.json")
         placed = archive.place(tmp_path / "work", target,
-                               archive.receipt_papers(self.RECEIPT), BID)
+                               receipt_papers(self.RECEIPT), BID)
         assert placed == target
         assert json.loads((placed / "receipt.json").read_text("utf-8")) == self.RECEIPT
 
@@ -602,7 +603,7 @@ class TestPlace:
         make_work(target)
         (target / "receipt.json").write_bytes(b"")
         placed = archive.place(tmp_path / "work", target,
-                               archive.receipt_papers(self.RECEIPT), BID)
+                               receipt_papers(self.RECEIPT), BID)
         assert placed == target
         assert json.loads((target / "receipt.json").read_text("utf-8")) == self.RECEIPT
         assert sorted(os.listdir(target)) == ["INV-1", "INV-1.xml", "receipt.json"]
@@ -622,7 +623,7 @@ class TestPlace:
             work.rename(target)
         stale = (target if moved else work) / ".receipt.json.tmp-0123456789ab"
         stale.write_bytes(b'{"half')
-        placed = archive.place(work, target, archive.receipt_papers(self.RECEIPT), BID)
+        placed = archive.place(work, target, receipt_papers(self.RECEIPT), BID)
         assert sorted(os.listdir(placed)) == ["INV-1", "INV-1.xml", "receipt.json"]
         assert (placed / "INV-1" / ".receipt.json.tmp-0123456789ab").read_bytes() == b"theirs"
 
@@ -637,11 +638,11 @@ class TestPlace:
         deep = b"[" * 100_000 + b"]" * 100_000
         (target / "receipt.json").write_bytes(deep)
         with pytest.raises(OSError, match="receipt.json is not as outboxd wrote it"):
-            archive.place(tmp_path / "work", target, archive.receipt_papers(self.RECEIPT), BID)
+            archive.place(tmp_path / "work", target, receipt_papers(self.RECEIPT), BID)
         assert (target / "receipt.json").read_bytes() == deep
         (target / "receipt.json").rename(tmp_path / "theirs.json")
         placed = archive.place(tmp_path / "work", target,
-                               archive.receipt_papers(self.RECEIPT), BID)
+                               receipt_papers(self.RECEIPT), BID)
         assert json.loads((placed / "receipt.json").read_text("utf-8")) == self.RECEIPT
 
     def test_another_bundles_entry_under_the_name_is_not_touched(self, tmp_path: Path) -> None:
@@ -650,9 +651,9 @@ class TestPlace:
         target = tmp_path / "sent" / "d" / "INV-1--0123456789ab"
         make_work(target)
         theirs = {**self.RECEIPT, "manifest": {"bundle_id": "f" * 64}}
-        archive.write_papers(target, archive.receipt_papers(theirs))
+        write_papers(target, receipt_papers(theirs))
         before = tree(target)
-        archive.place(tmp_path / "work", target, archive.receipt_papers(self.RECEIPT), BID)
+        archive.place(tmp_path / "work", target, receipt_papers(self.RECEIPT), BID)
         assert tree(target) == before
 
     def test_another_bundles_large_receipt_under_the_name_is_not_touched(
@@ -663,9 +664,9 @@ class TestPlace:
         make_work(target)
         theirs = {**self.RECEIPT, "manifest": {"bundle_id": "f" * 64},
                   "response": {"status": 201, "body": {"log": "x" * 1_500_000}}}
-        archive.write_papers(target, archive.receipt_papers(theirs))
+        write_papers(target, receipt_papers(theirs))
         before = tree(target)
-        archive.place(tmp_path / "work", target, archive.receipt_papers(self.RECEIPT), BID)
+        archive.place(tmp_path / "work", target, receipt_papers(self.RECEIPT), BID)
         assert tree(target) == before
 
     def test_quarantine_papers_are_readable_by_the_group_and_leave_no_temp_files(
@@ -675,7 +676,7 @@ class TestPlace:
         work = make_work(tmp_path / "work")
         record = reason_record(BID, "INV-1.xml", [Finding("too-large", "INV-1/a.pdf", "big")],
                                "2026-12-03T07:50:12Z")
-        placed = archive.place(work, tmp_path / "q" / "d" / "x", archive.reason_papers(record),
+        placed = archive.place(work, tmp_path / "q" / "d" / "x", reason_papers(record),
                                BID)
         assert sorted(os.listdir(placed)) == ["INV-1", "INV-1.xml", "REASON.txt", "reason.json"]
         assert os.stat(placed / "REASON.txt").st_mode & 0o777 == 0o640
@@ -698,7 +699,7 @@ class TestPlace:
                 record = reason_record(BID, "INV-1.xml", [Finding("empty", "INV-1/a.pdf", "e")],
                                        "2026-12-03T07:50:12Z")
                 made[root] = archive.place(work, tmp_path / root / "2026-12-03" / "INV-1--x",
-                                           archive.reason_papers(record), BID)
+                                           reason_papers(record), BID)
         finally:
             os.umask(old)
         quarantined, sent = made["quarantine"], made["sent"]
@@ -711,11 +712,11 @@ class TestPlace:
     def test_readable_json_is_json_with_one_item_per_line(self) -> None:
         """The papers are JSON a person can read: top-level keys each on a line, and the
         same data back when parsed."""
-        text = archive.readable_json(self.RECEIPT)
+        text = readable_json(self.RECEIPT)
         assert json.loads(text) == self.RECEIPT
         assert text.splitlines()[1] == '  "manifest": {'
         for obj in ({}, [], {"a": []}, {"a": {"b": {"c": {"d": [1, "é"]}}}}, None, "x"):
-            assert json.loads(archive.readable_json(obj)) == obj
+            assert json.loads(readable_json(obj)) == obj
 
 
 def test_reason_txt_is_made_group_readable_before_its_rename_never_through_a_link(
@@ -724,13 +725,13 @@ def test_reason_txt_is_made_group_readable_before_its_rename_never_through_a_lin
     the temp file before the rename: a share user who swaps the new REASON.txt for a link
     to a file of the daemon's (a token file kept 0600) at that moment gets that file's
     mode changed by nothing."""
-    from daemon import archive
+    from daemon import archive_papers
     secret = tmp_path / "token"
     secret.write_text("s3cr3t")
     os.chmod(secret, 0o600)
     folder = tmp_path / "quarantine-entry"
     folder.mkdir()
-    real_write = archive.replace_ours
+    real_write = archive_papers.replace_ours
 
     def swapped_after(path: Path, data: bytes, *args: Any, **kwargs: Any) -> os.stat_result:
         written = real_write(path, data, *args, **kwargs)
@@ -740,10 +741,10 @@ def test_reason_txt_is_made_group_readable_before_its_rename_never_through_a_lin
             path.symlink_to(secret)
         return written
 
-    monkeypatch.setattr(archive, "replace_ours", swapped_after)
+    monkeypatch.setattr(archive_papers, "replace_ours", swapped_after)
     old = os.umask(0o077)
     try:
-        archive.write_papers(folder, archive.reason_papers(TestReasons()._record()))
+        write_papers(folder, reason_papers(TestReasons()._record()))
     finally:
         os.umask(old)
     assert stat.S_IMODE(os.stat(secret).st_mode) == 0o600

@@ -1,5 +1,5 @@
 """The papers outboxd writes into an archive entry (receipt.json, reason.json,
-REASON.txt; archive.write_papers) never go over a file it did not write: a clerk's notes
+REASON.txt; archive_papers.write_papers) never go over a file it did not write: a clerk's notes
 saved as REASON.txt in a quarantine entry, or a bundle's own file of a paper's name
 (an invoice file REASON.txt under invoice_patterns "*"). Its own earlier paper — whole,
 or cut short by a kill or a power loss — is written again."""
@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from helpers import ubl_invoice, write
 
-from daemon import archive
-from daemon.archive import place, reason_papers, reason_record
+from daemon import archive_papers
+from daemon.archive import place
+from daemon.archive_papers import reason_papers, reason_record
 from daemon.papers import remove_papers
 
 BID = "0123456789abcdef" * 4
@@ -38,7 +39,7 @@ def test_a_clerks_notes_saved_as_reason_txt_after_the_move_are_kept(tmp_path: Pa
     REASON.txt once the notes are moved away."""
     target = entry(tmp_path / "quarantine" / "d" / "INV-1--0123456789ab")
     papers = reason_papers(record())
-    archive.write_papers(target, papers)
+    archive_papers.write_papers(target, papers)
     (target / "REASON.txt").write_bytes(NOTES)
     with pytest.raises(OSError, match="REASON.txt is not as outboxd wrote it.*rename or move"):
         place(tmp_path / "work", target, papers, BID)
@@ -94,7 +95,7 @@ def older_papers(folder: Path, reason: bytes, reason_at: int, json_bid: str = BI
     """reason.json and REASON.txt as an earlier version left them in `folder`, with their
     times (ns): reason.json at WRITTEN, REASON.txt at `reason_at`."""
     write(folder / "reason.json",
-          archive.reason_papers(reason_record(json_bid, "INV-1.xml", [],
+          archive_papers.reason_papers(reason_record(json_bid, "INV-1.xml", [],
                                               "2026-01-01T00:00:00Z"))["reason.json"])
     write(folder / "REASON.txt", reason)
     os.utime(folder / "reason.json", ns=(WRITTEN, WRITTEN))
@@ -143,14 +144,14 @@ def test_retry_removes_an_earlier_versions_reason_txt_and_keeps_a_clerks(
     ours = tmp_path / "ours"
     ours.mkdir()
     older_papers(ours, OLD_REASON, WRITTEN)
-    rec = archive.reason_of(ours)
+    rec = archive_papers.reason_of(ours)
     assert remove_papers(ours, BID[:12], rec) == []
     assert os.listdir(ours) == []
 
     theirs = tmp_path / "theirs"
     theirs.mkdir()
     older_papers(theirs, OLD_REASON + NOTES, WRITTEN + 3600 * 10**9)
-    [left] = remove_papers(theirs, BID[:12], archive.reason_of(theirs))
+    [left] = remove_papers(theirs, BID[:12], archive_papers.reason_of(theirs))
     assert "REASON.txt is not as outboxd wrote it" in left
     assert (theirs / "REASON.txt").read_bytes() == OLD_REASON + NOTES
     assert not (theirs / "reason.json").exists()

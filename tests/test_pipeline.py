@@ -38,7 +38,7 @@ from helpers import (  # noqa: E402
     write,
 )
 
-from daemon import scan as scan_module  # noqa: E402
+from daemon import snapshot as snapshot_module  # noqa: E402
 from daemon.config import Settings  # noqa: E402
 from daemon.cutshort import GRACE_SECONDS  # noqa: E402
 from daemon.errors import ReaderFailed  # noqa: E402
@@ -847,7 +847,7 @@ def test_a_sidecar_the_look_cannot_list_is_never_judged_and_settles_anew_once_it
     write(outbox / "INV-1.xml", ubl_invoice("INV-1"))
     write(outbox / "INV-1" / "a.pdf", pdf_bytes())
     with monkeypatch.context() as m:
-        refuse_listing(m, {"INV-1"}, error, module=scan_module)
+        refuse_listing(m, {"INV-1"}, error, module=snapshot_module)
         svc = make_service(unattached="send")
         for _ in range(int(3 * RESCAN / SETTLE)):
             svc.turn()

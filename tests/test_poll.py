@@ -1,5 +1,5 @@
 """Polling (network shares): one lstat per entry per poll, over the root and the sidecars
-down to scan.WATCHED_DEPTH, never .outboxd/; each changed top-level name hinted once.
+down to snapshot.WATCHED_DEPTH, never .outboxd/; each changed top-level name hinted once.
 
 Most tests drive Poller.poll() (one walk, the names it would hint) directly, on real
 files, through a scandir that counts what the poller lists and lstats."""
@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from helpers import wait_for, write  # noqa: E402
 
 from daemon.poll import ROOT_LOST, Poller, Scandir  # noqa: E402
-from daemon.scan import WATCHED_DEPTH  # noqa: E402
+from daemon.snapshot import WATCHED_DEPTH  # noqa: E402
 
 
 class _Entry:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.scan import Entry, Snapshot
 from daemon.settle import PACE_FROM, PACE_PER_ENTRY, Pacer, SettleTracker
+from daemon.snapshot import Entry, Snapshot
 
 A = Snapshot((("INV-1.xml", "f", 10, 1),), busy=False)
 B = Snapshot((("INV-1.xml", "f", 11, 2),), busy=False)

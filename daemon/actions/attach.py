@@ -7,65 +7,40 @@ a multi-invoice file — and records type and note in that folder's
 `attachments.toml`, keeping its comments and other entries (tomlkit
 round-trips them).
 
-Order, so that the daemon never sees half of it settled: the copy is
-written under an in-progress name (`*.tmp`, which keeps the bundle from
-settling), then attachments.toml is replaced atomically, then the copy is
-renamed into place without ever replacing a file. Those last two steps, and
-the look for a file of that name before them, hold a lock on the folder
-(temps.folder_locked): two attaches into one folder at once take turns, so
-neither loses the other's entry, and one that finds the name taken has
-written nothing. attachments.toml is a clerk's file: it is replaced only if it is
-still the very file read, byte for byte (ourfiles.replace_ours); an edit saved between
-the read and the write is kept and the attach refused, the copy not put in.
+The copy, attachments.toml and the rename into place, in an order the daemon never
+sees half of settled: attach_copy.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
 import os
-import stat
-import uuid
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 from daemon.actions import EXIT_OK
 from daemon.actions.attach_before import AttachedBefore, attached_before, sent_before
-from daemon.actions.attach_notes import AttachRefused, record
+from daemon.actions.attach_copy import copy_in, share_with_the_daemon, why_not_written
+from daemon.actions.attach_notes import AttachRefused
 from daemon.actions.common import invalid_fate, settings_of
 from daemon.actions.whereabouts import Endings, left_the_outbox
 from daemon.bundle import Attachment
 from daemon.config import Settings
 from daemon.emptiness import what_is_empty
-from daemon.errors import (
-    NO_ROOM,
-    NO_ROOM_FIX,
-    InputError,
-    UsageError,
-    describe,
-    shown,
-)
-from daemon.fsmove import copy_into
+from daemon.errors import InputError, UsageError, describe, shown
 from daemon.fsops import hash_file, open_regular
-from daemon.fswrite import (
-    add_group_write_fd,
-    held_path,
-    make_folders_below,
-    rename_noreplace,
-)
+from daemon.fswrite import held_path, make_folders_below
 from daemon.idfolders import IdFolders
 from daemon.invisible import for_terminal
 from daemon.invoices import read_invoice_file
-from daemon.lookalikes import distinct_names, how_spelled, look_alike_findings
+from daemon.lookalikes import distinct_names, look_alike_findings
 from daemon.match import assemble
-from daemon.names import fold_key, is_ignored, name_problem
+from daemon.names import is_ignored, name_problem
 from daemon.notes import MANIFEST_NAME, misnamed_notes, value_problem
 from daemon.scan import Candidate, Listing, list_outbox
 from daemon.sharedsidecar import shared_message, sidecar_sharers
 from daemon.sniff import sniff
-from daemon.temps import create_locked, drop_stale_copies, folder_locked
 from daemon.validate import check_attachment
 
 
@@ -206,9 +181,9 @@ def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None 
                                 "folder (a link or a file took its place) — make it a real "
                                 "folder; nothing was changed") from None
         try:
-            _copy_in(src, held_path(held), name, rel, doc_type, note, folder.name,
-                     lambda: None if os.path.lexists(cand.invoice)
-                     else not_in_the_outbox(invoice_id, name, settings, []))
+            copy_in(src, held_path(held), name, rel, doc_type, note, folder.name,
+                    lambda: None if os.path.lexists(cand.invoice)
+                    else not_in_the_outbox(invoice_id, name, settings, []))
             os.fsync(held)
         finally:
             os.close(held)
@@ -220,22 +195,9 @@ def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None 
                 os.rmdir(settings.outbox.path.joinpath(*parts[:depth]))
         if isinstance(exc, OSError):
             raise AttachRefused(f"could not put {rel} into the outbox {settings.outbox.path}"
-                                f": {_why_not_written(exc)}; nothing was changed") from None
+                                f": {why_not_written(exc)}; nothing was changed") from None
         raise
     return dest
-
-
-def _why_not_written(exc: OSError) -> str:
-    """Why the outbox took no copy, with the fix: not "Read-only file system
-    (/proc/self/fd/4/.x.pdf.0a1b2c3d.tmp)", a name the admin cannot look up."""
-    if exc.errno in NO_ROOM:
-        return f"{exc.strerror} — {NO_ROOM_FIX}"
-    if exc.errno == errno.EROFS:
-        return f"{exc.strerror} — it is mounted read-only; attach once it may be written"
-    if exc.errno in (errno.EACCES, errno.EPERM):
-        return (f"{exc.strerror} — run attach as a user who may write there (the daemon's "
-                "user, or a member of the outbox's group)")
-    return f"{exc.strerror or exc} — check the outbox's file system, then attach again"
 
 
 def not_in_the_outbox(invoice_id: str, name: str, settings: Settings, unread: list[str]
@@ -252,82 +214,6 @@ def not_in_the_outbox(invoice_id: str, name: str, settings: Settings, unread: li
                          f"{invoice_id!r}" + (f": {gone}" if gone else
                                               " — check the id (outboxd check lists them)")
                          + unread_note(unread))
-
-
-def _copy_in(src: Path, here: Path, name: str, rel: Path, doc_type: str | None,
-             note: str | None, label: str, gone: Callable[[], AttachRefused | None]) -> None:
-    """src copied into the held folder `here` as name, its type and note recorded;
-    `gone`: the refusal if the invoice file has left the outbox meanwhile."""
-    dest = here / name
-    # An attach of this name killed before its rename left its copy, whose in-progress
-    # name keeps the bundle waiting for good: running it again finishes it.
-    drop_stale_copies(here, name, "[0-9a-f]{8}")
-    tmp = here / f".{name}.{uuid.uuid4().hex[:8]}.tmp"  # in-progress: the bundle waits
-    try:
-        # Locked until renamed: an attach of the same name run meanwhile leaves it be.
-        with os.fdopen(create_locked(tmp), "wb") as fout:
-            try:
-                with open_regular(src) as fin:
-                    copy_into(fin, fout)
-            except InputError as exc:
-                raise AttachRefused(f"{src}: {exc.message}") from None
-            with folder_locked(int(here.name)):
-                # Another attach of this name may have landed while we copied: then its
-                # entry in attachments.toml is left as it wrote it.
-                # Claimed by the daemon while we copied (its sidecar moved on with the
-                # claim, or the folder we hold went with it): a file put in now would be
-                # left behind in a sidecar of no invoice, or slip into a claimed bundle,
-                # while attach said "attached".
-                refusal = gone()
-                if refusal is not None:
-                    raise refusal
-                if os.path.lexists(dest):
-                    raise FileExistsError(dest)
-                # One run with Timesheet.pdf, one with timesheet.pdf: each looked before
-                # the other landed; the second would get the bundle quarantined.
-                twin = _look_alike_of(here, name)
-                if twin is not None:
-                    raise AttachRefused(
-                        f"{rel.parent / twin} appeared meanwhile, a name that differs from "
-                        f"{name!r} {how_spelled(name, twin)}: both would get the bundle "
-                        "stopped (name-collision); nothing was changed — rename FILE")
-                if doc_type or note:
-                    record(here, name, doc_type, note, label)
-                rename_noreplace(tmp, dest)
-    except FileExistsError:
-        raise AttachRefused(f"{rel} appeared meanwhile; nothing was changed") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-
-
-def _look_alike_of(folder: Path, name: str) -> str | None:
-    """A name in folder that is `name` to a Windows or Mac client but not to Linux (it
-    differs only in case or Unicode form), if there is one."""
-    key = fold_key(name)
-    with os.scandir(folder) as entries:
-        return next((e.name for e in entries if e.name != name and fold_key(e.name) == key),
-                    None)
-
-
-def share_with_the_daemon(outbox: Path) -> Callable[[int], None] | None:
-    """What to do with each folder attach makes (by its descriptor): group-writable where
-    the outbox is (the tmpfiles snippet's setgid outbox gives them its group), since the
-    daemon moves a sidecar into processing, which takes write permission on the folder
-    itself, and under umask 027 a folder attach made as root or as a clerk would be its
-    maker's alone; None where the outbox is not group-writable."""
-    try:
-        # The outbox itself, through the link its configured path may be (a link's own
-        # mode is always rwxrwxrwx).
-        if not os.stat(outbox).st_mode & stat.S_IWGRP:
-            return None
-    except OSError:
-        return None
-
-    def shared(fd: int) -> None:
-        with contextlib.suppress(OSError):  # attached all the same; the daemon says so
-            add_group_write_fd(fd)          # if it cannot move the folder
-    return shared
 
 
 def refuse_a_shared_sidecar(cand: Candidate) -> None:

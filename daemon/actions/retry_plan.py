@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.actions.common import invalid_fate
-from daemon.archive import reason_of
+from daemon.archive_papers import reason_of
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError, UsageError
 from daemon.finish import evaluate

@@ -140,7 +140,7 @@ def test_an_attach_run_meanwhile_does_not_take_the_copy_in_progress(
     copies leaves the first's copy alone while it is written (its writer holds the
     lock), so the first still lands instead of failing."""
     write(cfg.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
-    import daemon.actions.attach as attach_mod
+    import daemon.actions.attach_copy as attach_mod
     real_copy, seen = attach_mod.copy_into, []
 
     def copy_then_other_attach_sweeps(fin, fout) -> None:  # noqa: ANN001 - as copy_into's
@@ -164,7 +164,7 @@ def test_an_attach_whose_name_another_took_while_it_copied_writes_nothing(
     it said that nothing was changed)."""
     write(cfg.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
     contract = write(tmp_path / "other" / "timesheet.pdf", pdf_bytes(3))
-    import daemon.actions.attach as attach_mod
+    import daemon.actions.attach_copy as attach_mod
     real_copy, others = attach_mod.copy_into, []
 
     def copy_while_another_attach_lands(fin, fout) -> None:  # noqa: ANN001 - as copy_into's
@@ -732,7 +732,7 @@ def test_an_attach_whose_invoice_the_daemon_claimed_while_it_copied_puts_nothing
     write(cfg.outbox / "INV-C" / "first.pdf", pdf_bytes(1))
     processing = cfg.root / "processing"
     processing.mkdir()
-    import daemon.actions.attach as attach_mod
+    import daemon.actions.attach_copy as attach_mod
     real_copy = attach_mod.copy_into
 
     def copy_while_claimed(fin, fout) -> None:  # noqa: ANN001 - as copy_into's
@@ -775,7 +775,7 @@ def test_of_two_attaches_at_once_whose_names_differ_only_in_case_the_second_writ
     write(cfg.outbox / "INV-1001.xml", ubl_invoice("INV-1001"))
     upper = write(tmp_path / "a" / "Timesheet.pdf", pdf_bytes(3))
     lower = write(tmp_path / "b" / "timesheet.pdf", pdf_bytes(2))
-    import daemon.actions.attach as attach_mod
+    import daemon.actions.attach_copy as attach_mod
     real_copy, others = attach_mod.copy_into, []
 
     def copy_while_another_attach_lands(fin, fout) -> None:  # noqa: ANN001 - as copy_into's

@@ -13,7 +13,7 @@ import pytest
 from conftest import OUTBOXD, Env
 from helpers import pdf_bytes, ubl_invoice, wait_for, without_blocking, write
 
-from daemon.archive import reason_papers, write_papers
+from daemon.archive_papers import reason_papers, write_papers
 from daemon.cli import main
 
 BID = "3f2a9c01b7e4" + "0" * 52

@@ -16,7 +16,8 @@ from conftest import LEAN, Env
 from helpers import drop_bundle, pdf_bytes, wait_for
 
 from daemon.config import OutboxConfig
-from daemon.scan import candidate_for, snapshot
+from daemon.scan import candidate_for
+from daemon.snapshot import snapshot
 from faults.conftest import OUTBOXD, no_traceback
 
 NOBODY = 65534
