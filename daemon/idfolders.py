@@ -11,6 +11,7 @@ invoice's is an error.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from itertools import combinations
@@ -26,6 +27,8 @@ def _visible(name: str) -> str:
     return "".join(f"\\u{ord(c):04x}" if unicodedata.category(c) in ("Cc", "Cf") else c
                    for c in name)
 
+
+_C1 = re.compile("[\x80-\x9f]")
 
 
 class IdFolders:
@@ -75,6 +78,12 @@ class IdFolders:
     def owner(self, folder: str) -> str | None:
         """The invoice whose folder `folder` is by name (in either Unicode form)."""
         return self.by_folder.get(nfc(folder))
+
+    def owner_before_c1(self, folder: str) -> str | None:
+        """The invoice whose folder `folder` was by the first rule before it replaced C1
+        control characters (U+0080-U+009F) too: an id's folder an older version took,
+        now a bad-name whose error says the name to give it."""
+        return self.owner(_C1.sub("_", folder)) if _C1.search(folder) else None
 
     def sharers(self, folder: str) -> tuple[str, ...]:
         """The ids that `folder`, one invoice's by name, is the folder of, by name or by

@@ -15,6 +15,7 @@ import json
 import os
 import stat
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 
 from daemon.bundle import Attachment, Bundle, Finding, InvoiceFile
@@ -34,6 +35,7 @@ from daemon.lookalikes import distinct_names, look_alike_findings, orphan_folder
 from daemon.names import (
     NameKind,
     classify,
+    folder_name_for_id,
     is_ignored,
     name_problem,
     printable,
@@ -189,6 +191,8 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
         if name_problem(e.name):
             # Reported (bad-name, escaped) by _collect from this same listing; the raw name
             # cannot go into a finding: the journal and NAME.errors.txt are UTF-8.
+            if (was := folders.owner_before_c1(e.name)) is not None:
+                _say_new_name(findings, printable(f"{rel}/{e.name}"), was)
             continue
         if owner is None and ids_unknown:
             # Which invoices the file holds is not known: "rename the folder to one of
@@ -225,6 +229,17 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
     kept = distinct_names(atts, settings.delivery.safe_filenames, findings)
     return (kept, findings, sidecar_notes.channel,
             _sidecar_digest(sidecar_notes.read, findings, copying))
+
+
+def _say_new_name(findings: list[Finding], shown: str, invoice_id: str) -> None:
+    """The bad-name of `shown`, invoice_id's folder as versions before C1 characters were
+    replaced named it, told with the name to give it: a clerk after an upgrade."""
+    for n, f in enumerate(findings):
+        if f.code == "bad-name" and f.file == shown:
+            findings[n] = replace(f, message=(
+                f"{f.message.split(' — ')[0]}; it is the folder of invoice "
+                f"{printable(invoice_id)} as older versions of outboxd named it — rename "
+                f"the folder to {folder_name_for_id(invoice_id)}"))
 
 
 def _sidecar_digest(notes_read: list[tuple[str, str]], findings: list[Finding],

@@ -109,12 +109,14 @@ class Watched:
 LONG_CALL = 2.0
 
 
-def least_waiting(now: float) -> Callable[[Child], tuple[bool, int]]:
+def least_waiting(now: float) -> Callable[[Child], tuple[bool, int, float]]:
     """The key that orders children by how long a new call would wait there: behind a
-    call that has run past LONG_CALL last, then by the calls already held."""
-    def key(child: Child) -> tuple[bool, int]:
-        stuck = child.busy_since is not None and now - child.busy_since > LONG_CALL
-        return stuck, len(child.calls)
+    call that has run past LONG_CALL last, then by the calls already held, then behind
+    the call that has run longest last (a big read is not yet long for its first
+    LONG_CALL seconds: on a tie, the next small bundle went to the first child)."""
+    def key(child: Child) -> tuple[bool, int, float]:
+        ran = 0.0 if child.busy_since is None else now - child.busy_since
+        return ran > LONG_CALL, len(child.calls), ran
     return key
 
 

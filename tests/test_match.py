@@ -434,6 +434,19 @@ class TestNamesThatAreNotUtf8:
         assert finding(b, "bad-name").file == f"B-7/INV-8\\x{ord(char):02x}"
         assert layout(b) == {"INV-7": ["a.pdf"], "INV-8": []}
 
+    def test_an_id_folder_named_with_its_c1_character_as_older_versions_did_says_its_new_name(
+            self, outbox: Path) -> None:
+        """Invoice INV-\u00858's folder was INV-\u00858/ by the first rule of older
+        versions, which kept C1 characters; now the rule replaces them and the folder is
+        a bad-name. Its error says whose folder it is and the name to give it (INV-_8),
+        not only "rename the file": a clerk upgrading has a folder to rename, not a file."""
+        write(outbox / "B-7" / "INV-7" / "a.pdf", PDF)
+        write(outbox / "B-7" / "INV-\u00858" / "b.pdf", PDF)
+        b = match(outbox, "B-7.xml", batch_xml("INV-7", "INV-\u00858"))
+        assert codes(b) == ["bad-name"]
+        message = finding(b, "bad-name").message
+        assert "invoice INV-\\x858" in message and "rename the folder to INV-_8" in message
+
     def test_an_attachment_whose_name_holds_escape_sequences_is_shown_escaped(
             self, outbox: Path) -> None:
         """A file named with a newline and a terminal escape sequence is a bad-name finding

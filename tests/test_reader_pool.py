@@ -94,6 +94,33 @@ def test_a_call_does_not_queue_behind_a_call_that_has_run_long(
     assert answers["L0"] == evaluate(b0, s)
 
 
+def test_a_call_does_not_queue_behind_the_older_call_before_it_counts_as_long(
+        two: tuple[Readers, Settings], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both readers hold one call, neither yet past LONG_CALL: a new call goes behind
+    the one that began last, not behind the first reader's older one. A big batch's
+    read counts as long only after LONG_CALL, and the second small bundle dropped in
+    that time went behind it on a tie (the first reader first) and waited the whole
+    batch out, minutes of pre-flight."""
+    monkeypatch.setattr(reader_child, "LONG_CALL", 600.0)  # neither counts as long
+    r, s = two
+    b0, b1, b2 = bundles(s, "T0", "T1", "T2")
+    p, q = r.pids()
+    for pid in (p, q):
+        os.kill(pid, signal.SIGSTOP)
+    answers: Answers = {}
+    submit(r, b0, s, answers)  # to the first reader: both are idle
+    since = time.monotonic()
+    wait_for(lambda: time.monotonic() - since > 0.2, what="the first call to be the older")
+    submit(r, b1, s, answers)  # to the second: it holds fewer
+    submit(r, b2, s, answers)  # a tie: behind the call that began last
+    os.kill(q, signal.SIGCONT)
+    wait_for(lambda: len(answers) == 2, timeout=10, what="the calls on the second reader")
+    assert answers == {c.name: evaluate(c, s) for c in (b1, b2)}
+    os.kill(p, signal.SIGCONT)
+    wait_for(lambda: "T0" in answers, what="the older call's answer")
+    assert answers["T0"] == evaluate(b0, s)
+
+
 def test_a_reload_to_a_new_shape_still_answers_calls_on_the_old_children(
         two: tuple[Readers, Settings], tmp_path: Path) -> None:
     """configure() with another number of readers starts new children and takes new

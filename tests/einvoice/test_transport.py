@@ -717,3 +717,50 @@ def test_a_batch_is_posted_holding_one_invoices_document_at_a_time(
     # base64, encoded, spliced, and the request's): under ten documents' worth each.
     one_document = size * 4 // 3
     assert peak < 7 * one_document, f"{peak / one_document:.1f} documents' worth held"
+
+
+def test_an_attachment_changed_in_the_middle_of_a_batch_stops_it_there_with_honest_papers(
+        tmp_path: Path, start_receiver: Callable[..., Receiver]) -> None:
+    """Five invoices, each with its scan; the third's rewritten in the work folder after
+    the check. Documents are built one at a time, so A and B (checked, and unchanged)
+    are posted before C's change is found: C is never posted (nor D, E), the bundle is
+    quarantined as processing-damaged naming C's file, and its papers name A and B as
+    delivered with their receipts, so the clerk does not send them again."""
+    receiver = start_receiver()
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    s = Settings(outbox={"path": str(outbox)}, paths={"state_dir": str(tmp_path / "state")},
+                 delivery={"url": receiver.url, "format": "ubl-embedded"})
+    for folder in (s.processing_dir, s.paths.state_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    work = s.processing_dir / "INV--dddddddddddd--host-1-abc"
+    work.mkdir()
+    ids = ("A", "B", "C", "D", "E")
+    data = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Batch>\n'
+            + b"".join(body(with_id(BASE, i)) for i in ids) + b"</Batch>\n")
+    bundle = bundle_of(work, data, {f"{i}.pdf": (i, pdf_bytes(n + 1), "application/pdf")
+                                    for n, i in enumerate(ids)}, ids=ids)
+    keys = keys_of(bundle)
+    journal = Journal(s.journal_path)
+    bid = bundle_id_of(bundle)
+    row = journal.create("INV.xml", "delivering", bundle_id=bid, work_dir=str(work))
+    fin = Finisher(s, journal, EmbeddedDeliverer(s.delivery))
+    fin.hand_over(row, bundle)
+    scan = work / "INV" / "C" / "C.pdf"
+    scan.write_bytes(scan.read_bytes().replace(b"%PDF-1.", b"%PDF-2.", 1))  # same size
+    try:
+        assert fin.attempt(row) is None
+        assert posts(receiver, keys) == [("A", 201), ("B", 201)]
+        assert set(stored(receiver)) == {keys["A"], keys["B"]}
+        assert journal.get(row).state == "quarantined"
+        assert set(journal.accepted_documents(bid)) == {keys["A"], keys["B"]}
+        [entry] = s.quarantine_dir.glob("*/*")
+        reason = json.loads((entry / "reason.json").read_text("utf-8"))
+        [damaged] = reason["reasons"]
+        assert damaged["code"] == "processing-damaged" and damaged["file"] == "INV/C/C.pdf"
+        assert [d["invoice_id"] for d in reason["accepted_documents"]] == ["A", "B"]
+        text = (entry / "REASON.txt").read_text("utf-8")
+        assert "do NOT send them again" in text and "Nothing was sent" not in text
+    finally:
+        fin.d.close()
+        journal.close()

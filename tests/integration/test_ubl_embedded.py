@@ -225,3 +225,52 @@ def test_a_bundle_set_to_a_print_channel_still_goes_as_one_multipart_bundle(
     assert etree.fromstring(doc).findtext("cbc:ID", namespaces=NS) == "E-1"
     keys = sorted(r["idempotency_key"] for r in receiver.accepted())
     assert keys == sorted([manifest["bundle_id"], hashlib.sha256(doc).hexdigest()])
+
+
+def test_a_batch_killed_between_its_documents_posts_none_twice_but_under_its_own_key(
+        env: Env, start_receiver, start_daemon) -> None:
+    """SIGKILL in the middle of a batch of five: A answered 409 (to be tried again), B
+    stored by the receiver but its answer held, C-E not yet posted. The restarted daemon
+    posts every document at most once more and only under its own key: the receiver
+    stores each of the five once (B's repeat answered 200 with B's first receipt), the
+    receipt lists all five with the receiver's receipts, and nothing is left in
+    processing or quarantined."""
+    import signal
+
+    receiver = start_receiver("--fail-first", "409", "--hold-first", "60", process=True)
+    env.write_config(receiver.url, **EMBEDDED)
+    daemon = start_daemon()
+    ids = ("K-1", "K-2", "K-3", "K-4", "K-5")
+    for n, i in enumerate(ids):
+        write(env.outbox / "batch" / i / f"{i}.pdf", pdf_bytes(n + 1))
+    write(env.outbox / "batch.xml", b'<?xml version="1.0" encoding="UTF-8"?>\n<Batch>\n'
+          + b"".join(body(ubl_invoice(i)) for i in ids) + b"</Batch>\n")
+    wait_for(lambda: [r for r in receiver.requests() if r["status"] == 201],
+             what="the second document stored, its answer held")
+    daemon.stop(signal.SIGKILL)
+    assert [r["status"] for r in receiver.requests()] == [409, 201]
+    assert env.sent_bundles() == [] and env.quarantined() == []
+    [work] = list(env.processing.iterdir())  # nothing lost
+    assert (work / "batch.xml").is_file()
+
+    start_daemon()
+    [archived] = wait_for(env.sent_bundles, what="the batch sent after the restart")
+    wait_for(lambda: (archived / "receipt.json").exists(), what="receipt.json")
+    docs = stored_documents(receiver)
+    assert len(docs) == len(ids)
+    assert all(key == hashlib.sha256(doc).hexdigest() for key, doc in docs.items())
+    requests = receiver.requests()
+    assert {r["idempotency_key"] for r in requests} == set(docs)  # no other key
+    for key in docs:
+        statuses = [r["status"] for r in requests if r["idempotency_key"] == key]
+        assert statuses.count(201) == 1 and set(statuses) <= {200, 201, 409}, statuses
+    held_key = next(r["idempotency_key"] for r in requests if r["status"] == 201)
+    assert [r["status"] for r in requests if r["idempotency_key"] == held_key] == [201, 200]
+    receipt = json.loads((archived / "receipt.json").read_text())
+    listed = receipt["response"]["body"]["documents"]
+    assert [d["invoice_id"] for d in listed] == list(ids)
+    folder = receiver.store / "documents"
+    assert {d["idempotency_key"]: d["receipt_id"] for d in listed} == {
+        key: json.loads((folder / f"{key}.response.json").read_text())["receipt_id"]
+        for key in docs}
+    assert list(env.processing.iterdir()) == [] and env.quarantined() == []
