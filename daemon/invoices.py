@@ -112,10 +112,16 @@ def _lxml_root(data: bytes) -> Any | None:
     return root
 
 
+# White space as XML has it (S in the XML 1.0 grammar): all an id's text is trimmed of.
+XML_SPACE = " \t\r\n"
+
+
 def _direct_id(elem: Any, tag: str | None = CBC_ID) -> str | None:
     for child in elem:
         if (tag and child.tag == tag) or (tag is None and child.tag.rsplit("}", 1)[-1] == "ID"):
-            text = (child.text or "").strip()
+            # XML's own white space only: str.strip() also takes U+0085, U+00A0 and
+            # U+2028 off, so "INV-8\x85" was read as "INV-8" — another invoice's id.
+            text = (child.text or "").strip(XML_SPACE)
             return text or None
     return None
 

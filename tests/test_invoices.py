@@ -12,7 +12,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from helpers import FIXTURES, pdf_bytes, pdf_of_objects, text_pdf, ubl_invoice, write
+from helpers import FIXTURES, UBL_NS, pdf_bytes, pdf_of_objects, text_pdf, ubl_invoice, write
 from validating import pdf_carrying
 
 from daemon import invoices
@@ -732,3 +732,17 @@ def test_reading_large_pdf_invoice_files_holds_none_of_them_after(tmp_path: Path
         tracemalloc.stop()
         gc.enable()
     assert held < 2 * size, f"{held / size:.1f} files' worth still held"
+
+
+@pytest.mark.parametrize("mark", ["\x85", "\xa0", "\u2028"], ids=["NEL", "NBSP", "LSEP"])
+def test_an_id_keeps_characters_python_counts_as_space_and_xml_does_not(
+        tmp_path: Path, mark: str) -> None:
+    """An id's text is trimmed of XML's white space only (space, tab, CR, LF): U+0085,
+    U+00A0 and U+2028 at its end are part of the id, as the receiver reads it. Trimmed
+    by str.strip(), "INV-8\\x85" was read as "INV-8": the manifest named another invoice,
+    and the two ids of a batch that differ by it counted as one."""
+    batch = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Batch>'
+             f'<Invoice {UBL_NS}><cbc:ID> INV-8{mark}\n</cbc:ID></Invoice>'
+             f'<Invoice {UBL_NS}><cbc:ID>\tINV-8 </cbc:ID></Invoice></Batch>\n')
+    path = write(tmp_path / "batch.xml", batch.encode())
+    assert read(path).invoice_ids == (f"INV-8{mark}", "INV-8")

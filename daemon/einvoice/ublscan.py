@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from xml.parsers import expat
 
 from daemon.errors import InputError
-from daemon.invoices import wide_encoding
+from daemon.invoices import XML_SPACE, wide_encoding
 
 NS_INVOICE = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
 NS_CREDIT_NOTE = "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2"
@@ -178,7 +178,7 @@ def scan(data: bytes, rel: str) -> tuple[list[Slice], str, bytes]:
         if current is not None:
             if depth == root_depth + 1:
                 if id_text is not None:
-                    current.invoice_id = "".join(id_text).strip()
+                    current.invoice_id = "".join(id_text).strip(XML_SPACE)  # as invoices.py
                     id_text = None
                 if uri_local in BEFORE[current.key]:
                     current.insert_at = _tag_end(data, at)
