@@ -54,6 +54,14 @@ from daemon.errors import ConfigError
 UPLOAD_MIB = 1 << 20
 
 
+# How the upload's timeout begins its figures (HttpDeliverer.failure keeps them).
+UPLOAD_TOO_SLOW = "the receiver took in"
+
+
+def _mib(size: int) -> str:
+    return f"{size / UPLOAD_MIB:.1f} MiB"
+
+
 class _AnswerClockStream(httpcore.NetworkStream):
     """A connection's stream whose reads, from the first after a write until the next
     write, share `seconds` between them; and whose writes, from the first after a read
@@ -108,20 +116,36 @@ class _AnswerClockStream(httpcore.NetworkStream):
         self._written += len(buffer)
         left = self._upload_since + self._seconds * (1 + self._written / UPLOAD_MIB) - now
         if left <= 0:
-            raise httpcore.WriteTimeout(f"the receiver did not take the request in within "
-                                        f"{self._seconds:g} s and {self._seconds:g} s a MiB")
+            raise self._too_slow(len(buffer))
         within = left if timeout is None else min(timeout, left)
-        if self._inner.get_extra_info("ssl_object") is not None:
-            self._inner.write(buffer, within)
-            return
-        sock = self._inner.get_extra_info("socket")
         try:
-            sock.settimeout(within)
-            sock.sendall(buffer)  # one bound for all of it, unlike a loop of send()
-        except TimeoutError as exc:
-            raise httpcore.WriteTimeout(str(exc) or "timed out") from exc
-        except OSError as exc:
-            raise httpcore.WriteError(str(exc)) from exc
+            if self._inner.get_extra_info("ssl_object") is not None:
+                self._inner.write(buffer, within)
+                return
+            sock = self._inner.get_extra_info("socket")
+            try:
+                sock.settimeout(within)
+                sock.sendall(buffer)  # one bound for all of it, unlike a loop of send()
+            except TimeoutError as exc:
+                raise httpcore.WriteTimeout(str(exc) or "timed out") from exc
+            except OSError as exc:
+                raise httpcore.WriteError(str(exc)) from exc
+        except httpcore.WriteTimeout:
+            if within < left:
+                raise  # one write's own timeout, not the upload's
+            raise self._too_slow(len(buffer)) from None
+
+    def _too_slow(self, pending: int) -> httpcore.WriteTimeout:
+        """The upload's time is up, in figures (`pending`: bytes of the write not known
+        to be taken in): the admin told to raise timeout_seconds sees by how much."""
+        assert self._upload_since is not None
+        took = time.monotonic() - self._upload_since
+        allowed = self._seconds * (1 + self._written / UPLOAD_MIB)
+        return httpcore.WriteTimeout(
+            f"{UPLOAD_TOO_SLOW} {_mib(self._written - pending)} of the request in "
+            f"{took:.1f} s, where {allowed:.1f} s are allowed for {_mib(self._written)} "
+            f"([delivery] timeout_seconds = {self._seconds:g}: {self._seconds:g} s, and "
+            f"{self._seconds:g} s for each MiB)")
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         self.reads += 1

@@ -91,6 +91,10 @@ def prepare_folders(settings: Settings, running: Settings | None = None) -> None
         # One that exists already may still refuse every write (its owner, a read-only
         # mount, a systemd sandbox): found now, not at the first archive.
         if folder != target and not os.access(folder, os.W_OK | os.X_OK):
+            # False for any access call that fails: a share failing just now (ESTALE,
+            # EIO) is no configuration error, whose exit 2 would leave outboxd down.
+            if (away := _away_now(key, folder, running is not None)) is not None:
+                raise away from None
             raise ConfigError(_unwritable(key, folder, folder))
     if (apart := _processing_apart(settings)) is not None:
         raise ConfigError(apart)
@@ -102,12 +106,24 @@ _SHARE_AWAY = frozenset({errno.EIO, errno.ESTALE, errno.ENOTCONN, errno.ETIMEDOU
                          errno.EHOSTDOWN, errno.EHOSTUNREACH, errno.ECONNRESET})
 
 
-def _not_made_yet(key: str, folder: Path, exc: OSError, reload: bool
+def _away_now(key: str, folder: Path, reload: bool) -> FolderNotMade | None:
+    """The folder's share failing as it is opened (a lookup the server answers, where a
+    stat may still be answered from the client's cache), or None."""
+    try:
+        os.close(os.open(folder, os.O_RDONLY | os.O_DIRECTORY))
+    except OSError as exc:
+        if exc.errno in _SHARE_AWAY:
+            return _not_made_yet(key, folder, exc, reload, doing="use")
+    return None
+
+
+def _not_made_yet(key: str, folder: Path, exc: OSError, reload: bool, doing: str = "create"
                   ) -> FolderNotMade | None:
     """A folder refused for a reason that passes without a change of the configuration:
     no room on its file system (or quota), or its share away or failing. "Create it or
     fix the key" would send the admin to the file, and the exit 2 of a configuration
-    error leaves the daemon down once the disk is freed; None for any other refusal."""
+    error leaves the daemon down once the disk is freed; None for any other refusal.
+    `doing`: what was refused ("create", or "use" for one there already)."""
     if exc.errno in NO_ROOM:
         fix = describe(exc)  # the error, and the fix: free space, or raise the quota
     elif exc.errno in _SHARE_AWAY:
@@ -115,9 +131,10 @@ def _not_made_yet(key: str, folder: Path, exc: OSError, reload: bool
                "and reachable? Check it (findmnt, the server's or NAS's state)")
     else:
         return None
-    then = ("then reload again" if reload
-            else "the next start makes it (systemd starts outboxd again by itself)")
-    return FolderNotMade(f"{key}: cannot create {unquoted(str(folder))}: {fix}; {then}")
+    then = ("then reload again" if reload else
+            f"the next start {'makes' if doing == 'create' else 'tries'} it (systemd starts "
+            "outboxd again by itself)")
+    return FolderNotMade(f"{key}: cannot {doing} {unquoted(str(folder))}: {fix}; {then}")
 
 
 def _target(settings: Settings) -> Path | None:

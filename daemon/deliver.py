@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import httpx
 
 from daemon import __version__, logs
-from daemon.answer_deadline import DeadlineTransport, environment_proxy
+from daemon.answer_deadline import UPLOAD_TOO_SLOW, DeadlineTransport, environment_proxy
 from daemon.answers import (
     PROXY_WANTS_CREDENTIALS,
     Receipt,
@@ -315,7 +315,12 @@ class HttpDeliverer:
         POSTs): its text goes to the log, the journal, `outboxd status` and the status
         page on the share, so it never carries the token or the url's password."""
         if isinstance(exc, httpx.TimeoutException):
-            return Retryable(f"timed out talking to the receiver ({type(exc).__name__})")
+            # The upload's own bound says its figures (answer_deadline): "raise
+            # timeout_seconds" is then backed by how much went in, in what time.
+            said = str(exc) if isinstance(exc, httpx.WriteTimeout) else ""
+            words = f": {said}" if said.startswith(UPLOAD_TOO_SLOW) else ""
+            return Retryable(f"timed out talking to the receiver ({type(exc).__name__}"
+                             f"{words})")
         if isinstance(exc, httpx.LocalProtocolError):
             # Our own request was refused before it left (h11 quotes the header it
             # refuses, token and all): a retry would meet the same; the settings must

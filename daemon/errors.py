@@ -65,10 +65,10 @@ class OutboxNotReachable(NotReady):
 class FolderNotMade(NotReady):
     """A folder the daemon writes to (sent/, quarantine/, processing, the state dir, a
     directory target) cannot be made for want of room (a full disk, a used-up quota) or
-    because its share is away: freeing space or mounting the share is the fix, after which
-    the next start makes it."""
+    because its share is away (or, there already, cannot be opened for it): freeing space
+    or mounting the share is the fix, after which the next start makes or uses it."""
 
-    what = "a folder it writes to cannot be made"
+    what = "a folder it writes to cannot be made or reached"
 
 
 class UsageError(OutboxdError):

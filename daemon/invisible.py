@@ -82,27 +82,23 @@ BIDI_CONTROLS = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
 # U+2028 and U+2029 end a line to Python's splitlines, JavaScript and log viewers built
 # on them (as U+0085, a C1): raw in a log record, a name cuts it in two, and its second
 # part may pose as a record of its own. A lone surrogate (a byte of a name that is not
-# UTF-8, as os.fsdecode gives it) cannot be written as UTF-8: the line would be lost.
+# UTF-8, as os.fsdecode gives it: 0xFF as U+DCFF) cannot be written as UTF-8: the line
+# would be lost. Shown as Python writes it, \udcff: as \xff, the byte 0x85 would look
+# like the character U+0085, \x85, and two different names like one.
 _TERMINAL_CONTROL = re.compile(
     rf"[\x00-\x1f\x7f-\x9f{BIDI_CONTROLS}\u2028\u2029\ud800-\udfff]")
-
-
-def _code(char: str) -> str:
-    # A byte that is not UTF-8 as that byte (\xff), as names.printable shows it.
-    code = ord(char)
-    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else escape(char)
 
 
 def controls_escaped(text: str) -> str:
     """`text` with its control characters, bidirectional controls, line and paragraph
     separators and undecodable bytes as codes only: a name as the journal keeps it
     (names.printable)."""
-    return _TERMINAL_CONTROL.sub(lambda m: _code(m[0]), text)
+    return _TERMINAL_CONTROL.sub(lambda m: escape(m[0]), text)
 
 
 def escaped_controls(text: str) -> str:
     """A line for a terminal, a log, a page or a paper (REASON.txt, NAME.errors.txt) with
-    every control character and undecodable byte as \\xNN, the line and paragraph
+    every control character as \\xNN, each undecodable byte as \\udcNN, the line and paragraph
     separators and every invisible format character (a bidirectional control, a
     zero-width space …) as \\uNNNN (\\UNNNNNNNN beyond U+FFFF): what the share, an
     invoice (its ids) or a receiver (its answer) put into it can neither break the line,

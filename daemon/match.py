@@ -97,6 +97,11 @@ def _collect(fd: int, folder: Path, rel: str, invoice_id: str, settings: Setting
             copying.append(shown)
         if kind is not NameKind.OTHER:
             continue
+        # An entry naming a file refused below is no missing file: "add the file" would
+        # send the clerk after one they see; the file's own finding says what to fix.
+        key, entry = notes.entry_for(e.name)
+        if key is not None:
+            used.add(key)
         if misnamed := misnamed_notes(e.name):
             findings.append(_err("attachments-toml-invalid", shown, misnamed, invoice_id))
             continue
@@ -113,6 +118,8 @@ def _collect(fd: int, folder: Path, rel: str, invoice_id: str, settings: Setting
             exc.filename = shown
             raise
         if stat.S_ISDIR(st.st_mode):
+            if allow_subfolders and key is not None:
+                used.discard(key)  # an invoice's folder, no file: the entry names none
             if not allow_subfolders:
                 findings.append(_err("nested-too-deep", shown, f"is a folder inside {rel}/, "
                                      f"the folder of invoice {invoice_id}, whose attachments "
@@ -131,9 +138,6 @@ def _collect(fd: int, folder: Path, rel: str, invoice_id: str, settings: Setting
         except InputError as exc:
             findings.append(_err(exc.code, exc.file, exc.message, invoice_id))
             continue
-        key, entry = notes.entry_for(e.name)
-        if key is not None:
-            used.add(key)
         doc_type = entry.get("type") or settings.attachments.default_document_type
         allowed = settings.attachments.document_types
         if allowed is not None and doc_type not in allowed:

@@ -11,7 +11,7 @@ step that changes the world is announced in the journal first.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from daemon.foldermounts import FolderMounts
 from daemon.fsops import NOT_THE_FILES_FAULT
 from daemon.journal import LIVE, Journal, Row
 from daemon.manifest import bundle_id_of
-from daemon.names import NameKind, classify
+from daemon.names import NameKind, classify, printable
 from daemon.scan import Candidate, candidate_for, is_invoice_file, marker_wait
 from daemon.settle import SettleTracker
 from daemon.snapshot import Snapshot, snapshot, unlisted_wait
@@ -333,10 +333,12 @@ class Pipeline(Decisions):
         self._early_spent.discard(key)
         self.vanished.forget(key)
 
-    def start(self, present: set[str], listed: Listed | None = None) -> None:
+    def start(self, present: set[str], listed: Listed | None = None,
+              refused: Mapping[str, str] | None = None) -> None:
         """Take over the live rows of a previous run: those whose invoice file is
         no longer in the outbox are gone, the others are remembered. `listed`: the
-        outbox's entries as the start's listing has them (scan.Listing.stats)."""
+        outbox's entries as the start's listing has them (scan.Listing.stats);
+        `refused`: the invoice files it leaves alone (as shown -> why)."""
         gone = []
         for row in self.j.rows(LIVE):  # by row id: the latest row of a name last
             if row.invoice_file in present:
@@ -373,7 +375,11 @@ class Pipeline(Decisions):
         # held invoice file is rewritten for that one, not removed.
         for row in gone:  # taken out while we were stopped: as in step()
             self._clear_errors_file(candidate_for(self.s.outbox, row.invoice_file), row)
-            self.j.transition(row.id, "gone", "not in the outbox at start", durable=False)
+            # A name an older version took and this one refuses (a C1 control character)
+            # is there still: said so, with why, as the page and the log say it.
+            why = (refused or {}).get(printable(row.invoice_file))
+            self.j.transition(row.id, "gone", "not in the outbox at start" if why is None
+                              else f"in the outbox, but left alone: {why}", durable=False)
         try:  # and those no row explains, whose bundle left while we were stopped
             drop_orphaned_errors(self.s.outbox.path, present, listed)
         except OSError as exc:

@@ -289,7 +289,7 @@ class Service(Changes, Reloading, Stopping):
         self.index.replace(listing)
         # The leftover temps of a killed run's errors files and page, by this listing:
         # a second and third of an outbox of 20,000 names (on a share) are not needed.
-        self.pipeline.start(set(listing.candidates), listing.stats)
+        self.pipeline.start(set(listing.candidates), listing.stats, dict(listing.refused))
         self._note_vanished(listing)
         self.publish.page.swept(s, listing.stats)
         for key in listing.candidates:

@@ -11,6 +11,7 @@ a misbehaving receiver would; the tests themselves only wait on the deliverer.
 from __future__ import annotations
 
 import importlib.util
+import re
 import socket
 import ssl
 import time
@@ -306,7 +307,19 @@ class TestAnswersInTime:
         # is taken for one the receiver may have answered (an early 413) and its answer
         # looked for: none comes. It said ReadTimeout, which docs/operations.md explains
         # as an answer slow to come after the upload's end — the wrong cause to the admin.
-        assert "timed out talking to the receiver (WriteTimeout)" in str(outcome), outcome
+        assert "timed out talking to the receiver (WriteTimeout" in str(outcome), outcome
+        # With its figures, which the advice to raise timeout_seconds rests on (before:
+        # the class name alone): how much of the request went in, in what time, and the
+        # time allowed for that much.
+        words = re.fullmatch(
+            r"timed out talking to the receiver \(WriteTimeout: the receiver took in "
+            r"([\d.]+) MiB of the request in ([\d.]+) s, where ([\d.]+) s are allowed for "
+            r"([\d.]+) MiB \(\[delivery\] timeout_seconds = 1: 1 s, and 1 s for each MiB\)\)",
+            str(outcome))
+        assert words is not None, outcome
+        taken, took, allowed, size = map(float, words.groups())
+        assert taken <= size <= 12.1 and allowed == pytest.approx(1 + size, abs=0.1)
+        assert took <= allowed + 0.1 and elapsed >= took - 0.1  # rounded to 0.1 s
         # At most 1 s + 1 s for each of the 12 MiB: what was written by then (the
         # socket buffers' few MiB at once, then the crawl) ends it sooner; over TLS one
         # more second for the answer looked for.

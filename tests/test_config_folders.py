@@ -183,3 +183,44 @@ def test_a_folder_that_a_full_disk_or_an_absent_share_refuses_stops_the_start_to
     with pytest.raises(ConfigError) as info:
         prepare_folders(s)
     assert not isinstance(info.value, NotReady), info.value
+
+
+@pytest.mark.parametrize("error", [errno.ESTALE, errno.EIO, errno.ENOTCONN])
+def test_a_folder_whose_share_fails_just_as_its_access_is_checked_is_retried_not_a_config_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: int) -> None:
+    """sent/ exists (on a share), but just at the start the share fails: os.access says
+    False for any call that fails, a stale handle (ESTALE), EIO or a dropped connection
+    alike, and the start said "not writable by this user … ReadWritePaths=", a
+    configuration error (exit 2) that systemd does not restart, so outboxd stayed down
+    once the share was back. Opening the folder fails with the same error (injected here,
+    as the NFS client's cached attributes may still answer a stat): the start stops as
+    the environment's (NotReady: `run` exits 1, and systemd starts it again), naming the
+    key, the folder, the error and to check the share. A folder that opens fine but
+    refuses writes stays a configuration error."""
+    outbox, sent = tmp_path / "outbox", tmp_path / "sent"
+    outbox.mkdir()
+    sent.mkdir()
+    real_access, real_open = os.access, os.open
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: Path(path) != sent
+                        and real_access(path, mode, **kw))
+    failing = [error]
+
+    def open_(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if Path(path) == sent and failing:
+            raise OSError(failing[0], os.strerror(failing[0]), str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_)
+    s = Settings(outbox={"path": str(outbox)},
+                 paths={"state_dir": str(tmp_path / "state"), "sent": str(sent)},
+                 delivery={"url": "http://127.0.0.1:9/x"})
+    with pytest.raises(NotReady) as info:
+        prepare_folders(s)
+    line = str(info.value)
+    assert line.startswith(f"[paths] sent: cannot use {sent}: {os.strerror(error)}"), line
+    assert "is its share mounted and reachable?" in line and "ReadWritePaths" not in line
+    assert "systemd starts outboxd again by itself" in line, line
+    failing.clear()
+    with pytest.raises(ConfigError) as info:
+        prepare_folders(s)
+    assert not isinstance(info.value, NotReady) and "ReadWritePaths=" in str(info.value)

@@ -180,7 +180,7 @@ class TestErrorsFile:
     def test_a_sidecar_folder_named_in_latin1_holds_or_quarantines_the_bundle(
             self, tmp_path: Path, invalid: str) -> None:
         """A sidecar subfolder whose name is not UTF-8 (b'Bilagor-\\xe5'): under "hold"
-        the bundle is held and INV-7.errors.txt names INV-7/Bilagor-\\xe5; under
+        the bundle is held and INV-7.errors.txt names INV-7/Bilagor-\\udce5; under
         "quarantine" it is quarantined with that reason and the folder travels with it.
         The raw name once crashed the journal (every start) or the errors file."""
         p, s = make(tmp_path, policy={"invalid": invalid})
@@ -190,13 +190,13 @@ class TestErrorsFile:
         run_once(p)
         [row] = p.j.rows(("held" if invalid == "hold" else "quarantined",))
         assert [(r["code"], r["file"]) for r in row.reasons] == [
-            ("bad-name", "INV-7/Bilagor-\\xe5")]
+            ("bad-name", "INV-7/Bilagor-\\udce5")]
         if invalid == "hold":
             text = (s.outbox.path / "INV-7.errors.txt").read_text(encoding="utf-8")
-            assert "INV-7/Bilagor-\\xe5: the name is not valid UTF-8" in text
+            assert "INV-7/Bilagor-\\udce5: the name is not valid UTF-8" in text
         else:
             [q] = folders(s.quarantine_dir)
-            assert "INV-7/Bilagor-\\xe5" in (q / "REASON.txt").read_text(encoding="utf-8")
+            assert "INV-7/Bilagor-\\udce5" in (q / "REASON.txt").read_text(encoding="utf-8")
             assert os.path.isfile(os.path.join(os.fsencode(q), b"INV-7", b"Bilagor-\xe5",
                                                b"b.pdf"))
             assert not (s.outbox.path / "INV-7.xml").exists()

@@ -26,13 +26,15 @@ def test_a_line_or_paragraph_separator_in_a_name_is_shown_as_its_code(char: str,
         assert len(shown.splitlines()) == 1
 
 
-def test_a_byte_that_is_not_utf8_is_shown_as_that_byte_not_lost_with_its_line() -> None:
+def test_a_byte_that_is_not_utf8_is_shown_as_its_code_not_lost_with_its_line() -> None:
     """A name with the byte 0xFF (os.fsdecode gives it as the lone surrogate U+DCFF)
     cannot be written as UTF-8: a line with it raw is lost (UnicodeEncodeError) on the
-    way to the log or the terminal. Shown as \\xff, as printable shows the name, and so
-    the clerk's INV-M\\xfcller.xml (Latin-1) reads as the name with its one odd byte."""
+    way to the log or the terminal. Shown as \\udcff (the byte, 0xFF, after \\udc), as
+    printable shows the name — not \\xff, which is how the character U+00FF (ÿ) or a
+    control character such as U+0085 is shown — so the clerk's INV-M\\udcfcller.xml
+    (Latin-1) reads as the name with its odd bytes."""
     name = os.fsdecode(b"INV-M\xfcller\xff.xml")
-    assert escaped_controls(name) == "INV-M\\xfcller\\xff.xml" == printable(name)
+    assert escaped_controls(name) == "INV-M\\udcfcller\\udcff.xml" == printable(name)
     escaped_controls(name).encode("utf-8")  # writable
     # A surrogate no file name gives (from JSON's "\ud800", say) as Python writes it.
     assert escaped_controls("a\ud800b") == "a\\ud800b"
@@ -42,7 +44,7 @@ def test_escaping_what_is_shown_again_changes_nothing() -> None:
     """A line that went through the helper once (a name printable() kept in the journal,
     then put in a log record) is not escaped twice: \\u2028 stays one code."""
     once = escaped_controls(os.fsdecode(b"a\xe2\x80\xa8\x1b\xff\xe2\x80\x8b.pdf"))
-    assert once == "a\\u2028\\x1b\\xff\\u200b.pdf"
+    assert once == "a\\u2028\\x1b\\udcff\\u200b.pdf"
     assert escaped_controls(once) == once
 
 

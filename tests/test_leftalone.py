@@ -28,7 +28,7 @@ class Log:
 
 
 LINK = ("INV-1.xml", "is a symbolic link; outboxd never follows it")
-BAD = ("INV-\\xe9.xml", "the name is not valid UTF-8 — rename the file")
+BAD = ("INV-\\udce9.xml", "the name is not valid UTF-8 — rename the file")
 
 
 def test_each_name_is_said_once_however_often_it_is_listed() -> None:

@@ -245,7 +245,7 @@ def test_a_name_with_a_byte_that_is_not_utf8_loses_no_log_line() -> None:
     """A sidecar named in Latin-1 (os.fsdecode gives its 0xFC as a lone surrogate): a
     line naming it raw cannot be written as UTF-8: dropped without a word on a stream
     that takes only UTF-8, shown as \\udcfc (a code no other output uses) on stderr. It
-    is written, the byte shown as \\xfc as everywhere else, in both formats, our records
+    is written, the byte shown as \\udcfc as everywhere else, in both formats, our records
     and a library's."""
     name = os.fsdecode(b"M\xfcller-scans")
     for fmt in ("json", "console"):
@@ -256,7 +256,7 @@ def test_a_name_with_a_byte_that_is_not_utf8_loses_no_log_line() -> None:
         lines = _written(out).splitlines()
         if fmt == "json":  # whose backslash JSON writes as \\
             lines = [" ".join(map(str, json.loads(line).values())) for line in lines]
-        assert len(lines) == 2 and all("M\\xfcller-scans" in line for line in lines), lines
+        assert len(lines) == 2 and all("M\\udcfcller-scans" in line for line in lines), lines
     logs.configure()
 
 

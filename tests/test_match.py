@@ -381,7 +381,7 @@ class TestNamesThatAreNotUtf8:
     def test_a_subfolder_whose_name_is_not_utf8_is_one_escaped_bad_name_finding(
             self, outbox: Path, invoice: str, data: bytes, ids: tuple[str, ...]) -> None:
         """A sidecar subfolder named in Latin-1 (b'Bilagor-\\xe5') gives one bad-name
-        finding naming INV-7/Bilagor-\\xe5 and the fix — not also an orphan-attachment
+        finding naming INV-7/Bilagor-\\udce5 and the fix — not also an orphan-attachment
         finding that carries the raw name — and its files are no attachments."""
         write(outbox / "INV-7" / "INV-7" / "a.pdf", PDF)
         write(raw_path(outbox, b"INV-7", b"Bilagor-\xe5", b"b.pdf"), PDF)
@@ -389,7 +389,7 @@ class TestNamesThatAreNotUtf8:
         self.assert_all_utf8(b)
         assert codes(b) == ["bad-name"]
         f = finding(b, "bad-name")
-        assert f.file == "INV-7/Bilagor-\\xe5"
+        assert f.file == "INV-7/Bilagor-\\udce5"
         assert "not valid UTF-8" in f.message and "rename" in f.message
         assert layout(b)["INV-7"] == ["a.pdf"]
         assert len(b.attachments) == 1
@@ -460,12 +460,12 @@ class TestNamesThatAreNotUtf8:
     def test_an_attachment_whose_name_is_not_utf8_is_shown_as_the_scanner_shows_it(
             self, outbox: Path) -> None:
         """A file b'scan-\\xe5.pdf' in the sidecar is a bad-name finding naming
-        INV-7/scan-\\xe5.pdf (the byte escaped, as in the log of refused invoice files),
+        INV-7/scan-\\udce5.pdf (the byte escaped, as in the log of refused invoice files),
         not a lossy 'scan-?.pdf' that could name either of two files."""
         write(raw_path(outbox, b"INV-7", b"scan-\xe5.pdf"), PDF)
         b = match(outbox, "INV-7.xml", ubl_invoice("INV-7"))
         assert codes(b) == ["bad-name"]
-        assert finding(b, "bad-name").file == "INV-7/scan-\\xe5.pdf"
+        assert finding(b, "bad-name").file == "INV-7/scan-\\udce5.pdf"
         self.assert_all_utf8(b)
 
 

@@ -321,8 +321,19 @@ class TestPrintable:
         assert printable("Tidrapport oktober – Åsa.pdf") == "Tidrapport oktober – Åsa.pdf"
 
     def test_undecodable_bytes_are_escaped(self) -> None:
-        """The bytes of a name that is not UTF-8 are shown as \\xNN."""
-        assert printable(b"scan\xff.pdf".decode("utf-8", "surrogateescape")) == "scan\\xff.pdf"
+        """The bytes of a name that is not UTF-8 are shown as \\udcNN (NN: the byte), as
+        Python writes the character os.fsdecode gives such a byte."""
+        assert printable(b"scan\xff.pdf".decode("utf-8", "surrogateescape")) == \
+            "scan\\udcff.pdf"
+
+    def test_an_undecodable_byte_and_the_c1_character_of_its_value_look_different(
+            self) -> None:
+        """The byte 0x85 of a name that is not UTF-8 and the character U+0085 were both
+        shown as \\x85: two different files, refused for different reasons, looked like
+        one name in the log, REASON.txt and on the page. They are shown apart."""
+        byte = b"scan\x85.pdf".decode("utf-8", "surrogateescape")
+        assert printable(byte) != printable("scan\u0085.pdf") == "scan\\x85.pdf"
+        assert printable(byte) == "scan\\udc85.pdf"
 
     @pytest.mark.parametrize(("name", "shown"), [
         ("a\nb.pdf", "a\\x0ab.pdf"),

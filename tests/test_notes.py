@@ -367,6 +367,29 @@ class TestAttachmentsToml:
                     "attachments-toml-missing-file")
         assert f.file == "INV-1/attachments.toml" and "'gone.pdf'" in f.message
 
+    def test_an_entry_for_a_file_refused_for_its_name_is_not_said_to_be_missing(
+            self, outbox: Path) -> None:
+        """INV-1/a\\x07.pdf (a control character: bad-name) with an entry for it in
+        attachments.toml: the file is there, so "not in the folder — add the file" sent
+        the clerk looking for a file they can see. The file's own bad-name finding says
+        what to fix; the entry gets no error of its own."""
+        write(outbox / "INV-1" / "a\x07.pdf", PDF)
+        write(outbox / "INV-1" / "attachments.toml", b'[files."a\\u0007.pdf"]\ntype = "X"\n')
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        assert codes(b) == ["bad-name"]
+        assert finding(b, "bad-name").file == "INV-1/a\\x07.pdf"
+
+    def test_an_entry_for_a_link_is_not_said_to_be_missing(
+            self, outbox: Path, tmp_path: Path) -> None:
+        """INV-1/scan.pdf a symbolic link, with an entry in attachments.toml: the link's
+        not-a-file finding says to put the file itself there; no "add the file"."""
+        target = write(tmp_path / "elsewhere.pdf", PDF)
+        (outbox / "INV-1").mkdir(parents=True)
+        os.symlink(target, outbox / "INV-1" / "scan.pdf")
+        write(outbox / "INV-1" / "attachments.toml", b'[files."scan.pdf"]\ntype = "X"\n')
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+        assert codes(b) == ["not-a-file"]
+
     @pytest.mark.parametrize("key", ["scan.pdf", "A/scan.pdf"])
     def test_a_root_entry_for_a_file_in_an_invoice_folder_says_where_it_belongs(
             self, outbox: Path, key: str) -> None:

@@ -25,7 +25,7 @@ from claimed import (  # noqa: E402, F401 - quiet_logs: autouse
     run_once,
     step,
 )
-from fakeloop import RESCAN, SETTLE, FakeClock  # noqa: E402
+from fakeloop import RESCAN, SETTLE, FakeClock, settle_all  # noqa: E402
 from helpers import (  # noqa: E402
     UBL_NS,
     drop_bundle,
@@ -43,7 +43,7 @@ from daemon.config import Settings  # noqa: E402
 from daemon.cutshort import GRACE_SECONDS  # noqa: E402
 from daemon.errors import ReaderFailed  # noqa: E402
 from daemon.finish import evaluate  # noqa: E402
-from daemon.journal import iso_in, parse_iso  # noqa: E402
+from daemon.journal import Journal, iso_in, parse_iso  # noqa: E402
 from daemon.pipeline import Pipeline  # noqa: E402
 from daemon.scan import list_outbox  # noqa: E402
 from daemon.step import IDLE  # noqa: E402
@@ -876,3 +876,33 @@ def test_a_sidecar_the_look_cannot_list_is_never_judged_and_settles_anew_once_it
     sent = wait_for(lambda: (d := tmp_path / "target" / row.bundle_id).is_dir() and d,
                     what="the bundle delivered to the target")
     assert [str(p.relative_to(sent)) for p in sent.rglob("*.pdf")] == ["attachments/INV-1/a.pdf"]
+
+
+@pytest.mark.parametrize("state", ["waiting", "held"])
+def test_a_bundle_waiting_under_a_name_refused_since_the_upgrade_is_said_to_be_a_bad_name(
+        make_service: Any, clock: FakeClock, tmp_path: Path, state: str) -> None:
+    """An older version took names with a C1 control character (U+0085): INV-\\x85.xml
+    waited (or was held) under it when the upgrade stopped outboxd. This version refuses
+    such a name (bad-name). Its first start closed the row as "not in the outbox at start"
+    though the file lies there, and the status page lost the bundle from its list.
+    The row's end now says the file is there but left alone, and why; the file is
+    listed on the page as a new drop of such a file is (the journal row written with
+    the journal API, as the version before wrote it)."""
+    outbox = tmp_path / "outbox"
+    name = "INV-\x85.xml"
+    write(outbox / name, ubl_invoice("INV-85"))
+    (tmp_path / "state").mkdir()
+    before = Journal(tmp_path / "state" / "journal.sqlite3")
+    row_id = before.create(name, state, "as the version before left it")
+    before.close()
+    svc = make_service()
+    settle_all(svc, clock)
+    row = svc.journal.get(row_id)
+    assert row.state == "gone"
+    detail = svc.journal.last_detail(row_id) or ""
+    assert "not in the outbox" not in detail
+    assert detail == ("in the outbox, but left alone: the name holds a control character "
+                      "(\\x85) — rename the file")
+    assert svc.left_alone.refused["INV-\\x85.xml"] == (
+        "the name holds a control character (\\x85) — rename the file")
+    assert "INV-\\x85.xml" in (outbox / "outboxd-status.html").read_text(encoding="utf-8")

@@ -99,7 +99,7 @@ def test_idle_releases_say_why() -> None:
 
 
 @pytest.mark.parametrize(("raw", "shown", "rule"), [
-    (b"Faktura-\xe5.send-anyway", "Faktura-\\xe5.send-anyway", "not valid UTF-8"),
+    (b"Faktura-\xe5.send-anyway", "Faktura-\\udce5.send-anyway", "not valid UTF-8"),
     (b"Faktura\x01.send-anyway", "Faktura\\x01.send-anyway", "control character"),
     ("Faktura\u0085.send-anyway".encode(), "Faktura\\x85.send-anyway", "control character"),
 ])

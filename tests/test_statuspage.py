@@ -156,8 +156,8 @@ def test_empty_status_page_setting_writes_nothing(journal: Journal, tmp_path: Pa
 
 def test_a_release_file_named_in_latin1_is_listed_escaped_and_logged_once(
         journal: Journal, tmp_path: Path) -> None:
-    """A release file b'Faktura-\\xe5.send-anyway' in the outbox: the page is written and
-    lists it under the escaped name Faktura-\\xe5.send-anyway with the rule and the fix;
+    """A release file b'Faktura-\\udce5.send-anyway' in the outbox: the page is written and
+    lists it under the escaped name Faktura-\\udce5.send-anyway with the rule and the fix;
     one error line names it, not one per refresh. (It used to raise UnicodeEncodeError
     out of refresh, which stopped the daemon at every start.)"""
     outbox = tmp_path / "outbox"
@@ -172,10 +172,10 @@ def test_a_release_file_named_in_latin1_is_listed_escaped_and_logged_once(
         clock[0] += 5.0
         assert page.refresh(journal, settings)  # rewritten (journal changed), not logged again
     text = Page((outbox / "outboxd-status.html").read_text(encoding="utf-8")).text["releases"]
-    assert "Faktura-\\xe5.send-anyway" in text
+    assert "Faktura-\\udce5.send-anyway" in text
     assert "not valid UTF-8" in text and "rename" in text
     [line] = [e for e in logs if "release file" in e["event"]]
-    assert line["log_level"] == "error" and line["file"] == "Faktura-\\xe5.send-anyway"
+    assert line["log_level"] == "error" and line["file"] == "Faktura-\\udce5.send-anyway"
     assert "not valid UTF-8" in line["error"]
 
 
@@ -201,7 +201,7 @@ def test_a_bad_release_file_that_goes_is_forgotten_and_said_again_if_dropped_aga
 def test_a_name_that_slips_through_unescaped_costs_the_page_not_the_daemon(
         journal: Journal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Last line of defence: should any name with undecodable bytes reach the page
-    unescaped (escaped_controls shows such a byte as \\xe5, so only a page that skipped
+    unescaped (escaped_controls shows such a byte as \\udce5, so only a page that skipped
     it), refresh() logs that the page cannot be written and returns; it never raises
     into the daemon's loop."""
     (tmp_path / "x.send-anyway").touch()
@@ -209,7 +209,7 @@ def test_a_name_that_slips_through_unescaped_costs_the_page_not_the_daemon(
     monkeypatch.setattr(statuspage, "idle_releases", lambda *_: [Idle(raw, "no invoice")])
     settings = Settings(outbox={"path": tmp_path}, delivery={"url": "http://127.0.0.1:9/"})
     assert StatusPage().refresh(journal, settings)
-    assert "Faktura-\\xe5.send-anyway" in (tmp_path / "outboxd-status.html").read_text()
+    assert "Faktura-\\udce5.send-anyway" in (tmp_path / "outboxd-status.html").read_text()
     monkeypatch.setattr(pagehtml, "escaped_controls", lambda text: text)
     with capture_logs() as logs:
         assert not StatusPage().refresh(journal, settings)

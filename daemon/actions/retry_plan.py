@@ -39,6 +39,7 @@ from daemon.sidecarnames import alike_key, alike_keys
 
 # NAME--BUNDLEID12, or NAME--BUNDLEID12-2 when the archive name was taken.
 FOLDER_RE = re.compile(r"^(?P<name>.+)--(?P<id>[0-9a-f]{12})(?:-\d+)?$")
+DAY_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 class RetryRefused(OutboxdError):
@@ -68,6 +69,10 @@ def find(ref: str, settings: Settings) -> Path:
     root = settings.quarantine_dir.resolve()
     as_path = Path(os.path.abspath(ref))
     if os.sep in ref or as_path.is_dir():
+        if not os.path.lexists(as_path) and _was_one(as_path, root):
+            # Moved back by an earlier retry (or by hand): what a name or an id of it
+            # says (exit 1), so that a script sees one code for one situation.
+            raise _not_in_quarantine(ref, root)
         if not as_path.is_dir() or as_path.is_symlink():
             raise UsageError(f"retry: {ref} is not a quarantine folder")
         if as_path.resolve().parent.parent != root:
@@ -81,15 +86,27 @@ def find(ref: str, settings: Settings) -> Path:
     else:
         hits = [f for f in folders if f.name == ref]
     if not hits:
-        raise RetryRefused(f"no quarantined bundle {ref!r} in {root} (one moved back into "
-                           "the outbox is no longer there) — give the folder, its name "
-                           "(NAME--3fa2b1c4d5e6), or the 12-character id that follows '--' in "
-                           "that name")
+        raise _not_in_quarantine(ref, root)
     if len(hits) > 1:
         raise RetryRefused(f"{ref!r} names {len(hits)} quarantined folders: "
                            f"{', '.join(str(h.relative_to(root)) for h in hits)} — give the "
                            "folder itself")
     return hits[0]
+
+
+def _not_in_quarantine(ref: str, root: Path) -> RetryRefused:
+    return RetryRefused(f"no quarantined bundle {ref!r} in {root} (one moved back into "
+                        "the outbox is no longer there) — give the folder, its name "
+                        "(NAME--3fa2b1c4d5e6), or the 12-character id that follows '--' in "
+                        "that name")
+
+
+def _was_one(path: Path, root: Path) -> bool:
+    """Whether a path that is not there is shaped as a quarantine folder outboxd makes:
+    ROOT/YYYY-MM-DD/NAME--ID12 (its day folder may be gone with it)."""
+    path = path.resolve()
+    return (path.parent.parent == root and DAY_RE.fullmatch(path.parent.name) is not None
+            and FOLDER_RE.match(path.name) is not None)
 
 
 def _id_fits(folder: Path, key: str) -> bool:

@@ -24,7 +24,7 @@ from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError
 from daemon.finish import evaluate
 from daemon.invisible import escaped_controls, for_terminal
-from daemon.names import NAME_MAX, stem
+from daemon.names import NAME_MAX, printable, stem
 from daemon.release import overlong, rename_shorter, write_release
 from daemon.scan import Candidate, list_outbox, marker_wait
 from daemon.statelock import running
@@ -66,9 +66,10 @@ def resolve(target: str, settings: Settings) -> Candidate:
                           f"{', '.join(c.invoice.name for c, _ in found)} — name the file")
     if os.sep not in target or path.parent == settings.outbox.path.resolve():
         # A file of that name the daemon will not use (a link, a name not UTF-8): why,
-        # rather than "no invoice file" beside a file the admin sees in the outbox.
+        # rather than "no invoice file" beside a file the admin sees in the outbox. The
+        # listing shows names escaped (b\x9b31m.xml): typed raw, the name is escaped too.
         for shown_name, why in listing.refused:
-            if name in (shown_name, stem(shown_name)):
+            if {name, printable(name)} & {shown_name, stem(shown_name)}:
                 raise SendRefused(f"{shown_name}: {why}; nothing was released")
     gone = left_the_outbox(name, settings, _SEND_ENDINGS)
     raise SendRefused(f"no invoice file or invoice id {target!r} in {settings.outbox.path}"

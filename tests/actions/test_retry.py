@@ -735,3 +735,27 @@ def test_two_retries_of_one_bundle_at_once_take_turns(
     assert err.startswith(f"outboxd: no quarantined bundle {folder.name!r} in ")
     assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001", "INV-1001.ready",
                                                            "INV-1001.xml"]
+
+
+def test_retry_run_again_after_it_succeeded_exits_1_whether_named_by_path_name_or_id(
+        cfg: Env) -> None:
+    """A script runs `outboxd retry` again for a bundle already moved back: by its name or
+    id it exited 1 ("no quarantined bundle"), by its path 2 ("is not a quarantine
+    folder", a usage error) — the same situation, two codes. A path that was a quarantine
+    folder and is gone now is exit 1 too, saying so; a path that never was one (outside
+    the quarantine folder, or not shaped as outboxd names its folders) stays 2."""
+    folder = quarantined(cfg)
+
+    def retry(arg: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*OUTBOXD, "retry", "-c", str(cfg.config), arg],
+                              capture_output=True, text=True, timeout=60)
+
+    first = retry(str(folder))
+    assert first.returncode == 0, first.stderr
+    for arg in (str(folder), folder.name, BID[:12]):
+        again = retry(arg)
+        assert again.returncode == 1, (arg, again.stderr)
+        assert again.stderr.startswith(f"outboxd: no quarantined bundle {arg!r} in "), \
+            again.stderr
+    for never in (cfg.root / "elsewhere" / folder.name, cfg.quarantine / "2026-11-26" / "x"):
+        assert retry(str(never)).returncode == 2, never

@@ -7,7 +7,7 @@ import shlex
 import subprocess
 
 import pytest
-from conftest import Env
+from conftest import OUTBOXD, Env
 from helpers import ubl_invoice, write
 
 from daemon.actions.send import SendRefused, resolve, send
@@ -107,8 +107,8 @@ def test_send_shows_a_bidi_control_in_a_file_name_escaped_on_the_terminal(
     """A clerk's file named `INV\\u202elmx.pdf` (shown by a terminal as INVfdp.xml) or with
     a line separator (U+2028, which ends a line to many viewers) reaches an admin's
     terminal through `outboxd send`, on its answer and on its refusal, as \\u202e and
-    \\u2028, never raw. (A name with a C1 control character, U+009B, is a bad name: no
-    invoice file, so `send` never shows it.)"""
+    \\u2028, never raw. (A name with a C1 control character, U+009B, is a bad name,
+    refused as such, and shown escaped too.)"""
     from daemon.cli import main
     config = env.write_config("http://127.0.0.1:9/bundles")
     write(env.outbox / "INV\u202elmx.xml", ubl_invoice("INV-9"))
@@ -209,6 +209,24 @@ def test_send_of_an_invoice_file_that_is_a_link_says_why_it_is_not_sent(env: Env
             "opens it")
         assert str(info.value).endswith("; nothing was released")
     assert [p.name for p in env.outbox.iterdir()] == ["INV-L.xml"]
+
+
+@pytest.mark.parametrize("target", ["b\x9b31m.xml", "b\x9b31m", "b\\x9b31m.xml"])
+def test_send_of_an_invoice_file_refused_for_its_name_says_so_and_the_fix(
+        env: Env, target: str) -> None:
+    """b\\x9b31m.xml (a C1 control character: bad-name) in the outbox: `outboxd send` by
+    its name, its stem, or its name as outboxd shows it said "no invoice file or
+    invoice id … in outbox" beside a file the admin sees there. It now says the file is
+    there but refused for its name, and to rename it; exit 1, nothing written."""
+    env.write_config("http://127.0.0.1:9/bundles", einvoice={"preflight": "off"})
+    write(env.outbox / "b\x9b31m.xml", ubl_invoice("INV-C1"))
+    done = subprocess.run([*OUTBOXD, "send", "-c", str(env.config), "--without-attachments",
+                           "--", target], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert "no invoice file" not in done.stderr
+    assert "b\\x9b31m.xml: the name holds a control character (\\x9b) — rename the file; " \
+        "nothing was released" in done.stderr
+    assert [p.name for p in env.outbox.iterdir()] == ["b\x9b31m.xml"]
 
 
 def test_send_under_marker_completion_says_the_bundle_still_waits_for_its_marker(

@@ -235,7 +235,7 @@ def test_invoice_files_that_cannot_be_used_are_on_the_page_until_they_go(
     bad = os.fsencode(env.outbox) + b"/INV-\xe9.xml"  # Latin-1, not UTF-8
     with open(bad, "wb") as fh:
         fh.write(b"<Invoice/>")
-    wait_for(lambda: "INV-\\xe9.xml" in refused(), what="the non-UTF-8 name on the page")
+    wait_for(lambda: "INV-\\udce9.xml" in refused(), what="the non-UTF-8 name on the page")
     assert "symbolic link" in refused() and "not valid UTF-8" in refused()
     os.unlink(bad)
     (env.outbox / "INV-link.xml").unlink()
