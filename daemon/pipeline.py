@@ -51,6 +51,8 @@ __all__ = ["IDLE", "Next", "Pipeline"]
 
 # A copy at work that has not changed for this long is shown as stuck (_busy).
 STUCK_SECONDS = 600.0
+LEFT_ALONE_AT_START = ("in the outbox, but no longer taken as an invoice file at start "
+                       "(its name refused, or the patterns changed); left alone")
 NO_LONGER_AN_INVOICE = ("no longer an invoice file under the reloaded [outbox] "
                         "invoice_patterns or ignore_patterns; left alone in the outbox")
 
@@ -380,7 +382,10 @@ class Pipeline(Decisions):
         # held invoice file is rewritten for that one, not removed.
         for row in gone:  # taken out while we were stopped: as in step()
             self._clear_errors_file(candidate_for(self.s.outbox, row.invoice_file), row)
-            self.j.transition(row.id, "gone", "not in the outbox at start", durable=False)
+            # Or there, no longer taken (a name an upgrade refuses): the page says why.
+            there = listed is not None and row.invoice_file in listed
+            self.j.transition(row.id, "gone", LEFT_ALONE_AT_START if there
+                              else "not in the outbox at start", durable=False)
         try:  # and those no row explains, whose bundle left while we were stopped
             drop_orphaned_errors(self.s.outbox.path, present, listed)
         except OSError as exc:
