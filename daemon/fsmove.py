@@ -20,6 +20,7 @@ from typing import BinaryIO, Protocol
 
 from daemon.fsops import CHUNK, FOLDER, FOLDER_NOFOLLOW, kind_of, open_regular, opened_if_regular
 from daemon.fswrite import fsync_dir, rename_noreplace
+from daemon.names import NAME_MAX, fit_name
 from daemon.workfolder import not_the_folder, still_at, still_held
 
 
@@ -163,8 +164,9 @@ def remove_held(path: Path, held: int, copied: Copied) -> list[Path]:
     return [Path(os.path.normpath(path / rel)) for rel in left]
 
 
-def _remove(path: Path) -> None:
-    """Remove a file or folder we made; nothing if it is not there."""
+def remove_leftover(path: Path) -> None:
+    """Remove a file or folder we made (a copy under way a crash left: partial_name);
+    nothing if it is not there. A link is removed, never followed."""
     if not os.path.lexists(path):
         return
     shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
@@ -181,8 +183,15 @@ def partial_name(dst: Path, tag: str = "") -> Path:
     that a copy another daemon makes to the same name at the same time (two daemons
     archiving into one sent/, the same bundle dropped again) is never taken for a leftover
     and removed under it, while a daemon restarted after a crash mid-copy finds its own.
-    Without a tag (`outboxd retry`): `.NAME.partial`."""
-    return dst.with_name(f".{dst.name}.{tag}.partial" if tag else f".{dst.name}.partial")
+    Without a tag (`outboxd retry`, and every copy of a version before the tag):
+    `.NAME.partial`.
+
+    NAME is cut (fit_name: the same NAME always gives the same cut, two give two) where
+    the whole would not fit in a path component: archive entries a version before the tag
+    named and journaled are up to 244 bytes long, without room for one."""
+    suffix = f".{tag}.partial" if tag else ".partial"
+    return dst.with_name(f".{fit_name(dst.name, NAME_MAX - 1 - len(os.fsencode(suffix)))}"
+                         f"{suffix}")
 
 
 def move_tree(src: Path, dst: Path, sync: bool = True, held: int | None = None,
@@ -214,7 +223,7 @@ def move_tree(src: Path, dst: Path, sync: bool = True, held: int | None = None,
     # Named after the target and the daemon, not our pid: a restart after a crash
     # mid-copy finds and replaces its partial copy instead of leaving it behind.
     tmp = partial_name(dst, tag)
-    _remove(tmp)
+    remove_leftover(tmp)
     copied: Copied = {}
     try:
         if held is None:
@@ -232,7 +241,7 @@ def move_tree(src: Path, dst: Path, sync: bool = True, held: int | None = None,
         # A full disk, a path too long, a share gone: the source is intact, so
         # a half copy is only litter in the archive. Retried later from scratch.
         with contextlib.suppress(OSError):
-            _remove(tmp)
+            remove_leftover(tmp)
         raise
     fsync_dir(dst.parent)
     if held is not None:

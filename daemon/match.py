@@ -77,13 +77,15 @@ def _listdir(folder: int, rel: str) -> list[os.DirEntry[str]]:
 def _collect(fd: int, folder: Path, rel: str, invoice_id: str, settings: Settings,
              findings: list[Finding], allow_subfolders: bool, copying: list[str],
              entries: list[os.DirEntry[str]] | None = None,
-             later: list[MissingCheck] | None = None) -> tuple[list[Attachment], Notes]:
+             later: list[MissingCheck] | None = None,
+             claimed: bool = False) -> tuple[list[Attachment], Notes]:
     """The attachments in one folder (open at `fd`; `folder`: its path, `entries`: its
     listing, if taken already), with its attachments.toml applied; in-progress names
     found are added to `copying`. Every file is opened from the folder held open, so
     what is hashed lies in the folder listed, never behind a link swapped in since.
     `later`: the check of entries that name no file here goes there, to be run once the
-    invoices' subfolders are read (an entry may name a file in one of them)."""
+    invoices' subfolders are read (an entry may name a file in one of them). `claimed`:
+    the folder lies in a work folder (see match_attachments)."""
     notes = read_notes(fd, rel, findings)
     atts: list[Attachment] = []
     names: set[str] = set()
@@ -110,7 +112,11 @@ def _collect(fd: int, folder: Path, rel: str, invoice_id: str, settings: Setting
             # Escaped as the scanner does (\xNN): findings go to UTF-8 files and the journal,
             # and one file must read the same in the log, NAME.errors.txt and on the page.
             findings.append(_err("bad-name", printable(shown), problem, invoice_id))
-            continue
+            if not (claimed and _utf8(e.name)):
+                continue
+            # Claimed by an older version, which took C1 controls (U+0080–U+009F): read
+            # with the file, as claimed, so that it is sent with the id it was sent
+            # with (recovery.sent_as_claimed), never a copy without it.
         try:
             st = e.stat(follow_symlinks=False)
         except OSError as exc:
@@ -155,13 +161,23 @@ def _collect(fd: int, folder: Path, rel: str, invoice_id: str, settings: Setting
     return atts, notes
 
 
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False  # undecodable bytes (surrogateescape): no version took them
+    return True
+
+
 def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Settings,
-                      ids_unknown: bool = False
+                      ids_unknown: bool = False, claimed: bool = False
                       ) -> tuple[list[Attachment], list[Finding], str | None, str]:
     """Attachments per invoice id, structural findings, the channel override, and the
     digest of what was read beside the attachments (_sidecar_digest), of the sidecar
     open at `fd` (`sidecar`: its path). `ids_unknown`: the invoice file could not be
-    read, and `ids` is its stem standing in."""
+    read, and `ids` is its stem standing in. `claimed`: the sidecar lies in a work
+    folder; a file whose name is bad-name but UTF-8 is then read with its error, not
+    left out."""
     findings: list[Finding] = []
     rel = sidecar.name
     folders = IdFolders(ids)
@@ -173,7 +189,7 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
     sidecar_notes = SidecarNotes()
     root_atts, root_notes = _collect(fd, sidecar, rel, ids[0], settings, findings,
                                      allow_subfolders=True, copying=copying, entries=listing,
-                                     later=sidecar_notes.later)
+                                     later=sidecar_notes.later, claimed=claimed)
     if single:
         atts.extend(root_atts)
     else:
@@ -218,7 +234,8 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
         try:
             with folder_in(fd, e.name, where) as sub_fd:
                 sub, notes = _collect(sub_fd, sidecar / e.name, where, owner, settings,
-                                      findings, allow_subfolders=False, copying=copying)
+                                      findings, allow_subfolders=False, copying=copying,
+                                      claimed=claimed)
         except HostileInput as exc:
             # Swapped for a link (or a file) since it was listed: never entered. The
             # finding changes the sidecar digest, and the snapshot has changed too.
@@ -286,7 +303,8 @@ def assemble(cand: Candidate, settings: Settings, known: Bundle | None = None) -
         fd = _sidecar(root, cand, findings, stack)
         if fd is not None:
             attachments, more, channel, sidecar_digest = match_attachments(
-                fd, cand.sidecar, inv.invoice_ids, settings, inv.ids_unknown)
+                fd, cand.sidecar, inv.invoice_ids, settings, inv.ids_unknown,
+                claimed=top != settings.outbox.path)
             findings.extend(more)
     sidecar = cand.sidecar if fd is not None else None
     findings.extend(look_alike_findings(cand, settings))

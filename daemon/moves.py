@@ -21,6 +21,7 @@ from daemon.claim import copy_tag
 from daemon.config import Settings
 from daemon.errors import describe
 from daemon.foldermounts import FolderMounts
+from daemon.fsmove import partial_name, remove_leftover
 from daemon.journal import QUARANTINING, Journal, Row, iso_in, now_iso, parse_iso
 from daemon.logs import bundle_log
 from daemon.names import stem
@@ -93,6 +94,8 @@ class Moves:
             # Its share unmounted: the bare mount point would take the entry unseen.
             return self._move_failed(row, f"{failure} {target}: {away}")
         work = Path(row.work_dir)
+        if row.archive_dir:
+            self._drop_older_copy(row, target)
         try:
             target = place(work, target, papers, row.bundle_id,
                            copy_tag(self.s.paths.state_dir))
@@ -158,6 +161,25 @@ class Moves:
         bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids).warning(
             "bundle quarantined", reasons=[r.line() for r in reasons], archive=str(placed))
         return None
+
+    def _drop_older_copy(self, row: Row, target: Path) -> None:
+        """Remove the copy under way into `target`, the archive folder journaled for this
+        row, that a version before the per-daemon copy names left (`.NAME.partial`): it
+        was this journal's daemon's, killed mid-copy before an upgrade. That version
+        replaced it at its next try; this one's copy has another name and would leave it
+        for good, a whole bundle's bytes hidden in the archive."""
+        older = partial_name(target)
+        if not os.path.lexists(older):
+            return
+        log = bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids)
+        try:
+            remove_leftover(older)
+        except OSError as exc:
+            # The archive goes on; the leftover is litter only, said so.
+            log.warning("cannot remove the copy an older outboxd left under way; remove it "
+                        "by hand", partial=str(older), error=describe(exc))
+            return
+        log.info("removed the copy an older outboxd left under way", partial=str(older))
 
     def _target(self, row: Row, root: Path, at: str) -> Path:
         """The archive folder, chosen once and journaled before the move."""

@@ -44,6 +44,8 @@ __all__ = ["IDLE", "Next", "Pipeline"]
 
 # A copy at work that has not changed for this long is shown as stuck (_busy).
 STUCK_SECONDS = 600.0
+LEFT_ALONE_AT_START = ("in the outbox, but no longer taken as an invoice file at start "
+                       "(its name refused, or the patterns changed); left alone")
 NO_LONGER_AN_INVOICE = ("no longer an invoice file under the reloaded [outbox] "
                         "invoice_patterns or ignore_patterns; left alone in the outbox")
 
@@ -376,10 +378,13 @@ class Pipeline(Decisions):
         for row in gone:  # taken out while we were stopped: as in step()
             self._clear_errors_file(candidate_for(self.s.outbox, row.invoice_file), row)
             # A name an older version took and this one refuses (a C1 control character)
-            # is there still: said so, with why, as the page and the log say it.
+            # is there still: said so, with why, as the page and the log say it; one no
+            # longer an invoice file by the patterns is there too, left alone.
             why = (refused or {}).get(printable(row.invoice_file))
-            self.j.transition(row.id, "gone", "not in the outbox at start" if why is None
-                              else f"in the outbox, but left alone: {why}", durable=False)
+            there = listed is not None and row.invoice_file in listed
+            self.j.transition(row.id, "gone", f"in the outbox, but left alone: {why}"
+                              if why is not None else LEFT_ALONE_AT_START if there
+                              else "not in the outbox at start", durable=False)
         try:  # and those no row explains, whose bundle left while we were stopped
             drop_orphaned_errors(self.s.outbox.path, present, listed)
         except OSError as exc:

@@ -84,10 +84,11 @@ class NeverPost:
 
 def claimed(tmp_path: Path, attachments: dict[str, bytes] | None = None,
             validation: dict[str, Any] | None = None,
-            delivery: dict[str, Any] | None = None) -> tuple[Pipeline, Settings, int]:
+            delivery: dict[str, Any] | None = None,
+            name: str = "INV-1") -> tuple[Pipeline, Settings, int]:
     """A pipeline with one bundle dropped, read and claimed (not yet delivered)."""
     p, s = make(tmp_path, validation=validation or {}, delivery=delivery or {})
-    drop_bundle(s.outbox.path, "INV-1", attachments or {"a.pdf": pdf_bytes()})
+    drop_bundle(s.outbox.path, name, attachments or {"a.pdf": pdf_bytes()})
     [cand] = list_outbox(s.outbox).candidates.values()
     nxt = p.step(cand, 1000.0)
     assert nxt.read is not None

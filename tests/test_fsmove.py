@@ -135,6 +135,25 @@ class TestMoveTree:
         assert sorted(os.listdir(dst.parent)) == [".dst.hostb-bbbbbb.partial", "dst"]
         assert (theirs / "f").read_bytes() == b"half"
 
+    def test_the_copy_name_of_a_long_entry_an_older_version_named_fits_and_is_its_own(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """An archive entry journaled by a version before the per-daemon copy names is up
+        to 244 bytes long: its copy under way, with the longest tag, is cut to fit one
+        path component (else 'File name too long' on every try), the same each time, and
+        two entries that differ only past the cut get two copy names."""
+        tag = "h" * 32 + "-abcdef"
+        one, two = (tmp_path / "out" / ("L" * 226 + f"--{i}0123456789a-999") for i in (1, 2))
+        names = [fsmove.partial_name(d, tag).name for d in (one, two, one)]
+        assert all(len(n.encode()) <= 255 and n.endswith(f".{tag}.partial") for n in names)
+        assert names[0] == names[2] != names[1]
+        src = tmp_path / "src"
+        src.mkdir()
+        (src / "f").write_bytes(b"new")
+        exdev_once(monkeypatch)
+        move_tree(src, one, tag=tag)
+        monkeypatch.undo()
+        assert os.listdir(one.parent) == [one.name] and (one / "f").read_bytes() == b"new"
+
     def test_fifo_across_file_systems_is_recreated_not_opened(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A FIFO in a quarantined sidecar is recreated as a FIFO on the other side (opening

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +24,7 @@ from daemon import archive, fsmove, manifest, pagerender  # noqa: E402
 from daemon.answers import Receipt  # noqa: E402
 from daemon.errors import Rejected  # noqa: E402
 from daemon.journal import DELIVERED  # noqa: E402
+from daemon.names import fit_bytes  # noqa: E402
 
 
 def test_power_loss_that_kept_the_move_but_not_the_receipt_ends_with_it_whole(
@@ -157,6 +159,50 @@ def test_a_crash_while_deleting_the_source_of_a_copy_into_quarantine_keeps_one_e
     assert (copy / "INV-1" / "a.pdf").read_bytes() == pdf_bytes()
     assert (copy / "reason.json").read_bytes() == first_papers
     assert not work.exists()
+
+
+def test_a_long_named_bundle_an_older_version_was_copying_into_sent_is_archived_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Upgrade: the version before the per-daemon copy names journaled the sent/ folder of
+    a long invoice name cut to 240 bytes (now shorter, with room for the daemon's tag) and
+    was killed copying into it across file systems, leaving its `.NAME--ID12.partial`.
+    The new version archives the bundle once into the folder journaled — its own copy
+    name cut to fit (it failed 'File name too long' on every try, the bundle delivered
+    and never archived) — and removes the older copy, which nothing else would."""
+    name = "INV-" + "L" * 220  # 224 bytes: cut at 186 now, not at 226 before
+
+    def died(*_: Any, **__: Any) -> Path:
+        raise OSError(5, "the daemon died here")
+
+    p, s, row = claimed(tmp_path, name=name)
+    monkeypatch.setattr(archive, "move_into_place", died)
+    assert p.finish.attempt(row) is not None  # delivered; the move is to be tried again
+    monkeypatch.undo()
+    delivered = p.j.get(row)
+    assert delivered.state == DELIVERED and delivered.bundle_id and delivered.work_dir
+    # What the older version journaled and left in sent/: its cut (255 - 15 bytes in all).
+    older = Path(delivered.archive_dir or "").parent / (
+        fit_bytes(name, 240 - 14) + f"--{delivered.bundle_id[:12]}")
+    assert older.name != Path(delivered.archive_dir or "").name
+    p.j.update(row, archive_dir=str(older))
+    left = older.with_name(f".{older.name}.partial")
+    (left / name).mkdir(parents=True)
+    (left / name / "a.pdf").write_bytes(b"half a copy")
+    work = Path(delivered.work_dir)
+    rename = fsmove.rename_noreplace
+
+    def across(src: Path, dst: Path) -> None:
+        if Path(src) == work:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        rename(src, dst)
+
+    monkeypatch.setattr(fsmove, "rename_noreplace", across)
+    assert restart(p, s, row).attempt(row) is None
+    done = p.j.get(row)
+    assert (done.state, done.archive_dir, done.last_error) == ("sent", str(older), None)
+    assert os.listdir(older.parent) == [older.name]
+    assert (older / name / "a.pdf").read_bytes() == pdf_bytes()
+    assert (older / f"{name}.xml").is_file() and not work.exists()
 
 
 def test_a_bundle_archived_after_a_failed_move_is_sent_without_the_old_error(

@@ -374,6 +374,26 @@ class TestDecisions:
         assert "ProcSubset=pid" in error and "tries again" in error
         assert "permission" not in error
 
+def test_a_bundle_whose_name_an_upgrade_refuses_is_left_alone_not_said_gone_from_the_outbox(
+        tmp_path: Path) -> None:
+    """Upgrade: the version before this one held INV-<U+0085>.xml; this one refuses the
+    name (bad-name). At the start the row ends (the log and the page say why the file is
+    left alone) and the journal says the file is left alone in the outbox — not 'not in
+    the outbox at start', as it said: the file is there, untouched."""
+    p, s = make(tmp_path, policy={"invalid": "hold"})
+    name = "INV-\x85.xml"
+    write(s.outbox.path / name, b"<Invoice>broken")
+    # As the older version left it: a held row.
+    row = p.j.create(name, "held", "pre-upgrade", reasons=[])
+    listing = list_outbox(s.outbox)
+    assert name not in listing.candidates and name in listing.stats
+    again, _ = make(tmp_path, policy={"invalid": "hold"})
+    again.start(set(listing.candidates), listing.stats)
+    assert again.j.get(row).state == "gone"
+    assert "left alone" in (again.j.last_detail(row) or "")
+    assert (s.outbox.path / name).read_bytes() == b"<Invoice>broken"
+
+
 class TestWaitingDeadlines:
     """The end of an unattached bundle's wait ([policy] unattached): kept in the journal as
     wall-clock time, waited for on the loop's monotonic clock."""

@@ -31,6 +31,7 @@ from claimed import (  # noqa: E402, F401 - quiet_logs: autouse
 from helpers import drop_bundle, pdf_bytes, write  # noqa: E402
 from swaps import linked_aside_before  # noqa: E402
 
+from daemon import names  # noqa: E402
 from daemon.answers import Receipt  # noqa: E402
 from daemon.config import Settings  # noqa: E402
 from daemon.config_folders import prepare_folders  # noqa: E402
@@ -469,6 +470,35 @@ class TestRulesOfANewVersion:
         assert receiver.posts == 1
         assert got.state == "sent" and got.bundle_id == bid and got.receipt_id == "r-1"
         assert list(s.quarantine_dir.glob("*/*")) == []
+
+    def test_a_bundle_an_older_version_claimed_with_a_c1_name_is_sent_as_claimed(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Upgrade: the version before this one took names with C1 controls and claimed
+        a bundle whose attachment is named a<U+0085>.pdf, killed while sending it (the
+        receiver may have it). This version refuses such a name (bad-name); read again
+        after the restart the file was left out of the bundle, so it had another id and
+        was quarantined — REASON.txt saying nothing was sent — while the receiver held
+        it. It is read with the file and sent again as claimed, with the same id."""
+        from daemon import match
+
+        def before_c1(name: str) -> str | None:  # the older version's rule: C0 only
+            problem = names.name_problem(name)
+            return None if problem and not any(
+                c < " " or c == "\x7f" for c in name) else problem
+
+        monkeypatch.setattr(match, "name_problem", before_c1)
+        p, s, row = claimed(tmp_path, {"a\x85.pdf": pdf_bytes()})
+        monkeypatch.undo()
+        bid = p.j.get(row).bundle_id
+        fin = Finisher(s, p.j, NeverPost())
+        assert [r for r, _ in fin.recover()] == [row]
+        fin.d = receiver = Idempotent(Receipt(200, {"receipt_id": "r-1"}, "r-1"))
+        assert fin.attempt(row) is None
+        got = p.j.get(row)
+        assert receiver.posts == 1 and list(s.quarantine_dir.glob("*/*")) == []
+        assert got.state == "sent" and got.bundle_id == bid
+        [entry] = folders(s.sent_dir)
+        assert (entry / "INV-1" / "a\x85.pdf").read_bytes() == pdf_bytes()
 
     def test_a_bundle_read_again_on_another_channel_is_never_sent_as_claimed(
             self, tmp_path: Path) -> None:
