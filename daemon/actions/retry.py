@@ -188,8 +188,16 @@ def run(args: argparse.Namespace) -> int:
     # then all but the first found it half moved ("cannot tell the invoice file (none)
     # — move the files back by hand", "No such file or directory"). Taking turns, the
     # later ones find it gone, and say so.
-    with folder_locked(root):
-        return _retry(args, settings)
+    try:
+        with folder_locked(root):
+            return _retry(args, settings)
+    except BlockingIOError as exc:
+        if exc.filename != str(root):
+            raise
+        raise RetryRefused(
+            f"quarantine/ ({root}) was {exc.strerror}, so nothing was moved: another "
+            "outboxd retry still moving bundles back, or a process of anyone who may open "
+            "the folder (`fuser -v` names it) — run retry again once it ends") from None
 
 
 def _retry(args: argparse.Namespace, settings: Settings) -> int:

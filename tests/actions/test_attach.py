@@ -184,6 +184,40 @@ def test_an_attach_whose_name_another_took_while_it_copied_writes_nothing(
     assert sorted(p.name for p in sidecar.iterdir()) == ["attachments.toml", "timesheet.pdf"]
 
 
+def test_a_sidecar_someone_holds_locked_for_good_stops_attach_in_time(
+        cfg: Env, timesheet: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Anyone who may open the sidecar (a clerk's account on this host) can flock it and
+    keep it locked: attach waited for that lock for ever, and the ERP's scheduler with
+    it. It now gives up after the lock wait (temps.LOCK_WAIT_SECONDS), names the folder
+    and says to attach again; nothing is put in, no temp is left."""
+    import sys
+    import threading
+
+    import daemon.temps as temps
+    drop_bundle(cfg.outbox, "INV-1001", {"scan.pdf": pdf_bytes(1)})
+    sidecar = cfg.outbox / "INV-1001"
+    monkeypatch.setattr(temps, "LOCK_WAIT_SECONDS", 0.5)
+    clerk = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, os, sys\n"
+         "fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)\n"
+         "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()",
+         str(sidecar)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert clerk.stdout is not None and clerk.stdout.readline() == "held\n"
+        ended: list[int] = []
+        run = threading.Thread(target=lambda: ended.append(
+            attach(cfg, "INV-1001", str(timesheet))), daemon=True)
+        run.start()
+        run.join(30)
+        assert ended == [1], "attach still waiting for the lock after 30 s"
+    finally:
+        clerk.communicate("")
+    err = capsys.readouterr().err
+    assert f"{sidecar} was held locked by another process" in err, err
+    assert "attach again once it is let go" in err and "Traceback" not in err
+    assert sorted(p.name for p in sidecar.iterdir()) == ["scan.pdf"]
+
+
 def test_attach_run_again_after_a_kill_before_its_rename_finishes_the_bundle(
         cfg: Env, timesheet: Path) -> None:
     """An attach killed after writing attachments.toml, before renaming its copy into

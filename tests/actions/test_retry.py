@@ -6,6 +6,7 @@ import json
 import os
 import stat
 import subprocess
+import sys
 import unicodedata
 from pathlib import Path
 
@@ -701,10 +702,14 @@ def test_retry_of_a_folder_a_clerk_renamed_removes_outboxds_papers_and_the_folde
     assert "not as outboxd wrote it" not in capsys.readouterr().err
 
 
-def _waits_for_a_lock(pid: int) -> bool:
-    """Whether process pid waits for a flock another holds (/proc/locks: "->" lines)."""
-    return any(line.split()[2:4] == ["FLOCK", "ADVISORY"] and line.split()[5] == str(pid)
-               for line in Path("/proc/locks").read_text().splitlines() if "->" in line)
+def _has_open(pid: int, folder: Path) -> bool:
+    """Whether process pid has `folder` open (retry opens quarantine/ to lock it, and
+    then waits, trying, while another holds the lock)."""
+    fds = Path(f"/proc/{pid}/fd")
+    try:
+        return any(os.readlink(fds / fd) == str(folder) for fd in os.listdir(fds))
+    except OSError:  # it ended meanwhile, or closed one as we looked
+        return False
 
 
 def test_two_retries_of_one_bundle_at_once_take_turns(
@@ -725,7 +730,7 @@ def test_two_retries_of_one_bundle_at_once_take_turns(
                                            stderr=subprocess.PIPE, text=True))
             # It ran to its end meanwhile (before the fix), or it waits for our lock.
             wait_for(lambda: second[0].poll() is not None
-                     or _waits_for_a_lock(second[0].pid), timeout=60,
+                     or _has_open(second[0].pid, cfg.quarantine.resolve()), timeout=60,
                      what="the second retry to end or wait")
         return real_move(src, dst)
     monkeypatch.setattr(retry_mod, "move_tree", move_while_another_retry_runs)
@@ -735,3 +740,35 @@ def test_two_retries_of_one_bundle_at_once_take_turns(
     assert err.startswith(f"outboxd: no quarantined bundle {folder.name!r} in ")
     assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001", "INV-1001.ready",
                                                            "INV-1001.xml"]
+
+
+def test_a_quarantine_folder_someone_holds_locked_for_good_stops_retry_in_time(
+        cfg: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Anyone who may open quarantine/ (the clerks' group often may) can flock it and
+    keep it locked: retry waited for that lock for ever, and the ERP's scheduler with
+    it. It now gives up after the lock wait (temps.LOCK_WAIT_SECONDS), says who may
+    hold it and to run again, and moves nothing."""
+    import threading
+
+    import daemon.temps as temps
+    folder = quarantined(cfg)
+    monkeypatch.setattr(temps, "LOCK_WAIT_SECONDS", 0.5)
+    clerk = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, os, sys\n"
+         "fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)\n"
+         "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()",
+         str(cfg.quarantine)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert clerk.stdout is not None and clerk.stdout.readline() == "held\n"
+        ended: list[int] = []
+        retry = threading.Thread(target=lambda: ended.append(
+            main(["retry", "-c", str(cfg.config), folder.name])), daemon=True)
+        retry.start()
+        retry.join(30)
+        assert ended == [1], "retry still waiting for the lock after 30 s"
+    finally:
+        clerk.communicate("")
+    err = capsys.readouterr().err
+    assert f"quarantine/ ({cfg.quarantine.resolve()}) was held locked by another process" \
+        in err and "run retry again once it ends" in err and "Traceback" not in err
+    assert folder.is_dir() and sorted(p.name for p in cfg.outbox.iterdir()) == []
