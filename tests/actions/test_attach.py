@@ -730,6 +730,34 @@ def test_an_attach_after_the_bundle_was_sent_says_it_went_out_without_the_file(
         f"with {archived}/INV-S/first.pdf (the same bytes, type and note); nothing was changed")
 
 
+def test_a_sent_entry_swapped_for_a_link_is_not_looked_through_for_the_file(
+        cfg: Env, timesheet: Path, capsys) -> None:
+    """A clerk who may write in sent/ swaps a sent bundle's entry for a link to a folder
+    anywhere (holding a copy of the file): attach (often root) walked through the link,
+    read what lay there, and said "already sent with it", exit 0, for a file that never
+    went. The entry is now reached from sent/ without following a link (nor walking
+    the whole machine through one to "/"); the real entry is still found."""
+    cfg.state.mkdir(exist_ok=True)
+    entry = cfg.root / "sent" / "2026-12-01" / "INV-S--0123456789ab"
+    j = Journal(cfg.state / "journal.sqlite3")
+    j.create("INV-S.xml", "sent", bundle_id="0123456789ab" + "0" * 52,
+             invoice_ids=["INV-S"], archive_dir=str(entry))
+    j.close()
+    elsewhere = write(cfg.root / "elsewhere" / "INV-S" / "timesheet.pdf",
+                      timesheet.read_bytes()).parent.parent
+    entry.parent.mkdir(parents=True)
+    entry.symlink_to(elsewhere, target_is_directory=True)
+    assert attach(cfg, "INV-S", str(timesheet)) == 1
+    assert "too late: it went out without 'timesheet.pdf'" in capsys.readouterr().err
+    entry.unlink()
+    elsewhere.rename(entry)
+    assert attach(cfg, "INV-S", str(timesheet)) == 0
+    assert capsys.readouterr().out.rstrip().endswith(
+        f"with {entry}/INV-S/timesheet.pdf (the same bytes, type and note); nothing was "
+        "changed")
+    assert list(cfg.outbox.iterdir()) == []
+
+
 def test_an_attach_to_a_bundle_quarantined_or_in_delivery_says_where_it_is(
         cfg: Env, timesheet: Path, capsys) -> None:
     """For an id whose bundle left the outbox, attach says what the journal knows: a
