@@ -772,3 +772,32 @@ def test_a_quarantine_folder_someone_holds_locked_for_good_stops_retry_in_time(
     assert f"quarantine/ ({cfg.quarantine.resolve()}) was held locked by another process" \
         in err and "run retry again once it ends" in err and "Traceback" not in err
     assert folder.is_dir() and sorted(p.name for p in cfg.outbox.iterdir()) == []
+
+
+def test_a_bundle_copied_back_across_file_systems_is_left_movable_by_the_daemon(
+        cfg: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """quarantine/ on another file system than the outbox: retry (as root, or as the
+    daemon's user under umask 027) copies the bundle back, and the sidecar it makes was
+    its maker's alone (0750), so the daemon, which must write in a folder to move it
+    into processing, left the bundle "not moving" for good, and clerks could not fix a
+    file in it. Where the outbox is group-writable, the folders retry puts there are too,
+    as those `attach` makes."""
+    import errno
+
+    import daemon.fsmove as fsmove
+    folder = quarantined(cfg)
+    os.chmod(cfg.outbox, 0o2770)
+    real, calls = fsmove.rename_noreplace, []
+
+    def across(src: Path, dst: Path) -> None:
+        calls.append(src)
+        if Path(src).parent == folder:  # each entry's own rename: another file system
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        real(src, dst)
+    monkeypatch.setattr(fsmove, "rename_noreplace", across)
+    assert main(["retry", "-c", str(cfg.config), folder.name]) == 0
+    monkeypatch.undo()
+    sidecar = cfg.outbox / "INV-1001"
+    assert (sidecar / "scan.pdf").is_file() and any(
+        Path(c).name.endswith(".partial") for c in calls)  # copied, not renamed
+    assert stat.S_IMODE(sidecar.stat().st_mode) & stat.S_IWGRP
