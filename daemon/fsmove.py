@@ -73,15 +73,25 @@ def unchanged(then: Identity | None, st: os.stat_result) -> bool:
         then[3] == now[3] or now[4] < then[4])
 
 
-def _copy_entry(parent: int, name: str, dst: Path, copied: Copied, rel: str) -> None:
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _copy_entry(parent: int, name: str, into: int, dst: str, copied: Copied, rel: str
+                ) -> int | None:
     """Copy the entry `name` of the folder open at `parent` without following links or
     opening FIFOs and devices (each folder opened from the one above, O_NOFOLLOW);
-    fsync files. Each file's identity before it was read goes into `copied` at `rel`."""
+    fsync files. The copy is made as `dst` in the folder open at `into`, never by a
+    path: the copy under way lies in a folder people may write in (the outbox, a day
+    folder of sent/), where it could be swapped for a link meanwhile, and what was still
+    to copy went through it (as root, for `retry`). Each file's identity before it was
+    read goes into `copied` at `rel`. The file or folder made, open (the caller closes
+    it); None for a link, FIFO or note made."""
     st = os.stat(name, dir_fd=parent, follow_symlinks=False)
+    made: int | None = None
     if stat.S_ISDIR(st.st_mode):
         fd = os.open(name, FOLDER_NOFOLLOW, dir_fd=parent)
         try:
-            _copy_folder(fd, dst, copied, rel)
+            made = _copy_folder(fd, into, dst, copied, rel)
         finally:
             os.close(fd)
     elif stat.S_ISREG(st.st_mode):
@@ -89,28 +99,73 @@ def _copy_entry(parent: int, name: str, dst: Path, copied: Copied, rel: str) -> 
         if file is None:  # swapped since the look above: never opened
             raise OSError(errno.EAGAIN, "changed while it was copied", name)
         with os.fdopen(file, "rb") as fin:
-            copy_file(fin, dst)
+            made = os.open(dst, _NEW_FILE, 0o640, dir_fd=into)
+            try:
+                with open(made, "wb", closefd=False) as fout:
+                    copy_into(fin, fout)
+            except BaseException:
+                os.close(made)
+                raise
     elif stat.S_ISLNK(st.st_mode):
-        os.symlink(os.readlink(name, dir_fd=parent), dst)
+        os.symlink(os.readlink(name, dir_fd=parent), dst, dir_fd=into)
     elif stat.S_ISFIFO(st.st_mode):
-        os.mkfifo(dst, 0o640)
+        os.mkfifo(dst, 0o640, dir_fd=into)
     else:
         # A socket or device node carries no document and cannot be recreated
         # without privileges; leave a note where it was instead.
-        note = dst.with_name(dst.name + ".not-copied.txt")
-        note.write_text(f"{name} was a {kind_of(st.st_mode)}; outboxd does not copy "
-                        "those.\n", encoding="utf-8")
+        with os.fdopen(os.open(f"{dst}.not-copied.txt", _NEW_FILE, 0o640, dir_fd=into),
+                       "w", encoding="utf-8") as note:
+            note.write(f"{name} was a {kind_of(st.st_mode)}; outboxd does not copy those.\n")
         copied[rel] = identity(st)
-        return
-    os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+        return None
+    times = (st.st_atime_ns, st.st_mtime_ns)
+    try:
+        if made is None:
+            os.utime(dst, ns=times, dir_fd=into, follow_symlinks=False)
+        else:
+            os.utime(made, ns=times)
+    except BaseException:
+        if made is not None:
+            os.close(made)
+        raise
     copied[rel] = identity(st)
+    return made
 
 
-def _copy_folder(fd: int, dst: Path, copied: Copied, rel: str = ".") -> None:
-    os.mkdir(dst, 0o750)
-    for name in sorted(os.listdir(fd)):
-        _copy_entry(fd, name, dst / name, copied, os.path.join(rel, name))
-    fsync_dir(dst)
+def _copy_folder(fd: int, into: int, dst: str, copied: Copied, rel: str = ".") -> int:
+    """The folder open at `fd` copied as `dst` in the folder open at `into`
+    (_copy_entry); the folder made, open."""
+    os.mkdir(dst, 0o750, dir_fd=into)
+    out = os.open(dst, FOLDER_NOFOLLOW, dir_fd=into)
+    try:
+        for name in sorted(os.listdir(fd)):
+            made = _copy_entry(fd, name, out, name, copied, os.path.join(rel, name))
+            if made is not None:
+                os.close(made)
+        os.fsync(out)
+    except BaseException:
+        os.close(out)
+        raise
+    return out
+
+
+def _into_place(tmp: Path, dst: Path, made: int | None) -> None:
+    """The copy at tmp renamed to dst, only while tmp is still what the copy made (`made`,
+    open; None: a link or FIFO): one who may write in its folder could have swapped it
+    for a link or a folder of theirs, which would then be taken for the copy."""
+    if made is not None and not still_at(tmp, made):
+        raise _not_the_copy(tmp)
+    rename_noreplace(tmp, dst)
+    if made is not None and not still_at(dst, made):
+        with contextlib.suppress(OSError):
+            rename_noreplace(dst, tmp)
+        raise _not_the_copy(tmp)
+
+
+def _not_the_copy(tmp: Path) -> OSError:
+    return OSError(errno.EAGAIN, "the copy under way was moved away or replaced meanwhile "
+                   "(by someone who may write in its folder); nothing was put in place, "
+                   "the source is kept and copied again at the next try", str(tmp))
 
 
 def _remove_copied(parent: int, name: str, rel: str, copied: Copied) -> list[str]:
@@ -225,24 +280,30 @@ def move_tree(src: Path, dst: Path, sync: bool = True, held: int | None = None,
     tmp = partial_name(dst, tag)
     remove_leftover(tmp)
     copied: Copied = {}
+    into = os.open(dst.parent, FOLDER)
+    made: int | None = None
     try:
         if held is None:
             parent = os.open(src.parent, FOLDER)
             try:
-                _copy_entry(parent, src.name, tmp, copied, ".")
+                made = _copy_entry(parent, src.name, into, tmp.name, copied, ".")
             finally:
                 os.close(parent)
         else:
-            _copy_folder(held, tmp, copied)
+            made = _copy_folder(held, into, tmp.name, copied)
             st = os.fstat(held)
-            os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
-        rename_noreplace(tmp, dst)
+            os.utime(made, ns=(st.st_atime_ns, st.st_mtime_ns))
+        _into_place(tmp, dst, made)
     except BaseException:
         # A full disk, a path too long, a share gone: the source is intact, so
         # a half copy is only litter in the archive. Retried later from scratch.
         with contextlib.suppress(OSError):
             remove_leftover(tmp)
         raise
+    finally:
+        os.close(into)
+        if made is not None:
+            os.close(made)
     fsync_dir(dst.parent)
     if held is not None:
         return remove_held(src, held, copied)

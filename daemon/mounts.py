@@ -43,11 +43,13 @@ def shown(mount: Mount | None) -> str:
 # The kernel writes a space, tab, newline and backslash in a mount point as a
 # three-digit octal escape (\040, \011, \012, \134) in a mount point, root and
 # source; a share mounted at such a path would otherwise be missed and taken for local.
-_OCTAL = re.compile(r"\\([0-7]{3})")
+_OCTAL = re.compile(rb"\\([0-7]{3})")
 
 
-def _unescape(field: str) -> str:
-    return _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), field)
+def _unescape(field: bytes) -> str:
+    # Bytes, decoded as the file system's names are (os.fsdecode, as realpath gives the
+    # path it is compared with): a name that is not UTF-8 is still a name.
+    return os.fsdecode(_OCTAL.sub(lambda m: bytes([int(m.group(1), 8) & 0xFF]), field))
 
 
 def on_network_share(path: Path) -> bool:
@@ -88,7 +90,9 @@ def mount_with_options(path: Path) -> tuple[Mount, tuple[str, ...]] | None:
         target = os.path.realpath(path)
         best: tuple[Mount, tuple[str, ...]] | None = None
         best_parent = -1
-        with open("/proc/self/mountinfo", encoding="utf-8") as fh:
+        # Read as bytes: any user who may mount (FUSE, a USB stick's label) chooses a
+        # mount point's bytes, and one not UTF-8 made every read of the table fail.
+        with open("/proc/self/mountinfo", "rb") as fh:
             for line in fh:
                 entry = _entry(line)
                 if entry is None:
@@ -108,21 +112,25 @@ def mount_with_options(path: Path) -> tuple[Mount, tuple[str, ...]] | None:
         return None
 
 
-def _entry(line: str) -> tuple[int, int, Mount, tuple[str, ...]] | None:
+def _entry(line: bytes) -> tuple[int, int, Mount, tuple[str, ...]] | None:
     """(mount ID, parent's mount ID, the mount, its options) of one line of
     /proc/self/mountinfo:
     `ID PARENT MAJ:MIN ROOT POINT OPTIONS [OPTIONAL…] - TYPE SOURCE SUPEROPTIONS`.
     None for a line that is not one."""
-    fields = line.split()
+    # Split at the single spaces the kernel writes between fields, and nowhere else: it
+    # escapes only space, tab, newline and backslash in a name, so a name may hold any
+    # other character that str.split() takes for a space (U+00A0, U+3000, \x1c …),
+    # and the fields after it were shifted (a mount taken for another, or for none).
+    fields = line.rstrip(b"\n").split(b" ")
     try:
-        dash = fields.index("-", 6)
-        mount = Mount(_unescape(fields[4]), fields[dash + 1], _unescape(fields[dash + 2]),
-                      _unescape(fields[3]))
+        dash = fields.index(b"-", 6)
+        mount = Mount(_unescape(fields[4]), _unescape(fields[dash + 1]),
+                      _unescape(fields[dash + 2]), _unescape(fields[3]))
         ident, parent = int(fields[0]), int(fields[1])
     except (ValueError, IndexError):
         return None
-    supers = fields[dash + 3] if len(fields) > dash + 3 else ""
-    options = tuple(o for o in f"{fields[5]},{supers}".split(",") if o)
+    supers = _unescape(fields[dash + 3]) if len(fields) > dash + 3 else ""
+    options = tuple(o for o in f"{_unescape(fields[5])},{supers}".split(",") if o)
     return ident, parent, mount, options
 
 

@@ -75,6 +75,20 @@ class Unreadable(str):
     permissions): not the file's fault, so worth reading again."""
 
 
+# The values (objects, arrays and their items) a receipt.json may hold. Anyone who may
+# write in sent/ can put one there: 32 MiB of `{},` parsed took 870 MB in the daemon's
+# own process (and at start, before READY, for each such entry). At this bound a
+# parse costs about 40 MB, 110 MB with the 32 MiB in long strings; a receipt of 50,000
+# attachments still fits.
+MAX_RECEIPT_VALUES = 1 << 19
+
+
+def _values_at_least(data: bytes) -> int:
+    """At least the values in the JSON text `data` (a count of the bytes that begin or
+    part them; those inside strings counted too, so never fewer)."""
+    return data.count(b",") + data.count(b"{") + data.count(b"[")
+
+
 def receipt_record(folder: Path, day: str | None = None) -> dict[str, Any] | str:
     """record_of's record, or what is wrong with the entry's receipt (a str, said to
     the admin; an `Unreadable` when reading it failed). Raises as record_of."""
@@ -90,6 +104,9 @@ def receipt_record(folder: Path, day: str | None = None) -> dict[str, Any] | str
         return Unreadable(f"its receipt.json cannot be read ({exc})")
     if data is None:
         return "its receipt.json is over 32 MiB, more than any receipt outboxd writes"
+    if _values_at_least(data) > MAX_RECEIPT_VALUES:
+        return (f"its receipt.json holds over {MAX_RECEIPT_VALUES} values, more than any "
+                "receipt outboxd writes")
     try:
         receipt = json.loads(data)
     except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes

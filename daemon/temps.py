@@ -165,7 +165,7 @@ def create_locked(path: Path) -> int:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o640)
         try:
-            if not _wait_for_lock(fd):
+            if not _wait_for_lock(fd, path):
                 return fd  # no lock to be had here: written unlocked, as before the locks
             if os.fstat(fd).st_nlink:
                 return fd
@@ -273,24 +273,40 @@ def folder_locked(folder: Path | int) -> Iterator[None]:
     two runs of a command that read, change and replace a file in it (`attach` and
     its attachments.toml) take turns. On NFS and SMB the lock holds on this host only
     (see the module's docstring), and where none can be had the block runs unlocked,
-    as before. `folder` an int: the folder open at that descriptor (opened again, so
-    that the lock ends with the block)."""
+    as before; one held longer than LOCK_WAIT_SECONDS is BlockingIOError. `folder` an
+    int: the folder open at that descriptor (opened again, so that the lock ends with
+    the block)."""
     fd = (os.open(f"/proc/self/fd/{folder}", FOLDER)
           if isinstance(folder, int) else
           os.open(folder, FOLDER_NOFOLLOW))
     try:
-        _wait_for_lock(fd)
+        _wait_for_lock(fd, os.readlink(f"/proc/self/fd/{fd}"))
         yield
     finally:
         os.close(fd)  # drops the lock
 
 
-def _wait_for_lock(fd: int) -> bool:
-    """An exclusive flock on fd, waited for; False where the file system has none."""
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-    except OSError as exc:
-        if exc.errno not in _NO_LOCKS:
-            raise
-        return False
-    return True
+# How long a lock is waited for at most. Those who hold one of ours are another run of
+# the same step (an attach's check and rename, a retry's moves) or a sweep, for an
+# instant; but anyone who may open the file or folder may flock it too (a clerk's
+# account on this host, for a sidecar, a temp in the outbox, quarantine/), and a wait
+# without end left `attach`, `retry` (an ERP's scheduler runs them) or the daemon
+# hanging for as long as that one pleased.
+LOCK_WAIT_SECONDS = 120.0
+
+
+def _wait_for_lock(fd: int, path: str | Path) -> bool:
+    """An exclusive flock on fd, waited for up to LOCK_WAIT_SECONDS (BlockingIOError
+    naming `path` after that); False where the file system has none."""
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    pause = 0.005
+    while True:
+        held = _try_lock(fd)
+        if held is not False:
+            return held is True
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise BlockingIOError(errno.EWOULDBLOCK, f"held locked by another process for "
+                                  f"{LOCK_WAIT_SECONDS:g} s", str(path))
+        time.sleep(min(pause, left))
+        pause = min(pause * 2, 0.25)

@@ -417,14 +417,14 @@ def fake_mount_table(monkeypatch: pytest.MonkeyPatch, table: str | Callable[[], 
 
 def fake_mountinfo(monkeypatch: pytest.MonkeyPatch, table: str | Callable[[], str]) -> None:
     """daemon.mounts reads `table` as /proc/self/mountinfo (a callable: what it returns
-    at each read)."""
+    at each read; a byte that is not UTF-8 as os.fsdecode gives it)."""
     import io
 
     from daemon import mounts
 
-    def mount_table(path: str, *args: object, **kwargs: object) -> io.StringIO:
+    def mount_table(path: str, *args: object, **kwargs: object) -> io.BytesIO:
         assert path == "/proc/self/mountinfo"
-        return io.StringIO(table if isinstance(table, str) else table())
+        return io.BytesIO(os.fsencode(table if isinstance(table, str) else table()))
     monkeypatch.setattr(mounts, "open", mount_table, raising=False)
 
 

@@ -154,6 +154,42 @@ class TestMoveTree:
         monkeypatch.undo()
         assert os.listdir(one.parent) == [one.name] and (one / "f").read_bytes() == b"new"
 
+    def test_a_copy_under_way_swapped_for_a_link_writes_nothing_through_it(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The copy across file systems is made in a folder people may write in (the
+        outbox, for `retry`, often root; a day folder of sent/): one who sees the partial
+        copy appear renames it away and puts a link to a folder anywhere in its place
+        (/etc/cron.d). The files still to copy went through the link, made there with the
+        bundle's bytes, and the link was renamed into place. Now each file is made in the
+        folder the copy made, by descriptor; the swap is found before the rename, which
+        is refused (tried again later); nothing is made through the link, the source
+        stays whole."""
+        src = tmp_path / "quarantine" / "INV-1--x"
+        (src / "INV-1").mkdir(parents=True)
+        (src / "INV-1.xml").write_bytes(b"* * * * * root evil\n")  # copied last
+        (src / "INV-1" / "a.pdf").write_bytes(b"%PDF-1.4 a")
+        elsewhere = tmp_path / "etc-cron.d"
+        elsewhere.mkdir()
+        dst = tmp_path / "outbox" / "INV-1--x"
+        partial = fsmove.partial_name(dst)
+        real_open, opened, swapped = fsmove.opened_if_regular, [], []
+
+        def swap_then_open(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - as its
+            opened.append(args)
+            if len(opened) == 2:  # the first file is in: a person swaps the copy for a link
+                swapped.append(partial.rename(partial.with_name("moved-away")))
+                partial.symlink_to(elsewhere, target_is_directory=True)
+            return real_open(*args, **kwargs)
+        monkeypatch.setattr(fsmove, "opened_if_regular", swap_then_open)
+        exdev_once(monkeypatch)
+        with pytest.raises(OSError):
+            move_tree(src, dst)
+        monkeypatch.undo()
+        assert swapped and os.listdir(elsewhere) == []
+        assert not os.path.lexists(dst)
+        assert sorted(str(p.relative_to(src)) for p in src.rglob("*")) == [
+            "INV-1", "INV-1.xml", "INV-1/a.pdf"]
+
     def test_fifo_across_file_systems_is_recreated_not_opened(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A FIFO in a quarantined sidecar is recreated as a FIFO on the other side (opening

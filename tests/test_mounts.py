@@ -51,6 +51,31 @@ def test_a_mount_is_read_with_its_source_and_root_past_the_optional_fields() -> 
         assert mount_of(Path("/var/lib")) == Mount("/", "ext4", "/dev/sda1", "/")
 
 
+def test_a_mount_point_not_utf8_or_holding_a_space_the_kernel_leaves_is_read() -> None:
+    """The kernel escapes only space, tab, newline and backslash: a mount point any user
+    may choose (a FUSE mount, a USB stick's label) can hold bytes that are not UTF-8, or
+    a character str.split() takes for a space (U+00A0, U+3000, \\x1c). Such a line is
+    read as the mount it is, and the others with it: the table is neither unreadable
+    (every look at any folder's mount failed) nor its fields shifted (a share taken for
+    the disk below it, so the outbox watched by inotify and its bundles missed)."""
+    odd = "/srv/b\udcffad"  # the byte 0xff, as os.fsdecode gives it
+    table = (ROOT_FS +
+             f"60 22 0:70 / {odd} rw - fuse.sshfs user@host:/x rw\n"
+             "61 22 0:71 / /srv/finance\u00a0share rw - cifs //fs/finance rw\n"
+             "62 22 0:72 / /srv/\u7d4c\u7406\u3000x rw - nfs4 fs:/x\x1cy rw\n"
+             "63 22 0:73 / /home/eve/m\x1c-\x1cnfs4\x1cz rw - tmpfs none rw\n"
+             + FINANCE)
+    with pytest.MonkeyPatch.context() as mp:
+        fake_mountinfo(mp, table)
+        assert mount_of(SENT / "2026-01-01") == Mount(str(SENT), "cifs", "//fs/finance", "/")
+        assert mount_of(Path(odd) / "a") == Mount(odd, "fuse.sshfs", "user@host:/x", "/")
+        assert mount_of(Path("/srv/finance\u00a0share/outbox")) == Mount(
+            "/srv/finance\u00a0share", "cifs", "//fs/finance", "/")
+        assert mount_of(Path("/srv/\u7d4c\u7406\u3000x")) == Mount(
+            "/srv/\u7d4c\u7406\u3000x", "nfs4", "fs:/x\x1cy", "/")
+        assert mount_of(Path("/home/eve/m")) == Mount("/", "ext4", "/dev/sda1", "/")
+
+
 def test_of_two_mounts_at_one_point_the_one_mounted_over_the_other_is_taken() -> None:
     """Stacked at one point, the upper mount is the one a folder there is on: the later
     line, unless that line is the lower one, on which the earlier is mounted (the table

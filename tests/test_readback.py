@@ -255,3 +255,35 @@ def test_reading_sent_back_tells_systemd_the_start_goes_on(
         message = sock.recv(4096).decode()
     assert "EXTEND_TIMEOUT_USEC=90000000" in message.splitlines()
     assert message.startswith("STATUS=starting: reading sent/ back")
+
+
+def test_a_receipt_of_a_million_tiny_values_is_refused_before_it_is_parsed(
+        tmp_path: Path) -> None:
+    """Anyone who may write in sent/ can put a receipt.json there of 32 MiB of `{},`:
+    parsed, it took 870 MB in the daemon's own process (its budget is 100 MB:
+    docs/operations.md), at start before READY and for each such entry, so a
+    MemoryMax= had it killed and started again, reading it again. One holding more
+    values than any receipt outboxd writes is now refused unparsed (unusable, said
+    once); a real receipt of 20,000 attachments is still read back."""
+    import tracemalloc
+
+    from daemon.readback import receipt_record
+    folder = receipt(tmp_path / "sent" / day(0) / "INV-1--abababababab", BID)
+    data = json.loads((folder / "receipt.json").read_text())
+    data["manifest"]["invoices"][0]["attachments"] = [
+        {"name": f"scan-{n}.pdf", "sha256": "ab" * 32, "size": 1000, "type": "Other",
+         "note": None} for n in range(20_000)]
+    (folder / "receipt.json").write_text(json.dumps(data))
+    rec = receipt_record(folder, day(0))
+    assert isinstance(rec, dict) and rec["bundle_id"] == BID
+    data["pad"] = [{}] * 1_200_000
+    (folder / "receipt.json").write_text(json.dumps(data, separators=(",", ":")))
+    tracemalloc.start()
+    try:
+        rec = receipt_record(folder, day(0))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert rec == ("its receipt.json holds over 524288 values, more than any receipt "
+                   "outboxd writes"), rec
+    assert peak < 16 << 20, peak

@@ -67,7 +67,7 @@ class TestSweeps:
         real_flock, swept = temps.fcntl.flock, []
 
         def sweep_first(fd: int, op: int) -> None:
-            if not swept and not op & temps.fcntl.LOCK_NB:
+            if not swept:  # the writer's first try; the sweep's own comes after
                 swept.append(True)
                 drop_unfinished(tmp_path, ["a.txt"])  # a concurrent run's sweep, just now
             real_flock(fd, op)
@@ -140,3 +140,70 @@ def test_a_folder_lock_is_held_for_the_block_and_dropped_after(tmp_path: Path) -
         fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
     finally:
         os.close(other)
+
+
+def _ended_within(seconds: float, step: Callable[[], object]) -> BaseException | None:
+    """What `step` raised (None if nothing), run in a thread: an AssertionError if it
+    is still running after `seconds` (waiting for good, it is left to its thread)."""
+    import threading
+    raised: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            step()
+            raised.append(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            raised.append(exc)
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert raised, f"still waiting after {seconds} s"
+    return raised[0]
+
+
+def test_a_folder_lock_someone_holds_for_good_is_given_up_naming_the_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Anyone who may open a folder may flock it (a clerk's account on this host, for a
+    sidecar or quarantine/): held for good, folder_locked waited for ever, and `attach`
+    or `retry` with it. It now gives up after LOCK_WAIT_SECONDS with BlockingIOError
+    naming the folder, and takes a lock let go within that time."""
+    import daemon.temps as temps
+    monkeypatch.setattr(temps, "LOCK_WAIT_SECONDS", 0.3)
+    other = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(other, fcntl.LOCK_EX)
+
+        def lock() -> None:
+            with folder_locked(tmp_path):
+                pass
+        exc = _ended_within(10, lock)
+        assert isinstance(exc, BlockingIOError) and exc.filename == str(tmp_path)
+        assert exc.errno == errno.EWOULDBLOCK and "held locked by another process" in str(exc)
+    finally:
+        os.close(other)
+    assert _ended_within(10, lock) is None
+
+
+def test_a_new_temp_someone_else_locks_first_is_given_up_not_waited_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A temp in the outbox is group-readable: a clerk's process that opens and flocks it
+    between its creation and its writer's lock held the writer (the daemon writing an
+    errors file, `attach` its copy) for good. The writer now gives up after
+    LOCK_WAIT_SECONDS with BlockingIOError naming the temp."""
+    import daemon.temps as temps
+    monkeypatch.setattr(temps, "LOCK_WAIT_SECONDS", 0.3)
+    real_flock, theirs = temps.fcntl.flock, []
+    temp = tmp_path / ".a.txt.tmp-0123456789ab"
+
+    def locked_first(fd: int, op: int) -> None:
+        if not theirs:
+            theirs.append(os.open(temp, os.O_RDONLY))
+            real_flock(theirs[0], fcntl.LOCK_EX)
+        real_flock(fd, op)
+    monkeypatch.setattr(temps.fcntl, "flock", locked_first)
+    try:
+        exc = _ended_within(10, lambda: create_locked(temp))
+        assert isinstance(exc, BlockingIOError) and exc.filename == str(temp)
+    finally:
+        for fd in theirs:
+            os.close(fd)

@@ -208,9 +208,9 @@ class TestWatcher:
         from daemon import mounts
         reads: list[str] = []
 
-        def mount_table(path: str, *args: object, **kwargs: object) -> io.StringIO:
+        def mount_table(path: str, *args: object, **kwargs: object) -> io.BytesIO:
             reads.append(path)
-            return io.StringIO(f"30 1 8:1 / {tmp_path} rw - ext4 /dev/sda1 rw\n")
+            return io.BytesIO(os.fsencode(f"30 1 8:1 / {tmp_path} rw - ext4 /dev/sda1 rw\n"))
         monkeypatch.setattr(mounts, "open", mount_table, raising=False)
         root = tmp_path / "outbox"
         root.mkdir()

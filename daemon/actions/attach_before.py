@@ -12,7 +12,8 @@ from daemon.actions.attach_notes import records
 from daemon.actions.whereabouts import latest_row
 from daemon.config import Settings
 from daemon.errors import InputError
-from daemon.fsops import hash_file
+from daemon.fsops import folder_below, hash_file
+from daemon.fswrite import held_path
 
 
 class AttachedBefore(Exception):  # noqa: N818 - not an error: the job was done before
@@ -40,8 +41,23 @@ def sent_before(invoice_id: str, src: Path, doc_type: str | None, note: str | No
     row = latest_row(invoice_id, settings)
     if row is None or row.shown_state != "sent" or not row.archive_dir:
         return
-    for top, _folders, files in os.walk(row.archive_dir):  # never into a link
-        if src.name in files and attached_before(src, Path(top) / src.name, doc_type, note):
-            raise AttachedBefore(f"{invoice_id}: already sent with it — {row.invoice_file} "
-                                 f"went out at {row.since} with {Path(top) / src.name} (the "
-                                 "same bytes, type and note); nothing was changed")
+    entry = Path(row.archive_dir)
+    try:
+        below = entry.relative_to(settings.sent_dir)
+    except ValueError:
+        return  # not in sent/ as configured now: not looked for
+    try:
+        # From sent/ down, never through a link (anyone who may write in sent/ could swap
+        # the entry or its day folder for one): attach, often root, would read what lies
+        # there, anywhere, and say "already sent" for a file that never went.
+        with folder_below(settings.sent_dir, str(below)) as held:
+            for top, _folders, files, fd in os.fwalk(".", dir_fd=held):  # nor below
+                if src.name in files and attached_before(src, held_path(fd) / src.name,
+                                                         doc_type, note):
+                    found = Path(os.path.normpath(entry / top / src.name))
+                    raise AttachedBefore(
+                        f"{invoice_id}: already sent with it — {row.invoice_file} went out "
+                        f"at {row.since} with {found} (the same bytes, type and note); "
+                        "nothing was changed")
+    except (InputError, OSError):
+        return  # the entry is not there as a folder of sent/: not sent with it

@@ -37,6 +37,9 @@ def why_not_written(exc: OSError) -> str:
     (/proc/self/fd/4/.x.pdf.0a1b2c3d.tmp)", a name the admin cannot look up."""
     if exc.errno in NO_ROOM:
         return f"{exc.strerror} — {NO_ROOM_FIX}"
+    if exc.errno == errno.EWOULDBLOCK:  # temps.LOCK_WAIT_SECONDS
+        return (f"{exc.filename} was {exc.strerror} (another attach into that folder still "
+                "running? `fuser -v` names who holds it) — attach again once it is let go")
     if exc.errno == errno.EROFS:
         return f"{exc.strerror} — it is mounted read-only; attach once it may be written"
     if exc.errno in (errno.EACCES, errno.EPERM):

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from daemon.actions import EXIT_OK
+from daemon.actions.attach_copy import share_with_the_daemon
 from daemon.actions.common import settings_of
 from daemon.actions.retry_plan import (
     FOLDER_RE,
@@ -37,7 +38,8 @@ from daemon.actions.retry_plan import (
 from daemon.config import Settings
 from daemon.errors import OutboxdError
 from daemon.fsmove import move_tree
-from daemon.fswrite import fsync_dir
+from daemon.fsops import FOLDER_NOFOLLOW
+from daemon.fswrite import add_group_write_below, fsync_dir
 from daemon.invisible import for_terminal
 from daemon.journal.readonly import journal_there
 from daemon.papers import PAPER_NAMES, remove_papers
@@ -70,6 +72,8 @@ def retry(folder: Path, settings: Settings) -> list[str]:
                     move_tree(outbox / name, folder / name)
             raise RetryRefused(f"cannot move {folder / order[len(moved)]} back into the "
                                f"outbox ({exc.strerror or exc}); nothing was moved") from None
+    if share_with_the_daemon(outbox) is not None:
+        _shared(outbox, moved)
     fsync_dir(outbox)
     if came:
         # Across file systems the bundle is copied: a file saved into it meanwhile is not
@@ -155,6 +159,23 @@ def _put_back(journal: Journal, rows: list[Row]) -> None:
                   file=sys.stderr)
 
 
+def _shared(outbox: Path, moved: list[str]) -> None:
+    """The folders among `moved` (and those below them) group-writable, as those attach
+    makes: copied back across file systems, each was its maker's alone (0750, root's
+    under retry as root), and the daemon, which must write in a folder to move it into
+    processing, left the bundle stuck, as clerks could not fix a file in it."""
+    for name in moved:
+        try:
+            fd = os.open(outbox / name, FOLDER_NOFOLLOW)  # a file, or a link: not ours
+        except OSError:
+            continue
+        try:
+            with contextlib.suppress(OSError):  # back all the same; the daemon says so
+                add_group_write_below(fd)       # if it cannot move the folder
+        finally:
+            os.close(fd)
+
+
 def refuse_a_journal_out_of_reach(settings: Settings) -> None:
     """A journal this user may not write (a member of the daemon's group, say), or one
     another process holds locked (a sqlite3 shell, a backup): refused before any bundle
@@ -188,8 +209,16 @@ def run(args: argparse.Namespace) -> int:
     # then all but the first found it half moved ("cannot tell the invoice file (none)
     # — move the files back by hand", "No such file or directory"). Taking turns, the
     # later ones find it gone, and say so.
-    with folder_locked(root):
-        return _retry(args, settings)
+    try:
+        with folder_locked(root):
+            return _retry(args, settings)
+    except BlockingIOError as exc:
+        if exc.filename != str(root):
+            raise
+        raise RetryRefused(
+            f"quarantine/ ({root}) was {exc.strerror}, so nothing was moved: another "
+            "outboxd retry still moving bundles back, or a process of anyone who may open "
+            "the folder (`fuser -v` names it) — run retry again once it ends") from None
 
 
 def _retry(args: argparse.Namespace, settings: Settings) -> int:

@@ -184,6 +184,40 @@ def test_an_attach_whose_name_another_took_while_it_copied_writes_nothing(
     assert sorted(p.name for p in sidecar.iterdir()) == ["attachments.toml", "timesheet.pdf"]
 
 
+def test_a_sidecar_someone_holds_locked_for_good_stops_attach_in_time(
+        cfg: Env, timesheet: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Anyone who may open the sidecar (a clerk's account on this host) can flock it and
+    keep it locked: attach waited for that lock for ever, and the ERP's scheduler with
+    it. It now gives up after the lock wait (temps.LOCK_WAIT_SECONDS), names the folder
+    and says to attach again; nothing is put in, no temp is left."""
+    import sys
+    import threading
+
+    import daemon.temps as temps
+    drop_bundle(cfg.outbox, "INV-1001", {"scan.pdf": pdf_bytes(1)})
+    sidecar = cfg.outbox / "INV-1001"
+    monkeypatch.setattr(temps, "LOCK_WAIT_SECONDS", 0.5)
+    clerk = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, os, sys\n"
+         "fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)\n"
+         "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()",
+         str(sidecar)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert clerk.stdout is not None and clerk.stdout.readline() == "held\n"
+        ended: list[int] = []
+        run = threading.Thread(target=lambda: ended.append(
+            attach(cfg, "INV-1001", str(timesheet))), daemon=True)
+        run.start()
+        run.join(30)
+        assert ended == [1], "attach still waiting for the lock after 30 s"
+    finally:
+        clerk.communicate("")
+    err = capsys.readouterr().err
+    assert f"{sidecar} was held locked by another process" in err, err
+    assert "attach again once it is let go" in err and "Traceback" not in err
+    assert sorted(p.name for p in sidecar.iterdir()) == ["scan.pdf"]
+
+
 def test_attach_run_again_after_a_kill_before_its_rename_finishes_the_bundle(
         cfg: Env, timesheet: Path) -> None:
     """An attach killed after writing attachments.toml, before renaming its copy into
@@ -694,6 +728,34 @@ def test_an_attach_after_the_bundle_was_sent_says_it_went_out_without_the_file(
     assert again.stdout.startswith("INV-S: already sent with it — INV-S.xml went out at ")
     assert again.stdout.rstrip().endswith(
         f"with {archived}/INV-S/first.pdf (the same bytes, type and note); nothing was changed")
+
+
+def test_a_sent_entry_swapped_for_a_link_is_not_looked_through_for_the_file(
+        cfg: Env, timesheet: Path, capsys) -> None:
+    """A clerk who may write in sent/ swaps a sent bundle's entry for a link to a folder
+    anywhere (holding a copy of the file): attach (often root) walked through the link,
+    read what lay there, and said "already sent with it", exit 0, for a file that never
+    went. The entry is now reached from sent/ without following a link (nor walking
+    the whole machine through one to "/"); the real entry is still found."""
+    cfg.state.mkdir(exist_ok=True)
+    entry = cfg.root / "sent" / "2026-12-01" / "INV-S--0123456789ab"
+    j = Journal(cfg.state / "journal.sqlite3")
+    j.create("INV-S.xml", "sent", bundle_id="0123456789ab" + "0" * 52,
+             invoice_ids=["INV-S"], archive_dir=str(entry))
+    j.close()
+    elsewhere = write(cfg.root / "elsewhere" / "INV-S" / "timesheet.pdf",
+                      timesheet.read_bytes()).parent.parent
+    entry.parent.mkdir(parents=True)
+    entry.symlink_to(elsewhere, target_is_directory=True)
+    assert attach(cfg, "INV-S", str(timesheet)) == 1
+    assert "too late: it went out without 'timesheet.pdf'" in capsys.readouterr().err
+    entry.unlink()
+    elsewhere.rename(entry)
+    assert attach(cfg, "INV-S", str(timesheet)) == 0
+    assert capsys.readouterr().out.rstrip().endswith(
+        f"with {entry}/INV-S/timesheet.pdf (the same bytes, type and note); nothing was "
+        "changed")
+    assert list(cfg.outbox.iterdir()) == []
 
 
 def test_an_attach_to_a_bundle_quarantined_or_in_delivery_says_where_it_is(

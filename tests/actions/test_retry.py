@@ -6,6 +6,7 @@ import json
 import os
 import stat
 import subprocess
+import sys
 import unicodedata
 from pathlib import Path
 
@@ -701,10 +702,14 @@ def test_retry_of_a_folder_a_clerk_renamed_removes_outboxds_papers_and_the_folde
     assert "not as outboxd wrote it" not in capsys.readouterr().err
 
 
-def _waits_for_a_lock(pid: int) -> bool:
-    """Whether process pid waits for a flock another holds (/proc/locks: "->" lines)."""
-    return any(line.split()[2:4] == ["FLOCK", "ADVISORY"] and line.split()[5] == str(pid)
-               for line in Path("/proc/locks").read_text().splitlines() if "->" in line)
+def _has_open(pid: int, folder: Path) -> bool:
+    """Whether process pid has `folder` open (retry opens quarantine/ to lock it, and
+    then waits, trying, while another holds the lock)."""
+    fds = Path(f"/proc/{pid}/fd")
+    try:
+        return any(os.readlink(fds / fd) == str(folder) for fd in os.listdir(fds))
+    except OSError:  # it ended meanwhile, or closed one as we looked
+        return False
 
 
 def test_two_retries_of_one_bundle_at_once_take_turns(
@@ -725,7 +730,7 @@ def test_two_retries_of_one_bundle_at_once_take_turns(
                                            stderr=subprocess.PIPE, text=True))
             # It ran to its end meanwhile (before the fix), or it waits for our lock.
             wait_for(lambda: second[0].poll() is not None
-                     or _waits_for_a_lock(second[0].pid), timeout=60,
+                     or _has_open(second[0].pid, cfg.quarantine.resolve()), timeout=60,
                      what="the second retry to end or wait")
         return real_move(src, dst)
     monkeypatch.setattr(retry_mod, "move_tree", move_while_another_retry_runs)
@@ -759,3 +764,64 @@ def test_retry_run_again_after_it_succeeded_exits_1_whether_named_by_path_name_o
             again.stderr
     for never in (cfg.root / "elsewhere" / folder.name, cfg.quarantine / "2026-11-26" / "x"):
         assert retry(str(never)).returncode == 2, never
+
+
+def test_a_quarantine_folder_someone_holds_locked_for_good_stops_retry_in_time(
+        cfg: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Anyone who may open quarantine/ (the clerks' group often may) can flock it and
+    keep it locked: retry waited for that lock for ever, and the ERP's scheduler with
+    it. It now gives up after the lock wait (temps.LOCK_WAIT_SECONDS), says who may
+    hold it and to run again, and moves nothing."""
+    import threading
+
+    import daemon.temps as temps
+    folder = quarantined(cfg)
+    monkeypatch.setattr(temps, "LOCK_WAIT_SECONDS", 0.5)
+    clerk = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, os, sys\n"
+         "fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)\n"
+         "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()",
+         str(cfg.quarantine)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert clerk.stdout is not None and clerk.stdout.readline() == "held\n"
+        ended: list[int] = []
+        retry = threading.Thread(target=lambda: ended.append(
+            main(["retry", "-c", str(cfg.config), folder.name])), daemon=True)
+        retry.start()
+        retry.join(30)
+        assert ended == [1], "retry still waiting for the lock after 30 s"
+    finally:
+        clerk.communicate("")
+    err = capsys.readouterr().err
+    assert f"quarantine/ ({cfg.quarantine.resolve()}) was held locked by another process" \
+        in err and "run retry again once it ends" in err and "Traceback" not in err
+    assert folder.is_dir() and sorted(p.name for p in cfg.outbox.iterdir()) == []
+
+
+def test_a_bundle_copied_back_across_file_systems_is_left_movable_by_the_daemon(
+        cfg: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """quarantine/ on another file system than the outbox: retry (as root, or as the
+    daemon's user under umask 027) copies the bundle back, and the sidecar it makes was
+    its maker's alone (0750), so the daemon, which must write in a folder to move it
+    into processing, left the bundle "not moving" for good, and clerks could not fix a
+    file in it. Where the outbox is group-writable, the folders retry puts there are too,
+    as those `attach` makes."""
+    import errno
+
+    import daemon.fsmove as fsmove
+    folder = quarantined(cfg)
+    os.chmod(cfg.outbox, 0o2770)
+    real, calls = fsmove.rename_noreplace, []
+
+    def across(src: Path, dst: Path) -> None:
+        calls.append(src)
+        if Path(src).parent == folder:  # each entry's own rename: another file system
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        real(src, dst)
+    monkeypatch.setattr(fsmove, "rename_noreplace", across)
+    assert main(["retry", "-c", str(cfg.config), folder.name]) == 0
+    monkeypatch.undo()
+    sidecar = cfg.outbox / "INV-1001"
+    assert (sidecar / "scan.pdf").is_file() and any(
+        Path(c).name.endswith(".partial") for c in calls)  # copied, not renamed
+    assert stat.S_IMODE(sidecar.stat().st_mode) & stat.S_IWGRP

@@ -58,3 +58,20 @@ def test_a_bind_mount_of_another_folder_of_the_disk_is_not_the_share(
     mounts.lazy_unmount(sent)
     mounts.bind(disk / "finance", sent)
     assert seen.changed() is None
+
+
+def test_a_mount_any_user_may_name_neither_hides_the_share_nor_stops_the_look(
+        tmp_path: Path, mounts: Mounts) -> None:
+    """A mount point any user may choose (FUSE, a USB stick's label) with a byte that is
+    not UTF-8, or a character the kernel does not escape but str.split() splits at
+    (\\x1c, U+3000): the share beside it is still found as the share, and such a mount
+    as itself; before, the first made every look at any folder's mount raise
+    UnicodeDecodeError (the daemon's start, each move into sent/), the second was read
+    with its fields shifted."""
+    share = mounts.tmpfs(tmp_path / "share", source="//fs/finance")
+    odd = mounts.tmpfs(tmp_path / "b\udcffad", source="eve")
+    spaced = mounts.tmpfs(tmp_path / "m\x1c-\x1cnfs4\u3000x", source="//fs/eve\u3000x")
+    assert mount_of(share / "sent") == Mount(str(share), "tmpfs", "//fs/finance", "/")
+    assert mount_of(odd) == Mount(str(odd), "tmpfs", "eve", "/")
+    assert mount_of(spaced) == Mount(str(spaced), "tmpfs", "//fs/eve\u3000x", "/")
+    assert SameMount(share).changed() is None
