@@ -17,7 +17,7 @@ from daemon.bundle import Finding, Severity
 from daemon.einvoice import engine as engine_mod
 from daemon.einvoice.artefacts import RuleSet, rule_sets_for
 from daemon.errors import InputError
-from daemon.invoices import wide_encoding
+from daemon.invoices import XML_SPACE, wide_encoding
 
 Mode = Literal["error", "warn", "off"]
 
@@ -78,7 +78,8 @@ def _document(el: Any, root: Any, rel: str) -> Document:
     own_id = el.find(f"{CBC}ID")
     cid = el.find(f"{CBC}CustomizationID")
     return Document(
-        invoice_id=(own_id.text or "").strip() if own_id is not None else "",
+        # As invoices.py reads it (XML_SPACE): an id trimmed of U+00A0 named another.
+        invoice_id=(own_id.text or "").strip(XML_SPACE) if own_id is not None else "",
         root_name=ROOTS[el.tag],
         customization_id=(cid.text or "").strip() if cid is not None else None,
         tree=tree, text=text, rel=rel)

@@ -254,3 +254,18 @@ def test_a_file_of_many_invoices_is_checked_holding_one_invoice_at_a_time(
         tracemalloc.stop()
     assert result.checked and seen == [f"INV-{n}" for n in range(count)]
     assert peak < len(batch) // 10, f"{peak:,} bytes held for a file of {len(batch):,}"
+
+
+@pytest.mark.parametrize("tail", ["\u00a0", "\u0085", "\u2028"])
+def test_a_finding_names_the_invoice_by_its_id_as_read_not_trimmed_of_other_spaces(
+        tail: str) -> None:
+    """Pre-flight names the invoice whose rule broke by the id the invoice file is read
+    with (invoices.XML_SPACE: XML's white space only). With str.strip() it named the
+    invoice 'INV-8\\xa0' as 'INV-8' — another invoice's id, which a file of both holds:
+    the clerk corrected the wrong one, and the finding's invoice_id was no id of the
+    bundle."""
+    bad, _ = BROKEN["wrong-totals"]
+    batch = (b"<Batch>" + with_id(BASE, "INV-8").split(b"?>", 1)[1]
+             + with_id(bad, f"INV-8{tail}").split(b"?>", 1)[1] + b"</Batch>")
+    result = preflight(batch, "batch.xml")
+    assert result.errors and {f.invoice_id for f in result.findings} == {f"INV-8{tail}"}

@@ -529,3 +529,27 @@ def test_the_page_says_outboxd_is_stopped_after_a_clean_stop_and_not_after_a_rel
     wait_for(lambda: STOPPED not in page() and "INV-5001.xml" in page(),
              what="the running page again after the start")
     assert "INV-5002.xml" in Page(page()).text["waiting"]
+
+
+def test_a_bundle_held_for_a_name_not_utf8_goes_once_renamed_after_a_restart(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """An attachment saved in Latin-1 (a\\xe9.pdf, not UTF-8) holds its bundle, and
+    INV-1.errors.txt names it as shown (\\udce9). Across a restart (the held row and its
+    errors file taken over from the journal) the clerk renames it: the bundle goes, and
+    the errors file is removed, not kept as a clerk's edit nor left saying "held"."""
+    env.write_config(receiver.url, **HOLD)
+    daemon = start_daemon()
+    side = os.fsencode(env.outbox / "INV-1")
+    os.mkdir(side)
+    with open(side + b"/a\xe9.pdf", "wb") as fh:
+        fh.write(pdf_bytes())
+    drop_bundle(env.outbox, "INV-1", {})
+    errors = env.outbox / "INV-1.errors.txt"
+    wait_for(errors.exists, what="INV-1.errors.txt")
+    assert "INV-1/a\\udce9.pdf: the name is not valid UTF-8" in errors.read_text()
+    assert daemon.stop(signal.SIGTERM) == 0
+    start_daemon()
+    os.rename(side + b"/a\xe9.pdf", side + b"/a.pdf")
+    wait_for(lambda: journal_states(env).get("INV-1.xml") == "sent", what="INV-1 sent")
+    wait_for(lambda: not errors.exists(), what="INV-1.errors.txt removed")
+    assert [n for n in os.listdir(env.outbox) if n.startswith("INV-1")] == []
