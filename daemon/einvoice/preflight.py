@@ -81,7 +81,8 @@ def _document(el: Any, root: Any, rel: str) -> Document:
         # As invoices.py reads it (XML_SPACE): an id trimmed of U+00A0 named another.
         invoice_id=(own_id.text or "").strip(XML_SPACE) if own_id is not None else "",
         root_name=ROOTS[el.tag],
-        customization_id=(cid.text or "").strip() if cid is not None else None,
+        # As the rules read it (XPath's normalize-space: XML white space only).
+        customization_id=(cid.text or "").strip(XML_SPACE) if cid is not None else None,
         tree=tree, text=text, rel=rel)
 
 

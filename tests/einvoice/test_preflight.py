@@ -269,3 +269,19 @@ def test_a_finding_names_the_invoice_by_its_id_as_read_not_trimmed_of_other_spac
              + with_id(bad, f"INV-8{tail}").split(b"?>", 1)[1] + b"</Batch>")
     result = preflight(batch, "batch.xml")
     assert result.errors and {f.invoice_id for f in result.findings} == {f"INV-8{tail}"}
+
+
+@pytest.mark.parametrize("tail", ["\xa0", "\u2028"], ids=["NBSP", "LSEP"])
+def test_a_customization_id_is_read_as_the_rules_read_it(tail: str) -> None:
+    """The CustomizationID that picks the rule sets is trimmed of XML's white space only,
+    as the rules' normalize-space() reads it: with str.strip() one ending in U+00A0 or
+    U+2028 was taken for the known EN 16931 / Peppol id it is not."""
+    from daemon.einvoice.preflight import documents
+    known = "urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0"
+    data = BASE.replace(f"<cbc:CustomizationID>{known}<".encode(),
+                        f"<cbc:CustomizationID> {known}{tail}\n<".encode())
+    [doc] = documents(data, "INV.xml")
+    assert doc.customization_id == f"{known}{tail}"
+    [plain] = documents(BASE.replace(b"ID>" + known.encode(),
+                                               b"ID> " + known.encode()), "INV.xml")
+    assert plain.customization_id == known
