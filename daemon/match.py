@@ -36,6 +36,7 @@ from daemon.names import (
     NameKind,
     classify,
     folder_name_for_id,
+    ignored_as,
     is_ignored,
     name_problem,
     printable,
@@ -90,6 +91,7 @@ def _collect(fd: int, folder: Path, rel: str, invoice_id: str, settings: Setting
     atts: list[Attachment] = []
     names: set[str] = set()
     used: set[str] = set()  # the keys of attachments.toml that name a file here
+    ignored: dict[str, str] = {}  # the keys that name a file ignored here, and why
     for e in _listdir(fd, rel) if entries is None else entries:
         shown = f"{rel}/{e.name}"
         if e.name == MANIFEST_NAME:
@@ -98,6 +100,9 @@ def _collect(fd: int, folder: Path, rel: str, invoice_id: str, settings: Setting
         if kind is NameKind.IN_PROGRESS:
             copying.append(shown)
         if kind is not NameKind.OTHER:
+            key = notes.entry_for(e.name)[0]
+            if key is not None and (why := ignored_as(e.name, settings.outbox.ignore_patterns)):
+                ignored[key] = why
             continue
         # An entry naming a file refused below is no missing file: "add the file" would
         # send the clerk after one they see; the file's own finding says what to fix.
@@ -154,10 +159,10 @@ def _collect(fd: int, folder: Path, rel: str, invoice_id: str, settings: Setting
                                doc_type, entry.get("note", "")))
     where = f"{rel}/{MANIFEST_NAME}"
     if later is None:
-        findings.extend(notes.missing(used, names, where, invoice_id))
+        findings.extend(notes.missing(used, names, where, invoice_id, ignored=ignored))
     else:
         later.append(lambda elsewhere: notes.missing(used, names, where, invoice_id,
-                                                     elsewhere))
+                                                     elsewhere, ignored))
     return atts, notes
 
 
