@@ -247,7 +247,19 @@ def classify(response: httpx.Response, scrub: Callable[[str], str] = unchanged, 
                          status, text, retry_after)
         raise Paused(f"HTTP {status} redirect to {scrub(where)}: set [delivery] url to "
                      "the final address", status, text, retry_after)
-    raise Rejected(f"the receiver rejected the bundle with HTTP {status}", status, text)
+    refused = Rejected(f"the receiver rejected the bundle with HTTP {status}", status, text)
+    refused.sent_bytes = _sent_bytes(response)
+    raise refused
+
+
+def _sent_bytes(response: httpx.Response) -> int | None:
+    """The Content-Length of the request `response` answers; None if it gave none (or
+    the response was made without its request)."""
+    try:
+        length = response.request.headers.get("Content-Length")
+    except RuntimeError:  # httpx: no request set
+        return None
+    return int(length) if length is not None and length.isdigit() else None
 
 
 # The form of every id outboxd sends (a bundle id, an Idempotency-Key, a document key):

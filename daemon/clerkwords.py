@@ -1,6 +1,7 @@
 """What the clerks' status page says of a delivery paused for a configuration problem
 or put off by the receiver, and of a journal that cannot be written
-(docs/folder-convention.md, section 6).
+(docs/folder-convention.md, section 6); and the fix a rejection's reason gives (the
+page, REASON.txt).
 
 A pause's error is written for the admin ("HTTP 401: check [delivery] url and token",
 the receiver's answer after it): the journal, `outboxd status` and the log keep it so.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import re
 
+from daemon.errors import Rejected
 from daemon.pause import HELD_BACK
 
 # Per row, one invoice file, which has left the outbox (claimed) and waits with outboxd.
@@ -95,3 +97,35 @@ def unrecorded_for_clerks(failure: str) -> str | None:
             "in the outbox stay there, new ones included (they are not listed here until "
             "then), and what is listed below waits. Tell the admin; everything goes on by "
             "itself once they have made room.")
+
+
+def rejection_fix(refused: Rejected, invoice_ids: tuple[str, ...]) -> str:
+    """The fix a bundle the receiver refused is quarantined with (after the receiver's
+    answer), for a file of `invoice_ids`. A 413 (Payload Too Large) often says no more
+    than that: "fix what the receiver names" left the clerk with nothing to fix, so it
+    is said what was too large, its size, and how to make it smaller."""
+    if refused.status != 413:
+        return "fix what the receiver names, then move the bundle back into the outbox"
+    size = "" if refused.sent_bytes is None else f" ({_size(refused.sent_bytes)} were sent)"
+    if refused.invoice_id is not None:
+        # ubl-embedded: one document per invoice, its attachments inside; other files
+        # would not make it smaller.
+        return (f"the document of invoice {refused.invoice_id} is larger than the receiver "
+                f"takes{size}: make it smaller with fewer or smaller attachments of invoice "
+                f"{refused.invoice_id} (a scan at a lower resolution, say), then move the "
+                "bundle back into the outbox; the admin may ask the operator for the "
+                "largest size it takes")
+    split = ("; or have its invoices exported again in several invoice files, each with "
+             "its own attachments folder, and leave this one in quarantine"
+             if len(invoice_ids) > 1 else "")
+    return (f"the bundle is larger than the receiver takes{size}: make it smaller with "
+            "fewer or smaller attachments (a scan at a lower resolution, say), then move "
+            f"the bundle back into the outbox{split}; the admin may ask the operator for "
+            "the largest size it takes")
+
+
+def _size(n: int) -> str:
+    """A size as Windows Explorer counts it (KB and MB of 1024), with the exact bytes
+    the admin compares with the operator's limit."""
+    shown = f"{n / 1024:.0f} KB" if n < 1 << 20 else f"{n / (1 << 20):.1f} MB"
+    return f"{shown}, {n:,} bytes,"

@@ -140,10 +140,12 @@ class Rejected(DeliveryError):
     """The receiver refuses this bundle for good: quarantine it. ``invoice_id``: the
     invoice whose document was refused (ubl-embedded posts one per invoice), else None.
     ``fix``: what to do, where it is not what the receiver's answer names (a directory
-    target holds no receiver), else None."""
+    target holds no receiver), else None. ``sent_bytes``: the size of the request
+    refused (its Content-Length), where known: a 413 is about it."""
 
     invoice_id: str | None = None
     fix: str | None = None
+    sent_bytes: int | None = None
 
 
 class ClaimLost(OutboxdError):

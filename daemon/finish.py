@@ -21,6 +21,7 @@ from daemon.answers import BODY_LIMIT
 from daemon.archive import target_for
 from daemon.bundle import Bundle, Finding, findings_of
 from daemon.claim import held_work, moved_candidate, read_in_place
+from daemon.clerkwords import rejection_fix
 from daemon.config import Settings
 from daemon.convert import materialise_bundle
 from daemon.deliver import Deliverer, Shared
@@ -344,8 +345,7 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere):
                 count()
             # str(exc) names what was refused: the bundle, or (ubl-embedded) the
             # document of which invoice, with the HTTP status.
-            fix = exc.fix or ("fix what the receiver names, then move the bundle back into "
-                              "the outbox")
+            fix = exc.fix or rejection_fix(exc, bundle.invoice_ids)
             return self.quarantine(row_id, [Finding(
                 "rejected", row.invoice_file, f"{exc}: {exc.body} — {fix}",
                 invoice_id=exc.invoice_id)])

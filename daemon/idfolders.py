@@ -18,7 +18,7 @@ from itertools import combinations
 
 from daemon.bundle import Finding
 from daemon.lookalikes import id_collision
-from daemon.names import contract_folder_name, fold_key, id_folder_names, nfc
+from daemon.names import contract_folder_name, fit_name, fold_key, id_folder_names, nfc
 
 
 def _visible(name: str) -> str:
@@ -29,6 +29,8 @@ def _visible(name: str) -> str:
 
 
 _C1 = re.compile("[\x80-\x9f]")
+# The first rule's characters to replace before it took in C1 (names.contract_folder_name).
+_UNSAFE_BEFORE_C1 = re.compile(r'[/\\:*?"<>|\x00-\x1f\x7f]')
 
 
 class IdFolders:
@@ -55,6 +57,7 @@ class IdFolders:
             for key in dict.fromkeys(fold_key(n) for n in self.names[i]):
                 self._by_fold.setdefault(key, []).append(i)
         self._told: set[frozenset[str]] = set()
+        self._before_c1: dict[str, str] | None = None  # made when first asked
 
     def collisions(self, rel: str) -> list[Finding]:
         """Ids whose folders are one whatever folders are there: equal by the first rule
@@ -82,8 +85,17 @@ class IdFolders:
     def owner_before_c1(self, folder: str) -> str | None:
         """The invoice whose folder `folder` was by the first rule before it replaced C1
         control characters (U+0080-U+009F) too: an id's folder an older version took,
-        now a bad-name whose error says the name to give it."""
-        return self.owner(_C1.sub("_", folder)) if _C1.search(folder) else None
+        now a bad-name whose error says the name to give it, and which a bundle that
+        version claimed is read with (match). Only an id holding the character had such
+        a folder: INV<U+0085>8/ was never the folder of INV_8."""
+        if not _C1.search(folder):
+            return None
+        if self._before_c1 is None:
+            self._before_c1 = {}
+            for i in self.ids:
+                if _C1.search(i):
+                    self._before_c1.setdefault(nfc(fit_name(_UNSAFE_BEFORE_C1.sub("_", i))), i)
+        return self._before_c1.get(nfc(folder))
 
     def sharers(self, folder: str) -> tuple[str, ...]:
         """The ids that `folder`, one invoice's by name, is the folder of, by name or by

@@ -36,6 +36,7 @@ from daemon.names import (
     NameKind,
     classify,
     folder_name_for_id,
+    ignored_as,
     is_ignored,
     name_problem,
     printable,
@@ -90,6 +91,7 @@ def _collect(fd: int, folder: Path, rel: str, invoice_id: str, settings: Setting
     atts: list[Attachment] = []
     names: set[str] = set()
     used: set[str] = set()  # the keys of attachments.toml that name a file here
+    ignored: dict[str, str] = {}  # the keys that name a file ignored here, and why
     for e in _listdir(fd, rel) if entries is None else entries:
         shown = f"{rel}/{e.name}"
         if e.name == MANIFEST_NAME:
@@ -98,6 +100,9 @@ def _collect(fd: int, folder: Path, rel: str, invoice_id: str, settings: Setting
         if kind is NameKind.IN_PROGRESS:
             copying.append(shown)
         if kind is not NameKind.OTHER:
+            key = notes.entry_for(e.name)[0]
+            if key is not None and (why := ignored_as(e.name, settings.outbox.ignore_patterns)):
+                ignored[key] = why
             continue
         # An entry naming a file refused below is no missing file: "add the file" would
         # send the clerk after one they see; the file's own finding says what to fix.
@@ -154,10 +159,10 @@ def _collect(fd: int, folder: Path, rel: str, invoice_id: str, settings: Setting
                                doc_type, entry.get("note", "")))
     where = f"{rel}/{MANIFEST_NAME}"
     if later is None:
-        findings.extend(notes.missing(used, names, where, invoice_id))
+        findings.extend(notes.missing(used, names, where, invoice_id, ignored=ignored))
     else:
         later.append(lambda elsewhere: notes.missing(used, names, where, invoice_id,
-                                                     elsewhere))
+                                                     elsewhere, ignored))
     return atts, notes
 
 
@@ -176,8 +181,9 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
     digest of what was read beside the attachments (_sidecar_digest), of the sidecar
     open at `fd` (`sidecar`: its path). `ids_unknown`: the invoice file could not be
     read, and `ids` is its stem standing in. `claimed`: the sidecar lies in a work
-    folder; a file whose name is bad-name but UTF-8 is then read with its error, not
-    left out."""
+    folder; a file whose name is bad-name but UTF-8, and an invoice's folder named as
+    older versions named it (IdFolders.owner_before_c1), are then read with their
+    error, not left out."""
     findings: list[Finding] = []
     rel = sidecar.name
     folders = IdFolders(ids)
@@ -202,6 +208,7 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
     for e in listing:
         if not e.is_dir(follow_symlinks=False):
             continue
+        before_c1 = False
         owner = folders.owner(e.name)
         # The folder of one of the file's invoices is that invoice's, even when its name
         # reads as litter (an id that begins with a dot): its attachments must not be
@@ -211,10 +218,16 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
         if name_problem(e.name):
             # Reported (bad-name, escaped) by _collect from this same listing; the raw name
             # cannot go into a finding: the journal and NAME.errors.txt are UTF-8.
-            if (was := folders.owner_before_c1(e.name)) is not None:
-                _say_new_name(findings, printable(f"{rel}/{e.name}"), was)
-            continue
-        if owner is None and ids_unknown:
+            if (was := folders.owner_before_c1(e.name)) is None:
+                continue
+            _say_new_name(findings, printable(f"{rel}/{e.name}"), was)
+            if not claimed:
+                continue
+            # Claimed by an older version, which matched it as the invoice's folder: read
+            # so, as claimed (see _collect), never a bundle without its files. Not in
+            # `taken`: its bad-name is the error it breaks now.
+            owner, before_c1 = was, True
+        elif owner is None and ids_unknown:
             # Which invoices the file holds is not known: "rename the folder to one of
             # its ids" would be advice for a stand-in id. Its error is what to fix; then
             # the folder is matched against the ids read.
@@ -229,7 +242,8 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
             # A file in it could be any of theirs: taken as none's, like an orphan's.
             findings.extend(folders.shared_folder(rel, e.name, sharers))
             continue
-        taken.setdefault(owner, []).append(e.name)
+        if not before_c1:
+            taken.setdefault(owner, []).append(e.name)
         where = f"{rel}/{e.name}"
         try:
             with folder_in(fd, e.name, where) as sub_fd:

@@ -17,10 +17,12 @@ from enum import Enum
 
 from daemon.invisible import controls_escaped, escape
 
+# An office program's lock beside a document open in it (Word's, LibreOffice's).
+LOCKS = ("~$*", ".~lock.*#")
 # A copy or an editor is still at work on these (Emacs keeps "#NAME#" while a change to
 # NAME is unsaved, as LibreOffice keeps its lock).
 IN_PROGRESS = ("*.tmp", "*.temp", "*.part", "*.partial", "*.crdownload", "*.swp",
-               "~$*", ".~lock.*#", ".syncthing.*.tmp", "#*#")
+               *LOCKS, ".syncthing.*.tmp", "#*#")
 # Alternate data streams a Windows or Mac client attaches to a file. A share without
 # stream support shows each as a file beside it, "NAME:STREAM" (WSL, some copy tools) or
 # with the ':' mapped to U+F03A (Samba's catia/fruit mapping): Windows' download mark
@@ -30,9 +32,10 @@ _STREAMS = ("Zone.Identifier", "SmartScreen", "AFP_AfpInfo", "AFP_Resource",
 # Desktop litter: never an invoice or attachment, never an error. "Icon\r" holds a Mac
 # folder's custom icon (its name ends in a carriage return); "NAME~" is the copy an
 # editor keeps of what NAME was before it was saved.
-LITTER = ("Thumbs.db", "desktop.ini", ".DS_Store", "._*", ".*", "Icon\r", "*~",
-          *(f"*{colon}{stream}{data}" for stream in _STREAMS for colon in (":", "\uf03a")
-            for data in ("", ":$DATA")))
+_DESKTOP = ("Thumbs.db", "desktop.ini", ".DS_Store", "._*", "Icon\r", "*~",
+            *(f"*{colon}{stream}{data}" for stream in _STREAMS for colon in (":", "\uf03a")
+              for data in ("", ":$DATA")))
+LITTER = (*_DESKTOP, ".*")  # and any other dot-file: hidden
 
 # Unicode's control characters (category Cc): C0, DEL and C1. C1 is no less one than C0
 # (U+0085 ends a line, U+009B starts a terminal's escape sequence), so a name or a folder
@@ -76,6 +79,20 @@ def classify(name: str, ignore_patterns: Sequence[str] = ()) -> NameKind:
 
 def is_ignored(name: str, ignore_patterns: Sequence[str] = ()) -> bool:
     return classify(name, ignore_patterns) is not NameKind.OTHER
+
+
+def ignored_as(name: str, ignore_patterns: Sequence[str] = ()) -> str | None:
+    """Why `name` is ignored, as classify() finds it: "lock", "in-progress", "desktop"
+    (what a client or an editor leaves beside the files), "hidden" (another dot-file) or
+    "admin" ([outbox] ignore_patterns alone); None if it is not."""
+    kind = classify(name, ignore_patterns)
+    if kind is NameKind.IN_PROGRESS:
+        return "lock" if _match(name, LOCKS) else "in-progress"
+    if kind is NameKind.OTHER:
+        return None
+    if _match(name, _DESKTOP):
+        return "desktop"
+    return "hidden" if _match(name, (".*",)) else "admin"
 
 
 # NAME.errors.txt is outboxd's own (errorsfile.py), whatever [outbox] invoice_patterns

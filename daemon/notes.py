@@ -58,12 +58,14 @@ class Notes:
         return None, {}
 
     def missing(self, used: set[str], names: set[str], where: str, invoice_id: str,
-                elsewhere: dict[str, list[str]] | None = None) -> list[Finding]:
+                elsewhere: dict[str, list[str]] | None = None,
+                ignored: dict[str, str] | None = None) -> list[Finding]:
         """An error for each entry (not in `used`) that names no file of the folder;
         for one that differs from a file's name only in case, it names that file.
         `elsewhere`: for the root of a file of several invoices, the subfolders (as
         shown) where each file name (NFC) lies, whose own attachments.toml the entry
-        belongs in: said so, not only "not in the folder"."""
+        belongs in: said so, not only "not in the folder". `ignored`: the entries that
+        name a file of the folder ignored for its name (names.ignored_as), and why."""
         by_fold = {fold_key(n): n for n in names}
         findings = []
         for key in sorted(set(self.files) - used):
@@ -72,7 +74,10 @@ class Notes:
             folder, _, base = nfc(key).rpartition("/")
             subs = [sub for sub in (elsewhere or {}).get(base, [])
                     if not folder or sub.rpartition("/")[2] == folder]
-            if subs and near is None:
+            if (why := (ignored or {}).get(key)) is not None:
+                # The clerk sees the file there: "add the file" would send them looking.
+                message = _ignored_message(key, why)
+            elif subs and near is None:
                 into = (f"{subs[0]}/{MANIFEST_NAME}" if len(subs) == 1 else
                         f"the {MANIFEST_NAME} of each of those folders")
                 message = (f"names {shown(key)}, which is not in this folder but in "
@@ -91,6 +96,29 @@ class Notes:
             findings.append(_error("attachments-toml-missing-file", where, message,
                                    invoice_id))
         return findings
+
+
+# Why a file is ignored for its name (names.ignored_as), and the fix for its entry.
+_IGNORED = {
+    "lock": ("the lock file an office program keeps while a document is open, never an "
+             "attachment", "name the document itself in the entry (the lock file goes "
+             "when the document is closed), or remove the entry"),
+    "in-progress": ("a name for a file still being copied, downloaded or edited (such as "
+                    "….part, ….tmp, ….crdownload), which is not sent", "give the file its "
+                    "final name once it is complete (scan.pdf, not scan.pdf.part) and write "
+                    "that name in the entry"),
+    "desktop": ("a file Windows, a Mac or an editor keeps beside the files, never an "
+                "attachment", "remove the entry"),
+    "hidden": ("a hidden file (its name begins with a dot), which is not sent",
+               "rename the file without the dot at its start, and its entry with it"),
+    "admin": ("a name the admin set outboxd to ignore ([outbox] ignore_patterns), which is "
+              "not sent", "rename the file and its entry, or remove the entry"),
+}
+
+
+def _ignored_message(key: str, why: str) -> str:
+    reason, fix = _IGNORED[why]
+    return f"names {shown(key)}, which is in the folder but ignored for its name: {reason} — {fix}"
 
 
 @dataclass

@@ -85,10 +85,12 @@ class NeverPost:
 def claimed(tmp_path: Path, attachments: dict[str, bytes] | None = None,
             validation: dict[str, Any] | None = None,
             delivery: dict[str, Any] | None = None,
-            name: str = "INV-1") -> tuple[Pipeline, Settings, int]:
-    """A pipeline with one bundle dropped, read and claimed (not yet delivered)."""
+            name: str = "INV-1", invoice: bytes | None = None
+            ) -> tuple[Pipeline, Settings, int]:
+    """A pipeline with one bundle dropped, read and claimed (not yet delivered);
+    `invoice`: the invoice file's bytes, if not one UBL invoice of id `name`."""
     p, s = make(tmp_path, validation=validation or {}, delivery=delivery or {})
-    drop_bundle(s.outbox.path, name, attachments or {"a.pdf": pdf_bytes()})
+    drop_bundle(s.outbox.path, name, attachments or {"a.pdf": pdf_bytes()}, invoice)
     [cand] = list_outbox(s.outbox).candidates.values()
     nxt = p.step(cand, 1000.0)
     assert nxt.read is not None

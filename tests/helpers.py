@@ -526,18 +526,21 @@ class Page(HTMLParser):
 
 @contextmanager
 def answering_receiver(answer: Callable[[], tuple[int, str, bytes]],
-                       answered: Callable[[], None] = lambda: None) -> Iterator[str]:
+                       answered: Callable[[], None] = lambda: None,
+                       lengths: list[int] | None = None) -> Iterator[str]:
     """A throwaway HTTP/1.1 receiver on 127.0.0.1 for answers the reference receiver
     does not give: each POST is read whole, then answered with what `answer()` returns
     (status, Content-Type, body; it may block, on the server's thread for that POST);
-    `answered()` runs once the answer is written, or failed to be. Yields its url;
-    stopped on the way out."""
+    `answered()` runs once the answer is written, or failed to be; `lengths` gets the
+    number of bytes of each POST's body. Yields its url; stopped on the way out."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
-            self.rfile.read(int(self.headers["Content-Length"]))
+            got = len(self.rfile.read(int(self.headers["Content-Length"])))
+            if lengths is not None:
+                lengths.append(got)
             try:
                 status, content_type, body = answer()
                 self.send_response(status)

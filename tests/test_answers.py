@@ -295,6 +295,19 @@ class TestClassify:
         assert info.value.body == body[:BODY_LIMIT] and len(info.value.body) == 2000
 
 
+    def test_a_413_keeps_the_size_of_the_request_it_refused(self) -> None:
+        """A 413 says the request was too large, and the clerk is told its size: the
+        Rejected carries the Content-Length of the request the receiver answered (None
+        where the request gave none)."""
+        sent = httpx.Request("POST", "http://127.0.0.1:9/in", content=b"x" * 12345)
+        with pytest.raises(Rejected) as info:
+            classify(httpx.Response(413, content=b"too large", request=sent))
+        assert info.value.status == 413 and info.value.sent_bytes == 12345
+        with pytest.raises(Rejected) as unknown:
+            classify(httpx.Response(413, content=b"too large"))
+        assert unknown.value.sent_bytes is None
+
+
 class TestAnswersNotForThisRequest:
     """A 2xx is a receipt only for the request it answers (classify's `sent`, `whole`)."""
 

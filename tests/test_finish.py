@@ -23,7 +23,8 @@ from structlog.testing import capture_logs
 sys.path.insert(0, str(Path(__file__).parent))
 
 from claimed import NeverPost, Scripted, claimed, make, restart, step  # noqa: E402
-from helpers import drop_bundle, pdf_bytes, ubl_invoice  # noqa: E402
+from helpers import answering_receiver, drop_bundle, pdf_bytes, ubl_invoice  # noqa: E402
+from matching import batch_xml  # noqa: E402
 from swaps import opened_in, swap_for_link, swap_when_opened  # noqa: E402
 
 from daemon import convert, finish  # noqa: E402
@@ -75,6 +76,40 @@ def test_a_rejected_first_attempt_is_counted(tmp_path: Path) -> None:
     done = p.j.get(row)
     assert done.state == "quarantined" and done.attempts == 1
     assert "HTTP 422" in done.reasons[0]["message"]
+
+
+@pytest.mark.parametrize("ids", [("INV-1",), ("INV-1", "INV-2")])
+def test_a_bundle_refused_as_too_large_says_so_with_its_size_and_the_fix(
+        tmp_path: Path, ids: tuple[str, ...]) -> None:
+    """A 413 (Payload Too Large) quarantined the bundle telling the clerk to "fix what
+    the receiver names", and the receiver's words are often only "Payload Too Large".
+    The reason says the bundle is larger than the receiver takes, with the size sent
+    (what the receiver got), and the fix: fewer or smaller attachments, or (a file of
+    several invoices) its invoices in several files; the admin may ask the operator for
+    its limit. The receiver's own text is kept; REASON.txt says the same."""
+    if len(ids) == 1:
+        p, s, row = claimed(tmp_path)
+    else:
+        p, s, row = claimed(tmp_path, {f"{i}/a.pdf": pdf_bytes() for i in ids},
+                            name="B-1", invoice=batch_xml(*ids))
+    lengths: list[int] = []
+    with answering_receiver(lambda: (413, "text/plain", b"limit 1 kB"),
+                            lengths=lengths) as url:
+        p.finish.d = HttpDeliverer(DeliveryConfig(url=url))
+        assert p.finish.attempt(row) is None
+    done = p.j.get(row)
+    assert done.state == "quarantined"
+    [reason] = done.reasons
+    message = reason["message"]
+    assert reason["code"] == "rejected" and "HTTP 413: limit 1 kB" in message
+    [sent] = lengths
+    assert f"larger than the receiver takes ({sent / 1024:.0f} KB, {sent:,} bytes, " in message
+    assert "fewer or smaller attachments" in message
+    assert "fix what the receiver names" not in message
+    assert "ask the operator for the largest size it takes" in message
+    assert ("several invoice files" in message) == (len(ids) > 1)
+    [entry] = s.quarantine_dir.glob("*/*")
+    assert message in (entry / "REASON.txt").read_text("utf-8")
 
 
 def test_a_first_attempt_that_succeeds_is_counted(tmp_path: Path) -> None:

@@ -29,6 +29,16 @@ class TestWhichFolderIsWhichIds:
         assert b.errors == ()
         assert layout(b) == {i: ["tid.pdf"] for i in ids}
 
+    def test_a_folder_named_by_the_rule_before_c1_is_only_the_id_it_named(self) -> None:
+        """Older versions kept a C1 control character of an id in its folder's name:
+        INV-<U+0085>8/ was invoice INV-<U+0085>8's folder, and never INV-_8's, though the
+        rule now gives both the folder INV-_8."""
+        from daemon.idfolders import IdFolders
+        assert IdFolders(["INV-7", "INV-\x858"]).owner_before_c1("INV-\x858") == "INV-\x858"
+        assert IdFolders(["INV-7", "INV-_8"]).owner_before_c1("INV-\x858") is None
+        assert IdFolders(["INV-\x858"]).owner_before_c1("INV-\x868") is None
+        assert IdFolders(["INV-\x858"]).owner_before_c1("INV-_8") is None  # no C1: today's
+
     def test_unsafe_id_matches_its_folder_name(self, outbox: Path) -> None:
         """An id with '/' and '|' matches the folder with those replaced; the manifest keeps it."""
         gr = "061828591|01/10/2020|0|1.1|0|1"

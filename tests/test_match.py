@@ -439,13 +439,15 @@ class TestNamesThatAreNotUtf8:
         """Invoice INV-\u00858's folder was INV-\u00858/ by the first rule of older
         versions, which kept C1 characters; now the rule replaces them and the folder is
         a bad-name. Its error says whose folder it is and the name to give it (INV-_8),
-        not only "rename the file": a clerk upgrading has a folder to rename, not a file."""
+        not only "rename the file": a clerk upgrading has a folder to rename, not a file.
+        In the outbox the new rule stands: its files are not the invoice's until renamed."""
         write(outbox / "B-7" / "INV-7" / "a.pdf", PDF)
         write(outbox / "B-7" / "INV-\u00858" / "b.pdf", PDF)
         b = match(outbox, "B-7.xml", batch_xml("INV-7", "INV-\u00858"))
         assert codes(b) == ["bad-name"]
         message = finding(b, "bad-name").message
         assert "invoice INV-\\x858" in message and "rename the folder to INV-_8" in message
+        assert layout(b) == {"INV-7": ["a.pdf"], "INV-\u00858": []}  # in the outbox: not read
 
     def test_an_attachment_whose_name_holds_escape_sequences_is_shown_escaped(
             self, outbox: Path) -> None:

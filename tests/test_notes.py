@@ -390,6 +390,40 @@ class TestAttachmentsToml:
         b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
         assert codes(b) == ["not-a-file"]
 
+    @pytest.mark.parametrize(("name", "why", "fix"), [
+        ("~$scan.docx", "the lock file an office program keeps while a document is open",
+         "name the document itself in the entry"),
+        (".~lock.scan.odt#", "the lock file an office program keeps while a document is open",
+         "name the document itself in the entry"),
+        ("scan.pdf.part", "a name for a file still being copied, downloaded or edited",
+         "give the file its final name once it is complete"),
+        (".DS_Store", "a file Windows, a Mac or an editor keeps beside the files",
+         "remove the entry"),
+        (".scan.pdf", "a hidden file (its name begins with a dot)",
+         "rename the file without the dot at its start"),
+        ("scan.bak", "a name the admin set outboxd to ignore ([outbox] ignore_patterns)",
+         "rename the file"),
+    ])
+    def test_an_entry_for_a_file_ignored_by_its_name_says_it_is_there_but_ignored(
+            self, outbox: Path, name: str, why: str, fix: str) -> None:
+        """An entry naming a file that is in the folder under a name outboxd ignores (a
+        lock, an in-progress name, desktop litter, a hidden file, the admin's
+        ignore_patterns) got "which is not in the folder — add the file": the clerk sees
+        the file there. The message says it is there but ignored, why (by its name),
+        and the fix; it is still an error (the entry's file is not sent)."""
+        write(outbox / "INV-1" / "a.pdf", PDF)
+        write(outbox / "INV-1" / name, PDF)
+        write(outbox / "INV-1" / "attachments.toml", f'[files."{name}"]\ntype = "X"\n'.encode())
+        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"),
+                  outbox={"ignore_patterns": ["*.bak"]})
+        [f] = b.errors
+        assert (f.code, f.file) == ("attachments-toml-missing-file", "INV-1/attachments.toml")
+        assert f.message.startswith(f"names {name!r}, which is in the folder but ignored "
+                                    f"for its name: {why}")
+        assert fix in f.message.partition(" — ")[2]
+        assert "add the file" not in f.message
+        assert [a.original_name for a in b.attachments] == ["a.pdf"]
+
     @pytest.mark.parametrize("key", ["scan.pdf", "A/scan.pdf"])
     def test_a_root_entry_for_a_file_in_an_invoice_folder_says_where_it_belongs(
             self, outbox: Path, key: str) -> None:

@@ -8,6 +8,7 @@ import errno
 import io
 import json
 import os
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +30,7 @@ from claimed import (  # noqa: E402, F401 - quiet_logs: autouse
     step,
 )
 from helpers import drop_bundle, pdf_bytes, write  # noqa: E402
+from matching import batch_xml  # noqa: E402
 from swaps import linked_aside_before  # noqa: E402
 
 from daemon import names  # noqa: E402
@@ -499,6 +501,59 @@ class TestRulesOfANewVersion:
         assert got.state == "sent" and got.bundle_id == bid
         [entry] = folders(s.sent_dir)
         assert (entry / "INV-1" / "a\x85.pdf").read_bytes() == pdf_bytes()
+
+    def test_an_invoice_folder_an_older_version_matched_with_its_c1_name_is_sent_as_claimed(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Upgrade: the version before this one named invoice INV-<U+0085>8's folder with
+        the character kept, and claimed B-7 (INV-7, INV-<U+0085>8) with b.pdf in that
+        folder; killed while sending it (the receiver may have it). Read again after the
+        restart, the folder (a bad-name now) was skipped, b.pdf left out, the bundle had
+        another id and was quarantined, REASON.txt saying nothing was sent. The folder is
+        read as the invoice's, as it was claimed, and the bundle sent with the same id."""
+        from daemon import match
+
+        def before_c1(name: str) -> str | None:  # the older version's rule: C0 only
+            problem = names.name_problem(name)
+            return None if problem and not any(
+                c < " " or c == "\x7f" for c in name) else problem
+
+        monkeypatch.setattr(match, "name_problem", before_c1)
+        monkeypatch.setattr(names, "contract_folder_name",
+                            lambda i: names.fit_name(re.sub(r'[/\\:*?"<>|\x00-\x1f\x7f]', "_", i)))
+        p, s, row = claimed(tmp_path, {"INV-7/a.pdf": pdf_bytes(),
+                                       "INV-\x858/b.pdf": pdf_bytes(2)},
+                            name="B-7", invoice=batch_xml("INV-7", "INV-\x858"))
+        monkeypatch.undo()
+        bid = p.j.get(row).bundle_id
+        fin = Finisher(s, p.j, NeverPost())
+        assert [r for r, _ in fin.recover()] == [row]
+        fin.d = receiver = Idempotent(Receipt(200, {"receipt_id": "r-1"}, "r-1"))
+        assert fin.attempt(row) is None
+        got = p.j.get(row)
+        assert receiver.posts == 1 and list(s.quarantine_dir.glob("*/*")) == []
+        assert got.state == "sent" and got.bundle_id == bid
+        [entry] = folders(s.sent_dir)
+        assert (entry / "B-7" / "INV-\x858" / "b.pdf").read_bytes() == pdf_bytes(2)
+
+    def test_a_folder_no_version_matched_is_not_taken_as_an_invoices_when_read_again(
+            self, tmp_path: Path) -> None:
+        """Only an id's own folder by the older rule is read as the invoice's: in a
+        claimed B-7 (INV-7, INV_8), a folder INV<U+0085>8 put in processing was no
+        invoice's folder for any version (INV_8's was INV_8, as it is now), though with
+        its character replaced it reads INV_8. Taken as INV_8's it would change the
+        bundle's id and quarantine a bundle the receiver may have; it is left out (its
+        bad-name said), and the bundle is sent as claimed."""
+        p, s, row = claimed(tmp_path, {"INV-7/a.pdf": pdf_bytes(),
+                                       "INV_8/c.pdf": pdf_bytes(3)},
+                            name="B-7", invoice=batch_xml("INV-7", "INV_8"))
+        bid = p.j.get(row).bundle_id
+        write(Path(p.j.get(row).work_dir or "") / "B-7" / "INV\x858" / "b.pdf", pdf_bytes(2))
+        fin = Finisher(s, p.j, NeverPost())
+        assert [r for r, _ in fin.recover()] == [row]
+        fin.d = receiver = Idempotent(Receipt(200, {"receipt_id": "r-1"}, "r-1"))
+        assert fin.attempt(row) is None
+        got = p.j.get(row)
+        assert receiver.posts == 1 and got.state == "sent" and got.bundle_id == bid
 
     def test_a_bundle_read_again_on_another_channel_is_never_sent_as_claimed(
             self, tmp_path: Path) -> None:

@@ -160,7 +160,7 @@ class EmbeddedDeliverer:
         except Rejected as exc:
             refused = Rejected(f"the receiver rejected the document of invoice "
                                f"{doc.invoice_id} with HTTP {exc.status}", exc.status, exc.body)
-            refused.invoice_id = doc.invoice_id
+            refused.invoice_id, refused.sent_bytes = doc.invoice_id, exc.sent_bytes
             raise refused from None
 
 

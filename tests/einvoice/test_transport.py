@@ -507,6 +507,27 @@ def test_a_partly_accepted_bundle_is_quarantined_with_papers_naming_what_was_del
         assert needle in text
 
 
+def test_a_document_refused_as_too_large_names_its_invoice_its_size_and_the_fix(
+        start_receiver: Callable[..., Receiver], claim: Callable[[Receiver], Claimed]) -> None:
+    """ubl-embedded: A accepted, B's document answered 413. The reason says B's document
+    is larger than the receiver takes, with its size, and the fix for B's attachments
+    (several invoice files would not help: each invoice is a document of its own), not
+    "fix what the receiver names"; the receiver's text is kept."""
+    receiver = start_receiver("--fail-first", "pass,413")
+    c = claim(receiver)
+    assert c.fin.attempt(c.row) is None
+    assert posts(receiver, c.keys) == [("A", 201), ("B", 413)]
+    [entry] = c.s.quarantine_dir.glob("*/*")
+    [rejected] = json.loads((entry / "reason.json").read_text("utf-8"))["reasons"]
+    message = rejected["message"]
+    assert "invoice B with HTTP 413" in message and "injected failure" in message
+    assert "the document of invoice B is larger than the receiver takes (" in message
+    assert " bytes, were sent)" in message
+    assert "fewer or smaller attachments of invoice B" in message
+    assert "several invoice files" not in message
+    assert "fix what the receiver names" not in message
+
+
 def test_a_network_error_of_a_document_carries_neither_token_nor_password(
         tmp_path: Path) -> None:
     """ubl-embedded posts each document on its own; an error on the way is told as the
