@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from daemon.fsops import CHUNK, FOLDER, FOLDER_NOFOLLOW, kind_of, open_regular, opened_if_regular
-from daemon.fswrite import fsync_dir, rename_noreplace
+from daemon.fswrite import add_group_write_fd, fsync_dir, rename_noreplace
 from daemon.names import NAME_MAX, fit_name
 from daemon.workfolder import not_the_folder, still_at, still_held
 
@@ -101,6 +101,7 @@ def _copy_entry(parent: int, name: str, into: int, dst: str, copied: Copied, rel
         with os.fdopen(file, "rb") as fin:
             made = os.open(dst, _NEW_FILE, 0o640, dir_fd=into)
             try:
+                _group_write_as(st, made)
                 with open(made, "wb", closefd=False) as fout:
                     copy_into(fin, fout)
             except BaseException:
@@ -138,6 +139,7 @@ def _copy_folder(fd: int, into: int, dst: str, copied: Copied, rel: str = ".") -
     os.mkdir(dst, 0o750, dir_fd=into)
     out = os.open(dst, FOLDER_NOFOLLOW, dir_fd=into)
     try:
+        _group_write_as(os.fstat(fd), out)
         for name in sorted(os.listdir(fd)):
             made = _copy_entry(fd, name, out, name, copied, os.path.join(rel, name))
             if made is not None:
@@ -147,6 +149,16 @@ def _copy_folder(fd: int, into: int, dst: str, copied: Copied, rel: str = ".") -
         os.close(out)
         raise
     return out
+
+
+def _group_write_as(source: os.stat_result, made: int) -> None:
+    """Group write on the copy open at `made` where its source had it: a rename on one
+    file system keeps the modes of a bundle (a clerk's folders 2770, files 0660 on a
+    group share), and a copy must leave the people of the group the same hold on it (to
+    fix an attachment of a quarantined bundle in place). Nothing more: the rest stays
+    the daemon's own (0750 / 0640), never anything for others."""
+    if source.st_mode & stat.S_IWGRP:
+        add_group_write_fd(made)
 
 
 def _into_place(tmp: Path, dst: Path, made: int | None) -> None:

@@ -116,7 +116,7 @@ def add_group_write(folder: Path) -> None:
 
 
 def add_group_write_fd(fd: int) -> None:
-    """Give the folder open at fd group write permission."""
+    """Give the folder (or file) open at fd group write permission."""
     mode = os.fstat(fd).st_mode
     if not mode & stat.S_IWGRP:
         os.fchmod(fd, stat.S_IMODE(mode) | stat.S_IWGRP)

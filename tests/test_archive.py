@@ -748,3 +748,49 @@ def test_reason_txt_is_made_group_readable_before_its_rename_never_through_a_lin
     finally:
         os.umask(old)
     assert stat.S_IMODE(os.stat(secret).st_mode) == 0o600
+
+
+def _modes(root: Path) -> dict[str, int]:
+    """The permission bits of everything below root (papers aside), by path below it."""
+    return {str(p.relative_to(root)): stat.S_IMODE(os.lstat(p).st_mode)
+            for p in sorted(root.rglob("*")) if p.name not in ("REASON.txt", "reason.json")}
+
+
+def test_a_bundle_quarantined_onto_another_file_system_keeps_the_group_write_it_had(
+        tmp_path: Path, other_file_system: Path) -> None:
+    """quarantine/ on another file system than processing (a real tmpfs): the bundle is
+    copied, and each folder and file of the copy was the daemon's alone (0750 / 0640),
+    so the clerks of the group could not fix an attachment in place, as the docs tell
+    them to. The copy keeps group write where the bundle had it (Samba's 2770 / 0660),
+    as a rename on one file system keeps the clerk's own modes — and gives nothing to
+    others, even where the source did."""
+    def work_at(path: Path) -> Path:
+        work = make_work(path)
+        for p in (work / "INV-1", work / "INV-1" / "sub"):
+            os.chmod(p, 0o2770)
+        for p in (work / "INV-1.xml", work / "INV-1" / "a.pdf"):
+            os.chmod(p, 0o660)
+        os.chmod(work / "INV-1" / "sub" / "b.pdf", 0o666)  # world-writable: never copied so
+        return work
+
+    record = reason_record(BID, "INV-1.xml", [Finding("empty", "INV-1/a.pdf", "e")],
+                           "2026-12-03T07:50:12Z")
+    placed = {}
+    old = os.umask(0o027)
+    try:
+        for name, root in (("renamed", tmp_path / "quarantine"),
+                           ("copied", other_file_system / "quarantine")):
+            root.mkdir()
+            os.chmod(root, 0o2770)
+            placed[name] = archive.place(work_at(tmp_path / f"work-{name}"),
+                                         root / "2026-12-03" / "INV-1--x",
+                                         reason_papers(record), BID)
+    finally:
+        os.umask(old)
+    renamed, copied = _modes(placed["renamed"]), _modes(placed["copied"])
+    assert os.stat(placed["renamed"]).st_dev != os.stat(placed["copied"]).st_dev
+    assert renamed["INV-1/sub/b.pdf"] == 0o666  # the rename keeps even a mistake
+    for path, mode in copied.items():
+        assert mode & stat.S_IWGRP == renamed[path] & stat.S_IWGRP, path
+        assert not mode & 0o007, path
+    assert copied["INV-1"] & 0o770 == 0o770 and copied["INV-1/a.pdf"] == 0o660
