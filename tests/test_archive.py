@@ -207,7 +207,7 @@ class TestMoveIntoPlace:
         rename = fswrite.rename_noreplace
         partials_then: list[list[str]] = []
 
-        def across(src: Path, dst: Path) -> None:
+        def across(src: Path, dst: Path, *at: int | None) -> None:
             if Path(src) in works.values():
                 raise OSError(errno.EXDEV, "Invalid cross-device link")
             if Path(dst) == target and not partials_then:
@@ -216,7 +216,7 @@ class TestMoveIntoPlace:
                 assert archive.place(works["b"], target, papers["b"], BID, "hostb-bbbbbb") \
                     == target
                 partials_then.append(sorted(os.listdir(src)) if os.path.lexists(src) else [])
-            rename(src, dst)
+            rename(src, dst, *at)
         monkeypatch.setattr("daemon.fsmove.rename_noreplace", across)
 
         with pytest.raises(FileExistsError):  # the name taken by b's entry: tried again
@@ -794,3 +794,46 @@ def test_a_bundle_quarantined_onto_another_file_system_keeps_the_group_write_it_
         assert mode & stat.S_IWGRP == renamed[path] & stat.S_IWGRP, path
         assert not mode & 0o007, path
     assert copied["INV-1"] & 0o770 == 0o770 and copied["INV-1/a.pdf"] == 0o660
+
+
+@pytest.mark.parametrize("across", [False, True], ids=["renamed", "copied"])
+def test_a_day_folder_swapped_for_a_link_before_the_move_takes_nothing_out_of_the_archive(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest,
+        across: bool) -> None:
+    """Someone who may write in sent/ replaces the day folder by a link to a folder of
+    their choice just before the entry is moved into it (after it was checked): the move
+    went by path, through the link, so the bundle landed wherever the daemon's user may
+    write. Now the entry is moved into the day folder held open (never through a link),
+    and a day folder no longer at its name is refused: the bundle stays in processing,
+    the error names the link and the fix; once the link is removed, the next try makes
+    the folder again and archives the bundle there."""
+    fs = request.getfixturevalue("other_file_system") if across else tmp_path
+    sent, elsewhere = fs / "sent", fs / "elsewhere"
+    elsewhere.mkdir()
+    work = make_work(tmp_path / "work")
+    content = tree(work)
+    target = sent / "2026-12-03" / "INV-1--0123456789ab"
+    papers = {"receipt.json": json.dumps({"bundle_id": BID}).encode()}
+    real = archive.move_tree
+
+    def swapped_first(*args: Any, **kwargs: Any) -> list[Path]:
+        day = target.parent
+        if not day.is_symlink():
+            day.rename(day.with_name("aside"))
+            day.symlink_to(elsewhere)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(archive, "move_tree", swapped_first)
+    with pytest.raises(OSError) as refused:
+        archive.place(work, target, papers, BID)
+    assert refused.value.filename == str(target.parent)
+    assert "symbolic link" in str(refused.value) and "remove the link" in str(refused.value)
+    assert os.listdir(elsewhere) == [], "the bundle went through the link"
+    assert tree(work) == {**content, **{k: v for k, v in papers.items()}}
+    assert sorted(os.listdir(sent)) == ["2026-12-03", "aside"]
+    assert os.listdir(sent / "aside") == []
+
+    target.parent.unlink()  # the fix the error names
+    monkeypatch.undo()
+    assert archive.place(work, target, papers, BID) == target
+    assert tree(target) == {**content, **papers} and not work.exists()
