@@ -796,17 +796,19 @@ def test_a_bundle_quarantined_onto_another_file_system_keeps_the_group_write_it_
     assert copied["INV-1"] & 0o770 == 0o770 and copied["INV-1/a.pdf"] == 0o660
 
 
+@pytest.mark.parametrize("at_rename", [False, True], ids=["before-the-move", "at-the-rename"])
 @pytest.mark.parametrize("across", [False, True], ids=["renamed", "copied"])
 def test_a_day_folder_swapped_for_a_link_before_the_move_takes_nothing_out_of_the_archive(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest,
-        across: bool) -> None:
+        across: bool, at_rename: bool) -> None:
     """Someone who may write in sent/ replaces the day folder by a link to a folder of
-    their choice just before the entry is moved into it (after it was checked): the move
-    went by path, through the link, so the bundle landed wherever the daemon's user may
-    write. Now the entry is moved into the day folder held open (never through a link),
-    and a day folder no longer at its name is refused: the bundle stays in processing,
-    the error names the link and the fix; once the link is removed, the next try makes
-    the folder again and archives the bundle there."""
+    their choice just before the entry is moved into it (after it was checked), or at
+    the rename itself: the move went by path, through the link, so the bundle landed
+    wherever the daemon's user may write. Now the entry is moved into the day folder held
+    open (never through a link), and a day folder no longer at its name is refused (what
+    went into it taken back): the bundle stays in processing, the error names the link
+    and the fix; once the link is removed, the next try makes the folder again and
+    archives the bundle there."""
     fs = request.getfixturevalue("other_file_system") if across else tmp_path
     sent, elsewhere = fs / "sent", fs / "elsewhere"
     elsewhere.mkdir()
@@ -814,16 +816,27 @@ def test_a_day_folder_swapped_for_a_link_before_the_move_takes_nothing_out_of_th
     content = tree(work)
     target = sent / "2026-12-03" / "INV-1--0123456789ab"
     papers = {"receipt.json": json.dumps({"bundle_id": BID}).encode()}
-    real = archive.move_tree
-
-    def swapped_first(*args: Any, **kwargs: Any) -> list[Path]:
+    def swap() -> None:
         day = target.parent
         if not day.is_symlink():
             day.rename(day.with_name("aside"))
             day.symlink_to(elsewhere)
-        return real(*args, **kwargs)
 
-    monkeypatch.setattr(archive, "move_tree", swapped_first)
+    if at_rename:
+        rename = fsmove.rename_noreplace
+
+        def swapped_first(src: Path, dst: Path, *at: int | None) -> None:
+            if Path(dst).name == target.name:
+                swap()
+            rename(src, dst, *at)
+        monkeypatch.setattr(fsmove, "rename_noreplace", swapped_first)
+    else:
+        move = archive.move_tree
+
+        def swapped_before(*args: Any, **kwargs: Any) -> list[Path]:
+            swap()
+            return move(*args, **kwargs)
+        monkeypatch.setattr(archive, "move_tree", swapped_before)
     with pytest.raises(OSError) as refused:
         archive.place(work, target, papers, BID)
     assert refused.value.filename == str(target.parent)
