@@ -22,8 +22,8 @@ from pathlib import Path
 from daemon import logs
 from daemon.archive_papers import write_papers
 from daemon.errors import InputError
-from daemon.fsmove import TAG_MAX, Copied, identity, move_tree, remove_held
-from daemon.fsops import CHUNK, open_in, open_regular, read_bounded, read_regular
+from daemon.fsmove import TAG_MAX, Copied, identity, move_tree, not_its_folder, remove_held
+from daemon.fsops import CHUNK, FOLDER_NOFOLLOW, open_in, open_regular, read_bounded, read_regular
 from daemon.fswrite import (
     add_group_write,
     free_name,
@@ -119,17 +119,25 @@ def move_into_place(work: Path, target: Path, sync: bool = True,
             return move_into_place(work, target, sync, held, tag)
         finally:
             os.close(held)
-    if target.exists():
-        compared = _holds_copy_of(target, held)
-        if compared is not None:
-            # Crashed after the cross-file-system copy was renamed into place (only
-            # once complete and fsynced), before or while the source was deleted.
-            _said_left(work, held, target, remove_held(work, held, compared))
-            return target
-        # Someone else's archive entry under the same name (two daemons, or a
-        # duplicate archived at the same time): never delete ours for it.
-        target = free_name(target.parent, target.name)
-    _said_left(work, held, target, move_tree(work, target, sync=sync, held=held, tag=tag))
+    day = _hold_day(target.parent)
+    try:
+        # The entry looked for, and made, in the day folder held: never through a link
+        # put in its place meanwhile (move_tree refuses the move then).
+        there = held_path(day) / target.name
+        if there.exists():
+            compared = _holds_copy_of(there, held)
+            if compared is not None:
+                # Crashed after the cross-file-system copy was renamed into place (only
+                # once complete and fsynced), before or while the source was deleted.
+                _said_left(work, held, target, remove_held(work, held, compared))
+                return target
+            # Someone else's archive entry under the same name (two daemons, or a
+            # duplicate archived at the same time): never delete ours for it.
+            target = target.parent / free_name(held_path(day), target.name).name
+        _said_left(work, held, target,
+                   move_tree(work, target, sync=sync, held=held, tag=tag, into=day))
+    finally:
+        os.close(day)
     return target
 
 
@@ -201,19 +209,33 @@ def _someone_elses(entry: Path, papers: Mapping[str, bytes], bundle_id: str) -> 
     return named != bundle_id
 
 
-def _make_folder(folder: Path) -> None:
-    """The day folder of an archive entry; when it is new, its name is synced too.
-    Never one that is a link, nor inside an archive folder that is one: people on the
-    share may write in sent/ and quarantine/, and a link there could lead anywhere."""
+def _hold_day(folder: Path) -> int:
+    """The day folder of an archive entry, open (the caller closes it); made where
+    missing, its name synced then. Never one that is a link, nor inside an archive
+    folder that is one: people on the share may write in sent/ and quarantine/, and a
+    link there could lead anywhere (move_tree refuses one swapped in after this too)."""
     refuse_links((folder.parent,))
     try:
         os.mkdir(folder)
+        new = True
     except FileExistsError:
-        refuse_links((folder,))
-        return
+        new = False
     except FileNotFoundError:
         folder.mkdir(parents=True, exist_ok=True)
-    fsync_dir(folder.parent)
+        new = True
+    try:
+        fd = os.open(folder, FOLDER_NOFOLLOW)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise not_its_folder(folder) from None
+        raise
+    if new:
+        try:
+            fsync_dir(folder.parent)
+        except BaseException:
+            os.close(fd)
+            raise
+    return fd
 
 
 def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str,
@@ -240,7 +262,6 @@ def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str,
             # temp file here; it must not travel into the entry.
             drop_unfinished(here, papers)
             write_papers(here, papers, sync=False)
-            _make_folder(target.parent)
             placed = move_into_place(work, target, sync=False, held=held, tag=tag)
             # Renamed (one file system): the papers are synced in the folder held. Else
             # the entry is a copy whose every file was synced before it was renamed.

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from daemon.fsops import CHUNK, FOLDER, FOLDER_NOFOLLOW, kind_of, open_regular, opened_if_regular
-from daemon.fswrite import fsync_dir, rename_noreplace
+from daemon.fswrite import add_group_write_fd, fsync_dir, held_path, rename_noreplace
 from daemon.names import NAME_MAX, fit_name
 from daemon.workfolder import not_the_folder, still_at, still_held
 
@@ -101,6 +101,7 @@ def _copy_entry(parent: int, name: str, into: int, dst: str, copied: Copied, rel
         with os.fdopen(file, "rb") as fin:
             made = os.open(dst, _NEW_FILE, 0o640, dir_fd=into)
             try:
+                _group_write_as(st, made)
                 with open(made, "wb", closefd=False) as fout:
                     copy_into(fin, fout)
             except BaseException:
@@ -138,6 +139,7 @@ def _copy_folder(fd: int, into: int, dst: str, copied: Copied, rel: str = ".") -
     os.mkdir(dst, 0o750, dir_fd=into)
     out = os.open(dst, FOLDER_NOFOLLOW, dir_fd=into)
     try:
+        _group_write_as(os.fstat(fd), out)
         for name in sorted(os.listdir(fd)):
             made = _copy_entry(fd, name, out, name, copied, os.path.join(rel, name))
             if made is not None:
@@ -149,16 +151,27 @@ def _copy_folder(fd: int, into: int, dst: str, copied: Copied, rel: str = ".") -
     return out
 
 
-def _into_place(tmp: Path, dst: Path, made: int | None) -> None:
+def _group_write_as(source: os.stat_result, made: int) -> None:
+    """Group write on the copy open at `made` where its source had it: a rename on one
+    file system keeps the modes of a bundle (a clerk's folders 2770, files 0660 on a
+    group share), and a copy must leave the people of the group the same hold on it (to
+    fix an attachment of a quarantined bundle in place). Nothing more: the rest stays
+    the daemon's own (0750 / 0640), never anything for others."""
+    if source.st_mode & stat.S_IWGRP:
+        add_group_write_fd(made)
+
+
+def _into_place(tmp: Path, dst: Path, made: int | None, into: int | None) -> None:
     """The copy at tmp renamed to dst, only while tmp is still what the copy made (`made`,
     open; None: a link or FIFO): one who may write in its folder could have swapped it
-    for a link or a folder of theirs, which would then be taken for the copy."""
-    if made is not None and not still_at(tmp, made):
+    for a link or a folder of theirs, which would then be taken for the copy. `into`:
+    their folder, open (move_tree)."""
+    if made is not None and not still_at(_in(into, tmp), made):
         raise _not_the_copy(tmp)
-    rename_noreplace(tmp, dst)
-    if made is not None and not still_at(dst, made):
+    _rename_into(tmp, dst, into, src_too=True)
+    if made is not None and not still_at(_in(into, dst), made):
         with contextlib.suppress(OSError):
-            rename_noreplace(dst, tmp)
+            _rename_into(dst, tmp, into, src_too=True)
         raise _not_the_copy(tmp)
 
 
@@ -250,7 +263,7 @@ def partial_name(dst: Path, tag: str = "") -> Path:
 
 
 def move_tree(src: Path, dst: Path, sync: bool = True, held: int | None = None,
-              tag: str = "") -> list[Path]:
+              tag: str = "", into: int | None = None) -> list[Path]:
     """Move a file or folder to dst, which must not exist; what stayed at src (below).
 
     Same file system: one atomic rename. Across file systems: copy to a
@@ -264,13 +277,19 @@ def move_tree(src: Path, dst: Path, sync: bool = True, held: int | None = None,
     is deleted whatever the caller says. `held`: the folder at src, open
     (workfolder.hold_folder): only that folder is moved, copied from its descriptor and
     removed through it; OSError when src names anything else (a link put there). `tag`:
-    the daemon's, in the temp name (partial_name).
+    the daemon's, in the temp name (partial_name). `into`: dst's folder, open (an
+    archive's day folder, held by the caller): dst is made in that very folder, never
+    through its path, and only while the path still names it (not_its_folder: a link
+    someone who may write beside it put in its place would lead anywhere).
     """
-    dst.parent.mkdir(parents=True, exist_ok=True)
+    if into is None:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+    else:
+        _still_its_folder(dst, into)
     try:
-        _rename(src, dst, held)
+        _rename(src, dst, held, into)
         if sync:
-            fsync_dir(dst.parent)
+            fsync_dir(dst.parent) if into is None else os.fsync(into)
         return []
     except OSError as exc:
         if exc.errno != errno.EXDEV:
@@ -278,33 +297,37 @@ def move_tree(src: Path, dst: Path, sync: bool = True, held: int | None = None,
     # Named after the target and the daemon, not our pid: a restart after a crash
     # mid-copy finds and replaces its partial copy instead of leaving it behind.
     tmp = partial_name(dst, tag)
-    remove_leftover(tmp)
+    remove_leftover(_in(into, tmp))
     copied: Copied = {}
-    into = os.open(dst.parent, FOLDER)
+    folder = os.open(dst.parent, FOLDER) if into is None else into
     made: int | None = None
     try:
         if held is None:
             parent = os.open(src.parent, FOLDER)
             try:
-                made = _copy_entry(parent, src.name, into, tmp.name, copied, ".")
+                made = _copy_entry(parent, src.name, folder, tmp.name, copied, ".")
             finally:
                 os.close(parent)
         else:
-            made = _copy_folder(held, into, tmp.name, copied)
+            made = _copy_folder(held, folder, tmp.name, copied)
             st = os.fstat(held)
             os.utime(made, ns=(st.st_atime_ns, st.st_mtime_ns))
-        _into_place(tmp, dst, made)
+        _into_place(tmp, dst, made, into)
+        if into is not None and not still_at(dst.parent, into):
+            remove_leftover(_in(into, dst))  # the source is whole: copied again next time
+            raise not_its_folder(dst.parent)
     except BaseException:
         # A full disk, a path too long, a share gone: the source is intact, so
         # a half copy is only litter in the archive. Retried later from scratch.
         with contextlib.suppress(OSError):
-            remove_leftover(tmp)
+            remove_leftover(_in(into, tmp))
         raise
     finally:
-        os.close(into)
+        if into is None:
+            os.close(folder)
         if made is not None:
             os.close(made)
-    fsync_dir(dst.parent)
+    fsync_dir(dst.parent) if into is None else os.fsync(into)
     if held is not None:
         return remove_held(src, held, copied)
     parent = os.open(src.parent, FOLDER)
@@ -315,13 +338,51 @@ def move_tree(src: Path, dst: Path, sync: bool = True, held: int | None = None,
     return [Path(os.path.normpath(src / rel)) for rel in left]
 
 
-def _rename(src: Path, dst: Path, held: int | None) -> None:
+def _in(folder: int | None, path: Path) -> Path:
+    """path, or its name in `folder` (open) when given: never through a link put in the
+    folder's place since it was opened (held_path)."""
+    return path if folder is None else held_path(folder) / path.name
+
+
+def _rename_into(src: Path, dst: Path, into: int | None, src_too: bool = False) -> None:
+    """rename_noreplace(src, dst), dst (and src, `src_too`) taken in `into` when given."""
+    if into is None:
+        rename_noreplace(src, dst)
+    else:
+        rename_noreplace(src, dst, into if src_too else None, into)
+
+
+def not_its_folder(folder: Path) -> OSError:
+    return OSError(errno.ELOOP, "is a symbolic link or no longer the folder outboxd made; "
+                   "outboxd never moves a bundle through one — remove the link (outboxd "
+                   "makes the folder again); the bundle stays in processing until then",
+                   str(folder))
+
+
+def _still_its_folder(dst: Path, into: int) -> None:
+    if not still_at(dst.parent, into):
+        raise not_its_folder(dst.parent)
+
+
+def _rename(src: Path, dst: Path, held: int | None, into: int | None) -> None:
     """rename_noreplace(src, dst), of the held folder only: checked before, and after
-    (a link swapped in between the two is put back and refused)."""
+    (a link swapped in between the two is put back and refused). Into `into` (see
+    move_tree) only while dst's folder is still at its name: else put back, refused."""
     if held is not None:
         still_held(src, held)
-    rename_noreplace(src, dst)
-    if held is not None and not still_at(dst, held):
+    _rename_into(src, dst, into)
+    there = _in(into, dst)
+    if held is not None and not still_at(there, held):
         with contextlib.suppress(OSError):
-            rename_noreplace(dst, src)
+            _rename_back(dst, src, into)
         raise not_the_folder(src)
+    if into is not None and not still_at(dst.parent, into):
+        _rename_back(dst, src, into)  # raises, the bundle where it was, if it cannot
+        raise not_its_folder(dst.parent)
+
+
+def _rename_back(dst: Path, src: Path, into: int | None) -> None:
+    if into is None:
+        rename_noreplace(dst, src)
+    else:
+        rename_noreplace(dst, src, into, None)

@@ -116,7 +116,7 @@ def add_group_write(folder: Path) -> None:
 
 
 def add_group_write_fd(fd: int) -> None:
-    """Give the folder open at fd group write permission."""
+    """Give the folder (or file) open at fd group write permission."""
     mode = os.fstat(fd).st_mode
     if not mode & stat.S_IWGRP:
         os.fchmod(fd, stat.S_IMODE(mode) | stat.S_IWGRP)
@@ -223,12 +223,20 @@ if _renameat2 is not None:
     _renameat2.restype = ctypes.c_int
 
 
-def _rename2(src: Path, dst: Path, flags: int) -> bool:
+def _at(path: Path, folder: int | None) -> tuple[int, bytes]:
+    """path for an *at() call: by its name in `folder` (open) when given, else as is."""
+    return (_AT_FDCWD, os.fsencode(path)) if folder is None else (folder,
+                                                                  os.fsencode(path.name))
+
+
+def _rename2(src: Path, dst: Path, flags: int, src_dir: int | None = None,
+             dst_dir: int | None = None) -> bool:
     """renameat2(src, dst, flags): True once done, False where it is not supported;
-    else the OSError (FileExistsError, FileNotFoundError …) naming both."""
+    else the OSError (FileExistsError, FileNotFoundError …) naming both. `src_dir`,
+    `dst_dir`: see rename_noreplace."""
     if _renameat2 is None:
         return False
-    if _renameat2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), flags) == 0:
+    if _renameat2(*_at(src, src_dir), *_at(dst, dst_dir), flags) == 0:
         return True
     err = ctypes.get_errno()
     if err in _UNSUPPORTED:
@@ -236,18 +244,27 @@ def _rename2(src: Path, dst: Path, flags: int) -> bool:
     raise OSError(err, os.strerror(err), str(src), None, str(dst))
 
 
-def rename_noreplace(src: Path, dst: Path) -> None:
+def rename_noreplace(src: Path, dst: Path, src_dir: int | None = None,
+                     dst_dir: int | None = None) -> None:
     """Rename without ever replacing what is at dst (os.rename would, silently).
 
     renameat2(RENAME_NOREPLACE) makes the check and the rename one step, so a
     file an ERP drops under the same name at that moment is never replaced.
     File systems without it (NFS, SMB) fall back to check-then-rename.
+    `src_dir`, `dst_dir`: the folder of src, of dst, open: the name is taken in that
+    very folder, never through a link put in its place meanwhile (the paths name them
+    in errors).
     """
-    if _rename2(src, dst, _RENAME_NOREPLACE):
+    if _rename2(src, dst, _RENAME_NOREPLACE, src_dir, dst_dir):
         return
-    if dst.exists() or dst.is_symlink():
+    try:
+        os.stat(_at(dst, dst_dir)[1], dir_fd=dst_dir, follow_symlinks=False)
+    except FileNotFoundError:
+        pass
+    else:
         raise FileExistsError(errno.EEXIST, "target exists", str(dst))
-    os.rename(src, dst)
+    os.rename(_at(src, src_dir)[1], _at(dst, dst_dir)[1], src_dir_fd=src_dir,
+              dst_dir_fd=dst_dir)
 
 
 def rename_exchange(a: Path, b: Path) -> bool:

@@ -207,7 +207,7 @@ class TestMoveIntoPlace:
         rename = fswrite.rename_noreplace
         partials_then: list[list[str]] = []
 
-        def across(src: Path, dst: Path) -> None:
+        def across(src: Path, dst: Path, *at: int | None) -> None:
             if Path(src) in works.values():
                 raise OSError(errno.EXDEV, "Invalid cross-device link")
             if Path(dst) == target and not partials_then:
@@ -216,7 +216,7 @@ class TestMoveIntoPlace:
                 assert archive.place(works["b"], target, papers["b"], BID, "hostb-bbbbbb") \
                     == target
                 partials_then.append(sorted(os.listdir(src)) if os.path.lexists(src) else [])
-            rename(src, dst)
+            rename(src, dst, *at)
         monkeypatch.setattr("daemon.fsmove.rename_noreplace", across)
 
         with pytest.raises(FileExistsError):  # the name taken by b's entry: tried again
@@ -748,3 +748,105 @@ def test_reason_txt_is_made_group_readable_before_its_rename_never_through_a_lin
     finally:
         os.umask(old)
     assert stat.S_IMODE(os.stat(secret).st_mode) == 0o600
+
+
+def _modes(root: Path) -> dict[str, int]:
+    """The permission bits of everything below root (papers aside), by path below it."""
+    return {str(p.relative_to(root)): stat.S_IMODE(os.lstat(p).st_mode)
+            for p in sorted(root.rglob("*")) if p.name not in ("REASON.txt", "reason.json")}
+
+
+def test_a_bundle_quarantined_onto_another_file_system_keeps_the_group_write_it_had(
+        tmp_path: Path, other_file_system: Path) -> None:
+    """quarantine/ on another file system than processing (a real tmpfs): the bundle is
+    copied, and each folder and file of the copy was the daemon's alone (0750 / 0640),
+    so the clerks of the group could not fix an attachment in place, as the docs tell
+    them to. The copy keeps group write where the bundle had it (Samba's 2770 / 0660),
+    as a rename on one file system keeps the clerk's own modes — and gives nothing to
+    others, even where the source did."""
+    def work_at(path: Path) -> Path:
+        work = make_work(path)
+        for p in (work / "INV-1", work / "INV-1" / "sub"):
+            os.chmod(p, 0o2770)
+        for p in (work / "INV-1.xml", work / "INV-1" / "a.pdf"):
+            os.chmod(p, 0o660)
+        os.chmod(work / "INV-1" / "sub" / "b.pdf", 0o666)  # world-writable: never copied so
+        return work
+
+    record = reason_record(BID, "INV-1.xml", [Finding("empty", "INV-1/a.pdf", "e")],
+                           "2026-12-03T07:50:12Z")
+    placed = {}
+    old = os.umask(0o027)
+    try:
+        for name, root in (("renamed", tmp_path / "quarantine"),
+                           ("copied", other_file_system / "quarantine")):
+            root.mkdir()
+            os.chmod(root, 0o2770)
+            placed[name] = archive.place(work_at(tmp_path / f"work-{name}"),
+                                         root / "2026-12-03" / "INV-1--x",
+                                         reason_papers(record), BID)
+    finally:
+        os.umask(old)
+    renamed, copied = _modes(placed["renamed"]), _modes(placed["copied"])
+    assert os.stat(placed["renamed"]).st_dev != os.stat(placed["copied"]).st_dev
+    assert renamed["INV-1/sub/b.pdf"] == 0o666  # the rename keeps even a mistake
+    for path, mode in copied.items():
+        assert mode & stat.S_IWGRP == renamed[path] & stat.S_IWGRP, path
+        assert not mode & 0o007, path
+    assert copied["INV-1"] & 0o770 == 0o770 and copied["INV-1/a.pdf"] == 0o660
+
+
+@pytest.mark.parametrize("at_rename", [False, True], ids=["before-the-move", "at-the-rename"])
+@pytest.mark.parametrize("across", [False, True], ids=["renamed", "copied"])
+def test_a_day_folder_swapped_for_a_link_before_the_move_takes_nothing_out_of_the_archive(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest,
+        across: bool, at_rename: bool) -> None:
+    """Someone who may write in sent/ replaces the day folder by a link to a folder of
+    their choice just before the entry is moved into it (after it was checked), or at
+    the rename itself: the move went by path, through the link, so the bundle landed
+    wherever the daemon's user may write. Now the entry is moved into the day folder held
+    open (never through a link), and a day folder no longer at its name is refused (what
+    went into it taken back): the bundle stays in processing, the error names the link
+    and the fix; once the link is removed, the next try makes the folder again and
+    archives the bundle there."""
+    fs = request.getfixturevalue("other_file_system") if across else tmp_path
+    sent, elsewhere = fs / "sent", fs / "elsewhere"
+    elsewhere.mkdir()
+    work = make_work(tmp_path / "work")
+    content = tree(work)
+    target = sent / "2026-12-03" / "INV-1--0123456789ab"
+    papers = {"receipt.json": json.dumps({"bundle_id": BID}).encode()}
+    def swap() -> None:
+        day = target.parent
+        if not day.is_symlink():
+            day.rename(day.with_name("aside"))
+            day.symlink_to(elsewhere)
+
+    if at_rename:
+        rename = fsmove.rename_noreplace
+
+        def swapped_first(src: Path, dst: Path, *at: int | None) -> None:
+            if Path(dst).name == target.name:
+                swap()
+            rename(src, dst, *at)
+        monkeypatch.setattr(fsmove, "rename_noreplace", swapped_first)
+    else:
+        move = archive.move_tree
+
+        def swapped_before(*args: Any, **kwargs: Any) -> list[Path]:
+            swap()
+            return move(*args, **kwargs)
+        monkeypatch.setattr(archive, "move_tree", swapped_before)
+    with pytest.raises(OSError) as refused:
+        archive.place(work, target, papers, BID)
+    assert refused.value.filename == str(target.parent)
+    assert "symbolic link" in str(refused.value) and "remove the link" in str(refused.value)
+    assert os.listdir(elsewhere) == [], "the bundle went through the link"
+    assert tree(work) == {**content, **{k: v for k, v in papers.items()}}
+    assert sorted(os.listdir(sent)) == ["2026-12-03", "aside"]
+    assert os.listdir(sent / "aside") == []
+
+    target.parent.unlink()  # the fix the error names
+    monkeypatch.undo()
+    assert archive.place(work, target, papers, BID) == target
+    assert tree(target) == {**content, **papers} and not work.exists()

@@ -39,10 +39,10 @@ def _across_file_systems(monkeypatch: pytest.MonkeyPatch, work: Path) -> None:
     EXDEV, so the move copies (every other rename goes on as it is)."""
     rename = fsmove.rename_noreplace
 
-    def exdev(src: Path, dst: Path) -> None:
+    def exdev(src: Path, dst: Path, *at: int | None) -> None:
         if Path(src) == work:
             raise OSError(errno.EXDEV, "Invalid cross-device link")
-        rename(src, dst)
+        rename(src, dst, *at)
     monkeypatch.setattr(fsmove, "rename_noreplace", exdev)
 
 
@@ -74,14 +74,14 @@ def test_a_work_folder_swapped_after_its_papers_were_written_is_not_moved(
     the archive nor copied from, nothing where it leads is removed, and the real folder
     keeps the bundle and its papers."""
     work, outside = _work(tmp_path), _outside(tmp_path)
-    made = archive._make_folder
+    made = archive._hold_day
     moved: list[Path] = []
 
-    def swap_then_make(folder: Path) -> None:
+    def swap_then_make(folder: Path) -> int:
         moved.append(swap_for_link(work, outside))
-        made(folder)
+        return made(folder)
 
-    monkeypatch.setattr(archive, "_make_folder", swap_then_make)
+    monkeypatch.setattr(archive, "_hold_day", swap_then_make)
     if across:
         _across_file_systems(monkeypatch, work)
     target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
@@ -101,10 +101,10 @@ def test_a_link_swapped_in_at_the_rename_itself_is_put_back_and_refused(
     rename = fsmove.rename_noreplace
     moved: list[Path] = []
 
-    def swap_then_rename(src: Path, dst: Path) -> None:
+    def swap_then_rename(src: Path, dst: Path, *at: int | None) -> None:
         if Path(src) == work and not moved:
             moved.append(swap_for_link(work, outside))
-        rename(src, dst)
+        rename(src, dst, *at)
 
     monkeypatch.setattr(fsmove, "rename_noreplace", swap_then_rename)
     target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
@@ -122,16 +122,15 @@ def test_a_copy_across_file_systems_removes_only_the_folder_held(
     the folder held: a work folder swapped for a link just then keeps what the link
     leads to, and the entry is complete."""
     work, outside = _work(tmp_path), _outside(tmp_path)
-    sync = fsmove.fsync_dir
+    remove = fsmove.remove_held
     moved: list[Path] = []
 
-    def swap_after_publish(path: Path) -> None:
-        sync(path)
-        if Path(path) == target.parent and not moved:
-            moved.append(swap_for_link(work, outside))
+    def swap_after_publish(path: Path, *args: Any) -> list[Path]:
+        moved.append(swap_for_link(work, outside))
+        return remove(path, *args)
 
     _across_file_systems(monkeypatch, work)
-    monkeypatch.setattr(fsmove, "fsync_dir", swap_after_publish)
+    monkeypatch.setattr(fsmove, "remove_held", swap_after_publish)
     target = tmp_path / "sent" / "2026-01-01" / "INV-1--0123"
     assert archive.place(work, target, PAPERS, BID) == target
     assert moved, "the swap was made"
@@ -294,9 +293,9 @@ def _drop_before_publishing(monkeypatch: pytest.MonkeyPatch, late: Path) -> None
     is published (renamed from its .partial name into place)."""
     rename = fsmove.rename_noreplace
 
-    def drop_then_publish(src: Path, dst: Path) -> None:
+    def drop_then_publish(src: Path, dst: Path, *at: int | None) -> None:
         if Path(src).name.endswith(".partial"):
             late.write_bytes(b"%PDF-late")
-        rename(src, dst)
+        rename(src, dst, *at)
 
     monkeypatch.setattr(fsmove, "rename_noreplace", drop_then_publish)

@@ -131,10 +131,10 @@ def test_a_crash_while_deleting_the_source_of_a_copy_into_quarantine_keeps_one_e
     work = Path(p.j.get(row).work_dir or "")
     rename = fsmove.rename_noreplace
 
-    def across(src: Path, dst: Path) -> None:
+    def across(src: Path, dst: Path, *at: int | None) -> None:
         if Path(src) == work:
             raise OSError(errno.EXDEV, "Invalid cross-device link")
-        rename(src, dst)
+        rename(src, dst, *at)
 
     def dies_midway(*_: Any) -> None:
         # The work folder's contents are removed from its descriptor, entry by entry.
@@ -191,10 +191,10 @@ def test_a_long_named_bundle_an_older_version_was_copying_into_sent_is_archived_
     work = Path(delivered.work_dir)
     rename = fsmove.rename_noreplace
 
-    def across(src: Path, dst: Path) -> None:
+    def across(src: Path, dst: Path, *at: int | None) -> None:
         if Path(src) == work:
             raise OSError(errno.EXDEV, "Invalid cross-device link")
-        rename(src, dst)
+        rename(src, dst, *at)
 
     monkeypatch.setattr(fsmove, "rename_noreplace", across)
     assert restart(p, s, row).attempt(row) is None

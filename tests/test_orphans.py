@@ -421,12 +421,12 @@ def test_a_work_folder_an_archive_kept_for_a_late_file_is_said_so_and_removed_on
     late = w / "INV-3" / "late.pdf"
     rename = fsmove.rename_noreplace
 
-    def across_dropping_late(src: Path, dst: Path) -> None:
+    def across_dropping_late(src: Path, dst: Path, *at: int | None) -> None:
         if Path(src) == w:
             raise OSError(errno.EXDEV, "Invalid cross-device link")
         if Path(src).name.endswith(".partial"):  # the copy, complete, is published
             late.write_bytes(b"%PDF-late")
-        rename(src, dst)
+        rename(src, dst, *at)
 
     monkeypatch.setattr(fsmove, "rename_noreplace", across_dropping_late)
     target = settings.sent_dir / "2026-01-01" / f"INV-3--{BID[:12]}"
@@ -471,12 +471,12 @@ def test_a_file_put_into_a_kept_work_folder_as_it_is_removed_keeps_the_folder_ke
     late = w / "INV-4" / "late.pdf"
     rename = fsmove.rename_noreplace
 
-    def across_dropping_late(src: Path, dst: Path) -> None:
+    def across_dropping_late(src: Path, dst: Path, *at: int | None) -> None:
         if Path(src) == w:
             raise OSError(errno.EXDEV, "Invalid cross-device link")
         if Path(src).name.endswith(".partial"):
             late.write_bytes(b"%PDF-late")
-        rename(src, dst)
+        rename(src, dst, *at)
 
     monkeypatch.setattr(fsmove, "rename_noreplace", across_dropping_late)
     target = settings.sent_dir / "2026-01-01" / f"INV-4--{BID[:12]}"
