@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import stat
 from contextlib import ExitStack
 from dataclasses import replace
@@ -117,7 +118,7 @@ def _collect(fd: int, folder: Path, rel: str, invoice_id: str, settings: Setting
             # Escaped as the scanner does (\xNN): findings go to UTF-8 files and the journal,
             # and one file must read the same in the log, NAME.errors.txt and on the page.
             findings.append(_err("bad-name", printable(shown), problem, invoice_id))
-            if not (claimed and _utf8(e.name)):
+            if not (claimed and _taken_before(e.name)):
                 continue
             # Claimed by an older version, which took C1 controls (U+0080–U+009F): read
             # with the file, as claimed, so that it is sent with the id it was sent
@@ -166,12 +167,19 @@ def _collect(fd: int, folder: Path, rel: str, invoice_id: str, settings: Setting
     return atts, notes
 
 
-def _utf8(name: str) -> bool:
+def _taken_before(name: str) -> bool:
+    """Whether an older version took this name, which this one refuses: its only fault
+    is a C1 control character. Any other bad name no version took, so a claim never held
+    it: read with it, the check right after this version's own claim got another bundle
+    id than the outbox's read, undid the claim, and did so again for ever."""
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
         return False  # undecodable bytes (surrogateescape): no version took them
-    return True
+    return name_problem(_C1.sub("_", name)) is None
+
+
+_C1 = re.compile("[\x80-\x9f]")
 
 
 def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Settings,
@@ -318,7 +326,10 @@ def assemble(cand: Candidate, settings: Settings, known: Bundle | None = None) -
         if fd is not None:
             attachments, more, channel, sidecar_digest = match_attachments(
                 fd, cand.sidecar, inv.invoice_ids, settings, inv.ids_unknown,
-                claimed=top != settings.outbox.path)
+                # Read as an older version claimed it: after a restart (recovery), never
+                # in the check of this version's own claim (`known`), which read the
+                # bundle by this version's rules in the outbox a moment before.
+                claimed=known is None and top != settings.outbox.path)
             findings.extend(more)
     sidecar = cand.sidecar if fd is not None else None
     findings.extend(look_alike_findings(cand, settings))

@@ -61,6 +61,22 @@ class TestDecisions:
         assert receipt["response"]["status"] == 201 and receipt["attempts"] == 1
         assert (tmp_path / "target" / receipt["manifest"]["bundle_id"]).is_dir()
 
+    @pytest.mark.parametrize("bad", ["b\x1b[2J.pdf", "b\x85.pdf"], ids=["C0", "C1"])
+    def test_a_bundle_with_a_bad_name_attachment_is_quarantined_not_claimed_for_ever(
+            self, tmp_path: Path, bad: str) -> None:
+        """An attachment refused for its name (a control character) quarantines its
+        bundle at the first step. The check right after the claim read the work folder
+        as an older version's claim (bad names taken with their error), got another
+        bundle id than the outbox's read, undid the claim — "bundle changed while being
+        claimed" — and did so at every step, for ever."""
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes(), bad: pdf_bytes()})
+        assert run_once(p) == []  # quarantined at its claim, nothing to deliver
+        [q] = folders(s.quarantine_dir)
+        reasons = json.loads((q / "reason.json").read_text())["reasons"]
+        assert "bad-name" in [r["code"] for r in reasons]
+        assert not (s.outbox.path / "INV-1.xml").exists() and p.live == {}
+
     def test_duplicate_of_a_sent_bundle(self, tmp_path: Path) -> None:
         """Dropping byte-identical files again after delivery quarantines them as duplicate."""
         p, s = make(tmp_path)
