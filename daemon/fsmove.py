@@ -73,6 +73,16 @@ def unchanged(then: Identity | None, st: os.stat_result) -> bool:
         then[3] == now[3] or now[4] < then[4])
 
 
+DEPTH_MAX = 64
+"""How deep a copy across file systems goes: each level holds two descriptors and two
+frames of the copy (three of its source's removal) while the levels below are copied, and
+a tree hundreds deep (a bundle may hold two levels, nested-too-deep refuses more) ran out
+of Python's recursion limit after its copy was in place, before its source was removed."""
+
+_TOO_DEEP = (f"folders nested more than {DEPTH_MAX} deep below it, which outboxd does not "
+             "copy to another file system — move the innermost folders up, or out")
+
+
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -134,7 +144,9 @@ def _copy_entry(parent: int, name: str, into: int, dst: str, copied: Copied, rel
 
 def _copy_folder(fd: int, into: int, dst: str, copied: Copied, rel: str = ".") -> int:
     """The folder open at `fd` copied as `dst` in the folder open at `into`
-    (_copy_entry); the folder made, open."""
+    (_copy_entry); the folder made, open. OSError (ELOOP) below DEPTH_MAX levels."""
+    if rel.count("/") > DEPTH_MAX:
+        raise OSError(errno.ELOOP, _TOO_DEEP)
     os.mkdir(dst, 0o750, dir_fd=into)
     out = os.open(dst, FOLDER_NOFOLLOW, dir_fd=into)
     try:
@@ -181,6 +193,8 @@ def _remove_copied(parent: int, name: str, rel: str, copied: Copied) -> list[str
             return [rel]
         os.unlink(name, dir_fd=parent)
         return []
+    if rel.count("/") > DEPTH_MAX:
+        return [rel]  # never copied (_copy_folder): put in since, and kept
     fd = os.open(name, FOLDER_NOFOLLOW, dir_fd=parent)
     try:
         left = _remove_copied_below(fd, rel, copied)
@@ -294,11 +308,13 @@ def move_tree(src: Path, dst: Path, sync: bool = True, held: int | None = None,
             st = os.fstat(held)
             os.utime(made, ns=(st.st_atime_ns, st.st_mtime_ns))
         _into_place(tmp, dst, made)
-    except BaseException:
+    except BaseException as exc:
         # A full disk, a path too long, a share gone: the source is intact, so
         # a half copy is only litter in the archive. Retried later from scratch.
         with contextlib.suppress(OSError):
             remove_leftover(tmp)
+        if isinstance(exc, OSError) and exc.strerror == _TOO_DEEP:
+            raise OSError(errno.ELOOP, _TOO_DEEP, str(src)) from None
         raise
     finally:
         os.close(into)

@@ -211,6 +211,55 @@ class TestMoveTree:
             move_tree(tmp_path / "missing", tmp_path / "dst")
 
 
+def _nested(top: Path, depth: int) -> None:
+    """depth folders `d` one in another below top, a file at the bottom (made from each
+    folder's descriptor: the path outgrows PATH_MAX)."""
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    for _ in range(depth):
+        os.mkdir("d", dir_fd=fd)
+        inner = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = inner
+    os.close(os.open("f.pdf", os.O_WRONLY | os.O_CREAT, 0o640, dir_fd=fd))
+    os.close(fd)
+
+
+@pytest.mark.parametrize("depth", [400, 600])
+def test_a_folder_nested_too_deep_to_copy_is_refused_whole_not_half_moved(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, depth: int) -> None:
+    """A sidecar holding folders nested hundreds deep (a clerk's or a hostile tree; such a
+    bundle is quarantined, nested-too-deep) made the copy across file systems recurse past
+    Python's limit: RecursionError, no OSError, so no retry was said and the row's error
+    stayed empty; at 400 levels after the copy was renamed into place, before its source
+    was removed (the bundle in both places for good). Deeper than fsmove.DEPTH_MAX it is
+    refused before anything is put in place: an OSError naming the folder and the fix,
+    the source whole, nothing at dst nor as a partial."""
+    src = tmp_path / "src"
+    src.mkdir()
+    _nested(src, depth)
+    dst = tmp_path / "day" / "dst"
+    exdev_once(monkeypatch)
+    with pytest.raises(OSError) as raised:
+        move_tree(src, dst)
+    assert raised.value.filename == str(src)
+    assert f"more than {fsmove.DEPTH_MAX} deep" in raised.value.strerror
+    assert os.listdir(dst.parent) == []
+    assert len([1 for _ in os.fwalk(src)]) == depth + 1
+
+
+def test_a_folder_nested_as_deep_as_allowed_is_copied_and_removed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At DEPTH_MAX levels a folder is still moved across file systems whole."""
+    src = tmp_path / "src"
+    src.mkdir()
+    _nested(src, fsmove.DEPTH_MAX)
+    dst = tmp_path / "day" / "dst"
+    exdev_once(monkeypatch)
+    assert move_tree(src, dst) == []
+    assert not os.path.lexists(src)
+    assert len([1 for _ in os.fwalk(dst)]) == fsmove.DEPTH_MAX + 1
+
+
 class TestWhatCameDuringACopy:
     """Across file systems the source is removed after its copy: only what was copied
     goes; a file a person put into (or saved again in) the source meanwhile is kept."""
