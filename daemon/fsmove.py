@@ -241,6 +241,18 @@ def remove_leftover(path: Path) -> None:
     shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
 
 
+def _remove_made(into: int, name: str) -> None:
+    """remove_leftover of `name` in the folder open at `into`."""
+    try:
+        st = os.stat(name, dir_fd=into, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        shutil.rmtree(name, dir_fd=into)
+    else:
+        os.unlink(name, dir_fd=into)
+
+
 TAG_MAX = 39
 """The bytes a daemon's tag in a partial copy's name takes at most (claim.copy_tag: a host
 of up to 32 bytes, "-", 6 hex)."""
@@ -312,7 +324,9 @@ def move_tree(src: Path, dst: Path, sync: bool = True, held: int | None = None,
         # A full disk, a path too long, a share gone: the source is intact, so
         # a half copy is only litter in the archive. Retried later from scratch.
         with contextlib.suppress(OSError):
-            remove_leftover(tmp)
+            # Where it was made: its folder (a day folder of sent/) may have been renamed
+            # away since, with the copy in it, and another made at its name.
+            _remove_made(into, tmp.name)
         if isinstance(exc, OSError) and exc.strerror == _TOO_DEEP:
             raise OSError(errno.ELOOP, _TOO_DEEP, str(src)) from None
         raise

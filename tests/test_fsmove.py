@@ -190,6 +190,31 @@ class TestMoveTree:
         assert sorted(str(p.relative_to(src)) for p in src.rglob("*")) == [
             "INV-1", "INV-1.xml", "INV-1/a.pdf"]
 
+    def test_a_copy_whose_day_folder_is_replaced_meanwhile_is_removed_where_it_was_made(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """One who may write in sent/ renames the day folder away while a bundle is copied
+        into it and makes a new one of that name: the rename into place is refused (tried
+        again later), and the copy under way, made in the folder that was renamed, was
+        then looked for by its path in the new one: a whole bundle's copy stayed hidden in
+        the renamed folder for good. It is removed from the folder it was made in."""
+        src = tmp_path / "work" / "INV-1--x"
+        (src / "INV-1").mkdir(parents=True)
+        (src / "INV-1.xml").write_bytes(b"<Invoice/>")
+        (src / "INV-1" / "a.pdf").write_bytes(b"%PDF-1.4 a")
+        day = tmp_path / "sent" / "2026-01-05"
+        dst = day / "INV-1--x"
+
+        def replace_day() -> None:
+            day.rename(day.with_name("renamed"))
+            day.mkdir()
+        exdev_then(monkeypatch, replace_day)
+        with pytest.raises(OSError):
+            move_tree(src, dst, tag="hosta-aaaaaa")
+        monkeypatch.undo()
+        assert os.listdir(day) == [] and os.listdir(day.with_name("renamed")) == []
+        assert sorted(str(p.relative_to(src)) for p in src.rglob("*")) == [
+            "INV-1", "INV-1.xml", "INV-1/a.pdf"]
+
     def test_fifo_across_file_systems_is_recreated_not_opened(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A FIFO in a quarantined sidecar is recreated as a FIFO on the other side (opening
