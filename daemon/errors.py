@@ -117,6 +117,13 @@ class NotOurs(OutboxdError):
     that is not outboxd's own has its name, and outboxd never replaces it."""
 
 
+class LockHeld(BlockingIOError):
+    """A temp file outboxd made this instant is flock-held by another process (anyone who
+    may open it, on this host): given up at once, never waited for (temps.create_locked).
+    An OSError, as the file system's own errors beside it are: what passes by itself, so
+    the write is tried again later (errorsfile.tried_again)."""
+
+
 class DeliveryError(OutboxdError):
     """The receiver did not accept a bundle; ``status`` is None for network faults."""
 

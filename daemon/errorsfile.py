@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.bundle import Finding
-from daemon.errors import NO_ROOM, NotOurs
+from daemon.errors import NO_ROOM, LockHeld, NotOurs
 from daemon.fswrite import Stranded, free_name, fsync_dir, rename_noreplace, written_temp
 from daemon.invisible import escaped_controls, for_terminal
 from daemon.names import ERRORS_SUFFIX, stem
@@ -298,8 +298,9 @@ def tried_again(exc: OSError) -> bool:
     """Whether a NAME.errors.txt that could not be written (`exc`) is tried again without
     a change of its bundle: a full disk, a quota, permissions pass by the admin's hand,
     which the outbox's events do not tell. Not a person's file at its name (kept, or
-    theirs to rename back), a file changed at each try, nor a name too long."""
-    return not isinstance(exc, Stranded) and exc.errno not in (
+    theirs to rename back), a file changed at each try, nor a name too long. A temp another
+    process locked as it was made (LockHeld) is: given up at once, for the loop's sake."""
+    return isinstance(exc, LockHeld) or not isinstance(exc, Stranded) and exc.errno not in (
         errno.EEXIST, errno.EAGAIN, errno.ENAMETOOLONG)
 
 
@@ -319,6 +320,10 @@ def report_failure(log: Any, path: Path, exc: OSError) -> None:
         return
     if isinstance(exc, Stranded):
         fix = "rename the file named here back, as it says"
+    elif isinstance(exc, LockHeld):
+        fix = ("another process on this server locks outboxd's files in the outbox as they "
+               "are made (`fuser -v` on the file names it): stop it; outboxd tries again by "
+               "itself")
     elif exc.errno == errno.EAGAIN:
         fix = ("nothing to do unless it recurs: it was changed each time outboxd tried, "
                "and is tried again at the bundle's next change; keep notes in a file of "

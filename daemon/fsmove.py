@@ -73,6 +73,16 @@ def unchanged(then: Identity | None, st: os.stat_result) -> bool:
         then[3] == now[3] or now[4] < then[4])
 
 
+DEPTH_MAX = 64
+"""How deep a copy across file systems goes: each level holds two descriptors and two
+frames of the copy (three of its source's removal) while the levels below are copied, and
+a tree hundreds deep (a bundle may hold two levels, nested-too-deep refuses more) ran out
+of Python's recursion limit after its copy was in place, before its source was removed."""
+
+_TOO_DEEP = (f"folders nested more than {DEPTH_MAX} deep below it, which outboxd does not "
+             "copy to another file system — move the innermost folders up, or out")
+
+
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -135,7 +145,9 @@ def _copy_entry(parent: int, name: str, into: int, dst: str, copied: Copied, rel
 
 def _copy_folder(fd: int, into: int, dst: str, copied: Copied, rel: str = ".") -> int:
     """The folder open at `fd` copied as `dst` in the folder open at `into`
-    (_copy_entry); the folder made, open."""
+    (_copy_entry); the folder made, open. OSError (ELOOP) below DEPTH_MAX levels."""
+    if rel.count("/") > DEPTH_MAX:
+        raise OSError(errno.ELOOP, _TOO_DEEP)
     os.mkdir(dst, 0o750, dir_fd=into)
     out = os.open(dst, FOLDER_NOFOLLOW, dir_fd=into)
     try:
@@ -194,6 +206,8 @@ def _remove_copied(parent: int, name: str, rel: str, copied: Copied) -> list[str
             return [rel]
         os.unlink(name, dir_fd=parent)
         return []
+    if rel.count("/") > DEPTH_MAX:
+        return [rel]  # never copied (_copy_folder): put in since, and kept
     fd = os.open(name, FOLDER_NOFOLLOW, dir_fd=parent)
     try:
         left = _remove_copied_below(fd, rel, copied)
@@ -238,6 +252,18 @@ def remove_leftover(path: Path) -> None:
     if not os.path.lexists(path):
         return
     shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+
+
+def _remove_made(into: int, name: str) -> None:
+    """remove_leftover of `name` in the folder open at `into`."""
+    try:
+        st = os.stat(name, dir_fd=into, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        shutil.rmtree(name, dir_fd=into)
+    else:
+        os.unlink(name, dir_fd=into)
 
 
 TAG_MAX = 39
@@ -316,11 +342,15 @@ def move_tree(src: Path, dst: Path, sync: bool = True, held: int | None = None,
         if into is not None and not still_at(dst.parent, into):
             remove_leftover(_in(into, dst))  # the source is whole: copied again next time
             raise not_its_folder(dst.parent)
-    except BaseException:
+    except BaseException as exc:
         # A full disk, a path too long, a share gone: the source is intact, so
         # a half copy is only litter in the archive. Retried later from scratch.
         with contextlib.suppress(OSError):
-            remove_leftover(_in(into, tmp))
+            # Where it was made: its folder (a day folder of sent/) may have been renamed
+            # away since, with the copy in it, and another made at its name.
+            _remove_made(folder, tmp.name)
+        if isinstance(exc, OSError) and exc.strerror == _TOO_DEEP:
+            raise OSError(errno.ELOOP, _TOO_DEEP, str(src)) from None
         raise
     finally:
         if into is None:

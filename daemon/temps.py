@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
+from daemon.errors import LockHeld
 from daemon.fsops import FOLDER, FOLDER_NOFOLLOW, opened_if_regular
 from daemon.names import fit_bytes
 from daemon.workfolder import still_at
@@ -160,21 +161,41 @@ def create_locked(path: Path) -> int:
     """A new file at path (O_EXCL, never through a link), opened for writing and
     locked (flock) until closed: the sweeps above leave a temp alone while the
     process writing it lives, and the kernel drops the lock when it dies, even by
-    SIGKILL, so its leftover is swept at the next run."""
+    SIGKILL, so its leftover is swept at the next run.
+
+    The lock is tried once, never waited for: a file made this instant is locked by
+    another only if a sweep took it for a leftover (it unlinks it: made again here) or
+    if anyone who may open it (a clerk's process on this host, for a temp in the outbox)
+    locked it first, for as long as they please. Waited for, that held the daemon's loop
+    (an errors file, the status page) for LOCK_WAIT_SECONDS. LockHeld then, the temp
+    removed (it is ours): the caller tries again later, under a new name."""
     for _ in range(3):
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o640)
         try:
-            if not _wait_for_lock(fd, path):
+            held = _try_lock(fd)
+            if held is None:
                 return fd  # no lock to be had here: written unlocked, as before the locks
-            if os.fstat(fd).st_nlink:
+            if held and os.fstat(fd).st_nlink:
                 return fd
+            if held is False and os.fstat(fd).st_nlink:
+                # Give a sweep's hold no time either: theirs or a sweep's, it is let go.
+                _unlink_if_still(path, fd)
+                raise LockHeld(errno.EWOULDBLOCK, "locked by another process as it was made "
+                               "(`fuser -v` names it); not waited for", str(path))
         except BaseException:
             os.close(fd)
             raise
         os.close(fd)  # a sweep took it between the open and the lock: make it again
     raise FileNotFoundError(errno.ENOENT, "removed by a concurrent clean-up, three times",
                             str(path))
+
+
+def _unlink_if_still(path: Path, fd: int) -> None:
+    """Unlink path if it is still the file open at fd (a sweep may have taken it)."""
+    with contextlib.suppress(FileNotFoundError):
+        if os.lstat(path).st_ino == os.fstat(fd).st_ino:
+            os.unlink(path)
 
 
 def hold_new_folder(path: Path) -> int:

@@ -446,6 +446,54 @@ class TestAfterAFailedWrite:
         assert [e["event"] for e in said] == [
             "errors file beside the invoice file written now"]
 
+    def test_an_errors_file_whose_temp_another_process_locks_neither_stalls_the_loop(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Anyone who may read the outbox may flock a temp of outboxd's there the instant it
+        is made (a clerk's process on this host that watches the share). The loop thread
+        waited for that lock up to temps.LOCK_WAIT_SECONDS (120 s) for each errors file
+        written, every other bundle and the systemd watchdog (WatchdogSec=60) with it. The
+        step now gives up at once, leaves no temp of its own in the outbox, and the file is
+        written by the try that the step asks for rescan_seconds later."""
+        import fcntl
+        import time
+
+        from daemon import temps
+        monkeypatch.setattr(temps, "LOCK_WAIT_SECONDS", 20.0)  # bounds the old wait here
+        p, s = make(tmp_path, policy={"invalid": "hold"})
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": b""})
+        errors = s.outbox.path / "INV-1.errors.txt"
+        real_flock, theirs = fcntl.flock, []
+
+        def locked_first(fd: int, op: int) -> None:
+            # Their lock is on a descriptor of their own, taken before outboxd's.
+            made = os.readlink(f"/proc/self/fd/{fd}")
+            if ".tmp-" in made and not any(os.fstat(t).st_ino == os.fstat(fd).st_ino
+                                           for t in theirs):
+                theirs.append(os.open(made, os.O_RDONLY))
+                real_flock(theirs[-1], fcntl.LOCK_EX)
+            real_flock(fd, op)
+
+        monkeypatch.setattr(temps.fcntl, "flock", locked_first)
+        [cand] = list_outbox(s.outbox).candidates.values()
+        started = time.monotonic()
+        try:
+            with capture_logs() as said:
+                first = step(p, cand, 1000.0)
+        finally:
+            took = time.monotonic() - started
+            for fd in theirs:
+                os.close(fd)
+        assert took < 2.0, f"the step waited {took:.1f} s for another process's lock"
+        assert theirs and not errors.exists()
+        assert [n for n in os.listdir(s.outbox.path) if ".tmp-" in n] == []
+        assert first.at == 1000.0 + 30.0  # tried again rescan_seconds on
+        [told] = [e for e in said if "errors file" in e["event"]]
+        assert "locked" in told["error"] and "fuser" in told["fix"], told
+        monkeypatch.setattr(temps.fcntl, "flock", real_flock)
+        done = step(p, cand, first.at)
+        assert errors.read_text("utf-8").startswith(errorsfile.ERRORS_HEADER)
+        assert done.at is None
+
     def test_a_clerks_file_put_at_the_name_while_the_share_was_full_is_kept_not_said_written(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """The share is full when a bundle is held; meanwhile a clerk saves a file of

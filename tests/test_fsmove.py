@@ -190,6 +190,31 @@ class TestMoveTree:
         assert sorted(str(p.relative_to(src)) for p in src.rglob("*")) == [
             "INV-1", "INV-1.xml", "INV-1/a.pdf"]
 
+    def test_a_copy_whose_day_folder_is_replaced_meanwhile_is_removed_where_it_was_made(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """One who may write in sent/ renames the day folder away while a bundle is copied
+        into it and makes a new one of that name: the rename into place is refused (tried
+        again later), and the copy under way, made in the folder that was renamed, was
+        then looked for by its path in the new one: a whole bundle's copy stayed hidden in
+        the renamed folder for good. It is removed from the folder it was made in."""
+        src = tmp_path / "work" / "INV-1--x"
+        (src / "INV-1").mkdir(parents=True)
+        (src / "INV-1.xml").write_bytes(b"<Invoice/>")
+        (src / "INV-1" / "a.pdf").write_bytes(b"%PDF-1.4 a")
+        day = tmp_path / "sent" / "2026-01-05"
+        dst = day / "INV-1--x"
+
+        def replace_day() -> None:
+            day.rename(day.with_name("renamed"))
+            day.mkdir()
+        exdev_then(monkeypatch, replace_day)
+        with pytest.raises(OSError):
+            move_tree(src, dst, tag="hosta-aaaaaa")
+        monkeypatch.undo()
+        assert os.listdir(day) == [] and os.listdir(day.with_name("renamed")) == []
+        assert sorted(str(p.relative_to(src)) for p in src.rglob("*")) == [
+            "INV-1", "INV-1.xml", "INV-1/a.pdf"]
+
     def test_fifo_across_file_systems_is_recreated_not_opened(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A FIFO in a quarantined sidecar is recreated as a FIFO on the other side (opening
@@ -209,6 +234,55 @@ class TestMoveTree:
         """A missing source is an error, not a silent success."""
         with pytest.raises(OSError):
             move_tree(tmp_path / "missing", tmp_path / "dst")
+
+
+def _nested(top: Path, depth: int) -> None:
+    """depth folders `d` one in another below top, a file at the bottom (made from each
+    folder's descriptor: the path outgrows PATH_MAX)."""
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    for _ in range(depth):
+        os.mkdir("d", dir_fd=fd)
+        inner = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = inner
+    os.close(os.open("f.pdf", os.O_WRONLY | os.O_CREAT, 0o640, dir_fd=fd))
+    os.close(fd)
+
+
+@pytest.mark.parametrize("depth", [400, 600])
+def test_a_folder_nested_too_deep_to_copy_is_refused_whole_not_half_moved(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, depth: int) -> None:
+    """A sidecar holding folders nested hundreds deep (a clerk's or a hostile tree; such a
+    bundle is quarantined, nested-too-deep) made the copy across file systems recurse past
+    Python's limit: RecursionError, no OSError, so no retry was said and the row's error
+    stayed empty; at 400 levels after the copy was renamed into place, before its source
+    was removed (the bundle in both places for good). Deeper than fsmove.DEPTH_MAX it is
+    refused before anything is put in place: an OSError naming the folder and the fix,
+    the source whole, nothing at dst nor as a partial."""
+    src = tmp_path / "src"
+    src.mkdir()
+    _nested(src, depth)
+    dst = tmp_path / "day" / "dst"
+    exdev_once(monkeypatch)
+    with pytest.raises(OSError) as raised:
+        move_tree(src, dst)
+    assert raised.value.filename == str(src)
+    assert f"more than {fsmove.DEPTH_MAX} deep" in raised.value.strerror
+    assert os.listdir(dst.parent) == []
+    assert len([1 for _ in os.fwalk(src)]) == depth + 1
+
+
+def test_a_folder_nested_as_deep_as_allowed_is_copied_and_removed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At DEPTH_MAX levels a folder is still moved across file systems whole."""
+    src = tmp_path / "src"
+    src.mkdir()
+    _nested(src, fsmove.DEPTH_MAX)
+    dst = tmp_path / "day" / "dst"
+    exdev_once(monkeypatch)
+    assert move_tree(src, dst) == []
+    assert not os.path.lexists(src)
+    assert len([1 for _ in os.fwalk(dst)]) == fsmove.DEPTH_MAX + 1
 
 
 class TestWhatCameDuringACopy:

@@ -9,12 +9,13 @@ import json
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from conftest import Env
-from helpers import drop_bundle, pdf_bytes, wait_for, write
+from helpers import drop_bundle, pdf_bytes, pdf_of_objects, wait_for, write
 
 from faults.conftest import Mounts, bundle_of, no_traceback
 
@@ -103,5 +104,60 @@ def test_kill_between_the_copy_into_sent_and_its_sources_removal_archives_once(
     assert (entry / "INV-8" / "a.pdf").read_bytes() == pdf_bytes()
     assert sorted(os.listdir(work)) == [".outboxd-kept", "INV-8"]
     assert os.listdir(work / "INV-8") == ["note.pdf"]
+    assert len(receiver.requests()) == 1
+    no_traceback(restarted.stderr())
+
+
+def _partials(root: Path) -> list[Path]:
+    """The copies under way (`.NAME.TAG.partial`) in root's day folders."""
+    return [Path(day.path, e.name) for day in os.scandir(root) if day.is_dir()
+            for e in os.scandir(day.path) if e.name.endswith(".partial")]
+
+
+def _big_pdf(mib: int) -> bytes:
+    """A one-page PDF of `mib` MiB (its content stream blank space): a copy into sent/ long
+    enough (tens of milliseconds) to be caught under way."""
+    blank = b" " * (mib << 20)
+    return pdf_of_objects([b"<< /Type /Catalog /Pages 2 0 R >>",
+                           b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+                           b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
+                           b"/Contents 4 0 R >>",
+                           b"<< /Length %d >>\nstream\n" % len(blank) + blank +
+                           b"\nendstream"])
+
+
+@pytest.mark.usefixtures("lean")
+def test_kill_during_the_copy_into_sent_on_another_file_system_archives_once(
+        env: Env, mounts: Mounts, receiver, start_daemon) -> None:
+    """sent/ on another file system: the bundle is copied there under `.NAME.TAG.partial`,
+    then renamed into place. The daemon is stopped and SIGKILLed while that copy is under
+    way (the partial there, the work folder whole). After the restart sent/ holds one
+    entry, byte-identical, and no partial (the daemon replaces its own leftover: same
+    host, same state dir); processing is empty; the receiver was asked once."""
+    sent = mounts.tmpfs(env.root / "sent", "256m")
+    env.write_config(receiver.url, paths={"state_dir": str(env.state), "sent": str(sent)},
+                     validation={"max_attachment_bytes": 100 << 20})
+    big = _big_pdf(64)
+    daemon = start_daemon()
+    drop_bundle(env.outbox, "INV-7", {"big.pdf": big})
+    deadline = time.monotonic() + 60
+    while not _partials(sent):  # a tight look: the copy lasts tens of milliseconds
+        assert time.monotonic() < deadline, ("no copy under way seen in sent/",
+                                             bundle_of(env.config, "INV-7.xml"))
+        assert not env.sent_bundles(), "the copy was renamed into place before it was seen"
+    os.kill(daemon.popen.pid, signal.SIGSTOP)
+    [partial] = _partials(sent)
+    assert env.sent_bundles() == []
+    [work] = env.processing.iterdir()
+    assert (work / "INV-7" / "big.pdf").stat().st_size == len(big)
+    daemon.stop(signal.SIGKILL)
+
+    restarted = start_daemon()
+    wait_for(lambda: bundle_of(env.config, "INV-7.xml")["state"] == "sent", what="state sent",
+             timeout=60)
+    [entry] = env.sent_bundles()
+    assert (entry / "INV-7" / "big.pdf").read_bytes() == big
+    assert _partials(sent) == [] and not os.path.lexists(partial)
+    assert list(env.processing.iterdir()) == []
     assert len(receiver.requests()) == 1
     no_traceback(restarted.stderr())
