@@ -46,6 +46,12 @@ class RawReceiver:
         self.uploads: list[float] = []
         self._lock = threading.Lock()
         self._requests = 0
+        self._here = threading.local()
+
+    def head(self) -> str:
+        """The head of the request being answered, on its own connection's thread (heads[-1]
+        may be another connection's: each is served on a thread of its own)."""
+        return str(self._here.head)
 
     def pace(self, seconds: float) -> bool:
         """The receiver's own pace (not a synchronisation): False once the test is over."""
@@ -77,6 +83,7 @@ class RawReceiver:
             while (head := _read_head(conn)) is not None:
                 text, _, rest = head.partition(b"\r\n\r\n")
                 self.heads.append(text.decode("latin-1"))
+                self._here.head = text.decode("latin-1")
                 if text.startswith(b"CONNECT ") and self._tls is not None:
                     conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
                     conn = self._tls.wrap_socket(conn, server_side=True)

@@ -60,7 +60,7 @@ def test_a_connection_closed_before_any_answer_is_retried_with_the_same_key_and_
         if n == 0:
             conn.close()
             return
-        key = key_of(rx.heads[-1])
+        key = key_of(rx.head())
         conn.sendall(answer("200 OK", {"receipt_id": "R-kept", "bundle_id": key}))
 
     with RawReceiver(serve) as rx:
@@ -117,7 +117,7 @@ def test_a_receipt_naming_another_bundle_is_not_filed_as_sent(
     answers) is no receipt for this bundle: it is asked again with the same key, and
     only the answer naming its own id files it in sent/ (with that answer's receipt)."""
     def serve(rx: RawReceiver, conn: socket.socket, n: int) -> None:
-        named = "0" * 64 if n == 0 else key_of(rx.heads[-1])
+        named = "0" * 64 if n == 0 else key_of(rx.head())
         conn.sendall(answer("201 Created", {"receipt_id": f"R-{n}", "bundle_id": named}))
 
     with RawReceiver(serve) as rx:
@@ -137,7 +137,7 @@ def test_connection_close_on_every_answer_sends_each_bundle_once(
     """`Connection: close` on every answer, the connection then closed: each POST takes
     a new connection and every bundle is sent once, in one attempt."""
     def serve(rx: RawReceiver, conn: socket.socket, n: int) -> None:
-        key = key_of(rx.heads[-1])
+        key = key_of(rx.head())
         conn.sendall(answer("201 Created", {"receipt_id": f"R-{n}", "bundle_id": key},
                             "Connection: close\r\n"))
         conn.close()
