@@ -162,6 +162,9 @@ class Service(Changes, Reloading, Stopping):
             for other in self.index.remove(key):
                 self.timers.sooner(("bundle", other), self.clock())
             self._pacer.forget(key)
+            # A wait deadline (attachment_wait_seconds, hours maybe) of a bundle that was
+            # released, sent or removed: kept, one entry per such bundle until then.
+            self.timers.cancel(("bundle", key))
         if nxt.claimed is not None:
             self.workers.queue(nxt.claimed)
         if nxt.at is not None:

@@ -42,6 +42,21 @@ class Timers:
                 return
             self._due[key] = due
             heapq.heappush(self._heap, (due, next(self._seq), key))
+            self._compact()
+
+    def cancel(self, key: Hashable) -> None:
+        """`key` does not fire (a bundle that left the outbox: its wait deadline may be
+        hours away). Its heap entry is skipped when it surfaces, as a moved one is."""
+        with self._lock:
+            if self._due.pop(key, None) is not None:
+                self._compact()
+
+    def _compact(self) -> None:
+        """Rebuild the heap once most of it is stale: entries of cancelled keys, and of
+        keys set far ahead and moved since, would stay until their old time came."""
+        if len(self._heap) > 2 * len(self._due) + 64:
+            self._heap = [(due, next(self._seq), key) for key, due in self._due.items()]
+            heapq.heapify(self._heap)
 
     def due_at(self, key: Hashable) -> float | None:
         with self._lock:

@@ -438,3 +438,24 @@ def test_an_outbox_share_caching_longer_than_the_settle_time_is_warned_of_at_sta
             svc.turn()
         assert any(e["event"] == "configuration reloaded" for e in logs)
         assert len([e for e in logs if e["event"] == LATE_SHARE]) == warned, options
+
+
+def test_a_waiting_bundle_released_leaves_no_timer_behind(make_service: Any, clock: FakeClock,
+                                                          tmp_path: Path) -> None:
+    """A bundle waiting for its attachments is stepped again at its wait deadline (an hour
+    here); released with NAME.send-anyway and claimed before it, the bundle has left the
+    outbox, and its timer goes with it — kept, each released bundle left one entry until
+    its deadline (hours or days at a long attachment_wait_seconds)."""
+    svc = make_service(unattached="warn", attachment_wait_seconds=3600)
+    outbox = tmp_path / "outbox"
+    write(outbox / "INV-1.xml", ubl_invoice("INV-1"))
+    svc.hint("INV-1.xml")
+    settle_all(svc, clock)
+    assert svc.journal.summary().get("waiting") == 1
+    assert svc.timers.due_at(("bundle", "INV-1.xml")) is not None  # its wait deadline
+
+    write(outbox / "INV-1.send-anyway", b"")
+    svc.hint("INV-1.send-anyway")
+    settle_all(svc, clock)
+    assert not (outbox / "INV-1.xml").exists()  # released and claimed
+    assert svc.timers.due_at(("bundle", "INV-1.xml")) is None

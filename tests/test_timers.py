@@ -79,3 +79,34 @@ def test_sooner_moves_a_key_earlier_but_never_later() -> None:
     assert t.pop_due(0.0) == ["row"] and t.next_due() is None
     t.sooner("row", 5.0)  # fired: a new one is set
     assert t.due_at("row") == 5.0
+
+
+def test_a_cancelled_key_never_fires_and_the_others_still_do() -> None:
+    """A bundle that left the outbox before its wait deadline: its key does not fire;
+    a key set after the cancel, and the other keys, fire as set."""
+    t = Timers()
+    t.at("gone", 3600.0)
+    t.at("other", 10.0)
+    t.cancel("gone")
+    t.cancel("never set")  # nothing to do
+    assert t.due_at("gone") is None and len(t) == 1
+    assert t.pop_due(4000.0) == ["other"]
+    t.at("gone", 5000.0)  # the same invoice file dropped again
+    assert t.pop_due(5000.0) == ["gone"]
+
+
+def test_cancelled_and_moved_keys_far_ahead_are_let_go_before_their_time() -> None:
+    """A daemon that runs for months: thousands of waiting bundles released before their
+    deadlines of an hour, and settle times moved again and again, leave neither a key nor a
+    heap entry each (the heap is rebuilt once most of it is stale); what is still set
+    fires in order."""
+    t = Timers()
+    for n in range(5000):
+        t.at(("bundle", f"INV-{n}.xml"), 3600.0 + n)
+        t.at(("bundle", f"INV-{n}.xml"), 3700.0 + n)  # moved: the first entry is stale
+        t.cancel(("bundle", f"INV-{n}.xml"))
+    t.at("rescan", 60.0)
+    t.at("late", 9000.0)
+    assert len(t) == 2
+    assert len(t._heap) <= 2 * len(t) + 64  # the map's cleanup: nothing of the 5,000 kept
+    assert t.pop_due(10_000.0) == ["rescan", "late"]

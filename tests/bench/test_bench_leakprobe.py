@@ -1,0 +1,21 @@
+"""bench/leakprobe.py: what the leak hunt reads of a daemon's maps."""
+
+from __future__ import annotations
+
+from bench.leakprobe import sizes
+from daemon.timers import Timers
+
+
+def test_the_probe_counts_a_daemon_objects_map_entries_and_names_a_few_keys() -> None:
+    """A map of a daemon class's object is summed by class and attribute, its instances
+    counted, and some of its keys named (what tells a growing map's entries apart)."""
+    base = sizes({})
+    t = Timers()
+    for n in range(3):
+        t.at(("bundle", f"INV-{n}.xml"), 100.0 + n)
+    samples: dict[str, str] = {}
+    found = sizes(samples)
+    assert found["timers.Timers._due"] == base.get("timers.Timers._due", 0) + 3
+    assert found["#timers.Timers"] == base.get("#timers.Timers", 0) + 1
+    # Other tests' Timers may be alive too: the keys named are some instance's.
+    assert "('bundle', 'INV-" in samples["timers.Timers._due"]
