@@ -432,7 +432,11 @@ def test_the_end_of_a_request_all_written_in_time_is_no_timeout(
         try:
             stream.write(b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nab", timeout=5)
             clock[0] += 2.0  # past the upload's 1 s (and 1 s a MiB)
-            stream.write(b"", timeout=5)
+            stream.write(b"", timeout=5)  # raised WriteTimeout before
+            received = b""
+            while not received.endswith(b"ab"):
+                received += conn.recv(1024)
+            assert received == b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nab"
         finally:
             stream.close()
             conn.close()
