@@ -454,6 +454,28 @@ class TestRulesOfANewVersion:
         return s.model_copy(update={"validation": s.validation.model_copy(
             update={"allowed_types": ["png"]})})
 
+    @staticmethod
+    def _restarted_and_attempted(p: Pipeline, s: Settings, row: int) -> Idempotent:
+        """The claimed row taken over by a restart (recovered) and attempted once against
+        a receiver that has it or takes it: that receiver, to count its POSTs."""
+        fin = Finisher(s, p.j, NeverPost())
+        assert [r for r, _ in fin.recover()] == [row]
+        fin.d = receiver = Idempotent(Receipt(200, {"receipt_id": "r-1"}, "r-1"))
+        assert fin.attempt(row) is None
+        return receiver
+
+    @staticmethod
+    def _older_name_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+        """Names judged as the version before C1 controls were refused: C0 only."""
+        from daemon import match
+
+        def before_c1(name: str) -> str | None:
+            problem = names.name_problem(name)
+            return None if problem and not any(
+                c < " " or c == "\x7f" for c in name) else problem
+
+        monkeypatch.setattr(match, "name_problem", before_c1)
+
     def test_a_bundle_whose_sending_began_before_a_restart_is_sent_as_claimed(
             self, tmp_path: Path) -> None:
         """A bundle claimed and being sent when outboxd stopped (the receiver may have it:
@@ -464,10 +486,7 @@ class TestRulesOfANewVersion:
         the clerk then dropped would have reached the receiver as a second bundle."""
         p, s, row = claimed(tmp_path)
         bid = p.j.get(row).bundle_id
-        fin = Finisher(self._stricter(s), p.j, NeverPost())
-        assert [r for r, _ in fin.recover()] == [row]
-        fin.d = receiver = Idempotent(Receipt(200, {"receipt_id": "r-1"}, "r-1"))
-        assert fin.attempt(row) is None
+        receiver = self._restarted_and_attempted(p, self._stricter(s), row)
         got = p.j.get(row)
         assert receiver.posts == 1
         assert got.state == "sent" and got.bundle_id == bid and got.receipt_id == "r-1"
@@ -481,21 +500,11 @@ class TestRulesOfANewVersion:
         after the restart the file was left out of the bundle, so it had another id and
         was quarantined — REASON.txt saying nothing was sent — while the receiver held
         it. It is read with the file and sent again as claimed, with the same id."""
-        from daemon import match
-
-        def before_c1(name: str) -> str | None:  # the older version's rule: C0 only
-            problem = names.name_problem(name)
-            return None if problem and not any(
-                c < " " or c == "\x7f" for c in name) else problem
-
-        monkeypatch.setattr(match, "name_problem", before_c1)
+        self._older_name_rule(monkeypatch)
         p, s, row = claimed(tmp_path, {"a\x85.pdf": pdf_bytes()})
         monkeypatch.undo()
         bid = p.j.get(row).bundle_id
-        fin = Finisher(s, p.j, NeverPost())
-        assert [r for r, _ in fin.recover()] == [row]
-        fin.d = receiver = Idempotent(Receipt(200, {"receipt_id": "r-1"}, "r-1"))
-        assert fin.attempt(row) is None
+        receiver = self._restarted_and_attempted(p, s, row)
         got = p.j.get(row)
         assert receiver.posts == 1 and list(s.quarantine_dir.glob("*/*")) == []
         assert got.state == "sent" and got.bundle_id == bid
@@ -510,14 +519,7 @@ class TestRulesOfANewVersion:
         restart, the folder (a bad-name now) was skipped, b.pdf left out, the bundle had
         another id and was quarantined, REASON.txt saying nothing was sent. The folder is
         read as the invoice's, as it was claimed, and the bundle sent with the same id."""
-        from daemon import match
-
-        def before_c1(name: str) -> str | None:  # the older version's rule: C0 only
-            problem = names.name_problem(name)
-            return None if problem and not any(
-                c < " " or c == "\x7f" for c in name) else problem
-
-        monkeypatch.setattr(match, "name_problem", before_c1)
+        self._older_name_rule(monkeypatch)
         monkeypatch.setattr(names, "contract_folder_name",
                             lambda i: names.fit_name(re.sub(r'[/\\:*?"<>|\x00-\x1f\x7f]', "_", i)))
         p, s, row = claimed(tmp_path, {"INV-7/a.pdf": pdf_bytes(),
@@ -525,10 +527,7 @@ class TestRulesOfANewVersion:
                             name="B-7", invoice=batch_xml("INV-7", "INV-\x858"))
         monkeypatch.undo()
         bid = p.j.get(row).bundle_id
-        fin = Finisher(s, p.j, NeverPost())
-        assert [r for r, _ in fin.recover()] == [row]
-        fin.d = receiver = Idempotent(Receipt(200, {"receipt_id": "r-1"}, "r-1"))
-        assert fin.attempt(row) is None
+        receiver = self._restarted_and_attempted(p, s, row)
         got = p.j.get(row)
         assert receiver.posts == 1 and list(s.quarantine_dir.glob("*/*")) == []
         assert got.state == "sent" and got.bundle_id == bid
@@ -548,10 +547,7 @@ class TestRulesOfANewVersion:
                             name="B-7", invoice=batch_xml("INV-7", "INV_8"))
         bid = p.j.get(row).bundle_id
         write(Path(p.j.get(row).work_dir or "") / "B-7" / "INV\x858" / "b.pdf", pdf_bytes(2))
-        fin = Finisher(s, p.j, NeverPost())
-        assert [r for r, _ in fin.recover()] == [row]
-        fin.d = receiver = Idempotent(Receipt(200, {"receipt_id": "r-1"}, "r-1"))
-        assert fin.attempt(row) is None
+        receiver = self._restarted_and_attempted(p, s, row)
         got = p.j.get(row)
         assert receiver.posts == 1 and got.state == "sent" and got.bundle_id == bid
 
@@ -568,10 +564,7 @@ class TestRulesOfANewVersion:
         assert p.j.get(row).channel == "e-invoice"
         work = Path(p.j.get(row).work_dir or "")
         (work / "INV-1" / "attachments.toml").write_text('channel = "original-print"\n')
-        fin = Finisher(s, p.j, NeverPost())
-        assert [r for r, _ in fin.recover()] == [row]
-        fin.d = receiver = Idempotent(Receipt(200, {"receipt_id": "r-1"}, "r-1"))
-        assert fin.attempt(row) is None
+        receiver = self._restarted_and_attempted(p, s, row)
         assert receiver.posts == 0 and list(s.sent_dir.glob("*/*")) == []
         assert p.j.get(row).state == "quarantined"
         [folder] = folders(s.quarantine_dir)

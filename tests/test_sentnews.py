@@ -48,6 +48,21 @@ def test_a_running_daemon_learns_what_another_daemon_sent_since_its_last_look(
         b.close()
 
 
+def reads_counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the sent/ entries whose receipt.json SentNews reads, in order, as
+    it reads them (the receipts are read as before)."""
+    import daemon.sentnews as sentnews
+    read: list[str] = []
+    real = sentnews.receipt_record
+
+    def counted(folder: Path, on: str | None = None) -> Any:
+        read.append(folder.name)
+        return real(folder, on)
+
+    monkeypatch.setattr(sentnews, "receipt_record", counted)
+    return read
+
+
 def test_a_look_reads_only_receipts_of_entries_it_does_not_know(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The idle cost stays a listing: an entry looked at before, or one this daemon
@@ -58,14 +73,7 @@ def test_a_look_reads_only_receipts_of_entries_it_does_not_know(
     own = receipt(sent / day(0) / "INV-0--cdcdcdcdcdcd", "cd" * 32, "INV-0.xml")
     receipt(sent / day(0) / "INV-1--abababababab", BID)
     j = Journal(tmp_path / "b.sqlite3")
-    read: list[str] = []
-    real = sentnews.receipt_record
-
-    def receipt_record(folder: Path, day: str | None = None) -> Any:
-        read.append(folder.name)
-        return real(folder, day)
-
-    monkeypatch.setattr(sentnews, "receipt_record", receipt_record)
+    read = reads_counted(monkeypatch)
     try:
         row = j.create("INV-0.xml", "settling", bundle_id="cd" * 32)
         j.transition(row, "sent", archive_dir=str(own))
@@ -351,14 +359,7 @@ def test_a_look_with_a_budget_reads_the_rest_later_each_receipt_once(
     ids = [f"{n:064x}" for n in range(10)]
     for n, bid in enumerate(ids):
         receipt(sent / day(0) / f"INV-{n}--{bid[:12]}", bid, f"INV-{n}.xml")
-    read: list[str] = []
-    real = sentnews.receipt_record
-
-    def counted(folder: Path, on: str | None = None) -> Any:
-        read.append(folder.name)
-        return real(folder, on)
-
-    monkeypatch.setattr(sentnews, "receipt_record", counted)
+    read = reads_counted(monkeypatch)
     j = Journal(tmp_path / "b.sqlite3")
     try:
         j.create("INV-x.xml", "settling")
@@ -391,14 +392,7 @@ def test_a_bundles_own_receipts_are_read_first_and_not_again_at_their_turn(
     for n, bid in enumerate(ids):
         receipt(sent / day(0) / f"INV-{n}--{bid[:12]}", bid, f"INV-{n}.xml")
     receipt(sent / day(0) / "renamed by hand", "ee" * 32, "INV-e.xml")
-    read: list[str] = []
-    real = sentnews.receipt_record
-
-    def counted(folder: Path, on: str | None = None) -> Any:
-        read.append(folder.name)
-        return real(folder, on)
-
-    monkeypatch.setattr(sentnews, "receipt_record", counted)
+    read = reads_counted(monkeypatch)
     j = Journal(tmp_path / "b.sqlite3")
     try:
         j.create("INV-x.xml", "settling")
