@@ -15,6 +15,7 @@ from daemon import logs, release, sentbefore, unattached
 from daemon.bundle import Finding, reasons_of
 from daemon.claims import Claims
 from daemon.cutshort import grace_seconds, looks_cut_short, while_held
+from daemon.errors import failure_key
 from daemon.errorsfile import HeldErrors, errors_file_for, report_failure, tried_again
 from daemon.journal import Row, iso_in, now_iso, seconds_until
 from daemon.papers import PAPER_NAME_CODE
@@ -173,11 +174,11 @@ class Decisions(Claims):
         try:
             written = self.errors_files.update(cand, errors, log)
         except OSError as exc:
-            if str(exc) != known.errors_file_error:  # said once, not at each try
+            if failure_key(exc) != known.errors_file_error:  # said once, not at each try
                 report_failure(log, errors_file_for(cand), exc)
             if not tried_again(exc):
                 return None
-            known.errors_file_done, known.errors_file_error = None, str(exc)
+            known.errors_file_done, known.errors_file_error = None, failure_key(exc)
             return None if now is None else now + self.s.outbox.rescan_seconds
         if known.errors_file_error:
             known.errors_file_error = ""

@@ -250,6 +250,16 @@ def refused(exc: OSError) -> str:
     return describe(exc) if exc.errno in NO_ROOM else f"{describe(exc)} — {OS_FIX}"
 
 
+def failure_key(exc: BaseException) -> str:
+    """What tells one failure from the next, for a line logged once while a failure lasts
+    and again when it changes: an OSError by its kind and words, not its file name, which
+    names a temp file new at each try (LockHeld, a refused open of the temp) — each retry
+    of the same failure was logged as a new one."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return f"{type(exc).__name__}:{exc.errno}:{exc.strerror}"
+    return str(exc)
+
+
 # A value in an error line is there to be recognised, not read whole: a 40 KB value
 # pasted into a variable, or a megabyte of text in attachments.toml, must not make a
 # line of that size in the log, NAME.errors.txt or REASON.txt.

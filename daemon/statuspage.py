@@ -21,7 +21,7 @@ from pathlib import Path
 
 from daemon import logs
 from daemon.config import Settings
-from daemon.errors import OutboxdError
+from daemon.errors import OutboxdError, failure_key
 from daemon.journal import LIVE, Journal, Row
 from daemon.leftalone import SPELLING, LeftBehind, MovedBackToday, left_behind
 from daemon.ourfiles import remove_ours, replace_ours
@@ -91,8 +91,8 @@ class StatusPage:
         # UnicodeError: a name that reached the page unescaped must cost the page, never the
         # daemon (it would fail again at every start, and nothing would be delivered).
         except (OSError, OutboxdError, UnicodeError) as exc:
-            if str(exc) != self._last_error:
-                self._last_error = str(exc)
+            if failure_key(exc) != self._last_error:
+                self._last_error = failure_key(exc)
                 logs.get().error("cannot write the status page", error=str(exc))
             return False
         pace = min(PAGE_PACE_MAX, max(MIN_INTERVAL, PAGE_PACE * (self.cpu() - cpu)))
@@ -136,7 +136,7 @@ class StatusPage:
         try:
             self._write(path, page(body, now, stopped_at=now))
         except (OSError, OutboxdError) as exc:
-            if str(exc) != self._last_error:  # said by the last refresh already
+            if failure_key(exc) != self._last_error:  # said by the last refresh already
                 logs.get().error("cannot write the status page", error=str(exc))
             return False
         self._last_body = None  # running again, the page is written again whatever it holds

@@ -17,7 +17,7 @@ from structlog.testing import capture_logs
 sys.path.insert(0, str(Path(__file__).parent))
 
 from claimed import make, quiet_logs, run_once, step  # noqa: E402, F401 - quiet_logs: autouse
-from helpers import drop_bundle, pdf_bytes, write  # noqa: E402
+from helpers import drop_bundle, pdf_bytes, temps_locked_as_made, write  # noqa: E402
 
 from daemon import errorsfile, logs, ourfiles  # noqa: E402
 from daemon.journal import Journal  # noqa: E402
@@ -492,6 +492,30 @@ class TestAfterAFailedWrite:
         monkeypatch.setattr(temps.fcntl, "flock", real_flock)
         done = step(p, cand, first.at)
         assert errors.read_text("utf-8").startswith(errorsfile.ERRORS_HEADER)
+        assert done.at is None
+
+    def test_an_errors_file_whose_temps_another_process_locks_for_hours_is_said_once(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A clerk's process that flocks every new file in the outbox, for hours: each try
+        of the errors file (every rescan_seconds) makes a temp of a new name, given up at
+        once. That failure is logged once while it lasts, as a full share's is — the error
+        named the new temp each time, so every retry was a new error line (2,880 a day at
+        rescan_seconds 30)."""
+        p, s = make(tmp_path, policy={"invalid": "hold"})
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": b""})
+        [cand] = list_outbox(s.outbox).candidates.values()
+        with temps_locked_as_made(monkeypatch) as theirs, capture_logs() as said:
+            at = 1000.0
+            for _ in range(3):
+                nxt = step(p, cand, at)
+                assert nxt.at == at + 30.0  # tried again rescan_seconds on
+                at = nxt.at
+        assert len(theirs) == 3  # each try made (and gave up) a temp of its own
+        told = [e for e in said if "errors file" in e["event"]]
+        assert len(told) == 1 and "locked" in told[0]["error"], told
+        assert not (s.outbox.path / "INV-1.errors.txt").exists()
+        done = step(p, cand, at)
+        assert errorsfile.ERRORS_HEADER in (s.outbox.path / "INV-1.errors.txt").read_text()
         assert done.at is None
 
     def test_a_clerks_file_put_at_the_name_while_the_share_was_full_is_kept_not_said_written(

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import Page, page_in_a_new_outbox, write
+from helpers import Page, page_in_a_new_outbox, temps_locked_as_made, write
 from structlog.testing import capture_logs
 
 from daemon import pagehtml, statuspage
@@ -215,6 +215,24 @@ def test_a_name_that_slips_through_unescaped_costs_the_page_not_the_daemon(
         assert not StatusPage().refresh(journal, settings)
     [line] = [e for e in logs if e["event"] == "cannot write the status page"]
     assert "surrogates not allowed" in line["error"]
+
+
+def test_a_page_whose_temps_another_process_locks_is_said_once_not_at_each_refresh(
+        journal: Journal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clerk's process that flocks every new file in the outbox: each refresh's temp (of
+    a new name) is given up at once. "cannot write the status page" is logged once while
+    that lasts, not at every refresh (every 2 s while bundles move): the error named the
+    new temp each time. Let go, the page is written."""
+    outbox, settings, clock, page, target = page_in_a_new_outbox(tmp_path)
+    with temps_locked_as_made(monkeypatch) as theirs, capture_logs() as logs:
+        for n in range(3):
+            journal.create(f"new-{n}.xml", "waiting", unattached_ids=[f"N-{n}"])
+            assert not page.refresh(journal, settings)
+            clock[0] += MIN_INTERVAL
+        assert len(theirs) == 3
+    assert [e for e in logs if e["event"] == "cannot write the status page"] == logs
+    assert len(logs) == 1 and "locked" in logs[0]["error"]
+    assert page.refresh(journal, settings) and "new-2.xml" in target.read_text()
 
 
 def as_written(journal: Journal) -> StatusPage:
