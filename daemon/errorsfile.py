@@ -322,8 +322,8 @@ def report_failure(log: Any, path: Path, exc: OSError) -> None:
         fix = "rename the file named here back, as it says"
     elif isinstance(exc, LockHeld):
         fix = ("another process on this server locks outboxd's files in the outbox as they "
-               "are made (`fuser -v` on the file names it): stop it; outboxd tries again by "
-               "itself")
+               "are made (`lsof +L1` lists it, holding the temporary file outboxd removed): "
+               "stop it; outboxd tries again by itself")
     elif exc.errno == errno.EAGAIN:
         fix = ("nothing to do unless it recurs: it was changed each time outboxd tried, "
                "and is tried again at the bundle's next change; keep notes in a file of "

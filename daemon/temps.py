@@ -181,8 +181,11 @@ def create_locked(path: Path) -> int:
             if held is False and os.fstat(fd).st_nlink:
                 # Give a sweep's hold no time either: theirs or a sweep's, it is let go.
                 _unlink_if_still(path, fd)
-                raise LockHeld(errno.EWOULDBLOCK, "locked by another process as it was made "
-                               "(`fuser -v` names it); not waited for", str(path))
+                # Removed: `fuser -v` on its path finds nothing; `lsof +L1` lists the
+                # files removed but still open, with who holds them.
+                raise LockHeld(errno.EWOULDBLOCK, "locked by another process as it was made; "
+                               "not waited for, and removed (`lsof +L1` names who holds it)",
+                               str(path))
         except BaseException:
             os.close(fd)
             raise

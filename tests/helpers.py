@@ -430,18 +430,18 @@ def fake_mountinfo(monkeypatch: pytest.MonkeyPatch, table: str | Callable[[], st
 
 @contextmanager
 def temps_locked_as_made(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
-    """Another process's flock on each temp file of outboxd's (`.NAME.tmp-…`) the instant
-    it is made, before its writer's (a clerk's tool on this host that watches the share):
-    taken on a descriptor of its own, as another process's would be, and held until the
-    block ends. The descriptors holding them are yielded."""
+    """Another process's flock on each temp file of outboxd's (`.NAME.tmp-…`, attach's
+    `.NAME.….tmp`) the instant it is made, before its writer's (a clerk's tool on this
+    host that watches the share): taken on a descriptor of its own, as another process's
+    would be, and held until the block ends. The descriptors holding them are yielded."""
     import fcntl
 
     real, theirs = fcntl.flock, []
 
     def locked_first(fd: int, op: int) -> None:
         made = os.readlink(f"/proc/self/fd/{fd}")
-        if ".tmp-" in made and not any(os.fstat(t).st_ino == os.fstat(fd).st_ino
-                                       for t in theirs):
+        temp = ".tmp-" in made or made.endswith(".tmp")
+        if temp and not any(os.fstat(t).st_ino == os.fstat(fd).st_ino for t in theirs):
             theirs.append(os.open(made, os.O_RDONLY))
             real(theirs[-1], fcntl.LOCK_EX)
         real(fd, op)

@@ -488,7 +488,7 @@ class TestAfterAFailedWrite:
         assert [n for n in os.listdir(s.outbox.path) if ".tmp-" in n] == []
         assert first.at == 1000.0 + 30.0  # tried again rescan_seconds on
         [told] = [e for e in said if "errors file" in e["event"]]
-        assert "locked" in told["error"] and "fuser" in told["fix"], told
+        assert "locked" in told["error"] and "lsof +L1" in told["fix"], told
         monkeypatch.setattr(temps.fcntl, "flock", real_flock)
         done = step(p, cand, first.at)
         assert errors.read_text("utf-8").startswith(errorsfile.ERRORS_HEADER)

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from daemon.actions.attach_notes import AttachRefused, record
-from daemon.errors import NO_ROOM, NO_ROOM_FIX, InputError
+from daemon.errors import NO_ROOM, NO_ROOM_FIX, InputError, LockHeld
 from daemon.fsmove import copy_into
 from daemon.fsops import open_regular
 from daemon.fswrite import add_group_write_fd, rename_noreplace
@@ -37,6 +37,8 @@ def why_not_written(exc: OSError) -> str:
     (/proc/self/fd/4/.x.pdf.0a1b2c3d.tmp)", a name the admin cannot look up."""
     if exc.errno in NO_ROOM:
         return f"{exc.strerror} — {NO_ROOM_FIX}"
+    if isinstance(exc, LockHeld):  # its copy, at once: not another attach's folder lock
+        return f"its copy was {exc.strerror} — stop that process, then attach again"
     if exc.errno == errno.EWOULDBLOCK:  # temps.LOCK_WAIT_SECONDS
         return (f"{exc.filename} was {exc.strerror} (another attach into that folder still "
                 "running? `fuser -v` names who holds it) — attach again once it is let go")

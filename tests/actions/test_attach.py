@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 from conftest import OUTBOXD, Env, Receiver, journal_since
-from helpers import UBL_NS, drop_bundle, pdf_bytes, ubl_invoice, wait_for, write
+from helpers import (
+    UBL_NS,
+    drop_bundle,
+    pdf_bytes,
+    temps_locked_as_made,
+    ubl_invoice,
+    wait_for,
+    write,
+)
 
 from daemon.cli import main
 from daemon.config_load import load_settings
@@ -215,6 +223,25 @@ def test_a_sidecar_someone_holds_locked_for_good_stops_attach_in_time(
     err = capsys.readouterr().err
     assert f"{sidecar} was held locked by another process" in err, err
     assert "attach again once it is let go" in err and "Traceback" not in err
+    assert sorted(p.name for p in sidecar.iterdir()) == ["scan.pdf"]
+
+
+def test_an_attach_whose_copy_another_process_locks_as_made_says_so_and_who(
+        cfg: Env, timesheet: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process on this host that flocks each new file in the outbox takes the copy attach
+    makes: attach gives up at once (temps.create_locked), and says that its copy was
+    locked, by whom to look for (`lsof +L1`: the copy is removed, so `fuser -v` on its
+    name finds nothing) and to stop it, not to wait for another attach; nothing is put
+    in, no temp is left."""
+    drop_bundle(cfg.outbox, "INV-1001", {"scan.pdf": pdf_bytes(1)})
+    sidecar = cfg.outbox / "INV-1001"
+    with temps_locked_as_made(monkeypatch) as theirs:
+        assert attach(cfg, "INV-1001", str(timesheet)) == 1
+    assert len(theirs) == 1
+    err = capsys.readouterr().err
+    assert "its copy was locked by another process as it was made" in err, err
+    assert "lsof +L1" in err and "fuser" not in err and "another attach" not in err, err
+    assert "Traceback" not in err
     assert sorted(p.name for p in sidecar.iterdir()) == ["scan.pdf"]
 
 
