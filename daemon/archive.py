@@ -22,7 +22,8 @@ from pathlib import Path
 from daemon import logs
 from daemon.archive_papers import write_papers
 from daemon.errors import InputError
-from daemon.fsmove import TAG_MAX, Copied, identity, move_tree, not_its_folder, remove_held
+from daemon.fscopy import Copied, identity
+from daemon.fsmove import TAG_MAX, move_tree, not_its_folder, remove_held
 from daemon.fsops import CHUNK, FOLDER_NOFOLLOW, open_in, open_regular, read_bounded, read_regular
 from daemon.fswrite import (
     add_group_write,

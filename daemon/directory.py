@@ -40,7 +40,7 @@ from typing import Any
 from daemon.answers import Receipt
 from daemon.bundle import Bundle
 from daemon.errors import Rejected, Retryable, describe, refused
-from daemon.fsmove import copy_file
+from daemon.fscopy import copy_file
 from daemon.fsops import NotAFile, kind_of, open_if_regular, read_bounded
 from daemon.fswrite import (
     add_group_write_below,

@@ -3,7 +3,8 @@
 A file is written whole or not at all (temp name, fsync, rename); a folder
 the daemon writes in is never reached through a symbolic link; a rename never
 replaces what a person put at its name meanwhile. Moves and copies (archive moves
-across file systems too) are `fsmove.py`'s; inputs are opened by `fsops.py`.
+across file systems too) are `fsmove.py`'s and `fscopy.py`'s; inputs are opened by
+`fsops.py`.
 """
 
 from __future__ import annotations
