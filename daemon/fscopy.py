@@ -9,6 +9,7 @@ the removal of its source (fsmove.py) removes nothing put there, or saved again,
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import shutil
 import stat
@@ -17,6 +18,7 @@ from typing import BinaryIO, Protocol
 
 from daemon.fsops import CHUNK, FOLDER_NOFOLLOW, kind_of, open_regular, opened_if_regular
 from daemon.fswrite import add_group_write_fd
+from daemon.names import NAME_MAX, fit_name
 
 
 class Readable(Protocol):
@@ -68,11 +70,14 @@ TOO_DEEP = (f"folders nested more than {DEPTH_MAX} deep below it, which outboxd 
              "copy to another file system — move the innermost folders up, or out")
 
 
+LeftOut = list[tuple[str, int]]
+"""The sockets and devices of a folder a copy left out: name, mode."""
+
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def copy_entry(parent: int, name: str, into: int, dst: str, copied: Copied, rel: str
-                ) -> int | None:
+def copy_entry(parent: int, name: str, into: int, dst: str, copied: Copied, rel: str,
+               left_out: LeftOut | None = None) -> int | None:
     """Copy the entry `name` of the folder open at `parent` without following links or
     opening FIFOs and devices (each folder opened from the one above, O_NOFOLLOW);
     fsync files. The copy is made as `dst` in the folder open at `into`, never by a
@@ -80,7 +85,9 @@ def copy_entry(parent: int, name: str, into: int, dst: str, copied: Copied, rel:
     folder of sent/), where it could be swapped for a link meanwhile, and what was still
     to copy went through it (as root, for `retry`). Each file's identity before it was
     read goes into `copied` at `rel`. The file or folder made, open (the caller closes
-    it); None for a link, FIFO or note made."""
+    it); None for a link or FIFO made, or a socket or device left out: its name and mode
+    go into `left_out` (copy_folder leaves a note in its place), or without one OSError
+    (a socket moved on its own leaves nothing to put a note beside)."""
     st = os.stat(name, dir_fd=parent, follow_symlinks=False)
     made: int | None = None
     if stat.S_ISDIR(st.st_mode):
@@ -108,10 +115,11 @@ def copy_entry(parent: int, name: str, into: int, dst: str, copied: Copied, rel:
         os.mkfifo(dst, 0o640, dir_fd=into)
     else:
         # A socket or device node carries no document and cannot be recreated
-        # without privileges; leave a note where it was instead.
-        with os.fdopen(os.open(f"{dst}.not-copied.txt", _NEW_FILE, 0o640, dir_fd=into),
-                       "w", encoding="utf-8") as note:
-            note.write(f"{name} was a {kind_of(st.st_mode)}; outboxd does not copy those.\n")
+        # without privileges: left out, a note where it was instead.
+        if left_out is None:
+            raise OSError(errno.EINVAL, f"is a {kind_of(st.st_mode)}, which outboxd does not "
+                          "copy to another file system", name)
+        left_out.append((name, st.st_mode))
         copied[rel] = identity(st)
         return None
     times = (st.st_atime_ns, st.st_mtime_ns)
@@ -137,15 +145,39 @@ def copy_folder(fd: int, into: int, dst: str, copied: Copied, rel: str = ".") ->
     out = os.open(dst, FOLDER_NOFOLLOW, dir_fd=into)
     try:
         _group_write_as(os.fstat(fd), out)
+        left_out: LeftOut = []
         for name in sorted(os.listdir(fd)):
-            made = copy_entry(fd, name, out, name, copied, os.path.join(rel, name))
+            made = copy_entry(fd, name, out, name, copied, os.path.join(rel, name), left_out)
             if made is not None:
                 os.close(made)
+        # After every entry is in: a note never takes the name of a file still to copy.
+        for name, mode in left_out:
+            _leave_note(out, name, mode)
         os.fsync(out)
     except BaseException:
         os.close(out)
         raise
     return out
+
+
+_NOTE = ".not-copied.txt"
+
+
+def _leave_note(into: int, name: str, mode: int) -> None:
+    """A note in the folder open at `into` that `name`, a socket or device, was left out:
+    NAME.not-copied.txt, NAME cut to fit one path component (fit_name), and -2, -3 …
+    where the name is taken (a file of the bundle's own): a name that cannot be made
+    would fail the archive on every try, for ever."""
+    base = fit_name(name, NAME_MAX - len(_NOTE) - len("-999"))
+    for n in itertools.count(1):
+        try:
+            fd = os.open(f"{base}{f'-{n}' if n > 1 else ''}{_NOTE}", _NEW_FILE, 0o640,
+                         dir_fd=into)
+        except FileExistsError:
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8") as note:
+            note.write(f"{name} was a {kind_of(mode)}; outboxd does not copy those.\n")
+        return
 
 
 def _group_write_as(source: os.stat_result, made: int) -> None:

@@ -6,6 +6,7 @@ put in place."""
 from __future__ import annotations
 
 import os
+import socket
 import stat
 from pathlib import Path
 
@@ -116,3 +117,71 @@ def test_a_folder_nested_as_deep_as_allowed_is_copied_and_removed(
     assert move_tree(src, dst) == []
     assert not os.path.lexists(src)
     assert len([1 for _ in os.fwalk(dst)]) == fscopy.DEPTH_MAX + 1
+
+
+def _socket_at(path: Path) -> None:
+    """A Unix socket's file at `path` (bound under a short name, then renamed: a socket's
+    address takes 107 bytes at most, a file name 255)."""
+    short = path.with_name("s")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(short))
+    short.rename(path)
+
+
+def _bundle_with_socket(root: Path, socket_name: str) -> Path:
+    src = root / "work" / "INV-1--x"
+    (src / "INV-1").mkdir(parents=True)
+    (src / "INV-1.xml").write_bytes(b"<Invoice/>")
+    (src / "INV-1" / "a.pdf").write_bytes(b"%PDF-1.4 a")
+    _socket_at(src / "INV-1" / socket_name)
+    return src
+
+
+def test_a_socket_of_a_long_name_leaves_a_note_whose_name_fits_and_the_move_completes(
+        tmp_path: Path, other_file_system: Path) -> None:
+    """A socket (or device) in a bundle carries no document and is not copied to another
+    file system: a note NAME.not-copied.txt takes its place. For a socket whose name was
+    longer than 240 bytes the note's name passed 255 bytes: "File name too long" on every
+    try of the archive, for ever. The note's name is cut to fit (its text names the
+    socket in full); the move completes, the source is gone."""
+    long = "S" * 250 + ".pdf"
+    src = _bundle_with_socket(tmp_path, long)
+    dst = other_file_system / "sent" / "2026-01-05" / "INV-1--x"
+    assert move_tree(src, dst) == []
+    notes = [n for n in os.listdir(dst / "INV-1") if n.endswith(".not-copied.txt")]
+    assert len(notes) == 1 and len(os.fsencode(notes[0])) <= 255
+    assert (dst / "INV-1" / notes[0]).read_text().startswith(f"{long} was a socket")
+    assert sorted(os.listdir(dst / "INV-1")) == sorted(["a.pdf", *notes])
+    assert not os.path.lexists(src)
+
+
+def test_a_note_never_takes_the_name_of_a_file_of_the_bundle(
+        tmp_path: Path, other_file_system: Path) -> None:
+    """A socket `scan.pdf` beside a clerk's own file `scan.pdf.not-copied.txt`: the note,
+    made first (its name sorts first), took the file's name, whose copy then failed
+    "File exists" on every try, for ever. The file is copied under its own name and the
+    note goes beside it under a free one."""
+    src = _bundle_with_socket(tmp_path, "scan.pdf")
+    (src / "INV-1" / "scan.pdf.not-copied.txt").write_bytes(b"the clerk's own")
+    dst = other_file_system / "sent" / "2026-01-05" / "INV-1--x"
+    assert move_tree(src, dst) == []
+    assert (dst / "INV-1" / "scan.pdf.not-copied.txt").read_bytes() == b"the clerk's own"
+    assert (dst / "INV-1" / "scan.pdf-2.not-copied.txt").read_text().startswith(
+        "scan.pdf was a socket")
+    assert not os.path.lexists(src)
+
+
+def test_a_socket_moved_on_its_own_is_refused_and_leaves_nothing_behind(
+        tmp_path: Path, other_file_system: Path) -> None:
+    """A socket moved by itself to another file system (no folder to put a note in): its
+    note was made beside the destination under the copy-under-way's name and stayed there,
+    and the move failed "No such file" for the copy it never made. It is refused, naming
+    what it is; the destination's folder holds nothing, the socket stays."""
+    src = tmp_path / "q" / "INV-1.xml"
+    src.parent.mkdir()
+    _socket_at(src)
+    dst = other_file_system / "outbox" / "INV-1.xml"
+    with pytest.raises(OSError, match="is a socket") as raised:
+        move_tree(src, dst)
+    assert raised.value.filename == "INV-1.xml"
+    assert os.listdir(dst.parent) == [] and stat.S_ISSOCK(os.lstat(src).st_mode)
