@@ -23,6 +23,7 @@ from daemon import logs
 from daemon.archive_papers import write_papers
 from daemon.errors import InputError
 from daemon.fscopy import Copied, identity
+from daemon.fsdepth import fwalk_bounded
 from daemon.fsmove import TAG_MAX, move_tree, not_its_folder, remove_held
 from daemon.fsops import CHUNK, FOLDER_NOFOLLOW, open_in, open_regular, read_bounded, read_regular
 from daemon.fswrite import (
@@ -62,10 +63,14 @@ def _holds_copy_of(target: Path, held: int) -> Copied | None:
     link text), for remove_held, when target is this folder's copy: it holds them all, or
     the folder's receipt.json or reason.json (written from the journal before the copy,
     they name this one delivery or quarantine; the rest were put in, or saved again,
-    after the copy, and stay). Else None. Walked from the descriptor (fwalk: no link)."""
+    after the copy, and stay). Else None. Walked from the descriptor (fwalk: no link),
+    DEPTH_MAX levels deep at most."""
     compared: Copied = {}
+    # Folders deeper than a copy goes (fsdepth) are never in one: not walked, not whole.
+    deeper: list[str] = []
     whole = True
-    for dirpath, _dirs, files, fd in os.fwalk(dir_fd=held, onerror=_raise):
+    for dirpath, _dirs, files, fd in fwalk_bounded(held, target, "walk", deeper.append,
+                                                    onerror=_raise):
         for f in files:
             dst = target / dirpath / f
             st = os.stat(f, dir_fd=fd, follow_symlinks=False)
@@ -78,6 +83,7 @@ def _holds_copy_of(target: Path, held: int) -> Copied | None:
                 compared[os.path.join(dirpath, f)] = identity(st)
             whole = whole and same
     papers = (os.path.join(".", name) for name in ("receipt.json", "reason.json"))
+    whole = whole and not deeper
     return compared if whole or any(p in compared for p in papers) else None
 
 

@@ -16,6 +16,7 @@ import stat
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from daemon.fsdepth import DEPTH_MAX, too_deep
 from daemon.fsops import CHUNK, FOLDER_NOFOLLOW, kind_of, open_regular, opened_if_regular
 from daemon.fswrite import add_group_write_fd
 from daemon.names import NAME_MAX, fit_name
@@ -60,14 +61,9 @@ def identity(st: os.stat_result) -> Identity:
     return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_nlink)
 
 
-DEPTH_MAX = 64
-"""How deep a copy across file systems goes: each level holds two descriptors and two
-frames of the copy (three of its source's removal) while the levels below are copied, and
-a tree hundreds deep (a bundle may hold two levels, nested-too-deep refuses more) ran out
-of Python's recursion limit after its copy was in place, before its source was removed."""
-
-TOO_DEEP = (f"folders nested more than {DEPTH_MAX} deep below it, which outboxd does not "
-             "copy to another file system — move the innermost folders up, or out")
+TOO_DEEP = too_deep("", "copy to another file system").strerror
+"""A copy refuses folders nested more than DEPTH_MAX deep: at 400 levels it ran out of
+Python's recursion limit after it was in place, before its source was removed."""
 
 
 LeftOut = list[tuple[str, int]]

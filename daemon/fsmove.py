@@ -17,7 +17,6 @@ import stat
 from pathlib import Path
 
 from daemon.fscopy import (
-    DEPTH_MAX,
     TOO_DEEP,
     Copied,
     Identity,
@@ -25,6 +24,7 @@ from daemon.fscopy import (
     copy_folder,
     identity,
 )
+from daemon.fsdepth import DEPTH_MAX, fwalk_bounded
 from daemon.fsops import FOLDER, FOLDER_NOFOLLOW
 from daemon.fswrite import fsync_dir, held_path, rename_noreplace
 from daemon.names import NAME_MAX, fit_name
@@ -119,7 +119,10 @@ def remove_leftover(path: Path) -> None:
     nothing if it is not there. A link is removed, never followed."""
     if not os.path.lexists(path):
         return
-    shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    if path.is_dir() and not path.is_symlink():
+        _remove_folder(path, None, path)
+    else:
+        path.unlink()
 
 
 def _remove_made(into: int, name: str) -> None:
@@ -129,9 +132,23 @@ def _remove_made(into: int, name: str) -> None:
     except FileNotFoundError:
         return
     if stat.S_ISDIR(st.st_mode):
-        shutil.rmtree(name, dir_fd=into)
+        _remove_folder(name, into, held_path(into) / name)
     else:
         os.unlink(name, dir_fd=into)
+
+
+def _remove_folder(name: Path | str, into: int | None, where: Path) -> None:
+    """shutil.rmtree of `name` (in the folder open at `into`, when given), refused
+    (fsdepth.too_deep, naming `where`) when it is deeper than a copy of ours can be: a
+    folder of that name someone put there, which rmtree would leave half removed at
+    Python's recursion limit."""
+    fd = os.open(name, FOLDER_NOFOLLOW, dir_fd=into)
+    try:
+        for _ in fwalk_bounded(fd, where, "remove"):
+            pass
+    finally:
+        os.close(fd)
+    shutil.rmtree(name, dir_fd=into)
 
 
 TAG_MAX = 39

@@ -11,6 +11,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from deeptree import nested
 from exdev import exdev_once
 
 from daemon import fscopy, fsmove
@@ -70,19 +71,6 @@ def test_a_copy_under_way_swapped_for_a_link_writes_nothing_through_it(
         "INV-1", "INV-1.xml", "INV-1/a.pdf"]
 
 
-def _nested(top: Path, depth: int) -> None:
-    """depth folders `d` one in another below top, a file at the bottom (made from each
-    folder's descriptor: the path outgrows PATH_MAX)."""
-    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
-    for _ in range(depth):
-        os.mkdir("d", dir_fd=fd)
-        inner = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
-        os.close(fd)
-        fd = inner
-    os.close(os.open("f.pdf", os.O_WRONLY | os.O_CREAT, 0o640, dir_fd=fd))
-    os.close(fd)
-
-
 @pytest.mark.parametrize("depth", [400, 600])
 def test_a_folder_nested_too_deep_to_copy_is_refused_whole_not_half_moved(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, depth: int) -> None:
@@ -95,7 +83,7 @@ def test_a_folder_nested_too_deep_to_copy_is_refused_whole_not_half_moved(
     the source whole, nothing at dst nor as a partial."""
     src = tmp_path / "src"
     src.mkdir()
-    _nested(src, depth)
+    nested(src, depth)
     dst = tmp_path / "day" / "dst"
     exdev_once(monkeypatch)
     with pytest.raises(OSError) as raised:
@@ -111,7 +99,7 @@ def test_a_folder_nested_as_deep_as_allowed_is_copied_and_removed(
     """At DEPTH_MAX levels a folder is still moved across file systems whole."""
     src = tmp_path / "src"
     src.mkdir()
-    _nested(src, fscopy.DEPTH_MAX)
+    nested(src, fscopy.DEPTH_MAX)
     dst = tmp_path / "day" / "dst"
     exdev_once(monkeypatch)
     assert move_tree(src, dst) == []

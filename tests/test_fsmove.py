@@ -236,3 +236,26 @@ class TestWhatCameDuringACopy:
         monkeypatch.undo()
         assert not src.exists()
         assert (dst / "INV-2" / "a.pdf").read_bytes() == b"%PDF-1.4 a"
+
+
+def test_a_leftover_copy_a_thousand_deep_is_refused_naming_it_not_a_traceback(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, deep_tree: object) -> None:
+    """A folder at this daemon's copy-under-way name holding folders 1,100 deep (no copy
+    of ours is deeper than fsdepth.DEPTH_MAX: someone made it there) was removed by
+    shutil.rmtree before the copy, which ran out of Python's recursion limit: a
+    traceback on every try, half of it removed. The move is refused, naming it and the
+    bound; it and the source stay whole."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_bytes(b"new")
+    dst = tmp_path / "out" / "dst"
+    partial = fsmove.partial_name(dst, "hosta-aaaaaa")
+    partial.mkdir(parents=True)
+    deep_tree(partial, 1100)  # type: ignore[operator]
+    exdev_once(monkeypatch)
+    with pytest.raises(OSError, match="more than 64 deep") as raised:
+        move_tree(src, dst, tag="hosta-aaaaaa")
+    monkeypatch.undo()
+    assert raised.value.filename == str(partial)
+    assert (src / "f").read_bytes() == b"new" and not os.path.lexists(dst)
+    assert (partial / ("d/" * 1100) / "f.pdf").exists()  # 2,200 bytes: within PATH_MAX
