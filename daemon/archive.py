@@ -22,10 +22,12 @@ from pathlib import Path
 from daemon import logs
 from daemon.archive_papers import write_papers
 from daemon.errors import InputError
-from daemon.fsmove import TAG_MAX, Copied, identity, move_tree, not_its_folder, remove_held
+from daemon.fscopy import Copied, identity
+from daemon.fsdepth import fwalk_bounded
+from daemon.fsmove import TAG_MAX, move_tree, not_its_folder, remove_held
 from daemon.fsops import CHUNK, FOLDER_NOFOLLOW, open_in, open_regular, read_bounded, read_regular
 from daemon.fswrite import (
-    add_group_write,
+    add_group_write_fd,
     free_name,
     fsync_dir,
     fsync_file,
@@ -61,10 +63,14 @@ def _holds_copy_of(target: Path, held: int) -> Copied | None:
     link text), for remove_held, when target is this folder's copy: it holds them all, or
     the folder's receipt.json or reason.json (written from the journal before the copy,
     they name this one delivery or quarantine; the rest were put in, or saved again,
-    after the copy, and stay). Else None. Walked from the descriptor (fwalk: no link)."""
+    after the copy, and stay). Else None. Walked from the descriptor (fwalk: no link),
+    DEPTH_MAX levels deep at most."""
     compared: Copied = {}
+    # Folders deeper than a copy goes (fsdepth) are never in one: not walked, not whole.
+    deeper: list[str] = []
     whole = True
-    for dirpath, _dirs, files, fd in os.fwalk(dir_fd=held, onerror=_raise):
+    for dirpath, _dirs, files, fd in fwalk_bounded(held, target, "walk", deeper.append,
+                                                    onerror=_raise):
         for f in files:
             dst = target / dirpath / f
             st = os.stat(f, dir_fd=fd, follow_symlinks=False)
@@ -77,6 +83,7 @@ def _holds_copy_of(target: Path, held: int) -> Copied | None:
                 compared[os.path.join(dirpath, f)] = identity(st)
             whole = whole and same
     papers = (os.path.join(".", name) for name in ("receipt.json", "reason.json"))
+    whole = whole and not deeper
     return compared if whole or any(p in compared for p in papers) else None
 
 
@@ -96,7 +103,7 @@ def _same_bytes(folder: int, name: str, dst: Path) -> bool:
 
 
 def move_into_place(work: Path, target: Path, sync: bool = True,
-                    held: int | None = None, tag: str = "") -> Path:
+                    held: int | None = None, tag: str = "", day: int | None = None) -> Path:
     """Move work → target; safe to call again after a crash at any point in it.
 
     Returns where the bundle now lies: `target`, or a free name beside it if
@@ -104,7 +111,8 @@ def move_into_place(work: Path, target: Path, sync: bool = True,
     leaves the sync of target's folder to the caller (`place`). `held`: the work
     folder, open (workfolder.hold_folder; else opened here): a link put in its place
     is never followed, moved, copied from nor removed through (OSError). `tag`: see
-    fsmove.partial_name."""
+    fsmove.partial_name. `day`: target's day folder, held by the caller (_hold_day; else
+    held here)."""
     if not os.path.lexists(work):
         if target.exists():
             return target  # an earlier run finished the move
@@ -116,28 +124,30 @@ def move_into_place(work: Path, target: Path, sync: bool = True,
     if held is None:
         held = hold_folder(work)
         try:
-            return move_into_place(work, target, sync, held, tag)
+            return move_into_place(work, target, sync, held, tag, day)
         finally:
             os.close(held)
-    day = _hold_day(target.parent)
-    try:
-        # The entry looked for, and made, in the day folder held: never through a link
-        # put in its place meanwhile (move_tree refuses the move then).
-        there = held_path(day) / target.name
-        if there.exists():
-            compared = _holds_copy_of(there, held)
-            if compared is not None:
-                # Crashed after the cross-file-system copy was renamed into place (only
-                # once complete and fsynced), before or while the source was deleted.
-                _said_left(work, held, target, remove_held(work, held, compared))
-                return target
-            # Someone else's archive entry under the same name (two daemons, or a
-            # duplicate archived at the same time): never delete ours for it.
-            target = target.parent / free_name(held_path(day), target.name).name
-        _said_left(work, held, target,
-                   move_tree(work, target, sync=sync, held=held, tag=tag, into=day))
-    finally:
-        os.close(day)
+    if day is None:
+        day = _hold_day(target.parent)
+        try:
+            return move_into_place(work, target, sync, held, tag, day)
+        finally:
+            os.close(day)
+    # The entry looked for, and made, in the day folder held: never through a link put
+    # in its place meanwhile (move_tree refuses the move then).
+    there = held_path(day) / target.name
+    if there.exists():
+        compared = _holds_copy_of(there, held)
+        if compared is not None:
+            # Crashed after the cross-file-system copy was renamed into place (only once
+            # complete and fsynced), before or while the source was deleted.
+            _said_left(work, held, target, remove_held(work, held, compared))
+            return target
+        # Someone else's archive entry under the same name (two daemons, or a duplicate
+        # archived at the same time): never delete ours for it.
+        target = target.parent / free_name(held_path(day), target.name).name
+    _said_left(work, held, target,
+               move_tree(work, target, sync=sync, held=held, tag=tag, into=day))
     return target
 
 
@@ -262,35 +272,63 @@ def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str,
             # temp file here; it must not travel into the entry.
             drop_unfinished(here, papers)
             write_papers(here, papers, sync=False)
-            placed = move_into_place(work, target, sync=False, held=held, tag=tag)
-            # Renamed (one file system): the papers are synced in the folder held. Else
-            # the entry is a copy whose every file was synced before it was renamed.
-            moved = still_at(placed, held)
-            _writable_as_root(placed)
-            if moved:
-                for name in papers:
-                    fsync_file(here / name)
-                os.fsync(held)
+            day = _hold_day(target.parent)
+            try:
+                placed = move_into_place(work, target, sync=False, held=held, tag=tag,
+                                         day=day)
+                # Renamed (one file system): the papers are synced in the folder held.
+                # Else the entry is a copy whose every file was synced before it was renamed.
+                moved = still_at(held_path(day) / placed.name, held)
+                _writable_as_root(placed, day)
+                if moved:
+                    for name in papers:
+                        fsync_file(here / name)
+                    os.fsync(held)
+                os.fsync(day)
+            finally:
+                os.close(day)
         finally:
             os.close(held)
-    else:
-        # Moved before a crash (raises when the target is not there either). A power
-        # loss may have kept the rename and lost the papers' bytes, which were not
-        # synced yet: write them again, unless the folder turns out to be another
-        # bundle's entry that took this name.
-        # Or archived before a crash, the work folder kept for files put into it during
-        # the copy (KEPT): they are not the bundle's, never copied into a second entry.
-        placed = target if kept else move_into_place(work, target, sync=False, tag=tag)
-        if _someone_elses(placed, papers, bundle_id):
-            return placed
-        drop_unfinished(placed, papers)
-        write_papers(placed, papers, sync=False)
-        _writable_as_root(placed)
-        for name in papers:
-            fsync_file(placed / name)
-        fsync_dir(placed)
-    fsync_dir(placed.parent)
+        return placed
+    # Moved before a crash (raises when the target is not there either). A power loss
+    # may have kept the rename and lost the papers' bytes, which were not synced yet:
+    # write them again, unless the folder turns out to be another bundle's entry that
+    # took this name.
+    # Or archived before a crash, the work folder kept for files put into it during the
+    # copy (KEPT): they are not the bundle's, never copied into a second entry.
+    placed = target if kept else move_into_place(work, target, sync=False, tag=tag)
+    # Written in the entry held, in its day folder held: never through a link someone
+    # who may write in the archive put in the place of either.
+    day = _hold_day(placed.parent)
+    try:
+        entry = _hold_entry(day, placed)
+        try:
+            here = held_path(entry)
+            if _someone_elses(here, papers, bundle_id):
+                return placed
+            drop_unfinished(here, papers)
+            write_papers(here, papers, sync=False)
+            _writable_as_root(placed, day)
+            for name in papers:
+                fsync_file(here / name)
+            os.fsync(entry)
+        finally:
+            os.close(entry)
+        os.fsync(day)
+    finally:
+        os.close(day)
     return placed
+
+
+def _hold_entry(day: int, placed: Path) -> int:
+    """The archive entry `placed`, open from its day folder held (the caller closes it);
+    not_its_folder when a link or no folder is at its name."""
+    try:
+        return os.open(placed.name, FOLDER_NOFOLLOW, dir_fd=day)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise not_its_folder(placed) from None
+        raise
 
 
 def _kept_after(work: Path, target: Path) -> bool:
@@ -303,16 +341,21 @@ def _kept_after(work: Path, target: Path) -> bool:
         os.close(held)
 
 
-def _writable_as_root(placed: Path) -> None:
-    """The entry and its day folder group-writable when the archive root is (the tmpfiles
-    snippet makes quarantine/ so, sent/ not): the people on the share fix a quarantined
-    bundle where it lies and move it back into the outbox, which takes write permission
-    on the folder it leaves. umask 027 would make every folder the daemon creates
-    read-only for them."""
+def _writable_as_root(placed: Path, day: int) -> None:
+    """The entry and its day folder (open at `day`) group-writable when the archive root
+    is (the tmpfiles snippet makes quarantine/ so, sent/ not): the people on the share
+    fix a quarantined bundle where it lies and move it back into the outbox, which takes
+    write permission on the folder it leaves. umask 027 would make every folder the
+    daemon creates read-only for them. The entry is opened from the day folder held,
+    never through a link put in the place of either."""
     try:
         if not os.lstat(placed.parent.parent).st_mode & stat.S_IWGRP:
             return
-        for folder in (placed, placed.parent):
-            add_group_write(folder)  # never through a link put in the entry's place
+        entry = os.open(placed.name, FOLDER_NOFOLLOW, dir_fd=day)
+        try:
+            add_group_write_fd(entry)
+        finally:
+            os.close(entry)
+        add_group_write_fd(day)
     except OSError:
         pass  # the bundle is archived; a folder someone else owns keeps its mode

@@ -40,7 +40,7 @@ from typing import Any
 from daemon.answers import Receipt
 from daemon.bundle import Bundle
 from daemon.errors import Rejected, Retryable, describe, refused
-from daemon.fsmove import copy_file
+from daemon.fscopy import copy_file
 from daemon.fsops import NotAFile, kind_of, open_if_regular, read_bounded
 from daemon.fswrite import (
     add_group_write_below,
@@ -150,7 +150,7 @@ class DirectoryDeliverer:
                 with closing(OpenWhenRead(att.sent_where, att.rel, size, sha)) as fin:
                     copy_file(fin, folder / name)
             if os.stat(self.target).st_mode & stat.S_IWGRP:
-                add_group_write_below(held)  # from the folder held, never by its path
+                add_group_write_below(held, tmp)  # from the folder held, never by its path
             # The entries of the files and folders just made, before the rename that
             # publishes them: else a power loss could leave TARGET/BUNDLEID/ without
             # some of them, which a retry takes for delivered.

@@ -3,7 +3,7 @@
 Every input is opened here: never through a symbolic link, never a FIFO,
 socket or device (opening a FIFO would block the daemon forever, and opening a
 device may act on it: a tape rewinds), and read within a limit. What the daemon
-writes is `fswrite.py`, how it moves bundles `fsmove.py`.
+writes is `fswrite.py`, how it moves bundles `fsmove.py` (and copies them `fscopy.py`).
 """
 
 from __future__ import annotations

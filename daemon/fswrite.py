@@ -3,7 +3,8 @@
 A file is written whole or not at all (temp name, fsync, rename); a folder
 the daemon writes in is never reached through a symbolic link; a rename never
 replaces what a person put at its name meanwhile. Moves and copies (archive moves
-across file systems too) are `fsmove.py`'s; inputs are opened by `fsops.py`.
+across file systems too) are `fsmove.py`'s and `fscopy.py`'s; inputs are opened by
+`fsops.py`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from daemon.fsdepth import fwalk_bounded
 from daemon.fsops import FOLDER, FOLDER_NOFOLLOW, kind_of, opened_if_regular
 from daemon.temps import create_locked, temp_prefix
 
@@ -122,11 +124,13 @@ def add_group_write_fd(fd: int) -> None:
         os.fchmod(fd, stat.S_IMODE(mode) | stat.S_IWGRP)
 
 
-def add_group_write_below(held: int) -> None:
-    """Give the folder open at `held` and every folder below it group write permission,
-    each reached from its parent's descriptor (os.fwalk), never by a path: a folder
-    swapped for a link meanwhile, in a folder others may write in, is never followed."""
-    for _folder, _dirs, _files, fd in os.fwalk(dir_fd=held):
+def add_group_write_below(held: int, where: Path) -> None:
+    """Give the folder open at `held` (at `where`) and every folder below it group write
+    permission, each reached from its parent's descriptor (os.fwalk), never by a path: a
+    folder swapped for a link meanwhile, in a folder others may write in, is never
+    followed. Folders more than fsdepth.DEPTH_MAX deep are not: OSError naming `where`
+    once those above have it."""
+    for _folder, _dirs, _files, fd in fwalk_bounded(held, where, "walk"):
         add_group_write_fd(fd)
 
 

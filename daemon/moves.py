@@ -8,8 +8,9 @@ mixin: it shares its journal, settings and the per-row state of the deliveries).
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -163,23 +164,24 @@ class Moves:
         return None
 
     def _drop_older_copy(self, row: Row, target: Path) -> None:
-        """Remove the copy under way into `target`, the archive folder journaled for this
-        row, that a version before the per-daemon copy names left (`.NAME.partial`): it
-        was this journal's daemon's, killed mid-copy before an upgrade. That version
-        replaced it at its next try; this one's copy has another name and would leave it
-        for good, a whole bundle's bytes hidden in the archive."""
-        older = partial_name(target)
-        if not os.path.lexists(older):
-            return
+        """Remove the copies under way into `target`, the archive folder journaled for this
+        row, that a version before the per-daemon copy names left (`.NAME.partial`, and
+        `.NAME-2.partial` … where NAME was taken: _older_copies): it was this journal's
+        daemon's, killed mid-copy before an upgrade. That version replaced it at its next
+        try; this one's copy has another name and would leave it for good, a whole
+        bundle's bytes hidden in the archive."""
         log = bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids)
-        try:
-            remove_leftover(older)
-        except OSError as exc:
-            # The archive goes on; the leftover is litter only, said so.
-            log.warning("cannot remove the copy an older outboxd left under way; remove it "
-                        "by hand", partial=str(older), error=describe(exc))
-            return
-        log.info("removed the copy an older outboxd left under way", partial=str(older))
+        for older in _older_copies(target):
+            if not os.path.lexists(older):
+                continue
+            try:
+                remove_leftover(older)
+            except OSError as exc:
+                # The archive goes on; the leftover is litter only, said so.
+                log.warning("cannot remove the copy an older outboxd left under way; remove "
+                            "it by hand", partial=str(older), error=describe(exc))
+                continue
+            log.info("removed the copy an older outboxd left under way", partial=str(older))
 
     def _target(self, row: Row, root: Path, at: str) -> Path:
         """The archive folder, chosen once and journaled before the move."""
@@ -189,3 +191,17 @@ class Moves:
         target = target_for(root, stem(row.invoice_file), row.bundle_id, at)
         self.j.update(row.id, archive_dir=str(target))
         return target
+
+
+def _older_copies(target: Path) -> Iterator[Path]:
+    """Where a version before the per-daemon copy names made its copy under way into
+    `target`: `.NAME.partial`; where NAME was taken by another entry, the first of
+    NAME-2, NAME-3 … not taken (archive.move_into_place, fswrite.free_name), so each
+    `.NAME-N.partial` up to that of the first NAME-N free now (one taken since the
+    copy was made is passed)."""
+    yield partial_name(target)
+    for n in itertools.count(2):
+        taken = target.with_name(f"{target.name}-{n}")
+        yield partial_name(taken)
+        if not os.path.lexists(taken):
+            return

@@ -396,3 +396,13 @@ def journal_states(env: Env) -> dict[str, str]:
         return {r[0]: r[1] for r in db.execute("SELECT invoice_file, state FROM bundles")}
     finally:
         db.close()
+
+
+@pytest.fixture
+def deep_tree(tmp_path: Path) -> Iterator[Any]:
+    """deeptree.nested(top, depth) for a test, and at its end everything below tmp_path
+    removed without recursion: pytest's own removal of old temp folders (in a later run)
+    would run past Python's recursion limit on a tree a thousand deep."""
+    from deeptree import nested, remove_below
+    yield nested
+    remove_below(tmp_path)

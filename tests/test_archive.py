@@ -170,6 +170,28 @@ class TestMoveIntoPlace:
         assert move_into_place(work, target) == target
         assert not work.exists() and tree(target) == content
 
+    def test_crash_after_copy_with_folders_a_thousand_deep_put_in_meanwhile(
+            self, tmp_path: Path, deep_tree: Any) -> None:
+        """After a crash between the copy's rename into place and the removal of its
+        source, someone put folders 1,100 deep into the work folder: the look at what the
+        entry holds of it (os.fwalk) ran out of Python's recursion limit, a traceback on
+        every try, the bundle in both places. What lies deeper than a copy goes
+        (fsdepth.DEPTH_MAX) was never copied: the copied files are removed, the deep
+        folders kept where they are (said, and the work folder marked kept)."""
+        work = make_work(tmp_path / "work")
+        (work / "receipt.json").write_bytes(b'{"bundle_id": "0123"}\n')  # before the copy
+        target = tmp_path / "sent" / "d" / "x"
+        target.parent.mkdir(parents=True)
+        shutil.copytree(work, target)
+        content = tree(work)
+        (work / "INV-1" / "sub" / "deep").mkdir()
+        deep_tree(work / "INV-1" / "sub" / "deep", 1100)
+        assert move_into_place(work, target) == target
+        assert tree(target) == content
+        assert sorted(os.listdir(work)) == [".outboxd-kept", "INV-1"]
+        assert os.listdir(work / "INV-1") == ["sub"] and os.listdir(work / "INV-1" / "sub") \
+            == ["deep"]
+
     def test_crash_during_source_delete(self, tmp_path: Path) -> None:
         """Source half deleted after the copy was complete: what is left is removed."""
         work = make_work(tmp_path / "work")
@@ -850,3 +872,66 @@ def test_a_day_folder_swapped_for_a_link_before_the_move_takes_nothing_out_of_th
     monkeypatch.undo()
     assert archive.place(work, target, papers, BID) == target
     assert tree(target) == {**content, **papers} and not work.exists()
+
+
+def test_papers_written_again_after_a_crash_never_go_through_a_day_folder_swapped_for_a_link(
+        tmp_path: Path) -> None:
+    """The bundle was moved into sent/ and a power loss took its receipt's bytes; the
+    next start writes the papers again. Someone who may write in sent/ had replaced the
+    day folder by a link to a folder of theirs holding a folder of the entry's name: the
+    papers went by path, through the link, into it (written as the daemon's user, maybe
+    root, where that person chose). Now the entry is held from its day folder, opened
+    without following a link: refused, naming the link and the fix; nothing written
+    there; once the link is removed and the day folder back, the papers are written."""
+    target = tmp_path / "sent" / "2026-12-03" / "INV-1--0123456789ab"
+    make_work(target)  # moved before the crash; its papers lost
+    elsewhere = tmp_path / "elsewhere"
+    make_work(elsewhere / target.name)
+    day = target.parent
+    day.rename(day.with_name("aside"))
+    day.symlink_to(elsewhere, target_is_directory=True)
+    papers = {"receipt.json": json.dumps({"bundle_id": BID}).encode()}
+    with pytest.raises(OSError) as refused:
+        archive.place(tmp_path / "work", target, papers, BID)
+    assert refused.value.filename == str(day) and "remove the link" in str(refused.value)
+    assert not (elsewhere / target.name / "receipt.json").exists()
+    day.unlink()  # the fix the error names; the day folder put back
+    day.with_name("aside").rename(day)
+    assert archive.place(tmp_path / "work", target, papers, BID) == target
+    assert (target / "receipt.json").read_bytes() == papers["receipt.json"]
+
+
+def test_group_write_after_the_move_never_goes_through_a_day_folder_swapped_for_a_link(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a group-writable quarantine/ the entry and its day folder are made
+    group-writable after the move. Someone who may write there replaced the day folder
+    by a link, just after the move, to a folder of theirs holding a folder of the
+    entry's name: that folder was made group-writable, by path through the link. Now
+    the entry is reached from the day folder held for the move: the entry made gets
+    group write, in the folder it was moved into; the folder behind the link keeps its
+    mode."""
+    quarantine = tmp_path / "quarantine"
+    quarantine.mkdir()
+    os.chmod(quarantine, 0o2770)
+    target = quarantine / "2026-12-03" / "INV-1--x"
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / target.name).mkdir(parents=True, mode=0o750)
+    os.chmod(elsewhere / target.name, 0o750)
+    move = archive.move_into_place
+
+    def move_then_swap(*args: Any, **kwargs: Any) -> Path:
+        placed = move(*args, **kwargs)
+        target.parent.rename(target.parent.with_name("aside"))
+        target.parent.symlink_to(elsewhere, target_is_directory=True)
+        return placed
+    monkeypatch.setattr(archive, "move_into_place", move_then_swap)
+    record = reason_record(BID, "INV-1.xml", [Finding("empty", "INV-1/a.pdf", "e")],
+                           "2026-12-03T07:50:12Z")
+    old = os.umask(0o027)
+    try:
+        archive.place(make_work(tmp_path / "work"), target, reason_papers(record), BID)
+    finally:
+        os.umask(old)
+    assert os.stat(elsewhere / target.name).st_mode & 0o777 == 0o750
+    moved = quarantine / "aside" / target.name
+    assert os.stat(moved).st_mode & 0o070 == 0o070

@@ -1,46 +1,18 @@
 """Moving safely (fsmove.py): one rename on one file system, copy + fsync + rename +
-delete across file systems, never replacing a target, links and FIFOs recreated, never
-followed or opened."""
+delete across file systems, never replacing a target; the copy under way named for its
+daemon, and only what was copied removed. How the copy itself treats links, FIFOs and
+deep trees: test_fscopy.py."""
 
 from __future__ import annotations
 
-import errno
 import os
-import stat
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from exdev import exdev_once, exdev_then
 
 from daemon import fsmove
 from daemon.fsmove import move_tree
-
-
-def exdev_then(monkeypatch: pytest.MonkeyPatch,
-               meanwhile: Callable[[], None]) -> list[object]:
-    """Make the first no-replace rename in daemon.fsmove fail with EXDEV, as across file
-    systems, and run `meanwhile` once the copy is complete, just before it is renamed
-    into place: a person at work in the source folder during the copy. The (source,
-    destination) of each rename asked."""
-    real = fsmove.rename_noreplace
-    calls: list[object] = []
-
-    def rename(src: Path, dst: Path) -> None:
-        calls.append((src, dst))
-        if len(calls) == 1:
-            raise OSError(errno.EXDEV, "Invalid cross-device link")
-        if len(calls) == 2:
-            meanwhile()
-        real(src, dst)
-
-    monkeypatch.setattr(fsmove, "rename_noreplace", rename)
-    return calls
-
-
-def exdev_once(monkeypatch: pytest.MonkeyPatch) -> list[object]:
-    """Make the first no-replace rename in daemon.fsmove fail with EXDEV, as across file
-    systems; the (source, destination) of each rename asked."""
-    return exdev_then(monkeypatch, lambda: None)
 
 
 class TestMoveTree:
@@ -154,42 +126,6 @@ class TestMoveTree:
         monkeypatch.undo()
         assert os.listdir(one.parent) == [one.name] and (one / "f").read_bytes() == b"new"
 
-    def test_a_copy_under_way_swapped_for_a_link_writes_nothing_through_it(
-            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        """The copy across file systems is made in a folder people may write in (the
-        outbox, for `retry`, often root; a day folder of sent/): one who sees the partial
-        copy appear renames it away and puts a link to a folder anywhere in its place
-        (/etc/cron.d). The files still to copy went through the link, made there with the
-        bundle's bytes, and the link was renamed into place. Now each file is made in the
-        folder the copy made, by descriptor; the swap is found before the rename, which
-        is refused (tried again later); nothing is made through the link, the source
-        stays whole."""
-        src = tmp_path / "quarantine" / "INV-1--x"
-        (src / "INV-1").mkdir(parents=True)
-        (src / "INV-1.xml").write_bytes(b"* * * * * root evil\n")  # copied last
-        (src / "INV-1" / "a.pdf").write_bytes(b"%PDF-1.4 a")
-        elsewhere = tmp_path / "etc-cron.d"
-        elsewhere.mkdir()
-        dst = tmp_path / "outbox" / "INV-1--x"
-        partial = fsmove.partial_name(dst)
-        real_open, opened, swapped = fsmove.opened_if_regular, [], []
-
-        def swap_then_open(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - as its
-            opened.append(args)
-            if len(opened) == 2:  # the first file is in: a person swaps the copy for a link
-                swapped.append(partial.rename(partial.with_name("moved-away")))
-                partial.symlink_to(elsewhere, target_is_directory=True)
-            return real_open(*args, **kwargs)
-        monkeypatch.setattr(fsmove, "opened_if_regular", swap_then_open)
-        exdev_once(monkeypatch)
-        with pytest.raises(OSError):
-            move_tree(src, dst)
-        monkeypatch.undo()
-        assert swapped and os.listdir(elsewhere) == []
-        assert not os.path.lexists(dst)
-        assert sorted(str(p.relative_to(src)) for p in src.rglob("*")) == [
-            "INV-1", "INV-1.xml", "INV-1/a.pdf"]
-
     def test_a_copy_whose_day_folder_is_replaced_meanwhile_is_removed_where_it_was_made(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """One who may write in sent/ renames the day folder away while a bundle is copied
@@ -215,74 +151,10 @@ class TestMoveTree:
         assert sorted(str(p.relative_to(src)) for p in src.rglob("*")) == [
             "INV-1", "INV-1.xml", "INV-1/a.pdf"]
 
-    def test_fifo_across_file_systems_is_recreated_not_opened(
-            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        """A FIFO in a quarantined sidecar is recreated as a FIFO on the other side (opening
-        it would block forever); the regular files are copied."""
-        src = tmp_path / "src"
-        src.mkdir()
-        os.mkfifo(src / "pipe.pdf")
-        (src / "a.pdf").write_bytes(b"%PDF-1.4")
-        exdev_once(monkeypatch)
-        dst = tmp_path / "out" / "dst"
-        move_tree(src, dst)
-        monkeypatch.undo()
-        assert stat.S_ISFIFO(os.lstat(dst / "pipe.pdf").st_mode)
-        assert (dst / "a.pdf").read_bytes() == b"%PDF-1.4" and not src.exists()
-
     def test_other_errors_propagate(self, tmp_path: Path) -> None:
         """A missing source is an error, not a silent success."""
         with pytest.raises(OSError):
             move_tree(tmp_path / "missing", tmp_path / "dst")
-
-
-def _nested(top: Path, depth: int) -> None:
-    """depth folders `d` one in another below top, a file at the bottom (made from each
-    folder's descriptor: the path outgrows PATH_MAX)."""
-    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
-    for _ in range(depth):
-        os.mkdir("d", dir_fd=fd)
-        inner = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
-        os.close(fd)
-        fd = inner
-    os.close(os.open("f.pdf", os.O_WRONLY | os.O_CREAT, 0o640, dir_fd=fd))
-    os.close(fd)
-
-
-@pytest.mark.parametrize("depth", [400, 600])
-def test_a_folder_nested_too_deep_to_copy_is_refused_whole_not_half_moved(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, depth: int) -> None:
-    """A sidecar holding folders nested hundreds deep (a clerk's or a hostile tree; such a
-    bundle is quarantined, nested-too-deep) made the copy across file systems recurse past
-    Python's limit: RecursionError, no OSError, so no retry was said and the row's error
-    stayed empty; at 400 levels after the copy was renamed into place, before its source
-    was removed (the bundle in both places for good). Deeper than fsmove.DEPTH_MAX it is
-    refused before anything is put in place: an OSError naming the folder and the fix,
-    the source whole, nothing at dst nor as a partial."""
-    src = tmp_path / "src"
-    src.mkdir()
-    _nested(src, depth)
-    dst = tmp_path / "day" / "dst"
-    exdev_once(monkeypatch)
-    with pytest.raises(OSError) as raised:
-        move_tree(src, dst)
-    assert raised.value.filename == str(src)
-    assert f"more than {fsmove.DEPTH_MAX} deep" in raised.value.strerror
-    assert os.listdir(dst.parent) == []
-    assert len([1 for _ in os.fwalk(src)]) == depth + 1
-
-
-def test_a_folder_nested_as_deep_as_allowed_is_copied_and_removed(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """At DEPTH_MAX levels a folder is still moved across file systems whole."""
-    src = tmp_path / "src"
-    src.mkdir()
-    _nested(src, fsmove.DEPTH_MAX)
-    dst = tmp_path / "day" / "dst"
-    exdev_once(monkeypatch)
-    assert move_tree(src, dst) == []
-    assert not os.path.lexists(src)
-    assert len([1 for _ in os.fwalk(dst)]) == fsmove.DEPTH_MAX + 1
 
 
 class TestWhatCameDuringACopy:
@@ -364,3 +236,26 @@ class TestWhatCameDuringACopy:
         monkeypatch.undo()
         assert not src.exists()
         assert (dst / "INV-2" / "a.pdf").read_bytes() == b"%PDF-1.4 a"
+
+
+def test_a_leftover_copy_a_thousand_deep_is_refused_naming_it_not_a_traceback(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, deep_tree: object) -> None:
+    """A folder at this daemon's copy-under-way name holding folders 1,100 deep (no copy
+    of ours is deeper than fsdepth.DEPTH_MAX: someone made it there) was removed by
+    shutil.rmtree before the copy, which ran out of Python's recursion limit: a
+    traceback on every try, half of it removed. The move is refused, naming it and the
+    bound; it and the source stay whole."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_bytes(b"new")
+    dst = tmp_path / "out" / "dst"
+    partial = fsmove.partial_name(dst, "hosta-aaaaaa")
+    partial.mkdir(parents=True)
+    deep_tree(partial, 1100)  # type: ignore[operator]
+    exdev_once(monkeypatch)
+    with pytest.raises(OSError, match="more than 64 deep") as raised:
+        move_tree(src, dst, tag="hosta-aaaaaa")
+    monkeypatch.undo()
+    assert raised.value.filename == str(partial)
+    assert (src / "f").read_bytes() == b"new" and not os.path.lexists(dst)
+    assert (partial / ("d/" * 1100) / "f.pdf").exists()  # 2,200 bytes: within PATH_MAX

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from daemon import fswrite
+from daemon.fsdepth import DEPTH_MAX
 from daemon.fswrite import (
     folders_below,
     free_name,
@@ -101,3 +102,23 @@ def test_rename_exchange_swaps_two_files_in_one_step(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         fswrite.rename_exchange(a, tmp_path / "missing")
     assert a.read_bytes() == b"B" and sorted(os.listdir(tmp_path)) == ["a", "b"]
+
+
+def test_group_write_below_a_tree_a_thousand_deep_is_refused_past_the_bound_not_a_traceback(
+        tmp_path: Path, deep_tree) -> None:
+    """`outboxd retry` gives a bundle put back into the outbox group write on every
+    folder (fwalk): below a quarantined sidecar holding folders 1,100 deep it ran out of
+    Python's recursion limit, a traceback after the bundle had moved, its papers left in
+    quarantine. The folders down to fsdepth.DEPTH_MAX get it; then an OSError naming the
+    folder and the bound."""
+    top = tmp_path / "INV-1"
+    top.mkdir(mode=0o750)
+    deep_tree(top, 1100)
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(OSError, match=f"more than {DEPTH_MAX} deep") as raised:
+            fswrite.add_group_write_below(fd, top)
+    finally:
+        os.close(fd)
+    assert raised.value.filename == str(top)
+    assert top.stat().st_mode & 0o020 and (top / "d" / "d").stat().st_mode & 0o020

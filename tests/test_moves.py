@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -203,6 +204,56 @@ def test_a_long_named_bundle_an_older_version_was_copying_into_sent_is_archived_
     assert os.listdir(older.parent) == [older.name]
     assert (older / name / "a.pdf").read_bytes() == pdf_bytes()
     assert (older / f"{name}.xml").is_file() and not work.exists()
+
+
+def test_the_copy_an_older_version_left_under_a_suffixed_name_is_removed_too(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Upgrade: the version before the per-daemon copy names found the sent/ folder it had
+    journaled taken by another bundle's entry, so it copied into NAME-2 (its
+    `.NAME--ID12-2.partial`), and was killed mid-copy. The new version removed the older
+    copy under the plain name only: this one stayed in sent/ for good, a whole bundle's
+    bytes hidden in the archive. It goes too, with the same log line; the bundle is
+    archived once, beside the other entry, which is kept as it is."""
+    p, s, row = claimed(tmp_path)
+    monkeypatch.setattr(archive, "move_into_place", _died)
+    assert p.finish.attempt(row) is not None  # delivered; the move is to be tried again
+    monkeypatch.undo()
+    delivered = p.j.get(row)
+    assert delivered.state == DELIVERED and delivered.work_dir and delivered.archive_dir
+    journaled = Path(delivered.archive_dir)
+    other = journaled / "receipt.json"  # another bundle's entry took the name
+    other.parent.mkdir(parents=True)
+    other.write_text(json.dumps({"bundle_id": "f" * 64}))
+    left = journaled.with_name(f".{journaled.name}-2.partial")
+    (left / "INV-1").mkdir(parents=True)
+    (left / "INV-1" / "a.pdf").write_bytes(b"half a copy")
+    _across_for(monkeypatch, Path(delivered.work_dir))
+    with capture_logs() as logged:
+        assert restart(p, s, row).attempt(row) is None
+    done = p.j.get(row)
+    placed = journaled.with_name(f"{journaled.name}-2")
+    assert (done.state, done.archive_dir) == ("sent", str(placed))
+    assert sorted(os.listdir(journaled.parent)) == [journaled.name, placed.name]
+    assert (placed / "INV-1" / "a.pdf").read_bytes() == pdf_bytes()
+    assert json.loads(other.read_text()) == {"bundle_id": "f" * 64}
+    assert [e["partial"] for e in logged
+            if e["event"] == "removed the copy an older outboxd left under way"] == [str(left)]
+
+
+def _died(*_: Any, **__: Any) -> Path:
+    raise OSError(5, "the daemon died here")
+
+
+def _across_for(monkeypatch: pytest.MonkeyPatch, work: Path) -> None:
+    """The work folder's rename into the archive fails EXDEV: a copy across file systems."""
+    rename = fsmove.rename_noreplace
+
+    def across(src: Path, dst: Path, *at: int | None) -> None:
+        if Path(src) == work:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        rename(src, dst, *at)
+
+    monkeypatch.setattr(fsmove, "rename_noreplace", across)
 
 
 def test_a_bundle_archived_after_a_failed_move_is_sent_without_the_old_error(

@@ -12,6 +12,7 @@ from daemon.actions.attach_notes import records
 from daemon.actions.whereabouts import latest_row
 from daemon.config import Settings
 from daemon.errors import InputError
+from daemon.fsdepth import fwalk_bounded
 from daemon.fsops import folder_below, hash_file
 from daemon.fswrite import held_path
 
@@ -51,7 +52,9 @@ def sent_before(invoice_id: str, src: Path, doc_type: str | None, note: str | No
         # the entry or its day folder for one): attach, often root, would read what lies
         # there, anywhere, and say "already sent" for a file that never went.
         with folder_below(settings.sent_dir, str(below)) as held:
-            for top, _folders, files, fd in os.fwalk(".", dir_fd=held):  # nor below
+            # Nor through a link below; nor deeper than fsdepth.DEPTH_MAX (an attach puts
+            # its file two levels down at most).
+            for top, _folders, files, fd in fwalk_bounded(held, entry, "walk", _skip):
                 if src.name in files and attached_before(src, held_path(fd) / src.name,
                                                          doc_type, note):
                     found = Path(os.path.normpath(entry / top / src.name))
@@ -61,3 +64,7 @@ def sent_before(invoice_id: str, src: Path, doc_type: str | None, note: str | No
                         "nothing was changed")
     except (InputError, OSError):
         return  # the entry is not there as a folder of sent/: not sent with it
+
+
+def _skip(_folder: str) -> None:
+    """A folder too deep to walk: an attach never put a file there."""

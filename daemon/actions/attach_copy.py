@@ -24,7 +24,7 @@ from pathlib import Path
 
 from daemon.actions.attach_notes import AttachRefused, record
 from daemon.errors import NO_ROOM, NO_ROOM_FIX, InputError, LockHeld
-from daemon.fsmove import copy_into
+from daemon.fscopy import copy_into
 from daemon.fsops import open_regular
 from daemon.fswrite import add_group_write_fd, rename_noreplace
 from daemon.lookalikes import how_spelled

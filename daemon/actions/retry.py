@@ -171,7 +171,7 @@ def _shared(outbox: Path, moved: list[str]) -> None:
             continue
         try:
             with contextlib.suppress(OSError):  # back all the same; the daemon says so
-                add_group_write_below(fd)       # if it cannot move the folder
+                add_group_write_below(fd, outbox / name)  # if it cannot move the folder
         finally:
             os.close(fd)
 

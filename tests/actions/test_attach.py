@@ -925,3 +925,22 @@ def test_attach_of_a_link_fifo_or_folder_refuses_in_one_line_saying_what_to_give
         assert (run.returncode, run.stderr.splitlines()) == (
             1, [f"outboxd: {src}: {said}; nothing was changed"])
     assert sorted(p.name for p in cfg.outbox.iterdir()) == ["INV-1001.xml"]
+
+
+def test_a_sent_entry_holding_folders_a_thousand_deep_is_looked_through_without_a_traceback(
+        cfg: Env, timesheet: Path, capsys, deep_tree) -> None:
+    """Someone who may write in sent/ puts folders 1,100 deep into a sent bundle's entry:
+    attach's look for the file there (os.fwalk) ran out of Python's recursion limit, a
+    traceback instead of its answer. The look goes no deeper than fsdepth.DEPTH_MAX (an
+    attach puts a file two levels down): the file is not there, so it went out without
+    it, exit 1, one line."""
+    cfg.state.mkdir(exist_ok=True)
+    entry = cfg.root / "sent" / "2026-12-01" / "INV-S--0123456789ab"
+    j = Journal(cfg.state / "journal.sqlite3")
+    j.create("INV-S.xml", "sent", bundle_id="0123456789ab" + "0" * 52,
+             invoice_ids=["INV-S"], archive_dir=str(entry))
+    j.close()
+    (entry / "INV-S").mkdir(parents=True)
+    deep_tree(entry / "INV-S", 1100)
+    assert attach(cfg, "INV-S", str(timesheet)) == 1
+    assert "too late: it went out without 'timesheet.pdf'" in capsys.readouterr().err
