@@ -15,7 +15,7 @@ import os
 import re
 import threading
 import urllib.parse
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, closing
 from typing import Any, Protocol
 
@@ -35,6 +35,7 @@ from daemon.config import DeliveryConfig
 from daemon.config_values import has_userinfo, receiver_address, secret_params
 from daemon.directory import DirectoryDeliverer
 from daemon.errors import ConfigError, Paused, Retryable
+from daemon.journal.records import Row, shown_state
 from daemon.manifest import sent_parts
 from daemon.parts import OpenWhenRead
 from daemon.tls import tls_verify, unusable
@@ -47,6 +48,13 @@ class Deliverer(Protocol):
     def deliver(self, bundle: Bundle, manifest: dict[str, Any]) -> Receipt: ...
 
     def close(self) -> None: ...
+
+
+class KnownBundles(Protocol):
+    """What the journal tells a deliverer: the bundle of an id, if this daemon has sent
+    it or has it on its way (one look-up in the index of bundle ids)."""
+
+    def sent_before(self, bundle_id: str) -> Row | None: ...
 
 
 class Shared:
@@ -238,9 +246,27 @@ class HttpDeliverer:
         )
         # Parsed once: httpx would parse the url string again for every request.
         self._url: httpx.URL | None = None
+        # Bound by finish.py before each attempt: whose id a 2xx names (other_bundle).
+        self._journal: KnownBundles | None = None
 
     def close(self) -> None:
         self.client.close()
+
+    def bind_journal(self, journal: KnownBundles) -> None:
+        self._journal = journal
+
+    def other_bundle(self, bundle_id: str) -> str | None:
+        """Which other bundle of this daemon's has `bundle_id` (claimed, on its way or
+        sent), as an error names it; None for an id that is none of ours. Only a 2xx
+        naming an id of our form that is not the request's asks (answers.classify), so
+        a receiver echoing ours costs nothing, and one that names its own SHA-256 one
+        look-up in the journal's index of bundle ids a bundle."""
+        assert self._journal is not None
+        row = self._journal.sent_before(bundle_id)
+        if row is None:
+            return None
+        return (f"{row.invoice_file} ({shown_state(row.state, bool(row.last_error))}), "
+                "another bundle of this outboxd")
 
     def post_url(self) -> httpx.URL:
         if self._url is None:
@@ -299,16 +325,19 @@ class HttpDeliverer:
                 raise self.failure(exc) from None
         bid = manifest["bundle_id"]
         return self.answer(response, {"bundle_id": bid, "idempotency_key": bid},
-                           whole=body.finished)
+                           whole=body.finished,
+                           ours=None if self._journal is None else self.other_bundle)
 
     def answer(self, response: httpx.Response, sent: dict[str, str] | None = None,
-               whole: bool = True) -> Receipt:
-        """classify() (`sent`: the request's ids; `whole`: its body all written), with the
-        token and the url's password taken out of what the receiver said: an answer that
-        echoes our headers would otherwise put them in the journal, the papers and the
-        status page on the share (also ubl-embedded's)."""
+               whole: bool = True, ours: Callable[[str], str | None] | None = None
+               ) -> Receipt:
+        """classify() (`sent`: the request's ids; `whole`: its body all written; `ours`:
+        whose id of our form an answer names), with the token and the url's password
+        taken out of what the receiver said: an answer that echoes our headers would
+        otherwise put them in the journal, the papers and the status page on the share
+        (also ubl-embedded's)."""
         return classify(response, self.scrub if self._secrets else unchanged, sent=sent,
-                        whole=whole)
+                        whole=whole, ours=ours)
 
     def failure(self, exc: httpx.TransportError | httpx.InvalidURL) -> Retryable | Paused:
         """What an httpx error on the way to the receiver means (also for ubl-embedded's
