@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from daemon.config_values import mask_url
 from daemon.errors import Paused, Rejected, Retryable
 
 RETRY_STATUSES = {408, 409, 425, 429}
@@ -247,8 +248,12 @@ def classify(response: httpx.Response, scrub: Callable[[str], str] = unchanged, 
                          "follow and that names no other address: check [delivery] url "
                          "and what answers on it (a cache or proxy in between?)",
                          status, text, retry_after)
-        raise Paused(f"HTTP {status} redirect to {scrub(where)}: set [delivery] url to "
-                     "the final address", status, text, retry_after)
+        # A redirect often echoes our url (http:// to https://, a host that moved):
+        # `scrub` takes out our secrets long enough to look for in any text; the mask,
+        # any value of a query parameter named like a secret, however short, and a
+        # password, as `outboxd config` shows a url.
+        raise Paused(f"HTTP {status} redirect to {mask_url(scrub(where))}: set [delivery] "
+                     "url to the final address", status, text, retry_after)
     refused = Rejected(f"the receiver rejected the bundle with HTTP {status}", status, text)
     refused.sent_bytes = _sent_bytes(response)
     raise refused

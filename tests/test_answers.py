@@ -206,6 +206,19 @@ class TestClassify:
             classify(response(status, headers={"Location": "https://operator.example/x"}))
         assert "https://operator.example/x" in str(info.value)
 
+    def test_a_redirect_echoing_keys_of_the_url_is_named_with_their_values_masked(
+            self) -> None:
+        """A redirect to the https:// form of our url echoes its query: the values of
+        parameters named like a secret are masked by their names, however short (a key
+        of 3 characters is too short to be looked for in any text), and a password; the
+        address is still said. It was shown whole in the log, `outboxd status` and
+        STATUS=."""
+        where = "https://bob:pw-9@operator.example/x?sig=s1g&tenant=7&api_key=K"
+        with pytest.raises(Paused) as info:
+            classify(response(301, headers={"Location": where}))
+        assert ("redirect to https://bob:********@operator.example/x?sig=********&tenant=7"
+                "&api_key=********: set [delivery] url" in str(info.value))
+
     def test_2xx_numeric_receipt_id_as_text(self) -> None:
         """A numeric receipt_id is kept as text."""
         assert classify(response(201, json_body={"receipt_id": 42})).receipt_id == "42"
