@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from daemon.config_values import mask_url
 from daemon.errors import Paused, Rejected, Retryable
 
 RETRY_STATUSES = {408, 409, 425, 429}
@@ -197,7 +198,8 @@ def _error_text(response: httpx.Response, scrub: Callable[[str], str]) -> str:
 
 
 def classify(response: httpx.Response, scrub: Callable[[str], str] = unchanged, *,
-             sent: Mapping[str, str] | None = None, whole: bool = True) -> Receipt:
+             sent: Mapping[str, str] | None = None, whole: bool = True,
+             ours: Callable[[str], str | None] | None = None) -> Receipt:
     """The table of answers (docs/protocol.md): a Receipt for 2xx, else the DeliveryError to act on.
     `scrub` takes our secrets out of everything kept of the answer (the body, JSON string
     by string, the receipt id, a redirect's address), a text answer before it is cut to
@@ -206,9 +208,10 @@ def classify(response: httpx.Response, scrub: Callable[[str], str] = unchanged, 
     A 2xx is a receipt only for the request it answers: not when the request's body
     could not all be written (`whole` False: the receiver answered and closed before it
     had the bundle), nor when its JSON names, under a key of `sent` (`bundle_id`,
-    `idempotency_key`), another value than this request's. Either is retried with the
-    same Idempotency-Key, which a receiver that has the bundle answers as the first
-    time."""
+    `idempotency_key`), another id in our ids' form than this request's — with `ours`
+    given, only one that `ours` finds to be another of this daemon's (it names that one;
+    any other is the receiver's own id for the bundle). Either is retried with the same
+    Idempotency-Key, which a receiver that has the bundle answers as the first time."""
     status = response.status_code
     if 200 <= status < 300:
         receipt = Receipt(status, *_body(response, scrub))
@@ -218,7 +221,7 @@ def classify(response: httpx.Response, scrub: Callable[[str], str] = unchanged, 
                             "while it was sent): no receipt for the bundle; it is asked "
                             "again with the same Idempotency-Key", status,
                             _error_text(response, scrub))
-        if (other := _names_another(receipt.body, sent or {})) is not None:
+        if (other := _names_another(receipt.body, sent or {}, ours)) is not None:
             raise Retryable(f"the receiver answered HTTP {status} for another request: its "
                             f"answer names {other}; it is asked again with the same "
                             "Idempotency-Key", status, _error_text(response, scrub))
@@ -245,8 +248,12 @@ def classify(response: httpx.Response, scrub: Callable[[str], str] = unchanged, 
                          "follow and that names no other address: check [delivery] url "
                          "and what answers on it (a cache or proxy in between?)",
                          status, text, retry_after)
-        raise Paused(f"HTTP {status} redirect to {scrub(where)}: set [delivery] url to "
-                     "the final address", status, text, retry_after)
+        # A redirect often echoes our url (http:// to https://, a host that moved):
+        # `scrub` takes out our secrets long enough to look for in any text; the mask,
+        # any value of a query parameter named like a secret, however short, and a
+        # password, as `outboxd config` shows a url.
+        raise Paused(f"HTTP {status} redirect to {mask_url(scrub(where))}: set [delivery] "
+                     "url to the final address", status, text, retry_after)
     refused = Rejected(f"the receiver rejected the bundle with HTTP {status}", status, text)
     refused.sent_bytes = _sent_bytes(response)
     raise refused
@@ -267,20 +274,32 @@ def _sent_bytes(response: httpx.Response) -> int | None:
 _OUR_ID_FORM = re.compile(r"[0-9a-fA-F]{64}")
 
 
-def _names_another(body: Any, sent: Mapping[str, str]) -> str | None:
+def _names_another(body: Any, sent: Mapping[str, str],
+                   ours: Callable[[str], str | None] | None) -> str | None:
     """'KEY "VALUE", not "OURS"' for the first key of `sent` whose value a JSON answer
-    gives as another id in our ids' form (64 hex digits; case does not count); None when
-    it names none or only ours. A value in any other form (the receiver's own numbering
-    under `bundle_id`, a UUID, our id shortened or prefixed) says nothing about which
-    request the answer is for: read as another bundle's, a receiver that writes it so
-    had each of its 2xx retried, the bundle never leaving the outbox."""
+    gives as another id in our ids' form (64 hex digits; case does not count), and, with
+    `ours`, only when `ours(VALUE)` names it as another request of ours (what it says is
+    added); None when it names none, only ours, or an id of the receiver's own.
+
+    A value in any other form (the receiver's own numbering under `bundle_id`, a UUID,
+    our id shortened or prefixed) says nothing about which request the answer is for;
+    nor does a SHA-256 of the receiver's own (over the bytes it stored, say) that is no
+    id this daemon ever sent. Read as another bundle's, a receiver that writes either
+    had each of its 2xx retried, the bundle never leaving the outbox. A mixed-up answer
+    (a proxy's, a receiver's) names the id of a request we made: that one `ours` knows.
+    Without `ours` (a ubl-embedded document's key, the SHA-256 of the very bytes sent,
+    which a receiver hashing what it stored gets too) any other id of our form counts."""
     if not isinstance(body, dict):
         return None
-    for key, ours in sent.items():
+    for key, sent_id in sent.items():
         value = body.get(key)
         if (isinstance(value, str) and _OUR_ID_FORM.fullmatch(value)
-                and value.lower() != ours.lower()):
-            return f'{key} "{value}", not "{ours}"'
+                and value.lower() != sent_id.lower()):
+            named = f'{key} "{value}", not "{sent_id}"'
+            if ours is None:
+                return named
+            if (whose := ours(value.lower())) is not None:
+                return f"{named}: that is the id of {whose}"
     return None
 
 

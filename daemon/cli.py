@@ -163,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-after", type=_seconds, default=0.0, metavar="SECONDS",
                    help="Retry-After sent with the injected 429/503 answers that "
                         "--fail-first gives none (default 0)")
+    p.add_argument("--own-ids", action="store_true",
+                   help="answer a bundle with a bundle_id of the receiver's own (the "
+                        "SHA-256 of the manifest it stored) instead of outboxd's, as a "
+                        "receiver that numbers bundles its own way does")
 
     p = _add(sub, "demo", config=False)
     p.add_argument("--dir", type=_path, default=None, metavar="DIR",

@@ -1,5 +1,6 @@
 """The credentials of [delivery] (docs/configuration.md): a Bearer token (`token`, or
-`token_file` read here) or Basic auth in the url — one kind at a time, and never over
+`token_file` read here) or Basic auth in the url — one kind at a time — and, like them,
+a key in the url's query (a parameter named like a secret): never over
 plain http:// to another machine unless `allow_plain_http` says the network between is
 trusted (then with a warning at each start and reload). Kept apart from the model
 (config_sections.py) as the one place that decides what a request carries and how
@@ -13,8 +14,14 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from daemon.config_values import TOKEN_RULE, has_userinfo, receiver_address, token_of_file
-from daemon.errors import ConfigError, double_quoted
+from daemon.config_values import (
+    TOKEN_RULE,
+    has_userinfo,
+    receiver_address,
+    secret_param_names,
+    token_of_file,
+)
+from daemon.errors import ConfigError, double_quoted, shown
 from daemon.fsops import NotAFile
 
 if TYPE_CHECKING:
@@ -40,13 +47,13 @@ def in_the_clear(url: str | None) -> bool:
         return True  # a name other than localhost: another machine, as far as we know
 
 
+# {secret}: which one (_secret_in_the_clear), never its value.
 CLEARTEXT_CREDENTIALS = (
-    "url is plain http:// to another machine and a token, token_file or a password in "
-    "the url is set: each request would carry that secret unencrypted across the "
-    "network — use https:// (ask the operator for its https address), or, for a "
-    "receiver on this machine, http://127.0.0.1; only where every network between is "
-    "yours and trusted (a container network, a TLS proxy on this host reached by name), "
-    "set allow_plain_http = true")
+    "url is plain http:// to another machine, and each request would carry {secret} "
+    "unencrypted across the network — use https:// (ask the operator for its https "
+    "address), or, for a receiver on this machine, http://127.0.0.1; only where every "
+    "network between is yours and trusted (a container network, a TLS proxy on this host "
+    "reached by name), set allow_plain_http = true")
 
 
 def credentials_problem(cfg: DeliveryConfig) -> str | None:
@@ -59,8 +66,8 @@ def credentials_problem(cfg: DeliveryConfig) -> str | None:
         return ("url holds a user name or password (Basic auth) and token or token_file "
                 "is set (Bearer): a request carries one Authorization header — keep only "
                 "the one the receiver expects")
-    if _secret_in_the_clear(cfg) and not cfg.allow_plain_http:
-        return CLEARTEXT_CREDENTIALS
+    if (secret := _secret_in_the_clear(cfg)) and not cfg.allow_plain_http:
+        return CLEARTEXT_CREDENTIALS.format(secret=secret)
     return None
 
 
@@ -72,7 +79,15 @@ def _secret_in_the_clear(cfg: DeliveryConfig) -> str | None:
         return "the token"
     if cfg.token_file is not None:
         return "the token of token_file"
-    return "the credentials in the url (Basic auth)" if has_userinfo(cfg.url) else None
+    if has_userinfo(cfg.url):
+        return "the credentials in the url (Basic auth)"
+    # A key in the query (`?access_token=…`, `&sig=…`) travels in the request line, as
+    # readable on the way as a token: it was let through without a word.
+    if names := secret_param_names(cfg.url or ""):
+        listed = ", ".join(shown(n) for n in names)
+        return (f"the value of the url's query parameter{'s' * (len(names) > 1)} {listed} "
+                "(named like a secret)")
+    return None
 
 
 def plain_http_warning(cfg: DeliveryConfig) -> str | None:

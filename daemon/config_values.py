@@ -144,6 +144,13 @@ def secret_params(url: str) -> list[str]:
     return [value for _, _, value in _secret_params(query)[1]]
 
 
+def secret_param_names(url: str) -> list[str]:
+    """The names, decoded, of the url's query and fragment parameters named like a secret
+    (`access_token`): what the plain-http rule says goes in the clear, never the value."""
+    query = url.partition("?")[2] or url.partition("#")[2]
+    return [urllib.parse.unquote_plus(name) for _, name, _ in _secret_params(query)[1]]
+
+
 def mask_userinfo(text: str) -> str:
     """`text` with everything between "scheme://" and the last "@" masked (for error lines,
     where the url may not even parse). A url mistyped before its "//" ('http//u:p@h',

@@ -8,14 +8,11 @@ tests).
 
 from __future__ import annotations
 
-import base64
 import http.cookiejar
 import json
 import os
-import re
 import threading
-import urllib.parse
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, closing
 from typing import Any, Protocol
 
@@ -32,11 +29,13 @@ from daemon.answers import (
 )
 from daemon.bundle import Bundle
 from daemon.config import DeliveryConfig
-from daemon.config_values import has_userinfo, receiver_address, secret_params
+from daemon.config_values import has_userinfo, receiver_address
 from daemon.directory import DirectoryDeliverer
 from daemon.errors import ConfigError, Paused, Retryable
+from daemon.journal.records import Row, shown_state
 from daemon.manifest import sent_parts
 from daemon.parts import OpenWhenRead
+from daemon.scrub import Scrubber
 from daemon.tls import tls_verify, unusable
 
 INVOICE_TYPES = {"ubl": "application/xml", "svefaktura": "application/xml",
@@ -47,6 +46,13 @@ class Deliverer(Protocol):
     def deliver(self, bundle: Bundle, manifest: dict[str, Any]) -> Receipt: ...
 
     def close(self) -> None: ...
+
+
+class KnownBundles(Protocol):
+    """What the journal tells a deliverer: the bundle of an id, if this daemon has sent
+    it or has it on its way (one look-up in the index of bundle ids)."""
+
+    def sent_before(self, bundle_id: str) -> Row | None: ...
 
 
 class Shared:
@@ -136,52 +142,6 @@ class _NoCookies(http.cookiejar.CookieJar):
         pass
 
 
-# A query value shorter than this is no credential, and taken out of every answer it
-# would garble the answer (a "1" of `?auth=1` out of "HTTP 401").
-MIN_QUERY_SECRET = 8
-
-
-def _url_secrets(url: str | None) -> list[str]:
-    """The password of the url's userinfo (Basic auth) in every form an error may quote:
-    decoded, as written in the url (any case of %-escapes), and the user:password pair
-    in base64, as a Basic Authorization header (which a receiver may echo) carries it;
-    and the values of its query parameters named like a secret (`?access_token=`),
-    as written and decoded, which an answer quoting the request's url would show."""
-    try:
-        parsed = httpx.URL(url or "")
-    except httpx.InvalidURL:
-        return []
-    found = [form for value in secret_params(url or "")
-             for form in (value, urllib.parse.unquote_plus(value))
-             if len(form) >= MIN_QUERY_SECRET]
-    if not parsed.password:
-        return found
-    written = parsed.userinfo.decode("ascii", "replace").partition(":")[2]
-    pair = base64.b64encode(f"{parsed.username}:{parsed.password}".encode()).decode("ascii")
-    return [p for p in (parsed.password, written, pair) if p] + found
-
-
-# Each character that HTML or XML may write as an entity, with every spelling of it:
-# by name, in decimal and in hex (with leading zeros: PHP's &#039;, Go's &#34;).
-_ENTITIES = {"&": ("amp", 0x26), "<": ("lt", 0x3C), ">": ("gt", 0x3E), '"': ("quot", 0x22),
-             "'": ("apos", 0x27)}
-
-
-def _markup_pattern(secret: str) -> re.Pattern[str] | None:
-    """The secret as any HTML or XML escaper may write it in an error page, or None
-    when it holds no character they escape (the plain form covers it)."""
-    if not any(c in _ENTITIES for c in secret):
-        return None
-    parts = []
-    for c in secret:
-        if c in _ENTITIES:
-            name, code = _ENTITIES[c]
-            parts.append(f"(?:{re.escape(c)}|&{name};|&#0*{code};|&#[xX]0*{code:x};)")
-        else:
-            parts.append(re.escape(c))
-    return re.compile("".join(parts), re.IGNORECASE)
-
-
 class HttpDeliverer:
     # A delivery repeated with the same Idempotency-Key is recognised by the
     # receiver (docs/protocol.md, Idempotency): the receipt may wait for its archive to be durable
@@ -199,19 +159,7 @@ class HttpDeliverer:
         token = cfg.bearer_token()
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        # Every form a secret takes in an error text: as given, as repr() quotes it (b'…'
-        # in h11's errors), percent-encoded (in a url), and as written in the url.
-        # Longest first, so that no form is cut by a shorter one inside it.
-        # And as JSON writes them in an answer: '"' and '\\' escaped, '/' as '\\/' (PHP);
-        # as HTML or XML does in an error page ('&' '<' '>' and quotes as entities, in
-        # any spelling: _markup_pattern).
-        secrets = [x for x in (token, *_url_secrets(cfg.url)) if x]
-        self._secrets = sorted({form for x in secrets for form in (x, repr(x)[1:-1],
-                                                  urllib.parse.quote(x, safe=""),
-                                                  json.dumps(x)[1:-1],
-                                                  json.dumps(x)[1:-1].replace("/", "\\/"))},
-                               key=len, reverse=True)
-        self._markup = [p for x in secrets if (p := _markup_pattern(x)) is not None]
+        self._scrubber = Scrubber(token, cfg.url)
         verify = tls_verify(cfg)  # its ConfigError also with a transport given
         # A transport given (httpx.MockTransport in tests) takes every POST directly.
         self._direct = transport is not None
@@ -238,9 +186,27 @@ class HttpDeliverer:
         )
         # Parsed once: httpx would parse the url string again for every request.
         self._url: httpx.URL | None = None
+        # Bound by finish.py before each attempt: whose id a 2xx names (other_bundle).
+        self._journal: KnownBundles | None = None
 
     def close(self) -> None:
         self.client.close()
+
+    def bind_journal(self, journal: KnownBundles) -> None:
+        self._journal = journal
+
+    def other_bundle(self, bundle_id: str) -> str | None:
+        """Which other bundle of this daemon's has `bundle_id` (claimed, on its way or
+        sent), as an error names it; None for an id that is none of ours. Only a 2xx
+        naming an id of our form that is not the request's asks (answers.classify), so
+        a receiver echoing ours costs nothing, and one that names its own SHA-256 one
+        look-up in the journal's index of bundle ids a bundle."""
+        assert self._journal is not None
+        row = self._journal.sent_before(bundle_id)
+        if row is None:
+            return None
+        return (f"{row.invoice_file} ({shown_state(row.state, bool(row.last_error))}), "
+                "another bundle of this outboxd")
 
     def post_url(self) -> httpx.URL:
         if self._url is None:
@@ -299,16 +265,19 @@ class HttpDeliverer:
                 raise self.failure(exc) from None
         bid = manifest["bundle_id"]
         return self.answer(response, {"bundle_id": bid, "idempotency_key": bid},
-                           whole=body.finished)
+                           whole=body.finished,
+                           ours=None if self._journal is None else self.other_bundle)
 
     def answer(self, response: httpx.Response, sent: dict[str, str] | None = None,
-               whole: bool = True) -> Receipt:
-        """classify() (`sent`: the request's ids; `whole`: its body all written), with the
-        token and the url's password taken out of what the receiver said: an answer that
-        echoes our headers would otherwise put them in the journal, the papers and the
-        status page on the share (also ubl-embedded's)."""
-        return classify(response, self.scrub if self._secrets else unchanged, sent=sent,
-                        whole=whole)
+               whole: bool = True, ours: Callable[[str], str | None] | None = None
+               ) -> Receipt:
+        """classify() (`sent`: the request's ids; `whole`: its body all written; `ours`:
+        whose id of our form an answer names), with the token and the url's password
+        taken out of what the receiver said: an answer that echoes our headers would
+        otherwise put them in the journal, the papers and the status page on the share
+        (also ubl-embedded's)."""
+        return classify(response, self.scrub if self._scrubber else unchanged, sent=sent,
+                        whole=whole, ours=ours)
 
     def failure(self, exc: httpx.TransportError | httpx.InvalidURL) -> Retryable | Paused:
         """What an httpx error on the way to the receiver means (also for ubl-embedded's
@@ -353,11 +322,8 @@ class HttpDeliverer:
         return f" at {url.host}:{url.port or (443 if url.scheme == 'https' else 80)}"
 
     def scrub(self, text: str) -> str:
-        for form in self._secrets:
-            text = text.replace(form, "***")
-        for pattern in self._markup:
-            text = pattern.sub("***", text)
-        return text
+        """`text` without the token, the url's password or its keys (scrub.py)."""
+        return self._scrubber.scrub(text)
 
 
 def make_deliverer(cfg: DeliveryConfig) -> Deliverer:

@@ -319,7 +319,9 @@ class Finisher(Moves, Recovery, Retries, SentElsewhere):
             count()
         try:
             if (bind_journal := getattr(deliverer, "bind_journal", None)) is not None:
-                bind_journal(self.j)  # ubl-embedded: documents already accepted
+                # Documents already accepted (ubl-embedded); the bundle ids an answer
+                # may name as another request's (HttpDeliverer.other_bundle).
+                bind_journal(self.j)
             with held_work(bundle) as rooted:  # never a work folder swapped for a link
                 receipt = deliverer.deliver(rooted, manifest)
         except InputError as exc:

@@ -238,7 +238,8 @@ class ThreadReceiver(Receiver):
         host, _, port = args.listen.rpartition(":")
         return cls(make_server(host, int(port), args.store, token=args.token,
                                fail_first=parse_faults(args.fail_first),
-                               hold_first=args.hold_first, retry_after=args.retry_after))
+                               hold_first=args.hold_first, retry_after=args.retry_after,
+                               own_ids=args.own_ids))
 
     def stop(self) -> int:
         """Stop serving and close the port, and cut every connection still open (a

@@ -206,6 +206,19 @@ class TestClassify:
             classify(response(status, headers={"Location": "https://operator.example/x"}))
         assert "https://operator.example/x" in str(info.value)
 
+    def test_a_redirect_echoing_keys_of_the_url_is_named_with_their_values_masked(
+            self) -> None:
+        """A redirect to the https:// form of our url echoes its query: the values of
+        parameters named like a secret are masked by their names, however short (a key
+        of 3 characters is too short to be looked for in any text), and a password; the
+        address is still said. It was shown whole in the log, `outboxd status` and
+        STATUS=."""
+        where = "https://bob:pw-9@operator.example/x?sig=s1g&tenant=7&api_key=K"
+        with pytest.raises(Paused) as info:
+            classify(response(301, headers={"Location": where}))
+        assert ("redirect to https://bob:********@operator.example/x?sig=********&tenant=7"
+                "&api_key=********: set [delivery] url" in str(info.value))
+
     def test_2xx_numeric_receipt_id_as_text(self) -> None:
         """A numeric receipt_id is kept as text."""
         assert classify(response(201, json_body={"receipt_id": 42})).receipt_id == "42"
@@ -316,12 +329,13 @@ class TestAnswersNotForThisRequest:
     @pytest.mark.parametrize("named", [{"bundle_id": "cd" * 32},
                                        {"idempotency_key": "CD" * 32},
                                        {"bundle_id": "ab" * 32, "idempotency_key": "0" * 64}])
-    def test_a_2xx_naming_another_bundle_id_or_key_is_retried_not_sent(
+    def test_without_ours_a_2xx_naming_another_id_of_our_form_is_retried_not_sent(
             self, named: dict[str, str]) -> None:
-        """A 201 whose JSON names another bundle id or Idempotency-Key than the request
-        carried answers some other request (a receiver or proxy that mixed answers up):
-        retried with the same key, the answer kept in the error, instead of a receipt
-        that filed the bundle in sent/ on another one's word."""
+        """Without `ours` (a ubl-embedded document's key, the SHA-256 of the very bytes
+        sent): a 201 whose JSON names another id of our form than the request carried
+        answers some other request (a receiver or proxy that mixed answers up): retried
+        with the same key, the answer kept in the error, instead of a receipt that
+        filed the bundle in sent/ on another one's word."""
         answer = response(201, json_body={"receipt_id": "R-9", **named})
         with pytest.raises(Retryable) as info:
             classify(answer, sent=self.SENT)
@@ -353,6 +367,57 @@ class TestAnswersNotForThisRequest:
         same 200 coming back each time, and the bundle never left the outbox."""
         answer = response(201, json_body={"receipt_id": "R-9", **named})
         assert classify(answer, sent=self.SENT).receipt_id == "R-9"
+
+    @pytest.mark.parametrize("named", [{"bundle_id": "cd" * 32},
+                                       {"idempotency_key": "CD" * 32}])
+    def test_a_2xx_naming_another_bundle_of_this_daemon_is_retried_naming_both_and_it(
+            self, named: dict[str, str]) -> None:
+        """An id of our form that `ours` knows as another bundle of this daemon's (sent,
+        or on its way): the answer was meant for that bundle's request (mixed up by the
+        receiver or a proxy), so it is no receipt for this one. The error names the id
+        the receiver gave, ours, and whose the receiver's is, for the admin to tell a
+        receiver that mixes answers up."""
+        asked: list[str] = []
+
+        def ours(bid: str) -> str | None:
+            asked.append(bid)
+            return "INV-7.xml (sent), another bundle of this outboxd" if bid == "cd" * 32 \
+                else None
+
+        with pytest.raises(Retryable) as info:
+            classify(response(201, json_body={"receipt_id": "R-9", **named}), sent=self.SENT,
+                     ours=ours)
+        [(key, value)] = named.items()
+        assert (f'names {key} "{value}", not "{"ab" * 32}": that is the id of INV-7.xml '
+                "(sent), another bundle of this outboxd" in str(info.value))
+        assert "same Idempotency-Key" in str(info.value)
+        assert asked == ["cd" * 32]  # our ids are lower case in the journal
+
+    @pytest.mark.parametrize("named", [
+        {"bundle_id": "e3" * 32},                       # its SHA-256 of what it stored
+        {"bundle_id": "E3" * 32, "idempotency_key": "ab" * 32},
+        {"idempotency_key": "e3" * 32}])
+    def test_a_2xx_naming_an_id_of_our_form_that_is_none_of_ours_is_this_bundles_receipt(
+            self, named: dict[str, str]) -> None:
+        """A receiver that names a SHA-256 of its own as `bundle_id` (over the bytes it
+        stored, say): 64 hex digits, but no bundle this daemon has sent or has on its way
+        (`ours` finds none). It answers this request: a receipt. Taken for another
+        bundle's answer, every bundle was asked again for ever under the same key, the
+        same 201 coming back each time, and none was archived."""
+        answer = response(201, json_body={"receipt_id": "R-9", **named})
+        receipt = classify(answer, sent=self.SENT, ours=lambda bid: None)
+        assert receipt.receipt_id == "R-9" and receipt.body["receipt_id"] == "R-9"
+
+    def test_ours_is_asked_only_when_an_answer_names_an_id_that_is_not_the_requests(
+            self) -> None:
+        """The journal is asked only about an id of our form that is not the request's:
+        a receiver that echoes ours (or names its own numbering) costs no look-up."""
+        def ours(bid: str) -> str | None:
+            raise AssertionError(f"asked about {bid}")
+
+        for named in ({"bundle_id": "AB" * 32}, {"bundle_id": "B-2026-000123"}, {}):
+            answer = response(201, json_body={"receipt_id": "R-9", **named})
+            assert classify(answer, sent=self.SENT, ours=ours).receipt_id == "R-9"
 
     def test_a_2xx_to_a_request_not_all_written_is_retried_not_sent(self) -> None:
         """The receiver answered 201 and the body could not all be written (it closed the

@@ -50,6 +50,24 @@ class TestPlainHttp:
         assert "set allow_plain_http = true" in line  # the way out, for a trusted network
         assert "abc123" not in line and ":pw@" not in line
 
+    @pytest.mark.parametrize("url,named", [
+        ("http://operator.example/api?access_token=abc123", "'access_token'"),
+        ("http://10.0.0.5/in?tenant=7&sig=abc123&api%5Fkey=abc123", "'sig', 'api_key'"),
+    ])
+    def test_a_key_in_the_urls_query_over_plain_http_is_refused_naming_it(
+            self, tmp_path: Path, outbox: Path, url: str, named: str) -> None:
+        """A key in the url's query (a parameter named like a secret) goes in the request
+        line of every POST, as readable on the way as a token: over plain http:// to
+        another machine it is refused as a token is, naming the parameters (decoded),
+        never their values. It was let through without a word."""
+        text = minimal(outbox).replace(f'url = "{URL}"\n', f'url = "{url}"\n')
+        line = one_problem_with(problems_of(config_file(tmp_path, text)), "[delivery]",
+                                "plain http://")
+        assert "each request would carry the value of the url's query parameter" in line
+        assert f"{named} (named like a secret) unencrypted" in line
+        assert "use https://" in line and "set allow_plain_http = true" in line
+        assert "abc123" not in line
+
     @pytest.mark.parametrize("url,secret", [
         ("http://127.0.0.1:8787/bundles", 'token = "abc123"\n'),
         ("http://127.0.0.2/in", 'token = "abc123"\n'),
@@ -75,6 +93,8 @@ class TestAllowPlainHttp:
         ("http://receiver:8080/bundles", 'token = "abc123"\n', "the token"),
         ("http://10.0.0.5:8080/in", "token_file = TOKEN_FILE\n", "the token of token_file"),
         ("http://bob:pw-abc123@erp.lan/in", "", "the credentials in the url (Basic auth)"),
+        ("http://erp.lan/in?sig=abc123&x=1", "",
+         "the value of the url's query parameter 'sig' (named like a secret)"),
     ]
 
     def _config(self, tmp_path: Path, outbox: Path, url: str, secret: str,
@@ -111,6 +131,8 @@ class TestAllowPlainHttp:
         ("https://operator.example/api", 'token = "abc123"\n'),
         ("http://127.0.0.1:8787/bundles", 'token = "abc123"\n'),
         ("http://receiver:8080/bundles", ""),
+        ("http://receiver:8080/bundles?tenant=7&page=2", ""),
+        ("https://receiver:8080/bundles?access_token=abc123", ""),
     ])
     def test_no_warning_where_no_secret_goes_in_the_clear(
             self, tmp_path: Path, outbox: Path, url: str, secret: str) -> None:

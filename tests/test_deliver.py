@@ -766,6 +766,58 @@ def test_a_2xx_answered_before_the_body_was_all_written_is_no_receipt(tmp_path: 
     assert "same Idempotency-Key" in str(info.value)
 
 
+class TestAReceiptNamingAnotherId:
+    """A 2xx whose JSON names an id of our form that is not the request's (docs/protocol.md,
+    section 5): another bundle's answer only when the journal knows that id as another
+    bundle of this daemon; otherwise the receiver's own id, and a receipt."""
+
+    def test_a_receiver_naming_its_own_sha256_as_bundle_id_gives_a_receipt(
+            self, tmp_path: Path, start_receiver: Any, journal: Any) -> None:
+        """The reference receiver with --own-ids answers 201 with the SHA-256 of the
+        manifest it stored as `bundle_id`: 64 hex digits, none of ours. The deliverer
+        (the journal bound, as finish.py binds it) takes it as this bundle's receipt;
+        it was retried, and every later attempt got the same 200, for ever."""
+        rx = start_receiver("--own-ids")
+        bundle = make_bundle(tmp_path / "work")
+        manifest = build_manifest(bundle)
+        d = HttpDeliverer(http_cfg(url=rx.url))
+        d.bind_journal(journal)
+        try:
+            receipt = d.deliver(bundle, manifest)
+        finally:
+            d.close()
+        theirs = receipt.body["bundle_id"]
+        assert receipt.status == 201 and receipt.receipt_id.startswith("rcpt-")
+        assert re.fullmatch("[0-9a-f]{64}", theirs) and theirs != manifest["bundle_id"]
+        assert [r["status"] for r in rx.requests()] == [201]
+
+    def test_an_answer_naming_a_bundle_this_daemon_sent_is_retried_naming_it(
+            self, tmp_path: Path, journal: Any) -> None:
+        """A receiver (or a proxy) that mixed its answers up gives this request the 201
+        of a bundle this daemon sent before, naming that bundle's id: no receipt, asked
+        again with the same key; the error names both ids and whose the named one is,
+        for the admin to see the receiver answers for the wrong request."""
+        from test_answer_deadline import RawReceiver
+
+        other = "cd" * 32
+        row = journal.create("INV-7.xml", "delivering", bundle_id=other)
+        journal.transition(row, "sent")
+        body = json.dumps({"receipt_id": "R-7", "bundle_id": other}).encode()
+        bundle = make_bundle(tmp_path / "work")
+        manifest = build_manifest(bundle)
+        with RawReceiver(lambda rx, conn, n: conn.sendall(
+                _http("201 Created", "Content-Type: application/json\r\n", body))) as rx:
+            d = HttpDeliverer(http_cfg(url=f"http://127.0.0.1:{rx.port}/bundles"))
+            d.bind_journal(journal)
+            try:
+                with pytest.raises(Retryable) as info:
+                    d.deliver(bundle, manifest)
+            finally:
+                d.close()
+        assert (f'names bundle_id "{other}", not "{manifest["bundle_id"]}": that is the id '
+                "of INV-7.xml (sent), another bundle of this outboxd" in str(info.value))
+
+
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
 @pytest.mark.parametrize("userinfo", ["", "user:pass-word-123@"])
 def test_a_redirect_is_never_followed_with_the_token_or_the_bundle(

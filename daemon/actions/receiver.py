@@ -70,4 +70,5 @@ def run(args: argparse.Namespace) -> int:
     else:
         token = None
     return receiver.run(args.listen, args.store, token=token, fail_first=fail_first,
-                        hold_first=args.hold_first, retry_after=args.retry_after)
+                        hold_first=args.hold_first, retry_after=args.retry_after,
+                        own_ids=args.own_ids)

@@ -29,7 +29,7 @@ from daemon.answers import BODY_LIMIT, Receipt
 from daemon.backoff import RETRY_AFTER_LIMIT
 from daemon.bundle import Bundle
 from daemon.config import DeliveryConfig
-from daemon.deliver import Coalesced, HttpDeliverer
+from daemon.deliver import Coalesced, HttpDeliverer, KnownBundles
 from daemon.directory import DirectoryDeliverer, write_document
 from daemon.einvoice.artefacts import mime_codes
 from daemon.einvoice.embed import Document, documents_for
@@ -42,8 +42,9 @@ from daemon.names import NAME_MAX, fit_name, id_in_name
 THROTTLE_STATUSES = {429, 503}
 
 
-class Progress(Protocol):
-    """What the journal offers: documents already accepted, per bundle id."""
+class Progress(KnownBundles, Protocol):
+    """What the journal offers: documents already accepted, per bundle id; the bundles
+    sent or on their way (for the answers to a print channel's bundle)."""
 
     def accepted_documents(self, bundle_id: str) -> dict[str, dict[str, Any]]: ...
 
@@ -72,6 +73,8 @@ class EmbeddedDeliverer:
 
     def bind_journal(self, progress: Progress) -> None:
         self.progress = progress
+        if isinstance(self.inner, HttpDeliverer):
+            self.inner.bind_journal(progress)  # a print channel's bundle goes through it
 
     def close(self) -> None:
         self.inner.close()

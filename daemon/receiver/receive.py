@@ -42,6 +42,7 @@ class Memory(Protocol):
     """What receiving needs of the server: the store, and its memory of answers given."""
 
     store: Path
+    own_ids: bool
 
     def stored_response(self, key: str) -> bytes | None: ...
 
@@ -96,7 +97,9 @@ def receive_bundle(server: Memory, stream: Body, key: str, boundary: bytes, stag
         raise Refusal(400, f"unexpected part {extra.name!r} after {parts[-1][0]!r}")
     if stored is not None:
         return 200, stored  # the first answer, byte for byte
-    body = json.dumps({"receipt_id": f"rcpt-{uuid.uuid4().hex}", "bundle_id": key}).encode()
+    # --own-ids: the receiver's own id for what it stored (64 hex digits, as ours are).
+    named = hashlib.sha256(raw).hexdigest() if server.own_ids else key
+    body = json.dumps({"receipt_id": f"rcpt-{uuid.uuid4().hex}", "bundle_id": named}).encode()
     write_atomic(staging / "manifest.json", bytes(raw))  # exactly the bytes received
     write_atomic(staging / "response.json", body)
     fsync_tree(staging)

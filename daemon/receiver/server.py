@@ -51,7 +51,7 @@ class ReceiverServer(ThreadingHTTPServer):
 
     def __init__(self, addr: tuple[str, int], store: Path, token: str | None,
                  fail_first: Sequence[int | Fault], hold_first: float = 0.0,
-                 retry_after: float = 0.0) -> None:
+                 retry_after: float = 0.0, own_ids: bool = False) -> None:
         if ":" in addr[0]:
             self.address_family = socket.AF_INET6
         self.store = store
@@ -62,6 +62,8 @@ class ReceiverServer(ThreadingHTTPServer):
         # accepted a bundle but whose answer never arrived (crash tests).
         self.hold_first = hold_first
         self.retry_after = retry_after  # sent with injected 429/503 answers
+        # A receipt's bundle_id of the receiver's own (--own-ids), not the sender's.
+        self.own_ids = own_ids
         self.in_progress: set[str] = set()
         self.responses: dict[str, bytes] = {}
         self.request_log = RequestLog(store / "requests.jsonl")
@@ -336,14 +338,15 @@ class ReceiverHandler(BaseHTTPRequestHandler):
 
 def make_server(host: str, port: int, store: Path, token: str | None = None,
                 fail_first: Sequence[int | Fault] = (), hold_first: float = 0.0,
-                retry_after: float = 0.0) -> ThreadingHTTPServer:
+                retry_after: float = 0.0, own_ids: bool = False) -> ThreadingHTTPServer:
     """A bound, not yet serving receiver; call serve_forever() (tests do it in a thread)."""
-    return ReceiverServer((host, port), Path(store), token, fail_first, hold_first, retry_after)
+    return ReceiverServer((host, port), Path(store), token, fail_first, hold_first, retry_after,
+                          own_ids)
 
 
 def run(listen: str, store: Path, token: str | None = None,
         fail_first: Sequence[int | Fault] = (),
-        hold_first: float = 0.0, retry_after: float = 0.0) -> int:
+        hold_first: float = 0.0, retry_after: float = 0.0, own_ids: bool = False) -> int:
     """Serve until SIGTERM or SIGINT; prints the one line tests wait for."""
     host, sep, port_text = listen.rpartition(":")
     host = host.strip("[]")
@@ -361,7 +364,7 @@ def run(listen: str, store: Path, token: str | None = None,
                          "/tmp/received") from None
     try:
         server = make_server(host, int(port_text), store, token, fail_first, hold_first,
-                             retry_after)
+                             retry_after, own_ids)
     except OSError as exc:
         fix = {errno.EADDRINUSE: "another program listens there: stop it, or choose another "
                                  "port with --listen (port 0 takes a free one)",

@@ -186,6 +186,39 @@ def test_a_secret_allowed_over_plain_http_is_valid_and_warned_of_without_the_sec
         assert ("configuration is valid" in out) == (command == ["config", "--check"])
 
 
+# A url with every kind of secret a url holds: a password (Basic auth), a key in the
+# query long enough to look for anywhere, and one too short for that, found by its name.
+SECRET_URL = ("http://bob:Pa55-w0rd@receiver.invalid:8080/bundles?access_token=QSECRET-12345"
+              "&tenant=7&sig=s1g")
+URL_SECRETS = ("Pa55-w0rd", "QSECRET-12345", "s1g")
+
+
+def test_a_key_in_the_urls_query_is_refused_over_plain_http_and_shown_by_config_masked(
+        env: Env, capsys) -> None:
+    """A url whose query holds a key (`?access_token=`) to another machine over plain
+    http://: `config --check` refuses it as it does a token, naming the parameter, not
+    its value (it let it through without a word). Allowed (allow_plain_http), both
+    `config --check` and `config` warn naming it, and `config` prints the url with the
+    password and every secret-looking value masked; no secret in either output."""
+    env.write_config("http://receiver.invalid:8080/bundles?access_token=QSECRET-12345")
+    assert main(["config", "--check", "-c", str(env.config)]) == 2
+    err = capsys.readouterr().err
+    assert "the value of the url's query parameter 'access_token'" in err
+    assert "QSECRET-12345" not in err
+    env.write_config(SECRET_URL, delivery={"allow_plain_http": True})
+    for command in (["config", "--check"], ["config"]):
+        assert main([*command, "-c", str(env.config)]) == 0
+        out, err = capsys.readouterr()
+        [warning] = err.splitlines()
+        assert warning.startswith("outboxd: warning: [delivery] allow_plain_http = true: the "
+                                  "credentials in the url (Basic auth) goes to "
+                                  "http://receiver.invalid:8080/bundles over plain http://")
+        assert not any(secret in out + err for secret in URL_SECRETS)
+    shown = json.loads(out)["delivery"]["url"]
+    assert shown == ("http://bob:********@receiver.invalid:8080/bundles?access_token=********"
+                     "&tenant=7&sig=********")
+
+
 def test_no_plain_http_warning_for_a_local_receiver(env: Env, capsys) -> None:
     """The key set for a receiver on this machine changes nothing: no warning."""
     env.write_config("http://127.0.0.1:9/bundles",

@@ -785,3 +785,28 @@ def test_an_attachment_changed_in_the_middle_of_a_batch_stops_it_there_with_hone
     finally:
         fin.d.close()
         journal.close()
+
+
+def test_a_print_bundle_answered_with_the_receivers_own_id_is_sent(
+        tmp_path: Path, start_receiver: Any) -> None:
+    """A print channel's bundle goes out as a bundle (one multipart POST) through the
+    ubl-embedded deliverer's inner one, which must know the journal too: answered with a
+    bundle_id of the receiver's own (--own-ids), 64 hex digits that are no bundle of
+    ours, it is this bundle's receipt, as for format = "bundle"; it was retried for ever."""
+    from dataclasses import replace
+
+    from daemon.manifest import build_manifest
+
+    rx = start_receiver("--own-ids")
+    bundle = replace(batch_bundle(tmp_path), channel="original-print")
+    manifest = build_manifest(bundle)
+    journal = Journal(tmp_path / "journal.sqlite3")
+    d = EmbeddedDeliverer(DeliveryConfig(url=rx.url, format="ubl-embedded"))
+    d.bind_journal(journal)
+    try:
+        receipt = d.deliver(bundle, manifest)
+    finally:
+        d.close()
+        journal.close()
+    assert receipt.status == 201 and receipt.body["bundle_id"] != manifest["bundle_id"]
+    assert [r["idempotency_key"] for r in rx.requests()] == [manifest["bundle_id"]]

@@ -166,6 +166,27 @@ def test_transient_receiver_errors_are_retried_until_delivered(env: Env, start_r
     assert json.loads((archived / "receipt.json").read_text())["attempts"] == 3
 
 
+def test_a_receiver_naming_bundles_by_its_own_sha256_gets_each_sent_in_one_attempt(
+        env: Env, start_receiver, start_daemon) -> None:
+    """A receiver whose 201 names, as `bundle_id`, a SHA-256 of its own (the reference
+    receiver's --own-ids: of the manifest it stored), in our ids' form but none of ours:
+    each bundle is sent on its first answer and archived with that answer. Taken for
+    another bundle's answer, each was asked again for ever under the same key, and none
+    reached sent/."""
+    own = start_receiver("--own-ids")
+    env.write_config(own.url)
+    daemon = start_daemon()
+    for n in range(1, 4):
+        drop_bundle(env.outbox, f"INV-410{n}", {"a.pdf": pdf_bytes(n)})
+    wait_for(lambda: len(env.sent_bundles()) == 3, what="three bundles in sent/")
+    assert [r["status"] for r in own.requests()] == [201] * 3
+    for entry in env.sent_bundles():
+        receipt = json.loads((entry / "receipt.json").read_text())
+        theirs, ours = receipt["response"]["body"]["bundle_id"], receipt["manifest"]["bundle_id"]
+        assert receipt["attempts"] == 1 and len(theirs) == 64 and theirs != ours
+    assert "another request" not in daemon.stderr()
+
+
 def test_retry_after_is_a_floor_even_above_retry_max_seconds(env: Env, start_receiver,
                                                              start_daemon) -> None:
     """A 429 with Retry-After: 2 while retry_max_seconds = 0.5: the next attempt comes no

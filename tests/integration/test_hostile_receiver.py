@@ -113,22 +113,32 @@ def test_a_stray_answer_after_a_receipt_is_not_taken_for_the_next_bundles(
 
 def test_a_receipt_naming_another_bundle_is_not_filed_as_sent(
         env: Env, start_daemon) -> None:
-    """A 201 whose JSON names another bundle id (a receiver or a proxy that mixed up its
-    answers) is no receipt for this bundle: it is asked again with the same key, and
-    only the answer naming its own id files it in sent/ (with that answer's receipt)."""
+    """A 201 whose JSON names the id of another bundle this daemon sent (a receiver or a
+    proxy that mixed up its answers: INV-1's answer given again to INV-2's request) is
+    no receipt for this bundle: it is asked again with the same key, and only the answer
+    naming its own id files it in sent/ (with that answer's receipt). The log's error
+    names the id the receiver gave, ours, and the bundle the named one is."""
+    sent_first: list[str] = []
+
     def serve(rx: RawReceiver, conn: socket.socket, n: int) -> None:
-        named = "0" * 64 if n == 0 else key_of(rx.head())
+        key = key_of(rx.head())
+        named = sent_first[0] if n == 1 else key  # INV-2's first answer is INV-1's
+        sent_first.append(key)
         conn.sendall(answer("201 Created", {"receipt_id": f"R-{n}", "bundle_id": named}))
 
     with RawReceiver(serve) as rx:
         env.write_config(f"http://127.0.0.1:{rx.port}/bundles", delivery={"token": TOKEN})
         daemon = start_daemon()
         drop_bundle(env.outbox, "INV-1", {"timesheet.pdf": pdf_bytes()})
-        [entry] = wait_for(env.sent_bundles, what="the bundle in sent/")
+        [first] = wait_for(env.sent_bundles, what="the first bundle in sent/")
+        drop_bundle(env.outbox, "INV-2", {"timesheet.pdf": pdf_bytes(2)})
+        wait_for(lambda: len(env.sent_bundles()) == 2, what="the second bundle in sent/")
+        [entry] = [e for e in env.sent_bundles() if e != first]
         receipt = receipt_of(entry)
-    assert receipt["attempts"] == 2 and receipt["response"]["receipt_id"] == "R-1"
-    ours = receipt["manifest"]["bundle_id"]
-    assert any(f'names bundle_id "{"0" * 64}", not "{ours}"' in line.get("error", "")
+    assert receipt["attempts"] == 2 and receipt["response"]["receipt_id"] == "R-2"
+    ours, theirs = receipt["manifest"]["bundle_id"], receipt_of(first)["manifest"]["bundle_id"]
+    assert any(f'names bundle_id "{theirs}", not "{ours}": that is the id of INV-1.xml '
+               "(sent), another bundle of this outboxd" in line.get("error", "")
                for line in events(calm(daemon)))
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from conftest import OUTBOXD, SHIPPED, Env, Receiver, journal_since, journal_states
-from helpers import drop_bundle, wait_for
+from helpers import drop_bundle, pdf_bytes, wait_for
 
 # Daemons here start lean (conftest.LEAN): the service's signals, reloads and files; the one test
 # about the readers asks for SHIPPED.
@@ -125,6 +125,94 @@ def test_a_secret_allowed_over_plain_http_is_warned_of_at_the_start_and_each_rel
                                        "http://, unencrypted")
     logged_again_at_reload(daemon, about)
     assert "s3cret-token" not in daemon.stderr()
+
+
+def test_a_key_in_the_urls_query_allowed_over_plain_http_is_warned_of_without_its_value(
+        env: Env, start_daemon) -> None:
+    """A url to another machine over plain http:// whose query holds a key
+    (`?access_token=`): with allow_plain_http the daemon starts and logs that the key
+    travels unencrypted, naming the parameter, never its value, again at a reload. It
+    started without a word (and without the key it would not start now)."""
+    env.write_config("http://receiver.invalid:8080/bundles?access_token=QSECRET-12345&sig=s1g",
+                     delivery={"allow_plain_http": True})
+    daemon = start_daemon()
+
+    def about(event: str) -> bool:
+        return "allow_plain_http" in event
+
+    [warning] = log_events(daemon, about)
+    assert warning["level"] == "warning"
+    assert warning["event"].startswith(
+        "[delivery] allow_plain_http = true: the value of the url's query parameters "
+        "'access_token', 'sig' (named like a secret) goes to "
+        "http://receiver.invalid:8080/bundles over plain http://, unencrypted")
+    logged_again_at_reload(daemon, about)
+    assert "QSECRET-12345" not in daemon.stderr() and "s1g" not in daemon.stderr()
+
+
+# The url of the next tests: a password (Basic auth), a key in the query long enough to
+# be looked for in any text, and one too short for that, found by its name alone.
+URL_SECRETS = ("Pa55-w0rd", "QSECRET-12345", "s1g")
+SECRET_QUERY = "access_token=QSECRET-12345&tenant=7&sig=s1g"
+
+
+def _statuses(sock: socket.socket, into: list[str]) -> list[str]:
+    """The STATUS= texts come so far on the notify socket (kept in `into`)."""
+    while True:
+        try:
+            msg = sock.recv(4096).decode()
+        except (BlockingIOError, TimeoutError):
+            return into
+        if msg.startswith("STATUS="):
+            into.append(msg.removeprefix("STATUS="))
+
+
+@pytest.mark.parametrize("receiver_answers", ["a redirect to our url", "nothing"])
+def test_no_surface_shows_a_secret_of_the_url_when_deliveries_fail(
+        env: Env, start_daemon, notify_socket: socket.socket, receiver_answers: str) -> None:
+    """A url with a password and keys in its query; the receiver redirects every POST to
+    the https:// form of the very url, query and all (as an http-to-https redirect
+    does), or nothing listens on its port (a connection error). The log (JSON), STATUS=,
+    `outboxd status` and the clerks' status page say what happened, and none shows the
+    password or a key's value. The redirect's address showed a short key (`sig=s1g`,
+    too short to be looked for in any text) in the log, `outboxd status` and STATUS=;
+    it is masked by its name now, as `outboxd config` masks it."""
+    from test_answer_deadline import RawReceiver
+
+    redirect = receiver_answers == "a redirect to our url"
+    with contextlib.ExitStack() as stack:
+        if redirect:
+            port = stack.enter_context(RawReceiver(lambda rx, conn, n: conn.sendall(
+                (f"HTTP/1.1 301 Moved Permanently\r\nLocation: https://127.0.0.1:{rx.port}"
+                 f"/bundles?{SECRET_QUERY}\r\nContent-Length: 0\r\n\r\n").encode()))).port
+        else:
+            with socket.create_server(("127.0.0.1", 0)) as gone:
+                port = gone.getsockname()[1]  # closed again: connections are refused
+        env.write_config(f"http://bob:Pa55-w0rd@127.0.0.1:{port}/bundles?{SECRET_QUERY}")
+        notify_socket.settimeout(0)
+        daemon = start_daemon()
+        for n in (1, 2):  # two in a row: a redirect pauses every delivery
+            drop_bundle(env.outbox, f"INV-{n}", {"a.pdf": pdf_bytes(n)})
+        said = (f"redirect to https://127.0.0.1:{port}/bundles?" if redirect
+                else f"cannot reach the receiver at 127.0.0.1:{port}")
+        wait_for(lambda: said in daemon.stderr(), what="the failure in the log")
+        statuses: list[str] = []
+        if redirect:
+            wait_for(lambda: any("301" in s for s in _statuses(notify_socket, statuses)),
+                     what="STATUS= saying why nothing moves")
+        page = env.outbox / "outboxd-status.html"
+        wait_for(lambda: page.exists() and "INV-2.xml" in page.read_text(),
+                 what="the status page listing the bundles")
+        status = subprocess.run([*OUTBOXD, "status", "-c", str(env.config)],
+                                capture_output=True, text=True, timeout=60)
+    assert said in status.stdout
+    shown = {"log": daemon.stderr(), "STATUS=": "\n".join(_statuses(notify_socket, statuses)),
+             "outboxd status": status.stdout + status.stderr, "page": page.read_text()}
+    assert {(where, secret) for where, text in shown.items() for secret in URL_SECRETS
+            if secret in text} == set()
+    assert "Traceback" not in shown["log"]
+    if redirect:  # where it goes is still said, the keys' values masked
+        assert f"{said}access_token=********&tenant=7&sig=********" in status.stdout
 
 
 def test_a_token_in_a_configuration_every_user_may_read_is_warned_of_at_the_start(
