@@ -127,7 +127,7 @@ def missing_message(key: str, here: Listing, others: Sequence[Listing],
                 "its own folder")
     for place in places:
         if (hit := place.near(base)) is not None:
-            return _near(key, *hit, here if place is here else place, place is here, several)
+            return _near(key, *hit, place, place is here, several)
     if invoice_name and fold_key(trimmed(base)) == fold_key(trimmed(invoice_name)):
         return (f"names {shown(key)}, the invoice file itself, which is no attachment: "
                 f"{MANIFEST_NAME} gives a type and a note to the attachments in the "
