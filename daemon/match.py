@@ -45,7 +45,7 @@ from daemon.names import (
 )
 from daemon.notes import (
     MANIFEST_NAME,
-    MissingCheck,
+    Listing,
     Notes,
     SidecarNotes,
     misnamed_notes,
@@ -79,31 +79,29 @@ def _listdir(folder: int, rel: str) -> list[os.DirEntry[str]]:
 def _collect(fd: int, folder: Path, rel: str, invoice_id: str, settings: Settings,
              findings: list[Finding], allow_subfolders: bool, copying: list[str],
              entries: list[os.DirEntry[str]] | None = None,
-             later: list[MissingCheck] | None = None,
-             claimed: bool = False) -> tuple[list[Attachment], Notes]:
+             claimed: bool = False) -> tuple[list[Attachment], Notes, Listing, set[str]]:
     """The attachments in one folder (open at `fd`; `folder`: its path, `entries`: its
     listing, if taken already), with its attachments.toml applied; in-progress names
     found are added to `copying`. Every file is opened from the folder held open, so
     what is hashed lies in the folder listed, never behind a link swapped in since.
-    `later`: the check of entries that name no file here goes there, to be run once the
-    invoices' subfolders are read (an entry may name a file in one of them). `claimed`:
-    the folder lies in a work folder (see match_attachments)."""
+    Also what the folder holds, for the entries that name no attachment of it
+    (Notes.missing), and the keys of its attachments.toml that name one (or a file
+    whose own finding says what to fix). `claimed`: the folder lies in a work folder
+    (see match_attachments)."""
     notes = read_notes(fd, rel, findings)
     atts: list[Attachment] = []
-    names: set[str] = set()
-    used: set[str] = set()  # the keys of attachments.toml that name a file here
-    ignored: dict[str, str] = {}  # the keys that name a file ignored here, and why
+    listing = Listing(rel)
+    used: set[str] = set()
     for e in _listdir(fd, rel) if entries is None else entries:
         shown = f"{rel}/{e.name}"
         if e.name == MANIFEST_NAME:
+            listing.ignored[e.name] = "notes"
             continue
         kind = classify(e.name, settings.outbox.ignore_patterns)
         if kind is NameKind.IN_PROGRESS:
             copying.append(shown)
         if kind is not NameKind.OTHER:
-            key = notes.entry_for(e.name)[0]
-            if key is not None and (why := ignored_as(e.name, settings.outbox.ignore_patterns)):
-                ignored[key] = why
+            listing.ignored[e.name] = ignored_as(e.name, settings.outbox.ignore_patterns) or ""
             continue
         # An entry naming a file refused below is no missing file: "add the file" would
         # send the clerk after one they see; the file's own finding says what to fix.
@@ -112,12 +110,14 @@ def _collect(fd: int, folder: Path, rel: str, invoice_id: str, settings: Setting
             used.add(key)
         if misnamed := misnamed_notes(e.name):
             findings.append(_err("attachments-toml-invalid", shown, misnamed, invoice_id))
+            listing.refused.add(e.name)
             continue
         problem = name_problem(e.name)
         if problem:
             # Escaped as the scanner does (\xNN): findings go to UTF-8 files and the journal,
             # and one file must read the same in the log, NAME.errors.txt and on the page.
             findings.append(_err("bad-name", printable(shown), problem, invoice_id))
+            listing.refused.add(e.name)
             if not (claimed and _taken_before(e.name)):
                 continue
             # Claimed by an older version, which took C1 controls (U+0080–U+009F): read
@@ -130,6 +130,7 @@ def _collect(fd: int, folder: Path, rel: str, invoice_id: str, settings: Setting
             exc.filename = shown
             raise
         if stat.S_ISDIR(st.st_mode):
+            listing.folders.add(e.name)
             if allow_subfolders and key is not None:
                 used.discard(key)  # an invoice's folder, no file: the entry names none
             if not allow_subfolders:
@@ -142,14 +143,16 @@ def _collect(fd: int, folder: Path, rel: str, invoice_id: str, settings: Setting
             findings.append(_err("not-a-file", shown, f"is a {kind_of(st.st_mode)}, not a "
                                  "regular file; outboxd never opens or follows it — put the "
                                  "file itself there", invoice_id))
+            listing.refused.add(e.name)
             continue
-        names.add(e.name)
         try:
             with open_in(fd, e.name, shown) as fh:
                 size, digest = hash_keeping(fh, folder / e.name)  # validated from it
         except InputError as exc:
             findings.append(_err(exc.code, exc.file, exc.message, invoice_id))
+            listing.refused.add(e.name)
             continue
+        listing.files.add(e.name)
         doc_type = entry.get("type") or settings.attachments.default_document_type
         allowed = settings.attachments.document_types
         if allowed is not None and doc_type not in allowed:
@@ -158,13 +161,7 @@ def _collect(fd: int, folder: Path, rel: str, invoice_id: str, settings: Setting
                 invoice_id))
         atts.append(Attachment(folder / e.name, shown, e.name, invoice_id, size, digest,
                                doc_type, entry.get("note", "")))
-    where = f"{rel}/{MANIFEST_NAME}"
-    if later is None:
-        findings.extend(notes.missing(used, names, where, invoice_id, ignored=ignored))
-    else:
-        later.append(lambda elsewhere: notes.missing(used, names, where, invoice_id,
-                                                     elsewhere, ignored))
-    return atts, notes
+    return atts, notes, listing, used
 
 
 def _taken_before(name: str) -> bool:
@@ -183,7 +180,8 @@ _C1 = re.compile("[\x80-\x9f]")
 
 
 def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Settings,
-                      ids_unknown: bool = False, claimed: bool = False
+                      ids_unknown: bool = False, claimed: bool = False,
+                      invoice_name: str = ""
                       ) -> tuple[list[Attachment], list[Finding], str | None, str]:
     """Attachments per invoice id, structural findings, the channel override, and the
     digest of what was read beside the attachments (_sidecar_digest), of the sidecar
@@ -191,7 +189,8 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
     read, and `ids` is its stem standing in. `claimed`: the sidecar lies in a work
     folder; a file whose name is bad-name but UTF-8, and an invoice's folder named as
     older versions named it (IdFolders.owner_before_c1), are then read with their
-    error, not left out."""
+    error, not left out. `invoice_name`: the invoice file's, which an entry of
+    attachments.toml may name by mistake."""
     findings: list[Finding] = []
     rel = sidecar.name
     folders = IdFolders(ids)
@@ -201,9 +200,10 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
     listing = _listdir(fd, rel)  # once: for the root's files and for its subfolders
     copying: list[str] = []
     sidecar_notes = SidecarNotes()
-    root_atts, root_notes = _collect(fd, sidecar, rel, ids[0], settings, findings,
-                                     allow_subfolders=True, copying=copying, entries=listing,
-                                     later=sidecar_notes.later, claimed=claimed)
+    root_atts, root_notes, root_listing, root_used = _collect(
+        fd, sidecar, rel, ids[0], settings, findings, allow_subfolders=True,
+        copying=copying, entries=listing, claimed=claimed)
+    folder_listings: list[Listing] = []  # of the invoices' folders
     if single:
         atts.extend(root_atts)
     else:
@@ -255,20 +255,25 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
         where = f"{rel}/{e.name}"
         try:
             with folder_in(fd, e.name, where) as sub_fd:
-                sub, notes = _collect(sub_fd, sidecar / e.name, where, owner, settings,
-                                      findings, allow_subfolders=False, copying=copying,
-                                      claimed=claimed)
+                sub, notes, sub_listing, used = _collect(
+                    sub_fd, sidecar / e.name, where, owner, settings, findings,
+                    allow_subfolders=False, copying=copying, claimed=claimed)
         except HostileInput as exc:
             # Swapped for a link (or a file) since it was listed: never entered. The
             # finding changes the sidecar digest, and the snapshot has changed too.
             findings.append(_err(exc.code, exc.file, exc.message, owner))
             continue
         atts.extend(sub)
+        # A file of one invoice may have files in the root too: an entry here may mean one.
+        findings.extend(notes.missing(used, sub_listing, owner, [root_listing] if single
+                                      else [], invoice_name, not single))
+        folder_listings.append(sub_listing)
         sidecar_notes.add(notes, f"{where}/{MANIFEST_NAME}", findings, owner)
     findings.extend(sidecar_notes.channel_for_others(ids, settings.validation.channel))
     findings.extend(folders.split(rel, taken))
-    # A file of one invoice has its files in the root: no root entry belongs elsewhere.
-    findings.extend(sidecar_notes.missing_elsewhere(() if single else atts))
+    # Once the invoices' folders are read: a root entry may mean a file in one of them.
+    findings.extend(root_notes.missing(root_used, root_listing, ids[0], folder_listings,
+                                       invoice_name, not single))
     kept = distinct_names(atts, settings.delivery.safe_filenames, findings)
     return (kept, findings, sidecar_notes.channel,
             _sidecar_digest(sidecar_notes.read, findings, copying))
@@ -329,7 +334,8 @@ def assemble(cand: Candidate, settings: Settings, known: Bundle | None = None) -
                 # Read as an older version claimed it: after a restart (recovery), never
                 # in the check of this version's own claim (`known`), which read the
                 # bundle by this version's rules in the outbox a moment before.
-                claimed=known is None and top != settings.outbox.path)
+                claimed=known is None and top != settings.outbox.path,
+                invoice_name=cand.invoice.name)
             findings.extend(more)
     sidecar = cand.sidecar if fd is not None else None
     findings.extend(look_alike_findings(cand, settings))

@@ -10,16 +10,16 @@ import re
 import stat
 import sys
 import tomllib
-from collections.abc import Callable, Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from daemon.bundle import Attachment, Finding
+from daemon.bundle import Finding
 from daemon.cutshort import TOML_CUT_SHORT
 from daemon.errors import InputError, double_quoted, not_utf8, shown, unquoted
 from daemon.fsops import kind_of, open_in, read_bounded
-from daemon.names import CASE_WORDS, fold_key, nfc, trimmed
+from daemon.names import fold_key, nfc, trimmed
+from daemon.notesmissing import MANIFEST_NAME, Listing, missing_message
 
-MANIFEST_NAME = "attachments.toml"
 MAX_NOTES_BYTES = 1 << 20  # a notes file larger than this is not a notes file
 # A type is a word or two and a note a line or a few sentences for the person who
 # receives the file; both go into the manifest, the journal and every receipt. Longer
@@ -28,9 +28,6 @@ MAX_VALUE_CHARS = 2000
 CHANNELS = ("e-invoice", "external-print", "original-print")
 # Where tomllib says its error is (its message, in Python 3.11 to 3.14 alike).
 _AT_LINE = re.compile(r"\(at line (\d+), column \d+\)$")
-# Notes.missing of one folder, put off until the folders where the entries' files may lie
-# instead are known (the argument: Notes.missing's `elsewhere`).
-MissingCheck = Callable[[dict[str, list[str]]], list[Finding]]
 
 
 @dataclass
@@ -57,82 +54,28 @@ class Notes:
                 return key, entry
         return None, {}
 
-    def missing(self, used: set[str], names: set[str], where: str, invoice_id: str,
-                elsewhere: dict[str, list[str]] | None = None,
-                ignored: dict[str, str] | None = None) -> list[Finding]:
-        """An error for each entry (not in `used`) that names no file of the folder;
-        for one that differs from a file's name only in case, it names that file.
-        `elsewhere`: for the root of a file of several invoices, the subfolders (as
-        shown) where each file name (NFC) lies, whose own attachments.toml the entry
-        belongs in: said so, not only "not in the folder". `ignored`: the entries that
-        name a file of the folder ignored for its name (names.ignored_as), and why."""
-        by_fold = {fold_key(n): n for n in names}
-        findings = []
-        for key in sorted(set(self.files) - used):
-            near = by_fold.get(fold_key(key))
-            # "A/scan.pdf" (a path, as the clerk sees the file from here) names it too.
-            folder, _, base = nfc(key).rpartition("/")
-            subs = [sub for sub in (elsewhere or {}).get(base, [])
-                    if not folder or sub.rpartition("/")[2] == folder]
-            if (why := (ignored or {}).get(key)) is not None:
-                # The clerk sees the file there: "add the file" would send them looking.
-                message = _ignored_message(key, why)
-            elif subs and near is None:
-                into = (f"{subs[0]}/{MANIFEST_NAME}" if len(subs) == 1 else
-                        f"the {MANIFEST_NAME} of each of those folders")
-                message = (f"names {shown(key)}, which is not in this folder but in "
-                           f"{' and '.join(f'{sub}/' for sub in subs)} — move the entry "
-                           f"into {into}, as [files.{double_quoted(base)}]: in a file of "
-                           "several invoices, each invoice's folder has its own "
-                           f"{MANIFEST_NAME}")
-            elif near is not None:
-                message = (f"names {shown(key)}, which is not in the folder; {shown(near)} is, "
-                           f"written in other {CASE_WORDS} — write the name in "
-                           f"{MANIFEST_NAME} exactly as the file's (upper and lower case "
-                           "count here), or rename the file")
-            else:
-                message = (f"names {shown(key)}, which is not in the folder — add the file or "
-                           "remove its entry")
-            findings.append(_error("attachments-toml-missing-file", where, message,
-                                   invoice_id))
-        return findings
-
-
-# Why a file is ignored for its name (names.ignored_as), and the fix for its entry.
-_IGNORED = {
-    "lock": ("the lock file an office program keeps while a document is open, never an "
-             "attachment", "name the document itself in the entry (the lock file goes "
-             "when the document is closed), or remove the entry"),
-    "in-progress": ("a name for a file still being copied, downloaded or edited (such as "
-                    "….part, ….tmp, ….crdownload), which is not sent", "give the file its "
-                    "final name once it is complete (scan.pdf, not scan.pdf.part) and write "
-                    "that name in the entry"),
-    "desktop": ("a file Windows, a Mac or an editor keeps beside the files, never an "
-                "attachment", "remove the entry"),
-    "hidden": ("a hidden file (its name begins with a dot), which is not sent",
-               "rename the file without the dot at its start, and its entry with it"),
-    "admin": ("a name the admin set outboxd to ignore ([outbox] ignore_patterns), which is "
-              "not sent", "rename the file and its entry, or remove the entry"),
-}
-
-
-def _ignored_message(key: str, why: str) -> str:
-    reason, fix = _IGNORED[why]
-    return f"names {shown(key)}, which is in the folder but ignored for its name: {reason} — {fix}"
+    def missing(self, used: set[str], here: Listing, invoice_id: str,
+                others: Sequence[Listing] = (), invoice_name: str = "",
+                several: bool = False) -> list[Finding]:
+        """An error for each entry (not in `used`) that names no attachment of the folder
+        (`here`), saying where the file it means lies (notesmissing.missing_message);
+        none for one whose file has a finding of its own."""
+        return [_error("attachments-toml-missing-file", f"{here.rel}/{MANIFEST_NAME}",
+                       message, invoice_id)
+                for key in sorted(set(self.files) - used)
+                if (message := missing_message(key, here, others, invoice_name,
+                                               several)) is not None]
 
 
 @dataclass
 class SidecarNotes:
     """The attachments.toml files of one sidecar, as matching reads them folder by folder,
     the root's first: the bundle's one channel, each file's digest (the sidecar digest
-    covers them), and the checks of the root's entries, put off until the invoices'
-    folders are read (an entry may name a file in one of them: Notes.missing's
-    `elsewhere`)."""
+    covers them)."""
 
     channel: str | None = None
     channel_from: str = ""  # the attachments.toml that set `channel`, as shown
     read: list[tuple[str, str]] = field(default_factory=list)  # (file as shown, sha256)
-    later: list[MissingCheck] = field(default_factory=list)
     # Invoice id -> its folder's attachments.toml that sets a channel; "" for the root's.
     set_by: dict[str, str] = field(default_factory=dict)
 
@@ -176,14 +119,6 @@ class SidecarNotes:
                        f"set it in {root}/{MANIFEST_NAME} instead; if not, have the ERP "
                        f"export {invoice_id} in a file of its own", invoice_id)
                 for invoice_id, where in self.set_by.items()]
-
-    def missing_elsewhere(self, atts: Iterable[Attachment]) -> list[Finding]:
-        """The checks put off (`later`), told in which folders the files of `atts` (the
-        attachments of the invoices' folders) lie."""
-        elsewhere: dict[str, list[str]] = {}
-        for a in atts:
-            elsewhere.setdefault(nfc(a.original_name), []).append(a.rel.rpartition("/")[0])
-        return [f for check in self.later for f in check(elsewhere)]
 
 
 # Names a clerk gives the notes file by mistake: another case (the share takes it for the

@@ -1073,3 +1073,35 @@ def test_an_outbox_on_a_share_caching_longer_than_the_settle_time_is_a_warning_o
     assert f"is on nfs4 srv:/finance mounted at {outbox}" in line
     assert "up to 60 s late (acregmin=3 (default)" in line
     assert "settle_seconds = 0.3" in line and "set [outbox] settle_seconds above 60" in line
+
+
+def test_check_tells_entries_of_attachments_toml_where_their_files_are(cfg: Env) -> None:
+    """`outboxd check`, run as the admin runs it, on a file of invoices A and B whose
+    INV-9/attachments.toml names a hidden file of INV-9/A/, a file of INV-9/A/ in other
+    upper and lower case, and the folder B: each line says where the file is and why it
+    is not taken, where every one said "not in the folder — add the file"; the daemon,
+    `attach` and `retry` read the bundle with the same matcher."""
+    import subprocess
+
+    from conftest import OUTBOXD
+    write(cfg.outbox / "INV-9" / "A" / ".hours.pdf", pdf_bytes())
+    write(cfg.outbox / "INV-9" / "A" / "timesheet.pdf", pdf_bytes())
+    write(cfg.outbox / "INV-9" / "B" / "contract.pdf", pdf_bytes())
+    write(cfg.outbox / "INV-9" / "attachments.toml",
+          b'[files.".hours.pdf"]\ntype = "X"\n[files."Timesheet.PDF"]\ntype = "X"\n'
+          b'[files."B"]\ntype = "X"\n')
+    write(cfg.outbox / "INV-9.xml", batch_xml("A", "B"))
+    done = subprocess.run([*OUTBOXD, "check", "-c", str(cfg.config),
+                           str(cfg.outbox / "INV-9.xml")],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1, done.stderr
+    lines = [line for line in done.stdout.splitlines()
+             if line.endswith("[attachments-toml-missing-file]")]
+    assert len(lines) == 3, done.stdout
+    assert not any("add the file" in line for line in lines), lines
+    said = "\n".join(lines)
+    assert "names '.hours.pdf', which is not in this folder but in INV-9/A/, where it is " \
+        "ignored for its name: a hidden file" in said
+    assert "names 'Timesheet.PDF', which is not in this folder; 'timesheet.pdf' is in " \
+        "INV-9/A/, written in other upper and lower case" in said
+    assert "names 'B', which is a folder, not a file" in said

@@ -1,0 +1,208 @@
+"""What a clerk is told of an attachments.toml entry that names no attachment of its
+folder (attachments-toml-missing-file): where the file it means lies, and what to mend.
+
+"Not in the folder — add the file" is said only when no file of that name is there in
+any spelling the clerk could have meant: a file they can see beside the entry (ignored
+for its name, written in other upper and lower case or with a space at an end, a folder,
+the invoice file itself, a path to it) would send them looking for one that is there.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from daemon.errors import double_quoted, shown
+from daemon.names import CASE_WORDS, edge_words, fold_key, nfc, trimmed
+
+MANIFEST_NAME = "attachments.toml"
+
+# Why a file is ignored for its name (names.ignored_as; "notes": attachments.toml
+# itself), and the fix for its entry.
+_IGNORED = {
+    "lock": ("the lock file an office program keeps while a document is open, never an "
+             "attachment", "name the document itself in the entry (the lock file goes "
+             "when the document is closed), or remove the entry"),
+    "in-progress": ("a name for a file still being copied, downloaded or edited (such as "
+                    "….part, ….tmp, ….crdownload), which is not sent", "give the file its "
+                    "final name once it is complete (scan.pdf, not scan.pdf.part) and write "
+                    "that name in the entry"),
+    "desktop": ("a file Windows, a Mac or an editor keeps beside the files, never an "
+                "attachment", "remove the entry"),
+    "hidden": ("a hidden file (its name begins with a dot), which is not sent",
+               "rename the file without the dot at its start, and its entry with it"),
+    "admin": ("a name the admin set outboxd to ignore ([outbox] ignore_patterns), which is "
+              "not sent", "rename the file and its entry, or remove the entry"),
+    "notes": ("the file of types and notes itself, never an attachment", "remove the entry"),
+}
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+# A path as a clerk writes it, from Windows or from anywhere else.
+_SEPARATORS = re.compile(r"[/\\]")
+
+
+@dataclass
+class Listing:
+    """What one folder of a sidecar holds, by name, as an entry may mean it."""
+
+    rel: str  # the folder as shown: "INV-1", "INV-1/A"
+    files: set[str] = field(default_factory=set)  # regular files read as attachments
+    ignored: dict[str, str] = field(default_factory=dict)  # name -> why (_IGNORED)
+    folders: set[str] = field(default_factory=set)
+    refused: set[str] = field(default_factory=set)  # with a finding of their own
+
+    def exact(self, base: str) -> tuple[str, str] | None:
+        """(the name, what it is) of the entry of this folder that `base` (NFC) names
+        in either Unicode form: "file", "refused", "folder" or why it is ignored."""
+        for names, kind in ((self.files, "file"), (self.refused, "refused"),
+                            (self.folders, "folder")):
+            for name in names:
+                if nfc(name) == base:
+                    return name, kind
+        for name, why in self.ignored.items():
+            if nfc(name) == base:
+                return name, why
+        # A name refused for a character the clerk cannot see or type (a control
+        # character, a byte of another encoding) named as it shows on their screen.
+        return next(((n, "refused") for n in self.refused if _as_seen(n) == base), None)
+
+    def near(self, base: str) -> tuple[str, str] | None:
+        """(the name, "file" or why it is ignored) of a file of this folder that `base`
+        names but for upper and lower case or a space or dot at an end."""
+        key = fold_key(trimmed(base))
+        for name in sorted(self.files):
+            if fold_key(trimmed(name)) == key:
+                return name, "file"
+        for name, why in sorted(self.ignored.items()):
+            if fold_key(trimmed(name)) == key:
+                return name, why
+        return None
+
+
+def _as_seen(name: str) -> str:
+    """`name` as a clerk sees it on the share: without control characters, and a byte
+    that is not UTF-8 read as Windows' code page reads it."""
+    raw = os.fsencode(name)
+    return nfc(_CONTROL.sub("", raw.decode("cp1252", "replace") if any(
+        0xDC80 <= ord(c) <= 0xDCFF for c in name) else name))
+
+
+def missing_message(key: str, here: Listing, others: Sequence[Listing],
+                    invoice_name: str = "", several: bool = False) -> str | None:
+    """What the entry `key` of `here`'s attachments.toml is told, when it names no
+    attachment of `here`; None when the file it names has a finding of its own (bad-name,
+    not-a-file), which says what to fix. `others`: the folders of the sidecar whose files
+    the entry may have meant, whose own attachments.toml it belongs in; `invoice_name`:
+    the invoice file's; `several`: the file holds several invoices."""
+    folder, base = _split(nfc(key))
+    places = [p for p in (here, *others) if not folder or _ends_with(p.rel, folder)]
+    for place in places:
+        if (hit := place.exact(base)) is None:
+            continue
+        name, kind = hit
+        if place is not here:
+            into = [p.rel for p in others if (h := p.exact(base)) and h[1] in ("file", "refused")]
+            if kind in ("file", "refused"):
+                return _move(key, base, into or [place.rel], several)
+            if kind in _IGNORED:
+                reason, fix = _IGNORED[kind]
+                return (f"names {shown(key)}, which is not in this folder but in "
+                        f"{place.rel}/, where it is ignored for its name: {reason} — {fix}; "
+                        f"its entry goes into {place.rel}/{MANIFEST_NAME}: "
+                        f"{_why_own(several)}")
+            continue
+        if kind == "folder":
+            return _folder(key, name, here, others)
+        if kind in _IGNORED:
+            return _ignored(key, kind)
+        if not folder:
+            # "refused": its own finding says what to fix. A "file": a second entry
+            # for it, in the other writing of its accents (the first one named it).
+            return None if kind == "refused" else (
+                f"names {shown(key)}, which another entry names already, its accents "
+                "written otherwise — remove one of the two entries")
+        return (f"names {shown(key)}, a path — write the file's name alone, as "
+                f"[files.{double_quoted(name)}]: an {MANIFEST_NAME} names the files of "
+                "its own folder")
+    for place in places:
+        if (hit := place.near(base)) is not None:
+            return _near(key, *hit, place, place is here, several)
+    if invoice_name and fold_key(trimmed(base)) == fold_key(trimmed(invoice_name)):
+        return (f"names {shown(key)}, the invoice file itself, which is no attachment: "
+                f"{MANIFEST_NAME} gives a type and a note to the attachments in the "
+                "sidecar folder only — remove the entry")
+    return f"names {shown(key)}, which is not in the folder — add the file or remove its entry"
+
+
+def _split(key: str) -> tuple[tuple[str, ...], str]:
+    """A path's folders and its last part; () and the key for a name alone."""
+    parts = [p for p in _SEPARATORS.split(key) if p]
+    if len(parts) < 2:
+        return (), key
+    return tuple(parts[:-1]), parts[-1]
+
+
+def _ends_with(rel: str, folder: tuple[str, ...]) -> bool:
+    """Whether the folder shown as `rel` is the one the path's folders name, from any
+    depth: "A/scan.pdf" and "INV-1/A/scan.pdf" both name a file of INV-1/A."""
+    parts = [fold_key(p) for p in rel.split("/")]
+    return len(folder) <= len(parts) and parts[-len(folder):] == [fold_key(p) for p in folder]
+
+
+def _why_own(several: bool) -> str:
+    if several:
+        return f"in a file of several invoices, each invoice's folder has its own {MANIFEST_NAME}"
+    return f"an {MANIFEST_NAME} names the files of its own folder only"
+
+
+def _move(key: str, name: str, into: list[str], several: bool) -> str:
+    where = (f"{into[0]}/{MANIFEST_NAME}" if len(into) == 1 else
+             f"the {MANIFEST_NAME} of each of those folders")
+    return (f"names {shown(key)}, which is not in this folder but in "
+            f"{' and '.join(f'{rel}/' for rel in into)} — move the entry into {where}, as "
+            f"[files.{double_quoted(name)}]: {_why_own(several)}")
+
+
+def _ignored(key: str, why: str) -> str:
+    reason, fix = _IGNORED[why]
+    return f"names {shown(key)}, which is in the folder but ignored for its name: {reason} — {fix}"
+
+
+def _folder(key: str, name: str, here: Listing, others: Sequence[Listing]) -> str:
+    rel = f"{here.rel}/{name}"
+    if any(p.rel == rel for p in others):
+        fix = (f"give its files their types and notes in {rel}/{MANIFEST_NAME}, an entry "
+               "for each, and remove this one")
+    else:
+        fix = "write an entry for each file by its own name, or remove this one"
+    return (f"names {shown(key)}, which is a folder, not a file: an entry gives one file "
+            f"a type and a note — {fix}")
+
+
+def _near(key: str, name: str, kind: str, place: Listing, here: bool, several: bool) -> str:
+    """The entry names `name` (of `place`, "file" or why it is ignored) but for upper and
+    lower case or a space or dot at an end: both spellings, and how they differ."""
+    base = _split(nfc(key))[1]
+    case = nfc(trimmed(base)) != nfc(trimmed(name))
+    key_ends, name_ends = edge_words(base), edge_words(name)
+    hows = []
+    if name_ends:
+        hows.append(f"with {name_ends}")
+    elif key_ends:
+        hows.append("without " + ("them" if " and " in key_ends else "it"))
+    if case or not hows:
+        hows.append(f"written in other {CASE_WORDS}")
+    said = f"names {shown(key)}," + (f" with {key_ends}," if key_ends else "")
+    spelled = f"{shown(name)} is{'' if here else f' in {place.rel}/'}, {' and '.join(hows)}"
+    if not here:
+        fix = _move(key, name, [place.rel], several).partition(" — ")[2]
+        return f"{said} which is not in this folder; {spelled} — {fix}"
+    if kind in _IGNORED:
+        return (f"{said} which is not in the folder; {spelled}, and is ignored for its "
+                f"name: {_IGNORED[kind][0]} — {_IGNORED[kind][1]}")
+    counts = f" ({CASE_WORDS} count here)" if case else ""
+    # A name with a space or dot at its end is one Windows cannot give a file.
+    rename = "" if key_ends else ", or rename the file"
+    return (f"{said} which is not in the folder; {spelled} — write the name in "
+            f"{MANIFEST_NAME} exactly as the file's{counts}{rename}")
