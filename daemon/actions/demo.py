@@ -349,7 +349,7 @@ def _watch(ws: Workspace, settings: Settings, samples: list[demo_samples.Sample]
                     progress["done"] = True
                     if once:
                         return
-                    print(keeps_running(ws, status_page), file=out, flush=True)
+                    view.say(keeps_running(ws, status_page))
             if once and now > deadline:
                 return
             time.sleep(0.2)
