@@ -200,6 +200,20 @@ def breaks_off(text: str, exc: tomllib.TOMLDecodeError) -> bool:
     return at is not None and int(at.group(1)) == text.count("\n") + 1
 
 
+def syntax_mistake(text: str, exc: tomllib.TOMLDecodeError) -> str:
+    """A mistake a clerk typed, told with its line and how TOML is written here: tomllib's
+    "Invalid value (at line 2, column 8)" alone said nothing of the missing quotes that
+    are the usual cause."""
+    at = _AT_LINE.search(str(exc))
+    lines = text.split("\n")
+    number = int(at.group(1)) if at else 0
+    line = f"; line {number} reads {shown(lines[number - 1].rstrip(chr(13)))}" \
+        if 1 <= number <= len(lines) else ""
+    return (f"cannot be read as TOML ({exc}){line} — fix the syntax: each value in double "
+            'quotes (type = "Timesheet"), each file\'s heading on a line of its own '
+            '([files."scan.pdf"])')
+
+
 def read_notes(folder: int, rel: str, findings: list[Finding]) -> Notes:
     """The attachments.toml of the folder open at `folder` (`rel`: that folder as shown;
     empty Notes if there is none); what is wrong in it goes to `findings`. Opened from
@@ -254,8 +268,8 @@ def read_notes(folder: int, rel: str, findings: list[Finding]) -> Notes:
                                    f"({exc}), as a copy stopped before its end leaves it "
                                    "— copy it again, or fix the syntax"))
         else:
-            findings.append(_error("attachments-toml-invalid", where, f"cannot be read as "
-                                   f"TOML ({exc}) — fix the syntax"))
+            findings.append(_error("attachments-toml-invalid", where,
+                                   syntax_mistake(text, exc)))
         return Notes(sha256=digest)
     except ValueError:
         # tomllib's one other: a whole number past Python's limit on digits (4,300) read

@@ -271,7 +271,7 @@ class TestQuarantinedAtOnce:
         [q] = folders(s.quarantine_dir)
         [reason] = _reasons(q)
         assert reason["code"] == "attachments-toml-invalid"
-        assert reason["message"].endswith("fix the syntax")
+        assert "— fix the syntax" in reason["message"]
 
     def test_under_marker_completion_a_cut_short_pdf_is_quarantined_at_once(
             self, tmp_path: Path) -> None:

@@ -271,6 +271,19 @@ class TestAttachmentsToml:
         f = finding(match(outbox, "INV-1.xml", ubl_invoice("INV-1")), "attachments-toml-invalid")
         assert f.file == "INV-1/attachments.toml"
 
+    def test_a_syntax_mistake_shows_its_line_and_how_a_value_and_a_heading_are_written(
+            self, outbox: Path) -> None:
+        """A clerk's commonest slip, a type without its quotes (`type = Timesheet`), was
+        told as tomllib's "Invalid value (at line 2, column 8)" and "fix the syntax", which
+        says neither what is wrong nor how it is written. The message shows that line and
+        how a value and a file's heading are written."""
+        write(outbox / "INV-1" / "a.pdf", PDF)
+        write(outbox / "INV-1" / "attachments.toml",
+              b'[files."a.pdf"]\ntype = Timesheet\nnote = "Signed"\n')
+        f = finding(match(outbox, "INV-1.xml", ubl_invoice("INV-1")), "attachments-toml-invalid")
+        assert "line 2 reads 'type = Timesheet'" in f.message, f.message
+        assert 'type = "Timesheet"' in f.message and '[files."scan.pdf"]' in f.message
+
     def test_an_attachments_toml_nested_thousands_deep_says_so_and_what_to_keep(
             self, outbox: Path) -> None:
         """Arrays nested 5,000 deep (past the TOML parser's recursion) are no syntax

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import pwd
 from dataclasses import replace
 from pathlib import Path
 
@@ -306,7 +307,17 @@ def refuse_what_the_channel_refuses(src: Path, rel: Path, cand: Candidate, invoi
 def run(args: argparse.Namespace) -> int:
     settings, _ = settings_of(args)
     src = Path(args.file)
-    if not src.exists():
+    try:
+        there = src.exists()
+    except PermissionError as exc:
+        # Run as `sudo -u outboxd`, the usual FILE lies in the admin's own home folder,
+        # which other users may not enter: the generic "read and write it … disk space"
+        # line pointed nowhere.
+        raise AttachRefused(f"{src}: cannot be reached by the user {_me()} ({exc.strerror}"
+                            "): a folder above it is closed to that user, as a home folder "
+                            "is to others — copy it where that user may read it (such as "
+                            "/tmp) and attach the copy; nothing was changed") from None
+    if not there:
         raise UsageError(f"attach: {src} does not exist")
     try:
         dest = attach(args.invoice_id, src, settings, args.doc_type, args.note)
@@ -316,3 +327,11 @@ def run(args: argparse.Namespace) -> int:
     print(for_terminal(f"{args.invoice_id}: attached as "
                        f"{dest.relative_to(settings.outbox.path)}"))
     return EXIT_OK
+
+
+def _me() -> str:
+    """This process's user by name, as sudo -u gave it; its number where it has none."""
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())

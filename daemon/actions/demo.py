@@ -272,7 +272,8 @@ def run(directory: Path | None, once: bool, pace: float, timeout: float,
         status_page = ws.outbox / page if page else None
         start_daemon(ws, children)
         print(f"receiver on {url}; daemon watching {ws.outbox}\n", file=out, flush=True)
-        _watch(ws, settings, samples, once, pace, timeout, out, progress, receipts)
+        _watch(ws, settings, samples, once, pace, timeout, out, progress, receipts,
+               status_page)
     except KeyboardInterrupt:
         stopped_by = "Ctrl-C"
         print("\nstopping the daemon and the receiver", file=out, flush=True)
@@ -303,9 +304,23 @@ def observe_safely(ws: Workspace, receipts: Receipts | None = None) -> dict[str,
         return {}
 
 
+def keeps_running(ws: Workspace, status_page: Path | None) -> str:
+    """The view follows the samples only, and "Where to look" comes after Ctrl-C, which
+    stops the daemon: whoever drops files of their own meanwhile is told here where to
+    see what becomes of them."""
+    page = f"on the status page {status_page} (open it in a browser) or " \
+        if status_page is not None else ""
+    return ("\nEvery sample reached its end. The daemon keeps running: drop your own files "
+            f"into {ws.outbox} (the folder of attachments first, the invoice file last). "
+            "The view above follows the samples only: see what becomes of yours "
+            f"{page}with `{invoked_as()} status -c {shlex.quote(str(ws.config))}`. "
+            "Ctrl-C stops the demo.")
+
+
 def _watch(ws: Workspace, settings: Settings, samples: list[demo_samples.Sample],
            once: bool, pace: float, timeout: float, out: TextIO,
-           progress: dict[str, bool], receipts: Receipts) -> None:
+           progress: dict[str, bool], receipts: Receipts,
+           status_page: Path | None) -> None:
     """Drop the samples and show them move; returns when --once is done or timed out."""
     pending = list(samples)
     released: set[str] = set()
@@ -334,9 +349,7 @@ def _watch(ws: Workspace, settings: Settings, samples: list[demo_samples.Sample]
                     progress["done"] = True
                     if once:
                         return
-                    print("\nEvery sample reached its end. The daemon keeps running: drop "
-                          f"your own files into {ws.outbox}; Ctrl-C stops the demo.",
-                          file=out, flush=True)
+                    view.say(keeps_running(ws, status_page))
             if once and now > deadline:
                 return
             time.sleep(0.2)

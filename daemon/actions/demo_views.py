@@ -60,7 +60,10 @@ class LineView:
         pass
 
     def note(self, text: str) -> None:
-        print(f"{stamp(self.clock)}  {text}", file=self.out, flush=True)
+        self.say(f"{stamp(self.clock)}  {text}")
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
 
     def show(self, samples: list[demo_samples.Sample], seen: dict[str, Seen]) -> None:
         for sample in samples:
@@ -96,8 +99,12 @@ class TableView:
         self.live.__exit__(None, None, None)
 
     def note(self, text: str) -> None:
-        self.console.print(f"{stamp(self.clock)}  {text}", markup=False,
-                           highlight=False)
+        self.say(f"{stamp(self.clock)}  {text}")
+
+    def say(self, text: str) -> None:
+        """Printed above the live table: written past it, the table's next refresh drew
+        itself over the text (and left its old title behind)."""
+        self.console.print(text, markup=False, highlight=False)
 
     def show(self, samples: list[demo_samples.Sample], seen: dict[str, Seen]) -> None:
         self._whole = table = self._table(samples, seen, compact=False)

@@ -278,3 +278,45 @@ def test_a_stuck_bundle_shows_in_the_demo_as_status_shows_it_with_its_error(
     assert seen["INV-2.xml"].state == "settling"
     assert seen["INV-2.xml"].detail == "cannot be read: Permission denied"
     assert seen["INV-3.xml"].state == "delivering"  # on its way, no error: as before
+
+
+def test_on_a_terminal_the_line_after_the_samples_is_printed_above_the_live_table(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a terminal, "Every sample reached its end … drop your own files …" was written
+    to stdout past rich's live table, whose next refresh (8 a second) drew itself over
+    it: a newcomer who ran the README's command never saw where to drop files or how to
+    follow them, only a table with its old title left above it. The line goes through
+    the console that draws the live view, which prints it above the table."""
+    import io
+
+    from rich.console import Console
+
+    from daemon.actions import demo, demo_samples
+    from daemon.actions.demo_views import Seen, TableView
+    from daemon.config_load import load_settings
+    ws = demo.Workspace.make(tmp_path / "demo")
+    ws.outbox.mkdir()
+    ws.write_config("http://127.0.0.1:9/bundles", True)
+    settings = load_settings(ws.config)
+    samples = demo_samples.build(".send-anyway", True)
+    console = Console(file=io.StringIO(), width=1000, height=60, force_terminal=True,
+                      color_system=None, record=True)
+    looks = iter(range(20))  # six rounds drop the six samples, one more sees them done
+
+    def observe(*_: object) -> dict[str, Seen]:
+        if next(looks, None) is None:
+            raise KeyboardInterrupt  # as Ctrl-C ends the demo
+        return {s.invoice_file: Seen(s.expect, "", (s.expect_code,) if s.expect_code
+                                     else ()) for s in samples}
+    monkeypatch.setattr(demo, "observe", observe)
+    monkeypatch.setattr(demo, "_drop", lambda *_: None)
+    monkeypatch.setattr(demo, "view_for", lambda _out: TableView(console))
+    out = io.StringIO()
+    page = ws.outbox / "outboxd-status.html"
+    with pytest.raises(KeyboardInterrupt):
+        demo._watch(ws, settings, samples, False, 0, 60, out, {"done": False},
+                    demo.Receipts(settings.sent_dir), page)
+    shown = console.export_text()
+    assert "Every sample reached its end" in shown and str(page) in shown
+    assert f"status -c {ws.config}" in shown
+    assert out.getvalue() == ""  # nothing written past the live view

@@ -162,3 +162,33 @@ def test_status_and_retry_by_a_user_who_may_not_enter_the_state_dir_say_so_in_on
     assert done.stdout == ""
     assert (folder / "INV-1.xml").exists() and list(env.outbox.iterdir()) == []
     no_traceback(done.stderr)
+
+
+def test_attach_of_a_file_behind_a_folder_closed_to_its_user_says_so_in_one_line(
+        open_root: Path) -> None:
+    """`sudo -u outboxd outboxd attach INV-1 ~/timesheet.pdf`, as commands.md showed it:
+    a home folder is closed to other users (0700 on Debian 12), Path.exists() raised
+    PermissionError, and attach ended with the generic line about a path that should be
+    readable *and writable* and a disk with space. It says in one line that FILE cannot
+    be reached by this user, naming the file and the user, and the fix (copy it where
+    that user may read it); exit 1, nothing in the outbox changes."""
+    from helpers import ubl_invoice, write
+    env = Env(open_root)
+    write(env.outbox / "INV-1.xml", ubl_invoice("INV-1"))
+    env.write_config("http://127.0.0.1:9/bundles")
+    os.chmod(env.config, 0o644)
+    subprocess.run(["chown", "-R", f"{NOBODY}:{NOBODY}", str(env.outbox)], check=True)
+    home = open_root / "home"
+    write(home / "timesheet.pdf", pdf_bytes())
+    os.chmod(home, 0o700)  # root's, as an admin's home folder is theirs
+    done = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
+                           "--clear-groups", *OUTBOXD, "attach", "-c", str(env.config),
+                           "INV-1", str(home / "timesheet.pdf")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stdout + done.stderr
+    [line] = done.stderr.splitlines()
+    assert str(home / "timesheet.pdf") in line and "Permission denied" in line
+    assert "nobody" in line and "copy it" in line and "nothing was changed" in line
+    assert "disk" not in line
+    assert sorted(p.name for p in env.outbox.iterdir()) == ["INV-1.xml"]
+    no_traceback(done.stderr)

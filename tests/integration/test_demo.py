@@ -75,6 +75,44 @@ def test_ctrl_c_stops_receiver_and_daemon_and_says_where_the_files_are(tmp_path:
     assert _receiver_gone(ws)
 
 
+def test_while_it_keeps_running_it_says_where_to_follow_the_files_you_drop(
+        tmp_path: Path) -> None:
+    """The live view follows the samples only, and "Where to look" comes after Ctrl-C,
+    which stops the daemon: a newcomer who drops a bundle of their own as invited saw
+    nothing of it. The line that invites them names the status page and a status command
+    that runs as printed, and the bundle they drop shows there."""
+    import re
+    import shlex
+    ws = tmp_path / "demo"
+    log = tmp_path / "demo.out"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([*OUTBOXD, "demo", "--dir", str(ws), "--pace", "0.2"],
+                                stdout=out, stderr=subprocess.STDOUT, text=True)
+        try:
+            wait_for(lambda: "Every sample reached its end" in log.read_text(), timeout=90,
+                     what="the samples to finish")
+            said = log.read_text().split("Every sample reached its end", 1)[1]
+            assert str(ws / "outbox" / "outboxd-status.html") in said, said
+            match = re.search(r"`([^`]* status -c [^`]*)`", said)
+            assert match, said
+            (ws / "outbox" / "MINE-1.xml").write_text(
+                "<Invoice><ID>MINE-1</ID></Invoice>")
+
+            def listed() -> bool:
+                shown = subprocess.run(shlex.split(match.group(1)), capture_output=True,
+                                       text=True, timeout=30)
+                return "MINE-1.xml" in shown.stdout
+            wait_for(listed, timeout=30, interval=0.5,
+                     what="the dropped bundle in the status command")
+            wait_for(lambda: "MINE-1.xml" in (ws / "outbox" / "outboxd-status.html")
+                     .read_text(), timeout=30, what="the dropped bundle on the page")
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=60) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
 def _receiver_gone(ws: Path) -> bool:
     """The receiver's port no longer answers."""
     import re
