@@ -452,7 +452,7 @@ class TestAfterAFailedWrite:
         is made (a clerk's process on this host that watches the share). The loop thread
         waited for that lock up to temps.LOCK_WAIT_SECONDS (120 s) for each errors file
         written, every other bundle and the systemd watchdog (WatchdogSec=60) with it. The
-        step now gives up at once, leaves no temp of its own in the outbox, and the file is
+        step now gives up within 50 ms, leaves no temp of its own in the outbox, and the file is
         written by the try that the step asks for rescan_seconds later."""
         import fcntl
         import time
