@@ -191,7 +191,7 @@ def create_locked(path: Path) -> int:
             if held and os.fstat(fd).st_nlink:
                 return fd
             if held is False and os.fstat(fd).st_nlink:
-                _unlink_if_still(path, fd)
+                unlink_if_still(path, fd)
                 # Removed: `fuser -v` on its path finds nothing; `lsof +L1` lists the
                 # files removed but still open, with who holds them.
                 raise LockHeld(errno.EWOULDBLOCK, "locked by another process as it was made; "
@@ -221,8 +221,9 @@ def _lock_new(fd: int, deadline: float) -> bool | None:
         pause *= 2
 
 
-def _unlink_if_still(path: Path, fd: int) -> None:
-    """Unlink path if it is still the file open at fd (a sweep may have taken it)."""
+def unlink_if_still(path: Path, fd: int) -> None:
+    """Unlink path if it is still the file open at fd: a sweep may have taken it, and
+    what another process put at that name since is theirs."""
     with contextlib.suppress(FileNotFoundError):
         if os.lstat(path).st_ino == os.fstat(fd).st_ino:
             os.unlink(path)
