@@ -21,13 +21,13 @@ import errno
 import fcntl
 import os
 import re
-import shutil
 import stat
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from daemon.errors import LockHeld
+from daemon.fsdepth import remove_tree
 from daemon.fsops import FOLDER, FOLDER_NOFOLLOW, opened_if_regular
 from daemon.names import fit_bytes
 from daemon.workfolder import still_at
@@ -291,7 +291,9 @@ def drop_folder_unless_held(path: Path, older_than: float | None = None,
         aside = path.with_name(f"{path.name}{SET_ASIDE}{os.urandom(6).hex()}")
         os.rename(path, aside)  # FileNotFoundError: its writer renamed it first
         if still_at(aside, fd):
-            shutil.rmtree(aside)  # swept at the next start if this fails (SET_ASIDE)
+            # Swept at the next start if this fails (SET_ASIDE); one nested deeper than
+            # any of ours is refused by name (fsdepth.too_deep), as at that sweep.
+            remove_tree(aside)
         elif stat.S_ISLNK(os.lstat(aside).st_mode):
             # Swapped for a link between the look above and the rename (one who may
             # write in the folder): the link goes, what it points to is never touched.

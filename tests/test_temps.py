@@ -10,11 +10,18 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from daemon.fswrite import write_atomic
-from daemon.temps import create_locked, drop_stale_copies, drop_unfinished, folder_locked
+from daemon.temps import (
+    create_locked,
+    drop_folder_unless_held,
+    drop_stale_copies,
+    drop_unfinished,
+    folder_locked,
+)
 
 
 class TestSweeps:
@@ -287,3 +294,21 @@ def test_a_new_temp_someone_else_locks_for_good_is_given_up_within_the_bound_and
     assert isinstance(exc, BlockingIOError) and exc.filename == str(temp)
     assert "locked by another process" in str(exc)
     assert not os.path.lexists(temp)
+
+
+def test_a_temp_folder_nested_a_thousand_deep_is_set_aside_and_refused_by_name(
+        tmp_path: Path, deep_tree: Any) -> None:
+    """A temp folder someone nested 1,100 deep (no writer of ours makes one deeper than a
+    bundle's two levels): its removal ran out of Python's recursion limit, a
+    RecursionError. It is set aside (its name is free for a new write) and its removal
+    refused with an OSError naming it where it now is, and the bound; it stays whole."""
+    folder = tmp_path / ".tmp-bundle"
+    folder.mkdir()
+    deep_tree(folder, 1100)
+    with pytest.raises(OSError, match="more than 64 deep") as refused:
+        drop_folder_unless_held(folder)
+    assert refused.value.errno == errno.ELOOP
+    [aside] = os.listdir(tmp_path)
+    assert aside.startswith(".tmp-bundle.gone-") and refused.value.filename == str(
+        tmp_path / aside)
+    assert (tmp_path / aside / ("d/" * 1100) / "f.pdf").exists()
