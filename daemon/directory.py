@@ -30,10 +30,9 @@ from __future__ import annotations
 import errno
 import os
 import re
-import shutil
 import stat
 import time
-from contextlib import closing
+from contextlib import closing, suppress
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,7 @@ from daemon.answers import Receipt
 from daemon.bundle import Bundle
 from daemon.errors import Rejected, Retryable, describe, refused
 from daemon.fscopy import copy_file
+from daemon.fsdepth import remove_tree, too_deep
 from daemon.fsops import NotAFile, kind_of, open_if_regular, read_bounded
 from daemon.fswrite import (
     add_group_write_below,
@@ -77,6 +77,12 @@ _UNLOCKED_DOCUMENT_TEMP = re.compile(r"\.tmp-[0-9a-f]{32}-.+")  # before 31170dc
 LEFTOVER_FIX = ("it is what a write killed before it finished left, never a delivered "
                 "bundle or document: remove it (rm -r), or let outboxd's user write to it "
                 "and to the folders in it, and outboxd removes it at its next start")
+# A leftover refused for its depth (fsdepth.too_deep; not any ELOOP: a link swapped in
+# gives one too): letting outboxd write there would change nothing.
+_TOO_DEEP = too_deep("", "remove").strerror
+DEEP_LEFTOVER_FIX = ("no write of outboxd's nests folders that deep: someone who may write in "
+                     "the target made them; look at what it holds, then remove it (rm -r "
+                     "removes any depth)")
 
 
 class DirectoryDeliverer:
@@ -183,7 +189,8 @@ class DirectoryDeliverer:
                 # would stay in the target for good. Removed before the lock is let go;
                 # not one that is no longer ours (another writer's, made since).
                 if _ours(tmp, held):
-                    shutil.rmtree(tmp, ignore_errors=True)
+                    with suppress(OSError):  # one nested deeper than ours: refused, left
+                        remove_tree(tmp, ignore_errors=True)
                 os.close(held)
         return Receipt(201, body, None)
 
@@ -319,7 +326,8 @@ def clear_target(target: Path, log: Any) -> None:
         return
     for name, why in kept:
         log.warning("cannot clear a leftover in [delivery] target", target=str(target),
-                    leftover=name, error=describe(why), fix=LEFTOVER_FIX)
+                    leftover=name, error=describe(why),
+                    fix=DEEP_LEFTOVER_FIX if why.strerror == _TOO_DEEP else LEFTOVER_FIX)
 
 
 def sweep_target(target: Path) -> list[tuple[str, OSError]]:
@@ -362,7 +370,7 @@ def _sweep_one(path: Path, is_dir: bool, local_locks: bool) -> None:
         drop_folder_unless_held(path, older_than=STALE_AFTER, local_locks=local_locks)
     elif _SET_ASIDE.fullmatch(name) and not path.is_symlink():
         # One a removal was killed in (drop_folder_unless_held): no writer's any more.
-        shutil.rmtree(path)
+        remove_tree(path)  # refused by name if nested deeper than any of ours
     elif _UNLOCKED_DOCUMENT_TEMP.fullmatch(name):
         st = os.lstat(path)
         if not stat.S_ISDIR(st.st_mode) and time.time() - st.st_mtime >= STALE_AFTER:

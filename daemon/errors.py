@@ -119,7 +119,8 @@ class NotOurs(OutboxdError):
 
 class LockHeld(BlockingIOError):
     """A temp file outboxd made this instant is flock-held by another process (anyone who
-    may open it, on this host): given up at once, never waited for (temps.create_locked).
+    may open it, on this host) longer than a clean-up's instant: given up after
+    temps.SWEEP_HOLD_SECONDS, never waited for longer (temps.create_locked).
     An OSError, as the file system's own errors beside it are: what passes by itself, so
     the write is tried again later (errorsfile.tried_again)."""
 

@@ -299,7 +299,7 @@ def tried_again(exc: OSError) -> bool:
     a change of its bundle: a full disk, a quota, permissions pass by the admin's hand,
     which the outbox's events do not tell. Not a person's file at its name (kept, or
     theirs to rename back), a file changed at each try, nor a name too long. A temp another
-    process locked as it was made (LockHeld) is: given up at once, for the loop's sake."""
+    process locked as it was made (LockHeld) is: given up within 50 ms, for the loop's sake."""
     return isinstance(exc, LockHeld) or not isinstance(exc, Stranded) and exc.errno not in (
         errno.EEXIST, errno.EAGAIN, errno.ENAMETOOLONG)
 

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from daemon.fsops import FOLDER_NOFOLLOW
 
 DEPTH_MAX = 64
 """Levels of folders below the one a copy, walk or removal starts from that it goes into:
@@ -45,3 +48,21 @@ def fwalk_bounded(held: int, where: Path | str, what: str,
             for name in dirs:
                 deeper(os.path.join(top, name))
             dirs[:] = []
+
+
+def remove_tree(path: Path, ignore_errors: bool = False) -> None:
+    """shutil.rmtree of the folder at path (never through a link; `ignore_errors` as
+    rmtree's), refused with too_deep(path, "remove") when it goes more than DEPTH_MAX
+    levels down: looked at first, so that nothing of such a tree is removed. One made
+    deeper between the look and the removal (by whoever may write in it) is refused the
+    same way, part of it removed: never a RecursionError."""
+    fd = os.open(path, FOLDER_NOFOLLOW)
+    try:
+        for _ in fwalk_bounded(fd, path, "remove"):
+            pass
+    finally:
+        os.close(fd)
+    try:
+        shutil.rmtree(path, ignore_errors=ignore_errors)
+    except RecursionError:
+        raise too_deep(path, "remove") from None

@@ -23,6 +23,7 @@ has all its attachments, it does nothing — the status page says why.
 
 from __future__ import annotations
 
+import errno
 import os
 import pwd
 from collections.abc import Iterable
@@ -35,12 +36,24 @@ from daemon.fsops import is_regular_file, open_regular
 from daemon.fswrite import fsync_dir, rename_noreplace
 from daemon.names import NAME_MAX, fit_name, name_problem, printable, stem
 from daemon.scan import Candidate
-from daemon.temps import create_locked, drop_stale_copies
+from daemon.temps import create_locked, drop_stale_copies, unlink_if_still
 
 RELEASED_BY_SEND = "# released by outboxd send --without-attachments"
 _READ_LIMIT = 4096
-# `send`'s temp file is `.NAME.PID.tmp`, PID at most 7 digits (Linux's pid_max, 2**22).
-_TEMP_BASE_MAX = NAME_MAX - len("..") - 7 - len(".tmp")
+# `send`'s temp file is `.NAME.MARK.tmp`, MARK 7 random hex digits. It was the process
+# id (at most 7 digits, Linux's pid_max 2**22), which is not ours alone: two `send`s in
+# different pid namespaces (two containers on one share) have the same one, and so has
+# a process that reuses a killed send's. As long as the longest pid, so that a long NAME
+# is cut where it always was and an earlier version's killed send is still found.
+_MARK_LEN = 7
+_TEMP_BASE_MAX = NAME_MAX - len("..") - _MARK_LEN - len(".tmp")
+# What a killed send's temp has between `.NAME.` and `.tmp`: a mark, or an earlier
+# version's process id.
+_STALE_MARK = f"(?:[0-9a-f]{{{_MARK_LEN}}}|[0-9]+)"
+
+
+def _mark() -> str:
+    return os.urandom(4).hex()[:_MARK_LEN]
 
 
 def path_for(cand: Candidate, share: ShareConfig) -> Path:
@@ -118,24 +131,38 @@ def write_release(cand: Candidate, share: ShareConfig, user: str | None) -> bool
     # "File name too long"): a long one is cut, the same way every time, so a killed
     # send's temp is still found by the next.
     base = fit_name(target.name, _TEMP_BASE_MAX)
-    # A `send` killed before its rename left its temp file, named by that process id.
-    drop_stale_copies(target.parent, base, "[0-9]+")
-    tmp = target.with_name(f".{base}.{os.getpid()}.tmp")
+    # A `send` killed before its rename left its temp file; a live one's is left be.
+    drop_stale_copies(target.parent, base, _STALE_MARK)
     line = RELEASED_BY_SEND + (f" (by {user})" if user else "") + "\n"
-    try:
-        # Locked until renamed: a `send` of the same invoice run meanwhile leaves it be.
-        with os.fdopen(create_locked(tmp), "w", encoding="utf-8") as fh:
+    # Locked until renamed: a `send` of the same invoice run meanwhile leaves it be.
+    tmp, fd = _new_temp(target, base)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        try:
             fh.write(line)
             fh.flush()
-            os.fsync(fh.fileno())
+            os.fsync(fd)
             rename_noreplace(tmp, target)
-    except FileExistsError:
-        return False
-    finally:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
+        except BaseException as exc:
+            # Only the file we made, while we hold it: whatever is at its name else is
+            # another's (a sweep took ours, and someone made theirs there since).
+            unlink_if_still(tmp, fd)
+            if isinstance(exc, FileExistsError):
+                return False  # a release is there: never replaced
+            raise
     fsync_dir(target.parent)
     return True
+
+
+def _new_temp(target: Path, base: str) -> tuple[Path, int]:
+    """A temp of our own beside target, made (O_EXCL) and locked: a name another's
+    temp has already is never opened, nor later removed, and another is drawn."""
+    for _ in range(3):
+        tmp = target.with_name(f".{base}.{_mark()}.tmp")
+        try:
+            return tmp, create_locked(tmp)
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "three temp names in a row were taken", str(tmp))
 
 
 @dataclass(frozen=True)

@@ -21,13 +21,13 @@ import errno
 import fcntl
 import os
 import re
-import shutil
 import stat
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from daemon.errors import LockHeld
+from daemon.fsdepth import remove_tree
 from daemon.fsops import FOLDER, FOLDER_NOFOLLOW, opened_if_regular
 from daemon.names import fit_bytes
 from daemon.workfolder import still_at
@@ -157,35 +157,46 @@ def _open_to_lock(path: str) -> int | None:
     return None
 
 
+# How long a temp locked by another as it was made is tried again before it is given up.
+# A clean-up (another daemon on the share, an `attach` of the same name, a `send`) holds
+# one only between its lock and its unlink, an instant (on a share, one round trip);
+# anyone else who may open it as long as they please. The daemon's loop writes errors
+# files and the status page itself: what is waited for here is waited by every bundle.
+SWEEP_HOLD_SECONDS = 0.05
+
+
 def create_locked(path: Path) -> int:
     """A new file at path (O_EXCL, never through a link), opened for writing and
     locked (flock) until closed: the sweeps above leave a temp alone while the
     process writing it lives, and the kernel drops the lock when it dies, even by
     SIGKILL, so its leftover is swept at the next run.
 
-    The lock is tried once, never waited for: a file made this instant is locked by
-    another only if a sweep took it for a leftover (it unlinks it: made again here) or
-    if anyone who may open it (a clerk's process on this host, for a temp in the outbox)
-    locked it first, for as long as they please. Waited for, that held the daemon's loop
-    (an errors file, the status page) for LOCK_WAIT_SECONDS. LockHeld then, the temp
-    removed (it is ours): the caller tries again later, under a new name."""
+    A file made this instant is locked by another only if a sweep took it for a
+    leftover (it unlinks it, then lets go: made again here) or if anyone who may open
+    it (a clerk's process on this host, for a temp in the outbox) locked it first, for
+    as long as they please. The lock is tried again for SWEEP_HOLD_SECONDS at most, all
+    tries of this call together: a sweep's hold is over by then. Held longer, LockHeld,
+    the temp removed (it is ours): the caller tries again later, under a new name.
+    Waited for without that bound, it held the daemon's loop (an errors file, the status
+    page) for LOCK_WAIT_SECONDS; given up at once, a sweep's instant made `attach` fail
+    and the errors file wait a whole rescan."""
+    deadline = time.monotonic() + SWEEP_HOLD_SECONDS
     for _ in range(3):
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o640)
         try:
-            held = _try_lock(fd)
+            held = _lock_new(fd, deadline)
             if held is None:
                 return fd  # no lock to be had here: written unlocked, as before the locks
             if held and os.fstat(fd).st_nlink:
                 return fd
             if held is False and os.fstat(fd).st_nlink:
-                # Give a sweep's hold no time either: theirs or a sweep's, it is let go.
-                _unlink_if_still(path, fd)
+                unlink_if_still(path, fd)
                 # Removed: `fuser -v` on its path finds nothing; `lsof +L1` lists the
                 # files removed but still open, with who holds them.
                 raise LockHeld(errno.EWOULDBLOCK, "locked by another process as it was made; "
-                               "not waited for, and removed (`lsof +L1` names who holds it)",
-                               str(path))
+                               f"not let go within {SWEEP_HOLD_SECONDS * 1000:g} ms, and "
+                               "removed (`lsof +L1` names who holds it)", str(path))
         except BaseException:
             os.close(fd)
             raise
@@ -194,8 +205,25 @@ def create_locked(path: Path) -> int:
                             str(path))
 
 
-def _unlink_if_still(path: Path, fd: int) -> None:
-    """Unlink path if it is still the file open at fd (a sweep may have taken it)."""
+def _lock_new(fd: int, deadline: float) -> bool | None:
+    """_try_lock on the file just made at fd, tried again until `deadline` (monotonic)
+    while another holds it and it is still linked; False at once once it is unlinked
+    (a sweep took it: the caller makes it again, no need to wait for the sweep's close)."""
+    pause = 0.001
+    while True:
+        held = _try_lock(fd)
+        if held is not False or not os.fstat(fd).st_nlink:
+            return held
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(pause, left))
+        pause *= 2
+
+
+def unlink_if_still(path: Path, fd: int) -> None:
+    """Unlink path if it is still the file open at fd: a sweep may have taken it, and
+    what another process put at that name since is theirs."""
     with contextlib.suppress(FileNotFoundError):
         if os.lstat(path).st_ino == os.fstat(fd).st_ino:
             os.unlink(path)
@@ -263,7 +291,9 @@ def drop_folder_unless_held(path: Path, older_than: float | None = None,
         aside = path.with_name(f"{path.name}{SET_ASIDE}{os.urandom(6).hex()}")
         os.rename(path, aside)  # FileNotFoundError: its writer renamed it first
         if still_at(aside, fd):
-            shutil.rmtree(aside)  # swept at the next start if this fails (SET_ASIDE)
+            # Swept at the next start if this fails (SET_ASIDE); one nested deeper than
+            # any of ours is refused by name (fsdepth.too_deep), as at that sweep.
+            remove_tree(aside)
         elif stat.S_ISLNK(os.lstat(aside).st_mode):
             # Swapped for a link between the look above and the rename (one who may
             # write in the folder): the link goes, what it points to is never touched.

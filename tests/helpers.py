@@ -429,22 +429,38 @@ def fake_mountinfo(monkeypatch: pytest.MonkeyPatch, table: str | Callable[[], st
 
 
 @contextmanager
-def temps_locked_as_made(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+def temps_locked_as_made(monkeypatch: pytest.MonkeyPatch,
+                         let_go_after: float | None = None) -> Iterator[list[int]]:
     """Another process's flock on each temp file of outboxd's (`.NAME.tmp-…`, attach's
     `.NAME.….tmp`) the instant it is made, before its writer's (a clerk's tool on this
     host that watches the share): taken on a descriptor of its own, as another process's
-    would be, and held until the block ends. The descriptors holding them are yielded."""
+    would be, and held until the block ends — or, with `let_go_after` (seconds), let go
+    that long after the writer's first try was refused, by a thread of its own (another
+    outboxd's clean-up that looked at it). The descriptors holding them are yielded."""
     import fcntl
+    import threading
+    import time
 
     real, theirs = fcntl.flock, []
+
+    def unlock_later(fd: int) -> None:
+        assert let_go_after is not None
+        time.sleep(let_go_after)  # the other process's own instant, no wait of a test's
+        real(fd, fcntl.LOCK_UN)
 
     def locked_first(fd: int, op: int) -> None:
         made = os.readlink(f"/proc/self/fd/{fd}")
         temp = ".tmp-" in made or made.endswith(".tmp")
-        if temp and not any(os.fstat(t).st_ino == os.fstat(fd).st_ino for t in theirs):
+        first = temp and not any(os.fstat(t).st_ino == os.fstat(fd).st_ino for t in theirs)
+        if first:
             theirs.append(os.open(made, os.O_RDONLY))
             real(theirs[-1], fcntl.LOCK_EX)
-        real(fd, op)
+        try:
+            real(fd, op)
+        except BlockingIOError:
+            if first and let_go_after is not None:
+                threading.Thread(target=unlock_later, args=(theirs[-1],), daemon=True).start()
+            raise
 
     monkeypatch.setattr(fcntl, "flock", locked_first)
     try:

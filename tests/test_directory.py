@@ -593,6 +593,62 @@ class TestTemporaries:
         sweep_target(target)
         assert os.listdir(target) == [fresh.name]
 
+    def test_the_start_refuses_a_leftover_nested_a_thousand_deep_by_name_and_goes_on(
+            self, tmp_path: Path, deep_tree: Any) -> None:
+        """Anyone who may write in the target can nest folders 1,100 deep in a set-aside
+        `.tmp-BUNDLEID.gone-…` (or a `.tmp-BUNDLEID/`, set aside first): its removal
+        (shutil.rmtree) ran out of Python's recursion limit, a RecursionError out of
+        the start, at every start. The start now warns naming it, the bound and the
+        fix, without a traceback, leaves it whole, and clears every other leftover."""
+        target = tmp_path / "target"
+        target.mkdir()
+        aside = target / f".tmp-{'c' * 64}.gone-0123456789ab"
+        left = target / f".tmp-{'a' * 64}"
+        cleared = [target / f".tmp-{'b' * 64}", target / ".X--1.xml.tmp-0123456789ab"]
+        for folder in (aside, left, cleared[0]):
+            folder.mkdir()
+        cleared[1].write_bytes(b"<Inv")
+        deep_tree(aside, 1100)
+        deep_tree(left, 1100)
+        with capture_logs() as logs:
+            clear_target(target, structlog.get_logger())
+        assert sorted(e["leftover"] for e in logs) == sorted([aside.name, left.name])
+        for event in logs:
+            assert event["event"] == "cannot clear a leftover in [delivery] target"
+            assert "exc_info" not in event
+            assert "more than 64 deep" in event["error"] and "move the innermost" in event["error"]
+            assert "rm -r" in event["fix"] and "let outboxd's user" not in event["fix"]
+        assert not any(os.path.lexists(path) for path in cleared)
+        [set_aside] = [n for n in os.listdir(target) if n.startswith(left.name + ".gone-")]
+        assert set_aside in logs[[e["leftover"] for e in logs].index(left.name)]["error"]
+        assert sorted(os.listdir(target)) == sorted([aside.name, set_aside])
+        assert (aside / ("d/" * 1100) / "f.pdf").exists()
+        assert (target / set_aside / ("d/" * 1100) / "f.pdf").exists()
+
+    def test_a_write_whose_tmp_folder_someone_nests_a_thousand_deep_fails_as_a_retry(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, deep_tree: Any) -> None:
+        """A member of the target's group nests folders 1,100 deep in the `.tmp-` folder
+        being written, and the write fails: the removal of the unpublished folder ran
+        out of Python's recursion limit and a RecursionError left the delivery, not a
+        retry. It is a retry (the folder left, refused by name at the next try's
+        sweep of it), and a later try delivers the bundle."""
+        bundle, manifest, target, tmp = _staged(tmp_path)
+        real_fsync_tree = directory.fsync_tree
+
+        def nested_then_failed(folder: Path) -> None:
+            deep_tree(folder / "attachments", 1100)
+            raise OSError(errno.EIO, "Input/output error", str(folder))
+        monkeypatch.setattr(directory, "fsync_tree", nested_then_failed)
+        deliverer = DirectoryDeliverer(target)
+        with pytest.raises(Retryable, match="Input/output error"):
+            deliverer.deliver(bundle, manifest)
+        assert (tmp / "attachments" / ("d/" * 1100) / "f.pdf").exists()  # refused, left
+        monkeypatch.setattr(directory, "fsync_tree", real_fsync_tree)
+        with pytest.raises(Retryable, match="more than 64 deep"):
+            deliverer.deliver(bundle, manifest)  # set aside, then refused
+        assert deliverer.deliver(bundle, manifest).status == 201
+        assert manifest["bundle_id"] in os.listdir(target)
+
     def test_a_target_on_a_share_mounted_on_demand_is_looked_into_before_it_is_swept(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A target on a share mounted on demand (fstab's x-systemd.automount): the mount

@@ -452,7 +452,7 @@ class TestAfterAFailedWrite:
         is made (a clerk's process on this host that watches the share). The loop thread
         waited for that lock up to temps.LOCK_WAIT_SECONDS (120 s) for each errors file
         written, every other bundle and the systemd watchdog (WatchdogSec=60) with it. The
-        step now gives up at once, leaves no temp of its own in the outbox, and the file is
+        step now gives up within 50 ms, leaves no temp of its own in the outbox, and the file is
         written by the try that the step asks for rescan_seconds later."""
         import fcntl
         import time
@@ -517,6 +517,22 @@ class TestAfterAFailedWrite:
         done = step(p, cand, at)
         assert errorsfile.ERRORS_HEADER in (s.outbox.path / "INV-1.errors.txt").read_text()
         assert done.at is None
+
+    def test_an_errors_file_whose_temp_another_outboxd_holds_for_an_instant_is_written_now(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Another outboxd on the share (or an `attach`) cleaning up its litter locks a temp
+        made that instant and lets go a few ms later: the errors file is written at this
+        step. It was given up at once, and the clerks waited rescan_seconds for it."""
+        p, s = make(tmp_path, policy={"invalid": "hold"})
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": b""})
+        [cand] = list_outbox(s.outbox).candidates.values()
+        with temps_locked_as_made(monkeypatch, let_go_after=0.005) as theirs, \
+                capture_logs() as said:
+            done = step(p, cand, 1000.0)
+        assert len(theirs) == 1  # held as made, once
+        assert errorsfile.ERRORS_HEADER in (s.outbox.path / "INV-1.errors.txt").read_text()
+        assert done.at is None
+        assert not [e for e in said if e["log_level"] == "error"], said
 
     def test_a_clerks_file_put_at_the_name_while_the_share_was_full_is_kept_not_said_written(
             self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

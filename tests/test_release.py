@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
+from daemon import release
 from daemon.config import OutboxConfig, ShareConfig
 from daemon.names import is_share_file
 from daemon.release import (
@@ -18,16 +20,18 @@ from daemon.release import (
     write_release,
 )
 from daemon.scan import candidate_for, list_outbox
-from daemon.temps import drop_stale_copies
+from daemon.temps import create_locked, drop_stale_copies
 
 SHARE = ShareConfig()
 
 
 def test_send_killed_before_its_rename_leaves_nothing_once_run_again(tmp_path: Path) -> None:
-    """A `send` killed between its temp file and the rename left `.NAME.send-anyway.PID.tmp`
-    in the outbox; the next send removes it (and only such names)."""
+    """A `send` killed between its temp file and the rename left `.NAME.send-anyway.MARK.tmp`
+    (an earlier version's `.NAME.send-anyway.PID.tmp`) in the outbox; the next send
+    removes it (and only such names)."""
     cand = candidate_for(OutboxConfig(path=tmp_path), "INV-1.xml")
     (tmp_path / ".INV-1.send-anyway.4242.tmp").write_text("x")
+    (tmp_path / ".INV-1.send-anyway.0a1b2c3.tmp").write_text("x")
     (tmp_path / ".INV-1.send-anyway.notes.tmp").write_text("someone else's")
     assert write_release(cand, SHARE, "anna")
     assert sorted(p.name for p in tmp_path.iterdir()) == [
@@ -46,11 +50,80 @@ def test_a_send_run_meanwhile_does_not_take_the_release_in_progress(
         real_fsync(fd)
         if not swept:  # the release's own fsync, before its rename
             swept.append(sorted(os.listdir(tmp_path)))
-            drop_stale_copies(tmp_path, "INV-1.send-anyway", "[0-9]+")
+            drop_stale_copies(tmp_path, "INV-1.send-anyway", release._STALE_MARK)
     monkeypatch.setattr(os, "fsync", fsync_then_other_send_sweeps)
     assert write_release(cand, SHARE, "anna")
-    assert swept == [[f".INV-1.send-anyway.{os.getpid()}.tmp"]]
+    [temp] = swept[0]
+    assert re.fullmatch(r"\.INV-1\.send-anyway\.[0-9a-f]{7}\.tmp", temp)
     assert [p.name for p in tmp_path.iterdir()] == ["INV-1.send-anyway"]
+
+
+def _theirs(path: Path) -> int:
+    """Another `send`'s temp at path, under way (written, locked until it is renamed)."""
+    fd = create_locked(path)
+    os.write(fd, b"theirs")
+    return fd
+
+
+def test_another_sends_temp_named_by_our_process_id_is_never_removed(tmp_path: Path) -> None:
+    """A `send` in another pid namespace (another container on the share), or one that
+    reuses a killed send's pid, has the same process id: its temp, under way, had the
+    name this send's was given. This send found it there, said "already released" and
+    removed it, so the other send failed too and nothing was released. A send's temp
+    now has a random mark: the other's is left as it is, and the release is written."""
+    cand = candidate_for(OutboxConfig(path=tmp_path), "INV-1.xml")
+    other = tmp_path / f".INV-1.send-anyway.{os.getpid()}.tmp"
+    fd = _theirs(other)
+    try:
+        assert write_release(cand, SHARE, "anna")
+        assert other.read_bytes() == b"theirs"
+        assert os.fstat(fd).st_ino == os.lstat(other).st_ino
+    finally:
+        os.close(fd)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [other.name, "INV-1.send-anyway"]
+
+
+def test_a_temp_name_another_send_has_taken_is_left_to_it_and_another_drawn(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Were a send's random mark to be one another send under way has: that temp is
+    neither opened nor removed, and the release is written under another mark."""
+    cand = candidate_for(OutboxConfig(path=tmp_path), "INV-1.xml")
+    marks = iter(["abc1234", "abc1234", "def5678"])
+    monkeypatch.setattr(release, "_mark", lambda: next(marks))
+    other = tmp_path / ".INV-1.send-anyway.abc1234.tmp"
+    fd = _theirs(other)
+    try:
+        assert write_release(cand, SHARE, "anna")
+        assert other.read_bytes() == b"theirs"
+        assert os.fstat(fd).st_ino == os.lstat(other).st_ino
+    finally:
+        os.close(fd)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [other.name, "INV-1.send-anyway"]
+
+
+def test_a_send_that_finds_a_release_there_removes_only_its_own_temp(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A release already there: the send says so (False) and removes its temp, but only
+    its own file: one another process put at that name since (a sweep took ours for a
+    leftover, and a send made its own temp there) stays."""
+    cand = candidate_for(OutboxConfig(path=tmp_path), "INV-1.xml")
+    (tmp_path / "INV-1.send-anyway").write_bytes(b"")
+    monkeypatch.setattr(release, "_mark", lambda: "abc1234")
+    temp = tmp_path / ".INV-1.send-anyway.abc1234.tmp"
+    real_rename, theirs = release.rename_noreplace, []
+
+    def replaced_then_rename(src: Path, dst: Path) -> None:
+        os.unlink(temp)  # a sweep took ours; another send made its own there since
+        theirs.append(_theirs(temp))
+        real_rename(src, dst)
+    monkeypatch.setattr(release, "rename_noreplace", replaced_then_rename)
+    try:
+        assert not write_release(cand, SHARE, "anna")
+        assert temp.read_bytes() == b"theirs"
+    finally:
+        for fd in theirs:
+            os.close(fd)
+    assert (tmp_path / "INV-1.send-anyway").read_bytes() == b""
 
 
 def test_status_page_and_release_files_are_neither_invoices_nor_litter(tmp_path: Path) -> None:

@@ -220,7 +220,7 @@ def test_a_name_that_slips_through_unescaped_costs_the_page_not_the_daemon(
 def test_a_page_whose_temps_another_process_locks_is_said_once_not_at_each_refresh(
         journal: Journal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A clerk's process that flocks every new file in the outbox: each refresh's temp (of
-    a new name) is given up at once. "cannot write the status page" is logged once while
+    a new name) is given up within 50 ms. "cannot write the status page" is logged once while
     that lasts, not at every refresh (every 2 s while bundles move): the error named the
     new temp each time. Let go, the page is written."""
     outbox, settings, clock, page, target = page_in_a_new_outbox(tmp_path)

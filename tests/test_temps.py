@@ -10,11 +10,18 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from daemon.fswrite import write_atomic
-from daemon.temps import create_locked, drop_stale_copies, drop_unfinished, folder_locked
+from daemon.temps import (
+    create_locked,
+    drop_folder_unless_held,
+    drop_stale_copies,
+    drop_unfinished,
+    folder_locked,
+)
 
 
 class TestSweeps:
@@ -184,34 +191,124 @@ def test_a_folder_lock_someone_holds_for_good_is_given_up_naming_the_folder(
     assert _ended_within(10, lock) is None
 
 
-def test_a_new_temp_someone_else_locks_first_is_given_up_at_once_and_removed(
+def _locked_as_made(monkeypatch: pytest.MonkeyPatch,
+                    let_go: Callable[[int, str], None] | None = None) -> list[int]:
+    """Another holder's flock on each new temp (`.….tmp-…`) the instant it is made, before
+    its writer's, on a descriptor of its own (as another process's is). `let_go`, given,
+    is that holder's own next step, run in a thread with its descriptor and the temp's
+    path once the writer's first try is refused: a holder of an instant. Without it, the
+    lock is held for good. The holder's descriptors are returned (open ones: to close)."""
+    import threading
+
+    import daemon.temps as temps
+    real_flock, theirs = temps.fcntl.flock, []
+
+    def locked_first(fd: int, op: int) -> None:
+        made = os.readlink(f"/proc/self/fd/{fd}")
+        first = ".tmp-" in made and not theirs
+        if first:
+            theirs.append(os.open(made, os.O_RDONLY))
+            real_flock(theirs[0], fcntl.LOCK_EX)
+        try:
+            real_flock(fd, op)
+        except BlockingIOError:
+            if first and let_go is not None:
+                threading.Thread(target=let_go, args=(theirs[0], made), daemon=True).start()
+            raise
+    monkeypatch.setattr(temps.fcntl, "flock", locked_first)
+    return theirs
+
+
+def _let_go_after_a_few_ms(fd: int, path: str) -> None:
+    """A holder that only looks: its lock dropped a few ms later, the file left."""
+    import time
+    time.sleep(0.005)  # the other process's own instant, no wait of the test's
+    os.close(fd)
+
+
+def _sweep_after_a_few_ms(fd: int, path: str) -> None:
+    """A concurrent run's sweep that took the temp for a leftover: locked, unlinked a few
+    ms later (an unlink on a share is a round trip), let go."""
+    import time
+    time.sleep(0.005)
+    os.unlink(path)
+    os.close(fd)
+
+
+def test_a_new_temp_locked_for_an_instant_is_kept_and_written_at_the_first_attempt(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process that locks a temp as it is made and lets go a few ms later: the
+    writer waits for that instant and keeps the file it made. It gave up at once, so the
+    errors file or status page waited a whole rescan period and `attach` failed."""
+    temp = tmp_path / ".a.txt.tmp-0123456789ab"
+    theirs = _locked_as_made(monkeypatch, _let_go_after_a_few_ms)
+    fd = create_locked(temp)
+    try:
+        assert theirs  # it was held as made
+        assert os.fstat(fd).st_ino == os.lstat(temp).st_ino  # the file first made
+        with pytest.raises(BlockingIOError):  # and now locked by its writer
+            other = os.open(temp, os.O_RDONLY)
+            try:
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            finally:
+                os.close(other)
+    finally:
+        os.close(fd)
+
+
+def test_a_write_whose_new_temp_a_concurrent_sweep_holds_for_an_instant_lands(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second daemon on the share (or an `attach` of the same name) sweeping its litter
+    takes a writer's temp made that instant for a leftover: locks it, unlinks it, lets
+    go. The write makes its temp again and lands, instead of failing with "locked by
+    another process"."""
+    theirs = _locked_as_made(monkeypatch, _sweep_after_a_few_ms)
+    write_atomic(tmp_path / "a.txt", b"hello")
+    assert theirs
+    assert os.listdir(tmp_path) == ["a.txt"]
+    assert (tmp_path / "a.txt").read_bytes() == b"hello"
+
+
+def test_a_new_temp_someone_else_locks_for_good_is_given_up_within_the_bound_and_removed(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A temp in the outbox is group-readable: a clerk's process that opens and flocks it
     between its creation and its writer's lock held the writer (the daemon's loop writing
-    an errors file, `attach` its copy) for good, then for LOCK_WAIT_SECONDS (120 s). A
-    file made this instant is never worth waiting for: the writer gives up at once with
+    an errors file, `attach` its copy) for good, then for LOCK_WAIT_SECONDS (120 s). The
+    writer now tries for SWEEP_HOLD_SECONDS (50 ms) at most, then gives up with
     BlockingIOError naming the temp, and removes it (it is its own, not to be left in the
     outbox for the clerks to see)."""
     import time
 
     import daemon.temps as temps
-    real_flock, theirs = temps.fcntl.flock, []
     temp = tmp_path / ".a.txt.tmp-0123456789ab"
-
-    def locked_first(fd: int, op: int) -> None:
-        if not theirs:
-            theirs.append(os.open(temp, os.O_RDONLY))
-            real_flock(theirs[0], fcntl.LOCK_EX)
-        real_flock(fd, op)
     monkeypatch.setattr(temps, "LOCK_WAIT_SECONDS", 20.0)  # bounds the old wait here
-    monkeypatch.setattr(temps.fcntl, "flock", locked_first)
+    theirs = _locked_as_made(monkeypatch)
     started = time.monotonic()
     try:
         exc = _ended_within(10, lambda: create_locked(temp))
     finally:
+        took = time.monotonic() - started
         for fd in theirs:
             os.close(fd)
-    assert time.monotonic() - started < 2.0
+    assert took < 0.5, f"gave up after {took:.3f} s"
     assert isinstance(exc, BlockingIOError) and exc.filename == str(temp)
     assert "locked by another process" in str(exc)
     assert not os.path.lexists(temp)
+
+
+def test_a_temp_folder_nested_a_thousand_deep_is_set_aside_and_refused_by_name(
+        tmp_path: Path, deep_tree: Any) -> None:
+    """A temp folder someone nested 1,100 deep (no writer of ours makes one deeper than a
+    bundle's two levels): its removal ran out of Python's recursion limit, a
+    RecursionError. It is set aside (its name is free for a new write) and its removal
+    refused with an OSError naming it where it now is, and the bound; it stays whole."""
+    folder = tmp_path / ".tmp-bundle"
+    folder.mkdir()
+    deep_tree(folder, 1100)
+    with pytest.raises(OSError, match="more than 64 deep") as refused:
+        drop_folder_unless_held(folder)
+    assert refused.value.errno == errno.ELOOP
+    [aside] = os.listdir(tmp_path)
+    assert aside.startswith(".tmp-bundle.gone-") and refused.value.filename == str(
+        tmp_path / aside)
+    assert (tmp_path / aside / ("d/" * 1100) / "f.pdf").exists()

@@ -37,7 +37,7 @@ def why_not_written(exc: OSError) -> str:
     (/proc/self/fd/4/.x.pdf.0a1b2c3d.tmp)", a name the admin cannot look up."""
     if exc.errno in NO_ROOM:
         return f"{exc.strerror} — {NO_ROOM_FIX}"
-    if isinstance(exc, LockHeld):  # its copy, at once: not another attach's folder lock
+    if isinstance(exc, LockHeld):  # its copy, within 50 ms: not another attach's folder lock
         return f"its copy was {exc.strerror} — stop that process, then attach again"
     if exc.errno == errno.EWOULDBLOCK:  # temps.LOCK_WAIT_SECONDS
         return (f"{exc.filename} was {exc.strerror} (another attach into that folder still "

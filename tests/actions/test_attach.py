@@ -229,7 +229,7 @@ def test_a_sidecar_someone_holds_locked_for_good_stops_attach_in_time(
 def test_an_attach_whose_copy_another_process_locks_as_made_says_so_and_who(
         cfg: Env, timesheet: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
     """A process on this host that flocks each new file in the outbox takes the copy attach
-    makes: attach gives up at once (temps.create_locked), and says that its copy was
+    makes: attach gives up within 50 ms (temps.create_locked), and says that its copy was
     locked, by whom to look for (`lsof +L1`: the copy is removed, so `fuser -v` on its
     name finds nothing) and to stop it, not to wait for another attach; nothing is put
     in, no temp is left."""
