@@ -163,6 +163,12 @@ def _open_to_lock(path: str) -> int | None:
 # anyone else who may open it as long as they please. The daemon's loop writes errors
 # files and the status page itself: what is waited for here is waited by every bundle.
 SWEEP_HOLD_SECONDS = 0.05
+# After a temp was given up as held for good, the next ones are not waited for during this
+# long: a process that locks every new temp (a clerk's scanner, an attack) would otherwise
+# cost the loop SWEEP_HOLD_SECONDS for each held bundle at each rescan, 1,000 of them past
+# systemd's WatchdogSec. A sweep's instant falling in that window costs one rescan period.
+HELD_FOR_GOOD_QUIET_SECONDS = 10.0
+_held_for_good_at: float | None = None
 
 
 def create_locked(path: Path) -> int:
@@ -179,8 +185,13 @@ def create_locked(path: Path) -> int:
     the temp removed (it is ours): the caller tries again later, under a new name.
     Waited for without that bound, it held the daemon's loop (an errors file, the status
     page) for LOCK_WAIT_SECONDS; given up at once, a sweep's instant made `attach` fail
-    and the errors file wait a whole rescan."""
-    deadline = time.monotonic() + SWEEP_HOLD_SECONDS
+    and the errors file wait a whole rescan. Within HELD_FOR_GOOD_QUIET_SECONDS of a
+    give-up, given up at once: the loop's cost stays bounded however many are held."""
+    global _held_for_good_at
+    now = time.monotonic()
+    recently = (_held_for_good_at is not None
+                and now - _held_for_good_at < HELD_FOR_GOOD_QUIET_SECONDS)
+    deadline = now if recently else now + SWEEP_HOLD_SECONDS
     for _ in range(3):
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o640)
@@ -191,6 +202,7 @@ def create_locked(path: Path) -> int:
             if held and os.fstat(fd).st_nlink:
                 return fd
             if held is False and os.fstat(fd).st_nlink:
+                _held_for_good_at = time.monotonic()
                 unlink_if_still(path, fd)
                 # Removed: `fuser -v` on its path finds nothing; `lsof +L1` lists the
                 # files removed but still open, with who holds them.

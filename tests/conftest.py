@@ -43,6 +43,14 @@ for _name in [n for n in os.environ if _HOST_ONLY.fullmatch(n)]:
     del os.environ[_name]
 
 
+@pytest.fixture(autouse=True)
+def _no_temp_held_for_good_yet(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts as a new process: a temp another test saw held for good does not
+    make this one's writes give up at once (temps.HELD_FOR_GOOD_QUIET_SECONDS)."""
+    import daemon.temps
+    monkeypatch.setattr(daemon.temps, "_held_for_good_at", None)
+
+
 @dataclass
 class Env:
     root: Path

@@ -296,6 +296,33 @@ def test_a_new_temp_someone_else_locks_for_good_is_given_up_within_the_bound_and
     assert not os.path.lexists(temp)
 
 
+def test_after_a_temp_held_for_good_the_next_ones_are_given_up_without_waiting(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process that locks every new temp would cost the loop SWEEP_HOLD_SECONDS for each
+    held bundle at each rescan (1,000 of them: 50 s, near systemd's WatchdogSec). Once one
+    temp was given up as held for good, the next ones within HELD_FOR_GOOD_QUIET_SECONDS
+    are tried once and given up; after that quiet time the bounded wait is back."""
+    import daemon.temps as temps
+    tries: list[int] = []
+    monkeypatch.setattr(temps, "_try_lock", lambda fd: tries.append(fd) or False)
+    now = [1000.0]
+    monkeypatch.setattr(temps.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(temps.time, "sleep", lambda s: now.__setitem__(0, now[0] + s))
+
+    def tries_to_give_up(name: str) -> int:
+        tries.clear()
+        with pytest.raises(BlockingIOError):
+            create_locked(tmp_path / name)
+        assert not os.path.lexists(tmp_path / name)
+        return len(tries)
+
+    assert tries_to_give_up(".a.tmp-1") > 1  # the first one is waited for, bounded
+    now[0] += 1.0
+    assert tries_to_give_up(".b.tmp-2") == 1  # the next, at once
+    now[0] += temps.HELD_FOR_GOOD_QUIET_SECONDS
+    assert tries_to_give_up(".c.tmp-3") > 1  # quiet long enough: waited for again
+
+
 def test_a_temp_folder_nested_a_thousand_deep_is_set_aside_and_refused_by_name(
         tmp_path: Path, deep_tree: Any) -> None:
     """A temp folder someone nested 1,100 deep (no writer of ours makes one deeper than a
