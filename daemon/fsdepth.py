@@ -50,19 +50,22 @@ def fwalk_bounded(held: int, where: Path | str, what: str,
             dirs[:] = []
 
 
-def remove_tree(path: Path, ignore_errors: bool = False) -> None:
-    """shutil.rmtree of the folder at path (never through a link; `ignore_errors` as
-    rmtree's), refused with too_deep(path, "remove") when it goes more than DEPTH_MAX
-    levels down: looked at first, so that nothing of such a tree is removed. One made
-    deeper between the look and the removal (by whoever may write in it) is refused the
-    same way, part of it removed: never a RecursionError."""
-    fd = os.open(path, FOLDER_NOFOLLOW)
+def remove_tree(path: Path | str, ignore_errors: bool = False, dir_fd: int | None = None,
+                shown: Path | str | None = None) -> None:
+    """shutil.rmtree of the folder at path (in the folder open at dir_fd, when given; never
+    through a link; `ignore_errors` as rmtree's), refused with too_deep(shown or path,
+    "remove") when it goes more than DEPTH_MAX levels down: looked at first, so that
+    nothing of such a tree is removed. One made deeper between the look and the removal
+    (by whoever may write in it) is refused the same way, part of it removed: never a
+    RecursionError."""
+    where = path if shown is None else shown
+    fd = os.open(path, FOLDER_NOFOLLOW, dir_fd=dir_fd)
     try:
-        for _ in fwalk_bounded(fd, path, "remove"):
+        for _ in fwalk_bounded(fd, where, "remove"):
             pass
     finally:
         os.close(fd)
     try:
-        shutil.rmtree(path, ignore_errors=ignore_errors)
+        shutil.rmtree(path, ignore_errors=ignore_errors, dir_fd=dir_fd)
     except RecursionError:
-        raise too_deep(path, "remove") from None
+        raise too_deep(where, "remove") from None

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import shutil
 import stat
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from daemon.fscopy import (
     copy_folder,
     identity,
 )
-from daemon.fsdepth import DEPTH_MAX, fwalk_bounded
+from daemon.fsdepth import DEPTH_MAX, remove_tree
 from daemon.fsops import FOLDER, FOLDER_NOFOLLOW
 from daemon.fswrite import fsync_dir, held_path, rename_noreplace
 from daemon.names import NAME_MAX, fit_name
@@ -141,14 +140,8 @@ def _remove_folder(name: Path | str, into: int | None, where: Path) -> None:
     """shutil.rmtree of `name` (in the folder open at `into`, when given), refused
     (fsdepth.too_deep, naming `where`) when it is deeper than a copy of ours can be: a
     folder of that name someone put there, which rmtree would leave half removed at
-    Python's recursion limit."""
-    fd = os.open(name, FOLDER_NOFOLLOW, dir_fd=into)
-    try:
-        for _ in fwalk_bounded(fd, where, "remove"):
-            pass
-    finally:
-        os.close(fd)
-    shutil.rmtree(name, dir_fd=into)
+    Python's recursion limit, also when made deeper during the removal."""
+    remove_tree(name, dir_fd=into, shown=where)
 
 
 TAG_MAX = 39

@@ -6,12 +6,14 @@ deep trees: test_fscopy.py."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from exdev import exdev_once, exdev_then
 
-from daemon import fsmove
+from daemon import fsdepth, fsmove
 from daemon.fsmove import move_tree
 
 
@@ -259,3 +261,30 @@ def test_a_leftover_copy_a_thousand_deep_is_refused_naming_it_not_a_traceback(
     assert raised.value.filename == str(partial)
     assert (src / "f").read_bytes() == b"new" and not os.path.lexists(dst)
     assert (partial / ("d/" * 1100) / "f.pdf").exists()  # 2,200 bytes: within PATH_MAX
+
+
+def test_a_leftover_copy_made_a_thousand_deep_during_its_removal_is_refused_naming_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, deep_tree: Any) -> None:
+    """The same leftover, shallow when looked at and nested 1,100 deep by whoever may
+    write there before shutil.rmtree reaches it: a RecursionError went up through the
+    move (a traceback, the bundle's move never retried as an OSError). The move is
+    refused naming it and the bound; the source stays whole."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_bytes(b"new")
+    dst = tmp_path / "out" / "dst"
+    partial = fsmove.partial_name(dst, "hosta-aaaaaa")
+    (partial / "a").mkdir(parents=True)
+    real = fsdepth.fwalk_bounded
+
+    def looked_then_nested(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        yield from real(*args, **kwargs)
+        deep_tree(partial / "a", 1100)
+    monkeypatch.setattr(fsdepth, "fwalk_bounded", looked_then_nested)
+    monkeypatch.setattr(fsmove, "fwalk_bounded", looked_then_nested, raising=False)
+    exdev_once(monkeypatch)
+    with pytest.raises(OSError, match="more than 64 deep") as raised:
+        move_tree(src, dst, tag="hosta-aaaaaa")
+    monkeypatch.undo()
+    assert raised.value.filename == str(partial)
+    assert (src / "f").read_bytes() == b"new" and not os.path.lexists(dst)
