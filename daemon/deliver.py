@@ -50,9 +50,10 @@ class Deliverer(Protocol):
 
 class KnownBundles(Protocol):
     """What the journal tells a deliverer: the bundle of an id, if this daemon has sent
-    it or has it on its way (one look-up in the index of bundle ids)."""
+    it, has it on its way or posted it before it was quarantined (one look-up in the
+    index of bundle ids)."""
 
-    def sent_before(self, bundle_id: str) -> Row | None: ...
+    def posted_before(self, bundle_id: str) -> Row | None: ...
 
 
 class Shared:
@@ -196,13 +197,13 @@ class HttpDeliverer:
         self._journal = journal
 
     def other_bundle(self, bundle_id: str) -> str | None:
-        """Which other bundle of this daemon's has `bundle_id` (claimed, on its way or
-        sent), as an error names it; None for an id that is none of ours. Only a 2xx
-        naming an id of our form that is not the request's asks (answers.classify), so
-        a receiver echoing ours costs nothing, and one that names its own SHA-256 one
-        look-up in the journal's index of bundle ids a bundle."""
+        """Which other bundle of this daemon's has `bundle_id` (claimed, on its way, sent,
+        or posted and then quarantined), as an error names it; None for an id that is
+        none of ours. Only a 2xx naming an id of our form that is not the request's asks
+        (answers.classify), so a receiver echoing ours costs nothing, and one that names
+        its own SHA-256 one look-up in the journal's index of bundle ids a bundle."""
         assert self._journal is not None
-        row = self._journal.sent_before(bundle_id)
+        row = self._journal.posted_before(bundle_id)
         if row is None:
             return None
         return (f"{row.invoice_file} ({shown_state(row.state, bool(row.last_error))}), "

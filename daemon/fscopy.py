@@ -173,6 +173,9 @@ def _leave_note(into: int, name: str, mode: int) -> None:
             continue
         with os.fdopen(fd, "w", encoding="utf-8") as note:
             note.write(f"{name} was a {kind_of(mode)}; outboxd does not copy those.\n")
+            # As every file of the copy: after the rename its socket is gone for good.
+            note.flush()
+            os.fsync(note.fileno())
         return
 
 

@@ -817,6 +817,32 @@ class TestAReceiptNamingAnotherId:
         assert (f'names bundle_id "{other}", not "{manifest["bundle_id"]}": that is the id '
                 "of INV-7.xml (sent), another bundle of this outboxd" in str(info.value))
 
+    def test_an_answer_naming_a_bundle_posted_then_quarantined_is_no_receipt(
+            self, tmp_path: Path, journal: Any) -> None:
+        """A bundle this daemon posted, then quarantined (a later attempt was rejected),
+        left the states `sent_before` counts; an answer of its request, given to this one
+        by a receiver or proxy that mixed them up, still names a request of ours. Taken
+        for this bundle's receipt, this bundle went to sent/ though the receiver never
+        had it; it is asked again, the error naming the quarantined bundle."""
+        from test_answer_deadline import RawReceiver
+
+        other = "ab" * 32
+        row = journal.create("INV-8.xml", "delivering", bundle_id=other, attempts=2)
+        journal.transition(row, "quarantined")
+        body = json.dumps({"receipt_id": "R-8", "bundle_id": other}).encode()
+        bundle = make_bundle(tmp_path / "work")
+        manifest = build_manifest(bundle)
+        with RawReceiver(lambda rx, conn, n: conn.sendall(
+                _http("201 Created", "Content-Type: application/json\r\n", body))) as rx:
+            d = HttpDeliverer(http_cfg(url=f"http://127.0.0.1:{rx.port}/bundles"))
+            d.bind_journal(journal)
+            try:
+                with pytest.raises(Retryable) as info:
+                    d.deliver(bundle, manifest)
+            finally:
+                d.close()
+        assert "that is the id of INV-8.xml (quarantined)" in str(info.value)
+
 
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
 @pytest.mark.parametrize("userinfo", ["", "user:pass-word-123@"])

@@ -173,3 +173,25 @@ def test_a_socket_moved_on_its_own_is_refused_and_leaves_nothing_behind(
         move_tree(src, dst)
     assert raised.value.filename == "INV-1.xml"
     assert os.listdir(dst.parent) == [] and stat.S_ISSOCK(os.lstat(src).st_mode)
+
+
+def test_a_note_is_synced_before_the_copy_is_put_in_place(
+        tmp_path: Path, other_file_system: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every file of a copy is synced before it is renamed into place and its source
+    removed; the note standing for a socket was only closed, and a power loss after the
+    move could leave it empty, its socket gone without a word of what it was."""
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    src = _bundle_with_socket(tmp_path, "scan.pdf")
+    dst = other_file_system / "sent" / "2026-01-05" / "INV-1--x"
+    assert move_tree(src, dst) == []
+    note = dst / "INV-1" / "scan.pdf.not-copied.txt"
+    assert note.read_text().startswith("scan.pdf was a socket")
+    # Synced under the copy-under-way's name, which the rename then changed.
+    assert any(p.endswith("/INV-1/scan.pdf.not-copied.txt") for p in synced), synced

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
 import pwd
 from dataclasses import replace
@@ -308,7 +309,10 @@ def run(args: argparse.Namespace) -> int:
     settings, _ = settings_of(args)
     src = Path(args.file)
     try:
-        there = src.exists()
+        # os.stat, not Path.exists(): from Python 3.13 on that says False for a path it
+        # may not look at, and the refusal below became "does not exist".
+        os.stat(src)
+        there = True
     except PermissionError as exc:
         # Run as `sudo -u outboxd`, the usual FILE lies in the admin's own home folder,
         # which other users may not enter: the generic "read and write it … disk space"
@@ -317,6 +321,10 @@ def run(args: argparse.Namespace) -> int:
                             "): a folder above it is closed to that user, as a home folder "
                             "is to others — copy it where that user may read it (such as "
                             "/tmp) and attach the copy; nothing was changed") from None
+    except OSError as exc:
+        if exc.errno not in _NOT_THERE:
+            raise
+        there = False
     if not there:
         raise UsageError(f"attach: {src} does not exist")
     try:
@@ -327,6 +335,10 @@ def run(args: argparse.Namespace) -> int:
     print(for_terminal(f"{args.invoice_id}: attached as "
                        f"{dest.relative_to(settings.outbox.path)}"))
     return EXIT_OK
+
+
+# What Path.exists() took for "no file there" (a link that loops included).
+_NOT_THERE = (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP)
 
 
 def _me() -> str:

@@ -258,6 +258,21 @@ class Views:
                 (bundle_id, *SENT_OR_GOING)).fetchone()
         return None if r is None else row_of(r)
 
+    def posted_before(self, bundle_id: str) -> Row | None:
+        """The latest row of this bundle id that this daemon sent, has on its way, or
+        posted at least once (`attempts`) before it was quarantined, without the
+        receiver's response: whose request an answer naming that id answers
+        (deliver.HttpDeliverer.other_bundle). A bundle rejected after an attempt has left
+        the states `sent_before` counts, but a receiver or a proxy may still hand out
+        its answer."""
+        marks = ", ".join("?" for _ in SENT_OR_GOING)
+        with self._lock:
+            r = self._db.execute(
+                f"SELECT {self._light_columns()} FROM bundles WHERE bundle_id = ? AND "
+                f"(state IN ({marks}) OR attempts > 0) ORDER BY since DESC, id DESC LIMIT 1",
+                (bundle_id, *SENT_OR_GOING)).fetchone()
+        return None if r is None else row_of(r)
+
     def sent_in(self, invoice_ids: list[str], except_bundle: str) -> dict[str, Row | None]:
         """Those of invoice_ids already sent in another bundle (`sent_invoice_ids`), each
         with the latest row that sent it (None where the journal keeps no such row): for
