@@ -120,12 +120,17 @@ def _give_back_memory() -> None:
 _GROWTH = 64 << 20
 _kept = 0  # bytes resident once ready, then after the last trim
 _PAGE = os.sysconf("SC_PAGE_SIZE")
+# statm is read after every call, twice a bundle in a burst: through a descriptor held
+# open (a pread, ~2 µs) instead of an open, read and close each time (~22 µs).
+_statm: int | None = None
 
 
 def _resident() -> int:
+    global _statm
     try:
-        with open("/proc/self/statm", "rb") as fh:
-            return int(fh.read().split()[1]) * _PAGE
+        if _statm is None:
+            _statm = os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)
+        return int(os.pread(_statm, 128, 0).split()[1]) * _PAGE
     except (OSError, ValueError, IndexError):
         return 0  # no /proc: never trimmed for growth
 
