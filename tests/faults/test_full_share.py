@@ -23,7 +23,8 @@ from faults.conftest import Mounts, bundle_of, fill, no_traceback, status_json
 pytestmark = pytest.mark.usefixtures("lean")
 
 
-def _on_the_share(env: Env, mounts: Mounts, url: str, **policy: str) -> Path:
+def _on_the_share(env: Env, mounts: Mounts, url: str, rescan_seconds: float = 5,
+                  **policy: str) -> Path:
     """The outbox, sent/ and quarantine/ beside each other on one small ext4 (the state
     dir and the logs elsewhere); its configuration written. The share's root."""
     share = mounts.ext4(env.root / "share")
@@ -31,7 +32,7 @@ def _on_the_share(env: Env, mounts: Mounts, url: str, **policy: str) -> Path:
         (share / name).mkdir()
     # Made before the disk fills, as a daemon that ran before would have left it.
     (share / "outbox" / ".outboxd" / "processing").mkdir(parents=True)
-    env.write_config(url, outbox={"path": str(share / "outbox")},
+    env.write_config(url, outbox={"path": str(share / "outbox"), "rescan_seconds": rescan_seconds},
                      paths={"state_dir": str(env.state), "sent": str(share / "sent"),
                             "quarantine": str(share / "quarantine")},
                      policy=dict(policy))
@@ -71,7 +72,9 @@ def test_full_share_holds_every_bundle_says_why_and_goes_on_once_space_is_back(
     cannot be written. Nothing is sent. Once space is freed, with no change to either
     bundle and no restart, the good one is sent once, the held one gets its errors file and
     the page is written; no temp file is left in the outbox, no traceback."""
-    share = _on_the_share(env, mounts, receiver.url, invalid="hold")
+    # Each try of the claim and of the errors file comes with a rescan: every second, not
+    # every 5 s, so the three tries below and the ones after space is back take seconds.
+    share = _on_the_share(env, mounts, receiver.url, rescan_seconds=1, invalid="hold")
     outbox = share / "outbox"
     good = pdf_bytes()
     drop_bundle(outbox, "INV-1", {"a.pdf": good})
@@ -87,7 +90,7 @@ def test_full_share_holds_every_bundle_says_why_and_goes_on_once_space_is_back(
     wait_for(lambda: bundle_of(env.config, "INV-2.xml")["state"] == "held", what="INV-2 held")
     wait_for(lambda: _lines(daemon.stderr(), "cannot write the status page"),
              what="the page's failure said")
-    # Two more claims tried (rescan_seconds = 5 here) while still full, the errors file
+    # Two more claims tried (a rescan each) while still full, the errors file
     # tried again with them: still nothing written, each said once (each try of the
     # claim leaves its journal row's "claim failed" again).
     wait_for(lambda: _claims_failed(env, "INV-1.xml") >= 3, timeout=30,

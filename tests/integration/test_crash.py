@@ -9,6 +9,7 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
 from conftest import Env, journal_states
 from helpers import drop_bundle, pdf_bytes, wait_for
 
@@ -45,6 +46,9 @@ def test_kill_after_receiver_stored_but_before_answer_resumes_with_same_key(
     assert not (env.outbox / "INV-7001.xml").exists()
 
 
+# Lean (conftest.LEAN): the claimed files and the retry are the daemon's, not its readers';
+# the SIGKILL of the shipped daemon with its reader processes is the test above.
+@pytest.mark.usefixtures("lean")
 def test_kill_while_retrying_keeps_the_claimed_bundle_and_delivers_later(
         env: Env, start_receiver, start_daemon) -> None:
     """SIGKILL while the receiver is down: the claimed files stay in processing and the

@@ -17,13 +17,20 @@ def manifests(env: Env) -> dict[str, dict]:
             for p in env.sent_bundles() if (p / "receipt.json").exists()}
 
 
+# Pre-flight's findings do not depend on where the rules run (tests/test_readers.py: a
+# reader process's results equal the daemon's own; test_end_to_end.py and the Saxon report
+# below pre-flight in the shipped reader processes). The tests of findings run the rules on
+# the daemon's own threads: one engine loaded a start, not one in each of two children.
+ON_THREADS = {"policy": {"unattached": "send"}, "service": {"reader_processes": 0}}
+
+
 def rule_warnings(manifest: dict) -> list[str]:
     return [w["message"] for w in manifest["warnings"] if w["code"] == "einvoice-rule"]
 
 
 def test_every_official_example_passes_preflight_and_is_delivered(
         env: Env, receiver: Receiver, start_daemon) -> None:
-    env.write_config(receiver.url, policy={"unattached": "send"})
+    env.write_config(receiver.url, **ON_THREADS)
     start_daemon()
     names = sorted(p.stem for p in EXAMPLES.glob("*.xml"))
     assert len(names) == 9
@@ -39,7 +46,7 @@ def test_every_official_example_passes_preflight_and_is_delivered(
 
 def test_broken_invoices_are_quarantined_with_the_rule_ids_in_reason_txt(
         env: Env, receiver: Receiver, start_daemon) -> None:
-    env.write_config(receiver.url, policy={"unattached": "send"})
+    env.write_config(receiver.url, **ON_THREADS)
     start_daemon()
     for kind, (data, _) in BROKEN.items():
         drop_bundle(env.outbox, kind, {}, data)
@@ -57,7 +64,7 @@ def test_broken_invoices_are_quarantined_with_the_rule_ids_in_reason_txt(
 
 def test_warn_mode_sends_with_the_rule_ids_in_the_manifest_warnings(
         env: Env, receiver: Receiver, start_daemon) -> None:
-    env.write_config(receiver.url, policy={"unattached": "send"},
+    env.write_config(receiver.url, **ON_THREADS,
                      einvoice={"preflight": "warn"})
     start_daemon()
     drop_bundle(env.outbox, "TOTALS", {}, BROKEN["wrong-totals"][0])
@@ -69,7 +76,7 @@ def test_warn_mode_sends_with_the_rule_ids_in_the_manifest_warnings(
 
 def test_off_mode_does_not_look_at_the_invoice(env: Env, receiver: Receiver,
                                                start_daemon) -> None:
-    env.write_config(receiver.url, policy={"unattached": "send"},
+    env.write_config(receiver.url, **ON_THREADS,
                      einvoice={"preflight": "off"})
     start_daemon()
     drop_bundle(env.outbox, "TOTALS", {}, BROKEN["wrong-totals"][0])
@@ -82,7 +89,7 @@ def test_svefaktura_and_pdf_invoices_are_not_preflighted(env: Env, receiver: Rec
     """Neither would pass EN 16931; both go out without a pre-flight finding, and the
     not-preflighted note `check` shows is nothing in their manifests (docs/einvoice.md,
     What pre-flight checks)."""
-    env.write_config(receiver.url, policy={"unattached": "send"})
+    env.write_config(receiver.url, **ON_THREADS)
     start_daemon()
     drop_bundle(env.outbox, "SV-1", {}, b'<?xml version="1.0"?>\n<Invoice xmlns='
                 b'"urn:sfti:documents:BasicInvoice:1:0"><ID>SV-1</ID></Invoice>\n')
