@@ -76,9 +76,13 @@ class Near:
     one swap apart share a key (`close` then says whether they are close)."""
 
     def __init__(self, names: Iterable[str], suffix: str = "") -> None:
+        self.names = frozenset(names)
         self.suffix = suffix
         self._by_key: dict[str, list[str]] = {}
-        for name in names:
+        # What `of` found for a stem, without leave_out: the page asks again for every
+        # waiting invoice at each refresh, and the lone folders seldom change meanwhile.
+        self._found: dict[str, list[str]] = {}
+        for name in self.names:
             for key in _deletions(_fold(self._bare(name))):
                 self._by_key.setdefault(key, []).append(name)
 
@@ -91,11 +95,16 @@ class Near:
         look-alikes, told as such."""
         if not self._by_key:
             return []
+        out = set(leave_out)
+        if not out and (known := self._found.get(stem)) is not None:
+            return known
         found: set[str] = set()
         for key in _deletions(_fold(stem)):
             found.update(self._by_key.get(key, ()))
-        out = set(leave_out)
-        return sorted(n for n in found if n not in out and close(self._bare(n), stem))
+        near = sorted(n for n in found if n not in out and close(self._bare(n), stem))
+        if not out:
+            self._found[stem] = near
+        return near
 
 
 def hint(folder: str, stem: str, sidecar: str) -> str:
@@ -116,16 +125,21 @@ class LoneFolder:
 
 
 def listed(lone: Lone, invoice_files: Iterable[str], suffix: str = "",
-           leave_out: Iterable[str] = ()) -> tuple[list[LoneFolder], dict[str, list[str]]]:
+           leave_out: Iterable[str] = (), last: Near | None = None
+           ) -> tuple[list[LoneFolder], dict[str, list[str]], Near | None]:
     """The lone folders to list, longest unchanged first, each with the invoice files (of
-    `invoice_files`: the waiting ones) it is close to; and of each of those files the
-    folders close to it (as on disk). `leave_out`: folders told elsewhere (a look-alike
-    of a bundle's sidecar, a folder holding invoice files), by name as on disk."""
+    `invoice_files`: the waiting ones) it is close to; of each of those files the folders
+    close to it (as on disk); and the `Near` asked, for the next call's `last`, which is
+    asked again while it holds the same names (what it found is kept: a page with 20,000
+    waiting rows asks for each at every refresh). `leave_out`: folders told elsewhere (a
+    look-alike of a bundle's sidecar, a folder holding invoice files), by name as on
+    disk."""
     out = set(leave_out)
     names = [n for n in lone if n not in out]
     if not names:
-        return [], {}
-    near = Near(names, suffix)
+        return [], {}, None
+    near = last if last is not None and last.suffix == suffix and last.names == set(
+        names) else Near(names, suffix)
     close_to: dict[str, list[str]] = {}
     by_file: dict[str, list[str]] = {}
     for file in invoice_files:
@@ -135,7 +149,7 @@ def listed(lone: Lone, invoice_files: Iterable[str], suffix: str = "",
                 close_to.setdefault(folder, []).append(file)
     return [LoneFolder(printable(n), since(lone[n]),
                        tuple(sorted(printable(f) for f in close_to.get(n, ()))))
-            for n in sorted(names, key=lambda n: (lone[n], n))], by_file
+            for n in sorted(names, key=lambda n: (lone[n], n))], by_file, near
 
 
 def since(ctime_ns: int) -> str:

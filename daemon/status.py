@@ -185,7 +185,7 @@ def outbox_view(settings: Settings, data: dict[str, Any] | None = None) -> Outbo
     waiting = [b["invoice_file"] for b in (data or {}).get("bundles", ())
                if b["state"] == "waiting"]
     suffix = settings.outbox.sidecar_suffix
-    folders, near = listed(lone, waiting, suffix, told)
+    folders, near, _ = listed(lone, waiting, suffix, told)
     return OutboxView(sorted(out + [(f"{x.name}/", x.why) for x in strays]), folders,
                       {f: hints(names, stem(f), stem(f) + suffix) for f, names in near.items()})
 

@@ -24,7 +24,7 @@ from daemon.config import Settings
 from daemon.errors import OutboxdError, failure_key
 from daemon.journal import LIVE, Journal, Row
 from daemon.leftalone import SPELLING, LeftBehind, MovedBackToday, left_behind
-from daemon.lonefolders import Lone, LoneFolder, listed, lone_in
+from daemon.lonefolders import Lone, LoneFolder, Near, listed, lone_in
 from daemon.names import printable
 from daemon.ourfiles import remove_ours, replace_ours
 from daemon.pagefile import PageFile, old_page
@@ -62,6 +62,7 @@ class StatusPage:
         self._swept: Path | None = None  # the page whose leftover temp files are gone
         self._file = PageFile()  # a clerk's file of the page's name is never replaced
         self._strays = StrayFolders()
+        self._near: Near | None = None  # the lone folders' names, as last asked
         self._moved_back = MovedBackToday()  # the folders of today's quarantined, looked at
         self._said_left: set[tuple[str, str]] = set()
         # Look-alikes shown as left by a quarantine (as shown: printable): a rename or
@@ -226,7 +227,9 @@ class StatusPage:
             if isinstance(invoice_files, Mapping) else set()
         told |= {n for n in lone if printable(n) in self.stray_names}
         waiting = [r.invoice_file for r in rows if r.state == "waiting"]
-        return listed(lone, waiting, settings.outbox.sidecar_suffix, told)
+        folders, near, self._near = listed(lone, waiting, settings.outbox.sidecar_suffix,
+                                           told, self._near)
+        return folders, near
 
     def _report_left(self, left: Sequence[LeftBehind]) -> None:
         """A look-alike left in the outbox by a quarantine, logged once for as long as it

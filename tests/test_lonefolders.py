@@ -67,9 +67,13 @@ def test_lone_are_the_root_folders_that_are_no_sidecar_nor_ignored(tmp_path: Pat
 def test_listed_longest_unchanged_first_each_with_the_waiting_files_it_is_close_to() -> None:
     lone = {"INV-7100": 2_000_000_000_000_000_000, "Misc": 1_000_000_000_000_000_000,
             "INV-7010 (1)": 0}
-    folders, near = listed(lone, ["INV-7010.xml", "INV-7101.pdf"],
-                           leave_out=["INV-7010 (1)"])
+    folders, near, asked = listed(lone, ["INV-7010.xml", "INV-7101.pdf"],
+                                  leave_out=["INV-7010 (1)"])
     assert [(x.name, x.close_to) for x in folders] == [
         ("Misc", ()), ("INV-7100", ("INV-7010.xml", "INV-7101.pdf"))]
     assert folders[0].since == "2001-09-09T01:46:40.000Z"
     assert near == {"INV-7010.xml": ["INV-7100"], "INV-7101.pdf": ["INV-7100"]}
+    # Asked again with the same folders, the same Near serves; with another, a new one.
+    assert listed(lone, [], leave_out=["INV-7010 (1)"], last=asked)[2] is asked
+    assert listed({"INV-7011": 0}, ["INV-7010.xml"], last=asked)[1] == {
+        "INV-7010.xml": ["INV-7011"]}
