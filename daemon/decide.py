@@ -9,9 +9,10 @@ memory of what was read; a decision to send or quarantine ends in `claims.Claims
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
-from daemon import logs, release, sentbefore, unattached
+from daemon import logs, lonefolders, release, sentbefore, unattached
 from daemon.bundle import Finding, reasons_of
 from daemon.claims import Claims
 from daemon.cutshort import grace_seconds, looks_cut_short, while_held
@@ -35,6 +36,9 @@ class Decisions(Claims):
     tracker: SettleTracker
     vanished: Vanished
     news_of: Callable[[str], object]  # the service's Changes.news_of
+    # The lone folders named close to a bundle's invoice file (OutboxIndex.near): told
+    # as a hint, never matched.
+    near_folders: Callable[[Candidate], list[str]]
 
     def _live(self, row: Row | None, key: str, state: str, detail: str = "",
               since: str | None = None, **fields: Any) -> None:
@@ -75,14 +79,36 @@ class Decisions(Claims):
             deadline = self._deadline(row, bundle.invoice_ids)
             left = None if deadline is None else self._due_in(key, deadline, now)
             if left is None or left > 0:
+                if row is None or row.state != "waiting":
+                    self._near_hint(cand, known, "invoice waits for attachments")
                 began = self._wait_began(row, bundle.invoice_ids)
                 self._live(row, key, "waiting", since=began, wait_began=began, bundle_id=bid,
                            deadline=deadline, invoice_ids=list(bundle.invoice_ids),
                            unattached_ids=list(rule.unattached_ids))
                 return IDLE if left is None else Next(at=now + left)
             if rule.outcome == unattached.WAIT_THEN_QUARANTINE:
-                return self._go(cand, known, row, rule.findings(ended=deadline), now)
+                said = self._near_hint(cand, known, "invoice quarantined for want of "
+                                       "attachments")
+                return self._go(cand, known, row, [
+                    f if not said else replace(f, message=f"{f.message}; {said}")
+                    for f in rule.findings(ended=deadline)], now)
+        if rule is not None:
+            self._near_hint(cand, known, "invoice sent without attachments")
         return self._go(cand, known, row, [], now)
+
+    def _near_hint(self, cand: Candidate, known: Known, what: str) -> str:
+        """A lone folder named close to the invoice file's: said in the log, as a hint
+        (it may be another invoice's, dropped before its invoice file); the hint, or ""."""
+        folders = self.near_folders(cand)
+        if not folders:
+            return ""
+        said = lonefolders.hints(folders, cand.name, cand.sidecar.name)
+        assert known.bundle is not None
+        logs.bundle_log(self.log, cand.invoice.name, known.bundle_id,
+                        known.bundle.invoice_ids).warning(
+            f"{what}; a folder named close to its own has no invoice file",
+            folders=[f"{f}/" for f in folders], hint=said)
+        return said
 
     def _go(self, cand: Candidate, known: Known, row: Row | None, reasons: list[Finding],
             now: float) -> Next:

@@ -15,16 +15,23 @@ to list the root: the root's names that are not invoice files by their key
 sidecar suffix or an invoice extension cut; a copy's name, `INV-7 (1)/`, under the key
 of what it is a copy of too), and the bundles by the key of their sidecar. An event on
 a root name is then a dict lookup or two away from the bundles it may be a look-alike of.
+
+And the root's folders that are no indexed invoice file's sidecar (`lone`, with their
+ctime: lonefolders.py), from the listing and the events, for the page, `status` and the
+hint a waiting invoice gets of a folder named close to its own.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from daemon.config import OutboxConfig, ShareConfig
-from daemon.names import ERRORS_SUFFIX
+from daemon.lonefolders import Near, lone_in
+from daemon.names import ERRORS_SUFFIX, is_ignored
 from daemon.scan import (
     Candidate,
     Listing,
@@ -51,6 +58,31 @@ class OutboxIndex:
         self._by_fold: dict[str, tuple[str, ...]] = {}
         # The invoice files of each sidecar name (nearly always one).
         self._by_sidecar: dict[str, tuple[str, ...]] = {}
+        # Root folders without an invoice file of their name: name -> ctime_ns. Counted
+        # in `lone_version` at each change, for the page to know it is due.
+        self.lone: dict[str, int] = {}
+        self.lone_version = 0
+        self._near: tuple[int, Near] | None = None  # built for that lone_version
+        self._rebuilding = False
+
+    def near(self, cand: Candidate) -> list[str]:
+        """The lone folders whose names are close to `cand`'s stem (lonefolders.close),
+        its own look-alikes left out: a few dict look-ups once the lone folders' names
+        are indexed, which they are again only after they changed."""
+        if not self.lone:
+            return []
+        if self._near is None or self._near[0] != self.lone_version:
+            self._near = (self.lone_version, Near(self.lone, self.cfg.sidecar_suffix))
+        return self._near[1].of(cand.name, cand.look_alikes)
+
+    def _lone(self, name: str, st: os.stat_result | None) -> None:
+        """Root entry `name` as it is now (`st`: its lstat, None if gone): lone or not."""
+        if (st is not None and stat.S_ISDIR(st.st_mode) and name not in self._by_sidecar
+                and not is_ignored(name, self.cfg.ignore_patterns)):
+            if self.lone.get(name) != st.st_ctime_ns:
+                self.lone[name], self.lone_version = st.st_ctime_ns, self.lone_version + 1
+        elif self.lone.pop(name, None) is not None:
+            self.lone_version += 1
 
     def _names_of(self, cand: Candidate) -> list[str]:
         name = cand.name
@@ -86,6 +118,8 @@ class OutboxIndex:
         self._by_fold[fold] = (*self._by_fold.get(fold, ()), key)
         side = cand.sidecar.name
         self._by_sidecar[side] = (*self._by_sidecar.get(side, ()), key)
+        if self.lone.pop(side, None) is not None:
+            self.lone_version += 1
         # Its sidecar (or a copy of it) may have been another bundle's look-alike as a
         # copy: `Faktura 2/` of Faktura.xml until Faktura 2.pdf (or .xml) comes.
         changed = set().union(*(self._refresh(f) for f in alike_keys(self.cfg, side)))
@@ -127,6 +161,13 @@ class OutboxIndex:
             self._by_sidecar[side] = left
         else:
             self._by_sidecar.pop(side, None)
+            # Its sidecar left behind is a lone folder now: one lstat, only for a name
+            # the root holds (a claim takes the sidecar with the invoice file).
+            if not self._rebuilding and side in self._folds.get(alike_key(self.cfg, side), ()):
+                try:
+                    self._lone(side, os.lstat(self.cfg.path / side))
+                except OSError:
+                    self._lone(side, None)
         changed = set().union(*(self._refresh(f) for f in alike_keys(self.cfg, side)))
         return changed | self._share(side)
 
@@ -134,8 +175,12 @@ class OutboxIndex:
         """Derive every candidate again from the configuration (after a reload: another
         sidecar or marker suffix names other folders and files for the same bundles)."""
         keys = list(self.candidates)
-        for key in keys:
-            self.remove(key)
+        self._rebuilding = True  # the lone folders are looked at once, after
+        try:
+            for key in keys:
+                self.remove(key)
+        finally:
+            self._rebuilding = False
         # The keys follow the sidecar suffix and the invoice patterns too.
         folds: dict[str, list[str]] = {}
         for name in dict.fromkeys(n for names in self._folds.values() for n in names):
@@ -144,6 +189,15 @@ class OutboxIndex:
         self._folds = {f: tuple(names) for f, names in folds.items()}
         for key in keys:
             self.add(candidate_for(self.cfg, key))
+        # Another sidecar suffix or ignore patterns make other folders lone.
+        for name in dict.fromkeys(n for names in self._folds.values() for n in names):
+            if name not in self._by_sidecar:
+                try:
+                    self._lone(name, os.lstat(self.cfg.path / name))
+                except OSError:
+                    self._lone(name, None)
+            else:
+                self._lone(name, None)
 
     def candidate(self, key: str) -> Candidate:
         return self.candidates.get(key) or candidate_for(self.cfg, key)
@@ -166,6 +220,11 @@ class OutboxIndex:
                     known.look_alikes, known.sharers):
                 self.candidates[key] = replace(known, look_alikes=cand.look_alikes,
                                                sharers=cand.sharers)
+        lone = lone_in(listing.stats, self._by_sidecar, self.cfg.ignore_patterns)
+        # One whose lstat failed this time (a share's EIO) stays as it was known.
+        lone.update((n, self.lone[n]) for n in listing.unlooked if n in self.lone)
+        if lone != self.lone:
+            self.lone, self.lone_version = lone, self.lone_version + 1
         return new - old, old - new
 
     def touched(self, name: str) -> tuple[set[str], Listing]:
@@ -182,6 +241,7 @@ class OutboxIndex:
             keys |= self.add(cand)
         keys.update(self._by_name.get(name, ()))
         keys.update(now.candidates)
+        self._lone(name, None if now.candidates else now.stats.get(name))
         if name in self.candidates:
             keys.add(name)
             # Another invoice file of its sidecar (held for `sidecar-shared`) is read

@@ -16,6 +16,7 @@ from pathlib import Path
 from daemon.clerkwords import for_clerks, unrecorded_for_clerks
 from daemon.journal import CLAIMING, DELIVERED, QUARANTINING, Row, readable
 from daemon.leftalone import LeftBehind
+from daemon.lonefolders import LoneFolder, hints
 from daemon.names import attachment_folders, stem
 from daemon.pagehtml import ids, lines, page, section, shown, table, text
 from daemon.release import Idle, overlong, rename_shorter
@@ -26,6 +27,8 @@ from daemon.unattached import AT_DEADLINE
 # sends thousands, each a row of the page rewritten every few seconds, where the clerk
 # looks for the last few. The counts at the top stay whole.
 FINISHED_SHOWN = 100
+# Of the folders without an invoice file, the page lists the longest unchanged this many.
+LONE_SHOWN = 100
 
 def sections(rows: Sequence[Row], today: str) -> dict[str, list[Row]]:
     """The rows of each section; `today` is YYYY-MM-DD (UTC)."""
@@ -106,12 +109,27 @@ def _how_to_release(row: Row, release_suffix: str) -> str:
             "may be")
 
 
+def _lone_fix(x: LoneFolder, sidecar_suffix: str) -> str:
+    """What a clerk does about a folder without an invoice file."""
+    bare = x.name[:-len(sidecar_suffix)] if sidecar_suffix and x.name.endswith(
+        sidecar_suffix) else x.name
+    said = "; ".join(f"named close to {f}, which waits for attachments: if it holds "
+                     f"{stem(f)}'s attachments, rename it to {stem(f)}{sidecar_suffix}/"
+                     for f in x.close_to)
+    return ((said + "; else " if said else "")
+            + f"put its invoice file (named {bare} with its extension: {bare}.xml, "
+            f"{bare}.pdf …) into the outbox, or, if "
+            "it is meant for another invoice, rename it to that invoice file's name "
+            "without its extension")
+
+
 def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
            release_suffix: str = ".send-anyway", body_only: bool = False,
            refused: Mapping[str, str] | None = None, sidecar_suffix: str = "",
            left: Sequence[LeftBehind] = (), strays: Sequence[Stray] = (),
            unattached: str | None = None, more: Mapping[str, int] | None = None,
-           journal_failure: str = "") -> str:
+           journal_failure: str = "", lone: Sequence[LoneFolder] = (),
+           near: Mapping[str, Sequence[str]] | None = None) -> str:
     """The whole page. With body_only the time written is left out (for change checks).
     `refused`: root files left alone, invoice files that cannot be used and files that
     are no invoice file (name as shown → why); `left`: the
@@ -121,10 +139,12 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
     "quarantined", how many rows of today earlier than those in `rows` (which then hold
     at least the latest FINISHED_SHOWN of each): counted, never listed;
     `journal_failure`: why the journal cannot be written ("" while it can), said first in
-    a clerk's words."""
+    a clerk's words; `lone`: the folders without an invoice file, longest unchanged
+    first; `near`: of a waiting invoice file, the lone folders named close to it (as on
+    disk), told in its row as a hint."""
     today = written_at.astimezone(UTC).strftime("%Y-%m-%d")
     sec = sections(rows, today)
-    more = more or {}
+    more, near = more or {}, near or {}
     counts = [("Waiting for attachments", len(sec["waiting"])), ("Held", len(sec["held"])),
               ("Not moving", len(sec["stuck"])), ("Being sent", len(sec["sending"])),
               ("Retrying", len(sec["retrying"])),
@@ -140,6 +160,10 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
     for r in sec["waiting"]:
         how = (f"add the attachments to {_where_attachments_go(r, sidecar_suffix)}, or "
                f"{_how_to_release(r, release_suffix)}")
+        if folders := near.get(r.invoice_file):
+            name = stem(r.invoice_file)
+            how = (f'<span class="err">{text(hints(folders, name, name + sidecar_suffix))}'
+                   f"</span>; else {how}")
         # With what happens then: a clerk read a bare time, not whether the invoice goes
         # out without its attachments or into quarantine/ at it.
         then = AT_DEADLINE.get(unattached or "")
@@ -150,6 +174,17 @@ def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
     parts.append(section("waiting", "Waiting for attachments", table(
         ["File", "Invoices without attachments", "Since", "Deadline", "How to release"],
         waiting)))
+
+    if lone:
+        parts.append(section("lone", "Folders without an invoice file (each waits for the "
+                              "invoice file of its name; nothing in it is sent until then)",
+                              table(["Folder", "Since (its last change)", "What to do"], [
+                                  [text(x.name + "/"), text(readable(x.since)),
+                                   text(_lone_fix(x, sidecar_suffix))]
+                                  for x in lone[:LONE_SHOWN]]) + _more(
+                                      max(0, len(lone) - LONE_SHOWN), "folders without an "
+                                      "invoice file", "changed last; outboxd status --json "
+                                      "lists them all")))
 
     held = [[text(r.invoice_file), '<span class="err">' + lines(
         [f"{x['file']}: {x['message']}" for x in r.reasons]) + "</span>"]

@@ -74,6 +74,7 @@ class Pipeline(Decisions):
         self._resumed: set[str] = set()
         self.errors_files = HeldErrors()
         self.vanished = Vanished()  # sidecars gone, not yet confirmed gone
+        self.near_folders = lambda cand: []  # the service's index.near once it has one
         self._held: list[Claim] | None = None  # claims waiting for claim_held()
         self._held_ids: set[str] = set()
         # How moved bundles are matched again after a claim: the daemon's reader

@@ -17,6 +17,7 @@ from daemon.clerkwords import pause_of
 from daemon.config import Settings
 from daemon.invisible import escaped_controls
 from daemon.journal import Journal
+from daemon.lonefolders import Lone
 from daemon.names import printable
 from daemon.notify import notify
 from daemon.scan import Candidate
@@ -48,6 +49,7 @@ class Publisher:
         self._away = False  # the outbox, and so the page in it, cannot be reached
         self._away_since: datetime | None = None  # wall clock, for STATUS= (shown, not kept)
         self._status_hinted = False  # STATUS= reads differently with no change of the journal
+        self._lone_version = 0  # the index's folders without an invoice file, last hinted
 
     def outbox_away(self, away: bool) -> None:
         """The outbox cannot be listed (True) or can again (False). The page is in it: no
@@ -123,9 +125,15 @@ class Publisher:
                 and not self._away and timers.due_at(PAGE) is None:
             timers.at(PAGE, max(now, self.page.next_at()))
 
+    def lone(self, version: int) -> None:
+        """The index's folders without an invoice file changed (`version` counts the
+        changes): the page lists them, though no journal row changed."""
+        if version != self._lone_version:
+            self._lone_version, self._page_hinted = version, True
+
     def fire(self, key: Hashable, journal: Journal, settings: Settings,
              candidates: Mapping[str, Candidate], now: float,
-             refused: Mapping[str, str] | None = None) -> None:
+             refused: Mapping[str, str] | None = None, lone: Lone | None = None) -> None:
         """A due timer: ours (STATUS, PAGE, MIDNIGHT) is acted on, any other key ignored."""
         if key == MIDNIGHT:  # both views again, as if the journal had changed
             self._status_changes, self._page_hinted = -1, True
@@ -137,17 +145,17 @@ class Publisher:
         elif key == PAGE:
             self._page_changes, self._page_hinted = journal.changes, False
             self._page_failure = journal.failure
-            self.page.refresh(journal, settings, candidates, refused)
+            self.page.refresh(journal, settings, candidates, refused, lone)
 
     def stopped(self, journal: Journal, settings: Settings,
                 candidates: Mapping[str, Candidate],
-                refused: Mapping[str, str] | None = None) -> None:
+                refused: Mapping[str, str] | None = None, lone: Lone | None = None) -> None:
         """A clean stop: the page says outboxd is stopped (STOPPING=1 tells systemd).
         Not while the outbox is away, unless it is back since the last look: the write
         would fail, a warning and an error more for the one outage already said."""
         if self._away and not os.path.isdir(settings.outbox.path):
             return
-        self.page.stopped(journal, settings, candidates, refused)
+        self.page.stopped(journal, settings, candidates, refused, lone)
 
     def _publish_status(self, journal: Journal) -> None:
         """STATUS= for systemd: the counts, only when they read differently; first, while

@@ -255,6 +255,7 @@ class Service(Changes, Reloading, Stopping):
         if late := late_share(s.outbox.path, s.outbox.settle_seconds):
             self.log.warning(LATE_SHARE, **late.fields())
         self.pipeline = Pipeline(s, self.journal, self._make_deliverer(s))
+        self.pipeline.near_folders = lambda cand: self.index.near(cand)  # index made below
         self.pipeline.finish.archive_later = self.workers.archive_later
         self.pipeline.finish.elsewhere = self.sent_news.in_flight
         self.pipeline.news_of = self.news_of
@@ -332,7 +333,7 @@ class Service(Changes, Reloading, Stopping):
                 self.timers.at(WATCHDOG, now + self._keepalive)
             else:
                 self.publish.fire(key, self.journal, self.settings, self.index.candidates,
-                                  now, self.left_alone.refused)
+                                  now, self.left_alone.refused, self.index.lone)
         while self._results:
             key, snap, result, settings = self._results.popleft()
             if settings is not self.settings:
@@ -341,6 +342,7 @@ class Service(Changes, Reloading, Stopping):
             elif self.pipeline.took_read(key, snap, result, now):
                 self._mark(key)
         self._step_dirty(now)
+        self.publish.lone(self.index.lone_version)
         self.publish.schedule(self.journal, self.timers, now)
         due = self.timers.next_due()
         return None if due is None else max(0.0, due - self.clock())

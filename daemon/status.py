@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,8 @@ from daemon.invisible import escaped_controls, json_escaped
 from daemon.journal import STATES, Journal, Row, parse_iso
 from daemon.journal.readonly import journal_there, read_journal
 from daemon.leftalone import not_an_invoice, still_quarantined
-from daemon.names import first_of
+from daemon.lonefolders import LoneFolder, hints, listed, lone_in
+from daemon.names import first_of, printable, stem
 from daemon.scan import list_outbox
 from daemon.strays import StrayFolders
 from daemon.unattached import AT_DEADLINE
@@ -114,13 +116,16 @@ def _messages(reasons: list[dict[str, Any]]) -> str:
                    "them all)" if more > 0 else "")
 
 
-def _detail(b: dict[str, Any], unattached: str | None = None) -> str:
+def _detail(b: dict[str, Any], unattached: str | None = None,
+            near: dict[str, str] | None = None) -> str:
     state = b["state"]
     if state == "waiting":
         then = AT_DEADLINE.get(unattached or "")
         deadline = f"{b['deadline']}, {then}" if b["deadline"] and then else b["deadline"]
         text = (f"no attachments: {_ids(b['unattached_ids'])}; "
                 f"deadline {deadline or 'none (hold)'}")
+        if hint := (near or {}).get(b["invoice_file"]):
+            text += f"; {hint}"
     elif state == "held":
         text = _messages(b["reasons"])
     elif state == "retrying":
@@ -140,16 +145,26 @@ def _detail(b: dict[str, Any], unattached: str | None = None) -> str:
     return "; ".join(parts)
 
 
-def left_alone(settings: Settings) -> list[tuple[str, str]]:
+@dataclass(frozen=True)
+class OutboxView:
+    """What the status page lists of the outbox beside its bundles (one listing)."""
+
+    left: list[tuple[str, str]]  # files left alone and folders nothing is sent from, why
+    lone: list[LoneFolder]  # folders without an invoice file, longest unchanged first
+    near: dict[str, str]  # waiting invoice file -> the hint of lone folders close to it
+
+
+def outbox_view(settings: Settings, data: dict[str, Any] | None = None) -> OutboxView:
     """What the status page lists of the outbox beside its bundles, for the admin, who
     reads this rather than the page: files left alone (invoice files that cannot be
     used, files that are no invoice file) and folders nothing is sent from, each with
-    why. Empty where the outbox cannot be listed by this user (the counts still say what
-    the journal knows)."""
+    why; folders without an invoice file, and which of them are named close to a waiting
+    invoice file of `data` (collect's). Empty where the outbox cannot be listed by this
+    user (the counts still say what the journal knows)."""
     try:
         listing = list_outbox(settings.outbox, settings.share)
     except OSError:
-        return []
+        return OutboxView([], [], {})
     other = not_an_invoice(settings.outbox.invoice_patterns)
     out = [*listing.refused, *((name, other) for name in listing.others)]
     path = settings.journal_path
@@ -161,20 +176,44 @@ def left_alone(settings: Settings) -> list[tuple[str, str]]:
             return []  # the counts above say what is wrong with the journal
     strays = StrayFolders().find(settings.outbox, settings.share, listing.candidates,
                                   finished)
-    return sorted(out + [(f"{x.name}/", x.why) for x in strays])
+    cands = listing.candidates.values()
+    lone = lone_in(listing.stats, {c.sidecar.name for c in cands},
+                   settings.outbox.ignore_patterns)
+    # Told otherwise: a look-alike in its bundle's errors, a stray above.
+    told = {n for c in cands for n in c.look_alikes} | {
+        n for n in lone if printable(n) in {x.name for x in strays}}
+    waiting = [b["invoice_file"] for b in (data or {}).get("bundles", ())
+               if b["state"] == "waiting"]
+    suffix = settings.outbox.sidecar_suffix
+    folders, near, _ = listed(lone, waiting, suffix, told)
+    return OutboxView(sorted(out + [(f"{x.name}/", x.why) for x in strays]), folders,
+                      {f: hints(names, stem(f), stem(f) + suffix) for f, names in near.items()})
+
+
+def left_alone(settings: Settings) -> list[tuple[str, str]]:
+    """outbox_view's files left alone and folders nothing is sent from."""
+    return outbox_view(settings).left
+
+
+def lone_json(lone: list[LoneFolder]) -> list[dict[str, Any]]:
+    """`status --json`'s `lone_folders`."""
+    return [{"folder": x.name, "since": x.since, "close_to": list(x.close_to)} for x in lone]
 
 
 def render(data: dict[str, Any], limit: int = 20, now: datetime | None = None,
-           left: list[tuple[str, str]] | None = None, unattached: str | None = None) -> str:
+           left: list[tuple[str, str]] | None = None, unattached: str | None = None,
+           view: OutboxView | None = None) -> str:
     """The sections docs/commands.md lists for `outboxd status` (waiting, held,
     retrying, quarantined, sent), after "Needs attention" (anything in one state for over an hour);
     of sent and quarantined only the `limit` most recent (a busy week holds thousands),
     with a line saying how many more there are. `unattached`: [policy] unattached, to say
-    what happens at a waiting bundle's deadline."""
+    what happens at a waiting bundle's deadline; `view`: the outbox beside the bundles
+    (outbox_view), for the folders without an invoice file and the hints of them."""
     now = now or datetime.now(UTC)
     counts = data["counts"]
     lines = ["  ".join(f"{state}: {n}" for state, n in counts.items())]
     bundles = data["bundles"]
+    near = view.near if view else None
     sections: list[tuple[str, str, list[dict[str, Any]]]] = [
         ("Needs attention (in one state for over an hour)", "",
          [b for b in bundles if needs_attention(b, now)]),
@@ -204,9 +243,20 @@ def render(data: dict[str, Any], limit: int = 20, now: datetime | None = None,
         for b in rows:
             # Ids not read yet (settling, or a file that cannot be read): no empty "[]".
             ids = f" [{_ids(b['invoice_ids'])}]" if b["invoice_ids"] else ""
-            lines.append(escaped_controls(f"  {b['invoice_file']}{ids} {_detail(b, unattached)}"))
+            lines.append(escaped_controls(
+                f"  {b['invoice_file']}{ids} {_detail(b, unattached, near)}"))
         if hidden:
             lines.append(f"  … and {hidden} more (outboxd status --json lists them all)")
+    if view and view.lone:
+        lines += ["", "Folders without an invoice file (the status page lists them too):"]
+        for x in view.lone[:limit]:
+            close_to = f"; named close to {', '.join(x.close_to)}, which wait" \
+                f"{'s' if len(x.close_to) == 1 else ''} for attachments" if x.close_to else ""
+            lines.append(escaped_controls(f"  {x.name}/ since {x.since}{close_to}"))
+        if len(view.lone) > limit:
+            lines.append(f"  … and {len(view.lone) - limit} more (outboxd status --json lists "
+                         "them all)")
+    left = left if left is not None else (view.left if view else None)
     if left:
         lines += ["", "In the outbox, nothing sent from these (the status page lists them "
                   "too):"]

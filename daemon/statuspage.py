@@ -24,6 +24,8 @@ from daemon.config import Settings
 from daemon.errors import OutboxdError, failure_key
 from daemon.journal import LIVE, Journal, Row
 from daemon.leftalone import SPELLING, LeftBehind, MovedBackToday, left_behind
+from daemon.lonefolders import Lone, LoneFolder, Near, listed, lone_in
+from daemon.names import printable
 from daemon.ourfiles import remove_ours, replace_ours
 from daemon.pagefile import PageFile, old_page
 from daemon.pagehtml import page
@@ -60,6 +62,7 @@ class StatusPage:
         self._swept: Path | None = None  # the page whose leftover temp files are gone
         self._file = PageFile()  # a clerk's file of the page's name is never replaced
         self._strays = StrayFolders()
+        self._near: Near | None = None  # the lone folders' names, as last asked
         self._moved_back = MovedBackToday()  # the folders of today's quarantined, looked at
         self._said_left: set[tuple[str, str]] = set()
         # Look-alikes shown as left by a quarantine (as shown: printable): a rename or
@@ -73,7 +76,7 @@ class StatusPage:
 
     def refresh(self, journal: Journal, settings: Settings,
                 invoice_files: Iterable[str] | None = None,
-                refused: Mapping[str, str] | None = None) -> bool:
+                refused: Mapping[str, str] | None = None, lone: Lone | None = None) -> bool:
         """Rewrite the page if it is due and its content changed; True if written.
 
         Looks at most every MIN_INTERVAL seconds, or PAGE_PACE times the CPU the last
@@ -87,7 +90,7 @@ class StatusPage:
         # A failed refresh is tried again after MIN_INTERVAL, however long it took to fail.
         self._next_at = began + MIN_INTERVAL
         try:
-            written = self._refresh(journal, settings, invoice_files, refused)
+            written = self._refresh(journal, settings, invoice_files, refused, lone)
         # UnicodeError: a name that reached the page unescaped must cost the page, never the
         # daemon (it would fail again at every start, and nothing would be delivered).
         except (OSError, OutboxdError, UnicodeError) as exc:
@@ -117,7 +120,7 @@ class StatusPage:
 
     def stopped(self, journal: Journal, settings: Settings,
                 invoice_files: Iterable[str] | None = None,
-                refused: Mapping[str, str] | None = None) -> bool:
+                refused: Mapping[str, str] | None = None, lone: Lone | None = None) -> bool:
         """At a clean stop: the page once more, whatever its pace, saying at its top that
         outboxd is stopped since now; else it would go on showing everything as moving.
         The lists as the journal has them at the stop, or, where it cannot be read (the
@@ -127,7 +130,7 @@ class StatusPage:
             return False
         now = self.wall()
         try:
-            body = self._body(journal, settings, invoice_files, refused, now)
+            body = self._body(journal, settings, invoice_files, refused, now, lone)
         except (OSError, OutboxdError, UnicodeError, sqlite3.Error) as exc:
             logs.get().warning("status page at the stop shows the lists as last written",
                                error=str(exc))
@@ -143,10 +146,10 @@ class StatusPage:
         return True
 
     def _refresh(self, journal: Journal, settings: Settings,
-                 invoice_files: Iterable[str] | None, refused: Mapping[str, str] | None
-                 ) -> bool:
+                 invoice_files: Iterable[str] | None, refused: Mapping[str, str] | None,
+                 lone: Lone | None) -> bool:
         now = self.wall()
-        body = self._body(journal, settings, invoice_files, refused, now)
+        body = self._body(journal, settings, invoice_files, refused, now, lone)
         path = settings.outbox.path / settings.share.status_page
         if body == self._last_body and self._file.unchanged(path):
             return False
@@ -178,18 +181,28 @@ class StatusPage:
                                       lambda: self._file.judge(path, logs.get())))
 
     def _body(self, journal: Journal, settings: Settings, invoice_files: Iterable[str] | None,
-              refused: Mapping[str, str] | None, now: datetime) -> str:
-        """The page's body (without the time it is written) as of `now`."""
+              refused: Mapping[str, str] | None, now: datetime, lone: Lone | None = None
+              ) -> str:
+        """The page's body (without the time it is written) as of `now`. `lone`: the
+        folders without an invoice file as the loop's index has them (name -> ctime_ns);
+        without the invoice files either, both from one listing."""
         share = settings.share
         today = now.astimezone(UTC).strftime("%Y-%m-%d")
         rows, more = _journal_rows(journal, now, today, settings.outbox.path, self._moved_back)
         idle: list[Idle] = []
         names = release_names(settings.outbox.path, share)  # names only: no stat
         # The loop passes the invoice files it knows; listing is the fallback.
-        files = list(invoice_files if invoice_files is not None else list_outbox(
-            settings.outbox, share).candidates)
+        if invoice_files is None:
+            listing = list_outbox(settings.outbox, share)
+            invoice_files = listing.candidates
+            if lone is None:
+                lone = lone_in(listing.stats, {c.sidecar.name for c in
+                                               listing.candidates.values()},
+                               settings.outbox.ignore_patterns)
+        files = list(invoice_files)
         strays = self._strays.find(settings.outbox, share, files, journal.finished_files)
         self.stray_names = frozenset(x.name for x in strays)
+        lone_folders, near = self._lone(rows, lone or {}, invoice_files, settings)
         if names:
             states = {r.invoice_file: r.state for r in rows if r.state in LIVE}
             idle = idle_releases(names, share, files, states)
@@ -200,7 +213,23 @@ class StatusPage:
         return render(rows, idle, now, share.release_suffix, body_only=True, refused=refused,
                       sidecar_suffix=settings.outbox.sidecar_suffix, left=left, strays=strays,
                       unattached=settings.policy.unattached, more=more,
-                      journal_failure=journal.failure)
+                      journal_failure=journal.failure, lone=lone_folders, near=near)
+
+    def _lone(self, rows: Sequence[Row], lone: Lone, invoice_files: Iterable[str],
+              settings: Settings) -> tuple[list[LoneFolder], dict[str, list[str]]]:
+        """The folders without an invoice file the page lists, and of each waiting invoice
+        file the lone folders named close to it. Not those the page tells otherwise: a
+        folder holding invoice files (strays) or a look-alike of a bundle's sidecar
+        (told in that bundle's errors)."""
+        if not lone:
+            return [], {}
+        told = {n for c in invoice_files.values() for n in c.look_alikes} \
+            if isinstance(invoice_files, Mapping) else set()
+        told |= {n for n in lone if printable(n) in self.stray_names}
+        waiting = [r.invoice_file for r in rows if r.state == "waiting"]
+        folders, near, self._near = listed(lone, waiting, settings.outbox.sidecar_suffix,
+                                           told, self._near)
+        return folders, near
 
     def _report_left(self, left: Sequence[LeftBehind]) -> None:
         """A look-alike left in the outbox by a quarantine, logged once for as long as it

@@ -84,7 +84,7 @@ class Stopping:
         # After the deliveries, whose outcome it lists: the clerks' page must not go on
         # showing everything as moving while nothing is (a kill cannot say so, a stop can).
         self.publish.stopped(self.journal, self.settings, self.index.candidates,
-                             self.left_alone.refused)
+                             self.left_alone.refused, self.index.lone)
         if not delivered:
             # The journal still says "delivering": the next start resumes with
             # the same Idempotency-Key, so the receiver can tell a repeat.

@@ -335,3 +335,44 @@ class TestReplace:
         (tmp_path / "A.xml").unlink()
         write(tmp_path / "B.xml", b"<x/>")
         assert idx.replace(list_outbox(idx.cfg)) == ({"B.xml"}, {"A.xml"})
+
+
+def test_a_folder_without_an_invoice_file_is_lone_until_its_invoice_file_comes(
+        tmp_path: Path) -> None:
+    """The index keeps the root's lone folders from the listing and from events: a folder
+    made is lone; its invoice file indexed takes it; the invoice file gone with the folder
+    left behind makes it lone again; a sidecar or a dot-folder never is; each change
+    counts in lone_version (the page's cue), an event that changes nothing does not."""
+    write(tmp_path / "INV-1.xml", b"<x/>")
+    (tmp_path / "INV-1").mkdir()
+    (tmp_path / ".outboxd").mkdir()
+    idx = make(tmp_path)
+    idx.replace(list_outbox(idx.cfg))
+    assert idx.lone == {}
+    (tmp_path / "INV-7100").mkdir()
+    before = idx.lone_version
+    idx.touched("INV-7100")
+    assert list(idx.lone) == ["INV-7100"] and idx.lone_version > before
+    before = idx.lone_version
+    idx.touched("INV-7100")
+    assert idx.lone_version == before
+    write(tmp_path / "INV-7100.xml", b"<x/>")
+    idx.touched("INV-7100.xml")
+    assert idx.lone == {}
+    (tmp_path / "INV-7100.xml").unlink()
+    idx.remove("INV-7100.xml")
+    assert list(idx.lone) == ["INV-7100"]
+    (tmp_path / "INV-7100").rmdir()
+    idx.touched("INV-7100")
+    assert idx.lone == {}
+
+
+def test_near_names_the_lone_folders_close_to_a_bundles_stem(tmp_path: Path) -> None:
+    write(tmp_path / "INV-7010.xml", b"<x/>")
+    for folder in ("INV-7100", "INV-7010 (1)", "INV-9999"):
+        (tmp_path / folder).mkdir()
+    idx = make(tmp_path)
+    idx.replace(list_outbox(idx.cfg))
+    assert set(idx.lone) == {"INV-7100", "INV-7010 (1)", "INV-9999"}
+    # Its copy-named folder is its look-alike (sidecar-spelling), not a hint.
+    assert idx.near(idx.candidates["INV-7010.xml"]) == ["INV-7100"]

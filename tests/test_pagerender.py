@@ -476,3 +476,34 @@ def test_a_2xx_that_is_no_receipt_is_shown_to_clerks_without_the_receivers_answe
     [cells] = [r.split("\t") for r in page.rows["retrying"]]
     assert cells[3] == shown
     assert "prod-7" in (journal.recent()[0].last_error or "")
+
+
+def test_folders_without_an_invoice_file_are_listed_and_a_close_one_hinted_at_its_waiting_row(
+        journal: Journal) -> None:
+    """A folder named close to a waiting invoice file (INV-7100/ for INV-7010.xml) is
+    listed under "Folders without an invoice file" with since when and what to do, and
+    the waiting row says, as a hint, to rename it if it holds that invoice's attachments."""
+    from daemon.lonefolders import LoneFolder
+    journal.create("INV-7010.xml", "waiting", invoice_ids=["INV-7010"],
+                   unattached_ids=["INV-7010"])
+    lone = [LoneFolder("Misc", "2026-05-01T10:00:00.000Z", ()),
+            LoneFolder("INV-7100", "2026-05-01T11:00:00.000Z", ("INV-7010.xml",))]
+    page = Page(render(journal.recent(), [], datetime.now(UTC), lone=lone,
+                       near={"INV-7010.xml": ["INV-7100"]}))
+    assert ("a folder INV-7100/ has no invoice file; if it holds INV-7010's attachments, "
+            "rename it to INV-7010/; else add the attachments") in page.text["waiting"]
+    rows = page.rows["lone"]
+    assert rows[0].startswith("Misc/\t2026-05-01 10:00:00 UTC\tput its invoice file")
+    assert rows[1].startswith("INV-7100/\t2026-05-01 11:00:00 UTC\tnamed close to "
+                              "INV-7010.xml, which waits for attachments: if it holds "
+                              "INV-7010's attachments, rename it to INV-7010/; else")
+    assert "lone" not in Page(render(journal.recent(), [], datetime.now(UTC))).text
+
+
+def test_the_page_lists_the_first_hundred_folders_without_an_invoice_file_and_counts_the_rest(
+        journal: Journal) -> None:
+    from daemon.lonefolders import LoneFolder
+    lone = [LoneFolder(f"F-{i:04}", "2026-05-01T10:00:00.000Z", ()) for i in range(130)]
+    page = Page(render([], [], datetime.now(UTC), lone=lone))
+    assert len(page.rows["lone"]) == pagerender.LONE_SHOWN
+    assert "… and 30 more folders without an invoice file" in page.text["lone"]

@@ -481,3 +481,36 @@ def test_a_stranded_claim_says_it_is_tried_again_by_itself_not_next_none(
     assert "None" not in text
     assert "next try by itself (no set time)" in retrying
     assert "is the share mounted?" in retrying and "No space left on device" in retrying
+
+
+def test_status_lists_folders_without_an_invoice_file_and_hints_the_close_one_at_its_wait(
+        settings: Settings) -> None:
+    """`outboxd status` lists the folders in the outbox without an invoice file (not a
+    sidecar, a dot-folder or a look-alike told in its bundle's errors) with since when,
+    and the waiting line of an invoice whose name one such folder is close to says so;
+    --json's `lone_folders` has each with `folder`, `since` and `close_to`."""
+    from helpers import write
+
+    from daemon.status import lone_json, outbox_view
+    fill(settings)
+    box = settings.outbox.path
+    write(box / "INV-1.xml", b"<x/>")
+    for folder in ("INV-11", ".outboxd", "INV-1 (1)", "Misc"):
+        (box / folder).mkdir()
+    data = collect(settings)
+    view = outbox_view(settings, data)
+    assert [x.name for x in view.lone] in (["INV-11", "Misc"], ["Misc", "INV-11"])
+    assert view.near == {"INV-1.xml": "a folder INV-11/ has no invoice file; if it holds "
+                         "INV-1's attachments, rename it to INV-1/"}
+    text = render(data, view=view)
+    assert ("INV-1.xml [INV-1] waiting since" in text and "deadline 2030-01-01T00:00:00.000Z; "
+            "a folder INV-11/ has no invoice file; if it holds INV-1's attachments, rename "
+            "it to INV-1/") in text
+    assert "Folders without an invoice file (the status page lists them too):" in text
+    assert re.search(r"^  INV-11/ since \S+Z; named close to INV-1.xml, which waits for "
+                     r"attachments$", text, re.M)
+    shape = json.loads(as_json({**data, "lone_folders": lone_json(view.lone)}))
+    by_name = {x["folder"]: x for x in shape["lone_folders"]}
+    assert set(by_name) == {"INV-11", "Misc"}
+    assert set(by_name["INV-11"]) == {"folder", "since", "close_to"}
+    assert by_name["INV-11"]["close_to"] == ["INV-1.xml"] and by_name["Misc"]["close_to"] == []

@@ -77,11 +77,13 @@ def run(args: argparse.Namespace) -> int:
               "they are — free space there (or make it writable); the daemon goes on by "
               "itself", file=sys.stderr)
     data = status.collect(settings)
+    view = status.outbox_view(settings, data)
     if args.json:
-        print(status.as_json(data))  # operations.md's two keys; the page's extras are text
+        # operations.md's keys; the page's files left alone are text only
+        print(status.as_json({**data, "lone_folders": status.lone_json(view.lone)}))
     else:
         if away:
             print(away.removeprefix("outboxd: ") + "\n")  # read where the counts are
-        print(status.render(data, limit=args.limit, left=status.left_alone(settings),
+        print(status.render(data, limit=args.limit, view=view,
                             unattached=settings.policy.unattached))
     return EXIT_OK

@@ -1,0 +1,157 @@
+"""Folders in the outbox root with no invoice file of their name (docs/folder-convention.md,
+section 6, "Folders without an invoice file"): a sidecar waiting for its invoice file
+(section 3), or a sidecar whose name misses its invoice by a typo (`INV-7100/`
+made for `INV-7010.xml`). Nothing is matched by them: the invoice waiting for
+attachments is told, as a hint, of a lone folder whose name is close to its own, and the
+status page and `outboxd status` list every lone folder with since when it is unchanged.
+
+Close (`close`): the two names, case and Unicode form folded, differ by one character
+changed, added or taken away, or by two neighbours swapped (`INV-7010` and `INV-7100`,
+`INV-7001`, `INV-701`, `INV-70100`), and the shorter has at least `MIN_LENGTH`
+characters: shorter names are one edit away from too many others to say anything. A name
+equal once folded is a look-alike (lookalikes.py, `sidecar-spelling`), told otherwise.
+The folders close to a name are found by the one-deletion neighbourhood of the lone
+folders' names (`Near`), a few dict look-ups a name, so a page with 20,000 waiting
+invoices asks it for each without comparing every pair.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import unicodedata
+from collections.abc import Container, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from daemon.journal.records import iso_of
+from daemon.names import is_ignored, printable, stem
+
+MIN_LENGTH = 4
+# A folder of the root: ctime in ns, the last change of the folder or of its list of
+# files (a rename into its name too). Not mtime, which a copy tool sets to the source's.
+Lone = Mapping[str, int]
+
+
+def lone_in(stats: Mapping[str, os.stat_result], sidecars: Container[str],
+            ignore_patterns: Sequence[str] = ()) -> dict[str, int]:
+    """The root folders of a listing (`stats`: lstat by name) that are no invoice file's
+    sidecar, ignored names (dot-folders, outboxd's own `.outboxd/` among them; an
+    in-progress name) left out; name -> ctime_ns. One pass over the stats the listing
+    has: no system call."""
+    return {n: st.st_ctime_ns for n, st in stats.items()
+            if stat.S_ISDIR(st.st_mode) and n not in sidecars
+            and not is_ignored(n, ignore_patterns)}
+
+
+def _fold(name: str) -> str:
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+def close(a: str, b: str) -> bool:
+    """One character changed, added or taken away, or two neighbours swapped, after
+    folding case and Unicode form; never two names equal once folded."""
+    a, b = _fold(a), _fold(b)
+    if a == b or min(len(a), len(b)) < MIN_LENGTH or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) > len(b):
+        a, b = b, a
+    i = 0
+    while i < len(a) and a[i] == b[i]:
+        i += 1
+    if len(a) < len(b):  # one added: the rest after it is the same
+        return a[i:] == b[i + 1:]
+    if a[i + 1:] == b[i + 1:]:  # one changed
+        return True
+    return (i + 1 < len(a) and a[i] == b[i + 1] and a[i + 1] == b[i]
+            and a[i + 2:] == b[i + 2:])  # two neighbours swapped
+
+
+def _deletions(folded: str) -> set[str]:
+    return {folded, *(folded[:i] + folded[i + 1:] for i in range(len(folded)))}
+
+
+class Near:
+    """The lone folders' names by their one-deletion neighbourhood: two names one edit or
+    one swap apart share a key (`close` then says whether they are close)."""
+
+    def __init__(self, names: Iterable[str], suffix: str = "") -> None:
+        self.names = frozenset(names)
+        self.suffix = suffix
+        self._by_key: dict[str, list[str]] = {}
+        # What `of` found for a stem, without leave_out: the page asks again for every
+        # waiting invoice at each refresh, and the lone folders seldom change meanwhile.
+        self._found: dict[str, list[str]] = {}
+        for name in self.names:
+            for key in _deletions(_fold(self._bare(name))):
+                self._by_key.setdefault(key, []).append(name)
+
+    def _bare(self, name: str) -> str:
+        """The name a folder is compared by: without the sidecar suffix it has."""
+        return name[:-len(self.suffix)] if self.suffix and name.endswith(self.suffix) else name
+
+    def of(self, stem: str, leave_out: Iterable[str] = ()) -> list[str]:
+        """The lone folders close to an invoice file's stem, by name; `leave_out`: its own
+        look-alikes, told as such."""
+        if not self._by_key:
+            return []
+        out = set(leave_out)
+        if not out and (known := self._found.get(stem)) is not None:
+            return known
+        found: set[str] = set()
+        for key in _deletions(_fold(stem)):
+            found.update(self._by_key.get(key, ()))
+        near = sorted(n for n in found if n not in out and close(self._bare(n), stem))
+        if not out:
+            self._found[stem] = near
+        return near
+
+
+def hint(folder: str, stem: str, sidecar: str) -> str:
+    """What a waiting invoice is told of a lone folder close to its name."""
+    return (f"a folder {printable(folder)}/ has no invoice file; if it holds "
+            f"{printable(stem)}'s attachments, rename it to {printable(sidecar)}/")
+
+
+def hints(folders: Iterable[str], stem: str, sidecar: str) -> str:
+    return "; ".join(hint(f, stem, sidecar) for f in folders)
+
+
+@dataclass(frozen=True)
+class LoneFolder:
+    name: str  # as shown (printable)
+    since: str  # its ctime, as the journal writes times
+    close_to: tuple[str, ...]  # the invoice files (indexed) it is close to
+
+
+def listed(lone: Lone, invoice_files: Iterable[str], suffix: str = "",
+           leave_out: Iterable[str] = (), last: Near | None = None
+           ) -> tuple[list[LoneFolder], dict[str, list[str]], Near | None]:
+    """The lone folders to list, longest unchanged first, each with the invoice files (of
+    `invoice_files`: the waiting ones) it is close to; of each of those files the folders
+    close to it (as on disk); and the `Near` asked, for the next call's `last`, which is
+    asked again while it holds the same names (what it found is kept: a page with 20,000
+    waiting rows asks for each at every refresh). `leave_out`: folders told elsewhere (a
+    look-alike of a bundle's sidecar, a folder holding invoice files), by name as on
+    disk."""
+    out = set(leave_out)
+    names = [n for n in lone if n not in out]
+    if not names:
+        return [], {}, None
+    near = last if last is not None and last.suffix == suffix and last.names == set(
+        names) else Near(names, suffix)
+    close_to: dict[str, list[str]] = {}
+    by_file: dict[str, list[str]] = {}
+    for file in invoice_files:
+        if folders := near.of(stem(file)):
+            by_file[file] = folders
+            for folder in folders:
+                close_to.setdefault(folder, []).append(file)
+    return [LoneFolder(printable(n), since(lone[n]),
+                       tuple(sorted(printable(f) for f in close_to.get(n, ()))))
+            for n in sorted(names, key=lambda n: (lone[n], n))], by_file, near
+
+
+def since(ctime_ns: int) -> str:
+    """A folder's ctime as the journal writes times (UTC, milliseconds)."""
+    return iso_of(datetime.fromtimestamp(ctime_ns / 1e9, UTC))
