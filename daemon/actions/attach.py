@@ -107,7 +107,7 @@ def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None 
     """Copy src into the sidecar of the one invoice file holding invoice_id; the new path.
     AttachedBefore where this very attach had already done so. The files of the outbox
     and src are read in a reader process, under the daemon's time limit (reads.py)."""
-    with CommandReads(settings) as reads:
+    with CommandReads(settings, evaluates=False) as reads:
         return _attach(invoice_id, src, settings, doc_type, note, reads)
 
 

@@ -7,10 +7,10 @@ or an ERP's scheduled `send` or `attach`, that long, and in the command's own me
 and a command would say of a bundle what the daemon does not.
 
 The reader starts on the first read (a command refused before it reads spawns none),
-loads the e-invoice engine only once an evaluation needs it (looking for an invoice id
-or checking a file to attach does not), and writes no compile cache: a command writes
-nothing into the state dir. With `[service] reader_processes = 0` the reads run here,
-as the daemon's then do.
+with the e-invoice engine the settings need when the command evaluates bundles (never
+for `attach`, which only looks for ids and checks its file), and writes no compile
+cache: a command writes nothing into the state dir. With `[service] reader_processes =
+0` the reads run here, as the daemon's then do.
 """
 
 from __future__ import annotations
@@ -38,7 +38,11 @@ from daemon.validate import check_attachment
 class CommandReads:
     """One command's reads, in one reader process (or here, as configured)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, evaluates: bool = True) -> None:
+        """`evaluates`: the command evaluates a bundle (check, send, retry), so its
+        reader loads the engine the settings need from the start, not in a second one
+        started for it (attach only looks for ids and checks its file)."""
+        self._engine = evaluates and needs_engine(settings)
         workers = min(1, workers_for(settings))
         self._settings = settings.model_copy(update={"service": settings.service.model_copy(
             update={"reader_processes": workers})})
@@ -60,7 +64,8 @@ class CommandReads:
     def _started(self, engine: bool) -> Readers:
         if self._readers is None:
             self._readers = Readers(None)
-        self._readers.configure(self._settings, engine=engine)  # nothing when it fits
+        # Started once; configured again only for an engine it has not loaded yet.
+        self._readers.configure(self._settings, engine=engine or self._engine)
         return self._readers
 
     def evaluate(self, cand: Candidate, settings: Settings) -> Bundle:
