@@ -201,6 +201,7 @@ class ReadTimedOut(InputError):
     tried: a PDF or image in it that makes pypdf or Pillow loop (no exception ends that)."""
 
     def __init__(self, file: str, limit: float) -> None:
+        self.limit = limit  # seconds: a command words it for the file it was checking
         super().__init__("read-time-limit", file, (
             f"reading this bundle took longer than {limit:g} s each time it was tried — a PDF "
             "or image in it (or the invoice file) is probably damaged or built to make readers "

@@ -42,6 +42,9 @@ class Call:
     timed_out: bool = False  # its child was killed for running past its time limit
     work_dir: Path | None = None
     limit: float | None = None  # seconds it may run (reader_deaths.time_limit), once sent
+    # A command's own read instead of evaluate (readers.Readers.read): a module-level
+    # function of (cand, settings), pickled by name; under the same time limit.
+    job: Callable[[Candidate, Settings], Any] | None = None
 
 
 @dataclass

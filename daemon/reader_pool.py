@@ -57,11 +57,12 @@ STOP_GRACE = 5.0  # seconds for the children to exit at stop, then killed
 class Pool(Deaths):
     """`workers` reader processes (one shape: engine loaded or not) and their collector."""
 
-    def __init__(self, ctx: Any, workers: int, engine: bool, cache_dir: Path, log: LogConfig,
-                 unpack: Callable[[Any], Result], restarts: Restarts,
+    def __init__(self, ctx: Any, workers: int, engine: bool, cache_dir: Path | None,
+                 log: LogConfig, unpack: Callable[[Any], Result], restarts: Restarts,
                  route: Callable[[Call], None], give_up: Callable[[Pool, str], None],
                  target: Callable[..., None] = reader_process.main) -> None:
-        self._ctx, self._args, self._target = ctx, (str(cache_dir), engine, log), target
+        self._ctx, self._target = ctx, target
+        self._args = (None if cache_dir is None else str(cache_dir), engine, log)
         self._workers, self._unpack, self.restarts = workers, unpack, restarts
         self._route, self._give_up = route, give_up
         self._lock = threading.Lock()
@@ -240,8 +241,8 @@ class Pool(Deaths):
         with child.send_lock:  # one writer at a time; the version goes with the first
             fresh = child.version != version
             data = reader_wire.dumps((version, blob if fresh else None,
-                                      tuple((call_id, call.cand, call.known, call.work_dir)
-                                            for call_id, call in calls)))
+                                      tuple((call_id, call.cand, call.known, call.work_dir,
+                                             call.job) for call_id, call in calls)))
             try:
                 child.conn.send_bytes(data)
             except (OSError, ValueError):

@@ -17,6 +17,7 @@ import queue
 import signal
 import threading
 import traceback
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ from daemon.bundle import Bundle
 from daemon.config import LogConfig, Settings
 from daemon.errors import ConfigError, InputError, OutboxdError
 from daemon.scan import Candidate
+
+Job = Callable[[Candidate, Settings], Any]  # see reader_child.Call.job
 
 
 def needs_engine(settings: Settings) -> bool:
@@ -39,7 +42,7 @@ _load_error: str | None = None
 _settings: tuple[int, Settings] | None = None
 
 
-def main(conn: Connection, cache_dir: str, engine: bool, log: LogConfig) -> None:
+def main(conn: Connection, cache_dir: str | None, engine: bool, log: LogConfig) -> None:
     """A reader process: tell the daemon it is ready (or why the engine did not load),
     then answer calls in order until the daemon closes its end of the pipe."""
     global _cache_dir, _load_error, _kept
@@ -55,7 +58,7 @@ def main(conn: Connection, cache_dir: str, engine: bool, log: LogConfig) -> None
     # us, or died, even by SIGKILL) ends this process at once, mid-call or not.
     threading.Thread(target=_take, args=(conn, inbox), daemon=True, name="take").start()
     logs.configure(log)  # pypdf's and Pillow's chatter in the daemon's format, not bare lines
-    _cache_dir = Path(cache_dir)
+    _cache_dir = Path(cache_dir) if cache_dir else None  # None: a command's, which writes none
     import daemon.finish  # noqa: F401 - imported once here, not in the first bundle's time
     from daemon.probe import warm_up
     try:
@@ -76,10 +79,10 @@ def main(conn: Connection, cache_dir: str, engine: bool, log: LogConfig) -> None
     _send(conn, (0, _load_error))
     while True:
         version, blob, calls = reader_wire.loads(inbox.get())
-        for call_id, cand, known, work_dir in calls:  # each answered as soon as it is done
-            result = call(cand, version, blob, known, work_dir)
+        for call_id, cand, known, work_dir, job in calls:  # each answered once done
+            result = call(cand, version, blob, known, work_dir, job)
             _send(conn, (call_id, result))
-            if _converted(result, work_dir) or _grown():
+            if (job is None and _converted(result, work_dir)) or _grown():
                 _give_back_memory()
 
 
@@ -165,10 +168,11 @@ def _warm_up() -> None:
 
 
 def call(cand: Candidate, version: int, blob: bytes | None, known: Bundle | None = None,
-         work_dir: Path | None = None) -> tuple[Any, ...]:
+         work_dir: Path | None = None, job: Job | None = None) -> tuple[Any, ...]:
     """One bundle: ("ok", Bundle), or what pack() makes of the exception. With
     `known`, only match.assemble by hashes (the check after a claim); with `work_dir`
-    too, its converted images written there (see `run`)."""
+    too, its converted images written there (see `run`). With `job`: ("ok", what
+    job(cand, settings) returned), a command's own read (readers.Readers.read)."""
     global _settings
     try:
         if _settings is None or _settings[0] != version:
@@ -178,6 +182,8 @@ def call(cand: Candidate, version: int, blob: bytes | None, known: Bundle | None
             _settings = (version, settings)
             logs.configure(settings.log)  # pypdf's and Pillow's chatter as in the daemon
         settings = _settings[1]
+        if job is not None:
+            return ("ok", job(cand, settings))
         if known is None and needs_engine(settings) and _load_error is not None:
             raise ConfigError(_load_error)
         return ("ok", run(cand, settings, known, Path(_cache_dir) if _cache_dir else None,

@@ -11,7 +11,8 @@ public types stay as they are; only the pipe's own pickler knows this.
 
 Messages: to a reader `(settings version, settings pickle or None, calls)`, each call
 `(call id, Candidate, known Bundle or None (for a check by hashes only its invoice
-file's part, match.known_part), work folder or None)` — one call, or the checks of a
+file's part, match.known_part), work folder or None, a command's job or None
+(reader_child.Call.job: a function, pickled by name))` — one call, or the checks of a
 claim batch that went to this reader; back, for each call, `(call id, packed
 outcome)`, call id 0 being the reader's "ready" with why the engine did not load (or
 None).

@@ -96,8 +96,8 @@ class Readers:
     """evaluate() off the daemon's interpreter lock: in child processes, or on threads
     here where no child can run. `done` is called once per submit, on some thread."""
 
-    def __init__(self, cache_dir: Path) -> None:
-        self.cache_dir = cache_dir
+    def __init__(self, cache_dir: Path | None = None) -> None:
+        self.cache_dir = cache_dir  # the engine's compile cache (None: a command's, none)
         self.log = logs.get()
         self._lock = threading.Lock()
         self._pool: Pool | None = None
@@ -133,13 +133,15 @@ class Readers:
         return pool.pids() if pool is not None else []
 
     # -- start, reload, stop ------------------------------------------------------
-    def configure(self, settings: Settings) -> None:
-        """Fit the workers to these settings: at start, and again on SIGHUP.
+    def configure(self, settings: Settings, engine: bool | None = None) -> None:
+        """Fit the workers to these settings: at start, and again on SIGHUP. `engine`:
+        load the e-invoice engine (default: if the settings need it; a command may not).
 
         ConfigError when the engine the settings need cannot load (the caller keeps
         its old settings, or does not start); a missing child is no error.
         """
-        workers, engine = workers_for(settings), needs_engine(settings)
+        workers = workers_for(settings)
+        engine = needs_engine(settings) if engine is None else engine
         with self._lock:
             shape, running = self._shape, self._pool is not None or self._threads is not None
         if running and shape[0] == workers and (shape[1] or not engine):
@@ -215,9 +217,13 @@ class Readers:
 
     # -- calls ----------------------------------------------------------------------
     def _evaluate_here(self, cand: Candidate, settings: Settings,
-                       known: Bundle | None = None, work_dir: Path | None = None) -> Result:
+                       known: Bundle | None = None, work_dir: Path | None = None,
+                       job: reader_process.Job | None = None) -> Result:
         """On a thread of this process (no child can run, or a check not answered)."""
         try:
+            if job is not None:
+                result: Result = job(cand, settings)
+                return result
             return reader_process.run(cand, settings, known, self.cache_dir, work_dir)
         except Exception as exc:  # noqa: BLE001 - handed back to the caller, which reports it
             return exc
@@ -243,10 +249,13 @@ class Readers:
             return
         self._read(cand, settings, done, for_loop=True)
 
-    def _read(self, cand: Candidate, settings: Settings, done: Done, for_loop: bool) -> None:
+    def _read(self, cand: Candidate, settings: Settings, done: Done, for_loop: bool,
+              job: reader_process.Job | None = None) -> None:
         """A read in its turn: READS_AHEAD a child at once, the rest waiting in order.
-        `for_loop`: the loop's, which drop_reads answers at a stop; else a delivery's."""
-        call = Call(cand, settings, functools.partial(self._read_done, done), None, TRIES)
+        `for_loop`: the loop's, which drop_reads answers at a stop; else a delivery's
+        (or a command's)."""
+        call = Call(cand, settings, functools.partial(self._read_done, done), None, TRIES,
+                    job=job)
         with self._lock:
             refused = self._stopping or (for_loop and self._loop_reads_dropped)
             if not refused and self._reads_out >= READS_AHEAD * max(2, self._shape[0]):
@@ -311,7 +320,7 @@ class Readers:
             return
         try:
             here = threads.submit(self._evaluate_here, call.cand, call.settings, call.known,
-                                  call.work_dir)
+                                  call.work_dir, call.job)
         except RuntimeError:  # shut down by stop() just now
             call.done(ReaderStopped(STOPPING))
             return
@@ -362,6 +371,16 @@ class Readers:
         gather = Gather(1)
         self._read(cand, settings, functools.partial(gather.put, 0), for_loop=False)
         return raised(gather.wait_for(0, None))
+
+    def read(self, cand: Candidate, settings: Settings, job: reader_process.Job) -> Any:
+        """job(cand, settings) in a reader, waiting for it: a command's own read
+        (actions/reads.py), under a read's time limit and tries, as evaluate."""
+        gather = Gather(1)
+        self._read(cand, settings, functools.partial(gather.put, 0), for_loop=False, job=job)
+        result = gather.wait_for(0, None)
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
     def materialise(self, cand: Candidate, bundle: Bundle, work_dir: Path,
                     settings: Settings) -> Bundle:

@@ -97,3 +97,15 @@ def warm_up_fails(conn: Any, cache_dir: str, engine: bool, log: Any) -> None:
 
     probe.warm_up = fails  # type: ignore[assignment]
     reader_process.main(conn, cache_dir, engine, log)
+
+
+def pid_of_reader(cand: Any, settings: Any) -> int:
+    """A command's job (Readers.read): the process it ran in."""
+    import os
+    return os.getpid()
+
+
+def refuses(cand: Any, settings: Any) -> None:
+    """A command's job that finds the file breaks a rule."""
+    from daemon.errors import InputError
+    raise InputError("pdf-unreadable", cand.invoice.name, "is not a readable PDF")

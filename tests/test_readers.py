@@ -611,3 +611,27 @@ def test_drop_reads_drops_the_loops_queued_reads_but_not_a_deliverys(
     assert len(handed) == 7 and handed[6].known == checked
     handed[5].done(bundle)
     assert converted.result(timeout=5) is bundle
+
+
+@pytest.mark.parametrize("processes", [1, 0])
+def test_a_commands_job_runs_in_the_reader_and_its_answer_or_error_comes_back(
+        tmp_path: Path, processes: int) -> None:
+    """Readers.read (a command's own read, actions/reads.py) runs the job in the reader
+    process — another process than this one — or, with reader_processes = 0, here, as
+    evaluate does; its result comes back as it is, and an InputError it raises is raised
+    to the caller with its code and file."""
+    import reader_targets
+    s = settings_for(tmp_path, einvoice={"preflight": "off"},
+                     service={"reader_processes": processes})
+    drop_bundle(s.outbox.path, "J1", {"a.pdf": pdf_bytes()}, ubl_invoice("J1"))
+    cand = candidate_for(s.outbox, "J1.xml")
+    r = Readers(None)
+    r.configure(s, engine=False)
+    try:
+        pid = r.read(cand, s, reader_targets.pid_of_reader)
+        assert (pid != os.getpid()) == bool(processes) and (pid in r.pids()) == bool(processes)
+        with pytest.raises(InputError) as info:
+            r.read(cand, s, reader_targets.refuses)
+        assert (info.value.code, info.value.file) == ("pdf-unreadable", "J1.xml")
+    finally:
+        r.stop()

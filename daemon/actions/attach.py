@@ -18,7 +18,6 @@ import contextlib
 import errno
 import os
 import pwd
-from dataclasses import replace
 from pathlib import Path
 
 from daemon.actions import EXIT_OK
@@ -26,44 +25,40 @@ from daemon.actions.attach_before import AttachedBefore, attached_before, sent_b
 from daemon.actions.attach_copy import copy_in, share_with_the_daemon, why_not_written
 from daemon.actions.attach_notes import AttachRefused
 from daemon.actions.common import invalid_fate, settings_of
+from daemon.actions.reads import CommandReads
 from daemon.actions.whereabouts import Endings, left_the_outbox
-from daemon.bundle import Attachment
 from daemon.config import Settings
 from daemon.emptiness import what_is_empty
-from daemon.errors import InputError, UsageError, describe, shown
+from daemon.errors import InputError, ReadTimedOut, UsageError, describe, shown
 from daemon.fsops import hash_file, open_regular
 from daemon.fswrite import held_path, make_folders_below
 from daemon.idfolders import IdFolders
 from daemon.invisible import for_terminal
-from daemon.invoices import read_invoice_file
-from daemon.lookalikes import distinct_names, look_alike_findings
-from daemon.match import assemble
+from daemon.lookalikes import look_alike_findings
 from daemon.names import is_ignored, name_problem
 from daemon.notes import MANIFEST_NAME, misnamed_notes, value_problem
 from daemon.scan import Candidate, Listing, list_outbox
 from daemon.sharedsidecar import shared_message, sidecar_sharers
 from daemon.sniff import sniff
-from daemon.validate import check_attachment
 
 
-def holders(invoice_id: str, settings: Settings, unread: list[str],
+def holders(invoice_id: str, settings: Settings, unread: list[str], reads: CommandReads,
             listing: Listing | None = None) -> list[tuple[Candidate, tuple[str, ...]]]:
     """The invoice files in the outbox (`listing`, else listed now) that hold invoice_id,
-    with all their ids; those that cannot be read (their ids unknown) are added to
-    `unread`, each with why."""
+    with all their ids; those that cannot be read (their ids unknown; one that takes a
+    reader past its time limit among them) are added to `unread`, each with why."""
     out = []
     if listing is None:
         listing = list_outbox(settings.outbox, settings.share)
     for cand in listing.candidates.values():
         try:
-            read = read_invoice_file(cand.invoice, cand.invoice.name,
-                                     settings.invoices.pdf_id_pattern)
+            ids = reads.invoice_ids(cand, settings)
         except (InputError, OSError) as exc:
             unread.append(f"{exc} [{exc.code}]" if isinstance(exc, InputError)
                           else f"{cand.invoice.name}: {describe(exc)}")
             continue
-        if invoice_id in read.invoice_ids:
-            out.append((cand, read.invoice_ids))
+        if invoice_id in ids:
+            out.append((cand, ids))
     return out
 
 
@@ -112,7 +107,14 @@ def _subfolders(sidecar: Path) -> list[str]:
 def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None = None,
            note: str | None = None) -> Path:
     """Copy src into the sidecar of the one invoice file holding invoice_id; the new path.
-    AttachedBefore where this very attach had already done so."""
+    AttachedBefore where this very attach had already done so. The files of the outbox
+    and src are read in a reader process, under the daemon's time limit (reads.py)."""
+    with CommandReads(settings, evaluates=False) as reads:
+        return _attach(invoice_id, src, settings, doc_type, note, reads)
+
+
+def _attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None,
+            note: str | None, reads: CommandReads) -> Path:
     name = src.name
     problem = name_problem(name)
     if problem or is_ignored(name, settings.outbox.ignore_patterns) or name == MANIFEST_NAME:
@@ -132,7 +134,7 @@ def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None 
         raise UsageError(f"attach: --type {shown(doc_type)} is not allowed — use one of "
                          f"{allowed}")
     unread: list[str] = []
-    found = holders(invoice_id, settings, unread)
+    found = holders(invoice_id, settings, unread, reads)
     if not found:
         sent_before(invoice_id, src, doc_type, note, settings)
         raise not_in_the_outbox(invoice_id, name, settings, unread)
@@ -164,7 +166,7 @@ def attach(invoice_id: str, src: Path, settings: Settings, doc_type: str | None 
         raise AttachRefused(f"{rel} already exists; nothing was changed — rename FILE or "
                             "remove the old one")
     refuse_what_would_be_quarantined(src, cand)
-    refuse_what_the_channel_refuses(src, rel, cand, invoice_id, settings)
+    refuse_what_the_channel_refuses(src, rel, cand, invoice_id, settings, reads)
     # Made and held from the outbox down, never through a link: the sidecar (or its ID/)
     # a clerk swaps for a link after the checks above cannot take the copy and
     # attachments.toml elsewhere, where attach (often run as root) would write them.
@@ -275,29 +277,27 @@ def refuse_what_would_be_quarantined(src: Path, cand: Candidate) -> None:
 
 
 def refuse_what_the_channel_refuses(src: Path, rel: Path, cand: Candidate, invoice_id: str,
-                                    settings: Settings) -> None:
+                                    settings: Settings, reads: CommandReads) -> None:
     """A file the daemon's rules for this bundle's channel reject (over max_attachment_bytes,
     a type the channel does not allow, a damaged or encrypted PDF), or whose name, put at
     `rel`, collides with one of the invoice's attachments (Timesheet.pdf beside
     timesheet.pdf, a name in the other Unicode form: `name-collision`), only gets the
     bundle quarantined — a whole file of invoices at once: refused before anything is
-    written, with each rule broken, as `outboxd check` would word it."""
+    written, with each rule broken, as `outboxd check` would word it. A check that takes
+    the reader past its time limit is refused as the daemon would stop the bundle with
+    src in it (`read-time-limit`)."""
     try:
-        bundle = assemble(cand, settings)
+        errors = reads.attachment_errors(cand, settings, src, rel, invoice_id)
+    except ReadTimedOut as exc:
+        raise AttachRefused(f"{src}: checking it as an attachment of {cand.invoice.name} "
+                            f"took longer than {exc.limit:g} s each time it was tried — it (or "
+                            "a file of that bundle) is probably damaged or built to make "
+                            "readers loop, and the daemon would stop the bundle for it; "
+                            "nothing was changed: open it in a viewer and export or scan it "
+                            "again  [read-time-limit]") from None
     except InputError as exc:
         raise AttachRefused(f"{exc.file}: {exc.message}; nothing was changed  [{exc.code}]"
                             ) from None
-    # Not hashed a second time: the one rule that needs the digest (copy-of-invoice) was
-    # applied above; check_attachment opens src itself, never through a link.
-    att = Attachment(path=src.absolute(), rel=src.name, original_name=src.name,
-                     invoice_id=invoice_id, size=os.stat(src).st_size, sha256="",
-                     document_type=settings.attachments.default_document_type)
-    errors = [f for f in check_attachment(att, bundle, settings.validation)[1]
-              if f.severity == "error"]
-    # As the matcher will see the folder once the file is in: the invoice's attachments,
-    # then this one (so that the finding is this file's).
-    distinct_names([*(a for a in bundle.attachments if a.invoice_id == invoice_id),
-                    replace(att, rel=str(rel))], settings.delivery.safe_filenames, errors)
     if errors:
         raise AttachRefused(f"{src} would only get {cand.invoice.name} "
                             f"{invalid_fate(settings)}; nothing "

@@ -1,6 +1,7 @@
 """`outboxd check PATH…`: read, match and validate exactly as the daemon would, send nothing.
 
-The same code path as the daemon (`finish.evaluate`: match.assemble +
+The same code path as the daemon (`finish.evaluate`, in a reader process under the
+daemon's time limit for a read, reads.py: match.assemble +
 validate.validate_bundle, with the same configuration and the same
 per-bundle channel override from attachments.toml). Writes nothing and
 creates nothing: no state dir, no journal, no errors file. Findings are
@@ -27,11 +28,11 @@ from daemon.actions import EXIT_FAILED, EXIT_OK
 from daemon.actions.check_journal import CheckJournal
 from daemon.actions.check_targets import targets
 from daemon.actions.common import settings_of
+from daemon.actions.reads import CommandReads
 from daemon.bundle import Bundle, Finding
 from daemon.config import Settings
 from daemon.einvoice import rules_versions
-from daemon.errors import InputError
-from daemon.finish import evaluate
+from daemon.errors import InputError, ReaderFailed
 from daemon.invisible import escaped_controls
 from daemon.release import release_file
 from daemon.scan import Candidate, candidate_for, marker_wait
@@ -144,13 +145,14 @@ def check(paths: list[Path], settings: Settings, out: TextIO | None = None,
     out, err = out or sys.stdout, err or sys.stderr
     journal = CheckJournal(settings)
     try:
-        return _check(paths, settings, journal, out, err)
+        with CommandReads(settings) as reads:
+            return _check(paths, settings, journal, reads, out, err)
     finally:
         journal.close()
 
 
-def _check(paths: list[Path], settings: Settings, journal: CheckJournal, out: TextIO,
-           err: TextIO) -> int:
+def _check(paths: list[Path], settings: Settings, journal: CheckJournal, reads: CommandReads,
+           out: TextIO, err: TextIO) -> int:
     found = list(targets(paths, settings, journal))
     seen: set[Path] = set()
     progress = _Progress(err, len(found))
@@ -167,7 +169,7 @@ def _check(paths: list[Path], settings: Settings, journal: CheckJournal, out: Te
         seen.add(target.cand.invoice)
         n_bundles += 1
         try:
-            bundle = evaluate(target.cand, s)
+            bundle = reads.evaluate(target.cand, s)  # in a reader, as the daemon reads it
         except InputError as exc:
             lines = [f"{target.cand.invoice.name}", "  errors:",
                      f"    {exc.file}: {exc.message}  [{exc.code}]", "  => INVALID"]
@@ -176,6 +178,11 @@ def _check(paths: list[Path], settings: Settings, journal: CheckJournal, out: Te
             lines = [f"{target.cand.invoice.name}", "  errors:",
                      f"    {target.cand.invoice.name}: cannot be read ({exc.strerror}) — "
                      "check the file's permissions  [unreadable]", "  => INVALID"]
+            invalid = True
+        except ReaderFailed as exc:
+            # Not the bundle's fault (the daemon reads it again when it changes): no
+            # verdict, and no code.
+            lines = [f"{target.cand.invoice.name}", f"  {exc}", "  => not checked"]
             invalid = True
         else:
             # In the daemon's order: a duplicate is quarantined before any wait for

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from daemon.actions.common import invalid_fate
+from daemon.actions.reads import CommandReads
 from daemon.archive_papers import reason_of
 from daemon.config import Settings
-from daemon.errors import InputError, OutboxdError, UsageError
-from daemon.finish import evaluate
+from daemon.errors import InputError, OutboxdError, ReaderFailed, UsageError
 from daemon.fsops import is_regular_file, kind_of
 from daemon.journal.readonly import journal_there, read_journal
 from daemon.lookalikes import look_alike_findings
@@ -263,9 +263,14 @@ def _refuse_a_duplicate(folder: Path, invoice: str, settings: Settings) -> None:
         return
     here = settings.model_copy(update={"outbox": settings.outbox.model_copy(
         update={"path": folder})})
+    cand = candidate_for(here.outbox, invoice)
     try:
-        now = bundle_id_of(evaluate(candidate_for(here.outbox, invoice), here))
-    except (InputError, OSError):
+        # In a reader under the daemon's time limit (reads.py): a file a clerk changed
+        # in the folder, as this refusal tells them to, may be one that makes readers
+        # loop; past the limit the daemon decides (it holds it, read-time-limit).
+        with CommandReads(here) as reads:
+            now = bundle_id_of(reads.evaluate(cand, here))
+    except (InputError, OSError, ReaderFailed):
         return
     if now != recorded:
         return  # changed since: a new bundle, which the daemon takes as such

@@ -19,10 +19,11 @@ from pathlib import Path
 from daemon.actions import EXIT_OK
 from daemon.actions.attach import holders, unread_note
 from daemon.actions.common import settings_of
+from daemon.actions.reads import CommandReads
 from daemon.actions.whereabouts import Endings, left_the_outbox
+from daemon.bundle import Bundle
 from daemon.config import Settings
 from daemon.errors import InputError, OutboxdError
-from daemon.finish import evaluate
 from daemon.invisible import escaped_controls, for_terminal
 from daemon.names import NAME_MAX, printable, stem
 from daemon.release import overlong, rename_shorter, write_release
@@ -38,8 +39,12 @@ _SEND_ENDINGS = Endings(sent="nothing to release", moving="nothing to release",
                         quarantined="", unseen="nothing was released")
 
 
-def resolve(target: str, settings: Settings) -> Candidate:
-    """An invoice file (name or path in the outbox) or an invoice id → its candidate."""
+def resolve(target: str, settings: Settings, reads: CommandReads | None = None) -> Candidate:
+    """An invoice file (name or path in the outbox) or an invoice id → its candidate
+    (the invoice files read in `reads`, or in a reader of its own)."""
+    if reads is None:
+        with CommandReads(settings) as own:
+            return resolve(target, settings, own)
     listing = list_outbox(settings.outbox, settings.share)
     name = Path(target).name
     path = Path(os.path.abspath(target))
@@ -47,7 +52,7 @@ def resolve(target: str, settings: Settings) -> Candidate:
                                        or path.parent == settings.outbox.path.resolve()):
         return listing.candidates[name]
     unread: list[str] = []
-    found = holders(target, settings, unread, listing)
+    found = holders(target, settings, unread, reads, listing)
     # NAME as in NAME.send-anyway, the invoice file's stem, or an invoice id: when both
     # readings fit different files, releasing either would be a guess.
     by_stem = [c for n, c in listing.candidates.items() if stem(n) == name] \
@@ -78,12 +83,19 @@ def resolve(target: str, settings: Settings) -> Candidate:
 
 
 def send(target: str, settings: Settings, without_attachments: bool) -> str:
-    """Release the bundle; a line for the person who asked."""
-    cand = resolve(target, settings)
-    try:
-        bundle = evaluate(cand, settings)
-    except (InputError, OSError) as exc:
-        raise SendRefused(f"{cand.invoice.name} cannot be read: {exc}") from None
+    """Release the bundle; a line for the person who asked. The files are read in a
+    reader process, under the daemon's time limit (reads.py)."""
+    with CommandReads(settings) as reads:
+        cand = resolve(target, settings, reads)
+        try:
+            bundle = reads.evaluate(cand, settings)
+        except (InputError, OSError) as exc:
+            raise SendRefused(f"{cand.invoice.name} cannot be read: {exc}") from None
+    return _release(cand, bundle, settings, without_attachments)
+
+
+def _release(cand: Candidate, bundle: Bundle, settings: Settings,
+             without_attachments: bool) -> str:
     if bundle.errors:
         lines = "; ".join(f"{f.file}: {f.message}" for f in bundle.errors[:5])
         raise SendRefused(f"{cand.invoice.name} has errors, so it cannot be released: {lines}")

@@ -632,7 +632,7 @@ def test_control_characters_from_the_share_never_reach_the_terminal(
     terminals; such a name is a usable one), invoice ids C0 and C1 ones: every line check
     prints shows them as \\xNN — the report, a folder's note, and the lines of a bundle
     whose invoice file cannot be read (here: replaced by a link after the listing)."""
-    from daemon.actions import check as check_mod
+    from daemon.actions.reads import CommandReads
     from daemon.errors import HostileInput
     out_dir = cfg.outbox
     write(out_dir / "B\x9b2J.xml", batch_xml("B-1\x9b31m", "B-2\x85"))
@@ -643,10 +643,10 @@ def test_control_characters_from_the_share_never_reach_the_terminal(
     assert "B\\x9b2J.xml" in out and "L\\x9b2J/: no invoice files" in out
     assert "invoice B-1\\x9b31m" in out
 
-    def swapped(cand, settings):
+    def swapped(reads, cand, settings):
         raise HostileInput("symlink", cand.invoice.name, "is a symbolic link; outboxd "
                            "never follows links — put the file itself in the folder")
-    monkeypatch.setattr(check_mod, "evaluate", swapped)
+    monkeypatch.setattr(CommandReads, "evaluate", swapped)
     code, out = check(cfg, capsys, out_dir / "B\x9b2J.xml")
     assert code == 1 and "\x9b" not in out
     assert "B\\x9b2J.xml: is a symbolic link" in out

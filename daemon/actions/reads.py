@@ -1,0 +1,133 @@
+"""Where `check`, `send`, `attach` and `retry` read the files of a bundle: in a reader
+process, as the daemon does (readers.py), under the daemon's time limit for a read
+(reader_deaths.time_limit: 120 s, more for a large invoice file), tried as often, and
+ended with the daemon's words (`read-time-limit`). A PDF or image that keeps pypdf or
+Pillow busy for minutes (and hundreds of MB) would otherwise hold a clerk's command,
+or an ERP's scheduled `send` or `attach`, that long, and in the command's own memory;
+and a command would say of a bundle what the daemon does not.
+
+The reader starts on the first read (a command refused before it reads spawns none),
+with the e-invoice engine the settings need when the command evaluates bundles (never
+for `attach`, which only looks for ids and checks its file), and writes no compile
+cache: a command writes nothing into the state dir. With `[service] reader_processes =
+0` the reads run here, as the daemon's then do.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from daemon.bundle import Attachment, Bundle, Finding
+from daemon.config import Settings
+from daemon.errors import ReaderFailed
+from daemon.invoices import read_invoice_file
+from daemon.lookalikes import distinct_names
+from daemon.match import assemble
+from daemon.reader_process import Job, needs_engine
+from daemon.readers import Readers, workers_for
+from daemon.scan import Candidate
+from daemon.validate import check_attachment
+
+
+class CommandReads:
+    """One command's reads, in one reader process (or here, as configured)."""
+
+    def __init__(self, settings: Settings, evaluates: bool = True) -> None:
+        """`evaluates`: the command evaluates a bundle (check, send, retry), so its
+        reader loads the engine the settings need from the start, not in a second one
+        started for it (attach only looks for ids and checks its file)."""
+        self._engine = evaluates and needs_engine(settings)
+        workers = min(1, workers_for(settings))
+        self._settings = settings.model_copy(update={"service": settings.service.model_copy(
+            update={"reader_processes": workers})})
+        self._readers: Readers | None = None
+
+    def __enter__(self) -> CommandReads:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """The reader ends (one stuck in a file is killed after readers' grace)."""
+        if self._readers is not None:
+            self._readers.stop()
+            self._readers = None
+
+    def _started(self, engine: bool) -> Readers:
+        if self._readers is None:
+            self._readers = Readers(None)
+        # Started once; configured again only for an engine it has not loaded yet.
+        self._readers.configure(self._settings, engine=engine or self._engine)
+        return self._readers
+
+    def evaluate(self, cand: Candidate, settings: Settings) -> Bundle:
+        """finish.evaluate, as the daemon reads a bundle: the Bundle, or its InputError
+        (ReadTimedOut past the limit) or OSError; ReaderFailed, in a command's words,
+        when the reader died under it each time (out of memory)."""
+        readers = self._started(needs_engine(settings))
+        return _said(cand, lambda: readers.evaluate(cand, settings))
+
+    def read(self, cand: Candidate, settings: Settings, job: Job) -> Any:
+        """job(cand, settings) in the reader (a module-level function or a partial of
+        one), under the same limit."""
+        readers = self._started(False)
+        return _said(cand, lambda: readers.read(cand, settings, job))
+
+    def invoice_ids(self, cand: Candidate, settings: Settings) -> tuple[str, ...]:
+        """The ids in cand's invoice file, read as the daemon reads them (InputError,
+        OSError as read_invoice_file's)."""
+        ids: tuple[str, ...] = self.read(cand, settings, invoice_ids)
+        return ids
+
+    def attachment_errors(self, cand: Candidate, settings: Settings, src: Path, rel: Path,
+                          invoice_id: str) -> list[Finding]:
+        """The errors the daemon's rules for cand's channel would find in `src` once it is
+        at `rel` as an attachment of invoice_id (see attachment_errors below)."""
+        found: list[Finding] = self.read(cand, settings, functools.partial(
+            attachment_errors, src=src, rel=rel, invoice_id=invoice_id))
+        return found
+
+
+def _said(cand: Candidate, read: Callable[[], Any]) -> Any:
+    """read(), with a reader's deaths said for a command (the daemon's words say it
+    reads the bundle again when it changes)."""
+    try:
+        return read()
+    except ReaderFailed as exc:
+        if type(exc) is not ReaderFailed:
+            raise  # stopping: never in a command
+        raise ReaderFailed(f"{cand.invoice.name}: the reader process died while reading it, "
+                           "each time it was tried (out of memory?); nothing was changed"
+                           ) from None
+
+
+# -- the jobs, run in the reader ------------------------------------------------------------
+def invoice_ids(cand: Candidate, settings: Settings) -> tuple[str, ...]:
+    return read_invoice_file(cand.invoice, cand.invoice.name,
+                             settings.invoices.pdf_id_pattern).invoice_ids
+
+
+def attachment_errors(cand: Candidate, settings: Settings, src: Path, rel: Path,
+                      invoice_id: str) -> list[Finding]:
+    """The bundle as it is (InputError: it does not match) and `src` checked by its
+    channel's rules as one more attachment of invoice_id, then by name against the
+    invoice's others as the matcher will see them (`name-collision`): the errors."""
+    bundle = assemble(cand, settings)
+    # Not hashed: the one rule that needs the digest (copy-of-invoice) is attach's own;
+    # check_attachment opens src itself, never through a link.
+    att = Attachment(path=src.absolute(), rel=src.name, original_name=src.name,
+                     invoice_id=invoice_id, size=os.stat(src).st_size, sha256="",
+                     document_type=settings.attachments.default_document_type)
+    errors = [f for f in check_attachment(att, bundle, settings.validation)[1]
+              if f.severity == "error"]
+    distinct_names([*(a for a in bundle.attachments if a.invoice_id == invoice_id),
+                    replace(att, rel=str(rel))], settings.delivery.safe_filenames, errors)
+    return errors
