@@ -67,13 +67,22 @@ class OutboxIndex:
 
     def near(self, cand: Candidate) -> list[str]:
         """The lone folders whose names are close to `cand`'s stem (lonefolders.close),
-        its own look-alikes left out: a few dict look-ups once the lone folders' names
-        are indexed, which they are again only after they changed."""
+        any bundle's look-alikes left out (told in that bundle's errors, to be renamed
+        after it: the page leaves them out too): a few dict look-ups once the lone
+        folders' names are indexed, which they are again only after they changed (or
+        the sidecar suffix they are compared without)."""
         if not self.lone:
             return []
-        if self._near is None or self._near[0] != self.lone_version:
-            self._near = (self.lone_version, Near(self.lone, self.cfg.sidecar_suffix))
-        return self._near[1].of(cand.name, cand.look_alikes)
+        suffix = self.cfg.sidecar_suffix
+        if self._near is None or self._near[0] != self.lone_version \
+                or self._near[1].suffix != suffix:
+            self._near = (self.lone_version, Near(self.lone, suffix))
+        return [n for n in self._near[1].of(cand.name, cand.look_alikes)
+                if not self._a_look_alike(n)]
+
+    def _a_look_alike(self, name: str) -> bool:
+        return any(name in self.candidates[k].look_alikes
+                   for f in alike_keys(self.cfg, name) for k in self._by_fold.get(f, ()))
 
     def _lone(self, name: str, st: os.stat_result | None) -> None:
         """Root entry `name` as it is now (`st`: its lstat, None if gone): lone or not."""

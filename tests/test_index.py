@@ -376,3 +376,33 @@ def test_near_names_the_lone_folders_close_to_a_bundles_stem(tmp_path: Path) -> 
     assert set(idx.lone) == {"INV-7100", "INV-7010 (1)", "INV-9999"}
     # Its copy-named folder is its look-alike (sidecar-spelling), not a hint.
     assert idx.near(idx.candidates["INV-7010.xml"]) == ["INV-7100"]
+
+
+def test_near_leaves_out_another_bundles_look_alike(tmp_path: Path) -> None:
+    """`inv-7011/` is INV-7011.xml's look-alike (its errors say to rename it INV-7011/):
+    the log and REASON.txt of INV-7010.xml, waiting, must not tell to rename it
+    INV-7010/ — that sent INV-7011's attachments with INV-7010. The page and `status`
+    leave it out already; a lone folder of no bundle is still hinted."""
+    write(tmp_path / "INV-7010.xml", b"<x/>")
+    write(tmp_path / "INV-7011.xml", b"<x/>")
+    (tmp_path / "inv-7011").mkdir()
+    (tmp_path / "INV-7100").mkdir()
+    idx = make(tmp_path)
+    idx.replace(list_outbox(idx.cfg))
+    assert idx.candidates["INV-7011.xml"].look_alikes == ("inv-7011",)
+    assert idx.near(idx.candidates["INV-7010.xml"]) == ["INV-7100"]
+
+
+def test_near_compares_by_the_sidecar_suffix_in_force_after_a_reload(tmp_path: Path) -> None:
+    """A reload that sets sidecar_suffix = "_att" makes `INV-7100_att/` compare as
+    INV-7100, close to INV-7010: the hint follows the new suffix even though the lone
+    folders stayed the same."""
+    write(tmp_path / "INV-7010.xml", b"<x/>")
+    (tmp_path / "INV-7100_att").mkdir()
+    idx = make(tmp_path)
+    idx.replace(list_outbox(idx.cfg))
+    assert idx.near(idx.candidates["INV-7010.xml"]) == []
+    idx.cfg = OutboxConfig(path=tmp_path, sidecar_suffix="_att")
+    idx.rebuild()
+    assert list(idx.lone) == ["INV-7100_att"]
+    assert idx.near(idx.candidates["INV-7010.xml"]) == ["INV-7100_att"]
