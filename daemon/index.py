@@ -62,18 +62,25 @@ class OutboxIndex:
         # in `lone_version` at each change, for the page to know it is due.
         self.lone: dict[str, int] = {}
         self.lone_version = 0
-        self._near: tuple[int, Near] | None = None  # built for that lone_version
+        self._near = Near((), cfg.sidecar_suffix)  # the lone folders' names, kept with them
         self._rebuilding = False
 
     def near(self, cand: Candidate) -> list[str]:
         """The lone folders whose names are close to `cand`'s stem (lonefolders.close),
-        its own look-alikes left out: a few dict look-ups once the lone folders' names
-        are indexed, which they are again only after they changed."""
+        any bundle's look-alikes left out (told in that bundle's errors, to be renamed
+        after it: the page leaves them out too): a few dict look-ups once the lone
+        folders' names are indexed, which they are again only after they changed (or
+        the sidecar suffix they are compared without)."""
         if not self.lone:
             return []
-        if self._near is None or self._near[0] != self.lone_version:
-            self._near = (self.lone_version, Near(self.lone, self.cfg.sidecar_suffix))
-        return self._near[1].of(cand.name, cand.look_alikes)
+        if self._near.suffix != self.cfg.sidecar_suffix:  # a reload: compared anew
+            self._near = Near(self.lone, self.cfg.sidecar_suffix)
+        return [n for n in self._near.of(cand.name, cand.look_alikes)
+                if not self._a_look_alike(n)]
+
+    def _a_look_alike(self, name: str) -> bool:
+        return any(name in self.candidates[k].look_alikes
+                   for f in alike_keys(self.cfg, name) for k in self._by_fold.get(f, ()))
 
     def _lone(self, name: str, st: os.stat_result | None) -> None:
         """Root entry `name` as it is now (`st`: its lstat, None if gone): lone or not."""
@@ -81,8 +88,14 @@ class OutboxIndex:
                 and not is_ignored(name, self.cfg.ignore_patterns)):
             if self.lone.get(name) != st.st_ctime_ns:
                 self.lone[name], self.lone_version = st.st_ctime_ns, self.lone_version + 1
-        elif self.lone.pop(name, None) is not None:
+                self._near.add(name)
+        else:
+            self._unlone(name)
+
+    def _unlone(self, name: str) -> None:
+        if self.lone.pop(name, None) is not None:
             self.lone_version += 1
+            self._near.discard(name)
 
     def _names_of(self, cand: Candidate) -> list[str]:
         name = cand.name
@@ -118,8 +131,7 @@ class OutboxIndex:
         self._by_fold[fold] = (*self._by_fold.get(fold, ()), key)
         side = cand.sidecar.name
         self._by_sidecar[side] = (*self._by_sidecar.get(side, ()), key)
-        if self.lone.pop(side, None) is not None:
-            self.lone_version += 1
+        self._unlone(side)
         # Its sidecar (or a copy of it) may have been another bundle's look-alike as a
         # copy: `Faktura 2/` of Faktura.xml until Faktura 2.pdf (or .xml) comes.
         changed = set().union(*(self._refresh(f) for f in alike_keys(self.cfg, side)))
@@ -224,6 +236,10 @@ class OutboxIndex:
         # One whose lstat failed this time (a share's EIO) stays as it was known.
         lone.update((n, self.lone[n]) for n in listing.unlooked if n in self.lone)
         if lone != self.lone:
+            for name in self.lone.keys() - lone.keys():
+                self._near.discard(name)
+            for name in lone.keys() - self.lone.keys():
+                self._near.add(name)
             self.lone, self.lone_version = lone, self.lone_version + 1
         return new - old, old - new
 

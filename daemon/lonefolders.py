@@ -73,18 +73,39 @@ def _deletions(folded: str) -> set[str]:
 
 class Near:
     """The lone folders' names by their one-deletion neighbourhood: two names one edit or
-    one swap apart share a key (`close` then says whether they are close)."""
+    one swap apart share a key (`close` then says whether they are close). Kept up to
+    date a name at a time by the index (`add`, `discard`), whose lone folders change at
+    each sidecar that comes before its invoice file, in a batch thousands of times."""
 
     def __init__(self, names: Iterable[str], suffix: str = "") -> None:
-        self.names = frozenset(names)
+        self.names: set[str] = set()
         self.suffix = suffix
-        self._by_key: dict[str, list[str]] = {}
+        self._by_key: dict[str, set[str]] = {}
         # What `of` found for a stem, without leave_out: the page asks again for every
         # waiting invoice at each refresh, and the lone folders seldom change meanwhile.
         self._found: dict[str, list[str]] = {}
-        for name in self.names:
-            for key in _deletions(_fold(self._bare(name))):
-                self._by_key.setdefault(key, []).append(name)
+        for name in names:
+            self.add(name)
+
+    def add(self, name: str) -> None:
+        if name in self.names:
+            return
+        self.names.add(name)
+        self._found.clear()
+        for key in _deletions(_fold(self._bare(name))):
+            self._by_key.setdefault(key, set()).add(name)
+
+    def discard(self, name: str) -> None:
+        if name not in self.names:
+            return
+        self.names.discard(name)
+        self._found.clear()
+        for key in _deletions(_fold(self._bare(name))):
+            names = self._by_key.get(key)
+            if names is not None:
+                names.discard(name)
+                if not names:
+                    del self._by_key[key]
 
     def _bare(self, name: str) -> str:
         """The name a folder is compared by: without the sidecar suffix it has."""
@@ -130,16 +151,22 @@ def listed(lone: Lone, invoice_files: Iterable[str], suffix: str = "",
     """The lone folders to list, longest unchanged first, each with the invoice files (of
     `invoice_files`: the waiting ones) it is close to; of each of those files the folders
     close to it (as on disk); and the `Near` asked, for the next call's `last`, which is
-    asked again while it holds the same names (what it found is kept: a page with 20,000
-    waiting rows asks for each at every refresh). `leave_out`: folders told elsewhere (a
-    look-alike of a bundle's sidecar, a folder holding invoice files), by name as on
-    disk."""
+    brought up to date and asked again (what it found is kept while its names stay the
+    same: a page with 20,000 waiting rows asks for each at every refresh). `leave_out`:
+    folders told elsewhere (a look-alike of a bundle's sidecar, a folder holding invoice
+    files), by name as on disk."""
     out = set(leave_out)
     names = [n for n in lone if n not in out]
     if not names:
         return [], {}, None
-    near = last if last is not None and last.suffix == suffix and last.names == set(
-        names) else Near(names, suffix)
+    if last is not None and last.suffix == suffix:  # brought up to date, not made anew
+        near, wanted = last, set(names)
+        for name in near.names - wanted:
+            near.discard(name)
+        for name in wanted - near.names:
+            near.add(name)
+    else:
+        near = Near(names, suffix)
     close_to: dict[str, list[str]] = {}
     by_file: dict[str, list[str]] = {}
     for file in invoice_files:

@@ -43,6 +43,7 @@ from daemon.finish import evaluate
 from daemon.index import OutboxIndex
 from daemon.journal import Journal
 from daemon.leftalone import LeftAlone
+from daemon.names import printable
 from daemon.notify import StartProgress, notify, watchdog_interval
 from daemon.orphans import Orphans
 from daemon.outage import Outage
@@ -138,6 +139,14 @@ class Service(Changes, Reloading, Stopping):
         attempt's own later retry must not push that back."""
         self.timers.sooner(("deliver", row_id), self.clock() + delay)
         self._wake.set()
+
+    def _near_folders(self, cand: Candidate) -> list[str]:
+        """The lone folders named close to `cand`'s, for its hint (index.near): not those
+        the page lists as holding invoice files or as attachments come too late (its
+        last refresh; strays.py), told there with their own fix, as the page's hints
+        leave them out."""
+        strays = self.publish.page.stray_names
+        return [n for n in self.index.near(cand) if printable(n) not in strays]
 
     # -- reading off the loop --------------------------------------------------------
     def _read(self, key: str, cand: Candidate, snap: Snapshot, settings: Settings) -> None:
@@ -255,7 +264,7 @@ class Service(Changes, Reloading, Stopping):
         if late := late_share(s.outbox.path, s.outbox.settle_seconds):
             self.log.warning(LATE_SHARE, **late.fields())
         self.pipeline = Pipeline(s, self.journal, self._make_deliverer(s))
-        self.pipeline.near_folders = lambda cand: self.index.near(cand)  # index made below
+        self.pipeline.near_folders = self._near_folders
         self.pipeline.finish.archive_later = self.workers.archive_later
         self.pipeline.finish.elsewhere = self.sent_news.in_flight
         self.pipeline.news_of = self.news_of

@@ -19,9 +19,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import math
 import os
 import re
 import stat
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -167,8 +169,13 @@ SWEEP_HOLD_SECONDS = 0.05
 # long: a process that locks every new temp (a clerk's scanner, an attack) would otherwise
 # cost the loop SWEEP_HOLD_SECONDS for each held bundle at each rescan, 1,000 of them past
 # systemd's WatchdogSec. A sweep's instant falling in that window costs one rescan period.
+# Kept by folder: such a process watches one (the outbox), and the loop's temps are all in
+# it; the delivery workers' temps in the [delivery] target or sent/ (threads of the same
+# process) still wait out a clean-up's instant there, and a locker there quiets none of
+# the loop's.
 HELD_FOR_GOOD_QUIET_SECONDS = 10.0
-_held_for_good_at: float | None = None
+_held_for_good_at: dict[str, float] = {}  # folder -> monotonic time of its last give-up
+_held_lock = threading.Lock()  # the loop and the delivery workers write temps
 
 
 def create_locked(path: Path) -> int:
@@ -186,11 +193,13 @@ def create_locked(path: Path) -> int:
     Waited for without that bound, it held the daemon's loop (an errors file, the status
     page) for LOCK_WAIT_SECONDS; given up at once, a sweep's instant made `attach` fail
     and the errors file wait a whole rescan. Within HELD_FOR_GOOD_QUIET_SECONDS of a
-    give-up, given up at once: the loop's cost stays bounded however many are held."""
-    global _held_for_good_at
+    give-up in the same folder, given up at once: the loop's cost stays bounded however
+    many are held."""
+    folder = os.path.dirname(path)
     now = time.monotonic()
-    recently = (_held_for_good_at is not None
-                and now - _held_for_good_at < HELD_FOR_GOOD_QUIET_SECONDS)
+    with _held_lock:
+        last = _held_for_good_at.get(folder, -math.inf)
+    recently = now - last < HELD_FOR_GOOD_QUIET_SECONDS
     deadline = now if recently else now + SWEEP_HOLD_SECONDS
     for _ in range(3):
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
@@ -202,7 +211,7 @@ def create_locked(path: Path) -> int:
             if held and os.fstat(fd).st_nlink:
                 return fd
             if held is False and os.fstat(fd).st_nlink:
-                _held_for_good_at = time.monotonic()
+                _gave_up(folder, time.monotonic())
                 unlink_if_still(path, fd)
                 # Removed: `fuser -v` on its path finds nothing; `lsof +L1` lists the
                 # files removed but still open, with who holds them.
@@ -215,6 +224,16 @@ def create_locked(path: Path) -> int:
         os.close(fd)  # a sweep took it between the open and the lock: make it again
     raise FileNotFoundError(errno.ENOENT, "removed by a concurrent clean-up, three times",
                             str(path))
+
+
+def _gave_up(folder: str, at: float) -> None:
+    """A temp in `folder` given up as held for good at `at`: the folders quiet longer
+    are forgotten (one entry a folder with a give-up in the last few seconds)."""
+    with _held_lock:
+        for old in [f for f, t in _held_for_good_at.items()
+                    if at - t >= HELD_FOR_GOOD_QUIET_SECONDS]:
+            del _held_for_good_at[old]
+        _held_for_good_at[folder] = at
 
 
 def _lock_new(fd: int, deadline: float) -> bool | None:

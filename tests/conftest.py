@@ -48,7 +48,7 @@ def _no_temp_held_for_good_yet(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts as a new process: a temp another test saw held for good does not
     make this one's writes give up at once (temps.HELD_FOR_GOOD_QUIET_SECONDS)."""
     import daemon.temps
-    monkeypatch.setattr(daemon.temps, "_held_for_good_at", None)
+    monkeypatch.setattr(daemon.temps, "_held_for_good_at", {})
 
 
 @dataclass

@@ -376,3 +376,69 @@ def test_near_names_the_lone_folders_close_to_a_bundles_stem(tmp_path: Path) -> 
     assert set(idx.lone) == {"INV-7100", "INV-7010 (1)", "INV-9999"}
     # Its copy-named folder is its look-alike (sidecar-spelling), not a hint.
     assert idx.near(idx.candidates["INV-7010.xml"]) == ["INV-7100"]
+
+
+def test_near_leaves_out_another_bundles_look_alike(tmp_path: Path) -> None:
+    """`inv-7011/` is INV-7011.xml's look-alike (its errors say to rename it INV-7011/):
+    the log and REASON.txt of INV-7010.xml, waiting, must not tell to rename it
+    INV-7010/ — that sent INV-7011's attachments with INV-7010. The page and `status`
+    leave it out already; a lone folder of no bundle is still hinted."""
+    write(tmp_path / "INV-7010.xml", b"<x/>")
+    write(tmp_path / "INV-7011.xml", b"<x/>")
+    (tmp_path / "inv-7011").mkdir()
+    (tmp_path / "INV-7100").mkdir()
+    idx = make(tmp_path)
+    idx.replace(list_outbox(idx.cfg))
+    assert idx.candidates["INV-7011.xml"].look_alikes == ("inv-7011",)
+    assert idx.near(idx.candidates["INV-7010.xml"]) == ["INV-7100"]
+
+
+def test_near_compares_by_the_sidecar_suffix_in_force_after_a_reload(tmp_path: Path) -> None:
+    """A reload that sets sidecar_suffix = "_att" makes `INV-7100_att/` compare as
+    INV-7100, close to INV-7010: the hint follows the new suffix even though the lone
+    folders stayed the same."""
+    write(tmp_path / "INV-7010.xml", b"<x/>")
+    (tmp_path / "INV-7100_att").mkdir()
+    idx = make(tmp_path)
+    idx.replace(list_outbox(idx.cfg))
+    assert idx.near(idx.candidates["INV-7010.xml"]) == []
+    idx.cfg = OutboxConfig(path=tmp_path, sidecar_suffix="_att")
+    idx.rebuild()
+    assert list(idx.lone) == ["INV-7100_att"]
+    assert idx.near(idx.candidates["INV-7010.xml"]) == ["INV-7100_att"]
+
+
+def test_near_after_one_lone_folder_changed_indexes_that_one_not_all_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ERP that writes each sidecar before its invoice file, 2,000 of a batch: every
+    invoice file that comes takes its folder off the lone ones, and every invoice of the
+    batch without attachments asked for the folders close to it. Each such question
+    indexed every lone folder's name again (2,000: some 130 ms of the loop, hundreds of
+    times in the batch). Now a change of one lone folder indexes that one, and the
+    question its stem: a few name keys, whatever the number of lone folders."""
+    import daemon.lonefolders as lonefolders
+    write(tmp_path / "INV-7010.xml", b"<x/>")
+    for i in range(2000):
+        (tmp_path / f"B-{i:05}").mkdir()
+    (tmp_path / "INV-7100").mkdir()
+    idx = make(tmp_path)
+    idx.replace(list_outbox(idx.cfg))
+    assert idx.near(idx.candidates["INV-7010.xml"]) == ["INV-7100"]
+    keyed: list[str] = []
+    real = lonefolders._deletions
+    monkeypatch.setattr(lonefolders, "_deletions", lambda s: keyed.append(s) or real(s))
+    for i in range(3):  # three invoice files of the batch come, each taking its folder
+        write(tmp_path / f"B-{i:05}.xml", b"<x/>")
+        idx.touched(f"B-{i:05}.xml")
+        assert f"B-{i:05}" not in idx.lone
+        assert idx.near(idx.candidates["INV-7010.xml"]) == ["INV-7100"]
+    (tmp_path / "INV-7011").mkdir()  # and a folder comes
+    idx.touched("INV-7011")
+    assert idx.near(idx.candidates["INV-7010.xml"]) == ["INV-7011", "INV-7100"]
+    assert len(keyed) <= 3 * 2 + 2, f"{len(keyed)} names keyed"
+    # A rescan's listing that finds the same folders changes nothing of it.
+    idx.replace(list_outbox(idx.cfg))
+    assert idx.near(idx.candidates["INV-7010.xml"]) == ["INV-7011", "INV-7100"]
+    (tmp_path / "INV-7100").rmdir()
+    idx.replace(list_outbox(idx.cfg))
+    assert idx.near(idx.candidates["INV-7010.xml"]) == ["INV-7011"]

@@ -77,3 +77,25 @@ def test_listed_longest_unchanged_first_each_with_the_waiting_files_it_is_close_
     assert listed(lone, [], leave_out=["INV-7010 (1)"], last=asked)[2] is asked
     assert listed({"INV-7011": 0}, ["INV-7010.xml"], last=asked)[1] == {
         "INV-7010.xml": ["INV-7011"]}
+
+
+def test_a_near_brought_up_to_date_a_name_at_a_time_finds_what_a_new_one_finds() -> None:
+    """The index keeps one Near as its lone folders come and go, and the page brings its
+    last one up to date: a folder added is found, one taken away is not, and what a stem
+    found before the change is not handed back after it."""
+    near = Near(["INV-7100", "INV-7011"], "_att")
+    assert near.of("INV-7010") == ["INV-7011", "INV-7100"]
+    near.discard("INV-7100")
+    near.add("INV-701_att")
+    near.add("INV-701_att")  # twice: once
+    assert near.of("INV-7010") == Near(["INV-7011", "INV-701_att"], "_att").of("INV-7010") \
+        == ["INV-7011", "INV-701_att"]
+    near.discard("INV-7011")
+    near.discard("INV-701_att")
+    near.discard("INV-9999")  # never there
+    assert near.of("INV-7010") == [] and not near.names
+    folders, _, kept = listed({"INV-7100": 1}, ["INV-7010.xml"], "", (), near)
+    assert kept is not near and [x.name for x in folders] == ["INV-7100"]  # another suffix
+    _, by_file, kept = listed({"INV-7100": 1}, ["INV-7010.xml"])
+    _, by_file, again = listed({"INV-7011": 2}, ["INV-7010.xml"], last=kept)
+    assert again is kept and by_file == {"INV-7010.xml": ["INV-7011"]}

@@ -339,3 +339,38 @@ def test_a_temp_folder_nested_a_thousand_deep_is_set_aside_and_refused_by_name(
     assert aside.startswith(".tmp-bundle.gone-") and refused.value.filename == str(
         tmp_path / aside)
     assert (tmp_path / aside / ("d/" * 1100) / "f.pdf").exists()
+
+
+def test_a_temp_held_for_good_in_one_folder_does_not_stop_the_wait_in_another(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The quiet time after a give-up is the folder's where it happened: a clerk's tool
+    locking every new temp in the outbox must not make a delivery worker's temp in the
+    [delivery] target (or sent/) give up at once on a clean-up's instant hold — a
+    delivery then failed and waited for its back-off — nor the reverse make the loop's
+    errors files give up; and those threads share the one module."""
+    import daemon.temps as temps
+    outbox, target = tmp_path / "outbox", tmp_path / "target"
+    outbox.mkdir()
+    target.mkdir()
+    refusals = {"outbox": 10**6, "target": 1}  # held for good there; a sweep's instant here
+    monkeypatch.setattr(temps, "_try_lock", lambda fd: _refused_in(fd, refusals))
+    now = [1000.0]
+    monkeypatch.setattr(temps.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(temps.time, "sleep", lambda s: now.__setitem__(0, now[0] + s))
+    with pytest.raises(BlockingIOError):
+        create_locked(outbox / ".a.tmp-1")
+    now[0] += 1.0
+    fd = create_locked(target / ".b.tmp-2")  # waited for the instant, within the bound
+    os.close(fd)
+    assert os.path.exists(target / ".b.tmp-2")
+    with pytest.raises(BlockingIOError):  # the held folder stays quiet: no wait there
+        create_locked(outbox / ".c.tmp-3")
+
+
+def _refused_in(fd: int, refusals: dict[str, int]) -> bool:
+    """_try_lock's stand-in: False while the folder of the file at fd has refusals left."""
+    folder = os.path.basename(os.path.dirname(os.readlink(f"/proc/self/fd/{fd}")))
+    if refusals[folder] > 0:
+        refusals[folder] -= 1
+        return False
+    return True

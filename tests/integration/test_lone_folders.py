@@ -63,3 +63,28 @@ def test_sent_without_attachments_at_the_deadline_the_log_says_the_close_folder_
     assert (env.outbox / "INV-7100" / "timesheet.pdf").exists()
     wait_for(lambda: any(r.startswith("INV-7100/\t") for r in _page(env).rows.get("lone", [])),
              what="the folder still listed")
+
+
+def test_a_folder_of_attachments_that_came_too_late_is_no_hint_for_another_invoice(
+        env: Env, receiver: Receiver, start_daemon) -> None:
+    """INV-7011.xml went out without attachments; its folder INV-7011/ came after it, and
+    the page lists it under "Folders nothing is sent from" (send the files another way).
+    INV-7010.xml, sent without attachments at its deadline, must not be told in the log
+    (nor a quarantine's REASON.txt) to rename INV-7011/ to INV-7010/ — that folder holds
+    INV-7011's files, and the page, which leaves it out of the lone folders, says so."""
+    # A folder come too late is found at a rescan: every second here.
+    env.write_config(receiver.url, policy={"unattached": "warn", "attachment_wait_seconds": 1},
+                     outbox={"rescan_seconds": 1})
+    daemon = start_daemon()
+    write(env.outbox / "INV-7011.xml", ubl_invoice("INV-7011"))
+    wait_for(lambda: len(receiver.accepted()) == 1, what="INV-7011 sent without attachments")
+    write(env.outbox / "INV-7011" / "timesheet.pdf", pdf_bytes(text_marker="late"))
+    wait_for(lambda: any(r.startswith("INV-7011\t") for r in _page(env).rows.get("strays", [])),
+             timeout=20, what="INV-7011/ listed as come too late")
+    write(env.outbox / "INV-7010.xml", ubl_invoice("INV-7010"))
+    wait_for(lambda: len(receiver.accepted()) == 2, what="INV-7010 sent without attachments")
+    # Its warning, if any, comes before its claim, and so before this line.
+    wait_for(lambda: daemon.stderr().count('"event": "bundle sent"') == 2,
+             what="INV-7010's sent line")
+    assert "a folder named close to its own has no invoice file" not in daemon.stderr()
+    assert (env.outbox / "INV-7011" / "timesheet.pdf").exists()
