@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 import pytest
 from pypdf import PdfWriter
+from rawreceiver import stop_accepting
 from swaps import opened_in, swap_for_link
 
 from daemon import __version__
@@ -203,12 +204,13 @@ def _raw_server(reply: Any) -> Iterator[int]:
                     body += conn.recv(65536)
                 with contextlib.suppress(OSError):
                     reply(conn)
-    threading.Thread(target=serve, daemon=True).start()
+    accepting = threading.Thread(target=serve, daemon=True)
+    accepting.start()
     try:
         yield listener.getsockname()[1]
     finally:
         stop.set()
-        listener.close()
+        stop_accepting(listener, accepting)
 
 
 def _http(status: str, headers: str, body: bytes) -> bytes:
