@@ -38,7 +38,20 @@ def make(tmp_path: Path, **sections: dict[str, Any]) -> tuple[Pipeline, Settings
     for folder in (s.sent_dir, s.quarantine_dir, s.processing_dir, s.paths.state_dir,
                    tmp_path / "target"):
         folder.mkdir(parents=True, exist_ok=True)
-    return Pipeline(s, Journal(s.journal_path), DirectoryDeliverer(tmp_path / "target")), s
+    journal = Journal(s.journal_path)
+    _made.append(journal)
+    return Pipeline(s, journal, DirectoryDeliverer(tmp_path / "target")), s
+
+
+# The journals make() opened for the test under way, closed after it (conftest.py): its
+# WAL descriptor is a plain number, which no collector closes.
+_made: list[Journal] = []
+
+
+def close_made() -> None:
+    """Close what make() opened (again, for a test that closed it itself)."""
+    while _made:
+        _made.pop().close()
 
 
 def step(p: Pipeline, cand: Candidate, now: float) -> Next:

@@ -51,6 +51,16 @@ def _no_temp_held_for_good_yet(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(daemon.temps, "_held_for_good_at", {})
 
 
+@pytest.fixture(autouse=True)
+def _pipelines_made_closed() -> Iterator[None]:
+    """The journals claimed.make() opened for a test, closed after it, where the test
+    left them open (most do: their pipeline is never stopped)."""
+    yield
+    claimed = sys.modules.get("claimed")
+    if claimed is not None:
+        claimed.close_made()
+
+
 @dataclass
 class Env:
     root: Path

@@ -129,8 +129,15 @@ def make_service(tmp_path: Path, clock: FakeClock, counts: Counts) -> Iterator[A
 
     yield make
     for svc in made:
-        svc.request_stop()
-        svc._shutdown()
+        stop(svc)
+
+
+def stop(svc: Service) -> None:
+    """Stop a service a test made, as a stop at the end of its run does, and close its
+    self-pipe, which the daemon leaves to the exit that follows (a test goes on)."""
+    svc.request_stop()
+    svc._shutdown()
+    svc._wake.close()
 
 
 def settle_all(svc: Service, clock: FakeClock) -> None:

@@ -58,12 +58,13 @@ class RawReceiver:
         return not self.stopped.wait(seconds)
 
     def __enter__(self) -> RawReceiver:
-        threading.Thread(target=self._serve, daemon=True).start()
+        self._accepting = threading.Thread(target=self._serve, daemon=True)
+        self._accepting.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stopped.set()
-        self.listener.close()
+        stop_accepting(self.listener, self._accepting)
 
     def _serve(self) -> None:
         while not self.stopped.is_set():
@@ -96,6 +97,19 @@ class RawReceiver:
                 with self._lock:
                     n, self._requests = self._requests, self._requests + 1
                 self._answer(self, conn, n)
+
+
+def stop_accepting(listener: socket.socket, accepting: threading.Thread) -> None:
+    """Close `listener` and wait for its thread blocked in accept() to end. close() alone
+    does not wake that thread, and Linux takes the descriptor number of the connection
+    to come before accept() blocks: each receiver of each test left a thread holding one
+    taken for good, unseen in /proc/self/fd, until a later test measuring its own
+    descriptors (test_match.py) ran out of them. shutdown() wakes it (EINVAL)."""
+    with contextlib.suppress(OSError):
+        listener.shutdown(socket.SHUT_RDWR)
+    accepting.join(CONNECTION_LIMIT)
+    listener.close()
+    assert not accepting.is_alive(), "the receiver's accepting thread did not end"
 
 
 def _read_head(conn: socket.socket) -> bytes | None:

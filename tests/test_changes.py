@@ -15,7 +15,16 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fakeloop import RESCAN, SETTLE, Counts, FakeClock, FakeWatcher, Inline, settle_all  # noqa: E402
+from fakeloop import (  # noqa: E402
+    RESCAN,
+    SETTLE,
+    Counts,
+    FakeClock,
+    FakeWatcher,
+    Inline,
+    settle_all,
+    stop,
+)
 from helpers import pdf_bytes, refuse_stat, ubl_invoice, write  # noqa: E402
 
 from daemon import logs  # noqa: E402
@@ -392,8 +401,7 @@ def test_an_invoice_dropped_while_the_watcher_starts_is_found_without_waiting_fo
         assert svc.journal.summary().get("waiting") == 1
         assert counts.steps[0] == "INV-2.xml"
     finally:
-        svc.request_stop()
-        svc._shutdown()
+        stop(svc)
 
 
 def test_an_invoice_dropped_while_the_rescan_restarts_a_dead_watcher_is_found_by_it(

@@ -182,6 +182,23 @@ def restored_logging() -> Iterator[None]:
     logging.root.handlers[:], logging.root.level = handlers, level
 
 
+@pytest.fixture
+def services_closed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The self-pipe of each Service `run` makes in this process, closed after the test:
+    the daemon leaves it to the exit that follows its run, a test goes on."""
+    from daemon.service import Service
+    made: list[Service] = []
+    real_init = Service.__init__
+
+    def init(self: Service, *args: Any, **kwargs: Any) -> None:
+        real_init(self, *args, **kwargs)
+        made.append(self)
+    monkeypatch.setattr(Service, "__init__", init)
+    yield
+    for svc in made:
+        svc._wake.close()
+
+
 def _signals() -> tuple[set[signal.Signals], list[Any]]:
     """Which group signals this thread blocks, and their handlers."""
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, ())
@@ -209,7 +226,7 @@ def test_run_with_a_configuration_that_does_not_load_leaves_the_signals_as_it_fo
 
 
 def test_run_whose_start_fails_leaves_the_signals_as_it_found_them(
-        lean: Env, restored_logging: None) -> None:
+        lean: Env, restored_logging: None, services_closed: None) -> None:
     """A start that fails after the service took the signals over (its journal path is
     a folder: exit 1) returns with them unblocked and the caller's handlers back, not
     the stopped service's (a Ctrl-C would have asked a dead service to stop)."""
@@ -221,7 +238,8 @@ def test_run_whose_start_fails_leaves_the_signals_as_it_found_them(
 
 
 def test_run_that_ends_with_a_stop_leaves_the_signals_as_it_found_them(
-        lean: Env, restored_logging: None, monkeypatch: pytest.MonkeyPatch) -> None:
+        lean: Env, restored_logging: None, services_closed: None,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """A daemon run in this process and stopped by SIGTERM right after its start (exit 0)
     returns with the signals unblocked and the caller's handlers back."""
     from daemon.service import Service

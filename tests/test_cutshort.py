@@ -30,10 +30,8 @@ from daemon.cutshort import (  # noqa: E402
     grace_seconds,
     looks_cut_short,
 )
-from daemon.directory import DirectoryDeliverer  # noqa: E402
 from daemon.errors import InputError  # noqa: E402
 from daemon.invoices import read_invoice_bytes  # noqa: E402
-from daemon.journal import Journal  # noqa: E402
 from daemon.pipeline import Pipeline  # noqa: E402
 from daemon.scan import Candidate, list_outbox  # noqa: E402
 from daemon.step import IDLE  # noqa: E402
@@ -335,7 +333,7 @@ class TestRestart:
         assert [r.state for r in p.j.rows(("held",))] == ["held"]
         p.j.close()
 
-        again = Pipeline(s, Journal(s.journal_path), DirectoryDeliverer(tmp_path / "target"))
+        again, _ = make(tmp_path)  # the same settings, its journal opened again
         again.start({"INV-1.xml"})
         cand = _only(again)
         assert step(again, cand, 5.0).at == 5.0 + GRACE_SECONDS

@@ -96,7 +96,10 @@ def test_a_bundle_refused_as_too_large_says_so_with_its_size_and_the_fix(
     with answering_receiver(lambda: (413, "text/plain", b"limit 1 kB"),
                             lengths=lengths) as url:
         p.finish.d = HttpDeliverer(DeliveryConfig(url=url))
-        assert p.finish.attempt(row) is None
+        try:
+            assert p.finish.attempt(row) is None
+        finally:
+            p.finish.d.close()
     done = p.j.get(row)
     assert done.state == "quarantined"
     [reason] = done.reasons

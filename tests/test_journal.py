@@ -465,13 +465,19 @@ class TestSentInvoicesIndex:
         """A journal written before sent_invoices existed gets it filled from its sent rows
         when opened, so "already sent in another bundle" still holds for them."""
         path = tmp_path / "j.sqlite3"
-        Journal(path).create("a.xml", "sent", bundle_id=BID_A, invoice_ids=["INV-1"])
+        old = Journal(path)
+        old.create("a.xml", "sent", bundle_id=BID_A, invoice_ids=["INV-1"])
+        old.close()
         db = sqlite3.connect(path)
         db.execute("DROP TABLE sent_invoices")
         db.execute("PRAGMA user_version = 0")
         db.commit()
         db.close()
-        assert Journal(path).sent_invoice_ids(["INV-1", "INV-9"], BID_B) == ["INV-1"]
+        migrated = Journal(path)
+        try:
+            assert migrated.sent_invoice_ids(["INV-1", "INV-9"], BID_B) == ["INV-1"]
+        finally:
+            migrated.close()
 
     def test_an_old_journal_keeps_when_its_waits_began(self, tmp_path: Path) -> None:
         """A journal written before wait_began existed gets the column, filled for the

@@ -610,7 +610,10 @@ def _is_open(fd: int) -> bool:
 
 def _limit_with_free(free: int) -> int:
     """The RLIMIT_NOFILE under which exactly `free` more descriptors can be open at once
-    (the kernel gives the lowest free numbers below the limit)."""
+    (the kernel gives the lowest free numbers below the limit), set in force. Counted
+    from /proc/self/fd, then tried: a number may be taken without showing there (a
+    thread blocked in accept() holds the one of its connection to come), and what came
+    before this test must not change how many it has to spare."""
     used = {int(n) for n in os.listdir("/proc/self/fd")}
     used = {fd for fd in used if _is_open(fd)}  # not the listing's own, closed by now
     limit, left = 0, free
@@ -618,7 +621,27 @@ def _limit_with_free(free: int) -> int:
         if limit not in used:
             left -= 1
         limit += 1
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    while (spare := _spare_under(limit, hard)) != free:
+        limit += free - spare
     return limit
+
+
+def _spare_under(limit: int, hard: int) -> int:
+    """How many descriptors can be opened at once under the soft limit `limit` (left
+    set): opened, up to one more than any test asks for, and closed again."""
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+    probes: list[int] = []
+    try:
+        while len(probes) <= 5:
+            probes.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+    except OSError as exc:
+        if exc.errno != errno.EMFILE:
+            raise
+    finally:
+        for fd in probes:
+            os.close(fd)
+    return len(probes)
 
 
 def _marked(outbox: Path, stem: str, suffix: str, invoice: bytes) -> tuple[Candidate, Settings]:
