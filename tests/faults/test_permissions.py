@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import LEAN, Env
+from conftest import LEAN, START_DEADLINE, Env
 from helpers import drop_bundle, pdf_bytes, wait_for
 
 from daemon.config import OutboxConfig
@@ -93,7 +93,7 @@ def test_unreadable_invoice_fixed_with_chmod_is_sent(open_root: Path, receiver) 
                                 stderr=fh, stdout=subprocess.DEVNULL)
     try:
         wait_for(lambda: "outboxd running" in log.read_text() or proc.poll() is not None,
-                 what="the daemon to start")
+                 timeout=START_DEADLINE, what="the daemon to start")
         assert proc.poll() is None, log.read_text()
         # Made ready outside the outbox, then moved in (sidecar first): `chown -R` of
         # the live outbox failed on a temporary of the daemon's status page renamed away
