@@ -5,7 +5,8 @@ Structure only — which file belongs to which invoice, with which document
 type and note. What the files contain is validation's job. Nothing here
 opens a file that is not a regular file (lstat first, then fsops), nor
 anything through a link: each folder is opened from the one above it and
-held, each file from its folder (see assemble).
+held, each file from its folder (see assemble). What one folder holds is
+folderfiles.py's; which folder is whose, and the bundle, are this module's.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import stat
 from contextlib import ExitStack
 from dataclasses import replace
@@ -22,38 +22,15 @@ from pathlib import Path
 from daemon.bundle import Attachment, Bundle, Finding, InvoiceFile
 from daemon.config import Settings
 from daemon.errors import DuplicateInvoiceIds, HostileInput, InputError, UnusablePdf
-from daemon.fsops import (
-    folder_below,
-    folder_in,
-    hashed_read,
-    kind_of,
-    open_in,
-    unreadable_folder,
-)
+from daemon.folderfiles import collect, listdir
+from daemon.fsops import folder_below, folder_in, hashed_read, open_in
 from daemon.idfolders import IdFolders
 from daemon.invoices import InvoiceRead, read_invoice_bytes, read_invoice_from
 from daemon.lookalikes import distinct_names, look_alike_findings, orphan_folder_message
-from daemon.names import (
-    NameKind,
-    classify,
-    folder_name_for_id,
-    ignored_as,
-    is_ignored,
-    name_problem,
-    printable,
-    stem,
-)
-from daemon.notes import (
-    MANIFEST_NAME,
-    Listing,
-    Notes,
-    SidecarNotes,
-    misnamed_notes,
-    read_notes,
-    type_not_allowed,
-)
+from daemon.names import folder_name_for_id, is_ignored, name_problem, printable, stem
+from daemon.notes import MANIFEST_NAME, Listing, SidecarNotes
 from daemon.papers import paper_name_findings
-from daemon.readonce import hash_keeping, keep
+from daemon.readonce import keep
 from daemon.scan import Candidate
 from daemon.sharedsidecar import shared_sidecar_findings
 from daemon.workfolder import held_folder
@@ -66,117 +43,6 @@ def _err(code: str, file: str, message: str, invoice_id: str | None = None) -> F
     return Finding(code, file, message, "error", invoice_id)
 
 
-def _listdir(folder: int, rel: str) -> list[os.DirEntry[str]]:
-    """The entries of the folder open at `folder`, by name. Their stat() is relative to
-    that folder: only while it is held open."""
-    try:
-        with os.scandir(folder) as it:
-            return sorted(it, key=lambda e: e.name)
-    except PermissionError:
-        raise unreadable_folder(printable(rel)) from None
-
-
-def _collect(fd: int, folder: Path, rel: str, invoice_id: str, settings: Settings,
-             findings: list[Finding], allow_subfolders: bool, copying: list[str],
-             entries: list[os.DirEntry[str]] | None = None,
-             claimed: bool = False) -> tuple[list[Attachment], Notes, Listing, set[str]]:
-    """The attachments in one folder (open at `fd`; `folder`: its path, `entries`: its
-    listing, if taken already), with its attachments.toml applied; in-progress names
-    found are added to `copying`. Every file is opened from the folder held open, so
-    what is hashed lies in the folder listed, never behind a link swapped in since.
-    Also what the folder holds, for the entries that name no attachment of it
-    (Notes.missing), and the keys of its attachments.toml that name one (or a file
-    whose own finding says what to fix). `claimed`: the folder lies in a work folder
-    (see match_attachments)."""
-    notes = read_notes(fd, rel, findings)
-    atts: list[Attachment] = []
-    listing = Listing(rel)
-    used: set[str] = set()
-    for e in _listdir(fd, rel) if entries is None else entries:
-        shown = f"{rel}/{e.name}"
-        if e.name == MANIFEST_NAME:
-            listing.ignored[e.name] = "notes"
-            continue
-        kind = classify(e.name, settings.outbox.ignore_patterns)
-        if kind is NameKind.IN_PROGRESS:
-            copying.append(shown)
-        if kind is not NameKind.OTHER:
-            listing.ignored[e.name] = ignored_as(e.name, settings.outbox.ignore_patterns) or ""
-            continue
-        # An entry naming a file refused below is no missing file: "add the file" would
-        # send the clerk after one they see; the file's own finding says what to fix.
-        key, entry = notes.entry_for(e.name)
-        if key is not None:
-            used.add(key)
-        if misnamed := misnamed_notes(e.name):
-            findings.append(_err("attachments-toml-invalid", shown, misnamed, invoice_id))
-            listing.refused.add(e.name)
-            continue
-        problem = name_problem(e.name)
-        if problem:
-            # Escaped as the scanner does (\xNN): findings go to UTF-8 files and the journal,
-            # and one file must read the same in the log, NAME.errors.txt and on the page.
-            findings.append(_err("bad-name", printable(shown), problem, invoice_id))
-            listing.refused.add(e.name)
-            if not (claimed and _taken_before(e.name)):
-                continue
-            # Claimed by an older version, which took C1 controls (U+0080–U+009F): read
-            # with the file, as claimed, so that it is sent with the id it was sent
-            # with (recovery.sent_as_claimed), never a copy without it.
-        try:
-            st = e.stat(follow_symlinks=False)
-        except OSError as exc:
-            # An entry of a listing by descriptor names only itself: say where it lies.
-            exc.filename = shown
-            raise
-        if stat.S_ISDIR(st.st_mode):
-            listing.folders.add(e.name)
-            if allow_subfolders and key is not None:
-                used.discard(key)  # an invoice's folder, no file: the entry names none
-            if not allow_subfolders:
-                findings.append(_err("nested-too-deep", shown, f"is a folder inside {rel}/, "
-                                     f"the folder of invoice {invoice_id}, whose attachments "
-                                     f"must lie directly in it — move the files of {e.name}/ "
-                                     f"up into {rel}/ and remove the empty folder", invoice_id))
-            continue
-        if not stat.S_ISREG(st.st_mode):
-            findings.append(_err("not-a-file", shown, f"is a {kind_of(st.st_mode)}, not a "
-                                 "regular file; outboxd never opens or follows it — put the "
-                                 "file itself there", invoice_id))
-            listing.refused.add(e.name)
-            continue
-        try:
-            with open_in(fd, e.name, shown) as fh:
-                size, digest = hash_keeping(fh, folder / e.name)  # validated from it
-        except InputError as exc:
-            findings.append(_err(exc.code, exc.file, exc.message, invoice_id))
-            listing.refused.add(e.name)
-            continue
-        listing.files.add(e.name)
-        doc_type = entry.get("type") or settings.attachments.default_document_type
-        allowed = settings.attachments.document_types
-        if allowed is not None and doc_type not in allowed:
-            findings.append(_err("document-type-not-allowed", shown, type_not_allowed(
-                e.name, doc_type, bool(entry.get("type")), allowed, f"{rel}/{MANIFEST_NAME}"),
-                invoice_id))
-        atts.append(Attachment(folder / e.name, shown, e.name, invoice_id, size, digest,
-                               doc_type, entry.get("note", "")))
-    return atts, notes, listing, used
-
-
-def _taken_before(name: str) -> bool:
-    """Whether an older version took this name, which this one refuses: its only fault
-    is a C1 control character. Any other bad name no version took, so a claim never held
-    it: read with it, the check right after this version's own claim got another bundle
-    id than the outbox's read, undid the claim, and did so again for ever."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False  # undecodable bytes (surrogateescape): no version took them
-    return name_problem(_C1.sub("_", name)) is None
-
-
-_C1 = re.compile("[\x80-\x9f]")
 
 
 def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Settings,
@@ -197,10 +63,10 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
     findings.extend(folders.collisions(rel))
     single = len(ids) == 1
     atts: list[Attachment] = []
-    listing = _listdir(fd, rel)  # once: for the root's files and for its subfolders
+    listing = listdir(fd, rel)  # once: for the root's files and for its subfolders
     copying: list[str] = []
     sidecar_notes = SidecarNotes()
-    root_atts, root_notes, root_listing, root_used = _collect(
+    root_atts, root_notes, root_listing, root_used = collect(
         fd, sidecar, rel, ids[0], settings, findings, allow_subfolders=True,
         copying=copying, entries=listing, claimed=claimed)
     folder_listings: list[Listing] = []  # of the invoices' folders
@@ -224,7 +90,7 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
         if owner is None and is_ignored(e.name, settings.outbox.ignore_patterns):
             continue
         if name_problem(e.name):
-            # Reported (bad-name, escaped) by _collect from this same listing; the raw name
+            # Reported (bad-name, escaped) by collect from this same listing; the raw name
             # cannot go into a finding: the journal and NAME.errors.txt are UTF-8.
             if (was := folders.owner_before_c1(e.name)) is None:
                 continue
@@ -232,7 +98,7 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
             if not claimed:
                 continue
             # Claimed by an older version, which matched it as the invoice's folder: read
-            # so, as claimed (see _collect), never a bundle without its files. Not in
+            # so, as claimed (see folderfiles.collect), never a bundle without its files. Not in
             # `taken`: its bad-name is the error it breaks now.
             owner, before_c1 = was, True
         elif owner is None and ids_unknown:
@@ -255,7 +121,7 @@ def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Se
         where = f"{rel}/{e.name}"
         try:
             with folder_in(fd, e.name, where) as sub_fd:
-                sub, notes, sub_listing, used = _collect(
+                sub, notes, sub_listing, used = collect(
                     sub_fd, sidecar / e.name, where, owner, settings, findings,
                     allow_subfolders=False, copying=copying, claimed=claimed)
         except HostileInput as exc:

@@ -17,19 +17,14 @@ from typing import Any
 
 from daemon import logs
 from daemon.bundle import Bundle, findings_of
-from daemon.claim import (
-    assemble_here,
-    taken_meanwhile,
-)
+from daemon.claim import assemble_here
 from daemon.config import Settings
 from daemon.decide import Decisions
 from daemon.deliver import Deliverer
 from daemon.directory import keep_mount
-from daemon.errors import InputError, ReaderFailed, describe
 from daemon.errorsfile import HeldErrors, drop_orphaned_errors, drop_unfinished_errors
 from daemon.finish import Finisher
 from daemon.foldermounts import FolderMounts
-from daemon.fsops import NOT_THE_FILES_FAULT
 from daemon.journal import LIVE, Journal, Row
 from daemon.manifest import bundle_id_of
 from daemon.names import NameKind, classify, printable
@@ -38,6 +33,7 @@ from daemon.settle import SettleTracker
 from daemon.snapshot import Snapshot, snapshot, unlisted_wait
 from daemon.step import IDLE, Claim, Known, Next
 from daemon.temps import Listed
+from daemon.unreadable import read_failed
 from daemon.vanished import Vanished
 
 __all__ = ["IDLE", "Next", "Pipeline"]
@@ -261,38 +257,7 @@ class Pipeline(Decisions):
         if isinstance(result, Bundle):
             self.known[key] = Known(snap, result, bundle_id_of(result))
             return not early
-        error, retry_at = None, None
-        log = logs.bundle_log(self.log, key, None, ())  # not read: no id yet
-        if isinstance(result, InputError | OSError) and taken_meanwhile(
-                candidate_for(self.s.outbox, key)):
-            # Another daemon on the share claimed it while we read: normal work.
-            log.info("bundle left the outbox while being read (claimed by another daemon, "
-                     "or the share went away)")
-        elif isinstance(result, InputError):
-            # Logged once per snapshot: it is read again only when something changes.
-            error = str(result)
-            log.error("bundle cannot be read", error=error)
-        elif isinstance(result, OSError) and result.errno in NOT_THE_FILES_FAULT:
-            # No descriptors left, a share that timed out: nothing a clerk did, and
-            # nothing that brings an event when it passes. Read again after a while.
-            error = f"cannot be read: {describe(result)} — outboxd tries again"
-            retry_at = None if now is None else now + self.s.outbox.rescan_seconds
-            log.error("bundle cannot be read; will try again", error=error,
-                      retry_in=self.s.outbox.rescan_seconds)
-        elif isinstance(result, OSError):
-            error = (f"cannot be read: {describe(result)} — check that outboxd's user may "
-                     "read the file and open its folder")
-            log.error("bundle cannot be read", error=error)
-        else:
-            log.error("unexpected error reading bundle", exc_info=result)
-            # Not the bundle's fault (a reader that died each time, a bug), so never an
-            # input error; but a bundle left settling without why looked like one that
-            # would move any moment, in status and on the page, for good.
-            first = str(result).split("\n", 1)[0]
-            error = first if isinstance(result, ReaderFailed) and "read again" in first else (
-                f"cannot be read ({type(result).__name__}: {first}), not for a fault of the "
-                "bundle — it is read again when one of its files changes; the log has the "
-                "details")
+        error, retry_at = read_failed(result, key, self.s, self.log, now)
         self.known[key] = Known(snap, None, "", error=error, retry_at=retry_at)
         return not early
 

@@ -153,6 +153,11 @@ def lean(env: Env) -> Env:
 
 
 STOP_GRACE = 30.0  # seconds a stopped process may take before it is killed
+# Seconds a daemon may take to say it runs. Measured with 2 cores at load 8-9: 7-10 s
+# lean, 20-30 s as shipped (two reader processes loading the e-invoice rules); the
+# 20 s of wait_for's default left a shipped start no room at all. Only a start that
+# fails waits this long.
+START_DEADLINE = 60.0
 
 
 class Proc:
@@ -348,7 +353,7 @@ def start_daemon(env: Env) -> Iterator[Any]:
                  env.root / f"daemon{len(procs)}.out")
         procs.append(p)
         wait_for(lambda: "outboxd running" in p.stderr() or p.popen.poll() is not None,
-                 what="the daemon to start")
+                 timeout=START_DEADLINE, what="the daemon to start")
         assert p.popen.poll() is None, p.stderr()
         return p
 

@@ -10,7 +10,6 @@ import hashlib
 import os
 import re
 import resource
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -245,68 +244,6 @@ class TestStructure:
         b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
         assert finding(b, "nested-too-deep").file == "INV-1/INV-1/sub"
         assert b.attachments == ()
-
-    def test_litter_is_ignored(self, outbox: Path) -> None:
-        """.DS_Store, Thumbs.db, desktop.ini and ._ files are neither attachments nor errors."""
-        for name in (".DS_Store", "Thumbs.db", "desktop.ini", "._scan.pdf"):
-            write(outbox / "INV-1" / name, b"junk")
-            write(outbox / "INV-1" / "INV-1" / name, b"junk")
-        write(outbox / "INV-1" / "scan.pdf", PDF)
-        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
-        assert b.findings == ()
-        assert layout(b) == {"INV-1": ["scan.pdf"]}
-
-    def test_client_litter_on_a_share_is_ignored(self, outbox: Path) -> None:
-        """What Windows and Mac clients leave beside a file on a share is neither an
-        attachment nor an error: a Mac folder's "Icon\\r" (a control character in its
-        name), alternate-stream files shown as "NAME:Zone.Identifier" or with ':' mapped
-        to U+F03A, and an editor's "NAME~" backup — a bundle is not quarantined for them."""
-        for name in ("Icon\r", "scan.pdf:Zone.Identifier", "scan.pdf\uf03aZone.Identifier",
-                     "scan.pdf\uf03aAFP_AfpInfo", "attachments.toml~"):
-            write(outbox / "INV-1" / name, b"[ZoneTransfer]\r\nZoneId=3\r\n")
-        write(outbox / "INV-1" / "scan.pdf", PDF)
-        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
-        assert b.findings == ()
-        assert layout(b) == {"INV-1": ["scan.pdf"]}
-
-    def test_configured_ignore_pattern(self, outbox: Path) -> None:
-        """[outbox] ignore_patterns apply inside the sidecar too."""
-        write(outbox / "INV-1" / "export.log", b"log")
-        write(outbox / "INV-1" / "scan.pdf", PDF)
-        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"),
-                  outbox={"ignore_patterns": ["*.log"]})
-        assert layout(b) == {"INV-1": ["scan.pdf"]}
-
-    def test_symlink_in_sidecar_is_a_finding(self, outbox: Path, tmp_path: Path) -> None:
-        """A symbolic link in the sidecar is an error naming it; its target is never taken."""
-        secret = write(tmp_path / "secret.pdf", PDF + b"secret")
-        write(outbox / "INV-1" / "real.pdf", PDF)
-        (outbox / "INV-1" / "link.pdf").symlink_to(secret)
-        (outbox / "INV-1" / "dirlink").symlink_to(tmp_path)
-        b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
-        files = {f.file: f for f in b.errors if f.code == "not-a-file"}
-        assert set(files) == {"INV-1/link.pdf", "INV-1/dirlink"}
-        assert "symbolic link" in files["INV-1/link.pdf"].message
-        assert layout(b) == {"INV-1": ["real.pdf"]}
-
-    def test_fifo_in_sidecar_is_a_finding_and_never_opened(self, outbox: Path) -> None:
-        """A FIFO in the sidecar is an error; matching never opens it (would block forever)."""
-        write(outbox / "INV-1" / "real.pdf", PDF)
-        fifo = outbox / "INV-1" / "pipe.pdf"
-        os.mkfifo(fifo)
-        result: list[Bundle] = []
-        worker = threading.Thread(target=lambda: result.append(
-            match(outbox, "INV-1.xml", ubl_invoice("INV-1"))), daemon=True)
-        worker.start()
-        worker.join(timeout=20)
-        if worker.is_alive():  # it opened the FIFO: release it so the test run can go on
-            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-            worker.join(timeout=5)
-            pytest.fail("matching opened the FIFO and blocked")
-        b = result[0]
-        f = finding(b, "not-a-file")
-        assert f.file == "INV-1/pipe.pdf" and "FIFO" in f.message
-        assert layout(b) == {"INV-1": ["real.pdf"]}
 
     def test_sidecar_that_is_a_symlink(self, outbox: Path, tmp_path: Path) -> None:
         """A sidecar that is a link to a folder is an error and is never followed."""
@@ -593,7 +530,8 @@ def test_every_code_of_matching_and_of_opening_a_bundles_files_is_in_the_folder_
     named in docs/folder-convention.md, beside the rule it stands for."""
     daemon = Path(match_module.__file__).parent
     source = "".join((daemon / name).read_text("utf-8")
-                     for name in ("fsops.py", "match.py", "notes.py", "lookalikes.py"))
+                     for name in ("fsops.py", "match.py", "folderfiles.py", "notes.py",
+                                  "lookalikes.py"))
     codes = set(re.findall(r'(?:_err|_error|InputError|HostileInput)\("([a-z-]+)"', source))
     assert {"symlink", "not-a-folder", "unreadable-folder"} <= codes
     doc = (daemon.parent / "docs" / "folder-convention.md").read_text("utf-8")

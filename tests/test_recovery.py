@@ -467,14 +467,15 @@ class TestRulesOfANewVersion:
     @staticmethod
     def _older_name_rule(monkeypatch: pytest.MonkeyPatch) -> None:
         """Names judged as the version before C1 controls were refused: C0 only."""
-        from daemon import match
+        from daemon import folderfiles, match
 
         def before_c1(name: str) -> str | None:
             problem = names.name_problem(name)
             return None if problem and not any(
                 c < " " or c == "\x7f" for c in name) else problem
 
-        monkeypatch.setattr(match, "name_problem", before_c1)
+        monkeypatch.setattr(match, "name_problem", before_c1)  # the sidecar's folders
+        monkeypatch.setattr(folderfiles, "name_problem", before_c1)  # the files in each
 
     def test_a_bundle_whose_sending_began_before_a_restart_is_sent_as_claimed(
             self, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import LEAN, Env
+from conftest import LEAN, START_DEADLINE, Env
 from helpers import drop_bundle, pdf_bytes, wait_for
 
 from daemon.config import OutboxConfig
@@ -94,11 +94,18 @@ def test_unreadable_invoice_fixed_with_chmod_is_sent(open_root: Path, receiver) 
                                 stderr=fh, stdout=subprocess.DEVNULL)
     try:
         wait_for(lambda: "outboxd running" in log.read_text() or proc.poll() is not None,
-                 what="the daemon to start")
+                 timeout=START_DEADLINE, what="the daemon to start")
         assert proc.poll() is None, log.read_text()
-        inv = drop_bundle(env.outbox, "INV-4", {"a.pdf": pdf_bytes()})
-        subprocess.run(["chown", "-R", f"{NOBODY}:{NOBODY}", str(env.outbox)], check=True)
-        os.chmod(inv, 0o000)
+        # Made ready outside the outbox, then moved in (sidecar first): `chown -R` of
+        # the live outbox failed on a temporary of the daemon's status page renamed away
+        # under it, and an invoice made unreadable only after it lay there could be read
+        # and sent first, on a loaded host, so that no read error ever came.
+        staging = open_root / "staging"
+        staged = drop_bundle(staging, "INV-4", {"a.pdf": pdf_bytes()})
+        subprocess.run(["chown", "-R", f"{NOBODY}:{NOBODY}", str(staging)], check=True)
+        os.chmod(staged, 0o000)
+        (staging / "INV-4").rename(env.outbox / "INV-4")
+        inv = staged.rename(env.outbox / staged.name)
         wait_for(lambda: "bundle cannot be read" in log.read_text(), what="the read error")
         st = os.stat(inv)
         os.chmod(inv, 0o644)
