@@ -29,12 +29,12 @@ from pathlib import Path
 from bench.corpus import write_bundles
 from bench.procs import Receiver
 from daemon import logs
-from daemon.config import LogConfig, Settings
-from daemon.deliver import HttpDeliverer
-from daemon.finish import evaluate
+from daemon.configuration.config import LogConfig, Settings
+from daemon.delivery.deliver import HttpDeliverer
+from daemon.delivery.finish import evaluate
 from daemon.journal import Journal
-from daemon.pipeline import Pipeline
-from daemon.scan import list_outbox
+from daemon.loop.pipeline import Pipeline
+from daemon.watching.scan import list_outbox
 
 WARM_UP = 5
 

@@ -31,12 +31,12 @@ from pathlib import Path
 
 from bench.corpus import write_bundles
 from daemon import logs
-from daemon.config import LogConfig, Settings
-from daemon.deliver import HttpDeliverer
-from daemon.finish import evaluate
+from daemon.configuration.config import LogConfig, Settings
+from daemon.delivery.deliver import HttpDeliverer
+from daemon.delivery.finish import evaluate
 from daemon.journal import Journal
-from daemon.pipeline import Pipeline
-from daemon.scan import Candidate, list_outbox
+from daemon.loop.pipeline import Pipeline
+from daemon.watching.scan import Candidate, list_outbox
 
 MARK_START = "/outboxd-bench-claims-start"
 MARK_END = "/outboxd-bench-claims-end"
@@ -96,7 +96,7 @@ def measure(work: Path, n: int, readers: bool = True, profile: Path | None = Non
     p, cands, s = prepared(work, n, reader_processes)
     try:
         if readers:
-            from daemon.readers import Readers
+            from daemon.reading.readers import Readers
             pool = Readers(work / "cache")
             pool.configure(s)
             p.assemble_many = pool.assemble_many

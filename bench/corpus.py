@@ -27,11 +27,11 @@ from PIL import Image
 from pypdf import PdfWriter
 from pypdf.generic import DecodedStreamObject, NameObject
 
-from daemon.config import Settings
-from daemon.config_load import load_settings
-from daemon.finish import evaluate
+from daemon.configuration.config import Settings
+from daemon.configuration.config_load import load_settings
+from daemon.delivery.finish import evaluate
 from daemon.manifest import build_manifest
-from daemon.scan import candidate_for
+from daemon.watching.scan import candidate_for
 
 REPO = Path(__file__).resolve().parent.parent
 PEPPOL_EXAMPLE = REPO / "tests" / "fixtures" / "peppol" / "base-example.xml"

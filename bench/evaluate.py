@@ -1,5 +1,5 @@
 """`python -m bench.evaluate [--n N] [--passes P] [--preflight] [--profile]`: the CPU of
-reading, matching and validating one bundle (`daemon.finish.evaluate`), in this process.
+reading, matching and validating one bundle (`daemon.delivery.finish.evaluate`), in this process.
 
 The bench's own bundles (bench/corpus.py: a Peppol invoice, a ~100 KB PDF and a
 ~50 KB PNG) are written to a temp folder and evaluated P times each; the figure is
@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.corpus import write_bundles
-from daemon.config import Settings
-from daemon.config_load import load_settings
-from daemon.finish import evaluate
-from daemon.scan import Candidate, candidate_for
+from daemon.configuration.config import Settings
+from daemon.configuration.config_load import load_settings
+from daemon.delivery.finish import evaluate
+from daemon.watching.scan import Candidate, candidate_for
 
 
 @dataclass(frozen=True)

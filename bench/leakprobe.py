@@ -5,7 +5,7 @@
 runs the daemon as `python -m daemon run -c CONFIG` does, after installing a SIGUSR2
 handler that writes, to OUT.json (replaced whole), the number of live instances of every
 class of the daemon's modules and the summed length of every container (dict, set, list,
-deque) those instances hold as attributes: "pipeline.Pipeline._claim_paused": 0. A map
+deque) those instances hold as attributes: "loop.pipeline.Pipeline._claim_paused": 0. A map
 that keeps one entry per bundle handled shows here as a figure that grows wave after
 wave. The product has no such hook: the handler runs in the main thread (the loop)
 between two of its bytecodes, as any signal handler does, and the readers (spawned) are

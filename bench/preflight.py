@@ -28,11 +28,11 @@ from bench.context import Context
 from bench.corpus import _settings_for, invoice_xml, pdf_attachment
 from bench.procs import BenchError, _env
 from daemon import einvoice
+from daemon.delivery.finish import evaluate
 from daemon.einvoice.artefacts import ALL_RULE_SETS, rule_sets_for
 from daemon.einvoice.embed import documents_for
 from daemon.einvoice.preflight import documents
-from daemon.finish import evaluate
-from daemon.scan import candidate_for
+from daemon.watching.scan import candidate_for
 
 INVOICE_RUNS = 50  # the issue asks for at least 20
 BIG_RUNS = 5

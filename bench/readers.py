@@ -28,10 +28,10 @@ from pathlib import Path
 
 from bench.evaluate import outbox_of_bundles
 from daemon.bundle import Bundle
-from daemon.claims import CLAIM_BATCH
-from daemon.config import Settings
-from daemon.readers import Readers, Result
-from daemon.scan import Candidate
+from daemon.claiming.claims import CLAIM_BATCH
+from daemon.configuration.config import Settings
+from daemon.reading.readers import Readers, Result
+from daemon.watching.scan import Candidate
 
 TICK = os.sysconf("SC_CLK_TCK")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bench.corpus import REPO
 from bench.procs import machine_cpu_seconds
-from daemon.mounts import mount_of
+from daemon.watching.mounts import mount_of
 
 BENCHMARKS_MD = REPO / "docs" / "benchmarks.md"
 
@@ -137,7 +137,8 @@ def _cpu_model() -> str:
 
 
 def fs_type(path: Path) -> str:
-    """The file system of `path` as the daemon finds it (daemon.mounts), with its mount point."""
+    """The file system of `path` as the daemon finds it (daemon.watching.mounts), with its mount
+    point."""
     mount = mount_of(path)
     return f"{mount[1]} ({mount[0]})" if mount is not None else "unknown (?)"
 

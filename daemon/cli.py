@@ -221,7 +221,7 @@ def _seconds(text: str) -> float:
     """A wait given on the command line, as a configuration's durations are: -5 made
     `demo --once --timeout` give up at once and report the samples as failed (exit 1,
     not the usage error it is), and nan or 1e308 made `demo --pace` wait for ever."""
-    from daemon.config_values import MAX_SECONDS  # here: it loads pydantic and httpx
+    from daemon.configuration.config_values import MAX_SECONDS  # here: it loads pydantic and httpx
     try:
         value = float(text)
     except ValueError:

@@ -26,7 +26,7 @@ from typing import Any, TextIO
 
 import structlog
 
-from daemon.config import LogConfig
+from daemon.configuration.config import LogConfig
 from daemon.invisible import escaped_controls, for_terminal
 
 _handler: logging.StreamHandler[TextIO] | None = None

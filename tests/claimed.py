@@ -14,14 +14,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from helpers import drop_bundle, pdf_bytes  # noqa: E402
 
-from daemon.answers import Receipt  # noqa: E402
 from daemon.bundle import Bundle  # noqa: E402
-from daemon.config import Settings  # noqa: E402
-from daemon.directory import DirectoryDeliverer  # noqa: E402
-from daemon.finish import Finisher, evaluate  # noqa: E402
+from daemon.configuration.config import Settings  # noqa: E402
+from daemon.delivery.answers import Receipt  # noqa: E402
+from daemon.delivery.directory import DirectoryDeliverer  # noqa: E402
+from daemon.delivery.finish import Finisher, evaluate  # noqa: E402
 from daemon.journal import Journal  # noqa: E402
-from daemon.pipeline import Next, Pipeline  # noqa: E402
-from daemon.scan import Candidate, list_outbox  # noqa: E402
+from daemon.loop.pipeline import Next, Pipeline  # noqa: E402
+from daemon.watching.scan import Candidate, list_outbox  # noqa: E402
 
 
 def make(tmp_path: Path, **sections: dict[str, Any]) -> tuple[Pipeline, Settings]:

@@ -47,8 +47,8 @@ for _name in [n for n in os.environ if _HOST_ONLY.fullmatch(n)]:
 def _no_temp_held_for_good_yet(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts as a new process: a temp another test saw held for good does not
     make this one's writes give up at once (temps.HELD_FOR_GOOD_QUIET_SECONDS)."""
-    import daemon.temps
-    monkeypatch.setattr(daemon.temps, "_held_for_good_at", {})
+    import daemon.fs.temps
+    monkeypatch.setattr(daemon.fs.temps, "_held_for_good_at", {})
 
 
 @pytest.fixture(autouse=True)
@@ -366,9 +366,9 @@ def start_daemon(env: Env) -> Iterator[Any]:
 def two(tmp_path: Path) -> Iterator[tuple[Any, Any]]:
     """Two reader processes without the engine; paused ones are resumed at the end.
     (tests of reader_pool.py and reader_deaths.py)"""
-    from test_readers import alive, settings_for
+    from reading.test_readers import alive, settings_for
 
-    from daemon.readers import Readers
+    from daemon.reading.readers import Readers
     s = settings_for(tmp_path, einvoice={"preflight": "off"}, service={"reader_processes": 2})
     r = Readers(tmp_path / "state" / "einvoice")
     r.configure(s)

@@ -1,5 +1,5 @@
 """A move across file systems without a second file system: the first no-replace rename
-in daemon.fsmove fails with EXDEV, so move_tree copies."""
+in daemon.fs.fsmove fails with EXDEV, so move_tree copies."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from daemon import fsmove
+from daemon.fs import fsmove
 
 
 def exdev_then(monkeypatch: pytest.MonkeyPatch,
                meanwhile: Callable[[], None]) -> list[object]:
-    """Make the first no-replace rename in daemon.fsmove fail with EXDEV, as across file
+    """Make the first no-replace rename in daemon.fs.fsmove fail with EXDEV, as across file
     systems, and run `meanwhile` once the copy is complete, just before it is renamed
     into place: a person at work in the source folder during the copy. The (source,
     destination) of each rename asked."""
@@ -34,6 +34,6 @@ def exdev_then(monkeypatch: pytest.MonkeyPatch,
 
 
 def exdev_once(monkeypatch: pytest.MonkeyPatch) -> list[object]:
-    """Make the first no-replace rename in daemon.fsmove fail with EXDEV, as across file
+    """Make the first no-replace rename in daemon.fs.fsmove fail with EXDEV, as across file
     systems; the (source, destination) of each rename asked."""
     return exdev_then(monkeypatch, lambda: None)

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from daemon import changes as changes_module
-from daemon import pipeline as pipeline_module
-from daemon import service as service_module
-from daemon.config import Settings
-from daemon.service import Service
+from daemon.configuration.config import Settings
+from daemon.loop import changes as changes_module
+from daemon.loop import pipeline as pipeline_module
+from daemon.loop import service as service_module
+from daemon.loop.service import Service
 
 SETTLE, RESCAN = 5.0, 60.0
 

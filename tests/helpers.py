@@ -24,8 +24,8 @@ from pypdf import PdfWriter
 
 # Also what `outboxd demo` builds its samples with.
 from daemon.actions.samples import text_pdf  # noqa: F401
-from daemon.config import Settings
-from daemon.config_load import load_settings
+from daemon.configuration.config import Settings
+from daemon.configuration.config_load import load_settings
 from daemon.errors import ConfigError
 
 # Unchanged copies of the official Peppol BIS 3 example documents (see fixtures/peppol/README.md),
@@ -252,7 +252,7 @@ def manifest_schema_problems(manifest: dict) -> list[str]:
             for e in validator.iter_errors(manifest)]
 
 
-# Thread names as the OS shows them (daemon/osthreads.py) are read through Linux's /proc.
+# Thread names as the OS shows them (daemon/loop/osthreads.py) are read through Linux's /proc.
 needs_proc = pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="Linux /proc")
 
 
@@ -385,8 +385,8 @@ def refuse_listing(monkeypatch: pytest.MonkeyPatch, names: set[str], error: int 
                    module: Any = None) -> None:
     """os.scandir failing with `error` (a share's EIO or ESTALE, EACCES where root runs
     the tests) for the folders called `names`, given by path or held open (by their
-    descriptor): everywhere, or only where `module` calls it (daemon.snapshot: the snapshot's
-    look fails while a read's own listing works)."""
+    descriptor): everywhere, or only where `module` calls it (daemon.watching.snapshot: the
+    snapshot's look fails while a read's own listing works)."""
     real = os.scandir
 
     def scandir(path: Any = ".") -> Any:
@@ -402,7 +402,7 @@ def refuse_listing(monkeypatch: pytest.MonkeyPatch, names: set[str], error: int 
 
 
 def fake_mount_table(monkeypatch: pytest.MonkeyPatch, table: str | Callable[[], str]) -> None:
-    """daemon.mounts reads `table`, written as /proc/self/mounts lines (SOURCE POINT TYPE
+    """daemon.watching.mounts reads `table`, written as /proc/self/mounts lines (SOURCE POINT TYPE
     OPTIONS 0 0), as the /proc/self/mountinfo the kernel would give for them: each the
     root of its file system, mounted in the order listed (a callable: what it returns at
     each read, for a table that changes)."""
@@ -416,11 +416,11 @@ def fake_mount_table(monkeypatch: pytest.MonkeyPatch, table: str | Callable[[], 
 
 
 def fake_mountinfo(monkeypatch: pytest.MonkeyPatch, table: str | Callable[[], str]) -> None:
-    """daemon.mounts reads `table` as /proc/self/mountinfo (a callable: what it returns
+    """daemon.watching.mounts reads `table` as /proc/self/mountinfo (a callable: what it returns
     at each read; a byte that is not UTF-8 as os.fsdecode gives it)."""
     import io
 
-    from daemon import mounts
+    from daemon.watching import mounts
 
     def mount_table(path: str, *args: object, **kwargs: object) -> io.BytesIO:
         assert path == "/proc/self/mountinfo"
@@ -520,7 +520,7 @@ def config_sections() -> dict[str, type[BaseModel]]:
 def page_in_a_new_outbox(tmp_path: Path) -> tuple[Path, Settings, list[float], Any, Path]:
     """An empty outbox, its settings, a status page's clock (a list, to move it), the
     page (statuspage.StatusPage on that clock) and the path it is written to."""
-    from daemon.statuspage import StatusPage
+    from daemon.report.statuspage import StatusPage
     outbox = tmp_path / "outbox"
     outbox.mkdir()
     clock = [100.0]

@@ -11,9 +11,9 @@ from typing import Any
 from helpers import UBL_NS, pdf_bytes, write
 
 from daemon.bundle import Bundle, Finding
-from daemon.config import Settings
-from daemon.match import assemble
-from daemon.scan import Candidate
+from daemon.configuration.config import Settings
+from daemon.reading.match import assemble
+from daemon.watching.scan import Candidate
 
 PDF = pdf_bytes()
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from daemon import reader_process
+from daemon.reading import reader_process
 
 
 class _GarbageOnce:
@@ -90,7 +90,7 @@ def slow_reads(conn: Any, cache_dir: str, engine: bool, log: Any) -> None:
 def warm_up_fails(conn: Any, cache_dir: str, engine: bool, log: Any) -> None:
     """Loading Pillow's plugins ahead fails with what an import can raise besides
     ImportError (a damaged extension module: OSError)."""
-    from daemon import probe
+    from daemon.validation import probe
 
     def fails() -> None:
         raise OSError("cannot load PIL/_imaging: file too short")

@@ -186,7 +186,7 @@ def restored_logging() -> Iterator[None]:
 def services_closed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The self-pipe of each Service `run` makes in this process, closed after the test:
     the daemon leaves it to the exit that follows its run, a test goes on."""
-    from daemon.service import Service
+    from daemon.loop.service import Service
     made: list[Service] = []
     real_init = Service.__init__
 
@@ -242,7 +242,7 @@ def test_run_that_ends_with_a_stop_leaves_the_signals_as_it_found_them(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A daemon run in this process and stopped by SIGTERM right after its start (exit 0)
     returns with the signals unblocked and the caller's handlers back."""
-    from daemon.service import Service
+    from daemon.loop.service import Service
     lean.write_config("http://127.0.0.1:9/bundles")
     real_open = Service.open
 
@@ -374,7 +374,7 @@ def test_the_configuration_is_c_before_or_after_the_command_else_outboxd_config_
     """docs/configuration.md, Where it comes from: `-c FILE` (before or after the command)
     wins over $OUTBOXD_CONFIG, which wins over /etc/outboxd/config.toml; `outboxd config`
     shows which file was read by the outbox it names."""
-    from daemon.config import DEFAULT_CONFIG_PATH
+    from daemon.configuration.config import DEFAULT_CONFIG_PATH
     files = {}
     for name in ("given", "environment"):
         (tmp_path / name / "outbox").mkdir(parents=True)

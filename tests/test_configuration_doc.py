@@ -1,5 +1,5 @@
-"""docs/configuration.md's "Every key" tables name every key of daemon.config.Settings,
-and the default each shows is the code's default.
+"""docs/configuration.md's "Every key" tables name every key of
+daemon.configuration.config.Settings, and the default each shows is the code's default.
 
 Generic like test_config_example.py: it walks the pydantic models, so a key added
 or a default changed later (by any branch) fails here until the page says so.

@@ -10,7 +10,7 @@ import pytest
 from helpers import pdf_bytes
 
 from daemon.bundle import Bundle, InvoiceFile
-from daemon.config import Settings
+from daemon.configuration.config import Settings
 from daemon.einvoice import check_bundle
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from daemon import logs
-from daemon.config import DeliveryConfig, LogConfig
-from daemon.deliver import HttpDeliverer
+from daemon.configuration.config import DeliveryConfig, LogConfig
+from daemon.delivery.deliver import HttpDeliverer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -212,7 +212,7 @@ def test_an_unexpected_errors_traceback_never_shows_local_values_such_as_the_tok
     def unexpected(cfg: object) -> None:
         raise RuntimeError("a bug after the token was read")
 
-    monkeypatch.setattr("daemon.deliver.tls_verify", unexpected)
+    monkeypatch.setattr("daemon.delivery.deliver.tls_verify", unexpected)
     token_file = tmp_path / "token"
     token_file.write_text("T0ken-0f-the-operator\n")  # the frames' code shows no token
     for fmt in ("console", "json"):

@@ -23,7 +23,7 @@ _NATIVE_SCRIPT = r"""
 import os, subprocess, sys
 _READER = @READER@
 from daemon import logs, stdio
-from daemon.config import LogConfig
+from daemon.configuration.config import LogConfig
 logs.configure(LogConfig(format=sys.argv[1]))
 stdio.take_native_output()
 logs.get().info("ours")
@@ -70,7 +70,7 @@ def test_under_console_fds_1_and_2_are_left_as_they_are() -> None:
 _FORGING_SCRIPT = r"""
 import os, subprocess, sys
 from daemon import logs, stdio
-from daemon.config import LogConfig
+from daemon.configuration.config import LogConfig
 logs.configure(LogConfig(format="json"))
 stdio.take_native_output()
 # What native code in a reader might print of a clerk's invoice: a value holding lines.
@@ -104,7 +104,7 @@ def test_a_json_line_written_to_fd_2_by_anything_but_the_log_is_not_passed_as_an
 _FAILING_EMIT_SCRIPT = r"""
 import fcntl, os, time
 from daemon import logs, stdio
-from daemon.config import LogConfig
+from daemon.configuration.config import LogConfig
 logs.configure(LogConfig(format="json"))
 stdio.take_native_output()
 print("pipe", fcntl.fcntl(stdio._native.write_end, fcntl.F_GETPIPE_SZ), file=stdio._native.out)
@@ -148,7 +148,7 @@ def test_the_forwarding_thread_outlives_an_error_and_the_pipe_holds_a_long_repor
 _CONTROL_BYTES_SCRIPT = r"""
 import os
 from daemon import logs, stdio
-from daemon.config import LogConfig
+from daemon.configuration.config import LogConfig
 logs.configure(LogConfig(format="json"))
 stdio.take_native_output()
 # What a library might print of a clerk's binary file: control bytes, then a name.
@@ -173,7 +173,7 @@ def test_native_output_of_control_bytes_stays_one_line_journald_keeps_whole() ->
 _RELOADED_TO_CONSOLE_SCRIPT = r"""
 import os
 from daemon import logs, stdio
-from daemon.config import LogConfig
+from daemon.configuration.config import LogConfig
 logs.configure(LogConfig(format="json"))
 stdio.take_native_output()
 logs.configure(LogConfig(format="console"))  # a reload: the pipe stays

@@ -14,7 +14,7 @@ import pytest
 
 from daemon import cli, logs
 from daemon.actions import EXIT_FAILED, EXIT_USAGE
-from daemon.config import ServiceConfig
+from daemon.configuration.config import ServiceConfig
 
 SYSTEMD = Path(__file__).resolve().parent.parent / "systemd"
 UNIT = SYSTEMD / "outboxd.service"

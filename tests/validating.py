@@ -16,8 +16,8 @@ from pypdf import PdfWriter
 from pypdf.generic import DecodedStreamObject, NameObject
 
 from daemon.bundle import Attachment, Bundle, Finding, InvoiceFile
-from daemon.config import ValidationConfig
-from daemon.validate import validate_bundle
+from daemon.configuration.config import ValidationConfig
+from daemon.validation.validate import validate_bundle
 
 INVOICE = b'<?xml version="1.0"?><Invoice><ID>INV-1001</ID></Invoice>'
 

@@ -27,19 +27,19 @@ from daemon.actions.attach_notes import AttachRefused
 from daemon.actions.common import invalid_fate, settings_of
 from daemon.actions.reads import CommandReads
 from daemon.actions.whereabouts import Endings, left_the_outbox
-from daemon.config import Settings
-from daemon.emptiness import what_is_empty
+from daemon.configuration.config import Settings
 from daemon.errors import InputError, ReadTimedOut, UsageError, describe, shown
-from daemon.fsops import hash_file, open_regular
-from daemon.fswrite import held_path, make_folders_below
-from daemon.idfolders import IdFolders
+from daemon.fs.fsops import hash_file, open_regular
+from daemon.fs.fswrite import held_path, make_folders_below
 from daemon.invisible import for_terminal
-from daemon.lookalikes import look_alike_findings
 from daemon.names import is_ignored, name_problem
-from daemon.notes import MANIFEST_NAME, misnamed_notes, value_problem
-from daemon.scan import Candidate, Listing, list_outbox
-from daemon.sharedsidecar import shared_message, sidecar_sharers
-from daemon.sniff import sniff
+from daemon.reading.idfolders import IdFolders
+from daemon.reading.lookalikes import look_alike_findings
+from daemon.reading.notes import MANIFEST_NAME, misnamed_notes, value_problem
+from daemon.reading.sharedsidecar import shared_message, sidecar_sharers
+from daemon.validation.emptiness import what_is_empty
+from daemon.validation.sniff import sniff
+from daemon.watching.scan import Candidate, Listing, list_outbox
 
 
 def holders(invoice_id: str, settings: Settings, unread: list[str], reads: CommandReads,

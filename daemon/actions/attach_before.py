@@ -10,11 +10,11 @@ from pathlib import Path
 
 from daemon.actions.attach_notes import records
 from daemon.actions.whereabouts import latest_row
-from daemon.config import Settings
+from daemon.configuration.config import Settings
 from daemon.errors import InputError
-from daemon.fsdepth import fwalk_bounded
-from daemon.fsops import folder_below, hash_file
-from daemon.fswrite import held_path
+from daemon.fs.fsdepth import fwalk_bounded
+from daemon.fs.fsops import folder_below, hash_file
+from daemon.fs.fswrite import held_path
 
 
 class AttachedBefore(Exception):  # noqa: N818 - not an error: the job was done before

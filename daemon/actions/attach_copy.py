@@ -24,12 +24,12 @@ from pathlib import Path
 
 from daemon.actions.attach_notes import AttachRefused, record
 from daemon.errors import NO_ROOM, NO_ROOM_FIX, InputError, LockHeld
-from daemon.fscopy import copy_into
-from daemon.fsops import open_regular
-from daemon.fswrite import add_group_write_fd, rename_noreplace
-from daemon.lookalikes import how_spelled
+from daemon.fs.fscopy import copy_into
+from daemon.fs.fsops import open_regular
+from daemon.fs.fswrite import add_group_write_fd, rename_noreplace
+from daemon.fs.temps import create_locked, drop_stale_copies, folder_locked
 from daemon.names import fold_key
-from daemon.temps import create_locked, drop_stale_copies, folder_locked
+from daemon.reading.lookalikes import how_spelled
 
 
 def why_not_written(exc: OSError) -> str:

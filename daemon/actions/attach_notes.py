@@ -13,10 +13,10 @@ from tomlkit.exceptions import TOMLKitError
 from tomlkit.items import AoT, InlineTable, Item, Table
 
 from daemon.errors import InputError, NotOurs, OutboxdError, not_utf8
-from daemon.fsops import open_regular, opened_if_regular, read_bounded
+from daemon.fs.fsops import open_regular, opened_if_regular, read_bounded
+from daemon.fs.ourfiles import Judged, replace_ours
 from daemon.names import nfc
-from daemon.notes import MANIFEST_NAME, MAX_NOTES_BYTES
-from daemon.ourfiles import Judged, replace_ours
+from daemon.reading.notes import MANIFEST_NAME, MAX_NOTES_BYTES
 
 
 class AttachRefused(OutboxdError):

@@ -23,20 +23,20 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from daemon import unattached
 from daemon.actions import EXIT_FAILED, EXIT_OK
 from daemon.actions.check_journal import CheckJournal
 from daemon.actions.check_targets import targets
 from daemon.actions.common import settings_of
 from daemon.actions.reads import CommandReads
 from daemon.bundle import Bundle, Finding
-from daemon.config import Settings
+from daemon.configuration.config import Settings
 from daemon.einvoice import rules_versions
 from daemon.errors import InputError, ReaderFailed
 from daemon.invisible import escaped_controls
-from daemon.release import release_file
-from daemon.scan import Candidate, candidate_for, marker_wait
-from daemon.sharecache import late_share
+from daemon.loop import unattached
+from daemon.loop.release import release_file
+from daemon.watching.scan import Candidate, candidate_for, marker_wait
+from daemon.watching.sharecache import late_share
 
 PROGRESS_EVERY = 0.2  # seconds between progress lines on a terminal
 

@@ -16,16 +16,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from daemon import sentbefore
 from daemon.bundle import Bundle, Finding
-from daemon.config import Settings
+from daemon.configuration.config import Settings
 from daemon.errors import OutboxdError
 from daemon.journal import DELIVERED, Journal, Row
 from daemon.journal.readonly import JournalReader
 from daemon.journal.records import UNREADABLE_REASONS
-from daemon.leftalone import SPELLING, shared_name
+from daemon.loop import sentbefore
 from daemon.manifest import bundle_id_of
-from daemon.strays import ByStem, by_stem
+from daemon.watching.leftalone import SPELLING, shared_name
+from daemon.watching.strays import ByStem, by_stem
 
 T = TypeVar("T")
 

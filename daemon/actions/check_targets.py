@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from daemon.actions.check_journal import CheckJournal
-from daemon.config import Settings
+from daemon.configuration.config import Settings
 from daemon.errors import UsageError
-from daemon.leftalone import LeftBehind, left_behind
-from daemon.lookalikes import look_alike_sidecars
 from daemon.names import ERRORS_SUFFIX, NameKind, classify, is_ignored, printable, stem
-from daemon.scan import (
+from daemon.reading.lookalikes import look_alike_sidecars
+from daemon.watching.leftalone import LeftBehind, left_behind
+from daemon.watching.scan import (
     Candidate,
     Listing,
     candidate_for,
@@ -28,7 +28,7 @@ from daemon.scan import (
     list_outbox,
     refused_code,
 )
-from daemon.strays import came_late
+from daemon.watching.strays import came_late
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 from daemon import logs
-from daemon.config import Settings
-from daemon.config_load import config_path, load_settings
+from daemon.configuration.config import Settings
+from daemon.configuration.config_load import config_path, load_settings
 from daemon.errors import ConfigError
 
 

@@ -25,10 +25,10 @@ from typing import Any, TextIO
 from daemon.actions import demo_samples
 from daemon.actions.demo_views import Seen, reached, so_far, view_for
 from daemon.actions.samples import write_then_rename
-from daemon.config import Settings
-from daemon.config_load import load_settings
+from daemon.configuration.config import Settings
+from daemon.configuration.config_load import load_settings
 from daemon.errors import InputError, OutboxdError, UsageError
-from daemon.fsops import open_below, read_bounded
+from daemon.fs.fsops import open_below, read_bounded
 from daemon.journal import Journal
 
 OUTBOXD = [sys.executable, "-m", "daemon"]

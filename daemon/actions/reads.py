@@ -24,15 +24,15 @@ from types import TracebackType
 from typing import Any
 
 from daemon.bundle import Attachment, Bundle, Finding
-from daemon.config import Settings
+from daemon.configuration.config import Settings
 from daemon.errors import ReaderFailed
-from daemon.invoices import read_invoice_file
-from daemon.lookalikes import distinct_names
-from daemon.match import assemble
-from daemon.reader_process import Job, needs_engine
-from daemon.readers import Readers, workers_for
-from daemon.scan import Candidate
-from daemon.validate import check_attachment
+from daemon.reading.invoices import read_invoice_file
+from daemon.reading.lookalikes import distinct_names
+from daemon.reading.match import assemble
+from daemon.reading.reader_process import Job, needs_engine
+from daemon.reading.readers import Readers, workers_for
+from daemon.validation.validate import check_attachment
+from daemon.watching.scan import Candidate
 
 
 class CommandReads:

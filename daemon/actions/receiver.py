@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 
 from daemon import logs
-from daemon.config_values import TOKEN_RULE, token_of_file, token_problem
+from daemon.configuration.config_values import TOKEN_RULE, token_of_file, token_problem
 from daemon.errors import UsageError
-from daemon.fsops import NotAFile
+from daemon.fs.fsops import NotAFile
 
 
 def token_in(path: Path) -> str:

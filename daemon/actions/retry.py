@@ -35,15 +35,15 @@ from daemon.actions.retry_plan import (
     plan,
     read_reason,
 )
-from daemon.config import Settings
+from daemon.archiving.papers import PAPER_NAMES, remove_papers
+from daemon.configuration.config import Settings
 from daemon.errors import OutboxdError
-from daemon.fsmove import move_tree
-from daemon.fsops import FOLDER_NOFOLLOW
-from daemon.fswrite import add_group_write_below, fsync_dir
+from daemon.fs.fsmove import move_tree
+from daemon.fs.fsops import FOLDER_NOFOLLOW
+from daemon.fs.fswrite import add_group_write_below, fsync_dir
+from daemon.fs.temps import drop_unfinished, folder_locked
 from daemon.invisible import for_terminal
 from daemon.journal.readonly import journal_there
-from daemon.papers import PAPER_NAMES, remove_papers
-from daemon.temps import drop_unfinished, folder_locked
 
 if TYPE_CHECKING:
     from daemon.journal import Journal, Row

@@ -24,18 +24,18 @@ from typing import Any
 
 from daemon.actions.common import invalid_fate
 from daemon.actions.reads import CommandReads
-from daemon.archive_papers import reason_of
-from daemon.config import Settings
+from daemon.archiving.archive_papers import reason_of
+from daemon.archiving.papers import PAPER_NAMES
+from daemon.configuration.config import Settings
 from daemon.errors import InputError, OutboxdError, ReaderFailed, UsageError
-from daemon.fsops import is_regular_file, kind_of
+from daemon.fs.fsops import is_regular_file, kind_of
 from daemon.journal.readonly import journal_there, read_journal
-from daemon.lookalikes import look_alike_findings
 from daemon.manifest import bundle_id_of
 from daemon.names import NameKind, classify
-from daemon.papers import PAPER_NAMES
-from daemon.scan import candidate_for, is_invoice_file
-from daemon.sharedsidecar import shared_message, sharers_listed
-from daemon.sidecarnames import alike_key, alike_keys
+from daemon.reading.lookalikes import look_alike_findings
+from daemon.reading.sharedsidecar import shared_message, sharers_listed
+from daemon.watching.scan import candidate_for, is_invoice_file
+from daemon.watching.sidecarnames import alike_key, alike_keys
 
 # NAME--BUNDLEID12, or NAME--BUNDLEID12-2 when the archive name was taken.
 FOLDER_RE = re.compile(r"^(?P<name>.+)--(?P<id>[0-9a-f]{12})(?:-\d+)?$")

@@ -1,7 +1,7 @@
 """`outboxd send FILE_OR_INVOICE_ID [--without-attachments]`: "send selected".
 
 Releases a bundle that waits for attachments by writing its release file
-`NAME.send-anyway` into the outbox (see daemon/release.py for why a file):
+`NAME.send-anyway` into the outbox (see daemon/loop/release.py for why a file):
 a running daemon sees it at once through its watcher, a stopped one at its
 next start. Without --without-attachments it refuses and names the invoice
 ids that have no attachments. The bundle is read and validated here first
@@ -22,13 +22,13 @@ from daemon.actions.common import settings_of
 from daemon.actions.reads import CommandReads
 from daemon.actions.whereabouts import Endings, left_the_outbox
 from daemon.bundle import Bundle
-from daemon.config import Settings
+from daemon.configuration.config import Settings
 from daemon.errors import InputError, OutboxdError
 from daemon.invisible import escaped_controls, for_terminal
+from daemon.loop.release import overlong, rename_shorter, write_release
+from daemon.loop.statelock import running
 from daemon.names import NAME_MAX, printable, stem
-from daemon.release import overlong, rename_shorter, write_release
-from daemon.scan import Candidate, list_outbox, marker_wait
-from daemon.statelock import running
+from daemon.watching.scan import Candidate, list_outbox, marker_wait
 
 
 class SendRefused(OutboxdError):

@@ -8,13 +8,13 @@ import sys
 
 from daemon.actions import EXIT_OK
 from daemon.actions.common import settings_of
-from daemon.config import Settings
-from daemon.config_credentials import plain_http_warning
-from daemon.config_folders import folder_problems
-from daemon.config_load import token_problems
+from daemon.configuration.config import Settings
+from daemon.configuration.config_credentials import plain_http_warning
+from daemon.configuration.config_folders import folder_problems
+from daemon.configuration.config_load import token_problems
+from daemon.configuration.secret_files import exposure_warnings
 from daemon.errors import ConfigError, unquoted
-from daemon.secret_files import exposure_warnings
-from daemon.sharecache import late_share
+from daemon.watching.sharecache import late_share
 
 
 def _problems(settings: Settings) -> list[str]:
@@ -23,7 +23,7 @@ def _problems(settings: Settings) -> list[str]:
     without sending or writing anything, as the user running the check sees it."""
     problems = folder_problems(settings)
     if settings.delivery.transport == "http":  # built as run builds it (a directory one writes)
-        from daemon.deliver import make_deliverer
+        from daemon.delivery.deliver import make_deliverer
         try:
             make_deliverer(settings.delivery).close()
         except ConfigError as exc:

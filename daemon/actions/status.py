@@ -1,4 +1,4 @@
-"""`outboxd status [--json]`: what the journal says (daemon/status.py builds it)."""
+"""`outboxd status [--json]`: what the journal says (daemon/report/status.py builds it)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import os
 import sys
 from pathlib import Path
 
-from daemon import status
 from daemon.actions import EXIT_OK
 from daemon.actions.common import settings_of
-from daemon.config import Settings
-from daemon.config_folders import outbox_missing
+from daemon.configuration.config import Settings
+from daemon.configuration.config_folders import outbox_missing
 from daemon.journal.readonly import journal_there
-from daemon.statelock import running
+from daemon.loop.statelock import running
+from daemon.report import status
 
 # Below this, SQLite's next write (a WAL frame, a checkpoint) may not fit.
 _ROOM = 1 << 20

@@ -8,13 +8,13 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from daemon.config import Settings
+from daemon.configuration.config import Settings
 from daemon.errors import OutboxdError
 from daemon.journal import Journal, Row
 from daemon.journal.readonly import read_journal
 from daemon.journal.records import LIVE
+from daemon.loop.statelock import running
 from daemon.names import stem
-from daemon.statelock import running
 
 
 @dataclass(frozen=True)

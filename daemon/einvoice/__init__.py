@@ -19,7 +19,7 @@ The API the rest of outboxd uses:
 from __future__ import annotations
 
 from daemon.bundle import Bundle, Finding
-from daemon.config import Settings
+from daemon.configuration.config import Settings
 from daemon.einvoice.artefacts import mime_codes, rules_versions
 from daemon.einvoice.embed import Document as EmbeddedDocument
 from daemon.einvoice.embed import Plan, documents_for

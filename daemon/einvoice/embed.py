@@ -21,12 +21,12 @@ from pathlib import PurePosixPath
 from xml.sax.saxutils import escape
 
 from daemon.bundle import Attachment, Bundle, Finding
+from daemon.delivery.parts import read_checked
 from daemon.einvoice.ublscan import CAC, CBC, Slice, is_document_element, scan
 from daemon.errors import InputError
 from daemon.manifest import sent_name
-from daemon.notes import MANIFEST_NAME
-from daemon.parts import read_checked
-from daemon.readonce import kept_read
+from daemon.reading.notes import MANIFEST_NAME
+from daemon.reading.readonce import kept_read
 
 # One invoice's attachments in all: its document is built and checked whole in memory, some
 # 8 bytes of a reader's per byte embedded (ten 5 MB scans: 700 MB). 20 MB is four at the

@@ -17,7 +17,7 @@ from daemon.bundle import Finding, Severity
 from daemon.einvoice import engine as engine_mod
 from daemon.einvoice.artefacts import RuleSet, rule_sets_for
 from daemon.errors import InputError
-from daemon.invoices import XML_SPACE, wide_encoding
+from daemon.reading.invoices import XML_SPACE, wide_encoding
 
 Mode = Literal["error", "warn", "off"]
 
@@ -180,8 +180,8 @@ def read_and_preflight(path: Path, rel: str, mode: Mode) -> Result:
     """Open the invoice file safely (no links, FIFOs, devices; from the folder holding
     it, as every file of a bundle) and pre-flight it; within finish.evaluate, the bytes
     matching read and hashed instead (readonce.py)."""
-    from daemon.invoices import read_xml_invoice
-    from daemon.readonce import kept_read
+    from daemon.reading.invoices import read_xml_invoice
+    from daemon.reading.readonce import kept_read
     data = kept_read(path)
     if data is None:
         data = read_xml_invoice(path.parent, path.name, rel)

@@ -25,12 +25,12 @@ from typing import Any, Protocol
 
 import httpx
 
-from daemon.answers import BODY_LIMIT, Receipt
-from daemon.backoff import RETRY_AFTER_LIMIT
 from daemon.bundle import Bundle
-from daemon.config import DeliveryConfig
-from daemon.deliver import Coalesced, HttpDeliverer, KnownBundles
-from daemon.directory import DirectoryDeliverer, write_document
+from daemon.configuration.config import DeliveryConfig
+from daemon.delivery.answers import BODY_LIMIT, Receipt
+from daemon.delivery.backoff import RETRY_AFTER_LIMIT
+from daemon.delivery.deliver import Coalesced, HttpDeliverer, KnownBundles
+from daemon.delivery.directory import DirectoryDeliverer, write_document
 from daemon.einvoice.artefacts import mime_codes
 from daemon.einvoice.embed import Document, documents_for
 from daemon.errors import InputError, Paused, Rejected, Retryable

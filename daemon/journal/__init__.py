@@ -26,8 +26,8 @@ from urllib.parse import quote
 
 from daemon import logs
 from daemon.errors import JournalError, JournalLost
-from daemon.fsops import kind_of
-from daemon.fswrite import fsync_dir
+from daemon.fs.fsops import kind_of
+from daemon.fs.fswrite import fsync_dir
 from daemon.journal.documents import Documents
 from daemon.journal.records import (
     CLAIMING,

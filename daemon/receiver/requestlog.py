@@ -16,7 +16,7 @@ from typing import Any
 
 from daemon import logs
 from daemon.errors import describe
-from daemon.fsops import kind_of
+from daemon.fs.fsops import kind_of
 
 
 class RequestLog:

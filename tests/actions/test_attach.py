@@ -20,11 +20,11 @@ from helpers import (
 )
 
 from daemon.cli import main
-from daemon.config_load import load_settings
-from daemon.finish import evaluate
+from daemon.configuration.config_load import load_settings
+from daemon.delivery.finish import evaluate
+from daemon.fs.temps import drop_stale_copies
 from daemon.journal import Journal
-from daemon.scan import candidate_for
-from daemon.temps import drop_stale_copies
+from daemon.watching.scan import candidate_for
 
 
 def batch_xml(*ids: str) -> bytes:
@@ -201,7 +201,7 @@ def test_a_sidecar_someone_holds_locked_for_good_stops_attach_in_time(
     import sys
     import threading
 
-    import daemon.temps as temps
+    import daemon.fs.temps as temps
     drop_bundle(cfg.outbox, "INV-1001", {"scan.pdf": pdf_bytes(1)})
     sidecar = cfg.outbox / "INV-1001"
     monkeypatch.setattr(temps, "LOCK_WAIT_SECONDS", 0.5)

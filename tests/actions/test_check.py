@@ -228,7 +228,7 @@ def test_progress_line_only_on_a_terminal(cfg: Env) -> None:
     """Long runs show `checked N/M` on stderr when it is a terminal, and nothing otherwise;
     stdout carries only the report."""
     from daemon.actions.check import check as run_check
-    from daemon.config_load import load_settings
+    from daemon.configuration.config_load import load_settings
 
     for n in range(3):
         drop_bundle(cfg.outbox, f"INV-{n}", {"t.pdf": pdf_bytes()})
@@ -515,7 +515,7 @@ def test_a_folder_that_cannot_be_listed_keeps_each_path_checked_as_itself(
 def _quarantined_for_inv_7(cfg: Env) -> Path:
     """INV-7.xml quarantined for inv-7/ (made on Windows), which stayed in the outbox;
     and other/, a folder no quarantine left. The journal's path."""
-    from daemon.config_load import load_settings
+    from daemon.configuration.config_load import load_settings
     from daemon.journal import Journal
     s = load_settings(cfg.config)
     folder = write(s.quarantine_dir / "2026-11-26" / "INV-7--3f2a9c01b7e4" / "INV-7.xml",
@@ -860,7 +860,7 @@ def _sent_before(cfg: Env, invoice_file: str, invoice_ids: list[str], bundle_id:
                  state: str = "sent") -> Path:
     """The daemon's journal holding one bundle sent (or, by `state`, on its way) at
     SENT_AT, archived in sent/2026-11-26/; the journal's path."""
-    from daemon.config_load import load_settings
+    from daemon.configuration.config_load import load_settings
     from daemon.journal import Journal
     s = load_settings(cfg.config)
     folder = s.sent_dir / "2026-11-26" / f"{Path(invoice_file).stem}--{bundle_id[:12]}"
@@ -874,10 +874,10 @@ def _sent_before(cfg: Env, invoice_file: str, invoice_ids: list[str], bundle_id:
 
 def _bundle_id(cfg: Env, invoice: Path) -> str:
     """The bundle's id as the daemon computes it from what it reads."""
-    from daemon.config_load import load_settings
-    from daemon.finish import evaluate
+    from daemon.configuration.config_load import load_settings
+    from daemon.delivery.finish import evaluate
     from daemon.manifest import bundle_id_of
-    from daemon.scan import candidate_for
+    from daemon.watching.scan import candidate_for
     s = load_settings(cfg.config)
     return bundle_id_of(evaluate(candidate_for(s.outbox, invoice.name), s))
 

@@ -100,9 +100,9 @@ def test_a_sent_bundle_s_line_shows_the_warning_it_went_with(tmp_path: Path) -> 
     from daemon.actions import demo_samples
     from daemon.actions.demo import Workspace, observe
     from daemon.actions.demo_views import LineView
-    from daemon.config_load import load_settings
+    from daemon.configuration.config_load import load_settings
     from daemon.journal import Journal
-    from daemon.release import warning_text
+    from daemon.loop.release import warning_text
     ws = Workspace.make(tmp_path / "demo")
     ws.outbox.mkdir()
     ws.write_config("http://127.0.0.1:9/bundles", True)
@@ -226,7 +226,7 @@ def test_the_warnings_read_are_one_run_s_and_never_shown_by_the_next(tmp_path: P
     again by a second run in the same process (the same folder, another receipt) shows
     that run's warning, not the first one's; within a run each receipt is read once."""
     from daemon.actions.demo import Receipts, Workspace, observe
-    from daemon.config_load import load_settings
+    from daemon.configuration.config_load import load_settings
     from daemon.journal import Journal
     ws = Workspace.make(tmp_path / "demo")
     ws.outbox.mkdir()
@@ -255,7 +255,7 @@ def test_a_stuck_bundle_shows_in_the_demo_as_status_shows_it_with_its_error(
     error (as `status` and the page show it), not as delivering; a settling bundle that
     cannot be read shows why it does not move, not a bare "settling"."""
     from daemon.actions.demo import Workspace, observe
-    from daemon.config_load import load_settings
+    from daemon.configuration.config_load import load_settings
     from daemon.journal import Journal
     ws = Workspace.make(tmp_path / "demo")
     ws.outbox.mkdir()
@@ -293,7 +293,7 @@ def test_on_a_terminal_the_line_after_the_samples_is_printed_above_the_live_tabl
 
     from daemon.actions import demo, demo_samples
     from daemon.actions.demo_views import Seen, TableView
-    from daemon.config_load import load_settings
+    from daemon.configuration.config_load import load_settings
     ws = demo.Workspace.make(tmp_path / "demo")
     ws.outbox.mkdir()
     ws.write_config("http://127.0.0.1:9/bundles", True)

@@ -25,14 +25,14 @@ import pytest
 from conftest import Env
 from helpers import pdf_bytes, pdf_of_objects, ubl_invoice, write
 
-from daemon.archive_papers import reason_papers, write_papers
+from daemon.archiving.archive_papers import reason_papers, write_papers
 
 LIMIT = 0.5  # seconds a read may take in these tests (the daemon's: 120)
 DEADLINE = 60.0  # seconds a command may take here; a hostile invoice file, longer
 # The command line as `python -m daemon` runs it, the time limit of a read set first.
 LIMITED = [sys.executable, "-c",
            "import sys\n"
-           "from daemon import reader_deaths\n"
+           "from daemon.reading import reader_deaths\n"
            f"reader_deaths.READ_TIME_LIMIT = {LIMIT}\n"
            "from daemon.entry import main\n"
            "sys.exit(main(sys.argv[1:]))"]

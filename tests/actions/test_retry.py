@@ -14,7 +14,7 @@ import pytest
 from conftest import OUTBOXD, Env
 from helpers import pdf_bytes, ubl_invoice, wait_for, without_blocking, write
 
-from daemon.archive_papers import reason_papers, write_papers
+from daemon.archiving.archive_papers import reason_papers, write_papers
 from daemon.cli import main
 
 BID = "3f2a9c01b7e4" + "0" * 52
@@ -124,7 +124,7 @@ def test_a_file_saved_into_the_bundle_while_retry_copies_it_is_kept_and_named(
     quarantined sidecar while retry copies it into the outbox. That file is not in the
     copy; it is never deleted with the source: it stays in quarantine, and retry names
     it (the folder is left)."""
-    from daemon import fsmove
+    from daemon.fs import fsmove
     other = other_file_system
     env.write_config("http://127.0.0.1:9/bundles", paths={"quarantine": str(other)})
     folder = quarantined(env, "INV-1", root=other, marker=False)
@@ -522,11 +522,11 @@ def test_a_full_bundle_id_must_be_the_one_recorded_not_only_its_first_12_charact
 def duplicate_in_quarantine(env: Env) -> tuple[Path, str]:
     """INV-1001 as it was sent (its id in the journal, read from the outbox as the daemon
     reads it), then the same files dropped again and quarantined as a duplicate."""
-    from daemon.config_load import load_settings
-    from daemon.finish import evaluate
+    from daemon.configuration.config_load import load_settings
+    from daemon.delivery.finish import evaluate
     from daemon.journal import Journal
     from daemon.manifest import bundle_id_of
-    from daemon.scan import candidate_for
+    from daemon.watching.scan import candidate_for
 
     settings = load_settings(env.config)
     write(env.outbox / "INV-1001" / "scan.pdf", pdf_bytes())
@@ -668,7 +668,7 @@ def test_a_clerks_notes_saved_as_reason_txt_as_retry_removes_it_are_kept(
     """outboxd's REASON.txt judged outboxd's, and a clerk saves notes over it before it
     is removed: the notes are kept under that name, byte for byte."""
     folder = quarantined(cfg)
-    import daemon.papers as papers
+    import daemon.archiving.papers as papers
     real_look, saved = papers.paper_look, []
 
     def look_then_the_clerk_saves(path: Path, *args: object) -> object:
@@ -774,7 +774,7 @@ def test_a_quarantine_folder_someone_holds_locked_for_good_stops_retry_in_time(
     hold it and to run again, and moves nothing."""
     import threading
 
-    import daemon.temps as temps
+    import daemon.fs.temps as temps
     folder = quarantined(cfg)
     monkeypatch.setattr(temps, "LOCK_WAIT_SECONDS", 0.5)
     clerk = subprocess.Popen(
@@ -808,7 +808,7 @@ def test_a_bundle_copied_back_across_file_systems_is_left_movable_by_the_daemon(
     as those `attach` makes."""
     import errno
 
-    import daemon.fsmove as fsmove
+    import daemon.fs.fsmove as fsmove
     folder = quarantined(cfg)
     os.chmod(cfg.outbox, 0o2770)
     real, calls = fsmove.rename_noreplace, []

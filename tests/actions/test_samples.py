@@ -9,8 +9,8 @@ from PIL import Image
 from pypdf import PdfReader
 
 from daemon.actions import samples
-from daemon.config import DEFAULT_PDF_ID_PATTERN
-from daemon.invoices import read_invoice_file
+from daemon.configuration.config import DEFAULT_PDF_ID_PATTERN
+from daemon.reading.invoices import read_invoice_file
 
 OFFICIAL = Path(__file__).resolve().parents[1] / "fixtures" / "peppol" / "base-example.xml"
 

@@ -11,10 +11,10 @@ from conftest import OUTBOXD, Env
 from helpers import ubl_invoice, write
 
 from daemon.actions.send import SendRefused, resolve, send
-from daemon.config_load import load_settings
+from daemon.configuration.config_load import load_settings
 from daemon.invisible import for_terminal
 from daemon.journal import Journal, iso_in
-from daemon.statelock import LOCK_NAME, hold, release
+from daemon.loop.statelock import LOCK_NAME, hold, release
 
 
 def test_the_stem_of_an_invoice_file_names_its_bundle(env: Env) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench import claims
-from daemon.pipeline import Pipeline
+from daemon.loop.pipeline import Pipeline
 
 
 def test_every_dropped_bundle_is_claimed_into_processing_and_handed_to_delivery(

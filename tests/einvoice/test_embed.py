@@ -12,7 +12,7 @@ from lxml import etree
 from swaps import opened_in, swap_for_link
 
 from daemon.bundle import Attachment, Bundle, Finding, InvoiceFile
-from daemon.config import Settings
+from daemon.configuration.config import Settings
 from daemon.einvoice import check_bundle, embed, mime_codes, preflight
 from daemon.einvoice.embed import Plan, documents_for
 
@@ -299,11 +299,11 @@ def test_files_grown_past_their_limit_since_their_check_are_refused_not_read_who
     pre-flight bounded as matching bounds it (one grown past the limit since is
     invoice-too-large); ubl-embedded, like an attachment, up to the size it was checked
     at: one grown since is refused as the multipart delivery refuses it."""
-    import daemon.invoices
+    import daemon.reading.invoices
     from daemon.einvoice import read_and_preflight
     from daemon.errors import InputError
     b = bundle_of(tmp_path, BASE, {"a.pdf": ("Snippet1", pdf_bytes(), "application/pdf")})
-    monkeypatch.setattr(daemon.invoices, "MAX_INVOICE_BYTES", len(BASE) + 100)
+    monkeypatch.setattr(daemon.reading.invoices, "MAX_INVOICE_BYTES", len(BASE) + 100)
     with (tmp_path / "INV" / "Snippet1" / "a.pdf").open("ab") as fh:
         fh.write(b"\n" * 10)  # still a PDF: only its size tells
     # Read as its document is built (one at a time, at delivery an InputError as any

@@ -85,8 +85,8 @@ def test_the_daemons_check_refuses_two_files_that_fold_to_one_name(tmp_path: Pat
     name-collision error naming both files, and nothing else is built from it."""
     from claimed import make
 
-    from daemon.finish import evaluate
-    from daemon.scan import list_outbox
+    from daemon.delivery.finish import evaluate
+    from daemon.watching.scan import list_outbox
 
     _, s = make(tmp_path, delivery={"format": "ubl-embedded"})
     write(s.outbox.path / "INV-1" / TIDRAPPORT, pdf_bytes())

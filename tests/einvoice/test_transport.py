@@ -17,20 +17,20 @@ from typing import Any
 import httpx
 import pytest
 from conftest import Receiver
+from delivery.test_answer_deadline import assert_timed_out, processing_without_end
 from helpers import pdf_bytes
 from lxml import etree
 from rawreceiver import RawReceiver
-from test_answer_deadline import assert_timed_out, processing_without_end
 
 from daemon import __version__
-from daemon.answers import BODY_LIMIT
 from daemon.bundle import Bundle
-from daemon.config import DeliveryConfig, Settings
+from daemon.configuration.config import DeliveryConfig, Settings
+from daemon.delivery.answers import BODY_LIMIT
+from daemon.delivery.finish import Finisher
 from daemon.einvoice.artefacts import mime_codes
 from daemon.einvoice.embed import documents_for
 from daemon.einvoice.transport import EmbeddedDeliverer, document_key
 from daemon.errors import InputError, Paused, Retryable
-from daemon.finish import Finisher
 from daemon.journal import Journal, parse_iso
 from daemon.manifest import bundle_id_of
 
@@ -663,7 +663,7 @@ def test_a_2xx_answered_before_the_document_was_all_written_is_no_receipt(
     import os
     import socket
 
-    from test_deliver import _http
+    from delivery.test_deliver import _http
 
     def answer_at_once(rx: Any, conn: socket.socket, length: int, got: bytes) -> None:
         conn.sendall(_http("201 Created", "", b'{"receipt_id": "R-early"}'))

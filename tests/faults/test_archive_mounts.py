@@ -1,4 +1,4 @@
-"""sent/, quarantine/ and processing/ on shares of their own (daemon/foldermounts.py,
+"""sent/, quarantine/ and processing/ on shares of their own (daemon/watching/foldermounts.py,
 docs/operations.md), with the real kernel: a share unmounted while outboxd runs must not
 have archive entries (or claims) written onto the local disk under its empty mount point
 (where no clerk looks, and which the share hides for good once it is mounted again); the

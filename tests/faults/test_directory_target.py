@@ -1,7 +1,7 @@
-"""The directory transport's target on a mount of its own (daemon/directory.py, docs/protocol.md
-section 7), with the real kernel: the share a transfer agent reads, unmounted while outboxd
-runs, must not have bundles written onto the local disk under its empty mount point (which
-no agent sees, and which the share hides for good once it is mounted again)."""
+"""The directory transport's target on a mount of its own (daemon/delivery/directory.py,
+docs/protocol.md section 7), with the real kernel: the share a transfer agent reads, unmounted
+while outboxd runs, must not have bundles written onto the local disk under its empty mount point
+(which no agent sees, and which the share hides for good once it is mounted again)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""daemon/mounts.py with the real kernel: SameMount tells the share a folder was first
+"""daemon/watching/mounts.py with the real kernel: SameMount tells the share a folder was first
 seen on from another share mounted at the same point, or from a lower mount showing
 through, and takes the same share mounted again for itself (tmpfs mounts named as
 shares, bind mounts). Needs root; skipped with the reason elsewhere."""
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from daemon.mounts import Mount, SameMount, mount_of
+from daemon.watching.mounts import Mount, SameMount, mount_of
 from faults.conftest import Mounts
 
 

@@ -16,9 +16,9 @@ import pytest
 from conftest import LEAN, START_DEADLINE, Env
 from helpers import drop_bundle, pdf_bytes, wait_for
 
-from daemon.config import OutboxConfig
-from daemon.scan import candidate_for
-from daemon.snapshot import snapshot
+from daemon.configuration.config import OutboxConfig
+from daemon.watching.scan import candidate_for
+from daemon.watching.snapshot import snapshot
 from faults.conftest import OUTBOXD, no_traceback
 
 NOBODY = 65534

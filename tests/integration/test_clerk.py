@@ -174,7 +174,7 @@ def test_status_page_lists_each_bundle_in_its_section(
         env: Env, receiver: Receiver, start_daemon, tmp_path) -> None:
     """Waiting, held, quarantined, sent and retrying bundles of a real daemon each appear in
     their section of the page (parsed with html.parser); a hostile name is text."""
-    from test_statuspage import Page
+    from report.test_statuspage import Page
 
     env.write_config(receiver.url, **HOLD)
     first = start_daemon()
@@ -219,7 +219,7 @@ def test_invoice_files_that_cannot_be_used_are_on_the_page_until_they_go(
     """An invoice file the daemon leaves alone — a symbolic link, a name that is not
     UTF-8 — was only logged, once, and the clerk saw nothing. The page lists each with
     why (found at start and by events), and drops it once it is gone."""
-    from test_statuspage import Page
+    from report.test_statuspage import Page
 
     env.write_config(receiver.url)
     target = env.root / "elsewhere.xml"
@@ -287,7 +287,7 @@ def test_a_sidecar_named_almost_right_holds_the_invoice_until_renamed_then_it_go
     it is held, and the errors file, the status page and `outboxd check` name the folder
     and the name to give it. Renamed so, the bundle goes out with its file — at the
     rename's event, not at a rescan."""
-    from test_statuspage import Page
+    from report.test_statuspage import Page
 
     # No rescan within the test: the folder's event alone finds it, and its rename.
     env.write_config(receiver.url, outbox={**outbox, "rescan_seconds": 600},
@@ -335,7 +335,7 @@ def test_a_copy_of_the_sidecar_holds_the_invoice_until_its_files_are_moved_in(
     where it was. Now the invoice is held, and the errors file, the status page and
     `outboxd status` name the copy and say to move its files into INV-7/; moved there
     (by the move's event: the rescan is far off), the bundle goes out with them."""
-    from test_statuspage import Page
+    from report.test_statuspage import Page
 
     env.write_config(receiver.url, outbox={**outbox, "rescan_seconds": 600}, policy=policy)
     start_daemon()
@@ -377,7 +377,7 @@ def test_a_look_alike_left_by_a_quarantine_is_on_the_page_and_stops_retry_until_
     before); `retry` refuses, moving nothing, while it stands. Renamed to INV-7, it
     leaves the page (by the rename's event: the rescan is far off), and the retried
     bundle goes out with the timesheet."""
-    from test_statuspage import Page
+    from report.test_statuspage import Page
 
     env.write_config(receiver.url, outbox={"rescan_seconds": 600})
     start_daemon()
@@ -420,7 +420,7 @@ def test_a_folder_holding_invoice_files_is_on_the_page_with_the_fix_until_emptie
     reads invoice files only in the outbox root, so each waited unseen for an invoice file
     of the folder's own name. The page lists each folder with what it holds and the fix;
     once its invoice file is moved out, the bundle is sent and the folder leaves the page."""
-    from test_statuspage import Page
+    from report.test_statuspage import Page
 
     # The rescan finds such folders (they bring no bundle): every second here, not every 5 s.
     env.write_config(receiver.url, outbox={"rescan_seconds": 1})
@@ -459,7 +459,7 @@ def test_attachments_that_come_after_their_invoice_left_are_on_the_page_with_wha
     went on its own (sent under "warn", quarantined under "quarantine"), and the late
     folder would wait unseen for good. The page names the invoice file it was for, what
     happened to it and what to do; the receiver gets nothing more."""
-    from test_statuspage import Page
+    from report.test_statuspage import Page
 
     env.write_config(receiver.url, policy={"unattached": "warn", "attachment_wait_seconds": 0.2},
                      outbox={"rescan_seconds": 1})
@@ -492,7 +492,7 @@ def test_the_page_says_outboxd_is_stopped_after_a_clean_stop_and_not_after_a_rel
     that outboxd is stopped since HH:MM UTC, that nothing is sent until it runs again,
     that nothing is lost and to tell the admin; what it listed stays listed. The next
     start writes the running page again. A SIGHUP (reload) never says stopped."""
-    from test_statuspage import Page
+    from report.test_statuspage import Page
 
     env.write_config(receiver.url, **HOLD)
     daemon = start_daemon()

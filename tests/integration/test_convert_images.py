@@ -17,10 +17,10 @@ from PIL import Image
 from pypdf import PdfReader
 from structlog.testing import capture_logs
 
-from daemon import convert
-from daemon.config import Settings
-from daemon.readers import Readers
-from daemon.service import Service
+from daemon.configuration.config import Settings
+from daemon.loop.service import Service
+from daemon.reading.readers import Readers
+from daemon.validation import convert
 
 
 def scan(fmt: str, size: tuple[int, int]) -> bytes:

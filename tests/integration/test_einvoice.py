@@ -17,7 +17,7 @@ def manifests(env: Env) -> dict[str, dict]:
             for p in env.sent_bundles() if (p / "receipt.json").exists()}
 
 
-# Pre-flight's findings do not depend on where the rules run (tests/test_readers.py: a
+# Pre-flight's findings do not depend on where the rules run (tests/reading/test_readers.py: a
 # reader process's results equal the daemon's own; test_end_to_end.py and the Saxon report
 # below pre-flight in the shipped reader processes). The tests of findings run the rules on
 # the daemon's own threads: one engine loaded a start, not one in each of two children.

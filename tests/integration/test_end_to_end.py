@@ -24,7 +24,7 @@ from helpers import (
     write,
 )
 
-from daemon.cutshort import GRACE_SECONDS
+from daemon.validation.cutshort import GRACE_SECONDS
 
 # Daemons here start lean (conftest.LEAN); the tests that run the reader processes and
 # pre-flight as shipped say so: the main delivery, the quarantine reasons that cross

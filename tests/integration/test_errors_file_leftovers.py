@@ -8,7 +8,7 @@ import pytest
 from conftest import Env, Receiver, journal_states
 from helpers import wait_for, write
 
-from daemon.errorsfile import ERRORS_HEADER
+from daemon.loop.errorsfile import ERRORS_HEADER
 
 pytestmark = pytest.mark.usefixtures("lean")
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 from conftest import Env, Proc, journal_states
+from delivery.test_answer_deadline import RawReceiver
 from helpers import drop_bundle, pdf_bytes, wait_for
-from test_answer_deadline import RawReceiver
 
 pytestmark = pytest.mark.usefixtures("lean")
 

@@ -1,6 +1,6 @@
 """The reader processes of a real daemon, started as shipped (reader_processes = "auto",
 pre-flight on: no `lean` here): what a SIGHUP and a reader's death do to them, seen from
-the outbox, the receiver and the log. (The readers alone: tests/test_readers.py.)"""
+the outbox, the receiver and the log. (The readers alone: tests/reading/test_readers.py.)"""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import signal
 
 from conftest import Env, Receiver
 from helpers import drop_bundle, pdf_bytes, wait_for
-from test_readers import alive, child_pids, readers_of
+from reading.test_readers import alive, child_pids, readers_of
 
 
 def test_a_reload_reaches_the_reader_processes_without_starting_them_again(

@@ -10,7 +10,7 @@ import pytest
 from conftest import Env, Receiver, journal_states
 from helpers import pdf_bytes, wait_for, write
 
-from daemon.errorsfile import ERRORS_HEADER, ERRORS_HEADER_MANY, without_mark
+from daemon.loop.errorsfile import ERRORS_HEADER, ERRORS_HEADER_MANY, without_mark
 
 pytestmark = pytest.mark.usefixtures("lean")
 

@@ -177,7 +177,7 @@ def test_no_surface_shows_a_secret_of_the_url_when_deliveries_fail(
     password or a key's value. The redirect's address showed a short key (`sig=s1g`,
     too short to be looked for in any text) in the log, `outboxd status` and STATUS=;
     it is masked by its name now, as `outboxd config` masks it."""
-    from test_answer_deadline import RawReceiver
+    from delivery.test_answer_deadline import RawReceiver
 
     redirect = receiver_answers == "a redirect to our url"
     with contextlib.ExitStack() as stack:

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 from conftest import OUTBOXD, Env, Receiver, journal_states
 from helpers import drop_bundle, pdf_bytes, wait_for, write
-from test_statuspage import Page
+from report.test_statuspage import Page
 
 from daemon.actions.samples import peppol_batch
 

@@ -22,12 +22,12 @@ from claimed import Idempotent, folders, make, quiet_logs, run_once  # noqa: E40
 from helpers import drop_bundle, pdf_bytes  # noqa: E402
 
 from daemon import journal as journal_module  # noqa: E402
-from daemon.answers import Receipt  # noqa: E402
-from daemon.config import Settings  # noqa: E402
-from daemon.finish import evaluate  # noqa: E402
+from daemon.configuration.config import Settings  # noqa: E402
+from daemon.delivery.answers import Receipt  # noqa: E402
+from daemon.delivery.finish import evaluate  # noqa: E402
 from daemon.journal import VERSION, Journal, iso_in, now_iso  # noqa: E402
 from daemon.manifest import bundle_id_of  # noqa: E402
-from daemon.scan import candidate_for  # noqa: E402
+from daemon.watching.scan import candidate_for  # noqa: E402
 
 SCHEMAS = sorted((Path(__file__).parent / "schemas").glob("*.sql"))
 BID = "ab" * 32

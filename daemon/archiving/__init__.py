@@ -1,0 +1,1 @@
+"""A finished bundle archived in sent/ or quarantine/ with its papers."""

@@ -1,0 +1,368 @@
+"""Archive: move a finished bundle into sent/ or quarantine/ with its papers.
+
+Layout (docs/folder-convention.md, After delivery): ROOT/YYYY-MM-DD/NAME--BUNDLEID12/
+(UTC date, `-2`, `-3` … when taken) holding the bundle as it was in the outbox plus receipt.json,
+or reason.json and REASON.txt. The papers are written into the work folder
+first, so the one move that follows carries a complete archive entry; they,
+the entry and its day folder are synced once, after the move (`place`). What the
+papers say, and their writing, is archive_papers.py's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import stat
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+
+from daemon import logs
+from daemon.archiving.archive_papers import write_papers
+from daemon.errors import InputError
+from daemon.fs.fscopy import Copied, identity
+from daemon.fs.fsdepth import fwalk_bounded
+from daemon.fs.fsmove import TAG_MAX, move_tree, not_its_folder, remove_held
+from daemon.fs.fsops import (
+    CHUNK,
+    FOLDER_NOFOLLOW,
+    open_in,
+    open_regular,
+    read_bounded,
+    read_regular,
+)
+from daemon.fs.fswrite import (
+    add_group_write_fd,
+    free_name,
+    fsync_dir,
+    fsync_file,
+    held_path,
+    refuse_links,
+)
+from daemon.fs.temps import drop_unfinished
+from daemon.fs.workfolder import hold_folder, still_at
+from daemon.journal.records import utc_day
+from daemon.names import NAME_MAX, fit_bytes
+
+KEPT = ".outboxd-kept"
+"""The mark an archive leaves in a work folder that keeps files put into it while it was
+copied into the archive on another file system (fsmove.move_tree removes only what it
+copied); its text is the archive entry. The orphan sweep reports such a folder as kept,
+never sends nor moves what is in it, and removes it once nothing but the mark is left."""
+
+# Room left in a path component for free_name's "-NNN" and move_tree's ".NAME.TAG.partial".
+_ARCHIVE_NAME_MAX = NAME_MAX - 15 - (TAG_MAX + 1)
+
+
+def target_for(root: Path, name: str, bundle_id: str, at: str | None = None) -> Path:
+    """ROOT/YYYY-MM-DD/NAME--ID12, NAME shortened if the folder name would not fit. The
+    date is the UTC day of `at` (a journal time: when the bundle was delivered, or
+    quarantined), else today's: the day the views count the bundle under."""
+    day = utc_day(at) if at else datetime.now(UTC).strftime("%Y-%m-%d")
+    tail = f"--{bundle_id[:12]}"
+    return free_name(root / day, fit_bytes(name, _ARCHIVE_NAME_MAX - len(tail)) + tail)
+
+
+def _holds_copy_of(target: Path, held: int) -> Copied | None:
+    """The files of the folder open at `held` that target holds with the same bytes (or
+    link text), for remove_held, when target is this folder's copy: it holds them all, or
+    the folder's receipt.json or reason.json (written from the journal before the copy,
+    they name this one delivery or quarantine; the rest were put in, or saved again,
+    after the copy, and stay). Else None. Walked from the descriptor (fwalk: no link),
+    DEPTH_MAX levels deep at most."""
+    compared: Copied = {}
+    # Folders deeper than a copy goes (fsdepth) are never in one: not walked, not whole.
+    deeper: list[str] = []
+    whole = True
+    for dirpath, _dirs, files, fd in fwalk_bounded(held, target, "walk", deeper.append,
+                                                    onerror=_raise):
+        for f in files:
+            dst = target / dirpath / f
+            st = os.stat(f, dir_fd=fd, follow_symlinks=False)
+            if stat.S_ISLNK(st.st_mode):
+                same = dst.is_symlink() and os.readlink(f, dir_fd=fd) == os.readlink(dst)
+            else:
+                same = stat.S_ISREG(st.st_mode) and not dst.is_symlink() and dst.is_file() \
+                    and _same_bytes(fd, f, dst)
+            if same:
+                compared[os.path.join(dirpath, f)] = identity(st)
+            whole = whole and same
+    papers = (os.path.join(".", name) for name in ("receipt.json", "reason.json"))
+    whole = whole and not deeper
+    return compared if whole or any(p in compared for p in papers) else None
+
+
+def _raise(exc: OSError) -> None:
+    raise exc  # a folder that cannot be listed is not known to be copied
+
+
+def _same_bytes(folder: int, name: str, dst: Path) -> bool:
+    try:
+        with open_in(folder, name, name) as fin, open_regular(dst) as fout:
+            while (chunk := fin.read(CHUNK)) == fout.read(CHUNK):
+                if not chunk:
+                    return True
+    except InputError:
+        pass  # a link or a FIFO put in either place since it was looked at: no copy
+    return False
+
+
+def move_into_place(work: Path, target: Path, sync: bool = True,
+                    held: int | None = None, tag: str = "", day: int | None = None) -> Path:
+    """Move work → target; safe to call again after a crash at any point in it.
+
+    Returns where the bundle now lies: `target`, or a free name beside it if
+    `target` was taken by something that is not this bundle. `sync=False`
+    leaves the sync of target's folder to the caller (`place`). `held`: the work
+    folder, open (workfolder.hold_folder; else opened here): a link put in its place
+    is never followed, moved, copied from nor removed through (OSError). `tag`: see
+    fsmove.partial_name. `day`: target's day folder, held by the caller (_hold_day; else
+    held here)."""
+    if not os.path.lexists(work):
+        if target.exists():
+            return target  # an earlier run finished the move
+        # Neither is there: a share that went away (processing lives on it), or
+        # a folder removed by hand. Never report a move that did not happen.
+        raise FileNotFoundError(errno.ENOENT, "the processing folder is not there (is the "
+                                "share mounted?) and the bundle is not in the archive either",
+                                str(work))
+    if held is None:
+        held = hold_folder(work)
+        try:
+            return move_into_place(work, target, sync, held, tag, day)
+        finally:
+            os.close(held)
+    if day is None:
+        day = _hold_day(target.parent)
+        try:
+            return move_into_place(work, target, sync, held, tag, day)
+        finally:
+            os.close(day)
+    # The entry looked for, and made, in the day folder held: never through a link put
+    # in its place meanwhile (move_tree refuses the move then).
+    there = held_path(day) / target.name
+    if there.exists():
+        compared = _holds_copy_of(there, held)
+        if compared is not None:
+            # Crashed after the cross-file-system copy was renamed into place (only once
+            # complete and fsynced), before or while the source was deleted.
+            _said_left(work, held, target, remove_held(work, held, compared))
+            return target
+        # Someone else's archive entry under the same name (two daemons, or a duplicate
+        # archived at the same time): never delete ours for it.
+        target = target.parent / free_name(held_path(day), target.name).name
+    _said_left(work, held, target,
+               move_tree(work, target, sync=sync, held=held, tag=tag, into=day))
+    return target
+
+
+def _said_left(work: Path, held: int, target: Path, left: list[Path]) -> None:
+    """Files put into the work folder (or saved again there) while it was copied into the
+    archive on another file system (or after, a crash before its removal): not in the
+    entry, kept where they are, and said. The
+    folder they keep in processing/ is then no bundle's: marked (KEPT) so that the orphan
+    sweep says why it is there instead of taking it for one a person copied in."""
+    if left:
+        with contextlib.suppress(OSError):  # unmarked, it is still never sent from
+            if still_at(work, held):
+                mark_kept(held, target)
+        logs.get().warning("files put into a work folder while it was being archived "
+                           "are not in the archive entry; kept in the work folder "
+                           "— move them where they belong; once they are out, the next "
+                           "rescan removes the folder",
+                           work_dir=str(work), archive=str(target),
+                           kept=[str(p) for p in left])
+
+
+def mark_kept(held: int, target: Path | str) -> None:
+    """Mark the folder open at `held` as kept for files put into it while it was
+    archived into `target` (KEPT); an existing mark stays as it is."""
+    try:
+        fd = os.open(KEPT, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o640, dir_fd=held)
+    except FileExistsError:
+        return  # an earlier archive's mark (or someone's file of that name): kept as it is
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(os.fsencode(target))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.fsync(held)
+
+
+def kept_for(held: int) -> str | None:
+    """The archive entry a KEPT mark in the folder open at `held` names; None when the
+    folder has no mark. A mark that is not a regular file outboxd can read is never
+    opened (a FIFO): the entry is then unknown ("")."""
+    try:
+        os.stat(KEPT, dir_fd=held, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    try:
+        with open_in(held, KEPT, KEPT) as fh:
+            data = read_bounded(fh, 4096)
+    except (OSError, InputError):
+        return ""
+    return os.fsdecode(data) if data is not None else ""
+
+
+def _someone_elses(entry: Path, papers: Mapping[str, bytes], bundle_id: str) -> bool:
+    """The entry's first paper is readable and names another bundle: not ours to touch."""
+    try:
+        # Never through a link, never a FIFO or device a share user put there. No paper
+        # limit: a receipt keeps the receiver's whole answer, and another bundle's large
+        # receipt taken for "not readable" would be written over.
+        data = read_regular(entry / next(iter(papers)))
+        if data is None:
+            return False
+        found = json.loads(data)
+        named = found.get("bundle_id") or found["manifest"]["bundle_id"]
+    except (OSError, InputError, ValueError, KeyError, TypeError, AttributeError,
+            RecursionError):
+        # Missing, cut short by a power loss, or not ours to judge (RecursionError: JSON
+        # nested deeper than the parser goes, which no receipt or reason is): rewrite.
+        return False
+    return named != bundle_id
+
+
+def _hold_day(folder: Path) -> int:
+    """The day folder of an archive entry, open (the caller closes it); made where
+    missing, its name synced then. Never one that is a link, nor inside an archive
+    folder that is one: people on the share may write in sent/ and quarantine/, and a
+    link there could lead anywhere (move_tree refuses one swapped in after this too)."""
+    refuse_links((folder.parent,))
+    try:
+        os.mkdir(folder)
+        new = True
+    except FileExistsError:
+        new = False
+    except FileNotFoundError:
+        folder.mkdir(parents=True, exist_ok=True)
+        new = True
+    try:
+        fd = os.open(folder, FOLDER_NOFOLLOW)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise not_its_folder(folder) from None
+        raise
+    if new:
+        try:
+            fsync_dir(folder.parent)
+        except BaseException:
+            os.close(fd)
+            raise
+    return fd
+
+
+def place(work: Path, target: Path, papers: Mapping[str, bytes], bundle_id: str,
+          tag: str = "") -> Path:
+    """Write the papers into the work folder and move it to target; where the entry now
+    lies (see move_into_place, and for `tag`). On return the papers, the entry and its folder are on
+    disk. Safe to call again after a crash or power loss at any point: the papers are
+    written from what the caller kept (the journal), not from what the disk holds.
+
+    The papers get no sync of their own before the move: one sync of each paper, of
+    the entry and of its folder after the rename covers them and the rename at once
+    (on ext4 the first of them commits everything, the others find nothing to do),
+    instead of a sync of the paper, the work folder and the target folder in turn.
+    """
+    kept = os.path.lexists(work) and _kept_after(work, target)
+    if os.path.lexists(work) and not kept:
+        # The work folder held open, never through a link a user of the share put in its
+        # place (OSError naming it: the bundle stays, and its row says why): the papers
+        # are written into, and the folder moved, copied and removed as, that very folder.
+        held = hold_folder(work)
+        try:
+            here = held_path(held)
+            # A kill inside an earlier write of the papers (a retried archive) left its
+            # temp file here; it must not travel into the entry.
+            drop_unfinished(here, papers)
+            write_papers(here, papers, sync=False)
+            day = _hold_day(target.parent)
+            try:
+                placed = move_into_place(work, target, sync=False, held=held, tag=tag,
+                                         day=day)
+                # Renamed (one file system): the papers are synced in the folder held.
+                # Else the entry is a copy whose every file was synced before it was renamed.
+                moved = still_at(held_path(day) / placed.name, held)
+                _writable_as_root(placed, day)
+                if moved:
+                    for name in papers:
+                        fsync_file(here / name)
+                    os.fsync(held)
+                os.fsync(day)
+            finally:
+                os.close(day)
+        finally:
+            os.close(held)
+        return placed
+    # Moved before a crash (raises when the target is not there either). A power loss
+    # may have kept the rename and lost the papers' bytes, which were not synced yet:
+    # write them again, unless the folder turns out to be another bundle's entry that
+    # took this name.
+    # Or archived before a crash, the work folder kept for files put into it during the
+    # copy (KEPT): they are not the bundle's, never copied into a second entry.
+    placed = target if kept else move_into_place(work, target, sync=False, tag=tag)
+    # Written in the entry held, in its day folder held: never through a link someone
+    # who may write in the archive put in the place of either.
+    day = _hold_day(placed.parent)
+    try:
+        entry = _hold_entry(day, placed)
+        try:
+            here = held_path(entry)
+            if _someone_elses(here, papers, bundle_id):
+                return placed
+            drop_unfinished(here, papers)
+            write_papers(here, papers, sync=False)
+            _writable_as_root(placed, day)
+            for name in papers:
+                fsync_file(here / name)
+            os.fsync(entry)
+        finally:
+            os.close(entry)
+        os.fsync(day)
+    finally:
+        os.close(day)
+    return placed
+
+
+def _hold_entry(day: int, placed: Path) -> int:
+    """The archive entry `placed`, open from its day folder held (the caller closes it);
+    not_its_folder when a link or no folder is at its name."""
+    try:
+        return os.open(placed.name, FOLDER_NOFOLLOW, dir_fd=day)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise not_its_folder(placed) from None
+        raise
+
+
+def _kept_after(work: Path, target: Path) -> bool:
+    """The work folder is one an archive into `target` kept (KEPT names it) and the entry
+    is there: the bundle was archived, only the journal's word of it was lost."""
+    held = hold_folder(work)
+    try:
+        return kept_for(held) == str(target) and os.path.isdir(target)
+    finally:
+        os.close(held)
+
+
+def _writable_as_root(placed: Path, day: int) -> None:
+    """The entry and its day folder (open at `day`) group-writable when the archive root
+    is (the tmpfiles snippet makes quarantine/ so, sent/ not): the people on the share
+    fix a quarantined bundle where it lies and move it back into the outbox, which takes
+    write permission on the folder it leaves. umask 027 would make every folder the
+    daemon creates read-only for them. The entry is opened from the day folder held,
+    never through a link put in the place of either."""
+    try:
+        if not os.lstat(placed.parent.parent).st_mode & stat.S_IWGRP:
+            return
+        entry = os.open(placed.name, FOLDER_NOFOLLOW, dir_fd=day)
+        try:
+            add_group_write_fd(entry)
+        finally:
+            os.close(entry)
+        add_group_write_fd(day)
+    except OSError:
+        pass  # the bundle is archived; a folder someone else owns keeps its mode

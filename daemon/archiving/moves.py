@@ -1,0 +1,207 @@
+"""The end of a claimed bundle on disk: archived in sent/ or quarantined, each
+move (the papers written into the work folder, then one rename) retried on a
+back-off of its own when it fails — a full disk, a share gone (or unmounted from
+under sent/ or quarantine/: foldermounts.py), an immutable file — without posting
+again or recording an outcome before its folder is there. A part of `Finisher` (a
+mixin: it shares its journal, settings and the per-row state of the deliveries).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from daemon.archiving.archive import place, target_for
+from daemon.archiving.archive_papers import reason_papers, reason_record, receipt_papers
+from daemon.bundle import Bundle, Finding, reasons_of
+from daemon.claiming.claim import copy_tag
+from daemon.configuration.config import Settings
+from daemon.delivery.backoff import backoff
+from daemon.errors import describe
+from daemon.fs.fsmove import partial_name, remove_leftover
+from daemon.journal import QUARANTINING, Journal, Row, iso_in, now_iso, parse_iso
+from daemon.logs import bundle_log
+from daemon.names import stem
+from daemon.watching.foldermounts import FolderMounts
+
+
+class Moves:
+    s: Settings
+    j: Journal
+    log: Any
+    clock: Callable[[], float]
+    mounts: FolderMounts  # sent/ and quarantine/ on the mounts they were on at the start
+    # Moves that failed, per row: how many times in a row, and the monotonic time
+    # before which it is not tried again.
+    _move_faults: dict[int, tuple[int, float]]
+    _validated: dict[int, Bundle]
+
+    def _work_present(self, row: Row) -> bool:
+        """The work folder and its invoice file are there (else the share is away, or
+        someone moved them). A link in the work folder's place counts as there, whether
+        or not it leads anywhere: the read or the move that follows refuses it and says
+        so, rather than "is the share mounted?" for ever."""
+        if row.work_dir is None:
+            return False
+        try:
+            return os.path.islink(row.work_dir) or \
+                Path(row.work_dir, row.invoice_file).is_file()
+        except OSError:
+            return False
+
+    def _move_wait(self, row_id: int) -> float | None:
+        fault = self._move_faults.get(row_id)
+        if fault is None:
+            return None
+        left = fault[1] - self.clock()
+        return left if left > 0 else None
+
+    def _move_failed(self, row: Row, error: str,
+                     event: str = "bundle cannot be moved; will retry",
+                     expected: bool = False) -> float:
+        """Record why a move (or another write of ours) failed and when it is tried next;
+        the row keeps its state (never sent or quarantined before the folder is there).
+        `expected`: nothing went wrong (the daemon is stopping), logged at info."""
+        failures = self._move_faults.get(row.id, (0, 0.0))[0] + 1
+        cfg = self.s.delivery
+        delay = max(cfg.retry_base_seconds, backoff(failures, cfg.retry_base_seconds,
+                                                    cfg.retry_max_seconds, None))
+        self._move_faults[row.id] = (failures, self.clock() + delay)
+        fields: dict[str, Any] = {"last_error": error, "next_attempt_at": iso_in(delay)}
+        if row.state in ("delivering", "retrying"):
+            # With the event as the detail, also when the row was retrying already: after a
+            # pause (finish.PAUSED) it now waits for this, and a restart must not take it
+            # for a configuration problem and try it at once.
+            self.j.transition(row.id, "retrying", event, **fields)
+        else:
+            self.j.update(row.id, **fields)
+        log = bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids)
+        (log.info if expected else log.error if failures == 1 else log.warning)(
+            event, error=error, failures=failures,
+            retry_in=round(delay, 3))
+        return delay
+
+    def _place(self, row: Row, root: Path, papers: dict[str, bytes], failure: str,
+               at: str) -> Path | float:
+        """Write the papers into the work folder and move it under root (in the day folder
+        of `at`): the folder the bundle now lies in (papers and move on disk), or the
+        delay before the move is tried again."""
+        assert row.work_dir and row.bundle_id
+        target = self._target(row, root, at)
+        if (away := self.mounts.away(root)) is not None:
+            # Its share unmounted: the bare mount point would take the entry unseen.
+            return self._move_failed(row, f"{failure} {target}: {away}")
+        work = Path(row.work_dir)
+        if row.archive_dir:
+            self._drop_older_copy(row, target)
+        try:
+            target = place(work, target, papers, row.bundle_id,
+                           copy_tag(self.s.paths.state_dir))
+        except OSError as exc:
+            return self._move_failed(row, f"{failure} {target}: {describe(exc)}")
+        self._move_faults.pop(row.id, None)
+        self._validated.pop(row.id, None)
+        return target
+
+    def archive_sent(self, row_id: int, row: Row | None = None) -> float | None:
+        """Archive a delivered bundle in sent/; `row`: its row as just written, if known."""
+        row = row or self.j.get(row_id)
+        assert row.bundle_id and row.response
+        self.j.make_durable()  # the receipt and the archive folder, before the move
+        response = row.response
+        # Sent since its delivery, which names its day folder: a bundle delivered just
+        # before midnight and archived after it is yesterday's, in sent/ and in the
+        # views' "sent today" alike.
+        delivered_at = response.get("delivered_at") or now_iso()
+        placed = self._place(row, self.s.sent_dir, receipt_papers(response),
+                             f"delivered (receipt {row.receipt_id}), but cannot be archived in",
+                             delivered_at)
+        if not isinstance(placed, Path):
+            return placed
+        self.j.transition(row_id, "sent", durable=False, since=delivered_at,
+                          archive_dir=str(placed),
+                          last_error=None)  # a failed move before this one is over
+        # The manifest's warnings go with this one line, at warning level: one log
+        # record per bundle sent, also when only the archive was left after a restart.
+        warnings = (response.get("manifest") or {}).get("warnings") or []
+        log = bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids)
+        (log.warning if warnings else log.info)(
+            "bundle sent", receipt_id=row.receipt_id, attempts=response.get("attempts"),
+            archive=str(placed), **({"warnings": warnings} if warnings else {}))
+        return None
+
+    def quarantine(self, row_id: int, reasons: list[Finding]) -> float | None:
+        """Quarantine a claimed bundle; None when done, else the delay before the move is
+        tried again (the row stays `quarantining` with last_error meanwhile)."""
+        first = self.j.get(row_id).state != QUARANTINING
+        cleared: dict[str, Any] = {"last_error": None} if first else {}
+        self.j.transition(row_id, QUARANTINING, reasons=reasons_of(reasons), **cleared)
+        row = self.j.get(row_id)
+        assert row.bundle_id
+        # Seconds, as reason.json always had them; from the journal, so that a retried
+        # move writes the very same papers (see archive_papers.reason_record).
+        at = parse_iso(row.since).strftime("%Y-%m-%dT%H:%M:%SZ")
+        # ubl-embedded: documents the receiver already took are delivered, whatever
+        # became of the rest; the papers name them (and their receipts), or the clerk
+        # may send them again. From the journal, where each was recorded before the
+        # next POST, so a retried move writes the same papers.
+        accepted = list(self.j.documents_of(row_id).values())
+        record = reason_record(row.bundle_id, row.invoice_file, reasons, at, accepted,
+                               invoice_ids=row.invoice_ids)
+        placed = self._place(row, self.s.quarantine_dir, reason_papers(record),
+                             "cannot be moved into quarantine", row.since)
+        if not isinstance(placed, Path):
+            return placed
+        # Quarantined since it was decided (reason.json's quarantined_at, its folder's day),
+        # not since a move that had to be retried.
+        self.j.transition(row_id, "quarantined", durable=False, since=row.since,
+                          archive_dir=str(placed))
+        bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids).warning(
+            "bundle quarantined", reasons=[r.line() for r in reasons], archive=str(placed))
+        return None
+
+    def _drop_older_copy(self, row: Row, target: Path) -> None:
+        """Remove the copies under way into `target`, the archive folder journaled for this
+        row, that a version before the per-daemon copy names left (`.NAME.partial`, and
+        `.NAME-2.partial` … where NAME was taken: _older_copies): it was this journal's
+        daemon's, killed mid-copy before an upgrade. That version replaced it at its next
+        try; this one's copy has another name and would leave it for good, a whole
+        bundle's bytes hidden in the archive."""
+        log = bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids)
+        for older in _older_copies(target):
+            if not os.path.lexists(older):
+                continue
+            try:
+                remove_leftover(older)
+            except OSError as exc:
+                # The archive goes on; the leftover is litter only, said so.
+                log.warning("cannot remove the copy an older outboxd left under way; remove "
+                            "it by hand", partial=str(older), error=describe(exc))
+                continue
+            log.info("removed the copy an older outboxd left under way", partial=str(older))
+
+    def _target(self, row: Row, root: Path, at: str) -> Path:
+        """The archive folder, chosen once and journaled before the move."""
+        if row.archive_dir:
+            return Path(row.archive_dir)
+        assert row.bundle_id
+        target = target_for(root, stem(row.invoice_file), row.bundle_id, at)
+        self.j.update(row.id, archive_dir=str(target))
+        return target
+
+
+def _older_copies(target: Path) -> Iterator[Path]:
+    """Where a version before the per-daemon copy names made its copy under way into
+    `target`: `.NAME.partial`; where NAME was taken by another entry, the first of
+    NAME-2, NAME-3 … not taken (archive.move_into_place, fswrite.free_name), so each
+    `.NAME-N.partial` up to that of the first NAME-N free now (one taken since the
+    copy was made is passed)."""
+    yield partial_name(target)
+    for n in itertools.count(2):
+        taken = target.with_name(f"{target.name}-{n}")
+        yield partial_name(taken)
+        if not os.path.lexists(taken):
+            return

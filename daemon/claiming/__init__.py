@@ -1,0 +1,1 @@
+"""A decided bundle claimed into the processing folder, and claims finished after a crash."""

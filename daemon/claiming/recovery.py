@@ -1,0 +1,267 @@
+"""Recovery at start: what a crash interrupted after a claim is finished or handed
+back to the delivery workers (docs/architecture.md, "Crash recovery"). A part of
+`finish.Finisher` (a mixin: it shares its journal, settings, the bundles read for
+delivery and the rows paused).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from daemon.bundle import Bundle, reasons_of
+from daemon.claiming.claim import (
+    changed_during_claim,
+    finish_claim,
+    log_leftover,
+    moved_candidate,
+    read_in_place,
+    stuck_in_work_folder,
+    unclaim,
+)
+from daemon.configuration.config import Settings
+from daemon.errors import InputError, ReaderFailed
+from daemon.fs.fswrite import fsync_dir, held_path
+from daemon.fs.workfolder import folder_mark, hold_folder, still_at
+from daemon.journal import CLAIMING, IN_FLIGHT, QUARANTINING, Journal, Row, seconds_until
+from daemon.logs import bundle_log
+from daemon.loop import release
+from daemon.manifest import bundle_id_of
+from daemon.report.notify import notify
+from daemon.watching.scan import Candidate, candidate_for
+from daemon.watching.snapshot import snapshot
+
+# The transition's detail of an attempt that found a configuration problem (401,
+# 403, 404: the url or token is ours to fix): a restart tries such a bundle at once,
+# as a reload does.
+PAUSED = "paused: configuration problem"
+
+# The detail of a claim that did not happen, whose invoice file is not in the outbox.
+NOT_HAPPENED_GONE = "claim did not happen; the invoice file is no longer in the outbox"
+
+# The start time systemd is asked to add for each interrupted claim read again before
+# READY (sd_notify EXTEND_TIMEOUT_USEC): far above what one bundle's read takes.
+RECOVERY_READ_USEC = 60_000_000
+
+
+class Recovery:
+    s: Settings
+    j: Journal
+    log: Any
+    paused: set[int]
+    _unfinished: set[int]  # claiming rows recover() could not finish (OSError)
+    _validated: dict[int, Bundle]
+    evaluate: Callable[[Candidate, Settings], Bundle]
+
+    def recover(self) -> list[tuple[int, float]]:
+        """Finish what a crash interrupted; the rows to hand to the workers and when.
+
+        Only half-done claims are finished here (they touch the outbox, which
+        this thread owns); archiving and delivery go through `attempt`, so a
+        failure there is retried later instead of stopping the start.
+        """
+        due: list[tuple[int, float]] = []
+        for row in self.j.rows(IN_FLIGHT):
+            log = bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids)
+            log.info("recovering bundle", state=row.state)
+            delay = 0.0
+            if row.state == CLAIMING and not self._finish_or_wait(row, log):
+                continue
+            elif row.state == "retrying" and self.j.last_detail(row.id) == PAUSED:
+                self.paused.add(row.id)  # the configuration may be fixed by now: at once
+            elif row.state == "retrying" and row.next_attempt_at:
+                delay = max(0.0, seconds_until(row.next_attempt_at))
+            due.append((row.id, delay))
+        return due
+
+    def _finish_or_wait(self, row: Row, log: Any) -> bool:
+        """_finish_claim, or (OSError) the row left `claiming`, saying why, and tried again
+        at each rescan (finish_claims_again): True if the bundle is now ours to finish."""
+        try:
+            done = self._finish_claim(row)
+        except OSError as exc:
+            error = (f"cannot finish an interrupted claim into {row.work_dir}: {exc} — "
+                     "tried again at each rescan")
+            # Said in the row too: left `claiming` without why, it showed as on its way
+            # ("delivering", the page's "Being sent") for as long as that took. Written
+            # and said once, not at every rescan that finds it so.
+            if error != row.last_error:
+                self.j.update(row.id, last_error=error)
+                log.error("cannot finish an interrupted claim; will retry at each rescan",
+                          error=str(exc))
+            self._unfinished.add(row.id)
+            return False
+        self._unfinished.discard(row.id)
+        return done
+
+    def finish_claims_again(self) -> tuple[list[int], list[Row]]:
+        """The claims recover() could not finish, tried again (at each rescan: the share
+        may be back, the folder put back): the rows now ours to deliver or quarantine, and
+        those settling again (the claim did not happen, or its bundle changed), for the
+        pipeline to take back (stranded.Stranded._take_back). Left to the next start, a
+        bundle whose work folder was out of sight at the start waited for an admin to
+        restart outboxd."""
+        due: list[int] = []
+        settling: list[Row] = []
+        for row_id in sorted(self._unfinished):
+            row = self.j.get(row_id)
+            if row.state != CLAIMING:
+                self._unfinished.discard(row_id)
+                continue
+            log = bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids)
+            if self._finish_or_wait(row, log):
+                log.info("interrupted claim finished", work_dir=row.work_dir)
+                due.append(row_id)
+            elif (after := self.j.get(row_id)).state == "settling":
+                settling.append(after)
+        return due, settling
+
+    def sent_as_claimed(self, row: Row, bundle: Bundle, bid: str, log: Any) -> bool:
+        """A claimed bundle read again after a restart, its files those its claim
+        recorded, in which the rules in force now (a new version's, a setting changed
+        meanwhile) find errors: True, and it is sent as it was checked at its claim. Its
+        sending may have begun (a POST cut short may have reached the receiver):
+        quarantined, REASON.txt would say nothing was sent, and the corrected copy the
+        clerk then drops would reach the receiver as a second, different bundle. A claim
+        cut short (recover) sent nothing, and is checked by the rules in force."""
+        if bid != row.bundle_id:
+            return False  # other bytes than were claimed: judged as they are
+        if row.channel is not None and bundle.channel != row.channel:
+            # The same bytes on another channel (an attachments.toml edited in processing,
+            # [validation] channel changed): checked for none it would go out on, so
+            # judged as it is. No bundle goes out on a channel it was not checked for.
+            return False
+        if self.s.delivery.format == "ubl-embedded":
+            # Each document is built and checked at delivery and none may go unchecked
+            # (a reload or restart may also have switched the format since the claim);
+            # documents already accepted are in the journal, and REASON.txt names them.
+            return False
+        log.warning("bundle claimed before the restart is sent as it was checked then; "
+                    "the rules in force now find errors in it",
+                    errors=[f.line() for f in bundle.errors])
+        return True
+
+    def _finish_claim(self, row: Row) -> bool:
+        """A claim cut short by a crash: True if the bundle is now ours to finish."""
+        assert row.work_dir
+        work = Path(row.work_dir)
+        try:
+            # The rest of the bundle is moved into the work folder held, never through a
+            # link put in its place (OSError naming it: the row says so, and the next
+            # start tries again).
+            held: int | None = hold_folder(work)
+        except FileNotFoundError:
+            held = None
+        cand = candidate_for(self.s.outbox, row.invoice_file)
+        if held is None and not os.path.lexists(cand.invoice):
+            if self._never_made(row, work, cand):
+                self.j.transition(row.id, "gone", NOT_HAPPENED_GONE, work_dir=None,
+                                  last_error=None)
+                return False
+            # Neither the work folder nor the invoice file in the outbox, and the folder
+            # may be out of sight: the share that holds processing/ is away (an outbox
+            # mounted anew, empty, where the daemon started). Taken for "the claim did
+            # not happen", the row went, and the bundle was left in a folder no row
+            # names, for a person (orphans.py), when the share came back.
+            raise FileNotFoundError(errno.ENOENT, "the work folder is not there and the "
+                                    "invoice file is not in the outbox either (is the share "
+                                    "mounted?) — if someone moved the folder, put it back "
+                                    "under this name", str(work))
+        if held is None or not os.path.lexists(held_path(held) / row.invoice_file):
+            if held is not None:
+                with contextlib.suppress(OSError):
+                    if not os.listdir(held) and still_at(work, held):
+                        work.rmdir()
+                os.close(held)
+            # The invoice file nowhere, and the work folder there without it: the way out
+            # operations.md gives for a claim whose bundle is really gone (or whose bundle,
+            # dropped again, another row has claimed). Settling, the row stood for no
+            # bundle in the outbox until a restart.
+            there = os.path.lexists(cand.invoice)
+            self.j.transition(row.id, "settling" if there else "gone",
+                              "claim did not happen" if there else NOT_HAPPENED_GONE,
+                              work_dir=None, last_error=None)
+            return False
+        try:
+            finish_claim(cand, held, self.s.outbox.completion == "marker",
+                         companions=[release.path_for(cand, self.s.share)])
+            os.fsync(held)
+        finally:
+            os.close(held)
+        for folder in (work.parent, cand.invoice.parent):
+            fsync_dir(folder)
+        changed = self._check_claimed(row, cand, work)
+        if changed is not None:
+            return changed == QUARANTINING  # a quarantine is finished by an attempt
+        if row.reasons:
+            self.j.transition(row.id, QUARANTINING, "claim finished after restart",
+                              last_error=None)
+        else:
+            self.j.transition(row.id, "delivering", "claim finished after restart",
+                              last_error=None)
+        return True
+
+    def _never_made(self, row: Row, work: Path, cand: Candidate) -> bool:
+        """A claim's missing work folder that was never made (a crash between the claim's
+        record and its folder; the bundle deleted since, while outboxd was stopped): the
+        outbox is there, the processing folder there is the very one the claim was
+        recorded for (row.claimed_in: a share away leaves an empty folder where it was
+        mounted, and the processing folder a start makes there, or made there at an
+        earlier start, is another), and nothing of the bundle is left in the outbox (a
+        sidecar still there: the claim may have moved the invoice file before its folder
+        went out of sight)."""
+        return (row.claimed_in is not None and os.path.isdir(self.s.outbox.path)
+                and folder_mark(work.parent) == row.claimed_in
+                and not os.path.lexists(cand.sidecar))
+
+    def _check_claimed(self, row: Row, cand: Candidate, work: Path) -> str | None:
+        """The check after a claim (claims.py), which the crash came before: the bundle
+        read where it lies now must be the one the claim recorded. Other bytes go back
+        to the outbox to settle again, so that what is sent or quarantined, and the
+        duplicate and unattached decisions, are made for what is there; the same bytes
+        are handed to delivery, read once. The state the row was put in, if other bytes
+        were found (None: the same)."""
+        # A full read (PDFs, images, pre-flight) before READY, one bundle after another: a
+        # crash in a batch of claims leaves up to CLAIM_BATCH of them. Each asks systemd
+        # for more time to start, so that they cannot add up to its start timeout.
+        notify(f"EXTEND_TIMEOUT_USEC={RECOVERY_READ_USEC}")
+        moved = moved_candidate(cand, work)
+        try:
+            bundle = read_in_place(work, lambda: self.evaluate(moved, self.s))
+        except Exception as exc:  # noqa: BLE001 - the attempt reads it again, says what is wrong
+            if not isinstance(exc, InputError | OSError | ReaderFailed):  # not stop the start
+                bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids
+                           ).exception("unexpected error reading a claimed bundle again")
+            return None
+        # A copy begun in the sidecar before the crash (an in-progress name) is a change
+        # too, as for the check after a claim (claims.py): the id does not cover it.
+        busy = (snap := snapshot(moved, self.s.outbox)) is not None and snap.busy
+        if bundle_id_of(bundle) == row.bundle_id and not busy:
+            self._validated[row.id] = bundle
+            return None
+        log = bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids)
+        undone = unclaim(cand, work)
+        stuck = undone.stuck
+        if stuck == [work.name]:  # the folder itself swapped: the bundle is where it went
+            self.j.transition(row.id, QUARANTINING, "work folder replaced", last_error=None,
+                              reasons=reasons_of([stuck_in_work_folder(row.invoice_file,
+                                                                       work, log)]))
+            return QUARANTINING
+        if stuck:
+            self.j.transition(row.id, QUARANTINING, "changed while being claimed",
+                              reasons=reasons_of([changed_during_claim(row.invoice_file, stuck)]),
+                              last_error=None)
+            log.warning("bundle changed while being claimed; quarantined beside the new files",
+                        new_bundle_id=bundle_id_of(bundle), stuck=stuck)
+            return QUARANTINING
+        if undone.leftover is not None:
+            log_leftover(log, work, undone.leftover)
+        self.j.transition(row.id, "settling", "changed while being claimed", work_dir=None,
+                          last_error=None)
+        log.warning("bundle changed while being claimed (before a restart); settling again",
+                    new_bundle_id=bundle_id_of(bundle))
+        return "settling"

@@ -1,0 +1,126 @@
+"""Stranded claims: a claim that can be neither undone nor finished now, because its work
+folder is out of sight (the share away) or a move back was refused, waits as `claiming`,
+saying why, and is tried again at each rescan; and a claim that did not go through, its
+row handed back to the pipeline as the one row of its bundle. Part of
+`pipeline.Pipeline` (a mixin, as `claims.Claims`: it shares the pipeline's live rows
+and its journal).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from daemon.claiming.recovery import NOT_HAPPENED_GONE
+from daemon.configuration.config import Settings
+from daemon.delivery.finish import Finisher
+from daemon.journal import Journal, Row
+from daemon.logs import bundle_log
+from daemon.loop.step import IDLE, Next
+from daemon.watching.scan import Candidate
+
+
+class Stranded:
+    """The stranded-claim steps of the pipeline (loop thread only)."""
+
+    s: Settings
+    j: Journal
+    log: Any
+    finish: Finisher
+    live: dict[str, Row]
+    # Claims to undo whose work folder was not there: row id -> (bundle, folder, why).
+    _stranded: dict[int, tuple[Candidate, Path, str]]
+
+    def _undo_claim(self, cand: Candidate, row_id: int, work: Path, why: str, log: Any,
+                    moved: bool = True, **fields: Any) -> Next | None:
+        raise NotImplementedError  # the claims'
+
+    def _stranded_claim(self, cand: Candidate, row_id: int, work: Path, why: str,
+                        log: Any, failed: OSError | None = None) -> Next:
+        """A claim to undo whose work folder is not there after files moved into it: the
+        share that holds it went away (or someone moved the folder); or (`failed`) whose
+        files could not all be moved back. Not all is back in the outbox, so the row stays
+        `claiming` and says why (status: retrying), and the undo is made again once the
+        folder is there (retry_stranded, at each rescan). Taken for "nothing moved", it
+        settled and then went `gone` while the bundle sat in a folder no row named, for
+        good. After a restart, recovery finishes the claim."""
+        if failed is None:
+            error = (f"its work folder {work} is not there (is the share mounted?) — the "
+                     "bundle goes back into the outbox when it is")
+            event = "claim cannot be undone: its work folder is not there"
+        else:
+            error = (f"cannot move the bundle back from {work} into the outbox: "
+                     f"{failed.strerror or failed} — tried again at each rescan")
+            event = "claim cannot be undone: its files cannot go back into the outbox"
+        self._stranded[row_id] = (cand, work, why)
+        # Written and said once, not at every rescan that finds it so (each write would
+        # also have the status page written again).
+        if self.j.get(row_id).last_error != error:
+            self.j.update(row_id, last_error=error)
+            log.warning(f"{event}; tried again at each rescan", work_dir=str(work),
+                        reason=why, **({"error": str(failed)} if failed else {}))
+        return IDLE
+
+    def retry_stranded(self) -> list[int]:
+        """Each claim _stranded_claim left, undone now that its work folder is there
+        again, and each claim a restart could not finish (recovery), tried again; the rows
+        to hand to the delivery workers (claims finished, a quarantine whose move failed)."""
+        due: list[int] = []
+        for row_id, (cand, work, why) in list(self._stranded.items()):
+            if not os.path.lexists(work):
+                continue
+            del self._stranded[row_id]
+            row = self.j.get(row_id)
+            log = bundle_log(self.log, cand.invoice.name, row.bundle_id, row.invoice_ids)
+            nxt = self._undo_claim(cand, row_id, work, why, log, last_error=None)
+            if nxt is None and self.j.get(row_id).state == "gone":
+                log.warning("work folder there again without the bundle, which is not in "
+                            "the outbox either: the claim ends as one that did not happen",
+                            work_dir=str(work))
+            elif nxt is None:
+                log.info("work folder there again; bundle put back into the outbox, "
+                         "settling again", work_dir=str(work))
+            elif nxt.claimed is not None:
+                due.append(nxt.claimed)
+        finished, settling = self.finish.finish_claims_again()
+        for row in settling:
+            self._take_back(row)
+        return due + finished
+
+    def _settle_again(self, row_id: int, key: str, why: str, **fields: Any) -> None:
+        """A claim undone, its bundle back in the outbox under `key`: the row settles
+        again, as the pipeline's (_take_back). With no invoice file of that name in the
+        outbox (its work folder came back empty: operations.md's way out for a bundle
+        lost with it), the row ends `gone`, as recovery ends such a claim: settling, it
+        stood for no bundle, shown so until a restart."""
+        if not os.path.lexists(self.s.outbox.path / key):
+            self.j.transition(row_id, "gone", NOT_HAPPENED_GONE, work_dir=None,
+                              **{**fields, "last_error": None})
+            return
+        self.j.transition(row_id, "settling", why, work_dir=None, **fields)
+        self._take_back(self.j.get(row_id))
+
+    def _take_back(self, row: Row) -> None:
+        """A row settling again after a claim that did not go through, handed back to the
+        pipeline: it is the one row of its bundle, which the next step of its invoice file
+        settles, claims and sends (or finds gone). Left in the journal only, the pipeline
+        gave the bundle a second row and sent that, while this one showed `settling` until
+        a restart. If the pipeline already follows a bundle under that name (stepped
+        before the rescan that ended the claim, or dropped again meanwhile), that row goes
+        on, and this one ends."""
+        other = self.live.get(row.invoice_file)
+        if other is not None and other.id != row.id:
+            self._end_beside(row, other)
+            return
+        self.live[row.invoice_file] = row
+
+    def _end_beside(self, row: Row, other: Row) -> None:
+        """`row`, a claim's that did not go through, ends `gone`: `other` already stands
+        for the bundle in the outbox under that name. Durable: lost in a crash, the next
+        start found two rows for one name (and ends one of them so, Pipeline.start)."""
+        self.j.transition(row.id, "gone", f"claim did not happen; the bundle now in the "
+                          f"outbox under this name goes on as row {other.id}")
+        bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids).info(
+            "claim ended; the bundle in the outbox under its name has a row already",
+            row=other.id)

@@ -1,0 +1,1 @@
+"""The configuration: its schema, values, loading, credentials and the folders it names."""

@@ -1,0 +1,354 @@
+"""Reading the configuration: which file, loading it through the schema in
+config.py (file → environment overrides → validation → the checks that need
+the disk), and the error lines people read. The folders the daemon writes to are
+config_folders.py's.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
+from daemon.configuration.config import (
+    DEFAULT_CONFIG_PATH,
+    SECTIONS,
+    LogConfig,
+    Settings,
+    environment_overrides,
+)
+from daemon.configuration.config_folders import outbox_missing
+from daemon.configuration.config_sections import URL_EXAMPLE
+from daemon.configuration.config_values import MASK, looks_secret, mask_secrets
+from daemon.errors import (
+    SHOWN_CHARS,
+    ConfigError,
+    OutboxNotReachable,
+    double_quoted,
+    not_utf8,
+    shown,
+    unquoted,
+)
+from daemon.fs.fsops import NotAFile, read_admin_file
+from daemon.names import extension_pattern, is_invoice_name
+
+
+def config_path(cli_value: str | None) -> Path:
+    if cli_value:
+        return Path(cli_value)
+    if os.environ.get("OUTBOXD_CONFIG"):
+        return Path(os.environ["OUTBOXD_CONFIG"])
+    return DEFAULT_CONFIG_PATH
+
+
+# A configuration file is a few KB; the bound keeps /dev/zero-like mistakes finite.
+CONFIG_LIMIT = 1 << 20
+
+
+def _show(key: str, value: Any) -> str:
+    """A value for an error line; anything that might be a secret (a typo of `token`
+    included) is masked, since these lines reach logs and terminals, and a long value
+    is cut (errors.shown)."""
+    if looks_secret(key):
+        return "''" if value == "" else f"'{MASK}'"  # an empty value gives nothing away
+    if isinstance(value, list | dict):
+        # A url written as a list or a table (a wrong type) still shows its parts; as many
+        # as fit in about one cut value, then how many there are.
+        items = list(value.values() if isinstance(value, dict) else value)
+        parts: list[str] = []
+        for item in items:
+            if sum(len(p) + 2 for p in parts) > SHOWN_CHARS:
+                parts.append(f"… ({len(items):,} items)")
+                break
+            parts.append(_show(key, item))
+        return "[" + ", ".join(parts) + "]"
+    if isinstance(value, str):
+        # A url (under any key, a typo of `url` too, mistyped before its "//") may carry
+        # a password or a token in its query, any value an Authorization header; an
+        # over-masked line is better than a leaked one. Masked before the cut, which may
+        # cut off the "@".
+        return shown(mask_secrets(value))
+    return unquoted(repr(value))
+
+
+def _origin(section: str, key: str, env: dict[str, dict[str, Any]] | None) -> str:
+    """" (from OUTBOXD_SECTION__KEY)" where the environment set the key, else "": such a
+    value is not in the file the error is headed with, and people would search the file
+    for a key that is not there."""
+    if key not in (env or {}).get(section, {}):
+        return ""
+    return f" (from {unquoted(f'OUTBOXD_{section.upper()}__{key.upper()}')})"
+
+
+def _describe(err: ErrorDetails, env: dict[str, dict[str, Any]] | None = None) -> str:
+    loc = [str(p) for p in err["loc"]]
+    section, key = (loc[0], ".".join(loc[1:])) if loc else ("", "")
+    # A mistyped key may be as long as a value: cut as one.
+    where = f"[{unquoted(section)}] {unquoted(key)}".strip() if key else (
+        f"[{unquoted(section)}]" if section else "config")
+    msg = err["msg"].removeprefix("Value error, ")
+    origin = _origin(section, loc[1], env) if len(loc) > 1 else ""
+    if origin and origin.removeprefix(" (from ").removesuffix(")") not in msg:
+        where = f"{where}{origin}"
+    if err["type"] == "extra_forbidden":
+        known = _known_keys(section) if key else list(SECTIONS)
+        what = "key" if key else "section"
+        value = err.get("input")
+        part = f" = {_show(key, value)}" if key and not isinstance(value, dict) else ""
+        return f"{where}{part}: unknown {what}; allowed: {', '.join(known)}"
+    if err["type"] == "missing":
+        return REQUIRED_SECTION.get(section, f"{where}: required but not set — add it "
+                                    "(config.example.toml shows each key)") if not key \
+            else f"{where}: required but not set — add it (config.example.toml shows it)"
+    if not key and err["type"] in ("model_type", "dict_type"):
+        return (f"{where}: must be a section — write [{unquoted(section)}] on a line of its "
+                "own and its keys below it, one per line (see config.example.toml)")
+    msg = PLAIN_MESSAGES.get(err["type"], msg.replace("Input should be", "must be"))
+    if err["type"] == "string_too_short":  # pydantic's "String should have at least …"
+        least = err.get("ctx", {}).get("min_length", 1)
+        msg = "must not be empty" if least == 1 else f"must be at least {least} characters"
+    value = err.get("input")
+    if key and value is not None and not isinstance(value, dict):
+        return f"{where} = {_show(key, value)}: {msg}"
+    return f"{where}: {msg}"
+
+
+# The two sections without which nothing can start, said with the key they need: pydantic
+# names only the section ("[delivery]: required"), and an admin looks for a key to set.
+REQUIRED_SECTION = {
+    "outbox": '[outbox] path: required but not set — add a section [outbox] with path = '
+              '"/srv/invoices/outbox", the folder people drop invoices into',
+    "delivery": f"[delivery] url: required but not set — add a section [delivery] with "
+                f"{URL_EXAMPLE}",
+}
+
+# pydantic's wording for a wrong type names Python's classes ("a valid path for <class
+# 'pathlib.Path'>") and its parser ("unable to parse string"): an admin needs what to write.
+PLAIN_MESSAGES = {
+    "path_type": 'must be a path in quotes, e.g. "/srv/invoices/outbox"',
+    "list_type": 'must be a list in square brackets, e.g. ["*.xml", "*.pdf"] (from the '
+                 "environment: as JSON)",
+    "float_parsing": "must be a number, e.g. 5 or 0.5",
+    "float_type": "must be a number, e.g. 5 or 0.5",
+    "int_parsing": "must be a whole number, e.g. 4",
+    "int_type": "must be a whole number, e.g. 4",
+    "int_from_float": "must be a whole number, e.g. 4",
+    "bool_parsing": "must be true or false",
+    "bool_type": "must be true or false",
+    "string_type": "must be text in quotes",
+}
+
+
+# pydantic reports each bad item of a list, and each unknown key, on its own: a list of
+# 10,000 bad items from one variable would be 10,000 lines. A few show what is wrong;
+# the rest are counted.
+LINES_PER_KEY = 5
+MAX_LINES = 50
+
+
+def _problem_lines(errors: list[ErrorDetails], env: dict[str, dict[str, Any]]) -> list[str]:
+    """One line per problem, at most LINES_PER_KEY for one key and MAX_LINES in all, each
+    followed by one that counts the rest."""
+    lines: list[str] = []
+    per_key: dict[tuple[str, ...], int] = {}
+    for err in _one_per_union(errors):
+        key = tuple(str(p) for p in err["loc"][:2])
+        per_key[key] = per_key.get(key, 0) + 1
+        if per_key[key] <= LINES_PER_KEY:
+            lines.append(_describe(err, env))
+    for key, count in per_key.items():
+        if count > LINES_PER_KEY:
+            where = f"[{unquoted(key[0])}] {unquoted(key[1])}" if len(key) > 1 else \
+                f"[{unquoted(key[0])}]"
+            lines.append(f"{where}: {count - LINES_PER_KEY:,} more problems like the ones "
+                         "above")
+    if len(lines) > MAX_LINES:
+        lines[MAX_LINES - 1:] = [f"{len(lines) - MAX_LINES + 1:,} more problems — fix the "
+                                 "ones above and check again"]
+    return lines
+
+
+def _one_per_union(errors: list[ErrorDetails]) -> list[ErrorDetails]:
+    """A key of several types (`verify`: true/false or a path) fails once per type, each
+    error's location ending in the type's tag ("verify.bool", "verify.str"): one error
+    for the key, whose message lists what each type would take."""
+    out: list[ErrorDetails] = []
+    merged: dict[tuple[Any, ...], ErrorDetails] = {}
+    for err in errors:
+        loc = err["loc"]
+        if len(loc) < 3 or not isinstance(loc[2], str):
+            out.append(err)
+            continue
+        plain = PLAIN_MESSAGES.get(err["type"], err["msg"].replace("Input should be",
+                                                                   "must be"))
+        if loc[:2] in merged:
+            first = merged[loc[:2]]
+            first["msg"] = f"{first['msg']}, or {plain.removeprefix('must be ')}"
+            continue
+        merged[loc[:2]] = ErrorDetails(type="union", loc=loc[:2], msg=plain,
+                                       input=err.get("input"))
+        out.append(merged[loc[:2]])
+    return out
+
+
+def _known_keys(section: str) -> list[str]:
+    field = Settings.model_fields.get(section)
+    model = field.annotation if field else None
+    return list(getattr(model, "model_fields", {}))
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    """The configuration file's tables; ConfigError saying what keeps it from being read.
+    (pydantic-settings skips a missing TOML file silently; a daemon must not.)"""
+    where = unquoted(str(path))
+    try:
+        return tomllib.loads(read_admin_file(path, CONFIG_LIMIT).decode("utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {where} does not exist — pass -c FILE, set "
+                          "OUTBOXD_CONFIG, or create it (see config.example.toml)") from None
+    except NotAFile as exc:
+        raise ConfigError(f"configuration file {where} {exc} — pass -c FILE with the file "
+                          "itself (see config.example.toml)") from None
+    except PermissionError:
+        raise ConfigError(f"cannot read {where}: permission denied — outboxd runs as its own "
+                          "user: give the file to the group outboxd runs as (chgrp outboxd, "
+                          "chmod 0640; keep a token in token_file, not here: the people in "
+                          "that group may read the file), or run as a user that may read "
+                          "it") from None
+    except OSError as exc:
+        # strerror, not the OSError: its text repeats the path whole.
+        raise ConfigError(f"cannot read {where}: {exc.strerror or exc} — pass -c FILE with "
+                          "the path of the configuration file (see config.example.toml)"
+                          ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{where} {not_utf8(exc)}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where} is not valid TOML: {exc}") from None
+    except RecursionError:
+        # tomllib parses nested arrays and tables recursively; no setting nests past two.
+        raise ConfigError(f"{where} is not valid TOML: its values are nested too deeply for "
+                          "a configuration — see config.example.toml") from None
+    except ValueError:
+        # Valid TOML that Python's int() refuses: a whole number past 4,300 digits.
+        raise ConfigError(f"{where} is not valid TOML for outboxd: it holds a number of "
+                          "thousands of digits, which no setting takes — see "
+                          "config.example.toml") from None
+
+
+def load_settings(path: Path, token: bool = True, outbox: bool = True) -> Settings:
+    """Read, override, validate. Raises ConfigError naming every bad key. `token`: read
+    [delivery] token_file too, as delivering needs it (a systemd credential, which only
+    the running service can read: the commands that send nothing leave it). `outbox`:
+    refuse an outbox that is not a folder, as OutboxNotReachable (`status` reports from
+    the journal without it: a share not mounted is when an admin needs to see what is
+    stuck)."""
+    raw = _read_toml(path)
+    try:
+        settings = Settings(**raw)
+    except ValidationError as exc:
+        env = environment_overrides()
+        raise ConfigError(_problem_lines(exc.errors(), env),
+                          source=unquoted(str(path))) from None
+    env = environment_overrides()
+    if problems := share_name_problems(settings, env) + marker_problems(settings, env):
+        raise ConfigError(problems, source=unquoted(str(path)))
+    if outbox and (missing := outbox_missing(settings.outbox.path)):
+        key = f"[outbox] path{_origin('outbox', 'path', env)}"
+        raise OutboxNotReachable(f"{key} = {double_quoted(str(settings.outbox.path))}: the "
+                                 f"outbox {missing}", source=unquoted(str(path)))
+    # An unreadable or unusable token_file stops the start, not a POST.
+    if token and (problems := token_problems(settings)):
+        raise ConfigError(problems, source=unquoted(str(path)))
+    return settings
+
+
+def share_name_problems(settings: Settings, env: dict[str, dict[str, Any]]) -> list[str]:
+    """[share] names that [outbox] invoice_patterns would take for invoice files'. Such a
+    name is never read as an invoice (names.is_share_file): under release_suffix = ".pdf"
+    every PDF invoice would wait for good, taken for a release file."""
+    share, patterns = settings.share, settings.outbox.invoice_patterns
+    both = f"[outbox] invoice_patterns{_origin('outbox', 'invoice_patterns', env)} = " \
+        f"{_show('invoice_patterns', patterns)}"
+    problems: list[str] = []
+    if taken := extension_pattern(share.release_suffix, patterns):
+        problems.append(
+            f"[share] release_suffix{_origin('share', 'release_suffix', env)} = "
+            f"{_show('release_suffix', share.release_suffix)} and {both}: the suffix ends in "
+            f"the extension of {_show('invoice_patterns', taken)}, so a release file "
+            f"(NAME{unquoted(share.release_suffix)}) would be an invoice file itself and "
+            "every invoice file ending so would be taken for a release, never sent — set "
+            "release_suffix to a suffix whose extension no pattern names, e.g. "
+            '".send-anyway" (the default)')
+    page = share.status_page
+    if page and (taken := next((p for p in patterns if extension_pattern(page, [p]) and
+                                is_invoice_name(page, [p], settings.outbox.ignore_patterns)),
+                               None)):
+        problems.append(
+            f"[share] status_page{_origin('share', 'status_page', env)} = "
+            f"{_show('status_page', page)} and {both}: {_show('invoice_patterns', taken)} "
+            "takes the page's name for an invoice file's, so an invoice dropped under that "
+            "name would never be sent — give the page a name no pattern takes, e.g. "
+            '"outboxd-status.html" (the default), or "" to turn it off')
+    return problems
+
+
+def marker_problems(settings: Settings, env: dict[str, dict[str, Any]]) -> list[str]:
+    """[outbox] marker_suffix ending in an extension invoice_patterns names, under
+    completion = "marker": a name ending in the marker suffix is then never an invoice
+    file (scan.is_invoice_file), so with ".xml" every XML invoice would wait unseen.
+    Under "settle" no marker is looked for, and the suffix is let be."""
+    out = settings.outbox
+    if out.completion != "marker" or not (
+            taken := extension_pattern(out.marker_suffix, out.invoice_patterns)):
+        return []
+    return [
+        f"[outbox] marker_suffix{_origin('outbox', 'marker_suffix', env)} = "
+        f"{_show('marker_suffix', out.marker_suffix)} and [outbox] invoice_patterns"
+        f"{_origin('outbox', 'invoice_patterns', env)} = "
+        f"{_show('invoice_patterns', out.invoice_patterns)} under [outbox] completion"
+        f"{_origin('outbox', 'completion', env)} = 'marker': "
+        f"the suffix ends in the extension of {_show('invoice_patterns', taken)}, so a "
+        f"marker (NAME{unquoted(out.marker_suffix)}) would be named like an invoice file, "
+        "and every invoice file ending so would be taken for a marker, never sent nor "
+        "reported — set "
+        "marker_suffix to a suffix whose extension no pattern names, e.g. \".ready\" (the "
+        "default)"]
+
+
+def token_problems(settings: Settings) -> list[str]:
+    """What keeps [delivery] token (or token_file) from being used, each line naming the
+    key and the fix; empty if nothing does."""
+    try:
+        settings.delivery.bearer_token()
+    except ConfigError as exc:
+        key = "[delivery] token_file"
+        origin = _origin("delivery", "token_file", environment_overrides())
+        return [p.replace(key, key + origin, 1) for p in exc.problems]
+    return []
+
+
+def log_config_anyway(path: Path) -> LogConfig:
+    """The [log] settings of a configuration that did not load, as far as they can be
+    read (the environment over the file's [log] table), else the defaults: the error
+    that stops `run` then comes out in the format the service's logs are read in
+    (JSON under systemd), not as bare lines a log collector drops."""
+    raw: dict[str, Any] = {}
+    try:
+        table = _read_toml(path).get("log")
+        raw.update(table if isinstance(table, dict) else {})
+    except ConfigError:
+        pass
+    raw.update(environment_overrides().get("log", {}))
+    # Each key alone: a bad level must not cost the format.
+    good = {}
+    for key in ("format", "level"):
+        try:
+            LogConfig(**{key: raw[key]})
+            good[key] = raw[key]
+        except (KeyError, ValidationError):
+            pass
+    return LogConfig(**good)

@@ -1,0 +1,1 @@
+"""A claimed bundle delivered: HTTP or directory, answers, retries, back-off, pauses."""

@@ -1,0 +1,342 @@
+"""What a receiver's answer means (docs/protocol.md, Answers): its body read within limits,
+decoded as the receipt keeps it, and classified. The classification lives in
+`classify()` and nowhere else; the transports (deliver.py, einvoice/transport.py) act on it.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import math
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from daemon.configuration.config_values import mask_url
+from daemon.errors import Paused, Rejected, Retryable
+
+RETRY_STATUSES = {408, 409, 425, 429}
+PAUSE_STATUSES = {401, 403, 404}
+# A proxy on the way asks for credentials: as an answer (http://) or to CONNECT (https://).
+PROXY_WANTS_CREDENTIALS = ("HTTP 407 from a proxy: check the proxy's address and "
+                           "credentials in the environment (HTTPS_PROXY, HTTP_PROXY, "
+                           "ALL_PROXY)")
+BODY_LIMIT = 2000
+# An answer's body is read up to ANSWER_LIMIT bytes, and until the answer's
+# timeout_seconds are over (a receiver that drips bytes, or sends without end, cannot
+# hold a worker or the memory); a 2xx JSON body over RECEIPT_JSON_LIMIT is kept as cut
+# text.
+ANSWER_LIMIT = 1 << 20
+RECEIPT_JSON_LIMIT = 64 << 10
+# A receipt id is something a person quotes to the operator's support. One of a
+# megabyte went whole into the journal, the `bundle sent` log line (which journald
+# splits past 48 KiB into pieces that are not JSON) and the status page on every
+# rendering; receipt.json keeps the body it came in.
+RECEIPT_ID_LIMIT = 256
+
+
+@dataclass(frozen=True)
+class Receipt:
+    status: int
+    body: Any
+    receipt_id: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "body": self.body, "receipt_id": self.receipt_id}
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds: digits (RFC 9110: nothing else, not "1_000" nor "inf"),
+    or an HTTP date."""
+    if not value:
+        return None
+    if (digits := value.strip()).isascii() and digits.isdigit():
+        return float(digits)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, OverflowError):  # a zone or year past a C long overflows
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def retry_after_of(headers: httpx.Headers) -> float | None:
+    """The longest wait the answer's Retry-After headers ask for. The field is meant to
+    come once; an answer with several (an application's and its proxy's) had them joined
+    by httpx into one value that is neither digits nor a date, and none was honoured.
+    Each is read alone; those that do not parse are ignored, as a single one is."""
+    waits = [w for value in headers.get_list("Retry-After")
+             if (w := parse_retry_after(value)) is not None]
+    return max(waits, default=None)
+
+
+def _decoded(content: bytes) -> Any:
+    """A JSON answer decoded from its bytes (a byte-order mark, UTF-16 or UTF-32 as JSON
+    allows), or _NOT_JSON: also for NaN or infinity, which strict readers of the receipt
+    could not read, and for nesting past the parser or past MAX_JSON_DEPTH. Lone
+    surrogates ("\\ud800") become U+FFFD: they decode, but no UTF-8 file or database can
+    hold them."""
+    try:
+        value = json.loads(content, parse_constant=_not_finite, parse_float=_finite_float)
+    except (ValueError, RecursionError):  # RecursionError: nested thousands deep
+        return _NOT_JSON
+    if _too_deep(value):
+        return _NOT_JSON
+    # Only a \u escape gives a lone surrogate (JSON has no \U); in UTF-16 or UTF-32
+    # the escape's bytes are spread out, so such answers are always walked.
+    if b"\\u" in content or not json.detect_encoding(content).startswith("utf-8"):
+        return scrub_json(value, no_lone_surrogates)
+    return value
+
+
+_NOT_JSON = object()
+# What is kept of an answer is walked (scrub_json, two frames a level) and written
+# again (receipt.json, the journal) by recursive code: JSON nested deeper than this is
+# kept as text, as JSON nested past the parser is. json.loads itself takes ~1,000
+# levels, which ran the walk out of stack; real receipts nest a few.
+MAX_JSON_DEPTH = 100
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether lists and objects in `value` nest deeper than MAX_JSON_DEPTH (found
+    without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                return True
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict)
+                                                  else item))
+    return False
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _not_finite(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999
+        raise ValueError(f"{text} is not a finite number")
+    return value
+
+
+def no_lone_surrogates(text: str) -> str:
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
+def _body(response: httpx.Response, scrub: Callable[[str], str]) -> tuple[Any, str | None]:
+    """A 2xx answer as kept in the receipt (JSON as JSON while it is small, anything
+    else as text cut to BODY_LIMIT), and its receipt_id."""
+    decoded = _decoded(response.content)
+    receipt_id = _receipt_id(decoded)
+    # Scrubbed whole before the cut, which could split a secret.
+    receipt_id = receipt_id and _quotable(scrub(receipt_id))
+    if decoded is _NOT_JSON or len(response.content) > RECEIPT_JSON_LIMIT:
+        return scrub(response.text)[:BODY_LIMIT], receipt_id
+    return (decoded if scrub is unchanged else scrub_json(decoded, scrub)), receipt_id
+
+
+def _receipt_id(decoded: Any) -> str | None:
+    """A string or a number, as text; an object, a list or true is no receipt id
+    anyone could quote."""
+    value = decoded.get("receipt_id") if isinstance(decoded, dict) else None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)  # a 4,300-digit integer is text of that length too
+    return value if isinstance(value, str) else None
+
+
+def kept_receipt_id(answer: Any) -> str | None:
+    """The receipt id of a decoded answer as outboxd keeps it, also one read back from a
+    receipt.json in sent/, which a person may have made or edited: text of at most
+    RECEIPT_ID_LIMIT characters that the journal can store."""
+    receipt_id = _receipt_id(answer)
+    return receipt_id and _quotable(no_lone_surrogates(receipt_id))
+
+
+def _quotable(receipt_id: str) -> str:
+    """A receipt id as kept: cut to RECEIPT_ID_LIMIT characters, saying so."""
+    if len(receipt_id) <= RECEIPT_ID_LIMIT:
+        return receipt_id
+    return f"{receipt_id[:RECEIPT_ID_LIMIT]}… (cut from {len(receipt_id)} characters)"
+
+
+def unchanged(text: str) -> str:
+    return text
+
+
+def scrub_json(value: Any, scrub: Callable[[str], str]) -> Any:
+    """`scrub` on every string of a decoded JSON value, keys included."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {scrub(str(k)): scrub_json(v, scrub) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub_json(v, scrub) for v in value]
+    return value
+
+
+def _error_text(response: httpx.Response, scrub: Callable[[str], str]) -> str:
+    """An error answer as kept: a JSON one decoded, scrubbed and written again (however
+    it escaped its strings), anything else scrubbed whole; then cut to BODY_LIMIT."""
+    if scrub is unchanged:
+        return response.text[:BODY_LIMIT]
+    decoded = _decoded(response.content)
+    if decoded is _NOT_JSON:
+        return scrub(response.text)[:BODY_LIMIT]
+    return json.dumps(scrub_json(decoded, scrub), ensure_ascii=False)[:BODY_LIMIT]
+
+
+def classify(response: httpx.Response, scrub: Callable[[str], str] = unchanged, *,
+             sent: Mapping[str, str] | None = None, whole: bool = True,
+             ours: Callable[[str], str | None] | None = None) -> Receipt:
+    """The table of answers (docs/protocol.md): a Receipt for 2xx, else the DeliveryError to act on.
+    `scrub` takes our secrets out of everything kept of the answer (the body, JSON string
+    by string, the receipt id, a redirect's address), a text answer before it is cut to
+    BODY_LIMIT, so that a secret the cut would split is still found whole.
+
+    A 2xx is a receipt only for the request it answers: not when the request's body
+    could not all be written (`whole` False: the receiver answered and closed before it
+    had the bundle), nor when its JSON names, under a key of `sent` (`bundle_id`,
+    `idempotency_key`), another id in our ids' form than this request's — with `ours`
+    given, only one that `ours` finds to be another of this daemon's (it names that one;
+    any other is the receiver's own id for the bundle). Either is retried with the same
+    Idempotency-Key, which a receiver that has the bundle answers as the first time."""
+    status = response.status_code
+    if 200 <= status < 300:
+        receipt = Receipt(status, *_body(response, scrub))
+        if not whole:
+            raise Retryable(f"the receiver answered HTTP {status} before it had the whole "
+                            "request (it stopped taking it, or closed the connection, "
+                            "while it was sent): no receipt for the bundle; it is asked "
+                            "again with the same Idempotency-Key", status,
+                            _error_text(response, scrub))
+        if (other := _names_another(receipt.body, sent or {}, ours)) is not None:
+            raise Retryable(f"the receiver answered HTTP {status} for another request: its "
+                            f"answer names {other}; it is asked again with the same "
+                            "Idempotency-Key", status, _error_text(response, scrub))
+        return receipt
+    text = _error_text(response, scrub)
+    retry_after = retry_after_of(response.headers)
+    if status in RETRY_STATUSES or status >= 500:
+        raise Retryable(f"HTTP {status} from the receiver", status, text, retry_after)
+    if status in PAUSE_STATUSES:
+        raise Paused(f"HTTP {status}: check [delivery] url and token", status, text, retry_after)
+    if status == 407:
+        # A proxy on the way wants credentials: the bundle is not at fault, as with 401
+        # (read as "any other 4xx" it would be quarantined; but a configuration problem
+        # pauses deliveries and quarantines nothing: docs/protocol.md, Answers).
+        raise Paused(PROXY_WANTS_CREDENTIALS, status, text, retry_after)
+    if 300 <= status < 400:
+        # httpx does not follow redirects (a POST body would be lost on many);
+        # a redirecting url is our configuration problem, not the bundle's.
+        where = response.headers.get("Location")
+        if where is None:
+            # 300, 304 (a cache in the way answering a POST): no address to go to; "redirect
+            # to ?" sent the admin looking for one.
+            raise Paused(f"HTTP {status} from the receiver, an answer outboxd does not "
+                         "follow and that names no other address: check [delivery] url "
+                         "and what answers on it (a cache or proxy in between?)",
+                         status, text, retry_after)
+        # A redirect often echoes our url (http:// to https://, a host that moved):
+        # `scrub` takes out our secrets long enough to look for in any text; the mask,
+        # any value of a query parameter named like a secret, however short, and a
+        # password, as `outboxd config` shows a url.
+        raise Paused(f"HTTP {status} redirect to {mask_url(scrub(where))}: set [delivery] "
+                     "url to the final address", status, text, retry_after)
+    refused = Rejected(f"the receiver rejected the bundle with HTTP {status}", status, text)
+    refused.sent_bytes = _sent_bytes(response)
+    raise refused
+
+
+def _sent_bytes(response: httpx.Response) -> int | None:
+    """The Content-Length of the request `response` answers; None if it gave none (or
+    the response was made without its request)."""
+    try:
+        length = response.request.headers.get("Content-Length")
+    except RuntimeError:  # httpx: no request set
+        return None
+    return int(length) if length is not None and length.isdigit() else None
+
+
+# The form of every id outboxd sends (a bundle id, an Idempotency-Key, a document key):
+# SHA-256 in hex.
+_OUR_ID_FORM = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def _names_another(body: Any, sent: Mapping[str, str],
+                   ours: Callable[[str], str | None] | None) -> str | None:
+    """'KEY "VALUE", not "OURS"' for the first key of `sent` whose value a JSON answer
+    gives as another id in our ids' form (64 hex digits; case does not count), and, with
+    `ours`, only when `ours(VALUE)` names it as another request of ours (what it says is
+    added); None when it names none, only ours, or an id of the receiver's own.
+
+    A value in any other form (the receiver's own numbering under `bundle_id`, a UUID,
+    our id shortened or prefixed) says nothing about which request the answer is for;
+    nor does a SHA-256 of the receiver's own (over the bytes it stored, say) that is no
+    id this daemon ever sent. Read as another bundle's, a receiver that writes either
+    had each of its 2xx retried, the bundle never leaving the outbox. A mixed-up answer
+    (a proxy's, a receiver's) names the id of a request we made: that one `ours` knows.
+    Without `ours` (a ubl-embedded document's key, the SHA-256 of the very bytes sent,
+    which a receiver hashing what it stored gets too) any other id of our form counts."""
+    if not isinstance(body, dict):
+        return None
+    for key, sent_id in sent.items():
+        value = body.get(key)
+        if (isinstance(value, str) and _OUR_ID_FORM.fullmatch(value)
+                and value.lower() != sent_id.lower()):
+            named = f'{key} "{value}", not "{sent_id}"'
+            if ours is None:
+                return named
+            if (whose := ours(value.lower())) is not None:
+                return f"{named}: that is the id of {whose}"
+    return None
+
+
+def _cut_note(seconds: float) -> bytes:
+    return f" (the answer did not end within {seconds:g} s; the rest was not read)".encode()
+
+
+def read_answer(response: httpx.Response, seconds: float) -> None:
+    """Read and close the answer's body: at most ANSWER_LIMIT bytes, and within the
+    answer's `seconds` (httpx's timeouts are per read: a receiver sending a byte a second
+    would hold the worker for ever). What is left is not read, and a body that does not
+    decode (a false Content-Encoding) is replaced: a line says so, and the status line
+    decides what the answer means, as for any other answer."""
+    deadline = time.monotonic() + seconds
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in response.iter_bytes():
+            chunks.append(chunk[:ANSWER_LIMIT - size])
+            size += len(chunks[-1])
+            if size >= ANSWER_LIMIT:
+                chunks.append(f" (the answer was cut at {ANSWER_LIMIT} bytes)".encode())
+                break
+            # The transport's clock (answer_deadline.py) normally ends a slow body first,
+            # below; this one, from the status line, bounds a transport without it.
+            if time.monotonic() > deadline:
+                chunks.append(_cut_note(seconds))
+                break
+    except httpx.ReadTimeout:
+        # The answer's time ran out in its body (answer_deadline.py starts the clock at
+        # the first read after the request is written, and each read waits only for what
+        # is left of it): the status line has come and decides, as for a body that drips
+        # past it.
+        chunks.append(_cut_note(seconds))
+    except httpx.DecodingError as exc:
+        chunks = [f"(the answer's body could not be decoded: {exc})".encode()]
+    finally:
+        response.close()
+    # What Response.read() keeps; set here because the body is read by these rules.
+    response._content = b"".join(chunks)

@@ -1,0 +1,359 @@
+"""Deliver: post a bundle to the operator (docs/protocol.md), or write it to a folder.
+
+What an answer means is answers.py's (`classify()`, and nowhere else); httpx's
+errors are mapped to our Retryable / Paused / Rejected here, at the edge; TLS
+settings are tls.py's. The transport is injectable (httpx.MockTransport in unit
+tests).
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import json
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, closing
+from typing import Any, Protocol
+
+import httpx
+
+from daemon import __version__, logs
+from daemon.bundle import Bundle
+from daemon.configuration.config import DeliveryConfig
+from daemon.configuration.config_values import has_userinfo, receiver_address
+from daemon.delivery.answer_deadline import UPLOAD_TOO_SLOW, DeadlineTransport, environment_proxy
+from daemon.delivery.answers import (
+    PROXY_WANTS_CREDENTIALS,
+    Receipt,
+    classify,
+    read_answer,
+    unchanged,
+)
+from daemon.delivery.directory import DirectoryDeliverer
+from daemon.delivery.parts import OpenWhenRead
+from daemon.delivery.scrub import Scrubber
+from daemon.delivery.tls import tls_verify, unusable
+from daemon.errors import ConfigError, Paused, Retryable
+from daemon.journal.records import Row, shown_state
+from daemon.manifest import sent_parts
+
+INVOICE_TYPES = {"ubl": "application/xml", "svefaktura": "application/xml",
+                 "pdf": "application/pdf", "other": "application/octet-stream"}
+
+
+class Deliverer(Protocol):
+    def deliver(self, bundle: Bundle, manifest: dict[str, Any]) -> Receipt: ...
+
+    def close(self) -> None: ...
+
+
+class KnownBundles(Protocol):
+    """What the journal tells a deliverer: the bundle of an id, if this daemon has sent
+    it, has it on its way or posted it before it was quarantined (one look-up in the
+    index of bundle ids)."""
+
+    def posted_before(self, bundle_id: str) -> Row | None: ...
+
+
+class Shared:
+    """The deliverer the delivery attempts take, and a reload replaces. The old one is
+    closed once the attempts under way with it have ended: closing its client under
+    them broke their POSTs, which the receiver had, and sent them again."""
+
+    def __init__(self, deliverer: Deliverer) -> None:
+        self.current = deliverer
+        self._users: dict[int, int] = {}  # attempts under way, by id() of their deliverer
+        self._retired: dict[int, Deliverer] = {}  # replaced, waiting for those to end
+        self._lock = threading.Lock()
+
+    def replace(self, new: Deliverer) -> None:
+        with self._lock:
+            old, self.current = self.current, new
+            if self._users.get(id(old)):
+                self._retired[id(old)] = old
+                return
+        old.close()
+
+    def take(self) -> Deliverer:
+        """The deliverer for one attempt; give_back() it when the attempt ends."""
+        with self._lock:
+            d = self.current
+            self._users[id(d)] = self._users.get(id(d), 0) + 1
+        return d
+
+    def give_back(self, d: Deliverer) -> None:
+        with self._lock:
+            left = self._users.pop(id(d)) - 1
+            if left:
+                self._users[id(d)] = left
+                return
+            retired = self._retired.pop(id(d), None)
+        if retired is not None:
+            try:
+                retired.close()
+            except Exception as exc:  # noqa: BLE001 - the attempt's outcome stands
+                scrub = getattr(retired, "scrub", str)  # never the token, whatever it says
+                logs.get().warning("the replaced deliverer did not close cleanly",
+                                   error=scrub(f"{type(exc).__name__}: {exc}"))
+
+
+WRITE_SIZE = 64 * 1024
+
+
+class Coalesced(httpx.SyncByteStream):
+    """A multipart body, still streamed, in writes of at least WRITE_SIZE bytes.
+
+    httpx yields every part header, boundary and CRLF as a chunk of its own,
+    each a send() of a few bytes (about ten per bundle); the receiver then
+    reads and parses as many small segments. Joined, a typical bundle goes in
+    three writes, and a large file still never sits whole in memory.
+    """
+
+    def __init__(self, parts: Iterable[bytes]) -> None:
+        self._parts = parts
+        # All handed to the transport: a 2xx that came while the body was still being
+        # written (the receiver closed) is no receipt (answers.classify).
+        self.finished = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        # Pieces are joined once (a file's own 64 KiB chunk is passed on as it is):
+        # each byte is copied at most once here.
+        pending: list[bytes] = []
+        size = 0
+        for chunk in self._parts:
+            pending.append(chunk)
+            size += len(chunk)
+            if size >= WRITE_SIZE:
+                yield pending[0] if len(pending) == 1 else b"".join(pending)
+                pending.clear()
+                size = 0
+        if pending:
+            yield b"".join(pending)
+        self.finished = True
+
+
+class _NoCookies(http.cookiejar.CookieJar):
+    """A cookie jar that keeps nothing: no Cookie header ever goes out."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        pass
+
+    def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
+        pass
+
+
+class HttpDeliverer:
+    # A delivery repeated with the same Idempotency-Key is recognised by the
+    # receiver (docs/protocol.md, Idempotency): the receipt may wait for its archive to be durable
+    # (finish.py). Not so a directory target, which a transfer agent may have
+    # emptied before the repeat.
+    idempotent = True
+
+    def __init__(self, cfg: DeliveryConfig, transport: httpx.BaseTransport | None = None) -> None:
+        self.cfg = cfg
+        # receipt.json names it: after a reload to another url, which receiver took a bundle.
+        self.destination = receiver_address(cfg.url or "")
+        # identity: an answer is a few hundred bytes; a compressed one could unpack to
+        # gigabytes before read_answer's limit is reached.
+        headers = {"User-Agent": f"outboxd/{__version__}", "Accept-Encoding": "identity"}
+        token = cfg.bearer_token()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self._scrubber = Scrubber(token, cfg.url)
+        verify = tls_verify(cfg)  # its ConfigError also with a transport given
+        # A transport given (httpx.MockTransport in tests) takes every POST directly.
+        self._direct = transport is not None
+        if transport is None:
+            # httpx's timeouts are per read and send: the upload and the answer as wholes
+            # are bounded by this transport (answer_deadline.py), also through a proxy of
+            # the environment, so the Client is given it instead of making its own.
+            try:
+                proxy = environment_proxy(httpx.URL(cfg.url or ""))
+            except httpx.InvalidURL:
+                proxy = None  # the POST says so (failure(): "url is not usable")
+            transport = DeadlineTransport(cfg.timeout_seconds, verify,
+                                          httpx.Limits(max_connections=cfg.concurrency), proxy)
+            # A url with a user and password (Basic auth): the POST goes through
+            # Client.send, which adds the header.
+            self._direct = not has_userinfo(cfg.url)
+        self._transport = transport
+        self.client = httpx.Client(
+            headers=headers, transport=transport,
+            timeout=httpx.Timeout(cfg.timeout_seconds, connect=cfg.connect_timeout_seconds),
+            # The protocol has no use for cookies (it authenticates with a bearer token); a jar
+            # that keeps none spares parsing every response for Set-Cookie.
+            cookies=_NoCookies(),
+        )
+        # Parsed once: httpx would parse the url string again for every request.
+        self._url: httpx.URL | None = None
+        # Bound by finish.py before each attempt: whose id a 2xx names (other_bundle).
+        self._journal: KnownBundles | None = None
+
+    def close(self) -> None:
+        self.client.close()
+
+    def bind_journal(self, journal: KnownBundles) -> None:
+        self._journal = journal
+
+    def other_bundle(self, bundle_id: str) -> str | None:
+        """Which other bundle of this daemon's has `bundle_id` (claimed, on its way, sent,
+        or posted and then quarantined), as an error names it; None for an id that is
+        none of ours. Only a 2xx naming an id of our form that is not the request's asks
+        (answers.classify), so a receiver echoing ours costs nothing, and one that names
+        its own SHA-256 one look-up in the journal's index of bundle ids a bundle."""
+        assert self._journal is not None
+        row = self._journal.posted_before(bundle_id)
+        if row is None:
+            return None
+        return (f"{row.invoice_file} ({shown_state(row.state, bool(row.last_error))}), "
+                "another bundle of this outboxd")
+
+    def post_url(self) -> httpx.URL:
+        if self._url is None:
+            assert self.cfg.url is not None  # config guarantees it for transport = "http"
+            self._url = httpx.URL(self.cfg.url)  # raises InvalidURL, as a request would
+        return self._url
+
+    def send(self, request: httpx.Request) -> httpx.Response:
+        """The response, its body read (read_answer). Client.send wraps the transport in
+        what the daemon does not use (auth flows, redirect and cookie handling, event
+        hooks) at a cost of ~0.2 ms of CPU a POST, so the request goes to the transport
+        (which holds the proxy, if any), unless the url holds a user and password:
+        Client.send adds the Basic header."""
+        if self._direct:
+            response = self._transport.handle_request(request)
+            response.request = request
+        else:
+            response = self.client.send(request, stream=True)
+        try:
+            read_answer(response, self.cfg.timeout_seconds)
+        except httpx.TransportError as exc:
+            # The status line came and the body broke off (the receiver or a proxy
+            # closed the connection): the answer is not known whole, so the attempt is
+            # repeated with the same Idempotency-Key, which the receiver answers with
+            # its first answer. Said as what happened: the receiver was reached.
+            raise Retryable(self.scrub(
+                f"the receiver's answer (HTTP {response.status_code}) broke off before its "
+                f"end ({str(exc) or type(exc).__name__}); it is asked again with the same "
+                "Idempotency-Key")) from None
+        return response
+
+    def deliver(self, bundle: Bundle, manifest: dict[str, Any]) -> Receipt:
+        inv = bundle.invoice_file
+        with ExitStack() as stack:
+            # File objects that httpx streams in chunks with a known length, each open
+            # only while its part is sent: a bundle may hold thousands of attachments.
+            files: list[tuple[str, tuple[str | None, Any, str]]] = [
+                ("manifest", (None, json.dumps(manifest, ensure_ascii=False).encode("utf-8"),
+                              "application/json")),
+                ("invoice", (manifest["invoice_file"]["name"], stack.enter_context(
+                    closing(OpenWhenRead(inv.where, inv.name, inv.size, inv.sha256))),
+                    INVOICE_TYPES[inv.format])),
+            ]
+            for n, (att, name) in enumerate(sent_parts(bundle, manifest), start=1):
+                _, _, ctype, size, sha = att.sent  # a converted image goes as its PDF
+                files.append((f"attachment-{n}", (name, stack.enter_context(
+                    closing(OpenWhenRead(att.sent_where, att.rel, size, sha))), ctype)))
+            try:
+                request = self.client.build_request(
+                    "POST", self.post_url(), files=files,
+                    headers={"Idempotency-Key": manifest["bundle_id"]})
+                body = Coalesced(request.stream)  # type: ignore[arg-type]
+                request.stream = body
+                response = self.send(request)
+            except (httpx.TransportError, httpx.InvalidURL) as exc:
+                raise self.failure(exc) from None
+        bid = manifest["bundle_id"]
+        return self.answer(response, {"bundle_id": bid, "idempotency_key": bid},
+                           whole=body.finished,
+                           ours=None if self._journal is None else self.other_bundle)
+
+    def answer(self, response: httpx.Response, sent: dict[str, str] | None = None,
+               whole: bool = True, ours: Callable[[str], str | None] | None = None
+               ) -> Receipt:
+        """classify() (`sent`: the request's ids; `whole`: its body all written; `ours`:
+        whose id of our form an answer names), with the token and the url's password
+        taken out of what the receiver said: an answer that echoes our headers would
+        otherwise put them in the journal, the papers and the status page on the share
+        (also ubl-embedded's)."""
+        return classify(response, self.scrub if self._scrubber else unchanged, sent=sent,
+                        whole=whole, ours=ours)
+
+    def failure(self, exc: httpx.TransportError | httpx.InvalidURL) -> Retryable | Paused:
+        """What an httpx error on the way to the receiver means (also for ubl-embedded's
+        POSTs): its text goes to the log, the journal, `outboxd status` and the status
+        page on the share, so it never carries the token or the url's password."""
+        if isinstance(exc, httpx.TimeoutException):
+            # The upload's own bound says its figures (answer_deadline): "raise
+            # timeout_seconds" is then backed by how much went in, in what time.
+            said = str(exc) if isinstance(exc, httpx.WriteTimeout) else ""
+            words = f": {said}" if said.startswith(UPLOAD_TOO_SLOW) else ""
+            return Retryable(f"timed out talking to the receiver ({type(exc).__name__}"
+                             f"{words})")
+        if isinstance(exc, httpx.LocalProtocolError):
+            # Our own request was refused before it left (h11 quotes the header it
+            # refuses, token and all): a retry would meet the same; the settings must
+            # change.
+            return Paused("the request could not be made: a header or the url is not "
+                          "valid HTTP — check [delivery] token and url")
+        if isinstance(exc, httpx.InvalidURL):
+            return Paused(self.scrub(f"[delivery] url is not usable: {exc}"))
+        if isinstance(exc, httpx.ProxyError) and str(exc).startswith("407"):
+            # https through a proxy: its 407 answers the CONNECT, before any answer of
+            # the receiver's, and httpcore raises it. A setting, as for http:// (classify).
+            return Paused(PROXY_WANTS_CREDENTIALS, 407)
+        if isinstance(exc, httpx.RemoteProtocolError):
+            # The request went out, and no answer came back (the connection closed, bytes
+            # that are not HTTP): not "cannot reach", and the receiver may have the bundle.
+            return Retryable(self.scrub(
+                f"no valid answer from the receiver{self._where()} after the request was sent "
+                f"({(str(exc) or type(exc).__name__)[:300]}); it may have the bundle, so it is "
+                "asked again with the same Idempotency-Key"))
+        return Retryable(self.scrub(f"cannot reach the receiver{self._where()}: "
+                                     f"{str(exc) or type(exc).__name__}"))
+
+    def _where(self) -> str:
+        """" at HOST:PORT": a resolver's "Name or service not known" names no host, and
+        an admin with several outboxd configurations must see which one it could not find."""
+        try:
+            url = self.post_url()
+        except httpx.InvalidURL:
+            return ""
+        return f" at {url.host}:{url.port or (443 if url.scheme == 'https' else 80)}"
+
+    def scrub(self, text: str) -> str:
+        """`text` without the token, the url's password or its keys (scrub.py)."""
+        return self._scrubber.scrub(text)
+
+
+def make_deliverer(cfg: DeliveryConfig) -> Deliverer:
+    """The transport the settings ask for. What makes building it fail (CAs httpx reads
+    from the environment) is a ConfigError, as the TLS files' are: for `run`, a reload and
+    `config --check` alike. A directory target must exist already (prepare_folders)."""
+    try:
+        return _make_deliverer(cfg)
+    except OSError as exc:
+        raise _transport_error(cfg, exc) from None
+
+
+def _transport_error(cfg: DeliveryConfig, exc: OSError) -> ConfigError:
+    """An OSError while the transport is built (TLS files are ConfigErrors already):
+    the CAs httpx reads itself (verify = true) from the environment's SSL_CERT_FILE or
+    SSL_CERT_DIR."""
+    env = [f"{k}={os.environ[k]}" for k in ("SSL_CERT_FILE", "SSL_CERT_DIR")
+           if os.environ.get(k)]
+    return unusable("verify = true", exc, f"the environment sets {', '.join(env)}: fix or "
+                     "unset it" if env else "check verify")
+
+
+def _make_deliverer(cfg: DeliveryConfig) -> Deliverer:
+    # A directory target is made by config_folders.prepare_folders (at start with its
+    # parents, at a reload never through a share that is away).
+    if cfg.format == "ubl-embedded":
+        from daemon.einvoice.transport import EmbeddedDeliverer
+        return EmbeddedDeliverer(cfg)
+    if cfg.transport == "directory":
+        assert cfg.target is not None
+        return DirectoryDeliverer(cfg.target)
+    return HttpDeliverer(cfg)

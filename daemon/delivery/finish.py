@@ -1,0 +1,401 @@
+"""Finish a claimed bundle: deliver it (with retries), then have it archived in
+sent/ or quarantined (moves.py); and recover whatever a crash interrupted after
+a claim.
+
+Runs on the delivery workers. Every step is announced in the journal before
+it takes effect, so `recover()` can always tell what was under way.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from daemon import logs
+from daemon.archiving.archive import target_for
+from daemon.archiving.moves import Moves
+from daemon.bundle import Bundle, Finding, findings_of
+from daemon.claiming.claim import held_work, moved_candidate, read_in_place
+from daemon.claiming.recovery import Recovery
+from daemon.configuration.config import Settings
+from daemon.delivery.answers import BODY_LIMIT
+from daemon.delivery.deliver import Deliverer, Shared
+from daemon.delivery.pause import DeliveryPause
+from daemon.delivery.retries import Retries
+from daemon.delivery.sentelsewhere import SentElsewhere
+from daemon.delivery.versions import Versions
+from daemon.einvoice import check_bundle
+from daemon.errors import (
+    InputError,
+    OutboxdError,
+    Paused,
+    ReaderFailed,
+    ReaderStopped,
+    Rejected,
+    Retryable,
+    describe,
+)
+from daemon.fs.fsops import NOT_THE_FILES_FAULT
+from daemon.journal import (
+    CLAIMING,
+    DELIVERED,
+    QUARANTINING,
+    Journal,
+    Row,
+    now_iso,
+)
+from daemon.logs import bundle_log
+from daemon.loop import release, sentbefore, unattached
+from daemon.manifest import build_manifest, bundle_id_of
+from daemon.names import stem
+from daemon.reading.lookalikes import sent_names_distinct
+from daemon.reading.match import assemble
+from daemon.reading.readonce import KEPT_BYTES, keeping_reads
+from daemon.report.clerkwords import rejection_fix
+from daemon.validation.convert import materialise_bundle
+from daemon.validation.validate import validate_bundle
+from daemon.watching.foldermounts import FolderMounts
+from daemon.watching.scan import Candidate, candidate_for
+
+
+def evaluate(cand: Candidate, settings: Settings) -> Bundle:
+    """Read, match and validate; raises InputError only if the invoice file is unreadable.
+    Each file is opened and read once, for its hash and its checks alike (readonce.py)."""
+    with keeping_reads(KEPT_BYTES):
+        bundle = validate_bundle(assemble(cand, settings), settings.validation)
+        bundle = sent_names_distinct(bundle, settings.delivery.safe_filenames)
+        return check_bundle(bundle, settings)  # pre-flight, ubl-embedded (docs/einvoice.md)
+
+
+def materialise_here(cand: Candidate, bundle: Bundle, work_dir: Path,
+                     settings: Settings) -> Bundle:
+    """A claimed bundle's images converted into its work folder, in this process (a
+    pipeline without the daemon's readers: `readers.Readers.materialise` otherwise)."""
+    return materialise_bundle(bundle, work_dir, settings.validation.max_image_pixels)
+
+
+class Finisher(Moves, Recovery, Retries, SentElsewhere):
+    def __init__(self, settings: Settings, journal: Journal, deliverer: Deliverer) -> None:
+        self.s = settings
+        self.j = journal
+        self.deliverers = Shared(deliverer)
+        self.log = logs.get()
+        self._move_faults: dict[int, tuple[int, float]] = {}  # see moves.Moves
+        self.mounts = FolderMounts(settings)  # a reload's: Pipeline.reconfigure
+        self.elsewhere: dict[str, dict[str, Any]] = {}  # the service's SentNews.in_flight
+        self._unfinished: set[int] = set()  # see recovery.Recovery
+        self.clock: Callable[[], float] = time.monotonic  # the loop's, when it has one
+        # Bundles validated before their claim, by row id, until they are finished.
+        # Written by the loop thread, taken by delivery workers (dict operations
+        # are atomic); after a restart a row is not here and is validated again.
+        self._validated: dict[int, Bundle] = {}
+        # Which configuration's format the checks in _validated were made for: raised by
+        # a reload that switches it (read_claimed_again), with the checks dropped under
+        # the lock, so that a check made for the old format during that reload is never
+        # stored, nor posted with the new format's deliverer.
+        self._checked_for = 0
+        # Rows handed over at their claim whose `delivering` may not be written yet (the
+        # hand-over's commit failed): kept apart from their checks, which a switch of
+        # format drops, so that their attempt still records it and sends.
+        self._handed_over: set[int] = set()
+        self._checks_lock = threading.Lock()
+        # How a claimed bundle is read again after a restart: the daemon's reader
+        # processes (readers.py) when it has them, else here.
+        self.evaluate: Callable[[Candidate, Settings], Bundle] = evaluate
+        # How a claimed bundle's images are converted to PDF into its work folder: in
+        # the reader processes too when the daemon has them (decoding a large image
+        # costs hundreds of MB, and several workers may convert at once), else here.
+        self.materialise: Callable[[Candidate, Bundle, Path, Settings], Bundle] = \
+            materialise_here
+        # Where a delivered bundle's archive goes when it should wait for the
+        # deliveries (the daemon's workers, workers.py); None: at once, here.
+        self.archive_later: Callable[[int], None] | None = None
+        # Rows whose last attempt was paused: a reload may have fixed what paused
+        # them (workers add and remove, the loop copies; set operations are atomic).
+        self.paused: set[int] = set()
+        # One bundle paused for a configuration problem holds back the others (pause.py);
+        # `resume` (the loop's schedule) sends those held back once an answer ends it.
+        self.pause = DeliveryPause(lambda: self.clock())
+        # A correction waits for the earlier version of its invoice (versions.py);
+        # `resume` also wakes it when that one's attempt ends.
+        self.versions = Versions(journal)
+        self.resume: Callable[[int, float], None] | None = None
+
+    @property
+    def d(self) -> Deliverer:
+        """The deliverer the next attempt takes."""
+        return self.deliverers.current
+
+    @d.setter
+    def d(self, deliverer: Deliverer) -> None:
+        self.deliverers.current = deliverer
+
+    def read_claimed_again(self) -> None:
+        """Every claimed bundle is read and checked again at its next attempt (called
+        after `s` is the new configuration: a read begun after this one uses it)."""
+        with self._checks_lock:
+            self._checked_for += 1
+            self._validated.clear()
+
+    def hand_over(self, row_id: int, bundle: Bundle) -> None:
+        """The validated bundle of a row just claimed, at its place in processing."""
+        self._handed_over.add(row_id)
+        self._validated[row_id] = bundle
+
+    def _claimed_bundle(self, row: Row) -> tuple[Bundle, int]:
+        """The bundle to deliver: as validated before the claim, or (after a restart or
+        a switch of format, when that is gone) read and validated again in processing;
+        with the format's generation it was checked for (`_checked_for`)."""
+        checked_for = self._checked_for  # first: `s` is at least as new as this
+        validated = self._validated.get(row.id)
+        if validated is None:
+            settings = self.s
+            validated = read_in_place(Path(row.work_dir or ""),
+                                      lambda: self.evaluate(self._moved(row), settings))
+            with self._checks_lock:
+                if checked_for == self._checked_for:  # else made for a format now gone
+                    self._validated[row.id] = validated
+        return validated, checked_for
+
+    def _checked_for_gone(self, checked_for: int, log: Any) -> bool:
+        """A reload switched the format since the bundle was checked: nothing is decided
+        on that check; the attempt comes again at once and checks it for the new one."""
+        if checked_for == self._checked_for:
+            return False
+        log.info("delivery format changed by a reload during the attempt; the bundle is "
+                 "checked again for the new format before anything is decided")
+        return True
+
+    def _moved(self, row: Row) -> Candidate:
+        """The row's bundle as it lies in its work folder."""
+        assert row.work_dir is not None
+        return moved_candidate(candidate_for(self.s.outbox, row.invoice_file),
+                               Path(row.work_dir))
+
+    def outgoing_warnings(self, bundle: Bundle, bid: str) -> list[Finding]:
+        name = bundle.invoice_file.name
+        # Whatever the policy or command that sent it (docs/protocol.md, section 2); the
+        # release, moved with the bundle, is in the processing folder beside the invoice
+        # file now.
+        out = list(bundle.warnings) + unattached.sent_warnings(
+            name, bundle.unattached_ids, release.found_beside(bundle.invoice_file.path,
+                                                              self.s.share))
+        for invoice_id in self.j.sent_invoice_ids(list(bundle.invoice_ids), bid):
+            out.append(sentbefore.already_sent(name, invoice_id))
+        return out
+
+    def attempt(self, row_id: int) -> float | None:
+        """One delivery attempt; the delay before the next one, or None when finished."""
+        try:
+            return self._attempt(row_id)
+        finally:
+            # Whatever its outcome: the bundles waiting for this one look again now.
+            for later in self.versions.attempt_ended(row_id):
+                if self.resume is not None:
+                    self.resume(later, 0.0)
+
+    def _attempt(self, row_id: int) -> float | None:
+        self.paused.discard(row_id)  # until this attempt is paused again
+        row = self.j.get(row_id)
+        if (elsewhere := self.sent_elsewhere(row)) is not None:
+            self.close_sent_elsewhere(row, elsewhere)  # else retried for ever
+            return None
+        wait = self._move_wait(row_id)
+        if wait is not None:
+            return wait  # a failed move is retried on its own back-off, not sooner
+        if row.state == DELIVERED:
+            # The receiver has it; only the archive move is left. Never POST again.
+            return self.archive_sent(row_id, row)
+        if row.state == QUARANTINING:
+            return self.quarantine(row_id, findings_of(row.reasons))
+        if row.state == CLAIMING and row_id in self._handed_over:
+            # Claimed and checked, but the hand-over's commit failed (Claims._hand_over):
+            # recorded now, before anything is sent (a JournalError: the workers retry).
+            self.j.transition(row_id, "delivering", "claimed", durable=False)
+            row = self.j.get(row_id)
+        self._handed_over.discard(row_id)
+        if row.state not in ("delivering", "retrying"):
+            return None  # finished meanwhile (quarantined, sent)
+        log = bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids)
+        if (earlier := self.versions.earlier(row)) is not None:
+            return self.versions.wait(row, earlier, self.s.delivery.retry_max_seconds, log)
+
+        def damaged(findings: list[Finding]) -> float | None:
+            # The share that holds processing/ went away (or someone moved the
+            # folder), maybe in the middle of reading: nothing to send and nothing
+            # to quarantine. Wait for it instead of judging a half-read bundle.
+            if not self._work_present(row):
+                return self._move_failed(row, f"the processing folder {row.work_dir} or the "
+                                         "invoice file in it is not there — is the share "
+                                         "mounted?")
+            return self.quarantine(row_id, findings)
+
+        if not self._work_present(row):
+            return damaged([])
+        # Read again only after a restart; a bundle handed over at its claim was not.
+        read_again = row_id not in self._validated
+        try:
+            bundle, checked_for = self._claimed_bundle(row)
+        except (InputError, OSError) as exc:
+            if isinstance(exc, OSError) and exc.errno in NOT_THE_FILES_FAULT:
+                # No descriptors left, a share gone: the machine's, not the bundle's.
+                return self._unreadable_again(row, describe(exc))
+            return damaged([Finding(
+                "processing-damaged", row.invoice_file, f"cannot be read in the processing "
+                f"folder ({exc}) — check it and move it back to the outbox")])
+        # A reader gone, a parser's bug: not the bundle's fault. Recovery lets the start
+        # go on past such an error for this read. Said in the row (retrying, last_error)
+        # and tried again on the move back-off, as a failed conversion is; never
+        # quarantined for it, never a row `delivering` unexplained.
+        except ReaderFailed as exc:
+            return self._unreadable_again(row, str(exc), expected=isinstance(exc, ReaderStopped))
+        except OutboxdError:
+            raise  # the journal's own: the workers retry it
+        except Exception as exc:  # noqa: BLE001 - see above
+            log.exception("unexpected error reading a claimed bundle again")
+            return self._unreadable_again(row, repr(exc))
+        if read_again and not self._work_present(row):
+            return damaged([])  # the share went away while the bundle was being read
+        if any(a.converted for a in bundle.attachments):
+            try:
+                # Converted images are written only now, into the claimed work folder.
+                bundle = self.materialise(self._moved(row), bundle, Path(row.work_dir or ""),
+                                          self.s)
+                # Written: failed writes before this one no longer count in a row, so a
+                # move that fails after the POST waits the first back-off, not a longer one.
+                self._move_faults.pop(row.id, None)
+            except InputError as exc:
+                return damaged([Finding(exc.code, exc.file, exc.message)])
+            except (OSError, ReaderFailed) as exc:
+                # No descriptors left, a full disk or a share gone while reading the image
+                # or writing its PDF, or a reader that died under the conversion each
+                # time (the daemon stopping, too): the bundle is fine, so it waits and
+                # tries again, as a failed move does; never quarantined, and never
+                # converted here instead.
+                why = (f"cannot read an image or write its PDF in {row.work_dir}: "
+                       f"{describe(exc)}" if isinstance(exc, OSError) else
+                       f"cannot convert an image to PDF: {exc}")
+                return self._move_failed(row, why, "bundle cannot be prepared for delivery; "
+                                         "will retry", expected=isinstance(exc, ReaderStopped))
+        if self._checked_for_gone(checked_for, log):
+            return 0.0  # before its errors quarantine it: they may be the old format's
+        bid = bundle_id_of(bundle)
+        if bundle.errors and not (read_again and self.sent_as_claimed(row, bundle, bid, log)):
+            return damaged(list(bundle.errors))
+        warnings = self.outgoing_warnings(bundle, bid)
+        manifest = build_manifest(bundle, safe_filenames=self.s.delivery.safe_filenames,
+                                  warnings=warnings, bundle_id=bid)
+        if manifest["bundle_id"] != row.bundle_id:
+            log.warning("bundle changed in the processing folder",
+                        new_bundle_id=manifest["bundle_id"])
+        attempts = row.attempts + 1
+
+        def count() -> None:
+            # Not durable: a crash after the POST leaves the row in flight either way,
+            # and recovery posts again with the same Idempotency-Key.
+            self.j.transition(row_id, "delivering", durable=False,
+                              bundle_id=manifest["bundle_id"], attempts=attempts,
+                              next_attempt_at=None)
+
+        # The row is `delivering` since its claim. The first attempt after the claim has
+        # its count written with its outcome (one commit less per bundle); a retry, an
+        # attempt after a restart (which may follow a crash in a POST), or a bundle whose
+        # id changed is recorded as under way before the POST.
+        counted = (read_again or row.state != "delivering" or row.next_attempt_at is not None
+                   or row.bundle_id != manifest["bundle_id"])
+        deliverer = self.deliverers.take()  # this attempt's, even if a reload replaces it
+        if self._checked_for_gone(checked_for, log):
+            self.deliverers.give_back(deliverer)  # maybe the new format's already
+            return 0.0
+        held = self.pause.hold(deliverer, row_id, self.s.delivery.retry_max_seconds)
+        if held is not None:
+            self.deliverers.give_back(deliverer)
+            return self._held_back(row_id, *held, log)
+        if counted:
+            count()
+        try:
+            if (bind_journal := getattr(deliverer, "bind_journal", None)) is not None:
+                # Documents already accepted (ubl-embedded); the bundle ids an answer
+                # may name as another request's (HttpDeliverer.other_bundle).
+                bind_journal(self.j)
+            with held_work(bundle) as rooted:  # never a work folder swapped for a link
+                receipt = deliverer.deliver(rooted, manifest)
+        except InputError as exc:
+            if not counted:
+                count()
+            return damaged([Finding(
+                "processing-damaged", exc.file, f"{exc.message} (it changed in the processing "
+                "folder)")])
+        except (Retryable, Paused) as exc:
+            if not isinstance(exc, Paused):
+                self._pause_ended(deliverer)  # the receiver took the request; it may take all
+            return self._retry_later(row_id, attempts, exc, log, deliverer, row.invoice_file)
+        except OSError as exc:
+            # A file of the claimed bundle could not be opened for its part (no
+            # descriptors left, a share that went away): the bundle is fine, so tried
+            # again like a receiver that could not be reached, without a traceback.
+            return self._retry_later(row_id, attempts, Retryable(
+                f"cannot read the bundle's files to send them: {describe(exc)}"), log,
+                deliverer)
+        except Rejected as exc:
+            self._pause_ended(deliverer)
+            if not counted:
+                count()
+            # str(exc) names what was refused: the bundle, or (ubl-embedded) the
+            # document of which invoice, with the HTTP status.
+            fix = exc.fix or rejection_fix(exc, bundle.invoice_ids)
+            return self.quarantine(row_id, [Finding(
+                "rejected", row.invoice_file, f"{exc}: {exc.body} — {fix}",
+                invoice_id=exc.invoice_id)])
+        except OutboxdError:
+            raise  # the journal's own (the workers retry it), or a deliverer's said plainly
+        except Exception as exc:  # noqa: BLE001 - an answer or a fault nobody foresaw
+            # Counted and explained like any failed attempt (status shows it), with the
+            # traceback once in the log, instead of an attempt that left no trace; both
+            # without the token, which an exception's text may quote.
+            scrub = getattr(deliverer, "scrub", str)
+            error = scrub(f"unexpected error while delivering ({type(exc).__name__}: "
+                          f"{exc})")[:BODY_LIMIT]
+            log.error("unexpected error while delivering", error=error,
+                      traceback=scrub("".join(traceback.format_exception(exc))))
+            return self._retry_later(row_id, attempts, Retryable(error), log)
+        finally:
+            self.pause.attempted(deliverer, row_id)
+            self.deliverers.give_back(deliverer)
+        self._pause_ended(deliverer)
+        delivered_at = now_iso()
+        record = {"manifest": manifest, "response": receipt.as_dict(), "attempts": attempts,
+                  "delivered_at": delivered_at}
+        if (destination := getattr(deliverer, "destination", None)) is not None:
+            # This attempt's receiver (a reload may have named another since it began).
+            record["delivered_to"] = destination
+        # The archive folder is chosen and recorded with the receipt, in one
+        # commit, durable before anything moves. Its day is the delivery's, as the
+        # row's `since` once sent (moves.archive_sent), however late the move comes.
+        target = row.archive_dir or str(target_for(self.s.sent_dir, stem(row.invoice_file),
+                                                   manifest["bundle_id"], delivered_at))
+        written: dict[str, Any] = {"response": record, "receipt_id": receipt.receipt_id,
+                                   "last_error": None, "archive_dir": target,
+                                   "attempts": attempts}
+        if self.archive_later is not None and getattr(deliverer, "idempotent", False):
+            # Durable only before its archive moves anything (archive_sent): until
+            # then a power loss costs one more POST with the same Idempotency-Key,
+            # which the receiver answers as the first time.
+            self.j.transition(row_id, DELIVERED, durable=False, **written)
+            self.archive_later(row_id)  # the next attempt of a delivered row archives it
+            return None
+        self.j.transition(row_id, DELIVERED, **written)
+        # The row as this attempt wrote it (or found it): not read back.
+        return self.archive_sent(row_id, replace(
+            row, state=DELIVERED, bundle_id=manifest["bundle_id"], next_attempt_at=None,
+            **written))
+
+    def _unreadable_again(self, row: Row, why: str, expected: bool = False) -> float:
+        return self._move_failed(row, f"cannot read the bundle again in {row.work_dir}: {why}",
+                                 "bundle cannot be prepared for delivery; will retry",
+                                 expected)

@@ -1,0 +1,82 @@
+"""A delivery attempt that did not finish: recorded with why and when the next comes
+(the back-off, a pause for a configuration problem that holds the others back), and
+which rows a reload or an answer sends again at once. A part of `Finisher` (a mixin:
+it shares its journal, settings and the per-row state of the deliveries).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from daemon.claiming.recovery import PAUSED
+from daemon.configuration.config import Settings
+from daemon.delivery.backoff import backoff
+from daemon.delivery.deliver import Deliverer, Shared
+from daemon.delivery.pause import HELD_BACK, DeliveryPause
+from daemon.errors import Paused, Retryable
+from daemon.journal import Journal, iso_in
+
+
+class Retries:
+    s: Settings
+    j: Journal
+    deliverers: Shared
+    paused: set[int]
+    pause: DeliveryPause
+    resume: Callable[[int, float], None] | None
+
+    def _retry_later(self, row_id: int, attempts: int, exc: Retryable | Paused,
+                     log: Any, deliverer: Deliverer | None = None,
+                     invoice_file: str = "") -> float:
+        """An attempt that failed for now: recorded with why and when the next comes."""
+        paused = isinstance(exc, Paused)
+        # A pause a new configuration may end: a reload or a restart tries it at once.
+        # Not one that also carries a Retry-After (ubl-embedded: another document of
+        # the bundle was put off), whose floor stands.
+        fixable = paused and exc.retry_after is None
+        if fixable:
+            self.paused.add(row_id)  # before the look below: a reload after it finds the row
+        cfg = self.s.delivery
+        delay = backoff(attempts, cfg.retry_base_seconds, cfg.retry_max_seconds,
+                        exc.retry_after)
+        if paused:
+            delay = max(delay, cfg.retry_max_seconds)
+        if fixable and deliverer is not None and deliverer is not self.deliverers.current:
+            delay = 0.0  # a reload during the POST: the answer was the old configuration's
+        error = str(exc) + (f": {exc.body[:200]}" if exc.body else "")
+        if paused and deliverer is self.deliverers.current:
+            self.pause.begin(deliverer, row_id, delay, f"{error} (the answer to {invoice_file})")
+        self.j.transition(row_id, "retrying", PAUSED if fixable else "", durable=False,
+                          attempts=attempts, last_error=error, next_attempt_at=iso_in(delay))
+        (log.error if paused else log.warning)(
+            "delivery paused: configuration problem" if paused else "delivery failed; "
+            "will retry", error=error, attempts=attempts, retry_in=round(delay, 3))
+        return delay
+
+    def _held_back(self, row_id: int, wait: float, why: str, log: Any) -> float:
+        """A bundle not posted because deliveries are paused (pause.py): it shows why, and
+        a reload tries it at once, as a paused one."""
+        self.paused.add(row_id)
+        self.j.transition(row_id, "retrying", PAUSED, durable=False,
+                          last_error=f"{HELD_BACK}{why}",
+                          next_attempt_at=iso_in(wait))
+        log.debug("delivery held back: deliveries are paused", retry_in=round(wait, 3))
+        return wait
+
+    def _pause_ended(self, deliverer: Deliverer) -> None:
+        """The receiver answered with `deliverer` and did not pause: the bundles held
+        back go now."""
+        for row_id, delay in self.pause.end(deliverer).items():
+            if self.resume is not None:
+                self.resume(row_id, delay)
+
+    def after_reload(self, receiver_changed: bool) -> list[int]:
+        """The rows to try again at once after a reload: those paused for a
+        configuration problem, which the new one may have fixed, and when the
+        receiver changed, every retry and every attempt under way (another
+        receiver's Retry-After, or its outage, says nothing of the new one). A row
+        whose attempt is under way goes again as soon as it ends (workers.py)."""
+        if receiver_changed:
+            return [row.id for row in self.j.rows(("delivering", "retrying"))]
+        return sorted(self.paused.copy())

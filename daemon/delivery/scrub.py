@@ -1,0 +1,91 @@
+"""Our secrets — the token, the url's password, the keys in its query — in every form a
+text may quote them, and taken out of it: what a receiver answers (an error page that
+quotes the request, a header it echoes) and httpx's errors, before either is logged,
+kept in the journal and the papers, or shown on the status page (deliver.py)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import urllib.parse
+
+import httpx
+
+from daemon.configuration.config_values import secret_params
+
+# A query value shorter than this is no credential, and taken out of every answer it
+# would garble the answer (a "1" of `?auth=1` out of "HTTP 401").
+MIN_QUERY_SECRET = 8
+
+
+def _url_secrets(url: str | None) -> list[str]:
+    """The password of the url's userinfo (Basic auth) in every form an error may quote:
+    decoded, as written in the url (any case of %-escapes), and the user:password pair
+    in base64, as a Basic Authorization header (which a receiver may echo) carries it;
+    and the values of its query parameters named like a secret (`?access_token=`),
+    as written and decoded, which an answer quoting the request's url would show."""
+    try:
+        parsed = httpx.URL(url or "")
+    except httpx.InvalidURL:
+        return []
+    found = [form for value in secret_params(url or "")
+             for form in (value, urllib.parse.unquote_plus(value))
+             if len(form) >= MIN_QUERY_SECRET]
+    if not parsed.password:
+        return found
+    written = parsed.userinfo.decode("ascii", "replace").partition(":")[2]
+    pair = base64.b64encode(f"{parsed.username}:{parsed.password}".encode()).decode("ascii")
+    return [p for p in (parsed.password, written, pair) if p] + found
+
+
+# Each character that HTML or XML may write as an entity, with every spelling of it:
+# by name, in decimal and in hex (with leading zeros: PHP's &#039;, Go's &#34;).
+_ENTITIES = {"&": ("amp", 0x26), "<": ("lt", 0x3C), ">": ("gt", 0x3E), '"': ("quot", 0x22),
+             "'": ("apos", 0x27)}
+
+
+def _markup_pattern(secret: str) -> re.Pattern[str] | None:
+    """The secret as any HTML or XML escaper may write it in an error page, or None
+    when it holds no character they escape (the plain form covers it)."""
+    if not any(c in _ENTITIES for c in secret):
+        return None
+    parts = []
+    for c in secret:
+        if c in _ENTITIES:
+            name, code = _ENTITIES[c]
+            parts.append(f"(?:{re.escape(c)}|&{name};|&#0*{code};|&#[xX]0*{code:x};)")
+        else:
+            parts.append(re.escape(c))
+    return re.compile("".join(parts), re.IGNORECASE)
+
+
+class Scrubber:
+    """The secrets of one deliverer's settings (a Bearer token, the url's), and
+    `scrub()`, which writes each form of them found in a text as "***"."""
+
+    def __init__(self, token: str | None, url: str | None) -> None:
+        # Every form a secret takes in an error text: as given, as repr() quotes it (b'…'
+        # in h11's errors), percent-encoded (in a url), and as written in the url.
+        # Longest first, so that no form is cut by a shorter one inside it.
+        # And as JSON writes them in an answer: '"' and '\\' escaped, '/' as '\\/' (PHP);
+        # as HTML or XML does in an error page ('&' '<' '>' and quotes as entities, in
+        # any spelling: _markup_pattern).
+        secrets = [x for x in (token, *_url_secrets(url)) if x]
+        self._forms = sorted({form for x in secrets for form in (x, repr(x)[1:-1],
+                                                 urllib.parse.quote(x, safe=""),
+                                                 json.dumps(x)[1:-1],
+                                                 json.dumps(x)[1:-1].replace("/", "\\/"))},
+                             key=len, reverse=True)
+        self._markup = [p for x in secrets if (p := _markup_pattern(x)) is not None]
+
+    def __bool__(self) -> bool:
+        """Whether there is any secret to take out."""
+        return bool(self._forms)
+
+    def scrub(self, text: str) -> str:
+        for form in self._forms:
+            text = text.replace(form, "***")
+        for pattern in self._markup:
+            text = pattern.sub("***", text)
+        return text

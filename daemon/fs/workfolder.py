@@ -1,0 +1,84 @@
+"""The claimed bundle's work folder, held by descriptor: every step after the claim
+(delivery, archive, quarantine, undo, recovery, the orphan sweep) holds the folder under
+`.outboxd/processing/` so, reaches what is in it from the descriptor, and moves or
+removes it by its name only while that name is still it. A user of the share who swaps
+the folder for a link (or moves it) gets the bundle reported stuck, never followed.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from daemon.fs.fsops import FOLDER_NOFOLLOW, walk_to_folder
+
+
+def hold_folder(path: Path, shown: str | None = None) -> int:
+    """A claimed bundle's work folder at `path`, open (the caller closes it), never through
+    a link a user of the share swapped in for it: every step after the claim holds it so,
+    reaches what is in it from this descriptor, and moves or removes it by its name only
+    while that is still it (still_held). The folders above are the daemon's own.
+    Refused with `shown` (a bundle read for the clerk): as folder_below refuses a folder on
+    its way (HostileInput, InputError naming `shown`, or the machine's or share's OSError).
+    Without (for the admin): a link or no folder as not_the_folder(path), else as is."""
+    try:
+        return os.open(path, FOLDER_NOFOLLOW)
+    except OSError as exc:
+        refused = exc
+    if shown is not None:
+        # Which folder on the way failed, and how, is what folder_below tells apart:
+        # walked again as it walks (raises, or holds a folder put back meanwhile).
+        return walk_to_folder(path.parent, [path.name], shown)
+    if refused.errno in (errno.ELOOP, errno.ENOTDIR):
+        raise not_the_folder(path)
+    raise refused
+
+
+@contextmanager
+def held_folder(path: Path, shown: str | None = None) -> Iterator[int]:
+    """hold_folder(path, shown), open while the block runs."""
+    fd = hold_folder(path, shown)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def folder_identity(path: Path) -> tuple[int, int] | None:
+    """The folder at `path` as the file system knows it; None when there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def folder_mark(path: Path) -> str | None:
+    """folder_identity(path) as the journal keeps it ("device:inode"); None when there is
+    none."""
+    identity = folder_identity(path)
+    return None if identity is None else f"{identity[0]}:{identity[1]}"
+
+
+def not_the_folder(path: Path) -> OSError:
+    return OSError(errno.ELOOP, "is a symbolic link or no longer the folder outboxd claimed; "
+                   "outboxd never writes, copies or moves through one — put the bundle's "
+                   "folder itself back under this name", str(path))
+
+
+def still_at(path: Path, fd: int) -> bool:
+    """Whether path still names what fd has open (not removed or replaced since)."""
+    try:
+        return os.lstat(path).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def still_held(path: Path, fd: int) -> None:
+    """not_the_folder(path) unless path still names the folder held at `fd` (hold_folder):
+    moved away, or a link or another folder in its place since it was held."""
+    if not still_at(path, fd):
+        raise not_the_folder(path)

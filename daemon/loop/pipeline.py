@@ -1,0 +1,367 @@
+"""The pipeline for one bundle up to its claim: settle → read → match →
+validate → decide → claim (the decision: `decide.Decisions`; the claims
+themselves: `claims.Claims`). What
+follows the claim (deliver, archive, quarantine, recovery) is
+`finish.Finisher`.
+
+This module decides and sequences; the modules it calls do the work. Every
+step that changes the world is announced in the journal first.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from daemon import logs
+from daemon.bundle import Bundle, findings_of
+from daemon.claiming.claim import assemble_here
+from daemon.configuration.config import Settings
+from daemon.delivery.deliver import Deliverer
+from daemon.delivery.directory import keep_mount
+from daemon.delivery.finish import Finisher
+from daemon.fs.temps import Listed
+from daemon.journal import LIVE, Journal, Row
+from daemon.loop.decide import Decisions
+from daemon.loop.errorsfile import HeldErrors, drop_orphaned_errors, drop_unfinished_errors
+from daemon.loop.step import IDLE, Claim, Known, Next
+from daemon.loop.unreadable import read_failed
+from daemon.manifest import bundle_id_of
+from daemon.names import NameKind, classify, printable
+from daemon.watching.foldermounts import FolderMounts
+from daemon.watching.scan import Candidate, candidate_for, is_invoice_file, marker_wait
+from daemon.watching.settle import SettleTracker
+from daemon.watching.snapshot import Snapshot, snapshot, unlisted_wait
+from daemon.watching.vanished import Vanished
+
+__all__ = ["IDLE", "Next", "Pipeline"]
+
+# A copy at work that has not changed for this long is shown as stuck (_busy).
+STUCK_SECONDS = 600.0
+LEFT_ALONE_AT_START = ("in the outbox, but no longer taken as an invoice file at start "
+                       "(its name refused, or the patterns changed); left alone")
+NO_LONGER_AN_INVOICE = ("no longer an invoice file under the reloaded [outbox] "
+                        "invoice_patterns or ignore_patterns; left alone in the outbox")
+
+
+class Pipeline(Decisions):
+    """Runs on the loop thread only: it owns the live (pre-claim) journal rows,
+    which it keeps in memory so that stepping a bundle costs no query."""
+
+    def __init__(self, settings: Settings, journal: Journal, deliverer: Deliverer) -> None:
+        self.s = settings
+        self.j = journal
+        self.finish = Finisher(settings, journal, deliverer)
+        self.tracker = SettleTracker(settings.outbox.settle_seconds)
+        self.known: dict[str, Known] = {}
+        self.live: dict[str, Row] = {}  # invoice file -> its live row, as last written
+        self._reading: dict[str, Snapshot] = {}  # handed to a reader, result not back yet
+        # Bundles that had their one early read of a later version (_read_early) in the
+        # quiet period under way.
+        self._early_spent: set[str] = set()
+        self._claim_paused: dict[str, float] = {}  # invoice file -> monotonic retry time
+        self._stranded: dict[int, tuple[Candidate, Path, str]] = {}
+        # invoice file -> (its journal deadline, the monotonic time it falls due): the
+        # wall-clock deadline is read once per process, then waited for on one clock.
+        self._due: dict[str, tuple[str, float]] = {}
+        # Waiting or held rows taken over at start, not decided again since.
+        self._resumed: set[str] = set()
+        self.errors_files = HeldErrors()
+        self.vanished = Vanished()  # sidecars gone, not yet confirmed gone
+        self.near_folders = lambda cand: []  # the service's index.near once it has one
+        self._held: list[Claim] | None = None  # claims waiting for claim_held()
+        self._held_ids: set[str] = set()
+        # How moved bundles are matched again after a claim: the daemon's reader
+        # processes when it has them (Readers.assemble_many), else here.
+        self.assemble_many = assemble_here
+        # Receipts of a bundle another daemon filed in sent/ that a look listed, read
+        # before the bundle is decided (the service's Changes.news_of).
+        self.news_of: Callable[[str], object] = lambda bundle_id: None
+        self.log = logs.get()
+
+    # -- reading ---------------------------------------------------------------
+    def reconfigure(self, settings: Settings, deliverer: Deliverer) -> None:
+        """Take a reloaded configuration (the old deliverer is closed once its attempts
+        under way have ended)."""
+        switched = settings.delivery.format != self.s.delivery.format
+        self.s = self.finish.s = settings
+        self.finish.mounts = FolderMounts(settings, self.finish.mounts)
+        keep_mount(deliverer, self.finish.deliverers.current)  # a directory target's alike
+        if switched:
+            # A claimed bundle was checked for the format it was claimed under; ubl-embedded
+            # builds and checks documents that a "bundle" check never made. Read again at
+            # its next attempt, as after a restart, it is never sent unchecked. After the
+            # settings above: a read that sees the new generation uses the new format.
+            self.finish.read_claimed_again()
+        self.tracker.settle_seconds = settings.outbox.settle_seconds
+        self._due.clear()  # each wait's deadline read again (the wall clock may be right now)
+        self.finish.deliverers.replace(deliverer)
+
+    # -- before the claim ------------------------------------------------------
+    def step(self, cand: Candidate, now: float, snap: Snapshot | None = None) -> Next:
+        """Look at one invoice file in the outbox; `now` is the loop's monotonic time."""
+        key = cand.invoice.name
+        # A reload may have narrowed the patterns (or named the file a release file or
+        # the status page): such a file is left alone from now on, as a start would
+        # leave it, not sent at its old deadline.
+        invoice = is_invoice_file(self.s.outbox, key, self.s.share)
+        snap = (snap or snapshot(cand, self.s.outbox)) if invoice else None
+        row = self.live.get(key)
+        if snap is None:
+            self.forget(key)
+            if row:
+                # Its errors file would go on saying "this bundle is held" for a bundle
+                # that is no longer there: looked at whatever the row's state, as a crash
+                # between the file's writing and the row's record leaves it explained by
+                # no row (errorsfile.py knows it as outboxd's by its mark).
+                self._clear_errors_file(cand, row)
+                self._live(row, key, "gone", detail="the invoice file left the outbox"
+                           if invoice else NO_LONGER_AN_INVOICE)
+            return Next(gone=True)
+        last = self.tracker.last(key)
+        self.vanished.seen(key, cand.sidecar.name, last, snap)
+        if snap.unlisted:
+            return self._unlisted(key, row, snap, now)
+        first = last is None
+        settled = self.tracker.observe(key, snap, now)
+        marker_missing = (self.s.outbox.completion == "marker"
+                          and not os.path.lexists(cand.marker))
+        if not settled or marker_missing:
+            # An in-progress name or a missing marker ends with an event, not a time.
+            quiet = not snap.busy and not marker_missing
+            # A row taken over from the journal keeps its state (and `since`) while its
+            # files, as found at start, settle quietly: a restart is no change of the
+            # files. One that changes, or cannot settle, is settling like any other.
+            if not quiet or (last is not None and last != snap):
+                self._resumed.discard(key)
+            if key not in self._resumed:
+                # What it waits for is said where it is a name the clerk can act on; that
+                # a folder could not be listed, no longer once it is.
+                self._live(row, key, "settling", **(
+                    {"last_error": marker_wait(cand)} if marker_missing and not snap.busy
+                    else {"last_error": None} if last is not None and last.unlisted
+                    else {}))
+            if snap.busy and not marker_missing:
+                return self._busy(key, snap, now)
+            if not quiet or settled:
+                return IDLE
+            return Next(at=self.tracker.ready_at(key), read=self._read_early(key, snap, first))
+        self._early_spent.discard(key)
+        paused = self._claim_paused.get(key)
+        if paused is not None and paused > now:
+            return Next(at=paused)
+        known = self.known.get(key)
+        if known is None or known.snap != snap:
+            if self._reading.get(key) == snap:
+                return IDLE  # its result will come back and step it again
+            self._reading[key] = snap
+            return Next(read=snap)
+        if known.bundle is None:
+            if known.retry_at is not None and known.retry_at <= now:
+                del self.known[key]
+                self._reading[key] = snap
+                return Next(read=snap)
+            self._resumed.discard(key)
+            if known.error:  # status shows why it does not move
+                self._live(row, key, "settling", last_error=known.error)
+            # Unreadable: looked at again when something changes, or after a while.
+            return IDLE if known.retry_at is None else Next(at=known.retry_at)
+        if row is not None and row.last_error and row.state in LIVE:
+            self._live(row, key, row.state, last_error=None)  # it reads now
+            row = self.live.get(key)
+        return self._decide(cand, known, row, now)
+
+    def _unlisted(self, key: str, row: Row | None, snap: Snapshot, now: float) -> Next:
+        """A folder of the sidecar could not be listed: what it holds is unknown, not
+        nothing. Never settled, read or decided on such a look (an empty-seeming sidecar
+        could send the invoice without its attachments, or a read that lists it could
+        send files never seen settle); recorded as a change, so that once it can be
+        listed its files settle a whole quiet period from then. Looked at again at the
+        rescan interval, as no event need come when a share mends."""
+        retry = self.s.outbox.rescan_seconds
+        if self.tracker.last(key) != snap:  # said once for each such look, not each retry
+            folder, why = snap.unlisted[0]
+            logs.bundle_log(self.log, key, None, ()).error(
+                "cannot list a folder of the bundle; will try again", folder=folder,
+                error=why, retry_in=retry,
+                fix="check that the share is reachable and that outboxd's user may open "
+                    "the folder")
+        self.tracker.observe(key, snap, now)
+        self._resumed.discard(key)
+        self._live(row, key, "settling", last_error=unlisted_wait(snap, retry))
+        return Next(at=now + retry)
+
+    def _busy(self, key: str, snap: Snapshot, now: float) -> Next:
+        """A copy at work (an in-progress name in the sidecar) ends with an event, not a
+        time. One that has not changed for STUCK_SECONDS is shown instead of waited
+        for in silence: status and the page name the file and what to do (a copy
+        that was killed, an `outboxd attach` that was stopped)."""
+        since = self.tracker.still_since(key)
+        assert since is not None  # observed just before
+        if now - since < STUCK_SECONDS:
+            return Next(at=since + STUCK_SECONDS)
+        names = [e[0] for e in snap.entries  # in the sidecar: not the folder itself
+                 if "/" in e[0]
+                 and classify(e[0].rsplit("/", 1)[-1], self.s.outbox.ignore_patterns)
+                 is NameKind.IN_PROGRESS]
+        if not names:
+            return IDLE  # a file that went while we looked: its event is on the way
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        self._live(self.live.get(key), key, "settling", last_error=(
+            f"waits for {shown}: an in-progress name, unchanged for "
+            f"{round((now - since) / 60)} minutes — if no copy is still running, give the "
+            "file its final name or remove it (.NAME.xxxxxxxx.tmp: run the same outboxd "
+            "attach again)"))
+        return IDLE
+
+    def _read_early(self, key: str, snap: Snapshot, first: bool) -> Snapshot | None:
+        """A version still settling that is worth reading now, so that its claim can
+        follow as soon as it has settled: the first one seen of a bundle (an ERP puts
+        the sidecar first and renames the invoice file in last, so that is usually
+        the whole bundle), or one whose files were all written a quiet period ago
+        (SettleTracker.written_before). At most one read of a bundle at a time, none
+        twice, and one such later version per quiet period: a copy that keeps the
+        files' times (`cp -p`, a file manager) makes every version it passes through
+        look written long ago, and reading each would keep a reader busy for the whole
+        copy. So a copy at work costs at most two reads that are thrown away."""
+        known = self.known.get(key)
+        if key in self._reading or (known is not None and known.snap == snap):
+            return None
+        if not first:
+            if key in self._early_spent or not self.tracker.written_before(snap):
+                return None
+            self._early_spent.add(key)
+        self._reading[key] = snap
+        return snap
+
+    def drop_read(self, key: str, snap: Snapshot) -> None:
+        """A read made under settings that a reload has replaced: its result is not
+        used, and the version is read again when the bundle is stepped."""
+        if self._reading.get(key) == snap:
+            del self._reading[key]
+
+    def took_read(self, key: str, snap: Snapshot, result: Bundle | BaseException,
+                  now: float | None = None) -> bool:
+        """The result of reading and validating `snap` of `key` on a worker; whether
+        to step the bundle now (not for a version read early that is still settling:
+        the timer at the end of its quiet period steps it)."""
+        pending = self._reading.get(key)
+        if pending is not None and pending != snap:
+            return True  # a newer version is being read; this result is already stale
+        self._reading.pop(key, None)
+        ready = self.tracker.ready_at(key)
+        early = now is not None and ready is not None and ready > now \
+            and self.tracker.last(key) == snap
+        if isinstance(result, Bundle):
+            self.known[key] = Known(snap, result, bundle_id_of(result))
+            return not early
+        error, retry_at = read_failed(result, key, self.s, self.log, now)
+        self.known[key] = Known(snap, None, "", error=error, retry_at=retry_at)
+        return not early
+
+    def _live(self, row: Row | None, key: str, state: str, detail: str = "",
+              since: str | None = None, **fields: Any) -> None:
+        """Record a live state (`since`: when its stretch began, if not now); written only
+        when it differs from what the row says.
+
+        Not durable on its own (no effect follows it): the next durable
+        commit, or the next start's scan, covers it.
+        """
+        if (row is None or row.state != state) and state != "gone":
+            # One log line per state a bundle enters in the outbox (settling,
+            # waiting, held), so a person reading the log sees it move.
+            self.log.info(f"bundle {state}", invoice_file=key,
+                          bundle_id=fields.get("bundle_id"),
+                          invoice_ids=list(fields.get("invoice_ids") or []),
+                          **{k: fields[k] for k in ("unattached_ids", "deadline")
+                             if fields.get(k)})
+        if row is None:
+            if state == "gone":
+                return
+            row_id = self.j.create(key, state, detail, durable=False, since=since, **fields)
+        elif row.state != state or (since is not None and row.since != since) \
+                or any(getattr(row, k) != v for k, v in fields.items()):
+            self.j.transition(row.id, state, detail, durable=False, since=since, **fields)
+            row_id = row.id
+        else:
+            return
+        if state in LIVE:
+            self.live[key] = self.j.get(row_id)
+        else:
+            self.live.pop(key, None)
+
+    def forget(self, key: str) -> None:
+        self.tracker.forget(key)
+        self.known.pop(key, None)
+        self._claim_paused.pop(key, None)
+        self._due.pop(key, None)
+        self._resumed.discard(key)
+        self._early_spent.discard(key)
+        self.vanished.forget(key)
+
+    def start(self, present: set[str], listed: Listed | None = None,
+              refused: Mapping[str, str] | None = None) -> None:
+        """Take over the live rows of a previous run: those whose invoice file is
+        no longer in the outbox are gone, the others are remembered. `listed`: the
+        outbox's entries as the start's listing has them (scan.Listing.stats);
+        `refused`: the invoice files it leaves alone (as shown -> why)."""
+        gone = []
+        for row in self.j.rows(LIVE):  # by row id: the latest row of a name last
+            if row.invoice_file in present:
+                earlier = self.live.get(row.invoice_file)
+                if earlier is not None:
+                    # Two rows for one invoice file: a claim that ended at this start (or
+                    # at a rescan, cut short by a crash) as one that did not happen, while
+                    # the bundle dropped again had its own row. The later one follows the
+                    # bundle; the other, left settling, stood for nothing until a restart.
+                    self._resumed.discard(row.invoice_file)
+                    self._end_beside(earlier, row)
+                self.live[row.invoice_file] = row
+                if row.state in ("waiting", "held"):
+                    self._resumed.add(row.invoice_file)
+                if _explained(row):  # its NAME.errors.txt explains it until it is read
+                    self.errors_files.remember(candidate_for(
+                        self.s.outbox, row.invoice_file), tuple(findings_of(row.reasons)))
+            else:
+                gone.append(row)
+        # What a kill mid-write of an errors file left: before any is written again.
+        try:
+            drop_unfinished_errors(self.s.outbox.path, present, listed)
+        except OSError as exc:
+            self.log.warning("cannot clear leftover temp files of errors files in the "
+                             "outbox; tried again at the next start", error=str(exc),
+                             fix="let outboxd's user list and delete files in the outbox")
+        # Those gone remembered too, as what their NAME.errors.txt says: a file with
+        # other text was edited by a clerk, and is kept (errorsfile._Look).
+        for row in gone:
+            if _explained(row):
+                self.errors_files.remember(candidate_for(
+                    self.s.outbox, row.invoice_file), tuple(findings_of(row.reasons)))
+        # After all held rows are remembered: the errors file of a NAME with another
+        # held invoice file is rewritten for that one, not removed.
+        for row in gone:  # taken out while we were stopped: as in step()
+            self._clear_errors_file(candidate_for(self.s.outbox, row.invoice_file), row)
+            # A name an older version took and this one refuses (a C1 control character)
+            # is there still: said so, with why, as the page and the log say it; one no
+            # longer an invoice file by the patterns is there too, left alone.
+            why = (refused or {}).get(printable(row.invoice_file))
+            there = listed is not None and row.invoice_file in listed
+            self.j.transition(row.id, "gone", f"in the outbox, but left alone: {why}"
+                              if why is not None else LEFT_ALONE_AT_START if there
+                              else "not in the outbox at start", durable=False)
+        try:  # and those no row explains, whose bundle left while we were stopped
+            drop_orphaned_errors(self.s.outbox.path, present, listed)
+        except OSError as exc:
+            self.log.warning("cannot remove an errors file of a bundle no longer in the "
+                             "outbox; tried again at the next start", error=str(exc),
+                             fix="let outboxd's user list and delete files in the outbox")
+
+
+def _explained(row: Row) -> bool:
+    """Whether NAME.errors.txt may explain the live row's bundle: held, or held and
+    settling again since one of its files changed (its reasons kept: the errors file
+    stays until the bundle is read and decided again). Taken out of the outbox so, its
+    errors file went on saying it was held, for good."""
+    return row.state == "held" or (row.state == "settling" and bool(row.reasons))

@@ -1,0 +1,134 @@
+"""The stop: the daemon's parts closed in the right order, a start that failed
+abandoned cleanly, and the state dir's lock released. A part of `Service` (a mixin,
+as `Changes` and `Reloading`: it closes what the loop opened, so it shares the
+loop's state).
+
+- a stop (SIGTERM, SIGINT): the watcher, then the loop's queued reads dropped, the
+  deliveries given their grace period (the readers still serving them), the readers,
+  the clerks' page, the journal; a delivery still in flight at the end of the grace
+  period is left as the journal has it, and named in the log;
+- a start that failed (`open()` raised): whatever it had started is stopped, so the
+  process exits with the start's error instead of waiting for its readers.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import Executor
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from daemon import logs
+from daemon.errors import OutboxdError
+from daemon.loop import statelock
+from daemon.report.notify import notify
+
+if TYPE_CHECKING:
+    from daemon.configuration.config import Settings
+    from daemon.delivery.workers import DeliveryWorkers
+    from daemon.journal import Journal
+    from daemon.loop.changes import WatcherLike
+    from daemon.loop.pipeline import Pipeline
+    from daemon.reading.readers import Readers
+    from daemon.report.publish import Publisher
+    from daemon.watching.index import OutboxIndex
+    from daemon.watching.leftalone import LeftAlone
+
+
+# What a stop may take beyond the deliveries' grace: the readers' own stop (up to
+# reader_pool.STOP_GRACE for each of its steps, when a child must be killed), the
+# clerks' page (seconds with tens of thousands waiting) and the journal's close.
+AFTER_GRACE_SECONDS = 30.0
+
+
+def stop_budget(grace: float) -> str:
+    """The EXTEND_TIMEOUT_USEC= message for a stop with this grace: systemd then waits
+    the whole stop out, also with a shutdown_grace_seconds raised in the configuration
+    alone, above the unit's TimeoutStopSec= (which only ever lengthens, never shortens)."""
+    return f"EXTEND_TIMEOUT_USEC={int((grace + AFTER_GRACE_SECONDS) * 1_000_000)}"
+
+
+class Stopping:
+    settings: Settings
+    log: Any
+    watcher: WatcherLike
+    workers: DeliveryWorkers
+    journal: Journal
+    pipeline: Pipeline
+    publish: Publisher
+    index: OutboxIndex
+    left_alone: LeftAlone
+    _reader: Executor | None
+    _readers: Readers | None
+    _state_dir: Path | None  # held (statelock) from open() to the stop
+
+    def _shutdown(self) -> None:
+        grace = self.settings.service.shutdown_grace_seconds
+        notify("STOPPING=1")
+        notify(stop_budget(grace))
+        self.log.info("stopping", grace_seconds=grace)
+        self.watcher.stop()
+        if self._reader is not None:
+            self._reader.shutdown(wait=False, cancel_futures=True)
+        # The deliveries first: one waiting for a reader (an image converted into its
+        # work folder, a bundle read again after a restart) ends within the grace
+        # period rather than failing for a reader gone. The loop's reads still queued
+        # are dropped before (done again at the next start): worked through, they
+        # would take the readers' time from those deliveries.
+        if self._readers is not None:
+            self._readers.drop_reads()
+        delivered = self.workers.stop(grace)
+        if self._readers is not None:
+            self._readers.stop()
+        # After the deliveries, whose outcome it lists: the clerks' page must not go on
+        # showing everything as moving while nothing is (a kill cannot say so, a stop can).
+        self.publish.stopped(self.journal, self.settings, self.index.candidates,
+                             self.left_alone.refused, self.index.lone)
+        if not delivered:
+            # The journal still says "delivering": the next start resumes with
+            # the same Idempotency-Key, so the receiver can tell a repeat.
+            self.log.warning("abandoning deliveries still in flight; they resume at next start")
+            self._log_abandoned()
+        else:
+            self.pipeline.finish.d.close()
+            self.journal.close()
+        self._release_state_dir()
+        self.log.info("stopped")
+
+    def _log_abandoned(self) -> None:
+        """Which bundles a stop left in flight, one bundle event each: the log says what
+        the next start resumes (and why the receiver may see a POST of it twice)."""
+        for row_id in sorted(self.workers.running()):
+            try:
+                row = self.journal.get(row_id)
+            except (OutboxdError, sqlite3.Error):  # the stop goes on; the row stays as it is
+                continue
+            logs.bundle_log(self.log, row.invoice_file, row.bundle_id, row.invoice_ids).warning(
+                "delivery abandoned at stop; resumes at next start with the same "
+                "Idempotency-Key", state=row.state)
+
+    def _abandon_start(self) -> None:
+        """open() failed (a damaged journal, a full disk, a CA file that is not one):
+        stop what it had started, so the process can exit with the error. The reader
+        processes above all: left running, the exit would wait for them forever."""
+        self._release_state_dir()
+        watcher = getattr(self, "watcher", None)  # set only once open() got that far
+        stops: list[Callable[[], None]] = []
+        if self._readers:
+            stops.append(self._readers.stop)
+        if watcher:
+            stops.append(watcher.stop)
+        if self._reader:
+            stops.append(partial(self._reader.shutdown, wait=False, cancel_futures=True))
+        for stop in stops:
+            try:
+                stop()
+            except Exception:  # noqa: BLE001 - the start's own error is the one to report
+                self.log.exception("could not stop a part started before the failure")
+
+    def _release_state_dir(self) -> None:
+        if self._state_dir is not None:
+            statelock.release(self._state_dir)
+            self._state_dir = None

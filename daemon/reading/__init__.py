@@ -1,0 +1,1 @@
+"""A settled bundle read: invoice ids, the sidecar matched, and the reader processes."""

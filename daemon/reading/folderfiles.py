@@ -1,0 +1,147 @@
+"""The attachments in one folder of a sidecar (docs/folder-convention.md, section 3):
+the sidecar itself or one invoice's folder in it, as match.py walks them.
+
+Each entry is classified by its name (litter, in progress, refused), lstat'ed, and a
+regular file opened from the folder held open and hashed; its attachments.toml gives
+its document type and note. Nothing here follows a link or opens what is not a
+regular file; which folder is whose is match.py's (and idfolders.py's).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from pathlib import Path
+
+from daemon.bundle import Attachment, Finding
+from daemon.configuration.config import Settings
+from daemon.errors import InputError
+from daemon.fs.fsops import kind_of, open_in, unreadable_folder
+from daemon.names import NameKind, classify, ignored_as, name_problem, printable
+from daemon.reading.notes import (
+    MANIFEST_NAME,
+    Listing,
+    Notes,
+    misnamed_notes,
+    read_notes,
+    type_not_allowed,
+)
+from daemon.reading.readonce import hash_keeping
+
+
+def _err(code: str, file: str, message: str, invoice_id: str | None = None) -> Finding:
+    return Finding(code, file, message, "error", invoice_id)
+
+
+def listdir(folder: int, rel: str) -> list[os.DirEntry[str]]:
+    """The entries of the folder open at `folder`, by name. Their stat() is relative to
+    that folder: only while it is held open."""
+    try:
+        with os.scandir(folder) as it:
+            return sorted(it, key=lambda e: e.name)
+    except PermissionError:
+        raise unreadable_folder(printable(rel)) from None
+
+
+def collect(fd: int, folder: Path, rel: str, invoice_id: str, settings: Settings,
+             findings: list[Finding], allow_subfolders: bool, copying: list[str],
+             entries: list[os.DirEntry[str]] | None = None,
+             claimed: bool = False) -> tuple[list[Attachment], Notes, Listing, set[str]]:
+    """The attachments in one folder (open at `fd`; `folder`: its path, `entries`: its
+    listing, if taken already), with its attachments.toml applied; in-progress names
+    found are added to `copying`. Every file is opened from the folder held open, so
+    what is hashed lies in the folder listed, never behind a link swapped in since.
+    Also what the folder holds, for the entries that name no attachment of it
+    (Notes.missing), and the keys of its attachments.toml that name one (or a file
+    whose own finding says what to fix). `claimed`: the folder lies in a work folder
+    (see match.match_attachments)."""
+    notes = read_notes(fd, rel, findings)
+    atts: list[Attachment] = []
+    listing = Listing(rel)
+    used: set[str] = set()
+    for e in listdir(fd, rel) if entries is None else entries:
+        shown = f"{rel}/{e.name}"
+        if e.name == MANIFEST_NAME:
+            listing.ignored[e.name] = "notes"
+            continue
+        kind = classify(e.name, settings.outbox.ignore_patterns)
+        if kind is NameKind.IN_PROGRESS:
+            copying.append(shown)
+        if kind is not NameKind.OTHER:
+            listing.ignored[e.name] = ignored_as(e.name, settings.outbox.ignore_patterns) or ""
+            continue
+        # An entry naming a file refused below is no missing file: "add the file" would
+        # send the clerk after one they see; the file's own finding says what to fix.
+        key, entry = notes.entry_for(e.name)
+        if key is not None:
+            used.add(key)
+        if misnamed := misnamed_notes(e.name):
+            findings.append(_err("attachments-toml-invalid", shown, misnamed, invoice_id))
+            listing.refused.add(e.name)
+            continue
+        problem = name_problem(e.name)
+        if problem:
+            # Escaped as the scanner does (\xNN): findings go to UTF-8 files and the journal,
+            # and one file must read the same in the log, NAME.errors.txt and on the page.
+            findings.append(_err("bad-name", printable(shown), problem, invoice_id))
+            listing.refused.add(e.name)
+            if not (claimed and _taken_before(e.name)):
+                continue
+            # Claimed by an older version, which took C1 controls (U+0080–U+009F): read
+            # with the file, as claimed, so that it is sent with the id it was sent
+            # with (recovery.sent_as_claimed), never a copy without it.
+        try:
+            st = e.stat(follow_symlinks=False)
+        except OSError as exc:
+            # An entry of a listing by descriptor names only itself: say where it lies.
+            exc.filename = shown
+            raise
+        if stat.S_ISDIR(st.st_mode):
+            listing.folders.add(e.name)
+            if allow_subfolders and key is not None:
+                used.discard(key)  # an invoice's folder, no file: the entry names none
+            if not allow_subfolders:
+                findings.append(_err("nested-too-deep", shown, f"is a folder inside {rel}/, "
+                                     f"the folder of invoice {invoice_id}, whose attachments "
+                                     f"must lie directly in it — move the files of {e.name}/ "
+                                     f"up into {rel}/ and remove the empty folder", invoice_id))
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            findings.append(_err("not-a-file", shown, f"is a {kind_of(st.st_mode)}, not a "
+                                 "regular file; outboxd never opens or follows it — put the "
+                                 "file itself there", invoice_id))
+            listing.refused.add(e.name)
+            continue
+        try:
+            with open_in(fd, e.name, shown) as fh:
+                size, digest = hash_keeping(fh, folder / e.name)  # validated from it
+        except InputError as exc:
+            findings.append(_err(exc.code, exc.file, exc.message, invoice_id))
+            listing.refused.add(e.name)
+            continue
+        listing.files.add(e.name)
+        doc_type = entry.get("type") or settings.attachments.default_document_type
+        allowed = settings.attachments.document_types
+        if allowed is not None and doc_type not in allowed:
+            findings.append(_err("document-type-not-allowed", shown, type_not_allowed(
+                e.name, doc_type, bool(entry.get("type")), allowed, f"{rel}/{MANIFEST_NAME}"),
+                invoice_id))
+        atts.append(Attachment(folder / e.name, shown, e.name, invoice_id, size, digest,
+                               doc_type, entry.get("note", "")))
+    return atts, notes, listing, used
+
+
+def _taken_before(name: str) -> bool:
+    """Whether an older version took this name, which this one refuses: its only fault
+    is a C1 control character. Any other bad name no version took, so a claim never held
+    it: read with it, the check right after this version's own claim got another bundle
+    id than the outbox's read, undid the claim, and did so again for ever."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False  # undecodable bytes (surrogateescape): no version took them
+    return name_problem(_C1.sub("_", name)) is None
+
+
+_C1 = re.compile("[\x80-\x9f]")

@@ -1,0 +1,404 @@
+"""Read invoices: which invoice ids an invoice file holds (docs/folder-convention.md, section 2).
+
+UBL 2.x Invoice/CreditNote (any wrapper, document order), Svefaktura, PDF
+text; anything else is one invoice named after the file's stem. Entity
+declarations, external entities and DTDs are refused, never expanded or
+fetched.
+
+Two XML parsers, one answer. The usual invoice (UTF-8 or ASCII, no DOCTYPE,
+no NUL byte) is parsed by lxml (libxml2, C) with entities, DTDs and the
+network off: about eight times less CPU than defusedxml, whose tree is built
+in Python. Everything else — a DOCTYPE anywhere in the bytes, another
+encoding, and any document lxml does not accept — goes through defusedxml
+exactly as before, so what is refused and every error text stay the same.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+from xml.etree.ElementTree import Element, ParseError
+from xml.parsers.expat import errors as expat_errors
+
+from defusedxml import DefusedXmlException, DTDForbidden
+from defusedxml.ElementTree import DefusedXMLParser
+from lxml import etree
+
+from daemon.bundle import InvoiceFormat
+from daemon.errors import DuplicateInvoiceIds, HostileInput, InputError, UnusablePdf
+from daemon.fs.fsops import open_below, read_bounded
+from daemon.names import printable, stem
+from daemon.validation.cutshort import XML_CUT_SHORT
+from daemon.validation.emptiness import nothing_in, what_is_empty
+from daemon.validation.sniff import is_pdf
+
+UBL_INVOICE = "{urn:oasis:names:specification:ubl:schema:xsd:Invoice-2}Invoice"
+UBL_CREDIT_NOTE = "{urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2}CreditNote"
+CBC_ID = "{urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2}ID"
+SVEFAKTURA = "{urn:sfti:documents:BasicInvoice:1:0}Invoice"
+UBL_ROOTS = (UBL_INVOICE, UBL_CREDIT_NOTE)
+
+# What expat says of XML whose bytes end before its document does: cut mid-element, mid-
+# tag, mid-character or mid-CDATA.
+_ENDS_EARLY = frozenset(expat_errors.codes[m] for m in (
+    expat_errors.XML_ERROR_NO_ELEMENTS, expat_errors.XML_ERROR_UNCLOSED_TOKEN,
+    expat_errors.XML_ERROR_PARTIAL_CHAR, expat_errors.XML_ERROR_UNCLOSED_CDATA_SECTION))
+# A copy that sizes the file first and fills it afterwards leaves zeros at its end; four
+# of them, as no text in UTF-8 or UTF-16 ends.
+_ZERO_TAIL = b"\0\0\0\0"
+
+
+@dataclass(frozen=True)
+class InvoiceRead:
+    format: InvoiceFormat
+    invoice_ids: tuple[str, ...]
+
+
+class _BareDoctypeParser(DefusedXMLParser):
+    """Allows `<!DOCTYPE x>` alone; refuses a DOCTYPE that points at or declares anything."""
+
+    def defused_start_doctype_decl(self, name: str, sysid: str | None, pubid: str | None,
+                                   has_internal_subset: bool) -> None:
+        if sysid or pubid or has_internal_subset:
+            raise DTDForbidden(name, sysid, pubid)
+
+
+def _parse_xml(data: bytes) -> Element:
+    # forbid_dtd=True installs the doctype handler (defusedxml only hooks it then);
+    # the override above lets a bare `<!DOCTYPE x>` through.
+    parser = _BareDoctypeParser(forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    parser.feed(data)
+    root: Element = parser.close()
+    return root
+
+
+# An encoding declaration in the XML declaration, e.g. encoding="UTF-8".
+_ENCODING = re.compile(rb"""^<\?xml[^>]*?\sencoding\s*=\s*["']([^"']*)["']""")
+_LXML_ENCODINGS = frozenset({b"utf-8", b"utf8", b"us-ascii", b"ascii"})
+
+
+def _lxml_root(data: bytes) -> Any | None:
+    """The document parsed by lxml, or None where defusedxml must decide.
+
+    Declarations can only come in a DOCTYPE, and a DOCTYPE is refused (or,
+    bare, allowed) by the defusedxml path: lxml only sees bytes with no
+    `<!DOCTYPE` in them at all. Checking bytes is only sound in an
+    ASCII-compatible encoding, so UTF-16/32 (NUL bytes) and declared
+    encodings other than UTF-8/ASCII go the other way too. The parser
+    resolves no entity, loads no DTD and opens no connection regardless.
+    """
+    if b"<!DOCTYPE" in data or b"\x00" in data:
+        return None
+    declared = _ENCODING.match(data.lstrip(b"\xef\xbb\xbf \t\r\n")[:512])
+    if declared and declared[1].lower() not in _LXML_ENCODINGS:
+        return None
+    # encoding="utf-8": whatever the declaration says further on (padding can push it
+    # past the bytes looked at above), these bytes are read as UTF-8 and nothing else,
+    # so a DOCTYPE cannot hide in another encoding (UTF-7, say).
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
+                             huge_tree=False, remove_comments=True, remove_pis=True,
+                             encoding="utf-8")
+    try:
+        root = etree.fromstring(data, parser)
+    except (etree.XMLSyntaxError, ValueError):
+        # Not well-formed, or beyond libxml2's limits (256 levels deep without
+        # huge_tree): defusedxml gives the error, or the answer, as before.
+        return None
+    if root.getroottree().docinfo.doctype:
+        return None  # cannot happen without "<!DOCTYPE" in the bytes; never trust it
+    return root
+
+
+# White space as XML has it (S in the XML 1.0 grammar): all an id's text is trimmed of.
+XML_SPACE = " \t\r\n"
+
+
+def _direct_id(elem: Any, tag: str | None = CBC_ID) -> str | None:
+    for child in elem:
+        if (tag and child.tag == tag) or (tag is None and child.tag.rsplit("}", 1)[-1] == "ID"):
+            # XML's own white space only: str.strip() also takes U+0085, U+00A0 and
+            # U+2028 off, so "INV-8\x85" was read as "INV-8" — another invoice's id.
+            text = (child.text or "").strip(XML_SPACE)
+            return text or None
+    return None
+
+
+# An id goes into every log line, the journal, the status page, `outboxd status`, a
+# folder name and the manifest: one of 30 MB (an ERP's runaway field, or malice) made
+# lines of 60 MB in each and a manifest the receiver refused. Real invoice numbers hold
+# a few dozen characters; EN 16931 sets no limit, so this one is outboxd's own: the
+# longest name a file (an invoice file whose stem is its id) can have.
+MAX_INVOICE_ID_CHARS = 255
+
+
+def _checked_id(found: str, rel: str) -> str:
+    if len(found) > MAX_INVOICE_ID_CHARS:
+        raise InputError("invoice-id-too-long", rel, f"the invoice id "
+                         f"'{printable(found[:40])}…' is {len(found):,} characters long, "
+                         f"more than the {MAX_INVOICE_ID_CHARS} outboxd takes — correct "
+                         "the invoice number and export the invoice again")
+    return found
+
+
+def _xml_ids(root: Any, rel: str) -> tuple[InvoiceFormat, list[str]]:
+    """Ids from an ElementTree or an lxml tree (lxml's without comments and PIs)."""
+    if root.tag == SVEFAKTURA:
+        found = _direct_id(root, None)
+        return "svefaktura", [_checked_id(found, rel)] if found else []
+    ids: dict[str, None] = {}  # in file order; a set's speed for a batch of thousands
+    twice: dict[str, None] = {}
+    # lxml filters in C; ElementTree's iter() takes one tag, so filter here.
+    docs = root.iter(*UBL_ROOTS) if isinstance(root, etree._Element) else (
+        e for e in root.iter() if e.tag in UBL_ROOTS)
+    for elem in docs:
+        found = _direct_id(elem)
+        if found is None:
+            raise InputError("invoice-without-id", rel, "a UBL Invoice/CreditNote has no "
+                             "cbc:ID — add the invoice number to the document")
+        _checked_id(found, rel)
+        if found in ids:
+            twice[found] = None
+        ids[found] = None
+    if twice:
+        # Read on to the end: every id said twice is named at once, and the ids the file
+        # holds go to the journal (the ERP looks its invoices up by them).
+        which = (f"the invoice id {next(iter(twice))!r} occurs twice" if len(twice) == 1
+                 else "the invoice ids " + ", ".join(map(repr, twice)) + " each occur more "
+                 "than once")
+        raise DuplicateInvoiceIds(rel, f"{which} in this file — each invoice in a file "
+                                  "needs its own id", tuple(ids))
+    return ("ubl", list(ids)) if ids else ("other", [])
+
+
+# What the text of a PDF invoice file is searched in, all its pages together. pypdf parses
+# page content in Python, twice per page (the operators, then the text): a 10 KB file
+# whose Flate decodes to megabytes of text operators, or whose pages draw one large form
+# again and again, held a read (and `outboxd check`) for minutes. A dense page of invoice
+# lines (120 rows of 6 cells, each its own text run, and rules) holds about 14,000 words
+# and 4,400 operations and is searched in ~45 ms: the limits let some 200 such pages
+# through (a long itemised invoice), and bound a hostile file to ~10-20 s. Counted by the
+# blanks between words, so the data of an inline image (one word however long, skipped
+# by pypdf at C speed) costs nothing.
+MAX_PDF_CONTENT_WORDS = 3_000_000
+MAX_PDF_TEXT_OPERATORS = 1_000_000
+
+
+class _TextTooLarge(Exception):
+    """The PDF's pages hold more than its text is searched in (str: how much)."""
+
+
+class _TextBudget:
+    """What `_pdf_ids` reads, counted against the limits above (_TextTooLarge)."""
+
+    def __init__(self) -> None:
+        self.words = 0
+        self.operators = 0
+
+    def take_content(self, data: bytes) -> None:
+        self.words += sum(data.count(blank) for blank in (b" ", b"\n", b"\r", b"\t"))
+        if self.words > MAX_PDF_CONTENT_WORDS:
+            raise _TextTooLarge(f"over {MAX_PDF_CONTENT_WORDS:,} words of page content "
+                                "to search for its invoice number")
+
+    def take_operator(self, *_: object) -> None:
+        self.operators += 1  # those of the forms a page draws included
+        if self.operators > MAX_PDF_TEXT_OPERATORS:
+            raise _TextTooLarge(f"over {MAX_PDF_TEXT_OPERATORS:,} drawing operations "
+                                "to search for its invoice number")
+
+
+def _pdf_ids(data: bytes, pattern: re.Pattern[str], rel: str) -> list[str]:
+    """The ids in the text of a PDF invoice file, in page order. A PDF that no one can
+    use (encrypted, unreadable, no pages) breaks the rules attachments follow:
+    an error here too, not an invoice named after the stem."""
+    # Closed once read: pypdf's reader is a reference cycle that keeps its stream, and
+    # the copy of the bytes pypdf makes of it, until a full garbage collection (a 50 MB
+    # PDF invoice left a reader 48 MB larger until then).
+    with io.BytesIO(data) as src:
+        return _pdf_ids_in(src, pattern, rel)
+
+
+def _pdf_ids_in(src: io.BytesIO, pattern: re.Pattern[str], rel: str) -> list[str]:
+    from daemon.validation.probe import open_pdf
+    reader, facts = open_pdf(src)
+    if reader is None:
+        problem = facts.problem()
+        assert problem is not None  # open_pdf gives no reader only for an unusable PDF
+        raise UnusablePdf(problem[0], rel, problem[1])
+    ids: dict[str, None] = {}  # in order of first appearance
+    budget = _TextBudget()
+    try:
+        for page in reader.pages:
+            contents = page.get_contents()
+            budget.take_content(contents.get_data() if contents is not None else b"")
+            text = page.extract_text(visitor_operand_before=budget.take_operator)
+            for m in pattern.finditer(text or ""):
+                ids.setdefault(m.group(1))
+            # pypdf keeps every object it resolved, each page's decoded content with it:
+            # a few KB of Flate a page that decode to 75 MB each (its own limit) made the
+            # memory grow with the pages, past what the machine has. Dropped page by
+            # page; what a later page needs is read again from the file.
+            reader.resolved_objects.clear()
+    except _TextTooLarge as exc:
+        raise _too_large(rel, f"holds {exc}", _SPLIT_PDF) from None
+    except Exception:  # noqa: BLE001 - text pypdf cannot extract: the stem stands in
+        return []
+    return [_checked_id(found, rel) for found in ids]
+
+
+# XML in UTF-16 or UTF-32 must start with its byte-order mark (XML 1.0, F.1); UTF-32
+# first, as its little-endian mark begins with UTF-16's.
+WIDE_BOMS = ((b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
+             (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+
+
+def wide_encoding(data: bytes) -> tuple[str, bool] | None:
+    """("utf-16" or "utf-32", whether a byte order mark says so) when the file is encoded
+    so, else None. Without the mark, a NUL among the first bytes tells (XML 1.0,
+    appendix F), and expat reads it so too."""
+    for bom, codec in WIDE_BOMS:
+        if data.startswith(bom):
+            return codec[:6], True
+    if b"\x00" not in data[:4]:
+        return None
+    return ("utf-32" if data[:4] in (b"\x00\x00\x00<", b"<\x00\x00\x00") else "utf-16"), False
+
+
+def _is_xml(head: bytes) -> bool:
+    """Whether the content starts as XML: `<` after blanks and a UTF-8 byte-order
+    mark, or the same in UTF-16/32 (an invoice saved as "Unicode") after their mark or,
+    without it, in either byte order: an ASCII character's NULs come after it in
+    little-endian and before it in big-endian, so a NUL first byte tells big-endian."""
+    if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
+        return True
+    for bom, codec in WIDE_BOMS:
+        if head.startswith(bom):
+            return _starts_with_tag(head[len(bom):], codec)
+    wide = wide_encoding(head)
+    order = "-be" if head.startswith(b"\x00") else "-le"
+    return wide is not None and _starts_with_tag(head, wide[0] + order)
+
+
+def _starts_with_tag(data: bytes, codec: str) -> bool:
+    return data.decode(codec, "ignore").lstrip(" \t\r\n").startswith("<")
+
+
+# Invoice files are read whole, and an XML one is parsed into a tree: at ~150 bytes
+# of memory a tag, a file of 30 MB of small elements took a reader past 1 GB. Real
+# invoices hold hundreds of tags (the Peppol base example ~300): the limit takes a
+# batch of some 6,000 such invoices in one file.
+MAX_INVOICE_BYTES = 64 << 20
+MAX_XML_TAGS = 2_000_000
+
+
+def _too_large(rel: str, what: str, fix: str) -> InputError:
+    return InputError("invoice-too-large", rel, f"{what}, more than outboxd reads as one "
+                      f"invoice file — {fix}")
+
+
+_SPLIT_XML = ("split it into files of fewer invoices, or move large attachments out of "
+              "the XML into the sidecar folder")
+_SPLIT_PDF = "export it again smaller (a lower scan resolution) or as one file per invoice"
+
+
+def read_xml_invoice(root: Path, below: str, rel: str) -> bytes:
+    """The whole XML invoice file `below` the folder `root` (opened as open_below opens a
+    bundle's file; `rel`: its name in errors), for a step that reads it again after
+    matching (pre-flight, ubl-embedded). Bounded as matching bounds it: one that grew
+    past MAX_INVOICE_BYTES since raises invoice-too-large, as it would have then."""
+    with open_below(root, below, rel) as fh:
+        data = read_bounded(fh, MAX_INVOICE_BYTES)
+    if data is None:
+        raise _too_large(rel, f"is over {MAX_INVOICE_BYTES >> 20} MiB", _SPLIT_XML)
+    return data
+
+
+def read_invoice_file(path: Path, rel: str, pdf_id_pattern: str) -> InvoiceRead:
+    """The invoice ids of one invoice file; raises InputError for files that break a rule.
+    Opened from the folder holding it (fsops.open_below), as every file of a bundle."""
+    with open_below(path.parent, path.name, rel) as fh:
+        return read_invoice_from(fh, path.name, rel, pdf_id_pattern)
+
+
+def read_invoice_from(fh: BinaryIO, name: str, rel: str, pdf_id_pattern: str) -> InvoiceRead:
+    """read_invoice_file of the invoice file `name`, open at `fh` (at its start)."""
+    data = fh.read(1024)
+    # Only XML and PDF are read whole, and a head with nothing in it (to tell whether
+    # the file is empty); anything else is named by its head.
+    xml, pdf, blank = _is_xml(data), is_pdf(data), bool(nothing_in(data))
+    whole = len(data) < 1024
+    if not whole and (xml or pdf or blank):
+        # Sized by fstat first: a file over the limit is refused unread.
+        rest = read_bounded(fh, MAX_INVOICE_BYTES - len(data))
+        if rest is None and not blank:
+            raise _too_large(rel, f"is over {MAX_INVOICE_BYTES >> 20} MiB",
+                             _SPLIT_XML if xml else _SPLIT_PDF)
+        whole, data = rest is not None, data + (rest or b"")
+    return read_invoice_bytes(data, name, rel, pdf_id_pattern, whole)
+
+
+def read_invoice_bytes(data: bytes, name: str, rel: str, pdf_id_pattern: str,
+                       whole: bool = True) -> InvoiceRead:
+    """The invoice ids of the content `data` of the invoice file `name` (read by the
+    caller, who hashes the same bytes; `whole`: all of the file, not only its head);
+    raises InputError for files that break a rule."""
+    fallback = (stem(name),)
+    head = data[:1024]
+    if not head:
+        raise InputError("empty-file", rel, "the invoice file is empty — export it again")
+    if whole and (nothing := nothing_in(data)):
+        # Else "anything else": one invoice named after the stem, sent with nothing in it.
+        raise InputError("empty-file", rel, f"the invoice file is empty "
+                         f"({what_is_empty(len(data), nothing)}) — export it again")
+    if _is_xml(head):
+        if (wide := wide_encoding(head)) is not None and wide[0] == "utf-32":
+            # expat reads UTF-16 but not UTF-32 (with its mark or without, in either
+            # byte order); refused plainly rather than sent unread.
+            raise InputError("invalid-xml", rel, "is XML in UTF-32, which outboxd cannot "
+                             "read — export the invoice again as UTF-8")
+        # Counted in the bytes, before any tree: '<' is 0x3C in UTF-8 and UTF-16 alike.
+        if (tags := data.count(b"<")) > MAX_XML_TAGS:
+            raise _too_large(rel, f"holds {tags:,} XML tags (at most {MAX_XML_TAGS:,})",
+                             _SPLIT_XML)
+        root = _lxml_root(data)  # None for UTF-16 (NUL bytes): defusedxml decides
+        if root is None:
+            root = _parse_defused(data, rel)
+        try:
+            fmt, ids = _xml_ids(root, rel)
+        except RecursionError:
+            raise InputError("invalid-xml", rel, "nests elements too deeply to be an "
+                             "invoice — export the invoice again") from None
+        return InvoiceRead(fmt, tuple(ids) or fallback)
+    if is_pdf(head):
+        ids = _pdf_ids(data, re.compile(pdf_id_pattern), rel)
+        return InvoiceRead("pdf", tuple(ids) or fallback)
+    return InvoiceRead("other", fallback)
+
+
+def _parse_defused(data: bytes, rel: str) -> Element:
+    """defusedxml's parse, its refusals and errors mapped to ours."""
+    try:
+        return _parse_xml(data)
+    except DefusedXmlException:
+        # Not defusedxml's class name (DTDForbidden...): it means nothing to a clerk, and
+        # our parser refuses an internal subset as a DTD before its entities are seen.
+        raise HostileInput("hostile-xml", rel, "the XML declares entities or a DTD; outboxd "
+                           "never expands or fetches them — export the invoice without a "
+                           "DTD") from None
+    except ParseError as exc:
+        if exc.code in _ENDS_EARLY or data.endswith(_ZERO_TAIL):
+            # Told apart: a copy still at work explains it (cutshort.py), so the bundle
+            # is looked at once more before it is quarantined.
+            raise InputError("invalid-xml", rel, f"{XML_CUT_SHORT} ({exc}), as a copy "
+                             "stopped before its end leaves it — copy or export the "
+                             "invoice again") from None
+        raise InputError("invalid-xml", rel, f"is not well-formed XML ({exc}) — "
+                         "export the invoice again") from None
+    except (LookupError, ValueError, RecursionError) as exc:
+        # An unknown encoding name, or nesting deep enough to exhaust the stack.
+        raise InputError("invalid-xml", rel, f"cannot be read as XML "
+                         f"({type(exc).__name__}: {str(exc)[:200]}) — export the "
+                         "invoice again as UTF-8") from None

@@ -1,0 +1,278 @@
+"""Match: build a Bundle from an invoice file and its sidecar folder
+(docs/folder-convention.md, section 3).
+
+Structure only — which file belongs to which invoice, with which document
+type and note. What the files contain is validation's job. Nothing here
+opens a file that is not a regular file (lstat first, then fsops), nor
+anything through a link: each folder is opened from the one above it and
+held, each file from its folder (see assemble). What one folder holds is
+folderfiles.py's; which folder is whose, and the bundle, are this module's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+from contextlib import ExitStack
+from dataclasses import replace
+from pathlib import Path
+
+from daemon.archiving.papers import paper_name_findings
+from daemon.bundle import Attachment, Bundle, Finding, InvoiceFile
+from daemon.configuration.config import Settings
+from daemon.errors import DuplicateInvoiceIds, HostileInput, InputError, UnusablePdf
+from daemon.fs.fsops import folder_below, folder_in, hashed_read, open_in
+from daemon.fs.workfolder import held_folder
+from daemon.names import folder_name_for_id, is_ignored, name_problem, printable, stem
+from daemon.reading.folderfiles import collect, listdir
+from daemon.reading.idfolders import IdFolders
+from daemon.reading.invoices import InvoiceRead, read_invoice_bytes, read_invoice_from
+from daemon.reading.lookalikes import distinct_names, look_alike_findings, orphan_folder_message
+from daemon.reading.notes import MANIFEST_NAME, Listing, SidecarNotes
+from daemon.reading.readonce import keep
+from daemon.reading.sharedsidecar import shared_sidecar_findings
+from daemon.watching.scan import Candidate
+
+# An invoice file up to this size is read once for its hash and its ids.
+MAX_INVOICE_IN_MEMORY = 32 << 20
+
+
+def _err(code: str, file: str, message: str, invoice_id: str | None = None) -> Finding:
+    return Finding(code, file, message, "error", invoice_id)
+
+
+
+
+def match_attachments(fd: int, sidecar: Path, ids: tuple[str, ...], settings: Settings,
+                      ids_unknown: bool = False, claimed: bool = False,
+                      invoice_name: str = ""
+                      ) -> tuple[list[Attachment], list[Finding], str | None, str]:
+    """Attachments per invoice id, structural findings, the channel override, and the
+    digest of what was read beside the attachments (_sidecar_digest), of the sidecar
+    open at `fd` (`sidecar`: its path). `ids_unknown`: the invoice file could not be
+    read, and `ids` is its stem standing in. `claimed`: the sidecar lies in a work
+    folder; a file whose name is bad-name but UTF-8, and an invoice's folder named as
+    older versions named it (IdFolders.owner_before_c1), are then read with their
+    error, not left out. `invoice_name`: the invoice file's, which an entry of
+    attachments.toml may name by mistake."""
+    findings: list[Finding] = []
+    rel = sidecar.name
+    folders = IdFolders(ids)
+    findings.extend(folders.collisions(rel))
+    single = len(ids) == 1
+    atts: list[Attachment] = []
+    listing = listdir(fd, rel)  # once: for the root's files and for its subfolders
+    copying: list[str] = []
+    sidecar_notes = SidecarNotes()
+    root_atts, root_notes, root_listing, root_used = collect(
+        fd, sidecar, rel, ids[0], settings, findings, allow_subfolders=True,
+        copying=copying, entries=listing, claimed=claimed)
+    folder_listings: list[Listing] = []  # of the invoices' folders
+    if single:
+        atts.extend(root_atts)
+    else:
+        for a in root_atts:
+            findings.append(_err("orphan-attachment", a.rel, "is in the sidecar root, but this "
+                                 f"file holds several invoices ({', '.join(ids)}) — move it "
+                                 "into the subfolder of its invoice"))
+    sidecar_notes.add(root_notes, f"{rel}/{MANIFEST_NAME}", findings)
+    taken: dict[str, list[str]] = {}  # id -> the folders taken as its
+    for e in listing:
+        if not e.is_dir(follow_symlinks=False):
+            continue
+        before_c1 = False
+        owner = folders.owner(e.name)
+        # The folder of one of the file's invoices is that invoice's, even when its name
+        # reads as litter (an id that begins with a dot): its attachments must not be
+        # left out unseen, and the invoice sent or held as one without attachments.
+        if owner is None and is_ignored(e.name, settings.outbox.ignore_patterns):
+            continue
+        if name_problem(e.name):
+            # Reported (bad-name, escaped) by collect from this same listing; the raw name
+            # cannot go into a finding: the journal and NAME.errors.txt are UTF-8.
+            if (was := folders.owner_before_c1(e.name)) is None:
+                continue
+            _say_new_name(findings, printable(f"{rel}/{e.name}"), was)
+            if not claimed:
+                continue
+            # Claimed by an older version, which matched it as the invoice's folder: read
+            # so, as claimed (see folderfiles.collect), never a bundle without its files. Not in
+            # `taken`: its bad-name is the error it breaks now.
+            owner, before_c1 = was, True
+        elif owner is None and ids_unknown:
+            # Which invoices the file holds is not known: "rename the folder to one of
+            # its ids" would be advice for a stand-in id. Its error is what to fix; then
+            # the folder is matched against the ids read.
+            continue
+        if owner is None:
+            findings.append(_err("orphan-attachment", f"{rel}/{e.name}",
+                                 orphan_folder_message(e.name, folders.by_folder, ids, rel,
+                                                       settings)))
+            continue
+        sharers = folders.sharers(e.name)
+        if len(sharers) > 1:
+            # A file in it could be any of theirs: taken as none's, like an orphan's.
+            findings.extend(folders.shared_folder(rel, e.name, sharers))
+            continue
+        if not before_c1:
+            taken.setdefault(owner, []).append(e.name)
+        where = f"{rel}/{e.name}"
+        try:
+            with folder_in(fd, e.name, where) as sub_fd:
+                sub, notes, sub_listing, used = collect(
+                    sub_fd, sidecar / e.name, where, owner, settings, findings,
+                    allow_subfolders=False, copying=copying, claimed=claimed)
+        except HostileInput as exc:
+            # Swapped for a link (or a file) since it was listed: never entered. The
+            # finding changes the sidecar digest, and the snapshot has changed too.
+            findings.append(_err(exc.code, exc.file, exc.message, owner))
+            continue
+        atts.extend(sub)
+        # A file of one invoice may have files in the root too: an entry here may mean one.
+        findings.extend(notes.missing(used, sub_listing, owner, [root_listing] if single
+                                      else [], invoice_name, not single))
+        folder_listings.append(sub_listing)
+        sidecar_notes.add(notes, f"{where}/{MANIFEST_NAME}", findings, owner)
+    findings.extend(sidecar_notes.channel_for_others(ids, settings.validation.channel))
+    findings.extend(folders.split(rel, taken))
+    # Once the invoices' folders are read: a root entry may mean a file in one of them.
+    findings.extend(root_notes.missing(root_used, root_listing, ids[0], folder_listings,
+                                       invoice_name, not single))
+    kept = distinct_names(atts, settings.delivery.safe_filenames, findings)
+    return (kept, findings, sidecar_notes.channel,
+            _sidecar_digest(sidecar_notes.read, findings, copying))
+
+
+def _say_new_name(findings: list[Finding], shown: str, invoice_id: str) -> None:
+    """The bad-name of `shown`, invoice_id's folder as versions before C1 characters were
+    replaced named it, told with the name to give it: a clerk after an upgrade."""
+    for n, f in enumerate(findings):
+        if f.code == "bad-name" and f.file == shown:
+            findings[n] = replace(f, message=(
+                f"{f.message.split(' — ')[0]}; it is the folder of invoice "
+                f"{printable(invoice_id)} as older versions of outboxd named it — rename "
+                f"the folder to {folder_name_for_id(invoice_id)}"))
+
+
+def _sidecar_digest(notes_read: list[tuple[str, str]], findings: list[Finding],
+                    copying: list[str]) -> str:
+    """SHA-256 of what the bundle id does not cover but matching read from the sidecar:
+    each attachments.toml's bytes (its channel, and whatever else it may say), the
+    structural findings (a link or a FIFO put into the sidecar is no attachment, but an
+    error) and the in-progress names (a copy begun after the bundle settled, which the
+    claim moved away from under it). The check after the claim compares it, as it
+    compares the bundle id."""
+    # Not the messages: one may quote an error's text, which need not be the same
+    # before and after the move (the code and the file say what is wrong, and where).
+    data = json.dumps([[n for n in notes_read if n[1]],
+                       [[f.code, f.file, f.invoice_id] for f in findings], copying],
+                      ensure_ascii=False)
+    return hashlib.sha256(data.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def assemble(cand: Candidate, settings: Settings, known: Bundle | None = None) -> Bundle:
+    """Read the invoice file and match its sidecar; every rule broken is a Finding.
+
+    `known`: this bundle as read before (the claim re-checks by hashes). If the
+    invoice file still has the same bytes, its ids and findings are taken
+    from there instead of parsing it again.
+
+    The folder holding the invoice file (the outbox, or the work folder after a claim)
+    is held open for the whole read; the invoice file and the sidecar are opened from
+    it, each folder below from the one above (fsops.folder_below): nothing outside it
+    is listed, opened or parsed, whatever is swapped for a link meanwhile. After a claim
+    (`known`) the work folder itself is held as held_work holds it (workfolder.hold_folder):
+    one swapped for a link is HostileInput, never read where the link leads.
+    """
+    attachments: list[Attachment] = []
+    channel = None
+    sidecar_digest = ""
+    top, said = cand.invoice.parent, cand.invoice.name
+    opened = folder_below(top, "", said) if known is None else held_folder(top, said)
+    with opened as root, ExitStack() as stack:
+        inv, findings = _invoice_file(root, cand, settings, known)
+        fd = _sidecar(root, cand, findings, stack)
+        if fd is not None:
+            attachments, more, channel, sidecar_digest = match_attachments(
+                fd, cand.sidecar, inv.invoice_ids, settings, inv.ids_unknown,
+                # Read as an older version claimed it: after a restart (recovery), never
+                # in the check of this version's own claim (`known`), which read the
+                # bundle by this version's rules in the outbox a moment before.
+                claimed=known is None and top != settings.outbox.path,
+                invoice_name=cand.invoice.name)
+            findings.extend(more)
+    sidecar = cand.sidecar if fd is not None else None
+    findings.extend(look_alike_findings(cand, settings))
+    findings.extend(shared_sidecar_findings(cand))
+    marker = settings.outbox.completion == "marker"
+    findings.extend(paper_name_findings(
+        (("attachments folder", cand.sidecar),) + ((("marker", cand.marker),) if marker else ()),
+        cand.invoice.name))
+    return Bundle(inv, sidecar, tuple(attachments), channel or settings.validation.channel,
+                  tuple(findings), sidecar_digest)
+
+
+def known_part(bundle: Bundle) -> Bundle:
+    """What assemble(known=bundle) takes from the bundle read before (_invoice_file): its
+    invoice file and the findings about that file. A check by hashes in a reader process
+    is sent this, not the attachments and their paths, which it reads again anyway."""
+    name = bundle.invoice_file.name
+    return Bundle(bundle.invoice_file, None, (), bundle.channel,
+                  tuple(f for f in bundle.findings if f.file == name))
+
+
+def _invoice_file(root: int, cand: Candidate, settings: Settings, known: Bundle | None
+                  ) -> tuple[InvoiceFile, list[Finding]]:
+    """The invoice file of the folder open at `root`, read (or taken from `known`, if it
+    has the same bytes), and what is wrong with it."""
+    findings: list[Finding] = []
+    rel = cand.invoice.name
+    with open_in(root, rel, rel) as fh:
+        # Hashed and parsed from one read; a file too large for memory is read twice.
+        size, digest, data = hashed_read(fh, MAX_INVOICE_IN_MEMORY)
+        keep(cand.invoice, data)  # for pre-flight, within finish.evaluate
+        ids_unknown = False
+        if known is not None and known.invoice_file.sha256 == digest:
+            read = InvoiceRead(known.invoice_file.format, known.invoice_ids)
+            ids_unknown = known.invoice_file.ids_unknown
+            findings.extend(f for f in known.findings if f.file == rel)
+        else:
+            pattern = settings.invoices.pdf_id_pattern
+            try:
+                if data is None:
+                    fh.seek(0)
+                    read = read_invoice_from(fh, rel, rel, pattern)
+                else:
+                    read = read_invoice_bytes(data, rel, rel, pattern)
+            except InputError as exc:
+                findings.append(_err(exc.code, exc.file, exc.message))
+                # A PDF that breaks the PDF rules is still a PDF (as `check` shows it). A
+                # file that says an id twice is refused all the same, but its ids were
+                # read: they, not its stem, are what the journal and `status --json` name.
+                read = InvoiceRead("pdf" if isinstance(exc, UnusablePdf) else "other",
+                                   exc.invoice_ids if isinstance(exc, DuplicateInvoiceIds)
+                                   else (stem(rel),))
+                ids_unknown = True
+    return InvoiceFile(cand.invoice, rel, size, digest, read.format, read.invoice_ids,
+                       ids_unknown), findings
+
+
+def _sidecar(root: int, cand: Candidate, findings: list[Finding], stack: ExitStack
+             ) -> int | None:
+    """The sidecar of the folder open at `root`, open until `stack` closes; None if there
+    is none, or (with a finding) if it is no folder: a link is never followed."""
+    name = cand.sidecar.name
+    try:
+        mode = os.stat(name, dir_fd=root, follow_symlinks=False).st_mode
+    except OSError:  # not there (what os.path.lexists answers for any OSError)
+        return None
+    if stat.S_ISDIR(mode):
+        try:
+            return stack.enter_context(folder_in(root, name, name))
+        except HostileInput:
+            pass  # swapped for a link (or a file) since its lstat: said as one
+    findings.append(_err("not-a-folder", name, "the sidecar is not a folder (a link or a "
+                         "file); outboxd never follows links — make it a real folder"))
+    return None

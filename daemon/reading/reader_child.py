@@ -1,0 +1,165 @@
+"""What the reader pool (reader_pool.py) keeps of each reader process and each call,
+and the small tools its collector uses: the order calls went down a child's pipe
+(the one under way is the first of them not answered), the poll object that
+registers each descriptor once, and the signal mask a child is spawned under; and
+for readers.py's blocking calls, the results gathered one by one (Gather, raised).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import select
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from daemon import GROUP_SIGNALS
+from daemon.bundle import Bundle
+from daemon.configuration.config import Settings
+from daemon.watching.scan import Candidate
+
+Result = Bundle | BaseException
+
+
+class ChildUnavailable(Exception):
+    """No reader process can be started in this environment."""
+
+
+@dataclass(eq=False, slots=True)
+class Call:
+    """One evaluate (or, with `known`, one check by hashes; with `known` and `work_dir`,
+    the writing of its converted images into that claimed work folder) on its way."""
+
+    cand: Candidate
+    settings: Settings
+    done: Callable[[Result], None]
+    known: Bundle | None = None
+    tries: int = 1  # deaths of a reader under it still allowed, plus one
+    timed_out: bool = False  # its child was killed for running past its time limit
+    work_dir: Path | None = None
+    limit: float | None = None  # seconds it may run (reader_deaths.time_limit), once sent
+    # A command's own read instead of evaluate (readers.Readers.read): a module-level
+    # function of (cand, settings), pickled by name; under the same time limit.
+    job: Callable[[Candidate, Settings], Any] | None = None
+
+
+@dataclass
+class Restarts:
+    """Shared by the pools of one Readers (a reload makes a new pool)."""
+
+    limit: int  # deaths in a row without a result before reading moves to threads
+    total: int = 0
+    in_row: int = 0
+
+
+@dataclass(eq=False)
+class Child:
+    """One reader process as the pool sees it: its process, its end of the pipe, and
+    the calls it holds."""
+
+    proc: Any
+    conn: Any
+    calls: dict[int, Call] = field(default_factory=dict)
+    version: int = 0  # the settings version this child has been sent
+    send_lock: threading.Lock = field(default_factory=threading.Lock)
+    dead: bool = False
+    # Call ids in the order they went down the pipe (ids are taken under the pool's
+    # lock, writes made under send_lock: two threads may write out of id order).
+    written: collections.deque[int] = field(default_factory=collections.deque)
+    # Monotonic time its first open call could start (under the pool's lock); None: idle,
+    # or not ready yet (a replacement's clock starts with its "ready").
+    busy_since: float | None = None
+    ready: bool = False
+    killed_for: int | None = None  # the call under way when it was killed for time
+
+
+def call_under_way(child: Child) -> int | None:
+    """The id of the call a child was working on: the first written down its pipe of
+    those not yet answered (None: none of them reached it)."""
+    # A snapshot: a sending thread may append meanwhile (under send_lock, not the pool's
+    # lock), and a deque changed during iteration raises.
+    return next((i for i in tuple(child.written) if i in child.calls), None)
+
+
+class Watched:
+    """The collector's poll object, each descriptor registered once (not per wait, as
+    selectors and multiprocessing.connection.wait do), and who owns each."""
+
+    def __init__(self, wake_fd: int) -> None:
+        self.poll = select.poll()
+        self.owners: dict[int, tuple[Child, bool]] = {}
+        self.poll.register(wake_fd, select.POLLIN)
+
+    def watch(self, child: Child) -> None:
+        for fd, is_conn in ((child.conn.fileno(), True), (child.proc.sentinel, False)):
+            self.poll.register(fd, select.POLLIN)
+            self.owners[fd] = (child, is_conn)
+
+    def forget(self, child: Child) -> None:
+        for fd, (owner, _) in list(self.owners.items()):
+            if owner is child:
+                self.poll.unregister(fd)
+                del self.owners[fd]
+
+
+# A read takes milliseconds; one running this long is a big bundle's (a batch of
+# thousands of invoices pre-flighted takes minutes), and what is queued behind it waits
+# as long: new calls go to a child that is not stuck, where there is one.
+LONG_CALL = 2.0
+
+
+def least_waiting(now: float) -> Callable[[Child], tuple[bool, int, float]]:
+    """The key that orders children by how long a new call would wait there: behind a
+    call that has run past LONG_CALL last, then by the calls already held, then behind
+    the call that has run longest last (a big read is not yet long for its first
+    LONG_CALL seconds: on a tie, the next small bundle went to the first child)."""
+    def key(child: Child) -> tuple[bool, int, float]:
+        ran = 0.0 if child.busy_since is None else now - child.busy_since
+        return ran > LONG_CALL, len(child.calls), ran
+    return key
+
+
+@contextlib.contextmanager
+def signals_blocked() -> Iterator[None]:
+    """GROUP_SIGNALS blocked on this thread: processes spawned meanwhile inherit the
+    mask through exec, so a group-wide signal cannot end a reader before its main()
+    ignores it, nor multiprocessing's resource tracker (which ignores SIGINT and SIGTERM
+    itself, but dies of SIGHUP and is relaunched without its records). Here a blocked
+    signal only waits: it is handled when the block ends."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, GROUP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def raised(result: Result | None) -> Bundle:
+    """The bundle a blocking call got back, or its exception raised."""
+    assert result is not None
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+class Gather:
+    """Results of n calls, each waited for on its own (lighter than Futures)."""
+
+    def __init__(self, n: int) -> None:
+        self.results: list[Result | None] = [None] * n
+        self._back = [False] * n
+        self._cond = threading.Condition(threading.Lock())
+
+    def put(self, i: int, result: Result) -> None:
+        with self._cond:
+            self.results[i], self._back[i] = result, True
+            self._cond.notify_all()
+
+    def wait_for(self, i: int, timeout: float | None) -> Result | None:
+        """Result i once it is back; None if it is not back within timeout."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._back[i], timeout)
+            return self.results[i]

@@ -1,0 +1,1 @@
+"""What outboxd shows of itself: `status`, the status page, STATUS= and sd_notify."""

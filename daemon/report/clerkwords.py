@@ -1,0 +1,131 @@
+"""What the clerks' status page says of a delivery paused for a configuration problem
+or put off by the receiver, and of a journal that cannot be written
+(docs/folder-convention.md, section 6); and the fix a rejection's reason gives (the
+page, REASON.txt).
+
+A pause's error is written for the admin ("HTTP 401: check [delivery] url and token",
+the receiver's answer after it): the journal, `outboxd status` and the log keep it so.
+A clerk cannot act on a setting they never see, and must not read that line as their
+invoices failing: the page says what happened in plain words, that the invoices wait
+and nothing is lost, and whom to tell. The errors recognised are the ones
+answers.classify(), Deliverer.failure() and a held-back bundle (pause.HELD_BACK) write.
+"""
+
+from __future__ import annotations
+
+import re
+
+from daemon.delivery.pause import HELD_BACK
+from daemon.errors import Rejected
+
+# Per row, one invoice file, which has left the outbox (claimed) and waits with outboxd.
+_WAITS = ("This file waits with outboxd and nothing is lost: tell the admin, who must fix "
+          "{fix}; then it is sent by itself.")
+
+# (the admin's error as it begins, what happened in a clerk's words, what the admin fixes);
+# {0} is the HTTP status the error names.
+_PAUSES: tuple[tuple[re.Pattern[str], str, str], ...] = (
+    (re.compile(r"HTTP (40[13]): check \[delivery\] url and token"),
+     "The operator refused outboxd's credentials (HTTP {0}).", "outboxd's token"),
+    (re.compile(r"HTTP (404): check \[delivery\] url and token"),
+     "The operator's address that outboxd sends to was not found (HTTP {0}).",
+     "that address in outboxd's settings"),
+    (re.compile(r"HTTP (3\d\d) redirect to "),
+     "The operator's address that outboxd sends to has moved (HTTP {0}).",
+     "that address in outboxd's settings"),
+    (re.compile(r"HTTP (3\d\d) from the receiver, an answer outboxd does not follow"),
+     "The operator's address that outboxd sends to did not take the file (HTTP {0}).",
+     "that address in outboxd's settings"),
+    (re.compile(r"HTTP (407) from a proxy"),
+     "A proxy server between outboxd and the operator refused outboxd's credentials "
+     "(HTTP {0}).", "outboxd's proxy settings"),
+    (re.compile(r"the request could not be made: |\[delivery\] url is not usable: "),
+     "outboxd's settings for the operator (its address or token) cannot be used.",
+     "those settings"),
+)
+
+
+# How answers.classify() names an answer that puts a bundle off (408, 409, 425, 429, 5xx,
+# a 2xx that is not this bundle's receipt); finish.py and einvoice/transport.py add the
+# receiver's answer after it.
+_PUT_OFF = re.compile(r"HTTP \d{3} from the receiver|the receiver answered HTTP \d{3} "
+                      r"(?:for another request|before it had the whole request)")
+
+
+def for_clerks(error: str | None) -> str | None:
+    """A retrying bundle's error as the clerks' page shows it: a pause in plain words
+    (paused_for_clerks), an answer that put it off without what the receiver said (an
+    error page, its internals: anything; the admin has it in `outboxd status` and the
+    log), any other error as it is."""
+    if (words := paused_for_clerks(error)) is not None:
+        return words
+    if error and (m := _PUT_OFF.match(error)):
+        return m[0]
+    return error
+
+
+def paused_for_clerks(error: str | None) -> str | None:
+    """A pause's error in a clerk's words; None for any other error (shown as it is)."""
+    if not error:
+        return None
+    admin = error.removeprefix(HELD_BACK)
+    for pattern, what, fix in _PAUSES:
+        if m := pattern.match(admin):
+            return f"{what.format(*m.groups())} {_WAITS.format(fix=fix)}"
+    return None
+
+
+def pause_of(error: str | None) -> str | None:
+    """A pause's error as the admin reads it (without the held-back prefix, which the
+    bundles held behind the paused one carry); None for any other error."""
+    if paused_for_clerks(error) is None:
+        return None
+    assert error is not None
+    return error.removeprefix(HELD_BACK)
+
+
+def unrecorded_for_clerks(failure: str) -> str | None:
+    """Why nothing moves while the journal cannot be written (`failure`, the journal's
+    error for the admin: "database or disk is full — check … [paths] state_dir"), in a
+    clerk's words; None while it can. Nothing is claimed, sent or even recorded as seen
+    then, so the page's lists stand still and a bundle dropped meanwhile is on none of
+    them: without this the clerk reads an idle daemon that ignores their files."""
+    if not failure:
+        return None
+    return ("Nothing is being sent at the moment: outboxd cannot write its records on its "
+            "server (its disk there is full or cannot be written). Nothing is lost: files "
+            "in the outbox stay there, new ones included (they are not listed here until "
+            "then), and what is listed below waits. Tell the admin; everything goes on by "
+            "itself once they have made room.")
+
+
+def rejection_fix(refused: Rejected, invoice_ids: tuple[str, ...]) -> str:
+    """The fix a bundle the receiver refused is quarantined with (after the receiver's
+    answer), for a file of `invoice_ids`. A 413 (Payload Too Large) often says no more
+    than that: "fix what the receiver names" left the clerk with nothing to fix, so it
+    is said what was too large, its size, and how to make it smaller."""
+    if refused.status != 413:
+        return "fix what the receiver names, then move the bundle back into the outbox"
+    size = "" if refused.sent_bytes is None else f" ({_size(refused.sent_bytes)} were sent)"
+    if refused.invoice_id is not None:
+        # ubl-embedded: one document per invoice, its attachments inside; other files
+        # would not make it smaller.
+        return (f"the document of invoice {refused.invoice_id} is larger than the receiver "
+                f"takes{size}: make it smaller with fewer or smaller attachments of invoice "
+                f"{refused.invoice_id} (a scan at a lower resolution, say), then move the "
+                "bundle back into the outbox; the admin may ask the operator for the "
+                "largest size it takes")
+    split = ("; or have its invoices exported again in several invoice files, each with "
+             "its own attachments folder, and leave this one in quarantine"
+             if len(invoice_ids) > 1 else "")
+    return (f"the bundle is larger than the receiver takes{size}: make it smaller with "
+            "fewer or smaller attachments (a scan at a lower resolution, say), then move "
+            f"the bundle back into the outbox{split}; the admin may ask the operator for "
+            "the largest size it takes")
+
+
+def _size(n: int) -> str:
+    """A size as Windows Explorer counts it (KB and MB of 1024), with the exact bytes
+    the admin compares with the operator's limit."""
+    shown = f"{n / 1024:.0f} KB" if n < 1 << 20 else f"{n / (1 << 20):.1f} MB"
+    return f"{shown}, {n:,} bytes,"

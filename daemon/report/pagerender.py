@@ -1,0 +1,261 @@
+"""What the status page says (docs/folder-convention.md, section 6): `render()`, a pure
+function from journal rows (plus the release files that do nothing, the files left
+alone, the look-alikes a quarantine left and the folders nothing is sent from) to one
+self-contained HTML file: counts at the top, a section per state, what a clerk does
+about each bundle, every name HTML-escaped (pagehtml.py). statuspage.py decides when
+it is written, gathers what it shows and writes it.
+"Today" is the UTC date, as in the archive folders' names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from daemon.journal import CLAIMING, DELIVERED, QUARANTINING, Row, readable
+from daemon.loop.release import Idle, overlong, rename_shorter
+from daemon.loop.unattached import AT_DEADLINE
+from daemon.names import attachment_folders, stem
+from daemon.report.clerkwords import for_clerks, unrecorded_for_clerks
+from daemon.report.pagehtml import ids, lines, page, section, shown, table, text
+from daemon.watching.leftalone import LeftBehind
+from daemon.watching.lonefolders import LoneFolder, hints
+from daemon.watching.strays import Stray
+
+# Of Sent today and Quarantined today, the page lists the latest this many: a busy day
+# sends thousands, each a row of the page rewritten every few seconds, where the clerk
+# looks for the last few. The counts at the top stay whole.
+FINISHED_SHOWN = 100
+# Of the folders without an invoice file, the page lists the longest unchanged this many.
+LONE_SHOWN = 100
+
+def sections(rows: Sequence[Row], today: str) -> dict[str, list[Row]]:
+    """The rows of each section; `today` is YYYY-MM-DD (UTC)."""
+    return {
+        "waiting": [r for r in rows if r.state == "waiting"],
+        "held": [r for r in rows if r.state == "held"],
+        # Settling with an error: the invoice file cannot be read (permissions, a share
+        # gone). It waits for a change like a held bundle, and the clerk must see why.
+        # (A bundle in flight with an error is retried by the daemon: "Retrying".)
+        "stuck": [r for r in rows if r.last_error and r.state == "settling"],
+        # As `status` shows them: a delivered or quarantining bundle whose move keeps
+        # failing is retried too (shown_state), and must not vanish from the page.
+        "retrying": [r for r in rows if r.shown_state == "retrying"],
+        # Claimed (gone from the outbox) and on their way: a first attempt may take up to
+        # [delivery] timeout_seconds, more behind others; without this section the files
+        # would be nowhere on the page meanwhile, as if lost.
+        "sending": [r for r in rows if r.shown_state == "delivering"],
+        "quarantined": [r for r in rows if r.state == "quarantined"
+                        and r.since.startswith(today)],
+        "sent": [r for r in rows if r.state == "sent" and r.since.startswith(today)],
+    }
+
+
+def latest(rows: Sequence[Row], more: int = 0) -> tuple[list[Row], int]:
+    """The FINISHED_SHOWN latest of `rows` (journal order), newest first, and how many
+    are left out (with `more`, those not given: earlier ones). Journal order is when
+    outboxd first saw each file: a bundle retried or sent late sat among old ones."""
+    ordered = [r for _, r in sorted(enumerate(rows), key=lambda ir: (ir[1].since, ir[0]),
+                                    reverse=True)]
+    return ordered[:FINISHED_SHOWN], max(0, len(ordered) - FINISHED_SHOWN) + more
+
+
+def _more(hidden: int, what: str, where: str) -> str:
+    return f'<p class="none">… and {hidden} more {text(what)} ({text(where)})</p>' \
+        if hidden else ""
+
+
+def _on_its_way(row: Row) -> str:
+    """What a bundle of "Being sent" is doing: `status` counts all of them as delivering,
+    but one the receiver rejected, or found invalid at its claim, is on its way to
+    quarantine/, never to Sent today."""
+    if row.state == QUARANTINING or (row.state == CLAIMING and row.reasons):
+        return "being moved into quarantine/ (see its reasons there)"
+    if row.state == CLAIMING:
+        return "being taken from the outbox"
+    if row.state == DELIVERED:
+        return "received by the receiver; being moved into sent/"
+    return "being delivered"
+
+
+def _where_attachments_go(row: Row, sidecar_suffix: str) -> str:
+    """The folder(s) a clerk puts the missing attachments in: the sidecar for a file of
+    one invoice; for a file of several, each invoice's own subfolder (files in the
+    sidecar's root are then an error), the first SHOWN_IDS of them by name."""
+    sidecar = stem(row.invoice_file) + sidecar_suffix
+    if len(row.invoice_ids) < 2:
+        return f"the folder <code>{text(sidecar)}</code>"
+    first, rest = shown(row.unattached_ids)
+    folders = ", ".join([f"<code>{text(f)}</code>"
+                         for f in attachment_folders(sidecar, row.invoice_ids, first)]
+                        + ([text(rest)] if rest else []))
+    return f"each invoice's own folder, named after its invoice id ({folders})"
+
+
+def _how_to_release(row: Row, release_suffix: str) -> str:
+    """The release file to drop; or, where its name would be longer than a file name
+    may be (an invoice file named with 250 characters), how much shorter the invoice file
+    must be named first: no file, and no `outboxd send` (it writes that file), can
+    release it under its name."""
+    name = stem(row.invoice_file)
+    over = overlong(name, release_suffix)
+    if not over:
+        return (f"drop a file named <code>{text(name + release_suffix)}</code> beside the "
+                "invoice to send it without them")
+    return (f"to send it without them, {rename_shorter(over)}, then drop a release file "
+            f"(its new name without the extension, then <code>{text(release_suffix)}</code>) "
+            "beside it: a release file for so long a name would be longer than a file name "
+            "may be")
+
+
+def _lone_fix(x: LoneFolder, sidecar_suffix: str) -> str:
+    """What a clerk does about a folder without an invoice file."""
+    bare = x.name[:-len(sidecar_suffix)] if sidecar_suffix and x.name.endswith(
+        sidecar_suffix) else x.name
+    said = "; ".join(f"named close to {f}, which waits for attachments: if it holds "
+                     f"{stem(f)}'s attachments, rename it to {stem(f)}{sidecar_suffix}/"
+                     for f in x.close_to)
+    return ((said + "; else " if said else "")
+            + f"put its invoice file (named {bare} with its extension: {bare}.xml, "
+            f"{bare}.pdf …) into the outbox, or, if "
+            "it is meant for another invoice, rename it to that invoice file's name "
+            "without its extension")
+
+
+def render(rows: Sequence[Row], idle: Sequence[Idle], written_at: datetime,
+           release_suffix: str = ".send-anyway", body_only: bool = False,
+           refused: Mapping[str, str] | None = None, sidecar_suffix: str = "",
+           left: Sequence[LeftBehind] = (), strays: Sequence[Stray] = (),
+           unattached: str | None = None, more: Mapping[str, int] | None = None,
+           journal_failure: str = "", lone: Sequence[LoneFolder] = (),
+           near: Mapping[str, Sequence[str]] | None = None) -> str:
+    """The whole page. With body_only the time written is left out (for change checks).
+    `refused`: root files left alone, invoice files that cannot be used and files that
+    are no invoice file (name as shown → why); `left`: the
+    look-alike sidecars a quarantine left in the outbox; `strays`: folders that hold
+    invoice files, from which nothing is sent; `unattached`: [policy] unattached, to say
+    what happens at a waiting bundle's deadline; `more`: of the sections "sent" and
+    "quarantined", how many rows of today earlier than those in `rows` (which then hold
+    at least the latest FINISHED_SHOWN of each): counted, never listed;
+    `journal_failure`: why the journal cannot be written ("" while it can), said first in
+    a clerk's words; `lone`: the folders without an invoice file, longest unchanged
+    first; `near`: of a waiting invoice file, the lone folders named close to it (as on
+    disk), told in its row as a hint."""
+    today = written_at.astimezone(UTC).strftime("%Y-%m-%d")
+    sec = sections(rows, today)
+    more, near = more or {}, near or {}
+    counts = [("Waiting for attachments", len(sec["waiting"])), ("Held", len(sec["held"])),
+              ("Not moving", len(sec["stuck"])), ("Being sent", len(sec["sending"])),
+              ("Retrying", len(sec["retrying"])),
+              ("Quarantined today", len(sec["quarantined"]) + more.get("quarantined", 0)),
+              ("Sent today", len(sec["sent"]) + more.get("sent", 0))]
+    parts: list[str] = []
+    if (unrecorded := unrecorded_for_clerks(journal_failure)) is not None:
+        parts.append(f'<p class="stopped">{text(unrecorded)}</p>')
+    parts.append('<ul class="counts">' + "".join(
+        f"<li><b>{n}</b>{text(title)}</li>" for title, n in counts) + "</ul>")
+
+    waiting = []
+    for r in sec["waiting"]:
+        how = (f"add the attachments to {_where_attachments_go(r, sidecar_suffix)}, or "
+               f"{_how_to_release(r, release_suffix)}")
+        if folders := near.get(r.invoice_file):
+            name = stem(r.invoice_file)
+            how = (f'<span class="err">{text(hints(folders, name, name + sidecar_suffix))}'
+                   f"</span>; else {how}")
+        # With what happens then: a clerk read a bare time, not whether the invoice goes
+        # out without its attachments or into quarantine/ at it.
+        then = AT_DEADLINE.get(unattached or "")
+        deadline = readable(r.deadline) + (f", {then}" if then else "")
+        waiting.append([text(r.invoice_file), ids(r.unattached_ids), text(readable(r.since)),
+                        text(deadline) if r.deadline else "none — waits until released",
+                        how])
+    parts.append(section("waiting", "Waiting for attachments", table(
+        ["File", "Invoices without attachments", "Since", "Deadline", "How to release"],
+        waiting)))
+
+    if lone:
+        parts.append(section("lone", "Folders without an invoice file (each waits for the "
+                              "invoice file of its name; nothing in it is sent until then)",
+                              table(["Folder", "Since (its last change)", "What to do"], [
+                                  [text(x.name + "/"), text(readable(x.since)),
+                                   text(_lone_fix(x, sidecar_suffix))]
+                                  for x in lone[:LONE_SHOWN]]) + _more(
+                                      max(0, len(lone) - LONE_SHOWN), "folders without an "
+                                      "invoice file", "changed last; outboxd status --json "
+                                      "lists them all")))
+
+    held = [[text(r.invoice_file), '<span class="err">' + lines(
+        [f"{x['file']}: {x['message']}" for x in r.reasons]) + "</span>"]
+        for r in sec["held"]]
+    parts.append(section("held", "Held (fix the errors; checked again on every change)",
+                          table(["File", "Errors (as in NAME.errors.txt)"], held)))
+
+    stuck = [[text(r.invoice_file), text(readable(r.since)),
+              f'<span class="err">{text(r.last_error)}</span>'] for r in sec["stuck"]]
+    parts.append(section("stuck", "Not moving (fix what the error says; checked again on "
+                          "every change)", table(["File", "Since", "Error"], stuck)))
+
+    sending = [[text(r.invoice_file), ids(r.invoice_ids), text(_on_its_way(r)),
+                text(readable(r.since))] for r in sec["sending"]]
+    parts.append(section("sending", "Being sent (taken from the outbox; listed under Sent "
+                          "today once the receiver has it and it is in sent/, under "
+                          "Quarantined today once in quarantine/)", table(
+                              ["File", "Invoices", "Now", "Since"], sending)))
+
+    # A pause for a configuration problem in a clerk's words, and never the receiver's
+    # answer; the admin's own (the setting to fix, what the receiver said) stays in
+    # `outboxd status` and the log.
+    # No next try set: a stranded claim (tried at each rescan), a move that keeps failing.
+    retrying = [[text(r.invoice_file), text(r.attempts),
+                 text(readable(r.next_attempt_at) or "by itself (no set time)"),
+                 text(for_clerks(r.last_error))]
+                for r in sec["retrying"]]
+    parts.append(section("retrying", "Retrying (outboxd tries again by itself; nothing is "
+                          "lost)", table(["File", "Attempts", "Next try", "Last error"],
+                                         retrying)))
+
+    shown_q, hidden_q = latest(sec["quarantined"], more.get("quarantined", 0))
+    quarantined = [[text(Path(r.archive_dir).name if r.archive_dir else r.invoice_file),
+                    lines([f"{x['file']}: {x['message']}" for x in r.reasons])]
+                   for r in shown_q]
+    parts.append(section("quarantined", "Quarantined today (see REASON.txt in each folder)",
+                          table(["Folder", "Reasons"], quarantined) + _more(
+                              hidden_q, "quarantined today", "the earliest; each has its "
+                              "folder in today's folder of quarantine/, with its REASON.txt")))
+
+    shown_s, hidden_s = latest(sec["sent"], more.get("sent", 0))
+    sent = [[text(r.invoice_file), ids(r.invoice_ids), text(r.receipt_id),
+             text(readable(r.since))] for r in shown_s]
+    parts.append(section("sent", "Sent today", table(
+        ["File", "Invoices", "Receipt", "Sent at"], sent) + _more(
+            hidden_s, "sent today", "the earliest; today's folder in sent/ holds them all, "
+            "and outboxd status --json lists them")))
+
+    if refused:
+        parts.append(section("refused", "Files in the outbox that are left alone (until "
+                              "they change)", table(["File", "Why"], [
+                                  [text(name), f'<span class="err">{text(why)}</span>']
+                                  for name, why in sorted(refused.items())])))
+
+    if strays:
+        parts.append(section("strays", "Folders nothing is sent from (invoice files "
+                              "inside a folder, attachments that came too late)", table(
+                                  ["Folder", "Why, and what to do"], [
+                                  [text(x.name), f'<span class="err">{text(x.why)}</span>']
+                                  for x in strays])))
+
+    if left:
+        parts.append(section("left-behind", "Left in the outbox by a quarantine (mend each in "
+                              "the outbox first, then move its invoice file back)", table(
+                                  ["Name", "Why, and what to do"],
+                                  [[text(x.name), f'<span class="err">{text(x.why)}</span>']
+                                   for x in left])))
+
+    if idle:
+        parts.append(section("releases", "Release files that do nothing", table(
+            ["File", "Why"], [[text(i.name), text(i.why)] for i in idle])))
+
+    body = "\n".join(parts)
+    return body if body_only else page(body, written_at)

@@ -1,0 +1,279 @@
+"""`outboxd status`: what the journal says about every bundle, for people and scripts."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from daemon.bundle import findings_of, reasons_of
+from daemon.configuration.config import Settings
+from daemon.errors import JournalError
+from daemon.invisible import escaped_controls, json_escaped
+from daemon.journal import STATES, Journal, Row, parse_iso
+from daemon.journal.readonly import journal_there, read_journal
+from daemon.loop.unattached import AT_DEADLINE
+from daemon.names import first_of, printable, stem
+from daemon.watching.leftalone import not_an_invoice, still_quarantined
+from daemon.watching.lonefolders import LoneFolder, hints, listed, lone_in
+from daemon.watching.scan import list_outbox
+from daemon.watching.strays import StrayFolders
+
+
+def _bundle(row: Row) -> dict[str, Any]:
+    state = row.shown_state
+    return {"bundle_id": row.bundle_id, "invoice_file": row.invoice_file,
+            "invoice_ids": row.invoice_ids, "state": state, "since": row.since,
+            "deadline": row.deadline, "unattached_ids": row.unattached_ids,
+            "attempts": row.attempts, "next_attempt_at": row.next_attempt_at,
+            "last_error": row.last_error,
+            # Every finding with the four keys operations.md names, as reason.json has
+            # them: an outboxd before reasons named their invoice recorded none, and a
+            # script reading `invoice_id` must not fail on the rows from before an
+            # upgrade (null, as for a finding about the whole file).
+            "reasons": reasons_of(findings_of(row.reasons)),
+            # What a script needs to find the papers of a finished bundle (a name taken
+            # gets "-2", a long one is shortened: the folder cannot be guessed reliably).
+            # The folder only once the bundle is there: the journal names the target
+            # before the move, which may still fail.
+            "receipt_id": row.receipt_id,
+            "folder": row.archive_dir if state in FINAL_STATES else None}
+
+
+def _read(journal: Journal, outbox: Path) -> dict[str, Any]:
+    rows = journal.recent()
+    # A quarantined bundle moved back into the outbox by hand, as REASON.txt offers (retry
+    # marks its row, a move by hand cannot): listed, it read as quarantined beside its own
+    # new row (sent, or waiting again). Not counted or listed, as on the status page.
+    kept = still_quarantined(rows, "", outbox)
+    counts = journal.counts()
+    counts["quarantined"] = max(0, counts["quarantined"] - (len(rows) - len(kept)))
+    return {"counts": counts, "bundles": [_bundle(r) for r in kept]}
+
+
+# Whom to run status as where this user cannot enter the state dir: the group the
+# daemon's user has may read it (operations.md: the people who read the outbox's folders).
+RUN_AS = ("run it as the daemon's user (sudo -u outboxd outboxd status) or as a member of "
+          "its group outboxd, which may read the state dir")
+
+
+def collect(settings: Settings) -> dict[str, Any]:
+    path = settings.journal_path
+    if not journal_there(path, RUN_AS):
+        return {"counts": dict.fromkeys(STATES, 0), "bundles": []}
+    try:
+        return read_journal(path, lambda journal: _read(journal, settings.outbox.path))
+    except sqlite3.Error as exc:
+        raise JournalError(f"cannot read the journal {path}: {exc} — if it is damaged, stop "
+                           "outboxd and move the file away; outboxd starts a new journal and "
+                           "reads what was sent back from the receipts in sent/") from None
+
+
+FINAL_STATES = ("quarantined", "sent")
+ATTENTION_SECONDS = 3600  # one state longer than this: listed under "Needs attention"
+
+
+def needs_attention(b: dict[str, Any], now: datetime) -> bool:
+    """Not final and in one state for over an hour (a wait within its deadline is fine)."""
+    if b["state"] in FINAL_STATES:
+        return False
+    if b["state"] == "waiting" and b["deadline"] and parse_iso(b["deadline"]) > now:
+        return False
+    return (now - parse_iso(b["since"])).total_seconds() > ATTENTION_SECONDS
+
+
+NO_SET_TIME = "try by itself (no set time)"
+SHOWN_REASONS = 3  # a held bundle's messages in the text form; --json has every one
+# A bundle's invoice ids in the text form: a file of 3,000 invoices was one line of
+# 48,000 characters, its ids twice over; --json has every one.
+SHOWN_IDS = 10
+
+
+def _ids(ids: list[str]) -> str:
+    first, rest = first_of(ids, SHOWN_IDS)
+    return ", ".join([*first, rest] if rest else first)
+
+
+def _counted(items: list[str]) -> list[str]:
+    """Each distinct item once, in order, with "×N" where it came N times: pre-flight
+    gives one finding per rule broken, so a quarantine read "einvoice-rule" ten times."""
+    seen: dict[str, int] = {}
+    for item in items:
+        seen[item] = seen.get(item, 0) + 1
+    return [item if n == 1 else f"{item} ×{n}" for item, n in seen.items()]
+
+
+def _messages(reasons: list[dict[str, Any]]) -> str:
+    # With its code, as a quarantined bundle's and as check and REASON.txt give it:
+    # the code is what docs/codes.md explains and an admin searches for.
+    shown = _counted([f"{r['file']}: {r['message']} [{r['code']}]" for r in reasons])
+    more = len(shown) - SHOWN_REASONS
+    text = "; ".join(shown[:SHOWN_REASONS])
+    return text + (f"; … and {more} more (outboxd status --json or outboxd check lists "
+                   "them all)" if more > 0 else "")
+
+
+def _detail(b: dict[str, Any], unattached: str | None = None,
+            near: dict[str, str] | None = None) -> str:
+    state = b["state"]
+    if state == "waiting":
+        then = AT_DEADLINE.get(unattached or "")
+        deadline = f"{b['deadline']}, {then}" if b["deadline"] and then else b["deadline"]
+        text = (f"no attachments: {_ids(b['unattached_ids'])}; "
+                f"deadline {deadline or 'none (hold)'}")
+        if hint := (near or {}).get(b["invoice_file"]):
+            text += f"; {hint}"
+    elif state == "held":
+        text = _messages(b["reasons"])
+    elif state == "retrying":
+        # A stranded claim, a move into sent/ that keeps failing: tried again at the
+        # rescan or on the move back-off, which the journal keeps no time of.
+        text = f"attempts {b['attempts']}, next " + (b["next_attempt_at"] or NO_SET_TIME)
+    elif state == "quarantined":
+        return "; ".join(_counted([f"{r['file']}: {r['code']}" for r in b["reasons"]]))
+    elif state == "sent":
+        return f"at {b['since']}"
+    else:
+        text = ""
+    # Every bundle that is not moving says since when and why.
+    parts = [f"{state} since {b['since']}"] + ([text] if text else [])
+    if b["last_error"]:
+        parts.append(f"last error: {b['last_error']}")
+    return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class OutboxView:
+    """What the status page lists of the outbox beside its bundles (one listing)."""
+
+    left: list[tuple[str, str]]  # files left alone and folders nothing is sent from, why
+    lone: list[LoneFolder]  # folders without an invoice file, longest unchanged first
+    near: dict[str, str]  # waiting invoice file -> the hint of lone folders close to it
+
+
+def outbox_view(settings: Settings, data: dict[str, Any] | None = None) -> OutboxView:
+    """What the status page lists of the outbox beside its bundles, for the admin, who
+    reads this rather than the page: files left alone (invoice files that cannot be
+    used, files that are no invoice file) and folders nothing is sent from, each with
+    why; folders without an invoice file, and which of them are named close to a waiting
+    invoice file of `data` (collect's). Empty where the outbox cannot be listed by this
+    user (the counts still say what the journal knows)."""
+    try:
+        listing = list_outbox(settings.outbox, settings.share)
+    except OSError:
+        return OutboxView([], [], {})
+    other = not_an_invoice(settings.outbox.invoice_patterns)
+    out = [*listing.refused, *((name, other) for name in listing.others)]
+    path = settings.journal_path
+
+    def finished() -> list[tuple[str, str, str, str | None]]:
+        try:
+            return read_journal(path, lambda j: j.finished_files()) if path.exists() else []
+        except (sqlite3.Error, OSError):
+            return []  # the counts above say what is wrong with the journal
+    strays = StrayFolders().find(settings.outbox, settings.share, listing.candidates,
+                                  finished)
+    cands = listing.candidates.values()
+    lone = lone_in(listing.stats, {c.sidecar.name for c in cands},
+                   settings.outbox.ignore_patterns)
+    # Told otherwise: a look-alike in its bundle's errors, a stray above.
+    told = {n for c in cands for n in c.look_alikes} | {
+        n for n in lone if printable(n) in {x.name for x in strays}}
+    waiting = [b["invoice_file"] for b in (data or {}).get("bundles", ())
+               if b["state"] == "waiting"]
+    suffix = settings.outbox.sidecar_suffix
+    folders, near, _ = listed(lone, waiting, suffix, told)
+    return OutboxView(sorted(out + [(f"{x.name}/", x.why) for x in strays]), folders,
+                      {f: hints(names, stem(f), stem(f) + suffix) for f, names in near.items()})
+
+
+def left_alone(settings: Settings) -> list[tuple[str, str]]:
+    """outbox_view's files left alone and folders nothing is sent from."""
+    return outbox_view(settings).left
+
+
+def lone_json(lone: list[LoneFolder]) -> list[dict[str, Any]]:
+    """`status --json`'s `lone_folders`."""
+    return [{"folder": x.name, "since": x.since, "close_to": list(x.close_to)} for x in lone]
+
+
+def render(data: dict[str, Any], limit: int = 20, now: datetime | None = None,
+           left: list[tuple[str, str]] | None = None, unattached: str | None = None,
+           view: OutboxView | None = None) -> str:
+    """The sections docs/commands.md lists for `outboxd status` (waiting, held,
+    retrying, quarantined, sent), after "Needs attention" (anything in one state for over an hour);
+    of sent and quarantined only the `limit` most recent (a busy week holds thousands),
+    with a line saying how many more there are. `unattached`: [policy] unattached, to say
+    what happens at a waiting bundle's deadline; `view`: the outbox beside the bundles
+    (outbox_view), for the folders without an invoice file and the hints of them."""
+    now = now or datetime.now(UTC)
+    counts = data["counts"]
+    lines = ["  ".join(f"{state}: {n}" for state, n in counts.items())]
+    bundles = data["bundles"]
+    near = view.near if view else None
+    sections: list[tuple[str, str, list[dict[str, Any]]]] = [
+        ("Needs attention (in one state for over an hour)", "",
+         [b for b in bundles if needs_attention(b, now)]),
+        ("Waiting for attachments", "waiting", []), ("Held (invalid)", "held", []),
+        ("Retrying", "retrying", []),
+        # Counted above: which ones, and since when (the page's "Being sent"), so that a
+        # receiver slow to answer is seen before an hour makes it "Needs attention".
+        ("Delivering", "delivering", []),
+        # Settling with an error waits for a person; one in flight is retried by the daemon.
+        ("Not moving (last error)", "", [b for b in bundles if b["last_error"]
+                                         and b["state"] == "settling"]),
+        ("Quarantined recently", "quarantined", []), ("Sent recently", "sent", []),
+    ]
+    for title, state, picked in sections:
+        rows = picked if not state else [b for b in bundles if b["state"] == state]
+        if not rows:
+            continue
+        hidden = 0
+        if state in FINAL_STATES:
+            # Most recent first, however many: rows come in journal order (when outboxd
+            # first saw each file), so a bundle retried or sent late sat among old ones.
+            # Journal order breaks ties.
+            rows = [b for _, b in sorted(enumerate(rows), key=lambda ib: (ib[1]["since"], ib[0]),
+                                         reverse=True)]
+            hidden, rows = max(0, len(rows) - limit), rows[:limit]
+        lines += ["", f"{title}:"]
+        for b in rows:
+            # Ids not read yet (settling, or a file that cannot be read): no empty "[]".
+            ids = f" [{_ids(b['invoice_ids'])}]" if b["invoice_ids"] else ""
+            lines.append(escaped_controls(
+                f"  {b['invoice_file']}{ids} {_detail(b, unattached, near)}"))
+        if hidden:
+            lines.append(f"  … and {hidden} more (outboxd status --json lists them all)")
+    if view and view.lone:
+        lines += ["", "Folders without an invoice file (the status page lists them too):"]
+        for x in view.lone[:limit]:
+            close_to = f"; named close to {', '.join(x.close_to)}, which wait" \
+                f"{'s' if len(x.close_to) == 1 else ''} for attachments" if x.close_to else ""
+            lines.append(escaped_controls(f"  {x.name}/ since {x.since}{close_to}"))
+        if len(view.lone) > limit:
+            lines.append(f"  … and {len(view.lone) - limit} more (outboxd status --json lists "
+                         "them all)")
+    left = left if left is not None else (view.left if view else None)
+    if left:
+        lines += ["", "In the outbox, nothing sent from these (the status page lists them "
+                  "too):"]
+        lines += [escaped_controls(f"  {name}: {why}") for name, why in left]
+    return "\n".join(lines)
+
+
+def as_json(data: dict[str, Any]) -> str:
+    """Pretty enough to read, fast enough for a journal of years: one line per bundle.
+
+    json's indent= runs its pure-Python encoder (a third of a second for the last
+    week of a busy journal); each line here is one call of the C encoder.
+    """
+    def value(v: Any) -> str:
+        if isinstance(v, list):
+            items = ",\n    ".join(json_escaped(json.dumps(x, ensure_ascii=False)) for x in v)
+            return f"[\n    {items}\n  ]" if v else "[]"
+        return json_escaped(json.dumps(v, ensure_ascii=False))
+    body = ",\n".join(f"  {json.dumps(k)}: {value(v)}" for k, v in data.items())
+    return "{\n" + body + "\n}"

@@ -1,0 +1,279 @@
+"""The status page: the share as the clerk's screen (docs/folder-convention.md, section 6).
+
+What it says is pagerender.py's (`render()`, pure); this module keeps the file up to
+date. `StatusPage.refresh()` gathers what the page shows (journal rows, release files
+that do nothing, look-alikes left by a quarantine, folders nothing is sent from) and
+rewrites the file atomically, only when its content changed and at most every
+`MIN_INTERVAL` seconds, or `PAGE_PACE` times the last refresh's CPU when
+that is longer, at most `PAGE_PACE_MAX` (the clocks are injected for tests).
+`StatusPage.stopped()` writes it once more at a clean stop, saying so at its top.
+"Today" is the UTC date, as in the archive folders' names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from daemon import logs
+from daemon.configuration.config import Settings
+from daemon.errors import OutboxdError, failure_key
+from daemon.fs.ourfiles import remove_ours, replace_ours
+from daemon.fs.temps import Listed, drop_unfinished
+from daemon.journal import LIVE, Journal, Row
+from daemon.loop.release import Idle, idle_releases, release_names
+from daemon.names import printable
+from daemon.report.pagefile import PageFile, old_page
+from daemon.report.pagehtml import page
+from daemon.report.pagerender import FINISHED_SHOWN, render
+from daemon.watching.leftalone import SPELLING, LeftBehind, MovedBackToday, left_behind
+from daemon.watching.lonefolders import Lone, LoneFolder, Near, listed, lone_in
+from daemon.watching.scan import list_outbox
+from daemon.watching.strays import StrayFolders
+
+MIN_INTERVAL = 2.0
+# The next refresh waits at least this many times the last one's cost: with 20,000
+# bundles waiting a refresh takes about half a second (reading and decoding the
+# rows, a 6 MB page), and every 2 s it would take a quarter of a core whenever
+# anything changes; paced so, the page costs at most a twentieth.
+PAGE_PACE = 20.0
+PAGE_PACE_MAX = 60.0  # seconds: however costly, the clerks' page is never older than this
+
+
+class StatusPage:
+    """Keeps OUTBOX/[share] status_page up to date; call refresh() as often as you like."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 cpu: Callable[[], float] = time.thread_time) -> None:
+        self.clock = clock
+        self.wall = wall
+        # A refresh's cost is the CPU it took on this thread: a share that stalls the
+        # write, or other threads holding the interpreter lock, cost the daemon nothing.
+        self.cpu = cpu
+        self._next_at = float("-inf")  # monotonic: when the next refresh may look
+        self._last_body: str | None = None
+        self._last_error = ""
+        self._reported_bad: set[str] = set()
+        self._swept: Path | None = None  # the page whose leftover temp files are gone
+        self._file = PageFile()  # a clerk's file of the page's name is never replaced
+        self._strays = StrayFolders()
+        self._near: Near | None = None  # the lone folders' names, as last asked
+        self._moved_back = MovedBackToday()  # the folders of today's quarantined, looked at
+        self._said_left: set[tuple[str, str]] = set()
+        # Look-alikes shown as left by a quarantine (as shown: printable): a rename or
+        # removal of one changes no journal row, so its event must ask for a refresh.
+        self.left_names: frozenset[str] = frozenset()
+        self.stray_names: frozenset[str] = frozenset()  # folders shown holding invoice files
+
+    def next_at(self) -> float:
+        """The earliest monotonic time the next refresh may look."""
+        return self._next_at
+
+    def refresh(self, journal: Journal, settings: Settings,
+                invoice_files: Iterable[str] | None = None,
+                refused: Mapping[str, str] | None = None, lone: Lone | None = None) -> bool:
+        """Rewrite the page if it is due and its content changed; True if written.
+
+        Looks at most every MIN_INTERVAL seconds, or PAGE_PACE times the CPU the last
+        look cost when that is longer (at most PAGE_PACE_MAX). A page that cannot be written
+        (a full disk, permissions) is logged once per distinct error and never
+        stops the caller: the page is a view, the journal is the record.
+        """
+        if not settings.share.status_page or self.clock() < self._next_at:
+            return False
+        began, cpu = self.clock(), self.cpu()
+        # A failed refresh is tried again after MIN_INTERVAL, however long it took to fail.
+        self._next_at = began + MIN_INTERVAL
+        try:
+            written = self._refresh(journal, settings, invoice_files, refused, lone)
+        # UnicodeError: a name that reached the page unescaped must cost the page, never the
+        # daemon (it would fail again at every start, and nothing would be delivered).
+        except (OSError, OutboxdError, UnicodeError) as exc:
+            if failure_key(exc) != self._last_error:
+                self._last_error = failure_key(exc)
+                logs.get().error("cannot write the status page", error=str(exc))
+            return False
+        pace = min(PAGE_PACE_MAX, max(MIN_INTERVAL, PAGE_PACE * (self.cpu() - cpu)))
+        self._next_at = began + pace
+        self._last_error = ""
+        return written
+
+    def reconfigure(self, old: Settings, new: Settings) -> None:
+        """A reload that turns the page off or renames it: the old page goes, when it
+        is ours (a clerk's file of that name stays), instead of staying on the share
+        with content that no longer changes."""
+        before = old.share.status_page and old.outbox.path / old.share.status_page
+        after = new.share.status_page and new.outbox.path / new.share.status_page
+        if not before or before == after:
+            return
+        self._last_body = None
+        try:
+            remove_ours(before, lambda: old_page(before))
+        except OSError as exc:  # a view: never a reason to refuse a reload
+            logs.get().warning("the old status page could not be removed", file=str(before),
+                               error=str(exc))
+
+    def stopped(self, journal: Journal, settings: Settings,
+                invoice_files: Iterable[str] | None = None,
+                refused: Mapping[str, str] | None = None, lone: Lone | None = None) -> bool:
+        """At a clean stop: the page once more, whatever its pace, saying at its top that
+        outboxd is stopped since now; else it would go on showing everything as moving.
+        The lists as the journal has them at the stop, or, where it cannot be read (the
+        journal lost under the daemon), as the page last showed them. Never raises: the
+        stop goes on."""
+        if not settings.share.status_page:
+            return False
+        now = self.wall()
+        try:
+            body = self._body(journal, settings, invoice_files, refused, now, lone)
+        except (OSError, OutboxdError, UnicodeError, sqlite3.Error) as exc:
+            logs.get().warning("status page at the stop shows the lists as last written",
+                               error=str(exc))
+            body = self._last_body or ""
+        path = settings.outbox.path / settings.share.status_page
+        try:
+            self._write(path, page(body, now, stopped_at=now))
+        except (OSError, OutboxdError) as exc:
+            if failure_key(exc) != self._last_error:  # said by the last refresh already
+                logs.get().error("cannot write the status page", error=str(exc))
+            return False
+        self._last_body = None  # running again, the page is written again whatever it holds
+        return True
+
+    def _refresh(self, journal: Journal, settings: Settings,
+                 invoice_files: Iterable[str] | None, refused: Mapping[str, str] | None,
+                 lone: Lone | None) -> bool:
+        now = self.wall()
+        body = self._body(journal, settings, invoice_files, refused, now, lone)
+        path = settings.outbox.path / settings.share.status_page
+        if body == self._last_body and self._file.unchanged(path):
+            return False
+        if self._swept != path:  # unless the start's listing served (swept)
+            self._sweep(path)
+        self._write(path, page(body, now))  # rendered once, here
+        self._last_body = body
+        return True
+
+    def swept(self, settings: Settings, listed: Listed) -> None:
+        """At a start, by the start's listing of the outbox (`listed`: scan.Listing.stats,
+        which the errors files' sweep takes too): what _sweep removes. Where it fails,
+        the first refresh sweeps again, and says why if it fails too."""
+        if settings.share.status_page:
+            with contextlib.suppress(OSError):
+                self._sweep(settings.outbox.path / settings.share.status_page, listed)
+
+    def _sweep(self, path: Path, listed: Listed | None = None) -> None:
+        """A kill between a write's temp file and its rename left that file in the
+        outbox, where the clerks see it: removed once a start, or once the page has
+        another name (one listing of the root)."""
+        drop_unfinished(path.parent, [path.name], listed)
+        self._swept = path
+
+    def _write(self, path: Path, html: str) -> None:
+        """The page written at path, only over a page of outboxd's (PageFile.judge:
+        NotOurs else), and remembered as written, to tell a person's change of it."""
+        self._file.wrote(replace_ours(path, html.encode("utf-8"),
+                                      lambda: self._file.judge(path, logs.get())))
+
+    def _body(self, journal: Journal, settings: Settings, invoice_files: Iterable[str] | None,
+              refused: Mapping[str, str] | None, now: datetime, lone: Lone | None = None
+              ) -> str:
+        """The page's body (without the time it is written) as of `now`. `lone`: the
+        folders without an invoice file as the loop's index has them (name -> ctime_ns);
+        without the invoice files either, both from one listing."""
+        share = settings.share
+        today = now.astimezone(UTC).strftime("%Y-%m-%d")
+        rows, more = _journal_rows(journal, now, today, settings.outbox.path, self._moved_back)
+        idle: list[Idle] = []
+        names = release_names(settings.outbox.path, share)  # names only: no stat
+        # The loop passes the invoice files it knows; listing is the fallback.
+        if invoice_files is None:
+            listing = list_outbox(settings.outbox, share)
+            invoice_files = listing.candidates
+            if lone is None:
+                lone = lone_in(listing.stats, {c.sidecar.name for c in
+                                               listing.candidates.values()},
+                               settings.outbox.ignore_patterns)
+        files = list(invoice_files)
+        strays = self._strays.find(settings.outbox, share, files, journal.finished_files)
+        self.stray_names = frozenset(x.name for x in strays)
+        lone_folders, near = self._lone(rows, lone or {}, invoice_files, settings)
+        if names:
+            states = {r.invoice_file: r.state for r in rows if r.state in LIVE}
+            idle = idle_releases(names, share, files, states)
+        self._report_bad_names(idle)
+        left = left_behind(journal.quarantined_for(SPELLING), settings.outbox.path,
+                           settings.quarantine_dir)
+        self._report_left(left)
+        return render(rows, idle, now, share.release_suffix, body_only=True, refused=refused,
+                      sidecar_suffix=settings.outbox.sidecar_suffix, left=left, strays=strays,
+                      unattached=settings.policy.unattached, more=more,
+                      journal_failure=journal.failure, lone=lone_folders, near=near)
+
+    def _lone(self, rows: Sequence[Row], lone: Lone, invoice_files: Iterable[str],
+              settings: Settings) -> tuple[list[LoneFolder], dict[str, list[str]]]:
+        """The folders without an invoice file the page lists, and of each waiting invoice
+        file the lone folders named close to it. Not those the page tells otherwise: a
+        folder holding invoice files (strays) or a look-alike of a bundle's sidecar
+        (told in that bundle's errors)."""
+        if not lone:
+            return [], {}
+        told = {n for c in invoice_files.values() for n in c.look_alikes} \
+            if isinstance(invoice_files, Mapping) else set()
+        told |= {n for n in lone if printable(n) in self.stray_names}
+        waiting = [r.invoice_file for r in rows if r.state == "waiting"]
+        folders, near, self._near = listed(lone, waiting, settings.outbox.sidecar_suffix,
+                                           told, self._near)
+        return folders, near
+
+    def _report_left(self, left: Sequence[LeftBehind]) -> None:
+        """A look-alike left in the outbox by a quarantine, logged once for as long as it
+        is shown; the names shown, for the loop to know an event on one (a rename) calls
+        for a refresh."""
+        said = {(x.name, x.quarantine) for x in left}
+        for x in left:
+            if (x.name, x.quarantine) not in self._said_left:
+                logs.bundle_log(logs.get(), x.invoice_file, x.bundle_id, x.invoice_ids).warning(
+                    "look-alike sidecar left in the outbox by a quarantine; waits for a "
+                    "person", file=x.name, quarantine=x.quarantine, error=f"{x.name}: {x.why}")
+        self._said_left = said
+        # As on disk: the loop compares them with the names of events and listings.
+        self.left_names = frozenset(x.on_disk for x in left)
+
+    def _report_bad_names(self, idle: Iterable[Idle]) -> None:
+        """A release file whose name can never be used, logged once while it stays: the
+        scanner leaves release files to the page, so this is the only place that sees them."""
+        bad = {i.name: i for i in idle if i.bad_name}
+        for name, i in bad.items():
+            if name not in self._reported_bad:
+                logs.get().error("release file cannot be used; left alone", file=name,
+                                 error=f"{name}: {i.why}")
+        # Only those still there: gone ones are forgotten (months of names never freed),
+        # and one dropped again later is said again.
+        self._reported_bad = set(bad)
+
+
+def _journal_rows(journal: Journal, now: datetime, today: str, outbox: Path,
+                  moved_back: MovedBackToday) -> tuple[list[Row], dict[str, int]]:
+    """The rows the page lists, in journal order: every unfinished one, and of today's
+    sent and quarantined the latest FINISHED_SHOWN; with how many more of those two
+    there are (render's `more`). A busy day's thousands are counted by the index, not
+    read and decoded at every refresh. Quarantined ones moved back by hand are left out
+    of both, as still_quarantined leaves them out of the 24 hours' rows: that takes a
+    look at the folders of the ones listed, and of a bounded few of the others in turn
+    (`moved_back`), by four columns of their rows."""
+    quarantined = journal.folders_on("quarantined", today)
+    gone = moved_back(quarantined, today, outbox,
+                      lambda: journal.last_row_of_files(days=1, at=now), FINISHED_SHOWN)
+    kept = [r.id for r in quarantined if r.id not in gone]  # the latest first
+    rows = (journal.unfinished() + journal.finished_on("sent", today, FINISHED_SHOWN)
+            + journal.rows_by_id(kept[:FINISHED_SHOWN]))
+    rows.sort(key=lambda r: r.id)
+    more = {"sent": max(0, journal.count_on("sent", today) - FINISHED_SHOWN),
+            "quarantined": max(0, len(kept) - FINISHED_SHOWN)}
+    return rows, more

@@ -1,0 +1,1 @@
+"""Each attachment's content checked against its channel's rules."""

@@ -1,0 +1,389 @@
+"""Probes: open a PDF or image once and turn what pypdf and Pillow find into
+plain facts. Their exceptions are mapped here and nowhere else, so the
+validation rules only ever look at dataclasses.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import re
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from PIL import Image, UnidentifiedImageError
+from pypdf import PdfReader, get_configuration
+from pypdf.errors import DependencyError, LimitReachedError
+from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject
+
+from daemon.validation.imagetail import (
+    bmp_data_end,
+    gif_reaches_trailer,
+    jpeg_reaches_eoi,
+    png_verified,
+    tiff_data_end,
+)
+from daemon.validation.pdftail import CUT_INSIDE_UPDATE, ends_inside_update
+from daemon.validation.tiffdirs import MAX_TIFF_ENTRIES, directory_entries
+
+# Pillow's plugin name per sniffed kind: Image.open is told what we expect,
+# so it never tries the other forty plugins on hostile bytes.
+_PIL_FORMATS = {"tiff": "TIFF", "png": "PNG", "jpeg": "JPEG", "gif": "GIF", "bmp": "BMP",
+                "webp": "WEBP"}
+
+# The plugins of those kinds. Image.preinit() loads the common ones on the first
+# open; any other kind (TIFF, WebP) makes Pillow import all forty-odd on its first file.
+_PIL_PLUGINS = ("BmpImagePlugin", "GifImagePlugin", "JpegImagePlugin", "PngImagePlugin",
+                "TiffImagePlugin", "WebPImagePlugin")
+
+
+def warm_up() -> None:
+    """Load now what Pillow loads on its first file (~8 ms for a PNG, JPEG, GIF or
+    BMP; ~35 ms for a TIFF or WebP, which makes it import all of its plugins): in a
+    reader process before it says it is ready, so that no bundle pays for it."""
+    Image.preinit()
+    for plugin in _PIL_PLUGINS:
+        try:
+            importlib.import_module(f"PIL.{plugin}")
+        except ImportError:  # a Pillow built without it: loaded (or not) on first use
+            pass
+
+
+@dataclass(frozen=True)
+class PdfFacts:
+    pages: int = 0
+    encrypted: bool = False
+    error: str | None = None  # why pypdf could not open it
+    cut_short: bool = False  # it ends inside an update that follows its last %%EOF
+
+    def problem(self) -> tuple[str, str] | None:
+        """(code, message) when no one can use this PDF: encrypted in any
+        way, not readable, or without pages; None when it is a usable PDF."""
+        if self.encrypted:
+            return ("pdf-encrypted", "is an encrypted PDF; no encryption is allowed, not "
+                    "even one that opens without a password — save a copy without "
+                    "password or security settings")
+        if self.cut_short:
+            return ("pdf-unreadable", f"is not a readable PDF: {CUT_INSIDE_UPDATE}, as a copy "
+                    "stopped before its end leaves it — copy the file again")
+        if self.error is not None:
+            return ("pdf-unreadable", f"is not a readable PDF ({self.error}) — export or "
+                    "print the document to PDF again")
+        if self.pages == 0:
+            return ("pdf-no-pages", "is a PDF with no pages — export the document to PDF "
+                    "again")
+        return None
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One page of an image, from its header only."""
+
+    width: int
+    height: int
+    x_resolution: float | None = None  # as stored, in `unit`
+    y_resolution: float | None = None
+    unit: int | None = None  # TIFF ResolutionUnit: None (= inch), 1 none, 2 inch, 3 cm
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    frames: tuple[Frame, ...] = ()
+    error: str | None = None  # why Pillow could not open it
+    # Pillow's decompression-bomb guard tripped: its pixels ("300,000,000 pixels"); the
+    # page it tripped on is the last of `frames` when its header could be read.
+    too_large: str | None = None
+    too_many_pages: bool = False  # a TIFF of more than MAX_TIFF_PAGES pages (not all read)
+    animation_frames: int = 1  # an animated PNG's frames, as its header declares them
+
+
+# A scanned document of thousands of pages is not an attachment, but a few KB of
+# TIFF can declare that many; reading each header costs time that grows with them.
+MAX_TIFF_PAGES = 1000
+
+
+def probe_pdf(fh: BinaryIO) -> PdfFacts:
+    """Open with pypdf (non-strict) and count pages; pypdf's errors end here."""
+    try:
+        return open_pdf(fh)[1]
+    finally:
+        fh.seek(0)
+
+
+def open_pdf(fh: BinaryIO) -> tuple[PdfReader | None, PdfFacts]:
+    """The reader (None unless the PDF is usable) and what was found; pypdf's errors
+    end here."""
+    fh.seek(0)
+    try:
+        reader = PdfReader(fh, strict=False)
+        if ends_inside_update(fh):
+            return None, PdfFacts(error=CUT_INSIDE_UPDATE, cut_short=True)
+        # pypdf opens owner-password-only PDFs silently (empty user password):
+        # ask, and never look further into an encrypted file.
+        if reader.is_encrypted:
+            return None, PdfFacts(encrypted=True)
+        pages = _declared_pages(reader) or len(reader.pages)
+        return (reader if pages else None), PdfFacts(pages=pages)
+    except DependencyError as exc:
+        # pypdf only needs optional crypto packages for AES-encrypted files.
+        return None, PdfFacts(encrypted=True, error=str(exc))
+    except LimitReachedError as exc:
+        # A few KB of Flate can unpack to gigabytes; pypdf stops at its limit and says
+        # so in its own words ("Limit reached while decompressing. 899062 bytes
+        # remaining."), which tell a clerk neither what nor how much.
+        if "decompress" not in str(exc):
+            return None, PdfFacts(error=f"pypdf: {exc}")
+        limit = get_configuration().zlib_maximum_output_length
+        return None, PdfFacts(error=f"part of it unpacks to more than {limit:,} bytes, the "
+                              "most outboxd unpacks: damaged, or made to fill memory")
+    except RecursionError:
+        return None, PdfFacts(error="pypdf: its object tree loops")
+    except Exception as exc:  # noqa: BLE001 — corrupt PDFs raise anything, not just PyPdfError
+        return None, PdfFacts(error=f"pypdf: {exc}" if str(exc) else
+                              f"pypdf: {type(exc).__name__}")
+
+
+def _declared_pages(reader: PdfReader) -> int | None:
+    """The page tree root's /Count, when it can be right; None: walk the tree instead.
+
+    Walking the tree (pypdf's len(reader.pages)) parses every page object —
+    most of the CPU of probing a PDF — to learn one number the root already
+    states. Like poppler, we take /Count unless it cannot be right: not a
+    whole number, below 1 (a "no pages" verdict is always walked), more than
+    the file has objects, fewer than the root's /Kids, /Kids that are not
+    distinct references to objects in the file, or a first kid that does not
+    lead down to a real /Page. So a PDF without pages never passes on its
+    /Count; one whose /Count passes these checks and still lies can only
+    misstate `pages` in the manifest, as it would in a viewer.
+    """
+    try:
+        root = reader.root_object.get("/Pages")
+        if not isinstance(root, IndirectObject):
+            return None
+        pages = root.get_object()
+        if not isinstance(pages, DictionaryObject) or pages.get("/Type", "/Pages") != "/Pages":
+            return None
+        count = pages.get("/Count")
+        kids = pages.get("/Kids")
+        if type(count) is bool or not isinstance(count, int) or \
+                not isinstance(kids, ArrayObject) or not 1 <= len(kids) <= count:
+            return None
+        objects = sum(len(entries) for entries in reader.xref.values()) + \
+            len(reader.xref_objStm)
+        if count > objects:
+            return None
+        seen = {(root.idnum, root.generation)}
+        for kid in kids:
+            if not isinstance(kid, IndirectObject) or (kid.idnum, kid.generation) in seen \
+                    or not _in_file(reader, kid):
+                return None
+            seen.add((kid.idnum, kid.generation))
+        return int(count) if _leads_to_page(reader, kids[0], seen) else None
+    except Exception:  # noqa: BLE001 — any doubt: the full walk decides, and reports
+        return None
+
+
+# Real page trees are a few levels deep; a deeper first branch is left to the full walk.
+_MAX_DEPTH = 32
+
+
+def _leads_to_page(reader: PdfReader, node: IndirectObject, seen: set[tuple[int, int]]
+                   ) -> bool:
+    """Following first kids from `node` reaches a /Page: the tree has at least one page."""
+    for _ in range(_MAX_DEPTH):
+        obj = node.get_object()
+        if not isinstance(obj, DictionaryObject):
+            return False
+        kind = obj.get("/Type")
+        kids = obj.get("/Kids")
+        if kind == "/Page" or (kind is None and kids is None):
+            return True
+        if kind not in (None, "/Pages") or not isinstance(kids, ArrayObject) or not kids:
+            return False
+        node = kids[0]
+        if not isinstance(node, IndirectObject) or (node.idnum, node.generation) in seen \
+                or not _in_file(reader, node):
+            return False
+        seen.add((node.idnum, node.generation))
+    return False
+
+
+def _in_file(reader: PdfReader, ref: IndirectObject) -> bool:
+    """An object the cross-reference table lists as in use."""
+    if ref.generation == 0 and ref.idnum in reader.xref_objStm:
+        return True
+    return ref.idnum in reader.xref.get(ref.generation, {}) and \
+        not reader.xref_free_entry.get(ref.generation, {}).get(ref.idnum, False)
+
+
+# Pillow's bomb limit is a module global: set it to ours only while we hold
+# the lock, and turn its warning (between 1× and 2× the limit) into an error.
+_PILLOW_LOCK = threading.Lock()
+
+
+@contextmanager
+def pillow_limit(max_pixels: int) -> Iterator[None]:
+    """Pillow with MAX_IMAGE_PIXELS = max_pixels and bomb warnings as errors, for this
+    call."""
+    with _PILLOW_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = max_pixels
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+TRUNCATED = "the file ends before the image does"
+DAMAGED = "the file ends before the image does, or its data is damaged"
+
+
+def probe_image(fh: BinaryIO, kind: str, max_pixels: int) -> ImageFacts:
+    """Sizes and resolutions of every frame, from headers only (nothing is decoded),
+    and whether the image data of a PNG, JPEG or TIFF reaches as far as its headers
+    say: a file cut short (a broken copy or download) would print half an image."""
+    size = fh.seek(0, 2)
+    fh.seek(0)
+    frames: list[Frame] = []
+    try:
+        if kind == "tiff" and (entries := directory_entries(fh, MAX_TIFF_PAGES)) > \
+                MAX_TIFF_ENTRIES:
+            return ImageFacts(error=f"its page directories list {entries:,} entries, far "
+                              "more than the pages of an image hold")
+        fh.seek(0)
+        with pillow_limit(max_pixels):  # its warning filters end with it
+            if kind == "tiff":
+                # A TIFF cut short at a page boundary: Pillow only warns about the
+                # page directory it could not read (the first one already inside
+                # Image.open), and stops there, with fewer pages.
+                warnings.filterwarnings("error", "(Truncated File Read|Corrupt EXIF data)",
+                                        UserWarning)
+            with Image.open(fh, formats=[_PIL_FORMATS[kind]]) as im:
+                # Page by page, not n_frames: that walks every page first, however many.
+                while True:
+                    frames.append(probe_frame(im, kind))
+                    if kind == "tiff" and tiff_data_end(im) > size or \
+                            kind == "bmp" and bmp_data_end(im, fh) > size:
+                        return ImageFacts(error=TRUNCATED)
+                    if kind != "tiff":
+                        break
+                    if len(frames) > MAX_TIFF_PAGES:
+                        return ImageFacts(too_many_pages=True)
+                    try:
+                        im.seek(len(frames))
+                    except EOFError:
+                        break
+                # An APNG declares its frames in its header (acTL): nothing is decoded.
+                animation = int(getattr(im, "n_frames", 1)) if kind == "png" else 1
+                if kind == "png" and not png_verified(im):
+                    return ImageFacts(error=DAMAGED)
+        if kind == "jpeg" and not jpeg_reaches_eoi(fh) or \
+                kind == "gif" and not gif_reaches_trailer(fh):
+            return ImageFacts(error=TRUNCATED)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Pillow's text quotes 2× the limit for the error; say the pixels only.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        oversized = _header_only(fh, kind, len(frames), max_pixels)
+        return ImageFacts(frames=tuple(frames) + ((oversized,) if oversized else ()),
+                          too_large=f"{int(found[1]):,} pixels" if found else "too large")
+    except UnidentifiedImageError:
+        return ImageFacts(error="Pillow does not recognise it")
+    except UserWarning:  # only the TIFF warnings made errors above
+        return ImageFacts(error=TRUNCATED)
+    except Exception as exc:  # noqa: BLE001 — damaged headers raise OSError, ValueError, ...
+        return ImageFacts(error=f"Pillow: {exc}" if str(exc) else type(exc).__name__)
+    finally:
+        fh.seek(0)
+    return ImageFacts(frames=tuple(frames), animation_frames=animation)
+
+
+def _header_only(fh: BinaryIO, kind: str, page: int, max_pixels: int) -> Frame | None:
+    """Page `page` (0: the first) as its header describes it, past Pillow's guard: it
+    stops Image.open before the image's width and height can be asked, and people fix an
+    image by its size, not by its pixel count. The guard stands in Image.open, so the
+    format's own class is made here directly; the limit itself is never lifted, as
+    Image.MAX_IMAGE_PIXELS is one for every thread of the process (a read on another
+    thread meanwhile would decode a bomb). Nothing is decoded (no load()): making the
+    image and seeking read headers only."""
+    fh.seek(0)
+    try:
+        with pillow_limit(max_pixels):
+            factory = Image.OPEN[_PIL_FORMATS[kind]][0]
+            with factory(fh, "") as im:
+                if page:
+                    im.seek(page)
+                return probe_frame(im, kind)
+    except Exception:  # noqa: BLE001 — then the pixel count alone is said
+        return None
+    finally:
+        fh.seek(0)
+
+
+# EXIF's tags of a JPEG's resolution (those of a TIFF page, in the JPEG's APP1 segment).
+_EXIF_X, _EXIF_Y, _EXIF_UNIT = 0x011A, 0x011B, 0x0128
+
+
+def _jpeg_frame(im: Image.Image) -> Frame:
+    """A JPEG's resolution as the file states it: its JFIF header's density when that
+    has a unit (1 inch, 2 centimetre), else its EXIF X and Y resolution under EXIF's
+    unit, read as a TIFF page's (missing: inch; 1: none; 3: centimetre). Not Pillow's
+    info["dpi"]: it takes EXIF's x for both, and says 72 DPI for a file whose EXIF
+    holds no resolution or no unit (a phone's photo of 300 × 600 DPI, one of 300 DPI
+    without a unit tag, one of none would all be misjudged for print)."""
+    width, height = im.size
+    unit, density = im.info.get("jfif_unit"), im.info.get("jfif_density")
+    if unit in (1, 2) and isinstance(density, tuple) and len(density) == 2:
+        return Frame(width, height, float(density[0]), float(density[1]), 2 if unit == 1 else 3)
+    try:
+        exif = im.getexif()
+        x, y, exif_unit = exif.get(_EXIF_X), exif.get(_EXIF_Y), exif.get(_EXIF_UNIT)
+        if x is None or y is None:
+            return Frame(width, height)
+        return Frame(width, height, float(x), float(y),
+                     int(exif_unit) if exif_unit is not None else None)
+    except Exception:  # noqa: BLE001 — damaged EXIF states no resolution that can be used
+        return Frame(width, height)
+
+
+def frame_dpi(frame: Frame) -> tuple[float, float] | None:
+    """The frame's x and y resolution in dots per inch; None when it states none usable
+    (no tags, 0, no unit or an unknown one)."""
+    if frame.unit not in (None, 2, 3) or frame.x_resolution is None or \
+            frame.y_resolution is None:
+        return None
+    scale = 2.54 if frame.unit == 3 else 1.0
+    x, y = frame.x_resolution * scale, frame.y_resolution * scale
+    if not (math.isfinite(x) and math.isfinite(y)) or x <= 0 or y <= 0:
+        return None
+    return x, y
+
+
+def probe_frame(im: Image.Image, kind: str) -> Frame:
+    """The open image's current page as its header describes it."""
+    width, height = im.size
+    if kind == "jpeg":
+        return _jpeg_frame(im)
+    if kind != "tiff":
+        dpi = im.info.get("dpi")  # PNG pHYs (per metre), in dots per inch
+        if isinstance(dpi, tuple) and len(dpi) == 2:
+            try:
+                return Frame(width, height, float(dpi[0]), float(dpi[1]), 2)
+            except (TypeError, ValueError):
+                pass
+        return Frame(width, height)
+    tags = im.tag_v2  # type: ignore[attr-defined]  # TiffImageFile only
+
+    def number(tag: int) -> float | None:
+        value = tags.get(tag)
+        try:
+            return float(value) if value is not None else None
+        except (TypeError, ValueError, ZeroDivisionError):
+            return None
+
+    unit = tags.get(296)
+    return Frame(width, height, number(282), number(283), int(unit) if unit is not None else None)

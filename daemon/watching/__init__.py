@@ -1,0 +1,1 @@
+"""The outbox seen: watcher or poller, listings, snapshots, settling, the mounts."""

@@ -1,0 +1,352 @@
+"""The end of a claimed bundle on disk (moves.py): archived in sent/ or quarantined
+whole after a crash or a power loss at any point of the move, with receipt.json as the
+journal kept it, never posted again; a failed move retried on its own back-off. Real
+journal, real files, the directory transport for the first delivery."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+sys.path.insert(0, str(Path(__file__).parent.parent))
+
+from claimed import Idempotent, Scripted, claimed, restart  # noqa: E402
+from helpers import Wall, pdf_bytes, pin_wall  # noqa: E402
+
+from daemon import manifest  # noqa: E402
+from daemon.archiving import archive  # noqa: E402
+from daemon.delivery.answers import Receipt  # noqa: E402
+from daemon.errors import Rejected  # noqa: E402
+from daemon.fs import fsmove  # noqa: E402
+from daemon.journal import DELIVERED  # noqa: E402
+from daemon.names import fit_bytes  # noqa: E402
+from daemon.report import pagerender  # noqa: E402
+
+
+def test_power_loss_that_kept_the_move_but_not_the_receipt_ends_with_it_whole(
+        tmp_path: Path) -> None:
+    """The archive move reached the disk but the receipt's bytes and the 'sent' commit did
+    not (both are synced only after the move): the restarted daemon writes receipt.json
+    again from the journal's delivered record and records 'sent' — without a POST."""
+    p, s, row = claimed(tmp_path)
+    assert p.finish.attempt(row) is None
+    entry = Path(p.j.get(row).archive_dir or "")
+    # What the disk and the journal can hold after such a power loss:
+    p.j.transition(row, DELIVERED, "state before the power loss")
+    (entry / "receipt.json").write_bytes(b"")
+
+    assert restart(p, s, row).attempt(row) is None
+    after = p.j.get(row)
+    assert after.state == "sent" and after.archive_dir == str(entry)
+    assert json.loads((entry / "receipt.json").read_text("utf-8")) == after.response
+    assert [e.name for e in s.sent_dir.glob("*/*")] == [entry.name]
+    assert list(s.processing_dir.iterdir()) == []
+
+
+def test_crash_between_the_receipt_and_the_move_ends_with_one_complete_entry(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Delivered, receipt.json written into the work folder, and then the move did not
+    happen (the daemon died there): after a restart the bundle is archived once, with
+    its files and a complete receipt, no temp files, and not posted again."""
+    p, s, row = claimed(tmp_path)
+
+    def died(*_: Any, **__: Any) -> Path:
+        raise OSError(5, "the daemon died here")
+
+    monkeypatch.setattr(archive, "move_into_place", died)
+    assert p.finish.attempt(row) is not None  # the move is to be tried again
+    monkeypatch.undo()
+    delivered = p.j.get(row)
+    assert delivered.state == DELIVERED and delivered.work_dir
+    work = Path(delivered.work_dir)
+    assert (work / "receipt.json").is_file()  # written before the move
+
+    assert restart(p, s, row).attempt(row) is None
+    after = p.j.get(row)
+    [entry] = s.sent_dir.glob("*/*")
+    assert after.state == "sent" and after.archive_dir == str(entry)
+    assert sorted(e.name for e in entry.iterdir()) == ["INV-1", "INV-1.xml", "receipt.json"]
+    assert json.loads((entry / "receipt.json").read_text("utf-8")) == delivered.response
+    assert not work.exists()
+    assert len(list((tmp_path / "target").iterdir())) == 1  # delivered once
+
+
+def test_a_receipt_whose_archive_waits_is_made_durable_before_the_move(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the workers' archive_later, a 2xx hands the archive over; the attempt that
+    archives makes every commit durable (the receipt, the archive folder) before it
+    places anything in sent/."""
+    p, s, row = claimed(tmp_path)
+    p.finish.d = Idempotent(Receipt(201, {"receipt_id": "r-1"}, "r-1"))
+    handed: list[int] = []
+    p.finish.archive_later = handed.append
+    assert p.finish.attempt(row) is None
+    assert handed == [row] and p.j.get(row).state == DELIVERED
+    assert list(s.sent_dir.glob("*/*")) == []
+    order: list[str] = []
+    make_durable, place = p.j.make_durable, archive.place
+    monkeypatch.setattr(p.j, "make_durable", lambda: (order.append("durable"), make_durable()))
+    monkeypatch.setattr("daemon.archiving.moves.place",
+                        lambda *a: (order.append("place"), place(*a))[1])
+    assert p.finish.attempt(row) is None
+    assert order == ["durable", "place"]
+    assert p.j.get(row).state == "sent" and p.finish.d.posts == 1
+
+
+def test_a_directory_delivery_is_archived_at_once_even_with_archive_later(
+        tmp_path: Path) -> None:
+    """A directory target may be emptied by its transfer agent before a repeat, so its
+    receipt is durable at once and its archive does not wait."""
+    p, s, row = claimed(tmp_path)
+    handed: list[int] = []
+    p.finish.archive_later = handed.append
+    assert p.finish.attempt(row) is None
+    assert handed == [] and p.j.get(row).state == "sent"
+
+
+class _Later(datetime):
+    """The wall clock a day after the crash."""
+
+    @classmethod
+    def now(cls, tz: Any = None) -> datetime:  # type: ignore[override]
+        return datetime.now(tz) + timedelta(days=1)
+
+
+class _Died(BaseException):
+    """The daemon dies here (a BaseException: nothing on the way catches it)."""
+
+
+def test_a_crash_while_deleting_the_source_of_a_copy_into_quarantine_keeps_one_entry(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Quarantine on another file system (copy, sync, rename, delete): the daemon dies
+    after the complete copy was renamed into quarantine/ while the work folder was
+    being deleted (one attachment already gone from it). After a restart the bundle
+    has one quarantine entry, the complete one, and the journal points at it; the
+    papers written again are those of the first try, so they match it."""
+    p, s, row = claimed(tmp_path)
+    work = Path(p.j.get(row).work_dir or "")
+    rename = fsmove.rename_noreplace
+
+    def across(src: Path, dst: Path, *at: int | None) -> None:
+        if Path(src) == work:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        rename(src, dst, *at)
+
+    def dies_midway(*_: Any) -> None:
+        # The work folder's contents are removed from its descriptor, entry by entry.
+        (work / "INV-1" / "a.pdf").unlink()
+        raise _Died
+
+    monkeypatch.setattr(fsmove, "rename_noreplace", across)
+    monkeypatch.setattr(fsmove, "_remove_copied", dies_midway)
+    p.finish.d = Scripted(Rejected("the receiver rejected the bundle with HTTP 400", 400, "no"))
+    with pytest.raises(_Died):
+        p.finish.attempt(row)
+    monkeypatch.undo()
+    [copy] = s.quarantine_dir.glob("*/*")
+    first_papers = (copy / "reason.json").read_bytes()
+
+    fin = restart(p, s, row)
+    monkeypatch.setattr(manifest, "datetime", _Later)  # the clock moved on meanwhile
+    assert fin.attempt(row) is None
+    done = p.j.get(row)
+    assert [e.name for e in s.quarantine_dir.glob("*/*")] == [copy.name]
+    assert done.state == "quarantined" and done.archive_dir == str(copy)
+    assert (copy / "INV-1" / "a.pdf").read_bytes() == pdf_bytes()
+    assert (copy / "reason.json").read_bytes() == first_papers
+    assert not work.exists()
+
+
+def test_a_long_named_bundle_an_older_version_was_copying_into_sent_is_archived_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Upgrade: the version before the per-daemon copy names journaled the sent/ folder of
+    a long invoice name cut to 240 bytes (now shorter, with room for the daemon's tag) and
+    was killed copying into it across file systems, leaving its `.NAME--ID12.partial`.
+    The new version archives the bundle once into the folder journaled — its own copy
+    name cut to fit (it failed 'File name too long' on every try, the bundle delivered
+    and never archived) — and removes the older copy, which nothing else would."""
+    name = "INV-" + "L" * 220  # 224 bytes: cut at 186 now, not at 226 before
+
+    def died(*_: Any, **__: Any) -> Path:
+        raise OSError(5, "the daemon died here")
+
+    p, s, row = claimed(tmp_path, name=name)
+    monkeypatch.setattr(archive, "move_into_place", died)
+    assert p.finish.attempt(row) is not None  # delivered; the move is to be tried again
+    monkeypatch.undo()
+    delivered = p.j.get(row)
+    assert delivered.state == DELIVERED and delivered.bundle_id and delivered.work_dir
+    # What the older version journaled and left in sent/: its cut (255 - 15 bytes in all).
+    older = Path(delivered.archive_dir or "").parent / (
+        fit_bytes(name, 240 - 14) + f"--{delivered.bundle_id[:12]}")
+    assert older.name != Path(delivered.archive_dir or "").name
+    p.j.update(row, archive_dir=str(older))
+    left = older.with_name(f".{older.name}.partial")
+    (left / name).mkdir(parents=True)
+    (left / name / "a.pdf").write_bytes(b"half a copy")
+    work = Path(delivered.work_dir)
+    rename = fsmove.rename_noreplace
+
+    def across(src: Path, dst: Path, *at: int | None) -> None:
+        if Path(src) == work:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        rename(src, dst, *at)
+
+    monkeypatch.setattr(fsmove, "rename_noreplace", across)
+    assert restart(p, s, row).attempt(row) is None
+    done = p.j.get(row)
+    assert (done.state, done.archive_dir, done.last_error) == ("sent", str(older), None)
+    assert os.listdir(older.parent) == [older.name]
+    assert (older / name / "a.pdf").read_bytes() == pdf_bytes()
+    assert (older / f"{name}.xml").is_file() and not work.exists()
+
+
+def test_the_copy_an_older_version_left_under_a_suffixed_name_is_removed_too(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Upgrade: the version before the per-daemon copy names found the sent/ folder it had
+    journaled taken by another bundle's entry, so it copied into NAME-2 (its
+    `.NAME--ID12-2.partial`), and was killed mid-copy. The new version removed the older
+    copy under the plain name only: this one stayed in sent/ for good, a whole bundle's
+    bytes hidden in the archive. It goes too, with the same log line; the bundle is
+    archived once, beside the other entry, which is kept as it is."""
+    p, s, row = claimed(tmp_path)
+    monkeypatch.setattr(archive, "move_into_place", _died)
+    assert p.finish.attempt(row) is not None  # delivered; the move is to be tried again
+    monkeypatch.undo()
+    delivered = p.j.get(row)
+    assert delivered.state == DELIVERED and delivered.work_dir and delivered.archive_dir
+    journaled = Path(delivered.archive_dir)
+    other = journaled / "receipt.json"  # another bundle's entry took the name
+    other.parent.mkdir(parents=True)
+    other.write_text(json.dumps({"bundle_id": "f" * 64}))
+    left = journaled.with_name(f".{journaled.name}-2.partial")
+    (left / "INV-1").mkdir(parents=True)
+    (left / "INV-1" / "a.pdf").write_bytes(b"half a copy")
+    _across_for(monkeypatch, Path(delivered.work_dir))
+    with capture_logs() as logged:
+        assert restart(p, s, row).attempt(row) is None
+    done = p.j.get(row)
+    placed = journaled.with_name(f"{journaled.name}-2")
+    assert (done.state, done.archive_dir) == ("sent", str(placed))
+    assert sorted(os.listdir(journaled.parent)) == [journaled.name, placed.name]
+    assert (placed / "INV-1" / "a.pdf").read_bytes() == pdf_bytes()
+    assert json.loads(other.read_text()) == {"bundle_id": "f" * 64}
+    assert [e["partial"] for e in logged
+            if e["event"] == "removed the copy an older outboxd left under way"] == [str(left)]
+
+
+def _died(*_: Any, **__: Any) -> Path:
+    raise OSError(5, "the daemon died here")
+
+
+def _across_for(monkeypatch: pytest.MonkeyPatch, work: Path) -> None:
+    """The work folder's rename into the archive fails EXDEV: a copy across file systems."""
+    rename = fsmove.rename_noreplace
+
+    def across(src: Path, dst: Path, *at: int | None) -> None:
+        if Path(src) == work:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        rename(src, dst, *at)
+
+    monkeypatch.setattr(fsmove, "rename_noreplace", across)
+
+
+def test_a_bundle_archived_after_a_failed_move_is_sent_without_the_old_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Delivered, its move into sent/ failing once (a full disk), then done: the row is
+    `sent` with no last_error (before, `status --json` kept "cannot be archived")."""
+    from daemon.archiving import moves
+
+    p, _, row = claimed(tmp_path)
+    real_place = moves.place
+    calls: list[int] = []
+
+    def full_once(*args: Any, **kwargs: Any) -> Path:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_place(*args, **kwargs)
+    monkeypatch.setattr(moves, "place", full_once)
+    assert p.finish.attempt(row) is not None  # delivered, not archived: retried
+    assert "cannot be archived" in (p.j.get(row).last_error or "")
+    later = p.finish.clock() + 3600  # its back-off over, whatever the host's uptime
+    p.finish.clock = lambda: later
+    assert p.finish.attempt(row) is None
+    assert (p.j.get(row).state, p.j.get(row).last_error) == ("sent", None)
+
+
+@pytest.fixture
+def wall(monkeypatch: pytest.MonkeyPatch) -> type[Wall]:
+    """The journal's and the archive's clock: 23:59:59.9 UTC on 2031-05-06 until the test
+    moves it on."""
+    return pin_wall(monkeypatch, datetime(2031, 5, 6, 23, 59, 59, 900000, tzinfo=UTC),
+                    ("daemon.journal.records", "daemon.archiving.archive"))
+
+
+AFTER_MIDNIGHT = datetime(2031, 5, 7, 0, 0, 0, 300000, tzinfo=UTC)
+
+
+def test_a_bundle_delivered_before_midnight_and_archived_after_it_is_yesterdays(
+        tmp_path: Path, wall: type[Wall]) -> None:
+    """Delivered at 23:59:59.9 UTC, archived (after the burst's wait) at 00:00:00.3: it
+    lies in yesterday's folder in sent/, and the views count it as sent that day — the
+    next day "sent today" (STATUS=, the status page) does not count it, and `status`
+    shows it sent at its delivery, as receipt.json says (before: at the archive's time,
+    so it counted as sent today beside a folder dated the day before)."""
+    p, s, row = claimed(tmp_path)
+    p.finish.d = Idempotent(Receipt(201, {"receipt_id": "r-1"}, "r-1"))
+    p.finish.archive_later = lambda _row: None
+    assert p.finish.attempt(row) is None and p.j.get(row).state == DELIVERED
+    wall.at = AFTER_MIDNIGHT
+    assert p.finish.attempt(row) is None
+    [entry] = s.sent_dir.glob("*/*")
+    assert entry.parent.name == "2031-05-06"
+    done = p.j.get(row)
+    receipt = json.loads((entry / "receipt.json").read_text("utf-8"))
+    assert done.state == "sent" and done.since == receipt["delivered_at"] \
+        == "2031-05-06T23:59:59.900Z"
+    assert p.j.summary(AFTER_MIDNIGHT)["sent today"] == 0
+    assert p.j.summary(datetime(2031, 5, 6, 23, 59, 59, 950000, tzinfo=UTC))["sent today"] == 1
+    rows = p.j.recent(days=3650)
+    assert pagerender.sections(rows, "2031-05-07")["sent"] == []
+    assert [r.id for r in pagerender.sections(rows, "2031-05-06")["sent"]] == [row]
+
+
+def test_a_bundle_whose_quarantine_move_succeeds_after_midnight_is_yesterdays(
+        tmp_path: Path, wall: type[Wall], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rejected at 23:59:59.9 UTC, its move into quarantine/ failing once (a full disk)
+    and done at 00:00:00.3: its folder and reason.json say the day before, and so does
+    the journal, so the next day's page does not list it under "Quarantined today"."""
+    from daemon.archiving import moves
+
+    p, s, row = claimed(tmp_path)
+    p.finish.d = Scripted(Rejected("the receiver rejected the bundle with HTTP 422", 422, "no"))
+    real_place = moves.place
+
+    def full_before_midnight(*args: Any, **kwargs: Any) -> Path:
+        if wall.at < AFTER_MIDNIGHT:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_place(*args, **kwargs)
+    monkeypatch.setattr(moves, "place", full_before_midnight)
+    assert p.finish.attempt(row) is not None
+    wall.at = AFTER_MIDNIGHT
+    later = p.finish.clock() + 3600  # its back-off over, whatever the host's uptime
+    p.finish.clock = lambda: later
+    assert p.finish.attempt(row) is None
+    [entry] = s.quarantine_dir.glob("*/*")
+    assert entry.parent.name == "2031-05-06"
+    reason = json.loads((entry / "reason.json").read_text("utf-8"))
+    done = p.j.get(row)
+    assert done.state == "quarantined" and reason["quarantined_at"] == "2031-05-06T23:59:59Z"
+    assert done.since.startswith("2031-05-06T23:59:59")
+    rows = p.j.recent(days=3650)
+    assert pagerender.sections(rows, "2031-05-07")["quarantined"] == []
+    assert [r.id for r in pagerender.sections(rows, "2031-05-06")["quarantined"]] == [row]

@@ -1,0 +1,264 @@
+"""Claiming: atomic moves into a work folder, one winner, nothing lost going back."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from swaps import swap_when_opened
+
+from daemon.claiming.claim import (
+    LEFTOVER,
+    Unclaimed,
+    claim,
+    finish_claim,
+    moved_candidate,
+    unclaim,
+    work_dir_for,
+)
+from daemon.errors import ClaimLost
+from daemon.fs.workfolder import hold_folder
+from daemon.watching.scan import Candidate
+
+BID = "0123456789ab" + "c" * 52
+
+
+@pytest.fixture
+def processing(outbox: Path) -> Path:
+    p = outbox / ".outboxd" / "processing"
+    p.mkdir(parents=True)
+    return p
+
+
+def drop(outbox: Path, name: str = "INV-1", marker: bool = False) -> Candidate:
+    (outbox / f"{name}.xml").write_bytes(b"<Invoice/>")
+    (outbox / name / "sub").mkdir(parents=True)
+    (outbox / name / "a.pdf").write_bytes(b"%PDF-a")
+    (outbox / name / "sub" / "b.pdf").write_bytes(b"%PDF-b")
+    if marker:
+        (outbox / f"{name}.ready").write_bytes(b"")
+    return Candidate(name, outbox / f"{name}.xml", outbox / name, outbox / f"{name}.ready")
+
+
+class TestWorkDir:
+    def test_work_dir_names_bundle_and_is_unique(self, processing: Path) -> None:
+        """The work folder is NAME--BUNDLEID12--… inside processing, different every time."""
+        a = work_dir_for(processing, "INV-1", BID)
+        b = work_dir_for(processing, "INV-1", BID)
+        assert a.parent == processing and a.name.startswith("INV-1--0123456789ab--")
+        assert a != b
+
+    def test_work_dir_name_fits_one_path_component(self, processing: Path) -> None:
+        """A 251-byte stem (with multi-byte letters) is shortened so the folder name fits
+        in 255 bytes, cut on a character boundary; the id and our tag are kept whole."""
+        name = "é" * 100 + "x" * 51
+        w = work_dir_for(processing, name, BID)
+        assert len(w.name.encode()) <= 255
+        assert "--0123456789ab--" in w.name and w.name.startswith("é" * 10)
+        w.mkdir()  # the kernel agrees
+
+
+class TestClaim:
+    def test_moves_invoice_and_sidecar(self, outbox: Path, processing: Path) -> None:
+        """claim moves invoice file and sidecar (whole tree) into the work folder."""
+        cand = drop(outbox)
+        work = work_dir_for(processing, cand.name, BID)
+        moved = claim(cand, work, with_marker=False)
+        assert moved == moved_candidate(cand, work)
+        assert moved.invoice.read_bytes() == b"<Invoice/>"
+        assert (work / "INV-1" / "sub" / "b.pdf").read_bytes() == b"%PDF-b"
+        assert not cand.invoice.exists() and not cand.sidecar.exists()
+
+    def test_invoice_without_sidecar(self, outbox: Path, processing: Path) -> None:
+        """A bundle without a sidecar claims just the invoice file."""
+        (outbox / "INV-2.xml").write_bytes(b"x")
+        cand = Candidate("INV-2", outbox / "INV-2.xml", outbox / "INV-2", outbox / "INV-2.ready")
+        work = work_dir_for(processing, "INV-2", BID)
+        claim(cand, work, with_marker=False)
+        assert sorted(p.name for p in work.iterdir()) == ["INV-2.xml"]
+
+    def test_marker_moved_only_when_asked(self, outbox: Path, processing: Path) -> None:
+        """The marker travels with the bundle in marker mode, and stays otherwise."""
+        cand = drop(outbox, "A", marker=True)
+        work = work_dir_for(processing, "A", BID)
+        claim(cand, work, with_marker=True)
+        assert (work / "A.ready").exists() and not cand.marker.exists()
+
+        cand = drop(outbox, "B", marker=True)
+        work = work_dir_for(processing, "B", BID)
+        claim(cand, work, with_marker=False)
+        assert not (work / "B.ready").exists() and cand.marker.exists()
+
+    def test_second_claim_loses(self, outbox: Path, processing: Path) -> None:
+        """A second daemon claiming the same candidate gets ClaimLost and leaves no work folder;
+        the winner's files are untouched."""
+        cand = drop(outbox)
+        work1 = work_dir_for(processing, cand.name, BID)
+        work2 = work_dir_for(processing, cand.name, BID)
+        claim(cand, work1, with_marker=False)
+        with pytest.raises(ClaimLost):
+            claim(cand, work2, with_marker=False)
+        assert not work2.exists()
+        assert [p.name for p in processing.iterdir()] == [work1.name]
+        assert sorted(p.name for p in work1.iterdir()) == ["INV-1", "INV-1.xml"]
+
+    def test_vanished_invoice_loses(self, outbox: Path, processing: Path) -> None:
+        """An invoice file removed by a person before the claim: ClaimLost, no work folder,
+        the sidecar stays in the outbox."""
+        cand = drop(outbox)
+        cand.invoice.unlink()
+        work = work_dir_for(processing, cand.name, BID)
+        with pytest.raises(ClaimLost):
+            claim(cand, work, with_marker=False)
+        assert not work.exists() and cand.sidecar.is_dir()
+
+
+    @pytest.mark.parametrize("at", ["INV-1.xml", "INV-1"])
+    def test_a_work_folder_swapped_for_a_link_during_the_claim_gets_nothing_moved_there(
+            self, outbox: Path, processing: Path, tmp_path: Path, at: str) -> None:
+        """The new work folder swapped for a link to a folder outside just before the
+        rename of the invoice file (or of the sidecar) into it: nothing is moved to
+        where the link leads; the whole bundle is together in the folder claimed (moved
+        aside by the swap), and the claim fails naming the work folder (its undo then finds
+        the bundle stuck and quarantines it, whose move refuses the link)."""
+        cand = drop(outbox)
+        work = work_dir_for(processing, cand.name, BID)
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        with swap_when_opened(at, work, outside, renamed=True) as swapped, \
+                pytest.raises(OSError) as raised:
+            claim(cand, work, with_marker=False)
+        assert swapped, "the swap was made"
+        assert raised.value.filename == str(work)
+        assert "symbolic link" in str(raised.value)
+        assert list(outside.iterdir()) == []
+        [real] = swapped
+        assert sorted(p.name for p in real.iterdir()) == ["INV-1", "INV-1.xml"]
+        assert (real / "INV-1.xml").read_bytes() == b"<Invoice/>"
+        assert work.is_symlink()
+
+
+def finish_held(cand: Candidate, work: Path, with_marker: bool) -> None:
+    """finish_claim as recovery calls it: into the work folder held."""
+    held = hold_folder(work)
+    try:
+        finish_claim(cand, held, with_marker)
+    finally:
+        os.close(held)
+
+
+class TestFinishClaim:
+    def test_completes_half_done_claim(self, outbox: Path, processing: Path) -> None:
+        """After a crash between the invoice move and the sidecar move, finish_claim moves
+        the rest (sidecar and marker)."""
+        cand = drop(outbox, marker=True)
+        work = work_dir_for(processing, cand.name, BID)
+        work.mkdir()
+        cand.invoice.rename(work / cand.invoice.name)  # the claim rename happened
+        finish_held(cand, work, with_marker=True)
+        assert sorted(p.name for p in work.iterdir()) == ["INV-1", "INV-1.ready", "INV-1.xml"]
+        assert not cand.sidecar.exists() and not cand.marker.exists()
+
+    def test_idempotent(self, outbox: Path, processing: Path) -> None:
+        """finish_claim on a complete claim changes nothing."""
+        cand = drop(outbox)
+        work = work_dir_for(processing, cand.name, BID)
+        claim(cand, work, with_marker=False)
+        finish_held(cand, work, with_marker=False)
+        assert sorted(p.name for p in work.iterdir()) == ["INV-1", "INV-1.xml"]
+        assert (work / "INV-1" / "a.pdf").read_bytes() == b"%PDF-a"
+
+    def test_does_not_replace_what_is_in_work(self, outbox: Path, processing: Path) -> None:
+        """A sidecar already in the work folder is not replaced by a new one of the same name."""
+        cand = drop(outbox)
+        work = work_dir_for(processing, cand.name, BID)
+        claim(cand, work, with_marker=False)
+        (outbox / "INV-1").mkdir()
+        (outbox / "INV-1" / "new.pdf").write_bytes(b"new")
+        finish_held(cand, work, with_marker=False)
+        assert (work / "INV-1" / "a.pdf").exists() and not (work / "INV-1" / "new.pdf").exists()
+        assert (outbox / "INV-1" / "new.pdf").exists()
+
+
+class TestUnclaim:
+    def test_puts_everything_back(self, outbox: Path, processing: Path) -> None:
+        """unclaim moves invoice, sidecar and marker back and removes the work folder."""
+        cand = drop(outbox, marker=True)
+        work = work_dir_for(processing, cand.name, BID)
+        claim(cand, work, with_marker=True)
+        assert unclaim(cand, work) == Unclaimed([])
+        assert cand.invoice.read_bytes() == b"<Invoice/>"
+        assert (cand.sidecar / "sub" / "b.pdf").read_bytes() == b"%PDF-b"
+        assert cand.marker.exists()
+        assert not work.exists()
+
+    def test_never_replaces_reappeared_invoice(self, outbox: Path, processing: Path) -> None:
+        """A new file dropped under the same name meanwhile is not replaced: our whole
+        bundle (invoice and sidecar) stays together in the work folder and is reported."""
+        cand = drop(outbox)
+        work = work_dir_for(processing, cand.name, BID)
+        claim(cand, work, with_marker=False)
+        cand.invoice.write_bytes(b"<Invoice>new</Invoice>")
+        stuck = unclaim(cand, work).stuck
+        assert stuck == ["INV-1", "INV-1.xml"]
+        assert not cand.sidecar.exists()
+        assert cand.invoice.read_bytes() == b"<Invoice>new</Invoice>"
+        assert (work / "INV-1.xml").read_bytes() == b"<Invoice/>"
+        assert work.is_dir()
+
+    def test_never_replaces_reappeared_sidecar(self, outbox: Path, processing: Path) -> None:
+        """A new sidecar folder under the same name is left alone; ours stays in work."""
+        cand = drop(outbox)
+        work = work_dir_for(processing, cand.name, BID)
+        claim(cand, work, with_marker=False)
+        cand.sidecar.mkdir()
+        (cand.sidecar / "other.pdf").write_bytes(b"other")
+        stuck = unclaim(cand, work).stuck
+        assert stuck == ["INV-1"]
+        assert sorted(p.name for p in cand.sidecar.iterdir()) == ["other.pdf"]
+        assert (work / "INV-1" / "a.pdf").exists()
+        assert cand.invoice.read_bytes() == b"<Invoice/>"
+
+    def test_a_work_folder_swapped_for_a_link_brings_nothing_into_the_outbox(
+            self, outbox: Path, processing: Path, tmp_path: Path) -> None:
+        """The work folder swapped for a link (to a folder holding files of the bundle's
+        names) before the claim is undone: nothing where the link leads is moved into the
+        outbox, the link is not removed, and the whole bundle is reported stuck (it is
+        then quarantined, and its quarantine refuses the link)."""
+        cand = drop(outbox)
+        work = work_dir_for(processing, cand.name, BID)
+        claim(cand, work, with_marker=False)
+        outside = tmp_path / "outside"
+        (outside / "INV-1").mkdir(parents=True)
+        (outside / "INV-1.xml").write_bytes(b"someone else's")
+        real = work.with_name(work.name + ".real")
+        work.rename(real)
+        work.symlink_to(outside)
+        assert unclaim(cand, work) == Unclaimed([work.name])
+        assert not cand.invoice.exists() and not cand.sidecar.exists()
+        assert sorted(p.name for p in outside.iterdir()) == ["INV-1", "INV-1.xml"]
+        assert work.is_symlink()
+        assert sorted(p.name for p in real.iterdir()) == ["INV-1", "INV-1.xml"]
+
+    def test_a_file_dropped_into_the_emptied_work_folder_leaves_the_bundle_back_not_stuck(
+            self, outbox: Path, processing: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Every file went back, but a file dropped into the work folder after its listing
+        keeps it from being removed: the bundle is reported back (nothing stuck), the
+        folder as a leftover, marked for the orphan sweep; the dropped file stays."""
+        from daemon.claiming import claim as claim_module
+        cand = drop(outbox)
+        work = work_dir_for(processing, cand.name, BID)
+        claim(cand, work, with_marker=False)
+        real_fsync = claim_module.fsync_dir
+
+        def dropped_in_then_fsync(folder: Path) -> None:
+            (work / "late.xml").write_bytes(b"dropped in by a clerk")
+            real_fsync(folder)
+
+        monkeypatch.setattr(claim_module, "fsync_dir", dropped_in_then_fsync)
+        undone = unclaim(cand, work)
+        assert undone.stuck == [] and undone.leftover is not None
+        assert cand.invoice.read_bytes() == b"<Invoice/>"
+        assert (cand.sidecar / "sub" / "b.pdf").read_bytes() == b"%PDF-b"
+        assert sorted(p.name for p in work.iterdir()) == [LEFTOVER, "late.xml"]

@@ -1,0 +1,796 @@
+"""Claims (daemon/claiming/claims.py): a bundle the loop decided to send is recorded, moved into
+processing and checked again, or put back when the move cannot be made; driven step by
+step with a real journal, real files and the directory transport."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+sys.path.insert(0, str(Path(__file__).parent.parent))
+
+from claimed import folders, make, quiet_logs, step  # noqa: E402, F401 - quiet_logs: autouse
+from helpers import drop_bundle, pdf_bytes, write  # noqa: E402
+
+from daemon.bundle import Bundle  # noqa: E402
+from daemon.configuration.config import Settings  # noqa: E402
+from daemon.delivery.finish import evaluate  # noqa: E402
+from daemon.loop.pipeline import Pipeline  # noqa: E402
+from daemon.watching.scan import Candidate, list_outbox  # noqa: E402
+
+
+class TestClaimFailure:
+    @pytest.mark.parametrize("start", [0.0, 1e9])
+    def test_a_claim_that_cannot_move_files_leaves_them_and_retries_later(
+            self, tmp_path: Path, start: float) -> None:
+        """If the processing folder cannot be used, the bundle stays in the outbox, the
+        journal says settling with the error, and the claim is retried once a rescan period
+        has passed on the loop's clock, not before and not on every step, whatever that
+        clock reads (0 or 10⁹: nothing depends on the host's uptime)."""
+        p, s = make(tmp_path)
+        processing = s.processing_dir
+        processing.rmdir()
+        write(processing, b"a file where the processing folder should be")
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        nxt = step(p, cand, start)
+        assert nxt.claimed is None and nxt.at == start + s.outbox.rescan_seconds
+        assert (s.outbox.path / "INV-1.xml").exists()
+        assert (s.outbox.path / "INV-1" / "a.pdf").exists()
+        [row] = p.j.rows(("settling",))
+        assert "cannot move into processing" in (row.last_error or "")
+        assert p.j.rows(("claiming",)) == []
+
+        processing.unlink()
+        processing.mkdir()
+        assert step(p, cand, start + 1).at == start + s.outbox.rescan_seconds  # still paused
+        row_id = step(p, cand, start + s.outbox.rescan_seconds).claimed
+        assert row_id is not None and p.finish.attempt(row_id) is None
+        assert p.j.get(row_id).state == "sent"
+
+    def test_a_folder_outboxd_may_not_move_is_said_with_the_fix(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A sidecar that outboxd's user may not move (no write access to the folder
+        itself, as when another user copied it in; the test runs as root, so the
+        refusal is put in the move's place): the bundle stays in the outbox, and the
+        journal's error, which status and the page on the share show, names the folder,
+        says permission denied and what access is needed, without the server's paths."""
+        from daemon.claiming import claims
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        sidecar = s.outbox.path / "INV-1"
+
+        def refused(cand: Candidate, work: Path, *_: object, **__: object) -> None:
+            work.mkdir()  # as claim() does before its first rename
+            raise PermissionError(13, "Permission denied", str(sidecar),
+                                  str(s.processing_dir / "INV-1"))
+
+        monkeypatch.setattr(claims, "claim", refused)
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        assert step(p, cand, 0.0).claimed is None
+        assert (sidecar / "a.pdf").exists()
+        [row] = p.j.rows(("settling",))
+        error = row.last_error or ""
+        assert error.startswith("cannot move INV-1 into processing: permission denied — ")
+        assert "write access to the outbox and to the bundle's folders themselves" in error
+        assert str(s.outbox.path) not in error and "Errno" not in error
+
+    def test_a_claim_that_keeps_failing_is_said_once_per_cause_and_once_when_it_works(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A share that stays full for hours fails the claim at every rescan, each time
+        with another work folder in the line: "cannot claim bundle" is logged (an error)
+        at the first try only, again when the cause changes (full → permission denied),
+        and once at info when a claim works ("bundle claimed now"); the journal's error
+        (status, the page) stays each try's. Injected here (the work folder's mkdir
+        refused); tests/faults/test_full_share.py fills a real ext4."""
+        import errno
+
+        from daemon.claiming import claims as claims_module
+        from daemon.errors import NothingClaimed
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        real_claim = claims_module.claim
+        causes = [errno.ENOSPC, errno.ENOSPC, errno.ENOSPC, errno.EACCES, errno.EACCES]
+
+        def refused_then_claimed(c: Candidate, work: Path, *args: object, **kwargs: object
+                                 ) -> Candidate:
+            if causes:
+                cause = causes.pop(0)
+                raise NothingClaimed(OSError(cause, os.strerror(cause), str(work)))
+            return real_claim(c, work, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(claims_module, "claim", refused_then_claimed)
+        period = s.outbox.rescan_seconds
+        with capture_logs() as logs:
+            for turn in range(5):
+                assert step(p, cand, turn * period).claimed is None
+                [row] = p.j.rows(("settling",))
+                assert os.strerror(errno.ENOSPC if turn < 3 else errno.EACCES).lower() in (
+                    row.last_error or "").lower()
+            row_id = step(p, cand, 5 * period).claimed
+        assert row_id is not None
+        said = [(e["event"], e["log_level"], e.get("error", "")) for e in logs
+                if "claim" in e["event"] and e["event"] != "bundle claimed"]
+        assert [(event, level) for event, level, _ in said] == [
+            ("cannot claim bundle; will try again", "error"),
+            ("cannot claim bundle; will try again", "error"),
+            ("bundle claimed now; its claim had failed before", "info")], said
+        assert "No space left on device" in said[0][2] and "free space" in said[0][2]
+        assert "permission denied" in said[1][2] and "permission denied" in said[2][2]
+
+    def test_a_claim_undone_for_a_folder_it_may_not_move_is_retried_without_a_read(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The invoice file moved into processing and back, as a sidecar outboxd may not
+        move is refused (another user's folder; the test runs as root, so the refusal
+        is put in the rename's place): the renames change the change times of what they
+        moved, and nothing else. The retry a rescan period later claims the bundle as it
+        was read, without reading it again; each retry of a claim refused for hours
+        read the whole bundle once more. A file changed meanwhile is read again."""
+        import os
+
+        from daemon.claiming import claim as claim_module
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes(), "b.pdf": pdf_bytes(2)})
+        sidecar = s.outbox.path / "INV-1"
+        rename = os.rename
+        refusals = [2]
+
+        def refusing(src: object, dst: object, *args: object, **kw: object) -> None:
+            if Path(str(src)) == sidecar and refusals[0] > 0:
+                refusals[0] -= 1
+                raise PermissionError(13, "Permission denied", str(src), str(dst))
+            rename(src, dst, *args, **kw)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(claim_module.os, "rename", refusing)
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        invoice_ctime = (s.outbox.path / "INV-1.xml").stat().st_ctime_ns
+        first = step(p, cand, 0.0)
+        assert first.claimed is None and first.at == s.outbox.rescan_seconds
+        assert (s.outbox.path / "INV-1.xml").stat().st_ctime_ns != invoice_ctime  # moved back
+
+        again = p.step(cand, s.outbox.rescan_seconds)
+        assert again.read is None and again.claimed is None and refusals == [0]
+        edited = pdf_bytes(3)
+        (sidecar / "b.pdf").write_bytes(edited)  # a change: read again
+        changed = p.step(cand, 2 * s.outbox.rescan_seconds)
+        assert changed.read is not None
+        p.took_read(cand.invoice.name, changed.read, evaluate(cand, p.s))
+        row_id = p.step(cand, 2 * s.outbox.rescan_seconds).claimed
+        assert row_id is not None and p.finish.attempt(row_id) is None
+        [sent] = folders(s.sent_dir)
+        assert (sent / "INV-1" / "b.pdf").read_bytes() == edited
+
+    def test_a_link_put_in_place_of_the_outboxd_folder_is_never_claimed_through(
+            self, tmp_path: Path) -> None:
+        """.outboxd lies in the outbox, where anyone on the share may replace it with a
+        link: no bundle is moved through it (it stays in the outbox, with the link named
+        in the journal), nothing is written where it leads, and claims resume once the
+        link is gone."""
+        p, s = make(tmp_path)
+        dot = s.processing_dir.parent
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        s.processing_dir.rmdir()
+        dot.rmdir()
+        dot.symlink_to(elsewhere)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        assert step(p, cand, 0.0).claimed is None
+        assert (s.outbox.path / "INV-1.xml").exists() and list(elsewhere.iterdir()) == []
+        [row] = p.j.rows(("settling",))
+        assert str(dot) in (row.last_error or "") and "symbolic link" in (row.last_error or "")
+
+        dot.unlink()
+        row_id = step(p, cand, s.outbox.rescan_seconds).claimed
+        assert row_id is not None and p.finish.attempt(row_id) is None
+        assert p.j.get(row_id).state == "sent"
+        assert list(elsewhere.iterdir()) == []
+
+
+    def test_a_work_folder_swapped_for_a_dangling_link_during_the_claim_is_reported_stuck(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The new work folder moved aside and replaced by a link that leads nowhere just
+        before the invoice file is renamed into it: the bundle stays together in the
+        folder claimed, and its row says quarantining with the link named — not
+        settling with no work folder, as though nothing had been claimed, while its
+        files lay in a folder no row knows. The log says so, once, at error, naming the
+        link; never "cannot claim bundle; will try again", which it will not; and its
+        reason names the work folder, not new files in the outbox."""
+        import io
+
+        from swaps import swap_when_opened
+
+        from daemon import logs
+        from daemon.configuration.config import LogConfig
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        work = s.processing_dir / "INV-1--fixed"
+        monkeypatch.setattr("daemon.claiming.claims.work_dir_for", lambda *_: work)
+        out = io.StringIO()
+        logs.configure(LogConfig(format="json"), out)
+        with swap_when_opened("INV-1.xml", work, tmp_path / "nowhere",
+                              renamed=True) as swapped:
+            assert step(p, cand, 0.0).claimed is not None
+        logged = [json.loads(line) for line in out.getvalue().splitlines()]  # each line JSON
+        [real] = swapped
+        assert sorted(os.listdir(real)) == ["INV-1", "INV-1.xml"]
+        assert not (s.outbox.path / "INV-1.xml").exists()
+        [row] = p.j.rows(("quarantining",))
+        assert row.work_dir == str(work)
+        assert str(work) in (row.last_error or "") and "symbolic link" in (row.last_error or "")
+        [reason] = row.reasons
+        assert reason["code"] == "processing-damaged" and work.name in reason["message"]
+        events = [e["event"] for e in logged]
+        assert not any("will try again" in e or "settling again" in e for e in events), events
+        [said] = [e for e in logged if e["event"].startswith("work folder")]
+        assert said["event"] == "work folder is a symbolic link; the bundle is reported stuck"
+        assert said["level"] == "error" and said["work_dir"] == str(work)
+        assert said["invoice_file"] == "INV-1.xml"
+
+    def test_a_new_work_folder_swapped_for_a_link_before_anything_moved_leaves_the_bundle_to_settle(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The work folder just made is swapped for a link before outboxd holds it: no
+        file left the outbox, so the row settles again with the error and the claim is
+        retried later — not quarantined as stuck (its quarantine would retry for ever on
+        a link while the bundle lies in the outbox). The link is left alone."""
+        from daemon.claiming import claim as claim_module
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        work = s.processing_dir / "INV-1--fixed"
+        monkeypatch.setattr("daemon.claiming.claims.work_dir_for", lambda *_: work)
+        real_hold = claim_module.hold_folder
+
+        def swapped_then_held(path: Path) -> int:
+            path.rename(tmp_path / "moved-aside")
+            path.symlink_to(tmp_path / "moved-aside")
+            return real_hold(path)
+
+        monkeypatch.setattr(claim_module, "hold_folder", swapped_then_held)
+        nxt = step(p, cand, 0.0)
+        assert nxt.claimed is None and nxt.at == s.outbox.rescan_seconds
+        assert (s.outbox.path / "INV-1.xml").exists()
+        assert (s.outbox.path / "INV-1" / "a.pdf").exists()
+        [row] = p.j.rows(("settling",))
+        assert "symbolic link" in (row.last_error or "") and row.work_dir is None
+        assert p.j.rows(("quarantining", "quarantined")) == []
+        assert work.is_symlink()
+
+    @pytest.mark.parametrize("share_away", [True, False], ids=["share-away", "taken"])
+    def test_an_invoice_file_gone_under_the_claim_is_another_daemons_only_if_the_share_stayed(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, share_away: bool) -> None:
+        """The invoice file is gone when the claim renames it (ENOENT). With the share
+        away (an unmount between the claim's record and its move: the processing folder
+        found is not the one recorded), nothing moved: the log says the outbox went away
+        and the row ends as a claim that did not happen (the bundle gets a row of its own
+        when the share is back) — the soak saw such bundles logged "taken by another
+        daemon", their rows ended as claimed by one. With the processing folder the same
+        (another daemon took the file), that is what happened, and is said so."""
+        from daemon.claiming import claims as claims_module
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        real_claim = claims_module.claim
+
+        def file_gone_then_claim(c: Candidate, *args: object, **kwargs: object) -> Candidate:
+            if share_away:  # the mount point's own (new, empty) folder where processing was
+                s.processing_dir.rename(tmp_path / "processing-of-the-share")
+                s.processing_dir.mkdir()
+            (s.outbox.path / "INV-1.xml").rename(tmp_path / "INV-1.xml")
+            return real_claim(c, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(claims_module, "claim", file_gone_then_claim)
+        with capture_logs() as logs:
+            nxt = step(p, cand, 0.0)
+        events = [e["event"] for e in logs]
+        [row] = p.j.rows(("gone",))
+        assert nxt.claimed is None
+        if share_away:
+            # The invoice file is not in the outbox's place (the mount point's): the claim
+            # did not happen; the bundle gets a row of its own when the share is back.
+            assert "claim did not happen" in (p.j.last_detail(row.id) or "")
+            [failed] = [e for e in logs if e["event"] == "cannot claim bundle; will try again"]
+            assert "the outbox went away" in failed["error"]
+            assert "bundle taken by another daemon" not in events
+            assert nxt.at == s.outbox.rescan_seconds
+        else:
+            assert p.j.last_detail(row.id) == "claimed by another daemon"
+            assert "bundle taken by another daemon" in events
+
+    def test_a_work_folder_swapped_for_a_link_before_the_check_is_logged_as_stuck(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The work folder swapped for a link after the bundle was moved into it and
+        before the check by hashes: the check cannot match it again, and the bundle
+        cannot go back (nothing is moved through the link), so it is reported stuck
+        (quarantining, the link named). The log says that, at error, naming the link —
+        not "bundle changed while being claimed; settling again", which it does not."""
+        from swaps import swap_for_link
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        work = s.processing_dir / "INV-1--fixed"
+        monkeypatch.setattr("daemon.claiming.claims.work_dir_for", lambda *_: work)
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        check = p.assemble_many
+        real: list[Path] = []
+
+        def swapped_first(jobs: list[tuple[Candidate, Bundle]], st: Settings) -> object:
+            real.append(swap_for_link(work, outside))
+            return check(jobs, st)
+
+        monkeypatch.setattr(p, "assemble_many", swapped_first)
+        with capture_logs() as logged:
+            assert step(p, cand, 0.0).claimed is not None
+        assert sorted(os.listdir(real[0])) == ["INV-1", "INV-1.xml"]
+        assert list(outside.iterdir()) == [] and not (s.outbox.path / "INV-1.xml").exists()
+        [row] = p.j.rows(("quarantining",))
+        assert str(work) in (row.last_error or "") and "symbolic link" in (row.last_error or "")
+        events = [e["event"] for e in logged]
+        assert not any("settling again" in e or "will try again" in e for e in events), events
+        [said] = [e for e in logged if e["event"].startswith("work folder")]
+        assert said["event"] == "work folder is a symbolic link; the bundle is reported stuck"
+        assert said["log_level"] == "error" and said["work_dir"] == str(work)
+
+
+class TestUndoneClaim:
+    def test_a_file_that_reappears_during_an_undone_claim_is_not_replaced(
+            self, tmp_path: Path) -> None:
+        """When a claim must be undone but a new file with the same name arrived meanwhile,
+        the new file stays in the outbox and ours is quarantined beside it, not lost."""
+        from daemon.claiming.claim import claim, work_dir_for
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()}, b"<Inv>old</Inv>")
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        work = work_dir_for(s.processing_dir, "INV-1", "ab" * 32)
+        row = p.j.create("INV-1.xml", "claiming", bundle_id="ab" * 32, work_dir=str(work))
+        claim(cand, work, with_marker=False)
+        write(s.outbox.path / "INV-1.xml", b"<Inv>new</Inv>")  # the ERP drops a new version
+        p._undo_claim(cand, row, work, "changed while being claimed", p.log)
+        assert (s.outbox.path / "INV-1.xml").read_bytes() == b"<Inv>new</Inv>"
+        [q] = folders(s.quarantine_dir)
+        assert (q / "INV-1.xml").read_bytes() == b"<Inv>old</Inv>"
+        assert (q / "INV-1" / "a.pdf").exists()  # its sidecar stays with it
+        assert not (s.outbox.path / "INV-1").exists()
+        assert json.loads((q / "reason.json").read_text())["reasons"][0]["code"] == \
+            "changed-during-claim"
+
+
+    def test_an_undone_claim_whose_emptied_work_folder_cannot_be_removed_settles_again(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Every file went back into the outbox, but a file dropped into the work folder
+        kept it from being removed: the row settles again (not quarantined: the bundle is
+        in the outbox, a quarantine would have nothing) and the leftover is logged."""
+
+        from daemon.claiming import claim as claim_module
+        from daemon.claiming.claim import LEFTOVER
+        p, s, cand, work, row = claimed_row(tmp_path)
+        real_fsync = claim_module.fsync_dir
+
+        def dropped_in_then_fsync(folder: Path) -> None:
+            write(work / "late.pdf", b"dropped in")
+            real_fsync(folder)
+
+        monkeypatch.setattr(claim_module, "fsync_dir", dropped_in_then_fsync)
+        with capture_logs() as logged:
+            assert p._undo_claim(cand, row, work, "changed while being claimed", p.log) is None
+        got = p.j.get(row)
+        assert got.state == "settling" and got.work_dir is None
+        assert (s.outbox.path / "INV-1.xml").exists()
+        assert (s.outbox.path / "INV-1" / "a.pdf").exists()
+        assert folders(s.quarantine_dir) == []
+        assert sorted(x.name for x in work.iterdir()) == [LEFTOVER, "late.pdf"]
+        [said] = [e for e in logged if e["event"].startswith("bundle put back")]
+        assert said["work_dir"] == str(work)
+
+    def test_a_claim_undone_while_its_work_folder_is_away_waits_for_it_and_then_goes_back(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The share holding processing/ goes away between the claim's renames and the
+        check by hashes (soak: `umount -l` of the outbox): the check cannot read the
+        bundle, and the undo cannot see the work folder. Nothing is back in the outbox,
+        so the row stays `claiming` and says why (not "settling", then "gone", with the
+        bundle left in a folder no row names); once the folder is there again, the
+        undo at a rescan puts the bundle back into the outbox to settle again."""
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        cand = next(iter(list_outbox(s.outbox).candidates.values()))
+        work = s.processing_dir / "INV-1--fixed"
+        monkeypatch.setattr("daemon.claiming.claims.work_dir_for", lambda *_: work)
+        away = tmp_path / "away"  # where the unmounted share's folder is out of sight
+        check = p.assemble_many
+
+        def share_gone_first(jobs: list[tuple[Candidate, Bundle]], st: Settings) -> object:
+            work.rename(away)
+            return check(jobs, st)
+
+        monkeypatch.setattr(p, "assemble_many", share_gone_first)
+        with capture_logs() as logged:
+            assert step(p, cand, 0.0).claimed is None
+        [row] = p.j.rows(("claiming",))
+        assert row.work_dir == str(work) and "is not there" in (row.last_error or "")
+        assert not (s.outbox.path / "INV-1.xml").exists()
+        assert sorted(x.name for x in away.iterdir()) == ["INV-1", "INV-1.xml"]
+        assert any(e["event"].startswith("claim cannot be undone") for e in logged)
+        assert p.retry_stranded() == [] and p.j.get(row.id).state == "claiming"
+        away.rename(work)  # the share is back
+        assert p.retry_stranded() == []
+        back = p.j.get(row.id)
+        assert back.state == "settling" and back.work_dir is None and back.last_error is None
+        assert (s.outbox.path / "INV-1.xml").exists()
+        assert (s.outbox.path / "INV-1" / "a.pdf").exists()
+        assert not work.exists() and folders(s.quarantine_dir) == []
+
+    def test_an_undo_whose_renames_back_fail_half_way_keeps_the_row_and_is_retried(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The undo of a claim moves the sidecar back, then the share refuses the rename of
+        the invoice file (EIO). What did not go back is still in the work folder: the row
+        stays `claiming` naming it, says why (retrying), and the next rescan's retry puts
+        the rest back; the bundle settles again, every file in the outbox. Raised instead,
+        the row stayed `claiming` unexplained and nothing tried again until a restart."""
+        from daemon.claiming import claim as claim_module
+        p, s, cand, work, row = claimed_row(tmp_path)
+        real = claim_module.rename_noreplace
+
+        def invoice_refused(src: Path, dst: Path) -> None:
+            if src.name == "INV-1.xml":
+                raise OSError(5, "Input/output error", str(src))
+            real(src, dst)
+
+        monkeypatch.setattr(claim_module, "rename_noreplace", invoice_refused)
+        assert p._undo_claim(cand, row, work, "changed while being claimed", p.log) is not None
+        r = p.j.get(row)
+        assert (r.state, r.work_dir, r.shown_state) == ("claiming", str(work), "retrying")
+        assert "cannot move the bundle back" in (r.last_error or "")
+        assert "Input/output error" in (r.last_error or "")
+        assert (work / "INV-1.xml").exists() and (s.outbox.path / "INV-1" / "a.pdf").exists()
+
+        monkeypatch.setattr(claim_module, "rename_noreplace", real)  # the share is back
+        assert p.retry_stranded() == []
+        r = p.j.get(row)
+        assert (r.state, r.work_dir, r.last_error) == ("settling", None, None)
+        assert (s.outbox.path / "INV-1.xml").exists()
+        assert (s.outbox.path / "INV-1" / "a.pdf").exists() and not work.exists()
+
+
+def claimed_row(tmp_path: Path) -> tuple[Pipeline, Settings, Candidate, Path, int]:
+    """A bundle INV-1 with one PDF claimed into its work folder, its row `claiming`: what
+    an undo starts from."""
+    from daemon.claiming.claim import claim, work_dir_for
+    p, s = make(tmp_path)
+    drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+    cand = next(iter(list_outbox(s.outbox).candidates.values()))
+    work = work_dir_for(s.processing_dir, "INV-1", "ab" * 32)
+    row = p.j.create("INV-1.xml", "claiming", bundle_id="ab" * 32, work_dir=str(work))
+    claim(cand, work, with_marker=False)
+    return p, s, cand, work, row
+
+
+E_INVOICE = b'channel = "e-invoice"\n'
+ORIGINAL_PRINT = b'channel = "original-print"\n'
+
+
+class TestChangedWhileClaimed:
+    """What the bundle id does not cover but decides what is validated and sent
+    (attachments.toml, what else lies in the sidecar) changed after the bundle was read
+    and before its claim: the check after the claim puts it back to settle, it is read
+    again and goes (or not) as it now is, never as it was validated."""
+
+    @pytest.mark.parametrize(("notes", "files", "change", "outcome"), [
+        # The channel: sent as original-print, not validated and sent as e-invoice.
+        ("attachments.toml", {"a.pdf": pdf_bytes()}, ORIGINAL_PRINT, "sent: original-print"),
+        # The same in the invoice's subfolder (either form of a sidecar is accepted).
+        ("INV-1/attachments.toml", {"INV-1/a.pdf": pdf_bytes()}, ORIGINAL_PRINT,
+         "sent: original-print"),
+        # A CSV is fine for e-invoice; original print takes PDF only.
+        ("attachments.toml", {"hours.csv": b"day;hours\nmon;8\n"}, ORIGINAL_PRINT,
+         "quarantined: type-not-allowed"),
+        # A notes file broken meanwhile: its error, not the notes as they were.
+        ("attachments.toml", {"a.pdf": pdf_bytes()}, b'channel = "e-invoice"\nchanel = "x"\n',
+         "quarantined: attachments-toml-invalid"),
+    ], ids=["channel", "channel-in-the-invoice-subfolder", "channel-refuses-an-attachment",
+            "notes-broken"])
+    def test_a_notes_file_changed_before_the_claim_is_read_again(
+            self, tmp_path: Path, notes: str, files: dict[str, bytes], change: bytes,
+            outcome: str) -> None:
+        """attachments.toml said e-invoice when the bundle was read and says otherwise at
+        its claim (claims are made at the end of the loop's turn): the bundle goes back to
+        the outbox, settling ("changed while being claimed"), nothing delivered; read
+        again, it is sent on the channel the file now names, or quarantined for what the
+        file now makes wrong."""
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {**files, notes: E_INVOICE})
+        path = s.outbox.path / "INV-1" / notes
+        row_id = self._changed_during_claim(p, lambda: path.write_bytes(change))
+        assert p.j.last_detail(row_id) == "changed while being claimed"
+        end, what = outcome.split(": ")
+        assert self._read_again_ends(p, s, row_id) == (end, what)
+
+    def test_a_link_put_into_the_sidecar_before_the_claim_is_read_again(
+            self, tmp_path: Path) -> None:
+        """A symbolic link is no attachment (the bundle id does not change) but an error:
+        one that came after the bundle was read is seen at its claim, and the bundle is
+        quarantined for it instead of sent."""
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        link = s.outbox.path / "INV-1" / "b.pdf"
+        row_id = self._changed_during_claim(p, lambda: link.symlink_to(tmp_path / "x.pdf"))
+        assert p.j.last_detail(row_id) == "changed while being claimed"
+        assert self._read_again_ends(p, s, row_id) == ("quarantined", "not-a-file")
+
+    def test_a_copy_begun_in_the_sidecar_before_the_claim_keeps_the_bundle_settling(
+            self, tmp_path: Path) -> None:
+        """A file that a copy is still writing under an in-progress name (`b.pdf.part`),
+        begun in the sidecar after the bundle was read and before its claim, is a change:
+        the bundle goes back to the outbox to settle (the copy then ends there, and the
+        bundle is sent with the new file), instead of being sent without it and taking
+        the copy's half-written file into sent/ with the bundle."""
+        p, s = make(tmp_path)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        part = s.outbox.path / "INV-1" / "b.pdf.part"
+        row_id = self._changed_during_claim(p, lambda: part.write_bytes(b"%PDF-1.4 half"))
+        assert p.j.last_detail(row_id) == "changed while being claimed"
+        assert part.read_bytes() == b"%PDF-1.4 half"  # the copy goes on where it began
+        [cand] = list_outbox(s.outbox).candidates.values()
+        assert step(p, cand, 1.0).claimed is None  # not while the copy is at work
+        part.write_bytes(pdf_bytes(2))
+        part.rename(part.with_name("b.pdf"))  # the copy ends
+        assert self._read_again_ends(p, s, row_id) == ("sent", "e-invoice")
+        [entry] = folders(s.sent_dir)
+        assert sorted(f.name for f in (entry / "INV-1").iterdir()) == ["a.pdf", "b.pdf"]
+
+    @staticmethod
+    def _changed_during_claim(p: Pipeline, change: Callable[[], object]) -> int:
+        """Read and decide the one bundle with its claim held for the end of the turn,
+        `change` its files, then claim: its row, back to settling, the outbox as it was."""
+        [cand] = list_outbox(p.s.outbox).candidates.values()
+        p.hold_claims()
+        assert step(p, cand, 0.0).claimed is None  # held for the end of the turn
+        change()
+        [(key, nxt)] = list(p.claim_held(0.0))
+        assert key == "INV-1.xml" and nxt.claimed is None
+        [row] = p.j.rows(("settling",))
+        assert p.j.last_detail(row.id) == "changed while being claimed"
+        assert (p.s.outbox.path / "INV-1.xml").exists()
+        assert list(p.s.processing_dir.iterdir()) == []
+        assert list((p.s.outbox.path.parent / "target").iterdir()) == []
+        return row.id
+
+    @staticmethod
+    def _read_again_ends(p: Pipeline, s: Settings, row_id: int) -> tuple[str, str]:
+        """Step the bundle put back once more: how it ends, ("sent", the channel of its
+        manifest) or ("quarantined", the first reason's code), as its folder and its row
+        agree (one folder, in sent/ or in quarantine/, none in the other)."""
+        [cand] = list_outbox(s.outbox).candidates.values()
+        claimed = step(p, cand, 1.0).claimed  # a quarantine at the claim is made at once
+        assert claimed is None or p.finish.attempt(claimed) is None
+        sent, quarantined = folders(s.sent_dir), folders(s.quarantine_dir)
+        assert len(sent) + len(quarantined) == 1
+        if sent:
+            end = "sent"
+            what = json.loads((sent[0] / "receipt.json").read_text())["manifest"]["channel"]
+        else:
+            end = "quarantined"
+            what = json.loads((quarantined[0] / "reason.json").read_text())["reasons"][0][
+                "code"]
+        assert p.j.get(row_id).state == end
+        return end, what
+
+
+class TestABatchOfClaims:
+    """The claims of one loop turn, made together (claim_held): what the loop's thread
+    spends on the journal for them, and when delivery gets the first."""
+
+    @staticmethod
+    def _held(tmp_path: Path, n: int) -> Pipeline:
+        """n bundles settling (each its live row, as in the daemon), read, and decided in
+        one turn: their claims held."""
+        p, s = make(tmp_path, outbox={"settle_seconds": 1})
+        pdf = pdf_bytes()
+        for i in range(n):
+            drop_bundle(s.outbox.path, f"INV-{i}", {"a.pdf": pdf})
+        cands = list(list_outbox(s.outbox).candidates.values())
+        for cand in cands:
+            assert step(p, cand, 0.0).claimed is None  # settling
+        p.hold_claims()
+        for cand in cands:
+            assert step(p, cand, 5.0).claimed is None  # held for the end of the turn
+        return p
+
+    def test_a_batch_costs_few_commits_statements_and_looks_at_the_journal_file(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """32 claims: one durable commit records them all, and the bundles found unchanged
+        go to delivery in groups of 1, 2, 4, ... (6 commits), each commit two statements
+        for all its rows besides BEGIN and COMMIT: fewer than one statement a bundle, and
+        one look at the journal file (before the durable commit) — where each transition
+        read its row first and wrote it by itself, and each hand-over was its own commit
+        with its own look (8 statements a bundle). Every bundle is still recorded
+        settling → claiming → delivering ("claimed") and handed to delivery."""
+        from daemon.claiming.claims import CLAIM_BATCH
+        p = self._held(tmp_path, CLAIM_BATCH)
+        statements: list[str] = []
+        looks: list[None] = []
+        real = p.j._file_identity
+        monkeypatch.setattr(p.j, "_file_identity", lambda: looks.append(None) or real())
+        commits = p.j.changes
+        p.j._db.set_trace_callback(statements.append)
+        results = list(p.claim_held(5.0))
+        p.j._db.set_trace_callback(None)
+        rows = [nxt.claimed for _, nxt in results if not isinstance(nxt, Exception)]
+        assert len(results) == CLAIM_BATCH and None not in rows
+        assert p.j.changes - commits == 1 + 6
+        assert len(statements) == 4 * (1 + 6) < CLAIM_BATCH, statements
+        assert len(looks) == 1
+        db = sqlite3.connect(p.s.journal_path)
+        try:
+            for row_id in rows:
+                assert p.j.get(row_id).state == "delivering"
+                assert list(db.execute(
+                    "SELECT from_state, to_state, detail FROM transitions WHERE bundle_row = ? "
+                    "ORDER BY id", (row_id,))) == [
+                    (None, "settling", ""), ("settling", "claiming", ""),
+                    ("claiming", "delivering", "claimed")]
+        finally:
+            db.close()
+        assert all(p.finish.attempt(row_id) is None for row_id in rows)
+        assert len(folders(p.s.sent_dir)) == CLAIM_BATCH
+
+    def test_a_hand_over_whose_commit_fails_is_delivered_once_the_journal_writes_again(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The journal refuses the commit that hands a group of claimed bundles to
+        delivery (a full disk): the claims stand (`claiming`, files in processing) and
+        each is still handed over; its attempt records `delivering` itself before
+        anything is sent (a JournalError while the journal still fails, which the
+        workers retry), and the bundles are sent once it writes again — not left
+        `claiming`, shown as being sent, until a restart."""
+        from daemon.errors import JournalError
+        p = self._held(tmp_path, 3)
+        real = p.j.transitions
+        failing = [True]
+
+        def refuse(rows: list[tuple[int, dict[str, object]]], state: str, *a: object,
+                   **kw: object) -> None:
+            if state == "delivering" and failing[0]:
+                raise JournalError("journal write failed: disk full", reported=True)
+            real(rows, state, *a, **kw)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(p.j, "transitions", refuse)
+        results = list(p.claim_held(5.0))
+        assert [isinstance(n, Exception) for _, n in results] == [False] * 3
+        rows = [n.claimed for _, n in results if not isinstance(n, Exception)]
+        assert None not in rows
+        assert all(p.j.get(r).state == "claiming" for r in rows if r is not None)
+        with pytest.raises(JournalError):
+            p.finish.attempt(rows[0] or 0)
+        assert folders(p.s.sent_dir) == []
+        failing[0] = False
+        assert all(p.finish.attempt(r) is None for r in rows if r is not None)
+        assert all(p.j.get(r).state == "sent" for r in rows if r is not None)
+        assert len(folders(p.s.sent_dir)) == 3
+
+    def test_a_hand_over_whose_commit_fails_is_delivered_after_a_switch_of_format_too(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """As above, and a reload switches [delivery] format before the attempts (their
+        checks are dropped, to be made again): the rows still `claiming` are recorded
+        `delivering` by their attempt, read again and sent — not left `claiming`, shown
+        as being sent, with no attempt, until a restart."""
+        from daemon.errors import JournalError
+        p = self._held(tmp_path, 2)
+        real = p.j.transitions
+
+        def refuse(rows: list[tuple[int, dict[str, object]]], state: str, *a: object,
+                   **kw: object) -> None:
+            if state == "delivering":
+                raise JournalError("journal write failed: disk full", reported=True)
+            real(rows, state, *a, **kw)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(p.j, "transitions", refuse)
+        results = list(p.claim_held(5.0))
+        monkeypatch.setattr(p.j, "transitions", real)
+        rows = [n.claimed for _, n in results if not isinstance(n, Exception)]
+        assert len(rows) == 2 and None not in rows
+        assert all(p.j.get(r).state == "claiming" for r in rows if r is not None)
+        p.finish.read_claimed_again()  # a reload switched the format
+        assert all(p.finish.attempt(r) is None for r in rows if r is not None)
+        assert all(p.j.get(r).state == "sent" for r in rows if r is not None)
+        assert len(folders(p.s.sent_dir)) == 2
+
+    def test_a_work_folder_moved_away_before_the_syncs_fails_no_other_claim_of_the_batch(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """One work folder of a batch moved out of processing (by a person on the share)
+        after its renames and before the batch's syncs: the other bundles' claims stand
+        and they go to delivery (their folders are synced through the descriptors held
+        since the renames), not put back into the outbox and paused for a rescan period
+        for a folder that is not theirs. The moved bundle keeps its files where it went."""
+        from daemon.claiming import claims
+        p = self._held(tmp_path, 3)
+        aside = tmp_path / "aside"
+        real_claim = claims.claim
+
+        def claimed_then_moved_away(cand: Candidate, work: Path, *a: object,
+                                    **kw: object) -> Candidate:
+            moved = real_claim(cand, work, *a, **kw)  # type: ignore[arg-type]
+            if cand.invoice.name == "INV-0.xml":
+                work.rename(aside)
+            return moved
+
+        monkeypatch.setattr(claims, "claim", claimed_then_moved_away)
+        results = dict(p.claim_held(5.0))
+        for key in ("INV-1.xml", "INV-2.xml"):
+            nxt = results[key]
+            assert not isinstance(nxt, Exception) and nxt.claimed is not None, nxt
+            assert p.j.get(nxt.claimed).state == "delivering"
+            assert not (p.s.outbox.path / key).exists()
+        assert sorted(x.name for x in aside.iterdir()) == ["INV-0", "INV-0.xml"]
+        assert (aside / "INV-0" / "a.pdf").exists()
+        gone = results["INV-0.xml"]
+        assert not isinstance(gone, Exception) and gone.claimed is None
+
+    def test_a_work_folder_swapped_for_a_link_before_the_syncs_is_synced_not_the_link(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """One work folder of a batch swapped for a link to a folder outside (by a person
+        on the share) after its renames and before the batch's syncs: the folder the
+        parts were renamed into is synced, wherever it went, and what the link leads to
+        never is (nothing outboxd does goes through a link in the outbox)."""
+        from daemon.claiming import claims
+        p = self._held(tmp_path, 2)
+        aside, outside = tmp_path / "aside", tmp_path / "outside"
+        outside.mkdir()
+        real_claim, real_fsync = claims.claim, os.fsync
+        synced: list[str] = []
+
+        def claimed_then_swapped(cand: Candidate, work: Path, *a: object,
+                                 **kw: object) -> Candidate:
+            moved = real_claim(cand, work, *a, **kw)  # type: ignore[arg-type]
+            if cand.invoice.name == "INV-0.xml":
+                work.rename(aside)
+                work.symlink_to(outside)
+            return moved
+
+        def noted(fd: int) -> None:
+            synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+            real_fsync(fd)
+
+        monkeypatch.setattr(claims, "claim", claimed_then_swapped)
+        monkeypatch.setattr(os, "fsync", noted)
+        results = dict(p.claim_held(5.0))
+        monkeypatch.setattr(os, "fsync", real_fsync)
+        assert str(aside) in synced
+        assert str(outside) not in synced
+        assert list(outside.iterdir()) == []
+        kept = results["INV-1.xml"]
+        assert not isinstance(kept, Exception) and kept.claimed is not None
+        assert p.j.get(kept.claimed).state == "delivering"
+
+    def test_the_first_of_a_batch_goes_to_delivery_before_the_rest_is_checked(
+            self, tmp_path: Path) -> None:
+        """The check after the move comes back bundle by bundle (from the readers): the
+        first bundle found unchanged is handed to delivery before the second one's check
+        is even taken, so delivery starts while the rest of the batch is checked."""
+        from daemon.reading.match import assemble
+        p = self._held(tmp_path, 4)
+        taken: list[int] = []
+
+        def one_by_one(jobs: list[tuple[Candidate, Bundle]], settings: Settings
+                       ) -> Iterator[Bundle]:
+            for i, (cand, known) in enumerate(jobs):
+                taken.append(i)
+                yield assemble(cand, settings, known=known)
+
+        p.assemble_many = one_by_one
+        held = p.claim_held(5.0)
+        _, first = next(held)
+        assert not isinstance(first, Exception) and first.claimed is not None
+        assert taken == [0]
+        assert p.j.get(first.claimed).state == "delivering"
+        rest = list(held)
+        assert taken == [0, 1, 2, 3] and len(rest) == 3
+        assert all(not isinstance(n, Exception) and n.claimed is not None for _, n in rest)

@@ -1,0 +1,581 @@
+"""Work folders that no journal row knows are finished or put back, never left unseen."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from helpers import without_blocking
+from structlog.testing import capture_logs
+from swaps import linked_aside_before, opened_in, swap_when_opened
+
+from daemon.claiming.claim import owner_of, work_dir_for
+from daemon.claiming.orphans import Orphans, sweep
+from daemon.configuration.config import DeliveryConfig, OutboxConfig, PathsConfig, Settings
+from daemon.journal import Journal
+from daemon.watching import mounts
+from daemon.watching.foldermounts import FolderMounts
+from daemon.watching.mounts import Mount, shown
+
+BID = "ab" * 32
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    (tmp_path / "outbox").mkdir()
+    s = Settings(outbox=OutboxConfig(path=tmp_path / "outbox"),
+                 paths=PathsConfig(state_dir=tmp_path / "state"),
+                 delivery=DeliveryConfig(url="http://127.0.0.1:9/x"))
+    for d in (s.processing_dir, s.sent_dir, s.quarantine_dir, s.paths.state_dir):
+        d.mkdir(parents=True, exist_ok=True)
+    return s
+
+
+def dead_pid() -> int:
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
+
+
+def this_host() -> str:
+    """The host part of the work folders this daemon makes, taken from the daemon's own
+    name (claim.work_dir_for: NAME--ID12--HOST-PID-RAND), not rebuilt from the hostname:
+    the daemon shortens a long one (CI runners have them)."""
+    tail = work_dir_for(Path("processing"), "INV-0", BID).name.rsplit("--", 1)[1]
+    return tail.rsplit("-", 2)[0]
+
+
+def work(s: Settings, name: str, host: str | None = None, pid: int | None = None,
+         owner: str = "") -> Path:
+    """A work folder NAME--ID12--HOST-PID-[OWNER]RAND (no OWNER: as outboxd made them
+    before owners)."""
+    host = host or this_host()
+    w = s.processing_dir / f"{name}--{BID[:12]}--{host}-{pid or dead_pid()}-{owner}abcdef"
+    (w / name).mkdir(parents=True)
+    (w / f"{name}.xml").write_bytes(b"<x/>")
+    (w / name / "a.pdf").write_bytes(b"%PDF-1.4")
+    return w
+
+
+def test_orphans_are_put_back_archived_or_left_to_their_owner(settings: Settings) -> None:
+    """A plain orphan of a dead process of this host goes back into the outbox; one with
+    receipt.json is archived in sent/ (without the temp file of a paper write the kill
+    cut short) and recorded as sent; another host's is left alone."""
+    back = work(settings, "INV-1")
+    delivered = work(settings, "INV-2")
+    (delivered / "receipt.json").write_text(json.dumps({
+        "manifest": {"bundle_id": BID, "invoice_file": {"name": "INV-2.xml"},
+                     "invoices": [{"id": "INV-2"}]},
+        "response": {"receipt_id": "r"}, "delivered_at": "2026-01-01T00:00:00.000Z"}))
+    # The killed daemon was writing a paper: its temp file is not archived, nor put back.
+    (delivered / ".receipt.json.tmp-0123456789ab").write_bytes(b'{"half')
+    (back / ".reason.json.tmp-0123456789ab").write_bytes(b'{"half')
+    foreign = work(settings, "INV-3", host="otherhost")
+    alive = work(settings, "INV-4", pid=os.getppid())
+    j = Journal(settings.journal_path)
+    try:
+        assert sweep(j, settings) == 2
+        assert (settings.outbox.path / "INV-1.xml").exists()
+        assert (settings.outbox.path / "INV-1" / "a.pdf").exists() and not back.exists()
+        assert not list(settings.outbox.path.glob(".*.tmp-*"))
+        [archived] = list(settings.sent_dir.glob("*/*"))
+        assert (archived / "INV-2.xml").exists() and not delivered.exists()
+        assert sorted(os.listdir(archived)) == ["INV-2", "INV-2.xml", "receipt.json"]
+        assert j.was_sent(BID)
+        assert foreign.exists() and alive.exists()
+    finally:
+        j.close()
+
+
+@pytest.mark.parametrize(("paper", "kind"), [("receipt.json", "fifo"), ("reason.json", "fifo"),
+                                             ("receipt.json", "link"), ("reason.json", "link")])
+def test_a_paper_that_is_not_a_regular_file_leaves_the_work_folder_for_a_person(
+        settings: Settings, tmp_path: Path, paper: str, kind: str) -> None:
+    """receipt.json or reason.json as a FIFO or a link (outboxd writes its papers only
+    as regular files): never opened nor followed, nothing is moved — not archived, not
+    quarantined, not put back (a stray receipt may stand for a bundle the receiver took)
+    — and one error line, once, names the file and the work folder."""
+    w = work(settings, "INV-5")
+    path = w / paper
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        real = tmp_path / "elsewhere.json"
+        real.write_text(json.dumps({
+            "bundle_id": BID, "invoice_file": "INV-5.xml", "reasons": [],
+            "manifest": {"bundle_id": BID, "invoice_file": {"name": "INV-5.xml"},
+                         "invoices": [{"id": "INV-5"}]}}))
+        path.symlink_to(real)
+    before = sorted(os.listdir(w))
+    j = Journal(settings.journal_path)
+    try:
+        with capture_logs() as logs:
+            assert without_blocking(lambda: sweep(j, settings), path, "the sweep") == 0
+            # the next rescan: no second line
+            assert without_blocking(lambda: sweep(j, settings), path, "the sweep") == 0
+        assert sorted(os.listdir(w)) == before
+        assert [p.name for p in settings.outbox.path.iterdir()] == [".outboxd"]  # processing
+        assert not list(settings.sent_dir.iterdir()) and not list(settings.quarantine_dir.iterdir())
+        [error] = [e for e in logs if e["log_level"] == "error"]
+        assert error["file"] == str(path) and error["work_dir"] == str(w)
+    finally:
+        j.close()
+
+
+@pytest.mark.parametrize("content", [b'{"manifest": {"bundle', b"x" * (33 << 20)],
+                         ids=["cut-short", "over-32-MiB"])
+def test_a_receipt_that_cannot_be_read_as_one_never_puts_the_bundle_back(
+        settings: Settings, content: bytes) -> None:
+    """An orphaned work folder whose receipt.json cannot be read as a receipt may stand
+    for a bundle the receiver took: it is left for a person, with one error line, never
+    put back into the outbox to be sent again."""
+    w = work(settings, "INV-2")
+    (w / "receipt.json").write_bytes(content)
+    j = Journal(settings.journal_path)
+    try:
+        with capture_logs() as logs:
+            assert sweep(j, settings) == 0
+        assert w.exists() and not (settings.outbox.path / "INV-2.xml").exists()
+        assert [e for e in logs if "cannot be read as a receipt" in e["event"]]
+    finally:
+        j.close()
+
+
+@pytest.mark.parametrize(("delivered_at", "day"), [("2031-05-06T23:59:59.900Z", "2031-05-06"),
+                                                    ("not a time", None)])
+def test_an_orphan_is_archived_in_the_day_folder_of_its_delivery_or_quarantine(
+        settings: Settings, delivered_at: str, day: str | None) -> None:
+    """An orphan delivered (or quarantined) at 23:59:59 and finished on a later day lies
+    in the folder of the day its papers name, and the journal counts it under that day
+    (its `since`), as "sent today" and "Quarantined today" count; a time in the papers
+    that cannot be read (edited by hand) is the day it is finished, never a folder left
+    behind."""
+    sent = work(settings, "INV-2")
+    (sent / "receipt.json").write_text(json.dumps({
+        "manifest": {"bundle_id": BID, "invoice_file": {"name": "INV-2.xml"},
+                     "invoices": [{"id": "INV-2"}]},
+        "response": {"receipt_id": "r"}, "delivered_at": delivered_at}))
+    quarantined = work(settings, "INV-3")
+    (quarantined / "reason.json").write_text(json.dumps({
+        "bundle_id": BID, "invoice_file": "INV-3.xml", "reasons": [],
+        "quarantined_at": delivered_at.replace(".900", "")}))
+    j = Journal(settings.journal_path)
+    try:
+        assert sweep(j, settings) == 2
+        for root, state in ((settings.sent_dir, "sent"), (settings.quarantine_dir,
+                                                          "quarantined")):
+            [entry] = root.glob("*/*")
+            [row] = j.rows((state,))
+            assert row.archive_dir == str(entry) and row.since[:10] == entry.parent.name
+            assert day is None or entry.parent.name == day
+    finally:
+        j.close()
+
+
+def test_an_orphan_waits_while_sent_or_quarantine_is_off_its_share(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """sent/ and quarantine/ on shares that are unmounted under the running daemon: an
+    orphan with receipt.json or reason.json is not archived under the bare mount points
+    (the clerks would never see the entry, and the remount would hide it for good); it
+    stays in processing/, said once with the folder and both mounts, and is finished at
+    the first sweep after the shares are back (mounted again: new device numbers)."""
+    devices = {settings.sent_dir: 40, settings.quarantine_dir: 50}
+    homes = {d: Mount(str(d), "cifs", f"//fs/{d.name}", "/") for d in devices}
+    shares = dict(homes)
+    disk = Mount("/", "ext4", "/dev/sda1", "/")
+
+    def identity(path: Path) -> tuple[int, int]:
+        return devices.get(Path(path), 1), 1  # (device, inode)
+
+    def mount(path: Path) -> Mount:
+        return shares.get(Path(path), disk)
+    monkeypatch.setattr(mounts, "_identity", identity)
+    monkeypatch.setattr(mounts, "mount_of", mount)
+    monkeypatch.setattr("daemon.watching.foldermounts.mount_of", mount)
+    folders = FolderMounts(settings)  # noted on the shares, as at the start
+    sent = work(settings, "INV-2")
+    (sent / "receipt.json").write_text(json.dumps({
+        "manifest": {"bundle_id": BID, "invoice_file": {"name": "INV-2.xml"},
+                     "invoices": [{"id": "INV-2"}]},
+        "response": {"receipt_id": "r"}, "delivered_at": "2031-05-06T10:00:00.000Z"}))
+    quarantined = work(settings, "INV-3")
+    (quarantined / "reason.json").write_text(json.dumps({
+        "bundle_id": BID, "invoice_file": "INV-3.xml", "reasons": [],
+        "quarantined_at": "2031-05-06T10:00:00Z"}))
+    for d in devices:  # both shares unmounted: their bare mount points on the local disk
+        devices[d], shares[d] = 1, disk
+    orphans = Orphans()
+    j = Journal(settings.journal_path)
+    try:
+        with capture_logs() as logs:
+            assert orphans.sweep(j, settings, folders) == 0
+            assert orphans.sweep(j, settings, folders) == 0  # said once, not at each rescan
+        assert sent.is_dir() and quarantined.is_dir()
+        assert not any(settings.sent_dir.iterdir()) and not any(settings.quarantine_dir.iterdir())
+        assert j.rows(("sent", "quarantined")) == []
+        waits = [e for e in logs if "waits for its archive folder's share" in e["event"]]
+        assert sorted(e["work_dir"] for e in waits) == sorted([str(sent), str(quarantined)])
+        for home in homes.values():  # each line names the share it waits for, and the disk
+            assert any(f"{shown(home)}; now ext4 /dev/sda1 mounted at /" in e["error"]
+                       for e in waits), (home, waits)
+        for d, dev in ((settings.sent_dir, 41), (settings.quarantine_dir, 51)):
+            devices[d], shares[d] = dev, homes[d]  # mounted again
+        assert orphans.sweep(j, settings, folders) == 2
+        assert not sent.exists() and not quarantined.exists()
+        assert len(j.rows(("sent",))) == 1 and len(j.rows(("quarantined",))) == 1
+    finally:
+        j.close()
+
+
+def test_an_orphan_swapped_for_a_link_after_the_listing_is_never_read_cleaned_or_moved(
+        settings: Settings, tmp_path: Path) -> None:
+    """An orphaned work folder swapped for a link to a folder outside (holding a
+    receipt.json and a file named like a paper's temp) between the sweep's listing and
+    its work on the folder: nothing where the link leads is opened, listed or removed, no
+    bundle is recorded as sent, nothing is archived, the real folder is left as it was,
+    and one error line names the work folder (the next rescan looks again)."""
+    w = work(settings, "INV-6")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "receipt.json").write_text(json.dumps({
+        "manifest": {"bundle_id": BID, "invoice_file": {"name": "INV-6.xml"},
+                     "invoices": [{"id": "INV-6"}]},
+        "response": {"receipt_id": "r"}, "delivered_at": "2026-01-01T00:00:00.000Z"}))
+    (outside / ".receipt.json.tmp-0123456789ab").write_bytes(b"someone's")
+    j = Journal(settings.journal_path)
+    try:
+        with capture_logs() as logs, opened_in(outside) as opened, \
+                swap_when_opened(w.name, w, outside) as swapped:
+            assert sweep(j, settings) == 0
+        assert swapped, "the swap was made"
+        assert opened == []
+        assert sorted(os.listdir(outside)) == [".receipt.json.tmp-0123456789ab",
+                                               "receipt.json"]
+        assert not j.was_sent(BID)
+        assert not list(settings.sent_dir.iterdir())
+        [real] = swapped
+        assert sorted(os.listdir(real)) == ["INV-6", "INV-6.xml"]
+        [error] = [e for e in logs if e["log_level"] == "error"]
+        assert error["work_dir"] == str(w) and str(w) in error["error"]
+    finally:
+        j.close()
+
+
+def test_a_leftover_work_folder_of_a_bundle_put_back_is_never_sent_from_and_removed_once_empty(
+        settings: Settings) -> None:
+    """An emptied work folder an unclaim could not remove (claim.LEFTOVER in it) holding an
+    invoice file dropped in afterwards: the sweep neither puts that into the outbox nor
+    archives it; says so once; and removes the folder once the file is taken out."""
+    from daemon.claiming.claim import LEFTOVER
+    w = settings.processing_dir / f"INV-9--{BID[:12]}--{this_host()}-{dead_pid()}-abcdef"
+    w.mkdir()
+    (w / LEFTOVER).write_bytes(b"")
+    (w / "INV-9.xml").write_bytes(b"<x/>")
+    j = Journal(settings.paths.state_dir / "j.db")
+    with capture_logs() as logged:
+        assert sweep(j, settings) == 0
+        assert sweep(j, settings) == 0
+    assert not (settings.outbox.path / "INV-9.xml").exists()
+    assert (w / "INV-9.xml").read_bytes() == b"<x/>"
+    said = [e for e in logged if e["event"].startswith("work folder of a bundle put back")]
+    assert len(said) == 1 and said[0]["names"] == ["INV-9.xml"]
+    (w / "INV-9.xml").unlink()
+    assert sweep(j, settings) == 1
+    assert not w.exists()
+    assert j.rows(("settling", "sent", "quarantined")) == []
+
+
+def test_an_orphan_swapped_for_a_link_just_before_it_goes_back_is_said_so_not_as_a_name_clash(
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The orphan is swapped for a link between the sweep's look and its put-back: nothing
+    is moved through the link, and the one error line says the work folder is a link and
+    that it will be tried again — not that the outbox holds files of the same names."""
+    from daemon.claiming import claim as claim_module
+    from daemon.claiming import orphans
+    w = work(settings, "INV-8")
+    aside = tmp_path / "aside"
+    monkeypatch.setattr(orphans, "unclaim",
+                        linked_aside_before(claim_module.unclaim, aside))
+    with capture_logs() as logged:
+        assert sweep(Journal(settings.paths.state_dir / "j.db"), settings) == 0
+    assert not (settings.outbox.path / "INV-8.xml").exists()
+    assert sorted(os.listdir(aside)) == ["INV-8", "INV-8.xml"]
+    [said] = [e for e in logged if e["log_level"] == "error"]
+    assert said["event"].endswith("cannot be finished; will try again")
+    assert "symbolic link" in said["error"] and said["work_dir"] == str(w)
+
+
+def test_a_folder_of_our_name_copied_in_on_a_journal_that_was_not_lost_is_never_sent_or_moved(
+        settings: Settings) -> None:
+    """A person copies folders named like ours (this host, a pid no longer running) into
+    processing/ — a backup restored — while the journal is the one the daemon always had
+    (every claim of it names its folder in a row first): nothing in them is put into the
+    outbox, archived or quarantined, and one error line names each folder, once."""
+    Journal(settings.journal_path).close()  # the journal of earlier runs
+    ours = owner_of(settings.paths.state_dir)
+    plain = work(settings, "INV-1", owner=ours)
+    delivered = work(settings, "INV-2", owner=ours)
+    (delivered / "receipt.json").write_text(json.dumps({
+        "manifest": {"bundle_id": BID, "invoice_file": {"name": "INV-2.xml"},
+                     "invoices": [{"id": "INV-2"}]},
+        "response": {"receipt_id": "r"}, "delivered_at": "2026-01-01T00:00:00.000Z"}))
+    j = Journal(settings.journal_path)
+    try:
+        with capture_logs() as logged:
+            assert sweep(j, settings) == 0
+            assert sweep(j, settings) == 0
+        assert sorted(os.listdir(settings.outbox.path)) == [".outboxd"]
+        assert list(settings.sent_dir.iterdir()) == []
+        assert sorted(os.listdir(plain)) == ["INV-1", "INV-1.xml"]
+        assert "receipt.json" in os.listdir(delivered)
+        assert j.rows(("settling", "sent", "quarantined")) == []
+        said = [e for e in logged if e["log_level"] == "error"]
+        assert sorted(e["work_dir"] for e in said) == sorted([str(plain), str(delivered)])
+        assert all("was not left by outboxd" in e["event"] and "move its files into the "
+                   "outbox" in e["event"] for e in said)
+    finally:
+        j.close()
+
+
+def test_a_folder_copied_in_after_the_first_sweep_of_a_lost_journal_is_left_alone(
+        settings: Settings) -> None:
+    """On a journal made afresh (the old one lost) the folders its daemon left are put
+    back at the first sweep; a folder of our name copied in after that, seen by a later
+    sweep of the same run, is nobody's claim: it stays, with one error line naming it."""
+    from daemon.claiming.orphans import Orphans
+    left = work(settings, "INV-1")
+    j = Journal(settings.journal_path)
+    run = Orphans()
+    try:
+        assert j.afresh
+        assert run.sweep(j, settings, FolderMounts(settings)) == 1
+        assert (settings.outbox.path / "INV-1.xml").exists() and not left.exists()
+        copied = work(settings, "INV-5", owner=owner_of(settings.paths.state_dir))
+        with capture_logs() as logged:
+            assert run.sweep(j, settings, FolderMounts(settings)) == 0
+        assert not (settings.outbox.path / "INV-5.xml").exists()
+        assert sorted(os.listdir(copied)) == ["INV-5", "INV-5.xml"]
+        [said] = [e for e in logged if e["log_level"] == "error"]
+        assert said["work_dir"] == str(copied) and "was not left by outboxd" in said["event"]
+    finally:
+        j.close()
+
+
+@pytest.mark.parametrize("afresh", [True, False])
+def test_an_empty_work_folder_of_a_failed_claim_is_removed_with_an_info_line(
+        settings: Settings, afresh: bool) -> None:
+    """A claim failed and so did the removal of its new, empty work folder (the row went
+    back to settling): the sweep removes that folder, with an info line and no error
+    asking a person to look — on a journal of earlier runs and on one made afresh."""
+    if not afresh:
+        Journal(settings.journal_path).close()
+    w = settings.processing_dir / f"INV-6--{BID[:12]}--{this_host()}-{dead_pid()}-abcdef"
+    w.mkdir()
+    j = Journal(settings.journal_path)
+    try:
+        with capture_logs() as logged:
+            assert sweep(j, settings) == 1
+        assert not w.exists()
+        assert [e["log_level"] for e in logged] == ["info"]
+        assert logged[0]["work_dir"] == str(w) and "empty work folder" in logged[0]["event"]
+    finally:
+        j.close()
+
+
+def test_an_empty_work_folder_swapped_for_a_link_after_the_listing_is_never_removed_through_it(
+        settings: Settings, tmp_path: Path) -> None:
+    """An empty work folder swapped for a link to an empty folder outside between the
+    sweep's listing and its removal: neither the link, nor where it leads, nor the real
+    folder (moved aside) is removed; one error line names the work folder."""
+    w = settings.processing_dir / f"INV-7--{BID[:12]}--{this_host()}-{dead_pid()}-abcdef"
+    w.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    j = Journal(settings.journal_path)
+    try:
+        with capture_logs() as logged, swap_when_opened(w.name, w, outside) as swapped:
+            assert sweep(j, settings) == 0
+        assert swapped, "the swap was made"
+        [real] = swapped
+        assert w.is_symlink() and outside.is_dir() and real.is_dir()
+        [error] = [e for e in logged if e["log_level"] == "error"]
+        assert error["work_dir"] == str(w)
+    finally:
+        j.close()
+
+
+def test_a_work_folder_an_archive_kept_for_a_late_file_is_said_so_and_removed_once_emptied(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """sent/ on another file system: a file put into the work folder while the bundle was
+    copied there keeps the folder in processing/. The sweep says it was kept for that
+    file (naming the file and the archive entry), never that someone copied the folder in;
+    it neither sends nor moves the file; once a person takes the file out, the folder
+    goes."""
+    from daemon.archiving import archive
+    from daemon.fs import fsmove
+    Journal(settings.journal_path).close()  # the journal of earlier runs: not lost
+    w = work(settings, "INV-3")
+    late = w / "INV-3" / "late.pdf"
+    rename = fsmove.rename_noreplace
+
+    def across_dropping_late(src: Path, dst: Path, *at: int | None) -> None:
+        if Path(src) == w:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        if Path(src).name.endswith(".partial"):  # the copy, complete, is published
+            late.write_bytes(b"%PDF-late")
+        rename(src, dst, *at)
+
+    monkeypatch.setattr(fsmove, "rename_noreplace", across_dropping_late)
+    target = settings.sent_dir / "2026-01-01" / f"INV-3--{BID[:12]}"
+    with capture_logs():
+        archive.place(w, target, {"receipt.json": b'{"bundle_id": "' + BID.encode() + b'"}'},
+                      BID)
+    monkeypatch.undo()
+    j = Journal(settings.journal_path)
+    try:
+        with capture_logs() as logged:
+            assert sweep(j, settings) == 0
+            assert sweep(j, settings) == 0
+        assert late.read_bytes() == b"%PDF-late"
+        assert sorted(os.listdir(settings.outbox.path)) == [".outboxd"]
+        [said] = [e for e in logged if e["log_level"] in ("warning", "error")]
+        assert said["event"].startswith("work folder kept because files were put into it "
+                                        "while its bundle was being archived")
+        assert "not left by outboxd" not in said["event"]
+        assert said["work_dir"] == str(w) and said["archive"] == str(target)
+        assert said["names"] == ["INV-3/late.pdf"]
+        late.rename(settings.outbox.path / "late.pdf")
+        with capture_logs() as logged:
+            assert sweep(j, settings) == 1
+        assert not w.exists() and target.is_dir()
+        assert [e["event"] for e in logged] == ["emptied work folder kept after an archive "
+                                               "removed"]
+        assert j.rows(("settling", "sent", "quarantined")) == []
+    finally:
+        j.close()
+
+
+def test_a_file_put_into_a_kept_work_folder_as_it_is_removed_keeps_the_folder_kept(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A kept work folder found empty, and a clerk drops a file into it in the moment
+    between its emptied subfolders' removal and its own: the folder stays, with its
+    mark, and the next sweep says it is kept for that file (naming it and the archive
+    entry) — never that someone copied it in (its mark removed with the folder left),
+    nor nothing at all (the earlier word of it taken for this one)."""
+    from daemon.archiving import archive
+    from daemon.claiming import orphans
+    from daemon.fs import fsmove
+    Journal(settings.journal_path).close()
+    w = work(settings, "INV-4")
+    late = w / "INV-4" / "late.pdf"
+    rename = fsmove.rename_noreplace
+
+    def across_dropping_late(src: Path, dst: Path, *at: int | None) -> None:
+        if Path(src) == w:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        if Path(src).name.endswith(".partial"):
+            late.write_bytes(b"%PDF-late")
+        rename(src, dst, *at)
+
+    monkeypatch.setattr(fsmove, "rename_noreplace", across_dropping_late)
+    target = settings.sent_dir / "2026-01-01" / f"INV-4--{BID[:12]}"
+    with capture_logs():
+        archive.place(w, target, {"receipt.json": b'{"bundle_id": "' + BID.encode() + b'"}'},
+                      BID)
+    monkeypatch.undo()
+    j = Journal(settings.journal_path)
+    try:
+        with capture_logs():
+            assert sweep(j, settings) == 0  # kept for late.pdf: said
+        late.rename(settings.outbox.path / "late.pdf")  # taken out by a person
+        remove_folders_below = orphans._remove_folders_below
+
+        def then_a_file_comes(held: int) -> None:
+            remove_folders_below(held)
+            (w / "another.pdf").write_bytes(b"%PDF-another")
+
+        monkeypatch.setattr(orphans, "_remove_folders_below", then_a_file_comes)
+        with capture_logs():
+            assert sweep(j, settings) == 0
+        monkeypatch.undo()
+        assert (w / "another.pdf").read_bytes() == b"%PDF-another"
+        assert (w / archive.KEPT).read_bytes() == os.fsencode(target)
+        with capture_logs() as logged:
+            assert sweep(j, settings) == 0
+        [said] = [e for e in logged if e["log_level"] in ("warning", "error")]
+        assert said["event"].startswith("work folder kept because files were put into it")
+        assert said["names"] == ["another.pdf"] and said["archive"] == str(target)
+    finally:
+        j.close()
+
+
+def test_a_dead_daemon_of_this_host_with_another_state_dir_keeps_its_folders(
+        settings: Settings, tmp_path: Path) -> None:
+    """Two daemons of one host (own state dirs) on one share: the folders the other one
+    claimed before it was killed are its business, even to a journal made afresh — never
+    put back or archived by us (its journal knows what it sent), never called copies
+    nobody left (an error that is a lie); one warning each says they wait for it. A
+    folder of our own state dir's dead run is still ours."""
+    other = owner_of(tmp_path / "state-of-the-other")
+    theirs = work(settings, "INV-1", owner=other)
+    delivered = work(settings, "INV-2", owner=other)
+    (delivered / "receipt.json").write_text(json.dumps({
+        "manifest": {"bundle_id": BID, "invoice_file": {"name": "INV-2.xml"},
+                     "invoices": [{"id": "INV-2"}]},
+        "response": {"receipt_id": "r"}, "delivered_at": "2026-01-01T00:00:00.000Z"}))
+    mine = work(settings, "INV-3", owner=owner_of(settings.paths.state_dir))
+    j = Journal(settings.journal_path)
+    try:
+        assert j.afresh
+        with capture_logs() as logged:
+            assert sweep(j, settings) == 1
+        assert (settings.outbox.path / "INV-3.xml").exists() and not mine.exists()
+        assert sorted(os.listdir(theirs)) == ["INV-1", "INV-1.xml"]
+        assert "receipt.json" in os.listdir(delivered) and not j.was_sent(BID)
+        assert not (settings.outbox.path / "INV-1.xml").exists()
+        assert [e for e in logged if e["log_level"] == "error"] == []
+        warned = [e for e in logged if e["log_level"] == "warning"
+                  and "another outboxd on this host" in e["event"]]
+        assert sorted(e["work_dir"] for e in warned) == sorted([str(theirs), str(delivered)])
+    finally:
+        j.close()
+
+
+def test_work_folders_carry_their_daemons_state_dir() -> None:
+    """Two state dirs give two owners, one state dir always the same (so a journal lost
+    still finds its folders), and the owner is in the work folder's tag."""
+    a, b = owner_of(Path("/var/lib/outboxd")), owner_of(Path("/var/lib/outboxd-b"))
+    assert a != b and a == owner_of(Path("/var/lib/outboxd"))
+    tag = work_dir_for(Path("processing"), "INV-1", BID, a).name.rsplit("--", 1)[1]
+    assert tag.rsplit("-", 1)[1].startswith(a)
+
+
+def test_a_folder_named_before_owners_another_daemon_left_is_not_called_a_copy_nobody_left(
+        settings: Settings) -> None:
+    """Two daemons of one host upgraded one after the other: the one still on the
+    earlier version is stopped with a bundle in flight, its work folder named as before
+    owners (NAME--ID12--HOST-PID-RAND, no state dir tag), while the upgraded one runs on
+    its own journal of earlier runs. Nothing in it is sent, archived or moved (only its
+    daemon's journal knows what was delivered), and the one warning naming it says it
+    may be another daemon's from before its upgrade — not an error calling it a copy
+    nobody left, which is a lie in the case an upgrade makes."""
+    Journal(settings.journal_path).close()  # the journal of earlier runs
+    theirs = work(settings, "INV-1")
+    j = Journal(settings.journal_path)
+    try:
+        with capture_logs() as logged:
+            assert sweep(j, settings) == 0
+            assert sweep(j, settings) == 0
+        assert sorted(os.listdir(theirs)) == ["INV-1", "INV-1.xml"]
+        assert sorted(os.listdir(settings.outbox.path)) == [".outboxd"]
+        assert [e for e in logged if e["log_level"] == "error"] == []
+        [said] = [e for e in logged if e["log_level"] == "warning"]
+        assert said["work_dir"] == str(theirs)
+        assert "before its upgrade" in said["event"] and "move its files into the " \
+            "outbox" in said["event"]
+    finally:
+        j.close()

@@ -1,0 +1,235 @@
+"""Claims left waiting for their work folder (daemon/claiming/stranded.py), ended at a rescan: the
+row handed back to the pipeline is the one row that stands for its bundle. Driven with a
+real journal, real folders, a pipeline started as the daemon starts one, and the
+directory transport."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+sys.path.insert(0, str(Path(__file__).parent.parent))
+
+from claimed import quiet_logs, run_once, step  # noqa: E402, F401 - quiet_logs: autouse
+from helpers import drop_bundle, pdf_bytes  # noqa: E402
+
+from daemon.configuration.config import Settings  # noqa: E402
+from daemon.configuration.config_folders import prepare_folders  # noqa: E402
+from daemon.delivery.directory import DirectoryDeliverer  # noqa: E402
+from daemon.journal import IN_FLIGHT, LIVE, Journal  # noqa: E402
+from daemon.loop.pipeline import Pipeline  # noqa: E402
+from daemon.watching.scan import list_outbox  # noqa: E402
+
+
+def _settings(tmp_path: Path, settle_seconds: int = 0) -> Settings:
+    (tmp_path / "outbox").mkdir()
+    (tmp_path / "target").mkdir()
+    return Settings(
+        outbox={"path": str(tmp_path / "outbox"), "settle_seconds": settle_seconds,
+                "rescan_seconds": 30},
+        paths={"state_dir": str(tmp_path / "state")},
+        delivery={"transport": "directory", "target": str(tmp_path / "target")})
+
+
+def _start(s: Settings) -> Pipeline:
+    """A start of outboxd on its journal, in the daemon's order: folders prepared, the
+    claims it finds recovered (none ready for delivery here), the live rows taken over
+    for what the outbox holds."""
+    prepare_folders(s)
+    p = Pipeline(s, Journal(s.journal_path), DirectoryDeliverer(s.delivery.target or Path()))
+    assert p.finish.recover() == []
+    p.start(set(list_outbox(s.outbox).candidates))
+    return p
+
+
+def _claim_cut_short(s: Settings) -> int:
+    """INV-1 claimed as the loop claims it (its journal row, with the processing folder it
+    was recorded in), then a stop before its work folder was made: the bundle is still in
+    the outbox."""
+    p = _start(s)
+    drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+    [cand] = list_outbox(s.outbox).candidates.values()
+    if s.outbox.settle_seconds:  # first seen a settling period ago
+        step(p, cand, 1000.0 - s.outbox.settle_seconds)
+    p.hold_claims()
+    assert step(p, cand, 1000.0).claimed is None  # held for the end of the turn
+    [row] = p._record_claims(p._held or [])
+    p.j.close()
+    return row
+
+
+def _standing(p: Pipeline) -> list[tuple[int, str]]:
+    """The rows that stand for a bundle: in the outbox, on its way, or sent."""
+    return [(r.id, r.state) for r in sorted(p.j.rows(LIVE + IN_FLIGHT + ("sent",)),
+                                            key=lambda r: r.id)]
+
+
+def _bundle_really_gone(s: Settings, row: int) -> Path:
+    """The claim's bundle moved into its work folder, then that processing folder removed
+    by hand while outboxd was stopped (operations.md's example): the start after makes a
+    new processing folder, not the one the claim was recorded in, so the claim waits for
+    its work folder, for good. Its work folder's path."""
+    j = Journal(s.journal_path)
+    work = Path(j.get(row).work_dir or "")
+    j.close()
+    work.mkdir()
+    (s.outbox.path / "INV-1.xml").rename(work / "INV-1.xml")
+    (s.outbox.path / "INV-1").rename(work / "INV-1")
+    s.processing_dir.rename(s.processing_dir.with_name("removed"))
+    return work
+
+
+def _dropped_again_while_the_claim_waits(tmp_path: Path) -> tuple[Settings, int, Path, Pipeline]:
+    """A claim cut short whose bundle is really gone, waiting for a work folder that is
+    nowhere (`work`, not there); the clerk has dropped the bundle again, and it is still
+    settling in a started pipeline (its own row, live)."""
+    s = _settings(tmp_path, settle_seconds=30)
+    row = _claim_cut_short(s)
+    work = _bundle_really_gone(s, row)
+    p = _start(s)
+    drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes(text_marker="corrected")})
+    [cand] = list_outbox(s.outbox).candidates.values()
+    assert step(p, cand, 1000.0).claimed is None  # settling, not yet settled
+    return s, row, work, p
+
+
+class TestStrandedClaimEndedAtARescan:
+    def test_a_claim_whose_share_comes_back_settles_and_is_sent_as_its_one_row(
+            self, tmp_path: Path) -> None:
+        """A stop cut a claim short before anything moved; outboxd starts while the share
+        is away (an empty folder where it is mounted), so the claim waits, `claiming`.
+        The share comes back, the bundle in it as it was: the rescan settles the claim's
+        row again and that row goes on, is claimed and sent. It used to be settled in the
+        journal only: the pipeline did not know it, gave the bundle a second row and sent
+        that, and the first showed `settling` (status, page, STATUS= counts) until the
+        next restart."""
+        s = _settings(tmp_path)
+        row = _claim_cut_short(s)
+        away = tmp_path / "away"
+        s.outbox.path.rename(away)  # the share is away: an empty folder where it was
+        s.outbox.path.mkdir()
+        p = _start(s)
+        assert (p.j.get(row).state, p.j.get(row).shown_state) == ("claiming", "retrying")
+        s.outbox.path.rename(tmp_path / "mountpoint")
+        away.rename(s.outbox.path)  # the share is back, nothing of the bundle moved
+        assert p.retry_stranded() == []
+        assert p.j.get(row).state == "settling"
+        assert p.live["INV-1.xml"].id == row
+        assert run_once(p, 2000.0) == [row]
+        assert _standing(p) == [(row, "sent")]
+        assert p.j.counts()["settling"] == 0 and p.j.counts()["sent"] == 1
+
+    def test_the_documented_way_out_ends_the_claim_and_the_bundle_dropped_again_is_sent(
+            self, tmp_path: Path) -> None:
+        """A claim waits for a work folder that is nowhere (its processing folder removed
+        by hand); the clerk drops the bundle again (corrected), which is claimed and waits
+        behind the earlier version. The admin makes an empty folder under the work folder's name
+        (operations.md): at the next rescan the claim ends as one that did not happen,
+        `gone`, the folder removed, and the bundle dropped again is sent. The old row
+        went `settling` though its invoice file was in no outbox, shown so until a
+        restart."""
+        s = _settings(tmp_path)
+        row = _claim_cut_short(s)
+        work = _bundle_really_gone(s, row)
+        p = _start(s)
+        assert (p.j.get(row).state, p.j.get(row).shown_state) == ("claiming", "retrying")
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes(text_marker="corrected")})
+        [cand] = list_outbox(s.outbox).candidates.values()
+        again = step(p, cand, 1000.0).claimed
+        assert again is not None and again != row
+        assert p.finish.attempt(again) is not None  # waits for the earlier claim
+        work.mkdir()  # the way out
+        assert p.retry_stranded() == []
+        r = p.j.get(row)
+        assert (r.state, r.work_dir, r.last_error) == ("gone", None, None)
+        assert "claim did not happen" in (p.j.last_detail(row) or "")
+        assert not work.exists() and "INV-1.xml" not in p.live
+        assert p.finish.attempt(again) is None
+        assert p.j.get(row).state == "gone" and _standing(p) == [(again, "sent")]
+        assert p.j.counts()["settling"] == 0
+
+    def test_a_claim_ended_while_its_bundle_has_a_row_already_leaves_that_row_alone(
+            self, tmp_path: Path) -> None:
+        """The bundle dropped again is still settling, its row live in the pipeline, when
+        the rescan ends the waiting claim (the documented empty folder; or the share back
+        with the bundle, stepped on an event before the rescan). One row stands for the
+        bundle in the outbox: the live one goes on and is sent, the claim's ends `gone`
+        saying which row goes on. Both showed `settling` before, the claim's until a
+        restart."""
+        s, row, work, p = _dropped_again_while_the_claim_waits(tmp_path)
+        live = p.live["INV-1.xml"]
+        assert live.id != row and live.state == "settling"
+        work.mkdir()  # the way out
+        assert p.retry_stranded() == []
+        assert p.j.get(row).state == "gone"
+        assert f"row {live.id}" in (p.j.last_detail(row) or "")
+        assert p.live["INV-1.xml"].id == live.id
+        assert run_once(p, 2000.0) == [live.id]
+        assert p.j.get(row).state == "gone" and _standing(p) == [(live.id, "sent")]
+        assert p.j.counts()["settling"] == 0
+
+    def test_a_claim_whose_work_folder_comes_back_without_the_bundle_ends_gone(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The share holding processing/ goes away in the middle of a claim (the check
+        after the move cannot read the bundle): the claim waits for its work folder.
+        The bundle turns out to be lost with that folder, and the admin takes
+        operations.md's way out: an empty folder under the work folder's name. At the
+        next rescan the claim ends `gone` ("claim did not happen"), the folder removed.
+        It was put in the pipeline as `settling`, though no invoice file of that name
+        was in the outbox: shown so in status, on the page and in STATUS= until a
+        restart, and logged as "bundle put back into the outbox"."""
+        s = _settings(tmp_path)
+        p = _start(s)
+        drop_bundle(s.outbox.path, "INV-1", {"a.pdf": pdf_bytes()})
+        [cand] = list_outbox(s.outbox).candidates.values()
+        work = s.processing_dir / "INV-1--fixed"
+        monkeypatch.setattr("daemon.claiming.claims.work_dir_for", lambda *_: work)
+        check = p.assemble_many
+
+        def share_gone_first(jobs: list[Any], st: Settings) -> object:
+            work.rename(tmp_path / "away")  # out of sight, and later lost with the share
+            return check(jobs, st)
+
+        monkeypatch.setattr(p, "assemble_many", share_gone_first)
+        assert step(p, cand, 1000.0).claimed is None
+        [row] = p.j.rows(("claiming",))
+        work.mkdir()  # the way out
+        with capture_logs() as logged:
+            assert p.retry_stranded() == []
+        r = p.j.get(row.id)
+        assert (r.state, r.work_dir, r.last_error) == ("gone", None, None)
+        assert "claim did not happen" in (p.j.last_detail(row.id) or "")
+        assert not work.exists() and "INV-1.xml" not in p.live
+        assert p.j.counts()["settling"] == 0
+        assert not any("put back into the outbox" in e["event"] for e in logged)
+        [said] = [e for e in logged if e.get("work_dir") == str(work)]
+        assert "not in the outbox" in said["event"]
+
+    def test_a_restart_after_the_way_out_leaves_one_row_for_the_bundle_dropped_again(
+            self, tmp_path: Path) -> None:
+        """A claim waits for a work folder that is nowhere; the clerk drops the bundle
+        again, still settling when outboxd stops. The admin makes the empty folder of
+        operations.md's way out and restarts outboxd instead of waiting for a rescan: the
+        claim ends at the start, with the bundle dropped again in the outbox under its
+        name, which has its own row. One row stands for that bundle and is sent; the
+        claim's row ends `gone` naming it. Both were taken over as `settling`, and the
+        claim's showed so (status, page, STATUS= counts) after the other was sent, until
+        the next restart."""
+        s, row, work, p = _dropped_again_while_the_claim_waits(tmp_path)
+        live = p.live["INV-1.xml"].id
+        p.j.close()
+        work.mkdir()  # the way out, then a restart
+        again = _start(s)
+        assert again.j.get(row).state == "gone"
+        assert f"row {live}" in (again.j.last_detail(row) or "")
+        assert again.live["INV-1.xml"].id == live
+        assert [r.id for r in again.j.rows(LIVE)] == [live]
+        [cand] = list_outbox(s.outbox).candidates.values()
+        step(again, cand, 2000.0)
+        assert run_once(again, 2100.0) == [live]
+        assert _standing(again) == [(live, "sent")]
+        assert again.j.counts()["settling"] == 0

@@ -1,0 +1,226 @@
+"""The folders a configuration names (daemon/configuration/config_folders.py): created and writable
+at start, never through a link, the processing folder on the outbox's file system;
+`config --check` finds the same without creating anything."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from daemon.configuration.config import Settings
+from daemon.configuration.config_folders import folder_problems, prepare_folders
+from daemon.errors import ConfigError, NotReady
+
+
+def test_processing_on_another_file_system_than_the_outbox_stops_the_start(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Claims are renames: a [paths] processing folder on another file system
+    than the outbox (another st_dev) is a configuration error at start, not a claim
+    failing forever; the default, inside the outbox, is fine."""
+    outbox, processing = tmp_path / "outbox", tmp_path / "elsewhere" / "processing"
+    outbox.mkdir()
+    real = os.stat
+
+    def stat(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        st = real(path, *args, **kwargs)
+        if Path(path) != processing:
+            return st
+        fields = list(st)
+        fields[2] += 1  # st_dev: another file system
+        return os.stat_result(fields)
+
+    monkeypatch.setattr(os, "stat", stat)
+    s = Settings(outbox={"path": str(outbox)},
+                 paths={"state_dir": str(tmp_path / "state"), "processing": str(processing)},
+                 delivery={"url": "http://127.0.0.1:9/x"})
+    with pytest.raises(ConfigError) as info:
+        prepare_folders(s)
+    assert "another file system" in str(info.value) and "processing" in str(info.value)
+    prepare_folders(s.model_copy(update={"paths": s.paths.model_copy(
+        update={"processing": None})}))
+
+
+def test_a_folder_that_exists_but_refuses_writes_stops_the_start(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sent/ that exists but cannot be written (a read-only mount, a folder outside the
+    unit's ReadWritePaths=, another owner; faked here, as root may write anywhere): run
+    refuses at start naming the key, instead of failing at every archive later."""
+    outbox, sent = tmp_path / "outbox", tmp_path / "sent"
+    outbox.mkdir()
+    sent.mkdir()
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: Path(path) != sent
+                        and real(path, mode, **kw))
+    s = Settings(outbox={"path": str(outbox)},
+                 paths={"state_dir": str(tmp_path / "state"), "sent": str(sent)},
+                 delivery={"url": "http://127.0.0.1:9/x"})
+    with pytest.raises(ConfigError) as info:
+        prepare_folders(s)
+    assert f"[paths] sent: cannot write in {sent}" in str(info.value)
+    assert "read-only" in str(info.value) and "ReadWritePaths=" in str(info.value)
+
+
+@pytest.mark.parametrize("linked", ["sent", ".outboxd"])
+def test_a_folder_the_daemon_writes_that_is_a_link_stops_the_start(
+        tmp_path: Path, linked: str) -> None:
+    """sent/ (or .outboxd in the outbox, where the default processing folder lies) as a
+    symbolic link would send bundles wherever it leads: run refuses at start, naming the
+    link and the key, and config --check finds it without creating anything."""
+    outbox, elsewhere = tmp_path / "outbox", tmp_path / "elsewhere"
+    outbox.mkdir()
+    elsewhere.mkdir()
+    link = tmp_path / "sent" if linked == "sent" else outbox / ".outboxd"
+    link.symlink_to(elsewhere)
+    s = Settings(outbox={"path": str(outbox)},
+                 paths={"state_dir": str(tmp_path / "state"), "sent": str(tmp_path / "sent")},
+                 delivery={"url": "http://127.0.0.1:9/x"})
+    key = "[paths] sent" if linked == "sent" else "[paths] processing"
+    [problem] = folder_problems(s)
+    assert problem.startswith(f"{key}: {link} is a symbolic link")
+    with pytest.raises(ConfigError) as info:
+        prepare_folders(s)
+    assert f"{link} is a symbolic link" in str(info.value)
+    assert list(elsewhere.iterdir()) == []
+
+
+def _on_a_share(root: Path, **paths: str) -> Settings:
+    """sent/, quarantine/ and a directory target below root/share (a share's mount point)."""
+    (root / "outbox").mkdir(exist_ok=True)
+    return Settings(outbox={"path": str(root / "outbox")},
+                    paths={"state_dir": str(root / "state"),
+                           "sent": paths.get("sent", str(root / "share" / "out" / "sent")),
+                           "quarantine": str(root / "share" / "out" / "quarantine")},
+                    delivery={"transport": "directory",
+                              "target": paths.get("target", str(root / "share" / "out" / "t"))})
+
+
+def test_a_reload_while_a_share_is_away_makes_nothing_under_its_bare_mount_point(
+        tmp_path: Path) -> None:
+    """A reload made while the share holding sent/, quarantine/ and the directory target
+    is unmounted (its mount point left bare, as here) does not make them again on the
+    local disk, where the remount would hide them: the running configuration's folders
+    existed at start, and their moves and writes wait for the share."""
+    s = _on_a_share(tmp_path)
+    prepare_folders(s)  # the start, with the share mounted
+    assert (tmp_path / "share" / "out" / "t").is_dir()
+    for entry in (tmp_path / "share").iterdir():  # the share unmounted: its point is bare
+        shutil.rmtree(entry)
+    prepare_folders(s, running=s)
+    assert list((tmp_path / "share").iterdir()) == []
+
+
+def test_a_reload_naming_a_new_folder_below_a_missing_one_is_refused_and_makes_nothing(
+        tmp_path: Path) -> None:
+    """A reload names a new sent/ and a new target: each is made without its parents (the
+    last level only); one whose parent is missing (a share not mounted?) refuses the
+    reload naming that parent, before anything is made."""
+    running = _on_a_share(tmp_path)
+    prepare_folders(running)
+    (tmp_path / "new").mkdir()
+    away = tmp_path / "away" / "out"
+    new = _on_a_share(tmp_path, sent=str(tmp_path / "new" / "sent"), target=str(away / "t"))
+    with pytest.raises(ConfigError) as info:
+        prepare_folders(new, running=running)
+    assert f"[delivery] target: {away / 't'} is not made at a reload: {away} does not " \
+        "exist — is its share not mounted?" in str(info.value)
+    assert not (tmp_path / "away").exists() and list((tmp_path / "new").iterdir()) == []
+    ok = _on_a_share(tmp_path, sent=str(tmp_path / "new" / "sent"),
+                     target=str(tmp_path / "new" / "t"))
+    prepare_folders(ok, running=running)
+    assert (tmp_path / "new" / "sent").is_dir() and (tmp_path / "new" / "t").is_dir()
+
+
+def test_a_start_makes_a_directory_target_with_its_parents(tmp_path: Path) -> None:
+    """At start the directory target is made with all its parents, as the other folders."""
+    s = _on_a_share(tmp_path)
+    prepare_folders(s)
+    assert (tmp_path / "share" / "out" / "t").is_dir()
+
+
+@pytest.mark.parametrize("key", ["sent", "quarantine", "processing", "state_dir", "target"])
+@pytest.mark.parametrize("error", [errno.ENOSPC, errno.EDQUOT, errno.ENOTCONN])
+def test_a_folder_that_a_full_disk_or_an_absent_share_refuses_stops_the_start_to_be_retried(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str, error: int) -> None:
+    """A folder made at start that the disk refuses for want of room (or quota), or whose
+    share is away (injected here; tests/faults/test_full_share.py on a real full ext4),
+    stops the start as the environment's (NotReady: `run` exits 1, which systemd
+    restarts), naming the key, the real cause and its fix — not "create it or fix the
+    key", a configuration error (exit 2) that leaves the daemon down once space is back.
+    Any other refusal (here EACCES) stays a configuration error."""
+    (tmp_path / "outbox").mkdir()
+    folders = {"sent": tmp_path / "sent", "quarantine": tmp_path / "quarantine",
+               "processing": tmp_path / "outbox" / ".outboxd" / "processing",
+               "state_dir": tmp_path / "state", "target": tmp_path / "target"}
+    s = Settings(outbox={"path": str(tmp_path / "outbox")},
+                 paths={"state_dir": str(folders["state_dir"]), "sent": str(folders["sent"]),
+                        "quarantine": str(folders["quarantine"])},
+                 delivery={"transport": "directory", "target": str(folders["target"])})
+    real, refused = Path.mkdir, folders[key]
+    failing = [error]
+
+    def mkdir(self: Path, *args: Any, **kwargs: Any) -> None:
+        if self == refused:
+            raise OSError(failing[0], os.strerror(failing[0]), str(self))
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    with pytest.raises(NotReady) as info:
+        prepare_folders(s)
+    named = "[delivery] target" if key == "target" else f"[paths] {key}"
+    line = str(info.value)
+    assert line.startswith(f"{named}: cannot create {refused}: {os.strerror(error)}"), line
+    if error == errno.ENOTCONN:
+        assert "is its share mounted and reachable?" in line, line
+    else:
+        assert "free space on that file system, or raise the disk quota" in line, line
+    assert "create it or fix" not in line and "the next start makes it" in line, line
+    failing[0] = errno.EACCES
+    with pytest.raises(ConfigError) as info:
+        prepare_folders(s)
+    assert not isinstance(info.value, NotReady), info.value
+
+
+@pytest.mark.parametrize("error", [errno.ESTALE, errno.EIO, errno.ENOTCONN])
+def test_a_folder_whose_share_fails_just_as_its_access_is_checked_is_retried_not_a_config_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: int) -> None:
+    """sent/ exists (on a share), but just at the start the share fails: os.access says
+    False for any call that fails, a stale handle (ESTALE), EIO or a dropped connection
+    alike, and the start said "not writable by this user … ReadWritePaths=", a
+    configuration error (exit 2) that systemd does not restart, so outboxd stayed down
+    once the share was back. Opening the folder fails with the same error (injected here,
+    as the NFS client's cached attributes may still answer a stat): the start stops as
+    the environment's (NotReady: `run` exits 1, and systemd starts it again), naming the
+    key, the folder, the error and to check the share. A folder that opens fine but
+    refuses writes stays a configuration error."""
+    outbox, sent = tmp_path / "outbox", tmp_path / "sent"
+    outbox.mkdir()
+    sent.mkdir()
+    real_access, real_open = os.access, os.open
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: Path(path) != sent
+                        and real_access(path, mode, **kw))
+    failing = [error]
+
+    def open_(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if Path(path) == sent and failing:
+            raise OSError(failing[0], os.strerror(failing[0]), str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_)
+    s = Settings(outbox={"path": str(outbox)},
+                 paths={"state_dir": str(tmp_path / "state"), "sent": str(sent)},
+                 delivery={"url": "http://127.0.0.1:9/x"})
+    with pytest.raises(NotReady) as info:
+        prepare_folders(s)
+    line = str(info.value)
+    assert line.startswith(f"[paths] sent: cannot use {sent}: {os.strerror(error)}"), line
+    assert "is its share mounted and reachable?" in line and "ReadWritePaths" not in line
+    assert "systemd starts outboxd again by itself" in line, line
+    failing.clear()
+    with pytest.raises(ConfigError) as info:
+        prepare_folders(s)
+    assert not isinstance(info.value, NotReady) and "ReadWritePaths=" in str(info.value)

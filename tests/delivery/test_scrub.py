@@ -1,0 +1,118 @@
+"""Our secrets taken out of what a receiver answers (daemon/delivery/scrub.py): the token and the
+url's credentials in each form an answer may quote them (as sent, base64, %-escaped,
+HTML- or JSON-escaped, across the cut), shown through a delivery whose answer echoes
+them, as the journal, the papers and the status page would keep it."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from daemon.delivery.answers import BODY_LIMIT
+from daemon.errors import Rejected, Retryable
+from delivery.test_deliver import Recorder, http_cfg, send
+
+
+class TestAnswersThatEchoSecrets:
+    """A receiver that echoes our request headers in its answer: neither the token nor
+    the url's Basic credentials reach the journal, the papers or the status page."""
+
+    @staticmethod
+    def echo(status: int, auth: str | None = None) -> Any:
+        def handler(request: httpx.Request) -> httpx.Response:
+            request.read()
+            nonlocal auth
+            auth = auth or request.headers.get("Authorization", "")
+            if status < 300:
+                return httpx.Response(status, json={"receipt_id": "r-1", "you_sent": {
+                    "Authorization": auth}, "list": [auth]})
+            return httpx.Response(status, text=f"refused; you sent Authorization: {auth}")
+        return handler
+
+    def test_a_rejection_quoting_the_bearer_token_is_scrubbed(self, tmp_path: Path) -> None:
+        """A 400 whose body quotes 'Bearer TOKEN': the error's text and body say ***."""
+        with pytest.raises(Rejected) as info:
+            send(tmp_path, http_cfg(token="SuperSecretTok123"), self.echo(400))
+        assert "SuperSecretTok123" not in str(info.value) + info.value.body
+        assert "Bearer ***" in info.value.body
+
+    def test_a_receipt_quoting_the_token_is_scrubbed(self, tmp_path: Path) -> None:
+        """A 201 that echoes the header in its JSON: every string of the receipt is
+        scrubbed, nested ones too; the receipt id is kept."""
+        receipt, _, _, _ = send(tmp_path, http_cfg(token="SuperSecretTok123"), self.echo(201))
+        assert "SuperSecretTok123" not in json.dumps(receipt.body)
+        assert receipt.body["you_sent"] == {"Authorization": "Bearer ***"}
+        assert receipt.receipt_id == "r-1"
+
+    def test_basic_credentials_echoed_in_base64_are_scrubbed(self, tmp_path: Path) -> None:
+        """The url's user:password goes out as Basic base64 (httpx's Client adds it; the
+        test transport here is handed the request before that, so the answer quotes the
+        header as the Client would send it): a 503 quoting it keeps neither the base64
+        nor the password."""
+        cfg = http_cfg(url="http://user:Passw0rdX@127.0.0.1:9/b")
+        encoded = base64.b64encode(b"user:Passw0rdX").decode()
+        with pytest.raises(Retryable) as info:
+            send(tmp_path, cfg, self.echo(503, f"Basic {encoded} (Passw0rdX)"))
+        assert "Basic ***" in info.value.body
+        assert encoded not in info.value.body and "Passw0rdX" not in info.value.body
+
+    def test_a_key_in_the_urls_query_echoed_with_the_url_is_scrubbed(
+            self, tmp_path: Path) -> None:
+        """A receiver that takes its key in the url's query (`?access_token=…`) and quotes
+        the request's url in its error page: the key is kept neither as written
+        (%-escaped) nor decoded. A short value such as `?auth=1` is no credential and
+        stays (taking every "1" out of the answer would garble it)."""
+        cfg = http_cfg(url="http://127.0.0.1:9/b?auth=1&access_token=Qy%2BSecretKey9")
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            request.read()
+            return httpx.Response(400, text=f"no such tenant at {request.url} "
+                                            "(key Qy+SecretKey9)")
+        with pytest.raises(Rejected) as info:
+            send(tmp_path, cfg, handler)
+        assert "SecretKey9" not in str(info.value) + info.value.body
+        assert "?auth=1&access_token=***" in info.value.body
+
+    @pytest.mark.parametrize("escape", [
+        lambda t: html.escape(t), lambda t: html.escape(t, quote=False),
+        lambda t: html.escape(t).replace("&#x27;", "&apos;"),
+        # Go's html/template and encoding/xml; PHP's htmlspecialchars
+        lambda t: html.escape(t).replace("&quot;", "&#34;").replace("&#x27;", "&#39;"),
+        lambda t: html.escape(t).replace("&#x27;", "&#039;")],
+        ids=["python", "python-unquoted", "xml", "go", "php"])
+    def test_a_token_echoed_in_an_html_or_xml_page_is_scrubbed(
+            self, tmp_path: Path, escape: Any) -> None:
+        """An error page in HTML or XML quotes the token with & < > and quotes escaped
+        (the token rule allows them): that form is taken out too."""
+        token = "Tk&9<x>\"q'Z/7+w="
+        with pytest.raises(Rejected) as info:
+            send(tmp_path, http_cfg(token=token),
+                 self.echo(400, f"<p>Bearer {escape(token)}</p>"))
+        assert escape(token) not in info.value.body and "Bearer ***" in info.value.body
+
+
+    @pytest.mark.parametrize("shape", ["slash-escaped", "unicode-escaped", "cut"])
+    def test_a_token_hidden_by_json_escapes_or_the_cut_is_scrubbed_too(
+            self, tmp_path: Path, shape: str) -> None:
+        """The token written as JSON may write it ('/' as '\\/', every character as
+        \\uXXXX), or standing across BODY_LIMIT where the kept text is cut: none of it
+        survives in the kept body."""
+        token = "s3cr3t/Token+Value_0123456789abcdef"
+        if shape == "slash-escaped":
+            body = json.dumps({"auth": f"Bearer {token}"}).replace("/", "\\/")
+        elif shape == "unicode-escaped":
+            body = '{"auth": "' + "".join(f"\\u{ord(c):04x}" for c in token) + '"}'
+        else:
+            body = "x" * (BODY_LIMIT - 20) + token
+        answer = httpx.Response(400, content=body.encode())
+        with pytest.raises(Rejected) as info:
+            send(tmp_path, http_cfg(token=token), Recorder(answer))
+        kept = info.value.body
+        assert "s3cr3t" not in kept and "\\u0073\\u0033" not in kept
+        assert "***" in kept

@@ -1,0 +1,158 @@
+"""daemon/delivery/sentelsewhere.py: a bundle this daemon has on its way that another daemon
+(its own journal, the same outbox, processing/ and sent/) took over and archived ends
+`sent` here once this daemon's work folder for it is gone for good — and never while the
+folder is there, its share is away, or the receipt is another bundle's."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent.parent))
+
+from claimed import Scripted, claimed, make, run_once  # noqa: E402
+from structlog.testing import capture_logs  # noqa: E402
+
+from daemon.archiving.sentnews import SentNews  # noqa: E402
+from daemon.errors import Retryable  # noqa: E402
+from daemon.loop.pipeline import Pipeline  # noqa: E402
+
+STUCK = "is the share mounted?"
+
+
+def retrying_here(tmp_path: Path) -> tuple[Pipeline, int, Path]:
+    """Daemon B claimed INV-1 and its first POST failed: the row is retrying, its bundle
+    in B's work folder (returned)."""
+    b, _s, row = claimed(tmp_path)
+    b.finish.d = Scripted(Retryable("HTTP 503 from the receiver", 503))
+    assert b.finish.attempt(row) is not None
+    assert b.j.get(row).state == "retrying"
+    return b, row, Path(b.j.get(row).work_dir or "")
+
+
+def taken_over(tmp_path: Path, work: Path, keep_folder: bool = False) -> Path:
+    """An admin moves the bundle out of B's work folder back into the outbox (the folder
+    itself too, unless `keep_folder`), and daemon A, on its own journal, claims, sends and
+    archives it: A's sent/ entry."""
+    outbox = tmp_path / "outbox"
+    for entry in work.iterdir():
+        entry.rename(outbox / entry.name)
+    if not keep_folder:
+        work.rmdir()
+    a, s = make(tmp_path, paths={"state_dir": str(tmp_path / "state-a")})
+    try:
+        [a_row] = run_once(a)
+        entry = a.j.get(a_row)
+        assert entry.state == "sent" and entry.archive_dir is not None
+        assert Path(entry.archive_dir).parent.parent == s.sent_dir
+        return Path(entry.archive_dir)
+    finally:
+        a.j.close()
+
+
+def look(b: Pipeline) -> SentNews:
+    """B's look at sent/ (as at its start and each rescan), its receipts of bundles on
+    their way here handed to B's finisher, as the service wires them."""
+    news = SentNews()
+    b.finish.elsewhere = news.in_flight
+    news.look(b.j, b.s.sent_dir)
+    return news
+
+
+def test_a_bundle_another_daemon_archived_after_this_ones_work_folder_went_ends_sent(
+        tmp_path: Path) -> None:
+    """Before, B's row stayed `retrying` for ever, each attempt saying "the processing
+    folder … is not there — is the share mounted?", while A's sent/ entry held the bundle.
+    Now B's next attempt closes it as sent, naming A's entry, and posts nothing; its
+    invoice id counts as sent here and nothing more is scheduled."""
+    b, row, work = retrying_here(tmp_path)
+    archived = taken_over(tmp_path, work)
+    look(b)
+    b.finish.d = Scripted()  # any POST would fail the test: nothing left to post
+    with capture_logs() as logs:
+        assert b.finish.attempt(row) is None
+    shown = b.j.get(row)
+    assert shown.state == "sent" and shown.shown_state == "sent"
+    assert shown.archive_dir == str(archived) and shown.last_error is None
+    detail = b.j.last_detail(row) or ""
+    assert "another daemon" in detail and str(archived) in detail
+    assert b.j.sent_invoice_ids(["INV-1"], "ff" * 32) == ["INV-1"]
+    assert [e for e in logs if e["event"].startswith("bundle sent by another daemon")]
+    assert not [e for e in logs if STUCK in str(e.get("error", ""))]
+    assert b.finish.closable() == [] and b.finish.attempt(row) is None
+
+
+def test_the_rescan_brings_such_a_row_forward_at_once(tmp_path: Path) -> None:
+    """A row retrying on a long back-off is named by closable() once its receipt is known
+    and its folder gone (the loop schedules it at 0 s); not before the look."""
+    b, row, work = retrying_here(tmp_path)
+    taken_over(tmp_path, work)
+    assert b.finish.closable() == []
+    look(b)
+    assert b.finish.closable() == [row]
+
+
+def test_a_work_folder_still_there_is_never_closed(tmp_path: Path) -> None:
+    """The bundle moved out of B's work folder but the folder left (empty): the folder is
+    there, so the row is not closed — it goes on retrying, as before."""
+    b, row, work = retrying_here(tmp_path)
+    taken_over(tmp_path, work, keep_folder=True)
+    look(b)
+    assert b.finish.closable() == []
+    with capture_logs():
+        assert b.finish.attempt(row) is not None
+    assert b.j.get(row).state == "retrying" and STUCK in (b.j.get(row).last_error or "")
+
+
+def test_a_processing_folder_off_its_share_is_never_taken_for_a_folder_gone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the processing folder is off the mount it was on at the start (its share
+    unmounted: foldermounts.py), or not there at all, a missing work folder may only be
+    out of sight: the row stays retrying. Once the share is back (the folder still gone),
+    the next attempt closes it — the receipt read once is kept, not read again."""
+    b, row, work = retrying_here(tmp_path)
+    taken_over(tmp_path, work)
+    processing = b.s.processing_dir
+    away = f"[paths] processing {processing} is not on the file system it was on"
+    real = b.finish.mounts.away
+    monkeypatch.setattr(b.finish.mounts, "away",
+                        lambda folder: away if folder == processing else real(folder))
+    look(b)
+    with capture_logs():
+        assert b.finish.attempt(row) is not None
+    assert b.j.get(row).state == "retrying"
+    monkeypatch.setattr(b.finish.mounts, "away", real)
+    processing.rename(processing.with_name("processing-away"))
+    assert b.finish.closable() == []
+    with capture_logs():
+        assert b.finish.attempt(row) is not None
+    assert b.j.get(row).state == "retrying"
+    processing.with_name("processing-away").rename(processing)
+    with capture_logs():
+        assert b.finish.attempt(row) is None
+    assert b.j.get(row).state == "sent"
+
+
+def test_a_receipt_of_another_bundle_under_the_same_name_closes_nothing(
+        tmp_path: Path) -> None:
+    """A's entry for INV-1 holds other bytes (the clerk corrected the invoice before A
+    sent it): another bundle id, so B's row is not closed by it."""
+    b, row, work = retrying_here(tmp_path)
+    outbox = tmp_path / "outbox"
+    for entry in work.iterdir():
+        entry.rename(outbox / entry.name)
+    work.rmdir()
+    (outbox / "INV-1" / "note.pdf").write_bytes((outbox / "INV-1" / "a.pdf").read_bytes())
+    a, _ = make(tmp_path, paths={"state_dir": str(tmp_path / "state-a")})
+    try:
+        [a_row] = run_once(a)
+        assert a.j.get(a_row).bundle_id != b.j.get(row).bundle_id
+    finally:
+        a.j.close()
+    look(b)
+    with capture_logs():
+        assert b.finish.attempt(row) is not None
+    assert b.j.get(row).state == "retrying"
+

@@ -1,0 +1,166 @@
+"""TLS for the HTTP transport (daemon/delivery/tls.py): the SSL context built from [delivery]
+verify, client_cert and client_key, on a real HTTPS receiver on 127.0.0.1 (certificates
+made by openssl in the test), and the errors that name the setting and the file."""
+
+from __future__ import annotations
+
+import os
+import ssl
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import raised, without_blocking
+
+import daemon.delivery.tls
+from daemon.delivery.tls import tls_verify
+from daemon.errors import ConfigError, Retryable
+from delivery.test_deliver import _one_answer_server, http_cfg, send
+
+
+def _certificates(folder: Path) -> tuple[Path, Path, Path, Path, Path]:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, both signed
+    by it, made with the openssl command: (ca, server cert, server key, client cert,
+    client key)."""
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+            "/CN=outboxd test CA", "-keyout", "ca.key", "-out", "ca.pem")
+    for name, extra in (("server", "subjectAltName=IP:127.0.0.1"), ("client", "")):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
+                "-keyout", f"{name}.key", "-out", f"{name}.csr")
+        (folder / f"{name}.ext").write_text(extra + "\n" if extra else "\n")
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-CAcreateserial", "-days", "2", "-extfile", f"{name}.ext",
+                "-out", f"{name}.pem")
+    return (folder / "ca.pem", folder / "server.pem", folder / "server.key",
+            folder / "client.pem", folder / "client.key")
+
+
+class TestTls:
+    """verify and client_cert on a real HTTPS receiver on 127.0.0.1 (certificates made
+    by openssl in the test): httpx is handed an SSL context built from the files."""
+
+    def test_a_ca_bundle_and_a_client_certificate_are_used(self, tmp_path: Path) -> None:
+        """verify = the CA's file and client_cert/client_key: the POST arrives over TLS and
+        the receiver saw the client's certificate."""
+        ca, cert, key, client_cert, client_key = _certificates(tmp_path)
+        server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(ca))
+        server.load_cert_chain(str(cert), str(key))
+        server.verify_mode = ssl.CERT_REQUIRED
+        peers: list[Any] = []
+        with _one_answer_server(lambda h: peers.append(h.connection.getpeercert()), "tls-1",
+                                tls=server) as port:
+            cfg = http_cfg(url=f"https://127.0.0.1:{port}/b", verify=str(ca),
+                           client_cert=client_cert, client_key=client_key)
+            receipt, _, _, _ = send(tmp_path, cfg, handler=None, real=True)
+        assert receipt.receipt_id == "tls-1"
+        assert peers and dict(x[0] for x in peers[0]["subject"])["commonName"] == "client"
+
+    def test_a_receiver_the_ca_bundle_does_not_vouch_for_is_not_sent_to(
+            self, tmp_path: Path) -> None:
+        """The system's CAs (verify = true) do not know the test CA: the POST fails
+        before any byte of the bundle leaves (a retry), and nothing arrives."""
+        _, cert, key, _, _ = _certificates(tmp_path)
+        server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server.load_cert_chain(str(cert), str(key))
+        arrived: list[Any] = []
+        with _one_answer_server(arrived.append, "never", tls=server) as port:
+            with pytest.raises(Retryable) as info:
+                send(tmp_path, http_cfg(url=f"https://127.0.0.1:{port}/b"), real=True)
+        assert "CERTIFICATE_VERIFY_FAILED" in str(info.value) and arrived == []
+
+    def test_verify_false_sends_to_a_receiver_nobody_vouches_for_with_or_without_a_cert(
+            self, tmp_path: Path) -> None:
+        """verify = false: the POST goes to a receiver whose certificate no CA known to
+        outboxd signed (a trial setup); with client_cert/client_key as well, the
+        receiver still gets the client's certificate."""
+        ca, cert, key, client_cert, client_key = _certificates(tmp_path)
+        server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(ca))
+        server.load_cert_chain(str(cert), str(key))
+        server.verify_mode = ssl.CERT_OPTIONAL
+        peers: list[Any] = []
+        with _one_answer_server(lambda h: peers.append(h.connection.getpeercert()), "plain",
+                                tls=server) as port:
+            url = f"https://127.0.0.1:{port}/b"
+            bare, _, _, _ = send(tmp_path / "bare", http_cfg(url=url, verify=False),
+                                 real=True)
+            with_cert, _, _, _ = send(tmp_path / "cert", http_cfg(
+                url=url, verify=False, client_cert=client_cert, client_key=client_key),
+                real=True)
+        assert (bare.receipt_id, with_cert.receipt_id) == ("plain", "plain")
+        assert len(peers) == 2 and not peers[0]
+        assert dict(x[0] for x in peers[1]["subject"])["commonName"] == "client"
+
+    def test_a_client_key_under_a_passphrase_is_named_and_never_prompted_for(
+            self, tmp_path: Path) -> None:
+        """A client_key protected by a passphrase: OpenSSL would ask for it on the
+        terminal (and, with none, fail as "Invalid argument"); outboxd says which file
+        and why, at once, with the fix."""
+        _, _, _, client_cert, client_key = _certificates(tmp_path)
+        locked = tmp_path / "locked.key"
+        subprocess.run(["openssl", "pkey", "-in", str(client_key), "-out", str(locked),
+                        "-aes256", "-passout", "pass:secret"], check=True, capture_output=True)
+        with pytest.raises(ConfigError) as info:
+            tls_verify(http_cfg(url="https://127.0.0.1:9/b", client_cert=client_cert,
+                                client_key=locked))
+        assert f"client_key = '{locked}'" in str(info.value)
+        assert "passphrase" in str(info.value) and "without a passphrase" in str(info.value)
+
+    def test_a_passphrase_key_inside_client_cert_names_client_cert(
+            self, tmp_path: Path) -> None:
+        """client_cert holding the certificate and a locked key, client_key unset: the
+        error names client_cert, the setting the user wrote."""
+        _, _, _, client_cert, client_key = _certificates(tmp_path)
+        both = tmp_path / "both.pem"
+        subprocess.run(["openssl", "pkey", "-in", str(client_key), "-out", str(both),
+                        "-aes256", "-passout", "pass:secret"], check=True, capture_output=True)
+        both.write_text(client_cert.read_text() + both.read_text())
+        with pytest.raises(ConfigError) as info:
+            tls_verify(http_cfg(url="https://127.0.0.1:9/b", client_cert=both))
+        assert f"client_cert = '{both}'" in str(info.value) and "passphrase" in str(info.value)
+
+    def test_a_fifo_as_a_tls_file_is_refused_unopened(self, tmp_path: Path) -> None:
+        """OpenSSL would block reading a FIFO: one swapped in for client_key after the
+        settings were checked is named, with what it is, and never opened for reading."""
+        _, _, _, client_cert, client_key = _certificates(tmp_path)
+        cfg = http_cfg(url="https://127.0.0.1:9/b", client_cert=client_cert,
+                       client_key=client_key)
+        client_key.unlink()
+        os.mkfifo(client_key)
+        error = without_blocking(lambda: raised(lambda: tls_verify(cfg)), client_key,
+                                 "tls_verify")
+        assert isinstance(error, ConfigError)
+        assert f"client_key = '{client_key}' is a FIFO" in str(error)
+
+    def test_a_tls_file_that_cannot_be_read_is_the_one_named(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """ssl's own errors name no file ("Permission denied"): of a certificate and a
+        key, the one this user may not read is named, with the fix."""
+        _, _, _, client_cert, client_key = _certificates(tmp_path)
+        real_read = daemon.delivery.tls.read_admin_file
+
+        def denying(path: Path, limit: int) -> bytes:
+            if str(path) == str(client_key):
+                raise PermissionError(13, "Permission denied", str(path))
+            return real_read(path, limit)
+        monkeypatch.setattr("daemon.delivery.tls.read_admin_file", denying)
+        with pytest.raises(ConfigError) as info:
+            tls_verify(http_cfg(url="https://127.0.0.1:9/b", client_cert=client_cert,
+                                client_key=client_key))
+        assert f"client_key = '{client_key}' cannot be used: Permission denied" in \
+            str(info.value)
+        assert "client_cert" not in str(info.value) and "readable" in str(info.value)
+
+    @pytest.mark.parametrize("setting", ["verify", "client_cert"])
+    def test_a_tls_file_that_does_not_load_is_named_with_its_setting(
+            self, tmp_path: Path, setting: str) -> None:
+        """A CA bundle or client certificate that is no PEM: the error names the setting
+        and the file, and says what the file must be."""
+        junk = tmp_path / "junk.pem"
+        junk.write_text("hello\n")
+        with pytest.raises(ConfigError) as info:
+            tls_verify(http_cfg(url="https://127.0.0.1:9/b", **{setting: str(junk)}))
+        assert f"{setting} = '{junk}' cannot be used" in str(info.value)
+        assert "PEM" in str(info.value)

@@ -1,0 +1,124 @@
+"""Writing safely: atomic writes, no-replace renames, the folders checked for links."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from daemon.fs import fswrite
+from daemon.fs.fsdepth import DEPTH_MAX
+from daemon.fs.fswrite import (
+    folders_below,
+    free_name,
+    rename_noreplace,
+    write_atomic,
+    write_json,
+)
+
+
+class TestWriteAtomic:
+    def test_write_atomic_replaces_a_link_at_the_target_without_following_it(
+            self, tmp_path: Path) -> None:
+        """A symlink where NAME.errors.txt goes is replaced by our file; its target is
+        never written."""
+        outside = tmp_path / "outside.txt"
+        outside.write_bytes(b"precious")
+        (tmp_path / "x.errors.txt").symlink_to(outside)
+        write_atomic(tmp_path / "x.errors.txt", b"ours")
+        assert outside.read_bytes() == b"precious"
+        assert not (tmp_path / "x.errors.txt").is_symlink()
+        assert (tmp_path / "x.errors.txt").read_bytes() == b"ours"
+
+    def test_writes_and_leaves_no_temp(self, tmp_path: Path) -> None:
+        """write_atomic writes the whole file and leaves no temp file behind."""
+        write_atomic(tmp_path / "a.txt", b"hello")
+        assert (tmp_path / "a.txt").read_bytes() == b"hello"
+        assert os.listdir(tmp_path) == ["a.txt"]
+
+    def test_replaces_existing(self, tmp_path: Path) -> None:
+        """An existing file is replaced in one step."""
+        (tmp_path / "a.txt").write_bytes(b"old content that is longer")
+        write_atomic(tmp_path / "a.txt", b"new")
+        assert (tmp_path / "a.txt").read_bytes() == b"new"
+        assert os.listdir(tmp_path) == ["a.txt"]
+
+    def test_write_json_utf8(self, tmp_path: Path) -> None:
+        """write_json writes UTF-8 JSON (not \\u escapes) ending in a newline."""
+        write_json(tmp_path / "r.json", {"name": "Tidrapport Å"})
+        text = (tmp_path / "r.json").read_text("utf-8")
+        assert "Å" in text and text.endswith("\n")
+
+
+class TestNames:
+    def test_free_name(self, tmp_path: Path) -> None:
+        """free_name gives NAME, then NAME-2, NAME-3; a dangling link also counts as taken."""
+        assert free_name(tmp_path, "x") == tmp_path / "x"
+        (tmp_path / "x").mkdir()
+        assert free_name(tmp_path, "x") == tmp_path / "x-2"
+        (tmp_path / "x-2").symlink_to(tmp_path / "missing")
+        assert free_name(tmp_path, "x") == tmp_path / "x-3"
+
+    def test_rename_noreplace(self, tmp_path: Path) -> None:
+        """rename_noreplace never replaces an existing target."""
+        (tmp_path / "a").write_bytes(b"a")
+        (tmp_path / "b").write_bytes(b"b")
+        with pytest.raises(FileExistsError):
+            rename_noreplace(tmp_path / "a", tmp_path / "b")
+        assert (tmp_path / "a").read_bytes() == b"a" and (tmp_path / "b").read_bytes() == b"b"
+
+    def test_never_replaces_a_file_that_appears_at_the_target(self, tmp_path: Path) -> None:
+        """rename_noreplace refuses an existing file target and leaves both files as they were."""
+        (tmp_path / "a").write_bytes(b"ours")
+        (tmp_path / "b").write_bytes(b"theirs")
+        with pytest.raises(FileExistsError):
+            fswrite.rename_noreplace(tmp_path / "a", tmp_path / "b")
+        assert (tmp_path / "b").read_bytes() == b"theirs"
+        assert (tmp_path / "a").read_bytes() == b"ours"
+
+
+def test_the_folders_checked_for_links_are_those_inside_the_outbox_only(
+        tmp_path: Path) -> None:
+    """Inside the outbox every folder down to the one written is checked (anyone on the
+    share may put a link there); outside, only the folder itself (its parents are the
+    admin's choice)."""
+    outbox = tmp_path / "outbox"
+    assert folders_below(outbox, outbox / ".outboxd" / "processing") == [
+        outbox / ".outboxd", outbox / ".outboxd" / "processing"]
+    assert folders_below(outbox, tmp_path / "srv" / "sent") == [tmp_path / "srv" / "sent"]
+
+
+def test_rename_exchange_swaps_two_files_in_one_step(tmp_path: Path) -> None:
+    """rename_exchange swaps what two names hold (each file keeps its inode); with one of
+    them missing it fails and nothing moves."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.write_bytes(b"A")
+    b.write_bytes(b"B")
+    inode_a = os.lstat(a).st_ino
+    assert fswrite.rename_exchange(a, b)
+    assert a.read_bytes() == b"B" and b.read_bytes() == b"A"
+    assert os.lstat(b).st_ino == inode_a
+    with pytest.raises(FileNotFoundError):
+        fswrite.rename_exchange(a, tmp_path / "missing")
+    assert a.read_bytes() == b"B" and sorted(os.listdir(tmp_path)) == ["a", "b"]
+
+
+def test_group_write_below_a_tree_a_thousand_deep_is_refused_past_the_bound_not_a_traceback(
+        tmp_path: Path, deep_tree) -> None:
+    """`outboxd retry` gives a bundle put back into the outbox group write on every
+    folder (fwalk): below a quarantined sidecar holding folders 1,100 deep it ran out of
+    Python's recursion limit, a traceback after the bundle had moved, its papers left in
+    quarantine. The folders down to fsdepth.DEPTH_MAX get it; then an OSError naming the
+    folder and the bound."""
+    top = tmp_path / "INV-1"
+    top.mkdir(mode=0o750)
+    deep_tree(top, 1100)
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(OSError, match=f"more than {DEPTH_MAX} deep") as raised:
+            fswrite.add_group_write_below(fd, top)
+    finally:
+        os.close(fd)
+    assert raised.value.filename == str(top)
+    assert top.stat().st_mode & 0o020 and (top / "d" / "d").stat().st_mode & 0o020

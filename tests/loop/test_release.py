@@ -1,0 +1,196 @@
+"""Release files: what a NAME.send-anyway means, who released, and why one does nothing."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from daemon.configuration.config import OutboxConfig, ShareConfig
+from daemon.fs.temps import create_locked, drop_stale_copies
+from daemon.loop import release
+from daemon.loop.release import (
+    RELEASED_BY_SEND,
+    idle_releases,
+    release_file,
+    warning_text,
+    write_release,
+)
+from daemon.names import is_share_file
+from daemon.watching.scan import candidate_for, list_outbox
+
+SHARE = ShareConfig()
+
+
+def test_send_killed_before_its_rename_leaves_nothing_once_run_again(tmp_path: Path) -> None:
+    """A `send` killed between its temp file and the rename left `.NAME.send-anyway.MARK.tmp`
+    (an earlier version's `.NAME.send-anyway.PID.tmp`) in the outbox; the next send
+    removes it (and only such names)."""
+    cand = candidate_for(OutboxConfig(path=tmp_path), "INV-1.xml")
+    (tmp_path / ".INV-1.send-anyway.4242.tmp").write_text("x")
+    (tmp_path / ".INV-1.send-anyway.0a1b2c3.tmp").write_text("x")
+    (tmp_path / ".INV-1.send-anyway.notes.tmp").write_text("someone else's")
+    assert write_release(cand, SHARE, "anna")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".INV-1.send-anyway.notes.tmp", "INV-1.send-anyway"]
+
+
+def test_a_send_run_meanwhile_does_not_take_the_release_in_progress(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two `send`s of one invoice at once: the second's sweep of killed sends' temps
+    leaves the first's temp alone while it is written (its writer holds the lock), so
+    the first still places its release instead of failing."""
+    cand = candidate_for(OutboxConfig(path=tmp_path), "INV-1.xml")
+    real_fsync, swept = os.fsync, []
+
+    def fsync_then_other_send_sweeps(fd: int) -> None:
+        real_fsync(fd)
+        if not swept:  # the release's own fsync, before its rename
+            swept.append(sorted(os.listdir(tmp_path)))
+            drop_stale_copies(tmp_path, "INV-1.send-anyway", release._STALE_MARK)
+    monkeypatch.setattr(os, "fsync", fsync_then_other_send_sweeps)
+    assert write_release(cand, SHARE, "anna")
+    [temp] = swept[0]
+    assert re.fullmatch(r"\.INV-1\.send-anyway\.[0-9a-f]{7}\.tmp", temp)
+    assert [p.name for p in tmp_path.iterdir()] == ["INV-1.send-anyway"]
+
+
+def _theirs(path: Path) -> int:
+    """Another `send`'s temp at path, under way (written, locked until it is renamed)."""
+    fd = create_locked(path)
+    os.write(fd, b"theirs")
+    return fd
+
+
+def test_another_sends_temp_named_by_our_process_id_is_never_removed(tmp_path: Path) -> None:
+    """A `send` in another pid namespace (another container on the share), or one that
+    reuses a killed send's pid, has the same process id: its temp, under way, had the
+    name this send's was given. This send found it there, said "already released" and
+    removed it, so the other send failed too and nothing was released. A send's temp
+    now has a random mark: the other's is left as it is, and the release is written."""
+    cand = candidate_for(OutboxConfig(path=tmp_path), "INV-1.xml")
+    other = tmp_path / f".INV-1.send-anyway.{os.getpid()}.tmp"
+    fd = _theirs(other)
+    try:
+        assert write_release(cand, SHARE, "anna")
+        assert other.read_bytes() == b"theirs"
+        assert os.fstat(fd).st_ino == os.lstat(other).st_ino
+    finally:
+        os.close(fd)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [other.name, "INV-1.send-anyway"]
+
+
+def test_a_temp_name_another_send_has_taken_is_left_to_it_and_another_drawn(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Were a send's random mark to be one another send under way has: that temp is
+    neither opened nor removed, and the release is written under another mark."""
+    cand = candidate_for(OutboxConfig(path=tmp_path), "INV-1.xml")
+    marks = iter(["abc1234", "abc1234", "def5678"])
+    monkeypatch.setattr(release, "_mark", lambda: next(marks))
+    other = tmp_path / ".INV-1.send-anyway.abc1234.tmp"
+    fd = _theirs(other)
+    try:
+        assert write_release(cand, SHARE, "anna")
+        assert other.read_bytes() == b"theirs"
+        assert os.fstat(fd).st_ino == os.lstat(other).st_ino
+    finally:
+        os.close(fd)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [other.name, "INV-1.send-anyway"]
+
+
+def test_a_send_that_finds_a_release_there_removes_only_its_own_temp(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A release already there: the send says so (False) and removes its temp, but only
+    its own file: one another process put at that name since (a sweep took ours for a
+    leftover, and a send made its own temp there) stays."""
+    cand = candidate_for(OutboxConfig(path=tmp_path), "INV-1.xml")
+    (tmp_path / "INV-1.send-anyway").write_bytes(b"")
+    monkeypatch.setattr(release, "_mark", lambda: "abc1234")
+    temp = tmp_path / ".INV-1.send-anyway.abc1234.tmp"
+    real_rename, theirs = release.rename_noreplace, []
+
+    def replaced_then_rename(src: Path, dst: Path) -> None:
+        os.unlink(temp)  # a sweep took ours; another send made its own there since
+        theirs.append(_theirs(temp))
+        real_rename(src, dst)
+    monkeypatch.setattr(release, "rename_noreplace", replaced_then_rename)
+    try:
+        assert not write_release(cand, SHARE, "anna")
+        assert temp.read_bytes() == b"theirs"
+    finally:
+        for fd in theirs:
+            os.close(fd)
+    assert (tmp_path / "INV-1.send-anyway").read_bytes() == b""
+
+
+def test_status_page_and_release_files_are_neither_invoices_nor_litter(tmp_path: Path) -> None:
+    for name in ("outboxd-status.html", "INV-1.send-anyway", "odd.txt", "INV-1.xml"):
+        (tmp_path / name).write_bytes(b"x")
+    cfg = OutboxConfig(path=tmp_path, invoice_patterns=["*"])
+    listing = list_outbox(cfg, SHARE)
+    assert sorted(listing.candidates) == ["INV-1.xml", "odd.txt"]
+    assert listing.others == ()
+    assert is_share_file("a.send-anyway", "outboxd-status.html", ".send-anyway")
+    assert not is_share_file(".send-anyway", "", ".send-anyway")
+
+
+def test_send_writes_a_release_once_and_says_so_in_the_warning(tmp_path: Path) -> None:
+    cand = candidate_for(OutboxConfig(path=tmp_path), "INV-1.xml")
+    assert write_release(cand, SHARE, "anna")
+    assert not write_release(cand, SHARE, "anna")  # never replaced
+    path = release_file(cand, SHARE)
+    assert path is not None and path.read_text().startswith(RELEASED_BY_SEND)
+    assert warning_text("INV-1", path) == ("invoice INV-1 is sent without attachments "
+                                           "(released by outboxd send)")
+    assert [p.name for p in tmp_path.iterdir()] == ["INV-1.send-anyway"]
+
+
+def test_dropped_release_names_its_file_and_owner(tmp_path: Path) -> None:
+    path = tmp_path / "INV-2.send-anyway"
+    path.write_bytes(b"")
+    text = warning_text("INV-2", path)
+    assert "released by INV-2.send-anyway (owner " in text
+
+
+def test_a_link_named_like_a_release_releases_nothing(tmp_path: Path) -> None:
+    os.symlink("/etc/passwd", tmp_path / "INV-3.send-anyway")
+    assert release_file(candidate_for(OutboxConfig(path=tmp_path), "INV-3.xml"), SHARE) is None
+
+
+def test_idle_releases_say_why() -> None:
+    idle = idle_releases(["a.send-anyway", "b.send-anyway", "c.send-anyway", "d.send-anyway"],
+                         SHARE, ["b.xml", "c.xml", "d.pdf"],
+                         {"b.xml": "held", "c.xml": "waiting", "d.pdf": "settling"})
+    why = {i.name: i.why for i in idle}
+    assert "no invoice file a.*" in why["a.send-anyway"]
+    assert "has errors" in why["b.send-anyway"] and "b.errors.txt" in why["b.send-anyway"]
+    assert "c.send-anyway" not in why  # waiting: it is being released
+    assert "settling" in why["d.send-anyway"]
+
+
+@pytest.mark.parametrize(("raw", "shown", "rule"), [
+    (b"Faktura-\xe5.send-anyway", "Faktura-\\udce5.send-anyway", "not valid UTF-8"),
+    (b"Faktura\x01.send-anyway", "Faktura\\x01.send-anyway", "control character"),
+    ("Faktura\u0085.send-anyway".encode(), "Faktura\\x85.send-anyway", "control character"),
+])
+def test_a_release_whose_name_cannot_be_used_says_so_under_an_escaped_name(
+        raw: bytes, shown: str, rule: str) -> None:
+    """A release file whose name is not UTF-8 (or holds control characters) can never
+    release anything (no invoice file of that stem is ever read): it is listed under the
+    name escaped as the scanner shows such names, with the rule and the fix, and marked
+    bad so the daemon logs it — even beside an invoice file of that stem."""
+    name = os.fsdecode(raw)
+    [idle] = idle_releases([name], SHARE, [os.fsdecode(raw[:-12] + b".xml")], {})
+    assert idle.name == shown and idle.bad_name
+    assert rule in idle.why and "rename" in idle.why
+    (idle.name + idle.why).encode("utf-8")
+
+
+@pytest.mark.parametrize("values", [{"status_page": "../x.html"}, {"status_page": ".hidden"},
+                                    {"release_suffix": "send"}])
+def test_bad_share_settings_are_refused(values: dict[str, str]) -> None:
+    with pytest.raises(ValidationError):
+        ShareConfig(**values)

@@ -1,0 +1,347 @@
+"""SIGHUP's reload (daemon/loop/reload.py), on the `Reloading` part alone: stand-ins for the
+loop's index, pipeline and status page record what the reload asks of them; the
+configuration files are real, in tmp_path.
+
+(A reload that names the settings waiting for the next start, and a read under way
+at a reload, are tested through the whole loop in test_service.py.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from daemon.configuration.config import Settings
+from daemon.configuration.config_load import load_settings
+from daemon.errors import ConfigError
+from daemon.loop.reload import JOURNAL_IS_NOT_NEW, SAME_CREDENTIALS, Reloading, sends_as
+from daemon.watching.index import OutboxIndex
+from daemon.watching.scan import candidate_for
+
+
+class Log:
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+        self.fields: list[dict[str, Any]] = []
+
+    def error(self, event: str, **kw: Any) -> None:
+        self.lines.append(("error", event))
+        self.fields.append(kw)
+
+    def warning(self, event: str, **kw: Any) -> None:
+        self.lines.append(("warning", event))
+        self.fields.append(kw)
+
+    def info(self, event: str, **kw: Any) -> None:
+        self.lines.append(("info", event))
+
+
+class Finish:
+    """after_reload() answers these rows, and notes what it was asked."""
+
+    def __init__(self, rows: list[int]) -> None:
+        self.rows = rows
+        self.paused = set(rows)  # as Finisher.paused: their last attempt was paused
+        self.asked: list[bool] = []
+
+    def after_reload(self, receiver_changed: bool) -> list[int]:
+        self.asked.append(receiver_changed)
+        return self.rows
+
+
+class Loop(Reloading):
+    """What of the service a reload touches, as stand-ins."""
+
+    def __init__(self, settings: Settings, config_path: Path, rows: list[int]) -> None:
+        self.settings = settings
+        self.config_path = config_path
+        self.log = Log()
+        self.index = OutboxIndex(settings.outbox, share=settings.share)
+        for name in ("A.xml", "B.xml"):
+            self.index.add(candidate_for(settings.outbox, name))
+        self.pipeline = SimpleNamespace(known={"A.xml": "read"}, finish=Finish(rows),
+                                        reconfigure=self._reconfigured)
+        self.publish = SimpleNamespace(reconfigure=lambda old, new: None)
+        self._make_deliverer = lambda s: f"deliverer for {s.delivery.target}"
+        self._reload, self._relist = True, False
+        self._sends_as = sends_as(settings)
+        self.reconfigured: list[tuple[Settings, str]] = []
+        self.marked: list[str] = []
+        self.scheduled: list[tuple[int, float]] = []
+        self.rescans = 0
+
+    def _reconfigured(self, settings: Settings, deliverer: str) -> None:
+        self.reconfigured.append((settings, deliverer))
+
+    def _start_rules(self, s: Settings) -> None:
+        pass
+
+    def _mark(self, key: str) -> None:
+        self.marked.append(key)
+
+    def schedule(self, row_id: int, delay: float) -> None:
+        self.scheduled.append((row_id, delay))
+
+    def rescan_soon(self) -> None:
+        self.rescans += 1
+
+
+def config(tmp_path: Path, outbox: str = "outbox", target: str = "target",
+           duplicates: str = "quarantine") -> Path:
+    """A configuration file for the directory transport, its outbox made."""
+    (tmp_path / outbox).mkdir(exist_ok=True)
+    path = tmp_path / "config.toml"
+    path.write_text(f'[outbox]\npath = "{tmp_path / outbox}"\n'
+                    f'[paths]\nstate_dir = "{tmp_path / "state"}"\n'
+                    f'[policy]\nduplicates = "{duplicates}"\n'
+                    f'[delivery]\ntransport = "directory"\ntarget = "{tmp_path / target}"\n',
+                    encoding="utf-8")
+    return path
+
+
+def running(tmp_path: Path, rows: list[int] | None = None) -> Loop:
+    path = config(tmp_path)
+    return Loop(load_settings(path), path, rows or [])
+
+
+def test_a_reload_that_moves_the_outbox_is_refused_and_the_old_settings_stay(
+        tmp_path: Path) -> None:
+    """The outbox (and state_dir) are where the watcher and the journal already are: a
+    new file naming another outbox is refused with an error line, the old settings stay
+    in force, and nothing is reconfigured or read again."""
+    loop = running(tmp_path)
+    old = loop.settings
+    config(tmp_path, outbox="other-outbox", duplicates="send")
+    loop._do_reload()
+    assert loop.settings is old
+    assert loop.log.lines == [("error", "configuration not reloaded; keeping the old one")]
+    [error] = [f["error"] for f in loop.log.fields]
+    assert f'[outbox] path = "{tmp_path / "other-outbox"}": a new outbox needs a restart' \
+        in error and f'set it back to "{tmp_path / "outbox"}"' in error
+    assert "state_dir" not in error
+    assert loop.reconfigured == [] and loop.marked == [] and loop.rescans == 0
+
+
+def test_a_refused_reload_to_another_outbox_or_state_dir_makes_no_folder_there(
+        tmp_path: Path) -> None:
+    """A reload that would move the outbox or the journal is refused as a whole, so it
+    creates nothing for them either: no `.outboxd/processing` in the other outbox, no
+    `sent/` or `quarantine/` beside it, no other state dir (an admin who edits the path
+    and reloads would otherwise find folders on a share the daemon does not watch)."""
+    loop = running(tmp_path)
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    path = config(other, outbox="outbox")
+    loop.config_path = path
+    loop._do_reload()
+    assert loop.log.lines == [("error", "configuration not reloaded; keeping the old one")]
+    [error] = [f["error"] for f in loop.log.fields]
+    assert "[outbox] path" in error and "[paths] state_dir" in error
+    assert sorted(p.name for p in other.iterdir()) == ["config.toml", "outbox"]
+    assert list((other / "outbox").iterdir()) == []
+
+
+def test_a_reload_reads_every_bundle_again_and_rescans_at_once(tmp_path: Path) -> None:
+    """Patterns, rules and policies may differ after a reload: what was read is forgotten,
+    every known bundle is stepped again, the outbox is listed again and the next rescan
+    comes at once; the pipeline gets the new settings and a deliverer made from them."""
+    loop = running(tmp_path)
+    config(tmp_path, duplicates="send")
+    loop._do_reload()
+    assert loop.settings.policy.duplicates == "send" and not loop._reload
+    assert loop.pipeline.known == {}
+    assert sorted(loop.marked) == ["A.xml", "B.xml"] and loop._relist and loop.rescans == 1
+    assert loop.reconfigured == [(loop.settings, f"deliverer for {tmp_path / 'target'}")]
+    assert ("info", "configuration reloaded") in loop.log.lines
+
+
+def test_only_a_reload_to_another_receiver_counts_as_a_new_receiver(tmp_path: Path) -> None:
+    """The rows the finisher names after a reload are tried again at once (delay 0); it is
+    told the receiver changed only when the delivery target did, not for any other
+    setting."""
+    loop = running(tmp_path, rows=[7, 9])
+    config(tmp_path, duplicates="send")
+    loop._do_reload()
+    config(tmp_path, duplicates="send", target="another-target")
+    loop._do_reload()
+    assert loop.pipeline.finish.asked == [False, True]
+    assert loop.scheduled == [(7, 0.0), (9, 0.0), (7, 0.0), (9, 0.0)]
+
+
+def test_a_reload_that_names_sidecars_otherwise_gives_the_known_bundles_their_new_sidecar(
+        tmp_path: Path) -> None:
+    """[outbox] sidecar_suffix set by a reload: bundles already known look in (and
+    hear events on) A.files/, not A/ any more."""
+    loop = running(tmp_path)
+    path = config(tmp_path)
+    path.write_text(path.read_text().replace("[outbox]\n", '[outbox]\nsidecar_suffix = ".files"\n'),
+                    encoding="utf-8")
+    loop._do_reload()
+    assert loop.index.candidate("A.xml").sidecar.name == "A.files"
+    assert loop.index.touched("A.files")[0] == {"A.xml"}
+
+
+def test_a_reload_whose_rules_cannot_load_closes_the_deliverer_it_made(
+        tmp_path: Path) -> None:
+    """The new deliverer is made before the e-invoice rules are loaded; when the rules
+    fail (a ConfigError), the reload is refused, the old settings stay, and the new
+    deliverer is closed rather than left with its connection pool open."""
+    made: list[SimpleNamespace] = []
+
+    def deliverer(s: Settings) -> SimpleNamespace:
+        made.append(SimpleNamespace(closed=False))
+        made[-1].close = lambda: setattr(made[-1], "closed", True)
+        return made[-1]
+
+    def broken_rules(s: Settings) -> None:
+        raise ConfigError("the e-invoice rules cannot load")
+    loop = running(tmp_path)
+    old = loop.settings
+    loop._make_deliverer = deliverer
+    loop._start_rules = broken_rules  # type: ignore[method-assign]
+    config(tmp_path, duplicates="send")
+    loop._do_reload()
+    assert loop.settings is old and loop.reconfigured == []
+    assert [d.closed for d in made] == [True]
+    assert ("error", "configuration not reloaded; keeping the old one") in loop.log.lines
+
+
+def test_a_reload_keeps_the_running_concurrency_until_the_next_start(tmp_path: Path) -> None:
+    """The delivery threads are started once: a reload that sets another
+    [delivery] concurrency says it waits for the next start, and the deliverer it makes
+    (whose connection pool is sized by it) and the settings in force keep the running
+    value. A file put back to the running value is no longer reported as waiting."""
+    loop = running(tmp_path)
+    made: list[int] = []
+    loop._make_deliverer = lambda s: made.append(s.delivery.concurrency)  # type: ignore[assignment,func-returns-value]
+    path = config(tmp_path, duplicates="send")
+    path.write_text(path.read_text() + "concurrency = 2\n", encoding="utf-8")
+    loop._do_reload()
+    assert made == [4] and loop.settings.delivery.concurrency == 4
+    assert loop.settings.policy.duplicates == "send"
+    assert ("warning", "these settings take effect at the next start") in loop.log.lines
+    loop.log.lines.clear()
+    config(tmp_path)
+    loop._do_reload()
+    assert made == [4, 4]
+    assert ("warning", "these settings take effect at the next start") not in loop.log.lines
+    assert ("info", "configuration reloaded") in loop.log.lines
+
+
+def test_the_reloads_own_lines_are_in_the_log_format_it_brings(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """A reload that switches [log] format (console to json) and sets a value that waits
+    for the next start: its warning and "configuration reloaded" come after the new
+    format is in place, so that after a switch to json every line is JSON."""
+    import daemon.loop.reload
+    loop = running(tmp_path)
+    loop._make_deliverer = lambda s: None  # type: ignore[assignment,return-value]
+    monkeypatch.setattr(daemon.loop.reload.logs, "configure",
+                        lambda cfg: loop.log.lines.append(("configure", cfg.format)))
+    path = config(tmp_path)
+    path.write_text(path.read_text() + 'concurrency = 2\n[log]\nformat = "json"\n',
+                    encoding="utf-8")
+    loop._do_reload()
+    assert loop.log.lines.index(("configure", "json")) < loop.log.lines.index(
+        ("warning", "these settings take effect at the next start"))
+    assert ("info", "configuration reloaded") in loop.log.lines
+
+
+def test_a_reload_to_a_url_whose_password_holds_a_raw_hash_is_refused(tmp_path: Path) -> None:
+    """A reload to transport "http" with url "http://bob:1234#pw@host/in" (which httpx
+    reads as host bob, port 1234) is refused like a start: the old settings stay, and
+    the error names [delivery] url and %23 but not the password."""
+    loop = running(tmp_path)
+    old = loop.settings
+    path = config(tmp_path)
+    path.write_text(path.read_text().replace(
+        'transport = "directory"', 'url = "http://bob:1234#S3cr3tPw@127.0.0.1:9/in"'),
+        encoding="utf-8")
+    loop._do_reload()
+    assert loop.settings is old and loop.reconfigured == []
+    assert loop.log.lines == [("error", "configuration not reloaded; keeping the old one")]
+    error = loop.log.fields[0]["error"]
+    assert "[delivery] url" in error and "%23" in error and "S3cr3tPw" not in error
+
+
+def test_a_reload_refused_for_one_folder_makes_none_of_the_others(tmp_path: Path) -> None:
+    """A reload that moves [paths] sent to a new folder and [paths] quarantine to one
+    that cannot be made is refused as a whole, naming [paths] quarantine and its fix;
+    the new sent folder is not made either (an admin would find an empty folder that no
+    configuration in force names)."""
+    loop = running(tmp_path)
+    old = loop.settings
+    (tmp_path / "a-file").write_text("not a folder")
+    path = config(tmp_path)
+    path.write_text(path.read_text().replace(
+        "[paths]\n", f'[paths]\nsent = "{tmp_path / "new-sent"}"\n'
+                     f'quarantine = "{tmp_path / "a-file" / "quarantine"}"\n'),
+        encoding="utf-8")
+    loop._do_reload()
+    assert loop.settings is old and loop.reconfigured == []
+    assert loop.log.lines == [("error", "configuration not reloaded; keeping the old one")]
+    [error] = [f["error"] for f in loop.log.fields]
+    assert "[paths] quarantine: cannot create" in error and "fix [paths] quarantine" in error
+    assert not (tmp_path / "new-sent").exists()
+
+
+def http_config(tmp_path: Path, token: str) -> Path:
+    """A configuration for the http transport whose token is in tmp_path/token (as a
+    systemd credential is), the file holding `token`."""
+    (tmp_path / "outbox").mkdir(exist_ok=True)
+    (tmp_path / "token").write_text(token + "\n", encoding="utf-8")
+    path = tmp_path / "config.toml"
+    path.write_text(f'[outbox]\npath = "{tmp_path / "outbox"}"\n'
+                    f'[paths]\nstate_dir = "{tmp_path / "state"}"\n'
+                    f'[delivery]\nurl = "http://127.0.0.1:9/in"\n'
+                    f'token_file = "{tmp_path / "token"}"\n', encoding="utf-8")
+    return path
+
+
+def test_a_reload_with_the_same_token_while_deliveries_are_paused_says_so_and_how_to_fix(
+        tmp_path: Path) -> None:
+    """Two bundles paused by the receiver's 401; the admin reloads, but token_file still
+    holds the token in force (a systemd credential is copied only at start). The paused
+    bundles are still tried at once, and one warning says that the url and token are the
+    same, how many bundles wait, and that a credential needs systemctl restart; neither
+    it nor any other line carries the token. A reload that brings a new token, or one
+    with nothing paused, says nothing of the kind."""
+    path = http_config(tmp_path, "OLD-t0ken-123")
+    loop = Loop(load_settings(path), path, rows=[3, 5])
+    loop._do_reload()
+    assert loop.scheduled == [(3, 0.0), (5, 0.0)]
+    assert ("warning", SAME_CREDENTIALS) in loop.log.lines
+    [warning] = [f for f in loop.log.fields if "fix" in f]
+    assert warning["bundles"] == 2
+    assert "/run/credentials" in warning["fix"] and "systemctl restart outboxd" in \
+        warning["fix"]
+    assert "OLD-t0ken-123" not in repr(loop.log.fields)
+
+    loop.log.lines.clear()
+    (tmp_path / "token").write_text("NEW-t0ken-456\n", encoding="utf-8")
+    loop._do_reload()
+    assert ("info", "configuration reloaded") in loop.log.lines
+    assert ("warning", SAME_CREDENTIALS) not in loop.log.lines
+
+    loop.log.lines.clear()
+    loop.pipeline.finish.paused.clear()
+    loop._do_reload()
+    assert ("warning", SAME_CREDENTIALS) not in loop.log.lines
+
+
+def test_a_reload_that_changes_the_duplicate_window_says_it_does_nothing_now(
+        tmp_path: Path) -> None:
+    """[policy] duplicate_window_days is read only when the journal is new: a reload that
+    changes it says so, naming the key, instead of taking it without a word; the same
+    value again says nothing."""
+    loop = running(tmp_path)
+    path = config(tmp_path)
+    text = path.read_text().replace("[policy]\n", "[policy]\nduplicate_window_days = 30\n")
+    path.write_text(text, encoding="utf-8")
+    loop._do_reload()
+    assert ("warning", JOURNAL_IS_NOT_NEW) in loop.log.lines
+    assert {"settings": ["[policy] duplicate_window_days"]} in loop.log.fields
+    assert ("info", "configuration reloaded") in loop.log.lines
+    loop.log.lines.clear()
+    loop._do_reload()
+    assert ("warning", JOURNAL_IS_NOT_NEW) not in loop.log.lines

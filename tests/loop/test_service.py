@@ -1,0 +1,461 @@
+"""The loop's mechanics, without timing (fakeloop: a fake clock, a fake watcher, reads
+done inline, counts of its work): timers, claims, reloads, and a stop asked for during
+the start. How hints and the rescan become dirty bundles is test_changes.py; the stop
+sequence is test_stopping.py.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+sys.path.insert(0, str(Path(__file__).parent.parent))
+
+from fakeloop import RESCAN, SETTLE, Counts, FakeClock, FakeWatcher, Inline, settle_all  # noqa: E402
+from helpers import (  # noqa: E402
+    fake_mountinfo,
+    pdf_bytes,
+    published,
+    refuse_stat,
+    ubl_invoice,
+    wait_for,
+    write,
+)
+
+from daemon.configuration.config import Settings  # noqa: E402
+from daemon.errors import OutboxdError  # noqa: E402
+from daemon.journal.records import IN_FLIGHT, STATES  # noqa: E402
+from daemon.loop.changes import RESCAN as RESCAN_KEY  # noqa: E402
+from daemon.loop.service import Service  # noqa: E402
+from daemon.watching.sharecache import LATE_SHARE  # noqa: E402
+
+ALL_STATES = tuple(dict.fromkeys(STATES + IN_FLIGHT))  # every state a journal row can have
+
+
+def test_a_settle_deadline_fires_once(make_service: Any, clock: FakeClock, counts: Counts,
+                                      tmp_path: Path) -> None:
+    """A new bundle is stepped when its event arrives and again exactly once when its quiet
+    period can have ended — not on turns in between, and not after."""
+    svc = make_service()
+    t0 = clock.t
+    write(tmp_path / "outbox" / "INV-1.xml", ubl_invoice("INV-1"))
+    svc.hint("INV-1.xml")
+    svc.turn()  # stepped, and (the first version seen) handed to a reader at once
+    assert counts.steps == ["INV-1.xml"] and counts.reads == 1
+    assert svc.timers.due_at(("bundle", "INV-1.xml")) == t0 + SETTLE
+
+    for t in (1.0, 2.5, 4.9):  # the read's result comes back: no step before the deadline
+        clock.t = t0 + t
+        svc.turn()
+    assert counts.steps == ["INV-1.xml"]
+
+    clock.t = t0 + SETTLE
+    svc.turn()  # the deadline: stepped, found settled and read, decided (waiting, hold)
+    assert counts.steps == ["INV-1.xml"] * 2 and counts.reads == 1
+    assert svc.timers.due_at(("bundle", "INV-1.xml")) is None
+    assert svc.journal.summary().get("waiting") == 1
+
+    for t in (6.0, 30.0, 59.0):
+        clock.t = t0 + t
+        svc.turn()
+    assert counts.steps == ["INV-1.xml"] * 2
+
+
+def test_a_claim_that_fails_is_retried_on_the_loop_clock(make_service: Any, clock: FakeClock,
+                                                         counts: Counts,
+                                                         tmp_path: Path) -> None:
+    """A claim that cannot move files is retried when a rescan period has passed on the
+    loop's own clock (at 0 as at 10⁹) — not sooner, even on an event — and the bundle is
+    then delivered."""
+    svc = make_service()
+    processing = svc.settings.processing_dir
+    processing.rmdir()
+    write(processing, b"not a folder")
+    write(tmp_path / "outbox" / "INV-1" / "a.pdf", pdf_bytes())
+    write(tmp_path / "outbox" / "INV-1.xml", ubl_invoice("INV-1"))
+    svc.hint("INV-1.xml")
+    t0 = clock.t
+    settle_all(svc, clock)
+    due = svc.timers.due_at(("bundle", "INV-1.xml"))
+    assert due is not None and t0 + RESCAN <= due <= clock.t + RESCAN
+    assert (tmp_path / "outbox" / "INV-1.xml").exists()
+
+    processing.unlink()
+    processing.mkdir()
+    clock.t = due - 1
+    svc.hint("INV-1")  # an event before the pause is over: looked at, not claimed yet
+    svc.turn()
+    assert (tmp_path / "outbox" / "INV-1.xml").exists()
+    clock.t = due
+    svc.turn()
+    assert not (tmp_path / "outbox" / "INV-1.xml").exists()  # claimed
+
+    def sent() -> Any:
+        """The bundle's row once it is sent: its state in one read, as a delivery thread
+        moves it meanwhile (two reads could see it in two states, or in none)."""
+        [row] = [r for r in svc.journal.rows(ALL_STATES) if r.invoice_file == "INV-1.xml"]
+        return row if row.state == "sent" else None
+
+    # The worker threads deliver and archive it on their own: no loop turn, no clock step.
+    row = wait_for(sent, what="the retried claim to be delivered and archived")
+    assert (tmp_path / "target" / row.bundle_id / "INV-1.xml").exists()
+
+
+@pytest.mark.parametrize("escapes", [RuntimeError("a bug"), OutboxdError("said plainly")],
+                         ids=["unexpected", "outboxd-error"])
+def test_an_error_a_delivery_attempt_lets_escape_is_a_bundle_event_with_its_keys(
+        make_service: Any, clock: FakeClock, tmp_path: Path, escapes: Exception) -> None:
+    """docs/operations.md, Logs: every bundle event carries bundle_id, invoice_file and
+    invoice_ids. An error that escapes a delivery attempt (a bug, an OutboxdError said
+    plainly) was logged by the delivery worker with the journal's row number alone — the
+    admin could not tell which invoice it was about. Now its line names the bundle like any
+    other."""
+    write(tmp_path / "outbox" / "INV-1.xml", ubl_invoice("INV-1"))
+    svc = make_service(unattached="send")
+
+    def attempt(row_id: int) -> float | None:
+        raise escapes
+    svc.pipeline.finish.attempt = attempt  # type: ignore[method-assign]
+    with capture_logs() as records:
+        settle_all(svc, clock)
+        event = "unexpected error while delivering" if isinstance(escapes, RuntimeError) \
+            else "delivery step failed"
+        [line] = wait_for(lambda: [r for r in records if r["event"] == event],
+                          what="the worker's line about the failed attempt")
+    [row] = svc.journal.rows(ALL_STATES)
+    assert (line["bundle_id"], line["invoice_file"], line["invoice_ids"]) == \
+        (row.bundle_id, "INV-1.xml", ["INV-1"])
+    assert len(line["bundle_id"]) == 64 and line["row"] == row.id
+
+
+def test_the_same_content_twice_in_one_turn_is_one_send_and_one_duplicate(
+        make_service: Any, clock: FakeClock, counts: Counts, tmp_path: Path) -> None:
+    """Two invoice files with the same bytes (a copy under another name) decided in one
+    turn of the loop: the claims are made together at its end, yet the second is still
+    seen as a duplicate of the first (duplicates = "quarantine", the default)."""
+    outbox = tmp_path / "outbox"
+    write(outbox / "INV-1.xml", ubl_invoice("INV-1"))
+    write(outbox / "INV-1 copy.xml", ubl_invoice("INV-1"))
+    svc = make_service(unattached="send")
+    settle_all(svc, clock)
+    rows = svc.journal.rows(("claiming", "delivering", "delivered", "sent", "quarantining",
+                             "quarantined"))
+    reasons = {r.invoice_file: [x["code"] for x in r.reasons] for r in rows}
+    assert sorted(reasons.values()) == [[], ["duplicate"]], reasons
+
+
+def test_a_reload_names_the_settings_that_wait_for_the_next_start(
+        make_service: Any, tmp_path: Path) -> None:
+    """SIGHUP with a new watch mode and concurrency: the watcher and the delivery threads
+    are made at start, so the reload logs one warning naming exactly those settings,
+    and takes the rest of the file."""
+    svc = make_service()
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[outbox]\npath = "{tmp_path / "outbox"}"\nsettle_seconds = {SETTLE}\n'
+        f'rescan_seconds = {RESCAN}\nwatch = "polling"\n'
+        f'[paths]\nstate_dir = "{tmp_path / "state"}"\n'
+        '[policy]\nunattached = "hold"\nduplicates = "send"\n'
+        f'[delivery]\ntransport = "directory"\ntarget = "{tmp_path / "target"}"\n'
+        'concurrency = 2\n')
+    svc.config_path = config
+    svc._request_reload()
+    with capture_logs() as logs:
+        svc.turn()
+    [warning] = [e for e in logs if e["event"] == "these settings take effect at the next start"]
+    assert warning["settings"] == ["[outbox] watch", "[delivery] concurrency"]
+    assert svc.settings.policy.duplicates == "send"
+
+
+class Held:
+    """An executor that keeps each read until the test runs it: a read under way."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        self.calls.append((fn, args))
+
+    def run(self) -> None:
+        calls, self.calls = self.calls, []
+        for fn, args in calls:
+            fn(*args)
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        pass
+
+
+def test_a_read_under_way_at_a_reload_is_read_again_under_the_new_settings(
+        make_service: Any, clock: FakeClock, counts: Counts, tmp_path: Path) -> None:
+    """A reload that changes the channel while a bundle is being read: the result made
+    under the old settings is not used; the bundle is read again and decided under the
+    new ones (it went out on the old channel before)."""
+    outbox = tmp_path / "outbox"
+    write(outbox / "INV-1" / "timesheet.pdf", pdf_bytes())
+    write(outbox / "INV-1.xml", ubl_invoice("INV-1"))
+    svc = make_service()
+    svc._reader = held = Held()
+    svc.hint("INV-1.xml")
+    svc.turn()
+    assert len(held.calls) == 1  # read at first sight, while it settles
+
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[outbox]\npath = "{outbox}"\nsettle_seconds = {SETTLE}\nrescan_seconds = {RESCAN}\n'
+        f'[paths]\nstate_dir = "{tmp_path / "state"}"\n[policy]\nunattached = "hold"\n'
+        '[validation]\nchannel = "original-print"\n'
+        f'[delivery]\ntransport = "directory"\ntarget = "{tmp_path / "target"}"\n')
+    svc.config_path = config
+    svc._request_reload()
+    svc.turn()
+    held.run()  # the read under way ends, with what the old settings said
+    for _ in range(4):
+        svc.turn()
+        held.run()
+        clock.t += SETTLE
+    assert counts.reads == 2
+    # Delivered (by the delivery threads) on the new channel: the manifest says so.
+    [bundle] = wait_for(lambda: published(tmp_path / "target"), what="the bundle published")
+    assert json.loads((bundle / "manifest.json").read_text())["channel"] == "original-print"
+
+
+def test_a_stop_asked_for_while_the_readers_start_is_a_clean_stop(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM while open() starts the readers (a second or two before READY): the
+    daemon's handler is already in place, so the stop is recorded for the loop (a clean
+    exit) instead of the signal's default ending the process."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    s = Settings(outbox={"path": str(outbox)}, paths={"state_dir": str(tmp_path / "state")},
+                 delivery={"transport": "directory", "target": str(tmp_path / "target")})
+    svc = Service(s, watcher_factory=lambda s, hint: FakeWatcher(), reader=Inline())
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT,
+                                                       signal.SIGHUP)}
+    # Stands in for the default (death) while the test runs: it would be called instead
+    # of the daemon's handler if the signal came before the daemon installed its own.
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    monkeypatch.setattr(svc, "_start_rules",
+                        lambda _s: os.kill(os.getpid(), signal.SIGTERM))
+    try:
+        svc.open()
+        assert svc._stopping
+    finally:
+        svc._shutdown()
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
+def test_a_bundle_that_cannot_be_looked_at_is_said_plainly_and_looked_at_again(
+        make_service: Any, clock: FakeClock, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The look at a waiting bundle fails (its invoice file's lstat refused: a share's
+    hiccup, a folder's permissions): one error line naming the file, with no traceback,
+    and the bundle is looked at again at the rescan interval, without an event (before:
+    an "unexpected error" traceback, and the bundle left until something changed)."""
+    outbox = tmp_path / "outbox"
+    invoice = write(outbox / "INV-1.xml", ubl_invoice("INV-1"))
+    svc = make_service()
+    settle_all(svc, clock)
+    assert svc.pipeline.live["INV-1.xml"].state == "waiting"
+    real_lstat = os.lstat
+
+    def refused(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        if os.fspath(path) == str(invoice):
+            raise OSError(5, "Input/output error", str(invoice))
+        return real_lstat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "lstat", refused)
+    svc.timers.at(("bundle", "INV-1.xml"), clock.t)  # as a settle or wait timer would
+    with capture_logs() as logs:
+        svc.turn()
+    [line] = [e for e in logs if e["log_level"] == "error"]
+    assert line["invoice_file"] == "INV-1.xml" and "exc_info" not in line
+    assert "Input/output error" in line["error"] and str(invoice) in line["error"]
+    due = svc.timers.due_at(("bundle", "INV-1.xml"))
+    assert due == clock.t + RESCAN
+    monkeypatch.setattr(os, "lstat", real_lstat)
+    write(outbox / "INV-1" / "a.pdf", pdf_bytes())  # no event: the fake watcher is silent
+    clock.t = due
+    settle_all(svc, clock)
+    assert svc.pipeline.live.get("INV-1.xml") is None  # claimed
+    # Delivered by a worker thread, after the turn that handed it over.
+    [bundle] = wait_for(lambda: published(tmp_path / "target"),
+                        what="the bundle published in the directory target")
+    assert (bundle / "INV-1.xml").read_bytes() == ubl_invoice("INV-1")
+
+
+def test_the_start_clears_what_a_killed_run_left_half_written_in_the_directory_target(
+        make_service: Any, tmp_path: Path) -> None:
+    """A daemon killed while it wrote a bundle and a document to the directory target
+    left `.tmp-BUNDLEID/` and `.NAME.tmp-…` there; one whose bundle never comes again
+    (moved away meanwhile) stayed for good. The next start removes both (no writer holds
+    them), and leaves the delivered bundle beside them."""
+    target = tmp_path / "target"
+    half = target / f".tmp-{'a' * 64}"
+    (half / "attachments").mkdir(parents=True)
+    (half / "manifest.json").write_text("{}")
+    (target / ".INV-1--INV-1.xml.tmp-0123456789ab").write_bytes(b"<Invoice")
+    (target / ("b" * 64)).mkdir()
+    make_service()
+    assert os.listdir(target) == ["b" * 64]
+
+
+def test_the_start_removes_the_compile_cache_temps_a_killed_run_left(
+        make_service: Any, tmp_path: Path) -> None:
+    """A daemon (or one of its reader processes) killed while it wrote the e-invoice
+    rules' compile cache left a `.tmp-XXXXXXXX.xsl` in the state dir, and each such kill
+    one more, holding space the journal needs. The next start, holding the state dir
+    before its readers write there, removes them; anything else in the cache stays."""
+    cache = tmp_path / "state" / "einvoice"
+    cache.mkdir(parents=True)
+    (cache / ".tmp-k1ll3d_x.xsl").write_text("<xsl:stylesheet cut short")
+    (cache / "notes.txt").write_text("an admin's")
+    make_service()
+    assert os.listdir(cache) == ["notes.txt"]
+
+
+def test_the_start_look_at_what_other_daemons_filed_tells_systemd_the_start_goes_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before READY, the start reads every receipt in sent/'s day folders of yesterday,
+    today and tomorrow that its journal does not know (a busy shared sent/: thousands):
+    it sends EXTEND_TIMEOUT_USEC= (with a STATUS= naming the step) as it goes, as the
+    read-back into a new journal does, so systemd's TimeoutStartSec= does not end the start."""
+    import socket
+    from datetime import UTC, datetime
+
+    from daemon.journal import Journal
+    outbox, state = tmp_path / "outbox", tmp_path / "state"
+    outbox.mkdir()
+    state.mkdir()
+    j = Journal(state / "journal.sqlite3")
+    j.create("INV-0.xml", "settling")  # not empty: no read-back, only the look
+    j.close()
+    entry = tmp_path / "sent" / datetime.now(UTC).strftime("%Y-%m-%d") / "INV-1--abababababab"
+    entry.mkdir(parents=True)
+    (entry / "receipt.json").write_text(json.dumps({
+        "manifest": {"bundle_id": "ab" * 32, "invoice_file": {"name": "INV-1.xml"},
+                     "invoices": [{"id": "INV-1", "attachments": []}]},
+        "response": {"status": 201}, "delivered_at": "2026-01-01T00:00:00.000Z"}))
+    s = Settings(outbox={"path": str(outbox)}, paths={"state_dir": str(state)},
+                 delivery={"transport": "directory", "target": str(tmp_path / "target")},
+                 einvoice={"preflight": "off"})
+    svc = Service(s, watcher_factory=lambda s, hint: FakeWatcher(), reader=Inline())
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(tmp_path / "notify.sock"))
+        sock.setblocking(False)
+        monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify.sock"))
+        try:
+            svc.open()
+            assert svc.journal.was_sent("ab" * 32)
+        finally:
+            svc._shutdown()
+        messages = []
+        while True:
+            try:
+                messages.append(sock.recv(4096).decode())
+            except BlockingIOError:
+                break
+    [ours] = [m for m in messages if "reading what other daemons filed in sent/" in m]
+    assert ours.startswith("STATUS=starting: ")
+    assert "EXTEND_TIMEOUT_USEC=90000000" in ours.splitlines()
+
+
+@pytest.mark.parametrize("error", [errno.ESTALE, errno.EIO], ids=["ESTALE", "EIO"])
+def test_an_invoice_file_the_start_cannot_look_at_is_still_its_bundle(
+        make_service: Any, clock: FakeClock, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, error: int) -> None:
+    """INV-1 is held (its errors file beside it) when outboxd stops; at the next start the
+    lstat of INV-1.xml fails as a share's trouble makes it. The daemon starts and decides
+    INV-2; INV-1's row is not closed as gone nor its errors file removed (before: the
+    start's listing left the file out, so its bundle was "not in the outbox at start"),
+    and once the file can be looked at it is still held, on the same row."""
+    outbox = tmp_path / "outbox"
+    write(outbox / "INV-1.xml", b"<Invoice>broken")
+    first = make_service(invalid="hold")
+    settle_all(first, clock)
+    [held] = first.journal.rows(("held",))
+    errors_file = outbox / "INV-1.errors.txt"
+    assert errors_file.is_file()
+    first.request_stop()
+    first._shutdown()
+
+    write(outbox / "INV-2.xml", ubl_invoice("INV-2"))
+    with monkeypatch.context() as m:
+        refuse_stat(m, {"INV-1.xml"}, error)
+        real_lstat = os.lstat
+
+        def lstat(path: Any, *a: Any, **kw: Any) -> os.stat_result:
+            if os.path.basename(path) == "INV-1.xml":
+                raise OSError(error, os.strerror(error), str(path))
+            return real_lstat(path, *a, **kw)
+        m.setattr(os, "lstat", lstat)
+        svc = make_service(invalid="hold")
+        settle_all(svc, clock)
+        assert svc.journal.get(held.id).state == "held" and errors_file.is_file()
+        assert svc.journal.summary().get("waiting") == 1  # INV-2
+    due = svc.timers.due_at(RESCAN_KEY)
+    assert due is not None
+    clock.t = due
+    settle_all(svc, clock)
+    assert svc.journal.get(held.id).state == "held" and errors_file.is_file()
+
+
+def test_an_outbox_share_caching_longer_than_the_settle_time_is_warned_of_at_start_and_reload(
+        make_service: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The outbox on NFS at its defaults (a minute's cache), settle_seconds 5: one warning
+    at the start naming the mount, the values and the fix, and one again at a reload; a
+    reload once the share is mounted with actimeo=1 says nothing more."""
+    outbox = os.path.realpath(tmp_path / "outbox")
+    table = {"options": ""}
+    fake_mountinfo(monkeypatch, lambda: "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n"
+                   f"40 22 0:51 / {outbox} rw - nfs4 srv:/finance rw,vers=4.2,"
+                   f"{table['options']}hard\n")
+    with capture_logs() as logs:
+        svc = make_service()
+    [warning] = [e for e in logs if e["event"] == LATE_SHARE]
+    assert warning["log_level"] == "warning"
+    assert warning["mount"] == f"nfs4 srv:/finance mounted at {outbox}"
+    assert warning["cache_seconds"] == 60 and warning["settle_seconds"] == SETTLE
+    assert warning["fix"].startswith("set [outbox] settle_seconds above 60")
+    svc.config_path = tmp_path / "config.toml"
+    svc.config_path.write_text(
+        f'[outbox]\npath = "{tmp_path / "outbox"}"\nsettle_seconds = {SETTLE}\n'
+        f'[paths]\nstate_dir = "{tmp_path / "state"}"\n'
+        f'[delivery]\ntransport = "directory"\ntarget = "{tmp_path / "target"}"\n')
+    for options, warned in (("", 1), ("acregmin=1,acregmax=1,acdirmin=1,acdirmax=1,", 0)):
+        table["options"] = options
+        svc._request_reload()
+        with capture_logs() as logs:
+            svc.turn()
+        assert any(e["event"] == "configuration reloaded" for e in logs)
+        assert len([e for e in logs if e["event"] == LATE_SHARE]) == warned, options
+
+
+def test_a_waiting_bundle_released_leaves_no_timer_behind(make_service: Any, clock: FakeClock,
+                                                          tmp_path: Path) -> None:
+    """A bundle waiting for its attachments is stepped again at its wait deadline (an hour
+    here); released with NAME.send-anyway and claimed before it, the bundle has left the
+    outbox, and its timer goes with it — kept, each released bundle left one entry until
+    its deadline (hours or days at a long attachment_wait_seconds)."""
+    svc = make_service(unattached="warn", attachment_wait_seconds=3600)
+    outbox = tmp_path / "outbox"
+    write(outbox / "INV-1.xml", ubl_invoice("INV-1"))
+    svc.hint("INV-1.xml")
+    settle_all(svc, clock)
+    assert svc.journal.summary().get("waiting") == 1
+    assert svc.timers.due_at(("bundle", "INV-1.xml")) is not None  # its wait deadline
+
+    write(outbox / "INV-1.send-anyway", b"")
+    svc.hint("INV-1.send-anyway")
+    settle_all(svc, clock)
+    assert not (outbox / "INV-1.xml").exists()  # released and claimed
+    assert svc.timers.due_at(("bundle", "INV-1.xml")) is None

@@ -1,0 +1,111 @@
+"""One daemon per state dir (daemon/loop/statelock.py): a second process is refused, naming the
+first; `status` can tell whether one runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from daemon.loop import statelock
+from daemon.loop.statelock import StateDirTaken, hold, release, running
+
+HOLDER = ("import sys; from pathlib import Path; from daemon.loop.statelock import hold; "
+          "hold(Path(sys.argv[1])); print('held', flush=True); sys.stdin.read()")
+
+
+@pytest.fixture
+def other_process(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Another process that holds tmp_path as its state dir until it is ended."""
+    p = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path)],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert p.stdout is not None and p.stdout.readline() == "held\n"  # waits for it
+    yield p
+    p.kill()
+    p.wait()
+
+
+def test_a_second_process_on_the_state_dir_is_refused_naming_the_first(
+        tmp_path: Path, other_process: subprocess.Popen[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """While another process holds the state dir, hold() stops with a line naming its
+    process id, the lock file and the fix; once that process is gone, hold() succeeds
+    (the lock went with it, whatever way it ended)."""
+    monkeypatch.setattr(statelock, "TAKE_SECONDS", 0.2)
+    assert running(tmp_path) is True
+    with pytest.raises(StateDirTaken) as info:
+        hold(tmp_path)
+    assert f"process {other_process.pid}" in str(info.value)
+    assert "outboxd.pid" in str(info.value) and "own [paths] state_dir" in str(info.value)
+    other_process.kill()
+    other_process.wait()
+    assert running(tmp_path) is False
+    hold(tmp_path)
+    try:
+        assert (tmp_path / "outboxd.pid").read_text() == f"{os.getpid()}\n"
+    finally:
+        release(tmp_path)
+
+
+def test_within_one_process_the_state_dir_is_held_as_often_as_it_is_taken(
+        tmp_path: Path) -> None:
+    """A daemon started again in the same process (as tests do) is the same daemon: it
+    takes the state dir again, and the lock goes only with the last release."""
+    hold(tmp_path)
+    hold(tmp_path)
+    release(tmp_path)
+    assert running(tmp_path) is True
+    release(tmp_path)
+    assert statelock._held == {}
+    assert running(tmp_path) is False
+
+
+def test_whether_a_daemon_runs_cannot_be_told_without_the_lock_file(tmp_path: Path) -> None:
+    """A state dir no daemon of this version has used: `status` says nothing either way."""
+    assert running(tmp_path) is None
+
+
+def test_a_full_state_dir_ends_the_start_naming_the_lock_file_and_holding_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The state dir's disk is full when the daemon writes its process id into the lock
+    file (injected: ENOSPC at that write; tests/faults/test_full_share.py has real full
+    disks): the error names that file, so the admin's line says which disk to free (a
+    write through a descriptor names none), and the lock is not kept: once there is room,
+    the next start in this process takes it."""
+    import errno
+
+    def full(fd: int, data: bytes, offset: int) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(statelock.os, "pwrite", full)
+    with pytest.raises(OSError) as info:
+        hold(tmp_path)
+    assert info.value.errno == errno.ENOSPC
+    assert info.value.filename == str(tmp_path / statelock.LOCK_NAME)
+    assert statelock._held == {} and running(tmp_path) is False
+    monkeypatch.undo()
+    hold(tmp_path)
+    assert running(tmp_path) is True
+    release(tmp_path)
+
+
+def test_a_lock_file_that_is_a_fifo_is_refused_naming_it(
+        tmp_path: Path) -> None:
+    """outboxd.pid a FIFO in the state dir: the start opened it and ended in "Invalid
+    argument — check that the path exists" (its truncation), naming nothing. It is
+    refused by its name before any open, and `status` cannot tell whether a daemon runs
+    rather than taking a FIFO for a lock file."""
+    from helpers import raised, without_blocking
+
+    from daemon.errors import OutboxdError
+    fifo = tmp_path / statelock.LOCK_NAME
+    os.mkfifo(fifo)
+    error = without_blocking(lambda: raised(lambda: hold(tmp_path)), fifo, "hold")
+    assert isinstance(error, OutboxdError) and not isinstance(error, StateDirTaken)
+    assert str(error).startswith(f"{fifo}, the file by which one outboxd holds its state "
+                                 "dir, is a FIFO, not a file — move it away")
+    assert statelock._held == {}
+    assert running(tmp_path) is None

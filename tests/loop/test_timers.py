@@ -1,0 +1,112 @@
+"""The one timer heap: each key fires once, at its latest setting, earliest first."""
+
+from __future__ import annotations
+
+from daemon.loop.timers import Timers
+
+
+class TestTimers:
+    def test_keys_fire_once_in_due_order(self) -> None:
+        """Due keys come out earliest first, each once; later ones stay for later."""
+        t = Timers()
+        t.at("b", 20.0)
+        t.at("a", 10.0)
+        t.at("c", 30.0)
+        assert t.pop_due(25.0) == ["a", "b"]
+        assert t.pop_due(25.0) == []
+        assert t.next_due() == 30.0
+
+    def test_setting_a_key_again_moves_it(self) -> None:
+        """A settle deadline moved ten times in a burst fires once, at its last time."""
+        t = Timers()
+        for n in range(10):
+            t.at(("bundle", "INV-1.xml"), 100.0 + n)
+        assert t.next_due() == 109.0
+        assert t.pop_due(105.0) == []
+        assert t.pop_due(109.0) == [("bundle", "INV-1.xml")]
+        assert t.next_due() is None and len(t) == 0
+
+    def test_a_key_can_be_moved_earlier(self) -> None:
+        """Moving a key earlier makes it fire at the earlier time and not again later."""
+        t = Timers()
+        t.at("k", 50.0)
+        t.at("k", 5.0)
+        assert t.pop_due(5.0) == ["k"]
+        assert t.pop_due(60.0) == []
+
+    def test_any_clock_value_works(self) -> None:
+        """Times are plain numbers from the service's clock: 0 and 10⁹ behave alike."""
+        for base in (0.0, 1e9):
+            t = Timers()
+            t.at("k", base + 1)
+            assert t.pop_due(base) == [] and t.pop_due(base + 1) == ["k"]
+
+
+class TestWaker:
+    def test_a_set_before_the_wait_is_not_lost(self) -> None:
+        """Something that arrives while the loop is busy (before it waits) wakes the next
+        wait, and is consumed by it: the wait after that sleeps its timeout."""
+        from daemon.loop.timers import Waker
+        w = Waker()
+        w.set()
+        w.set()
+        assert w.wait(60.0) is True
+        assert w.wait(0.05) is False
+
+    def test_a_signal_handler_can_wake_the_loop(self) -> None:
+        """The waker is set from a signal handler (SIGTERM stops the daemon this way)
+        without taking any lock the interrupted thread might hold."""
+        import os
+        import signal
+
+        from daemon.loop.timers import Waker
+        w = Waker()
+        previous = signal.signal(signal.SIGUSR1, lambda *_: w.set())
+        try:
+            os.kill(os.getpid(), signal.SIGUSR1)
+            assert w.wait(60.0) is True
+        finally:
+            signal.signal(signal.SIGUSR1, previous)
+
+
+def test_sooner_moves_a_key_earlier_but_never_later() -> None:
+    """A retry an attempt asks for does not push back one a reload set sooner."""
+    t = Timers()
+    t.sooner("row", 10.0)
+    t.sooner("row", 3600.0)
+    assert t.due_at("row") == 10.0
+    t.sooner("row", 0.0)
+    assert t.pop_due(0.0) == ["row"] and t.next_due() is None
+    t.sooner("row", 5.0)  # fired: a new one is set
+    assert t.due_at("row") == 5.0
+
+
+def test_a_cancelled_key_never_fires_and_the_others_still_do() -> None:
+    """A bundle that left the outbox before its wait deadline: its key does not fire;
+    a key set after the cancel, and the other keys, fire as set."""
+    t = Timers()
+    t.at("gone", 3600.0)
+    t.at("other", 10.0)
+    t.cancel("gone")
+    t.cancel("never set")  # nothing to do
+    assert t.due_at("gone") is None and len(t) == 1
+    assert t.pop_due(4000.0) == ["other"]
+    t.at("gone", 5000.0)  # the same invoice file dropped again
+    assert t.pop_due(5000.0) == ["gone"]
+
+
+def test_cancelled_and_moved_keys_far_ahead_are_let_go_before_their_time() -> None:
+    """A daemon that runs for months: thousands of waiting bundles released before their
+    deadlines of an hour, and settle times moved again and again, leave neither a key nor a
+    heap entry each (the heap is rebuilt once most of it is stale); what is still set
+    fires in order."""
+    t = Timers()
+    for n in range(5000):
+        t.at(("bundle", f"INV-{n}.xml"), 3600.0 + n)
+        t.at(("bundle", f"INV-{n}.xml"), 3700.0 + n)  # moved: the first entry is stale
+        t.cancel(("bundle", f"INV-{n}.xml"))
+    t.at("rescan", 60.0)
+    t.at("late", 9000.0)
+    assert len(t) == 2
+    assert len(t._heap) <= 2 * len(t) + 64  # the map's cleanup: nothing of the 5,000 kept
+    assert t.pop_due(10_000.0) == ["rescan", "late"]

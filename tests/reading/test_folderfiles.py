@@ -1,0 +1,83 @@
+"""The attachments in one folder of a sidecar (daemon/reading/folderfiles.py): which entries are
+litter, which are refused and never opened (links, FIFOs); read through the matcher, as
+the daemon reads them. Which folder is whose is in test_match.py and test_idfolders.py,
+attachments.toml in test_notes.py."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+from helpers import ubl_invoice, write
+from matching import PDF, finding, layout, match
+
+from daemon.bundle import Bundle
+
+
+def test_litter_is_ignored(outbox: Path) -> None:
+    """.DS_Store, Thumbs.db, desktop.ini and ._ files are neither attachments nor errors."""
+    for name in (".DS_Store", "Thumbs.db", "desktop.ini", "._scan.pdf"):
+        write(outbox / "INV-1" / name, b"junk")
+        write(outbox / "INV-1" / "INV-1" / name, b"junk")
+    write(outbox / "INV-1" / "scan.pdf", PDF)
+    b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+    assert b.findings == ()
+    assert layout(b) == {"INV-1": ["scan.pdf"]}
+
+
+def test_client_litter_on_a_share_is_ignored(outbox: Path) -> None:
+    """What Windows and Mac clients leave beside a file on a share is neither an
+    attachment nor an error: a Mac folder's "Icon\\r" (a control character in its
+    name), alternate-stream files shown as "NAME:Zone.Identifier" or with ':' mapped
+    to U+F03A, and an editor's "NAME~" backup — a bundle is not quarantined for them."""
+    for name in ("Icon\r", "scan.pdf:Zone.Identifier", "scan.pdf\uf03aZone.Identifier",
+                 "scan.pdf\uf03aAFP_AfpInfo", "attachments.toml~"):
+        write(outbox / "INV-1" / name, b"[ZoneTransfer]\r\nZoneId=3\r\n")
+    write(outbox / "INV-1" / "scan.pdf", PDF)
+    b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+    assert b.findings == ()
+    assert layout(b) == {"INV-1": ["scan.pdf"]}
+
+
+def test_configured_ignore_pattern(outbox: Path) -> None:
+    """[outbox] ignore_patterns apply inside the sidecar too."""
+    write(outbox / "INV-1" / "export.log", b"log")
+    write(outbox / "INV-1" / "scan.pdf", PDF)
+    b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"),
+              outbox={"ignore_patterns": ["*.log"]})
+    assert layout(b) == {"INV-1": ["scan.pdf"]}
+
+
+def test_symlink_in_sidecar_is_a_finding(outbox: Path, tmp_path: Path) -> None:
+    """A symbolic link in the sidecar is an error naming it; its target is never taken."""
+    secret = write(tmp_path / "secret.pdf", PDF + b"secret")
+    write(outbox / "INV-1" / "real.pdf", PDF)
+    (outbox / "INV-1" / "link.pdf").symlink_to(secret)
+    (outbox / "INV-1" / "dirlink").symlink_to(tmp_path)
+    b = match(outbox, "INV-1.xml", ubl_invoice("INV-1"))
+    files = {f.file: f for f in b.errors if f.code == "not-a-file"}
+    assert set(files) == {"INV-1/link.pdf", "INV-1/dirlink"}
+    assert "symbolic link" in files["INV-1/link.pdf"].message
+    assert layout(b) == {"INV-1": ["real.pdf"]}
+
+
+def test_fifo_in_sidecar_is_a_finding_and_never_opened(outbox: Path) -> None:
+    """A FIFO in the sidecar is an error; matching never opens it (would block forever)."""
+    write(outbox / "INV-1" / "real.pdf", PDF)
+    fifo = outbox / "INV-1" / "pipe.pdf"
+    os.mkfifo(fifo)
+    result: list[Bundle] = []
+    worker = threading.Thread(target=lambda: result.append(
+        match(outbox, "INV-1.xml", ubl_invoice("INV-1"))), daemon=True)
+    worker.start()
+    worker.join(timeout=20)
+    if worker.is_alive():  # it opened the FIFO: release it so the test run can go on
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        worker.join(timeout=5)
+        pytest.fail("matching opened the FIFO and blocked")
+    b = result[0]
+    f = finding(b, "not-a-file")
+    assert f.file == "INV-1/pipe.pdf" and "FIFO" in f.message
+    assert layout(b) == {"INV-1": ["real.pdf"]}

@@ -1,0 +1,509 @@
+"""The status page's content (pagerender.render): sections, escaping, what a clerk is
+told to do, the latest of the finished cut to a hundred."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from helpers import Page
+
+from daemon.configuration.config_sections import DeliveryConfig
+from daemon.delivery.answers import classify
+from daemon.delivery.deliver import HttpDeliverer
+from daemon.delivery.pause import HELD_BACK
+from daemon.einvoice.transport import bundle_outcome
+from daemon.errors import Paused, Retryable
+from daemon.journal import Journal, now_iso, parse_iso
+from daemon.loop.release import Idle
+from daemon.report import pagehtml, pagerender
+from daemon.report.pagerender import render
+
+
+def fill(j: Journal) -> None:
+    j.create("wait.xml", "waiting", invoice_ids=["W-1"], unattached_ids=["W-1"])
+    j.create("<b>x&amp;.xml", "held", reasons=[{"code": "empty", "file": "<b>x&amp;/a.pdf",
+                                                 "message": "is empty — export it again"}])
+    j.create("retry.xml", "retrying", attempts=3, next_attempt_at=now_iso(),
+             last_error="HTTP 503")
+    j.create("bad.xml", "quarantined", archive_dir="/q/2026-12-01/bad--0123456789ab",
+             reasons=[{"code": "encrypted", "file": "bad/c.pdf", "message": "is encrypted"}])
+    j.create("ok.xml", "sent", bundle_id="b" * 64, invoice_ids=["OK-1"], receipt_id="rcpt-42")
+
+
+def test_each_bundle_appears_in_its_section_and_names_are_text(journal: Journal) -> None:
+    fill(journal)
+    rows = journal.recent()
+    # "Today" as the rows were written, not as the host's clock says by now (midnight).
+    written = parse_iso(next(r.since for r in rows if r.invoice_file == "ok.xml"))
+    text = render(rows, [Idle("x.send-anyway", "no invoice file x.*")], written)
+    page = Page(text)
+    assert "wait.xml" in page.text["waiting"] and "W-1" in page.text["waiting"]
+    assert "x.send-anyway" in page.text["waiting"] + page.text["releases"]
+    assert "<b>x&amp;.xml" in page.text["held"]  # the name as text, not markup
+    assert "is empty — export it again" in page.text["held"]
+    assert "retry.xml" in page.text["retrying"] and "HTTP 503" in page.text["retrying"]
+    assert "bad--0123456789ab" in page.text["quarantined"]
+    assert "is encrypted" in page.text["quarantined"]
+    assert "ok.xml" in page.text["sent"] and "rcpt-42" in page.text["sent"]
+    # The only <b> elements are the six counts: the file name made none.
+    assert len([t for t, _ in page.tags if t == "b"]) == 7
+    assert "&lt;b&gt;x&amp;amp;.xml" in text
+    # Counts at the top, self-contained, refreshing.
+    assert "1Waiting for attachments" in page.text["top"].replace("\n", "")
+    assert ("meta", {"http-equiv": "refresh", "content": "10"}) in page.tags
+    assert not [t for t, a in page.tags if t in ("script", "link", "img", "iframe")]
+    assert "http://" not in text and "https://" not in text
+
+
+def test_an_invoice_file_that_cannot_be_read_is_shown_with_its_error(
+        journal: Journal) -> None:
+    """A bundle stuck settling with an error (its invoice file unreadable: permissions, a
+    share gone) is on the page with the error, so the clerk sees why it does not move;
+    one settling without an error (a copy at work), or one in flight that the daemon
+    retries itself, is not."""
+    journal.create("locked.xml", "settling",
+                   last_error="[Errno 13] Permission denied: 'locked.xml'")
+    journal.create("copying.xml", "settling")
+    # In flight with the error of its last try: the daemon retries it itself.
+    journal.create("posting.xml", "delivering", last_error="HTTP 503 from the receiver")
+    page = Page(render(journal.recent(), [], datetime.now(UTC)))
+    assert "locked.xml" in page.text["stuck"] and "Permission denied" in page.text["stuck"]
+    assert "copying.xml" not in page.text["stuck"] and "posting.xml" not in page.text["stuck"]
+    assert "1Not moving" in page.text["top"].replace("\n", "")
+
+
+def test_sent_and_quarantined_of_other_days_are_left_out(journal: Journal) -> None:
+    fill(journal)
+    page = Page(render(journal.recent(), [], datetime(2001, 1, 1, tzinfo=UTC)))
+    assert "ok.xml" not in page.text["sent"] and "bad--" not in page.text["quarantined"]
+    assert "wait.xml" in page.text["waiting"]
+
+
+def test_a_bundle_whose_move_keeps_failing_is_under_retrying(journal: Journal) -> None:
+    """A delivered (or quarantining) bundle whose move into sent/ keeps failing is
+    retried by the daemon and shown as retrying by `status`: the page lists it there too,
+    instead of in no section at all."""
+    journal.create("moving.xml", "delivered", last_error="cannot be moved into sent: "
+                   "No space left on device", next_attempt_at=now_iso())
+    page = Page(render(journal.recent(), [], datetime.now(UTC)))
+    assert "moving.xml" in page.text["retrying"] and "No space" in page.text["retrying"]
+    assert "1Retrying" in page.text["top"].replace("\n", "")
+
+
+def test_a_claimed_bundle_on_its_first_attempt_is_listed_as_being_sent(
+        journal: Journal) -> None:
+    """A bundle taken from the outbox and on its first attempt (a receiver that takes its
+    time answers within timeout_seconds, 60 s by default) was on no section of the page:
+    its files gone from the outbox, not sent, not retrying. It is under "Being sent",
+    counted at the top, and not under Sent today until it is sent."""
+    journal.create("slow.xml", "delivering", bundle_id="c" * 64, invoice_ids=["S-1", "S-2"])
+    journal.create("moving.xml", "delivered", bundle_id="d" * 64, invoice_ids=["M-1"])
+    rows = journal.recent()
+    page = Page(render(rows, [], parse_iso(rows[0].since)))
+    assert "slow.xml" in page.text["sending"] and "S-2" in page.text["sending"]
+    assert "moving.xml" in page.text["sending"]  # received, its move into sent/ to come
+    assert "2Being sent" in page.text["top"]
+    assert "slow.xml" not in page.text["sent"] + page.text["retrying"]
+
+
+def test_a_bundle_on_its_way_to_quarantine_is_not_said_to_be_on_its_way_to_sent(
+        journal: Journal) -> None:
+    """`status` counts a bundle being moved into quarantine/ (rejected by the receiver,
+    or invalid at its claim) as delivering, so the page lists it under "Being sent" too;
+    the section said only that such bundles go to Sent today. Each row now says what is
+    happening to it: a rejected one goes to quarantine/, a received one to sent/."""
+    journal.create("bad.xml", "quarantining", bundle_id="e" * 64, invoice_ids=["B-1"],
+                   reasons=[{"code": "rejected", "file": "bad.xml", "message": "HTTP 422"}])
+    journal.create("invalid.xml", "claiming", bundle_id="f" * 64, invoice_ids=["I-1"],
+                   reasons=[{"code": "pdf-encrypted", "file": "a.pdf", "message": "x"}])
+    journal.create("ok.xml", "claiming", bundle_id="a" * 64, invoice_ids=["O-1"])
+    journal.create("got.xml", "delivered", bundle_id="b" * 64, invoice_ids=["G-1"])
+    journal.create("slow.xml", "delivering", bundle_id="c" * 64, invoice_ids=["S-1"])
+    rows = journal.recent()
+    page = Page(render(rows, [], parse_iso(rows[0].since)))
+    assert "5Being sent" in page.text["top"]
+    by_file = {line.split("\t")[0]: line for line in page.rows["sending"]}
+    assert "quarantine/" in by_file["bad.xml"] and "quarantine/" in by_file["invalid.xml"]
+    for name in ("ok.xml", "got.xml", "slow.xml"):
+        assert "quarantine/" not in by_file[name]
+    assert "sent/" in by_file["got.xml"]
+
+
+def test_a_receivers_control_characters_never_reach_the_page_raw(journal: Journal) -> None:
+    """A receiver answered 400/503 with NULs and terminal escape sequences in its body:
+    they went raw into the page (not allowed in HTML; `grep` called the page a binary
+    file, `type` in a terminal ran them). They are shown as \\xNN, as in `status`; the
+    answer to a bundle put off is not shown at all (see below)."""
+    body = "\x00bad\x1b[31mred\x1b[0m\x9b"
+    journal.create("Q.xml", "quarantined", archive_dir="/q/2026-12-04/Q--0123456789ab",
+                   reasons=[{"code": "rejected", "file": "Q.xml", "message": f"HTTP 400: {body}"}])
+    journal.create("R.xml", "retrying", attempts=2, next_attempt_at=now_iso(),
+                   last_error=f"HTTP 503 from the receiver: {body}")
+    rows = journal.recent()
+    text = render(rows, [], parse_iso(rows[0].since))
+    assert not any(ord(c) < 32 and c not in "\n\t" or 0x7f <= ord(c) <= 0x9f for c in text)
+    page = Page(text)
+    assert "HTTP 400: \\x00bad\\x1b[31mred\\x1b[0m\\x9b" in page.text["quarantined"]
+    assert "HTTP 503 from the receiver" in page.text["retrying"]
+    assert "red" not in page.text["retrying"]
+
+
+def test_a_file_of_several_invoices_asks_for_each_invoices_own_folder(
+        journal: Journal) -> None:
+    """Attachments of a file of several invoices go in a subfolder per invoice id (in the
+    sidecar root they would be orphans): the page names those folders, with the sidecar
+    suffix and the id as a folder name; a file of one invoice names its sidecar."""
+    journal.create("batch-42.xml", "waiting", invoice_ids=["A/1", "B-2", "C-3"],
+                   unattached_ids=["A/1", "C-3"])
+    journal.create("single.xml", "waiting", invoice_ids=["S-1"], unattached_ids=["S-1"])
+    rows = journal.recent()
+    page = Page(render(rows, [], parse_iso(rows[0].since), sidecar_suffix=".att"))
+    waiting = page.text["waiting"]
+    assert "batch-42.att/A_1" in waiting and "batch-42.att/C-3" in waiting
+    assert "batch-42.att/B-2" not in waiting  # it has its attachments
+    assert "the folder single.att," in waiting
+
+
+def test_no_look_alike_section_without_one(journal: Journal) -> None:
+    """Like the other lists of what waits for a person in the outbox, the section is
+    there only when something is in it."""
+    fill(journal)
+    assert 'id="left-behind"' not in render(journal.recent(), [], datetime.now(UTC))
+
+
+def test_a_name_or_receipt_without_spaces_can_break_and_the_page_stays_in_the_window(
+        journal: Journal) -> None:
+    """A 250-character file name (no spaces) sat in a first column kept on one line, and
+    a receipt id of 256 characters had no place to break either: the table grew wider
+    than any window. Each long run gets a place to break every RUN characters (<wbr>,
+    which adds no character to a name copied from the page); short names stay on one
+    line."""
+    long_name = "Rechnung_" + "x" * 241 + ".xml"
+    receipt = "rcpt-" + "A" * 251 + "… (cut from 900011 characters)"
+    journal.create(long_name, "sent", bundle_id="b" * 64, invoice_ids=["L-1"],
+                   receipt_id=receipt)
+    journal.create("Räkning-Mars.xml", "sent", bundle_id="c" * 64, invoice_ids=["R-1"],
+                   receipt_id="rcpt-1")
+    rows = journal.recent()
+    html = render(rows, [], parse_iso(rows[0].since))
+    page = Page(html)
+    # The text is unchanged (copied from the page, a name is the name) ...
+    assert long_name in page.text["sent"] and receipt in page.text["sent"]
+    # ... but no run of more than RUN characters is left without a place to break.
+    cells = html[html.index('id="sent"'):]
+    runs = [len(run) for run in re.split(r"<[^>]*>|\s", cells)]
+    assert max(runs) <= pagehtml.RUN
+    # The long name may break; a short one keeps its line (its cell is class "name").
+    classes = [a.get("class") for t, a in page.tags if t == "td"]
+    assert classes.count("name") == 1
+    assert '<td class="name">Räkning-Mars.xml</td>' in html
+    assert "white-space:nowrap" in html and "td:first-child" not in html
+
+
+def test_a_file_of_thousands_of_invoices_names_the_first_twenty_and_counts_the_rest(
+        journal: Journal) -> None:
+    """A file of 3,000 invoices made its row 3,000 lines high (and its "How to release"
+    named 3,000 folders) under Waiting, and again under Being sent and Sent today: the
+    page names the first twenty and says how many more there are."""
+    ids = [f"M-{i:04d}" for i in range(3000)]
+    journal.create("batch.xml", "waiting", invoice_ids=ids, unattached_ids=ids)
+    journal.create("sent.xml", "sent", bundle_id="b" * 64, invoice_ids=ids,
+                   receipt_id="rcpt-1")
+    rows = journal.recent()
+    page = Page(render(rows, [], parse_iso(rows[0].since)))
+    waiting, sent = page.rows["waiting"][0].split("\t"), page.rows["sent"][0].split("\t")
+    assert waiting[1] == "".join(ids[:20]) + "… and 2980 more"
+    assert sent[1] == "".join(ids[:20]) + "… and 2980 more"
+    assert "batch/M-0019, … and 2980 more)" in waiting[4]
+    assert "batch/M-0020" not in waiting[4]
+    assert len(render(rows, [], parse_iso(rows[0].since))) < 20_000
+
+
+def test_a_name_too_long_for_a_release_file_is_told_to_rename_it_first(
+        journal: Journal) -> None:
+    """A release file is NAME + release_suffix: for an invoice file named with 250
+    characters that is longer than a file name may be (255 bytes), so the page asked
+    for a file no one can make, and then for `outboxd send`, which writes that very file
+    and failed with "File name too long". It says how much shorter to rename the file
+    first. At the boundary (a release file of exactly 255 bytes, counted in bytes: "ä"
+    is two) the file is still the advice; one byte more, the rename."""
+    fits = "ä" * 121 + "x"  # 243 bytes + ".send-anyway" (12) = 255
+    over = fits + "y"
+    for name in ("R" * 250 + ".xml", fits + ".xml", over + ".xml", "short.xml"):
+        journal.create(name, "waiting", invoice_ids=[name[:4]], unattached_ids=[name[:4]])
+    rows = journal.recent()
+    page = Page(render(rows, [], parse_iso(rows[0].since)))
+    by_file = {r.split("\t")[0]: r.split("\t")[4] for r in page.rows["waiting"]}
+    assert by_file["R" * 250 + ".xml"].endswith(
+        "or to send it without them, rename the invoice file (and its folder, if it has "
+        "one) to a name at least 7 characters shorter, then drop a release file (its new "
+        "name without the extension, then .send-anyway) beside it: a release file for so "
+        "long a name would be longer than a file name may be")
+    assert "at least 1 character shorter" in by_file[over + ".xml"]
+    assert "outboxd send" not in page.text["waiting"]
+    assert by_file[fits + ".xml"].endswith(
+        f"or drop a file named {fits}.send-anyway beside the invoice to send it without them")
+    assert by_file["short.xml"].endswith(
+        "or drop a file named short.send-anyway beside the invoice to send it without them")
+
+
+def test_bidirectional_controls_in_names_are_shown_as_escapes(journal: Journal) -> None:
+    """An invoice file named "INV-7" + U+202E + "lmx.pdf" would show on the page as
+    "INV-7fdp.xml" (the override reverses what follows it), a PDF posing as an XML; an
+    isolate or mark in a folder or an error would reorder its line likewise. Every
+    bidirectional control is shown as \\uNNNN wherever a name appears (the file, the
+    release file to drop, the sidecar in the folders for attachments, files left alone),
+    and none reaches the page raw."""
+    journal.create("INV-7\u202elmx.pdf", "waiting", invoice_ids=["A\u2067", "B"],
+                   unattached_ids=["A\u2067", "B"])
+    journal.create("R\u200f.xml", "retrying", attempts=1, next_attempt_at=now_iso(),
+                   last_error="HTTP 503 from the receiver: \u202bbusy")
+    text = render(journal.recent(), [Idle("x\u061c.send-anyway", "no invoice file x.*")],
+                  datetime.now(UTC), refused={"odd\u202d.xml": "is a symbolic link"})
+    page = Page(text)
+    assert "INV-7\\u202elmx.pdf" in page.text["waiting"]
+    assert "INV-7\\u202elmx.send-anyway" in page.text["waiting"]
+    # The id's folder has '_' for the isolate (names.folder_name_for_id): that is the
+    # folder a clerk can make; the sidecar's own name is the invoice file's.
+    assert "INV-7\\u202elmx/A_" in page.text["waiting"]
+    assert "R\\u200f.xml" in page.text["retrying"]
+    assert "odd\\u202d.xml" in page.text["refused"]
+    assert "x\\u061c.send-anyway" in page.text["releases"]
+    assert not re.search("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]", text)
+
+
+def _paused_error(answer: httpx.Response) -> str:
+    """The last error a paused bundle's row gets for `answer` (finish.py: the error, then
+    the receiver's body)."""
+    with pytest.raises(Paused) as caught:
+        classify(answer)
+    exc = caught.value
+    return str(exc) + (f": {exc.body[:200]}" if exc.body else "")
+
+
+def test_a_pause_for_a_configuration_problem_is_said_in_a_clerks_words(
+        journal: Journal) -> None:
+    """A 401 or 403 (wrong token), a 404 or a redirect (wrong url), a proxy's 407 and a
+    request that cannot be made pause deliveries; their errors name settings a clerk
+    never sees ("check [delivery] url and token") and the receiver's answer. The page
+    says what happened in plain words, that the invoices wait and nothing is lost, and
+    to tell the admin, for the bundle paused and for those held back behind it; the
+    admin's error stays in the journal (`outboxd status`, the log). An error that is no
+    pause is shown as it is."""
+    req = httpx.Request("POST", "http://127.0.0.1:9/b")
+    body = b'{"error": "token expired for api-user 7"}'
+    deliverer = HttpDeliverer(DeliveryConfig(url="http://127.0.0.1:9/b"),
+                              transport=httpx.MockTransport(lambda r: httpx.Response(500)))
+    errors = {
+        "P401.xml": _paused_error(httpx.Response(401, content=body, request=req)),
+        "P403.xml": _paused_error(httpx.Response(403, content=body, request=req)),
+        "P404.xml": _paused_error(httpx.Response(404, content=body, request=req)),
+        "P301.xml": _paused_error(httpx.Response(
+            301, headers={"Location": "https://new.example/b"}, request=req)),
+        "P304.xml": _paused_error(httpx.Response(304, request=req)),
+        "P407.xml": _paused_error(httpx.Response(407, content=body, request=req)),
+        "PCONNECT.xml": str(deliverer.failure(httpx.ProxyError("407 Proxy Auth Required"))),
+        "PHEADER.xml": str(deliverer.failure(httpx.LocalProtocolError("Illegal header"))),
+        "PURL.xml": str(deliverer.failure(httpx.InvalidURL("Invalid port"))),
+    }
+    errors["HELD.xml"] = f"{HELD_BACK}{errors['P401.xml']} (the answer to P401.xml)"
+    with pytest.raises(Paused) as refused:  # ubl-embedded: one document's 401 for the file
+        classify(httpx.Response(401, content=body, request=req))
+    errors["PDOCS.xml"] = str(bundle_outcome([("INV-1", refused.value)], ["INV-2"]))
+    for name, error in errors.items():
+        journal.create(name, "retrying", attempts=1, next_attempt_at=now_iso(),
+                       last_error=error)
+    journal.create("BUSY.xml", "retrying", attempts=2, next_attempt_at=now_iso(),
+                   last_error="HTTP 503 from the receiver")
+    page = Page(render(journal.recent(), [], datetime.now(UTC)))
+    cells = {row.split("\t")[0]: row.split("\t")[3] for row in page.rows["retrying"]}
+    for name in errors:
+        assert "nothing is lost" in cells[name] and "tell the admin" in cells[name], name
+        assert "[delivery]" not in cells[name] and "api-user" not in cells[name], name
+    assert cells["P401.xml"].startswith("The operator refused outboxd's credentials "
+                                        "(HTTP 401).")
+    assert cells["P403.xml"].startswith("The operator refused outboxd's credentials "
+                                        "(HTTP 403).")
+    assert "fix outboxd's token" in cells["P401.xml"]
+    assert cells["HELD.xml"] == cells["P401.xml"]  # held back behind it: told the same
+    assert cells["PDOCS.xml"] == cells["P401.xml"]
+    assert "was not found (HTTP 404)" in cells["P404.xml"]
+    assert "has moved (HTTP 301)" in cells["P301.xml"]
+    assert "did not take the file (HTTP 304)" in cells["P304.xml"]
+    assert "A proxy server" in cells["P407.xml"] and cells["PCONNECT.xml"] == cells["P407.xml"]
+    assert "cannot be used" in cells["PHEADER.xml"] and "cannot be used" in cells["PURL.xml"]
+    assert cells["BUSY.xml"] == "HTTP 503 from the receiver"
+    # The admin's detail is kept where the admin reads it.
+    kept = {r.invoice_file: r.last_error for r in journal.recent()}
+    assert kept["P401.xml"] == ("HTTP 401: check [delivery] url and token: "
+                                '{"error": "token expired for api-user 7"}')
+
+
+def test_the_receivers_answer_to_a_bundle_put_off_stays_off_the_clerks_page(
+        tmp_path: Path) -> None:
+    """A bundle put off by the receiver (503, 429 …) is retried with its error and the
+    receiver's answer after it ("HTTP 503 from the receiver: <html>…"), as the journal,
+    `outboxd status` and the log keep it for the admin. The answer may hold anything (an
+    error page, the receiver's internals): the clerks' page shows the status alone, for a
+    bundle and for a ubl-embedded file whose documents were put off."""
+    from claimed import Scripted, claimed
+    req = httpx.Request("POST", "http://127.0.0.1:9/b")
+    inside = b"<html><body>Internal error: db=prod-7 user=svc_einvoice</body></html>"
+    with pytest.raises(Retryable) as caught:
+        classify(httpx.Response(503, content=inside, request=req))
+    busy = caught.value
+    with pytest.raises(Retryable) as caught:
+        classify(httpx.Response(429, content=b'{"detail": "quota of tenant 88"}', request=req))
+    documents = bundle_outcome([("INV-1", caught.value), ("INV-2", busy)], ["INV-3"])
+    shown: dict[str, str] = {}
+    for name, error in (("bundle", busy), ("documents", documents)):
+        p, _, row = claimed(tmp_path / name)
+        p.finish.d = Scripted(error)
+        p.finish.attempt(row)
+        [kept] = [r for r in p.j.recent() if r.state == "retrying"]
+        assert "prod-7" in (kept.last_error or "") or "tenant 88" in (kept.last_error or "")
+        page = Page(render(p.j.recent(), [], datetime.now(UTC)))
+        [cells] = [r.split("\t") for r in page.rows["retrying"]]
+        shown[name] = cells[3]
+        p.j.close()
+    assert shown == {"bundle": "HTTP 503 from the receiver",
+                     "documents": "HTTP 429 from the receiver"}
+
+
+def test_sent_and_quarantined_today_are_cut_to_the_latest_and_say_how_many_more(
+        journal: Journal) -> None:
+    """A busy day sends thousands: Sent today and Quarantined today list the latest
+    FINISHED_SHOWN, newest first, then say how many more there are and where they all
+    are; the counts at the top stay whole."""
+    shown = pagerender.FINISHED_SHOWN
+    for i in range(shown + 5):
+        journal.create(f"ok-{i:04}.xml", "sent", bundle_id=f"{i:064}", receipt_id=f"r-{i}")
+        journal.create(f"bad-{i:04}.xml", "quarantined",
+                       archive_dir=f"/q/d/bad-{i:04}--0123456789ab",
+                       reasons=[{"code": "empty-file", "file": "a.pdf", "message": "empty"}])
+    rows = journal.recent()
+    page = Page(render(rows, [], parse_iso(rows[-1].since)))
+    assert len(page.rows["sent"]) == shown and len(page.rows["quarantined"]) == shown
+    assert page.rows["sent"][0].startswith(f"ok-{shown + 4:04}.xml")  # the latest first
+    assert not any(r.startswith("ok-0004.xml") for r in page.rows["sent"])
+    assert "… and 5 more sent today" in page.text["sent"]
+    assert "sent/" in page.text["sent"] and "outboxd status --json" in page.text["sent"]
+    assert "… and 5 more quarantined today" in page.text["quarantined"]
+    assert "REASON.txt" in page.text["quarantined"]
+    top = page.text["top"].replace("\n", "")
+    assert f"{shown + 5}Sent today" in top and f"{shown + 5}Quarantined today" in top
+
+
+def test_sent_today_under_the_cut_says_nothing_more(journal: Journal) -> None:
+    """Below the cut every bundle is listed and no "… more" line is added."""
+    fill(journal)
+    rows = journal.recent()
+    page = Page(render(rows, [], parse_iso(rows[-1].since)))
+    assert "more" not in page.text["sent"] and "more" not in page.text["quarantined"]
+
+
+def test_a_stranded_claim_is_retrying_with_why_and_a_next_try_that_says_by_itself(
+        journal: Journal) -> None:
+    """A claim kept `claiming` because its work folder is out of sight (stranded.py) has
+    no time set for its next try: its Retrying row says it comes by itself instead of
+    leaving the cell blank, and says why."""
+    journal.create("INV-9.xml", "claiming", bundle_id="9" * 64, invoice_ids=["INV-9"],
+                   last_error="its work folder /x is not there (is the share mounted?)")
+    page = Page(render(journal.recent(), [], datetime.now(UTC)))
+    [row] = page.rows["retrying"]
+    name, attempts, next_try, error = row.split("\t")
+    assert name == "INV-9.xml" and next_try == "by itself (no set time)"
+    assert "is the share mounted?" in error
+    assert "INV-9.xml" not in page.text["sending"]
+
+
+def test_each_section_shows_the_columns_the_contract_names(journal: Journal) -> None:
+    """docs/folder-convention.md, The status page: Waiting for attachments shows the file,
+    the invoice ids without attachments, since, deadline and how to release (no deadline
+    under hold); Retrying the attempts, next try and last error; Sent today the file, its
+    invoice ids and the receipt id; Quarantined today the folder and reasons."""
+    journal.create("wait.xml", "waiting", invoice_ids=["W-1", "W-2"], unattached_ids=["W-2"],
+                   deadline="2031-05-06T12:05:00.000Z")
+    journal.create("hold.xml", "waiting", invoice_ids=["H-1"], unattached_ids=["H-1"])
+    journal.create("retry.xml", "retrying", attempts=3,
+                   next_attempt_at="2031-05-06T12:00:30.000Z", last_error="HTTP 503")
+    journal.create("ok.xml", "sent", bundle_id="b" * 64, invoice_ids=["OK-1"],
+                   receipt_id="rcpt-42")
+    journal.create("bad.xml", "quarantined", archive_dir="/q/2031-05-06/bad--0123456789ab",
+                   reasons=[{"code": "encrypted", "file": "bad/c.pdf",
+                             "message": "is encrypted"}])
+    rows = journal.recent()
+    page = Page(render(rows, [], parse_iso(rows[0].since)))
+    waiting = page.text["waiting"]
+    for heading in ("File", "Invoices without attachments", "Since", "Deadline",
+                    "How to release"):
+        assert heading in waiting
+    wait_row = waiting[waiting.index("wait.xml"):waiting.index("hold.xml")]
+    assert "W-2" in wait_row and "W-1" not in wait_row
+    assert "2031-05-06 12:05:00 UTC" in wait_row and "wait.send-anyway" in wait_row
+    hold_row = waiting[waiting.index("hold.xml"):]
+    assert "none — waits until released" in hold_row and "hold.send-anyway" in hold_row
+    retrying = page.text["retrying"]
+    for heading in ("Attempts", "Next try", "Last error"):
+        assert heading in retrying
+    assert "3" in retrying and "2031-05-06 12:00:30 UTC" in retrying and "HTTP 503" in retrying
+    sent = page.text["sent"]
+    assert "ok.xml" in sent and "OK-1" in sent and "rcpt-42" in sent
+    quarantined = page.text["quarantined"]
+    assert "bad--0123456789ab" in quarantined and "is encrypted" in quarantined
+
+
+@pytest.mark.parametrize(("sent", "whole", "shown"), [
+    ({"bundle_id": "ab" * 32}, True, "the receiver answered HTTP 201 for another request"),
+    (None, False, "the receiver answered HTTP 201 before it had the whole request")])
+def test_a_2xx_that_is_no_receipt_is_shown_to_clerks_without_the_receivers_answer(
+        journal: Journal, sent: dict[str, str] | None, whole: bool, shown: str) -> None:
+    """A 201 naming another bundle, or one that came before the upload ended, is retried
+    with the receiver's answer in the admin's error; the clerks' page says what
+    happened, without the answer (it may hold anything), as for a 503."""
+    req = httpx.Request("POST", "http://127.0.0.1:9/b")
+    answer = httpx.Response(201, json={"receipt_id": "R-1", "bundle_id": "cd" * 32,
+                                       "debug": "db=prod-7"}, request=req)
+    with pytest.raises(Retryable) as caught:
+        classify(answer, sent=sent, whole=whole)
+    journal.create("ODD.xml", "retrying", attempts=1, next_attempt_at=now_iso(),
+                   last_error=f"{caught.value}: {caught.value.body[:200]}")
+    page = Page(render(journal.recent(), [], datetime.now(UTC)))
+    [cells] = [r.split("\t") for r in page.rows["retrying"]]
+    assert cells[3] == shown
+    assert "prod-7" in (journal.recent()[0].last_error or "")
+
+
+def test_folders_without_an_invoice_file_are_listed_and_a_close_one_hinted_at_its_waiting_row(
+        journal: Journal) -> None:
+    """A folder named close to a waiting invoice file (INV-7100/ for INV-7010.xml) is
+    listed under "Folders without an invoice file" with since when and what to do, and
+    the waiting row says, as a hint, to rename it if it holds that invoice's attachments."""
+    from daemon.watching.lonefolders import LoneFolder
+    journal.create("INV-7010.xml", "waiting", invoice_ids=["INV-7010"],
+                   unattached_ids=["INV-7010"])
+    lone = [LoneFolder("Misc", "2026-05-01T10:00:00.000Z", ()),
+            LoneFolder("INV-7100", "2026-05-01T11:00:00.000Z", ("INV-7010.xml",))]
+    page = Page(render(journal.recent(), [], datetime.now(UTC), lone=lone,
+                       near={"INV-7010.xml": ["INV-7100"]}))
+    assert ("a folder INV-7100/ has no invoice file; if it holds INV-7010's attachments, "
+            "rename it to INV-7010/; else add the attachments") in page.text["waiting"]
+    rows = page.rows["lone"]
+    assert rows[0].startswith("Misc/\t2026-05-01 10:00:00 UTC\tput its invoice file")
+    assert rows[1].startswith("INV-7100/\t2026-05-01 11:00:00 UTC\tnamed close to "
+                              "INV-7010.xml, which waits for attachments: if it holds "
+                              "INV-7010's attachments, rename it to INV-7010/; else")
+    assert "lone" not in Page(render(journal.recent(), [], datetime.now(UTC))).text
+
+
+def test_the_page_lists_the_first_hundred_folders_without_an_invoice_file_and_counts_the_rest(
+        journal: Journal) -> None:
+    from daemon.watching.lonefolders import LoneFolder
+    lone = [LoneFolder(f"F-{i:04}", "2026-05-01T10:00:00.000Z", ()) for i in range(130)]
+    page = Page(render([], [], datetime.now(UTC), lone=lone))
+    assert len(page.rows["lone"]) == pagerender.LONE_SHOWN
+    assert "… and 30 more folders without an invoice file" in page.text["lone"]

@@ -1,0 +1,516 @@
+"""`outboxd status` (docs/commands.md; docs/operations.md): counts per state and the
+bundles of the journal, for scripts."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from daemon.configuration.config import DeliveryConfig, OutboxConfig, PathsConfig, Settings
+from daemon.journal import CLAIMING, DELIVERED, Journal
+from daemon.report.status import as_json, collect, render
+
+STATES_SHOWN = ["settling", "waiting", "held", "delivering", "retrying", "sent", "quarantined"]
+JSON_BUNDLE_KEYS = {"bundle_id", "invoice_file", "invoice_ids", "state", "since", "deadline",
+                    "unattached_ids", "attempts", "next_attempt_at", "last_error", "reasons",
+                    "receipt_id", "folder"}
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    (tmp_path / "outbox").mkdir()
+    (tmp_path / "state").mkdir()
+    return Settings(outbox=OutboxConfig(path=tmp_path / "outbox"),
+                    paths=PathsConfig(state_dir=tmp_path / "state"),
+                    delivery=DeliveryConfig(url="http://127.0.0.1:9/x"))
+
+
+def fill(settings: Settings) -> dict[str, int]:
+    j = Journal(settings.journal_path)
+    try:
+        ids = {
+            "wait": j.create("INV-1.xml", "waiting", bundle_id="a" * 64, invoice_ids=["INV-1"],
+                             unattached_ids=["INV-1"], deadline="2030-01-01T00:00:00.000Z"),
+            "retry": j.create("INV-2.xml", "retrying", bundle_id="b" * 64,
+                              invoice_ids=["INV-2"], attempts=3, last_error="HTTP 503",
+                              next_attempt_at="2030-01-01T00:00:05.000Z"),
+            "claim": j.create("INV-3.xml", CLAIMING, bundle_id="c" * 64),
+            "q": j.create("INV-4.xml", "quarantined", bundle_id="d" * 64, reasons=[
+                {"code": "too-large", "file": "INV-4/a.pdf", "message": "too big"}]),
+            "sent": j.create("INV-5.xml", "sent", bundle_id="e" * 64, invoice_ids=["INV-5"]),
+            "old": j.create("INV-6.xml", "sent", bundle_id="f" * 64),
+            "gone": j.create("INV-7.xml", "gone"),
+        }
+    finally:
+        j.close()
+    old = (datetime.now(UTC) - timedelta(days=30)).isoformat().replace("+00:00", "Z")
+    db = sqlite3.connect(settings.journal_path)
+    with db:
+        db.execute("UPDATE bundles SET since = ? WHERE id = ?", (old, ids["old"]))
+    db.close()
+    return ids
+
+
+class TestCollect:
+    def test_empty_state_dir(self, settings: Settings) -> None:
+        """No journal yet: zero for each of the seven states shown, no bundles, and nothing
+        created (status writes nothing)."""
+        data = collect(settings)
+        assert data == {"counts": dict.fromkeys(STATES_SHOWN, 0), "bundles": []}
+        assert list(data["counts"]) == STATES_SHOWN
+        assert list(settings.paths.state_dir.iterdir()) == []
+
+    def test_a_state_dir_this_user_may_not_enter_is_one_journal_error_saying_whom_to_run_as(
+            self, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A state dir the user may not enter (stat of the journal fails with EACCES, as
+        for a clerk's account): Path.exists() raised PermissionError out of collect. It is
+        a JournalError (exit 1, one line) naming the state dir, why and whom to run
+        status as."""
+        import errno
+        import os
+
+        from daemon.errors import JournalError
+        fill(settings)
+        real_stat = os.stat
+
+        def denied(path: str | os.PathLike[str], *args: object,
+                   **kwargs: object) -> os.stat_result:
+            if Path(path).parent == settings.paths.state_dir:
+                raise PermissionError(errno.EACCES, "Permission denied", str(path))
+            return real_stat(path, *args, **kwargs)  # type: ignore[arg-type]
+        monkeypatch.setattr(os, "stat", denied)
+        with pytest.raises(JournalError) as info:
+            collect(settings)
+        assert str(info.value) == (
+            f"cannot look into the state dir {settings.paths.state_dir} for the journal "
+            "(Permission denied); run it as the daemon's user (sudo -u outboxd outboxd "
+            "status) or as a member of its group outboxd, which may read the state dir")
+
+    def test_counts_with_rows(self, settings: Settings) -> None:
+        """Counts use the names shown (claiming → delivering); old
+        sent rows still count, gone rows do not."""
+        fill(settings)
+        assert collect(settings)["counts"] == {
+            "settling": 0, "waiting": 1, "held": 0, "delivering": 1, "retrying": 1,
+            "sent": 2, "quarantined": 1}
+
+    def test_bundles_are_recent_with_shown_states(self, settings: Settings) -> None:
+        """Bundles list live/in-flight rows and sent/quarantined of the last 7 days, states
+        shown by the names `outboxd status` uses."""
+        fill(settings)
+        bundles = collect(settings)["bundles"]
+        assert [(b["invoice_file"], b["state"]) for b in bundles] == [
+            ("INV-1.xml", "waiting"), ("INV-2.xml", "retrying"), ("INV-3.xml", "delivering"),
+            ("INV-4.xml", "quarantined"), ("INV-5.xml", "sent")]
+
+    def test_readonly_while_daemon_holds_it(self, settings: Settings) -> None:
+        """status reads the journal while the daemon has it open, and sees committed rows."""
+        j = Journal(settings.journal_path)
+        try:
+            j.create("INV-1.xml", "settling")
+            assert collect(settings)["counts"]["settling"] == 1
+        finally:
+            j.close()
+
+
+class TestJson:
+    def test_exact_keys_of_the_json_format(self, settings: Settings) -> None:
+        """as_json: top-level counts and bundles; each bundle has exactly the keys
+        docs/operations.md lists."""
+        fill(settings)
+        data = json.loads(as_json(collect(settings)))
+        assert set(data) == {"counts", "bundles"}
+        assert data["bundles"]
+        for b in data["bundles"]:
+            assert set(b) == JSON_BUNDLE_KEYS
+
+    def test_values(self, settings: Settings) -> None:
+        """Field values come through as JSON types (lists, ints, null)."""
+        fill(settings)
+        data = json.loads(as_json(collect(settings)))
+        by_file = {b["invoice_file"]: b for b in data["bundles"]}
+        wait, retry = by_file["INV-1.xml"], by_file["INV-2.xml"]
+        assert wait["unattached_ids"] == ["INV-1"] and wait["invoice_ids"] == ["INV-1"]
+        assert wait["deadline"] == "2030-01-01T00:00:00.000Z" and wait["bundle_id"] == "a" * 64
+        assert retry["attempts"] == 3 and retry["last_error"] == "HTTP 503"
+        assert retry["next_attempt_at"] == "2030-01-01T00:00:05.000Z"
+        assert by_file["INV-4.xml"]["reasons"] == [
+            {"code": "too-large", "file": "INV-4/a.pdf", "message": "too big",
+             "invoice_id": None}]  # recorded without one: shown as null, a key of each
+        assert by_file["INV-3.xml"]["deadline"] is None
+
+    def test_a_finished_bundle_names_its_receipt_and_its_folder(
+            self, settings: Settings) -> None:
+        """A script finds a sent bundle's receipt id and the folder of its papers
+        (receipt.json, reason.json) in status --json, without guessing the folder name
+        (a name taken gets -2, a long one is shortened). A bundle still being moved
+        names no folder yet (the journal holds the target before the move is done), but
+        its receipt id once the receiver gave one."""
+        # A quarantined bundle is listed while its invoice file is in its folder.
+        q_folder = settings.outbox.path.parent / "quarantine/2031-05-06/Q--bbbbbbbbbbbb"
+        q_folder.mkdir(parents=True)
+        (q_folder / "Q.xml").write_bytes(b"<Invoice/>")
+        j = Journal(settings.journal_path)
+        try:
+            j.create("S.xml", "sent", bundle_id="a" * 64, invoice_ids=["S"],
+                     receipt_id="rcpt-1", archive_dir="/srv/sent/2031-05-06/S--aaaaaaaaaaaa-2")
+            j.create("Q.xml", "quarantined", bundle_id="b" * 64, archive_dir=str(q_folder))
+            j.create("D.xml", DELIVERED, bundle_id="c" * 64, receipt_id="rcpt-2",
+                     archive_dir="/srv/sent/2031-05-06/D--cccccccccccc")
+        finally:
+            j.close()
+        by_file = {b["invoice_file"]: b
+                   for b in json.loads(as_json(collect(settings)))["bundles"]}
+        assert by_file["S.xml"]["receipt_id"] == "rcpt-1"
+        assert by_file["S.xml"]["folder"] == "/srv/sent/2031-05-06/S--aaaaaaaaaaaa-2"
+        assert by_file["Q.xml"]["folder"] == str(q_folder)
+        assert by_file["Q.xml"]["receipt_id"] is None
+        assert by_file["D.xml"]["state"] == "delivering"
+        assert by_file["D.xml"]["folder"] is None and by_file["D.xml"]["receipt_id"] == "rcpt-2"
+
+    def test_render_for_people(self, settings: Settings) -> None:
+        """The text form shows counts and the waiting/retrying/quarantined details."""
+        fill(settings)
+        text = render(collect(settings))
+        for needle in ("waiting: 1", "retrying: 1", "INV-1.xml", "no attachments: INV-1",
+                       "attempts 3", "HTTP 503", "INV-4/a.pdf: too-large"):
+            assert needle in text
+
+    def test_the_text_lists_what_the_contract_names_in_its_order(
+            self, settings: Settings) -> None:
+        """docs/commands.md, `outboxd status`: counts per state, then waiting for
+        attachments (file, the invoice ids without attachments, since, deadline), held,
+        retrying (attempts, next try, last error), quarantined and sent recently, in that
+        order."""
+        fill(settings)
+        j = Journal(settings.journal_path)
+        try:
+            j.create("INV-8.xml", "held", bundle_id="9" * 64, invoice_ids=["INV-8"],
+                     reasons=[{"code": "too-large", "file": "INV-8/a.pdf",
+                               "message": "too big"}])
+        finally:
+            j.close()
+        lines = render(collect(settings)).splitlines()
+        assert lines[0].split("  ") == ["settling: 0", "waiting: 1", "held: 1",
+                                        "delivering: 1", "retrying: 1", "sent: 2",
+                                        "quarantined: 1"]
+        heads = [line for line in lines[1:] if line and not line.startswith(" ")]
+        assert heads == ["Waiting for attachments:", "Held (invalid):", "Retrying:",
+                         "Delivering:", "Quarantined recently:", "Sent recently:"]
+
+        def under(head: str) -> str:
+            return lines[lines.index(head) + 1]
+        waiting = under("Waiting for attachments:")
+        stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
+        assert re.match(rf"  INV-1\.xml \[INV-1\] waiting since {stamp}; ", waiting)
+        assert "no attachments: INV-1" in waiting
+        assert "deadline 2030-01-01T00:00:00.000Z" in waiting
+        assert re.match(rf"  INV-8\.xml \[INV-8\] held since {stamp}; ", under("Held (invalid):"))
+        assert "INV-8/a.pdf: too big [too-large]" in under("Held (invalid):")
+        retrying = under("Retrying:")
+        assert re.match(rf"  INV-2\.xml \[INV-2\] retrying since {stamp}; ", retrying)
+        assert "attempts 3, next 2030-01-01T00:00:05.000Z; last error: HTTP 503" in retrying
+        assert under("Quarantined recently:") == "  INV-4.xml INV-4/a.pdf: too-large"
+        assert re.fullmatch(rf"  INV-5\.xml \[INV-5\] at {stamp}", under("Sent recently:"))
+
+
+class TestAttention:
+    def test_stuck_bundles_are_listed_with_error_and_since(self) -> None:
+        """A bundle in one state for over an hour is under "Needs attention"; every bundle
+        that is not moving shows since when and its last error; a wait within its deadline
+        and final states are not listed there."""
+        now = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+        old, fresh = "2026-05-01T10:00:00.000Z", "2026-05-01T11:59:00.000Z"
+
+        def b(name: str, state: str, since: str, **kw: object) -> dict:
+            return {"bundle_id": None, "invoice_file": name, "invoice_ids": [], "state": state,
+                    "since": since, "deadline": None, "unattached_ids": [], "attempts": 0,
+                    "next_attempt_at": None, "last_error": None, "reasons": [], **kw}
+
+        data = {"counts": {}, "bundles": [
+            b("stuck.xml", "retrying", old, last_error="No space left on device"),
+            b("unreadable.xml", "settling", fresh, last_error="cannot be read (Permission "
+              "denied)"),
+            b("waits.xml", "waiting", old, deadline="2026-05-01T13:00:00.000Z"),
+            b("done.xml", "sent", old)]}
+        text = render(data, now=now)
+        head, _, rest = text.partition("Needs attention")
+        attention = rest.split("\n\n")[0]
+        assert "stuck.xml" in attention and "No space left on device" in attention
+        assert "retrying since 2026-05-01T10:00:00.000Z" in attention
+        assert "waits.xml" not in attention and "done.xml" not in attention
+        assert "unreadable.xml" not in attention
+        assert "unreadable.xml settling since 2026-05-01T11:59:00.000Z; last error: " \
+               "cannot be read (Permission denied)" in text
+
+
+def test_not_moving_lists_bundles_settling_with_an_error_not_those_in_flight() -> None:
+    """"Not moving" is what waits for a person (an invoice file that cannot be read); a
+    bundle in flight whose last try failed is retried by the daemon and is not there."""
+    from datetime import UTC, datetime
+    def b(name: str, state: str, error: str) -> dict:
+        return {"bundle_id": None, "invoice_file": name, "invoice_ids": [], "state": state,
+                "since": "2026-05-01T11:59:00.000Z", "deadline": None, "unattached_ids": [],
+                "attempts": 1, "next_attempt_at": None, "last_error": error, "reasons": []}
+    text = render({"counts": {}, "bundles": [
+        b("locked.xml", "settling", "Permission denied"),
+        b("posting.xml", "delivering", "HTTP 503 from the receiver")]},
+        now=datetime(2026, 5, 1, 12, 0, tzinfo=UTC))
+    stuck = text.partition("Not moving")[2].split("\n\n")[0]
+    assert "locked.xml" in stuck and "posting.xml" not in stuck
+    # Its ids were never read: no empty "[]" after the name.
+    assert "  locked.xml settling since 2026-05-01T11:59:00.000Z; last error: " \
+        "Permission denied" in stuck
+
+
+def test_an_id_or_an_answer_with_control_characters_cannot_break_or_drive_the_terminal(
+        ) -> None:
+    """Invoice ids come from the invoice's XML, errors from a receiver's answer: a
+    newline or an escape sequence in either is shown as \\xNN, one bundle one line."""
+    from datetime import UTC, datetime
+    text = render({"counts": {}, "bundles": [{
+        "bundle_id": None, "invoice_file": "INV-1.xml", "invoice_ids": ["INV-1\nINV-2"],
+        "state": "settling", "since": "2026-05-01T11:59:00.000Z", "deadline": None,
+        "unattached_ids": [], "attempts": 0, "next_attempt_at": None,
+        "last_error": "refused \x1b[2J\x9b31m", "reasons": []}]},
+        now=datetime(2026, 5, 1, 12, 0, tzinfo=UTC))
+    [line] = [x for x in text.splitlines() if "INV-1.xml" in x]
+    assert "INV-1\\x0aINV-2" in line and "\\x1b[2J\\x9b31m" in line
+    assert "\x1b" not in text and "\x9b" not in text
+
+
+def test_a_held_bundle_shows_its_invoice_ids_and_which_file_each_error_is_about(
+        tmp_path: Path) -> None:
+    """A bundle held for errors (invalid = "hold") is listed with the invoice ids of its
+    file, and each error with the file it names: "INV-1/a.pdf: …", not the bare rule."""
+    from helpers import drop_bundle, pdf_bytes
+
+    from daemon.delivery.finish import evaluate
+    from daemon.loop.pipeline import Pipeline
+    from daemon.watching.scan import list_outbox
+
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    s = Settings(outbox={"path": str(outbox), "settle_seconds": 0},
+                 paths={"state_dir": str(tmp_path / "state")},
+                 delivery={"transport": "directory", "target": str(tmp_path / "target")},
+                 policy={"invalid": "hold"})
+    s.paths.state_dir.mkdir()
+    p = Pipeline(s, Journal(s.journal_path), None)  # type: ignore[arg-type]
+    drop_bundle(outbox, "INV-1", {"a.pdf": b"", "b.pdf": pdf_bytes()})
+    [cand] = list_outbox(s.outbox).candidates.values()
+    read = p.step(cand, 1000.0).read
+    assert read is not None
+    p.took_read(cand.invoice.name, read, evaluate(cand, s))
+    p.step(cand, 1000.0)
+
+    [held] = collect(s)["bundles"]
+    assert held["state"] == "held" and held["invoice_ids"] == ["INV-1"]
+    line = render({"counts": {}, "bundles": [held]}, now=datetime.now(UTC))
+    assert "INV-1/a.pdf: " in line
+
+
+def test_a_held_bundle_shows_each_message_with_its_code_as_a_quarantined_one_does(
+        ) -> None:
+    """A held bundle's line gives each finding's code beside its message (the code is
+    what docs/codes.md explains), as a quarantined bundle's line gives its codes; the same
+    finding twice is still listed once with "×2"."""
+    from datetime import UTC, datetime
+
+    def b(name: str, state: str, reasons: list[dict]) -> dict:
+        return {"bundle_id": "a" * 64, "invoice_file": name, "invoice_ids": ["X"],
+                "state": state, "since": "2026-05-01T11:59:00.000Z", "deadline": None,
+                "unattached_ids": [], "attempts": 0, "next_attempt_at": None,
+                "last_error": None, "reasons": reasons}
+    reasons = [{"file": "H/a.pdf", "code": "pdf-encrypted", "message": "encrypted"},
+               {"file": "H.xml", "code": "einvoice-rule", "message": "BR-CO-15 broken"},
+               {"file": "H.xml", "code": "einvoice-rule", "message": "BR-CO-15 broken"}]
+    text = render({"counts": {}, "bundles": [b("H.xml", "held", reasons),
+                                             b("Q.xml", "quarantined", reasons[:1])]},
+                  now=datetime(2026, 5, 1, 12, 0, tzinfo=UTC))
+    [h] = [x for x in text.splitlines() if "H.xml [" in x]
+    [q] = [x for x in text.splitlines() if "Q.xml [" in x]
+    assert h.endswith("H/a.pdf: encrypted [pdf-encrypted]; "
+                      "H.xml: BR-CO-15 broken [einvoice-rule] ×2")
+    assert q.endswith("H/a.pdf: pdf-encrypted")
+
+
+def test_a_rule_broken_many_times_is_listed_once_with_its_count_and_long_lists_are_cut(
+        ) -> None:
+    """Pre-flight gives one finding per rule broken: a quarantine lists each file and
+    code once with "×N", not "einvoice-rule" ten times; a held bundle shows its first
+    three messages and says how many more there are and where to see them."""
+    from datetime import UTC, datetime
+
+    def b(name: str, state: str, reasons: list[dict]) -> dict:
+        return {"bundle_id": "a" * 64, "invoice_file": name, "invoice_ids": ["X"],
+                "state": state, "since": "2026-05-01T11:59:00.000Z", "deadline": None,
+                "unattached_ids": [], "attempts": 0, "next_attempt_at": None,
+                "last_error": None, "reasons": reasons}
+    rule = {"file": "Q.xml", "code": "einvoice-rule", "message": "BR-CO-15 broken"}
+    other = {"file": "Q/a.pdf", "code": "pdf-encrypted", "message": "encrypted"}
+    held = [{"file": "H.xml", "code": "einvoice-rule", "message": f"BR-{i} broken"}
+            for i in range(5)]
+    text = render({"counts": {}, "bundles": [
+        b("Q.xml", "quarantined", [rule] * 10 + [other]), b("H.xml", "held", held)]},
+        now=datetime(2026, 5, 1, 12, 0, tzinfo=UTC))
+    [q] = [x for x in text.splitlines() if "Q.xml [" in x]
+    assert q.endswith("Q.xml: einvoice-rule ×10; Q/a.pdf: pdf-encrypted")
+    [h] = [x for x in text.splitlines() if "H.xml [" in x]
+    assert ("BR-0 broken [einvoice-rule]; H.xml: BR-1 broken [einvoice-rule]; "
+            "H.xml: BR-2 broken [einvoice-rule]; … and 2 more") in h
+    assert "BR-3" not in h
+
+
+def test_a_file_of_thousands_of_invoices_is_one_readable_line_with_a_count() -> None:
+    """A file of 3,000 invoices waiting for attachments was one line of 48,000
+    characters in `outboxd status` (its ids twice over, in the brackets and after "no
+    attachments"): each list names its first ten ids and how many more there are;
+    --json keeps every one."""
+    from datetime import UTC, datetime
+
+    ids = [f"M-{i:04d}" for i in range(3000)]
+    bundle = {"bundle_id": "a" * 64, "invoice_file": "batch.xml", "invoice_ids": ids,
+              "state": "waiting", "since": "2026-05-01T11:59:00.000Z", "deadline": None,
+              "unattached_ids": ids, "attempts": 0, "next_attempt_at": None,
+              "last_error": None, "reasons": []}
+    data = {"counts": {}, "bundles": [bundle]}
+    text = render(data, now=datetime(2026, 5, 1, 12, 0, tzinfo=UTC))
+    [line] = [x for x in text.splitlines() if "batch.xml" in x]
+    first_ten = ", ".join(ids[:10])
+    assert line == (f"  batch.xml [{first_ten}, … and 2990 more] waiting since "
+                    f"2026-05-01T11:59:00.000Z; no attachments: {first_ten}, … and 2990 "
+                    "more; deadline none (hold)")
+    assert json.loads(as_json(data))["bundles"][0]["invoice_ids"] == ids
+
+
+def test_status_lists_a_folder_moved_back_without_the_shares_custom_release_file(
+        settings: Settings) -> None:
+    """`outboxd status` names the invoice files of a folder nothing is sent from with the
+    configured `[share]` names: under invoice_patterns = ["*"] a release file Q1.go
+    (release_suffix = ".go") is no invoice file to move into the outbox."""
+    from helpers import write
+
+    from daemon.configuration.config import ShareConfig
+    from daemon.report.status import left_alone
+    s = settings.model_copy(update={
+        "outbox": settings.outbox.model_copy(update={"invoice_patterns": ["*"]}),
+        "share": ShareConfig(release_suffix=".go")})
+    box = s.outbox.path / "Q1--0123456789ab"
+    for name in ("Q1.xml", "reason.json", "Q1.go"):
+        write(box / name, b"x")
+    rows = dict(left_alone(s))
+    assert rows["Q1--0123456789ab/"].startswith("holds the invoice file Q1.xml, but")
+
+
+def test_a_quarantined_bundle_moved_back_by_hand_is_neither_listed_nor_counted(
+        settings: Settings) -> None:
+    """REASON.txt offers to move a fixed bundle back by hand (retry marks its row, a move
+    by hand cannot): `status` went on listing and counting it as quarantined beside its
+    new row, sent. As the status page does, a quarantined row whose invoice file has
+    left its folder is left out; one whose folder holds it stays."""
+    quarantine = settings.outbox.path.parent / "quarantine" / "2031-05-06"
+    moved, kept = quarantine / "M--aaaaaaaaaaaa", quarantine / "K--bbbbbbbbbbbb"
+    moved.mkdir(parents=True)
+    kept.mkdir()
+    (moved / "REASON.txt").write_text("why")  # the papers stay behind
+    (kept / "K.xml").write_bytes(b"<Invoice/>")
+    j = Journal(settings.journal_path)
+    try:
+        j.create("M.xml", "quarantined", bundle_id="a" * 64, archive_dir=str(moved))
+        j.create("K.xml", "quarantined", bundle_id="b" * 64, archive_dir=str(kept))
+        j.create("M.xml", "sent", bundle_id="c" * 64, invoice_ids=["M"])
+    finally:
+        j.close()
+    data = collect(settings)
+    assert data["counts"]["quarantined"] == 1 and data["counts"]["sent"] == 1
+    assert [(b["invoice_file"], b["state"]) for b in data["bundles"]] == [
+        ("K.xml", "quarantined"), ("M.xml", "sent")]
+
+
+def test_a_quarantined_bundle_out_of_its_folder_but_not_moved_back_stays_listed_and_counted(
+        settings: Settings) -> None:
+    """Only a bundle moved back into the outbox leaves `status`: its invoice file in the
+    outbox, or a later row of it. One whose quarantine folder a clerk renamed, or whose
+    quarantine/ is on a share not mounted (the folder not there at all), still waits for
+    a person; it vanished from the list and the count while nothing had moved it back.
+    One moved back while no daemon runs (in the outbox, no new row yet) is left out."""
+    quarantine = settings.outbox.path.parent / "quarantine" / "2031-05-06"
+    renamed, away, back = (quarantine / f"{n}--{c * 12}" for n, c in
+                           (("R", "a"), ("A", "b"), ("B", "c")))
+    renamed.mkdir(parents=True)
+    (renamed / "R.xml").write_bytes(b"<Invoice/>")
+    renamed.rename(quarantine / "R -- looked at by Anna")  # the clerk renames the folder
+    back.mkdir()
+    (settings.outbox.path / "B.xml").write_bytes(b"<Invoice/>")  # moved back by hand
+    j = Journal(settings.journal_path)
+    try:
+        for name, folder, c in (("R.xml", renamed, "a"), ("A.xml", away, "b"),
+                                ("B.xml", back, "c")):
+            j.create(name, "quarantined", bundle_id=c * 64, archive_dir=str(folder))
+    finally:
+        j.close()
+    data = collect(settings)
+    assert data["counts"]["quarantined"] == 2
+    assert sorted(b["invoice_file"] for b in data["bundles"]) == ["A.xml", "R.xml"]
+    assert all(b["state"] == "quarantined" for b in data["bundles"])
+
+
+def test_a_stranded_claim_says_it_is_tried_again_by_itself_not_next_none(
+        settings: Settings) -> None:
+    """A claim kept `claiming` because its work folder is out of sight (stranded.py), or a
+    bundle whose move into sent/ keeps failing, is retrying with no time set for its next
+    try (the rescan, the move back-off): status says it is tried again by itself, with
+    why, never "next None"."""
+    j = Journal(settings.journal_path)
+    try:
+        j.create("INV-9.xml", CLAIMING, bundle_id="9" * 64, invoice_ids=["INV-9"],
+                 last_error="its work folder /x is not there (is the share mounted?)")
+        j.create("INV-8.xml", DELIVERED, bundle_id="8" * 64, invoice_ids=["INV-8"],
+                 attempts=1, last_error="No space left on device")
+    finally:
+        j.close()
+    text = render(collect(settings))
+    retrying = text.partition("Retrying:")[2].split("\n\n")[0]
+    assert "INV-9.xml" in retrying and "INV-8.xml" in retrying
+    assert "None" not in text
+    assert "next try by itself (no set time)" in retrying
+    assert "is the share mounted?" in retrying and "No space left on device" in retrying
+
+
+def test_status_lists_folders_without_an_invoice_file_and_hints_the_close_one_at_its_wait(
+        settings: Settings) -> None:
+    """`outboxd status` lists the folders in the outbox without an invoice file (not a
+    sidecar, a dot-folder or a look-alike told in its bundle's errors) with since when,
+    and the waiting line of an invoice whose name one such folder is close to says so;
+    --json's `lone_folders` has each with `folder`, `since` and `close_to`."""
+    from helpers import write
+
+    from daemon.report.status import lone_json, outbox_view
+    fill(settings)
+    box = settings.outbox.path
+    write(box / "INV-1.xml", b"<x/>")
+    for folder in ("INV-11", ".outboxd", "INV-1 (1)", "Misc"):
+        (box / folder).mkdir()
+    data = collect(settings)
+    view = outbox_view(settings, data)
+    assert [x.name for x in view.lone] in (["INV-11", "Misc"], ["Misc", "INV-11"])
+    assert view.near == {"INV-1.xml": "a folder INV-11/ has no invoice file; if it holds "
+                         "INV-1's attachments, rename it to INV-1/"}
+    text = render(data, view=view)
+    assert ("INV-1.xml [INV-1] waiting since" in text and "deadline 2030-01-01T00:00:00.000Z; "
+            "a folder INV-11/ has no invoice file; if it holds INV-1's attachments, rename "
+            "it to INV-1/") in text
+    assert "Folders without an invoice file (the status page lists them too):" in text
+    assert re.search(r"^  INV-11/ since \S+Z; named close to INV-1.xml, which waits for "
+                     r"attachments$", text, re.M)
+    shape = json.loads(as_json({**data, "lone_folders": lone_json(view.lone)}))
+    by_name = {x["folder"]: x for x in shape["lone_folders"]}
+    assert set(by_name) == {"INV-11", "Misc"}
+    assert set(by_name["INV-11"]) == {"folder", "since", "close_to"}
+    assert by_name["INV-11"]["close_to"] == ["INV-1.xml"] and by_name["Misc"]["close_to"] == []

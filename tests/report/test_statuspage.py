@@ -1,0 +1,698 @@
+"""The status page: sections, escaping, self-contained HTML, rewritten only on change and at
+most every 2 s (or twenty times a refresh's cost, when that is longer)."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import Page, page_in_a_new_outbox, temps_locked_as_made, write
+from structlog.testing import capture_logs
+
+from daemon.configuration.config import Settings
+from daemon.journal import Journal, parse_iso
+from daemon.loop.release import Idle
+from daemon.report import pagehtml, statuspage
+from daemon.report.statuspage import MIN_INTERVAL, PAGE_PACE, PAGE_PACE_MAX, StatusPage
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Journal:
+    j = Journal(tmp_path / "j.sqlite3")
+    yield j
+    j.close()
+
+
+def test_writer_rewrites_only_on_change_and_at_most_every_2_seconds(
+        journal: Journal, tmp_path: Path) -> None:
+    outbox, settings, clock, page, target = page_in_a_new_outbox(tmp_path)
+    assert page.refresh(journal, settings) and target.exists()
+    journal.create("new.xml", "waiting", unattached_ids=["N-1"])
+    clock[0] += 1.0
+    assert not page.refresh(journal, settings)  # too soon
+    assert "new.xml" not in target.read_text()
+    clock[0] += 1.0
+    assert page.refresh(journal, settings)
+    assert "new.xml" in target.read_text()
+    clock[0] += 5.0
+    mtime = target.stat().st_mtime_ns
+    assert not page.refresh(journal, settings)  # nothing changed: not rewritten
+    assert target.stat().st_mtime_ns == mtime
+    assert sorted(p.name for p in outbox.iterdir()) == ["outboxd-status.html"]
+
+
+def test_a_costly_refresh_puts_the_next_off_by_twenty_times_its_cpu_at_most_a_minute(
+        journal: Journal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With tens of thousands of rows a refresh takes about half a second of CPU; every
+    2 s that would be a quarter of a core whenever anything changes. A refresh that
+    cost 0.5 s makes the next wait PAGE_PACE × 0.5 s = 10 s; one that cost 10 s waits
+    PAGE_PACE_MAX, not 200 s; a cheap one brings back the 2 s. Time spent waiting (a
+    stalled share) is not cost, and a refresh that fails is tried again after 2 s."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
+    clock, cpu, cost = [100.0], [0.0], [0.5]
+    real_unfinished = journal.unfinished
+
+    def costly_unfinished() -> Any:  # read once a refresh
+        cpu[0] += cost[0]
+        clock[0] += 3.0  # the wall time a stalled host adds: not the page's cost
+        return real_unfinished()
+    monkeypatch.setattr(journal, "unfinished", costly_unfinished)
+
+    page = StatusPage(clock=lambda: clock[0], cpu=lambda: cpu[0])
+    began = clock[0]
+    assert page.refresh(journal, settings)
+    assert page.next_at() == began + PAGE_PACE * 0.5
+    journal.create("new.xml", "waiting", unattached_ids=["N-1"])
+    clock[0] = began + 5.0
+    assert not page.refresh(journal, settings)  # not yet
+    clock[0] = began = 200.0
+    cost[0] = 10.0
+    assert page.refresh(journal, settings)
+    assert "new.xml" in (outbox / "outboxd-status.html").read_text()
+    assert page.next_at() == began + PAGE_PACE_MAX
+    clock[0] = began = 300.0
+    cost[0] = 0.01
+    journal.create("newer.xml", "waiting", unattached_ids=["N-2"])
+    assert page.refresh(journal, settings)
+    assert page.next_at() == began + MIN_INTERVAL
+
+    def failing_write(path: Path, data: bytes, look: object) -> os.stat_result:
+        clock[0] += 30.0  # a share that hangs, then fails
+        raise OSError(5, "Input/output error")
+    monkeypatch.setattr(statuspage, "replace_ours", failing_write)
+    journal.create("newest.xml", "waiting", unattached_ids=["N-3"])
+    clock[0] = began = 400.0
+    cost[0] = 5.0
+    assert not page.refresh(journal, settings)
+    assert page.next_at() == began + MIN_INTERVAL
+
+
+def test_a_reload_that_turns_the_page_off_or_renames_it_removes_the_old_page(
+        journal: Journal, tmp_path: Path) -> None:
+    """The share is the clerks' screen: a page that no longer changes would tell them
+    yesterday's truth. Turned off or renamed by a reload, the old page goes if outboxd
+    wrote it; a file of the clerks' own under that name stays."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    on = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
+    off = on.model_copy(update={"share": on.share.model_copy(update={"status_page": ""})})
+    renamed = on.model_copy(update={"share": on.share.model_copy(
+        update={"status_page": "status.html"})})
+    page = StatusPage(clock=lambda: 100.0)
+    assert page.refresh(journal, on)
+    page.reconfigure(on, off)
+    assert list(outbox.iterdir()) == []
+
+    mine = outbox / "outboxd-status.html"
+    mine.write_text("<p>our own notes</p>")
+    page.reconfigure(on, renamed)
+    assert mine.read_text() == "<p>our own notes</p>"
+
+
+def test_a_temp_file_of_a_page_write_killed_before_its_rename_is_removed(
+        journal: Journal, tmp_path: Path) -> None:
+    """A kill between a page write's temp file and its rename left the temp file in the
+    outbox, for good: the first write after a start removes it."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    (outbox / ".outboxd-status.html.tmp-0123456789ab").write_text("half a page")
+    settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
+    assert StatusPage(clock=lambda: 100.0).refresh(journal, settings)
+    assert sorted(p.name for p in outbox.iterdir()) == ["outboxd-status.html"]
+
+
+def test_the_starts_listing_serves_the_sweep_of_a_page_temp(
+        journal: Journal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At a start the outbox's listing (scan.Listing.stats) is what the page's leftover
+    temp is found by: removed then, and not looked for again (by another listing of the
+    outbox) at the first write."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    left = outbox / ".outboxd-status.html.tmp-0123456789ab"
+    left.write_text("half a page")
+    settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
+    page = StatusPage(clock=lambda: 100.0)
+    page.swept(settings, {e.name: e.stat(follow_symlinks=False) for e in os.scandir(outbox)})
+    assert not left.exists()
+    swept_again: list[Path] = []
+    monkeypatch.setattr(statuspage, "drop_unfinished",
+                        lambda folder, *_: swept_again.append(folder))
+    assert page.refresh(journal, settings)
+    assert swept_again == []
+    assert sorted(p.name for p in outbox.iterdir()) == ["outboxd-status.html"]
+
+
+def test_empty_status_page_setting_writes_nothing(journal: Journal, tmp_path: Path) -> None:
+    settings = Settings(outbox={"path": tmp_path}, delivery={"url": "http://127.0.0.1:9/"},
+                        share={"status_page": ""})
+    assert not StatusPage().refresh(journal, settings)
+    assert not any(p.suffix == ".html" for p in tmp_path.iterdir())
+
+
+def test_a_release_file_named_in_latin1_is_listed_escaped_and_logged_once(
+        journal: Journal, tmp_path: Path) -> None:
+    """A release file b'Faktura-\\udce5.send-anyway' in the outbox: the page is written and
+    lists it under the escaped name Faktura-\\udce5.send-anyway with the rule and the fix;
+    one error line names it, not one per refresh. (It used to raise UnicodeEncodeError
+    out of refresh, which stopped the daemon at every start.)"""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    open(os.path.join(os.fsencode(outbox), b"Faktura-\xe5.send-anyway"), "wb").close()
+    settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
+    clock = [100.0]
+    page = StatusPage(clock=lambda: clock[0])
+    with capture_logs() as logs:
+        assert page.refresh(journal, settings)
+        journal.create("new.xml", "waiting", unattached_ids=["N-1"])
+        clock[0] += 5.0
+        assert page.refresh(journal, settings)  # rewritten (journal changed), not logged again
+    text = Page((outbox / "outboxd-status.html").read_text(encoding="utf-8")).text["releases"]
+    assert "Faktura-\\udce5.send-anyway" in text
+    assert "not valid UTF-8" in text and "rename" in text
+    [line] = [e for e in logs if "release file" in e["event"]]
+    assert line["log_level"] == "error" and line["file"] == "Faktura-\\udce5.send-anyway"
+    assert "not valid UTF-8" in line["error"]
+
+
+def test_a_bad_release_file_that_goes_is_forgotten_and_said_again_if_dropped_again(
+        journal: Journal, tmp_path: Path) -> None:
+    """A daemon that runs for months keeps no name of a bad release file that went: once
+    it is gone the page forgets it, and one dropped again later is said again."""
+    outbox, settings, clock, page, _ = page_in_a_new_outbox(tmp_path)
+    bad = os.path.join(os.fsencode(outbox), b"Faktura-\xe5.send-anyway")
+    with capture_logs() as logs:
+        for n in range(3):
+            open(bad, "wb").close()
+            clock[0] += 5.0
+            assert page.refresh(journal, settings)
+            os.unlink(bad)
+            journal.create(f"new-{n}.xml", "waiting", unattached_ids=[f"N-{n}"])
+            clock[0] += 5.0
+            assert page.refresh(journal, settings)
+            assert page._reported_bad == set()
+    assert len([e for e in logs if "release file" in e["event"]]) == 3
+
+
+def test_a_name_that_slips_through_unescaped_costs_the_page_not_the_daemon(
+        journal: Journal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Last line of defence: should any name with undecodable bytes reach the page
+    unescaped (escaped_controls shows such a byte as \\udce5, so only a page that skipped
+    it), refresh() logs that the page cannot be written and returns; it never raises
+    into the daemon's loop."""
+    (tmp_path / "x.send-anyway").touch()
+    raw = os.fsdecode(b"Faktura-\xe5.send-anyway")
+    monkeypatch.setattr(statuspage, "idle_releases", lambda *_: [Idle(raw, "no invoice")])
+    settings = Settings(outbox={"path": tmp_path}, delivery={"url": "http://127.0.0.1:9/"})
+    assert StatusPage().refresh(journal, settings)
+    assert "Faktura-\\udce5.send-anyway" in (tmp_path / "outboxd-status.html").read_text()
+    monkeypatch.setattr(pagehtml, "escaped_controls", lambda text: text)
+    with capture_logs() as logs:
+        assert not StatusPage().refresh(journal, settings)
+    [line] = [e for e in logs if e["event"] == "cannot write the status page"]
+    assert "surrogates not allowed" in line["error"]
+
+
+def test_a_page_whose_temps_another_process_locks_is_said_once_not_at_each_refresh(
+        journal: Journal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clerk's process that flocks every new file in the outbox: each refresh's temp (of
+    a new name) is given up within 50 ms. "cannot write the status page" is logged once while
+    that lasts, not at every refresh (every 2 s while bundles move): the error named the
+    new temp each time. Let go, the page is written."""
+    outbox, settings, clock, page, target = page_in_a_new_outbox(tmp_path)
+    with temps_locked_as_made(monkeypatch) as theirs, capture_logs() as logs:
+        for n in range(3):
+            journal.create(f"new-{n}.xml", "waiting", unattached_ids=[f"N-{n}"])
+            assert not page.refresh(journal, settings)
+            clock[0] += MIN_INTERVAL
+        assert len(theirs) == 3
+    assert [e for e in logs if e["event"] == "cannot write the status page"] == logs
+    assert len(logs) == 1 and "locked" in logs[0]["error"]
+    assert page.refresh(journal, settings) and "new-2.xml" in target.read_text()
+
+
+def as_written(journal: Journal) -> StatusPage:
+    """A page whose "today" is the day the journal's rows were written, not the host's
+    clock's by the time it looks: a run across midnight UTC would find them yesterday's."""
+    written = parse_iso(max(r.since for r in journal.recent()))
+    return StatusPage(wall=lambda: written)
+
+
+def test_a_quarantined_bundle_moved_back_by_hand_leaves_quarantined_today(
+        journal: Journal, tmp_path: Path) -> None:
+    """REASON.txt says to fix the files and move the invoice file back into the outbox;
+    done so (not with `outboxd retry`), the bundle was sent and still listed under
+    Quarantined today, counted, as if it waited for a fix. Once its invoice file has
+    left the quarantine folder it is not listed; one still there is."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    day = tmp_path / "quarantine" / "2026-12-04"
+    back = write(day / "BACK-1--aaaaaaaaaaaa" / "BACK-1.xml", b"<Invoice/>")
+    still = write(day / "STILL-1--bbbbbbbbbbbb" / "STILL-1.xml", b"<Invoice/>")
+    for f in (back, still):
+        write(f.parent / "REASON.txt", b"rejected")
+        journal.create(f.name, "quarantined", archive_dir=str(f.parent),
+                       reasons=[{"code": "rejected", "file": f.name, "message": "HTTP 400"}])
+    back.rename(outbox / "BACK-1.xml")  # the clerk moves it back by hand
+    journal.create("BACK-1.xml", "sent", bundle_id="a" * 64, invoice_ids=["BACK-1"],
+                   receipt_id="rcpt-9")
+    settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
+    assert as_written(journal).refresh(journal, settings)
+    page = Page((outbox / "outboxd-status.html").read_text(encoding="utf-8"))
+    assert "STILL-1--bbbbbbbbbbbb" in page.text["quarantined"]
+    assert "BACK-1" not in page.text["quarantined"]
+    assert "BACK-1.xml" in page.text["sent"]
+    assert "1Quarantined today" in page.text["top"]
+
+
+def quarantined_today(journal: Journal, tmp_path: Path, stem: str) -> tuple[Path, Path]:
+    """An outbox, and a bundle STEM quarantined (rejected) with its invoice file in its
+    quarantine folder: the outbox and that folder."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    folder = tmp_path / "quarantine" / "2026-12-04" / f"{stem}--aaaaaaaaaaaa"
+    write(folder / f"{stem}.xml", b"<Invoice/>")
+    journal.create(f"{stem}.xml", "quarantined", archive_dir=str(folder),
+                   reasons=[{"code": "rejected", "file": f"{stem}.xml", "message": "HTTP 400"}])
+    return outbox, folder
+
+
+def test_a_quarantined_bundle_whose_folder_a_clerk_renamed_stays_on_the_page(
+        journal: Journal, tmp_path: Path) -> None:
+    """An invoice file not in its quarantine folder took the bundle off "Quarantined
+    today" whatever the reason: a clerk who renamed the folder (or a quarantine/ share
+    not mounted) made a bundle that still waits for a fix vanish from the page and its
+    count. Only one moved back (in the outbox again, or seen there: a later row) goes."""
+    outbox, folder = quarantined_today(journal, tmp_path, "NAMED-1")
+    folder.rename(folder.with_name("NAMED-1 ask Bob"))
+    settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
+    assert as_written(journal).refresh(journal, settings)
+    page = Page((outbox / "outboxd-status.html").read_text(encoding="utf-8"))
+    assert "NAMED-1--aaaaaaaaaaaa" in page.text["quarantined"]
+    assert "1Quarantined today" in page.text["top"]
+
+
+def test_a_quarantine_folder_that_cannot_be_looked_at_keeps_its_bundle_listed(
+        journal: Journal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only an invoice file that is not there takes a bundle off "Quarantined today": a
+    quarantine folder outboxd cannot look into (permissions, a share gone, a stale NFS
+    handle) said "gone" too, and every bundle quarantined today vanished from the page
+    and its count while the journal and the folders still held them."""
+    outbox, folder = quarantined_today(journal, tmp_path, "LOCKED-1")
+    real_lstat = os.lstat
+
+    def denied(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        if str(path).startswith(str(folder)):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_lstat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "lstat", denied)
+    settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
+    assert as_written(journal).refresh(journal, settings)
+    page = Page((outbox / "outboxd-status.html").read_text(encoding="utf-8"))
+    assert "LOCKED-1--aaaaaaaaaaaa" in page.text["quarantined"]
+    assert "1Quarantined today" in page.text["top"]
+
+
+def test_only_todays_quarantined_bundles_cost_a_look_at_their_folder(
+        journal: Journal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page asks the journal for the last 24 h, but lists only today's quarantines:
+    yesterday's rows (up to a day of them, at every refresh) must cost no lstat on the
+    share. Today's row is looked at, and listed."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    since = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    day_after = (since + timedelta(days=1)).replace(hour=0, minute=0, second=30)
+    quarantine = tmp_path / "quarantine"
+    for name, at in (("OLD", since), ("NEW", day_after)):
+        folder = quarantine / at.strftime("%Y-%m-%d") / f"{name}--aaaaaaaaaaaa"
+        write(folder / f"{name}.xml", b"<Invoice/>")
+        journal.create(f"{name}.xml", "quarantined", archive_dir=str(folder),
+                       since=at.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                       reasons=[{"code": "rejected", "file": f"{name}.xml", "message": "400"}])
+    looked: list[str] = []
+    real_lstat = os.lstat
+
+    def counting(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        if str(path).startswith(str(quarantine)):
+            looked.append(Path(path).name)
+        return real_lstat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "lstat", counting)
+    settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
+    assert StatusPage(wall=lambda: day_after).refresh(journal, settings)
+    page = Page((outbox / "outboxd-status.html").read_text(encoding="utf-8"))
+    assert looked == ["NEW.xml"]
+    assert "NEW--aaaaaaaaaaaa" in page.text["quarantined"]
+    assert "OLD" not in page.text["quarantined"]
+
+
+def test_a_look_alike_left_by_a_quarantine_is_listed_with_why_until_renamed(
+        journal: Journal, tmp_path: Path) -> None:
+    """INV-7.xml was quarantined for inv-7/ (made on Windows), which stayed in the outbox
+    under its name with the timesheet. The page lists it under its own section — the
+    folder, the invoice file and its quarantine folder, the rule and the fix — logged
+    once however often the page is written. Renamed to INV-7 in the outbox, it waits for
+    nobody: the next refresh drops it (and the loop is told which names to watch)."""
+    outbox = tmp_path / "outbox"
+    write(outbox / "inv-7" / "timesheet.pdf", b"%PDF-1.4")
+    folder = write(tmp_path / "quarantine" / "2026-12-04" / "INV-7--3f2a9c01b7e4" /
+                   "INV-7.xml", b"<Invoice/>").parent
+    message = ("this folder looks like the sidecar INV-7 of INV-7.xml, but the two names "
+               "differ only in upper and lower case — rename it to INV-7")
+    journal.create("INV-7.xml", "quarantined", archive_dir=str(folder), reasons=[
+        {"code": "sidecar-spelling", "file": "inv-7", "message": message}],
+        bundle_id="3f2a9c01b7e4" + "0" * 52, invoice_ids=["INV-7"])
+    settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
+    clock = [100.0]
+    page = StatusPage(clock=lambda: clock[0])
+    target = outbox / "outboxd-status.html"
+    with capture_logs() as logs:
+        assert page.refresh(journal, settings)
+        journal.create("new.xml", "waiting", unattached_ids=["N-1"])
+        clock[0] += 5.0
+        assert page.refresh(journal, settings)
+    text = Page(target.read_text(encoding="utf-8")).text["left-behind"]
+    assert text.startswith("Left in the outbox by a quarantine")
+    assert "inv-7" in text and message in text
+    assert "INV-7.xml was quarantined because of it and waits in " \
+        "quarantine/2026-12-04/INV-7--3f2a9c01b7e4" in text
+    assert "Mend it in the outbox first, then move INV-7.xml" in text
+    [line] = [e for e in logs if "look-alike" in e["event"]]
+    assert line["log_level"] == "warning" and line["file"] == "inv-7"
+    assert line["quarantine"] == "quarantine/2026-12-04/INV-7--3f2a9c01b7e4"
+    # A bundle event: it carries the quarantined bundle's id and invoice ids.
+    assert (line["invoice_file"], line["bundle_id"], line["invoice_ids"]) == \
+        ("INV-7.xml", "3f2a9c01b7e4" + "0" * 52, ["INV-7"])
+    assert page.left_names == {"inv-7"}
+
+    (outbox / "inv-7").rename(outbox / "INV-7")
+    clock[0] += 5.0
+    assert page.refresh(journal, settings)
+    assert "left-behind" not in Page(target.read_text(encoding="utf-8")).text
+    assert page.left_names == frozenset()
+
+
+def test_a_clean_stop_writes_the_page_once_more_saying_outboxd_is_stopped(
+        journal: Journal, tmp_path: Path) -> None:
+    """stopped() writes the page at once, whatever the pace and though nothing changed,
+    saying first that outboxd is stopped since HH:MM (UTC, as the page's other times),
+    that nothing is sent until it runs again, that nothing is lost and to tell the
+    admin; the counts and lists stay. A refresh after it (running again) writes the
+    running page, without the notice."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
+    wall = [datetime(2026, 3, 9, 16, 7, 30, tzinfo=UTC)]
+    clock = [100.0]
+    page = StatusPage(clock=lambda: clock[0], wall=lambda: wall[0])
+    journal.create("wait.xml", "waiting", unattached_ids=["W-1"])
+    assert page.refresh(journal, settings)
+    target = outbox / "outboxd-status.html"
+    assert "is stopped" not in target.read_text()
+
+    wall[0] += timedelta(seconds=1)  # paced: a refresh now would not even look
+    assert page.stopped(journal, settings)
+    text = target.read_text()
+    shown = Page(text)
+    assert ("outboxd is stopped since 16:07 UTC (2026-03-09). Nothing is sent until it "
+            "runs again. Nothing is lost: what is in the outbox stays there, and what is "
+            "listed below waits. Tell the admin.") in shown.text["top"]
+    assert "<title>outboxd STOPPED" in text
+    assert "Written <!--written-->2026-03-09 16:07:31 UTC by outboxd" in text
+    assert "wait.xml" in shown.text["waiting"] and "1Waiting" in shown.text["top"]
+    assert sorted(p.name for p in outbox.iterdir()) == ["outboxd-status.html"]
+
+    later = StatusPage(clock=lambda: 100.0, wall=lambda: wall[0])  # the next start
+    assert later.refresh(journal, settings)
+    assert "is stopped" not in target.read_text() and "wait.xml" in target.read_text()
+    assert page.stopped(journal, settings)
+    clock[0] += MIN_INTERVAL  # the same process running on (as a test may): written again
+    assert page.refresh(journal, settings) and "is stopped" not in target.read_text()
+
+
+def test_a_stop_whose_journal_cannot_be_read_still_says_stopped(
+        journal: Journal, tmp_path: Path) -> None:
+    """The journal lost under the daemon ends its run with a stop: the page still says
+    outboxd is stopped, with the lists as it last showed them, and the stop goes on (a
+    warning, no exception). Where the page cannot be written, an error in the log."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
+    page = StatusPage(clock=lambda: 100.0)
+    journal.create("wait.xml", "waiting", unattached_ids=["W-1"])
+    assert page.refresh(journal, settings)
+    journal.close()
+    with capture_logs() as logged:
+        assert page.stopped(journal, settings)
+    text = (outbox / "outboxd-status.html").read_text()
+    assert "outboxd is stopped since" in text and "wait.xml" in Page(text).text["waiting"]
+    assert [e["log_level"] for e in logged] == ["warning"]
+
+    gone = Settings(outbox={"path": tmp_path / "gone"}, delivery={"url": "http://127.0.0.1:9/"})
+    with capture_logs() as logged:
+        assert not page.stopped(journal, gone)
+    assert [e["event"] for e in logged if e["log_level"] == "error"] == \
+        ["cannot write the status page"]
+    off = settings.model_copy(update={"share": settings.share.model_copy(
+        update={"status_page": ""})})
+    (outbox / "outboxd-status.html").unlink()
+    assert not page.stopped(journal, off) and list(outbox.iterdir()) == []
+
+
+def test_a_folder_nothing_is_sent_from_is_listed_without_the_shares_custom_release_file(
+        journal: Journal, tmp_path: Path) -> None:
+    """Under invoice_patterns = ["*"] and `[share] release_suffix = ".go"`, the page's
+    section of folders nothing is sent from names only the invoice file of a folder
+    moved back from quarantine/, not its release file Q1.go nor the page's own name."""
+    outbox = tmp_path / "outbox"
+    box = outbox / "Q1--0123456789ab"
+    for name in ("Q1.xml", "reason.json", "Q1.go", "Status.html"):
+        write(box / name, b"x")
+    settings = Settings(outbox={"path": outbox, "invoice_patterns": ["*"]},
+                        share={"release_suffix": ".go", "status_page": "Status.html"},
+                        delivery={"url": "http://127.0.0.1:9/"})
+    assert StatusPage().refresh(journal, settings)
+    page = Page((outbox / "Status.html").read_text(encoding="utf-8"))
+    assert "holds the invoice file Q1.xml, but" in page.text["strays"]
+    assert "Q1.go" not in page.text["strays"]
+
+
+def test_a_file_or_folder_of_the_pages_name_outboxd_did_not_write_is_left_alone_and_said(
+        journal: Journal, tmp_path: Path) -> None:
+    """A clerk's own file named like the page (or a folder of that name) is theirs: never
+    replaced, neither by a refresh nor at a stop; the log says once which name, why, and
+    the fix. Once it is renamed, the page is written there again."""
+    outbox, settings, clock, page, mine = page_in_a_new_outbox(tmp_path)
+    mine.write_text("<p>our own notes</p>")
+    journal.create("wait.xml", "waiting", unattached_ids=["W-1"])
+    with capture_logs() as logs:
+        assert not page.refresh(journal, settings)
+        clock[0] += MIN_INTERVAL
+        journal.create("more.xml", "waiting", unattached_ids=["M-1"])
+        assert not page.refresh(journal, settings)
+        assert not page.stopped(journal, settings)
+    assert mine.read_text() == "<p>our own notes</p>"
+    errors = [e for e in logs if e["log_level"] == "error"]
+    assert len(errors) == 1, logs
+    assert "outboxd-status.html" in errors[0]["error"]
+    assert "not a status page outboxd wrote" in errors[0]["error"]
+    assert "rename or remove it" in errors[0]["error"]
+    assert sorted(p.name for p in outbox.iterdir()) == ["outboxd-status.html"]
+
+    mine.unlink()
+    mine.mkdir()
+    clock[0] += MIN_INTERVAL
+    with capture_logs() as logs:
+        assert not page.refresh(journal, settings)
+    assert mine.is_dir() and list(mine.iterdir()) == []
+    assert any("is a folder" in e.get("error", "") and "rename or remove it" in e["error"]
+               for e in logs), logs
+
+    mine.rmdir()
+    clock[0] += MIN_INTERVAL
+    assert page.refresh(journal, settings)
+    assert "wait.xml" in mine.read_text() and "more.xml" in mine.read_text()
+
+
+def test_a_page_a_person_edited_is_written_again_and_the_log_says_so(
+        journal: Journal, tmp_path: Path) -> None:
+    """outboxd's page edited by a person (still outboxd's, by its mark) is outboxd's
+    view: written again at the next change, with a warning that says it was changed by
+    someone else, so the edit is not lost without a word. A page only outboxd wrote is
+    rewritten without one."""
+    outbox, settings, clock, page, target = page_in_a_new_outbox(tmp_path)
+    assert page.refresh(journal, settings)
+    journal.create("one.xml", "waiting", unattached_ids=["O-1"])
+    clock[0] += MIN_INTERVAL
+    with capture_logs() as logs:
+        assert page.refresh(journal, settings)
+    assert not [e for e in logs if e["log_level"] in ("warning", "error")], logs
+
+    target.write_text(target.read_text().replace("</body>", "<p>called the customer</p></body>"))
+    journal.create("two.xml", "waiting", unattached_ids=["T-1"])
+    clock[0] += MIN_INTERVAL
+    with capture_logs() as logs:
+        assert page.refresh(journal, settings)
+    assert "two.xml" in target.read_text() and "called the customer" not in target.read_text()
+    warned = [e for e in logs if e["log_level"] == "warning"]
+    assert len(warned) == 1 and "changed by someone" in warned[0]["event"], logs
+    assert warned[0]["file"] == "outboxd-status.html"
+
+
+@pytest.mark.parametrize(("policy", "then"), [
+    ("warn", "2031-05-06 12:05:00 UTC, then sent without them, with a warning"),
+    ("quarantine", "2031-05-06 12:05:00 UTC, then quarantined")])
+def test_a_waiting_bundles_deadline_says_what_happens_at_it_as_status_does(
+        journal: Journal, tmp_path: Path, policy: str, then: str) -> None:
+    """The page's Deadline says, by [policy] unattached, whether the invoice is sent
+    without its attachments or quarantined then (as `outboxd status` says it): a bare
+    time left the clerk to guess whether it goes out."""
+    outbox, settings, clock, page, target = page_in_a_new_outbox(tmp_path)
+    settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"},
+                        policy={"unattached": policy})
+    journal.create("INV-1.xml", "waiting", invoice_ids=["INV-1"], unattached_ids=["INV-1"],
+                   deadline="2031-05-06T12:05:00.000Z")
+    assert page.refresh(journal, settings)
+    [row] = Page(target.read_text("utf-8")).rows["waiting"]
+    assert row.split("\t")[3] == then
+
+
+def a_busy_day(journal: Journal, tmp_path: Path, sent: int, quarantined: int
+               ) -> tuple[Settings, datetime]:
+    """An outbox and a journal of 2031-05-06 (UTC) holding `sent` sent and `quarantined`
+    quarantined rows of that day, their times out of journal order and some the same
+    (a bundle retried or sent late), every fifth quarantined one moved back into the
+    outbox by hand (some with a row of their own since, some not), one whose folder a
+    clerk renamed, rows of the day before and after, and bundles still under way: the
+    settings, and the page's "now"."""
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    day = tmp_path / "quarantine" / "2031-05-06"
+    now = datetime(2031, 5, 6, 18, 0, tzinfo=UTC)
+
+    def at(i: int) -> str:  # the same time for threes (the cut splits some), shuffled
+        return f"2031-05-06T{(i // 3 * 7) % 17:02}:{(i // 3) % 60:02}:00.000Z"
+
+    # The day's rows in one transaction: a durable commit (an fsync) a row made this
+    # set-up wait some 20 s on the disk; the refreshes read the same rows either way.
+    with journal.batch():
+        for i in range(max(sent, quarantined)):
+            if i < sent:
+                journal.create(f"ok-{i:05}.xml", "sent", bundle_id=f"{i:064}", since=at(i),
+                               invoice_ids=[f"OK-{i}"], receipt_id=f"r-{i}")
+            if i < quarantined:
+                folder = write(day / f"bad-{i:05}--0123456789ab" / f"bad-{i:05}.xml",
+                               b"<x/>").parent
+                journal.create(f"bad-{i:05}.xml", "quarantined", archive_dir=str(folder),
+                               since=at(i + 3), reasons=[{"code": "empty-file", "file": "a.pdf",
+                                                          "message": f"empty {i}"}])
+                if i % 5 == 0:  # moved back by hand; every other one seen again since
+                    (folder / f"bad-{i:05}.xml").rename(outbox / f"bad-{i:05}.xml")
+                    if i % 10 == 0:
+                        (outbox / f"bad-{i:05}.xml").unlink()
+                        journal.create(f"bad-{i:05}.xml", "waiting", unattached_ids=[f"B-{i}"])
+                elif i == 7:
+                    folder.rename(folder.with_name("bad-00007 ask Bob"))
+    journal.create("late.xml", "sent", bundle_id="e" * 64, since="2031-05-05T23:59:59.999Z")
+    journal.create("skew.xml", "sent", bundle_id="f" * 64, since="2031-05-07T00:00:00.000Z")
+    journal.create("old.xml", "quarantined", archive_dir=str(tmp_path / "gone"),
+                   since="2031-05-05T20:00:00.000Z")
+    journal.create("retry.xml", "retrying", attempts=2, last_error="HTTP 503")
+    settings = Settings(outbox={"path": outbox}, delivery={"url": "http://127.0.0.1:9/"})
+    return settings, now
+
+
+def test_the_page_of_a_busy_day_is_the_one_every_row_of_the_day_would_give(
+        journal: Journal, tmp_path: Path) -> None:
+    """Of Sent today and Quarantined today the page now reads only the latest it lists
+    and counts the rest in the journal: the same page, byte for byte, as rendering every
+    row of the last 24 hours (with those moved back by hand left out) — the latest
+    first, ties by journal order, the counts and the "… and N more" lines whole."""
+    from daemon.report.pagehtml import page
+    from daemon.report.pagerender import FINISHED_SHOWN, render
+    from daemon.watching.leftalone import still_quarantined
+    settings, now = a_busy_day(journal, tmp_path, FINISHED_SHOWN + 40, FINISHED_SHOWN + 60)
+    outbox = settings.outbox.path
+    rows = still_quarantined(journal.recent(days=1, at=now), "2031-05-06", outbox)
+    every_row = page(render(rows, [], now, settings.share.release_suffix, body_only=True,
+                            sidecar_suffix=settings.outbox.sidecar_suffix,
+                            unattached=settings.policy.unattached), now)
+    assert StatusPage(wall=lambda: now).refresh(journal, settings, invoice_files=[])
+    written = (outbox / "outboxd-status.html").read_text(encoding="utf-8")
+    assert written == every_row
+    shown = Page(written)
+    assert f"{FINISHED_SHOWN + 40}Sent today" in shown.text["top"].replace("\n", "")
+    assert "more quarantined today" in shown.text["quarantined"]
+
+
+def test_a_refresh_reads_only_the_rows_it_lists_however_busy_the_day(
+        journal: Journal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every refresh read and decoded each of the last 24 hours' rows (5,695 of a day:
+    18.7 MiB and about a second at each refresh, every 2 s while anything changes) to list
+    the latest FINISHED_SHOWN of two sections. Of thousands sent and quarantined today it
+    now builds the rows it lists and the few under way, and counts the rest in SQL (the
+    quarantined ones still cost a look at their folder each, read as four columns)."""
+    from daemon.journal import views
+    from daemon.report.pagerender import FINISHED_SHOWN
+    settings, now = a_busy_day(journal, tmp_path, 3000, 1000)
+    built = [0]
+    real_row_of = views.row_of
+
+    def counting(r: Any) -> Any:
+        built[0] += 1
+        return real_row_of(r)
+    monkeypatch.setattr(views, "row_of", counting)
+    assert StatusPage(wall=lambda: now).refresh(journal, settings, invoice_files=[])
+    under_way = 1 + 100  # retry.xml, and the quarantined ones seen again, waiting
+    assert built[0] <= 2 * FINISHED_SHOWN + under_way
+    assert "3000Sent today" in Page(
+        (settings.outbox.path / "outboxd-status.html").read_text()).text["top"].replace("\n", "")
+
+
+def test_a_refresh_looks_at_a_bounded_few_of_todays_quarantined_folders(
+        journal: Journal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each refresh looked at the folder of every bundle quarantined today (an lstat each,
+    a round trip each on a share: 3,000 a day cost 3,000 at every page write). Now the
+    folders of the ones listed are looked at at each refresh, the others once and then
+    RELOOKED a refresh in turn; one of the oldest moved back by hand still leaves the
+    count within a round of refreshes, and the page is then the one every row gives."""
+    from daemon.report.pagehtml import page as html_page
+    from daemon.report.pagerender import FINISHED_SHOWN, render
+    from daemon.watching.leftalone import RELOOKED, still_quarantined
+    settings, now = a_busy_day(journal, tmp_path, 0, 3000)
+    outbox, quarantine = settings.outbox.path, str(tmp_path / "quarantine")
+    looks = [0]
+    real = os.lstat
+
+    def counting(path: Any, *a: Any, **kw: Any) -> Any:
+        looks[0] += str(path).startswith(quarantine)
+        return real(path, *a, **kw)
+
+    monkeypatch.setattr(os, "lstat", counting)
+    clock = [100.0]
+    status = StatusPage(clock=lambda: clock[0], wall=lambda: now)
+
+    def refresh() -> int:
+        looks[0] = 0
+        clock[0] += PAGE_PACE_MAX
+        status.refresh(journal, settings, invoice_files=[])
+        return looks[0]
+
+    assert refresh() >= 3000  # the first: each folder once
+    # The listed ones (a fifth of those looked at were moved back) and RELOOKED more.
+    assert refresh() <= FINISHED_SHOWN * 5 // 4 + 1 + RELOOKED
+    oldest = tmp_path / "quarantine" / "2031-05-06" / "bad-00001--0123456789ab"
+    (oldest / "bad-00001.xml").rename(outbox / "bad-00001.xml")  # by hand, no event
+    for _ in range(3000 // RELOOKED + 1):
+        assert refresh() <= FINISHED_SHOWN * 5 // 4 + 1 + RELOOKED
+    monkeypatch.setattr(os, "lstat", real)
+    rows = still_quarantined(journal.recent(days=1, at=now), "2031-05-06", outbox)
+    every_row = html_page(render(rows, [], now, settings.share.release_suffix, body_only=True,
+                                 sidecar_suffix=settings.outbox.sidecar_suffix,
+                                 unattached=settings.policy.unattached), now)
+    assert (outbox / "outboxd-status.html").read_text(encoding="utf-8") == every_row

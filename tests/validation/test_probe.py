@@ -1,0 +1,366 @@
+"""PDF facts from pypdf: the page count from the page tree root's /Count when it can be
+right, from walking the whole tree otherwise (probe.py)."""
+
+from __future__ import annotations
+
+import io
+import random
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from pypdf import PdfWriter
+from pypdf.generic import (
+    ArrayObject,
+    DictionaryObject,
+    IndirectObject,
+    NameObject,
+    NumberObject,
+    PdfObject,
+)
+
+from daemon.validation.probe import TRUNCATED, PdfFacts, probe_image, probe_pdf
+
+Edit = Callable[[PdfWriter, DictionaryObject], None]
+
+
+def pdf(pages: int = 2, edit: Edit | None = None, tree: bool = False) -> bytes:
+    """A PDF of blank pages; `edit` may rewrite the page tree root before it is written;
+    `tree`: the pages hang below an intermediate /Pages node instead of the root."""
+    writer = PdfWriter()
+    for _ in range(pages):
+        writer.add_blank_page(595, 842)
+    root = writer._pages.get_object()
+    if tree:
+        middle = DictionaryObject({NameObject("/Type"): NameObject("/Pages"),
+                                   NameObject("/Kids"): root["/Kids"],
+                                   NameObject("/Count"): NumberObject(pages),
+                                   NameObject("/Parent"): writer._pages})
+        middle_ref = writer._add_object(middle)
+        for kid in root["/Kids"]:
+            kid.get_object()[NameObject("/Parent")] = middle_ref
+        root[NameObject("/Kids")] = ArrayObject([middle_ref])
+    if edit is not None:
+        edit(writer, root)
+    buf = io.BytesIO()
+    writer.write(buf)
+    return buf.getvalue()
+
+
+def count(value: PdfObject) -> Edit:
+    def edit(writer: PdfWriter, root: DictionaryObject) -> None:
+        root[NameObject("/Count")] = value
+    return edit
+
+
+def kids(make: Callable[[PdfWriter, DictionaryObject], list[PdfObject]]) -> Edit:
+    def edit(writer: PdfWriter, root: DictionaryObject) -> None:
+        root[NameObject("/Kids")] = ArrayObject(make(writer, root))
+    return edit
+
+
+def probe(data: bytes) -> PdfFacts:
+    return probe_pdf(io.BytesIO(data))
+
+
+class TestPageCount:
+    @pytest.mark.parametrize("pages", [1, 3, 12])
+    def test_flat_tree(self, pages: int) -> None:
+        """An honest PDF reports its number of pages."""
+        assert probe(pdf(pages)) == PdfFacts(pages=pages)
+
+    def test_nested_tree(self) -> None:
+        """Pages below an intermediate /Pages node are counted like a flat tree."""
+        assert probe(pdf(5, tree=True)) == PdfFacts(pages=5)
+
+    @pytest.mark.parametrize("lie", [
+        NumberObject(0),  # "no pages" is never believed: the tree is walked
+        NumberObject(-3),
+        NumberObject(99),  # more pages than the file has objects
+        NameObject("/Two"),  # not a number at all
+    ])
+    def test_impossible_count_is_recounted(self, lie: PdfObject) -> None:
+        """A /Count that cannot be right gives way to walking the tree: the real 2 pages."""
+        assert probe(pdf(2, count(lie))) == PdfFacts(pages=2)
+
+    def test_count_below_kids_is_recounted(self) -> None:
+        """A /Count smaller than the root's own /Kids gives way to the real 3 pages."""
+        assert probe(pdf(3, count(NumberObject(1)))) == PdfFacts(pages=3)
+
+    def test_count_without_kids_is_no_pages(self) -> None:
+        """A root claiming 2 pages with no /Kids is a PDF with no pages."""
+        assert probe(pdf(2, kids(lambda w, r: []))) == PdfFacts(pages=0)
+
+    def test_count_over_a_kid_that_is_no_page(self) -> None:
+        """A root claiming 1 page whose kid is a font, not a page, has no pages."""
+        def font(writer: PdfWriter, root: DictionaryObject) -> list[PdfObject]:
+            return [writer._add_object(DictionaryObject(
+                {NameObject("/Type"): NameObject("/Font")}))]
+        assert probe(pdf(0, lambda w, r: (kids(font)(w, r), count(NumberObject(1))(w, r))
+                         )) == PdfFacts(pages=0)
+
+    def test_repeated_kid_is_recounted(self) -> None:
+        """The same page listed twice under /Kids is walked: 2, as pypdf counts it, not
+        the /Count of 1."""
+        def twice(writer: PdfWriter, root: DictionaryObject) -> list[PdfObject]:
+            first = root["/Kids"][0]
+            return [first, first]
+        assert probe(pdf(1, lambda w, r: (kids(twice)(w, r), count(NumberObject(2))(w, r))
+                         )) == PdfFacts(pages=2)
+        assert probe(pdf(1, kids(twice))) == PdfFacts(pages=2)
+
+    def test_kid_missing_from_the_file_is_recounted(self) -> None:
+        """A kid that names an object the file does not hold makes the tree be walked."""
+        def missing(writer: PdfWriter, root: DictionaryObject) -> list[PdfObject]:
+            return [*root["/Kids"], IndirectObject(999, 0, writer)]
+        assert probe(pdf(2, lambda w, r: (kids(missing)(w, r), count(NumberObject(3))(w, r))
+                         )) == PdfFacts(pages=2)
+
+    def test_plausible_lie_is_reported_as_stated(self) -> None:
+        """A /Count that passes every check is taken as the PDF states it, as a viewer
+        shows it: 3 for a file whose tree holds 2 pages (only `pages` in the manifest
+        can be off; a file without pages never passes, see above)."""
+        assert probe(pdf(2, count(NumberObject(3)))) == PdfFacts(pages=3)
+
+
+def test_warm_up_registers_every_image_kind_probed_without_loading_all_of_pillow() -> None:
+    """After warm_up() (a reader, before its "ready"), each kind probe_image opens has its
+    plugin loaded, so no first file pays for it, and Pillow's init() of all its plugins
+    (which any kind outside preinit's would trigger) has not run. In a fresh interpreter:
+    this one has opened images already."""
+    code = ("from PIL import Image\nfrom daemon.validation import probe\nprobe.warm_up()\n"
+            "missing = set(probe._PIL_FORMATS.values()) - set(Image.OPEN)\n"
+            "print(sorted(missing), Image._initialized)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60, cwd=Path(__file__).parent.parent.parent
+                         ).stdout.split()
+    assert out == ["[]", "1"], f"kinds without their plugin, Pillow's init level: {out}"
+
+
+# ------------------------------------------------------------ images cut short
+
+def _noise(fmt: str, **kw: object) -> bytes:
+    """A 300-DPI image whose data is not one repeated byte, so that cutting it loses some."""
+    buf = io.BytesIO()
+    Image.effect_noise((300, 200), 60).convert("RGB").save(buf, fmt, dpi=(300, 300), **kw)
+    return buf.getvalue()
+
+
+IMAGES = {
+    "png": ("png", {}),
+    "jpeg": ("jpeg", {}),
+    "progressive jpeg": ("jpeg", {"progressive": True}),
+    "jpeg with restart markers": ("jpeg", {"restart_marker_blocks": 1}),
+    "tiff": ("tiff", {}),
+    "two-page tiff": ("tiff", {"save_all": True,
+                               "append_images": [Image.new("RGB", (100, 100))]}),
+    "four-page jpeg-compressed tiff": ("tiff", {
+        "save_all": True, "compression": "jpeg",
+        "append_images": [Image.effect_noise((300, 200), 60).convert("RGB")] * 3}),
+    "bmp": ("bmp", {}),
+    "gif": ("gif", {}),
+    "animated gif": ("gif", {"save_all": True, "duration": 500, "append_images": [
+        Image.effect_noise((300, 200), 90).convert("RGB")]}),
+}
+
+
+@pytest.mark.parametrize("name", IMAGES)
+def test_a_whole_image_is_read_without_error(name: str) -> None:
+    kind, kw = IMAGES[name]
+    facts = probe_image(io.BytesIO(_noise(kind.upper(), **kw)), kind, 10**8)
+    assert facts.error is None and facts.frames
+
+
+@pytest.mark.parametrize("name", IMAGES)
+def test_an_image_cut_short_is_an_error(name: str) -> None:
+    """A broken copy or download that ends two thirds in would print half an image."""
+    kind, kw = IMAGES[name]
+    data = _noise(kind.upper(), **kw)
+    facts = probe_image(io.BytesIO(data[:len(data) * 2 // 3]), kind, 10**8)
+    assert facts.error is not None and "ends before the image does" in facts.error
+
+
+@pytest.mark.parametrize("kind", ["png", "jpeg", "tiff", "bmp", "gif"])
+def test_bytes_after_the_end_of_an_image_are_not_an_error(kind: str) -> None:
+    """Phones append trailers (a motion photo's video) after a JPEG's end marker."""
+    data = _noise(kind.upper()) + b"\xff\xda\x00\x10trailer" + bytes(500)
+    assert probe_image(io.BytesIO(data), kind, 10**8).error is None
+
+
+def test_a_multi_page_tiff_cut_short_at_a_page_boundary_is_an_error() -> None:
+    """Pillow writes each page's directory after its data: a file cut inside a page's
+    directory ends with whole pages before it, and Pillow only warns and reports fewer
+    pages (the first directory already inside Image.open). Every cut around each
+    directory is an error, never fewer pages (review)."""
+    pages = [Image.effect_noise((200, 150), 60).convert("RGB") for _ in range(4)]
+    buf = io.BytesIO()
+    pages[0].save(buf, "TIFF", save_all=True, append_images=pages[1:], compression="jpeg",
+                  dpi=(300, 300))
+    data = buf.getvalue()
+    directories = [int.from_bytes(data[4:8], "little" if data[:2] == b"II" else "big")]
+    with Image.open(io.BytesIO(data)) as im:
+        for n in range(1, 4):
+            directories.append(im.tag_v2.next)
+            im.seek(n)
+    cuts = {cut for at in directories for cut in range(at - 8, at + 240) if cut < len(data)}
+    passed = [cut for cut in sorted(cuts)
+              if probe_image(io.BytesIO(data[:cut]), "tiff", 10**8).error is None]
+    assert passed == []
+
+
+# ------------------------------------------------- PDFs cut inside an update
+
+def incremental(extra: bytes = b"") -> tuple[bytes, bytes]:
+    """A 3-page PDF and the same file with an update appended (as a signature, a form
+    filled in or notes are saved): a 4th page and, when given, an `extra` attachment."""
+    writer = PdfWriter()
+    for _ in range(3):
+        writer.add_blank_page(200, 200)
+    buf = io.BytesIO()
+    writer.write(buf)
+    first = buf.getvalue()
+    update = PdfWriter(io.BytesIO(first), incremental=True)
+    update.add_blank_page(300, 300)
+    if extra:
+        update.add_attachment("extra.bin", extra)
+    buf = io.BytesIO()
+    update.write(buf)
+    return first, buf.getvalue()
+
+
+class TestCutInsideAnUpdate:
+    def test_a_whole_pdf_with_an_update_is_read_with_the_updates_pages(self) -> None:
+        """The update is read: 4 pages, not the first revision's 3."""
+        _, whole = incremental()
+        assert probe(whole) == PdfFacts(pages=4)
+
+    def test_every_cut_inside_the_update_is_unreadable_not_the_older_revision(self) -> None:
+        """Cut anywhere in its update (from the first bytes of its first object to just
+        before its own %%EOF), pypdf would read the 3-page revision before it; the probe
+        says the file ends inside an update, with the fix: pdf-unreadable, so the grace
+        for files cut short applies."""
+        first, whole = incremental()
+        assert whole.startswith(first) and whole[len(first):].lstrip().startswith(b"2 0 obj")
+        start = len(first) + whole[len(first):].index(b" 0") + 2  # "2 0": the two numbers
+        end = whole.rindex(b"%%EOF")
+        for cut in range(start, end + 4):  # "%%EO": pypdf takes it for the new marker
+            facts = probe(whole[:cut])
+            assert facts.cut_short and facts.pages == 0, f"cut at {cut}: {facts}"
+            assert facts.problem() == (
+                "pdf-unreadable", "is not a readable PDF: it ends inside an update added "
+                "after its end marker, as a copy stopped before its end leaves it — copy "
+                "the file again"), f"cut at {cut}"
+
+    def test_a_copy_that_sized_the_file_first_is_unreadable_inside_the_update(self) -> None:
+        """The update half written, the rest still the zeros of a copy that sized the
+        file first."""
+        first, whole = incremental()
+        data = whole[:len(first) + 60] + bytes(len(whole) - len(first) - 60)
+        assert probe(data).cut_short
+
+    def test_a_long_update_is_looked_through_to_its_start(self, tmp_path: Path) -> None:
+        """An update of 200 KB (an attachment in it), cut halfway, read from a file on disk
+        (as one over the in-memory limit is): the last %%EOF is far from the end, and still
+        found."""
+        first, whole = incremental(extra=random.Random(3).randbytes(200_000))
+        path = tmp_path / "signed.pdf"
+        path.write_bytes(whole[:(len(first) + len(whole)) // 2])
+        with path.open("rb") as fh:
+            assert probe_pdf(fh).cut_short
+            assert fh.tell() == 0
+        assert probe(whole) == PdfFacts(pages=4)
+
+    @pytest.mark.parametrize("junk", [
+        b"\n", b"\r\n\r\n", bytes(5000), b"  \x00\n", b"<html><body>404</body></html>\n",
+        b"%% written by a scanner\n", b"7\n", b"\xff\xfe garbage",
+    ], ids=["newline", "blank-lines", "nuls", "spaces", "html", "comment", "lone-number",
+            "binary"])
+    def test_junk_after_the_end_marker_is_not_an_update(self, junk: bytes) -> None:
+        """Bytes some generators or downloads leave after %%EOF that start no PDF object:
+        the PDF is read as before, in both of its forms."""
+        first, whole = incremental()
+        assert probe(whole + junk) == PdfFacts(pages=4)
+        assert probe(first + junk) == PdfFacts(pages=3)
+
+    def test_an_inline_end_marker_on_the_last_line_is_the_end(self) -> None:
+        """Producers that write "startxref 123%%EOF" on one line: pypdf takes that marker,
+        and so does the probe (nothing follows it)."""
+        _, whole = incremental()
+        inline = whole.rstrip()
+        inline = inline[:inline.rindex(b"\n%%EOF")] + b"%%EOF"
+        assert probe(inline) == PdfFacts(pages=4)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "1", "P"])
+def test_a_bmp_whose_last_row_lacks_its_padding_is_whole(mode: str) -> None:
+    """Each BMP row is padded to 4 bytes; some writers leave out the padding after the
+    last row. Pillow reads such a file whole (the padding holds no pixel), so it is no
+    file cut short; a cut into the last row's pixels still is."""
+    buf = io.BytesIO()
+    Image.effect_noise((7, 5), 60).convert(mode).save(buf, "BMP")
+    data = buf.getvalue()
+    padding = {"RGB": 3, "1": 3, "P": 1}[mode]  # 7 pixels: 21, 1 or 7 bytes of a row
+    unpadded = data[:-padding]
+    with Image.open(io.BytesIO(unpadded)) as im:
+        im.load()  # Pillow decodes every pixel of it
+    assert probe_image(io.BytesIO(unpadded), "bmp", 10**8).error is None
+    assert probe_image(io.BytesIO(data[:-padding - 1]), "bmp", 10**8).error == TRUNCATED
+
+
+@pytest.mark.parametrize("kind", ["gif", "bmp"])
+def test_every_cut_of_a_gif_or_bmp_is_an_error(kind: str) -> None:
+    """Pillow reads only their headers: without a look at their end, a GIF or BMP cut
+    anywhere in its pixels (or, for an animated GIF, between its frames) passed and
+    would print half a picture. Every cut, and for a GIF the zeros of a copy that sized
+    the file first, is an error now; the whole file is not. (A BMP's zeros are black
+    pixels: a BMP of its full size is whole, as far as any reader can tell.)"""
+    frames = [Image.effect_noise((40, 30), 60 + 20 * i).convert("RGB") for i in range(3)]
+    buf = io.BytesIO()
+    frames[0].save(buf, kind.upper(), **({"save_all": True, "append_images": frames[1:]}
+                                         if kind == "gif" else {}))
+    data = buf.getvalue()
+    assert probe_image(io.BytesIO(data), kind, 10**8).error is None
+    passed = [cut for cut in range(40, len(data))
+              if probe_image(io.BytesIO(data[:cut]), kind, 10**8).error is None]
+    assert passed == []
+    sized_first = data[:len(data) // 2] + bytes(len(data) - len(data) // 2)
+    assert kind == "bmp" or probe_image(io.BytesIO(sized_first), kind, 10**8).error \
+        == TRUNCATED
+
+
+def _jpeg(dpi: tuple[int, int] | None = None, **exif_tags: float) -> bytes:
+    """A JPEG with a JFIF density of `dpi` (none: JFIF's aspect ratio only) and EXIF tags
+    by name: x (XResolution), y (YResolution), unit (ResolutionUnit)."""
+    exif = Image.Exif()
+    for name, tag in (("x", 0x011A), ("y", 0x011B), ("unit", 0x0128)):
+        if name in exif_tags:
+            exif[tag] = exif_tags[name]
+    if not exif_tags:
+        exif[0x0110] = "Phone"  # EXIF without a resolution: a camera's model only
+    buf = io.BytesIO()
+    Image.new("RGB", (30, 30), "white").save(buf, "JPEG", exif=exif,
+                                             **({"dpi": dpi} if dpi else {}))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("data,resolution", [
+    (_jpeg((300, 300)), (300.0, 300.0, 2)),
+    (_jpeg((72, 72), x=300.0, y=300.0, unit=2), (72.0, 72.0, 2)),  # JFIF's header first
+    (_jpeg(x=300.0, y=300.0, unit=2), (300.0, 300.0, 2)),
+    (_jpeg(x=300.0, y=600.0, unit=2), (300.0, 600.0, 2)),
+    (_jpeg(x=300.0, y=300.0), (300.0, 300.0, None)),
+    (_jpeg(x=118.11, y=118.11, unit=3), (118.11, 118.11, 3)),
+    (_jpeg(x=300.0, y=300.0, unit=1), (300.0, 300.0, 1)),
+    (_jpeg(), (None, None, None)),
+], ids=["jfif", "jfif-over-exif", "exif", "exif-x-y-differ", "exif-no-unit", "exif-cm",
+        "exif-unit-none", "exif-without-resolution"])
+def test_a_jpegs_resolution_is_what_its_jfif_header_or_else_its_exif_states(
+        data: bytes, resolution: tuple[float | None, float | None, int | None]) -> None:
+    """x and y each, and the unit as a TIFF page's (missing = inch): not Pillow's dpi,
+    which takes EXIF's x for y too and makes up 72 DPI where EXIF has no resolution or
+    no unit — a photo of 300 DPI without a unit tag was refused for print as 72 DPI."""
+    [frame] = probe_image(io.BytesIO(data), "jpeg", 10**8).frames
+    assert (frame.x_resolution, frame.y_resolution, frame.unit) == resolution

@@ -1,0 +1,213 @@
+"""Content types by magic bytes (docs/folder-convention.md, What makes an attachment invalid)."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+from PIL import Image
+from pypdf import PdfWriter
+
+from daemon.validation.sniff import HEAD_BYTES, kind_for_extension, sniff
+
+
+def image_bytes(fmt: str, **kw: object) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), "white").save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def pdf_bytes() -> bytes:
+    writer = PdfWriter()
+    writer.add_blank_page(width=595, height=842)
+    buf = io.BytesIO()
+    writer.write(buf)
+    return buf.getvalue()
+
+
+def zip_bytes(entries: dict[str, bytes], compress: int = zipfile.ZIP_DEFLATED) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compress) as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def kind(data: bytes) -> str:
+    return sniff(io.BytesIO(data)).kind
+
+
+class TestMagic:
+    @pytest.mark.parametrize("fmt,expected", [
+        ("PNG", "png"), ("JPEG", "jpeg"), ("GIF", "gif"), ("BMP", "bmp"),
+        ("WEBP", "webp"), ("TIFF", "tiff"),
+    ])
+    def test_images_are_known_by_their_signature(self, fmt: str, expected: str) -> None:
+        """Each image format Pillow writes is recognised by its magic bytes."""
+        assert kind(image_bytes(fmt)) == expected
+
+    def test_big_endian_tiff(self) -> None:
+        """Motorola-order TIFF ("MM\\0*") is a TIFF too."""
+        assert kind(b"MM\x00*" + b"\x00" * 100) == "tiff"
+
+    def test_pdf(self) -> None:
+        """A PDF written by pypdf is a PDF with the PDF MIME type and label."""
+        ft = sniff(io.BytesIO(pdf_bytes()))
+        assert (ft.kind, ft.mime, ft.label) == ("pdf", "application/pdf", "PDF")
+
+    def test_pdf_header_may_follow_junk_within_1024_bytes(self) -> None:
+        """Like Acrobat, a %PDF- header after up to 1024 bytes of junk still counts."""
+        assert kind(b"\x1b%-12345X@PJL\n" * 20 + pdf_bytes()) == "pdf"
+
+    def test_pdf_header_after_1024_bytes_does_not_count(self) -> None:
+        """Past the first 1024 bytes a %PDF- is just some bytes in another file."""
+        assert kind(b"\x00\x01" * 600 + pdf_bytes()) != "pdf"
+
+    def test_windows_executable(self) -> None:
+        """MZ followed by a binary DOS header is a Windows executable."""
+        ft = sniff(io.BytesIO(b"MZ" + b"\x00" * 200))
+        assert (ft.kind, ft.label) == ("exe", "Windows executable")
+
+    def test_elf(self) -> None:
+        """\\x7fELF is a Linux executable."""
+        assert kind(b"\x7fELF\x02\x01\x01" + b"\x00" * 100) == "elf"
+
+    def test_empty(self) -> None:
+        """Zero bytes is its own kind, so the empty-file rule can name it."""
+        assert kind(b"") == "empty"
+
+    def test_binary_garbage_is_unknown(self) -> None:
+        """Bytes that are no known format and no text are unknown, as octet-stream."""
+        ft = sniff(io.BytesIO(bytes(range(256)) * 4))
+        assert (ft.kind, ft.mime) == ("unknown", "application/octet-stream")
+
+    def test_text_starting_with_bm_or_mz_is_not_an_image_or_program(self) -> None:
+        """Two-letter magics need their binary header: "BMW;…" CSV stays CSV."""
+        assert kind(b"BMW;320i;2019\nAudi;A4;2020\n") == "csv"
+        assert kind(b"MZ Ltd,Stockholm\nAB Co,Malmo\n") == "csv"
+
+    def test_position_is_reset(self) -> None:
+        """sniff leaves the file at offset 0 so the next reader starts at the beginning."""
+        fh = io.BytesIO(pdf_bytes())
+        sniff(fh)
+        assert fh.tell() == 0
+
+
+class TestZipContainers:
+    def test_xlsx(self) -> None:
+        """[Content_Types].xml with an xl/ folder is an Excel workbook."""
+        data = zip_bytes({"[Content_Types].xml": b"<Types/>", "xl/workbook.xml": b"<w/>"})
+        ft = sniff(io.BytesIO(data))
+        assert ft.kind == "xlsx"
+        assert ft.mime == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+    def test_docx(self) -> None:
+        """[Content_Types].xml with a word/ folder is a Word document."""
+        data = zip_bytes({"[Content_Types].xml": b"<Types/>", "word/document.xml": b"<d/>"})
+        assert kind(data) == "docx"
+
+    def test_ods_by_stored_mimetype_first(self) -> None:
+        """An ODS (stored mimetype entry first, as ODF requires) is an ODS."""
+        data = zip_bytes({"mimetype": b"application/vnd.oasis.opendocument.spreadsheet",
+                          "content.xml": b"<c/>"}, zipfile.ZIP_STORED)
+        ft = sniff(io.BytesIO(data))
+        assert (ft.kind, ft.mime) == ("ods", "application/vnd.oasis.opendocument.spreadsheet")
+
+    def test_ods_with_mimetype_elsewhere(self) -> None:
+        """A sloppy ODS whose mimetype entry is not first is still found via the directory."""
+        data = zip_bytes({"content.xml": b"<c/>",
+                          "mimetype": b"application/vnd.oasis.opendocument.spreadsheet"})
+        assert kind(data) == "ods"
+
+    def test_odt_is_just_a_zip(self) -> None:
+        """Another ODF type (a text document) is not a spreadsheet: plain zip."""
+        data = zip_bytes({"mimetype": b"application/vnd.oasis.opendocument.text"},
+                         zipfile.ZIP_STORED)
+        assert kind(data) == "zip"
+
+    def test_plain_and_damaged_zip(self) -> None:
+        """Any other ZIP, or a truncated one, is a ZIP archive."""
+        assert kind(zip_bytes({"a.txt": b"x"})) == "zip"
+        assert kind(zip_bytes({"xl/a.xml": b"x"})[:40]) == "zip"
+
+
+class TestText:
+    def test_comma_csv(self) -> None:
+        """UTF-8 lines sharing a comma with equal field counts are CSV."""
+        ft = sniff(io.BytesIO(b"date,hours,task\n2024-10-01,8,build\n2024-10-02,6,test\n"))
+        assert (ft.kind, ft.mime, ft.warning) == ("csv", "text/csv", None)
+
+    @pytest.mark.parametrize("delimiter", [";", "\t"])
+    def test_semicolon_and_tab_csv(self, delimiter: str) -> None:
+        """Semicolon (Swedish Excel) and tab are CSV delimiters too."""
+        rows = ["datum", "timmar"], ["2024-10-01", "8,5"], ["2024-10-02", "6"]
+        data = "\r\n".join(delimiter.join(r) for r in rows).encode()
+        assert kind(data) == "csv"
+
+    def test_utf8_bom(self) -> None:
+        """A UTF-8 byte-order mark (Excel's "CSV UTF-8") is fine and gives no warning."""
+        ft = sniff(io.BytesIO("\ufeffnamn;ort\nÅsa;Göteborg\n".encode("utf-8")))
+        assert (ft.kind, ft.warning) == ("csv", None)
+
+    def test_quoted_delimiters_do_not_break_field_count(self) -> None:
+        """A delimiter inside quotes is data, not a field boundary."""
+        assert kind(b'name,note\n"Smith, J",ok\nDoe,"a, b, c"\n') == "csv"
+
+    def test_windows_1252_csv_warns(self) -> None:
+        """CSV in Windows-1252 is CSV, with a warning naming the encoding."""
+        ft = sniff(io.BytesIO("namn;ort\nÅsa;Göteborg\n".encode("cp1252")))
+        assert ft.kind == "csv"
+        assert ft.warning is not None and "Windows-1252" in ft.warning
+
+    def test_windows_1252_found_beyond_the_head(self) -> None:
+        """A Windows-1252 byte far past the sampled head still gives the warning."""
+        data = b"a;b\n" * (HEAD_BYTES // 4 + 100) + "ö;ä\n".encode("cp1252")
+        ft = sniff(io.BytesIO(data))
+        assert ft.kind == "csv" and ft.warning is not None
+
+    def test_a_line_without_the_delimiter_makes_it_text(self) -> None:
+        """Text with a line that holds none of the delimiters is plain text, not CSV."""
+        ft = sniff(io.BytesIO(b"Hello, world\nThis line, has, more, commas\nnone here\n"))
+        assert (ft.kind, ft.mime) == ("text", "text/plain")
+
+    def test_rows_of_different_lengths_sharing_the_delimiter_are_csv(self) -> None:
+        """CSV is text whose lines share one delimiter. A time sheet with a shorter
+        totals row, or an export that dropped trailing empty fields, is CSV."""
+        assert kind(b"date;hours;task\n2026-11-02;8;build\n2026-11-03;7;test\nTotal;15\n") \
+            == "csv"
+        assert kind(b"a,b,c,d\n1,2,,\n3,4\n") == "csv"
+
+    def test_lines_ended_by_carriage_returns_alone_are_csv(self) -> None:
+        """Excel for Mac's "CSV (Macintosh)" ends each line with a carriage return alone:
+        still CSV, also when the sampled head cuts its last line in two."""
+        assert kind(b"datum;timmar\r2024-10-01;8\r2024-10-02;6\r") == "csv"
+        long_rows = b"b" * 2000 + b";a\r"  # fewer rows in the head than are sampled
+        assert kind(long_rows * (HEAD_BYTES // len(long_rows) + 2)) == "csv"
+
+    def test_blank_lines_are_skipped(self) -> None:
+        """Empty lines (and trailing ;;; rows) do not spoil the field count."""
+        assert kind(b"a;b\n\n1;2\n;\n\n3;4\n") == "csv"
+
+    def test_xml(self) -> None:
+        """Text starting with an XML declaration is XML."""
+        assert kind(b'<?xml version="1.0"?><Invoice/>') == "xml"
+
+    def test_nul_bytes_are_not_text(self) -> None:
+        """Text with NULs (UTF-16, binary records) is not treated as text."""
+        assert kind("a,b\n1,2\n".encode("utf-16-le")) == "unknown"
+
+
+class TestExtensions:
+    @pytest.mark.parametrize("name,expected", [
+        ("a.pdf", "pdf"), ("A.PDF", "pdf"), ("scan.tif", "tiff"), ("scan.TIFF", "tiff"),
+        ("p.png", "png"), ("p.jpg", "jpeg"), ("p.JPEG", "jpeg"), ("p.jpe", "jpeg"),
+        ("g.gif", "gif"), ("b.bmp", "bmp"), ("w.webp", "webp"), ("t.csv", "csv"),
+        ("t.txt", "text"), ("x.xlsx", "xlsx"), ("o.ods", "ods"), ("d.docx", "docx"),
+        ("archive.tar.PDF", "pdf"), ("dir.v2/readme", None), ("noext", None),
+        ("data.xml", None), ("x.doc", None), ("trailingdot.", None),
+    ])
+    def test_extension_table(self, name: str, expected: str | None) -> None:
+        """The types table of docs/folder-convention.md, case-insensitive; unknown or missing
+        gives None."""
+        assert kind_for_extension(name) == expected

@@ -1,0 +1,183 @@
+"""What the daemon leaves alone in the outbox root: said once, and the unusable invoice
+files kept for the status page until they go; the look-alike sidecars a quarantine left
+there, found for the page."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import write
+
+from daemon.journal import Journal
+from daemon.watching.leftalone import SPELLING, LeftAlone, LeftBehind, left_behind
+from daemon.watching.scan import Listing
+
+
+class Log:
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str, dict[str, Any]]] = []
+
+    def info(self, event: str, **kw: Any) -> None:
+        self.lines.append(("info", event, kw))
+
+    def error(self, event: str, **kw: Any) -> None:
+        self.lines.append(("error", event, kw))
+
+
+LINK = ("INV-1.xml", "is a symbolic link; outboxd never follows it")
+BAD = ("INV-\\udce9.xml", "the name is not valid UTF-8 — rename the file")
+
+
+def test_each_name_is_said_once_however_often_it_is_listed() -> None:
+    """A README beside the invoices and an unusable invoice file: one log line each,
+    however many listings and events see them again."""
+    log = Log()
+    seen = LeftAlone(log)
+    for _ in range(3):
+        seen.seen(Listing({}, ("README.txt",), (LINK,)), ["*.xml"])
+        seen.seen(Listing({}, ("README.txt",), (LINK,)), ["*.xml"], "INV-1.xml")
+    assert [(level, kw["file"]) for level, _, kw in log.lines] == [
+        ("info", "README.txt"), ("error", "INV-1.xml")]
+
+
+def test_a_name_is_forgotten_once_it_goes_and_said_again_if_it_comes_back() -> None:
+    """A daemon that runs for months sees thousands of stray root files come and go: it
+    keeps none of those gone (by a listing or an event), and one dropped again later is
+    a new file, said again."""
+    log = Log()
+    seen = LeftAlone(log)
+    for n in range(500):
+        seen.seen(Listing({}, (f"export-{n}.csv",)), ["*.xml"], f"export-{n}.csv")
+        seen.seen(Listing({}, ()), ["*.xml"], f"export-{n}.csv")  # its event: gone
+    seen.seen(Listing({}, ("README.txt",), (LINK,)), ["*.xml"])
+    seen.seen(Listing({}, ()), ["*.xml"])  # a rescan: both gone
+    assert seen._said == set() and seen.refused == {}
+    seen.seen(Listing({}, ("README.txt",)), ["*.xml"])
+    assert [kw["file"] for _, _, kw in log.lines].count("README.txt") == 2
+
+
+def test_a_full_listing_replaces_and_an_event_changes_only_its_name() -> None:
+    """Both unusable files from a listing; an event on one that is gone (its look finds
+    nothing) drops only that one; a listing without them empties the page's list. Each
+    change says so (True), the same again does not."""
+    seen = LeftAlone(Log())
+    assert seen.seen(Listing({}, (), (LINK, BAD)), ["*.xml"]) is True
+    assert seen.refused == dict([LINK, BAD])
+    assert seen.seen(Listing({}, (), (LINK, BAD)), ["*.xml"]) is False
+    assert seen.seen(Listing({}, ()), ["*.xml"], "INV-\udce9.xml") is True  # as the OS names it
+    assert seen.refused == dict([LINK])
+    assert seen.seen(Listing({}, ()), ["*.xml"], "INV-2.xml") is False
+    assert seen.seen(Listing({}, ()), ["*.xml"]) is True and seen.refused == {}
+
+
+def test_a_file_that_is_no_invoice_file_is_kept_for_the_page_with_what_to_do() -> None:
+    """A clerk drops an attachment beside its invoice file instead of into its folder:
+    docs/folder-convention.md (section 1) has it named once in the log, which the clerk
+    never sees. It is kept for the page with why it is never sent and where an attachment
+    goes, until it goes."""
+    seen = LeftAlone(Log())
+    assert seen.seen(Listing({}, ("hours.xlsx",), (LINK,)), ["*.xml", "*.pdf"]) is True
+    why = seen.refused["hours.xlsx"]
+    assert why.startswith("not an invoice file (only names like *.xml, *.pdf are read as "
+                          "invoice files), so it is never sent — an attachment goes into "
+                          "the folder of its invoice file")
+    assert seen.refused["INV-1.xml"] == LINK[1]
+    assert seen.seen(Listing({}, ()), ["*.xml", "*.pdf"], "hours.xlsx") is True
+    assert "hours.xlsx" not in seen.refused
+    assert seen.seen(Listing({}, ("notes.txt",)), ["*.xml"], "notes.txt") is True
+    assert "notes.txt" in seen.refused
+
+
+DAY = "2026-12-04"
+
+
+class TestLeftBehind:
+    """The look-alike sidecars a quarantine left in the outbox (`sidecar-spelling`): no
+    part of the bundle, they are not moved, and nothing else says that they wait for a
+    person. The status page lists them from the journal's quarantined rows."""
+
+    @pytest.fixture
+    def setup(self, tmp_path: Path) -> Iterator[tuple[Journal, Path, Path]]:
+        journal = Journal(tmp_path / "journal.sqlite3")
+        outbox, quarantine = tmp_path / "outbox", tmp_path / "quarantine"
+        outbox.mkdir()
+        yield journal, outbox, quarantine
+        journal.close()
+
+    @staticmethod
+    def quarantine_for(journal: Journal, quarantine: Path, *look_alikes: str,
+                       invoice: str = "INV-7.xml", bid: str = "3f2a9c01b7e4") -> Path:
+        """INV-7.xml quarantined for `look_alikes`, as the daemon records it."""
+        folder = write(quarantine / DAY / f"INV-7--{bid}" / invoice, b"<Invoice/>").parent
+        journal.create(invoice, "quarantined", archive_dir=str(folder), reasons=[
+            {"code": "sidecar-spelling", "file": n, "message": f"this folder looks like the "
+             f"sidecar INV-7 of {invoice} — rename it to INV-7"} for n in look_alikes])
+        return folder
+
+    def found(self, journal: Journal, outbox: Path, quarantine: Path) -> list[LeftBehind]:
+        return left_behind(journal.quarantined_for(SPELLING), outbox, quarantine)
+
+    def test_a_look_alike_still_in_the_outbox_is_named_with_its_quarantine_and_fix(
+            self, setup: tuple[Journal, Path, Path]) -> None:
+        """inv-7/ stayed in the outbox when INV-7.xml was quarantined for it: it is left
+        behind, named with its invoice file, the quarantine folder as the share shows it
+        and its finding; why says to mend it here first, then move the invoice back."""
+        journal, outbox, quarantine = setup
+        self.quarantine_for(journal, quarantine, "inv-7")
+        write(outbox / "inv-7" / "timesheet.pdf", b"%PDF-1.4")
+        [left] = self.found(journal, outbox, quarantine)
+        assert left == LeftBehind("inv-7", "INV-7.xml",
+                                  f"quarantine/{DAY}/INV-7--3f2a9c01b7e4",
+                                  "this folder looks like the sidecar INV-7 of INV-7.xml — "
+                                  "rename it to INV-7", on_disk="inv-7")
+        assert left.why.startswith(f"INV-7.xml was quarantined because of it and waits in "
+                                   f"quarantine/{DAY}/INV-7--3f2a9c01b7e4: this folder looks")
+        assert "Mend it in the outbox first, then move INV-7.xml" in left.why
+
+    def test_a_name_with_a_control_character_is_shown_escaped_and_known_as_on_disk(
+            self, setup: tuple[Journal, Path, Path]) -> None:
+        """A look-alike whose name holds a C1 control (U+009B) is shown as \\x9b, and kept
+        as it is on disk for the loop, which compares it with the names of events."""
+        journal, outbox, quarantine = setup
+        self.quarantine_for(journal, quarantine, "inv-7\x9b")
+        write(outbox / "inv-7\x9b" / "timesheet.pdf", b"%PDF-1.4")
+        [left] = self.found(journal, outbox, quarantine)
+        assert (left.name, left.on_disk) == ("inv-7\\x9b", "inv-7\x9b")
+
+    def test_none_once_renamed_or_removed(self, setup: tuple[Journal, Path, Path]) -> None:
+        """Renamed to INV-7 (or removed), inv-7 waits for nobody any more."""
+        journal, outbox, quarantine = setup
+        self.quarantine_for(journal, quarantine, "inv-7")
+        write(outbox / "INV-7" / "timesheet.pdf", b"%PDF-1.4")
+        assert self.found(journal, outbox, quarantine) == []
+
+    def test_none_once_the_invoice_file_is_back_or_gone_from_its_quarantine_folder(
+            self, setup: tuple[Journal, Path, Path]) -> None:
+        """The invoice file moved back by hand: its bundle, in the outbox again, reports
+        the look-alike. The invoice file removed from quarantine: nothing waits for it."""
+        journal, outbox, quarantine = setup
+        folder = self.quarantine_for(journal, quarantine, "inv-7")
+        write(outbox / "inv-7" / "timesheet.pdf", b"%PDF-1.4")
+        (folder / "INV-7.xml").rename(outbox / "INV-7.xml")
+        assert self.found(journal, outbox, quarantine) == []
+        (outbox / "INV-7.xml").unlink()
+        assert self.found(journal, outbox, quarantine) == []
+
+    def test_each_of_several_is_named_once_for_its_latest_quarantine(
+            self, setup: tuple[Journal, Path, Path]) -> None:
+        """inv-7/ and Inv-7/ in one quarantine, inv-7 again in a later one (the invoice
+        file moved back before the rename): each is named once, inv-7 with the later
+        quarantine folder; a quarantine for another reason names nothing."""
+        journal, outbox, quarantine = setup
+        self.quarantine_for(journal, quarantine, "inv-7", "Inv-7")
+        self.quarantine_for(journal, quarantine, "inv-7", bid="0123456789ab")
+        journal.create("INV-8.xml", "quarantined", archive_dir=str(quarantine / DAY / "x"),
+                       reasons=[{"code": "pdf-encrypted", "file": "inv-7", "message": "m"}])
+        for name in ("inv-7", "Inv-7"):
+            write(outbox / name / "a.pdf", b"%PDF-1.4")
+        assert [(x.name, x.quarantine) for x in self.found(journal, outbox, quarantine)] == [
+            ("Inv-7", f"quarantine/{DAY}/INV-7--3f2a9c01b7e4"),
+            ("inv-7", f"quarantine/{DAY}/INV-7--0123456789ab")]

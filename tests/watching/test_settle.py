@@ -1,0 +1,161 @@
+"""Settling (docs/folder-convention.md, section 4): ready only when nothing changed for
+settle_seconds; explicit clocks."""
+
+from __future__ import annotations
+
+import pytest
+
+from daemon.watching.settle import PACE_FROM, PACE_PER_ENTRY, Pacer, SettleTracker
+from daemon.watching.snapshot import Entry, Snapshot
+
+A = Snapshot((("INV-1.xml", "f", 10, 1),), busy=False)
+B = Snapshot((("INV-1.xml", "f", 11, 2),), busy=False)
+BUSY = Snapshot((("INV-1.xml", "f", 10, 1), ("INV-1/x.pdf.part", "f", 3, 1)), busy=True)
+
+
+class TestSettleTracker:
+    def test_first_sight_is_not_settled(self) -> None:
+        """The first observation never settles when settle_seconds > 0."""
+        t = SettleTracker(5)
+        assert not t.observe("INV-1.xml", A, now=100.0)
+
+    def test_settles_after_settle_seconds_unchanged(self) -> None:
+        """An unchanged snapshot settles once settle_seconds have passed, not before."""
+        t = SettleTracker(5)
+        t.observe("k", A, now=100.0)
+        assert not t.observe("k", A, now=102.0)
+        assert not t.observe("k", A, now=104.999)
+        assert t.observe("k", A, now=105.0)
+        assert t.observe("k", A, now=200.0)
+
+    def test_change_restarts_clock(self) -> None:
+        """A change (close and reopen) restarts the clock from the time it was seen."""
+        t = SettleTracker(5)
+        t.observe("k", A, now=100.0)
+        assert not t.observe("k", B, now=104.0)
+        assert t.ready_at("k") == 109.0
+        assert not t.observe("k", B, now=108.0)
+        assert t.observe("k", B, now=109.0)
+
+    def test_change_back_still_restarts(self) -> None:
+        """A -> B -> A is two changes: the clock starts again at the last one."""
+        t = SettleTracker(5)
+        t.observe("k", A, now=0.0)
+        t.observe("k", B, now=1.0)
+        assert not t.observe("k", A, now=5.5)
+        assert not t.observe("k", A, now=10.0)
+        assert t.observe("k", A, now=10.5)
+
+    def test_busy_never_settles(self) -> None:
+        """An in-progress name in the sidecar keeps the bundle from settling, however long."""
+        t = SettleTracker(5)
+        t.observe("k", BUSY, now=0.0)
+        assert not t.observe("k", BUSY, now=10.0)
+        assert not t.observe("k", BUSY, now=10_000.0)
+
+    def test_busy_with_zero_settle_seconds(self) -> None:
+        """Busy never settles, not even with settle_seconds = 0."""
+        t = SettleTracker(0)
+        assert not t.observe("k", BUSY, now=0.0)
+        assert not t.observe("k", BUSY, now=1.0)
+
+    def test_after_busy_clock_starts_when_copy_ends(self) -> None:
+        """When the copy finishes the clock starts then, not when busy was first seen."""
+        t = SettleTracker(5)
+        t.observe("k", BUSY, now=0.0)
+        assert not t.observe("k", A, now=100.0)
+        assert not t.observe("k", A, now=104.0)
+        assert t.observe("k", A, now=105.0)
+
+    def test_zero_settle_seconds_settles_at_once(self) -> None:
+        """settle_seconds = 0: ready as soon as it has been looked at once."""
+        assert SettleTracker(0).observe("k", A, now=0.0)
+
+    def test_fractional_settle_seconds(self) -> None:
+        """Durations may be fractional (tests run with 0.3)."""
+        t = SettleTracker(0.3)
+        t.observe("k", A, now=1.0)
+        assert not t.observe("k", A, now=1.2)
+        assert t.observe("k", A, now=1.3)
+
+    def test_keys_are_independent(self) -> None:
+        """Each invoice file has its own clock."""
+        t = SettleTracker(5)
+        t.observe("a", A, now=0.0)
+        t.observe("b", A, now=4.0)
+        assert t.observe("a", A, now=5.0)
+        assert not t.observe("b", A, now=5.0)
+        assert (t.last("a"), t.last("b")) == (A, A)
+
+    def test_forget_restarts(self) -> None:
+        """After forget() the key is new again: first sight, no settling yet."""
+        t = SettleTracker(5)
+        t.observe("k", A, now=0.0)
+        t.forget("k")
+        assert t.ready_at("k") is None
+        assert not t.observe("k", A, now=100.0)
+        assert t.ready_at("k") == 105.0
+
+
+def test_a_look_at_many_entries_paces_events_by_its_size() -> None:
+    """A bundle of 2,000 entries looked at at t: events on it wait until
+    t + 2,000 × PACE_PER_ENTRY; other bundles are not paced."""
+    pacer = Pacer()
+    pacer.looked("A.xml", at=100.0, entries=2000)
+    due = pacer.not_before("A.xml", 100.1)
+    assert due == pytest.approx(100.0 + 2000 * PACE_PER_ENTRY)
+    assert pacer.not_before("A.xml", due) is None  # its time has come
+    assert pacer.not_before("B.xml", 100.1) is None
+
+
+def test_a_small_look_and_a_bundle_gone_end_the_pacing() -> None:
+    """Pacing lasts while the bundle stays big: a look of fewer than PACE_FROM entries,
+    or forget() (the bundle left), ends it."""
+    pacer = Pacer()
+    pacer.looked("A.xml", at=0.0, entries=2000)
+    pacer.looked("A.xml", at=0.6, entries=PACE_FROM - 1)
+    assert pacer.not_before("A.xml", 0.61) is None
+    pacer.looked("B.xml", at=0.0, entries=PACE_FROM)
+    assert pacer.not_before("B.xml", 0.0) is not None
+    pacer.forget("B.xml")
+    assert pacer.not_before("B.xml", 0.0) is None
+
+
+def _entry(rel: str, kind: str, mtime: float, ctime: float) -> Entry:
+    """An entry with the file server's times (seconds): mtime, and ctime, its change time."""
+    return (rel, kind, 10 if kind == "f" else 0, int(mtime * 1e9), 0o640, 0, 0, int(ctime * 1e9))
+
+
+# The file server's clock, whatever the daemon's says: 1980, 2023 (ten minutes either side
+# of a daemon that has none here), 2100.
+SERVER_NOWS = [315_532_800.0, 1_700_000_000.0 - 600, 1_700_000_000.0 + 600, 4_102_444_800.0]
+
+
+class TestWrittenBefore:
+    @pytest.mark.parametrize("now", SERVER_NOWS)
+    def test_a_copy_at_work_is_never_taken_for_files_written_long_ago(self, now: float) -> None:
+        """A file being copied into the sidecar has a modification time as late as the
+        bundle's latest change, by the file server's clock: not read early, whether that
+        clock says 1980, 2100 or ten minutes off (the daemon's own clock is not asked)."""
+        snap = Snapshot((_entry("INV-1.xml", "f", now - 3600, now - 3600),
+                         _entry("INV-1", "d", now - 1, now - 1),
+                         _entry("INV-1/a.pdf", "f", now, now)), busy=False)
+        assert not SettleTracker(5).written_before(snap)
+
+    @pytest.mark.parametrize("now", SERVER_NOWS)
+    def test_a_sidecar_moved_in_whole_is_taken_for_files_written_long_ago(
+            self, now: float) -> None:
+        """A sidecar finished elsewhere and moved in (its folder's change time is the
+        move, its files were written an hour before) may be read while it settles,
+        whatever the file server's clock says."""
+        snap = Snapshot((_entry("INV-1.xml", "f", now - 3600, now - 3600),
+                         _entry("INV-1", "d", now - 3600, now),
+                         _entry("INV-1/a.pdf", "f", now - 3600, now - 3600)), busy=False)
+        assert SettleTracker(5).written_before(snap)
+
+    def test_files_moved_in_within_a_quiet_period_of_their_writing_are_not(self) -> None:
+        """Written a second before the move, with settle_seconds = 5: not yet long ago."""
+        now = 1_700_000_000.0
+        snap = Snapshot((_entry("INV-1.xml", "f", now - 1, now),), busy=False)
+        assert not SettleTracker(5).written_before(snap)
+        assert SettleTracker(0.5).written_before(snap)

@@ -1,0 +1,475 @@
+"""The snapshot settling compares (docs/folder-convention.md, section 4): what of a
+bundle it holds, that it changes when the bundle does, never through a link, and what a
+folder it cannot look at or list makes of it."""
+
+from __future__ import annotations
+
+import errno
+import os
+import unicodedata
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from daemon.configuration.config import OutboxConfig
+from daemon.watching import scan as scan_mod
+from daemon.watching import snapshot as snapshot_mod
+from daemon.watching.scan import Candidate, list_outbox
+from daemon.watching.snapshot import snapshot
+from tests.helpers import refuse_listing, refuse_stat, wait_for
+
+
+def cfg_for(outbox: Path, **kw: object) -> OutboxConfig:
+    return OutboxConfig(path=outbox, **kw)
+
+
+def touch(path: Path, data: bytes = b"x") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+class _NoChangeTime:
+    """A stat as a share without change times of its own shows it: ctime = mtime."""
+
+    def __init__(self, st: os.stat_result) -> None:
+        self._st = st
+        self.st_ctime_ns = st.st_mtime_ns
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._st, name)
+
+
+def no_change_times(monkeypatch: pytest.MonkeyPatch) -> None:
+    """scan and snapshot see every lstat (os.lstat, DirEntry.stat) as such a share shows it."""
+    real_scandir, real_lstat = os.scandir, os.lstat
+
+    class Entry:
+        def __init__(self, entry: os.DirEntry[str]) -> None:
+            self._entry, self.name, self.path = entry, entry.name, entry.path
+
+        def stat(self, *, follow_symlinks: bool = True) -> Any:
+            return _NoChangeTime(self._entry.stat(follow_symlinks=follow_symlinks))
+
+    class Listing:
+        def __init__(self, path: Any = ".") -> None:
+            self._it = real_scandir(path)
+
+        def __enter__(self) -> Iterator[Entry]:
+            return (Entry(e) for e in self._it)
+
+        def __exit__(self, *exc: object) -> None:
+            self._it.close()
+
+    shown = SimpleNamespace(**{n: getattr(os, n) for n in dir(os) if not n.startswith("__")})
+    shown.scandir = Listing
+    shown.lstat = lambda path, **kw: _NoChangeTime(real_lstat(path, **kw))
+    for module in (scan_mod, snapshot_mod):  # the listing's lstats and the snapshot's
+        monkeypatch.setattr(module, "os", shown)
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Path:
+    o = tmp_path / "outbox"
+    o.mkdir()
+    return o
+
+
+class TestSnapshot:
+    def _cand(self, outbox: Path, cfg: OutboxConfig, name: str = "INV-1.xml") -> Candidate:
+        return list_outbox(cfg).candidates[name]
+
+    def test_gone_invoice_gives_none(self, outbox: Path) -> None:
+        """A snapshot of an invoice file that vanished is None."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-1.xml")
+        cand = self._cand(outbox, cfg)
+        (outbox / "INV-1.xml").unlink()
+        assert snapshot(cand, cfg) is None
+
+    def test_same_folder_same_snapshot(self, outbox: Path) -> None:
+        """Nothing changed: two snapshots are equal (so settling can compare them)."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-1.xml")
+        touch(outbox / "INV-1" / "a.pdf")
+        cand = self._cand(outbox, cfg)
+        first = snapshot(cand, cfg)
+        assert first is not None and not first.busy
+        assert [e[0] for e in first.entries] == ["INV-1.xml", "INV-1", "INV-1/a.pdf"]
+        assert snapshot(cand, cfg) == first
+
+    def test_no_sidecar(self, outbox: Path) -> None:
+        """Without a sidecar folder the snapshot holds only the invoice file."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-1.xml")
+        snap = snapshot(self._cand(outbox, cfg), cfg)
+        assert snap is not None
+        assert [e[0] for e in snap.entries] == ["INV-1.xml"]
+
+    def test_a_folder_spelled_like_the_sidecar_in_another_unicode_form_is_part_of_it(
+            self, outbox: Path) -> None:
+        """A look-alike of the missing sidecar (composed vs decomposed accents) is an
+        error of the bundle (match.py): its coming and going must change the snapshot,
+        or a bundle decided before the clerk made it would never be read again. Its
+        files are not walked; it is there beside a sidecar spelled right too."""
+        cfg = cfg_for(outbox)
+        nfc, nfd = (unicodedata.normalize(f, "Räkning-1") for f in ("NFC", "NFD"))
+        touch(outbox / f"{nfc}.xml")
+        cand = list_outbox(cfg).candidates[f"{nfc}.xml"]
+        before = snapshot(cand, cfg)
+        touch(outbox / nfd / "a.pdf")
+        after = snapshot(cand, cfg)
+        assert after is not None and [e[0] for e in after.entries] == [f"{nfc}.xml", nfd]
+        assert after != before
+        assert snapshot(cand, cfg, list_outbox(cfg).stats) == after  # the rescan's way too
+        touch(outbox / nfc / "b.pdf")  # the right sidecar too: both are part of it
+        snap = snapshot(cand, cfg)
+        assert snap is not None
+        assert [e[0] for e in snap.entries] == [f"{nfc}.xml", nfc, f"{nfc}/b.pdf", nfd]
+
+    def test_sidecar_file_size_change(self, outbox: Path) -> None:
+        """A sidecar file that grows changes the snapshot (even with the same mtime)."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-1.xml")
+        f = touch(outbox / "INV-1" / "a.pdf", b"1234")
+        st = f.stat()
+        cand = self._cand(outbox, cfg)
+        before = snapshot(cand, cfg)
+        f.write_bytes(b"123456")
+        os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+        assert snapshot(cand, cfg) != before
+
+    def test_sidecar_file_mtime_change(self, outbox: Path) -> None:
+        """A sidecar file rewritten with the same size but a new mtime changes the snapshot."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-1.xml")
+        f = touch(outbox / "INV-1" / "a.pdf", b"1234")
+        cand = self._cand(outbox, cfg)
+        before = snapshot(cand, cfg)
+        st = f.stat()
+        os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+        assert snapshot(cand, cfg) != before
+
+    @pytest.mark.parametrize("where", ["INV-1.xml", "INV-1/a.pdf"])
+    def test_a_file_replaced_with_its_size_and_mtime_kept_changes_the_snapshot(
+            self, outbox: Path, where: str) -> None:
+        """An invoice file or attachment replaced by other bytes of the same size with its
+        modification time kept (a sync tool copying the source's time, renamed over it)
+        changes the snapshot by its change time: else a bundle held or waiting on what was
+        read before would never be read again."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-1.xml", b"<a>1</a>")
+        f = touch(outbox / "INV-1" / "a.pdf", b"1234")
+        f = outbox / where
+        cand = self._cand(outbox, cfg)
+        before = snapshot(cand, cfg)
+        st = os.lstat(f)
+
+        def replaced() -> bool:
+            tmp = touch(f.with_name(".sync"), bytes(reversed(f.read_bytes())))
+            os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
+            tmp.rename(f)
+            # Until the kernel's clock for change times has moved on since the first write.
+            return os.lstat(f).st_ctime_ns != st.st_ctime_ns
+        wait_for(replaced, timeout=5, interval=0.001, what="a change time of its own")
+        after_st = os.lstat(f)
+        assert (after_st.st_size, after_st.st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+        assert snapshot(cand, cfg) != before
+        assert snapshot(cand, cfg, list_outbox(cfg).stats) != before  # the rescan's way too
+
+    @pytest.mark.parametrize("where", ["INV-1.xml", "INV-1"])
+    def test_a_file_or_folder_replaced_on_a_share_without_change_times_changes_the_snapshot(
+            self, outbox: Path, monkeypatch: pytest.MonkeyPatch, where: str) -> None:
+        """On a share that keeps no change time of its own (a CIFS server that reports the
+        modification time as the change time), the invoice file or the sidecar replaced
+        by another of the same size and times changes the snapshot by its inode: else the
+        bundle went on as read before (a held one was never read again; one read while
+        settling failed its claim's check and was never sent). An attachment replaced
+        shows in its folder's modification time."""
+        no_change_times(monkeypatch)
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-1.xml", b"<a>1</a>")
+        touch(outbox / "INV-1" / "a.pdf", b"1234")
+        old = outbox / where
+        cand = self._cand(outbox, cfg)
+        before = snapshot(cand, cfg)
+        new = outbox.parent / "new"
+        if old.is_dir():
+            touch(new / "a.pdf", b"4321")
+            os.utime(new / "a.pdf", ns=(0, os.lstat(old / "a.pdf").st_mtime_ns))
+        else:
+            touch(new, bytes(reversed(old.read_bytes())))
+        st = os.lstat(old)
+        os.utime(new, ns=(st.st_atime_ns, st.st_mtime_ns))
+        old.rename(outbox.parent / "away")
+        new.rename(old)
+        assert snapshot(cand, cfg) != before
+        assert snapshot(cand, cfg, list_outbox(cfg).stats) != before  # the rescan's way too
+
+    def test_a_sidecar_renamed_away_and_back_changes_the_snapshot(self, outbox: Path) -> None:
+        """A sidecar renamed to another name and back (a clerk's slip undone, between two
+        polls) keeps its entries as they were; the folder's change time shows it, so a read
+        taken meanwhile, which found no sidecar, is not taken for this version."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-1.xml")
+        touch(outbox / "INV-1" / "a.pdf")
+        cand = self._cand(outbox, cfg)
+        before = snapshot(cand, cfg)
+        side = outbox / "INV-1"
+        ctime = os.lstat(side).st_ctime_ns
+
+        def away_and_back() -> bool:
+            side.rename(outbox / "elsewhere")
+            (outbox / "elsewhere").rename(side)
+            return os.lstat(side).st_ctime_ns != ctime
+        wait_for(away_and_back, timeout=5, interval=0.001, what="a change time of its own")
+        after = snapshot(cand, cfg)
+        assert after is not None and before is not None
+        assert [e[0] for e in after.entries] == [e[0] for e in before.entries]
+        assert after != before
+
+    def test_sidecar_file_rename(self, outbox: Path) -> None:
+        """A sidecar file renamed (same size, same mtime) changes the snapshot."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-1.xml")
+        f = touch(outbox / "INV-1" / "a.pdf", b"1234")
+        cand = self._cand(outbox, cfg)
+        before = snapshot(cand, cfg)
+        f.rename(f.with_name("b.pdf"))
+        after = snapshot(cand, cfg)
+        assert after != before
+        assert any(e[0] == "INV-1/b.pdf" for e in after.entries)
+
+    def test_nested_invoice_subfolder_changes_count(self, outbox: Path) -> None:
+        """A file added in SIDECAR/INVOICE_ID/ (multi-invoice layout) changes the snapshot."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "batch.xml")
+        touch(outbox / "batch" / "INV-1" / "a.pdf")
+        cand = self._cand(outbox, cfg, "batch.xml")
+        before = snapshot(cand, cfg)
+        touch(outbox / "batch" / "INV-2" / "b.pdf")
+        assert snapshot(cand, cfg) != before
+
+    def test_snapshot_goes_one_level_deeper_than_the_watchers(self, outbox: Path) -> None:
+        """Entries down to SNAPSHOT_DEPTH (the root's entries are depth 1: a/b/c/d/e is
+        depth 5), one level deeper than the watchers report, are in the snapshot: a
+        copy still writing at that depth (an in-progress name) keeps the bundle busy
+        instead of its being quarantined (nested too deep) while the copy writes."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "batch.xml")
+        touch(outbox / "batch" / "INV-1" / "x" / "y" / "z.pdf.part")
+        touch(outbox / "batch" / "INV-1" / "x" / "y" / "w" / "deeper.pdf")
+        snap = snapshot(self._cand(outbox, cfg, "batch.xml"), cfg)
+        assert snapshot_mod.SNAPSHOT_DEPTH == snapshot_mod.WATCHED_DEPTH + 1 == 5
+        assert [e[0] for e in snap.entries] == [
+            "batch.xml", "batch", "batch/INV-1", "batch/INV-1/x", "batch/INV-1/x/y",
+            "batch/INV-1/x/y/w", "batch/INV-1/x/y/z.pdf.part"]
+        assert snap.busy
+
+    def test_invoice_change(self, outbox: Path) -> None:
+        """The invoice file itself rewritten with other content changes the snapshot."""
+        cfg = cfg_for(outbox)
+        inv = touch(outbox / "INV-1.xml", b"<a/>")
+        cand = self._cand(outbox, cfg)
+        before = snapshot(cand, cfg)
+        inv.write_bytes(b"<a>longer</a>")
+        assert snapshot(cand, cfg) != before
+
+    def test_in_progress_name_makes_it_busy(self, outbox: Path) -> None:
+        """An in-progress name in the sidecar (x.pdf.part) marks the snapshot busy."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-1.xml")
+        touch(outbox / "INV-1" / "x.pdf.part")
+        assert snapshot(self._cand(outbox, cfg), cfg).busy
+
+    def test_in_progress_name_deep_makes_it_busy(self, outbox: Path) -> None:
+        """An in-progress name inside an invoice-id subfolder also marks it busy."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "batch.xml")
+        touch(outbox / "batch" / "INV-1" / "~$contract.docx")
+        assert snapshot(self._cand(outbox, cfg, "batch.xml"), cfg).busy
+
+    def test_litter_is_not_busy(self, outbox: Path) -> None:
+        """Desktop litter (Thumbs.db, .DS_Store) in the sidecar does not make it busy."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-1.xml")
+        touch(outbox / "INV-1" / "Thumbs.db")
+        touch(outbox / "INV-1" / ".DS_Store")
+        assert not snapshot(self._cand(outbox, cfg), cfg).busy
+
+    def test_busy_clears_when_copy_finishes(self, outbox: Path) -> None:
+        """Renaming x.pdf.part to x.pdf ends busy and changes the snapshot."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-1.xml")
+        part = touch(outbox / "INV-1" / "x.pdf.part")
+        cand = self._cand(outbox, cfg)
+        before = snapshot(cand, cfg)
+        part.rename(part.with_name("x.pdf"))
+        after = snapshot(cand, cfg)
+        assert before.busy and not after.busy and after != before
+
+    def test_marker_is_part_of_snapshot_in_marker_mode(self, outbox: Path) -> None:
+        """With completion = "marker" the marker's appearance changes the snapshot."""
+        cfg = cfg_for(outbox, completion="marker")
+        touch(outbox / "INV-1.xml")
+        cand = self._cand(outbox, cfg)
+        before = snapshot(cand, cfg)
+        touch(outbox / "INV-1.ready", b"")
+        after = snapshot(cand, cfg)
+        assert after != before
+        assert any(e[0] == "INV-1.ready" for e in after.entries)
+
+    def test_symlinked_sidecar_is_not_followed(self, outbox: Path, tmp_path: Path) -> None:
+        """A sidecar that is a symbolic link is not walked (nothing outside the outbox is read)."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-1.xml")
+        touch(tmp_path / "secret" / "a.pdf")
+        (outbox / "INV-1").symlink_to(tmp_path / "secret")
+        snap = snapshot(self._cand(outbox, cfg), cfg)
+        assert [e[0] for e in snap.entries] == ["INV-1.xml"]
+
+    def test_symlink_inside_sidecar_listed_not_followed(self, outbox: Path,
+                                                        tmp_path: Path) -> None:
+        """A link inside the sidecar is an entry of kind 'x' with size 0 (lstat only)."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-1.xml")
+        touch(tmp_path / "big.pdf", b"y" * 1000)
+        (outbox / "INV-1").mkdir()
+        (outbox / "INV-1" / "link.pdf").symlink_to(tmp_path / "big.pdf")
+        snap = snapshot(self._cand(outbox, cfg), cfg)
+        assert ("INV-1/link.pdf", "x", 0) == snap.entries[2][:3]
+
+    @pytest.mark.parametrize("swapped", ["the sidecar", "a folder above the one listed"])
+    def test_a_folder_swapped_for_a_link_after_its_lstat_is_never_walked(
+            self, outbox: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+            swapped: str) -> None:
+        """A share user swaps the sidecar for a link to a folder outside the outbox after
+        the rescan's listing took its lstat, or swaps it once the walk has lstat'ed its
+        subfolder INV-1/ID: the snapshot lists nothing out there (each folder is opened
+        relative to the one above it, held open, never through a link)."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-1.xml")
+        touch(outbox / "INV-1" / "ID" / "a.pdf")
+        outside = tmp_path / "outside"
+        touch(outside / "secret.pdf")
+        touch(outside / "ID" / "secret.pdf")
+        cand = self._cand(outbox, cfg)
+        side = outbox / "INV-1"
+
+        def swap() -> None:
+            if not side.is_symlink():
+                side.rename(tmp_path / "moved")
+                side.symlink_to(outside, target_is_directory=True)
+        listed: list[str] = []
+        real_scandir = os.scandir
+
+        class Looking:
+            """os.scandir, noting where each listing really is, and swapping the sidecar
+            once the walk has lstat'ed INV-1/ID."""
+
+            def __init__(self, path: int | str) -> None:
+                listed.append(os.readlink(f"/proc/self/fd/{path}") if isinstance(path, int)
+                              else os.path.realpath(path))
+                self._entries = list(real_scandir(path))
+
+            def __enter__(self) -> list[object]:
+                return [_SwapsAfterLstat(e, swap) if e.name == "ID" else e
+                        for e in self._entries]
+
+            def __exit__(self, *a: object) -> None:
+                return None
+
+        stats = list_outbox(cfg).stats
+        if swapped == "the sidecar":
+            swap()
+        monkeypatch.setattr(snapshot_mod.os, "scandir", Looking)
+        snap = snapshot(cand, cfg, stats)
+        assert side.is_symlink()
+        assert snap is not None
+        assert not [p for p in listed if p.startswith(str(outside))]
+        assert not [e for e in snap.entries if "secret" in e[0]]
+
+    def test_file_vanishing_mid_walk_does_not_crash_and_is_busy(
+            self, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A sidecar file deleted between listing and stat (a copy renaming its temp file)
+        neither raises nor yields a snapshot that could settle."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-1.xml")
+        victim = touch(outbox / "INV-1" / "a.pdf")
+        cand = self._cand(outbox, cfg)
+        real_scandir = os.scandir
+
+        class Racing:
+            def __init__(self, path: object) -> None:
+                self.entries = list(real_scandir(path))
+                if victim.exists():
+                    victim.unlink()  # gone after listing, before stat
+
+            def __enter__(self) -> list[os.DirEntry[str]]:
+                return self.entries
+
+            def __exit__(self, *a: object) -> None:
+                return None
+
+        monkeypatch.setattr(snapshot_mod.os, "scandir", Racing)
+        snap = snapshot(cand, cfg)
+        assert snap is not None and snap.busy
+
+
+    def test_a_sidecar_entry_that_cannot_be_looked_at_is_in_the_snapshot_not_an_error(
+            self, outbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A file in a sidecar folder that may be listed but not searched (its lstat
+        refused): the snapshot has it as unreadable, able to settle (the read then says
+        why the bundle cannot be read), instead of raising out of the loop's look or
+        rescan (before: the rescan's PermissionError ended the daemon)."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-1.xml")
+        touch(outbox / "INV-1" / "a.pdf")
+        touch(outbox / "INV-1" / "locked.pdf")
+        refuse_stat(monkeypatch, {"locked.pdf"})
+        snap = snapshot(self._cand(outbox, cfg), cfg)
+        assert snap is not None and not snap.busy
+        assert [e[:3] for e in snap.entries[2:]] == [("INV-1/a.pdf", "f", 1),
+                                                   ("INV-1/locked.pdf", "unreadable", 0)]
+
+
+    @pytest.mark.parametrize("folder", ["INV-1", "ID-2"], ids=["sidecar", "invoice-subfolder"])
+    @pytest.mark.parametrize("error", [errno.EACCES, errno.EIO, errno.ESTALE],
+                             ids=["EACCES", "EIO", "ESTALE"])
+    def test_a_folder_of_the_sidecar_that_cannot_be_listed_is_said_not_taken_for_empty(
+            self, outbox: Path, monkeypatch: pytest.MonkeyPatch, folder: str,
+            error: int) -> None:
+        """The sidecar (or a folder in it) is there but its listing fails, as a share's
+        trouble or a folder outboxd may not open makes it: the snapshot names that folder
+        and the error (Snapshot.unlisted), and differs from the snapshot of the same
+        bundle listed (before: it had no entries, the same as an empty folder, and a
+        bundle could settle and be judged on it)."""
+        cfg = cfg_for(outbox)
+        touch(outbox / "INV-1.xml")
+        touch(outbox / "INV-1" / "ID-2" / "a.pdf")
+        cand = self._cand(outbox, cfg)
+        listed = snapshot(cand, cfg)
+        assert listed is not None and listed.unlisted == ()
+        rel = "INV-1" if folder == "INV-1" else "INV-1/ID-2"
+        with monkeypatch.context() as m:
+            refuse_listing(m, {folder}, error, module=snapshot_mod)
+            snap = snapshot(cand, cfg)
+        assert snap is not None and snap.unlisted == ((rel, os.strerror(error)),)
+        assert snap != listed and (rel, "d") in [e[:2] for e in snap.entries]
+
+class _SwapsAfterLstat:
+    """A directory entry whose lstat is taken, then `swap` runs (a share user's swap loop
+    hitting the window between a folder's lstat and its listing)."""
+
+    def __init__(self, entry: os.DirEntry[str], swap: Callable[[], None]) -> None:
+        self._entry, self._swap, self.name, self.path = entry, swap, entry.name, entry.path
+
+    def stat(self, *, follow_symlinks: bool = True) -> os.stat_result:
+        st = self._entry.stat(follow_symlinks=follow_symlinks)
+        self._swap()
+        return st
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._entry, name)

@@ -1,0 +1,178 @@
+"""Folders of the outbox root nothing is sent from (daemon/watching/strays.py): invoice files
+inside a folder, and attachments that came after their invoice file left; and which it
+must not list (a sidecar that waits for its invoice file, a link)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from helpers import write
+
+from daemon.configuration.config_sections import OutboxConfig, ShareConfig
+from daemon.watching import strays
+from daemon.watching.strays import StrayFolders
+
+SENT = ("L1.xml", "sent", "2026-05-01T10:31:00.000Z", "/srv/sent/2026-05-01/L1--0123")
+SHARE = ShareConfig()
+QUARANTINED = ("Q1.xml", "quarantined", "2026-05-01T11:02:00.000Z",
+               "/srv/quarantine/2026-05-01/Q1--4567")
+
+
+def folder(outbox: Path, name: str) -> None:
+    (outbox / name).mkdir()
+    (outbox / name / "timesheet.pdf").write_bytes(b"%PDF-1.4")
+
+
+def test_a_folder_named_for_an_invoice_file_that_left_says_what_happened_and_what_to_do(
+        tmp_path: Path) -> None:
+    """A late folder for a sent invoice file: nothing in it is sent, send the files
+    another way (putting the invoice back would send it twice). For a quarantined one:
+    move the invoice file back from its quarantine folder (named, not the server's path)."""
+    folder(tmp_path, "L1")
+    folder(tmp_path, "Q1")
+    found = StrayFolders().find(OutboxConfig(path=tmp_path), SHARE, [],
+                                lambda: [SENT, QUARANTINED])
+    why = {x.name: x.why for x in found}
+    assert why["L1"].startswith("named as the attachments of L1.xml, which was sent at "
+                                "2026-05-01 10:31 UTC before this folder came; nothing in "
+                                "L1 is sent — send these files to the customer another way")
+    assert "would send the invoice a second time" in why["L1"]
+    assert "quarantined at 2026-05-01 11:02 UTC (folder Q1--4567)" in why["Q1"]
+    assert "move it from its quarantine folder back into the outbox" in why["Q1"]
+    assert "/srv" not in why["Q1"]
+
+
+def test_a_sidecar_waiting_for_its_invoice_file_or_beside_it_is_not_listed(
+        tmp_path: Path) -> None:
+    """A folder no invoice file of its name left lately is a sidecar written before its
+    invoice file (an ERP's order): not listed. Nor is the sidecar of an invoice file in
+    the outbox, even when one of that name was sent before (a name used again)."""
+    folder(tmp_path, "NEW-1")
+    folder(tmp_path, "L1")
+    found = StrayFolders().find(OutboxConfig(path=tmp_path), SHARE, ["L1.xml"], lambda: [SENT])
+    assert found == []
+
+
+def test_a_folder_that_came_while_its_invoice_was_being_sent_is_listed_once_it_is_sent(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The late folder came while its invoice file was claimed and being delivered (not
+    sent yet): not listed then, and listed once the journal says sent, though the folder
+    itself did not change. Its entries are looked into once; the journal is read once a
+    call, not once a folder."""
+    folder(tmp_path, "L1")
+    folder(tmp_path, "L2")
+    rows: list[tuple[str, str, str, str | None]] = []
+    asked: list[int] = []
+
+    def finished() -> list[tuple[str, str, str, str | None]]:
+        asked.append(1)
+        return rows
+    looks: list[Path] = []
+    real = strays._look
+    monkeypatch.setattr(strays, "_look",
+                        lambda f, cfg, share: looks.append(f) or real(f, cfg, share))
+    found = StrayFolders()
+    cfg = OutboxConfig(path=tmp_path)
+    assert found.find(cfg, SHARE, [], finished) == []
+    rows.append(SENT)
+    assert [x.name for x in found.find(cfg, SHARE, [], finished)] == ["L1"]
+    assert len(asked) == 2 and len(looks) == 2
+
+
+def test_an_invoice_file_is_told_only_beside_its_sidecar_or_in_an_archived_folder(
+        tmp_path: Path) -> None:
+    """A dragged folder holding D1.xml and D1/ is listed with D1.xml; a sidecar written
+    before its invoice file, holding PDF attachments (which match the invoice patterns),
+    is not: "move each invoice file into the outbox" would make an attachment an invoice."""
+    (tmp_path / "Batch" / "D1").mkdir(parents=True)
+    (tmp_path / "Batch" / "D1.xml").write_bytes(b"<Invoice/>")
+    (tmp_path / "Batch" / "extra.pdf").write_bytes(b"%PDF-1.4")
+    folder(tmp_path, "NEW-1")
+    found = StrayFolders().find(OutboxConfig(path=tmp_path), SHARE, [])
+    assert [x.name for x in found] == ["Batch"]
+    assert found[0].why.startswith("holds the invoice file D1.xml, but outboxd reads")
+
+
+def test_a_sidecar_waiting_for_its_invoice_file_is_not_listed(tmp_path: Path) -> None:
+    """An ERP writes the sidecar first and the invoice file last (the good practice the
+    docs give); a clerk may copy a sidecar before its invoice file. Its attachments match
+    the invoice patterns (*.pdf) but are no invoice files: the page must not tell the clerk
+    to move timesheet.pdf into the outbox, where it would be sent as an invoice."""
+    write(tmp_path / "INV-1" / "timesheet.pdf", b"%PDF-1.7\n")
+    write(tmp_path / "INV-1" / "INV-1" / "contract.pdf", b"%PDF-1.7\n")
+    write(tmp_path / "inv-2" / "scan.pdf", b"%PDF-1.7\n")  # a look-alike left by a quarantine
+    assert StrayFolders().find(OutboxConfig(path=tmp_path), SHARE, []) == []
+
+
+def test_a_dragged_folder_or_an_archive_folder_moved_back_is_listed(tmp_path: Path) -> None:
+    """A folder holding an invoice file beside its own sidecar (a dragged folder), or an
+    invoice file with reason.json or receipt.json (a folder from quarantine/ or sent/ moved
+    back whole), is listed with the fix."""
+    write(tmp_path / "Batch" / "D1.xml", b"<Invoice/>")
+    write(tmp_path / "Batch" / "D1" / "timesheet.pdf", b"%PDF-1.7\n")
+    write(tmp_path / "Q1--0123456789ab" / "Q1.pdf", b"%PDF-1.7\n")
+    write(tmp_path / "Q1--0123456789ab" / "reason.json", b"{}")
+    found = StrayFolders().find(OutboxConfig(path=tmp_path), SHARE, [])
+    assert [x.name for x in found] == ["Batch", "Q1--0123456789ab"]
+    assert "holds the invoice file D1.xml" in found[0].why
+    assert "a folder from quarantine/ moved back whole" in found[1].why
+
+
+def test_a_link_in_the_root_is_not_followed(tmp_path: Path) -> None:
+    """A symbolic link to a folder elsewhere that holds invoice files is no folder of the
+    outbox: never listed, never looked into."""
+    elsewhere = tmp_path / "elsewhere"
+    write(elsewhere / "X.xml", b"<Invoice/>")
+    write(elsewhere / "reason.json", b"{}")
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    os.symlink(elsewhere, outbox / "Linked")
+    assert StrayFolders().find(OutboxConfig(path=outbox), SHARE, []) == []
+
+
+def test_outboxds_papers_in_a_folder_moved_back_are_no_invoice_files_under_a_pattern_taking_all(
+        tmp_path: Path) -> None:
+    """Under invoice_patterns = ["*"] a folder moved back whole from quarantine/ was said
+    to hold "the invoice files Q1.xml, REASON.txt, reason.json", to be moved into the
+    outbox, in the same line that says REASON.txt and reason.json may stay behind (so
+    are a release file and the errors file): only Q1.xml is an invoice file."""
+    box = tmp_path / "Q1--0123456789ab"
+    for name in ("Q1.xml", "REASON.txt", "reason.json", "Q1.send-anyway", "Q1.errors.txt"):
+        write(box / name, b"x")
+    found = StrayFolders().find(OutboxConfig(path=tmp_path, invoice_patterns=["*"]), SHARE, [])
+    assert [x.name for x in found] == ["Q1--0123456789ab"]
+    assert found[0].why.startswith("holds the invoice file Q1.xml, but outboxd reads")
+
+
+def test_the_shares_own_names_in_a_folder_moved_back_are_no_invoice_files_under_custom_names(
+        tmp_path: Path) -> None:
+    """With `[share] release_suffix = ".go"` and `status_page = "Status.html"` and
+    invoice_patterns = ["*"], a release file (Q1.go) and a copy of the page in a folder
+    moved back whole were listed as invoice files to move into the outbox: the folder is
+    looked at with the share's names, not the defaults."""
+    box = tmp_path / "Q1--0123456789ab"
+    for name in ("Q1.xml", "reason.json", "Q1.go", "Status.html"):
+        write(box / name, b"x")
+    share = ShareConfig(release_suffix=".go", status_page="Status.html")
+    found = StrayFolders().find(OutboxConfig(path=tmp_path, invoice_patterns=["*"]), share, [])
+    assert [x.name for x in found] == ["Q1--0123456789ab"]
+    assert found[0].why.startswith("holds the invoice file Q1.xml, but outboxd reads")
+    assert "Q1.go" not in found[0].why and "Status.html" not in found[0].why
+
+
+def test_a_reload_that_renames_the_release_files_looks_into_an_unchanged_folder_again(
+        tmp_path: Path) -> None:
+    """What a folder holds is remembered until the folder changes; a reload that changes
+    the release suffix changes what is an invoice file in it, so the page must not keep
+    the verdict made under the old names."""
+    box = tmp_path / "Q1--0123456789ab"
+    for name in ("Q1.xml", "reason.json", "Q1.go"):
+        write(box / name, b"x")
+    cfg = OutboxConfig(path=tmp_path, invoice_patterns=["*"])
+    found = StrayFolders()
+    before = found.find(cfg, SHARE, [])
+    assert before[0].why.startswith("holds the invoice files Q1.go, Q1.xml, but")
+    after = found.find(cfg, ShareConfig(release_suffix=".go"), [])
+    assert after[0].why.startswith("holds the invoice file Q1.xml, but outboxd reads")
