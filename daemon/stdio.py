@@ -124,7 +124,7 @@ def take_native_output() -> None:
         faulthandler.enable(file=out)
     sys.excepthook = _excepthook
     thread.start()
-    from daemon.loop.osthreads import show_name
+    from daemon.osthreads import show_name
     show_name(thread)  # "stdio" in top -H, beside the daemon's other threads
     atexit.register(_release)
 

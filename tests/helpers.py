@@ -252,7 +252,7 @@ def manifest_schema_problems(manifest: dict) -> list[str]:
             for e in validator.iter_errors(manifest)]
 
 
-# Thread names as the OS shows them (daemon/loop/osthreads.py) are read through Linux's /proc.
+# Thread names as the OS shows them (daemon/osthreads.py) are read through Linux's /proc.
 needs_proc = pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="Linux /proc")
 
 

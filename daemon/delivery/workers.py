@@ -25,7 +25,7 @@ from typing import Any
 
 from daemon import logs
 from daemon.errors import JournalError, OutboxdError
-from daemon.loop.osthreads import show_name
+from daemon.osthreads import show_name
 
 # A journal that cannot be written backs off by itself: look again soon.
 JOURNAL_RETRY = 1.0

@@ -34,7 +34,7 @@ from typing import Any
 from daemon import logs
 from daemon.configuration.config import LogConfig
 from daemon.errors import ConfigError
-from daemon.loop.osthreads import show_name
+from daemon.osthreads import show_name
 from daemon.reading import reader_process, reader_wire
 from daemon.reading.reader_child import (
     Call,

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from daemon.fs.fsops import FOLDER, FOLDER_NOFOLLOW
 from daemon.fs.workfolder import folder_identity
-from daemon.loop.osthreads import show_name
+from daemon.osthreads import show_name
 from daemon.watching.snapshot import WATCHED_DEPTH
 
 # The hint for "the outbox itself cannot be listed" (the inotify watcher's too): no entry

@@ -41,7 +41,7 @@ from watchdog.observers.inotify_c import (
 )
 
 from daemon.fs.workfolder import folder_identity
-from daemon.loop.osthreads import show_name
+from daemon.osthreads import show_name
 from daemon.watching.mounts import on_network_share
 from daemon.watching.poll import ROOT_LOST, Poller
 from daemon.watching.snapshot import WATCHED_DEPTH

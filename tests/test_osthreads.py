@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from daemon.loop.osthreads import show_name
+from daemon.osthreads import show_name
 from tests.helpers import needs_proc, os_thread_name
 
 pytestmark = needs_proc
