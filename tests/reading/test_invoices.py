@@ -142,8 +142,8 @@ class TestLimits:
         """The default pdf_id_pattern after 'Invoice number' and 100,000 blanks: no id, and
         the search ends (the old pattern's two optional runs of blanks side by side took
         minutes; a child process with a 20 s deadline stands in for a stopwatch)."""
-        code = ("import re, sys; from daemon.configuration.config import DEFAULT_PDF_ID_PATTERN as "
-                "P; "
+        code = ("import re, sys; "
+                "from daemon.configuration.config import DEFAULT_PDF_ID_PATTERN as P; "
                 "t = 'Invoice number' + ' ' * 100_000 + '-'; "
                 "sys.exit(0 if re.search(P, t) is None else 3)")
         done = subprocess.run([sys.executable, "-c", code], timeout=20, check=False)

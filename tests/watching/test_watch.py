@@ -462,8 +462,8 @@ def test_watching_a_folder_again_logs_no_library_warning(tmp_path: Path) -> None
     import)."""
     import subprocess
     (tmp_path / "batch-1" / "INV-2").mkdir(parents=True)
-    code = ("import sys\nfrom pathlib import Path\nfrom daemon.watching.watch import "
-            "_OutboxInotify\n"
+    code = ("import sys\nfrom pathlib import Path\n"
+            "from daemon.watching.watch import _OutboxInotify\n"
             "w = _OutboxInotify(Path(sys.argv[1]), lambda hint: None)\n"
             "w._add('batch-1/INV-2')\nw._add_tree('batch-1')\nw.stop()\nprint('done')\n")
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
