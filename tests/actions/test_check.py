@@ -213,10 +213,23 @@ def test_rules_flag_prints_the_pinned_rule_versions(capsys) -> None:
     assert "artefacts sha256: " in out and "EN 16931" in out
 
 
-def test_empty_outbox_is_valid_and_says_so(cfg: Env, capsys) -> None:
+def test_empty_outbox_is_valid_and_says_so_in_one_line(cfg: Env, capsys) -> None:
+    """Nothing above the summary, so no blank line sets it apart: the whole output is
+    the one line."""
     code, out = check(cfg, capsys)
     assert code == 0
-    assert out.strip() == "0 bundle(s) checked, 0 invalid (no invoice files found)"
+    assert out == "0 bundle(s) checked, 0 invalid (no invoice files found)\n"
+
+
+def test_the_summary_is_set_apart_from_the_bundles_by_one_blank_line(cfg: Env,
+                                                                     capsys) -> None:
+    drop_bundle(cfg.outbox, "INV-1", {"t.pdf": pdf_bytes()})
+    code, out = check(cfg, capsys)
+    assert code == 0
+    *above, blank, summary = out.splitlines()
+    assert (above[0], blank, summary) == ("INV-1.xml  (ubl, channel e-invoice)", "",
+                                          "1 bundle(s) checked, 0 invalid")
+    assert "" not in above
 
 
 class _Tty(io.StringIO):
